@@ -1,0 +1,99 @@
+"""argparse options built from config dataclasses, so the CLI and the API share one list of options.
+
+Each dataclass field becomes ``--field-name`` (or ``metadata["flag"]``), with ``metadata["help"]`` as
+its help. Nested dataclass fields are flattened. Defaults are *not* put into the namespace: only the
+options the user typed appear there, and :func:`config_from_args` applies them onto a base config, so a
+resumed run can tell an explicit ``--epochs`` from the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+__all__ = ["add_config_arguments", "config_flags", "config_from_args"]
+
+C = TypeVar("C")
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = (), prefix: str = ""
+) -> None:
+    """Add one option per field of dataclass ``cls`` (recursively) to ``parser``."""
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    for field in dataclasses.fields(cls):
+        dest = prefix + field.name
+        if field.name in skip or dest in skip:
+            continue
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            add_config_arguments(parser, hint, skip=skip, prefix=dest + ".")
+            continue
+        default = getattr(defaults, field.name)
+        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS}
+        help_text = field.metadata.get("help", "")
+        base = _base_type(hint)
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(base) in (tuple, list):
+            (kwargs["type"],) = {a for a in typing.get_args(base) if a is not Ellipsis}
+            kwargs["nargs"] = "*"
+        else:
+            kwargs["type"] = base
+        if "choices" in field.metadata:
+            kwargs["choices"] = field.metadata["choices"]
+        if default not in (None, (), "") and base is not bool:
+            help_text += f" (default: {default})"
+        elif base is bool:
+            help_text += f" (default: {'on' if default else 'off'})"
+        kwargs["help"] = help_text
+        if field.metadata.get("positional"):
+            del kwargs["dest"]
+            parser.add_argument(dest, metavar=field.metadata.get("metavar", field.name.upper()), **kwargs)
+            continue
+        flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+        if base is not bool:
+            kwargs["metavar"] = field.metadata.get("metavar", field.name.upper())
+        parser.add_argument(flag, **kwargs)
+
+
+def config_flags(cls: type, prefix: str = "") -> dict[str, str]:
+    """``{dotted field path: command-line flag}`` for every field of dataclass ``cls``, e.g.
+    ``{"model.lstm_units": "--lstm-units", "corpus.paths": "CORPUS", ...}``."""
+    hints = typing.get_type_hints(cls)
+    flags: dict[str, str] = {}
+    for field in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[field.name]):
+            flags |= config_flags(hints[field.name], prefix + field.name + ".")
+        elif field.metadata.get("positional"):
+            flags[prefix + field.name] = field.metadata.get("metavar", field.name.upper())
+        else:
+            flags[prefix + field.name] = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+    return flags
+
+
+def config_from_args(base: C, options: dict[str, Any], prefix: str = "") -> C:
+    """``base`` with every typed option of ``options`` applied; dataclass validation runs again."""
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(base):
+        key = prefix + field.name
+        value = getattr(base, field.name)
+        if dataclasses.is_dataclass(value):
+            changes[field.name] = config_from_args(value, options, key + ".")
+        elif key in options:
+            new = options[key]
+            changes[field.name] = tuple(new) if isinstance(new, list) else new
+    return dataclasses.replace(base, **changes)
+
+
+def _base_type(hint: Any) -> Any:
+    """``int`` for ``int | None``; the hint itself otherwise."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint

@@ -1,0 +1,35 @@
+"""Export settings, shared by :func:`nextword.export.export` and ``nextword export``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ExportConfig"]
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What to export and how strictly to check it."""
+
+    run_dir: str = field(
+        default="",
+        metadata={"help": "run folder written by `nextword train`", "positional": True, "metavar": "RUN_DIR"},
+    )
+    out: str = field(default="", metadata={"help": "the .onnx file to write", "metavar": "MODEL.onnx"})
+    opset: int = field(default=17, metadata={"help": "ONNX opset of the graph"})
+    tolerance: float = field(
+        default=1e-4, metadata={"help": "largest absolute difference allowed between Keras and ONNX logits"}
+    )
+    greedy_words: int = field(
+        default=50,
+        metadata={"help": "length of the greedy generations that must match between Keras and ONNX"},
+    )
+    parity_seed: int = field(default=0, metadata={"help": "seed of the random parity prompts"})
+
+    def __post_init__(self) -> None:
+        if not 13 <= self.opset <= 21:
+            raise ValueError(f"opset must be between 13 and 21, got {self.opset}")
+        if not 0 < self.tolerance < 1:
+            raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance}")
+        if self.greedy_words < 1:
+            raise ValueError(f"greedy_words must be >= 1, got {self.greedy_words}")

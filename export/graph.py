@@ -1,0 +1,75 @@
+"""Keras step model -> ONNX graph with tf2onnx, and checks of the graph's structure."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import keras
+import onnx
+import tensorflow as tf
+import tf2onnx
+
+from nextword.runtime.model_file import INPUT_IDS, LOGITS, state_input_names, state_output_names
+from nextword.train.config import ModelConfig
+from nextword.train.model import build_step_model, copy_weights
+
+__all__ = ["ExportError", "check_graph", "convert"]
+
+logger = logging.getLogger(__name__)
+
+# Ops that mean the LSTM was not fused into ONNX LSTM nodes (a per-step loop, or cuDNN kernels).
+FORBIDDEN_OPS = frozenset({"Loop", "Scan", "If"})
+
+
+class ExportError(RuntimeError):
+    """The model could not be turned into a valid nextword ONNX graph."""
+
+
+def convert(trained: keras.Model, config: ModelConfig, vocab_size: int, opset: int) -> onnx.ModelProto:
+    """Convert the trained weights into a stateful ONNX step graph.
+
+    Inputs: ``input_ids`` int64 (batch, time), ``h_i``/``c_i`` float32 (batch, units) per layer.
+    Outputs: ``logits`` float32 (batch, time, vocab), ``h_i_out``/``c_i_out`` per layer.
+    """
+    step = build_step_model(config, vocab_size)
+    copy_weights(trained, step)
+    state_names = state_input_names(config.num_layers)
+    signature = [tf.TensorSpec([None, None], tf.int64, name=INPUT_IDS)] + [
+        tf.TensorSpec([None, config.lstm_units], tf.float32, name=name) for name in state_names
+    ]
+
+    @tf.function(input_signature=signature)
+    def step_fn(input_ids, *state):
+        logits, *new_state = step([input_ids, *state], training=False)  # (B, T, V), [(B, U)] * 2L
+        return {LOGITS: logits, **dict(zip(state_output_names(config.num_layers), new_state, strict=True))}
+
+    proto, _ = tf2onnx.convert.from_function(step_fn, input_signature=signature, opset=opset)
+    _name_dynamic_dims(proto)
+    proto.producer_name = "nextword"
+    return proto
+
+
+def _name_dynamic_dims(proto: onnx.ModelProto) -> None:
+    """Give the graph's free dimensions readable names: batch and time instead of unk__123."""
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        names = ["batch", "time"] if value.name in (INPUT_IDS, LOGITS) else ["batch"]
+        for dim, name in zip(dims, names, strict=False):
+            if not dim.HasField("dim_value"):
+                dim.dim_param = name
+
+
+def check_graph(proto: onnx.ModelProto, num_layers: int) -> dict[str, int]:
+    """Require one fused ``LSTM`` node per layer and no loop or cuDNN op; return the op counts."""
+    ops = Counter(node.op_type for node in proto.graph.node)
+    bad = sorted(op for op in ops if op in FORBIDDEN_OPS or "cudnn" in op.lower())
+    if bad:
+        raise ExportError(
+            f"the exported graph contains {bad}: the LSTM was not converted into fused LSTM nodes"
+        )
+    if ops["LSTM"] != num_layers:
+        raise ExportError(
+            f"the exported graph has {ops['LSTM']} LSTM nodes, expected one per layer ({num_layers})"
+        )
+    return dict(sorted(ops.items()))

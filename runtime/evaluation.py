@@ -1,0 +1,69 @@
+"""Per-word perplexity and next-word accuracy of a model over whole documents."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .model import PROMPT_CHUNK, NextWordModel
+
+__all__ = ["Evaluation", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores over every predicted token of every document, the final end-of-document included."""
+
+    documents: int
+    words: int  # predicted tokens
+    perplexity: float  # exp(mean negative log-likelihood per token)
+    accuracy: float  # share of tokens that were the most likely prediction
+    top5_accuracy: float  # share of tokens among the 5 most likely predictions
+    unknown_rate: float  # share of tokens outside the vocabulary
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(model: NextWordModel, documents: Iterable[str]) -> Evaluation:
+    """Score ``model`` on ``documents``.
+
+    Each document is read as the model sees text during training, ``<eod> words... <eod>``: the state
+    starts at zero, is carried through the whole document in chunks, and every token after the first is
+    predicted from all the tokens before it.
+    """
+    tok = model.tokenizer
+    n_docs = n_words = n_correct = n_top5 = n_unknown = 0
+    total_nll = 0.0
+    for document in documents:
+        ids = np.asarray([tok.eod_id, *tok.encode(document), tok.eod_id], dtype=np.int64)
+        n_docs += 1
+        state = model.initial_state(1)
+        for start in range(0, len(ids) - 1, PROMPT_CHUNK):
+            inputs = ids[start : start + PROMPT_CHUNK]
+            targets = ids[start + 1 : start + 1 + PROMPT_CHUNK]
+            logits, state = model.forward(inputs[None, : len(targets)], state)
+            scores = logits[0].astype(np.float64)  # (T, V)
+            peak = scores.max(axis=-1, keepdims=True)
+            log_z = (peak + np.log(np.exp(scores - peak).sum(axis=-1, keepdims=True)))[:, 0]  # (T,)
+            target_scores = scores[np.arange(len(targets)), targets]  # (T,)
+            total_nll += float((log_z - target_scores).sum())
+            rank = (scores > target_scores[:, None]).sum(axis=-1)  # (T,) how many beat the target
+            n_correct += int((rank == 0).sum())
+            n_top5 += int((rank < 5).sum())
+            n_unknown += int((targets == tok.unk_id).sum())
+            n_words += len(targets)
+    if n_words == 0:
+        raise ValueError("no documents to evaluate")
+    return Evaluation(
+        documents=n_docs,
+        words=n_words,
+        perplexity=math.exp(total_nll / n_words),
+        accuracy=n_correct / n_words,
+        top5_accuracy=n_top5 / n_words,
+        unknown_rate=n_unknown / n_words,
+    )

@@ -1,0 +1,278 @@
+"""Word-level tokenizer shared by training and the runtime.
+
+Pure Python (``re``, ``unicodedata``, ``json``): the runtime must not need anything else. The same
+object turns training text into ids, is serialized into the model file, and turns generated ids back
+into readable text.
+
+Text goes through these steps, in order:
+
+1. Unicode NFKC, control characters and quotation marks removed, curly apostrophes to ``'``,
+   whitespace collapsed.
+2. Figure references such as ``(1)``, ``(12a)`` or ``(102, 104)`` removed (patent abstracts are full of
+   them and they carry no meaning for the next word); optional.
+3. Lowercasing; optional, on by default.
+4. Splitting into tokens: words (hyphenated words, ``and/or`` and numbers such as ``3.5`` or
+   ``1,000`` stay whole), the punctuation marks ``. , ; : ( ) ? !`` each as a token of its own, and
+   any other symbol as a one-character token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+__all__ = [
+    "EOD",
+    "PAD",
+    "PUNCTUATION",
+    "SPECIAL_TOKENS",
+    "TOKENIZER_FORMAT_VERSION",
+    "UNK",
+    "Tokenizer",
+    "TokenizerConfig",
+]
+
+TOKENIZER_FORMAT_VERSION = 1
+_TOKENIZER_FORMAT_NAME = "nextword.tokenizer"
+
+PAD = "<pad>"  # id 0: fills the tail of the last training window; never generated
+UNK = "<unk>"  # id 1: any word outside the vocabulary
+EOD = "<eod>"  # id 2: end of one document and start of the next
+SPECIAL_TOKENS = (PAD, UNK, EOD)
+
+PUNCTUATION = frozenset(".,;:()?!")
+_NO_SPACE_BEFORE = frozenset(".,;:)?!")
+_NO_SPACE_AFTER = frozenset("(")
+_SENTENCE_END = frozenset(".?!")
+
+_QUOTES = re.compile(r"[\"“”„‟«»`´]")
+_APOSTROPHES = re.compile(r"[‘’‛′]")
+_WHITESPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# "(1)", "(12a)", "(102, 104)", "(10-12)": reference numerals of drawings.
+_FIGURE_REF = re.compile(r"\s*\(\s*\d+[a-z]?'*(?:\s*[,-]\s*\d+[a-z]?'*)*\s*\)", re.IGNORECASE)
+# A word is a run of letters/digits that may continue across "-", "/", "'" or "." (e.g. "feed-forward",
+# "and/or", "e.g", "3.5") or across "," between digits ("1,000"). Anything else that is not
+# whitespace is a token of its own.
+_TOKEN = re.compile(r"\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """How text is normalized and which words enter the vocabulary."""
+
+    lowercase: bool = field(
+        default=True,
+        metadata={"help": "lowercase all text; generated text is capitalized at sentence starts"},
+    )
+    drop_figure_refs: bool = field(
+        default=True, metadata={"help": 'remove drawing reference numerals such as "(12)" or "(12a)"'}
+    )
+    min_count: int = field(
+        default=2, metadata={"help": "occurrences in the training split a word needs to enter the vocabulary"}
+    )
+    max_vocab: int = field(default=20000, metadata={"help": "vocabulary size cap, special tokens included"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_count, bool) or not isinstance(self.min_count, int) or self.min_count < 1:
+            raise ValueError(f"min_count must be an integer >= 1, got {self.min_count!r}")
+        if (
+            isinstance(self.max_vocab, bool)
+            or not isinstance(self.max_vocab, int)
+            or self.max_vocab <= len(SPECIAL_TOKENS)
+        ):
+            raise ValueError(
+                f"max_vocab must be an integer > {len(SPECIAL_TOKENS)} (it counts the special tokens), "
+                f"got {self.max_vocab!r}"
+            )
+
+
+class Tokenizer:
+    """Maps text to word ids and back.
+
+    Build one from training documents with :meth:`Tokenizer.build`, or restore one with
+    :meth:`Tokenizer.from_json`. Ids 0, 1 and 2 are the padding, unknown and end-of-document tokens.
+    """
+
+    def __init__(self, tokens: Sequence[str], config: TokenizerConfig | None = None) -> None:
+        """Create a tokenizer whose id ``i`` is ``tokens[i]``; the first three must be the special tokens."""
+        tokens = list(tokens)
+        if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(
+                f"the vocabulary must start with the special tokens {list(SPECIAL_TOKENS)}, "
+                f"got {tokens[: len(SPECIAL_TOKENS)]}"
+            )
+        index: dict[str, int] = {}
+        for i, token in enumerate(tokens):
+            if not isinstance(token, str) or not token:
+                raise ValueError(f"vocabulary entry {i} must be a non-empty string, got {token!r}")
+            if token in index:
+                raise ValueError(f"vocabulary token {token!r} appears twice (ids {index[token]} and {i})")
+            index[token] = i
+        self.config = config or TokenizerConfig()
+        self._tokens = tokens
+        self._index = index
+
+    # ----------------------------------------------------------------- building and serializing
+
+    @classmethod
+    def build(cls, documents: Iterable[str], config: TokenizerConfig | None = None) -> Tokenizer:
+        """Count words over ``documents`` (the training split only) and keep the most frequent.
+
+        Words seen fewer than ``config.min_count`` times, or beyond ``config.max_vocab``, map to the
+        unknown token. Ties in frequency are broken alphabetically, so the result is deterministic.
+        """
+        config = config or TokenizerConfig()
+        counts: Counter[str] = Counter()
+        for document in documents:
+            counts.update(tokenize(document, config))
+        for special in SPECIAL_TOKENS:
+            counts.pop(special, None)
+        kept = sorted(
+            (word for word, n in counts.items() if n >= config.min_count), key=lambda w: (-counts[w], w)
+        )
+        return cls(list(SPECIAL_TOKENS) + kept[: config.max_vocab - len(SPECIAL_TOKENS)], config)
+
+    def to_json(self) -> str:
+        """Serialize to a JSON string (format name, format version, config, tokens in id order)."""
+        return json.dumps(
+            {
+                "format": _TOKENIZER_FORMAT_NAME,
+                "version": TOKENIZER_FORMAT_VERSION,
+                "config": asdict(self.config),
+                "tokens": self._tokens,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Tokenizer:
+        """Restore a tokenizer from :meth:`to_json` output; raises ``ValueError`` naming what is wrong."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"tokenizer JSON does not parse: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != _TOKENIZER_FORMAT_NAME:
+            raise ValueError(f'not a nextword tokenizer (expected "format": "{_TOKENIZER_FORMAT_NAME}")')
+        version = data.get("version")
+        if version != TOKENIZER_FORMAT_VERSION:
+            raise ValueError(
+                f"tokenizer format version {version!r} is not supported (this nextword reads version "
+                f"{TOKENIZER_FORMAT_VERSION}); upgrade nextword or re-export the model"
+            )
+        raw_config = data.get("config", {})
+        tokens = data.get("tokens")
+        if not isinstance(raw_config, dict) or not isinstance(tokens, list):
+            raise ValueError('tokenizer JSON needs a "config" object and a "tokens" list')
+        known = {f.name for f in fields(TokenizerConfig)}
+        unknown = sorted(set(raw_config) - known)
+        if unknown:
+            raise ValueError(
+                f"tokenizer config has unknown fields {unknown}; known fields are {sorted(known)}"
+            )
+        try:
+            config = TokenizerConfig(**raw_config)
+        except TypeError as exc:
+            raise ValueError(f"tokenizer config is invalid: {exc}") from None
+        return cls(tokens, config)
+
+    # ----------------------------------------------------------------- text <-> tokens <-> ids
+
+    def tokenize(self, text: str) -> list[str]:
+        """Normalize ``text`` and split it into word and punctuation tokens (no vocabulary lookup)."""
+        return tokenize(text, self.config)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``; words outside the vocabulary become the unknown id."""
+        unk = self.unk_id
+        return [self._index.get(token, unk) for token in tokenize(text, self.config)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Readable text for ``ids``; padding is left out and end-of-document starts a new paragraph."""
+        return "".join(self.pieces(self._tokens[i] for i in ids))
+
+    def pieces(self, tokens: Iterable[str], previous: str | None = None) -> Iterator[str]:
+        """Yield each token as the text piece that continues the text so far.
+
+        ``previous`` is the token before the first one (``None`` at the start of a text). Each piece
+        carries its own leading space, if any, and sentence-start capitals when the tokenizer
+        lowercases, so the pieces can be streamed and joined as they come.
+        """
+        new_paragraph = False
+        for token in tokens:
+            if token == PAD:
+                continue
+            if token == EOD:  # a document ends: the next one starts a new paragraph
+                new_paragraph = new_paragraph or previous is not None
+                previous = None
+                continue
+            if new_paragraph:
+                space, new_paragraph = "\n\n", False
+            elif previous is None or previous in _NO_SPACE_AFTER or token in _NO_SPACE_BEFORE:
+                space = ""
+            else:
+                space = " "
+            text = token
+            if self.config.lowercase and (previous is None or previous in _SENTENCE_END):
+                text = token[:1].upper() + token[1:]
+            yield space + text
+            previous = token
+
+    # ----------------------------------------------------------------- vocabulary access
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    @property
+    def tokens(self) -> list[str]:
+        """The vocabulary in id order (a copy)."""
+        return list(self._tokens)
+
+    def id_of(self, token: str) -> int:
+        """The id of ``token``, or the unknown id."""
+        return self._index.get(token, self.unk_id)
+
+    def token_of(self, token_id: int) -> str:
+        """The token with id ``token_id``."""
+        return self._tokens[token_id]
+
+    @property
+    def pad_id(self) -> int:
+        return 0
+
+    @property
+    def unk_id(self) -> int:
+        return 1
+
+    @property
+    def eod_id(self) -> int:
+        return 2
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokenizer) and self._tokens == other._tokens and self.config == other.config
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={len(self)}, config={self.config})"
+
+
+def normalize(text: str, config: TokenizerConfig) -> str:
+    """Apply steps 1-3 of the module docstring: Unicode, quotes, figure references, case, whitespace."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _APOSTROPHES.sub("'", _QUOTES.sub(" ", _CONTROL.sub(" ", text)))
+    if config.drop_figure_refs:
+        text = _FIGURE_REF.sub("", text)
+    if config.lowercase:
+        text = text.lower()
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def tokenize(text: str, config: TokenizerConfig) -> list[str]:
+    """Split ``text`` into tokens according to ``config`` (see the module docstring)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return _TOKEN.findall(normalize(text, config))

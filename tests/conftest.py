@@ -1,0 +1,77 @@
+"""Session fixtures: a synthetic corpus, a tiny model trained on it once, and its ONNX export.
+
+Training and export need the ``train`` extra; on a runtime-only install the tests that use these
+fixtures are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import synthetic_documents, write_corpus
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _need_training_stack() -> None:
+    for module in ("tensorflow", "keras", "tf2onnx", "onnx"):
+        pytest.importorskip(
+            module, reason=f"{module} missing: install nextword[train] to build the test model"
+        )
+
+
+@pytest.fixture(scope="session")
+def documents() -> list[str]:
+    return synthetic_documents(80, seed=0)
+
+
+@pytest.fixture(scope="session")
+def corpus_files(tmp_path_factory: pytest.TempPathFactory, documents: list[str]) -> dict[str, Path]:
+    return write_corpus(tmp_path_factory.mktemp("corpus"), documents)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(corpus_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """Settings of a model that trains in a few seconds on two cores: two LSTM layers of 32 units."""
+    from nextword.runtime import TokenizerConfig
+    from nextword.train import CorpusConfig, ModelConfig, TrainConfig
+
+    return TrainConfig(
+        out=str(tmp_path_factory.mktemp("runs") / "tiny"),
+        corpus=CorpusConfig(paths=(str(corpus_files["csv"]),)),
+        tokenizer=TokenizerConfig(min_count=1),
+        model=ModelConfig(embedding_dim=16, lstm_units=32, num_layers=2, dropout=0.1),
+        seq_len=16,
+        batch_size=8,
+        learning_rate=1e-2,
+        epochs=12,
+        verbose=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def run_dir(tiny_config) -> Path:
+    _need_training_stack()
+    from nextword.train import train
+
+    train(tiny_config)
+    return Path(tiny_config.out)
+
+
+@pytest.fixture(scope="session")
+def model_path(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from nextword.export import ExportConfig, export
+
+    out = tmp_path_factory.mktemp("models") / "tiny.onnx"
+    export(ExportConfig(run_dir=str(run_dir), out=str(out)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def model(model_path: Path):
+    from nextword.runtime import load
+
+    return load(model_path)

@@ -1,0 +1,66 @@
+"""Test data and tools shared by the test modules (no fixtures here: see conftest.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SUBJECTS = ["the network", "a neural network", "the processor", "the system", "each neuron", "the model"]
+VERBS = ["receives", "computes", "stores", "transmits", "updates", "classifies"]
+OBJECTS = ["an input signal", "the weights", "a plurality of outputs", "the training data", "an error value"]
+
+
+def synthetic_documents(n: int, seed: int = 0) -> list[str]:
+    """Patent-flavoured documents from a small grammar: learnable in seconds by a tiny LSTM."""
+    rng = random.Random(seed)
+    documents = []
+    for _ in range(n):
+        sentences = []
+        for _ in range(rng.randint(2, 5)):
+            subject, figure = rng.choice(SUBJECTS).capitalize(), f"(1{rng.randint(0, 9)})"
+            sentences.append(f"{subject} {figure} {rng.choice(VERBS)} {rng.choice(OBJECTS)}.")
+        documents.append(" ".join(sentences))
+    return documents
+
+
+def write_corpus(folder: Path, documents: list[str]) -> dict[str, Path]:
+    """The same documents as CSV (patent_abstract column), JSON Lines (text field) and plain text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": folder / "corpus.csv", "jsonl": folder / "corpus.jsonl", "text": folder / "corpus.txt"}
+    with paths["csv"].open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["patent_number", "patent_abstract"])
+        writer.writerows([i, d] for i, d in enumerate(documents))
+    paths["jsonl"].write_text(
+        "".join(json.dumps({"id": i, "text": d}) + "\n" for i, d in enumerate(documents))
+    )
+    paths["text"].write_text("\n\n".join(textwrap.fill(d, 60) for d in documents) + "\n")
+    return paths
+
+
+# Makes the training stack unimportable, as on a machine with the runtime alone.
+BLOCK_TRAINING_STACK = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    class _Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] in {"tensorflow", "keras", "tf2onnx", "onnx"}:
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+            return None
+    sys.meta_path.insert(0, _Block())
+    """
+)
+
+
+def run_python(code: str, *args: str, block_training_stack: bool = False, cwd: Path | None = None):
+    """Run ``code`` in a fresh interpreter; returns the CompletedProcess (text mode)."""
+    if block_training_stack:
+        code = BLOCK_TRAINING_STACK + code
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+
+from nextword.train import CorpusConfig, CorpusError, load_documents, split_documents
+
+DEFAULT = CorpusConfig()
+
+
+def test_the_three_formats_read_the_same_documents(corpus_files, documents):
+    for kind in ("csv", "jsonl", "text"):
+        assert load_documents([corpus_files[kind]], DEFAULT) == documents, kind
+
+
+def test_several_files_in_one_call(corpus_files, documents):
+    assert load_documents([corpus_files["csv"], corpus_files["text"]], DEFAULT) == documents * 2
+
+
+def test_csv_column_choice_and_quoted_newlines(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text(
+        'id,body\n1,"first line\nsecond line"\n2,"with ""quotes"", commas"\n3,\n', encoding="utf-8"
+    )
+    docs = load_documents([path], CorpusConfig(text_column="body"))
+    assert docs == ["first line\nsecond line", 'with "quotes", commas']
+
+
+def test_csv_missing_column_names_the_columns(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("id,body\n1,text\n")
+    with pytest.raises(
+        CorpusError, match=r"no column 'patent_abstract'; its columns are \['id', 'body'\].*--text-column"
+    ):
+        load_documents([path], DEFAULT)
+
+
+def test_csv_with_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffpatent_abstract\nhello\n".encode())
+    assert load_documents([path], DEFAULT) == ["hello"]
+
+
+def test_jsonl_field_choice_and_errors(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"abstract": "one"}) + "\n\n" + json.dumps({"abstract": "two"}) + "\n")
+    assert load_documents([path], CorpusConfig(json_field="abstract")) == ["one", "two"]
+    with pytest.raises(CorpusError, match=r"line 1: no field 'text' \(found \['abstract'\]\)"):
+        load_documents([path], DEFAULT)
+    path.write_text('{"text": "ok"}\n{broken\n')
+    with pytest.raises(CorpusError, match="line 2: not valid JSON"):
+        load_documents([path], DEFAULT)
+
+
+def test_plain_text_paragraphs(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("first doc\ncontinues here\n\n\n  \nsecond doc\n")
+    assert load_documents([path], DEFAULT) == ["first doc continues here", "second doc"]
+
+
+def test_format_can_be_forced(tmp_path):
+    path = tmp_path / "abstracts.data"
+    path.write_text("patent_abstract\nrow one\n")
+    assert load_documents([path], CorpusConfig(format="csv")) == ["row one"]
+    assert load_documents([path], DEFAULT) == ["patent_abstract row one"]  # unknown suffix: plain text
+
+
+def test_missing_file_and_empty_corpus(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        load_documents([tmp_path / "nope.csv"], DEFAULT)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n  \n")
+    with pytest.raises(CorpusError, match="holds no non-empty documents"):
+        load_documents([empty], DEFAULT)
+    with pytest.raises(CorpusError, match="no corpus files"):
+        load_documents([], DEFAULT)
+
+
+def test_undecodable_bytes_name_the_file_and_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"fine line\n\nanother fine line\ncaf\xe9 au lait\n")
+    with pytest.raises(CorpusError, match=r"latin1.txt, line 4: bytes that are not UTF-8"):
+        load_documents([path], DEFAULT)
+
+
+def test_split_is_by_document_seeded_and_disjoint():
+    docs = [f"document number {i}" for i in range(100)]
+    train, val = split_documents(docs, 0.1, seed=7)
+    assert len(val) == 10 and len(train) == 90
+    assert set(train).isdisjoint(val) and set(train) | set(val) == set(docs)
+    assert split_documents(docs, 0.1, seed=7) == (train, val)
+    assert split_documents(docs, 0.1, seed=8)[1] != val
+
+
+def test_split_keeps_one_document_on_each_side():
+    assert split_documents(["a", "b"], 0.01, seed=0)[1] in (["a"], ["b"])
+    with pytest.raises(CorpusError, match="at least 2"):
+        split_documents(["only one"], 0.1, seed=0)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_val_fraction_is_validated(fraction):
+    with pytest.raises(ValueError, match="val_fraction"):
+        CorpusConfig(val_fraction=fraction)

@@ -1,0 +1,125 @@
+"""Export: graph structure, metadata, parity, atomic writes."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
+
+import onnx
+
+from nextword.export import ExportConfig, export
+from nextword.export.parity import ParityError
+from nextword.runtime import Tokenizer, load
+from nextword.runtime.model_file import KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_TOKENIZER, KEY_VERSIONS
+
+pytestmark = pytest.mark.slow
+
+
+def test_graph_has_one_fused_lstm_per_layer_and_no_loop(model_path):
+    proto = onnx.load(str(model_path))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("LSTM") == 2
+    assert not {"Loop", "Scan", "If"} & set(ops) and not any("Cudnn" in op for op in ops)
+    onnx.checker.check_model(proto, full_check=True)
+
+
+def test_signature_is_the_stateful_step(model_path):
+    proto = onnx.load(str(model_path))
+
+    def shapes(values):
+        return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+
+    inputs, outputs = shapes(proto.graph.input), shapes(proto.graph.output)
+    assert inputs == {
+        "input_ids": ["batch", "time"],
+        "h_0": ["batch", 32],
+        "c_0": ["batch", 32],
+        "h_1": ["batch", 32],
+        "c_1": ["batch", 32],
+    }
+    vocab = outputs["logits"][2]
+    assert outputs == {
+        "logits": ["batch", "time", vocab],
+        **{f"{k}_{i}_out": ["batch", 32] for i in (0, 1) for k in "hc"},
+    }
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+
+
+def test_metadata_makes_the_file_self_contained(model_path, run_dir):
+    meta = {p.key: p.value for p in onnx.load(str(model_path)).metadata_props}
+    assert Tokenizer.from_json(meta[KEY_TOKENIZER]) == Tokenizer.from_json(
+        (run_dir / "tokenizer.json").read_text()
+    )
+    config = json.loads(meta[KEY_CONFIG])
+    assert config["model"]["num_layers"] == 2 and config["train"]["corpus"]["paths"] == ["corpus.csv"]
+    assert json.loads(meta[KEY_METRICS]) == json.loads((run_dir / "metrics.json").read_text())
+    versions = json.loads(meta[KEY_VERSIONS])
+    assert {"nextword", "tensorflow", "keras", "tf2onnx", "onnx", "opset"} <= set(versions)
+    parity = json.loads(meta[KEY_PARITY])
+    assert parity["passed"] and parity["greedy_identical"] == parity["greedy_sequences"] >= 3
+    assert parity["real_prompts"] >= 1 and parity["greedy_words"] == 50
+    assert (
+        max(parity["max_abs_diff_random"], parity["max_abs_diff_real"], parity["max_abs_diff_chunked"])
+        <= 1e-4
+    )
+
+
+def test_onnx_logits_match_keras(model_path, run_dir, model):
+    import keras
+
+    trained = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    ids = np.asarray([model.prompt_ids("the network (12) receives the weights. the processor")])
+    expected = np.asarray(trained(ids.astype(np.int32), training=False))
+    logits, _ = model.forward(ids, model.initial_state(1))
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    # the conversion left the Keras model as it was
+    again = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    for a, b in zip(trained.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_failed_parity_writes_nothing_and_keeps_the_old_file(run_dir, tmp_path, monkeypatch):
+    from nextword.export import exporter
+
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"previous model")
+    real_load = exporter.load
+
+    def skewed_load(payload):
+        model = real_load(payload)
+        forward = model.forward
+        model.forward = lambda ids, state: (lambda r: (r[0] + 1e-3, r[1]))(forward(ids, state))
+        return model
+
+    monkeypatch.setattr(exporter, "load", skewed_load)
+    with pytest.raises(ParityError, match="parity check failed, no file written"):
+        export(ExportConfig(run_dir=str(run_dir), out=str(out)))
+    assert out.read_bytes() == b"previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary file left behind
+
+
+def test_export_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export(ExportConfig(run_dir=str(tmp_path / "missing"), out=str(tmp_path / "m.onnx")))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"lacks \['tokenizer.json', 'model.keras'\]"):
+        export(ExportConfig(run_dir=str(tmp_path / "half"), out=str(tmp_path / "m.onnx")))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_overwrites_atomically(model_path, run_dir, tmp_path):
+    out = tmp_path / "m.onnx"
+    first = export(ExportConfig(run_dir=str(run_dir), out=str(out)))
+    assert first.bytes == out.stat().st_size
+    export(ExportConfig(run_dir=str(run_dir), out=str(out)))
+    assert load(out).vocab_size == load(model_path).vocab_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("opset", 12), ("tolerance", 0.0), ("greedy_words", 0)])
+def test_export_config_validation(field, value):
+    with pytest.raises(ValueError, match=field):
+        ExportConfig(**{field: value})

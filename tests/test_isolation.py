@@ -1,0 +1,39 @@
+"""The runtime works where the training stack cannot even be imported."""
+
+from helpers import run_python
+
+RUNTIME_ONLY = """
+import sys
+import nextword.runtime as rt
+model = rt.load(sys.argv[1])
+text = model.generate("the network", max_words=20, seed=3)
+assert isinstance(text, str) and text.strip(), text
+assert model.generate("the network", max_words=20, seed=3) == text
+result = rt.evaluate(model, ["The system stores the weights."])
+assert result.words > 0
+loaded = sorted(m for m in sys.modules if m.partition(".")[0] in {"tensorflow", "keras", "tf2onnx", "onnx"})
+assert not loaded, loaded
+print("ok", text)
+"""
+
+
+def test_runtime_imports_and_generates_without_the_training_stack(model_path):
+    result = run_python(RUNTIME_ONLY, str(model_path), block_training_stack=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok ")
+
+
+def test_cli_generate_info_evaluate_without_the_training_stack(model_path, corpus_files):
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    for argv in (
+        ["generate", "the model", "--model", str(model_path), "--seed", "1"],
+        ["info", str(model_path)],
+        ["evaluate", str(model_path), str(corpus_files["csv"])],
+    ):
+        result = run_python(code, *argv, block_training_stack=True)
+        assert result.returncode == 0, (argv, result.stderr)
+
+
+def test_the_blocker_really_blocks():
+    result = run_python("import tensorflow", block_training_stack=True)
+    assert result.returncode != 0 and "blocked by the test" in result.stderr

@@ -1,0 +1,190 @@
+"""The runtime on the exported tiny model: loading, the step function, generation, evaluation."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from nextword.runtime import GenerationConfig, ModelFileError, evaluate, load
+from nextword.runtime import model as model_module
+
+
+def test_load_reads_tokenizer_and_shape(model):
+    assert model.vocab_size == len(model.tokenizer) > 10
+    assert model.info.state_sizes == (32, 32)
+    assert model.info.config["model"]["lstm_units"] == 32
+    assert model.info.parity["passed"] is True
+    assert model.providers == ["CPUExecutionProvider"]
+    assert "vocab_size" in repr(model)
+
+
+def test_load_accepts_bytes(model_path):
+    assert load(model_path.read_bytes()).vocab_size == load(model_path).vocab_size
+
+
+def test_same_seed_same_text_and_different_seeds_differ(model):
+    a = model.generate("the network", max_words=30, seed=5)
+    assert a == model.generate("the network", max_words=30, seed=5)
+    assert len({model.generate("the network", max_words=30, seed=s) for s in range(5)}) > 1
+
+
+def test_greedy_is_deterministic_and_learned_the_grammar(model):
+    text = model.generate("the processor", temperature=0, max_words=12)
+    assert text == model.generate("the processor", temperature=0, max_words=12, seed=99)
+    first = text.split()[0]
+    assert first in {"receives", "computes", "stores", "transmits", "updates", "classifies"}, text
+
+
+def test_result_continues_the_prompt(model):
+    text = model.generate("each neuron", max_words=5, temperature=0)
+    assert text.startswith(" ") and not text.startswith("  ")
+    assert model.generate("each neuron ", max_words=5, temperature=0) == text.lstrip(" ")
+    assert model.generate("", max_words=5, temperature=0)[0].isupper()  # start of a document
+
+
+def test_max_words_counts_tokens(model):
+    ids = model.generate_ids(
+        model.prompt_ids("the system"), GenerationConfig(max_words=7, temperature=1.0, seed=0)
+    )
+    assert 0 < len(ids) <= 7
+    assert model.generate("the system", max_words=0) == ""
+
+
+def test_unknown_and_padding_are_never_generated(model):
+    tok = model.tokenizer
+    for seed in range(5):
+        ids = model.generate_ids(
+            model.prompt_ids("zzz qqq"), GenerationConfig(max_words=40, seed=seed, temperature=2.0)
+        )
+        assert tok.unk_id not in ids and tok.pad_id not in ids and tok.eod_id not in ids
+
+
+def test_chunked_feeding_equals_whole(model, monkeypatch):
+    ids = np.asarray([model.prompt_ids("the network receives an input signal. " * 8)])
+    whole_logits, whole_state = model.feed(ids, model.initial_state(1))
+    monkeypatch.setattr(model_module, "PROMPT_CHUNK", 7)
+    chunked_logits, chunked_state = model.feed(ids, model.initial_state(1))
+    np.testing.assert_allclose(chunked_logits, whole_logits, atol=1e-5)
+    for a, b in zip(chunked_state, whole_state, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    # and split by hand at an arbitrary place, state carried
+    first, state = model.forward(ids[:, :11], model.initial_state(1))
+    second, _ = model.forward(ids[:, 11:], state)
+    full, _ = model.forward(ids, model.initial_state(1))
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), full, atol=1e-5)
+
+
+def test_long_prompt_is_accepted(model):
+    prompt = "the model updates the weights. " * 1000  # 6,000 tokens, fed in chunks
+    assert isinstance(model.generate(prompt, max_words=5, seed=0), str)
+
+
+def test_batch_rows_are_independent(model):
+    ids = np.asarray(
+        [model.prompt_ids("the system stores the weights"), model.prompt_ids("a neural network receives an")]
+    )
+    batch, _ = model.forward(ids, model.initial_state(2))
+    for row in range(2):
+        single, _ = model.forward(ids[row : row + 1], model.initial_state(1))
+        np.testing.assert_allclose(batch[row : row + 1], single, atol=1e-5)
+
+
+def test_prompt_must_be_a_string(model):
+    with pytest.raises(ValueError, match="prompt must be a string"):
+        model.generate(["a list"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate("x", temperature=-1)
+
+
+def test_missing_cuda_falls_back_to_cpu_with_a_warning(model_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        loaded = load(model_path, providers=["NoSuchExecutionProvider", "CPUExecutionProvider"])
+    assert loaded.providers == ["CPUExecutionProvider"]
+    assert "NoSuchExecutionProvider" in caplog.text
+    with pytest.raises(ValueError, match="list of provider names"):
+        load(model_path, providers="CPUExecutionProvider")  # type: ignore[arg-type]
+
+
+def test_bad_files_raise_model_file_error(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(np.random.default_rng(0).bytes(2048))
+    with pytest.raises(ModelFileError, match="could not be loaded as an ONNX model"):
+        load(junk)
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFileError):
+        load(empty)
+
+
+def test_plain_onnx_file_is_not_a_nextword_model(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ModelFileError, match="not a nextword model"):
+        load(path)
+
+
+def test_metadata_problems_are_model_file_errors(model_path, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    cases = {
+        "nextword.format_version": ("99", "format 99"),
+        "nextword.tokenizer": (
+            '{"format": "nextword.tokenizer", "version": 1, "config": {}, "tokens": ["a"]}',
+            "tokenizer is invalid",
+        ),
+        "nextword.metrics": ("[1, 2", "not valid JSON"),
+    }
+    for key, (value, message) in cases.items():
+        proto = onnx.load(str(model_path))
+        for prop in proto.metadata_props:
+            if prop.key == key:
+                prop.value = value
+        path = tmp_path / "edited.onnx"
+        onnx.save(proto, str(path))
+        with pytest.raises(ModelFileError, match=message):
+            load(path)
+
+
+def test_tokenizer_that_does_not_fit_the_graph_is_refused(model_path, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from nextword.runtime import Tokenizer, TokenizerConfig
+
+    proto = onnx.load(str(model_path))
+    for prop in proto.metadata_props:
+        if prop.key == "nextword.tokenizer":
+            prop.value = Tokenizer.build(["one two three"], TokenizerConfig(min_count=1)).to_json()
+    path = tmp_path / "mismatch.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelFileError, match=r"predicts .* classes but the tokenizer has 6 tokens"):
+        load(path)
+
+
+def test_evaluate_matches_a_direct_computation(model, documents):
+    docs = documents[:3]
+    result = evaluate(model, docs)
+    tok = model.tokenizer
+    nll, correct, n = 0.0, 0, 0
+    for doc in docs:
+        ids = np.asarray([[tok.eod_id, *tok.encode(doc), tok.eod_id]])
+        logits, _ = model.forward(ids[:, :-1], model.initial_state(1))
+        logp = logits[0] - np.log(np.exp(logits[0].astype(np.float64)).sum(-1, keepdims=True))
+        targets = ids[0, 1:]
+        nll -= logp[np.arange(len(targets)), targets].sum()
+        correct += (logits[0].argmax(-1) == targets).sum()
+        n += len(targets)
+    assert result.words == n and result.documents == 3
+    assert result.perplexity == pytest.approx(np.exp(nll / n), rel=1e-5)
+    assert result.accuracy == pytest.approx(correct / n)
+    assert result.accuracy <= result.top5_accuracy <= 1
+    with pytest.raises(ValueError, match="no documents"):
+        evaluate(model, [])

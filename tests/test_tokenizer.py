@@ -1,0 +1,150 @@
+import json
+
+import pytest
+
+from nextword.runtime.tokenizer import EOD, PAD, SPECIAL_TOKENS, UNK, Tokenizer, TokenizerConfig, tokenize
+
+DEFAULT = TokenizerConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("A Neural Network.", ["a", "neural", "network", "."]),
+        (
+            "inputs, outputs; weights: (optional)? yes!",
+            ["inputs", ",", "outputs", ";", "weights", ":", "(", "optional", ")", "?", "yes", "!"],
+        ),
+        ("a feed-forward multi-layer net", ["a", "feed-forward", "multi-layer", "net"]),
+        (
+            "gain of 3.5 over 1,000 samples, 2nd layer",
+            ["gain", "of", "3.5", "over", "1,000", "samples", ",", "2nd", "layer"],
+        ),
+        ("plot/track and/or x-ray", ["plot/track", "and/or", "x-ray"]),
+        (
+            "the sensor (12) and processor (12a) and bus (102, 104) work",
+            ["the", "sensor", "and", "processor", "and", "bus", "work"],
+        ),
+        ("ends with a figure (3).", ["ends", "with", "a", "figure", "."]),
+        ('the ""Barometer"" neuron', ["the", "barometer", "neuron"]),
+        ("“curly” quotes and the network’s state", ["curly", "quotes", "and", "the", "network's", "state"]),
+        ("  lots \t of\n\nspace  ", ["lots", "of", "space"]),
+        ("ﬁlter ＡＢＣ １２", ["filter", "abc", "12"]),  # NFKC: ligature and full-width forms
+        ("a+b = c %", ["a", "+", "b", "=", "c", "%"]),
+        ("nul\x00byte and\x07bell", ["nul", "byte", "and", "bell"]),
+        ("", []),
+        ("...", [".", ".", "."]),
+    ],
+)
+def test_tokenize(text, tokens):
+    assert tokenize(text, DEFAULT) == tokens
+
+
+def test_options_keep_case_and_figure_refs():
+    config = TokenizerConfig(lowercase=False, drop_figure_refs=False)
+    assert tokenize("The CPU (12) runs", config) == ["The", "CPU", "(", "12", ")", "runs"]
+
+
+def test_enumerations_in_parentheses_are_not_figure_refs():
+    assert tokenize("steps (a) and (ii)", DEFAULT) == ["steps", "(", "a", ")", "and", "(", "ii", ")"]
+
+
+def test_build_counts_training_documents_only_with_min_count_and_max_vocab():
+    docs = ["b a a c. b a", "a d"]
+    tok = Tokenizer.build(docs, TokenizerConfig(min_count=2))
+    assert tok.tokens == [*SPECIAL_TOKENS, "a", "b"]  # c, d and "." appear once
+    assert tok.encode("a b c zzz") == [3, 4, tok.unk_id, tok.unk_id]
+    capped = Tokenizer.build(docs, TokenizerConfig(min_count=1, max_vocab=5))
+    assert capped.tokens == [*SPECIAL_TOKENS, "a", "b"]
+    ties = Tokenizer.build(["z y x"], TokenizerConfig(min_count=1))
+    assert ties.tokens[3:] == ["x", "y", "z"]  # equal counts: alphabetical, so builds are reproducible
+
+
+def test_special_tokens_have_fixed_ids():
+    tok = Tokenizer.build(["hello world"], TokenizerConfig(min_count=1))
+    assert (tok.token_of(tok.pad_id), tok.token_of(tok.unk_id), tok.token_of(tok.eod_id)) == (PAD, UNK, EOD)
+    assert tokenize("<eod>", DEFAULT) == ["<", "eod", ">"]  # text can never produce a special token
+
+
+def test_special_token_text_in_documents_does_not_enter_the_vocabulary():
+    tok = Tokenizer.build(["<eod> <unk> <pad> word"] * 3, TokenizerConfig(min_count=1))
+    assert tok.tokens.count(EOD) == 1 and tok.tokens.count(UNK) == 1 and tok.tokens.count(PAD) == 1
+
+
+def test_json_round_trip_keeps_vocabulary_and_config():
+    tok = Tokenizer.build(
+        ["Ünïcode wörds, and more words."] * 2, TokenizerConfig(min_count=2, lowercase=False)
+    )
+    again = Tokenizer.from_json(tok.to_json())
+    assert again == tok
+    assert again.config.lowercase is False
+    data = json.loads(tok.to_json())
+    assert data["format"] == "nextword.tokenizer" and data["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(version=99), "version 99 is not supported"),
+        (lambda d: d.update(format="other"), "not a nextword tokenizer"),
+        (lambda d: d["tokens"].append("word"), "appears twice"),
+        (lambda d: d["tokens"].pop(0), "must start with the special tokens"),
+        (lambda d: d["tokens"].append(""), "non-empty string"),
+        (lambda d: d["config"].update(colour="blue"), "unknown fields"),
+        (lambda d: d["config"].update(min_count=0), "min_count"),
+    ],
+)
+def test_from_json_rejects_malformed_input(mutate, message):
+    data = json.loads(Tokenizer.build(["word word"], TokenizerConfig(min_count=1)).to_json())
+    mutate(data)
+    with pytest.raises(ValueError, match=message):
+        Tokenizer.from_json(json.dumps(data))
+
+
+def test_from_json_rejects_invalid_json():
+    with pytest.raises(ValueError, match="does not parse"):
+        Tokenizer.from_json("{not json")
+
+
+def test_decode_is_readable():
+    tok = Tokenizer.build(
+        ["the network ( a model ) learns . it works , well ? yes !"], TokenizerConfig(min_count=1)
+    )
+    text = "the network (a model) learns. it works, well? yes!"
+    assert tok.decode(tok.encode(text)) == "The network (a model) learns. It works, well? Yes!"
+
+
+def test_decode_keeps_case_when_not_lowercasing():
+    tok = Tokenizer.build(["the CPU runs."], TokenizerConfig(min_count=1, lowercase=False))
+    assert tok.decode(tok.encode("the CPU runs.")) == "the CPU runs."
+
+
+def test_decode_renders_document_ends_as_paragraphs_and_skips_padding():
+    tok = Tokenizer.build(["one doc. two doc."], TokenizerConfig(min_count=1))
+    ids = [tok.eod_id, *tok.encode("one doc."), tok.eod_id, *tok.encode("two doc."), tok.eod_id, tok.pad_id]
+    assert tok.decode(ids) == "One doc.\n\nTwo doc."
+
+
+def test_pieces_continue_a_prompt():
+    tok = Tokenizer.build(["a b . c"], TokenizerConfig(min_count=1))
+    assert list(tok.pieces(["b", ".", "c"], previous="a")) == [" b", ".", " C"]
+    assert "".join(tok.pieces(["a", "b"])) == "A b"
+
+
+def test_round_trip_of_normalized_text():
+    text = "the input layer receives a signal, and the output layer (optional) emits 3.5 units."
+    tok = Tokenizer.build([text], TokenizerConfig(min_count=1))
+    assert tok.tokenize(tok.decode(tok.encode(text))) == tok.tokenize(text)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("min_count", 0), ("max_vocab", 3), ("min_count", 1.5), ("max_vocab", True)]
+)
+def test_config_validation(field, value):
+    with pytest.raises(ValueError, match=field):
+        TokenizerConfig(**{field: value})
+
+
+def test_tokenize_rejects_non_strings():
+    with pytest.raises(TypeError, match="str"):
+        tokenize(b"bytes", DEFAULT)  # type: ignore[arg-type]

@@ -1,0 +1,190 @@
+"""Training: the run folder, metrics, early stopping, resume, embeddings, refusals."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+
+from nextword.runtime import Tokenizer
+from nextword.train import CorpusError, ModelConfig, resume, train
+from nextword.train.embeddings import EmbeddingsError
+from nextword.train.trainer import RunExistsError
+
+pytestmark = pytest.mark.slow
+
+EPOCH_KEYS = {
+    "epoch",
+    "loss",
+    "val_loss",
+    "val_perplexity",
+    "val_accuracy",
+    "val_top5_accuracy",
+    "accuracy",
+    "top5_accuracy",
+}
+
+
+def test_run_folder_holds_model_tokenizer_config_and_metrics(run_dir, tiny_config, documents):
+    for name in (
+        "model.keras",
+        "checkpoint.keras",
+        "tokenizer.json",
+        "config.json",
+        "metrics.json",
+        "samples.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"] == {"embedding_dim": 16, "lstm_units": 32, "num_layers": 2, "dropout": 0.1}
+    assert config["seq_len"] == tiny_config.seq_len and config["vocab_size"] > 10
+    assert config["data"]["train_documents"] + config["data"]["val_documents"] == len(documents)
+    assert Path(config["corpus"]["paths"][0]).is_absolute()
+    tokenizer = Tokenizer.from_json((run_dir / "tokenizer.json").read_text())
+    assert len(tokenizer) == config["vocab_size"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == tiny_config.epochs
+    for entry in metrics["epochs"]:
+        assert set(entry) >= EPOCH_KEYS
+        assert entry["val_perplexity"] == pytest.approx(np.exp(entry["val_loss"]))
+        assert 0 <= entry["val_accuracy"] <= entry["val_top5_accuracy"] <= 1
+    assert metrics["best"] == min(metrics["epochs"], key=lambda e: e["val_loss"])
+    # The grammar is easy: a dozen epochs take perplexity from ~30 (uniform) to ~2.3.
+    assert metrics["best"]["val_perplexity"] < 6
+
+
+def test_validation_vocabulary_comes_from_training_split_only(tmp_path, corpus_files, tiny_config):
+    docs = ["alpha beta gamma. " * 3] * 9 + ["zebra quagga okapi. " * 3]
+    path = tmp_path / "c.txt"
+    path.write_text("\n\n".join(docs))
+    config = replace(
+        tiny_config,
+        out=str(tmp_path / "run"),
+        corpus=replace(tiny_config.corpus, paths=(str(path),), val_fraction=0.1),
+        epochs=1,
+    )
+    for seed in range(20):  # find a split that holds the odd document out
+        from nextword.train import split_documents
+
+        if split_documents(docs, 0.1, seed)[1] == [docs[-1]]:
+            break
+    config = replace(config, corpus=replace(config.corpus, split_seed=seed))
+    train(config)
+    tokens = Tokenizer.from_json((tmp_path / "run" / "tokenizer.json").read_text()).tokens
+    assert "alpha" in tokens and "zebra" not in tokens
+
+
+def test_existing_run_folder_is_refused_then_overwritten(run_dir, tiny_config, tmp_path):
+    with pytest.raises(RunExistsError, match=r"--resume .*--overwrite"):
+        train(tiny_config)
+    out = tmp_path / "again"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    result = train(replace(tiny_config, out=str(out), epochs=1, overwrite=True))
+    assert result.epochs == 1 and not (out / "stale.txt").exists()
+
+
+def test_early_stopping_and_resume(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    first = train(replace(tiny_config, out=str(out), epochs=2))
+    assert first.epochs == 2
+    metrics_before = json.loads((out / "metrics.json").read_text())["epochs"]
+    resumed = resume(out, epochs=4)
+    metrics = json.loads((out / "metrics.json").read_text())["epochs"]
+    assert resumed.epochs == 4 and [e["epoch"] for e in metrics] == [1, 2, 3, 4]
+    assert metrics[:2] == metrics_before
+    assert resume(out, epochs=4).epochs == 4  # nothing left to do
+
+
+def test_early_stopping_stops_after_patience(tmp_path, tiny_config):
+    # A learning rate this high makes validation loss get worse after the first epoch.
+    config = replace(
+        tiny_config, out=str(tmp_path / "run"), epochs=8, patience=1, learning_rate=5.0, clipnorm=100.0
+    )
+    result = train(config)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert result.stopped_early and metrics["stopped_early"]
+    assert result.epochs == result.best_epoch + 1 < 8
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint\.keras"):
+        resume(tmp_path)
+
+
+def test_bad_corpus_fails_before_any_file_is_written(tmp_path, tiny_config):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("title\nsomething\n")
+    out = tmp_path / "run"
+    with pytest.raises(CorpusError, match="no column 'patent_abstract'"):
+        train(replace(tiny_config, out=str(out), corpus=replace(tiny_config.corpus, paths=(str(bad),))))
+    assert not out.exists() or not any(out.iterdir())
+
+
+def _glove(path: Path, words: list[str], dim: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vectors = {w: rng.normal(size=dim).astype(np.float32) for w in words}
+    path.write_text("".join(f"{w} {' '.join(f'{v:.6f}' for v in vec)}\n" for w, vec in vectors.items()))
+    return vectors
+
+
+def test_pretrained_embeddings_frozen_and_missing_words(tmp_path, tiny_config, caplog):
+    import keras
+
+    glove = tmp_path / "glove.txt"
+    vectors = _glove(glove, ["network", "processor", "weights", "notinvocab"], dim=16)
+    config = replace(
+        tiny_config, out=str(tmp_path / "run"), epochs=1, embeddings=str(glove), freeze_embeddings=True
+    )
+    with caplog.at_level("INFO"):
+        train(config)
+    assert any("3 of" in r.getMessage() and "initialized randomly" in r.getMessage() for r in caplog.records)
+    tokenizer = Tokenizer.from_json((tmp_path / "run" / "tokenizer.json").read_text())
+    matrix = keras.saving.load_model(tmp_path / "run" / "model.keras").get_layer("embedding").get_weights()[0]
+    for word in ("network", "processor", "weights"):
+        np.testing.assert_allclose(
+            matrix[tokenizer.id_of(word)], vectors[word], atol=1e-5
+        )  # frozen: unchanged
+
+
+def test_pretrained_embeddings_fine_tuned_move(tmp_path, tiny_config):
+    import keras
+
+    glove = tmp_path / "glove.txt"
+    vectors = _glove(glove, ["network", "the"], dim=16)
+    train(replace(tiny_config, out=str(tmp_path / "run"), epochs=1, embeddings=str(glove)))
+    tokenizer = Tokenizer.from_json((tmp_path / "run" / "tokenizer.json").read_text())
+    matrix = keras.saving.load_model(tmp_path / "run" / "model.keras").get_layer("embedding").get_weights()[0]
+    assert not np.allclose(matrix[tokenizer.id_of("the")], vectors["the"], atol=1e-5)
+
+
+def test_embeddings_of_the_wrong_dimension_are_refused_before_training(tmp_path, tiny_config):
+    glove = tmp_path / "glove.txt"
+    _glove(glove, ["network"], dim=7)
+    out = tmp_path / "run"
+    with pytest.raises(
+        EmbeddingsError, match="7 dimensions but the model's embedding has 16; pass --embedding-dim 7"
+    ):
+        train(replace(tiny_config, out=str(out), embeddings=str(glove)))
+    assert not (out / "checkpoint.keras").exists()
+
+
+def test_single_layer_model_without_dropout(tmp_path, tiny_config):
+    config = replace(tiny_config, out=str(tmp_path / "run"), epochs=1, model=ModelConfig(16, 24, 1, 0.0))
+    assert train(config).epochs == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("seq_len", 0), ("batch_size", -1), ("learning_rate", 0.0), ("patience", -1)]
+)
+def test_config_validation(tiny_config, field, value):
+    with pytest.raises(ValueError, match=field):
+        replace(tiny_config, **{field: value})
+
+
+def test_freeze_without_embeddings_is_refused(tiny_config):
+    with pytest.raises(ValueError, match="--embeddings"):
+        replace(tiny_config, freeze_embeddings=True)

@@ -1,0 +1,34 @@
+"""A clear message instead of a traceback when the training extra is not installed."""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["EXPORT_STACK", "TRAINING_STACK", "MissingExtraError", "require"]
+
+TRAINING_STACK = ("tensorflow", "keras")
+EXPORT_STACK = ("tensorflow", "keras", "tf2onnx", "onnx")
+INSTALL_HINT = (
+    'install the training extra: pip install "nextword[train]" '
+    '(or "nextword[train-gpu]" on a machine with an NVIDIA GPU)'
+)
+
+
+class MissingExtraError(ImportError):
+    """A feature needs packages of the ``train`` extra that are missing or do not import."""
+
+
+def require(feature: str, modules: tuple[str, ...]) -> None:
+    """Import ``modules``; raise :class:`MissingExtraError` naming ``feature``, the culprits and the fix.
+
+    Importing (rather than looking the modules up) also catches installs that are present but broken,
+    such as a TensorFlow built against another numpy.
+    """
+    problems = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            problems.append(f"{name} ({exc})")
+    if problems:
+        raise MissingExtraError(f"{feature} needs {', '.join(problems)}; {INSTALL_HINT}")

@@ -1,0 +1,137 @@
+"""Training settings: one dataclass per concern, shared by :func:`nextword.train.train` and the CLI.
+
+Every field carries its help text in ``metadata``; the CLI builds its flags from these fields, so the
+options and their defaults are written down once, here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nextword.runtime.tokenizer import TokenizerConfig
+
+__all__ = ["CORPUS_FORMATS", "CorpusConfig", "ModelConfig", "TrainConfig"]
+
+CORPUS_FORMATS = ("auto", "csv", "jsonl", "text")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the documents come from and how they are split."""
+
+    paths: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "corpus files: .csv, .jsonl or plain text",
+            "positional": True,
+            "metavar": "CORPUS",
+        },
+    )
+    format: str = field(
+        default="auto",
+        metadata={
+            "help": "file format; auto picks by extension (.csv, .jsonl/.ndjson, anything else is text)",
+            "choices": CORPUS_FORMATS,
+            "flag": "--corpus-format",
+        },
+    )
+    text_column: str = field(default="patent_abstract", metadata={"help": "CSV column holding the text"})
+    json_field: str = field(default="text", metadata={"help": "JSON Lines field holding the text"})
+    val_fraction: float = field(
+        default=0.1, metadata={"help": "share of documents held out for validation (split by document)"}
+    )
+    split_seed: int = field(default=0, metadata={"help": "seed of the document-level train/validation split"})
+
+    def __post_init__(self) -> None:
+        if self.format not in CORPUS_FORMATS:
+            raise ValueError(f"corpus format must be one of {CORPUS_FORMATS}, got {self.format!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: Embedding -> LSTM x num_layers -> Dense over the vocabulary (logits)."""
+
+    embedding_dim: int = field(default=128, metadata={"help": "word vector size"})
+    lstm_units: int = field(default=256, metadata={"help": "units of each LSTM layer"})
+    num_layers: int = field(default=1, metadata={"help": "number of stacked LSTM layers"})
+    dropout: float = field(default=0.2, metadata={"help": "dropout after the embedding and each LSTM layer"})
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_dim", "lstm_units", "num_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; stored as ``config.json`` in the run folder."""
+
+    out: str = field(
+        default="",
+        metadata={"help": "run folder to create (model, tokenizer, config, metrics)", "metavar": "RUN_DIR"},
+    )
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seq_len: int = field(default=50, metadata={"help": "words per training window (the unrolled length)"})
+    batch_size: int = field(default=64, metadata={"help": "windows per training step"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
+    clipnorm: float = field(default=1.0, metadata={"help": "clip each gradient to this norm"})
+    epochs: int = field(default=10, metadata={"help": "passes over the training split at most"})
+    patience: int = field(
+        default=2, metadata={"help": "stop after this many epochs without a better validation loss"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of weight initialization and window shuffling"})
+    embeddings: str | None = field(
+        default=None, metadata={"help": "pretrained word vectors, GloVe text format (word v1 v2 ...)"}
+    )
+    freeze_embeddings: bool = field(
+        default=False, metadata={"help": "keep the pretrained vectors fixed instead of fine-tuning them"}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing run folder"})
+    verbose: int = field(
+        default=1, metadata={"help": "Keras verbosity: 0 silent, 1 progress bar, 2 one line"}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("seq_len", "batch_size", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
+            raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
+        for name in ("learning_rate", "clipnorm"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.freeze_embeddings and not self.embeddings:
+            raise ValueError("freeze_embeddings needs pretrained vectors: pass --embeddings FILE")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain JSON-able data (nested dataclasses become objects)."""
+        data = asdict(self)
+        data["corpus"]["paths"] = list(self.corpus.paths)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config written by :meth:`to_dict`; raises ``ValueError`` on unknown fields."""
+        data = dict(data)
+        try:
+            corpus = dict(data.pop("corpus", {}))
+            corpus["paths"] = tuple(corpus.get("paths", ()))
+            return cls(
+                corpus=CorpusConfig(**corpus),
+                tokenizer=TokenizerConfig(**data.pop("tokenizer", {})),
+                model=ModelConfig(**data.pop("model", {})),
+                **data,
+            )
+        except TypeError as exc:
+            raise ValueError(f"config does not match this nextword version: {exc}") from None

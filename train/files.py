@@ -1,0 +1,144 @@
+"""The run folder and crash-safe file writes.
+
+A run folder holds::
+
+    config.json      the resolved TrainConfig plus the vocabulary size and package versions
+    tokenizer.json   the tokenizer built from the training split
+    model.keras      the best model so far (lowest validation loss)
+    checkpoint.keras the model after the last finished epoch, with optimizer state (for --resume)
+    metrics.json     per-epoch metrics and the best epoch
+    samples.json     beginnings of a few validation documents: real prompts for the export parity check
+
+Every file is written to a temporary name in the same folder and renamed into place, so a crash never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+
+__all__ = [
+    "RUN_ONLY_KEYS",
+    "RunDir",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_json",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto ``target``.
+
+    On an exception the temporary file is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name keeps the target's suffix: Keras insists on ".keras", for one.
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        os.chmod(tmp, _file_mode(target))  # mkstemp creates 0600; keep the mode a plain open() would give
+        yield tmp
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _file_mode(target: Path) -> int:
+    if target.exists():
+        return target.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write_bytes(target: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(target: str | Path, text: str) -> None:
+    """Write ``text`` as UTF-8 to ``target`` atomically."""
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_json(target: str | Path, data: Any) -> None:
+    """Write ``data`` as indented UTF-8 JSON to ``target`` atomically."""
+    atomic_write_bytes(target, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file, with the file named in the error when it is missing or malformed."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+
+
+RUN_ONLY_KEYS = ("vocab_size", "data", "versions")  # config.json keys that are facts of the run, not settings
+
+
+class RunDir:
+    """Paths inside one run folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer.json"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.keras"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint.keras"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples.json"
+
+    def require_trained(self) -> None:
+        """Raise ``FileNotFoundError`` naming what is missing unless the folder holds a trained model."""
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"run folder {self.root} does not exist; train one with `nextword train`")
+        missing = [p.name for p in (self.config, self.tokenizer, self.model) if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"run folder {self.root} lacks {missing}: it is not a finished nextword training run"
+            )
+
+    def read_config(self) -> tuple[TrainConfig, dict[str, Any]]:
+        """The run's TrainConfig, and config.json as stored (with vocabulary size, data counts, versions)."""
+        stored = read_json(self.config)
+        return TrainConfig.from_dict({k: v for k, v in stored.items() if k not in RUN_ONLY_KEYS}), stored

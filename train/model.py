@@ -1,0 +1,58 @@
+"""The Keras network, in two shapes that share weights by layer name.
+
+* The training model: ``input_ids`` (batch, time) -> logits (batch, time, vocab), with dropout, and
+  free to use cuDNN kernels on a GPU.
+* The step model that the exporter converts: the same layers without dropout, with each LSTM's h and c
+  as extra inputs and outputs, and cuDNN off (tf2onnx cannot convert CudnnRNN ops). The embedding does
+  not mask padding, which would turn each LSTM into a Loop in ONNX.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from .config import ModelConfig
+
+__all__ = ["build_model", "build_step_model", "copy_weights"]
+
+
+def build_model(config: ModelConfig, vocab_size: int) -> keras.Model:
+    """The training model: Embedding -> (LSTM, Dropout) x num_layers -> Dense(vocab) logits."""
+    input_ids = keras.Input(shape=(None,), dtype="int32", name="input_ids")  # (B, T)
+    x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(input_ids)  # (B, T, E)
+    if config.dropout:
+        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
+    for layer in range(config.num_layers):
+        x = keras.layers.LSTM(config.lstm_units, return_sequences=True, name=f"lstm_{layer}")(x)  # (B, T, U)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, name=f"lstm_{layer}_dropout")(x)
+    logits = keras.layers.Dense(vocab_size, name="logits")(x)  # (B, T, V)
+    return keras.Model(input_ids, logits, name="nextword")
+
+
+def build_step_model(config: ModelConfig, vocab_size: int) -> keras.Model:
+    """The inference model with explicit state: [ids, h_0, c_0, ...] -> [logits, h_0, c_0, ...].
+
+    Copy trained weights in with :func:`copy_weights`.
+    """
+    input_ids = keras.Input(shape=(None,), dtype="int64", name="input_ids")  # (B, T)
+    x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(input_ids)  # (B, T, E)
+    inputs, states = [input_ids], []
+    for layer in range(config.num_layers):
+        h = keras.Input(shape=(config.lstm_units,), name=f"h_{layer}")  # (B, U)
+        c = keras.Input(shape=(config.lstm_units,), name=f"c_{layer}")  # (B, U)
+        inputs += [h, c]
+        lstm = keras.layers.LSTM(
+            config.lstm_units, return_sequences=True, return_state=True, use_cudnn=False, name=f"lstm_{layer}"
+        )
+        x, h_out, c_out = lstm(x, initial_state=[h, c])  # (B, T, U), (B, U), (B, U)
+        states += [h_out, c_out]
+    logits = keras.layers.Dense(vocab_size, name="logits")(x)  # (B, T, V)
+    return keras.Model(inputs, [logits, *states], name="nextword_step")
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copy every weighted layer of ``source`` into the layer of the same name in ``target``."""
+    for layer in target.layers:
+        if layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
