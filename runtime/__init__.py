@@ -4,24 +4,36 @@
     >>> model = load("model.onnx")
     >>> model.generate("a neural network", max_words=30, seed=1)
 
+or, with the default model (``NEXTWORD_MODEL`` or the bundled one), ``generate("a neural network")``.
+
 This package imports only numpy and onnxruntime; it never imports TensorFlow or onnx.
 """
 
 from ._version import __version__
+from .default import default_model, generate
 from .errors import ModelFileError
 from .evaluation import Evaluation, evaluate
-from .generation import GenerationConfig
+from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
 from .model import NextWordModel, load
+from .model_check import LoadLimits
+from .scoring import TextScore, WordScore
 from .tokenizer import Tokenizer, TokenizerConfig
 
 __all__ = [
+    "MAX_BATCH",
+    "MAX_WORDS",
     "Evaluation",
     "GenerationConfig",
+    "LoadLimits",
     "ModelFileError",
     "NextWordModel",
+    "TextScore",
     "Tokenizer",
     "TokenizerConfig",
+    "WordScore",
     "__version__",
+    "default_model",
     "evaluate",
+    "generate",
     "load",
 ]

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import PROMPT_CHUNK, NextWordModel
+from .model import NextWordModel
+from .scoring import token_logprobs
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -41,22 +42,13 @@ def evaluate(model: NextWordModel, documents: Iterable[str]) -> Evaluation:
     total_nll = 0.0
     for document in documents:
         ids = np.asarray([tok.eod_id, *tok.encode(document), tok.eod_id], dtype=np.int64)
+        logprobs, ranks = token_logprobs(model, ids)
         n_docs += 1
-        state = model.initial_state(1)
-        for start in range(0, len(ids) - 1, PROMPT_CHUNK):
-            inputs = ids[start : start + PROMPT_CHUNK]
-            targets = ids[start + 1 : start + 1 + PROMPT_CHUNK]
-            logits, state = model.forward(inputs[None, : len(targets)], state)
-            scores = logits[0].astype(np.float64)  # (T, V)
-            peak = scores.max(axis=-1, keepdims=True)
-            log_z = (peak + np.log(np.exp(scores - peak).sum(axis=-1, keepdims=True)))[:, 0]  # (T,)
-            target_scores = scores[np.arange(len(targets)), targets]  # (T,)
-            total_nll += float((log_z - target_scores).sum())
-            rank = (scores > target_scores[:, None]).sum(axis=-1)  # (T,) how many beat the target
-            n_correct += int((rank == 0).sum())
-            n_top5 += int((rank < 5).sum())
-            n_unknown += int((targets == tok.unk_id).sum())
-            n_words += len(targets)
+        total_nll -= float(logprobs.sum())
+        n_correct += int((ranks == 0).sum())
+        n_top5 += int((ranks < 5).sum())
+        n_unknown += int((ids[1:] == tok.unk_id).sum())
+        n_words += len(ranks)
     if n_words == 0:
         raise ValueError("no documents to evaluate")
     return Evaluation(

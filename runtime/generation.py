@@ -1,4 +1,4 @@
-"""Generation settings shared by the Python API and the CLI."""
+"""Generation settings shared by the Python API and the CLI, and their validation."""
 
 from __future__ import annotations
 
@@ -7,22 +7,63 @@ import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["MAX_WORDS", "GenerationConfig"]
+__all__ = ["MAX_BATCH", "MAX_WORDS", "GenerationConfig"]
 
 MAX_WORDS = 10_000  # cap on max_words: each word is one session call, so this bounds a call's time
+MAX_BATCH = 256  # cap on rows run at once: prompts x num_return_sequences (x num_beams for beam search)
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """How :meth:`NextWordModel.generate` continues a prompt. A "word" is one token: a word or a
-    punctuation mark."""
+    """How :meth:`NextWordModel.generate` continues a prompt.
+
+    A "word" is one token: a word or a punctuation mark. Every field can also be passed to
+    ``generate()`` as a keyword argument; invalid values raise ``ValueError`` naming the parameter, the
+    value and the allowed range.
+    """
 
     max_words: int = field(default=50, metadata={"help": f"words to generate at most (0..{MAX_WORDS})"})
+    min_words: int = field(
+        default=0, metadata={"help": "words to generate at least before the model may end the document"}
+    )
     temperature: float = field(
         default=1.0, metadata={"help": "softmax temperature; 0 is greedy (always the most likely word)"}
     )
     top_k: int | None = field(
         default=None, metadata={"help": "sample only among the K most likely words (default: all)"}
+    )
+    top_p: float | None = field(
+        default=None,
+        metadata={"help": "nucleus sampling: only the most likely words that together hold P (0 < P <= 1)"},
+    )
+    repetition_penalty: float = field(
+        default=1.0,
+        metadata={"help": "> 1 makes words already in the prompt or the text less likely (1 = off)"},
+    )
+    no_repeat_ngram_size: int = field(
+        default=0, metadata={"help": "never repeat a word sequence of this length (0 = off)"}
+    )
+    stop: tuple[str, ...] = field(
+        default=(), metadata={"help": "strings that end the text; the text is cut before them"}
+    )
+    stop_at_end: bool = field(
+        default=True,
+        metadata={"help": "end where the model ends the document (off: never end early, run to max_words)"},
+    )
+    allow_unknown: bool = field(
+        default=False, metadata={"help": "allow the unknown-word token <unk> in the output"}
+    )
+    num_return_sequences: int = field(
+        default=1, metadata={"help": "texts to generate per prompt (sampling), or best beams to return"}
+    )
+    num_beams: int = field(
+        default=1, metadata={"help": "beam search with this many beams (1 = sampling or greedy)"}
+    )
+    length_penalty: float = field(
+        default=1.0,
+        metadata={
+            "help": "beam search: scores are divided by length**length_penalty (> 0 favours long texts)"
+        },
     )
     seed: int | None = field(
         default=None, metadata={"help": "random seed; the same seed and settings give the same text"}
@@ -30,13 +71,48 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         _check_int("max_words", self.max_words, 0, MAX_WORDS)
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t) or t < 0:
-            raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {t!r}")
+        _check_int("min_words", self.min_words, 0, self.max_words)
+        _check_real("temperature", self.temperature, low=0.0, low_open=False, note="0 is greedy")
         if self.top_k is not None:
             _check_int("top_k", self.top_k, 1, None)
+        if self.top_p is not None:
+            _check_real("top_p", self.top_p, low=0.0, low_open=True, high=1.0)
+        _check_real("repetition_penalty", self.repetition_penalty, low=0.0, low_open=True, note="1 is off")
+        _check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0, None)
+        stop = (self.stop,) if isinstance(self.stop, str) else self.stop
+        if not isinstance(stop, (tuple, list)) or not all(isinstance(s, str) and s for s in stop):
+            raise ValueError(f"stop must be a string or a list of non-empty strings, got {self.stop!r}")
+        object.__setattr__(self, "stop", tuple(stop))
+        for name in ("stop_at_end", "allow_unknown"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check_int("num_return_sequences", self.num_return_sequences, 1, MAX_BATCH)
+        _check_int("num_beams", self.num_beams, 1, MAX_BATCH)
+        _check_real("length_penalty", self.length_penalty, low=-math.inf, low_open=True)
         if self.seed is not None:
             _check_int("seed", self.seed, 0, None)
+        if self.num_beams > 1:
+            conflicts = [
+                f"{name}={getattr(self, name)!r}"
+                for name, neutral in (("top_k", None), ("top_p", None))
+                if getattr(self, name) != neutral
+            ]
+            if self.temperature not in (0, 1):
+                conflicts.append(f"temperature={self.temperature!r}")
+            if conflicts:
+                raise ValueError(
+                    f"num_beams={self.num_beams} searches deterministically and cannot be combined with "
+                    f"the sampling options {', '.join(conflicts)}; drop them or set num_beams=1"
+                )
+            if self.num_return_sequences > self.num_beams:
+                raise ValueError(
+                    f"num_return_sequences={self.num_return_sequences} must be <= num_beams={self.num_beams} "
+                    "(beam search returns its best beams)"
+                )
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
 
     @classmethod
     def from_options(cls, config: GenerationConfig | None = None, **options: Any) -> GenerationConfig:
@@ -54,3 +130,24 @@ def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if value < low or (high is not None and value > high):
         allowed = f"{low}..{high}" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be in {allowed}, got {value}")
+
+
+def _check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    low_open: bool,
+    high: float = math.inf,
+    note: str = "",
+) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
+        upper = "" if high == math.inf else f"<= {high:g}"
+        bounds = " and ".join(b for b in (lower, upper) if b)
+        detail = f" ({note})" if note else ""
+        raise ValueError(
+            f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {value!r}"
+        )

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from .decoding import SamplingRun, beam_search
 from .errors import ModelFileError
-from .generation import GenerationConfig
+from .generation import MAX_BATCH, GenerationConfig
+from .model_check import LoadLimits, check_model_file
 from .model_file import INPUT_IDS, LOGITS, ModelInfo, read_model_info, state_input_names, state_output_names
-from .sampling import sample_next
-from .tokenizer import Tokenizer
+from .scoring import PROMPT_CHUNK, TextScore, WordScore, softmax, token_logprobs
+from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
-__all__ = ["NextWordModel", "State", "load"]
+__all__ = ["NextWordModel", "State", "default_session_options", "load"]
 
 logger = logging.getLogger(__name__)
 
 State = list[np.ndarray]  # [h_0, c_0, h_1, c_1, ...], each float32 (batch, units)
 
-PROMPT_CHUNK = 256  # prompts are fed this many tokens per session call, so memory stays bounded
+SPECIAL_IDS = range(len(SPECIAL_TOKENS))
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 
 
@@ -31,6 +36,8 @@ def load(
     model: str | os.PathLike[str] | bytes,
     providers: Sequence[str] | None = None,
     session_options: ort.SessionOptions | None = None,
+    *,
+    limits: LoadLimits | None = None,
 ) -> NextWordModel:
     """Load a nextword ``.onnx`` file (a path, or the file's bytes) for generation.
 
@@ -38,22 +45,41 @@ def load(
     ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` with onnxruntime-gpu installed; the default
     is the CPU. Providers this onnxruntime build lacks are skipped with a warning.
 
+    The file is checked before onnxruntime sees it (size, structure, versions, operators, no external
+    data; see :func:`~nextword.runtime.model_check.check_model_file` and ``docs/security.md``);
+    ``limits`` widens or tightens those checks.
+
     Raises :class:`ModelFileError` when the file is missing, is not ONNX, or is not a nextword model.
     """
-    if isinstance(model, bytes):
-        source, payload = "<model bytes>", model
-    else:
-        path = Path(model)
-        source = str(path)
-        if not path.is_file():
-            raise ModelFileError(f"model file {source} does not exist (or is not a file)")
-        payload = source
+    source = "<model bytes>" if isinstance(model, bytes) else str(Path(model))
+    payload = check_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
     chosen = _choose_providers(providers)
     try:
-        session = ort.InferenceSession(payload, sess_options=session_options, providers=chosen)
+        session = ort.InferenceSession(
+            payload, sess_options=session_options or default_session_options(), providers=chosen
+        )
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         raise ModelFileError(f"{source} could not be loaded as an ONNX model: {exc}") from None
     return NextWordModel(session, read_model_info(session, source), source)
+
+
+def default_session_options() -> ort.SessionOptions:
+    """Session options for generation: many small runs, often from several threads at once.
+
+    One thread per run: a single step is a handful of small matrix products, too small to share out
+    across cores, and a pool of worker threads waiting for a busy core makes each step several times
+    slower as soon as anything else runs on the machine (measured in docs/benchmarks.md). Concurrency
+    comes from running several generations at once, each on its own thread. Nodes run one after
+    another (the step graph is a chain) and every graph optimization is on. Pass your own
+    ``session_options`` to ``load`` for large batches on an otherwise idle machine, where
+    ``intra_op_num_threads`` above 1 can pay off.
+    """
+    options = ort.SessionOptions()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
 
 
 def _choose_providers(providers: Sequence[str] | None) -> list[str]:
@@ -128,17 +154,19 @@ class NextWordModel:
         logits, *new_state = self.session.run(self._outputs, feed)
         return logits, new_state
 
-    def feed(self, input_ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    def feed(
+        self, input_ids: np.ndarray, state: State, chunk: int = PROMPT_CHUNK
+    ) -> tuple[np.ndarray, State]:
         """Run a sequence of any length through the model in chunks, carrying the state.
 
         Returns the logits after the last position, shape (batch, vocab), and the final state. Feeding a
-        text in one call or in pieces gives the same result.
+        text in one call or in pieces of ``chunk`` tokens gives the same result.
         """
         ids = np.asarray(input_ids, dtype=np.int64)  # (B, T)
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"input_ids must have shape (batch, time) with time >= 1, got {ids.shape}")
-        for start in range(0, ids.shape[1], PROMPT_CHUNK):
-            logits, state = self.forward(ids[:, start : start + PROMPT_CHUNK], state)
+        for start in range(0, ids.shape[1], chunk):
+            logits, state = self.forward(ids[:, start : start + chunk], state)
         return logits[:, -1], state
 
     # ----------------------------------------------------------------- generation
@@ -150,41 +178,114 @@ class NextWordModel:
         return [self.tokenizer.eod_id, *self.tokenizer.encode(prompt)]
 
     def generate_ids(self, prompt_ids: Sequence[int], config: GenerationConfig) -> list[int]:
-        """Continue ``prompt_ids`` and return the new token ids (without the end-of-document token).
+        """Continue ``prompt_ids`` by sampling (or greedily) and return the new token ids."""
+        run = SamplingRun(self, [prompt_ids], replace(config, num_return_sequences=1, num_beams=1))
+        run.run()
+        return run.generated[0]
 
-        Generation stops after ``config.max_words`` tokens or when the model ends the document. Each new
-        token costs one single-step session call that carries the LSTM state.
-        """
-        tok = self.tokenizer
-        banned = (tok.pad_id, tok.unk_id)
-        rng = np.random.default_rng(config.seed)  # belongs to this call only
-        last, state = self.feed(np.asarray([prompt_ids]), self.initial_state(1))  # (1, V)
-        new_ids: list[int] = []
-        while len(new_ids) < config.max_words:
-            next_id = sample_next(
-                last, temperature=config.temperature, top_k=config.top_k, rng=rng, banned=banned
-            )
-            if next_id[0] == tok.eod_id:  # the model ended the document
-                break
-            new_ids.append(int(next_id[0]))
-            logits, state = self.forward(next_id[:, None], state)  # (1, 1, V)
-            last = logits[:, -1]
-        return new_ids
-
-    def generate(self, prompt: str, config: GenerationConfig | None = None, **options: Any) -> str:
+    def generate(
+        self, prompt: str | Sequence[str], config: GenerationConfig | None = None, **options: Any
+    ) -> str | list[str]:
         """Continue ``prompt`` and return the new text (the prompt itself is not repeated).
 
-        Options are the fields of :class:`GenerationConfig`: ``max_words=50``, ``temperature=1.0``
-        (0 is greedy), ``top_k=None``, ``seed=None`` (the same seed gives the same text). The result
-        is shaped to be appended to the prompt: it starts with a space where one belongs and is
-        capitalized at sentence starts. An empty prompt generates from the start of a document.
+        ``prompt`` is a string or a list of strings. Options are the fields of
+        :class:`GenerationConfig` (``max_words``, ``min_words``, ``temperature`` (0 is greedy),
+        ``top_k``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``, ``stop``,
+        ``stop_at_end``, ``allow_unknown``, ``num_return_sequences``, ``num_beams``, ``length_penalty``,
+        ``seed``), passed one by one or as ``config``. The result is a list (prompt-major: every
+        sequence of the first prompt, then of the second...) when ``prompt`` is a list or
+        ``num_return_sequences > 1``, else a string. All prompts and sequences run as one batch.
+
+        Each text is shaped to be appended to its prompt: it starts with a space where one belongs and
+        is capitalized at sentence starts. An empty prompt generates from the start of a document.
         """
         config = GenerationConfig.from_options(config, **options)
-        ids = self.prompt_ids(prompt)
-        new_ids = self.generate_ids(ids, config)
-        tok = self.tokenizer
-        previous = tok.token_of(ids[-1]) if len(ids) > 1 else None
-        text = "".join(tok.pieces((tok.token_of(i) for i in new_ids), previous=previous))
-        if prompt[-1:].isspace():
-            text = text.lstrip(" ")
-        return text
+        prompts, single = _as_prompt_list(prompt)
+        rows = len(prompts) * max(config.num_return_sequences, config.num_beams)
+        if rows > MAX_BATCH:
+            raise ValueError(
+                f"batch of {len(prompts)} prompt(s) x {max(config.num_return_sequences, config.num_beams)} "
+                f"sequences or beams = {rows} rows exceeds the cap of {MAX_BATCH}; split the prompts"
+            )
+        if not prompts:
+            return []
+        ids = [self.prompt_ids(p) for p in prompts]
+        lstrip = [p[-1:].isspace() for p in prompts]
+        if config.num_beams > 1:
+            texts = beam_search(self, ids, config, lstrip)
+        else:
+            texts = SamplingRun(self, ids, config, lstrip).run()
+        return texts[0] if single and config.num_return_sequences == 1 else texts
+
+    def stream(self, prompt: str, config: GenerationConfig | None = None, **options: Any) -> Iterator[str]:
+        """Yield the continuation of ``prompt`` in pieces as words are produced.
+
+        Takes the same options as :meth:`generate` (one prompt, one sequence, no beam search); the
+        pieces joined equal what :meth:`generate` returns for the same arguments and seed. Text that a
+        stop string could still cut is held back until it is certain.
+        """
+        config = GenerationConfig.from_options(config, **options)
+        if not isinstance(prompt, str):
+            raise ValueError(f"stream() takes one prompt string, got {type(prompt).__name__}")
+        if config.num_return_sequences != 1 or config.num_beams != 1:
+            raise ValueError(
+                "stream() produces one text: num_return_sequences and num_beams must be 1 "
+                f"(got {config.num_return_sequences} and {config.num_beams})"
+            )
+        run = SamplingRun(self, [self.prompt_ids(prompt)], config, [prompt[-1:].isspace()])
+        return _stream(run)
+
+    def next_words(self, prompt: str, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` most likely next words after ``prompt`` with their probabilities, most likely first.
+
+        Probabilities are the model's softmax over the whole vocabulary; the special tokens are left
+        out of the list, so the probabilities sum to at most 1.
+        """
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= self.vocab_size:
+            raise ValueError(f"k must be an integer in 1..{self.vocab_size}, got {k!r}")
+        last, _ = self.feed(np.asarray([self.prompt_ids(prompt)]), self.initial_state(1))
+        probs = softmax(last[0])
+        probs[list(SPECIAL_IDS)] = -1.0  # never listed
+        best = np.argsort(-probs, kind="stable")[:k]
+        return [(self.tokenizer.token_of(int(i)), float(probs[i])) for i in best if probs[i] >= 0]
+
+    def score(self, text: str) -> TextScore:
+        """How likely the model finds ``text`` as the start of a document.
+
+        Returns the total log-probability (natural log), the per-word perplexity and, for every word,
+        its log-probability and whether it was outside the vocabulary.
+        """
+        ids = self.prompt_ids(text)
+        if len(ids) < 2:
+            raise ValueError("text has no words to score")
+        logprobs, _ = token_logprobs(self, np.asarray(ids, dtype=np.int64))
+        words = [
+            WordScore(self.tokenizer.token_of(i), float(lp), i == self.tokenizer.unk_id)
+            for i, lp in zip(ids[1:], logprobs, strict=True)
+        ]
+        total = float(logprobs.sum())
+        return TextScore(total_logprob=total, perplexity=math.exp(-total / len(words)), words=words)
+
+
+def _as_prompt_list(prompt: Any) -> tuple[list[str], bool]:
+    if isinstance(prompt, str):
+        return [prompt], True
+    if isinstance(prompt, (list, tuple)):
+        for i, p in enumerate(prompt):
+            if not isinstance(p, str):
+                raise ValueError(
+                    f"prompt must be a string or a list of strings; item {i} is {type(p).__name__}"
+                )
+        return list(prompt), False
+    raise ValueError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
+
+
+def _stream(run: SamplingRun) -> Iterator[str]:
+    text, sent = run.texts[0], 0
+    while run.step():
+        safe = text.safe_length()
+        if safe > sent:
+            yield text.text[sent:safe]
+            sent = safe
+    if len(text.text) > sent:
+        yield text.text[sent:]

@@ -26,6 +26,7 @@ __all__ = [
     "KEY_FORMAT_VERSION",
     "KEY_METRICS",
     "KEY_PARITY",
+    "KEY_QUALITY",
     "KEY_TOKENIZER",
     "KEY_VERSIONS",
     "LOGITS",
@@ -44,7 +45,8 @@ KEY_CONFIG = "nextword.config"  # {"model": ModelConfig, "train": TrainConfig, "
 KEY_METRICS = "nextword.metrics"  # training metrics (metrics.json of the run)
 KEY_PARITY = "nextword.parity"  # export-time parity figures
 KEY_VERSIONS = "nextword.versions"  # versions of the packages that trained and exported the model
-JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS)
+KEY_QUALITY = "nextword.quality"  # validation perplexity and accuracy measured at export, per precision
+JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY)
 
 INPUT_IDS = "input_ids"
 LOGITS = "logits"
@@ -73,6 +75,7 @@ class ModelInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
 
 
 def read_model_info(session: Any, source: str) -> ModelInfo:
@@ -129,6 +132,7 @@ def read_model_info(session: Any, source: str) -> ModelInfo:
         metrics=parsed[KEY_METRICS],
         parity=parsed[KEY_PARITY],
         versions=parsed[KEY_VERSIONS],
+        quality=parsed[KEY_QUALITY],
     )
 
 

@@ -22,11 +22,13 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 __all__ = [
     "EOD",
+    "MAX_TOKEN_CHARS",
+    "MAX_VOCAB_SIZE",
     "PAD",
     "PUNCTUATION",
     "SPECIAL_TOKENS",
@@ -38,6 +40,11 @@ __all__ = [
 
 TOKENIZER_FORMAT_VERSION = 1
 _TOKENIZER_FORMAT_NAME = "nextword.tokenizer"
+
+# Caps on a vocabulary read from a file. A corpus word longer than MAX_TOKEN_CHARS is not a word, and
+# MAX_VOCAB_SIZE is far above any vocabulary a model file under the loader's size cap can use.
+MAX_TOKEN_CHARS = 1000
+MAX_VOCAB_SIZE = 1_000_000
 
 PAD = "<pad>"  # id 0: fills the tail of the last training window; never generated
 UNK = "<unk>"  # id 1: any word outside the vocabulary
@@ -53,6 +60,9 @@ _QUOTES = re.compile(r"[\"“”„‟«»`´]")
 _APOSTROPHES = re.compile(r"[‘’‛′]")
 _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Characters no token can contain: whitespace (text is split there), C0/C1 controls (normalization
+# removes them) and lone surrogates (not encodable, so not printable).
+_UNUSABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # "(1)", "(12a)", "(102, 104)", "(10-12)": reference numerals of drawings.
 _FIGURE_REF = re.compile(r"\s*\(\s*\d+[a-z]?'*(?:\s*[,-]\s*\d+[a-z]?'*)*\s*\)", re.IGNORECASE)
 # A word is a run of letters/digits that may continue across "-", "/", "'" or "." (e.g. "feed-forward",
@@ -99,19 +109,46 @@ class Tokenizer:
     """
 
     def __init__(self, tokens: Sequence[str], config: TokenizerConfig | None = None) -> None:
-        """Create a tokenizer whose id ``i`` is ``tokens[i]``; the first three must be the special tokens."""
+        """Create a tokenizer whose id ``i`` is ``tokens[i]``; the first three must be the special tokens.
+
+        Ids are the positions in ``tokens``, so they are contiguous. Each token must be a non-empty string
+        of at most :data:`MAX_TOKEN_CHARS` characters, distinct from the others, and free of whitespace,
+        control characters and lone surrogates: tokenizing never produces those (normalization removes
+        control characters and splits at whitespace), and a generated control character could rewrite
+        the terminal that prints it, a surrogate could not be printed at all. At most
+        :data:`MAX_VOCAB_SIZE` tokens. Raises ``ValueError`` naming the offending entry.
+        """
         tokens = list(tokens)
+        if len(tokens) > MAX_VOCAB_SIZE:
+            raise ValueError(
+                f"the vocabulary has {len(tokens):,} tokens, more than the {MAX_VOCAB_SIZE:,} allowed; "
+                "lower max_vocab"
+            )
         if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise ValueError(
                 f"the vocabulary must start with the special tokens {list(SPECIAL_TOKENS)}, "
-                f"got {tokens[: len(SPECIAL_TOKENS)]}"
+                f"got {[_shorten(t) for t in tokens[: len(SPECIAL_TOKENS)]]}"
             )
         index: dict[str, int] = {}
         for i, token in enumerate(tokens):
             if not isinstance(token, str) or not token:
-                raise ValueError(f"vocabulary entry {i} must be a non-empty string, got {token!r}")
+                raise ValueError(f"vocabulary entry {i} must be a non-empty string, got {_shorten(token)}")
+            if len(token) > MAX_TOKEN_CHARS:
+                raise ValueError(
+                    f"vocabulary entry {i} is {len(token):,} characters long, more than the "
+                    f"{MAX_TOKEN_CHARS:,} allowed: {_shorten(token)}"
+                )
+            bad = _UNUSABLE.search(token)
+            if bad:
+                raise ValueError(
+                    f"vocabulary entry {i} ({_shorten(token)}) contains {bad.group()!r}, which no tokenized "
+                    "text contains (whitespace, control character or lone surrogate); the tokenizer was "
+                    "not written by nextword: re-export the model"
+                )
             if token in index:
-                raise ValueError(f"vocabulary token {token!r} appears twice (ids {index[token]} and {i})")
+                raise ValueError(
+                    f"vocabulary token {_shorten(token)} appears twice (ids {index[token]} and {i})"
+                )
             index[token] = i
         self.config = config or TokenizerConfig()
         self._tokens = tokens
@@ -130,10 +167,20 @@ class Tokenizer:
         counts: Counter[str] = Counter()
         for document in documents:
             counts.update(tokenize(document, config))
-        for special in SPECIAL_TOKENS:
-            counts.pop(special, None)
+        return cls.from_counts(counts, config)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], config: TokenizerConfig | None = None) -> Tokenizer:
+        """Keep the most frequent words of ``counts`` (token -> occurrences in the training split).
+
+        The selection of :meth:`build`, for counts gathered elsewhere (e.g. in one streaming pass over
+        a corpus too large to hold, with :func:`tokenize` and the same ``config``). Special tokens in
+        ``counts`` are ignored; ``counts`` is not modified.
+        """
+        config = config or TokenizerConfig()
         kept = sorted(
-            (word for word, n in counts.items() if n >= config.min_count), key=lambda w: (-counts[w], w)
+            (w for w, n in counts.items() if n >= config.min_count and w not in SPECIAL_TOKENS),
+            key=lambda w: (-counts[w], w),
         )
         return cls(list(SPECIAL_TOKENS) + kept[: config.max_vocab - len(SPECIAL_TOKENS)], config)
 
@@ -155,7 +202,9 @@ class Tokenizer:
         """Restore a tokenizer from :meth:`to_json` output; raises ``ValueError`` naming what is wrong."""
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            raise ValueError("tokenizer JSON is nested too deeply to parse") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, integers over 4,300 digits
             raise ValueError(f"tokenizer JSON does not parse: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != _TOKENIZER_FORMAT_NAME:
             raise ValueError(f'not a nextword tokenizer (expected "format": "{_TOKENIZER_FORMAT_NAME}")')
@@ -175,6 +224,11 @@ class Tokenizer:
             raise ValueError(
                 f"tokenizer config has unknown fields {unknown}; known fields are {sorted(known)}"
             )
+        for name in ("lowercase", "drop_figure_refs"):
+            if name in raw_config and not isinstance(raw_config[name], bool):
+                raise ValueError(
+                    f"tokenizer config {name} must be true or false, got {_shorten(raw_config[name])}"
+                )
         try:
             config = TokenizerConfig(**raw_config)
         except TypeError as exc:
@@ -211,17 +265,20 @@ class Tokenizer:
                 new_paragraph = new_paragraph or previous is not None
                 previous = None
                 continue
+            piece = self.piece(token, previous)
             if new_paragraph:
-                space, new_paragraph = "\n\n", False
-            elif previous is None or previous in _NO_SPACE_AFTER or token in _NO_SPACE_BEFORE:
-                space = ""
-            else:
-                space = " "
-            text = token
-            if self.config.lowercase and (previous is None or previous in _SENTENCE_END):
-                text = token[:1].upper() + token[1:]
-            yield space + text
+                piece, new_paragraph = "\n\n" + piece, False
+            yield piece
             previous = token
+
+    def piece(self, token: str, previous: str | None) -> str:
+        """The text that appends ``token`` after ``previous`` (``None`` at the start of a text): a space
+        unless punctuation rules say otherwise, and a capital at a sentence start when lowercasing."""
+        glued = previous is None or previous in _NO_SPACE_AFTER or token in _NO_SPACE_BEFORE
+        space = "" if glued else " "
+        if self.config.lowercase and (previous is None or previous in _SENTENCE_END):
+            return space + token[:1].upper() + token[1:]
+        return space + token
 
     # ----------------------------------------------------------------- vocabulary access
 
@@ -258,6 +315,12 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={len(self)}, config={self.config})"
+
+
+def _shorten(value: object, limit: int = 60) -> str:
+    """``repr`` of a value for an error message, cut to about ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def normalize(text: str, config: TokenizerConfig) -> str:

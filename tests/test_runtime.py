@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from nextword.runtime import GenerationConfig, ModelFileError, evaluate, load
-from nextword.runtime import model as model_module
 
 
 def test_load_reads_tokenizer_and_shape(model):
@@ -36,9 +35,14 @@ def test_greedy_is_deterministic_and_learned_the_grammar(model):
 
 
 def test_result_continues_the_prompt(model):
-    text = model.generate("each neuron", max_words=5, temperature=0)
-    assert text.startswith(" ") and not text.startswith("  ")
-    assert model.generate("each neuron ", max_words=5, temperature=0) == text.lstrip(" ")
+    tok = model.tokenizer
+    for prompt in ("each neuron", "the network receives the weights", "the system stores"):
+        config = GenerationConfig(max_words=6, temperature=0)
+        text = model.generate(prompt, config)
+        new = [tok.token_of(i) for i in model.generate_ids(model.prompt_ids(prompt), config)]
+        assert tok.tokenize(prompt + text) == tok.tokenize(prompt) + new  # appending reads right
+        assert not text.startswith("  ")
+        assert model.generate(prompt + " ", config) == text.lstrip(" ")
     assert model.generate("", max_words=5, temperature=0)[0].isupper()  # start of a document
 
 
@@ -59,11 +63,10 @@ def test_unknown_and_padding_are_never_generated(model):
         assert tok.unk_id not in ids and tok.pad_id not in ids and tok.eod_id not in ids
 
 
-def test_chunked_feeding_equals_whole(model, monkeypatch):
+def test_chunked_feeding_equals_whole(model):
     ids = np.asarray([model.prompt_ids("the network receives an input signal. " * 8)])
     whole_logits, whole_state = model.feed(ids, model.initial_state(1))
-    monkeypatch.setattr(model_module, "PROMPT_CHUNK", 7)
-    chunked_logits, chunked_state = model.feed(ids, model.initial_state(1))
+    chunked_logits, chunked_state = model.feed(ids, model.initial_state(1), chunk=7)
     np.testing.assert_allclose(chunked_logits, whole_logits, atol=1e-5)
     for a, b in zip(chunked_state, whole_state, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -87,13 +90,6 @@ def test_batch_rows_are_independent(model):
     for row in range(2):
         single, _ = model.forward(ids[row : row + 1], model.initial_state(1))
         np.testing.assert_allclose(batch[row : row + 1], single, atol=1e-5)
-
-
-def test_prompt_must_be_a_string(model):
-    with pytest.raises(ValueError, match="prompt must be a string"):
-        model.generate(["a list"])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="temperature"):
-        model.generate("x", temperature=-1)
 
 
 def test_missing_cuda_falls_back_to_cpu_with_a_warning(model_path, caplog):

@@ -1,0 +1,52 @@
+"""The process-wide default model behind the module-level :func:`generate`."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .model import NextWordModel, load
+
+__all__ = ["BUNDLED_MODEL", "ENV_VAR", "default_model", "generate"]
+
+ENV_VAR = "NEXTWORD_MODEL"
+BUNDLED_MODEL = Path(__file__).resolve().parent / "data" / "nextword-patents.onnx"
+
+_lock = threading.Lock()
+_models: dict[str, NextWordModel] = {}  # resolved path -> loaded model, filled once per path
+
+
+def default_model(model: str | os.PathLike[str] | NextWordModel | None = None) -> NextWordModel:
+    """The model to use when none is loaded by hand, loaded once per process and path.
+
+    ``model`` may be a loaded model (returned as is) or a path; without it, the ``NEXTWORD_MODEL``
+    environment variable names the file, else the model bundled with the package is used. Loading is
+    guarded by a lock, so many threads asking at once load the file once.
+    """
+    if isinstance(model, NextWordModel):
+        return model
+    if model is None:
+        model = os.environ.get(ENV_VAR) or BUNDLED_MODEL
+        if not Path(model).is_file():
+            raise ValueError(
+                f"no model given and no bundled model at {BUNDLED_MODEL}: pass model=PATH or set "
+                f"{ENV_VAR}=PATH to a nextword .onnx file"
+            )
+    key = str(Path(model).resolve())
+    cached = _models.get(key)
+    if cached is None:
+        with _lock:
+            cached = _models.get(key)
+            if cached is None:
+                cached = _models[key] = load(key)
+    return cached
+
+
+def generate(
+    prompt: str | list[str], model: str | os.PathLike[str] | NextWordModel | None = None, **options: Any
+) -> str | list[str]:
+    """Continue ``prompt`` with the default model (see :func:`default_model`); options as in
+    :meth:`NextWordModel.generate`."""
+    return default_model(model).generate(prompt, **options)
