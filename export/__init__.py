@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["ExportConfig", "export"]
 
 
-def export(config: ExportConfig) -> ExportReport:
+def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     """Export a run; see :func:`nextword.export.exporter.export`."""
     require("export", EXPORT_STACK)
     from .exporter import export as _export
 
-    return _export(config)
+    return _export(config, command=command)

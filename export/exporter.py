@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,23 +14,26 @@ import onnx
 import onnxruntime
 import tf2onnx
 
-from nextword.runtime import load
+from nextword.runtime import evaluate, load
 from nextword.runtime.model_file import (
     FORMAT_VERSION,
     KEY_CONFIG,
     KEY_FORMAT_VERSION,
     KEY_METRICS,
     KEY_PARITY,
+    KEY_QUALITY,
     KEY_TOKENIZER,
     KEY_VERSIONS,
 )
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.config import TrainConfig
+from nextword.train.corpus import load_documents, split_documents
 from nextword.train.files import RunDir, atomic_write_bytes, read_json
 
 from .config import ExportConfig
 from .graph import check_graph, convert
-from .parity import ParityError, ParityReport, check_parity
+from .parity import ParityError, ParityReport, check_parity, compare_models
+from .quantize import quantize_int8
 
 __all__ = ["ExportReport", "export"]
 
@@ -44,16 +48,21 @@ class ExportReport:
     bytes: int
     ops: dict[str, int]
     parity: ParityReport
+    int8_vs_fp32: dict[str, Any] | None  # how far the int8 file strays from the fp32 one (``int8`` only)
+    quality: dict[str, Any]  # validation figures per precision; empty when not evaluated
 
 
-def export(config: ExportConfig) -> ExportReport:
+def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     """Convert the best model of run folder ``config.run_dir`` into the ONNX file ``config.out``.
 
     The file holds the stateful step graph (one fused LSTM node per layer) and, in its metadata, the
-    tokenizer, the model and training config, the training metrics, the parity figures and package
-    versions. Before anything is written, Keras and ONNX must agree (see :mod:`nextword.export.parity`)
-    and ``onnx.checker`` must pass; the file is then written atomically. Raises :class:`ParityError`
-    or :class:`~nextword.export.graph.ExportError` and writes nothing when a check fails.
+    tokenizer, the model and training config, the training metrics, the parity figures, validation
+    quality and package versions. Before anything is written, Keras and ONNX must agree (see
+    :mod:`nextword.export.parity`) and ``onnx.checker`` must pass; the file is then written
+    atomically. With ``config.int8`` the weights are quantized after the fp32 graph passed parity, and
+    the int8 file's distance from the fp32 one is measured and stored. Raises :class:`ParityError` or
+    :class:`~nextword.export.graph.ExportError` and writes nothing when a check fails. ``command``,
+    the command line of the export, is recorded in the file.
     """
     if not config.out:
         raise ValueError("the output file is not set: pass --out MODEL.onnx")
@@ -67,10 +76,11 @@ def export(config: ExportConfig) -> ExportReport:
 
     proto = convert(trained, train_config.model, len(tokenizer), config.opset)
     ops = check_graph(proto, train_config.model.num_layers)
+    export_settings = {k: v for k, v in asdict(config).items() if k not in ("run_dir", "out")}
     model_config = {
         "model": asdict(train_config.model),
         "train": _train_summary(train_config, stored),
-        "export": {k: v for k, v in asdict(config).items() if k not in ("run_dir", "out")},
+        "export": {**export_settings, "command": command},
     }
     versions = {
         **stored.get("versions", {}),
@@ -79,20 +89,19 @@ def export(config: ExportConfig) -> ExportReport:
         "onnxruntime_export": onnxruntime.__version__,
         "opset": config.opset,
     }
-    _set_metadata(
-        proto,
-        {
-            KEY_FORMAT_VERSION: str(FORMAT_VERSION),
-            KEY_TOKENIZER: tokenizer.to_json(),
-            KEY_CONFIG: json.dumps(model_config),
-            KEY_METRICS: json.dumps(metrics),
-            KEY_VERSIONS: json.dumps(versions),
-        },
-    )
+    metadata = {
+        KEY_FORMAT_VERSION: str(FORMAT_VERSION),
+        KEY_TOKENIZER: tokenizer.to_json(),
+        KEY_CONFIG: json.dumps(model_config),
+        KEY_METRICS: json.dumps(metrics),
+        KEY_VERSIONS: json.dumps(versions),
+    }
+    _set_metadata(proto, metadata)
 
+    fp32 = load(proto.SerializeToString())
     parity = check_parity(
         trained,
-        load(proto.SerializeToString()),
+        fp32,
         prompts,
         tolerance=config.tolerance,
         greedy_words=config.greedy_words,
@@ -101,12 +110,49 @@ def export(config: ExportConfig) -> ExportReport:
     logger.info("parity: %s", parity.to_dict())
     if not parity.passed:
         raise ParityError(parity)
-    _set_metadata(proto, {KEY_PARITY: json.dumps(parity.to_dict())})
-    onnx.checker.check_model(proto, full_check=True)
-    payload = proto.SerializeToString()
+    documents = _validation_documents(train_config) if config.evaluate else None
+    quality: dict[str, Any] = {}
+    if documents:
+        quality["fp32"] = evaluate(fp32, documents).to_dict()
+    final, parity_record, int8_vs_fp32 = proto, parity.to_dict(), None
+    if config.int8:
+        final = quantize_int8(proto)
+        ops = dict(sorted(Counter(node.op_type for node in final.graph.node).items()))
+        _set_metadata(final, metadata)
+        int8 = load(final.SerializeToString())
+        int8_vs_fp32 = compare_models(
+            fp32, int8, prompts, greedy_words=config.greedy_words, seed=config.parity_seed
+        )
+        parity_record["int8_vs_fp32"] = int8_vs_fp32
+        logger.info("int8 against fp32: %s", int8_vs_fp32)
+        if documents:
+            quality["int8"] = evaluate(int8, documents).to_dict()
+    if quality:
+        quality = {"split": "validation", "precision": "int8" if config.int8 else "fp32", **quality}
+        logger.info("validation quality: %s", quality)
+    _set_metadata(final, {KEY_PARITY: json.dumps(parity_record), KEY_QUALITY: json.dumps(quality)})
+    onnx.checker.check_model(final, full_check=True)
+    payload = final.SerializeToString()
     atomic_write_bytes(config.out, payload)
     logger.info("wrote %s (%d bytes)", config.out, len(payload))
-    return ExportReport(path=str(config.out), bytes=len(payload), ops=ops, parity=parity)
+    return ExportReport(
+        path=str(config.out),
+        bytes=len(payload),
+        ops=ops,
+        parity=parity,
+        int8_vs_fp32=int8_vs_fp32,
+        quality=quality,
+    )
+
+
+def _validation_documents(config: TrainConfig) -> list[str] | None:
+    """The run's validation documents, re-read and re-split as in training; None if the corpus is gone."""
+    missing = [p for p in config.corpus.paths if not Path(p).is_file()]
+    if missing:
+        logger.warning("corpus files %s are gone: the model's validation quality is not measured", missing)
+        return None
+    documents = load_documents(config.corpus.paths, config.corpus)
+    return split_documents(documents, config.corpus.val_fraction, config.corpus.split_seed)[1]
 
 
 def _set_metadata(proto: onnx.ModelProto, entries: dict[str, str]) -> None:
@@ -127,4 +173,5 @@ def _train_summary(config: TrainConfig, stored: dict[str, Any]) -> dict[str, Any
         data["embeddings"] = Path(data["embeddings"]).name
     data["vocab_size"] = stored.get("vocab_size")
     data["data"] = stored.get("data", {})
+    data["command"] = stored.get("command")
     return data

@@ -144,3 +144,27 @@ def _keras_greedy(
         new_ids.append(next_id)
         sequence.append(next_id)
     return new_ids
+
+
+def compare_models(
+    reference: NextWordModel,
+    candidate: NextWordModel,
+    prompts: Sequence[str],
+    *,
+    greedy_words: int,
+    seed: int,
+) -> dict[str, Any]:
+    """How far ``candidate`` (e.g. the int8 file) strays from ``reference`` (the fp32 file): the largest
+    absolute logit difference on random and real prompts, and how many greedy generations agree."""
+    rng = np.random.default_rng(seed)
+    random_ids = rng.integers(3, reference.vocab_size, size=(N_RANDOM, RANDOM_LEN))
+    real = [reference.prompt_ids(p) for p in prompts]
+    diffs = [_max_diff(_onnx_logits(reference, random_ids), _onnx_logits(candidate, random_ids))]
+    diffs += [
+        _max_diff(_onnx_logits(reference, np.asarray([i])), _onnx_logits(candidate, np.asarray([i])))
+        for i in real
+    ]
+    greedy = GenerationConfig(max_words=greedy_words, temperature=0)
+    starts = real + [[reference.tokenizer.eod_id, *row[:8].tolist()] for row in random_ids[:2]]
+    identical = sum(reference.generate_ids(i, greedy) == candidate.generate_ids(i, greedy) for i in starts)
+    return {"max_abs_logit_diff": max(diffs), "greedy_identical": identical, "greedy_sequences": len(starts)}

@@ -123,3 +123,39 @@ def test_export_overwrites_atomically(model_path, run_dir, tmp_path):
 def test_export_config_validation(field, value):
     with pytest.raises(ValueError, match=field):
         ExportConfig(**{field: value})
+
+
+def test_int8_export_is_smaller_close_to_fp32_and_measured(run_dir, model_path, tmp_path):
+    out = tmp_path / "int8.onnx"
+    report = export(ExportConfig(run_dir=str(run_dir), out=str(out), int8=True))
+    assert out.stat().st_size < model_path.stat().st_size
+    proto = onnx.load(str(out))
+    assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= {n.op_type for n in proto.graph.node}
+    int8 = load(out)
+    assert int8.info.quality["precision"] == "int8"
+    fp32_ppl, int8_ppl = (int8.info.quality[k]["perplexity"] for k in ("fp32", "int8"))
+    assert abs(int8_ppl - fp32_ppl) / fp32_ppl < 0.05
+    comparison = int8.info.parity["int8_vs_fp32"]
+    assert comparison == report.int8_vs_fp32 and comparison["greedy_sequences"] >= 3
+    assert int8.generate("the network", seed=1, max_words=10) == int8.generate(
+        "the network", seed=1, max_words=10
+    )
+
+
+def test_fp32_export_records_validation_quality(model):
+    quality = model.info.quality
+    assert quality["split"] == "validation" and quality["precision"] == "fp32"
+    assert quality["fp32"]["documents"] == 8 and quality["fp32"]["perplexity"] > 1
+
+
+def test_export_without_the_corpus_skips_quality(run_dir, tmp_path, caplog):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["corpus"]["paths"] = [str(tmp_path / "gone.csv")]
+    (copy / "config.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING"):
+        report = export(ExportConfig(run_dir=str(copy), out=str(tmp_path / "m.onnx")))
+    assert report.quality == {} and "are gone" in caplog.text

@@ -102,7 +102,13 @@ def test_early_stopping_and_resume(tmp_path, tiny_config):
 def test_early_stopping_stops_after_patience(tmp_path, tiny_config):
     # A learning rate this high makes validation loss get worse after the first epoch.
     config = replace(
-        tiny_config, out=str(tmp_path / "run"), epochs=8, patience=1, learning_rate=5.0, clipnorm=100.0
+        tiny_config,
+        out=str(tmp_path / "run"),
+        epochs=8,
+        patience=1,
+        learning_rate=5.0,
+        clipnorm=100.0,
+        lr_schedule="constant",
     )
     result = train(config)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -188,3 +194,83 @@ def test_config_validation(tiny_config, field, value):
 def test_freeze_without_embeddings_is_refused(tiny_config):
     with pytest.raises(ValueError, match="--embeddings"):
         replace(tiny_config, freeze_embeddings=True)
+
+
+def test_time_budget_cuts_the_epoch_and_keeps_it(tmp_path, tiny_config):
+    config = replace(tiny_config, out=str(tmp_path / "run"), epochs=5, max_minutes=1e-4, batch_size=2)
+    result = train(config)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert result.out_of_time and result.epochs == 1
+    assert metrics["epochs"][0]["partial"] is True and "val_loss" in metrics["epochs"][0]
+    assert (tmp_path / "run" / "model.keras").is_file()
+    resumed = resume(tmp_path / "run", epochs=2)  # a resumed session gets no budget unless given one
+    assert resumed.epochs == 2 and not resumed.out_of_time
+
+
+def test_command_is_recorded(tmp_path, tiny_config):
+    train(replace(tiny_config, out=str(tmp_path / "run"), epochs=1), command="nextword train x --out y")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["command"] == "nextword train x --out y"
+
+
+def test_cosine_schedule_decays_the_learning_rate(tmp_path, tiny_config):
+    import keras
+
+    train(replace(tiny_config, out=str(tmp_path / "run"), epochs=3))
+    schedule = keras.saving.load_model(tmp_path / "run" / "checkpoint.keras").optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert float(schedule(0)) == pytest.approx(tiny_config.learning_rate)
+    assert float(schedule(schedule.decay_steps)) == pytest.approx(tiny_config.learning_rate * 0.05)
+
+
+def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, documents, monkeypatch):
+    import nextword.train
+    import nextword.train.corpus
+    from nextword.train import split_documents
+    from nextword.train.data import STREAM_DTYPE, encode_stream
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("train() must not load the whole corpus into memory")
+
+    for module in (nextword.train, nextword.train.corpus):
+        monkeypatch.setattr(module, "load_documents", refuse)
+        monkeypatch.setattr(module, "split_documents", refuse)
+    out = tmp_path / "run"
+    result = train(replace(tiny_config, out=str(out), epochs=1))
+    monkeypatch.undo()
+
+    assert result.epochs == 1
+    entry = json.loads((out / "metrics.json").read_text())["epochs"][0]
+    assert set(entry) >= EPOCH_KEYS and np.isfinite(entry["val_loss"])
+    tokenizer = Tokenizer.from_json((out / "tokenizer.json").read_text())
+    train_docs, val_docs = split_documents(
+        documents, tiny_config.corpus.val_fraction, tiny_config.corpus.split_seed
+    )
+    for name, docs in (("train.ids", train_docs), ("val.ids", val_docs)):
+        stored = np.fromfile(out / name, dtype=STREAM_DTYPE)
+        np.testing.assert_array_equal(stored, encode_stream(docs, tokenizer))
+    data = json.loads((out / "config.json").read_text())["data"]
+    assert data["train_words"] == len(encode_stream(train_docs, tokenizer)) - 1
+    assert entry["train_words_per_second"] == pytest.approx(data["train_words"] / entry["seconds"], rel=0.01)
+    prompts = json.loads((out / "samples.json").read_text())["prompts"]
+    assert prompts == [" ".join(d.split()[:20]) for d in val_docs[:5]]
+
+
+def test_resume_reuses_the_id_files_and_writes_them_when_missing(tmp_path, tiny_config, monkeypatch):
+    import nextword.train.trainer as trainer
+
+    out = tmp_path / "run"
+    train(replace(tiny_config, out=str(out), epochs=1))
+    encoded = {name: (out / name).read_bytes() for name in ("train.ids", "val.ids")}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the corpus was encoded again although train.ids and val.ids exist")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "encode_corpus", refuse)
+        assert resume(out, epochs=2).epochs == 2
+
+    (out / "val.ids").unlink()  # as after a kill between the two renames, or a folder from before
+    (out / "train.ids").unlink()
+    assert resume(out, epochs=3).epochs == 3
+    assert {name: (out / name).read_bytes() for name in encoded} == encoded
+    assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1, 2, 3]

@@ -30,22 +30,21 @@ __all__ = [
 ]
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """Train a model; see :func:`nextword.train.trainer.train`."""
     require("training", TRAINING_STACK)
     from .trainer import train as _train
 
-    return _train(config)
+    return _train(config, command=command)
 
 
-def resume(
-    run_dir: str, epochs: int | None = None, patience: int | None = None, verbose: int | None = None
-) -> TrainResult:
-    """Continue an interrupted run; see :func:`nextword.train.trainer.resume`."""
+def resume(run_dir: str, **changes: Any) -> TrainResult:
+    """Continue an interrupted run; ``changes`` are ``epochs``, ``patience``, ``verbose`` and
+    ``max_minutes``. See :func:`nextword.train.trainer.resume`."""
     require("training", TRAINING_STACK)
     from .trainer import resume as _resume
 
-    return _resume(run_dir, epochs=epochs, patience=patience, verbose=verbose)
+    return _resume(run_dir, **changes)
 
 
 def __getattr__(name: str) -> Any:

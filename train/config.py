@@ -12,9 +12,10 @@ from typing import Any
 
 from nextword.runtime.tokenizer import TokenizerConfig
 
-__all__ = ["CORPUS_FORMATS", "CorpusConfig", "ModelConfig", "TrainConfig"]
+__all__ = ["CORPUS_FORMATS", "LR_SCHEDULES", "CorpusConfig", "ModelConfig", "TrainConfig"]
 
 CORPUS_FORMATS = ("auto", "csv", "jsonl", "text")
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,26 @@ class TrainConfig:
     seq_len: int = field(default=50, metadata={"help": "words per training window (the unrolled length)"})
     batch_size: int = field(default=64, metadata={"help": "windows per training step"})
     learning_rate: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
+    lr_schedule: str = field(
+        default="cosine",
+        metadata={
+            "help": "cosine: decay the learning rate to 5%% of its start over --epochs; constant: keep it",
+            "choices": LR_SCHEDULES,
+        },
+    )
     clipnorm: float = field(default=1.0, metadata={"help": "clip each gradient to this norm"})
     epochs: int = field(default=10, metadata={"help": "passes over the training split at most"})
     patience: int = field(
         default=2, metadata={"help": "stop after this many epochs without a better validation loss"}
     )
     seed: int = field(default=0, metadata={"help": "seed of weight initialization and window shuffling"})
+    max_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "wall-clock budget of this training session: the epoch in progress is cut short, "
+            "validated and saved when it runs out"
+        },
+    )
     embeddings: str | None = field(
         default=None, metadata={"help": "pretrained word vectors, GloVe text format (word v1 v2 ...)"}
     )
@@ -111,6 +126,14 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.max_minutes is not None and not (
+            isinstance(self.max_minutes, (int, float))
+            and math.isfinite(self.max_minutes)
+            and self.max_minutes > 0
+        ):
+            raise ValueError(f"max_minutes must be a positive number of minutes, got {self.max_minutes!r}")
         if self.freeze_embeddings and not self.embeddings:
             raise ValueError("freeze_embeddings needs pretrained vectors: pass --embeddings FILE")
 

@@ -1,5 +1,9 @@
 """Reading documents from corpus files and splitting them into training and validation sets.
 
+The split is defined by document index (:func:`validation_indices`), so it can be applied to a list
+(:func:`split_documents`) or to a stream of documents read again from the files
+(:func:`count_documents`, then :func:`read_split`) without holding the corpus in memory.
+
 Pure Python: ``nextword evaluate`` reads corpora with this module and needs no TensorFlow.
 """
 
@@ -16,7 +20,16 @@ import numpy as np
 
 from .config import CorpusConfig
 
-__all__ = ["CorpusError", "detect_format", "load_documents", "read_documents", "split_documents"]
+__all__ = [
+    "CorpusError",
+    "count_documents",
+    "detect_format",
+    "load_documents",
+    "read_documents",
+    "read_split",
+    "split_documents",
+    "validation_indices",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,19 +87,78 @@ def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[st
     return documents
 
 
+def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
+    """Read all ``paths`` once and count their documents, holding none of them.
+
+    The first pass of streamed training: the split (:func:`validation_indices`) needs the count. Any
+    problem with a file (missing, wrong column, bad JSON or bytes) surfaces here, before anything is
+    written. Raises :class:`CorpusError` when there are no files or no documents.
+    """
+    if not paths:
+        raise CorpusError("no corpus files given")
+    total = 0
+    for path in paths:
+        n = sum(1 for _ in read_documents(path, config))
+        logger.info("%s: %d documents", path, n)
+        total += n
+    if not total:
+        raise CorpusError(f"the corpus {[str(p) for p in paths]} holds no non-empty documents")
+    return total
+
+
+def validation_indices(n_documents: int, val_fraction: float, seed: int) -> np.ndarray:
+    """Indices (sorted, int64) of the documents held out for validation among ``n_documents``.
+
+    A seeded permutation of the document indices; its first ``val_fraction`` (at least one document,
+    never all) are held out. This defines the split of :func:`split_documents` and of streamed
+    training alike. Memory is 8 bytes per document. Raises :class:`CorpusError` under 2 documents.
+    """
+    if n_documents < 2:
+        raise CorpusError(
+            f"the corpus has {n_documents} document(s); at least 2 are needed to hold one out for "
+            "validation (plain-text files separate documents with blank lines)"
+        )
+    order = np.random.default_rng(seed).permutation(n_documents)
+    n_val = min(max(1, round(n_documents * val_fraction)), n_documents - 1)
+    return np.sort(order[:n_val])
+
+
+def read_split(
+    paths: Sequence[str | Path], config: CorpusConfig, n_documents: int, val_indices: np.ndarray
+) -> Iterator[tuple[bool, str]]:
+    """Yield ``(is_validation, document)`` for every document of ``paths``, in file order.
+
+    ``n_documents`` is the count :func:`count_documents` found and ``val_indices`` the split from
+    :func:`validation_indices`; one document is in memory at a time. Raises :class:`CorpusError` if
+    the files no longer hold ``n_documents`` documents (they changed between passes).
+    """
+    is_val = np.zeros(n_documents, dtype=bool)
+    is_val[val_indices] = True
+    index = 0
+    for path in paths:
+        for document in read_documents(path, config):
+            if index == n_documents:
+                raise _changed(paths, n_documents, "more")
+            yield bool(is_val[index]), document
+            index += 1
+    if index != n_documents:
+        raise _changed(paths, n_documents, str(index))
+
+
+def _changed(paths: Sequence[str | Path], expected: int, found: str) -> CorpusError:
+    return CorpusError(
+        f"the corpus {[str(p) for p in paths]} changed while it was read: it held {expected} documents, "
+        f"then {found}; leave the files unchanged during training and start again"
+    )
+
+
 def split_documents(documents: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """Shuffle whole documents with ``seed`` and hold out ``val_fraction`` of them (at least one).
 
-    The split is by document, never by window, so no validation text is seen in training.
+    The split is by document, never by window, so no validation text is seen in training. The held-out
+    documents are those at :func:`validation_indices`, kept in corpus order.
     """
-    if len(documents) < 2:
-        raise CorpusError(
-            f"the corpus has {len(documents)} document(s); at least 2 are needed to hold one out for "
-            "validation (plain-text files separate documents with blank lines)"
-        )
-    order = np.random.default_rng(seed).permutation(len(documents))
-    n_val = min(max(1, round(len(documents) * val_fraction)), len(documents) - 1)
-    val_idx = set(order[:n_val].tolist())
+    val_idx = set(validation_indices(len(documents), val_fraction, seed).tolist())
     train = [d for i, d in enumerate(documents) if i not in val_idx]
     val = [d for i, d in enumerate(documents) if i in val_idx]
     return train, val

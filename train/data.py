@@ -4,22 +4,72 @@ Documents are encoded and joined into one id stream, each preceded by the end-of
 
     <eod> w w w ... <eod> w w ... <eod>
 
-The stream is cut into windows of ``seq_len`` inputs; the targets are the same windows shifted by one,
-so every position of every window is trained (many-to-many). Labels stay integer ids: memory is a few
-bytes per corpus word, whatever the vocabulary size.
+Each document -- its ``<eod>`` and its words -- is cut into windows of ``seq_len`` inputs, the first
+starting at the ``<eod>``; the targets are the same positions shifted by one, the last target of a
+document being the ``<eod>`` that ends it. Every position of every window is trained (many-to-many), and
+a window never crosses into the next document: the model always meets a document's start with a fresh
+(zero) state, exactly as generation and evaluation do. The last window of a document is padded (weight
+0). Labels stay integer ids: memory is a few bytes per corpus word, whatever the vocabulary size.
+
+Training streams the corpus instead of holding it (:func:`nextword.train.train` does this for every
+run); no step holds all documents or an array the size of the corpus:
+
+1. :func:`~nextword.train.corpus.count_documents` reads the files once and counts the documents; the
+   split follows from the count (:func:`~nextword.train.corpus.validation_indices`).
+2. :func:`build_vocabulary` reads them again and counts the words of the training documents into one
+   ``Counter`` (its size grows with the distinct words, not the corpus).
+3. :func:`encode_corpus` reads them a third time and appends each document's ids to ``train.ids`` or
+   ``val.ids`` in the run folder: raw little-endian int32 (:data:`STREAM_DTYPE`), no header, the stream
+   above exactly as :func:`encode_stream` builds it, each file written atomically.
+
+:class:`DiskWindows` then cuts the windows of :func:`make_windows` out of those files, a batch at a
+time, as a ``tf.data`` pipeline; it keeps 4 bytes per window (its start) and 8 per document. The
+in-memory :func:`encode_stream` and :class:`WindowBatches` remain for small corpora held as lists
+(benchmarks, tests).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import keras
 import numpy as np
 
-from nextword.runtime.tokenizer import Tokenizer
+from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
 
-__all__ = ["WindowBatches", "encode_stream", "make_windows"]
+from .config import CorpusConfig
+from .corpus import read_split
+from .files import atomic_path
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = [
+    "STREAM_DTYPE",
+    "DiskWindows",
+    "EncodedCorpus",
+    "WindowBatches",
+    "build_vocabulary",
+    "document_starts",
+    "encode_corpus",
+    "encode_stream",
+    "epoch_order",
+    "gather_windows",
+    "make_windows",
+    "token_counts",
+    "window_starts",
+]
+
+logger = logging.getLogger(__name__)
+
+STREAM_DTYPE = np.dtype("<i4")  # train.ids / val.ids: little-endian int32 ids, no header
 
 
 def encode_stream(documents: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
@@ -32,46 +82,93 @@ def encode_stream(documents: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
     return np.asarray(stream, dtype=np.int32)
 
 
-def make_windows(
-    stream: np.ndarray, seq_len: int, offset: int = 0, pad_id: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut ``stream`` into (inputs, targets, weights), each shaped (windows, seq_len).
+def document_starts(stream: Any, eod_id: int) -> np.ndarray:
+    """Positions (D + 1,) int64 of the ``<eod>`` tokens of ``stream`` (an id array, or an id file
+    reader with ``len()`` and slices), read in chunks: document ``d`` is ``stream[p[d] : p[d + 1]]``."""
+    chunk, found = 1 << 22, []
+    for low in range(0, len(stream), chunk):
+        found.append(np.flatnonzero(np.asarray(stream[low : low + chunk]) == eod_id) + low)
+    positions = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    if len(positions) < 2 or positions[0] != 0 or positions[-1] != len(stream) - 1:
+        raise ValueError("an id stream must start and end with <eod>: <eod> doc <eod> doc ... <eod>")
+    return positions.astype(np.int64)
 
-    The first window starts ``offset`` positions early (0 <= offset < seq_len) and the last one is cut
-    short; the missing positions are padding with weight 0, so they count in no loss or metric.
+
+def window_starts(eods: np.ndarray, seq_len: int) -> np.ndarray:
+    """Start positions (W,) of the windows: every document from its ``<eod>`` in steps of ``seq_len``."""
+    lengths = np.diff(eods)  # (D,) inputs per document: its <eod> and its words
+    per_doc = -(-lengths // seq_len)  # (D,) windows per document, rounded up
+    first = np.repeat(np.cumsum(per_doc) - per_doc, per_doc)  # (W,) index of its document's first window
+    starts = np.repeat(eods[:-1], per_doc) + seq_len * (np.arange(per_doc.sum()) - first)
+    return starts.astype(np.int32 if eods[-1] < 2**31 else np.int64)
+
+
+def gather_windows(
+    stream: Any, eods: np.ndarray, starts: np.ndarray, seq_len: int, pad_id: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The windows beginning at ``starts`` (B,) as (inputs, targets, weights), each (B, seq_len).
+
+    A window runs from its start to ``seq_len`` inputs later or to its document's closing ``<eod>``,
+    whichever comes first; one slice of the stream is read per window. Padding has weight 0.
     """
-    n_pairs = len(stream) - 1
-    # Every offset > 0 gets the same number of windows, so an epoch's length does not change.
-    extra = seq_len - 1 if offset else 0
-    n_windows = math.ceil((n_pairs + extra) / seq_len)
-    size = n_windows * seq_len
-    inputs = np.full(size, pad_id, dtype=np.int32)
-    targets = np.full(size, pad_id, dtype=np.int32)
-    inputs[offset : offset + n_pairs] = stream[:-1]
-    targets[offset : offset + n_pairs] = stream[1:]
-    weights = (targets != pad_id).astype(np.float32)
-    shape = (n_windows, seq_len)
-    return inputs.reshape(shape), targets.reshape(shape), weights.reshape(shape)
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = eods[np.searchsorted(eods, starts, side="right")]  # (B,) the <eod> closing each document
+    stops = np.minimum(starts + seq_len, ends)  # (B,) one past each window's last input
+    inputs = np.full((len(starts), seq_len), pad_id, dtype=np.int32)
+    targets = np.full((len(starts), seq_len), pad_id, dtype=np.int32)
+    for row, (start, stop) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+        ids = stream[start : stop + 1]  # the inputs and one more id for the last target
+        inputs[row, : stop - start] = ids[:-1]
+        targets[row, : stop - start] = ids[1:]
+    weights = (np.arange(seq_len) < (stops - starts)[:, None]).astype(np.float32)  # (B, seq_len)
+    return inputs, targets, weights
+
+
+def make_windows(
+    stream: np.ndarray, seq_len: int, eod_id: int = 2, pad_id: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every window of an in-memory ``stream`` in stream order: (inputs, targets, weights), each
+    (windows, seq_len). See the module docstring for how documents are cut."""
+    eods = document_starts(stream, eod_id)
+    return gather_windows(stream, eods, window_starts(eods, seq_len), seq_len, pad_id)
+
+
+def token_counts(path: str | Path, vocab_size: int) -> np.ndarray:
+    """How often each id occurs in an id stream file, as float64 (vocab_size,), read in chunks."""
+    counts = np.zeros(vocab_size, dtype=np.float64)
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 24):
+            counts += np.bincount(np.frombuffer(chunk, dtype=STREAM_DTYPE), minlength=vocab_size)
+    return counts
+
+
+def epoch_order(n_windows: int, seed: int, epoch: int) -> np.ndarray:
+    """The order training epoch ``epoch`` (0-based) visits ``n_windows`` windows in: a permutation that
+    depends on ``seed`` and ``epoch`` only, so a resumed run trains what an uninterrupted one would."""
+    order = np.arange(n_windows, dtype=np.int32 if n_windows < 2**31 else np.int64)
+    np.random.default_rng([seed, epoch]).shuffle(order)  # in place: 4 bytes a window
+    return order
 
 
 class WindowBatches(keras.utils.PyDataset):
-    """Batches of ``(inputs, targets, weights)`` windows for ``model.fit``.
+    """Batches of ``(inputs, targets, weights)`` windows of an in-memory stream for ``model.fit``: the
+    windows of :func:`make_windows`, in :func:`epoch_order` when ``shuffle`` (a new order each epoch),
+    else in stream order."""
 
-    With ``shuffle=True`` every epoch shifts the windows by a new random offset in ``[0, seq_len)`` and
-    visits them in a new order, so across epochs each word is seen at different places in a window.
-    """
-
-    def __init__(self, stream: np.ndarray, seq_len: int, batch_size: int, *, shuffle: bool, seed: int = 0):
+    def __init__(
+        self,
+        stream: np.ndarray,
+        seq_len: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        eod_id: int = 2,
+    ):
         super().__init__()
-        self._stream, self._seq_len, self._batch_size, self._shuffle = stream, seq_len, batch_size, shuffle
-        self._rng = np.random.default_rng(seed)
-        self._new_epoch()
-
-    def _new_epoch(self) -> None:
-        offset = int(self._rng.integers(1, self._seq_len)) if self._shuffle and self._seq_len > 1 else 0
-        self._x, self._y, self._w = make_windows(self._stream, self._seq_len, offset)
-        n = len(self._x)
-        self._order = self._rng.permutation(n) if self._shuffle else np.arange(n)
+        self._x, self._y, self._w = make_windows(stream, seq_len, eod_id)
+        self._batch_size, self._shuffle, self._seed, self._epoch = batch_size, shuffle, seed, 0
+        self._order = epoch_order(len(self._x), seed, 0) if shuffle else np.arange(len(self._x))
 
     def __len__(self) -> int:
         return math.ceil(len(self._x) / self._batch_size)
@@ -82,4 +179,243 @@ class WindowBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         if self._shuffle:
-            self._new_epoch()
+            self._epoch += 1
+            self._order = epoch_order(len(self._x), self._seed, self._epoch)
+
+
+# ---------------------------------------------------------------------- streamed corpus: passes 2 and 3
+
+
+def build_vocabulary(
+    corpus: CorpusConfig, n_documents: int, val_indices: np.ndarray, config: TokenizerConfig
+) -> Tokenizer:
+    """Pass 2: count the words of the training documents in one pass and keep the most frequent.
+
+    The same vocabulary as ``Tokenizer.build(train_documents, config)``, without the documents in
+    memory: only the ``Counter`` of distinct words is held.
+    """
+    started = time.perf_counter()
+    counts: Counter[str] = Counter()
+    for is_val, document in read_split(corpus.paths, corpus, n_documents, val_indices):
+        if not is_val:
+            counts.update(tokenize(document, config))
+    words, seconds = sum(counts.values()), time.perf_counter() - started
+    logger.info(
+        "vocabulary pass: %d training words, %d distinct, in %.1f s (%.0f words/s)",
+        words,
+        len(counts),
+        seconds,
+        words / max(seconds, 1e-9),
+    )
+    return Tokenizer.from_counts(counts, config)
+
+
+@dataclass(frozen=True)
+class EncodedCorpus:
+    """What :func:`encode_corpus` wrote: the documents and words of each split."""
+
+    documents: int
+    train_documents: int
+    val_documents: int
+    train_words: int  # ids in train.ids minus one: the (input, target) pairs an epoch trains
+    val_words: int
+    first_val_documents: tuple[str, ...]  # the first few validation documents, in corpus order
+
+
+class _StreamWriter:
+    """Appends documents to an open id stream file as ``<eod> doc <eod> doc ... <eod>``, in chunks."""
+
+    CHUNK = 1 << 20  # ids buffered between writes
+
+    def __init__(self, f: BinaryIO, eod: int) -> None:
+        self._f, self._eod = f, eod
+        self._buffer: list[int] = [eod]
+        self.tokens = 1
+        self.documents = 0
+
+    def add(self, ids: list[int]) -> None:
+        self._buffer.extend(ids)
+        self._buffer.append(self._eod)
+        self.tokens += len(ids) + 1
+        self.documents += 1
+        if len(self._buffer) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        self._f.write(np.asarray(self._buffer, dtype=STREAM_DTYPE).tobytes())
+        self._buffer = []
+
+
+def encode_corpus(
+    corpus: CorpusConfig,
+    n_documents: int,
+    val_indices: np.ndarray,
+    tokenizer: Tokenizer,
+    train_path: str | Path,
+    val_path: str | Path,
+    keep_val_documents: int = 0,
+) -> EncodedCorpus:
+    """Pass 3: encode every document into ``train_path`` or ``val_path`` (see the module docstring).
+
+    Both files are written atomically: a crash leaves neither half-written. The first
+    ``keep_val_documents`` validation documents are returned as text. Raises
+    :class:`~nextword.train.corpus.CorpusError` if the files changed since pass 1 (nothing is written).
+    """
+    started = time.perf_counter()
+    first_val: list[str] = []
+    with (
+        atomic_path(train_path) as train_tmp,
+        atomic_path(val_path) as val_tmp,
+        train_tmp.open("wb") as train_f,
+        val_tmp.open("wb") as val_f,
+    ):
+        writers = {
+            False: _StreamWriter(train_f, tokenizer.eod_id),
+            True: _StreamWriter(val_f, tokenizer.eod_id),
+        }
+        for is_val, document in read_split(corpus.paths, corpus, n_documents, val_indices):
+            writers[is_val].add(tokenizer.encode(document))
+            if is_val and len(first_val) < keep_val_documents:
+                first_val.append(document)
+        for writer in writers.values():
+            writer.flush()
+    train_words, val_words = writers[False].tokens - 1, writers[True].tokens - 1
+    seconds = time.perf_counter() - started
+    logger.info(
+        "encoding pass: %d training and %d validation words in %.1f s (%.0f words/s)",
+        train_words,
+        val_words,
+        seconds,
+        (train_words + val_words) / max(seconds, 1e-9),
+    )
+    return EncodedCorpus(
+        documents=n_documents,
+        train_documents=writers[False].documents,
+        val_documents=writers[True].documents,
+        train_words=train_words,
+        val_words=val_words,
+        first_val_documents=tuple(first_val),
+    )
+
+
+# ---------------------------------------------------------------------- windows from disk
+
+
+class _IdFileSlices:
+    """``len()`` and slices of an id stream file, each slice one positioned read of the open file."""
+
+    def __init__(self, f: BinaryIO, n_tokens: int) -> None:
+        self._f, self._n_tokens = f, n_tokens
+
+    def __len__(self) -> int:
+        return self._n_tokens
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        self._f.seek(index.start * STREAM_DTYPE.itemsize)
+        data = self._f.read((min(index.stop, self._n_tokens) - index.start) * STREAM_DTYPE.itemsize)
+        return np.frombuffer(data, dtype=STREAM_DTYPE)
+
+
+class DiskWindows:
+    """Batches of ``(inputs, targets, weights)`` windows of an id stream file, as a ``tf.data`` pipeline.
+
+    The windows are :func:`make_windows`'s, cut on the fly: the file is scanned once for its documents'
+    ``<eod>`` positions (8 bytes a document) and their window starts (4 bytes a window). With
+    ``shuffle=True`` (training) every epoch visits the windows in a new order (:func:`epoch_order`);
+    without it (validation), in file order. Every epoch has the same :meth:`__len__` batches.
+
+    The pipeline (:meth:`dataset`) is: a counter of epochs; per epoch, a ``tf.numpy_function`` draws
+    the order, ``from_tensor_slices(order).batch(batch_size)`` splits it into batches of window indices,
+    and a parallel ``map`` of a ``tf.numpy_function`` gathers each batch's windows from the file
+    (:func:`gather_windows`), then ``prefetch``. ``numpy_function`` over window *indices* is chosen over
+    ``from_generator``: the order, batching, parallel reads and prefetching stay tf.data operations (a
+    generator would run the whole pipeline in one Python thread), and the gather stays the few lines of
+    numpy that tests compare with :func:`make_windows`.
+
+    Each window is one positioned read of at most ``seq_len + 1`` ids from the file, not a slice of an
+    ``np.memmap``: every page a memory map touches is counted in the process's resident memory, and on
+    current Linux kernels a fault maps a whole large folio of the page cache (measured: ~1 MB per
+    window, 66 MB for one batch of 64 windows of a 400 MB file), so a map's resident size would grow
+    with the file and the batch. Plain reads go through the page cache too but leave nothing mapped;
+    they were also faster when measured (about 250 us against 650 us for a batch of 64 windows of 50).
+
+    The training dataset is infinite (epoch after epoch): pass ``steps_per_epoch=len(windows)`` to
+    ``model.fit``, which then keeps one iterator across epochs, so epoch ``first_epoch + k`` of the
+    iterator is Keras's epoch ``first_epoch + k``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        seq_len: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        eod_id: int = 2,
+        pad_id: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        size = self.path.stat().st_size
+        if size % STREAM_DTYPE.itemsize or size < 2 * STREAM_DTYPE.itemsize:
+            raise ValueError(
+                f"{self.path} is not an id stream ({size} bytes: not a whole number of int32 ids, or "
+                "fewer than 2); delete it and resume the run to encode the corpus again"
+            )
+        self.n_tokens = size // STREAM_DTYPE.itemsize
+        self.seq_len, self.batch_size, self.shuffle = seq_len, batch_size, shuffle
+        self.seed, self.pad_id = seed, pad_id
+        with self.path.open("rb", buffering=0) as f:
+            try:
+                self._eods = document_starts(_IdFileSlices(f, self.n_tokens), eod_id)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{self.path}: {exc}; delete it and resume the run to encode it again"
+                ) from None
+        self._starts = window_starts(self._eods, seq_len)
+        self.n_windows = len(self._starts)
+
+    @property
+    def words(self) -> int:
+        """(input, target) pairs in the file: the positions one epoch trains."""
+        return self.n_tokens - 1
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_windows / self.batch_size)
+
+    def read(self, rows: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The windows ``rows`` (indices into the window starts), read from the file (each call opens
+        it: thread-safe)."""
+        with self.path.open("rb", buffering=0) as f:
+            slices = _IdFileSlices(f, self.n_tokens)
+            return gather_windows(slices, self._eods, self._starts[rows], self.seq_len, self.pad_id)
+
+    def _order(self, epoch: Any) -> np.ndarray:
+        return epoch_order(self.n_windows, self.seed, int(epoch))
+
+    def dataset(self, first_epoch: int = 0) -> tf.data.Dataset:
+        """The ``tf.data.Dataset`` of batches: endless from epoch ``first_epoch`` with ``shuffle``, else
+        one pass over the windows in order (a finite dataset of ``len(self)`` batches)."""
+        import tensorflow as tf
+
+        seq_len, batch_size = self.seq_len, self.batch_size
+        if self.shuffle:
+            row_type = tf.int32 if self.n_windows < 2**31 else tf.int64
+
+            def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+                order = tf.numpy_function(self._order, [epoch], row_type, stateful=False)
+                order.set_shape([self.n_windows])  # (windows,)
+                return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)  # (B,) each
+
+            batches = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
+        else:
+            batches = tf.data.Dataset.range(self.n_windows).batch(batch_size)
+
+        def read(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            x, y, w = tf.numpy_function(self.read, [rows], (tf.int32, tf.int32, tf.float32), stateful=False)
+            for t in (x, y, w):
+                t.set_shape((None, seq_len))  # (B, seq_len)
+            return x, y, w
+
+        batches = batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return batches.prefetch(tf.data.AUTOTUNE)

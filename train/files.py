@@ -8,6 +8,9 @@ A run folder holds::
     checkpoint.keras the model after the last finished epoch, with optimizer state (for --resume)
     metrics.json     per-epoch metrics and the best epoch
     samples.json     beginnings of a few validation documents: real prompts for the export parity check
+    train.ids        the training documents encoded: ``<eod> doc <eod> ... <eod>``, raw little-endian
+                     int32 ids (4 bytes a word); the training windows are read from it
+    val.ids          the validation documents, the same way
 
 Every file is written to a temporary name in the same folder and renamed into place, so a crash never
 leaves a half-written file behind.
@@ -95,7 +98,12 @@ def read_json(path: str | Path) -> Any:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
 
 
-RUN_ONLY_KEYS = ("vocab_size", "data", "versions")  # config.json keys that are facts of the run, not settings
+RUN_ONLY_KEYS = (
+    "vocab_size",
+    "data",
+    "versions",
+    "command",
+)  # config.json keys that are facts of the run, not settings
 
 
 class RunDir:
@@ -127,6 +135,14 @@ class RunDir:
     @property
     def samples(self) -> Path:
         return self.root / "samples.json"
+
+    @property
+    def train_ids(self) -> Path:
+        return self.root / "train.ids"
+
+    @property
+    def val_ids(self) -> Path:
+        return self.root / "val.ids"
 
     def require_trained(self) -> None:
         """Raise ``FileNotFoundError`` naming what is missing unless the folder holds a trained model."""
