@@ -8,17 +8,19 @@ calls one API function and prints its result. Training and export load TensorFlo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nextword.export import ExportConfig
-from nextword.runtime import GenerationConfig, ModelFileError, __version__, evaluate, load
+from nextword.runtime import GenerationConfig, ModelFileError, __version__, default_model, evaluate, load
 from nextword.train import (
     CorpusConfig,
     MissingExtraError,
@@ -28,12 +30,14 @@ from nextword.train import (
 )
 
 from .args import add_config_arguments, config_flags, config_from_args
+from .corpus import add_corpus_parser
 
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("nextword")
 
-RESUMABLE_OPTIONS = {"epochs", "patience", "verbose"}  # settings that --resume may change
+RESUMABLE_OPTIONS = {"epochs", "patience", "verbose", "max_minutes"}  # settings that --resume may change
+MODEL_HELP = "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,11 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p, ExportConfig)
     p.set_defaults(handler=_export)
 
-    p = commands.add_parser("generate", help="continue a prompt")
-    p.add_argument("prompt", help="text to continue (may be empty)")
-    p.add_argument("--model", required=True, help="the .onnx model file")
+    p = commands.add_parser("generate", help="continue one or more prompts")
+    p.add_argument("prompts", nargs="+", metavar="PROMPT", help="text to continue (may be empty)")
+    p.add_argument("--model", help=MODEL_HELP)
     add_config_arguments(p, GenerationConfig)
+    p.add_argument("--stream", action="store_true", help="print words as they are generated (one prompt)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {prompt, text, full}")
     p.set_defaults(handler=_generate)
+
+    p = commands.add_parser("suggest", help="the most likely next words after a prompt")
+    p.add_argument("prompt", help="text so far")
+    p.add_argument("-k", type=int, default=5, help="how many words (default: 5)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_suggest)
+
+    p = commands.add_parser("score", help="log-probability and perplexity of a text under a model")
+    p.add_argument("model", help="the .onnx model file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("text", nargs="?", help="the text to score")
+    source.add_argument("--file", help="read the text from this UTF-8 file")
+    p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
+    p.set_defaults(handler=_score)
 
     p = commands.add_parser("evaluate", help="per-word perplexity and next-word accuracy on a corpus")
     p.add_argument("model", help="the .onnx model file")
@@ -73,20 +94,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_evaluate)
 
-    p = commands.add_parser("info", help="what a model file holds: vocabulary, layers, metrics, parity")
-    p.add_argument("model", help="the .onnx model file")
+    p = commands.add_parser("info", help="what a model file holds: provenance, layers, metrics, parity")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_info)
+    add_corpus_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failed check, 2 bad input)."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["nextword", *argv])  # recorded with runs and model files
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    for stream in (sys.stdout, sys.stderr):  # a prompt may hold what the terminal cannot encode
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     # TensorFlow's C++ start-up chatter drowns the progress bar; the user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -119,7 +146,7 @@ def _train(args: argparse.Namespace) -> int:
         config = config_from_args(TrainConfig(), options)
         if not config.corpus.paths:
             raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
-        result = train(config)
+        result = train(config, command=args.command_line)
     print(
         f"run {result.run_dir}: {result.epochs} epochs, best epoch {result.best_epoch} "
         f"(validation loss {result.best_val_loss:.4f}, perplexity {result.best_val_perplexity:.1f})"
@@ -134,7 +161,7 @@ def _export(args: argparse.Namespace) -> int:
     config = config_from_args(ExportConfig(), vars(args))
     if not config.run_dir or not config.out:
         raise ValueError("usage: nextword export RUN_DIR --out MODEL.onnx")
-    report = export(config)
+    report = export(config, command=args.command_line)
     p = report.parity
     print(f"wrote {report.path} ({report.bytes / 1e6:.2f} MB), ops: {report.ops}")
     print(
@@ -142,14 +169,77 @@ def _export(args: argparse.Namespace) -> int:
         f"{p.max_abs_diff_real:.2e} real; chunked vs whole {p.max_abs_diff_chunked:.2e}; "
         f"greedy {p.greedy_words}-word generations identical {p.greedy_identical}/{p.greedy_sequences}"
     )
+    if report.int8_vs_fp32:
+        q = report.int8_vs_fp32
+        print(
+            f"int8 against fp32: max |logit difference| {q['max_abs_logit_diff']:.3f}, "
+            f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
+        )
+    for precision in ("fp32", "int8"):
+        if precision in report.quality:
+            figures = report.quality[precision]
+            print(
+                f"validation ({precision}): perplexity {figures['perplexity']:.2f}, "
+                f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%} "
+                f"over {figures['words']} words"
+            )
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
-    model = load(args.model)
+    model = default_model(args.model)
     config = config_from_args(GenerationConfig(), vars(args))
-    print(args.prompt + model.generate(args.prompt, config))
+    if args.stream:
+        if len(args.prompts) != 1:
+            raise ValueError("--stream takes one prompt")
+        print(args.prompts[0], end="", flush=True)
+        for piece in model.stream(args.prompts[0], config):
+            print(piece, end="", flush=True)
+        print()
+        return 0
+    texts = model.generate(args.prompts, config)
+    per_prompt = config.num_return_sequences
+    results = [
+        {"prompt": args.prompts[i // per_prompt], "text": text, "full": args.prompts[i // per_prompt] + text}
+        for i, text in enumerate(texts)
+    ]
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        print("\n\n".join(r["full"] for r in results))
     return 0
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    suggestions = default_model(args.model).next_words(args.prompt, k=args.k)
+    if args.json:
+        print(
+            json.dumps([{"word": w, "probability": p} for w, p in suggestions], indent=2, ensure_ascii=False)
+        )
+    else:
+        for word, probability in suggestions:
+            print(f"{word}\t{probability:.4f}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    text = args.text if args.file is None else _read_text_file(args.file)
+    result = load(args.model).score(text)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
+        return 0
+    print(f"words              {len(result.words)}")
+    print(f"total log-prob     {result.total_logprob:.3f}")
+    print(f"perplexity         {result.perplexity:.2f}")
+    print(f"unknown words      {sum(w.unknown for w in result.words)}")
+    return 0
+
+
+def _read_text_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -178,17 +268,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    model = load(args.model)
+    model = default_model(args.model)
     info = model.info
+    train = info.config.get("train", {})
     summary: dict[str, Any] = {
-        "file": args.model,
-        "bytes": Path(args.model).stat().st_size,
+        "file": model.source,
+        "bytes": Path(model.source).stat().st_size,
         "format_version": info.format_version,
         "vocab_size": info.vocab_size,
         "layers": len(info.state_sizes),
         "units": list(info.state_sizes),
         "config": info.config,
         "metrics": info.metrics.get("best") or {},
+        "quality": info.quality,
         "parity": info.parity,
         "versions": info.versions,
     }
@@ -196,20 +288,40 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     model_cfg = info.config.get("model", {})
-    print(f"{args.model}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
+    print(f"{model.source}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
     print(f"  vocabulary     {info.vocab_size} words")
     print(
         f"  network        embedding {model_cfg.get('embedding_dim', '?')}, "
         f"{len(info.state_sizes)} LSTM layer(s) of {', '.join(map(str, info.state_sizes))} units"
     )
+    corpus, data = train.get("corpus", {}), train.get("data", {})
+    if corpus:
+        print(
+            f"  corpus         {', '.join(corpus.get('paths', []))}: {data.get('documents', '?')} documents, "
+            f"{data.get('val_documents', '?')} held out for validation "
+            f"(fraction {corpus.get('val_fraction')}, split seed {corpus.get('split_seed')})"
+        )
+    for step, command in (
+        ("trained with", train.get("command")),
+        ("exported with", info.config.get("export", {}).get("command")),
+    ):
+        if command:
+            print(f"  {step:<14} {command}")
     best = summary["metrics"]
     if best:
         loss, ppl = best.get("val_loss", math.nan), best.get("val_perplexity", math.nan)
         acc, top5 = best.get("val_accuracy", math.nan), best.get("val_top5_accuracy", math.nan)
         print(
-            f"  best epoch     {best.get('epoch')}: validation loss {loss:.4f}, perplexity {ppl:.1f}, "
-            f"accuracy {acc:.2%}, top-5 {top5:.2%}"
+            f"  best epoch     {best.get('epoch')} of {len(info.metrics.get('epochs', []))}: validation loss "
+            f"{loss:.4f}, perplexity {ppl:.1f}, accuracy {acc:.2%}, top-5 {top5:.2%} (training windows)"
         )
+    for precision in ("fp32", "int8"):
+        figures = info.quality.get(precision)
+        if figures:
+            print(
+                f"  quality {precision:<6} validation documents: perplexity {figures['perplexity']:.2f}, "
+                f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%}"
+            )
     if info.parity:
         p = info.parity
         worst = max(p["max_abs_diff_random"], p["max_abs_diff_real"])
@@ -217,6 +329,12 @@ def _info(args: argparse.Namespace) -> int:
             f"  parity         max |Keras - ONNX| {worst:.2e} (tolerance {p['tolerance']:g}), "
             f"greedy identical {p['greedy_identical']}/{p['greedy_sequences']}"
         )
+        if "int8_vs_fp32" in p:
+            q = p["int8_vs_fp32"]
+            print(
+                f"  int8 vs fp32   max |logit difference| {q['max_abs_logit_diff']:.3f}, "
+                f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
+            )
     print("  versions       " + ", ".join(f"{k} {v}" for k, v in info.versions.items()))
     return 0
 

@@ -100,8 +100,13 @@ def test_train_export_resume_through_the_cli(capsys, corpus_files, tmp_path):
     assert code == 0 and "2 epochs" in out
     code, _, err = run_cli(capsys, "train", "--resume", run, "--lstm-units", 16)
     assert code == 2 and "cannot change --lstm-units" in err
-    code, out, _ = run_cli(capsys, "export", run, "--out", tmp_path / "m.onnx")
+    code, out, _ = run_cli(capsys, "export", run, "--out", tmp_path / "m.onnx", "--int8")
     assert code == 0 and "LSTM" in out and "identical" in out and (tmp_path / "m.onnx").is_file()
+    assert "int8 against fp32" in out and "validation (int8)" in out
+    code, out, _ = run_cli(capsys, "info", tmp_path / "m.onnx")
+    assert "corpus.txt: 80 documents, 8 held out" in out and "split seed 0" in out
+    assert "trained with   nextword train" in out and "exported with  nextword export" in out
+    assert "quality int8" in out and "int8 vs fp32" in out
     code, _, err = run_cli(capsys, "export", tmp_path / "nothing", "--out", tmp_path / "n.onnx")
     assert code == 2 and "does not exist" in err
 
@@ -131,3 +136,61 @@ def test_console_script_is_installed():
     exe = shutil.which("nextword") or str(__import__("pathlib").Path(sys.executable).parent / "nextword")
     result = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("nextword ")
+
+
+def test_generate_exposes_every_control_json_and_several_prompts(capsys, model_path):
+    code, out, _ = run_cli(
+        capsys,
+        "generate", "the network", "each neuron", "--model", model_path, "--json",
+        "--max-words", 12, "--min-words", 2, "--top-k", 10, "--top-p", 0.9, "--repetition-penalty", 1.2,
+        "--no-repeat-ngram-size", 3, "--stop", "zzz", "--no-stop-at-end", "--allow-unknown",
+        "--num-return-sequences", 2, "--seed", 4,
+    )  # fmt: skip
+    assert code == 0
+    results = json.loads(out)
+    assert [r["prompt"] for r in results] == ["the network", "the network", "each neuron", "each neuron"]
+    assert all(r["full"] == r["prompt"] + r["text"] for r in results)
+    _, beams, _ = run_cli(
+        capsys, "generate", "the network", "--model", model_path, "--num-beams", 3, "--length-penalty", 0.5
+    )
+    _, again, _ = run_cli(
+        capsys, "generate", "the network", "--model", model_path, "--num-beams", 3, "--length-penalty", 0.5
+    )
+    assert beams == again and beams.startswith("the network")
+
+
+def test_generate_stream_prints_the_same_text(capsys, model_path):
+    _, streamed, _ = run_cli(capsys, "generate", "the system", "--model", model_path, "--seed", 8, "--stream")
+    _, plain, _ = run_cli(capsys, "generate", "the system", "--model", model_path, "--seed", 8)
+    assert streamed == plain
+    code, _, err = run_cli(capsys, "generate", "a", "b", "--model", model_path, "--stream")
+    assert code == 2 and "--stream takes one prompt" in err
+
+
+def test_generate_uses_the_environment_model(capsys, model_path, monkeypatch):
+    from nextword.runtime import default
+
+    monkeypatch.setattr(default, "_models", {})
+    monkeypatch.setenv("NEXTWORD_MODEL", str(model_path))
+    code, out, _ = run_cli(capsys, "generate", "the model", "--seed", 1)
+    assert code == 0 and out.startswith("the model")
+
+
+def test_suggest_and_score(capsys, model_path, model, tmp_path):
+    code, out, _ = run_cli(capsys, "suggest", "the network", "-k", 3, "--model", model_path)
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 3
+    assert lines[0].split("\t")[0] == model.next_words("the network", k=1)[0][0]
+    _, out, _ = run_cli(capsys, "suggest", "the network", "--model", model_path, "--json")
+    assert len(json.loads(out)) == 5
+    code, out, _ = run_cli(capsys, "score", model_path, "The network stores the weights.")
+    assert code == 0 and "perplexity" in out
+    text_file = tmp_path / "t.txt"
+    text_file.write_text("The network stores the weights.")
+    _, out, _ = run_cli(capsys, "score", model_path, "--file", text_file, "--json")
+    data = json.loads(out)
+    assert data["perplexity"] == pytest.approx(model.score("The network stores the weights.").perplexity)
+    assert [w["word"] for w in data["words"]][:2] == ["the", "network"]
+    text_file.write_bytes(b"caf\xe9")
+    code, _, err = run_cli(capsys, "score", model_path, "--file", text_file)
+    assert code == 2 and "not UTF-8" in err

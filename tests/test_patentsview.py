@@ -1,0 +1,415 @@
+"""``nextword corpus patentsview``: reading PatentsView bulk tables and writing the corpus CSV.
+
+The tables are built here in the PatentsView layout: tab-separated, ``"`` around every text field (the
+header too), doubled quotes inside, numbers bare; quoted fields may hold tabs and line breaks. No
+TensorFlow, seconds in all.
+"""
+
+import csv
+import random
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import run_python
+from nextword.cli.main import main
+from nextword.train import patentsview
+from nextword.train.patentsview import CORPUS_COLUMNS, PatentsViewConfig, PhraseMatcher, collect
+
+ABSTRACT_HEADER = b'"patent_id"\t"patent_abstract"'
+PATENT_HEADER = (
+    b'"patent_id"\t"patent_type"\t"patent_date"\t"patent_title"\t"wipo_kind"\t"num_claims"\t"withdrawn"\t'
+    b'"filename"'
+)
+
+# g_patent_abstract.tsv, line by line (the header is line 1). Comments give the line numbers.
+ABSTRACT_LINES = [
+    ABSTRACT_HEADER,
+    b'"10000001"\t"A neural network learns weights."',  # 2: match
+    b'"10000002"\t"A gear box for bicycles."',  # 3
+    b'"10000003"\t"The ""deep learning"" unit\thas a tab and a',  # 4-5: one row over two lines, match
+    b'line break."',
+    b'"10000004"\t"neural network"\t"extra field"',  # 6: three fields
+    b'"10000005"\t"A neural network "badly" quoted."',  # 7: bad quoting
+    b'"10000006"\t"A NEURAL NETWORK whose quote is never closed',  # 8: unclosed; what follows is read again
+    b'"10000007"\t"Neural  Networks are plural, but this neural\tnetwork counts."',  # 9: match, tab
+    b'"10000008"\t"A neural network with bytes \xff\xfe that are not UTF-8."',  # 10
+    b'"10000009"\t"Neural networking is no match, nor is a neuralnetwork."',  # 11
+    b'"10000010"\t"A pump and its valve."',  # 12: its title matches
+    b'"D0900001"\t"An ornamental design for a deep-learning robot."',  # 13: a hyphen is no space
+    b'"4000001"\t"An early neural network."',  # 14: match, granted 1990
+    b'"10000013"\t"A neural network that g_patent lacks."',  # 15: match, no patents row
+]
+
+PATENT_LINES = [
+    PATENT_HEADER,
+    b'"10000001"\t"utility"\t"2018-06-19"\t"Learning machine"\t"B2"\t20\t0\t"ipg180619.xml"',
+    b'"10000002"\t"utility"\t"2018-06-19"\t"Bicycle gear box"\t"B2"\t5\t0\t"ipg180619.xml"',
+    b'"10000003"\t"utility"\t"2018-06-26"\t"""Deep"" unit"\t"B1"\t3\t0\t"ipg180626.xml"',
+    b'"10000007"\t"utility"\t"2019-01-01"\t"Plural networks\twith a tab"\t"B2"\t7\t0\t"ipg190101.xml"',
+    b'"10000099"\t"utility"\t"2020-01-01"',  # 6: three fields
+    b'"10000010"\t"utility"\t"2020-02-02"\t"Neural network controlled pump"\t"B2"\t9\t0\t"ipg200202.xml"',
+    b'"10000012"\t"utility"\t"2020-02-02"\t"Neural network without an abstract"\t"B2"\t1\t0\t"ipg200202.xml"',
+    b'"4000001"\t"utility"\t"1990-05-01"\t"Early net"\t"A"\t4\t0\t"pftaps19900501_wk18.zip"',
+    b'"D0900001"\t"design"\t"2021-03-03"\t"Robot"\t"S1"\t1\t0\t"ipg210303.xml"',
+]
+
+QUERY = ("neural network", "Deep Learning")
+
+ROW_1 = ["A neural network learns weights.", "2018-06-19", "10000001", "Learning machine"]
+ROW_3 = ['The "deep learning" unit\thas a tab and a\nline break.', "2018-06-26", "10000003", '"Deep" unit']
+ROW_7 = [
+    "Neural  Networks are plural, but this neural\tnetwork counts.",
+    "2019-01-01",
+    "10000007",
+    "Plural networks\twith a tab",
+]
+ROW_10 = ["A pump and its valve.", "2020-02-02", "10000010", "Neural network controlled pump"]
+ROW_OLD = ["An early neural network.", "1990-05-01", "4000001", "Early net"]
+ROW_13 = ["A neural network that g_patent lacks.", "", "10000013", ""]
+EXPECTED = [ROW_1, ROW_3, ROW_7, ROW_10, ROW_OLD, ROW_13]
+
+ABSTRACT_SKIPS = [
+    ("g_patent_abstract.tsv.zip", 6, "3 field(s), expected 2"),
+    ("g_patent_abstract.tsv.zip", 7, patentsview._BAD_QUOTING),
+    ("g_patent_abstract.tsv.zip", 8, "a quoted field that is never closed"),
+    ("g_patent_abstract.tsv.zip", 10, "bytes that are not UTF-8 (invalid start byte at byte 40 of the row)"),
+]
+
+
+def write_table(path: Path, lines: list[bytes], newline: bytes = b"\n") -> Path:
+    """``lines`` as a PatentsView table: zipped when ``path`` ends in .zip (member named like it)."""
+    data = newline.join(lines) + newline
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(path.name.removesuffix(".zip"), data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> dict[str, Path]:
+    return {
+        "abstracts": write_table(tmp_path / "g_patent_abstract.tsv.zip", ABSTRACT_LINES),
+        "patents": write_table(tmp_path / "g_patent.tsv.zip", PATENT_LINES),
+    }
+
+
+@pytest.fixture(params=[None, 37, 256], ids=["1MiB-reads", "37B-reads", "256B-reads"])
+def small_reads(request, monkeypatch):
+    """Small reads put region boundaries everywhere, inside rows that span lines too."""
+    if request.param:
+        monkeypatch.setattr(patentsview, "_CHUNK", request.param)
+
+
+def test_collects_abstracts_and_titles_exactly(tables, tmp_path, small_reads):
+    out = tmp_path / "corpus.csv"
+    config = PatentsViewConfig(
+        abstracts=str(tables["abstracts"]), patents=str(tables["patents"]), query=QUERY, out=str(out)
+    )
+    summary = collect(config)
+    assert read_csv(out) == [list(CORPUS_COLUMNS), *EXPECTED]
+    assert summary.rows_scanned == {"g_patent_abstract.tsv.zip": 13, "g_patent.tsv.zip": 9}
+    assert (summary.matched, summary.matched_by_title_only, summary.written) == (7, 2, 6)
+    assert (summary.without_abstract, summary.without_metadata, summary.excluded_by_since) == (1, 1, 0)
+    assert summary.skipped == 5
+    assert [(r.file, r.line, r.reason) for r in summary.skipped_rows] == [
+        *ABSTRACT_SKIPS,
+        ("g_patent.tsv.zip", 6, "3 field(s), expected 8"),
+    ]
+    text = summary.describe()
+    assert text.startswith(f"wrote 6 patents to {out}\n")
+    assert "matched 7 patents (2 by title only)" in text
+    assert "g_patent_abstract.tsv.zip, line 8: a quoted field that is never closed" in text
+
+
+def test_without_patents_date_and_title_are_empty(tables, tmp_path, small_reads):
+    out = tmp_path / "corpus.csv"
+    summary = collect(PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, out=str(out)))
+    abstract_matches = [ROW_1, ROW_3, ROW_7, ROW_OLD, ROW_13]
+    assert read_csv(out) == [list(CORPUS_COLUMNS)] + [[a, "", n, ""] for a, _, n, _ in abstract_matches]
+    assert summary.rows_scanned == {"g_patent_abstract.tsv.zip": 13}
+    assert (summary.matched, summary.written, summary.skipped) == (5, 5, 4)
+    assert [(r.file, r.line, r.reason) for r in summary.skipped_rows] == ABSTRACT_SKIPS
+
+
+def test_plain_tsv_with_crlf_line_ends_reads_the_same(tmp_path, small_reads):
+    clean = [line for line in ABSTRACT_LINES if b"\xff" not in line]  # a clean file takes the fast path
+    abstracts = write_table(tmp_path / "g_patent_abstract.tsv", clean, newline=b"\r\n")
+    patents = write_table(tmp_path / "g_patent.tsv", PATENT_LINES, newline=b"\r\n")
+    out = tmp_path / "corpus.csv"
+    collect(PatentsViewConfig(abstracts=str(abstracts), patents=str(patents), query=QUERY, out=str(out)))
+    # The row over two lines keeps its own line break, here \r\n as well.
+    row_3 = [ROW_3[0].replace("\n", "\r\n"), *ROW_3[1:]]
+    assert read_csv(out) == [list(CORPUS_COLUMNS), ROW_1, row_3, ROW_7, ROW_10, ROW_OLD, ROW_13]
+
+
+def test_each_phrase_matches_on_its_own(tables, tmp_path):
+    out = tmp_path / "corpus.csv"
+    for query, numbers in (
+        (("deep learning",), ["10000003"]),
+        (("NEURAL NETWORK",), ["10000001", "10000007", "4000001", "10000013"]),
+        (("gear box", "early"), ["10000002", "4000001"]),
+    ):
+        collect(PatentsViewConfig(abstracts=str(tables["abstracts"]), query=query, out=str(out)))
+        assert [row[2] for row in read_csv(out)[1:]] == numbers, query
+
+
+def test_title_only_matches_get_their_abstract(tables, tmp_path):
+    out = tmp_path / "corpus.csv"
+    config = PatentsViewConfig(
+        abstracts=str(tables["abstracts"]),
+        patents=str(tables["patents"]),
+        query=("controlled pump",),
+        out=str(out),
+    )
+    summary = collect(config)
+    assert read_csv(out)[1:] == [ROW_10]
+    assert (summary.matched, summary.matched_by_title_only, summary.without_abstract) == (1, 1, 0)
+
+
+def test_since_keeps_later_grants_and_drops_unknown_dates(tables, tmp_path):
+    out = tmp_path / "corpus.csv"
+    config = PatentsViewConfig(
+        abstracts=str(tables["abstracts"]),
+        patents=str(tables["patents"]),
+        query=QUERY,
+        since="2018-06-20",
+        out=str(out),
+    )
+    summary = collect(config)
+    assert read_csv(out)[1:] == [ROW_3, ROW_7, ROW_10]
+    # 10000001 (2018-06-19), 4000001 (1990) and 10000013 (no date at all) are out.
+    assert (summary.excluded_by_since, summary.without_metadata, summary.written) == (3, 0, 3)
+
+
+@pytest.mark.parametrize("with_patents", [False, True])
+def test_limit_keeps_the_first_in_file_order(tables, tmp_path, with_patents):
+    out = tmp_path / "corpus.csv"
+    patents = str(tables["patents"]) if with_patents else None
+    config = PatentsViewConfig(
+        abstracts=str(tables["abstracts"]), patents=patents, query=QUERY, limit=2, out=str(out)
+    )
+    summary = collect(config)
+    rows = read_csv(out)[1:]
+    expected = [ROW_1, ROW_3] if with_patents else [[a, "", n, ""] for a, _, n, _ in (ROW_1, ROW_3)]
+    assert rows == expected and summary.written == 2
+
+
+def test_missing_column_names_the_file_and_its_columns(tables, tmp_path):
+    out = tmp_path / "corpus.csv"
+    swapped = PatentsViewConfig(abstracts=str(tables["patents"]), query=QUERY, out=str(out))
+    with pytest.raises(ValueError) as info:
+        collect(swapped)
+    message = str(info.value)
+    assert str(tables["patents"]) in message and "has no column 'patent_abstract'" in message
+    assert "its columns are ['patent_id', 'patent_type', 'patent_date', 'patent_title'," in message
+    assert "g_patent_abstract.tsv.zip" in message
+    assert not out.exists()
+
+
+def test_missing_file_and_since_without_patents_are_refused(tables, tmp_path):
+    out = tmp_path / "corpus.csv"
+    with pytest.raises(FileNotFoundError, match=r"abstracts file .*nope\.tsv\.zip does not exist.*download"):
+        collect(PatentsViewConfig(abstracts=str(tmp_path / "nope.tsv.zip"), query=QUERY, out=str(out)))
+    with pytest.raises(FileNotFoundError, match="patents file"):
+        collect(
+            PatentsViewConfig(
+                abstracts=str(tables["abstracts"]),
+                patents=str(tmp_path / "no.zip"),
+                query=QUERY,
+                out=str(out),
+            )
+        )
+    with pytest.raises(ValueError, match="pass --patents FILE as well, or leave out --since"):
+        PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, since="2015-01-01", out=str(out))
+    with pytest.raises(ValueError, match=r"since must be a date written YYYY-MM-DD, got '2015-13-01'"):
+        PatentsViewConfig(patents="p", since="2015-13-01")
+    with pytest.raises(ValueError, match="limit must be a positive integer, got 0"):
+        PatentsViewConfig(limit=0)
+    with pytest.raises(ValueError, match="each query phrase needs at least one word, got '  '"):
+        PatentsViewConfig(query=("ok", "  "))
+    with pytest.raises(ValueError, match="missing --query PHRASE, --out CSV"):
+        collect(PatentsViewConfig(abstracts=str(tables["abstracts"])))
+    assert not out.exists()
+
+
+def test_nothing_is_written_when_the_zip_is_damaged(tmp_path, monkeypatch):
+    monkeypatch.setattr(patentsview, "_CHUNK", 256)  # the header reads fine, the damage comes later
+    rng = random.Random(0)
+    lines = [ABSTRACT_HEADER] + [
+        f'"{i}"\t"a neural network {rng.getrandbits(256):x}"'.encode() for i in range(3000)
+    ]
+    abstracts = write_table(tmp_path / "g_patent_abstract.tsv.zip", lines)
+    data = bytearray(abstracts.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    abstracts.write_bytes(bytes(data))
+    out = tmp_path / "corpus.csv"
+    out.write_text("the previous corpus\n")
+    with pytest.raises(ValueError, match=r"g_patent_abstract\.tsv\.zip is damaged .*download it again"):
+        collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out)))
+    assert out.read_text() == "the previous corpus\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.csv", "g_patent_abstract.tsv.zip"]
+    (tmp_path / "not.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"not\.zip is not a readable zip file"):
+        collect(PatentsViewConfig(abstracts=str(tmp_path / "not.zip"), query=QUERY, out=str(out)))
+
+
+def test_skipped_rows_are_listed_up_to_a_limit_and_all_counted(tmp_path, small_reads):
+    lines = [ABSTRACT_HEADER]
+    for i in range(30):
+        lines += [f'"{i}"\t"neural network"\t"extra"'.encode(), f'"{100 + i}"\t"a neural network"'.encode()]
+    abstracts = write_table(tmp_path / "g_patent_abstract.tsv.zip", lines)
+    summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(tmp_path / "c.csv")))
+    assert (summary.skipped, len(summary.skipped_rows), summary.written) == (30, patentsview.MAX_LISTED, 30)
+    assert [r.line for r in summary.skipped_rows] == list(range(2, 2 + 2 * patentsview.MAX_LISTED, 2))
+    assert "... and 10 more" in summary.describe()
+
+
+def test_duplicate_rows_and_blank_lines(tmp_path):
+    lines = [ABSTRACT_HEADER, b'"1"\t"A neural network."', b"", b'"1"\t"A neural network again."', b""]
+    abstracts = write_table(tmp_path / "a.tsv", lines)
+    out = tmp_path / "c.csv"
+    summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out)))
+    assert read_csv(out)[1:] == [["A neural network.", "", "1", ""]]
+    assert (summary.rows_scanned["a.tsv"], summary.duplicates, summary.skipped) == (2, 1, 0)
+
+
+def test_rows_are_checked_in_full_where_they_are_used(tmp_path, small_reads):
+    lines = [
+        ABSTRACT_HEADER,
+        b'"1"\t"A ""fine"" neural network."',
+        b'"2"\t"Badly "quoted" but of no use: balanced quotes, one tab."',
+        b'"3"\t"Badly "quoted" neural network."',
+        b'"4"\t"Of no use"\t"but a field too many."',
+    ]
+    abstracts = write_table(tmp_path / "a.tsv.zip", lines)
+    out = tmp_path / "c.csv"
+    summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out)))
+    assert read_csv(out)[1:] == [['A "fine" neural network.', "", "1", ""]]
+    assert [(r.line, r.reason) for r in summary.skipped_rows] == [
+        (4, patentsview._BAD_QUOTING),
+        (5, "3 field(s), expected 2"),
+    ]
+
+
+def test_progress_bar_on_a_terminal(tables, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("tqdm", reason="tqdm comes with nextword[train]")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    collect(PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, out=str(tmp_path / "c.csv")))
+    err = capsys.readouterr().err
+    assert err.startswith("\rabstracts: ") and "13.0 rows" in err and "matched 5" in err
+    collect(
+        PatentsViewConfig(
+            abstracts=str(tables["abstracts"]), query=QUERY, out=str(tmp_path / "c.csv"), progress=False
+        )
+    )
+    assert capsys.readouterr().err == ""
+
+
+def test_phrase_matching_rules():
+    match = PhraseMatcher(["neural network", "C++", "a a"])
+    assert match("A NEURAL\n\t NETWORK.") and match("(neural network)") and match("use c++ here")
+    assert not match("neural networks") and not match("neuralnetwork") and not match("xneural network")
+    assert not match("neural_network") and not match("neural-network") and not match("c++x")
+    assert match("ba a a")  # the second "a a" starts on a word boundary, the first does not
+    text = "first line\nsecond neural network\nthird\nneural  network and NEURAL NETWORK\nnone"
+    assert match.lines(text) == {1, 3}
+
+
+# Field text as PatentsView may hold it: quotes, tabs, line breaks (\n, \r\n) and any other character.
+FIELD_TEXT = st.text(
+    st.one_of(st.sampled_from('"\t\n\r ,;x'), st.characters(blacklist_categories=("Cs",))), max_size=40
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(FIELD_TEXT, FIELD_TEXT), min_size=1, max_size=8), st.sampled_from([23, 1 << 20]))
+def test_any_field_text_comes_back_unchanged(tmp_path_factory, documents, chunk):
+    folder = tmp_path_factory.mktemp("roundtrip")
+    abstracts = [f"{before} zq marker {after}" for before, after in documents]
+    lines = [ABSTRACT_HEADER] + [
+        f'"{i}"\t"{text.replace(chr(34), 2 * chr(34))}"'.encode() for i, text in enumerate(abstracts)
+    ]
+    path = write_table(folder / "g_patent_abstract.tsv.zip", lines)
+    out = folder / "corpus.csv"
+    original, patentsview._CHUNK = patentsview._CHUNK, chunk
+    try:
+        summary = collect(PatentsViewConfig(abstracts=str(path), query=("zq marker",), out=str(out)))
+    finally:
+        patentsview._CHUNK = original
+    assert summary.skipped == 0
+    assert [row[0] for row in read_csv(out)[1:]] == abstracts
+
+
+# Junk lines: quotes, tabs, bytes that are not UTF-8, but never a line break nor the query.
+JUNK = st.lists(st.sampled_from([b'"', b"\t", b"\xff", b"\xc3", b"a", b"1", b" "]), max_size=12).map(b"".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(FIELD_TEXT, st.lists(JUNK, max_size=2)), min_size=1, max_size=8),
+    st.sampled_from([29, 1 << 20]),
+)
+def test_junk_lines_never_cost_a_good_row(tmp_path_factory, rows, chunk):
+    folder = tmp_path_factory.mktemp("junk")
+    lines, expected = [ABSTRACT_HEADER], []
+    for i, (text, junk) in enumerate(rows):
+        abstract = f"zq marker {text}"
+        lines.append(f'"{i}"\t"{abstract.replace(chr(34), 2 * chr(34))}"'.encode())
+        lines += junk
+        expected.append([abstract, "", str(i), ""])
+    path = write_table(folder / "g_patent_abstract.tsv.zip", lines)
+    out = folder / "corpus.csv"
+    original, patentsview._CHUNK = patentsview._CHUNK, chunk
+    try:
+        collect(PatentsViewConfig(abstracts=str(path), query=("zq marker",), out=str(out)))
+    finally:
+        patentsview._CHUNK = original
+    assert read_csv(out)[1:] == expected
+
+
+def test_cli_subcommand_end_to_end(tables, tmp_path, capsys):
+    out = tmp_path / "corpus.csv"
+    command = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"])]
+    query = ["--query", "neural network", "--query", "deep learning"]
+    code = main([*command, "--patents", str(tables["patents"]), *query, "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert read_csv(out) == [list(CORPUS_COLUMNS), *EXPECTED]
+    assert printed.startswith(f"wrote 6 patents to {out}\n") and "skipped 5 malformed rows:" in printed
+
+    out.unlink()
+    code = main([*command, "--query", "x", "--since", "2020-01-01", "--out", str(out)])
+    assert code == 2 and "pass --patents FILE as well" in capsys.readouterr().err
+    code = main([*command[:3], str(tmp_path / "none.zip"), "--query", "x", "--out", str(out)])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    code = main([*command, "--out", str(out)])
+    assert code == 2 and "missing --query PHRASE" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_collect_runs_without_tensorflow(tables, tmp_path):
+    code = """
+import sys
+from nextword.cli.main import main
+assert main(["corpus", "patentsview", "--abstracts", sys.argv[1], "--query", "neural network",
+             "--out", sys.argv[2]]) == 0
+loaded = sorted(m for m in sys.modules if m.partition(".")[0] in {"tensorflow", "keras", "tf2onnx", "onnx"})
+assert not loaded, loaded
+print("ok")
+"""
+    result = run_python(code, str(tables["abstracts"]), str(tmp_path / "c.csv"), block_training_stack=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")
