@@ -9,7 +9,7 @@ CORPUS ?= ../shared/data/neural_network_patent_query.csv
 RUN ?= runs/small
 MODEL ?= small.onnx
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean bench
 
 $(BIN)/nextword: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Benchmarks (about 20 minutes on two cores): rewrites docs/benchmarks.md and docs/img/generation-*.png.
+bench: setup
+	$(BIN)/python -m pip install -q -e ".[train,bench]"
+	$(BIN)/python benchmarks/run_all.py --corpus "$(CORPUS)"
 
 clean:
 	rm -rf $(VENV) runs $(MODEL) build *.egg-info .pytest_cache .ruff_cache

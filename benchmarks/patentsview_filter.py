@@ -1,0 +1,223 @@
+"""Throughput and memory of ``nextword corpus patentsview`` on synthetic PatentsView-shaped files.
+
+Generates, in a temporary folder, a ``g_patent_abstract.tsv.zip`` of ``--rows`` rows (about 700 bytes of
+abstract each, like the real table) and a matching ``g_patent.tsv.zip``, both quoted the PatentsView way
+(tabs between fields, ``"`` around text, doubled quotes inside, some fields with quotes, tabs and line
+breaks). Then, each in a fresh child process so that the generator's memory does not count, it times:
+
+- the floor: decompressing the abstract member and reading it line by line, both with plain iteration of
+  the zip member and with the 1 MiB reads that ``collect`` uses;
+- ``collect`` on the abstracts alone (one pass);
+- ``collect`` with the patents file (three passes: abstracts, patents, abstracts again);
+
+and prints a Markdown table: rows per second, CPU time and the child's peak resident memory.
+
+    python benchmarks/patentsview_filter.py               # 1,000,000 rows: about a minute to generate
+    python benchmarks/patentsview_filter.py --rows 50000  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+QUERY = ("neural network", "deep learning")
+WORDS = (  # noqa: SIM905 (one string reads better than sixty)
+    "a the of to and in for is are with said which by an on from at least one first second device system "
+    "method apparatus signal data layer unit module circuit memory processor control value input output "
+    "plurality network node weight image vehicle sensor wireless communication receiving determining "
+    "based configured generate portion surface member substrate electrode optical light source power"
+).split()
+
+
+def quote(text: str) -> str:
+    """A PatentsView text field: in double quotes, with quotes inside doubled."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def abstract(rng: random.Random, i: int) -> str:
+    words = rng.choices(WORDS, k=rng.randint(80, 150))
+    roll = rng.random()
+    if roll < 0.0005:
+        words[rng.randrange(len(words))] = rng.choice(QUERY)  # a match: about 500 per million rows
+    elif roll < 0.001:
+        words[rng.randrange(len(words))] = "neural networks"  # a near miss: plural
+    text = " ".join(words).capitalize() + "."
+    if i % 50 == 0:
+        text = text.replace(" said ", ' "said" ', 1)  # doubled quotes: the slow path of the reader
+    if i % 1000 == 0:
+        text = text.replace(" the ", " the\n", 1).replace(" of ", "\tof ", 1)  # a line break, a tab
+    return text
+
+
+def generate(folder: Path, rows: int, seed: int = 0) -> dict[str, Path]:
+    """Write g_patent_abstract.tsv.zip and g_patent.tsv.zip with ``rows`` rows each."""
+    rng = random.Random(seed)
+    paths = {"abstracts": folder / "g_patent_abstract.tsv.zip", "patents": folder / "g_patent.tsv.zip"}
+    with (
+        zipfile.ZipFile(paths["abstracts"], "w", zipfile.ZIP_DEFLATED) as za,
+        zipfile.ZipFile(paths["patents"], "w", zipfile.ZIP_DEFLATED) as zp,
+        za.open("g_patent_abstract.tsv", "w", force_zip64=True) as fa,
+        zp.open("g_patent.tsv", "w", force_zip64=True) as fp,
+    ):
+        fa.write(b'"patent_id"\t"patent_abstract"\n')
+        fp.write(
+            b'"patent_id"\t"patent_type"\t"patent_date"\t"patent_title"\t"wipo_kind"\t"num_claims"\t'
+            b'"withdrawn"\t"filename"\n'
+        )
+        batch_a: list[str] = []
+        batch_p: list[str] = []
+        for i in range(rows):
+            patent_id = str(10_000_000 + i) if i % 20 else f"D{900_000 + i}"
+            year = 1976 + i * 48 // max(rows, 1)
+            title = " ".join(rng.choices(WORDS, k=rng.randint(4, 12))).capitalize()
+            if rng.random() < 0.0002:
+                title += " using a neural network"  # title matches, most of them title-only
+            batch_a.append(f"{quote(patent_id)}\t{quote(abstract(rng, i))}\n")
+            granted = f"{year}-06-{1 + i % 28:02d}"
+            batch_p.append(
+                f"{quote(patent_id)}\t{quote('utility')}\t{quote(granted)}\t{quote(title)}\t{quote('B2')}\t"
+                f"{rng.randint(1, 40)}\t0\t{quote(f'ipg{year % 100:02d}.xml')}\n"
+            )
+            if len(batch_a) == 20_000:
+                fa.write("".join(batch_a).encode())
+                fp.write("".join(batch_p).encode())
+                batch_a, batch_p = [], []
+        fa.write("".join(batch_a).encode())
+        fp.write("".join(batch_p).encode())
+    return paths
+
+
+# -- measurements, each run in a child process -------------------------------------------------------------
+
+
+def _child(kind: str, folder: Path) -> dict:
+    abstracts, patents = folder / "g_patent_abstract.tsv.zip", folder / "g_patent.tsv.zip"
+    if kind.startswith("collect"):
+        from nextword.train.patentsview import PatentsViewConfig, collect  # imports are not timed
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result: dict = {}
+    if kind == "iterate":
+        with zipfile.ZipFile(abstracts) as z, z.open("g_patent_abstract.tsv") as f:
+            result["rows"] = sum(1 for _ in f) - 1
+    elif kind == "chunks":
+        with zipfile.ZipFile(abstracts) as z, z.open("g_patent_abstract.tsv") as f:
+            lines, tail = 0, b""
+            while chunk := f.read(1 << 20):
+                parts = (tail + chunk).split(b"\n")
+                tail = parts.pop()
+                lines += len(parts)
+            result["rows"] = lines + bool(tail) - 1
+    else:
+        config = PatentsViewConfig(
+            abstracts=str(abstracts),
+            patents=str(patents) if kind == "collect3" else None,
+            query=QUERY,
+            out=str(folder / f"{kind}.csv"),
+            progress=False,
+        )
+        summary = collect(config)
+        result["rows"] = summary.rows_scanned[abstracts.name]
+        result["read"] = sum(summary.rows_scanned.values()) + (result["rows"] if kind == "collect3" else 0)
+        result["written"] = summary.written
+        result["skipped"] = summary.skipped
+    result["seconds"] = time.perf_counter() - start
+    result["cpu_seconds"] = time.process_time() - cpu_start
+    result["peak_rss_mb"] = _peak_rss_mb()
+    return result
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's VmHWM starts afresh at exec; ru_maxrss would keep the
+    peak of the forking parent (the generator), so it is the fallback only."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(kind: str, folder: Path, repeat: int) -> dict:
+    """Run one measurement ``repeat`` times, each in a fresh interpreter; keep the fastest run."""
+    best: dict | None = None
+    for _ in range(repeat):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", kind, str(folder)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{kind} failed:\n{done.stderr}")
+        result = json.loads(done.stdout.splitlines()[-1])
+        if best is None or result["seconds"] < best["seconds"]:
+            best = result
+    assert best is not None
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="abstract (and patent) rows to generate")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the fastest counts")
+    parser.add_argument("--keep", type=Path, help="generate into this folder and keep the files")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "FOLDER"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child[0], Path(args.child[1]))))
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        paths = generate(folder, args.rows)
+        with zipfile.ZipFile(paths["abstracts"]) as z:
+            unzipped = z.getinfo("g_patent_abstract.tsv").file_size
+        print(
+            f"generated {args.rows:,} rows in {time.perf_counter() - start:.0f} s: abstracts "
+            f"{paths['abstracts'].stat().st_size / 1e6:.0f} MB zipped, {unzipped / 1e6:.0f} MB unzipped; "
+            f"patents {paths['patents'].stat().st_size / 1e6:.0f} MB zipped",
+            file=sys.stderr,
+        )
+        runs = [
+            ("iterate", "floor: decompress, iterate the zip member line by line"),
+            ("chunks", "floor: decompress in 1 MiB reads, split into lines"),
+            ("collect1", "filter: collect, abstracts only (1 pass)"),
+            ("collect3", "collect with --patents (3 passes: abstracts, patents, abstracts)"),
+        ]
+        results = {kind: measure(kind, folder, args.repeat) for kind, _ in runs}
+
+    floor = results["chunks"]["rows"] / results["chunks"]["seconds"]
+    print(f"\n{args.rows:,} abstract rows, {unzipped / 1e6:.0f} MB unzipped; query {' / '.join(QUERY)}\n")
+    print("| run | wall s | CPU s | rows/s | vs floor | peak RSS |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for kind, label in runs:
+        r = results[kind]
+        rate = r.get("read", r["rows"]) / r["seconds"]
+        versus = f"{rate / floor:.0%}" if kind != "collect3" else "-"
+        if "written" in r:
+            label += f", wrote {r['written']:,}"
+        print(
+            f"| {label} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {rate:,.0f} | {versus} | "
+            f"{r['peak_rss_mb']:.0f} MB |"
+        )
+    print(
+        "\nrows/s: rows read per wall-clock second, all passes together; CPU s: all threads of the child; "
+        f"peak RSS: the child's VmHWM; best of {args.repeat} run(s) each."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,388 @@
+"""Streamed training data: peak memory and speed of each pass, for a corpus and for a tenth of it.
+
+Generates a synthetic plain-text corpus of ``--words`` words (default 100 million) and one of a tenth
+of that, then runs, for each in a child process of its own, the data path of ``nextword train``:
+
+1. count the documents (``count_documents``) and split them (``validation_indices``);
+2. count the training words into the vocabulary (``build_vocabulary``);
+3. encode both splits into ``train.ids``/``val.ids`` (``encode_corpus``);
+4. one full training epoch of windows through the ``tf.data`` pipeline (``DiskWindows``), then one
+   validation pass;
+5. ``--steps`` real training steps of a small model on that pipeline.
+
+Reported per stage: seconds, words/s and the peak resident memory of the child during that stage
+(``VmHWM`` of ``/proc/self/status``, reset before each stage through ``/proc/self/clear_refs``), and
+the child's peak over its whole life. If memory is bounded by the model rather than the corpus, the
+two corpora show the same peaks.
+
+The corpus: documents of 4-12 sentences of 6-24 words (one paragraph each, blank lines between), the
+words drawn from a Zipf distribution (exponent 1.1) over ``--vocab`` distinct made-up words, about
+one in twelve followed by a comma. Words are counted as the generator writes them (whitespace
+separated); the tokenizer's figures (``tokens``) also count the punctuation marks and ``<eod>``.
+
+    python benchmarks/streaming_memory.py --words 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+
+NAME = "streaming_memory"
+DEFAULT_WORDS = 100_000_000
+CHUNK_WORDS = 1_000_000  # words generated per numpy draw
+SYLLABLES = [c + v for c in "bdfghklmnprstvz" for v in ("a", "e", "i", "o", "u", "ai", "ou")]
+STAGES = [
+    ("count", "1. count documents, split"),
+    ("vocabulary", "2. vocabulary (training words)"),
+    ("encode", "3. encode to train.ids/val.ids"),
+    ("epoch", "4. one epoch of training windows"),
+    ("validation", "4b. one pass of validation windows"),
+    ("train_steps", "5. training steps"),
+]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--words", type=int, default=DEFAULT_WORDS, help="words of the large corpus (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--ratio", type=int, default=10, help="the small corpus has words/ratio words (default: %(default)s)"
+    )
+    parser.add_argument("--vocab", type=int, default=20_000, help="distinct words (default: %(default)s)")
+    parser.add_argument(
+        "--steps", type=int, default=20, help="training steps of the small model (default: %(default)s)"
+    )
+    parser.add_argument("--seq-len", type=int, default=50, help="window length (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: %(default)s)")
+    parser.add_argument(
+        "--lstm-units", type=int, default=128, help="units of the small model's LSTM (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workdir",
+        default=str(common.CACHE_DIR / "streaming"),
+        help="where the corpora and run folders go (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--delete-corpora", action="store_true", help="remove the generated corpora at the end"
+    )
+    parser.add_argument(
+        "--result-json",
+        metavar="PATH",
+        help="where to write the figures (default: benchmarks/.cache/results/)",
+    )
+    parser.add_argument("--child", metavar="CORPUS", help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- the corpus
+
+
+def make_vocabulary(size: int, seed: int = 0) -> list[str]:
+    """``size`` distinct pronounceable made-up words of 1-4 syllables, shortest (most frequent) first."""
+    rng = np.random.default_rng(seed)
+    words: list[str] = []
+    seen: set[str] = set()
+    while len(words) < size:
+        n_syllables = 1 + min(3, len(words) // 200 + int(rng.integers(0, 2)))  # frequent words are short
+        word = "".join(SYLLABLES[i] for i in rng.integers(0, len(SYLLABLES), n_syllables))
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words
+
+
+def generate_corpus(path: Path, words: int, vocab: int, seed: int = 0) -> dict[str, Any]:
+    """Write a corpus of ``words`` words to ``path`` (plain text); returns its facts."""
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array(make_vocabulary(vocab, seed), dtype=object)
+    ranks = np.arange(1, vocab + 1, dtype=np.float64)
+    probabilities = ranks**-1.1
+    probabilities /= probabilities.sum()
+    with_comma = np.array([w + "," for w in vocabulary], dtype=object)
+    with_stop = np.array([w + "." for w in vocabulary], dtype=object)
+    documents = written = sentences_left = 0
+    started = time.perf_counter()
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        while written < words:
+            n = min(CHUNK_WORDS, words - written)
+            ids = rng.choice(vocab, size=n, p=probabilities)
+            # Sentences of 6-24 words (the chunk's last one ends at the chunk's end); each document
+            # is 4-12 sentences and may go on in the next chunk.
+            ends = np.cumsum(rng.integers(6, 25, size=n // 6 + 2))
+            ends = np.append(ends[ends < n], n)
+            tokens = np.where(rng.random(n) < 1 / 12, with_comma[ids], vocabulary[ids])
+            tokens[ends - 1] = with_stop[ids[ends - 1]]
+            start = 0
+            pieces: list[str] = []
+            for end in ends.tolist():
+                if sentences_left == 0:
+                    sentences_left = int(rng.integers(4, 13))
+                sentences_left -= 1
+                documents += sentences_left == 0
+                pieces.append(" ".join(tokens[start:end].tolist()) + ("\n\n" if sentences_left == 0 else " "))
+                start = end
+            f.write("".join(pieces))
+            written += n
+    documents += sentences_left > 0  # the last document, unfinished: it ends with the file
+    os.replace(tmp, path)
+    seconds = time.perf_counter() - started
+    return {"words": words, "documents": documents, "bytes": path.stat().st_size, "seconds": seconds}
+
+
+def corpus_for(workdir: Path, words: int, vocab: int) -> tuple[Path, dict[str, Any]]:
+    """The corpus of ``words`` words in ``workdir``, generated unless a matching one is there."""
+    path = workdir / f"corpus-{words}.txt"
+    stamp = path.with_suffix(".json")
+    wanted = {"words": words, "vocab": vocab, "generator": 1}
+    if path.is_file() and stamp.is_file():
+        facts = json.loads(stamp.read_text())
+        if {k: facts.get(k) for k in wanted} == wanted:
+            return path, facts
+    print(f"generating {words:,} words into {path}", file=sys.stderr)
+    facts = {**generate_corpus(path, words, vocab), **wanted}
+    print(f"  {facts['seconds']:.0f} s, {facts['bytes'] / 1e6:.0f} MB", file=sys.stderr)
+    stamp.write_text(json.dumps(facts, indent=2) + "\n")
+    return path, facts
+
+
+# ----------------------------------------------------------------------------- the child: one data path
+
+
+def _status_kib(field: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
+_PEAKS_KIB: list[int] = []  # VmHWM read before each reset: the child's peak is the largest
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux 4.0+); False where that is not possible.
+
+    Resetting also lowers what ``ru_maxrss`` reports at exit, so the peak before each reset is kept in
+    ``_PEAKS_KIB`` and the child's whole-life peak is computed from those.
+    """
+    _PEAKS_KIB.append(_status_kib("VmHWM") or 0)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class Stage:
+    """Times one stage and records the peak RSS during it."""
+
+    def __init__(self, results: dict[str, Any], name: str) -> None:
+        self.results, self.name = results, name
+
+    def __enter__(self) -> Stage:
+        self.reset = _reset_peak()
+        self.rss_before = _status_kib("VmRSS")
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.perf_counter() - self.started
+        self.results[self.name] = {
+            "seconds": seconds,
+            "peak_rss_bytes": (_status_kib("VmHWM") or 0) * 1024,
+            "peak_reset": self.reset,
+            "rss_before_bytes": (self.rss_before or 0) * 1024,
+            "rss_after_bytes": (_status_kib("VmRSS") or 0) * 1024,
+        }
+        print(f"  {self.name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the data path of a training run on ``args.child`` and measure each stage."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    corpus_path = Path(args.child)
+    run_dir = corpus_path.with_name(corpus_path.stem + "-run")
+    run_dir.mkdir(exist_ok=True)
+    stages: dict[str, Any] = {}
+    results: dict[str, Any] = {"stages": stages, "rss_at_start_bytes": (_status_kib("VmRSS") or 0) * 1024}
+
+    import keras  # loaded first, so that its own memory is not charged to the first stage
+    import tensorflow as tf
+
+    from nextword.runtime.tokenizer import TokenizerConfig
+    from nextword.train.config import CorpusConfig, ModelConfig, TrainConfig
+    from nextword.train.corpus import count_documents, validation_indices
+    from nextword.train.data import DiskWindows, build_vocabulary, encode_corpus
+    from nextword.train.model import build_model
+    from nextword.train.trainer import _compile  # the trainer's own loss, metrics and optimizer
+
+    results["rss_after_imports_bytes"] = (_status_kib("VmRSS") or 0) * 1024
+    corpus = CorpusConfig(paths=(str(corpus_path),))
+    config = TrainConfig(
+        out=str(run_dir),
+        corpus=corpus,
+        tokenizer=TokenizerConfig(),
+        model=ModelConfig(embedding_dim=64, lstm_units=args.lstm_units, num_layers=1, dropout=0.0),
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        epochs=1,
+        verbose=0,
+    )
+    with Stage(stages, "count"):
+        n_documents = count_documents(corpus.paths, corpus)
+        val_idx = validation_indices(n_documents, corpus.val_fraction, corpus.split_seed)
+    with Stage(stages, "vocabulary"):
+        tokenizer = build_vocabulary(corpus, n_documents, val_idx, config.tokenizer)
+    with Stage(stages, "encode"):
+        encoded = encode_corpus(
+            corpus, n_documents, val_idx, tokenizer, run_dir / "train.ids", run_dir / "val.ids"
+        )
+    train_windows = DiskWindows(
+        run_dir / "train.ids", config.seq_len, config.batch_size, shuffle=True, seed=config.seed
+    )
+    val_windows = DiskWindows(run_dir / "val.ids", config.seq_len, config.batch_size, shuffle=False)
+    with Stage(stages, "epoch"):
+        checksum = 0.0
+        for _, _, weights in train_windows.dataset().take(len(train_windows)):
+            checksum += float(tf.reduce_sum(weights))
+        if int(checksum) != train_windows.words:
+            raise RuntimeError(f"an epoch trained {checksum} positions, not {train_windows.words}")
+    with Stage(stages, "validation"):
+        for _ in val_windows.dataset():
+            pass
+    with Stage(stages, "train_steps"):
+        keras.utils.set_random_seed(0)
+        model = build_model(config.model, len(tokenizer))
+        _compile(model, config, steps_per_epoch=len(train_windows))
+        model.fit(
+            train_windows.dataset(),
+            steps_per_epoch=args.steps,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+        )
+    results.update(
+        documents=n_documents,
+        vocab_size=len(tokenizer),
+        train_tokens=encoded.train_words,
+        val_tokens=encoded.val_words,
+        train_batches=len(train_windows),
+        val_batches=len(val_windows),
+        ids_bytes=(run_dir / "train.ids").stat().st_size + (run_dir / "val.ids").stat().st_size,
+        model_params=int(model.count_params()),
+    )
+    _PEAKS_KIB.append(_status_kib("VmHWM") or 0)
+    results["peak_rss_bytes"] = max(_PEAKS_KIB) * 1024  # the whole life of the child
+    return results
+
+
+# ----------------------------------------------------------------------------- the parent
+
+
+def measure(args: argparse.Namespace, corpus: Path) -> dict[str, Any]:
+    out = Path(args.workdir) / f"{corpus.stem}-result.json"
+    command = [sys.executable, __file__, "--child", str(corpus), "--child-out", str(out)]
+    command += ["--steps", str(args.steps), "--seq-len", str(args.seq_len)]
+    command += ["--batch-size", str(args.batch_size), "--lstm-units", str(args.lstm_units)]
+    print(f"measuring {corpus}", file=sys.stderr)
+    result = common.run_child(command, env=common.quiet_tf_env())
+    if result.returncode != 0:
+        raise SystemExit(f"the child for {corpus} failed:\n{result.stderr[-4000:]}")
+    data = json.loads(out.read_text())
+    data["child_wall_s"] = result.wall_s
+    return data
+
+
+def stage_words(name: str, corpus: dict[str, Any], data: dict[str, Any], args: argparse.Namespace) -> float:
+    """The words a stage went through: corpus words for the passes, window positions for the rest."""
+    if name in ("count", "vocabulary", "encode"):
+        return corpus["words"]
+    if name == "epoch":
+        return data["train_tokens"]
+    if name == "validation":
+        return data["val_tokens"]
+    return args.steps * args.batch_size * args.seq_len
+
+
+def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
+    sizes = results["sizes"]
+    headers = ["stage"]
+    for size in sizes:
+        label = f"{size['corpus']['words'] / 1e6:g}M words"
+        headers += [f"{label}: s", "words/s", "peak RSS"]
+    rows = []
+    for name, label in STAGES:
+        row: list[Any] = [label if name != "train_steps" else f"5. {args.steps} training steps"]
+        for size in sizes:
+            stage = size["data"]["stages"][name]
+            words = stage_words(name, size["corpus"], size["data"], args)
+            row += [
+                common.fmt_num(stage["seconds"]),
+                common.fmt_num(words / stage["seconds"]),
+                common.fmt_bytes(stage["peak_rss_bytes"]),
+            ]
+        rows.append(row)
+    baseline = ["RSS after importing TensorFlow"]
+    whole = ["whole child: wall time, peak RSS"]
+    for size in sizes:
+        baseline += ["", "", common.fmt_bytes(size["data"]["rss_after_imports_bytes"])]
+        whole += [
+            common.fmt_num(size["data"]["child_wall_s"]),
+            "",
+            common.fmt_bytes(size["data"]["peak_rss_bytes"]),
+        ]
+    rows += [baseline, whole]
+    facts = ["corpus: documents / file / train.ids+val.ids"]
+    for size in sizes:
+        c, d = size["corpus"], size["data"]
+        facts += [f"{d['documents']:,}", common.fmt_bytes(c["bytes"]), common.fmt_bytes(d["ids_bytes"])]
+    rows.append(facts)
+    model = ["vocabulary / model parameters / training tokens"]
+    for size in sizes:
+        d = size["data"]
+        model += [f"{d['vocab_size']:,}", f"{d['model_params']:,}", f"{d['train_tokens']:,}"]
+    rows.append(model)
+    return common.markdown_table(headers, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        common.save_result(NAME, child(args), args.child_out)
+        return 0
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    sizes = []
+    for words in (args.words // args.ratio, args.words):
+        corpus, facts = corpus_for(workdir, words, args.vocab)
+        sizes.append({"corpus": facts, "data": measure(args, corpus)})
+        if args.delete_corpora:
+            corpus.unlink()
+    results = {
+        "machine": common.machine_info(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("child", "child_out")},
+        "sizes": sizes,
+    }
+    path = common.save_result(NAME, results, args.result_json)
+    print(markdown(results, args))
+    print(f"\nfigures: {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
