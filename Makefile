@@ -9,7 +9,10 @@ CORPUS ?= ../shared/data/neural_network_patent_query.csv
 RUN ?= runs/small
 MODEL ?= small.onnx
 
-.PHONY: demo test lint setup clean bench
+BUNDLED_RUN ?= runs/bundled
+BUNDLED ?= runtime/data/nextword-patents.onnx
+
+.PHONY: demo test lint setup clean bench bundled-model quality
 
 $(BIN)/nextword: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +40,18 @@ test: lint
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[train,bench]"
 	$(BIN)/python benchmarks/run_all.py --corpus "$(CORPUS)"
+
+# The model shipped in the wheel (about 30 minutes on two cores), then its fp32 twin for the quality
+# report. The exact commands are recorded inside the model file (nextword info).
+bundled-model: setup
+	$(BIN)/nextword train "$(CORPUS)" --out $(BUNDLED_RUN) --embedding-dim 256 --lstm-units 448 \
+		--dropout 0.25 --learning-rate 0.003 --epochs 14 --max-minutes 30 --verbose 2 --overwrite
+	$(BIN)/nextword export $(BUNDLED_RUN) --out $(BUNDLED) --int8 --no-repeat-ngram-size 4
+	$(BIN)/nextword export $(BUNDLED_RUN) --out $(BUNDLED_RUN)/fp32.onnx
+
+# docs/quality.md and docs/model-card.md from the bundled model (trains the notebook baseline: ~30 min).
+quality: setup
+	$(BIN)/python benchmarks/quality.py --corpus "$(CORPUS)"
 
 clean:
 	rm -rf $(VENV) runs $(MODEL) build *.egg-info .pytest_cache .ruff_cache

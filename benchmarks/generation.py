@@ -196,7 +196,46 @@ def measure(args: argparse.Namespace, bench: common.BenchModel) -> dict[str, Any
 
     print("generation: batch throughput", file=sys.stderr, flush=True)
     batches = [measure_batch(model, b, n, args.repeats, t, banned) for b in _ints(args.batches)]
-    return {"methods": methods, "sweep": sweep, "batches": batches, "onnx_threads": _ort_threads(model)}
+    print("generation: session threads", file=sys.stderr, flush=True)
+    threads = measure_threads(bench.model_path, n, args.repeats, prompt_ids[-1])
+    return {
+        "methods": methods,
+        "sweep": sweep,
+        "batches": batches,
+        "threads": threads,
+        "onnx_threads": _ort_threads(model),
+    }
+
+
+def measure_threads(path: str, steps: int, repeats: int, first_id: int) -> list[dict[str, Any]]:
+    """ms per step of bare ``forward`` at batch 1 and 64 with one intra-op thread (the runtime's
+    default) against two, timed in interleaved rounds."""
+    from nextword.runtime import load
+    from nextword.runtime.model import default_session_options
+
+    models = {}
+    for threads in (1, 2):
+        options = default_session_options()
+        options.intra_op_num_threads = threads
+        models[threads] = load(path, session_options=options)
+
+    def step_loop(model: Any, batch: int) -> Loop:
+        def run(seed: int, words: int) -> int:
+            ids, state = np.full((batch, 1), first_id, dtype=np.int64), model.initial_state(batch)
+            for _ in range(words):
+                _, state = model.forward(ids, state)
+            return words
+
+        return run
+
+    rows = []
+    for batch in (1, 64):
+        timers = {
+            f"{t}": (loop_timer(step_loop(m, batch), steps), list(range(repeats))) for t, m in models.items()
+        }
+        timed = common.interleaved(timers)
+        rows.append({"batch": batch, **{f"threads_{t}": timed[str(t)]["ms_per_word"] for t in models}})
+    return rows
 
 
 def measure_batch(
@@ -288,8 +327,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     if runtime > ms["floor"]:
         reason = (
             f"(4) adds {runtime - ms['floor']:.3f} ms per word to the {ms['floor']:.3f} ms of `session.run`: "
-            f"sampling from the softmax over all {vocab:,} words (in float64), the decoding rules and "
-            "building the text, in Python"
+            f"sampling from the softmax over all {vocab:,} words (a few float32 passes over the vocabulary), "
+            "the decoding rules and building the text, in Python"
         )
     else:
         reason = f"(4) measured no slower than the {ms['floor']:.3f} ms of bare `session.run`, within noise"
@@ -393,6 +432,19 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
     ]
     if img:
         parts += ["", f"![words/s by batch size]({img}/generation-batch.png)"]
+    if result.get("threads"):
+        rows = [
+            [t["batch"], common.fmt_stat(t["threads_1"]), common.fmt_stat(t["threads_2"])]
+            for t in result["threads"]
+        ]
+        parts += [
+            "",
+            "**Session threads** (ms per bare `forward` step, median with interquartile range): the runtime "
+            "creates its sessions with one intra-op thread (`default_session_options`), against two threads "
+            "on the same model:",
+            "",
+            common.markdown_table(["batch", "1 thread (default)", "2 threads"], rows),
+        ]
     return "\n".join(parts)
 
 

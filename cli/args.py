@@ -31,7 +31,9 @@ def add_config_arguments(
             continue
         hint = hints[field.name]
         if dataclasses.is_dataclass(hint):
-            add_config_arguments(parser, hint, skip=skip, prefix=dest + ".")
+            group = field.metadata.get("group")
+            target = parser.add_argument_group(group) if group else parser
+            add_config_arguments(target, hint, skip=skip, prefix=dest + ".")  # type: ignore[arg-type]
             continue
         default = getattr(defaults, field.name)
         kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS}

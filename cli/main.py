@@ -19,15 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nextword.export import ExportConfig
 from nextword.runtime import GenerationConfig, ModelFileError, __version__, default_model, evaluate, load
-from nextword.train import (
-    CorpusConfig,
-    MissingExtraError,
-    TrainConfig,
-    load_documents,
-    split_documents,
-)
+from nextword.train import CorpusConfig, MissingExtraError, TrainConfig
+from nextword.train.corpus import count_documents, read_split, validation_indices
 
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
@@ -55,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_train)
 
     p = commands.add_parser("export", help="export a run to one ONNX file (needs nextword[train])")
-    add_config_arguments(p, ExportConfig)
+    add_config_arguments(p, ExportConfig, skip=("generation.seed",))
     p.set_defaults(handler=_export)
 
     p = commands.add_parser("generate", help="continue one or more prompts")
@@ -188,7 +185,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     model = default_model(args.model)
-    config = config_from_args(GenerationConfig(), vars(args))
+    config = config_from_args(model.info.generation, vars(args))
     if args.stream:
         if len(args.prompts) != 1:
             raise ValueError("--stream takes one prompt")
@@ -235,6 +232,11 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _changed(config: GenerationConfig) -> set[str]:
+    base = GenerationConfig()
+    return {f.name for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(base, f.name)}
+
+
 def _read_text_file(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -246,15 +248,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load(args.model)
     train_corpus = model.info.config.get("train", {}).get("corpus", {})
     config = config_from_args(CorpusConfig(), vars(args))
-    documents = load_documents(config.paths, config)
-    if args.split != "all":
-        if "val_fraction" not in train_corpus:
-            raise ModelFileError(f"{args.model} does not record its training split; use --split all")
-        train_docs, val_docs = split_documents(
-            documents, train_corpus["val_fraction"], train_corpus["split_seed"]
-        )
-        documents = val_docs if args.split == "val" else train_docs
-    result = evaluate(model, documents)
+    if args.split != "all" and "val_fraction" not in train_corpus:
+        raise ModelFileError(f"{args.model} does not record its training split; use --split all")
+    # Streamed: one document in memory at a time, whatever the corpus size.
+    n_documents = count_documents(config.paths, config)
+    held_out = (
+        validation_indices(n_documents, train_corpus["val_fraction"], train_corpus["split_seed"])
+        if args.split != "all"
+        else np.zeros(0, dtype=np.int64)
+    )
+    wanted = {"all": (False, True), "val": (True,), "train": (False,)}[args.split]
+    pairs = read_split(config.paths, config, n_documents, held_out)
+    result = evaluate(model, (document for is_val, document in pairs if is_val in wanted))
     if args.json:
         print(json.dumps({"model": args.model, "split": args.split, **result.to_dict()}, indent=2))
     else:
@@ -335,6 +340,11 @@ def _info(args: argparse.Namespace) -> int:
                 f"  int8 vs fp32   max |logit difference| {q['max_abs_logit_diff']:.3f}, "
                 f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
             )
+    defaults = {
+        k: v for k, v in dataclasses.asdict(info.generation).items() if k in _changed(info.generation)
+    }
+    if defaults:
+        print("  decoding       " + ", ".join(f"{k}={v}" for k, v in defaults.items()) + " (model defaults)")
     print("  versions       " + ", ".join(f"{k} {v}" for k, v in info.versions.items()))
     return 0
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from nextword.runtime.generation import GenerationConfig
 
 __all__ = ["ExportConfig"]
 
@@ -31,11 +33,18 @@ class ExportConfig:
             "help": "write the model with int8 weights (onnxruntime dynamic quantization): ~4x smaller"
         },
     )
+    generation: GenerationConfig = field(
+        default_factory=GenerationConfig,
+        metadata={
+            "group": "decoding defaults stored in the model: generate() uses them wherever a call does not "
+            "set the option itself"
+        },
+    )
     evaluate: bool = field(
         default=True,
         metadata={
-            "help": "score the model on the run's validation documents (when the corpus files are still "
-            "there) and store the figures in the file"
+            "help": "score the model on the run's validation documents (val.ids in the run folder) and "
+            "store the figures in the file"
         },
     )
 
@@ -46,3 +55,14 @@ class ExportConfig:
             raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance}")
         if self.greedy_words < 1:
             raise ValueError(f"greedy_words must be >= 1, got {self.greedy_words}")
+        if self.generation.seed is not None:
+            raise ValueError("a model cannot carry a default seed: pass seed to each generate() call")
+
+    def generation_defaults(self) -> dict[str, object]:
+        """The decoding options that differ from :class:`GenerationConfig`'s own defaults."""
+        base = GenerationConfig()
+        return {
+            f.name: getattr(self.generation, f.name)
+            for f in fields(GenerationConfig)
+            if getattr(self.generation, f.name) != getattr(base, f.name)
+        }

@@ -14,11 +14,13 @@ import onnx
 import onnxruntime
 import tf2onnx
 
-from nextword.runtime import evaluate, load
+from nextword.runtime import load
+from nextword.runtime.evaluation import evaluate_ids
 from nextword.runtime.model_file import (
     FORMAT_VERSION,
     KEY_CONFIG,
     KEY_FORMAT_VERSION,
+    KEY_GENERATION,
     KEY_METRICS,
     KEY_PARITY,
     KEY_QUALITY,
@@ -27,7 +29,7 @@ from nextword.runtime.model_file import (
 )
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.config import TrainConfig
-from nextword.train.corpus import load_documents, split_documents
+from nextword.train.data import stream_documents
 from nextword.train.files import RunDir, atomic_write_bytes, read_json
 
 from .config import ExportConfig
@@ -95,6 +97,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         KEY_CONFIG: json.dumps(model_config),
         KEY_METRICS: json.dumps(metrics),
         KEY_VERSIONS: json.dumps(versions),
+        KEY_GENERATION: json.dumps(config.generation_defaults()),
     }
     _set_metadata(proto, metadata)
 
@@ -110,10 +113,12 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     logger.info("parity: %s", parity.to_dict())
     if not parity.passed:
         raise ParityError(parity)
-    documents = _validation_documents(train_config) if config.evaluate else None
+    measure = config.evaluate and run.val_ids.is_file()
+    if config.evaluate and not measure:
+        logger.warning("%s is missing: the model's validation quality is not measured", run.val_ids)
     quality: dict[str, Any] = {}
-    if documents:
-        quality["fp32"] = evaluate(fp32, documents).to_dict()
+    if measure:
+        quality["fp32"] = evaluate_ids(fp32, stream_documents(run.val_ids)).to_dict()
     final, parity_record, int8_vs_fp32 = proto, parity.to_dict(), None
     if config.int8:
         final = quantize_int8(proto)
@@ -125,8 +130,8 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         )
         parity_record["int8_vs_fp32"] = int8_vs_fp32
         logger.info("int8 against fp32: %s", int8_vs_fp32)
-        if documents:
-            quality["int8"] = evaluate(int8, documents).to_dict()
+        if measure:
+            quality["int8"] = evaluate_ids(int8, stream_documents(run.val_ids)).to_dict()
     if quality:
         quality = {"split": "validation", "precision": "int8" if config.int8 else "fp32", **quality}
         logger.info("validation quality: %s", quality)
@@ -143,16 +148,6 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         int8_vs_fp32=int8_vs_fp32,
         quality=quality,
     )
-
-
-def _validation_documents(config: TrainConfig) -> list[str] | None:
-    """The run's validation documents, re-read and re-split as in training; None if the corpus is gone."""
-    missing = [p for p in config.corpus.paths if not Path(p).is_file()]
-    if missing:
-        logger.warning("corpus files %s are gone: the model's validation quality is not measured", missing)
-        return None
-    documents = load_documents(config.corpus.paths, config.corpus)
-    return split_documents(documents, config.corpus.val_fraction, config.corpus.split_seed)[1]
 
 
 def _set_metadata(proto: onnx.ModelProto, entries: dict[str, str]) -> None:

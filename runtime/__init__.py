@@ -12,7 +12,7 @@ This package imports only numpy and onnxruntime; it never imports TensorFlow or 
 from ._version import __version__
 from .default import default_model, generate
 from .errors import ModelFileError
-from .evaluation import Evaluation, evaluate
+from .evaluation import Evaluation, evaluate, evaluate_ids
 from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
 from .model import NextWordModel, load
 from .model_check import LoadLimits
@@ -34,6 +34,7 @@ __all__ = [
     "__version__",
     "default_model",
     "evaluate",
+    "evaluate_ids",
     "generate",
     "load",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy as np
 from .model import NextWordModel
 from .scoring import token_logprobs
 
-__all__ = ["Evaluation", "evaluate"]
+__all__ = ["Evaluation", "evaluate", "evaluate_ids"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,16 @@ def evaluate(model: NextWordModel, documents: Iterable[str]) -> Evaluation:
     predicted from all the tokens before it.
     """
     tok = model.tokenizer
+    return evaluate_ids(model, ([tok.eod_id, *tok.encode(document), tok.eod_id] for document in documents))
+
+
+def evaluate_ids(model: NextWordModel, documents: Iterable[Sequence[int]]) -> Evaluation:
+    """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``)."""
+    tok = model.tokenizer
     n_docs = n_words = n_correct = n_top5 = n_unknown = 0
     total_nll = 0.0
     for document in documents:
-        ids = np.asarray([tok.eod_id, *tok.encode(document), tok.eod_id], dtype=np.int64)
+        ids = np.asarray(document, dtype=np.int64)
         logprobs, ranks = token_logprobs(model, ids)
         n_docs += 1
         total_nll -= float(logprobs.sum())

@@ -192,14 +192,16 @@ class NextWordModel:
         :class:`GenerationConfig` (``max_words``, ``min_words``, ``temperature`` (0 is greedy),
         ``top_k``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``, ``stop``,
         ``stop_at_end``, ``allow_unknown``, ``num_return_sequences``, ``num_beams``, ``length_penalty``,
-        ``seed``), passed one by one or as ``config``. The result is a list (prompt-major: every
+        ``seed``), passed one by one or as ``config``. Options not given take the model's decoding
+        defaults (``model.info.generation``, stored at export), which start from
+        :class:`GenerationConfig`'s. The result is a list (prompt-major: every
         sequence of the first prompt, then of the second...) when ``prompt`` is a list or
         ``num_return_sequences > 1``, else a string. All prompts and sequences run as one batch.
 
         Each text is shaped to be appended to its prompt: it starts with a space where one belongs and
         is capitalized at sentence starts. An empty prompt generates from the start of a document.
         """
-        config = GenerationConfig.from_options(config, **options)
+        config = GenerationConfig.from_options(config or self.info.generation, **options)
         prompts, single = _as_prompt_list(prompt)
         rows = len(prompts) * max(config.num_return_sequences, config.num_beams)
         if rows > MAX_BATCH:
@@ -224,7 +226,7 @@ class NextWordModel:
         pieces joined equal what :meth:`generate` returns for the same arguments and seed. Text that a
         stop string could still cut is held back until it is certain.
         """
-        config = GenerationConfig.from_options(config, **options)
+        config = GenerationConfig.from_options(config or self.info.generation, **options)
         if not isinstance(prompt, str):
             raise ValueError(f"stream() takes one prompt string, got {type(prompt).__name__}")
         if config.num_return_sequences != 1 or config.num_beams != 1:

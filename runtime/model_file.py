@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ModelFileError
+from .generation import GenerationConfig
 from .tokenizer import Tokenizer
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "INPUT_IDS",
     "KEY_CONFIG",
     "KEY_FORMAT_VERSION",
+    "KEY_GENERATION",
     "KEY_METRICS",
     "KEY_PARITY",
     "KEY_QUALITY",
@@ -46,7 +48,8 @@ KEY_METRICS = "nextword.metrics"  # training metrics (metrics.json of the run)
 KEY_PARITY = "nextword.parity"  # export-time parity figures
 KEY_VERSIONS = "nextword.versions"  # versions of the packages that trained and exported the model
 KEY_QUALITY = "nextword.quality"  # validation perplexity and accuracy measured at export, per precision
-JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY)
+KEY_GENERATION = "nextword.generation"  # decoding defaults: GenerationConfig fields that differ from its own
+JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY, KEY_GENERATION)
 
 INPUT_IDS = "input_ids"
 LOGITS = "logits"
@@ -76,6 +79,7 @@ class ModelInfo:
     parity: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)  # this model's decoding defaults
 
 
 def read_model_info(session: Any, source: str) -> ModelInfo:
@@ -133,7 +137,24 @@ def read_model_info(session: Any, source: str) -> ModelInfo:
         parity=parsed[KEY_PARITY],
         versions=parsed[KEY_VERSIONS],
         quality=parsed[KEY_QUALITY],
+        generation=_generation_defaults(parsed[KEY_GENERATION], source),
     )
+
+
+def _generation_defaults(data: dict[str, Any], source: str) -> GenerationConfig:
+    """The model's decoding defaults; a file that asks for unknown or invalid options is refused."""
+    stop = data.get("stop")
+    if isinstance(stop, list):
+        data = {**data, "stop": tuple(stop)}
+    try:
+        defaults = GenerationConfig.from_options(**data)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{source}: metadata {KEY_GENERATION!r} holds invalid decoding defaults: {exc}"
+        ) from None
+    if defaults.seed is not None:
+        raise ModelFileError(f"{source}: metadata {KEY_GENERATION!r} may not fix a seed")
+    return defaults
 
 
 def _check_signature(session: Any, source: str) -> tuple[tuple[int, ...], int]:

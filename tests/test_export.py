@@ -1,5 +1,6 @@
 """Export: graph structure, metadata, parity, atomic writes."""
 
+import itertools
 import json
 
 import numpy as np
@@ -148,14 +149,68 @@ def test_fp32_export_records_validation_quality(model):
     assert quality["fp32"]["documents"] == 8 and quality["fp32"]["perplexity"] > 1
 
 
-def test_export_without_the_corpus_skips_quality(run_dir, tmp_path, caplog):
+def test_export_measures_quality_from_the_run_folder_alone(run_dir, model, tmp_path, caplog):
     import shutil
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     config = json.loads((copy / "config.json").read_text())
-    config["corpus"]["paths"] = [str(tmp_path / "gone.csv")]
+    config["corpus"]["paths"] = [str(tmp_path / "gone.csv")]  # the corpus is not needed
     (copy / "config.json").write_text(json.dumps(config))
+    report = export(ExportConfig(run_dir=str(copy), out=str(tmp_path / "m.onnx")))
+    assert report.quality["fp32"] == model.info.quality["fp32"]
+    (copy / "val.ids").unlink()
     with caplog.at_level("WARNING"):
         report = export(ExportConfig(run_dir=str(copy), out=str(tmp_path / "m.onnx")))
-    assert report.quality == {} and "are gone" in caplog.text
+    assert report.quality == {} and "val.ids is missing" in caplog.text
+
+
+def test_quality_in_the_file_equals_evaluating_the_validation_documents(model, corpus_files):
+    from nextword.runtime import evaluate
+    from nextword.train import CorpusConfig, load_documents, split_documents
+
+    documents = load_documents([corpus_files["csv"]], CorpusConfig())
+    _, val = split_documents(documents, 0.1, 0)
+    assert evaluate(model, val).to_dict() == pytest.approx(model.info.quality["fp32"])
+
+
+def test_decoding_defaults_travel_in_the_file(run_dir, tmp_path):
+    from dataclasses import replace
+
+    from nextword.runtime import GenerationConfig
+
+    out = tmp_path / "m.onnx"
+    config = ExportConfig(run_dir=str(run_dir), out=str(out), evaluate=False)
+    export(replace(config, generation=GenerationConfig(no_repeat_ngram_size=2, top_k=5, stop=(".",))))
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["nextword.generation"]) == {"top_k": 5, "no_repeat_ngram_size": 2, "stop": ["."]}
+    model = load(out)
+    assert model.info.generation == GenerationConfig(no_repeat_ngram_size=2, top_k=5, stop=(".",))
+    text = model.generate("the network", temperature=0, max_words=30, stop_at_end=False)
+    assert "." not in text  # the stored stop applies
+    words = model.tokenizer.tokenize("the network" + text)
+    assert len(set(itertools.pairwise(words))) == len(words) - 1  # no bigram twice
+    unlimited = model.generate(
+        "the network", temperature=0, max_words=30, stop_at_end=False, stop=(), no_repeat_ngram_size=0
+    )
+    assert unlimited != text  # a call's own options win
+    with pytest.raises(ValueError, match="default seed"):
+        ExportConfig(run_dir=str(run_dir), out=str(out), generation=GenerationConfig(seed=1))
+
+
+def test_invalid_decoding_defaults_in_a_file_are_refused(model_path, tmp_path):
+    from nextword.runtime import ModelFileError
+
+    for value, message in (
+        ('{"temperature": -1}', "invalid decoding defaults"),
+        ('{"colour": 1}', "unknown generation option"),
+        ('{"seed": 3}', "may not fix a seed"),
+    ):
+        proto = onnx.load(str(model_path))
+        for prop in proto.metadata_props:
+            if prop.key == "nextword.generation":
+                prop.value = value
+        path = tmp_path / "edited.onnx"
+        onnx.save(proto, str(path))
+        with pytest.raises(ModelFileError, match=message):
+            load(path)

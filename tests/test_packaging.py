@@ -46,6 +46,7 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
     ):
         assert module in names
     assert "nextword = nextword.cli.main:main" in entry_points
+    assert "nextword/runtime/data/nextword-patents.onnx" in names  # the bundled model is package data
 
 
 def test_clean_venv_with_the_runtime_alone_generates(wheel, model_path, tmp_path):
@@ -68,6 +69,16 @@ def test_clean_venv_with_the_runtime_alone_generates(wheel, model_path, tmp_path
         timeout=120,
     )
     assert cli.returncode == 0 and cli.stdout.startswith("the system"), cli.stderr
+    bundled = subprocess.run(
+        [env_dir / "bin" / "nextword", "generate", "the present invention", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert bundled.returncode == 0 and len(bundled.stdout.split()) >= 30, bundled.stderr
+    info = subprocess.run([env_dir / "bin" / "nextword", "info"], capture_output=True, text=True, timeout=120)
+    assert "neural_network_patent_query.csv: 3522 documents" in info.stdout and "trained with" in info.stdout
     train = subprocess.run(
         [env_dir / "bin" / "nextword", "train", "x.csv", "--out", str(tmp_path / "r")],
         capture_output=True,

@@ -34,7 +34,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -63,6 +63,7 @@ __all__ = [
     "epoch_order",
     "gather_windows",
     "make_windows",
+    "stream_documents",
     "token_counts",
     "window_starts",
 ]
@@ -131,6 +132,18 @@ def make_windows(
     (windows, seq_len). See the module docstring for how documents are cut."""
     eods = document_starts(stream, eod_id)
     return gather_windows(stream, eods, window_starts(eods, seq_len), seq_len, pad_id)
+
+
+def stream_documents(path: str | Path, eod_id: int = 2) -> Iterator[np.ndarray]:
+    """The documents of an id stream file one at a time, each ``<eod> ids... <eod>`` (the closing
+    ``<eod>`` is the next document's opening one); only the document positions are held."""
+    path = Path(path)
+    n_tokens = path.stat().st_size // STREAM_DTYPE.itemsize
+    with path.open("rb", buffering=0) as f:
+        slices = _IdFileSlices(f, n_tokens)
+        eods = document_starts(slices, eod_id)
+        for start, end in zip(eods[:-1].tolist(), eods[1:].tolist(), strict=True):
+            yield slices[start : end + 1]
 
 
 def token_counts(path: str | Path, vocab_size: int) -> np.ndarray:

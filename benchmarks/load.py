@@ -1,0 +1,80 @@
+"""One model under load: 32 threads x 200 generate calls against the same calls made one by one, and the
+process's resident memory over 20,000 calls. Prints Markdown tables.
+
+    python benchmarks/load.py [--model MODEL.onnx] [--calls 20000] [--threads 32]
+
+Without ``--model`` the bundled model is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from nextword.runtime import GenerationConfig, load
+from nextword.runtime.default import BUNDLED_MODEL
+
+PROMPTS = ("the present invention", "a neural network", "", "the system comprises a processor")
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=str(BUNDLED_MODEL))
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--calls-per-thread", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=20_000, help="calls of the memory run")
+    parser.add_argument("--max-words", type=int, default=20)
+    args = parser.parse_args()
+    model = load(args.model)
+    config = GenerationConfig(max_words=args.max_words, top_k=40)
+    jobs = [(PROMPTS[i % len(PROMPTS)], i) for i in range(args.threads * args.calls_per_thread)]
+
+    def call(job: tuple[str, int]) -> str:
+        return model.generate(job[0], config, seed=job[1])
+
+    start = time.perf_counter()
+    serial = [call(job) for job in jobs]
+    serial_s = time.perf_counter() - start
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.threads) as pool:
+        threaded = list(pool.map(call, jobs))
+    threaded_s = time.perf_counter() - start
+    mismatches = sum(a != b for a, b in zip(serial, threaded, strict=True))
+    print(f"model: {args.model}; each call up to {args.max_words} words, top_k 40, its own seed\n")
+    print("| run | calls | seconds | calls/s | outputs equal to serial |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    print(f"| serial | {len(jobs)} | {serial_s:.1f} | {len(jobs) / serial_s:.0f} | - |")
+    print(
+        f"| {args.threads} threads | {len(jobs)} | {threaded_s:.1f} | {len(jobs) / threaded_s:.0f} | "
+        f"{'all' if not mismatches else f'{mismatches} differ'} |"
+    )
+
+    print("\n| calls so far | resident memory (MB) |")
+    print("| ---: | ---: |")
+    samples = []
+    with ThreadPoolExecutor(max_workers=args.threads) as pool:
+        done = 0
+        step = max(args.calls // 10, 1)
+        while done < args.calls:
+            list(pool.map(call, [(PROMPTS[i % len(PROMPTS)], i) for i in range(done, done + step)]))
+            done += step
+            samples.append((done, rss_mb()))
+            print(f"| {done} | {samples[-1][1]:.1f} |", flush=True)
+    growth = samples[-1][1] - samples[1][1] if len(samples) > 1 else 0.0
+    print(f"\ngrowth from {samples[1][0]} to {samples[-1][0]} calls: {growth:+.1f} MB")
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
