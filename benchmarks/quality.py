@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import machine_info
 from ngram import KneserNeyTrigram, Unigram, score_stream
 from notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
 
@@ -174,6 +174,7 @@ def main() -> int:
 
 
 def render(results, model, n_val_docs, our_seconds, budget_s, args) -> str:
+    machine = machine_info()
     labels = {
         "a": "(a) unigram frequencies",
         "b": "(b) interpolated Kneser-Ney trigram",
@@ -220,8 +221,8 @@ def render(results, model, n_val_docs, our_seconds, budget_s, args) -> str:
         "- (d) and (e) carry their LSTM state through each whole document; (c) and (b) see the previous 50 "
         "and 2 words, across document boundaries.",
         f"- Files: fp32 {results['d']['file_mb']} MB, int8 {results['e']['file_mb']} MB.",
-        f"- Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
-        f"command: `{' '.join(['python', 'benchmarks/quality.py', *sys.argv[1:]])}`.",
+        f"- Machine: {machine['cpu']}, {machine['usable_cores']} cores, Python {machine['python']}; "
+        "command: `python benchmarks/quality.py` (`make quality`).",
         "",
     ]
     return "\n".join(lines)

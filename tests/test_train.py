@@ -274,3 +274,22 @@ def test_resume_reuses_the_id_files_and_writes_them_when_missing(tmp_path, tiny_
     assert resume(out, epochs=3).epochs == 3
     assert {name: (out / name).read_bytes() for name in encoded} == encoded
     assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1, 2, 3]
+
+
+def test_overwrite_keeps_the_old_run_when_the_new_corpus_is_bad(run_dir, tiny_config, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("title\nx\n")
+    with pytest.raises(CorpusError):
+        train(
+            replace(
+                tiny_config,
+                out=str(old),
+                overwrite=True,
+                corpus=replace(tiny_config.corpus, paths=(str(bad),)),
+            )
+        )
+    assert (old / "model.keras").is_file() and (old / "metrics.json").is_file()

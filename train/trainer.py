@@ -64,7 +64,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     if not config.out:
         raise ValueError("the run folder is not set: pass --out RUN_DIR")
     run = RunDir(config.out)
-    _claim_run_dir(run, config.overwrite)
+    replacing = _check_run_dir(run, config.overwrite)
     corpus = replace(config.corpus, paths=tuple(str(Path(p).resolve()) for p in config.corpus.paths))
     config = replace(config, corpus=corpus)
 
@@ -89,6 +89,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
         embedding.set_weights([vectors])
         embedding.trainable = not config.freeze_embeddings
 
+    if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
+        shutil.rmtree(run.root)
     run.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.tokenizer, tokenizer.to_json())
     encoded = encode_corpus(  # pass 3
@@ -207,7 +209,8 @@ def versions() -> dict[str, str]:
     }
 
 
-def _claim_run_dir(run: RunDir, overwrite: bool) -> None:
+def _check_run_dir(run: RunDir, overwrite: bool) -> bool:
+    """Refuse a run folder that holds something, unless ``overwrite``; True if it is to be replaced."""
     if run.root.exists() and not run.root.is_dir():
         raise RunExistsError(f"{run.root} exists and is not a folder; choose another --out")
     if run.root.is_dir() and any(run.root.iterdir()):
@@ -216,7 +219,8 @@ def _claim_run_dir(run: RunDir, overwrite: bool) -> None:
                 f"run folder {run.root} is not empty; continue it with `nextword train --resume {run.root}` "
                 "or replace it with --overwrite"
             )
-        shutil.rmtree(run.root)
+        return True
+    return False
 
 
 def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
