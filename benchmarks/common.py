@@ -329,8 +329,17 @@ def _default_model(corpus: str) -> tuple[str, str, bool]:
 
     stat = Path(corpus).stat()
     stamp = {"corpus": corpus, "size": stat.st_size, "mtime": stat.st_mtime, **DEFAULT_MODEL_SETTINGS}
-    stamp["format_version"] = FORMAT_VERSION  # a model file of an older format is trained again
-    if stamp_path.is_file() and model_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
+    stamp["format_version"] = FORMAT_VERSION  # a model file of an older format is exported again
+    old = json.loads(stamp_path.read_text()) if stamp_path.is_file() else None
+    if old == stamp and model_path.is_file():
+        return str(run_dir), str(model_path), False
+    if (
+        old is not None
+        and {**old, "format_version": FORMAT_VERSION} == stamp
+        and (run_dir / "model.keras").is_file()
+    ):
+        _export(str(run_dir), str(model_path))  # same training, older model format
+        stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
         return str(run_dir), str(model_path), False
     from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
 

@@ -10,7 +10,7 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
-from nextword.runtime.model_file import INPUT_IDS, LOGITS, state_input_names, state_output_names
+from nextword.runtime.model_file import INPUT_IDS, LOGITS, LOGITS_FROM, state_input_names, state_output_names
 from nextword.train.config import ModelConfig
 from nextword.train.model import build_step_model, copy_weights
 
@@ -29,19 +29,31 @@ class ExportError(RuntimeError):
 def convert(trained: keras.Model, config: ModelConfig, vocab_size: int, opset: int) -> onnx.ModelProto:
     """Convert the trained weights into a stateful ONNX step graph.
 
-    Inputs: ``input_ids`` int64 (batch, time), ``h_i``/``c_i`` float32 (batch, units) per layer.
-    Outputs: ``logits`` float32 (batch, time, vocab), ``h_i_out``/``c_i_out`` per layer.
+    Inputs: ``input_ids`` int64 (batch, time), ``h_i``/``c_i`` float32 (batch, units) per layer, and
+    ``logits_from`` int64 scalar. Outputs: ``logits`` float32 (batch, time', vocab) for the positions
+    ``logits_from`` on (``[:, logits_from:]``; -1 is the last position alone), ``h_i_out``/``c_i_out``
+    per layer. The output layer runs only at those positions: feeding a prompt with ``logits_from=-1``
+    skips it everywhere but at the end.
     """
     step = build_step_model(config, vocab_size)
     copy_weights(trained, step)
     state_names = state_input_names(config.num_layers)
-    signature = [tf.TensorSpec([None, None], tf.int64, name=INPUT_IDS)] + [
-        tf.TensorSpec([None, config.lstm_units], tf.float32, name=name) for name in state_names
+    signature = [
+        tf.TensorSpec([None, None], tf.int64, name=INPUT_IDS),
+        *[tf.TensorSpec([None, config.lstm_units], tf.float32, name=name) for name in state_names],
+        tf.TensorSpec([], tf.int64, name=LOGITS_FROM),
     ]
+    embedding, output = step.get_layer("embedding"), step.get_layer("logits")
+    lstms = [step.get_layer(f"lstm_{layer}") for layer in range(config.num_layers)]
 
     @tf.function(input_signature=signature)
-    def step_fn(input_ids, *state):
-        logits, *new_state = step([input_ids, *state], training=False)  # (B, T, V), [(B, U)] * 2L
+    def step_fn(input_ids, *rest):
+        *state, logits_from = rest
+        x, new_state = embedding(input_ids), []  # (B, T, E)
+        for layer, lstm in enumerate(lstms):
+            x, h, c = lstm(x, initial_state=state[2 * layer : 2 * layer + 2], training=False)  # (B, T, U)
+            new_state += [h, c]
+        logits = output(x[:, logits_from:, :])  # (B, T', V)
         return {LOGITS: logits, **dict(zip(state_output_names(config.num_layers), new_state, strict=True))}
 
     proto, _ = tf2onnx.convert.from_function(step_fn, input_signature=signature, opset=opset)
@@ -51,10 +63,10 @@ def convert(trained: keras.Model, config: ModelConfig, vocab_size: int, opset: i
 
 
 def _name_dynamic_dims(proto: onnx.ModelProto) -> None:
-    """Give the graph's free dimensions readable names: batch and time instead of unk__123."""
+    """Give the graph's free dimensions readable names (batch, time, positions) instead of unk__123."""
     for value in [*proto.graph.input, *proto.graph.output]:
         dims = value.type.tensor_type.shape.dim
-        names = ["batch", "time"] if value.name in (INPUT_IDS, LOGITS) else ["batch"]
+        names = {INPUT_IDS: ["batch", "time"], LOGITS: ["batch", "positions"]}.get(value.name, ["batch"])
         for dim, name in zip(dims, names, strict=False):
             if not dim.HasField("dim_value"):
                 dim.dim_param = name

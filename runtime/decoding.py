@@ -2,7 +2,8 @@
 
 Sampling (:class:`SamplingRun`) and beam search (:func:`beam_search`) share the prefill, the rules that
 forbid tokens (:class:`Rules`) and the text rendering with stop strings (:class:`TextBuilder`).
-Every row of a batch evolves independently: a row's result does not depend on the other rows.
+Every row of a batch evolves independently: a row's result does not depend on the other rows (up to
+the per-tensor activation quantization of an int8 file, which the rows of one session call share).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def prefill(
     while (todo := np.flatnonzero(position < lengths)).size:
         step = int(min(chunk, (lengths[todo] - position[todo]).min()))
         ids = np.stack([prompts[i][position[i] : position[i] + step] for i in todo])  # (A, step)
-        logits, new_state = model.forward(ids, [s[todo] for s in state])  # (A, step, V)
+        logits, new_state = model.forward(ids, [s[todo] for s in state], logits_from=-1)  # (A, 1, V)
         for s, new in zip(state, new_state, strict=True):
             s[todo] = new
         position[todo] += step

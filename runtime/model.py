@@ -18,7 +18,15 @@ from .decoding import SamplingRun, beam_search
 from .errors import ModelFileError
 from .generation import MAX_BATCH, GenerationConfig
 from .model_check import LoadLimits, check_model_file
-from .model_file import INPUT_IDS, LOGITS, ModelInfo, read_model_info, state_input_names, state_output_names
+from .model_file import (
+    INPUT_IDS,
+    LOGITS,
+    LOGITS_FROM,
+    ModelInfo,
+    read_model_info,
+    state_input_names,
+    state_output_names,
+)
 from .scoring import PROMPT_CHUNK, TextScore, WordScore, softmax, token_logprobs
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
@@ -146,12 +154,31 @@ class NextWordModel:
             for _ in ("h", "c")
         ]
 
-    def forward(self, input_ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """One session call: ``input_ids`` (batch, time) and state in, logits (batch, time, vocab) and
-        the state after the last position out."""
-        feed: dict[str, Any] = {INPUT_IDS: np.asarray(input_ids, dtype=np.int64)}
+    def forward(self, input_ids: np.ndarray, state: State, logits_from: int = 0) -> tuple[np.ndarray, State]:
+        """One session call: ``input_ids`` (batch, time) and state in; logits and the state after the
+        last position out.
+
+        The logits are those of positions ``logits_from`` on, as in ``logits[:, logits_from:]``: shape
+        (batch, time, vocab) by default, (batch, 1, vocab) with ``logits_from=-1``. A format-2 file
+        skips the output layer at the other positions (most of a position's cost); with an older file
+        the graph computes them all and the unwanted ones are dropped. ``logits_from`` must select at
+        least one position: ``-time <= logits_from < time``.
+        """
+        ids = np.asarray(input_ids, dtype=np.int64)
+        time = ids.shape[-1] if ids.ndim else 0
+        if not -time <= logits_from < time:
+            raise ValueError(
+                f"logits_from={logits_from} selects no position of an input of {time} position(s); "
+                f"use a value from {-time} to {time - 1} (-1 for the last position)"
+            )
+        feed: dict[str, Any] = {INPUT_IDS: ids}
         feed.update(zip(self._state_inputs, state, strict=True))
-        logits, *new_state = self.session.run(self._outputs, feed)
+        if self.info.has_logits_from:
+            feed[LOGITS_FROM] = np.asarray(logits_from, dtype=np.int64)
+            logits, *new_state = self.session.run(self._outputs, feed)
+        else:
+            logits, *new_state = self.session.run(self._outputs, feed)
+            logits = logits[:, logits_from:] if logits_from else logits
         return logits, new_state
 
     def feed(
@@ -166,7 +193,7 @@ class NextWordModel:
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"input_ids must have shape (batch, time) with time >= 1, got {ids.shape}")
         for start in range(0, ids.shape[1], chunk):
-            logits, state = self.forward(ids[:, start : start + chunk], state)
+            logits, state = self.forward(ids[:, start : start + chunk], state, logits_from=-1)
         return logits[:, -1], state
 
     # ----------------------------------------------------------------- generation

@@ -43,11 +43,13 @@ MiB = 1024 * 1024
 # Found by exporting 1-3 layer models (embedding width equal to and different from the LSTM width) at
 # opsets 13-18 with tf2onnx, then quantizing each with onnxruntime.quantization.quantize_dynamic
 # (QInt8/QUInt8, per-channel, reduce_range, with and without quant_pre_process). The step graph has no
-# dropout node (inference graph), so dropout does not change the set.
+# dropout node (inference graph), so dropout does not change the set. Format 2 added ``logits_from``,
+# whose slice of the LSTM output tf2onnx writes as Slice, with And/Where for negative starts.
 EXPORTED_OPS = frozenset(
     ("", op)
     for op in (
         "Add",
+        "And",
         "Cast",
         "Concat",
         "Gather",
@@ -58,9 +60,11 @@ EXPORTED_OPS = frozenset(
         "Not",
         "Reshape",
         "Shape",
+        "Slice",
         "Squeeze",
         "Transpose",
         "Unsqueeze",
+        "Where",
     )
 )
 # Emitted by tf2onnx for other graphs of this shape (output renames, unfolded constants): data-free.

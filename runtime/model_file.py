@@ -3,7 +3,11 @@
 A nextword model is one ONNX file. Its graph is a stateful step function::
 
     input_ids  int64   [batch, time]        h_0, c_0, ..., h_{L-1}, c_{L-1}  float32 [batch, units]
-    logits     float32 [batch, time, vocab] h_0_out, c_0_out, ...             float32 [batch, units]
+    logits_from int64  []  (format 2)
+    logits     float32 [batch, time', vocab] h_0_out, c_0_out, ...            float32 [batch, units]
+
+where ``time'`` is the number of positions from ``logits_from`` on (Python slice semantics: ``-1`` is
+the last position only, ``0`` every position).
 
 and its ``metadata_props`` carry everything else (see ``docs/model-format.md``). This module only reads;
 the exporter in ``nextword.export`` writes the same keys.
@@ -32,16 +36,17 @@ __all__ = [
     "KEY_TOKENIZER",
     "KEY_VERSIONS",
     "LOGITS",
+    "LOGITS_FROM",
     "ModelInfo",
     "read_model_info",
     "state_input_names",
     "state_output_names",
 ]
 
-FORMAT_VERSION = 1  # bump when a reader of the previous version could misread a new file
-SUPPORTED_FORMAT_VERSIONS = frozenset({1})
+FORMAT_VERSION = 2  # bump when a reader of the previous version could misread a new file
+SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2})  # 2 added the logits_from input
 
-KEY_FORMAT_VERSION = "nextword.format_version"  # "1"
+KEY_FORMAT_VERSION = "nextword.format_version"  # "2"
 KEY_TOKENIZER = "nextword.tokenizer"  # Tokenizer.to_json()
 KEY_CONFIG = "nextword.config"  # {"model": ModelConfig, "train": TrainConfig, "export": ExportConfig}
 KEY_METRICS = "nextword.metrics"  # training metrics (metrics.json of the run)
@@ -52,6 +57,7 @@ KEY_GENERATION = "nextword.generation"  # decoding defaults: GenerationConfig fi
 JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY, KEY_GENERATION)
 
 INPUT_IDS = "input_ids"
+LOGITS_FROM = "logits_from"  # format 2: first position whose logits are computed (negative: from the end)
 LOGITS = "logits"
 _STATE_INPUT = re.compile(r"([hc])_(\d+)")
 
@@ -74,6 +80,7 @@ class ModelInfo:
     tokenizer: Tokenizer
     state_sizes: tuple[int, ...]  # width of h and c for each LSTM layer
     vocab_size: int
+    has_logits_from: bool = False  # the graph takes LOGITS_FROM (format 2), so it can skip positions
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
@@ -121,7 +128,7 @@ def read_model_info(session: Any, source: str) -> ModelInfo:
             raise ModelFileError(f"{source}: metadata {key!r} must be a JSON object")
         parsed[key] = value
 
-    state_sizes, vocab_size = _check_signature(session, source)
+    state_sizes, vocab_size, has_logits_from = _check_signature(session, source, version)
     if vocab_size != len(tokenizer):
         raise ModelFileError(
             f"{source}: the graph predicts {vocab_size} classes but the tokenizer has {len(tokenizer)} "
@@ -132,6 +139,7 @@ def read_model_info(session: Any, source: str) -> ModelInfo:
         tokenizer=tokenizer,
         state_sizes=state_sizes,
         vocab_size=vocab_size,
+        has_logits_from=has_logits_from,
         config=parsed[KEY_CONFIG],
         metrics=parsed[KEY_METRICS],
         parity=parsed[KEY_PARITY],
@@ -157,8 +165,9 @@ def _generation_defaults(data: dict[str, Any], source: str) -> GenerationConfig:
     return defaults
 
 
-def _check_signature(session: Any, source: str) -> tuple[tuple[int, ...], int]:
-    """Return (state width per layer, vocabulary size) from the graph, or raise ModelFileError."""
+def _check_signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...], int, bool]:
+    """Return (state width per layer, vocabulary size, whether the graph takes ``logits_from``) from
+    the graph, or raise ModelFileError. Format 2 graphs take ``logits_from``; format 1 graphs do not."""
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
     if INPUT_IDS not in inputs or LOGITS not in outputs:
@@ -169,7 +178,8 @@ def _check_signature(session: Any, source: str) -> tuple[tuple[int, ...], int]:
             f"{source}: the graph's state inputs {sorted(inputs)} are not h_0, c_0, h_1, ..."
         )
     num_layers = len(layers)
-    expected_inputs = {INPUT_IDS, *state_input_names(num_layers)}
+    has_logits_from = version >= 2
+    expected_inputs = {INPUT_IDS, *state_input_names(num_layers), *([LOGITS_FROM] * has_logits_from)}
     expected_outputs = {LOGITS, *state_output_names(num_layers)}
     if set(inputs) != expected_inputs or set(outputs) != expected_outputs:
         raise ModelFileError(
@@ -180,4 +190,6 @@ def _check_signature(session: Any, source: str) -> tuple[tuple[int, ...], int]:
     vocab_size = outputs[LOGITS].shape[-1]
     if not all(isinstance(n, int) and n > 0 for n in (*state_sizes, vocab_size)):
         raise ModelFileError(f"{source}: the state widths and the vocabulary size must be fixed in the graph")
-    return state_sizes, vocab_size
+    if has_logits_from and (inputs[LOGITS_FROM].type != "tensor(int64)" or inputs[LOGITS_FROM].shape):
+        raise ModelFileError(f"{source}: the graph input {LOGITS_FROM!r} must be an int64 scalar")
+    return state_sizes, vocab_size, has_logits_from

@@ -216,7 +216,11 @@ def test_valid_onnx_that_is_not_a_nextword_model(no_onnxruntime):
 
 @pytest.mark.parametrize(
     ("version", "match"),
-    [("2", "uses nextword model format 2; this nextword reads \\[1\\]"), ("1_0", "format '1_0'"), ("", "''")],
+    [
+        ("3", "uses nextword model format 3; this nextword reads \\[1, 2\\]"),
+        ("1_0", "format '1_0'"),
+        ("", "''"),
+    ],
 )
 def test_unsupported_format_version(model_path, version, match, no_onnxruntime):
     proto = _set_meta(_proto(model_path), "nextword.format_version", version)

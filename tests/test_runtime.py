@@ -184,3 +184,73 @@ def test_evaluate_matches_a_direct_computation(model, documents):
     assert result.accuracy <= result.top5_accuracy <= 1
     with pytest.raises(ValueError, match="no documents"):
         evaluate(model, [])
+
+
+@pytest.mark.parametrize("logits_from", [-1, -3, 0, 5])
+def test_logits_from_selects_positions_and_keeps_the_state(model, logits_from):
+    """The graph computes the output layer only from ``logits_from`` on; the rest is unchanged."""
+    assert model.info.has_logits_from and model.info.format_version == 2
+    ids = np.asarray([model.prompt_ids("the network receives an input signal and stores it")])
+    full, full_state = model.forward(ids, model.initial_state(1))
+    part, part_state = model.forward(ids, model.initial_state(1), logits_from=logits_from)
+    assert part.shape == full[:, logits_from:].shape
+    np.testing.assert_allclose(part, full[:, logits_from:], atol=1e-5)
+    for a, b in zip(part_state, full_state, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("logits_from", [10, 40, -11])
+def test_logits_from_outside_the_input_is_refused(model, logits_from):
+    ids = np.asarray([model.prompt_ids("the network receives an input signal and stores it")])
+    assert ids.shape[1] == 10  # <eod> and 9 words
+    with pytest.raises(ValueError, match=f"logits_from={logits_from} selects no position"):
+        model.forward(ids, model.initial_state(1), logits_from=logits_from)
+
+
+def _format_1_file(model_path, tmp_path):
+    """The same weights as a format-1 file: no logits_from input, logits at every position."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model_path))
+    kept = [i for i in proto.graph.input if i.name != "logits_from"]
+    del proto.graph.input[:]
+    proto.graph.input.extend(kept)
+    proto.graph.initializer.append(numpy_helper.from_array(np.array(0, dtype=np.int64), "logits_from"))
+    for prop in proto.metadata_props:
+        if prop.key == "nextword.format_version":
+            prop.value = "1"
+    path = tmp_path / "format1.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_format_1_files_still_load_and_generate_the_same(model, model_path, tmp_path):
+    old = load(_format_1_file(model_path, tmp_path))
+    assert old.info.format_version == 1 and not old.info.has_logits_from
+    ids = np.asarray([model.prompt_ids("a neural network receives")])
+    logits, _ = old.forward(ids, old.initial_state(1), logits_from=-2)
+    assert logits.shape == (1, 2, old.vocab_size)
+    expected, _ = model.forward(ids, model.initial_state(1), logits_from=-2)
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+    options = {"max_words": 15, "seed": 3, "temperature": 0.8}
+    assert old.generate("a neural network", **options) == model.generate("a neural network", **options)
+
+
+def test_signature_must_match_the_format_version(model_path, tmp_path):
+    """A format-1 file may not take logits_from, and a format-2 file must."""
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(model_path))
+    for prop in proto.metadata_props:
+        if prop.key == "nextword.format_version":
+            prop.value = "1"
+    onnx.save(proto, str(tmp_path / "v1_with_input.onnx"))
+    with pytest.raises(ModelFileError, match="do not match the nextword step signature"):
+        load(tmp_path / "v1_with_input.onnx")
+    proto = onnx.load(str(_format_1_file(model_path, tmp_path)))
+    for prop in proto.metadata_props:
+        if prop.key == "nextword.format_version":
+            prop.value = "2"
+    onnx.save(proto, str(tmp_path / "v2_without_input.onnx"))
+    with pytest.raises(ModelFileError, match="do not match the nextword step signature"):
+        load(tmp_path / "v2_without_input.onnx")
