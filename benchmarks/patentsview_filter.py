@@ -3,7 +3,8 @@
 Generates, in a temporary folder, a ``g_patent_abstract.tsv.zip`` of ``--rows`` rows (about 700 bytes of
 abstract each, like the real table) and a matching ``g_patent.tsv.zip``, both quoted the PatentsView way
 (tabs between fields, ``"`` around text, doubled quotes inside, some fields with quotes, tabs and line
-breaks). Then, each in a fresh child process so that the generator's memory does not count, it times:
+breaks, 2% of the abstracts with non-ASCII text as in the reference corpus). Then, each in a fresh
+child process so that the generator's memory does not count, it times:
 
 - the floor: decompressing the abstract member and reading it line by line, both with plain iteration of
   the zip member and with the 1 MiB reads that ``collect`` uses;
@@ -55,6 +56,8 @@ def abstract(rng: random.Random, i: int) -> str:
         text = text.replace(" said ", ' "said" ', 1)  # doubled quotes: the slow path of the reader
     if i % 1000 == 0:
         text = text.replace(" the ", " the\n", 1).replace(" of ", "\tof ", 1)  # a line break, a tab
+    if i % 50 == 25:  # non-ASCII text, in 2% of the rows as in the reference corpus: read in full
+        text = text.replace(" of ", " of 5 µm at 20 °C ", 1)
     return text
 
 

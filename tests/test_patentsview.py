@@ -165,6 +165,29 @@ def test_each_phrase_matches_on_its_own(tables, tmp_path):
         assert [row[2] for row in read_csv(out)[1:]] == numbers, query
 
 
+def test_rows_the_byte_level_prefilter_cannot_judge_are_read_in_full(tmp_path, small_reads):
+    """The reader skips rows by looking at bytes (ASCII case and whitespace only); rows whose text needs
+    Unicode to match (non-ASCII spaces or letters, case folding beyond ASCII) must still be found."""
+    lines = [
+        ABSTRACT_HEADER,
+        '"1"\t"A NEURAL\u00a0NETWORK joined by a no-break space."'.encode(),  # match
+        '"2"\t"A R\u00c9SEAU NEURONAL, in capitals."'.encode(),  # match for the second phrase
+        '"3"\t"A neural \u2003 network around an em space."'.encode(),  # match
+        b'"4"\t"A neural\x0cnetwork around a form feed."',  # match (ASCII whitespace)
+        b'"5"\t"Nothing to see here."',
+        '"6"\t"A neural net, caf\u00e9 style."'.encode(),  # non-ASCII, no match
+        *[f'"{k}"\t"Filler row {k} about gears."'.encode() for k in range(7, 60)],
+        b'"60"\t"The last NEURAL NETWORK."',  # match
+    ]
+    abstracts = write_table(tmp_path / "g_patent_abstract.tsv.zip", lines)
+    out = tmp_path / "corpus.csv"
+    summary = collect(
+        PatentsViewConfig(abstracts=str(abstracts), query=("neural network", "réseau neuronal"), out=str(out))
+    )
+    assert [row[2] for row in read_csv(out)[1:]] == ["1", "2", "3", "4", "60"]
+    assert summary.rows_scanned == {"g_patent_abstract.tsv.zip": 60} and summary.skipped == 0
+
+
 def test_title_only_matches_get_their_abstract(tables, tmp_path):
     out = tmp_path / "corpus.csv"
     config = PatentsViewConfig(

@@ -39,7 +39,7 @@ What the reader expects, and where it was checked:
 Reading
 -------
 A member is decompressed as a stream, 1 MiB at a time, by a helper thread (zlib releases the GIL, so
-decompression and parsing overlap), and decoded a region of whole lines at a time; nothing is unzipped to
+decompression and parsing overlap), and read a region of whole lines at a time; nothing is unzipped to
 disk and no table is held in memory. A line with an odd number of quotes opens a quoted field that goes
 on over the next lines: up to ``MAX_RECORD_LINES`` lines are joined until the quotes balance.
 
@@ -49,11 +49,14 @@ bad quoting (a quote inside a bare field, text after a closing quote). When a jo
 quoted, only its first line is dropped and the lines after it are read again as rows of their own, so
 one stray quote costs one row.
 
-Speed: a pass parses in full only its *candidate* rows: those on a line where the query's regexes find a
-match in the lowercased region (one search per region, not per row), those whose ``patent_id`` the pass
-looks for, and any row that does not look regular. Every other row is only checked for its encoding, its
-quote balance and its number of tabs; so a badly quoted row that balances its quotes, has the right number
-of tabs and is of no use to the pass is not reported.
+Speed: a region stays bytes, and a pass decodes and parses in full only its *candidate* rows: those on a
+line where the query's phrases may start (one regex search per phrase over the region, lowercased as
+ASCII), those whose ``patent_id`` the pass looks for, those with any non-ASCII byte (which covers text
+that ASCII lowercasing misses and bytes that are not UTF-8), and any row that does not look regular. Every
+other row is only checked, with numpy over the region's bytes, for its quote balance and its number of
+tabs; so a badly quoted row that balances its quotes, has the right number of tabs and is of no use to the
+pass is not reported. On synthetic PatentsView files this reads rows at about two thirds of the rate of
+decompressing and splitting lines alone (``benchmarks/patentsview_filter.py``, docs/scale.md).
 
 Passes and memory
 -----------------
@@ -77,7 +80,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import itertools
 import logging
 import queue
 import re
@@ -90,6 +92,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import numpy as np
 
 from .files import atomic_path
 
@@ -285,6 +289,13 @@ class PhraseMatcher:
             (max(w, key=len), re.compile(r"\s+".join(map(re.escape, w)) + r"(?!\w)"))
             for w in dict.fromkeys(words)
         ]
+        # For scanning raw bytes: the phrases written in ASCII, their words joined by ASCII whitespace
+        # (the other phrases can only match on lines with non-ASCII bytes, which are looked at anyway).
+        self._byte_regexes = [
+            re.compile(rb"\s+".join(re.escape(x.encode("ascii")) for x in w))
+            for w in dict.fromkeys(words)
+            if all(x.isascii() for x in w)
+        ]
 
     def __call__(self, text: str) -> bool:
         lowered = text.lower()
@@ -297,6 +308,16 @@ class PhraseMatcher:
                         return True
                     found = regex.search(lowered, start + 1)
         return False
+
+    def byte_offsets(self, data: bytes) -> list[int]:
+        """Offsets in ``data`` (UTF-8) of every place where a match may start, on its lines that are pure
+        ASCII (ASCII case ignored, word boundaries not checked). Lines with other bytes are not covered
+        (``bytes.lower`` only lowercases ASCII, ``\\s`` only matches ASCII whitespace): callers look at
+        those anyway."""
+        if not self._byte_regexes:
+            return []
+        lowered = data.lower()
+        return [m.start() for regex in self._byte_regexes for m in regex.finditer(lowered)]
 
     def lines(self, text: str) -> set[int]:
         """Indices of the lines of ``text`` on which a match may start (a superset of those that do)."""
@@ -369,7 +390,7 @@ def _one_pass(
     """No patents file: every matching abstract is written as it is read."""
     written: set[str] = set()
     with _Progress(show_progress, "abstracts") as progress:
-        rows = abstracts.rows(ABSTRACT_COLUMNS, summary, progress, find=matches.lines)
+        rows = abstracts.rows(ABSTRACT_COLUMNS, summary, progress, find=matches.byte_offsets)
         with contextlib.closing(rows):
             for _, (patent_id, abstract) in rows:
                 if not matches(abstract):
@@ -399,7 +420,7 @@ def _three_passes(
     hits: set[str] = set()
     with _Progress(show_progress, "1/3 abstracts") as progress:
         for _, (patent_id, abstract) in abstracts.rows(
-            ABSTRACT_COLUMNS, summary, progress, find=matches.lines
+            ABSTRACT_COLUMNS, summary, progress, find=matches.byte_offsets
         ):
             if matches(abstract):
                 hits.add(patent_id)
@@ -412,7 +433,7 @@ def _three_passes(
     excluded: set[str] = set()
     since = config.since
     with _Progress(show_progress, "2/3 patents") as progress:
-        rows = patents.rows(PATENT_COLUMNS, summary, progress, find=matches.lines, ids=hits)
+        rows = patents.rows(PATENT_COLUMNS, summary, progress, find=matches.byte_offsets, ids=hits)
         for _, (patent_id, patent_date, title) in rows:
             if patent_id in meta or patent_id in excluded:
                 continue  # a repeated row: the first one counts
@@ -512,8 +533,9 @@ class _Table:
             regions.close()
         if first is None:
             raise ValueError(f"{self.path} is empty; expected the PatentsView table {download}")
-        header = first[0].partition("\n")[0].removeprefix("\ufeff").removesuffix("\r")
-        fields = None if first[1] and _SURROGATE.search(header) else _split_fields(header)
+        header = first.partition(b"\n")[0].decode("utf-8", "surrogateescape")
+        header = header.removeprefix("\ufeff").removesuffix("\r")
+        fields = None if _SURROGATE.search(header) else _split_fields(header)
         if fields is None:
             raise ValueError(
                 f"{self.path}: the first line is not a tab-separated header ({header[:120]!r}); "
@@ -534,15 +556,16 @@ class _Table:
         summary: CollectSummary | None,
         progress: _Progress,
         *,
-        find: Callable[[str], set[int]] | None = None,
+        find: Callable[[bytes], list[int]] | None = None,
         ids: set[str] | None = None,
     ) -> Iterator[tuple[int, tuple[str, ...]]]:
         """Yield ``(line number, values of the wanted columns)`` for well-formed rows.
 
         Without ``find`` and ``ids``, every well-formed row is yielded. With them, only candidates are:
-        rows on a line that ``find`` flags (it gets a region of whole lines and returns the indices of the
-        lines that may hold a match), rows whose ``patent_id`` is in ``ids``, and any row that is not
-        plainly regular; the caller still tests each row it gets. Malformed rows are skipped; with a
+        rows on a line where ``find`` flags a possible match (it gets a region of whole lines as bytes and
+        returns offsets into it, see :meth:`PhraseMatcher.byte_offsets`), rows whose ``patent_id`` is in
+        ``ids``, rows with non-ASCII bytes, and any row that is not plainly regular; the caller still
+        tests each row it gets. Malformed rows are skipped; with a
         ``summary`` they are counted and listed there, and ``summary.rows_scanned`` gets the rows read.
         """
         idx = tuple(self.index[c] for c in wanted)
@@ -602,7 +625,7 @@ class _Table:
                     else:
                         record = line
                     number = source.base + i + 1
-                    values = _parse(record, ncols, idx, source.dirty)
+                    values = _parse(record, ncols, idx)
                     if isinstance(values, str):
                         skip(number, values)
                         # After bad quoting, lines that were joined are read again as rows of their own.
@@ -624,31 +647,20 @@ class _Table:
 
 def _candidates(source: _Regions, start: int, tabs: int, ids: set[str] | None) -> list[int]:
     """Indices (from ``start`` on) of the lines of the current region that need a look: flagged by the
-    query, holding a wanted id, or not plainly regular (an odd number of quotes, or not ``tabs`` tabs)."""
-    lines = source.lines[start:] if start else source.lines
-    todo = {f for f in source.flagged if f >= start}
-    quotes = list(map(str.count, lines, itertools.repeat('"')))  # counted in C, line after line
-    if any(q & 1 for q in set(quotes)):
-        todo.update(start + k for k, q in enumerate(quotes) if q & 1)
-    tab_counts = list(map(str.count, lines, itertools.repeat("\t")))
-    if set(tab_counts) != {tabs}:
-        todo.update(start + k for k, t in enumerate(tab_counts) if t != tabs)
+    query, holding non-ASCII bytes, holding a wanted id, or not plainly regular (an odd number of
+    quotes, or not ``tabs`` tabs)."""
+    lines = source.lines
+    todo = lines.candidates(tabs)
     if ids is not None:
-        todo.update(start + k for k, line in enumerate(lines) if _first_cell(line) in ids)
-    return sorted(todo)
+        todo = np.union1d(todo, lines.with_first_cell_in(ids))
+    return todo[np.searchsorted(todo, start) :].tolist()
 
 
-def _first_cell(line: str) -> str:
-    """The first field of a regular line, without its quotes."""
-    cell = line.partition("\t")[0]
-    return cell[1:-1] if cell[:1] == '"' else cell
-
-
-def _parse(record: str, ncols: int, idx: tuple[int, ...], dirty: bool) -> tuple[str, ...] | str:
+def _parse(record: str, ncols: int, idx: tuple[int, ...]) -> tuple[str, ...] | str:
     """The wanted values of one record, or the reason it is malformed."""
     if record[-1:] == "\r":
         record = record[:-1]
-    if dirty and _SURROGATE.search(record):
+    if not record.isascii() and _SURROGATE.search(record):
         if "\n" in record and _split_fields(record) is None:
             return _BAD_QUOTING  # lines joined after a stray quote: they will be read again
         return _not_utf8(record)
@@ -672,20 +684,74 @@ def _parse(record: str, ncols: int, idx: tuple[int, ...], dirty: bool) -> tuple[
     return tuple(fields[k] for k in idx)
 
 
-class _Regions:
-    """The lines of a table, a decoded region (about 1 MiB of whole lines) at a time.
+class _Lines:
+    """The lines of a region of bytes (whole lines, no final line break), decoded one at a time when
+    asked for: ``lines[i]`` is line ``i`` as text (bytes that are not UTF-8 as lone surrogates, as
+    ``surrogateescape`` decodes them), ``lines[i:j]`` a list of them.
 
-    ``lines`` is the current region; ``base`` the number of lines before it; ``flagged`` the indices of
-    its lines that ``find`` flagged or that hold bytes that are not UTF-8; ``dirty`` whether there are any
-    such bytes (decoded with surrogateescape, so the rows parsed must be checked for them).
+    What a pass needs to know about every line is found with numpy over the bytes, without making a
+    string of each line: its number of tabs and of quotes, whether it has non-ASCII bytes, and which
+    lines hold given offsets. Only the lines that need a look are ever decoded.
     """
 
-    def __init__(self, path: Path, find: Callable[[str], set[int]] | None) -> None:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._bytes = np.frombuffer(data, dtype=np.uint8)
+        breaks = np.flatnonzero(self._bytes == 10)  # (n - 1,) offsets of the line breaks
+        self.starts = np.concatenate(([0], breaks + 1))  # (n,) first byte of each line
+        self.stops = np.append(breaks, len(data))  # (n,) one past its last byte
+        self.flagged = np.empty(0, dtype=np.int64)  # lines where a match may be (set by the reader)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[k] for k in range(*index.indices(len(self)))]
+        return self.data[self.starts[index] : self.stops[index]].decode("utf-8", "surrogateescape")
+
+    def line_of(self, offsets: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The sorted, distinct indices of the lines that hold the bytes at ``offsets``."""
+        return np.unique(np.searchsorted(self.stops, np.asarray(offsets, dtype=np.int64)))
+
+    def _count_per_line(self, byte: int) -> np.ndarray:
+        where = np.flatnonzero(self._bytes == byte)
+        return np.bincount(np.searchsorted(self.stops, where), minlength=len(self))
+
+    def candidates(self, tabs: int) -> np.ndarray:
+        """Sorted indices of the lines that need a look: flagged, with non-ASCII bytes, an odd number
+        of quotes or not ``tabs`` tabs."""
+        irregular = (self._count_per_line(9) != tabs) | (self._count_per_line(34) & 1).astype(bool)
+        parts = [np.flatnonzero(irregular), self.flagged]
+        if not self.data.isascii():
+            parts.append(self.line_of(np.flatnonzero(self._bytes >= 0x80)))
+        return np.unique(np.concatenate(parts))
+
+    def with_first_cell_in(self, ids: set[str]) -> np.ndarray:
+        """Indices of the lines whose first field (quotes removed) is one of ``ids``."""
+        wanted = {i.encode("utf-8", "surrogateescape") for i in ids}
+        data, found = self.data, []
+        for k, (start, stop) in enumerate(zip(self.starts.tolist(), self.stops.tolist(), strict=True)):
+            tab = data.find(b"\t", start, stop)
+            cell = data[start : stop if tab < 0 else tab]
+            if cell[:1] == b'"':
+                cell = cell[1:-1]
+            if cell in wanted:
+                found.append(k)
+        return np.asarray(found, dtype=np.int64)
+
+
+class _Regions:
+    """The lines of a table, a region (about 1 MiB of whole lines) at a time.
+
+    ``lines`` is the current region (:class:`_Lines`); ``base`` the number of lines before it. Its
+    ``flagged`` lines are those where ``find`` reported a possible match.
+    """
+
+    def __init__(self, path: Path, find: Callable[[bytes], list[int]] | None) -> None:
         self._regions = _read_regions(path)
         self._find = find
-        self.lines: list[str] = []
-        self.flagged: set[int] = set()
-        self.dirty = False
+        self.lines = _Lines(b"")
         self.base = 0
 
     def load(self, keep: int) -> bool:
@@ -693,18 +759,13 @@ class _Regions:
         region = next(self._regions, None)
         if region is None:
             return False
-        text, dirty = region
-        lines = text.split("\n")
-        flagged = self._find(text) if self._find is not None else set()
-        if dirty:  # the rows with bytes that are not UTF-8 need a look, to be reported
-            flagged |= _line_indices(text, [m.start() for m in _SURROGATE.finditer(text)])
-        rest = self.lines[keep:]
-        if rest:
-            flagged = {f - keep for f in self.flagged if f >= keep} | {f + len(rest) for f in flagged}
-            lines = rest + lines
-            dirty = dirty or self.dirty
+        if keep < len(self.lines) and self.lines.data:
+            region = self.lines.data[self.lines.starts[keep] :] + b"\n" + region
+        lines = _Lines(region)
+        if self._find is not None:
+            lines.flagged = lines.line_of(self._find(region))
         self.base += keep
-        self.lines, self.flagged, self.dirty = lines, flagged, dirty
+        self.lines = lines
         return True
 
     def close(self) -> None:
@@ -736,9 +797,8 @@ def _not_utf8(record: str) -> str:
     return "bytes that are not UTF-8"
 
 
-def _read_regions(path: Path) -> Iterator[tuple[str, bool]]:
-    """The table as decoded regions of whole lines (without the last line break), each with a flag that
-    is true when it held bytes that are not UTF-8 (those are decoded as lone surrogates)."""
+def _read_regions(path: Path) -> Iterator[bytes]:
+    """The table as regions of whole lines (bytes, without the last line break)."""
     tail = b""
     chunks = _read_chunks(path)
     try:
@@ -749,18 +809,11 @@ def _read_regions(path: Path) -> Iterator[tuple[str, bool]]:
                 tail = data
                 continue
             tail = data[cut + 1 :]
-            yield _decode(data[:cut])
+            yield data[:cut]
         if tail:
-            yield _decode(tail)
+            yield tail
     finally:
         chunks.close()
-
-
-def _decode(region: bytes) -> tuple[str, bool]:
-    try:
-        return region.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return region.decode("utf-8", "surrogateescape"), True
 
 
 def _read_chunks(path: Path) -> Iterator[bytes]:
