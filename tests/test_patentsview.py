@@ -173,7 +173,7 @@ def test_rows_the_byte_level_prefilter_cannot_judge_are_read_in_full(tmp_path, s
         '"1"\t"A NEURAL\u00a0NETWORK joined by a no-break space."'.encode(),  # match
         '"2"\t"A R\u00c9SEAU NEURONAL, in capitals."'.encode(),  # match for the second phrase
         '"3"\t"A neural \u2003 network around an em space."'.encode(),  # match
-        b'"4"\t"A neural\x0cnetwork around a form feed."',  # match (ASCII whitespace)
+        b'"4"\t"A neural\x1fnetwork around a unit separator, which str.isspace counts."',  # match
         b'"5"\t"Nothing to see here."',
         '"6"\t"A neural net, caf\u00e9 style."'.encode(),  # non-ASCII, no match
         *[f'"{k}"\t"Filler row {k} about gears."'.encode() for k in range(7, 60)],
@@ -347,8 +347,8 @@ def test_phrase_matching_rules():
     assert not match("neural networks") and not match("neuralnetwork") and not match("xneural network")
     assert not match("neural_network") and not match("neural-network") and not match("c++x")
     assert match("ba a a")  # the second "a a" starts on a word boundary, the first does not
-    text = "first line\nsecond neural network\nthird\nneural  network and NEURAL NETWORK\nnone"
-    assert match.lines(text) == {1, 3}
+    data = b"first line\nsecond neural network\nthird\nneural  network and NEURAL\tNETWORK\nnone neural"
+    assert {data[:at].count(b"\n") for at in match.byte_offsets(data)} == {1, 3}  # lines where one may start
 
 
 # Field text as PatentsView may hold it: quotes, tabs, line breaks (\n, \r\n) and any other character.

@@ -289,10 +289,11 @@ class PhraseMatcher:
             (max(w, key=len), re.compile(r"\s+".join(map(re.escape, w)) + r"(?!\w)"))
             for w in dict.fromkeys(words)
         ]
-        # For scanning raw bytes: the phrases written in ASCII, their words joined by ASCII whitespace
-        # (the other phrases can only match on lines with non-ASCII bytes, which are looked at anyway).
+        # For scanning raw bytes: the phrases written in ASCII, their words joined by the ASCII characters
+        # that a str pattern's \s matches (the bytes \s lacks \x1c-\x1f). Other phrases can only match
+        # on lines with non-ASCII bytes, which are looked at anyway.
         self._byte_regexes = [
-            re.compile(rb"\s+".join(re.escape(x.encode("ascii")) for x in w))
+            re.compile(rb"[\s\x1c-\x1f]+".join(re.escape(x.encode("ascii")) for x in w))
             for w in dict.fromkeys(words)
             if all(x.isascii() for x in w)
         ]
@@ -318,24 +319,6 @@ class PhraseMatcher:
             return []
         lowered = data.lower()
         return [m.start() for regex in self._byte_regexes for m in regex.finditer(lowered)]
-
-    def lines(self, text: str) -> set[int]:
-        """Indices of the lines of ``text`` on which a match may start (a superset of those that do)."""
-        lowered = text.lower()  # lowercasing neither adds nor removes line breaks
-        return _line_indices(
-            lowered, [m.start() for _, regex in self._checks for m in regex.finditer(lowered)]
-        )
-
-
-def _line_indices(text: str, offsets: list[int]) -> set[int]:
-    """The indices of the lines of ``text`` that hold the characters at ``offsets``."""
-    found: set[int] = set()
-    line = last = 0
-    for offset in sorted(offsets):
-        line += text.count("\n", last, offset)
-        last = offset
-        found.add(line)
-    return found
 
 
 def _is_word(char: str) -> bool:
