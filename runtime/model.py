@@ -160,25 +160,24 @@ class NextWordModel:
 
         The logits are those of positions ``logits_from`` on, as in ``logits[:, logits_from:]``: shape
         (batch, time, vocab) by default, (batch, 1, vocab) with ``logits_from=-1``. A format-2 file
-        skips the output layer at the other positions (most of a position's cost); with an older file
-        the graph computes them all and the unwanted ones are dropped. ``logits_from`` must select at
-        least one position: ``-time <= logits_from < time``.
+        skips the output layer, the graph's largest matrix product, at the other positions; with a
+        format-1 file the graph computes them all and the unwanted ones are dropped. ``logits_from``
+        must select at least one position: ``-time <= logits_from < time``.
         """
         ids = np.asarray(input_ids, dtype=np.int64)
-        time = ids.shape[-1] if ids.ndim else 0
-        if not -time <= logits_from < time:
+        positions = ids.shape[-1] if ids.ndim else 0
+        if not -positions <= logits_from < positions:
             raise ValueError(
-                f"logits_from={logits_from} selects no position of an input of {time} position(s); "
-                f"use a value from {-time} to {time - 1} (-1 for the last position)"
+                f"logits_from={logits_from} selects no position of an input of {positions} position(s); "
+                f"use a value from {-positions} to {positions - 1} (-1 for the last position)"
             )
         feed: dict[str, Any] = {INPUT_IDS: ids}
         feed.update(zip(self._state_inputs, state, strict=True))
         if self.info.has_logits_from:
             feed[LOGITS_FROM] = np.asarray(logits_from, dtype=np.int64)
-            logits, *new_state = self.session.run(self._outputs, feed)
-        else:
-            logits, *new_state = self.session.run(self._outputs, feed)
-            logits = logits[:, logits_from:] if logits_from else logits
+        logits, *new_state = self.session.run(self._outputs, feed)
+        if logits_from and not self.info.has_logits_from:
+            logits = logits[:, logits_from:]
         return logits, new_state
 
     def feed(

@@ -80,13 +80,17 @@ class ModelInfo:
     tokenizer: Tokenizer
     state_sizes: tuple[int, ...]  # width of h and c for each LSTM layer
     vocab_size: int
-    has_logits_from: bool = False  # the graph takes LOGITS_FROM (format 2), so it can skip positions
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     generation: GenerationConfig = field(default_factory=GenerationConfig)  # this model's decoding defaults
+
+    @property
+    def has_logits_from(self) -> bool:
+        """Whether the graph takes ``logits_from`` (format 2 on), so positions can be skipped."""
+        return self.format_version >= 2
 
 
 def read_model_info(session: Any, source: str) -> ModelInfo:
@@ -128,7 +132,7 @@ def read_model_info(session: Any, source: str) -> ModelInfo:
             raise ModelFileError(f"{source}: metadata {key!r} must be a JSON object")
         parsed[key] = value
 
-    state_sizes, vocab_size, has_logits_from = _check_signature(session, source, version)
+    state_sizes, vocab_size = _check_signature(session, source, version)
     if vocab_size != len(tokenizer):
         raise ModelFileError(
             f"{source}: the graph predicts {vocab_size} classes but the tokenizer has {len(tokenizer)} "
@@ -139,7 +143,6 @@ def read_model_info(session: Any, source: str) -> ModelInfo:
         tokenizer=tokenizer,
         state_sizes=state_sizes,
         vocab_size=vocab_size,
-        has_logits_from=has_logits_from,
         config=parsed[KEY_CONFIG],
         metrics=parsed[KEY_METRICS],
         parity=parsed[KEY_PARITY],
@@ -165,9 +168,9 @@ def _generation_defaults(data: dict[str, Any], source: str) -> GenerationConfig:
     return defaults
 
 
-def _check_signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...], int, bool]:
-    """Return (state width per layer, vocabulary size, whether the graph takes ``logits_from``) from
-    the graph, or raise ModelFileError. Format 2 graphs take ``logits_from``; format 1 graphs do not."""
+def _check_signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...], int]:
+    """Return (state width per layer, vocabulary size) from the graph, or raise ModelFileError. Format 2
+    graphs take ``logits_from``; format 1 graphs do not."""
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
     if INPUT_IDS not in inputs or LOGITS not in outputs:
@@ -192,4 +195,4 @@ def _check_signature(session: Any, source: str, version: int) -> tuple[tuple[int
         raise ModelFileError(f"{source}: the state widths and the vocabulary size must be fixed in the graph")
     if has_logits_from and (inputs[LOGITS_FROM].type != "tensor(int64)" or inputs[LOGITS_FROM].shape):
         raise ModelFileError(f"{source}: the graph input {LOGITS_FROM!r} must be an int64 scalar")
-    return state_sizes, vocab_size, has_logits_from
+    return state_sizes, vocab_size
