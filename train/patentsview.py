@@ -556,7 +556,9 @@ class _Table:
         name = self.name
         skip = (lambda line, reason: summary._skip(name, line, reason)) if summary else (lambda *_: None)
         selective = find is not None or ids is not None
-        first_ids = ids if self.index.get("patent_id") == 0 else None  # the id can be cut off cheaply
+        first_ids = None  # the wanted ids as bytes, when the id is the first field and can be cut off cheaply
+        if ids is not None and self.index.get("patent_id") == 0:
+            first_ids = {i.encode("utf-8", "surrogateescape") for i in ids}  # once per pass, not per region
         if ids is not None and first_ids is None:
             selective = False  # the wanted ids cannot be told without parsing: parse every row
         source = _Regions(self.path, find)
@@ -628,7 +630,7 @@ class _Table:
                 summary.rows_scanned[name] = records
 
 
-def _candidates(source: _Regions, start: int, tabs: int, ids: set[str] | None) -> list[int]:
+def _candidates(source: _Regions, start: int, tabs: int, ids: set[bytes] | None) -> list[int]:
     """Indices (from ``start`` on) of the lines of the current region that need a look: flagged by the
     query, holding non-ASCII bytes, holding a wanted id, or not plainly regular (an odd number of
     quotes, or not ``tabs`` tabs)."""
@@ -710,9 +712,8 @@ class _Lines:
             parts.append(self.line_of(np.flatnonzero(self._bytes >= 0x80)))
         return np.unique(np.concatenate(parts))
 
-    def with_first_cell_in(self, ids: set[str]) -> np.ndarray:
-        """Indices of the lines whose first field (quotes removed) is one of ``ids``."""
-        wanted = {i.encode("utf-8", "surrogateescape") for i in ids}
+    def with_first_cell_in(self, wanted: set[bytes]) -> np.ndarray:
+        """Indices of the lines whose first field (quotes removed) is one of ``wanted`` (UTF-8)."""
         data, found = self.data, []
         for k, (start, stop) in enumerate(zip(self.starts.tolist(), self.stops.tolist(), strict=True)):
             tab = data.find(b"\t", start, stop)
