@@ -6,6 +6,7 @@ TensorFlow, seconds in all.
 """
 
 import csv
+import logging
 import random
 import sys
 import zipfile
@@ -229,6 +230,23 @@ def test_limit_keeps_the_first_in_file_order(tables, tmp_path, with_patents):
     assert rows == expected and summary.written == 2
 
 
+def test_each_pass_logs_where_its_time_went(tables, tmp_path, caplog):
+    # benchmarks/patentsview_filter.py reads these lines to tell whether decompression sets the pace.
+    caplog.set_level(logging.DEBUG, logger="nextword.train.patentsview")
+    config = PatentsViewConfig(
+        abstracts=str(tables["abstracts"]),
+        patents=str(tables["patents"]),
+        query=QUERY,
+        out=str(tmp_path / "c"),
+    )
+    collect(config)
+    passes = [record.args for record in caplog.records if "waiting for it" in str(record.msg)]
+    abstracts, patents = "g_patent_abstract.tsv.zip", "g_patent.tsv.zip"
+    assert [args[:2] for args in passes] == [(abstracts, 13), (patents, 9), (abstracts, 13)]
+    for _, _, seconds, decompressing, waiting in passes:
+        assert decompressing > 0 and 0 <= waiting <= seconds
+
+
 def test_missing_column_names_the_file_and_its_columns(tables, tmp_path):
     out = tmp_path / "corpus.csv"
     swapped = PatentsViewConfig(abstracts=str(tables["patents"]), query=QUERY, out=str(out))
@@ -349,6 +367,30 @@ def test_phrase_matching_rules():
     assert match("ba a a")  # the second "a a" starts on a word boundary, the first does not
     data = b"first line\nsecond neural network\nthird\nneural  network and NEURAL\tNETWORK\nnone neural"
     assert {data[:at].count(b"\n") for at in match.byte_offsets(data)} == {1, 3}  # lines where one may start
+    # A \r that ends a line raises no alarm; one between words does.
+    data = b"a\r\nNeural Network\r\nb\r\nneural \x0bnetwork\r\nneural\rnetwork x\r"
+    assert {data[:at].count(b"\n") for at in match.byte_offsets(data)} == {1, 3, 4}
+
+
+# ASCII lines with one gap of any kind of whitespace but tabs and line breaks (which make a row irregular, so
+# the reader parses it anyway), or of other bytes, between two words that may make up a query phrase.
+WORDS = ["neural", "NEURAL", "deep", "Network", "nEtWoRk", "learning", "x", "(x)"]
+QUERY_LINE = st.tuples(
+    st.lists(st.sampled_from(WORDS), max_size=3),
+    st.sampled_from(WORDS),
+    st.sampled_from(["", " ", "  ", " \r ", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x00", "-"]),
+    st.sampled_from(WORDS),
+    st.lists(st.sampled_from(WORDS), max_size=3),
+).map(lambda parts: " ".join([*parts[0], parts[1] + parts[2] + parts[3], *parts[4]]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(QUERY_LINE, min_size=1, max_size=6))
+def test_the_byte_prefilter_flags_every_line_that_matches(lines):
+    match = PhraseMatcher(["neural network", "deep learning"])
+    data = "\n".join(lines).encode("ascii")
+    flagged = {data[:at].count(b"\n") for at in match.byte_offsets(data)}
+    assert {i for i, line in enumerate(lines) if match(line)} <= flagged
 
 
 # Field text as PatentsView may hold it: quotes, tabs, line breaks (\n, \r\n) and any other character.

@@ -50,13 +50,16 @@ quoted, only its first line is dropped and the lines after it are read again as 
 one stray quote costs one row.
 
 Speed: a region stays bytes, and a pass decodes and parses in full only its *candidate* rows: those on a
-line where the query's phrases may start (one regex search per phrase over the region, lowercased as
-ASCII), those whose ``patent_id`` the pass looks for, those with any non-ASCII byte (which covers text
-that ASCII lowercasing misses and bytes that are not UTF-8), and any row that does not look regular. Every
-other row is only checked, with numpy over the region's bytes, for its quote balance and its number of
-tabs; so a badly quoted row that balances its quotes, has the right number of tabs and is of no use to the
-pass is not reported. On synthetic PatentsView files this reads rows at about two thirds of the rate of
-decompressing and splitting lines alone (``benchmarks/patentsview_filter.py``, docs/scale.md).
+line that may hold a match (:meth:`PhraseMatcher.byte_offsets`: each phrase looked for in the region
+folded to lower case, and any whitespace between words other than single spaces), those whose
+``patent_id`` the pass looks for, those with any non-ASCII byte (which covers text that ASCII case folding
+misses and bytes that are not UTF-8), and any row that does not look regular. Every other row is only
+checked, with numpy over the region's bytes, for its quote balance and its number of tabs; so a badly
+quoted row that balances its quotes, has the right number of tabs and is of no use to the pass is not
+reported. The numpy work reuses its buffers from region to region and lets go of the GIL, so the helper
+thread keeps decompressing meanwhile. On synthetic PatentsView files that thread is busy for about 90% of
+a pass, and a pass reads rows as fast as decompressing and splitting lines alone does
+(``benchmarks/patentsview_filter.py``, docs/scale.md).
 
 Passes and memory
 -----------------
@@ -85,6 +88,7 @@ import queue
 import re
 import sys
 import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -289,14 +293,15 @@ class PhraseMatcher:
             (max(w, key=len), re.compile(r"\s+".join(map(re.escape, w)) + r"(?!\w)"))
             for w in dict.fromkeys(words)
         ]
-        # For scanning raw bytes: the phrases written in ASCII, their words joined by the ASCII characters
-        # that a str pattern's \s matches (the bytes \s lacks \x1c-\x1f). Other phrases can only match
-        # on lines with non-ASCII bytes, which are looked at anyway.
-        self._byte_regexes = [
-            re.compile(rb"[\s\x1c-\x1f]+".join(re.escape(x.encode("ascii")) for x in w))
+        # For scanning raw bytes: each phrase written in ASCII, its words one space apart, with every byte
+        # folded as `byte | 0x20` folds the text (see byte_offsets). Other phrases can only match on lines
+        # with non-ASCII bytes, which are looked at anyway.
+        self._needles = [
+            bytes(c | 0x20 for c in " ".join(w).encode("ascii"))
             for w in dict.fromkeys(words)
             if all(x.isascii() for x in w)
         ]
+        self._scratch = _Scratch()
 
     def __call__(self, text: str) -> bool:
         lowered = text.lower()
@@ -311,14 +316,73 @@ class PhraseMatcher:
         return False
 
     def byte_offsets(self, data: bytes) -> list[int]:
-        """Offsets in ``data`` (UTF-8) of every place where a match may start, on its lines that are pure
-        ASCII (ASCII case ignored, word boundaries not checked). Lines with other bytes are not covered
-        (``bytes.lower`` only lowercases ASCII, ``\\s`` only matches ASCII whitespace): callers look at
-        those anyway."""
-        if not self._byte_regexes:
+        """Offsets in ``data`` (UTF-8) that flag the lines where a match may be: every match on a line of
+        ASCII text whose words are apart by anything but a tab or a line break starts at or holds one.
+
+        Such a match has its words one space apart, or other whitespace between them: two or more spaces
+        in a row, or a control byte that ``\\s`` matches (``\\r``, except one that ends a line,
+        ``\\v \\f \\x1c-\\x1f``). The offsets are those of each phrase written with single spaces in the
+        text folded to lower case (each byte OR 0x20: that lowercases ASCII letters and can only add false
+        alarms), and those of the other whitespace, all found with numpy.
+        Word boundaries are not checked. Lines with non-ASCII bytes are not covered, nor words apart by
+        a tab or a line break: the reader looks at those lines anyway.
+        """
+        if not self._needles or not data:
             return []
-        lowered = data.lower()
-        return [m.start() for regex in self._byte_regexes for m in regex.finditer(lowered)]
+        n = len(data)
+        folded, fold, hits, mask, pair = self._scratch.take(n)
+        raw = np.frombuffer(data, dtype=np.uint8)
+        np.bitwise_or(raw, 0x20, out=fold)
+        # Where some needle has its first, middle and last bytes in place (numpy, which lets go of the GIL,
+        # so the thread that decompresses gets it back sooner than during a bytes.find); then check those.
+        hits[:] = False
+        for needle in self._needles:
+            size = len(needle)
+            k = n - size + 1
+            if k > 0:
+                middle = size // 2
+                found = np.equal(fold[:k], needle[0], out=mask[:k])
+                np.logical_and(found, np.equal(fold[size - 1 :], needle[-1], out=pair[:k]), out=found)
+                np.logical_and(
+                    found, np.equal(fold[middle : middle + k], needle[middle], out=pair[:k]), out=found
+                )
+                np.logical_or(hits[:k], found, out=hits[:k])
+        offsets = [
+            at
+            for at in np.flatnonzero(hits).tolist()
+            if any(folded.startswith(needle, at) for needle in self._needles)
+        ]
+        # Two spaces in a row (the fold makes a NUL a space too: a false alarm at worst).
+        space = np.equal(fold, 0x20, out=mask)
+        if n > 1 and np.logical_and(space[1:], space[:-1], out=pair[1:]).any():
+            offsets += np.flatnonzero(pair[1:]).tolist()
+        # Control bytes other than tabs, line breaks and a \r that ends a line; counted first, since most
+        # regions have none but tabs and line breaks.
+        tabs_and_breaks = sum(np.count_nonzero(np.equal(raw, byte, out=mask)) for byte in (9, 10))
+        if np.count_nonzero(np.less(raw, 0x20, out=mask)) > tabs_and_breaks:
+            control = np.flatnonzero(np.less(raw, 0x20, out=mask))
+            kind = raw[control]
+            line_end = (control + 1 == n) | (raw[np.minimum(control + 1, n - 1)] == 10)
+            other = (kind != 9) & (kind != 10) & ((kind != 13) | ~line_end)
+            offsets += control[other].tolist()
+        return offsets
+
+
+class _Scratch(threading.local):
+    """Buffers reused from one region to the next, so that scanning a region allocates (and faults in) no
+    fresh pages: a bytearray with a uint8 view of it and three boolean masks, all at least ``n`` long."""
+
+    def __init__(self) -> None:
+        self._size = -1
+
+    def take(self, n: int) -> tuple[bytearray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(bytearray, its first n bytes as uint8, and three bool masks of n)``."""
+        if n > self._size:
+            self._size = max(n, 2 * self._size, 1 << 16)
+            self._bytes = bytearray(self._size)
+            self._view = np.frombuffer(self._bytes, dtype=np.uint8)
+            self._masks = np.empty((3, self._size), dtype=bool)
+        return self._bytes, self._view[:n], self._masks[0, :n], self._masks[1, :n], self._masks[2, :n]
 
 
 def _is_word(char: str) -> bool:
@@ -563,6 +627,7 @@ class _Table:
             selective = False  # the wanted ids cannot be told without parsing: parse every row
         source = _Regions(self.path, find)
         records = 0
+        started = time.perf_counter()
         try:
             if not source.load(0):
                 return
@@ -628,6 +693,14 @@ class _Table:
             progress.update(records)
             if summary is not None:
                 summary.rows_scanned[name] = records
+            logger.debug(
+                "%s: %d rows in %.2f s; decompressing took %.2f s (helper thread), waiting for it %.2f s",
+                name,
+                records,
+                time.perf_counter() - started,
+                source.timing.reading,
+                source.timing.waiting,
+            )
 
 
 def _candidates(source: _Regions, start: int, tabs: int, ids: set[bytes] | None) -> list[int]:
@@ -679,10 +752,18 @@ class _Lines:
     lines hold given offsets. Only the lines that need a look are ever decoded.
     """
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, scratch: _Scratch | None = None) -> None:
         self.data = data
         self._bytes = np.frombuffer(data, dtype=np.uint8)
-        breaks = np.flatnonzero(self._bytes == 10)  # (n - 1,) offsets of the line breaks
+        self._mask, other = (scratch or _Scratch()).take(len(data))[2:4]  # reused, not allocated
+        # One scan finds the bytes that shape the rows: line breaks, tabs and quotes.
+        np.equal(self._bytes, 10, out=self._mask)
+        for byte in (9, 34):
+            np.logical_or(self._mask, np.equal(self._bytes, byte, out=other), out=self._mask)
+        where = np.flatnonzero(self._mask)
+        kind = self._bytes[where]
+        self._found = {byte: where[kind == byte] for byte in (9, 34)}  # offsets of the tabs, the quotes
+        breaks = where[kind == 10]  # (n - 1,) offsets of the line breaks
         self.starts = np.concatenate(([0], breaks + 1))  # (n,) first byte of each line
         self.stops = np.append(breaks, len(data))  # (n,) one past its last byte
         self.flagged = np.empty(0, dtype=np.int64)  # lines where a match may be (set by the reader)
@@ -699,9 +780,12 @@ class _Lines:
         """The sorted, distinct indices of the lines that hold the bytes at ``offsets``."""
         return np.unique(np.searchsorted(self.stops, np.asarray(offsets, dtype=np.int64)))
 
+    def _where(self, compare: np.ufunc, byte: int) -> np.ndarray:
+        """Offsets of the bytes for which ``compare(b, byte)`` holds, found without a fresh mask."""
+        return np.flatnonzero(compare(self._bytes, byte, out=self._mask))
+
     def _count_per_line(self, byte: int) -> np.ndarray:
-        where = np.flatnonzero(self._bytes == byte)
-        return np.bincount(np.searchsorted(self.stops, where), minlength=len(self))
+        return np.bincount(np.searchsorted(self.stops, self._found[byte]), minlength=len(self))
 
     def candidates(self, tabs: int) -> np.ndarray:
         """Sorted indices of the lines that need a look: flagged, with non-ASCII bytes, an odd number
@@ -709,7 +793,7 @@ class _Lines:
         irregular = (self._count_per_line(9) != tabs) | (self._count_per_line(34) & 1).astype(bool)
         parts = [np.flatnonzero(irregular), self.flagged]
         if not self.data.isascii():
-            parts.append(self.line_of(np.flatnonzero(self._bytes >= 0x80)))
+            parts.append(self.line_of(self._where(np.greater_equal, 0x80)))
         return np.unique(np.concatenate(parts))
 
     def with_first_cell_in(self, wanted: set[bytes]) -> np.ndarray:
@@ -733,9 +817,11 @@ class _Regions:
     """
 
     def __init__(self, path: Path, find: Callable[[bytes], list[int]] | None) -> None:
-        self._regions = _read_regions(path)
+        self.timing = _Timing()
+        self._regions = _read_regions(path, self.timing)
         self._find = find
-        self.lines = _Lines(b"")
+        self._scratch = _Scratch()
+        self.lines = _Lines(b"", self._scratch)
         self.base = 0
 
     def load(self, keep: int) -> bool:
@@ -745,7 +831,7 @@ class _Regions:
             return False
         if keep < len(self.lines) and self.lines.data:
             region = self.lines.data[self.lines.starts[keep] :] + b"\n" + region
-        lines = _Lines(region)
+        lines = _Lines(region, self._scratch)
         if self._find is not None:
             lines.flagged = lines.line_of(self._find(region))
         self.base += keep
@@ -781,36 +867,49 @@ def _not_utf8(record: str) -> str:
     return "bytes that are not UTF-8"
 
 
-def _read_regions(path: Path) -> Iterator[bytes]:
+@dataclass
+class _Timing:
+    """Where a pass's time went: ``reading``, the helper thread's time in ``read`` (decompressing, and
+    waiting for the GIL in between); ``waiting``, the parser's time waiting for that thread's next chunk.
+    When ``reading`` is about the whole pass, decompression sets its pace."""
+
+    reading: float = 0.0
+    waiting: float = 0.0
+
+
+def _read_regions(path: Path, timing: _Timing | None = None) -> Iterator[bytes]:
     """The table as regions of whole lines (bytes, without the last line break)."""
     tail = b""
-    chunks = _read_chunks(path)
+    chunks = _read_chunks(path, timing)
     try:
         for chunk in chunks:
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n")
+            cut = chunk.rfind(b"\n")
             if cut < 0:
-                tail = data
+                tail += chunk
                 continue
-            tail = data[cut + 1 :]
-            yield data[:cut]
+            yield b"".join((tail, memoryview(chunk)[:cut]))  # one copy of the chunk, not two
+            tail = chunk[cut + 1 :]
         if tail:
             yield tail
     finally:
         chunks.close()
 
 
-def _read_chunks(path: Path) -> Iterator[bytes]:
+def _read_chunks(path: Path, timing: _Timing | None = None) -> Iterator[bytes]:
     """The bytes of the table, 1 MiB at a time, decompressed by a helper thread at most ``_AHEAD`` chunks
-    ahead of the caller (zlib releases the GIL, so decompression and parsing overlap)."""
+    ahead of the caller (zlib releases the GIL, so decompression and parsing overlap). ``timing``, if given,
+    adds up the time spent reading and the time the caller spends waiting for the next chunk."""
     chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
+    timing = timing or _Timing()
 
     def produce() -> None:
         try:
             with _open_stream(path) as stream:
                 while not stop.is_set():
+                    started = time.perf_counter()
                     chunk = stream.read(_CHUNK)
+                    timing.reading += time.perf_counter() - started
                     if not chunk:
                         break
                     _put(chunks, chunk, stop)
@@ -823,7 +922,9 @@ def _read_chunks(path: Path) -> Iterator[bytes]:
     worker.start()
     try:
         while True:
+            started = time.perf_counter()
             chunk = chunks.get()
+            timing.waiting += time.perf_counter() - started
             if chunk is None:
                 return
             if isinstance(chunk, (zipfile.BadZipFile, zlib.error, EOFError)):
