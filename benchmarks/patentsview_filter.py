@@ -112,12 +112,13 @@ class _Timing(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.decompressing = self.waiting = 0.0
+        self.decompressing = self.decompressing_cpu = self.waiting = 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
         if "waiting for it" in str(record.msg):
-            *_, decompressing, waiting = record.args  # type: ignore[misc]
+            *_, decompressing, cpu, waiting = record.args  # type: ignore[misc]
             self.decompressing += float(decompressing)
+            self.decompressing_cpu += float(cpu)
             self.waiting += float(waiting)
 
 
@@ -165,6 +166,7 @@ def _child(kind: str, folder: Path) -> dict:
         result["written"] = summary.written
         result["skipped"] = summary.skipped
         result["decompressing"] = timing.decompressing
+        result["decompressing_cpu"] = timing.decompressing_cpu
         result["waiting"] = timing.waiting
     result.setdefault("seconds", time.perf_counter() - start)
     result.setdefault("cpu_seconds", time.process_time() - cpu_start)
@@ -261,6 +263,12 @@ def main() -> None:
         "decompressing, waiting: shares of the wall time that the reader's helper thread spent decompressing "
         "and that its parser spent waiting for it; "
         f"peak RSS: the child's VmHWM; best of {args.repeat} run(s) each, taking turns."
+    )
+    one_pass, alone = results["collect1"], results["decompress"]
+    print(
+        f"\nIn the 1-pass filter the helper thread spent {one_pass['decompressing']:.2f} s decompressing "
+        f"({one_pass['decompressing_cpu']:.2f} s of CPU), against {alone['seconds']:.2f} s "
+        f"({alone['cpu_seconds']:.2f} s of CPU) for the same decompression alone."
     )
 
 

@@ -694,11 +694,13 @@ class _Table:
             if summary is not None:
                 summary.rows_scanned[name] = records
             logger.debug(
-                "%s: %d rows in %.2f s; decompressing took %.2f s (helper thread), waiting for it %.2f s",
+                "%s: %d rows in %.2f s; decompressing took %.2f s (%.2f s CPU) in the helper thread, "
+                "waiting for it %.2f s",
                 name,
                 records,
                 time.perf_counter() - started,
                 source.timing.reading,
+                source.timing.reading_cpu,
                 source.timing.waiting,
             )
 
@@ -870,10 +872,12 @@ def _not_utf8(record: str) -> str:
 @dataclass
 class _Timing:
     """Where a pass's time went: ``reading``, the helper thread's time in ``read`` (decompressing, and
-    waiting for the GIL in between); ``waiting``, the parser's time waiting for that thread's next chunk.
-    When ``reading`` is about the whole pass, decompression sets its pace."""
+    waiting for the GIL in between), ``reading_cpu`` the CPU time of it; ``waiting``, the parser's time
+    waiting for that thread's next chunk. When ``reading`` is about the whole pass, decompression sets its
+    pace."""
 
     reading: float = 0.0
+    reading_cpu: float = 0.0
     waiting: float = 0.0
 
 
@@ -907,9 +911,10 @@ def _read_chunks(path: Path, timing: _Timing | None = None) -> Iterator[bytes]:
         try:
             with _open_stream(path) as stream:
                 while not stop.is_set():
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.thread_time()
                     chunk = stream.read(_CHUNK)
                     timing.reading += time.perf_counter() - started
+                    timing.reading_cpu += time.thread_time() - cpu
                     if not chunk:
                         break
                     _put(chunks, chunk, stop)
