@@ -445,6 +445,29 @@ def test_junk_lines_never_cost_a_good_row(tmp_path_factory, rows, chunk):
     assert read_csv(out)[1:] == expected
 
 
+REFERENCE_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "neural_network_patent_query.csv"
+
+
+@pytest.mark.skipif(
+    not REFERENCE_CORPUS.is_file(),
+    reason=f"real abstracts come from the reference corpus, absent: {REFERENCE_CORPUS}",
+)
+@pytest.mark.parametrize(
+    "query", [("neural network",), ("deep learning", "recurrent neural networks"), ("the",)]
+)
+def test_real_abstracts_give_what_a_row_by_row_search_gives(tmp_path, query):
+    # Real PatentsView text (non-ASCII, double spaces, quotes) through the byte-level prefilter.
+    with REFERENCE_CORPUS.open(newline="", encoding="utf-8") as f:
+        rows = [(r["patent_number"], r["patent_abstract"]) for r in csv.DictReader(f)]
+    lines = [f'"{n}"\t"{text.replace(chr(34), 2 * chr(34))}"'.encode() for n, text in rows]
+    path = write_table(tmp_path / "g_patent_abstract.tsv.zip", [ABSTRACT_HEADER, *lines])
+    out = tmp_path / "corpus.csv"
+    collect(PatentsViewConfig(abstracts=str(path), query=query, out=str(out)))
+    match = PhraseMatcher(query)
+    expected = list(dict.fromkeys(n for n, text in rows if match(text)))
+    assert [row[2] for row in read_csv(out)[1:]] == expected and expected
+
+
 def test_cli_subcommand_end_to_end(tables, tmp_path, capsys):
     out = tmp_path / "corpus.csv"
     command = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"])]

@@ -207,6 +207,16 @@ def test_logits_from_outside_the_input_is_refused(model, logits_from):
         model.forward(ids, model.initial_state(1), logits_from=logits_from)
 
 
+def _with_format_version(proto, version: str, path):
+    """Save ``proto`` to ``path`` with its nextword.format_version set to ``version``; return ``path``."""
+    onnx = pytest.importorskip("onnx")
+    for prop in proto.metadata_props:
+        if prop.key == "nextword.format_version":
+            prop.value = version
+    onnx.save(proto, str(path))
+    return path
+
+
 def _format_1_file(model_path, tmp_path):
     """The same weights as a format-1 file: no logits_from input, logits at every position."""
     onnx = pytest.importorskip("onnx")
@@ -217,12 +227,7 @@ def _format_1_file(model_path, tmp_path):
     del proto.graph.input[:]
     proto.graph.input.extend(kept)
     proto.graph.initializer.append(numpy_helper.from_array(np.array(0, dtype=np.int64), "logits_from"))
-    for prop in proto.metadata_props:
-        if prop.key == "nextword.format_version":
-            prop.value = "1"
-    path = tmp_path / "format1.onnx"
-    onnx.save(proto, str(path))
-    return path
+    return _with_format_version(proto, "1", tmp_path / "format1.onnx")
 
 
 def test_format_1_files_still_load_and_generate_the_same(model, model_path, tmp_path):
@@ -240,17 +245,10 @@ def test_format_1_files_still_load_and_generate_the_same(model, model_path, tmp_
 def test_signature_must_match_the_format_version(model_path, tmp_path):
     """A format-1 file may not take logits_from, and a format-2 file must."""
     onnx = pytest.importorskip("onnx")
-    proto = onnx.load(str(model_path))
-    for prop in proto.metadata_props:
-        if prop.key == "nextword.format_version":
-            prop.value = "1"
-    onnx.save(proto, str(tmp_path / "v1_with_input.onnx"))
-    with pytest.raises(ModelFileError, match="do not match the nextword step signature"):
-        load(tmp_path / "v1_with_input.onnx")
-    proto = onnx.load(str(_format_1_file(model_path, tmp_path)))
-    for prop in proto.metadata_props:
-        if prop.key == "nextword.format_version":
-            prop.value = "2"
-    onnx.save(proto, str(tmp_path / "v2_without_input.onnx"))
-    with pytest.raises(ModelFileError, match="do not match the nextword step signature"):
-        load(tmp_path / "v2_without_input.onnx")
+    mislabelled = [
+        _with_format_version(onnx.load(str(model_path)), "1", tmp_path / "v1_with_input.onnx"),
+        _with_format_version(onnx.load(str(_format_1_file(model_path, tmp_path))), "2", tmp_path / "v2.onnx"),
+    ]
+    for path in mislabelled:
+        with pytest.raises(ModelFileError, match="do not match the nextword step signature"):
+            load(path)
