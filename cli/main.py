@@ -232,11 +232,6 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _changed(config: GenerationConfig) -> set[str]:
-    base = GenerationConfig()
-    return {f.name for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(base, f.name)}
-
-
 def _read_text_file(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -340,9 +335,7 @@ def _info(args: argparse.Namespace) -> int:
                 f"  int8 vs fp32   max |logit difference| {q['max_abs_logit_diff']:.3f}, "
                 f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
             )
-    defaults = {
-        k: v for k, v in dataclasses.asdict(info.generation).items() if k in _changed(info.generation)
-    }
+    defaults = info.generation.changes()
     if defaults:
         print("  decoding       " + ", ".join(f"{k}={v}" for k, v in defaults.items()) + " (model defaults)")
     print("  versions       " + ", ".join(f"{k} {v}" for k, v in info.versions.items()))

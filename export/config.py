@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from nextword.runtime.generation import GenerationConfig
 
@@ -57,12 +57,3 @@ class ExportConfig:
             raise ValueError(f"greedy_words must be >= 1, got {self.greedy_words}")
         if self.generation.seed is not None:
             raise ValueError("a model cannot carry a default seed: pass seed to each generate() call")
-
-    def generation_defaults(self) -> dict[str, object]:
-        """The decoding options that differ from :class:`GenerationConfig`'s own defaults."""
-        base = GenerationConfig()
-        return {
-            f.name: getattr(self.generation, f.name)
-            for f in fields(GenerationConfig)
-            if getattr(self.generation, f.name) != getattr(base, f.name)
-        }

@@ -97,7 +97,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         KEY_CONFIG: json.dumps(model_config),
         KEY_METRICS: json.dumps(metrics),
         KEY_VERSIONS: json.dumps(versions),
-        KEY_GENERATION: json.dumps(config.generation_defaults()),
+        KEY_GENERATION: json.dumps(config.generation.changes()),
     }
     _set_metadata(proto, metadata)
 

@@ -123,6 +123,15 @@ class GenerationConfig:
             raise ValueError(f"unknown generation option(s) {unknown}; valid options are {sorted(known)}")
         return replace(config or cls(), **options)
 
+    def changes(self) -> dict[str, Any]:
+        """The fields that differ from :class:`GenerationConfig`'s own defaults, by name."""
+        base = type(self)()
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(base, f.name)
+        }
+
 
 def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -44,7 +44,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 2  # bump when a reader of the previous version could misread a new file
-SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2})  # 2 added the logits_from input
+SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2})
+LOGITS_FROM_SINCE = 2  # the format version that added the logits_from input
 
 KEY_FORMAT_VERSION = "nextword.format_version"  # "2"
 KEY_TOKENIZER = "nextword.tokenizer"  # Tokenizer.to_json()
@@ -90,7 +91,7 @@ class ModelInfo:
     @property
     def has_logits_from(self) -> bool:
         """Whether the graph takes ``logits_from`` (format 2 on), so positions can be skipped."""
-        return self.format_version >= 2
+        return self.format_version >= LOGITS_FROM_SINCE
 
 
 def read_model_info(session: Any, source: str) -> ModelInfo:
@@ -181,7 +182,7 @@ def _check_signature(session: Any, source: str, version: int) -> tuple[tuple[int
             f"{source}: the graph's state inputs {sorted(inputs)} are not h_0, c_0, h_1, ..."
         )
     num_layers = len(layers)
-    has_logits_from = version >= 2
+    has_logits_from = version >= LOGITS_FROM_SINCE
     expected_inputs = {INPUT_IDS, *state_input_names(num_layers), *([LOGITS_FROM] * has_logits_from)}
     expected_outputs = {LOGITS, *state_output_names(num_layers)}
     if set(inputs) != expected_inputs or set(outputs) != expected_outputs:

@@ -51,6 +51,12 @@ def test_every_option_is_validated(options, message):
         GenerationConfig.from_options(**options)
 
 
+def test_changes_lists_only_the_fields_that_differ_from_the_defaults():
+    assert GenerationConfig().changes() == {}
+    config = GenerationConfig(temperature=0.7, stop=("END",), max_words=GenerationConfig().max_words)
+    assert config.changes() == {"temperature": 0.7, "stop": ("END",)}
+
+
 def test_stop_accepts_a_single_string():
     assert GenerationConfig(stop=".").stop == (".",)
 
