@@ -194,3 +194,20 @@ def test_suggest_and_score(capsys, model_path, model, tmp_path):
     text_file.write_bytes(b"caf\xe9")
     code, _, err = run_cli(capsys, "score", model_path, "--file", text_file)
     assert code == 2 and "not UTF-8" in err
+
+
+def test_train_overwrite_of_a_folder_of_user_files_exits_2_and_deletes_nothing(
+    capsys, corpus_files, tmp_path, monkeypatch
+):
+    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("precious")
+    corpus = shutil.copy(corpus_files["csv"], home / "corpus.csv")
+    monkeypatch.chdir(home)
+    for corpus_arg in (corpus, corpus_files["csv"]):  # inside --out, then outside it
+        code, _, err = run_cli(capsys, "train", corpus_arg, "--out", ".", "--overwrite", "--epochs", 1)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "inside the run folder" in run_cli(capsys, "train", corpus, "--out", ".", "--overwrite")[2]
+    assert sorted(p.name for p in home.iterdir()) == ["corpus.csv", "thesis.tex"]
+    assert (home / "thesis.tex").read_text() == "precious"

@@ -12,6 +12,7 @@ pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[t
 from nextword.runtime import Tokenizer
 from nextword.train import CorpusError, ModelConfig, resume, train
 from nextword.train.embeddings import EmbeddingsError
+from nextword.train.files import NotARunError
 from nextword.train.trainer import RunExistsError
 
 pytestmark = pytest.mark.slow
@@ -78,13 +79,60 @@ def test_validation_vocabulary_comes_from_training_split_only(tmp_path, corpus_f
 
 
 def test_existing_run_folder_is_refused_then_overwritten(run_dir, tiny_config, tmp_path):
+    import shutil
+
     with pytest.raises(RunExistsError, match=r"--resume .*--overwrite"):
         train(tiny_config)
     out = tmp_path / "again"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+    shutil.copytree(run_dir, out)
+    (out / ".model.tmp123.keras").write_bytes(b"left by a killed session")
+    old_model = (out / "model.keras").read_bytes()
     result = train(replace(tiny_config, out=str(out), epochs=1, overwrite=True))
-    assert result.epochs == 1 and not (out / "stale.txt").exists()
+    assert result.epochs == 1 and (out / ".nextword-run").is_file()
+    assert (out / "model.keras").read_bytes() != old_model and not (out / ".model.tmp123.keras").exists()
+
+
+@pytest.mark.parametrize("intruder", ["notes.txt", "corpus.csv", "subfolder", "model.keras-link"])
+def test_overwrite_never_deletes_what_a_run_did_not_write(run_dir, tiny_config, tmp_path, intruder):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    if intruder == "subfolder":
+        (out / "subfolder").mkdir()
+        (out / "subfolder" / "thesis.tex").write_text("precious")
+    elif intruder == "model.keras-link":  # a run file's name that is not a plain file is not ours either
+        (out / "model.keras").unlink()
+        (out / "model.keras").symlink_to(tmp_path / "elsewhere.keras")
+        (tmp_path / "elsewhere.keras").write_text("precious")
+    else:
+        (out / intruder).write_text("precious")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(NotARunError, match="did not write"):
+        train(replace(tiny_config, out=str(out), overwrite=True))
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert (out / "tokenizer.json").is_file() and (out / "train.ids").is_file()
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_config, tmp_path):
+    home = tmp_path / "thesis"
+    home.mkdir()
+    (home / "chapter1.tex").write_text("precious")
+    with pytest.raises(NotARunError, match="not a nextword run folder"):
+        train(replace(tiny_config, out=str(home), overwrite=True))
+    assert (home / "chapter1.tex").read_text() == "precious"
+
+
+def test_a_corpus_inside_the_run_folder_is_refused(tiny_config, tmp_path, corpus_files):
+    import shutil
+
+    out = tmp_path / "run"
+    out.mkdir()
+    corpus = shutil.copy(corpus_files["csv"], out / "corpus.csv")
+    config = replace(tiny_config, out=str(out), overwrite=True)
+    with pytest.raises(RunExistsError, match="inside the run folder"):
+        train(replace(config, corpus=replace(config.corpus, paths=(str(corpus),))))
+    assert Path(corpus).is_file()
 
 
 def test_early_stopping_and_resume(tmp_path, tiny_config):

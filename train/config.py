@@ -110,7 +110,12 @@ class TrainConfig:
     freeze_embeddings: bool = field(
         default=False, metadata={"help": "keep the pretrained vectors fixed instead of fine-tuning them"}
     )
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing run folder"})
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "replace an existing run folder; only one nextword wrote, holding nothing but run files"
+        },
+    )
     verbose: int = field(
         default=1, metadata={"help": "Keras verbosity: 0 silent, 1 progress bar, 2 one line"}
     )

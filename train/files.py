@@ -11,6 +11,8 @@ A run folder holds::
     train.ids        the training documents encoded: ``<eod> doc <eod> ... <eod>``, raw little-endian
                      int32 ids (4 bytes a word); the training windows are read from it
     val.ids          the validation documents, the same way
+    .nextword-run    the marker that says "nextword wrote this folder": ``--overwrite`` replaces only
+                     folders that carry it, and removes only the files listed here
 
 Every file is written to a temporary name in the same folder and renamed into place, so a crash never
 leaves a half-written file behind.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +32,7 @@ from typing import Any
 from .config import TrainConfig
 
 __all__ = [
+    "RUN_MARKER",
     "RUN_ONLY_KEYS",
     "RunDir",
     "atomic_path",
@@ -106,6 +110,25 @@ RUN_ONLY_KEYS = (
 )  # config.json keys that are facts of the run, not settings
 
 
+RUN_MARKER = ".nextword-run"
+# Every name a run writes (the marker last of all): what --overwrite may remove, and nothing else.
+RUN_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "model.keras",
+    "checkpoint.keras",
+    "metrics.json",
+    "samples.json",
+    "train.ids",
+    "val.ids",
+)
+_TEMPORARY = re.compile(r"\..+\.tmp.*")  # what atomic_path leaves behind when a process is killed
+
+
+class NotARunError(FileExistsError):
+    """A folder is not a nextword run folder, so nextword will not delete anything in it."""
+
+
 class RunDir:
     """Paths inside one run folder."""
 
@@ -143,6 +166,61 @@ class RunDir:
     @property
     def val_ids(self) -> Path:
         return self.root / "val.ids"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / RUN_MARKER
+
+    def mark(self) -> None:
+        """Create the folder and its marker: from now on it is a run folder that --overwrite may clear."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.marker.is_file():
+            atomic_write_json(self.marker, {"nextword_run": 1})
+
+    def is_run(self) -> bool:
+        """Whether the folder carries the marker, or is a run written before markers existed (it holds
+        a ``config.json`` and a ``tokenizer.json`` and nothing but run files)."""
+        if self.marker.is_file():
+            return True
+        return self.config.is_file() and self.tokenizer.is_file() and not self.foreign_entries()
+
+    def foreign_entries(self) -> list[str]:
+        """Names in the folder that a run never writes (sorted): anything but plain run files and
+        leftover temporaries. Links and folders always count as foreign, whatever their name."""
+        foreign = []
+        for entry in os.scandir(self.root):
+            known = entry.name in RUN_FILES or entry.name == RUN_MARKER or _TEMPORARY.fullmatch(entry.name)
+            if not known or not entry.is_file(follow_symlinks=False):
+                foreign.append(entry.name)
+        return sorted(foreign)
+
+    def check_replaceable(self) -> None:
+        """Raise :class:`NotARunError` unless :meth:`clear` would remove everything in the folder.
+
+        ``--overwrite`` replaces a previous run, never a folder of the user's own files: a folder
+        without the marker, or with anything a run does not write, is refused and left untouched.
+        """
+        if not self.is_run():
+            raise NotARunError(
+                f"{self.root} is not a nextword run folder (it has no {RUN_MARKER} marker), so --overwrite "
+                "will not delete anything in it; choose an empty or new folder for --out"
+            )
+        foreign = self.foreign_entries()
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise NotARunError(
+                f"{self.root} holds files that nextword did not write ({shown}), so --overwrite will not "
+                "replace it; move them out of the folder or choose another --out"
+            )
+
+    def clear(self) -> None:
+        """Remove the files a run wrote (see :meth:`check_replaceable`), the marker last; the folder
+        itself stays. Files of any other name are never touched."""
+        self.check_replaceable()
+        for entry in os.scandir(self.root):
+            if entry.name != RUN_MARKER:
+                Path(entry.path).unlink(missing_ok=True)
+        self.marker.unlink(missing_ok=True)
 
     def require_trained(self) -> None:
         """Raise ``FileNotFoundError`` naming what is missing unless the folder holds a trained model."""

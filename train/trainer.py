@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import platform
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -64,9 +63,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     if not config.out:
         raise ValueError("the run folder is not set: pass --out RUN_DIR")
     run = RunDir(config.out)
-    replacing = _check_run_dir(run, config.overwrite)
     corpus = replace(config.corpus, paths=tuple(str(Path(p).resolve()) for p in config.corpus.paths))
     config = replace(config, corpus=corpus)
+    replacing = _check_run_dir(run, config)
 
     n_documents = count_documents(corpus.paths, corpus)  # pass 1
     val_idx = validation_indices(n_documents, corpus.val_fraction, corpus.split_seed)
@@ -90,8 +89,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
         embedding.trainable = not config.freeze_embeddings
 
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
-        shutil.rmtree(run.root)
-    run.root.mkdir(parents=True, exist_ok=True)
+        run.clear()
+    run.mark()
     atomic_write_text(run.tokenizer, tokenizer.to_json())
     encoded = encode_corpus(  # pass 3
         corpus, n_documents, val_idx, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS
@@ -143,6 +142,7 @@ def resume(
     changes = {"epochs": epochs, "patience": patience, "verbose": verbose}
     config = replace(config, max_minutes=max_minutes, **{k: v for k, v in changes.items() if v is not None})
     _remove_stale_temporaries(run)
+    run.mark()  # a run from before markers existed gains one: --overwrite may then replace it
     if not (run.train_ids.is_file() and run.val_ids.is_file()):
         _encode_again(run, config, stored.get("data", {}))
     model = keras.saving.load_model(run.checkpoint)
@@ -209,16 +209,26 @@ def versions() -> dict[str, str]:
     }
 
 
-def _check_run_dir(run: RunDir, overwrite: bool) -> bool:
-    """Refuse a run folder that holds something, unless ``overwrite``; True if it is to be replaced."""
+def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
+    """Refuse a run folder that holds something, unless ``config.overwrite`` and it holds a previous run
+    and nothing else (:meth:`RunDir.check_replaceable`); True if it is to be replaced. A corpus file
+    inside the folder is refused either way: the run's files would be written beside it."""
     if run.root.exists() and not run.root.is_dir():
         raise RunExistsError(f"{run.root} exists and is not a folder; choose another --out")
+    root = run.root.resolve()
+    inside = [p for p in config.corpus.paths if root in Path(p).resolve().parents]
+    if inside:
+        raise RunExistsError(
+            f"the corpus file {inside[0]} is inside the run folder {run.root}; keep corpora outside --out "
+            "(a run folder holds only what training writes)"
+        )
     if run.root.is_dir() and any(run.root.iterdir()):
-        if not overwrite:
+        if not config.overwrite:
             raise RunExistsError(
                 f"run folder {run.root} is not empty; continue it with `nextword train --resume {run.root}` "
                 "or replace it with --overwrite"
             )
+        run.check_replaceable()
         return True
     return False
 
