@@ -7,11 +7,13 @@ configuration and corpus helpers are pure Python, and TensorFlow loads only when
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from ._deps import TRAINING_STACK, MissingExtraError, require
 from .config import CorpusConfig, ModelConfig, TrainConfig
 from .corpus import CorpusError, load_documents, split_documents
+from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
 
 if TYPE_CHECKING:
     from .trainer import TrainResult
@@ -19,10 +21,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CorpusConfig",
     "CorpusError",
+    "DistributeError",
     "MissingExtraError",
     "ModelConfig",
+    "PeerUnreachableError",
     "TrainConfig",
     "TrainResult",
+    "WorkerLostError",
     "load_documents",
     "resume",
     "split_documents",
@@ -32,6 +37,8 @@ __all__ = [
 
 def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """Train a model; see :func:`nextword.train.trainer.train`."""
+    if config.distribute == "multi-worker":  # a bad TF_CONFIG fails at once, before TensorFlow loads
+        parse_tf_config(os.environ.get("TF_CONFIG"))
     require("training", TRAINING_STACK)
     from .trainer import train as _train
 
@@ -39,8 +46,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
 
 
 def resume(run_dir: str, **changes: Any) -> TrainResult:
-    """Continue an interrupted run; ``changes`` are ``epochs``, ``patience``, ``verbose`` and
-    ``max_minutes``. See :func:`nextword.train.trainer.resume`."""
+    """Continue an interrupted run; ``changes`` are ``epochs``, ``patience``, ``verbose``,
+    ``max_minutes``, ``distribute``, ``peer_timeout`` and ``checkpoint_steps``. See
+    :func:`nextword.train.trainer.resume`."""
     require("training", TRAINING_STACK)
     from .trainer import resume as _resume
 
