@@ -143,6 +143,7 @@ def fit_session(
         workers,
         len(windows),
         len(val_windows),
+        batch * config.seq_len,
         checkpoint_steps=config.checkpoint_steps,
         budget=config.max_minutes * 60 if config.max_minutes else None,
         verbose=config.verbose,

@@ -12,9 +12,9 @@ summation order.
 
 Every epoch reports, over the words it trained: ``loss`` (mean cross-entropy per word), ``accuracy``
 and ``top5_accuracy``, and the same three on the validation windows (``val_*``), all weighted per
-word, never per batch. Per step the replicas exchange one all-reduce of the word count, one of the
-gradients and one of the step's metric sums, which also carries the time-budget flag: when any worker's
-budget runs out, every worker stops after the same step.
+word, never per batch. Per step the replicas exchange one all-reduce, of the gradients together with
+the step's word count, metric sums and time-budget flags: when any worker's budget runs out, every
+worker stops after the same step.
 """
 
 from __future__ import annotations
@@ -58,9 +58,8 @@ def _already_summed(grads_and_vars: Any) -> Any:
 class TrainingLoop:
     """Trains ``model`` (compiled, built under ``workers.strategy``) epoch by epoch.
 
-    ``on_checkpoint()`` is called every ``checkpoint_steps`` steps within an epoch (not at its last
-    step: the epoch end saves then); ``on_epoch_end(result)`` after each epoch's validation, returning
-    True to stop. ``budget`` seconds end training after the step during which they run out.
+    ``positions_per_step`` (global batch x window length) only scales the loss before it is
+    differentiated. ``budget`` seconds end training after the step during which they run out.
     """
 
     def __init__(
@@ -69,6 +68,7 @@ class TrainingLoop:
         workers: Workers,
         steps_per_epoch: int,
         val_steps: int,
+        positions_per_step: int,
         *,
         checkpoint_steps: int = 0,
         budget: float | None = None,
@@ -76,6 +76,7 @@ class TrainingLoop:
     ) -> None:
         self.model, self.workers = model, workers
         self.steps_per_epoch, self.val_steps = steps_per_epoch, val_steps
+        self.positions_per_step = positions_per_step  # global batch x seq_len
         self.checkpoint_steps, self.budget, self.verbose = checkpoint_steps, budget, verbose
         self.ran_out = False
         # The gradients reach the optimizer summed over the replicas (see the module docstring):
@@ -102,16 +103,26 @@ class TrainingLoop:
             top5 = tf.reshape(top5, tf.shape(y))  # (B, T)
             return tf.stack([tf.reduce_sum(s * w) for s in (losses, tf.ones_like(w), hits, top5)])
 
+        positions = float(self.positions_per_step)
+
         def replica_train(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, stop: tf.Tensor) -> tf.Tensor:
             ctx = tf.distribute.get_replica_context()
             with tf.GradientTape() as tape:
-                local = sums(y, model(x, training=True), w)
-                words = ctx.all_reduce(total, local[1])  # real words in the global batch
-                loss = local[0] / tf.maximum(words, 1.0)  # this replica's share of the global mean
-                scaled = optimizer.scale_loss(loss)
-            grads = ctx.all_reduce(total, tape.gradient(scaled, variables))
+                local = sums(y, model(x, training=True), w)  # (4,)
+                # Divided by a constant for now (the global batch's positions, real or padding), so
+                # the loss keeps the scale of a mean (float16 gradients must not overflow)...
+                scaled = optimizer.scale_loss(local[0] / positions)
+            grads = tape.gradient(scaled, variables)
+            # ... one all-reduce sums the gradients with the step's metric sums and stop flags ...
+            *grads, totals = ctx.all_reduce(total, [*grads, tf.concat([local, [stop]], 0)])
+            # ... and the sum becomes the mean over the real words of the global batch.
+            factor = positions / tf.maximum(totals[1], 1.0)
+            grads = [_scaled(g, factor) for g in grads]
             optimizer.apply_gradients(zip(grads, variables, strict=True))
-            return tf.concat([local, [stop]], 0)  # (5,)
+            return totals  # (5,) the same on every replica
+
+        def first(per_replica: Any) -> tf.Tensor:
+            return strategy.experimental_local_results(per_replica)[0]
 
         def replica_eval(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
             return sums(y, model(x, training=False), w)
@@ -119,7 +130,7 @@ class TrainingLoop:
         @tf.function
         def train_step(iterator: Any, stop: tf.Tensor) -> tf.Tensor:
             x, y, w = next(iterator)
-            return strategy.reduce(total, strategy.run(replica_train, args=(x, y, w, stop)), axis=None)
+            return first(strategy.run(replica_train, args=(x, y, w, stop)))
 
         @tf.function
         def eval_step(iterator: Any) -> tf.Tensor:
@@ -140,7 +151,9 @@ class TrainingLoop:
         """Train epochs ``first_epoch`` (from step ``first_step``) to ``epochs - 1``.
 
         ``train_data`` is the endless distributed dataset starting at that step; ``val_data`` a finite
-        one of ``val_steps`` steps, read again for every validation.
+        one of ``val_steps`` steps, read again for every validation. ``on_checkpoint()`` is called
+        every ``checkpoint_steps`` steps within an epoch (not after its last step: the epoch's end
+        saves then), ``on_epoch_end(result)`` after each epoch's validation, returning True to stop.
         """
         import tensorflow as tf
 
@@ -187,6 +200,15 @@ class TrainingLoop:
             )
             if on_epoch_end(result) or self.ran_out:
                 return
+
+
+def _scaled(gradient: Any, factor: Any) -> Any:
+    """``gradient * factor``, for a dense gradient or an embedding's ``IndexedSlices``."""
+    import tensorflow as tf
+
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
+    return gradient * factor
 
 
 def _averages(sums: np.ndarray) -> dict[str, float]:
