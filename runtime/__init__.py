@@ -14,8 +14,8 @@ from .default import default_model, generate
 from .errors import ModelFileError
 from .evaluation import Evaluation, evaluate, evaluate_ids
 from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
+from .limits import LoadLimits
 from .model import NextWordModel, load
-from .model_check import LoadLimits
 from .scoring import TextScore, WordScore
 from .tokenizer import Tokenizer, TokenizerConfig
 

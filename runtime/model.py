@@ -8,7 +8,6 @@ import numbers
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,8 @@ import onnxruntime as ort
 from .decoding import SamplingRun, beam_search
 from .errors import ModelFileError
 from .generation import MAX_BATCH, GenerationConfig
-from .model_check import LoadLimits, check_model_file
+from .limits import LoadLimits
+from .model_check import inspect_model_file
 from .model_file import (
     INPUT_IDS,
     LOGITS,
@@ -27,7 +27,9 @@ from .model_file import (
     state_input_names,
     state_output_names,
 )
+from .probe import probe_model
 from .scoring import PROMPT_CHUNK, TextScore, WordScore, softmax, token_logprobs
+from .session import run_session
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
 __all__ = ["NextWordModel", "State", "default_session_options", "load"]
@@ -54,21 +56,27 @@ def load(
     is the CPU. Providers this onnxruntime build lacks are skipped with a warning.
 
     The file is checked before onnxruntime sees it (size, structure, versions, operators, no external
-    data; see :func:`~nextword.runtime.model_check.check_model_file` and ``docs/security.md``);
-    ``limits`` widens or tightens those checks.
+    data, bounded memory and work per step; see :func:`~nextword.runtime.model_check.check_model_file`
+    and ``docs/security.md``); ``limits`` widens or tightens those checks. Then one probe step on a
+    batch of 2 proves the graph makes outputs of the shapes and types its metadata declares.
 
-    Raises :class:`ModelFileError` when the file is missing, is not ONNX, or is not a nextword model.
+    Raises :class:`ModelFileError` when the file is missing, is not ONNX, is not a nextword model, or
+    its graph does not do what its metadata says.
     """
-    source = "<model bytes>" if isinstance(model, bytes) else str(Path(model))
-    payload = check_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
+    checked = inspect_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
+    source = checked.name
     chosen = _choose_providers(providers)
+    if session_options is None:
+        session_options = default_session_options()
+        session_options.log_severity_level = 3  # errors only: they all reach the caller as exceptions
     try:
-        session = ort.InferenceSession(
-            payload, sess_options=session_options or default_session_options(), providers=chosen
-        )
+        session = ort.InferenceSession(checked.data, sess_options=session_options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
-        raise ModelFileError(f"{source} could not be loaded as an ONNX model: {exc}") from None
-    return NextWordModel(session, read_model_info(session, source), source)
+        reason = " ".join(str(exc).split())[:500]
+        raise ModelFileError(f"{source} could not be loaded as an ONNX model: {reason}") from None
+    info = read_model_info(session, source, checked.metadata)
+    probe_model(session, info, source)
+    return NextWordModel(session, info, source)
 
 
 def default_session_options() -> ort.SessionOptions:
@@ -175,7 +183,7 @@ class NextWordModel:
         feed.update(zip(self._state_inputs, state, strict=True))
         if self.info.has_logits_from:
             feed[LOGITS_FROM] = np.asarray(logits_from, dtype=np.int64)
-        logits, *new_state = self.session.run(self._outputs, feed)
+        logits, *new_state = run_session(self.session, self._outputs, feed, self.source)
         if logits_from and not self.info.has_logits_from:
             logits = logits[:, logits_from:]
         return logits, new_state
