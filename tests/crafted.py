@@ -16,6 +16,10 @@ from onnx import TensorProto, helper, numpy_helper
 INT64_MAX = np.iinfo(np.int64).max
 
 
+def proto(path) -> onnx.ModelProto:
+    return onnx.load(str(path))
+
+
 def initializer(proto: onnx.ModelProto, name: str) -> onnx.TensorProto:
     return next(t for t in proto.graph.initializer if t.name == name)
 
