@@ -150,6 +150,11 @@ class _Bounder:
         self._inputs()
         for node in self._ordered():
             outputs = self._node(node)
+            if len(node.outputs) > len(outputs):
+                raise _Refused(
+                    f"a {node.op_type} node names {len(node.outputs)} outputs but makes at most "
+                    f"{len(outputs)}; the graph is invalid"
+                )
             for out, value in zip(node.outputs, outputs, strict=False):
                 if out:
                     self._set(out, value, f"a {node.op_type} node")

@@ -28,7 +28,7 @@ from .model_file import (
 )
 from .probe import probe_model
 from .scoring import TextScore, next_words, prompt_ids, score_text
-from .session import run_session
+from .session import run_session, wrong_shapes
 from .step import PROMPT_CHUNK, State, feed_chunks
 from .tokenizer import Tokenizer
 
@@ -66,7 +66,7 @@ def load(
     chosen = _choose_providers(providers)
     if session_options is None:
         session_options = default_session_options()
-        session_options.log_severity_level = 3  # errors only: they all reach the caller as exceptions
+        session_options.log_severity_level = 4  # onnxruntime's errors reach the caller as exceptions
     try:
         session = ort.InferenceSession(checked.data, sess_options=session_options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
@@ -182,6 +182,16 @@ class NextWordModel:
         if self.info.has_logits_from:
             feed[LOGITS_FROM] = _LOGITS_FROM.get(logits_from) or np.asarray(logits_from, dtype=np.int64)
         logits, *new_state = run_session(self.session, self._outputs, feed, self.source)
+        # The probe at load tried one batch size and length; a graph can still break on others. A wrong
+        # shape here would surface as a numpy error far away, or as a score over the wrong words.
+        batch, wanted, vocab = len(ids), positions, self.info.vocab_size  # checked in about 0.4 us
+        if logits_from and self.info.has_logits_from:
+            wanted = positions - logits_from if logits_from > 0 else -logits_from
+        if logits.shape != (batch, wanted, vocab):
+            raise wrong_shapes(self.source, ids.shape, logits, new_state, (batch, wanted, vocab))
+        for rows in new_state:
+            if len(rows) != batch:
+                raise wrong_shapes(self.source, ids.shape, logits, new_state, (batch, wanted, vocab))
         if logits_from and not self.info.has_logits_from:
             logits = logits[:, logits_from:]
         return logits, new_state

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from .errors import ModelRunError
 
-__all__ = ["run_session"]
+__all__ = ["run_session", "wrong_shapes"]
 
 # onnxruntime also logs a failing node to stderr; the exception below already says it all, once.
 _QUIET = ort.RunOptions()
@@ -36,3 +36,15 @@ def run_session(
             f"{source}: onnxruntime failed running the model on {shapes}: {reason[:500]}; the file is "
             "damaged or crafted: re-download or re-export it"
         ) from exc
+
+
+def wrong_shapes(
+    source: str, ids_shape: tuple[int, ...], logits: np.ndarray, state: Sequence[np.ndarray], wanted: tuple
+) -> ModelRunError:
+    """The error for a step whose outputs have shapes the nextword signature does not allow."""
+    shapes = ", ".join(str(getattr(s, "shape", "?")) for s in state)
+    return ModelRunError(
+        f"{source}: on input_ids of shape {ids_shape} the graph returned logits of shape "
+        f"{getattr(logits, 'shape', '?')} (expected {wanted}) and state of shapes {shapes}; the graph only "
+        "works for some batch sizes or lengths: the file is damaged or crafted, re-download or re-export it"
+    )

@@ -182,3 +182,14 @@ def missing_data(proto: onnx.ModelProto, dims: list[int]) -> onnx.ModelProto:
     tensor.dims.extend(dims)
     proto.graph.initializer.append(tensor)
     return proto
+
+
+def cap_logits(proto: onnx.ModelProto, axis: int, end: int) -> onnx.ModelProto:
+    """The logits go through ``Slice(x, [0], [end], [axis])``: fine for the probe (2 rows, 2
+    positions) when ``end`` >= 2, wrong for larger batches (axis 0) or longer inputs (axis 1)."""
+    rename_output(proto, "logits", "real_logits")
+    starts = add_initializer(proto, "cap_starts", np.array([0], dtype=np.int64))
+    ends = add_initializer(proto, "cap_ends", np.array([end], dtype=np.int64))
+    axes = add_initializer(proto, "cap_axes", np.array([axis], dtype=np.int64))
+    proto.graph.node.append(helper.make_node("Slice", ["real_logits", starts, ends, axes], ["logits"]))
+    return proto

@@ -193,3 +193,21 @@ def test_cli_reports_a_failing_call_in_one_line_with_exit_2(one_row_breaks):
         and lines[0].startswith("nextword generate: error: ")
         and str(one_row_breaks) in lines[0]
     )
+
+
+def test_outputs_of_the_wrong_shape_on_other_inputs_raise_model_run_error(model_path, tmp_path):
+    """Graphs that pass the probe (2 rows, 2 positions) but cut larger batches or longer inputs: every
+    call checks its outputs' shapes, so no numpy error or silently wrong score follows."""
+    rows = _save(crafted.cap_logits(crafted.proto(model_path), axis=0, end=2), tmp_path, "rows.onnx")
+    model = load(rows)
+    assert len(model.generate(["a", "b"], max_words=3, seed=0)) == 2
+    with pytest.raises(
+        ModelRunError, match=r"returned logits of shape \(2, 1, \d+\) \(expected \(3, 1, \d+\)\)"
+    ):
+        model.generate(["a", "b", "c"], max_words=3, seed=0)
+    positions = _save(crafted.cap_logits(crafted.proto(model_path), axis=1, end=3), tmp_path, "pos.onnx")
+    model = load(positions)
+    assert model.generate("the network", max_words=5, seed=0)  # one position at a time: fine
+    with pytest.raises(ModelRunError, match="the graph only works for some batch sizes or lengths") as info:
+        model.score("the network receives the weights and stores them")
+    assert str(positions) in str(info.value)
