@@ -462,7 +462,7 @@ def _use(model) -> None:
     event("loaded and used")
 
 
-@fuzz(ci_examples=250)
+@fuzz(ci_examples=600)
 @given(data=st.data())
 def test_graph_mutations(protos, data):
     """Mutated graphs (dims, constants, attributes, wiring, ops, declared types and shapes): each file
@@ -481,7 +481,7 @@ def test_graph_mutations(protos, data):
     _use(model)
 
 
-@fuzz(ci_examples=30)
+@fuzz(ci_examples=150)
 @given(data=st.data())
 def test_graph_mutations_without_the_static_bounds(protos, data):
     """The same with LoadLimits(bound_graph=False): the probe and the wrapped session calls alone."""
