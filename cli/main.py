@@ -29,6 +29,7 @@ from nextword.train.corpus import count_documents, read_split, validation_indice
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, json_text, safe
+from .quiet import import_tensorflow_quietly
 
 __all__ = ["build_parser", "main"]
 
@@ -141,6 +142,7 @@ def _os_error(exc: OSError) -> str:
 def _train(args: argparse.Namespace) -> int:
     from nextword.train import resume, train
 
+    import_tensorflow_quietly()
     flags = config_flags(TrainConfig)
     options = {k: v for k, v in vars(args).items() if k in flags}
     if args.resume:
@@ -167,6 +169,7 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from nextword.export import export
 
+    import_tensorflow_quietly()
     config = config_from_args(ExportConfig(), vars(args))
     if not config.run_dir or not config.out:
         raise ValueError("usage: nextword export RUN_DIR --out MODEL.onnx")

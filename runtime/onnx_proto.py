@@ -335,8 +335,8 @@ class _Reader:
             if fmt and 0 <= tensor.stored <= VALUE_ELEMENTS:
                 tensor.values = packed_fixed(data, raw[0], raw[1], fmt) if tensor.stored else []
             return
-        number = _TYPED_FIELD.get(dtype)
-        parts = typed.get(number, []) if number else []
+        number = _TYPED_FIELD.get(dtype, 0)
+        parts = typed.get(number, [])
         count, values = 0, []
         for wire, x, y in parts:
             if wire == LEN and number != 6:  # a packed run

@@ -34,7 +34,7 @@ def probe_model(session, info: ModelInfo, source: str) -> None:
     state = [
         rng.uniform(-1, 1, size=(2, width)).astype(np.float32) for width in info.state_sizes for _ in "hc"
     ]
-    feed = {INPUT_IDS: ids, **dict(zip(state_input_names(layers), state, strict=True))}
+    feed: dict[str, np.ndarray] = {INPUT_IDS: ids, **dict(zip(state_input_names(layers), state, strict=True))}
     positions = ids.shape[1]
     if info.has_logits_from:
         feed[LOGITS_FROM] = np.asarray(PROBE_LOGITS_FROM, dtype=np.int64)

@@ -55,11 +55,11 @@ def _elementwise(ctx: Context, node: Node, dtype: int | None = None, arith=None)
     shape = broadcast([v.shape for v in inputs])
     ctx.cost(product(shape), node)
     values = None
-    if arith and len(inputs) == 2 and all(v.values is not None for v in inputs) and len(shape) <= 1:
-        a, b = inputs[0].values, inputs[1].values
+    a, b = (inputs[0].values, inputs[1].values) if len(inputs) == 2 else (None, None)
+    if arith and a is not None and b is not None and len(shape) <= 1:
         n = shape[0].c if shape and shape[0].const and shape[0].exact else 1 if not shape else -1
-        if 0 < n <= MAX_VALUES and len(a) in (1, n) and len(b) in (1, n):  # type: ignore[arg-type]
-            a, b = a * (n // len(a)), b * (n // len(b))  # type: ignore[operator]
+        if 0 < n <= MAX_VALUES and len(a) in (1, n) and len(b) in (1, n):
+            a, b = a * (n // len(a)), b * (n // len(b))
             values = tuple(None if x is None or y is None else arith(x, y) for x, y in zip(a, b, strict=True))
     if dtype is None:
         dtype = inputs[1].dtype if node.op_type == "Where" and len(inputs) > 1 else inputs[0].dtype

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 __all__ = [
     "I32",
@@ -133,7 +134,7 @@ def packed_varints(data: bytes, start: int, end: int) -> list[int]:
     return values
 
 
-def packed_fixed(data: bytes, start: int, end: int, fmt: str) -> list[float] | list[int]:
+def packed_fixed(data: bytes, start: int, end: int, fmt: str) -> list[Any]:
     """Decode a packed field of fixed-width little-endian values (``fmt`` is a struct code: f, d, q)."""
     size = struct.calcsize(fmt)
     if (end - start) % size:
