@@ -44,14 +44,12 @@ class GraphBounds:
     nodes: int
 
 
-def bound_graph(graph: Graph, name: str, limits: LoadLimits, format_version: int) -> GraphBounds:
+def bound_graph(graph: Graph, name: str, limits: LoadLimits) -> GraphBounds:
     """Work out upper bounds for ``graph`` and refuse it when they exceed ``limits``.
 
     Raises :class:`ModelFileError` naming the file ``name``, the tensor or node, and the limit to
-    raise for a file one trusts. ``format_version`` is unused today; it is passed so a later format can
-    bound a different signature.
+    raise for a file one trusts.
     """
-    del format_version
     try:
         return _Bounder(graph, limits).run()
     except Refused as exc:

@@ -102,7 +102,7 @@ def inspect_model_file(
         _check_scales(graph, data, name)
     bounds = None
     if limits.bound_graph:
-        bounds = bound_graph(_merged(model.graphs), name, limits, metadata.format_version)
+        bounds = bound_graph(_merged(model.graphs), name, limits)
     logger.debug("%s passed the model-file checks (%d bytes): %s", name, len(data), bounds)
     return CheckedModel(name=name, data=data, metadata=metadata, bounds=bounds)
 

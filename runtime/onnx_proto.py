@@ -111,7 +111,6 @@ class Attribute:
     tensors: list[Tensor] = field(default_factory=list)  # t and tensors
     graphs: list[Graph] = field(default_factory=list)  # g and graphs
     sparse: list[tuple[Tensor, Tensor]] = field(default_factory=list)  # (values, indices)
-    has_tensor: bool = False  # the singular t field was set
 
 
 @dataclass
@@ -248,7 +247,6 @@ class _Reader:
                 attribute.s = _text(data, x, y)
             elif number in (5, 10):
                 attribute.tensors.append(self.tensor(x, y, depth + 1))
-                attribute.has_tensor |= number == 5
             elif number in (6, 11):
                 attribute.graphs.append(self.graph(x, y, depth + 1))
             elif number in (22, 23):
