@@ -266,12 +266,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load(args.model)
     train_corpus = _mapping(_mapping(model.info.config.get("train")).get("corpus"))
     config = config_from_args(CorpusConfig(), vars(args))
+    fraction, seed = train_corpus.get("val_fraction"), train_corpus.get("split_seed")
     if args.split != "all" and "val_fraction" not in train_corpus:
         raise ModelFileError(f"{args.model} does not record its training split; use --split all")
+    if args.split != "all" and not (
+        _is_number(fraction) and 0 < fraction < 1 and isinstance(seed, int) and not isinstance(seed, bool)
+    ):
+        raise ModelFileError(
+            f"{args.model} records its training split as fraction {safe(repr(fraction))}, seed "
+            f"{safe(repr(seed))}: not a fraction and an integer seed; use --split all"
+        )
     # Streamed: one document in memory at a time, whatever the corpus size.
     n_documents = count_documents(config.paths, config)
     held_out = (
-        validation_indices(n_documents, train_corpus["val_fraction"], train_corpus["split_seed"])
+        validation_indices(n_documents, fraction, seed)
         if args.split != "all"
         else np.zeros(0, dtype=np.int64)
     )

@@ -150,6 +150,17 @@ def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path,
     assert code == 0 and "embedding ?" in out, err
 
 
+def test_evaluate_on_a_recorded_split_of_the_wrong_type(capsys, model_path, corpus_files, tmp_path):
+    proto = crafted.proto(model_path)
+    config = json.loads(crafted.meta(proto, "nextword.config"))
+    config["train"]["corpus"]["val_fraction"] = "x"
+    crafted.set_meta(proto, "nextword.config", json.dumps(config))
+    path = tmp_path / "split.onnx"
+    path.write_bytes(proto.SerializeToString())
+    line = one_line_error(capsys, "evaluate", path, corpus_files["csv"], "--split", "val")
+    assert "records its training split as fraction 'x'" in line and "--split all" in line
+
+
 def test_score_file_that_is_a_fifo_a_folder_or_a_device(capsys, model_path, tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # open() would block forever
