@@ -17,7 +17,7 @@ BUNDLED ?= runtime/data/nextword-patents.onnx
 $(BIN)/nextword: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[train,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,dev,serve,serve-test]"
 	touch $@
 
 setup: $(BIN)/nextword
