@@ -70,7 +70,7 @@ class InterimGenerator:
     def step(self) -> list[Any]:
         updates = []
         runs: dict[int, tuple[SamplingRun, list[int]]] = {}
-        for row, (run, index) in self._rows.items():
+        for row, (run, _) in self._rows.items():
             if row in self._finished:
                 continue
             if row in self._cancelled:

@@ -7,6 +7,7 @@ A client that goes away cancels its job at once: the stream's body is raced agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -188,10 +189,8 @@ class _EventStream(StreamingResponse):
         async with anyio.create_task_group() as group:
 
             async def stream() -> None:
-                try:
+                with contextlib.suppress(OSError):  # the connection broke while sending
                     await self.stream_response(send)
-                except OSError:  # the connection broke while sending
-                    pass
                 group.cancel_scope.cancel()
 
             group.start_soon(stream)
