@@ -78,7 +78,12 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
 
 def app_from_environment() -> FastAPI:
     """The app of a worker process, configured by ``$NEXTWORD_SERVE_CONFIG`` (see :func:`serve`)."""
-    return create_app(ServeConfig(**json.loads(os.environ[CONFIG_ENV])))
+    settings = json.loads(os.environ[CONFIG_ENV])
+    # a worker is a fresh process: it logs as the command that started it did
+    logging.basicConfig(
+        level=settings.pop("_log_level", logging.INFO), format="%(levelname)s %(name)s: %(message)s"
+    )
+    return create_app(ServeConfig(**settings))
 
 
 def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> Any:

@@ -43,5 +43,6 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     if model is not None:
         raise ValueError("workers > 1 load the model in each process: pass config.model, not model")
     load(config.model or os.environ.get(ENV_VAR) or BUNDLED_MODEL)  # a bad file fails once, here
-    os.environ[CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
+    level = logging.getLogger("nextword").getEffectiveLevel()
+    os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
     uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)

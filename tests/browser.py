@@ -1,7 +1,9 @@
 """A live server on a free loopback port and a real headless browser (Debian's chromium through its
-chromedriver, driven by selenium), for tests of the page. Import the fixtures into a test module:
+chromedriver, driven by selenium), for tests of the page. conftest.py imports the two fixtures, so any
+test module can ask for them:
 
-    from browser import browser, live_server  # noqa: F401  (pytest fixtures)
+    def test_page(browser, live_server):
+        browser.get(live_server.url + "/")
 
 ``live_server`` serves ``create_app(ServeConfig(...), model)`` for the session's tiny test model;
 ``browser`` is a selenium WebDriver. Both are module-scoped. Missing pieces skip with the command that
