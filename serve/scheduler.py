@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nextword.runtime import GenerationConfig, NextWordModel
+from nextword.runtime import GenerationConfig, NextWordModel, Update
 
 __all__ = ["BatchScheduler", "Job", "RowUpdate", "Scheduler", "ThreadScheduler", "make_scheduler"]
 
@@ -91,27 +91,20 @@ class Scheduler(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
-def _generator(model: NextWordModel) -> Any:
-    """The step-level generator the schedulers drive."""
-    from ._interim import InterimGenerator
-
-    return InterimGenerator(model)
-
-
-def _row_update(index: int, update: Any) -> RowUpdate:
-    top = update.top_logprobs
-    if top is not None and not isinstance(top, dict):
-        top = dict(top)
-    return RowUpdate(
-        index, update.text, update.token, update.finished, update.finish_reason, update.logprob, top
-    )
+def _row_update(index: int, update: Update, tokens: list[str], eod: int) -> RowUpdate:
+    """The runtime's update for generator row ``update.row``, as sequence ``index`` of its job."""
+    word = None if update.token is None or update.token == eod else tokens[update.token]
+    top = dict(update.top_logprobs) if update.top_logprobs is not None else None
+    logprob = update.logprob if word is not None else None
+    return RowUpdate(index, update.text, word, update.finished, update.finish_reason, logprob, top)
 
 
 class BatchScheduler:
     """Continuous batching: one thread, one generator, one batched step per tick for every sequence."""
 
     def __init__(self, model: NextWordModel, max_batch: int) -> None:
-        self._gen = _generator(model)
+        self._gen = model.generator()
+        self._tokens, self._eod = model.tokenizer.tokens, model.tokenizer.eod_id
         self._max_batch = max_batch
         self._lock = threading.Condition()
         self._waiting: collections.deque[Job] = collections.deque()
@@ -188,7 +181,7 @@ class BatchScheduler:
         batches: dict[Job, list[RowUpdate]] = {}
         for update in updates:
             job, index = self._rows[update.row]
-            batches.setdefault(job, []).append(_row_update(index, update))
+            batches.setdefault(job, []).append(_row_update(index, update, self._tokens, self._eod))
             if update.finished:
                 self._gen.release(update.row)
                 del self._rows[update.row]
@@ -216,7 +209,8 @@ class ThreadScheduler:
         return {"sequences": self._running}
 
     def _generate(self, job: Job) -> None:
-        gen = _generator(self._model)
+        gen = self._model.generator()
+        tokens, eod = self._model.tokenizer.tokens, self._model.tokenizer.eod_id
         try:
             rows = gen.add(job.prompts, job.config, logprobs=job.logprobs)
         except ValueError as exc:
@@ -233,7 +227,7 @@ class ThreadScheduler:
                         gen.cancel(row)
                     cancelled = True
                 updates = gen.step()
-                job.deliver([_row_update(index[u.row], u) for u in updates])
+                job.deliver([_row_update(index[u.row], u, tokens, eod) for u in updates])
         except Exception as exc:
             logger.exception("generation failed")
             job.deliver(RuntimeError(f"generation failed: {exc}"))

@@ -220,3 +220,22 @@ def test_serve_config_refuses_bad_values():
         ServeConfig(max_batch=0)
     assert ServeConfig().host == "127.0.0.1" and ServeConfig().loopback
     assert not ServeConfig(host="0.0.0.0").loopback
+
+
+def test_logprobs_in_whole_and_streamed_answers(client, model):
+    body = {"prompt": "the network", "max_tokens": 8, "temperature": 0, "stop_at_end": False, "logprobs": 2}
+    choice = client.post("/v1/completions", json=body).json()["choices"][0]
+    lp = choice["logprobs"]
+    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == 8
+    assert lp["tokens"] == model.tokenizer.tokenize(choice["text"])
+    assert all(
+        len(top) == 2 and max(top.values()) == pytest.approx(p)
+        for top, p in zip(lp["top_logprobs"], lp["token_logprobs"], strict=True)
+    )
+    assert lp["text_offset"] == sorted(lp["text_offset"]) and lp["text_offset"][0] == 0
+    with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as response:
+        chunks = [e for e in sse(response) if e != "[DONE]"]
+    streamed = [
+        t for c in chunks if c["choices"][0]["logprobs"] for t in c["choices"][0]["logprobs"]["tokens"]
+    ]
+    assert streamed == lp["tokens"]
