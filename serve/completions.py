@@ -104,19 +104,19 @@ async def _events(
     """The stream of one request; cancels the job if the stream stops early (client gone)."""
     per_prompt = completion.config.num_return_sequences
     sent = [0] * job.rows
+    head = _sse({**meta, "object": "text_completion", "choices": []})[: -len("]}\n\n")]  # ...,"choices":[
 
     def chunk(
         index: int, text: str, reason: str | None = None, end: str | None = None, lp: Any = None
     ) -> str:
         choice = {"index": index, "text": text, "logprobs": lp, "finish_reason": reason, "end_reason": end}
-        return _sse({**meta, "object": "text_completion", "choices": [choice]})
+        return head + json.dumps(choice, ensure_ascii=False, separators=(",", ":")) + "]}\n\n"
 
     try:
         if completion.echo:
-            for i in range(job.rows):
-                prompt = completion.prompts[i // per_prompt]
-                yield chunk(i, prompt)
+            yield "".join(chunk(i, completion.prompts[i // per_prompt]) for i in range(job.rows))
         async for batch in job.updates():
+            events = []
             for u in batch:
                 lp = None
                 if job.logprobs is not None and u.token is not None:
@@ -126,7 +126,9 @@ async def _events(
                     continue
                 sent[u.index] += len(u.text)
                 reason = FINISH.get(u.finish_reason or "") if u.finished else None
-                yield chunk(u.index, u.text, reason, u.finish_reason if u.finished else None, lp)
+                events.append(chunk(u.index, u.text, reason, u.finish_reason if u.finished else None, lp))
+            if events:
+                yield "".join(events)  # one write for every event that is ready
         if completion.include_usage:
             prompt_tokens = _prompt_tokens(state, completion)
             usage = {

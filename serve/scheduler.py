@@ -66,12 +66,18 @@ class Job:
             self.cancel()
 
     async def updates(self) -> AsyncIterator[list[RowUpdate]]:
-        """The job's updates, a list per tick, until every sequence has finished."""
+        """The job's updates until every sequence has finished: a list per tick, or the lists of all
+        the ticks that arrived since the last read, joined."""
         left = self.rows
         while left:
-            batch = await self._queue.get()
-            if isinstance(batch, BaseException):
-                raise batch
+            items = [await self._queue.get()]
+            while not self._queue.empty():  # ticks that came while the reader was busy: one batch
+                items.append(self._queue.get_nowait())
+            batch = []
+            for item in items:
+                if isinstance(item, BaseException):
+                    raise item
+                batch.extend(item)
             left -= sum(u.finished for u in batch)
             self.words += sum(u.token is not None for u in batch)
             self.finished = not left
@@ -83,6 +89,24 @@ class Job:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, batch)
         except RuntimeError:  # the event loop is closed: nobody is listening any more
             self.cancelled.set()
+
+
+def deliver_all(deliveries: list[tuple[Job, list[RowUpdate]]]) -> None:
+    """Hand one tick's updates to their jobs with a single wake-up of each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Job, list[RowUpdate]]]] = {}
+    for job, batch in deliveries:
+        by_loop.setdefault(job._loop, []).append((job, batch))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_put_all, items)
+        except RuntimeError:  # the event loop is closed: nobody is listening any more
+            for job, _ in items:
+                job.cancelled.set()
+
+
+def _put_all(items: list[tuple[Job, list[RowUpdate]]]) -> None:
+    for job, batch in items:
+        job._queue.put_nowait(batch)
 
 
 class Scheduler(Protocol):
@@ -185,8 +209,7 @@ class BatchScheduler:
             if update.finished:
                 self._gen.release(update.row)
                 del self._rows[update.row]
-        for job, batch in batches.items():
-            job.deliver(batch)
+        deliver_all(list(batches.items()))
         return True
 
 

@@ -1,0 +1,262 @@
+"""`nextword serve` under load: continuous batching against one thread per request.
+
+For each client count (default 1, 8, 32, 128) and each mode (batching on, off), starts ``nextword serve``
+on a free loopback port with the same model, then runs that many concurrent streaming clients for
+``--seconds``: each sends ``POST /v1/completions`` (``stream``, ``--max-tokens`` words, the end of the
+document turned off so every request runs its full length), reads the events, and sends the next request
+as soon as one ends. Reported per setting:
+
+- words/s: words received by all clients together, per second of the run;
+- time to first word (p50, p99): from sending the request to the first word's event;
+- per-word latency (p50, p99): the gap between consecutive word events of one request;
+- the server's resident memory (VmRSS) after the run.
+
+The clients speak HTTP/1.1 over raw asyncio streams (no client library), so that 128 of them cost the
+server's machine little. Everything stays on 127.0.0.1 and every run is bounded by ``--seconds``.
+
+    python benchmarks/serving.py                       # the bundled model, about 2 minutes
+    python benchmarks/serving.py --model small.onnx --clients 1 32 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+
+NAME = "serving"
+PROMPT = "a neural network"
+SERVE = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class Server:
+    """``nextword serve`` in a child process on a free loopback port."""
+
+    def __init__(self, model: str | None, flags: list[str]) -> None:
+        self.port = free_port()
+        argv = ["serve", "--port", str(self.port), "--log-level", "warning", "--max-streams", "1024", *flags]
+        if model:
+            argv += ["--model", model]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVE, "-q", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.process.stderr.read().decode()}")
+            try:
+                status, _ = asyncio.run(request("127.0.0.1", self.port, "GET", "/health"))
+                if status == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start within 120 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+async def request(host: str, port: int, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One whole HTTP/1.1 exchange; returns (status, body)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(_head(method, path, host, port, body) + body)
+        await writer.drain()
+        status, headers = await _read_head(reader)
+        if headers.get("transfer-encoding") == "chunked":
+            data = b"".join([chunk async for chunk in _chunks(reader)])
+        else:
+            data = await reader.readexactly(int(headers.get("content-length", 0)))
+        return status, data
+    finally:
+        writer.close()
+
+
+def _head(method: str, path: str, host: str, port: int, body: bytes) -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    status_line = await reader.readline()
+    status = int(status_line.split()[1])
+    headers = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+async def _chunks(reader: asyncio.StreamReader):
+    while True:
+        size = int((await reader.readline()).strip() or b"0", 16)
+        if size == 0:
+            return
+        yield await reader.readexactly(size)
+        await reader.readexactly(2)
+
+
+async def stream_once(port: int, body: bytes) -> tuple[float, list[float], int]:
+    """One streamed completion: (time to first word, gaps between words, words)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.perf_counter()
+    arrivals = []
+    try:
+        writer.write(_head("POST", "/v1/completions", "127.0.0.1", port, body) + body)
+        await writer.drain()
+        status, _ = await _read_head(reader)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}")
+        buffer = b""
+        async for chunk in _chunks(reader):
+            buffer += chunk
+            *events, buffer = buffer.split(b"\n\n")
+            now = time.perf_counter()
+            arrivals.extend(
+                now for event in events if event.startswith(b"data: {") and b'"text":""' not in event
+            )
+    finally:
+        writer.close()
+    ttfw = arrivals[0] - started if arrivals else float("nan")
+    return ttfw, list(np.diff(arrivals)), len(arrivals)
+
+
+async def load(port: int, clients: int, seconds: float, max_tokens: int) -> dict[str, Any]:
+    """``clients`` concurrent streaming clients for ``seconds``; the figures of every finished request."""
+    deadline = time.perf_counter() + seconds
+    ttfws: list[float] = []
+    gaps: list[float] = []
+    words = 0
+    requests = 0
+
+    async def client(i: int) -> None:
+        nonlocal words, requests
+        n = 0
+        while time.perf_counter() < deadline:
+            body = {"prompt": PROMPT, "max_tokens": max_tokens, "stop_at_end": False, "seed": i * 100_000 + n}
+            body["stream"] = True
+            ttfw, g, w = await stream_once(port, json.dumps(body).encode())
+            ttfws.append(ttfw)
+            gaps.extend(g)
+            words += w
+            requests += 1
+            n += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "seconds": elapsed,
+        "requests": requests,
+        "words": words,
+        "words_per_s": words / elapsed,
+        "ttfw_p50_ms": 1000 * float(np.percentile(ttfws, 50)),
+        "ttfw_p99_ms": 1000 * float(np.percentile(ttfws, 99)),
+        "word_p50_ms": 1000 * float(np.percentile(gaps, 50)),
+        "word_p99_ms": 1000 * float(np.percentile(gaps, 99)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each run")
+    parser.add_argument("--max-tokens", type=int, default=50, help="words per request")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+
+    results = []
+    for batching in (True, False):
+        server = Server(args.model, [] if batching else ["--no-batching"])
+        try:
+            asyncio.run(load(server.port, 1, 1.0, 5))  # warm-up: first session runs, imports
+            for clients in args.clients:
+                figures = asyncio.run(load(server.port, clients, args.seconds, args.max_tokens))
+                figures |= {"batching": batching, "server_rss": rss_bytes(server.process.pid)}
+                results.append(figures)
+                print(
+                    f"batching {'on ' if batching else 'off'} {clients:4d} clients: "
+                    f"{figures['words_per_s']:8.0f} words/s, first word p50 {figures['ttfw_p50_ms']:.1f} ms "
+                    f"p99 {figures['ttfw_p99_ms']:.1f} ms, per word p50 {figures['word_p50_ms']:.1f} ms "
+                    f"p99 {figures['word_p99_ms']:.1f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        finally:
+            server.stop()
+
+    rows = []
+    for clients in args.clients:
+        on, off = (
+            next(r for r in results if r["clients"] == clients and r["batching"] is b) for b in (True, False)
+        )
+        for r in (on, off):
+            rows.append(
+                [
+                    clients,
+                    "on" if r["batching"] else "off",
+                    f"{r['words_per_s']:,.0f}",
+                    f"{on['words_per_s'] / off['words_per_s']:.1f}x" if r is on else "",
+                    f"{r['ttfw_p50_ms']:.1f}",
+                    f"{r['ttfw_p99_ms']:.1f}",
+                    f"{r['word_p50_ms']:.1f}",
+                    f"{r['word_p99_ms']:.1f}",
+                    r["requests"],
+                    common.fmt_bytes(r["server_rss"]),
+                ]
+            )
+    headers = [
+        "clients",
+        "batching",
+        "words/s",
+        "on/off",
+        "first word p50 ms",
+        "p99 ms",
+        "per word p50 ms",
+        "p99 ms",
+        "requests",
+        "server RSS",
+    ]
+    print(common.markdown_table(headers, rows, align="rlrrrrrrrr"))
+    print(
+        f"\n{args.max_tokens} words per request, {args.seconds:g} s per row, "
+        f"one machine: {os.cpu_count()} CPUs"
+    )
+    data = {"machine": common.machine_info(), "args": vars(args), "results": results}
+    common.save_result(NAME, data, args.json)
+
+
+if __name__ == "__main__":
+    main()
