@@ -7,8 +7,9 @@ import json
 import logging
 import os
 
-from nextword.runtime import NextWordModel, load
+from nextword.runtime import NextWordModel
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
+from nextword.runtime.model_check import check_model_file
 
 from .app import CONFIG_ENV, create_app
 from .config import ServeConfig
@@ -42,7 +43,9 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         return
     if model is not None:
         raise ValueError("workers > 1 load the model in each process: pass config.model, not model")
-    load(config.model or os.environ.get(ENV_VAR) or BUNDLED_MODEL)  # a bad file fails once, here
+    # A bad file fails once, here, rather than in every worker; the check runs no session, so this
+    # supervising process does not keep a copy of the model.
+    check_model_file(config.model or os.environ.get(ENV_VAR) or BUNDLED_MODEL)
     level = logging.getLogger("nextword").getEffectiveLevel()
     os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
     uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
