@@ -70,6 +70,23 @@ class _Group:
         self.last: np.ndarray | None = None  # (rows, vocab) logits after each row's prompt
 
 
+class _Span:
+    """The rows of one group in the running batch, ``[start, stop)``, and their histories and random
+    streams, gathered once per change of the batch rather than once per step."""
+
+    __slots__ = ("group", "histories", "rngs", "rows", "start", "stop")
+
+    def __init__(self, group: _Group, start: int, row: _Row) -> None:
+        self.group, self.start, self.stop = group, start, start + 1
+        self.rows, self.histories, self.rngs = [row], [row.history], [row.rng]
+
+    def add(self, row: _Row, stop: int) -> None:
+        self.rows.append(row)
+        self.histories.append(row.history)
+        self.rngs.append(row.rng)
+        self.stop = stop
+
+
 class Generator:
     """A batch of sequences generated step by step; rows may be added and cancelled between steps.
 
@@ -98,8 +115,10 @@ class Generator:
         self._running: list[_Row] = []  # rows of the batch, aligned with _last and _state
         self._last = np.zeros((0, model.vocab_size), dtype=np.float32)  # (A, V) logits to sample from
         self._state: State = model.initial_state(0)
+        self._spans: list[_Span] | None = None  # the running batch by group, rebuilt when it changes
         self._cancelled: set[int] = set()
         self._next_id = 0
+        self._eod = self._tokenizer.eod_id
 
     # ----------------------------------------------------------------- adding and removing rows
 
@@ -262,59 +281,72 @@ class Generator:
                 self._finish(row, "length", None, updates)
             return
         self._running.extend(group.rows)
+        self._spans = None
         self._last = np.concatenate([self._last, group.last])
         self._state = [np.concatenate(pair) for pair in zip(self._state, group.state, strict=True)]
         group.state, group.last = [], None
 
     def _decode(self, updates: list[Update] | None) -> None:
         """Choose a token for every running row; one batched session call for the rows that go on."""
-        running, logits = self._running, self._last  # logits (A, V) are ours to modify
-        chosen = np.empty(len(running), dtype=np.int64)
-        start = 0
-        while start < len(running):  # the rows of a group are contiguous in the batch
-            group = running[start].group
-            stop = start + 1
-            while stop < len(running) and running[stop].group is group:
-                stop += 1
-            rows, block = running[start:stop], logits[start:stop]
-            raw = block.copy() if group.logprobs is not None else None
-            group.rules.apply(block, [r.history for r in rows], [len(r.generated) for r in rows])
-            config = group.config
-            chosen[start:stop] = sample(
-                block, [r.rng for r in rows], config.temperature, config.top_k, config.top_p
-            )
-            if raw is not None and updates is not None:
-                self._report_logprobs(rows, raw, chosen[start:stop], group.logprobs, updates)
-            else:
-                for row, token in zip(rows, chosen[start:stop].tolist(), strict=True):
-                    self._take(row, token, updates)
-            start = stop
-        keep = [j for j, row in enumerate(running) if not row.finished]
-        if len(keep) < len(running):
-            self._running = [running[j] for j in keep]
+        logits = self._last  # (A, V), ours to modify
+        chosen = np.empty(len(self._running), dtype=np.int64)
+        ended = False
+        for span in self._spans or self._make_spans():
+            group, start, stop = span.group, span.start, span.stop
+            block = logits[start:stop]
+            raw = block.copy() if group.logprobs is not None and updates is not None else None
+            rules, config = group.rules, group.config
+            lengths = [len(r.generated) for r in span.rows] if rules.min_words else None
+            rules.apply(block, span.histories, lengths)
+            picked = sample(block, span.rngs, config.temperature, config.top_k, config.top_p)
+            chosen[start:stop] = picked
+            if raw is not None:
+                ended |= self._report_logprobs(span.rows, raw, picked, group.logprobs, updates)
+                continue
+            for row, token in zip(span.rows, picked.tolist(), strict=True):
+                ended |= self._take(row, token, updates)
+        if ended:
+            keep = [j for j, row in enumerate(self._running) if not row.finished]
+            self._running = [self._running[j] for j in keep]
             chosen = chosen[keep]
             self._state = [s[keep] for s in self._state]
+            self._spans = None
         if self._running:
             logits, self._state = self._model.forward(chosen[:, None], self._state)  # (A, 1, V)
             self._last = logits[:, -1]
         else:
             self._last = logits[:0]
 
-    def _take(self, row: _Row, token: int, updates: list[Update] | None, logprob=None, top=None) -> None:
-        """Record ``token`` (or -1: nothing allowed) for ``row`` and finish it where that ends it."""
-        if token < 0 or token == self._tokenizer.eod_id:
+    def _make_spans(self) -> list[_Span]:
+        """The running batch cut into its groups (contiguous: a group joins at once and rows leave in
+        order), with what each step reads of them gathered once."""
+        spans: list[_Span] = []
+        for index, row in enumerate(self._running):
+            if spans and spans[-1].group is row.group:
+                spans[-1].add(row, index + 1)
+            else:
+                spans.append(_Span(row.group, index, row))
+        self._spans = spans
+        return spans
+
+    def _take(self, row: _Row, token: int, updates: list[Update] | None, logprob=None, top=None) -> bool:
+        """Record ``token`` (or -1: nothing allowed) for ``row``; True if that finishes it."""
+        if token < 0 or token == self._eod:
             self._finish(row, "end", token if token >= 0 else None, updates, logprob, top)
-            return
+            return True
         row.generated.append(token)
         row.history.add(token)
         text = row.text
         text.add(self._tokens[token])
         if text.stopped:
             self._finish(row, "stop", token, updates, logprob, top)
-        elif len(row.generated) >= row.group.config.max_words:
+            return True
+        if len(row.generated) >= row.group.config.max_words:
             self._finish(row, "length", token, updates, logprob, top)
-        elif updates is not None:
+            return True
+        if updates is not None:
             updates.append(Update(row.id, token, text.take(), False, None, logprob, top))
+        return False
 
     def _finish(self, row: _Row, reason: str, token: int | None, updates, logprob=None, top=None) -> None:
         row.finished, row.reason = True, reason
@@ -323,15 +355,17 @@ class Generator:
 
     def _report_logprobs(
         self, rows: list[_Row], raw: np.ndarray, chosen: np.ndarray, k: int, updates: list[Update]
-    ) -> None:
+    ) -> bool:
         scores = log_softmax(raw)  # (R, V) float64
+        ended = False
         for j, (row, token) in enumerate(zip(rows, chosen.tolist(), strict=True)):
             logprob = float(scores[j, token]) if token >= 0 else None
             top = None
             if k:
                 best = np.argsort(-scores[j], kind="stable")[:k]
                 top = tuple((self._tokens[i], float(scores[j, i])) for i in best.tolist())
-            self._take(row, token, updates, logprob, top)
+            ended |= self._take(row, token, updates, logprob, top)
+        return ended
 
     def _cancel_rows(self, updates: list[Update] | None) -> None:
         cancelled, self._cancelled = self._cancelled, set()
@@ -354,3 +388,4 @@ class Generator:
             self._running = [self._running[j] for j in keep]
             self._last = self._last[keep]
             self._state = [s[keep] for s in self._state]
+            self._spans = None

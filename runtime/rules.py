@@ -67,7 +67,7 @@ class Rules:
             banned.append(tokenizer.unk_id)
         if not config.stop_at_end:
             banned.append(tokenizer.eod_id)
-        self.banned = np.asarray(banned)
+        self.banned = tuple(banned)
         self.eod = tokenizer.eod_id
         self.min_words = config.min_words
         self.penalty = config.repetition_penalty
@@ -77,11 +77,17 @@ class Rules:
         """A fresh history for a row that continues ``prompt_ids``."""
         return History(prompt_ids, self.ngram, self.penalty != 1)
 
-    def apply(self, logits: np.ndarray, histories: Sequence[History], lengths: Sequence[int]) -> None:
-        """Forbid, in place, what row ``j`` of ``logits`` (rows, vocab) may not choose next; the row has
-        generated ``lengths[j]`` tokens so far and remembers ``histories[j]``."""
-        logits[:, self.banned] = -np.inf
+    def apply(
+        self, logits: np.ndarray, histories: Sequence[History], lengths: Sequence[int] | None = None
+    ) -> None:
+        """Forbid, in place, what row ``j`` of ``logits`` (rows, vocab) may not choose next; the row
+        remembers ``histories[j]`` and has generated ``lengths[j]`` tokens so far (needed with
+        ``min_words`` only)."""
+        for token in self.banned:  # two or three ids: plain indexing beats a fancy index here
+            logits[:, token] = -np.inf
         if self.min_words:
+            if lengths is None:
+                raise ValueError("min_words needs the rows' lengths")
             short = [j for j, n in enumerate(lengths) if n < self.min_words]
             logits[short, self.eod] = -np.inf
         if self.penalty != 1:

@@ -29,7 +29,6 @@ import numpy as np
 __all__ = ["BLOCK", "sample", "sample_next"]
 
 BLOCK = 128  # tokens per block of the two-level inverse-CDF draw
-NUCLEUS_SPAN = np.float32(2.0**-6)  # first nucleus candidates: probability within 1/64 of the top one
 
 
 def sample(
@@ -47,50 +46,71 @@ def sample(
     rest with ``rngs[i].random()`` for row ``i`` (exactly one draw per row). Entries at ``-inf`` are
     never chosen; a row whose every entry is ``-inf`` gets ``-1``.
     """
-    rows = len(scores)
-    peak = scores.max(axis=1)  # (R,)
-    dead = np.isneginf(peak)
     if temperature == 0:
-        chosen = scores.argmax(axis=1).astype(np.int64)
-        chosen[dead] = -1
+        chosen = scores.argmax(axis=1)
+        chosen[scores[np.arange(len(scores)), chosen] == -np.inf] = -1
         return chosen
-    uniforms = np.array([1.0 - rng.random() for rng in rngs])  # (R,) in (0, 1]
-    if dead.any():
-        live = np.flatnonzero(~dead)
-        chosen = np.full(rows, -1, dtype=np.int64)
-        if live.size:
-            chosen[live] = _sample_live(scores[live], uniforms[live], temperature, top_k, top_p)
-        return chosen
-    return _sample_live(scores, uniforms, temperature, top_k, top_p)
-
-
-def _sample_live(
-    scores: np.ndarray, uniforms: np.ndarray, temperature: float, top_k: int | None, top_p: float | None
-) -> np.ndarray:
-    """:func:`sample` for rows that each have at least one finite score."""
-    vocab = scores.shape[1]
-    scale = np.float32(1.0 / temperature)
-    if top_k is not None and top_k < vocab:
-        kth = _kth_largest(scores, top_k)  # (R,)
-        if top_p is None or top_p >= 1:
-            return np.array(
-                [
-                    _draw_among(*_candidates(row, threshold, scale), u)
-                    for row, threshold, u in zip(scores, kth, uniforms, strict=True)
-                ],
-                dtype=np.int64,
-            )
-        scores[scores < kth[:, None]] = -np.inf
-    if temperature != 1:
-        scores *= scale  # (R, V)
-    scores -= scores.max(axis=1, keepdims=True)
-    probs = np.exp(scores, out=scores)  # (R, V), unnormalized; -inf entries are exactly 0
-    if top_p is not None and top_p < 1:
+    top_k = None if top_k is not None and top_k >= scores.shape[1] else top_k
+    top_p = None if top_p is not None and top_p >= 1 else top_p
+    uniforms = [1.0 - rng.random() for rng in rngs]  # (R,) in (0, 1]
+    if len(scores) == 1 or top_k is not None or top_p is not None:
         return np.array(
-            [_draw_among(*_nucleus(row, top_p), u) for row, u in zip(probs, uniforms, strict=True)],
+            [_sample_row(row, u, temperature, top_k, top_p) for row, u in zip(scores, uniforms, strict=True)],
             dtype=np.int64,
         )
-    return _draw_blocks(probs, uniforms)
+    # Many rows, whole vocabulary: every step vectorized over the rows.
+    peak = scores.max(axis=1, keepdims=True)  # (R, 1)
+    dead = np.isneginf(peak[:, 0])
+    if dead.any():
+        scores[dead] = 0.0  # any finite row will do; its draw is discarded
+    if temperature != 1:
+        scores *= np.float32(1.0 / temperature)
+        peak *= np.float32(1.0 / temperature)  # the maximum of the scaled row, bit for bit
+    scores -= peak
+    chosen = _draw_blocks(np.exp(scores, out=scores), np.asarray(uniforms))
+    chosen[dead] = -1
+    return chosen
+
+
+def _sample_row(row: np.ndarray, u: float, temperature: float, top_k: int | None, top_p: float | None) -> int:
+    """:func:`sample` for one row (V,) with its uniform draw ``u`` in (0, 1]."""
+    peak = row.max()
+    if peak == -np.inf:
+        return -1
+    scale = np.float32(1.0 / temperature)
+    if top_k is not None:
+        ids, values = _top_k(row, top_k)  # the candidates alone from here on
+        if temperature != 1:
+            values *= scale
+        values -= values.max()
+        probs = np.exp(values, out=values)
+        if top_p is not None:
+            ids, probs = _nucleus(ids, probs, top_p)
+        return _draw_among(ids, probs, u)
+    if temperature != 1:
+        row *= scale
+        peak *= scale  # the maximum of the scaled row, bit for bit
+    row -= peak
+    probs = np.exp(row, out=row)  # (V,) unnormalized; -inf entries are exactly 0
+    if top_p is not None:
+        return _draw_among(*_nucleus(None, probs, top_p), u)
+    return _draw_block_row(probs, u)
+
+
+def _draw_block_row(probs: np.ndarray, u: float) -> int:
+    """:func:`_draw_blocks` for one row: the same arithmetic with one-dimensional arrays."""
+    starts = _block_starts(len(probs))
+    masses = np.add.reduceat(probs, starts).astype(np.float64).cumsum()  # (blocks,)
+    u *= masses[-1]  # in (0, total]
+    block = min(int(masses.searchsorted(u)), len(masses) - 1)
+    start = int(starts[block])
+    inside = probs[start : start + BLOCK]
+    if block:
+        u -= masses[block - 1]  # now in (0, mass of the block]
+    index = int(inside.astype(np.float64).cumsum().searchsorted(u))
+    if index >= len(inside) or inside[index] == 0:  # rounding between the two levels: take the block's
+        index = int(np.flatnonzero(inside)[-1])  # last possible token
+    return start + index
 
 
 def _draw_blocks(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
@@ -121,66 +141,66 @@ def _draw_blocks(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 
 def _draw_among(ids: np.ndarray, probs: np.ndarray, u: float) -> int:
     """Inverse-CDF draw among candidate ``ids`` (increasing) with unnormalized ``probs``; ``u`` in (0, 1]."""
-    cumulative = np.cumsum(probs, dtype=np.float64)
+    cumulative = probs.astype(np.float64).cumsum()
     index = int(cumulative.searchsorted(u * cumulative[-1]))
     if index >= len(ids) or probs[index] == 0:  # rounding at the very end: the last possible candidate
         index = int(np.flatnonzero(probs)[-1])
     return int(ids[index])
 
 
-def _candidates(row: np.ndarray, threshold: float, scale: np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of ``row`` (V,) scoring at least ``threshold``, and their probabilities after the
-    temperature ``scale``, unnormalized (float32, the largest exactly 1)."""
-    ids = np.flatnonzero(row >= threshold)
-    kept = row[ids]
-    if scale != 1:
-        kept *= scale
-    kept -= kept.max()
-    return ids, np.exp(kept, out=kept)
+def _top_k(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ids (increasing) and scores of the ``k`` largest entries of ``row`` (V,); ties with the
+    ``k``-th largest are all kept.
 
-
-def _nucleus(probs: np.ndarray, top_p: float) -> tuple[np.ndarray, np.ndarray]:
-    """The smallest set of most likely tokens of ``probs`` (V,) whose mass reaches ``top_p`` of the
-    total (ties in id order), as (ids in increasing order, their probabilities).
-
-    Only tokens at or above a probability threshold are sorted: every token below ``t`` comes after all
-    of those in the sorted order, so once their mass reaches ``top_p`` the set lies among them. The
-    threshold starts at 1/64 of the largest probability and drops 64-fold until that holds.
+    The ``k``-th largest of a strided subsample is a lower bound of the row's (the subsample's top ``k``
+    are ``k`` entries of the row), so the row's top ``k`` all lie among the entries at or above it: one
+    pass over the row finds them, and only those few are partitioned.
     """
-    goal = top_p * float(probs.sum(dtype=np.float64))
-    threshold = NUCLEUS_SPAN * probs.max()
-    while True:
-        ids = np.flatnonzero(probs >= threshold)
-        kept = probs[ids]
-        if threshold == 0 or float(kept.sum(dtype=np.float64)) >= goal:
-            break
-        threshold *= NUCLEUS_SPAN
-    order = np.argsort(-kept, kind="stable")  # most likely first, ties by id
-    ranked = kept[order]
-    before = np.cumsum(ranked, dtype=np.float64) - ranked  # mass ahead of each
-    size = max(1, int((before < goal).sum()))  # the most likely token always stays
-    chosen = np.sort(ids[order[:size]])
-    return chosen, probs[chosen]
-
-
-def _kth_largest(scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k``-th largest value of each row of ``scores`` (R, V), without partitioning whole rows.
-
-    The ``k``-th largest of a strided subsample is a lower bound of the row's (the subsample's top k are
-    ``k`` entries of the row), so the row's top ``k`` all lie among the entries at or above it; only
-    those few are partitioned.
-    """
-    rows, vocab = scores.shape
+    vocab = len(row)
     stride = int(np.sqrt(vocab / k))
-    if stride < 4:
-        return np.partition(scores, vocab - k, axis=1)[:, vocab - k]
-    sample = scores[:, ::stride]
-    bound = np.partition(sample, sample.shape[1] - k, axis=1)[:, sample.shape[1] - k]  # (R,)
-    kth = np.empty(rows, dtype=scores.dtype)
-    for row in range(rows):
-        above = scores[row][scores[row] >= bound[row]]
-        kth[row] = np.partition(above, len(above) - k)[len(above) - k]
-    return kth
+    if stride >= 4:
+        sample = row[::stride]
+        bound = np.partition(sample, len(sample) - k)[len(sample) - k]
+        ids = np.flatnonzero(row >= bound)
+    else:
+        ids = np.arange(vocab)
+    values = row[ids]
+    if len(ids) > k:
+        kth = np.partition(values, len(ids) - k)[len(ids) - k]
+        keep = np.flatnonzero(values >= kth)
+        ids, values = ids[keep], values[keep]
+    return ids, values
+
+
+def _nucleus(ids: np.ndarray | None, probs: np.ndarray, top_p: float) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest set of most likely tokens whose mass reaches ``top_p`` of the total (ties in id
+    order): ``(ids, probs)`` of that set, ids increasing. ``ids`` names the entries of ``probs``
+    (None: ``probs`` is the whole vocabulary).
+
+    Only tokens at or above a probability threshold are sorted. Every token below ``t`` comes after all
+    of those in the sorted order, so once their mass reaches ``top_p`` of the total the set lies among
+    them. ``t`` is a power of two found from the mass in each binary exponent (one pass, one bincount).
+    """
+    if len(probs) > 256:
+        exponents = probs.view(np.int32) >> 23  # (n,) biased float32 exponents: probs are >= 0
+        mass = np.bincount(exponents, weights=probs)  # (256,) float64 at most
+        total = float(mass.sum())
+        goal = top_p * total
+        reached = np.flatnonzero(mass[::-1].cumsum() >= goal * (1 + 1e-9))  # from the top exponent down
+        if len(reached):
+            keep = np.flatnonzero(exponents >= len(mass) - 1 - reached[0])
+            ids = keep if ids is None else ids[keep]
+            probs = probs[keep]
+    else:
+        goal = top_p * float(probs.sum(dtype=np.float64))
+    if ids is None:
+        ids = np.arange(len(probs))
+    order = np.argsort(-probs, kind="stable")  # most likely first, ties by id
+    ranked = probs[order]
+    before = ranked.astype(np.float64).cumsum() - ranked  # mass ahead of each
+    size = max(1, int((before < goal).sum()))  # the most likely token always stays
+    chosen = np.sort(order[:size])
+    return ids[chosen], probs[chosen]
 
 
 @functools.lru_cache(maxsize=8)
