@@ -140,6 +140,20 @@ async def soak(port: int, requests: int, clients: int, max_seconds: float, seed:
     }
 
 
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    outcomes: Counter[str] = Counter()
+    for part in parts:
+        outcomes.update(part["outcomes"])
+    return {
+        "seconds": sum(p["seconds"] for p in parts),
+        "requests": sum(p["requests"] for p in parts),
+        "outcomes": dict(sorted(outcomes.items())),
+        "health_checks": sum(p["health_checks"] for p in parts),
+        "health_failures": [f for p in parts for f in p["health_failures"]],
+        "health_max_ms": max(p["health_max_ms"] for p in parts),
+    }
+
+
 async def idle(port: int, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -156,6 +170,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="memory is read after each round")
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
@@ -169,18 +184,22 @@ def main() -> None:
         baseline = rss_bytes(pid)
         peak = baseline
         result: dict[str, Any] = {}
+        rounds: list[int] = []  # RSS after each round: flat if nothing leaks
 
-        async def soak_and_watch() -> None:
-            nonlocal peak, result
+        async def soak_and_watch(seed: int) -> dict[str, Any]:
+            nonlocal peak
             task = asyncio.ensure_future(
-                soak(server.port, args.requests, args.clients, args.max_seconds, seed=2)
+                soak(server.port, args.requests // args.rounds, args.clients, args.max_seconds, seed)
             )
             while not task.done():
                 peak = max(peak, rss_bytes(pid))
                 await asyncio.sleep(0.5)
-            result = task.result()
+            await idle(server.port)
+            rounds.append(rss_bytes(pid))
+            return task.result()
 
-        asyncio.run(soak_and_watch())
+        parts = [asyncio.run(soak_and_watch(seed=2 + r)) for r in range(args.rounds)]
+        result = _merge(parts)
         final_state = asyncio.run(idle(server.port))
         after = rss_bytes(pid)
         alive = server.process.poll() is None
@@ -191,7 +210,7 @@ def main() -> None:
         "args": vars(args),
         "warmup": warm,
         "soak": result,
-        "rss": {"start": rss_start, "baseline": baseline, "peak": peak, "after": after},
+        "rss": {"start": rss_start, "baseline": baseline, "peak": peak, "after": after, "rounds": rounds},
         "final_health": final_state,
         "server_alive": alive,
     }
@@ -243,6 +262,8 @@ def main() -> None:
             ],
         )
     )
+    print()
+    print("RSS after each round of the soak: " + ", ".join(common.fmt_bytes(r) for r in rounds))
     ok = alive and not result["health_failures"] and final_state["generations_in_flight"] == 0
     sys.exit(0 if ok else 1)
 

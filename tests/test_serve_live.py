@@ -228,3 +228,23 @@ def test_nextword_model_environment_variable_picks_the_model(model_path, monkeyp
     app = create_app(ServeConfig())
     assert app.state.nextword.model_id == "tiny"
     assert os.path.samefile(app.state.nextword.model.source, model_path)
+
+
+def test_serve_without_the_serve_extra_says_what_to_install(model_path):
+    block = (
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in {'fastapi', 'uvicorn', 'starlette'}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (blocked)', name=name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+        "from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block, "serve", "--model", str(model_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert 'pip install "nextword[serve]"' in result.stderr and "fastapi" in result.stderr
