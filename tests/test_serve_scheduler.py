@@ -46,10 +46,11 @@ def test_jobs_in_one_batch_get_model_generate_texts_and_share_ticks(model, max_b
 
     async def main():
         jobs = []
-        for prompts, config in CASES:  # they join while the others run
+        for prompts, config in CASES:
             jobs.append(Job(prompts, config, None))
             scheduler.submit(jobs[-1])
-            await asyncio.sleep(0.001)
+            if max_batch == 3:  # with a small batch, jobs also join while the others run
+                await asyncio.sleep(0.001)
         return await asyncio.gather(*(_texts(job) for job in jobs))
 
     try:
@@ -62,7 +63,7 @@ def test_jobs_in_one_batch_get_model_generate_texts_and_share_ticks(model, max_b
     longest = max(config.max_words for _, config in CASES)
     total = sum(config.max_words * len(prompts) * config.num_return_sequences for prompts, config in CASES)
     if max_batch == 256:  # every job stepped in the same ticks: about as many ticks as the longest job
-        assert scheduler.ticks < longest + 10 < total
+        assert scheduler.ticks <= longest + len(CASES) + 3 < total // 4
     else:  # at most 3 rows at once: jobs waited for room, yet the texts are the same
         assert scheduler.ticks > longest
 
