@@ -9,6 +9,8 @@ as soon as one ends. Reported per setting:
 - words/s: words received by all clients together, per second of the run;
 - time to first word (p50, p99): from sending the request to the first word's event;
 - per-word latency (p50, p99): the gap between consecutive word events of one request;
+- the server's CPU time (all its threads) per word received: unlike the rates, this hardly depends on
+  what else runs on the machine;
 - the server's resident memory (VmRSS) after the run.
 
 The clients speak HTTP/1.1 over raw asyncio streams (no client library), so that 128 of them cost the
@@ -51,6 +53,12 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its threads so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -203,14 +211,22 @@ def main() -> None:
         try:
             asyncio.run(load(server.port, 1, 1.0, 5))  # warm-up: first session runs, imports
             for clients in args.clients:
+                cpu = cpu_seconds(server.process.pid)
                 figures = asyncio.run(load(server.port, clients, args.seconds, args.max_tokens))
-                figures |= {"batching": batching, "server_rss": rss_bytes(server.process.pid)}
+                cpu = cpu_seconds(server.process.pid) - cpu
+                figures |= {
+                    "batching": batching,
+                    "server_rss": rss_bytes(server.process.pid),
+                    "server_cpu_s": cpu,
+                    "server_cpu_us_per_word": 1e6 * cpu / max(figures["words"], 1),
+                }
                 results.append(figures)
                 print(
                     f"batching {'on ' if batching else 'off'} {clients:4d} clients: "
                     f"{figures['words_per_s']:8.0f} words/s, first word p50 {figures['ttfw_p50_ms']:.1f} ms "
                     f"p99 {figures['ttfw_p99_ms']:.1f} ms, per word p50 {figures['word_p50_ms']:.1f} ms "
-                    f"p99 {figures['word_p99_ms']:.1f} ms",
+                    f"p99 {figures['word_p99_ms']:.1f} ms, "
+                    f"server CPU {figures['server_cpu_us_per_word']:.0f} us/word",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -234,6 +250,7 @@ def main() -> None:
                     f"{r['word_p50_ms']:.1f}",
                     f"{r['word_p99_ms']:.1f}",
                     r["requests"],
+                    f"{r['server_cpu_us_per_word']:.0f}",
                     common.fmt_bytes(r["server_rss"]),
                 ]
             )
@@ -247,9 +264,10 @@ def main() -> None:
         "per word p50 ms",
         "p99 ms",
         "requests",
+        "server CPU µs/word",
         "server RSS",
     ]
-    print(common.markdown_table(headers, rows, align="rlrrrrrrrr"))
+    print(common.markdown_table(headers, rows, align="rlrrrrrrrrr"))
     print(
         f"\n{args.max_tokens} words per request, {args.seconds:g} s per row, "
         f"one machine: {os.cpu_count()} CPUs"

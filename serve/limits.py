@@ -15,7 +15,9 @@ __all__ = ["BodySizeLimit", "Slots"]
 class BodySizeLimit:
     """ASGI middleware: a request body over ``max_bytes`` gets 413 before it is read in full.
 
-    The declared ``Content-Length`` is checked first; a body sent in chunks is counted as it arrives.
+    The declared ``Content-Length`` is checked before anything is read; a body sent in chunks (no
+    declared length) is read up to the cap and refused as soon as it passes it. ``send`` is passed
+    through untouched: it carries every event of a stream.
     """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
@@ -30,28 +32,27 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send, int(declared))
             return
-        seen = 0
-        started = False
-
-        async def counted_receive() -> dict[str, Any]:
-            nonlocal seen
+        if declared is not None or scope.get("method") in ("GET", "HEAD"):
+            await self.app(scope, receive, send)  # the server holds the body to its declared length
+            return
+        # A body sent in chunks, of unknown length: read it up to the cap, then hand it on.
+        messages, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(seen)
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                await self._refuse(send, seen)
+                return
+            if not message.get("more_body", False):
+                break
 
-        async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay() -> dict[str, Any]:
+            return messages.pop(0) if messages else await receive()
 
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge as exc:
-            if not started:
-                await self._refuse(send, exc.size)
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any, size: int) -> None:
         message = (
@@ -70,12 +71,6 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
 
 
 class Slots:

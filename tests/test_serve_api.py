@@ -158,6 +158,11 @@ def test_caps_on_body_and_prompt_size(model):
         assert too_big.status_code == 413
         assert "2000" in too_big.json()["error"]["message"]
         assert "--max-body-bytes" in too_big.json()["error"]["message"]
+        pieces = (b'{"prompt": "' if i == 0 else b"the " * 100 for i in range(10))  # chunked: no length
+        assert c.post("/v1/completions", content=pieces).status_code == 413
+        small = iter([b'{"prompt": "the", ', b'"max_tokens": 3}'])
+        json_type = {"content-type": "application/json"}
+        assert c.post("/v1/completions", content=small, headers=json_type).status_code == 200
         long_prompt = c.post("/v1/completions", json={"prompt": "the " * 40})
         assert long_prompt.status_code == 400
         assert "--max-prompt-chars" in long_prompt.json()["error"]["message"]
