@@ -1,12 +1,13 @@
 """`nextword serve` under load: continuous batching against one thread per request.
 
-For each client count (default 1, 8, 32, 128) and each mode (batching on, off), starts ``nextword serve``
-on a free loopback port with the same model, then runs that many concurrent streaming clients for
-``--seconds``: each sends ``POST /v1/completions`` (``stream``, ``--max-tokens`` words, the end of the
-document turned off so every request runs its full length), reads the events, and sends the next request
-as soon as one ends. Reported per setting:
+Starts ``nextword serve`` twice on free loopback ports with the same model, batching on and off, then
+for each client count (default 1, 8, 32, 128) runs that many concurrent streaming clients against each
+server in turn, ``--rounds`` times ``--seconds`` each (turns, so that whatever else the machine does hits
+both modes alike). Each client sends ``POST /v1/completions`` (``stream``, ``--max-tokens`` words, the
+end of the document turned off so every request runs its full length), reads the events, and sends the
+next request as soon as one ends. Reported per setting:
 
-- words/s: words received by all clients together, per second of the run;
+- words/s: words received by all clients together per second, the median of the rounds;
 - time to first word (p50, p99): from sending the request to the first word's event;
 - per-word latency (p50, p99): the gap between consecutive word events of one request;
 - the server's CPU time (all its threads) per word received: unlike the rates, this hardly depends on
@@ -16,7 +17,7 @@ as soon as one ends. Reported per setting:
 The clients speak HTTP/1.1 over raw asyncio streams (no client library), so that 128 of them cost the
 server's machine little. Everything stays on 127.0.0.1 and every run is bounded by ``--seconds``.
 
-    python benchmarks/serving.py                       # the bundled model, about 2 minutes
+    python benchmarks/serving.py                       # the bundled model, about 3 minutes
     python benchmarks/serving.py --model small.onnx --clients 1 32 --seconds 5
 """
 
@@ -182,17 +183,35 @@ async def load(port: int, clients: int, seconds: float, max_tokens: int) -> dict
 
     started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
-    elapsed = time.perf_counter() - started
     return {
-        "clients": clients,
-        "seconds": elapsed,
+        "seconds": time.perf_counter() - started,
         "requests": requests,
         "words": words,
-        "words_per_s": words / elapsed,
+        "ttfw": ttfws,
+        "gaps": gaps,
+    }
+
+
+def summarize(clients: int, batching: bool, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the table from the repeated runs of one setting: the median rate of the runs, and
+    percentiles over every request and word of all of them."""
+    ttfws = [t for r in runs for t in r["ttfw"]]
+    gaps = [g for r in runs for g in r["gaps"]]
+    words = sum(r["words"] for r in runs)
+    return {
+        "clients": clients,
+        "batching": batching,
+        "runs": len(runs),
+        "requests": sum(r["requests"] for r in runs),
+        "words": words,
+        "words_per_s": float(np.median([r["words"] / r["seconds"] for r in runs])),
+        "words_per_s_runs": [r["words"] / r["seconds"] for r in runs],
         "ttfw_p50_ms": 1000 * float(np.percentile(ttfws, 50)),
         "ttfw_p99_ms": 1000 * float(np.percentile(ttfws, 99)),
         "word_p50_ms": 1000 * float(np.percentile(gaps, 50)),
         "word_p99_ms": 1000 * float(np.percentile(gaps, 99)),
+        "server_cpu_us_per_word": 1e6 * sum(r["server_cpu_s"] for r in runs) / max(words, 1),
+        "server_rss": max(r["server_rss"] for r in runs),
     }
 
 
@@ -200,26 +219,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each setting, taken in turns")
     parser.add_argument("--max-tokens", type=int, default=50, help="words per request")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
+    # Both servers run side by side (an idle one costs nothing) and take turns, setting by setting and
+    # round by round, so that a change in what else the machine does hits both modes alike.
+    servers = {True: Server(args.model, []), False: Server(args.model, ["--no-batching"])}
     results = []
-    for batching in (True, False):
-        server = Server(args.model, [] if batching else ["--no-batching"])
-        try:
+    try:
+        for server in servers.values():
             asyncio.run(load(server.port, 1, 1.0, 5))  # warm-up: first session runs, imports
-            for clients in args.clients:
-                cpu = cpu_seconds(server.process.pid)
-                figures = asyncio.run(load(server.port, clients, args.seconds, args.max_tokens))
-                cpu = cpu_seconds(server.process.pid) - cpu
-                figures |= {
-                    "batching": batching,
-                    "server_rss": rss_bytes(server.process.pid),
-                    "server_cpu_s": cpu,
-                    "server_cpu_us_per_word": 1e6 * cpu / max(figures["words"], 1),
-                }
+        for clients in args.clients:
+            runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+            for _ in range(args.rounds):
+                for batching, server in servers.items():
+                    cpu = cpu_seconds(server.process.pid)
+                    run = asyncio.run(load(server.port, clients, args.seconds, args.max_tokens))
+                    run["server_cpu_s"] = cpu_seconds(server.process.pid) - cpu
+                    run["server_rss"] = rss_bytes(server.process.pid)
+                    runs[batching].append(run)
+            for batching in (True, False):
+                figures = summarize(clients, batching, runs[batching])
                 results.append(figures)
                 print(
                     f"batching {'on ' if batching else 'off'} {clients:4d} clients: "
@@ -230,7 +253,8 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
-        finally:
+    finally:
+        for server in servers.values():
             server.stop()
 
     rows = []
@@ -269,7 +293,8 @@ def main() -> None:
     ]
     print(common.markdown_table(headers, rows, align="rlrrrrrrrrr"))
     print(
-        f"\n{args.max_tokens} words per request, {args.seconds:g} s per row, "
+        f"\n{args.max_tokens} words per request; words/s: the median of {args.rounds} runs of "
+        f"{args.seconds:g} s, batching on and off in turns; latencies over all of them; "
         f"one machine: {os.cpu_count()} CPUs"
     )
     data = {"machine": common.machine_info(), "args": vars(args), "results": results}
