@@ -8,8 +8,8 @@ import pytest
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS, GenerationConfig
 from nextword.runtime import default as default_module
-from nextword.runtime.decoding import beam_search
-from nextword.runtime.scoring import softmax
+from nextword.runtime.beam import beam_search
+from nextword.runtime.logits import softmax
 
 PROMPTS = ["the network", "a neural network receives the weights. each neuron", "", "the system (12) stores"]
 
@@ -24,14 +24,14 @@ PROMPTS = ["the network", "a neural network receives the weights. each neuron", 
         ({"temperature": float("nan")}, "temperature must be a finite number"),
         ({"temperature": float("inf")}, "temperature must be a finite number"),
         ({"temperature": "hot"}, "temperature"),
-        ({"top_k": 0}, r"top_k must be in >= 1, got 0"),
+        ({"top_k": 0}, r"top_k must be in 1..1000000, got 0"),
         ({"top_k": 2.5}, "top_k must be an integer"),
         ({"top_p": 0.0}, r"top_p must be a finite number > 0 and <= 1, got 0.0"),
         ({"top_p": 1.5}, "top_p"),
         ({"max_words": -1}, r"max_words must be in 0..10000, got -1"),
         ({"max_words": MAX_WORDS + 1}, "max_words must be in 0..10000"),
         ({"min_words": 60}, r"min_words must be in 0..50, got 60"),  # above max_words=50
-        ({"repetition_penalty": 0}, "repetition_penalty must be a finite number > 0"),
+        ({"repetition_penalty": 0}, "repetition_penalty must be a finite number >= 0.01"),
         ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size"),
         ({"stop": [""]}, "stop must be a string or a list of non-empty strings"),
         ({"stop": [3]}, "stop must be"),
@@ -156,13 +156,14 @@ def test_unknown_token_only_when_allowed(model):
         )
         assert tok.unk_id not in ids
     # With unknown allowed and the logits forced, <unk> can appear: check the rule, not luck.
-    from nextword.runtime.decoding import PromptContext, Rules
+    from nextword.runtime.rules import Rules
 
     logits = np.zeros((1, model.vocab_size), dtype=np.float32)
-    context = PromptContext.build([tok.eod_id], tok, allowed)
-    Rules(allowed, tok).apply(logits, [0], [context], [[]])
+    rules = Rules(allowed, tok)
+    rules.apply(logits, [rules.history([tok.eod_id])], [0])
     assert logits[0, tok.unk_id] == 0 and logits[0, tok.pad_id] == -np.inf
-    Rules(forbidden, tok).apply(logits, [0], [context], [[]])
+    rules = Rules(forbidden, tok)
+    rules.apply(logits, [rules.history([tok.eod_id])], [0])
     assert logits[0, tok.unk_id] == -np.inf
 
 

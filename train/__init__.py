@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ._deps import TRAINING_STACK, MissingExtraError, require
+from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
 from .config import CorpusConfig, ModelConfig, TrainConfig
 from .corpus import CorpusError, load_documents, split_documents
 from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .trainer import TrainResult
 
 __all__ = [
+    "EXPORT_STACK",
+    "TRAINING_STACK",
     "CorpusConfig",
     "CorpusError",
     "DistributeError",
@@ -29,6 +31,7 @@ __all__ = [
     "TrainResult",
     "WorkerLostError",
     "load_documents",
+    "require",
     "resume",
     "split_documents",
     "train",
