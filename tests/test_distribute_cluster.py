@@ -235,6 +235,51 @@ def test_a_worker_killed_mid_epoch_is_restarted_and_training_resumes(corpus, ref
     assert not list((tmp_path / "tmp").glob("nextword*"))
 
 
+def test_one_process_killed_mid_epoch_resumes_at_its_checkpoint_step(corpus, reference, tmp_path):
+    """The mid-epoch checkpoints serve a single process too: --resume continues the epoch at the
+    checkpoint's step, and the run ends where an uninterrupted one does."""
+    from nextword.train import resume
+
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        str(corpus),
+        "--out",
+        str(run),
+        *SETTINGS,
+        "--batch-size",
+        "8",
+        "--checkpoint-steps",
+        "20",
+    ]
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "NEXTWORD_RECORD_WINDOWS": str(tmp_path / "windows.a.0"),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", RUN_CLI, *argv], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + WAIT
+    while not (run / "checkpoint.keras").is_file() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.02)
+    assert child.poll() is None, "training ended before its first checkpoint"
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=30)
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == [], "killed after epoch 1 ended"
+
+    os.environ["NEXTWORD_RECORD_WINDOWS"] = str(tmp_path / "windows.b.0")
+    try:
+        assert resume(run).epochs == 2
+    finally:
+        del os.environ["NEXTWORD_RECORD_WINDOWS"]
+    epochs = json.loads((run / "metrics.json").read_text())["epochs"]
+    assert epochs[0]["resumed_at_step"] % 20 == 0 and epochs[0]["resumed_at_step"] >= 20
+    _assert_matches(epochs, reference)
+    resumed = [p for p in _records(tmp_path, "b", 0) if p[0] == 0]
+    assert min(step for _, step, _, _ in resumed) == epochs[0]["resumed_at_step"]
+
+
 def test_bad_tf_config_and_an_absent_peer_fail_in_one_line_without_waiting(corpus, tmp_path):
     run = tmp_path / "run"
     argv = ["train", str(corpus), "--out", str(run), "--min-count", "1", "--distribute", "multi-worker"]
