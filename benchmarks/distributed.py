@@ -10,8 +10,6 @@ epochs, in fresh child processes (the workers of a multi-worker run talk over 12
 * ``2 workers, half the batch each``: the one process's global batch, split (strong scaling);
 * ``1 process on 1 core`` and ``2 workers, 1 core each`` (pinned with ``sched_setaffinity``): the cost
   of the distributed machinery itself, without the sharing of cores: what a worker per machine pays;
-* ``tiny model``: the same loop and batches with an LSTM of 8 units: the per-step cost of the loop and
-  its input pipeline, which bounds a GPU's rate from the host side.
 
 Words/s is the last epoch's ``train_words_per_second`` from the run's ``metrics.json`` (the first epoch
 includes tracing the step functions); every word is one predicted next word (the tokenizer's tokens,
@@ -43,11 +41,13 @@ NAME = "distributed"
 PATENTSVIEW_ABSTRACTS = 9_000_000  # rows of PatentsView's g_patent_abstract table, about
 NETWORK_BYTES_PER_S = 10e9 / 8  # assumed link between machines: 10 Gbit/s Ethernet
 NETWORK_LATENCY_S = 100e-6  # assumed per message
-# Assumed sustained throughput of one GPU on this model with mixed precision (a quarter of the
-# tensor-core peak; small LSTMs rarely reach more): NVIDIA T4 65 TFLOP/s fp16 peak, A100 312.
-GPU_FLOPS = {"T4 (25% of 65 TFLOP/s)": 65e12 * 0.25, "A100 (25% of 312 TFLOP/s)": 312e12 * 0.25}
-# What the tf.data pipeline of training windows delivers on this project's 2-core machine, from
-# docs/scale.md (benchmarks/streaming_memory.py, one epoch of windows, 100 million words).
+# One GPU, an estimate from three bounds (see gpu_estimate): its arithmetic, assumed to sustain a
+# quarter of an NVIDIA T4's 65 TFLOP/s float16 peak (small LSTMs rarely reach more); the time of a
+# step, at least 3 kernels per time step in sequence (the LSTM's forward and backward passes, ~10 us
+# each) plus 2 ms of host work (the Python loop and dispatch); and what the tf.data pipeline of
+# training windows delivers on this 2-core machine, measured (docs/scale.md, streaming_memory.py).
+GPU_FLOPS = 65e12 * 0.25
+GPU_KERNEL_S, GPU_HOST_STEP_S = 10e-6, 2e-3
 PIPELINE_WORDS_PER_S = 2.4e6
 
 
@@ -86,7 +86,6 @@ class Setup:
     workers: int
     batch: int  # windows per worker and step
     pinned: bool = False  # each process on a core of its own (cores 0, 1, ...)
-    units: int | None = None  # LSTM units, when not --units
 
 
 def setups(args: argparse.Namespace) -> list[Setup]:
@@ -97,7 +96,6 @@ def setups(args: argparse.Namespace) -> list[Setup]:
         Setup("2 workers sharing the cores, half the batch each", 2, b // 2),
         Setup("1 process on 1 core", 1, b, pinned=True),
         Setup("2 workers, 1 core each", 2, b, pinned=True),
-        Setup("tiny model (8 units), 1 process", 1, b, units=8),
     ]
 
 
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace, corpus: Path, out: Path, setup: Setup) -> dict
     argv = [
         sys.executable, "-m", "nextword.cli.main", "-q", "train", str(corpus), "--out", str(out),
         "--epochs", str(args.epochs), "--batch-size", str(setup.batch), "--seq-len", str(args.seq_len),
-        "--lstm-units", str(setup.units or args.units), "--embedding-dim", str(args.embedding_dim),
+        "--lstm-units", str(args.units), "--embedding-dim", str(args.embedding_dim),
         "--patience", "0", "--verbose", "0",
     ]  # fmt: skip
     env = common.quiet_tf_env()
@@ -148,7 +146,6 @@ def run(args: argparse.Namespace, corpus: Path, out: Path, setup: Setup) -> dict
         "workers": setup.workers,
         "batch_per_worker": setup.batch,
         "pinned": setup.pinned,
-        "units": setup.units or args.units,
         "global_batch": config["training"]["global_batch"],
         "words_per_s": epochs[-1]["train_words_per_second"],
         "epoch_s": epochs[-1]["seconds"],
@@ -197,36 +194,25 @@ def estimates(
     step_words = args.batch_size * args.seq_len
     rows = []
     for n in (2, 4, 8, 16, 64):
-        # A worker per machine like this one: the rate measured here, times the efficiency of two pinned
-        # workers, less the network's share of a step: a ring all-reduce of every float32 gradient
-        # sends 2 (n-1)/n of the model in 2 (n-1) messages (the sparse embedding gradient counted dense).
-        compute = step_words / (one["words_per_s"] * machinery)
+        # A worker per machine like this one. Per step, a ring all-reduce of every float32 gradient
+        # sends 2 (n-1)/n of the model in 2 (n-1) messages (the sparse embedding gradient counted
+        # dense). Compute: the one-process rate measured here (an upper bound: the network is the only
+        # cost), or that rate times the efficiency of two pinned workers (the measured cost of the
+        # distributed machinery on loopback, which a busy machine inflates).
         network = 2 * (n - 1) / n * 4 * params / NETWORK_BYTES_PER_S + 2 * (n - 1) * NETWORK_LATENCY_S
-        rate = n * step_words / (compute + network)
+        rates = [
+            n * step_words / (step_words / r + network)
+            for r in (one["words_per_s"], one["words_per_s"] * machinery)
+        ]
         rows.append(
             {
                 "machines": n,
-                "words_per_s": rate,
-                "efficiency": rate / (n * one["words_per_s"]),
-                "epoch_h": epoch_tokens / rate / 3600,
+                "words_per_s": rates,
+                "efficiency": [r / (n * one["words_per_s"]) for r in rates],
+                "epoch_h": [epoch_tokens / r / 3600 for r in rates],
             }
         )
-    tiny = results["tiny model (8 units), 1 process"]
-    step_s = step_words / tiny["words_per_s"]  # the loop's own cost per step, measured with a tiny model
-    gpus = {}
-    for name, peak in GPU_FLOPS.items():
-        bounds = {
-            "compute": peak / flops,
-            "input pipeline": PIPELINE_WORDS_PER_S,
-            "loop (batch 256)": 256 * args.seq_len / step_s,
-        }
-        limit = min(bounds, key=bounds.get)
-        gpus[name] = {
-            "bounds": bounds,
-            "limit": limit,
-            "words_per_s": bounds[limit],
-            "epoch_h": epoch_tokens / bounds[limit] / 3600,
-        }
+    gpus = {batch: gpu_estimate(flops, batch, args.seq_len, epoch_tokens) for batch in (64, 256)}
     return {
         "documents": docs,
         "words_per_document": words / docs,
@@ -238,9 +224,24 @@ def estimates(
         "flops_per_word": flops,
         "cpu_flops": flops * one["words_per_s"],
         "parameters": params,
-        "loop_step_s": step_s,
         "machines": rows,
         "gpus": gpus,
+    }
+
+
+def gpu_estimate(flops: float, batch: int, seq_len: int, epoch_tokens: float) -> dict[str, Any]:
+    """One GPU's words/s at ``batch`` windows a step: the least of its three bounds (see GPU_FLOPS)."""
+    bounds = {
+        "arithmetic": GPU_FLOPS / flops,
+        "step latency": batch * seq_len / (3 * seq_len * GPU_KERNEL_S + GPU_HOST_STEP_S),
+        "input pipeline": PIPELINE_WORDS_PER_S,
+    }
+    limit = min(bounds, key=lambda k: bounds[k])
+    return {
+        "bounds": bounds,
+        "limit": limit,
+        "words_per_s": bounds[limit],
+        "epoch_h": epoch_tokens / bounds[limit] / 3600,
     }
 
 
@@ -255,9 +256,7 @@ def report(
             r["batch_per_worker"],
             r["global_batch"],
             f"{r['words_per_s']:,.0f}",
-            "-"
-            if r["units"] != args.units
-            else f"{r['words_per_s'] / (r['workers'] * base[r['pinned']]):.0%}",
+            f"{r['words_per_s'] / (r['workers'] * base[r['pinned']]):.0%}",
             f"{r['epoch_s']:.1f}",
             f"{r['first_epoch_s']:.1f}",
             f"{r['val_loss']:.3f}",
@@ -292,18 +291,19 @@ def report(
         ]
     ]
     for r in est["machines"]:
+        high, low = r["words_per_s"]
         rows.append(
             [
                 f"{r['machines']} machines like this one",
-                f"estimate, {r['efficiency']:.0%} efficiency",
-                f"{r['words_per_s']:,.0f}",
-                f"{r['epoch_h']:.1f}",
+                f"estimate: {r['efficiency'][1]:.0%}-{r['efficiency'][0]:.0%} efficiency",
+                f"{low:,.0f}-{high:,.0f}",
+                f"{r['epoch_h'][0]:.1f}-{r['epoch_h'][1]:.1f}",
             ]
         )
-    for name, g in est["gpus"].items():
+    for batch, g in est["gpus"].items():
         rows.append(
             [
-                f"one GPU: {name}",
+                f"one GPU, {batch} windows a step",
                 f"estimate, bound by the {g['limit']}",
                 f"{g['words_per_s']:,.0f}",
                 f"{g['epoch_h']:.2f}",
@@ -313,15 +313,16 @@ def report(
         common.markdown_table(["where", "figure", "words/s", "hours per PatentsView epoch"], rows, "llrr")
     )
     lines.append("")
-    g = next(iter(est["gpus"].values()))["bounds"]
     lines.append(
         f"Model: {est['parameters']:,} parameters, about {est['flops_per_word'] / 1e6:.1f} MFLOP per "
         "trained word (6 x multiply-adds of the LSTM and output layer); this CPU sustains "
         f"{est['cpu_flops'] / 1e9:.1f} GFLOP/s on it. Two pinned workers reach "
-        f"{est['machinery_efficiency']:.0%} of twice one pinned process. The loop costs "
-        f"{est['loop_step_s'] * 1e3:.0f} ms a step with a tiny model; GPU bounds (words/s): "
-        + "; ".join(f"{k} {v:,.0f}" for k, v in g.items())
-        + " (the first GPU's)."
+        f"{est['machinery_efficiency']:.0%} of twice one pinned process. GPU bounds (words/s): "
+        + "; ".join(
+            f"{batch} windows a step: " + ", ".join(f"{k} {v:,.0f}" for k, v in g["bounds"].items())
+            for batch, g in est["gpus"].items()
+        )
+        + "."
     )
     return "\n".join(lines)
 
