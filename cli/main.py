@@ -19,12 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from nextword.corpus import CorpusConfig, read_corpus, rebuild_split
 from nextword.export import ExportConfig
 from nextword.runtime import GenerationConfig, ModelFileError, __version__, default_model, evaluate, load
-from nextword.train import CorpusConfig, MissingExtraError, TrainConfig
-from nextword.train.corpus import count_documents, read_split, validation_indices
+from nextword.train import MissingExtraError, TrainConfig
 
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
@@ -34,6 +32,12 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("nextword")
 
 RESUMABLE_OPTIONS = {"epochs", "patience", "verbose", "max_minutes"}  # settings that --resume may change
+SPLIT_OPTIONS = (
+    "val_fraction",
+    "split_seed",
+    "keep_duplicates",
+    "near_duplicate_threshold",
+)  # from the model
 MODEL_HELP = "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)"
 
 
@@ -80,13 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("evaluate", help="per-word perplexity and next-word accuracy on a corpus")
     p.add_argument("model", help="the .onnx model file")
-    add_config_arguments(p, CorpusConfig, skip=("val_fraction", "split_seed"))
+    add_config_arguments(p, CorpusConfig, skip=SPLIT_OPTIONS)
     p.add_argument(
         "--split",
         choices=("all", "train", "val"),
         default="all",
-        help="score every document, or only the training or validation split the model was trained "
-        "with (same fraction and seed, read from the model file)",
+        help="score every document, or only the training or validation documents of the split the model "
+        "was trained with (made again from the corpus as the model file records: fraction, seed, "
+        "deduplication)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_evaluate)
@@ -241,20 +246,26 @@ def _read_text_file(path: str) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     model = load(args.model)
-    train_corpus = model.info.config.get("train", {}).get("corpus", {})
-    config = config_from_args(CorpusConfig(), vars(args))
-    if args.split != "all" and "val_fraction" not in train_corpus:
-        raise ModelFileError(f"{args.model} does not record its training split; use --split all")
+    provenance = model.info.provenance
+    recorded = CorpusConfig()  # read the files as the model's were read, unless the options say otherwise
+    if provenance is not None:
+        recorded = CorpusConfig(
+            format=provenance.corpus_format,
+            text_column=provenance.text_column,
+            json_field=provenance.json_field,
+        )
+    config = config_from_args(recorded, vars(args))
+    if not config.paths:
+        raise ValueError("no corpus files given: nextword evaluate MODEL.onnx CORPUS...")
     # Streamed: one document in memory at a time, whatever the corpus size.
-    n_documents = count_documents(config.paths, config)
-    held_out = (
-        validation_indices(n_documents, train_corpus["val_fraction"], train_corpus["split_seed"])
-        if args.split != "all"
-        else np.zeros(0, dtype=np.int64)
-    )
-    wanted = {"all": (False, True), "val": (True,), "train": (False,)}[args.split]
-    pairs = read_split(config.paths, config, n_documents, held_out)
-    result = evaluate(model, (document for is_val, document in pairs if is_val in wanted))
+    if args.split == "all":
+        documents = read_corpus(config)
+    elif provenance is None or provenance.split is None:
+        raise ModelFileError(f"{args.model} does not record its training split; use --split all")
+    else:
+        wanted = args.split == "val"
+        documents = (d for is_val, d in rebuild_split(provenance, config).read() if is_val == wanted)
+    result = evaluate(model, documents)
     if args.json:
         print(json.dumps({"model": args.model, "split": args.split, **result.to_dict()}, indent=2))
     else:
@@ -270,7 +281,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     model = default_model(args.model)
     info = model.info
-    train = info.config.get("train", {})
     summary: dict[str, Any] = {
         "file": model.source,
         "bytes": Path(model.source).stat().st_size,
@@ -283,30 +293,20 @@ def _info(args: argparse.Namespace) -> int:
         "quality": info.quality,
         "parity": info.parity,
         "versions": info.versions,
+        "provenance": info.provenance.to_dict() if info.provenance else None,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    model_cfg = info.config.get("model", {})
+    embedding = info.provenance.architecture.embedding_dim if info.provenance else None
     print(f"{model.source}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
     print(f"  vocabulary     {info.vocab_size} words")
     print(
-        f"  network        embedding {model_cfg.get('embedding_dim', '?')}, "
+        f"  network        embedding {embedding or '?'}, "
         f"{len(info.state_sizes)} LSTM layer(s) of {', '.join(map(str, info.state_sizes))} units"
     )
-    corpus, data = train.get("corpus", {}), train.get("data", {})
-    if corpus:
-        print(
-            f"  corpus         {', '.join(corpus.get('paths', []))}: {data.get('documents', '?')} documents, "
-            f"{data.get('val_documents', '?')} held out for validation "
-            f"(fraction {corpus.get('val_fraction')}, split seed {corpus.get('split_seed')})"
-        )
-    for step, command in (
-        ("trained with", train.get("command")),
-        ("exported with", info.config.get("export", {}).get("command")),
-    ):
-        if command:
-            print(f"  {step:<14} {command}")
+    for label, text in info.provenance.describe() if info.provenance else ():
+        print(f"  {label:<14} {text}")
     best = summary["metrics"]
     if best:
         loss, ppl = best.get("val_loss", math.nan), best.get("val_perplexity", math.nan)

@@ -60,16 +60,20 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     assert (
         data["vocab_size"] == model.vocab_size and data["parity"]["passed"] and data["metrics"]["epoch"] >= 1
     )
+    assert data["provenance"] == model.info.provenance.to_dict()
+    assert data["provenance"]["split"]["scheme"] == "dedup-v1"
 
 
-def test_evaluate_table_json_and_splits(capsys, model_path, corpus_files):
+def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files):
     code, out, _ = run_cli(capsys, "evaluate", model_path, corpus_files["csv"])
     assert code == 0 and "perplexity" in out and "top-5 accuracy" in out
     _, out, _ = run_cli(capsys, "evaluate", model_path, corpus_files["text"], "--json", "--split", "val")
     val = json.loads(out)
     _, out, _ = run_cli(capsys, "evaluate", model_path, corpus_files["jsonl"], "--json", "--split", "train")
     train = json.loads(out)
-    assert val["documents"] + train["documents"] == 80 and val["documents"] == 8
+    counts = model.info.provenance.data  # the split the model was trained with, deduplicated
+    assert val["documents"] + train["documents"] == 80 - counts.exact_duplicates
+    assert (val["documents"], train["documents"]) == (counts.val_documents, counts.train_documents)
     assert val["perplexity"] > 1 and 0 <= val["accuracy"] <= val["top5_accuracy"] <= 1
     code, _, err = run_cli(capsys, "evaluate", model_path, corpus_files["csv"], "--text-column", "nope")
     assert code == 2 and "no column 'nope'" in err
@@ -104,7 +108,8 @@ def test_train_export_resume_through_the_cli(capsys, corpus_files, tmp_path):
     assert code == 0 and "LSTM" in out and "identical" in out and (tmp_path / "m.onnx").is_file()
     assert "int8 against fp32" in out and "validation (int8)" in out
     code, out, _ = run_cli(capsys, "info", tmp_path / "m.onnx")
-    assert "corpus.txt: 80 documents, 8 held out" in out and "split seed 0" in out
+    assert "corpus.txt: 80 documents, 0 exact duplicates dropped" in out and "split seed 0, deduplicated" in out
+    assert "held out for validation" in out
     assert "trained with   nextword train" in out and "exported with  nextword export" in out
     assert "quality int8" in out and "int8 vs fp32" in out
     code, _, err = run_cli(capsys, "export", tmp_path / "nothing", "--out", tmp_path / "n.onnx")

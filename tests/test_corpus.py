@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from nextword.train import CorpusConfig, CorpusError, load_documents, split_documents
+from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
 
 DEFAULT = CorpusConfig()
 

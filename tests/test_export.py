@@ -167,11 +167,10 @@ def test_export_measures_quality_from_the_run_folder_alone(run_dir, model, tmp_p
 
 
 def test_quality_in_the_file_equals_evaluating_the_validation_documents(model, corpus_files):
+    from nextword.corpus import CorpusConfig, rebuild_split
     from nextword.runtime import evaluate
-    from nextword.train import CorpusConfig, load_documents, split_documents
 
-    documents = load_documents([corpus_files["csv"]], CorpusConfig())
-    _, val = split_documents(documents, 0.1, 0)
+    _, val = rebuild_split(model.info.provenance, CorpusConfig(paths=(str(corpus_files["csv"]),))).documents()
     assert evaluate(model, val).to_dict() == pytest.approx(model.info.quality["fp32"])
 
 

@@ -18,8 +18,15 @@ from hypothesis import strategies as st
 
 from helpers import run_python
 from nextword.cli.main import main
-from nextword.train import patentsview
-from nextword.train.patentsview import CORPUS_COLUMNS, PatentsViewConfig, PhraseMatcher, collect
+from nextword.corpus.patentsview import (
+    CORPUS_COLUMNS,
+    MAX_LISTED,
+    PatentsViewConfig,
+    PhraseMatcher,
+    collect,
+    stream,
+    tsv,
+)
 
 ABSTRACT_HEADER = b'"patent_id"\t"patent_abstract"'
 PATENT_HEADER = (
@@ -76,7 +83,7 @@ EXPECTED = [ROW_1, ROW_3, ROW_7, ROW_10, ROW_OLD, ROW_13]
 
 ABSTRACT_SKIPS = [
     ("g_patent_abstract.tsv.zip", 6, "3 field(s), expected 2"),
-    ("g_patent_abstract.tsv.zip", 7, patentsview._BAD_QUOTING),
+    ("g_patent_abstract.tsv.zip", 7, tsv.BAD_QUOTING),
     ("g_patent_abstract.tsv.zip", 8, "a quoted field that is never closed"),
     ("g_patent_abstract.tsv.zip", 10, "bytes that are not UTF-8 (invalid start byte at byte 40 of the row)"),
 ]
@@ -110,7 +117,7 @@ def tables(tmp_path: Path) -> dict[str, Path]:
 def small_reads(request, monkeypatch):
     """Small reads put region boundaries everywhere, inside rows that span lines too."""
     if request.param:
-        monkeypatch.setattr(patentsview, "_CHUNK", request.param)
+        monkeypatch.setattr(stream, "CHUNK", request.param)
 
 
 def test_collects_abstracts_and_titles_exactly(tables, tmp_path, small_reads):
@@ -232,7 +239,7 @@ def test_limit_keeps_the_first_in_file_order(tables, tmp_path, with_patents):
 
 def test_each_pass_logs_where_its_time_went(tables, tmp_path, caplog):
     # benchmarks/patentsview_filter.py reads these lines to tell whether decompression sets the pace.
-    caplog.set_level(logging.DEBUG, logger="nextword.train.patentsview")
+    caplog.set_level(logging.DEBUG, logger="nextword.corpus.patentsview")
     config = PatentsViewConfig(
         abstracts=str(tables["abstracts"]),
         patents=str(tables["patents"]),
@@ -286,7 +293,7 @@ def test_missing_file_and_since_without_patents_are_refused(tables, tmp_path):
 
 
 def test_nothing_is_written_when_the_zip_is_damaged(tmp_path, monkeypatch):
-    monkeypatch.setattr(patentsview, "_CHUNK", 256)  # the header reads fine, the damage comes later
+    monkeypatch.setattr(stream, "CHUNK", 256)  # the header reads fine, the damage comes later
     rng = random.Random(0)
     lines = [ABSTRACT_HEADER] + [
         f'"{i}"\t"a neural network {rng.getrandbits(256):x}"'.encode() for i in range(3000)
@@ -313,8 +320,8 @@ def test_skipped_rows_are_listed_up_to_a_limit_and_all_counted(tmp_path, small_r
         lines += [f'"{i}"\t"neural network"\t"extra"'.encode(), f'"{100 + i}"\t"a neural network"'.encode()]
     abstracts = write_table(tmp_path / "g_patent_abstract.tsv.zip", lines)
     summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(tmp_path / "c.csv")))
-    assert (summary.skipped, len(summary.skipped_rows), summary.written) == (30, patentsview.MAX_LISTED, 30)
-    assert [r.line for r in summary.skipped_rows] == list(range(2, 2 + 2 * patentsview.MAX_LISTED, 2))
+    assert (summary.skipped, len(summary.skipped_rows), summary.written) == (30, MAX_LISTED, 30)
+    assert [r.line for r in summary.skipped_rows] == list(range(2, 2 + 2 * MAX_LISTED, 2))
     assert "... and 10 more" in summary.describe()
 
 
@@ -340,7 +347,7 @@ def test_rows_are_checked_in_full_where_they_are_used(tmp_path, small_reads):
     summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out)))
     assert read_csv(out)[1:] == [['A "fine" neural network.', "", "1", ""]]
     assert [(r.line, r.reason) for r in summary.skipped_rows] == [
-        (4, patentsview._BAD_QUOTING),
+        (4, tsv.BAD_QUOTING),
         (5, "3 field(s), expected 2"),
     ]
 
@@ -409,11 +416,11 @@ def test_any_field_text_comes_back_unchanged(tmp_path_factory, documents, chunk)
     ]
     path = write_table(folder / "g_patent_abstract.tsv.zip", lines)
     out = folder / "corpus.csv"
-    original, patentsview._CHUNK = patentsview._CHUNK, chunk
+    original, stream.CHUNK = stream.CHUNK, chunk
     try:
         summary = collect(PatentsViewConfig(abstracts=str(path), query=("zq marker",), out=str(out)))
     finally:
-        patentsview._CHUNK = original
+        stream.CHUNK = original
     assert summary.skipped == 0
     assert [row[0] for row in read_csv(out)[1:]] == abstracts
 
@@ -437,11 +444,11 @@ def test_junk_lines_never_cost_a_good_row(tmp_path_factory, rows, chunk):
         expected.append([abstract, "", str(i), ""])
     path = write_table(folder / "g_patent_abstract.tsv.zip", lines)
     out = folder / "corpus.csv"
-    original, patentsview._CHUNK = patentsview._CHUNK, chunk
+    original, stream.CHUNK = stream.CHUNK, chunk
     try:
         collect(PatentsViewConfig(abstracts=str(path), query=("zq marker",), out=str(out)))
     finally:
-        patentsview._CHUNK = original
+        stream.CHUNK = original
     assert read_csv(out)[1:] == expected
 
 
