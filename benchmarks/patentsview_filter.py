@@ -126,9 +126,9 @@ def _child(kind: str, folder: Path) -> dict:
     abstracts, patents = folder / "g_patent_abstract.tsv.zip", folder / "g_patent.tsv.zip"
     timing = _Timing()
     if kind.startswith("collect"):
-        from nextword.train.patentsview import PatentsViewConfig, collect  # imports are not timed
+        from nextword.corpus.patentsview import PatentsViewConfig, collect  # imports are not timed
 
-        log = logging.getLogger("nextword.train.patentsview")
+        log = logging.getLogger("nextword.corpus.patentsview")
         log.setLevel(logging.DEBUG)
         log.addHandler(timing)
     start, cpu_start = time.perf_counter(), time.process_time()

@@ -49,7 +49,7 @@ class DedupSettings:
 
     threshold: float = 0.2
     shingle_words: int = 5
-    num_perm: int = 32
+    num_perm: int = 64
     band_rows: int = 2
     value_bits: int = 16
 
@@ -162,10 +162,10 @@ class Provenance:
         d, lines = self.data, []
         corpus = f"{', '.join(self.corpus_files) or '?'}: {_number(d.documents)} documents"
         if d.exact_duplicates is not None:
-            corpus += f", {d.exact_duplicates:,} exact duplicates dropped"
+            corpus += f", {d.exact_duplicates} exact duplicates dropped"
         if d.near_duplicate_groups is not None:
             corpus += (
-                f", {d.near_duplicate_groups:,} groups of near-duplicates "
+                f", {d.near_duplicate_groups} groups of near-duplicates "
                 f"({_number(d.near_duplicate_documents)} documents) each kept on one side"
             )
         lines.append(("corpus", corpus))
@@ -226,19 +226,19 @@ class Provenance:
         model, export = _dict(config.get("model")), _dict(config.get("export"))
         files = corpus.get("paths")
         try:
-            split = SplitRecord(
-                SPLIT_BY_DOCUMENT, corpus.get("val_fraction", 0.1), corpus.get("split_seed", 0)
+            split: SplitRecord | None = SplitRecord(
+                SPLIT_BY_DOCUMENT, corpus["val_fraction"], corpus["split_seed"]
             )
-        except ValueError:
-            split = SplitRecord()
+        except (KeyError, ValueError):  # a file that does not say how it was split
+            split = None
         return cls(
             corpus_files=tuple(f for f in files if isinstance(f, str)) if isinstance(files, list) else (),
             corpus_format=_or(corpus.get("format"), str, "auto"),
             text_column=_or(corpus.get("text_column"), str, "patent_abstract"),
             json_field=_or(corpus.get("json_field"), str, "text"),
             split=split,
-            data=DataCounts(**{f.name: _or(data.get(f.name), int, None) for f in fields(DataCounts)}),
-            vocab_size=_or(train.get("vocab_size"), int, None),
+            data=DataCounts(**{f.name: _count(data.get(f.name)) for f in fields(DataCounts)}),
+            vocab_size=_count(train.get("vocab_size")),
             architecture=Architecture(
                 **{
                     name: _or(model.get(name), int, None)
@@ -304,7 +304,11 @@ def _expect(value: Any, kind: type, name: str, optional: bool = False) -> Any:
 
 
 def _number(value: int | None) -> str:
-    return "?" if value is None else f"{value:,}"
+    return "?" if value is None else str(value)
+
+
+def _count(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
 
 
 def _dict(value: Any) -> dict[str, Any]:

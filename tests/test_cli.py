@@ -108,7 +108,9 @@ def test_train_export_resume_through_the_cli(capsys, corpus_files, tmp_path):
     assert code == 0 and "LSTM" in out and "identical" in out and (tmp_path / "m.onnx").is_file()
     assert "int8 against fp32" in out and "validation (int8)" in out
     code, out, _ = run_cli(capsys, "info", tmp_path / "m.onnx")
-    assert "corpus.txt: 80 documents, 0 exact duplicates dropped" in out and "split seed 0, deduplicated" in out
+    assert (
+        "corpus.txt: 80 documents, 0 exact duplicates dropped" in out and "split seed 0, deduplicated" in out
+    )
     assert "held out for validation" in out
     assert "trained with   nextword train" in out and "exported with  nextword export" in out
     assert "quality int8" in out and "int8 vs fp32" in out
@@ -216,3 +218,20 @@ def test_train_overwrite_of_a_folder_of_user_files_exits_2_and_deletes_nothing(
     assert "inside the run folder" in run_cli(capsys, "train", corpus, "--out", ".", "--overwrite")[2]
     assert sorted(p.name for p in home.iterdir()) == ["corpus.csv", "thesis.tex"]
     assert (home / "thesis.tex").read_text() == "precious"
+
+
+def test_dedup_options_belong_to_train_and_come_from_the_model_for_evaluate(capsys):
+    from nextword.cli.args import config_from_args
+    from nextword.cli.main import build_parser
+    from nextword.train import TrainConfig
+
+    args = build_parser().parse_args(
+        ["train", "c.csv", "--out", "r", "--keep-duplicates", "--near-duplicate-threshold", "0.3"]
+    )
+    corpus = config_from_args(TrainConfig(), vars(args)).corpus
+    assert corpus.keep_duplicates and corpus.near_duplicate_threshold == 0.3
+    assert corpus.split_record().scheme == "documents-v1"
+    for flag in ("--keep-duplicates", "--split-seed", "--near-duplicate-threshold"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["evaluate", "m.onnx", "c.csv", flag])
+        assert "unrecognized arguments" in capsys.readouterr().err

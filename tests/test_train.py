@@ -326,6 +326,28 @@ def test_resume_reuses_the_id_files_and_writes_them_when_missing(tmp_path, tiny_
     assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1, 2, 3]
 
 
+def test_a_run_from_before_dedup_is_encoded_again_with_its_own_split(tmp_path, tiny_config, documents):
+    from nextword.corpus import STREAM_DTYPE, encode_stream, split_documents
+
+    out = tmp_path / "run"
+    train(replace(tiny_config, out=str(out), epochs=1))
+    config = json.loads((out / "config.json").read_text())
+    del config["data"]["split"], config["corpus"]["keep_duplicates"]  # as a run of an older nextword
+    del config["corpus"]["near_duplicate_threshold"]
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "train.ids").unlink()
+    (out / "val.ids").unlink()
+    assert resume(out, epochs=2).epochs == 2
+    tokenizer = Tokenizer.from_json((out / "tokenizer.json").read_text())
+    train_docs, val_docs = split_documents(documents, 0.1, 0)  # the document-index split it was made with
+    np.testing.assert_array_equal(
+        np.fromfile(out / "val.ids", dtype=STREAM_DTYPE), encode_stream(val_docs, tokenizer)
+    )
+    assert len(np.fromfile(out / "train.ids", dtype=STREAM_DTYPE)) == len(
+        encode_stream(train_docs, tokenizer)
+    )
+
+
 def test_overwrite_keeps_the_old_run_when_the_new_corpus_is_bad(run_dir, tiny_config, tmp_path):
     import shutil
 

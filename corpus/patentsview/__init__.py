@@ -6,7 +6,7 @@ docs/patentsview.md.
 
 from __future__ import annotations
 
-from .collect import CORPUS_COLUMNS, collect
+from .passes import CORPUS_COLUMNS, collect
 from .config import MAX_LISTED, CollectSummary, PatentsViewConfig, SkippedRow
 from .matching import PhraseMatcher
 

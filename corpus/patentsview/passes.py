@@ -1,4 +1,4 @@
-"""Collecting the patents that match a query into a corpus CSV: :func:`collect`."""
+"""Collecting the patents that match a query into a corpus CSV, in one pass or three: :func:`collect`."""
 
 from __future__ import annotations
 
