@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,11 +95,11 @@ class EncodedCorpus:
 class IdStreamWriter:
     """Appends documents to an open id stream file as ``<eod> doc <eod> doc ... <eod>``, in chunks."""
 
-    CHUNK = 1 << 20  # ids buffered between writes
+    CHUNK = 1 << 20  # ids buffered between writes: 4 MiB
 
     def __init__(self, f: BinaryIO, eod: int) -> None:
         self._f, self._eod = f, eod
-        self._buffer: list[int] = [eod]
+        self._buffer = array("i", [eod])  # 4 bytes an id, not a Python int object each
         self.tokens = 1
         self.documents = 0
 
@@ -113,8 +114,8 @@ class IdStreamWriter:
 
     def flush(self) -> None:
         """Write the buffered ids."""
-        self._f.write(np.asarray(self._buffer, dtype=STREAM_DTYPE).tobytes())
-        self._buffer = []
+        self._f.write(np.frombuffer(self._buffer, dtype=np.intc).astype(STREAM_DTYPE, copy=False).tobytes())
+        self._buffer = array("i")
 
 
 def encode_corpus(

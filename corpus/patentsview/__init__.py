@@ -6,9 +6,9 @@ docs/patentsview.md.
 
 from __future__ import annotations
 
-from .passes import CORPUS_COLUMNS, collect
 from .config import MAX_LISTED, CollectSummary, PatentsViewConfig, SkippedRow
 from .matching import PhraseMatcher
+from .passes import CORPUS_COLUMNS, collect
 
 __all__ = [
     "CORPUS_COLUMNS",
