@@ -27,6 +27,7 @@ from nextword.train import MissingExtraError, TrainConfig
 
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
+from .quiet import import_tensorflow_quietly
 
 __all__ = ["build_parser", "main"]
 
@@ -132,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from nextword.train import resume, train
 
+    import_tensorflow_quietly()
     flags = config_flags(TrainConfig)
     options = {k: v for k, v in vars(args).items() if k in flags}
     if args.resume:
@@ -170,6 +172,7 @@ def _one_line_os_errors(run_dir: str, call: Callable[[], T]) -> T:
 def _export(args: argparse.Namespace) -> int:
     from nextword.export import export
 
+    import_tensorflow_quietly()
     config = config_from_args(ExportConfig(), vars(args))
     if not config.run_dir or not config.out:
         raise ValueError("usage: nextword export RUN_DIR --out MODEL.onnx")

@@ -252,3 +252,17 @@ def test_train_on_a_read_only_file_system_is_one_line_and_exit_2(capsys, corpus_
         f"nextword train: error: cannot access {tmp_path / 'run'}: Read-only file system; "
         "the file system is read-only: choose another place"
     )
+
+
+@pytest.mark.slow
+def test_export_screen_shows_our_output_not_tensorflows_start_up_lines(run_dir, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+    exe = shutil.which("nextword") or str(__import__("pathlib").Path(sys.executable).parent / "nextword")
+    out = tmp_path / "m.onnx"
+    result = subprocess.run(
+        [exe, "export", str(run_dir), "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and out.is_file()
+    for noise in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):
+        assert noise not in result.stderr, result.stderr

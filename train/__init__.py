@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
 
-from ._deps import TRAINING_STACK, MissingExtraError, require
+from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
 from .config import ModelConfig, TrainConfig
 
 if TYPE_CHECKING:
     from .trainer import TrainResult
 
 __all__ = [
+    "EXPORT_STACK",
+    "TRAINING_STACK",
     "CorpusConfig",
     "CorpusError",
     "MissingExtraError",
@@ -25,6 +27,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "load_documents",
+    "require",
     "resume",
     "split_documents",
     "train",
