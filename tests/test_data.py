@@ -5,7 +5,8 @@ pytest.importorskip("keras", reason="keras missing: install nextword[train]")
 
 from nextword.corpus import encode_stream
 from nextword.runtime import Tokenizer, TokenizerConfig
-from nextword.train.data import WindowBatches, make_windows
+from nextword.train.batches import WindowBatches
+from nextword.train.data import make_windows
 
 
 def test_stream_marks_every_document_start_and_end():

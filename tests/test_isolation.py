@@ -44,7 +44,7 @@ CORPUS_ONLY = """
 import sys
 from nextword.corpus import CorpusConfig, build_vocabulary, encode_corpus, split_corpus
 from nextword.corpus.patentsview import PatentsViewConfig  # collection lives here too
-import nextword.train.data  # cheap to import: Keras loads only for WindowBatches
+import nextword.train.data  # cheap to import: TensorFlow loads only to build a dataset
 from nextword.runtime import TokenizerConfig
 split = split_corpus(CorpusConfig(paths=(sys.argv[1],)))  # deduplicated: the first pass of training
 tokenizer = build_vocabulary(split, TokenizerConfig(min_count=1))

@@ -18,9 +18,9 @@ encode -- and writes each side of the split to an id file (``train.ids``/``val.i
 
 :class:`DiskWindows` cuts the windows of :func:`make_windows` out of an id file, a batch at a time, as a
 ``tf.data`` pipeline; it keeps 4 bytes per window (its start) and 8 per document. The in-memory
-:class:`WindowBatches` (a Keras ``PyDataset``, in :mod:`nextword.train.batches`) remains for small
-corpora held as lists (benchmarks, tests). Importing this module is cheap: Keras and TensorFlow load
-only when :class:`WindowBatches` is first used or a dataset is built.
+:class:`~nextword.train.batches.WindowBatches` (a Keras ``PyDataset``) remains for small corpora held as
+lists (benchmarks, tests). Importing this module is cheap: TensorFlow loads only when a dataset is
+built.
 """
 
 from __future__ import annotations
@@ -39,12 +39,9 @@ from nextword.runtime.tokenizer import EOD_ID, PAD_ID
 if TYPE_CHECKING:
     import tensorflow as tf
 
-    from .batches import WindowBatches
-
 __all__ = [
     "STREAM_DTYPE",
     "DiskWindows",
-    "WindowBatches",
     "document_starts",
     "epoch_order",
     "gather_windows",
@@ -258,11 +255,3 @@ class DiskWindows:
 
         batches = batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return batches.prefetch(tf.data.AUTOTUNE)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "WindowBatches":  # a Keras PyDataset: Keras loads only when it is asked for
-        from .batches import WindowBatches
-
-        return WindowBatches
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
