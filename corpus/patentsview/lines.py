@@ -32,13 +32,17 @@ class Lines:
         np.equal(self._bytes, 10, out=self._mask)  # the bytes that shape the rows: line breaks, tabs, quotes
         for byte in (9, 34):
             np.logical_or(self._mask, np.equal(self._bytes, byte, out=other), out=self._mask)
-        where = np.flatnonzero(self._mask)
+        # Offsets and line indices fit in int32 (a region is a few MiB): 4 bytes a line, not 8, which
+        # matters for a region of a million blank lines.
+        where = np.flatnonzero(self._mask).astype(np.int32)
         kind = self._bytes[where]
         breaks = where[kind == 10]  # (n - 1,) offsets of the line breaks
-        self.starts = np.concatenate(([0], breaks + 1))  # (n,) first byte of each line
-        self.stops = np.append(breaks, len(data))  # (n,) one past its last byte
+        self.starts = np.concatenate((np.zeros(1, np.int32), breaks + 1))  # (n,) first byte of each line
+        self.stops = np.append(breaks, np.int32(len(data)))  # (n,) one past its last byte
+        del breaks
         n = len(self.starts)
         self._found = {byte: where[kind == byte] for byte in (9, 34)}  # offsets of the tabs, the quotes
+        del where, kind
         lengths = self.stops - self.starts
         last = self._bytes[np.maximum(self.stops - 1, 0)] if len(data) else np.zeros(n, dtype=np.uint8)
         self.blank = (lengths == 0) | ((lengths == 1) & (last == 13))  # (n,)
@@ -46,12 +50,15 @@ class Lines:
         del lengths, last
         self.long[list(dropped)] = True
         self.blank &= ~self.long
-        self._nonblank_before = np.concatenate(([0], np.cumsum(~self.blank, dtype=np.int32)))  # (n + 1,)
+        self._nonblank_before = np.concatenate(
+            (np.zeros(1, np.int32), np.cumsum(~self.blank, dtype=np.int32))
+        )
         # Parity of the quotes before each line: a quoted field opened on line i ends on the first line j
         # after it with parity[j + 1] == parity[i] (the quotes of lines i..j balance).
-        parity = np.concatenate(([0], np.cumsum(self._count_per_line(34), dtype=np.int32) & 1))  # (n + 1,)
-        self._parity = parity.astype(np.int8)
-        self._balanced = [np.flatnonzero(parity == p).astype(np.int32) for p in (0, 1)]  # positions of each
+        quotes = np.cumsum(self._count_per_line(34), dtype=np.int32)
+        self._parity = np.concatenate((np.zeros(1, np.int8), (quotes & 1).astype(np.int8)))  # (n + 1,)
+        del quotes
+        self._balanced = [np.flatnonzero(self._parity == p).astype(np.int32) for p in (0, 1)]  # positions
         self.flagged = np.empty(0, dtype=np.int64)  # lines where a match may be (set by the reader)
 
     def __len__(self) -> int:
@@ -90,7 +97,8 @@ class Lines:
         return np.flatnonzero(~self.blank)
 
     def _count_per_line(self, byte: int) -> np.ndarray:
-        return np.bincount(np.searchsorted(self.stops, self._found[byte]), minlength=len(self))
+        counts = np.bincount(np.searchsorted(self.stops, self._found[byte]), minlength=len(self))
+        return counts.astype(np.int32)
 
     def candidates(self, tabs: int) -> np.ndarray:
         """Sorted indices of the lines that need a look: flagged, with non-ASCII bytes, an odd number

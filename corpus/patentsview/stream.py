@@ -21,6 +21,10 @@ __all__ = ["AHEAD", "CHUNK", "Region", "Timing", "open_stream", "read_chunks", "
 
 CHUNK = 1 << 20  # bytes decompressed per read
 AHEAD = 4  # chunks decompressed ahead of the parser
+# A chunk of more lines than this is cut into pieces of PIECE bytes: what a region costs grows with its
+# lines (about 20 bytes each), so a flood of blank lines must not make regions of a million lines.
+MAX_REGION_LINES = 1 << 16
+PIECE = 1 << 16
 
 
 @dataclass
@@ -45,7 +49,8 @@ class Region:
 
 
 def read_regions(path: Path, max_line_bytes: int, timing: Timing | None = None) -> Iterator[Region]:
-    """The table as regions of whole lines, each about one chunk long.
+    """The table as regions of whole lines, each about one chunk long (a piece of one, for a chunk of
+    very many lines).
 
     A line that runs over chunks is gathered, up to ``max_line_bytes``: past that its bytes are dropped
     until its line break, and it comes back as an empty first line (:attr:`Region.dropped_first`).
@@ -56,7 +61,7 @@ def read_regions(path: Path, max_line_bytes: int, timing: Timing | None = None) 
     dropping = False  # inside a line over the cap: its bytes are thrown away until it ends
     chunks = read_chunks(path, timing)
     try:
-        for chunk in chunks:
+        for chunk in _pieces(chunks):
             cut = chunk.rfind(b"\n")
             if cut < 0:  # no line ends in this chunk
                 if not dropping:
@@ -79,6 +84,17 @@ def read_regions(path: Path, max_line_bytes: int, timing: Timing | None = None) 
             yield Region(b"".join(tail))
     finally:
         chunks.close()
+
+
+def _pieces(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks``, each cut into pieces of :data:`PIECE` bytes when it holds over
+    :data:`MAX_REGION_LINES` line breaks."""
+    for chunk in chunks:
+        if chunk.count(b"\n") <= MAX_REGION_LINES:
+            yield chunk
+        else:
+            for start in range(0, len(chunk), PIECE):
+                yield chunk[start : start + PIECE]
 
 
 def read_chunks(path: Path, timing: Timing | None = None) -> Iterator[bytes]:

@@ -114,7 +114,8 @@ class _Regions:
         self._find = find
         self._scratch = Scratch()
         self._cap = max_line_bytes
-        self.lines = Lines(b"", self._scratch, max_line_bytes)
+        self._empty = Lines(b"", self._scratch, max_line_bytes)
+        self.lines = self._empty
         self._dropped: list[int] = []  # lines of the current region that stand for dropped over-long lines
         self.base = 0
 
@@ -124,10 +125,12 @@ class _Regions:
         if region is None:
             return False
         data, dropped = region.data, [0] if region.dropped_first else []
-        if keep < len(self.lines) and self.lines.data:
-            kept = len(self.lines) - keep
-            data = self.lines.data[self.lines.starts[keep] :] + b"\n" + data
+        old, self.lines = self.lines, self._empty  # let go of the old region before the new one is measured
+        if keep < len(old) and old.data:
+            kept = len(old) - keep
+            data = old.data[old.starts[keep] :] + b"\n" + data
             dropped = [k - keep for k in self._dropped if k >= keep] + [kept + k for k in dropped]
+        del old
         lines = Lines(data, self._scratch, self._cap, dropped)
         if self._find is not None:
             lines.flagged = lines.line_of(self._find(data))
