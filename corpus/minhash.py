@@ -28,6 +28,11 @@ from nextword.runtime.provenance import DedupSettings
 __all__ = ["SignatureBuilder", "SignatureFile", "document_words", "exact_key"]
 
 _WORD = re.compile(r"\w+")
+# For ASCII text, what \w+ on the lowercased text finds, faster: letters lowercased, every character
+# that is not a letter, digit or underscore made a space, then a split.
+_ASCII_WORDS = str.maketrans(
+    {chr(c): (chr(c).lower() if chr(c).isalnum() or chr(c) == "_" else " ") for c in range(128)}
+)
 _BATCH_BYTES = 1 << 16  # text hashed per numpy batch: its (shingles, num_perm) array is ~2.5 MB
 _BLOCK_ROWS = 1 << 13  # signatures read per block when a band is gathered (1 MiB of 64 values)
 _U64 = np.uint64
@@ -40,7 +45,7 @@ _PERM_SEED = 20240602
 def document_words(text: str) -> list[str]:
     """The words that identify a document: runs of letters and digits after NFKC and case folding."""
     if text.isascii():  # NFKC leaves ASCII alone, and case folding is lowercasing there
-        return _WORD.findall(text.lower())
+        return text.translate(_ASCII_WORDS).split()
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 

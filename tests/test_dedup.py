@@ -127,6 +127,15 @@ def test_the_threshold_decides_how_close_a_near_duplicate_must_be():
     assert find_duplicates([base, close, far], DedupSettings(threshold=0.95)).group.tolist() == [0, 1, 2]
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(max_codepoint=127)) | st.text())
+def test_the_words_of_a_document_are_the_runs_of_letters_and_digits(text):
+    import re
+    import unicodedata
+
+    assert document_words(text) == re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.integers(1, 40).flatmap(
