@@ -7,7 +7,7 @@
   the low 16 bits of each: two documents agree on a value with a probability equal to the Jaccard
   similarity of their shingle sets (plus 1/65,536 by chance).
 
-`SignatureBuilder` hashes a batch of about 64 KiB of text at a time with numpy and keeps 9 bytes
+:class:`SignatureBuilder` hashes a batch of about 64 KiB of text at a time with numpy and keeps 9 bytes
 a document in memory; the signatures go to a temporary file, read back a band (a pair of values) at a
 time (:class:`SignatureFile`), so they are never all in memory at once.
 """
