@@ -96,8 +96,9 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
 
     Memory: 1 byte a document for the labels (8 while the document-index split is drawn) and, when
     deduplicating, what :func:`~nextword.corpus.dedup.find_duplicates` holds: 9 bytes a document while
-    the files are read, about 30 while the groups are formed. Raises :class:`CorpusError` for unreadable files, an empty
-    corpus, or one that cannot be split (fewer than two documents, or two groups, to share out).
+    the files are read, about 30 while the groups are formed. Raises :class:`CorpusError` for
+    unreadable files, an empty corpus, or one that cannot be split (fewer than two documents, or two
+    groups, to share out).
     """
     record = record or corpus.split_record()
     if not corpus.paths:
