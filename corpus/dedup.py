@@ -25,7 +25,7 @@ from nextword.runtime.provenance import DedupSettings
 
 from .minhash import SignatureBuilder, SignatureFile
 
-__all__ = ["Duplicates", "components", "find_duplicates", "near_duplicate_groups"]
+__all__ = ["Duplicates", "components", "find_duplicates", "later_repeats", "near_duplicate_groups"]
 
 _VERIFY_PAIRS = 1 << 12  # candidate pairs compared per step
 
@@ -65,11 +65,19 @@ def find_duplicates(documents: Iterable[str], settings: DedupSettings) -> Duplic
     keys, has_words, signatures = builder.finish()
     del builder
     with signatures:
-        dropped = np.ones(len(keys), dtype=bool)
-        dropped[np.unique(keys, return_index=True)[1]] = False  # the first of each key is kept
+        dropped = later_repeats(keys)
         del keys
         group = near_duplicate_groups(signatures, has_words & ~dropped, settings.threshold)
     return Duplicates(dropped=dropped, group=group)
+
+
+def later_repeats(keys: np.ndarray) -> np.ndarray:
+    """(D,) bool: True where a key repeats an earlier one (the first of each key is kept)."""
+    order = np.argsort(keys, kind="stable")  # equal keys stay in corpus order
+    in_order = keys[order]
+    repeats = np.zeros(len(keys), dtype=bool)
+    repeats[order[1:][in_order[1:] == in_order[:-1]]] = True
+    return repeats
 
 
 def near_duplicate_groups(signatures: SignatureFile, eligible: np.ndarray, threshold: float) -> np.ndarray:
@@ -80,7 +88,7 @@ def near_duplicate_groups(signatures: SignatureFile, eligible: np.ndarray, thres
     already in one group are not compared again: memory and time stay linear in the documents, and at
     most one pair per document is kept."""
     need = int(np.ceil(threshold * signatures.num_perm - 1e-9))  # values two signatures must share
-    rows = np.flatnonzero(eligible)
+    rows = np.flatnonzero(eligible).astype(np.int32 if len(eligible) < 2**31 else np.int64)
     group = np.arange(len(eligible), dtype=np.int32 if len(eligible) < 2**31 else np.int64)
     kept_a: list[np.ndarray] = []  # pairs that joined two groups: a spanning forest, under one per document
     kept_b: list[np.ndarray] = []
@@ -107,12 +115,14 @@ def _band_candidates(keys: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np
     """Pairs of ``rows`` whose band ``keys`` are equal: each one with the first row of its key."""
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
-    same = keys[1:] == keys[:-1]  # position i + 1 shares its key with position i
+    repeat = np.flatnonzero(keys[1:] == keys[:-1])  # (R,) i: position i + 1 has the key of position i
     del keys
-    members = np.flatnonzero(same) + 1  # positions that are not the first of their run
-    run_starts = np.flatnonzero(np.concatenate(([True], ~same)))
-    heads = run_starts[np.searchsorted(run_starts, members, side="right") - 1]
-    return rows[order[heads]], rows[order[members]]
+    if not len(repeat):
+        return rows[:0], rows[:0]
+    # A run of equal keys shows as consecutive positions in ``repeat``; its first row is at the first.
+    starts_run = np.concatenate(([True], repeat[1:] != repeat[:-1] + 1))  # (R,)
+    heads = repeat[np.flatnonzero(starts_run)[np.cumsum(starts_run) - 1]]  # (R,) the run's first position
+    return rows[order[heads]], rows[order[repeat + 1]]
 
 
 def components(group: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
