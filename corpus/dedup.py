@@ -85,29 +85,24 @@ def near_duplicate_groups(signatures: SignatureFile, eligible: np.ndarray, thres
     ``eligible`` documents whose signatures agree on a band and on at least ``threshold`` of their values.
 
     In each band the documents that share a key are compared with the first of them only, and pairs
-    already in one group are not compared again: memory and time stay linear in the documents, and at
-    most one pair per document is kept."""
+    already in one group are not compared again: memory and time stay linear in the documents."""
     need = int(np.ceil(threshold * signatures.num_perm - 1e-9))  # values two signatures must share
     rows = np.flatnonzero(eligible).astype(np.int32 if len(eligible) < 2**31 else np.int64)
     group = np.arange(len(eligible), dtype=np.int32 if len(eligible) < 2**31 else np.int64)
-    kept_a: list[np.ndarray] = []  # pairs that joined two groups: a spanning forest, under one per document
-    kept_b: list[np.ndarray] = []
     for band in range(signatures.num_perm // 2):
         a, b = _band_candidates(signatures.band(band)[rows], rows)
-        fresh = group[a] != group[b]
+        fresh = group[a] != group[b]  # pairs already in one group are not compared again
         a, b = a[fresh], b[fresh]
+        found_a, found_b = [], []
         for low in range(0, len(a), _VERIFY_PAIRS):
             pa, pb = a[low : low + _VERIFY_PAIRS], b[low : low + _VERIFY_PAIRS]
             needed = np.union1d(pa, pb)
             held = signatures.take(needed)  # (rows, num_perm)
             agree = (held[np.searchsorted(needed, pa)] == held[np.searchsorted(needed, pb)]).sum(axis=1)
-            kept_a.append(pa[agree >= need])
-            kept_b.append(pb[agree >= need])
-        if kept_a:
-            kept_a, kept_b = [np.concatenate(kept_a)], [np.concatenate(kept_b)]
-            joins = group[kept_a[0]] != group[kept_b[0]]  # pairs found in an earlier band add nothing
-            kept_a, kept_b = [kept_a[0][joins]], [kept_b[0][joins]]
-            group = components(group, kept_a[0], kept_b[0])
+            found_a.append(pa[agree >= need])
+            found_b.append(pb[agree >= need])
+        if found_a:
+            group = components(group, np.concatenate(found_a), np.concatenate(found_b))
     return group
 
 
