@@ -7,9 +7,10 @@
   the low 16 bits of each: two documents agree on a value with a probability equal to the Jaccard
   similarity of their shingle sets (plus 1/65,536 by chance).
 
-:class:`SignatureBuilder` hashes a batch of about 64 KiB of text at a time with numpy and keeps 9 bytes
-a document in memory; the signatures go to a temporary file, read back a band (a pair of values) at a
-time (:class:`SignatureFile`), so they are never all in memory at once.
+:class:`SignatureBuilder` hashes a batch of about 64 KiB of text at a time with numpy and keeps 1 byte
+a document in memory; keys and signatures go to temporary files, the keys read back at the end (8 bytes
+a document) and the signatures a band (a pair of values) at a time (:class:`SignatureFile`), so they
+are never all in memory at once.
 """
 
 from __future__ import annotations
@@ -147,10 +148,13 @@ class SignatureBuilder:
         # (a * x + b) mod 2**32 with odd a: one permutation of the 32-bit shingle hashes per value
         self._mults = rng.integers(0, 2**31, size=settings.num_perm, dtype=np.uint32) * np.uint32(2) + 1
         self._adds = rng.integers(0, 2**32, size=settings.num_perm, dtype=np.uint32)
-        self._keys = array("Q")  # 8 bytes a document
         self._has_words = bytearray()  # 1 byte a document
-        # Handed over to the SignatureFile by finish(); closed (so deleted) with it, or with the builder.
+        # Keys and signatures wait in temporary files, so that nothing grows with the corpus in memory
+        # while documents come and go (a growing array among them fragments the heap). The signatures'
+        # file is handed over to the SignatureFile by finish(); both are deleted when closed.
+        self._key_spill = tempfile.TemporaryFile(prefix="nextword-keys-")  # noqa: SIM115
         self._spill = tempfile.TemporaryFile(prefix="nextword-signatures-")  # noqa: SIM115
+        self._batch_keys = array("Q")
         self._batch: list[str] = []
         self._batch_rows: list[int] = []  # the row of each batched text among the batch's documents
         self._batch_docs = 0
@@ -159,7 +163,7 @@ class SignatureBuilder:
     def add(self, text: str) -> None:
         """Hash one document (the next in corpus order)."""
         words = document_words(text)
-        self._keys.append(exact_key(words, text))
+        self._batch_keys.append(exact_key(words, text))
         self._has_words.append(bool(words))
         if words:
             joined = " ".join(words)
@@ -177,12 +181,16 @@ class SignatureBuilder:
             rows = _signatures(self._batch, self.settings.shingle_words, self._mults, self._adds)
             signatures[self._batch_rows] = rows
         self._spill.write(signatures.tobytes())
+        self._key_spill.write(self._batch_keys.tobytes())
+        self._batch_keys = array("Q")
         self._batch, self._batch_rows, self._batch_docs, self._batch_bytes = [], [], 0, 0
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, SignatureFile]:
         """``(keys, has_words, signatures)``: (D,) uint64, (D,) bool and the signatures' file."""
         self._flush()
         self._spill.flush()
-        keys = np.frombuffer(self._keys, dtype=np.uint64)
+        with self._key_spill:
+            self._key_spill.seek(0)
+            keys = np.fromfile(self._key_spill, dtype=np.uint64)
         has_words = np.frombuffer(self._has_words, dtype=bool)
         return keys, has_words, SignatureFile(self._spill, len(keys), self.settings.num_perm)
