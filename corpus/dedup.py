@@ -42,8 +42,9 @@ class Duplicates:
         return int(self.dropped.sum())
 
     def group_sizes(self) -> np.ndarray:
-        """The size of each group of kept documents, groups of one included, in order of first document."""
-        return np.unique(self.group[~self.dropped], return_counts=True)[1]
+        """(D,) int32: for the first document of each group, the group's number of kept documents
+        (1 for a document alone); 0 for every other document."""
+        return np.bincount(self.group[~self.dropped], minlength=len(self.group)).astype(np.int32)
 
     @property
     def near_duplicate_groups(self) -> int:

@@ -191,21 +191,23 @@ def _held_out(n: int, val_fraction: float) -> int:
 def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int) -> np.ndarray:
     """Labels for the ``dedup-v1`` scheme: whole groups are held out, in a seeded random order of the
     groups, until ``val_fraction`` of the kept documents are; exact duplicates are DROPPED."""
-    kept = ~duplicates.dropped
-    groups, group_of, sizes = np.unique(duplicates.group[kept], return_inverse=True, return_counts=True)
-    n_kept = int(kept.sum())
-    if len(groups) < 2:
+    sizes = duplicates.group_sizes()  # (D,) the size of each group at its first document
+    heads = np.flatnonzero(sizes)  # (G,) the groups, in order of their first document
+    n_kept = int(sizes.sum())
+    if len(heads) < 2:
         raise CorpusError(
-            f"the corpus has {n_kept} distinct document(s) in {len(groups)} group(s) of near-duplicates; "
+            f"the corpus has {n_kept} distinct document(s) in {len(heads)} group(s) of near-duplicates; "
             "at least 2 groups are needed to hold one out for validation (or pass --keep-duplicates)"
         )
-    order = np.random.default_rng(seed).permutation(len(groups))  # groups in order of first document
-    reached = np.cumsum(sizes[order])  # documents held out after each group
-    n_val_groups = min(int(np.searchsorted(reached, _held_out(n_kept, val_fraction))) + 1, len(groups) - 1)
-    held_out = np.zeros(len(groups), dtype=bool)
-    held_out[order[:n_val_groups]] = True
+    order = np.random.default_rng(seed).permutation(len(heads))
+    reached = np.cumsum(sizes[heads[order]])  # documents held out after each group
+    n_val_groups = min(int(np.searchsorted(reached, _held_out(n_kept, val_fraction))) + 1, len(heads) - 1)
+    held_out = np.zeros(len(sizes), dtype=bool)  # by the group's first document
+    held_out[heads[order[:n_val_groups]]] = True
+    del sizes, heads, order, reached
+    kept = ~duplicates.dropped
     labels = np.full(len(kept), DROPPED, dtype=np.uint8)
-    labels[kept] = np.where(held_out[group_of], VAL, TRAIN)
+    labels[kept] = np.where(held_out[duplicates.group[kept]], VAL, TRAIN)
     return labels
 
 
