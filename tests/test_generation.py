@@ -24,14 +24,14 @@ PROMPTS = ["the network", "a neural network receives the weights. each neuron", 
         ({"temperature": float("nan")}, "temperature must be a finite number"),
         ({"temperature": float("inf")}, "temperature must be a finite number"),
         ({"temperature": "hot"}, "temperature"),
-        ({"top_k": 0}, r"top_k must be in >= 1, got 0"),
+        ({"top_k": 0}, r"top_k must be in 1..1000000, got 0"),
         ({"top_k": 2.5}, "top_k must be an integer"),
         ({"top_p": 0.0}, r"top_p must be a finite number > 0 and <= 1, got 0.0"),
         ({"top_p": 1.5}, "top_p"),
         ({"max_words": -1}, r"max_words must be in 0..10000, got -1"),
         ({"max_words": MAX_WORDS + 1}, "max_words must be in 0..10000"),
         ({"min_words": 60}, r"min_words must be in 0..50, got 60"),  # above max_words=50
-        ({"repetition_penalty": 0}, "repetition_penalty must be a finite number > 0"),
+        ({"repetition_penalty": 0}, "repetition_penalty must be a finite number >= 0.01"),
         ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size"),
         ({"stop": [""]}, "stop must be a string or a list of non-empty strings"),
         ({"stop": [3]}, "stop must be"),
@@ -333,3 +333,10 @@ def test_module_level_generate_without_any_model_explains(monkeypatch, tmp_path)
     monkeypatch.setattr(default_module, "BUNDLED_MODEL", tmp_path / "absent.onnx")
     with pytest.raises(ValueError, match="NEXTWORD_MODEL"):
         default_module.generate("x")
+
+
+def test_perplexity_of_an_all_but_impossible_text_is_inf_not_an_error():
+    from nextword.runtime.scoring import perplexity
+
+    assert perplexity(2.0, 2) == pytest.approx(np.e)
+    assert perplexity(1e6, 2) == float("inf")
