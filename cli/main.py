@@ -15,12 +15,11 @@ import os
 import shlex
 import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from nextword.corpus import CorpusConfig, read_corpus, rebuild_split
-from nextword.corpus.errors import os_error
 from nextword.export import ExportConfig
 from nextword.runtime import GenerationConfig, ModelFileError, __version__, default_model, evaluate, load
 from nextword.train import MissingExtraError, TrainConfig
@@ -38,7 +37,6 @@ logger = logging.getLogger("nextword")
 RESUMABLE_OPTIONS = {"epochs", "patience", "verbose", "max_minutes"}  # settings that --resume may change
 # Corpus settings that `evaluate` takes from the model file, never from its options.
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
-T = TypeVar("T")
 MODEL_HELP = "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)"
 
 
@@ -157,30 +155,18 @@ def _train(args: argparse.Namespace) -> int:
                 f"--resume continues a run with its stored settings; it cannot change {', '.join(refused)} "
                 f"(it can change {', '.join(sorted(flags[k] for k in RESUMABLE_OPTIONS))})"
             )
-        changes = {k: options.get(k) for k in RESUMABLE_OPTIONS}
-        result = _one_line_os_errors(args.resume, lambda: resume(args.resume, **changes))
+        result = resume(args.resume, **{k: options.get(k) for k in RESUMABLE_OPTIONS})
     else:
         config = config_from_args(TrainConfig(), options)
         if not config.corpus.paths:
             raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
-        result = _one_line_os_errors(config.out, lambda: train(config, command=args.command_line))
+        result = train(config, command=args.command_line)
     print(
         f"run {result.run_dir}: {result.epochs} epochs, best epoch {result.best_epoch} "
         f"(validation loss {result.best_val_loss:.4f}, perplexity {result.best_val_perplexity:.1f})"
         + (", stopped early" if result.stopped_early else "")
     )
     return 0
-
-
-def _one_line_os_errors(run_dir: str, call: Callable[[], T]) -> T:
-    """``call()``, with an operating-system error (a read-only or full file system, a permission) turned
-    into a one-line error naming the file; corpus files raise their own (``CorpusError``)."""
-    try:
-        return call()
-    except (FileNotFoundError, FileExistsError):  # raised with messages of their own
-        raise
-    except OSError as exc:
-        raise os_error(exc, "access", exc.filename or run_dir) from None
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -237,23 +237,6 @@ def test_dedup_options_belong_to_train_and_come_from_the_model_for_evaluate(caps
         assert "unrecognized arguments" in capsys.readouterr().err
 
 
-def test_train_on_a_read_only_file_system_is_one_line_and_exit_2(capsys, corpus_files, tmp_path, monkeypatch):
-    import errno
-
-    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
-    from nextword.train.files import RunDir
-
-    def read_only(self):
-        raise OSError(errno.EROFS, "Read-only file system", str(self.root))
-
-    monkeypatch.setattr(RunDir, "mark", read_only)
-    code, _, err = run_cli(capsys, "train", corpus_files["csv"], "--out", tmp_path / "run", "--epochs", 1)
-    assert code == 2 and err.strip() == (
-        f"nextword train: error: cannot access {tmp_path / 'run'}: Read-only file system; "
-        "the file system is read-only: choose another place"
-    )
-
-
 @pytest.mark.slow
 def test_export_screen_shows_our_output_not_tensorflows_start_up_lines(run_dir, tmp_path):
     pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")

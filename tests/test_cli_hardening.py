@@ -258,7 +258,7 @@ def test_export_with_out_of_range_validation_ids(capsys, run_dir, tmp_path):
 def test_export_to_a_folder_or_a_full_disk(capsys, run_dir, tmp_path, monkeypatch):
     line = one_line_error(capsys, "export", run_dir, "--out", tmp_path)
     assert f"--out {tmp_path} is a folder" in line
-    from nextword.train import files
+    from nextword.corpus import files
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", kwargs.get("dir"))
