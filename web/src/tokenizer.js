@@ -60,7 +60,7 @@ export class Tokenizer {
     if (head.length !== SPECIAL_TOKENS.length || head.some((t, i) => t !== SPECIAL_TOKENS[i])) {
       throw new NextwordError(
         `the vocabulary must start with the special tokens ${pyRepr([...SPECIAL_TOKENS])}, ` +
-          `got ${pyRepr(head.map(shorten))}`,
+          `got ${pyRepr(head.map((t) => shorten(t)))}`,
       );
     }
     const index = new Map();
