@@ -16,6 +16,7 @@ import pytest
 from web_reference import (
     WEB,
     generation_reference,
+    model_file_reference,
     rng_reference,
     run_node,
     sampler_reference,
@@ -89,3 +90,12 @@ def test_every_reference_abstract_tokenizes_as_in_python(bundled, tmp_path):
     reference = {"tokenizer_json": tok.to_json(), "abstracts": rows}
     output = run_node("parity-corpus.test.js", reference, tmp_path)
     assert f"{len(rows)} abstracts" in output
+    print(output.splitlines()[0])
+
+
+@pytest.mark.slow
+def test_damaged_and_doctored_files_are_refused_as_in_python(model_path, tmp_path):
+    pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the bad files")
+    _need_node()
+    output = run_node("parity-files.test.js", model_file_reference(model_path), tmp_path)
+    print(output.splitlines()[0])
