@@ -134,21 +134,21 @@ def floor_loop(model: Any, first_id: int) -> Loop:
 
 
 def steps_timer(model: Any, prompt_ids: list[int], words: int, temperature: float) -> common.Timer:
-    """A timer of ``generate()``'s per-word loop alone: the run is set up and the prompt fed (one
+    """A timer of ``generate()``'s per-word loop alone: the rows are added and the prompt fed (one
     ``session.run`` over all its positions) before the clock starts; then every word is one
-    :meth:`SamplingRun.step`, which is all ``generate()`` does per word."""
-    from nextword.runtime.decoding import SamplingRun
-    from nextword.runtime.generation import GenerationConfig
+    :meth:`Generator.step`, which is all ``generate()`` does per word."""
+    from nextword.runtime import GenerationConfig, Generator
 
     def timer(seed: int) -> tuple[float, int]:
         config = GenerationConfig.from_options(  # generate()'s settings, the model's defaults included
             model.info.generation, max_words=words, temperature=temperature, stop_at_end=False, seed=seed
         )
-        run = SamplingRun(model, [prompt_ids], config)
+        gen = Generator(model)
+        (row,) = gen.add_ids([prompt_ids], config)
+        gen.step()  # feeds the prompt (shorter than one chunk)
         start = time.perf_counter()
-        while run.step():
-            pass
-        return time.perf_counter() - start, len(run.generated[0])
+        gen.run()
+        return time.perf_counter() - start, len(gen.tokens(row))
 
     timer(10_000)  # warm-up
     return timer

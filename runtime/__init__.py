@@ -10,26 +10,34 @@ This package imports only numpy and onnxruntime; it never imports TensorFlow or 
 """
 
 from ._version import __version__
+from .beam import BeamSearch
 from .default import default_model, generate
 from .errors import ModelFileError
 from .evaluation import Evaluation, evaluate, evaluate_ids
 from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
+from .generator import FINISH_REASONS, Generator, Update
 from .model import NextWordModel, load
 from .model_check import LoadLimits
 from .scoring import TextScore, WordScore
+from .step import StepModel
 from .tokenizer import Tokenizer, TokenizerConfig
 
 __all__ = [
+    "FINISH_REASONS",
     "MAX_BATCH",
     "MAX_WORDS",
+    "BeamSearch",
     "Evaluation",
     "GenerationConfig",
+    "Generator",
     "LoadLimits",
     "ModelFileError",
     "NextWordModel",
+    "StepModel",
     "TextScore",
     "Tokenizer",
     "TokenizerConfig",
+    "Update",
     "WordScore",
     "__version__",
     "default_model",

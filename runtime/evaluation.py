@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import NextWordModel
 from .scoring import token_logprobs
+from .step import StepModel
 
 __all__ = ["Evaluation", "evaluate", "evaluate_ids"]
 
@@ -30,7 +30,7 @@ class Evaluation:
         return asdict(self)
 
 
-def evaluate(model: NextWordModel, documents: Iterable[str]) -> Evaluation:
+def evaluate(model: StepModel, documents: Iterable[str]) -> Evaluation:
     """Score ``model`` on ``documents``.
 
     Each document is read as the model sees text during training, ``<eod> words... <eod>``: the state
@@ -41,7 +41,7 @@ def evaluate(model: NextWordModel, documents: Iterable[str]) -> Evaluation:
     return evaluate_ids(model, ([tok.eod_id, *tok.encode(document), tok.eod_id] for document in documents))
 
 
-def evaluate_ids(model: NextWordModel, documents: Iterable[Sequence[int]]) -> Evaluation:
+def evaluate_ids(model: StepModel, documents: Iterable[Sequence[int]]) -> Evaluation:
     """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``)."""
     tok = model.tokenizer
     n_docs = n_words = n_correct = n_top5 = n_unknown = 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -14,9 +12,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .decoding import SamplingRun, beam_search
+from .beam import beam_search
 from .errors import ModelFileError
 from .generation import MAX_BATCH, GenerationConfig
+from .generator import Generator
 from .model_check import LoadLimits, check_model_file
 from .model_file import (
     INPUT_IDS,
@@ -27,17 +26,16 @@ from .model_file import (
     state_input_names,
     state_output_names,
 )
-from .scoring import PROMPT_CHUNK, TextScore, WordScore, softmax, token_logprobs
-from .tokenizer import SPECIAL_TOKENS, Tokenizer
+from .scoring import TextScore, next_words, prompt_ids, score_text
+from .step import PROMPT_CHUNK, State, feed_chunks
+from .tokenizer import Tokenizer
 
 __all__ = ["NextWordModel", "State", "default_session_options", "load"]
 
 logger = logging.getLogger(__name__)
 
-State = list[np.ndarray]  # [h_0, c_0, h_1, c_1, ...], each float32 (batch, units)
-
-SPECIAL_IDS = range(len(SPECIAL_TOKENS))
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+_LOGITS_FROM = {n: np.asarray(n, dtype=np.int64) for n in (0, -1)}  # the two values every loop passes
 
 
 def load(
@@ -171,10 +169,10 @@ class NextWordModel:
                 f"logits_from={logits_from} selects no position of an input of {positions} position(s); "
                 f"use a value from {-positions} to {positions - 1} (-1 for the last position)"
             )
-        feed: dict[str, Any] = {INPUT_IDS: ids}
-        feed.update(zip(self._state_inputs, state, strict=True))
+        feed: dict[str, Any] = dict(zip(self._state_inputs, state, strict=True))
+        feed[INPUT_IDS] = ids
         if self.info.has_logits_from:
-            feed[LOGITS_FROM] = np.asarray(logits_from, dtype=np.int64)
+            feed[LOGITS_FROM] = _LOGITS_FROM.get(logits_from) or np.asarray(logits_from, dtype=np.int64)
         logits, *new_state = self.session.run(self._outputs, feed)
         if logits_from and not self.info.has_logits_from:
             logits = logits[:, logits_from:]
@@ -191,23 +189,26 @@ class NextWordModel:
         ids = np.asarray(input_ids, dtype=np.int64)  # (B, T)
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"input_ids must have shape (batch, time) with time >= 1, got {ids.shape}")
-        for start in range(0, ids.shape[1], chunk):
-            logits, state = self.forward(ids[:, start : start + chunk], state, logits_from=-1)
+        *_, (logits, state) = feed_chunks(self, ids, state, logits_from=-1, chunk=chunk)
         return logits[:, -1], state
 
     # ----------------------------------------------------------------- generation
 
     def prompt_ids(self, prompt: str) -> list[int]:
         """Token ids the model is conditioned on for ``prompt``: start of a document, then the prompt."""
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
-        return [self.tokenizer.eod_id, *self.tokenizer.encode(prompt)]
+        return prompt_ids(self, prompt)
+
+    def generator(self, config: GenerationConfig | None = None, **options: Any) -> Generator:
+        """An empty :class:`~nextword.runtime.generator.Generator` over this model: add prompts, then
+        step. Its default options are the model's decoding defaults with ``options`` applied."""
+        return Generator(self, GenerationConfig.from_options(config or self.info.generation, **options))
 
     def generate_ids(self, prompt_ids: Sequence[int], config: GenerationConfig) -> list[int]:
         """Continue ``prompt_ids`` by sampling (or greedily) and return the new token ids."""
-        run = SamplingRun(self, [prompt_ids], replace(config, num_return_sequences=1, num_beams=1))
-        run.run()
-        return run.generated[0]
+        gen = Generator(self)
+        (row,) = gen.add_ids([prompt_ids], replace(config, num_return_sequences=1, num_beams=1))
+        gen.run()
+        return gen.tokens(row)
 
     def generate(
         self, prompt: str | Sequence[str], config: GenerationConfig | None = None, **options: Any
@@ -237,12 +238,14 @@ class NextWordModel:
             )
         if not prompts:
             return []
-        ids = [self.prompt_ids(p) for p in prompts]
-        lstrip = [p[-1:].isspace() for p in prompts]
         if config.num_beams > 1:
-            texts = beam_search(self, ids, config, lstrip)
+            ids = [self.prompt_ids(p) for p in prompts]
+            texts = beam_search(self, ids, config, [p[-1:].isspace() for p in prompts])
         else:
-            texts = SamplingRun(self, ids, config, lstrip).run()
+            gen = Generator(self)
+            rows_ids = gen.add(prompts, config)
+            gen.run()
+            texts = [gen.text(row) for row in rows_ids]
         return texts[0] if single and config.num_return_sequences == 1 else texts
 
     def stream(self, prompt: str, config: GenerationConfig | None = None, **options: Any) -> Iterator[str]:
@@ -260,8 +263,9 @@ class NextWordModel:
                 "stream() produces one text: num_return_sequences and num_beams must be 1 "
                 f"(got {config.num_return_sequences} and {config.num_beams})"
             )
-        run = SamplingRun(self, [self.prompt_ids(prompt)], config, [prompt[-1:].isspace()])
-        return _stream(run)
+        gen = Generator(self)
+        gen.add(prompt, config)
+        return _stream(gen)
 
     def next_words(self, prompt: str, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` most likely next words after ``prompt`` with their probabilities, most likely first.
@@ -269,13 +273,7 @@ class NextWordModel:
         Probabilities are the model's softmax over the whole vocabulary; the special tokens are left
         out of the list, so the probabilities sum to at most 1.
         """
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= self.vocab_size:
-            raise ValueError(f"k must be an integer in 1..{self.vocab_size}, got {k!r}")
-        last, _ = self.feed(np.asarray([self.prompt_ids(prompt)]), self.initial_state(1))
-        probs = softmax(last[0])
-        probs[list(SPECIAL_IDS)] = -1.0  # never listed
-        best = np.argsort(-probs, kind="stable")[:k]
-        return [(self.tokenizer.token_of(int(i)), float(probs[i])) for i in best if probs[i] >= 0]
+        return next_words(self, prompt, k)
 
     def score(self, text: str) -> TextScore:
         """How likely the model finds ``text`` as the start of a document.
@@ -283,16 +281,7 @@ class NextWordModel:
         Returns the total log-probability (natural log), the per-word perplexity and, for every word,
         its log-probability and whether it was outside the vocabulary.
         """
-        ids = self.prompt_ids(text)
-        if len(ids) < 2:
-            raise ValueError("text has no words to score")
-        logprobs, _ = token_logprobs(self, np.asarray(ids, dtype=np.int64))
-        words = [
-            WordScore(self.tokenizer.token_of(i), float(lp), i == self.tokenizer.unk_id)
-            for i, lp in zip(ids[1:], logprobs, strict=True)
-        ]
-        total = float(logprobs.sum())
-        return TextScore(total_logprob=total, perplexity=math.exp(-total / len(words)), words=words)
+        return score_text(self, text)
 
 
 def _as_prompt_list(prompt: Any) -> tuple[list[str], bool]:
@@ -308,12 +297,8 @@ def _as_prompt_list(prompt: Any) -> tuple[list[str], bool]:
     raise ValueError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
 
 
-def _stream(run: SamplingRun) -> Iterator[str]:
-    text, sent = run.texts[0], 0
-    while run.step():
-        safe = text.safe_length()
-        if safe > sent:
-            yield text.text[sent:safe]
-            sent = safe
-    if len(text.text) > sent:
-        yield text.text[sent:]
+def _stream(gen: Generator) -> Iterator[str]:
+    while not gen.done:
+        for update in gen.step():
+            if update.text:
+                yield update.text

@@ -310,6 +310,11 @@ class Tokenizer:
     def eod_id(self) -> int:
         return 2
 
+    @property
+    def special_ids(self) -> tuple[int, int, int]:
+        """The ids of padding, unknown and end-of-document, which are never words of a text."""
+        return (self.pad_id, self.unk_id, self.eod_id)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tokenizer) and self._tokens == other._tokens and self.config == other.config
 

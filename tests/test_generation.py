@@ -8,8 +8,8 @@ import pytest
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS, GenerationConfig
 from nextword.runtime import default as default_module
-from nextword.runtime.decoding import beam_search
-from nextword.runtime.scoring import softmax
+from nextword.runtime.beam import beam_search
+from nextword.runtime.logits import softmax
 
 PROMPTS = ["the network", "a neural network receives the weights. each neuron", "", "the system (12) stores"]
 
@@ -156,13 +156,14 @@ def test_unknown_token_only_when_allowed(model):
         )
         assert tok.unk_id not in ids
     # With unknown allowed and the logits forced, <unk> can appear: check the rule, not luck.
-    from nextword.runtime.decoding import PromptContext, Rules
+    from nextword.runtime.rules import Rules
 
     logits = np.zeros((1, model.vocab_size), dtype=np.float32)
-    context = PromptContext.build([tok.eod_id], tok, allowed)
-    Rules(allowed, tok).apply(logits, [0], [context], [[]])
+    rules = Rules(allowed, tok)
+    rules.apply(logits, [rules.history([tok.eod_id])], [0])
     assert logits[0, tok.unk_id] == 0 and logits[0, tok.pad_id] == -np.inf
-    Rules(forbidden, tok).apply(logits, [0], [context], [[]])
+    rules = Rules(forbidden, tok)
+    rules.apply(logits, [rules.history([tok.eod_id])], [0])
     assert logits[0, tok.unk_id] == -np.inf
 
 

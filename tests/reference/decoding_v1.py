@@ -1,4 +1,7 @@
-"""The generation loops: batched prompt prefill, then one batched single-step session call per word.
+"""Frozen copy of the runtime's generation loops before the step-level Generator (nextword 0.x, format 2):
+the reference the tests compare today's texts with. Do not change.
+
+The generation loops: batched prompt prefill, then one batched single-step session call per word.
 
 Sampling (:class:`SamplingRun`) and beam search (:func:`beam_search`) share the prefill, the rules that
 forbid tokens (:class:`Rules`) and the text rendering with stop strings (:class:`TextBuilder`).
@@ -14,13 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .generation import GenerationConfig
-from .sampling import sample_next
-from .scoring import PROMPT_CHUNK
-from .tokenizer import EOD, Tokenizer
+from nextword.runtime.generation import GenerationConfig
+from nextword.runtime.step import PROMPT_CHUNK
+from nextword.runtime.tokenizer import EOD, Tokenizer
+
+from .sampling_v1 import sample_next
 
 if TYPE_CHECKING:
-    from .model import NextWordModel, State
+    from nextword.runtime.model import NextWordModel, State
 
 __all__ = ["PromptContext", "Rules", "SamplingRun", "TextBuilder", "beam_search", "prefill"]
 

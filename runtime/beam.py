@@ -1,0 +1,149 @@
+"""Deterministic beam search, one step at a time.
+
+All prompts' beams run as one batch (prompts x ``num_beams`` rows). A hypothesis that ends the document
+is finished; a prompt is done once ``num_beams`` hypotheses are finished (or at ``max_words``, when the
+running beams count as finished). Hypotheses are ranked by total log-probability (float32, the
+precision of the logits) divided by ``length ** length_penalty``. Stop strings cut the finished texts.
+With ``num_beams=1`` this is exactly greedy decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .generation import GenerationConfig
+from .logits import log_softmax
+from .rules import Rules
+from .step import StepModel, prefill
+from .text import TextBuilder
+from .tokenizer import EOD
+
+__all__ = ["BeamSearch", "beam_search"]
+
+
+class BeamSearch:
+    """Beam search over a batch of prompts (token ids, each starting with the end-of-document id).
+
+    Call :meth:`step` until it returns False (or :attr:`done`), then read :meth:`texts`. Each step
+    expands every running beam by one token with one batched session call.
+    """
+
+    def __init__(
+        self,
+        model: StepModel,
+        prompts: Sequence[Sequence[int]],
+        config: GenerationConfig,
+        lstrip: Sequence[bool] = (),
+    ) -> None:
+        self._model, self._config, self._lstrip = model, config, lstrip
+        self._tokenizer = model.tokenizer
+        self._rules = Rules(config, self._tokenizer)
+        self._prompts = [np.asarray(p, dtype=np.int64) for p in prompts]
+        n_prompts, n_beams = len(self._prompts), config.num_beams
+        last, state = prefill(model, self._prompts)
+        self._repeat = np.repeat(np.arange(n_prompts), n_beams)  # row -> prompt
+        self._last, self._state = last[self._repeat], [s[self._repeat] for s in state]  # (P*B, V)
+        self.beams: list[list[list[int]]] = [[[] for _ in range(n_beams)] for _ in range(n_prompts)]
+        self._scores = np.full((n_prompts, n_beams), -np.inf)
+        self._scores[:, 0] = 0.0  # all beams start identical: only the first may expand at step one
+        self.finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(n_prompts)]
+        self._done = np.zeros(n_prompts, dtype=bool)
+        self.steps = 0
+
+    @property
+    def done(self) -> bool:
+        return bool(self._done.all()) or self.steps >= self._config.max_words
+
+    def _normalized(self, score: float, ids: list[int]) -> float:
+        return score / max(len(ids), 1) ** self._config.length_penalty
+
+    def step(self) -> bool:
+        """Expand every running beam by one token; False once the search is over."""
+        if self.done:
+            return False
+        config, eod = self._config, self._tokenizer.eod_id
+        n_prompts, n_beams, vocab = len(self._prompts), config.num_beams, self._model.vocab_size
+        last = self._last
+        flat = [self.beams[p][b] for p in range(n_prompts) for b in range(n_beams)]
+        histories = [
+            self._rules.history([*self._prompts[p], *beam])
+            for p, beam in zip(self._repeat, flat, strict=True)
+        ]
+        self._rules.apply(last, histories, [len(beam) for beam in flat])
+        logp = log_softmax(last, dtype=np.float32)  # (P*B, V); rows of done prompts are all NaN
+        total = (self._scores[:, :, None] + logp.reshape(n_prompts, n_beams, vocab)).reshape(n_prompts, -1)
+        total = np.nan_to_num(total, nan=-np.inf)
+        width = min(2 * n_beams, total.shape[1])
+        top = np.argpartition(-total, width - 1, axis=-1)[:, :width]  # (P, 2B) best candidates
+        sources = np.zeros((n_prompts, n_beams), dtype=np.int64)
+        tokens = np.zeros((n_prompts, n_beams), dtype=np.int64)
+        new_scores = np.full((n_prompts, n_beams), -np.inf)
+        new_beams: list[list[list[int]]] = [[[] for _ in range(n_beams)] for _ in range(n_prompts)]
+        for p in range(n_prompts):
+            if self._done[p]:
+                continue
+            order = top[p][np.argsort(-total[p, top[p]], kind="stable")]
+            kept = 0
+            for rank, candidate in enumerate(order.tolist()):
+                score = float(total[p, candidate])
+                if score == -np.inf:
+                    break
+                beam, token = divmod(candidate, vocab)
+                if token == eod:
+                    if rank < n_beams:  # an end among the best candidates finishes a hypothesis
+                        ids = self.beams[p][beam]
+                        self.finished[p].append((self._normalized(score, ids), ids))
+                    continue
+                sources[p, kept], tokens[p, kept], new_scores[p, kept] = beam, token, score
+                new_beams[p][kept] = [*self.beams[p][beam], token]
+                kept += 1
+                if kept == n_beams:
+                    break
+            if len(self.finished[p]) >= n_beams or kept == 0:
+                self._done[p] = True
+        self.beams, self._scores = new_beams, new_scores
+        self.steps += 1
+        if self.done:
+            return False
+        rows = (np.arange(n_prompts)[:, None] * n_beams + sources).reshape(-1)  # parent row of each beam
+        logits, self._state = self._model.forward(tokens.reshape(-1, 1), [s[rows] for s in self._state])
+        self._last = logits[:, -1]
+        return True
+
+    def texts(self) -> list[str]:
+        """The ``num_return_sequences`` best texts of each prompt, prompt-major ('' where fewer exist)."""
+        config, tok = self._config, self._tokenizer
+        finished = [list(f) for f in self.finished]
+        for p in range(len(self._prompts)):
+            if not self._done[p]:  # out of words: the running beams compete with the finished ones
+                finished[p].extend(
+                    (self._normalized(s, b), b)
+                    for s, b in zip(self._scores[p], self.beams[p], strict=True)
+                    if s > -np.inf
+                )
+        texts = []
+        for p, prompt in enumerate(self._prompts):
+            last = tok.token_of(int(prompt[-1]))
+            best = sorted(finished[p], key=lambda h: -h[0])[: config.num_return_sequences]
+            for _, ids in best:
+                lstrip = bool(self._lstrip) and self._lstrip[p]
+                builder = TextBuilder(tok, None if last == EOD else last, config.stop, lstrip)
+                for token in ids:
+                    builder.add(tok.token_of(token))
+                    if builder.stopped:
+                        break
+                texts.append(builder.text)
+            texts.extend("" for _ in range(config.num_return_sequences - len(best)))
+        return texts
+
+
+def beam_search(
+    model: StepModel, prompts: Sequence[Sequence[int]], config: GenerationConfig, lstrip: Sequence[bool] = ()
+) -> list[str]:
+    """Run :class:`BeamSearch` to the end; returns the ``num_return_sequences`` best texts of each prompt."""
+    search = BeamSearch(model, prompts, config, lstrip)
+    while search.step():
+        pass
+    return search.texts()

@@ -1,0 +1,391 @@
+"""Step-level generation: a batch of sequences that join and leave between steps.
+
+A :class:`Generator` holds any number of sequences ("rows"), each continuing its own prompt with its
+own options. Every :meth:`Generator.step` feeds the next piece of newly added prompts (one bounded
+session call for all of them), picks one token for every running row, and runs one batched
+single-token session call for the rows that go on. ``generate()``, ``stream()`` and the server's
+continuous batching are all loops over ``step()``.
+
+A row's text does not depend on the other rows in the batch: its random stream is its own, and with an
+fp32 model its logits are those it gets alone (an int8 model's rows share onnxruntime's dynamic
+activation quantization within one session call, so its logits can differ in the last digits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .generation import GenerationConfig
+from .logits import log_softmax
+from .rules import History, Rules
+from .sampling import sample
+from .step import PROMPT_CHUNK, State, StepModel, prefill_round
+from .text import TextBuilder
+from .tokenizer import EOD
+
+__all__ = ["FINISH_REASONS", "Generator", "Update"]
+
+# Why a row finished: "length" (max_words reached), "stop" (a stop string), "end" (the model ended the
+# document, or the rules left no token it may choose), "cancelled" (Generator.cancel).
+FINISH_REASONS = ("length", "stop", "end", "cancelled")
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one :meth:`Generator.step` did for one row."""
+
+    row: int
+    token: int | None  # the id chosen at this step (the end-of-document id when the model ended), or None
+    text: str  # new text that no later stop string can cut; joined over the row's updates: its text
+    finished: bool
+    finish_reason: str | None = None  # one of FINISH_REASONS once finished
+    logprob: float | None = None  # log-probability of ``token`` under the model (with ``logprobs``)
+    top_logprobs: tuple[tuple[str, float], ...] | None = None  # the most likely tokens and theirs
+
+
+class _Row:
+    """One sequence: its prompt, random stream, history, text, and where it stands."""
+
+    __slots__ = ("finished", "generated", "group", "history", "id", "prompt", "reason", "rng", "text")
+
+    def __init__(self, row_id: int, group: _Group, prompt: np.ndarray, rng: np.random.Generator, text):
+        self.id, self.group, self.prompt, self.rng, self.text = row_id, group, prompt, rng, text
+        self.history: History = group.rules.history(prompt)
+        self.generated: list[int] = []
+        self.finished = False
+        self.reason: str | None = None
+
+
+class _Group:
+    """The rows of one :meth:`Generator.add` call: one config, one set of rules, fed and run together."""
+
+    def __init__(self, config: GenerationConfig, rules: Rules, logprobs: int | None) -> None:
+        self.config, self.rules, self.logprobs = config, rules, logprobs
+        self.rows: list[_Row] = []
+        self.fed: np.ndarray = np.zeros(0, dtype=np.int64)  # prompt tokens fed so far, per row
+        self.state: State = []
+        self.last: np.ndarray | None = None  # (rows, vocab) logits after each row's prompt
+
+
+class _Span:
+    """The rows of one group in the running batch, ``[start, stop)``, and their histories and random
+    streams, gathered once per change of the batch rather than once per step."""
+
+    __slots__ = ("group", "histories", "rngs", "rows", "start", "stop")
+
+    def __init__(self, group: _Group, start: int, row: _Row) -> None:
+        self.group, self.start, self.stop = group, start, start + 1
+        self.rows, self.histories, self.rngs = [row], [row.history], [row.rng]
+
+    def add(self, row: _Row, stop: int) -> None:
+        self.rows.append(row)
+        self.histories.append(row.history)
+        self.rngs.append(row.rng)
+        self.stop = stop
+
+
+class Generator:
+    """A batch of sequences generated step by step; rows may be added and cancelled between steps.
+
+    Create one with ``model.generator()`` (or ``Generator(model)``), :meth:`add` prompts, and call
+    :meth:`step` until :attr:`done`::
+
+        gen = model.generator()
+        rows = gen.add(["a neural network", "the processor"], GenerationConfig(max_words=20, seed=1))
+        while not gen.done:
+            for update in gen.step():
+                print(update.row, repr(update.text), update.finish_reason)
+
+    The rows of one :meth:`add` call are seeded exactly as ``model.generate`` seeds the rows of one call
+    with the same prompts and options, so each row's text equals ``generate``'s, whatever else runs in
+    the batch. A generator is not thread-safe: one thread drives it.
+    """
+
+    def __init__(self, model: StepModel, defaults: GenerationConfig | None = None, chunk: int = PROMPT_CHUNK):
+        self._model = model
+        self._tokenizer = model.tokenizer
+        self._tokens = self._tokenizer.tokens  # id -> token, read once per generated token
+        self._defaults = defaults or GenerationConfig()
+        self._chunk = chunk
+        self._rows: dict[int, _Row] = {}  # every row not released
+        self._feeding: list[_Group] = []  # groups whose prompts are being fed
+        self._running: list[_Row] = []  # rows of the batch, aligned with _last and _state
+        self._last = np.zeros((0, model.vocab_size), dtype=np.float32)  # (A, V) logits to sample from
+        self._state: State = model.initial_state(0)
+        self._spans: list[_Span] | None = None  # the running batch by group, rebuilt when it changes
+        self._cancelled: set[int] = set()
+        self._next_id = 0
+        self._eod = self._tokenizer.eod_id
+
+    # ----------------------------------------------------------------- adding and removing rows
+
+    def add(
+        self,
+        prompts: str | Sequence[str],
+        config: GenerationConfig | None = None,
+        *,
+        logprobs: int | None = None,
+    ) -> list[int]:
+        """Queue ``prompts`` (a string or a list of strings) and return their new row ids.
+
+        Each prompt gets ``config.num_return_sequences`` rows (prompt-major). ``config`` defaults to the
+        generator's defaults (the model's decoding defaults for ``model.generator()``); beam search is
+        not stepped here (``num_beams`` must be 1). With ``logprobs=k`` every update carries the chosen
+        token's log-probability under the model (the softmax of its raw logits, before temperature and
+        rules) and the ``k`` most likely tokens with theirs.
+        """
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        for i, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                raise ValueError(f"prompt must be a string or a list of strings; item {i} is {type(prompt)}")
+        ids = [[self._tokenizer.eod_id, *self._tokenizer.encode(p)] for p in prompts]
+        return self.add_ids(ids, config, logprobs=logprobs, lstrip=[p[-1:].isspace() for p in prompts])
+
+    def add_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        config: GenerationConfig | None = None,
+        *,
+        logprobs: int | None = None,
+        lstrip: Sequence[bool] = (),
+    ) -> list[int]:
+        """:meth:`add` for prompts given as token ids, each starting with the end-of-document id when it
+        starts a document. ``lstrip[i]``: prompt ``i`` ends in a space, so its text starts without one."""
+        config = config or self._defaults
+        if config.num_beams != 1:
+            raise ValueError(f"a Generator samples; num_beams must be 1, got {config.num_beams}")
+        if logprobs is not None and (isinstance(logprobs, bool) or not 0 <= int(logprobs) <= 20):
+            raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
+        arrays = [np.asarray(p, dtype=np.int64) for p in prompts]
+        for i, array in enumerate(arrays):
+            if array.ndim != 1 or not len(array):
+                raise ValueError(f"prompt {i} must be a non-empty list of token ids")
+            if array.min() < 0 or array.max() >= self._model.vocab_size:
+                raise ValueError(f"prompt {i} holds ids outside 0..{self._model.vocab_size - 1}")
+        group = _Group(config, Rules(config, self._tokenizer), logprobs)
+        per_prompt = config.num_return_sequences
+        seeds = np.random.SeedSequence(config.seed).spawn(len(arrays) * per_prompt)  # one stream per row
+        for index, seed in enumerate(seeds):
+            p = index // per_prompt
+            last = self._tokens[int(arrays[p][-1])]
+            text = TextBuilder(
+                self._tokenizer, None if last == EOD else last, config.stop, bool(lstrip and lstrip[p])
+            )
+            row = _Row(self._next_id, group, arrays[p], np.random.default_rng(seed), text)
+            self._next_id += 1
+            group.rows.append(row)
+            self._rows[row.id] = row
+        if group.rows:
+            group.fed = np.zeros(len(group.rows), dtype=np.int64)
+            group.state = self._model.initial_state(len(group.rows))
+            group.last = np.empty((len(group.rows), self._model.vocab_size), dtype=np.float32)
+            self._feeding.append(group)
+        return [row.id for row in group.rows]
+
+    def cancel(self, row: int) -> None:
+        """Finish ``row`` at the next step (finish reason ``"cancelled"``); unknown or finished rows are
+        ignored."""
+        if row in self._rows and not self._rows[row].finished:
+            self._cancelled.add(row)
+
+    def release(self, row: int) -> None:
+        """Forget a finished row (its text and tokens); raises ``ValueError`` while it is running."""
+        found = self._rows.get(row)
+        if found is not None and not found.finished:
+            raise ValueError(f"row {row} is still running; cancel it first")
+        self._rows.pop(row, None)
+
+    # ----------------------------------------------------------------- reading rows
+
+    @property
+    def done(self) -> bool:
+        """True when no row is being fed or generated."""
+        return not self._running and not self._feeding
+
+    @property
+    def active(self) -> int:
+        """Rows being fed or generated."""
+        return len(self._running) + sum(len(g.rows) for g in self._feeding)
+
+    def text(self, row: int) -> str:
+        """The row's text so far (stop strings already cut)."""
+        return self._row(row).text.text
+
+    def tokens(self, row: int) -> list[int]:
+        """The ids the row generated so far."""
+        return list(self._row(row).generated)
+
+    def finish_reason(self, row: int) -> str | None:
+        """Why the row finished (see :data:`FINISH_REASONS`), or None while it runs."""
+        return self._row(row).reason
+
+    def _row(self, row: int) -> _Row:
+        try:
+            return self._rows[row]
+        except KeyError:
+            raise ValueError(f"no row {row} in this generator (never added, or released)") from None
+
+    # ----------------------------------------------------------------- stepping
+
+    def step(self) -> list[Update]:
+        """One step: feed prompts, pick a token for every running row, run the batch one token on.
+
+        Returns an update for every row that chose a token or finished in this step.
+        """
+        updates: list[Update] = []
+        self._advance(updates)
+        return updates
+
+    def run(self) -> None:
+        """Step until every row is finished."""
+        while not self.done:
+            self._advance(None)
+
+    def __iter__(self) -> Iterator[list[Update]]:
+        while not self.done:
+            yield self.step()
+
+    def _advance(self, updates: list[Update] | None) -> None:
+        if self._cancelled:
+            self._cancel_rows(updates)
+        if self._feeding:
+            self._feed_prompts(updates)
+        if self._running:
+            self._decode(updates)
+
+    def _feed_prompts(self, updates: list[Update] | None) -> None:
+        """One prefill round for every group still being fed; groups whose rows are all fed join the batch."""
+        groups = self._feeding
+        prompts = [row.prompt for g in groups for row in g.rows]
+        fed = np.concatenate([g.fed for g in groups])
+        state = [np.concatenate(parts) for parts in zip(*(g.state for g in groups), strict=True)]
+        finished, logits = prefill_round(self._model, prompts, fed, state, self._chunk)
+        offsets = np.cumsum([0, *(len(g.rows) for g in groups)])
+        self._feeding = []
+        for g, start, stop in zip(groups, offsets[:-1], offsets[1:], strict=True):
+            g.fed, g.state = fed[start:stop], [s[start:stop] for s in state]
+            mine = (finished >= start) & (finished < stop)
+            g.last[finished[mine] - start] = logits[mine]
+            if (g.fed < [len(r.prompt) for r in g.rows]).any():
+                self._feeding.append(g)
+            else:
+                self._join(g, updates)
+
+    def _join(self, group: _Group, updates: list[Update] | None) -> None:
+        """Append a fed group's rows to the running batch (rows with ``max_words=0`` finish at once)."""
+        if group.config.max_words == 0:
+            for row in group.rows:
+                self._finish(row, "length", None, updates)
+            return
+        self._running.extend(group.rows)
+        self._spans = None
+        self._last = np.concatenate([self._last, group.last])
+        self._state = [np.concatenate(pair) for pair in zip(self._state, group.state, strict=True)]
+        group.state, group.last = [], None
+
+    def _decode(self, updates: list[Update] | None) -> None:
+        """Choose a token for every running row; one batched session call for the rows that go on."""
+        logits = self._last  # (A, V), ours to modify
+        chosen = np.empty(len(self._running), dtype=np.int64)
+        ended = False
+        for span in self._spans or self._make_spans():
+            group, start, stop = span.group, span.start, span.stop
+            block = logits[start:stop]
+            raw = block.copy() if group.logprobs is not None and updates is not None else None
+            rules, config = group.rules, group.config
+            lengths = [len(r.generated) for r in span.rows] if rules.min_words else None
+            rules.apply(block, span.histories, lengths)
+            picked = sample(block, span.rngs, config.temperature, config.top_k, config.top_p)
+            chosen[start:stop] = picked
+            if raw is not None:
+                ended |= self._report_logprobs(span.rows, raw, picked, group.logprobs, updates)
+                continue
+            for row, token in zip(span.rows, picked.tolist(), strict=True):
+                ended |= self._take(row, token, updates)
+        if ended:
+            keep = [j for j, row in enumerate(self._running) if not row.finished]
+            self._running = [self._running[j] for j in keep]
+            chosen = chosen[keep]
+            self._state = [s[keep] for s in self._state]
+            self._spans = None
+        if self._running:
+            logits, self._state = self._model.forward(chosen[:, None], self._state)  # (A, 1, V)
+            self._last = logits[:, -1]
+        else:
+            self._last = logits[:0]
+
+    def _make_spans(self) -> list[_Span]:
+        """The running batch cut into its groups (contiguous: a group joins at once and rows leave in
+        order), with what each step reads of them gathered once."""
+        spans: list[_Span] = []
+        for index, row in enumerate(self._running):
+            if spans and spans[-1].group is row.group:
+                spans[-1].add(row, index + 1)
+            else:
+                spans.append(_Span(row.group, index, row))
+        self._spans = spans
+        return spans
+
+    def _take(self, row: _Row, token: int, updates: list[Update] | None, logprob=None, top=None) -> bool:
+        """Record ``token`` (or -1: nothing allowed) for ``row``; True if that finishes it."""
+        if token < 0 or token == self._eod:
+            self._finish(row, "end", token if token >= 0 else None, updates, logprob, top)
+            return True
+        row.generated.append(token)
+        row.history.add(token)
+        text = row.text
+        text.add(self._tokens[token])
+        if text.stopped:
+            self._finish(row, "stop", token, updates, logprob, top)
+            return True
+        if len(row.generated) >= row.group.config.max_words:
+            self._finish(row, "length", token, updates, logprob, top)
+            return True
+        if updates is not None:
+            updates.append(Update(row.id, token, text.take(), False, None, logprob, top))
+        return False
+
+    def _finish(self, row: _Row, reason: str, token: int | None, updates, logprob=None, top=None) -> None:
+        row.finished, row.reason = True, reason
+        if updates is not None:
+            updates.append(Update(row.id, token, row.text.take(final=True), True, reason, logprob, top))
+
+    def _report_logprobs(
+        self, rows: list[_Row], raw: np.ndarray, chosen: np.ndarray, k: int, updates: list[Update]
+    ) -> bool:
+        scores = log_softmax(raw)  # (R, V) float64
+        ended = False
+        for j, (row, token) in enumerate(zip(rows, chosen.tolist(), strict=True)):
+            logprob = float(scores[j, token]) if token >= 0 else None
+            top = None
+            if k:
+                best = np.argsort(-scores[j], kind="stable")[:k]
+                top = tuple((self._tokens[i], float(scores[j, i])) for i in best.tolist())
+            ended |= self._take(row, token, updates, logprob, top)
+        return ended
+
+    def _cancel_rows(self, updates: list[Update] | None) -> None:
+        cancelled, self._cancelled = self._cancelled, set()
+        for g in list(self._feeding):
+            keep = [j for j, row in enumerate(g.rows) if row.id not in cancelled]
+            if len(keep) < len(g.rows):
+                for row in g.rows:
+                    if row.id in cancelled:
+                        self._finish(row, "cancelled", None, updates)
+                g.rows = [g.rows[j] for j in keep]
+                g.fed, g.last = g.fed[keep], g.last[keep]
+                g.state = [s[keep] for s in g.state]
+                if not g.rows:
+                    self._feeding.remove(g)
+        keep = [j for j, row in enumerate(self._running) if row.id not in cancelled]
+        if len(keep) < len(self._running):
+            for row in self._running:
+                if row.id in cancelled:
+                    self._finish(row, "cancelled", None, updates)
+            self._running = [self._running[j] for j in keep]
+            self._last = self._last[keep]
+            self._state = [s[keep] for s in self._state]
+            self._spans = None

@@ -1,0 +1,111 @@
+"""The decoding rules that are not sampling itself: which tokens a row may not choose next.
+
+Padding is never chosen; unknown only with ``allow_unknown``; end-of-document only once ``min_words``
+are out, and never without ``stop_at_end``. ``repetition_penalty`` divides positive (multiplies
+negative) logits of tokens already in the prompt or the text; ``no_repeat_ngram_size`` forbids tokens
+that would repeat an n-gram of the prompt or the text. Rows keep their own history (:class:`History`),
+updated once per token, so a rule costs the same at the thousandth word as at the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .generation import GenerationConfig
+from .tokenizer import Tokenizer
+
+__all__ = ["History", "Rules"]
+
+
+class History:
+    """What the rules remember of one row's text (prompt included): its n-grams and its distinct ids."""
+
+    def __init__(self, prompt_ids: Sequence[int], ngram: int, penalty: bool) -> None:
+        self._n = ngram
+        self._follow: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram -> tokens that followed it
+        self._tail: tuple[int, ...] = ()  # the last n-1 tokens
+        self._seen: dict[int, None] | None = {} if penalty else None  # distinct ids, in first-seen order
+        self._seen_array: np.ndarray | None = None
+        for token in prompt_ids:
+            self.add(int(token))
+
+    def add(self, token: int) -> None:
+        """Record the row's next token."""
+        if self._n:
+            if len(self._tail) == self._n - 1:
+                follow = self._follow.get(self._tail)
+                if follow is None:
+                    self._follow[self._tail] = {token}
+                else:
+                    follow.add(token)
+            self._tail = (*self._tail, token)[1:] if len(self._tail) == self._n - 1 else (*self._tail, token)
+        if self._seen is not None and token not in self._seen:
+            self._seen[token] = None
+            self._seen_array = None
+
+    def ngram_bans(self) -> set[int] | tuple[()]:
+        """Tokens that would complete an n-gram already in the text."""
+        if len(self._tail) < self._n - 1:
+            return ()
+        return self._follow.get(self._tail, ())
+
+    def seen(self) -> np.ndarray:
+        """The distinct ids of the text so far (int64)."""
+        if self._seen_array is None:
+            self._seen_array = np.fromiter(self._seen or (), dtype=np.int64)
+        return self._seen_array
+
+
+class Rules:
+    """The rules of one :class:`GenerationConfig`, applied in place to a batch of rows' logits."""
+
+    def __init__(self, config: GenerationConfig, tokenizer: Tokenizer) -> None:
+        banned = [tokenizer.pad_id]
+        if not config.allow_unknown:
+            banned.append(tokenizer.unk_id)
+        if not config.stop_at_end:
+            banned.append(tokenizer.eod_id)
+        self.banned = tuple(banned)
+        self.eod = tokenizer.eod_id
+        self.min_words = config.min_words
+        self.penalty = config.repetition_penalty
+        self.ngram = config.no_repeat_ngram_size
+
+    def history(self, prompt_ids: Sequence[int]) -> History:
+        """A fresh history for a row that continues ``prompt_ids``."""
+        return History(prompt_ids, self.ngram, self.penalty != 1)
+
+    def apply(
+        self, logits: np.ndarray, histories: Sequence[History], lengths: Sequence[int] | None = None
+    ) -> None:
+        """Forbid, in place, what row ``j`` of ``logits`` (rows, vocab) may not choose next; the row
+        remembers ``histories[j]`` and has generated ``lengths[j]`` tokens so far (needed with
+        ``min_words`` only)."""
+        for token in self.banned:  # two or three ids: plain indexing beats a fancy index here
+            logits[:, token] = -np.inf
+        if self.min_words:
+            if lengths is None:
+                raise ValueError("min_words needs the rows' lengths")
+            short = [j for j, n in enumerate(lengths) if n < self.min_words]
+            logits[short, self.eod] = -np.inf
+        if self.penalty != 1:
+            for j, history in enumerate(histories):
+                seen = history.seen()
+                values = logits[j, seen]
+                logits[j, seen] = np.where(values > 0, values / self.penalty, values * self.penalty)
+        if self.ngram:
+            if len(histories) == 1:
+                bans = histories[0].ngram_bans()
+                if bans:
+                    logits[0, list(bans)] = -np.inf
+                return
+            rows: list[int] = []
+            tokens: list[int] = []
+            for j, history in enumerate(histories):
+                bans = history.ngram_bans()
+                rows.extend([j] * len(bans))
+                tokens.extend(bans)
+            if tokens:
+                logits[rows, tokens] = -np.inf

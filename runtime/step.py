@@ -1,0 +1,97 @@
+"""The step function every decoding loop builds on: what a model must offer, and feeding it text.
+
+Decoding code (:mod:`.generator`, :mod:`.beam`, :mod:`.scoring`) types against :class:`StepModel`
+rather than importing :class:`~nextword.runtime.model.NextWordModel`, so no module of the runtime
+imports the model class except the model module itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from .tokenizer import Tokenizer
+
+__all__ = ["PROMPT_CHUNK", "State", "StepModel", "feed_chunks", "prefill", "prefill_round"]
+
+State = list[np.ndarray]  # [h_0, c_0, h_1, c_1, ...], each float32 (batch, units)
+
+PROMPT_CHUNK = 256  # tokens per session call when text is fed: bounds memory for any length
+
+
+class StepModel(Protocol):
+    """What the decoding loops need from a model: its tokenizer and its stateful step function."""
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def initial_state(self, batch_size: int = 1) -> State:
+        """Zero state for ``batch_size`` sequences."""
+        ...
+
+    def forward(self, input_ids: np.ndarray, state: State, logits_from: int = 0) -> tuple[np.ndarray, State]:
+        """Logits (batch, time', vocab) of positions ``logits_from`` on, and the state after the last."""
+        ...
+
+
+def feed_chunks(
+    model: StepModel, ids: np.ndarray, state: State, *, logits_from: int, chunk: int = PROMPT_CHUNK
+) -> Iterator[tuple[np.ndarray, State]]:
+    """Feed ``ids`` (batch, time) through ``model`` ``chunk`` tokens at a time, carrying the state.
+
+    Yields each chunk's logits (``logits_from`` as in :meth:`StepModel.forward`: ``-1`` for the last
+    position of the chunk, ``0`` for all of them) and the state after it. Feeding a text in one call or
+    in chunks gives the same result; this is the one loop that feeds text (prompts, scored texts).
+    """
+    for start in range(0, ids.shape[1], chunk):
+        logits, state = model.forward(ids[:, start : start + chunk], state, logits_from=logits_from)
+        yield logits, state
+
+
+def prefill_round(
+    model: StepModel,
+    prompts: Sequence[np.ndarray],
+    fed: np.ndarray,
+    state: State,
+    chunk: int = PROMPT_CHUNK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One session call that feeds the next piece of every prompt that has some left.
+
+    ``prompts[i]`` is row ``i``'s token ids, of which ``fed[i]`` are already in ``state`` (a list of
+    (rows, units) arrays, updated in place, as is ``fed``). The rows with prompt left each take as many
+    tokens as the shortest remainder among them (at most ``chunk``), so every row sees exactly its own
+    tokens. Returns the rows that just finished their prompt and their last logits, (F, vocab).
+    """
+    lengths = np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts))
+    todo = np.flatnonzero(fed < lengths)  # (A,) rows with prompt left
+    step = int(min(chunk, (lengths[todo] - fed[todo]).min()))
+    ids = np.stack([prompts[i][fed[i] : fed[i] + step] for i in todo])  # (A, step)
+    ((logits, new_state),) = feed_chunks(model, ids, [s[todo] for s in state], logits_from=-1, chunk=step)
+    for s, new in zip(state, new_state, strict=True):
+        s[todo] = new
+    fed[todo] += step
+    ended = fed[todo] == lengths[todo]
+    return todo[ended], logits[ended, -1]
+
+
+def prefill(
+    model: StepModel, prompts: Sequence[np.ndarray], chunk: int = PROMPT_CHUNK
+) -> tuple[np.ndarray, State]:
+    """Feed every prompt through the model as one batch; return last logits (P, vocab) and the state.
+
+    Prompts of different lengths are fed in rounds (:func:`prefill_round`).
+    """
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token (the start-of-document token)")
+    state = model.initial_state(len(prompts))
+    last = np.empty((len(prompts), model.vocab_size), dtype=np.float32)
+    fed = np.zeros(len(prompts), dtype=np.int64)
+    while (fed < [len(p) for p in prompts]).any():
+        rows, logits = prefill_round(model, prompts, fed, state, chunk)
+        last[rows] = logits
+    return last, state

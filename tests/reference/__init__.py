@@ -1,0 +1,1 @@
+"""Frozen copies of earlier runtime code, the references that exactness tests compare with."""
