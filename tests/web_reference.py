@@ -178,6 +178,10 @@ def sampler_reference(model) -> dict[str, Any]:
         "random_300": (rng.standard_normal((4, 300)) * 3).astype(np.float32),
         "random_128": (rng.standard_normal((3, 128)) * 5).astype(np.float32),
         "random_1000_flat": (rng.standard_normal((3, 1000)) * 0.05).astype(np.float32),
+        "ties": (np.round(rng.standard_normal((3, 700)) * 4) / 2).astype(np.float32),
+        "dead_rows": np.where(
+            np.arange(4)[:, None] % 2 == 1, -np.inf, rng.standard_normal((4, 200)) * 2
+        ).astype(np.float32),
     }
     settings = [
         {"temperature": 0.0},

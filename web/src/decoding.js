@@ -1,37 +1,49 @@
-// The generation loop of nextword/runtime/decoding.py: batched prompt prefill in rounds, then one batched
-// single-step session call per word; the rules that forbid tokens, the text rendering with stop strings
-// and safe streaming, and one random stream per row. Rows leave the batch as they finish, exactly as in
-// Python, so an int8 model (whose activations are quantized per batch) sees the same batches.
+// The generation loop of nextword/runtime/generator.py for the rows of one call: every prompt fed in
+// rounds (one session call per round for all rows), then per step the rules, one draw per row, and one
+// batched single-token session call for the rows that go on. Rows leave the batch as they finish, as in
+// Python, so an int8 model (whose activations are quantized per session call) sees the same batches.
 
 import { PCG64, SeedSequence } from './random.js';
-import { sampleNext } from './sampling.js';
+import { sample } from './sampling.js';
 import { EOD } from './tokenizer.js';
 
 export const PROMPT_CHUNK = 256; // tokens per session call when a whole text is fed
 
 const f = Math.fround;
 
-/** What the rules need to know about one prompt, computed once and shared by its rows. */
-export class PromptContext {
-  constructor(ids, tokenizer, config) {
-    this.ids = ids; // <eod> followed by the prompt's tokens
-    const last = tokenizer.tokenOf(ids[ids.length - 1]);
-    this.previous = last === EOD ? null : last; // the token before the first generated one
-    this.ngrams = new Map(); // prompt n-gram prefix (joined ids) -> set of next ids
-    this.seen = new Set(); // distinct prompt ids, for the repetition penalty
-    const n = config.noRepeatNgramSize;
-    if (n) {
-      for (let i = 0; i + n - 1 < ids.length; i++) {
-        const key = ids.slice(i, i + n - 1).join(',');
-        if (!this.ngrams.has(key)) this.ngrams.set(key, new Set());
-        this.ngrams.get(key).add(ids[i + n - 1]);
+/** What the rules remember of one row's text (prompt included): its n-grams and its distinct ids. */
+export class History {
+  constructor(promptIds, ngram, penalty) {
+    this.n = ngram;
+    this.follow = new Map(); // (n-1)-gram (ids joined by ",") -> tokens that followed it
+    this.tail = []; // the last n-1 tokens
+    this.seen = penalty ? new Set() : null; // distinct ids, in first-seen order
+    for (const token of promptIds) this.add(token);
+  }
+
+  add(token) {
+    if (this.n) {
+      if (this.tail.length === this.n - 1) {
+        const key = this.tail.join(',');
+        if (!this.follow.has(key)) this.follow.set(key, new Set());
+        this.follow.get(key).add(token);
+        this.tail.push(token);
+        this.tail.shift();
+      } else {
+        this.tail.push(token);
       }
     }
-    if (config.repetitionPenalty !== 1) for (const id of ids) this.seen.add(id);
+    this.seen?.add(token);
+  }
+
+  /** Tokens that would complete an n-gram already in the text. */
+  ngramBans() {
+    if (this.tail.length < this.n - 1) return [];
+    return this.follow.get(this.tail.join(',')) ?? [];
   }
 }
 
-/** Every rule that is not sampling itself, applied in place to each step's logits (rows x vocab). */
+/** The rules of one set of options, applied in place to rows' logits. */
 export class Rules {
   constructor(config, tokenizer) {
     this.banned = [tokenizer.padId];
@@ -43,44 +55,37 @@ export class Rules {
     this.ngram = config.noRepeatNgramSize;
   }
 
-  /** Row j of `logits` continues prompts[rows[j]] with generated[rows[j]]. */
-  apply(logits, vocab, rows, prompts, generated) {
+  history(promptIds) {
+    return new History(promptIds, this.ngram, this.penalty !== 1);
+  }
+
+  /** Forbid what row j of `logits` (rows x vocab) may not choose next. */
+  apply(logits, vocab, rows) {
     const penalty = f(this.penalty); // numpy divides float32 logits by the penalty as a float32
     rows.forEach((row, j) => {
       const base = j * vocab;
       for (const id of this.banned) logits[base + id] = -Infinity;
-      if (this.minWords && generated[row].length < this.minWords) logits[base + this.eod] = -Infinity;
+      if (this.minWords && row.generated.length < this.minWords) logits[base + this.eod] = -Infinity;
       if (this.penalty !== 1) {
-        for (const id of new Set([...prompts[row].seen, ...generated[row]])) {
+        for (const id of row.history.seen) {
           const v = logits[base + id];
           logits[base + id] = v > 0 ? f(v / penalty) : f(v * penalty);
         }
       }
-      if (this.ngram) for (const id of ngramBans(prompts[row], generated[row], this.ngram)) logits[base + id] = -Infinity;
+      if (this.ngram) for (const id of row.history.ngramBans()) logits[base + id] = -Infinity;
     });
   }
 }
 
-/** Tokens that would complete an n-gram already in prompt + generated text. */
-export function ngramBans(prompt, generated, n) {
-  if (n === 1) return new Set([...(prompt.ngrams.get('') ?? []), ...generated]);
-  const window = [...prompt.ids.slice(-(n - 1)), ...generated]; // the prompt's tail joined to the new tokens
-  const prefix = window.slice(-(n - 1)).join(',');
-  const bans = new Set(prompt.ngrams.get(prefix) ?? []);
-  for (let i = 0; i + n - 1 < window.length; i++) {
-    if (window.slice(i, i + n - 1).join(',') === prefix) bans.add(window[i + n - 1]);
-  }
-  return bans;
-}
-
-/** Renders one row's new tokens as text, cuts it at the first stop string, and tells how much of it can
- * be streamed without ever taking a character back. */
+/** Renders one row's new tokens as text, cuts it at the first stop string, and hands out what no later
+ * stop string can cut. */
 export class TextBuilder {
   constructor(tokenizer, previous, stops, lstrip) {
     Object.assign(this, { tokenizer, previous, stops, lstrip });
     this.longest = Math.max(0, ...stops.map((s) => s.length));
     this.text = '';
     this.stopped = false;
+    this.emitted = 0;
   }
 
   add(token) {
@@ -112,6 +117,15 @@ export class TextBuilder {
     }
     return this.text.length - hold;
   }
+
+  /** The text not handed out yet that is safe to hand out now (all of it when `final`). */
+  take(final = false) {
+    const end = final ? this.text.length : this.safeLength();
+    if (end <= this.emitted) return '';
+    const piece = this.text.slice(this.emitted, end);
+    this.emitted = end;
+    return piece;
+  }
 }
 
 /** Rows `rows` of a (batch x width) Float32Array, as a new array. */
@@ -121,102 +135,116 @@ export function takeRows(array, rows, width) {
   return out;
 }
 
-/**
- * Feed every prompt through the model as one batch; returns the last logits (P x vocab) and the state.
- * Prompts of different lengths go in rounds: each round feeds the rows with prompt left, as many tokens
- * as the shortest of them has (at most `chunk`), so every row ends on its own last token.
- */
-export async function prefill(model, prompts, chunk = PROMPT_CHUNK) {
-  const vocab = model.vocabSize;
-  const widths = model.stateWidths;
-  const state = model.initialState(prompts.length);
-  const last = new Float32Array(prompts.length * vocab);
-  const position = prompts.map(() => 0);
-  for (;;) {
-    const todo = prompts.map((p, i) => i).filter((i) => position[i] < prompts[i].length);
-    if (!todo.length) break;
-    const step = Math.min(chunk, ...todo.map((i) => prompts[i].length - position[i]));
-    const ids = todo.map((i) => prompts[i].slice(position[i], position[i] + step));
-    const out = await model.forward(ids, state.map((s, k) => takeRows(s, todo, widths[k])), -1);
-    todo.forEach((row, j) => {
-      out.state.forEach((s, k) => state[k].set(s.subarray(j * widths[k], (j + 1) * widths[k]), row * widths[k]));
-      position[row] += step;
-      if (position[row] === prompts[row].length) last.set(out.logits.subarray(j * vocab, (j + 1) * vocab), row * vocab);
-    });
-  }
-  return { last, state };
-}
-
-/** Greedy or sampled generation for a batch of rows (prompts x numReturnSequences); call step() until it
- * resolves to false. */
-export class SamplingRun {
-  static async start(model, prompts, config, lstrip = []) {
-    const run = new SamplingRun(model, prompts, config, lstrip);
-    const { last, state } = await prefill(model, run.contexts.map((c) => c.ids));
-    run.last = takeRows(last, run.repeat, model.vocabSize); // (A x V)
-    run.state = state.map((s, k) => takeRows(s, run.repeat, model.stateWidths[k]));
-    return run;
-  }
-
-  constructor(model, prompts, config, lstrip) {
+/** The rows of one generate()/stream() call: numReturnSequences rows per prompt, one random stream each. */
+export class Generation {
+  /** @param {number[][]} prompts token ids, each starting with the end-of-document id */
+  constructor(model, prompts, config, lstrip = [], chunk = PROMPT_CHUNK) {
     const tok = model.tokenizer;
-    Object.assign(this, { model, config });
+    Object.assign(this, { model, config, chunk });
     this.rules = new Rules(config, tok);
-    this.contexts = prompts.map((p) => new PromptContext(p, tok, config));
-    this.repeat = this.contexts.flatMap((c, p) => new Array(config.numReturnSequences).fill(p)); // row -> prompt
-    this.prompts = this.repeat.map((p) => this.contexts[p]);
-    this.generated = this.repeat.map(() => []);
-    this.texts = this.repeat.map((p) => new TextBuilder(tok, this.contexts[p].previous, config.stop, Boolean(lstrip[p])));
-    const seeds = new SeedSequence(config.seed).spawn(this.repeat.length); // one stream per row
-    this.rngs = seeds.map((s) => new PCG64(s));
-    this.active = this.repeat.map((p, row) => row); // rows still generating, aligned with last and state
     this.tokens = tok.tokens;
-    this.steps = 0;
+    const perPrompt = config.numReturnSequences;
+    const seeds = new SeedSequence(config.seed).spawn(prompts.length * perPrompt); // one stream per row
+    this.rows = seeds.map((seed, index) => {
+      const p = Math.floor(index / perPrompt);
+      const prompt = prompts[p];
+      const last = this.tokens[prompt[prompt.length - 1]];
+      const text = new TextBuilder(tok, last === EOD ? null : last, config.stop, Boolean(lstrip[p]));
+      const history = this.rules.history(prompt);
+      return { index, prompt, rng: new PCG64(seed), history, text, generated: [], finished: false, reason: null };
+    });
+    this.fed = this.rows.map(() => 0);
+    this.state = model.initialState(this.rows.length);
+    this.last = new Float32Array(this.rows.length * model.vocabSize);
+    this.feeding = true;
+    this.running = [];
   }
 
-  /** Generate one more token for every active row; resolves to false once every row is finished. */
+  get done() {
+    return !this.feeding && !this.running.length;
+  }
+
+  /** One step: a prefill round while prompts are fed, then a token for every running row. Resolves to
+   * the updates [{row, token, text, finished, reason}] of rows that chose a token or finished. */
   async step() {
-    const { config, model } = this;
-    const rows = this.active;
-    const vocab = model.vocabSize;
-    if (!rows.length || this.steps >= config.maxWords) {
-      this.active = [];
-      return false;
+    const updates = [];
+    if (this.feeding) await this._feed(updates);
+    if (this.running.length) await this._decode(updates);
+    return updates;
+  }
+
+  async run() {
+    while (!this.done) await this.step();
+    return this.rows.map((row) => row.text.text);
+  }
+
+  async _feed(updates) {
+    const { model, rows } = this;
+    const widths = model.stateWidths;
+    const todo = rows.map((_, i) => i).filter((i) => this.fed[i] < rows[i].prompt.length);
+    const step = Math.min(this.chunk, ...todo.map((i) => rows[i].prompt.length - this.fed[i]));
+    const ids = todo.map((i) => rows[i].prompt.slice(this.fed[i], this.fed[i] + step));
+    const out = await model.forward(ids, this.state.map((s, k) => takeRows(s, todo, widths[k])), -1);
+    todo.forEach((i, j) => {
+      out.state.forEach((s, k) => this.state[k].set(s.subarray(j * widths[k], (j + 1) * widths[k]), i * widths[k]));
+      this.fed[i] += step;
+      if (this.fed[i] === rows[i].prompt.length) {
+        this.last.set(out.logits.subarray(j * model.vocabSize, (j + 1) * model.vocabSize), i * model.vocabSize);
+      }
+    });
+    if (this.fed.some((n, i) => n < rows[i].prompt.length)) return;
+    this.feeding = false;
+    if (this.config.maxWords === 0) {
+      for (const row of rows) this._finish(row, 'length', null, updates);
+      return;
     }
-    this.rules.apply(this.last, vocab, rows, this.prompts, this.generated);
-    let next = sampleNext(this.last, rows.length, vocab, {
-      temperature: config.temperature,
-      topK: config.topK,
-      topP: config.topP,
-      rngs: rows.map((r) => this.rngs[r]),
-    });
-    const keep = [];
-    next.forEach((token, j) => {
-      if (token === this.rules.eod) return; // the model ended the document
-      const row = rows[j];
-      this.generated[row].push(token);
-      this.texts[row].add(this.tokens[token]);
-      if (!this.texts[row].stopped) keep.push(j);
-    });
-    this.steps += 1;
-    if (keep.length < rows.length) {
-      this.active = keep.map((j) => rows[j]);
-      next = keep.map((j) => next[j]);
+    this.running = [...rows];
+  }
+
+  async _decode(updates) {
+    const { config, model } = this;
+    const vocab = model.vocabSize;
+    const rows = this.running;
+    this.rules.apply(this.last, vocab, rows);
+    const rngs = rows.map((row) => row.rng);
+    let chosen = sample(this.last, rows.length, vocab, rngs, config.temperature, config.topK, config.topP);
+    const ended = rows.map((row, j) => this._take(row, chosen[j], updates));
+    if (ended.some(Boolean)) {
+      const keep = rows.map((_, j) => j).filter((j) => !ended[j]);
+      this.running = keep.map((j) => rows[j]);
+      chosen = keep.map((j) => chosen[j]);
       this.state = this.state.map((s, k) => takeRows(s, keep, model.stateWidths[k]));
     }
-    if (!this.active.length || this.steps >= config.maxWords) {
-      this.active = [];
-      return false;
-    }
-    const out = await model.forward(next.map((t) => [t]), this.state, 0);
+    if (!this.running.length) return;
+    const out = await model.forward(chosen.map((t) => [t]), this.state, 0);
     this.last = out.logits;
     this.state = out.state;
-    return true;
   }
 
-  /** Step to the end; each row's text. */
-  async run() {
-    while (await this.step());
-    return this.texts.map((t) => t.text);
+  /** Record `token` (-1: nothing allowed) for `row`; true if that finishes it. */
+  _take(row, token, updates) {
+    if (token < 0 || token === this.rules.eod) {
+      this._finish(row, 'end', token >= 0 ? token : null, updates);
+      return true;
+    }
+    row.generated.push(token);
+    row.history.add(token);
+    row.text.add(this.tokens[token]);
+    if (row.text.stopped) {
+      this._finish(row, 'stop', token, updates);
+      return true;
+    }
+    if (row.generated.length >= this.config.maxWords) {
+      this._finish(row, 'length', token, updates);
+      return true;
+    }
+    updates.push({ row: row.index, token, text: row.text.take(), finished: false, reason: null });
+    return false;
+  }
+
+  _finish(row, reason, token, updates) {
+    row.finished = true;
+    row.reason = reason;
+    updates.push({ row: row.index, token, text: row.text.take(true), finished: true, reason });
   }
 }

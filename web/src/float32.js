@@ -95,8 +95,8 @@ export function pairwiseSumF32(a, start, end) {
   return f(pairwiseSumF32(a, start, start + half) + pairwiseSumF32(a, start + half, end));
 }
 
-/** numpy's float64 pairwise sum of float32 values a[start:end] (no rounding to float32). */
-function pairwiseSumF64(a, start, end) {
+/** numpy's float64 pairwise sum of a[start:end] (float32 or float64 values, summed in float64). */
+export function pairwiseSumF64(a, start, end) {
   const n = end - start;
   if (n < 8) {
     let res = 0;

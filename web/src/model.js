@@ -1,7 +1,7 @@
 // A loaded model: an onnxruntime-web session plus the tokenizer and decoding defaults from the same file.
 // The API mirrors nextword.runtime.NextWordModel: generate, stream, nextWords, score.
 
-import { PROMPT_CHUNK, SamplingRun } from './decoding.js';
+import { Generation, PROMPT_CHUNK } from './decoding.js';
 import { ModelFileError, NextwordError } from './errors.js';
 import { MAX_BATCH, resolveOptions } from './generation.js';
 import { checkModelFile, resolveLimits } from './model-check.js';
@@ -120,8 +120,7 @@ export class NextWordModel {
     if (config.numBeams > 1) throw notAvailable();
     if (!prompts.length) return [];
     const ids = prompts.map((p) => this.promptIds(p));
-    const run = await SamplingRun.start(this, ids, config, prompts.map(endsWithSpace));
-    const texts = await run.run();
+    const texts = await new Generation(this, ids, config, prompts.map(endsWithSpace)).run();
     return single && config.numReturnSequences === 1 ? texts[0] : texts;
   }
 
@@ -192,17 +191,10 @@ export class NextWordModel {
 }
 
 async function* streamPieces(model, ids, config, lstrip) {
-  const run = await SamplingRun.start(model, ids, config, lstrip);
-  const text = run.texts[0];
-  let sent = 0;
-  while (await run.step()) {
-    const safe = text.safeLength();
-    if (safe > sent) {
-      yield text.text.slice(sent, safe);
-      sent = safe;
-    }
+  const generation = new Generation(model, ids, config, lstrip);
+  while (!generation.done) {
+    for (const update of await generation.step()) if (update.text) yield update.text;
   }
-  if (text.text.length > sent) yield text.text.slice(sent);
 }
 
 function notAvailable() {

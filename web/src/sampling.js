@@ -1,28 +1,36 @@
 // Choosing the next token from logits, as nextword/runtime/sampling.py does it, operation for operation:
-// float32 scores, temperature as a float32 multiply, top-k, top-p with a stable sort and float64 sums,
-// and the two-level (blocks of 128, then tokens) inverse-CDF draw from numpy's PCG64 stream.
+// float32 scores, temperature as a float32 multiply, one uniform draw per row from numpy's PCG64 stream,
+// the two-level (blocks of 128, then tokens) inverse-CDF draw over the whole vocabulary, and for top-k /
+// top-p the candidates alone with one float64 cumulative sum in id order.
 
-import { blockSumF32, npExpF32, sumF32AsF64 } from './float32.js';
+import { blockSumF32, npExpF32, pairwiseSumF64, sumF32AsF64 } from './float32.js';
 
 export const BLOCK = 128; // tokens per block of the two-level draw
 
 const f = Math.fround;
+const BITS = new Float32Array(1);
+const INT = new Int32Array(BITS.buffer);
 
 /**
- * Pick one token id per row of `scores` (rows x vocab, float32, overwritten: it is scratch space).
- * temperature 0 takes the most likely token (ties: the lowest id). Row i draws from rngs[i].
+ * Pick one token id per row of `scores` (rows x vocab, float32, overwritten); -1 for a row whose every
+ * entry is -inf. temperature 0 takes the most likely token (ties: the lowest id) and draws nothing;
+ * otherwise row i draws exactly one number from rngs[i].
  * @param {Float32Array} scores
- * @param {{temperature: number, topK: number | null, topP: number | null, rngs: {random(): number}[],
- *   exp?: (x: number) => number}} options
  * @returns {number[]}
  */
-export function sampleNext(scores, rows, vocab, { temperature, topK = null, topP = null, rngs, exp = npExpF32 }) {
-  const chosen = [];
-  for (let r = 0; r < rows; r++) {
-    const row = scores.subarray(r * vocab, (r + 1) * vocab);
-    chosen.push(temperature === 0 ? argmax(row) : sampleRow(row, temperature, topK, topP, rngs[r], exp));
+export function sample(scores, rows, vocab, rngs, temperature, topK = null, topP = null, exp = npExpF32) {
+  const rowOf = (r) => scores.subarray(r * vocab, (r + 1) * vocab);
+  if (temperature === 0) {
+    return Array.from({ length: rows }, (_, r) => {
+      const row = rowOf(r);
+      const best = argmax(row);
+      return row[best] === -Infinity ? -1 : best;
+    });
   }
-  return chosen;
+  if (topK !== null && topK >= vocab) topK = null;
+  if (topP !== null && topP >= 1) topP = null;
+  const uniforms = rngs.map((rng) => 1.0 - rng.random()); // in (0, 1]
+  return uniforms.map((u, r) => sampleRow(rowOf(r), u, temperature, topK, topP, exp));
 }
 
 /** np.argmax: the first maximum (the first NaN, if any). */
@@ -35,56 +43,110 @@ export function argmax(row) {
   return best;
 }
 
-function sampleRow(row, temperature, topK, topP, rng, exp) {
-  const vocab = row.length;
-  if (temperature !== 1) {
-    const scale = f(1.0 / temperature);
-    for (let i = 0; i < vocab; i++) row[i] = f(row[i] * scale);
-  }
-  if (topK !== null && topK < vocab) keepLargest(row, topK);
+function rowMax(row) {
   let peak = -Infinity;
-  for (let i = 0; i < vocab && !Number.isNaN(peak); i++) peak = Number.isNaN(row[i]) ? NaN : Math.max(peak, row[i]);
-  for (let i = 0; i < vocab; i++) row[i] = exp(f(row[i] - peak)); // unnormalized; cut entries are 0
-  if (topP !== null && topP < 1) nucleus(row, topP);
-  return draw(row, rng);
+  for (let i = 0; i < row.length; i++) {
+    if (Number.isNaN(row[i])) return NaN;
+    if (row[i] > peak) peak = row[i];
+  }
+  return peak;
+}
+
+function sampleRow(row, u, temperature, topK, topP, exp) {
+  let peak = rowMax(row);
+  if (peak === -Infinity) return -1;
+  const scale = f(1.0 / temperature);
+  if (topK !== null) {
+    const ids = topKIds(row, topK); // the candidates alone from here on
+    let values = Float32Array.from(ids, (i) => row[i]);
+    if (temperature !== 1) values = values.map((v) => f(v * scale));
+    const top = rowMax(values);
+    let probs = values.map((v) => exp(f(v - top)));
+    let chosen = ids;
+    if (topP !== null) [chosen, probs] = nucleus(ids, probs, topP);
+    return drawAmong(chosen, probs, u);
+  }
+  if (temperature !== 1) {
+    for (let i = 0; i < row.length; i++) row[i] = f(row[i] * scale);
+    peak = f(peak * scale); // the maximum of the scaled row, bit for bit
+  }
+  for (let i = 0; i < row.length; i++) row[i] = exp(f(row[i] - peak)); // unnormalized; -inf entries are 0
+  if (topP !== null) return drawAmong(...nucleus(null, row, topP), u);
+  return drawBlocks(row, u);
+}
+
+/** The ids (increasing) of every entry at or above the k-th largest (ties with it all stay). */
+function topKIds(row, k) {
+  const sorted = Float32Array.from(row).sort(); // ascending
+  const kth = sorted[row.length - k];
+  const ids = [];
+  for (let i = 0; i < row.length; i++) if (row[i] >= kth) ids.push(i);
+  return ids;
 }
 
 /**
- * Set all but the `k` largest entries to -inf (np.argpartition's cut). Entries equal to the k-th
- * largest are kept lowest ids first; numpy's selection keeps an order of its own among such ties.
+ * The smallest set of most likely tokens whose mass reaches `topP` of the total (ties in id order), as
+ * [ids, probs] with ids increasing; `ids` null means `probs` is the whole vocabulary. Above 256 entries
+ * the total and a pruning threshold come from the mass in each float32 exponent, as in Python.
  */
-function keepLargest(row, k) {
-  const sorted = Float32Array.from(row).sort(); // ascending, NaN last
-  const threshold = sorted[row.length - k];
-  let above = 0;
-  for (let i = 0; i < row.length; i++) if (row[i] > threshold) above++;
-  let ties = k - above; // how many entries equal to the threshold stay
-  for (let i = 0; i < row.length; i++) {
-    if (row[i] > threshold) continue;
-    if (row[i] === threshold && ties > 0) ties--;
-    else row[i] = -Infinity;
+function nucleus(ids, probs, topP) {
+  let goal;
+  let keep = null;
+  if (probs.length > 256) {
+    const exponents = new Int32Array(probs.length);
+    let bins = 0;
+    for (let i = 0; i < probs.length; i++) {
+      BITS[0] = probs[i];
+      exponents[i] = INT[0] >> 23; // the biased float32 exponent: probs are >= 0
+      bins = Math.max(bins, exponents[i] + 1);
+    }
+    const mass = new Float64Array(bins); // np.bincount(exponents, weights=probs)
+    for (let i = 0; i < probs.length; i++) mass[exponents[i]] += probs[i];
+    goal = topP * pairwiseSumF64(mass, 0, bins);
+    let running = 0;
+    for (let r = 0; r < bins; r++) {
+      running += mass[bins - 1 - r]; // from the top exponent down
+      if (running >= goal * (1 + 1e-9)) {
+        const lowest = bins - 1 - r;
+        keep = [];
+        for (let i = 0; i < probs.length; i++) if (exponents[i] >= lowest) keep.push(i);
+        break;
+      }
+    }
+  } else {
+    goal = topP * sumF32AsF64(probs);
   }
-}
-
-/** Keep the smallest set of most likely tokens holding `topP` of the mass (sampling.py's arithmetic). */
-function nucleus(probs, topP) {
-  const nonzero = [];
-  const zero = [];
-  for (let i = 0; i < probs.length; i++) (probs[i] > 0 || Number.isNaN(probs[i]) ? nonzero : zero).push(i);
-  nonzero.sort((a, b) => probs[b] - probs[a] || a - b); // stable: equal probabilities in id order
-  const order = nonzero.concat(zero); // zeros last, in id order, as a stable sort of -probs puts them
-  const sortedProbs = Float32Array.from(order, (i) => probs[i]);
-  const threshold = topP * sumF32AsF64(sortedProbs);
+  if (keep !== null) {
+    ids = keep.map((i) => (ids === null ? i : ids[i]));
+    probs = Float32Array.from(keep, (i) => probs[i]);
+  } else if (ids === null) {
+    ids = Array.from(probs, (_, i) => i);
+  }
+  const order = Array.from(probs, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b); // stable
   let cumulative = 0;
+  let size = 0;
   for (let j = 0; j < order.length; j++) {
-    cumulative += sortedProbs[j];
-    if (cumulative - sortedProbs[j] >= threshold) probs[order[j]] = 0; // mass ahead of it already enough
+    const p = probs[order[j]];
+    cumulative += p;
+    if (cumulative - p < goal) size++; // the mass ahead of it, as Python computes it
   }
+  const chosen = order.slice(0, Math.max(1, size)).sort((a, b) => a - b);
+  return [chosen.map((i) => ids[i]), Float32Array.from(chosen, (i) => probs[i])];
 }
 
-/** Inverse-CDF draw from unnormalized probs in two levels: a block of BLOCK tokens by the blocks'
- * masses, then a token inside it; a token of probability 0 is never returned. */
-function draw(probs, rng) {
+/** Inverse-CDF draw among candidate ids (increasing) with unnormalized probs; u in (0, 1]. */
+function drawAmong(ids, probs, u) {
+  const cumulative = new Float64Array(probs.length);
+  let running = 0;
+  for (let i = 0; i < probs.length; i++) cumulative[i] = running += probs[i];
+  let index = searchSorted(cumulative, u * cumulative[cumulative.length - 1]);
+  if (index >= ids.length || probs[index] === 0) index = lastNonzero(probs); // rounding at the very end
+  return ids[index];
+}
+
+/** Inverse-CDF draw from unnormalized probs (the whole vocabulary) in two levels: a block of BLOCK tokens
+ * by the blocks' masses, then a token inside it; a token of probability 0 is never returned. */
+function drawBlocks(probs, u) {
   const blocks = Math.ceil(probs.length / BLOCK);
   const masses = new Float64Array(blocks);
   let total = 0;
@@ -92,21 +154,23 @@ function draw(probs, rng) {
     total += blockSumF32(probs, b * BLOCK, Math.min(probs.length, (b + 1) * BLOCK));
     masses[b] = total;
   }
-  let u = (1.0 - rng.random()) * masses[blocks - 1]; // in (0, total]
+  u *= masses[blocks - 1]; // in (0, total]
   const block = Math.min(searchSorted(masses, u), blocks - 1);
   const start = block * BLOCK;
   const inside = probs.subarray(start, Math.min(probs.length, start + BLOCK));
-  if (block) u -= masses[block - 1];
+  if (block) u -= masses[block - 1]; // now in (0, mass of the block]
   const cumulative = new Float64Array(inside.length);
   let running = 0;
   for (let i = 0; i < inside.length; i++) cumulative[i] = running += inside[i];
   let index = searchSorted(cumulative, u);
-  if (index >= inside.length || inside[index] === 0) {
-    // rounding between the two levels: take the block's last possible token
-    index = inside.length - 1;
-    while (index > 0 && inside[index] === 0) index--;
-  }
+  if (index >= inside.length || inside[index] === 0) index = lastNonzero(inside); // rounding between levels
   return start + index;
+}
+
+function lastNonzero(values) {
+  let index = values.length - 1;
+  while (index > 0 && values[index] === 0) index--;
+  return index;
 }
 
 /** np.searchsorted(a, u) (side "left"): the first index whose value is >= u. */
