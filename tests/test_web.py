@@ -99,3 +99,10 @@ def test_damaged_and_doctored_files_are_refused_as_in_python(model_path, tmp_pat
     _need_node()
     output = run_node("parity-files.test.js", model_file_reference(model_path), tmp_path)
     print(output.splitlines()[0])
+
+
+def test_javascript_side_on_its_own(tmp_path):
+    """Loading from paths, bytes and URLs, the Web Worker client, and JavaScript option messages."""
+    _need_node()
+    output = run_node("unit.test.js", {}, tmp_path)
+    assert "ℹ fail 0" in output
