@@ -51,6 +51,10 @@ web-test: setup web-setup
 	$(BIN)/python -m pytest tests/test_web.py
 web-unicode: setup
 	$(BIN)/python web/scripts/unicode_tables.py
+# nextword-web against the Python runtime (about 10 minutes): rewrites the figures in docs/web.md.
+web-bench: setup web-setup
+	$(BIN)/python -m pip install -q -e ".[serve-test]" || $(BIN)/python -m pip install -q selenium
+	$(BIN)/python benchmarks/web.py --write docs/web.md
 
 # Benchmarks (about 20 minutes on two cores): rewrites docs/benchmarks.md and docs/img/generation-*.png.
 bench: setup

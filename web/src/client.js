@@ -101,6 +101,11 @@ export class WorkerModel {
     };
   }
 
+  /** The resources the worker fetched (PerformanceResourceTiming fields), for measurements. */
+  resources() {
+    return this._request({ type: 'resources' });
+  }
+
   /** Stop the worker (a MessagePort given as `worker` is closed). */
   terminate() {
     (this.port.terminate ?? this.port.close)?.call(this.port);

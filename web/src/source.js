@@ -39,8 +39,9 @@ function capped(name, bytes, cap) {
 }
 
 async function readFile(path, cap) {
-  const fs = await import('node:fs/promises');
-  const { fileURLToPath } = await import('node:url');
+  const [fsName, urlName] = ['node:fs/promises', 'node:url']; // not literals: browser bundlers leave them alone
+  const fs = await import(fsName);
+  const { fileURLToPath } = await import(urlName);
   const name = path.startsWith('file:') ? fileURLToPath(path) : path;
   let info;
   try {

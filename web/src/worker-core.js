@@ -31,6 +31,15 @@ export function serve(port) {
       return { ...info, vocabulary: tokenizer.size, source: model.source };
     },
     generate: ({ prompt, options }) => loaded().generate(prompt, options),
+    // What this worker fetched (onnxruntime, its .wasm, the model...): for measurements.
+    resources: () =>
+      performance.getEntriesByType('resource').map(({ name, transferSize, encodedBodySize, decodedBodySize, duration }) => ({
+        name,
+        transferSize,
+        encodedBodySize,
+        decodedBodySize,
+        duration,
+      })),
     nextWords: ({ prompt, k }) => loaded().nextWords(prompt, k),
     score: ({ text }) => loaded().score(text),
     async stream({ id, prompt, options }) {

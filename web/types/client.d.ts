@@ -24,5 +24,7 @@ export class WorkerModel {
   stream(prompt: string, options?: GenerationOptions): AsyncIterableIterator<string>;
   nextWords(prompt: string, k?: number): Promise<NextWord[]>;
   score(text: string): Promise<TextScore>;
+  /** What the worker fetched (PerformanceResourceTiming fields), for measurements. */
+  resources(): Promise<{ name: string; transferSize: number; encodedBodySize: number; decodedBodySize: number; duration: number }[]>;
   terminate(): void;
 }
