@@ -106,3 +106,24 @@ def test_javascript_side_on_its_own(tmp_path):
     _need_node()
     output = run_node("unit.test.js", {}, tmp_path)
     assert "ℹ fail 0" in output
+
+
+def test_readme_javascript_example_runs():
+    """The README's Node example, as written, from the repository root."""
+    _need_node()
+    import re
+    import subprocess
+    import uuid
+
+    readme = (WEB.parent / "README.md").read_text(encoding="utf-8")
+    block = re.findall(r"```js\n(.*?)```", readme, flags=re.DOTALL)[0]
+    script = WEB / "test" / f".readme-example-{uuid.uuid4().hex}.mjs"  # inside web/: `nextword-web` resolves
+    script.write_text(block, encoding="utf-8")
+    try:
+        result = subprocess.run(
+            ["node", str(script)], cwd=WEB.parent, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        script.unlink()
+    assert result.returncode == 0, result.stderr
+    assert "probability" in result.stdout and len(result.stdout.split()) > 40
