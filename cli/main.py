@@ -28,6 +28,7 @@ from nextword.train.corpus import count_documents, read_split, validation_indice
 
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
+from .quiet import import_tensorflow_quietly
 
 __all__ = ["build_parser", "main"]
 
@@ -129,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from nextword.train import resume, train
 
+    import_tensorflow_quietly()
     flags = config_flags(TrainConfig)
     options = {k: v for k, v in vars(args).items() if k in flags}
     if args.resume:
@@ -155,6 +157,7 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from nextword.export import export
 
+    import_tensorflow_quietly()
     config = config_from_args(ExportConfig(), vars(args))
     if not config.run_dir or not config.out:
         raise ValueError("usage: nextword export RUN_DIR --out MODEL.onnx")

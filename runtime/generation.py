@@ -136,7 +136,7 @@ class GenerationConfig:
 def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
+    if int(value) < low or (high is not None and int(value) > high):
         allowed = f"{low}..{high}" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be in {allowed}, got {value}")
 

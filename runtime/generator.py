@@ -67,7 +67,7 @@ class _Group:
         self.rows: list[_Row] = []
         self.fed: np.ndarray = np.zeros(0, dtype=np.int64)  # prompt tokens fed so far, per row
         self.state: State = []
-        self.last: np.ndarray | None = None  # (rows, vocab) logits after each row's prompt
+        self.last = np.zeros((0, 0), dtype=np.float32)  # (rows, vocab) logits after each row's prompt
 
 
 class _Span:
@@ -284,7 +284,7 @@ class Generator:
         self._spans = None
         self._last = np.concatenate([self._last, group.last])
         self._state = [np.concatenate(pair) for pair in zip(self._state, group.state, strict=True)]
-        group.state, group.last = [], None
+        group.state, group.last = [], group.last[:0]
 
     def _decode(self, updates: list[Update] | None) -> None:
         """Choose a token for every running row; one batched session call for the rows that go on."""
@@ -294,14 +294,14 @@ class Generator:
         for span in self._spans or self._make_spans():
             group, start, stop = span.group, span.start, span.stop
             block = logits[start:stop]
-            raw = block.copy() if group.logprobs is not None and updates is not None else None
-            rules, config = group.rules, group.config
+            rules, config, k = group.rules, group.config, group.logprobs
+            raw = block.copy() if k is not None and updates is not None else None
             lengths = [len(r.generated) for r in span.rows] if rules.min_words else None
             rules.apply(block, span.histories, lengths)
             picked = sample(block, span.rngs, config.temperature, config.top_k, config.top_p)
             chosen[start:stop] = picked
-            if raw is not None:
-                ended |= self._report_logprobs(span.rows, raw, picked, group.logprobs, updates)
+            if raw is not None and k is not None and updates is not None:
+                ended |= self._report_logprobs(span.rows, raw, picked, k, updates)
                 continue
             for row, token in zip(span.rows, picked.tolist(), strict=True):
                 ended |= self._take(row, token, updates)
