@@ -18,10 +18,10 @@ BUNDLED ?= runtime/data/nextword-patents.onnx
 # pip's and setuptools' own notices (an editable install always prints one) go to $(VENV)/install.log;
 # the log is shown only when the install fails.
 $(BIN)/nextword: pyproject.toml
-	@echo "setting up $(VENV) with nextword[train,dev] (log: $(VENV)/install.log)"
+	@echo "setting up $(VENV) with nextword[train,dev,serve,serve-test] (log: $(VENV)/install.log)"
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
-	@$(BIN)/python -m pip install -e ".[train,dev]" >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/python -m pip install -e ".[train,dev,serve,serve-test]" >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@touch $@
 
 setup: $(BIN)/nextword

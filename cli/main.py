@@ -29,6 +29,7 @@ from nextword.train.corpus import count_documents, read_split, validation_indice
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
 from .quiet import import_tensorflow_quietly
+from .serve import add_serve_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_info)
     add_corpus_parser(commands)
+    add_serve_parser(commands)
     return parser
 
 
