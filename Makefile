@@ -13,7 +13,7 @@ BUNDLED_RUN ?= runs/bundled
 BUNDLED ?= runtime/data/nextword-patents.onnx
 
 .PHONY: demo test lint setup clean bench bundled-model quality
-.PHONY: web-setup web-maybe-setup web-test web-unicode web-bench
+.PHONY: web-setup web-maybe-setup web-test web-unicode web-bench web-vendor
 
 # pip's and setuptools' own notices (an editable install always prints one) go to $(VENV)/install.log;
 # the log is shown only when the install fails.
@@ -55,9 +55,11 @@ web-test: setup web-setup
 	$(BIN)/python -m pytest tests/test_web.py
 web-unicode: setup
 	$(BIN)/python web/scripts/unicode_tables.py
+# serve/static/web and serve/static/ort: what the server's page runs in the browser (package data).
+web-vendor: setup web-setup
+	$(BIN)/python web/scripts/vendor.py
 # nextword-web against the Python runtime (about 10 minutes): rewrites the figures in docs/web.md.
 web-bench: setup web-setup
-	$(BIN)/python -m pip install -q -e ".[serve-test]" || $(BIN)/python -m pip install -q selenium
 	$(BIN)/python benchmarks/web.py --write docs/web.md
 
 # Benchmarks (about 20 minutes on two cores): rewrites docs/benchmarks.md and docs/img/generation-*.png.

@@ -384,6 +384,17 @@ def recorded_generate(model, prompt: str | list[str], options: dict[str, Any]) -
     return text, calls
 
 
+def _suggestion_texts(model, prompt: str, k: int) -> dict[str, str]:
+    """The text that appends each of the ``k`` next words to ``prompt``, as ``nextword serve`` shows it."""
+    tokens = model.tokenizer.tokenize(prompt)
+    previous = tokens[-1] if tokens else None
+    texts = {}
+    for word, _ in model.next_words(prompt, k):
+        text = model.tokenizer.piece(word, previous)
+        texts[word] = text.lstrip(" ") if prompt[-1:].isspace() else text
+    return texts
+
+
 def generation_reference(
     model, *, seeds: int, replays: int, greedy_prompts: list[str] = GREEDY_PROMPTS
 ) -> dict[str, Any]:
@@ -416,15 +427,26 @@ def generation_reference(
     streams = []
     for case in sampled[:12] + greedy[-len(VARIANTS) :]:
         if isinstance(case["prompt"], str) and case["options"].get("num_return_sequences", 1) == 1:
-            streams.append({**case, "pieces": list(model.stream(case["prompt"], **case["options"]))})
+            gen = model.generator(**case["options"])
+            (row,) = gen.add(case["prompt"])
+            gen.run()
+            pieces = list(model.stream(case["prompt"], **case["options"]))
+            streams.append({**case, "pieces": pieces, "reason": gen.finish_reason(row)})
     for case in greedy + sampled + streams + replayed:
         case["options"] = {k: str(v) if k == "seed" else v for k, v in case["options"].items()}
-    next_words = [{"prompt": p, "words": model.next_words(p, 10)} for p in greedy_prompts[:8]]
+    next_words = [
+        {"prompt": p, "words": model.next_words(p, 10), "texts": _suggestion_texts(model, p, 10)}
+        for p in greedy_prompts[:8]
+    ]
     scores = []
     for text in [*greedy_prompts[:10], "a neural network " * 200]:
         if len(model.prompt_ids(text)) >= 2:
             s = model.score(text)
-            words = [[w.word, w.logprob, w.unknown] for w in s.words]
+            read = model.tokenizer.tokenize(text)
+            pieces = list(model.tokenizer.pieces(read))
+            words = [
+                [w.word, w.logprob, w.unknown, t, p] for w, t, p in zip(s.words, read, pieces, strict=True)
+            ]
             scores.append(
                 {"text": text, "total": s.total_logprob, "perplexity": s.perplexity, "words": words}
             )

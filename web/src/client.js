@@ -52,24 +52,32 @@ export class WorkerModel {
     return this._request({ type: 'nextWords', prompt, k });
   }
 
+  /** As NextWordModel.suggest. */
+  suggest(prompt, k = 5) {
+    return this._request({ type: 'suggest', prompt, k });
+  }
+
   /** As NextWordModel.score. */
   score(text) {
     return this._request({ type: 'score', text });
   }
 
-  /** As NextWordModel.stream: pieces as they are generated. Leaving the loop early stops the worker. */
+  /** As NextWordModel.stream: pieces as they are generated (and `finishReason` once done). Leaving the
+   * loop early stops the worker. */
   stream(prompt, options = {}) {
     const id = this._next++;
     const queue = [];
     let wake = null;
     let finished = false;
     let failure = null;
+    let finishReason = null;
     this._pending.set(id, {
       piece: (text) => {
         queue.push(text);
         wake?.();
       },
-      resolve: () => {
+      resolve: (result) => {
+        finishReason = result?.finishReason ?? null;
         finished = true;
         wake?.();
       },
@@ -81,6 +89,9 @@ export class WorkerModel {
     this.port.postMessage({ id, type: 'stream', prompt, options });
     const port = this.port;
     return {
+      get finishReason() {
+        return finishReason;
+      },
       [Symbol.asyncIterator]() {
         return this;
       },
@@ -96,6 +107,8 @@ export class WorkerModel {
       async return() {
         if (!finished) port.postMessage({ type: 'cancel', target: id });
         finished = true;
+        queue.length = 0;
+        wake?.(); // a next() waiting for a piece ends now
         return { value: undefined, done: true };
       },
     };

@@ -137,7 +137,10 @@ export class NextWordModel {
           `(got ${config.numReturnSequences} and ${config.numBeams})`,
       );
     }
-    return streamPieces(this, [this.promptIds(prompt)], config, [endsWithSpace(prompt)]);
+    const state = { finishReason: null };
+    const pieces = streamPieces(this, [this.promptIds(prompt)], config, [endsWithSpace(prompt)], state);
+    // why the text ended, once it has: "length", "stop" or "end" (as the Python Generator's reasons)
+    return Object.defineProperty(pieces, 'finishReason', { get: () => state.finishReason });
   }
 
   /** The `k` most likely next words after `prompt`, most likely first: [{word, probability}]. */
@@ -155,11 +158,31 @@ export class NextWordModel {
       .map((i) => ({ word: this.tokenizer.tokenOf(i), probability: probs[i] }));
   }
 
-  /** How likely the model finds `text` as the start of a document: {totalLogprob, perplexity, words}. */
+  /**
+   * nextWords() with the text that appends each word to `prompt` (spacing and sentence capitals applied;
+   * no leading space after a prompt that ends in one): [{word, text, probability}], as the /v1/suggest
+   * endpoint of `nextword serve` answers.
+   */
+  async suggest(prompt, k = 5) {
+    const words = await this.nextWords(prompt, k);
+    const tokens = this.tokenizer.tokenize(prompt);
+    const previous = tokens.length ? tokens[tokens.length - 1] : null;
+    const strip = endsWithSpace(prompt);
+    return words.map(({ word, probability }) => {
+      const text = this.tokenizer.piece(word, previous);
+      return { word, text: strip ? text.replace(/^ +/, '') : text, probability };
+    });
+  }
+
+  /** How likely the model finds `text` as the start of a document: {totalLogprob, perplexity, words};
+   * each word has its vocabulary token (`<unk>` when unknown, as in Python), the `token` as read, its
+   * `text` as the tokenizer renders it, its logprob and whether it is unknown. */
   async score(text) {
     const ids = this.promptIds(text);
     if (ids.length < 2) throw new NextwordError('text has no words to score');
     const words = [];
+    const read = this.tokenizer.tokenize(text); // the words as read: an unknown one keeps its text
+    const pieces = [...this.tokenizer.pieces(read)];
     let state = this.initialState(1);
     for (let start = 0; start < ids.length - 1; start += PROMPT_CHUNK) {
       const targets = ids.slice(start + 1, start + 1 + PROMPT_CHUNK);
@@ -167,7 +190,8 @@ export class NextWordModel {
       state = out.state;
       targets.forEach((id, t) => {
         const logprob = logSoftmax(out.logits.subarray(t * this.vocabSize, (t + 1) * this.vocabSize))[id];
-        words.push({ word: this.tokenizer.tokenOf(id), logprob, unknown: id === this.tokenizer.unkId });
+        const [word, i] = [this.tokenizer.tokenOf(id), words.length];
+        words.push({ word, token: read[i], text: pieces[i], logprob, unknown: id === this.tokenizer.unkId });
       });
     }
     const total = words.reduce((sum, w) => sum + w.logprob, 0);
@@ -190,10 +214,13 @@ export class NextWordModel {
   }
 }
 
-async function* streamPieces(model, ids, config, lstrip) {
+async function* streamPieces(model, ids, config, lstrip, state) {
   const generation = new Generation(model, ids, config, lstrip);
   while (!generation.done) {
-    for (const update of await generation.step()) if (update.text) yield update.text;
+    for (const update of await generation.step()) {
+      if (update.finished) state.finishReason = update.reason;
+      if (update.text) yield update.text;
+    }
   }
 }
 

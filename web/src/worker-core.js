@@ -6,7 +6,8 @@ import { load } from './model.js';
 
 /**
  * Answer requests arriving on `port` (anything with postMessage and a "message" event).
- * Requests: {id, type: "load" | "generate" | "stream" | "nextWords" | "score" | "cancel", ...}.
+ * Requests: {id, type: "load" | "generate" | "stream" | "nextWords" | "suggest" | "score" | "resources" |
+ * "cancel", ...}.
  * Replies: {id, result} or {id, error: {name, message}}; a stream also sends {id, piece} messages.
  */
 export function serve(port) {
@@ -41,14 +42,16 @@ export function serve(port) {
         duration,
       })),
     nextWords: ({ prompt, k }) => loaded().nextWords(prompt, k),
+    suggest: ({ prompt, k }) => loaded().suggest(prompt, k),
     score: ({ text }) => loaded().score(text),
     async stream({ id, prompt, options }) {
-      for await (const piece of loaded().stream(prompt, options)) {
+      const pieces = loaded().stream(prompt, options);
+      for await (const piece of pieces) {
         if (cancelled.has(id)) break;
         reply({ id, piece });
       }
       cancelled.delete(id);
-      return null;
+      return { finishReason: pieces.finishReason };
     },
   };
 

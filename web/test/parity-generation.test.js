@@ -81,9 +81,13 @@ describe(`generation parity with Python (${ref?.model ?? 'no model'})`, { skip: 
   test('streamed pieces join to the generated text, and are Python\'s pieces where the text is', async () => {
     for (const c of ref.streams) {
       const pieces = [];
-      for await (const piece of model.stream(c.prompt, camelOptions(c.options))) pieces.push(piece);
+      const stream = model.stream(c.prompt, camelOptions(c.options));
+      for await (const piece of stream) pieces.push(piece);
       assert.equal(pieces.join(''), await model.generate(c.prompt, camelOptions(c.options)));
-      if (pieces.join('') === c.text) assert.deepEqual(pieces, c.pieces, JSON.stringify(c.options));
+      if (pieces.join('') === c.text) {
+        assert.deepEqual(pieces, c.pieces, JSON.stringify(c.options));
+        assert.equal(stream.finishReason, c.reason, JSON.stringify(c.options));
+      }
     }
   });
 
@@ -101,13 +105,16 @@ describe(`generation parity with Python (${ref?.model ?? 'no model'})`, { skip: 
         assert.ok(word === wantWord || (nearTie && want.has(word)), `${c.prompt}: ${word} at ${i}, Python: ${wantWord}`);
         if (want.has(word)) assert.ok(Math.abs(probability - want.get(word)) < tolerance(), `${word}: ${probability}`);
       });
+      for (const { word, text } of await model.suggest(c.prompt, c.words.length)) {
+        if (word in c.texts) assert.equal(text, c.texts[word], `${c.prompt} + ${word}`);
+      }
     }
   });
 
   test('scores: the same words, close log-probabilities', async () => {
     for (const c of ref.scores) {
       const got = await model.score(c.text);
-      assert.deepEqual(got.words.map((w) => [w.word, w.unknown]), c.words.map(([w, , u]) => [w, u]));
+      assert.deepEqual(got.words.map((w) => [w.word, w.unknown, w.token, w.text]), c.words.map(([w, , u, t, p]) => [w, u, t, p]));
       got.words.forEach((w, i) => assert.ok(Math.abs(w.logprob - c.words[i][1]) < 5 * tolerance(), `${w.word}: ${w.logprob}`));
       assert.ok(Math.abs(got.totalLogprob - c.total) < tolerance() * got.words.length);
       assert.ok(Math.abs(Math.log(got.perplexity / c.perplexity)) < tolerance());

@@ -23,3 +23,13 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   if (error instanceof ModelFileError || error instanceof NextwordError) console.error(error.message);
 });
+
+export async function more(): Promise<void> {
+  const model = await load(new Uint8Array(8));
+  const stream = model.stream('a');
+  for await (const piece of stream) console.log(piece);
+  const reason: 'length' | 'stop' | 'end' | null = stream.finishReason;
+  const [first] = await model.suggest('a', 3);
+  const words = (await model.score('a b')).words.map((w) => `${w.word} ${w.token} ${w.text}`);
+  console.log(reason, first.text, first.probability, words);
+}

@@ -136,6 +136,26 @@ describe('options given in JavaScript', () => {
   });
 });
 
+describe('suggestions and scores for a page', () => {
+  test('suggest(): the text that appends each word, as `nextword serve` shows it', async () => {
+    const words = await model.nextWords('the network.', 4);
+    const suggestions = await model.suggest('the network.', 4);
+    assert.deepEqual(suggestions.map((s) => s.word), words.map((w) => w.word));
+    for (const { word, text } of suggestions) assert.equal(text, ` ${word[0].toUpperCase()}${word.slice(1)}`);
+    for (const { text } of await model.suggest('a neural ', 3)) assert.doesNotMatch(text, /^ /);
+  });
+
+  test('score(): the word as read, its rendered text, <unk> for unknown words', async () => {
+    const { words } = await model.score('A zzyzxqq network.');
+    assert.deepEqual(words.map((w) => [w.word, w.token, w.text, w.unknown]), [
+      ['a', 'a', 'A', false],
+      ['<unk>', 'zzyzxqq', ' zzyzxqq', true],
+      ['network', 'network', ' network', false],
+      ['.', '.', '.', false],
+    ]);
+  });
+});
+
 describe('the Web Worker client', () => {
   let client;
   before(async () => {
@@ -152,14 +172,18 @@ describe('the Web Worker client', () => {
     assert.equal(await client.generate('a neural network', options), await model.generate('a neural network', options));
     assert.deepEqual(await client.generate(['a', 'b'], { maxWords: 4, temperature: 0 }), await model.generate(['a', 'b'], { maxWords: 4, temperature: 0 }));
     assert.deepEqual(await client.nextWords('the present', 3), await model.nextWords('the present', 3));
+    assert.deepEqual(await client.suggest('the present ', 3), await model.suggest('the present ', 3));
     assert.deepEqual(await client.score('a neural network'), await model.score('a neural network'));
   });
 
   test('streams, and stops when the loop is left', async () => {
     const options = { maxWords: 30, seed: 9n };
     const pieces = [];
-    for await (const piece of client.stream('the processor', options)) pieces.push(piece);
+    const stream = client.stream('the processor', options);
+    assert.equal(stream.finishReason, null);
+    for await (const piece of stream) pieces.push(piece);
     assert.equal(pieces.join(''), await model.generate('the processor', options));
+    assert.equal(stream.finishReason, 'length');
     const few = [];
     for await (const piece of client.stream('the processor', options)) {
       few.push(piece);

@@ -1,6 +1,6 @@
 // Types of nextword-web/client: the model API answered by a Web Worker.
 
-import type { GenerationOptions, LoadLimits, ModelInfo, NextWord, TextScore } from './index.js';
+import type { GenerationOptions, LoadLimits, ModelInfo, NextWord, Suggestion, TextScore, TextStream } from './index.js';
 
 export interface WorkerLoadOptions {
   /** a worker (or MessagePort) already running nextword-web/worker */
@@ -21,8 +21,9 @@ export class WorkerModel {
   readonly info: Omit<ModelInfo, 'tokenizer'> & { vocabulary: number; source: string };
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
-  stream(prompt: string, options?: GenerationOptions): AsyncIterableIterator<string>;
+  stream(prompt: string, options?: GenerationOptions): TextStream;
   nextWords(prompt: string, k?: number): Promise<NextWord[]>;
+  suggest(prompt: string, k?: number): Promise<Suggestion[]>;
   score(text: string): Promise<TextScore>;
   /** What the worker fetched (PerformanceResourceTiming fields), for measurements. */
   resources(): Promise<{ name: string; transferSize: number; encodedBodySize: number; decodedBodySize: number; duration: number }[]>;

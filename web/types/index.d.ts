@@ -85,7 +85,20 @@ export interface NextWord {
 export interface TextScore {
   totalLogprob: number;
   perplexity: number;
-  words: { word: string; logprob: number; unknown: boolean }[];
+  /** word: the vocabulary token (<unk> when unknown); token: the word as read; text: as rendered */
+  words: { word: string; token: string; text: string; logprob: number; unknown: boolean }[];
+}
+
+/** A next word with the text that appends it to the prompt. */
+export interface Suggestion {
+  word: string;
+  text: string;
+  probability: number;
+}
+
+/** stream()'s pieces; finishReason ("length", "stop" or "end") once the text has ended. */
+export interface TextStream extends AsyncIterableIterator<string> {
+  readonly finishReason: 'length' | 'stop' | 'end' | null;
 }
 
 export class NextWordModel {
@@ -95,8 +108,10 @@ export class NextWordModel {
   readonly vocabSize: number;
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
-  stream(prompt: string, options?: GenerationOptions): AsyncIterableIterator<string>;
+  stream(prompt: string, options?: GenerationOptions): TextStream;
   nextWords(prompt: string, k?: number): Promise<NextWord[]>;
+  /** nextWords with the text that appends each word to the prompt (as `nextword serve`'s /v1/suggest) */
+  suggest(prompt: string, k?: number): Promise<Suggestion[]>;
   score(text: string): Promise<TextScore>;
   promptIds(prompt: string): number[];
   release(): Promise<void>;
