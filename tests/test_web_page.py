@@ -1,15 +1,14 @@
-"""nextword-web in a real browser: the example page (web/example/) in headless Chromium, served on
-loopback by web/example/serve.py, generating in a Web Worker.
+"""nextword-web in a real browser: its example page (web/example/) in headless Chromium, served on
+loopback by web/example/serve.py, generating with the bundled model in a Web Worker.
 
-Needs Debian's chromium + chromium-driver, selenium and web/node_modules (``make web-setup``); skipped
-with the command that installs what is missing, unless ``NEXTWORD_REQUIRE_WEB=1`` (CI).
+Needs web/node_modules (``make web-setup``); the browser comes from tests/browser.py (Debian's chromium
+through selenium), which skips with the command that installs what is missing.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -21,12 +20,6 @@ from web_reference import WEB
 BUNDLED = WEB.parent / "runtime" / "data" / "nextword-patents.onnx"
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("NEXTWORD_REQUIRE_WEB") == "1":
-        pytest.fail(f"{what}; NEXTWORD_REQUIRE_WEB=1 asks for the browser tests")
-    pytest.skip(what)
-
-
 def _example_server():
     spec = importlib.util.spec_from_file_location("nextword_web_example", WEB / "example" / "serve.py")
     module = importlib.util.module_from_spec(spec)
@@ -36,22 +29,13 @@ def _example_server():
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
-    """Headless Chromium on the example page, once the model is loaded in the page's worker."""
+def page(browser) -> Iterator[Any]:
+    """The example page in headless Chromium, once the model is loaded in the page's worker."""
     if not (WEB / "node_modules" / "onnxruntime-web").is_dir():
-        _missing("web/node_modules is missing: run `make web-setup`")
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not binary or not driver:
-        _missing("no chromium/chromedriver: apt-get install -y chromium chromium-driver")
-    try:
-        from selenium import webdriver
-    except ImportError:
-        _missing("selenium is missing: pip install selenium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+        missing = "web/node_modules is missing: run `make web-setup`"
+        if os.environ.get("NEXTWORD_REQUIRE_WEB") == "1":
+            pytest.fail(f"{missing}; NEXTWORD_REQUIRE_WEB=1 asks for the browser tests")
+        pytest.skip(missing)
     server = _example_server().start(BUNDLED)
     try:
         browser.get(f"{server.url}/example/")
@@ -59,7 +43,6 @@ def page() -> Iterator[Any]:
         assert browser.execute_script("return document.body.dataset.ready") == "true", _status(browser)
         yield browser
     finally:
-        browser.quit()
         server.stop()
 
 
