@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from web_files_reference import model_file_reference
 from web_reference import (
     WEB,
     generation_reference,
-    model_file_reference,
     rng_reference,
     run_node,
     sampler_reference,

@@ -46,7 +46,9 @@ async function main() {
   while (performance.now() < until) await timed(1);
   const msPerWord = [];
   for (let r = 0; r < runs; r++) msPerWord.push(await timed(r + 2));
-  const pageResources = performance.getEntriesByType('resource').map(({ name, decodedBodySize }) => ({ name, decodedBodySize }));
+  const pageResources = performance
+    .getEntriesByType('resource')
+    .map(({ name, decodedBodySize }) => ({ name, decodedBodySize }));
   const workerResources = await model.resources();
   model.terminate();
   return {

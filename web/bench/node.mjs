@@ -28,14 +28,22 @@ if (mode === 'speed') {
   while (performance.now() < until) await timed(1);
   const msPerWord = [];
   for (let r = 0; r < runs; r++) msPerWord.push(await timed(r + 2));
-  const result = { load_ms: loaded - started, first_word_ms: first - loaded, fresh_ms_per_word: fresh, ms_per_word: msPerWord };
+  const result = {
+    load_ms: loaded - started,
+    first_word_ms: first - loaded,
+    fresh_ms_per_word: fresh,
+    ms_per_word: msPerWord,
+  };
   console.log(JSON.stringify(result));
 } else if (mode === 'texts') {
   const { model: path, cases } = JSON.parse(readFileSync(args[0], 'utf8'));
   const model = await load(path);
   for (const { prompt, options } of cases) {
     const camel = Object.fromEntries(
-      Object.entries(options).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), k === 'seed' ? BigInt(v) : v]),
+      Object.entries(options).map(([k, v]) => [
+        k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()),
+        k === 'seed' ? BigInt(v) : v,
+      ]),
     );
     console.log(JSON.stringify(await model.generate(prompt, camel)));
   }

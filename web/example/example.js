@@ -12,7 +12,12 @@ let running = null;
 function options() {
   const number = (id) => ($(id).value === '' ? undefined : Number($(id).value));
   const seed = $('seed').value === '' ? undefined : BigInt($('seed').value);
-  return { maxWords: number('maxWords'), temperature: number('temperature'), topK: number('topK') ?? null, seed };
+  return {
+    maxWords: number('maxWords'),
+    temperature: number('temperature'),
+    topK: number('topK') ?? null,
+    seed,
+  };
 }
 
 async function generate() {

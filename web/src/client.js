@@ -18,10 +18,12 @@ export class WorkerModel {
    */
   static async load(source, options = {}) {
     const { worker, workerUrl, ...rest } = options;
-    const port = worker ?? new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+    const port =
+      worker ?? new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
     const client = new WorkerModel(port);
     const base = globalThis.location?.href;
-    const absolute = (url) => (url === undefined ? undefined : base ? new URL(String(url), base).href : String(url));
+    const absolute = (url) =>
+      url === undefined ? undefined : base ? new URL(String(url), base).href : String(url);
     let payload = source;
     const transfer = [];
     if (typeof source === 'string' || source instanceof URL) payload = absolute(source);

@@ -32,12 +32,19 @@ const PY_NAME = Object.fromEntries(FIELDS.map(([js, py]) => [js, py]));
 /** The defaults of every option (GenerationConfig()). */
 export const DEFAULTS = Object.freeze(Object.fromEntries(FIELDS.map(([js, , value]) => [js, value])));
 // The integer defaults as Python ints (bigint), so that a file's values are judged next to them as Python does.
-const PY_INT_DEFAULTS = { maxWords: 50n, minWords: 0n, noRepeatNgramSize: 0n, numReturnSequences: 1n, numBeams: 1n };
+const PY_INT_DEFAULTS = {
+  maxWords: 50n,
+  minWords: 0n,
+  noRepeatNgramSize: 0n,
+  numReturnSequences: 1n,
+  numBeams: 1n,
+};
 
 // How values are judged and shown: JavaScript values for the API, Python's for a model file's JSON.
 const JS_STYLE = {
   name: (field) => field,
-  show: (value) => (typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : String(value)),
+  show: (value) =>
+    typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : String(value),
   plain: (value) => String(value),
   isInt: (v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)),
   isReal: (v) => typeof v === 'bigint' || typeof v === 'number',
@@ -60,7 +67,9 @@ export function resolveOptions(base, options = {}) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new NextwordError(`options must be an object, got ${JS_STYLE.show(options)}`);
   }
-  const unknown = Object.keys(options).filter((k) => !JS_NAMES.includes(k)).sort();
+  const unknown = Object.keys(options)
+    .filter((k) => !JS_NAMES.includes(k))
+    .sort();
   if (unknown.length) {
     throw new NextwordError(
       `unknown generation option(s) ${JSON.stringify(unknown)}; valid options are ${JSON.stringify([...JS_NAMES].sort())}`,
@@ -94,7 +103,10 @@ export function optionsFromMetadata(data) {
 /** The options that differ from DEFAULTS (GenerationConfig.changes()). */
 export function changes(config) {
   return Object.fromEntries(
-    FIELDS.filter(([js, , value]) => JSON.stringify(config[js]) !== JSON.stringify(value)).map(([js]) => [js, config[js]]),
+    FIELDS.filter(([js, , value]) => JSON.stringify(config[js]) !== JSON.stringify(value)).map(([js]) => [
+      js,
+      config[js],
+    ]),
   );
 }
 
@@ -121,7 +133,9 @@ function validate(c, style) {
       const upper = high === Infinity ? '' : `<= ${high}`;
       const bounds = [lower, upper].filter(Boolean).join(' and ');
       const detail = note ? ` (${note})` : '';
-      fail(`${style.name(field)} must be a finite number${bounds ? ` ${bounds}` : ''}${detail}, got ${style.show(value)}`);
+      fail(
+        `${style.name(field)} must be a finite number${bounds ? ` ${bounds}` : ''}${detail}, got ${style.show(value)}`,
+      );
     }
   };
   checkInt('maxWords', 0, MAX_WORDS);
@@ -136,7 +150,8 @@ function validate(c, style) {
     fail(`stop must be a string or a list of non-empty strings, got ${style.show(c.stop)}`);
   }
   for (const field of ['stopAtEnd', 'allowUnknown']) {
-    if (typeof c[field] !== 'boolean') fail(`${style.name(field)} must be ${style.bools}, got ${style.show(c[field])}`);
+    if (typeof c[field] !== 'boolean')
+      fail(`${style.name(field)} must be ${style.bools}, got ${style.show(c[field])}`);
   }
   checkInt('numReturnSequences', 1, MAX_BATCH);
   checkInt('numBeams', 1, MAX_BATCH);

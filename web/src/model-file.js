@@ -54,7 +54,8 @@ export function readModelInfo(meta, session, source) {
   const parsed = {};
   for (const key of JSON_KEYS) {
     const value = parsePyJson(meta.get(key) ?? '{}'); // checkModelFile parsed these once already
-    if (!(value instanceof Map)) throw new ModelFileError(`${source}: metadata '${key}' must be a JSON object`);
+    if (!(value instanceof Map))
+      throw new ModelFileError(`${source}: metadata '${key}' must be a JSON object`);
     parsed[key] = value;
   }
   const { stateSizes, vocabSize } = checkSignature(session, source, version);
@@ -85,9 +86,12 @@ function generationDefaults(data, source) {
     defaults = optionsFromMetadata(data);
   } catch (error) {
     if (!(error instanceof NextwordError)) throw error;
-    throw new ModelFileError(`${source}: metadata '${KEY_GENERATION}' holds invalid decoding defaults: ${error.message}`);
+    throw new ModelFileError(
+      `${source}: metadata '${KEY_GENERATION}' holds invalid decoding defaults: ${error.message}`,
+    );
   }
-  if (defaults.seed !== null) throw new ModelFileError(`${source}: metadata '${KEY_GENERATION}' may not fix a seed`);
+  if (defaults.seed !== null)
+    throw new ModelFileError(`${source}: metadata '${KEY_GENERATION}' may not fix a seed`);
   return defaults;
 }
 
@@ -115,7 +119,11 @@ function checkSignature(session, source, version) {
     );
   }
   const hasLogitsFrom = version >= LOGITS_FROM_SINCE;
-  const expectedInputs = [INPUT_IDS, ...stateInputNames(layers.length), ...(hasLogitsFrom ? [LOGITS_FROM] : [])];
+  const expectedInputs = [
+    INPUT_IDS,
+    ...stateInputNames(layers.length),
+    ...(hasLogitsFrom ? [LOGITS_FROM] : []),
+  ];
   const expectedOutputs = [LOGITS, ...stateOutputNames(layers.length)];
   const same = (names, expected) => names.size === expected.length && expected.every((n) => names.has(n));
   if (!same(inputs, expectedInputs) || !same(outputs, expectedOutputs)) {
@@ -129,7 +137,9 @@ function checkSignature(session, source, version) {
   const stateSizes = layers.map((l) => last(inputs.get(`h_${l}`)));
   const vocabSize = last(outputs.get(LOGITS));
   if (![...stateSizes, vocabSize].every((n) => Number.isInteger(n) && n > 0)) {
-    throw new ModelFileError(`${source}: the state widths and the vocabulary size must be fixed in the graph`);
+    throw new ModelFileError(
+      `${source}: the state widths and the vocabulary size must be fixed in the graph`,
+    );
   }
   if (hasLogitsFrom) {
     const m = inputs.get(LOGITS_FROM);

@@ -5,7 +5,14 @@ import { Generation, PROMPT_CHUNK } from './decoding.js';
 import { ModelFileError, NextwordError } from './errors.js';
 import { MAX_BATCH, resolveOptions } from './generation.js';
 import { checkModelFile, resolveLimits } from './model-check.js';
-import { INPUT_IDS, LOGITS, LOGITS_FROM, readModelInfo, stateInputNames, stateOutputNames } from './model-file.js';
+import {
+  INPUT_IDS,
+  LOGITS,
+  LOGITS_FROM,
+  readModelInfo,
+  stateInputNames,
+  stateOutputNames,
+} from './model-file.js';
 import { readSource } from './source.js';
 import { endsWithSpace, SPECIAL_TOKENS } from './tokenizer.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
@@ -84,8 +91,11 @@ export class NextWordModel {
     const flat = new BigInt64Array(batch * time);
     ids.forEach((row, b) => row.forEach((id, t) => (flat[b * time + t] = BigInt(id))));
     const feed = { [INPUT_IDS]: new Tensor('int64', flat, [batch, time]) };
-    this._stateInputs.forEach((name, k) => (feed[name] = new Tensor('float32', state[k], [batch, this.stateWidths[k]])));
-    if (this.info.hasLogitsFrom) feed[LOGITS_FROM] = new Tensor('int64', BigInt64Array.of(BigInt(logitsFrom)), []);
+    this._stateInputs.forEach(
+      (name, k) => (feed[name] = new Tensor('float32', state[k], [batch, this.stateWidths[k]])),
+    );
+    if (this.info.hasLogitsFrom)
+      feed[LOGITS_FROM] = new Tensor('int64', BigInt64Array.of(BigInt(logitsFrom)), []);
     const out = await this.session.run(feed);
     let logits = out[LOGITS].data;
     let positions = out[LOGITS].dims[1];
@@ -97,7 +107,8 @@ export class NextWordModel {
 
   /** Token ids the model is conditioned on for `prompt`: start of a document, then the prompt. */
   promptIds(prompt) {
-    if (typeof prompt !== 'string') throw new NextwordError(`prompt must be a string, got ${typeName(prompt)}`);
+    if (typeof prompt !== 'string')
+      throw new NextwordError(`prompt must be a string, got ${typeName(prompt)}`);
     return [this.tokenizer.eodId, ...this.tokenizer.encode(prompt)];
   }
 
@@ -130,7 +141,8 @@ export class NextWordModel {
    */
   stream(prompt, options = {}) {
     const config = resolveOptions(this.info.generation, options);
-    if (typeof prompt !== 'string') throw new NextwordError(`stream() takes one prompt string, got ${typeName(prompt)}`);
+    if (typeof prompt !== 'string')
+      throw new NextwordError(`stream() takes one prompt string, got ${typeName(prompt)}`);
     if (config.numReturnSequences !== 1 || config.numBeams !== 1) {
       throw new NextwordError(
         'stream() produces one text: numReturnSequences and numBeams must be 1 ' +

@@ -69,7 +69,8 @@ export function* fields(data, start, end, budget, kind, expected) {
     [key, pos] = varint(data, pos, end);
     const number = typeof key === 'bigint' ? key >> 3n : Math.floor(key / 8);
     const wire = typeof key === 'bigint' ? Number(key & 7n) : key % 8;
-    if (number == 0 || number > 0x1fffffff) throw new WireError(`invalid field number ${number} at byte ${pos}`);
+    if (number == 0 || number > 0x1fffffff)
+      throw new WireError(`invalid field number ${number} at byte ${pos}`);
     let item;
     if (wire === VARINT) {
       let value;
@@ -85,7 +86,8 @@ export function* fields(data, start, end, budget, kind, expected) {
       pos += Number(length);
     } else if (wire === I64 || wire === I32) {
       const size = wire === I64 ? 8 : 4;
-      if (size > end - pos) throw new WireError(`fixed-width field ${number} runs past the end at byte ${pos}`);
+      if (size > end - pos)
+        throw new WireError(`fixed-width field ${number} runs past the end at byte ${pos}`);
       item = [Number(number), wire, 0, 0];
       pos += size;
     } else if (wire === SGROUP || wire === EGROUP) {
@@ -114,7 +116,7 @@ export function text(data, a, b) {
  * @returns {string | number}
  */
 export function strictUtf8(bytes) {
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const b = bytes[i];
     if (b < 0x80) {
       i += 1;

@@ -12,7 +12,10 @@ const ref = reference();
 
 const HINTS = [
   ['load(..., limits=LoadLimits(max_file_bytes=...))', 'load(..., { limits: { maxFileBytes: ... } })'],
-  ['load(..., limits=LoadLimits(max_tokenizer_bytes=...))', 'load(..., { limits: { maxTokenizerBytes: ... } })'],
+  [
+    'load(..., limits=LoadLimits(max_tokenizer_bytes=...))',
+    'load(..., { limits: { maxTokenizerBytes: ... } })',
+  ],
   ['LoadLimits(ir_versions=...)', '{ limits: { irVersions: ... } }'],
   ['LoadLimits(opset_versions=...)', '{ limits: { opsetVersions: ... } }'],
   ['LoadLimits(allowed_ops=...)', '{ limits: { allowedOps: ... } }'],
@@ -24,7 +27,13 @@ function inJavaScript(message) {
 }
 
 function jsLimits(limits) {
-  const names = { max_file_bytes: 'maxFileBytes', max_tokenizer_bytes: 'maxTokenizerBytes', ir_versions: 'irVersions', opset_versions: 'opsetVersions', allowed_ops: 'allowedOps' };
+  const names = {
+    max_file_bytes: 'maxFileBytes',
+    max_tokenizer_bytes: 'maxTokenizerBytes',
+    ir_versions: 'irVersions',
+    opset_versions: 'opsetVersions',
+    allowed_ops: 'allowedOps',
+  };
   return Object.fromEntries(Object.entries(limits).map(([k, v]) => [names[k], v]));
 }
 

@@ -42,7 +42,9 @@ describe('float32 arithmetic matches numpy', { skip: !ref?.sampler && NO_REFEREN
     for (const { data, reduceat, sum64 } of ref.sampler.sums) {
       const a = f32(data);
       const blocks = f32(reduceat);
-      blocks.forEach((want, b) => assert.equal(blockSumF32(a, b * 128, Math.min(a.length, (b + 1) * 128)), want));
+      blocks.forEach((want, b) =>
+        assert.equal(blockSumF32(a, b * 128, Math.min(a.length, (b + 1) * 128)), want),
+      );
       assert.equal(sumF32AsF64(a), sum64, `sum of ${a.length}`);
     }
   });
@@ -51,7 +53,9 @@ describe('float32 arithmetic matches numpy', { skip: !ref?.sampler && NO_REFEREN
 describe('sampling matches Python on the same logits', { skip: !ref?.sampler && NO_REFERENCE }, () => {
   test('every setting, seed and draw', () => {
     const { logits, cases, exp } = ref.sampler;
-    const sets = Object.fromEntries(Object.entries(logits).map(([name, s]) => [name, { ...s, data: f32(s.data) }]));
+    const sets = Object.fromEntries(
+      Object.entries(logits).map(([name, s]) => [name, { ...s, data: f32(s.data) }]),
+    );
     const bad = new Mismatches('draws');
     for (const c of cases) {
       const { rows, vocab, data } = sets[c.set];
@@ -60,7 +64,16 @@ describe('sampling matches Python on the same logits', { skip: !ref?.sampler && 
         const scores = Float32Array.from(data);
         for (let r = 0; r < rows; r++) for (const id of c.banned) scores[r * vocab + id] = -Infinity;
         const expF32 = exp.flavour === 'simd' ? npExpF32 : correctlyRoundedExpF32;
-        const got = sample(scores, rows, vocab, rngs, c.temperature, c.top_k ?? null, c.top_p ?? null, expF32);
+        const got = sample(
+          scores,
+          rows,
+          vocab,
+          rngs,
+          c.temperature,
+          c.top_k ?? null,
+          c.top_p ?? null,
+          expF32,
+        );
         bad.check(JSON.stringify(got) === JSON.stringify(want), { ...c, draws: undefined, got, want });
       }
     }

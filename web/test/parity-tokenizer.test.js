@@ -40,7 +40,7 @@ describe('tokenizer parity with Python', { skip: !ref && NO_REFERENCE }, () => {
     }
   });
 
-  test('malformed tokenizer JSON is refused with Python\'s messages', () => {
+  test("malformed tokenizer JSON is refused with Python's messages", () => {
     const bad = new Mismatches('malformed tokenizers');
     for (const { json, message } of ref.from_json_errors) {
       let got = null;

@@ -3,7 +3,8 @@
 
 import { readFileSync } from 'node:fs';
 
-export const NO_REFERENCE = 'needs the Python runtime\'s reference outputs: run through pytest (make web-test)';
+export const NO_REFERENCE =
+  "needs the Python runtime's reference outputs: run through pytest (make web-test)";
 
 /** The reference JSON named by NEXTWORD_WEB_REFERENCE, or null. */
 export function reference() {
@@ -31,7 +32,10 @@ export class Mismatches {
   }
 
   get message() {
-    const shown = this.items.slice(0, 5).map((d) => JSON.stringify(d, null, 1)).join('\n');
+    const shown = this.items
+      .slice(0, 5)
+      .map((d) => JSON.stringify(d, null, 1))
+      .join('\n');
     return `${this.items.length} of ${this.checked} ${this.what} differ from Python:\n${shown}`;
   }
 }
@@ -39,6 +43,9 @@ export class Mismatches {
 /** Python's snake_case option names as this package's camelCase ones. */
 export function camelOptions(options) {
   return Object.fromEntries(
-    Object.entries(options).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), k === 'seed' && typeof v === 'string' ? BigInt(v) : v]),
+    Object.entries(options).map(([k, v]) => [
+      k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()),
+      k === 'seed' && typeof v === 'string' ? BigInt(v) : v,
+    ]),
   );
 }

@@ -54,9 +54,15 @@ describe('load()', () => {
       assert.equal(fromBytes.source, '<model bytes>');
       const missing = await refusal(load(`${base}/nothing.onnx`));
       assert.ok(missing instanceof ModelFileError);
-      assert.equal(missing.message, `model file ${base}/nothing.onnx could not be fetched (HTTP 404 Not Found)`);
+      assert.equal(
+        missing.message,
+        `model file ${base}/nothing.onnx could not be fetched (HTTP 404 Not Found)`,
+      );
       const big = await refusal(load(`${base}/model.onnx`, { limits: { maxFileBytes: 1000 } }));
-      assert.match(big.message, /is 7,\d{3},\d{3} bytes, over the 1,000-byte limit for model files; .*maxFileBytes/);
+      assert.match(
+        big.message,
+        /is 7,\d{3},\d{3} bytes, over the 1,000-byte limit for model files; .*maxFileBytes/,
+      );
       await Promise.all([fromUrl.release(), fromBytes.release()]);
     } finally {
       server.close();
@@ -80,12 +86,35 @@ describe('load()', () => {
   });
 });
 
+describe('the code', () => {
+  test('is formatted (prettier --check)', () => {
+    const prettier = fileURLToPath(new URL('../node_modules/prettier/bin/prettier.cjs', import.meta.url));
+    const result = spawnSync(
+      process.execPath,
+      [prettier, '--check', 'src', 'test', 'bench', 'example', 'types'],
+      {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(
+      result.status,
+      0,
+      `${result.stdout}${result.stderr}\nrun: npx prettier --write src test bench example types`,
+    );
+  });
+});
+
 describe('types/index.d.ts and types/client.d.ts', () => {
   const tsc = (...args) =>
-    spawnSync(process.execPath, [fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url)), ...args], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      encoding: 'utf8',
-    });
+    spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url)), ...args],
+      {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        encoding: 'utf8',
+      },
+    );
 
   test('a use of the whole API compiles under --strict', () => {
     const result = tsc('-p', 'tsconfig.json');
@@ -93,15 +122,31 @@ describe('types/index.d.ts and types/client.d.ts', () => {
   });
 
   test('misuses do not compile', () => {
-    const result = tsc('--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2022,dom', 'test/types-wrong.ts');
+    const result = tsc(
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--lib',
+      'es2022,dom',
+      'test/types-wrong.ts',
+    );
     assert.notEqual(result.status, 0);
-    for (const line of [6, 7, 8, 9]) assert.match(result.stdout, new RegExp(`types-wrong\\.ts\\(${line},`), result.stdout);
+    for (const line of [6, 7, 8, 9])
+      assert.match(result.stdout, new RegExp(`types-wrong\\.ts\\(${line},`), result.stdout);
   });
 });
 
 describe('options given in JavaScript', () => {
   const cases = [
-    [{ maxWord: 5, zeta: 1 }, 'unknown generation option(s) ["maxWord","zeta"]; valid options are ["allowUnknown",'],
+    [
+      { maxWord: 5, zeta: 1 },
+      'unknown generation option(s) ["maxWord","zeta"]; valid options are ["allowUnknown",',
+    ],
     [{ stop: [''] }, 'stop must be a string or a list of non-empty strings, got [""]'],
     [{ stop: 5 }, 'stop must be a string or a list of non-empty strings, got 5'],
     [{ stopAtEnd: 'yes' }, 'stopAtEnd must be true or false, got "yes"'],
@@ -126,12 +171,18 @@ describe('options given in JavaScript', () => {
   });
 
   test('prompts, streams and suggestions check their arguments', async () => {
-    assert.match((await refusal(model.generate(5))).message, /^prompt must be a string or a list of strings, got number/);
+    assert.match(
+      (await refusal(model.generate(5))).message,
+      /^prompt must be a string or a list of strings, got number/,
+    );
     assert.match((await refusal(model.generate(['a', null]))).message, /item 1 is null/);
     assert.deepEqual(await model.generate([], {}), []);
     assert.throws(() => model.stream(['a']), /stream\(\) takes one prompt string, got array/);
     assert.throws(() => model.stream('a', { numReturnSequences: 2 }), /stream\(\) produces one text/);
-    assert.match((await refusal(model.nextWords('a', 0))).message, /^k must be an integer in 1\.\.8664, got 0/);
+    assert.match(
+      (await refusal(model.nextWords('a', 0))).message,
+      /^k must be an integer in 1\.\.8664, got 0/,
+    );
     assert.match((await refusal(model.score(''))).message, /^text has no words to score/);
   });
 });
@@ -140,19 +191,25 @@ describe('suggestions and scores for a page', () => {
   test('suggest(): the text that appends each word, as `nextword serve` shows it', async () => {
     const words = await model.nextWords('the network.', 4);
     const suggestions = await model.suggest('the network.', 4);
-    assert.deepEqual(suggestions.map((s) => s.word), words.map((w) => w.word));
+    assert.deepEqual(
+      suggestions.map((s) => s.word),
+      words.map((w) => w.word),
+    );
     for (const { word, text } of suggestions) assert.equal(text, ` ${word[0].toUpperCase()}${word.slice(1)}`);
     for (const { text } of await model.suggest('a neural ', 3)) assert.doesNotMatch(text, /^ /);
   });
 
   test('score(): the word as read, its rendered text, <unk> for unknown words', async () => {
     const { words } = await model.score('A zzyzxqq network.');
-    assert.deepEqual(words.map((w) => [w.word, w.token, w.text, w.unknown]), [
-      ['a', 'a', 'A', false],
-      ['<unk>', 'zzyzxqq', ' zzyzxqq', true],
-      ['network', 'network', ' network', false],
-      ['.', '.', '.', false],
-    ]);
+    assert.deepEqual(
+      words.map((w) => [w.word, w.token, w.text, w.unknown]),
+      [
+        ['a', 'a', 'A', false],
+        ['<unk>', 'zzyzxqq', ' zzyzxqq', true],
+        ['network', 'network', ' network', false],
+        ['.', '.', '.', false],
+      ],
+    );
   });
 });
 
@@ -169,8 +226,14 @@ describe('the Web Worker client', () => {
     assert.equal(client.info.vocabSize, 8664);
     assert.equal(client.info.generation.noRepeatNgramSize, 4);
     const options = { maxWords: 15, seed: 3n, topK: 40 };
-    assert.equal(await client.generate('a neural network', options), await model.generate('a neural network', options));
-    assert.deepEqual(await client.generate(['a', 'b'], { maxWords: 4, temperature: 0 }), await model.generate(['a', 'b'], { maxWords: 4, temperature: 0 }));
+    assert.equal(
+      await client.generate('a neural network', options),
+      await model.generate('a neural network', options),
+    );
+    assert.deepEqual(
+      await client.generate(['a', 'b'], { maxWords: 4, temperature: 0 }),
+      await model.generate(['a', 'b'], { maxWords: 4, temperature: 0 }),
+    );
     assert.deepEqual(await client.nextWords('the present', 3), await model.nextWords('the present', 3));
     assert.deepEqual(await client.suggest('the present ', 3), await model.suggest('the present ', 3));
     assert.deepEqual(await client.score('a neural network'), await model.score('a neural network'));
@@ -201,7 +264,10 @@ describe('the Web Worker client', () => {
     serve(port1);
     const file = await refusal(WorkerModel.load(new Uint8Array([1, 2, 3]), { worker: port2 }));
     assert.ok(file instanceof ModelFileError);
-    assert.match(file.message, /^<model bytes> could not be loaded as an ONNX model: it is not a valid ONNX protobuf/);
+    assert.match(
+      file.message,
+      /^<model bytes> could not be loaded as an ONNX model: it is not a valid ONNX protobuf/,
+    );
     port2.close();
   });
 });

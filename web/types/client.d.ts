@@ -1,6 +1,14 @@
 // Types of nextword-web/client: the model API answered by a Web Worker.
 
-import type { GenerationOptions, LoadLimits, ModelInfo, NextWord, Suggestion, TextScore, TextStream } from './index.js';
+import type {
+  GenerationOptions,
+  LoadLimits,
+  ModelInfo,
+  NextWord,
+  Suggestion,
+  TextScore,
+  TextStream,
+} from './index.js';
 
 export interface WorkerLoadOptions {
   /** a worker (or MessagePort) already running nextword-web/worker */
@@ -16,7 +24,10 @@ export interface WorkerLoadOptions {
 }
 
 export class WorkerModel {
-  static load(source: string | URL | ArrayBuffer | ArrayBufferView, options?: WorkerLoadOptions): Promise<WorkerModel>;
+  static load(
+    source: string | URL | ArrayBuffer | ArrayBufferView,
+    options?: WorkerLoadOptions,
+  ): Promise<WorkerModel>;
   /** The model's description (its tokenizer stays in the worker: `vocabulary` is its size). */
   readonly info: Omit<ModelInfo, 'tokenizer'> & { vocabulary: number; source: string };
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
@@ -26,6 +37,14 @@ export class WorkerModel {
   suggest(prompt: string, k?: number): Promise<Suggestion[]>;
   score(text: string): Promise<TextScore>;
   /** What the worker fetched (PerformanceResourceTiming fields), for measurements. */
-  resources(): Promise<{ name: string; transferSize: number; encodedBodySize: number; decodedBodySize: number; duration: number }[]>;
+  resources(): Promise<
+    {
+      name: string;
+      transferSize: number;
+      encodedBodySize: number;
+      decodedBodySize: number;
+      duration: number;
+    }[]
+  >;
   terminate(): void;
 }

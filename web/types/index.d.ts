@@ -124,7 +124,12 @@ export function load(
 ): Promise<NextWordModel>;
 
 export class TokenizerConfig {
-  constructor(options?: { lowercase?: boolean; dropFigureRefs?: boolean; minCount?: number; maxVocab?: number });
+  constructor(options?: {
+    lowercase?: boolean;
+    dropFigureRefs?: boolean;
+    minCount?: number;
+    maxVocab?: number;
+  });
   lowercase: boolean;
   dropFigureRefs: boolean;
   minCount: number;
@@ -159,7 +164,11 @@ export const DEFAULT_LIMITS: Readonly<Required<LoadLimits>>;
 /** The Unicode version of the Python whose tokenization this package reproduces. */
 export const UNICODE_VERSION: string;
 export function resolveOptions(base: GenerationConfig, options?: GenerationOptions): GenerationConfig;
-export function checkModelFile(name: string, data: Uint8Array, limits?: Required<LoadLimits>): Map<string, string>;
+export function checkModelFile(
+  name: string,
+  data: Uint8Array,
+  limits?: Required<LoadLimits>,
+): Map<string, string>;
 
 /** numpy's SeedSequence. */
 export class SeedSequence {

@@ -151,7 +151,16 @@ export class Generation {
       const last = this.tokens[prompt[prompt.length - 1]];
       const text = new TextBuilder(tok, last === EOD ? null : last, config.stop, Boolean(lstrip[p]));
       const history = this.rules.history(prompt);
-      return { index, prompt, rng: new PCG64(seed), history, text, generated: [], finished: false, reason: null };
+      return {
+        index,
+        prompt,
+        rng: new PCG64(seed),
+        history,
+        text,
+        generated: [],
+        finished: false,
+        reason: null,
+      };
     });
     this.fed = this.rows.map(() => 0);
     this.state = model.initialState(this.rows.length);
@@ -184,12 +193,21 @@ export class Generation {
     const todo = rows.map((_, i) => i).filter((i) => this.fed[i] < rows[i].prompt.length);
     const step = Math.min(this.chunk, ...todo.map((i) => rows[i].prompt.length - this.fed[i]));
     const ids = todo.map((i) => rows[i].prompt.slice(this.fed[i], this.fed[i] + step));
-    const out = await model.forward(ids, this.state.map((s, k) => takeRows(s, todo, widths[k])), -1);
+    const out = await model.forward(
+      ids,
+      this.state.map((s, k) => takeRows(s, todo, widths[k])),
+      -1,
+    );
     todo.forEach((i, j) => {
-      out.state.forEach((s, k) => this.state[k].set(s.subarray(j * widths[k], (j + 1) * widths[k]), i * widths[k]));
+      out.state.forEach((s, k) =>
+        this.state[k].set(s.subarray(j * widths[k], (j + 1) * widths[k]), i * widths[k]),
+      );
       this.fed[i] += step;
       if (this.fed[i] === rows[i].prompt.length) {
-        this.last.set(out.logits.subarray(j * model.vocabSize, (j + 1) * model.vocabSize), i * model.vocabSize);
+        this.last.set(
+          out.logits.subarray(j * model.vocabSize, (j + 1) * model.vocabSize),
+          i * model.vocabSize,
+        );
       }
     });
     if (this.fed.some((n, i) => n < rows[i].prompt.length)) return;
@@ -216,7 +234,11 @@ export class Generation {
       this.state = this.state.map((s, k) => takeRows(s, keep, model.stateWidths[k]));
     }
     if (!this.running.length) return;
-    const out = await model.forward(chosen.map((t) => [t]), this.state, 0);
+    const out = await model.forward(
+      chosen.map((t) => [t]),
+      this.state,
+      0,
+    );
     this.last = out.logits;
     this.state = out.state;
   }

@@ -81,7 +81,16 @@ export function pairwiseSumF32(a, start, end) {
     return res;
   }
   if (n <= 128) {
-    const r = [a[start], a[start + 1], a[start + 2], a[start + 3], a[start + 4], a[start + 5], a[start + 6], a[start + 7]];
+    const r = [
+      a[start],
+      a[start + 1],
+      a[start + 2],
+      a[start + 3],
+      a[start + 4],
+      a[start + 5],
+      a[start + 6],
+      a[start + 7],
+    ];
     let i = 8;
     for (; i < n - (n % 8); i += 8) {
       for (let j = 0; j < 8; j++) r[j] = f(r[j] + a[start + i + j]);
@@ -104,12 +113,21 @@ export function pairwiseSumF64(a, start, end) {
     return res;
   }
   if (n <= 128) {
-    const r = [a[start], a[start + 1], a[start + 2], a[start + 3], a[start + 4], a[start + 5], a[start + 6], a[start + 7]];
+    const r = [
+      a[start],
+      a[start + 1],
+      a[start + 2],
+      a[start + 3],
+      a[start + 4],
+      a[start + 5],
+      a[start + 6],
+      a[start + 7],
+    ];
     let i = 8;
     for (; i < n - (n % 8); i += 8) {
       for (let j = 0; j < 8; j++) r[j] += a[start + i + j];
     }
-    let res = (r[0] + r[1] + (r[2] + r[3])) + (r[4] + r[5] + (r[6] + r[7])); // ((01)(23))((45)(67))
+    let res = r[0] + r[1] + (r[2] + r[3]) + (r[4] + r[5] + (r[6] + r[7])); // ((01)(23))((45)(67))
     for (; i < n; i++) res += a[start + i];
     return res;
   }
@@ -123,7 +141,8 @@ const BUFFER = 8192; // numpy's ufunc buffer size: a cast reduction runs in chun
 /** `a.sum(dtype=np.float64)` for a float32 row: pairwise within numpy's cast buffers, in order. */
 export function sumF32AsF64(a) {
   let total = 0;
-  for (let start = 0; start < a.length; start += BUFFER) total += pairwiseSumF64(a, start, Math.min(a.length, start + BUFFER));
+  for (let start = 0; start < a.length; start += BUFFER)
+    total += pairwiseSumF64(a, start, Math.min(a.length, start + BUFFER));
   return total;
 }
 

@@ -23,7 +23,8 @@ export const SUPPORTED_FORMAT_VERSIONS = [1, 2];
 const FORMAT_VERSION = /^[0-9]{1,9}$/;
 const DEFAULT_DOMAINS = ['', 'ai.onnx'];
 
-const EXPORTED = 'Add And Cast Concat Gather LSTM Less MatMul Mul Not Reshape Shape Slice Squeeze Transpose Unsqueeze Where';
+const EXPORTED =
+  'Add And Cast Concat Gather LSTM Less MatMul Mul Not Reshape Shape Slice Squeeze Transpose Unsqueeze Where';
 const PLAUSIBLE = 'Identity Constant';
 const QUANTIZED = 'DequantizeLinear DynamicQuantizeLinear MatMulInteger';
 /** (domain, op type) pairs a nextword graph may use, as Python's DEFAULT_ALLOWED_OPS. */
@@ -64,7 +65,9 @@ export function resolveLimits(limits = {}) {
   const known = Object.keys(DEFAULT_LIMITS);
   const unknown = Object.keys(limits).filter((k) => !known.includes(k));
   if (unknown.length) {
-    throw new ModelFileError(`unknown limits ${JSON.stringify(unknown)}; known limits are ${JSON.stringify(known)}`);
+    throw new ModelFileError(
+      `unknown limits ${JSON.stringify(unknown)}; known limits are ${JSON.stringify(known)}`,
+    );
   }
   const out = { ...DEFAULT_LIMITS, ...limits };
   for (const name of ['maxFileBytes', 'maxTokenizerBytes']) {
@@ -74,14 +77,22 @@ export function resolveLimits(limits = {}) {
   }
   for (const name of ['irVersions', 'opsetVersions']) {
     const v = out[name];
-    if (!Array.isArray(v) || v.length !== 2 || !v.every(Number.isSafeInteger) || !(1 <= v[0] && v[0] <= v[1])) {
+    if (
+      !Array.isArray(v) ||
+      v.length !== 2 ||
+      !v.every(Number.isSafeInteger) ||
+      !(1 <= v[0] && v[0] <= v[1])
+    ) {
       throw new ModelFileError(
         `limits.${name} must be an inclusive range [low, high] with 1 <= low <= high, got ${JSON.stringify(v)}`,
       );
     }
   }
   const ops = out.allowedOps;
-  if (!Array.isArray(ops) || !ops.every((p) => Array.isArray(p) && p.length === 2 && p.every((s) => typeof s === 'string'))) {
+  if (
+    !Array.isArray(ops) ||
+    !ops.every((p) => Array.isArray(p) && p.length === 2 && p.every((s) => typeof s === 'string'))
+  ) {
     throw new ModelFileError('limits.allowedOps must be a list of [domain, opType] string pairs');
   }
   return out;
@@ -95,8 +106,10 @@ export function resolveLimits(limits = {}) {
  * @returns {Map<string, string>}
  */
 export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
-  if (data.length > limits.maxFileBytes) throw new ModelFileError(tooBig(name, data.length, limits.maxFileBytes));
-  if (!data.length) throw new ModelFileError(`${name} is empty (0 bytes); re-download or re-export the model`);
+  if (data.length > limits.maxFileBytes)
+    throw new ModelFileError(tooBig(name, data.length, limits.maxFileBytes));
+  if (!data.length)
+    throw new ModelFileError(`${name} is empty (0 bytes); re-download or re-export the model`);
   const budget = new Budget();
   let summary;
   try {
@@ -107,7 +120,8 @@ export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
   }
   const meta = checkMetadata(name, summary.metadata, limits);
   checkVersions(name, summary, limits);
-  if (!summary.graphs.length) throw new ModelFileError(`${name} has no graph; re-export the model with \`nextword export\``);
+  if (!summary.graphs.length)
+    throw new ModelFileError(`${name} has no graph; re-export the model with \`nextword export\``);
   if (summary.functions || summary.trainingInfo) {
     const what = summary.functions ? 'model-local functions' : 'training information';
     throw new ModelFileError(
@@ -142,7 +156,8 @@ function corrupt(name, error) {
 function parseModel(data, budget) {
   const summary = { irVersion: 0, opsets: [], metadata: [], graphs: [], functions: 0, trainingInfo: 0 };
   for (const [number, , a, b] of fields(data, 0, data.length, budget, 'model', WIRES.model)) {
-    if (number === MODEL.irVersion) summary.irVersion = a; // protobuf semantics: the last one wins
+    if (number === MODEL.irVersion)
+      summary.irVersion = a; // protobuf semantics: the last one wins
     else if (number === MODEL.opsetImport) {
       let domain = '';
       let version = 0;
@@ -247,7 +262,9 @@ function checkVersions(name, summary, limits) {
   }
   const versions = summary.opsets.filter(([domain]) => DEFAULT_DOMAINS.includes(domain)).map(([, v]) => v);
   if (!versions.length) {
-    throw new ModelFileError(`${name} imports no default ONNX opset; re-export the model with \`nextword export\``);
+    throw new ModelFileError(
+      `${name} imports no default ONNX opset; re-export the model with \`nextword export\``,
+    );
   }
   [low, high] = limits.opsetVersions;
   const bad = versions.filter((v) => !(low <= v && v <= high));

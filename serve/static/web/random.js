@@ -60,7 +60,8 @@ export class SeedSequence {
   _assembledEntropy() {
     let run = uint32Words(this.entropy);
     const spawn = this.spawnKey.flatMap(uint32Words);
-    if (spawn.length > 0 && run.length < POOL_SIZE) run = [...run, ...new Array(POOL_SIZE - run.length).fill(0)];
+    if (spawn.length > 0 && run.length < POOL_SIZE)
+      run = [...run, ...new Array(POOL_SIZE - run.length).fill(0)];
     return [...run, ...spawn];
   }
 

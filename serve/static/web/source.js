@@ -30,7 +30,9 @@ export async function readSource(source, cap, fetcher = globalThis.fetch) {
     if (isNode() && !/^(https?|data|blob):/i.test(text)) return readFile(text, cap);
     return fetchBytes(text, cap, fetcher);
   }
-  throw new TypeError(`model must be a URL, a path, bytes or a Blob, got ${source === null ? 'null' : typeof source}`);
+  throw new TypeError(
+    `model must be a URL, a path, bytes or a Blob, got ${source === null ? 'null' : typeof source}`,
+  );
 }
 
 function capped(name, bytes, cap) {
@@ -49,7 +51,8 @@ async function readFile(path, cap) {
   } catch {
     throw new ModelFileError(`model file ${name} does not exist (or cannot be read)`);
   }
-  if (!info.isFile()) throw new ModelFileError(`model file ${name} is not a regular file; pass the path of a .onnx file`);
+  if (!info.isFile())
+    throw new ModelFileError(`model file ${name} is not a regular file; pass the path of a .onnx file`);
   if (info.size > cap) throw new ModelFileError(tooBig(name, info.size, cap));
   let bytes;
   try {
@@ -68,7 +71,9 @@ async function fetchBytes(url, cap, fetcher) {
     throw new ModelFileError(`model file ${url} could not be fetched: ${error.message}`);
   }
   if (!response.ok) {
-    throw new ModelFileError(`model file ${url} could not be fetched (HTTP ${response.status} ${response.statusText})`);
+    throw new ModelFileError(
+      `model file ${url} could not be fetched (HTTP ${response.status} ${response.statusText})`,
+    );
   }
   const declared = Number(response.headers.get('content-length'));
   if (declared > cap) throw new ModelFileError(tooBig(url, declared, cap));

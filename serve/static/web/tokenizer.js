@@ -84,7 +84,9 @@ export class Tokenizer {
         );
       }
       if (index.has(token)) {
-        throw new NextwordError(`vocabulary token ${shorten(token)} appears twice (ids ${index.get(token)} and ${i})`);
+        throw new NextwordError(
+          `vocabulary token ${shorten(token)} appears twice (ids ${index.get(token)} and ${i})`,
+        );
       }
       index.set(token, i);
     });
@@ -126,7 +128,9 @@ export class Tokenizer {
     }
     for (const name of ['lowercase', 'drop_figure_refs']) {
       if (raw.has(name) && typeof raw.get(name) !== 'boolean') {
-        throw new NextwordError(`tokenizer config ${name} must be true or false, got ${shorten(raw.get(name))}`);
+        throw new NextwordError(
+          `tokenizer config ${name} must be true or false, got ${shorten(raw.get(name))}`,
+        );
       }
     }
     const pick = (name, fallback) => (raw.has(name) ? raw.get(name) : fallback);
@@ -217,7 +221,8 @@ export class Tokenizer {
 
   tokenOf(id) {
     const token = this._tokens[id];
-    if (token === undefined) throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.size - 1})`);
+    if (token === undefined)
+      throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.size - 1})`);
     return token;
   }
 

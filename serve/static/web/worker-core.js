@@ -15,7 +15,8 @@ export function serve(port) {
   const cancelled = new Set();
 
   const reply = (message) => port.postMessage(message);
-  const fail = (id, error) => reply({ id, error: { name: error?.name ?? 'Error', message: String(error?.message ?? error) } });
+  const fail = (id, error) =>
+    reply({ id, error: { name: error?.name ?? 'Error', message: String(error?.message ?? error) } });
 
   const handlers = {
     async load({ source, options = {} }) {
@@ -34,13 +35,15 @@ export function serve(port) {
     generate: ({ prompt, options }) => loaded().generate(prompt, options),
     // What this worker fetched (onnxruntime, its .wasm, the model...): for measurements.
     resources: () =>
-      performance.getEntriesByType('resource').map(({ name, transferSize, encodedBodySize, decodedBodySize, duration }) => ({
-        name,
-        transferSize,
-        encodedBodySize,
-        decodedBodySize,
-        duration,
-      })),
+      performance
+        .getEntriesByType('resource')
+        .map(({ name, transferSize, encodedBodySize, decodedBodySize, duration }) => ({
+          name,
+          transferSize,
+          encodedBodySize,
+          decodedBodySize,
+          duration,
+        })),
     nextWords: ({ prompt, k }) => loaded().nextWords(prompt, k),
     suggest: ({ prompt, k }) => loaded().suggest(prompt, k),
     score: ({ text }) => loaded().score(text),
