@@ -86,6 +86,12 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         ("config nested", with_meta("nextword.config", "[" * 100_000), {}),
         ("config huge int", with_meta("nextword.config", "1" * 5000), {}),
         ("config a list", with_meta("nextword.config", "[1, 2]"), {}),
+        ("metrics over cap", with_meta("nextword.metrics", json.dumps({"x": "é" * 600_000})), {}),
+        (
+            "metrics cap raised",
+            with_meta("nextword.metrics", json.dumps({"x": "é" * 600_000})),
+            {"max_metadata_bytes": 4 * 2**20},
+        ),
         ("metrics NaN", with_meta("nextword.metrics", '{"loss": NaN}'), {}),
         (
             "value not UTF-8",
@@ -131,6 +137,7 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         ("empty", b"", {}),
         ("random", bytes(np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8)), {}),
     ]
+    files += _crafted(proto, model_path)
     for name, value in [
         ("float max_words", '{"max_words": 1.5}'),
         ("unknown option", '{"max_words": 5, "beam": 2, "Zed": 1}'),
@@ -153,10 +160,15 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
     out_files = []
     for name, data, limits in files:
         try:
-            load(data, limits=LoadLimits(**limits))
+            loaded = load(data, limits=LoadLimits(**limits))
             message = None
         except ModelFileError as exc:
             message = str(exc)
+        else:
+            try:
+                loaded.generate("the network", max_words=3, temperature=0)
+            except ModelFileError as exc:  # a ModelRunError: the graph breaks after the probe
+                message = f"generate: {exc}"
         limits = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in limits.items()}
         out_files.append(
             {"name": name, "data": base64.b64encode(data).decode(), "limits": limits, "message": message}
@@ -180,8 +192,31 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
             message = None
         except ModelFileError as exc:
             message = str(exc)
-        checks.append({"data": base64.b64encode(data).decode(), "message": message})
+        try:
+            load(data)
+            loads = True
+        except ModelFileError:
+            loads = False
+        checks.append({"data": base64.b64encode(data).decode(), "message": message, "loads": loads})
     return {"files": out_files, "checks": checks}
+
+
+def _crafted(proto: Callable, model_path: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
+    """Graphs that pass the file checks and are caught by the probe step, or later (tests/crafted.py),
+    with the Python runtime's graph bounds off: nextword-web has none, so the probe must catch them."""
+    import crafted
+
+    from nextword.runtime import load
+
+    vocab = load(model_path).vocab_size
+    unbounded = {"bound_graph": False}
+    cases = [
+        ("crafted: logits wider than declared", crafted.hidden_logits_width(proto(), vocab - 10)),
+        ("crafted: embedding shorter than the vocabulary", crafted.short_embedding(proto(), vocab - 5)),
+        ("crafted: fails below a batch of two", crafted.fails_below_batch_two(proto())),
+        ("crafted: declared widths disagree", crafted.declare_width(proto(), ("c_0",), 24)),
+    ]
+    return [(name, p.SerializeToString(), unbounded) for name, p in cases]
 
 
 def _externalize(p) -> None:

@@ -4,8 +4,7 @@
 
 import { ModelFileError, NextwordError } from './errors.js';
 import { optionsFromMetadata } from './generation.js';
-import { JSON_KEYS, KEY_GENERATION, KEY_TOKENIZER } from './model-check.js';
-import { parsePyJson } from './pyjson.js';
+import { KEY_GENERATION, KEY_TOKENIZER } from './model-check.js';
 import { pyRepr, pySorted } from './pyrepr.js';
 import { Tokenizer } from './tokenizer.js';
 
@@ -35,28 +34,19 @@ export function toPlain(value) {
 
 /**
  * Read and check the metadata and the signature of a loaded session (Python's read_model_info).
- * @param {Map<string, string>} meta the file's metadata, already checked by checkModelFile
+ * @param {{values: Map<string, string>, json: Map<string, Map<string, unknown>>, formatVersion: number}} metadata
+ *   what checkModelFile read
  * @param {{inputMetadata: object[], outputMetadata: object[]}} session
  * @param {string} source names the file in messages
  */
-export function readModelInfo(meta, session, source) {
-  const version = Number(meta.get('nextword.format_version')); // checkModelFile validated it
-  if (!meta.has(KEY_TOKENIZER)) {
-    throw new ModelFileError(`${source} has no tokenizer ('${KEY_TOKENIZER}' metadata); re-export the model`);
-  }
+export function readModelInfo(metadata, session, source) {
+  const { values, json, formatVersion: version } = metadata; // checked by checkModelFile
   let tokenizer;
   try {
-    tokenizer = Tokenizer.fromJson(meta.get(KEY_TOKENIZER));
+    tokenizer = Tokenizer.fromJson(values.get(KEY_TOKENIZER));
   } catch (error) {
     if (!(error instanceof NextwordError)) throw error;
     throw new ModelFileError(`${source}: the embedded tokenizer is invalid: ${error.message}`);
-  }
-  const parsed = {};
-  for (const key of JSON_KEYS) {
-    const value = parsePyJson(meta.get(key) ?? '{}'); // checkModelFile parsed these once already
-    if (!(value instanceof Map))
-      throw new ModelFileError(`${source}: metadata '${key}' must be a JSON object`);
-    parsed[key] = value;
   }
   const { stateSizes, vocabSize } = checkSignature(session, source, version);
   if (vocabSize !== tokenizer.size) {
@@ -70,12 +60,12 @@ export function readModelInfo(meta, session, source) {
     tokenizer,
     stateSizes,
     vocabSize,
-    config: toPlain(parsed['nextword.config']),
-    metrics: toPlain(parsed['nextword.metrics']),
-    parity: toPlain(parsed['nextword.parity']),
-    versions: toPlain(parsed['nextword.versions']),
-    quality: toPlain(parsed['nextword.quality']),
-    generation: generationDefaults(parsed[KEY_GENERATION], source),
+    config: toPlain(json.get('nextword.config')),
+    metrics: toPlain(json.get('nextword.metrics')),
+    parity: toPlain(json.get('nextword.parity')),
+    versions: toPlain(json.get('nextword.versions')),
+    quality: toPlain(json.get('nextword.quality')),
+    generation: generationDefaults(json.get(KEY_GENERATION), source),
     hasLogitsFrom: version >= LOGITS_FROM_SINCE,
   });
 }
@@ -141,6 +131,21 @@ function checkSignature(session, source, version) {
       `${source}: the state widths and the vocabulary size must be fixed in the graph`,
     );
   }
+  const declared = new Map(
+    [...inputs, ...outputs]
+      .filter(([name]) => name.startsWith('h_') || name.startsWith('c_'))
+      .map(([name, m]) => [name, m.isTensor && m.shape.length ? m.shape[m.shape.length - 1] : null]),
+  );
+  stateSizes.forEach((width, layer) => {
+    const names = [`c_${layer}`, `h_${layer}_out`, `c_${layer}_out`];
+    if (names.some((name) => declared.get(name) !== width)) {
+      const shown = names.map((name) => `${name} ${declared.get(name) ?? 'None'}`).join(', ');
+      throw new ModelFileError(
+        `${source}: layer ${layer} declares h_${layer} ${width} wide but ${shown}; h and c of a layer, in and ` +
+          'out, must have one width',
+      );
+    }
+  });
   if (hasLogitsFrom) {
     const m = inputs.get(LOGITS_FROM);
     if (m.type !== 'int64' || m.shape.length) {

@@ -2,7 +2,8 @@
 // The API mirrors nextword.runtime.NextWordModel: generate, stream, nextWords, score.
 
 import { Generation, PROMPT_CHUNK } from './decoding.js';
-import { ModelFileError, NextwordError } from './errors.js';
+import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
+import { PCG64, SeedSequence } from './random.js';
 import { MAX_BATCH, resolveOptions } from './generation.js';
 import { checkModelFile, resolveLimits } from './model-check.js';
 import {
@@ -46,9 +47,11 @@ export async function load(source, options = {}) {
   try {
     session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', ...sessionOptions });
   } catch (error) {
-    throw new ModelFileError(`${name} could not be loaded as an ONNX model: ${error.message ?? error}`);
+    throw new ModelFileError(`${name} could not be loaded as an ONNX model: ${oneLine(error)}`);
   }
-  return new NextWordModel(ort, session, readModelInfo(meta, session, name), name);
+  const model = new NextWordModel(ort, session, readModelInfo(meta, session, name), name);
+  await probe(model);
+  return model;
 }
 
 /** A loaded model. Create one with load(). Calls may overlap: a model holds no state between calls. */
@@ -79,7 +82,6 @@ export class NextWordModel {
    * @returns {Promise<{logits: Float32Array, positions: number, state: Float32Array[]}>}
    */
   async forward(ids, state, logitsFrom = 0) {
-    const { Tensor } = this.ort;
     const batch = ids.length;
     const time = ids[0].length;
     if (!(-time <= logitsFrom && logitsFrom < time)) {
@@ -88,21 +90,28 @@ export class NextWordModel {
           `${-time} to ${time - 1} (-1 for the last position)`,
       );
     }
-    const flat = new BigInt64Array(batch * time);
-    ids.forEach((row, b) => row.forEach((id, t) => (flat[b * time + t] = BigInt(id))));
-    const feed = { [INPUT_IDS]: new Tensor('int64', flat, [batch, time]) };
-    this._stateInputs.forEach(
-      (name, k) => (feed[name] = new Tensor('float32', state[k], [batch, this.stateWidths[k]])),
-    );
-    if (this.info.hasLogitsFrom)
-      feed[LOGITS_FROM] = new Tensor('int64', BigInt64Array.of(BigInt(logitsFrom)), []);
-    const out = await this.session.run(feed);
+    const out = await runSession(this, ids, state, logitsFrom);
+    const vocab = this.vocabSize;
+    let wanted = time;
+    if (logitsFrom && this.info.hasLogitsFrom) wanted = logitsFrom > 0 ? time - logitsFrom : -logitsFrom;
+    const logitsDims = out[LOGITS].dims;
+    const states = this._stateOutputs.map((name) => out[name]);
+    if (
+      !sameDims(logitsDims, [batch, wanted, vocab]) ||
+      states.some((s, k) => !sameDims(s.dims, [batch, this.stateWidths[k]]))
+    ) {
+      const shapes = states.map((s) => pyShape(s.dims)).join(', ');
+      throw new ModelRunError(
+        `${this.source}: on input_ids of shape ${pyShape([batch, time])} the graph returned logits of shape ` +
+          `${pyShape(logitsDims)} (expected ${pyShape([batch, wanted, vocab])}) and state of shapes ${shapes}; ` +
+          'the graph only works for some batch sizes or lengths: the file is damaged or crafted, re-download ' +
+          'or re-export it',
+      );
+    }
     let logits = out[LOGITS].data;
-    let positions = out[LOGITS].dims[1];
-    const wanted = logitsFrom < 0 ? -logitsFrom : time - logitsFrom;
-    if (positions !== wanted) logits = keepLastPositions(logits, batch, positions, wanted, this.vocabSize);
-    positions = wanted;
-    return { logits, positions, state: this._stateOutputs.map((name) => out[name].data) };
+    const keep = logitsFrom < 0 ? -logitsFrom : time - logitsFrom;
+    if (wanted !== keep) logits = keepLastPositions(logits, batch, wanted, keep, vocab);
+    return { logits, positions: keep, state: states.map((s) => s.data) };
   }
 
   /** Token ids the model is conditioned on for `prompt`: start of a document, then the prompt. */
@@ -267,6 +276,97 @@ function logSoftmax(logits) {
   for (const v of logits) sum += Math.exp(v - peak);
   const shift = peak + Math.log(sum);
   return Array.from(logits, (v) => v - shift);
+}
+
+/** One session call, its failures as ModelRunError naming the file and the shapes fed (as Python). */
+async function runSession(model, ids, state, logitsFrom) {
+  const { Tensor } = model.ort;
+  const batch = ids.length;
+  const time = ids[0].length;
+  const flat = new BigInt64Array(batch * time);
+  ids.forEach((row, b) => row.forEach((id, t) => (flat[b * time + t] = BigInt(id))));
+  const feed = {}; // in the Python runtime's order: state, input_ids, logits_from
+  model._stateInputs.forEach(
+    (name, k) => (feed[name] = new Tensor('float32', state[k], [batch, model.stateWidths[k]])),
+  );
+  feed[INPUT_IDS] = new Tensor('int64', flat, [batch, time]);
+  if (model.info.hasLogitsFrom)
+    feed[LOGITS_FROM] = new Tensor('int64', BigInt64Array.of(BigInt(logitsFrom)), []);
+  try {
+    return await model.session.run(feed);
+  } catch (error) {
+    const shapes = Object.entries(feed)
+      .map(([name, tensor]) => `${name} ${pyShape(tensor.dims)}`)
+      .join(', ');
+    const failure = new ModelRunError(
+      `${model.source}: onnxruntime failed running the model on ${shapes}: ${oneLine(error)}; the file is ` +
+        'damaged or crafted: re-download or re-export it',
+    );
+    failure.cause = error;
+    throw failure;
+  }
+}
+
+/**
+ * One step on a batch of 2 before load() returns, as the Python runtime's probe: every special id and the
+ * largest id, random state; every output must be float32, of the declared shape, and finite.
+ */
+async function probe(model) {
+  const { tokenizer, vocabSize: vocab, stateSizes, hasLogitsFrom } = model.info;
+  const largest = vocab - 1;
+  const ids = [
+    [tokenizer.eodId, largest, tokenizer.unkId],
+    [largest, tokenizer.padId, tokenizer.eodId],
+  ];
+  const rng = new PCG64(new SeedSequence(0n));
+  const state = model.stateWidths.map((w) =>
+    Float32Array.from({ length: 2 * w }, () => rng.random() * 2 - 1),
+  );
+  const positions = hasLogitsFrom ? 2 : 3;
+  let out;
+  try {
+    out = await runSession(model, ids, state, -2);
+  } catch (error) {
+    if (!(error instanceof ModelRunError)) throw error;
+    throw new ModelFileError(
+      `${model.source} loads but fails a probe step (2 rows, token ids up to ${largest}): onnxruntime says ` +
+        `${oneLine(error.cause)}; the file is damaged or crafted: re-download or re-export it`,
+    );
+  }
+  const expected = [[2, positions, vocab], ...model.stateWidths.map((w) => [2, w])];
+  [LOGITS, ...model._stateOutputs].forEach((name, i) => {
+    const value = out[name];
+    let problem = null;
+    if (value.type !== 'float32') problem = `is ${value.type}, not float32`;
+    else if (!sameDims(value.dims, expected[i]))
+      problem = `has shape ${pyShape(value.dims)}, not ${pyShape(expected[i])}`;
+    else if (!value.data.every(Number.isFinite)) problem = 'holds NaN or infinite values';
+    if (problem) {
+      throw new ModelFileError(
+        `${model.source}: on a probe step of 2 rows the graph's output '${name}' ${problem} (the metadata ` +
+          `declares a vocabulary of ${vocab} and state widths [${stateSizes.join(', ')}]); the file is damaged ` +
+          'or crafted: re-download or re-export it',
+      );
+    }
+  });
+}
+
+/** An error's message on one line, at most 500 characters (as the Python runtime quotes onnxruntime). */
+function oneLine(error) {
+  return String(error?.message ?? error)
+    .split(/\s+/)
+    .filter(Boolean)
+    .join(' ')
+    .slice(0, 500);
+}
+
+function sameDims(dims, expected) {
+  return dims.length === expected.length && dims.every((d, i) => Number(d) === expected[i]);
+}
+
+/** Python's repr of a shape tuple: (2, 3), (2,), (). */
+function pyShape(dims) {
+  return dims.length === 1 ? `(${dims[0]},)` : `(${dims.join(', ')})`;
 }
 
 /** The last `wanted` positions of (batch x positions x vocab) logits, for format-1 files. */

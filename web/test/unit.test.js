@@ -259,7 +259,7 @@ describe('the Web Worker client', () => {
   test('errors keep their type and message', async () => {
     const option = await refusal(client.generate('x', { topK: 0 }));
     assert.ok(option instanceof NextwordError);
-    assert.equal(option.message, 'topK must be in >= 1, got 0');
+    assert.equal(option.message, 'topK must be in 1..1000000, got 0');
     const { port1, port2 } = new MessageChannel();
     serve(port1);
     const file = await refusal(WorkerModel.load(new Uint8Array([1, 2, 3]), { worker: port2 }));

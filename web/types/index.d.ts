@@ -4,6 +4,8 @@
 export class NextwordError extends Error {}
 /** A file that is not a usable nextword model. */
 export class ModelFileError extends NextwordError {}
+/** onnxruntime failed running a model that had loaded (a damaged or crafted file). */
+export class ModelRunError extends ModelFileError {}
 
 /** Generation options: the Python runtime's GenerationConfig fields in camelCase. */
 export interface GenerationOptions {
@@ -46,6 +48,7 @@ export interface GenerationConfig extends Required<Omit<GenerationOptions, 'stop
 export interface LoadLimits {
   maxFileBytes?: number;
   maxTokenizerBytes?: number;
+  maxMetadataBytes?: number;
   irVersions?: [number, number];
   opsetVersions?: [number, number];
   allowedOps?: [string, string][];

@@ -16,3 +16,12 @@ export class ModelFileError extends NextwordError {
     this.name = 'ModelFileError';
   }
 }
+
+/** onnxruntime failed while running a model that had loaded (a subclass of ModelFileError, as in Python:
+ * load() probes the graph, so a later failure means a damaged or crafted file). */
+export class ModelRunError extends ModelFileError {
+  constructor(message) {
+    super(message);
+    this.name = 'ModelRunError';
+  }
+}

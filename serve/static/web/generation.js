@@ -4,10 +4,19 @@
 // Python's (they describe the file, which Python reads too).
 
 import { NextwordError } from './errors.js';
-import { PyTuple, pyRepr, pySorted, pyStr } from './pyrepr.js';
+import { commas, PyTuple, pyHead, pyLen, pyRepr, pySorted, pyStr } from './pyrepr.js';
 
 export const MAX_WORDS = 10_000; // each word is one session call, so this bounds a call's time
 export const MAX_BATCH = 256; // rows run at once: prompts x numReturnSequences
+// Every option is bounded, in calls and in a model file's defaults alike (the Python runtime's bounds).
+export const MIN_TEMPERATURE = 0.01; // below, sampling is greedy in all but name
+export const MAX_TEMPERATURE = 100; // above, it picks words uniformly
+export const MAX_PENALTY = 100; // repetitionPenalty from 1/100 to 100
+export const MAX_LENGTH_PENALTY = 10; // |lengthPenalty|
+export const MAX_TOP_K = 1_000_000; // the largest vocabulary a tokenizer may have
+export const MAX_NGRAM = 100; // noRepeatNgramSize
+export const MAX_STOP_STRINGS = 16;
+export const MAX_STOP_CHARS = 64; // characters per stop string
 
 /** [JavaScript name, Python name, default] for every option, in GenerationConfig's field order. */
 export const FIELDS = Object.freeze([
@@ -141,13 +150,36 @@ function validate(c, style) {
   checkInt('maxWords', 0, MAX_WORDS);
   checkInt('minWords', 0, c.maxWords);
   checkReal('temperature', { low: 0, lowOpen: false, note: '0 is greedy' });
-  if (c.topK !== null) checkInt('topK', 1, null);
+  const temperature = Number(c.temperature);
+  if (temperature && !(MIN_TEMPERATURE <= temperature && temperature <= MAX_TEMPERATURE)) {
+    fail(
+      `${style.name('temperature')} must be 0 (greedy) or from ${MIN_TEMPERATURE} to ${MAX_TEMPERATURE}, got ` +
+        `${style.show(c.temperature)}: below ${MIN_TEMPERATURE} sampling is greedy in all but name (use 0), ` +
+        `above ${MAX_TEMPERATURE} it picks words uniformly`,
+    );
+  }
+  if (c.topK !== null) checkInt('topK', 1, MAX_TOP_K);
   if (c.topP !== null) checkReal('topP', { low: 0, lowOpen: true, high: 1 });
-  checkReal('repetitionPenalty', { low: 0, lowOpen: true, note: '1 is off' });
-  checkInt('noRepeatNgramSize', 0, null);
+  checkReal('repetitionPenalty', {
+    low: 1 / MAX_PENALTY,
+    lowOpen: false,
+    high: MAX_PENALTY,
+    note: '1 is off',
+  });
+  checkInt('noRepeatNgramSize', 0, MAX_NGRAM);
   const stopItems = typeof c.stop === 'string' ? [c.stop] : c.stop instanceof PyTuple ? c.stop.items : c.stop;
+  if (Array.isArray(stopItems) && stopItems.length > MAX_STOP_STRINGS) {
+    fail(`stop holds ${commas(stopItems.length)} strings; at most ${MAX_STOP_STRINGS} are allowed`);
+  }
   if (!Array.isArray(stopItems) || !stopItems.every((s) => typeof s === 'string' && s)) {
-    fail(`stop must be a string or a list of non-empty strings, got ${style.show(c.stop)}`);
+    fail(`stop must be a string or a list of non-empty strings, got ${pyHead(style.show(c.stop), 200)}`);
+  }
+  const long = stopItems.find((s) => pyLen(s) > MAX_STOP_CHARS);
+  if (long !== undefined) {
+    fail(
+      `stop string ${style.show(pyHead(long, 40))}... is ${commas(pyLen(long))} characters; at most ` +
+        `${MAX_STOP_CHARS} are allowed`,
+    );
   }
   for (const field of ['stopAtEnd', 'allowUnknown']) {
     if (typeof c[field] !== 'boolean')
@@ -155,7 +187,7 @@ function validate(c, style) {
   }
   checkInt('numReturnSequences', 1, MAX_BATCH);
   checkInt('numBeams', 1, MAX_BATCH);
-  checkReal('lengthPenalty', { low: -Infinity, lowOpen: true });
+  checkReal('lengthPenalty', { low: -MAX_LENGTH_PENALTY, lowOpen: false, high: MAX_LENGTH_PENALTY });
   if (c.seed !== null) checkInt('seed', 0, null);
   if (c.numBeams > 1) {
     const conflicts = ['topK', 'topP']

@@ -2,7 +2,7 @@
 // tokenizer, options, checks and random streams as the Python runtime. See README.md and docs/web.md.
 
 export { load, NextWordModel } from './model.js';
-export { ModelFileError, NextwordError } from './errors.js';
+export { ModelFileError, ModelRunError, NextwordError } from './errors.js';
 export { DEFAULTS as GENERATION_DEFAULTS, MAX_BATCH, MAX_WORDS, resolveOptions } from './generation.js';
 export { DEFAULT_LIMITS, checkModelFile } from './model-check.js';
 export { Tokenizer, TokenizerConfig, EOD, PAD, UNK } from './tokenizer.js';

@@ -37,6 +37,7 @@ export const DEFAULT_ALLOWED_OPS = Object.freeze([
 export const DEFAULT_LIMITS = Object.freeze({
   maxFileBytes: 64 * MiB,
   maxTokenizerBytes: 4 * MiB,
+  maxMetadataBytes: 1 * MiB,
   irVersions: [7, 8],
   opsetVersions: [13, 18],
   allowedOps: DEFAULT_ALLOWED_OPS,
@@ -70,7 +71,7 @@ export function resolveLimits(limits = {}) {
     );
   }
   const out = { ...DEFAULT_LIMITS, ...limits };
-  for (const name of ['maxFileBytes', 'maxTokenizerBytes']) {
+  for (const name of ['maxFileBytes', 'maxTokenizerBytes', 'maxMetadataBytes']) {
     if (!Number.isSafeInteger(out[name]) || out[name] < 1) {
       throw new ModelFileError(`limits.${name} must be a positive integer, got ${JSON.stringify(out[name])}`);
     }
@@ -99,11 +100,12 @@ export function resolveLimits(limits = {}) {
 }
 
 /**
- * Check a model file's bytes; return its metadata (key -> value). Throws ModelFileError naming the file,
+ * Check a model file's bytes; return its metadata: {values (key -> text), json (the JSON entries, parsed),
+ * formatVersion}, as the Python runtime's parse_metadata. Throws ModelFileError naming the file,
  * the problem and the fix. `name` names the file in messages.
  * @param {string} name
  * @param {Uint8Array} data
- * @returns {Map<string, string>}
+ * @returns {{values: Map<string, string>, json: Map<string, Map<string, unknown>>, formatVersion: number}}
  */
 export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
   if (data.length > limits.maxFileBytes)
@@ -184,6 +186,7 @@ function parseModel(data, budget) {
 function checkMetadata(name, entries, limits) {
   const meta = new Map();
   const rawTokenizer = [];
+  const rawJson = new Map(); // key -> raw UTF-8 bytes, for the size caps
   for (const [rawKey, rawValue] of entries) {
     const key = strictUtf8(rawKey);
     if (typeof key === 'number') {
@@ -207,6 +210,7 @@ function checkMetadata(name, entries, limits) {
     }
     meta.set(key, value);
     if (key === KEY_TOKENIZER) rawTokenizer.push(rawValue);
+    if (JSON_KEYS.includes(key)) rawJson.set(key, rawValue);
   }
   if (!meta.has(KEY_FORMAT_VERSION)) {
     throw new ModelFileError(
@@ -221,18 +225,17 @@ function checkMetadata(name, entries, limits) {
         'Upgrade nextword or re-export the model with this version',
     );
   }
-  const tokenizerBytes = rawTokenizer.length ? rawTokenizer[0].length : 0;
-  if (tokenizerBytes > limits.maxTokenizerBytes) {
-    throw new ModelFileError(
-      `${name}: the embedded tokenizer is ${commas(tokenizerBytes)} bytes, over the ` +
-        `${commas(limits.maxTokenizerBytes)}-byte limit; if you trust the file, raise it with ` +
-        'load(..., { limits: { maxTokenizerBytes: ... } })',
-    );
+  if (!meta.has(KEY_TOKENIZER)) {
+    throw new ModelFileError(`${name} has no tokenizer ('${KEY_TOKENIZER}' metadata); re-export the model`);
   }
+  checkSize(name, 'the embedded tokenizer', rawTokenizer[0], limits.maxTokenizerBytes, 'maxTokenizerBytes');
+  const json = new Map();
   for (const key of JSON_KEYS) {
-    if (!meta.has(key)) continue;
+    const text = meta.get(key) ?? '{}';
+    checkSize(name, `metadata '${key}'`, rawJson.get(key), limits.maxMetadataBytes, 'maxMetadataBytes');
+    let value;
     try {
-      parsePyJson(meta.get(key));
+      value = parsePyJson(text);
     } catch (error) {
       if (!(error instanceof PyJsonError)) throw error;
       if (error.tooDeep) {
@@ -246,8 +249,20 @@ function checkMetadata(name, entries, limits) {
           '`nextword export`',
       );
     }
+    if (!(value instanceof Map)) throw new ModelFileError(`${name}: metadata '${key}' must be a JSON object`);
+    json.set(key, value);
   }
-  return meta;
+  return { values: meta, json, formatVersion: Number(version) };
+}
+
+/** A metadata value over its cap (its UTF-8 bytes, as Python counts them). */
+function checkSize(name, what, raw, cap, option) {
+  if (raw && raw.length > cap) {
+    throw new ModelFileError(
+      `${name}: ${what} is ${commas(raw.length)} bytes, over the ${commas(cap)}-byte limit; if you trust the ` +
+        `file, raise it with load(..., { limits: { ${option}: ... } })`,
+    );
+  }
 }
 
 function checkVersions(name, summary, limits) {
