@@ -48,6 +48,8 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
         "nextword/serve/app.py",
         "nextword/serve/static/index.html",  # the page is package data
         "nextword/serve/static/app.js",
+        "nextword/serve/static/web/client.js",  # run in the browser: nextword-web...
+        "nextword/serve/static/ort/ort-wasm-simd-threaded.wasm.gz",  # ...and onnxruntime-web
     ):
         assert module in names
     assert "nextword = nextword.cli.main:main" in entry_points
