@@ -1,9 +1,9 @@
 """The quality report of the bundled model: writes docs/quality.md.
 
-Every model is scored on the same validation documents (the split recorded in the bundled model: 10%
-of the abstracts, seed 0), with the same tokenizer (the bundled model's), predicting every token of
-``<eod> doc <eod> doc ... <eod>`` after the first: per-word perplexity, accuracy (the top prediction is
-the next word) and top-5 accuracy.
+Every model is scored on the same validation documents (the split recorded in the bundled model, made
+again by ``nextword.corpus.rebuild_split``), with the same tokenizer (the bundled model's), predicting
+every token of ``<eod> doc <eod> doc ... <eod>`` after the first: per-word perplexity, accuracy (the
+top prediction is the next word) and top-5 accuracy.
 
     (a) unigram frequencies (add-one smoothed)
     (b) interpolated Kneser-Ney trigram (benchmarks/ngram.py)
@@ -32,9 +32,9 @@ from common import machine_info
 from ngram import KneserNeyTrigram, Unigram, score_stream
 from notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
 
+from nextword.corpus import CorpusConfig, rebuild_split
 from nextword.runtime import evaluate, load
 from nextword.runtime.default import BUNDLED_MODEL
-from nextword.train import CorpusConfig, load_documents, split_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "neural_network_patent_query.csv"
@@ -142,9 +142,8 @@ def main() -> int:
     tokenizer = int8.tokenizer
     if fp32.tokenizer != tokenizer:
         raise SystemExit("the fp32 and int8 files hold different tokenizers: export both from one run")
-    split = int8.info.config["train"]["corpus"]
-    documents = load_documents([args.corpus], CorpusConfig())
-    train_docs, val_docs = split_documents(documents, split["val_fraction"], split["split_seed"])
+    split = rebuild_split(int8.info.provenance, CorpusConfig(paths=(args.corpus,)))
+    train_docs, val_docs = split.documents()
     train_stream, val_stream = stream_of(train_docs, tokenizer), stream_of(val_docs, tokenizer)
     epochs = int8.info.metrics.get("epochs", [])
     our_seconds = sum(e.get("seconds", 0.0) for e in epochs)
@@ -166,7 +165,8 @@ def main() -> int:
 
     report = render(results, int8, len(val_docs), our_seconds, budget_s, args)
     Path(args.out).write_text(report, encoding="utf-8")
-    Path(args.card).write_text(render_card(results, int8, len(documents), len(val_docs)), encoding="utf-8")
+    card = render_card(results, int8, split.counts.documents, len(val_docs))
+    Path(args.card).write_text(card, encoding="utf-8")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(report)
@@ -188,8 +188,7 @@ def render(results, model, n_val_docs, our_seconds, budget_s, args) -> str:
         "Written by `benchmarks/quality.py`; rerun it to check these figures (`make quality`).",
         "",
         f"Validation: {n_val_docs} of the reference corpus's abstracts, held out by document "
-        f"(fraction {model.info.config['train']['corpus']['val_fraction']}, seed "
-        f"{model.info.config['train']['corpus']['split_seed']}), {results['d']['words']:,} predicted words. "
+        f"({model.info.provenance.split.describe()}), {results['d']['words']:,} predicted words. "
         f"Every model uses the bundled model's vocabulary ({model.vocab_size:,} tokens; words outside it are "
         f"`<unk>`, {results['d']['unknown_rate']:.1%} of the validation words).",
         "",
@@ -262,8 +261,8 @@ def render_card(results, model, n_documents, n_val_docs) -> str:
         "",
         f"The reference corpus: {n_documents:,} US patent abstracts returned by a PatentsView query for "
         '"neural network" (granted 1976-2018), a public record (see ../shared/data/README.md). '
-        f"{n_val_docs} abstracts ({train['corpus']['val_fraction']:.0%}, split seed "
-        f"{train['corpus']['split_seed']}) are held out by document for validation; the vocabulary "
+        f"{n_val_docs} abstracts ({model.info.provenance.split.describe()}) are held out by document for "
+        "validation; the vocabulary "
         f"(words seen at least {train['tokenizer']['min_count']} times in the training abstracts) comes "
         'from the rest. Text is lowercased, figure references such as "(12)" are dropped.',
         "",

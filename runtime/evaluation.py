@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from .scoring import token_logprobs
+from .scoring import perplexity, token_logprobs
 from .step import StepModel
 
 __all__ = ["Evaluation", "evaluate", "evaluate_ids"]
@@ -60,7 +59,7 @@ def evaluate_ids(model: StepModel, documents: Iterable[Sequence[int]]) -> Evalua
     return Evaluation(
         documents=n_docs,
         words=n_words,
-        perplexity=math.exp(total_nll / n_words),
+        perplexity=perplexity(total_nll, n_words),
         accuracy=n_correct / n_words,
         top5_accuracy=n_top5 / n_words,
         unknown_rate=n_unknown / n_words,

@@ -1,8 +1,8 @@
 """nextword.train: read a corpus, build the vocabulary, train the Keras LSTM model.
 
 Needs the ``train`` extra (``pip install "nextword[train]"``). Importing this package is cheap: the
-configuration and corpus helpers are pure Python, and TensorFlow loads only when :func:`train` or
-:func:`resume` is first called.
+configuration is pure Python, the corpus helpers come from :mod:`nextword.corpus` (numpy only), and
+TensorFlow loads only when :func:`train` or :func:`resume` is first called.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
+
 from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
-from .config import CorpusConfig, ModelConfig, TrainConfig
-from .corpus import CorpusError, load_documents, split_documents
+from .config import ModelConfig, TrainConfig
 from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
 
 if TYPE_CHECKING:

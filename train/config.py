@@ -1,5 +1,8 @@
 """Training settings: one dataclass per concern, shared by :func:`nextword.train.train` and the CLI.
 
+The corpus settings (:class:`~nextword.corpus.CorpusConfig`) live in :mod:`nextword.corpus`; they are
+imported here so that ``TrainConfig`` holds them and ``from nextword.train import CorpusConfig`` works.
+
 Every field carries its help text in ``metadata``; the CLI builds its flags from these fields, so the
 options and their defaults are written down once, here.
 """
@@ -10,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
 from nextword.runtime.tokenizer import TokenizerConfig
 
 __all__ = [
@@ -22,44 +26,9 @@ __all__ = [
     "TrainConfig",
 ]
 
-CORPUS_FORMATS = ("auto", "csv", "jsonl", "text")
 LR_SCHEDULES = ("cosine", "constant")
 DISTRIBUTE_MODES = ("none", "mirrored", "multi-worker")
 LR_SCALINGS = ("sqrt", "linear", "none")
-
-
-@dataclass(frozen=True)
-class CorpusConfig:
-    """Where the documents come from and how they are split."""
-
-    paths: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "corpus files: .csv, .jsonl or plain text",
-            "positional": True,
-            "metavar": "CORPUS",
-        },
-    )
-    format: str = field(
-        default="auto",
-        metadata={
-            "help": "file format; auto picks by extension (.csv, .jsonl/.ndjson, anything else is text)",
-            "choices": CORPUS_FORMATS,
-            "flag": "--corpus-format",
-        },
-    )
-    text_column: str = field(default="patent_abstract", metadata={"help": "CSV column holding the text"})
-    json_field: str = field(default="text", metadata={"help": "JSON Lines field holding the text"})
-    val_fraction: float = field(
-        default=0.1, metadata={"help": "share of documents held out for validation (split by document)"}
-    )
-    split_seed: int = field(default=0, metadata={"help": "seed of the document-level train/validation split"})
-
-    def __post_init__(self) -> None:
-        if self.format not in CORPUS_FORMATS:
-            raise ValueError(f"corpus format must be one of {CORPUS_FORMATS}, got {self.format!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction!r}")
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,15 @@ a window never crosses into the next document: the model always meets a document
 0). Labels stay integer ids: memory is a few bytes per corpus word, whatever the vocabulary size.
 
 Training streams the corpus instead of holding it (:func:`nextword.train.train` does this for every
-run); no step holds all documents or an array the size of the corpus:
+run): :mod:`nextword.corpus` reads the files in three passes -- split (and deduplicate), vocabulary,
+encode -- and writes each side of the split to an id file (``train.ids``/``val.ids``; see
+:mod:`nextword.corpus.encode`). This module cuts the windows out of those files.
 
-1. :func:`~nextword.train.corpus.count_documents` reads the files once and counts the documents; the
-   split follows from the count (:func:`~nextword.train.corpus.validation_indices`).
-2. :func:`build_vocabulary` reads them again and counts the words of the training documents into one
-   ``Counter`` (its size grows with the distinct words, not the corpus).
-3. :func:`encode_corpus` reads them a third time and appends each document's ids to ``train.ids`` or
-   ``val.ids`` in the run folder: raw little-endian int32 (:data:`STREAM_DTYPE`), no header, the stream
-   above exactly as :func:`encode_stream` builds it, each file written atomically.
-
-:class:`DiskWindows` then cuts the windows of :func:`make_windows` out of those files, a batch at a
-time, as a ``tf.data`` pipeline; it keeps 4 bytes per window (its start) and 8 per document. The
-in-memory :func:`encode_stream` and :class:`WindowBatches` remain for small corpora held as lists
-(benchmarks, tests).
+:class:`DiskWindows` cuts the windows of :func:`make_windows` out of an id file, a batch at a time, as a
+``tf.data`` pipeline; it keeps 4 bytes per window (its start) and 8 per document. The in-memory
+:class:`~nextword.train.batches.WindowBatches` (a Keras ``PyDataset``) remains for small corpora held as
+lists (benchmarks, tests). Importing this module is cheap: TensorFlow loads only when a dataset is
+built.
 """
 
 from __future__ import annotations
@@ -33,21 +28,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import keras
 import numpy as np
 
-from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
-
-from .config import CorpusConfig
-from .corpus import read_split
-from .files import atomic_path
+from nextword.corpus.encode import STREAM_DTYPE
+from nextword.runtime.tokenizer import EOD_ID, PAD_ID
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -55,12 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STREAM_DTYPE",
     "DiskWindows",
-    "EncodedCorpus",
-    "WindowBatches",
-    "build_vocabulary",
     "document_starts",
-    "encode_corpus",
-    "encode_stream",
     "epoch_order",
     "gather_windows",
     "make_windows",
@@ -70,18 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-STREAM_DTYPE = np.dtype("<i4")  # train.ids / val.ids: little-endian int32 ids, no header
-
-
-def encode_stream(documents: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
-    """Encode ``documents`` into one int32 stream: ``<eod> doc1 <eod> doc2 ... <eod>``."""
-    eod = tokenizer.eod_id
-    stream = [eod]
-    for document in documents:
-        stream.extend(tokenizer.encode(document))
-        stream.append(eod)
-    return np.asarray(stream, dtype=np.int32)
 
 
 def document_starts(stream: Any, eod_id: int) -> np.ndarray:
@@ -106,7 +77,7 @@ def window_starts(eods: np.ndarray, seq_len: int) -> np.ndarray:
 
 
 def gather_windows(
-    stream: Any, eods: np.ndarray, starts: np.ndarray, seq_len: int, pad_id: int = 0
+    stream: Any, eods: np.ndarray, starts: np.ndarray, seq_len: int, pad_id: int = PAD_ID
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The windows beginning at ``starts`` (B,) as (inputs, targets, weights), each (B, seq_len).
 
@@ -127,7 +98,7 @@ def gather_windows(
 
 
 def make_windows(
-    stream: np.ndarray, seq_len: int, eod_id: int = 2, pad_id: int = 0
+    stream: np.ndarray, seq_len: int, eod_id: int = EOD_ID, pad_id: int = PAD_ID
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every window of an in-memory ``stream`` in stream order: (inputs, targets, weights), each
     (windows, seq_len). See the module docstring for how documents are cut."""
@@ -135,7 +106,7 @@ def make_windows(
     return gather_windows(stream, eods, window_starts(eods, seq_len), seq_len, pad_id)
 
 
-def stream_documents(path: str | Path, eod_id: int = 2) -> Iterator[np.ndarray]:
+def stream_documents(path: str | Path, eod_id: int = EOD_ID) -> Iterator[np.ndarray]:
     """The documents of an id stream file one at a time, each ``<eod> ids... <eod>`` (the closing
     ``<eod>`` is the next document's opening one); only the document positions are held."""
     path = Path(path)
@@ -162,154 +133,6 @@ def epoch_order(n_windows: int, seed: int, epoch: int) -> np.ndarray:
     order = np.arange(n_windows, dtype=np.int32 if n_windows < 2**31 else np.int64)
     np.random.default_rng([seed, epoch]).shuffle(order)  # in place: 4 bytes a window
     return order
-
-
-class WindowBatches(keras.utils.PyDataset):
-    """Batches of ``(inputs, targets, weights)`` windows of an in-memory stream for ``model.fit``: the
-    windows of :func:`make_windows`, in :func:`epoch_order` when ``shuffle`` (a new order each epoch),
-    else in stream order."""
-
-    def __init__(
-        self,
-        stream: np.ndarray,
-        seq_len: int,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        seed: int = 0,
-        eod_id: int = 2,
-    ):
-        super().__init__()
-        self._x, self._y, self._w = make_windows(stream, seq_len, eod_id)
-        self._batch_size, self._shuffle, self._seed, self._epoch = batch_size, shuffle, seed, 0
-        self._order = epoch_order(len(self._x), seed, 0) if shuffle else np.arange(len(self._x))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self._x) / self._batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = self._order[index * self._batch_size : (index + 1) * self._batch_size]
-        return self._x[rows], self._y[rows], self._w[rows]
-
-    def on_epoch_end(self) -> None:
-        if self._shuffle:
-            self._epoch += 1
-            self._order = epoch_order(len(self._x), self._seed, self._epoch)
-
-
-# ---------------------------------------------------------------------- streamed corpus: passes 2 and 3
-
-
-def build_vocabulary(
-    corpus: CorpusConfig, n_documents: int, val_indices: np.ndarray, config: TokenizerConfig
-) -> Tokenizer:
-    """Pass 2: count the words of the training documents in one pass and keep the most frequent.
-
-    The same vocabulary as ``Tokenizer.build(train_documents, config)``, without the documents in
-    memory: only the ``Counter`` of distinct words is held.
-    """
-    started = time.perf_counter()
-    counts: Counter[str] = Counter()
-    for is_val, document in read_split(corpus.paths, corpus, n_documents, val_indices):
-        if not is_val:
-            counts.update(tokenize(document, config))
-    words, seconds = sum(counts.values()), time.perf_counter() - started
-    logger.info(
-        "vocabulary pass: %d training words, %d distinct, in %.1f s (%.0f words/s)",
-        words,
-        len(counts),
-        seconds,
-        words / max(seconds, 1e-9),
-    )
-    return Tokenizer.from_counts(counts, config)
-
-
-@dataclass(frozen=True)
-class EncodedCorpus:
-    """What :func:`encode_corpus` wrote: the documents and words of each split."""
-
-    documents: int
-    train_documents: int
-    val_documents: int
-    train_words: int  # ids in train.ids minus one: the (input, target) pairs an epoch trains
-    val_words: int
-    first_val_documents: tuple[str, ...]  # the first few validation documents, in corpus order
-
-
-class _StreamWriter:
-    """Appends documents to an open id stream file as ``<eod> doc <eod> doc ... <eod>``, in chunks."""
-
-    CHUNK = 1 << 20  # ids buffered between writes
-
-    def __init__(self, f: BinaryIO, eod: int) -> None:
-        self._f, self._eod = f, eod
-        self._buffer: list[int] = [eod]
-        self.tokens = 1
-        self.documents = 0
-
-    def add(self, ids: list[int]) -> None:
-        self._buffer.extend(ids)
-        self._buffer.append(self._eod)
-        self.tokens += len(ids) + 1
-        self.documents += 1
-        if len(self._buffer) >= self.CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        self._f.write(np.asarray(self._buffer, dtype=STREAM_DTYPE).tobytes())
-        self._buffer = []
-
-
-def encode_corpus(
-    corpus: CorpusConfig,
-    n_documents: int,
-    val_indices: np.ndarray,
-    tokenizer: Tokenizer,
-    train_path: str | Path,
-    val_path: str | Path,
-    keep_val_documents: int = 0,
-) -> EncodedCorpus:
-    """Pass 3: encode every document into ``train_path`` or ``val_path`` (see the module docstring).
-
-    Both files are written atomically: a crash leaves neither half-written. The first
-    ``keep_val_documents`` validation documents are returned as text. Raises
-    :class:`~nextword.train.corpus.CorpusError` if the files changed since pass 1 (nothing is written).
-    """
-    started = time.perf_counter()
-    first_val: list[str] = []
-    with (
-        atomic_path(train_path) as train_tmp,
-        atomic_path(val_path) as val_tmp,
-        train_tmp.open("wb") as train_f,
-        val_tmp.open("wb") as val_f,
-    ):
-        writers = {
-            False: _StreamWriter(train_f, tokenizer.eod_id),
-            True: _StreamWriter(val_f, tokenizer.eod_id),
-        }
-        for is_val, document in read_split(corpus.paths, corpus, n_documents, val_indices):
-            writers[is_val].add(tokenizer.encode(document))
-            if is_val and len(first_val) < keep_val_documents:
-                first_val.append(document)
-        for writer in writers.values():
-            writer.flush()
-    train_words, val_words = writers[False].tokens - 1, writers[True].tokens - 1
-    seconds = time.perf_counter() - started
-    logger.info(
-        "encoding pass: %d training and %d validation words in %.1f s (%.0f words/s)",
-        train_words,
-        val_words,
-        seconds,
-        (train_words + val_words) / max(seconds, 1e-9),
-    )
-    return EncodedCorpus(
-        documents=n_documents,
-        train_documents=writers[False].documents,
-        val_documents=writers[True].documents,
-        train_words=train_words,
-        val_words=val_words,
-        first_val_documents=tuple(first_val),
-    )
 
 
 # ---------------------------------------------------------------------- windows from disk
@@ -376,8 +199,8 @@ class DiskWindows:
         *,
         shuffle: bool,
         seed: int = 0,
-        eod_id: int = 2,
-        pad_id: int = 0,
+        eod_id: int = EOD_ID,
+        pad_id: int = PAD_ID,
         record: str | Path | None = None,
     ) -> None:
         self.path = Path(path)

@@ -11,12 +11,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from nextword.corpus import build_vocabulary, encode_corpus, recorded_split, split_corpus
 from nextword.runtime import __version__
+from nextword.runtime.provenance import SplitRecord
 from nextword.runtime.tokenizer import Tokenizer
 
 from .config import TrainConfig
-from .corpus import count_documents, validation_indices
-from .data import build_vocabulary, encode_corpus, token_counts
+from .data import token_counts
 from .distribute import Workers, start_workers, worker_scratch
 from .embeddings import load_glove
 from .files import RunDir, atomic_write_json, atomic_write_text, read_json
@@ -51,14 +52,16 @@ class TrainResult:
 def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """Train a model as ``config`` says and fill the run folder ``config.out``.
 
-    Steps: count the corpus's documents and split them by index, build the vocabulary from the training
-    split, encode both splits into ``train.ids``/``val.ids``, train on windows read from those files
-    with early stopping on validation loss, keep the best model. Each step streams the corpus files
-    (see :mod:`nextword.train.data`): memory does not grow with the corpus. Everything the run needs
-    later is written into the folder before the first epoch, so an interrupted run can be resumed with
-    :func:`resume`. Raises ``ValueError`` subclasses for bad corpora, embeddings or settings before any
-    training starts, and :class:`RunExistsError` if the folder holds a run and ``overwrite`` is off.
-    ``command``, the command line that started the run, is recorded in ``config.json``.
+    Steps: read the corpus's documents, drop exact duplicates and split them with near-duplicates kept
+    on one side (:func:`nextword.corpus.split_corpus`; by index with ``keep_duplicates``), build the
+    vocabulary from the training split, encode both splits into ``train.ids``/``val.ids``, train on
+    windows read from those files with early stopping on validation loss, keep the best model. Each
+    step streams the corpus files (see :mod:`nextword.train.data`): memory does not grow with the
+    corpus. Everything the run needs later is written into the folder before the first epoch, so an
+    interrupted run can be resumed with :func:`resume`. Raises ``ValueError`` subclasses for bad
+    corpora, embeddings or settings before any training starts, and :class:`RunExistsError` if the
+    folder holds a run and ``overwrite`` is off. ``command``, the command line that started the run,
+    is recorded in ``config.json``.
     """
     if not config.out:
         raise ValueError("the run folder is not set: pass --out RUN_DIR")
@@ -81,20 +84,18 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
 
 
 def _prepare(
-    run: RunDir, config: TrainConfig, workers: Workers, command: str | None, replacing: bool
+    run: RunDir,
+    config: TrainConfig,
+    workers: Workers,
+    command: str | None,
+    replacing: bool,
+    record: SplitRecord | None = None,
 ) -> TrainResult:
-    """The three passes over the corpus, the run folder's files, then training (see :func:`train`)."""
-    corpus = config.corpus
-    n_documents = count_documents(corpus.paths, corpus)  # pass 1
-    val_idx = validation_indices(n_documents, corpus.val_fraction, corpus.split_seed)
-    tokenizer = build_vocabulary(corpus, n_documents, val_idx, config.tokenizer)  # pass 2
-    logger.info(
-        "%d documents: %d for training, %d for validation; vocabulary %d words",
-        n_documents,
-        n_documents - len(val_idx),
-        len(val_idx),
-        len(tokenizer),
-    )
+    """The three passes over the corpus, the run folder's files, then training (see :func:`train`);
+    ``record`` is the split to make (by default, the one ``config.corpus`` says)."""
+    split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
+    tokenizer = build_vocabulary(split, config.tokenizer)  # pass 2
+    logger.info("vocabulary %d words", len(tokenizer))
     vectors = None
     if config.embeddings:
         vectors, _ = load_glove(config.embeddings, tokenizer, config.model.embedding_dim, config.seed)
@@ -103,23 +104,20 @@ def _prepare(
         run.clear()
     run.mark()
     atomic_write_text(run.tokenizer, tokenizer.to_json())
-    encoded = encode_corpus(  # pass 3
-        corpus, n_documents, val_idx, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS
-    )
-    data = {
-        "documents": encoded.documents,
-        "train_documents": encoded.train_documents,
-        "val_documents": encoded.val_documents,
-        "train_words": encoded.train_words,
-        "val_words": encoded.val_words,
+    encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
+    facts = {
+        "vocab_size": len(tokenizer),
+        "data": encoded.facts(),
+        # How the run started; a resumed session keeps the global batch (see fit.global_batch).
+        "training": {
+            "replicas": workers.replicas,
+            "global_batch": config.batch_size * workers.replicas,
+            "learning_rate": config.learning_rate_for(workers.replicas),
+        },
+        "versions": versions(),
+        "command": command,
     }
-    training = {  # how the run started; a resumed session keeps the global batch (see fit.global_batch)
-        "replicas": workers.replicas,
-        "global_batch": config.batch_size * workers.replicas,
-        "learning_rate": config.learning_rate_for(workers.replicas),
-    }
-    facts = {"vocab_size": len(tokenizer), "data": data, "training": training, "versions": versions()}
-    atomic_write_json(run.config, {**config.to_dict(), **facts, "command": command})
+    atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
     atomic_write_json(run.samples, {"prompts": prompts})
     atomic_write_json(run.metrics, {"epochs": []})
@@ -169,9 +167,10 @@ def resume(
     }
     config = replace(config, max_minutes=max_minutes, **{k: v for k, v in changes.items() if v is not None})
     workers = start_workers(config.distribute, config.peer_timeout)
-    if not workers.is_chief:
+    if not workers.is_chief:  # the run's own split, made again from the corpus files
+        record = recorded_split(stored.get("data", {}), config.corpus)
         with worker_scratch(workers, config.out) as scratch:
-            return _prepare(RunDir(scratch), config, workers, None, replacing=False)
+            return _prepare(RunDir(scratch), config, workers, None, replacing=False, record=record)
     if not run.checkpoint.is_file():
         raise FileNotFoundError(_no_checkpoint(run))
     return _resume(run, config, stored, workers)
@@ -239,16 +238,15 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> Non
     corpus = config.corpus
     logger.info("%s has no train.ids/val.ids: encoding the corpus %s again", run.root, list(corpus.paths))
     tokenizer = Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8"))
-    n_documents = count_documents(corpus.paths, corpus)
-    if data.get("documents") not in (None, n_documents):
+    split = split_corpus(corpus, recorded_split(data, corpus))
+    if data.get("documents") not in (None, split.counts.documents):
         logger.warning(
             "the corpus now holds %d documents, %d when the run started: the split differs from the "
             "one training began with",
-            n_documents,
+            split.counts.documents,
             data["documents"],
         )
-    val_idx = validation_indices(n_documents, corpus.val_fraction, corpus.split_seed)
-    encode_corpus(corpus, n_documents, val_idx, tokenizer, run.train_ids, run.val_ids)
+    encode_corpus(split, tokenizer, run.train_ids, run.val_ids)
 
 
 def _remove_stale_temporaries(run: RunDir) -> None:
