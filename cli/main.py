@@ -137,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # bad input: config, corpus, model file (ModelFileError is a ValueError)
         print(f"nextword {args.command}: error: {safe(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`nextword ... | head`): stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a command ended by a closed pipe
     except OSError as exc:  # a missing file, a folder where a file belongs, a read-only or full disk
         print(f"nextword {args.command}: error: {safe(_os_error(exc))}", file=sys.stderr)
         return 2

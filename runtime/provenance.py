@@ -271,13 +271,15 @@ def read_provenance(config: dict[str, Any], source: str) -> Provenance | None:
 
 
 def _fields_of(cls: type, data: Any, name: str) -> dict[str, Any]:
-    """``data`` as a dict whose keys are all fields of ``cls``; raises ``ValueError`` otherwise."""
+    """The entries of ``data`` that are fields of ``cls``; raises ``ValueError`` unless it is an object.
+
+    Fields this version does not know are left out, not refused: a record is a description, and a file
+    written by a later nextword that records more should still load here (the format version says
+    when a file cannot be read)."""
     if not isinstance(data, dict):
         raise ValueError(f"{name} must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ValueError(f"{name} has unknown fields {unknown}")
-    return data
+    known = {f.name for f in fields(cls)}
+    return {key: value for key, value in data.items() if key in known}
 
 
 def _typed_fields(cls: type, data: Any, name: str) -> dict[str, Any]:

@@ -249,3 +249,14 @@ def test_export_screen_shows_our_output_not_tensorflows_start_up_lines(run_dir, 
     assert "wrote" in result.stdout and out.is_file()
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):
         assert noise not in result.stderr, result.stderr
+
+
+def test_a_closed_pipe_ends_the_command_quietly(model_path):
+    exe = shutil.which("nextword") or str(__import__("pathlib").Path(sys.executable).parent / "nextword")
+    generate = f"'{exe}' generate 'the network' --model '{model_path}' --max-words 300 --no-stop-at-end"
+    command = f"{generate} --num-return-sequences 50 | head -c 10"  # far more than a pipe's buffer
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command}"], capture_output=True, text=True, timeout=120
+    )
+    assert len(result.stdout) == 10
+    assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr, result.stderr

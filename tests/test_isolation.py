@@ -60,3 +60,19 @@ def test_corpus_passes_run_without_the_training_stack(corpus_files, tmp_path):
     result = run_python(CORPUS_ONLY, str(corpus_files["jsonl"]), str(tmp_path), block_training_stack=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok" and (tmp_path / "train.ids").is_file()
+
+
+def test_the_runtime_loads_onnxruntime_only_when_a_model_is_needed():
+    code = """
+import sys
+import nextword.corpus
+from nextword.runtime.tokenizer import Tokenizer
+assert "onnxruntime" not in sys.modules, "the corpus tools loaded onnxruntime"
+import nextword.runtime as rt
+missing = [name for name in rt.__all__ if getattr(rt, name, None) is None]
+assert not missing, missing
+assert "onnxruntime" in sys.modules
+print("ok")
+"""
+    result = run_python(code, block_training_stack=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

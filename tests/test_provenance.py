@@ -89,7 +89,6 @@ def test_the_bundled_model_reads_its_old_record(tmp_path):
         ({"split": {"scheme": SPLIT_BY_DOCUMENT, "val_fraction": 2.0, "seed": 0}}, "val_fraction"),
         ({"data": {"documents": "many"}}, "data.documents must be int"),
         ({"vocab_size": 1.5}, "vocab_size must be int"),
-        ({"colour": "red"}, "unknown fields"),
         ({"corpus_files": "a.csv"}, "corpus_files must be a list"),
     ],
 )
@@ -101,3 +100,8 @@ def test_an_invalid_record_is_refused_naming_the_field(change, message):
         read_provenance({"provenance": data}, "m.onnx")
     with pytest.raises(ModelFileError, match="must be a JSON object"):
         read_provenance({"provenance": []}, "m.onnx")
+
+
+def test_fields_a_later_version_records_are_ignored_not_refused():
+    data = {**RECORD.to_dict(), "colour": "red", "data": {**RECORD.to_dict()["data"], "new_count": 3}}
+    assert read_provenance({"provenance": data}, "m.onnx") == RECORD
