@@ -34,7 +34,15 @@ __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("nextword")
 
-RESUMABLE_OPTIONS = {"epochs", "patience", "verbose", "max_minutes"}  # settings that --resume may change
+RESUMABLE_OPTIONS = {  # settings that --resume may change
+    "epochs",
+    "patience",
+    "verbose",
+    "max_minutes",
+    "distribute",
+    "peer_timeout",
+    "checkpoint_steps",
+}
 # Corpus settings that `evaluate` takes from the model file, never from its options.
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
 MODEL_HELP = "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)"
@@ -116,8 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a prompt may hold what the terminal cannot encode
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-    # TensorFlow's C++ start-up chatter drowns the progress bar; the user's own setting wins.
+    # TensorFlow's C++ start-up chatter drowns the progress bar; the user's own setting wins. Its
+    # Python logger reports every collective of distributed training at INFO.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
     # Every expected failure is one line on stderr: messages may quote a file, so they go through safe().
     try:
         return args.handler(args) or 0

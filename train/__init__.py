@@ -7,12 +7,14 @@ TensorFlow loads only when :func:`train` or :func:`resume` is first called.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
 
 from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
 from .config import ModelConfig, TrainConfig
+from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
 
 if TYPE_CHECKING:
     from .trainer import TrainResult
@@ -22,10 +24,13 @@ __all__ = [
     "TRAINING_STACK",
     "CorpusConfig",
     "CorpusError",
+    "DistributeError",
     "MissingExtraError",
     "ModelConfig",
+    "PeerUnreachableError",
     "TrainConfig",
     "TrainResult",
+    "WorkerLostError",
     "load_documents",
     "require",
     "resume",
@@ -36,6 +41,8 @@ __all__ = [
 
 def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """Train a model; see :func:`nextword.train.trainer.train`."""
+    if config.distribute == "multi-worker":  # a bad TF_CONFIG fails at once, before TensorFlow loads
+        parse_tf_config(os.environ.get("TF_CONFIG"))
     require("training", TRAINING_STACK)
     from .trainer import train as _train
 
@@ -43,8 +50,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
 
 
 def resume(run_dir: str, **changes: Any) -> TrainResult:
-    """Continue an interrupted run; ``changes`` are ``epochs``, ``patience``, ``verbose`` and
-    ``max_minutes``. See :func:`nextword.train.trainer.resume`."""
+    """Continue an interrupted run; ``changes`` are ``epochs``, ``patience``, ``verbose``,
+    ``max_minutes``, ``distribute``, ``peer_timeout`` and ``checkpoint_steps``. See
+    :func:`nextword.train.trainer.resume`."""
     require("training", TRAINING_STACK)
     from .trainer import resume as _resume
 

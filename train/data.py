@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -158,15 +159,23 @@ class DiskWindows:
     The windows are :func:`make_windows`'s, cut on the fly: the file is scanned once for its documents'
     ``<eod>`` positions (8 bytes a document) and their window starts (4 bytes a window). With
     ``shuffle=True`` (training) every epoch visits the windows in a new order (:func:`epoch_order`);
-    without it (validation), in file order. Every epoch has the same :meth:`__len__` batches.
+    without it (validation), in file order. Every epoch has the same :meth:`__len__` steps of
+    ``batch_size`` windows (the last one fewer).
+
+    **Replicas.** ``batch_size`` is the *global* batch: with several replicas training in sync (see
+    :mod:`nextword.train.distribute`), each step's batch is split into ``num_replicas`` contiguous parts
+    (:meth:`shard`), and one process reads only the parts of the replicas it runs. The parts of a step
+    are the global batch one replica would read alone, so every window is read once per epoch, by one
+    replica, whatever the replica count. A part with no window (the last step of an epoch can hold
+    fewer windows than replicas) is one window of padding with weight 0.
 
     The pipeline (:meth:`dataset`) is: a counter of epochs; per epoch, a ``tf.numpy_function`` draws
-    the order, ``from_tensor_slices(order).batch(batch_size)`` splits it into batches of window indices,
-    and a parallel ``map`` of a ``tf.numpy_function`` gathers each batch's windows from the file
-    (:func:`gather_windows`), then ``prefetch``. ``numpy_function`` over window *indices* is chosen over
-    ``from_generator``: the order, batching, parallel reads and prefetching stay tf.data operations (a
-    generator would run the whole pipeline in one Python thread), and the gather stays the few lines of
-    numpy that tests compare with :func:`make_windows`.
+    the order and cuts this process's parts out of it (:meth:`shard`), ``from_tensor_slices`` yields
+    them one by one, and a parallel ``map`` of a ``tf.numpy_function`` gathers each part's windows from
+    the file (:func:`gather_windows`), then ``prefetch``. ``numpy_function`` over window *indices* is
+    chosen over ``from_generator``: the order, batching, parallel reads and prefetching stay tf.data
+    operations (a generator would run the whole pipeline in one Python thread), and the gather stays
+    the few lines of numpy that tests compare with :func:`make_windows`.
 
     Each window is one positioned read of at most ``seq_len + 1`` ids from the file, not a slice of an
     ``np.memmap``: every page a memory map touches is counted in the process's resident memory, and on
@@ -175,9 +184,11 @@ class DiskWindows:
     with the file and the batch. Plain reads go through the page cache too but leave nothing mapped;
     they were also faster when measured (about 250 us against 650 us for a batch of 64 windows of 50).
 
-    The training dataset is infinite (epoch after epoch): pass ``steps_per_epoch=len(windows)`` to
-    ``model.fit``, which then keeps one iterator across epochs, so epoch ``first_epoch + k`` of the
-    iterator is Keras's epoch ``first_epoch + k``.
+    The training dataset is infinite (epoch after epoch): the training loop takes ``len(windows)``
+    steps per epoch from one iterator, so epoch ``first_epoch + k`` of the iterator is the loop's epoch
+    ``first_epoch + k``. ``record``, a file name, appends one line per part read (``epoch step replica
+    window...``): a check that every window is read once per epoch, used by the tests of distributed
+    training (``nextword train`` sets it from ``$NEXTWORD_RECORD_WINDOWS``).
     """
 
     def __init__(
@@ -190,6 +201,7 @@ class DiskWindows:
         seed: int = 0,
         eod_id: int = EOD_ID,
         pad_id: int = PAD_ID,
+        record: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
         size = self.path.stat().st_size
@@ -200,7 +212,7 @@ class DiskWindows:
             )
         self.n_tokens = size // STREAM_DTYPE.itemsize
         self.seq_len, self.batch_size, self.shuffle = seq_len, batch_size, shuffle
-        self.seed, self.pad_id = seed, pad_id
+        self.seed, self.pad_id, self.record = seed, pad_id, record
         with self.path.open("rb", buffering=0) as f:
             try:
                 self._eods = document_starts(_IdFileSlices(f, self.n_tokens), eod_id)
@@ -226,32 +238,113 @@ class DiskWindows:
             slices = _IdFileSlices(f, self.n_tokens)
             return gather_windows(slices, self._eods, self._starts[rows], self.seq_len, self.pad_id)
 
-    def _order(self, epoch: Any) -> np.ndarray:
-        return epoch_order(self.n_windows, self.seed, int(epoch))
+    def shard(
+        self, order: np.ndarray, replicas: Sequence[int], num_replicas: int, first_step: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The parts of each step's global batch that ``replicas`` (of ``num_replicas``) read.
 
-    def dataset(self, first_epoch: int = 0) -> tf.data.Dataset:
-        """The ``tf.data.Dataset`` of batches: endless from epoch ``first_epoch`` with ``shuffle``, else
-        one pass over the windows in order (a finite dataset of ``len(self)`` batches)."""
+        Step ``k`` trains the windows ``order[k * batch_size : (k + 1) * batch_size]``; replica ``r``
+        takes the ``r``-th of ``num_replicas`` contiguous, near-equal parts of them. Returns, for the
+        steps from ``first_step`` on and each of ``replicas`` in turn: the step (P,) and replica (P,)
+        of each part and its window indices (P, batch_size // num_replicas), -1 where a part is short.
+        """
+        n, batch = len(order), self.batch_size
+        width, local = batch // num_replicas, np.asarray(replicas, dtype=np.int64)  # (R,)
+        full = n // batch  # steps with a whole global batch
+        parts, steps = [], []
+        if first_step < full:  # whole steps: a reshape, each part `width` windows
+            body = order[: full * batch].reshape(full, num_replicas, width)[first_step:, local]
+            parts.append(body.reshape(-1, width))  # (S' * R, width)
+            steps.append(np.arange(first_step, full))
+        if n % batch and first_step <= full:  # the last step: near-equal parts of what is left
+            left = order[full * batch :]
+            bounds = (np.arange(num_replicas + 1) * len(left)) // num_replicas  # (G + 1,)
+            tail = np.full((len(local), width), -1, dtype=order.dtype)
+            for row, r in enumerate(local.tolist()):
+                piece = left[bounds[r] : bounds[r + 1]]
+                tail[row, : len(piece)] = piece
+            parts.append(tail)
+            steps.append(np.asarray([full]))
+        rows = np.concatenate(parts) if parts else np.zeros((0, width), dtype=order.dtype)
+        step_of = np.repeat(np.concatenate(steps) if steps else np.zeros(0, np.int64), len(local))
+        return step_of.astype(np.int64), np.tile(local, len(step_of) // max(len(local), 1)), rows
+
+    def _epoch_parts(self, epoch: Any, first_step: Any, replicas: Any, num_replicas: Any) -> tuple:
+        order = epoch_order(self.n_windows, self.seed, int(epoch))
+        return self.shard(order, replicas.tolist(), int(num_replicas), int(first_step))
+
+    def _read_part(
+        self, epoch: Any, step: Any, replica: Any, rows: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = rows[rows >= 0]
+        if self.record is not None:  # one write of one line: appends from parallel reads stay whole
+            line = f"{int(epoch)} {int(step)} {int(replica)} " + " ".join(map(str, rows.tolist())) + "\n"
+            fd = os.open(self.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        if not len(rows):  # a replica with nothing left at the end of an epoch: one window of padding
+            pad = np.full((1, self.seq_len), self.pad_id, dtype=np.int32)
+            return pad, pad.copy(), np.zeros((1, self.seq_len), dtype=np.float32)
+        return self.read(rows)
+
+    def dataset(
+        self,
+        first_epoch: int = 0,
+        *,
+        first_step: int = 0,
+        replicas: Sequence[int] = (0,),
+        num_replicas: int = 1,
+    ) -> tf.data.Dataset:
+        """The ``tf.data.Dataset`` of the parts that ``replicas`` read (:meth:`shard`), step by step
+        and replica by replica: endless from step ``first_step`` of epoch ``first_epoch`` with
+        ``shuffle``, else one pass over the windows in order. With the defaults (one replica), each
+        element is a whole step's batch."""
         import tensorflow as tf
 
-        seq_len, batch_size = self.seq_len, self.batch_size
+        replicas = tuple(int(r) for r in replicas)
+        if self.batch_size % num_replicas or not all(0 <= r < num_replicas for r in replicas):
+            raise ValueError(
+                f"replicas {replicas} of {num_replicas} cannot split a global batch of {self.batch_size}"
+            )
+        if not 0 <= first_step < len(self):
+            raise ValueError(f"first_step must be in [0, {len(self)}), got {first_step}")
+        seq_len, width = self.seq_len, self.batch_size // num_replicas
+        row_type = tf.int32 if self.n_windows < 2**31 else tf.int64
+        local = tf.constant(replicas, dtype=tf.int64)
+
+        def epoch_parts(epoch: tf.Tensor, start: tf.Tensor | int) -> tf.data.Dataset:
+            step, replica, rows = tf.numpy_function(
+                self._epoch_parts,
+                [epoch, start, local, num_replicas],
+                (tf.int64, tf.int64, row_type),
+                stateful=False,
+            )
+            step.set_shape([None])  # (P,)
+            replica.set_shape([None])  # (P,)
+            rows.set_shape([None, width])  # (P, width)
+            epochs = tf.fill(tf.shape(step), epoch)  # (P,)
+            return tf.data.Dataset.from_tensor_slices((epochs, step, replica, rows))
+
         if self.shuffle:
-            row_type = tf.int32 if self.n_windows < 2**31 else tf.int64
-
-            def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
-                order = tf.numpy_function(self._order, [epoch], row_type, stateful=False)
-                order.set_shape([self.n_windows])  # (windows,)
-                return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)  # (B,) each
-
-            batches = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
+            parts = tf.data.Dataset.counter(first_epoch).flat_map(
+                lambda epoch: epoch_parts(epoch, tf.where(epoch == first_epoch, first_step, 0))
+            )
         else:
-            batches = tf.data.Dataset.range(self.n_windows).batch(batch_size)
+            step, replica, rows = self.shard(np.arange(self.n_windows), replicas, num_replicas)
+            parts = tf.data.Dataset.from_tensor_slices((np.zeros_like(step), step, replica, rows))
 
-        def read(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-            x, y, w = tf.numpy_function(self.read, [rows], (tf.int32, tf.int32, tf.float32), stateful=False)
+        def read(epoch: tf.Tensor, step: tf.Tensor, replica: tf.Tensor, rows: tf.Tensor) -> tuple:
+            x, y, w = tf.numpy_function(
+                self._read_part,
+                [epoch, step, replica, rows],
+                (tf.int32, tf.int32, tf.float32),
+                stateful=False,
+            )
             for t in (x, y, w):
                 t.set_shape((None, seq_len))  # (B, seq_len)
             return x, y, w
 
-        batches = batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return batches.prefetch(tf.data.AUTOTUNE)
+        parts = parts.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return parts.prefetch(tf.data.AUTOTUNE)

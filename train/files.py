@@ -2,10 +2,12 @@
 
 A run folder holds::
 
-    config.json      the resolved TrainConfig plus the vocabulary size and package versions
+    config.json      the resolved TrainConfig plus the vocabulary size, the replicas and global batch
+                     the run started with, and package versions
     tokenizer.json   the tokenizer built from the training split
     model.keras      the best model so far (lowest validation loss)
-    checkpoint.keras the model after the last finished epoch, with optimizer state (for --resume)
+    checkpoint.keras the model after the last finished epoch or the last ``checkpoint_steps`` steps
+                     within one, with optimizer state (for --resume)
     metrics.json     per-epoch metrics and the best epoch
     samples.json     beginnings of a few validation documents: real prompts for the export parity check
     train.ids        the training documents encoded: ``<eod> doc <eod> ... <eod>``, raw little-endian
@@ -72,6 +74,7 @@ def read_json(path: str | Path) -> Any:
 RUN_ONLY_KEYS = (
     "vocab_size",
     "data",
+    "training",
     "versions",
     "command",
 )  # config.json keys that are facts of the run, not settings

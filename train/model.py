@@ -1,7 +1,9 @@
 """The Keras network, in two shapes that share weights by layer name.
 
-* The training model: ``input_ids`` (batch, time) -> logits (batch, time, vocab), with dropout, and
-  free to use cuDNN kernels on a GPU.
+* The training model: ``input_ids`` (batch, time) -> logits (batch, time, vocab), with dropout. Its
+  LSTMs keep Keras's cuDNN-eligible settings (tanh, sigmoid, no recurrent dropout, no unroll, bias,
+  ``use_cudnn="auto"``), so a GPU trains them with the fused kernel; with mixed precision they compute
+  in float16 and the logits layer stays float32.
 * The step model that the exporter converts: the same layers without dropout, with each LSTM's h and c
   as extra inputs and outputs, and cuDNN off (tf2onnx cannot convert CudnnRNN ops). The embedding does
   not mask padding, which would turn each LSTM into a Loop in ONNX.
@@ -16,17 +18,23 @@ from .config import ModelConfig
 __all__ = ["build_model", "build_step_model", "copy_weights"]
 
 
-def build_model(config: ModelConfig, vocab_size: int) -> keras.Model:
-    """The training model: Embedding -> (LSTM, Dropout) x num_layers -> Dense(vocab) logits."""
+def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool = False) -> keras.Model:
+    """The training model: Embedding -> (LSTM, Dropout) x num_layers -> Dense(vocab) logits.
+
+    ``mixed_precision`` gives every layer but the logits the ``mixed_float16`` policy (float32
+    weights, float16 computation); the logits, and so the loss, stay float32.
+    """
+    policy = "mixed_float16" if mixed_precision else None
     input_ids = keras.Input(shape=(None,), dtype="int32", name="input_ids")  # (B, T)
-    x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(input_ids)  # (B, T, E)
-    if config.dropout:
-        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
+    x = keras.layers.Embedding(vocab_size, config.embedding_dim, dtype=policy, name="embedding")(input_ids)
+    if config.dropout:  # (B, T, E)
+        x = keras.layers.Dropout(config.dropout, dtype=policy, name="embedding_dropout")(x)
     for layer in range(config.num_layers):
-        x = keras.layers.LSTM(config.lstm_units, return_sequences=True, name=f"lstm_{layer}")(x)  # (B, T, U)
+        lstm = keras.layers.LSTM(config.lstm_units, return_sequences=True, dtype=policy, name=f"lstm_{layer}")
+        x = lstm(x)  # (B, T, U)
         if config.dropout:
-            x = keras.layers.Dropout(config.dropout, name=f"lstm_{layer}_dropout")(x)
-    logits = keras.layers.Dense(vocab_size, name="logits")(x)  # (B, T, V)
+            x = keras.layers.Dropout(config.dropout, dtype=policy, name=f"lstm_{layer}_dropout")(x)
+    logits = keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)  # (B, T, V)
     return keras.Model(input_ids, logits, name="nextword")
 
 
