@@ -13,8 +13,8 @@ abstracts):
    (``--keep-duplicates``, and every model before deduplication) against the deduplicated one, counting
    validation documents with an identical or similar training document.
 
-    python benchmarks/dedup.py                      # the reference corpus, about a minute
-    python benchmarks/dedup.py --corpus other.csv   # any corpus nextword reads
+    python -m benchmarks.dedup                      # the reference corpus, about a minute
+    python -m benchmarks.dedup --corpus other.csv   # any corpus nextword reads
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-import common
 import numpy as np
 
+from benchmarks.environment import machine_info
+from benchmarks.paths import DEFAULT_CORPUS
+from benchmarks.report import markdown_table
+from benchmarks.results import save_result
 from nextword.corpus import CorpusConfig, load_documents, split_corpus
 from nextword.corpus.dedup import find_duplicates
 from nextword.corpus.minhash import document_words
@@ -44,11 +47,11 @@ LEAK_LEVELS = [0.2, 0.5, 0.8]
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.dedup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--corpus", default=str(common.DEFAULT_CORPUS), help="corpus file (default: %(default)s)"
-    )
+    parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="corpus file (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=3, help="examples on each side of the threshold")
     parser.add_argument("--result-json", metavar="PATH", help="where to write the figures")
     return parser.parse_args(argv)
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     documents = load_documents(config.paths, config)
     default = DedupSettings()
     results: dict[str, Any] = {
-        "machine": common.machine_info(),
+        "machine": machine_info(),
         "corpus": args.corpus,
         "documents": len(documents),
     }
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "near_duplicate_groups": deduplicated.counts.near_duplicate_groups,
         "near_duplicate_documents": deduplicated.counts.near_duplicate_documents,
     }
-    path = common.save_result(NAME, results, args.result_json)
+    path = save_result(NAME, results, args.result_json)
     print(markdown(results))
     print(f"\nfigures: {path}", file=sys.stderr)
     return 0
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(results: dict[str, Any]) -> str:
     out = [f"Corpus: {results['corpus']} ({results['documents']:,} documents)", ""]
     out.append(
-        common.markdown_table(
+        markdown_table(
             ["exact duplicates: normalisation", "distinct texts", "rows in groups of identical texts"],
             [
                 [r["normalisation"], f"{r['distinct']:,}", f"{r['rows_in_groups']:,}"]
@@ -232,7 +235,7 @@ def markdown(results: dict[str, Any]) -> str:
                 else str(figures[key])
             )
         rows.append(row)
-    out.append(common.markdown_table(headers, rows))
+    out.append(markdown_table(headers, rows))
     out += ["", f"Hashing and grouping at the default threshold: {results['seconds']:.2f} s", ""]
     splits = results["splits"]
     headers = [
@@ -252,7 +255,7 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for name, s in splits.items()
     ]
-    out.append(common.markdown_table(headers, rows))
+    out.append(markdown_table(headers, rows))
     out += ["", "Examples near the default threshold:"]
     for kind, pairs in results["examples"].items():
         for pair in pairs:
