@@ -133,6 +133,42 @@ def leakage(
     return result
 
 
+def by_threshold(documents: list[str], similar: dict[tuple[int, int], float]) -> dict[float, dict[str, Any]]:
+    """What ``nextword.corpus.dedup`` groups at each of :data:`THRESHOLDS`."""
+    out = {}
+    for threshold in THRESHOLDS:
+        groups = find_duplicates(documents, DedupSettings(threshold=threshold))
+        out[threshold] = {
+            "exact_duplicates": groups.exact_duplicates,
+            "groups": groups.near_duplicate_groups,
+            "documents_in_groups": groups.near_duplicate_documents,
+            "largest_group": int(groups.group_sizes().max()),
+            "by_similarity": caught_by_band(similar, groups.group),
+        }
+    return out
+
+
+def examples(
+    documents: list[str],
+    similar: dict[tuple[int, int], float],
+    group: np.ndarray,
+    threshold: float,
+    count: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Up to ``count`` pairs of each kind (caught or missed, above or below ``threshold``) near it."""
+    found: dict[str, list[dict[str, Any]]] = {
+        "caught_below": [],
+        "missed_above": [],
+        "caught_above": [],
+        "missed_below": [],
+    }
+    for (a, b), j in sorted(similar.items(), key=lambda item: abs(item[1] - threshold)):
+        kind = ("caught_" if group[a] == group[b] else "missed_") + ("above" if j >= threshold else "below")
+        if len(found[kind]) < count and abs(j - threshold) < 0.1:
+            found[kind].append({"similarity": round(j, 3), "a": documents[a][:300], "b": documents[b][:300]})
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not Path(args.corpus).is_file():
@@ -157,28 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     similar = true_similarities(documents, kept, default.shingle_words)
 
-    results["thresholds"] = {}
-    for threshold in THRESHOLDS:
-        groups = find_duplicates(documents, DedupSettings(threshold=threshold))
-        sizes = groups.group_sizes()
-        results["thresholds"][threshold] = {
-            "exact_duplicates": groups.exact_duplicates,
-            "groups": groups.near_duplicate_groups,
-            "documents_in_groups": groups.near_duplicate_documents,
-            "largest_group": int(sizes.max()),
-            "by_similarity": caught_by_band(similar, groups.group),
-        }
-
-    examples = {"caught_below": [], "missed_above": [], "caught_above": [], "missed_below": []}
-    t = default.threshold
-    for (a, b), j in sorted(similar.items(), key=lambda item: abs(item[1] - t)):
-        same = bool(found.group[a] == found.group[b])
-        kind = ("caught_" if same else "missed_") + ("above" if j >= t else "below")
-        if len(examples[kind]) < args.examples and abs(j - t) < 0.1:
-            examples[kind].append(
-                {"similarity": round(j, 3), "a": documents[a][:300], "b": documents[b][:300]}
-            )
-    results["examples"] = examples
+    results["thresholds"] = by_threshold(documents, similar)
+    results["examples"] = examples(documents, similar, found.group, default.threshold, args.examples)
 
     by_index = split_corpus(CorpusConfig(paths=config.paths, keep_duplicates=True))
     deduplicated = split_corpus(config)

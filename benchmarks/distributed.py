@@ -254,7 +254,36 @@ def gpu_estimate(flops: float, batch: int, seq_len: int, epoch_tokens: float) ->
 def report(
     results: dict[str, dict[str, Any]], est: dict[str, Any], info: dict[str, Any], args: argparse.Namespace
 ) -> str:
-    lines = [machine_markdown(info), ""]
+    """The machine, the measured runs, and the estimates for PatentsView's abstracts."""
+    return "\n".join(
+        [
+            machine_markdown(info),
+            "",
+            runs_table(results),
+            "",
+            f"Corpus: {est['documents']:,} documents, {est['words_per_document']:.0f} words and "
+            f"{est['tokens_per_document']:.0f} tokens per document (measured). PatentsView's abstract "
+            f"table: about {est['patentsview_abstracts']:,} abstracts, so about "
+            f"{est['patentsview_epoch_tokens'] / 1e9:.2f} billion training tokens per epoch (estimate: this "
+            "corpus's tokens per abstract and training share).",
+            "",
+            estimates_table(results, est),
+            "",
+            f"Model: {est['parameters']:,} parameters, about {est['flops_per_word'] / 1e6:.1f} MFLOP per "
+            "trained word (6 x multiply-adds of the LSTM and output layer); this CPU sustains "
+            f"{est['cpu_flops'] / 1e9:.1f} GFLOP/s on it. Two pinned workers reach "
+            f"{est['machinery_efficiency']:.0%} of twice one pinned process. GPU bounds (words/s): "
+            + "; ".join(
+                f"{batch} windows a step: " + ", ".join(f"{k} {v:,.0f}" for k, v in g["bounds"].items())
+                for batch, g in est["gpus"].items()
+            )
+            + ".",
+        ]
+    )
+
+
+def runs_table(results: dict[str, dict[str, Any]]) -> str:
+    """One row per configuration measured, with its scaling efficiency."""
     base = {False: results["1 process"]["words_per_s"], True: results["1 process on 1 core"]["words_per_s"]}
     rows = [
         [
@@ -269,33 +298,14 @@ def report(
         ]
         for r in results.values()
     ]
-    headers = [
-        "run",
-        "batch per worker",
-        "global batch",
-        "words/s",
-        "scaling efficiency",
-        "epoch s",
-        "first epoch s",
-        "val loss",
-    ]
-    lines += [markdown_table(headers, rows, "lrrrrrrr"), ""]
-    lines.append(
-        f"Corpus: {est['documents']:,} documents, {est['words_per_document']:.0f} words and "
-        f"{est['tokens_per_document']:.0f} tokens per document (measured). PatentsView's abstract "
-        f"table: about {est['patentsview_abstracts']:,} abstracts, so about "
-        f"{est['patentsview_epoch_tokens'] / 1e9:.2f} billion training tokens per epoch (estimate: this "
-        "corpus's tokens per abstract and training share)."
-    )
-    lines.append("")
-    rows = [
-        [
-            "this machine, 1 process",
-            "measured rate",
-            f"{results['1 process']['words_per_s']:,.0f}",
-            f"{est['this_machine_epoch_h']:.1f}",
-        ]
-    ]
+    headers = ["run", "batch per worker", "global batch", "words/s", "scaling efficiency", "epoch s"]
+    return markdown_table([*headers, "first epoch s", "val loss"], rows, "lrrrrrrr")
+
+
+def estimates_table(results: dict[str, dict[str, Any]], est: dict[str, Any]) -> str:
+    """Hours per PatentsView epoch: measured here, estimated for N machines and for one GPU."""
+    one = results["1 process"]["words_per_s"]
+    rows = [["this machine, 1 process", "measured rate", f"{one:,.0f}", f"{est['this_machine_epoch_h']:.1f}"]]
     for r in est["machines"]:
         high, low = r["words_per_s"]
         rows.append(
@@ -315,20 +325,7 @@ def report(
                 f"{g['epoch_h']:.2f}",
             ]
         )
-    lines.append(markdown_table(["where", "figure", "words/s", "hours per PatentsView epoch"], rows, "llrr"))
-    lines.append("")
-    lines.append(
-        f"Model: {est['parameters']:,} parameters, about {est['flops_per_word'] / 1e6:.1f} MFLOP per "
-        "trained word (6 x multiply-adds of the LSTM and output layer); this CPU sustains "
-        f"{est['cpu_flops'] / 1e9:.1f} GFLOP/s on it. Two pinned workers reach "
-        f"{est['machinery_efficiency']:.0%} of twice one pinned process. GPU bounds (words/s): "
-        + "; ".join(
-            f"{batch} windows a step: " + ", ".join(f"{k} {v:,.0f}" for k, v in g["bounds"].items())
-            for batch, g in est["gpus"].items()
-        )
-        + "."
-    )
-    return "\n".join(lines)
+    return markdown_table(["where", "figure", "words/s", "hours per PatentsView epoch"], rows, "llrr")
 
 
 def main(argv: list[str] | None = None) -> int:
