@@ -60,12 +60,13 @@ web-vendor: setup web-setup
 	$(BIN)/python web/scripts/vendor.py
 # nextword-web against the Python runtime (about 10 minutes): rewrites the figures in docs/web.md.
 web-bench: setup web-setup
-	$(BIN)/python benchmarks/web.py --write docs/web.md
+	$(BIN)/python -m benchmarks.web --write docs/web.md
 
-# Benchmarks (about 20 minutes on two cores): rewrites docs/benchmarks.md and docs/img/generation-*.png.
+# Benchmarks (about 30 minutes on two cores): rewrites docs/benchmarks.md and docs/img/generation-*.png.
+# Each one also runs alone: python -m benchmarks.NAME --help (python -m benchmarks lists them).
 bench: setup
 	@$(BIN)/python -m pip install -e ".[train,bench]" >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
-	$(BIN)/python benchmarks/run_all.py --corpus "$(CORPUS)"
+	$(BIN)/python -m benchmarks.run_all --corpus "$(CORPUS)"
 
 # The model shipped in the wheel (about 30 minutes on two cores), then its fp32 twin for the quality
 # report. The exact commands are recorded inside the model file (nextword info).
@@ -77,7 +78,7 @@ bundled-model: setup
 
 # docs/quality.md and docs/model-card.md from the bundled model (trains the notebook baseline: ~30 min).
 quality: setup
-	$(BIN)/python benchmarks/quality.py --corpus "$(CORPUS)"
+	$(BIN)/python -m benchmarks.quality --corpus "$(CORPUS)"
 
 clean:
 	rm -rf $(VENV) runs $(MODEL) build *.egg-info .pytest_cache .ruff_cache

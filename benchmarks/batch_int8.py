@@ -11,8 +11,8 @@ neighbours. This script measures by how much, with the runtime's public API only
    row of a Generator that holds 31 other requests: how many are identical, and where the others first
    differ.
 
-    python benchmarks/batch_int8.py --model runs/bundled/fp32.onnx      # fp32: all identical
-    python benchmarks/batch_int8.py                                     # the bundled (int8) model
+    python -m benchmarks.batch_int8 --model runs/bundled/fp32.onnx      # fp32: all identical
+    python -m benchmarks.batch_int8                                     # the bundled (int8) model
 """
 
 from __future__ import annotations
@@ -35,13 +35,19 @@ PROMPTS = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.batch_int8", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--texts", type=int, default=64)
     parser.add_argument("--words", type=int, default=50)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     model = default_model(args.model)
     precision = "int8" if "int8_vs_fp32" in model.info.parity else "fp32"
 

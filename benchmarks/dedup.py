@@ -13,8 +13,8 @@ abstracts):
    (``--keep-duplicates``, and every model before deduplication) against the deduplicated one, counting
    validation documents with an identical or similar training document.
 
-    python benchmarks/dedup.py                      # the reference corpus, about a minute
-    python benchmarks/dedup.py --corpus other.csv   # any corpus nextword reads
+    python -m benchmarks.dedup                      # the reference corpus, about a minute
+    python -m benchmarks.dedup --corpus other.csv   # any corpus nextword reads
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-import common
 import numpy as np
 
+from benchmarks.environment import machine_info
+from benchmarks.paths import DEFAULT_CORPUS
+from benchmarks.report import markdown_table
+from benchmarks.results import save_result
 from nextword.corpus import CorpusConfig, load_documents, split_corpus
 from nextword.corpus.dedup import find_duplicates
 from nextword.corpus.minhash import document_words
@@ -44,11 +47,11 @@ LEAK_LEVELS = [0.2, 0.5, 0.8]
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.dedup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--corpus", default=str(common.DEFAULT_CORPUS), help="corpus file (default: %(default)s)"
-    )
+    parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="corpus file (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=3, help="examples on each side of the threshold")
     parser.add_argument("--result-json", metavar="PATH", help="where to write the figures")
     return parser.parse_args(argv)
@@ -130,6 +133,42 @@ def leakage(
     return result
 
 
+def by_threshold(documents: list[str], similar: dict[tuple[int, int], float]) -> dict[float, dict[str, Any]]:
+    """What ``nextword.corpus.dedup`` groups at each of :data:`THRESHOLDS`."""
+    out = {}
+    for threshold in THRESHOLDS:
+        groups = find_duplicates(documents, DedupSettings(threshold=threshold))
+        out[threshold] = {
+            "exact_duplicates": groups.exact_duplicates,
+            "groups": groups.near_duplicate_groups,
+            "documents_in_groups": groups.near_duplicate_documents,
+            "largest_group": int(groups.group_sizes().max()),
+            "by_similarity": caught_by_band(similar, groups.group),
+        }
+    return out
+
+
+def examples(
+    documents: list[str],
+    similar: dict[tuple[int, int], float],
+    group: np.ndarray,
+    threshold: float,
+    count: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Up to ``count`` pairs of each kind (caught or missed, above or below ``threshold``) near it."""
+    found: dict[str, list[dict[str, Any]]] = {
+        "caught_below": [],
+        "missed_above": [],
+        "caught_above": [],
+        "missed_below": [],
+    }
+    for (a, b), j in sorted(similar.items(), key=lambda item: abs(item[1] - threshold)):
+        kind = ("caught_" if group[a] == group[b] else "missed_") + ("above" if j >= threshold else "below")
+        if len(found[kind]) < count and abs(j - threshold) < 0.1:
+            found[kind].append({"similarity": round(j, 3), "a": documents[a][:300], "b": documents[b][:300]})
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not Path(args.corpus).is_file():
@@ -138,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     documents = load_documents(config.paths, config)
     default = DedupSettings()
     results: dict[str, Any] = {
-        "machine": common.machine_info(),
+        "machine": machine_info(),
         "corpus": args.corpus,
         "documents": len(documents),
     }
@@ -154,28 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     similar = true_similarities(documents, kept, default.shingle_words)
 
-    results["thresholds"] = {}
-    for threshold in THRESHOLDS:
-        groups = find_duplicates(documents, DedupSettings(threshold=threshold))
-        sizes = groups.group_sizes()
-        results["thresholds"][threshold] = {
-            "exact_duplicates": groups.exact_duplicates,
-            "groups": groups.near_duplicate_groups,
-            "documents_in_groups": groups.near_duplicate_documents,
-            "largest_group": int(sizes.max()),
-            "by_similarity": caught_by_band(similar, groups.group),
-        }
-
-    examples = {"caught_below": [], "missed_above": [], "caught_above": [], "missed_below": []}
-    t = default.threshold
-    for (a, b), j in sorted(similar.items(), key=lambda item: abs(item[1] - t)):
-        same = bool(found.group[a] == found.group[b])
-        kind = ("caught_" if same else "missed_") + ("above" if j >= t else "below")
-        if len(examples[kind]) < args.examples and abs(j - t) < 0.1:
-            examples[kind].append(
-                {"similarity": round(j, 3), "a": documents[a][:300], "b": documents[b][:300]}
-            )
-    results["examples"] = examples
+    results["thresholds"] = by_threshold(documents, similar)
+    results["examples"] = examples(documents, similar, found.group, default.threshold, args.examples)
 
     by_index = split_corpus(CorpusConfig(paths=config.paths, keep_duplicates=True))
     deduplicated = split_corpus(config)
@@ -190,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "near_duplicate_groups": deduplicated.counts.near_duplicate_groups,
         "near_duplicate_documents": deduplicated.counts.near_duplicate_documents,
     }
-    path = common.save_result(NAME, results, args.result_json)
+    path = save_result(NAME, results, args.result_json)
     print(markdown(results))
     print(f"\nfigures: {path}", file=sys.stderr)
     return 0
@@ -199,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(results: dict[str, Any]) -> str:
     out = [f"Corpus: {results['corpus']} ({results['documents']:,} documents)", ""]
     out.append(
-        common.markdown_table(
+        markdown_table(
             ["exact duplicates: normalisation", "distinct texts", "rows in groups of identical texts"],
             [
                 [r["normalisation"], f"{r['distinct']:,}", f"{r['rows_in_groups']:,}"]
@@ -232,7 +251,7 @@ def markdown(results: dict[str, Any]) -> str:
                 else str(figures[key])
             )
         rows.append(row)
-    out.append(common.markdown_table(headers, rows))
+    out.append(markdown_table(headers, rows))
     out += ["", f"Hashing and grouping at the default threshold: {results['seconds']:.2f} s", ""]
     splits = results["splits"]
     headers = [
@@ -252,7 +271,7 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for name, s in splits.items()
     ]
-    out.append(common.markdown_table(headers, rows))
+    out.append(markdown_table(headers, rows))
     out += ["", "Examples near the default threshold:"]
     for kind, pairs in results["examples"].items():
         for pair in pairs:

@@ -18,7 +18,7 @@ one-process words/s). ``--repeat`` runs every configuration that many times, tak
 best rate of each (the machine may be shared). The estimates printed after the measurements say how
 they are derived.
 
-    python benchmarks/distributed.py [--corpus CSV] [--documents 2000] [--epochs 2] [--repeat 1]
+    python -m benchmarks.distributed [--corpus CSV] [--documents 2000] [--epochs 2] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import common
+from benchmarks.childproc import child_env
+from benchmarks.environment import machine_info, machine_markdown
+from benchmarks.paths import DEFAULT_CORPUS
+from benchmarks.report import markdown_table
+from benchmarks.results import save_result
 
 NAME = "distributed"
 PATENTSVIEW_ABSTRACTS = 9_000_000  # rows of PatentsView's g_patent_abstract table, about
@@ -53,9 +57,11 @@ PIPELINE_WORDS_PER_S = 2.4e6
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.distributed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--corpus", default=str(common.DEFAULT_CORPUS), help="default: %(default)s")
+    parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="default: %(default)s")
     parser.add_argument("--documents", type=int, default=2000, help="documents used (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration (default: %(default)s)")
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace, corpus: Path, out: Path, setup: Setup) -> dict
         "--lstm-units", str(args.units), "--embedding-dim", str(args.embedding_dim),
         "--patience", "0", "--verbose", "0",
     ]  # fmt: skip
-    env = common.quiet_tf_env()
+    env = child_env()
     if setup.workers > 1:
         argv += ["--distribute", "multi-worker"]
         cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(setup.workers)]}
@@ -248,7 +254,36 @@ def gpu_estimate(flops: float, batch: int, seq_len: int, epoch_tokens: float) ->
 def report(
     results: dict[str, dict[str, Any]], est: dict[str, Any], info: dict[str, Any], args: argparse.Namespace
 ) -> str:
-    lines = [common.machine_markdown(info), ""]
+    """The machine, the measured runs, and the estimates for PatentsView's abstracts."""
+    return "\n".join(
+        [
+            machine_markdown(info),
+            "",
+            runs_table(results),
+            "",
+            f"Corpus: {est['documents']:,} documents, {est['words_per_document']:.0f} words and "
+            f"{est['tokens_per_document']:.0f} tokens per document (measured). PatentsView's abstract "
+            f"table: about {est['patentsview_abstracts']:,} abstracts, so about "
+            f"{est['patentsview_epoch_tokens'] / 1e9:.2f} billion training tokens per epoch (estimate: this "
+            "corpus's tokens per abstract and training share).",
+            "",
+            estimates_table(results, est),
+            "",
+            f"Model: {est['parameters']:,} parameters, about {est['flops_per_word'] / 1e6:.1f} MFLOP per "
+            "trained word (6 x multiply-adds of the LSTM and output layer); this CPU sustains "
+            f"{est['cpu_flops'] / 1e9:.1f} GFLOP/s on it. Two pinned workers reach "
+            f"{est['machinery_efficiency']:.0%} of twice one pinned process. GPU bounds (words/s): "
+            + "; ".join(
+                f"{batch} windows a step: " + ", ".join(f"{k} {v:,.0f}" for k, v in g["bounds"].items())
+                for batch, g in est["gpus"].items()
+            )
+            + ".",
+        ]
+    )
+
+
+def runs_table(results: dict[str, dict[str, Any]]) -> str:
+    """One row per configuration measured, with its scaling efficiency."""
     base = {False: results["1 process"]["words_per_s"], True: results["1 process on 1 core"]["words_per_s"]}
     rows = [
         [
@@ -263,33 +298,14 @@ def report(
         ]
         for r in results.values()
     ]
-    headers = [
-        "run",
-        "batch per worker",
-        "global batch",
-        "words/s",
-        "scaling efficiency",
-        "epoch s",
-        "first epoch s",
-        "val loss",
-    ]
-    lines += [common.markdown_table(headers, rows, "lrrrrrrr"), ""]
-    lines.append(
-        f"Corpus: {est['documents']:,} documents, {est['words_per_document']:.0f} words and "
-        f"{est['tokens_per_document']:.0f} tokens per document (measured). PatentsView's abstract "
-        f"table: about {est['patentsview_abstracts']:,} abstracts, so about "
-        f"{est['patentsview_epoch_tokens'] / 1e9:.2f} billion training tokens per epoch (estimate: this "
-        "corpus's tokens per abstract and training share)."
-    )
-    lines.append("")
-    rows = [
-        [
-            "this machine, 1 process",
-            "measured rate",
-            f"{results['1 process']['words_per_s']:,.0f}",
-            f"{est['this_machine_epoch_h']:.1f}",
-        ]
-    ]
+    headers = ["run", "batch per worker", "global batch", "words/s", "scaling efficiency", "epoch s"]
+    return markdown_table([*headers, "first epoch s", "val loss"], rows, "lrrrrrrr")
+
+
+def estimates_table(results: dict[str, dict[str, Any]], est: dict[str, Any]) -> str:
+    """Hours per PatentsView epoch: measured here, estimated for N machines and for one GPU."""
+    one = results["1 process"]["words_per_s"]
+    rows = [["this machine, 1 process", "measured rate", f"{one:,.0f}", f"{est['this_machine_epoch_h']:.1f}"]]
     for r in est["machines"]:
         high, low = r["words_per_s"]
         rows.append(
@@ -309,22 +325,7 @@ def report(
                 f"{g['epoch_h']:.2f}",
             ]
         )
-    lines.append(
-        common.markdown_table(["where", "figure", "words/s", "hours per PatentsView epoch"], rows, "llrr")
-    )
-    lines.append("")
-    lines.append(
-        f"Model: {est['parameters']:,} parameters, about {est['flops_per_word'] / 1e6:.1f} MFLOP per "
-        "trained word (6 x multiply-adds of the LSTM and output layer); this CPU sustains "
-        f"{est['cpu_flops'] / 1e9:.1f} GFLOP/s on it. Two pinned workers reach "
-        f"{est['machinery_efficiency']:.0%} of twice one pinned process. GPU bounds (words/s): "
-        + "; ".join(
-            f"{batch} windows a step: " + ", ".join(f"{k} {v:,.0f}" for k, v in g["bounds"].items())
-            for batch, g in est["gpus"].items()
-        )
-        + "."
-    )
-    return "\n".join(lines)
+    return markdown_table(["where", "figure", "words/s", "hours per PatentsView epoch"], rows, "llrr")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.corpus).is_file():
         print(f"corpus {args.corpus} not found: pass --corpus", file=sys.stderr)
         return 2
-    info = common.machine_info()
+    info = machine_info()
     best: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         corpus, docs, words = subset(args.corpus, args.documents, Path(scratch))
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 if setup.label not in best or result["words_per_s"] > best[setup.label]["words_per_s"]:
                     best[setup.label] = result
     est = estimates(best, args, docs, words)
-    common.save_result(
+    save_result(
         NAME, {"machine": info, "args": vars(args), "results": best, "estimates": est}, args.result_json
     )
     print(report(best, est, info, args))

@@ -8,7 +8,7 @@ itself stays small (the constants are broadcast from two vectors). Each file is 
 fresh process that reports its load time, peak resident memory and milliseconds per generated word,
 and a file one product larger is shown to be refused. Prints Markdown tables.
 
-    python benchmarks/hostile_limits.py [--model MODEL.onnx] [--words 20] [--repeats 5]
+    python -m benchmarks.hostile_limits [--model MODEL.onnx] [--words 20] [--repeats 5]
 
 Needs the ``onnx`` package (the ``train`` extra) to build the file; the runtime loads it as usual.
 """
@@ -153,14 +153,20 @@ def largest_accepted(base: Path) -> tuple[bytes, int, int]:
     return build(base, products, constants), products, constants
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.hostile_limits",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default=str(BUNDLED_MODEL), help="the model to start from")
     parser.add_argument("--words", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     base = Path(args.model)
     data, products, constants = largest_accepted(base)
     refused = build(base, products + 1, constants)

@@ -1,7 +1,7 @@
 """One model under load: 32 threads x 200 generate calls against the same calls made one by one, and the
 process's resident memory over 20,000 calls. Prints Markdown tables.
 
-    python benchmarks/load.py [--model MODEL.onnx] [--calls 20000] [--threads 32]
+    python -m benchmarks.load [--model MODEL.onnx] [--calls 20000] [--threads 32]
 
 Without ``--model`` the bundled model is used.
 """
@@ -26,16 +26,22 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 1e6
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default=str(BUNDLED_MODEL))
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--calls-per-thread", type=int, default=200)
     parser.add_argument("--calls", type=int, default=20_000, help="calls of the memory run")
     parser.add_argument("--max-words", type=int, default=20)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     model = load(args.model)
     config = GenerationConfig(max_words=args.max_words, top_k=40)
     jobs = [(PROMPTS[i % len(PROMPTS)], i) for i in range(args.threads * args.calls_per_thread)]

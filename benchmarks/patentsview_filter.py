@@ -16,9 +16,9 @@ and prints a Markdown table: rows per second, CPU time, the child's peak residen
 spent decompressing, and the share the parser spent waiting for that thread. When the first is near
 100%, decompression sets the pace.
 
-    python benchmarks/patentsview_filter.py               # 1,000,000 rows: about a minute to generate
-    python benchmarks/patentsview_filter.py --rows 50000  # a quick look
-    python benchmarks/patentsview_filter.py --bombs 1024  # hostile members of 1 GiB instead (below)
+    python -m benchmarks.patentsview_filter               # 1,000,000 rows: about a minute to generate
+    python -m benchmarks.patentsview_filter --rows 50000  # a quick look
+    python -m benchmarks.patentsview_filter --bombs 1024  # hostile members of 1 GiB instead (below)
 
 With ``--bombs MIB`` it measures hostile abstract members instead, each ``MIB`` MiB unzipped: one line of
 NULs with no line break (a 1 GiB one zips to about 1 MB), and nothing but line breaks; a matching row
@@ -39,6 +39,8 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+from benchmarks.childproc import child_env
 
 QUERY = ("neural network", "deep learning")
 WORDS = (  # noqa: SIM905 (one string reads better than sixty)
@@ -222,7 +224,8 @@ def measure(kinds: list[str], folder: Path, repeat: int) -> dict[str, dict]:
     for _ in range(repeat):
         for kind in kinds:
             done = subprocess.run(
-                [sys.executable, __file__, "--child", kind, str(folder)],
+                [sys.executable, "-m", "benchmarks.patentsview_filter", "--child", kind, str(folder)],
+                env=child_env(quiet_tf=False),
                 capture_output=True,
                 text=True,
                 check=False,
@@ -235,14 +238,20 @@ def measure(kinds: list[str], folder: Path, repeat: int) -> dict[str, dict]:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.patentsview_filter", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="abstract (and patent) rows to generate")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the fastest counts")
     parser.add_argument("--keep", type=Path, help="generate into this folder and keep the files")
     parser.add_argument("--bombs", type=int, metavar="MIB", help="measure hostile members of MIB MiB instead")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "FOLDER"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.child:
         print(json.dumps(_child(args.child[0], Path(args.child[1]))))
         return

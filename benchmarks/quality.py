@@ -12,7 +12,7 @@ top prediction is the next word) and top-5 accuracy.
         wall-clock time as our model
     (d) our model, fp32 ONNX file        (e) our model, int8 ONNX file (the bundled one)
 
-Run: ``python benchmarks/quality.py`` (after ``make bundled-model``); ``--help`` for options.
+Run: ``python -m benchmarks.quality`` (after ``make bundled-model``); ``--help`` for options.
 """
 
 from __future__ import annotations
@@ -26,12 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import machine_info
-from ngram import KneserNeyTrigram, Unigram, score_stream
-from notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
-
+from benchmarks.environment import machine_info
+from benchmarks.ngram import KneserNeyTrigram, Unigram, score_stream
+from benchmarks.notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
 from nextword.corpus import CorpusConfig, rebuild_split
 from nextword.runtime import evaluate, load
 from nextword.runtime.default import BUNDLED_MODEL
@@ -221,7 +218,7 @@ def render(results, model, n_val_docs, our_seconds, budget_s, args) -> str:
         "and 2 words, across document boundaries.",
         f"- Files: fp32 {results['d']['file_mb']} MB, int8 {results['e']['file_mb']} MB.",
         f"- Machine: {machine['cpu']}, {machine['usable_cores']} cores, Python {machine['python']}; "
-        "command: `python benchmarks/quality.py` (`make quality`).",
+        "command: `python -m benchmarks.quality` (`make quality`).",
         "",
     ]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ Meanwhile ``/health`` is polled every 0.2 s. At the end the server must have not
 answered every health check, and its memory must be back near the baseline. Everything stays on
 127.0.0.1; the run stops after ``--requests`` or ``--max-seconds``, whichever comes first.
 
-    python benchmarks/serving_soak.py                  # 3,000 requests, a few minutes on two cores
+    python -m benchmarks.serving_soak                  # 3,000 requests, a few minutes on two cores
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ import time
 from collections import Counter
 from typing import Any
 
-import common
-from serving import PROMPT, Server, _chunks, _head, _read_head, request, rss_bytes
+from benchmarks.environment import machine_info
+from benchmarks.loopback import HOST, Server, chunks, head, read_head, request, rss_bytes
+from benchmarks.report import fmt_bytes, markdown_table
+from benchmarks.results import save_result
+from benchmarks.serving import PROMPT
 
 NAME = "serving_soak"
 BAD_BODIES = [
@@ -47,13 +50,13 @@ BAD_BODIES = [
 async def stream(port: int, body: dict[str, Any], hang_up: bool) -> int:
     """A streamed completion; returns the HTTP status. With ``hang_up``, closes after the first event."""
     data = json.dumps(body).encode()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection(HOST, port)
     try:
-        writer.write(_head("POST", "/v1/completions", "127.0.0.1", port, data) + data)
+        writer.write(head("POST", "/v1/completions", port, data) + data)
         await writer.drain()
-        status, _ = await _read_head(reader)
+        status, _ = await read_head(reader)
         if status == 200:
-            async for _ in _chunks(reader):
+            async for _ in chunks(reader):
                 if hang_up:
                     break
         return status
@@ -74,15 +77,11 @@ async def one_request(port: int, rng: random.Random, max_tokens: int) -> str:
     if roll < 0.90:
         kind = rng.randrange(len(BAD_BODIES) + 2)
         if kind < len(BAD_BODIES):
-            status, _ = await request(
-                "127.0.0.1", port, "POST", "/v1/completions", json.dumps(BAD_BODIES[kind]).encode()
-            )
+            status, _ = await request(port, "POST", "/v1/completions", json.dumps(BAD_BODIES[kind]).encode())
         elif kind == len(BAD_BODIES):
-            status, _ = await request("127.0.0.1", port, "POST", "/v1/completions", b'{"prompt": "x", ')
+            status, _ = await request(port, "POST", "/v1/completions", b'{"prompt": "x", ')
         else:
-            status, _ = await request(
-                "127.0.0.1", port, "POST", "/v1/score", b'{"text": "' + b"a " * 600_000 + b'"}'
-            )
+            status, _ = await request(port, "POST", "/v1/score", b'{"text": "' + b"a " * 600_000 + b'"}')
         return f"bad {status}"
     path, payload = rng.choice(
         [
@@ -91,7 +90,7 @@ async def one_request(port: int, rng: random.Random, max_tokens: int) -> str:
             ("/v1/score", {"text": PROMPT}),
         ]
     )
-    status, _ = await request("127.0.0.1", port, "POST", path, json.dumps(payload).encode())
+    status, _ = await request(port, "POST", path, json.dumps(payload).encode())
     return f"{path} {status}"
 
 
@@ -117,7 +116,7 @@ async def soak(port: int, requests: int, clients: int, max_seconds: float, seed:
         while not done.is_set():
             started = time.perf_counter()
             try:
-                status, _ = await asyncio.wait_for(request("127.0.0.1", port, "GET", "/health"), 5)
+                status, _ = await asyncio.wait_for(request(port, "GET", "/health"), 5)
                 if status != 200:
                     failures.append(f"status {status}")
             except (OSError, asyncio.TimeoutError) as exc:
@@ -157,15 +156,17 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
 async def idle(port: int, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        _, data = await request("127.0.0.1", port, "GET", "/health")
+        _, data = await request(port, "GET", "/health")
         state = json.loads(data)
         if (state["generations_in_flight"] == 0 and state["sequences"] == 0) or time.monotonic() > deadline:
             return state
         await asyncio.sleep(0.1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.serving_soak", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
@@ -173,17 +174,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="memory is read after each round")
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--json", help="also write the figures here")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
 
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Warm the server up, soak it in ``--rounds`` rounds; the figures, memory after each round included."""
     server = Server(args.model, [])
     pid = server.process.pid
     try:
         rss_start = rss_bytes(pid)
         warm = asyncio.run(soak(server.port, args.warmup, args.clients, args.max_seconds, seed=1))
         asyncio.run(idle(server.port))
-        baseline = rss_bytes(pid)
-        peak = baseline
-        result: dict[str, Any] = {}
+        baseline = peak = rss_bytes(pid)
         rounds: list[int] = []  # RSS after each round: flat if nothing leaks
 
         async def soak_and_watch(seed: int) -> dict[str, Any]:
@@ -199,74 +201,58 @@ def main() -> None:
             return task.result()
 
         parts = [asyncio.run(soak_and_watch(seed=2 + r)) for r in range(args.rounds)]
-        result = _merge(parts)
         final_state = asyncio.run(idle(server.port))
         after = rss_bytes(pid)
         alive = server.process.poll() is None
     finally:
         server.stop()
-    data = {
-        "machine": common.machine_info(),
+    return {
+        "machine": machine_info(),
         "args": vars(args),
         "warmup": warm,
-        "soak": result,
+        "soak": _merge(parts),
         "rss": {"start": rss_start, "baseline": baseline, "peak": peak, "after": after, "rounds": rounds},
         "final_health": final_state,
         "server_alive": alive,
     }
-    common.save_result(NAME, data, args.json)
+
+
+def report(data: dict[str, Any]) -> str:
+    """The outcomes, the health of the server and its memory, as Markdown tables."""
+    result, rss, final_state = data["soak"], data["rss"], data["final_health"]
     rows = [[kind, count] for kind, count in result["outcomes"].items()]
-    print(common.markdown_table(["request, status", "count"], rows, align="lr"))
-    print()
-    print(
-        common.markdown_table(
-            [
-                "requests",
-                "seconds",
-                "health checks",
-                "failed",
-                "slowest health ms",
-                "in flight after",
-                "server up",
-            ],
-            [
-                [
-                    result["requests"],
-                    f"{result['seconds']:.0f}",
-                    result["health_checks"],
-                    len(result["health_failures"]),
-                    f"{result['health_max_ms']:.0f}",
-                    final_state["generations_in_flight"],
-                    "yes" if alive else "NO",
-                ]
-            ],
-        )
+    health = [
+        result["requests"],
+        f"{result['seconds']:.0f}",
+        result["health_checks"],
+        len(result["health_failures"]),
+        f"{result['health_max_ms']:.0f}",
+        final_state["generations_in_flight"],
+        "yes" if data["server_alive"] else "NO",
+    ]
+    baseline, after = rss["baseline"], rss["after"]
+    growth = fmt_bytes(after - baseline) if after >= baseline else "-" + fmt_bytes(baseline - after)
+    memory = [*(fmt_bytes(rss[k]) for k in ("start", "baseline", "peak", "after")), growth]
+    health_headers = ["requests", "seconds", "health checks", "failed", "slowest health ms"]
+    memory_headers = ["RSS at start", "after warm-up (baseline)", "peak during soak", "after soak"]
+    return "\n\n".join(
+        [
+            markdown_table(["request, status", "count"], rows, align="lr"),
+            markdown_table([*health_headers, "in flight after", "server up"], [health]),
+            markdown_table([*memory_headers, "after - baseline"], [memory]),
+            "RSS after each round of the soak: " + ", ".join(fmt_bytes(r) for r in rss["rounds"]),
+        ]
     )
-    print()
-    print(
-        common.markdown_table(
-            [
-                "RSS at start",
-                "after warm-up (baseline)",
-                "peak during soak",
-                "after soak",
-                "after - baseline",
-            ],
-            [
-                [
-                    *(common.fmt_bytes(x) for x in (rss_start, baseline, peak, after)),
-                    common.fmt_bytes(after - baseline)
-                    if after >= baseline
-                    else "-" + common.fmt_bytes(baseline - after),
-                ]
-            ],
-        )
-    )
-    print()
-    print("RSS after each round of the soak: " + ", ".join(common.fmt_bytes(r) for r in rounds))
-    ok = alive and not result["health_failures"] and final_state["generations_in_flight"] == 0
-    sys.exit(0 if ok else 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    data = run(args)
+    save_result(NAME, data, args.json)
+    print(report(data))
+    ok = data["server_alive"] and not data["soak"]["health_failures"]
+    return 0 if ok and data["final_health"]["generations_in_flight"] == 0 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,16 +17,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-import common
+from benchmarks.bench_model import BenchModel, add_model_arguments, get_bench_model, validation_documents
+from benchmarks.childproc import child_env
+from benchmarks.decoding import PROMPT, generate_timer
+from benchmarks.environment import machine_info
+from benchmarks.paths import CACHE_DIR
+from benchmarks.report import fmt_bytes, fmt_stat, markdown_table
+from benchmarks.results import save_result
+from benchmarks.timing import interleaved
 
 NAME = "size_quality"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.size_quality",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common.add_common_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument(
         "--words", type=int, default=200, help="words per timed generation (default: %(default)s)"
     )
@@ -45,14 +54,14 @@ def export_has_int8() -> bool:
         [sys.executable, "-m", "nextword.cli.main", "export", "--help"],
         capture_output=True,
         text=True,
-        env=common.quiet_tf_env(),
+        env=child_env(),
     )
     return done.returncode == 0 and "--int8" in done.stdout
 
 
-def make_int8(bench: common.BenchModel) -> tuple[str, str]:
+def make_int8(bench: BenchModel) -> tuple[str, str]:
     """Write the int8 model next to the cached files; return its path and how it was made."""
-    out = common.CACHE_DIR / "quantized" / (Path(bench.model_path).stem + ".int8.onnx")
+    out = CACHE_DIR / "quantized" / (Path(bench.model_path).stem + ".int8.onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     if bench.run_dir and export_has_int8():
         command = [
@@ -65,7 +74,7 @@ def make_int8(bench: common.BenchModel) -> tuple[str, str]:
             str(out),
             "--int8",
         ]
-        done = subprocess.run(command, capture_output=True, text=True, env=common.quiet_tf_env())
+        done = subprocess.run(command, capture_output=True, text=True, env=child_env())
         if done.returncode != 0:
             raise RuntimeError(f"nextword export --int8 failed: {done.stderr.strip()[-500:]}")
         return str(out), "`nextword export --int8`"
@@ -76,11 +85,11 @@ def make_int8(bench: common.BenchModel) -> tuple[str, str]:
     return str(out), f"`onnxruntime.quantization.quantize_dynamic` (QInt8 weights) on the fp32 file ({why})"
 
 
-def measure(args: argparse.Namespace, bench: common.BenchModel) -> dict[str, Any]:
+def measure(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
     from nextword.runtime import evaluate, load
 
     fp32 = load(bench.model_path)
-    documents = common.validation_documents(bench.corpus, fp32.info)
+    documents = validation_documents(bench.corpus, fp32.info)
     files: dict[str, Any] = {"fp32": {"path": bench.model_path, "made_by": "`nextword export`"}}
     models = {"fp32": fp32}
     print("size_quality: making the int8 file", file=sys.stderr, flush=True)
@@ -101,11 +110,9 @@ def measure(args: argparse.Namespace, bench: common.BenchModel) -> dict[str, Any
     print("size_quality: generation speed, interleaved", file=sys.stderr, flush=True)
     timers = {}
     for name, model in models.items():
-        timer, seeds, _ = common.generate_timer(
-            model, common.PROMPT, args.words, args.temperature, args.repeats
-        )
+        timer, seeds, _ = generate_timer(model, PROMPT, args.words, args.temperature, args.repeats)
         timers[name] = (timer, seeds)
-    for name, timed in common.interleaved(timers).items():
+    for name, timed in interleaved(timers).items():
         files[name]["generation"] = timed
     for name, model in models.items():
         print(f"size_quality: evaluating {name}", file=sys.stderr, flush=True)
@@ -121,16 +128,16 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
     fp32 = files["fp32"]
     for name, f in files.items():
         if f.get("failed"):
-            rows.append([name, common.fmt_bytes(f.get("bytes")), "skipped", "", "", "", ""])
+            rows.append([name, fmt_bytes(f.get("bytes")), "skipped", "", "", "", ""])
             notes.append(f"{name}: {f['failed']}")
             continue
         ev = f["evaluation"]
         rows.append(
             [
                 name,
-                common.fmt_bytes(f["bytes"]),
+                fmt_bytes(f["bytes"]),
                 f"{f['bytes'] / fp32['bytes']:.2f}×",
-                common.fmt_stat(f["generation"]["ms_per_word"]),
+                fmt_stat(f["generation"]["ms_per_word"]),
                 f"{ev['perplexity']:.1f}",
                 f"{ev['accuracy']:.1%}",
                 f"{ev['top5_accuracy']:.1%}",
@@ -144,7 +151,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         f"{settings['repeats']} runs with the interquartile range. Quality: `nextword.runtime.evaluate` "
         f"over the {result['val_documents']:,} validation documents ({words:,} predicted words).",
         "",
-        common.markdown_table(headers, rows),
+        markdown_table(headers, rows),
     ]
     if notes:
         parts += ["", *[f"- {n}" for n in notes]]
@@ -157,15 +164,15 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bench = common.get_bench_model(args, need_run=False, need_model=True)
+    bench = get_bench_model(args, need_run=False, need_model=True)
     result = {
         "name": NAME,
         "settings": {"words": args.words, "repeats": args.repeats, "temperature": args.temperature},
         "model": bench.to_dict(),
-        "machine": common.machine_info(),
+        "machine": machine_info(),
         **measure(args, bench),
     }
-    print(f"wrote {common.save_result(NAME, result, args.result_json)}", file=sys.stderr)
+    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
     print(render(result))
     return 0
 

@@ -24,11 +24,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import common
+from benchmarks.bench_model import BenchModel, add_model_arguments, get_bench_model
+from benchmarks.childproc import child_env, run_child
+from benchmarks.decoding import PROMPT
+from benchmarks.environment import machine_info
+from benchmarks.paths import CACHE_DIR, REPO
+from benchmarks.report import fmt_bytes, fmt_stat, markdown_table
+from benchmarks.results import save_result
+from benchmarks.timing import summarize
 
 NAME = "startup"
 COLD_START_TARGET_S = 0.5
-VENV_CACHE = common.CACHE_DIR / "venv-sizes.json"
+VENV_CACHE = CACHE_DIR / "venv-sizes.json"
 # Top-level entries of the repository that a package install does not need.
 NOT_PACKAGED = {
     ".git",
@@ -47,9 +54,11 @@ NOT_PACKAGED = {
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.startup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common.add_common_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument(
         "--repeats", type=int, default=7, help="timed runs per light process (default: %(default)s)"
     )
@@ -68,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def processes(model_path: str, run_dir: str | None) -> dict[str, tuple[str, str]]:
     """Label and ``python -c`` code of each process measured."""
-    prompt = json.dumps(common.PROMPT)
+    prompt = json.dumps(PROMPT)
     load = f"from nextword.runtime import load; m = load({model_path!r}); "
     out = {
         "python": ("`python -c pass` (the interpreter alone)", "pass"),
@@ -113,35 +122,35 @@ print(json.dumps({"import numpy": t1 - t0, "import onnxruntime": t2 - t1, "impor
 
 def measure_breakdown(model_path: str, repeats: int) -> dict[str, Any]:
     """Where the runtime's cold start goes, timed inside fresh processes (interpreter start excluded)."""
-    command = [sys.executable, "-c", BREAKDOWN, model_path, common.PROMPT]
-    common.run_child(command)
+    command = [sys.executable, "-c", BREAKDOWN, model_path, PROMPT]
+    run_child(command)
     phases: dict[str, list[float]] = {}
     for _ in range(repeats):
-        done = common.run_child(command)
+        done = run_child(command)
         if done.returncode != 0:
             return {}
         for phase, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
             phases.setdefault(phase, []).append(seconds)
-    return {phase: common.summarize(values) for phase, values in phases.items()}
+    return {phase: summarize(values) for phase, values in phases.items()}
 
 
-def measure_processes(args: argparse.Namespace, bench: common.BenchModel) -> dict[str, Any]:
-    env = common.quiet_tf_env()
+def measure_processes(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
+    env = child_env()
     results = {}
     for key, (label, code) in processes(bench.model_path, bench.run_dir).items():
         print(f"startup: {key}", file=sys.stderr, flush=True)
         heavy = key in ("tensorflow", "keras")
         repeats = args.tf_repeats if heavy else args.repeats
         command = [sys.executable, "-c", code]
-        warm = common.run_child(command, env=env)  # untimed: fills the page cache
+        warm = run_child(command, env=env)  # untimed: fills the page cache
         if warm.returncode != 0:
             results[key] = {"label": label, "failed": True, "error": warm.stderr.strip().splitlines()[-3:]}
             continue
-        runs = [common.run_child(command, env=env) for _ in range(repeats)]
+        runs = [run_child(command, env=env) for _ in range(repeats)]
         results[key] = {
             "label": label,
-            "wall_s": common.summarize([r.wall_s for r in runs]),
-            "peak_rss_bytes": common.summarize([r.peak_rss_bytes or 0 for r in runs]),
+            "wall_s": summarize([r.wall_s for r in runs]),
+            "peak_rss_bytes": summarize([r.peak_rss_bytes or 0 for r in runs]),
             "failed": any(r.returncode for r in runs),
         }
     return results
@@ -153,7 +162,7 @@ def measure_processes(args: argparse.Namespace, bench: common.BenchModel) -> dic
 def _packaging_key() -> dict[str, str]:
     """What the venv sizes depend on: the Python version and the runtime's and ``train``'s requirements
     (the whole pyproject.toml where ``tomllib`` is missing, before Python 3.11)."""
-    text = (common.REPO / "pyproject.toml").read_bytes()
+    text = (REPO / "pyproject.toml").read_bytes()
     try:
         import tomllib
 
@@ -175,7 +184,7 @@ def venv_sizes(mode: str) -> dict[str, Any] | None:
     print("startup: creating venvs to measure their size (downloads TensorFlow)", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="nextword-venvs-") as tmp:
         src = Path(tmp) / "src"
-        shutil.copytree(common.REPO, src, ignore=_ignore_unpackaged, symlinks=True)
+        shutil.copytree(REPO, src, ignore=_ignore_unpackaged, symlinks=True)
         sizes = {}
         for name, spec in (("runtime", str(src)), ("train", f"{src}[train]")):
             venv = Path(tmp) / name
@@ -202,7 +211,7 @@ def venv_sizes(mode: str) -> dict[str, Any] | None:
 
 
 def _ignore_unpackaged(directory: str, names: list[str]) -> set[str]:
-    if Path(directory).resolve() != common.REPO:
+    if Path(directory).resolve() != REPO:
         return {n for n in names if n == "__pycache__"}
     return {n for n in names if n in NOT_PACKAGED or n.startswith(".") or n.endswith((".egg-info", ".onnx"))}
 
@@ -267,9 +276,9 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         rows.append(
             [
                 proc["label"],
-                common.fmt_stat(proc["wall_s"]),
+                fmt_stat(proc["wall_s"]),
                 proc["wall_s"]["n"],
-                common.fmt_bytes(proc["peak_rss_bytes"]["median"]),
+                fmt_bytes(proc["peak_rss_bytes"]["median"]),
             ]
         )
     parts = [
@@ -278,7 +287,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         "untimed run that warms the page cache; peak RSS is the median of the processes' maximum resident "
         "memory.",
         "",
-        common.markdown_table(["process", "wall time, s (spread)", "runs", "peak RSS"], rows),
+        markdown_table(["process", "wall time, s (spread)", "runs", "peak RSS"], rows),
     ]
     t = targets(result)[0]
     parts += ["", f"Target: {t['target']}: **{t['measured']}** ({'met' if t['met'] else 'not met'})."]
@@ -289,7 +298,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
             "Where the runtime's cold start goes, timed inside the process (ms, median; the interpreter's "
             "own start-up is the `python -c pass` row above):",
             "",
-            common.markdown_table(["phase", "ms"], rows),
+            markdown_table(["phase", "ms"], rows),
         ]
     sizes = result.get("venv_sizes")
     if sizes and not sizes.get("failed"):
@@ -297,11 +306,11 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         rows = []
         labels = {"runtime": "`pip install nextword` (runtime)", "train": '`pip install "nextword[train]"`'}
         for name, v in venvs.items():
-            largest = ", ".join(f"{k} {common.fmt_bytes(b)}" for k, b in v["largest"][:3])
+            largest = ", ".join(f"{k} {fmt_bytes(b)}" for k, b in v["largest"][:3])
             rows.append(
                 [
                     labels[name],
-                    common.fmt_bytes(v["bytes"]),
+                    fmt_bytes(v["bytes"]),
                     v["distributions"],
                     f"{v['install_seconds']:.0f} s",
                     largest,
@@ -312,12 +321,10 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         parts += [
             "",
             f"**Disk**: `site-packages` of a fresh venv (apparent size, pip included: a bare venv holds "
-            f"{common.fmt_bytes(venvs['runtime']['bare_venv_bytes'])}); {when}. The runtime install is "
+            f"{fmt_bytes(venvs['runtime']['bare_venv_bytes'])}); {when}. The runtime install is "
             f"{ratio:.0f}× smaller.",
             "",
-            common.markdown_table(
-                ["venv", "site-packages", "distributions", "install time", "largest"], rows
-            ),
+            markdown_table(["venv", "site-packages", "distributions", "install time", "largest"], rows),
         ]
     elif sizes:
         parts += ["", f"Venv sizes could not be measured: {' '.join(sizes.get('error', []))}"]
@@ -332,18 +339,18 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bench = common.get_bench_model(args, need_run=False, need_model=True)
+    bench = get_bench_model(args, need_run=False, need_model=True)
     result = {
         "name": NAME,
         "settings": {"repeats": args.repeats, "tf_repeats": args.tf_repeats},
         "model": bench.to_dict(),
-        "machine": common.machine_info(),
+        "machine": machine_info(),
         "processes": measure_processes(args, bench),
         "breakdown": measure_breakdown(bench.model_path, args.repeats),
         "venv_sizes": venv_sizes(args.venv_sizes),
     }
     result["targets"] = targets(result)
-    print(f"wrote {common.save_result(NAME, result, args.result_json)}", file=sys.stderr)
+    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
     print(render(result))
     return 0
 

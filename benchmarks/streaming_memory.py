@@ -24,8 +24,8 @@ words drawn from a Zipf distribution (exponent 1.1) over ``--vocab`` distinct ma
 one in twelve followed by a comma. Words are counted as the generator writes them (whitespace
 separated); the tokenizer's figures (``tokens``) also count the punctuation marks and ``<eod>``.
 
-    python benchmarks/streaming_memory.py --words 10000000
-    python benchmarks/streaming_memory.py --words 120000000 --passes-only   # about 1,000,000 documents
+    python -m benchmarks.streaming_memory --words 10000000
+    python -m benchmarks.streaming_memory --words 120000000 --passes-only   # about 1,000,000 documents
 """
 
 from __future__ import annotations
@@ -39,13 +39,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import common
-import numpy as np
+from benchmarks.childproc import child_env, run_child
+from benchmarks.environment import machine_info
+from benchmarks.paths import CACHE_DIR
+from benchmarks.report import fmt_bytes, fmt_num, markdown_table
+from benchmarks.results import save_result
+from benchmarks.synthetic_corpus import corpus_for
 
 NAME = "streaming_memory"
 DEFAULT_WORDS = 100_000_000
-CHUNK_WORDS = 1_000_000  # words generated per numpy draw
-SYLLABLES = [c + v for c in "bdfghklmnprstvz" for v in ("a", "e", "i", "o", "u", "ai", "ou")]
 STAGES = [
     ("count", "1. read, deduplicate, split"),
     ("vocabulary", "2. vocabulary (training words)"),
@@ -58,7 +60,9 @@ STAGES = [
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.streaming_memory",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--words", type=int, default=DEFAULT_WORDS, help="words of the large corpus (default: %(default)s)"
@@ -77,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--workdir",
-        default=str(common.CACHE_DIR / "streaming"),
+        default=str(CACHE_DIR / "streaming"),
         help="where the corpora and run folders go (default: %(default)s)",
     )
     parser.add_argument(
@@ -99,78 +103,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--child", metavar="CORPUS", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-# ----------------------------------------------------------------------------- the corpus
-
-
-def make_vocabulary(size: int, seed: int = 0) -> list[str]:
-    """``size`` distinct pronounceable made-up words of 1-4 syllables, shortest (most frequent) first."""
-    rng = np.random.default_rng(seed)
-    words: list[str] = []
-    seen: set[str] = set()
-    while len(words) < size:
-        n_syllables = 1 + min(3, len(words) // 200 + int(rng.integers(0, 2)))  # frequent words are short
-        word = "".join(SYLLABLES[i] for i in rng.integers(0, len(SYLLABLES), n_syllables))
-        if word not in seen:
-            seen.add(word)
-            words.append(word)
-    return words
-
-
-def generate_corpus(path: Path, words: int, vocab: int, seed: int = 0) -> dict[str, Any]:
-    """Write a corpus of ``words`` words to ``path`` (plain text); returns its facts."""
-    rng = np.random.default_rng(seed)
-    vocabulary = np.array(make_vocabulary(vocab, seed), dtype=object)
-    ranks = np.arange(1, vocab + 1, dtype=np.float64)
-    probabilities = ranks**-1.1
-    probabilities /= probabilities.sum()
-    with_comma = np.array([w + "," for w in vocabulary], dtype=object)
-    with_stop = np.array([w + "." for w in vocabulary], dtype=object)
-    documents = written = sentences_left = 0
-    started = time.perf_counter()
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        while written < words:
-            n = min(CHUNK_WORDS, words - written)
-            ids = rng.choice(vocab, size=n, p=probabilities)
-            # Sentences of 6-24 words (the chunk's last one ends at the chunk's end); each document
-            # is 4-12 sentences and may go on in the next chunk.
-            ends = np.cumsum(rng.integers(6, 25, size=n // 6 + 2))
-            ends = np.append(ends[ends < n], n)
-            tokens = np.where(rng.random(n) < 1 / 12, with_comma[ids], vocabulary[ids])
-            tokens[ends - 1] = with_stop[ids[ends - 1]]
-            start = 0
-            pieces: list[str] = []
-            for end in ends.tolist():
-                if sentences_left == 0:
-                    sentences_left = int(rng.integers(4, 13))
-                sentences_left -= 1
-                documents += sentences_left == 0
-                pieces.append(" ".join(tokens[start:end].tolist()) + ("\n\n" if sentences_left == 0 else " "))
-                start = end
-            f.write("".join(pieces))
-            written += n
-    documents += sentences_left > 0  # the last document, unfinished: it ends with the file
-    os.replace(tmp, path)
-    seconds = time.perf_counter() - started
-    return {"words": words, "documents": documents, "bytes": path.stat().st_size, "seconds": seconds}
-
-
-def corpus_for(workdir: Path, words: int, vocab: int) -> tuple[Path, dict[str, Any]]:
-    """The corpus of ``words`` words in ``workdir``, generated unless a matching one is there."""
-    path = workdir / f"corpus-{words}.txt"
-    stamp = path.with_suffix(".json")
-    wanted = {"words": words, "vocab": vocab, "generator": 1}
-    if path.is_file() and stamp.is_file():
-        facts = json.loads(stamp.read_text())
-        if {k: facts.get(k) for k in wanted} == wanted:
-            return path, facts
-    print(f"generating {words:,} words into {path}", file=sys.stderr)
-    facts = {**generate_corpus(path, words, vocab), **wanted}
-    print(f"  {facts['seconds']:.0f} s, {facts['bytes'] / 1e6:.0f} MB", file=sys.stderr)
-    stamp.write_text(json.dumps(facts, indent=2) + "\n")
-    return path, facts
 
 
 # ----------------------------------------------------------------------------- the child: one data path
@@ -277,8 +209,8 @@ def _train_stages(
 
     from nextword.train.config import ModelConfig, TrainConfig
     from nextword.train.data import DiskWindows
+    from nextword.train.fit import build_optimizer, compile_model  # the trainer's optimizer and loss
     from nextword.train.model import build_model
-    from nextword.train.trainer import _compile  # the trainer's own loss, metrics and optimizer
 
     config = TrainConfig(
         out=str(run_dir),
@@ -304,7 +236,7 @@ def _train_stages(
     with Stage(stages, "train_steps"):
         keras.utils.set_random_seed(0)
         model = build_model(config.model, vocab_size)
-        _compile(model, config, steps_per_epoch=len(train_windows))
+        compile_model(model, build_optimizer(config, len(train_windows)))
         model.fit(
             train_windows.dataset(),
             steps_per_epoch=args.steps,
@@ -324,12 +256,20 @@ def _train_stages(
 
 def measure(args: argparse.Namespace, corpus: Path) -> dict[str, Any]:
     out = Path(args.workdir) / f"{corpus.stem}-result.json"
-    command = [sys.executable, __file__, "--child", str(corpus), "--child-out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.streaming_memory",
+        "--child",
+        str(corpus),
+        "--child-out",
+        str(out),
+    ]
     command += ["--steps", str(args.steps), "--seq-len", str(args.seq_len)]
     command += ["--batch-size", str(args.batch_size), "--lstm-units", str(args.lstm_units)]
     command += ["--passes-only"] * args.passes_only + ["--keep-duplicates"] * args.keep_duplicates
     print(f"measuring {corpus}", file=sys.stderr)
-    result = common.run_child(command, env=common.quiet_tf_env())
+    result = run_child(command, env=child_env())
     if result.returncode != 0:
         raise SystemExit(f"the child for {corpus} failed:\n{result.stderr[-4000:]}")
     data = json.loads(out.read_text())
@@ -362,25 +302,25 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             stage = size["data"]["stages"][name]
             words = stage_words(name, size["corpus"], size["data"], args)
             row += [
-                common.fmt_num(stage["seconds"]),
-                common.fmt_num(words / stage["seconds"]),
-                common.fmt_bytes(stage["peak_rss_bytes"]),
+                fmt_num(stage["seconds"]),
+                fmt_num(words / stage["seconds"]),
+                fmt_bytes(stage["peak_rss_bytes"]),
             ]
         rows.append(row)
     baseline = ["RSS after imports" + ("" if args.passes_only else " (TensorFlow included)")]
     whole = ["whole child: wall time, peak RSS"]
     for size in sizes:
-        baseline += ["", "", common.fmt_bytes(size["data"]["rss_after_imports_bytes"])]
+        baseline += ["", "", fmt_bytes(size["data"]["rss_after_imports_bytes"])]
         whole += [
-            common.fmt_num(size["data"]["child_wall_s"]),
+            fmt_num(size["data"]["child_wall_s"]),
             "",
-            common.fmt_bytes(size["data"]["peak_rss_bytes"]),
+            fmt_bytes(size["data"]["peak_rss_bytes"]),
         ]
     rows += [baseline, whole]
     facts = ["corpus: documents / file / train.ids+val.ids"]
     for size in sizes:
         c, d = size["corpus"], size["data"]
-        facts += [f"{d['documents']:,}", common.fmt_bytes(c["bytes"]), common.fmt_bytes(d["ids_bytes"])]
+        facts += [f"{d['documents']:,}", fmt_bytes(c["bytes"]), fmt_bytes(d["ids_bytes"])]
     rows.append(facts)
     dedup = ["exact duplicates / near-duplicate groups (documents)"]
     for size in sizes:
@@ -403,13 +343,13 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"{d['train_tokens']:,}",
         ]
     rows.append(model)
-    return common.markdown_table(headers, rows)
+    return markdown_table(headers, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        common.save_result(NAME, child(args), args.child_out)
+        save_result(NAME, child(args), args.child_out)
         return 0
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -420,11 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.delete_corpora:
             corpus.unlink()
     results = {
-        "machine": common.machine_info(),
+        "machine": machine_info(),
         "settings": {k: v for k, v in vars(args).items() if k not in ("child", "child_out")},
         "sizes": sizes,
     }
-    path = common.save_result(NAME, results, args.result_json)
+    path = save_result(NAME, results, args.result_json)
     print(markdown(results, args))
     print(f"\nfigures: {path}", file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ tokenizer built on the training documents:
 * ours: ``build_model``, ``WindowBatches`` and ``TrainConfig``'s defaults: windows of 50 words, every
   position predicts its next word, integer labels, batches of 64 windows, Adam 2e-3 with clipnorm 1
   at a constant rate (the trainer's loss, without its learning-rate schedule);
-* the notebook's (``notebook_recipe.py``): overlapping 50-word windows, only the next word, one-hot
+* the notebook's (``benchmarks.notebook_recipe``): overlapping 50-word windows, only the next word, one-hot
   int8 labels, batches of 2,048 windows, Adam.
 
 Both networks have the notebook's sizes: embedding 100 and one LSTM of 64 units (``--units``).
@@ -31,8 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import common
 import numpy as np
+
+from benchmarks.bench_model import add_model_arguments
+from benchmarks.childproc import child_env, run_child
+from benchmarks.environment import machine_info
+from benchmarks.report import fmt_bytes, markdown_table
+from benchmarks.results import save_result
 
 NAME = "training"
 RECIPES = {
@@ -45,9 +50,11 @@ EVAL_BATCH = 512
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common.add_common_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument(
         "--budget",
         type=float,
@@ -141,8 +148,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     """Train one recipe for the budget, then score it on the shared validation windows."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    from notebook_recipe import BATCH_SIZE, build_notebook_model, notebook_windows, one_hot_int8
 
+    from benchmarks.notebook_recipe import BATCH_SIZE, build_notebook_model, notebook_windows, one_hot_int8
     from nextword.corpus import CorpusConfig, split_corpus
     from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig
 
@@ -271,7 +278,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             out = Path(tmp) / "result.json"
             command = [
                 sys.executable,
-                str(Path(__file__).resolve()),
+                "-m",
+                "benchmarks.training",
                 "--child",
                 recipe,
                 "--child-out",
@@ -287,7 +295,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "--max-val-windows",
                 str(args.max_val_windows),
             ]
-            done = common.run_child(command, env=common.quiet_tf_env())
+            done = run_child(command, env=child_env())
             if done.returncode != 0 or not out.is_file():
                 tail = "\n".join(done.stderr.strip().splitlines()[-15:])
                 print(f"training: {recipe} failed ({done.returncode}):\n{tail}", file=sys.stderr)
@@ -323,7 +331,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
                 f"{run['params']:,}",
                 f"{run['words_per_s']:,.0f}",
                 epoch,
-                common.fmt_bytes(run["peak_rss_bytes"]),
+                fmt_bytes(run["peak_rss_bytes"]),
                 f"{run['train_seconds']:.0f} s, {run['epochs_done']:.2f} epochs",
                 f"{run['val_loss']:.3f}",
                 f"{run['val_perplexity']:.0f}",
@@ -352,7 +360,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         f"accuracy of the word after each 50-word window of the validation documents "
         f"({_val_windows(runs)} windows), the notebook's own task, scored the same way for both.",
         "",
-        common.markdown_table(headers, rows),
+        markdown_table(headers, rows),
     ]
     ours, nb = runs.get("ours"), runs.get("notebook")
     if ours and nb and not ours.get("failed") and not nb.get("failed"):
@@ -361,7 +369,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
             f"Ours trains {ours['words_per_s'] / nb['words_per_s']:,.1f}× more words per second, an epoch "
             f"takes {nb['epoch_seconds'] / ours['epoch_seconds']:,.1f}× less time, and it peaks at "
             f"{nb['peak_rss_bytes'] / ours['peak_rss_bytes']:,.1f}× less memory; the notebook's one-hot "
-            f"labels alone take {common.fmt_bytes(nb['settings']['labels_bytes'])}. After the same "
+            f"labels alone take {fmt_bytes(nb['settings']['labels_bytes'])}. After the same "
             f"{settings['budget']:g} s, validation loss is {ours['val_loss']:.3f} (ours) against "
             f"{nb['val_loss']:.3f} (notebook). An epoch of ours predicts every one of the "
             f"{ours['words_per_epoch']:,} training words; the notebook's predicts {nb['words_per_epoch']:,} "
@@ -400,10 +408,10 @@ def main(argv: list[str] | None = None) -> int:
             "max_val_windows": args.max_val_windows,
             "corpus": str(Path(args.corpus).resolve()),
         },
-        "machine": common.machine_info(),
+        "machine": machine_info(),
         **measure(args),
     }
-    print(f"wrote {common.save_result(NAME, result, args.result_json)}", file=sys.stderr)
+    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
     print(render(result))
     return 0
 

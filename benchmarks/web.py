@@ -2,7 +2,7 @@
 and in headless Chromium (WASM; WebGPU where the browser offers an adapter), the bytes a page downloads
 (raw, gzip, brotli), and how often seeded texts equal Python's.
 
-    python benchmarks/web.py [--model M.onnx] [--rounds 3] [--words 200] [--parity 300] [--write docs/web.md]
+    python -m benchmarks.web [--model M.onnx] [--rounds 3] [--words 200] [--parity 300] [--write docs/web.md]
 
 Needs Node and web/node_modules (``make web-setup``); the browser rows need chromium, chromedriver and
 selenium. Each round runs Python, Node and the browser one after the other, each in a fresh process (a
@@ -202,8 +202,8 @@ def _first_difference(a: str, b: str) -> int:
     return next((i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.web", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=BUNDLED)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--words", type=int, default=200)
@@ -212,7 +212,11 @@ def main() -> None:
     )
     parser.add_argument("--parity", type=int, default=300, help="seeded generations compared (0: skip)")
     parser.add_argument("--write", type=Path, help="rewrite the figures between the markers of this file")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
 
     server = _example_server().start(args.model)
     results: dict[str, list[dict[str, Any]]] = {

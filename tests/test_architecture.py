@@ -1,5 +1,5 @@
 """The shape of the house, enforced: no import loop between modules, no private name used across
-packages."""
+packages, no module that outgrows one job."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+MAX_LINES = 450  # "about 400 lines": one job per file
 
 
 def package_dirs() -> dict[str, Path]:
@@ -122,6 +123,26 @@ def test_no_private_name_is_imported_across_packages():
                     f"{path.relative_to(ROOT)}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}"
                 )
     assert not offences, "\n".join(offences)
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_files_hold_one_job(name):
+    path = modules()[name]
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines; split it by job"
+
+
+def test_benchmarks_are_a_package_without_path_edits():
+    assert "benchmarks" in package_dirs(), "benchmarks/__init__.py is missing"
+    edits = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for name, path in modules().items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and ast.unparse(node).startswith("sys.path.")
+    ]
+    assert not edits, "sys.path edited (run benchmarks as python -m benchmarks.NAME instead): " + ", ".join(
+        edits
+    )
 
 
 def _private(name: str) -> bool:

@@ -365,3 +365,29 @@ def test_overwrite_keeps_the_old_run_when_the_new_corpus_is_bad(run_dir, tiny_co
             )
         )
     assert (old / "model.keras").is_file() and (old / "metrics.json").is_file()
+
+
+def test_the_trainers_optimizer_and_compile_step_train_with_model_fit(tiny_config):
+    # benchmarks/streaming_memory.py trains through model.fit with these two public functions.
+    import keras
+
+    from nextword.train.fit import build_optimizer, compile_model
+    from nextword.train.model import build_model
+
+    config = replace(tiny_config, epochs=3, lr_schedule="cosine")
+    optimizer = build_optimizer(config, steps_per_epoch=4)
+    assert optimizer.clipnorm == config.clipnorm
+    schedule = optimizer._learning_rate  # 3 epochs of 4 steps: from learning_rate down to 5% of it
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert float(schedule(0)) == pytest.approx(config.learning_rate)
+    assert float(schedule(12)) == pytest.approx(config.learning_rate * 0.05)
+    model = build_model(config.model, vocab_size=40)
+    compile_model(model, optimizer)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 40, size=(8, 5)).astype("int32")
+    y, weights = np.roll(x, -1, axis=1), np.ones((8, 5), dtype="float32")
+    weights[:, -1] = 0  # padding positions count for nothing
+    history = model.fit(x, y, sample_weight=weights, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert {"accuracy", "top5_accuracy"} <= set(history.history)
+    assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)

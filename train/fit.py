@@ -27,7 +27,16 @@ from .loop import TrainingLoop
 from .model import build_model, copy_weights
 from .recorder import RunRecorder, epochs_since_best
 
-__all__ = ["RECORD_WINDOWS_ENV", "SESSION_FIELDS", "SessionResult", "Start", "fit_session", "global_batch"]
+__all__ = [
+    "RECORD_WINDOWS_ENV",
+    "SESSION_FIELDS",
+    "SessionResult",
+    "Start",
+    "build_optimizer",
+    "compile_model",
+    "fit_session",
+    "global_batch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +115,9 @@ def fit_session(
         "patience": config.patience,
         "max_minutes": config.max_minutes,
         "optimizer": keras.optimizers.serialize(
-            start.saved.optimizer if start.saved is not None else _optimizer(config, workers, len(windows))
+            start.saved.optimizer
+            if start.saved is not None
+            else build_optimizer(config, len(windows), replicas=workers.replicas)
         ),
     }
     with lost_workers(workers):
@@ -121,7 +132,7 @@ def fit_session(
         model = build_model(config.model, vocab_size, mixed_precision=config.mixed_precision)
         if config.embeddings and config.freeze_embeddings:
             model.get_layer("embedding").trainable = False
-        _compile(model, keras.optimizers.deserialize(plan["optimizer"]))
+        compile_model(model, keras.optimizers.deserialize(plan["optimizer"]))
         model.optimizer.build(model.trainable_variables)
     if workers.is_chief:
         _set_start(model, start)
@@ -177,11 +188,14 @@ def fit_session(
     )
 
 
-def _optimizer(config: TrainConfig, workers: Workers, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam at ``config.learning_rate_for(replicas)``, cosine-decayed over ``epochs`` epochs unless
-    the schedule is constant; wrapped for loss scaling under mixed precision."""
+def build_optimizer(
+    config: TrainConfig, steps_per_epoch: int, *, replicas: int = 1
+) -> keras.optimizers.Optimizer:
+    """The trainer's optimizer for a fresh run: Adam at ``config.learning_rate_for(replicas)`` with
+    ``config.clipnorm``, cosine-decayed over ``config.epochs`` epochs of ``steps_per_epoch`` steps
+    unless ``config.lr_schedule`` is constant; wrapped for loss scaling under mixed precision."""
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate_for(
-        workers.replicas
+        replicas
     )
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(
@@ -191,8 +205,11 @@ def _optimizer(config: TrainConfig, workers: Workers, steps_per_epoch: int) -> k
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
 
-def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
-    """Compile as the saved files expect (the loop computes the same loss and metrics itself)."""
+def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+    """Compile ``model`` with ``optimizer`` and the trainer's loss and metrics, as the run's saved files
+    expect: cross-entropy on logits averaged over the real (weight 1) positions, accuracy and top-5
+    accuracy. The trainer's own loop computes the same loss and metrics itself; with them, ``model.fit``
+    on a :class:`~nextword.train.data.DiskWindows` dataset optimizes the trainer's objective."""
     model.compile(
         optimizer=optimizer,
         # Averaged over real (weight 1) positions only: the padding at the end of the stream is ignored.

@@ -1,0 +1,31 @@
+"""Each benchmark's figures as a JSON file, by default ``benchmarks/.cache/results/NAME.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.paths import RESULTS_DIR
+
+__all__ = ["load_result", "result_path", "save_result"]
+
+
+def result_path(name: str, path: str | Path | None = None) -> Path:
+    """``path`` if given, else the default place of benchmark ``name``'s figures."""
+    return Path(path) if path else RESULTS_DIR / f"{name}.json"
+
+
+def save_result(name: str, data: dict[str, Any], path: str | Path | None = None) -> Path:
+    """Write ``data`` as the figures of benchmark ``name``; returns the file written."""
+    out = result_path(name, path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out)  # a reader never sees half a file
+    return out
+
+
+def load_result(name: str, path: str | Path | None = None) -> dict[str, Any]:
+    """The figures benchmark ``name`` last wrote."""
+    return json.loads(result_path(name, path).read_text(encoding="utf-8"))

@@ -1,0 +1,219 @@
+"""Session thread settings: ms per bare step of the shipped model's files under each setting (issue 17).
+
+For the bundled int8 file and its fp32 twin (``benchmarks.shipped``), at batch 1, 8 and 64, alone and
+while 8 other threads of the same process generate (``Generator`` steps of the same batch, on the same
+model, as a server does), one bare ``model.forward`` step with the state carried is timed under each
+setting of onnxruntime's session:
+
+- ``default``: ``nextword.runtime.model.default_session_options()`` as the runtime ships it;
+- ``1 thread``: one intra-op thread (no pool, so spinning does not apply);
+- ``2 threads, spinning`` and ``2 threads, no spinning``: two intra-op threads, with
+  ``session.intra_op.allow_spinning`` on (the pool's threads busy-wait for work) and off.
+
+Each cell runs steps for ``--cell-seconds`` (at least ``--min-steps``); rounds take the settings in
+turns (their order rotating) so load from other processes hits them alike, and a cell's figure is the
+median over rounds. Reported per case: each setting's ms per step, the best one, and how far the
+runtime's default is from it (target: within 10%); and the words/s the 8 generating threads made.
+
+    python -m benchmarks.threads                      # about 3 minutes on two cores
+    python -m benchmarks.threads --rounds 1 --cell-seconds 0.05 --batches 1,8   # a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from benchmarks import timing
+from benchmarks.environment import machine_info
+from benchmarks.results import save_result
+from benchmarks.shipped import SHORT_PROMPT, add_shipped_arguments, shipped_files
+from benchmarks.threads_report import render, targets
+
+NAME = "threads"
+SETTINGS = {  # name -> (intra-op threads, allow spinning); None: the runtime's default as it is
+    "default": None,
+    "1 thread": (1, None),
+    "2 threads, spinning": (2, True),
+    "2 threads, no spinning": (2, False),
+}
+LOADS = ("alone", "8 generating threads")
+BACKGROUND_THREADS = 8
+BACKGROUND_WORDS = 50  # words per generation of a background thread before it starts another
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.threads",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_shipped_arguments(parser)
+    parser.add_argument("--batches", default="1,8,64", help="batch sizes (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds at most (default: %(default)s)")
+    parser.add_argument(
+        "--cell-seconds", type=float, default=0.3, help="seconds of steps per cell (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--min-steps", type=int, default=5, help="steps per cell at least (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=240,
+        help="start no new round after this long (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def session_options(setting: tuple[int, bool | None] | None) -> Any:
+    """The runtime's default session options, with ``setting``'s threads and spinning applied."""
+    from nextword.runtime.model import default_session_options
+
+    options = default_session_options()
+    options.log_severity_level = 4  # as load() does with its own options
+    if setting is not None:
+        threads, spinning = setting
+        options.intra_op_num_threads = threads
+        if spinning is not None:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return options
+
+
+def describe_default() -> dict[str, Any]:
+    """What the runtime's default session options say about threads and spinning."""
+    options = session_options(None)
+    try:
+        spinning = options.get_session_config_entry("session.intra_op.allow_spinning")
+    except Exception:  # onnxruntime raises when the entry was never set: its own default (on) holds
+        spinning = "unset (onnxruntime's default: on)"
+    return {"intra_op_num_threads": options.intra_op_num_threads, "allow_spinning": spinning}
+
+
+def step_ms(model: Any, batch: int, seconds: float, min_steps: int) -> float:
+    """ms per bare ``forward`` step of ``batch`` rows, the state carried, over ``seconds`` at least."""
+    ids = np.full((batch, 1), model.prompt_ids(SHORT_PROMPT)[-1], dtype=np.int64)  # (B, 1)
+    state = model.initial_state(batch)
+    model.forward(ids, state)  # warm: this batch size's first call allocates
+    steps, start = 0, time.perf_counter()
+    while steps < min_steps or time.perf_counter() - start < seconds:
+        _, state = model.forward(ids, state)
+        steps += 1
+    return 1e3 * (time.perf_counter() - start) / steps
+
+
+@contextmanager
+def generating(model: Any, batch: int, threads: int) -> Iterator[list[int]]:
+    """``threads`` threads generating with ``model`` (``batch`` rows each) until the block ends; yields
+    the list of words they have made so far, one count per thread."""
+    from nextword.runtime import GenerationConfig
+
+    stop, started = threading.Event(), threading.Barrier(threads + 1)
+    words = [0] * threads
+
+    def work(index: int) -> None:
+        started.wait()
+        seed = index
+        while not stop.is_set():
+            config = GenerationConfig(
+                max_words=BACKGROUND_WORDS, stop_at_end=False, num_return_sequences=batch, seed=seed
+            )
+            gen = model.generator()
+            gen.add(SHORT_PROMPT, config)
+            while not gen.done and not stop.is_set():
+                gen.step()
+                words[index] += batch
+            seed += threads
+
+    pool = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    started.wait()
+    time.sleep(0.05)  # every thread past its first prompt
+    try:
+        yield words
+    finally:
+        stop.set()
+        for thread in pool:
+            thread.join()
+
+
+def measure_cell(model: Any, batch: int, load: str, args: argparse.Namespace) -> dict[str, float]:
+    """One cell: ms per step of the measuring thread (and the generating threads' words/s)."""
+    if load == "alone":
+        return {"ms": step_ms(model, batch, args.cell_seconds, args.min_steps)}
+    with generating(model, batch, BACKGROUND_THREADS) as words:
+        before, start = sum(words), time.perf_counter()
+        ms = step_ms(model, batch, args.cell_seconds, args.min_steps)
+        rate = (sum(words) - before) / (time.perf_counter() - start)
+    return {"ms": ms, "background_words_per_s": rate}
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from nextword.runtime import load
+
+    files = shipped_files(args)
+    models = {
+        (name, setting): load(file.path, session_options=session_options(SETTINGS[setting]))
+        for name, file in files.items()
+        for setting in SETTINGS
+    }
+    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    cells: dict[str, dict[str, list[dict[str, float]]]] = {}
+    start = time.perf_counter()
+    for r in range(args.rounds):
+        if r and time.perf_counter() - start > args.max_seconds:
+            break
+        print(f"threads: round {r + 1}", file=sys.stderr, flush=True)
+        order = list(SETTINGS)[r % len(SETTINGS) :] + list(SETTINGS)[: r % len(SETTINGS)]
+        for name in files:
+            for batch in batches:
+                for load_kind in LOADS:
+                    case = cells.setdefault(f"{name}|{batch}|{load_kind}", {s: [] for s in SETTINGS})
+                    for setting in order:
+                        case[setting].append(measure_cell(models[name, setting], batch, load_kind, args))
+    return {
+        "files": {k: f.to_dict() for k, f in files.items()},
+        "default": describe_default(),
+        "cases": [_summary(key, case) for key, case in cells.items()],
+    }
+
+
+def _summary(key: str, case: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    name, batch, load_kind = key.split("|")
+    out: dict[str, Any] = {"file": name, "batch": int(batch), "load": load_kind, "ms": {}, "background": {}}
+    for setting, runs in case.items():
+        out["ms"][setting] = timing.summarize([r["ms"] for r in runs])
+        if "background_words_per_s" in runs[0]:
+            out["background"][setting] = timing.summarize([r["background_words_per_s"] for r in runs])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = {
+        "name": NAME,
+        "settings": {
+            "rounds": args.rounds,
+            "cell_seconds": args.cell_seconds,
+            "min_steps": args.min_steps,
+            "background_threads": BACKGROUND_THREADS,
+        },
+        "machine": machine_info(),
+        **measure(args),
+    }
+    result["targets"] = targets(result)
+    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
+    print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

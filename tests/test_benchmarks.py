@@ -1,0 +1,175 @@
+"""The benchmarks package: every benchmark imports and parses its options; the shared helpers; the
+shipped-model benchmarks (speed, threads, Keras ratio) run end to end on the tiny test model, and the
+Keras twin rebuilt from a model file computes the file's logits."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import __main__ as listing
+from benchmarks import report, timing
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_benchmark_module_imports_and_parses_its_options(name, monkeypatch, capsys):
+    module = importlib.import_module(f"benchmarks.{name}")
+    if hasattr(module, "parse_args"):
+        assert module.parse_args([]) is not None  # every default is valid
+    if hasattr(module, "main") and name != "__main__":
+        monkeypatch.setattr(sys, "argv", [f"python -m benchmarks.{name}", "--help"])
+        with pytest.raises(SystemExit) as stop:
+            module.main()
+        assert stop.value.code == 0
+        assert "usage:" in capsys.readouterr().out
+
+
+def test_the_package_lists_every_benchmark(capsys):
+    assert listing.main() == 0
+    out = capsys.readouterr().out
+    for name in ("run_all", "speed", "threads", "keras_ratio", "generation", "serving"):
+        assert f"  {name} " in out
+    assert "  report " not in out and "  timing " not in out  # helpers are not programs
+
+
+def test_summaries_and_tables():
+    assert timing.summarize([3, 1, 2]) == {"median": 2, "q1": 1, "q3": 3, "min": 1, "max": 3, "n": 3}
+    stat = timing.summarize([1, 2, 3, 4, 100])
+    assert stat["median"] == 3 and stat["q1"] == 2 and stat["q3"] == 4
+    assert report.fmt_stat(stat) == "3.00 (2.00–4.00)"
+    with pytest.raises(ValueError, match="no values"):
+        timing.summarize([])
+    table = report.markdown_table(["a", "b"], [[1, 2]])
+    assert table.splitlines() == ["| a | b |", "| :--- | ---: |", "| 1 | 2 |"]
+    with pytest.raises(ValueError, match="2 columns"):
+        report.markdown_table(["a", "b"], [], align="l")
+
+
+def test_interleaved_rounds_take_turns_and_stop_at_the_time_limit():
+    calls: list[str] = []
+
+    def timer(name: str, seconds: float) -> timing.Timer:
+        def run(seed: int) -> tuple[float, int]:
+            calls.append(f"{name}{seed}")
+            time.sleep(seconds)
+            return seconds, 2
+
+        return run
+
+    timed = timing.interleaved({"a": (timer("a", 0.0), [0, 1, 2]), "b": (timer("b", 0.0), [0, 1])})
+    assert calls == ["a0", "b0", "a1", "b1", "a2"]
+    assert timed["a"]["ms_per_word"]["n"] == 3 and timed["b"]["seeds"] == [0, 1]
+    calls.clear()
+    timed = timing.interleaved({"a": (timer("a", 0.03), [0, 1, 2, 3])}, max_seconds=0.05)
+    assert calls == ["a0", "a1"]  # the third round would start after the limit
+    assert timed["a"]["seeds"] == [0, 1]
+
+
+@pytest.mark.slow
+def test_speed_benchmark_runs_end_to_end(model_path, tmp_path, capsys):
+    from benchmarks import speed
+
+    out = tmp_path / "speed.json"
+    argv = ["--int8", str(model_path), "--fp32", str(model_path), "--words", "6", "--rounds", "2"]
+    assert speed.main([*argv, "--result-json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    keys = [c.key for c in speed.CASES]
+    assert [c["key"] for c in result["cases"]] == keys
+    for name in ("int8", "fp32"):
+        assert set(result[name]["steps"]) == {"1", "4", "64"}
+        words = result[name]["words"]
+        assert all(words[k] == [6, 6] for k in keys if k != "beam")  # full length in each round
+        assert 1 <= min(words["beam"]) <= 6  # beam search may finish its hypotheses early
+    assert [t["key"] for t in result["targets"]] == [f"speed/{k}" for k in keys]
+    table = capsys.readouterr().out
+    assert "`generate(num_beams=4)`, per beam step" in table and table.count("| ≤ 1.") == len(keys)
+
+
+@pytest.mark.slow
+def test_threads_benchmark_runs_end_to_end(model_path, tmp_path):
+    from benchmarks import threads
+
+    out = tmp_path / "threads.json"
+    argv = ["--int8", str(model_path), "--fp32", str(model_path), "--batches", "1,8", "--rounds", "1"]
+    argv += ["--cell-seconds", "0.01", "--min-steps", "2", "--result-json", str(out)]
+    assert threads.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert len(result["cases"]) == 2 * 2 * 2  # files x batches x loads
+    for case in result["cases"]:
+        assert set(case["ms"]) == set(threads.SETTINGS) and all(s["median"] > 0 for s in case["ms"].values())
+        assert bool(case["background"]) == (case["load"] != "alone")
+    assert result["default"]["intra_op_num_threads"] >= 0
+    assert result["targets"][0]["measured"].endswith(f"of {len(result['cases'])} cases")
+
+
+@pytest.mark.slow
+def test_keras_ratio_uses_the_run_when_it_has_the_keras_model(model_path, run_dir, tmp_path):
+    from benchmarks import keras_ratio
+
+    out = tmp_path / "keras.json"
+    argv = ["--int8", str(model_path), "--bundled-run", str(run_dir), "--words", "5", "--keras-words", "2"]
+    assert keras_ratio.main([*argv, "--rounds", "1", "--result-json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert "the run the file was exported from" in result["keras_model"]
+    assert result["fidelity"]["max_abs_logit_difference"] < 1e-3  # the very weights the file holds
+    assert result["targets"][0]["key"] == "keras_ratio"
+
+
+@pytest.mark.slow
+def test_keras_twin_computes_the_files_logits(model_path, run_dir):
+    keras = pytest.importorskip("keras", reason="keras missing: install nextword[train]")
+    from benchmarks.keras_twin import build_twin, read_weights
+    from nextword.runtime import load
+
+    model = load(model_path)
+    twin = build_twin(read_weights(model_path))  # two LSTM layers: gate order and biases per layer
+    trained = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    ids = np.asarray([model.prompt_ids("the network stores the weights of the layer")])
+    ours, _ = model.forward(ids, model.initial_state(1))
+    np.testing.assert_allclose(twin.predict(ids.astype("int32"), verbose=0), ours, atol=1e-4)
+    np.testing.assert_allclose(trained.predict(ids.astype("int32"), verbose=0), ours, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_keras_twin_of_the_bundled_int8_file():
+    pytest.importorskip("keras", reason="keras missing: install nextword[train]")
+    from benchmarks.keras_twin import build_twin, read_weights
+    from benchmarks.shipped import bundled_path
+    from nextword.runtime import load
+
+    model = load(bundled_path())
+    weights = read_weights(bundled_path())  # int8 weights, dequantized
+    assert weights.embedding.shape == (model.vocab_size, model.info.config["model"]["embedding_dim"])
+    ids = np.asarray([model.prompt_ids("a neural network for processing the signals of a sensor")])
+    ours, _ = model.forward(ids, model.initial_state(1))
+    theirs = build_twin(weights).predict(ids.astype("int32"), verbose=0)
+    # The file quantizes activations too, the twin does not: close, not equal; the same top words.
+    assert np.abs(theirs - ours).max() < 0.1 * ours.std()
+    assert (theirs.argmax(-1) == ours.argmax(-1)).mean() >= 0.9
+
+
+def test_read_weights_refuses_a_graph_without_an_lstm(tmp_path):
+    onnx = pytest.importorskip("onnx", reason="onnx missing: install nextword[train]")
+    from onnx import TensorProto, helper
+
+    from benchmarks.keras_twin import read_weights
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "not-lstm.onnx"
+    onnx.save(helper.make_model(graph), path)
+    with pytest.raises(ValueError, match="holds no LSTM node"):
+        read_weights(path)
