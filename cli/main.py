@@ -35,6 +35,10 @@ logger = logging.getLogger("nextword")
 
 RESUMABLE_OPTIONS = {"epochs", "patience", "verbose", "max_minutes"}  # settings that --resume may change
 MODEL_HELP = "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)"
+CACHE_HELP = (
+    "mix in the continuous cache stored in the model file (default: on when the file has one; "
+    "--no-cache scores with the model alone)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", help="text so far")
     p.add_argument("-k", type=int, default=5, help="how many words (default: 5)")
     p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_suggest)
 
@@ -75,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("text", nargs="?", help="the text to score")
     source.add_argument("--file", help="read the text from this UTF-8 file")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
     p.set_defaults(handler=_score)
 
@@ -88,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="score every document, or only the training or validation split the model was trained "
         "with (same fraction and seed, read from the model file)",
     )
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_evaluate)
 
@@ -172,11 +179,11 @@ def _export(args: argparse.Namespace) -> int:
             f"int8 against fp32: max |logit difference| {q['max_abs_logit_diff']:.3f}, "
             f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
         )
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):
         if precision in report.quality:
-            figures = report.quality[precision]
+            figures, name = report.quality[precision], precision.replace("_cache", " + cache")
             print(
-                f"validation ({precision}): perplexity {figures['perplexity']:.2f}, "
+                f"validation ({name}): perplexity {figures['perplexity']:.2f}, "
                 f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%} "
                 f"over {figures['words']} words"
             )
@@ -208,7 +215,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    suggestions = default_model(args.model).next_words(args.prompt, k=args.k)
+    suggestions = default_model(args.model).next_words(args.prompt, k=args.k, cache=args.cache)
     if args.json:
         print(
             json.dumps([{"word": w, "probability": p} for w, p in suggestions], indent=2, ensure_ascii=False)
@@ -221,7 +228,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     text = args.text if args.file is None else _read_text_file(args.file)
-    result = load(args.model).score(text)
+    result = load(args.model).score(text, cache=args.cache)
     if args.json:
         print(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
         return 0
@@ -254,10 +261,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     wanted = {"all": (False, True), "val": (True,), "train": (False,)}[args.split]
     pairs = read_split(config.paths, config, n_documents, held_out)
-    result = evaluate(model, (document for is_val, document in pairs if is_val in wanted))
+    result = evaluate(model, (document for is_val, document in pairs if is_val in wanted), cache=args.cache)
+    cache = model.info.cache if args.cache is not False else None
     if args.json:
-        print(json.dumps({"model": args.model, "split": args.split, **result.to_dict()}, indent=2))
+        summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
+        print(json.dumps({**summary, **result.to_dict()}, indent=2))
     else:
+        print(f"cache          {_cache_text(cache)}")
         print(f"documents      {result.documents}")
         print(f"words          {result.words}")
         print(f"perplexity     {result.perplexity:.2f}")
@@ -265,6 +275,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"top-5 accuracy {result.top5_accuracy:.2%}")
         print(f"unknown words  {result.unknown_rate:.2%}")
     return 0
+
+
+def _cache_text(cache: Any) -> str:
+    if cache is None:
+        return "off"
+    return f"theta {cache.theta:g}, mix {cache.mix:g}, window {cache.window}"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -282,6 +298,7 @@ def _info(args: argparse.Namespace) -> int:
         "metrics": info.metrics.get("best") or {},
         "quality": info.quality,
         "parity": info.parity,
+        "cache": info.cache.to_dict() if info.cache else None,
         "versions": info.versions,
     }
     if args.json:
@@ -315,11 +332,12 @@ def _info(args: argparse.Namespace) -> int:
             f"  best epoch     {best.get('epoch')} of {len(info.metrics.get('epochs', []))}: validation loss "
             f"{loss:.4f}, perplexity {ppl:.1f}, accuracy {acc:.2%}, top-5 {top5:.2%} (training windows)"
         )
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):
         figures = info.quality.get(precision)
         if figures:
+            name = precision.replace("_cache", "+cache")
             print(
-                f"  quality {precision:<6} validation documents: perplexity {figures['perplexity']:.2f}, "
+                f"  quality {name:<11}validation documents: perplexity {figures['perplexity']:.2f}, "
                 f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%}"
             )
     if info.parity:
@@ -335,6 +353,15 @@ def _info(args: argparse.Namespace) -> int:
                 f"  int8 vs fp32   max |logit difference| {q['max_abs_logit_diff']:.3f}, "
                 f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
             )
+    if info.cache is not None:
+        tuned = info.cache.tuning
+        gain = (
+            f" (development perplexity {tuned['perplexity_without']:.1f} -> {tuned['perplexity_with']:.1f} "
+            f"on {tuned.get('documents', '?')} training documents held out of training)"
+            if "perplexity_with" in tuned
+            else ""
+        )
+        print(f"  cache          {_cache_text(info.cache)}{gain}")
     defaults = info.generation.changes()
     if defaults:
         print("  decoding       " + ", ".join(f"{k}={v}" for k, v in defaults.items()) + " (model defaults)")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cache import ContinuousCache, resolve_cache
 from .generation import GenerationConfig
 from .logits import log_softmax
 from .rules import History, Rules
@@ -64,6 +65,7 @@ class _Group:
 
     def __init__(self, config: GenerationConfig, rules: Rules, logprobs: int | None) -> None:
         self.config, self.rules, self.logprobs = config, rules, logprobs
+        self.cache: ContinuousCache | None = None  # with config.cache: the rows' caches, in row order
         self.rows: list[_Row] = []
         self.fed: np.ndarray = np.zeros(0, dtype=np.int64)  # prompt tokens fed so far, per row
         self.state: State = []
@@ -116,6 +118,7 @@ class Generator:
         self._last = np.zeros((0, model.vocab_size), dtype=np.float32)  # (A, V) logits to sample from
         self._state: State = model.initial_state(0)
         self._spans: list[_Span] | None = None  # the running batch by group, rebuilt when it changes
+        self._caching = False  # some running group has a continuous cache (set with the spans)
         self._cancelled: set[int] = set()
         self._next_id = 0
         self._eod = self._tokenizer.eod_id
@@ -181,6 +184,9 @@ class Generator:
         if group.rows:
             group.fed = np.zeros(len(group.rows), dtype=np.int64)
             group.state = self._model.initial_state(len(group.rows))
+            if config.cache:
+                settings = resolve_cache(self._model, True)
+                group.cache = ContinuousCache(settings, len(group.rows), group.state[-2].shape[1])
             group.last = np.empty((len(group.rows), self._model.vocab_size), dtype=np.float32)
             self._feeding.append(group)
         return [row.id for row in group.rows]
@@ -257,16 +263,31 @@ class Generator:
             self._decode(updates)
 
     def _feed_prompts(self, updates: list[Update] | None) -> None:
-        """One prefill round for every group still being fed; groups whose rows are all fed join the batch."""
-        groups = self._feeding
+        """One prefill round for every group still being fed; groups whose rows are all fed join the batch.
+
+        Groups with a continuous cache are fed one token per round in a call of their own: the cache
+        needs the state after every position."""
+        groups, self._feeding = self._feeding, []
+        cached = [g for g in groups if g.cache is not None]
+        if cached:
+            groups = [g for g in groups if g.cache is None]
+            self._feed_round(cached, 1, updates)
+        if groups:
+            self._feed_round(groups, self._chunk, updates)
+
+    def _feed_round(self, groups: list[_Group], chunk: int, updates: list[Update] | None) -> None:
         prompts = [row.prompt for g in groups for row in g.rows]
         fed = np.concatenate([g.fed for g in groups])
         state = [np.concatenate(parts) for parts in zip(*(g.state for g in groups), strict=True)]
-        finished, logits = prefill_round(self._model, prompts, fed, state, self._chunk)
+        todo = np.flatnonzero(fed < [len(p) for p in prompts]) if chunk == 1 else None
+        finished, logits = prefill_round(self._model, prompts, fed, state, chunk)
         offsets = np.cumsum([0, *(len(g.rows) for g in groups)])
-        self._feeding = []
         for g, start, stop in zip(groups, offsets[:-1], offsets[1:], strict=True):
             g.fed, g.state = fed[start:stop], [s[start:stop] for s in state]
+            if g.cache is not None:  # the rows fed one token: its state joins the cache
+                local = todo[(todo >= start) & (todo < stop)] - start
+                tokens = [g.rows[j].prompt[g.fed[j] - 1] for j in local.tolist()]
+                g.cache.observe(np.asarray(tokens, dtype=np.int64), g.state[-2][local], local)
             mine = (finished >= start) & (finished < stop)
             g.last[finished[mine] - start] = logits[mine]
             if (g.fed < [len(r.prompt) for r in g.rows]).any():
@@ -294,6 +315,8 @@ class Generator:
         for span in self._spans or self._make_spans():
             group, start, stop = span.group, span.start, span.stop
             block = logits[start:stop]
+            if group.cache is not None:
+                group.cache.mix_logits(block)
             raw = block.copy() if group.logprobs is not None and updates is not None else None
             rules, config = group.rules, group.config
             lengths = [len(r.generated) for r in span.rows] if rules.min_words else None
@@ -306,6 +329,8 @@ class Generator:
             for row, token in zip(span.rows, picked.tolist(), strict=True):
                 ended |= self._take(row, token, updates)
         if ended:
+            if self._caching:
+                self._keep_caches(lambda row: not row.finished)
             keep = [j for j, row in enumerate(self._running) if not row.finished]
             self._running = [self._running[j] for j in keep]
             chosen = chosen[keep]
@@ -314,8 +339,19 @@ class Generator:
         if self._running:
             logits, self._state = self._model.forward(chosen[:, None], self._state)  # (A, 1, V)
             self._last = logits[:, -1]
+            if self._caching:  # as of this step's spans: some group has a cache
+                for span in self._spans or self._make_spans():
+                    if span.group.cache is not None:  # the chosen token and the state after it
+                        h = self._state[-2][span.start : span.stop]
+                        span.group.cache.observe(chosen[span.start : span.stop], h)
         else:
             self._last = logits[:0]
+
+    def _keep_caches(self, keep) -> None:
+        """Drop from each running group's cache the rows for which ``keep(row)`` is false."""
+        for span in self._spans or self._make_spans():
+            if span.group.cache is not None:
+                span.group.cache.take([j for j, row in enumerate(span.rows) if keep(row)])
 
     def _make_spans(self) -> list[_Span]:
         """The running batch cut into its groups (contiguous: a group joins at once and rows leave in
@@ -327,6 +363,7 @@ class Generator:
             else:
                 spans.append(_Span(row.group, index, row))
         self._spans = spans
+        self._caching = any(span.group.cache is not None for span in spans)
         return spans
 
     def _take(self, row: _Row, token: int, updates: list[Update] | None, logprob=None, top=None) -> bool:
@@ -378,10 +415,16 @@ class Generator:
                 g.rows = [g.rows[j] for j in keep]
                 g.fed, g.last = g.fed[keep], g.last[keep]
                 g.state = [s[keep] for s in g.state]
+                if g.cache is not None:
+                    g.cache.take(keep)
                 if not g.rows:
                     self._feeding.remove(g)
         keep = [j for j, row in enumerate(self._running) if row.id not in cancelled]
         if len(keep) < len(self._running):
+            if self._spans is None:
+                self._make_spans()  # also tells whether a running group has a cache
+            if self._caching:
+                self._keep_caches(lambda row: row.id not in cancelled)
             for row in self._running:
                 if row.id in cancelled:
                     self._finish(row, "cancelled", None, updates)

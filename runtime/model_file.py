@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cache import CacheConfig
 from .errors import ModelFileError
 from .generation import GenerationConfig
 from .tokenizer import Tokenizer
@@ -27,6 +28,7 @@ from .tokenizer import Tokenizer
 __all__ = [
     "FORMAT_VERSION",
     "INPUT_IDS",
+    "KEY_CACHE",
     "KEY_CONFIG",
     "KEY_FORMAT_VERSION",
     "KEY_GENERATION",
@@ -55,6 +57,7 @@ KEY_PARITY = "nextword.parity"  # export-time parity figures
 KEY_VERSIONS = "nextword.versions"  # versions of the packages that trained and exported the model
 KEY_QUALITY = "nextword.quality"  # validation perplexity and accuracy measured at export, per precision
 KEY_GENERATION = "nextword.generation"  # decoding defaults: GenerationConfig fields that differ from its own
+KEY_CACHE = "nextword.cache"  # continuous-cache settings (CacheConfig) tuned at export; absent: no cache
 JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY, KEY_GENERATION)
 
 INPUT_IDS = "input_ids"
@@ -87,6 +90,7 @@ class ModelInfo:
     versions: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     generation: GenerationConfig = field(default_factory=GenerationConfig)  # this model's decoding defaults
+    cache: CacheConfig | None = None  # continuous-cache settings; None: the file has none
 
     @property
     def has_logits_from(self) -> bool:
@@ -150,7 +154,20 @@ def read_model_info(session: Any, source: str) -> ModelInfo:
         versions=parsed[KEY_VERSIONS],
         quality=parsed[KEY_QUALITY],
         generation=_generation_defaults(parsed[KEY_GENERATION], source),
+        cache=_cache_settings(meta.get(KEY_CACHE), source),
     )
+
+
+def _cache_settings(text: str | None, source: str) -> CacheConfig | None:
+    """The file's continuous-cache settings, None without them; malformed ones are refused."""
+    if text is None:
+        return None
+    try:
+        return CacheConfig.from_dict(json.loads(text))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{source}: metadata {KEY_CACHE!r} holds invalid cache settings: {exc}"
+        ) from None
 
 
 def _generation_defaults(data: dict[str, Any], source: str) -> GenerationConfig:

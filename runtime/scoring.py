@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from .cache import CacheConfig, ContinuousCache, resolve_cache
 from .logits import log_softmax, softmax
 from .step import PROMPT_CHUNK, StepModel, feed_chunks
 
-__all__ = ["TextScore", "WordScore", "next_words", "score_text", "token_logprobs"]
+__all__ = [
+    "CACHE_BATCH",
+    "TextScore",
+    "WordScore",
+    "cached_document_scores",
+    "next_words",
+    "score_text",
+    "token_logprobs",
+]
+
+CACHE_BATCH = 32  # documents stepped together when a cache needs every position's state
 
 
 @dataclass(frozen=True)
@@ -41,11 +53,15 @@ def prompt_ids(model: StepModel, text: str) -> list[int]:
 
 
 def token_logprobs(
-    model: StepModel, ids: np.ndarray, chunk: int = PROMPT_CHUNK
+    model: StepModel, ids: np.ndarray, chunk: int = PROMPT_CHUNK, cache: CacheConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """For ``ids`` (T,), the log-probability of each of ``ids[1:]`` given all ids before it, and its rank
     among the model's predictions (0 = the most likely). The state starts at zero and is carried through
-    the whole sequence in chunks of ``chunk`` tokens."""
+    the whole sequence in chunks of ``chunk`` tokens; with ``cache``, one token at a time, the model's
+    distribution mixed with the continuous cache (:mod:`.cache`)."""
+    if cache is not None:
+        ((_, logprobs, ranks),) = cached_document_scores(model, [ids], cache, batch=1)
+        return logprobs, ranks
     logprobs, ranks = [], []
     inputs, targets = ids[None, :-1], ids[1:]  # (1, T-1), (T-1,)
     chunks = feed_chunks(model, inputs, model.initial_state(1), logits_from=0, chunk=chunk)
@@ -58,12 +74,83 @@ def token_logprobs(
     return np.concatenate(logprobs), np.concatenate(ranks)
 
 
-def score_text(model: StepModel, text: str) -> TextScore:
+def cached_document_scores(
+    model: StepModel, documents: Iterable[np.ndarray], cache: CacheConfig, batch: int = CACHE_BATCH
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`token_logprobs` with a continuous cache for each of ``documents`` (each (T,) ids), as
+    ``(ids, logprobs, ranks)`` in the order documents finish.
+
+    The cache needs the state after every position, so documents are fed one token per session call;
+    up to ``batch`` documents run side by side (a finished document's row goes to the next document),
+    which keeps the session calls few. Each row's state and cache are its own.
+    """
+    source = iter(documents)
+    docs: list[np.ndarray] = []  # the documents being scored, aligned with the batch rows
+    scores: list[tuple[np.ndarray, np.ndarray]] = []  # per row: (logprobs, ranks) filled so far
+    pos = np.zeros(0, dtype=np.int64)  # per row: position of the token fed next
+    state = model.initial_state(0)
+    rows = ContinuousCache(cache, 0, state[-2].shape[1])
+    exhausted = False
+    while True:
+        joined = 0
+        while not exhausted and len(docs) < batch:
+            ids = next(source, None)
+            if ids is None:
+                exhausted = True
+                break
+            ids = np.asarray(ids, dtype=np.int64)
+            if len(ids) < 2:  # nothing to predict
+                yield ids, np.zeros(0), np.zeros(0, dtype=np.int64)
+                continue
+            docs.append(ids)
+            scores.append((np.empty(len(ids) - 1), np.empty(len(ids) - 1, dtype=np.int64)))
+            joined += 1
+        if not docs:
+            return
+        if joined:
+            pos = np.concatenate([pos, np.zeros(joined, dtype=np.int64)])
+            state = [np.concatenate([s, z]) for s, z in zip(state, model.initial_state(joined), strict=True)]
+            rows.add_rows(joined)
+        fed = np.array([d[p] for d, p in zip(docs, pos.tolist(), strict=True)])  # (A,)
+        wanted = np.array([d[p + 1] for d, p in zip(docs, pos.tolist(), strict=True)])  # (A,)
+        logits, state = model.forward(fed[:, None], state)  # (A, 1, V)
+        rows.observe(fed, state[-2])
+        logp = log_softmax(logits[:, 0])  # (A, V) float64
+        rows.mix_logprobs(logp)
+        target = logp[np.arange(len(docs)), wanted]
+        ranks = (logp > target[:, None]).sum(axis=1)
+        for j, p in enumerate(pos.tolist()):
+            scores[j][0][p], scores[j][1][p] = target[j], ranks[j]
+        pos += 1
+        done = [j for j, d in enumerate(docs) if pos[j] == len(d) - 1]
+        if done:
+            for j in done:
+                yield docs[j], *scores[j]
+            keep = [j for j in range(len(docs)) if pos[j] < len(docs[j]) - 1]
+            docs, scores = [docs[j] for j in keep], [scores[j] for j in keep]
+            pos, state = pos[keep], [s[keep] for s in state]
+            rows.take(keep)
+
+
+def _cached_last_logprobs(model: StepModel, ids: np.ndarray, cache: CacheConfig) -> np.ndarray:
+    """Log-probabilities (V,) of the token after ``ids``, fed one at a time, with the cache mixed in."""
+    state = model.initial_state(1)
+    rows = ContinuousCache(cache, 1, state[-2].shape[1])
+    for token in ids.tolist():
+        logits, state = model.forward(np.array([[token]], dtype=np.int64), state)
+        rows.observe(np.array([token]), state[-2])
+    logp = log_softmax(logits[:, -1])  # (1, V)
+    rows.mix_logprobs(logp)
+    return logp[0]
+
+
+def score_text(model: StepModel, text: str, cache: bool | CacheConfig | None = None) -> TextScore:
     """How likely ``model`` finds ``text`` as the start of a document (see :meth:`NextWordModel.score`)."""
     ids = prompt_ids(model, text)
     if len(ids) < 2:
         raise ValueError("text has no words to score")
-    logprobs, _ = token_logprobs(model, np.asarray(ids, dtype=np.int64))
+    settings = resolve_cache(model, cache)
+    logprobs, _ = token_logprobs(model, np.asarray(ids, dtype=np.int64), cache=settings)
     tok = model.tokenizer
     words = [
         WordScore(tok.token_of(i), float(lp), i == tok.unk_id)
@@ -73,14 +160,20 @@ def score_text(model: StepModel, text: str) -> TextScore:
     return TextScore(total_logprob=total, perplexity=math.exp(-total / len(words)), words=words)
 
 
-def next_words(model: StepModel, prompt: str, k: int = 5) -> list[tuple[str, float]]:
+def next_words(
+    model: StepModel, prompt: str, k: int = 5, cache: bool | CacheConfig | None = None
+) -> list[tuple[str, float]]:
     """The ``k`` most likely next words after ``prompt`` with their probabilities, most likely first;
     the special tokens are never listed (see :meth:`NextWordModel.next_words`)."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= model.vocab_size:
         raise ValueError(f"k must be an integer in 1..{model.vocab_size}, got {k!r}")
     ids = np.asarray([prompt_ids(model, prompt)])
-    *_, (logits, _) = feed_chunks(model, ids, model.initial_state(1), logits_from=-1)
-    probs = softmax(logits[0, -1])
+    settings = resolve_cache(model, cache)
+    if settings is not None:
+        probs = np.exp(_cached_last_logprobs(model, ids[0], settings))
+    else:
+        *_, (logits, _) = feed_chunks(model, ids, model.initial_state(1), logits_from=-1)
+        probs = softmax(logits[0, -1])
     probs[list(model.tokenizer.special_ids)] = -1.0  # never listed
     best = np.argsort(-probs, kind="stable")[:k]
     return [(model.tokenizer.token_of(int(i)), float(probs[i])) for i in best if probs[i] >= 0]

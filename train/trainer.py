@@ -19,9 +19,10 @@ from nextword.runtime.tokenizer import Tokenizer
 from .config import TrainConfig
 from .corpus import count_documents, validation_indices
 from .data import DiskWindows, build_vocabulary, encode_corpus, token_counts
+from .dev import hold_out_dev
 from .embeddings import load_glove
 from .files import RunDir, atomic_path, atomic_write_json, atomic_write_text, read_json
-from .model import build_model
+from .model import build_model, output_bias
 
 __all__ = ["RunExistsError", "TrainResult", "resume", "train"]
 
@@ -85,7 +86,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     model = build_model(config.model, len(tokenizer))
     if vectors is not None:
         embedding = model.get_layer("embedding")
-        embedding.set_weights([vectors])
+        embedding.embeddings.assign(vectors)
         embedding.trainable = not config.freeze_embeddings
 
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
@@ -102,6 +103,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
         "train_words": encoded.train_words,
         "val_words": encoded.val_words,
     }
+    if config.dev_fraction:  # before anything reads train.ids: these documents are never trained on
+        data |= hold_out_dev(run, config, tokenizer.eod_id)
     facts = {"vocab_size": len(tokenizer), "data": data, "versions": versions(), "command": command}
     atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
@@ -110,7 +113,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     # Start the output layer at the unigram distribution: the first steps then refine it rather than
     # discover that "the" and "," are common.
     counts = token_counts(run.train_ids, len(tokenizer)) + 1.0
-    model.get_layer("logits").bias.assign(np.log(counts / counts.sum()).astype(np.float32))
+    output_bias(model).assign(np.log(counts / counts.sum()).astype(np.float32))
     return _fit(run, config, model, history=[], compile_model=True)
 
 
@@ -139,11 +142,14 @@ def resume(
         )
     config, stored = run.read_config()
     config = replace(config, out=str(run.root))
+    if "dev_fraction" not in stored:  # a run from before development parts trained on all its documents
+        config = replace(config, dev_fraction=0.0)
     changes = {"epochs": epochs, "patience": patience, "verbose": verbose}
     config = replace(config, max_minutes=max_minutes, **{k: v for k, v in changes.items() if v is not None})
     _remove_stale_temporaries(run)
     run.mark()  # a run from before markers existed gains one: --overwrite may then replace it
-    if not (run.train_ids.is_file() and run.val_ids.is_file()):
+    encoded = run.train_ids.is_file() and run.val_ids.is_file()
+    if not encoded or (config.dev_fraction and not run.dev_ids.is_file()):
         _encode_again(run, config, stored.get("data", {}))
     model = keras.saving.load_model(run.checkpoint)
     history = _reconcile(run, model, read_json(run.metrics).get("epochs", []))
@@ -166,6 +172,8 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> Non
         )
     val_idx = validation_indices(n_documents, corpus.val_fraction, corpus.split_seed)
     encode_corpus(corpus, n_documents, val_idx, tokenizer, run.train_ids, run.val_ids)
+    if config.dev_fraction:
+        hold_out_dev(run, config, tokenizer.eod_id)
 
 
 def _remove_stale_temporaries(run: RunDir) -> None:
