@@ -140,6 +140,11 @@ class ContinuousCache:
         self.keys, self.values = self.keys[rows], self.values[rows]
         self.count, self.query, self.has_query = self.count[rows], self.query[rows], self.has_query[rows]
 
+    def reset(self, rows: np.ndarray | list[int]) -> None:
+        """Empty the caches of ``rows`` (their slots are reused for documents that start now)."""
+        self.count[rows] = 0
+        self.has_query[rows] = False
+
     def add_rows(self, n: int) -> None:
         """Append ``n`` rows with empty caches (documents that start now)."""
         _, capacity, units = self.keys.shape
@@ -165,19 +170,26 @@ class ContinuousCache:
         if used == 0:
             return None
         rows = np.flatnonzero(filled)
-        keys = self.keys[rows, :used] if len(rows) < len(self.count) else self.keys[:, :used]
-        similarity = np.matmul(keys, self.query[rows, :, None])[..., 0]  # (R', used) float32 dot products
+        similarity = np.matmul(self.keys[:, :used], self.query[:, :, None])[..., 0]  # (R, used) float32
+        if len(rows) < len(self.count):
+            similarity = similarity[rows]  # (R', used): rows with something cached
         scores = self.config.theta * similarity.astype(np.float64)
-        scores[np.arange(used)[None, :] >= filled[rows, None]] = -np.inf  # slots not written yet
+        values = self.values[rows, :used] if len(rows) < len(self.count) else self.values[:, :used]
+        ragged = bool((filled[rows] < used).any())
+        if ragged:
+            valid = np.arange(used)[None, :] < filled[rows, None]  # (R', used) slots written
+            scores[~valid] = -np.inf
         scores -= scores.max(axis=1, keepdims=True)
         weights = np.exp(scores)
         weights /= weights.sum(axis=1, keepdims=True)  # (R', used) p over the kept positions
-        valid = np.isfinite(scores)
-        flat_rows = np.broadcast_to(rows[:, None], scores.shape)[valid]
-        flat_tokens = self.values[rows, :used][valid]
+        if ragged:
+            flat_rows, flat_tokens = np.broadcast_to(rows[:, None], valid.shape)[valid], values[valid]
+            flat_weights = weights[valid]
+        else:
+            flat_rows, flat_tokens, flat_weights = np.repeat(rows, used), values.ravel(), weights.ravel()
         pairs, inverse = np.unique(flat_rows * (1 << 32) + flat_tokens, return_inverse=True)
-        probs = np.bincount(inverse.reshape(-1), weights=weights[valid])  # summed per (row, token)
-        return pairs >> 32, pairs & ((1 << 32) - 1), probs
+        probs = np.bincount(inverse.reshape(-1), weights=flat_weights)  # summed per (row, token)
+        return pairs >> 32, pairs & ((1 << 32) - 1), probs  # sorted by row, then token
 
     def mix_logits(self, logits: np.ndarray) -> None:
         """Turn the model's logits (rows, vocab; float32, in place) into scores whose softmax is the
@@ -187,7 +199,7 @@ class ContinuousCache:
         if found is None:
             return
         rows, tokens, probs = found
-        wanted = np.unique(rows)
+        wanted = _distinct(rows)
         block = logits[wanted].astype(np.float64)  # (R', V)
         peak = block.max(axis=1)
         lse = peak + np.log(np.exp(block - peak[:, None]).sum(axis=1))  # log sum_v exp(l_v)
@@ -203,8 +215,17 @@ class ContinuousCache:
             return
         rows, tokens, probs = found
         model_part = logprobs[rows, tokens] + self._log_keep
-        logprobs[np.unique(rows)] += self._log_keep
+        wanted = _distinct(rows)
+        if len(wanted) == len(logprobs):
+            logprobs += self._log_keep
+        else:
+            logprobs[wanted] += self._log_keep
         logprobs[rows, tokens] = np.logaddexp(model_part, self._log_mix + np.log(probs))
+
+
+def _distinct(sorted_rows: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array."""
+    return sorted_rows[np.flatnonzero(np.diff(sorted_rows, prepend=-1))]
 
 
 def prefill_with_cache(

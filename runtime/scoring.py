@@ -81,36 +81,40 @@ def cached_document_scores(
     ``(ids, logprobs, ranks)`` in the order documents finish.
 
     The cache needs the state after every position, so documents are fed one token per session call;
-    up to ``batch`` documents run side by side (a finished document's row goes to the next document),
-    which keeps the session calls few. Each row's state and cache are its own.
+    up to ``batch`` documents run side by side, and a finished document's row (state and cache) is
+    emptied and handed to the next document, so the session calls stay few and nothing is copied.
     """
     source = iter(documents)
-    docs: list[np.ndarray] = []  # the documents being scored, aligned with the batch rows
-    scores: list[tuple[np.ndarray, np.ndarray]] = []  # per row: (logprobs, ranks) filled so far
-    pos = np.zeros(0, dtype=np.int64)  # per row: position of the token fed next
-    state = model.initial_state(0)
-    rows = ContinuousCache(cache, 0, state[-2].shape[1])
+    state = model.initial_state(batch)
+    rows = ContinuousCache(cache, batch, state[-2].shape[1])
+    docs: list[np.ndarray | None] = [None] * batch  # the document of each row; None: the row is free
+    scores: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.zeros(0, dtype=np.int64))] * batch
+    pos = np.zeros(batch, dtype=np.int64)  # per row: position of the token fed next
     exhausted = False
     while True:
-        joined = 0
-        while not exhausted and len(docs) < batch:
-            ids = next(source, None)
-            if ids is None:
-                exhausted = True
-                break
-            ids = np.asarray(ids, dtype=np.int64)
-            if len(ids) < 2:  # nothing to predict
-                yield ids, np.zeros(0), np.zeros(0, dtype=np.int64)
-                continue
-            docs.append(ids)
-            scores.append((np.empty(len(ids) - 1), np.empty(len(ids) - 1, dtype=np.int64)))
-            joined += 1
-        if not docs:
+        for j in range(batch):  # free rows take the next documents
+            while docs[j] is None and not exhausted:
+                ids = next(source, None)
+                if ids is None:
+                    exhausted = True
+                    break
+                ids = np.asarray(ids, dtype=np.int64)
+                if len(ids) < 2:  # nothing to predict
+                    yield ids, np.zeros(0), np.zeros(0, dtype=np.int64)
+                    continue
+                docs[j], pos[j] = ids, 0
+                scores[j] = (np.empty(len(ids) - 1), np.empty(len(ids) - 1, dtype=np.int64))
+                for s in state:
+                    s[j] = 0.0
+                rows.reset([j])
+        live = [j for j in range(batch) if docs[j] is not None]
+        if not live:
             return
-        if joined:
-            pos = np.concatenate([pos, np.zeros(joined, dtype=np.int64)])
-            state = [np.concatenate([s, z]) for s, z in zip(state, model.initial_state(joined), strict=True)]
-            rows.add_rows(joined)
+        if len(live) < len(docs):  # the last documents: drop the free rows for good
+            docs, scores, pos = [docs[j] for j in live], [scores[j] for j in live], pos[live]
+            state = [s[live] for s in state]
+            rows.take(live)
+            batch = len(live)
         fed = np.array([d[p] for d, p in zip(docs, pos.tolist(), strict=True)])  # (A,)
         wanted = np.array([d[p + 1] for d, p in zip(docs, pos.tolist(), strict=True)])  # (A,)
         logits, state = model.forward(fed[:, None], state)  # (A, 1, V)
@@ -122,14 +126,10 @@ def cached_document_scores(
         for j, p in enumerate(pos.tolist()):
             scores[j][0][p], scores[j][1][p] = target[j], ranks[j]
         pos += 1
-        done = [j for j, d in enumerate(docs) if pos[j] == len(d) - 1]
-        if done:
-            for j in done:
-                yield docs[j], *scores[j]
-            keep = [j for j in range(len(docs)) if pos[j] < len(docs[j]) - 1]
-            docs, scores = [docs[j] for j in keep], [scores[j] for j in keep]
-            pos, state = pos[keep], [s[keep] for s in state]
-            rows.take(keep)
+        for j, d in enumerate(docs):
+            if pos[j] == len(d) - 1:
+                yield d, *scores[j]
+                docs[j] = None
 
 
 def _cached_last_logprobs(model: StepModel, ids: np.ndarray, cache: CacheConfig) -> np.ndarray:

@@ -19,7 +19,7 @@ from .config import TrainConfig
 from .data import STREAM_DTYPE, stream_documents
 from .files import RunDir, atomic_path
 
-__all__ = ["MAX_DEV_DOCUMENTS", "dev_count", "hold_out_dev"]
+__all__ = ["MAX_DEV_DOCUMENTS", "dev_count", "dev_indices", "hold_out_dev"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,14 @@ def dev_count(train_documents: int, fraction: float) -> int:
     return min(max(1, round(train_documents * fraction)), MAX_DEV_DOCUMENTS, train_documents - 1)
 
 
+def dev_indices(train_documents: int, fraction: float, split_seed: int) -> np.ndarray:
+    """Which of ``train_documents`` (in corpus order) form the development part: a bool mask."""
+    chosen = np.zeros(train_documents, dtype=bool)
+    order = np.random.default_rng([split_seed, 1]).permutation(train_documents)
+    chosen[order[: dev_count(train_documents, fraction)]] = True
+    return chosen
+
+
 def hold_out_dev(run: RunDir, config: TrainConfig, eod_id: int) -> dict[str, Any]:
     """Move ``config.dev_fraction`` of the documents of ``train.ids`` into ``dev.ids``, chosen with the
     split seed.
@@ -44,9 +52,8 @@ def hold_out_dev(run: RunDir, config: TrainConfig, eod_id: int) -> dict[str, Any
     """
     train_ids, dev_ids = run.train_ids, run.dev_ids
     n_train = sum(1 for _ in stream_documents(train_ids, eod_id))
-    n_dev = dev_count(n_train, config.dev_fraction)
-    chosen = np.zeros(n_train, dtype=bool)
-    chosen[np.random.default_rng([config.corpus.split_seed, 1]).permutation(n_train)[:n_dev]] = True
+    chosen = dev_indices(n_train, config.dev_fraction, config.corpus.split_seed)
+    n_dev = int(chosen.sum())
     tokens = {False: 1, True: 1}  # each stream starts with its <eod>
     with (  # left in reverse: dev_ids is in place before train_ids loses its documents
         atomic_path(train_ids) as train_tmp,
