@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cache_speed
 import common
 import generation
 import size_quality
@@ -31,12 +32,14 @@ import training
 
 BENCHMARKS = {
     "generation": generation,
+    "cache": cache_speed,
     "startup": startup,
     "size_quality": size_quality,
     "training": training,
 }
 TITLES = {
     "generation": "Generation speed",
+    "cache": "Continuous cache",
     "startup": "Start-up and footprint",
     "training": "Training",
     "size_quality": "Size against quality",
@@ -94,6 +97,8 @@ def script_args(name: str, args: argparse.Namespace) -> list[str]:
         )
     elif name == "generation" and args.quick:
         out += ["--repeats", "3", "--keras-repeats", "1", "--lengths", "50,200", "--sweep-repeats", "1"]
+    elif name == "cache" and args.quick:
+        out += ["--repeats", "3", "--documents", "20", "--words", "50"]
     elif name == "size_quality" and args.quick:
         out += ["--repeats", "3"]
     return out
@@ -193,7 +198,7 @@ def write_doc(
         "",
     ]
     checks = []
-    for name in ("generation", "startup"):
+    for name in ("generation", "cache", "startup"):
         if name in results:
             checks += BENCHMARKS[name].targets(results[name])
     _add_int8_speed(checks, results)
@@ -207,7 +212,7 @@ def write_doc(
     if findings:
         lines += ["Other findings:", "", *[f"- {f}" for f in findings], ""]
 
-    for name in ("generation", "startup", "training", "size_quality"):
+    for name in ("generation", "cache", "startup", "training", "size_quality"):
         lines += [f"## {TITLES[name]}", ""]
         if name not in results:
             lines += ["Not run (or it failed): see the command's output.", ""]

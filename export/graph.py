@@ -72,7 +72,8 @@ def _input_output(step: keras.Model, config: ModelConfig) -> tuple[Callable, Cal
     embedding = step.get_layer("embedding")
     if not config.tie_embeddings:
         return embedding, step.get_layer("logits")
-    matrix, bias = embedding.get_weights()  # (V, E), (V,)
+    (matrix,) = embedding.get_weights()  # (V, E)
+    (bias,) = step.get_layer("logits").get_weights()  # (V,)
     table = tf.Variable(matrix.T.copy(), trainable=False)  # (E, V); frozen into a constant by tf2onnx
     projection = step.get_layer("projection") if config.lstm_units != config.embedding_dim else None
 

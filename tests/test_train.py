@@ -40,9 +40,17 @@ def test_run_folder_holds_model_tokenizer_config_and_metrics(run_dir, tiny_confi
     ):
         assert (run_dir / name).is_file(), name
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["model"] == {"embedding_dim": 16, "lstm_units": 32, "num_layers": 2, "dropout": 0.1}
+    assert config["model"] == {
+        "embedding_dim": 16,
+        "lstm_units": 32,
+        "num_layers": 2,
+        "dropout": 0.1,
+        "tie_embeddings": True,
+    }
     assert config["seq_len"] == tiny_config.seq_len and config["vocab_size"] > 10
-    assert config["data"]["train_documents"] + config["data"]["val_documents"] == len(documents)
+    data = config["data"]
+    assert data["train_documents"] + data["dev_documents"] + data["val_documents"] == len(documents)
+    assert data["dev_documents"] >= 1 and (run_dir / "dev.ids").is_file()
     assert Path(config["corpus"]["paths"][0]).is_absolute()
     tokenizer = Tokenizer.from_json((run_dir / "tokenizer.json").read_text())
     assert len(tokenizer) == config["vocab_size"]
@@ -275,6 +283,7 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, docume
     import nextword.train.corpus
     from nextword.train import split_documents
     from nextword.train.data import STREAM_DTYPE, encode_stream
+    from nextword.train.dev import dev_indices
 
     def refuse(*args, **kwargs):
         raise AssertionError("train() must not load the whole corpus into memory")
@@ -293,7 +302,10 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, docume
     train_docs, val_docs = split_documents(
         documents, tiny_config.corpus.val_fraction, tiny_config.corpus.split_seed
     )
-    for name, docs in (("train.ids", train_docs), ("val.ids", val_docs)):
+    is_dev = dev_indices(len(train_docs), tiny_config.dev_fraction, tiny_config.corpus.split_seed)
+    dev_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if dev]
+    train_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if not dev]
+    for name, docs in (("train.ids", train_docs), ("dev.ids", dev_docs), ("val.ids", val_docs)):
         stored = np.fromfile(out / name, dtype=STREAM_DTYPE)
         np.testing.assert_array_equal(stored, encode_stream(docs, tokenizer))
     data = json.loads((out / "config.json").read_text())["data"]

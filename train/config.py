@@ -61,7 +61,7 @@ class ModelConfig:
     num_layers: int = field(default=1, metadata={"help": "number of stacked LSTM layers"})
     dropout: float = field(default=0.2, metadata={"help": "dropout after the embedding and each LSTM layer"})
     tie_embeddings: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "the output layer reuses the embedding matrix (with a linear projection when "
             "--lstm-units differs from --embedding-dim): fewer weights, a smaller file"
@@ -159,11 +159,6 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be a positive number of minutes, got {self.max_minutes!r}")
         if self.freeze_embeddings and not self.embeddings:
             raise ValueError("freeze_embeddings needs pretrained vectors: pass --embeddings FILE")
-        if self.freeze_embeddings and self.model.tie_embeddings:
-            raise ValueError(
-                "freeze_embeddings with tie_embeddings would freeze the output layer too; "
-                "drop --freeze-embeddings or pass --no-tie-embeddings"
-            )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able data (nested dataclasses become objects)."""
@@ -181,7 +176,7 @@ class TrainConfig:
             return cls(
                 corpus=CorpusConfig(**corpus),
                 tokenizer=TokenizerConfig(**data.pop("tokenizer", {})),
-                model=ModelConfig(**data.pop("model", {})),
+                model=ModelConfig(**{"tie_embeddings": False, **data.pop("model", {})}),  # untied before
                 **data,
             )
         except TypeError as exc:

@@ -8,7 +8,7 @@
 
 With ``tie_embeddings`` the output layer reuses the embedding matrix (Press & Wolf 2017; Inan et al.
 2017): logits = E x + b, where x is the last LSTM layer's output, projected to the embedding width by a
-linear layer (``projection``) when the widths differ. The embedding layer then holds the output bias.
+linear layer (``projection``) when the widths differ; the output bias is a layer of its own.
 """
 
 from __future__ import annotations
@@ -20,42 +20,36 @@ from keras import ops
 
 from .config import ModelConfig
 
-__all__ = ["TiedEmbedding", "build_model", "build_step_model", "copy_weights", "output_bias"]
+__all__ = ["OutputBias", "TiedEmbedding", "apply_output", "build_model", "build_step_model", "copy_weights"]
 
 
 @keras.saving.register_keras_serializable(package="nextword")
 class TiedEmbedding(keras.layers.Embedding):
-    """An embedding whose matrix also gives the output logits: ``layer(ids)`` looks up vectors,
-    ``layer(x, reverse=True)`` is ``x @ E^T + bias`` (float32, whatever the compute policy)."""
-
-    def build(self, input_shape: Any = None) -> None:
-        if self.built:
-            return
-        super().build(input_shape)
-        self.bias = self.add_weight(shape=(self.input_dim,), initializer="zeros", name="bias")
+    """An embedding whose matrix E also gives the output scores: ``layer(ids)`` looks up vectors,
+    ``layer(x, reverse=True)`` is ``x @ E^T`` (float32, whatever the compute policy)."""
 
     def call(self, inputs: Any, reverse: bool = False) -> Any:
         if not reverse:
             return super().call(inputs)
         x = ops.cast(inputs, "float32")  # (B, T, E)
-        matrix = ops.cast(self.embeddings, "float32")  # (V, E)
-        return ops.matmul(x, ops.transpose(matrix)) + ops.cast(self.bias, "float32")  # (B, T, V)
-
-    # Keras's Embedding saves its matrix alone: save and load the bias with it, in that order.
-    def save_own_variables(self, store: Any) -> None:
-        if self.built:
-            store["0"], store["1"] = self.embeddings, self.bias
-
-    def load_own_variables(self, store: Any) -> None:
-        if len(store.keys()) != 2:
-            raise ValueError(f"layer {self.name!r} expects 2 saved variables, found {len(store.keys())}")
-        self.embeddings.assign(store["0"])
-        self.bias.assign(store["1"])
+        return ops.matmul(x, ops.transpose(ops.cast(self.embeddings, "float32")))  # (B, T, V)
 
     def compute_output_spec(self, inputs: Any, reverse: bool = False) -> Any:
         if not reverse:
             return super().compute_output_spec(inputs)
         return keras.KerasTensor((*inputs.shape[:-1], self.input_dim), dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="nextword")
+class OutputBias(keras.layers.Layer):
+    """The output bias of a tied model, a layer of its own (named ``logits``): freezing pretrained
+    embeddings then freezes the matrix, not the bias."""
+
+    def build(self, input_shape: Any) -> None:
+        self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+    def call(self, inputs: Any) -> Any:
+        return inputs + ops.cast(self.bias, inputs.dtype)
 
 
 def _embedding(config: ModelConfig, vocab_size: int) -> keras.layers.Embedding:
@@ -64,18 +58,23 @@ def _embedding(config: ModelConfig, vocab_size: int) -> keras.layers.Embedding:
 
 
 def _logits(config: ModelConfig, vocab_size: int, embedding: keras.layers.Embedding, x: Any) -> Any:
-    """The output layer on the last LSTM layer's output ``x`` (B, T, U): logits (B, T, V)."""
+    """The output layer on the last LSTM layer's output ``x`` (B, T, U): logits (B, T, V), from a layer
+    named ``logits`` either way (the trainer starts its bias at the unigram distribution)."""
     if not config.tie_embeddings:
         return keras.layers.Dense(vocab_size, name="logits")(x)
     if config.lstm_units != config.embedding_dim:
         x = keras.layers.Dense(config.embedding_dim, use_bias=False, name="projection")(x)  # (B, T, E)
-    return embedding(x, reverse=True)
+    return OutputBias(name="logits")(embedding(x, reverse=True))
 
 
-def output_bias(model: keras.Model) -> Any:
-    """The output layer's bias variable (the ``logits`` layer's, or the tied embedding's)."""
+def apply_output(model: keras.Model, x: Any) -> Any:
+    """The output layer of a trained ``model`` applied to last-layer LSTM outputs ``x`` (..., U)."""
     layer = model.get_layer("embedding")
-    return layer.bias if isinstance(layer, TiedEmbedding) else model.get_layer("logits").bias
+    if not isinstance(layer, TiedEmbedding):
+        return model.get_layer("logits")(x)
+    if any(other.name == "projection" for other in model.layers):
+        x = model.get_layer("projection")(x)
+    return model.get_layer("logits")(layer(x, reverse=True))
 
 
 def build_model(config: ModelConfig, vocab_size: int) -> keras.Model:

@@ -22,7 +22,7 @@ from .data import DiskWindows, build_vocabulary, encode_corpus, token_counts
 from .dev import hold_out_dev
 from .embeddings import load_glove
 from .files import RunDir, atomic_path, atomic_write_json, atomic_write_text, read_json
-from .model import build_model, output_bias
+from .model import build_model
 
 __all__ = ["RunExistsError", "TrainResult", "resume", "train"]
 
@@ -86,7 +86,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     model = build_model(config.model, len(tokenizer))
     if vectors is not None:
         embedding = model.get_layer("embedding")
-        embedding.embeddings.assign(vectors)
+        embedding.set_weights([vectors])
         embedding.trainable = not config.freeze_embeddings
 
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
@@ -113,7 +113,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     # Start the output layer at the unigram distribution: the first steps then refine it rather than
     # discover that "the" and "," are common.
     counts = token_counts(run.train_ids, len(tokenizer)) + 1.0
-    output_bias(model).assign(np.log(counts / counts.sum()).astype(np.float32))
+    model.get_layer("logits").bias.assign(np.log(counts / counts.sum()).astype(np.float32))
     return _fit(run, config, model, history=[], compile_model=True)
 
 
