@@ -14,11 +14,14 @@ BUNDLED ?= runtime/data/nextword-patents.onnx
 
 .PHONY: demo test lint setup clean bench bundled-model quality
 
+# pip's and setuptools' own notices (an editable install always prints one) go to $(VENV)/install.log;
+# the log is shown only when the install fails.
 $(BIN)/nextword: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[train,dev]"
-	touch $@
+	@echo "setting up $(VENV) with nextword[train,dev,serve,serve-test] (log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/python -m pip install -e ".[train,dev,serve,serve-test]" >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $@
 
 setup: $(BIN)/nextword
 
@@ -32,13 +35,14 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest
 
 # Benchmarks (about 20 minutes on two cores): rewrites docs/benchmarks.md and docs/img/generation-*.png.
 bench: setup
-	$(BIN)/python -m pip install -q -e ".[train,bench]"
+	@$(BIN)/python -m pip install -e ".[train,bench]" >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	$(BIN)/python benchmarks/run_all.py --corpus "$(CORPUS)"
 
 # The model shipped in the wheel (about 30 minutes on two cores), then its fp32 twin for the quality

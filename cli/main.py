@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
-import math
+import numbers
 import os
 import shlex
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +28,9 @@ from nextword.train.corpus import count_documents, read_split, validation_indice
 
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
+from .display import SafeFormatter, json_text, safe
+from .quiet import import_tensorflow_quietly
+from .serve import add_serve_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -103,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_info)
     add_corpus_parser(commands)
+    add_serve_parser(commands)
     return parser
 
 
@@ -112,30 +116,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["nextword", *argv])  # recorded with runs and model files
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))  # messages may quote files
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[handler])
     for stream in (sys.stdout, sys.stderr):  # a prompt may hold what the terminal cannot encode
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     # TensorFlow's C++ start-up chatter drowns the progress bar; the user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Every expected failure is one line on stderr: messages may quote a file, so they go through safe().
     try:
         return args.handler(args) or 0
     except MissingExtraError as exc:
-        print(f"nextword {args.command}: {exc}", file=sys.stderr)
+        print(f"nextword {args.command}: {safe(exc)}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # bad input: config, corpus, model file
-        print(f"nextword {args.command}: error: {exc}", file=sys.stderr)
+    except ValueError as exc:  # bad input: config, corpus, model file (ModelFileError is a ValueError)
+        print(f"nextword {args.command}: error: {safe(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing file, a folder where a file belongs, a read-only or full disk
+        print(f"nextword {args.command}: error: {safe(_os_error(exc))}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # a failed check, such as export parity
-        print(f"nextword {args.command}: failed: {exc}", file=sys.stderr)
+        print(f"nextword {args.command}: failed: {safe(exc)}", file=sys.stderr)
         return 1
+
+
+def _os_error(exc: OSError) -> str:
+    """``cannot write out.onnx: No space left on device`` rather than ``[Errno 28] ...``."""
+    if exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 def _train(args: argparse.Namespace) -> int:
     from nextword.train import resume, train
 
+    import_tensorflow_quietly()
     flags = config_flags(TrainConfig)
     options = {k: v for k, v in vars(args).items() if k in flags}
     if args.resume:
@@ -162,6 +178,7 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from nextword.export import export
 
+    import_tensorflow_quietly()
     config = config_from_args(ExportConfig(), vars(args))
     if not config.run_dir or not config.out:
         raise ValueError("usage: nextword export RUN_DIR --out MODEL.onnx")
@@ -196,9 +213,9 @@ def _generate(args: argparse.Namespace) -> int:
     if args.stream:
         if len(args.prompts) != 1:
             raise ValueError("--stream takes one prompt")
-        print(args.prompts[0], end="", flush=True)
+        print(safe(args.prompts[0], lines=True), end="", flush=True)
         for piece in model.stream(args.prompts[0], config):
-            print(piece, end="", flush=True)
+            print(safe(piece, lines=True), end="", flush=True)
         print()
         return 0
     texts = model.generate(args.prompts, config)
@@ -208,21 +225,19 @@ def _generate(args: argparse.Namespace) -> int:
         for i, text in enumerate(texts)
     ]
     if args.json:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
+        print(json_text(results))
     else:
-        print("\n\n".join(r["full"] for r in results))
+        print("\n\n".join(safe(r["full"], lines=True) for r in results))
     return 0
 
 
 def _suggest(args: argparse.Namespace) -> int:
     suggestions = default_model(args.model).next_words(args.prompt, k=args.k, cache=args.cache)
     if args.json:
-        print(
-            json.dumps([{"word": w, "probability": p} for w, p in suggestions], indent=2, ensure_ascii=False)
-        )
+        print(json_text([{"word": w, "probability": p} for w, p in suggestions]))
     else:
         for word, probability in suggestions:
-            print(f"{word}\t{probability:.4f}")
+            print(f"{safe(word)}\t{probability:.4f}")
     return 0
 
 
@@ -230,7 +245,7 @@ def _score(args: argparse.Namespace) -> int:
     text = args.text if args.file is None else _read_text_file(args.file)
     result = load(args.model).score(text, cache=args.cache)
     if args.json:
-        print(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False))
+        print(json_text(dataclasses.asdict(result)))
         return 0
     print(f"words              {len(result.words)}")
     print(f"total log-prob     {result.total_logprob:.3f}")
@@ -240,22 +255,40 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _read_text_file(path: str) -> str:
+    """A regular file's text; a folder, FIFO or device is refused before it is opened (a FIFO would
+    block, /dev/zero would never end)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file (a folder, pipe or device); pass a text file")
     try:
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     model = load(args.model)
-    train_corpus = model.info.config.get("train", {}).get("corpus", {})
+    train_corpus = _mapping(_mapping(model.info.config.get("train")).get("corpus"))
     config = config_from_args(CorpusConfig(), vars(args))
+    fraction, seed = train_corpus.get("val_fraction"), train_corpus.get("split_seed")
     if args.split != "all" and "val_fraction" not in train_corpus:
         raise ModelFileError(f"{args.model} does not record its training split; use --split all")
+    if args.split != "all" and not (
+        _is_number(fraction) and 0 < fraction < 1 and isinstance(seed, int) and not isinstance(seed, bool)
+    ):
+        raise ModelFileError(
+            f"{args.model} records its training split as fraction {safe(repr(fraction))}, seed "
+            f"{safe(repr(seed))}: not a fraction and an integer seed; use --split all"
+        )
     # Streamed: one document in memory at a time, whatever the corpus size.
     n_documents = count_documents(config.paths, config)
     held_out = (
-        validation_indices(n_documents, train_corpus["val_fraction"], train_corpus["split_seed"])
+        validation_indices(n_documents, fraction, seed)
         if args.split != "all"
         else np.zeros(0, dtype=np.int64)
     )
@@ -265,7 +298,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     cache = model.info.cache if args.cache is not False else None
     if args.json:
         summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
-        print(json.dumps({**summary, **result.to_dict()}, indent=2))
+        print(json_text({**summary, **result.to_dict()}))
     else:
         print(f"cache          {_cache_text(cache)}")
         print(f"documents      {result.documents}")
@@ -286,7 +319,7 @@ def _cache_text(cache: Any) -> str:
 def _info(args: argparse.Namespace) -> int:
     model = default_model(args.model)
     info = model.info
-    train = info.config.get("train", {})
+    train = _mapping(info.config.get("train"))
     summary: dict[str, Any] = {
         "file": model.source,
         "bytes": Path(model.source).stat().st_size,
@@ -302,71 +335,102 @@ def _info(args: argparse.Namespace) -> int:
         "versions": info.versions,
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json_text(summary))
         return 0
-    model_cfg = info.config.get("model", {})
-    print(f"{model.source}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
+    # Everything below comes from the file: any field may be missing or of the wrong type (shown as
+    # "?"), and every string goes through safe().
+    model_cfg = _mapping(info.config.get("model"))
+    print(f"{safe(model.source)}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
     print(f"  vocabulary     {info.vocab_size} words")
     print(
-        f"  network        embedding {model_cfg.get('embedding_dim', '?')}, "
+        f"  network        embedding {_text(model_cfg.get('embedding_dim'))}, "
         f"{len(info.state_sizes)} LSTM layer(s) of {', '.join(map(str, info.state_sizes))} units"
     )
-    corpus, data = train.get("corpus", {}), train.get("data", {})
+    corpus, data = _mapping(train.get("corpus")), _mapping(train.get("data"))
     if corpus:
+        paths = corpus.get("paths")
+        shown = ", ".join(map(_text, paths)) if isinstance(paths, list) else _text(paths)
         print(
-            f"  corpus         {', '.join(corpus.get('paths', []))}: {data.get('documents', '?')} documents, "
-            f"{data.get('val_documents', '?')} held out for validation "
-            f"(fraction {corpus.get('val_fraction')}, split seed {corpus.get('split_seed')})"
+            f"  corpus         {shown}: {_text(data.get('documents'))} documents, "
+            f"{_text(data.get('val_documents'))} held out for validation "
+            f"(fraction {_text(corpus.get('val_fraction'))}, split seed {_text(corpus.get('split_seed'))})"
         )
     for step, command in (
         ("trained with", train.get("command")),
-        ("exported with", info.config.get("export", {}).get("command")),
+        ("exported with", _mapping(info.config.get("export")).get("command")),
     ):
         if command:
-            print(f"  {step:<14} {command}")
-    best = summary["metrics"]
+            print(f"  {step:<14} {_text(command)}")
+    best = _mapping(summary["metrics"])
     if best:
-        loss, ppl = best.get("val_loss", math.nan), best.get("val_perplexity", math.nan)
-        acc, top5 = best.get("val_accuracy", math.nan), best.get("val_top5_accuracy", math.nan)
+        epochs = info.metrics.get("epochs")
+        total = len(epochs) if isinstance(epochs, list) else "?"
         print(
-            f"  best epoch     {best.get('epoch')} of {len(info.metrics.get('epochs', []))}: validation loss "
-            f"{loss:.4f}, perplexity {ppl:.1f}, accuracy {acc:.2%}, top-5 {top5:.2%} (training windows)"
+            f"  best epoch     {_text(best.get('epoch'))} of {total}: "
+            f"validation loss {_number(best.get('val_loss'), '.4f')}, "
+            f"perplexity {_number(best.get('val_perplexity'), '.1f')}, "
+            f"accuracy {_number(best.get('val_accuracy'), '.2%')}, "
+            f"top-5 {_number(best.get('val_top5_accuracy'), '.2%')} (training windows)"
         )
     for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):
-        figures = info.quality.get(precision)
+        figures = _mapping(info.quality.get(precision))
         if figures:
             name = precision.replace("_cache", "+cache")
             print(
-                f"  quality {name:<11}validation documents: perplexity {figures['perplexity']:.2f}, "
-                f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%}"
+                f"  quality {name:<11}validation documents: "
+                f"perplexity {_number(figures.get('perplexity'), '.2f')}, "
+                f"accuracy {_number(figures.get('accuracy'), '.2%')}, "
+                f"top-5 {_number(figures.get('top5_accuracy'), '.2%')}"
             )
-    if info.parity:
-        p = info.parity
-        worst = max(p["max_abs_diff_random"], p["max_abs_diff_real"])
+    p = info.parity
+    if p:
+        diffs = [v for v in (p.get("max_abs_diff_random"), p.get("max_abs_diff_real")) if _is_number(v)]
         print(
-            f"  parity         max |Keras - ONNX| {worst:.2e} (tolerance {p['tolerance']:g}), "
-            f"greedy identical {p['greedy_identical']}/{p['greedy_sequences']}"
+            f"  parity         max |Keras - ONNX| {_number(max(diffs, default=None), '.2e')} "
+            f"(tolerance {_number(p.get('tolerance'), 'g')}), "
+            f"greedy identical {_text(p.get('greedy_identical'))}/{_text(p.get('greedy_sequences'))}"
         )
-        if "int8_vs_fp32" in p:
-            q = p["int8_vs_fp32"]
+        q = _mapping(p.get("int8_vs_fp32"))
+        if q:
             print(
-                f"  int8 vs fp32   max |logit difference| {q['max_abs_logit_diff']:.3f}, "
-                f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
+                f"  int8 vs fp32   max |logit difference| {_number(q.get('max_abs_logit_diff'), '.3f')}, "
+                f"greedy identical {_text(q.get('greedy_identical'))}/{_text(q.get('greedy_sequences'))}"
             )
     if info.cache is not None:
         tuned = info.cache.tuning
         gain = (
-            f" (development perplexity {tuned['perplexity_without']:.1f} -> {tuned['perplexity_with']:.1f} "
-            f"on {tuned.get('documents', '?')} training documents held out of training)"
+            f" (development perplexity {_number(tuned.get('perplexity_without'), '.1f')} -> "
+            f"{_number(tuned.get('perplexity_with'), '.1f')} on {_text(tuned.get('documents', '?'))} "
+            "training documents held out of training)"
             if "perplexity_with" in tuned
             else ""
         )
         print(f"  cache          {_cache_text(info.cache)}{gain}")
     defaults = info.generation.changes()
     if defaults:
-        print("  decoding       " + ", ".join(f"{k}={v}" for k, v in defaults.items()) + " (model defaults)")
-    print("  versions       " + ", ".join(f"{k} {v}" for k, v in info.versions.items()))
+        shown = ", ".join(f"{k}={_text(v)}" for k, v in defaults.items())
+        print(f"  decoding       {shown} (model defaults)")
+    print("  versions       " + ", ".join(f"{_text(k)} {_text(v)}" for k, v in info.versions.items()))
     return 0
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: metadata fields may have any type."""
+    return value if isinstance(value, dict) else {}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _number(value: Any, spec: str) -> str:
+    """A number from a file formatted with ``spec``, or "?" when it is not a number."""
+    return format(value, spec) if _is_number(value) else "?"
+
+
+def _text(value: Any) -> str:
+    """A value from a file for a person to read: "?" when missing, made safe for the terminal."""
+    return "?" if value is None else safe(value)
 
 
 if __name__ == "__main__":

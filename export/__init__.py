@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nextword.train._deps import EXPORT_STACK, require
+from nextword.train import EXPORT_STACK, require
 
 from .config import ExportConfig
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nextword.runtime.generation import GenerationConfig
+from nextword.runtime.limits import OPSET_VERSIONS
 
 __all__ = ["ExportConfig"]
 
@@ -18,7 +19,13 @@ class ExportConfig:
         metadata={"help": "run folder written by `nextword train`", "positional": True, "metavar": "RUN_DIR"},
     )
     out: str = field(default="", metadata={"help": "the .onnx file to write", "metavar": "MODEL.onnx"})
-    opset: int = field(default=17, metadata={"help": "ONNX opset of the graph"})
+    opset: int = field(
+        default=17,
+        metadata={
+            "help": f"ONNX opset of the graph ({OPSET_VERSIONS[0]}..{OPSET_VERSIONS[1]}, what the runtime "
+            "loads)"
+        },
+    )
     tolerance: float = field(
         default=1e-4, metadata={"help": "largest absolute difference allowed between Keras and ONNX logits"}
     )
@@ -56,8 +63,9 @@ class ExportConfig:
     )
 
     def __post_init__(self) -> None:
-        if not 13 <= self.opset <= 18:  # tf2onnx 1.17 writes up to 18; the runtime accepts 13..18
-            raise ValueError(f"opset must be between 13 and 18, got {self.opset}")
+        low, high = OPSET_VERSIONS  # the runtime's default LoadLimits accept these, and tf2onnx writes them
+        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not low <= self.opset <= high:
+            raise ValueError(f"opset must be between {low} and {high}, got {self.opset!r}")
         if not 0 < self.tolerance < 1:
             raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance}")
         if self.greedy_words < 1:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import onnx
 import onnxruntime
 import tf2onnx
@@ -71,13 +74,11 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     """
     if not config.out:
         raise ValueError("the output file is not set: pass --out MODEL.onnx")
+    _check_out(Path(config.out))
     run = RunDir(config.run_dir)
     run.require_trained()
-    train_config, stored = run.read_config()
-    tokenizer = Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8"))
-    metrics = read_json(run.metrics) if run.metrics.is_file() else {}
-    prompts = read_json(run.samples).get("prompts", []) if run.samples.is_file() else []
-    trained = keras.saving.load_model(run.model, compile=False)
+    train_config, stored, tokenizer, metrics, prompts = _read_run(run)
+    trained = _load_keras(run.model)
 
     proto = convert(trained, train_config.model, len(tokenizer), config.opset)
     ops = check_graph(proto, train_config.model.num_layers)
@@ -159,6 +160,68 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     )
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be written before hours of checks are spent on it."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; pass the path of the .onnx file to write")
+
+
+def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict[str, Any], list[str]]:
+    """The run folder's files, each checked for the type it must have: a run folder may come from
+    elsewhere, and a crafted one must give a message naming the file, never a traceback."""
+    try:
+        train_config, stored = run.read_config()
+    except (AttributeError, KeyError, TypeError) as exc:  # config.json holds JSON of the wrong shape
+        raise ValueError(
+            f"{run.config} does not hold a nextword run config ({exc}); re-run training"
+        ) from None
+    try:
+        tokenizer = Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{run.tokenizer} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:
+        raise ValueError(f"{run.tokenizer}: {exc}") from None
+    metrics = read_json(run.metrics) if run.metrics.is_file() else {}
+    samples = read_json(run.samples) if run.samples.is_file() else {}
+    for path, value in ((run.metrics, metrics), (run.samples, samples)):
+        if not isinstance(value, dict):
+            raise ValueError(f"{path} must hold a JSON object, not {type(value).__name__}; re-run training")
+    prompts = samples.get("prompts", [])
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"{run.samples}: 'prompts' must be a list of strings; re-run training")
+    return train_config, stored, tokenizer, metrics, prompts
+
+
+def _load_keras(path: Path) -> keras.Model:
+    """The trained Keras model, loaded in Keras' safe mode (no code from the file runs)."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a .keras file (not a zip archive: truncated or damaged); re-run training"
+        )
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (
+        Exception
+    ) as exc:  # Keras raises many types for a file it cannot rebuild (TypeError, ValueError...)
+        reason = " ".join(str(exc).split())[:300]
+        raise ValueError(
+            f"{path} could not be loaded as a nextword Keras model ({type(exc).__name__}: {reason}); "
+            "nothing from it was run. Re-run training"
+        ) from None
+
+
+def _validation_documents(path: Path, vocab_size: int) -> Iterator[np.ndarray]:
+    """The validation documents of ``val.ids``, refusing token ids the tokenizer does not have."""
+    for document in stream_documents(path):
+        if document.size and (int(document.min()) < 0 or int(document.max()) >= vocab_size):
+            bad = int(document.max()) if int(document.max()) >= vocab_size else int(document.min())
+            raise ValueError(
+                f"{path} holds token id {bad}, outside the vocabulary of {vocab_size} tokens; the run folder "
+                "is damaged: re-run training, or export with --no-evaluate"
+            )
+        yield document
+
+
 def _tune_cache(config: ExportConfig, run: RunDir, model: Any) -> CacheConfig | None:
     """The continuous-cache settings for the file, tuned on the run's development documents; None
     when not asked, when the run has none, or when the cache does not help there."""
@@ -171,14 +234,15 @@ def _tune_cache(config: ExportConfig, run: RunDir, model: Any) -> CacheConfig | 
             run.dev_ids,
         )
         return None
-    return tune_cache(trace_documents(model, stream_documents(run.dev_ids)))
+    return tune_cache(trace_documents(model, _validation_documents(run.dev_ids, model.vocab_size)))
 
 
 def _measure(model: Any, precision: str, run: RunDir, cache: CacheConfig | None) -> dict[str, Any]:
     """Validation figures of ``model`` alone and, when the file has one, with its cache."""
-    figures = {precision: evaluate_ids(model, stream_documents(run.val_ids), cache=False).to_dict()}
+    documents = _validation_documents(run.val_ids, model.vocab_size)
+    figures = {precision: evaluate_ids(model, documents, cache=False).to_dict()}
     if cache is not None:
-        with_cache = evaluate_ids(model, stream_documents(run.val_ids), cache=cache)
+        with_cache = evaluate_ids(model, _validation_documents(run.val_ids, model.vocab_size), cache=cache)
         figures[f"{precision}_cache"] = with_cache.to_dict()
     return figures
 

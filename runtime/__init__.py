@@ -16,8 +16,8 @@ from .errors import ModelFileError
 from .evaluation import Evaluation, evaluate, evaluate_ids
 from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
 from .generator import FINISH_REASONS, Generator, Update
+from .limits import LoadLimits
 from .model import NextWordModel, load
-from .model_check import LoadLimits
 from .scoring import TextScore, WordScore
 from .step import StepModel
 from .tokenizer import Tokenizer, TokenizerConfig

@@ -9,13 +9,15 @@ from typing import Any
 
 from .model import NextWordModel, load
 
-__all__ = ["BUNDLED_MODEL", "ENV_VAR", "default_model", "generate"]
+__all__ = ["BUNDLED_MODEL", "ENV_VAR", "MAX_MODELS", "default_model", "generate"]
 
 ENV_VAR = "NEXTWORD_MODEL"
 BUNDLED_MODEL = Path(__file__).resolve().parent / "data" / "nextword-patents.onnx"
 
+MAX_MODELS = 8  # models kept loaded by path; the least recently used one is dropped beyond this
+
 _lock = threading.Lock()
-_models: dict[str, NextWordModel] = {}  # resolved path -> loaded model, filled once per path
+_models: dict[str, NextWordModel] = {}  # resolved path -> loaded model, least recently used first
 
 
 def default_model(model: str | os.PathLike[str] | NextWordModel | None = None) -> NextWordModel:
@@ -23,24 +25,26 @@ def default_model(model: str | os.PathLike[str] | NextWordModel | None = None) -
 
     ``model`` may be a loaded model (returned as is) or a path; without it, the ``NEXTWORD_MODEL``
     environment variable names the file, else the model bundled with the package is used. Loading is
-    guarded by a lock, so many threads asking at once load the file once.
+    guarded by a lock, so many threads asking at once load the file once. At most
+    :data:`MAX_MODELS` models stay loaded: asking for more paths drops the least recently used one.
     """
     if isinstance(model, NextWordModel):
         return model
     if model is None:
         model = os.environ.get(ENV_VAR) or BUNDLED_MODEL
-        if not Path(model).is_file():
+        if model == BUNDLED_MODEL and not BUNDLED_MODEL.is_file():
             raise ValueError(
                 f"no model given and no bundled model at {BUNDLED_MODEL}: pass model=PATH or set "
                 f"{ENV_VAR}=PATH to a nextword .onnx file"
             )
     key = str(Path(model).resolve())
-    cached = _models.get(key)
-    if cached is None:
-        with _lock:
-            cached = _models.get(key)
-            if cached is None:
-                cached = _models[key] = load(key)
+    with _lock:
+        cached = _models.pop(key, None)
+        if cached is None:
+            cached = load(key)  # a missing or bad file raises ModelFileError naming it
+        _models[key] = cached  # now the most recently used
+        while len(_models) > MAX_MODELS:
+            del _models[next(iter(_models))]
     return cached
 
 

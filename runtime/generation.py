@@ -7,10 +7,36 @@ import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["MAX_BATCH", "MAX_WORDS", "GenerationConfig"]
+from .tokenizer import MAX_VOCAB_SIZE
 
+__all__ = [
+    "MAX_BATCH",
+    "MAX_LENGTH_PENALTY",
+    "MAX_NGRAM",
+    "MAX_PENALTY",
+    "MAX_STOP_CHARS",
+    "MAX_STOP_STRINGS",
+    "MAX_TEMPERATURE",
+    "MAX_TOP_K",
+    "MAX_WORDS",
+    "MIN_TEMPERATURE",
+    "GenerationConfig",
+]
+
+# Every option is bounded: the same limits hold for call options and for the decoding defaults a model
+# file stores (a file from elsewhere is input too). Each is far beyond any value with an effect of its own.
 MAX_WORDS = 10_000  # cap on max_words: each word is one session call, so this bounds a call's time
 MAX_BATCH = 256  # cap on rows run at once: prompts x num_return_sequences (x num_beams for beam search)
+# Below 0.01 sampling is greedy in all but name (a logit gap of 0.1 becomes a probability ratio of
+# e**10); above 100 it is uniform in all but name (a gap of 10 becomes e**0.1). Outside the range the
+# float32 logits over- or underflow, and every word, banned ones included, looks alike.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
+MAX_PENALTY = 100.0  # repetition_penalty from 1/100 to 100: at 100 a repeated word is as good as banned
+MAX_LENGTH_PENALTY = 10.0  # |length_penalty|: 10,000 words ** 10 = 1e40 stays finite; 2 is already strong
+MAX_TOP_K = MAX_VOCAB_SIZE  # the largest vocabulary a tokenizer may have: a larger top_k means "all"
+MAX_NGRAM = 100  # no_repeat_ngram_size: a 100-word sequence only repeats in copied text
+MAX_STOP_STRINGS = 16  # stop strings are markers (a newline, a heading, "END"): checked at every word
+MAX_STOP_CHARS = 64  # characters per stop string
 
 
 @dataclass(frozen=True)
@@ -80,22 +106,49 @@ class GenerationConfig:
         _check_int("max_words", self.max_words, 0, MAX_WORDS)
         _check_int("min_words", self.min_words, 0, self.max_words)
         _check_real("temperature", self.temperature, low=0.0, low_open=False, note="0 is greedy")
+        if self.temperature and not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
+            raise ValueError(
+                f"temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, got "
+                f"{self.temperature!r}: below {MIN_TEMPERATURE:g} sampling is greedy in all but name "
+                f"(use 0), above {MAX_TEMPERATURE:g} it picks words uniformly"
+            )
         if self.top_k is not None:
-            _check_int("top_k", self.top_k, 1, None)
+            _check_int("top_k", self.top_k, 1, MAX_TOP_K)
         if self.top_p is not None:
             _check_real("top_p", self.top_p, low=0.0, low_open=True, high=1.0)
-        _check_real("repetition_penalty", self.repetition_penalty, low=0.0, low_open=True, note="1 is off")
-        _check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0, None)
+        _check_real(
+            "repetition_penalty",
+            self.repetition_penalty,
+            low=1 / MAX_PENALTY,
+            low_open=False,
+            high=MAX_PENALTY,
+            note="1 is off",
+        )
+        _check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0, MAX_NGRAM)
         stop = (self.stop,) if isinstance(self.stop, str) else self.stop
+        if isinstance(stop, (tuple, list)) and len(stop) > MAX_STOP_STRINGS:  # before looking at each
+            raise ValueError(f"stop holds {len(stop):,} strings; at most {MAX_STOP_STRINGS} are allowed")
         if not isinstance(stop, (tuple, list)) or not all(isinstance(s, str) and s for s in stop):
-            raise ValueError(f"stop must be a string or a list of non-empty strings, got {self.stop!r}")
+            raise ValueError(f"stop must be a string or a list of non-empty strings, got {self.stop!r:.200}")
+        long = next((s for s in stop if len(s) > MAX_STOP_CHARS), None)
+        if long is not None:
+            raise ValueError(
+                f"stop string {long[:40]!r}... is {len(long):,} characters; at most {MAX_STOP_CHARS} are "
+                "allowed"
+            )
         object.__setattr__(self, "stop", tuple(stop))
         for name in ("stop_at_end", "allow_unknown", "cache"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _check_int("num_return_sequences", self.num_return_sequences, 1, MAX_BATCH)
         _check_int("num_beams", self.num_beams, 1, MAX_BATCH)
-        _check_real("length_penalty", self.length_penalty, low=-math.inf, low_open=True)
+        _check_real(
+            "length_penalty",
+            self.length_penalty,
+            low=-MAX_LENGTH_PENALTY,
+            low_open=False,
+            high=MAX_LENGTH_PENALTY,
+        )
         if self.seed is not None:
             _check_int("seed", self.seed, 0, None)
         if self.num_beams > 1:
@@ -143,7 +196,7 @@ class GenerationConfig:
 def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
+    if int(value) < low or (high is not None and int(value) > high):
         allowed = f"{low}..{high}" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be in {allowed}, got {value}")
 

@@ -69,7 +69,7 @@ class _Group:
         self.rows: list[_Row] = []
         self.fed: np.ndarray = np.zeros(0, dtype=np.int64)  # prompt tokens fed so far, per row
         self.state: State = []
-        self.last: np.ndarray | None = None  # (rows, vocab) logits after each row's prompt
+        self.last = np.zeros((0, 0), dtype=np.float32)  # (rows, vocab) logits after each row's prompt
 
 
 class _Span:
@@ -87,6 +87,34 @@ class _Span:
         self.histories.append(row.history)
         self.rngs.append(row.rng)
         self.stop = stop
+
+
+class _Draw:
+    """Rows of the batch that sample with the same options: their indices and random streams."""
+
+    __slots__ = ("index", "options", "rngs", "rows")
+
+    def __init__(self, options: tuple[float, int | None, float | None]) -> None:
+        self.options = options
+        self.index: list[int] = []
+        self.rngs: list[np.random.Generator] = []
+        self.rows: np.ndarray | None = None
+
+    def add(self, span: _Span) -> None:
+        self.index.extend(range(span.start, span.stop))
+        self.rngs.extend(span.rngs)
+
+
+class _Plan:
+    """How one step treats the running batch: its groups (rules) and its draws (sampling)."""
+
+    __slots__ = ("caching", "draws", "spans")
+
+    def __init__(self, spans: list[_Span], draws: list[_Draw], size: int) -> None:
+        self.spans, self.draws = spans, draws
+        self.caching = any(span.group.cache is not None for span in spans)  # some group has a cache
+        for draw in draws:  # None: the draw covers the whole batch in order, no gathering needed
+            draw.rows = None if draw.index == list(range(size)) else np.asarray(draw.index)
 
 
 class Generator:
@@ -117,8 +145,7 @@ class Generator:
         self._running: list[_Row] = []  # rows of the batch, aligned with _last and _state
         self._last = np.zeros((0, model.vocab_size), dtype=np.float32)  # (A, V) logits to sample from
         self._state: State = model.initial_state(0)
-        self._spans: list[_Span] | None = None  # the running batch by group, rebuilt when it changes
-        self._caching = False  # some running group has a continuous cache (set with the spans)
+        self._plan: _Plan | None = None  # the running batch by group and by draw, rebuilt when it changes
         self._cancelled: set[int] = set()
         self._next_id = 0
         self._eod = self._tokenizer.eod_id
@@ -302,69 +329,83 @@ class Generator:
                 self._finish(row, "length", None, updates)
             return
         self._running.extend(group.rows)
-        self._spans = None
+        self._plan = None
         self._last = np.concatenate([self._last, group.last])
         self._state = [np.concatenate(pair) for pair in zip(self._state, group.state, strict=True)]
-        group.state, group.last = [], None
+        group.state, group.last = [], group.last[:0]
 
     def _decode(self, updates: list[Update] | None) -> None:
         """Choose a token for every running row; one batched session call for the rows that go on."""
         logits = self._last  # (A, V), ours to modify
-        chosen = np.empty(len(self._running), dtype=np.int64)
-        ended = False
-        for span in self._spans or self._make_spans():
-            group, start, stop = span.group, span.start, span.stop
-            block = logits[start:stop]
-            if group.cache is not None:
+        plan = self._plan or self._make_plan()
+        raws = {}
+        for span in plan.spans:  # the rules of each group, in place
+            group = span.group
+            block = logits[span.start : span.stop]
+            if group.cache is not None:  # the model's distribution mixed with the rows' caches
                 group.cache.mix_logits(block)
-            raw = block.copy() if group.logprobs is not None and updates is not None else None
-            rules, config = group.rules, group.config
-            lengths = [len(r.generated) for r in span.rows] if rules.min_words else None
-            rules.apply(block, span.histories, lengths)
-            picked = sample(block, span.rngs, config.temperature, config.top_k, config.top_p)
-            chosen[start:stop] = picked
-            if raw is not None:
-                ended |= self._report_logprobs(span.rows, raw, picked, group.logprobs, updates)
+            if group.logprobs is not None and updates is not None:
+                raws[span.start] = block.copy()  # the model's own logits, before any rule
+            lengths = [len(r.generated) for r in span.rows] if group.rules.min_words else None
+            group.rules.apply(block, span.histories, lengths)
+        if len(plan.draws) == 1 and plan.draws[0].rows is None:  # one kind of draw for the whole batch
+            chosen = sample(logits, plan.draws[0].rngs, *plan.draws[0].options)
+        else:  # rows that draw alike are gathered, so the sampler works on them together
+            chosen = np.empty(len(self._running), dtype=np.int64)
+            for draw in plan.draws:
+                chosen[draw.rows] = sample(logits[draw.rows], draw.rngs, *draw.options)
+        ended = False
+        for span in plan.spans:
+            picked = chosen[span.start : span.stop]
+            raw = raws.get(span.start)
+            if raw is not None and updates is not None:
+                ended |= self._report_logprobs(span.rows, raw, picked, span.group.logprobs or 0, updates)
                 continue
             for row, token in zip(span.rows, picked.tolist(), strict=True):
                 ended |= self._take(row, token, updates)
         if ended:
-            if self._caching:
-                self._keep_caches(lambda row: not row.finished)
+            if plan.caching:
+                self._keep_caches(plan, lambda row: not row.finished)
             keep = [j for j, row in enumerate(self._running) if not row.finished]
             self._running = [self._running[j] for j in keep]
             chosen = chosen[keep]
             self._state = [s[keep] for s in self._state]
-            self._spans = None
+            self._plan = None
         if self._running:
             logits, self._state = self._model.forward(chosen[:, None], self._state)  # (A, 1, V)
             self._last = logits[:, -1]
-            if self._caching:  # as of this step's spans: some group has a cache
-                for span in self._spans or self._make_spans():
+            if plan.caching:  # the batch as it runs now (rebuilt if rows left)
+                for span in (self._plan or self._make_plan()).spans:
                     if span.group.cache is not None:  # the chosen token and the state after it
                         h = self._state[-2][span.start : span.stop]
                         span.group.cache.observe(chosen[span.start : span.stop], h)
         else:
             self._last = logits[:0]
 
-    def _keep_caches(self, keep) -> None:
+    def _keep_caches(self, plan: _Plan, keep) -> None:
         """Drop from each running group's cache the rows for which ``keep(row)`` is false."""
-        for span in self._spans or self._make_spans():
+        for span in plan.spans:
             if span.group.cache is not None:
                 span.group.cache.take([j for j, row in enumerate(span.rows) if keep(row)])
 
-    def _make_spans(self) -> list[_Span]:
+    def _make_plan(self) -> _Plan:
         """The running batch cut into its groups (contiguous: a group joins at once and rows leave in
-        order), with what each step reads of them gathered once."""
+        order) and into draws (rows with the same sampling options), gathered once per change of the
+        batch rather than once per step."""
         spans: list[_Span] = []
         for index, row in enumerate(self._running):
             if spans and spans[-1].group is row.group:
                 spans[-1].add(row, index + 1)
             else:
                 spans.append(_Span(row.group, index, row))
-        self._spans = spans
-        self._caching = any(span.group.cache is not None for span in spans)
-        return spans
+        draws: dict[tuple[float, int | None, float | None], _Draw] = {}
+        for span in spans:
+            config = span.group.config
+            key = (config.temperature, config.top_k, config.top_p)
+            draws.setdefault(key, _Draw(key)).add(span)
+        plan = _Plan(spans, list(draws.values()), len(self._running))
+        self._plan = plan
+        return plan
 
     def _take(self, row: _Row, token: int, updates: list[Update] | None, logprob=None, top=None) -> bool:
         """Record ``token`` (or -1: nothing allowed) for ``row``; True if that finishes it."""
@@ -421,14 +462,13 @@ class Generator:
                     self._feeding.remove(g)
         keep = [j for j, row in enumerate(self._running) if row.id not in cancelled]
         if len(keep) < len(self._running):
-            if self._spans is None:
-                self._make_spans()  # also tells whether a running group has a cache
-            if self._caching:
-                self._keep_caches(lambda row: row.id not in cancelled)
+            plan = self._plan or self._make_plan()
+            if plan.caching:
+                self._keep_caches(plan, lambda row: row.id not in cancelled)
             for row in self._running:
                 if row.id in cancelled:
                     self._finish(row, "cancelled", None, updates)
             self._running = [self._running[j] for j in keep]
             self._last = self._last[keep]
             self._state = [s[keep] for s in self._state]
-            self._spans = None
+            self._plan = None

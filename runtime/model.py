@@ -6,7 +6,6 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,8 @@ from .cache import CacheConfig
 from .errors import ModelFileError
 from .generation import MAX_BATCH, GenerationConfig
 from .generator import Generator
-from .model_check import LoadLimits, check_model_file
+from .limits import LoadLimits
+from .model_check import inspect_model_file
 from .model_file import (
     INPUT_IDS,
     LOGITS,
@@ -27,7 +27,9 @@ from .model_file import (
     state_input_names,
     state_output_names,
 )
+from .probe import probe_model
 from .scoring import TextScore, next_words, prompt_ids, score_text
+from .session import run_session, wrong_shapes
 from .step import PROMPT_CHUNK, State, feed_chunks
 from .tokenizer import Tokenizer
 
@@ -53,21 +55,27 @@ def load(
     is the CPU. Providers this onnxruntime build lacks are skipped with a warning.
 
     The file is checked before onnxruntime sees it (size, structure, versions, operators, no external
-    data; see :func:`~nextword.runtime.model_check.check_model_file` and ``docs/security.md``);
-    ``limits`` widens or tightens those checks.
+    data, bounded memory and work per step; see :func:`~nextword.runtime.model_check.check_model_file`
+    and ``docs/security.md``); ``limits`` widens or tightens those checks. Then one probe step on a
+    batch of 2 proves the graph makes outputs of the shapes and types its metadata declares.
 
-    Raises :class:`ModelFileError` when the file is missing, is not ONNX, or is not a nextword model.
+    Raises :class:`ModelFileError` when the file is missing, is not ONNX, is not a nextword model, or
+    its graph does not do what its metadata says.
     """
-    source = "<model bytes>" if isinstance(model, bytes) else str(Path(model))
-    payload = check_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
+    checked = inspect_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
+    source = checked.name
     chosen = _choose_providers(providers)
+    if session_options is None:
+        session_options = default_session_options()
+        session_options.log_severity_level = 4  # onnxruntime's errors reach the caller as exceptions
     try:
-        session = ort.InferenceSession(
-            payload, sess_options=session_options or default_session_options(), providers=chosen
-        )
+        session = ort.InferenceSession(checked.data, sess_options=session_options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
-        raise ModelFileError(f"{source} could not be loaded as an ONNX model: {exc}") from None
-    return NextWordModel(session, read_model_info(session, source), source)
+        reason = " ".join(str(exc).split())[:500]
+        raise ModelFileError(f"{source} could not be loaded as an ONNX model: {reason}") from None
+    info = read_model_info(session, source, checked.metadata)
+    probe_model(session, info, source)
+    return NextWordModel(session, info, source)
 
 
 def default_session_options() -> ort.SessionOptions:
@@ -179,7 +187,17 @@ class NextWordModel:
         feed[INPUT_IDS] = ids
         if self.info.has_logits_from:
             feed[LOGITS_FROM] = _LOGITS_FROM.get(logits_from) or np.asarray(logits_from, dtype=np.int64)
-        logits, *new_state = self.session.run(self._outputs, feed)
+        logits, *new_state = run_session(self.session, self._outputs, feed, self.source)
+        # The probe at load tried one batch size and length; a graph can still break on others. A wrong
+        # shape here would surface as a numpy error far away, or as a score over the wrong words.
+        batch, wanted, vocab = len(ids), positions, self.info.vocab_size  # checked in about 0.4 us
+        if logits_from and self.info.has_logits_from:
+            wanted = positions - logits_from if logits_from > 0 else -logits_from
+        if logits.shape != (batch, wanted, vocab):
+            raise wrong_shapes(self.source, ids.shape, logits, new_state, (batch, wanted, vocab))
+        for rows in new_state:
+            if len(rows) != batch:
+                raise wrong_shapes(self.source, ids.shape, logits, new_state, (batch, wanted, vocab))
         if logits_from and not self.info.has_logits_from:
             logits = logits[:, logits_from:]
         return logits, new_state

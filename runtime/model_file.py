@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import CacheConfig
-from .errors import ModelFileError
+from .errors import ModelFileError, shorten
 from .generation import GenerationConfig
+from .limits import LoadLimits
 from .tokenizer import Tokenizer
 
 __all__ = [
@@ -39,7 +41,9 @@ __all__ = [
     "KEY_VERSIONS",
     "LOGITS",
     "LOGITS_FROM",
+    "Metadata",
     "ModelInfo",
+    "parse_metadata",
     "read_model_info",
     "state_input_names",
     "state_output_names",
@@ -58,12 +62,13 @@ KEY_VERSIONS = "nextword.versions"  # versions of the packages that trained and 
 KEY_QUALITY = "nextword.quality"  # validation perplexity and accuracy measured at export, per precision
 KEY_GENERATION = "nextword.generation"  # decoding defaults: GenerationConfig fields that differ from its own
 KEY_CACHE = "nextword.cache"  # continuous-cache settings (CacheConfig) tuned at export; absent: no cache
-JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY, KEY_GENERATION)
+JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY, KEY_GENERATION, KEY_CACHE)
 
 INPUT_IDS = "input_ids"
 LOGITS_FROM = "logits_from"  # format 2: first position whose logits are computed (negative: from the end)
 LOGITS = "logits"
 _STATE_INPUT = re.compile(r"([hc])_(\d+)")
+_FORMAT_VERSION = re.compile(r"[0-9]{1,9}")
 
 
 def state_input_names(num_layers: int) -> list[str]:
@@ -98,44 +103,123 @@ class ModelInfo:
         return self.format_version >= LOGITS_FROM_SINCE
 
 
-def read_model_info(session: Any, source: str) -> ModelInfo:
-    """Read and check the metadata and the input/output signature of a loaded session.
+@dataclass(frozen=True)
+class Metadata:
+    """A model file's metadata, checked: every entry as text, and the JSON entries parsed."""
 
-    ``source`` names the file in error messages. Raises :class:`ModelFileError` when the file is not a
-    nextword model, has an unsupported format version, or its metadata disagrees with its graph.
+    format_version: int
+    values: dict[str, str]  # every metadata entry, decoded
+    json: dict[str, dict[str, Any]]  # each of JSON_KEYS parsed ({} when absent)
+
+
+def parse_metadata(
+    entries: Iterable[tuple[bytes, bytes]], source: str, limits: LoadLimits | None = None
+) -> Metadata:
+    """Check a model file's raw metadata entries (key, value as UTF-8 bytes) and parse them.
+
+    The one reader of nextword metadata: the file check uses it on the raw protobuf entries before
+    onnxruntime runs, and :func:`read_model_info` keeps its result. Raises :class:`ModelFileError`
+    naming ``source`` for invalid UTF-8, a key given twice, a missing or unsupported format version, a
+    missing tokenizer, an entry over its size cap (``limits``), and JSON entries that are not a JSON
+    object Python can read.
     """
-    meta = dict(session.get_modelmeta().custom_metadata_map)
-    if KEY_FORMAT_VERSION not in meta:
-        raise ModelFileError(
-            f"{source} is an ONNX file but not a nextword model (no {KEY_FORMAT_VERSION!r} metadata); "
-            "export models with `nextword export`"
-        )
-    try:
-        version = int(meta[KEY_FORMAT_VERSION])
-    except ValueError:
-        raise ModelFileError(
-            f"{source}: format version {meta[KEY_FORMAT_VERSION]!r} is not a number"
-        ) from None
-    if version not in SUPPORTED_FORMAT_VERSIONS:
-        raise ModelFileError(
-            f"{source} uses nextword model format {version}; this nextword reads "
-            f"{sorted(SUPPORTED_FORMAT_VERSIONS)}. Upgrade nextword or re-export the model with this version"
-        )
-    if KEY_TOKENIZER not in meta:
+    limits = limits or LoadLimits()
+    values: dict[str, str] = {}
+    for raw_key, raw_value in entries:
+        try:
+            key = raw_key.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = shorten(raw_key.decode("utf-8", errors="replace"))
+            raise ModelFileError(
+                f"{source}: a metadata key ({shown}) is not valid UTF-8; the file is corrupted or was not "
+                "written by nextword: re-export it"
+            ) from None
+        try:
+            value = raw_value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ModelFileError(
+                f"{source}: metadata {shorten(key)} is not valid UTF-8 (byte {exc.start}); the file is "
+                "corrupted or was not written by nextword: re-export it"
+            ) from None
+        if key in values:
+            raise ModelFileError(
+                f"{source}: metadata key {shorten(key)} appears more than once, so readers could disagree "
+                "on its value; re-export the model with `nextword export`"
+            )
+        values[key] = value
+    version = _format_version(values, source)
+    if KEY_TOKENIZER not in values:
         raise ModelFileError(f"{source} has no tokenizer ({KEY_TOKENIZER!r} metadata); re-export the model")
-    try:
-        tokenizer = Tokenizer.from_json(meta[KEY_TOKENIZER])
-    except ValueError as exc:
-        raise ModelFileError(f"{source}: the embedded tokenizer is invalid: {exc}") from None
+    _check_size(source, "the embedded tokenizer", values[KEY_TOKENIZER], limits, "max_tokenizer_bytes")
     parsed: dict[str, dict[str, Any]] = {}
     for key in JSON_KEYS:
-        try:
-            value = json.loads(meta.get(key, "{}"))
-        except json.JSONDecodeError as exc:
-            raise ModelFileError(f"{source}: metadata {key!r} is not valid JSON: {exc}") from None
+        text = values.get(key, "{}")
+        _check_size(source, f"metadata {key!r}", text, limits, "max_metadata_bytes")
+        try:  # json.loads can raise RecursionError, or ValueError for huge integers
+            value = json.loads(text)
+        except RecursionError:
+            raise ModelFileError(
+                f"{source}: metadata {key!r} is JSON nested too deeply to read; the file was not "
+                "written by nextword: re-export it"
+            ) from None
+        except ValueError as exc:
+            raise ModelFileError(
+                f"{source}: metadata {key!r} is not valid JSON ({shorten(str(exc))}); re-export the "
+                "model with `nextword export`"
+            ) from None
         if not isinstance(value, dict):
             raise ModelFileError(f"{source}: metadata {key!r} must be a JSON object")
         parsed[key] = value
+    return Metadata(format_version=version, values=values, json=parsed)
+
+
+def _format_version(values: dict[str, str], source: str) -> int:
+    if KEY_FORMAT_VERSION not in values:
+        raise ModelFileError(
+            f"{source} is not a nextword model (no {KEY_FORMAT_VERSION!r} metadata); "
+            "export models with `nextword export`"
+        )
+    version = values[KEY_FORMAT_VERSION]
+    if not _FORMAT_VERSION.fullmatch(version) or int(version) not in SUPPORTED_FORMAT_VERSIONS:
+        shown = version if _FORMAT_VERSION.fullmatch(version) else shorten(version)
+        raise ModelFileError(
+            f"{source} uses nextword model format {shown}; this nextword reads "
+            f"{sorted(SUPPORTED_FORMAT_VERSIONS)}. Upgrade nextword or re-export the model with this version"
+        )
+    return int(version)
+
+
+def _check_size(source: str, what: str, text: str, limits: LoadLimits, limit: str) -> None:
+    cap = getattr(limits, limit)
+    if len(text) > cap // 4 and len(size := text.encode("utf-8", errors="surrogatepass")) > cap:
+        raise ModelFileError(
+            f"{source}: {what} is {len(size):,} bytes, over the {cap:,}-byte limit; "
+            f"{limits.widen_hint(limit)}"
+        )
+
+
+def read_model_info(
+    session: Any, source: str, metadata: Metadata | None = None, limits: LoadLimits | None = None
+) -> ModelInfo:
+    """Read and check the metadata and the input/output signature of a loaded session.
+
+    ``source`` names the file in error messages; ``metadata`` is what :func:`parse_metadata` made of
+    the file's raw entries (read from the session when not given). Raises :class:`ModelFileError` when
+    the file is not a nextword model, has an unsupported format version, or its metadata disagrees with
+    its graph.
+    """
+    if metadata is None:
+        entries = session.get_modelmeta().custom_metadata_map.items()
+        metadata = parse_metadata(
+            ((k.encode("utf-8", "surrogatepass"), v.encode("utf-8", "surrogatepass")) for k, v in entries),
+            source,
+            limits,
+        )
+    version, parsed = metadata.format_version, metadata.json
+    try:
+        tokenizer = Tokenizer.from_json(metadata.values[KEY_TOKENIZER])
+    except ValueError as exc:
+        raise ModelFileError(f"{source}: the embedded tokenizer is invalid: {exc}") from None
 
     state_sizes, vocab_size = _check_signature(session, source, version)
     if vocab_size != len(tokenizer):
@@ -154,19 +238,19 @@ def read_model_info(session: Any, source: str) -> ModelInfo:
         versions=parsed[KEY_VERSIONS],
         quality=parsed[KEY_QUALITY],
         generation=_generation_defaults(parsed[KEY_GENERATION], source),
-        cache=_cache_settings(meta.get(KEY_CACHE), source),
+        cache=_cache_settings(parsed[KEY_CACHE], source),
     )
 
 
-def _cache_settings(text: str | None, source: str) -> CacheConfig | None:
-    """The file's continuous-cache settings, None without them; malformed ones are refused."""
-    if text is None:
+def _cache_settings(data: dict[str, Any], source: str) -> CacheConfig | None:
+    """The file's continuous-cache settings, None without them ({}); malformed ones are refused."""
+    if not data:
         return None
     try:
-        return CacheConfig.from_dict(json.loads(text))
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        return CacheConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
         raise ModelFileError(
-            f"{source}: metadata {KEY_CACHE!r} holds invalid cache settings: {exc}"
+            f"{source}: metadata {KEY_CACHE!r} holds invalid cache settings: {shorten(str(exc))}"
         ) from None
 
 
@@ -211,6 +295,19 @@ def _check_signature(session: Any, source: str, version: int) -> tuple[tuple[int
     vocab_size = outputs[LOGITS].shape[-1]
     if not all(isinstance(n, int) and n > 0 for n in (*state_sizes, vocab_size)):
         raise ModelFileError(f"{source}: the state widths and the vocabulary size must be fixed in the graph")
+    declared = {
+        name: (item.shape[-1] if item.shape else None)
+        for name, item in (*inputs.items(), *outputs.items())
+        if name.startswith(("h_", "c_"))
+    }
+    for layer, width in enumerate(state_sizes):
+        names = (f"c_{layer}", f"h_{layer}_out", f"c_{layer}_out")
+        if any(declared[name] != width for name in names):
+            raise ModelFileError(
+                f"{source}: layer {layer} declares h_{layer} {width} wide but "
+                + ", ".join(f"{name} {declared[name]}" for name in names)
+                + "; h and c of a layer, in and out, must have one width"
+            )
     if has_logits_from and (inputs[LOGITS_FROM].type != "tensor(int64)" or inputs[LOGITS_FROM].shape):
         raise ModelFileError(f"{source}: the graph input {LOGITS_FROM!r} must be an int64 scalar")
     return state_sizes, vocab_size

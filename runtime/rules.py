@@ -9,7 +9,7 @@ updated once per token, so a rule costs the same at the thousandth word as at th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ __all__ = ["History", "Rules"]
 class History:
     """What the rules remember of one row's text (prompt included): its n-grams and its distinct ids."""
 
-    def __init__(self, prompt_ids: Sequence[int], ngram: int, penalty: bool) -> None:
+    def __init__(self, prompt_ids: Iterable[int], ngram: int, penalty: bool) -> None:
         self._n = ngram
         self._follow: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram -> tokens that followed it
         self._tail: tuple[int, ...] = ()  # the last n-1 tokens
@@ -73,7 +73,7 @@ class Rules:
         self.penalty = config.repetition_penalty
         self.ngram = config.no_repeat_ngram_size
 
-    def history(self, prompt_ids: Sequence[int]) -> History:
+    def history(self, prompt_ids: Iterable[int]) -> History:
         """A fresh history for a row that continues ``prompt_ids``."""
         return History(prompt_ids, self.ngram, self.penalty != 1)
 

@@ -70,7 +70,7 @@ def prefill_round(
     lengths = np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts))
     todo = np.flatnonzero(fed < lengths)  # (A,) rows with prompt left
     step = int(min(chunk, (lengths[todo] - fed[todo]).min()))
-    ids = np.stack([prompts[i][fed[i] : fed[i] + step] for i in todo])  # (A, step)
+    ids = np.stack([prompts[i][fed[i] : fed[i] + step] for i in todo.tolist()])  # (A, step)
     ((logits, new_state),) = feed_chunks(model, ids, [s[todo] for s in state], logits_from=-1, chunk=step)
     for s, new in zip(state, new_state, strict=True):
         s[todo] = new

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from browser import browser, live_server  # noqa: F401  (fixtures: the server and a headless chromium)
 
 from helpers import synthetic_documents, write_corpus
 

@@ -211,3 +211,17 @@ def test_train_overwrite_of_a_folder_of_user_files_exits_2_and_deletes_nothing(
     assert "inside the run folder" in run_cli(capsys, "train", corpus, "--out", ".", "--overwrite")[2]
     assert sorted(p.name for p in home.iterdir()) == ["corpus.csv", "thesis.tex"]
     assert (home / "thesis.tex").read_text() == "precious"
+
+
+@pytest.mark.slow
+def test_export_screen_shows_our_output_not_tensorflows_start_up_lines(run_dir, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+    exe = shutil.which("nextword") or str(__import__("pathlib").Path(sys.executable).parent / "nextword")
+    out = tmp_path / "m.onnx"
+    result = subprocess.run(
+        [exe, "export", str(run_dir), "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and out.is_file()
+    for noise in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):
+        assert noise not in result.stderr, result.stderr

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import run_python
-from nextword.runtime import LoadLimits, ModelFileError, load
+from nextword.runtime import LoadLimits, ModelFileError, load, onnx_proto, wire
 from nextword.runtime import model_check as model_check_module
 from nextword.runtime.model_check import DEFAULT_ALLOWED_OPS, MiB, check_model_file
 
@@ -191,11 +191,11 @@ def test_nesting_depth_is_bounded(no_onnxruntime):
         + _field(7, graph)
         + _metadata_entry(b"nextword.format_version", b"1")
     )
-    _refused(model, f"nested more than {model_check_module.MAX_DEPTH} deep")
+    _refused(model, f"nested more than {onnx_proto.MAX_DEPTH} deep")
 
 
 def test_field_count_is_bounded(model_path, monkeypatch, no_onnxruntime):
-    monkeypatch.setattr(model_check_module, "MAX_FIELDS", 50)
+    monkeypatch.setattr(wire, "MAX_FIELDS", 50)
     _refused(model_path.read_bytes(), "more than 50 protobuf fields")
 
 

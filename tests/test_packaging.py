@@ -37,12 +37,15 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
     base = sorted({r.split(">")[0].split(";")[0].strip() for r in requires if "extra ==" not in r})
     assert base == ["numpy", "onnxruntime"]  # onnxruntime twice: a newer floor from Python 3.11
     extras = {r.split("extra == ")[1].strip("'\" ") for r in requires if "extra ==" in r}
-    assert {"train", "train-gpu", "dev"} <= extras
+    assert {"train", "train-gpu", "dev", "serve"} <= extras
     for module in (
         "nextword/runtime/model.py",
         "nextword/train/trainer.py",
         "nextword/export/exporter.py",
         "nextword/cli/main.py",
+        "nextword/serve/app.py",
+        "nextword/serve/static/index.html",  # the page is package data
+        "nextword/serve/static/app.js",
     ):
         assert module in names
     assert "nextword = nextword.cli.main:main" in entry_points

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._deps import TRAINING_STACK, MissingExtraError, require
+from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
 from .config import CorpusConfig, ModelConfig, TrainConfig
 from .corpus import CorpusError, load_documents, split_documents
 
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .trainer import TrainResult
 
 __all__ = [
+    "EXPORT_STACK",
+    "TRAINING_STACK",
     "CorpusConfig",
     "CorpusError",
     "MissingExtraError",
@@ -24,6 +26,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "load_documents",
+    "require",
     "resume",
     "split_documents",
     "train",

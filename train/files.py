@@ -52,9 +52,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name keeps the target's suffix: Keras insists on ".keras", for one.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+        )
+    except OSError as exc:  # a read-only or full filesystem: name the file the user asked for
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -63,6 +66,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        if tmp_name in (exc.filename, exc.filename2):  # the temporary name is ours, not the user's
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

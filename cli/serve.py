@@ -1,0 +1,45 @@
+"""``nextword serve``: the HTTP API and the web page; its options are the fields of
+:class:`nextword.serve.ServeConfig`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nextword.serve import ServeConfig
+
+from .args import add_config_arguments, config_from_args
+
+__all__ = ["add_serve_parser"]
+
+INSTALL_HINT = 'install the server extra: pip install "nextword[serve]"'
+
+
+def add_serve_parser(commands: Any) -> None:
+    """Register ``nextword serve`` on ``commands`` (the object ``add_subparsers`` returned)."""
+    parser = commands.add_parser(
+        "serve",
+        help="serve the model over HTTP: OpenAI-compatible API and a web page (needs nextword[serve])",
+        description="Serve a model over HTTP: POST /v1/completions (OpenAI-compatible, streaming), "
+        "/v1/suggest, /v1/score, GET /v1/models, /health, the API reference at /docs and a page to try the "
+        "model at /. Listens on 127.0.0.1 unless --host says otherwise. See docs/serving.md.",
+    )
+    add_config_arguments(parser, ServeConfig)
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from nextword.train import MissingExtraError
+
+    missing = []
+    for module in ("fastapi", "uvicorn"):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            missing.append(f"{module} ({exc})")
+    if missing:
+        raise MissingExtraError(f"serving needs {', '.join(missing)}; {INSTALL_HINT}")
+    from nextword.serve import serve
+
+    serve(config_from_args(ServeConfig(), vars(args)))
+    return 0

@@ -1,0 +1,166 @@
+"""What a model file may ask of the runtime: every cap and range the loader enforces, in one place.
+
+:class:`LoadLimits` holds them; ``load(path, limits=...)`` and ``check_model_file`` take one. The
+exporter reads :data:`OPSET_VERSIONS` from here, so it never writes a file the runtime refuses. The
+defaults fit every model nextword exports under the 64 MiB file cap, with room to spare; the figures
+behind them are in ``docs/security.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+__all__ = [
+    "DEFAULT_ALLOWED_OPS",
+    "EXPORTED_OPS",
+    "IR_VERSIONS",
+    "OPSET_VERSIONS",
+    "LoadLimits",
+    "MiB",
+]
+
+MiB = 1024 * 1024
+
+IR_VERSIONS = (7, 8)  # tf2onnx 1.17 writes IR 7 for opsets 13-14 and IR 8 for 15-18
+OPSET_VERSIONS = (13, 18)  # the default-domain opsets tested; tf2onnx converts to none above 18
+
+# (domain, op_type) pairs a nextword graph may use; "" is the default ONNX domain ("ai.onnx").
+# Found by exporting 1-3 layer models (embedding width equal to and different from the LSTM width) at
+# opsets 13-18 with tf2onnx, then quantizing each with onnxruntime.quantization.quantize_dynamic
+# (QInt8/QUInt8, per-channel, reduce_range, with and without quant_pre_process). The step graph has no
+# dropout node (inference graph), so dropout does not change the set. Format 2 added ``logits_from``,
+# whose slice of the LSTM output tf2onnx writes as Slice, with And/Where for negative starts.
+EXPORTED_OPS = frozenset(
+    ("", op)
+    for op in (
+        "Add",
+        "And",
+        "Cast",
+        "Concat",
+        "Gather",
+        "LSTM",
+        "Less",
+        "MatMul",
+        "Mul",
+        "Not",
+        "Reshape",
+        "Shape",
+        "Slice",
+        "Squeeze",
+        "Transpose",
+        "Unsqueeze",
+        "Where",
+    )
+)
+# Emitted by tf2onnx for other graphs of this shape (output renames, unfolded constants): data-free.
+PLAUSIBLE_OPS = frozenset({("", "Identity"), ("", "Constant")})
+# What quantize_dynamic turns MatMul, Gather and LSTM into.
+QUANTIZED_OPS = frozenset(
+    {
+        ("", "DequantizeLinear"),
+        ("", "DynamicQuantizeLinear"),
+        ("", "MatMulInteger"),
+        ("com.microsoft", "DynamicQuantizeLSTM"),
+    }
+)
+DEFAULT_ALLOWED_OPS = EXPORTED_OPS | PLAUSIBLE_OPS | QUANTIZED_OPS
+
+_POSITIVE_INTS = (
+    "max_file_bytes",
+    "max_tokenizer_bytes",
+    "max_metadata_bytes",
+    "max_vocab_size",
+    "max_state_width",
+    "max_tensor_bytes",
+    "max_graph_bytes",
+    "max_macs_per_token",
+    "max_nodes",
+)
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """What :func:`~nextword.runtime.load` accepts. The defaults fit every model nextword exports.
+
+    The graph limits (``max_tensor_bytes``, ``max_graph_bytes``, ``max_macs_per_token``) are worked
+    out from the graph before onnxruntime sees it, for one batch row at one position: a call on
+    ``batch`` rows of ``time`` positions may use up to ``batch * time`` times as much, and a graph whose
+    tensors grow faster than that is refused. Widen a limit only for files you trust, e.g.
+    ``load(path, limits=LoadLimits(max_file_bytes=256 * MiB, max_tensor_bytes=256 * MiB))``.
+    """
+
+    max_file_bytes: int = field(default=64 * MiB, metadata={"help": "largest model file read, in bytes"})
+    max_tokenizer_bytes: int = field(
+        default=4 * MiB, metadata={"help": "largest embedded tokenizer JSON, in UTF-8 bytes"}
+    )
+    max_metadata_bytes: int = field(
+        default=1 * MiB,
+        metadata={"help": "largest other JSON metadata value (config, metrics, decoding defaults...)"},
+    )
+    ir_versions: tuple[int, int] = field(
+        default=IR_VERSIONS, metadata={"help": "ONNX IR versions accepted, inclusive (tf2onnx writes 7 or 8)"}
+    )
+    opset_versions: tuple[int, int] = field(
+        default=OPSET_VERSIONS, metadata={"help": "default-domain opsets accepted, inclusive (tested range)"}
+    )
+    allowed_ops: frozenset[tuple[str, str]] = field(
+        default=DEFAULT_ALLOWED_OPS, metadata={"help": "(domain, op_type) pairs a graph may use"}
+    )
+    max_vocab_size: int = field(
+        default=1_000_000, metadata={"help": "largest vocabulary (logits width); the tokenizer's own cap"}
+    )
+    max_state_width: int = field(
+        default=4096, metadata={"help": "widest LSTM state (h, c and the LSTM hidden size)"}
+    )
+    max_tensor_bytes: int = field(
+        default=64 * MiB,
+        metadata={"help": "largest tensor the graph may make, per batch row and position (weights included)"},
+    )
+    max_graph_bytes: int = field(
+        default=256 * MiB,
+        metadata={"help": "all of the graph's tensors together, per batch row and position"},
+    )
+    max_macs_per_token: int = field(
+        default=128 * MiB,
+        metadata={"help": "multiply-accumulates of one step, per batch row and position (bounds time)"},
+    )
+    max_nodes: int = field(
+        default=10_000, metadata={"help": "most nodes in the graph (bounds onnxruntime's load time)"}
+    )
+    bound_graph: bool = field(
+        default=True,
+        metadata={"help": "work out the graph's tensor sizes and cost before loading (off: trust the file)"},
+    )
+
+    def __post_init__(self) -> None:
+        for name in _POSITIVE_INTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LoadLimits.{name} must be a positive integer, got {value!r}")
+        for name in ("ir_versions", "opset_versions"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, tuple)
+                or len(value) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                or not 1 <= value[0] <= value[1]
+            ):
+                raise ValueError(
+                    f"LoadLimits.{name} must be an inclusive range (low, high) with 1 <= low <= high, "
+                    f"got {value!r}"
+                )
+        if not isinstance(self.allowed_ops, frozenset) or not all(
+            isinstance(op, tuple) and len(op) == 2 and all(isinstance(s, str) for s in op)
+            for op in self.allowed_ops
+        ):
+            raise ValueError(
+                "LoadLimits.allowed_ops must be a frozenset of (domain, op_type) string pairs, "
+                f"got {self.allowed_ops!r:.200}"
+            )
+        if not isinstance(self.bound_graph, bool):
+            raise ValueError(f"LoadLimits.bound_graph must be True or False, got {self.bound_graph!r}")
+
+    def widen_hint(self, name: str) -> str:
+        """The sentence that tells a user how to raise limit ``name`` for a file they trust."""
+        assert name in {f.name for f in fields(self)}, name
+        return f"if you trust the file, raise it with load(..., limits=LoadLimits({name}=...))"

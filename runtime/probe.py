@@ -1,0 +1,65 @@
+"""The probe step ``load()`` runs before it returns: proof that the graph is what its metadata says.
+
+The file checks bound the graph's sizes, and the metadata reader compares the graph's *declared*
+signature with the tokenizer; neither runs the graph. A graph can still declare 20 logits and make 30
+(a ``Reshape`` whose target is computed hides the width from shape inference), run an LSTM whose hidden
+width differs from the declared state, gather embeddings past the end of a too-short table, or carry
+damaged int8 scales. :func:`probe_model` runs one step on a batch of 2, feeding the largest token id
+and the special ids, and checks every output's real dtype and shape and that the numbers are finite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ModelFileError, ModelRunError
+from .model_file import INPUT_IDS, LOGITS, LOGITS_FROM, ModelInfo, state_input_names, state_output_names
+from .session import run_session
+
+__all__ = ["probe_model"]
+
+PROBE_LOGITS_FROM = -2  # with 3 positions, the last 2: tells "all positions" and "last only" apart
+
+
+def probe_model(session, info: ModelInfo, source: str) -> None:
+    """Run one probe step and check every output; raise :class:`ModelFileError` naming ``source``."""
+    tokenizer, vocab = info.tokenizer, info.vocab_size
+    largest = vocab - 1
+    ids = np.array(  # (2, 3): every special id and the largest id, in both rows
+        [[tokenizer.eod_id, largest, tokenizer.unk_id], [largest, tokenizer.pad_id, tokenizer.eod_id]],
+        dtype=np.int64,
+    )
+    layers = len(info.state_sizes)
+    rng = np.random.default_rng(0)
+    state = [
+        rng.uniform(-1, 1, size=(2, width)).astype(np.float32) for width in info.state_sizes for _ in "hc"
+    ]
+    feed: dict[str, np.ndarray] = {INPUT_IDS: ids, **dict(zip(state_input_names(layers), state, strict=True))}
+    positions = ids.shape[1]
+    if info.has_logits_from:
+        feed[LOGITS_FROM] = np.asarray(PROBE_LOGITS_FROM, dtype=np.int64)
+        positions = -PROBE_LOGITS_FROM
+    names = [LOGITS, *state_output_names(layers)]
+    try:
+        outputs = run_session(session, names, feed, source)
+    except ModelRunError as exc:
+        reason = " ".join(str(exc.__cause__).split())[:500]
+        raise ModelFileError(
+            f"{source} loads but fails a probe step (2 rows, token ids up to {largest}): onnxruntime says "
+            f"{reason}; the file is damaged or crafted: re-download or re-export it"
+        ) from None
+    expected = [(2, positions, vocab), *((2, width) for width in info.state_sizes for _ in "hc")]
+    for name, value, shape in zip(names, outputs, expected, strict=True):
+        problem = None
+        if not isinstance(value, np.ndarray) or value.dtype != np.float32:
+            problem = f"is {getattr(value, 'dtype', type(value).__name__)}, not float32"
+        elif value.shape != shape:
+            problem = f"has shape {value.shape}, not {shape}"
+        elif not np.isfinite(value).all():
+            problem = "holds NaN or infinite values"
+        if problem:
+            raise ModelFileError(
+                f"{source}: on a probe step of 2 rows the graph's output {name!r} {problem} (the metadata "
+                f"declares a vocabulary of {vocab} and state widths {list(info.state_sizes)}); the file is "
+                "damaged or crafted: re-download or re-export it"
+            )

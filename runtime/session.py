@@ -1,0 +1,50 @@
+"""Running the onnxruntime session: the one place its failures become a nextword exception."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import ModelRunError
+
+__all__ = ["run_session", "wrong_shapes"]
+
+# onnxruntime also logs a failing node to stderr; the exception below already says it all, once.
+_QUIET = ort.RunOptions()
+_QUIET.log_severity_level = 4  # fatal only; read-only during a run, so threads can share it
+
+
+def run_session(
+    session: Any, outputs: Sequence[str], feed: Mapping[str, np.ndarray], source: str
+) -> list[np.ndarray]:
+    """``session.run(outputs, feed)``, with any onnxruntime failure raised as :class:`ModelRunError`
+    naming ``source`` (the model file) and the shapes fed.
+
+    onnxruntime raises its own exception types (``Fail``, ``InvalidArgument``, ``RuntimeException``...,
+    none of them ``ValueError``); after ``load()`` has probed the graph such a failure means the file's
+    graph breaks on inputs the probe did not try. The ``try`` costs nothing when nothing fails.
+    """
+    try:
+        return session.run(outputs, feed, _QUIET)
+    except Exception as exc:  # onnxruntime's exception classes share no base but Exception
+        shapes = ", ".join(f"{name} {getattr(value, 'shape', '?')}" for name, value in feed.items())
+        reason = " ".join(str(exc).split())  # one line, whatever onnxruntime wrote
+        raise ModelRunError(
+            f"{source}: onnxruntime failed running the model on {shapes}: {reason[:500]}; the file is "
+            "damaged or crafted: re-download or re-export it"
+        ) from exc
+
+
+def wrong_shapes(
+    source: str, ids_shape: tuple[int, ...], logits: np.ndarray, state: Sequence[np.ndarray], wanted: tuple
+) -> ModelRunError:
+    """The error for a step whose outputs have shapes the nextword signature does not allow."""
+    shapes = ", ".join(str(getattr(s, "shape", "?")) for s in state)
+    return ModelRunError(
+        f"{source}: on input_ids of shape {ids_shape} the graph returned logits of shape "
+        f"{getattr(logits, 'shape', '?')} (expected {wanted}) and state of shapes {shapes}; the graph only "
+        "works for some batch sizes or lengths: the file is damaged or crafted, re-download or re-export it"
+    )

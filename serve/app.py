@@ -1,0 +1,113 @@
+"""The ASGI application: routes, error answers, the body-size cap, the page's files, and a lifespan that
+starts the scheduler and drains generations on Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from nextword.runtime import NextWordModel, __version__, default_model
+
+from . import completions, routes
+from .config import ServeConfig
+from .errors import install_error_handlers
+from .limits import BodySizeLimit
+from .scheduler import make_scheduler
+from .state import ServerState
+
+__all__ = ["CONFIG_ENV", "app_from_environment", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_ENV = "NEXTWORD_SERVE_CONFIG"  # JSON of a ServeConfig: how worker processes get their settings
+
+
+def create_app(config: ServeConfig | None = None, model: NextWordModel | None = None) -> FastAPI:
+    """The server as an ASGI app; run it with any ASGI server (``nextword serve`` uses uvicorn).
+
+    ``model`` defaults to ``config.model``, else ``$NEXTWORD_MODEL``, else the bundled model. The
+    model is loaded here, so a bad file fails before the server binds its port.
+    """
+    config = config or ServeConfig()
+    model = model or default_model(config.model)
+    state = ServerState(config=config, model=model, model_id=Path(model.source).stem or "nextword")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.scheduler = make_scheduler(model, config.batching, config.max_batch, config.max_streams)
+        restore = _drain_on_signals(state, asyncio.get_running_loop())
+        logger.info(
+            "serving %s (%s) with %s",
+            model.source,
+            state.model_id,
+            "continuous batching" if config.batching else "one thread per request",
+        )
+        try:
+            yield
+        finally:
+            restore()
+            state.cancel_all()
+            scheduler, state.scheduler = state.scheduler, None
+            await asyncio.to_thread(scheduler.close)
+
+    app = FastAPI(
+        title="nextword",
+        version=__version__,
+        summary="Word-level LSTM next-word model: OpenAI-compatible completions, suggestions, scores.",
+        lifespan=lifespan,
+    )
+    app.state.nextword = state
+    install_error_handlers(app)
+    app.include_router(completions.router)
+    app.include_router(routes.router)
+    app.mount("/static", StaticFiles(directory=str(routes.STATIC)), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of a worker process, configured by ``$NEXTWORD_SERVE_CONFIG`` (see :func:`serve`)."""
+    settings = json.loads(os.environ[CONFIG_ENV])
+    # a worker is a fresh process: it logs as the command that started it did
+    logging.basicConfig(
+        level=settings.pop("_log_level", logging.INFO), format="%(levelname)s %(name)s: %(message)s"
+    )
+    return create_app(ServeConfig(**settings))
+
+
+def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> Any:
+    """Chain a drain step before the ASGI server's own Ctrl-C / SIGTERM handlers: new generations are
+    refused at once and running ones get ``shutdown_timeout`` seconds. Returns the undo function.
+    Signals can only be handled on the main thread; elsewhere (a test client) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if not callable(handler):
+            continue
+
+        def chained(signum: int, frame: Any, handler: Any = handler) -> None:
+            state.begin_shutdown(loop)
+            handler(signum, frame)
+
+        previous[sig] = signal.signal(sig, chained)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is not handler:
+                with contextlib.suppress(ValueError):
+                    signal.signal(sig, handler)
+
+    return restore

@@ -1,0 +1,200 @@
+"""``POST /v1/completions``: whole answers, or server-sent events while the words are generated.
+
+A client that goes away cancels its job at once: the stream's body is raced against the connection's
+``http.disconnect`` message, and a whole answer's wait is raced against it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .errors import APIError
+from .options import Completion, completion_from_request
+from .scheduler import Job, RowUpdate
+from .schemas import CompletionRequest, CompletionResponse, ErrorBody, error_body
+from .state import ServerState
+
+__all__ = ["router"]
+
+router = APIRouter()
+FINISH = {"length": "length", "stop": "stop", "end": "stop", "cancelled": "stop"}  # nextword -> OpenAI
+ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 422, 429, 503)}
+
+
+@router.post(
+    "/v1/completions",
+    response_model=CompletionResponse,
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    summary="Continue one or more prompts (OpenAI-compatible)",
+)
+async def completions(body: CompletionRequest, request: Request) -> Any:
+    """Continue ``prompt``. With ``stream``, the text arrives as server-sent events: ``data: {chunk}``
+    lines, each carrying new text for one choice, then ``data: [DONE]``. Options left out take the model
+    file's decoding defaults; with a ``seed`` the text equals ``model.generate`` with the same options."""
+    state: ServerState = request.app.state.nextword
+    completion = completion_from_request(body, state.model, state.config)
+    job = Job(completion.prompts, completion.config, completion.logprobs)
+    state.start_job(job)
+    meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
+    if completion.stream:
+        return _EventStream(_events(state, job, completion, meta), media_type="text/event-stream")
+    try:
+        texts = await _until_done_or_gone(_collect(state, job, completion), request)
+    finally:
+        state.end_job(job)
+    if texts is None:  # the client went away; nobody reads this
+        return JSONResponse(error_body("client disconnected", "client_error"), status_code=499)
+    return {**meta, "object": "text_completion", **texts}
+
+
+async def _collect(state: ServerState, job: Job, completion: Completion) -> dict[str, Any]:
+    rows = job.rows
+    texts, reasons = [""] * rows, [None] * rows
+    logprobs: list[dict[str, list[Any]] | None] = [
+        _empty_logprobs() if job.logprobs is not None else None for _ in range(rows)
+    ]
+    try:
+        async for batch in job.updates():
+            for u in batch:
+                if logprobs[u.index] is not None and u.token is not None:
+                    _add_logprob(logprobs[u.index], u, len(texts[u.index]))
+                texts[u.index] += u.text
+                if u.finished:
+                    reasons[u.index] = u.finish_reason
+    except ValueError as exc:
+        raise APIError(400, str(exc)) from None
+    per_prompt = completion.config.num_return_sequences
+    prompt_tokens = _prompt_tokens(state, completion)
+    completion_tokens = job.words
+    choices = []
+    for i, text in enumerate(texts):
+        prefix = completion.prompts[i // per_prompt] if completion.echo else ""
+        choices.append(
+            {
+                "index": i,
+                "text": prefix + text,
+                "logprobs": logprobs[i],
+                "finish_reason": FINISH.get(reasons[i] or ""),
+                "end_reason": reasons[i],
+            }
+        )
+    return {
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+async def _events(
+    state: ServerState, job: Job, completion: Completion, meta: dict[str, Any]
+) -> AsyncIterator[str]:
+    """The stream of one request; cancels the job if the stream stops early (client gone)."""
+    per_prompt = completion.config.num_return_sequences
+    sent = [0] * job.rows
+    head = _sse({**meta, "object": "text_completion", "choices": []})[: -len("]}\n\n")]  # ...,"choices":[
+
+    def chunk(
+        index: int, text: str, reason: str | None = None, end: str | None = None, lp: Any = None
+    ) -> str:
+        choice = {"index": index, "text": text, "logprobs": lp, "finish_reason": reason, "end_reason": end}
+        return head + json.dumps(choice, ensure_ascii=False, separators=(",", ":")) + "]}\n\n"
+
+    try:
+        if completion.echo:
+            yield "".join(chunk(i, completion.prompts[i // per_prompt]) for i in range(job.rows))
+        async for batch in job.updates():
+            events = []
+            for u in batch:
+                lp = None
+                if job.logprobs is not None and u.token is not None:
+                    lp = _empty_logprobs()
+                    _add_logprob(lp, u, sent[u.index])
+                if not (u.text or u.finished or lp):
+                    continue
+                sent[u.index] += len(u.text)
+                reason = FINISH.get(u.finish_reason or "") if u.finished else None
+                events.append(chunk(u.index, u.text, reason, u.finish_reason if u.finished else None, lp))
+            if events:
+                yield "".join(events)  # one write for every event that is ready
+        if completion.include_usage:
+            prompt_tokens = _prompt_tokens(state, completion)
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": job.words,
+                "total_tokens": prompt_tokens + job.words,
+            }
+            yield _sse({**meta, "object": "text_completion", "choices": [], "usage": usage})
+    except ValueError as exc:  # refused by the runtime after the stream began
+        yield _sse(error_body(str(exc), "invalid_request_error"))
+    except RuntimeError as exc:
+        yield _sse(error_body(str(exc), "server_error"))
+    finally:
+        state.end_job(job)
+    yield "data: [DONE]\n\n"
+
+
+def _prompt_tokens(state: ServerState, completion: Completion) -> int:
+    return sum(len(state.model.tokenizer.encode(p)) for p in completion.prompts)
+
+
+def _sse(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def _empty_logprobs() -> dict[str, list[Any]]:
+    return {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+
+
+def _add_logprob(lp: dict[str, list[Any]], u: RowUpdate, offset: int) -> None:
+    lp["tokens"].append(u.token)
+    lp["token_logprobs"].append(u.logprob)
+    lp["top_logprobs"].append(u.top_logprobs or {})
+    lp["text_offset"].append(offset)
+
+
+async def _until_done_or_gone(work: Any, request: Request) -> Any:
+    """``await work``, unless the client disconnects first (then None; the work is cancelled)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    return task.result() if task.done() and not task.cancelled() else None
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class _EventStream(StreamingResponse):
+    """A streaming response that stops its body as soon as the client disconnects, whatever the ASGI
+    server's spec version (Starlette only listens for the disconnect below spec 2.4)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def stream() -> None:
+                with contextlib.suppress(OSError):  # the connection broke while sending
+                    await self.stream_response(send)
+                group.cancel_scope.cancel()
+
+            group.start_soon(stream)
+            await self.listen_for_disconnect(receive)
+            group.cancel_scope.cancel()

@@ -1,0 +1,105 @@
+"""Server settings, shared by :func:`nextword.serve.serve` and ``nextword serve``."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from nextword.runtime import MAX_BATCH, MAX_WORDS
+
+__all__ = ["ServeConfig"]
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What to serve, where, and the caps that keep one client from taking the server down.
+
+    Every field is also a ``nextword serve`` flag (``max_streams`` is ``--max-streams``). Invalid values
+    raise ``ValueError`` naming the field, the value and the allowed range.
+    """
+
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)",
+            "metavar": "MODEL.onnx",
+        },
+    )
+    host: str = field(
+        default="127.0.0.1",
+        metadata={"help": "address to listen on; 0.0.0.0 exposes the server to the network"},
+    )
+    port: int = field(default=8000, metadata={"help": "TCP port to listen on (0: any free port)"})
+    workers: int = field(
+        default=1,
+        metadata={"help": "server processes sharing the port, each with its own copy of the model"},
+    )
+    batching: bool = field(
+        default=True,
+        metadata={
+            "help": "continuous batching: one batched model step per tick for every active sequence "
+            "(off: each request generates alone on its own thread, the unbatched baseline)"
+        },
+    )
+    max_batch: int = field(
+        default=MAX_BATCH,
+        metadata={"help": f"sequences stepped together in one tick at most (1..{MAX_BATCH}); more wait"},
+    )
+    max_streams: int = field(
+        default=256,
+        metadata={"help": "generation requests (streamed or not) in flight at once; more get 429"},
+    )
+    max_body_bytes: int = field(
+        default=1_000_000, metadata={"help": "largest request body accepted; larger get 413"}
+    )
+    max_prompt_chars: int = field(
+        default=100_000, metadata={"help": "longest prompt (or text to score) in characters"}
+    )
+    max_words: int = field(
+        default=1000,
+        metadata={"help": f"most words one completion may ask for with max_tokens (1..{MAX_WORDS})"},
+    )
+    max_rows: int = field(
+        default=16,
+        metadata={"help": "most sequences one request may ask for: prompts x n"},
+    )
+    shutdown_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "seconds that in-flight generations may take to finish after Ctrl-C or SIGTERM; "
+            "then they are cancelled"
+        },
+    )
+    log_level: str = field(
+        default="info",
+        metadata={"help": "server log level", "choices": ("debug", "info", "warning", "error")},
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ValueError(f"host must be a host name or an IP address, got {self.host!r}")
+        for name, low, high in (
+            ("port", 0, 65535),
+            ("workers", 1, 64),
+            ("max_batch", 1, MAX_BATCH),
+            ("max_streams", 1, 100_000),
+            ("max_body_bytes", 1, 1 << 30),
+            ("max_prompt_chars", 1, 100_000_000),
+            ("max_words", 1, MAX_WORDS),
+            ("max_rows", 1, MAX_BATCH),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+        if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
+            raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server listens on this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False

@@ -1,0 +1,137 @@
+"""From a completion request to what the runtime takes: prompts, a GenerationConfig and logprobs.
+
+Ranges are the runtime's: :class:`GenerationConfig` checks every value and its ``ValueError`` message
+(parameter, value, allowed range) becomes the 400 answer, with the API's name for the parameter. The
+server's own caps (:class:`ServeConfig`) are checked first, each naming the flag that sets it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from nextword.runtime import GenerationConfig, NextWordModel
+
+from .config import ServeConfig
+from .errors import APIError
+from .schemas import API_TO_RUNTIME, CompletionRequest
+
+__all__ = ["MAX_LOGPROBS", "Completion", "check_prompt", "completion_from_request"]
+
+MAX_LOGPROBS = 20  # alternatives per word in a logprobs answer
+RUNTIME_TO_API = {runtime: api for api, runtime in API_TO_RUNTIME.items()}
+_LEADING_NAME = re.compile(r"^(\w+)")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A validated completion request."""
+
+    prompts: list[str]
+    config: GenerationConfig  # num_return_sequences is n
+    logprobs: int | None
+    echo: bool
+    stream: bool
+    include_usage: bool
+
+
+def check_prompt(text: str, name: str, limits: ServeConfig) -> None:
+    """Refuse a prompt (or a text to score) over the ``--max-prompt-chars`` cap."""
+    if len(text) > limits.max_prompt_chars:
+        raise APIError(
+            400,
+            f"{name} has {len(text)} characters; this server takes at most {limits.max_prompt_chars} "
+            "(nextword serve --max-prompt-chars)",
+            name,
+        )
+
+
+def completion_from_request(
+    request: CompletionRequest, model: NextWordModel, limits: ServeConfig
+) -> Completion:
+    """Check ``request`` against the server's caps and the runtime's ranges; raises :class:`APIError`."""
+    _refuse_unsupported(request)
+    prompts = [request.prompt] if isinstance(request.prompt, str) else list(request.prompt)
+    if not prompts:
+        raise APIError(400, "prompt is an empty list; give a string or a list of strings", "prompt")
+    for i, prompt in enumerate(prompts):
+        check_prompt(prompt, "prompt" if isinstance(request.prompt, str) else f"prompt.{i}", limits)
+    if request.max_tokens is not None and request.max_tokens > limits.max_words:
+        raise APIError(
+            400,
+            f"max_tokens={request.max_tokens} is over this server's cap of {limits.max_words} words "
+            "(nextword serve --max-words)",
+            "max_tokens",
+        )
+    n = 1 if request.n is None else request.n
+    if len(prompts) * n > limits.max_rows and n >= 1:
+        raise APIError(
+            400,
+            f"{len(prompts)} prompt(s) x n={n} = {len(prompts) * n} sequences; this server takes at most "
+            f"{limits.max_rows} per request (nextword serve --max-rows)",
+            "n",
+        )
+    if request.logprobs is not None and not 0 <= request.logprobs <= MAX_LOGPROBS:
+        raise APIError(400, f"logprobs must be in 0..{MAX_LOGPROBS}, got {request.logprobs}", "logprobs")
+    options = {
+        API_TO_RUNTIME.get(name, name): value
+        for name in (
+            "max_tokens",
+            "min_tokens",
+            "temperature",
+            "top_p",
+            "top_k",
+            "n",
+            "repetition_penalty",
+            "no_repeat_ngram_size",
+            "stop_at_end",
+            "allow_unknown",
+            "seed",
+        )
+        if (value := getattr(request, name)) is not None
+    }
+    if request.stop is not None:
+        options["stop"] = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop)
+    base = model.info.generation
+    if "max_words" not in options and base.max_words > limits.max_words:
+        base = replace(base, max_words=limits.max_words, min_words=min(base.min_words, limits.max_words))
+    try:
+        config = GenerationConfig.from_options(base, **options)
+    except ValueError as exc:
+        raise _api_name(exc) from None
+    if config.num_beams != 1:  # a model default; the API has no beam search
+        config = replace(config, num_beams=1, length_penalty=1.0)
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    if request.stream_options is not None and not request.stream:
+        raise APIError(400, "stream_options is only allowed with stream=true", "stream_options")
+    return Completion(prompts, config, request.logprobs, request.echo, request.stream, include_usage)
+
+
+def _refuse_unsupported(request: CompletionRequest) -> None:
+    n = 1 if request.n is None else request.n
+    if request.best_of not in (None, 1, n):
+        raise APIError(400, f"best_of={request.best_of} is not supported; leave it out", "best_of")
+    for name in ("presence_penalty", "frequency_penalty"):
+        value = getattr(request, name)
+        if value not in (None, 0):
+            raise APIError(
+                400,
+                f"{name}={value} is not supported; use repetition_penalty (> 1 makes repeated words less "
+                "likely)",
+                name,
+            )
+    if request.logit_bias:
+        raise APIError(400, "logit_bias is not supported; leave it out", "logit_bias")
+    if request.suffix:
+        raise APIError(400, "suffix is not supported: the model writes left to right only", "suffix")
+
+
+def _api_name(exc: ValueError) -> APIError:
+    """The runtime's message with the API's name of the parameter ("max_words" -> "max_tokens")."""
+    message = str(exc)
+    match = _LEADING_NAME.match(message)
+    name = match.group(1) if match else None
+    if name in RUNTIME_TO_API:
+        message = RUNTIME_TO_API[name] + message[len(name) :]
+        name = RUNTIME_TO_API[name]
+    return APIError(400, message, name if name and message.startswith(name) else None)

@@ -1,0 +1,123 @@
+"""The other endpoints: next-word suggestions, scoring, the model's description, health, the page."""
+
+from __future__ import annotations
+
+import math
+import time
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from .completions import ERRORS
+from .errors import APIError
+from .options import check_prompt
+from .schemas import ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
+from .state import ServerState, model_summary
+
+__all__ = ["STATIC", "router"]
+
+router = APIRouter()
+STATIC = resources.files("nextword.serve") / "static"
+MAX_SUGGESTIONS = 100
+
+
+@router.post("/v1/suggest", response_model=SuggestResponse, responses=ERRORS, summary="Next-word suggestions")
+async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
+    """The ``k`` most likely next words after ``prompt``, with their probabilities and the text that
+    appends each one to the prompt (spacing and sentence capitals applied)."""
+    state: ServerState = request.app.state.nextword
+    check_prompt(body.prompt, "prompt", state.config)
+    if not 1 <= body.k <= MAX_SUGGESTIONS:
+        raise APIError(400, f"k must be in 1..{MAX_SUGGESTIONS}, got {body.k}", "k")
+    model = state.model
+    words = await run_in_threadpool(_call, model.next_words, body.prompt, body.k)
+    tokens = model.tokenizer.tokenize(body.prompt)
+    previous = tokens[-1] if tokens else None
+    strip = body.prompt[-1:].isspace()
+    suggestions = []
+    for word, probability in words:
+        text = model.tokenizer.piece(word, previous)
+        suggestions.append(
+            {"word": word, "text": text.lstrip(" ") if strip else text, "probability": probability}
+        )
+    return {"model": state.model_id, "suggestions": suggestions}
+
+
+@router.post("/v1/score", response_model=ScoreResponse, responses=ERRORS, summary="Score a text word by word")
+async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
+    """The text's total log-probability (natural log), its per-word perplexity, and every word's
+    log-probability given the words before it, as the model reads the text from a document start."""
+    state: ServerState = request.app.state.nextword
+    check_prompt(body.text, "text", state.config)
+    model = state.model
+    result = await run_in_threadpool(_call, model.score, body.text)
+    tokens = model.tokenizer.tokenize(body.text)  # the words as read, one per scored word
+    pieces = list(model.tokenizer.pieces(tokens))
+    words = [
+        {
+            "word": token,
+            "text": piece,
+            "logprob": w.logprob,
+            "probability": math.exp(w.logprob),
+            "unknown": w.unknown,
+        }
+        for token, piece, w in zip(tokens, pieces, result.words, strict=True)
+    ]
+    return {
+        "model": state.model_id,
+        "total_logprob": result.total_logprob,
+        "perplexity": result.perplexity,
+        "words": words,
+    }
+
+
+@router.get("/v1/models", summary="The served model: provenance and metrics")
+async def models(request: Request) -> dict[str, Any]:
+    """OpenAI's model list (one model), with what ``nextword info --json`` shows about it."""
+    state: ServerState = request.app.state.nextword
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": state.model_id,
+                "object": "model",
+                "created": int(state.started),
+                "owned_by": "nextword",
+                "nextword": model_summary(state.model),
+            }
+        ],
+    }
+
+
+@router.get("/health", summary="Liveness and load")
+async def health(request: Request) -> dict[str, Any]:
+    """``status`` is ``ok``, or ``draining`` once the server is shutting down (then it answers 503)."""
+    state: ServerState = request.app.state.nextword
+    body = {
+        "status": "draining" if state.draining else "ok",
+        "model": state.model_id,
+        "batching": state.config.batching,
+        "generations_in_flight": len(state.jobs),
+        "generations_served": state.served,
+        "uptime_s": round(time.time() - state.started, 1),
+        **(state.scheduler.stats() if state.scheduler else {}),
+    }
+    if state.draining:
+        raise APIError(503, "the server is shutting down", kind="server_error")
+    return body
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page() -> HTMLResponse:
+    return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
+
+
+def _call(function: Any, *args: Any) -> Any:
+    """Run a model call; its ValueError (a bad value) becomes a 400 naming the problem."""
+    try:
+        return function(*args)
+    except ValueError as exc:
+        raise APIError(400, str(exc)) from None

@@ -1,0 +1,266 @@
+"""Schedulers: who runs the model for the requests in flight.
+
+:class:`BatchScheduler` is continuous batching: one thread owns one step-level generator; every tick
+it admits waiting requests (their prompts are fed by the generator in bounded chunks, between the
+steps of the others), applies cancellations, and runs one batched step for every active sequence.
+Sequences join and leave between ticks. :class:`ThreadScheduler` is the unbatched baseline: each
+request generates alone on a thread of its own, as ``model.stream`` in a thread pool would.
+
+Both hand a request's words to its :class:`Job` (an asyncio queue read by the route); a job cancelled
+by its route (client gone) stops at the next tick. Neither holds state beyond the requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nextword.runtime import GenerationConfig, NextWordModel, Update
+
+__all__ = ["BatchScheduler", "Job", "RowUpdate", "Scheduler", "ThreadScheduler", "make_scheduler"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RowUpdate:
+    """New output of one sequence of a job; ``index`` is the sequence's place in the request
+    (prompt-major, ``n`` per prompt)."""
+
+    index: int
+    text: str  # text safe to send now; joined over the updates it is model.generate's text
+    token: str | None  # the word chosen this tick (None when the sequence ended without one)
+    finished: bool
+    finish_reason: str | None  # "length" | "stop" | "end" | "cancelled" once finished
+    logprob: float | None
+    top_logprobs: dict[str, float] | None
+
+
+class Job:
+    """One request's sequences in a scheduler. Read :meth:`updates` from the event loop that made it."""
+
+    def __init__(self, prompts: list[str], config: GenerationConfig, logprobs: int | None) -> None:
+        self.prompts, self.config, self.logprobs = prompts, config, logprobs
+        self.rows = len(prompts) * config.num_return_sequences
+        self.cancelled = threading.Event()
+        self.finished = False  # every sequence has finished and been read
+        self.words = 0  # words generated so far, over all sequences
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[list[RowUpdate] | BaseException] = asyncio.Queue()
+        self._on_cancel: Callable[[Job], None] = lambda job: None
+
+    def cancel(self) -> None:
+        """Stop generating for this job (idempotent); its sequences finish at the next tick."""
+        if not self.cancelled.is_set():
+            self.cancelled.set()
+            self._on_cancel(self)
+
+    def cancel_unless_finished(self) -> None:
+        if not self.finished:
+            self.cancel()
+
+    async def updates(self) -> AsyncIterator[list[RowUpdate]]:
+        """The job's updates until every sequence has finished: a list per tick, or the lists of all
+        the ticks that arrived since the last read, joined."""
+        left = self.rows
+        while left:
+            items = [await self._queue.get()]
+            while not self._queue.empty():  # ticks that came while the reader was busy: one batch
+                items.append(self._queue.get_nowait())
+            batch = []
+            for item in items:
+                if isinstance(item, BaseException):
+                    raise item
+                batch.extend(item)
+            left -= sum(u.finished for u in batch)
+            self.words += sum(u.token is not None for u in batch)
+            self.finished = not left
+            yield batch
+
+    def deliver(self, batch: list[RowUpdate] | BaseException) -> None:
+        """Called from the scheduler's thread."""
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, batch)
+        except RuntimeError:  # the event loop is closed: nobody is listening any more
+            self.cancelled.set()
+
+
+def deliver_all(deliveries: list[tuple[Job, list[RowUpdate]]]) -> None:
+    """Hand one tick's updates to their jobs with a single wake-up of each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Job, list[RowUpdate]]]] = {}
+    for job, batch in deliveries:
+        by_loop.setdefault(job._loop, []).append((job, batch))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_put_all, items)
+        except RuntimeError:  # the event loop is closed: nobody is listening any more
+            for job, _ in items:
+                job.cancelled.set()
+
+
+def _put_all(items: list[tuple[Job, list[RowUpdate]]]) -> None:
+    for job, batch in items:
+        job._queue.put_nowait(batch)
+
+
+class Scheduler(Protocol):
+    def submit(self, job: Job) -> None: ...
+    def close(self) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+
+
+def _row_update(index: int, update: Update, tokens: list[str], eod: int) -> RowUpdate:
+    """The runtime's update for generator row ``update.row``, as sequence ``index`` of its job."""
+    word = None if update.token is None or update.token == eod else tokens[update.token]
+    top = dict(update.top_logprobs) if update.top_logprobs is not None else None
+    logprob = update.logprob if word is not None else None
+    return RowUpdate(index, update.text, word, update.finished, update.finish_reason, logprob, top)
+
+
+class BatchScheduler:
+    """Continuous batching: one thread, one generator, one batched step per tick for every sequence."""
+
+    def __init__(self, model: NextWordModel, max_batch: int) -> None:
+        self._gen = model.generator()
+        self._tokens, self._eod = model.tokenizer.tokens, model.tokenizer.eod_id
+        self._max_batch = max_batch
+        self._lock = threading.Condition()
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._cancels: list[Job] = []
+        self._rows: dict[int, tuple[Job, int]] = {}  # generator row -> (job, index in the job)
+        self._closed = False
+        self.ticks = 0
+        self._thread = threading.Thread(target=self._run, name="nextword-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        job._on_cancel = self._cancel
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the scheduler is closed")
+            self._waiting.append(job)
+            self._lock.notify()
+
+    def _cancel(self, job: Job) -> None:
+        with self._lock:
+            self._cancels.append(job)
+            self._lock.notify()
+
+    def close(self) -> None:
+        """Cancel what is in flight and stop the thread."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._thread.join(timeout=30)
+
+    def stats(self) -> dict[str, Any]:
+        return {"sequences": len(self._rows), "waiting": len(self._waiting), "ticks": self.ticks}
+
+    def _run(self) -> None:
+        try:
+            while self._tick():
+                pass
+        except BaseException as exc:  # a failed step: every job in flight gets the error
+            logger.exception("the batching thread failed")
+            with self._lock:
+                self._closed = True
+                jobs = {job for job, _ in self._rows.values()} | set(self._waiting)
+            for job in jobs:
+                job.deliver(RuntimeError(f"generation failed: {exc}"))
+
+    def _tick(self) -> bool:
+        """Admit, cancel, step once; False when closed and nothing is left in flight."""
+        with self._lock:
+            while not (self._closed or self._rows or self._waiting or self._cancels):
+                self._lock.wait()
+            closed, cancels, self._cancels = self._closed, self._cancels, []
+            admitted, busy = [], len(self._rows)
+            while self._waiting and (closed or not busy or busy + self._waiting[0].rows <= self._max_batch):
+                admitted.append(self._waiting.popleft())
+                busy += admitted[-1].rows
+        stopping = set(cancels)
+        for row, (job, _) in self._rows.items():
+            if closed or job in stopping:
+                self._gen.cancel(row)
+        for job in admitted:
+            if closed or job.cancelled.is_set():  # never started: nothing to compute
+                job.deliver([RowUpdate(k, "", None, True, "cancelled", None, None) for k in range(job.rows)])
+                continue
+            try:
+                rows = self._gen.add(job.prompts, job.config, logprobs=job.logprobs)
+            except ValueError as exc:
+                job.deliver(exc)
+                continue
+            self._rows.update({row: (job, k) for k, row in enumerate(rows)})
+        if not self._rows:
+            return not closed
+        updates = self._gen.step()  # (rows, 1) in, one token per active row out
+        self.ticks += 1
+        batches: dict[Job, list[RowUpdate]] = {}
+        for update in updates:
+            job, index = self._rows[update.row]
+            batches.setdefault(job, []).append(_row_update(index, update, self._tokens, self._eod))
+            if update.finished:
+                self._gen.release(update.row)
+                del self._rows[update.row]
+        deliver_all(list(batches.items()))
+        return True
+
+
+class ThreadScheduler:
+    """The unbatched baseline: each job steps a generator of its own on a thread of its own."""
+
+    def __init__(self, model: NextWordModel, max_threads: int) -> None:
+        self._model = model
+        self._pool = ThreadPoolExecutor(max_threads, thread_name_prefix="nextword-request")
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Job) -> None:
+        self._pool.submit(self._generate, job)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {"sequences": self._running}
+
+    def _generate(self, job: Job) -> None:
+        gen = self._model.generator()
+        tokens, eod = self._model.tokenizer.tokens, self._model.tokenizer.eod_id
+        try:
+            rows = gen.add(job.prompts, job.config, logprobs=job.logprobs)
+        except ValueError as exc:
+            job.deliver(exc)
+            return
+        index = {row: k for k, row in enumerate(rows)}
+        with self._lock:
+            self._running += len(rows)
+        try:
+            cancelled = False
+            while not gen.done:
+                if job.cancelled.is_set() and not cancelled:
+                    for row in rows:
+                        gen.cancel(row)
+                    cancelled = True
+                updates = gen.step()
+                job.deliver([_row_update(index[u.row], u, tokens, eod) for u in updates])
+        except Exception as exc:
+            logger.exception("generation failed")
+            job.deliver(RuntimeError(f"generation failed: {exc}"))
+        finally:
+            with self._lock:
+                self._running -= len(rows)
+
+
+def make_scheduler(model: NextWordModel, batching: bool, max_batch: int, max_streams: int) -> Scheduler:
+    """The scheduler a server runs: continuous batching, or one thread per request."""
+    if batching:
+        return BatchScheduler(model, max_batch)
+    return ThreadScheduler(model, max_streams)

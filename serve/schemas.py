@@ -1,0 +1,165 @@
+"""Request and response bodies of the HTTP API (pydantic models: validation and the OpenAPI page).
+
+Types are checked here; value ranges are checked by :class:`nextword.runtime.GenerationConfig`, so the
+API and ``generate()`` accept the same values and refuse the rest with the same messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "API_TO_RUNTIME",
+    "Choice",
+    "CompletionRequest",
+    "CompletionResponse",
+    "ErrorBody",
+    "Logprobs",
+    "ScoreRequest",
+    "ScoreResponse",
+    "SuggestRequest",
+    "SuggestResponse",
+    "Usage",
+]
+
+# Request fields whose GenerationConfig field has another name (OpenAI's names on the left).
+API_TO_RUNTIME = {"max_tokens": "max_words", "min_tokens": "min_words", "n": "num_return_sequences"}
+
+
+class _Request(BaseModel):
+    # A misspelt option is refused rather than silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(_Request):
+    include_usage: bool = Field(False, description="send a last chunk with the token counts")
+
+
+class CompletionRequest(_Request):
+    """``POST /v1/completions``: OpenAI's completion request, the subset that fits, plus nextword's own
+    decoding options. Options left out take the model file's decoding defaults, as in
+    ``model.generate``."""
+
+    prompt: str | list[str] = Field(
+        ..., description="text to continue, or a list of texts (one result per text and n)"
+    )
+    model: str | None = Field(None, description="accepted and ignored: the server holds one model")
+    max_tokens: int | None = Field(None, description="new words at most (a word is one token)")
+    temperature: float | None = Field(None, description="softmax temperature; 0 is greedy")
+    top_p: float | None = Field(None, description="nucleus sampling: 0 < top_p <= 1")
+    n: int | None = Field(None, description="completions per prompt")
+    stop: str | list[str] | None = Field(None, description="strings that end the text (cut before them)")
+    seed: int | None = Field(None, description="the same seed and options give the same text")
+    stream: bool = Field(False, description="send the text as server-sent events while it is generated")
+    stream_options: StreamOptions | None = None
+    logprobs: int | None = Field(
+        None, description="log-probability of each chosen word and of this many alternatives (0..20)"
+    )
+    echo: bool = Field(False, description="put the prompt in front of the completion")
+    # nextword's own options
+    top_k: int | None = Field(None, description="sample among the k most likely words")
+    min_tokens: int | None = Field(None, description="words at least before the model may end the text")
+    repetition_penalty: float | None = Field(None, description="> 1 makes repeated words less likely")
+    no_repeat_ngram_size: int | None = Field(None, description="never repeat a word sequence this long")
+    stop_at_end: bool | None = Field(None, description="end where the model ends the document")
+    allow_unknown: bool | None = Field(None, description="allow the unknown-word token <unk>")
+    # OpenAI options nextword does not implement: accepted at their neutral value only
+    best_of: int | None = Field(None, description="only 1 (or equal to n)")
+    presence_penalty: float | None = Field(None, description="only 0; use repetition_penalty")
+    frequency_penalty: float | None = Field(None, description="only 0; use repetition_penalty")
+    logit_bias: dict[str, float] | None = Field(None, description="only empty")
+    suffix: str | None = Field(None, description="not supported (a left-to-right model)")
+    user: str | None = Field(None, description="accepted and ignored")
+
+
+class Logprobs(BaseModel):
+    """OpenAI's legacy completion logprobs: one entry per generated word."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None
+    text_offset: list[int]
+
+
+class Choice(BaseModel):
+    index: int
+    text: str
+    logprobs: Logprobs | None = None
+    finish_reason: Literal["stop", "length"] | None = None
+    # nextword's own reason: "end" (the model ended the document), "stop" (a stop string), "length",
+    # or "cancelled" (the server shut down before the text was finished)
+    end_reason: Literal["end", "stop", "length", "cancelled"] | None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage | None = None
+
+
+class SuggestRequest(_Request):
+    """``POST /v1/suggest``: the most likely next words after a text."""
+
+    prompt: str = Field(..., description="text so far (may be empty: the start of a document)")
+    k: int = Field(5, description="how many words")
+
+
+class Suggestion(BaseModel):
+    word: str = Field(..., description="the word as the model knows it")
+    text: str = Field(..., description="what to append to the prompt: spacing and capitals applied")
+    probability: float
+
+
+class SuggestResponse(BaseModel):
+    model: str
+    suggestions: list[Suggestion]
+
+
+class ScoreRequest(_Request):
+    """``POST /v1/score``: how likely the model finds a text, word by word."""
+
+    text: str
+
+
+class ScoredWord(BaseModel):
+    word: str = Field(..., description="the word as the model reads it (lowercased for a lowercasing model)")
+    text: str = Field(..., description="the word with its spacing, to render the text word by word")
+    logprob: float = Field(..., description="natural log of its probability given the words before it")
+    probability: float
+    unknown: bool = Field(..., description="outside the vocabulary: scored as <unk>")
+
+
+class ScoreResponse(BaseModel):
+    model: str
+    total_logprob: float
+    perplexity: float
+    words: list[ScoredWord]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: OpenAI's shape, so its clients show the message."""
+
+    error: ErrorDetail
+
+
+def error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """The JSON of an error answer."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

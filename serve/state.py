@@ -1,0 +1,101 @@
+"""What one server process holds: the model, the scheduler, the caps, and the requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nextword.runtime import NextWordModel
+
+from .config import ServeConfig
+from .errors import APIError
+from .limits import Slots
+from .scheduler import Job, Scheduler
+
+__all__ = ["ServerState", "model_summary"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerState:
+    """Shared by the routes of one app. Requests leave nothing behind once they are answered."""
+
+    config: ServeConfig
+    model: NextWordModel
+    model_id: str
+    scheduler: Scheduler | None = None
+    slots: Slots = field(init=False)
+    jobs: set[Job] = field(default_factory=set)
+    draining: bool = False
+    started: float = field(default_factory=time.time)
+    served: int = 0
+
+    def __post_init__(self) -> None:
+        self.slots = Slots(self.config.max_streams)
+
+    def start_job(self, job: Job) -> None:
+        """Take a slot and hand ``job`` to the scheduler; 503 while shutting down, 429 when full."""
+        if self.draining or self.scheduler is None:
+            raise APIError(503, "the server is shutting down; retry on another replica", kind="server_error")
+        self.slots.acquire()
+        try:
+            self.scheduler.submit(job)
+        except RuntimeError as exc:
+            self.slots.release()
+            raise APIError(503, f"the server cannot generate now: {exc}", kind="server_error") from None
+        self.jobs.add(job)
+
+    def end_job(self, job: Job) -> None:
+        """Release ``job``'s slot; cancels it if it is still generating (its client went away)."""
+        if job in self.jobs:
+            self.jobs.discard(job)
+            job.cancel_unless_finished()
+            self.slots.release()
+            self.served += 1
+
+    def begin_shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Refuse new generations; cancel those still running after ``shutdown_timeout`` seconds.
+
+        Called from a signal handler: everything runs on the event loop's thread.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        logger.info(
+            "shutting down: %d generation(s) in flight get %.0f s to finish",
+            len(self.jobs),
+            self.config.shutdown_timeout,
+        )
+        loop.call_soon_threadsafe(loop.call_later, self.config.shutdown_timeout, self.cancel_all)
+
+    def cancel_all(self) -> None:
+        if self.jobs:
+            logger.info("cancelling %d generation(s) still in flight", len(self.jobs))
+        for job in list(self.jobs):
+            job.cancel()
+
+
+def model_summary(model: NextWordModel) -> dict[str, Any]:
+    """Provenance and metrics of the served model, as ``nextword info --json`` shows them (the file's
+    name rather than its path on the server)."""
+    info = model.info
+    source = Path(model.source)
+    return {
+        "file": source.name,
+        "bytes": source.stat().st_size if source.is_file() else None,
+        "format_version": info.format_version,
+        "vocab_size": info.vocab_size,
+        "layers": len(info.state_sizes),
+        "units": list(info.state_sizes),
+        "config": info.config,
+        "metrics": info.metrics.get("best") or {},
+        "quality": info.quality,
+        "parity": info.parity,
+        "versions": info.versions,
+        "generation_defaults": info.generation.changes(),
+    }

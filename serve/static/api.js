@@ -1,0 +1,117 @@
+// A backend for the page: the nextword HTTP API of the server that served it.
+//
+// The page (app.js) talks only to an object with these four methods, so another backend (for instance
+// one that runs the model in this browser) can be dropped in with the same shape:
+//
+//   info()                                   -> {id, vocabSize, layers, units, perplexity}
+//   generate(prompt, options, onText, signal) -> resolves to {finishReason} once done; onText(piece)
+//                                              is called with each new piece of text as it arrives
+//   suggest(prompt, k)                        -> [{word, text, probability}]  (text: what to append)
+//   score(text)                               -> {perplexity, totalLogprob, words: [{word, text, logprob,
+//                                                probability, unknown}]}
+//
+// options: {maxWords, temperature, topK (0 = off), topP (1 = off), seed (null = random)}.
+
+export class ApiError extends Error {}
+
+async function postJSON(base, path, body, signal) {
+  const response = await fetch(base + path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal,
+  });
+  if (!response.ok) throw await apiError(response);
+  return response;
+}
+
+async function apiError(response) {
+  try {
+    const body = await response.json();
+    return new ApiError(body.error?.message ?? `HTTP ${response.status}`);
+  } catch {
+    return new ApiError(`HTTP ${response.status}`);
+  }
+}
+
+// Server-sent events from a fetch response: yields each event's data (a string).
+async function* events(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = event
+        .split("\n")
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(5).trimStart())
+        .join("\n");
+      if (data) yield data;
+    }
+  }
+}
+
+export function completionRequest(prompt, options) {
+  const body = {
+    prompt,
+    max_tokens: options.maxWords,
+    temperature: options.temperature,
+    stream: true,
+  };
+  if (options.topK > 0) body.top_k = options.topK;
+  if (options.topP < 1) body.top_p = options.topP;
+  if (options.seed !== null && options.seed !== undefined) body.seed = options.seed;
+  return body;
+}
+
+export function createServerBackend(base = "") {
+  return {
+    name: "server",
+
+    async info() {
+      const response = await fetch(base + "/v1/models");
+      if (!response.ok) throw await apiError(response);
+      const model = (await response.json()).data[0];
+      const about = model.nextword ?? {};
+      const quality = about.quality?.int8 ?? about.quality?.fp32 ?? {};
+      return {
+        id: model.id,
+        vocabSize: about.vocab_size,
+        layers: about.layers,
+        units: about.units,
+        perplexity: quality.perplexity ?? about.metrics?.val_perplexity ?? null,
+      };
+    },
+
+    async generate(prompt, options, onText, signal) {
+      const response = await postJSON(base, "/v1/completions", completionRequest(prompt, options), signal);
+      let finishReason = null;
+      for await (const data of events(response)) {
+        if (data === "[DONE]") break;
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new ApiError(chunk.error.message);
+        for (const choice of chunk.choices ?? []) {
+          if (choice.text) onText(choice.text);
+          if (choice.end_reason) finishReason = choice.end_reason;
+        }
+      }
+      return { finishReason };
+    },
+
+    async suggest(prompt, k, signal) {
+      const response = await postJSON(base, "/v1/suggest", { prompt, k }, signal);
+      return (await response.json()).suggestions;
+    },
+
+    async score(text) {
+      const body = await (await postJSON(base, "/v1/score", { text })).json();
+      return { perplexity: body.perplexity, totalLogprob: body.total_logprob, words: body.words };
+    },
+  };
+}

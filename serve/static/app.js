@@ -1,0 +1,225 @@
+// The page's behaviour: sliders, streamed generation, next-word suggestions, the score view.
+// It reaches the model only through `backend` (see api.js for the methods a backend provides).
+
+const SUGGESTIONS = 8;
+const SUGGEST_DELAY_MS = 120;
+const FLOOR_LOGPROB = -12; // the shading's darkest end: probabilities below e^-12 look the same
+
+export function start(backend, doc = document) {
+  const $ = (id) => doc.getElementById(id);
+  const ui = {
+    prompt: $("prompt"),
+    output: $("output"),
+    status: $("status"),
+    generate: $("generate"),
+    stop: $("stop"),
+    keep: $("use-output"),
+    suggestions: $("suggestions"),
+    sliders: ["temperature", "words", "top-k", "top-p"].map((id) => [$(id), $(`${id}-value`)]),
+    seed: $("seed"),
+  };
+  let backendNow = backend;
+
+  // ------------------------------------------------------------------ tabs
+  for (const tab of doc.querySelectorAll('[role="tab"]')) {
+    tab.addEventListener("click", () => {
+      for (const other of doc.querySelectorAll('[role="tab"]')) {
+        const selected = other === tab;
+        other.setAttribute("aria-selected", String(selected));
+        $(other.getAttribute("aria-controls")).hidden = !selected;
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ sliders
+  const show = (input, out) => {
+    const value = Number(input.value);
+    if (input.id === "top-k") out.textContent = value === 0 ? "off" : value;
+    else if (input.id === "top-p") out.textContent = value >= 1 ? "off" : value.toFixed(2);
+    else if (input.id === "temperature") out.textContent = value === 0 ? "0 (greedy)" : value.toFixed(2);
+    else out.textContent = value;
+  };
+  for (const [input, out] of ui.sliders) {
+    show(input, out);
+    input.addEventListener("input", () => show(input, out));
+  }
+  const options = () => ({
+    temperature: Number($("temperature").value),
+    maxWords: Number($("words").value),
+    topK: Number($("top-k").value),
+    topP: Number($("top-p").value),
+    seed: ui.seed.value === "" ? null : Number(ui.seed.value),
+  });
+
+  // ------------------------------------------------------------------ model line
+  backendNow
+    .info()
+    .then((info) => {
+      const parts = [`<strong>${escapeHTML(info.id)}</strong>`];
+      if (info.vocabSize) parts.push(`${info.vocabSize.toLocaleString()} words`);
+      if (info.units) parts.push(`${info.layers} LSTM layer${info.layers > 1 ? "s" : ""} of ${info.units.join(", ")}`);
+      if (info.perplexity) parts.push(`perplexity ${info.perplexity.toFixed(1)}`);
+      $("model-line").innerHTML = parts.join(" · ");
+    })
+    .catch((error) => ($("model-line").textContent = `model unavailable: ${error.message}`));
+
+  // ------------------------------------------------------------------ generation
+  let running = null; // AbortController of the generation in flight
+  let generated = "";
+
+  async function generate() {
+    if (running) return;
+    running = new AbortController();
+    const prompt = ui.prompt.value;
+    generated = "";
+    ui.output.replaceChildren(span("prompt-echo", prompt));
+    const words = span("generated", "");
+    ui.output.append(words, span("caret", ""));
+    setBusy(true, "generating…");
+    const started = performance.now();
+    let pieces = 0;
+    try {
+      const { finishReason } = await backendNow.generate(
+        prompt,
+        options(),
+        (piece) => {
+          generated += piece;
+          pieces += 1;
+          const word = span("word fresh", piece);
+          words.append(word);
+        },
+        running.signal,
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const why = { end: "the model ended the text", stop: "stop string", length: "word limit" }[finishReason];
+      setBusy(false, `${pieces} words in ${seconds.toFixed(2)} s${why ? ` · ${why}` : ""}`);
+    } catch (error) {
+      setBusy(false, error.name === "AbortError" ? "stopped" : `error: ${error.message}`, error.name !== "AbortError");
+    } finally {
+      ui.output.querySelector(".caret")?.remove();
+      ui.keep.disabled = generated === "";
+      running = null;
+    }
+  }
+
+  function setBusy(busy, message, failed = false) {
+    ui.generate.disabled = busy;
+    ui.stop.hidden = !busy;
+    ui.status.textContent = message;
+    ui.status.classList.toggle("error", failed);
+  }
+
+  ui.generate.addEventListener("click", generate);
+  ui.stop.addEventListener("click", () => running?.abort());
+  ui.keep.addEventListener("click", () => {
+    ui.prompt.value += generated;
+    generated = "";
+    ui.keep.disabled = true;
+    ui.prompt.focus();
+    refreshSuggestions();
+  });
+  ui.prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      generate();
+    }
+  });
+
+  // ------------------------------------------------------------------ suggestions
+  let suggestTimer = null;
+  let suggestRequest = null;
+
+  async function refreshSuggestions() {
+    suggestRequest?.abort();
+    const controller = (suggestRequest = new AbortController());
+    const prompt = ui.prompt.value;
+    try {
+      const suggestions = await backendNow.suggest(prompt, SUGGESTIONS, controller.signal);
+      if (controller.signal.aborted) return;
+      ui.suggestions.replaceChildren(...suggestions.map((s) => chip(s)));
+    } catch (error) {
+      if (error.name !== "AbortError") ui.suggestions.replaceChildren(span("hint error", error.message));
+    }
+  }
+
+  function chip(suggestion) {
+    const button = doc.createElement("button");
+    button.className = "chip";
+    button.type = "button";
+    button.dataset.text = suggestion.text;
+    button.title = `probability ${(suggestion.probability * 100).toFixed(1)}%`;
+    button.append(span("chip-word", suggestion.word), span("chip-p", percent(suggestion.probability)));
+    button.addEventListener("click", () => {
+      ui.prompt.value += suggestion.text;
+      ui.prompt.focus();
+      refreshSuggestions();
+    });
+    return button;
+  }
+
+  ui.prompt.addEventListener("input", () => {
+    clearTimeout(suggestTimer);
+    suggestTimer = setTimeout(refreshSuggestions, SUGGEST_DELAY_MS);
+  });
+  refreshSuggestions();
+
+  // ------------------------------------------------------------------ scoring
+  const scoreText = $("score-text");
+  const scored = $("scored");
+  const summary = $("score-summary");
+
+  async function score() {
+    summary.classList.remove("error");
+    summary.textContent = "scoring…";
+    try {
+      const result = await backendNow.score(scoreText.value);
+      const nodes = [];
+      for (const w of result.words) {
+        const space = w.text.match(/^\s*/)[0]; // spacing stays unshaded
+        const word = span("scored-word", w.text.slice(space.length));
+        const strength = Math.min(1, Math.max(0, w.logprob / FLOOR_LOGPROB)); // 0 likely .. 1 unlikely
+        word.style.setProperty("--s", strength.toFixed(3));
+        word.dataset.probability = w.probability;
+        word.title = `${w.word}: p = ${formatProbability(w.probability)}${w.unknown ? " (unknown word)" : ""}`;
+        if (w.unknown) word.classList.add("unknown");
+        nodes.push(doc.createTextNode(space), word);
+      }
+      scored.replaceChildren(...nodes);
+      summary.textContent = `${result.words.length} words · perplexity ${result.perplexity.toFixed(1)} · total log-probability ${result.totalLogprob.toFixed(1)}`;
+    } catch (error) {
+      summary.textContent = `error: ${error.message}`;
+      summary.classList.add("error");
+    }
+  }
+  $("score-button").addEventListener("click", score);
+
+  return {
+    generate,
+    score,
+    refreshSuggestions,
+    // Swap the backend (e.g. to a model running in this browser); the page keeps its state.
+    setBackend(next) {
+      backendNow = next;
+      refreshSuggestions();
+    },
+  };
+
+  function span(className, text) {
+    const element = doc.createElement("span");
+    element.className = className;
+    element.textContent = text;
+    return element;
+  }
+}
+
+function percent(p) {
+  return p >= 0.095 ? `${Math.round(p * 100)}%` : `${(p * 100).toFixed(1)}%`;
+}
+
+function formatProbability(p) {
+  return p >= 0.001 ? p.toFixed(3) : p.toExponential(1);
+}
+
+function escapeHTML(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,195 @@
+"""Crafted model files: a valid exported model edited with the ``onnx`` package into a hostile one.
+
+Shared by the hardening tests and the graph-mutation fuzz test. Each builder takes the ``ModelProto``
+of a model the test fixtures exported (2 LSTM layers of 32 units, embedding 16, a vocabulary of a few
+dozen words) and returns it edited; none of them is bigger than a few kilobytes more than the original.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def proto(path) -> onnx.ModelProto:
+    return onnx.load(str(path))
+
+
+def initializer(proto: onnx.ModelProto, name: str) -> onnx.TensorProto:
+    return next(t for t in proto.graph.initializer if t.name == name)
+
+
+def replace_initializer(proto: onnx.ModelProto, name: str, array: np.ndarray) -> onnx.ModelProto:
+    initializer(proto, name).CopyFrom(numpy_helper.from_array(np.asarray(array), name))
+    return proto
+
+
+def find_initializer(proto: onnx.ModelProto, suffix: str) -> str:
+    """The name of the initializer whose name ends with ``suffix`` (names differ between exports)."""
+    return next(t.name for t in proto.graph.initializer if t.name.endswith(suffix))
+
+
+def embedding_name(proto: onnx.ModelProto) -> str:
+    gather = next(n for n in proto.graph.node if n.op_type == "Gather" and "embedding" in n.name.lower())
+    return gather.input[0]
+
+
+def set_meta(proto: onnx.ModelProto, key: str, value: str) -> onnx.ModelProto:
+    for prop in proto.metadata_props:
+        if prop.key == key:
+            prop.value = value
+            return proto
+    proto.metadata_props.add(key=key, value=value)
+    return proto
+
+
+def meta(proto: onnx.ModelProto, key: str) -> str:
+    return next(p.value for p in proto.metadata_props if p.key == key)
+
+
+def declare_width(proto: onnx.ModelProto, names: tuple[str, ...], width: int) -> onnx.ModelProto:
+    """Change the declared last dimension of the named graph inputs and outputs."""
+    for value in [*proto.graph.input, *proto.graph.output]:
+        if value.name in names:
+            value.type.tensor_type.shape.dim[-1].dim_value = width
+    return proto
+
+
+def add_initializer(proto: onnx.ModelProto, name: str, array: np.ndarray) -> str:
+    proto.graph.initializer.append(numpy_helper.from_array(np.asarray(array), name))
+    return name
+
+
+def rename_output(proto: onnx.ModelProto, old: str, new: str) -> None:
+    """Make the node that writes ``old`` write ``new`` instead (so a new node can produce ``old``)."""
+    for node in proto.graph.node:
+        for i, out in enumerate(node.output):
+            if out == old:
+                node.output[i] = new
+
+
+# --------------------------------------------------------------------------- files that load, then fail
+
+
+def hidden_logits_width(proto: onnx.ModelProto, declared: int) -> onnx.ModelProto:
+    """The graph makes logits as wide as before, but the metadata and the declared output say
+    ``declared``: the tokenizer is cut to that many tokens, and the logits go through
+    ``Reshape(x, Shape(x))``, which hides their width from onnxruntime's shape inference."""
+    tokenizer = json.loads(meta(proto, "nextword.tokenizer"))
+    tokenizer["tokens"] = tokenizer["tokens"][:declared]
+    set_meta(proto, "nextword.tokenizer", json.dumps(tokenizer))
+    declare_width(proto, ("logits",), declared)
+    rename_output(proto, "logits", "real_logits")
+    proto.graph.node.extend(
+        [
+            helper.make_node("Shape", ["real_logits"], ["real_shape"]),
+            helper.make_node("Reshape", ["real_logits", "real_shape"], ["logits"]),
+        ]
+    )
+    return proto
+
+
+def short_embedding(proto: onnx.ModelProto, rows: int) -> onnx.ModelProto:
+    """An embedding table with fewer rows than the tokenizer has tokens."""
+    name = embedding_name(proto)
+    return replace_initializer(proto, name, numpy_helper.to_array(initializer(proto, name))[:rows])
+
+
+def sequence_lens(proto: onnx.ModelProto, value: int) -> onnx.ModelProto:
+    """The first LSTM gets a constant ``sequence_lens`` (one entry per probe row)."""
+    add_initializer(proto, "crafted_sequence_lens", np.array([value, value], dtype=np.int32))
+    lstm = next(n for n in proto.graph.node if n.op_type in ("LSTM", "DynamicQuantizeLSTM"))
+    while len(lstm.input) < 5:
+        lstm.input.append("")
+    lstm.input[4] = "crafted_sequence_lens"
+    return proto
+
+
+def fails_below_batch_two(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The last LSTM's output (time, batch, units) goes through ``Reshape(x, [0, 2, -1])``: the identity
+    for a batch of two (the probe's); for one row it halves the units, and the output layer's MatMul
+    fails in onnxruntime."""
+    lstm = [n for n in proto.graph.node if n.op_type in ("LSTM", "DynamicQuantizeLSTM")][-1]
+    squeeze = next(n for n in proto.graph.node if n.op_type == "Squeeze" and n.input[0] == lstm.output[0])
+    name = squeeze.output[0]
+    rename_output(proto, name, "before_crafted_reshape")
+    target = add_initializer(proto, "crafted_target", np.array([0, 2, -1], dtype=np.int64))
+    proto.graph.node.append(helper.make_node("Reshape", ["before_crafted_reshape", target], [name]))
+    return proto
+
+
+# --------------------------------------------------------------------------- memory and time
+
+
+def doubling_concats(proto: onnx.ModelProto, times: int = 34) -> onnx.ModelProto:
+    """A 1 KiB constant joined to itself ``times`` times: 2**times KiB once onnxruntime folds it."""
+    name = add_initializer(proto, "seed_0", np.zeros(256, dtype=np.float32))
+    for i in range(times):
+        proto.graph.node.append(helper.make_node("Concat", [name, name], [f"seed_{i + 1}"], axis=0))
+        name = f"seed_{i + 1}"
+    return proto
+
+
+def constant_outer_product(proto: onnx.ModelProto, width: int) -> onnx.ModelProto:
+    """``MatMul`` of a (width, 1) and a (1, width) constant: width**2 floats from 8 * width bytes."""
+    column = add_initializer(proto, "column", np.ones((width, 1), dtype=np.float32))
+    row = add_initializer(proto, "row", np.ones((1, width), dtype=np.float32))
+    proto.graph.node.append(helper.make_node("MatMul", [column, row], ["outer"]))
+    return proto
+
+
+def broadcast_product(proto: onnx.ModelProto, width: int) -> onnx.ModelProto:
+    """``Add`` of a (width, 1) and a (1, width) constant: broadcasting makes width**2 floats."""
+    column = add_initializer(proto, "column", np.ones((width, 1), dtype=np.float32))
+    row = add_initializer(proto, "row", np.ones((1, width), dtype=np.float32))
+    proto.graph.node.append(helper.make_node("Add", [column, row], ["outer"]))
+    return proto
+
+
+def positions_outer_product(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The ids as floats, (B * T, 1) x (1, B * T): a tensor that grows with the square of the input."""
+    column = add_initializer(proto, "as_column", np.array([-1, 1], dtype=np.int64))
+    row = add_initializer(proto, "as_row", np.array([1, -1], dtype=np.int64))
+    proto.graph.node.extend(
+        [
+            helper.make_node("Cast", ["input_ids"], ["ids_float"], to=TensorProto.FLOAT),
+            helper.make_node("Reshape", ["ids_float", column], ["ids_column"]),
+            helper.make_node("Reshape", ["ids_float", row], ["ids_row"]),
+            helper.make_node("MatMul", ["ids_column", "ids_row"], ["ids_outer"]),
+        ]
+    )
+    return proto
+
+
+def wide_lstm(proto: onnx.ModelProto, hidden: int) -> onnx.ModelProto:
+    """The first LSTM claims ``hidden`` units (its weights stay small)."""
+    lstm = next(n for n in proto.graph.node if n.op_type in ("LSTM", "DynamicQuantizeLSTM"))
+    for attribute in lstm.attribute:
+        if attribute.name == "hidden_size":
+            attribute.i = hidden
+    return proto
+
+
+def missing_data(proto: onnx.ModelProto, dims: list[int]) -> onnx.ModelProto:
+    """An initializer that declares ``dims`` but holds one float."""
+    tensor = helper.make_tensor("hollow", TensorProto.FLOAT, [1], [0.0])
+    del tensor.dims[:]
+    tensor.dims.extend(dims)
+    proto.graph.initializer.append(tensor)
+    return proto
+
+
+def cap_logits(proto: onnx.ModelProto, axis: int, end: int) -> onnx.ModelProto:
+    """The logits go through ``Slice(x, [0], [end], [axis])``: fine for the probe (2 rows, 2
+    positions) when ``end`` >= 2, wrong for larger batches (axis 0) or longer inputs (axis 1)."""
+    rename_output(proto, "logits", "real_logits")
+    starts = add_initializer(proto, "cap_starts", np.array([0], dtype=np.int64))
+    ends = add_initializer(proto, "cap_ends", np.array([end], dtype=np.int64))
+    axes = add_initializer(proto, "cap_axes", np.array([axis], dtype=np.int64))
+    proto.graph.node.append(helper.make_node("Slice", ["real_logits", starts, ends, axes], ["logits"]))
+    return proto

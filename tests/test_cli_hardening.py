@@ -1,0 +1,291 @@
+"""The CLI against hostile files and careless use: text from files is made safe for the terminal, and
+every expected failure is one line on stderr with exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import pathlib
+import re
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from nextword.cli.display import SafeFormatter, json_text, safe
+from nextword.cli.main import main
+from nextword.runtime import default as default_module
+
+onnx = pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the crafted files")
+import crafted  # noqa: E402
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[31mWARNING\x9b1m\u202eevil\u2066"
+# What a file must never get onto the terminal raw (our own output uses only \n and \t).
+UNSAFE = [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\t"] + ["\u202e", "\u2066"]
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, command: str, *argv) -> str:
+    code, _, err = run_cli(capsys, command, *argv)
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith(f"nextword {command}: error: "), err
+    return lines[0]
+
+
+def assert_terminal_safe(text: str) -> None:
+    found = sorted({repr(c) for c in text if c in UNSAFE})
+    assert not found, f"unsafe characters printed: {found}"
+
+
+# --------------------------------------------------------------------------- the display module
+
+
+def test_safe_escapes_controls_c1_and_bidi_and_keeps_plain_text():
+    assert safe("a neural network, é 中文 🙂") == "a neural network, é 中文 🙂"
+    shown = safe(ESCAPES)
+    assert_terminal_safe(shown)
+    assert "\\x1b]0;owned\\x07" in shown and "\\x9b" in shown and "\\u202e" in shown
+    assert safe("line\nbreak\ttab") == "line\\x0abreak\\x09tab"  # a file cannot forge extra lines
+    assert safe("line\nbreak\ttab\r", lines=True) == "line\nbreak\ttab\\x0d"
+    assert json.loads(json_text({"k": ESCAPES})) == {"k": ESCAPES}  # still valid JSON, same value
+    assert_terminal_safe(json_text({"k": ESCAPES}))
+
+
+def test_log_messages_are_made_safe():
+    record = logging.LogRecord("nextword", logging.WARNING, __file__, 1, "bad %s", (ESCAPES,), None)
+    assert_terminal_safe(SafeFormatter("%(message)s").format(record))
+
+
+# --------------------------------------------------------------------------- terminal injection
+
+
+@pytest.fixture(scope="module")
+def hostile_model(model_path, tmp_path_factory) -> pathlib.Path:
+    """A working model whose metadata strings and words carry escape sequences and bidi overrides."""
+    proto = crafted.proto(model_path)
+    config = json.loads(crafted.meta(proto, "nextword.config"))
+    config["train"]["command"] = f"nextword train {ESCAPES}"
+    config["train"]["corpus"]["paths"] = [f"{ESCAPES}.csv"]
+    config["export"]["command"] = ESCAPES
+    config["model"]["embedding_dim"] = ESCAPES
+    crafted.set_meta(proto, "nextword.config", json.dumps(config))
+    versions = json.loads(crafted.meta(proto, "nextword.versions"))
+    crafted.set_meta(proto, "nextword.versions", json.dumps({**versions, ESCAPES: ESCAPES}))
+    crafted.set_meta(proto, "nextword.generation", json.dumps({"stop": [ESCAPES[:60]]}))
+    tokenizer = json.loads(crafted.meta(proto, "nextword.tokenizer"))
+    tokenizer["tokens"] = [*tokenizer["tokens"][:3], *("\u202e" + t for t in tokenizer["tokens"][3:])]
+    crafted.set_meta(proto, "nextword.tokenizer", json.dumps(tokenizer))
+    path = tmp_path_factory.mktemp("hostile") / "hostile.onnx"
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def test_info_makes_every_string_from_the_file_safe(capsys, hostile_model):
+    code, out, _ = run_cli(capsys, "info", hostile_model)
+    assert code == 0
+    assert_terminal_safe(out)
+    assert "\\x1b]0;owned\\x07" in out and "decoding       stop=(" in out
+    code, out, _ = run_cli(capsys, "info", hostile_model, "--json")
+    assert code == 0
+    assert_terminal_safe(out.replace("\n", ""))
+    assert json.loads(out)["config"]["export"]["command"] == ESCAPES
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("generate", "the", "--seed", "1", "--max-words", "12", "--stop-at-end"),
+        ("generate", "the", "--seed", "1", "--max-words", "12", "--stream", "--no-stop-at-end"),
+        ("generate", "the", "--seed", "1", "--max-words", "12", "--json"),
+        ("suggest", "the network", "-k", "5"),
+        ("suggest", "the network", "-k", "5", "--json"),
+    ],
+)
+def test_generated_words_are_made_safe(capsys, hostile_model, argv):
+    code, out, _ = run_cli(capsys, *argv, "--model", hostile_model)
+    assert code == 0 and "\\u202e" in out  # every word carries an override: shown, not obeyed
+    assert_terminal_safe(out.replace("\n", ""))
+
+
+def test_error_messages_quoting_the_file_are_made_safe(capsys, model_path, tmp_path):
+    """onnxruntime's message names the failing node: a crafted name reaches the error line escaped."""
+    proto = crafted.fails_below_batch_two(crafted.proto(model_path))
+    for i, node in enumerate(proto.graph.node):
+        node.name = f"{ESCAPES}{i}"
+    path = tmp_path / "named.onnx"
+    path.write_bytes(proto.SerializeToString())
+    line = one_line_error(capsys, "generate", "the network", "--model", path)
+    assert_terminal_safe(line)
+    assert "onnxruntime failed running the model" in line and "\\x1b]0;owned" in line
+
+
+# --------------------------------------------------------------------------- one line, exit 2
+
+
+def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path, tmp_path):
+    proto = crafted.proto(model_path)
+    crafted.set_meta(proto, "nextword.config", json.dumps({"train": [], "model": "x", "export": 5}))
+    crafted.set_meta(proto, "nextword.metrics", json.dumps({"best": {"val_loss": "low"}, "epochs": 3}))
+    crafted.set_meta(proto, "nextword.parity", json.dumps({"max_abs_diff_random": "x", "int8_vs_fp32": []}))
+    crafted.set_meta(proto, "nextword.quality", json.dumps({"fp32": "y", "int8": {"perplexity": None}}))
+    crafted.set_meta(proto, "nextword.versions", json.dumps({"a": {"b": [1]}}))
+    path = tmp_path / "types.onnx"
+    path.write_bytes(proto.SerializeToString())
+    code, out, err = run_cli(capsys, "info", path)
+    assert code == 0, err
+    assert "validation loss ?" in out and "max |Keras - ONNX| ?" in out and "perplexity ?" in out
+    for key in ("nextword.config", "nextword.metrics", "nextword.parity", "nextword.quality"):
+        crafted.set_meta(proto, key, "{}")
+    path.write_bytes(proto.SerializeToString())
+    code, out, err = run_cli(capsys, "info", path)
+    assert code == 0 and "embedding ?" in out, err
+
+
+def test_evaluate_on_a_recorded_split_of_the_wrong_type(capsys, model_path, corpus_files, tmp_path):
+    proto = crafted.proto(model_path)
+    config = json.loads(crafted.meta(proto, "nextword.config"))
+    config["train"]["corpus"]["val_fraction"] = "x"
+    crafted.set_meta(proto, "nextword.config", json.dumps(config))
+    path = tmp_path / "split.onnx"
+    path.write_bytes(proto.SerializeToString())
+    line = one_line_error(capsys, "evaluate", path, corpus_files["csv"], "--split", "val")
+    assert "records its training split as fraction 'x'" in line and "--split all" in line
+
+
+def test_score_file_that_is_a_fifo_a_folder_or_a_device(capsys, model_path, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # open() would block forever
+    for path in (fifo, tmp_path, "/dev/zero"):
+        line = one_line_error(capsys, "score", model_path, "--file", path)
+        assert "is not a regular file" in line
+    line = one_line_error(capsys, "score", model_path, "--file", tmp_path / "none.txt")
+    assert "none.txt cannot be read: No such file or directory" in line
+
+
+def test_model_from_the_environment_that_is_not_a_file(capsys, monkeypatch):
+    monkeypatch.setenv("NEXTWORD_MODEL", "/dev/zero")
+    line = one_line_error(capsys, "generate", "the network")
+    assert "model file /dev/zero is not a regular file" in line and "bundled" not in line
+
+
+def _run_copy(run_dir, tmp_path) -> pathlib.Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            lambda run: (run / "config.json").write_text("[]"),
+            "config.json does not hold a nextword run config",
+        ),
+        (
+            lambda run: (run / "samples.json").write_text("[1, 2]"),
+            "samples.json must hold a JSON object, not list",
+        ),
+        (
+            lambda run: (run / "metrics.json").write_text('"x"'),
+            "metrics.json must hold a JSON object, not str",
+        ),
+        (lambda run: (run / "tokenizer.json").write_text("{}"), "tokenizer.json: "),
+        (
+            lambda run: (run / "model.keras").write_bytes((run / "model.keras").read_bytes()[:2000]),
+            "model.keras is not a .keras file \\(not a zip archive: truncated or damaged\\)",
+        ),
+    ],
+)
+def test_export_of_a_crafted_run_folder(capsys, run_dir, tmp_path, edit, match):
+    run = _run_copy(run_dir, tmp_path)
+    edit(run)
+    line = one_line_error(capsys, "export", run, "--out", tmp_path / "m.onnx")
+    assert re.search(match, line), line
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_of_a_keras_file_naming_os_system(capsys, run_dir, tmp_path):
+    """Keras' safe mode runs nothing; the refusal is one line naming the file."""
+    run = _run_copy(run_dir, tmp_path)
+    keras_file = run / "model.keras"
+    with zipfile.ZipFile(keras_file) as source:
+        entries = {name: source.read(name) for name in source.namelist()}
+    config = (
+        entries["config.json"]
+        .decode()
+        .replace('"class_name": "Embedding"', '"class_name": "system", "module": "os"')
+    )
+    entries["config.json"] = config.encode()
+    with zipfile.ZipFile(keras_file, "w") as target:
+        for name, data in entries.items():
+            target.writestr(name, data)
+    line = one_line_error(capsys, "export", run, "--out", tmp_path / "m.onnx")
+    assert (
+        "model.keras could not be loaded as a nextword Keras model" in line
+        and "nothing from it was run" in line
+    )
+
+
+def test_export_with_out_of_range_validation_ids(capsys, run_dir, tmp_path):
+    run = _run_copy(run_dir, tmp_path)
+    ids = np.fromfile(run / "val.ids", dtype=np.int32)
+    ids[5] = 1_000_000
+    ids.tofile(run / "val.ids")
+    line = one_line_error(capsys, "export", run, "--out", tmp_path / "m.onnx")
+    assert "val.ids holds token id 1000000, outside the vocabulary" in line and "--no-evaluate" in line
+
+
+def test_export_to_a_folder_or_a_full_disk(capsys, run_dir, tmp_path, monkeypatch):
+    line = one_line_error(capsys, "export", run_dir, "--out", tmp_path)
+    assert f"--out {tmp_path} is a folder" in line
+    from nextword.train import files
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", kwargs.get("dir"))
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", full)
+    out = tmp_path / "m.onnx"
+    line = one_line_error(capsys, "export", run_dir, "--out", out, "--no-evaluate", "--greedy-words", 3)
+    assert line.endswith(f"{out}: No space left on device")
+
+
+def test_train_on_a_read_only_filesystem(capsys, corpus_files, tmp_path, monkeypatch):
+    target = tmp_path / "run"
+    real_mkdir = pathlib.Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if str(self).startswith(str(target)):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    line = one_line_error(
+        capsys, "train", corpus_files["csv"], "--out", target, "--epochs", 1, "--min-count", 1
+    )
+    assert line.endswith("Read-only file system") and str(target) in line
+
+
+# --------------------------------------------------------------------------- the default-model cache
+
+
+def test_module_level_generate_keeps_a_bounded_number_of_models(model_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(default_module, "_models", {})
+    paths = []
+    for i in range(default_module.MAX_MODELS + 4):
+        paths.append(tmp_path / f"copy{i}.onnx")
+        shutil.copyfile(model_path, paths[-1])
+        default_module.generate("the", model=paths[-1], max_words=2, seed=0)
+        default_module.generate("the", model=paths[0], max_words=2, seed=0)  # the first stays in use
+    cached = list(default_module._models)
+    assert len(cached) == default_module.MAX_MODELS
+    assert str(paths[0].resolve()) in cached and str(paths[1].resolve()) not in cached
+    assert cached[-1] == str(paths[0].resolve())  # most recently used last

@@ -1,0 +1,246 @@
+"""The HTTP API: completions equal model.generate, streaming, errors and caps, the other endpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
+
+from fastapi.testclient import TestClient
+
+from nextword.runtime import GenerationConfig, NextWordModel
+from nextword.serve import ServeConfig, create_app
+
+
+@pytest.fixture(scope="module")
+def client(model):
+    with TestClient(create_app(ServeConfig(), model)) as c:
+        yield c
+
+
+def sse(response) -> list[dict | str]:
+    """The data of each server-sent event of a streamed answer ("[DONE]" as is)."""
+    events = []
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            data = line[len("data: ") :]
+            events.append(data if data == "[DONE]" else json.loads(data))
+    return events
+
+
+@pytest.mark.parametrize(
+    ("body", "options"),
+    [
+        ({"prompt": "the network", "max_tokens": 20, "seed": 1}, {"max_words": 20, "seed": 1}),
+        (
+            {
+                "prompt": "the system",
+                "max_tokens": 30,
+                "temperature": 0.7,
+                "top_k": 5,
+                "top_p": 0.9,
+                "seed": 2,
+            },
+            {"max_words": 30, "temperature": 0.7, "top_k": 5, "top_p": 0.9, "seed": 2},
+        ),
+        (
+            {"prompt": "each neuron", "temperature": 0, "max_tokens": 25, "no_repeat_ngram_size": 2},
+            {"temperature": 0, "max_words": 25, "no_repeat_ngram_size": 2},
+        ),
+        (
+            {"prompt": "the model", "stop": ["."], "min_tokens": 3, "repetition_penalty": 1.3, "seed": 4},
+            {"stop": ("."), "min_words": 3, "repetition_penalty": 1.3, "seed": 4},
+        ),
+    ],
+)
+def test_completion_equals_model_generate(client, model, body, options):
+    response = client.post("/v1/completions", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["object"] == "text_completion" and answer["model"] == "tiny"
+    (choice,) = answer["choices"]
+    assert choice["text"] == model.generate(body["prompt"], **options)
+    assert choice["finish_reason"] in ("stop", "length")
+    usage = answer["usage"]
+    assert usage["prompt_tokens"] == len(model.tokenizer.encode(body["prompt"]))
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_several_prompts_and_n_are_prompt_major_like_generate(client, model):
+    prompts = ["the network", "a neural network", ""]
+    response = client.post("/v1/completions", json={"prompt": prompts, "n": 2, "max_tokens": 15, "seed": 9})
+    texts = [c["text"] for c in response.json()["choices"]]
+    assert texts == model.generate(prompts, num_return_sequences=2, max_words=15, seed=9)
+    assert [c["index"] for c in response.json()["choices"]] == list(range(6))
+
+
+def test_stream_sends_the_same_text_then_done(client, model):
+    body = {"prompt": "the processor", "max_tokens": 30, "seed": 5, "stream": True, "stop": [" the"]}
+    with client.stream("POST", "/v1/completions", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse(response)
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert len(chunks) > 1
+    text = "".join(c["choices"][0]["text"] for c in chunks)
+    assert text == model.generate("the processor", max_words=30, seed=5, stop=[" the"])
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+
+
+def test_stream_usage_and_echo(client, model):
+    body = {
+        "prompt": "the system",
+        "max_tokens": 6,
+        "stop_at_end": False,
+        "seed": 1,
+        "stream": True,
+        "echo": True,
+        "stream_options": {"include_usage": True},
+    }
+    with client.stream("POST", "/v1/completions", json=body) as response:
+        events = sse(response)
+    assert events[0]["choices"][0]["text"] == "the system"
+    assert events[-2]["usage"]["completion_tokens"] == 6 and events[-2]["choices"] == []
+    text = "".join(c["choices"][0]["text"] for c in events[1:-2])
+    assert text == model.generate("the system", max_words=6, stop_at_end=False, seed=1)
+
+
+def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
+    info = dataclasses.replace(model.info, generation=GenerationConfig(max_words=7, no_repeat_ngram_size=2))
+    with_defaults = NextWordModel(model.session, info, model.source)
+    with TestClient(create_app(ServeConfig(), with_defaults)) as c:
+        answer = c.post("/v1/completions", json={"prompt": "the network", "seed": 3, "stop_at_end": False})
+    text = answer.json()["choices"][0]["text"]
+    assert answer.json()["usage"]["completion_tokens"] == 7
+    assert text == with_defaults.generate("the network", seed=3, stop_at_end=False)
+    assert text == model.generate(
+        "the network", seed=3, stop_at_end=False, max_words=7, no_repeat_ngram_size=2
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param", "words"),
+    [
+        ({"prompt": "x", "temperature": -1}, 400, "temperature", ["temperature", ">= 0", "-1"]),
+        ({"prompt": "x", "top_p": 1.5}, 400, "top_p", ["top_p", "<= 1", "1.5"]),
+        ({"prompt": "x", "max_tokens": -2}, 400, "max_tokens", ["max_tokens", "0..", "-2"]),
+        ({"prompt": "x", "n": 0}, 400, "n", ["n must be", "0"]),
+        ({"prompt": "x", "top_k": 0}, 400, "top_k", ["top_k", "1..1000000", "0"]),
+        ({"prompt": "x", "max_tokens": 5000}, 400, "max_tokens", ["5000", "1000", "--max-words"]),
+        ({"prompt": ["a"] * 5, "n": 4}, 400, "n", ["20 sequences", "16", "--max-rows"]),
+        ({"prompt": "x", "logprobs": 50}, 400, "logprobs", ["logprobs", "0..20", "50"]),
+        ({"prompt": "x", "presence_penalty": 0.5}, 400, "presence_penalty", ["repetition_penalty"]),
+        ({"prompt": "x", "temperature": "hot"}, 422, "temperature", ["temperature", "'hot'"]),
+        ({"prompt": 3}, 422, "prompt", ["prompt", "3"]),
+        ({"prompt": "x", "tempreature": 1}, 422, "tempreature", ["unknown parameter 'tempreature'"]),
+        ({}, 422, "prompt", ["prompt is required"]),
+    ],
+)
+def test_bad_requests_name_the_parameter_the_value_and_the_range(client, body, status, param, words):
+    response = client.post("/v1/completions", json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    for word in words:
+        assert word in error["message"], error["message"]
+
+
+def test_caps_on_body_and_prompt_size(model):
+    config = ServeConfig(max_body_bytes=2000, max_prompt_chars=100)
+    with TestClient(create_app(config, model)) as c:
+        too_big = c.post("/v1/completions", json={"prompt": "the " * 1000})
+        assert too_big.status_code == 413
+        assert "2000" in too_big.json()["error"]["message"]
+        assert "--max-body-bytes" in too_big.json()["error"]["message"]
+        pieces = (b'{"prompt": "' if i == 0 else b"the " * 100 for i in range(10))  # chunked: no length
+        assert c.post("/v1/completions", content=pieces).status_code == 413
+        small = iter([b'{"prompt": "the", ', b'"max_tokens": 3}'])
+        json_type = {"content-type": "application/json"}
+        assert c.post("/v1/completions", content=small, headers=json_type).status_code == 200
+        long_prompt = c.post("/v1/completions", json={"prompt": "the " * 40})
+        assert long_prompt.status_code == 400
+        assert "--max-prompt-chars" in long_prompt.json()["error"]["message"]
+        assert c.post("/v1/score", json={"text": "a" * 101}).json()["error"]["param"] == "text"
+        not_json = c.post("/v1/completions", content=b"{nope", headers={"content-type": "application/json"})
+        assert not_json.status_code == 422 and "JSON" in not_json.json()["error"]["message"]
+
+
+def test_suggest_lists_likely_words_with_the_text_to_append(client, model):
+    answer = client.post("/v1/suggest", json={"prompt": "the neural", "k": 4}).json()
+    expected = model.next_words("the neural", k=4)
+    assert [(s["word"], pytest.approx(s["probability"])) for s in answer["suggestions"]] == [
+        (w, pytest.approx(p)) for w, p in expected
+    ]
+    assert all(s["text"] == " " + s["word"] for s in answer["suggestions"] if s["word"].isalpha())
+    start = client.post("/v1/suggest", json={"prompt": "", "k": 2}).json()["suggestions"]
+    assert start[0]["text"][0].isupper() or not start[0]["text"][0].isalpha()  # a sentence start
+    assert client.post("/v1/suggest", json={"prompt": "x", "k": 0}).status_code == 400
+
+
+def test_score_gives_every_word_its_probability(client, model):
+    text = "The network stores the weights."
+    answer = client.post("/v1/score", json={"text": text}).json()
+    expected = model.score(text)
+    assert answer["total_logprob"] == pytest.approx(expected.total_logprob)
+    assert answer["perplexity"] == pytest.approx(expected.perplexity)
+    assert [w["word"] for w in answer["words"]] == ["the", "network", "stores", "the", "weights", "."]
+    assert "".join(w["text"] for w in answer["words"]) == text
+    assert all(0 < w["probability"] <= 1 for w in answer["words"])
+    assert client.post("/v1/score", json={"text": "  "}).status_code == 400
+
+
+def test_models_health_and_the_openapi_page(client, model):
+    (entry,) = client.get("/v1/models").json()["data"]
+    assert entry["id"] == "tiny" and entry["object"] == "model"
+    about = entry["nextword"]
+    assert about["vocab_size"] == model.vocab_size and about["units"] == [32, 32]
+    assert about["parity"] == model.info.parity and about["config"] == model.info.config
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["batching"] is True
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/completions", "/v1/suggest", "/v1/score", "/v1/models", "/health"} <= set(schema["paths"])
+    assert "max_tokens" in json.dumps(schema["components"]["schemas"]["CompletionRequest"])
+    assert client.get("/").headers["content-type"].startswith("text/html")
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_no_batching_serves_the_same_texts(model):
+    with TestClient(create_app(ServeConfig(batching=False), model)) as c:
+        answer = c.post("/v1/completions", json={"prompt": ["the model", "the system"], "seed": 8, "n": 2})
+        assert c.get("/health").json()["batching"] is False
+    texts = [choice["text"] for choice in answer.json()["choices"]]
+    assert texts == model.generate(["the model", "the system"], seed=8, num_return_sequences=2)
+
+
+def test_serve_config_refuses_bad_values():
+    with pytest.raises(ValueError, match=r"port must be an integer in 0\.\.65535, got 70000"):
+        ServeConfig(port=70000)
+    with pytest.raises(ValueError, match="max_batch"):
+        ServeConfig(max_batch=0)
+    assert ServeConfig().host == "127.0.0.1" and ServeConfig().loopback
+    assert not ServeConfig(host="0.0.0.0").loopback
+
+
+def test_logprobs_in_whole_and_streamed_answers(client, model):
+    body = {"prompt": "the network", "max_tokens": 8, "temperature": 0, "stop_at_end": False, "logprobs": 2}
+    choice = client.post("/v1/completions", json=body).json()["choices"][0]
+    lp = choice["logprobs"]
+    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == 8
+    assert lp["tokens"] == model.tokenizer.tokenize(choice["text"])
+    assert all(
+        len(top) == 2 and max(top.values()) == pytest.approx(p)
+        for top, p in zip(lp["top_logprobs"], lp["token_logprobs"], strict=True)
+    )
+    assert lp["text_offset"] == sorted(lp["text_offset"]) and lp["text_offset"][0] == 0
+    with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as response:
+        chunks = [e for e in sse(response) if e != "[DONE]"]
+    streamed = [
+        t for c in chunks if c["choices"][0]["logprobs"] for t in c["choices"][0]["logprobs"]["tokens"]
+    ]
+    assert streamed == lp["tokens"]

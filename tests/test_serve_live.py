@@ -1,0 +1,250 @@
+"""The server on a real socket: the OpenAI client, concurrent clients, disconnects, caps, SIGTERM, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
+
+from browser import free_port, start_server  # noqa: E402
+
+from nextword.serve import ServeConfig, create_app  # noqa: E402
+
+
+def test_the_openai_client_gets_plain_and_streamed_completions(live_server, model):
+    openai = pytest.importorskip("openai", reason="install nextword[serve-test] (the openai client)")
+    client = openai.OpenAI(base_url=live_server.url + "/v1", api_key="not-needed", max_retries=0)
+    expected = model.generate("the network", max_words=20, seed=11, temperature=0.8)
+    plain = client.completions.create(
+        model="tiny", prompt="the network", max_tokens=20, seed=11, temperature=0.8
+    )
+    assert plain.choices[0].text == expected
+    assert plain.usage.completion_tokens > 0
+    pieces = [
+        chunk.choices[0].text
+        for chunk in client.completions.create(
+            model="tiny", prompt="the network", max_tokens=20, seed=11, temperature=0.8, stream=True
+        )
+        if chunk.choices
+    ]
+    assert len(pieces) > 1 and "".join(pieces) == expected
+    extra = client.completions.create(
+        model="tiny", prompt="the system", max_tokens=10, seed=1, extra_body={"top_k": 3}
+    )
+    assert extra.choices[0].text == model.generate("the system", max_words=10, seed=1, top_k=3)
+    with pytest.raises(openai.BadRequestError, match="temperature must be a finite number >= 0"):
+        client.completions.create(model="tiny", prompt="x", temperature=-1)
+    assert [m.id for m in client.models.list()] == ["tiny"]
+
+
+def test_concurrent_clients_each_get_model_generate_text(live_server, model):
+    """32 clients at once, different options and lengths, joining while others run."""
+    requests = [
+        {
+            "prompt": ["the network", "a neural network", "the processor", ""][i % 4] + " " * (i % 2),
+            "max_tokens": 5 + 3 * i,
+            "seed": i,
+            "temperature": [1.0, 0.6, 0.0, 1.3][i % 4],
+            "top_k": [None, 5, None, 20][i % 4],
+            "stop": [".", None, None, " the"][i % 4],
+            "n": 1 + i % 3,
+            "stream": i % 2 == 0,
+        }
+        for i in range(32)
+    ]
+
+    def call(body):
+        body = {k: v for k, v in body.items() if v is not None}
+        with httpx.Client(base_url=live_server.url, timeout=60) as http:
+            if not body["stream"]:
+                return [c["text"] for c in http.post("/v1/completions", json=body).json()["choices"]]
+            texts = [""] * body["n"]
+            with http.stream("POST", "/v1/completions", json=body) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: {"):
+                        for choice in json.loads(line[6:])["choices"]:
+                            texts[choice["index"]] += choice["text"]
+            return texts
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(call, requests))
+    for body, texts in zip(requests, answers, strict=True):
+        options = {
+            "max_words": body["max_tokens"],
+            "seed": body["seed"],
+            "temperature": body["temperature"],
+            "top_k": body["top_k"],
+            "stop": body["stop"] or (),
+            "num_return_sequences": body["n"],
+        }
+        expected = model.generate([body["prompt"]], **options)
+        assert texts == expected, body
+
+
+def _health(url: str) -> dict:
+    return httpx.get(url + "/health", timeout=10).json()
+
+
+def _wait_idle(url: str, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = _health(url)
+        if health["generations_in_flight"] == 0 and health["sequences"] == 0:
+            return health
+        time.sleep(0.02)
+    raise AssertionError(f"still generating after {timeout} s: {health}")
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_client_that_disconnects_stops_its_generation(model, stream):
+    config = ServeConfig(max_words=10_000)
+    server = start_server(create_app(config, model))
+    try:
+        body = {"prompt": "the network", "max_tokens": 10_000, "stop_at_end": False, "stream": stream}
+        ticks_before = _health(server.url)["ticks"]
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            if stream:
+                with http.stream("POST", "/v1/completions", json=body) as response:
+                    next(response.iter_lines())  # the first words arrived; now hang up
+            else:
+                with pytest.raises(httpx.ReadTimeout):
+                    http.post("/v1/completions", json=body, timeout=0.3)
+        health = _wait_idle(server.url, timeout=5)
+        spent = health["ticks"] - ticks_before
+        time.sleep(0.2)
+        assert _health(server.url)["ticks"] == health["ticks"]  # nothing runs for nobody
+        assert spent < 10_000  # stopped long before its 10,000 words
+    finally:
+        server.stop()
+
+
+def test_the_stream_cap_answers_429_and_frees_its_slot(model):
+    server = start_server(create_app(ServeConfig(max_streams=1, max_words=10_000), model))
+    try:
+        body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            with http.stream("POST", "/v1/completions", json=body) as response:
+                lines = response.iter_lines()  # kept: dropping the iterator closes the connection
+                next(lines)
+                assert _health(server.url)["generations_in_flight"] == 1
+                refused = http.post("/v1/completions", json={"prompt": "x", "max_tokens": 2})
+                assert refused.status_code == 429
+                assert "--max-streams" in refused.json()["error"]["message"]
+            _wait_idle(server.url)
+            assert http.post("/v1/completions", json={"prompt": "x", "max_tokens": 2}).status_code == 200
+    finally:
+        server.stop()
+
+
+def _serve_command(model_path, port: int, *flags: str) -> subprocess.Popen:
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["serve", "--model", str(model_path), "--port", str(port), "--log-level", "warning", *flags]
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_up(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited {process.returncode}: {process.stderr.read()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("server did not come up")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_cancels_running_streams_cleanly_and_exits(model_path, workers):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _serve_command(
+        model_path, port, "--max-words", "10000", "--shutdown-timeout", "1", "--workers", str(workers)
+    )
+    try:
+        _wait_up(url, process)
+        events: list[str] = []
+        body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
+        started = threading.Event()
+
+        def read_stream() -> None:
+            with httpx.stream("POST", url + "/v1/completions", json=body, timeout=60) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        events.append(line[6:])
+                        started.set()
+
+        reader = threading.Thread(target=read_stream)
+        reader.start()
+        assert started.wait(30)
+        process.send_signal(signal.SIGTERM)
+        reader.join(timeout=30)
+        # uvicorn re-raises the signal once it has shut down: the exit status says "ended by SIGTERM"
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+        log = process.stderr.read()
+        assert "Traceback" not in log and "cancelling 1 generation(s)" in log, log
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert events[-1] == "[DONE]"
+    last = json.loads(events[-2])["choices"][0]
+    assert last["end_reason"] == "cancelled" and last["finish_reason"] == "stop"
+
+
+def test_cli_serve_refuses_bad_settings_with_exit_2(model_path, tmp_path):
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    for argv, message in (
+        (["serve", "--model", str(model_path), "--port", "70000"], "port must be an integer in 0..65535"),
+        (["serve", "--model", str(tmp_path / "missing.onnx")], "missing.onnx"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+    help_text = subprocess.run(
+        [sys.executable, "-c", code, "serve", "--help"], capture_output=True, text=True, timeout=120
+    ).stdout
+    for flag in ("--host", "--port", "--no-batching", "--max-streams", "--max-body-bytes", "--workers"):
+        assert flag in help_text
+    assert "127.0.0.1" in help_text
+
+
+def test_nextword_model_environment_variable_picks_the_model(model_path, monkeypatch):
+    monkeypatch.setenv("NEXTWORD_MODEL", str(model_path))
+    app = create_app(ServeConfig())
+    assert app.state.nextword.model_id == "tiny"
+    assert os.path.samefile(app.state.nextword.model.source, model_path)
+
+
+def test_serve_without_the_serve_extra_says_what_to_install(model_path):
+    block = (
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in {'fastapi', 'uvicorn', 'starlette'}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (blocked)', name=name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+        "from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block, "serve", "--model", str(model_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert 'pip install "nextword[serve]"' in result.stderr and "fastapi" in result.stderr

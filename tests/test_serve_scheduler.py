@@ -1,0 +1,140 @@
+"""Continuous batching: jobs share each tick's step, join and leave, and get model.generate's texts."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from nextword.runtime import GenerationConfig
+from nextword.serve.scheduler import BatchScheduler, Job, ThreadScheduler
+
+
+async def _texts(job: Job) -> tuple[list[str], list[str | None], list[list[str]]]:
+    texts, reasons, words = [""] * job.rows, [None] * job.rows, [[] for _ in range(job.rows)]
+    async for batch in job.updates():
+        for u in batch:
+            texts[u.index] += u.text
+            if u.token is not None:
+                words[u.index].append(u.token)
+            if u.finished:
+                reasons[u.index] = u.finish_reason
+    return texts, reasons, words
+
+
+def _run(coroutine):
+    return asyncio.run(coroutine)
+
+
+CASES = [
+    (["the network"], GenerationConfig(max_words=20, seed=1, stop_at_end=False)),
+    (
+        ["a neural network", ""],
+        GenerationConfig(max_words=35, seed=2, temperature=0.6, num_return_sequences=3),
+    ),
+    (["the processor"], GenerationConfig(max_words=12, temperature=0)),
+    (["each neuron"], GenerationConfig(max_words=40, seed=3, top_p=0.8, stop=(".",), min_words=2)),
+    (["the model " * 300], GenerationConfig(max_words=25, seed=4, top_k=4, repetition_penalty=1.4)),
+    (["the system"], GenerationConfig(max_words=30, seed=5, no_repeat_ngram_size=2, stop_at_end=False)),
+]
+
+
+@pytest.mark.parametrize("max_batch", [256, 3])
+def test_jobs_in_one_batch_get_model_generate_texts_and_share_ticks(model, max_batch):
+    scheduler = BatchScheduler(model, max_batch=max_batch)
+
+    async def main():
+        jobs = []
+        for prompts, config in CASES:
+            jobs.append(Job(prompts, config, None))
+            scheduler.submit(jobs[-1])
+            if max_batch == 3:  # with a small batch, jobs also join while the others run
+                await asyncio.sleep(0.001)
+        return await asyncio.gather(*(_texts(job) for job in jobs))
+
+    try:
+        results = _run(main())
+    finally:
+        scheduler.close()
+    for (prompts, config), (texts, reasons, _) in zip(CASES, results, strict=True):
+        assert texts == model.generate(prompts, config=config)
+        assert all(r in ("length", "stop", "end") for r in reasons)
+    longest = max(config.max_words for _, config in CASES)
+    total = sum(config.max_words * len(prompts) * config.num_return_sequences for prompts, config in CASES)
+    if max_batch == 256:  # every job stepped in the same ticks: about as many ticks as the longest job
+        assert scheduler.ticks <= longest + len(CASES) + 3 < total // 4
+    else:  # at most 3 rows at once: jobs waited for room, yet the texts are the same
+        assert scheduler.ticks > longest
+
+
+def test_cancel_finishes_a_job_at_the_next_tick(model):
+    scheduler = BatchScheduler(model, max_batch=256)
+
+    async def main():
+        long = Job(["the network"], GenerationConfig(max_words=10_000, stop_at_end=False, seed=1), None)
+        short = Job(["the system"], GenerationConfig(max_words=15, seed=2), None)
+        scheduler.submit(long)
+        scheduler.submit(short)
+        updates = long.updates()
+        first = await anext(updates)
+        long.cancel()
+        rest = [u async for batch in updates for u in batch]
+        return first, rest, await _texts(short)
+
+    try:
+        first, rest, (short_texts, _, _) = _run(main())
+    finally:
+        scheduler.close()
+    assert first and rest[-1].finished and rest[-1].finish_reason == "cancelled"
+    assert len(rest) < 1000  # stopped long before its 10,000 words
+    assert short_texts == [model.generate("the system", max_words=15, seed=2)]
+    assert scheduler.stats()["sequences"] == 0
+
+
+def test_logprobs_are_the_model_log_probabilities_of_the_chosen_words(model):
+    scheduler = BatchScheduler(model, max_batch=8)
+    config = GenerationConfig(max_words=12, temperature=0, stop_at_end=False)
+
+    async def main():
+        job = Job(["the network"], config, 3)
+        scheduler.submit(job)
+        updates = []
+        async for batch in job.updates():
+            updates.extend(batch)
+        return updates
+
+    try:
+        updates = _run(main())
+    finally:
+        scheduler.close()
+    words = [u.token for u in updates]
+    text = "".join(u.text for u in updates)
+    assert text == model.generate("the network", config=config)
+    for u in updates:
+        best_word, best = next(iter(u.top_logprobs.items()))
+        assert len(u.top_logprobs) == 3 and best_word == u.token  # greedy: the most likely word
+        assert best == pytest.approx(u.logprob)
+    scored = model.score("the network" + text)
+    assert [w.word for w in scored.words[-len(words) :]] == words
+    assert [u.logprob for u in updates] == pytest.approx(
+        [w.logprob for w in scored.words[-len(words) :]], abs=1e-4
+    )
+    assert all(math.isfinite(u.logprob) and u.logprob <= 0 for u in updates)
+
+
+def test_the_unbatched_baseline_gives_the_same_texts(model):
+    scheduler = ThreadScheduler(model, max_threads=4)
+
+    async def main():
+        jobs = [Job(prompts, config, None) for prompts, config in CASES]
+        for job in jobs:
+            scheduler.submit(job)
+        return await asyncio.gather(*(_texts(job) for job in jobs))
+
+    try:
+        results = _run(main())
+    finally:
+        scheduler.close()
+    for (prompts, config), (texts, _, _) in zip(CASES, results, strict=True):
+        assert texts == model.generate(prompts, config=config)
