@@ -21,7 +21,15 @@ from nextword.runtime.tokenizer import EOD, SPECIAL_TOKENS
 
 EOD_ID = SPECIAL_TOKENS.index(EOD)  # the end-of-document id of every nextword vocabulary
 
-__all__ = ["KneserNeyTrigram", "ModifiedKneserNey", "Unigram", "UnigramCache", "score_stream", "tune_cache"]
+__all__ = [
+    "KneserNeyTrigram",
+    "ModifiedKneserNey",
+    "Unigram",
+    "UnigramCache",
+    "modified_discounts",
+    "score_stream",
+    "tune_cache",
+]
 
 
 class Unigram:
@@ -210,12 +218,7 @@ class ModifiedKneserNey:
 
     def _table(self, k: int, adjusted: np.ndarray) -> tuple:
         """Per context of order k: its entries (CSR over contexts), discounted values and gamma."""
-        histogram = np.bincount(np.minimum(adjusted.astype(np.int64), 5), minlength=6)
-        n1, n2, n3, n4 = (max(int(histogram[i]), 1) for i in (1, 2, 3, 4))  # exactly 1, 2, 3, 4 times
-        y = n1 / (n1 + 2 * n2)
-        discounts = np.array([0.0, 1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
-        discounts = np.clip(discounts, 0.0, [0, 1, 2, 3])  # only tiny or odd data leave the range
-        discount = discounts[np.minimum(adjusted.astype(np.int64), 3)]
+        discount = np.array([0.0, *modified_discounts(adjusted)])[np.minimum(adjusted.astype(np.int64), 3)]
         keys = self.keys[k - 1]
         context = keys // self.vocab_size if k > 1 else np.zeros(len(keys), dtype=np.int64)
         words = keys % self.vocab_size if k > 1 else keys
@@ -259,6 +262,18 @@ class ModifiedKneserNey:
                 probs *= gamma[context]
                 probs[words[lo:hi]] += discounted[lo:hi]
             yield probs
+
+
+def modified_discounts(counts: np.ndarray) -> tuple[float, float, float]:
+    """D1, D2, D3+ from the counts of counts n1..n4 (n_k: how many n-grams were seen exactly k times):
+    Y = n1 / (n1 + 2 n2), D_k = k - (k + 1) Y n_{k+1} / n_k (Chen & Goodman 1998, eq. 26)."""
+    histogram = np.bincount(np.minimum(np.asarray(counts).astype(np.int64), 5), minlength=6)
+    n1, n2, n3, n4 = (max(int(histogram[i]), 1) for i in (1, 2, 3, 4))
+    y = n1 / (n1 + 2 * n2)
+    discounts = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
+    # Small or dense data can push an estimate out of (0, k]; at least 0.1 keeps mass for the lower
+    # order, so no word ever gets probability 0.
+    return tuple(float(np.clip(d, 0.1, k)) for k, d in enumerate(discounts, 1))
 
 
 class UnigramCache:
