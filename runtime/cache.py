@@ -187,8 +187,12 @@ class ContinuousCache:
             flat_weights = weights[valid]
         else:
             flat_rows, flat_tokens, flat_weights = np.repeat(rows, used), values.ravel(), weights.ravel()
-        pairs, inverse = np.unique(flat_rows * (1 << 32) + flat_tokens, return_inverse=True)
-        probs = np.bincount(inverse.reshape(-1), weights=flat_weights)  # summed per (row, token)
+        keys = flat_rows * (1 << 32) + flat_tokens
+        order = np.argsort(keys, kind="stable")  # the same (row, token) entries side by side
+        keys = keys[order]
+        starts = _starts(keys)
+        probs = np.add.reduceat(flat_weights[order], starts)  # summed per (row, token)
+        pairs = keys[starts]
         return pairs >> 32, pairs & ((1 << 32) - 1), probs  # sorted by row, then token
 
     def mix_logits(self, logits: np.ndarray) -> None:
@@ -200,13 +204,17 @@ class ContinuousCache:
             return
         rows, tokens, probs = found
         wanted = _distinct(rows)
-        block = logits[wanted].astype(np.float64)  # (R', V)
-        peak = block.max(axis=1)
-        lse = peak + np.log(np.exp(block - peak[:, None]).sum(axis=1))  # log sum_v exp(l_v)
-        lse_of = np.empty(len(self.count))
-        lse_of[wanted] = lse
+        every = len(wanted) == len(logits)
+        block = (logits if every else logits[wanted]).astype(np.float64)  # (R', V)
+        peak = block.max(axis=1, keepdims=True)
+        block -= peak
+        lse = peak[:, 0] + np.log(np.exp(block, out=block).sum(axis=1))  # log sum_v exp(l_v)
+        if not every:
+            lse_of = np.empty(len(self.count))
+            lse_of[wanted] = lse
+            lse = lse_of
         old = logits[rows, tokens].astype(np.float64)
-        logits[rows, tokens] = np.logaddexp(old, self._log_odds + lse_of[rows] + np.log(probs))
+        logits[rows, tokens] = np.logaddexp(old, self._log_odds + lse[rows] + np.log(probs))
 
     def mix_logprobs(self, logprobs: np.ndarray) -> None:
         """Turn the model's log-probabilities (rows, vocab; float64, in place) into the mixture's."""
@@ -223,9 +231,17 @@ class ContinuousCache:
         logprobs[rows, tokens] = np.logaddexp(model_part, self._log_mix + np.log(probs))
 
 
+def _starts(sorted_values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of a sorted (non-empty) array starts."""
+    new = np.empty(len(sorted_values), dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
 def _distinct(sorted_rows: np.ndarray) -> np.ndarray:
-    """The distinct values of a sorted array."""
-    return sorted_rows[np.flatnonzero(np.diff(sorted_rows, prepend=-1))]
+    """The distinct values of a sorted (non-empty) array."""
+    return sorted_rows[_starts(sorted_rows)]
 
 
 def prefill_with_cache(
