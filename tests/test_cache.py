@@ -271,5 +271,5 @@ def test_model_file_cache_metadata(model_path, tmp_path):
     model = load(written(json.dumps(SETTINGS.to_dict())))
     assert model.info.cache == SETTINGS and model.cache_settings == SETTINGS
     for bad in ("{", "[]", json.dumps({"theta": 0.1}), json.dumps({**SETTINGS.to_dict(), "mix": 2})):
-        with pytest.raises(ModelFileError, match="nextword.cache"):
+        with pytest.raises(ModelFileError, match=r"nextword\.cache"):
             load(written(bad))
