@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .cache import CacheConfig, resolve_cache
-from .scoring import cached_document_scores, token_logprobs
+from .scoring import cached_document_scores, perplexity, token_logprobs
 from .step import StepModel
 
 __all__ = ["Evaluation", "evaluate", "evaluate_ids"]
@@ -71,7 +70,7 @@ def evaluate_ids(
     return Evaluation(
         documents=n_docs,
         words=n_words,
-        perplexity=math.exp(total_nll / n_words),
+        perplexity=perplexity(total_nll, n_words),
         accuracy=n_correct / n_words,
         top5_accuracy=n_top5 / n_words,
         unknown_rate=n_unknown / n_words,

@@ -186,7 +186,8 @@ class NextWordModel:
         feed: dict[str, Any] = dict(zip(self._state_inputs, state, strict=True))
         feed[INPUT_IDS] = ids
         if self.info.has_logits_from:
-            feed[LOGITS_FROM] = _LOGITS_FROM.get(logits_from) or np.asarray(logits_from, dtype=np.int64)
+            cached = _LOGITS_FROM.get(logits_from)
+            feed[LOGITS_FROM] = cached if cached is not None else np.asarray(logits_from, dtype=np.int64)
         logits, *new_state = run_session(self.session, self._outputs, feed, self.source)
         # The probe at load tried one batch size and length; a graph can still break on others. A wrong
         # shape here would surface as a numpy error far away, or as a score over the wrong words.

@@ -157,7 +157,14 @@ def score_text(model: StepModel, text: str, cache: bool | CacheConfig | None = N
         for i, lp in zip(ids[1:], logprobs, strict=True)
     ]
     total = float(logprobs.sum())
-    return TextScore(total_logprob=total, perplexity=math.exp(-total / len(words)), words=words)
+    return TextScore(total_logprob=total, perplexity=perplexity(-total, len(words)), words=words)
+
+
+def perplexity(nll: float, words: int) -> float:
+    """``exp(nll / words)``; ``inf`` where that overflows a float (a model that finds the text all but
+    impossible)."""
+    mean = nll / words
+    return math.exp(mean) if mean < 709.0 else math.inf
 
 
 def next_words(

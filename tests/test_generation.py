@@ -333,3 +333,10 @@ def test_module_level_generate_without_any_model_explains(monkeypatch, tmp_path)
     monkeypatch.setattr(default_module, "BUNDLED_MODEL", tmp_path / "absent.onnx")
     with pytest.raises(ValueError, match="NEXTWORD_MODEL"):
         default_module.generate("x")
+
+
+def test_perplexity_of_an_all_but_impossible_text_is_inf_not_an_error():
+    from nextword.runtime.scoring import perplexity
+
+    assert perplexity(2.0, 2) == pytest.approx(np.e)
+    assert perplexity(1e6, 2) == float("inf")

@@ -283,10 +283,9 @@ INTS = st.one_of(
     st.integers(-3, 40),
     st.sampled_from([-(2**63), -(2**31), 2**31 - 1, 2**31, 2**40, 2**62, 2**63 - 1, 1_000_000]),
 )
-# Finite weights are only zeroed or made tiny: scaling one up (a weight, or an int8 scale such as
-# 0.004 -> -1) can push a word's log-probability below -709 * words, and score() then overflows
-# math.exp computing the perplexity (runtime/scoring.py; reported to its owner with the fix).
-FLOATS = st.sampled_from([0.0, 1e-45, -1e-45, float("nan"), float("inf"), float("-inf")])
+# Weights zeroed, made tiny or huge (a huge one can push a word's log-probability below -709 per word:
+# the perplexity is then inf, never an OverflowError), or not finite at all.
+FLOATS = st.sampled_from([0.0, 1e-45, -1e-45, -1.0, 1e4, -1e30, float("nan"), float("inf"), float("-inf")])
 DTYPES = st.sampled_from(
     [
         TensorProto.FLOAT,
