@@ -143,15 +143,32 @@ class Splits:
 
 
 def model_splits(model: Any, corpus: str) -> Splits:
-    """The split ``model`` was trained with, made again from ``corpus``."""
+    """The split ``model`` was trained with, made again from ``corpus``: the deduplicated split its
+    provenance records (``nextword.corpus.rebuild_split``), or for files without one the document-index
+    split of its fraction and seed; then the development part, as training carved it out of the
+    training documents (in corpus order)."""
     train_config = model.info.config["train"]
     split = train_config["corpus"]
-    documents = load_documents([corpus], CorpusConfig())
-    train, val = split_documents(documents, split["val_fraction"], split["split_seed"])
-    dev_mask = dev_indices(len(train), train_config.get("dev_fraction", 0.0), split["split_seed"])
+    provenance = getattr(model.info, "provenance", None)
+    if provenance is not None and provenance.split is not None:
+        from nextword.corpus import CorpusConfig as SplitCorpus
+        from nextword.corpus import rebuild_split
+
+        rebuilt = rebuild_split(provenance, SplitCorpus(paths=(corpus,)))
+        train, val = rebuilt.documents()
+        record = provenance.split
+        scheme = f"{record.scheme}" + (
+            ": exact duplicates dropped, near-duplicates on one side" if record.dedup else ""
+        )
+        seed = record.seed
+    else:
+        documents = load_documents([corpus], CorpusConfig())
+        train, val = split_documents(documents, split["val_fraction"], split["split_seed"])
+        scheme, seed = "documents-v1: duplicates not removed", split["split_seed"]
+    dev_mask = dev_indices(len(train), train_config.get("dev_fraction", 0.0), seed)
     fitted = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if not is_dev]
     dev = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if is_dev]
-    return Splits(fitted, dev, val, "documents-v1: duplicates not removed")
+    return Splits(fitted, dev, val, scheme)
 
 
 def ngram_rows(splits: Splits, tokenizer: Any) -> dict[str, dict[str, Any]]:
