@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .cache import ContinuousCache, prefill_with_cache, resolve_cache
+from .cache import ContinuousCache, prefill_with_cache, required_cache
 from .generation import GenerationConfig
 from .logits import log_softmax
 from .rules import Rules
@@ -45,7 +45,7 @@ class BeamSearch:
         n_prompts, n_beams = len(self._prompts), config.num_beams
         self._cache: ContinuousCache | None = None  # with config.cache: one cache per beam
         if config.cache:
-            last, state, self._cache = prefill_with_cache(model, self._prompts, resolve_cache(model, True))
+            last, state, self._cache = prefill_with_cache(model, self._prompts, required_cache(model))
         else:
             last, state = prefill(model, self._prompts)
         self._repeat = np.repeat(np.arange(n_prompts), n_beams)  # row -> prompt

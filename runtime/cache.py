@@ -25,7 +25,14 @@ import numpy as np
 
 from .step import State, StepModel, prefill_round
 
-__all__ = ["MAX_WINDOW", "CacheConfig", "ContinuousCache", "prefill_with_cache", "resolve_cache"]
+__all__ = [
+    "MAX_WINDOW",
+    "CacheConfig",
+    "ContinuousCache",
+    "prefill_with_cache",
+    "required_cache",
+    "resolve_cache",
+]
 
 MAX_WINDOW = 4096  # positions kept at most: bounds memory (rows x window x units floats) and time per word
 _FIRST_CAPACITY = 64  # slots allocated per row at first; doubled as a row's cache fills, up to the window
@@ -80,8 +87,13 @@ def resolve_cache(model: Any, cache: bool | CacheConfig | None) -> CacheConfig |
         raise ValueError(f"cache must be True, False, None or a CacheConfig, got {cache!r}")
     if cache is False:
         return None
+    return required_cache(model) if cache else getattr(model, "cache_settings", None)
+
+
+def required_cache(model: Any) -> CacheConfig:
+    """The model file's cache settings (``model.cache_settings``); ``ValueError`` when it has none."""
     stored = getattr(model, "cache_settings", None)  # NextWordModel: its file's settings, or None
-    if cache and stored is None:
+    if stored is None:
         raise ValueError(
             "cache=True but this model file has no continuous-cache settings; re-export it with a "
             "nextword that tunes them, or leave cache unset"

@@ -54,6 +54,7 @@ def evaluate_ids(
     total_nll = 0.0
     settings = resolve_cache(model, cache)
     arrays = (np.asarray(document, dtype=np.int64) for document in documents)
+    scored: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]
     if settings is None:
         scored = ((ids, *token_logprobs(model, ids)) for ids in arrays)
     else:  # documents stepped side by side, one token at a time

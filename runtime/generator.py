@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cache import ContinuousCache, resolve_cache
+from .cache import ContinuousCache, required_cache
 from .generation import GenerationConfig
 from .logits import log_softmax
 from .rules import History, Rules
@@ -212,7 +212,7 @@ class Generator:
             group.fed = np.zeros(len(group.rows), dtype=np.int64)
             group.state = self._model.initial_state(len(group.rows))
             if config.cache:
-                settings = resolve_cache(self._model, True)
+                settings = required_cache(self._model)
                 group.cache = ContinuousCache(settings, len(group.rows), group.state[-2].shape[1])
             group.last = np.empty((len(group.rows), self._model.vocab_size), dtype=np.float32)
             self._feeding.append(group)
@@ -312,6 +312,7 @@ class Generator:
         for g, start, stop in zip(groups, offsets[:-1], offsets[1:], strict=True):
             g.fed, g.state = fed[start:stop], [s[start:stop] for s in state]
             if g.cache is not None:  # the rows fed one token: its state joins the cache
+                assert todo is not None  # groups with a cache are fed one token at a time
                 local = todo[(todo >= start) & (todo < stop)] - start
                 tokens = [g.rows[j].prompt[g.fed[j] - 1] for j in local.tolist()]
                 g.cache.observe(np.asarray(tokens, dtype=np.int64), g.state[-2][local], local)

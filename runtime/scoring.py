@@ -7,6 +7,7 @@ import math
 import numbers
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -60,8 +61,8 @@ def token_logprobs(
     the whole sequence in chunks of ``chunk`` tokens; with ``cache``, one token at a time, the model's
     distribution mixed with the continuous cache (:mod:`.cache`)."""
     if cache is not None:
-        ((_, logprobs, ranks),) = cached_document_scores(model, [ids], cache, batch=1)
-        return logprobs, ranks
+        ((_, cached_logprobs, cached_ranks),) = cached_document_scores(model, [ids], cache, batch=1)
+        return cached_logprobs, cached_ranks
     logprobs, ranks = [], []
     inputs, targets = ids[None, :-1], ids[1:]  # (1, T-1), (T-1,)
     chunks = feed_chunks(model, inputs, model.initial_state(1), logits_from=0, chunk=chunk)
@@ -115,18 +116,19 @@ def cached_document_scores(
             state = [s[live] for s in state]
             rows.take(live)
             batch = len(live)
-        fed = np.array([d[p] for d, p in zip(docs, pos.tolist(), strict=True)])  # (A,)
-        wanted = np.array([d[p + 1] for d, p in zip(docs, pos.tolist(), strict=True)])  # (A,)
+        active = cast(list[np.ndarray], docs)  # every row holds a document from here to the step's end
+        fed = np.array([d[p] for d, p in zip(active, pos.tolist(), strict=True)])  # (A,)
+        wanted = np.array([d[p + 1] for d, p in zip(active, pos.tolist(), strict=True)])  # (A,)
         logits, state = model.forward(fed[:, None], state)  # (A, 1, V)
         rows.observe(fed, state[-2])
         logp = log_softmax(logits[:, 0])  # (A, V) float64
         rows.mix_logprobs(logp)
-        target = logp[np.arange(len(docs)), wanted]
+        target = logp[np.arange(len(active)), wanted]
         ranks = (logp > target[:, None]).sum(axis=1)
         for j, p in enumerate(pos.tolist()):
             scores[j][0][p], scores[j][1][p] = target[j], ranks[j]
         pos += 1
-        for j, d in enumerate(docs):
+        for j, d in enumerate(active):
             if pos[j] == len(d) - 1:
                 yield d, *scores[j]
                 docs[j] = None
