@@ -45,7 +45,7 @@ def test_run_folder_holds_model_tokenizer_config_and_metrics(run_dir, tiny_confi
         "lstm_units": 32,
         "num_layers": 2,
         "dropout": 0.1,
-        "tie_embeddings": True,
+        "tie_embeddings": False,
     }
     assert config["seq_len"] == tiny_config.seq_len and config["vocab_size"] > 10
     data = config["data"]
