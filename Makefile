@@ -14,6 +14,7 @@ BUNDLED ?= runtime/data/nextword-patents.onnx
 UNTIED_RUN ?= runs/untied
 
 .PHONY: demo test lint setup clean bench bundled-model untied-model quality
+.PHONY: web-setup web-maybe-setup web-test web-unicode web-bench web-vendor
 
 # pip's and setuptools' own notices (an editable install always prints one) go to $(VENV)/install.log;
 # the log is shown only when the install fails.
@@ -40,6 +41,27 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# nextword-web (web/): the JavaScript runtime on onnxruntime-web. `make test` installs its npm packages
+# when npm is there (its tests in tests/test_web.py are skipped without them); `make web-test` runs them.
+test: web-maybe-setup
+web-setup: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+web-maybe-setup:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web-setup; \
+	else echo "npm not found: nextword-web's tests (tests/test_web.py) will be skipped"; fi
+web-test: setup web-setup
+	cd web && node --test test/unit.test.js
+	$(BIN)/python -m pytest tests/test_web.py
+web-unicode: setup
+	$(BIN)/python web/scripts/unicode_tables.py
+# serve/static/web and serve/static/ort: what the server's page runs in the browser (package data).
+web-vendor: setup web-setup
+	$(BIN)/python web/scripts/vendor.py
+# nextword-web against the Python runtime (about 10 minutes): rewrites the figures in docs/web.md.
+web-bench: setup web-setup
+	$(BIN)/python benchmarks/web.py --write docs/web.md
 
 # Benchmarks (about 20 minutes on two cores): rewrites docs/benchmarks.md and docs/img/generation-*.png.
 bench: setup

@@ -40,7 +40,6 @@ DEFAULT_MODEL_SETTINGS = {  # the bundled model's architecture (Makefile: bundle
     "dropout": 0.25,
     "epochs": 1,
 }
-VAL_FRACTION, SPLIT_SEED = 0.1, 0  # the document split of `nextword train`'s defaults
 PACKAGES = ("nextword", "numpy", "onnxruntime", "onnx", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx")
 
 # A fixed prompt for the generation benchmarks: long enough (> 50 tokens) that the windowed methods
@@ -372,15 +371,16 @@ def _export(run_dir: str, model_path: str) -> None:
 
 
 def validation_documents(corpus: str, model_info: Any | None = None) -> list[str]:
-    """The validation documents of ``corpus``: the split `nextword train` made (fraction and seed read
-    from the model file when it records them, else 0.1 and 0)."""
-    from nextword.train import CorpusConfig, load_documents, split_documents
+    """The validation documents of ``corpus``: those the model was held out from, made again from what
+    its file records (:func:`nextword.corpus.rebuild_split`: fraction, seed, deduplication), or, without
+    a model, those of the split `nextword train` makes by default."""
+    from nextword.corpus import CorpusConfig, rebuild_split, split_corpus
 
-    recorded = (getattr(model_info, "config", None) or {}).get("train", {}).get("corpus", {})
-    fraction = recorded.get("val_fraction", VAL_FRACTION)
-    seed = recorded.get("split_seed", SPLIT_SEED)
-    documents = load_documents([corpus], CorpusConfig())
-    return split_documents(documents, fraction, seed)[1]
+    config = CorpusConfig(paths=(corpus,))
+    provenance = getattr(model_info, "provenance", None)
+    if provenance is not None and provenance.split is not None:
+        return rebuild_split(provenance, config).documents()[1]
+    return split_corpus(config).documents()[1]
 
 
 # ----------------------------------------------------------------------------- generation timing

@@ -18,6 +18,12 @@ spent decompressing, and the share the parser spent waiting for that thread. Whe
 
     python benchmarks/patentsview_filter.py               # 1,000,000 rows: about a minute to generate
     python benchmarks/patentsview_filter.py --rows 50000  # a quick look
+    python benchmarks/patentsview_filter.py --bombs 1024  # hostile members of 1 GiB instead (below)
+
+With ``--bombs MIB`` it measures hostile abstract members instead, each ``MIB`` MiB unzipped: one line of
+NULs with no line break (a 1 GiB one zips to about 1 MB), and nothing but line breaks; a matching row
+comes before and after each. Reported: wall and CPU time, the child's peak RSS, the rows written and
+the rows skipped with their reason.
 """
 
 from __future__ import annotations
@@ -103,6 +109,25 @@ def generate(folder: Path, rows: int, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
+BOMBS = {"bomb-line": b"\x00", "bomb-blank": b"\n"}  # kind -> the byte it is made of
+
+
+def generate_bombs(folder: Path, mib: int) -> None:
+    """One abstracts table per bomb: a matching row, ``mib`` MiB of the bomb's byte, a matching row."""
+    for kind, byte in BOMBS.items():
+        path = folder / kind / "g_patent_abstract.tsv.zip"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        block = byte * (1 << 20)
+        with (
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z,
+            z.open("g_patent_abstract.tsv", "w", force_zip64=True) as f,
+        ):
+            f.write(b'"patent_id"\t"patent_abstract"\n"1"\t"A neural network before it."\n')
+            for _ in range(mib):
+                f.write(block)
+            f.write(b'\n"2"\t"A neural network after it."\n')
+
+
 # -- measurements, each run in a child process -------------------------------------------------------------
 
 
@@ -124,11 +149,13 @@ class _Timing(logging.Handler):
 
 def _child(kind: str, folder: Path) -> dict:
     abstracts, patents = folder / "g_patent_abstract.tsv.zip", folder / "g_patent.tsv.zip"
+    if kind in BOMBS:
+        abstracts = folder / kind / "g_patent_abstract.tsv.zip"
     timing = _Timing()
-    if kind.startswith("collect"):
-        from nextword.train.patentsview import PatentsViewConfig, collect  # imports are not timed
+    if kind.startswith("collect") or kind in BOMBS:
+        from nextword.corpus.patentsview import PatentsViewConfig, collect  # imports are not timed
 
-        log = logging.getLogger("nextword.train.patentsview")
+        log = logging.getLogger("nextword.corpus.patentsview")
         log.setLevel(logging.DEBUG)
         log.addHandler(timing)
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -165,6 +192,7 @@ def _child(kind: str, folder: Path) -> dict:
         result["read"] = sum(summary.rows_scanned.values()) + (result["rows"] if kind == "collect3" else 0)
         result["written"] = summary.written
         result["skipped"] = summary.skipped
+        result["skipped_rows"] = [str(row) for row in summary.skipped_rows]
         result["decompressing"] = timing.decompressing
         result["decompressing_cpu"] = timing.decompressing_cpu
         result["waiting"] = timing.waiting
@@ -212,12 +240,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="abstract (and patent) rows to generate")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the fastest counts")
     parser.add_argument("--keep", type=Path, help="generate into this folder and keep the files")
+    parser.add_argument("--bombs", type=int, metavar="MIB", help="measure hostile members of MIB MiB instead")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args.child[0], Path(args.child[1]))))
         return
 
+    if args.bombs:
+        bombs(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -270,6 +302,28 @@ def main() -> None:
         f"({one_pass['decompressing_cpu']:.2f} s of CPU), against {alone['seconds']:.2f} s "
         f"({alone['cpu_seconds']:.2f} s of CPU) for the same decompression alone."
     )
+
+
+def bombs(args: argparse.Namespace) -> None:
+    """Measure ``collect`` on the hostile members of ``args.bombs`` MiB."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        start = time.perf_counter()
+        generate_bombs(folder, args.bombs)
+        print(f"generated the bombs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        results = measure(list(BOMBS), folder, args.repeat)
+        sizes = {k: (folder / k / "g_patent_abstract.tsv.zip").stat().st_size for k in BOMBS}
+    labels = {"bomb-line": "one line of NULs, no line break", "bomb-blank": "nothing but line breaks"}
+    print(f"\nhostile abstract members of {args.bombs:,} MiB unzipped, default --max-record-bytes\n")
+    print("| member | zipped | wall s | CPU s | peak RSS | rows written | skipped |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for kind in BOMBS:
+        r = results[kind]
+        skipped = "; ".join(r["skipped_rows"]) or "-"
+        print(
+            f"| {labels[kind]} | {sizes[kind] / 1e6:.1f} MB | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} MB | {r['written']} | {skipped} |"
+        )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ from ngram import KneserNeyTrigram, ModifiedKneserNey, Unigram, UnigramCache, sc
 from notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
 from quality_report import render, render_card
 
+from nextword.corpus import CorpusConfig, rebuild_split
 from nextword.runtime import evaluate, load
 from nextword.runtime.default import BUNDLED_MODEL
-from nextword.train import CorpusConfig, load_documents, split_documents
 from nextword.train.dev import dev_indices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,36 +139,23 @@ class Splits:
     train: list[str]
     dev: list[str]
     val: list[str]
-    duplicates_note: str  # how the split treats duplicate documents
+    scheme: str  # how the split was made (SplitRecord.describe())
+    documents: int  # documents the corpus files hold
 
 
 def model_splits(model: Any, corpus: str) -> Splits:
-    """The split ``model`` was trained with, made again from ``corpus``: the deduplicated split its
-    provenance records (``nextword.corpus.rebuild_split``), or for files without one the document-index
-    split of its fraction and seed; then the development part, as training carved it out of the
-    training documents (in corpus order)."""
-    train_config = model.info.config["train"]
-    split = train_config["corpus"]
-    provenance = getattr(model.info, "provenance", None)
-    if provenance is not None and provenance.split is not None:
-        from nextword.corpus import CorpusConfig as SplitCorpus
-        from nextword.corpus import rebuild_split
-
-        rebuilt = rebuild_split(provenance, SplitCorpus(paths=(corpus,)))
-        train, val = rebuilt.documents()
-        record = provenance.split
-        scheme = f"{record.scheme}" + (
-            ": exact duplicates dropped, near-duplicates on one side" if record.dedup else ""
-        )
-        seed = record.seed
-    else:
-        documents = load_documents([corpus], CorpusConfig())
-        train, val = split_documents(documents, split["val_fraction"], split["split_seed"])
-        scheme, seed = "documents-v1: duplicates not removed", split["split_seed"]
-    dev_mask = dev_indices(len(train), train_config.get("dev_fraction", 0.0), seed)
+    """The split ``model`` was trained with, made again from ``corpus`` by
+    ``nextword.corpus.rebuild_split`` from the provenance the file records (deduplicated, for models
+    trained since issue 12), then its development part as training carved it out of the training
+    documents (in corpus order)."""
+    provenance = model.info.provenance
+    split = rebuild_split(provenance, CorpusConfig(paths=(corpus,)))
+    train, val = split.documents()
+    dev_fraction = model.info.config.get("train", {}).get("dev_fraction", 0.0)
+    dev_mask = dev_indices(len(train), dev_fraction, provenance.split.seed)
     fitted = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if not is_dev]
     dev = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if is_dev]
-    return Splits(fitted, dev, val, scheme)
+    return Splits(fitted, dev, val, provenance.split.describe(), split.counts.documents)
 
 
 def ngram_rows(splits: Splits, tokenizer: Any) -> dict[str, dict[str, Any]]:
@@ -290,7 +277,8 @@ def main() -> int:
         "train": len(splits.train),
         "dev": len(splits.dev),
         "val": len(splits.val),
-        "scheme": splits.duplicates_note,
+        "scheme": splits.scheme,
+        "documents": splits.documents,
     }
 
     report = render(results, int8, our_seconds, budget_s)

@@ -73,16 +73,15 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, bool]]:
 def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: float) -> str:
     """docs/quality.md."""
     machine = machine_info()
-    split, train = results["split"], model.info.config["train"]
+    split = results["split"]
     cache = model.info.cache
     lines = [
         "# Quality of the bundled model",
         "",
         "Written by `benchmarks/quality.py`; rerun it to check these figures (`make quality`).",
         "",
-        f"Validation: {split['val']} of the reference corpus's abstracts, held out by document "
-        f"(fraction {train['corpus']['val_fraction']}, seed {train['corpus']['split_seed']}; "
-        f"{split['scheme']}), "
+        f"Validation: {split['val']} of the reference corpus's {split['documents']:,} abstracts, held out by "
+        f"document ({split['scheme']}), "
         f"{results['f']['words']:,} predicted words. The model trained on {split['train']} abstracts; "
         f"{split['dev']} more, held out of training, are its development part (its cache is tuned there, and "
         "so is the n-gram cache of (d)). Every model uses the bundled model's vocabulary "
@@ -231,7 +230,8 @@ def render_card(results: dict[str, Any], model: Any) -> str:
         "",
         "## Data",
         "",
-        'The reference corpus: US patent abstracts returned by a PatentsView query for "neural network" '
+        f"The reference corpus: {split['documents']:,} US patent abstracts returned by a PatentsView query "
+        'for "neural network" '
         f"(granted 1976-2018), a public record (see ../shared/data/README.md). {split['val']} abstracts are "
         f"held out by document for validation ({split['scheme']}), {split['dev']} more as the development "
         f"part; the model trained on {split['train']}. The vocabulary (words seen at least "

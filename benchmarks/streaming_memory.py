@@ -3,12 +3,16 @@
 Generates a synthetic plain-text corpus of ``--words`` words (default 100 million) and one of a tenth
 of that, then runs, for each in a child process of its own, the data path of ``nextword train``:
 
-1. count the documents (``count_documents``) and split them (``validation_indices``);
+1. read the documents, find exact and near-duplicates, split them (``split_corpus``, deduplicating as
+   ``nextword train`` does by default; ``--keep-duplicates`` for the document-index split);
 2. count the training words into the vocabulary (``build_vocabulary``);
 3. encode both splits into ``train.ids``/``val.ids`` (``encode_corpus``);
 4. one full training epoch of windows through the ``tf.data`` pipeline (``DiskWindows``), then one
    validation pass;
 5. ``--steps`` real training steps of a small model on that pipeline.
+
+With ``--passes-only`` the children run stages 1-3 alone and never import TensorFlow, as
+``nextword.corpus`` does: their peak RSS is the memory of the corpus passes themselves.
 
 Reported per stage: seconds, words/s and the peak resident memory of the child during that stage
 (``VmHWM`` of ``/proc/self/status``, reset before each stage through ``/proc/self/clear_refs``), and
@@ -21,6 +25,7 @@ one in twelve followed by a comma. Words are counted as the generator writes the
 separated); the tokenizer's figures (``tokens``) also count the punctuation marks and ``<eod>``.
 
     python benchmarks/streaming_memory.py --words 10000000
+    python benchmarks/streaming_memory.py --words 120000000 --passes-only   # about 1,000,000 documents
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ DEFAULT_WORDS = 100_000_000
 CHUNK_WORDS = 1_000_000  # words generated per numpy draw
 SYLLABLES = [c + v for c in "bdfghklmnprstvz" for v in ("a", "e", "i", "o", "u", "ai", "ou")]
 STAGES = [
-    ("count", "1. count documents, split"),
+    ("count", "1. read, deduplicate, split"),
     ("vocabulary", "2. vocabulary (training words)"),
     ("encode", "3. encode to train.ids/val.ids"),
     ("epoch", "4. one epoch of training windows"),
@@ -77,6 +82,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--delete-corpora", action="store_true", help="remove the generated corpora at the end"
+    )
+    parser.add_argument(
+        "--passes-only",
+        action="store_true",
+        help="run the corpus passes (stages 1-3) alone, without importing TensorFlow",
+    )
+    parser.add_argument(
+        "--keep-duplicates", action="store_true", help="split by document index, without deduplication"
     )
     parser.add_argument(
         "--result-json",
@@ -220,38 +233,61 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     run_dir.mkdir(exist_ok=True)
     stages: dict[str, Any] = {}
     results: dict[str, Any] = {"stages": stages, "rss_at_start_bytes": (_status_kib("VmRSS") or 0) * 1024}
+    if not args.passes_only:
+        import keras  # noqa: F401  loaded first, so that its own memory is not charged to the first stage
+        import tensorflow  # noqa: F401
 
-    import keras  # loaded first, so that its own memory is not charged to the first stage
+    from nextword.corpus import CorpusConfig, build_vocabulary, encode_corpus, split_corpus
+    from nextword.runtime.tokenizer import TokenizerConfig
+
+    results["rss_after_imports_bytes"] = (_status_kib("VmRSS") or 0) * 1024
+    corpus = CorpusConfig(paths=(str(corpus_path),), keep_duplicates=args.keep_duplicates)
+    with Stage(stages, "count"):
+        split = split_corpus(corpus)
+    with Stage(stages, "vocabulary"):
+        tokenizer = build_vocabulary(split, TokenizerConfig())
+    with Stage(stages, "encode"):
+        encoded = encode_corpus(split, tokenizer, run_dir / "train.ids", run_dir / "val.ids")
+    counts = encoded.counts
+    results.update(
+        documents=counts.documents,
+        exact_duplicates=counts.exact_duplicates,
+        near_duplicate_groups=counts.near_duplicate_groups,
+        near_duplicate_documents=counts.near_duplicate_documents,
+        train_documents=counts.train_documents,
+        val_documents=counts.val_documents,
+        vocab_size=len(tokenizer),
+        train_tokens=counts.train_words,
+        val_tokens=counts.val_words,
+        ids_bytes=(run_dir / "train.ids").stat().st_size + (run_dir / "val.ids").stat().st_size,
+    )
+    if not args.passes_only:
+        _train_stages(args, run_dir, len(tokenizer), stages, results)
+    _PEAKS_KIB.append(_status_kib("VmHWM") or 0)
+    results["peak_rss_bytes"] = max(_PEAKS_KIB) * 1024  # the whole life of the child
+    return results
+
+
+def _train_stages(
+    args: argparse.Namespace, run_dir: Path, vocab_size: int, stages: dict[str, Any], results: dict[str, Any]
+) -> None:
+    """Stages 4 and 5: windows through tf.data, then real training steps."""
+    import keras
     import tensorflow as tf
 
-    from nextword.runtime.tokenizer import TokenizerConfig
-    from nextword.train.config import CorpusConfig, ModelConfig, TrainConfig
-    from nextword.train.corpus import count_documents, validation_indices
-    from nextword.train.data import DiskWindows, build_vocabulary, encode_corpus
+    from nextword.train.config import ModelConfig, TrainConfig
+    from nextword.train.data import DiskWindows
     from nextword.train.model import build_model
     from nextword.train.trainer import _compile  # the trainer's own loss, metrics and optimizer
 
-    results["rss_after_imports_bytes"] = (_status_kib("VmRSS") or 0) * 1024
-    corpus = CorpusConfig(paths=(str(corpus_path),))
     config = TrainConfig(
         out=str(run_dir),
-        corpus=corpus,
-        tokenizer=TokenizerConfig(),
         model=ModelConfig(embedding_dim=64, lstm_units=args.lstm_units, num_layers=1, dropout=0.0),
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         epochs=1,
         verbose=0,
     )
-    with Stage(stages, "count"):
-        n_documents = count_documents(corpus.paths, corpus)
-        val_idx = validation_indices(n_documents, corpus.val_fraction, corpus.split_seed)
-    with Stage(stages, "vocabulary"):
-        tokenizer = build_vocabulary(corpus, n_documents, val_idx, config.tokenizer)
-    with Stage(stages, "encode"):
-        encoded = encode_corpus(
-            corpus, n_documents, val_idx, tokenizer, run_dir / "train.ids", run_dir / "val.ids"
-        )
     train_windows = DiskWindows(
         run_dir / "train.ids", config.seq_len, config.batch_size, shuffle=True, seed=config.seed
     )
@@ -267,7 +303,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             pass
     with Stage(stages, "train_steps"):
         keras.utils.set_random_seed(0)
-        model = build_model(config.model, len(tokenizer))
+        model = build_model(config.model, vocab_size)
         _compile(model, config, steps_per_epoch=len(train_windows))
         model.fit(
             train_windows.dataset(),
@@ -277,18 +313,10 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             verbose=0,
         )
     results.update(
-        documents=n_documents,
-        vocab_size=len(tokenizer),
-        train_tokens=encoded.train_words,
-        val_tokens=encoded.val_words,
         train_batches=len(train_windows),
         val_batches=len(val_windows),
-        ids_bytes=(run_dir / "train.ids").stat().st_size + (run_dir / "val.ids").stat().st_size,
         model_params=int(model.count_params()),
     )
-    _PEAKS_KIB.append(_status_kib("VmHWM") or 0)
-    results["peak_rss_bytes"] = max(_PEAKS_KIB) * 1024  # the whole life of the child
-    return results
 
 
 # ----------------------------------------------------------------------------- the parent
@@ -299,6 +327,7 @@ def measure(args: argparse.Namespace, corpus: Path) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", str(corpus), "--child-out", str(out)]
     command += ["--steps", str(args.steps), "--seq-len", str(args.seq_len)]
     command += ["--batch-size", str(args.batch_size), "--lstm-units", str(args.lstm_units)]
+    command += ["--passes-only"] * args.passes_only + ["--keep-duplicates"] * args.keep_duplicates
     print(f"measuring {corpus}", file=sys.stderr)
     result = common.run_child(command, env=common.quiet_tf_env())
     if result.returncode != 0:
@@ -325,8 +354,9 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     for size in sizes:
         label = f"{size['corpus']['words'] / 1e6:g}M words"
         headers += [f"{label}: s", "words/s", "peak RSS"]
+    stages = [(n, label) for n, label in STAGES if n in sizes[0]["data"]["stages"]]
     rows = []
-    for name, label in STAGES:
+    for name, label in stages:
         row: list[Any] = [label if name != "train_steps" else f"5. {args.steps} training steps"]
         for size in sizes:
             stage = size["data"]["stages"][name]
@@ -337,7 +367,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
                 common.fmt_bytes(stage["peak_rss_bytes"]),
             ]
         rows.append(row)
-    baseline = ["RSS after importing TensorFlow"]
+    baseline = ["RSS after imports" + ("" if args.passes_only else " (TensorFlow included)")]
     whole = ["whole child: wall time, peak RSS"]
     for size in sizes:
         baseline += ["", "", common.fmt_bytes(size["data"]["rss_after_imports_bytes"])]
@@ -352,10 +382,26 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
         c, d = size["corpus"], size["data"]
         facts += [f"{d['documents']:,}", common.fmt_bytes(c["bytes"]), common.fmt_bytes(d["ids_bytes"])]
     rows.append(facts)
+    dedup = ["exact duplicates / near-duplicate groups (documents)"]
+    for size in sizes:
+        d = size["data"]
+        if d.get("exact_duplicates") is None:
+            dedup += ["-", "-", "-"]
+        else:
+            dedup += [
+                f"{d['exact_duplicates']:,}",
+                f"{d['near_duplicate_groups']:,}",
+                f"({d['near_duplicate_documents']:,})",
+            ]
+    rows.append(dedup)
     model = ["vocabulary / model parameters / training tokens"]
     for size in sizes:
         d = size["data"]
-        model += [f"{d['vocab_size']:,}", f"{d['model_params']:,}", f"{d['train_tokens']:,}"]
+        model += [
+            f"{d['vocab_size']:,}",
+            f"{d.get('model_params', 0):,}" if "model_params" in d else "-",
+            f"{d['train_tokens']:,}",
+        ]
     rows.append(model)
     return common.markdown_table(headers, rows)
 

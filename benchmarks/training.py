@@ -2,7 +2,8 @@
 
 Each recipe trains in a child process of its own for the same wall-clock budget (``--budget``
 seconds of ``fit``, data preparation not counted), starting from the same document split
-(``split_documents(docs, 0.1, seed=0)``) and the same tokenizer built on the training documents:
+(the one ``nextword train`` makes by default: ``split_corpus``, deduplicated, 10%, seed 0) and the same
+tokenizer built on the training documents:
 
 * ours: ``build_model``, ``WindowBatches`` and ``TrainConfig``'s defaults: windows of 50 words, every
   position predicts its next word, integer labels, batches of 64 windows, Adam 2e-3 with clipnorm 1
@@ -142,12 +143,11 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     import keras
     from notebook_recipe import BATCH_SIZE, build_notebook_model, notebook_windows, one_hot_int8
 
+    from nextword.corpus import CorpusConfig, split_corpus
     from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig
-    from nextword.train import CorpusConfig, load_documents, split_documents
 
     started = time.perf_counter()
-    documents = load_documents([args.corpus], CorpusConfig())
-    train_docs, val_docs = split_documents(documents, common.VAL_FRACTION, common.SPLIT_SEED)
+    train_docs, val_docs = split_corpus(CorpusConfig(paths=(args.corpus,))).documents()  # train's default
     tokenizer = Tokenizer.build(train_docs, TokenizerConfig())
     vocab = len(tokenizer)
     keras.utils.set_random_seed(0)
@@ -157,8 +157,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         val_x, val_y = val_x[keep], val_y[keep]
 
     if args.child == "ours":
+        from nextword.corpus import encode_stream
+        from nextword.train.batches import WindowBatches
         from nextword.train.config import ModelConfig, TrainConfig
-        from nextword.train.data import WindowBatches, encode_stream
         from nextword.train.model import build_model
 
         config = TrainConfig(model=ModelConfig(embedding_dim=args.embedding_dim, lstm_units=args.units))

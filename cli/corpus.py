@@ -1,7 +1,7 @@
 """``nextword corpus``: build a training corpus from public data.
 
 ``nextword corpus patentsview`` collects patent abstracts from the PatentsView bulk downloads; its options
-are the fields of :class:`nextword.train.patentsview.PatentsViewConfig`.
+are the fields of :class:`nextword.corpus.patentsview.PatentsViewConfig`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from nextword.train.patentsview import PatentsViewConfig
+from nextword.corpus.patentsview import PatentsViewConfig
 
 from .args import add_config_arguments, config_from_args
 
@@ -45,7 +45,7 @@ def add_corpus_parser(commands: Any) -> None:
 
 
 def _patentsview(args: argparse.Namespace) -> int:
-    from nextword.train.patentsview import collect
+    from nextword.corpus.patentsview import collect
 
     config = config_from_args(PatentsViewConfig(), vars(args))
     summary = collect(config)

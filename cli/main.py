@@ -19,12 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from nextword.corpus import CorpusConfig, read_corpus, rebuild_split
 from nextword.export import ExportConfig
 from nextword.runtime import GenerationConfig, ModelFileError, __version__, default_model, evaluate, load
-from nextword.train import CorpusConfig, MissingExtraError, TrainConfig
-from nextword.train.corpus import count_documents, read_split, validation_indices
+from nextword.train import MissingExtraError, TrainConfig
 
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
@@ -36,7 +34,17 @@ __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("nextword")
 
-RESUMABLE_OPTIONS = {"epochs", "patience", "verbose", "max_minutes"}  # settings that --resume may change
+RESUMABLE_OPTIONS = {  # settings that --resume may change
+    "epochs",
+    "patience",
+    "verbose",
+    "max_minutes",
+    "distribute",
+    "peer_timeout",
+    "checkpoint_steps",
+}
+# Corpus settings that `evaluate` takes from the model file, never from its options.
+SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
 MODEL_HELP = "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)"
 CACHE_HELP = (
     "mix in the continuous cache stored in the model file (default: on when the file has one; "
@@ -89,13 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("evaluate", help="per-word perplexity and next-word accuracy on a corpus")
     p.add_argument("model", help="the .onnx model file")
-    add_config_arguments(p, CorpusConfig, skip=("val_fraction", "split_seed"))
+    add_config_arguments(p, CorpusConfig, skip=SPLIT_OPTIONS)
     p.add_argument(
         "--split",
         choices=("all", "train", "val"),
         default="all",
-        help="score every document, or only the training or validation split the model was trained "
-        "with (same fraction and seed, read from the model file)",
+        help="score every document, or only the training or validation documents of the split the model "
+        "was trained with (made again from the corpus as the model file records: fraction, seed, "
+        "deduplication)",
     )
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -122,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a prompt may hold what the terminal cannot encode
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-    # TensorFlow's C++ start-up chatter drowns the progress bar; the user's own setting wins.
+    # TensorFlow's C++ start-up chatter drowns the progress bar; the user's own setting wins. Its
+    # Python logger reports every collective of distributed training at INFO.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
     # Every expected failure is one line on stderr: messages may quote a file, so they go through safe().
     try:
         return args.handler(args) or 0
@@ -133,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # bad input: config, corpus, model file (ModelFileError is a ValueError)
         print(f"nextword {args.command}: error: {safe(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`nextword ... | head`): stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a command ended by a closed pipe
     except OSError as exc:  # a missing file, a folder where a file belongs, a read-only or full disk
         print(f"nextword {args.command}: error: {safe(_os_error(exc))}", file=sys.stderr)
         return 2
@@ -273,28 +288,26 @@ def _read_text_file(path: str) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     model = load(args.model)
-    train_corpus = _mapping(_mapping(model.info.config.get("train")).get("corpus"))
-    config = config_from_args(CorpusConfig(), vars(args))
-    fraction, seed = train_corpus.get("val_fraction"), train_corpus.get("split_seed")
-    if args.split != "all" and "val_fraction" not in train_corpus:
-        raise ModelFileError(f"{args.model} does not record its training split; use --split all")
-    if args.split != "all" and not (
-        _is_number(fraction) and 0 < fraction < 1 and isinstance(seed, int) and not isinstance(seed, bool)
-    ):
-        raise ModelFileError(
-            f"{args.model} records its training split as fraction {safe(repr(fraction))}, seed "
-            f"{safe(repr(seed))}: not a fraction and an integer seed; use --split all"
+    provenance = model.info.provenance
+    recorded = CorpusConfig()  # read the files as the model's were read, unless the options say otherwise
+    if provenance is not None:
+        recorded = CorpusConfig(
+            format=provenance.corpus_format,
+            text_column=provenance.text_column,
+            json_field=provenance.json_field,
         )
+    config = config_from_args(recorded, vars(args))
+    if not config.paths:
+        raise ValueError("no corpus files given: nextword evaluate MODEL.onnx CORPUS...")
     # Streamed: one document in memory at a time, whatever the corpus size.
-    n_documents = count_documents(config.paths, config)
-    held_out = (
-        validation_indices(n_documents, fraction, seed)
-        if args.split != "all"
-        else np.zeros(0, dtype=np.int64)
-    )
-    wanted = {"all": (False, True), "val": (True,), "train": (False,)}[args.split]
-    pairs = read_split(config.paths, config, n_documents, held_out)
-    result = evaluate(model, (document for is_val, document in pairs if is_val in wanted), cache=args.cache)
+    if args.split == "all":
+        documents = read_corpus(config)
+    elif provenance is None or provenance.split is None:
+        raise ModelFileError(f"{args.model} does not record its training split; use --split all")
+    else:
+        wanted = args.split == "val"
+        documents = (d for is_val, d in rebuild_split(provenance, config).read() if is_val == wanted)
+    result = evaluate(model, documents, cache=args.cache)
     cache = model.info.cache if args.cache is not False else None
     if args.json:
         summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
@@ -319,7 +332,6 @@ def _cache_text(cache: Any) -> str:
 def _info(args: argparse.Namespace) -> int:
     model = default_model(args.model)
     info = model.info
-    train = _mapping(info.config.get("train"))
     summary: dict[str, Any] = {
         "file": model.source,
         "bytes": Path(model.source).stat().st_size,
@@ -333,34 +345,22 @@ def _info(args: argparse.Namespace) -> int:
         "parity": info.parity,
         "cache": info.cache.to_dict() if info.cache else None,
         "versions": info.versions,
+        "provenance": info.provenance.to_dict() if info.provenance else None,
     }
     if args.json:
         print(json_text(summary))
         return 0
     # Everything below comes from the file: any field may be missing or of the wrong type (shown as
     # "?"), and every string goes through safe().
-    model_cfg = _mapping(info.config.get("model"))
+    embedding = info.provenance.architecture.embedding_dim if info.provenance else None
     print(f"{safe(model.source)}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
     print(f"  vocabulary     {info.vocab_size} words")
     print(
-        f"  network        embedding {_text(model_cfg.get('embedding_dim'))}, "
+        f"  network        embedding {_text(embedding)}, "
         f"{len(info.state_sizes)} LSTM layer(s) of {', '.join(map(str, info.state_sizes))} units"
     )
-    corpus, data = _mapping(train.get("corpus")), _mapping(train.get("data"))
-    if corpus:
-        paths = corpus.get("paths")
-        shown = ", ".join(map(_text, paths)) if isinstance(paths, list) else _text(paths)
-        print(
-            f"  corpus         {shown}: {_text(data.get('documents'))} documents, "
-            f"{_text(data.get('val_documents'))} held out for validation "
-            f"(fraction {_text(corpus.get('val_fraction'))}, split seed {_text(corpus.get('split_seed'))})"
-        )
-    for step, command in (
-        ("trained with", train.get("command")),
-        ("exported with", _mapping(info.config.get("export")).get("command")),
-    ):
-        if command:
-            print(f"  {step:<14} {_text(command)}")
+    for label, text in info.provenance.describe() if info.provenance else ():
+        print(f"  {label:<14} {safe(text)}")
     best = _mapping(summary["metrics"])
     if best:
         epochs = info.metrics.get("epochs")

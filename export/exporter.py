@@ -41,6 +41,7 @@ from .cache_tuning import trace_documents, tune_cache
 from .config import ExportConfig
 from .graph import check_graph, convert
 from .parity import ParityError, ParityReport, check_parity, compare_models
+from .provenance import provenance_of_run
 from .quantize import quantize_int8
 
 __all__ = ["ExportReport", "export"]
@@ -87,6 +88,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         "model": asdict(train_config.model),
         "train": _train_summary(train_config, stored),
         "export": {**export_settings, "command": command},
+        "provenance": provenance_of_run(train_config, stored, command).to_dict(),
     }
     versions = {
         **stored.get("versions", {}),

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from nextword.runtime.generation import GenerationConfig
 from nextword.runtime.model import NextWordModel
+from nextword.runtime.tokenizer import SPECIAL_TOKENS
 
 __all__ = ["ParityError", "ParityReport", "check_parity"]
 
@@ -71,8 +72,7 @@ def check_parity(
     """
     keras_fn = _compiled(trained)
     rng = np.random.default_rng(seed)
-    n_special = 3
-    random_ids = rng.integers(n_special, model.vocab_size, size=(N_RANDOM, RANDOM_LEN))  # (B, T)
+    random_ids = rng.integers(len(SPECIAL_TOKENS), model.vocab_size, size=(N_RANDOM, RANDOM_LEN))  # (B, T)
 
     whole = _onnx_logits(model, random_ids)  # (B, T, V)
     diff_random = _max_diff(_keras_logits(keras_fn, random_ids), whole)
@@ -157,7 +157,7 @@ def compare_models(
     """How far ``candidate`` (e.g. the int8 file) strays from ``reference`` (the fp32 file): the largest
     absolute logit difference on random and real prompts, and how many greedy generations agree."""
     rng = np.random.default_rng(seed)
-    random_ids = rng.integers(3, reference.vocab_size, size=(N_RANDOM, RANDOM_LEN))
+    random_ids = rng.integers(len(SPECIAL_TOKENS), reference.vocab_size, size=(N_RANDOM, RANDOM_LEN))
     real = [reference.prompt_ids(p) for p in prompts]
     diffs = [_max_diff(_onnx_logits(reference, random_ids), _onnx_logits(candidate, random_ids))]
     diffs += [

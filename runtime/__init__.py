@@ -6,21 +6,55 @@
 
 or, with the default model (``NEXTWORD_MODEL`` or the bundled one), ``generate("a neural network")``.
 
-This package imports only numpy and onnxruntime; it never imports TensorFlow or onnx.
+This package imports only numpy and onnxruntime; it never imports TensorFlow or onnx. Its names are
+imported when first used, so ``from nextword.runtime.tokenizer import Tokenizer`` (the corpus tools
+do that) does not load onnxruntime.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .beam import BeamSearch
-from .default import default_model, generate
-from .errors import ModelFileError
-from .evaluation import Evaluation, evaluate, evaluate_ids
-from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
-from .generator import FINISH_REASONS, Generator, Update
-from .limits import LoadLimits
-from .model import NextWordModel, load
-from .scoring import TextScore, WordScore
-from .step import StepModel
-from .tokenizer import Tokenizer, TokenizerConfig
+
+if TYPE_CHECKING:
+    from .beam import BeamSearch
+    from .default import default_model, generate
+    from .errors import ModelFileError
+    from .evaluation import Evaluation, evaluate, evaluate_ids
+    from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
+    from .generator import FINISH_REASONS, Generator, Update
+    from .limits import LoadLimits
+    from .model import NextWordModel, load
+    from .scoring import TextScore, WordScore
+    from .step import StepModel
+    from .tokenizer import Tokenizer, TokenizerConfig
+
+# name -> the module that defines it
+_EXPORTS = {
+    "BeamSearch": "beam",
+    "default_model": "default",
+    "generate": "default",
+    "ModelFileError": "errors",
+    "Evaluation": "evaluation",
+    "evaluate": "evaluation",
+    "evaluate_ids": "evaluation",
+    "MAX_BATCH": "generation",
+    "MAX_WORDS": "generation",
+    "GenerationConfig": "generation",
+    "FINISH_REASONS": "generator",
+    "Generator": "generator",
+    "Update": "generator",
+    "LoadLimits": "limits",
+    "NextWordModel": "model",
+    "load": "model",
+    "TextScore": "scoring",
+    "WordScore": "scoring",
+    "StepModel": "step",
+    "Tokenizer": "tokenizer",
+    "TokenizerConfig": "tokenizer",
+}
 
 __all__ = [
     "FINISH_REASONS",
@@ -46,3 +80,16 @@ __all__ = [
     "generate",
     "load",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -210,7 +210,7 @@ def _check_real(
     high: float = math.inf,
     note: str = "",
 ) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and _finite(value)
     ok = ok and (value > low if low_open else value >= low) and value <= high
     if not ok:
         lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
@@ -218,5 +218,22 @@ def _check_real(
         bounds = " and ".join(b for b in (lower, upper) if b)
         detail = f" ({note})" if note else ""
         raise ValueError(
-            f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {value!r}"
+            f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {_shown(value)}"
         )
+
+
+def _finite(value: numbers.Real) -> bool:
+    """``math.isfinite`` that answers False, not OverflowError, for integers beyond a float's range."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters (a file can hold a number thousands of digits long)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer over Python's 4,300-digit conversion limit
+        return "an integer of more than 4,300 digits"
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -25,6 +25,7 @@ from .cache import CacheConfig
 from .errors import ModelFileError, shorten
 from .generation import GenerationConfig
 from .limits import LoadLimits
+from .provenance import Provenance, read_provenance
 from .tokenizer import Tokenizer
 
 __all__ = [
@@ -55,7 +56,7 @@ LOGITS_FROM_SINCE = 2  # the format version that added the logits_from input
 
 KEY_FORMAT_VERSION = "nextword.format_version"  # "2"
 KEY_TOKENIZER = "nextword.tokenizer"  # Tokenizer.to_json()
-KEY_CONFIG = "nextword.config"  # {"model": ModelConfig, "train": TrainConfig, "export": ExportConfig}
+KEY_CONFIG = "nextword.config"  # {"model": ..., "train": ..., "export": ..., "provenance": Provenance}
 KEY_METRICS = "nextword.metrics"  # training metrics (metrics.json of the run)
 KEY_PARITY = "nextword.parity"  # export-time parity figures
 KEY_VERSIONS = "nextword.versions"  # versions of the packages that trained and exported the model
@@ -95,6 +96,7 @@ class ModelInfo:
     versions: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     generation: GenerationConfig = field(default_factory=GenerationConfig)  # this model's decoding defaults
+    provenance: Provenance | None = None  # corpus, split, counts, commands; None if the file records none
     cache: CacheConfig | None = None  # continuous-cache settings; None: the file has none
 
     @property
@@ -238,6 +240,7 @@ def read_model_info(
         versions=parsed[KEY_VERSIONS],
         quality=parsed[KEY_QUALITY],
         generation=_generation_defaults(parsed[KEY_GENERATION], source),
+        provenance=read_provenance(parsed[KEY_CONFIG], source),
         cache=_cache_settings(parsed[KEY_CACHE], source),
     )
 

@@ -26,8 +26,8 @@ class History:
         self._n = ngram
         self._follow: dict[tuple[int, ...], set[int]] = {}  # (n-1)-gram -> tokens that followed it
         self._tail: tuple[int, ...] = ()  # the last n-1 tokens
-        self._seen: dict[int, None] | None = {} if penalty else None  # distinct ids, in first-seen order
-        self._seen_array: np.ndarray | None = None
+        self._seen: set[int] | None = set() if penalty else None  # distinct ids
+        self._seen_ids = np.empty(64 if penalty else 0, dtype=np.int64)  # the same, in first-seen order
         for token in prompt_ids:
             self.add(int(token))
 
@@ -42,8 +42,11 @@ class History:
                     follow.add(token)
             self._tail = (*self._tail, token)[1:] if len(self._tail) == self._n - 1 else (*self._tail, token)
         if self._seen is not None and token not in self._seen:
-            self._seen[token] = None
-            self._seen_array = None
+            count = len(self._seen)
+            if count == len(self._seen_ids):  # grow by doubling: amortized O(1) per new id
+                self._seen_ids = np.concatenate([self._seen_ids, np.empty_like(self._seen_ids)])
+            self._seen_ids[count] = token
+            self._seen.add(token)
 
     def ngram_bans(self) -> set[int] | tuple[()]:
         """Tokens that would complete an n-gram already in the text."""
@@ -52,10 +55,8 @@ class History:
         return self._follow.get(self._tail, ())
 
     def seen(self) -> np.ndarray:
-        """The distinct ids of the text so far (int64)."""
-        if self._seen_array is None:
-            self._seen_array = np.fromiter(self._seen or (), dtype=np.int64)
-        return self._seen_array
+        """The distinct ids of the text so far (int64; a view, valid until the next :meth:`add`)."""
+        return self._seen_ids[: len(self._seen or ())]
 
 
 class Rules:

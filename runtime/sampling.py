@@ -77,7 +77,7 @@ def _sample_row(row: np.ndarray, u: float, temperature: float, top_k: int | None
     peak = row.max()
     if peak == -np.inf:
         return -1
-    scale = np.float32(1.0 / temperature)
+    scale = np.float32(1.0 / temperature) if temperature != 1 else np.float32(1.0)
     if top_k is not None:
         ids, values = _top_k(row, top_k)  # the candidates alone from here on
         if temperature != 1:
@@ -101,12 +101,12 @@ def _draw_block_row(probs: np.ndarray, u: float) -> int:
     """:func:`_draw_blocks` for one row: the same arithmetic with one-dimensional arrays."""
     starts = _block_starts(len(probs))
     masses = np.add.reduceat(probs, starts).astype(np.float64).cumsum()  # (blocks,)
-    u *= masses[-1]  # in (0, total]
+    u *= float(masses[-1])  # in (0, total]
     block = min(int(masses.searchsorted(u)), len(masses) - 1)
-    start = int(starts[block])
+    start = block * BLOCK
     inside = probs[start : start + BLOCK]
     if block:
-        u -= masses[block - 1]  # now in (0, mass of the block]
+        u -= float(masses[block - 1])  # now in (0, mass of the block]
     index = int(inside.astype(np.float64).cumsum().searchsorted(u))
     if index >= len(inside) or inside[index] == 0:  # rounding between the two levels: take the block's
         index = int(np.flatnonzero(inside)[-1])  # last possible token

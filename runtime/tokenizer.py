@@ -27,13 +27,16 @@ from dataclasses import asdict, dataclass, field, fields
 
 __all__ = [
     "EOD",
+    "EOD_ID",
     "MAX_TOKEN_CHARS",
     "MAX_VOCAB_SIZE",
     "PAD",
+    "PAD_ID",
     "PUNCTUATION",
     "SPECIAL_TOKENS",
     "TOKENIZER_FORMAT_VERSION",
     "UNK",
+    "UNK_ID",
     "Tokenizer",
     "TokenizerConfig",
 ]
@@ -50,6 +53,7 @@ PAD = "<pad>"  # id 0: fills the tail of the last training window; never generat
 UNK = "<unk>"  # id 1: any word outside the vocabulary
 EOD = "<eod>"  # id 2: end of one document and start of the next
 SPECIAL_TOKENS = (PAD, UNK, EOD)
+PAD_ID, UNK_ID, EOD_ID = (SPECIAL_TOKENS.index(token) for token in (PAD, UNK, EOD))  # 0, 1, 2
 
 PUNCTUATION = frozenset(".,;:()?!")
 _NO_SPACE_BEFORE = frozenset(".,;:)?!")
@@ -300,15 +304,15 @@ class Tokenizer:
 
     @property
     def pad_id(self) -> int:
-        return 0
+        return PAD_ID
 
     @property
     def unk_id(self) -> int:
-        return 1
+        return UNK_ID
 
     @property
     def eod_id(self) -> int:
-        return 2
+        return EOD_ID
 
     @property
     def special_ids(self) -> tuple[int, int, int]:

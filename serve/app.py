@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from nextword.runtime import NextWordModel, __version__, default_model
 
-from . import completions, routes
+from . import completions, routes, web_assets
 from .config import ServeConfig
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
@@ -71,6 +71,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     install_error_handlers(app)
     app.include_router(completions.router)
     app.include_router(routes.router)
+    app.include_router(web_assets.router)  # before /static: it answers for the compressed .wasm
     app.mount("/static", StaticFiles(directory=str(routes.STATIC)), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     return app

@@ -60,16 +60,20 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     assert (
         data["vocab_size"] == model.vocab_size and data["parity"]["passed"] and data["metrics"]["epoch"] >= 1
     )
+    assert data["provenance"] == model.info.provenance.to_dict()
+    assert data["provenance"]["split"]["scheme"] == "dedup-v1"
 
 
-def test_evaluate_table_json_and_splits(capsys, model_path, corpus_files):
+def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files):
     code, out, _ = run_cli(capsys, "evaluate", model_path, corpus_files["csv"])
     assert code == 0 and "perplexity" in out and "top-5 accuracy" in out
     _, out, _ = run_cli(capsys, "evaluate", model_path, corpus_files["text"], "--json", "--split", "val")
     val = json.loads(out)
     _, out, _ = run_cli(capsys, "evaluate", model_path, corpus_files["jsonl"], "--json", "--split", "train")
     train = json.loads(out)
-    assert val["documents"] + train["documents"] == 80 and val["documents"] == 8
+    counts = model.info.provenance.data  # the split the model was trained with, deduplicated
+    assert val["documents"] + train["documents"] == 80 - counts.exact_duplicates
+    assert (val["documents"], train["documents"]) == (counts.val_documents, counts.train_documents)
     assert val["perplexity"] > 1 and 0 <= val["accuracy"] <= val["top5_accuracy"] <= 1
     code, _, err = run_cli(capsys, "evaluate", model_path, corpus_files["csv"], "--text-column", "nope")
     assert code == 2 and "no column 'nope'" in err
@@ -104,7 +108,10 @@ def test_train_export_resume_through_the_cli(capsys, corpus_files, tmp_path):
     assert code == 0 and "LSTM" in out and "identical" in out and (tmp_path / "m.onnx").is_file()
     assert "int8 against fp32" in out and "validation (int8)" in out
     code, out, _ = run_cli(capsys, "info", tmp_path / "m.onnx")
-    assert "corpus.txt: 80 documents, 8 held out" in out and "split seed 0" in out
+    assert (
+        "corpus.txt: 80 documents, 0 exact duplicates dropped" in out and "split seed 0, deduplicated" in out
+    )
+    assert "held out for validation" in out
     assert "trained with   nextword train" in out and "exported with  nextword export" in out
     assert "quality int8" in out and "int8 vs fp32" in out
     code, _, err = run_cli(capsys, "export", tmp_path / "nothing", "--out", tmp_path / "n.onnx")
@@ -213,6 +220,23 @@ def test_train_overwrite_of_a_folder_of_user_files_exits_2_and_deletes_nothing(
     assert (home / "thesis.tex").read_text() == "precious"
 
 
+def test_dedup_options_belong_to_train_and_come_from_the_model_for_evaluate(capsys):
+    from nextword.cli.args import config_from_args
+    from nextword.cli.main import build_parser
+    from nextword.train import TrainConfig
+
+    args = build_parser().parse_args(
+        ["train", "c.csv", "--out", "r", "--keep-duplicates", "--near-duplicate-threshold", "0.3"]
+    )
+    corpus = config_from_args(TrainConfig(), vars(args)).corpus
+    assert corpus.keep_duplicates and corpus.near_duplicate_threshold == 0.3
+    assert corpus.split_record().scheme == "documents-v1"
+    for flag in ("--keep-duplicates", "--split-seed", "--near-duplicate-threshold"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["evaluate", "m.onnx", "c.csv", flag])
+        assert "unrecognized arguments" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_export_screen_shows_our_output_not_tensorflows_start_up_lines(run_dir, tmp_path):
     pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
@@ -225,3 +249,14 @@ def test_export_screen_shows_our_output_not_tensorflows_start_up_lines(run_dir, 
     assert "wrote" in result.stdout and out.is_file()
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):
         assert noise not in result.stderr, result.stderr
+
+
+def test_a_closed_pipe_ends_the_command_quietly(model_path):
+    exe = shutil.which("nextword") or str(__import__("pathlib").Path(sys.executable).parent / "nextword")
+    generate = f"'{exe}' generate 'the network' --model '{model_path}' --max-words 300 --no-stop-at-end"
+    command = f"{generate} --num-return-sequences 50 | head -c 10"  # far more than a pipe's buffer
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command}"], capture_output=True, text=True, timeout=120
+    )
+    assert len(result.stdout) == 10
+    assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr, result.stderr

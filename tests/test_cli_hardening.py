@@ -77,6 +77,10 @@ def hostile_model(model_path, tmp_path_factory) -> pathlib.Path:
     config["train"]["corpus"]["paths"] = [f"{ESCAPES}.csv"]
     config["export"]["command"] = ESCAPES
     config["model"]["embedding_dim"] = ESCAPES
+    # What `nextword info` shows of the training comes from the provenance record: strings there too.
+    config["provenance"]["train_command"] = f"nextword train {ESCAPES}"
+    config["provenance"]["corpus_files"] = [f"{ESCAPES}.csv"]
+    config["provenance"]["export_command"] = ESCAPES
     crafted.set_meta(proto, "nextword.config", json.dumps(config))
     versions = json.loads(crafted.meta(proto, "nextword.versions"))
     crafted.set_meta(proto, "nextword.versions", json.dumps({**versions, ESCAPES: ESCAPES}))
@@ -153,12 +157,19 @@ def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path,
 def test_evaluate_on_a_recorded_split_of_the_wrong_type(capsys, model_path, corpus_files, tmp_path):
     proto = crafted.proto(model_path)
     config = json.loads(crafted.meta(proto, "nextword.config"))
-    config["train"]["corpus"]["val_fraction"] = "x"
+    config["provenance"]["split"]["val_fraction"] = "x"
     crafted.set_meta(proto, "nextword.config", json.dumps(config))
     path = tmp_path / "split.onnx"
     path.write_bytes(proto.SerializeToString())
     line = one_line_error(capsys, "evaluate", path, corpus_files["csv"], "--split", "val")
-    assert "records its training split as fraction 'x'" in line and "--split all" in line
+    assert "holds an invalid provenance: split.val_fraction must be float, got str" in line
+    # A file from before the provenance record: its split is read from the train section, leniently.
+    del config["provenance"]
+    config["train"]["corpus"]["val_fraction"] = "x"
+    crafted.set_meta(proto, "nextword.config", json.dumps(config))
+    path.write_bytes(proto.SerializeToString())
+    line = one_line_error(capsys, "evaluate", path, corpus_files["csv"], "--split", "val")
+    assert "does not record its training split" in line and "--split all" in line
 
 
 def test_score_file_that_is_a_fifo_a_folder_or_a_device(capsys, model_path, tmp_path):
@@ -249,7 +260,7 @@ def test_export_with_out_of_range_validation_ids(capsys, run_dir, tmp_path):
 def test_export_to_a_folder_or_a_full_disk(capsys, run_dir, tmp_path, monkeypatch):
     line = one_line_error(capsys, "export", run_dir, "--out", tmp_path)
     assert f"--out {tmp_path} is a folder" in line
-    from nextword.train import files
+    from nextword.corpus import files
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", kwargs.get("dir"))

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from nextword.train import CorpusConfig, CorpusError, load_documents, split_documents
+from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
 
 DEFAULT = CorpusConfig()
 
@@ -101,3 +101,77 @@ def test_split_keeps_one_document_on_each_side():
 def test_val_fraction_is_validated(fraction):
     with pytest.raises(ValueError, match="val_fraction"):
         CorpusConfig(val_fraction=fraction)
+
+
+def test_jsonl_nested_too_deeply_names_the_file_and_line(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": "fine"}\n' + '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(CorpusError, match=r"deep\.jsonl, line 2: JSON nested too deeply to read"):
+        load_documents([path], DEFAULT)
+
+
+def test_a_lone_surrogate_is_a_corpus_error_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "half.jsonl"
+    path.write_text('{"text": "a pair \\ud83d\\ude00 is fine"}\n{"text": "half \\ud800 of a pair"}\n')
+    with pytest.raises(CorpusError, match=r"half\.jsonl, line 2: field 'text' holds '\\ud800'.*\\u escape"):
+        load_documents([path], DEFAULT)
+
+
+def test_an_unreadable_corpus_file_is_one_clear_error(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    path = tmp_path / "locked.txt"
+    path.write_text("some text\n")
+    original = Path.open
+
+    def locked(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", locked)
+    with pytest.raises(
+        CorpusError, match=r"cannot read .*locked\.txt: Permission denied; check the permissions"
+    ):
+        load_documents([path], DEFAULT)
+
+
+def test_a_full_disk_while_encoding_names_the_id_file_and_leaves_nothing(tmp_path, monkeypatch, corpus_files):
+    import errno
+
+    from nextword.corpus import build_vocabulary, encode_corpus, encode_stream, split_corpus
+    from nextword.corpus.encode import IdStreamWriter
+    from nextword.runtime import TokenizerConfig
+
+    split = split_corpus(CorpusConfig(paths=(str(corpus_files["csv"]),)))
+    tokenizer = build_vocabulary(split, TokenizerConfig())
+
+    def full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(IdStreamWriter, "flush", full)
+    with pytest.raises(CorpusError, match=r"cannot write .*\.ids: No space left on device; free some space"):
+        encode_corpus(split, tokenizer, tmp_path / "train.ids", tmp_path / "val.ids")
+    assert list(tmp_path.iterdir()) == []
+    assert len(encode_stream(["a b"], tokenizer)) == 4  # <eod> a b <eod>
+
+
+def test_a_lone_surrogate_in_a_training_corpus_is_exit_2_about_the_file(tmp_path):
+    from helpers import run_python
+
+    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+    path = tmp_path / "half.jsonl"
+    lines = [f'{{"text": "document number {i} is fine"}}' for i in range(5)] + [
+        '{"text": "half \\udc80 one"}'
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    result = run_python(code, "train", str(path), "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert result.returncode == 2, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert (
+        "half.jsonl, line 6" in error
+        and "re-export" not in result.stderr
+        and "Traceback" not in result.stderr
+    )

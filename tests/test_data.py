@@ -3,8 +3,10 @@ import pytest
 
 pytest.importorskip("keras", reason="keras missing: install nextword[train]")
 
+from nextword.corpus import encode_stream
 from nextword.runtime import Tokenizer, TokenizerConfig
-from nextword.train.data import WindowBatches, encode_stream, make_windows
+from nextword.train.batches import WindowBatches
+from nextword.train.data import make_windows
 
 
 def test_stream_marks_every_document_start_and_end():
@@ -73,7 +75,7 @@ def _split_documents_before_streaming(documents, val_fraction, seed):
 
 
 def test_validation_indices_keep_the_split_of_earlier_runs():
-    from nextword.train.corpus import split_documents, validation_indices
+    from nextword.corpus import split_documents, validation_indices
 
     pinned = {  # held-out indices that runs before streamed training got: they must never change
         (2, 0.1, 0): [0],
@@ -93,51 +95,67 @@ def test_validation_indices_keep_the_split_of_earlier_runs():
                 assert [docs[i] for i in held_out] == reference[1]
 
 
-def test_read_split_streams_the_split_of_split_documents(tmp_path, corpus_files, documents):
-    from nextword.train import CorpusConfig, CorpusError, split_documents
-    from nextword.train.corpus import count_documents, read_split, validation_indices
+def test_a_split_streams_the_split_of_split_documents(tmp_path, corpus_files, documents):
+    from dataclasses import replace
 
-    config = CorpusConfig(paths=(str(corpus_files["csv"]), str(corpus_files["text"])))
-    n = count_documents(config.paths, config)
-    assert n == 2 * len(documents)
-    val_idx = validation_indices(n, 0.2, 5)
-    pairs = list(read_split(config.paths, config, n, val_idx))
+    from nextword.corpus import CorpusConfig, CorpusError, split_corpus, split_documents
+
+    config = CorpusConfig(
+        paths=(str(corpus_files["csv"]), str(corpus_files["text"])), keep_duplicates=True, val_fraction=0.2
+    )
+    split = split_corpus(replace(config, split_seed=5))
+    assert len(split.labels) == split.counts.documents == 2 * len(documents)
+    pairs = list(split.read())
     train, val = split_documents(documents * 2, 0.2, 5)
     assert [d for is_val, d in pairs if not is_val] == train and [d for is_val, d in pairs if is_val] == val
+    assert split.documents() == (train, val)
     with pytest.raises(CorpusError, match="changed while it was read"):
-        list(read_split(config.paths, config, n - 1, val_idx[val_idx < n - 1]))
+        list(replace(split, labels=split.labels[:-1]).read())
     with pytest.raises(CorpusError, match="changed while it was read"):
-        list(read_split(config.paths, config, n + 1, val_idx))
+        list(replace(split, labels=np.append(split.labels, 0)).read())
 
 
 def test_vocabulary_and_id_files_equal_the_in_memory_path(tmp_path, corpus_files, documents):
     from collections import Counter
 
-    from nextword.train import CorpusConfig, split_documents
-    from nextword.train.corpus import validation_indices
-    from nextword.train.data import STREAM_DTYPE, build_vocabulary, encode_corpus
+    from nextword.corpus import (
+        STREAM_DTYPE,
+        CorpusConfig,
+        build_vocabulary,
+        encode_corpus,
+        split_corpus,
+        split_documents,
+    )
 
-    corpus = CorpusConfig(paths=(str(corpus_files["jsonl"]),))
-    config = TokenizerConfig(min_count=2, max_vocab=30)
-    val_idx = validation_indices(len(documents), 0.25, 3)
-    train_docs, val_docs = split_documents(documents, 0.25, 3)
-    tokenizer = build_vocabulary(corpus, len(documents), val_idx, config)
-    assert tokenizer == Tokenizer.build(train_docs, config)
+    for keep_duplicates in (True, False):
+        corpus = CorpusConfig(
+            paths=(str(corpus_files["jsonl"]),),
+            val_fraction=0.25,
+            split_seed=3,
+            keep_duplicates=keep_duplicates,
+        )
+        config = TokenizerConfig(min_count=2, max_vocab=30)
+        split = split_corpus(corpus)
+        train_docs, val_docs = split.documents()
+        if keep_duplicates:
+            assert (train_docs, val_docs) == split_documents(documents, 0.25, 3)
+        tokenizer = build_vocabulary(split, config)
+        assert tokenizer == Tokenizer.build(train_docs, config)
+
+        encoded = encode_corpus(split, tokenizer, tmp_path / "train.ids", tmp_path / "val.ids", 3)
+        train_ids = np.fromfile(tmp_path / "train.ids", dtype=STREAM_DTYPE)
+        val_ids = np.fromfile(tmp_path / "val.ids", dtype=STREAM_DTYPE)
+        np.testing.assert_array_equal(train_ids, encode_stream(train_docs, tokenizer))
+        np.testing.assert_array_equal(val_ids, encode_stream(val_docs, tokenizer))
+        counts = encoded.counts
+        assert (counts.train_documents, counts.val_documents) == (len(train_docs), len(val_docs))
+        assert (counts.train_words, counts.val_words) == (len(train_ids) - 1, len(val_ids) - 1)
+        assert encoded.first_val_documents == tuple(val_docs[:3])
+        assert encoded.facts()["split"]["scheme"] == ("documents-v1" if keep_duplicates else "dedup-v1")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["train.ids", "val.ids"]  # no temporaries left
     counts = Counter({"<eod>": 5, "a": 2, "b": 2, "c": 1})
     assert Tokenizer.from_counts(counts, config).tokens == ["<pad>", "<unk>", "<eod>", "a", "b"]
     assert counts["<eod>"] == 5  # the caller's counts are left alone
-
-    encoded = encode_corpus(
-        corpus, len(documents), val_idx, tokenizer, tmp_path / "train.ids", tmp_path / "val.ids", 3
-    )
-    train_ids = np.fromfile(tmp_path / "train.ids", dtype=STREAM_DTYPE)
-    val_ids = np.fromfile(tmp_path / "val.ids", dtype=STREAM_DTYPE)
-    np.testing.assert_array_equal(train_ids, encode_stream(train_docs, tokenizer))
-    np.testing.assert_array_equal(val_ids, encode_stream(val_docs, tokenizer))
-    assert (encoded.train_documents, encoded.val_documents) == (len(train_docs), len(val_docs))
-    assert (encoded.train_words, encoded.val_words) == (len(train_ids) - 1, len(val_ids) - 1)
-    assert encoded.first_val_documents == tuple(val_docs[:3])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.ids", "val.ids"]  # no temporaries left
 
 
 def _random_stream(seed: int, size: int, documents: int) -> np.ndarray:
@@ -169,7 +187,8 @@ def _collect(batches, n):
 
 
 def test_disk_windows_are_make_windows_in_the_epoch_order(tmp_path):
-    from nextword.train.data import STREAM_DTYPE, DiskWindows, epoch_order
+    from nextword.corpus import STREAM_DTYPE
+    from nextword.train.data import DiskWindows, epoch_order
 
     stream = _random_stream(1, 503, 9)
     path = tmp_path / "train.ids"
@@ -199,7 +218,8 @@ def test_disk_windows_are_make_windows_in_the_epoch_order(tmp_path):
 
 def test_disk_windows_train_the_batches_of_window_batches(tmp_path):
     """The same seed gives the in-memory path's batches, epoch for epoch, also after a resume."""
-    from nextword.train.data import STREAM_DTYPE, DiskWindows
+    from nextword.corpus import STREAM_DTYPE
+    from nextword.train.data import DiskWindows
 
     stream = _random_stream(2, 777, 12)
     path = tmp_path / "train.ids"
@@ -232,7 +252,8 @@ def test_disk_windows_refuse_a_file_that_is_not_an_id_stream(tmp_path):
 
 
 def test_disk_windows_refuse_a_stream_without_document_marks(tmp_path):
-    from nextword.train.data import STREAM_DTYPE, DiskWindows
+    from nextword.corpus import STREAM_DTYPE
+    from nextword.train.data import DiskWindows
 
     path = tmp_path / "train.ids"
     np.array([5, 6, 7, 2], dtype=STREAM_DTYPE).tofile(path)

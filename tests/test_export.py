@@ -167,11 +167,10 @@ def test_export_measures_quality_from_the_run_folder_alone(run_dir, model, tmp_p
 
 
 def test_quality_in_the_file_equals_evaluating_the_validation_documents(model, corpus_files):
+    from nextword.corpus import CorpusConfig, rebuild_split
     from nextword.runtime import evaluate
-    from nextword.train import CorpusConfig, load_documents, split_documents
 
-    documents = load_documents([corpus_files["csv"]], CorpusConfig())
-    _, val = split_documents(documents, 0.1, 0)
+    _, val = rebuild_split(model.info.provenance, CorpusConfig(paths=(str(corpus_files["csv"]),))).documents()
     assert evaluate(model, val).to_dict() == pytest.approx(model.info.quality["fp32"])
 
 
@@ -215,3 +214,20 @@ def test_invalid_decoding_defaults_in_a_file_are_refused(model_path, tmp_path):
         onnx.save(proto, str(path))
         with pytest.raises(ModelFileError, match=message):
             load(path)
+
+
+def test_the_file_records_the_runs_provenance(model, model_path, run_dir):
+    from dataclasses import asdict
+
+    stored = json.loads((run_dir / "config.json").read_text())
+    record = model.info.provenance
+    assert asdict(record.split) == stored["data"]["split"] and record.split.scheme == "dedup-v1"
+    assert {k: v for k, v in asdict(record.data).items() if v is not None} == {
+        k: v for k, v in stored["data"].items() if k != "split"
+    }
+    assert record.data.exact_duplicates == 0 and record.data.near_duplicate_groups > 0
+    assert record.corpus_files == ("corpus.csv",) and record.vocab_size == model.vocab_size
+    assert asdict(record.architecture) == stored["model"]
+    assert record.export_command is None and record.train_command is None  # the fixture passes none
+    config = json.loads({p.key: p.value for p in onnx.load(str(model_path)).metadata_props}[KEY_CONFIG])
+    assert config["provenance"] == record.to_dict() and config["train"]["data"] == stored["data"]

@@ -137,3 +137,10 @@ def test_two_million_stored_stop_strings_are_refused_before_parsing(model_path, 
     ):
         load(path)
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_an_integer_too_large_for_a_float_is_refused_as_a_value_error(digits):
+    with pytest.raises(ValueError, match="temperature must be a finite number") as caught:
+        GenerationConfig(temperature=10**digits)
+    assert len(str(caught.value)) < 200

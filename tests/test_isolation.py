@@ -29,6 +29,7 @@ def test_cli_generate_info_evaluate_without_the_training_stack(model_path, corpu
         ["generate", "the model", "--model", str(model_path), "--seed", "1"],
         ["info", str(model_path)],
         ["evaluate", str(model_path), str(corpus_files["csv"])],
+        ["evaluate", str(model_path), str(corpus_files["csv"]), "--split", "val"],  # the split, rebuilt
     ):
         result = run_python(code, *argv, block_training_stack=True)
         assert result.returncode == 0, (argv, result.stderr)
@@ -37,3 +38,41 @@ def test_cli_generate_info_evaluate_without_the_training_stack(model_path, corpu
 def test_the_blocker_really_blocks():
     result = run_python("import tensorflow", block_training_stack=True)
     assert result.returncode != 0 and "blocked by the test" in result.stderr
+
+
+CORPUS_ONLY = """
+import sys
+from nextword.corpus import CorpusConfig, build_vocabulary, encode_corpus, split_corpus
+from nextword.corpus.patentsview import PatentsViewConfig  # collection lives here too
+import nextword.train.data  # cheap to import: TensorFlow loads only to build a dataset
+from nextword.runtime import TokenizerConfig
+split = split_corpus(CorpusConfig(paths=(sys.argv[1],)))  # deduplicated: the first pass of training
+tokenizer = build_vocabulary(split, TokenizerConfig(min_count=1))
+encoded = encode_corpus(split, tokenizer, sys.argv[2] + "/train.ids", sys.argv[2] + "/val.ids")
+assert encoded.counts.train_words > 0 and encoded.counts.documents == 80, encoded
+loaded = sorted(m for m in sys.modules if m.partition(".")[0] in {"tensorflow", "keras", "tf2onnx", "onnx"})
+assert not loaded, loaded
+print("ok")
+"""
+
+
+def test_corpus_passes_run_without_the_training_stack(corpus_files, tmp_path):
+    result = run_python(CORPUS_ONLY, str(corpus_files["jsonl"]), str(tmp_path), block_training_stack=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok" and (tmp_path / "train.ids").is_file()
+
+
+def test_the_runtime_loads_onnxruntime_only_when_a_model_is_needed():
+    code = """
+import sys
+import nextword.corpus
+from nextword.runtime.tokenizer import Tokenizer
+assert "onnxruntime" not in sys.modules, "the corpus tools loaded onnxruntime"
+import nextword.runtime as rt
+missing = [name for name in rt.__all__ if getattr(rt, name, None) is None]
+assert not missing, missing
+assert "onnxruntime" in sys.modules
+print("ok")
+"""
+    result = run_python(code, block_training_stack=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

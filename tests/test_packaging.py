@@ -40,19 +40,23 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
     assert {"train", "train-gpu", "dev", "serve"} <= extras
     for module in (
         "nextword/runtime/model.py",
+        "nextword/corpus/split.py",
+        "nextword/corpus/patentsview/passes.py",
         "nextword/train/trainer.py",
         "nextword/export/exporter.py",
         "nextword/cli/main.py",
         "nextword/serve/app.py",
         "nextword/serve/static/index.html",  # the page is package data
         "nextword/serve/static/app.js",
+        "nextword/serve/static/web/client.js",  # run in the browser: nextword-web...
+        "nextword/serve/static/ort/ort-wasm-simd-threaded.wasm.gz",  # ...and onnxruntime-web
     ):
         assert module in names
     assert "nextword = nextword.cli.main:main" in entry_points
     assert "nextword/runtime/data/nextword-patents.onnx" in names  # the bundled model is package data
 
 
-def test_clean_venv_with_the_runtime_alone_generates(wheel, model_path, tmp_path):
+def test_clean_venv_with_the_runtime_alone_generates(wheel, model_path, corpus_files, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -82,6 +86,20 @@ def test_clean_venv_with_the_runtime_alone_generates(wheel, model_path, tmp_path
     assert bundled.returncode == 0 and len(bundled.stdout.split()) >= 30, bundled.stderr
     info = subprocess.run([env_dir / "bin" / "nextword", "info"], capture_output=True, text=True, timeout=120)
     assert "neural_network_patent_query.csv: 3522 documents" in info.stdout and "trained with" in info.stdout
+    evaluate = subprocess.run(  # nextword.corpus rebuilds the split with numpy alone
+        [
+            env_dir / "bin" / "nextword",
+            "evaluate",
+            str(model_path),
+            str(corpus_files["csv"]),
+            "--split",
+            "val",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert evaluate.returncode == 0 and "perplexity" in evaluate.stdout, evaluate.stderr
     train = subprocess.run(
         [env_dir / "bin" / "nextword", "train", "x.csv", "--out", str(tmp_path / "r")],
         capture_output=True,

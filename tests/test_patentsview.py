@@ -9,6 +9,7 @@ import csv
 import logging
 import random
 import sys
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -18,8 +19,15 @@ from hypothesis import strategies as st
 
 from helpers import run_python
 from nextword.cli.main import main
-from nextword.train import patentsview
-from nextword.train.patentsview import CORPUS_COLUMNS, PatentsViewConfig, PhraseMatcher, collect
+from nextword.corpus.patentsview import (
+    CORPUS_COLUMNS,
+    MAX_LISTED,
+    PatentsViewConfig,
+    PhraseMatcher,
+    collect,
+    stream,
+    tsv,
+)
 
 ABSTRACT_HEADER = b'"patent_id"\t"patent_abstract"'
 PATENT_HEADER = (
@@ -76,7 +84,7 @@ EXPECTED = [ROW_1, ROW_3, ROW_7, ROW_10, ROW_OLD, ROW_13]
 
 ABSTRACT_SKIPS = [
     ("g_patent_abstract.tsv.zip", 6, "3 field(s), expected 2"),
-    ("g_patent_abstract.tsv.zip", 7, patentsview._BAD_QUOTING),
+    ("g_patent_abstract.tsv.zip", 7, tsv.BAD_QUOTING),
     ("g_patent_abstract.tsv.zip", 8, "a quoted field that is never closed"),
     ("g_patent_abstract.tsv.zip", 10, "bytes that are not UTF-8 (invalid start byte at byte 40 of the row)"),
 ]
@@ -110,7 +118,7 @@ def tables(tmp_path: Path) -> dict[str, Path]:
 def small_reads(request, monkeypatch):
     """Small reads put region boundaries everywhere, inside rows that span lines too."""
     if request.param:
-        monkeypatch.setattr(patentsview, "_CHUNK", request.param)
+        monkeypatch.setattr(stream, "CHUNK", request.param)
 
 
 def test_collects_abstracts_and_titles_exactly(tables, tmp_path, small_reads):
@@ -232,7 +240,7 @@ def test_limit_keeps_the_first_in_file_order(tables, tmp_path, with_patents):
 
 def test_each_pass_logs_where_its_time_went(tables, tmp_path, caplog):
     # benchmarks/patentsview_filter.py reads these lines to tell whether decompression sets the pace.
-    caplog.set_level(logging.DEBUG, logger="nextword.train.patentsview")
+    caplog.set_level(logging.DEBUG, logger="nextword.corpus.patentsview")
     config = PatentsViewConfig(
         abstracts=str(tables["abstracts"]),
         patents=str(tables["patents"]),
@@ -286,7 +294,7 @@ def test_missing_file_and_since_without_patents_are_refused(tables, tmp_path):
 
 
 def test_nothing_is_written_when_the_zip_is_damaged(tmp_path, monkeypatch):
-    monkeypatch.setattr(patentsview, "_CHUNK", 256)  # the header reads fine, the damage comes later
+    monkeypatch.setattr(stream, "CHUNK", 256)  # the header reads fine, the damage comes later
     rng = random.Random(0)
     lines = [ABSTRACT_HEADER] + [
         f'"{i}"\t"a neural network {rng.getrandbits(256):x}"'.encode() for i in range(3000)
@@ -313,8 +321,8 @@ def test_skipped_rows_are_listed_up_to_a_limit_and_all_counted(tmp_path, small_r
         lines += [f'"{i}"\t"neural network"\t"extra"'.encode(), f'"{100 + i}"\t"a neural network"'.encode()]
     abstracts = write_table(tmp_path / "g_patent_abstract.tsv.zip", lines)
     summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(tmp_path / "c.csv")))
-    assert (summary.skipped, len(summary.skipped_rows), summary.written) == (30, patentsview.MAX_LISTED, 30)
-    assert [r.line for r in summary.skipped_rows] == list(range(2, 2 + 2 * patentsview.MAX_LISTED, 2))
+    assert (summary.skipped, len(summary.skipped_rows), summary.written) == (30, MAX_LISTED, 30)
+    assert [r.line for r in summary.skipped_rows] == list(range(2, 2 + 2 * MAX_LISTED, 2))
     assert "... and 10 more" in summary.describe()
 
 
@@ -340,7 +348,7 @@ def test_rows_are_checked_in_full_where_they_are_used(tmp_path, small_reads):
     summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out)))
     assert read_csv(out)[1:] == [['A "fine" neural network.', "", "1", ""]]
     assert [(r.line, r.reason) for r in summary.skipped_rows] == [
-        (4, patentsview._BAD_QUOTING),
+        (4, tsv.BAD_QUOTING),
         (5, "3 field(s), expected 2"),
     ]
 
@@ -409,11 +417,11 @@ def test_any_field_text_comes_back_unchanged(tmp_path_factory, documents, chunk)
     ]
     path = write_table(folder / "g_patent_abstract.tsv.zip", lines)
     out = folder / "corpus.csv"
-    original, patentsview._CHUNK = patentsview._CHUNK, chunk
+    original, stream.CHUNK = stream.CHUNK, chunk
     try:
         summary = collect(PatentsViewConfig(abstracts=str(path), query=("zq marker",), out=str(out)))
     finally:
-        patentsview._CHUNK = original
+        stream.CHUNK = original
     assert summary.skipped == 0
     assert [row[0] for row in read_csv(out)[1:]] == abstracts
 
@@ -437,11 +445,11 @@ def test_junk_lines_never_cost_a_good_row(tmp_path_factory, rows, chunk):
         expected.append([abstract, "", str(i), ""])
     path = write_table(folder / "g_patent_abstract.tsv.zip", lines)
     out = folder / "corpus.csv"
-    original, patentsview._CHUNK = patentsview._CHUNK, chunk
+    original, stream.CHUNK = stream.CHUNK, chunk
     try:
         collect(PatentsViewConfig(abstracts=str(path), query=("zq marker",), out=str(out)))
     finally:
-        patentsview._CHUNK = original
+        stream.CHUNK = original
     assert read_csv(out)[1:] == expected
 
 
@@ -501,3 +509,132 @@ print("ok")
     result = run_python(code, str(tables["abstracts"]), str(tmp_path / "c.csv"), block_training_stack=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+# ------------------------------------------------------------------------- bombs: bounded whatever the input
+
+
+def _peak_of(call):
+    """``(result, peak bytes traced)`` of ``call()``, every thread included."""
+    tracemalloc.start()
+    try:
+        return call(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("filler", [b"x", b"\x00", b'"'], ids=["text", "NULs", "quotes"])
+def test_a_line_over_the_cap_is_skipped_and_reported_in_bounded_memory(tmp_path, monkeypatch, filler):
+    monkeypatch.setattr(stream, "CHUNK", 1 << 16)
+    bomb = b'"3"\t"' + filler * (8 << 20)  # 8 MiB on one line, and no line break in it
+    lines = [ABSTRACT_HEADER, b'"1"\t"A neural network."', bomb, b'"4"\t"Another neural network."']
+    abstracts = write_table(tmp_path / "g_patent_abstract.tsv.zip", lines)
+    out = tmp_path / "c.csv"
+    config = PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out), max_record_bytes=1 << 14)
+    summary, peak = _peak_of(lambda: collect(config))
+    assert [row[2] for row in read_csv(out)[1:]] == ["1", "4"]
+    assert [(r.line, r.reason) for r in summary.skipped_rows] == [(3, tsv.too_long(1 << 14))]
+    assert summary.rows_scanned["g_patent_abstract.tsv.zip"] == 3
+    assert peak < 2 << 20, f"{peak:,} bytes traced for an 8 MiB line"
+
+
+def test_a_table_that_ends_in_an_endless_line_and_one_that_is_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK", 1 << 16)
+    lines = [ABSTRACT_HEADER, b'"1"\t"A neural network."', b"\x00" * (4 << 20)]
+    path = tmp_path / "g_patent_abstract.tsv"
+    path.write_bytes(b"\n".join(lines))  # no final line break
+    out = tmp_path / "c.csv"
+    config = PatentsViewConfig(abstracts=str(path), query=QUERY, out=str(out), max_record_bytes=4096)
+    summary = collect(config)
+    assert [row[2] for row in read_csv(out)[1:]] == ["1"] and summary.skipped_rows[0].line == 3
+    path.write_bytes(b"\x00" * (4 << 20))
+    with pytest.raises(ValueError, match="the first line is not a tab-separated header"):
+        collect(config)
+
+
+def test_a_quoted_field_over_the_cap_is_skipped_and_what_follows_read_again(tmp_path):
+    lines = [ABSTRACT_HEADER, b'"1"\t"A neural network with a quoted field that never closes']
+    lines += [b"filler " * 40] * 50  # about 14 kB of lines before the next row
+    lines += [b'"2"\t"A neural network after it."']
+    abstracts = write_table(tmp_path / "a.tsv", lines)
+    out = tmp_path / "c.csv"
+    summary = collect(
+        PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out), max_record_bytes=4096)
+    )
+    assert [row[2] for row in read_csv(out)[1:]] == ["2"]
+    assert (summary.skipped_rows[0].line, summary.skipped_rows[0].reason) == (2, tsv.too_long(4096))
+    summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out)))
+    assert summary.skipped_rows[0].reason == tsv.UNCLOSED  # under the default cap: open to the end
+
+
+def test_blank_lines_are_counted_in_bulk_not_read_one_by_one(tmp_path, monkeypatch):
+    from nextword.corpus.patentsview import table
+
+    reads = []
+    original = table._Pass._row_at
+    monkeypatch.setattr(table._Pass, "_row_at", lambda self, i: reads.append(i) or original(self, i))
+    blank = b"\n" * (2 << 20) + b"\r\n" * (1 << 20)
+    lines = [
+        ABSTRACT_HEADER,
+        b'"1"\t"A neural network."',
+        blank,
+        b'"2"\t"Deep learning."',
+        b"",
+        b'"3"\t"No."',
+    ]
+    abstracts = write_table(tmp_path / "g_patent_abstract.tsv.zip", lines)
+    for query in (QUERY, ("no",)):
+        reads.clear()
+        out = tmp_path / "c.csv"
+        summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=query, out=str(out)))
+        assert summary.rows_scanned["g_patent_abstract.tsv.zip"] == 3 and summary.skipped == 0
+        assert len(reads) <= 3  # the rows a pass may want, never the 3 million blank lines
+    assert [row[2] for row in read_csv(out)[1:]] == ["3"]
+
+
+def test_max_record_bytes_is_an_option(tables, tmp_path, capsys):
+    out = tmp_path / "c.csv"
+    command = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"]), "--query", "neural network"]
+    assert main([*command, "--out", str(out), "--max-record-bytes", "40", "--no-progress"]) == 0
+    assert "longer than 40 bytes (--max-record-bytes)" in capsys.readouterr().out
+    assert main([*command, "--out", str(out), "--max-record-bytes", "0"]) == 2
+    assert "max_record_bytes must be a positive integer" in capsys.readouterr().err
+
+
+def test_file_system_errors_are_one_line_and_exit_2(tables, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from nextword.corpus.patentsview import passes
+
+    command = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"]), "--query", "neural network"]
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    assert main([*command, "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder; give the path of the CSV file" in err and len(err.strip().splitlines()) == 1
+
+    def read_only(target):
+        raise OSError(errno.EROFS, "Read-only file system", str(target))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(passes, "atomic_path", read_only)
+        assert main([*command, "--out", str(tmp_path / "c.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"nextword corpus: error: cannot write {tmp_path / 'c.csv'}: Read-only file system; "
+        "the file system is read-only: choose another place"
+    )
+
+    original = Path.open
+
+    def locked(self, *args, **kwargs):
+        if self.name == "g_patent_abstract.tsv":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return original(self, *args, **kwargs)
+
+    plain = write_table(tmp_path / "g_patent_abstract.tsv", ABSTRACT_LINES)
+    monkeypatch.setattr(Path, "open", locked)
+    assert main([*command[:3], str(plain), *command[4:], "--out", str(tmp_path / "c.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read {plain}: Permission denied; check the permissions" in err
+    assert not (tmp_path / "c.csv").exists()

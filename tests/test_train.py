@@ -72,11 +72,11 @@ def test_validation_vocabulary_comes_from_training_split_only(tmp_path, corpus_f
     config = replace(
         tiny_config,
         out=str(tmp_path / "run"),
-        corpus=replace(tiny_config.corpus, paths=(str(path),), val_fraction=0.1),
+        corpus=replace(tiny_config.corpus, paths=(str(path),), val_fraction=0.1, keep_duplicates=True),
         epochs=1,
     )
     for seed in range(20):  # find a split that holds the odd document out
-        from nextword.train import split_documents
+        from nextword.corpus import split_documents
 
         if split_documents(docs, 0.1, seed)[1] == [docs[-1]]:
             break
@@ -278,19 +278,19 @@ def test_cosine_schedule_decays_the_learning_rate(tmp_path, tiny_config):
     assert float(schedule(schedule.decay_steps)) == pytest.approx(tiny_config.learning_rate * 0.05)
 
 
-def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, documents, monkeypatch):
+def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, monkeypatch):
+    import nextword.corpus
+    import nextword.corpus.readers
     import nextword.train
-    import nextword.train.corpus
-    from nextword.train import split_documents
-    from nextword.train.data import STREAM_DTYPE, encode_stream
+    from nextword.corpus import STREAM_DTYPE, encode_stream, split_corpus
     from nextword.train.dev import dev_indices
 
     def refuse(*args, **kwargs):
         raise AssertionError("train() must not load the whole corpus into memory")
 
-    for module in (nextword.train, nextword.train.corpus):
+    for module in (nextword.train, nextword.corpus, nextword.corpus.readers):
         monkeypatch.setattr(module, "load_documents", refuse)
-        monkeypatch.setattr(module, "split_documents", refuse)
+    monkeypatch.setattr(nextword.train, "split_documents", refuse)
     out = tmp_path / "run"
     result = train(replace(tiny_config, out=str(out), epochs=1))
     monkeypatch.undo()
@@ -299,9 +299,8 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, docume
     entry = json.loads((out / "metrics.json").read_text())["epochs"][0]
     assert set(entry) >= EPOCH_KEYS and np.isfinite(entry["val_loss"])
     tokenizer = Tokenizer.from_json((out / "tokenizer.json").read_text())
-    train_docs, val_docs = split_documents(
-        documents, tiny_config.corpus.val_fraction, tiny_config.corpus.split_seed
-    )
+    split = split_corpus(tiny_config.corpus)  # deduplicated by default
+    train_docs, val_docs = split.documents()
     is_dev = dev_indices(len(train_docs), tiny_config.dev_fraction, tiny_config.corpus.split_seed)
     dev_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if dev]
     train_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if not dev]
@@ -310,6 +309,9 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, docume
         np.testing.assert_array_equal(stored, encode_stream(docs, tokenizer))
     data = json.loads((out / "config.json").read_text())["data"]
     assert data["train_words"] == len(encode_stream(train_docs, tokenizer)) - 1
+    assert data["split"]["scheme"] == "dedup-v1" and data["split"]["dedup"]["shingle_words"] == 5
+    assert data["documents"] == split.counts.documents and data["near_duplicate_groups"] > 0
+    assert data["train_documents"] + data["val_documents"] + data["exact_duplicates"] == data["documents"]
     assert entry["train_words_per_second"] == pytest.approx(data["train_words"] / entry["seconds"], rel=0.01)
     prompts = json.loads((out / "samples.json").read_text())["prompts"]
     assert prompts == [" ".join(d.split()[:20]) for d in val_docs[:5]]
@@ -334,6 +336,28 @@ def test_resume_reuses_the_id_files_and_writes_them_when_missing(tmp_path, tiny_
     assert resume(out, epochs=3).epochs == 3
     assert {name: (out / name).read_bytes() for name in encoded} == encoded
     assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1, 2, 3]
+
+
+def test_a_run_from_before_dedup_is_encoded_again_with_its_own_split(tmp_path, tiny_config, documents):
+    from nextword.corpus import STREAM_DTYPE, encode_stream, split_documents
+
+    out = tmp_path / "run"
+    train(replace(tiny_config, out=str(out), epochs=1))
+    config = json.loads((out / "config.json").read_text())
+    del config["data"]["split"], config["corpus"]["keep_duplicates"]  # as a run of an older nextword
+    del config["corpus"]["near_duplicate_threshold"]
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "train.ids").unlink()
+    (out / "val.ids").unlink()
+    assert resume(out, epochs=2).epochs == 2
+    tokenizer = Tokenizer.from_json((out / "tokenizer.json").read_text())
+    train_docs, val_docs = split_documents(documents, 0.1, 0)  # the document-index split it was made with
+    np.testing.assert_array_equal(
+        np.fromfile(out / "val.ids", dtype=STREAM_DTYPE), encode_stream(val_docs, tokenizer)
+    )
+    assert len(np.fromfile(out / "train.ids", dtype=STREAM_DTYPE)) == len(
+        encode_stream(train_docs, tokenizer)
+    )
 
 
 def test_overwrite_keeps_the_old_run_when_the_new_corpus_is_bad(run_dir, tiny_config, tmp_path):

@@ -1,17 +1,20 @@
 """nextword.train: read a corpus, build the vocabulary, train the Keras LSTM model.
 
 Needs the ``train`` extra (``pip install "nextword[train]"``). Importing this package is cheap: the
-configuration and corpus helpers are pure Python, and TensorFlow loads only when :func:`train` or
-:func:`resume` is first called.
+configuration is pure Python, the corpus helpers come from :mod:`nextword.corpus` (numpy only), and
+TensorFlow loads only when :func:`train` or :func:`resume` is first called.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
+from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
+
 from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
-from .config import CorpusConfig, ModelConfig, TrainConfig
-from .corpus import CorpusError, load_documents, split_documents
+from .config import ModelConfig, TrainConfig
+from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
 
 if TYPE_CHECKING:
     from .trainer import TrainResult
@@ -21,10 +24,13 @@ __all__ = [
     "TRAINING_STACK",
     "CorpusConfig",
     "CorpusError",
+    "DistributeError",
     "MissingExtraError",
     "ModelConfig",
+    "PeerUnreachableError",
     "TrainConfig",
     "TrainResult",
+    "WorkerLostError",
     "load_documents",
     "require",
     "resume",
@@ -35,6 +41,8 @@ __all__ = [
 
 def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """Train a model; see :func:`nextword.train.trainer.train`."""
+    if config.distribute == "multi-worker":  # a bad TF_CONFIG fails at once, before TensorFlow loads
+        parse_tf_config(os.environ.get("TF_CONFIG"))
     require("training", TRAINING_STACK)
     from .trainer import train as _train
 
@@ -42,8 +50,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
 
 
 def resume(run_dir: str, **changes: Any) -> TrainResult:
-    """Continue an interrupted run; ``changes`` are ``epochs``, ``patience``, ``verbose`` and
-    ``max_minutes``. See :func:`nextword.train.trainer.resume`."""
+    """Continue an interrupted run; ``changes`` are ``epochs``, ``patience``, ``verbose``,
+    ``max_minutes``, ``distribute``, ``peer_timeout`` and ``checkpoint_steps``. See
+    :func:`nextword.train.trainer.resume`."""
     require("training", TRAINING_STACK)
     from .trainer import resume as _resume
 

@@ -1,5 +1,8 @@
 """Training settings: one dataclass per concern, shared by :func:`nextword.train.train` and the CLI.
 
+The corpus settings (:class:`~nextword.corpus.CorpusConfig`) live in :mod:`nextword.corpus`; they are
+imported here so that ``TrainConfig`` holds them and ``from nextword.train import CorpusConfig`` works.
+
 Every field carries its help text in ``metadata``; the CLI builds its flags from these fields, so the
 options and their defaults are written down once, here.
 """
@@ -10,46 +13,22 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
 from nextword.runtime.tokenizer import TokenizerConfig
 
-__all__ = ["CORPUS_FORMATS", "LR_SCHEDULES", "CorpusConfig", "ModelConfig", "TrainConfig"]
+__all__ = [
+    "CORPUS_FORMATS",
+    "DISTRIBUTE_MODES",
+    "LR_SCALINGS",
+    "LR_SCHEDULES",
+    "CorpusConfig",
+    "ModelConfig",
+    "TrainConfig",
+]
 
-CORPUS_FORMATS = ("auto", "csv", "jsonl", "text")
 LR_SCHEDULES = ("cosine", "constant")
-
-
-@dataclass(frozen=True)
-class CorpusConfig:
-    """Where the documents come from and how they are split."""
-
-    paths: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "corpus files: .csv, .jsonl or plain text",
-            "positional": True,
-            "metavar": "CORPUS",
-        },
-    )
-    format: str = field(
-        default="auto",
-        metadata={
-            "help": "file format; auto picks by extension (.csv, .jsonl/.ndjson, anything else is text)",
-            "choices": CORPUS_FORMATS,
-            "flag": "--corpus-format",
-        },
-    )
-    text_column: str = field(default="patent_abstract", metadata={"help": "CSV column holding the text"})
-    json_field: str = field(default="text", metadata={"help": "JSON Lines field holding the text"})
-    val_fraction: float = field(
-        default=0.1, metadata={"help": "share of documents held out for validation (split by document)"}
-    )
-    split_seed: int = field(default=0, metadata={"help": "seed of the document-level train/validation split"})
-
-    def __post_init__(self) -> None:
-        if self.format not in CORPUS_FORMATS:
-            raise ValueError(f"corpus format must be one of {CORPUS_FORMATS}, got {self.format!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction!r}")
+DISTRIBUTE_MODES = ("none", "mirrored", "multi-worker")
+LR_SCALINGS = ("sqrt", "linear", "none")
 
 
 @dataclass(frozen=True)
@@ -91,8 +70,21 @@ class TrainConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     seq_len: int = field(default=50, metadata={"help": "words per training window (the unrolled length)"})
-    batch_size: int = field(default=64, metadata={"help": "windows per training step"})
-    learning_rate: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
+    batch_size: int = field(
+        default=64,
+        metadata={"help": "windows per training step on each replica; the global batch is this x replicas"},
+    )
+    learning_rate: float = field(
+        default=2e-3, metadata={"help": "Adam learning rate for one replica (see --lr-scaling)"}
+    )
+    lr_scaling: str = field(
+        default="sqrt",
+        metadata={
+            "help": "how the learning rate follows the global batch when several replicas train: sqrt "
+            "multiplies it by the square root of the replica count, linear by the count, none keeps it",
+            "choices": LR_SCALINGS,
+        },
+    )
     lr_schedule: str = field(
         default="cosine",
         metadata={
@@ -135,6 +127,32 @@ class TrainConfig:
     verbose: int = field(
         default=1, metadata={"help": "Keras verbosity: 0 silent, 1 progress bar, 2 one line"}
     )
+    distribute: str = field(
+        default="none",
+        metadata={
+            "help": "none: this process alone; mirrored: tf.distribute.MirroredStrategy over this machine's "
+            "GPUs (its CPU when it has none); multi-worker: MultiWorkerMirroredStrategy over the workers "
+            "that TF_CONFIG lists, one process per machine (docs/scale.md)",
+            "choices": DISTRIBUTE_MODES,
+        },
+    )
+    mixed_precision: bool = field(
+        default=False,
+        metadata={"help": "compute in float16 (mixed_float16: float32 weights and output layer); for GPUs"},
+    )
+    checkpoint_steps: int = field(
+        default=1000,
+        metadata={
+            "help": "also save checkpoint.keras every this many training steps within an epoch (0: at "
+            "epoch ends only); a killed run resumes from the last one"
+        },
+    )
+    peer_timeout: float = field(
+        default=120.0,
+        metadata={
+            "help": "multi-worker: seconds to wait at start-up for every worker of TF_CONFIG to answer"
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "batch_size", "epochs"):
@@ -143,7 +161,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
             raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
-        for name in ("learning_rate", "clipnorm"):
+        for name in ("learning_rate", "clipnorm", "peer_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -151,6 +169,13 @@ class TrainConfig:
             raise ValueError(f"dev_fraction must be in [0, 1), got {self.dev_fraction!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_scaling not in LR_SCALINGS:
+            raise ValueError(f"lr_scaling must be one of {LR_SCALINGS}, got {self.lr_scaling!r}")
+        if self.distribute not in DISTRIBUTE_MODES:
+            raise ValueError(f"distribute must be one of {DISTRIBUTE_MODES}, got {self.distribute!r}")
+        steps = self.checkpoint_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"checkpoint_steps must be an integer >= 0, got {steps!r}")
         if self.max_minutes is not None and not (
             isinstance(self.max_minutes, (int, float))
             and math.isfinite(self.max_minutes)
@@ -159,6 +184,18 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be a positive number of minutes, got {self.max_minutes!r}")
         if self.freeze_embeddings and not self.embeddings:
             raise ValueError("freeze_embeddings needs pretrained vectors: pass --embeddings FILE")
+
+    def learning_rate_for(self, replicas: int) -> float:
+        """The learning rate when ``replicas`` replicas train in sync on a global batch of
+        ``batch_size * replicas`` windows: ``learning_rate`` scaled by ``lr_scaling``.
+
+        ``sqrt`` (the default) follows the square-root rule that keeps Adam's updates of similar
+        variance when the batch grows; ``linear`` is Goyal et al.'s rule for SGD, which tends to
+        overshoot with Adam on large replica counts; ``none`` keeps the rate (then a bigger global batch
+        makes fewer, equally long steps per epoch). One replica always gets ``learning_rate``.
+        """
+        factor = {"sqrt": math.sqrt(replicas), "linear": float(replicas), "none": 1.0}[self.lr_scaling]
+        return self.learning_rate * factor
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able data (nested dataclasses become objects)."""

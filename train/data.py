@@ -12,41 +12,30 @@ a window never crosses into the next document: the model always meets a document
 0). Labels stay integer ids: memory is a few bytes per corpus word, whatever the vocabulary size.
 
 Training streams the corpus instead of holding it (:func:`nextword.train.train` does this for every
-run); no step holds all documents or an array the size of the corpus:
+run): :mod:`nextword.corpus` reads the files in three passes -- split (and deduplicate), vocabulary,
+encode -- and writes each side of the split to an id file (``train.ids``/``val.ids``; see
+:mod:`nextword.corpus.encode`). This module cuts the windows out of those files.
 
-1. :func:`~nextword.train.corpus.count_documents` reads the files once and counts the documents; the
-   split follows from the count (:func:`~nextword.train.corpus.validation_indices`).
-2. :func:`build_vocabulary` reads them again and counts the words of the training documents into one
-   ``Counter`` (its size grows with the distinct words, not the corpus).
-3. :func:`encode_corpus` reads them a third time and appends each document's ids to ``train.ids`` or
-   ``val.ids`` in the run folder: raw little-endian int32 (:data:`STREAM_DTYPE`), no header, the stream
-   above exactly as :func:`encode_stream` builds it, each file written atomically.
-
-:class:`DiskWindows` then cuts the windows of :func:`make_windows` out of those files, a batch at a
-time, as a ``tf.data`` pipeline; it keeps 4 bytes per window (its start) and 8 per document. The
-in-memory :func:`encode_stream` and :class:`WindowBatches` remain for small corpora held as lists
-(benchmarks, tests).
+:class:`DiskWindows` cuts the windows of :func:`make_windows` out of an id file, a batch at a time, as a
+``tf.data`` pipeline; it keeps 4 bytes per window (its start) and 8 per document. The in-memory
+:class:`~nextword.train.batches.WindowBatches` (a Keras ``PyDataset``) remains for small corpora held as
+lists (benchmarks, tests). Importing this module is cheap: TensorFlow loads only when a dataset is
+built.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections import Counter
+import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import keras
 import numpy as np
 
-from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
-
-from .config import CorpusConfig
-from .corpus import read_split
-from .files import atomic_path
+from nextword.corpus.encode import STREAM_DTYPE
+from nextword.runtime.tokenizer import EOD_ID, PAD_ID
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -54,12 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STREAM_DTYPE",
     "DiskWindows",
-    "EncodedCorpus",
-    "WindowBatches",
-    "build_vocabulary",
     "document_starts",
-    "encode_corpus",
-    "encode_stream",
     "epoch_order",
     "gather_windows",
     "make_windows",
@@ -69,18 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-STREAM_DTYPE = np.dtype("<i4")  # train.ids / val.ids: little-endian int32 ids, no header
-
-
-def encode_stream(documents: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
-    """Encode ``documents`` into one int32 stream: ``<eod> doc1 <eod> doc2 ... <eod>``."""
-    eod = tokenizer.eod_id
-    stream = [eod]
-    for document in documents:
-        stream.extend(tokenizer.encode(document))
-        stream.append(eod)
-    return np.asarray(stream, dtype=np.int32)
 
 
 def document_starts(stream: Any, eod_id: int) -> np.ndarray:
@@ -105,7 +77,7 @@ def window_starts(eods: np.ndarray, seq_len: int) -> np.ndarray:
 
 
 def gather_windows(
-    stream: Any, eods: np.ndarray, starts: np.ndarray, seq_len: int, pad_id: int = 0
+    stream: Any, eods: np.ndarray, starts: np.ndarray, seq_len: int, pad_id: int = PAD_ID
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The windows beginning at ``starts`` (B,) as (inputs, targets, weights), each (B, seq_len).
 
@@ -126,7 +98,7 @@ def gather_windows(
 
 
 def make_windows(
-    stream: np.ndarray, seq_len: int, eod_id: int = 2, pad_id: int = 0
+    stream: np.ndarray, seq_len: int, eod_id: int = EOD_ID, pad_id: int = PAD_ID
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every window of an in-memory ``stream`` in stream order: (inputs, targets, weights), each
     (windows, seq_len). See the module docstring for how documents are cut."""
@@ -134,7 +106,7 @@ def make_windows(
     return gather_windows(stream, eods, window_starts(eods, seq_len), seq_len, pad_id)
 
 
-def stream_documents(path: str | Path, eod_id: int = 2) -> Iterator[np.ndarray]:
+def stream_documents(path: str | Path, eod_id: int = EOD_ID) -> Iterator[np.ndarray]:
     """The documents of an id stream file one at a time, each ``<eod> ids... <eod>`` (the closing
     ``<eod>`` is the next document's opening one); only the document positions are held."""
     path = Path(path)
@@ -163,154 +135,6 @@ def epoch_order(n_windows: int, seed: int, epoch: int) -> np.ndarray:
     return order
 
 
-class WindowBatches(keras.utils.PyDataset):
-    """Batches of ``(inputs, targets, weights)`` windows of an in-memory stream for ``model.fit``: the
-    windows of :func:`make_windows`, in :func:`epoch_order` when ``shuffle`` (a new order each epoch),
-    else in stream order."""
-
-    def __init__(
-        self,
-        stream: np.ndarray,
-        seq_len: int,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        seed: int = 0,
-        eod_id: int = 2,
-    ):
-        super().__init__()
-        self._x, self._y, self._w = make_windows(stream, seq_len, eod_id)
-        self._batch_size, self._shuffle, self._seed, self._epoch = batch_size, shuffle, seed, 0
-        self._order = epoch_order(len(self._x), seed, 0) if shuffle else np.arange(len(self._x))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self._x) / self._batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = self._order[index * self._batch_size : (index + 1) * self._batch_size]
-        return self._x[rows], self._y[rows], self._w[rows]
-
-    def on_epoch_end(self) -> None:
-        if self._shuffle:
-            self._epoch += 1
-            self._order = epoch_order(len(self._x), self._seed, self._epoch)
-
-
-# ---------------------------------------------------------------------- streamed corpus: passes 2 and 3
-
-
-def build_vocabulary(
-    corpus: CorpusConfig, n_documents: int, val_indices: np.ndarray, config: TokenizerConfig
-) -> Tokenizer:
-    """Pass 2: count the words of the training documents in one pass and keep the most frequent.
-
-    The same vocabulary as ``Tokenizer.build(train_documents, config)``, without the documents in
-    memory: only the ``Counter`` of distinct words is held.
-    """
-    started = time.perf_counter()
-    counts: Counter[str] = Counter()
-    for is_val, document in read_split(corpus.paths, corpus, n_documents, val_indices):
-        if not is_val:
-            counts.update(tokenize(document, config))
-    words, seconds = sum(counts.values()), time.perf_counter() - started
-    logger.info(
-        "vocabulary pass: %d training words, %d distinct, in %.1f s (%.0f words/s)",
-        words,
-        len(counts),
-        seconds,
-        words / max(seconds, 1e-9),
-    )
-    return Tokenizer.from_counts(counts, config)
-
-
-@dataclass(frozen=True)
-class EncodedCorpus:
-    """What :func:`encode_corpus` wrote: the documents and words of each split."""
-
-    documents: int
-    train_documents: int
-    val_documents: int
-    train_words: int  # ids in train.ids minus one: the (input, target) pairs an epoch trains
-    val_words: int
-    first_val_documents: tuple[str, ...]  # the first few validation documents, in corpus order
-
-
-class _StreamWriter:
-    """Appends documents to an open id stream file as ``<eod> doc <eod> doc ... <eod>``, in chunks."""
-
-    CHUNK = 1 << 20  # ids buffered between writes
-
-    def __init__(self, f: BinaryIO, eod: int) -> None:
-        self._f, self._eod = f, eod
-        self._buffer: list[int] = [eod]
-        self.tokens = 1
-        self.documents = 0
-
-    def add(self, ids: list[int]) -> None:
-        self._buffer.extend(ids)
-        self._buffer.append(self._eod)
-        self.tokens += len(ids) + 1
-        self.documents += 1
-        if len(self._buffer) >= self.CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        self._f.write(np.asarray(self._buffer, dtype=STREAM_DTYPE).tobytes())
-        self._buffer = []
-
-
-def encode_corpus(
-    corpus: CorpusConfig,
-    n_documents: int,
-    val_indices: np.ndarray,
-    tokenizer: Tokenizer,
-    train_path: str | Path,
-    val_path: str | Path,
-    keep_val_documents: int = 0,
-) -> EncodedCorpus:
-    """Pass 3: encode every document into ``train_path`` or ``val_path`` (see the module docstring).
-
-    Both files are written atomically: a crash leaves neither half-written. The first
-    ``keep_val_documents`` validation documents are returned as text. Raises
-    :class:`~nextword.train.corpus.CorpusError` if the files changed since pass 1 (nothing is written).
-    """
-    started = time.perf_counter()
-    first_val: list[str] = []
-    with (
-        atomic_path(train_path) as train_tmp,
-        atomic_path(val_path) as val_tmp,
-        train_tmp.open("wb") as train_f,
-        val_tmp.open("wb") as val_f,
-    ):
-        writers = {
-            False: _StreamWriter(train_f, tokenizer.eod_id),
-            True: _StreamWriter(val_f, tokenizer.eod_id),
-        }
-        for is_val, document in read_split(corpus.paths, corpus, n_documents, val_indices):
-            writers[is_val].add(tokenizer.encode(document))
-            if is_val and len(first_val) < keep_val_documents:
-                first_val.append(document)
-        for writer in writers.values():
-            writer.flush()
-    train_words, val_words = writers[False].tokens - 1, writers[True].tokens - 1
-    seconds = time.perf_counter() - started
-    logger.info(
-        "encoding pass: %d training and %d validation words in %.1f s (%.0f words/s)",
-        train_words,
-        val_words,
-        seconds,
-        (train_words + val_words) / max(seconds, 1e-9),
-    )
-    return EncodedCorpus(
-        documents=n_documents,
-        train_documents=writers[False].documents,
-        val_documents=writers[True].documents,
-        train_words=train_words,
-        val_words=val_words,
-        first_val_documents=tuple(first_val),
-    )
-
-
 # ---------------------------------------------------------------------- windows from disk
 
 
@@ -335,15 +159,23 @@ class DiskWindows:
     The windows are :func:`make_windows`'s, cut on the fly: the file is scanned once for its documents'
     ``<eod>`` positions (8 bytes a document) and their window starts (4 bytes a window). With
     ``shuffle=True`` (training) every epoch visits the windows in a new order (:func:`epoch_order`);
-    without it (validation), in file order. Every epoch has the same :meth:`__len__` batches.
+    without it (validation), in file order. Every epoch has the same :meth:`__len__` steps of
+    ``batch_size`` windows (the last one fewer).
+
+    **Replicas.** ``batch_size`` is the *global* batch: with several replicas training in sync (see
+    :mod:`nextword.train.distribute`), each step's batch is split into ``num_replicas`` contiguous parts
+    (:meth:`shard`), and one process reads only the parts of the replicas it runs. The parts of a step
+    are the global batch one replica would read alone, so every window is read once per epoch, by one
+    replica, whatever the replica count. A part with no window (the last step of an epoch can hold
+    fewer windows than replicas) is one window of padding with weight 0.
 
     The pipeline (:meth:`dataset`) is: a counter of epochs; per epoch, a ``tf.numpy_function`` draws
-    the order, ``from_tensor_slices(order).batch(batch_size)`` splits it into batches of window indices,
-    and a parallel ``map`` of a ``tf.numpy_function`` gathers each batch's windows from the file
-    (:func:`gather_windows`), then ``prefetch``. ``numpy_function`` over window *indices* is chosen over
-    ``from_generator``: the order, batching, parallel reads and prefetching stay tf.data operations (a
-    generator would run the whole pipeline in one Python thread), and the gather stays the few lines of
-    numpy that tests compare with :func:`make_windows`.
+    the order and cuts this process's parts out of it (:meth:`shard`), ``from_tensor_slices`` yields
+    them one by one, and a parallel ``map`` of a ``tf.numpy_function`` gathers each part's windows from
+    the file (:func:`gather_windows`), then ``prefetch``. ``numpy_function`` over window *indices* is
+    chosen over ``from_generator``: the order, batching, parallel reads and prefetching stay tf.data
+    operations (a generator would run the whole pipeline in one Python thread), and the gather stays
+    the few lines of numpy that tests compare with :func:`make_windows`.
 
     Each window is one positioned read of at most ``seq_len + 1`` ids from the file, not a slice of an
     ``np.memmap``: every page a memory map touches is counted in the process's resident memory, and on
@@ -352,9 +184,11 @@ class DiskWindows:
     with the file and the batch. Plain reads go through the page cache too but leave nothing mapped;
     they were also faster when measured (about 250 us against 650 us for a batch of 64 windows of 50).
 
-    The training dataset is infinite (epoch after epoch): pass ``steps_per_epoch=len(windows)`` to
-    ``model.fit``, which then keeps one iterator across epochs, so epoch ``first_epoch + k`` of the
-    iterator is Keras's epoch ``first_epoch + k``.
+    The training dataset is infinite (epoch after epoch): the training loop takes ``len(windows)``
+    steps per epoch from one iterator, so epoch ``first_epoch + k`` of the iterator is the loop's epoch
+    ``first_epoch + k``. ``record``, a file name, appends one line per part read (``epoch step replica
+    window...``): a check that every window is read once per epoch, used by the tests of distributed
+    training (``nextword train`` sets it from ``$NEXTWORD_RECORD_WINDOWS``).
     """
 
     def __init__(
@@ -365,8 +199,9 @@ class DiskWindows:
         *,
         shuffle: bool,
         seed: int = 0,
-        eod_id: int = 2,
-        pad_id: int = 0,
+        eod_id: int = EOD_ID,
+        pad_id: int = PAD_ID,
+        record: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
         size = self.path.stat().st_size
@@ -377,7 +212,7 @@ class DiskWindows:
             )
         self.n_tokens = size // STREAM_DTYPE.itemsize
         self.seq_len, self.batch_size, self.shuffle = seq_len, batch_size, shuffle
-        self.seed, self.pad_id = seed, pad_id
+        self.seed, self.pad_id, self.record = seed, pad_id, record
         with self.path.open("rb", buffering=0) as f:
             try:
                 self._eods = document_starts(_IdFileSlices(f, self.n_tokens), eod_id)
@@ -403,32 +238,113 @@ class DiskWindows:
             slices = _IdFileSlices(f, self.n_tokens)
             return gather_windows(slices, self._eods, self._starts[rows], self.seq_len, self.pad_id)
 
-    def _order(self, epoch: Any) -> np.ndarray:
-        return epoch_order(self.n_windows, self.seed, int(epoch))
+    def shard(
+        self, order: np.ndarray, replicas: Sequence[int], num_replicas: int, first_step: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The parts of each step's global batch that ``replicas`` (of ``num_replicas``) read.
 
-    def dataset(self, first_epoch: int = 0) -> tf.data.Dataset:
-        """The ``tf.data.Dataset`` of batches: endless from epoch ``first_epoch`` with ``shuffle``, else
-        one pass over the windows in order (a finite dataset of ``len(self)`` batches)."""
+        Step ``k`` trains the windows ``order[k * batch_size : (k + 1) * batch_size]``; replica ``r``
+        takes the ``r``-th of ``num_replicas`` contiguous, near-equal parts of them. Returns, for the
+        steps from ``first_step`` on and each of ``replicas`` in turn: the step (P,) and replica (P,)
+        of each part and its window indices (P, batch_size // num_replicas), -1 where a part is short.
+        """
+        n, batch = len(order), self.batch_size
+        width, local = batch // num_replicas, np.asarray(replicas, dtype=np.int64)  # (R,)
+        full = n // batch  # steps with a whole global batch
+        parts, steps = [], []
+        if first_step < full:  # whole steps: a reshape, each part `width` windows
+            body = order[: full * batch].reshape(full, num_replicas, width)[first_step:, local]
+            parts.append(body.reshape(-1, width))  # (S' * R, width)
+            steps.append(np.arange(first_step, full))
+        if n % batch and first_step <= full:  # the last step: near-equal parts of what is left
+            left = order[full * batch :]
+            bounds = (np.arange(num_replicas + 1) * len(left)) // num_replicas  # (G + 1,)
+            tail = np.full((len(local), width), -1, dtype=order.dtype)
+            for row, r in enumerate(local.tolist()):
+                piece = left[bounds[r] : bounds[r + 1]]
+                tail[row, : len(piece)] = piece
+            parts.append(tail)
+            steps.append(np.asarray([full]))
+        rows = np.concatenate(parts) if parts else np.zeros((0, width), dtype=order.dtype)
+        step_of = np.repeat(np.concatenate(steps) if steps else np.zeros(0, np.int64), len(local))
+        return step_of.astype(np.int64), np.tile(local, len(step_of) // max(len(local), 1)), rows
+
+    def _epoch_parts(self, epoch: Any, first_step: Any, replicas: Any, num_replicas: Any) -> tuple:
+        order = epoch_order(self.n_windows, self.seed, int(epoch))
+        return self.shard(order, replicas.tolist(), int(num_replicas), int(first_step))
+
+    def _read_part(
+        self, epoch: Any, step: Any, replica: Any, rows: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = rows[rows >= 0]
+        if self.record is not None:  # one write of one line: appends from parallel reads stay whole
+            line = f"{int(epoch)} {int(step)} {int(replica)} " + " ".join(map(str, rows.tolist())) + "\n"
+            fd = os.open(self.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        if not len(rows):  # a replica with nothing left at the end of an epoch: one window of padding
+            pad = np.full((1, self.seq_len), self.pad_id, dtype=np.int32)
+            return pad, pad.copy(), np.zeros((1, self.seq_len), dtype=np.float32)
+        return self.read(rows)
+
+    def dataset(
+        self,
+        first_epoch: int = 0,
+        *,
+        first_step: int = 0,
+        replicas: Sequence[int] = (0,),
+        num_replicas: int = 1,
+    ) -> tf.data.Dataset:
+        """The ``tf.data.Dataset`` of the parts that ``replicas`` read (:meth:`shard`), step by step
+        and replica by replica: endless from step ``first_step`` of epoch ``first_epoch`` with
+        ``shuffle``, else one pass over the windows in order. With the defaults (one replica), each
+        element is a whole step's batch."""
         import tensorflow as tf
 
-        seq_len, batch_size = self.seq_len, self.batch_size
+        replicas = tuple(int(r) for r in replicas)
+        if self.batch_size % num_replicas or not all(0 <= r < num_replicas for r in replicas):
+            raise ValueError(
+                f"replicas {replicas} of {num_replicas} cannot split a global batch of {self.batch_size}"
+            )
+        if not 0 <= first_step < len(self):
+            raise ValueError(f"first_step must be in [0, {len(self)}), got {first_step}")
+        seq_len, width = self.seq_len, self.batch_size // num_replicas
+        row_type = tf.int32 if self.n_windows < 2**31 else tf.int64
+        local = tf.constant(replicas, dtype=tf.int64)
+
+        def epoch_parts(epoch: tf.Tensor, start: tf.Tensor | int) -> tf.data.Dataset:
+            step, replica, rows = tf.numpy_function(
+                self._epoch_parts,
+                [epoch, start, local, num_replicas],
+                (tf.int64, tf.int64, row_type),
+                stateful=False,
+            )
+            step.set_shape([None])  # (P,)
+            replica.set_shape([None])  # (P,)
+            rows.set_shape([None, width])  # (P, width)
+            epochs = tf.fill(tf.shape(step), epoch)  # (P,)
+            return tf.data.Dataset.from_tensor_slices((epochs, step, replica, rows))
+
         if self.shuffle:
-            row_type = tf.int32 if self.n_windows < 2**31 else tf.int64
-
-            def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
-                order = tf.numpy_function(self._order, [epoch], row_type, stateful=False)
-                order.set_shape([self.n_windows])  # (windows,)
-                return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)  # (B,) each
-
-            batches = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
+            parts = tf.data.Dataset.counter(first_epoch).flat_map(
+                lambda epoch: epoch_parts(epoch, tf.where(epoch == first_epoch, first_step, 0))
+            )
         else:
-            batches = tf.data.Dataset.range(self.n_windows).batch(batch_size)
+            step, replica, rows = self.shard(np.arange(self.n_windows), replicas, num_replicas)
+            parts = tf.data.Dataset.from_tensor_slices((np.zeros_like(step), step, replica, rows))
 
-        def read(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-            x, y, w = tf.numpy_function(self.read, [rows], (tf.int32, tf.int32, tf.float32), stateful=False)
+        def read(epoch: tf.Tensor, step: tf.Tensor, replica: tf.Tensor, rows: tf.Tensor) -> tuple:
+            x, y, w = tf.numpy_function(
+                self._read_part,
+                [epoch, step, replica, rows],
+                (tf.int32, tf.int32, tf.float32),
+                stateful=False,
+            )
             for t in (x, y, w):
                 t.set_shape((None, seq_len))  # (B, seq_len)
             return x, y, w
 
-        batches = batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return batches.prefetch(tf.data.AUTOTUNE)
+        parts = parts.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return parts.prefetch(tf.data.AUTOTUNE)

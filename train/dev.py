@@ -15,9 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from nextword.corpus import STREAM_DTYPE
+from nextword.corpus.files import atomic_path
+
 from .config import TrainConfig
-from .data import STREAM_DTYPE, stream_documents
-from .files import RunDir, atomic_path
+from .data import stream_documents
+from .files import RunDir
 
 __all__ = ["MAX_DEV_DOCUMENTS", "dev_count", "dev_indices", "hold_out_dev"]
 

@@ -2,10 +2,12 @@
 
 A run folder holds::
 
-    config.json      the resolved TrainConfig plus the vocabulary size and package versions
+    config.json      the resolved TrainConfig plus the vocabulary size, the replicas and global batch
+                     the run started with, and package versions
     tokenizer.json   the tokenizer built from the training split
     model.keras      the best model so far (lowest validation loss)
-    checkpoint.keras the model after the last finished epoch, with optimizer state (for --resume)
+    checkpoint.keras the model after the last finished epoch or the last ``checkpoint_steps`` steps
+                     within one, with optimizer state (for --resume)
     metrics.json     per-epoch metrics and the best epoch
     samples.json     beginnings of a few validation documents: real prompts for the export parity check
     train.ids        the training documents encoded: ``<eod> doc <eod> ... <eod>``, raw little-endian
@@ -20,14 +22,13 @@ leaves a half-written file behind.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from nextword.corpus.files import atomic_path
 
 from .config import TrainConfig
 
@@ -41,45 +42,6 @@ __all__ = [
     "atomic_write_text",
     "read_json",
 ]
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto ``target``.
-
-    On an exception the temporary file is removed and ``target`` is left as it was.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the target's suffix: Keras insists on ".keras", for one.
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
-        )
-    except OSError as exc:  # a read-only or full filesystem: name the file the user asked for
-        raise OSError(exc.errno, exc.strerror, str(target)) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, _file_mode(target))  # mkstemp creates 0600; keep the mode a plain open() would give
-        yield tmp
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        if tmp_name in (exc.filename, exc.filename2):  # the temporary name is ours, not the user's
-            raise OSError(exc.errno, exc.strerror, str(target)) from None
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _file_mode(target: Path) -> int:
-    if target.exists():
-        return target.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:
@@ -112,6 +74,7 @@ def read_json(path: str | Path) -> Any:
 RUN_ONLY_KEYS = (
     "vocab_size",
     "data",
+    "training",
     "versions",
     "command",
 )  # config.json keys that are facts of the run, not settings

@@ -1,7 +1,9 @@
 """The Keras network, in two shapes that share weights by layer name.
 
-* The training model: ``input_ids`` (batch, time) -> logits (batch, time, vocab), with dropout, and
-  free to use cuDNN kernels on a GPU.
+* The training model: ``input_ids`` (batch, time) -> logits (batch, time, vocab), with dropout. Its
+  LSTMs keep Keras's cuDNN-eligible settings (tanh, sigmoid, no recurrent dropout, no unroll, bias,
+  ``use_cudnn="auto"``), so a GPU trains them with the fused kernel; with mixed precision they compute
+  in float16 and the logits layer stays float32.
 * The step model that the exporter converts: the same layers without dropout, with each LSTM's h and c
   as extra inputs and outputs, and cuDNN off (tf2onnx cannot convert CudnnRNN ops). The embedding does
   not mask padding, which would turn each LSTM into a Loop in ONNX.
@@ -52,19 +54,21 @@ class OutputBias(keras.layers.Layer):
         return inputs + ops.cast(self.bias, inputs.dtype)
 
 
-def _embedding(config: ModelConfig, vocab_size: int) -> keras.layers.Embedding:
+def _embedding(config: ModelConfig, vocab_size: int, policy: str | None = None) -> keras.layers.Embedding:
     kind = TiedEmbedding if config.tie_embeddings else keras.layers.Embedding
-    return kind(vocab_size, config.embedding_dim, name="embedding")
+    return kind(vocab_size, config.embedding_dim, dtype=policy, name="embedding")
 
 
-def _logits(config: ModelConfig, vocab_size: int, embedding: keras.layers.Embedding, x: Any) -> Any:
-    """The output layer on the last LSTM layer's output ``x`` (B, T, U): logits (B, T, V), from a layer
-    named ``logits`` either way (the trainer starts its bias at the unigram distribution)."""
+def _logits(
+    config: ModelConfig, vocab_size: int, embedding: keras.layers.Embedding, x: Any, policy: str | None = None
+) -> Any:
+    """The output layer on the last LSTM layer's output ``x`` (B, T, U): float32 logits (B, T, V), from
+    a layer named ``logits`` either way (the trainer starts its bias at the unigram distribution)."""
     if not config.tie_embeddings:
-        return keras.layers.Dense(vocab_size, name="logits")(x)
-    if config.lstm_units != config.embedding_dim:
-        x = keras.layers.Dense(config.embedding_dim, use_bias=False, name="projection")(x)  # (B, T, E)
-    return OutputBias(name="logits")(embedding(x, reverse=True))
+        return keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)
+    if config.lstm_units != config.embedding_dim:  # (B, T, E)
+        x = keras.layers.Dense(config.embedding_dim, use_bias=False, dtype=policy, name="projection")(x)
+    return OutputBias(dtype="float32", name="logits")(embedding(x, reverse=True))
 
 
 def apply_output(model: keras.Model, x: Any) -> Any:
@@ -77,18 +81,24 @@ def apply_output(model: keras.Model, x: Any) -> Any:
     return model.get_layer("logits")(layer(x, reverse=True))
 
 
-def build_model(config: ModelConfig, vocab_size: int) -> keras.Model:
-    """The training model: Embedding -> (LSTM, Dropout) x num_layers -> Dense(vocab) logits."""
+def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool = False) -> keras.Model:
+    """The training model: Embedding -> (LSTM, Dropout) x num_layers -> Dense(vocab) logits.
+
+    ``mixed_precision`` gives every layer but the logits the ``mixed_float16`` policy (float32
+    weights, float16 computation); the logits, and so the loss, stay float32.
+    """
+    policy = "mixed_float16" if mixed_precision else None
     input_ids = keras.Input(shape=(None,), dtype="int32", name="input_ids")  # (B, T)
-    embedding = _embedding(config, vocab_size)
+    embedding = _embedding(config, vocab_size, policy)
     x = embedding(input_ids)  # (B, T, E)
     if config.dropout:
-        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
+        x = keras.layers.Dropout(config.dropout, dtype=policy, name="embedding_dropout")(x)
     for layer in range(config.num_layers):
-        x = keras.layers.LSTM(config.lstm_units, return_sequences=True, name=f"lstm_{layer}")(x)  # (B, T, U)
+        lstm = keras.layers.LSTM(config.lstm_units, return_sequences=True, dtype=policy, name=f"lstm_{layer}")
+        x = lstm(x)  # (B, T, U)
         if config.dropout:
-            x = keras.layers.Dropout(config.dropout, name=f"lstm_{layer}_dropout")(x)
-    logits = _logits(config, vocab_size, embedding, x)  # (B, T, V)
+            x = keras.layers.Dropout(config.dropout, dtype=policy, name=f"lstm_{layer}_dropout")(x)
+    logits = _logits(config, vocab_size, embedding, x, policy)  # (B, T, V), float32
     return keras.Model(input_ids, logits, name="nextword")
 
 

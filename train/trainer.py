@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import math
 import platform
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -13,16 +11,19 @@ from typing import Any
 import keras
 import numpy as np
 
+from nextword.corpus import build_vocabulary, encode_corpus, recorded_split, split_corpus
 from nextword.runtime import __version__
+from nextword.runtime.provenance import SplitRecord
 from nextword.runtime.tokenizer import Tokenizer
 
 from .config import TrainConfig
-from .corpus import count_documents, validation_indices
-from .data import DiskWindows, build_vocabulary, encode_corpus, token_counts
+from .data import token_counts
 from .dev import hold_out_dev
+from .distribute import Workers, start_workers, worker_scratch
 from .embeddings import load_glove
-from .files import RunDir, atomic_path, atomic_write_json, atomic_write_text, read_json
-from .model import build_model
+from .files import RunDir, atomic_write_json, atomic_write_text, read_json
+from .fit import SESSION_FIELDS, Start, fit_session
+from .recorder import RunRecorder, metrics_document
 
 __all__ = ["RunExistsError", "TrainResult", "resume", "train"]
 
@@ -52,60 +53,74 @@ class TrainResult:
 def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """Train a model as ``config`` says and fill the run folder ``config.out``.
 
-    Steps: count the corpus's documents and split them by index, build the vocabulary from the training
-    split, encode both splits into ``train.ids``/``val.ids``, train on windows read from those files
-    with early stopping on validation loss, keep the best model. Each step streams the corpus files
-    (see :mod:`nextword.train.data`): memory does not grow with the corpus. Everything the run needs
-    later is written into the folder before the first epoch, so an interrupted run can be resumed with
-    :func:`resume`. Raises ``ValueError`` subclasses for bad corpora, embeddings or settings before any
-    training starts, and :class:`RunExistsError` if the folder holds a run and ``overwrite`` is off.
-    ``command``, the command line that started the run, is recorded in ``config.json``.
+    Steps: read the corpus's documents, drop exact duplicates and split them with near-duplicates kept
+    on one side (:func:`nextword.corpus.split_corpus`; by index with ``keep_duplicates``), build the
+    vocabulary from the training split, encode both splits into ``train.ids``/``val.ids``, train on
+    windows read from those files with early stopping on validation loss, keep the best model. Each
+    step streams the corpus files (see :mod:`nextword.train.data`): memory does not grow with the
+    corpus. Everything the run needs later is written into the folder before the first epoch, so an
+    interrupted run can be resumed with :func:`resume`. Raises ``ValueError`` subclasses for bad
+    corpora, embeddings or settings before any training starts, and :class:`RunExistsError` if the
+    folder holds a run and ``overwrite`` is off. ``command``, the command line that started the run,
+    is recorded in ``config.json``.
     """
     if not config.out:
         raise ValueError("the run folder is not set: pass --out RUN_DIR")
-    run = RunDir(config.out)
     corpus = replace(config.corpus, paths=tuple(str(Path(p).resolve()) for p in config.corpus.paths))
     config = replace(config, corpus=corpus)
-    replacing = _check_run_dir(run, config)
+    workers = start_workers(config.distribute, config.peer_timeout)  # before any other TensorFlow work
+    if not workers.is_chief:
+        with worker_scratch(workers, config.out) as scratch:
+            return _prepare(RunDir(scratch), config, workers, command, replacing=False)
+    run = RunDir(config.out)
+    if workers.count > 1 and _same_run(run, config):  # a restarted worker: the same command continues
+        stored_config, stored = run.read_config()
+        config = replace(stored_config, **{f: getattr(config, f) for f in SESSION_FIELDS})
+        if run.checkpoint.is_file():
+            logger.info("%s holds this run: continuing it", run.root)
+            return _resume(run, config, stored, workers)
+        logger.info("%s holds this run, stopped before its first checkpoint: starting it again", run.root)
+        return _prepare(run, config, workers, stored.get("command"), replacing=True)
+    return _prepare(run, config, workers, command, replacing=_check_run_dir(run, config))
 
-    n_documents = count_documents(corpus.paths, corpus)  # pass 1
-    val_idx = validation_indices(n_documents, corpus.val_fraction, corpus.split_seed)
-    tokenizer = build_vocabulary(corpus, n_documents, val_idx, config.tokenizer)  # pass 2
-    logger.info(
-        "%d documents: %d for training, %d for validation; vocabulary %d words",
-        n_documents,
-        n_documents - len(val_idx),
-        len(val_idx),
-        len(tokenizer),
-    )
+
+def _prepare(
+    run: RunDir,
+    config: TrainConfig,
+    workers: Workers,
+    command: str | None,
+    replacing: bool,
+    record: SplitRecord | None = None,
+) -> TrainResult:
+    """The three passes over the corpus, the run folder's files, then training (see :func:`train`);
+    ``record`` is the split to make (by default, the one ``config.corpus`` says)."""
+    split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
+    tokenizer = build_vocabulary(split, config.tokenizer)  # pass 2
+    logger.info("vocabulary %d words", len(tokenizer))
     vectors = None
     if config.embeddings:
         vectors, _ = load_glove(config.embeddings, tokenizer, config.model.embedding_dim, config.seed)
-
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config.model, len(tokenizer))
-    if vectors is not None:
-        embedding = model.get_layer("embedding")
-        embedding.set_weights([vectors])
-        embedding.trainable = not config.freeze_embeddings
 
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
         run.clear()
     run.mark()
     atomic_write_text(run.tokenizer, tokenizer.to_json())
-    encoded = encode_corpus(  # pass 3
-        corpus, n_documents, val_idx, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS
-    )
-    data = {
-        "documents": encoded.documents,
-        "train_documents": encoded.train_documents,
-        "val_documents": encoded.val_documents,
-        "train_words": encoded.train_words,
-        "val_words": encoded.val_words,
-    }
+    encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
+    data = encoded.facts()
     if config.dev_fraction:  # before anything reads train.ids: these documents are never trained on
         data |= hold_out_dev(run, config, tokenizer.eod_id)
-    facts = {"vocab_size": len(tokenizer), "data": data, "versions": versions(), "command": command}
+    facts = {
+        "vocab_size": len(tokenizer),
+        "data": data,
+        # How the run started; a resumed session keeps the global batch (see fit.global_batch).
+        "training": {
+            "replicas": workers.replicas,
+            "global_batch": config.batch_size * workers.replicas,
+            "learning_rate": config.learning_rate_for(workers.replicas),
+        },
+        "versions": versions(),
+        "command": command,
+    }
     atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
     atomic_write_json(run.samples, {"prompts": prompts})
@@ -113,8 +128,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     # Start the output layer at the unigram distribution: the first steps then refine it rather than
     # discover that "the" and "," are common.
     counts = token_counts(run.train_ids, len(tokenizer)) + 1.0
-    model.get_layer("logits").bias.assign(np.log(counts / counts.sum()).astype(np.float32))
-    return _fit(run, config, model, history=[], compile_model=True)
+    start = Start(vectors=vectors, bias=np.log(counts / counts.sum()).astype(np.float32))
+    return _fit(run, config, workers, len(tokenizer), [], start, facts)
 
 
 def resume(
@@ -123,6 +138,9 @@ def resume(
     patience: int | None = None,
     verbose: int | None = None,
     max_minutes: float | None = None,
+    distribute: str | None = None,
+    peer_timeout: float | None = None,
+    checkpoint_steps: int | None = None,
 ) -> TrainResult:
     """Continue an interrupted (or finished) run from its last checkpoint.
 
@@ -131,30 +149,95 @@ def resume(
     gets them first, from the corpus files named in its config, split the same way. ``epochs`` raises
     the total number of epochs, ``patience`` changes early stopping, ``verbose`` the progress display,
     ``max_minutes`` gives this session a time budget (a budget of the first session does not carry
-    over); the rest stays as stored. The learning-rate schedule continues as it was built when the run
-    started. Files left half-done by a killed session are mended first (see :func:`_reconcile`).
+    over); ``distribute``, ``peer_timeout`` and ``checkpoint_steps`` say how this session runs (the
+    global batch stays the run's: the replicas of this session must divide it). The rest stays as
+    stored. The learning-rate schedule continues as it was built when the run started. A checkpoint
+    taken within an epoch resumes that epoch at its step. Files left half-done by a killed session are
+    mended first (see :func:`_reconcile`). In a multi-worker session, the workers other than the chief
+    read only the folder's ``config.json`` and train from their own copy of the corpus.
     """
     run = RunDir(run_dir)
-    if not run.checkpoint.is_file():
-        raise FileNotFoundError(
-            f"{run.root} has no checkpoint.keras to resume from (the run stopped before its first epoch "
-            "ended); start it again with --overwrite"
-        )
+    if not run.checkpoint.is_file() and not run.config.is_file():
+        raise FileNotFoundError(_no_checkpoint(run))
     config, stored = run.read_config()
     config = replace(config, out=str(run.root))
     if "dev_fraction" not in stored:  # a run from before development parts trained on all its documents
         config = replace(config, dev_fraction=0.0)
-    changes = {"epochs": epochs, "patience": patience, "verbose": verbose}
+    changes = {
+        "epochs": epochs,
+        "patience": patience,
+        "verbose": verbose,
+        "distribute": distribute,
+        "peer_timeout": peer_timeout,
+        "checkpoint_steps": checkpoint_steps,
+    }
     config = replace(config, max_minutes=max_minutes, **{k: v for k, v in changes.items() if v is not None})
+    workers = start_workers(config.distribute, config.peer_timeout)
+    if not workers.is_chief:  # the run's own split, made again from the corpus files
+        record = recorded_split(stored.get("data", {}), config.corpus)
+        with worker_scratch(workers, config.out) as scratch:
+            return _prepare(RunDir(scratch), config, workers, None, replacing=False, record=record)
+    if not run.checkpoint.is_file():
+        raise FileNotFoundError(_no_checkpoint(run))
+    return _resume(run, config, stored, workers)
+
+
+def _no_checkpoint(run: RunDir) -> str:
+    return (
+        f"{run.root} has no checkpoint.keras to resume from (the run stopped before its first "
+        "checkpoint); start it again with --overwrite"
+    )
+
+
+def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: Workers) -> TrainResult:
+    """Continue the run in ``run`` from its checkpoint (the chief's side of :func:`resume`)."""
     _remove_stale_temporaries(run)
     run.mark()  # a run from before markers existed gains one: --overwrite may then replace it
     encoded = run.train_ids.is_file() and run.val_ids.is_file()
     if not encoded or (config.dev_fraction and not run.dev_ids.is_file()):
         _encode_again(run, config, stored.get("data", {}))
-    model = keras.saving.load_model(run.checkpoint)
-    history = _reconcile(run, model, read_json(run.metrics).get("epochs", []))
+    saved = keras.saving.load_model(run.checkpoint)  # no strategy: fit_session copies it into one
+    vocab_size = len(Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8")))
+    recorder = RunRecorder(run, config, [], vocab_size, writes=True)
+    history = _reconcile(run, saved, read_json(run.metrics).get("epochs", []), recorder)
     logger.info("resuming %s after epoch %d of %d", run.root, len(history), config.epochs)
-    return _fit(run, config, model, history=history, compile_model=False)
+    return _fit(run, config, workers, vocab_size, history, Start(saved=saved), stored)
+
+
+def _same_run(run: RunDir, config: TrainConfig) -> bool:
+    """Whether ``run`` holds a run of ``config``'s settings (session fields aside)."""
+    if not (run.root.is_dir() and run.is_run() and run.config.is_file()):
+        return False
+    try:
+        stored, _ = run.read_config()
+    except (ValueError, FileNotFoundError):
+        return False
+    mine, theirs = config.to_dict(), stored.to_dict()
+    return all(mine[k] == theirs[k] for k in mine if k not in SESSION_FIELDS)
+
+
+def _fit(
+    run: RunDir,
+    config: TrainConfig,
+    workers: Workers,
+    vocab_size: int,
+    history: list[dict[str, Any]],
+    start: Start,
+    stored: dict[str, Any],
+) -> TrainResult:
+    session = fit_session(run, config, workers, vocab_size, history, start, stored)
+    best = metrics_document(session.history, session.stopped_early)["best"]
+    if best is None:
+        raise RuntimeError("training finished no epoch")
+    return TrainResult(
+        run_dir=str(Path(config.out)),
+        epochs=len(session.history),
+        best_epoch=best["epoch"],
+        best_val_loss=best["val_loss"],
+        best_val_perplexity=best["val_perplexity"],
+        stopped_early=session.stopped_early,
+        out_of_time=session.out_of_time,
+    )
 
 
 def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> None:
@@ -162,16 +245,15 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> Non
     corpus = config.corpus
     logger.info("%s has no train.ids/val.ids: encoding the corpus %s again", run.root, list(corpus.paths))
     tokenizer = Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8"))
-    n_documents = count_documents(corpus.paths, corpus)
-    if data.get("documents") not in (None, n_documents):
+    split = split_corpus(corpus, recorded_split(data, corpus))
+    if data.get("documents") not in (None, split.counts.documents):
         logger.warning(
             "the corpus now holds %d documents, %d when the run started: the split differs from the "
             "one training began with",
-            n_documents,
+            split.counts.documents,
             data["documents"],
         )
-    val_idx = validation_indices(n_documents, corpus.val_fraction, corpus.split_seed)
-    encode_corpus(corpus, n_documents, val_idx, tokenizer, run.train_ids, run.val_ids)
+    encode_corpus(split, tokenizer, run.train_ids, run.val_ids)
     if config.dev_fraction:
         hold_out_dev(run, config, tokenizer.eod_id)
 
@@ -183,14 +265,16 @@ def _remove_stale_temporaries(run: RunDir) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _reconcile(run: RunDir, model: keras.Model, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _reconcile(
+    run: RunDir, model: keras.Model, history: list[dict[str, Any]], recorder: RunRecorder
+) -> list[dict[str, Any]]:
     """Make the metrics history and the best model agree with the checkpoint after a kill.
 
     Entries newer than the checkpoint (metrics written, checkpoint not) are dropped: that epoch is
     trained again. If the checkpoint's epoch is the best one, the best model is saved from it again,
     in case the kill came before the best model was written.
     """
-    steps = int(model.optimizer.iterations)
+    steps = int(model.optimizer.iterations.numpy())
     kept = [e for e in history if e.get("steps", 0) <= steps]
     if len(kept) < len(history):
         logger.warning(
@@ -199,8 +283,7 @@ def _reconcile(run: RunDir, model: keras.Model, history: list[dict[str, Any]]) -
         )
         atomic_write_json(run.metrics, metrics_document(kept, stopped_early=False))
     if kept and kept[-1].get("steps") == steps and min(kept, key=lambda e: e["val_loss"]) is kept[-1]:
-        with atomic_path(run.model) as tmp:
-            model.save(tmp)
+        recorder.save_best(model)
     return kept
 
 
@@ -239,153 +322,3 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
         run.check_replaceable()
         return True
     return False
-
-
-def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
-    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
-    if config.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05
-        )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm),
-        # Averaged over real (weight 1) positions only: the padding at the end of the stream is ignored.
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        ),
-        weighted_metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"),
-        ],
-    )
-
-
-class _RunRecorder(keras.callbacks.Callback):
-    """After each epoch: append metrics, save the checkpoint and the best model, stop early.
-
-    Early stopping lives here rather than in ``keras.callbacks.EarlyStopping`` because its state (the
-    best loss and the epochs since) must survive a resume; it is derived from the metrics history.
-    Files are written metrics, then checkpoint, then best model, each atomically; each metrics entry
-    records the optimizer step count, so :func:`resume` can tell which entries the checkpoint holds
-    and mend the files of an epoch that a kill interrupted.
-    """
-
-    def __init__(
-        self,
-        run: RunDir,
-        config: TrainConfig,
-        history: list[dict[str, Any]],
-        words_per_epoch: int,
-        budget: _TimeBudget | None,
-    ):
-        super().__init__()
-        self.run, self.config, self.history, self.words_per_epoch = run, config, history, words_per_epoch
-        self.budget = budget
-        self.stopped_early = False
-        self._started = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
-        seconds = time.perf_counter() - self._started
-        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in sorted(logs.items())}}
-        entry["val_perplexity"] = math.exp(min(entry["val_loss"], 700.0))
-        entry["seconds"] = round(seconds, 2)
-        entry["train_words_per_second"] = round(self.words_per_epoch / seconds, 1)
-        if self.budget is not None and self.budget.partial_epoch == epoch:  # cut short by the time budget
-            entry["partial"] = True
-            del entry["train_words_per_second"]
-        entry["steps"] = int(self.model.optimizer.iterations)  # ties the entry to its checkpoint
-        improved = not self.history or entry["val_loss"] < min(e["val_loss"] for e in self.history)
-        self.history.append(entry)
-        if self.config.patience and _epochs_since_best(self.history) >= self.config.patience:
-            self.stopped_early = True
-            self.model.stop_training = True
-        atomic_write_json(self.run.metrics, metrics_document(self.history, self.stopped_early))
-        with atomic_path(self.run.checkpoint) as tmp:
-            self.model.save(tmp)
-        if improved:
-            with atomic_path(self.run.model) as tmp:
-                self.model.save(tmp)
-
-
-class _TimeBudget(keras.callbacks.Callback):
-    """Ends training once ``seconds`` have passed: the epoch in progress stops after its current
-    batch, is validated and saved like any other (its metrics entry says ``"partial": true``)."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-        self.deadline = math.inf
-        self.ran_out = False
-        self.partial_epoch: int | None = None  # the epoch cut short, if the budget ended one mid-way
-        self._epoch = 0
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.deadline = time.monotonic() + self.seconds
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self.ran_out and time.monotonic() > self.deadline:
-            self.ran_out = self.model.stop_training = True
-            if batch + 1 < (self.params.get("steps") or math.inf):
-                self.partial_epoch = self._epoch
-
-
-def _epochs_since_best(history: list[dict[str, Any]]) -> int:
-    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
-    return len(history) - 1 - best
-
-
-def metrics_document(history: list[dict[str, Any]], stopped_early: bool) -> dict[str, Any]:
-    """The metrics.json content: every epoch, plus the best one repeated under ``best``."""
-    best = min(history, key=lambda e: e["val_loss"]) if history else None
-    return {"epochs": history, "best": best, "stopped_early": stopped_early}
-
-
-def _fit(
-    run: RunDir,
-    config: TrainConfig,
-    model: keras.Model,
-    history: list[dict[str, Any]],
-    compile_model: bool,
-) -> TrainResult:
-    # Windows come from train.ids/val.ids; each epoch's offset and order depend on (seed, epoch) only.
-    train_windows = DiskWindows(
-        run.train_ids, config.seq_len, config.batch_size, shuffle=True, seed=config.seed
-    )
-    val_windows = DiskWindows(run.val_ids, config.seq_len, config.batch_size, shuffle=False)
-    logger.info("%d training words, %d validation words", train_windows.words, val_windows.words)
-    if compile_model:
-        _compile(model, config, steps_per_epoch=len(train_windows))
-    budget = _TimeBudget(config.max_minutes * 60) if config.max_minutes else None
-    recorder = _RunRecorder(run, config, history, train_windows.words, budget)
-    callbacks: list[keras.callbacks.Callback] = [recorder] if budget is None else [budget, recorder]
-    already_stopped = bool(history) and config.patience and _epochs_since_best(history) >= config.patience
-    if len(history) < config.epochs and not already_stopped:
-        model.fit(
-            train_windows.dataset(first_epoch=len(history)),  # endless: one iterator for all epochs
-            steps_per_epoch=len(train_windows),
-            shuffle=False,  # the dataset shuffles its windows itself, epoch by epoch
-            validation_data=val_windows.dataset(),
-            epochs=config.epochs,
-            initial_epoch=len(history),
-            callbacks=callbacks,
-            verbose=config.verbose,
-        )
-    best = metrics_document(history, recorder.stopped_early)["best"]
-    if best is None:
-        raise RuntimeError("training finished no epoch")
-    return TrainResult(
-        run_dir=str(run.root),
-        epochs=len(history),
-        best_epoch=best["epoch"],
-        best_val_loss=best["val_loss"],
-        best_val_perplexity=best["val_perplexity"],
-        stopped_early=recorder.stopped_early or bool(already_stopped),
-        out_of_time=budget is not None and budget.ran_out,
-    )

@@ -1,10 +1,8 @@
-"""Reading documents from corpus files and splitting them into training and validation sets.
+"""Reading documents from corpus files: CSV, JSON Lines and plain text.
 
-The split is defined by document index (:func:`validation_indices`), so it can be applied to a list
-(:func:`split_documents`) or to a stream of documents read again from the files
-(:func:`count_documents`, then :func:`read_split`) without holding the corpus in memory.
-
-Pure Python: ``nextword evaluate`` reads corpora with this module and needs no TensorFlow.
+One document is in memory at a time (:func:`read_documents`, :func:`read_corpus`), or all of them for
+small corpora (:func:`load_documents`). Problems with a file raise :class:`CorpusError` naming the file,
+and the line where there is one.
 """
 
 from __future__ import annotations
@@ -12,32 +10,20 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from .config import CorpusConfig
+from .errors import CorpusError, os_error
 
-__all__ = [
-    "CorpusError",
-    "count_documents",
-    "detect_format",
-    "load_documents",
-    "read_documents",
-    "read_split",
-    "split_documents",
-    "validation_indices",
-]
+__all__ = ["count_documents", "detect_format", "load_documents", "read_corpus", "read_documents"]
 
 logger = logging.getLogger(__name__)
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
-
-
-class CorpusError(ValueError):
-    """A corpus file cannot be read as asked; the message names the file, the problem and the fix."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def detect_format(path: Path) -> str:
@@ -71,6 +57,20 @@ def read_documents(path: str | Path, config: CorpusConfig) -> Iterator[str]:
         raise CorpusError(
             f"{path}, line {line}: bytes that are not UTF-8 ({exc.reason}); re-save the file as UTF-8"
         ) from None
+    except OSError as exc:
+        raise os_error(exc, "read", path) from None
+
+
+def read_corpus(config: CorpusConfig, log: bool = True) -> Iterator[str]:
+    """Every document of ``config.paths``, in order, one at a time; with ``log``, the number of
+    documents of each file is logged once it is read."""
+    for path in config.paths:
+        n = 0
+        for document in read_documents(path, config):
+            n += 1
+            yield document
+        if log:
+            logger.info("%s: %d documents", path, n)
 
 
 def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[str]:
@@ -90,9 +90,8 @@ def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[st
 def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
     """Read all ``paths`` once and count their documents, holding none of them.
 
-    The first pass of streamed training: the split (:func:`validation_indices`) needs the count. Any
-    problem with a file (missing, wrong column, bad JSON or bytes) surfaces here, before anything is
-    written. Raises :class:`CorpusError` when there are no files or no documents.
+    Any problem with a file (missing, wrong column, bad JSON or bytes) surfaces here. Raises
+    :class:`CorpusError` when there are no files or no documents.
     """
     if not paths:
         raise CorpusError("no corpus files given")
@@ -104,64 +103,6 @@ def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
     if not total:
         raise CorpusError(f"the corpus {[str(p) for p in paths]} holds no non-empty documents")
     return total
-
-
-def validation_indices(n_documents: int, val_fraction: float, seed: int) -> np.ndarray:
-    """Indices (sorted, int64) of the documents held out for validation among ``n_documents``.
-
-    A seeded permutation of the document indices; its first ``val_fraction`` (at least one document,
-    never all) are held out. This defines the split of :func:`split_documents` and of streamed
-    training alike. Memory is 8 bytes per document. Raises :class:`CorpusError` under 2 documents.
-    """
-    if n_documents < 2:
-        raise CorpusError(
-            f"the corpus has {n_documents} document(s); at least 2 are needed to hold one out for "
-            "validation (plain-text files separate documents with blank lines)"
-        )
-    order = np.random.default_rng(seed).permutation(n_documents)
-    n_val = min(max(1, round(n_documents * val_fraction)), n_documents - 1)
-    return np.sort(order[:n_val])
-
-
-def read_split(
-    paths: Sequence[str | Path], config: CorpusConfig, n_documents: int, val_indices: np.ndarray
-) -> Iterator[tuple[bool, str]]:
-    """Yield ``(is_validation, document)`` for every document of ``paths``, in file order.
-
-    ``n_documents`` is the count :func:`count_documents` found and ``val_indices`` the split from
-    :func:`validation_indices`; one document is in memory at a time. Raises :class:`CorpusError` if
-    the files no longer hold ``n_documents`` documents (they changed between passes).
-    """
-    is_val = np.zeros(n_documents, dtype=bool)
-    is_val[val_indices] = True
-    index = 0
-    for path in paths:
-        for document in read_documents(path, config):
-            if index == n_documents:
-                raise _changed(paths, n_documents, "more")
-            yield bool(is_val[index]), document
-            index += 1
-    if index != n_documents:
-        raise _changed(paths, n_documents, str(index))
-
-
-def _changed(paths: Sequence[str | Path], expected: int, found: str) -> CorpusError:
-    return CorpusError(
-        f"the corpus {[str(p) for p in paths]} changed while it was read: it held {expected} documents, "
-        f"then {found}; leave the files unchanged during training and start again"
-    )
-
-
-def split_documents(documents: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Shuffle whole documents with ``seed`` and hold out ``val_fraction`` of them (at least one).
-
-    The split is by document, never by window, so no validation text is seen in training. The held-out
-    documents are those at :func:`validation_indices`, kept in corpus order.
-    """
-    val_idx = set(validation_indices(len(documents), val_fraction, seed).tolist())
-    train = [d for i, d in enumerate(documents) if i not in val_idx]
-    val = [d for i, d in enumerate(documents) if i in val_idx]
-    return train, val
 
 
 def _read_csv(path: Path, config: CorpusConfig) -> Iterator[str]:
@@ -187,6 +128,11 @@ def _read_jsonl(path: Path, config: CorpusConfig) -> Iterator[str]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise CorpusError(f"{path}, line {line_no}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise CorpusError(
+                    f"{path}, line {line_no}: JSON nested too deeply to read; a document is one object "
+                    f"with its text in a string field ({config.json_field!r})"
+                ) from None
             if not isinstance(record, dict) or config.json_field not in record:
                 keys = sorted(record) if isinstance(record, dict) else type(record).__name__
                 raise CorpusError(
@@ -196,6 +142,13 @@ def _read_jsonl(path: Path, config: CorpusConfig) -> Iterator[str]:
             text = record[config.json_field]
             if text is not None and not isinstance(text, str):
                 raise CorpusError(f"{path}, line {line_no}: field {config.json_field!r} is not a string")
+            if text and not text.isascii() and (bad := _SURROGATE.search(text)):
+                # Only a JSON escape can make one ("\ud800"): the UTF-8 decoder refuses them in the bytes.
+                raise CorpusError(
+                    f"{path}, line {line_no}: field {config.json_field!r} holds {bad.group()!r}, half of a "
+                    "UTF-16 surrogate pair escaped on its own, which is not text; fix the \\u escape in "
+                    "the file (a character above U+FFFF needs both halves)"
+                )
             yield text or ""
 
 

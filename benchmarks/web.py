@@ -1,0 +1,297 @@
+"""nextword-web against the Python runtime on the same machine and model: cold start and ms/word in Node
+and in headless Chromium (WASM; WebGPU where the browser offers an adapter), the bytes a page downloads
+(raw, gzip, brotli), and how often seeded texts equal Python's.
+
+    python benchmarks/web.py [--model M.onnx] [--rounds 3] [--words 200] [--parity 300] [--write docs/web.md]
+
+Needs Node and web/node_modules (``make web-setup``); the browser rows need chromium, chromedriver and
+selenium. Each round runs Python, Node and the browser one after the other, each in a fresh process (a
+fresh browser profile: nothing cached), so load from other processes hits them alike; figures are
+medians over rounds. ``make web-bench`` runs it with the defaults and rewrites the figures in docs/web.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB = ROOT / "web"
+BUNDLED = ROOT / "runtime" / "data" / "nextword-patents.onnx"
+START, END = "<!-- web-bench:start -->", "<!-- web-bench:end -->"
+
+PYTHON_SPEED = """
+import json, sys, time
+started = time.perf_counter()
+from nextword.runtime import load
+model = load(sys.argv[1])
+loaded = time.perf_counter()
+model.generate("a neural network", max_words=1, seed=0)
+first = time.perf_counter()
+words, runs, warmup = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+def timed(seed):
+    t = time.perf_counter()
+    model.generate("a neural network", max_words=words, seed=seed, stop_at_end=False)
+    return (time.perf_counter() - t) * 1000 / words
+fresh = timed(0)
+until = time.perf_counter() + warmup
+while time.perf_counter() < until:
+    timed(1)
+ms = [timed(r + 2) for r in range(runs)]
+result = {"load_ms": (loaded - started) * 1000, "first_word_ms": (first - loaded) * 1000}
+print(json.dumps({**result, "fresh_ms_per_word": fresh, "ms_per_word": ms}))
+"""
+
+
+def python_speed(model: Path, words: int, runs: int, warmup: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", PYTHON_SPEED, str(model), str(words), str(runs), str(warmup)],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def node_speed(model: Path, words: int, runs: int, warmup: float) -> dict[str, Any]:
+    out = subprocess.run(
+        ["node", "bench/node.mjs", "speed", str(model), str(words), str(runs), str(warmup)],
+        cwd=WEB, capture_output=True, text=True, check=True, timeout=1200,
+    )  # fmt: skip
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def _example_server():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nextword_web_example", WEB / "example" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def browser_speed(
+    url: str, words: int, runs: int, warmup: float, backend: str, *flags: str
+) -> dict[str, Any]:
+    """One cold start in a fresh headless Chromium (no cache), then ``runs`` generations."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", *flags):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService("/usr/bin/chromedriver"))
+    try:
+        browser.set_script_timeout(1200)
+        browser.get(f"{url}/bench/index.html?words={words}&runs={runs}&warmup={warmup}&backend={backend}")
+        deadline = time.monotonic() + 1200
+        while (result := browser.execute_script("return window.benchResult")) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the benchmark page did not finish")
+            time.sleep(0.2)
+        result["version"] = browser.capabilities.get("browserVersion")
+        return result
+    finally:
+        browser.quit()
+
+
+def compressed_sizes(paths: list[Path]) -> dict[str, tuple[int, int, int]]:
+    """(raw, gzip -9, brotli q11) bytes of each file; brotli from Node's zlib (Python has none built in)."""
+    script = (
+        "const {readFileSync}=require('fs');const {brotliCompressSync,constants:c}=require('zlib');"
+        "const o={};for(const p of JSON.parse(process.argv[1]))o[p]=brotliCompressSync(readFileSync(p),"
+        "{params:{[c.BROTLI_PARAM_QUALITY]:11}}).length;console.log(JSON.stringify(o))"
+    )
+    brotli = json.loads(
+        subprocess.run(
+            ["node", "-e", script, json.dumps([str(p) for p in paths])],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    return {
+        str(p): (p.stat().st_size, len(gzip.compress(p.read_bytes(), compresslevel=9)), brotli[str(p)])
+        for p in paths
+    }
+
+
+def download_table(resources: list[dict[str, Any]], url: str, model: Path) -> list[str]:
+    """What the page fetched, by part, with its size raw and compressed."""
+    parts: dict[str, list[Path]] = {}
+    for entry in resources:
+        path = entry["name"].split("?")[0].removeprefix(url)
+        file = model if path == "/model.onnx" else WEB / path.lstrip("/")
+        if not file.is_file():
+            continue
+        part = (
+            "model file"
+            if file == model
+            else "onnxruntime-web (.mjs + .wasm)"
+            if "onnxruntime-web" in path
+            else "nextword-web (src/*.js)"
+            if "/src/" in path
+            else "benchmark page"
+        )
+        parts.setdefault(part, [])
+        if file not in parts[part]:
+            parts[part].append(file)
+    sizes = compressed_sizes([p for files in parts.values() for p in files])
+    rows = ["| part | files | raw | gzip -9 | brotli 11 |", "|---|---|---|---|---|"]
+    totals = [0, 0, 0]
+    for part in ("model file", "onnxruntime-web (.mjs + .wasm)", "nextword-web (src/*.js)"):
+        files = parts.get(part, [])
+        sums = [sum(sizes[str(p)][i] for p in files) for i in range(3)]
+        totals = [t + s for t, s in zip(totals, sums, strict=True)]
+        rows.append(f"| {part} | {len(files)} | {_mb(sums[0])} | {_mb(sums[1])} | {_mb(sums[2])} |")
+    rows.append(f"| **total** | | **{_mb(totals[0])}** | **{_mb(totals[1])}** | **{_mb(totals[2])}** |")
+    return rows
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def parity(model_path: Path, count: int) -> list[str]:
+    """Seeded and greedy texts from Python and from nextword-web under Node, compared."""
+    from nextword.runtime import load
+
+    model = load(model_path)
+    prompts = ["a neural network", "the present invention relates to", "", "each neuron", "a method for"]
+    variants = [{}, {"temperature": 0.7}, {"top_k": 40}, {"top_p": 0.9}, {"temperature": 0.8, "top_k": 40}]
+    cases = [
+        {"prompt": prompts[i % len(prompts)], "options": {"seed": i, "max_words": 40, **variants[i % 5]}}
+        for i in range(count)
+    ]
+    cases += [{"prompt": p, "options": {"temperature": 0, "max_words": 40}} for p in prompts]
+    want = [model.generate(c["prompt"], **c["options"]) for c in cases]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "cases.json"
+        path.write_text(json.dumps({"model": str(model_path), "cases": cases}))
+        out = subprocess.run(
+            ["node", "bench/node.mjs", "texts", str(path)],
+            cwd=WEB, capture_output=True, text=True, check=True, timeout=3600,
+        )  # fmt: skip
+    got = [json.loads(line) for line in out.stdout.splitlines()]
+    seeded = [(g, w) for g, w, c in zip(got, want, cases, strict=True) if "seed" in c["options"]]
+    greedy = [(g, w) for g, w, c in zip(got, want, cases, strict=True) if "seed" not in c["options"]]
+    diverged = [_first_difference(g, w) for g, w in seeded if g != w]
+    same = len(seeded) - len(diverged)
+    lines = [
+        f"- seeded: **{same} of {len(seeded)}** texts identical ({100 * same / len(seeded):.1f}%), "
+        "40 words each, five option sets (default, temperature 0.7, top-k 40, top-p 0.9, "
+        "temperature 0.8 with top-k 40)",
+        f"- greedy: {sum(g == w for g, w in greedy)} of {len(greedy)} identical",
+    ]
+    if diverged:
+        lines.append(
+            f"- where seeded texts differ, the first differing word is word {sorted(diverged)} of 40"
+        )
+    return lines
+
+
+def _first_difference(a: str, b: str) -> int:
+    x, y = a.split(), b.split()
+    return next((i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=BUNDLED)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--words", type=int, default=200)
+    parser.add_argument(
+        "--warmup", type=float, default=10, help="seconds of generating before the timed runs"
+    )
+    parser.add_argument("--parity", type=int, default=300, help="seeded generations compared (0: skip)")
+    parser.add_argument("--write", type=Path, help="rewrite the figures between the markers of this file")
+    args = parser.parse_args()
+
+    server = _example_server().start(args.model)
+    results: dict[str, list[dict[str, Any]]] = {
+        "Python runtime": [],
+        "Node (WASM)": [],
+        "Chromium (WASM)": [],
+    }
+    try:
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1}/{args.rounds}", file=sys.stderr)
+            results["Python runtime"].append(python_speed(args.model, args.words, 3, args.warmup))
+            results["Node (WASM)"].append(node_speed(args.model, args.words, 3, args.warmup))
+            results["Chromium (WASM)"].append(browser_speed(server.url, args.words, 3, args.warmup, "wasm"))
+        webgpu_default = browser_speed(server.url, 1, 1, 0, "webgpu")
+        webgpu = browser_speed(server.url, args.words, 3, args.warmup, "webgpu", "--enable-unsafe-webgpu")
+        browser = results["Chromium (WASM)"][-1]
+        downloads = download_table(browser["resources"], server.url, args.model)
+    finally:
+        server.stop()
+
+    lines = [
+        f"Model: `{args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model}`; "
+        f"{args.rounds} rounds, each a fresh process (a fresh browser profile) per runtime; "
+        f"{args.words} words per generation (temperature 1, seeded, never ending early), batch 1, "
+        f"{args.warmup:g} s of generating between the first generation and the timed ones, "
+        f"one thread. Chromium {browser.get('version')} headless; Node {_node_version()}; "
+        f"Python {sys.version.split()[0]}.",
+        "",
+        "| runtime | cold start: load (fetch/read + session) | first word | ms/word, first generation | "
+        "ms/word after warm-up (median; min–max) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        load_ms = statistics.median(r["load_ms"] for r in runs)
+        first = statistics.median(r["first_word_ms"] for r in runs)
+        per_word = [m for r in runs for m in r["ms_per_word"]]
+        fresh = statistics.median(r["fresh_ms_per_word"] for r in runs)
+        lines.append(
+            f"| {name} | {load_ms:.0f} ms | {first:.1f} ms | {fresh:.2f} | "
+            f"{statistics.median(per_word):.2f} ({min(per_word):.2f}–{max(per_word):.2f}) |"
+        )
+    lines += ["", *webgpu_lines(webgpu_default, webgpu)]
+    lines += [
+        "",
+        "Bytes the benchmark page downloaded (its own files left out), raw and compressed:",
+        "",
+        *downloads,
+    ]
+    if args.parity:
+        lines += ["", "Seeded and greedy texts, nextword-web (Node, WASM) against the Python runtime:", ""]
+        lines += parity(args.model, args.parity)
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        doc = args.write.read_text(encoding="utf-8")
+        head, _, rest = doc.partition(START)
+        _, _, tail = rest.partition(END)
+        args.write.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+
+
+def webgpu_lines(default: dict[str, Any], flagged: dict[str, Any]) -> list[str]:
+    """What WebGPU this Chromium offers, as is and with --enable-unsafe-webgpu, and how fast it ran."""
+    offered = "no adapter" if "unavailable" in default else "an adapter"
+    lines = [f"WebGPU: headless Chromium as it starts offers {offered} ({default.get('unavailable', 'ok')})."]
+    if "unavailable" in flagged:
+        return [*lines, f"With --enable-unsafe-webgpu: still none ({flagged['unavailable']})."]
+    adapter = ", ".join(f"{k} {v}" for k, v in (flagged.get("adapter") or {}).items() if v)
+    per_word = statistics.median(flagged["ms_per_word"])
+    return [
+        *lines,
+        f"With --enable-unsafe-webgpu it offers one ({adapter or 'no details'}); the webgpu execution "
+        f"provider (falling back to WASM for the ops it lacks) then runs at {per_word:.2f} ms/word, "
+        f"cold load {flagged['load_ms']:.0f} ms.",
+    ]
+
+
+def _node_version() -> str:
+    return subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Where a corpus comes from, how it is read and how it is split: :class:`CorpusConfig`.
+
+Every field carries its help text in ``metadata``; ``nextword train`` builds its corpus flags from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nextword.runtime.provenance import SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED, DedupSettings, SplitRecord
+
+__all__ = ["CORPUS_FORMATS", "CorpusConfig"]
+
+CORPUS_FORMATS = ("auto", "csv", "jsonl", "text")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the documents come from and how they are split."""
+
+    paths: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "corpus files: .csv, .jsonl or plain text",
+            "positional": True,
+            "metavar": "CORPUS",
+        },
+    )
+    format: str = field(
+        default="auto",
+        metadata={
+            "help": "file format; auto picks by extension (.csv, .jsonl/.ndjson, anything else is text)",
+            "choices": CORPUS_FORMATS,
+            "flag": "--corpus-format",
+        },
+    )
+    text_column: str = field(default="patent_abstract", metadata={"help": "CSV column holding the text"})
+    json_field: str = field(default="text", metadata={"help": "JSON Lines field holding the text"})
+    val_fraction: float = field(
+        default=0.1, metadata={"help": "share of documents held out for validation (split by document)"}
+    )
+    split_seed: int = field(default=0, metadata={"help": "seed of the document-level train/validation split"})
+    keep_duplicates: bool = field(
+        default=False,
+        metadata={
+            "help": "split the documents as they are; by default exact duplicates (same words, ignoring "
+            "case and punctuation) are dropped and near-duplicates kept on one side of the split"
+        },
+    )
+    near_duplicate_threshold: float = field(
+        default=DedupSettings().threshold,
+        metadata={
+            "help": "estimated Jaccard similarity of their 5-word shingles from which two documents are "
+            "near-duplicates (docs/dedup.md)",
+            "metavar": "SIMILARITY",
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.format not in CORPUS_FORMATS:
+            raise ValueError(f"corpus format must be one of {CORPUS_FORMATS}, got {self.format!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction!r}")
+        self.split_record()  # validates the dedup settings
+
+    def split_record(self) -> SplitRecord:
+        """How these settings split a corpus, as a model file records it."""
+        if self.keep_duplicates:
+            return SplitRecord(SPLIT_BY_DOCUMENT, self.val_fraction, self.split_seed)
+        dedup = DedupSettings(threshold=self.near_duplicate_threshold)
+        return SplitRecord(SPLIT_DEDUPLICATED, self.val_fraction, self.split_seed, dedup)

@@ -1,0 +1,175 @@
+"""Encoding a split corpus into id streams: the vocabulary pass and the encoding pass of training.
+
+Documents are encoded and joined into one id stream, each preceded by the end-of-document token::
+
+    <eod> w w w ... <eod> w w ... <eod>
+
+:func:`encode_stream` builds it in memory; :func:`encode_corpus` writes it for each side of a split to
+an id file (``train.ids``/``val.ids`` of a run folder): raw little-endian int32 (:data:`STREAM_DTYPE`),
+no header. Both passes read the corpus files again through :meth:`DocumentSplit.read`, one document at
+a time: memory is the vocabulary's ``Counter`` and a buffer of ids, whatever the corpus size. Needs
+numpy and the tokenizer only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from array import array
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from nextword.runtime.provenance import DataCounts, SplitRecord
+from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
+
+from .errors import os_error
+from .files import atomic_path
+from .split import DocumentSplit
+
+__all__ = [
+    "STREAM_DTYPE",
+    "EncodedCorpus",
+    "IdStreamWriter",
+    "build_vocabulary",
+    "encode_corpus",
+    "encode_stream",
+]
+
+logger = logging.getLogger(__name__)
+
+STREAM_DTYPE = np.dtype("<i4")  # train.ids / val.ids: little-endian int32 ids, no header
+
+
+def encode_stream(documents: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
+    """Encode ``documents`` into one int32 stream: ``<eod> doc1 <eod> doc2 ... <eod>``."""
+    eod = tokenizer.eod_id
+    stream = [eod]
+    for document in documents:
+        stream.extend(tokenizer.encode(document))
+        stream.append(eod)
+    return np.asarray(stream, dtype=np.int32)
+
+
+def build_vocabulary(split: DocumentSplit, config: TokenizerConfig) -> Tokenizer:
+    """Pass 2: count the words of the training documents in one pass and keep the most frequent.
+
+    The same vocabulary as ``Tokenizer.build(train_documents, config)``, without the documents in
+    memory: only the ``Counter`` of distinct words is held.
+    """
+    started = time.perf_counter()
+    counts: Counter[str] = Counter()
+    for is_val, document in split.read():
+        if not is_val:
+            counts.update(tokenize(document, config))
+    words, seconds = sum(counts.values()), time.perf_counter() - started
+    logger.info(
+        "vocabulary pass: %d training words, %d distinct, in %.1f s (%.0f words/s)",
+        words,
+        len(counts),
+        seconds,
+        words / max(seconds, 1e-9),
+    )
+    return Tokenizer.from_counts(counts, config)
+
+
+@dataclass(frozen=True)
+class EncodedCorpus:
+    """What :func:`encode_corpus` wrote, and the split it followed."""
+
+    record: SplitRecord
+    counts: DataCounts  # the split's counts, with the words of each side
+    first_val_documents: tuple[str, ...]  # the first few validation documents, in corpus order
+
+    def facts(self) -> dict[str, Any]:
+        """The ``data`` facts of a run's ``config.json``: the counts known, and the split record."""
+        known = {k: v for k, v in dataclasses.asdict(self.counts).items() if v is not None}
+        return {**known, "split": dataclasses.asdict(self.record)}
+
+
+class IdStreamWriter:
+    """Appends documents to an open id stream file as ``<eod> doc <eod> doc ... <eod>``, in chunks."""
+
+    CHUNK = 1 << 20  # ids buffered between writes: 4 MiB
+
+    def __init__(self, f: BinaryIO, eod: int) -> None:
+        self._f, self._eod = f, eod
+        self._buffer = array("i", [eod])  # 4 bytes an id, not a Python int object each
+        self.tokens = 1
+        self.documents = 0
+
+    def add(self, ids: list[int]) -> None:
+        """Append one document's ids and the ``<eod>`` that closes it."""
+        self._buffer.extend(ids)
+        self._buffer.append(self._eod)
+        self.tokens += len(ids) + 1
+        self.documents += 1
+        if len(self._buffer) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered ids."""
+        self._f.write(np.frombuffer(self._buffer, dtype=np.intc).astype(STREAM_DTYPE, copy=False).tobytes())
+        self._buffer = array("i")
+
+
+def encode_corpus(
+    split: DocumentSplit,
+    tokenizer: Tokenizer,
+    train_path: str | Path,
+    val_path: str | Path,
+    keep_val_documents: int = 0,
+) -> EncodedCorpus:
+    """Pass 3: encode every document kept by ``split`` into ``train_path`` or ``val_path``.
+
+    Both files are written atomically: a crash leaves neither half-written. The first
+    ``keep_val_documents`` validation documents are returned as text. Raises :class:`CorpusError` if
+    the files changed since the split was made, or naming the id file that cannot be written (a full or
+    read-only file system); nothing is written then.
+    """
+    started = time.perf_counter()
+    first_val: list[str] = []
+    writing = Path(train_path)
+    try:
+        with (
+            atomic_path(train_path) as train_tmp,
+            atomic_path(val_path) as val_tmp,
+            train_tmp.open("wb") as train_f,
+            val_tmp.open("wb") as val_f,
+        ):
+            writers = {
+                False: IdStreamWriter(train_f, tokenizer.eod_id),
+                True: IdStreamWriter(val_f, tokenizer.eod_id),
+            }
+            for is_val, document in split.read():
+                writing = Path(val_path if is_val else train_path)
+                writers[is_val].add(tokenizer.encode(document))
+                if is_val and len(first_val) < keep_val_documents:
+                    first_val.append(document)
+            for is_val, writer in writers.items():
+                writing = Path(val_path if is_val else train_path)
+                writer.flush()
+    except OSError as exc:
+        raise os_error(exc, "write", writing) from None
+    train_words, val_words = writers[False].tokens - 1, writers[True].tokens - 1
+    seconds = time.perf_counter() - started
+    logger.info(
+        "encoding pass: %d training and %d validation words in %.1f s (%.0f words/s)",
+        train_words,
+        val_words,
+        seconds,
+        (train_words + val_words) / max(seconds, 1e-9),
+    )
+    counts = dataclasses.replace(
+        split.counts,
+        train_documents=writers[False].documents,
+        val_documents=writers[True].documents,
+        train_words=train_words,
+        val_words=val_words,
+    )
+    return EncodedCorpus(record=split.record, counts=counts, first_val_documents=tuple(first_val))

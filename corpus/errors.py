@@ -1,0 +1,31 @@
+"""The one exception of corpus work, and how an operating-system error becomes one."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+__all__ = ["CorpusError", "os_error"]
+
+
+class CorpusError(ValueError):
+    """A corpus file cannot be read or written as asked; the message names the file, the problem and
+    the fix. A ``ValueError``, so the command line reports it in one line with exit status 2."""
+
+
+_ADVICE = {
+    errno.ENOSPC: "free some space or choose another place",
+    errno.EDQUOT: "free some space or choose another place",
+    errno.EROFS: "the file system is read-only: choose another place",
+    errno.EACCES: "check the permissions, or choose another place",
+    errno.EPERM: "check the permissions, or choose another place",
+    errno.EISDIR: "it is a folder: give the path of a file",
+    errno.ENOTDIR: "a part of the path is not a folder",
+}
+
+
+def os_error(exc: OSError, action: str, path: str | Path) -> CorpusError:
+    """A :class:`CorpusError` for ``exc``, raised while ``action`` (``"read"``, ``"write"``) ``path``."""
+    reason = exc.strerror or str(exc)
+    advice = _ADVICE.get(exc.errno or 0)
+    return CorpusError(f"cannot {action} {path}: {reason}" + (f"; {advice}" if advice else ""))

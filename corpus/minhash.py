@@ -1,0 +1,196 @@
+"""Hashing documents for deduplication: an exact key and a MinHash signature per document.
+
+- A document's *words* are the runs of letters and digits of its text after Unicode NFKC and case
+  folding (:func:`document_words`): case, whitespace and punctuation do not count. Its *exact key* is
+  an 8-byte hash of them (:func:`exact_key`).
+- Its *signature* is ``num_perm`` MinHash values of its shingles (runs of ``shingle_words`` words),
+  the low 16 bits of each: two documents agree on a value with a probability equal to the Jaccard
+  similarity of their shingle sets (plus 1/65,536 by chance).
+
+:class:`SignatureBuilder` hashes a batch of about 64 KiB of text at a time with numpy and keeps 1 byte
+a document in memory; keys and signatures go to temporary files, the keys read back at the end (8 bytes
+a document) and the signatures a band (a pair of values) at a time (:class:`SignatureFile`), so they
+are never all in memory at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import unicodedata
+from array import array
+from typing import BinaryIO
+
+import numpy as np
+
+from nextword.runtime.provenance import DedupSettings
+
+__all__ = ["SignatureBuilder", "SignatureFile", "document_words", "exact_key"]
+
+_WORD = re.compile(r"\w+")
+# For ASCII text, what \w+ on the lowercased text finds, faster: letters lowercased, every character
+# that is not a letter, digit or underscore made a space, then a split.
+_ASCII_WORDS = str.maketrans(
+    {chr(c): (chr(c).lower() if chr(c).isalnum() or chr(c) == "_" else " ") for c in range(128)}
+)
+_BATCH_BYTES = 1 << 16  # text hashed per numpy batch: its (shingles, num_perm) array is ~2.5 MB
+_BLOCK_ROWS = 1 << 13  # signatures read per block when a band is gathered (1 MiB of 64 values)
+_U64 = np.uint64
+# Fixed constants: signatures (and so splits) must be the same in every process and on every machine.
+_BYTE_MULT, _OFFSET_MULT = _U64(0x9E3779B97F4A7C15), _U64(0xD6E8FEB86659FD93)
+_SHINGLE_MULTS = np.random.default_rng(20240601).integers(1, 2**63, size=64, dtype=np.uint64) | _U64(1)
+_PERM_SEED = 20240602
+
+
+def document_words(text: str) -> list[str]:
+    """The words that identify a document: runs of letters and digits after NFKC and case folding."""
+    if text.isascii():  # NFKC leaves ASCII alone, and case folding is lowercasing there
+        return text.translate(_ASCII_WORDS).split()
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def exact_key(words: list[str], text: str) -> int:
+    """A 64-bit hash of ``words``; a document without words is keyed by its case-folded text."""
+    joined = " ".join(words) if words else "\x00" + " ".join(text.casefold().split())
+    digest = hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """A bijective scramble of uint64 values (splitmix64's finalizer); works in place on ``x``."""
+    x ^= x >> _U64(30)
+    x *= _U64(0xBF58476D1CE4E5B9)
+    x ^= x >> _U64(27)
+    x *= _U64(0x94D049BB133111EB)
+    x ^= x >> _U64(31)
+    return x
+
+
+def _word_hashes(joined: bytes) -> np.ndarray:
+    """A uint64 hash of each word of ``joined`` (words separated by single spaces), in order."""
+    data = np.frombuffer(joined, dtype=np.uint8)  # (L,)
+    space = data == 0x20
+    starts = np.concatenate(([0], np.flatnonzero(space) + 1))  # (W,) first byte of each word
+    word_of_byte = np.cumsum(space) - space  # (L,) the word each byte belongs to (a space: the one before)
+    offset = np.arange(len(data), dtype=np.uint64) - starts[word_of_byte].astype(np.uint64)  # (L,)
+    per_byte = _mix(data.astype(np.uint64) * _BYTE_MULT + offset * _OFFSET_MULT)  # (L,)
+    per_byte[space] = 0  # the separators add nothing to their word
+    return _mix(np.add.reduceat(per_byte, starts))  # (W,)
+
+
+def _signatures(texts: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray) -> np.ndarray:
+    """MinHash signatures (len(texts), len(mults)) uint16 of texts that are words joined by single spaces."""
+    words = _word_hashes(" ".join(texts).encode("utf-8", "surrogatepass"))  # (W,)
+    counts = np.array([t.count(" ") + 1 for t in texts], dtype=np.int64)  # (D,) words per document
+    first_word = np.cumsum(counts) - counts  # (D,)
+    per_doc = np.maximum(counts - shingle_words + 1, 1)  # (D,) a document shorter than k words: 1 shingle
+    first_shingle = np.cumsum(per_doc) - per_doc  # (D,)
+    doc = np.repeat(np.arange(len(texts)), per_doc)  # (S,) document of each shingle
+    start = first_word[doc] + np.arange(len(doc)) - first_shingle[doc]  # (S,) its first word
+    end = first_word[doc] + counts[doc]  # (S,) one past its document's last word
+    shingles = np.zeros(len(doc), dtype=np.uint64)  # (S,) an order-sensitive sum of its words' hashes
+    for j in range(shingle_words):
+        at = start + j
+        inside = at < end
+        shingles += np.where(inside, words[np.minimum(at, len(words) - 1)] * _SHINGLE_MULTS[j], _U64(0))
+    shingles32 = (_mix(shingles) >> _U64(32)).astype(np.uint32)  # (S,) 32 well-mixed bits each
+    values = np.multiply.outer(shingles32, mults)  # (S, P) uint32: one permutation per column
+    values += adds
+    minima = np.minimum.reduceat(values, first_shingle, axis=0)  # (D, P)
+    return (minima & np.uint32(0xFFFF)).astype(np.uint16)  # the low bits of each minimum are uniform
+
+
+class SignatureFile:
+    """Signatures spilled to a file, row ``i`` for document ``i``: read a band or a few rows at a time."""
+
+    def __init__(self, file: BinaryIO, rows: int, num_perm: int) -> None:
+        self._file, self.rows, self.num_perm = file, rows, num_perm
+        self._row_bytes = 2 * num_perm
+
+    def band(self, band: int) -> np.ndarray:
+        """The key of band ``band`` (values ``2 band`` and ``2 band + 1``) of every row: (rows,) uint32."""
+        keys = np.empty(self.rows, dtype=np.uint32)
+        self._file.seek(0)
+        for low in range(0, self.rows, _BLOCK_ROWS):
+            block = np.frombuffer(self._file.read(_BLOCK_ROWS * self._row_bytes), dtype=np.uint16)
+            keys[low : low + _BLOCK_ROWS] = block.reshape(-1, self.num_perm).view(np.uint32)[:, band]
+        return keys
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The signatures of ``rows`` (sorted, distinct): (len(rows), num_perm) uint16."""
+        parts = []
+        for row in rows.tolist():
+            self._file.seek(row * self._row_bytes)
+            parts.append(self._file.read(self._row_bytes))
+        return np.frombuffer(b"".join(parts), dtype=np.uint16).reshape(-1, self.num_perm)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> SignatureFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SignatureBuilder:
+    """Collects each document's exact key and MinHash signature, one document at a time (module doc)."""
+
+    def __init__(self, settings: DedupSettings) -> None:
+        if settings.value_bits != 16 or settings.band_rows != 2:
+            raise ValueError("this nextword computes 16-bit MinHash values in bands of two")
+        if settings.shingle_words > len(_SHINGLE_MULTS):
+            raise ValueError(f"shingles of at most {len(_SHINGLE_MULTS)} words are supported")
+        self.settings = settings
+        rng = np.random.default_rng(_PERM_SEED)
+        # (a * x + b) mod 2**32 with odd a: one permutation of the 32-bit shingle hashes per value
+        self._mults = rng.integers(0, 2**31, size=settings.num_perm, dtype=np.uint32) * np.uint32(2) + 1
+        self._adds = rng.integers(0, 2**32, size=settings.num_perm, dtype=np.uint32)
+        self._has_words = bytearray()  # 1 byte a document
+        # Keys and signatures wait in temporary files, so that nothing grows with the corpus in memory
+        # while documents come and go (a growing array among them fragments the heap). The signatures'
+        # file is handed over to the SignatureFile by finish(); both are deleted when closed.
+        self._key_spill = tempfile.TemporaryFile(prefix="nextword-keys-")  # noqa: SIM115
+        self._spill = tempfile.TemporaryFile(prefix="nextword-signatures-")  # noqa: SIM115
+        self._batch_keys = array("Q")
+        self._batch: list[str] = []
+        self._batch_rows: list[int] = []  # the row of each batched text among the batch's documents
+        self._batch_docs = 0
+        self._batch_bytes = 0
+
+    def add(self, text: str) -> None:
+        """Hash one document (the next in corpus order)."""
+        words = document_words(text)
+        self._batch_keys.append(exact_key(words, text))
+        self._has_words.append(bool(words))
+        if words:
+            joined = " ".join(words)
+            self._batch.append(joined)
+            self._batch_rows.append(self._batch_docs)
+            self._batch_bytes += len(joined)
+        self._batch_docs += 1
+        if self._batch_bytes >= _BATCH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        num_perm = self.settings.num_perm
+        signatures = np.zeros((self._batch_docs, num_perm), dtype=np.uint16)  # no words: never compared
+        if self._batch:
+            rows = _signatures(self._batch, self.settings.shingle_words, self._mults, self._adds)
+            signatures[self._batch_rows] = rows
+        self._spill.write(signatures.tobytes())
+        self._key_spill.write(self._batch_keys.tobytes())
+        self._batch_keys = array("Q")
+        self._batch, self._batch_rows, self._batch_docs, self._batch_bytes = [], [], 0, 0
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, SignatureFile]:
+        """``(keys, has_words, signatures)``: (D,) uint64, (D,) bool and the signatures' file."""
+        self._flush()
+        self._spill.flush()
+        with self._key_spill:
+            self._key_spill.seek(0)
+            keys = np.fromfile(self._key_spill, dtype=np.uint64)
+        has_words = np.frombuffer(self._has_words, dtype=bool)
+        return keys, has_words, SignatureFile(self._spill, len(keys), self.settings.num_perm)

@@ -1,0 +1,239 @@
+"""Splitting a corpus into training and validation documents, and rebuilding a model's split.
+
+A split is a label per document read from the corpus files, in file order (:class:`DocumentSplit`):
+training, validation, or dropped (an exact duplicate of an earlier document). It is made in one pass
+over the files (:func:`split_corpus`) and applied in later passes by reading the files again
+(:meth:`DocumentSplit.read`), so no step holds the corpus. Two schemes, named in the
+:class:`~nextword.runtime.provenance.SplitRecord` that runs and model files keep:
+
+- ``documents-v1`` (:data:`SPLIT_BY_DOCUMENT`; ``--keep-duplicates``, and every model exported before
+  deduplication): a seeded permutation of the document indices, whose first ``val_fraction`` are held
+  out (:func:`validation_indices`).
+- ``dedup-v1`` (:data:`SPLIT_DEDUPLICATED`, the default): exact duplicates are dropped, the first kept;
+  near-duplicates form groups (:mod:`nextword.corpus.dedup`); a seeded permutation of the groups is
+  walked, and groups are held out until ``val_fraction`` of the kept documents are, so a group never
+  straddles the split.
+
+:func:`rebuild_split` makes the split a model file records, from the same corpus files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nextword.runtime.provenance import (
+    SPLIT_BY_DOCUMENT,
+    DataCounts,
+    Provenance,
+    SplitRecord,
+)
+
+from .config import CorpusConfig
+from .dedup import Duplicates, find_duplicates
+from .errors import CorpusError
+from .readers import count_documents, read_corpus
+
+__all__ = [
+    "DROPPED",
+    "TRAIN",
+    "VAL",
+    "DocumentSplit",
+    "rebuild_split",
+    "recorded_split",
+    "split_corpus",
+    "split_documents",
+    "validation_indices",
+]
+
+logger = logging.getLogger(__name__)
+
+TRAIN, VAL, DROPPED = 0, 1, 2  # the label of a document in DocumentSplit.labels
+
+
+@dataclass(frozen=True)
+class DocumentSplit:
+    """Which documents of ``corpus`` are for training and which for validation."""
+
+    corpus: CorpusConfig  # the files, and how they are read
+    record: SplitRecord  # how the split was made: enough to make it again
+    labels: np.ndarray  # (documents,) uint8: TRAIN, VAL or DROPPED, in corpus order
+    counts: DataCounts  # documents read, duplicates, and documents per side (no word counts)
+
+    def read(self) -> Iterator[tuple[bool, str]]:
+        """Yield ``(is_validation, document)`` for every document kept, in corpus order, reading the
+        files again (one document in memory at a time). Raises :class:`CorpusError` if the files no
+        longer hold the documents they held when the split was made."""
+        labels, n = self.labels, len(self.labels)
+        index = 0
+        for document in read_corpus(self.corpus, log=False):
+            if index == n:
+                raise _changed(self.corpus.paths, n, "more")
+            label = labels[index]
+            index += 1
+            if label != DROPPED:
+                yield bool(label == VAL), document
+        if index != n:
+            raise _changed(self.corpus.paths, n, str(index))
+
+    def documents(self) -> tuple[list[str], list[str]]:
+        """The training and the validation documents, in corpus order (for corpora that fit in memory)."""
+        train: list[str] = []
+        val: list[str] = []
+        for is_val, document in self.read():
+            (val if is_val else train).append(document)
+        return train, val
+
+
+def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> DocumentSplit:
+    """Read the files of ``corpus`` once and split their documents as ``record`` says (by default,
+    as ``corpus`` says: :meth:`CorpusConfig.split_record`).
+
+    Memory: 1 byte a document for the labels (8 while the document-index split is drawn) and, when
+    deduplicating, what :func:`~nextword.corpus.dedup.find_duplicates` holds: 9 bytes a document while
+    the files are read, about 30 while the groups are formed. Raises :class:`CorpusError` for
+    unreadable files, an empty corpus, or one that cannot be split (fewer than two documents, or two
+    groups, to share out).
+    """
+    record = record or corpus.split_record()
+    if not corpus.paths:
+        raise CorpusError("no corpus files given")
+    if record.dedup is None:
+        n = count_documents(corpus.paths, corpus)
+        labels = np.full(n, TRAIN, dtype=np.uint8)
+        labels[validation_indices(n, record.val_fraction, record.seed)] = VAL
+        counts = DataCounts(documents=n)
+    else:
+        duplicates = find_duplicates(read_corpus(corpus), record.dedup)
+        if not len(duplicates.dropped):
+            raise CorpusError(f"the corpus {list(corpus.paths)} holds no non-empty documents")
+        labels = _assign_groups(duplicates, record.val_fraction, record.seed)
+        counts = DataCounts(
+            documents=len(labels),
+            exact_duplicates=duplicates.exact_duplicates,
+            near_duplicate_groups=duplicates.near_duplicate_groups,
+            near_duplicate_documents=duplicates.near_duplicate_documents,
+        )
+    counts = dataclasses.replace(
+        counts, train_documents=int((labels == TRAIN).sum()), val_documents=int((labels == VAL).sum())
+    )
+    _log(counts, record)
+    return DocumentSplit(corpus=corpus, record=record, labels=labels, counts=counts)
+
+
+def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit:
+    """The split a model was trained with, made again from the corpus files ``corpus.paths``.
+
+    ``provenance`` is what the model file records (``load(path).info.provenance``): the split's scheme,
+    fraction, seed and deduplication settings come from it, so the held-out documents are those the
+    model never saw in training, files exported before deduplication existed included. ``corpus``
+    names the files and how to read them. A warning is logged when the files hold another number of
+    documents than the model's corpus did: the split made then is not the one it was trained with.
+    """
+    if provenance.split is None:
+        raise CorpusError("the model file does not record how its corpus was split")
+    split = split_corpus(corpus, provenance.split)
+    recorded = provenance.data.documents
+    if recorded is not None and recorded != split.counts.documents:
+        logger.warning(
+            "%s hold %d documents, the model's training corpus %d: this is not the split it was trained with",
+            list(corpus.paths),
+            split.counts.documents,
+            recorded,
+        )
+    return split
+
+
+def recorded_split(facts: dict[str, Any], corpus: CorpusConfig) -> SplitRecord:
+    """The split a run recorded in its ``config.json`` facts (``data.split``); runs from before splits
+    were recorded used the document-index split with the fraction and seed of ``corpus``."""
+    record = facts.get("split")
+    if record is None:
+        return SplitRecord(SPLIT_BY_DOCUMENT, corpus.val_fraction, corpus.split_seed)
+    return SplitRecord.from_dict(record)
+
+
+def validation_indices(n_documents: int, val_fraction: float, seed: int) -> np.ndarray:
+    """Indices (sorted, int64) of the documents held out for validation among ``n_documents``, in the
+    document-index split (``documents-v1``).
+
+    A seeded permutation of the document indices; its first ``val_fraction`` (at least one document,
+    never all) are held out. Memory is 8 bytes per document. Raises :class:`CorpusError` under 2 documents.
+    """
+    if n_documents < 2:
+        raise CorpusError(
+            f"the corpus has {n_documents} document(s); at least 2 are needed to hold one out for "
+            "validation (plain-text files separate documents with blank lines)"
+        )
+    order = np.random.default_rng(seed).permutation(n_documents)
+    return np.sort(order[: _held_out(n_documents, val_fraction)])
+
+
+def split_documents(documents: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """The document-index split (``documents-v1``) of documents held in memory: the held-out documents
+    are those at :func:`validation_indices`, both sides kept in corpus order."""
+    val_idx = set(validation_indices(len(documents), val_fraction, seed).tolist())
+    train = [d for i, d in enumerate(documents) if i not in val_idx]
+    val = [d for i, d in enumerate(documents) if i in val_idx]
+    return train, val
+
+
+def _held_out(n: int, val_fraction: float) -> int:
+    """How many of ``n`` documents are held out: ``val_fraction`` of them, at least one, never all."""
+    return min(max(1, round(n * val_fraction)), n - 1)
+
+
+def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int) -> np.ndarray:
+    """Labels for the ``dedup-v1`` scheme: whole groups are held out, in a seeded random order of the
+    groups, until ``val_fraction`` of the kept documents are; exact duplicates are DROPPED."""
+    sizes = duplicates.group_sizes()  # (D,) the size of each group at its first document
+    heads = np.flatnonzero(sizes)  # (G,) the groups, in order of their first document
+    n_kept = int(sizes.sum())
+    if len(heads) < 2:
+        raise CorpusError(
+            f"the corpus has {n_kept} distinct document(s) in {len(heads)} group(s) of near-duplicates; "
+            "at least 2 groups are needed to hold one out for validation (or pass --keep-duplicates)"
+        )
+    order = np.random.default_rng(seed).permutation(len(heads))
+    reached = np.cumsum(sizes[heads[order]])  # documents held out after each group
+    n_val_groups = min(int(np.searchsorted(reached, _held_out(n_kept, val_fraction))) + 1, len(heads) - 1)
+    held_out = np.zeros(len(sizes), dtype=bool)  # by the group's first document
+    held_out[heads[order[:n_val_groups]]] = True
+    del sizes, heads, order, reached
+    kept = ~duplicates.dropped
+    labels = np.full(len(kept), DROPPED, dtype=np.uint8)
+    labels[kept] = np.where(held_out[duplicates.group[kept]], VAL, TRAIN)
+    return labels
+
+
+def _log(counts: DataCounts, record: SplitRecord) -> None:
+    if record.dedup is None:
+        logger.info(
+            "%d documents: %d for training, %d for validation",
+            counts.documents,
+            counts.train_documents,
+            counts.val_documents,
+        )
+        return
+    logger.info(
+        "%d documents read: %d exact duplicates dropped; %d near-duplicate groups (%d documents) kept "
+        "whole on one side; %d for training, %d for validation",
+        counts.documents,
+        counts.exact_duplicates,
+        counts.near_duplicate_groups,
+        counts.near_duplicate_documents,
+        counts.train_documents,
+        counts.val_documents,
+    )
+
+
+def _changed(paths: Sequence[str], expected: int, found: str) -> CorpusError:
+    return CorpusError(
+        f"the corpus {[str(p) for p in paths]} changed while it was read: it held {expected} documents, "
+        f"then {found}; leave the files unchanged during training and start again"
+    )

@@ -1,0 +1,104 @@
+// The page's "run in this browser" mode: a backend with the shape of api.js's server backend, answered by
+// nextword-web in a Web Worker. The model file is fetched once from this server (/model.onnx), with
+// onnxruntime-web's WebAssembly (/static/ort/); from then on no word is asked of the server.
+
+import { WorkerModel } from "/static/web/client.js";
+
+const abort = () => new DOMException("stopped", "AbortError");
+
+export async function createBrowserBackend(base = "") {
+  const model = await WorkerModel.load(`${base}/model.onnx`, {
+    workerUrl: `${base}/static/web/worker.js`,
+    ortUrl: `${base}/static/ort/ort.wasm.min.mjs`,
+    wasmPaths: `${base}/static/ort/`,
+  });
+  const info = model.info;
+  return {
+    name: "browser",
+    model,
+
+    async info() {
+      const quality = info.quality?.int8 ?? info.quality?.fp32 ?? {};
+      return {
+        id: info.source.split("/").pop().replace(/\.onnx$/, ""),
+        vocabSize: info.vocabSize,
+        layers: info.stateSizes.length,
+        units: info.stateSizes,
+        perplexity: quality.perplexity ?? info.metrics?.best?.val_perplexity ?? null,
+      };
+    },
+
+    async generate(prompt, options, onText, signal) {
+      const chosen = { maxWords: options.maxWords, temperature: options.temperature };
+      if (options.topK > 0) chosen.topK = options.topK;
+      if (options.topP < 1) chosen.topP = options.topP;
+      if (options.seed !== null && options.seed !== undefined) chosen.seed = options.seed;
+      if (signal?.aborted) throw abort();
+      const stream = model.stream(prompt, chosen);
+      const stop = () => stream.return();
+      signal?.addEventListener("abort", stop);
+      try {
+        for await (const piece of stream) onText(piece);
+      } finally {
+        signal?.removeEventListener("abort", stop);
+      }
+      if (signal?.aborted) throw abort();
+      return { finishReason: stream.finishReason };
+    },
+
+    async suggest(prompt, k, signal) {
+      const suggestions = await model.suggest(prompt, k);
+      if (signal?.aborted) throw abort();
+      return suggestions;
+    },
+
+    async score(text) {
+      const result = await model.score(text);
+      const words = result.words.map((w) => ({
+        word: w.token,
+        text: w.text,
+        logprob: w.logprob,
+        probability: Math.exp(w.logprob),
+        unknown: w.unknown,
+      }));
+      return { perplexity: result.perplexity, totalLogprob: result.totalLogprob, words };
+    },
+  };
+}
+
+// Wire the switch: on, load the model here once and hand the page the browser backend; off, the server's.
+export function browserMode(page, serverBackend, doc = document) {
+  const toggle = doc.getElementById("in-browser");
+  const status = doc.getElementById("where-status");
+  let local = null; // the browser backend, once loaded
+  const say = (text, failed = false) => {
+    status.textContent = text;
+    status.classList.toggle("error", failed);
+  };
+  toggle.addEventListener("change", async () => {
+    if (!toggle.checked) {
+      page.setBackend(serverBackend);
+      say("Words are generated on the server.");
+      doc.body.dataset.backend = "server";
+      return;
+    }
+    toggle.disabled = true;
+    try {
+      if (!local) {
+        say("Downloading the model and onnxruntime-web (once)…");
+        const started = performance.now();
+        local = await createBrowserBackend();
+        doc.defaultView.nextwordInBrowser = local; // for diagnostics: what the worker fetched (model.resources())
+        say(`Loaded in ${((performance.now() - started) / 1000).toFixed(1)} s. `);
+      }
+      page.setBackend(local);
+      say(`${status.textContent.startsWith("Loaded") ? status.textContent : ""}Words are generated in this browser.`);
+      doc.body.dataset.backend = "browser";
+    } catch (error) {
+      toggle.checked = false;
+      say(`Cannot run in this browser: ${error.message}`, true);
+    } finally {
+      toggle.disabled = false;
+    }
+  });
+}

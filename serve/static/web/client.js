@@ -1,0 +1,156 @@
+// The page side of nextword-web's Web Worker: the model API, answered by a worker (src/worker.js), so
+// generation never blocks the page. Every method returns a promise; stream() an async iterator.
+
+import { ModelFileError, NextwordError } from './errors.js';
+
+const ERRORS = { ModelFileError, NextwordError };
+
+/** A model loaded in a Web Worker. Create one with WorkerModel.load(). */
+export class WorkerModel {
+  /**
+   * Start a worker and load a model in it.
+   * @param {string | URL | ArrayBuffer | Uint8Array} source the model's URL (resolved against the page)
+   *   or its bytes (transferred to the worker)
+   * @param {{worker?: Worker | MessagePort, workerUrl?: string | URL, ortUrl?: string | URL,
+   *   wasmPaths?: string, numThreads?: number, limits?: object}} [options]
+   *   ortUrl: onnxruntime-web's ES module (e.g. ".../ort.wasm.min.mjs"), needed where the worker cannot
+   *   resolve the bare name "onnxruntime-web" (no bundler); wasmPaths: the folder of its .wasm files
+   */
+  static async load(source, options = {}) {
+    const { worker, workerUrl, ...rest } = options;
+    const port =
+      worker ?? new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+    const client = new WorkerModel(port);
+    const base = globalThis.location?.href;
+    const absolute = (url) =>
+      url === undefined ? undefined : base ? new URL(String(url), base).href : String(url);
+    let payload = source;
+    const transfer = [];
+    if (typeof source === 'string' || source instanceof URL) payload = absolute(source);
+    else if (ArrayBuffer.isView(source)) {
+      payload = source.slice().buffer;
+      transfer.push(payload);
+    }
+    const loadOptions = { ...rest, ortUrl: absolute(rest.ortUrl), wasmPaths: absolute(rest.wasmPaths) };
+    client.info = await client._request({ type: 'load', source: payload, options: loadOptions }, transfer);
+    return client;
+  }
+
+  constructor(port) {
+    this.port = port;
+    this._next = 1;
+    this._pending = new Map();
+    port.addEventListener('message', (event) => this._receive(event.data));
+    port.start?.();
+  }
+
+  /** As NextWordModel.generate: the continuation of `prompt` (a string, or a list for a list). */
+  generate(prompt, options = {}) {
+    return this._request({ type: 'generate', prompt, options });
+  }
+
+  /** As NextWordModel.nextWords. */
+  nextWords(prompt, k = 5) {
+    return this._request({ type: 'nextWords', prompt, k });
+  }
+
+  /** As NextWordModel.suggest. */
+  suggest(prompt, k = 5) {
+    return this._request({ type: 'suggest', prompt, k });
+  }
+
+  /** As NextWordModel.score. */
+  score(text) {
+    return this._request({ type: 'score', text });
+  }
+
+  /** As NextWordModel.stream: pieces as they are generated (and `finishReason` once done). Leaving the
+   * loop early stops the worker. */
+  stream(prompt, options = {}) {
+    const id = this._next++;
+    const queue = [];
+    let wake = null;
+    let finished = false;
+    let failure = null;
+    let finishReason = null;
+    this._pending.set(id, {
+      piece: (text) => {
+        queue.push(text);
+        wake?.();
+      },
+      resolve: (result) => {
+        finishReason = result?.finishReason ?? null;
+        finished = true;
+        wake?.();
+      },
+      reject: (error) => {
+        failure = error;
+        wake?.();
+      },
+    });
+    this.port.postMessage({ id, type: 'stream', prompt, options });
+    const port = this.port;
+    return {
+      get finishReason() {
+        return finishReason;
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      async next() {
+        for (;;) {
+          if (queue.length) return { value: queue.shift(), done: false };
+          if (failure) throw failure;
+          if (finished) return { value: undefined, done: true };
+          await new Promise((resolve) => (wake = resolve));
+          wake = null;
+        }
+      },
+      async return() {
+        if (!finished) port.postMessage({ type: 'cancel', target: id });
+        finished = true;
+        queue.length = 0;
+        wake?.(); // a next() waiting for a piece ends now
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /** The resources the worker fetched (PerformanceResourceTiming fields), for measurements. */
+  resources() {
+    return this._request({ type: 'resources' });
+  }
+
+  /** Stop the worker (a MessagePort given as `worker` is closed). */
+  terminate() {
+    (this.port.terminate ?? this.port.close)?.call(this.port);
+    for (const { reject } of this._pending.values()) reject(new Error('the worker was terminated'));
+    this._pending.clear();
+  }
+
+  _request(message, transfer = []) {
+    const id = this._next++;
+    return new Promise((resolve, reject) => {
+      this._pending.set(id, { resolve, reject });
+      this.port.postMessage({ id, ...message }, transfer);
+    });
+  }
+
+  _receive({ id, result, error, piece }) {
+    const pending = this._pending.get(id);
+    if (!pending) return;
+    if (piece !== undefined) {
+      pending.piece(piece);
+      return;
+    }
+    this._pending.delete(id);
+    if (error) {
+      const Type = ERRORS[error.name] ?? Error;
+      const failure = new Type(error.message);
+      if (!(error.name in ERRORS)) failure.name = error.name;
+      pending.reject(failure);
+    } else {
+      pending.resolve(result);
+    }
+  }
+}

@@ -1,0 +1,387 @@
+// Checks a model file before onnxruntime sees it: the checks of nextword/runtime/model_check.py, with
+// the same messages (the fixes they suggest name this package's options). Returns the file's metadata,
+// which onnxruntime-web does not expose.
+
+import { ModelFileError } from './errors.js';
+import { parsePyJson, PyJsonError } from './pyjson.js';
+import { Budget, fields, LEN, MAX_DEPTH, strictUtf8, text, VARINT, WireError } from './protobuf.js';
+import { commas, pyLen, pyHead, strRepr } from './pyrepr.js';
+
+export const MiB = 1024 * 1024;
+export const KEY_FORMAT_VERSION = 'nextword.format_version';
+export const KEY_TOKENIZER = 'nextword.tokenizer';
+export const KEY_GENERATION = 'nextword.generation';
+export const JSON_KEYS = [
+  'nextword.config',
+  'nextword.metrics',
+  'nextword.parity',
+  'nextword.versions',
+  'nextword.quality',
+  KEY_GENERATION,
+];
+export const SUPPORTED_FORMAT_VERSIONS = [1, 2];
+const FORMAT_VERSION = /^[0-9]{1,9}$/;
+const DEFAULT_DOMAINS = ['', 'ai.onnx'];
+
+const EXPORTED =
+  'Add And Cast Concat Gather LSTM Less MatMul Mul Not Reshape Shape Slice Squeeze Transpose Unsqueeze Where';
+const PLAUSIBLE = 'Identity Constant';
+const QUANTIZED = 'DequantizeLinear DynamicQuantizeLinear MatMulInteger';
+/** (domain, op type) pairs a nextword graph may use, as Python's DEFAULT_ALLOWED_OPS. */
+export const DEFAULT_ALLOWED_OPS = Object.freeze([
+  ...`${EXPORTED} ${PLAUSIBLE} ${QUANTIZED}`.split(' ').map((op) => ['', op]),
+  ['com.microsoft', 'DynamicQuantizeLSTM'],
+]);
+
+/** What checkModelFile accepts; the defaults fit every model nextword exports. */
+export const DEFAULT_LIMITS = Object.freeze({
+  maxFileBytes: 64 * MiB,
+  maxTokenizerBytes: 4 * MiB,
+  maxMetadataBytes: 1 * MiB,
+  irVersions: [7, 8],
+  opsetVersions: [13, 18],
+  allowedOps: DEFAULT_ALLOWED_OPS,
+});
+
+// Field numbers from onnx.proto, and the wire type each field we read must have.
+const MODEL = { irVersion: 1, graph: 7, opsetImport: 8, metadata: 14, trainingInfo: 20, functions: 25 };
+const WIRES = {
+  model: { 1: VARINT, 7: LEN, 8: LEN, 14: LEN, 20: LEN, 25: LEN },
+  opset: { 1: LEN, 2: VARINT },
+  entry: { 1: LEN, 2: LEN },
+  graph: { 1: LEN, 5: LEN, 15: LEN },
+  node: { 4: LEN, 5: LEN, 7: LEN },
+  attribute: { 5: LEN, 6: LEN, 10: LEN, 11: LEN, 22: LEN, 23: LEN },
+  tensor: { 8: LEN, 13: LEN, 14: VARINT },
+  sparse: { 1: LEN, 2: LEN },
+};
+
+/** Python's `_short`: repr of a text cut to `limit` characters. */
+function short(value, limit = 80) {
+  return strRepr(pyLen(value) <= limit ? value : `${pyHead(value, limit)}...`);
+}
+
+/** Validate and complete `limits` (Python's LoadLimits.__post_init__). */
+export function resolveLimits(limits = {}) {
+  const known = Object.keys(DEFAULT_LIMITS);
+  const unknown = Object.keys(limits).filter((k) => !known.includes(k));
+  if (unknown.length) {
+    throw new ModelFileError(
+      `unknown limits ${JSON.stringify(unknown)}; known limits are ${JSON.stringify(known)}`,
+    );
+  }
+  const out = { ...DEFAULT_LIMITS, ...limits };
+  for (const name of ['maxFileBytes', 'maxTokenizerBytes', 'maxMetadataBytes']) {
+    if (!Number.isSafeInteger(out[name]) || out[name] < 1) {
+      throw new ModelFileError(`limits.${name} must be a positive integer, got ${JSON.stringify(out[name])}`);
+    }
+  }
+  for (const name of ['irVersions', 'opsetVersions']) {
+    const v = out[name];
+    if (
+      !Array.isArray(v) ||
+      v.length !== 2 ||
+      !v.every(Number.isSafeInteger) ||
+      !(1 <= v[0] && v[0] <= v[1])
+    ) {
+      throw new ModelFileError(
+        `limits.${name} must be an inclusive range [low, high] with 1 <= low <= high, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
+  const ops = out.allowedOps;
+  if (
+    !Array.isArray(ops) ||
+    !ops.every((p) => Array.isArray(p) && p.length === 2 && p.every((s) => typeof s === 'string'))
+  ) {
+    throw new ModelFileError('limits.allowedOps must be a list of [domain, opType] string pairs');
+  }
+  return out;
+}
+
+/**
+ * Check a model file's bytes; return its metadata: {values (key -> text), json (the JSON entries, parsed),
+ * formatVersion}, as the Python runtime's parse_metadata. Throws ModelFileError naming the file,
+ * the problem and the fix. `name` names the file in messages.
+ * @param {string} name
+ * @param {Uint8Array} data
+ * @returns {{values: Map<string, string>, json: Map<string, Map<string, unknown>>, formatVersion: number}}
+ */
+export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
+  if (data.length > limits.maxFileBytes)
+    throw new ModelFileError(tooBig(name, data.length, limits.maxFileBytes));
+  if (!data.length)
+    throw new ModelFileError(`${name} is empty (0 bytes); re-download or re-export the model`);
+  const budget = new Budget();
+  let summary;
+  try {
+    summary = parseModel(data, budget);
+  } catch (error) {
+    if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));
+    throw error;
+  }
+  const meta = checkMetadata(name, summary.metadata, limits);
+  checkVersions(name, summary, limits);
+  if (!summary.graphs.length)
+    throw new ModelFileError(`${name} has no graph; re-export the model with \`nextword export\``);
+  if (summary.functions || summary.trainingInfo) {
+    const what = summary.functions ? 'model-local functions' : 'training information';
+    throw new ModelFileError(
+      `${name} contains ${what}, which nextword model files never carry; re-export the model with \`nextword export\``,
+    );
+  }
+  const allowed = new Set(limits.allowedOps.map(([domain, op]) => `${domain}\u0000${op}`));
+  const walker = new GraphWalker(name, data, allowed, budget);
+  try {
+    for (const [start, end] of summary.graphs) walker.graph(start, end, 1);
+  } catch (error) {
+    if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));
+    throw error;
+  }
+  return meta;
+}
+
+export function tooBig(name, size, cap) {
+  return (
+    `${name} is ${commas(size)} bytes, over the ${commas(cap)}-byte limit for model files; if you trust the ` +
+    'file, raise it with load(..., { limits: { maxFileBytes: ... } })'
+  );
+}
+
+function corrupt(name, error) {
+  return (
+    `${name} could not be loaded as an ONNX model: it is not a valid ONNX protobuf (${error.message}); the ` +
+    'file is truncated or corrupted, or not a model at all: re-download or re-export it'
+  );
+}
+
+function parseModel(data, budget) {
+  const summary = { irVersion: 0, opsets: [], metadata: [], graphs: [], functions: 0, trainingInfo: 0 };
+  for (const [number, , a, b] of fields(data, 0, data.length, budget, 'model', WIRES.model)) {
+    if (number === MODEL.irVersion)
+      summary.irVersion = a; // protobuf semantics: the last one wins
+    else if (number === MODEL.opsetImport) {
+      let domain = '';
+      let version = 0;
+      for (const [n, , x, y] of fields(data, a, b, budget, 'opset', WIRES.opset)) {
+        if (n === 1) domain = text(data, x, y);
+        else if (n === 2) version = x;
+      }
+      summary.opsets.push([domain, version]);
+    } else if (number === MODEL.metadata) {
+      let key = new Uint8Array(0);
+      let value = new Uint8Array(0);
+      for (const [n, , x, y] of fields(data, a, b, budget, 'entry', WIRES.entry)) {
+        if (n === 1) key = data.subarray(x, y);
+        else if (n === 2) value = data.subarray(x, y);
+      }
+      summary.metadata.push([key, value]);
+    } else if (number === MODEL.graph) summary.graphs.push([a, b]);
+    else if (number === MODEL.functions) summary.functions += 1;
+    else if (number === MODEL.trainingInfo) summary.trainingInfo += 1;
+  }
+  return summary;
+}
+
+function checkMetadata(name, entries, limits) {
+  const meta = new Map();
+  const rawTokenizer = [];
+  const rawJson = new Map(); // key -> raw UTF-8 bytes, for the size caps
+  for (const [rawKey, rawValue] of entries) {
+    const key = strictUtf8(rawKey);
+    if (typeof key === 'number') {
+      throw new ModelFileError(
+        `${name}: a metadata key (${short(text(rawKey, 0, rawKey.length))}) is not valid UTF-8; the file is ` +
+          'corrupted or was not written by nextword: re-export it',
+      );
+    }
+    const value = strictUtf8(rawValue);
+    if (typeof value === 'number') {
+      throw new ModelFileError(
+        `${name}: metadata ${short(key)} is not valid UTF-8 (byte ${value}); the file is corrupted or was ` +
+          'not written by nextword: re-export it',
+      );
+    }
+    if (meta.has(key)) {
+      throw new ModelFileError(
+        `${name}: metadata key ${short(key)} appears more than once, so readers could disagree on its ` +
+          'value; re-export the model with `nextword export`',
+      );
+    }
+    meta.set(key, value);
+    if (key === KEY_TOKENIZER) rawTokenizer.push(rawValue);
+    if (JSON_KEYS.includes(key)) rawJson.set(key, rawValue);
+  }
+  if (!meta.has(KEY_FORMAT_VERSION)) {
+    throw new ModelFileError(
+      `${name} is not a nextword model (no '${KEY_FORMAT_VERSION}' metadata); export models with \`nextword export\``,
+    );
+  }
+  const version = meta.get(KEY_FORMAT_VERSION);
+  if (!FORMAT_VERSION.test(version) || !SUPPORTED_FORMAT_VERSIONS.includes(Number(version))) {
+    const shown = FORMAT_VERSION.test(version) ? version : short(version);
+    throw new ModelFileError(
+      `${name} uses nextword model format ${shown}; this nextword reads [${SUPPORTED_FORMAT_VERSIONS.join(', ')}]. ` +
+        'Upgrade nextword or re-export the model with this version',
+    );
+  }
+  if (!meta.has(KEY_TOKENIZER)) {
+    throw new ModelFileError(`${name} has no tokenizer ('${KEY_TOKENIZER}' metadata); re-export the model`);
+  }
+  checkSize(name, 'the embedded tokenizer', rawTokenizer[0], limits.maxTokenizerBytes, 'maxTokenizerBytes');
+  const json = new Map();
+  for (const key of JSON_KEYS) {
+    const text = meta.get(key) ?? '{}';
+    checkSize(name, `metadata '${key}'`, rawJson.get(key), limits.maxMetadataBytes, 'maxMetadataBytes');
+    let value;
+    try {
+      value = parsePyJson(text);
+    } catch (error) {
+      if (!(error instanceof PyJsonError)) throw error;
+      if (error.tooDeep) {
+        throw new ModelFileError(
+          `${name}: metadata '${key}' is JSON nested too deeply to read; the file was not written by ` +
+            'nextword: re-export it',
+        );
+      }
+      throw new ModelFileError(
+        `${name}: metadata '${key}' is not valid JSON (${short(error.message)}); re-export the model with ` +
+          '`nextword export`',
+      );
+    }
+    if (!(value instanceof Map)) throw new ModelFileError(`${name}: metadata '${key}' must be a JSON object`);
+    json.set(key, value);
+  }
+  return { values: meta, json, formatVersion: Number(version) };
+}
+
+/** A metadata value over its cap (its UTF-8 bytes, as Python counts them). */
+function checkSize(name, what, raw, cap, option) {
+  if (raw && raw.length > cap) {
+    throw new ModelFileError(
+      `${name}: ${what} is ${commas(raw.length)} bytes, over the ${commas(cap)}-byte limit; if you trust the ` +
+        `file, raise it with load(..., { limits: { ${option}: ... } })`,
+    );
+  }
+}
+
+function checkVersions(name, summary, limits) {
+  let [low, high] = limits.irVersions;
+  const ir = summary.irVersion;
+  if (!(low <= ir && ir <= high)) {
+    throw new ModelFileError(
+      `${name} has ONNX IR version ${ir}; this nextword accepts IR versions ${low}-${high} (what its exporter ` +
+        'writes). Re-export the model with `nextword export`, or, if you trust the file, widen ' +
+        '{ limits: { irVersions: ... } }',
+    );
+  }
+  const versions = summary.opsets.filter(([domain]) => DEFAULT_DOMAINS.includes(domain)).map(([, v]) => v);
+  if (!versions.length) {
+    throw new ModelFileError(
+      `${name} imports no default ONNX opset; re-export the model with \`nextword export\``,
+    );
+  }
+  [low, high] = limits.opsetVersions;
+  const bad = versions.filter((v) => !(low <= v && v <= high));
+  if (bad.length) {
+    throw new ModelFileError(
+      `${name} uses ONNX opset ${bad[0]}; this nextword accepts opsets ${low}-${high} (the tested range). ` +
+        'Re-export with `nextword export --opset 17`, or, if you trust the file, widen ' +
+        '{ limits: { opsetVersions: ... } }',
+    );
+  }
+}
+
+/** Walks graphs, nodes, attributes and tensors; throws ModelFileError on the first refusal. */
+class GraphWalker {
+  constructor(name, data, allowed, budget) {
+    Object.assign(this, { name, data, allowed, budget });
+  }
+
+  fields(start, end, kind) {
+    return fields(this.data, start, end, this.budget, kind, WIRES[kind]);
+  }
+
+  enter(depth) {
+    if (depth > MAX_DEPTH) throw new WireError(`messages nested more than ${MAX_DEPTH} deep`);
+  }
+
+  graph(start, end, depth) {
+    this.enter(depth);
+    for (const [number, , a, b] of this.fields(start, end, 'graph')) {
+      if (number === 1) this.node(a, b, depth + 1);
+      else if (number === 5) this.tensor(a, b, depth + 1, 'initializer');
+      else if (number === 15) this.sparse(a, b, depth + 1, 'sparse initializer');
+    }
+  }
+
+  node(start, end, depth) {
+    this.enter(depth);
+    let opType = '';
+    let domain = '';
+    const attributes = [];
+    for (const [number, , a, b] of this.fields(start, end, 'node')) {
+      if (number === 4) opType = text(this.data, a, b);
+      else if (number === 7) domain = text(this.data, a, b);
+      else if (number === 5) attributes.push([a, b]);
+    }
+    const keyDomain = DEFAULT_DOMAINS.includes(domain) ? '' : domain;
+    if (!this.allowed.has(`${keyDomain}\u0000${opType}`)) {
+      const shown = keyDomain ? `${keyDomain}:${opType}` : opType;
+      throw new ModelFileError(
+        `${this.name} uses the operator ${short(shown)}, which nextword models never contain (allowed: the ` +
+          "ops `nextword export` and onnxruntime's quantize_dynamic emit). Re-export the model with " +
+          '`nextword export`, or, if you trust the file, extend { limits: { allowedOps: ... } }',
+      );
+    }
+    for (const [a, b] of attributes) this.attribute(a, b, depth + 1, opType);
+  }
+
+  attribute(start, end, depth, opType) {
+    this.enter(depth);
+    const where = `an attribute of a ${opType} node`;
+    for (const [number, , a, b] of this.fields(start, end, 'attribute')) {
+      if (number === 5 || number === 10) this.tensor(a, b, depth + 1, where);
+      else if (number === 6 || number === 11) this.graph(a, b, depth + 1);
+      else if (number === 22 || number === 23) this.sparse(a, b, depth + 1, where);
+    }
+  }
+
+  sparse(start, end, depth, where) {
+    this.enter(depth);
+    for (const [number, , a, b] of this.fields(start, end, 'sparse')) {
+      if (number === 1 || number === 2) this.tensor(a, b, depth + 1, where);
+    }
+  }
+
+  tensor(start, end, depth, where) {
+    this.enter(depth);
+    let name = '';
+    let location = 0;
+    const external = [];
+    for (const [number, , a, b] of this.fields(start, end, 'tensor')) {
+      if (number === 8) name = text(this.data, a, b);
+      else if (number === 13) external.push(this.entry(a, b));
+      else if (number === 14 && a != 0) location = a; // any occurrence other than DEFAULT (0) counts
+    }
+    if (external.length || location) {
+      const target = external.find(([k]) => k === 'location')?.[1] ?? '';
+      throw new ModelFileError(
+        `${this.name}: tensor ${short(name)} (${where}) keeps its data outside the file` +
+          (target ? ` (location ${short(target)})` : '') +
+          '; nextword models are one self-contained file and never read other files. Re-export the model ' +
+          'with `nextword export`',
+      );
+    }
+  }
+
+  entry(start, end) {
+    let key = '';
+    let value = '';
+    for (const [number, , a, b] of this.fields(start, end, 'entry')) {
+      if (number === 1) key = text(this.data, a, b);
+      else if (number === 2) value = text(this.data, a, b);
+    }
+    return [key, value];
+  }
+}

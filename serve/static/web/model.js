@@ -1,0 +1,380 @@
+// A loaded model: an onnxruntime-web session plus the tokenizer and decoding defaults from the same file.
+// The API mirrors nextword.runtime.NextWordModel: generate, stream, nextWords, score.
+
+import { Generation, PROMPT_CHUNK } from './decoding.js';
+import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
+import { PCG64, SeedSequence } from './random.js';
+import { MAX_BATCH, resolveOptions } from './generation.js';
+import { checkModelFile, resolveLimits } from './model-check.js';
+import {
+  INPUT_IDS,
+  LOGITS,
+  LOGITS_FROM,
+  readModelInfo,
+  stateInputNames,
+  stateOutputNames,
+} from './model-file.js';
+import { readSource } from './source.js';
+import { endsWithSpace, SPECIAL_TOKENS } from './tokenizer.js';
+import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
+
+let warnedUnicode = false;
+
+/**
+ * Load a nextword .onnx file for generation.
+ * @param {string | URL | ArrayBuffer | ArrayBufferView | Blob} source a URL (fetched), a path under
+ *   Node, or the file's bytes
+ * @param {{ort?: object, sessionOptions?: object, limits?: object, numThreads?: number, fetch?: typeof fetch}} [options]
+ *   ort: an onnxruntime module (default: import('onnxruntime-web')); numThreads: WASM threads (default 1,
+ *   as the Python runtime runs one thread per call); limits: the model-file checks' caps
+ * @returns {Promise<NextWordModel>}
+ */
+export async function load(source, options = {}) {
+  const { ort: given, sessionOptions = {}, limits, numThreads = 1, fetch } = options;
+  const checked = resolveLimits(limits);
+  const { name, bytes } = await readSource(source, checked.maxFileBytes, fetch);
+  const meta = checkModelFile(name, bytes, checked);
+  const ort = given ?? (await import('onnxruntime-web'));
+  if (ort.env?.wasm && !given) ort.env.wasm.numThreads = numThreads;
+  if (!warnedUnicode && !engineNormalizesThisVersion()) {
+    warnedUnicode = true;
+    console.warn(
+      `nextword-web: this JavaScript engine's Unicode data is older than ${UNICODE_VERSION}; text with characters ` +
+        'added since may be tokenized differently from the Python runtime',
+    );
+  }
+  let session;
+  try {
+    session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', ...sessionOptions });
+  } catch (error) {
+    throw new ModelFileError(`${name} could not be loaded as an ONNX model: ${oneLine(error)}`);
+  }
+  const model = new NextWordModel(ort, session, readModelInfo(meta, session, name), name);
+  await probe(model);
+  return model;
+}
+
+/** A loaded model. Create one with load(). Calls may overlap: a model holds no state between calls. */
+export class NextWordModel {
+  constructor(ort, session, info, source) {
+    Object.assign(this, { ort, session, info, source });
+    this.stateWidths = info.stateSizes.flatMap((units) => [units, units]); // h_0, c_0, h_1, c_1, ...
+    this._stateInputs = stateInputNames(info.stateSizes.length);
+    this._stateOutputs = stateOutputNames(info.stateSizes.length);
+  }
+
+  get tokenizer() {
+    return this.info.tokenizer;
+  }
+
+  get vocabSize() {
+    return this.info.vocabSize;
+  }
+
+  /** Zero LSTM state for `batch` sequences: [h_0, c_0, ...], each Float32Array(batch x units). */
+  initialState(batch = 1) {
+    return this.stateWidths.map((units) => new Float32Array(batch * units));
+  }
+
+  /**
+   * One session call: ids (batch x time, all rows the same length) and state in; the logits of positions
+   * `logitsFrom` on (Python slice semantics: -1 is the last) and the state after the last position out.
+   * @returns {Promise<{logits: Float32Array, positions: number, state: Float32Array[]}>}
+   */
+  async forward(ids, state, logitsFrom = 0) {
+    const batch = ids.length;
+    const time = ids[0].length;
+    if (!(-time <= logitsFrom && logitsFrom < time)) {
+      throw new NextwordError(
+        `logitsFrom=${logitsFrom} selects no position of an input of ${time} position(s); use a value from ` +
+          `${-time} to ${time - 1} (-1 for the last position)`,
+      );
+    }
+    const out = await runSession(this, ids, state, logitsFrom);
+    const vocab = this.vocabSize;
+    let wanted = time;
+    if (logitsFrom && this.info.hasLogitsFrom) wanted = logitsFrom > 0 ? time - logitsFrom : -logitsFrom;
+    const logitsDims = out[LOGITS].dims;
+    const states = this._stateOutputs.map((name) => out[name]);
+    if (
+      !sameDims(logitsDims, [batch, wanted, vocab]) ||
+      states.some((s, k) => !sameDims(s.dims, [batch, this.stateWidths[k]]))
+    ) {
+      const shapes = states.map((s) => pyShape(s.dims)).join(', ');
+      throw new ModelRunError(
+        `${this.source}: on input_ids of shape ${pyShape([batch, time])} the graph returned logits of shape ` +
+          `${pyShape(logitsDims)} (expected ${pyShape([batch, wanted, vocab])}) and state of shapes ${shapes}; ` +
+          'the graph only works for some batch sizes or lengths: the file is damaged or crafted, re-download ' +
+          'or re-export it',
+      );
+    }
+    let logits = out[LOGITS].data;
+    const keep = logitsFrom < 0 ? -logitsFrom : time - logitsFrom;
+    if (wanted !== keep) logits = keepLastPositions(logits, batch, wanted, keep, vocab);
+    return { logits, positions: keep, state: states.map((s) => s.data) };
+  }
+
+  /** Token ids the model is conditioned on for `prompt`: start of a document, then the prompt. */
+  promptIds(prompt) {
+    if (typeof prompt !== 'string')
+      throw new NextwordError(`prompt must be a string, got ${typeName(prompt)}`);
+    return [this.tokenizer.eodId, ...this.tokenizer.encode(prompt)];
+  }
+
+  /**
+   * Continue `prompt` (a string or a list of strings) and return the new text. Options are camelCase
+   * versions of the Python runtime's (maxWords, minWords, temperature, topK, topP, repetitionPenalty,
+   * noRepeatNgramSize, stop, stopAtEnd, allowUnknown, numReturnSequences, seed); options not given take
+   * the model file's decoding defaults. Returns a list when `prompt` is a list or numReturnSequences > 1.
+   */
+  async generate(prompt, options = {}) {
+    const config = resolveOptions(this.info.generation, options);
+    const [prompts, single] = asPromptList(prompt);
+    const rows = prompts.length * Math.max(config.numReturnSequences, config.numBeams);
+    if (rows > MAX_BATCH) {
+      throw new NextwordError(
+        `batch of ${prompts.length} prompt(s) x ${Math.max(config.numReturnSequences, config.numBeams)} ` +
+          `sequences or beams = ${rows} rows exceeds the cap of ${MAX_BATCH}; split the prompts`,
+      );
+    }
+    if (config.numBeams > 1) throw notAvailable();
+    if (!prompts.length) return [];
+    const ids = prompts.map((p) => this.promptIds(p));
+    const texts = await new Generation(this, ids, config, prompts.map(endsWithSpace)).run();
+    return single && config.numReturnSequences === 1 ? texts[0] : texts;
+  }
+
+  /**
+   * The continuation of one prompt in pieces as words are produced (an async iterator); the pieces
+   * joined equal what generate() returns for the same options and seed. Options are checked now.
+   */
+  stream(prompt, options = {}) {
+    const config = resolveOptions(this.info.generation, options);
+    if (typeof prompt !== 'string')
+      throw new NextwordError(`stream() takes one prompt string, got ${typeName(prompt)}`);
+    if (config.numReturnSequences !== 1 || config.numBeams !== 1) {
+      throw new NextwordError(
+        'stream() produces one text: numReturnSequences and numBeams must be 1 ' +
+          `(got ${config.numReturnSequences} and ${config.numBeams})`,
+      );
+    }
+    const state = { finishReason: null };
+    const pieces = streamPieces(this, [this.promptIds(prompt)], config, [endsWithSpace(prompt)], state);
+    // why the text ended, once it has: "length", "stop" or "end" (as the Python Generator's reasons)
+    return Object.defineProperty(pieces, 'finishReason', { get: () => state.finishReason });
+  }
+
+  /** The `k` most likely next words after `prompt`, most likely first: [{word, probability}]. */
+  async nextWords(prompt, k = 5) {
+    if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) {
+      throw new NextwordError(`k must be an integer in 1..${this.vocabSize}, got ${String(k)}`);
+    }
+    const logits = await this._lastLogits(this.promptIds(prompt));
+    const probs = logSoftmax(logits).map(Math.exp);
+    for (let i = 0; i < SPECIAL_TOKENS.length; i++) probs[i] = -1; // never listed
+    const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
+    return order
+      .slice(0, k)
+      .filter((i) => probs[i] >= 0)
+      .map((i) => ({ word: this.tokenizer.tokenOf(i), probability: probs[i] }));
+  }
+
+  /**
+   * nextWords() with the text that appends each word to `prompt` (spacing and sentence capitals applied;
+   * no leading space after a prompt that ends in one): [{word, text, probability}], as the /v1/suggest
+   * endpoint of `nextword serve` answers.
+   */
+  async suggest(prompt, k = 5) {
+    const words = await this.nextWords(prompt, k);
+    const tokens = this.tokenizer.tokenize(prompt);
+    const previous = tokens.length ? tokens[tokens.length - 1] : null;
+    const strip = endsWithSpace(prompt);
+    return words.map(({ word, probability }) => {
+      const text = this.tokenizer.piece(word, previous);
+      return { word, text: strip ? text.replace(/^ +/, '') : text, probability };
+    });
+  }
+
+  /** How likely the model finds `text` as the start of a document: {totalLogprob, perplexity, words};
+   * each word has its vocabulary token (`<unk>` when unknown, as in Python), the `token` as read, its
+   * `text` as the tokenizer renders it, its logprob and whether it is unknown. */
+  async score(text) {
+    const ids = this.promptIds(text);
+    if (ids.length < 2) throw new NextwordError('text has no words to score');
+    const words = [];
+    const read = this.tokenizer.tokenize(text); // the words as read: an unknown one keeps its text
+    const pieces = [...this.tokenizer.pieces(read)];
+    let state = this.initialState(1);
+    for (let start = 0; start < ids.length - 1; start += PROMPT_CHUNK) {
+      const targets = ids.slice(start + 1, start + 1 + PROMPT_CHUNK);
+      const out = await this.forward([ids.slice(start, start + targets.length)], state, 0);
+      state = out.state;
+      targets.forEach((id, t) => {
+        const logprob = logSoftmax(out.logits.subarray(t * this.vocabSize, (t + 1) * this.vocabSize))[id];
+        const [word, i] = [this.tokenizer.tokenOf(id), words.length];
+        words.push({ word, token: read[i], text: pieces[i], logprob, unknown: id === this.tokenizer.unkId });
+      });
+    }
+    const total = words.reduce((sum, w) => sum + w.logprob, 0);
+    return { totalLogprob: total, perplexity: Math.exp(-total / words.length), words };
+  }
+
+  async _lastLogits(ids) {
+    let state = this.initialState(1);
+    let logits;
+    for (let start = 0; start < ids.length; start += PROMPT_CHUNK) {
+      const out = await this.forward([ids.slice(start, start + PROMPT_CHUNK)], state, -1);
+      ({ logits, state } = out);
+    }
+    return logits;
+  }
+
+  /** Release the onnxruntime session. */
+  async release() {
+    await this.session.release();
+  }
+}
+
+async function* streamPieces(model, ids, config, lstrip, state) {
+  const generation = new Generation(model, ids, config, lstrip);
+  while (!generation.done) {
+    for (const update of await generation.step()) {
+      if (update.finished) state.finishReason = update.reason;
+      if (update.text) yield update.text;
+    }
+  }
+}
+
+function notAvailable() {
+  return new NextwordError(
+    'beam search (numBeams > 1) is not available in nextword-web; use sampling or greedy decoding (temperature: 0)',
+  );
+}
+
+function asPromptList(prompt) {
+  if (typeof prompt === 'string') return [[prompt], true];
+  if (Array.isArray(prompt)) {
+    prompt.forEach((p, i) => {
+      if (typeof p !== 'string') {
+        throw new NextwordError(`prompt must be a string or a list of strings; item ${i} is ${typeName(p)}`);
+      }
+    });
+    return [[...prompt], false];
+  }
+  throw new NextwordError(`prompt must be a string or a list of strings, got ${typeName(prompt)}`);
+}
+
+function typeName(value) {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+/** Log-probabilities of one row of logits, in float64 (as the Python runtime's log_softmax). */
+function logSoftmax(logits) {
+  let peak = -Infinity;
+  for (const v of logits) peak = Math.max(peak, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - peak);
+  const shift = peak + Math.log(sum);
+  return Array.from(logits, (v) => v - shift);
+}
+
+/** One session call, its failures as ModelRunError naming the file and the shapes fed (as Python). */
+async function runSession(model, ids, state, logitsFrom) {
+  const { Tensor } = model.ort;
+  const batch = ids.length;
+  const time = ids[0].length;
+  const flat = new BigInt64Array(batch * time);
+  ids.forEach((row, b) => row.forEach((id, t) => (flat[b * time + t] = BigInt(id))));
+  const feed = {}; // in the Python runtime's order: state, input_ids, logits_from
+  model._stateInputs.forEach(
+    (name, k) => (feed[name] = new Tensor('float32', state[k], [batch, model.stateWidths[k]])),
+  );
+  feed[INPUT_IDS] = new Tensor('int64', flat, [batch, time]);
+  if (model.info.hasLogitsFrom)
+    feed[LOGITS_FROM] = new Tensor('int64', BigInt64Array.of(BigInt(logitsFrom)), []);
+  try {
+    return await model.session.run(feed);
+  } catch (error) {
+    const shapes = Object.entries(feed)
+      .map(([name, tensor]) => `${name} ${pyShape(tensor.dims)}`)
+      .join(', ');
+    const failure = new ModelRunError(
+      `${model.source}: onnxruntime failed running the model on ${shapes}: ${oneLine(error)}; the file is ` +
+        'damaged or crafted: re-download or re-export it',
+    );
+    failure.cause = error;
+    throw failure;
+  }
+}
+
+/**
+ * One step on a batch of 2 before load() returns, as the Python runtime's probe: every special id and the
+ * largest id, random state; every output must be float32, of the declared shape, and finite.
+ */
+async function probe(model) {
+  const { tokenizer, vocabSize: vocab, stateSizes, hasLogitsFrom } = model.info;
+  const largest = vocab - 1;
+  const ids = [
+    [tokenizer.eodId, largest, tokenizer.unkId],
+    [largest, tokenizer.padId, tokenizer.eodId],
+  ];
+  const rng = new PCG64(new SeedSequence(0n));
+  const state = model.stateWidths.map((w) =>
+    Float32Array.from({ length: 2 * w }, () => rng.random() * 2 - 1),
+  );
+  const positions = hasLogitsFrom ? 2 : 3;
+  let out;
+  try {
+    out = await runSession(model, ids, state, -2);
+  } catch (error) {
+    if (!(error instanceof ModelRunError)) throw error;
+    throw new ModelFileError(
+      `${model.source} loads but fails a probe step (2 rows, token ids up to ${largest}): onnxruntime says ` +
+        `${oneLine(error.cause)}; the file is damaged or crafted: re-download or re-export it`,
+    );
+  }
+  const expected = [[2, positions, vocab], ...model.stateWidths.map((w) => [2, w])];
+  [LOGITS, ...model._stateOutputs].forEach((name, i) => {
+    const value = out[name];
+    let problem = null;
+    if (value.type !== 'float32') problem = `is ${value.type}, not float32`;
+    else if (!sameDims(value.dims, expected[i]))
+      problem = `has shape ${pyShape(value.dims)}, not ${pyShape(expected[i])}`;
+    else if (!value.data.every(Number.isFinite)) problem = 'holds NaN or infinite values';
+    if (problem) {
+      throw new ModelFileError(
+        `${model.source}: on a probe step of 2 rows the graph's output '${name}' ${problem} (the metadata ` +
+          `declares a vocabulary of ${vocab} and state widths [${stateSizes.join(', ')}]); the file is damaged ` +
+          'or crafted: re-download or re-export it',
+      );
+    }
+  });
+}
+
+/** An error's message on one line, at most 500 characters (as the Python runtime quotes onnxruntime). */
+function oneLine(error) {
+  return String(error?.message ?? error)
+    .split(/\s+/)
+    .filter(Boolean)
+    .join(' ')
+    .slice(0, 500);
+}
+
+function sameDims(dims, expected) {
+  return dims.length === expected.length && dims.every((d, i) => Number(d) === expected[i]);
+}
+
+/** Python's repr of a shape tuple: (2, 3), (2,), (). */
+function pyShape(dims) {
+  return dims.length === 1 ? `(${dims[0]},)` : `(${dims.join(', ')})`;
+}
+
+/** The last `wanted` positions of (batch x positions x vocab) logits, for format-1 files. */
+function keepLastPositions(logits, batch, positions, wanted, vocab) {
+  const out = new Float32Array(batch * wanted * vocab);
+  for (let b = 0; b < batch; b++) {
+    const from = (b * positions + positions - wanted) * vocab;
+    out.set(logits.subarray(from, from + wanted * vocab), b * wanted * vocab);
+  }
+  return out;
+}

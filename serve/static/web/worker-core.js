@@ -1,0 +1,86 @@
+// The Web Worker side of nextword-web: a model loaded in the worker, answering the page's requests, so
+// that generation never blocks the page. src/worker.js wires it to the worker's global scope; tests wire
+// it to a MessagePort. The protocol is private to src/client.js.
+
+import { load } from './model.js';
+
+/**
+ * Answer requests arriving on `port` (anything with postMessage and a "message" event).
+ * Requests: {id, type: "load" | "generate" | "stream" | "nextWords" | "suggest" | "score" | "resources" |
+ * "cancel", ...}.
+ * Replies: {id, result} or {id, error: {name, message}}; a stream also sends {id, piece} messages.
+ */
+export function serve(port) {
+  let model = null;
+  const cancelled = new Set();
+
+  const reply = (message) => port.postMessage(message);
+  const fail = (id, error) =>
+    reply({ id, error: { name: error?.name ?? 'Error', message: String(error?.message ?? error) } });
+
+  const handlers = {
+    async load({ source, options = {} }) {
+      const { ortUrl, wasmPaths, ...rest } = options;
+      let ort;
+      if (ortUrl) {
+        ort = await import(/* webpackIgnore: true */ ortUrl);
+        if (wasmPaths) ort.env.wasm.wasmPaths = wasmPaths;
+        ort.env.wasm.numThreads = rest.numThreads ?? 1;
+      }
+      await model?.release();
+      model = await load(source, { ...rest, ort });
+      const { tokenizer, ...info } = model.info;
+      return { ...info, vocabulary: tokenizer.size, source: model.source };
+    },
+    generate: ({ prompt, options }) => loaded().generate(prompt, options),
+    // What this worker fetched (onnxruntime, its .wasm, the model...): for measurements.
+    resources: () =>
+      performance
+        .getEntriesByType('resource')
+        .map(({ name, transferSize, encodedBodySize, decodedBodySize, duration }) => ({
+          name,
+          transferSize,
+          encodedBodySize,
+          decodedBodySize,
+          duration,
+        })),
+    nextWords: ({ prompt, k }) => loaded().nextWords(prompt, k),
+    suggest: ({ prompt, k }) => loaded().suggest(prompt, k),
+    score: ({ text }) => loaded().score(text),
+    async stream({ id, prompt, options }) {
+      const pieces = loaded().stream(prompt, options);
+      for await (const piece of pieces) {
+        if (cancelled.has(id)) break;
+        reply({ id, piece });
+      }
+      cancelled.delete(id);
+      return { finishReason: pieces.finishReason };
+    },
+  };
+
+  function loaded() {
+    if (!model) throw new Error('no model loaded: send a "load" request first');
+    return model;
+  }
+
+  const onMessage = async (event) => {
+    const request = event.data;
+    if (request?.type === 'cancel') {
+      cancelled.add(request.target);
+      return;
+    }
+    const handler = handlers[request?.type];
+    if (!handler) {
+      fail(request?.id, new Error(`unknown request type ${JSON.stringify(request?.type)}`));
+      return;
+    }
+    try {
+      reply({ id: request.id, result: await handler(request) });
+    } catch (error) {
+      fail(request.id, error);
+    }
+  };
+  port.addEventListener('message', onMessage);
+  port.start?.();
+  return () => port.removeEventListener('message', onMessage);
+}

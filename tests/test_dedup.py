@@ -1,0 +1,290 @@
+"""Deduplication before the split: exact duplicates dropped, near-duplicate groups kept on one side,
+memory bounded by hashes, and the split rebuilt exactly from what a model file records. No TensorFlow."""
+
+import random
+import tracemalloc
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import synthetic_documents, write_corpus
+from nextword.corpus import (
+    CorpusConfig,
+    CorpusError,
+    load_documents,
+    rebuild_split,
+    recorded_split,
+    split_corpus,
+    split_documents,
+    validation_indices,
+)
+from nextword.corpus.dedup import components, find_duplicates
+from nextword.corpus.minhash import document_words
+from nextword.corpus.split import DROPPED, TRAIN, VAL
+from nextword.runtime.provenance import (
+    SPLIT_BY_DOCUMENT,
+    SPLIT_DEDUPLICATED,
+    DataCounts,
+    DedupSettings,
+    Provenance,
+    SplitRecord,
+)
+
+DEFAULT = DedupSettings()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "omicron",
+    "pi",
+    "rho",
+    "sigma",
+]
+REFERENCE_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "neural_network_patent_query.csv"
+
+
+def random_text(rng: random.Random, words: int = 120) -> str:
+    return " ".join(rng.choice(WORDS) + str(rng.randrange(1000)) for _ in range(words))
+
+
+def edited(rng: random.Random, text: str, changes: int) -> str:
+    """``text`` with ``changes`` words replaced: a near-duplicate when ``changes`` is small."""
+    words = text.split()
+    for position in rng.sample(range(len(words)), changes):
+        words[position] = "changed" + str(rng.randrange(10**6))
+    return " ".join(words)
+
+
+def family_corpus(seed: int = 0, families: int = 40, singles: int = 200) -> tuple[list[str], list[int]]:
+    """Documents in corpus order, and for each the family it belongs to (its near-duplicates' family)."""
+    rng = random.Random(seed)
+    documents, family = [], []
+    for f in range(families):
+        base = random_text(rng)
+        for _ in range(rng.randint(2, 4)):
+            documents.append(edited(rng, base, 4))
+            family.append(f)
+    for s in range(singles):
+        documents.append(random_text(rng))
+        family.append(families + s)
+    order = list(range(len(documents)))
+    rng.shuffle(order)
+    return [documents[i] for i in order], [family[i] for i in order]
+
+
+def test_exact_duplicates_fold_case_whitespace_unicode_and_punctuation_first_kept():
+    docs = [
+        "A neural network, trained.",
+        "a  NEURAL\nnetwork trained",  # case, whitespace, punctuation
+        "A neural network trained!",
+        "Ａ neural network trained",  # fullwidth A: NFKC
+        "A neural network, retrained.",
+        "...",
+        "!!!",  # no words: compared by their folded text
+        "...",
+    ]
+    found = find_duplicates(docs, DEFAULT)
+    assert found.dropped.tolist() == [False, True, True, True, False, False, False, True]
+    assert found.exact_duplicates == 4
+    assert document_words("Ａ Neural-Network's (12)") == ["a", "neural", "network", "s", "12"]
+
+
+def test_near_duplicates_are_grouped_and_unrelated_documents_are_not():
+    docs, family = family_corpus()
+    found = find_duplicates(docs, DEFAULT)
+    assert found.exact_duplicates == 0
+    group, family = found.group, np.array(family)
+    for f in set(family.tolist()):
+        members = np.flatnonzero(family == f)
+        assert len(set(group[members].tolist())) == 1, f"family {f} was split into several groups"
+    for g in set(group.tolist()):
+        assert len(set(family[group == g].tolist())) == 1, "unrelated documents share a group"
+    assert found.near_duplicate_groups == 40
+    assert found.near_duplicate_documents == int((family < 40).sum())
+    assert all(group[i] <= i for i in range(len(docs)))  # a group is named by its first document
+
+
+def test_the_threshold_decides_how_close_a_near_duplicate_must_be():
+    rng = random.Random(3)
+    base = random_text(rng, 200)
+    close, far = edited(rng, base, 4), edited(rng, base, 60)  # about 0.8 and 0.1 shingle similarity
+    assert find_duplicates([base, close, far], DEFAULT).group.tolist() == [0, 0, 2]
+    assert find_duplicates([base, close, far], DedupSettings(threshold=0.95)).group.tolist() == [0, 1, 2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(max_codepoint=127)) | st.text())
+def test_the_words_of_a_document_are_the_runs_of_letters_and_digits(text):
+    import re
+    import unicodedata
+
+    assert document_words(text) == re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 40).flatmap(
+        lambda n: st.tuples(
+            st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=60)
+        )
+    )
+)
+def test_components_match_a_plain_union_find(case):
+    n, edges = case
+    a = np.array([e[0] for e in edges], dtype=np.int64)
+    b = np.array([e[1] for e in edges], dtype=np.int64)
+    parent = list(range(n))
+
+    def root(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for x, y in edges:
+        rx, ry = root(x), root(y)
+        parent[max(rx, ry)] = min(rx, ry)
+    expected = [min(i for i in range(n) if root(i) == root(x)) for x in range(n)]
+    assert components(np.arange(n), a, b).tolist() == expected
+
+
+def test_a_group_never_straddles_the_split_and_duplicates_are_dropped(tmp_path):
+    docs, family = family_corpus(seed=1)
+    docs = [*docs, docs[0].upper(), docs[5] + " "]  # two exact duplicates at the end
+    paths = write_corpus(tmp_path, docs)
+    for seed in range(5):
+        split = split_corpus(CorpusConfig(paths=(str(paths["jsonl"]),), split_seed=seed))
+        labels = split.labels
+        assert labels[-2:].tolist() == [DROPPED, DROPPED] and (labels == DROPPED).sum() == 2
+        family_sides = {}
+        for i, f in enumerate(family):
+            family_sides.setdefault(f, set()).add(int(labels[i]))
+        assert all(len(sides) == 1 for sides in family_sides.values())
+        kept = len(docs) - 2
+        assert split.counts == DataCounts(
+            documents=len(docs),
+            exact_duplicates=2,
+            near_duplicate_groups=40,
+            near_duplicate_documents=sum(f < 40 for f in family),
+            train_documents=int((labels == TRAIN).sum()),
+            val_documents=int((labels == VAL).sum()),
+        )
+        assert round(0.1 * kept) <= split.counts.val_documents < round(0.1 * kept) + 4  # whole groups
+        train, val = split.documents()
+        assert len(train) == split.counts.train_documents and set(train).isdisjoint(val)
+    assert (
+        split_corpus(CorpusConfig(paths=(str(paths["csv"]),), split_seed=4)).labels.tolist()
+        == labels.tolist()
+    )
+
+
+def test_keep_duplicates_is_the_document_index_split_of_earlier_versions(corpus_files, documents):
+    config = CorpusConfig(
+        paths=(str(corpus_files["csv"]),), keep_duplicates=True, val_fraction=0.2, split_seed=7
+    )
+    split = split_corpus(config)
+    assert split.record == SplitRecord(SPLIT_BY_DOCUMENT, 0.2, 7)
+    assert np.flatnonzero(split.labels == VAL).tolist() == validation_indices(len(documents), 0.2, 7).tolist()
+    assert split.documents() == split_documents(documents, 0.2, 7)
+    assert split.counts.exact_duplicates is None
+
+
+def test_a_corpus_of_one_group_cannot_be_split(tmp_path):
+    path = tmp_path / "same.txt"
+    path.write_text("the same words\n\nThe SAME words.\n\nthe same, words\n")
+    with pytest.raises(CorpusError, match=r"1 distinct document\(s\) in 1 group.*--keep-duplicates"):
+        split_corpus(CorpusConfig(paths=(str(path),)))
+    assert split_corpus(CorpusConfig(paths=(str(path),), keep_duplicates=True)).counts.val_documents == 1
+
+
+def test_the_split_of_a_model_file_is_rebuilt_exactly(tmp_path):
+    docs, _ = family_corpus(seed=2)
+    path = write_corpus(tmp_path, docs)["csv"]
+    config = CorpusConfig(paths=(str(path),), val_fraction=0.2, split_seed=9, near_duplicate_threshold=0.3)
+    made = split_corpus(config)
+    provenance = Provenance(corpus_files=("corpus.csv",), split=made.record, data=made.counts)
+    # What the model file records is enough: the settings of the CorpusConfig given do not matter.
+    again = rebuild_split(Provenance.from_dict(provenance.to_dict()), CorpusConfig(paths=(str(path),)))
+    assert again.record == made.record and again.labels.tolist() == made.labels.tolist()
+    old = Provenance(split=SplitRecord(SPLIT_BY_DOCUMENT, 0.2, 9), data=DataCounts(documents=len(docs)))
+    assert rebuild_split(old, CorpusConfig(paths=(str(path),))).documents() == split_documents(docs, 0.2, 9)
+    with pytest.raises(CorpusError, match="does not record how its corpus was split"):
+        rebuild_split(Provenance(), CorpusConfig(paths=(str(path),)))
+
+
+def test_rebuilding_from_another_corpus_warns(tmp_path, caplog):
+    path = write_corpus(tmp_path, synthetic_documents(30))["csv"]
+    provenance = Provenance(split=SplitRecord(), data=DataCounts(documents=31))
+    with caplog.at_level("WARNING"):
+        rebuild_split(provenance, CorpusConfig(paths=(str(path),)))
+    assert "not the split it was trained with" in caplog.text
+
+
+def test_a_run_without_a_recorded_split_used_the_document_index_split():
+    corpus = CorpusConfig(val_fraction=0.3, split_seed=4)
+    assert recorded_split({"documents": 10}, corpus) == SplitRecord(SPLIT_BY_DOCUMENT, 0.3, 4)
+    record = SplitRecord(SPLIT_DEDUPLICATED, 0.1, 0, DedupSettings(threshold=0.4))
+    from dataclasses import asdict
+
+    assert recorded_split({"split": asdict(record)}, corpus) == record
+    with pytest.raises(ValueError, match="split scheme 'dedup-v9' is unknown"):
+        recorded_split({"split": {**asdict(record), "scheme": "dedup-v9"}}, corpus)
+
+
+def test_hashes_are_what_stays_in_memory_not_texts(tmp_path):
+    rng = random.Random(5)
+    paragraphs = [random_text(rng, 400) for _ in range(200)]  # each about 3.5 kB
+
+    def documents():  # 6,000 documents, 20 MB of text, streamed
+        for i in range(6000):
+            yield paragraphs[i % 200][: 3000 + i % 500] + f" document {i}"
+
+    tracemalloc.start()
+    try:
+        found = find_duplicates(documents(), DEFAULT)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found.exact_duplicates == 0 and found.near_duplicate_groups == 200
+    assert peak < 6_000_000, f"peak {peak:,} bytes for 20 MB of text"  # a hashing batch + ~30 B a document
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
+        CorpusConfig(near_duplicate_threshold=0)
+    with pytest.raises(ValueError, match="multiple of band_rows"):
+        DedupSettings(num_perm=7)
+    assert CorpusConfig().split_record().dedup == DEFAULT
+    assert CorpusConfig(keep_duplicates=True).split_record().dedup is None
+    assert replace(CorpusConfig(), near_duplicate_threshold=0.5).split_record().dedup.threshold == 0.5
+
+
+@pytest.mark.skipif(
+    not REFERENCE_CORPUS.is_file(), reason=f"the reference corpus is absent: {REFERENCE_CORPUS}"
+)
+def test_the_bundled_model_rebuilds_its_old_split_on_the_reference_corpus():
+    from nextword.runtime import load
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    provenance = load(BUNDLED_MODEL).info.provenance
+    assert provenance.split == SplitRecord(SPLIT_BY_DOCUMENT, 0.1, 0)
+    config = CorpusConfig(paths=(str(REFERENCE_CORPUS),))
+    split = rebuild_split(provenance, config)
+    assert (split.counts.train_documents, split.counts.val_documents) == (3170, 352)
+    assert split.documents()[1] == split_documents(load_documents(config.paths, config), 0.1, 0)[1]
+    deduplicated = split_corpus(config)
+    assert deduplicated.counts.exact_duplicates == 362

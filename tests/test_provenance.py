@@ -1,0 +1,107 @@
+"""The typed provenance record of a model file: written by export, read by the runtime, old files too."""
+
+import json
+
+import pytest
+
+from nextword.runtime import ModelFileError
+from nextword.runtime.provenance import (
+    SPLIT_BY_DOCUMENT,
+    SPLIT_DEDUPLICATED,
+    Architecture,
+    DataCounts,
+    DedupSettings,
+    Provenance,
+    SplitRecord,
+    read_provenance,
+)
+
+RECORD = Provenance(
+    corpus_files=("a.csv", "b.jsonl"),
+    corpus_format="auto",
+    text_column="body",
+    json_field="text",
+    split=SplitRecord(SPLIT_DEDUPLICATED, 0.2, 3, DedupSettings(threshold=0.3)),
+    data=DataCounts(documents=10, exact_duplicates=1, near_duplicate_groups=2, near_duplicate_documents=4,
+                    train_documents=7, val_documents=2, train_words=70, val_words=20),
+    vocab_size=50,
+    architecture=Architecture(embedding_dim=8, lstm_units=16, num_layers=2, dropout=0.1),
+    train_command="nextword train a.csv b.jsonl --out run",
+    export_command="nextword export run --out m.onnx",
+)  # fmt: skip
+
+# The nextword.config metadata of the bundled model (exported before the record existed), abridged.
+LEGACY = {
+    "model": {"embedding_dim": 256, "lstm_units": 448, "num_layers": 1, "dropout": 0.25},
+    "train": {
+        "corpus": {"paths": ["neural_network_patent_query.csv"], "format": "auto", "val_fraction": 0.1,
+                   "text_column": "patent_abstract", "json_field": "text", "split_seed": 0},
+        "vocab_size": 8664,
+        "data": {"documents": 3522, "train_documents": 3170, "val_documents": 352, "train_words": 454983,
+                 "val_words": 50765},
+        "command": "nextword train ../shared/data/neural_network_patent_query.csv --out runs/bundled",
+    },
+    "export": {"command": "nextword export runs/bundled --out runtime/data/nextword-patents.onnx --int8"},
+}  # fmt: skip
+
+
+def test_a_record_survives_json():
+    data = json.loads(json.dumps(RECORD.to_dict()))
+    assert Provenance.from_dict(data) == RECORD
+    assert read_provenance({"provenance": data, "train": {}}, "m.onnx") == RECORD
+
+
+def test_files_from_before_the_record_read_as_split_by_document_index():
+    record = read_provenance(LEGACY, "old.onnx")
+    assert record.split == SplitRecord(SPLIT_BY_DOCUMENT, 0.1, 0)
+    assert record.data == DataCounts(documents=3522, train_documents=3170, val_documents=352,
+                                     train_words=454983, val_words=50765)  # fmt: skip
+    assert record.corpus_files == ("neural_network_patent_query.csv",) and record.vocab_size == 8664
+    assert record.architecture == Architecture(256, 448, 1, 0.25)
+    assert record.export_command.startswith("nextword export") and record.train_command.startswith(
+        "nextword train"
+    )
+    assert read_provenance({}, "bare.onnx") is None
+    # Old files only describe themselves: values of the wrong type are left out, never fatal.
+    odd = {
+        "train": {"corpus": {"paths": "x.csv", "val_fraction": "0.1"}, "data": {"documents": -3}},
+        "model": [],
+    }
+    record = read_provenance(odd, "odd.onnx")
+    assert record.split is None and record.corpus_files == () and record.data.documents is None
+
+
+def test_the_bundled_model_reads_its_old_record(tmp_path):
+    from nextword.runtime import load
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    record = load(BUNDLED_MODEL).info.provenance
+    assert record.split == SplitRecord(SPLIT_BY_DOCUMENT, 0.1, 0) and record.data.val_documents == 352
+    lines = dict(record.describe())
+    assert lines["corpus"] == "neural_network_patent_query.csv: 3522 documents"
+    assert "by document index, not deduplicated" in lines["split"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"split": {"scheme": "shuffle-v7", "val_fraction": 0.1, "seed": 0}}, "split scheme 'shuffle-v7'"),
+        ({"split": {"scheme": SPLIT_BY_DOCUMENT, "val_fraction": 2.0, "seed": 0}}, "val_fraction"),
+        ({"data": {"documents": "many"}}, "data.documents must be int"),
+        ({"vocab_size": 1.5}, "vocab_size must be int"),
+        ({"corpus_files": "a.csv"}, "corpus_files must be a list"),
+    ],
+)
+def test_an_invalid_record_is_refused_naming_the_field(change, message):
+    data = {**RECORD.to_dict(), **change}
+    with pytest.raises(
+        ModelFileError, match=f"m.onnx: metadata 'nextword.config' holds an invalid provenance.*{message}"
+    ):
+        read_provenance({"provenance": data}, "m.onnx")
+    with pytest.raises(ModelFileError, match="must be a JSON object"):
+        read_provenance({"provenance": []}, "m.onnx")
+
+
+def test_fields_a_later_version_records_are_ignored_not_refused():
+    data = {**RECORD.to_dict(), "colour": "red", "data": {**RECORD.to_dict()["data"], "new_count": 3}}
+    assert read_provenance({"provenance": data}, "m.onnx") == RECORD

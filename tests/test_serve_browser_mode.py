@@ -1,0 +1,122 @@
+"""`nextword serve`'s page in "run in this browser" mode, in a real headless Chromium: the model file is
+fetched once, nextword-web generates in a Web Worker, and the texts, suggestions and scores are the
+server's; nothing the page uses comes from another origin."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) to test the page")
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+LOAD_TIMEOUT = 120  # a cold start on a busy 2-core machine: worker, onnxruntime-web, model, session
+TIMEOUT = 60
+
+
+def wait(driver, condition, message: str, timeout: float = TIMEOUT):
+    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message)
+
+
+def requests_to(driver, path: str) -> int:
+    """How many times the page itself fetched ``path`` (not counting the worker's own fetches)."""
+    script = "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+    return driver.execute_script(script).count(path)
+
+
+def generate(driver, prompt: str, words: int, temperature: float, seed: str) -> str:
+    driver.execute_script(
+        "const [prompt, words, temperature, seed] = arguments;"
+        "document.getElementById('prompt').value = prompt;"
+        "const values = [['words', words], ['temperature', temperature], ['top-k', 0], ['top-p', 1]];"
+        "for (const [id, value] of values) document.getElementById(id).value = value;"
+        "document.getElementById('seed').value = seed;"
+        "document.getElementById('generate').click();",
+        prompt,
+        words,
+        temperature,
+        seed,
+    )
+    wait(driver, lambda d: d.find_element(By.ID, "generate").is_enabled(), "the generation never ended")
+    return driver.execute_script("return document.querySelector('#output .generated').textContent")
+
+
+@pytest.fixture(scope="module")
+def browser_mode(browser, live_server):
+    """The page switched to run the model in the browser, once the model is loaded there."""
+    browser.get(live_server.url + "/")
+    wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the model line never loaded")
+    browser.find_element(By.ID, "in-browser").click()
+    wait(
+        browser,
+        lambda d: d.execute_script("return document.body.dataset.backend") == "browser",
+        "the model never loaded in the browser: "
+        + browser.execute_script("return document.getElementById('where-status').textContent"),
+        LOAD_TIMEOUT,
+    )
+    return browser
+
+
+def test_the_browser_generates_what_the_server_generates(browser_mode, model):
+    completions_before = requests_to(browser_mode, "/v1/completions")
+    for prompt in ("the network", "a neural network", "each neuron"):
+        want = model.generate(prompt, max_words=20, temperature=0, top_k=None, top_p=None)
+        assert generate(browser_mode, prompt, 20, 0, "") == want
+    seeded = generate(browser_mode, "the system", 25, 0.9, "4")
+    assert seeded == model.generate("the system", max_words=25, temperature=0.9, seed=4)
+    assert requests_to(browser_mode, "/v1/completions") == completions_before  # the server was not asked
+    assert "words in" in browser_mode.find_element(By.ID, "status").text
+
+
+def test_suggestions_and_scores_come_from_the_browser(browser_mode, model):
+    suggest_before = requests_to(browser_mode, "/v1/suggest")
+    prompt = browser_mode.find_element(By.ID, "prompt")
+    prompt.clear()
+    prompt.send_keys("the neural")
+    expected = [word for word, _ in model.next_words("the neural", k=8)]
+    chips = "return [...document.querySelectorAll('#suggestions .chip-word')].map(e => e.textContent)"
+    wait(browser_mode, lambda d: d.execute_script(chips) == expected, "the suggestions never matched")
+    assert requests_to(browser_mode, "/v1/suggest") == suggest_before
+    browser_mode.find_element(By.ID, "tab-score").click()
+    text = "The network receives an input signal."
+    browser_mode.execute_script("document.getElementById('score-text').value = arguments[0]", text)
+    browser_mode.find_element(By.ID, "score-button").click()
+    want = model.score(text)
+    wait(browser_mode, lambda d: "perplexity" in d.find_element(By.ID, "score-summary").text, "no score")
+    words = browser_mode.execute_script(
+        "return [...document.querySelectorAll('#scored .scored-word')].map(e => e.textContent)"
+    )
+    assert [w.lower() for w in words] == [w.word for w in want.words]
+    assert f"perplexity {want.perplexity:.1f}" in browser_mode.find_element(By.ID, "score-summary").text
+    assert requests_to(browser_mode, "/v1/score") == 0
+    browser_mode.find_element(By.ID, "tab-write").click()
+
+
+def test_stop_and_back_to_the_server(browser_mode, model):
+    browser_mode.execute_script(  # Stop as soon as the generation has started
+        "document.getElementById('words').value = 200; document.getElementById('generate').click();"
+        "document.getElementById('stop').click();"
+    )
+    wait(browser_mode, lambda d: d.find_element(By.ID, "generate").is_enabled(), "Stop did not stop")
+    assert browser_mode.find_element(By.ID, "status").text == "stopped"
+    browser_mode.find_element(By.ID, "in-browser").click()  # off: the server answers again
+    assert browser_mode.execute_script("return document.body.dataset.backend") == "server"
+    before = requests_to(browser_mode, "/v1/completions")
+    want = model.generate("the network", max_words=10, temperature=0, top_k=None, top_p=None)
+    assert generate(browser_mode, "the network", 10, 0, "") == want
+    assert requests_to(browser_mode, "/v1/completions") == before + 1
+
+
+def test_everything_came_from_this_server_and_the_model_once(browser_mode, live_server):
+    page = browser_mode.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    worker = browser_mode.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.nextwordInBrowser.model.resources().then((r) => done(r.map((e) => e.name)));"
+    )
+    assert all(url.startswith(live_server.url) for url in page + worker), page + worker
+    paths = [url.removeprefix(live_server.url) for url in worker]
+    assert paths.count("/model.onnx") == 1  # fetched once, by the worker, for every generation above
+    assert paths.count("/static/ort/ort-wasm-simd-threaded.wasm") == 1
+    assert requests_to(browser_mode, "/model.onnx") == 0

@@ -1,0 +1,129 @@
+"""nextword-web (web/) against the Python runtime: the same tokens, checks, messages and texts.
+
+Each test writes the Python runtime's outputs for a set of inputs to a JSON file and runs one Node test
+file of web/test/ (``node --test``) against it; the Node side asserts. They need Node 20+ and the npm
+packages of web/ (``make web-setup``); without them they are skipped with that reason, unless
+``NEXTWORD_REQUIRE_WEB=1`` (set by .ci/run), where a missing Node is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from web_files_reference import model_file_reference
+from web_reference import (
+    WEB,
+    generation_reference,
+    rng_reference,
+    run_node,
+    sampler_reference,
+    tokenizer_reference,
+)
+
+BUNDLED = Path(__file__).resolve().parents[1] / "runtime" / "data" / "nextword-patents.onnx"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CORPUS = SHARED / "data" / "neural_network_patent_query.csv"
+
+
+def _need_node() -> None:
+    missing = None
+    if shutil.which("node") is None:
+        missing = "node is not installed (Node 20+ runs nextword-web's tests)"
+    elif not (WEB / "node_modules" / "onnxruntime-web").is_dir():
+        missing = "web/node_modules is missing: run `make web-setup` (npm ci in web/)"
+    if missing and os.environ.get("NEXTWORD_REQUIRE_WEB") == "1":
+        pytest.fail(f"{missing}; NEXTWORD_REQUIRE_WEB=1 asks for the JavaScript tests")
+    if missing:
+        pytest.skip(missing)
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    from nextword.runtime import load
+
+    return load(BUNDLED)
+
+
+def test_tokenizer_matches_python(bundled, tmp_path):
+    _need_node()
+    reference = {"tokenizer": tokenizer_reference(bundled.tokenizer.to_json())}
+    run_node("parity-tokenizer.test.js", reference, tmp_path)
+
+
+def test_sampler_and_random_streams_match_numpy(bundled, tmp_path):
+    _need_node()
+    reference = {"sampler": sampler_reference(bundled), "rng": rng_reference()}
+    output = run_node("parity-sampling.test.js", reference, tmp_path)
+    assert "batched draws identical to Python's" in output
+
+
+def test_bundled_model_generates_what_python_generates(bundled, tmp_path):
+    _need_node()
+    reference = {"model": str(BUNDLED), **generation_reference(bundled, seeds=40, replays=3)}
+    print(run_node("parity-generation.test.js", reference, tmp_path))
+
+
+@pytest.mark.slow
+def test_tiny_model_generates_what_python_generates(model, model_path, tmp_path):
+    _need_node()
+    reference = {"model": str(model_path), **generation_reference(model, seeds=40, replays=40)}
+    print(run_node("parity-generation.test.js", reference, tmp_path))
+
+
+@pytest.mark.corpus
+def test_every_reference_abstract_tokenizes_as_in_python(bundled, tmp_path):
+    _need_node()
+    if not CORPUS.is_file():
+        pytest.skip(f"reference corpus {CORPUS} not found (../shared is absent)")
+    import csv
+
+    with CORPUS.open(newline="", encoding="utf-8") as f:
+        abstracts = [row["patent_abstract"] for row in csv.DictReader(f)]
+    tok = bundled.tokenizer
+    rows = []
+    for text in abstracts:
+        ids = tok.encode(text)
+        rows.append({"text": text, "ids": ids, "decoded": tok.decode(ids)})
+    reference = {"tokenizer_json": tok.to_json(), "abstracts": rows}
+    output = run_node("parity-corpus.test.js", reference, tmp_path)
+    assert f"{len(rows)} abstracts" in output
+    print(output.splitlines()[0])
+
+
+@pytest.mark.slow
+def test_damaged_and_doctored_files_are_refused_as_in_python(model_path, tmp_path):
+    pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the bad files")
+    _need_node()
+    output = run_node("parity-files.test.js", model_file_reference(model_path), tmp_path)
+    print(output.splitlines()[0])
+
+
+def test_javascript_side_on_its_own(tmp_path):
+    """Loading from paths, bytes and URLs, the Web Worker client, and JavaScript option messages."""
+    _need_node()
+    output = run_node("unit.test.js", {}, tmp_path)
+    assert "ℹ fail 0" in output
+
+
+def test_readme_javascript_example_runs():
+    """The README's Node example, as written, from the repository root."""
+    _need_node()
+    import re
+    import subprocess
+    import uuid
+
+    readme = (WEB.parent / "README.md").read_text(encoding="utf-8")
+    block = re.findall(r"```js\n(.*?)```", readme, flags=re.DOTALL)[0]
+    script = WEB / "test" / f".readme-example-{uuid.uuid4().hex}.mjs"  # inside web/: `nextword-web` resolves
+    script.write_text(block, encoding="utf-8")
+    try:
+        result = subprocess.run(
+            ["node", str(script)], cwd=WEB.parent, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        script.unlink()
+    assert result.returncode == 0, result.stderr
+    assert "probability" in result.stdout and len(result.stdout.split()) > 40

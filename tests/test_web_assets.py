@@ -1,0 +1,82 @@
+"""What `nextword serve`'s page runs in the browser ships as package data (serve/static/web and
+serve/static/ort): the copies equal their sources, the compressed WebAssembly is served as such, and the
+model file is offered."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STATIC = ROOT / "serve" / "static"
+ORT_DIST = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
+FIX = "run `make web-vendor` (web/scripts/vendor.py) and commit serve/static"
+MAX_TRACKED = 8 * 1024 * 1024
+
+
+def test_the_page_has_nextword_webs_modules_as_they_are_in_web_src():
+    sources = {p.name: p.read_bytes() for p in (ROOT / "web" / "src").glob("*.js")}
+    copies = {p.name: p.read_bytes() for p in (STATIC / "web").glob("*.js")}
+    assert sorted(copies) == sorted(sources), FIX
+    stale = [name for name in sources if copies[name] != sources[name]]
+    assert not stale, f"serve/static/web/{stale} differ from web/src: {FIX}"
+
+
+def test_the_page_has_the_locked_onnxruntime_web():
+    lock = json.loads((ROOT / "web" / "package-lock.json").read_text(encoding="utf-8"))
+    locked = lock["packages"]["node_modules/onnxruntime-web"]["version"]
+    assert (STATIC / "ort" / "VERSION").read_text().strip() == locked, FIX
+    assert "MIT License" in (STATIC / "ort" / "LICENSE").read_text()
+    for path in (STATIC / "ort").iterdir():
+        assert path.stat().st_size < MAX_TRACKED, f"{path} is over 8 MB: tracked files must stay under it"
+    if not ORT_DIST.is_dir():
+        pytest.skip("web/node_modules is missing (make web-setup): the copies' bytes are not compared")
+    for name in ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs"):
+        assert (STATIC / "ort" / name).read_bytes() == (ORT_DIST / name).read_bytes(), FIX
+    wasm = gzip.decompress((STATIC / "ort" / "ort-wasm-simd-threaded.wasm.gz").read_bytes())
+    assert wasm == (ORT_DIST / "ort-wasm-simd-threaded.wasm").read_bytes(), FIX
+
+
+@pytest.fixture(scope="module")
+def client(model):
+    pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+    from fastapi.testclient import TestClient
+
+    from nextword.serve import ServeConfig, create_app
+
+    with TestClient(create_app(ServeConfig(), model)) as client:
+        yield client
+
+
+def test_the_server_sends_the_webassembly_compressed_or_not(client):
+    stored = (STATIC / "ort" / "ort-wasm-simd-threaded.wasm.gz").read_bytes()
+    compressed = client.get("/static/ort/ort-wasm-simd-threaded.wasm", headers={"accept-encoding": "gzip"})
+    assert compressed.status_code == 200
+    assert compressed.headers["content-type"] == "application/wasm"
+    assert compressed.headers["content-encoding"] == "gzip"
+    assert int(compressed.headers["content-length"]) == len(stored)
+    plain = client.get("/static/ort/ort-wasm-simd-threaded.wasm", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.content == gzip.decompress(stored) and plain.content[:4] == b"\0asm"
+    for path in ("/static/ort/ort.wasm.min.mjs", "/static/web/worker.js", "/static/browser.js"):
+        response = client.get(path)
+        assert response.status_code == 200 and "javascript" in response.headers["content-type"], path
+
+
+def test_the_server_offers_its_model_file(client, model_path, model):
+    response = client.get("/model.onnx")
+    assert response.status_code == 200
+    assert response.content == model_path.read_bytes()
+    from fastapi.testclient import TestClient
+
+    from nextword.runtime import load
+    from nextword.serve import ServeConfig, create_app
+
+    from_bytes = load(model_path.read_bytes())
+    with TestClient(create_app(ServeConfig(), from_bytes)) as other:
+        missing = other.get("/model.onnx")
+    assert missing.status_code == 404
+    assert "was not loaded from a file" in missing.json()["error"]["message"]

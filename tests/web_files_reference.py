@@ -1,0 +1,227 @@
+"""Damaged and doctored model files, and what the Python runtime says about each, for nextword-web's
+model-file parity test (tests/test_web.py runs web/test/parity-files.test.js against it)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _entry(key: bytes, value: bytes) -> bytes:
+    return _field(14, _field(1, key) + _field(2, value))
+
+
+def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any]:
+    """Damaged and doctored model files, and what the Python runtime says about each.
+
+    ``files``: whole loads (``load``), including what read_model_info checks after onnxruntime; ``checks``:
+    truncations and bit flips through ``check_model_file`` alone (onnxruntime-web and onnxruntime may
+    disagree on a damaged graph that passes the checks, which is not this package's to mirror).
+    """
+    import onnx
+
+    from nextword.runtime import LoadLimits, ModelFileError, load
+    from nextword.runtime.model_check import check_model_file
+
+    valid = model_path.read_bytes()
+
+    def proto() -> onnx.ModelProto:
+        return onnx.load_from_string(valid)
+
+    def with_meta(key: str, value: str | None) -> bytes:
+        p = proto()
+        kept = [(m.key, m.value) for m in p.metadata_props if m.key != key]
+        del p.metadata_props[:]
+        for k, v in kept + ([(key, value)] if value is not None else []):
+            p.metadata_props.add(key=k, value=v)
+        return p.SerializeToString()
+
+    def doctored(change: Callable[[onnx.ModelProto], None]) -> bytes:
+        p = proto()
+        change(p)
+        return p.SerializeToString()
+
+    tok = json.loads(next(m.value for m in proto().metadata_props if m.key == "nextword.tokenizer"))
+    files: list[tuple[str, bytes, dict[str, Any]]] = [
+        ("valid", valid, {}),
+        ("format 3", with_meta("nextword.format_version", "3"), {}),
+        ("format x", with_meta("nextword.format_version", "x" * 100), {}),
+        ("format 1 with logits_from", with_meta("nextword.format_version", "1"), {}),
+        ("format 10 digits", with_meta("nextword.format_version", "0000000002"), {}),
+        ("no format", with_meta("nextword.format_version", None), {}),
+        ("no tokenizer", with_meta("nextword.tokenizer", None), {}),
+        ("tokenizer not JSON", with_meta("nextword.tokenizer", "{nope"), {}),
+        ("tokenizer nested", with_meta("nextword.tokenizer", "[" * 100_000), {}),
+        (
+            "tokenizer duplicate",
+            with_meta("nextword.tokenizer", json.dumps({**tok, "tokens": tok["tokens"] + ["the"]})),
+            {},
+        ),
+        (
+            "tokenizer short",
+            with_meta("nextword.tokenizer", json.dumps({**tok, "tokens": tok["tokens"][:-1]})),
+            {},
+        ),
+        ("tokenizer over cap", valid, {"max_tokenizer_bytes": 100}),
+        ("file over cap", valid, {"max_file_bytes": 1000}),
+        ("config not JSON", with_meta("nextword.config", "{"), {}),
+        ("config nested", with_meta("nextword.config", "[" * 100_000), {}),
+        ("config huge int", with_meta("nextword.config", "1" * 5000), {}),
+        ("config a list", with_meta("nextword.config", "[1, 2]"), {}),
+        ("metrics over cap", with_meta("nextword.metrics", json.dumps({"x": "é" * 600_000})), {}),
+        (
+            "metrics cap raised",
+            with_meta("nextword.metrics", json.dumps({"x": "é" * 600_000})),
+            {"max_metadata_bytes": 4 * 2**20},
+        ),
+        ("metrics NaN", with_meta("nextword.metrics", '{"loss": NaN}'), {}),
+        (
+            "value not UTF-8",
+            with_meta("nextword.metrics", None) + _entry(b"nextword.metrics", b'{"a": "\xff"}'),
+            {},
+        ),
+        ("key not UTF-8", valid + _entry(b"bad\xc3(", b"x"), {}),
+        ("duplicate key", valid + _entry(b"nextword.format_version", b"2"), {}),
+        ("IR 9", doctored(lambda p: setattr(p, "ir_version", 9)), {}),
+        ("IR 9 allowed", doctored(lambda p: setattr(p, "ir_version", 9)), {"ir_versions": (7, 9)}),
+        (
+            "opset 12",
+            doctored(
+                lambda p: [
+                    o.__setattr__("version", 12) for o in p.opset_import if o.domain in ("", "ai.onnx")
+                ]
+            ),
+            {},
+        ),
+        (
+            "no default opset",
+            doctored(
+                lambda p: [
+                    o.__setattr__("domain", "x.y") for o in p.opset_import if o.domain in ("", "ai.onnx")
+                ]
+            ),
+            {},
+        ),
+        ("op Softmax", doctored(lambda p: setattr(p.graph.node[0], "op_type", "Softmax")), {}),
+        (
+            "op Softmax allowed",
+            doctored(lambda p: setattr(p.graph.node[0], "op_type", "Softmax")),
+            {"allowed_ops": frozenset({("", "Softmax")})},
+        ),
+        ("external data", doctored(_externalize), {}),
+        ("function", doctored(lambda p: p.functions.add(name="f", domain="x")), {}),
+        ("training info", doctored(lambda p: p.training_info.add()), {}),
+        ("no graph", doctored(lambda p: p.ClearField("graph")), {}),
+        ("groups", valid + b"\x0b\x0c", {}),
+        ("wrong wire type", valid + b"\x38\x01", {}),
+        ("long varint", valid + b"\x08" + b"\xff" * 10 + b"\x01", {}),
+        ("field 0", valid + b"\x02\x00", {}),
+        ("empty", b"", {}),
+        ("random", bytes(np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8)), {}),
+    ]
+    files += _crafted(proto, model_path)
+    for name, value in [
+        ("float max_words", '{"max_words": 1.5}'),
+        ("unknown option", '{"max_words": 5, "beam": 2, "Zed": 1}'),
+        ("fixed seed", '{"seed": 3}'),
+        ("empty stop", '{"stop": ["a", ""]}'),
+        ("one empty stop", '{"stop": [""]}'),
+        ("stop string", '{"stop": ".", "min_words": 3}'),
+        ("NaN temperature", '{"temperature": NaN}'),
+        ("top_k 0", '{"top_k": 0}'),
+        ("bool top_k", '{"top_k": true}'),
+        ("min over max", '{"max_words": 10, "min_words": 11}'),
+        ("beams and sampling", '{"num_beams": 2, "top_k": 5, "temperature": 0.5}'),
+        ("beams returns", '{"num_beams": 2, "num_return_sequences": 4}'),
+        ("string penalty", '{"repetition_penalty": "1.2"}'),
+        ("null stop_at_end", '{"stop_at_end": null}'),
+        ("list", "[]"),
+        ("good", '{"no_repeat_ngram_size": 3, "top_p": 0.9, "temperature": 0.7, "stop": ["\\n"]}'),
+    ]:
+        files.append((f"generation: {name}", with_meta("nextword.generation", value), {}))
+    out_files = []
+    for name, data, limits in files:
+        try:
+            loaded = load(data, limits=LoadLimits(**limits))
+            message = None
+        except ModelFileError as exc:
+            message = str(exc)
+        else:
+            try:
+                loaded.generate("the network", max_words=3, temperature=0)
+            except ModelFileError as exc:  # a ModelRunError: the graph breaks after the probe
+                message = f"generate: {exc}"
+        limits = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in limits.items()}
+        out_files.append(
+            {"name": name, "data": base64.b64encode(data).decode(), "limits": limits, "message": message}
+        )
+
+    rng = np.random.default_rng(17)
+    damaged = [valid[: int(cut)] for cut in rng.integers(1, len(valid), examples // 3)]
+    for _ in range(examples - len(damaged)):
+        flipped = bytearray(valid)
+        for _ in range(int(rng.integers(1, 4))):
+            where = rng.random()  # the header and graph start, the metadata at the end, anywhere
+            low = 0 if where < 0.4 else max(0, len(valid) - 8192) if where < 0.8 else 0
+            high = 2048 if where < 0.4 else len(valid)
+            position = int(rng.integers(low, high))
+            flipped[position] ^= 1 << int(rng.integers(0, 8))
+        damaged.append(bytes(flipped))
+    checks = []
+    for data in damaged:
+        try:
+            check_model_file(data)
+            message = None
+        except ModelFileError as exc:
+            message = str(exc)
+        try:
+            load(data)
+            loads = True
+        except ModelFileError:
+            loads = False
+        checks.append({"data": base64.b64encode(data).decode(), "message": message, "loads": loads})
+    return {"files": out_files, "checks": checks}
+
+
+def _crafted(proto: Callable, model_path: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
+    """Graphs that pass the file checks and are caught by the probe step, or later (tests/crafted.py),
+    with the Python runtime's graph bounds off: nextword-web has none, so the probe must catch them."""
+    import crafted
+
+    from nextword.runtime import load
+
+    vocab = load(model_path).vocab_size
+    unbounded = {"bound_graph": False}
+    cases = [
+        ("crafted: logits wider than declared", crafted.hidden_logits_width(proto(), vocab - 10)),
+        ("crafted: embedding shorter than the vocabulary", crafted.short_embedding(proto(), vocab - 5)),
+        ("crafted: fails below a batch of two", crafted.fails_below_batch_two(proto())),
+        ("crafted: declared widths disagree", crafted.declare_width(proto(), ("c_0",), 24)),
+    ]
+    return [(name, p.SerializeToString(), unbounded) for name, p in cases]
+
+
+def _externalize(p) -> None:
+    from onnx.external_data_helper import set_external_data
+
+    tensor = max(p.graph.initializer, key=lambda t: len(t.raw_data))
+    set_external_data(tensor, location="weights.bin")
+    tensor.data_location = 1  # EXTERNAL

@@ -1,0 +1,480 @@
+"""Reference outputs of the Python runtime for the JavaScript runtime's parity tests (tests/test_web.py).
+
+Each function returns JSON-ready data: inputs, and what the Python runtime makes of them. The Node tests
+under web/test/ read it and check that nextword-web gives the same. float32 arrays travel as base64 of
+their little-endian bytes, integers that may not fit a double as strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB = ROOT / "web"
+
+# Strings whose tokenization depends on the finer points of Python's Unicode handling: NFKC, \w, \s,
+# \d, [a-z] under IGNORECASE, lower() with final sigma, upper() at sentence starts, versions.
+TRICKY_TEXTS = [
+    "ΟΔΟΣ ΣΑΣ Σ ΑΣ. Α\u0308Σ ΑΣ\u0308Β 'ΑΣ' ΑΣ1",
+    "İstanbul ıı İİ Iı (1ı) (1İ) (12A) (3K) (4\u017f)",
+    "STRASSE straße ẞ ß ŉ ǅ ǈ ǆ ΐ ﬃ ﬅ",
+    "ＡＢＣ１２３ （１２） x² H₂O ①② ½ ㎏ ℡",
+    "٣٫٥ (١٢) (१२) ٣,٥ 3,٥ Ⅻ 〇 々 ᛮ",
+    "e\u0301 ﬀ\u0301 한국어 \u1112\u1161\u11ab 神经网络 ｶﾀｶﾅ",
+    "😀 👍🏽 🧠 👨\u200d👩\u200d👧 ©® ™ ∑ ∞",
+    "a\u00a0b\u2003c\u3000d\u200be\u1680f\u180eg\u2028h\u2029i\ufeffj",
+    "k\x1cl\x1dm\x1en\x1fo\x85p\x00q\x7fr\x9fs\t\n\r\x0b\x0ct",
+    "new \U0001e030 \U0001fae8 \U00011f04\U00011f05 \U0001e4d0 \U00031350 end",
+    '«quoted» „this“ `tick´ it‘s ‛odd′ ‟x” "plain"',
+    "1,000,000 1,2 a,1 1,a 3.5.6 e.g. U.S.A. and/or/not x--y 'tis rock'n'roll -5 5- a- --",
+    "(12a') (102, 104) (10-12) ( 7 ) (7b'') (a) (ii) (12)(13) x(1)y",
+    "\uffff \ue000 \U0010fffd \U000e0041 \u0378 \u0530",
+]
+LONE_SURROGATE_TEXTS = ["\ud800", "a\udc00b", "\udbff x \udfff \ud83d"]
+
+
+def f32_b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode()
+
+
+def python_tokenizer_texts() -> list[str]:
+    """The Python tests' own tokenizer strings, plus the tricky ones above."""
+    import test_tokenizer
+
+    parametrized = next(m for m in test_tokenizer.test_tokenize.pytestmark if m.name == "parametrize")
+    texts = [text for text, _ in parametrized.args[1]]
+    texts += [
+        "The CPU (12) runs",
+        "steps (a) and (ii)",
+        "the network ( a model ) learns . it works , well ? yes !",
+        "the network (a model) learns. it works, well? yes!",
+        "Ünïcode wörds, and more words.",
+        "<eod> <unk> <pad> word",
+    ]
+    return texts + TRICKY_TEXTS
+
+
+def tokenizer_reference(bundled_json: str) -> dict[str, Any]:
+    """Tokens, ids, decoded text and pieces for every test string, under four tokenizers."""
+    from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
+
+    texts = python_tokenizer_texts()
+    configs = [
+        TokenizerConfig(min_count=1),
+        TokenizerConfig(min_count=1, lowercase=False),
+        TokenizerConfig(min_count=1, drop_figure_refs=False),
+        TokenizerConfig(min_count=1, lowercase=False, drop_figure_refs=False),
+    ]
+    tokenizers = [Tokenizer.build(texts, config) for config in configs] + [Tokenizer.from_json(bundled_json)]
+    cases = []
+    for tokenizer in tokenizers:
+        rows = []
+        for text in texts:
+            ids = tokenizer.encode(text)
+            tokens = [tokenizer.token_of(i) for i in ids]
+            rows.append(
+                {
+                    "text": text,
+                    "tokens": tokenizer.tokenize(text),
+                    "ids": ids,
+                    "decoded": tokenizer.decode(ids),
+                    "decoded_with_ends": tokenizer.decode([2, *ids, 2, *ids[:3], 0]),
+                    "pieces_after_open": list(tokenizer.pieces(tokens, previous="(")),
+                    "pieces_after_period": list(tokenizer.pieces(tokens, previous=".")),
+                }
+            )
+        cases.append({"json": tokenizer.to_json(), "rows": rows})
+    lone = [{"text": t, "tokens": tokenize(t, configs[0])} for t in LONE_SURROGATE_TEXTS]
+    return {"cases": cases, "lone_surrogates": lone, "from_json_errors": _from_json_errors(tokenizers[0])}
+
+
+def _from_json_errors(tokenizer) -> list[dict[str, str]]:
+    """Malformed tokenizer JSON and Python's message for each."""
+    from nextword.runtime.tokenizer import Tokenizer
+
+    base = json.loads(tokenizer.to_json())
+
+    def mutated(change: Callable[[dict], None]) -> str:
+        data = json.loads(json.dumps(base))
+        change(data)
+        return json.dumps(data, ensure_ascii=False)
+
+    texts = [
+        mutated(lambda d: d.update(version=99)),
+        mutated(lambda d: d.update(version=1.0)),
+        mutated(lambda d: d.update(version=True)),
+        mutated(lambda d: d.update(version="1")),
+        mutated(lambda d: d.update(format="other")),
+        mutated(lambda d: d["tokens"].append(d["tokens"][5])),
+        mutated(lambda d: d["tokens"].pop(0)),
+        mutated(lambda d: d["tokens"].__setitem__(1, 7)),
+        mutated(lambda d: d["tokens"].append("")),
+        mutated(lambda d: d["tokens"].append(None)),
+        mutated(lambda d: d["tokens"].append("two words")),
+        mutated(lambda d: d["tokens"].append("bell\x07")),
+        mutated(lambda d: d["tokens"].append("\ud800")),
+        mutated(lambda d: d["tokens"].append("ab" * 501)),
+        mutated(lambda d: d["tokens"].append({"k": [1.5, -0.0, 1e-7, 1e16, 2**70]})),
+        mutated(lambda d: d["config"].update(colour="blue", Ärger=1, zz=2)),
+        mutated(lambda d: d["config"].update(min_count=0)),
+        mutated(lambda d: d["config"].update(min_count=1.5)),
+        mutated(lambda d: d["config"].update(max_vocab=3)),
+        mutated(lambda d: d["config"].update(max_vocab=True)),
+        mutated(lambda d: d["config"].update(lowercase="yes")),
+        mutated(lambda d: d["config"].update(drop_figure_refs=0)),
+        mutated(lambda d: d.update(config=[])),
+        mutated(lambda d: d.update(tokens="abc")),
+        mutated(lambda d: d.pop("tokens")),
+        '{"format": "nextword.tokenizer", "version": 1, "config": {}, "tokens": ["<pad>", "<unk>", "<eod>"]}',
+        "[1, 2]",
+        "{not json",
+        "",
+        "\ufeff{}",
+        '{"a": 1,}',
+        '{"a" 1}',
+        '["\\x"]',
+        '["\\u12"]',
+        '"abc',
+        "1" * 4400,
+        "[" * 5000,
+        '{"format": "nextword.tokenizer", "version": NaN}',
+        '{"format": "nextword.tokenizer", "version": -Infinity}',
+        '{"format": "nextword.tokenizer", "version": 1e400}',
+        '{"format": "nextword.tokenizer", "version": "v\\u00e9\\ud83d\\ude00\\ud800\\n\'"}',
+    ]
+    out = []
+    for text in texts:
+        try:
+            Tokenizer.from_json(text)
+            message = None
+        except ValueError as exc:
+            message = str(exc)
+        out.append({"json": text, "message": message})
+    return out
+
+
+def sampler_reference(model) -> dict[str, Any]:
+    """sample_next on real and random logits under many settings: the ids Python draws."""
+    from nextword.runtime.sampling import sample_next
+
+    prompts = ["a neural network", "the present invention relates to", "", "each neuron has", "method"]
+    ids = [model.prompt_ids(p) for p in prompts]
+    rows = []
+    for prompt in ids:
+        last, _ = model.feed(np.asarray([prompt]), model.initial_state(1))
+        rows.append(last[0])
+    real = np.stack(rows).astype(np.float32)  # (5, V)
+    rng = np.random.default_rng(7)
+    random_sets = {
+        "real": real,
+        "random_300": (rng.standard_normal((4, 300)) * 3).astype(np.float32),
+        "random_128": (rng.standard_normal((3, 128)) * 5).astype(np.float32),
+        "random_1000_flat": (rng.standard_normal((3, 1000)) * 0.05).astype(np.float32),
+        "ties": (np.round(rng.standard_normal((3, 700)) * 4) / 2).astype(np.float32),
+        "dead_rows": np.where(
+            np.arange(4)[:, None] % 2 == 1, -np.inf, rng.standard_normal((4, 200)) * 2
+        ).astype(np.float32),
+    }
+    settings = [
+        {"temperature": 0.0},
+        {"temperature": 1.0},
+        {"temperature": 0.7},
+        {"temperature": 1.3},
+        {"temperature": 3.0},
+        {"temperature": 0.05},
+        {"temperature": 1.0, "top_k": 1},
+        {"temperature": 1.0, "top_k": 5},
+        {"temperature": 0.8, "top_k": 40},
+        {"temperature": 1.0, "top_p": 0.5},
+        {"temperature": 1.0, "top_p": 0.9},
+        {"temperature": 0.9, "top_p": 0.999},
+        {"temperature": 1.0, "top_p": 1.0},
+        {"temperature": 0.8, "top_k": 40, "top_p": 0.9},
+        {"temperature": 1.2, "top_k": 250, "top_p": 0.95},
+    ]
+    cases = []
+    for name, logits in random_sets.items():
+        for setting in settings:
+            for seed in (0, 1, 2**40 + 3):
+                rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(logits))]
+                banned = [0, 1] if name == "real" else []
+                draws = [sample_next(logits, **setting, rngs=rngs, banned=banned).tolist() for _ in range(4)]
+                cases.append({"set": name, **setting, "seed": str(seed), "banned": banned, "draws": draws})
+    logit_sets = {
+        name: {"rows": len(v), "vocab": v.shape[1], "data": f32_b64(v)} for name, v in random_sets.items()
+    }
+    return {"logits": logit_sets, "cases": cases, **_numeric_reference(real)}
+
+
+def _numeric_reference(real: np.ndarray) -> dict[str, Any]:
+    """numpy's float32 exp and its sums, on values like the sampler's."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate(
+        [
+            (real[0] - real[0].max()).astype(np.float32),
+            (-rng.random(200_000) * 110).astype(np.float32),
+            rng.integers(0, 2**32, 50_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+            np.array([0.0, -0.0, np.inf, -np.inf, 88.72283935546875, -103.97208404541015625], np.float32),
+        ]
+    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        exp = np.exp(x)
+        correctly_rounded = np.exp(x.astype(np.float64)).astype(np.float32)
+    flavour = "simd" if (exp[np.isfinite(exp)] != correctly_rounded[np.isfinite(exp)]).any() else "libm"
+    sums = []
+    for n in (1, 7, 8, 9, 127, 128, 129, 300, 8192, 8193, 8664, 20000):
+        a = (rng.random(n) ** 6).astype(np.float32) * (rng.random(n) < 0.9)
+        starts = np.arange(0, n, 128)
+        sums.append(
+            {
+                "data": f32_b64(a),
+                "reduceat": f32_b64(np.add.reduceat(a, starts)),
+                "sum64": float(a[None].sum(axis=-1, dtype=np.float64)[0]),
+            }
+        )
+    return {"exp": {"flavour": flavour, "x": f32_b64(x), "y": f32_b64(exp)}, "sums": sums}
+
+
+def rng_reference() -> list[dict[str, Any]]:
+    """SeedSequence(seed).spawn(n) -> default_rng(child).random() draws."""
+    out = []
+    for seed in (0, 1, 42, 2**32 - 1, 2**32, 2**64 + 5, 2**128 + 99, 10**40):
+        children = np.random.SeedSequence(seed).spawn(3)
+        draws = [[g.random() for _ in range(5)] for g in map(np.random.default_rng, children)]
+        out.append({"seed": str(seed), "draws": draws})
+    return out
+
+
+def run_node(test_file: str, reference: dict[str, Any], folder: Path, timeout: float = 900) -> str:
+    """Run one Node test file of web/test against ``reference``; returns its output, fails on failure."""
+    path = folder / f"{Path(test_file).stem}-reference.json"
+    path.write_text(json.dumps(reference, allow_nan=True), encoding="utf-8")
+    result = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", str(WEB / "test" / test_file)],
+        cwd=WEB,
+        env={**_environ(), "NEXTWORD_WEB_REFERENCE": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"node --test {test_file} failed:\n{output[-12000:]}"
+    return output
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("NODE_OPTIONS")}
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+GREEDY_PROMPTS = [
+    "a neural network",
+    "the present invention relates to",
+    "",
+    "   ",
+    "a method for training ",
+    "The System (12) comprises",
+    "each neuron",
+    "wherein the weights are",
+    "a",
+    "the processor receives an input signal.",
+    "unknownwordxyz and another qqq",
+    "an apparatus, comprising:",
+    "in one embodiment, the",
+    "ΑΣ ünïcode ﬁlter ＡＢＣ",
+    "deep learning",
+    "the output layer (optional) emits 3.5 units;",
+    "a plurality of",
+    "the",
+    "according to claim 1,",
+    "image recognition using convolutional",
+    "a neural network " * 90,  # over 256 tokens: the prompt is fed in two rounds
+    "what? yes! no.",
+    "training data",
+    "speech",
+]
+
+VARIANTS = [
+    {},
+    {"stop": ["."]},
+    {"stop": [", ", "network"], "min_words": 3},
+    {"min_words": 30},
+    {"no_repeat_ngram_size": 2},
+    {"no_repeat_ngram_size": 1, "max_words": 60},
+    {"repetition_penalty": 1.3},
+    {"repetition_penalty": 0.8, "no_repeat_ngram_size": 3},
+    {"allow_unknown": True},
+    {"stop_at_end": False, "max_words": 60},
+    {"max_words": 0},
+    {"max_words": 1},
+]
+
+SAMPLING = [
+    {},
+    {"temperature": 0.7},
+    {"temperature": 1.4},
+    {"top_k": 40},
+    {"top_p": 0.9},
+    {"temperature": 0.8, "top_k": 40, "top_p": 0.95},
+    {"repetition_penalty": 1.2, "no_repeat_ngram_size": 3},
+    {"stop": ["."], "min_words": 5},
+    {"top_k": 1},
+]
+
+INVALID_OPTIONS = [
+    {"max_words": -1},
+    {"max_words": 20000},
+    {"max_words": 2.5},
+    {"min_words": 60},
+    {"min_words": -2, "max_words": 10},
+    {"temperature": -0.5},
+    {"top_k": 0},
+    {"top_k": 1.5},
+    {"top_p": 0},
+    {"top_p": 1.5},
+    {"repetition_penalty": 0},
+    {"repetition_penalty": -1},
+    {"no_repeat_ngram_size": -1},
+    {"num_return_sequences": 0},
+    {"num_return_sequences": 300},
+    {"num_beams": 0},
+    {"seed": -1},
+    {"seed": 1.5},
+    {"num_beams": 2, "top_k": 40},
+    {"num_beams": 2, "top_k": 40, "top_p": 0.9, "temperature": 0.7},
+    {"num_beams": 2, "num_return_sequences": 3},
+    {"num_return_sequences": 100, "prompts": 3},
+]
+
+
+def recorded_generate(model, prompt: str | list[str], options: dict[str, Any]) -> tuple[Any, list[dict]]:
+    """``model.generate`` with every session call recorded: the ids fed and the logits returned."""
+    calls: list[dict[str, Any]] = []
+    original = model.forward
+
+    def forward(input_ids, state, logits_from=0):
+        logits, new_state = original(input_ids, state, logits_from)
+        ids, shape = np.asarray(input_ids).tolist(), list(logits.shape)
+        calls.append({"ids": ids, "logits_from": logits_from, "logits": f32_b64(logits), "shape": shape})
+        return logits, new_state
+
+    model.forward = forward  # the instance attribute shadows the method for this call only
+    try:
+        text = model.generate(prompt, **options)
+    finally:
+        del model.forward
+    return text, calls
+
+
+def _suggestion_texts(model, prompt: str, k: int) -> dict[str, str]:
+    """The text that appends each of the ``k`` next words to ``prompt``, as ``nextword serve`` shows it."""
+    tokens = model.tokenizer.tokenize(prompt)
+    previous = tokens[-1] if tokens else None
+    texts = {}
+    for word, _ in model.next_words(prompt, k):
+        text = model.tokenizer.piece(word, previous)
+        texts[word] = text.lstrip(" ") if prompt[-1:].isspace() else text
+    return texts
+
+
+def generation_reference(
+    model, *, seeds: int, replays: int, greedy_prompts: list[str] = GREEDY_PROMPTS
+) -> dict[str, Any]:
+    """What the Python runtime generates, streams, suggests and scores for the cases above; for the
+    first ``replays`` greedy and seeded cases, also every session call's input ids and output logits."""
+    from nextword.runtime import GenerationConfig
+
+    greedy = [
+        {"prompt": p, "options": {"temperature": 0, "max_words": 40}, "text": None} for p in greedy_prompts
+    ]
+    greedy.append({"prompt": greedy_prompts, "options": {"temperature": 0, "max_words": 25}, "text": None})
+    for i, variant in enumerate(VARIANTS):
+        prompt = greedy_prompts[i % 8]
+        greedy.append({"prompt": prompt, "options": {"temperature": 0, "max_words": 40, **variant}})
+    sampled = []
+    for seed in range(seeds):
+        options = {"seed": seed, "max_words": 40, **SAMPLING[seed % len(SAMPLING)]}
+        sampled.append({"prompt": greedy_prompts[seed % len(greedy_prompts)], "options": options})
+    for seed in (3, 2**63 + 1):
+        options = {"seed": seed, "max_words": 25, "num_return_sequences": 3, "temperature": 0.9}
+        sampled.append({"prompt": greedy_prompts[:4], "options": options})
+        sampled.append({"prompt": "a neural network", "options": {**options, "top_p": 0.8}})
+    for case in greedy + sampled:
+        case["text"] = model.generate(case["prompt"], **case["options"])
+    replayed = []
+    for case in greedy[-len(VARIANTS) :][:replays] + sampled[-4:][:replays] + sampled[:replays]:
+        text, calls = recorded_generate(model, case["prompt"], case["options"])
+        assert text == case["text"]
+        replayed.append({**case, "calls": calls})
+    streams = []
+    for case in sampled[:12] + greedy[-len(VARIANTS) :]:
+        if isinstance(case["prompt"], str) and case["options"].get("num_return_sequences", 1) == 1:
+            gen = model.generator(**case["options"])
+            (row,) = gen.add(case["prompt"])
+            gen.run()
+            pieces = list(model.stream(case["prompt"], **case["options"]))
+            streams.append({**case, "pieces": pieces, "reason": gen.finish_reason(row)})
+    for case in greedy + sampled + streams + replayed:
+        case["options"] = {k: str(v) if k == "seed" else v for k, v in case["options"].items()}
+    next_words = [
+        {"prompt": p, "words": model.next_words(p, 10), "texts": _suggestion_texts(model, p, 10)}
+        for p in greedy_prompts[:8]
+    ]
+    scores = []
+    for text in [*greedy_prompts[:10], "a neural network " * 200]:
+        if len(model.prompt_ids(text)) >= 2:
+            s = model.score(text)
+            read = model.tokenizer.tokenize(text)
+            pieces = list(model.tokenizer.pieces(read))
+            words = [
+                [w.word, w.logprob, w.unknown, t, p] for w, t, p in zip(s.words, read, pieces, strict=True)
+            ]
+            scores.append(
+                {"text": text, "total": s.total_logprob, "perplexity": s.perplexity, "words": words}
+            )
+    errors = []
+    for options in INVALID_OPTIONS:
+        options = dict(options)
+        prompts = options.pop("prompts", 1)
+        try:
+            model.generate(["x"] * prompts if prompts > 1 else "x", **options)
+            message = None
+        except ValueError as exc:
+            message = str(exc)
+        errors.append({"options": options, "prompts": prompts, "message": message})
+    defaults = GenerationConfig().changes()
+    return {
+        "quantized": bool(model.info.config.get("export", {}).get("int8")),
+        "greedy": greedy,
+        "sampled": sampled,
+        "replayed": replayed,
+        "streams": streams,
+        "next_words": next_words,
+        "scores": scores,
+        "errors": errors,
+        "info": {
+            "vocab_size": model.vocab_size,
+            "state_sizes": list(model.info.state_sizes),
+            "format_version": model.info.format_version,
+            "generation": {camel(k): v for k, v in model.info.generation.changes().items()},
+            "defaults_changed": defaults,
+        },
+    }

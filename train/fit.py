@@ -1,0 +1,238 @@
+"""One training session: the model built under the strategy, its state set, epochs trained.
+
+A session starts either fresh (seeded weights, the pretrained vectors and the unigram bias) or from
+a checkpoint loaded without a strategy. In a multi-worker run only the chief has the run folder, so
+the chief decides the session's *plan* -- the optimizer (with its learning-rate schedule), the global
+batch, the metrics history, the epochs and budget -- and broadcasts it with the weights; each worker
+then builds the same model and trains its replicas' share of every step (see
+:mod:`nextword.train.distribute` and :mod:`nextword.train.loop`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+import keras
+import numpy as np
+
+from .config import TrainConfig
+from .data import DiskWindows
+from .distribute import Workers, broadcast_json, broadcast_variables, check_same, lost_workers
+from .files import RunDir
+from .loop import TrainingLoop
+from .model import build_model, copy_weights
+from .recorder import RunRecorder, epochs_since_best
+
+__all__ = ["RECORD_WINDOWS_ENV", "SESSION_FIELDS", "SessionResult", "Start", "fit_session", "global_batch"]
+
+logger = logging.getLogger(__name__)
+
+RECORD_WINDOWS_ENV = "NEXTWORD_RECORD_WINDOWS"  # a file: every training part read, for tests
+# TrainConfig fields that say how a session runs rather than what is trained: a run continued with
+# other values of these is the same run.
+SESSION_FIELDS = frozenset(
+    {
+        "out",
+        "overwrite",
+        "verbose",
+        "max_minutes",
+        "epochs",
+        "patience",
+        "distribute",
+        "peer_timeout",
+        "checkpoint_steps",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a session's weights come from: a checkpoint (``saved``), or a fresh model whose
+    embedding starts at ``vectors`` (if given) and whose logits bias starts at ``bias``."""
+
+    saved: keras.Model | None = None
+    vectors: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    history: list[dict[str, Any]]
+    stopped_early: bool
+    out_of_time: bool
+
+
+def global_batch(config: TrainConfig, stored: dict[str, Any], replicas: int) -> int:
+    """The run's global batch: what it started with (``config.json``), else ``batch_size x replicas``.
+    A run keeps its global batch whatever the replicas of a later session, which must divide it."""
+    batch = int(stored.get("training", {}).get("global_batch", 0)) or config.batch_size * replicas
+    if batch % replicas:
+        raise ValueError(
+            f"this run trains a global batch of {batch} windows, which {replicas} replicas cannot split "
+            "evenly; continue it with a number of replicas that divides it"
+        )
+    return batch
+
+
+def fit_session(
+    run: RunDir,
+    config: TrainConfig,
+    workers: Workers,
+    vocab_size: int,
+    history: list[dict[str, Any]],
+    start: Start,
+    stored: dict[str, Any],
+) -> SessionResult:
+    """Train ``config.epochs`` epochs at most (fewer if ``history`` holds some) on ``run``'s id files."""
+    batch = global_batch(config, stored, workers.replicas)
+    record = os.environ.get(RECORD_WINDOWS_ENV)
+    windows = DiskWindows(run.train_ids, config.seq_len, batch, shuffle=True, seed=config.seed, record=record)
+    val_windows = DiskWindows(run.val_ids, config.seq_len, batch, shuffle=False)
+    logger.info(
+        "%d training words, %d validation words; %d replicas, global batch %d (%d per replica)",
+        windows.words,
+        val_windows.words,
+        workers.replicas,
+        batch,
+        batch // workers.replicas,
+    )
+    plan = {
+        "history": history,
+        "epochs": config.epochs,
+        "patience": config.patience,
+        "max_minutes": config.max_minutes,
+        "optimizer": keras.optimizers.serialize(
+            start.saved.optimizer if start.saved is not None else _optimizer(config, workers, len(windows))
+        ),
+    }
+    with lost_workers(workers):
+        check_same(workers, _fingerprint(run, config, vocab_size))
+        plan = broadcast_json(workers, plan)  # the chief's, on every worker
+    config = replace(
+        config, epochs=plan["epochs"], patience=plan["patience"], max_minutes=plan["max_minutes"]
+    )
+    history = plan["history"]
+    with workers.strategy.scope():
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config.model, vocab_size, mixed_precision=config.mixed_precision)
+        if config.embeddings and config.freeze_embeddings:
+            model.get_layer("embedding").trainable = False
+        _compile(model, keras.optimizers.deserialize(plan["optimizer"]))
+        model.optimizer.build(model.trainable_variables)
+    if workers.is_chief:
+        _set_start(model, start)
+    with lost_workers(workers):
+        broadcast_variables(workers, [*model.variables, *model.optimizer.variables])
+
+    steps = int(model.optimizer.iterations.numpy())
+    first_epoch = len(history)
+    first_step = steps - (history[-1].get("steps", 0) if history else 0)
+    if not 0 <= first_step < len(windows):  # a checkpoint that does not fit the history: start the epoch
+        logger.warning(
+            "checkpoint at step %d does not fall within epoch %d: starting it over", steps, first_epoch + 1
+        )
+        first_step = 0
+    recorder = RunRecorder(run, config, history, vocab_size, writes=workers.is_chief)
+    already_stopped = bool(history) and config.patience and epochs_since_best(history) >= config.patience
+    loop = TrainingLoop(
+        model,
+        workers,
+        len(windows),
+        len(val_windows),
+        batch * config.seq_len,
+        checkpoint_steps=config.checkpoint_steps,
+        budget=config.max_minutes * 60 if config.max_minutes else None,
+        verbose=config.verbose,
+    )
+    if len(history) < config.epochs and not already_stopped:
+        if first_step:
+            logger.info("resuming epoch %d at step %d of %d", first_epoch + 1, first_step, len(windows))
+        strategy = workers.strategy
+
+        def shard(windows: DiskWindows, **where: int) -> Any:
+            def pipeline(context: Any) -> Any:
+                ids = workers.replica_ids(context.input_pipeline_id, context.num_input_pipelines)
+                return windows.dataset(replicas=ids, num_replicas=workers.replicas, **where)
+
+            return strategy.distribute_datasets_from_function(pipeline)
+
+        with lost_workers(workers):
+            loop.run(
+                shard(windows, first_epoch=first_epoch, first_step=first_step),
+                shard(val_windows),
+                first_epoch,
+                first_step,
+                config.epochs,
+                on_checkpoint=lambda: recorder.checkpoint(model),
+                on_epoch_end=lambda result: recorder.epoch_end(model, result),
+            )
+    return SessionResult(
+        history=history,
+        stopped_early=recorder.stopped_early or bool(already_stopped),
+        out_of_time=loop.ran_out,
+    )
+
+
+def _optimizer(config: TrainConfig, workers: Workers, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam at ``config.learning_rate_for(replicas)``, cosine-decayed over ``epochs`` epochs unless
+    the schedule is constant; wrapped for loss scaling under mixed precision."""
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate_for(
+        workers.replicas
+    )
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05
+        )
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
+
+
+def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+    """Compile as the saved files expect (the loop computes the same loss and metrics itself)."""
+    model.compile(
+        optimizer=optimizer,
+        # Averaged over real (weight 1) positions only: the padding at the end of the stream is ignored.
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        ),
+        weighted_metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"),
+        ],
+    )
+
+
+def _set_start(model: keras.Model, start: Start) -> None:
+    """Put the session's starting state into ``model`` (on the chief; the others get it by broadcast)."""
+    if start.saved is None:
+        if start.vectors is not None:
+            model.get_layer("embedding").embeddings.assign(start.vectors)
+        if start.bias is not None:
+            model.get_layer("logits").bias.assign(start.bias)
+        return
+    copy_weights(start.saved, model)
+    mine, saved = model.optimizer.variables, start.saved.optimizer.variables
+    if [tuple(v.shape) for v in mine] != [tuple(v.shape) for v in saved]:
+        raise ValueError("the checkpoint's optimizer state does not fit this model; start the run again")
+    for target, source in zip(mine, saved, strict=True):
+        target.assign(source.numpy())
+
+
+def _fingerprint(run: RunDir, config: TrainConfig, vocab_size: int) -> dict[str, int]:
+    """What every worker must share: the training settings, the vocabulary and the encoded splits."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in SESSION_FIELDS}
+    settings["corpus"] = {k: v for k, v in settings["corpus"].items() if k != "paths"}  # paths may differ
+
+    def digest(data: bytes) -> int:
+        return int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
+
+    return {
+        "training settings": digest(repr(sorted(settings.items())).encode()),
+        "vocabulary": digest(run.tokenizer.read_bytes()) + vocab_size,
+        "training split": run.train_ids.stat().st_size,
+        "validation split": run.val_ids.stat().st_size,
+    }

@@ -1,0 +1,89 @@
+"""What a run keeps after each epoch (and within one): metrics, the checkpoint, the best model."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+
+from .config import TrainConfig
+from .files import RunDir, atomic_path, atomic_write_json
+from .loop import EpochResult
+from .model import build_model, copy_weights
+
+__all__ = ["RunRecorder", "epochs_since_best", "metrics_document"]
+
+
+class RunRecorder:
+    """After each epoch: append metrics, save the checkpoint and the best model, stop early.
+
+    Early stopping lives here because its state (the best loss and the epochs since) must survive a
+    resume; it is derived from the metrics history. Files are written metrics, then checkpoint, then
+    best model, each atomically; each metrics entry records the optimizer step count, so a resumed run
+    can tell which entries the checkpoint holds, mend the files of an epoch that a kill interrupted,
+    and find where in its epoch a checkpoint taken every ``checkpoint_steps`` steps was taken.
+
+    ``writes`` is False on the workers of a multi-worker run other than the chief: they keep the same
+    history (the logs are all-reduced, so every worker decides to stop at the same epoch) and write
+    nothing. With mixed precision the best model is saved as its float32 twin (the weights are float32
+    either way), which is what export converts and compares with ONNX.
+    """
+
+    def __init__(
+        self, run: RunDir, config: TrainConfig, history: list[dict[str, Any]], vocab_size: int, writes: bool
+    ) -> None:
+        self.run, self.config, self.history, self.writes = run, config, history, writes
+        self.stopped_early = False
+        self._twin = build_model(config.model, vocab_size) if config.mixed_precision and writes else None
+
+    def checkpoint(self, model: keras.Model) -> None:
+        """Save the model and its optimizer state to ``checkpoint.keras`` (the chief only)."""
+        if self.writes:
+            with atomic_path(self.run.checkpoint) as tmp:
+                model.save(tmp)
+
+    def save_best(self, model: keras.Model) -> None:
+        """Save ``model.keras`` (float32, see the class docstring)."""
+        if not self.writes:
+            return
+        if self._twin is not None:
+            copy_weights(model, self._twin)
+            model = self._twin
+        with atomic_path(self.run.model) as tmp:
+            model.save(tmp)
+
+    def epoch_end(self, model: keras.Model, result: EpochResult) -> bool:
+        """Record ``result``; True when early stopping ends the run."""
+        entry: dict[str, Any] = {"epoch": result.epoch + 1, **dict(sorted(result.logs.items()))}
+        entry["val_perplexity"] = math.exp(min(entry["val_loss"], 700.0))
+        entry["seconds"] = round(result.seconds, 2)
+        if result.partial:  # cut short by the time budget
+            entry["partial"] = True
+        else:
+            entry["train_words_per_second"] = round(result.words / max(result.seconds, 1e-9), 1)
+        if result.first_step:
+            entry["resumed_at_step"] = result.first_step
+        entry["steps"] = int(model.optimizer.iterations.numpy())  # ties the entry to its checkpoint
+        improved = not self.history or entry["val_loss"] < min(e["val_loss"] for e in self.history)
+        self.history.append(entry)
+        if self.config.patience and epochs_since_best(self.history) >= self.config.patience:
+            self.stopped_early = True
+        if self.writes:
+            atomic_write_json(self.run.metrics, metrics_document(self.history, self.stopped_early))
+        self.checkpoint(model)
+        if improved:
+            self.save_best(model)
+        return self.stopped_early
+
+
+def epochs_since_best(history: list[dict[str, Any]]) -> int:
+    """Epochs after the one with the lowest validation loss."""
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    return len(history) - 1 - best
+
+
+def metrics_document(history: list[dict[str, Any]], stopped_early: bool) -> dict[str, Any]:
+    """The metrics.json content: every epoch, plus the best one repeated under ``best``."""
+    best = min(history, key=lambda e: e["val_loss"]) if history else None
+    return {"epochs": history, "best": best, "stopped_early": stopped_early}

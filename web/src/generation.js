@@ -1,0 +1,228 @@
+// Generation options and their validation: nextword/runtime/generation.py's GenerationConfig, with the
+// same rules in the same order. Options passed to the JavaScript API are camelCase and their messages
+// show JavaScript values; defaults read from a model file are snake_case and their messages are exactly
+// Python's (they describe the file, which Python reads too).
+
+import { NextwordError } from './errors.js';
+import { commas, PyTuple, pyHead, pyLen, pyRepr, pySorted, pyStr } from './pyrepr.js';
+
+export const MAX_WORDS = 10_000; // each word is one session call, so this bounds a call's time
+export const MAX_BATCH = 256; // rows run at once: prompts x numReturnSequences
+// Every option is bounded, in calls and in a model file's defaults alike (the Python runtime's bounds).
+export const MIN_TEMPERATURE = 0.01; // below, sampling is greedy in all but name
+export const MAX_TEMPERATURE = 100; // above, it picks words uniformly
+export const MAX_PENALTY = 100; // repetitionPenalty from 1/100 to 100
+export const MAX_LENGTH_PENALTY = 10; // |lengthPenalty|
+export const MAX_TOP_K = 1_000_000; // the largest vocabulary a tokenizer may have
+export const MAX_NGRAM = 100; // noRepeatNgramSize
+export const MAX_STOP_STRINGS = 16;
+export const MAX_STOP_CHARS = 64; // characters per stop string
+
+/** [JavaScript name, Python name, default] for every option, in GenerationConfig's field order. */
+export const FIELDS = Object.freeze([
+  ['maxWords', 'max_words', 50],
+  ['minWords', 'min_words', 0],
+  ['temperature', 'temperature', 1.0],
+  ['topK', 'top_k', null],
+  ['topP', 'top_p', null],
+  ['repetitionPenalty', 'repetition_penalty', 1.0],
+  ['noRepeatNgramSize', 'no_repeat_ngram_size', 0],
+  ['stop', 'stop', []],
+  ['stopAtEnd', 'stop_at_end', true],
+  ['allowUnknown', 'allow_unknown', false],
+  ['numReturnSequences', 'num_return_sequences', 1],
+  ['numBeams', 'num_beams', 1],
+  ['lengthPenalty', 'length_penalty', 1.0],
+  ['seed', 'seed', null],
+]);
+const JS_NAMES = FIELDS.map(([js]) => js);
+const PY_NAME = Object.fromEntries(FIELDS.map(([js, py]) => [js, py]));
+
+/** The defaults of every option (GenerationConfig()). */
+export const DEFAULTS = Object.freeze(Object.fromEntries(FIELDS.map(([js, , value]) => [js, value])));
+// The integer defaults as Python ints (bigint), so that a file's values are judged next to them as Python does.
+const PY_INT_DEFAULTS = {
+  maxWords: 50n,
+  minWords: 0n,
+  noRepeatNgramSize: 0n,
+  numReturnSequences: 1n,
+  numBeams: 1n,
+};
+
+// How values are judged and shown: JavaScript values for the API, Python's for a model file's JSON.
+const JS_STYLE = {
+  name: (field) => field,
+  show: (value) =>
+    typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : String(value),
+  plain: (value) => String(value),
+  isInt: (v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)),
+  isReal: (v) => typeof v === 'bigint' || typeof v === 'number',
+  bools: 'true or false',
+};
+const PY_STYLE = {
+  name: (field) => PY_NAME[field],
+  show: pyRepr,
+  plain: pyStr,
+  isInt: (v) => typeof v === 'bigint',
+  isReal: (v) => typeof v === 'bigint' || typeof v === 'number',
+  bools: 'True or False',
+};
+
+/**
+ * `base` (a validated config) with the JavaScript `options` replacing its fields; unknown names and
+ * invalid values throw NextwordError. Options left undefined keep the base value.
+ */
+export function resolveOptions(base, options = {}) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new NextwordError(`options must be an object, got ${JS_STYLE.show(options)}`);
+  }
+  const unknown = Object.keys(options)
+    .filter((k) => !JS_NAMES.includes(k))
+    .sort();
+  if (unknown.length) {
+    throw new NextwordError(
+      `unknown generation option(s) ${JSON.stringify(unknown)}; valid options are ${JSON.stringify([...JS_NAMES].sort())}`,
+    );
+  }
+  const merged = { ...base };
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
+  return validate(merged, JS_STYLE);
+}
+
+/**
+ * The decoding defaults a model file stores (nextword.generation, a Map from src/pyjson.js), validated
+ * as Python's GenerationConfig.from_options(**data); throws NextwordError with Python's message.
+ */
+export function optionsFromMetadata(data) {
+  const unknown = pySorted([...data.keys()].filter((k) => !Object.values(PY_NAME).includes(k)));
+  if (unknown.length) {
+    throw new NextwordError(
+      `unknown generation option(s) ${pyRepr(unknown)}; valid options are ${pyRepr(pySorted(Object.values(PY_NAME)))}`,
+    );
+  }
+  const merged = { ...DEFAULTS, ...PY_INT_DEFAULTS };
+  for (const [js, py] of FIELDS) {
+    if (!data.has(py)) continue;
+    const value = data.get(py);
+    merged[js] = py === 'stop' && Array.isArray(value) ? new PyTuple(value) : value; // Python makes it a tuple
+  }
+  return validate(merged, PY_STYLE);
+}
+
+/** The options that differ from DEFAULTS (GenerationConfig.changes()). */
+export function changes(config) {
+  return Object.fromEntries(
+    FIELDS.filter(([js, , value]) => JSON.stringify(config[js]) !== JSON.stringify(value)).map(([js]) => [
+      js,
+      config[js],
+    ]),
+  );
+}
+
+function validate(c, style) {
+  const fail = (message) => {
+    throw new NextwordError(message);
+  };
+  const checkInt = (field, low, high) => {
+    const value = c[field];
+    const name = style.name(field);
+    if (!style.isInt(value)) fail(`${name} must be an integer, got ${style.show(value)}`);
+    if (value < low || (high !== null && value > high)) {
+      const allowed = high !== null ? `${low}..${high}` : `>= ${low}`;
+      fail(`${name} must be in ${allowed}, got ${style.plain(value)}`);
+    }
+  };
+  const checkReal = (field, { low, lowOpen, high = Infinity, note = '' }) => {
+    const value = c[field];
+    const number = Number(value);
+    let ok = style.isReal(value) && Number.isFinite(number);
+    ok = ok && (lowOpen ? number > low : number >= low) && number <= high;
+    if (!ok) {
+      const lower = low === -Infinity ? '' : `${lowOpen ? '>' : '>='} ${low}`;
+      const upper = high === Infinity ? '' : `<= ${high}`;
+      const bounds = [lower, upper].filter(Boolean).join(' and ');
+      const detail = note ? ` (${note})` : '';
+      fail(
+        `${style.name(field)} must be a finite number${bounds ? ` ${bounds}` : ''}${detail}, got ${style.show(value)}`,
+      );
+    }
+  };
+  checkInt('maxWords', 0, MAX_WORDS);
+  checkInt('minWords', 0, c.maxWords);
+  checkReal('temperature', { low: 0, lowOpen: false, note: '0 is greedy' });
+  const temperature = Number(c.temperature);
+  if (temperature && !(MIN_TEMPERATURE <= temperature && temperature <= MAX_TEMPERATURE)) {
+    fail(
+      `${style.name('temperature')} must be 0 (greedy) or from ${MIN_TEMPERATURE} to ${MAX_TEMPERATURE}, got ` +
+        `${style.show(c.temperature)}: below ${MIN_TEMPERATURE} sampling is greedy in all but name (use 0), ` +
+        `above ${MAX_TEMPERATURE} it picks words uniformly`,
+    );
+  }
+  if (c.topK !== null) checkInt('topK', 1, MAX_TOP_K);
+  if (c.topP !== null) checkReal('topP', { low: 0, lowOpen: true, high: 1 });
+  checkReal('repetitionPenalty', {
+    low: 1 / MAX_PENALTY,
+    lowOpen: false,
+    high: MAX_PENALTY,
+    note: '1 is off',
+  });
+  checkInt('noRepeatNgramSize', 0, MAX_NGRAM);
+  const stopItems = typeof c.stop === 'string' ? [c.stop] : c.stop instanceof PyTuple ? c.stop.items : c.stop;
+  if (Array.isArray(stopItems) && stopItems.length > MAX_STOP_STRINGS) {
+    fail(`stop holds ${commas(stopItems.length)} strings; at most ${MAX_STOP_STRINGS} are allowed`);
+  }
+  if (!Array.isArray(stopItems) || !stopItems.every((s) => typeof s === 'string' && s)) {
+    fail(`stop must be a string or a list of non-empty strings, got ${pyHead(style.show(c.stop), 200)}`);
+  }
+  const long = stopItems.find((s) => pyLen(s) > MAX_STOP_CHARS);
+  if (long !== undefined) {
+    fail(
+      `stop string ${style.show(pyHead(long, 40))}... is ${commas(pyLen(long))} characters; at most ` +
+        `${MAX_STOP_CHARS} are allowed`,
+    );
+  }
+  for (const field of ['stopAtEnd', 'allowUnknown']) {
+    if (typeof c[field] !== 'boolean')
+      fail(`${style.name(field)} must be ${style.bools}, got ${style.show(c[field])}`);
+  }
+  checkInt('numReturnSequences', 1, MAX_BATCH);
+  checkInt('numBeams', 1, MAX_BATCH);
+  checkReal('lengthPenalty', { low: -MAX_LENGTH_PENALTY, lowOpen: false, high: MAX_LENGTH_PENALTY });
+  if (c.seed !== null) checkInt('seed', 0, null);
+  if (c.numBeams > 1) {
+    const conflicts = ['topK', 'topP']
+      .filter((field) => c[field] !== null)
+      .map((field) => `${style.name(field)}=${style.show(c[field])}`);
+    if (Number(c.temperature) !== 0 && Number(c.temperature) !== 1) {
+      conflicts.push(`temperature=${style.show(c.temperature)}`);
+    }
+    if (conflicts.length) {
+      fail(
+        `${style.name('numBeams')}=${c.numBeams} searches deterministically and cannot be combined with the ` +
+          `sampling options ${conflicts.join(', ')}; drop them or set ${style.name('numBeams')}=1`,
+      );
+    }
+    if (c.numReturnSequences > c.numBeams) {
+      fail(
+        `${style.name('numReturnSequences')}=${c.numReturnSequences} must be <= ${style.name('numBeams')}=` +
+          `${c.numBeams} (beam search returns its best beams)`,
+      );
+    }
+  }
+  return Object.freeze({
+    maxWords: Number(c.maxWords),
+    minWords: Number(c.minWords),
+    temperature: Number(c.temperature),
+    topK: c.topK === null ? null : Number(c.topK),
+    topP: c.topP === null ? null : Number(c.topP),
+    repetitionPenalty: Number(c.repetitionPenalty),
+    noRepeatNgramSize: Number(c.noRepeatNgramSize),
+    stop: Object.freeze([...stopItems]),
+    stopAtEnd: c.stopAtEnd,
+    allowUnknown: c.allowUnknown,
+    numReturnSequences: Number(c.numReturnSequences),
+    numBeams: Number(c.numBeams),
+    lengthPenalty: Number(c.lengthPenalty),
+    seed: c.seed === null ? null : BigInt(c.seed),
+  });
+}

@@ -1,0 +1,101 @@
+// Reading a model file's bytes from what load() is given: bytes, a Blob, a URL (fetched), or, under Node,
+// a file path. The size cap is enforced before the whole file is read, as the Python runtime does.
+
+import { ModelFileError } from './errors.js';
+import { tooBig } from './model-check.js';
+
+const BYTES_NAME = '<model bytes>';
+
+function isNode() {
+  return typeof process !== 'undefined' && Boolean(process.versions?.node);
+}
+
+/**
+ * @param {string | URL | ArrayBuffer | ArrayBufferView | Blob} source
+ * @param {number} cap largest file accepted, in bytes
+ * @param {typeof fetch} [fetcher]
+ * @returns {Promise<{name: string, bytes: Uint8Array}>}
+ */
+export async function readSource(source, cap, fetcher = globalThis.fetch) {
+  if (source instanceof ArrayBuffer) return capped(BYTES_NAME, new Uint8Array(source), cap);
+  if (ArrayBuffer.isView(source)) {
+    return capped(BYTES_NAME, new Uint8Array(source.buffer, source.byteOffset, source.byteLength), cap);
+  }
+  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+    if (source.size > cap) throw new ModelFileError(tooBig(BYTES_NAME, source.size, cap));
+    return { name: BYTES_NAME, bytes: new Uint8Array(await source.arrayBuffer()) };
+  }
+  if (typeof source === 'string' || source instanceof URL) {
+    const text = String(source);
+    if (isNode() && !/^(https?|data|blob):/i.test(text)) return readFile(text, cap);
+    return fetchBytes(text, cap, fetcher);
+  }
+  throw new TypeError(
+    `model must be a URL, a path, bytes or a Blob, got ${source === null ? 'null' : typeof source}`,
+  );
+}
+
+function capped(name, bytes, cap) {
+  if (bytes.length > cap) throw new ModelFileError(tooBig(name, bytes.length, cap));
+  return { name, bytes };
+}
+
+async function readFile(path, cap) {
+  const [fsName, urlName] = ['node:fs/promises', 'node:url']; // not literals: browser bundlers leave them alone
+  const fs = await import(fsName);
+  const { fileURLToPath } = await import(urlName);
+  const name = path.startsWith('file:') ? fileURLToPath(path) : path;
+  let info;
+  try {
+    info = await fs.stat(name);
+  } catch {
+    throw new ModelFileError(`model file ${name} does not exist (or cannot be read)`);
+  }
+  if (!info.isFile())
+    throw new ModelFileError(`model file ${name} is not a regular file; pass the path of a .onnx file`);
+  if (info.size > cap) throw new ModelFileError(tooBig(name, info.size, cap));
+  let bytes;
+  try {
+    bytes = new Uint8Array(await fs.readFile(name));
+  } catch (error) {
+    throw new ModelFileError(`model file ${name} cannot be read: ${error.message}`);
+  }
+  return capped(name, bytes, cap); // the file may have grown since stat()
+}
+
+async function fetchBytes(url, cap, fetcher) {
+  let response;
+  try {
+    response = await fetcher(url);
+  } catch (error) {
+    throw new ModelFileError(`model file ${url} could not be fetched: ${error.message}`);
+  }
+  if (!response.ok) {
+    throw new ModelFileError(
+      `model file ${url} could not be fetched (HTTP ${response.status} ${response.statusText})`,
+    );
+  }
+  const declared = Number(response.headers.get('content-length'));
+  if (declared > cap) throw new ModelFileError(tooBig(url, declared, cap));
+  if (!response.body) return capped(url, new Uint8Array(await response.arrayBuffer()), cap);
+  const chunks = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > cap) {
+      await reader.cancel();
+      throw new ModelFileError(tooBig(url, size, cap));
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return { name: url, bytes };
+}

@@ -1,0 +1,277 @@
+// The word-level tokenizer of nextword/runtime/tokenizer.py, in JavaScript: the same ids, the same text.
+// Python's regex classes, case mappings and NFKC come from src/unicode.js (tables generated from
+// Python), so the result does not depend on this engine's Unicode version.
+
+import { NextwordError } from './errors.js';
+import { PyJsonError, parsePyJson } from './pyjson.js';
+import { commas, pyHead, pyLen, pyRepr, pySorted } from './pyrepr.js';
+import { CLASS, isSpace, pyLower, pyNfkc, pyUpper } from './unicode.js';
+
+export const PAD = '<pad>'; // id 0: never generated
+export const UNK = '<unk>'; // id 1: any word outside the vocabulary
+export const EOD = '<eod>'; // id 2: end of one document and start of the next
+export const SPECIAL_TOKENS = Object.freeze([PAD, UNK, EOD]);
+export const MAX_TOKEN_CHARS = 1000;
+export const MAX_VOCAB_SIZE = 1_000_000;
+export const TOKENIZER_FORMAT_VERSION = 1;
+const FORMAT_NAME = 'nextword.tokenizer';
+const CONFIG_FIELDS = ['lowercase', 'drop_figure_refs', 'min_count', 'max_vocab'];
+
+const NO_SPACE_BEFORE = new Set(['.', ',', ';', ':', ')', '?', '!']);
+const NO_SPACE_AFTER = new Set(['(']);
+const SENTENCE_END = new Set(['.', '?', '!']);
+
+const { word: W, space: S, digit: D, figLetter: L } = CLASS;
+const QUOTES = /["\u201c\u201d\u201e\u201f\u00ab\u00bb`\u00b4]/gu;
+const APOSTROPHES = /[\u2018\u2019\u201b\u2032]/gu;
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/gu; // eslint-disable-line no-control-regex
+const WHITESPACE = new RegExp(`[${S}]+`, 'gu');
+const UNUSABLE = new RegExp(`[${S}\\u{0}-\\u{1f}\\u{7f}-\\u{9f}\\u{d800}-\\u{dfff}]`, 'u');
+const FIGURE_REF = new RegExp(
+  `[${S}]*\\([${S}]*[${D}]+[${L}]?'*(?:[${S}]*[,\\-][${S}]*[${D}]+[${L}]?'*)*[${S}]*\\)`,
+  'gu',
+);
+const TOKEN = new RegExp(`[${W}]+(?:(?:[\\-/'.]|(?<=[${D}]),(?=[${D}]))[${W}]+)*|[^${W}${S}]`, 'gu');
+
+/** How text is normalized (the fields a model file's tokenizer carries). */
+export class TokenizerConfig {
+  constructor({ lowercase = true, dropFigureRefs = true, minCount = 2, maxVocab = 20000 } = {}) {
+    this.lowercase = lowercase;
+    this.dropFigureRefs = dropFigureRefs;
+    this.minCount = minCount;
+    this.maxVocab = maxVocab;
+  }
+}
+
+/** Maps text to word ids and back, exactly as the Python runtime's Tokenizer. */
+export class Tokenizer {
+  /**
+   * @param {unknown[]} tokens id i is tokens[i]; the first three must be the special tokens
+   * @param {TokenizerConfig} [config]
+   */
+  constructor(tokens, config = new TokenizerConfig()) {
+    if (tokens.length > MAX_VOCAB_SIZE) {
+      throw new NextwordError(
+        `the vocabulary has ${commas(tokens.length)} tokens, more than the ${commas(MAX_VOCAB_SIZE)} ` +
+          'allowed; lower max_vocab',
+      );
+    }
+    const head = tokens.slice(0, SPECIAL_TOKENS.length);
+    if (head.length !== SPECIAL_TOKENS.length || head.some((t, i) => t !== SPECIAL_TOKENS[i])) {
+      throw new NextwordError(
+        `the vocabulary must start with the special tokens ${pyRepr([...SPECIAL_TOKENS])}, ` +
+          `got ${pyRepr(head.map((t) => shorten(t)))}`,
+      );
+    }
+    const index = new Map();
+    tokens.forEach((token, i) => {
+      if (typeof token !== 'string' || !token) {
+        throw new NextwordError(`vocabulary entry ${i} must be a non-empty string, got ${shorten(token)}`);
+      }
+      const length = pyLen(token);
+      if (length > MAX_TOKEN_CHARS) {
+        throw new NextwordError(
+          `vocabulary entry ${i} is ${commas(length)} characters long, more than the ` +
+            `${commas(MAX_TOKEN_CHARS)} allowed: ${shorten(token)}`,
+        );
+      }
+      const bad = UNUSABLE.exec(token);
+      if (bad) {
+        throw new NextwordError(
+          `vocabulary entry ${i} (${shorten(token)}) contains ${pyRepr(bad[0])}, which no tokenized ` +
+            'text contains (whitespace, control character or lone surrogate); the tokenizer was not ' +
+            'written by nextword: re-export the model',
+        );
+      }
+      if (index.has(token)) {
+        throw new NextwordError(
+          `vocabulary token ${shorten(token)} appears twice (ids ${index.get(token)} and ${i})`,
+        );
+      }
+      index.set(token, i);
+    });
+    this.config = config;
+    this._tokens = tokens;
+    this._index = index;
+  }
+
+  /** Restore a tokenizer from the JSON a model file carries; errors as in Python's from_json. */
+  static fromJson(text) {
+    let data;
+    try {
+      data = parsePyJson(text);
+    } catch (error) {
+      if (!(error instanceof PyJsonError)) throw error;
+      if (error.tooDeep) throw new NextwordError('tokenizer JSON is nested too deeply to parse');
+      throw new NextwordError(`tokenizer JSON does not parse: ${error.message}`);
+    }
+    if (!(data instanceof Map) || data.get('format') !== FORMAT_NAME) {
+      throw new NextwordError(`not a nextword tokenizer (expected "format": "${FORMAT_NAME}")`);
+    }
+    const version = data.get('version');
+    if (!pyEqualsInt(version, TOKENIZER_FORMAT_VERSION)) {
+      throw new NextwordError(
+        `tokenizer format version ${pyRepr(version)} is not supported (this nextword reads version ` +
+          `${TOKENIZER_FORMAT_VERSION}); upgrade nextword or re-export the model`,
+      );
+    }
+    const raw = data.has('config') ? data.get('config') : new Map();
+    const tokens = data.get('tokens');
+    if (!(raw instanceof Map) || !Array.isArray(tokens)) {
+      throw new NextwordError('tokenizer JSON needs a "config" object and a "tokens" list');
+    }
+    const unknown = pySorted([...raw.keys()].filter((k) => !CONFIG_FIELDS.includes(k)));
+    if (unknown.length) {
+      throw new NextwordError(
+        `tokenizer config has unknown fields ${pyRepr(unknown)}; known fields are ${pyRepr(pySorted(CONFIG_FIELDS))}`,
+      );
+    }
+    for (const name of ['lowercase', 'drop_figure_refs']) {
+      if (raw.has(name) && typeof raw.get(name) !== 'boolean') {
+        throw new NextwordError(
+          `tokenizer config ${name} must be true or false, got ${shorten(raw.get(name))}`,
+        );
+      }
+    }
+    const pick = (name, fallback) => (raw.has(name) ? raw.get(name) : fallback);
+    const minCount = pick('min_count', 2n);
+    const maxVocab = pick('max_vocab', 20000n);
+    if (typeof minCount !== 'bigint' || minCount < 1n) {
+      throw new NextwordError(`min_count must be an integer >= 1, got ${pyRepr(minCount)}`);
+    }
+    if (typeof maxVocab !== 'bigint' || maxVocab <= BigInt(SPECIAL_TOKENS.length)) {
+      throw new NextwordError(
+        `max_vocab must be an integer > ${SPECIAL_TOKENS.length} (it counts the special tokens), ` +
+          `got ${pyRepr(maxVocab)}`,
+      );
+    }
+    const config = new TokenizerConfig({
+      lowercase: pick('lowercase', true),
+      dropFigureRefs: pick('drop_figure_refs', true),
+      minCount: Number(minCount),
+      maxVocab: Number(maxVocab),
+    });
+    return new Tokenizer(tokens, config);
+  }
+
+  /** Normalize `text` and split it into word and punctuation tokens (no vocabulary lookup). */
+  tokenize(text) {
+    return tokenize(text, this.config);
+  }
+
+  /** Token ids of `text`; words outside the vocabulary become the unknown id. */
+  encode(text) {
+    return this.tokenize(text).map((token) => this._index.get(token) ?? this.unkId);
+  }
+
+  /** Readable text for `ids`; padding is left out and end-of-document starts a new paragraph. */
+  decode(ids) {
+    return Array.from(this.pieces(Array.from(ids, (id) => this.tokenOf(id)))).join('');
+  }
+
+  /**
+   * Each token as the text piece that continues the text so far; `previous` is the token before the
+   * first one (null at the start of a text).
+   * @param {Iterable<string>} tokens
+   * @param {string | null} [previous]
+   */
+  *pieces(tokens, previous = null) {
+    let newParagraph = false;
+    for (const token of tokens) {
+      if (token === PAD) continue;
+      if (token === EOD) {
+        newParagraph = newParagraph || previous !== null;
+        previous = null;
+        continue;
+      }
+      let piece = this.piece(token, previous);
+      if (newParagraph) {
+        piece = `\n\n${piece}`;
+        newParagraph = false;
+      }
+      yield piece;
+      previous = token;
+    }
+  }
+
+  /** The text that appends `token` after `previous`: a space unless punctuation says otherwise, and a
+   * capital at a sentence start when the tokenizer lowercases. */
+  piece(token, previous) {
+    const glued = previous === null || NO_SPACE_AFTER.has(previous) || NO_SPACE_BEFORE.has(token);
+    const space = glued ? '' : ' ';
+    if (this.config.lowercase && (previous === null || SENTENCE_END.has(previous))) {
+      const first = pyHead(token, 1);
+      return space + pyUpper(first) + token.slice(first.length);
+    }
+    return space + token;
+  }
+
+  get size() {
+    return this._tokens.length;
+  }
+
+  /** The vocabulary in id order (a copy). */
+  get tokens() {
+    return [...this._tokens];
+  }
+
+  idOf(token) {
+    return this._index.get(token) ?? this.unkId;
+  }
+
+  tokenOf(id) {
+    const token = this._tokens[id];
+    if (token === undefined)
+      throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.size - 1})`);
+    return token;
+  }
+
+  get padId() {
+    return 0;
+  }
+
+  get unkId() {
+    return 1;
+  }
+
+  get eodId() {
+    return 2;
+  }
+}
+
+/** Python's `value == n` for a JSON value and an int (True == 1 and 1.0 == 1 in Python). */
+function pyEqualsInt(value, n) {
+  return value === BigInt(n) || value === n || (typeof value === 'boolean' && Number(value) === n);
+}
+
+/** Python's `_shorten`: repr of a value cut to about `limit` characters. */
+export function shorten(value, limit = 60) {
+  const text = pyRepr(value);
+  return pyLen(text) <= limit ? text : `${pyHead(text, limit)}...`;
+}
+
+/** Steps 1-3 of the Python module docstring: Unicode, quotes, figure references, case, whitespace. */
+export function normalize(text, config) {
+  text = pyNfkc(text);
+  text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
+  if (config.dropFigureRefs) text = text.replace(FIGURE_REF, '');
+  if (config.lowercase) text = pyLower(text);
+  text = text.replace(WHITESPACE, ' ');
+  let start = 0;
+  let end = text.length;
+  while (start < end && text[start] === ' ') start++;
+  while (end > start && text[end - 1] === ' ') end--;
+  return text.slice(start, end);
+}
+
+/** Split `text` into tokens according to `config`. */
+export function tokenize(text, config) {
+  if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
+  return normalize(text, config).match(TOKEN) ?? [];
+}
+
+/** Python's str.isspace() for the last character of `text` (false for an empty string). */
+export function endsWithSpace(text) {
+  const last = Array.from(text.slice(-2)).pop();
+  return last !== undefined && isSpace(last.codePointAt(0));
+}

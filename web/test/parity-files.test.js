@@ -1,0 +1,114 @@
+// Damaged and doctored model files: refused (or accepted) exactly as the Python runtime does, with its
+// messages; the fixes they suggest name this package's options instead of Python's LoadLimits.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { checkModelFile, load, ModelFileError } from '../src/index.js';
+import { resolveLimits } from '../src/model-check.js';
+import { Mismatches, NO_REFERENCE, reference } from './reference.js';
+
+const ref = reference();
+
+const HINTS = [
+  ['load(..., limits=LoadLimits(max_file_bytes=...))', 'load(..., { limits: { maxFileBytes: ... } })'],
+  [
+    'load(..., limits=LoadLimits(max_tokenizer_bytes=...))',
+    'load(..., { limits: { maxTokenizerBytes: ... } })',
+  ],
+  [
+    'load(..., limits=LoadLimits(max_metadata_bytes=...))',
+    'load(..., { limits: { maxMetadataBytes: ... } })',
+  ],
+  ['LoadLimits(ir_versions=...)', '{ limits: { irVersions: ... } }'],
+  ['LoadLimits(opset_versions=...)', '{ limits: { opsetVersions: ... } }'],
+  ['LoadLimits(allowed_ops=...)', '{ limits: { allowedOps: ... } }'],
+];
+
+function inJavaScript(message) {
+  return message === null ? null : HINTS.reduce((text, [py, js]) => text.replace(py, js), message);
+}
+
+/** A message up to the words onnxruntime wrote itself (onnxruntime-web words them its own way). */
+function comparable(message) {
+  for (const marker of ['onnxruntime says ', 'could not be loaded as an ONNX model: ']) {
+    if (message?.includes(marker)) return message.slice(0, message.indexOf(marker) + marker.length);
+  }
+  const run = message?.match(/^(generate: .*?: onnxruntime failed running the model on [^:]*: )/);
+  return run ? run[1] : message;
+}
+
+function jsLimits(limits) {
+  const names = {
+    max_file_bytes: 'maxFileBytes',
+    max_tokenizer_bytes: 'maxTokenizerBytes',
+    max_metadata_bytes: 'maxMetadataBytes',
+    ir_versions: 'irVersions',
+    opset_versions: 'opsetVersions',
+    allowed_ops: 'allowedOps',
+  };
+  return Object.fromEntries(
+    Object.entries(limits)
+      .filter(([k]) => k !== 'bound_graph') // no graph bounds here: the probe step is the guard
+      .map(([k, v]) => [names[k], v]),
+  );
+}
+
+describe('model files: the same refusals as Python', { skip: !ref?.files && NO_REFERENCE }, () => {
+  test('doctored files through load()', async () => {
+    const bad = new Mismatches('files');
+    for (const c of ref.files) {
+      let got = null;
+      try {
+        const model = await load(Buffer.from(c.data, 'base64'), { limits: jsLimits(c.limits) });
+        try {
+          await model.generate('the network', { maxWords: 3, temperature: 0 });
+        } catch (error) {
+          got = `generate: ${error.message}`;
+        }
+        await model.release();
+      } catch (error) {
+        got = error.message;
+      }
+      const want = inJavaScript(c.message);
+      bad.check(comparable(got) === comparable(want), { name: c.name, got, want });
+    }
+    assert.equal(bad.items.length, 0, bad.message);
+    assert.ok(ref.files.filter((c) => c.message !== null).length > 40);
+  });
+
+  test('truncated and bit-flipped files: refused exactly when Python refuses them', async () => {
+    // A damaged file can hold several defects, and the Python runtime also works out the graph's sizes
+    // and names before onnxruntime runs, which this package leaves to onnxruntime-web: so the verdict
+    // must agree, and the message where both runtimes stop at the same check.
+    const bad = new Mismatches('damaged files');
+    const limits = resolveLimits();
+    let same = 0;
+    for (const c of ref.checks) {
+      const data = Buffer.from(c.data, 'base64');
+      let checked = null;
+      try {
+        checkModelFile('<model bytes>', data, limits);
+      } catch (error) {
+        checked = error.message;
+      }
+      let loaded = null;
+      try {
+        await (await load(data)).release();
+      } catch (error) {
+        loaded = error instanceof ModelFileError ? error.message : `not a ModelFileError: ${error}`;
+      }
+      const want = inJavaScript(c.message);
+      same += checked !== null && checked === want ? 1 : 0;
+      const verdict = c.loads ? loaded === null : loaded !== null;
+      bad.check(verdict && !loaded?.startsWith('not a ModelFileError'), { checked, loaded, want });
+    }
+    assert.equal(bad.items.length, 0, bad.message);
+    const refused = ref.checks.filter((c) => c.message !== null).length; // the Python checks' refusals
+    console.log(
+      `damaged files: ${bad.checked} compared, the same verdict from load() for all ` +
+        `(${ref.checks.filter((c) => !c.loads).length} refused); the Python checks refused ${refused}, ` +
+        `${same} of them for the same reason here, in the same words`,
+    );
+  });
+});

@@ -1,0 +1,12 @@
+// Must NOT compile: the types catch these mistakes (checked by test/unit.test.js).
+import { load } from 'nextword-web';
+
+async function main(): Promise<void> {
+  const model = await load('model.onnx');
+  await model.generate(5);
+  await model.generate('a', { max_words: 5 });
+  await model.generate('a', { temperature: 'hot' });
+  const word: number = (await model.nextWords('a'))[0].word;
+  console.log(word);
+}
+main();

@@ -1,0 +1,54 @@
+// Compiled by tests (tsc --noEmit --strict): the hand-written types describe the API as used.
+import { load, ModelFileError, NextwordError, type GenerationOptions, Tokenizer } from 'nextword-web';
+import { WorkerModel } from 'nextword-web/client';
+
+async function main(): Promise<void> {
+  const model = await load('model.onnx', { limits: { maxFileBytes: 1 << 20 }, numThreads: 1 });
+  const options: GenerationOptions = {
+    maxWords: 20,
+    temperature: 0.8,
+    topK: 40,
+    topP: null,
+    seed: 1n,
+    stop: ['.'],
+  };
+  const text: string | string[] = await model.generate('a neural network', options);
+  const texts: string[] = await model.generate(['a', 'b'], { numReturnSequences: 2 });
+  for await (const piece of model.stream('a', { seed: 3 })) console.log(piece.length);
+  const [best] = await model.nextWords('a', 5);
+  const score = await model.score('a neural network');
+  const ids: number[] = model.tokenizer.encode('x');
+  const tok: Tokenizer = Tokenizer.fromJson('{}');
+  console.log(
+    text,
+    texts,
+    best.word,
+    best.probability,
+    score.perplexity,
+    score.words[0].unknown,
+    ids,
+    tok.size,
+  );
+  console.log(model.info.generation.noRepeatNgramSize, model.info.generation.seed === null);
+  const remote = await WorkerModel.load('/model.onnx', {
+    ortUrl: '/ort/ort.wasm.min.mjs',
+    wasmPaths: '/ort/',
+  });
+  console.log(remote.info.vocabulary, await remote.generate('x', { maxWords: 3 }));
+  remote.terminate();
+  await model.release();
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ModelFileError || error instanceof NextwordError) console.error(error.message);
+});
+
+export async function more(): Promise<void> {
+  const model = await load(new Uint8Array(8));
+  const stream = model.stream('a');
+  for await (const piece of stream) console.log(piece);
+  const reason: 'length' | 'stop' | 'end' | null = stream.finishReason;
+  const [first] = await model.suggest('a', 3);
+  const words = (await model.score('a b')).words.map((w) => `${w.word} ${w.token} ${w.text}`);
+  console.log(reason, first.text, first.probability, words);
+}

@@ -1,0 +1,273 @@
+// What only the JavaScript side has: loading from paths, bytes and URLs, the Web Worker client, and the
+// messages of options given in JavaScript. Runs without the Python reference (npm test).
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { WorkerModel } from '../src/client.js';
+import { load, ModelFileError, NextwordError } from '../src/index.js';
+import { engineNormalizesThisVersion } from '../src/unicode.js';
+import { serve } from '../src/worker-core.js';
+
+const BUNDLED = fileURLToPath(new URL('../../runtime/data/nextword-patents.onnx', import.meta.url));
+let model;
+let bytes;
+
+before(async () => {
+  bytes = new Uint8Array(await readFile(BUNDLED));
+  model = await load(BUNDLED);
+});
+after(() => model?.release());
+
+async function refusal(promise) {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail('expected an error');
+}
+
+describe('load()', () => {
+  test('a path, the bytes and a URL give the same model', async () => {
+    const server = createServer(async (request, response) => {
+      if (request.url === '/model.onnx') {
+        response.writeHead(200, { 'content-length': bytes.length });
+        response.end(bytes);
+      } else {
+        response.writeHead(404, 'Not Found').end();
+      }
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${server.address().port}`;
+    try {
+      const fromUrl = await load(`${base}/model.onnx`);
+      const fromBytes = await load(bytes.buffer);
+      const text = await model.generate('a neural network', { maxWords: 12, seed: 5 });
+      assert.equal(await fromUrl.generate('a neural network', { maxWords: 12, seed: 5 }), text);
+      assert.equal(await fromBytes.generate('a neural network', { maxWords: 12, seed: 5 }), text);
+      assert.equal(fromUrl.source, `${base}/model.onnx`);
+      assert.equal(fromBytes.source, '<model bytes>');
+      const missing = await refusal(load(`${base}/nothing.onnx`));
+      assert.ok(missing instanceof ModelFileError);
+      assert.equal(
+        missing.message,
+        `model file ${base}/nothing.onnx could not be fetched (HTTP 404 Not Found)`,
+      );
+      const big = await refusal(load(`${base}/model.onnx`, { limits: { maxFileBytes: 1000 } }));
+      assert.match(
+        big.message,
+        /is 7,\d{3},\d{3} bytes, over the 1,000-byte limit for model files; .*maxFileBytes/,
+      );
+      await Promise.all([fromUrl.release(), fromBytes.release()]);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('missing files, folders and bad limits are refused with the fix', async () => {
+    const missing = await refusal(load('/no/such/model.onnx'));
+    assert.equal(missing.message, 'model file /no/such/model.onnx does not exist (or cannot be read)');
+    const folder = await refusal(load(fileURLToPath(new URL('.', import.meta.url))));
+    assert.match(folder.message, /is not a regular file; pass the path of a \.onnx file/);
+    const limits = await refusal(load(bytes, { limits: { maxFileBytes: 0 } }));
+    assert.equal(limits.message, 'limits.maxFileBytes must be a positive integer, got 0');
+    const unknown = await refusal(load(bytes, { limits: { maxFileSize: 5 } }));
+    assert.match(unknown.message, /unknown limits \["maxFileSize"\]/);
+    assert.ok((await refusal(load(42))) instanceof TypeError);
+  });
+
+  test('this engine knows the Unicode version the tokenizer tables come from', () => {
+    assert.ok(engineNormalizesThisVersion());
+  });
+});
+
+describe('the code', () => {
+  test('is formatted (prettier --check)', () => {
+    const prettier = fileURLToPath(new URL('../node_modules/prettier/bin/prettier.cjs', import.meta.url));
+    const result = spawnSync(
+      process.execPath,
+      [prettier, '--check', 'src', 'test', 'bench', 'example', 'types'],
+      {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(
+      result.status,
+      0,
+      `${result.stdout}${result.stderr}\nrun: npx prettier --write src test bench example types`,
+    );
+  });
+});
+
+describe('types/index.d.ts and types/client.d.ts', () => {
+  const tsc = (...args) =>
+    spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url)), ...args],
+      {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        encoding: 'utf8',
+      },
+    );
+
+  test('a use of the whole API compiles under --strict', () => {
+    const result = tsc('-p', 'tsconfig.json');
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+  });
+
+  test('misuses do not compile', () => {
+    const result = tsc(
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--lib',
+      'es2022,dom',
+      'test/types-wrong.ts',
+    );
+    assert.notEqual(result.status, 0);
+    for (const line of [6, 7, 8, 9])
+      assert.match(result.stdout, new RegExp(`types-wrong\\.ts\\(${line},`), result.stdout);
+  });
+});
+
+describe('options given in JavaScript', () => {
+  const cases = [
+    [
+      { maxWord: 5, zeta: 1 },
+      'unknown generation option(s) ["maxWord","zeta"]; valid options are ["allowUnknown",',
+    ],
+    [{ stop: [''] }, 'stop must be a string or a list of non-empty strings, got [""]'],
+    [{ stop: 5 }, 'stop must be a string or a list of non-empty strings, got 5'],
+    [{ stopAtEnd: 'yes' }, 'stopAtEnd must be true or false, got "yes"'],
+    [{ temperature: NaN }, 'temperature must be a finite number >= 0 (0 is greedy), got NaN'],
+    [{ topP: Infinity }, 'topP must be a finite number > 0 and <= 1, got Infinity'],
+    [{ maxWords: true }, 'maxWords must be an integer, got true'],
+    [{ seed: '7' }, 'seed must be an integer, got "7"'],
+    [{ numBeams: 2 }, 'beam search (numBeams > 1) is not available in nextword-web'],
+  ];
+  for (const [options, message] of cases) {
+    test(JSON.stringify(options), async () => {
+      const error = await refusal(model.generate('x', options));
+      assert.ok(error instanceof NextwordError);
+      assert.ok(error.message.startsWith(message), error.message);
+    });
+  }
+
+  test('seeds: numbers and bigints, any size', async () => {
+    const small = await model.generate('the', { maxWords: 8, seed: 12 });
+    assert.equal(await model.generate('the', { maxWords: 8, seed: 12n }), small);
+    assert.equal(typeof (await model.generate('the', { maxWords: 8, seed: 2n ** 100n })), 'string');
+  });
+
+  test('prompts, streams and suggestions check their arguments', async () => {
+    assert.match(
+      (await refusal(model.generate(5))).message,
+      /^prompt must be a string or a list of strings, got number/,
+    );
+    assert.match((await refusal(model.generate(['a', null]))).message, /item 1 is null/);
+    assert.deepEqual(await model.generate([], {}), []);
+    assert.throws(() => model.stream(['a']), /stream\(\) takes one prompt string, got array/);
+    assert.throws(() => model.stream('a', { numReturnSequences: 2 }), /stream\(\) produces one text/);
+    assert.match(
+      (await refusal(model.nextWords('a', 0))).message,
+      /^k must be an integer in 1\.\.8664, got 0/,
+    );
+    assert.match((await refusal(model.score(''))).message, /^text has no words to score/);
+  });
+});
+
+describe('suggestions and scores for a page', () => {
+  test('suggest(): the text that appends each word, as `nextword serve` shows it', async () => {
+    const words = await model.nextWords('the network.', 4);
+    const suggestions = await model.suggest('the network.', 4);
+    assert.deepEqual(
+      suggestions.map((s) => s.word),
+      words.map((w) => w.word),
+    );
+    for (const { word, text } of suggestions) assert.equal(text, ` ${word[0].toUpperCase()}${word.slice(1)}`);
+    for (const { text } of await model.suggest('a neural ', 3)) assert.doesNotMatch(text, /^ /);
+  });
+
+  test('score(): the word as read, its rendered text, <unk> for unknown words', async () => {
+    const { words } = await model.score('A zzyzxqq network.');
+    assert.deepEqual(
+      words.map((w) => [w.word, w.token, w.text, w.unknown]),
+      [
+        ['a', 'a', 'A', false],
+        ['<unk>', 'zzyzxqq', ' zzyzxqq', true],
+        ['network', 'network', ' network', false],
+        ['.', '.', '.', false],
+      ],
+    );
+  });
+});
+
+describe('the Web Worker client', () => {
+  let client;
+  before(async () => {
+    const { port1, port2 } = new MessageChannel();
+    serve(port1);
+    client = await WorkerModel.load(bytes, { worker: port2 });
+  });
+  after(() => client?.terminate());
+
+  test('answers as the model does', async () => {
+    assert.equal(client.info.vocabSize, 8664);
+    assert.equal(client.info.generation.noRepeatNgramSize, 4);
+    const options = { maxWords: 15, seed: 3n, topK: 40 };
+    assert.equal(
+      await client.generate('a neural network', options),
+      await model.generate('a neural network', options),
+    );
+    assert.deepEqual(
+      await client.generate(['a', 'b'], { maxWords: 4, temperature: 0 }),
+      await model.generate(['a', 'b'], { maxWords: 4, temperature: 0 }),
+    );
+    assert.deepEqual(await client.nextWords('the present', 3), await model.nextWords('the present', 3));
+    assert.deepEqual(await client.suggest('the present ', 3), await model.suggest('the present ', 3));
+    assert.deepEqual(await client.score('a neural network'), await model.score('a neural network'));
+  });
+
+  test('streams, and stops when the loop is left', async () => {
+    const options = { maxWords: 30, seed: 9n };
+    const pieces = [];
+    const stream = client.stream('the processor', options);
+    assert.equal(stream.finishReason, null);
+    for await (const piece of stream) pieces.push(piece);
+    assert.equal(pieces.join(''), await model.generate('the processor', options));
+    assert.equal(stream.finishReason, 'length');
+    const few = [];
+    for await (const piece of client.stream('the processor', options)) {
+      few.push(piece);
+      if (few.length === 3) break;
+    }
+    assert.deepEqual(few, pieces.slice(0, 3));
+    assert.equal(await client.generate('the processor', options), pieces.join('')); // the worker is free again
+  });
+
+  test('errors keep their type and message', async () => {
+    const option = await refusal(client.generate('x', { topK: 0 }));
+    assert.ok(option instanceof NextwordError);
+    assert.equal(option.message, 'topK must be in 1..1000000, got 0');
+    const { port1, port2 } = new MessageChannel();
+    serve(port1);
+    const file = await refusal(WorkerModel.load(new Uint8Array([1, 2, 3]), { worker: port2 }));
+    assert.ok(file instanceof ModelFileError);
+    assert.match(
+      file.message,
+      /^<model bytes> could not be loaded as an ONNX model: it is not a valid ONNX protobuf/,
+    );
+    port2.close();
+  });
+});

@@ -1,0 +1,50 @@
+// Types of nextword-web/client: the model API answered by a Web Worker.
+
+import type {
+  GenerationOptions,
+  LoadLimits,
+  ModelInfo,
+  NextWord,
+  Suggestion,
+  TextScore,
+  TextStream,
+} from './index.js';
+
+export interface WorkerLoadOptions {
+  /** a worker (or MessagePort) already running nextword-web/worker */
+  worker?: Worker | MessagePort;
+  /** where nextword-web/worker lives (default: next to this module) */
+  workerUrl?: string | URL;
+  /** onnxruntime-web's ES module, for workers that cannot resolve "onnxruntime-web" (no bundler) */
+  ortUrl?: string | URL;
+  /** the folder of onnxruntime-web's .wasm files */
+  wasmPaths?: string;
+  numThreads?: number;
+  limits?: LoadLimits;
+}
+
+export class WorkerModel {
+  static load(
+    source: string | URL | ArrayBuffer | ArrayBufferView,
+    options?: WorkerLoadOptions,
+  ): Promise<WorkerModel>;
+  /** The model's description (its tokenizer stays in the worker: `vocabulary` is its size). */
+  readonly info: Omit<ModelInfo, 'tokenizer'> & { vocabulary: number; source: string };
+  generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
+  generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
+  stream(prompt: string, options?: GenerationOptions): TextStream;
+  nextWords(prompt: string, k?: number): Promise<NextWord[]>;
+  suggest(prompt: string, k?: number): Promise<Suggestion[]>;
+  score(text: string): Promise<TextScore>;
+  /** What the worker fetched (PerformanceResourceTiming fields), for measurements. */
+  resources(): Promise<
+    {
+      name: string;
+      transferSize: number;
+      encodedBodySize: number;
+      decodedBodySize: number;
+      duration: number;
+    }[]
+  >;
+  terminate(): void;
+}

@@ -1,0 +1,188 @@
+// Types of nextword-web (hand-written; the package is plain ES modules with no build step).
+
+/** Bad input: an invalid option, prompt or argument. */
+export class NextwordError extends Error {}
+/** A file that is not a usable nextword model. */
+export class ModelFileError extends NextwordError {}
+/** onnxruntime failed running a model that had loaded (a damaged or crafted file). */
+export class ModelRunError extends ModelFileError {}
+
+/** Generation options: the Python runtime's GenerationConfig fields in camelCase. */
+export interface GenerationOptions {
+  /** words to generate at most (0..10000) */
+  maxWords?: number;
+  /** words to generate at least before the model may end the document */
+  minWords?: number;
+  /** softmax temperature; 0 is greedy */
+  temperature?: number;
+  /** sample only among the K most likely words (null: all) */
+  topK?: number | null;
+  /** nucleus sampling: the most likely words that together hold P (0 < P <= 1) */
+  topP?: number | null;
+  /** > 1 makes words already in the prompt or the text less likely (1 = off) */
+  repetitionPenalty?: number;
+  /** never repeat a word sequence of this length (0 = off) */
+  noRepeatNgramSize?: number;
+  /** strings that end the text; the text is cut before them */
+  stop?: string | string[];
+  /** end where the model ends the document (false: run to maxWords) */
+  stopAtEnd?: boolean;
+  /** allow the unknown-word token <unk> in the output */
+  allowUnknown?: boolean;
+  /** texts to generate per prompt */
+  numReturnSequences?: number;
+  /** beam search is not available in nextword-web: 1 only */
+  numBeams?: number;
+  lengthPenalty?: number;
+  /** random seed (any non-negative integer); the same seed and options give the same text as Python */
+  seed?: number | bigint | null;
+}
+
+/** Options after validation, as a model file's defaults are kept. */
+export interface GenerationConfig extends Required<Omit<GenerationOptions, 'stop' | 'seed'>> {
+  stop: readonly string[];
+  seed: bigint | null;
+}
+
+/** Caps and ranges of the model-file checks (the Python runtime's LoadLimits). */
+export interface LoadLimits {
+  maxFileBytes?: number;
+  maxTokenizerBytes?: number;
+  maxMetadataBytes?: number;
+  irVersions?: [number, number];
+  opsetVersions?: [number, number];
+  allowedOps?: [string, string][];
+}
+
+export interface LoadOptions {
+  /** an onnxruntime module with InferenceSession and Tensor (default: import('onnxruntime-web')) */
+  ort?: unknown;
+  /** passed to InferenceSession.create */
+  sessionOptions?: Record<string, unknown>;
+  limits?: LoadLimits;
+  /** WASM threads when ort is not given (default 1, as the Python runtime's one thread per call) */
+  numThreads?: number;
+  fetch?: typeof fetch;
+}
+
+export interface ModelInfo {
+  formatVersion: number;
+  tokenizer: Tokenizer;
+  stateSizes: number[];
+  vocabSize: number;
+  config: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+  parity: Record<string, unknown>;
+  versions: Record<string, unknown>;
+  quality: Record<string, unknown>;
+  /** the model file's decoding defaults */
+  generation: GenerationConfig;
+  hasLogitsFrom: boolean;
+}
+
+export interface NextWord {
+  word: string;
+  probability: number;
+}
+
+export interface TextScore {
+  totalLogprob: number;
+  perplexity: number;
+  /** word: the vocabulary token (<unk> when unknown); token: the word as read; text: as rendered */
+  words: { word: string; token: string; text: string; logprob: number; unknown: boolean }[];
+}
+
+/** A next word with the text that appends it to the prompt. */
+export interface Suggestion {
+  word: string;
+  text: string;
+  probability: number;
+}
+
+/** stream()'s pieces; finishReason ("length", "stop" or "end") once the text has ended. */
+export interface TextStream extends AsyncIterableIterator<string> {
+  readonly finishReason: 'length' | 'stop' | 'end' | null;
+}
+
+export class NextWordModel {
+  readonly info: ModelInfo;
+  readonly source: string;
+  readonly tokenizer: Tokenizer;
+  readonly vocabSize: number;
+  generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
+  generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
+  stream(prompt: string, options?: GenerationOptions): TextStream;
+  nextWords(prompt: string, k?: number): Promise<NextWord[]>;
+  /** nextWords with the text that appends each word to the prompt (as `nextword serve`'s /v1/suggest) */
+  suggest(prompt: string, k?: number): Promise<Suggestion[]>;
+  score(text: string): Promise<TextScore>;
+  promptIds(prompt: string): number[];
+  release(): Promise<void>;
+}
+
+/** Load a nextword .onnx file: a URL (fetched), a path under Node, or the file's bytes. */
+export function load(
+  source: string | URL | ArrayBuffer | ArrayBufferView | Blob,
+  options?: LoadOptions,
+): Promise<NextWordModel>;
+
+export class TokenizerConfig {
+  constructor(options?: {
+    lowercase?: boolean;
+    dropFigureRefs?: boolean;
+    minCount?: number;
+    maxVocab?: number;
+  });
+  lowercase: boolean;
+  dropFigureRefs: boolean;
+  minCount: number;
+  maxVocab: number;
+}
+
+export class Tokenizer {
+  constructor(tokens: string[], config?: TokenizerConfig);
+  static fromJson(text: string): Tokenizer;
+  readonly config: TokenizerConfig;
+  readonly size: number;
+  readonly tokens: string[];
+  readonly padId: number;
+  readonly unkId: number;
+  readonly eodId: number;
+  tokenize(text: string): string[];
+  encode(text: string): number[];
+  decode(ids: Iterable<number>): string;
+  pieces(tokens: Iterable<string>, previous?: string | null): Generator<string>;
+  piece(token: string, previous: string | null): string;
+  idOf(token: string): number;
+  tokenOf(id: number): string;
+}
+
+export const PAD: '<pad>';
+export const UNK: '<unk>';
+export const EOD: '<eod>';
+export const MAX_WORDS: number;
+export const MAX_BATCH: number;
+export const GENERATION_DEFAULTS: Readonly<Required<GenerationOptions>>;
+export const DEFAULT_LIMITS: Readonly<Required<LoadLimits>>;
+/** The Unicode version of the Python whose tokenization this package reproduces. */
+export const UNICODE_VERSION: string;
+export function resolveOptions(base: GenerationConfig, options?: GenerationOptions): GenerationConfig;
+export function checkModelFile(
+  name: string,
+  data: Uint8Array,
+  limits?: Required<LoadLimits>,
+): Map<string, string>;
+
+/** numpy's SeedSequence. */
+export class SeedSequence {
+  constructor(entropy?: bigint | number | null, spawnKey?: number[]);
+  spawn(n: number): SeedSequence[];
+  generateState(n: number): number[];
+}
+
+/** numpy's PCG64 with Generator.random(). */
+export class PCG64 {
+  constructor(seedSequence: SeedSequence);
+  next64(): bigint;
+  random(): number;
+}
