@@ -48,9 +48,9 @@ from notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
 from quality_report import render, render_card
 
 from nextword.corpus import CorpusConfig, rebuild_split
+from nextword.corpus.dev import dev_mask as dev_part
 from nextword.runtime import evaluate, load
 from nextword.runtime.default import BUNDLED_MODEL
-from nextword.train.dev import dev_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "neural_network_patent_query.csv"
@@ -151,8 +151,7 @@ def model_splits(model: Any, corpus: str) -> Splits:
     provenance = model.info.provenance
     split = rebuild_split(provenance, CorpusConfig(paths=(corpus,)))
     train, val = split.documents()
-    dev_fraction = model.info.config.get("train", {}).get("dev_fraction", 0.0)
-    dev_mask = dev_indices(len(train), dev_fraction, provenance.split.seed)
+    dev_mask = dev_part(len(train), provenance.data.dev_documents or 0, provenance.split.seed)
     fitted = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if not is_dev]
     dev = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if is_dev]
     return Splits(fitted, dev, val, provenance.split.describe(), split.counts.documents)

@@ -15,11 +15,12 @@ import os
 import shlex
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nextword.corpus import CorpusConfig, read_corpus, rebuild_split
+from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
+from nextword.corpus.dev import dev_mask
 from nextword.export import ExportConfig
 from nextword.runtime import GenerationConfig, ModelFileError, __version__, default_model, evaluate, load
 from nextword.train import MissingExtraError, TrainConfig
@@ -100,10 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p, CorpusConfig, skip=SPLIT_OPTIONS)
     p.add_argument(
         "--split",
-        choices=("all", "train", "val"),
+        choices=("all", "train", "dev", "val"),
         default="all",
-        help="score every document, or only the training or validation documents of the split the model "
-        "was trained with (made again from the corpus as the model file records: fraction, seed, "
+        help="score every document, or only the documents the model trained on, its development part "
+        "(training documents held out of training, where its cache was tuned) or its validation "
+        "documents, from the split made again as the model file records it (fraction, seed, "
         "deduplication)",
     )
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
@@ -305,8 +307,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     elif provenance is None or provenance.split is None:
         raise ModelFileError(f"{args.model} does not record its training split; use --split all")
     else:
-        wanted = args.split == "val"
-        documents = (d for is_val, d in rebuild_split(provenance, config).read() if is_val == wanted)
+        documents = _split_documents(rebuild_split(provenance, config), provenance, args.split)
     result = evaluate(model, documents, cache=args.cache)
     cache = model.info.cache if args.cache is not False else None
     if args.json:
@@ -321,6 +322,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"top-5 accuracy {result.top5_accuracy:.2%}")
         print(f"unknown words  {result.unknown_rate:.2%}")
     return 0
+
+
+def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterator[str]:
+    """The documents of one part of a model's split, read from the files: ``val``, ``train`` (the
+    documents it trained on) or ``dev`` (training documents held out of training to tune its cache)."""
+    dev_documents = provenance.data.dev_documents or 0
+    is_dev = dev_mask(split.counts.train_documents or 0, dev_documents, provenance.split.seed)
+    index = 0
+    for is_val, document in split.read():
+        if is_val:
+            if part == "val":
+                yield document
+            continue
+        if part == ("dev" if is_dev[index] else "train"):
+            yield document
+        index += 1
 
 
 def _cache_text(cache: Any) -> str:

@@ -276,6 +276,16 @@ def _generation_defaults(data: dict[str, Any], source: str) -> GenerationConfig:
 def _check_signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...], int]:
     """Return (state width per layer, vocabulary size) from the graph, or raise ModelFileError. Format 2
     graphs take ``logits_from``; format 1 graphs do not."""
+    try:
+        return _signature(session, source, version)
+    except UnicodeDecodeError:  # onnxruntime decodes names and dimension names only when asked
+        raise ModelFileError(
+            f"{source}: a graph input or output declares a name or dimension that is not UTF-8 text; the "
+            "file is damaged: re-download or re-export it"
+        ) from None
+
+
+def _signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...], int]:
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
     if INPUT_IDS not in inputs or LOGITS not in outputs:

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
 
 from helpers import write_corpus
+from nextword.corpus.dev import MAX_DEV_DOCUMENTS, dev_count
 from nextword.export import ExportConfig, export
 from nextword.export.cache_tuning import trace_documents, tune_cache
 from nextword.runtime import GenerationConfig, TokenizerConfig, evaluate, load
@@ -22,7 +23,6 @@ from nextword.runtime.cache import CacheConfig
 from nextword.runtime.evaluation import evaluate_ids
 from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
 from nextword.train.data import stream_documents
-from nextword.train.dev import MAX_DEV_DOCUMENTS, dev_count
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +78,10 @@ def topic_model(topic_run, tmp_path_factory):
 
 def test_development_documents_are_held_out_of_training(topic_run):
     data = json.loads((topic_run / "config.json").read_text())["data"]
-    assert data["dev_documents"] == dev_count(160 - data["val_documents"], 0.15) > 0
-    assert data["train_documents"] + data["dev_documents"] + data["val_documents"] == data["documents"] == 160
+    training_side = 160 - data["val_documents"] - data["exact_duplicates"]
+    assert data["dev_documents"] == dev_count(training_side, 0.15) > 0
+    held = data["train_documents"] + data["dev_documents"] + data["val_documents"] + data["exact_duplicates"]
+    assert held == data["documents"] == 160
     train_docs = [tuple(d.tolist()) for d in stream_documents(topic_run / "train.ids")]
     dev_docs = [tuple(d.tolist()) for d in stream_documents(topic_run / "dev.ids")]
     assert (len(train_docs), len(dev_docs)) == (data["train_documents"], data["dev_documents"])

@@ -16,33 +16,16 @@ from typing import Any
 import numpy as np
 
 from nextword.corpus import STREAM_DTYPE
+from nextword.corpus.dev import dev_count, dev_mask
 from nextword.corpus.files import atomic_path
 
 from .config import TrainConfig
 from .data import stream_documents
 from .files import RunDir
 
-__all__ = ["MAX_DEV_DOCUMENTS", "dev_count", "dev_indices", "hold_out_dev"]
+__all__ = ["hold_out_dev"]
 
 logger = logging.getLogger(__name__)
-
-MAX_DEV_DOCUMENTS = 1000  # plenty to tune three numbers; a large corpus keeps the rest for training
-
-
-def dev_count(train_documents: int, fraction: float) -> int:
-    """How many of ``train_documents`` are held out: ``fraction`` of them (at least one when the
-    fraction is above 0), at most :data:`MAX_DEV_DOCUMENTS`, and never all."""
-    if fraction <= 0 or train_documents < 2:
-        return 0
-    return min(max(1, round(train_documents * fraction)), MAX_DEV_DOCUMENTS, train_documents - 1)
-
-
-def dev_indices(train_documents: int, fraction: float, split_seed: int) -> np.ndarray:
-    """Which of ``train_documents`` (in corpus order) form the development part: a bool mask."""
-    chosen = np.zeros(train_documents, dtype=bool)
-    order = np.random.default_rng([split_seed, 1]).permutation(train_documents)
-    chosen[order[: dev_count(train_documents, fraction)]] = True
-    return chosen
 
 
 def hold_out_dev(run: RunDir, config: TrainConfig, eod_id: int) -> dict[str, Any]:
@@ -55,8 +38,8 @@ def hold_out_dev(run: RunDir, config: TrainConfig, eod_id: int) -> dict[str, Any
     """
     train_ids, dev_ids = run.train_ids, run.dev_ids
     n_train = sum(1 for _ in stream_documents(train_ids, eod_id))
-    chosen = dev_indices(n_train, config.dev_fraction, config.corpus.split_seed)
-    n_dev = int(chosen.sum())
+    n_dev = dev_count(n_train, config.dev_fraction)
+    chosen = dev_mask(n_train, n_dev, config.corpus.split_seed)
     tokens = {False: 1, True: 1}  # each stream starts with its <eod>
     with (  # left in reverse: dev_ids is in place before train_ids loses its documents
         atomic_path(train_ids) as train_tmp,
