@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import (
+    cache_speed,
     generation_report,
     keras_ratio,
     size_quality,
@@ -29,6 +30,7 @@ SECTIONS: dict[str, tuple[str, ModuleType]] = {
     "speed": ("Per-word cost of the shipped model", speed_report),
     "keras_ratio": ("The shipped model against the notebook's loop", keras_ratio),
     "threads": ("Session threads", threads_report),
+    "cache": ("Continuous cache", cache_speed),
     "startup": ("Start-up and footprint", startup),
     "training": ("Training", training),
     "size_quality": ("Size against quality", size_quality),

@@ -1,16 +1,26 @@
-"""The quality report of the bundled model: writes docs/quality.md.
+"""The quality report of the bundled model: writes docs/quality.md and docs/model-card.md.
 
-Every model is scored on the same validation documents (the split recorded in the bundled model, made
-again by ``nextword.corpus.rebuild_split``), with the same tokenizer (the bundled model's), predicting
-every token of ``<eod> doc <eod> doc ... <eod>`` after the first: per-word perplexity, accuracy (the
-top prediction is the next word) and top-5 accuracy.
+Every model is scored on the same validation documents, the split recorded in the bundled model made
+again from the corpus, with the same tokenizer (the bundled model's), predicting every token of
+``<eod> doc <eod> doc ... <eod>`` after the first: per-word perplexity, accuracy (the top prediction is
+the next word) and top-5 accuracy. The count-based models are fitted on exactly the documents the
+model trained on; the development part of the training documents (held out of training, where export
+tuned the model's cache) tunes the n-gram cache too.
 
     (a) unigram frequencies (add-one smoothed)
-    (b) interpolated Kneser-Ney trigram (benchmarks/ngram.py)
-    (c) the original notebook's recipe (benchmarks/notebook_recipe.py): 50-word window -> next word only,
-        Embedding 100, LSTM 64, Dense 64 relu, softmax, batches of 2,048, Adam, trained for the same
-        wall-clock time as our model
-    (d) our model, fp32 ONNX file        (e) our model, int8 ONNX file (the bundled one)
+    (b) interpolated Kneser-Ney trigram, one discount per order (benchmarks.ngram)
+    (c) interpolated modified Kneser-Ney, orders 3-5: the best order on the development documents
+    (d) (c) with a unigram cache of the document's earlier words, tuned on the development documents
+    (e) the original notebook's recipe (benchmarks.notebook_recipe): 50-word window -> next word
+        only, Embedding 100, LSTM 64, Dense 64 relu, softmax, batches of 2,048, Adam, trained for the
+        same wall-clock time as our model
+    (f) our model, fp32 ONNX file, alone      (g) the same with its continuous cache
+    (h) our model, int8 (the bundled file), alone   (i) the same with its cache: what `nextword
+        evaluate` reports by default
+
+With ``--untied FILE`` (the fp32 file of the same recipe trained with ``--no-tie-embeddings``), an
+ablation table sets tied against untied, each with and without its cache. A last section measures what
+the cache does to generated text (benchmarks.cache_text).
 
 Run: ``python -m benchmarks.quality`` (after ``make bundled-model``); ``--help`` for options.
 """
@@ -18,23 +28,34 @@ Run: ``python -m benchmarks.quality`` (after ``make bundled-model``); ``--help``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from benchmarks.environment import machine_info
-from benchmarks.ngram import KneserNeyTrigram, Unigram, score_stream
+from benchmarks import cache_text
+from benchmarks.ngram import (
+    KneserNeyTrigram,
+    ModifiedKneserNey,
+    Unigram,
+    UnigramCache,
+    score_stream,
+    tune_cache,
+)
 from benchmarks.notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
+from benchmarks.paths import DEFAULT_CORPUS, DOCS_DIR, REPO
+from benchmarks.quality_report import render, render_card
 from nextword.corpus import CorpusConfig, rebuild_split
+from nextword.corpus.dev import dev_mask as dev_part
 from nextword.runtime import evaluate, load
 from nextword.runtime.default import BUNDLED_MODEL
-
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "data" / "neural_network_patent_query.csv"
 
 
 def stream_of(documents: list[str], tokenizer) -> np.ndarray:
@@ -113,6 +134,93 @@ def notebook_baseline(
     }
 
 
+@dataclass(frozen=True)
+class Splits:
+    """The documents of a model's split: trained on, development part, validation."""
+
+    train: list[str]
+    dev: list[str]
+    val: list[str]
+    scheme: str  # how the split was made (SplitRecord.describe())
+    documents: int  # documents the corpus files hold
+
+
+def model_splits(model: Any, corpus: str) -> Splits:
+    """The split ``model`` was trained with, made again from ``corpus`` by
+    ``nextword.corpus.rebuild_split`` from the provenance the file records (deduplicated, for models
+    trained since issue 12), then its development part as training carved it out of the training
+    documents (in corpus order)."""
+    provenance = model.info.provenance
+    split = rebuild_split(provenance, CorpusConfig(paths=(corpus,)))
+    train, val = split.documents()
+    dev_mask = dev_part(len(train), provenance.data.dev_documents or 0, provenance.split.seed)
+    fitted = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if not is_dev]
+    dev = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if is_dev]
+    return Splits(fitted, dev, val, provenance.split.describe(), split.counts.documents)
+
+
+def ngram_rows(splits: Splits, tokenizer: Any) -> dict[str, dict[str, Any]]:
+    """(a)-(d): the count-based models, fitted on the training documents, chosen and tuned on the
+    development documents, scored on the validation documents."""
+    train, dev, val = (stream_of(d, tokenizer) for d in (splits.train, splits.dev, splits.val))
+    vocab = len(tokenizer)
+    rows: dict[str, dict[str, Any]] = {}
+    started = time.monotonic()
+    rows["a"] = score_stream(Unigram(train, vocab), val)
+    rows["b"] = score_stream(KneserNeyTrigram(train, vocab), val)
+    candidates = {}
+    for order in (3, 4, 5):
+        fitted = time.monotonic()
+        model = ModifiedKneserNey(train, vocab, order)
+        seconds = time.monotonic() - fitted
+        dev_ppl = score_stream(model, dev)["perplexity"] if len(splits.dev) else math.nan
+        candidates[order] = (model, dev_ppl, seconds)
+        rows[f"kn{order}"] = {**score_stream(model, val), "dev_perplexity": dev_ppl, "fit_seconds": seconds}
+    order = min(candidates, key=lambda k: candidates[k][1]) if len(splits.dev) else 5
+    best = candidates[order][0]
+    rows["c"] = {**rows[f"kn{order}"], "order": order}
+    if len(splits.dev):
+        mix, window, dev_ppl = tune_cache(best, dev)
+        rows["d"] = {**score_stream(UnigramCache(best, mix, window), val), "order": order}
+        rows["d"] |= {"mix": mix, "window": window, "dev_perplexity": dev_ppl}
+    print(f"n-grams fitted and scored in {time.monotonic() - started:.0f} s", flush=True)
+    return rows
+
+
+def one_core() -> contextlib.AbstractContextManager:
+    """Pin this process to one core while a speed is measured (Linux; elsewhere, no pinning)."""
+
+    @contextlib.contextmanager
+    def pinned():
+        if not hasattr(os, "sched_setaffinity"):
+            yield
+            return
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(before)})
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, before)
+
+    return pinned()
+
+
+def neural_rows(fp32: Any, int8: Any, val: list[str]) -> dict[str, dict[str, Any]]:
+    """(f)-(i): the model files alone and with their caches; (i) timed on one core."""
+    rows = {
+        "f": evaluate(fp32, val, cache=False).to_dict(),
+        "h": evaluate(int8, val, cache=False).to_dict(),
+    }
+    if fp32.info.cache is not None:
+        rows["g"] = evaluate(fp32, val).to_dict()
+    with one_core():
+        started = time.perf_counter()
+        rows["i"] = evaluate(int8, val).to_dict()  # as `nextword evaluate` scores it by default
+        rows["i"]["words_per_second"] = rows["i"]["words"] / (time.perf_counter() - started)
+    rows["i"]["cache"] = int8.info.cache.to_dict() if int8.info.cache else None
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -121,17 +229,22 @@ def main() -> int:
         "--int8", default=str(BUNDLED_MODEL), help="int8 model file (default: the bundled one)"
     )
     parser.add_argument(
-        "--fp32", default=str(ROOT / "runs" / "bundled" / "fp32.onnx"), help="fp32 model file"
+        "--fp32", default=str(REPO / "runs" / "bundled" / "fp32.onnx"), help="fp32 model file"
     )
-    parser.add_argument("--corpus", default=str(CORPUS), help="the reference corpus CSV")
+    parser.add_argument("--untied", help="fp32 file of the same recipe with --no-tie-embeddings (ablation)")
+    parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="the reference corpus CSV")
     parser.add_argument(
         "--budget-minutes",
         type=float,
-        help="training time of (c) (default: our model's recorded training time)",
+        help="training time of (e) (default: our model's recorded training time)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of (c)'s initialization and shuffling")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"), help="report to write")
-    parser.add_argument("--card", default=str(ROOT / "docs" / "model-card.md"), help="model card to write")
+    parser.add_argument(
+        "--skip-notebook", action="store_true", help="do not train (e), the notebook's recipe"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of (e)'s initialization and shuffling")
+    parser.add_argument("--text-seeds", type=int, default=5, help="seeds per prompt in the text measurements")
+    parser.add_argument("--out", default=str(DOCS_DIR / "quality.md"), help="report to write")
+    parser.add_argument("--card", default=str(DOCS_DIR / "model-card.md"), help="model card to write")
     parser.add_argument("--json", help="also write the figures as JSON to this file")
     args = parser.parse_args()
 
@@ -139,169 +252,43 @@ def main() -> int:
     tokenizer = int8.tokenizer
     if fp32.tokenizer != tokenizer:
         raise SystemExit("the fp32 and int8 files hold different tokenizers: export both from one run")
-    split = rebuild_split(int8.info.provenance, CorpusConfig(paths=(args.corpus,)))
-    train_docs, val_docs = split.documents()
-    train_stream, val_stream = stream_of(train_docs, tokenizer), stream_of(val_docs, tokenizer)
+    splits = model_splits(int8, args.corpus)
     epochs = int8.info.metrics.get("epochs", [])
     our_seconds = sum(e.get("seconds", 0.0) for e in epochs)
     budget_s = args.budget_minutes * 60 if args.budget_minutes else our_seconds
 
-    results: dict[str, dict] = {}
-    timer = time.monotonic()
-    results["a"] = score_stream(Unigram(train_stream, len(tokenizer)), val_stream)
-    results["b"] = score_stream(KneserNeyTrigram(train_stream, len(tokenizer)), val_stream)
-    print(
-        f"n-grams scored in {time.monotonic() - timer:.0f} s; training (c) for {budget_s / 60:.1f} min",
-        flush=True,
-    )
-    results["c"] = notebook_baseline(train_stream, val_stream, len(tokenizer), budget_s, args.seed)
-    results["d"] = evaluate(fp32, val_docs).to_dict()
-    results["e"] = evaluate(int8, val_docs).to_dict()
-    for key, name in (("d", args.fp32), ("e", args.int8)):
+    results: dict[str, Any] = ngram_rows(splits, tokenizer)
+    results |= neural_rows(fp32, int8, splits.val)
+    if not args.skip_notebook:
+        print(f"training (e) for {budget_s / 60:.1f} min", flush=True)
+        train_stream, val_stream = stream_of(splits.train, tokenizer), stream_of(splits.val, tokenizer)
+        results["e"] = notebook_baseline(train_stream, val_stream, len(tokenizer), budget_s, args.seed)
+    if args.untied:
+        untied = load(args.untied)
+        if untied.tokenizer != tokenizer:
+            raise SystemExit("the untied file holds another tokenizer: train it on the same corpus and split")
+        results["untied"] = evaluate(untied, splits.val, cache=False).to_dict()
+        if untied.info.cache is not None:
+            results["untied_cache"] = evaluate(untied, splits.val).to_dict()
+        results["untied"]["config"] = untied.info.config.get("model", {})
+    for key, name in (("f", args.fp32), ("h", args.int8)):
         results[key]["file_mb"] = round(Path(name).stat().st_size / 1e6, 2)
+    results["text"] = cache_text.measure(int8, args.text_seeds, 100, splits.val[:200])
+    results["split"] = {
+        "train": len(splits.train),
+        "dev": len(splits.dev),
+        "val": len(splits.val),
+        "scheme": splits.scheme,
+        "documents": splits.documents,
+    }
 
-    report = render(results, int8, len(val_docs), our_seconds, budget_s, args)
+    report = render(results, int8, our_seconds, budget_s)
     Path(args.out).write_text(report, encoding="utf-8")
-    card = render_card(results, int8, split.counts.documents, len(val_docs))
-    Path(args.card).write_text(card, encoding="utf-8")
+    Path(args.card).write_text(render_card(results, int8), encoding="utf-8")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     print(report)
     return 0
-
-
-def render(results, model, n_val_docs, our_seconds, budget_s, args) -> str:
-    machine = machine_info()
-    labels = {
-        "a": "(a) unigram frequencies",
-        "b": "(b) interpolated Kneser-Ney trigram",
-        "c": "(c) notebook recipe: 50-word window → next word, LSTM 64",
-        "d": "(d) nextword, fp32",
-        "e": "(e) nextword, int8 (bundled)",
-    }
-    lines = [
-        "# Quality of the bundled model",
-        "",
-        "Written by `benchmarks/quality.py`; rerun it to check these figures (`make quality`).",
-        "",
-        f"Validation: {n_val_docs} of the reference corpus's abstracts, held out by document "
-        f"({model.info.provenance.split.describe()}), {results['d']['words']:,} predicted words. "
-        f"Every model uses the bundled model's vocabulary ({model.vocab_size:,} tokens; words outside it are "
-        f"`<unk>`, {results['d']['unknown_rate']:.1%} of the validation words).",
-        "",
-        "| model | perplexity | accuracy | top-5 accuracy |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for key, label in labels.items():
-        r = results[key]
-        lines.append(f"| {label} | {r['perplexity']:.1f} | {r['accuracy']:.1%} | {r['top5_accuracy']:.1%} |")
-    d, c, b, e = (results[k]["perplexity"] for k in "dcbe")
-    checks = [
-        (f"(d) at least 15% lower perplexity than (c): {1 - d / c:.1%} lower", d <= 0.85 * c),
-        (f"(d) lower perplexity than (b): {d:.1f} against {b:.1f}", d < b),
-        (f"(e) within 2% of (d): {abs(e - d) / d:.2%} apart", abs(e - d) / d <= 0.02),
-    ]
-    lines += ["", "Targets:", ""]
-    lines += [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks]
-    lines += [
-        "",
-        "Notes:",
-        "",
-        f"- (c) trained for {results['c']['train_seconds'] / 60:.1f} minutes "
-        f"({results['c']['epochs']} epochs started), the wall-clock time our model's training took "
-        f"({our_seconds / 60:.1f} minutes, from its metrics), on the same machine. It sees every window "
-        "of the training stream, documents separated by "
-        "`<eod>` as for our model, so it learns document ends too; the notebook's one-hot int8 labels are "
-        "replaced by integer labels, which leaves the loss unchanged.",
-        "- (a) and (b) are fitted on the training stream; (b) discounts each order by n1 / (n1 + 2 n2).",
-        "- (d) and (e) carry their LSTM state through each whole document; (c) and (b) see the previous 50 "
-        "and 2 words, across document boundaries.",
-        f"- Files: fp32 {results['d']['file_mb']} MB, int8 {results['e']['file_mb']} MB.",
-        f"- Machine: {machine['cpu']}, {machine['usable_cores']} cores, Python {machine['python']}; "
-        "command: `python -m benchmarks.quality` (`make quality`).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-SAMPLES = (("the present invention", 0.5, 1), ("a neural network", 0.8, 2), ("", 1.0, 3))  # prompt, T, seed
-
-
-def render_card(results, model, n_documents, n_val_docs) -> str:
-    """docs/model-card.md: what the bundled model is, how good it is, what it writes, what it cannot do."""
-    train = model.info.config["train"]
-    arch = model.info.config["model"]
-    epochs = model.info.metrics.get("epochs", [])
-    minutes = sum(e.get("seconds", 0.0) for e in epochs) / 60
-    d, e, b, c = (results[k] for k in "debc")
-    lines = [
-        "# Model card: nextword-patents",
-        "",
-        "Written by `benchmarks/quality.py` from the bundled model file (`nextword info` shows the same "
-        "provenance); the figures are those of [quality.md](quality.md).",
-        "",
-        "## What it is",
-        "",
-        f"A word-level LSTM language model of patent abstracts: embedding {arch['embedding_dim']}, "
-        f"{arch['num_layers']} LSTM layer of {arch['lstm_units']} units, a softmax over {model.vocab_size:,} "
-        f"tokens; int8 weights (onnxruntime dynamic quantization), {e['file_mb']} MB. It ships inside the "
-        'runtime package: `nextword generate "..."` and `nextword.runtime.generate("...")` use it when '
-        "no model is given.",
-        "",
-        "- Trained with: `" + str(train.get("command")) + "`",
-        "- Exported with: `" + str(model.info.config.get("export", {}).get("command")) + "`",
-        f"- Training: {len(epochs)} epochs in {minutes:.1f} minutes on a 2-core CPU, many-to-many windows "
-        f"of {train['seq_len']} words following document boundaries, Adam with cosine decay, dropout "
-        f"{arch['dropout']}, early stopping on validation loss.",
-        "",
-        "## Data",
-        "",
-        f"The reference corpus: {n_documents:,} US patent abstracts returned by a PatentsView query for "
-        '"neural network" (granted 1976-2018), a public record (see ../shared/data/README.md). '
-        f"{n_val_docs} abstracts ({model.info.provenance.split.describe()}) are held out by document for "
-        "validation; the vocabulary "
-        f"(words seen at least {train['tokenizer']['min_count']} times in the training abstracts) comes "
-        'from the rest. Text is lowercased, figure references such as "(12)" are dropped.',
-        "",
-        "## Quality (validation abstracts)",
-        "",
-        "| model | perplexity | accuracy | top-5 accuracy |",
-        "| --- | ---: | ---: | ---: |",
-        f"| this model (int8) | {e['perplexity']:.1f} | {e['accuracy']:.1%} | {e['top5_accuracy']:.1%} |",
-        f"| same weights, fp32 | {d['perplexity']:.1f} | {d['accuracy']:.1%} | {d['top5_accuracy']:.1%} |",
-        f"| Kneser-Ney trigram | {b['perplexity']:.1f} | {b['accuracy']:.1%} | {b['top5_accuracy']:.1%} |",
-        f"| the original notebook's recipe | {c['perplexity']:.1f} | {c['accuracy']:.1%} | "
-        f"{c['top5_accuracy']:.1%} |",
-        "",
-        "## Samples",
-        "",
-        "Generated by the bundled model with `max_words=80`; rerun the command to get the same text.",
-        "",
-    ]
-    for prompt, temperature, seed in SAMPLES:
-        text = model.generate(prompt, max_words=80, temperature=temperature, seed=seed)
-        command = f'nextword generate "{prompt}" --temperature {temperature} --seed {seed} --max-words 80'
-        lines += [f"**Temperature {temperature}, seed {seed}** (`{command}`):", "", f"> {prompt}{text}", ""]
-    lines += [
-        "## Intended use",
-        "",
-        "Demonstrations, autocompletion and next-word suggestions in the register of patent abstracts about "
-        "neural networks, and a reference model for the toolkit's tests of speed and quality.",
-        "",
-        "## Limitations",
-        "",
-        "- It imitates the style of abstracts; it knows no facts and its text is not a patent, an invention "
-        "or legal language anyone should rely on.",
-        "- Its vocabulary is that of one narrow corpus: other words become `<unk>` in prompts, and it "
-        "cannot write them.",
-        "- A word-level LSTM of this size keeps topic over a sentence or two, not over a whole abstract; "
-        "long samples drift.",
-        "- Near-duplicate abstracts in the corpus (patent families) let it reproduce phrases of real "
-        "patents verbatim.",
-        "- English only; lowercased input; punctuation limited to what the tokenizer splits.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

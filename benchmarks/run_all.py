@@ -38,6 +38,7 @@ QUICK = {  # --quick: few repeats, small settings; a smoke test, not figures
     "speed": ["--rounds", "2", "--words", "100", "--max-seconds", "30"],
     "keras_ratio": ["--rounds", "2", "--keras-words", "5", "--words", "100"],
     "threads": ["--rounds", "1", "--cell-seconds", "0.1"],
+    "cache": ["--repeats", "3", "--documents", "20", "--words", "50"],
     "size_quality": ["--repeats", "3"],
 }
 

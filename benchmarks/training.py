@@ -241,6 +241,8 @@ def score(model: Any, x: np.ndarray, y: np.ndarray, *, many_to_many: bool) -> tu
     """
     import keras
 
+    from nextword.train.model import apply_output
+
     if many_to_many:
         lstm_names = [
             layer.name
@@ -248,7 +250,7 @@ def score(model: Any, x: np.ndarray, y: np.ndarray, *, many_to_many: bool) -> tu
             if layer.name.startswith("lstm_") and "drop" not in layer.name
         ]
         hidden = model.get_layer(lstm_names[-1]).output  # (B, T, U)
-        last = model.get_layer("logits")(hidden[:, -1, :])  # (B, V) logits
+        last = apply_output(model, hidden[:, -1, :])  # (B, V) logits
         scorer = keras.Model(model.inputs, last)
     else:
         scorer = model

@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import numbers
 import os
 import shlex
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nextword.corpus import CorpusConfig, read_corpus, rebuild_split
+from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
+from nextword.corpus.dev import dev_mask
 from nextword.export import ExportConfig
 from nextword.runtime import GenerationConfig, ModelFileError, __version__, default_model, evaluate, load
 from nextword.train import MissingExtraError, TrainConfig
@@ -27,6 +27,7 @@ from nextword.train import MissingExtraError, TrainConfig
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, json_text, safe
+from .info import cache_text, show_info
 from .quiet import import_tensorflow_quietly
 from .serve import add_serve_parser
 
@@ -46,6 +47,10 @@ RESUMABLE_OPTIONS = {  # settings that --resume may change
 # Corpus settings that `evaluate` takes from the model file, never from its options.
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
 MODEL_HELP = "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)"
+CACHE_HELP = (
+    "mix in the continuous cache stored in the model file (default: on when the file has one; "
+    "--no-cache scores with the model alone)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", help="text so far")
     p.add_argument("-k", type=int, default=5, help="how many words (default: 5)")
     p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_suggest)
 
@@ -86,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("text", nargs="?", help="the text to score")
     source.add_argument("--file", help="read the text from this UTF-8 file")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
     p.set_defaults(handler=_score)
 
@@ -94,19 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p, CorpusConfig, skip=SPLIT_OPTIONS)
     p.add_argument(
         "--split",
-        choices=("all", "train", "val"),
+        choices=("all", "train", "dev", "val"),
         default="all",
-        help="score every document, or only the training or validation documents of the split the model "
-        "was trained with (made again from the corpus as the model file records: fraction, seed, "
+        help="score every document, or only the documents the model trained on, its development part "
+        "(training documents held out of training, where its cache was tuned) or its validation "
+        "documents, from the split made again as the model file records it (fraction, seed, "
         "deduplication)",
     )
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_evaluate)
 
     p = commands.add_parser("info", help="what a model file holds: provenance, layers, metrics, parity")
     p.add_argument("model", nargs="?", help=MODEL_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(handler=_info)
+    p.set_defaults(handler=show_info)
     add_corpus_parser(commands)
     add_serve_parser(commands)
     return parser
@@ -204,11 +213,11 @@ def _export(args: argparse.Namespace) -> int:
             f"int8 against fp32: max |logit difference| {q['max_abs_logit_diff']:.3f}, "
             f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
         )
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):
         if precision in report.quality:
-            figures = report.quality[precision]
+            figures, name = report.quality[precision], precision.replace("_cache", " + cache")
             print(
-                f"validation ({precision}): perplexity {figures['perplexity']:.2f}, "
+                f"validation ({name}): perplexity {figures['perplexity']:.2f}, "
                 f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%} "
                 f"over {figures['words']} words"
             )
@@ -240,7 +249,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    suggestions = default_model(args.model).next_words(args.prompt, k=args.k)
+    suggestions = default_model(args.model).next_words(args.prompt, k=args.k, cache=args.cache)
     if args.json:
         print(json_text([{"word": w, "probability": p} for w, p in suggestions]))
     else:
@@ -251,7 +260,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     text = args.text if args.file is None else _read_text_file(args.file)
-    result = load(args.model).score(text)
+    result = load(args.model).score(text, cache=args.cache)
     if args.json:
         print(json_text(dataclasses.asdict(result)))
         return 0
@@ -298,12 +307,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     elif provenance is None or provenance.split is None:
         raise ModelFileError(f"{args.model} does not record its training split; use --split all")
     else:
-        wanted = args.split == "val"
-        documents = (d for is_val, d in rebuild_split(provenance, config).read() if is_val == wanted)
-    result = evaluate(model, documents)
+        documents = _split_documents(rebuild_split(provenance, config), provenance, args.split)
+    result = evaluate(model, documents, cache=args.cache)
+    cache = model.info.cache if args.cache is not False else None
     if args.json:
-        print(json_text({"model": args.model, "split": args.split, **result.to_dict()}))
+        summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
+        print(json_text({**summary, **result.to_dict()}))
     else:
+        print(f"cache          {cache_text(cache)}")
         print(f"documents      {result.documents}")
         print(f"words          {result.words}")
         print(f"perplexity     {result.perplexity:.2f}")
@@ -313,96 +324,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
-    model = default_model(args.model)
-    info = model.info
-    summary: dict[str, Any] = {
-        "file": model.source,
-        "bytes": Path(model.source).stat().st_size,
-        "format_version": info.format_version,
-        "vocab_size": info.vocab_size,
-        "layers": len(info.state_sizes),
-        "units": list(info.state_sizes),
-        "config": info.config,
-        "metrics": info.metrics.get("best") or {},
-        "quality": info.quality,
-        "parity": info.parity,
-        "versions": info.versions,
-        "provenance": info.provenance.to_dict() if info.provenance else None,
-    }
-    if args.json:
-        print(json_text(summary))
-        return 0
-    # Everything below comes from the file: any field may be missing or of the wrong type (shown as
-    # "?"), and every string goes through safe().
-    embedding = info.provenance.architecture.embedding_dim if info.provenance else None
-    print(f"{safe(model.source)}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
-    print(f"  vocabulary     {info.vocab_size} words")
-    print(
-        f"  network        embedding {_text(embedding)}, "
-        f"{len(info.state_sizes)} LSTM layer(s) of {', '.join(map(str, info.state_sizes))} units"
-    )
-    for label, text in info.provenance.describe() if info.provenance else ():
-        print(f"  {label:<14} {safe(text)}")
-    best = _mapping(summary["metrics"])
-    if best:
-        epochs = info.metrics.get("epochs")
-        total = len(epochs) if isinstance(epochs, list) else "?"
-        print(
-            f"  best epoch     {_text(best.get('epoch'))} of {total}: "
-            f"validation loss {_number(best.get('val_loss'), '.4f')}, "
-            f"perplexity {_number(best.get('val_perplexity'), '.1f')}, "
-            f"accuracy {_number(best.get('val_accuracy'), '.2%')}, "
-            f"top-5 {_number(best.get('val_top5_accuracy'), '.2%')} (training windows)"
-        )
-    for precision in ("fp32", "int8"):
-        figures = _mapping(info.quality.get(precision))
-        if figures:
-            print(
-                f"  quality {precision:<6} validation documents: "
-                f"perplexity {_number(figures.get('perplexity'), '.2f')}, "
-                f"accuracy {_number(figures.get('accuracy'), '.2%')}, "
-                f"top-5 {_number(figures.get('top5_accuracy'), '.2%')}"
-            )
-    p = info.parity
-    if p:
-        diffs = [v for v in (p.get("max_abs_diff_random"), p.get("max_abs_diff_real")) if _is_number(v)]
-        print(
-            f"  parity         max |Keras - ONNX| {_number(max(diffs, default=None), '.2e')} "
-            f"(tolerance {_number(p.get('tolerance'), 'g')}), "
-            f"greedy identical {_text(p.get('greedy_identical'))}/{_text(p.get('greedy_sequences'))}"
-        )
-        q = _mapping(p.get("int8_vs_fp32"))
-        if q:
-            print(
-                f"  int8 vs fp32   max |logit difference| {_number(q.get('max_abs_logit_diff'), '.3f')}, "
-                f"greedy identical {_text(q.get('greedy_identical'))}/{_text(q.get('greedy_sequences'))}"
-            )
-    defaults = info.generation.changes()
-    if defaults:
-        shown = ", ".join(f"{k}={_text(v)}" for k, v in defaults.items())
-        print(f"  decoding       {shown} (model defaults)")
-    print("  versions       " + ", ".join(f"{_text(k)} {_text(v)}" for k, v in info.versions.items()))
-    return 0
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one: metadata fields may have any type."""
-    return value if isinstance(value, dict) else {}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _number(value: Any, spec: str) -> str:
-    """A number from a file formatted with ``spec``, or "?" when it is not a number."""
-    return format(value, spec) if _is_number(value) else "?"
-
-
-def _text(value: Any) -> str:
-    """A value from a file for a person to read: "?" when missing, made safe for the terminal."""
-    return "?" if value is None else safe(value)
+def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterator[str]:
+    """The documents of one part of a model's split, read from the files: ``val``, ``train`` (the
+    documents it trained on) or ``dev`` (training documents held out of training to tune its cache)."""
+    dev_documents = provenance.data.dev_documents or 0
+    is_dev = dev_mask(split.counts.train_documents or 0, dev_documents, provenance.split.seed)
+    index = 0
+    for is_val, document in split.read():
+        if is_val:
+            if part == "val":
+                yield document
+            continue
+        if part == ("dev" if is_dev[index] else "train"):
+            yield document
+        index += 1
 
 
 if __name__ == "__main__":

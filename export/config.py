@@ -47,6 +47,13 @@ class ExportConfig:
             "set the option itself"
         },
     )
+    tune_cache: bool = field(
+        default=True,
+        metadata={
+            "help": "tune a continuous cache on the run's development documents (dev.ids: training "
+            "documents held out of training) and store it in the file when it helps"
+        },
+    )
     evaluate: bool = field(
         default=True,
         metadata={
@@ -63,5 +70,7 @@ class ExportConfig:
             raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance}")
         if self.greedy_words < 1:
             raise ValueError(f"greedy_words must be >= 1, got {self.greedy_words}")
+        if self.generation.cache and not self.tune_cache:
+            raise ValueError("the decoding default --cache needs a tuned cache: drop --no-tune-cache")
         if self.generation.seed is not None:
             raise ValueError("a model cannot carry a default seed: pass seed to each generate() call")

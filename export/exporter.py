@@ -18,9 +18,11 @@ import onnxruntime
 import tf2onnx
 
 from nextword.runtime import load
+from nextword.runtime.cache import CacheConfig
 from nextword.runtime.evaluation import evaluate_ids
 from nextword.runtime.model_file import (
     FORMAT_VERSION,
+    KEY_CACHE,
     KEY_CONFIG,
     KEY_FORMAT_VERSION,
     KEY_GENERATION,
@@ -35,6 +37,7 @@ from nextword.train.config import TrainConfig
 from nextword.train.data import stream_documents
 from nextword.train.files import RunDir, atomic_write_bytes, read_json
 
+from .cache_tuning import trace_documents, tune_cache
 from .config import ExportConfig
 from .graph import check_graph, convert
 from .parity import ParityError, ParityReport, check_parity, compare_models
@@ -116,12 +119,18 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     logger.info("parity: %s", parity.to_dict())
     if not parity.passed:
         raise ParityError(parity)
+    cache = _tune_cache(config, run, fp32)
+    if cache is not None:
+        metadata[KEY_CACHE] = json.dumps(cache.to_dict())
+        _set_metadata(proto, {KEY_CACHE: metadata[KEY_CACHE]})
+    elif config.generation.cache:
+        raise ValueError("the decoding default --cache needs a cache, and none was stored (see the log)")
     measure = config.evaluate and run.val_ids.is_file()
     if config.evaluate and not measure:
         logger.warning("%s is missing: the model's validation quality is not measured", run.val_ids)
     quality: dict[str, Any] = {}
     if measure:
-        quality["fp32"] = evaluate_ids(fp32, _validation_documents(run.val_ids, len(tokenizer))).to_dict()
+        quality |= _measure(fp32, "fp32", run, cache)
     final, parity_record, int8_vs_fp32 = proto, parity.to_dict(), None
     if config.int8:
         final = quantize_int8(proto)
@@ -134,7 +143,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         parity_record["int8_vs_fp32"] = int8_vs_fp32
         logger.info("int8 against fp32: %s", int8_vs_fp32)
         if measure:
-            quality["int8"] = evaluate_ids(int8, _validation_documents(run.val_ids, len(tokenizer))).to_dict()
+            quality |= _measure(int8, "int8", run, cache)
     if quality:
         quality = {"split": "validation", "precision": "int8" if config.int8 else "fp32", **quality}
         logger.info("validation quality: %s", quality)
@@ -213,6 +222,31 @@ def _validation_documents(path: Path, vocab_size: int) -> Iterator[np.ndarray]:
                 "is damaged: re-run training, or export with --no-evaluate"
             )
         yield document
+
+
+def _tune_cache(config: ExportConfig, run: RunDir, model: Any) -> CacheConfig | None:
+    """The continuous-cache settings for the file, tuned on the run's development documents; None
+    when not asked, when the run has none, or when the cache does not help there."""
+    if not config.tune_cache:
+        return None
+    if not run.dev_ids.is_file():
+        logger.warning(
+            "%s is missing (a run trained with --dev-fraction 0, or before development parts existed): "
+            "the file gets no continuous cache",
+            run.dev_ids,
+        )
+        return None
+    return tune_cache(trace_documents(model, _validation_documents(run.dev_ids, model.vocab_size)))
+
+
+def _measure(model: Any, precision: str, run: RunDir, cache: CacheConfig | None) -> dict[str, Any]:
+    """Validation figures of ``model`` alone and, when the file has one, with its cache."""
+    documents = _validation_documents(run.val_ids, model.vocab_size)
+    figures = {precision: evaluate_ids(model, documents, cache=False).to_dict()}
+    if cache is not None:
+        with_cache = evaluate_ids(model, _validation_documents(run.val_ids, model.vocab_size), cache=cache)
+        figures[f"{precision}_cache"] = with_cache.to_dict()
+    return figures
 
 
 def _set_metadata(proto: onnx.ModelProto, entries: dict[str, str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 import keras
 import onnx
@@ -43,7 +44,7 @@ def convert(trained: keras.Model, config: ModelConfig, vocab_size: int, opset: i
         *[tf.TensorSpec([None, config.lstm_units], tf.float32, name=name) for name in state_names],
         tf.TensorSpec([], tf.int64, name=LOGITS_FROM),
     ]
-    embedding, output = step.get_layer("embedding"), step.get_layer("logits")
+    embedding, output = _input_output(step, config)
     lstms = [step.get_layer(f"lstm_{layer}") for layer in range(config.num_layers)]
 
     @tf.function(input_signature=signature)
@@ -60,6 +61,30 @@ def convert(trained: keras.Model, config: ModelConfig, vocab_size: int, opset: i
     _name_dynamic_dims(proto)
     proto.producer_name = "nextword"
     return proto
+
+
+def _input_output(step: keras.Model, config: ModelConfig) -> tuple[Callable, Callable]:
+    """The embedding lookup (ids (B, T) -> (B, T, E)) and the output layer ((B, T', U) -> logits).
+
+    With tied embeddings both read one constant, the transposed matrix (E, V): the lookup gathers its
+    columns and the output layer multiplies by it, so the file holds the matrix once.
+    """
+    embedding = step.get_layer("embedding")
+    if not config.tie_embeddings:
+        return embedding, step.get_layer("logits")
+    (matrix,) = embedding.get_weights()  # (V, E)
+    (bias,) = step.get_layer("logits").get_weights()  # (V,)
+    table = tf.Variable(matrix.T.copy(), trainable=False)  # (E, V); frozen into a constant by tf2onnx
+    projection = step.get_layer("projection") if config.lstm_units != config.embedding_dim else None
+
+    def lookup(ids):
+        return tf.transpose(tf.gather(table, ids, axis=1), [1, 2, 0])  # (E, B, T) -> (B, T, E)
+
+    def output(x):
+        x = projection(x) if projection is not None else x  # (B, T', E)
+        return tf.matmul(x, table) + bias  # (B, T', V)
+
+    return lookup, output
 
 
 def _name_dynamic_dims(proto: onnx.ModelProto) -> None:

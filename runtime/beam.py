@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .cache import ContinuousCache, prefill_with_cache, required_cache
 from .generation import GenerationConfig
 from .logits import log_softmax
 from .rules import Rules
@@ -42,9 +43,15 @@ class BeamSearch:
         self._rules = Rules(config, self._tokenizer)
         self._prompts = [np.asarray(p, dtype=np.int64) for p in prompts]
         n_prompts, n_beams = len(self._prompts), config.num_beams
-        last, state = prefill(model, self._prompts)
+        self._cache: ContinuousCache | None = None  # with config.cache: one cache per beam
+        if config.cache:
+            last, state, self._cache = prefill_with_cache(model, self._prompts, required_cache(model))
+        else:
+            last, state = prefill(model, self._prompts)
         self._repeat = np.repeat(np.arange(n_prompts), n_beams)  # row -> prompt
         self._last, self._state = last[self._repeat], [s[self._repeat] for s in state]  # (P*B, V)
+        if self._cache is not None:
+            self._cache.take(self._repeat)
         self.beams: list[list[list[int]]] = [[[] for _ in range(n_beams)] for _ in range(n_prompts)]
         self._scores = np.full((n_prompts, n_beams), -np.inf)
         self._scores[:, 0] = 0.0  # all beams start identical: only the first may expand at step one
@@ -71,6 +78,8 @@ class BeamSearch:
             self._rules.history([*self._prompts[p], *beam])
             for p, beam in zip(self._repeat, flat, strict=True)
         ]
+        if self._cache is not None:
+            self._cache.mix_logits(last)
         self._rules.apply(last, histories, [len(beam) for beam in flat])
         logp = log_softmax(last, dtype=np.float32)  # (P*B, V); rows of done prompts are all NaN
         total = (self._scores[:, :, None] + logp.reshape(n_prompts, n_beams, vocab)).reshape(n_prompts, -1)
@@ -110,6 +119,9 @@ class BeamSearch:
         rows = (np.arange(n_prompts)[:, None] * n_beams + sources).reshape(-1)  # parent row of each beam
         logits, self._state = self._model.forward(tokens.reshape(-1, 1), [s[rows] for s in self._state])
         self._last = logits[:, -1]
+        if self._cache is not None:  # each beam continues its parent's cache with its token
+            self._cache.take(rows)
+            self._cache.observe(tokens.reshape(-1), self._state[-2])
         return True
 
     def texts(self) -> list[str]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .scoring import perplexity, token_logprobs
+from .cache import CacheConfig, resolve_cache
+from .scoring import cached_document_scores, perplexity, token_logprobs
 from .step import StepModel
 
 __all__ = ["Evaluation", "evaluate", "evaluate_ids"]
@@ -29,25 +30,36 @@ class Evaluation:
         return asdict(self)
 
 
-def evaluate(model: StepModel, documents: Iterable[str]) -> Evaluation:
+def evaluate(
+    model: StepModel, documents: Iterable[str], cache: bool | CacheConfig | None = None
+) -> Evaluation:
     """Score ``model`` on ``documents``.
 
     Each document is read as the model sees text during training, ``<eod> words... <eod>``: the state
-    starts at zero, is carried through the whole document in chunks, and every token after the first is
-    predicted from all the tokens before it.
+    starts at zero, is carried through the whole document, and every token after the first is
+    predicted from all the tokens before it. ``cache``: the continuous cache (:mod:`.cache`); by
+    default the model file's when it has one, ``False`` for the model alone.
     """
     tok = model.tokenizer
-    return evaluate_ids(model, ([tok.eod_id, *tok.encode(document), tok.eod_id] for document in documents))
+    encoded = ([tok.eod_id, *tok.encode(document), tok.eod_id] for document in documents)
+    return evaluate_ids(model, encoded, cache)
 
 
-def evaluate_ids(model: StepModel, documents: Iterable[Sequence[int]]) -> Evaluation:
+def evaluate_ids(
+    model: StepModel, documents: Iterable[Sequence[int]], cache: bool | CacheConfig | None = None
+) -> Evaluation:
     """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``)."""
     tok = model.tokenizer
     n_docs = n_words = n_correct = n_top5 = n_unknown = 0
     total_nll = 0.0
-    for document in documents:
-        ids = np.asarray(document, dtype=np.int64)
-        logprobs, ranks = token_logprobs(model, ids)
+    settings = resolve_cache(model, cache)
+    arrays = (np.asarray(document, dtype=np.int64) for document in documents)
+    scored: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    if settings is None:
+        scored = ((ids, *token_logprobs(model, ids)) for ids in arrays)
+    else:  # documents stepped side by side, one token at a time
+        scored = cached_document_scores(model, arrays, settings)
+    for ids, logprobs, ranks in scored:
         n_docs += 1
         total_nll -= float(logprobs.sum())
         n_correct += int((ranks == 0).sum())

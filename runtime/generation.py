@@ -94,6 +94,13 @@ class GenerationConfig:
     seed: int | None = field(
         default=None, metadata={"help": "random seed; the same seed and settings give the same text"}
     )
+    cache: bool = field(
+        default=False,
+        metadata={
+            "help": "mix in the model file's continuous cache: words that followed similar states earlier "
+            "in the text become likelier (needs a file with cache settings)"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_int("max_words", self.max_words, 0, MAX_WORDS)
@@ -130,7 +137,7 @@ class GenerationConfig:
                 "allowed"
             )
         object.__setattr__(self, "stop", tuple(stop))
-        for name in ("stop_at_end", "allow_unknown"):
+        for name in ("stop_at_end", "allow_unknown", "cache"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _check_int("num_return_sequences", self.num_return_sequences, 1, MAX_BATCH)

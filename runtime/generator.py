@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cache import ContinuousCache, required_cache
 from .generation import GenerationConfig
 from .logits import log_softmax
-from .rules import History, Rules
+from .rows import Draw, Group, Plan, Row, Span
+from .rules import Rules
 from .sampling import sample
 from .step import PROMPT_CHUNK, State, StepModel, prefill_round
 from .text import TextBuilder
@@ -46,74 +48,6 @@ class Update:
     top_logprobs: tuple[tuple[str, float], ...] | None = None  # the most likely tokens and theirs
 
 
-class _Row:
-    """One sequence: its prompt, random stream, history, text, and where it stands."""
-
-    __slots__ = ("finished", "generated", "group", "history", "id", "prompt", "reason", "rng", "text")
-
-    def __init__(self, row_id: int, group: _Group, prompt: np.ndarray, rng: np.random.Generator, text):
-        self.id, self.group, self.prompt, self.rng, self.text = row_id, group, prompt, rng, text
-        self.history: History = group.rules.history(prompt)
-        self.generated: list[int] = []
-        self.finished = False
-        self.reason: str | None = None
-
-
-class _Group:
-    """The rows of one :meth:`Generator.add` call: one config, one set of rules, fed and run together."""
-
-    def __init__(self, config: GenerationConfig, rules: Rules, logprobs: int | None) -> None:
-        self.config, self.rules, self.logprobs = config, rules, logprobs
-        self.rows: list[_Row] = []
-        self.fed: np.ndarray = np.zeros(0, dtype=np.int64)  # prompt tokens fed so far, per row
-        self.state: State = []
-        self.last = np.zeros((0, 0), dtype=np.float32)  # (rows, vocab) logits after each row's prompt
-
-
-class _Span:
-    """The rows of one group in the running batch, ``[start, stop)``, and their histories and random
-    streams, gathered once per change of the batch rather than once per step."""
-
-    __slots__ = ("group", "histories", "rngs", "rows", "start", "stop")
-
-    def __init__(self, group: _Group, start: int, row: _Row) -> None:
-        self.group, self.start, self.stop = group, start, start + 1
-        self.rows, self.histories, self.rngs = [row], [row.history], [row.rng]
-
-    def add(self, row: _Row, stop: int) -> None:
-        self.rows.append(row)
-        self.histories.append(row.history)
-        self.rngs.append(row.rng)
-        self.stop = stop
-
-
-class _Draw:
-    """Rows of the batch that sample with the same options: their indices and random streams."""
-
-    __slots__ = ("index", "options", "rngs", "rows")
-
-    def __init__(self, options: tuple[float, int | None, float | None]) -> None:
-        self.options = options
-        self.index: list[int] = []
-        self.rngs: list[np.random.Generator] = []
-        self.rows: np.ndarray | None = None
-
-    def add(self, span: _Span) -> None:
-        self.index.extend(range(span.start, span.stop))
-        self.rngs.extend(span.rngs)
-
-
-class _Plan:
-    """How one step treats the running batch: its groups (rules) and its draws (sampling)."""
-
-    __slots__ = ("draws", "spans")
-
-    def __init__(self, spans: list[_Span], draws: list[_Draw], size: int) -> None:
-        self.spans, self.draws = spans, draws
-        for draw in draws:  # None: the draw covers the whole batch in order, no gathering needed
-            draw.rows = None if draw.index == list(range(size)) else np.asarray(draw.index)
-
-
 class Generator:
     """A batch of sequences generated step by step; rows may be added and cancelled between steps.
 
@@ -137,12 +71,12 @@ class Generator:
         self._tokens = self._tokenizer.tokens  # id -> token, read once per generated token
         self._defaults = defaults or GenerationConfig()
         self._chunk = chunk
-        self._rows: dict[int, _Row] = {}  # every row not released
-        self._feeding: list[_Group] = []  # groups whose prompts are being fed
-        self._running: list[_Row] = []  # rows of the batch, aligned with _last and _state
+        self._rows: dict[int, Row] = {}  # every row not released
+        self._feeding: list[Group] = []  # groups whose prompts are being fed
+        self._running: list[Row] = []  # rows of the batch, aligned with _last and _state
         self._last = np.zeros((0, model.vocab_size), dtype=np.float32)  # (A, V) logits to sample from
         self._state: State = model.initial_state(0)
-        self._plan: _Plan | None = None  # the running batch by group and by draw, rebuilt when it changes
+        self._plan: Plan | None = None  # the running batch by group and by draw, rebuilt when it changes
         self._cancelled: set[int] = set()
         self._next_id = 0
         self._eod = self._tokenizer.eod_id
@@ -192,7 +126,7 @@ class Generator:
                 raise ValueError(f"prompt {i} must be a non-empty list of token ids")
             if array.min() < 0 or array.max() >= self._model.vocab_size:
                 raise ValueError(f"prompt {i} holds ids outside 0..{self._model.vocab_size - 1}")
-        group = _Group(config, Rules(config, self._tokenizer), logprobs)
+        group = Group(config, Rules(config, self._tokenizer), logprobs)
         per_prompt = config.num_return_sequences
         seeds = np.random.SeedSequence(config.seed).spawn(len(arrays) * per_prompt)  # one stream per row
         for index, seed in enumerate(seeds):
@@ -201,13 +135,16 @@ class Generator:
             text = TextBuilder(
                 self._tokenizer, None if last == EOD else last, config.stop, bool(lstrip and lstrip[p])
             )
-            row = _Row(self._next_id, group, arrays[p], np.random.default_rng(seed), text)
+            row = Row(self._next_id, group, arrays[p], np.random.default_rng(seed), text)
             self._next_id += 1
             group.rows.append(row)
             self._rows[row.id] = row
         if group.rows:
             group.fed = np.zeros(len(group.rows), dtype=np.int64)
             group.state = self._model.initial_state(len(group.rows))
+            if config.cache:
+                settings = required_cache(self._model)
+                group.cache = ContinuousCache(settings, len(group.rows), group.state[-2].shape[1])
             group.last = np.empty((len(group.rows), self._model.vocab_size), dtype=np.float32)
             self._feeding.append(group)
         return [row.id for row in group.rows]
@@ -249,7 +186,7 @@ class Generator:
         """Why the row finished (see :data:`FINISH_REASONS`), or None while it runs."""
         return self._row(row).reason
 
-    def _row(self, row: int) -> _Row:
+    def _row(self, row: int) -> Row:
         try:
             return self._rows[row]
         except KeyError:
@@ -284,16 +221,32 @@ class Generator:
             self._decode(updates)
 
     def _feed_prompts(self, updates: list[Update] | None) -> None:
-        """One prefill round for every group still being fed; groups whose rows are all fed join the batch."""
-        groups = self._feeding
+        """One prefill round for every group still being fed; groups whose rows are all fed join the batch.
+
+        Groups with a continuous cache are fed one token per round in a call of their own: the cache
+        needs the state after every position."""
+        groups, self._feeding = self._feeding, []
+        cached = [g for g in groups if g.cache is not None]
+        if cached:
+            groups = [g for g in groups if g.cache is None]
+            self._feed_round(cached, 1, updates)
+        if groups:
+            self._feed_round(groups, self._chunk, updates)
+
+    def _feed_round(self, groups: list[Group], chunk: int, updates: list[Update] | None) -> None:
         prompts = [row.prompt for g in groups for row in g.rows]
         fed = np.concatenate([g.fed for g in groups])
         state = [np.concatenate(parts) for parts in zip(*(g.state for g in groups), strict=True)]
-        finished, logits = prefill_round(self._model, prompts, fed, state, self._chunk)
+        todo = np.flatnonzero(fed < [len(p) for p in prompts]) if chunk == 1 else None
+        finished, logits = prefill_round(self._model, prompts, fed, state, chunk)
         offsets = np.cumsum([0, *(len(g.rows) for g in groups)])
-        self._feeding = []
         for g, start, stop in zip(groups, offsets[:-1], offsets[1:], strict=True):
             g.fed, g.state = fed[start:stop], [s[start:stop] for s in state]
+            if g.cache is not None:  # the rows fed one token: its state joins the cache
+                assert todo is not None  # groups with a cache are fed one token at a time
+                local = todo[(todo >= start) & (todo < stop)] - start
+                tokens = [g.rows[j].prompt[g.fed[j] - 1] for j in local.tolist()]
+                g.cache.observe(np.asarray(tokens, dtype=np.int64), g.state[-2][local], local)
             mine = (finished >= start) & (finished < stop)
             g.last[finished[mine] - start] = logits[mine]
             if (g.fed < [len(r.prompt) for r in g.rows]).any():
@@ -301,7 +254,7 @@ class Generator:
             else:
                 self._join(g, updates)
 
-    def _join(self, group: _Group, updates: list[Update] | None) -> None:
+    def _join(self, group: Group, updates: list[Update] | None) -> None:
         """Append a fed group's rows to the running batch (rows with ``max_words=0`` finish at once)."""
         if group.config.max_words == 0:
             for row in group.rows:
@@ -321,6 +274,8 @@ class Generator:
         for span in plan.spans:  # the rules of each group, in place
             group = span.group
             block = logits[span.start : span.stop]
+            if group.cache is not None:  # the model's distribution mixed with the rows' caches
+                group.cache.mix_logits(block)
             if group.logprobs is not None and updates is not None:
                 raws[span.start] = block.copy()  # the model's own logits, before any rule
             lengths = [len(r.generated) for r in span.rows] if group.rules.min_words else None
@@ -341,6 +296,8 @@ class Generator:
             for row, token in zip(span.rows, picked.tolist(), strict=True):
                 ended |= self._take(row, token, updates)
         if ended:
+            if plan.caching:
+                self._keep_caches(plan, lambda row: not row.finished)
             keep = [j for j, row in enumerate(self._running) if not row.finished]
             self._running = [self._running[j] for j in keep]
             chosen = chosen[keep]
@@ -349,29 +306,40 @@ class Generator:
         if self._running:
             logits, self._state = self._model.forward(chosen[:, None], self._state)  # (A, 1, V)
             self._last = logits[:, -1]
+            if plan.caching:  # the batch as it runs now (rebuilt if rows left)
+                for span in (self._plan or self._make_plan()).spans:
+                    if span.group.cache is not None:  # the chosen token and the state after it
+                        h = self._state[-2][span.start : span.stop]
+                        span.group.cache.observe(chosen[span.start : span.stop], h)
         else:
             self._last = logits[:0]
 
-    def _make_plan(self) -> _Plan:
+    def _keep_caches(self, plan: Plan, keep) -> None:
+        """Drop from each running group's cache the rows for which ``keep(row)`` is false."""
+        for span in plan.spans:
+            if span.group.cache is not None:
+                span.group.cache.take([j for j, row in enumerate(span.rows) if keep(row)])
+
+    def _make_plan(self) -> Plan:
         """The running batch cut into its groups (contiguous: a group joins at once and rows leave in
         order) and into draws (rows with the same sampling options), gathered once per change of the
         batch rather than once per step."""
-        spans: list[_Span] = []
+        spans: list[Span] = []
         for index, row in enumerate(self._running):
             if spans and spans[-1].group is row.group:
                 spans[-1].add(row, index + 1)
             else:
-                spans.append(_Span(row.group, index, row))
-        draws: dict[tuple[float, int | None, float | None], _Draw] = {}
+                spans.append(Span(row.group, index, row))
+        draws: dict[tuple[float, int | None, float | None], Draw] = {}
         for span in spans:
             config = span.group.config
             key = (config.temperature, config.top_k, config.top_p)
-            draws.setdefault(key, _Draw(key)).add(span)
-        plan = _Plan(spans, list(draws.values()), len(self._running))
+            draws.setdefault(key, Draw(key)).add(span)
+        plan = Plan(spans, list(draws.values()), len(self._running))
         self._plan = plan
         return plan
 
-    def _take(self, row: _Row, token: int, updates: list[Update] | None, logprob=None, top=None) -> bool:
+    def _take(self, row: Row, token: int, updates: list[Update] | None, logprob=None, top=None) -> bool:
         """Record ``token`` (or -1: nothing allowed) for ``row``; True if that finishes it."""
         if token < 0 or token == self._eod:
             self._finish(row, "end", token if token >= 0 else None, updates, logprob, top)
@@ -390,13 +358,13 @@ class Generator:
             updates.append(Update(row.id, token, text.take(), False, None, logprob, top))
         return False
 
-    def _finish(self, row: _Row, reason: str, token: int | None, updates, logprob=None, top=None) -> None:
+    def _finish(self, row: Row, reason: str, token: int | None, updates, logprob=None, top=None) -> None:
         row.finished, row.reason = True, reason
         if updates is not None:
             updates.append(Update(row.id, token, row.text.take(final=True), True, reason, logprob, top))
 
     def _report_logprobs(
-        self, rows: list[_Row], raw: np.ndarray, chosen: np.ndarray, k: int, updates: list[Update]
+        self, rows: list[Row], raw: np.ndarray, chosen: np.ndarray, k: int, updates: list[Update]
     ) -> bool:
         scores = log_softmax(raw)  # (R, V) float64
         ended = False
@@ -420,10 +388,15 @@ class Generator:
                 g.rows = [g.rows[j] for j in keep]
                 g.fed, g.last = g.fed[keep], g.last[keep]
                 g.state = [s[keep] for s in g.state]
+                if g.cache is not None:
+                    g.cache.take(keep)
                 if not g.rows:
                     self._feeding.remove(g)
         keep = [j for j, row in enumerate(self._running) if row.id not in cancelled]
         if len(keep) < len(self._running):
+            plan = self._plan or self._make_plan()
+            if plan.caching:
+                self._keep_caches(plan, lambda row: row.id not in cancelled)
             for row in self._running:
                 if row.id in cancelled:
                     self._finish(row, "cancelled", None, updates)

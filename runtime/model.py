@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .beam import beam_search
+from .cache import CacheConfig
 from .errors import ModelFileError
 from .generation import MAX_BATCH, GenerationConfig
 from .generator import Generator
@@ -138,6 +139,11 @@ class NextWordModel:
     @property
     def vocab_size(self) -> int:
         return self.info.vocab_size
+
+    @property
+    def cache_settings(self) -> CacheConfig | None:
+        """The continuous-cache settings stored in the file (tuned at export), or None."""
+        return self.info.cache
 
     @property
     def providers(self) -> list[str]:
@@ -286,21 +292,25 @@ class NextWordModel:
         gen.add(prompt, config)
         return _stream(gen)
 
-    def next_words(self, prompt: str, k: int = 5) -> list[tuple[str, float]]:
+    def next_words(
+        self, prompt: str, k: int = 5, cache: bool | CacheConfig | None = None
+    ) -> list[tuple[str, float]]:
         """The ``k`` most likely next words after ``prompt`` with their probabilities, most likely first.
 
-        Probabilities are the model's softmax over the whole vocabulary; the special tokens are left
+        Probabilities are the model's softmax over the whole vocabulary, mixed with the continuous
+        cache when the file has one (``cache=False``: the model alone); the special tokens are left
         out of the list, so the probabilities sum to at most 1.
         """
-        return next_words(self, prompt, k)
+        return next_words(self, prompt, k, cache)
 
-    def score(self, text: str) -> TextScore:
+    def score(self, text: str, cache: bool | CacheConfig | None = None) -> TextScore:
         """How likely the model finds ``text`` as the start of a document.
 
         Returns the total log-probability (natural log), the per-word perplexity and, for every word,
-        its log-probability and whether it was outside the vocabulary.
+        its log-probability and whether it was outside the vocabulary. With the continuous cache when
+        the file has one (``cache=False``: the model alone).
         """
-        return score_text(self, text)
+        return score_text(self, text, cache)
 
 
 def _as_prompt_list(prompt: Any) -> tuple[list[str], bool]:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cache import CacheConfig
 from .errors import ModelFileError, shorten
 from .generation import GenerationConfig
 from .limits import LoadLimits
@@ -30,6 +31,7 @@ from .tokenizer import Tokenizer
 __all__ = [
     "FORMAT_VERSION",
     "INPUT_IDS",
+    "KEY_CACHE",
     "KEY_CONFIG",
     "KEY_FORMAT_VERSION",
     "KEY_GENERATION",
@@ -60,7 +62,8 @@ KEY_PARITY = "nextword.parity"  # export-time parity figures
 KEY_VERSIONS = "nextword.versions"  # versions of the packages that trained and exported the model
 KEY_QUALITY = "nextword.quality"  # validation perplexity and accuracy measured at export, per precision
 KEY_GENERATION = "nextword.generation"  # decoding defaults: GenerationConfig fields that differ from its own
-JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY, KEY_GENERATION)
+KEY_CACHE = "nextword.cache"  # continuous-cache settings (CacheConfig) tuned at export; absent: no cache
+JSON_KEYS = (KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_VERSIONS, KEY_QUALITY, KEY_GENERATION, KEY_CACHE)
 
 INPUT_IDS = "input_ids"
 LOGITS_FROM = "logits_from"  # format 2: first position whose logits are computed (negative: from the end)
@@ -94,6 +97,7 @@ class ModelInfo:
     quality: dict[str, Any] = field(default_factory=dict)
     generation: GenerationConfig = field(default_factory=GenerationConfig)  # this model's decoding defaults
     provenance: Provenance | None = None  # corpus, split, counts, commands; None if the file records none
+    cache: CacheConfig | None = None  # continuous-cache settings; None: the file has none
 
     @property
     def has_logits_from(self) -> bool:
@@ -237,7 +241,20 @@ def read_model_info(
         quality=parsed[KEY_QUALITY],
         generation=_generation_defaults(parsed[KEY_GENERATION], source),
         provenance=read_provenance(parsed[KEY_CONFIG], source),
+        cache=_cache_settings(parsed[KEY_CACHE], source),
     )
+
+
+def _cache_settings(data: dict[str, Any], source: str) -> CacheConfig | None:
+    """The file's continuous-cache settings, None without them ({}); malformed ones are refused."""
+    if not data:
+        return None
+    try:
+        return CacheConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{source}: metadata {KEY_CACHE!r} holds invalid cache settings: {shorten(str(exc))}"
+        ) from None
 
 
 def _generation_defaults(data: dict[str, Any], source: str) -> GenerationConfig:
@@ -259,6 +276,16 @@ def _generation_defaults(data: dict[str, Any], source: str) -> GenerationConfig:
 def _check_signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...], int]:
     """Return (state width per layer, vocabulary size) from the graph, or raise ModelFileError. Format 2
     graphs take ``logits_from``; format 1 graphs do not."""
+    try:
+        return _signature(session, source, version)
+    except UnicodeDecodeError:  # onnxruntime decodes names and dimension names only when asked
+        raise ModelFileError(
+            f"{source}: a graph input or output declares a name or dimension that is not UTF-8 text; the "
+            "file is damaged: re-download or re-export it"
+        ) from None
+
+
+def _signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...], int]:
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
     if INPUT_IDS not in inputs or LOGITS not in outputs:

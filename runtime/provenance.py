@@ -130,6 +130,8 @@ class DataCounts:
     val_documents: int | None = None
     train_words: int | None = None  # ids in train.ids minus one: the positions an epoch trains
     val_words: int | None = None
+    dev_documents: int | None = None  # training documents held out of training: export tunes the cache there
+    dev_words: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class Architecture:
     lstm_units: int | None = None
     num_layers: int | None = None
     dropout: float | None = None
+    tie_embeddings: bool | None = None  # the output layer reuses the embedding matrix
 
 
 @dataclass(frozen=True)
@@ -173,8 +176,13 @@ class Provenance:
             lines.append(
                 (
                     "split",
-                    f"{_number(d.train_documents)} for training, {_number(d.val_documents)} held out for "
-                    f"validation ({self.split.describe()})",
+                    f"{_number(d.train_documents)} for training"
+                    + (
+                        f" ({d.dev_documents} more held out of training to tune the cache)"
+                        if d.dev_documents
+                        else ""
+                    )
+                    + f", {_number(d.val_documents)} held out for validation ({self.split.describe()})",
                 )
             )
         for label, command in (("trained with", self.train_command), ("exported with", self.export_command)):

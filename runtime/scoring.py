@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
+from .cache import CacheConfig, ContinuousCache, resolve_cache
 from .logits import log_softmax, softmax
 from .step import PROMPT_CHUNK, StepModel, feed_chunks
 
-__all__ = ["TextScore", "WordScore", "next_words", "score_text", "token_logprobs"]
+__all__ = [
+    "CACHE_BATCH",
+    "TextScore",
+    "WordScore",
+    "cached_document_scores",
+    "next_words",
+    "score_text",
+    "token_logprobs",
+]
+
+CACHE_BATCH = 32  # documents stepped together when a cache needs every position's state
 
 
 @dataclass(frozen=True)
@@ -41,11 +54,15 @@ def prompt_ids(model: StepModel, text: str) -> list[int]:
 
 
 def token_logprobs(
-    model: StepModel, ids: np.ndarray, chunk: int = PROMPT_CHUNK
+    model: StepModel, ids: np.ndarray, chunk: int = PROMPT_CHUNK, cache: CacheConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """For ``ids`` (T,), the log-probability of each of ``ids[1:]`` given all ids before it, and its rank
     among the model's predictions (0 = the most likely). The state starts at zero and is carried through
-    the whole sequence in chunks of ``chunk`` tokens."""
+    the whole sequence in chunks of ``chunk`` tokens; with ``cache``, one token at a time, the model's
+    distribution mixed with the continuous cache (:mod:`.cache`)."""
+    if cache is not None:
+        ((_, cached_logprobs, cached_ranks),) = cached_document_scores(model, [ids], cache, batch=1)
+        return cached_logprobs, cached_ranks
     logprobs, ranks = [], []
     inputs, targets = ids[None, :-1], ids[1:]  # (1, T-1), (T-1,)
     chunks = feed_chunks(model, inputs, model.initial_state(1), logits_from=0, chunk=chunk)
@@ -58,12 +75,84 @@ def token_logprobs(
     return np.concatenate(logprobs), np.concatenate(ranks)
 
 
-def score_text(model: StepModel, text: str) -> TextScore:
+def cached_document_scores(
+    model: StepModel, documents: Iterable[np.ndarray], cache: CacheConfig, batch: int = CACHE_BATCH
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`token_logprobs` with a continuous cache for each of ``documents`` (each (T,) ids), as
+    ``(ids, logprobs, ranks)`` in the order documents finish.
+
+    The cache needs the state after every position, so documents are fed one token per session call;
+    up to ``batch`` documents run side by side, and a finished document's row (state and cache) is
+    emptied and handed to the next document, so the session calls stay few and nothing is copied.
+    """
+    source = iter(documents)
+    state = model.initial_state(batch)
+    rows = ContinuousCache(cache, batch, state[-2].shape[1])
+    docs: list[np.ndarray | None] = [None] * batch  # the document of each row; None: the row is free
+    scores: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.zeros(0, dtype=np.int64))] * batch
+    pos = np.zeros(batch, dtype=np.int64)  # per row: position of the token fed next
+    exhausted = False
+    while True:
+        for j in range(batch):  # free rows take the next documents
+            while docs[j] is None and not exhausted:
+                ids = next(source, None)
+                if ids is None:
+                    exhausted = True
+                    break
+                ids = np.asarray(ids, dtype=np.int64)
+                if len(ids) < 2:  # nothing to predict
+                    yield ids, np.zeros(0), np.zeros(0, dtype=np.int64)
+                    continue
+                docs[j], pos[j] = ids, 0
+                scores[j] = (np.empty(len(ids) - 1), np.empty(len(ids) - 1, dtype=np.int64))
+                for s in state:
+                    s[j] = 0.0
+                rows.reset([j])
+        live = [j for j in range(batch) if docs[j] is not None]
+        if not live:
+            return
+        if len(live) < len(docs):  # the last documents: drop the free rows for good
+            docs, scores, pos = [docs[j] for j in live], [scores[j] for j in live], pos[live]
+            state = [s[live] for s in state]
+            rows.take(live)
+            batch = len(live)
+        active = cast(list[np.ndarray], docs)  # every row holds a document from here to the step's end
+        fed = np.array([d[p] for d, p in zip(active, pos.tolist(), strict=True)])  # (A,)
+        wanted = np.array([d[p + 1] for d, p in zip(active, pos.tolist(), strict=True)])  # (A,)
+        logits, state = model.forward(fed[:, None], state)  # (A, 1, V)
+        rows.observe(fed, state[-2])
+        logp = log_softmax(logits[:, 0])  # (A, V) float64
+        rows.mix_logprobs(logp)
+        target = logp[np.arange(len(active)), wanted]
+        ranks = (logp > target[:, None]).sum(axis=1)
+        for j, p in enumerate(pos.tolist()):
+            scores[j][0][p], scores[j][1][p] = target[j], ranks[j]
+        pos += 1
+        for j, d in enumerate(active):
+            if pos[j] == len(d) - 1:
+                yield d, *scores[j]
+                docs[j] = None
+
+
+def _cached_last_logprobs(model: StepModel, ids: np.ndarray, cache: CacheConfig) -> np.ndarray:
+    """Log-probabilities (V,) of the token after ``ids``, fed one at a time, with the cache mixed in."""
+    state = model.initial_state(1)
+    rows = ContinuousCache(cache, 1, state[-2].shape[1])
+    for token in ids.tolist():
+        logits, state = model.forward(np.array([[token]], dtype=np.int64), state)
+        rows.observe(np.array([token]), state[-2])
+    logp = log_softmax(logits[:, -1])  # (1, V)
+    rows.mix_logprobs(logp)
+    return logp[0]
+
+
+def score_text(model: StepModel, text: str, cache: bool | CacheConfig | None = None) -> TextScore:
     """How likely ``model`` finds ``text`` as the start of a document (see :meth:`NextWordModel.score`)."""
     ids = prompt_ids(model, text)
     if len(ids) < 2:
         raise ValueError("text has no words to score")
-    logprobs, _ = token_logprobs(model, np.asarray(ids, dtype=np.int64))
+    settings = resolve_cache(model, cache)
+    logprobs, _ = token_logprobs(model, np.asarray(ids, dtype=np.int64), cache=settings)
     tok = model.tokenizer
     words = [
         WordScore(tok.token_of(i), float(lp), i == tok.unk_id)
@@ -80,14 +169,20 @@ def perplexity(nll: float, words: int) -> float:
     return math.exp(mean) if mean < 709.0 else math.inf
 
 
-def next_words(model: StepModel, prompt: str, k: int = 5) -> list[tuple[str, float]]:
+def next_words(
+    model: StepModel, prompt: str, k: int = 5, cache: bool | CacheConfig | None = None
+) -> list[tuple[str, float]]:
     """The ``k`` most likely next words after ``prompt`` with their probabilities, most likely first;
     the special tokens are never listed (see :meth:`NextWordModel.next_words`)."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= model.vocab_size:
         raise ValueError(f"k must be an integer in 1..{model.vocab_size}, got {k!r}")
     ids = np.asarray([prompt_ids(model, prompt)])
-    *_, (logits, _) = feed_chunks(model, ids, model.initial_state(1), logits_from=-1)
-    probs = softmax(logits[0, -1])
+    settings = resolve_cache(model, cache)
+    if settings is not None:
+        probs = np.exp(_cached_last_logprobs(model, ids[0], settings))
+    else:
+        *_, (logits, _) = feed_chunks(model, ids, model.initial_state(1), logits_from=-1)
+        probs = softmax(logits[0, -1])
     probs[list(model.tokenizer.special_ids)] = -1.0  # never listed
     best = np.argsort(-probs, kind="stable")[:k]
     return [(model.tokenizer.token_of(int(i)), float(probs[i])) for i in best if probs[i] >= 0]

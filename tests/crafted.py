@@ -34,9 +34,15 @@ def find_initializer(proto: onnx.ModelProto, suffix: str) -> str:
     return next(t.name for t in proto.graph.initializer if t.name.endswith(suffix))
 
 
+def embedding_gather(proto: onnx.ModelProto) -> onnx.NodeProto:
+    """The Gather that looks up token vectors: the one reading a 2-D initializer (vocab x width, or
+    width x vocab gathered on axis 1 where the output layer shares the matrix)."""
+    tables = {t.name for t in proto.graph.initializer if len(t.dims) == 2}
+    return next(n for n in proto.graph.node if n.op_type == "Gather" and n.input[0] in tables)
+
+
 def embedding_name(proto: onnx.ModelProto) -> str:
-    gather = next(n for n in proto.graph.node if n.op_type == "Gather" and "embedding" in n.name.lower())
-    return gather.input[0]
+    return embedding_gather(proto).input[0]
 
 
 def set_meta(proto: onnx.ModelProto, key: str, value: str) -> onnx.ModelProto:
@@ -95,9 +101,11 @@ def hidden_logits_width(proto: onnx.ModelProto, declared: int) -> onnx.ModelProt
 
 
 def short_embedding(proto: onnx.ModelProto, rows: int) -> onnx.ModelProto:
-    """An embedding table with fewer rows than the tokenizer has tokens."""
-    name = embedding_name(proto)
-    return replace_initializer(proto, name, numpy_helper.to_array(initializer(proto, name))[:rows])
+    """An embedding table with fewer rows than the tokenizer has tokens (along the gathered axis)."""
+    gather = embedding_gather(proto)
+    axis = next((a.i for a in gather.attribute if a.name == "axis"), 0)
+    table = numpy_helper.to_array(initializer(proto, gather.input[0]))
+    return replace_initializer(proto, gather.input[0], np.take(table, np.arange(rows), axis=axis))
 
 
 def sequence_lens(proto: onnx.ModelProto, value: int) -> onnx.ModelProto:

@@ -71,9 +71,12 @@ def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files)
     val = json.loads(out)
     _, out, _ = run_cli(capsys, "evaluate", model_path, corpus_files["jsonl"], "--json", "--split", "train")
     train = json.loads(out)
+    _, out, _ = run_cli(capsys, "evaluate", model_path, corpus_files["csv"], "--json", "--split", "dev")
+    dev = json.loads(out)
     counts = model.info.provenance.data  # the split the model was trained with, deduplicated
-    assert val["documents"] + train["documents"] == 80 - counts.exact_duplicates
+    assert val["documents"] + train["documents"] + dev["documents"] == 80 - counts.exact_duplicates
     assert (val["documents"], train["documents"]) == (counts.val_documents, counts.train_documents)
+    assert dev["documents"] == counts.dev_documents >= 1
     assert val["perplexity"] > 1 and 0 <= val["accuracy"] <= val["top5_accuracy"] <= 1
     code, _, err = run_cli(capsys, "evaluate", model_path, corpus_files["csv"], "--text-column", "nope")
     assert code == 2 and "no column 'nope'" in err

@@ -171,6 +171,7 @@ def test_two_workers_train_what_one_process_trains(corpus, reference, tmp_path):
             "metrics.json",
             "samples.json",
             "train.ids",
+            "dev.ids",
             "val.ids",
         ]
     )  # only the chief wrote the run folder, and only run files

@@ -40,9 +40,17 @@ def test_run_folder_holds_model_tokenizer_config_and_metrics(run_dir, tiny_confi
     ):
         assert (run_dir / name).is_file(), name
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["model"] == {"embedding_dim": 16, "lstm_units": 32, "num_layers": 2, "dropout": 0.1}
+    assert config["model"] == {
+        "embedding_dim": 16,
+        "lstm_units": 32,
+        "num_layers": 2,
+        "dropout": 0.1,
+        "tie_embeddings": False,
+    }
     assert config["seq_len"] == tiny_config.seq_len and config["vocab_size"] > 10
-    assert config["data"]["train_documents"] + config["data"]["val_documents"] == len(documents)
+    data = config["data"]
+    assert data["train_documents"] + data["dev_documents"] + data["val_documents"] == len(documents)
+    assert data["dev_documents"] >= 1 and (run_dir / "dev.ids").is_file()
     assert Path(config["corpus"]["paths"][0]).is_absolute()
     tokenizer = Tokenizer.from_json((run_dir / "tokenizer.json").read_text())
     assert len(tokenizer) == config["vocab_size"]
@@ -275,6 +283,7 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, monkey
     import nextword.corpus.readers
     import nextword.train
     from nextword.corpus import STREAM_DTYPE, encode_stream, split_corpus
+    from nextword.corpus.dev import dev_count, dev_mask
 
     def refuse(*args, **kwargs):
         raise AssertionError("train() must not load the whole corpus into memory")
@@ -292,14 +301,19 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, monkey
     tokenizer = Tokenizer.from_json((out / "tokenizer.json").read_text())
     split = split_corpus(tiny_config.corpus)  # deduplicated by default
     train_docs, val_docs = split.documents()
-    for name, docs in (("train.ids", train_docs), ("val.ids", val_docs)):
+    n_dev = dev_count(len(train_docs), tiny_config.dev_fraction)
+    is_dev = dev_mask(len(train_docs), n_dev, tiny_config.corpus.split_seed)
+    dev_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if dev]
+    train_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if not dev]
+    for name, docs in (("train.ids", train_docs), ("dev.ids", dev_docs), ("val.ids", val_docs)):
         stored = np.fromfile(out / name, dtype=STREAM_DTYPE)
         np.testing.assert_array_equal(stored, encode_stream(docs, tokenizer))
     data = json.loads((out / "config.json").read_text())["data"]
     assert data["train_words"] == len(encode_stream(train_docs, tokenizer)) - 1
     assert data["split"]["scheme"] == "dedup-v1" and data["split"]["dedup"]["shingle_words"] == 5
     assert data["documents"] == split.counts.documents and data["near_duplicate_groups"] > 0
-    assert data["train_documents"] + data["val_documents"] + data["exact_duplicates"] == data["documents"]
+    held = data["train_documents"] + data["dev_documents"] + data["val_documents"] + data["exact_duplicates"]
+    assert held == data["documents"]
     assert entry["train_words_per_second"] == pytest.approx(data["train_words"] / entry["seconds"], rel=0.01)
     prompts = json.loads((out / "samples.json").read_text())["prompts"]
     assert prompts == [" ".join(d.split()[:20]) for d in val_docs[:5]]
@@ -328,6 +342,7 @@ def test_resume_reuses_the_id_files_and_writes_them_when_missing(tmp_path, tiny_
 
 def test_a_run_from_before_dedup_is_encoded_again_with_its_own_split(tmp_path, tiny_config, documents):
     from nextword.corpus import STREAM_DTYPE, encode_stream, split_documents
+    from nextword.corpus.dev import dev_count, dev_mask
 
     out = tmp_path / "run"
     train(replace(tiny_config, out=str(out), epochs=1))
@@ -340,6 +355,8 @@ def test_a_run_from_before_dedup_is_encoded_again_with_its_own_split(tmp_path, t
     assert resume(out, epochs=2).epochs == 2
     tokenizer = Tokenizer.from_json((out / "tokenizer.json").read_text())
     train_docs, val_docs = split_documents(documents, 0.1, 0)  # the document-index split it was made with
+    is_dev = dev_mask(len(train_docs), dev_count(len(train_docs), tiny_config.dev_fraction), 0)
+    train_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if not dev]  # then the dev part
     np.testing.assert_array_equal(
         np.fromfile(out / "val.ids", dtype=STREAM_DTYPE), encode_stream(val_docs, tokenizer)
     )

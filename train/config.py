@@ -39,6 +39,13 @@ class ModelConfig:
     lstm_units: int = field(default=256, metadata={"help": "units of each LSTM layer"})
     num_layers: int = field(default=1, metadata={"help": "number of stacked LSTM layers"})
     dropout: float = field(default=0.2, metadata={"help": "dropout after the embedding and each LSTM layer"})
+    tie_embeddings: bool = field(
+        default=True,
+        metadata={
+            "help": "the output layer reuses the embedding matrix (with a linear projection when "
+            "--lstm-units differs from --embedding-dim): fewer weights, a smaller file"
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("embedding_dim", "lstm_units", "num_layers"):
@@ -47,6 +54,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"tie_embeddings must be True or False, got {self.tie_embeddings!r}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,13 @@ class TrainConfig:
     epochs: int = field(default=10, metadata={"help": "passes over the training split at most"})
     patience: int = field(
         default=2, metadata={"help": "stop after this many epochs without a better validation loss"}
+    )
+    dev_fraction: float = field(
+        default=0.05,
+        metadata={
+            "help": "share of the training documents (at most 1,000) held out of training, on which "
+            "export tunes the continuous cache; 0: none (the model file then has no cache)"
+        },
     )
     seed: int = field(default=0, metadata={"help": "seed of weight initialization and window shuffling"})
     max_minutes: float | None = field(
@@ -149,6 +165,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not (isinstance(self.dev_fraction, (int, float)) and 0 <= self.dev_fraction < 1):
+            raise ValueError(f"dev_fraction must be in [0, 1), got {self.dev_fraction!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.lr_scaling not in LR_SCALINGS:
@@ -195,7 +213,7 @@ class TrainConfig:
             return cls(
                 corpus=CorpusConfig(**corpus),
                 tokenizer=TokenizerConfig(**data.pop("tokenizer", {})),
-                model=ModelConfig(**data.pop("model", {})),
+                model=ModelConfig(**{"tie_embeddings": False, **data.pop("model", {})}),  # untied before
                 **data,
             )
         except TypeError as exc:

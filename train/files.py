@@ -91,6 +91,7 @@ RUN_FILES = (
     "samples.json",
     "train.ids",
     "val.ids",
+    "dev.ids",
 )
 _TEMPORARY = re.compile(r"\..+\.tmp.*")  # what atomic_path leaves behind when a process is killed
 
@@ -136,6 +137,10 @@ class RunDir:
     @property
     def val_ids(self) -> Path:
         return self.root / "val.ids"
+
+    @property
+    def dev_ids(self) -> Path:
+        return self.root / "dev.ids"
 
     @property
     def marker(self) -> Path:

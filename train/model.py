@@ -7,15 +7,78 @@
 * The step model that the exporter converts: the same layers without dropout, with each LSTM's h and c
   as extra inputs and outputs, and cuDNN off (tf2onnx cannot convert CudnnRNN ops). The embedding does
   not mask padding, which would turn each LSTM into a Loop in ONNX.
+
+With ``tie_embeddings`` the output layer reuses the embedding matrix (Press & Wolf 2017; Inan et al.
+2017): logits = E x + b, where x is the last LSTM layer's output, projected to the embedding width by a
+linear layer (``projection``) when the widths differ; the output bias is a layer of its own.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
+from keras import ops
 
 from .config import ModelConfig
 
-__all__ = ["build_model", "build_step_model", "copy_weights"]
+__all__ = ["OutputBias", "TiedEmbedding", "apply_output", "build_model", "build_step_model", "copy_weights"]
+
+
+@keras.saving.register_keras_serializable(package="nextword")
+class TiedEmbedding(keras.layers.Embedding):
+    """An embedding whose matrix E also gives the output scores: ``layer(ids)`` looks up vectors,
+    ``layer(x, reverse=True)`` is ``x @ E^T`` (float32, whatever the compute policy)."""
+
+    def call(self, inputs: Any, reverse: bool = False) -> Any:
+        if not reverse:
+            return super().call(inputs)
+        x = ops.cast(inputs, "float32")  # (B, T, E)
+        return ops.matmul(x, ops.transpose(ops.cast(self.embeddings, "float32")))  # (B, T, V)
+
+    def compute_output_spec(self, inputs: Any, reverse: bool = False) -> Any:
+        if not reverse:
+            return super().compute_output_spec(inputs)
+        return keras.KerasTensor((*inputs.shape[:-1], self.input_dim), dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="nextword")
+class OutputBias(keras.layers.Layer):
+    """The output bias of a tied model, a layer of its own (named ``logits``): freezing pretrained
+    embeddings then freezes the matrix, not the bias."""
+
+    def build(self, input_shape: Any) -> None:
+        self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+    def call(self, inputs: Any) -> Any:
+        return inputs + ops.cast(self.bias, inputs.dtype)
+
+
+def _embedding(config: ModelConfig, vocab_size: int, policy: str | None = None) -> keras.layers.Embedding:
+    kind = TiedEmbedding if config.tie_embeddings else keras.layers.Embedding
+    return kind(vocab_size, config.embedding_dim, dtype=policy, name="embedding")
+
+
+def _logits(
+    config: ModelConfig, vocab_size: int, embedding: keras.layers.Embedding, x: Any, policy: str | None = None
+) -> Any:
+    """The output layer on the last LSTM layer's output ``x`` (B, T, U): float32 logits (B, T, V), from
+    a layer named ``logits`` either way (the trainer starts its bias at the unigram distribution)."""
+    if not config.tie_embeddings:
+        return keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)
+    if config.lstm_units != config.embedding_dim:  # (B, T, E)
+        x = keras.layers.Dense(config.embedding_dim, use_bias=False, dtype=policy, name="projection")(x)
+    return OutputBias(dtype="float32", name="logits")(embedding(x, reverse=True))
+
+
+def apply_output(model: keras.Model, x: Any) -> Any:
+    """The output layer of a trained ``model`` applied to last-layer LSTM outputs ``x`` (..., U)."""
+    layer = model.get_layer("embedding")
+    if not isinstance(layer, TiedEmbedding):
+        return model.get_layer("logits")(x)
+    if any(other.name == "projection" for other in model.layers):
+        x = model.get_layer("projection")(x)
+    return model.get_layer("logits")(layer(x, reverse=True))
 
 
 def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool = False) -> keras.Model:
@@ -26,15 +89,16 @@ def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool =
     """
     policy = "mixed_float16" if mixed_precision else None
     input_ids = keras.Input(shape=(None,), dtype="int32", name="input_ids")  # (B, T)
-    x = keras.layers.Embedding(vocab_size, config.embedding_dim, dtype=policy, name="embedding")(input_ids)
-    if config.dropout:  # (B, T, E)
+    embedding = _embedding(config, vocab_size, policy)
+    x = embedding(input_ids)  # (B, T, E)
+    if config.dropout:
         x = keras.layers.Dropout(config.dropout, dtype=policy, name="embedding_dropout")(x)
     for layer in range(config.num_layers):
         lstm = keras.layers.LSTM(config.lstm_units, return_sequences=True, dtype=policy, name=f"lstm_{layer}")
         x = lstm(x)  # (B, T, U)
         if config.dropout:
             x = keras.layers.Dropout(config.dropout, dtype=policy, name=f"lstm_{layer}_dropout")(x)
-    logits = keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)  # (B, T, V)
+    logits = _logits(config, vocab_size, embedding, x, policy)  # (B, T, V), float32
     return keras.Model(input_ids, logits, name="nextword")
 
 
@@ -44,7 +108,8 @@ def build_step_model(config: ModelConfig, vocab_size: int) -> keras.Model:
     Copy trained weights in with :func:`copy_weights`.
     """
     input_ids = keras.Input(shape=(None,), dtype="int64", name="input_ids")  # (B, T)
-    x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(input_ids)  # (B, T, E)
+    embedding = _embedding(config, vocab_size)
+    x = embedding(input_ids)  # (B, T, E)
     inputs, states = [input_ids], []
     for layer in range(config.num_layers):
         h = keras.Input(shape=(config.lstm_units,), name=f"h_{layer}")  # (B, U)
@@ -55,7 +120,7 @@ def build_step_model(config: ModelConfig, vocab_size: int) -> keras.Model:
         )
         x, h_out, c_out = lstm(x, initial_state=[h, c])  # (B, T, U), (B, U), (B, U)
         states += [h_out, c_out]
-    logits = keras.layers.Dense(vocab_size, name="logits")(x)  # (B, T, V)
+    logits = _logits(config, vocab_size, embedding, x)  # (B, T, V)
     return keras.Model(inputs, [logits, *states], name="nextword_step")
 
 

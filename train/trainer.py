@@ -18,6 +18,7 @@ from nextword.runtime.tokenizer import Tokenizer
 
 from .config import TrainConfig
 from .data import token_counts
+from .dev import hold_out_dev
 from .distribute import Workers, start_workers, worker_scratch
 from .embeddings import load_glove
 from .files import RunDir, atomic_write_json, atomic_write_text, read_json
@@ -105,9 +106,12 @@ def _prepare(
     run.mark()
     atomic_write_text(run.tokenizer, tokenizer.to_json())
     encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
+    data = encoded.facts()
+    if config.dev_fraction:  # before anything reads train.ids: these documents are never trained on
+        data |= hold_out_dev(run, config, tokenizer.eod_id)
     facts = {
         "vocab_size": len(tokenizer),
-        "data": encoded.facts(),
+        "data": data,
         # How the run started; a resumed session keeps the global batch (see fit.global_batch).
         "training": {
             "replicas": workers.replicas,
@@ -157,6 +161,8 @@ def resume(
         raise FileNotFoundError(_no_checkpoint(run))
     config, stored = run.read_config()
     config = replace(config, out=str(run.root))
+    if "dev_fraction" not in stored:  # a run from before development parts trained on all its documents
+        config = replace(config, dev_fraction=0.0)
     changes = {
         "epochs": epochs,
         "patience": patience,
@@ -187,7 +193,8 @@ def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: W
     """Continue the run in ``run`` from its checkpoint (the chief's side of :func:`resume`)."""
     _remove_stale_temporaries(run)
     run.mark()  # a run from before markers existed gains one: --overwrite may then replace it
-    if not (run.train_ids.is_file() and run.val_ids.is_file()):
+    encoded = run.train_ids.is_file() and run.val_ids.is_file()
+    if not encoded or (config.dev_fraction and not run.dev_ids.is_file()):
         _encode_again(run, config, stored.get("data", {}))
     saved = keras.saving.load_model(run.checkpoint)  # no strategy: fit_session copies it into one
     vocab_size = len(Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8")))
@@ -247,6 +254,8 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> Non
             data["documents"],
         )
     encode_corpus(split, tokenizer, run.train_ids, run.val_ids)
+    if config.dev_fraction:
+        hold_out_dev(run, config, tokenizer.eod_id)
 
 
 def _remove_stale_temporaries(run: RunDir) -> None:

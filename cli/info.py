@@ -1,0 +1,129 @@
+"""``nextword info``: a model file's network, provenance, quality figures, cache and decoding defaults.
+
+Everything shown comes from the file, so any field may be missing or of the wrong type: such fields
+show as "?", and every string goes through :func:`~nextword.cli.display.safe`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import numbers
+from pathlib import Path
+from typing import Any
+
+from nextword.runtime import default_model
+
+from .display import json_text, safe
+
+__all__ = ["cache_text", "show_info"]
+
+
+def cache_text(cache: Any) -> str:
+    if cache is None:
+        return "off"
+    return f"theta {cache.theta:g}, mix {cache.mix:g}, window {cache.window}"
+
+
+def show_info(args: argparse.Namespace) -> int:
+    """``nextword info``: what the model file says about itself, as text or ``--json``."""
+    model = default_model(args.model)
+    info = model.info
+    summary: dict[str, Any] = {
+        "file": model.source,
+        "bytes": Path(model.source).stat().st_size,
+        "format_version": info.format_version,
+        "vocab_size": info.vocab_size,
+        "layers": len(info.state_sizes),
+        "units": list(info.state_sizes),
+        "config": info.config,
+        "metrics": info.metrics.get("best") or {},
+        "quality": info.quality,
+        "parity": info.parity,
+        "cache": info.cache.to_dict() if info.cache else None,
+        "versions": info.versions,
+        "provenance": info.provenance.to_dict() if info.provenance else None,
+    }
+    if args.json:
+        print(json_text(summary))
+        return 0
+    # Everything below comes from the file: any field may be missing or of the wrong type (shown as
+    # "?"), and every string goes through safe().
+    embedding = info.provenance.architecture.embedding_dim if info.provenance else None
+    print(f"{safe(model.source)}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
+    print(f"  vocabulary     {info.vocab_size} words")
+    print(
+        f"  network        embedding {_text(embedding)}, "
+        f"{len(info.state_sizes)} LSTM layer(s) of {', '.join(map(str, info.state_sizes))} units"
+    )
+    for label, text in info.provenance.describe() if info.provenance else ():
+        print(f"  {label:<14} {safe(text)}")
+    best = _mapping(summary["metrics"])
+    if best:
+        epochs = info.metrics.get("epochs")
+        total = len(epochs) if isinstance(epochs, list) else "?"
+        print(
+            f"  best epoch     {_text(best.get('epoch'))} of {total}: "
+            f"validation loss {_number(best.get('val_loss'), '.4f')}, "
+            f"perplexity {_number(best.get('val_perplexity'), '.1f')}, "
+            f"accuracy {_number(best.get('val_accuracy'), '.2%')}, "
+            f"top-5 {_number(best.get('val_top5_accuracy'), '.2%')} (training windows)"
+        )
+    for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):
+        figures = _mapping(info.quality.get(precision))
+        if figures:
+            name = precision.replace("_cache", "+cache")
+            print(
+                f"  quality {name:<11}validation documents: "
+                f"perplexity {_number(figures.get('perplexity'), '.2f')}, "
+                f"accuracy {_number(figures.get('accuracy'), '.2%')}, "
+                f"top-5 {_number(figures.get('top5_accuracy'), '.2%')}"
+            )
+    p = info.parity
+    if p:
+        diffs = [v for v in (p.get("max_abs_diff_random"), p.get("max_abs_diff_real")) if _is_number(v)]
+        print(
+            f"  parity         max |Keras - ONNX| {_number(max(diffs, default=None), '.2e')} "
+            f"(tolerance {_number(p.get('tolerance'), 'g')}), "
+            f"greedy identical {_text(p.get('greedy_identical'))}/{_text(p.get('greedy_sequences'))}"
+        )
+        q = _mapping(p.get("int8_vs_fp32"))
+        if q:
+            print(
+                f"  int8 vs fp32   max |logit difference| {_number(q.get('max_abs_logit_diff'), '.3f')}, "
+                f"greedy identical {_text(q.get('greedy_identical'))}/{_text(q.get('greedy_sequences'))}"
+            )
+    if info.cache is not None:
+        tuned = info.cache.tuning
+        gain = (
+            f" (development perplexity {_number(tuned.get('perplexity_without'), '.1f')} -> "
+            f"{_number(tuned.get('perplexity_with'), '.1f')} on {_text(tuned.get('documents', '?'))} "
+            "training documents held out of training)"
+            if "perplexity_with" in tuned
+            else ""
+        )
+        print(f"  cache          {cache_text(info.cache)}{gain}")
+    defaults = info.generation.changes()
+    if defaults:
+        shown = ", ".join(f"{k}={_text(v)}" for k, v in defaults.items())
+        print(f"  decoding       {shown} (model defaults)")
+    print("  versions       " + ", ".join(f"{_text(k)} {_text(v)}" for k, v in info.versions.items()))
+    return 0
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: metadata fields may have any type."""
+    return value if isinstance(value, dict) else {}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _number(value: Any, spec: str) -> str:
+    """A number from a file formatted with ``spec``, or "?" when it is not a number."""
+    return format(value, spec) if _is_number(value) else "?"
+
+
+def _text(value: Any) -> str:
+    """A value from a file for a person to read: "?" when missing, made safe for the terminal."""
+    return "?" if value is None else safe(value)

@@ -1,0 +1,39 @@
+"""The development part of a split: training documents held out of training.
+
+``nextword train`` moves ``--dev-fraction`` of the training documents out of ``train.ids`` into
+``dev.ids`` after encoding (:func:`nextword.train.dev.hold_out_dev`); export tunes the model's
+continuous cache on them. Which ones is a function of the number of training documents, the number
+held out and the split seed alone, so the part can be rebuilt from a model file's provenance (its
+``dev_documents`` count and split seed) with the training documents of the rebuilt split, in corpus
+order. Numpy only: ``nextword evaluate --split dev`` runs without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MAX_DEV_DOCUMENTS", "dev_count", "dev_mask"]
+
+MAX_DEV_DOCUMENTS = 1000  # plenty to tune three numbers; a large corpus keeps the rest for training
+
+
+def dev_count(train_documents: int, fraction: float) -> int:
+    """How many of ``train_documents`` are held out: ``fraction`` of them (at least one when the
+    fraction is above 0), at most :data:`MAX_DEV_DOCUMENTS`, and never all."""
+    if fraction <= 0 or train_documents < 2:
+        return 0
+    return min(max(1, round(train_documents * fraction)), MAX_DEV_DOCUMENTS, train_documents - 1)
+
+
+def dev_mask(train_documents: int, dev_documents: int, split_seed: int) -> np.ndarray:
+    """Which of ``train_documents`` (the training side of a split, in corpus order) form the
+    development part: a bool mask with ``dev_documents`` True, chosen by a permutation seeded with
+    ``[split_seed, 1]`` (apart from the validation split's own permutation)."""
+    if not 0 <= dev_documents < max(train_documents, 1):
+        raise ValueError(
+            f"a development part of {dev_documents} documents does not fit {train_documents} "
+            "training documents"
+        )
+    chosen = np.zeros(train_documents, dtype=bool)
+    chosen[np.random.default_rng([split_seed, 1]).permutation(train_documents)[:dev_documents]] = True
+    return chosen

@@ -1,0 +1,277 @@
+"""A continuous cache: the model's next-word distribution mixed with the words that followed similar
+states earlier in the same document (Grave, Joulin & Usunier 2017, "Improving neural language models
+with a continuous cache").
+
+After position ``t`` the model's last LSTM layer holds ``h_t``. The cache keeps, per row, the pairs
+``(h_i, x_{i+1})`` of up to ``window`` earlier positions of the document (the newest ones), and
+
+    p(w) = (1 - mix) * p_model(w) + mix * p_cache(w)
+    p_cache(w) = sum over kept i with x_{i+1} = w of exp(theta * h_t . h_i) / sum over kept i of the same
+
+An empty cache (the first position of a document) leaves ``p_model`` as it is. Nothing here changes the
+graph: the step function already returns the state, and ``h_t`` is its last layer's ``h`` after a
+single-token step. docs/model-format.md spells out the arithmetic for other runtimes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .step import State, StepModel, prefill_round
+
+__all__ = [
+    "MAX_WINDOW",
+    "CacheConfig",
+    "ContinuousCache",
+    "prefill_with_cache",
+    "required_cache",
+    "resolve_cache",
+]
+
+MAX_WINDOW = 4096  # positions kept at most: bounds memory (rows x window x units floats) and time per word
+_FIRST_CAPACITY = 64  # slots allocated per row at first; doubled as a row's cache fills, up to the window
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Settings of the continuous cache, tuned per model at export and stored in the model file."""
+
+    theta: float  # scale of the similarities h_t . h_i: larger trusts the closest state more
+    mix: float  # lambda, the cache distribution's share of the mixture (0 < mix < 1)
+    window: int  # earlier positions of the document kept (the newest)
+    tuning: dict[str, Any] = field(default_factory=dict, compare=False)  # how the values were chosen
+
+    def __post_init__(self) -> None:
+        for name in ("theta", "mix"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"cache {name} must be a finite number, got {value!r}")
+        if self.theta < 0:
+            raise ValueError(f"cache theta must be >= 0, got {self.theta}")
+        if not 0 < self.mix < 1:
+            raise ValueError(f"cache mix must be between 0 and 1 (exclusive), got {self.mix}")
+        if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral):
+            raise ValueError(f"cache window must be an integer, got {self.window!r}")
+        if not 1 <= self.window <= MAX_WINDOW:
+            raise ValueError(f"cache window must be in 1..{MAX_WINDOW}, got {self.window}")
+        if not isinstance(self.tuning, dict):
+            raise ValueError(f"cache tuning must be a JSON object, got {type(self.tuning).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CacheConfig:
+        """Rebuild settings written by :meth:`to_dict`; raises ``ValueError`` naming what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError(f"cache settings must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"theta", "mix", "window", "tuning"})
+        missing = sorted({"theta", "mix", "window"} - set(data))
+        if unknown or missing:
+            raise ValueError(f"cache settings: unknown keys {unknown}, missing keys {missing}")
+        return cls(**data)
+
+
+def resolve_cache(model: Any, cache: bool | CacheConfig | None) -> CacheConfig | None:
+    """The cache settings a call uses: ``None`` means the model file's own (if it has any), ``False``
+    none, ``True`` the model file's (an error when it has none), a :class:`CacheConfig` itself."""
+    if isinstance(cache, CacheConfig):
+        return cache
+    if cache is not None and not isinstance(cache, bool):
+        raise ValueError(f"cache must be True, False, None or a CacheConfig, got {cache!r}")
+    if cache is False:
+        return None
+    return required_cache(model) if cache else getattr(model, "cache_settings", None)
+
+
+def required_cache(model: Any) -> CacheConfig:
+    """The model file's cache settings (``model.cache_settings``); ``ValueError`` when it has none."""
+    stored = getattr(model, "cache_settings", None)  # NextWordModel: its file's settings, or None
+    if stored is None:
+        raise ValueError(
+            "cache=True but this model file has no continuous-cache settings; re-export it with a "
+            "nextword that tunes them, or leave cache unset"
+        )
+    return stored
+
+
+class ContinuousCache:
+    """Per-row ring buffers of earlier states ``h_i`` (float32) and the ids that followed them, plus each
+    row's current state ``h_t`` (the query).
+
+    Rows are positions in a batch; :meth:`take` reorders or drops them as the batch changes. Memory is
+    ``rows x min(window, positions seen) x units`` float32.
+    """
+
+    def __init__(self, config: CacheConfig, rows: int, units: int) -> None:
+        self.config = config
+        self._log_odds = math.log(config.mix / (1 - config.mix))  # log(mix / (1 - mix))
+        self._log_keep = math.log1p(-config.mix)  # log(1 - mix)
+        self._log_mix = math.log(config.mix)
+        capacity = min(config.window, _FIRST_CAPACITY)
+        self.keys = np.zeros((rows, capacity, units), dtype=np.float32)  # (R, slots, U)
+        self.values = np.zeros((rows, capacity), dtype=np.int64)  # (R, slots) the id after each key
+        self.count = np.zeros(rows, dtype=np.int64)  # pairs stored so far (the ring index is count % window)
+        self.query = np.zeros((rows, units), dtype=np.float32)  # (R, U) h_t
+        self.has_query = np.zeros(rows, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def observe(self, tokens: np.ndarray, h: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """The model read ``tokens`` (one per row) and its last layer now holds ``h`` (rows, units).
+
+        Each row's previous state is stored with the token that followed it, then ``h`` becomes its
+        query. ``rows`` selects the rows (default: all, in order).
+        """
+        index = np.arange(len(self.count)) if rows is None else np.asarray(rows, dtype=np.int64)
+        tokens = np.asarray(tokens, dtype=np.int64)
+        known = self.has_query[index]
+        push = index[known]
+        if len(push):
+            window = self.config.window
+            needed = int(min(self.count[push].max() + 1, window))
+            if needed > self.keys.shape[1]:
+                self._grow(min(window, max(needed, 2 * self.keys.shape[1])))
+            slots = self.count[push] % window
+            self.keys[push, slots] = self.query[push]
+            self.values[push, slots] = tokens[known]
+            self.count[push] += 1
+        self.query[index] = h
+        self.has_query[index] = True
+
+    def take(self, rows: np.ndarray | list[int]) -> None:
+        """Keep the rows ``rows`` in this order (drop the others, repeat a row to copy it)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self.keys, self.values = self.keys[rows], self.values[rows]
+        self.count, self.query, self.has_query = self.count[rows], self.query[rows], self.has_query[rows]
+
+    def reset(self, rows: np.ndarray | list[int]) -> None:
+        """Empty the caches of ``rows`` (their slots are reused for documents that start now)."""
+        self.count[rows] = 0
+        self.has_query[rows] = False
+
+    def add_rows(self, n: int) -> None:
+        """Append ``n`` rows with empty caches (documents that start now)."""
+        _, capacity, units = self.keys.shape
+        self.keys = np.concatenate([self.keys, np.zeros((n, capacity, units), dtype=np.float32)])
+        self.values = np.concatenate([self.values, np.zeros((n, capacity), dtype=np.int64)])
+        self.count = np.concatenate([self.count, np.zeros(n, dtype=np.int64)])
+        self.query = np.concatenate([self.query, np.zeros((n, units), dtype=np.float32)])
+        self.has_query = np.concatenate([self.has_query, np.zeros(n, dtype=bool)])
+
+    def _grow(self, capacity: int) -> None:
+        rows, old, units = self.keys.shape
+        keys = np.zeros((rows, capacity, units), dtype=np.float32)
+        keys[:, :old] = self.keys
+        values = np.zeros((rows, capacity), dtype=np.int64)
+        values[:, :old] = self.values
+        self.keys, self.values = keys, values
+
+    def _cache_probs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``p_cache`` where it is not zero, as flat (row, token, probability) triples with each
+        (row, token) once; None when every row's cache is empty."""
+        filled = np.minimum(self.count, self.config.window)  # (R,) kept pairs per row
+        used = int(filled.max(initial=0))
+        if used == 0:
+            return None
+        rows = np.flatnonzero(filled)
+        similarity = np.matmul(self.keys[:, :used], self.query[:, :, None])[..., 0]  # (R, used) float32
+        if len(rows) < len(self.count):
+            similarity = similarity[rows]  # (R', used): rows with something cached
+        scores = self.config.theta * similarity.astype(np.float64)
+        values = self.values[rows, :used] if len(rows) < len(self.count) else self.values[:, :used]
+        ragged = bool((filled[rows] < used).any())
+        if ragged:
+            valid = np.arange(used)[None, :] < filled[rows, None]  # (R', used) slots written
+            scores[~valid] = -np.inf
+        scores -= scores.max(axis=1, keepdims=True)
+        weights = np.exp(scores)
+        weights /= weights.sum(axis=1, keepdims=True)  # (R', used) p over the kept positions
+        if ragged:
+            flat_rows, flat_tokens = np.broadcast_to(rows[:, None], valid.shape)[valid], values[valid]
+            flat_weights = weights[valid]
+        else:
+            flat_rows, flat_tokens, flat_weights = np.repeat(rows, used), values.ravel(), weights.ravel()
+        keys = flat_rows * (1 << 32) + flat_tokens
+        order = np.argsort(keys, kind="stable")  # the same (row, token) entries side by side
+        keys = keys[order]
+        starts = _starts(keys)
+        probs = np.add.reduceat(flat_weights[order], starts)  # summed per (row, token)
+        pairs = keys[starts]
+        return pairs >> 32, pairs & ((1 << 32) - 1), probs  # sorted by row, then token
+
+    def mix_logits(self, logits: np.ndarray) -> None:
+        """Turn the model's logits (rows, vocab; float32, in place) into scores whose softmax is the
+        mixture: only the tokens in a row's cache change, to ``log(exp(l_w) + mix / (1 - mix) *
+        p_cache(w) * sum_v exp(l_v))``, so sampling and the rules see the mixed distribution."""
+        found = self._cache_probs()
+        if found is None:
+            return
+        rows, tokens, probs = found
+        wanted = _distinct(rows)
+        every = len(wanted) == len(logits)
+        block = (logits if every else logits[wanted]).astype(np.float64)  # (R', V)
+        peak = block.max(axis=1, keepdims=True)
+        block -= peak
+        lse = peak[:, 0] + np.log(np.exp(block, out=block).sum(axis=1))  # log sum_v exp(l_v)
+        if not every:
+            lse_of = np.empty(len(self.count))
+            lse_of[wanted] = lse
+            lse = lse_of
+        old = logits[rows, tokens].astype(np.float64)
+        logits[rows, tokens] = np.logaddexp(old, self._log_odds + lse[rows] + np.log(probs))
+
+    def mix_logprobs(self, logprobs: np.ndarray) -> None:
+        """Turn the model's log-probabilities (rows, vocab; float64, in place) into the mixture's."""
+        found = self._cache_probs()
+        if found is None:
+            return
+        rows, tokens, probs = found
+        model_part = logprobs[rows, tokens] + self._log_keep
+        wanted = _distinct(rows)
+        if len(wanted) == len(logprobs):
+            logprobs += self._log_keep
+        else:
+            logprobs[wanted] += self._log_keep
+        logprobs[rows, tokens] = np.logaddexp(model_part, self._log_mix + np.log(probs))
+
+
+def _starts(sorted_values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of a sorted (non-empty) array starts."""
+    new = np.empty(len(sorted_values), dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
+def _distinct(sorted_rows: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted (non-empty) array."""
+    return sorted_rows[_starts(sorted_rows)]
+
+
+def prefill_with_cache(
+    model: StepModel, prompts: Sequence[np.ndarray], config: CacheConfig
+) -> tuple[np.ndarray, State, ContinuousCache]:
+    """:func:`~nextword.runtime.step.prefill` one token per session call, filling a cache per prompt:
+    the last logits (P, vocab), the state, and the cache."""
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token (the start-of-document token)")
+    state = model.initial_state(len(prompts))
+    cache = ContinuousCache(config, len(prompts), state[-2].shape[1])
+    last = np.empty((len(prompts), model.vocab_size), dtype=np.float32)
+    lengths = np.array([len(p) for p in prompts])
+    fed = np.zeros(len(prompts), dtype=np.int64)
+    while (fed < lengths).any():
+        todo = np.flatnonzero(fed < lengths)
+        tokens = np.array([prompts[i][fed[i]] for i in todo.tolist()], dtype=np.int64)
+        rows, logits = prefill_round(model, prompts, fed, state, chunk=1)
+        cache.observe(tokens, state[-2][todo], todo)
+        last[rows] = logits
+    return last, state, cache
