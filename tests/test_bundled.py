@@ -74,9 +74,9 @@ PROMPTS = [
 ]
 
 
-def test_greedy_does_not_loop_within_50_words_at_the_defaults(bundled):
+def test_greedy_does_not_loop_within_100_words_at_the_defaults(bundled):
     for prompt in PROMPTS:
-        text = bundled.generate(prompt, temperature=0, max_words=50, stop_at_end=False)
+        text = bundled.generate(prompt, temperature=0, max_words=100, stop_at_end=False)
         assert _loop(bundled.tokenizer.tokenize(text)) is None, (prompt, text)
 
 
@@ -87,7 +87,7 @@ def test_the_stored_decoding_defaults_are_what_prevents_loops(bundled):
         for p in PROMPTS
         if _loop(
             bundled.tokenizer.tokenize(
-                bundled.generate(p, temperature=0, max_words=50, stop_at_end=False, no_repeat_ngram_size=0)
+                bundled.generate(p, temperature=0, max_words=100, stop_at_end=False, no_repeat_ngram_size=0)
             )
         )
     ]

@@ -34,8 +34,23 @@ def with_cache(model: NextWordModel, settings: CacheConfig | None = SETTINGS) ->
 
 
 @pytest.fixture(scope="module")
-def bundled():
+def shipped():
+    """The bundled file as shipped, with the cache settings its export tuned."""
     return load(BUNDLED_MODEL)
+
+
+@pytest.fixture(scope="module")
+def bundled(shipped):
+    """The bundled model's session as a file without cache settings."""
+    return with_cache(shipped, None)
+
+
+def test_the_shipped_file_mixes_in_its_own_cache_by_default(shipped, bundled):
+    settings = shipped.cache_settings
+    assert settings is not None and settings.tuning["perplexity_with"] < settings.tuning["perplexity_without"]
+    assert evaluate(shipped, TEXTS) == evaluate(bundled, TEXTS, cache=settings)
+    assert evaluate(shipped, TEXTS, cache=False) == evaluate(bundled, TEXTS)
+    assert shipped.score(TEXTS[0]).perplexity < shipped.score(TEXTS[0], cache=False).perplexity
 
 
 @pytest.fixture(scope="module")

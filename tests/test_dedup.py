@@ -276,11 +276,10 @@ def test_settings_are_validated():
 @pytest.mark.skipif(
     not REFERENCE_CORPUS.is_file(), reason=f"the reference corpus is absent: {REFERENCE_CORPUS}"
 )
-def test_the_bundled_model_rebuilds_its_old_split_on_the_reference_corpus():
-    from nextword.runtime import load
-    from nextword.runtime.default import BUNDLED_MODEL
+def test_the_old_bundled_model_rebuilds_its_old_split_on_the_reference_corpus():
+    from test_provenance import legacy_bundled_record
 
-    provenance = load(BUNDLED_MODEL).info.provenance
+    provenance = legacy_bundled_record()
     assert provenance.split == SplitRecord(SPLIT_BY_DOCUMENT, 0.1, 0)
     config = CorpusConfig(paths=(str(REFERENCE_CORPUS),))
     split = rebuild_split(provenance, config)
@@ -288,3 +287,17 @@ def test_the_bundled_model_rebuilds_its_old_split_on_the_reference_corpus():
     assert split.documents()[1] == split_documents(load_documents(config.paths, config), 0.1, 0)[1]
     deduplicated = split_corpus(config)
     assert deduplicated.counts.exact_duplicates == 362
+
+
+@pytest.mark.skipif(
+    not REFERENCE_CORPUS.is_file(), reason=f"the reference corpus is absent: {REFERENCE_CORPUS}"
+)
+def test_the_bundled_model_rebuilds_its_deduplicated_split_on_the_reference_corpus():
+    from nextword.runtime import load
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    provenance = load(BUNDLED_MODEL).info.provenance
+    split = rebuild_split(provenance, CorpusConfig(paths=(str(REFERENCE_CORPUS),)))
+    assert split.counts.val_documents == provenance.data.val_documents
+    train, val = split.documents()
+    assert not {" ".join(d.lower().split()) for d in train} & {" ".join(d.lower().split()) for d in val}

@@ -1,6 +1,7 @@
 """The typed provenance record of a model file: written by export, read by the runtime, old files too."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -71,15 +72,33 @@ def test_files_from_before_the_record_read_as_split_by_document_index():
     assert record.split is None and record.corpus_files == () and record.data.documents is None
 
 
-def test_the_bundled_model_reads_its_old_record(tmp_path):
-    from nextword.runtime import load
-    from nextword.runtime.default import BUNDLED_MODEL
+LEGACY_BUNDLED = Path(__file__).parent / "data" / "legacy-bundled-config.json"
 
-    record = load(BUNDLED_MODEL).info.provenance
+
+def legacy_bundled_record() -> Provenance:
+    """The record of the model bundled before deduplication, read from its ``nextword.config`` (kept
+    in tests/data: that file carried no provenance section, only its train settings)."""
+    record = read_provenance(json.loads(LEGACY_BUNDLED.read_text(encoding="utf-8")), "old.onnx")
+    assert record is not None
+    return record
+
+
+def test_a_file_from_before_provenance_reads_as_a_record():
+    record = legacy_bundled_record()
     assert record.split == SplitRecord(SPLIT_BY_DOCUMENT, 0.1, 0) and record.data.val_documents == 352
     lines = dict(record.describe())
     assert lines["corpus"] == "neural_network_patent_query.csv: 3522 documents"
     assert "by document index, not deduplicated" in lines["split"]
+
+
+def test_the_bundled_model_records_its_deduplicated_split():
+    from nextword.runtime import load
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    record = load(BUNDLED_MODEL).info.provenance
+    assert record.split.scheme != SPLIT_BY_DOCUMENT and record.split.dedup is not None
+    assert record.data.documents == 3522 and record.data.val_documents > 0
+    assert "not deduplicated" not in dict(record.describe())["split"]
 
 
 @pytest.mark.parametrize(
