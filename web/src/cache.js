@@ -92,7 +92,7 @@ function validate(data, style) {
     theta: Number(theta),
     mix: Number(mix),
     window: Number(window),
-    tuning: tuning instanceof Map ? Object.fromEntries(tuning) : tuning,
+    tuning, // as given (a Map from a file: src/model-file.js makes it plain)
   });
 }
 

@@ -78,7 +78,8 @@ export function readModelInfo(metadata, session, source, graph = null) {
 /** The file's continuous-cache settings (nextword.cache), null without them; malformed ones refused. */
 function cacheSettings(data, source) {
   try {
-    return cacheFromMetadata(data);
+    const settings = cacheFromMetadata(data);
+    return settings && Object.freeze({ ...settings, tuning: toPlain(settings.tuning) });
   } catch (error) {
     if (!(error instanceof NextwordError)) throw error;
     throw new ModelFileError(
