@@ -86,6 +86,7 @@ def completion_from_request(
             "no_repeat_ngram_size",
             "stop_at_end",
             "allow_unknown",
+            "cache",
             "seed",
         )
         if (value := getattr(request, name)) is not None
@@ -99,6 +100,12 @@ def completion_from_request(
         config = GenerationConfig.from_options(base, **options)
     except ValueError as exc:
         raise _api_name(exc) from None
+    if config.cache and model.cache_settings is None:
+        raise APIError(
+            400,
+            "cache=true but this server's model file has no continuous-cache settings; leave cache out",
+            "cache",
+        )
     if config.num_beams != 1:  # a model default; the API has no beam search
         config = replace(config, num_beams=1, length_penalty=1.0)
     include_usage = bool(request.stream_options and request.stream_options.include_usage)

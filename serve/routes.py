@@ -33,7 +33,7 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
     if not 1 <= body.k <= MAX_SUGGESTIONS:
         raise APIError(400, f"k must be in 1..{MAX_SUGGESTIONS}, got {body.k}", "k")
     model = state.model
-    words = await run_in_threadpool(_call, model.next_words, body.prompt, body.k)
+    words = await run_in_threadpool(_call, model.next_words, body.prompt, body.k, body.cache)
     tokens = model.tokenizer.tokenize(body.prompt)
     previous = tokens[-1] if tokens else None
     strip = body.prompt[-1:].isspace()
@@ -53,7 +53,7 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.nextword
     check_prompt(body.text, "text", state.config)
     model = state.model
-    result = await run_in_threadpool(_call, model.score, body.text)
+    result = await run_in_threadpool(_call, model.score, body.text, body.cache)
     tokens = model.tokenizer.tokenize(body.text)  # the words as read, one per scored word
     pieces = list(model.tokenizer.pieces(tokens))
     words = [

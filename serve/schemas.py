@@ -65,6 +65,10 @@ class CompletionRequest(_Request):
     no_repeat_ngram_size: int | None = Field(None, description="never repeat a word sequence this long")
     stop_at_end: bool | None = Field(None, description="end where the model ends the document")
     allow_unknown: bool | None = Field(None, description="allow the unknown-word token <unk>")
+    cache: bool | None = Field(
+        None,
+        description="mix in the model file's continuous cache (default: the file's decoding default, off)",
+    )
     # OpenAI options nextword does not implement: accepted at their neutral value only
     best_of: int | None = Field(None, description="only 1 (or equal to n)")
     presence_penalty: float | None = Field(None, description="only 0; use repetition_penalty")
@@ -113,6 +117,9 @@ class SuggestRequest(_Request):
 
     prompt: str = Field(..., description="text so far (may be empty: the start of a document)")
     k: int = Field(5, description="how many words")
+    cache: bool | None = Field(
+        None, description="mix in the model file's continuous cache (default: on when the file has one)"
+    )
 
 
 class Suggestion(BaseModel):
@@ -130,6 +137,9 @@ class ScoreRequest(_Request):
     """``POST /v1/score``: how likely the model finds a text, word by word."""
 
     text: str
+    cache: bool | None = Field(
+        None, description="mix in the model file's continuous cache (default: on when the file has one)"
+    )
 
 
 class ScoredWord(BaseModel):
