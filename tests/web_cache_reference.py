@@ -49,17 +49,25 @@ def with_metadata(model_path: Path, out: Path, changes: dict[str, str | None]) -
     return out
 
 
-def cache_files(model_path: Path, folder: Path) -> dict[str, Path]:
-    """The tiny model with the cache above (``cached``), without any (``plain``), and with the cache as
-    a decoding default too (``default_on``)."""
-    settings = json.dumps(CACHE)
+def cache_files(model_path: Path, folder: Path, cache: dict[str, Any] | None = CACHE) -> dict[str, Path]:
+    """The model with the cache settings ``cache`` (None: the file's own) (``cached``), without any
+    (``plain``), and with the cache as a decoding default too (``default_on``: the file's other
+    defaults kept, ``max_words=30``)."""
+    import onnx
+
+    stored = {m.key: m.value for m in onnx.load(str(model_path), load_external_data=False).metadata_props}
+    settings = json.dumps(cache) if cache is not None else stored[KEY_CACHE]
+    defaults = json.loads(stored.get("nextword.generation", "{}"))
     return {
         "cached": with_metadata(model_path, folder / "cached.onnx", {KEY_CACHE: settings}),
         "plain": with_metadata(model_path, folder / "plain.onnx", {KEY_CACHE: None}),
         "default_on": with_metadata(
             model_path,
             folder / "default-on.onnx",
-            {KEY_CACHE: settings, "nextword.generation": json.dumps({"cache": True, "max_words": 30})},
+            {
+                KEY_CACHE: settings,
+                "nextword.generation": json.dumps({**defaults, "cache": True, "max_words": 30}),
+            },
         ),
     }
 
@@ -134,6 +142,7 @@ def cache_reference(files: dict[str, Path]) -> dict[str, Any]:
     for case in greedy + sampled + streams + replayed:
         case["options"] = {k: str(v) if k == "seed" else v for k, v in case["options"].items()}
     return {
+        "quantized": bool(model.info.config.get("export", {}).get("int8")),
         "files": {name: str(path) for name, path in files.items()},
         "settings": model.cache_settings.to_dict(),
         "plain_next_words": [{"prompt": p, "words": plain.next_words(p, 10)} for p in PROMPTS[:3]],

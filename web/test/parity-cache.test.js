@@ -1,6 +1,8 @@
-// The continuous cache against the Python runtime, on the tests' tiny fp32 model with cache settings:
-// next-word probabilities and scores (the cache on by default, off on request), greedy and seeded texts
-// with cache: true, the decoding loop's session calls, streams, and the messages of cache errors.
+// The continuous cache against the Python runtime, on a model with cache settings (the tests' tiny fp32
+// model, the bundled int8 one when it has them): next-word probabilities and scores (the cache on by
+// default, off on request), greedy and seeded texts with cache: true, the decoding loop's session calls,
+// streams, and the messages of cache errors. An int8 file's logits differ from Python's now and then
+// (docs/web.md), so there probabilities are compared to 2e-2 and a few seeded texts may differ.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +11,7 @@ import { load } from '../src/index.js';
 import { camelOptions, f32, Mismatches, NO_REFERENCE, reference } from './reference.js';
 
 const ref = reference();
-const TOLERANCE = 1e-4; // an fp32 file: the engines' logits agree to a few 1e-7
+const TOLERANCE = ref?.quantized ? 2e-2 : 1e-4; // fp32: the engines' logits agree to a few 1e-7
 const models = {};
 
 /** Python's message as this package words it. */
@@ -77,9 +79,9 @@ describe('the continuous cache: parity with Python', { skip: !ref?.next_words &&
       closeWords(await models.cached.nextWords(c.prompt, 10, { cache: true }), c.cached, 'cache: true');
       const plain = await models.cached.nextWords(c.prompt, 10, { cache: false });
       closeWords(plain, c.plain, `${JSON.stringify(c.prompt)} (no cache)`);
-      if (cached.some((w, i) => Math.abs(w.probability - plain[i].probability) > 10 * TOLERANCE)) changed++;
+      if (cached.some((w, i) => Math.abs(w.probability - plain[i].probability) > 1e-3)) changed++;
     }
-    assert.ok(changed > 0, 'the cache changed no probability beyond the tolerance');
+    assert.ok(changed > 0, 'the cache changed no probability by more than 1e-3');
     for (const c of ref.plain_next_words) {
       closeWords(
         await models.plain.nextWords(c.prompt, 10),
@@ -130,19 +132,27 @@ describe('the continuous cache: parity with Python', { skip: !ref?.next_words &&
     console.log(`greedy with the cache: ${bad.checked} of ${bad.checked} generations identical`);
   });
 
-  test('seeded texts with cache: true are identical', async () => {
+  test('seeded texts with cache: true are identical (int8 files: nearly all)', async () => {
     const bad = await texts(models.cached, ref.sampled);
-    assert.equal(bad.items.length, 0, bad.message);
+    console.log(`seeded with the cache: ${bad.checked - bad.items.length} of ${bad.checked} identical`);
+    assert.ok(bad.items.length <= (ref.quantized ? Math.floor(bad.checked / 4) : 0), bad.message);
   });
 
-  test("streams with cache: true are Python's pieces", async () => {
+  test("streams with cache: true are Python's pieces (where the text is Python's)", async () => {
+    let same = 0;
     for (const c of ref.streams) {
       const stream = models.cached.stream(c.prompt, camelOptions(c.options));
       const pieces = [];
       for await (const piece of stream) pieces.push(piece);
-      assert.deepEqual(pieces, c.pieces, JSON.stringify(c.options));
-      assert.equal(stream.finishReason, c.reason);
+      if (!ref.quantized || pieces.join('') === c.pieces.join('')) {
+        assert.deepEqual(pieces, c.pieces, JSON.stringify(c.options));
+        assert.equal(stream.finishReason, c.reason);
+        same++;
+      } else {
+        assert.equal(pieces.join(''), await models.cached.generate(c.prompt, camelOptions(c.options)));
+      }
     }
+    assert.ok(same >= ref.streams.length / 2);
   });
 
   test("a file's decoding default cache: true applies to generate()", async () => {
