@@ -132,8 +132,9 @@ export class NextWordModel {
   /**
    * Continue `prompt` (a string or a list of strings) and return the new text. Options are camelCase
    * versions of the Python runtime's (maxWords, minWords, temperature, topK, topP, repetitionPenalty,
-   * noRepeatNgramSize, stop, stopAtEnd, allowUnknown, numReturnSequences, seed, cache); options not given take
-   * the model file's decoding defaults. Returns a list when `prompt` is a list or numReturnSequences > 1.
+   * noRepeatNgramSize, stop, stopAtEnd, allowUnknown, numReturnSequences, seed, cache: the file's
+   * continuous cache, off unless asked); options not given take the model file's decoding defaults.
+   * Returns a list when `prompt` is a list or numReturnSequences > 1.
    */
   async generate(prompt, options = {}) {
     const config = resolveOptions(this.info.generation, options);
