@@ -22,9 +22,9 @@ const WIRES = {
 
 /**
  * The session's inputs (graph inputs that no initializer feeds, as onnxruntime lists them) and outputs:
- * {inputs, outputs}, each a list of {name, nameOk, paramsOk}: the name as onnxruntime-web shows it,
- * whether its bytes are UTF-8, and whether every dimension name of its shape is. The file has passed
- * checkModelFile, so its protobuf is well formed.
+ * {inputs, outputs}, each a list of {name, nameOk, paramsOk, input}: the name as onnxruntime-web shows
+ * it, whether its bytes are UTF-8, whether every dimension name of its shape is, and whether it is an
+ * input. Read after onnxruntime has parsed the file; malformed protobuf throws WireError all the same.
  * @param {Uint8Array} data
  */
 export function readGraphInterface(data) {
