@@ -11,7 +11,7 @@ neighbours. This script measures by how much, with the runtime's public API only
    row of a Generator that holds 31 other requests: how many are identical, and where the others first
    differ.
 
-    python -m benchmarks.batch_int8 --model runs/bundled/fp32.onnx      # fp32: all identical
+    python -m benchmarks.batch_int8 --model runs/bundled-fp32.onnx      # fp32: all identical
     python -m benchmarks.batch_int8                                     # the bundled (int8) model
 """
 

@@ -1,6 +1,6 @@
 """The model users get: the bundled int8 file, and an fp32 file of the same network to compare it with.
 
-The fp32 twin is ``runs/bundled/fp32.onnx`` (``make bundled-model`` writes it: the same weights) when it
+The fp32 twin is ``runs/bundled-fp32.onnx`` (``make bundled-model`` writes it: the same weights) when it
 exists, else the benchmark model of :mod:`benchmarks.bench_model` (the same network, one epoch of
 training: other weights, the same work per step). Every result says which.
 """
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 BUNDLED_RUN = REPO / "runs" / "bundled"  # Makefile: bundled-model
-FP32_TWIN = BUNDLED_RUN / "fp32.onnx"
+FP32_TWIN = BUNDLED_RUN.with_name("bundled-fp32.onnx")
 SHORT_PROMPT = "a neural network"  # the 3-word prompt of the per-word figures (issue 17)
 
 
