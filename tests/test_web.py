@@ -73,6 +73,35 @@ def test_tiny_model_generates_what_python_generates(model, model_path, tmp_path)
     print(run_node("parity-generation.test.js", reference, tmp_path))
 
 
+@pytest.mark.slow
+def test_continuous_cache_matches_python(model_path, tmp_path):
+    """The tiny model with cache settings: next words and scores with the cache (by default) and without,
+    greedy and seeded texts, streams and session calls with cache=True, and cache errors."""
+    pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to write the cache settings")
+    _need_node()
+    from web_cache_reference import cache_files, cache_reference
+
+    reference = cache_reference(cache_files(model_path, tmp_path))
+    output = run_node("parity-cache.test.js", reference, tmp_path)
+    assert "ℹ pass 9" in output and "ℹ fail 0" in output
+    print(output)
+
+
+def test_bundled_model_cache_matches_python(bundled, tmp_path):
+    """The bundled model with its own cache settings, as the test above (an int8 file: probabilities to
+    2e-2, at least three in four seeded texts identical)."""
+    pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to write the variants")
+    if bundled.cache_settings is None:
+        pytest.skip(f"{BUNDLED.name} has no continuous-cache settings: nothing to compare")
+    _need_node()
+    from web_cache_reference import cache_files, cache_reference
+
+    reference = cache_reference(cache_files(BUNDLED, tmp_path, cache=None))
+    output = run_node("parity-cache.test.js", reference, tmp_path)
+    assert "ℹ fail 0" in output
+    print(output)
+
+
 @pytest.mark.corpus
 def test_every_reference_abstract_tokenizes_as_in_python(bundled, tmp_path):
     _need_node()

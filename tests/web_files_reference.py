@@ -138,6 +138,26 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         ("random", bytes(np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8)), {}),
     ]
     files += _crafted(proto, model_path)
+    files += _not_utf8_names(proto)
+    for name, value in [
+        ("missing key", '{"theta": 1.0, "mix": 0.2}'),
+        ("unknown key", '{"theta": 1.0, "mix": 0.2, "window": 8, "Lambda": 1, "alpha": 2}'),
+        ("mix 1", '{"theta": 1.0, "mix": 1, "window": 8}'),
+        ("mix 1.5", '{"theta": 1.0, "mix": 1.5, "window": 8}'),
+        ("negative theta", '{"theta": -2, "mix": 0.2, "window": 8}'),
+        ("bool theta", '{"theta": true, "mix": 0.2, "window": 8}'),
+        ("NaN mix", '{"theta": 1.0, "mix": NaN, "window": 8}'),
+        ("string theta", '{"theta": "' + "x" * 100 + '", "mix": 0.2, "window": 8}'),
+        ("float window", '{"theta": 1.0, "mix": 0.2, "window": 8.0}'),
+        ("window 0", '{"theta": 1.0, "mix": 0.2, "window": 0}'),
+        ("window 5000", '{"theta": 1.0, "mix": 0.2, "window": 5000}'),
+        ("tuning a list", '{"theta": 1.0, "mix": 0.2, "window": 8, "tuning": []}'),
+        ("tuning null", '{"theta": 1.0, "mix": 0.2, "window": 8, "tuning": null}'),
+        ("a list", "[]"),
+        ("empty", "{}"),
+        ("good", '{"theta": 0.5, "mix": 0.1, "window": 64, "tuning": {"words": 10}}'),
+    ]:
+        files.append((f"cache: {name}", with_meta("nextword.cache", value), {}))
     for name, value in [
         ("float max_words", '{"max_words": 1.5}'),
         ("unknown option", '{"max_words": 5, "beam": 2, "Zed": 1}'),
@@ -217,6 +237,52 @@ def _crafted(proto: Callable, model_path: Path) -> list[tuple[str, bytes, dict[s
         ("crafted: declared widths disagree", crafted.declare_width(proto(), ("c_0",), 24)),
     ]
     return [(name, p.SerializeToString(), unbounded) for name, p in cases]
+
+
+_MARK = b"zzNOTUTF8zz"  # written as a name by onnx, then made invalid UTF-8 in the bytes
+_BAD = b"zz\xffOTUTF8zz"
+
+
+def _not_utf8_names(proto: Callable) -> list[tuple[str, bytes, dict[str, Any]]]:
+    """Graph input/output names and dimension names that are not UTF-8: the Python runtime refuses those
+    its signature check decodes (session inputs and outputs, the shapes it looks at) and no others. (A
+    session input or output whose own name is not UTF-8 is refused before, by the graph analysis that
+    nextword-web leaves to onnxruntime-web, with a message of its own.)"""
+    import onnx
+
+    def named(p, name):
+        return next(v for v in (*p.graph.input, *p.graph.output) if v.name == name)
+
+    def dim_param(name: str, index: int = 0) -> Callable:
+        return lambda p: setattr(
+            named(p, name).type.tensor_type.shape.dim[index], "dim_param", _MARK.decode()
+        )
+
+    def extra_input(p) -> None:
+        p.graph.input.append(onnx.helper.make_tensor_value_info(_MARK.decode(), onnx.TensorProto.FLOAT, [1]))
+
+    def initializer_input(p) -> None:
+        extra_input(p)
+        p.graph.initializer.append(
+            onnx.helper.make_tensor(_MARK.decode(), onnx.TensorProto.FLOAT, [1], [0.5])
+        )
+
+    cases = [
+        ("dimension of h_0", dim_param("h_0")),
+        ("dimension of c_0", dim_param("c_0")),
+        ("dimension of logits", dim_param("logits", 1)),
+        ("dimension of c_1_out", dim_param("c_1_out")),
+        ("dimension of input_ids", dim_param("input_ids")),
+        ("an initializer's input name", initializer_input),
+    ]
+    out = []
+    for name, change in cases:
+        p = proto()
+        change(p)
+        data = p.SerializeToString()
+        assert _MARK in data
+        out.append((f"not UTF-8: {name}", data.replace(_MARK, _BAD), {}))
+    return out
 
 
 def _externalize(p) -> None:

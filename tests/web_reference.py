@@ -365,8 +365,11 @@ INVALID_OPTIONS = [
 ]
 
 
-def recorded_generate(model, prompt: str | list[str], options: dict[str, Any]) -> tuple[Any, list[dict]]:
-    """``model.generate`` with every session call recorded: the ids fed and the logits returned."""
+def recorded_generate(
+    model, prompt: str | list[str], options: dict[str, Any], states: bool = False
+) -> tuple[Any, list[dict]]:
+    """``model.generate`` with every session call recorded: the ids fed and the logits returned (with
+    ``states``, also the last layer's new ``h``, which the continuous cache keeps)."""
     calls: list[dict[str, Any]] = []
     original = model.forward
 
@@ -374,6 +377,8 @@ def recorded_generate(model, prompt: str | list[str], options: dict[str, Any]) -
         logits, new_state = original(input_ids, state, logits_from)
         ids, shape = np.asarray(input_ids).tolist(), list(logits.shape)
         calls.append({"ids": ids, "logits_from": logits_from, "logits": f32_b64(logits), "shape": shape})
+        if states:
+            calls[-1]["h"] = f32_b64(new_state[-2])
         return logits, new_state
 
     model.forward = forward  # the instance attribute shadows the method for this call only

@@ -34,6 +34,7 @@ export const FIELDS = Object.freeze([
   ['numBeams', 'num_beams', 1],
   ['lengthPenalty', 'length_penalty', 1.0],
   ['seed', 'seed', null],
+  ['cache', 'cache', false], // mix in the file's continuous cache (src/cache.js)
 ]);
 const JS_NAMES = FIELDS.map(([js]) => js);
 const PY_NAME = Object.fromEntries(FIELDS.map(([js, py]) => [js, py]));
@@ -181,7 +182,7 @@ function validate(c, style) {
         `${MAX_STOP_CHARS} are allowed`,
     );
   }
-  for (const field of ['stopAtEnd', 'allowUnknown']) {
+  for (const field of ['stopAtEnd', 'allowUnknown', 'cache']) {
     if (typeof c[field] !== 'boolean')
       fail(`${style.name(field)} must be ${style.bools}, got ${style.show(c[field])}`);
   }
@@ -224,5 +225,6 @@ function validate(c, style) {
     numBeams: Number(c.numBeams),
     lengthPenalty: Number(c.lengthPenalty),
     seed: c.seed === null ? null : BigInt(c.seed),
+    cache: c.cache,
   });
 }

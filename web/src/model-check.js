@@ -11,6 +11,7 @@ export const MiB = 1024 * 1024;
 export const KEY_FORMAT_VERSION = 'nextword.format_version';
 export const KEY_TOKENIZER = 'nextword.tokenizer';
 export const KEY_GENERATION = 'nextword.generation';
+export const KEY_CACHE = 'nextword.cache'; // continuous-cache settings; absent: no cache
 export const JSON_KEYS = [
   'nextword.config',
   'nextword.metrics',
@@ -18,6 +19,7 @@ export const JSON_KEYS = [
   'nextword.versions',
   'nextword.quality',
   KEY_GENERATION,
+  KEY_CACHE,
 ];
 export const SUPPORTED_FORMAT_VERSIONS = [1, 2];
 const FORMAT_VERSION = /^[0-9]{1,9}$/;
@@ -57,7 +59,7 @@ const WIRES = {
 };
 
 /** Python's `_short`: repr of a text cut to `limit` characters. */
-function short(value, limit = 80) {
+export function short(value, limit = 80) {
   return strRepr(pyLen(value) <= limit ? value : `${pyHead(value, limit)}...`);
 }
 
@@ -148,7 +150,7 @@ export function tooBig(name, size, cap) {
   );
 }
 
-function corrupt(name, error) {
+export function corrupt(name, error) {
   return (
     `${name} could not be loaded as an ONNX model: it is not a valid ONNX protobuf (${error.message}); the ` +
     'file is truncated or corrupted, or not a model at all: re-download or re-export it'

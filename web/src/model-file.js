@@ -2,9 +2,11 @@
 // read_model_info, reading the metadata that src/model-check.js took out of the file (onnxruntime-web
 // exposes none) and the input/output signature of the session.
 
+import { cacheFromMetadata } from './cache.js';
 import { ModelFileError, NextwordError } from './errors.js';
 import { optionsFromMetadata } from './generation.js';
-import { KEY_GENERATION, KEY_TOKENIZER } from './model-check.js';
+import { requireUtf8 } from './graph-io.js';
+import { KEY_CACHE, KEY_GENERATION, KEY_TOKENIZER, short } from './model-check.js';
 import { pyRepr, pySorted } from './pyrepr.js';
 import { Tokenizer } from './tokenizer.js';
 
@@ -38,8 +40,10 @@ export function toPlain(value) {
  *   what checkModelFile read
  * @param {{inputMetadata: object[], outputMetadata: object[]}} session
  * @param {string} source names the file in messages
+ * @param {{inputs: object[], outputs: object[]} | null} [graph] the declared inputs and outputs
+ *   (src/graph-io.js), to refuse names that are not UTF-8 where Python does
  */
-export function readModelInfo(metadata, session, source) {
+export function readModelInfo(metadata, session, source, graph = null) {
   const { values, json, formatVersion: version } = metadata; // checked by checkModelFile
   let tokenizer;
   try {
@@ -48,7 +52,7 @@ export function readModelInfo(metadata, session, source) {
     if (!(error instanceof NextwordError)) throw error;
     throw new ModelFileError(`${source}: the embedded tokenizer is invalid: ${error.message}`);
   }
-  const { stateSizes, vocabSize } = checkSignature(session, source, version);
+  const { stateSizes, vocabSize } = checkSignature(session, source, version, graph);
   if (vocabSize !== tokenizer.size) {
     throw new ModelFileError(
       `${source}: the graph predicts ${vocabSize} classes but the tokenizer has ${tokenizer.size} tokens; the ` +
@@ -66,8 +70,22 @@ export function readModelInfo(metadata, session, source) {
     versions: toPlain(json.get('nextword.versions')),
     quality: toPlain(json.get('nextword.quality')),
     generation: generationDefaults(json.get(KEY_GENERATION), source),
+    cache: cacheSettings(json.get(KEY_CACHE), source),
     hasLogitsFrom: version >= LOGITS_FROM_SINCE,
   });
+}
+
+/** The file's continuous-cache settings (nextword.cache), null without them; malformed ones refused. */
+function cacheSettings(data, source) {
+  try {
+    const settings = cacheFromMetadata(data);
+    return settings && Object.freeze({ ...settings, tuning: toPlain(settings.tuning) });
+  } catch (error) {
+    if (!(error instanceof NextwordError)) throw error;
+    throw new ModelFileError(
+      `${source}: metadata '${KEY_CACHE}' holds invalid cache settings: ${short(error.message)}`,
+    );
+  }
 }
 
 function generationDefaults(data, source) {
@@ -85,13 +103,14 @@ function generationDefaults(data, source) {
   return defaults;
 }
 
-function checkSignature(session, source, version) {
+function checkSignature(session, source, version, graph) {
   if (!session.inputMetadata || !session.outputMetadata) {
     throw new ModelFileError(
       `${source}: this onnxruntime build does not describe its graph inputs (inputMetadata); use ` +
         'onnxruntime-web 1.30 or later',
     );
   }
+  requireUtf8(graph, source); // every name, as Python's session.get_inputs()/get_outputs() decode them
   const inputs = new Map(session.inputMetadata.map((m) => [m.name, m]));
   const outputs = new Map(session.outputMetadata.map((m) => [m.name, m]));
   if (!inputs.has(INPUT_IDS) || !outputs.has(LOGITS)) {
@@ -123,6 +142,8 @@ function checkSignature(session, source, version) {
         `${pyRepr(pySorted(expectedOutputs))}`,
     );
   }
+  // The shapes Python reads here: each h_<layer> input and logits (below: every h_/c_ input and output).
+  requireUtf8(graph, source, (name, input) => (input ? /^h_\d+$/.test(name) : name === LOGITS));
   const last = (meta) => (meta.isTensor && meta.shape.length ? meta.shape[meta.shape.length - 1] : undefined);
   const stateSizes = layers.map((l) => last(inputs.get(`h_${l}`)));
   const vocabSize = last(outputs.get(LOGITS));
@@ -131,6 +152,7 @@ function checkSignature(session, source, version) {
       `${source}: the state widths and the vocabulary size must be fixed in the graph`,
     );
   }
+  requireUtf8(graph, source, (name) => name.startsWith('h_') || name.startsWith('c_'));
   const declared = new Map(
     [...inputs, ...outputs]
       .filter(([name]) => name.startsWith('h_') || name.startsWith('c_'))
@@ -148,6 +170,7 @@ function checkSignature(session, source, version) {
   });
   if (hasLogitsFrom) {
     const m = inputs.get(LOGITS_FROM);
+    if (m.type === 'int64') requireUtf8(graph, source, (name, input) => input && name === LOGITS_FROM);
     if (m.type !== 'int64' || m.shape.length) {
       throw new ModelFileError(`${source}: the graph input '${LOGITS_FROM}' must be an int64 scalar`);
     }

@@ -1,11 +1,12 @@
 // A loaded model: an onnxruntime-web session plus the tokenizer and decoding defaults from the same file.
 // The API mirrors nextword.runtime.NextWordModel: generate, stream, nextWords, score.
 
-import { Generation, PROMPT_CHUNK } from './decoding.js';
+import { Generation } from './decoding.js';
 import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
+import { readGraphInterface } from './graph-io.js';
 import { PCG64, SeedSequence } from './random.js';
 import { MAX_BATCH, resolveOptions } from './generation.js';
-import { checkModelFile, resolveLimits } from './model-check.js';
+import { checkModelFile, corrupt, resolveLimits } from './model-check.js';
 import {
   INPUT_IDS,
   LOGITS,
@@ -14,6 +15,8 @@ import {
   stateInputNames,
   stateOutputNames,
 } from './model-file.js';
+import { WireError } from './protobuf.js';
+import { callCache, lastLogprobs, tokenLogprobs } from './scoring.js';
 import { readSource } from './source.js';
 import { endsWithSpace, SPECIAL_TOKENS } from './tokenizer.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
@@ -49,7 +52,12 @@ export async function load(source, options = {}) {
   } catch (error) {
     throw new ModelFileError(`${name} could not be loaded as an ONNX model: ${oneLine(error)}`);
   }
-  const model = new NextWordModel(ort, session, readModelInfo(meta, session, name), name);
+  const model = new NextWordModel(
+    ort,
+    session,
+    readModelInfo(meta, session, name, graphOf(name, bytes)),
+    name,
+  );
   await probe(model);
   return model;
 }
@@ -124,8 +132,9 @@ export class NextWordModel {
   /**
    * Continue `prompt` (a string or a list of strings) and return the new text. Options are camelCase
    * versions of the Python runtime's (maxWords, minWords, temperature, topK, topP, repetitionPenalty,
-   * noRepeatNgramSize, stop, stopAtEnd, allowUnknown, numReturnSequences, seed); options not given take
-   * the model file's decoding defaults. Returns a list when `prompt` is a list or numReturnSequences > 1.
+   * noRepeatNgramSize, stop, stopAtEnd, allowUnknown, numReturnSequences, seed, cache: the file's
+   * continuous cache, off unless asked); options not given take the model file's decoding defaults.
+   * Returns a list when `prompt` is a list or numReturnSequences > 1.
    */
   async generate(prompt, options = {}) {
     const config = resolveOptions(this.info.generation, options);
@@ -164,13 +173,16 @@ export class NextWordModel {
     return Object.defineProperty(pieces, 'finishReason', { get: () => state.finishReason });
   }
 
-  /** The `k` most likely next words after `prompt`, most likely first: [{word, probability}]. */
-  async nextWords(prompt, k = 5) {
+  /**
+   * The `k` most likely next words after `prompt`, most likely first: [{word, probability}]. With the
+   * file's continuous cache when it has one; `{cache: false}`: the model alone (see src/cache.js).
+   */
+  async nextWords(prompt, k = 5, options = {}) {
     if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) {
       throw new NextwordError(`k must be an integer in 1..${this.vocabSize}, got ${String(k)}`);
     }
-    const logits = await this._lastLogits(this.promptIds(prompt));
-    const probs = logSoftmax(logits).map(Math.exp);
+    const ids = this.promptIds(prompt);
+    const probs = (await lastLogprobs(this, ids, callCache(this, options))).map(Math.exp);
     for (let i = 0; i < SPECIAL_TOKENS.length; i++) probs[i] = -1; // never listed
     const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
     return order
@@ -184,8 +196,8 @@ export class NextWordModel {
    * no leading space after a prompt that ends in one): [{word, text, probability}], as the /v1/suggest
    * endpoint of `nextword serve` answers.
    */
-  async suggest(prompt, k = 5) {
-    const words = await this.nextWords(prompt, k);
+  async suggest(prompt, k = 5, options = {}) {
+    const words = await this.nextWords(prompt, k, options);
     const tokens = this.tokenizer.tokenize(prompt);
     const previous = tokens.length ? tokens[tokens.length - 1] : null;
     const strip = endsWithSpace(prompt);
@@ -197,41 +209,37 @@ export class NextWordModel {
 
   /** How likely the model finds `text` as the start of a document: {totalLogprob, perplexity, words};
    * each word has its vocabulary token (`<unk>` when unknown, as in Python), the `token` as read, its
-   * `text` as the tokenizer renders it, its logprob and whether it is unknown. */
-  async score(text) {
+   * `text` as the tokenizer renders it, its logprob and whether it is unknown. With the file's
+   * continuous cache when it has one; `{cache: false}`: the model alone. */
+  async score(text, options = {}) {
     const ids = this.promptIds(text);
     if (ids.length < 2) throw new NextwordError('text has no words to score');
-    const words = [];
+    const logprobs = await tokenLogprobs(this, ids, callCache(this, options));
     const read = this.tokenizer.tokenize(text); // the words as read: an unknown one keeps its text
     const pieces = [...this.tokenizer.pieces(read)];
-    let state = this.initialState(1);
-    for (let start = 0; start < ids.length - 1; start += PROMPT_CHUNK) {
-      const targets = ids.slice(start + 1, start + 1 + PROMPT_CHUNK);
-      const out = await this.forward([ids.slice(start, start + targets.length)], state, 0);
-      state = out.state;
-      targets.forEach((id, t) => {
-        const logprob = logSoftmax(out.logits.subarray(t * this.vocabSize, (t + 1) * this.vocabSize))[id];
-        const [word, i] = [this.tokenizer.tokenOf(id), words.length];
-        words.push({ word, token: read[i], text: pieces[i], logprob, unknown: id === this.tokenizer.unkId });
-      });
-    }
+    const words = logprobs.map((logprob, i) => {
+      const id = ids[i + 1];
+      const word = this.tokenizer.tokenOf(id);
+      return { word, token: read[i], text: pieces[i], logprob, unknown: id === this.tokenizer.unkId };
+    });
     const total = words.reduce((sum, w) => sum + w.logprob, 0);
-    return { totalLogprob: total, perplexity: Math.exp(-total / words.length), words };
-  }
-
-  async _lastLogits(ids) {
-    let state = this.initialState(1);
-    let logits;
-    for (let start = 0; start < ids.length; start += PROMPT_CHUNK) {
-      const out = await this.forward([ids.slice(start, start + PROMPT_CHUNK)], state, -1);
-      ({ logits, state } = out);
-    }
-    return logits;
+    const mean = -total / words.length;
+    return { totalLogprob: total, perplexity: mean < 709 ? Math.exp(mean) : Infinity, words };
   }
 
   /** Release the onnxruntime session. */
   async release() {
     await this.session.release();
+  }
+}
+
+/** The declared inputs and outputs of a file onnxruntime has parsed (src/graph-io.js). */
+function graphOf(name, bytes) {
+  try {
+    return readGraphInterface(bytes);
+  } catch (error) {
+    if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));
+    throw error;
   }
 }
 
@@ -266,16 +274,6 @@ function asPromptList(prompt) {
 
 function typeName(value) {
   return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-}
-
-/** Log-probabilities of one row of logits, in float64 (as the Python runtime's log_softmax). */
-function logSoftmax(logits) {
-  let peak = -Infinity;
-  for (const v of logits) peak = Math.max(peak, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - peak);
-  const shift = peak + Math.log(sum);
-  return Array.from(logits, (v) => v - shift);
 }
 
 /** One session call, its failures as ModelRunError naming the file and the shapes fed (as Python). */

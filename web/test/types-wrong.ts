@@ -7,6 +7,8 @@ async function main(): Promise<void> {
   await model.generate('a', { max_words: 5 });
   await model.generate('a', { temperature: 'hot' });
   const word: number = (await model.nextWords('a'))[0].word;
+  await model.generate('a', { cache: { theta: 1, mix: 0.1, window: 8 } });
+  await model.score('a b', { cache: 'on' });
   console.log(word);
 }
 main();

@@ -51,4 +51,9 @@ export async function more(): Promise<void> {
   const [first] = await model.suggest('a', 3);
   const words = (await model.score('a b')).words.map((w) => `${w.word} ${w.token} ${w.text}`);
   console.log(reason, first.text, first.probability, words);
+  const settings = model.info.cache; // the file's continuous cache, or null
+  const alone = await model.nextWords('a', 3, { cache: false });
+  const mixed = await model.score('a b', { cache: settings ?? { theta: 1, mix: 0.1, window: 64 } });
+  await model.generate('a', { cache: true, temperature: 0 });
+  console.log(settings?.theta, settings?.window, alone[0].probability, mixed.perplexity);
 }

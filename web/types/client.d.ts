@@ -5,6 +5,7 @@ import type {
   LoadLimits,
   ModelInfo,
   NextWord,
+  ScoringOptions,
   Suggestion,
   TextScore,
   TextStream,
@@ -33,9 +34,9 @@ export class WorkerModel {
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
   stream(prompt: string, options?: GenerationOptions): TextStream;
-  nextWords(prompt: string, k?: number): Promise<NextWord[]>;
-  suggest(prompt: string, k?: number): Promise<Suggestion[]>;
-  score(text: string): Promise<TextScore>;
+  nextWords(prompt: string, k?: number, options?: ScoringOptions): Promise<NextWord[]>;
+  suggest(prompt: string, k?: number, options?: ScoringOptions): Promise<Suggestion[]>;
+  score(text: string, options?: ScoringOptions): Promise<TextScore>;
   /** What the worker fetched (PerformanceResourceTiming fields), for measurements. */
   resources(): Promise<
     {

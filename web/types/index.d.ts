@@ -36,6 +36,27 @@ export interface GenerationOptions {
   lengthPenalty?: number;
   /** random seed (any non-negative integer); the same seed and options give the same text as Python */
   seed?: number | bigint | null;
+  /** mix in the model file's continuous cache (an error when the file has none); default false */
+  cache?: boolean;
+}
+
+/** A continuous cache's settings (the file's `nextword.cache`). */
+export interface CacheSettings {
+  /** scale of the similarities h_t . h_i */
+  theta: number;
+  /** the cache distribution's share of the mixture (0 < mix < 1) */
+  mix: number;
+  /** earlier positions of the text kept (1..4096) */
+  window: number;
+  /** how the values were chosen at export */
+  tuning?: Record<string, unknown>;
+}
+
+/** Options of nextWords(), suggest() and score(). */
+export interface ScoringOptions {
+  /** undefined or null: the file's cache when it has one; false: the model alone; true: the file's
+   * cache (an error when it has none); settings: those */
+  cache?: boolean | null | CacheSettings;
 }
 
 /** Options after validation, as a model file's defaults are kept. */
@@ -77,6 +98,8 @@ export interface ModelInfo {
   quality: Record<string, unknown>;
   /** the model file's decoding defaults */
   generation: GenerationConfig;
+  /** the model file's continuous-cache settings, null when it has none */
+  cache: Readonly<CacheSettings> | null;
   hasLogitsFrom: boolean;
 }
 
@@ -112,10 +135,10 @@ export class NextWordModel {
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
   stream(prompt: string, options?: GenerationOptions): TextStream;
-  nextWords(prompt: string, k?: number): Promise<NextWord[]>;
+  nextWords(prompt: string, k?: number, options?: ScoringOptions): Promise<NextWord[]>;
   /** nextWords with the text that appends each word to the prompt (as `nextword serve`'s /v1/suggest) */
-  suggest(prompt: string, k?: number): Promise<Suggestion[]>;
-  score(text: string): Promise<TextScore>;
+  suggest(prompt: string, k?: number, options?: ScoringOptions): Promise<Suggestion[]>;
+  score(text: string, options?: ScoringOptions): Promise<TextScore>;
   promptIds(prompt: string): number[];
   release(): Promise<void>;
 }

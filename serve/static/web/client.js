@@ -50,18 +50,18 @@ export class WorkerModel {
   }
 
   /** As NextWordModel.nextWords. */
-  nextWords(prompt, k = 5) {
-    return this._request({ type: 'nextWords', prompt, k });
+  nextWords(prompt, k = 5, options = {}) {
+    return this._request({ type: 'nextWords', prompt, k, options });
   }
 
   /** As NextWordModel.suggest. */
-  suggest(prompt, k = 5) {
-    return this._request({ type: 'suggest', prompt, k });
+  suggest(prompt, k = 5, options = {}) {
+    return this._request({ type: 'suggest', prompt, k, options });
   }
 
   /** As NextWordModel.score. */
-  score(text) {
-    return this._request({ type: 'score', text });
+  score(text, options = {}) {
+    return this._request({ type: 'score', text, options });
   }
 
   /** As NextWordModel.stream: pieces as they are generated (and `finishReason` once done). Leaving the

@@ -3,6 +3,7 @@
 // batched single-token session call for the rows that go on. Rows leave the batch as they finish, as in
 // Python, so an int8 model (whose activations are quantized per session call) sees the same batches.
 
+import { ContinuousCache, requiredCache } from './cache.js';
 import { PCG64, SeedSequence } from './random.js';
 import { sample } from './sampling.js';
 import { EOD } from './tokenizer.js';
@@ -164,6 +165,13 @@ export class Generation {
     });
     this.fed = this.rows.map(() => 0);
     this.state = model.initialState(this.rows.length);
+    this.lastH = model.stateWidths.length - 2; // the last layer's h: what the cache keeps
+    this.cache = null; // with config.cache: the rows' caches, in the order of this.running
+    if (config.cache) {
+      const settings = requiredCache(model.info.cache);
+      this.cache = new ContinuousCache(settings, this.rows.length, model.stateWidths[this.lastH]);
+      this.chunk = 1; // the cache needs the state after every prompt position
+    }
     this.last = new Float32Array(this.rows.length * model.vocabSize);
     this.feeding = true;
     this.running = [];
@@ -198,6 +206,11 @@ export class Generation {
       this.state.map((s, k) => takeRows(s, todo, widths[k])),
       -1,
     );
+    this.cache?.observe(
+      ids.map((piece) => piece[0]),
+      out.state[this.lastH],
+      todo,
+    );
     todo.forEach((i, j) => {
       out.state.forEach((s, k) =>
         this.state[k].set(s.subarray(j * widths[k], (j + 1) * widths[k]), i * widths[k]),
@@ -223,6 +236,7 @@ export class Generation {
     const { config, model } = this;
     const vocab = model.vocabSize;
     const rows = this.running;
+    this.cache?.mixLogits(this.last, vocab); // the model's distribution mixed with the rows' caches
     this.rules.apply(this.last, vocab, rows);
     const rngs = rows.map((row) => row.rng);
     let chosen = sample(this.last, rows.length, vocab, rngs, config.temperature, config.topK, config.topP);
@@ -232,6 +246,7 @@ export class Generation {
       this.running = keep.map((j) => rows[j]);
       chosen = keep.map((j) => chosen[j]);
       this.state = this.state.map((s, k) => takeRows(s, keep, model.stateWidths[k]));
+      this.cache?.take(keep);
     }
     if (!this.running.length) return;
     const out = await model.forward(
@@ -241,6 +256,7 @@ export class Generation {
     );
     this.last = out.logits;
     this.state = out.state;
+    this.cache?.observe(chosen, out.state[this.lastH]); // the chosen token and the state after it
   }
 
   /** Record `token` (-1: nothing allowed) for `row`; true if that finishes it. */

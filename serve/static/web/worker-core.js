@@ -44,9 +44,9 @@ export function serve(port) {
           decodedBodySize,
           duration,
         })),
-    nextWords: ({ prompt, k }) => loaded().nextWords(prompt, k),
-    suggest: ({ prompt, k }) => loaded().suggest(prompt, k),
-    score: ({ text }) => loaded().score(text),
+    nextWords: ({ prompt, k, options }) => loaded().nextWords(prompt, k, options),
+    suggest: ({ prompt, k, options }) => loaded().suggest(prompt, k, options),
+    score: ({ text, options }) => loaded().score(text, options),
     async stream({ id, prompt, options }) {
       const pieces = loaded().stream(prompt, options);
       for await (const piece of pieces) {
