@@ -228,9 +228,7 @@ def main() -> int:
     parser.add_argument(
         "--int8", default=str(BUNDLED_MODEL), help="int8 model file (default: the bundled one)"
     )
-    parser.add_argument(
-        "--fp32", default=str(REPO / "runs" / "bundled-fp32.onnx"), help="fp32 model file"
-    )
+    parser.add_argument("--fp32", default=str(REPO / "runs" / "bundled-fp32.onnx"), help="fp32 model file")
     parser.add_argument("--untied", help="fp32 file of the same recipe with --no-tie-embeddings (ablation)")
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="the reference corpus CSV")
     parser.add_argument(
