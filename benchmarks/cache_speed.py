@@ -29,7 +29,7 @@ from benchmarks.environment import machine_info
 from benchmarks.report import fmt_stat, markdown_table, spread_label
 from benchmarks.results import save_result
 
-NAME = "cache"
+NAME = "cache_speed"
 FALLBACK = {"theta": 0.07, "mix": 0.18, "window": 256}
 
 

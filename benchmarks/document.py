@@ -30,7 +30,7 @@ SECTIONS: dict[str, tuple[str, ModuleType]] = {
     "speed": ("Per-word cost of the shipped model", speed_report),
     "keras_ratio": ("The shipped model against the notebook's loop", keras_ratio),
     "threads": ("Session threads", threads_report),
-    "cache": ("Continuous cache", cache_speed),
+    "cache_speed": ("Continuous cache", cache_speed),
     "startup": ("Start-up and footprint", startup),
     "training": ("Training", training),
     "size_quality": ("Size against quality", size_quality),
@@ -83,7 +83,20 @@ def _header(meta: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         f"- **Machine**: {machine['cpu']}, {machine['usable_cores']} cores, {machine['memory_gib']} GiB, "
         f"{machine['os']}; Python {machine['python']}",
         f"- **Model**: {_model_line(model, meta.get('summary') or {})}",
+        *_earlier(meta),
         "",
+    ]
+
+
+def _earlier(meta: dict[str, Any]) -> list[str]:
+    """With ``--only``: which sections this command ran, and that the others are an earlier run's."""
+    ran = meta.get("ran") or meta["benchmarks"]
+    kept = [name for name in meta["benchmarks"] if name not in ran]
+    if not kept:
+        return []
+    return [
+        f"- **Sections from an earlier run** of `make bench` on the same machine: {', '.join(kept)} "
+        f"(this command ran {', '.join(ran)}; `make bench` reruns them all)"
     ]
 
 

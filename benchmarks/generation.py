@@ -231,12 +231,12 @@ def measure_batch(
 
 def measure(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
 
     from nextword.runtime import load
+    from nextword.train.model import load_keras_model
 
     model = load(bench.model_path)
-    trained = keras.saving.load_model(Path(bench.run_dir) / "model.keras", compile=False)
+    trained = load_keras_model(Path(bench.run_dir) / "model.keras")
     tok = model.tokenizer
     banned = [tok.pad_id, tok.unk_id, tok.eod_id]
     print("generation: methods (1)-(5), interleaved", file=sys.stderr, flush=True)

@@ -66,11 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def keras_model(args: argparse.Namespace, path: str) -> tuple[Any, str]:
     """The Keras network of the shipped file, and how it was made."""
-    import keras
+
+    from nextword.train.model import load_keras_model
 
     saved = Path(args.bundled_run) / "model.keras"
     if saved.is_file():
-        return keras.saving.load_model(saved, compile=False), f"`{saved}`: the run the file was exported from"
+        return load_keras_model(saved), f"`{saved}`: the run the file was exported from"
     from benchmarks.keras_twin import build_twin, read_weights
 
     how = (

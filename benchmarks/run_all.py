@@ -38,7 +38,7 @@ QUICK = {  # --quick: few repeats, small settings; a smoke test, not figures
     "speed": ["--rounds", "2", "--words", "100", "--max-seconds", "30"],
     "keras_ratio": ["--rounds", "2", "--keras-words", "5", "--words", "100"],
     "threads": ["--rounds", "1", "--cell-seconds", "0.1"],
-    "cache": ["--repeats", "3", "--documents", "20", "--words", "50"],
+    "cache_speed": ["--repeats", "3", "--documents", "20", "--words", "50"],
     "size_quality": ["--repeats", "3"],
 }
 
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": model,
         "summary": model_summary(model["model_path"]),
         "benchmarks": list(results),
+        "ran": names,
     }
     save_result("run_all", meta)
     doc = write_doc(Path(args.doc), results, meta)

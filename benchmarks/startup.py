@@ -95,8 +95,8 @@ def processes(model_path: str, run_dir: str | None) -> dict[str, tuple[str, str]
         keras_model = str(Path(run_dir) / "model.keras")
         out["keras"] = (
             "the notebook's way: import Keras, load `model.keras`, `predict` 1 word",
-            "import numpy as np, keras; "
-            f"m = keras.saving.load_model({keras_model!r}, compile=False); "
+            "import numpy as np; from nextword.train.model import load_keras_model; "
+            f"m = load_keras_model({keras_model!r}); "
             "m.predict(np.zeros((1, 50), 'int32'), verbose=0)",
         )
     return out

@@ -108,3 +108,23 @@ def test_frozen_pretrained_vectors_keep_a_trainable_output_bias(tmp_path, tiny_c
     train(config)
     trained = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
     assert not trained.get_layer("embedding").trainable and trained.get_layer("logits").trainable
+
+
+def test_a_fresh_process_loads_a_tied_run_through_load_keras_model(tied_run):
+    """keras.saving.load_model alone does not know nextword's layers; load_keras_model does."""
+    import subprocess
+    import sys
+
+    run, _ = tied_run
+    path = str(run / "model.keras")
+    load_with = "from nextword.train.model import load_keras_model as load; m = load({path!r})"
+    plain = "import keras; m = keras.saving.load_model({path!r}, compile=False)"
+    results = {}
+    for name, code in (("nextword", load_with), ("plain", plain)):
+        script = code.format(path=path) + "; print(type(m.get_layer('embedding')).__name__)"
+        results[name] = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        )
+    assert results["nextword"].returncode == 0, results["nextword"].stderr[-2000:]
+    assert results["nextword"].stdout.strip().endswith("TiedEmbedding")
+    assert results["plain"].returncode != 0 and "TiedEmbedding" in results["plain"].stderr

@@ -22,7 +22,15 @@ from keras import ops
 
 from .config import ModelConfig
 
-__all__ = ["OutputBias", "TiedEmbedding", "apply_output", "build_model", "build_step_model", "copy_weights"]
+__all__ = [
+    "OutputBias",
+    "TiedEmbedding",
+    "apply_output",
+    "build_model",
+    "build_step_model",
+    "copy_weights",
+    "load_keras_model",
+]
 
 
 @keras.saving.register_keras_serializable(package="nextword")
@@ -129,3 +137,10 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
     for layer in target.layers:
         if layer.weights:
             layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def load_keras_model(path: Any) -> keras.Model:
+    """A run's ``model.keras``, loaded in Keras' safe mode without its optimizer. Importing this module
+    registers nextword's own layers (:class:`TiedEmbedding`, :class:`OutputBias`), which a plain
+    ``keras.saving.load_model`` in a fresh process does not know."""
+    return keras.saving.load_model(path, compile=False)
