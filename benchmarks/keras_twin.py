@@ -66,18 +66,36 @@ def read_weights(path: str | Path) -> NetworkWeights:
         raise ValueError(f"{path} holds no LSTM node: not a nextword model file")
     lstm = [_lstm_weights(node, resolve) for node in lstm_nodes]
     units = lstm[-1][1].shape[0]
-    embedding = _find(graph, "Gather", 0, resolve, lambda a: a.ndim == 2, f"{path}: no embedding table")
-    vocab = embedding.shape[0]
-    kernel = _find(
-        graph,
-        ("MatMul", "MatMulInteger"),
-        1,
-        resolve,
-        lambda a: a.shape == (units, vocab),
-        f"{path}: no output layer",
-    )
+    embedding = _embedding(graph, resolve, path)
+    vocab, dim = embedding.shape
+    matmuls = ("MatMul", "MatMulInteger")
+    try:
+        kernel = _find(graph, matmuls, 1, resolve, lambda a: a.shape == (units, vocab), "")
+    except ValueError:  # tied: logits = (h @ projection) @ embedding.T, the matrix stored once as (E, V)
+        tied = _find(
+            graph, matmuls, 1, resolve, lambda a: a.shape == (dim, vocab), f"{path}: no output layer"
+        )
+        projection = (
+            np.eye(units, dtype=np.float32)
+            if units == dim
+            else _find(
+                graph, matmuls, 1, resolve, lambda a: a.shape == (units, dim), f"{path}: no projection"
+            )
+        )
+        kernel = projection @ tied
     bias = _find(graph, "Add", 1, resolve, lambda a: a.shape == (vocab,), f"{path}: no output bias")
     return NetworkWeights(embedding, lstm, kernel, bias)
+
+
+def _embedding(graph: Any, resolve: Any, path: str | Path) -> np.ndarray:
+    """The (V, E) table of the embedding Gather; a tied graph stores it as (E, V) and gathers columns."""
+    for node in graph.node:
+        if node.op_type == "Gather" and node.input:
+            table = resolve(node.input[0])
+            if table is not None and table.ndim == 2:
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+                return np.ascontiguousarray(table.T if axis == 1 else table)
+    raise ValueError(f"{path}: no embedding table")
 
 
 def _initializers(graph: Any) -> dict[str, np.ndarray]:
