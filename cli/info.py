@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import numbers
-from pathlib import Path
 from typing import Any
 
 from nextword.runtime import default_model
@@ -28,21 +27,7 @@ def show_info(args: argparse.Namespace) -> int:
     """``nextword info``: what the model file says about itself, as text or ``--json``."""
     model = default_model(args.model)
     info = model.info
-    summary: dict[str, Any] = {
-        "file": model.source,
-        "bytes": Path(model.source).stat().st_size,
-        "format_version": info.format_version,
-        "vocab_size": info.vocab_size,
-        "layers": len(info.state_sizes),
-        "units": list(info.state_sizes),
-        "config": info.config,
-        "metrics": info.metrics.get("best") or {},
-        "quality": info.quality,
-        "parity": info.parity,
-        "cache": info.cache.to_dict() if info.cache else None,
-        "versions": info.versions,
-        "provenance": info.provenance.to_dict() if info.provenance else None,
-    }
+    summary = model.summary()
     if args.json:
         print(json_text(summary))
         return 0

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,6 +145,28 @@ class NextWordModel:
     def cache_settings(self) -> CacheConfig | None:
         """The continuous-cache settings stored in the file (tuned at export), or None."""
         return self.info.cache
+
+    def summary(self) -> dict[str, Any]:
+        """What the file says about itself as plain JSON values: sizes, config, metrics, quality and
+        parity figures, cache settings, versions, provenance and decoding defaults (``nextword info
+        --json``, the server's ``/v1/models``)."""
+        info, path = self.info, Path(self.source)
+        return {
+            "file": self.source,
+            "bytes": path.stat().st_size if path.is_file() else None,
+            "format_version": info.format_version,
+            "vocab_size": info.vocab_size,
+            "layers": len(info.state_sizes),
+            "units": list(info.state_sizes),
+            "config": info.config,
+            "metrics": info.metrics.get("best") or {},
+            "quality": info.quality,
+            "parity": info.parity,
+            "cache": info.cache.to_dict() if info.cache else None,
+            "versions": info.versions,
+            "provenance": info.provenance.to_dict() if info.provenance else None,
+            "generation_defaults": info.generation.changes(),
+        }
 
     @property
     def providers(self) -> list[str]:

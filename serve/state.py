@@ -81,21 +81,6 @@ class ServerState:
 
 
 def model_summary(model: NextWordModel) -> dict[str, Any]:
-    """Provenance and metrics of the served model, as ``nextword info --json`` shows them (the file's
-    name rather than its path on the server)."""
-    info = model.info
-    source = Path(model.source)
-    return {
-        "file": source.name,
-        "bytes": source.stat().st_size if source.is_file() else None,
-        "format_version": info.format_version,
-        "vocab_size": info.vocab_size,
-        "layers": len(info.state_sizes),
-        "units": list(info.state_sizes),
-        "config": info.config,
-        "metrics": info.metrics.get("best") or {},
-        "quality": info.quality,
-        "parity": info.parity,
-        "versions": info.versions,
-        "generation_defaults": info.generation.changes(),
-    }
+    """What ``nextword info --json`` shows of the served model, with the file's name rather than its
+    path on the server."""
+    return {**model.summary(), "file": Path(model.source).name}
