@@ -214,10 +214,12 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
             message = str(exc)
         try:
             load(data)
-            loads = True
-        except ModelFileError:
-            loads = False
-        checks.append({"data": base64.b64encode(data).decode(), "message": message, "loads": loads})
+            loads, refusal = True, None
+        except ModelFileError as exc:
+            loads, refusal = False, str(exc)
+        checks.append(
+            {"data": base64.b64encode(data).decode(), "message": message, "loads": loads, "refusal": refusal}
+        )
     return {"files": out_files, "checks": checks}
 
 

@@ -8,6 +8,11 @@ import { checkModelFile, load, ModelFileError } from '../src/index.js';
 import { resolveLimits } from '../src/model-check.js';
 import { Mismatches, NO_REFERENCE, reference } from './reference.js';
 
+// Python refusals after its file checks that this package does not mirror (docs/web.md, "Not mirrored"):
+// a malformed provenance record, and names onnxruntime's Python binding fails to decode as UTF-8 while
+// building the session (onnxruntime-web decodes them leniently).
+const NOT_MIRRORED = ['holds an invalid provenance', "codec can't decode"];
+
 const ref = reference();
 
 const HINTS = [
@@ -84,7 +89,12 @@ describe('model files: the same refusals as Python', { skip: !ref?.files && NO_R
     const bad = new Mismatches('damaged files');
     const limits = resolveLimits();
     let same = 0;
+    let unmirrored = 0;
     for (const c of ref.checks) {
+      if (!c.loads && NOT_MIRRORED.some((reason) => c.refusal.includes(reason))) {
+        unmirrored += 1; // docs/web.md, "Not mirrored": Python refuses these where this package loads
+        continue;
+      }
       const data = Buffer.from(c.data, 'base64');
       let checked = null;
       try {
@@ -101,12 +111,18 @@ describe('model files: the same refusals as Python', { skip: !ref?.files && NO_R
       const want = inJavaScript(c.message);
       same += checked !== null && checked === want ? 1 : 0;
       const verdict = c.loads ? loaded === null : loaded !== null;
-      bad.check(verdict && !loaded?.startsWith('not a ModelFileError'), { checked, loaded, want });
+      bad.check(verdict && !loaded?.startsWith('not a ModelFileError'), {
+        checked,
+        loaded,
+        want,
+        python: c.refusal,
+      });
     }
     assert.equal(bad.items.length, 0, bad.message);
     const refused = ref.checks.filter((c) => c.message !== null).length; // the Python checks' refusals
     console.log(
-      `damaged files: ${bad.checked} compared, the same verdict from load() for all ` +
+      `damaged files: ${bad.checked} compared (${unmirrored} refused by Python for a reason not mirrored), ` +
+        'the same verdict from load() for all ' +
         `(${ref.checks.filter((c) => !c.loads).length} refused); the Python checks refused ${refused}, ` +
         `${same} of them for the same reason here, in the same words`,
     );
