@@ -131,6 +131,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each setting, taken in turns")
     parser.add_argument("--max-tokens", type=int, default=50, help="words per request")
+    parser.add_argument(
+        "--stream-interval", type=float, help="the servers' --stream-interval (default: the server's default)"
+    )
     parser.add_argument("--json", help="also write the figures here")
     return parser.parse_args(argv)
 
@@ -139,7 +142,8 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every client count against both servers, ``--rounds`` times; one row of figures per setting."""
     # Both servers run side by side (an idle one costs nothing) and take turns, setting by setting and
     # round by round, so that a change in what else the machine does hits both modes alike.
-    servers = {True: Server(args.model, []), False: Server(args.model, ["--no-batching"])}
+    common = [] if args.stream_interval is None else ["--stream-interval", str(args.stream_interval)]
+    servers = {True: Server(args.model, common), False: Server(args.model, [*common, "--no-batching"])}
     results = []
     try:
         for server in servers.values():

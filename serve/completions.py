@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -43,7 +44,9 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     file's decoding defaults; with a ``seed`` the text equals ``model.generate`` with the same options."""
     state: ServerState = request.app.state.nextword
     completion = completion_from_request(body, state.model, state.config)
-    job = Job(completion.prompts, completion.config, completion.logprobs)
+    # a whole answer is read once, at the end: its words wait in the scheduler until then
+    interval = state.config.stream_interval if completion.stream else math.inf
+    job = Job(completion.prompts, completion.config, completion.logprobs, interval)
     state.start_job(job)
     meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
     if completion.stream:

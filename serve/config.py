@@ -45,6 +45,15 @@ class ServeConfig:
         default=MAX_BATCH,
         metadata={"help": f"sequences stepped together in one tick at most (1..{MAX_BATCH}); more wait"},
     )
+    stream_interval: float = field(
+        default=0.02,
+        metadata={
+            "help": "seconds between two writes to one stream, at least: words that come sooner are sent "
+            "together, one event each, in one write (0: a write per model step); a stream's first words "
+            "and its last go at once",
+            "metavar": "SECONDS",
+        },
+    )
     max_streams: int = field(
         default=256,
         metadata={"help": "generation requests (streamed or not) in flight at once; more get 429"},
@@ -91,6 +100,9 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+        interval = self.stream_interval
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval <= 1:
+            raise ValueError(f"stream_interval must be a number of seconds in 0..1, got {interval!r}")
         if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
             raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
 

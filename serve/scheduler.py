@@ -8,6 +8,10 @@ request generates alone on a thread of its own, as ``model.stream`` in a thread 
 
 Both hand a request's words to its :class:`Job` (an asyncio queue read by the route); a job cancelled
 by its route (client gone) stops at the next tick. Neither holds state beyond the requests in flight.
+
+A job's words reach its route at most once per ``interval`` seconds (its first words and its last at
+once): under load a stream then wakes its task and writes to its socket once for several words rather
+than once a word, which is most of the server's own cost per word (docs/serving.md, "Measured").
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import collections
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,8 +50,11 @@ class RowUpdate:
 class Job:
     """One request's sequences in a scheduler. Read :meth:`updates` from the event loop that made it."""
 
-    def __init__(self, prompts: list[str], config: GenerationConfig, logprobs: int | None) -> None:
+    def __init__(
+        self, prompts: list[str], config: GenerationConfig, logprobs: int | None, interval: float = 0.0
+    ) -> None:
         self.prompts, self.config, self.logprobs = prompts, config, logprobs
+        self.interval = interval  # seconds between two hand-overs of words to the route, at least
         self.rows = len(prompts) * config.num_return_sequences
         self.cancelled = threading.Event()
         self.finished = False  # every sequence has finished and been read
@@ -54,6 +62,8 @@ class Job:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[list[RowUpdate] | BaseException] = asyncio.Queue()
         self._on_cancel: Callable[[Job], None] = lambda job: None
+        self._held: list[RowUpdate] = []  # updates not handed over yet (scheduler thread only)
+        self._handed: float | None = None  # time of the last hand-over
 
     def cancel(self) -> None:
         """Stop generating for this job (idempotent); its sequences finish at the next tick."""
@@ -82,6 +92,20 @@ class Job:
             self.words += sum(u.token is not None for u in batch)
             self.finished = not left
             yield batch
+
+    def hold(self, batch: list[RowUpdate], now: float) -> list[RowUpdate] | None:
+        """Called from the scheduler's thread with one tick's updates: what to hand over now (the
+        updates held so far with these), or None to hold them until ``interval`` has passed since the
+        last hand-over. The first updates and those that finish a sequence go at once."""
+        if self._held:
+            self._held.extend(batch)
+            batch = self._held
+        waiting = self._handed is not None and now - self._handed < self.interval
+        if waiting and not any(u.finished for u in batch):
+            self._held = batch
+            return None
+        self._held, self._handed = [], now
+        return batch
 
     def deliver(self, batch: list[RowUpdate] | BaseException) -> None:
         """Called from the scheduler's thread."""
@@ -209,7 +233,10 @@ class BatchScheduler:
             if update.finished:
                 self._gen.release(update.row)
                 del self._rows[update.row]
-        deliver_all(list(batches.items()))
+        now = time.monotonic()
+        ready = [(job, out) for job, batch in batches.items() if (out := job.hold(batch, now)) is not None]
+        if ready:
+            deliver_all(ready)
         return True
 
 
@@ -250,7 +277,10 @@ class ThreadScheduler:
                         gen.cancel(row)
                     cancelled = True
                 updates = gen.step()
-                job.deliver([_row_update(index[u.row], u, tokens, eod) for u in updates])
+                batch = [_row_update(index[u.row], u, tokens, eod) for u in updates]
+                ready = job.hold(batch, time.monotonic()) if batch else None
+                if ready is not None:
+                    job.deliver(ready)
         except Exception as exc:
             logger.exception("generation failed")
             job.deliver(RuntimeError(f"generation failed: {exc}"))

@@ -223,6 +223,9 @@ def test_serve_config_refuses_bad_values():
         ServeConfig(port=70000)
     with pytest.raises(ValueError, match="max_batch"):
         ServeConfig(max_batch=0)
+    for bad in (-0.1, 2, float("nan"), True, "0.02"):
+        with pytest.raises(ValueError, match=r"stream_interval must be a number of seconds in 0\.\.1"):
+            ServeConfig(stream_interval=bad)
     assert ServeConfig().host == "127.0.0.1" and ServeConfig().loopback
     assert not ServeConfig(host="0.0.0.0").loopback
 

@@ -172,7 +172,15 @@ def test_sigterm_cancels_running_streams_cleanly_and_exits(model_path, workers):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = _serve_command(
-        model_path, port, "--max-words", "10000", "--shutdown-timeout", "1", "--workers", str(workers)
+        # no grace time: the tiny model could finish its 10,000 words within any grace time given
+        model_path,
+        port,
+        "--max-words",
+        "10000",
+        "--shutdown-timeout",
+        "0",
+        "--workers",
+        str(workers),
     )
     try:
         _wait_up(url, process)

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from nextword.runtime import GenerationConfig
-from nextword.serve.scheduler import BatchScheduler, Job, ThreadScheduler
+from nextword.serve.scheduler import BatchScheduler, Job, RowUpdate, ThreadScheduler
 
 
 async def _texts(job: Job) -> tuple[list[str], list[str | None], list[list[str]]]:
@@ -138,3 +138,46 @@ def test_the_unbatched_baseline_gives_the_same_texts(model):
         scheduler.close()
     for (prompts, config), (texts, _, _) in zip(CASES, results, strict=True):
         assert texts == model.generate(prompts, config=config)
+
+
+def _word(index: int, text: str, finished: bool = False) -> RowUpdate:
+    return RowUpdate(index, text, text.strip() or None, finished, "length" if finished else None, None, None)
+
+
+def test_a_job_holds_words_for_its_interval_but_never_its_first_or_last():
+    async def main():
+        job = Job(["the network"], GenerationConfig(), None, interval=0.5)
+        handed = [
+            job.hold([_word(0, " a")], now=10.0),  # the first words: at once
+            job.hold([_word(0, " b")], now=10.1),  # held
+            job.hold([_word(0, " c")], now=10.4),  # held
+            job.hold([_word(0, " d")], now=10.6),  # 0.6 s since the last hand-over: with b and c
+            job.hold([_word(0, " e")], now=10.7),  # held
+            job.hold([_word(0, " f", finished=True)], now=10.8),  # the last: at once, with e
+        ]
+        eager = Job(["the network"], GenerationConfig(), None, interval=0.0)
+        return handed, [eager.hold([_word(0, w)], now=1.0) for w in (" x", " y")]
+
+    handed, eager = _run(main())
+    texts = [None if batch is None else "".join(u.text for u in batch) for batch in handed]
+    assert texts == [" a", None, None, " b c d", None, " e f"]
+    assert ["".join(u.text for u in batch) for batch in eager] == [" x", " y"]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_with_a_long_interval_a_stream_gets_its_first_word_then_the_rest_at_once(model, batching):
+    scheduler = BatchScheduler(model, max_batch=8) if batching else ThreadScheduler(model, max_threads=2)
+    config = GenerationConfig(max_words=30, seed=3, stop_at_end=False)
+
+    async def main():
+        job = Job(["the network"], config, None, interval=3600.0)
+        scheduler.submit(job)
+        return [batch async for batch in job.updates()]
+
+    try:
+        batches = _run(main())
+    finally:
+        scheduler.close()
+    assert len(batches) == 2  # the first word as soon as it was chosen; the other 29 with the last
+    assert sum(u.token is not None for u in batches[0]) == 1 and batches[-1][-1].finished
+    assert "".join(u.text for batch in batches for u in batch) == model.generate("the network", config=config)
