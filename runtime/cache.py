@@ -82,7 +82,8 @@ class CacheConfig:
             if len(self.gate) != 2:
                 raise ValueError(f"cache gate must be two numbers [a, b], got {len(self.gate)}")
             for value in self.gate:
-                _check_finite("gate", value)
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                    raise ValueError(f"cache gate must be two finite numbers [a, b], got {value!r}")
             object.__setattr__(self, "gate", (float(self.gate[0]), float(self.gate[1])))
         if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral):
             raise ValueError(f"cache window must be an integer, got {self.window!r}")
@@ -111,7 +112,7 @@ class CacheConfig:
         return self.similarity != "dot" or self.gate is not None
 
     def describe(self) -> str:
-        """One line for people: ``theta 10, gate (-7.62, 0.814), cosine, window 256``."""
+        """One line for people: ``theta 10, gate (-7.62, 0.814), cosine similarity, window 256``."""
         share = f"mix {self.mix:g}" if self.gate is None else f"gate ({self.gate[0]:g}, {self.gate[1]:g})"
         return f"theta {self.theta:g}, {share}, {self.similarity} similarity, window {self.window}"
 
@@ -129,7 +130,7 @@ class CacheConfig:
 
 def _check_finite(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"cache {name} must be finite numbers, got {value!r}")
+        raise ValueError(f"cache {name} must be a finite number, got {value!r}")
 
 
 def resolve_cache(model: Any, cache: bool | CacheConfig | None) -> CacheConfig | None:
