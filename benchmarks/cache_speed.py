@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "words": args.words,
             "repeats": args.repeats,
             "prompt_tokens": len(model.prompt_ids(PROMPT)),
-            "cache": f"theta {cache.theta:g}, mix {cache.mix:g}, window {cache.window}",
+            "cache": cache.describe(),
             "fallback": fallback,
         },
         "model": bench.to_dict(),

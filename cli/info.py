@@ -18,9 +18,8 @@ __all__ = ["cache_text", "show_info"]
 
 
 def cache_text(cache: Any) -> str:
-    if cache is None:
-        return "off"
-    return f"theta {cache.theta:g}, mix {cache.mix:g}, window {cache.window}"
+    """The cache settings in one line (``CacheConfig.describe``), or "off"."""
+    return "off" if cache is None else cache.describe()
 
 
 def show_info(args: argparse.Namespace) -> int:

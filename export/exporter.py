@@ -31,6 +31,7 @@ from nextword.runtime.model_file import (
     KEY_QUALITY,
     KEY_TOKENIZER,
     KEY_VERSIONS,
+    format_version_for,
 )
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.config import TrainConfig
@@ -122,7 +123,10 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     cache = _tune_cache(config, run, fp32)
     if cache is not None:
         metadata[KEY_CACHE] = json.dumps(cache.to_dict())
-        _set_metadata(proto, {KEY_CACHE: metadata[KEY_CACHE]})
+        metadata[KEY_FORMAT_VERSION] = str(format_version_for(cache))
+        _set_metadata(
+            proto, {KEY_CACHE: metadata[KEY_CACHE], KEY_FORMAT_VERSION: metadata[KEY_FORMAT_VERSION]}
+        )
     elif config.generation.cache:
         raise ValueError("the decoding default --cache needs a cache, and none was stored (see the log)")
     measure = config.evaluate and run.val_ids.is_file()

@@ -5,20 +5,24 @@ with a continuous cache").
 After position ``t`` the model's last LSTM layer holds ``h_t``. The cache keeps, per row, the pairs
 ``(h_i, x_{i+1})`` of up to ``window`` earlier positions of the document (the newest ones), and
 
-    p(w) = (1 - mix) * p_model(w) + mix * p_cache(w)
-    p_cache(w) = sum over kept i with x_{i+1} = w of exp(theta * h_t . h_i) / sum over kept i of the same
+    p(w) = (1 - share_t) * p_model(w) + share_t * p_cache(w)
+    p_cache(w) = sum over kept i with x_{i+1} = w of exp(theta * sim_ti) / sum over kept i of the same
 
-An empty cache (the first position of a document) leaves ``p_model`` as it is. Nothing here changes the
-graph: the step function already returns the state, and ``h_t`` is its last layer's ``h`` after a
-single-token step. docs/model-format.md spells out the arithmetic for other runtimes.
+where ``sim_ti`` is ``h_t . h_i`` (``similarity="dot"``) or the same of the unit-length states
+(``"cosine"``), and the share is a constant ``mix`` or, with a ``gate (a, b)``, ``sigmoid(a + b * L_t)``
+with ``L_t = log sum over kept i of exp(theta * sim_ti)``: the cache's own confidence. An empty cache
+(the first position of a document) leaves ``p_model`` as it is. Nothing here changes the graph: the
+step function already returns the state, and ``h_t`` is its last layer's ``h`` after a single-token step.
+docs/model-format.md spells out the arithmetic for other runtimes.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +31,7 @@ from .step import State, StepModel, prefill_round
 
 __all__ = [
     "MAX_WINDOW",
+    "SIMILARITIES",
     "CacheConfig",
     "ContinuousCache",
     "prefill_with_cache",
@@ -34,28 +39,51 @@ __all__ = [
     "resolve_cache",
 ]
 
+SIMILARITIES = ("dot", "cosine")
 MAX_WINDOW = 4096  # positions kept at most: bounds memory (rows x window x units floats) and time per word
 _FIRST_CAPACITY = 64  # slots allocated per row at first; doubled as a row's cache fills, up to the window
 
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """Settings of the continuous cache, tuned per model at export and stored in the model file."""
+    """Settings of the continuous cache, tuned per model at export and stored in the model file.
 
-    theta: float  # scale of the similarities h_t . h_i: larger trusts the closest state more
-    mix: float  # lambda, the cache distribution's share of the mixture (0 < mix < 1)
+    Exactly one of ``mix`` (a constant share) and ``gate`` (a share per position) is set.
+    """
+
+    theta: float  # scale of the similarities: larger trusts the closest state more
+    mix: float | None  # lambda, the cache distribution's constant share (0 < mix < 1); None with a gate
     window: int  # earlier positions of the document kept (the newest)
     tuning: dict[str, Any] = field(default_factory=dict, compare=False)  # how the values were chosen
+    similarity: str = "dot"  # "dot": h_t . h_i; "cosine": the same of unit-length states
+    gate: tuple[float, float] | None = None  # (a, b): share sigmoid(a + b * L_t); None: the constant mix
 
     def __post_init__(self) -> None:
-        for name in ("theta", "mix"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-                raise ValueError(f"cache {name} must be a finite number, got {value!r}")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(
+                f"cache similarity must be one of {', '.join(map(repr, SIMILARITIES))}, "
+                f"got {self.similarity!r}"
+            )
+        if (self.mix is None) == (self.gate is None):
+            raise ValueError(
+                "cache settings need exactly one of mix (a constant share) and gate (a, b), got "
+                + ("neither" if self.mix is None else f"both (mix {self.mix!r}, gate {self.gate!r})")
+            )
+        _check_finite("theta", self.theta)
         if self.theta < 0:
             raise ValueError(f"cache theta must be >= 0, got {self.theta}")
-        if not 0 < self.mix < 1:
-            raise ValueError(f"cache mix must be between 0 and 1 (exclusive), got {self.mix}")
+        if self.mix is not None:
+            _check_finite("mix", self.mix)
+            if not 0 < self.mix < 1:
+                raise ValueError(f"cache mix must be between 0 and 1 (exclusive), got {self.mix}")
+        if self.gate is not None:
+            if isinstance(self.gate, str | bytes | dict) or not isinstance(self.gate, Sequence | np.ndarray):
+                raise ValueError(f"cache gate must be two numbers [a, b], got {self.gate!r}")
+            if len(self.gate) != 2:
+                raise ValueError(f"cache gate must be two numbers [a, b], got {len(self.gate)}")
+            for value in self.gate:
+                _check_finite("gate", value)
+            object.__setattr__(self, "gate", (float(self.gate[0]), float(self.gate[1])))
         if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral):
             raise ValueError(f"cache window must be an integer, got {self.window!r}")
         if not 1 <= self.window <= MAX_WINDOW:
@@ -64,18 +92,44 @@ class CacheConfig:
             raise ValueError(f"cache tuning must be a JSON object, got {type(self.tuning).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as the model file stores them: ``similarity`` only when not "dot", ``gate`` or
+        ``mix`` (whichever is set), so files without the newer settings are written as before."""
+        data: dict[str, Any] = {"theta": self.theta}
+        if self.gate is None:
+            data["mix"] = self.mix
+        data |= {"window": self.window, "tuning": copy.deepcopy(self.tuning)}
+        if self.similarity != "dot":
+            data["similarity"] = self.similarity
+        if self.gate is not None:
+            data["gate"] = list(self.gate)
+        return data
+
+    @property
+    def needs_format_3(self) -> bool:
+        """Whether a model file holding these settings must say format 3 (a version-2 reader refuses
+        ``similarity`` and ``gate``)."""
+        return self.similarity != "dot" or self.gate is not None
+
+    def describe(self) -> str:
+        """One line for people: ``theta 10, gate (-7.62, 0.814), cosine, window 256``."""
+        share = f"mix {self.mix:g}" if self.gate is None else f"gate ({self.gate[0]:g}, {self.gate[1]:g})"
+        return f"theta {self.theta:g}, {share}, {self.similarity} similarity, window {self.window}"
 
     @classmethod
     def from_dict(cls, data: Any) -> CacheConfig:
         """Rebuild settings written by :meth:`to_dict`; raises ``ValueError`` naming what is wrong."""
         if not isinstance(data, dict):
             raise ValueError(f"cache settings must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"theta", "mix", "window", "tuning"})
-        missing = sorted({"theta", "mix", "window"} - set(data))
+        unknown = sorted(set(data) - {"theta", "mix", "window", "tuning", "similarity", "gate"})
+        missing = sorted({"theta", "window"} - set(data))
         if unknown or missing:
             raise ValueError(f"cache settings: unknown keys {unknown}, missing keys {missing}")
-        return cls(**data)
+        return cls(**{"mix": None, **data})
+
+
+def _check_finite(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"cache {name} must be finite numbers, got {value!r}")
 
 
 def resolve_cache(model: Any, cache: bool | CacheConfig | None) -> CacheConfig | None:
@@ -111,9 +165,11 @@ class ContinuousCache:
 
     def __init__(self, config: CacheConfig, rows: int, units: int) -> None:
         self.config = config
-        self._log_odds = math.log(config.mix / (1 - config.mix))  # log(mix / (1 - mix))
-        self._log_keep = math.log1p(-config.mix)  # log(1 - mix)
-        self._log_mix = math.log(config.mix)
+        self._cosine = config.similarity == "cosine"
+        if config.mix is not None:  # today's exact expressions, so files with a mix score as before
+            self._log_odds = math.log(config.mix / (1 - config.mix))  # log(mix / (1 - mix))
+            self._log_keep = math.log1p(-config.mix)  # log(1 - mix)
+            self._log_mix = math.log(config.mix)
         capacity = min(config.window, _FIRST_CAPACITY)
         self.keys = np.zeros((rows, capacity, units), dtype=np.float32)  # (R, slots, U)
         self.values = np.zeros((rows, capacity), dtype=np.int64)  # (R, slots) the id after each key
@@ -128,8 +184,10 @@ class ContinuousCache:
         """The model read ``tokens`` (one per row) and its last layer now holds ``h`` (rows, units).
 
         Each row's previous state is stored with the token that followed it, then ``h`` becomes its
-        query. ``rows`` selects the rows (default: all, in order).
+        query (unit-length first with cosine similarities). ``rows`` selects the rows (default: all).
         """
+        if self._cosine:
+            h = _unit_rows(h)
         index = np.arange(len(self.count)) if rows is None else np.asarray(rows, dtype=np.int64)
         tokens = np.asarray(tokens, dtype=np.int64)
         known = self.has_query[index]
@@ -174,9 +232,10 @@ class ContinuousCache:
         values[:, :old] = self.values
         self.keys, self.values = keys, values
 
-    def _cache_probs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _cache_probs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """``p_cache`` where it is not zero, as flat (row, token, probability) triples with each
-        (row, token) once; None when every row's cache is empty."""
+        (row, token) once, sorted by row then token, and the log-odds of the share (R,) of every row
+        (used only where the row has something cached); None when every row's cache is empty."""
         filled = np.minimum(self.count, self.config.window)  # (R,) kept pairs per row
         used = int(filled.max(initial=0))
         if used == 0:
@@ -191,9 +250,12 @@ class ContinuousCache:
         if ragged:
             valid = np.arange(used)[None, :] < filled[rows, None]  # (R', used) slots written
             scores[~valid] = -np.inf
-        scores -= scores.max(axis=1, keepdims=True)
+        peak = scores.max(axis=1, keepdims=True)
+        scores -= peak
         weights = np.exp(scores)
-        weights /= weights.sum(axis=1, keepdims=True)  # (R', used) p over the kept positions
+        total = weights.sum(axis=1, keepdims=True)
+        weights /= total  # (R', used) p over the kept positions
+        log_odds = self._row_log_odds(rows, peak[:, 0] + np.log(total[:, 0]))  # L_t = peak + log total
         if ragged:
             flat_rows, flat_tokens = np.broadcast_to(rows[:, None], valid.shape)[valid], values[valid]
             flat_weights = weights[valid]
@@ -205,16 +267,28 @@ class ContinuousCache:
         starts = _starts(keys)
         probs = np.add.reduceat(flat_weights[order], starts)  # summed per (row, token)
         pairs = keys[starts]
-        return pairs >> 32, pairs & ((1 << 32) - 1), probs  # sorted by row, then token
+        return pairs >> 32, pairs & ((1 << 32) - 1), probs, log_odds
+
+    def _row_log_odds(self, rows: np.ndarray, log_total: np.ndarray) -> np.ndarray:
+        """z of every row (R,): log(mix / (1 - mix)), or a + b * L_t with a gate (``log_total`` (R',) is
+        L_t of ``rows``; rows with an empty cache get 0, never read)."""
+        z = np.zeros(len(self.count))
+        if self.config.gate is None:
+            z[:] = self._log_odds
+        else:
+            a, b = self.config.gate
+            z[rows] = a + b * log_total
+        return z
 
     def mix_logits(self, logits: np.ndarray) -> None:
         """Turn the model's logits (rows, vocab; float32, in place) into scores whose softmax is the
-        mixture: only the tokens in a row's cache change, to ``log(exp(l_w) + mix / (1 - mix) *
-        p_cache(w) * sum_v exp(l_v))``, so sampling and the rules see the mixed distribution."""
+        mixture: only the tokens in a row's cache change, to ``log(exp(l_w) + exp(z) * p_cache(w) *
+        sum_v exp(l_v))`` with ``z`` the log-odds of the row's share, so sampling and the rules see the
+        mixed distribution."""
         found = self._cache_probs()
         if found is None:
             return
-        rows, tokens, probs = found
+        rows, tokens, probs, log_odds = found
         wanted = _distinct(rows)
         every = len(wanted) == len(logits)
         block = (logits if every else logits[wanted]).astype(np.float64)  # (R', V)
@@ -226,21 +300,39 @@ class ContinuousCache:
             lse_of[wanted] = lse
             lse = lse_of
         old = logits[rows, tokens].astype(np.float64)
-        logits[rows, tokens] = np.logaddexp(old, self._log_odds + lse[rows] + np.log(probs))
+        if self.config.gate is None:
+            logits[rows, tokens] = np.logaddexp(old, self._log_odds + lse[rows] + np.log(probs))
+        else:
+            logits[rows, tokens] = np.logaddexp(old, log_odds[rows] + lse[rows] + np.log(probs))
 
     def mix_logprobs(self, logprobs: np.ndarray) -> None:
         """Turn the model's log-probabilities (rows, vocab; float64, in place) into the mixture's."""
         found = self._cache_probs()
         if found is None:
             return
-        rows, tokens, probs = found
-        model_part = logprobs[rows, tokens] + self._log_keep
+        rows, tokens, probs, log_odds = found
         wanted = _distinct(rows)
+        if self.config.gate is None:
+            log_keep: float | np.ndarray = self._log_keep
+            log_share: float | np.ndarray = self._log_mix
+            keep_rows: float | np.ndarray = self._log_keep
+        else:  # log(1 - share) = -softplus(z), log(share) = z - softplus(z), per row
+            softplus = np.maximum(log_odds, 0) + np.log1p(np.exp(-np.abs(log_odds)))
+            log_keep, log_share = -softplus[rows], (log_odds - softplus)[rows]
+            keep_rows = -softplus[wanted, None]
+        model_part = logprobs[rows, tokens] + log_keep
         if len(wanted) == len(logprobs):
-            logprobs += self._log_keep
+            logprobs += keep_rows
         else:
-            logprobs[wanted] += self._log_keep
-        logprobs[rows, tokens] = np.logaddexp(model_part, self._log_mix + np.log(probs))
+            logprobs[wanted] += keep_rows
+        logprobs[rows, tokens] = np.logaddexp(model_part, log_share + np.log(probs))
+
+
+def _unit_rows(h: np.ndarray) -> np.ndarray:
+    """Each row of ``h`` (rows, units) at unit length, float32 from a float64 norm; zero rows stay zero."""
+    h64 = np.asarray(h, dtype=np.float64)
+    norms = np.sqrt((h64 * h64).sum(axis=1, keepdims=True))  # (R, 1)
+    return (h64 / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def _starts(sorted_values: np.ndarray) -> np.ndarray:

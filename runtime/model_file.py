@@ -44,17 +44,19 @@ __all__ = [
     "LOGITS_FROM",
     "Metadata",
     "ModelInfo",
+    "format_version_for",
     "parse_metadata",
     "read_model_info",
     "state_input_names",
     "state_output_names",
 ]
 
-FORMAT_VERSION = 2  # bump when a reader of the previous version could misread a new file
-SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2})
+FORMAT_VERSION = 2  # written unless a newer feature needs more; bump when an older reader could misread
+SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2, 3})
 LOGITS_FROM_SINCE = 2  # the format version that added the logits_from input
+CACHE_SETTINGS_SINCE = 3  # the version whose cache settings may use similarity and gate
 
-KEY_FORMAT_VERSION = "nextword.format_version"  # "2"
+KEY_FORMAT_VERSION = "nextword.format_version"  # "2", or "3" (format_version_for)
 KEY_TOKENIZER = "nextword.tokenizer"  # Tokenizer.to_json()
 KEY_CONFIG = "nextword.config"  # {"model": ..., "train": ..., "export": ..., "provenance": Provenance}
 KEY_METRICS = "nextword.metrics"  # training metrics (metrics.json of the run)
@@ -70,6 +72,12 @@ LOGITS_FROM = "logits_from"  # format 2: first position whose logits are compute
 LOGITS = "logits"
 _STATE_INPUT = re.compile(r"([hc])_(\d+)")
 _FORMAT_VERSION = re.compile(r"[0-9]{1,9}")
+
+
+def format_version_for(cache: CacheConfig | None) -> int:
+    """The format version a file with these cache settings is written with: 3 when they use cosine
+    similarities or a gate (a version-2 reader would refuse them), :data:`FORMAT_VERSION` otherwise."""
+    return CACHE_SETTINGS_SINCE if cache is not None and cache.needs_format_3 else FORMAT_VERSION
 
 
 def state_input_names(num_layers: int) -> list[str]:

@@ -217,7 +217,7 @@ def test_valid_onnx_that_is_not_a_nextword_model(no_onnxruntime):
 @pytest.mark.parametrize(
     ("version", "match"),
     [
-        ("3", "uses nextword model format 3; this nextword reads \\[1, 2\\]"),
+        ("4", "uses nextword model format 4; this nextword reads \\[1, 2, 3\\]"),
         ("1_0", "format '1_0'"),
         ("", "''"),
     ],

@@ -62,7 +62,7 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
     tok = json.loads(next(m.value for m in proto().metadata_props if m.key == "nextword.tokenizer"))
     files: list[tuple[str, bytes, dict[str, Any]]] = [
         ("valid", valid, {}),
-        ("format 3", with_meta("nextword.format_version", "3"), {}),
+        ("format 4", with_meta("nextword.format_version", "4"), {}),
         ("format x", with_meta("nextword.format_version", "x" * 100), {}),
         ("format 1 with logits_from", with_meta("nextword.format_version", "1"), {}),
         ("format 10 digits", with_meta("nextword.format_version", "0000000002"), {}),
