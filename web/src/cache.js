@@ -96,7 +96,7 @@ function validate(data, style) {
   }
   const finite = (name, value) => {
     if (!style.isReal(value) || !Number.isFinite(Number(value))) {
-      fail(`cache ${name} must be a finite number, got ${style.show(value)}`);
+      fail(`cache ${name} must be finite numbers, got ${style.show(value)}`); // Python's words, for theta too
     }
   };
   finite('theta', theta);
@@ -110,11 +110,7 @@ function validate(data, style) {
   if (gate !== null) {
     if (!style.isList(gate)) fail(`cache gate must be two numbers [a, b], got ${style.show(gate)}`);
     if (gate.length !== 2) fail(`cache gate must be two numbers [a, b], got ${gate.length}`);
-    for (const value of gate) {
-      if (!style.isReal(value) || !Number.isFinite(Number(value))) {
-        fail(`cache gate must be finite numbers, got ${style.show(value)}`);
-      }
-    }
+    for (const value of gate) finite('gate', value);
   }
   if (!style.isInt(window)) fail(`cache window must be an integer, got ${style.show(window)}`);
   if (!(window >= 1 && window <= MAX_WINDOW)) {
