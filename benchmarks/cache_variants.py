@@ -4,9 +4,10 @@ top-5 accuracy on the development and validation documents of the model's own sp
 The model is stepped once over both sets of documents (one token per session call, as ``evaluate`` does
 with a cache); the variants are then pure numpy on the traces (benchmarks.cache_mixture):
 
-    (a) the runtime's cache: p = (1 - mix) p_model + mix p_cache, p_cache(w) from exp(theta h_t . h_i)
-        over the earlier positions i of the document whose next word was w (the file's settings, then
-        theta and mix re-chosen here as export does);
+    (a) the file's own cache, as the runtime computes it from the settings stored (a constant mix or a
+        gate, dot products or cosines), then the constant-mix dot-product cache re-chosen here:
+        p = (1 - mix) p_model + mix p_cache, p_cache(w) from exp(theta h_t . h_i) over the earlier
+        positions i of the document whose next word was w;
     (b) a share growing with what the cache holds: mix * n / (n + k), n the positions held;
     (c) a gate from the cache's own confidence: sigmoid(a + b f), f = log sum_i exp(theta h_t . h_i)
         (c1), its mean over the held positions in log space (c2), or the largest h_t . h_i (c3);
@@ -232,11 +233,13 @@ def variants(docs: list[Traced], file_cache: Any) -> list[Variant]:
     window = file_cache.window
     columns = Columns(docs, window)
     dot = DOT_THETAS[1:]  # theta 0 is the unigram cache of (e1)
-    logit = math.log(file_cache.mix / (1 - file_cache.mix))
-    found: list[Variant] = [
-        ("model alone", [], np.zeros(0), window),
-        ("(a) file's cache", [Component(False, file_cache.theta, "fixed")], np.array([logit]), window),
-    ]
+    cosine = file_cache.similarity == "cosine"
+    if file_cache.gate is None:
+        logit = math.log(file_cache.mix / (1 - file_cache.mix))
+        own = ([Component(cosine, file_cache.theta, "fixed")], np.array([logit]))
+    else:  # the gate's feature is the cache's log-sum-exp, as the runtime computes it
+        own = ([Component(cosine, file_cache.theta, "gate", "log_total")], np.array(file_cache.gate))
+    found: list[Variant] = [("model alone", [], np.zeros(0), window), ("(a) file's cache", *own, window)]
     plans = {
         "(a) re-tuned": (lambda th: [Component(False, th, "fixed")], dot),
         "(b) count share": (lambda th: [Component(False, th, "count")], dot),

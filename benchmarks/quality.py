@@ -18,6 +18,10 @@ tuned the model's cache) tunes the n-gram cache too.
     (h) our model, int8 (the bundled file), alone   (i) the same with its cache: what `nextword
         evaluate` reports by default
 
+(e) takes as long to train as our model did. Each run that trains it saves its figures next to the
+report (``quality-notebook.json``); ``--skip-notebook`` carries those figures over, marked in the report
+as not rerun with the date of the run that measured them (it depends on neither our model nor its cache).
+
 With ``--untied FILE`` (the fp32 file of the same recipe trained with ``--no-tie-embeddings``), an
 ablation table sets tied against untied, each with and without its cache. A last section measures what
 the cache does to generated text (benchmarks.cache_text).
@@ -221,6 +225,26 @@ def neural_rows(fp32: Any, int8: Any, val: list[str]) -> dict[str, dict[str, Any
     return rows
 
 
+def notebook_figures_path(report: str) -> Path:
+    """Where (e)'s figures are kept between runs: next to the report."""
+    return Path(report).with_name("quality-notebook.json")
+
+
+def save_notebook_figures(path: Path, figures: dict[str, Any]) -> None:
+    """Keep (e)'s figures, dated, for later runs with ``--skip-notebook``."""
+    record = {"measured": time.strftime("%Y-%m-%d"), "command": "python -m benchmarks.quality", **figures}
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def carried_notebook_figures(path: Path) -> dict[str, Any] | None:
+    """(e)'s figures from an earlier run, marked ``carried_from`` (its date); None when none were kept."""
+    if not path.is_file():
+        print(f"{path} not found: (e) is left out of the report", flush=True)
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return {**record, "carried_from": record["measured"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -237,7 +261,10 @@ def main() -> int:
         help="training time of (e) (default: our model's recorded training time)",
     )
     parser.add_argument(
-        "--skip-notebook", action="store_true", help="do not train (e), the notebook's recipe"
+        "--skip-notebook",
+        action="store_true",
+        help="do not train (e), the notebook's recipe: carry over its figures from the last run that did "
+        "(quality-notebook.json next to --out), marked as not rerun",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of (e)'s initialization and shuffling")
     parser.add_argument("--text-seeds", type=int, default=5, help="seeds per prompt in the text measurements")
@@ -261,6 +288,9 @@ def main() -> int:
         print(f"training (e) for {budget_s / 60:.1f} min", flush=True)
         train_stream, val_stream = stream_of(splits.train, tokenizer), stream_of(splits.val, tokenizer)
         results["e"] = notebook_baseline(train_stream, val_stream, len(tokenizer), budget_s, args.seed)
+        save_notebook_figures(notebook_figures_path(args.out), results["e"])
+    elif (carried := carried_notebook_figures(notebook_figures_path(args.out))) is not None:
+        results["e"] = carried
     if args.untied:
         untied = load(args.untied)
         if untied.tokenizer != tokenizer:

@@ -95,6 +95,11 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
         if key not in results:
             continue
         label = LABELS[key]
+        if key == "e" and "carried_from" in results["e"]:
+            label += (
+                " — not rerun (it does not depend on the cache); figures from the report of "
+                f"{results['e']['carried_from']}"
+            )
         if key == f"kn{results['c']['order']}":
             label = f"(c) {label}, the best order on the development documents"
         lines.append(_row(label, results[key]))
@@ -140,10 +145,11 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
             "",
             "## The continuous cache",
             "",
-            f"Stored in the model file: theta {cache.theta:g}, mix {cache.mix:g}, window {cache.window} "
-            f"positions, tuned at export on {tuning.get('documents')} development documents "
-            f"({tuning.get('words'):,} words), where it took perplexity from "
-            f"{tuning.get('perplexity_without')} to {tuning.get('perplexity_with')}. `score`, `evaluate` and "
+            f"Stored in the model file: {_cache_words(cache)}, tuned at export on {tuning.get('documents')} "
+            f"development documents ({tuning.get('words'):,} words), where it took perplexity from "
+            f"{tuning.get('perplexity_without')} to {tuning.get('perplexity_with')}"
+            + _cache_search(tuning)
+            + ". `score`, `evaluate` and "
             "`next_words` use it by default (`cache=False`, `--no-cache` to turn it off); "
             "scoring with it feeds one token per session call, documents side by side: "
             f"{results['i']['words_per_second']:,.0f} words/s on one core here.",
@@ -154,12 +160,7 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
         "",
         "## Notes",
         "",
-        f"- (e) trained for {results['e']['train_seconds'] / 60:.1f} minutes "
-        f"({results['e']['epochs']} epochs started), the wall-clock time our model's training took "
-        f"({our_seconds / 60:.1f} minutes, from its metrics), on the same machine, on the same training "
-        "documents."
-        if "e" in results
-        else "- (e) not trained in this run (`--skip-notebook`).",
+        _notebook_note(results, our_seconds),
         "- (a)-(d) are fitted on the training documents; their contexts never reach back across a document "
         "start. (c) discounts counts seen once, twice and three times or more separately (Chen & Goodman); "
         "(d) mixes it with the frequencies of the document's earlier words, "
@@ -176,6 +177,54 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
         "",
     ]
     return "\n".join(lines)
+
+
+def _notebook_note(results: dict[str, Any], our_seconds: float) -> str:
+    if "e" not in results:
+        return "- (e) not trained in this run (`--skip-notebook`, and no earlier figures were kept)."
+    e = results["e"]
+    trained = (
+        f"trained for {e['train_seconds'] / 60:.1f} minutes ({e['epochs']} epochs started), the wall-clock "
+        "time our model's training took"
+    )
+    if "carried_from" in e:
+        return (
+            f"- (e) was not rerun for this report (`--skip-notebook`; it does not depend on the cache): its "
+            f"figures are those of the report of {e['carried_from']} (docs/quality-notebook.json), where it "
+            f"{trained}, on the same machine and the same training documents."
+        )
+    return (
+        f"- (e) {trained} ({our_seconds / 60:.1f} minutes, from its metrics), on the same machine, on the "
+        "same training documents."
+    )
+
+
+def _cache_words(cache: Any) -> str:
+    """The stored settings in a sentence."""
+    similarity = "cosine similarities" if cache.similarity == "cosine" else "dot products"
+    if cache.gate is None:
+        share = f"a constant share (mix) of {cache.mix:g}"
+    else:
+        a, b = cache.gate
+        share = (
+            f"a share set per position by a gate on the cache's own confidence, sigmoid({a:.3f} + {b:.3f} L) "
+            "where L is the log of the summed exp(theta x similarity) over the kept positions"
+        )
+    scale = f"scaled by theta {cache.theta:g}"
+    return f"{similarity} of the LSTM states {scale}, {share}, a window of {cache.window} positions"
+
+
+def _cache_search(tuning: dict[str, Any]) -> str:
+    """What the search tried, from the tuning record (files tuned before the gate have none)."""
+    kinds = tuning.get("best_of_each")
+    if not kinds:
+        return ""
+    shown = ", ".join(f"{name} {k['perplexity']}" for name, k in kinds.items())
+    return (
+        f" (the best development perplexity of each kind searched: {shown}; a gate is kept only when it "
+        "beats the constant mix by more than 0.5%, cosines only when they beat dot products by more than "
+        "0.2%)"
+    )
 
 
 def _text_summary(text: dict[str, Any]) -> list[str]:
@@ -214,8 +263,7 @@ def render_card(results: dict[str, Any], model: Any) -> str:
         f"tokens whose output layer is {output}; int8 weights (onnxruntime dynamic quantization), "
         f"{results['h']['file_mb']} MB. "
         + (
-            f"It carries a continuous cache (theta {cache.theta:g}, mix {cache.mix:g}, window "
-            f"{cache.window}) that scoring uses by default. "
+            f"It carries a continuous cache ({cache.describe()}) that scoring uses by default. "
             if cache
             else ""
         )
@@ -250,7 +298,9 @@ def render_card(results: dict[str, Any], model: Any) -> str:
     if "d" in results:
         lines.append(_row("the same with a unigram cache", results["d"]))
     if "e" in results:
-        lines.append(_row("the original notebook's recipe", results["e"]))
+        carried = results["e"].get("carried_from")
+        label = f"the original notebook's recipe (not rerun: figures of {carried})" if carried else None
+        lines.append(_row(label or "the original notebook's recipe", results["e"]))
     lines += [
         "",
         "## Samples",

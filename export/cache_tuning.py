@@ -1,14 +1,19 @@
-"""Choosing a model's continuous-cache settings (theta, mix, window) on training documents.
+"""Choosing a model's continuous-cache settings on training documents: the similarity (dot or cosine),
+theta, the window, and the share (a constant mix or a gate on the cache's log-sum-exp).
 
 The exporter calls :func:`tune_cache` with a development sample of the run's *training* documents
 (never the validation documents, whose figures the file reports). Every document is stepped through the
 model once, one token per session call, keeping the last layer's state after each position and the
 model's log-probability of the next token; the search then runs on those arrays alone:
 
-- for each theta of :data:`THETAS` and each window of :data:`WINDOWS` (up to the longest document),
-  ``p_cache`` of every next token follows from the documents' state similarities;
-- the best mix for that pair is found exactly: the negative log-likelihood of
-  ``(1 - mix) p_model + mix p_cache`` is convex in mix, so a bisection on its derivative finds it;
+- for each similarity, each of its thetas (:data:`THETAS` for dot products, :data:`COSINE_THETAS` for
+  cosines in [-1, 1]) and each window of :data:`WINDOWS` (up to the longest document), ``p_cache`` of
+  every next token and the cache's log-sum-exp ``L`` follow from the documents' state similarities;
+- for each of those caches the best constant mix and the best gate ``sigmoid(a + b L)`` are fitted
+  (:mod:`nextword.export.cache_fit`); the gate is kept only where it lowers the development perplexity
+  by more than :data:`GATE_GAIN` against the mix, and cosine similarities only where they beat dot
+  products by more than :data:`COSINE_GAIN` (otherwise the simpler setting, so a file needs format 3
+  only when the newer settings earn it);
 - the window kept is the smallest whose perplexity is within :data:`WINDOW_TOLERANCE` of the best
   (a longer window costs memory and time per word for nothing).
 
@@ -21,21 +26,27 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from nextword.runtime.cache import CacheConfig
+from nextword.runtime.cache import SIMILARITIES, CacheConfig
 from nextword.runtime.logits import log_softmax
 from nextword.runtime.step import StepModel
 
-__all__ = ["THETAS", "WINDOWS", "DevTrace", "trace_documents", "tune_cache"]
+from .cache_fit import best_gate, best_mix
+
+__all__ = ["COSINE_THETAS", "THETAS", "WINDOWS", "DevTrace", "trace_documents", "tune_cache"]
 
 logger = logging.getLogger(__name__)
 
-THETAS = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
+THETAS = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)  # dot products
+COSINE_THETAS = (1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 14.0, 20.0, 30.0, 50.0)  # similarities in [-1, 1]
 WINDOWS = (16, 32, 64, 128, 256, 512, 1024, 2048)  # documents are traced up to the last one
 WINDOW_TOLERANCE = 0.002  # a window may cost this share of perplexity against the best one
 MIN_GAIN = 0.01  # the cache must lower development perplexity by 1% to be kept
+GATE_GAIN = 0.005  # a gate must beat the constant mix of the same cache by more than 0.5%
+COSINE_GAIN = 0.002  # cosine similarities must beat dot products by more than 0.2%
 TRACE_BATCH = 32  # documents stepped side by side
 MAX_WORDS = 50_000  # development positions traced at most: a few seconds of export
 
@@ -93,59 +104,101 @@ def _trace_batch(model: StepModel, documents: list[np.ndarray]) -> list[DevTrace
     ]
 
 
-def _cache_target_probs(traces: Sequence[DevTrace], windows: Sequence[int]) -> np.ndarray:
-    """p_cache of each position's next token for each theta of :data:`THETAS` and each window:
-    (positions, thetas x windows), all documents concatenated (0 where the cache is empty or its
-    weights underflow)."""
+def _cache_columns(
+    traces: Sequence[DevTrace], windows: Sequence[int], thetas: Sequence[float], cosine: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """p_cache of each position's next token and the cache's log-sum-exp L, for each theta and each
+    window: two (positions, thetas x windows) arrays, all documents concatenated (p 0 where the cache
+    is empty or its weights underflow; L -inf where it is empty). ``cosine``: of unit-length states."""
     widest = max(windows)
-    thetas = np.asarray(THETAS)[:, None, None]  # (K, 1, 1)
-    out = []
+    theta = np.asarray(thetas)[:, None, None]  # (K, 1, 1)
+    probs_out, totals_out = [], []
     for trace in traces:
+        states = trace.states
+        if cosine:  # as the runtime stores them: float64 norms, float32 values, zero states stay zero
+            h64 = states.astype(np.float64)
+            norms = np.sqrt((h64 * h64).sum(axis=1, keepdims=True))
+            states = (h64 / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         n = len(trace.targets)
         reach = min(n, widest)
         t = np.arange(n)[:, None]
         earlier = t - np.arange(1, reach + 1)[None, :]  # (T, reach): position i at distance d = t - i
         valid = earlier >= 0
         i = np.maximum(earlier, 0)
-        sims = (trace.states @ trace.states.T)[t, i].astype(np.float64)  # (T, reach) h_t . h_i in float32
+        sims = (states @ states.T)[t, i].astype(np.float64)  # (T, reach) h_t . h_i in float32
         sims[~valid] = -np.inf
         peak = sims.max(axis=1, keepdims=True)
         peak[~np.isfinite(peak)] = 0.0
-        weights = np.exp(thetas * (sims - peak))  # (K, T, reach), 0 where invalid
+        weights = np.exp(theta * (sims - peak))  # (K, T, reach), 0 where invalid
         same = (trace.targets[i] == trace.targets[:, None]) & valid  # entry i holds position t's target
         columns = np.minimum(windows, reach) - 1  # the last distance each window keeps
         total = np.cumsum(weights, axis=2)[:, :, columns]  # (K, T, W)
         hit = np.cumsum(weights * same, axis=2)[:, :, columns]
         probs = np.divide(hit, total, out=np.zeros_like(hit), where=total > 0)
-        out.append(probs.transpose(1, 0, 2).reshape(n, -1))  # (T, K * W)
-    return np.concatenate(out)
+        with np.errstate(divide="ignore"):
+            log_total = np.log(total) + theta * peak[None]  # L = log sum_i exp(theta sim_i)
+        probs_out.append(probs.transpose(1, 0, 2).reshape(n, -1))  # (T, K * W)
+        totals_out.append(log_total.transpose(1, 0, 2).reshape(n, -1))
+    return np.concatenate(probs_out), np.concatenate(totals_out)
 
 
-def _best_mix(
-    p_model: np.ndarray, p_cache: np.ndarray, has_cache: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each column of ``p_cache`` (positions, C): the mix minimizing the mean negative
-    log-likelihood, and that NLL (positions with an empty cache keep the model's probability). The NLL
-    is convex in mix, so a bisection on its derivative finds the minimum."""
-    pm, pc = p_model[has_cache, None], p_cache[has_cache]  # (N', 1), (N', C)
-    fixed = -np.log(p_model[~has_cache]).sum()
+@dataclass(frozen=True)
+class _Candidate:
+    """One cache searched: its settings and development NLL (mean per position)."""
 
-    def derivative(mix: np.ndarray) -> np.ndarray:
-        return -((pc - pm) / ((1 - mix) * pm + mix * pc)).sum(axis=0)
+    similarity: str
+    theta: float
+    window: int
+    nll: float
+    mix: float | None
+    gate: tuple[float, float] | None
 
-    low, high = np.full(pc.shape[1], 1e-4), np.full(pc.shape[1], 0.95)
-    for _ in range(30):
-        middle = (low + high) / 2
-        rising = derivative(middle) >= 0
-        high, low = np.where(rising, middle, high), np.where(rising, low, middle)
-    mix = (low + high) / 2
-    nll = (fixed - np.log((1 - mix) * pm + mix * pc).sum(axis=0)) / len(p_model)
-    return mix, nll
+    def record(self) -> dict[str, Any]:
+        share = (
+            {"mix": round(self.mix, 4)} if self.gate is None else {"gate": [round(g, 6) for g in self.gate]}
+        )
+        return {
+            "theta": self.theta,
+            "window": self.window,
+            **share,
+            "perplexity": round(math.exp(self.nll), 3),
+        }
+
+
+def _candidates(
+    traces: Sequence[DevTrace],
+    p_model: np.ndarray,
+    has_cache: np.ndarray,
+    windows: list[int],
+    similarity: str,
+) -> list[_Candidate]:
+    """Every (theta, window) cache of one similarity, with its best mix and its best gate."""
+    thetas = COSINE_THETAS if similarity == "cosine" else THETAS
+    p_cache, log_total = _cache_columns(traces, windows, thetas, similarity == "cosine")
+    mixes, mix_nlls = best_mix(p_model, p_cache, has_cache)
+    gates, gate_nlls = best_gate(p_model, p_cache, log_total, has_cache, mixes)
+    pairs = [(theta, window) for theta in thetas for window in windows]  # the columns, in order
+    found = []
+    for k, (theta, window) in enumerate(pairs):
+        found.append(_Candidate(similarity, theta, window, float(mix_nlls[k]), float(mixes[k]), None))
+        gate = (float(gates[k, 0]), float(gates[k, 1]))
+        found.append(_Candidate(similarity, theta, window, float(gate_nlls[k]), None, gate))
+    return found
+
+
+def _choose(found: list[_Candidate]) -> _Candidate:
+    """The best of ``found`` with a gate only where it beats that cache's mix by :data:`GATE_GAIN`."""
+    mixed = {(c.theta, c.window): c for c in found if c.gate is None}
+    allowed = [
+        c for c in found if c.gate is None or c.nll < mixed[(c.theta, c.window)].nll + math.log1p(-GATE_GAIN)
+    ]
+    return min(allowed, key=lambda c: c.nll)
 
 
 def tune_cache(traces: Sequence[DevTrace]) -> CacheConfig | None:
-    """The cache settings that minimize the development perplexity of ``traces``; None when the best
-    cache lowers it by less than :data:`MIN_GAIN` (the file then carries no cache)."""
+    """The cache settings that minimize the development perplexity of ``traces`` (within the rules
+    above); None when the best cache lowers it by less than :data:`MIN_GAIN` (the file then carries
+    no cache)."""
     if not traces:
         return None
     p_model = np.exp(np.concatenate([t.model_logprobs for t in traces]))
@@ -153,36 +206,58 @@ def tune_cache(traces: Sequence[DevTrace]) -> CacheConfig | None:
     base = float(-np.log(p_model).mean())
     longest = max(len(t.targets) for t in traces)
     windows = [w for w in WINDOWS if w < longest] + [next((w for w in WINDOWS if w >= longest), WINDOWS[-1])]
-    mixes, nlls = _best_mix(p_model, _cache_target_probs(traces, windows), has_cache)
-    pairs = [(theta, window) for theta in THETAS for window in windows]  # the columns, in order
-    grid = [(*pair, float(m), float(n)) for pair, m, n in zip(pairs, mixes, nlls, strict=True)]
-    best_nll = min(g[3] for g in grid)
-    per_window = {w: min((g for g in grid if g[1] == w), key=lambda g: g[3]) for w in windows}
-    theta, window, mix, nll = next(
-        per_window[w] for w in windows if per_window[w][3] <= best_nll + math.log1p(WINDOW_TOLERANCE)
+    found = {s: _candidates(traces, p_model, has_cache, windows, s) for s in SIMILARITIES}
+    best = {s: _choose(found[s]) for s in SIMILARITIES}
+    similarity = "cosine" if best["cosine"].nll < best["dot"].nll + math.log1p(-COSINE_GAIN) else "dot"
+    per_window = {w: _choose([c for c in found[similarity] if c.window == w]) for w in windows}
+    chosen = next(
+        per_window[w]
+        for w in windows
+        if per_window[w].nll <= best[similarity].nll + math.log1p(WINDOW_TOLERANCE)
     )
+    kinds = {
+        f"{s} {kind}": min((c for c in found[s] if (c.gate is None) == (kind == "mix")), key=lambda c: c.nll)
+        for s in SIMILARITIES
+        for kind in ("mix", "gate")
+    }
     tuning = {
         "documents": len(traces),
         "words": len(p_model),
         "perplexity_without": round(math.exp(base), 3),
-        "perplexity_with": round(math.exp(nll), 3),
+        "perplexity_with": round(math.exp(chosen.nll), 3),
         "thetas": list(THETAS),
+        "cosine_thetas": list(COSINE_THETAS),
         "windows": windows,
         "window_tolerance": WINDOW_TOLERANCE,
+        "gate_gain": GATE_GAIN,
+        "cosine_gain": COSINE_GAIN,
+        "best_of_each": {name: c.record() for name, c in kinds.items()},  # kept or rejected by the rules
         "split": "training documents (development sample)",
     }
     logger.info(
-        "cache tuned on %d training documents (%d words): theta %.3g, mix %.3f, window %d; "
-        "perplexity %.2f without, %.2f with",
+        "cache tuned on %d training documents (%d words): %s similarity, theta %.3g, %s, window %d; "
+        "perplexity %.2f without, %.2f with (best of each kind: %s)",
         len(traces),
         len(p_model),
-        theta,
-        mix,
-        window,
+        similarity,
+        chosen.theta,
+        f"mix {chosen.mix:.3f}"
+        if chosen.gate is None
+        else f"gate ({chosen.gate[0]:.3f}, {chosen.gate[1]:.3f})",
+        chosen.window,
         math.exp(base),
-        math.exp(nll),
+        math.exp(chosen.nll),
+        ", ".join(f"{name} {c.record()['perplexity']}" for name, c in kinds.items()),
     )
-    if nll > base + math.log1p(-MIN_GAIN):
+    if chosen.nll > base + math.log1p(-MIN_GAIN):
         logger.info("the cache gains under %.0f%% on the development documents: not stored", 100 * MIN_GAIN)
         return None
-    return CacheConfig(theta=theta, mix=round(mix, 4), window=window, tuning=tuning)
+    record = chosen.record()
+    return CacheConfig(
+        theta=chosen.theta,
+        mix=record.get("mix"),
+        window=chosen.window,
+        tuning=tuning,
+        similarity=similarity,
+        gate=None if chosen.gate is None else tuple(record["gate"]),
+    )

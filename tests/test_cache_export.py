@@ -21,6 +21,7 @@ from nextword.export.cache_tuning import trace_documents, tune_cache
 from nextword.runtime import GenerationConfig, TokenizerConfig, evaluate, load
 from nextword.runtime.cache import CacheConfig
 from nextword.runtime.evaluation import evaluate_ids
+from nextword.runtime.model_file import format_version_for
 from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
 from nextword.train.data import stream_documents
 
@@ -161,5 +162,9 @@ def test_tuning_keeps_no_cache_that_does_not_help(topic_model):
 
 def test_tuned_settings_are_valid_cache_settings(topic_model):
     cache = topic_model.info.cache
-    assert isinstance(cache, CacheConfig) and 0 < cache.mix < 1 and math.isfinite(cache.theta)
+    assert isinstance(cache, CacheConfig) and math.isfinite(cache.theta)
+    assert cache.gate is not None or 0 < cache.mix < 1
     assert cache.window in cache.tuning["windows"]
+    assert set(cache.tuning["best_of_each"]) == {"dot mix", "dot gate", "cosine mix", "cosine gate"}
+    # Format 3 only when the settings need it, so a reader of version 2 reads every other file.
+    assert topic_model.info.format_version == format_version_for(cache)
