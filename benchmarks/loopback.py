@@ -99,11 +99,13 @@ async def request(port: int, method: str, path: str, body: bytes = b"") -> tuple
         writer.close()
 
 
-def head(method: str, path: str, port: int, body: bytes) -> bytes:
-    """The request line and headers of a JSON request with ``body``."""
+def head(method: str, path: str, port: int, body: bytes, keep_alive: bool = False) -> bytes:
+    """The request line and headers of a JSON request with ``body`` (the connection closed after the
+    response unless ``keep_alive``)."""
+    connection = "keep-alive" if keep_alive else "close"
     return (
         f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n"
     ).encode()
 
 
@@ -123,6 +125,7 @@ async def chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
     while True:
         size = int((await reader.readline()).strip() or b"0", 16)
         if size == 0:
+            await reader.readline()  # the blank line that ends the body: the connection may be reused
             return
         yield await reader.readexactly(size)
         await reader.readexactly(2)

@@ -5,7 +5,8 @@ for each client count (default 1, 8, 32, 128) runs that many concurrent streamin
 server in turn, ``--rounds`` times ``--seconds`` each (turns, so that whatever else the machine does hits
 both modes alike). Each client sends ``POST /v1/completions`` (``stream``, ``--max-tokens`` words, the
 end of the document turned off so every request runs its full length), reads the events, and sends the
-next request as soon as one ends. Reported per setting:
+next request as soon as one ends, on the same connection (as HTTP client libraries and browsers do;
+``--new-connections``: a connection per request). Reported per setting:
 
 - words/s: words received by all clients together per second, the median of the rounds;
 - time to first word (p50, p99): from sending the request to the first word's event;
@@ -42,13 +43,19 @@ NAME = "serving"
 PROMPT = "a neural network"
 
 
-async def stream_once(port: int, body: bytes) -> tuple[float, list[float], int]:
-    """One streamed completion: (time to first word, gaps between words, words)."""
-    reader, writer = await asyncio.open_connection(HOST, port)
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def stream_once(
+    port: int, body: bytes, conn: Connection | None = None
+) -> tuple[float, list[float], int]:
+    """One streamed completion: (time to first word, gaps between words, words). On ``conn`` (kept open
+    for the next request) if given, else on a connection of its own."""
+    reader, writer = conn if conn is not None else await asyncio.open_connection(HOST, port)
     started = time.perf_counter()
     arrivals = []
     try:
-        writer.write(head("POST", "/v1/completions", port, body) + body)
+        writer.write(head("POST", "/v1/completions", port, body, keep_alive=conn is not None) + body)
         await writer.drain()
         status, _ = await read_head(reader)
         if status != 200:
@@ -62,13 +69,18 @@ async def stream_once(port: int, body: bytes) -> tuple[float, list[float], int]:
                 now for event in events if event.startswith(b"data: {") and b'"text":""' not in event
             )
     finally:
-        writer.close()
+        if conn is None:
+            writer.close()
     ttfw = arrivals[0] - started if arrivals else float("nan")
     return ttfw, list(np.diff(arrivals)), len(arrivals)
 
 
-async def load(port: int, clients: int, seconds: float, max_tokens: int) -> dict[str, Any]:
-    """``clients`` concurrent streaming clients for ``seconds``; the figures of every finished request."""
+async def load(
+    port: int, clients: int, seconds: float, max_tokens: int, keep_alive: bool = False
+) -> dict[str, Any]:
+    """``clients`` concurrent streaming clients for ``seconds``; the figures of every finished request.
+    With ``keep_alive`` each client sends its requests on one connection, as HTTP client libraries do;
+    otherwise on a new connection each."""
     deadline = time.perf_counter() + seconds
     ttfws: list[float] = []
     gaps: list[float] = []
@@ -77,16 +89,22 @@ async def load(port: int, clients: int, seconds: float, max_tokens: int) -> dict
 
     async def client(i: int) -> None:
         nonlocal words, requests
-        n = 0
-        while time.perf_counter() < deadline:
-            body = {"prompt": PROMPT, "max_tokens": max_tokens, "stop_at_end": False, "seed": i * 100_000 + n}
-            body["stream"] = True
-            ttfw, g, w = await stream_once(port, json.dumps(body).encode())
-            ttfws.append(ttfw)
-            gaps.extend(g)
-            words += w
-            requests += 1
-            n += 1
+        conn = await asyncio.open_connection(HOST, port) if keep_alive else None
+        try:
+            n = 0
+            while time.perf_counter() < deadline:
+                seed = i * 100_000 + n
+                body = {"prompt": PROMPT, "max_tokens": max_tokens, "stop_at_end": False, "seed": seed}
+                body["stream"] = True
+                ttfw, g, w = await stream_once(port, json.dumps(body).encode(), conn)
+                ttfws.append(ttfw)
+                gaps.extend(g)
+                words += w
+                requests += 1
+                n += 1
+        finally:
+            if conn is not None:
+                conn[1].close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
@@ -132,6 +150,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each setting, taken in turns")
     parser.add_argument("--max-tokens", type=int, default=50, help="words per request")
     parser.add_argument(
+        "--new-connections",
+        action="store_true",
+        help="a new connection per request (default: each client keeps one open, as HTTP libraries do)",
+    )
+    parser.add_argument(
         "--stream-interval", type=float, help="the servers' --stream-interval (default: the server's default)"
     )
     parser.add_argument("--json", help="also write the figures here")
@@ -153,7 +176,8 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             for _ in range(args.rounds):
                 for batching, server in servers.items():
                     cpu = cpu_seconds(server.process.pid)
-                    run = asyncio.run(load(server.port, clients, args.seconds, args.max_tokens))
+                    keep_alive = not args.new_connections
+                    run = asyncio.run(load(server.port, clients, args.seconds, args.max_tokens, keep_alive))
                     run["server_cpu_s"] = cpu_seconds(server.process.pid) - cpu
                     run["server_rss"] = rss_bytes(server.process.pid)
                     runs[batching].append(run)
@@ -212,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{args.max_tokens} words per request; words/s: the median of {args.rounds} runs of "
         f"{args.seconds:g} s, batching on and off in turns; latencies over all of them; "
+        f"{'a new connection per request' if args.new_connections else 'one connection per client'}; "
         f"one machine: {os.cpu_count()} CPUs"
     )
     save_result(NAME, {"machine": machine_info(), "args": vars(args), "results": results}, args.json)

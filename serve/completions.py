@@ -109,15 +109,9 @@ async def _events(
     sent = [0] * job.rows
     head = _sse({**meta, "object": "text_completion", "choices": []})[: -len("]}\n\n")]  # ...,"choices":[
 
-    def chunk(
-        index: int, text: str, reason: str | None = None, end: str | None = None, lp: Any = None
-    ) -> str:
-        choice = {"index": index, "text": text, "logprobs": lp, "finish_reason": reason, "end_reason": end}
-        return head + json.dumps(choice, ensure_ascii=False, separators=(",", ":")) + "]}\n\n"
-
     try:
         if completion.echo:
-            yield "".join(chunk(i, completion.prompts[i // per_prompt]) for i in range(job.rows))
+            yield "".join(choice_event(head, i, completion.prompts[i // per_prompt]) for i in range(job.rows))
         async for batch in job.updates():
             events = []
             for u in batch:
@@ -129,7 +123,8 @@ async def _events(
                     continue
                 sent[u.index] += len(u.text)
                 reason = FINISH.get(u.finish_reason or "") if u.finished else None
-                events.append(chunk(u.index, u.text, reason, u.finish_reason if u.finished else None, lp))
+                end = u.finish_reason if u.finished else None
+                events.append(choice_event(head, u.index, u.text, reason, end, lp))
             if events:
                 yield "".join(events)  # one write for every event that is ready
         if completion.include_usage:
@@ -147,6 +142,22 @@ async def _events(
     finally:
         state.end_job(job)
     yield "data: [DONE]\n\n"
+
+
+_json = json.JSONEncoder(ensure_ascii=False).encode  # a string as JSON, as json.dumps writes it in a dict
+_PLAIN_TAIL = '"logprobs":null,"finish_reason":null,"end_reason":null}]}\n\n'
+
+
+def choice_event(
+    head: str, index: int, text: str, reason: str | None = None, end: str | None = None, lp: Any = None
+) -> str:
+    """One server-sent event carrying new text for choice ``index``; ``head`` is the chunk's JSON up to
+    its ``"choices":[``. The common event (a word, nothing else) is formatted by hand: it is written
+    once per word per stream, and this is a few times cheaper than ``json.dumps`` of the dict."""
+    if reason is None and end is None and lp is None:
+        return f'{head}{{"index":{index},"text":{_json(text)},{_PLAIN_TAIL}'
+    choice = {"index": index, "text": text, "logprobs": lp, "finish_reason": reason, "end_reason": end}
+    return head + json.dumps(choice, ensure_ascii=False, separators=(",", ":")) + "]}\n\n"
 
 
 def _prompt_tokens(state: ServerState, completion: Completion) -> int:

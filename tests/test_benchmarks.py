@@ -173,3 +173,16 @@ def test_read_weights_refuses_a_graph_without_an_lstm(tmp_path):
     onnx.save(helper.make_model(graph), path)
     with pytest.raises(ValueError, match="holds no LSTM node"):
         read_weights(path)
+
+
+@pytest.mark.parametrize("keep_alive", [False, True])
+def test_the_serving_load_counts_every_word_on_new_or_reused_connections(live_server, keep_alive):
+    import asyncio
+
+    from benchmarks import serving
+
+    port = int(live_server.url.rsplit(":", 1)[1])
+    run = asyncio.run(serving.load(port, clients=2, seconds=0.5, max_tokens=7, keep_alive=keep_alive))
+    assert run["requests"] >= 2 and run["words"] == 7 * run["requests"]  # stop_at_end off: all 7 words
+    assert len(run["ttfw"]) == run["requests"] and all(t > 0 for t in run["ttfw"])
+    assert len(run["gaps"]) == 6 * run["requests"]

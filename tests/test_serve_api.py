@@ -247,3 +247,18 @@ def test_logprobs_in_whole_and_streamed_answers(client, model):
         t for c in chunks if c["choices"][0]["logprobs"] for t in c["choices"][0]["logprobs"]["tokens"]
     ]
     assert streamed == lp["tokens"]
+
+
+TRICKY_TEXTS = [" word", "", ' "quoted"', " back\\slash", " tab\there", " line\nbreak", " é€", " 😀"]
+TRICKY_TEXTS.append("\x00\u2028")
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_the_hand_built_event_is_the_json_of_the_choice(text):
+    from nextword.serve.completions import choice_event
+
+    head = 'data: {"id":"cmpl-x","object":"text_completion","choices":['
+    event = choice_event(head, 3, text)
+    choice = {"index": 3, "text": text, "logprobs": None, "finish_reason": None, "end_reason": None}
+    assert event == head + json.dumps(choice, ensure_ascii=False, separators=(",", ":")) + "]}\n\n"
+    assert json.loads(event[len("data: ") :])["choices"][0] == choice
