@@ -87,6 +87,21 @@ def test_continuous_cache_matches_python(model_path, tmp_path):
     print(output)
 
 
+@pytest.mark.slow
+def test_gated_cosine_cache_matches_python(model_path, tmp_path):
+    """The tiny model with a gated cosine cache (cosine similarities, a share per position from the
+    cache's log-sum-exp) in a format-3 file: everything the test above compares."""
+    pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to write the cache settings")
+    _need_node()
+    from web_cache_reference import GATED_COSINE, cache_files, cache_reference
+
+    reference = cache_reference(cache_files(model_path, tmp_path, cache=GATED_COSINE, format_version="3"))
+    assert reference["settings"]["gate"] == GATED_COSINE["gate"] and "mix" not in reference["settings"]
+    output = run_node("parity-cache.test.js", reference, tmp_path)
+    assert "ℹ pass 9" in output and "ℹ fail 0" in output
+    print(output)
+
+
 def test_bundled_model_cache_matches_python(bundled, tmp_path):
     """The bundled model with its own cache settings, as the test above (an int8 file: probabilities to
     2e-2, at least three in four seeded texts identical)."""

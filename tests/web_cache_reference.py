@@ -13,6 +13,16 @@ KEY_CACHE = "nextword.cache"
 # theta large enough that the nearest state dominates, a window shorter than the long texts below (the
 # ring wraps), a mix that moves probabilities well beyond the tolerance
 CACHE = {"theta": 0.4, "mix": 0.3, "window": 12, "tuning": {"set_by": "tests/web_cache_reference.py"}}
+# the gated cosine cache: cosine similarities (theta scaled for [-1, 1]) and a share per position from the
+# cache's log-sum-exp L_t, which lies in [log n - 5, log n + 5] for n <= 12 kept pairs, so the share
+# sigmoid(-2 + 0.6 L_t) can move from about 0.01 to 0.92 (0.27 to 0.88 on the bundled model's texts here)
+GATED_COSINE = {
+    "theta": 5,
+    "gate": [-2.0, 0.6],
+    "similarity": "cosine",
+    "window": 12,
+    "tuning": {"set_by": "tests/web_cache_reference.py"},
+}
 
 PROMPTS = [
     "a neural network",
@@ -49,23 +59,31 @@ def with_metadata(model_path: Path, out: Path, changes: dict[str, str | None]) -
     return out
 
 
-def cache_files(model_path: Path, folder: Path, cache: dict[str, Any] | None = CACHE) -> dict[str, Path]:
+def cache_files(
+    model_path: Path,
+    folder: Path,
+    cache: dict[str, Any] | None = CACHE,
+    format_version: str | None = None,
+) -> dict[str, Path]:
     """The model with the cache settings ``cache`` (None: the file's own) (``cached``), without any
     (``plain``), and with the cache as a decoding default too (``default_on``: the file's other
-    defaults kept, ``max_words=30``)."""
+    defaults kept, ``max_words=30``); ``format_version``: what the files with settings say (None: the
+    file's own)."""
     import onnx
 
     stored = {m.key: m.value for m in onnx.load(str(model_path), load_external_data=False).metadata_props}
     settings = json.dumps(cache) if cache is not None else stored[KEY_CACHE]
     defaults = json.loads(stored.get("nextword.generation", "{}"))
+    version = {} if format_version is None else {"nextword.format_version": format_version}
     return {
-        "cached": with_metadata(model_path, folder / "cached.onnx", {KEY_CACHE: settings}),
+        "cached": with_metadata(model_path, folder / "cached.onnx", {KEY_CACHE: settings, **version}),
         "plain": with_metadata(model_path, folder / "plain.onnx", {KEY_CACHE: None}),
         "default_on": with_metadata(
             model_path,
             folder / "default-on.onnx",
             {
                 KEY_CACHE: settings,
+                **version,
                 "nextword.generation": json.dumps({**defaults, "cache": True, "max_words": 30}),
             },
         ),

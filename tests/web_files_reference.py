@@ -46,11 +46,12 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
     def proto() -> onnx.ModelProto:
         return onnx.load_from_string(valid)
 
-    def with_meta(key: str, value: str | None) -> bytes:
+    def with_meta(key: str, value: str | None, **more: str) -> bytes:
+        changes = {key: value, **{k.replace("_", "."): v for k, v in more.items()}}  # nextword_cache=...
         p = proto()
-        kept = [(m.key, m.value) for m in p.metadata_props if m.key != key]
+        kept = [(m.key, m.value) for m in p.metadata_props if m.key not in changes]
         del p.metadata_props[:]
-        for k, v in kept + ([(key, value)] if value is not None else []):
+        for k, v in kept + [(k, v) for k, v in changes.items() if v is not None]:
             p.metadata_props.add(key=k, value=v)
         return p.SerializeToString()
 
@@ -156,8 +157,31 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         ("a list", "[]"),
         ("empty", "{}"),
         ("good", '{"theta": 0.5, "mix": 0.1, "window": 64, "tuning": {"words": 10}}'),
+        ("no tuning", '{"theta": 0.5, "mix": 0.1, "window": 64}'),
+        ("similarity euclid", '{"theta": 1.0, "mix": 0.2, "window": 8, "similarity": "euclid"}'),
+        ("similarity null", '{"theta": 1.0, "mix": 0.2, "window": 8, "similarity": null}'),
+        ("similarity a list", '{"theta": 1.0, "mix": 0.2, "window": 8, "similarity": ["cosine"]}'),
+        ("mix and gate", '{"theta": 1.0, "mix": 0.2, "gate": [-1, 0.5], "window": 8}'),
+        ("neither mix nor gate", '{"theta": 1.0, "window": 8}'),
+        ("null mix, null gate", '{"theta": 1.0, "mix": null, "gate": null, "window": 8}'),
+        ("gate a number", '{"theta": 1.0, "gate": 3, "window": 8}'),
+        ("gate a string", '{"theta": 1.0, "gate": "ab", "window": 8}'),
+        ("gate an object", '{"theta": 1.0, "gate": {"a": 1, "b": 2}, "window": 8}'),
+        ("gate of three", '{"theta": 1.0, "gate": [1, 2, 3], "window": 8}'),
+        ("gate NaN", '{"theta": 1.0, "gate": [NaN, 1], "window": 8}'),
+        ("gate bool", '{"theta": 1.0, "gate": [0, true], "window": 8}'),
+        ("gate nested", '{"theta": 1.0, "gate": [[1], 2], "window": 8}'),
+        ("gate with a bad mix", '{"theta": 1.0, "gate": [1, 2], "mix": 2, "window": 8}'),
+        ("gate with a bad theta", '{"theta": "x", "gate": [1, 2], "window": 8}'),
+        ("good gated cosine", '{"theta": 10, "gate": [-7.62, 0.814], "window": 256, "similarity": "cosine"}'),
+        ("good gate, null mix", '{"theta": 2, "mix": null, "gate": [1, 0], "window": 8, "tuning": {}}'),
+        ("good cosine mix", '{"theta": 3.5, "mix": 0.25, "window": 16, "similarity": "cosine"}'),
     ]:
         files.append((f"cache: {name}", with_meta("nextword.cache", value), {}))
+    gated = '{"theta": 10, "gate": [-7.62, 0.814], "window": 256, "similarity": "cosine"}'
+    files.append(
+        ("format 3, gated cosine", with_meta("nextword.format_version", "3", nextword_cache=gated), {})
+    )
     for name, value in [
         ("float max_words", '{"max_words": 1.5}'),
         ("unknown option", '{"max_words": 5, "beam": 2, "Zed": 1}'),
@@ -179,19 +203,31 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         files.append((f"generation: {name}", with_meta("nextword.generation", value), {}))
     out_files = []
     for name, data, limits in files:
+        read = None  # what a file that loads says about itself
         try:
             loaded = load(data, limits=LoadLimits(**limits))
             message = None
         except ModelFileError as exc:
             message = str(exc)
         else:
+            settings = loaded.cache_settings
+            read = {
+                "format_version": loaded.info.format_version,
+                "cache": None if settings is None else settings.to_dict(),
+            }
             try:
                 loaded.generate("the network", max_words=3, temperature=0)
             except ModelFileError as exc:  # a ModelRunError: the graph breaks after the probe
                 message = f"generate: {exc}"
         limits = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in limits.items()}
         out_files.append(
-            {"name": name, "data": base64.b64encode(data).decode(), "limits": limits, "message": message}
+            {
+                "name": name,
+                "data": base64.b64encode(data).decode(),
+                "limits": limits,
+                "message": message,
+                "read": read,
+            }
         )
 
     rng = np.random.default_rng(17)

@@ -21,7 +21,7 @@ export const JSON_KEYS = [
   KEY_GENERATION,
   KEY_CACHE,
 ];
-export const SUPPORTED_FORMAT_VERSIONS = [1, 2];
+export const SUPPORTED_FORMAT_VERSIONS = [1, 2, 3]; // 3: the cache settings may use similarity and gate
 const FORMAT_VERSION = /^[0-9]{1,9}$/;
 const DEFAULT_DOMAINS = ['', 'ai.onnx'];
 

@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 
 import { checkModelFile, load, ModelFileError } from '../src/index.js';
 import { resolveLimits } from '../src/model-check.js';
@@ -64,8 +65,11 @@ describe('model files: the same refusals as Python', { skip: !ref?.files && NO_R
     const bad = new Mismatches('files');
     for (const c of ref.files) {
       let got = null;
+      let read = null;
       try {
         const model = await load(Buffer.from(c.data, 'base64'), { limits: jsLimits(c.limits) });
+        const { formatVersion, cache } = model.info;
+        read = { format_version: formatVersion, cache: cache && { ...cache } };
         try {
           await model.generate('the network', { maxWords: 3, temperature: 0 });
         } catch (error) {
@@ -77,9 +81,14 @@ describe('model files: the same refusals as Python', { skip: !ref?.files && NO_R
       }
       const want = inJavaScript(c.message);
       bad.check(comparable(got) === comparable(want), { name: c.name, got, want });
+      if (c.read) {
+        // what a file that loads says about itself: its format version and cache settings (to_dict())
+        bad.check(isDeepStrictEqual(read, c.read), { name: c.name, got: read, want: c.read });
+      }
     }
     assert.equal(bad.items.length, 0, bad.message);
     assert.ok(ref.files.filter((c) => c.message !== null).length > 40);
+    assert.ok(ref.files.some((c) => c.read?.cache?.gate && c.read.format_version === 3));
   });
 
   test('truncated and bit-flipped files: refused exactly when Python refuses them', async () => {

@@ -9,6 +9,8 @@ async function main(): Promise<void> {
   const word: number = (await model.nextWords('a'))[0].word;
   await model.generate('a', { cache: { theta: 1, mix: 0.1, window: 8 } });
   await model.score('a b', { cache: 'on' });
+  await model.score('a b', { cache: { theta: 1, mix: 0.1, gate: [1, 2], window: 8 } });
+  await model.score('a b', { cache: { theta: 1, gate: [1, 2], similarity: 'euclid', window: 8 } });
   console.log(word);
 }
 main();

@@ -55,5 +55,8 @@ export async function more(): Promise<void> {
   const alone = await model.nextWords('a', 3, { cache: false });
   const mixed = await model.score('a b', { cache: settings ?? { theta: 1, mix: 0.1, window: 64 } });
   await model.generate('a', { cache: true, temperature: 0 });
-  console.log(settings?.theta, settings?.window, alone[0].probability, mixed.perplexity);
+  const gated = { theta: 10, gate: [-7.62, 0.814], similarity: 'cosine', window: 256 } as const;
+  const share = settings?.gate ? `gate ${settings.gate[0]}, ${settings.gate[1]}` : `mix ${settings?.mix}`;
+  const again = await model.nextWords('a', 3, { cache: gated });
+  console.log(settings?.theta, settings?.window, alone[0].probability, mixed.perplexity, share, again);
 }

@@ -8,9 +8,10 @@ import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { ContinuousCache } from '../src/cache.js';
+import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
 import { WorkerModel } from '../src/client.js';
 import { load, ModelFileError, NextwordError } from '../src/index.js';
+import { parsePyJson } from '../src/pyjson.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
 import { serve } from '../src/worker-core.js';
 
@@ -139,7 +140,7 @@ describe('types/index.d.ts and types/client.d.ts', () => {
       'test/types-wrong.ts',
     );
     assert.notEqual(result.status, 0);
-    for (const line of [6, 7, 8, 9, 10, 11])
+    for (const line of [6, 7, 8, 9, 10, 11, 12, 13])
       assert.match(result.stdout, new RegExp(`types-wrong\\.ts\\(${line},`), result.stdout);
   });
 });
@@ -218,6 +219,144 @@ describe('the continuous cache', () => {
     assert.deepEqual(cache.probabilities(1).tokens, [8, 9]);
   });
 
+  test('cosine similarities and a gated share: the spec computed directly (docs/model-format.md)', () => {
+    const [theta, a, b, units, vocab] = [3, -1.5, 0.7, 3, 6];
+    const config = { theta, gate: [a, b], similarity: 'cosine', window: 3 };
+    const cache = new ContinuousCache(config, 2, units);
+    const steps = [
+      [1, [0.5, -1.25, 2], [3, 0, 0]],
+      [4, [0, 0, 0], [0, 0, 1]], // a zero state stays zero
+      [2, [-0.3, 0.9, 0.1], [4, 0, 0]],
+      [4, [1.7, 0.2, -0.6], [1, 1, 1]],
+      [5, [0.25, 0.5, -1], [0, 2, 0]], // the ring (window 3) drops the first pair
+    ];
+    for (const [token, h0, h1] of steps) cache.observe([token, token], Float32Array.from([...h0, ...h1]));
+    // direct: unit-length keys and query (float64 norm, float32 values), float32 dot products
+    const unit = (h) => {
+      const n = Math.sqrt(h.reduce((sum, x) => sum + Math.fround(x) ** 2, 0));
+      return h.map((x) => (n ? Math.fround(Math.fround(x) / n) : 0));
+    };
+    const logModel = [0.1, 0.3, 0.05, 0.2, 0.15, 0.2].map(Math.log);
+    for (const r of [0, 1]) {
+      const states = steps.map((s) => unit(s[r + 1]));
+      const keys = states.slice(1, 4); // the states after positions 2..4, followed by tokens 2, 4, 5
+      const next = [2, 4, 5];
+      const query = states[4];
+      const scores = keys.map((k) => {
+        const dot = Float32Array.from(k).reduce((sum, x, i) => sum + x * query[i], 0);
+        return theta * Math.fround(dot);
+      });
+      const L = Math.log(scores.reduce((sum, s) => sum + Math.exp(s), 0));
+      const share = 1 / (1 + Math.exp(-(a + b * L)));
+      const pCache = new Array(vocab).fill(0);
+      scores.forEach((s, i) => (pCache[next[i]] += Math.exp(s - L)));
+      const want = pCache.map((p, w) => (1 - share) * Math.exp(logModel[w]) + share * p);
+
+      const found = cache.probabilities(r);
+      assert.deepEqual(found.tokens, [2, 4, 5]);
+      assert.ok(Math.abs(found.logOdds - (a + b * L)) < 1e-12, `${found.logOdds} ${a + b * L}`);
+      const logprobs = logModel.slice();
+      cache.mixLogprobs(logprobs, r);
+      logprobs.forEach((lp, w) => assert.ok(Math.abs(Math.exp(lp) - want[w]) < 1e-12, `row ${r} id ${w}`));
+      assert.ok(Math.abs(want.reduce((x, y) => x + y) - 1) < 1e-12);
+    }
+    const logits = Float32Array.from([...logModel, ...logModel].map((l) => l + 2)); // softmax: p_model
+    cache.mixLogits(logits, vocab);
+    for (const r of [0, 1]) {
+      const row = Array.from(logits.slice(r * vocab, (r + 1) * vocab));
+      const total = row.reduce((sum, l) => sum + Math.exp(l), 0);
+      const logprobs = logModel.slice();
+      cache.mixLogprobs(logprobs, r);
+      row.forEach((l, w) => assert.ok(Math.abs(Math.exp(l) / total - Math.exp(logprobs[w])) < 1e-6));
+    }
+  });
+
+  test('cosine: a state and its multiples are the same key; a zero state stays zero', () => {
+    const h = Float32Array.from([0.3, -1.1, 2.5, 0.01]);
+    const scaled = h.map((x) => 4 * x);
+    assert.deepEqual(unitLength(h.slice()), unitLength(scaled));
+    const n = Math.hypot(...h);
+    assert.ok(Math.abs(Math.hypot(...unitLength(h.slice())) - 1) < 1e-7 && n > 1);
+    assert.deepEqual(unitLength(new Float32Array(4)), new Float32Array(4));
+    const probs = (scale) => {
+      const cache = new ContinuousCache({ theta: 5, mix: 0.3, window: 8, similarity: 'cosine' }, 1, 2);
+      for (const [t, v] of [
+        [3, [1, 0]],
+        [4, [0, scale]],
+        [5, [scale, scale]],
+      ])
+        cache.observe([t], Float32Array.from(v));
+      return cache.probabilities(0).probs;
+    };
+    assert.deepEqual(probs(1), probs(8)); // dot products would differ 64-fold
+  });
+
+  test('a constant mix keeps its exact expressions; gate [logit(mix), 0] is the same share', () => {
+    const mix = 0.3;
+    const steps = [
+      [7, [0.5, -1]],
+      [8, [0.25, 2]],
+      [7, [-1, 0.75]],
+    ];
+    const fed = (config) => {
+      const cache = new ContinuousCache({ theta: 1.5, window: 8, ...config }, 1, 2);
+      for (const [t, h] of steps) cache.observe([t], Float32Array.from(h));
+      const logprobs = new Array(10).fill(Math.log(0.1));
+      cache.mixLogprobs(logprobs);
+      const logits = Float32Array.from({ length: 10 }, (_, v) => v / 10);
+      cache.mixLogits(logits, 10);
+      return { cache, logprobs, logits };
+    };
+    const constant = fed({ mix });
+    const { tokens, probs } = constant.cache.probabilities(0);
+    tokens.forEach((token, i) => {
+      const want = logaddexp(Math.log(0.1) + Math.log1p(-mix), Math.log(mix) + Math.log(probs[i]));
+      assert.equal(constant.logprobs[token], want); // bit for bit: log(mix), log1p(-mix)
+    });
+    assert.equal(constant.logprobs[0], Math.log(0.1) + Math.log1p(-mix));
+    const gated = fed({ gate: [Math.log(mix / (1 - mix)), 0] });
+    constant.logprobs.forEach((lp, v) => assert.ok(Math.abs(lp - gated.logprobs[v]) < 1e-12));
+    constant.logits.forEach((l, v) => assert.ok(Math.abs(l - gated.logits[v]) < 1e-6));
+    const dot = fed({ mix, similarity: 'dot' });
+    assert.deepEqual(dot.logprobs, constant.logprobs);
+  });
+
+  test("a file's settings: similarity and gate read as Python reads them, bad ones refused", () => {
+    const read = (json) => cacheFromMetadata(parsePyJson(json));
+    assert.deepEqual(
+      { ...read('{"theta": 10, "gate": [-7.62, 1], "window": 256, "similarity": "cosine"}') },
+      { theta: 10, window: 256, tuning: {}, similarity: 'cosine', gate: [-7.62, 1] },
+    );
+    const dot = read('{"theta": 1, "mix": 0.2, "window": 8, "similarity": "dot", "gate": null}');
+    assert.deepEqual(Object.keys(dot), ['theta', 'mix', 'window', 'tuning']); // as Python's to_dict()
+    assert.equal(read('{"theta": 1, "mix": null, "gate": [0, 0], "window": 8}').mix, undefined);
+    const cases = [
+      ['"similarity": "euclid", "mix": 0.2', "cache similarity must be one of 'dot', 'cosine', got 'euclid'"],
+      ['"similarity": null, "mix": 0.2', "cache similarity must be one of 'dot', 'cosine', got None"],
+      [
+        '"mix": 0.2, "gate": [1, 2.5]',
+        'cache settings need exactly one of mix (a constant share) and gate (a, b), got both (mix 0.2, gate [1, 2.5])',
+      ],
+      [
+        '"mix": null',
+        'cache settings need exactly one of mix (a constant share) and gate (a, b), got neither',
+      ],
+      ['"gate": "ab"', "cache gate must be two numbers [a, b], got 'ab'"],
+      ['"gate": {"a": 1}', "cache gate must be two numbers [a, b], got {'a': 1}"],
+      ['"gate": 3', 'cache gate must be two numbers [a, b], got 3'],
+      ['"gate": [1, 2, 3]', 'cache gate must be two numbers [a, b], got 3'],
+      ['"gate": [NaN, 1]', 'cache gate must be finite numbers, got nan'],
+      ['"gate": [1, true]', 'cache gate must be finite numbers, got True'],
+    ];
+    for (const [settings, message] of cases) {
+      assert.throws(
+        () => read(`{"theta": 1, "window": 8, ${settings}}`),
+        (error) => error instanceof NextwordError && error.message === message,
+        `${settings}: ${message}`,
+      );
+    }
+  });
+
   test('options: checked, with the fix', async () => {
     const cases = [
       [() => model.generate('x', { cache: 'yes' }), 'cache must be true or false, got "yes"'],
@@ -233,6 +372,18 @@ describe('the continuous cache', () => {
       [
         () => model.nextWords('x', 3, { cache: { theta: 1, mix: 0.2 } }),
         'cache settings: unknown keys [], missing keys ["window"]',
+      ],
+      [
+        () => model.score('x y', { cache: { theta: 1, mix: 0.2, gate: [1, 2], window: 8 } }),
+        'cache settings need exactly one of mix (a constant share) and gate (a, b), got both (mix 0.2, gate [1,2])',
+      ],
+      [
+        () => model.score('x y', { cache: { theta: 1, gate: [1, 2], window: 8, similarity: 'Cosine' } }),
+        'cache similarity must be one of "dot", "cosine", got "Cosine"',
+      ],
+      [
+        () => model.nextWords('x', 3, { cache: { theta: 1, gate: [1, Infinity], window: 8 } }),
+        'cache gate must be finite numbers, got Infinity',
       ],
     ];
     for (const [call, message] of cases) {
@@ -250,6 +401,10 @@ describe('the continuous cache', () => {
     assert.notDeepEqual(mixed, plain);
     const scored = await model.score(prompt, { cache: settings });
     assert.notEqual(scored.totalLogprob, (await model.score(prompt, { cache: false })).totalLogprob);
+    const gated = { theta: 10, gate: Float64Array.of(-3, 0.5), window: 8, similarity: 'cosine' };
+    assert.notDeepEqual(await model.nextWords(prompt, 5, { cache: gated }), mixed);
+    const gatedScore = await model.score(prompt, { cache: gated });
+    assert.ok(![scored.totalLogprob, -Infinity].includes(gatedScore.totalLogprob), String(gatedScore));
   });
 });
 

@@ -40,17 +40,32 @@ export interface GenerationOptions {
   cache?: boolean;
 }
 
-/** A continuous cache's settings (the file's `nextword.cache`). */
-export interface CacheSettings {
-  /** scale of the similarities h_t . h_i */
+/** What every continuous cache's settings hold. */
+interface CacheSettingsBase {
+  /** scale of the similarities (h_t . h_i, or the same of unit-length states with "cosine") */
   theta: number;
-  /** the cache distribution's share of the mixture (0 < mix < 1) */
-  mix: number;
   /** earlier positions of the text kept (1..4096) */
   window: number;
+  /** "dot" (the default: a file's settings leave it out) or "cosine" (unit-length states) */
+  similarity?: 'dot' | 'cosine';
   /** how the values were chosen at export */
   tuning?: Record<string, unknown>;
 }
+
+/** A continuous cache's settings (the file's `nextword.cache`): exactly one of `mix` and `gate`. */
+export type CacheSettings = CacheSettingsBase &
+  (
+    | {
+        /** the cache distribution's constant share of the mixture (0 < mix < 1) */
+        mix: number;
+        gate?: null;
+      }
+    | {
+        mix?: null;
+        /** [a, b]: the share at each position is sigmoid(a + b * L_t), L_t the cache's log-sum-exp */
+        gate: readonly [number, number];
+      }
+  );
 
 /** Options of nextWords(), suggest() and score(). */
 export interface ScoringOptions {

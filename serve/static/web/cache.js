@@ -1,19 +1,23 @@
 // The continuous cache of nextword/runtime/cache.py (Grave, Joulin & Usunier 2017): the model's
 // next-word distribution mixed with the words that followed similar states earlier in the same text,
 //
-//   p(w) = (1 - mix) * p_model(w) + mix * p_cache(w)
-//   p_cache(w) = sum over kept i with x_{i+1} = w of exp(theta * h_t . h_i) / sum over kept i of the same
+//   p(w) = (1 - share_t) * p_model(w) + share_t * p_cache(w)
+//   p_cache(w) = sum over kept i with x_{i+1} = w of exp(theta * sim_ti) / sum over kept i of the same
 //
-// where h_i is the last LSTM layer's h after position i. docs/model-format.md spells out the arithmetic;
-// this file follows it step by step (float32 dot products, everything after them in float64).
+// where h_i is the last LSTM layer's h after position i, sim_ti is h_t . h_i (similarity "dot") or the
+// same of the unit-length states ("cosine"), and the share is a constant `mix` or, with a `gate` [a, b],
+// sigmoid(a + b * L_t) with L_t = log sum over kept i of exp(theta * sim_ti). docs/model-format.md spells
+// out the arithmetic; this file follows it step by step (float32 dot products, everything after them in
+// float64).
 
 import { NextwordError } from './errors.js';
 import { pyRepr, pySorted, pyStr } from './pyrepr.js';
 
 export const MAX_WINDOW = 4096; // positions kept at most (Python's MAX_WINDOW)
 const FIRST_CAPACITY = 64; // slots allocated per row at first; doubled as a row's cache fills
-const REQUIRED = ['theta', 'mix', 'window'];
-const KNOWN = [...REQUIRED, 'tuning'];
+const REQUIRED = ['theta', 'window'];
+const KNOWN = [...REQUIRED, 'mix', 'tuning', 'similarity', 'gate'];
+export const SIMILARITIES = Object.freeze(['dot', 'cosine']);
 
 // How values are judged and shown: Python's for a model file's JSON (pyjson values), JavaScript's for
 // the `cache` option of a call.
@@ -21,6 +25,7 @@ const PY_STYLE = {
   isReal: (v) => typeof v === 'bigint' || typeof v === 'number',
   isInt: (v) => typeof v === 'bigint',
   isObject: (v) => v instanceof Map,
+  isList: Array.isArray,
   show: pyRepr,
   plain: pyStr,
   list: (names) => pyRepr(pySorted(names)),
@@ -42,8 +47,13 @@ const PY_STYLE = {
 const JS_STYLE = {
   isReal: (v) => typeof v === 'bigint' || typeof v === 'number',
   isInt: (v) => typeof v === 'bigint' || Number.isInteger(v),
-  isObject: (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
-  show: (v) => (typeof v === 'string' ? JSON.stringify(v) : String(v)),
+  isObject: (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v),
+  isList: (v) => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView)),
+  show: (v) => {
+    if (typeof v === 'string' || Array.isArray(v))
+      return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? Number(x) : x));
+    return ArrayBuffer.isView(v) ? `[${Array.from(v).join(',')}]` : String(v);
+  },
   plain: String,
   list: (names) => JSON.stringify([...names].sort()),
   typeName: (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v),
@@ -69,37 +79,61 @@ function validate(data, style) {
   if (unknown.length || missing.length) {
     fail(`cache settings: unknown keys ${style.list(unknown)}, missing keys ${style.list(missing)}`);
   }
-  const { theta, mix, window } = data;
-  for (const [name, value] of [
-    ['theta', theta],
-    ['mix', mix],
-  ]) {
+  const { theta, window } = data;
+  const mix = data.mix ?? null; // absent or null: none (then a gate is needed)
+  const gate = data.gate ?? null;
+  const similarity = 'similarity' in data ? data.similarity : 'dot';
+  if (!SIMILARITIES.includes(similarity)) {
+    fail(
+      `cache similarity must be one of ${SIMILARITIES.map(style.show).join(', ')}, got ${style.show(similarity)}`,
+    );
+  }
+  if ((mix === null) === (gate === null)) {
+    fail(
+      'cache settings need exactly one of mix (a constant share) and gate (a, b), got ' +
+        (mix === null ? 'neither' : `both (mix ${style.show(mix)}, gate ${style.show(gate)})`),
+    );
+  }
+  const finite = (name, value) => {
     if (!style.isReal(value) || !Number.isFinite(Number(value))) {
-      fail(`cache ${name} must be a finite number, got ${style.show(value)}`);
+      fail(`cache ${name} must be finite numbers, got ${style.show(value)}`); // Python's words, for theta too
+    }
+  };
+  finite('theta', theta);
+  if (Number(theta) < 0) fail(`cache theta must be >= 0, got ${style.plain(theta)}`);
+  if (mix !== null) {
+    finite('mix', mix);
+    if (!(Number(mix) > 0 && Number(mix) < 1)) {
+      fail(`cache mix must be between 0 and 1 (exclusive), got ${style.plain(mix)}`);
     }
   }
-  if (Number(theta) < 0) fail(`cache theta must be >= 0, got ${style.plain(theta)}`);
-  if (!(Number(mix) > 0 && Number(mix) < 1)) {
-    fail(`cache mix must be between 0 and 1 (exclusive), got ${style.plain(mix)}`);
+  if (gate !== null) {
+    if (!style.isList(gate)) fail(`cache gate must be two numbers [a, b], got ${style.show(gate)}`);
+    if (gate.length !== 2) fail(`cache gate must be two numbers [a, b], got ${gate.length}`);
+    for (const value of gate) finite('gate', value);
   }
   if (!style.isInt(window)) fail(`cache window must be an integer, got ${style.show(window)}`);
   if (!(window >= 1 && window <= MAX_WINDOW)) {
     fail(`cache window must be in 1..${MAX_WINDOW}, got ${style.plain(window)}`);
   }
-  const tuning = 'tuning' in data ? data.tuning : {};
-  if (!style.isObject(tuning)) fail(`cache tuning must be a JSON object, got ${style.typeName(tuning)}`);
-  return Object.freeze({
-    theta: Number(theta),
-    mix: Number(mix),
-    window: Number(window),
-    tuning, // as given (a Map from a file: src/model-file.js makes it plain)
-  });
+  const tuning = 'tuning' in data ? data.tuning : {}; // absent: {} (a file's Maps are checked as given)
+  if ('tuning' in data && !style.isObject(tuning)) {
+    fail(`cache tuning must be a JSON object, got ${style.typeName(tuning)}`);
+  }
+  // the keys of Python's CacheConfig.to_dict(): `mix` or `gate`, `similarity` only when not "dot"
+  const settings = { theta: Number(theta) };
+  if (gate === null) settings.mix = Number(mix);
+  settings.window = Number(window);
+  settings.tuning = tuning; // as given (a Map from a file: src/model-file.js makes it plain)
+  if (similarity !== 'dot') settings.similarity = similarity;
+  if (gate !== null) settings.gate = Object.freeze([Number(gate[0]), Number(gate[1])]);
+  return Object.freeze(settings);
 }
 
 /**
  * The settings a call uses (Python's resolve_cache): undefined or null, the file's own (`stored`, null
  * when it has none); false, none; true, the file's (an error when it has none); an object
- * {theta, mix, window}, those.
+ * {theta, mix or gate, window[, similarity]}, those.
  */
 export function resolveCache(stored, cache) {
   if (cache === undefined || cache === null) return stored;
@@ -129,6 +163,11 @@ export function logaddexp(x, y) {
   return d; // NaN
 }
 
+/** log(1 + exp(z)) without overflow: max(z, 0) + log1p(exp(-|z|)). */
+export function softplus(z) {
+  return Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z)));
+}
+
 /**
  * Per-row ring buffers of earlier states h_i (float32) and the ids that followed them, plus each row's
  * current state h_t (the query). Rows are the rows of a batch; take() reorders or drops them.
@@ -136,9 +175,14 @@ export function logaddexp(x, y) {
 export class ContinuousCache {
   constructor(config, rows, units) {
     Object.assign(this, { config, units });
-    this.logOdds = Math.log(config.mix / (1 - config.mix));
-    this.logKeep = Math.log1p(-config.mix);
-    this.logMix = Math.log(config.mix);
+    this.cosine = config.similarity === 'cosine';
+    this.gate = config.gate ?? null;
+    if (!this.gate) {
+      // today's exact expressions, so files with a constant mix give the same numbers as before
+      this.logOdds = Math.log(config.mix / (1 - config.mix));
+      this.logKeep = Math.log1p(-config.mix);
+      this.logMix = Math.log(config.mix);
+    }
     this.rows = Array.from({ length: rows }, () => emptyRow());
   }
 
@@ -149,7 +193,7 @@ export class ContinuousCache {
   /**
    * The model read `tokens` (one per row of `rows`, default all) and its last layer now holds `h`
    * (rows x units, in the same order): each row's previous state is stored with the token that followed
-   * it, then its row of `h` becomes the query.
+   * it, then its row of `h` becomes the query (unit-length first with cosine similarities).
    */
   observe(tokens, h, rows = null) {
     const { units } = this;
@@ -163,7 +207,8 @@ export class ContinuousCache {
         row.values[slot] = token;
         row.count += 1;
       }
-      row.query = h.slice(j * units, (j + 1) * units);
+      const query = h.slice(j * units, (j + 1) * units);
+      row.query = this.cosine ? unitLength(query) : query;
     });
   }
 
@@ -185,7 +230,11 @@ export class ContinuousCache {
     });
   }
 
-  /** p_cache of row `r` where it is not zero: {tokens (ascending), probs}, or null for an empty cache. */
+  /**
+   * p_cache of row `r` where it is not zero: {tokens (ascending), probs, logOdds}, or null for an empty
+   * cache. logOdds is z, the log-odds of the cache's share: log(mix / (1 - mix)), or a + b * L_t with a
+   * gate (L_t = the log-sum-exp of the row's scores).
+   */
   probabilities(r) {
     const row = this.rows[r];
     const used = Math.min(row.count, this.config.window);
@@ -205,18 +254,20 @@ export class ContinuousCache {
       scores[i] = Math.exp(scores[i] - peak);
       total += scores[i];
     }
+    const logOdds = this.gate ? this.gate[0] + this.gate[1] * (peak + Math.log(total)) : this.logOdds;
     const byToken = new Map();
     for (let i = 0; i < used; i++) {
       const token = row.values[i];
       byToken.set(token, (byToken.get(token) ?? 0) + scores[i] / total);
     }
     const tokens = [...byToken.keys()].sort((a, b) => a - b);
-    return { tokens, probs: tokens.map((t) => byToken.get(t)) };
+    return { tokens, probs: tokens.map((t) => byToken.get(t)), logOdds };
   }
 
   /**
    * Turn the model's logits (rows x vocab, float32, in place) into scores whose softmax is the mixture:
-   * only the tokens in a row's cache change, to log(exp(l_w) + mix / (1 - mix) * p_cache(w) * Z).
+   * only the tokens in a row's cache change, to log(exp(l_w) + exp(z) * p_cache(w) * Z), z the log-odds
+   * of the row's share (log(mix / (1 - mix)) with a constant mix).
    */
   mixLogits(logits, vocab) {
     this.rows.forEach((_, j) => {
@@ -230,7 +281,7 @@ export class ContinuousCache {
       const lse = peak + Math.log(sum); // log sum_v exp(l_v), in float64
       found.tokens.forEach((token, i) => {
         const old = logits[base + token];
-        logits[base + token] = logaddexp(old, this.logOdds + lse + Math.log(found.probs[i]));
+        logits[base + token] = logaddexp(old, found.logOdds + lse + Math.log(found.probs[i]));
       });
     });
   }
@@ -239,12 +290,27 @@ export class ContinuousCache {
   mixLogprobs(logprobs, r = 0) {
     const found = this.probabilities(r);
     if (!found) return;
-    const model = found.tokens.map((token) => logprobs[token] + this.logKeep);
-    for (let v = 0; v < logprobs.length; v++) logprobs[v] += this.logKeep;
+    let { logKeep, logMix: logShare } = this;
+    if (this.gate) {
+      // log(1 - share) = -softplus(z), log(share) = z - softplus(z)
+      const sp = softplus(found.logOdds);
+      [logKeep, logShare] = [-sp, found.logOdds - sp];
+    }
+    const model = found.tokens.map((token) => logprobs[token] + logKeep);
+    for (let v = 0; v < logprobs.length; v++) logprobs[v] += logKeep;
     found.tokens.forEach((token, i) => {
-      logprobs[token] = logaddexp(model[i], this.logMix + Math.log(found.probs[i]));
+      logprobs[token] = logaddexp(model[i], logShare + Math.log(found.probs[i]));
     });
   }
+}
+
+/** `h` (float32) at unit length: float32(float64(h) / n), n its float64 norm; a zero vector stays zero. */
+export function unitLength(h) {
+  let sum = 0;
+  for (let k = 0; k < h.length; k++) sum += h[k] * h[k];
+  const norm = Math.sqrt(sum);
+  if (norm > 0) for (let k = 0; k < h.length; k++) h[k] = h[k] / norm; // stored back as float32
+  return h;
 }
 
 function emptyRow() {
