@@ -94,9 +94,9 @@ function validate(data, style) {
         (mix === null ? 'neither' : `both (mix ${style.show(mix)}, gate ${style.show(gate)})`),
     );
   }
-  const finite = (name, value) => {
+  const finite = (name, value, wanted = 'a finite number') => {
     if (!style.isReal(value) || !Number.isFinite(Number(value))) {
-      fail(`cache ${name} must be finite numbers, got ${style.show(value)}`); // Python's words, for theta too
+      fail(`cache ${name} must be ${wanted}, got ${style.show(value)}`);
     }
   };
   finite('theta', theta);
@@ -110,7 +110,7 @@ function validate(data, style) {
   if (gate !== null) {
     if (!style.isList(gate)) fail(`cache gate must be two numbers [a, b], got ${style.show(gate)}`);
     if (gate.length !== 2) fail(`cache gate must be two numbers [a, b], got ${gate.length}`);
-    for (const value of gate) finite('gate', value);
+    for (const value of gate) finite('gate', value, 'two finite numbers [a, b]');
   }
   if (!style.isInt(window)) fail(`cache window must be an integer, got ${style.show(window)}`);
   if (!(window >= 1 && window <= MAX_WINDOW)) {

@@ -345,8 +345,8 @@ describe('the continuous cache', () => {
       ['"gate": {"a": 1}', "cache gate must be two numbers [a, b], got {'a': 1}"],
       ['"gate": 3', 'cache gate must be two numbers [a, b], got 3'],
       ['"gate": [1, 2, 3]', 'cache gate must be two numbers [a, b], got 3'],
-      ['"gate": [NaN, 1]', 'cache gate must be finite numbers, got nan'],
-      ['"gate": [1, true]', 'cache gate must be finite numbers, got True'],
+      ['"gate": [NaN, 1]', 'cache gate must be two finite numbers [a, b], got nan'],
+      ['"gate": [1, true]', 'cache gate must be two finite numbers [a, b], got True'],
     ];
     for (const [settings, message] of cases) {
       assert.throws(
@@ -383,7 +383,7 @@ describe('the continuous cache', () => {
       ],
       [
         () => model.nextWords('x', 3, { cache: { theta: 1, gate: [1, Infinity], window: 8 } }),
-        'cache gate must be finite numbers, got Infinity',
+        'cache gate must be two finite numbers [a, b], got Infinity',
       ],
     ];
     for (const [call, message] of cases) {
