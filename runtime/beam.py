@@ -3,7 +3,8 @@
 All prompts' beams run as one batch (prompts x ``num_beams`` rows). A hypothesis that ends the document
 is finished; a prompt is done once ``num_beams`` hypotheses are finished (or at ``max_words``, when the
 running beams count as finished). Hypotheses are ranked by total log-probability (float32, the
-precision of the logits) divided by ``length ** length_penalty``. Stop strings cut the finished texts.
+precision of the logits) divided by ``length ** length_penalty``; candidates with equal totals rank by
+beam, then by token id. Stop strings cut the finished texts.
 With ``num_beams=1`` this is exactly greedy decoding.
 """
 
@@ -17,6 +18,7 @@ from .cache import ContinuousCache, prefill_with_cache, required_cache
 from .generation import GenerationConfig
 from .logits import log_softmax
 from .rules import Rules
+from .sampling import largest
 from .step import StepModel, prefill
 from .text import TextBuilder
 from .tokenizer import EOD
@@ -75,7 +77,7 @@ class BeamSearch:
         last = self._last
         flat = [self.beams[p][b] for p in range(n_prompts) for b in range(n_beams)]
         histories = [
-            self._rules.history([*self._prompts[p], *beam])
+            self._rules.sequence_history(np.concatenate([self._prompts[p], np.asarray(beam, dtype=np.int64)]))
             for p, beam in zip(self._repeat, flat, strict=True)
         ]
         if self._cache is not None:
@@ -85,7 +87,6 @@ class BeamSearch:
         total = (self._scores[:, :, None] + logp.reshape(n_prompts, n_beams, vocab)).reshape(n_prompts, -1)
         total = np.nan_to_num(total, nan=-np.inf)
         width = min(2 * n_beams, total.shape[1])
-        top = np.argpartition(-total, width - 1, axis=-1)[:, :width]  # (P, 2B) best candidates
         sources = np.zeros((n_prompts, n_beams), dtype=np.int64)
         tokens = np.zeros((n_prompts, n_beams), dtype=np.int64)
         new_scores = np.full((n_prompts, n_beams), -np.inf)
@@ -93,7 +94,8 @@ class BeamSearch:
         for p in range(n_prompts):
             if self._done[p]:
                 continue
-            order = top[p][np.argsort(-total[p, top[p]], kind="stable")]
+            best, values = largest(total[p], width)  # the 2B best candidates (and any tied with the last)
+            order = best[np.argsort(-values, kind="stable")]  # best first, ties by beam then token
             kept = 0
             for rank, candidate in enumerate(order.tolist()):
                 score = float(total[p, candidate])

@@ -16,7 +16,7 @@ import numpy as np
 from .generation import GenerationConfig
 from .tokenizer import Tokenizer
 
-__all__ = ["History", "Rules"]
+__all__ = ["History", "Rules", "SequenceHistory"]
 
 
 class History:
@@ -59,6 +59,30 @@ class History:
         return self._seen_ids[: len(self._seen or ())]
 
 
+class SequenceHistory:
+    """:class:`History`'s answers read from a row's whole token ids on demand, for rows that are
+    reordered and copied every step (beam search), where keeping a :class:`History` per row would mean
+    copying or rebuilding it each time. A few vectorized passes over the ids per call."""
+
+    def __init__(self, ids: np.ndarray, ngram: int, penalty: bool) -> None:
+        self._ids, self._n, self._penalty = ids, ngram, penalty
+
+    def ngram_bans(self) -> set[int] | tuple[()]:
+        """Tokens that would complete an n-gram already in the text (as :meth:`History.ngram_bans`)."""
+        ids, k = self._ids, self._n - 1
+        if not self._n or (k and len(ids) <= k):  # no (n-1)-gram followed by a token yet
+            return ()
+        if k == 0:  # 1-grams: every token seen
+            return set(ids.tolist())
+        windows = np.lib.stride_tricks.sliding_window_view(ids[:-1], k)  # each followed by ids[i + k]
+        match = (windows == ids[len(ids) - k :]).all(axis=1)
+        return set(ids[k:][match].tolist())
+
+    def seen(self) -> np.ndarray:
+        """The distinct ids of the text so far (int64), with the repetition penalty; else empty."""
+        return np.unique(self._ids) if self._penalty else self._ids[:0]
+
+
 class Rules:
     """The rules of one :class:`GenerationConfig`, applied in place to a batch of rows' logits."""
 
@@ -78,8 +102,15 @@ class Rules:
         """A fresh history for a row that continues ``prompt_ids``."""
         return History(prompt_ids, self.ngram, self.penalty != 1)
 
+    def sequence_history(self, ids: np.ndarray) -> SequenceHistory:
+        """What the rules need of a row whose text so far (prompt included) is ``ids`` (int64)."""
+        return SequenceHistory(ids, self.ngram, self.penalty != 1)
+
     def apply(
-        self, logits: np.ndarray, histories: Sequence[History], lengths: Sequence[int] | None = None
+        self,
+        logits: np.ndarray,
+        histories: Sequence[History | SequenceHistory],
+        lengths: Sequence[int] | None = None,
     ) -> None:
         """Forbid, in place, what row ``j`` of ``logits`` (rows, vocab) may not choose next; the row
         remembers ``histories[j]`` and has generated ``lengths[j]`` tokens so far (needed with

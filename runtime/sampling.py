@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["BLOCK", "sample", "sample_next"]
+__all__ = ["BLOCK", "largest", "sample", "sample_next"]
 
 BLOCK = 128  # tokens per block of the two-level inverse-CDF draw
 
@@ -79,7 +79,7 @@ def _sample_row(row: np.ndarray, u: float, temperature: float, top_k: int | None
         return -1
     scale = np.float32(1.0 / temperature) if temperature != 1 else np.float32(1.0)
     if top_k is not None:
-        ids, values = _top_k(row, top_k)  # the candidates alone from here on
+        ids, values = largest(row, top_k)  # the candidates alone from here on
         if temperature != 1:
             values *= scale
         values -= values.max()
@@ -148,7 +148,7 @@ def _draw_among(ids: np.ndarray, probs: np.ndarray, u: float) -> int:
     return int(ids[index])
 
 
-def _top_k(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def largest(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ids (increasing) and scores of the ``k`` largest entries of ``row`` (V,); ties with the
     ``k``-th largest are all kept.
 

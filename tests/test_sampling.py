@@ -68,3 +68,36 @@ def test_each_row_draws_from_its_own_generator():
         for i, s in enumerate((1, 2, 3))
     ]
     assert batch.tolist() == alone
+
+
+def test_largest_finds_the_k_largest_with_their_ties():
+    from nextword.runtime.sampling import largest
+
+    rng = np.random.default_rng(0)
+    for size, k in ((50, 3), (8270, 8), (33080, 8), (5000, 40)):
+        row = rng.normal(size=size)
+        row[rng.integers(0, size, size // 10)] = -np.inf
+        ids, values = largest(row, k)
+        assert list(ids) == sorted(np.argsort(-row, kind="stable")[:k].tolist())
+        assert np.array_equal(values, row[ids])
+    row = np.zeros(1000)
+    row[:5] = -np.inf  # a tie for the k-th largest: every tied entry is kept
+    ids, _ = largest(row, 3)
+    assert len(ids) == 995
+    row = np.full(4000, -np.inf)
+    row[[7, 3999]] = [1.0, 2.0]  # mostly -inf, as at a beam search's first step
+    assert largest(row, 2)[0].tolist() == [7, 3999]
+
+
+def test_a_sequence_history_answers_as_a_history_built_token_by_token():
+    from nextword.runtime.rules import History, SequenceHistory
+
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 2, 3, 4):
+        for length in (0, 1, 2, 3, 5, 40, 300):
+            ids = rng.integers(0, 6, length)  # a small vocabulary: n-grams repeat
+            for penalty in (False, True):
+                built = History(ids.tolist(), n, penalty)
+                read = SequenceHistory(np.asarray(ids, dtype=np.int64), n, penalty)
+                assert set(read.ngram_bans()) == set(built.ngram_bans()), (n, length)
+                assert sorted(read.seen().tolist()) == sorted(built.seen().tolist())
