@@ -85,7 +85,7 @@ class BeamSearch:
         self._rules.apply(last, histories, [len(beam) for beam in flat])
         logp = log_softmax(last, dtype=np.float32)  # (P*B, V); rows of done prompts are all NaN
         total = (self._scores[:, :, None] + logp.reshape(n_prompts, n_beams, vocab)).reshape(n_prompts, -1)
-        total = np.nan_to_num(total, nan=-np.inf)
+        np.nan_to_num(total, copy=False, nan=-np.inf)
         width = min(2 * n_beams, total.shape[1])
         sources = np.zeros((n_prompts, n_beams), dtype=np.int64)
         tokens = np.zeros((n_prompts, n_beams), dtype=np.int64)

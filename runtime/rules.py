@@ -74,8 +74,10 @@ class SequenceHistory:
             return ()
         if k == 0:  # 1-grams: every token seen
             return set(ids.tolist())
-        windows = np.lib.stride_tricks.sliding_window_view(ids[:-1], k)  # each followed by ids[i + k]
-        match = (windows == ids[len(ids) - k :]).all(axis=1)
+        count, tail = len(ids) - k, ids[len(ids) - k :].tolist()  # (n-1)-grams followed by a token
+        match = ids[:count] == tail[0]  # where ids[i : i + k] is the tail, ids[i + k] follows it
+        for j in range(1, k):
+            match &= ids[j : j + count] == tail[j]
         return set(ids[k:][match].tolist())
 
     def seen(self) -> np.ndarray:
