@@ -79,21 +79,27 @@ def load(
     return NextWordModel(session, info, source)
 
 
-def default_session_options() -> ort.SessionOptions:
+def default_session_options(threads: int = 1) -> ort.SessionOptions:
     """Session options for generation: many small runs, often from several threads at once.
 
-    One thread per run: a single step is a handful of small matrix products, too small to share out
-    across cores, and a pool of worker threads waiting for a busy core makes each step several times
-    slower as soon as anything else runs on the machine (measured in docs/benchmarks.md). Concurrency
-    comes from running several generations at once, each on its own thread. Nodes run one after
-    another (the step graph is a chain) and every graph optimization is on. Pass your own
-    ``session_options`` to ``load`` for large batches on an otherwise idle machine, where
-    ``intra_op_num_threads`` above 1 can pay off.
+    One thread per run by default: a single step is a handful of small matrix products, too small to
+    share out across cores, and a pool of worker threads waiting for a busy core makes each step
+    several times slower as soon as anything else runs on the machine (measured in
+    docs/benchmarks.md). Concurrency comes from running several generations at once, each on its own
+    thread. Nodes run one after another (the step graph is a chain) and every graph optimization is on.
+
+    ``threads > 1`` splits each run's matrix products over that many threads whose pool does not spin
+    between runs (a spinning pool burns the cores the rest of the process needs): worth it for large
+    batches on cores that would otherwise idle, such as the batched step of ``nextword serve``.
     """
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+        raise ValueError(f"threads must be an integer in 1..256, got {threads!r}")
     options = ort.SessionOptions()
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
+    if threads > 1:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return options
 

@@ -17,7 +17,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from nextword.runtime import NextWordModel, __version__, default_model
+from nextword.runtime import NextWordModel, __version__, load
+from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
+from nextword.runtime.model import default_session_options
 
 from . import completions, routes, web_assets
 from .config import ServeConfig
@@ -36,11 +38,14 @@ CONFIG_ENV = "NEXTWORD_SERVE_CONFIG"  # JSON of a ServeConfig: how worker proces
 def create_app(config: ServeConfig | None = None, model: NextWordModel | None = None) -> FastAPI:
     """The server as an ASGI app; run it with any ASGI server (``nextword serve`` uses uvicorn).
 
-    ``model`` defaults to ``config.model``, else ``$NEXTWORD_MODEL``, else the bundled model. The
-    model is loaded here, so a bad file fails before the server binds its port.
+    ``model`` defaults to ``config.model``, else ``$NEXTWORD_MODEL``, else the bundled model, loaded
+    here with ``config.session_threads`` threads per step (so a bad file fails before the server binds
+    its port); a ``model`` given is served with its own session options.
     """
     config = config or ServeConfig()
-    model = model or default_model(config.model)
+    if model is None:
+        path = config.model or os.environ.get(ENV_VAR) or BUNDLED_MODEL
+        model = load(path, session_options=default_session_options(config.session_threads))
     state = ServerState(config=config, model=model, model_id=Path(model.source).stem or "nextword")
 
     @contextlib.asynccontextmanager
@@ -48,10 +53,11 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
         state.scheduler = make_scheduler(model, config.batching, config.max_batch, config.max_streams)
         restore = _drain_on_signals(state, asyncio.get_running_loop())
         logger.info(
-            "serving %s (%s) with %s",
+            "serving %s (%s) with %s, %d onnxruntime thread(s) per step",
             model.source,
             state.model_id,
             "continuous batching" if config.batching else "one thread per request",
+            model.session.get_session_options().intra_op_num_threads,
         )
         try:
             yield

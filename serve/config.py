@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS
@@ -54,6 +55,13 @@ class ServeConfig:
             "metavar": "SECONDS",
         },
     )
+    threads: int = field(
+        default=0,
+        metadata={
+            "help": "onnxruntime threads per model step (0: 2 when the machine has 2 cores per worker "
+            "or more, else 1); they do not spin between steps",
+        },
+    )
     max_streams: int = field(
         default=256,
         metadata={"help": "generation requests (streamed or not) in flight at once; more get 429"},
@@ -96,6 +104,7 @@ class ServeConfig:
             ("max_prompt_chars", 1, 100_000_000),
             ("max_words", 1, MAX_WORDS),
             ("max_rows", 1, MAX_BATCH),
+            ("threads", 0, 256),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -105,6 +114,13 @@ class ServeConfig:
             raise ValueError(f"stream_interval must be a number of seconds in 0..1, got {interval!r}")
         if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
             raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
+
+    @property
+    def session_threads(self) -> int:
+        """onnxruntime threads per step: ``threads``, or for 0 what suits this machine."""
+        if self.threads:
+            return self.threads
+        return 2 if (os.cpu_count() or 1) >= 2 * self.workers else 1
 
     @property
     def loopback(self) -> bool:

@@ -252,3 +252,16 @@ def test_signature_must_match_the_format_version(model_path, tmp_path):
     for path in mislabelled:
         with pytest.raises(ModelFileError, match="do not match the nextword step signature"):
             load(path)
+
+
+def test_session_options_for_steps_split_over_threads_do_not_spin():
+    from nextword.runtime.model import default_session_options
+
+    one = default_session_options()
+    assert one.intra_op_num_threads == 1 and one.inter_op_num_threads == 1
+    two = default_session_options(2)
+    assert two.intra_op_num_threads == 2
+    assert two.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    for bad in (0, -1, 1.5, True, 1000):
+        with pytest.raises(ValueError, match=r"threads must be an integer in 1\.\.256"):
+            default_session_options(bad)

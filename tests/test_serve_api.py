@@ -262,3 +262,22 @@ def test_the_hand_built_event_is_the_json_of_the_choice(text):
     choice = {"index": 3, "text": text, "logprobs": None, "finish_reason": None, "end_reason": None}
     assert event == head + json.dumps(choice, ensure_ascii=False, separators=(",", ":")) + "]}\n\n"
     assert json.loads(event[len("data: ") :])["choices"][0] == choice
+
+
+def test_the_served_session_gets_the_configured_threads(monkeypatch, model_path, model):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert ServeConfig().session_threads == 2  # two cores for one worker
+    assert ServeConfig(workers=2).session_threads == 1  # one core each
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert ServeConfig().session_threads == 1
+    assert ServeConfig(threads=3).session_threads == 3  # asked for: taken as is
+    with pytest.raises(ValueError, match=r"threads must be an integer in 0\.\.256"):
+        ServeConfig(threads=-1)
+    for threads in (1, 2):
+        app = create_app(ServeConfig(model=str(model_path), threads=threads))
+        session = app.state.nextword.model.session
+        assert session.get_session_options().intra_op_num_threads == threads
+        with TestClient(app) as c:  # and it serves
+            body = {"prompt": "the network", "max_tokens": 9, "seed": 1}
+            text = c.post("/v1/completions", json=body).json()["choices"][0]["text"]
+            assert text == model.generate("the network", max_words=9, seed=1)  # same numbers
