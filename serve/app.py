@@ -18,7 +18,6 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from nextword.runtime import NextWordModel, __version__, load
-from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 from nextword.runtime.model import default_session_options
 
 from . import completions, routes, web_assets
@@ -44,8 +43,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     """
     config = config or ServeConfig()
     if model is None:
-        path = config.model or os.environ.get(ENV_VAR) or BUNDLED_MODEL
-        model = load(path, session_options=default_session_options(config.session_threads))
+        model = load(config.model_path, session_options=default_session_options(config.session_threads))
     state = ServerState(config=config, model=model, model_id=Path(model.source).stem or "nextword")
 
     @contextlib.asynccontextmanager

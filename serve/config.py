@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS
+from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 
 __all__ = ["ServeConfig"]
 
@@ -114,6 +115,11 @@ class ServeConfig:
             raise ValueError(f"stream_interval must be a number of seconds in 0..1, got {interval!r}")
         if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
             raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
+
+    @property
+    def model_path(self) -> str:
+        """The file to serve: ``model``, else ``$NEXTWORD_MODEL``, else the bundled model."""
+        return str(self.model or os.environ.get(ENV_VAR) or BUNDLED_MODEL)
 
     @property
     def session_threads(self) -> int:

@@ -8,7 +8,6 @@ import logging
 import os
 
 from nextword.runtime import NextWordModel
-from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 from nextword.runtime.model_check import check_model_file
 
 from .app import CONFIG_ENV, create_app
@@ -45,7 +44,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         raise ValueError("workers > 1 load the model in each process: pass config.model, not model")
     # A bad file fails once, here, rather than in every worker; the check runs no session, so this
     # supervising process does not keep a copy of the model.
-    check_model_file(config.model or os.environ.get(ENV_VAR) or BUNDLED_MODEL)
+    check_model_file(config.model_path)
     level = logging.getLogger("nextword").getEffectiveLevel()
     os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
     uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
