@@ -32,6 +32,7 @@ from .probe import probe_model
 from .scoring import TextScore, next_words, prompt_ids, score_text
 from .session import run_session, wrong_shapes
 from .step import PROMPT_CHUNK, State, feed_chunks
+from .stepper import BoundStepper
 from .tokenizer import Tokenizer
 
 __all__ = ["NextWordModel", "State", "default_session_options", "load"]
@@ -231,6 +232,25 @@ class NextWordModel:
         if logits_from and not self.info.has_logits_from:
             logits = logits[:, logits_from:]
         return logits, new_state
+
+    def stepper(self) -> BoundStepper:
+        """A stepper for loops that feed one token per row at every call (generation, beam search,
+        scoring with the cache): ``stepper.step(tokens, state)`` gives what ``forward(tokens[:, None],
+        state, logits_from=-1)`` gives, logits (rows, vocab) and the new state, bit for bit, without
+        building a feed or allocating results at every call (see :mod:`nextword.runtime.stepper` for how
+        long its results stay valid). One per loop: a stepper is not thread-safe; the model is."""
+        extra = {LOGITS_FROM: np.asarray(-1, dtype=np.int64)} if self.info.has_logits_from else {}
+        return BoundStepper(
+            self.session,
+            self.source,
+            self.vocab_size,
+            self._state_inputs,
+            self._outputs[1:],
+            [units for units in self.info.state_sizes for _ in ("h", "c")],
+            LOGITS,
+            INPUT_IDS,
+            extra,
+        )
 
     def feed(
         self, input_ids: np.ndarray, state: State, chunk: int = PROMPT_CHUNK
