@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .session import run_bound
+from .session import run_bound, runs_in_flight
 from .step import State, StepModel
 
 __all__ = ["BoundStepper", "ForwardStepper", "TokenStepper", "stepper_for"]
@@ -65,10 +65,12 @@ class _Buffers:
 
 
 class _Turn:
-    """One of the two alternating bindings, with views of the rows it binds."""
+    """One of the two alternating bindings (one per session), with views of the rows it binds."""
 
-    def __init__(self, binding: Any, ids: np.ndarray, inputs: State, outputs: State, logits: np.ndarray):
-        self.binding = binding
+    def __init__(
+        self, bindings: list[Any], ids: np.ndarray, inputs: State, outputs: State, logits: np.ndarray
+    ):
+        self.bindings = bindings  # [the one-thread session's, the wide session's when there is one]
         self.ids = ids  # (rows,) view of the bound ids
         self.inputs = inputs  # the state arrays it reads: the other turn's outputs
         self.outputs = outputs
@@ -79,12 +81,14 @@ class BoundStepper:
     """Single-token steps of an onnxruntime session through I/O bindings made once per batch size.
 
     Made by ``NextWordModel.stepper()``; not thread-safe (one per decoding loop; the session itself is
-    shared). The logits and states are bit for bit those of ``forward``.
+    shared). The logits and states are bit for bit those of ``forward``. With a second session (the
+    model's two-thread one, see :func:`~nextword.runtime.model.load`) a single row's step runs there
+    when no other run of the process is in progress, as in ``forward``.
     """
 
     def __init__(
         self,
-        session: Any,
+        sessions: Sequence[Any],
         source: str,
         vocab: int,
         state_inputs: Sequence[str],
@@ -94,7 +98,8 @@ class BoundStepper:
         ids_input: str,
         extra_inputs: dict[str, np.ndarray] | None = None,
     ) -> None:
-        self._session = session
+        self._sessions = list(sessions)
+        self._wide = len(self._sessions) > 1
         self._source = source
         self._vocab = vocab
         self._state_inputs = list(state_inputs)
@@ -127,7 +132,8 @@ class BoundStepper:
                     raise ValueError(f"state of shapes {shapes} does not fit {rows} tokens")
                 mine[...] = given
         turn.ids[...] = tokens
-        run_bound(self._session, turn.binding, self._source, rows)
+        k = 1 if self._wide and rows == 1 and not runs_in_flight() else 0  # as NextWordModel.forward
+        run_bound(self._sessions[k], turn.bindings[k], self._source, rows)
         self._next ^= 1
         return turn.logits, list(turn.outputs)
 
@@ -140,17 +146,20 @@ class BoundStepper:
         views = [[array[:rows] for array in arrays] for arrays in buffers.states]
         self._turns = []
         for t in (0, 1):
-            binding = self._session.io_binding()
-            _bind_array(binding.bind_input, self._ids_input, buffers.ids[:rows])
-            for name, value in self._extra.items():
-                _bind_array(binding.bind_input, name, value)
-            for name, array in zip(self._state_inputs, views[t], strict=True):
-                _bind_array(binding.bind_input, name, array)
-            _bind_array(binding.bind_output, self._logits_output, buffers.logits[:rows])
-            for name, array in zip(self._state_outputs, views[1 - t], strict=True):
-                _bind_array(binding.bind_output, name, array)
+            bindings = []
+            for session in self._sessions:
+                binding = session.io_binding()
+                _bind_array(binding.bind_input, self._ids_input, buffers.ids[:rows])
+                for name, value in self._extra.items():
+                    _bind_array(binding.bind_input, name, value)
+                for name, array in zip(self._state_inputs, views[t], strict=True):
+                    _bind_array(binding.bind_input, name, array)
+                _bind_array(binding.bind_output, self._logits_output, buffers.logits[:rows])
+                for name, array in zip(self._state_outputs, views[1 - t], strict=True):
+                    _bind_array(binding.bind_output, name, array)
+                bindings.append(binding)
             self._turns.append(
-                _Turn(binding, buffers.ids[:rows, 0], views[t], views[1 - t], buffers.logits[:rows, 0])
+                _Turn(bindings, buffers.ids[:rows, 0], views[t], views[1 - t], buffers.logits[:rows, 0])
             )
         self._rows = rows
 
