@@ -67,9 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--model", metavar="MODEL.onnx", help="model file (default: the bundled model)")
     parser.add_argument(
-        "--words", type=int, default=400, help="steps per variant per round (default: %(default)s)"
+        "--words", type=int, default=500, help="steps per variant per round (default: %(default)s)"
     )
-    parser.add_argument("--rounds", type=int, default=9, help="timed rounds at most (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds at most (default: %(default)s)")
     parser.add_argument(
         "--max-seconds",
         type=float,
@@ -157,8 +157,10 @@ def head_loop(variant: Variant) -> timing.Loop:
     return run
 
 
-def numpy_loop(variant: Variant, kind: str | None) -> timing.Loop:
-    """Generate with the bare step and numpy's sampler (``kind`` None: the bare step, no choice)."""
+def numpy_loop(variant: Variant, kind: str | None, argmax_alone: bool = False) -> timing.Loop:
+    """Generate with the bare step and numpy's sampler (``kind`` None: the bare step, no choice;
+    ``argmax_alone``: greedy by ``ndarray.argmax`` alone, without ``sample``'s check for a row whose
+    every entry is ``-inf``)."""
     from nextword.runtime.sampling import sample
 
     outputs, banned = [LOGITS, *variant.state_outputs], variant.banned.tolist()
@@ -172,7 +174,8 @@ def numpy_loop(variant: Variant, kind: str | None) -> timing.Loop:
                 scores = logits[:, -1]  # (1, V)
                 for token in banned:  # scalar stores, as runtime.rules does for two or three ids
                     scores[0, token] = -np.inf
-                feed[INPUT_IDS] = sample(scores, rngs, temperature, top_k).reshape(1, 1)
+                chosen = scores.argmax(axis=1) if argmax_alone else sample(scores, rngs, temperature, top_k)
+                feed[INPUT_IDS] = chosen.reshape(1, 1)
         return words
 
     return run
@@ -263,6 +266,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     kinds = [k for k in NUMPY if any(h.kind == k for h in heads)]
     loops: dict[str, timing.Loop] = {"bare": numpy_loop(bare, None)}
     loops.update({f"numpy_{k}": numpy_loop(bare, k) for k in kinds})
+    if "greedy" in kinds:
+        loops["numpy_argmax"] = numpy_loop(bare, "greedy", argmax_alone=True)
     loops.update({key: head_loop(v) for key, v in variants.items()})
     checks = {key: check_head(v, args.check_steps) for key, v in variants.items()}
     seeds: Sequence[int] = range(args.rounds)
@@ -281,6 +286,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     for kind in kinds:
         rows += [{"key": h.key, "label": f"graph: {h.label}", "kind": kind} for h in heads if h.kind == kind]
         rows.append({"key": f"numpy_{kind}", "label": "bare step, then numpy `sample()`", "kind": kind})
+        if kind == "greedy":
+            label = "bare step, then numpy `argmax` alone (no all-`-inf` row check)"
+            rows.append({"key": "numpy_argmax", "label": label, "kind": kind})
     for row in rows:
         row["us_per_word"] = {
             k: v * 1e3 if k != "n" else v for k, v in timed[row["key"]]["ms_per_word"].items()

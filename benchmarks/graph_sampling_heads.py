@@ -144,8 +144,7 @@ def _draw_blocks(b: _Builder, probs: str, vocab: int) -> str:
     cumulative = b.op("CumSum", masses, b.const(0, np.int64))  # (blocks,)
     total = b.op("Gather", cumulative, b.const([blocks - 1], np.int64))  # (1,)
     threshold = b.op("Mul", total, b.input(UNIFORM, DOUBLE, []))  # (1,) in (0, total]
-    block = b.count_below(cumulative, threshold, False, keepdims=0)  # ()
-    block = b.op("Min", block, b.const(blocks - 1, np.int64))  # rounding can point past the last block
+    block = b.count_below(cumulative, threshold, False, keepdims=0)  # () < blocks: threshold <= total
     before = b.op("Concat", b.const([0.0], np.float64), cumulative, axis=0)  # (blocks + 1,)
     rest = b.op("Sub", threshold, b.op("Gather", before, block))  # (1,) in (0, mass of the block]
     row = b.op("Cast", b.op("Gather", table, block), to=DOUBLE)  # (BLOCK,)

@@ -19,6 +19,7 @@ KEYS = [
     "argmax",
     "topk1",
     "numpy_greedy",
+    "numpy_argmax",
     "cdf",
     "cdf_f32count",
     "blocks",
@@ -58,7 +59,7 @@ def test_graph_sampling_benchmark_runs_end_to_end(model_path, tmp_path, capsys):
         assert KEY_OPS[head.key] in {n["op"] for n in profile["nodes"]}
         assert profile["model_nodes"] == rows["bare"]["profile"]["model_nodes"]  # the step itself unchanged
     table = capsys.readouterr().out
-    assert table.count("| greedy |") == 3 and table.count("| `top_k=40` |") == 3
+    assert table.count("| greedy |") == 4 and table.count("| `top_k=40` |") == 3
     assert "| 40/40 | 40/40 |" in table and "median us per node" in table
     assert sum(line.startswith("- ") for line in table.splitlines()) == 3  # one conclusion per choice
 
