@@ -8,6 +8,8 @@ one onnxruntime intra-op thread, batch 1, the state carried and the chosen token
 
 - the bare step: ``session.run`` of the unchanged file (logits and state fetched);
 - each head: ``session.run`` of the file with the head, fetching the token and the state only;
+- the exact head of each kind (:data:`SECOND_GRAPH`) as a graph of its own instead: the unchanged file's
+  step, then a second session's ``run`` on the logits it returned (the model file stays as it is);
 - numpy: the bare step, then ``runtime.sampling.sample`` on its logits (greedy; temperature 1 over the
   whole vocabulary; ``top_k=40``), with the same banned ids set to ``-inf`` by scalar stores.
 
@@ -47,6 +49,7 @@ from benchmarks.graph_sampling_heads import (
     TOP_K,
     UNIFORM,
     Head,
+    head_alone,
     with_head,
 )
 from benchmarks.graph_sampling_report import render
@@ -56,6 +59,7 @@ from nextword.runtime.model_file import INPUT_IDS, LOGITS, LOGITS_FROM, state_in
 
 NAME = "graph_sampling"
 NUMPY = {"greedy": (0.0, None), "full": (1.0, None), "top_k": (1.0, TOP_K)}  # kind -> temperature, top_k
+SECOND_GRAPH = ("topk1", "blocks", "topk40_ids")  # heads also run as a graph of their own: one per kind
 LABELS = {"greedy": "greedy", "full": "temperature 1, whole vocabulary", "top_k": f"`top_k={TOP_K}`"}
 
 
@@ -99,16 +103,7 @@ class Variant:
     """One session (the file, or the file with a head) and how a generation loop steps on it."""
 
     def __init__(self, data: bytes, model: Any, head: Head | None, profile: str | None = None) -> None:
-        import onnxruntime as ort
-
-        from nextword.runtime.model import default_session_options
-
-        options = default_session_options(1)
-        options.log_severity_level = 4
-        if profile:
-            options.enable_profiling = True
-            options.profile_file_prefix = profile
-        self.session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+        self.session = session(data, profile)
         self.model, self.head = model, head
         self.state_inputs = state_input_names(len(model.info.state_sizes))
         self.state_outputs = state_output_names(len(model.info.state_sizes))
@@ -133,6 +128,42 @@ class Variant:
         results = self.session.run(outputs, feed)
         feed.update(zip(self.state_inputs, results[-len(self.state_inputs) :], strict=True))
         return results
+
+
+class SecondGraph(Variant):
+    """The unchanged file's step, then the head as a graph of its own (a second session) on its logits."""
+
+    def __init__(self, data: bytes, model: Any, head: Head) -> None:
+        super().__init__(data, model, None)
+        self.head, self.second = head, session(head_alone(data, head))
+        self.step_inputs = [i.name for i in self.session.get_inputs()]
+        self.head_inputs = [i.name for i in self.second.get_inputs() if i.name != LOGITS]
+
+    def step(self, feed: dict[str, Any], outputs: list[str]) -> list[Any]:
+        """Two ``session.run`` calls, each fed its own inputs out of ``feed``."""
+        logits, *state = self.session.run(
+            [LOGITS, *self.state_outputs], {k: feed[k] for k in self.step_inputs}
+        )
+        head_feed = {k: feed[k] for k in self.head_inputs}
+        head_feed[LOGITS] = logits
+        token = self.second.run([TOKEN], head_feed)[0]
+        feed.update(zip(self.state_inputs, state, strict=True))
+        named = {TOKEN: token, LOGITS: logits, **dict(zip(self.state_outputs, state, strict=True))}
+        return [named[name] for name in outputs]
+
+
+def session(data: bytes, profile: str | None = None) -> Any:
+    """An onnxruntime session of the model bytes ``data`` with the runtime's options, one thread."""
+    import onnxruntime as ort
+
+    from nextword.runtime.model import default_session_options
+
+    options = default_session_options(1)
+    options.log_severity_level = 4
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile
+    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def banned_ids(model: Any) -> list[int]:
@@ -263,6 +294,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     print(f"graph_sampling: building {len(heads)} heads on {path}", file=sys.stderr, flush=True)
     bare = Variant(data, model, None)
     variants = {h.key: Variant(with_head(data, h), model, h) for h in heads}
+    variants.update({f"{h.key}_alone": SecondGraph(data, model, h) for h in heads if h.key in SECOND_GRAPH})
     kinds = [k for k in NUMPY if any(h.kind == k for h in heads)]
     loops: dict[str, timing.Loop] = {"bare": numpy_loop(bare, None)}
     loops.update({f"numpy_{k}": numpy_loop(bare, k) for k in kinds})
@@ -285,6 +317,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     ]
     for kind in kinds:
         rows += [{"key": h.key, "label": f"graph: {h.label}", "kind": kind} for h in heads if h.kind == kind]
+        for h in heads:
+            if h.kind == kind and h.key in SECOND_GRAPH:
+                rows.append({"key": f"{h.key}_alone", "label": f"second graph: {h.label}", "kind": kind})
         rows.append({"key": f"numpy_{kind}", "label": "bare step, then numpy `sample()`", "kind": kind})
         if kind == "greedy":
             label = "bare step, then numpy `argmax` alone (no all-`-inf` row check)"

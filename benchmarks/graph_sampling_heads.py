@@ -17,6 +17,8 @@ The draws keep ``runtime.sampling``'s arithmetic (float32 scores, float64 cumula
 inverse CDF), so for the same draw they choose numpy's token up to rounding, except the one head that
 draws among the top-k candidates in score order (the same distribution, another token for the same draw).
 Node names start with :data:`PREFIX`, so onnxruntime's profile tells the head's kernels from the model's.
+:func:`with_head` appends a head to the model's graph; :func:`head_alone` makes it a graph of its own, run
+by a second session on the logits the unchanged model returns.
 """
 
 from __future__ import annotations
@@ -28,7 +30,18 @@ import numpy as np
 
 from nextword.runtime.model_file import LOGITS
 
-__all__ = ["BANNED", "BANNED_SCORES", "HEADS", "PREFIX", "SCALE", "TOKEN", "UNIFORM", "Head", "with_head"]
+__all__ = [
+    "BANNED",
+    "BANNED_SCORES",
+    "HEADS",
+    "PREFIX",
+    "SCALE",
+    "TOKEN",
+    "UNIFORM",
+    "Head",
+    "head_alone",
+    "with_head",
+]
 
 PREFIX = "head_"
 TOKEN = "next_token"
@@ -76,6 +89,7 @@ class _Builder:
         self.nodes: list[Any] = []
         self.constants: list[Any] = []
         self.inputs: list[Any] = []
+        self.vocab = 0
         self._count = 0
 
     def _name(self, what: str) -> str:
@@ -181,26 +195,48 @@ def _head_nodes(b: _Builder, head: Head, logits: str, vocab: int) -> str:
     return chosen if ids is None else b.op("GatherElements", ids, chosen, axis=-1)
 
 
+def _head(model: Any, head: Head) -> _Builder:
+    """``head``'s nodes, constants and inputs for the graph of ``model`` (a ModelProto), reading its
+    ``logits`` and writing :data:`TOKEN`."""
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset < 13:
+        raise ValueError(f"the graph's opset is {opset}; the sampling heads need 13 or later")
+    logits = next((o for o in model.graph.output if o.name == LOGITS), None)
+    vocab = logits.type.tensor_type.shape.dim[-1].dim_value if logits is not None else 0
+    if logits is None or vocab <= 0:
+        raise ValueError(f"the graph has no `{LOGITS}` output of a known vocabulary size")
+    b = _Builder(opset)
+    b.vocab = vocab
+    chosen = _head_nodes(b, head, LOGITS, vocab)
+    for node in b.nodes:  # the last node writes the token itself (an Identity would cost a kernel call)
+        node.output[:] = [TOKEN if name == chosen else name for name in node.output]
+    return b
+
+
 def with_head(model_bytes: bytes, head: Head) -> bytes:
     """The model file ``model_bytes`` with ``head`` appended: new inputs, one new output :data:`TOKEN`."""
     import onnx
     from onnx import helper
 
     model = onnx.load_from_string(model_bytes)
-    graph = model.graph
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    if opset < 13:
-        raise ValueError(f"the graph's opset is {opset}; the sampling heads need 13 or later")
-    logits = next((o for o in graph.output if o.name == LOGITS), None)
-    vocab = logits.type.tensor_type.shape.dim[-1].dim_value if logits is not None else 0
-    if logits is None or vocab <= 0:
-        raise ValueError(f"the graph has no `{LOGITS}` output of a known vocabulary size")
-    b = _Builder(opset)
-    chosen = _head_nodes(b, head, logits.name, vocab)
-    for node in b.nodes:  # the last node writes the token itself (an Identity would cost a kernel call)
-        node.output[:] = [TOKEN if name == chosen else name for name in node.output]
-    graph.node.extend(b.nodes)
-    graph.initializer.extend(b.constants)
-    graph.input.extend(b.inputs)
-    graph.output.append(helper.make_tensor_value_info(TOKEN, INT64, None))  # (1, 1) or (1, 1, 1)
+    b = _head(model, head)
+    model.graph.node.extend(b.nodes)
+    model.graph.initializer.extend(b.constants)
+    model.graph.input.extend(b.inputs)
+    model.graph.output.append(helper.make_tensor_value_info(TOKEN, INT64, None))  # (1, 1) or (1, 1, 1)
     return model.SerializeToString()
+
+
+def head_alone(model_bytes: bytes, head: Head) -> bytes:
+    """``head`` as a graph of its own (issue 17's "second small graph"): :data:`LOGITS` (1, 1, V) of the
+    model file ``model_bytes`` and the head's inputs in, :data:`TOKEN` out; the model file unchanged."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(model_bytes)
+    b = _head(model, head)
+    logits = helper.make_tensor_value_info(LOGITS, FLOAT, [1, 1, b.vocab])
+    token = helper.make_tensor_value_info(TOKEN, INT64, None)
+    graph = helper.make_graph(b.nodes, "sampling_head", [logits, *b.inputs], [token], initializer=b.constants)
+    opsets = [helper.make_opsetid("", b.opset)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=model.ir_version).SerializeToString()

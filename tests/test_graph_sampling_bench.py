@@ -18,14 +18,17 @@ KEYS = [
     "bare",
     "argmax",
     "topk1",
+    "topk1_alone",
     "numpy_greedy",
     "numpy_argmax",
     "cdf",
     "cdf_f32count",
     "blocks",
+    "blocks_alone",
     "numpy_full",
     "topk40",
     "topk40_ids",
+    "topk40_ids_alone",
     "numpy_top_k",
 ]
 KEY_OPS = {  # an op each head's profile must show
@@ -58,8 +61,10 @@ def test_graph_sampling_benchmark_runs_end_to_end(model_path, tmp_path, capsys):
         assert profile["nodes"] and all(n["node"].startswith(PREFIX) for n in profile["nodes"])
         assert KEY_OPS[head.key] in {n["op"] for n in profile["nodes"]}
         assert profile["model_nodes"] == rows["bare"]["profile"]["model_nodes"]  # the step itself unchanged
+    for key in graph_sampling.SECOND_GRAPH:  # the same head as a graph of its own: the same choices
+        assert rows[f"{key}_alone"]["check"] == rows[key]["check"] and rows[f"{key}_alone"]["profile"] is None
     table = capsys.readouterr().out
-    assert table.count("| greedy |") == 4 and table.count("| `top_k=40` |") == 3
+    assert table.count("| greedy |") == 5 and table.count("| `top_k=40` |") == 4
     assert "| 40/40 | 40/40 |" in table and "median us per node" in table
     assert sum(line.startswith("- ") for line in table.splitlines()) == 3  # one conclusion per choice
 
