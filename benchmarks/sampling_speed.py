@@ -8,8 +8,8 @@ rounds; a figure is the median over ``--rounds`` rounds of the mean time per row
 frozen copy of the sampler the fast paths replaced (``tests/reference/sampling_v2.py``: the same ids
 for the same scores and generators, which ``tests/test_sampling.py`` checks).
 
-    python -m benchmarks.sampling_speed                  # about a minute on two cores
-    python -m benchmarks.sampling_speed --rows 50 --rounds 3   # a smoke test, not figures
+    python -m benchmarks.sampling_speed                       # a few seconds
+    python -m benchmarks.sampling_speed --rows 64 --rounds 1   # a smoke test, not figures
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import timing
+from benchmarks.environment import machine_info
 from benchmarks.paths import REPO
 from benchmarks.report import fmt_num, markdown_table
 from benchmarks.shipped import SHORT_PROMPT, bundled_path
@@ -155,7 +156,10 @@ def render(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(render(measure(args)))
+    results = measure(args)
+    info = machine_info()
+    print(f"{info['cpu']}, numpy {info['versions'].get('numpy')}, {args.rows} rows x {args.rounds} rounds\n")
+    print(render(results))
     return 0
 
 

@@ -44,7 +44,8 @@ def sample(
     Otherwise scores are divided by ``temperature``, cut to the ``top_k`` largest, then to the smallest
     set of most likely tokens holding ``top_p`` of the probability, and one token is drawn from the
     rest with ``rngs[i].random()`` for row ``i`` (exactly one draw per row). Entries at ``-inf`` are
-    never chosen; a row whose every entry is ``-inf`` gets ``-1``.
+    never chosen; a row whose every entry is ``-inf`` gets ``-1``. NaN scores (no model or rule makes
+    them) are outside this contract: which id such a row gets with ``top_k`` is unspecified.
     """
     if temperature == 0:
         if len(scores) == 1:  # one row: no fancy indexing
@@ -80,13 +81,13 @@ def sample(
 
 def _sample_row(row: np.ndarray, u: float, temperature: float, top_k: int | None, top_p: float | None) -> int:
     """:func:`sample` for one row (V,) with its uniform draw ``u`` in (0, 1]."""
-    scale = np.float32(1.0 / temperature)
     if top_k is not None:
         ids, values = largest(row, top_k)  # the candidates alone from here on
         peak = values.max()  # the row's maximum: the largest entry is a candidate
         if peak == -np.inf:
             return -1
         if temperature != 1:
+            scale = np.float32(1.0 / temperature)
             values *= scale
             peak *= scale  # the maximum of the scaled candidates, bit for bit (rounding is monotonic)
         values -= peak
@@ -94,10 +95,13 @@ def _sample_row(row: np.ndarray, u: float, temperature: float, top_k: int | None
         if top_p is not None:
             ids, probs = _nucleus(ids, probs, top_p)
         return _draw_among(ids, probs, u)
-    peak = row[row.argmax()]  # the maximum, in half the time of row.max()
+    # The maximum in half the time of row.max(); only the sign of a zero maximum can differ from it, and
+    # no difference it makes survives exp.
+    peak = row[row.argmax()]
     if peak == -np.inf:
         return -1
     if temperature != 1:
+        scale = np.float32(1.0 / temperature)
         row *= scale
         peak *= scale  # the maximum of the scaled row, bit for bit
     row -= peak
@@ -173,13 +177,13 @@ def largest(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         columns = vocab // size
         maxima = np.maximum.reduce(row[: size * columns].reshape(size, columns))  # (V/G,)
         bound = np.partition(maxima, columns - k)[columns - k]
-        ids = np.flatnonzero(row >= bound)
+        ids = (row >= bound).nonzero()[0]
     else:
         ids = np.arange(vocab)
     values = row[ids]
     if len(ids) > k:
         kth = np.partition(values, len(ids) - k)[len(ids) - k]
-        keep = np.flatnonzero(values >= kth)
+        keep = (values >= kth).nonzero()[0]
         ids, values = ids[keep], values[keep]
     return ids, values
 
@@ -218,7 +222,7 @@ def _nucleus(ids: np.ndarray | None, probs: np.ndarray, top_p: float) -> tuple[n
     order = np.argsort(-probs, kind="stable")  # most likely first, ties by id
     ranked = probs[order]
     before = ranked.astype(np.float64).cumsum() - ranked  # mass ahead of each
-    size = max(1, int((before < goal).sum()))  # the most likely token always stays
+    size = max(1, np.count_nonzero(before < goal))  # the most likely token always stays
     chosen = np.sort(order[:size])
     return ids[chosen], probs[chosen]
 

@@ -3,6 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
+from nextword.runtime import sampling as sampling_module
 from nextword.runtime.sampling import largest, sample, sample_next
 from reference import sampling_v2 as reference
 
@@ -315,3 +316,21 @@ def test_the_draw_sees_the_same_candidates_and_probabilities_bit_for_bit(monkeyp
                 sample(scores.copy(), [np.random.default_rng(0)] * batch, temperature, top_k, top_p)
                 assert seen["after"] == seen["before"], (vocab, temperature, top_k, top_p, batch)
     assert len(seen["after"]) > 250
+
+
+def test_rows_with_infinite_scores_answer_as_before():
+    """A +inf score (no model makes one) still gets the frozen sampler's answer: its id, or its error."""
+    rng = np.random.default_rng(13)
+    for vocab in (100, 8270):
+        row = (rng.normal(size=vocab) * 3).astype(np.float32)
+        row[rng.choice(vocab, 2, replace=False)] = np.inf
+        for temperature, top_k, top_p in itertools.product((0, 0.7, 1), (None, 5), (None, 0.9)):
+            answers = []
+            for module in (reference, sampling_module):
+                try:
+                    answers.append(
+                        module.sample(row[None].copy(), [np.random.default_rng(1)], temperature, top_k, top_p)
+                    )
+                except (ValueError, IndexError) as error:  # NaN probabilities (inf - inf) trip both alike
+                    answers.append(f"{type(error).__name__}: {error}")
+            assert str(answers[0]) == str(answers[1]), (vocab, temperature, top_k, top_p)
