@@ -52,6 +52,7 @@ CASES = (
     Case("top_k=40", 1.0, top_k=40),
     Case("top_p=0.9", 1.0, top_p=0.9),
     Case("top_p=0.9, temperature 0.7", 0.7, top_p=0.9),
+    Case("top_p=0.99", 1.0, top_p=0.99),
     Case("top_k=40, top_p=0.9", 1.0, top_k=40, top_p=0.9),
     Case("64 rows, temperature 1 (per row)", 1.0, batch=64),
     Case("64 rows, top_k=40 (per row)", 1.0, top_k=40, batch=64),
