@@ -91,7 +91,7 @@ def floor_loop(model: Any, first_id: int) -> timing.Loop:
     layers = len(model.info.state_sizes)
     state_names = state_input_names(layers)
     outputs = [LOGITS, *state_output_names(layers)]
-    session = model.session
+    session = model.wide_session or model.session  # the session a single row's step alone runs on
 
     def run(seed: int, words: int) -> int:
         feed = {INPUT_IDS: np.asarray([[first_id]], dtype=np.int64)}
@@ -257,7 +257,10 @@ def _ints(text: str) -> list[int]:
 
 def _ort_threads(model: Any) -> str:
     intra = model.session.get_session_options().intra_op_num_threads
-    return f"intra-op threads {intra or 'default (one per physical core)'}"
+    text = f"intra-op threads {intra or 'default (one per physical core)'}"
+    if model.wide_session is not None:
+        text += "; a single row's step that runs alone: 2, spinning (load()'s second session)"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ while 8 other threads of the same process generate (``Generator`` steps of the s
 model, as a server does), one bare ``model.forward`` step with the state carried is timed under each
 setting of onnxruntime's session:
 
-- ``default``: ``nextword.runtime.model.default_session_options()`` as the runtime ships it;
+- ``default``: ``load(path)`` as the runtime ships it: one thread, and for a single row's step that
+  runs alone (no other step of the process in progress) a second session with two spinning threads;
 - ``1 thread``: one intra-op thread (no pool, so spinning does not apply);
 - ``2 threads, spinning`` and ``2 threads, no spinning``: two intra-op threads, with
   ``session.intra_op.allow_spinning`` on (the pool's threads busy-wait for work) and off.
@@ -88,13 +89,27 @@ def session_options(setting: tuple[int, bool | None] | None) -> Any:
 
 
 def describe_default() -> dict[str, Any]:
-    """What the runtime's default session options say about threads and spinning."""
+    """What ``load()``'s default sessions say about threads and spinning."""
+    from nextword.runtime.model import usable_cores
+
     options = session_options(None)
     try:
         spinning = options.get_session_config_entry("session.intra_op.allow_spinning")
     except Exception:  # onnxruntime raises when the entry was never set: its own default (on) holds
         spinning = "unset (onnxruntime's default: on)"
-    return {"intra_op_num_threads": options.intra_op_num_threads, "allow_spinning": spinning}
+    wide = usable_cores() >= 2
+    return {
+        "intra_op_num_threads": options.intra_op_num_threads,
+        "allow_spinning": spinning,
+        "wide_session": wide,
+        "description": "`load()` without options: one intra-op thread; "
+        + (
+            "a single row's step that runs while no other step of the process does takes a second "
+            "session with two intra-op threads whose pool spins"
+            if wide
+            else "no second session (one usable core)"
+        ),
+    }
 
 
 def step_ms(model: Any, batch: int, seconds: float, min_steps: int) -> float:
@@ -161,7 +176,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     files = shipped_files(args)
     models = {
-        (name, setting): load(file.path, session_options=session_options(SETTINGS[setting]))
+        (name, setting): load(file.path)
+        if SETTINGS[setting] is None
+        else load(file.path, session_options=session_options(SETTINGS[setting]))
         for name, file in files.items()
         for setting in SETTINGS
     }

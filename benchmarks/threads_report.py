@@ -60,8 +60,13 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         )
     headers = ["file", "batch", "load", *[f"{s}, ms/step" for s in settings], "best", "default vs best"]
     lines = [
-        f"The runtime's default (`default_session_options()`): {default['intra_op_num_threads']} intra-op "
-        f"thread(s), spinning {default['allow_spinning']}. ms per bare `model.forward` step (state carried) "
+        (
+            f"The runtime's default: {default['description']}."
+            if "description" in default
+            else f"The runtime's default (`default_session_options()`): {default['intra_op_num_threads']} "
+            f"intra-op thread(s), spinning {default['allow_spinning']}."
+        )
+        + " ms per bare `model.forward` step (state carried) "
         f"of the measuring thread, median of {result['cases'][0]['ms']['default']['n']} rounds; files: "
         + "; ".join(f"{k} {f['source']}" for k, f in result["files"].items())
         + ". With 8 generating threads, each runs `Generator` steps of the same batch on the same model. "

@@ -20,6 +20,7 @@ from .logits import log_softmax
 from .rules import Rules
 from .sampling import largest
 from .step import StepModel, prefill
+from .stepper import stepper_for
 from .text import TextBuilder
 from .tokenizer import EOD
 
@@ -41,6 +42,7 @@ class BeamSearch:
         lstrip: Sequence[bool] = (),
     ) -> None:
         self._model, self._config, self._lstrip = model, config, lstrip
+        self._stepper = stepper_for(model)  # one token per beam at every step
         self._tokenizer = model.tokenizer
         self._rules = Rules(config, self._tokenizer)
         self._prompts = [np.asarray(p, dtype=np.int64) for p in prompts]
@@ -119,8 +121,7 @@ class BeamSearch:
         if self.done:
             return False
         rows = (np.arange(n_prompts)[:, None] * n_beams + sources).reshape(-1)  # parent row of each beam
-        logits, self._state = self._model.forward(tokens.reshape(-1, 1), [s[rows] for s in self._state])
-        self._last = logits[:, -1]
+        self._last, self._state = self._stepper.step(tokens.reshape(-1), [s[rows] for s in self._state])
         if self._cache is not None:  # each beam continues its parent's cache with its token
             self._cache.take(rows)
             self._cache.observe(tokens.reshape(-1), self._state[-2])

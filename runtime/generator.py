@@ -25,6 +25,7 @@ from .rows import Draw, Group, Plan, Row, Span
 from .rules import Rules
 from .sampling import sample
 from .step import PROMPT_CHUNK, State, StepModel, prefill_round
+from .stepper import stepper_for
 from .text import TextBuilder
 from .tokenizer import EOD
 
@@ -67,6 +68,7 @@ class Generator:
 
     def __init__(self, model: StepModel, defaults: GenerationConfig | None = None, chunk: int = PROMPT_CHUNK):
         self._model = model
+        self._stepper = stepper_for(model)  # one token per row, the decoding steps' call
         self._tokenizer = model.tokenizer
         self._tokens = self._tokenizer.tokens  # id -> token, read once per generated token
         self._defaults = defaults or GenerationConfig()
@@ -304,8 +306,7 @@ class Generator:
             self._state = [s[keep] for s in self._state]
             self._plan = None
         if self._running:
-            logits, self._state = self._model.forward(chosen[:, None], self._state)  # (A, 1, V)
-            self._last = logits[:, -1]
+            self._last, self._state = self._stepper.step(chosen, self._state)  # (A, V), ours until next step
             if plan.caching:  # the batch as it runs now (rebuilt if rows left)
                 for span in (self._plan or self._make_plan()).spans:
                     if span.group.cache is not None:  # the chosen token and the state after it

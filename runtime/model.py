@@ -30,11 +30,12 @@ from .model_file import (
 )
 from .probe import probe_model
 from .scoring import TextScore, next_words, prompt_ids, score_text
-from .session import run_session, wrong_shapes
+from .session import run_session, runs_in_flight, wrong_shapes
 from .step import PROMPT_CHUNK, State, feed_chunks
+from .stepper import BoundStepper
 from .tokenizer import Tokenizer
 
-__all__ = ["NextWordModel", "State", "default_session_options", "load"]
+__all__ = ["NextWordModel", "State", "default_session_options", "load", "usable_cores"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,22 @@ def load(
     session_options: ort.SessionOptions | None = None,
     *,
     limits: LoadLimits | None = None,
+    threads: int | None = None,
 ) -> NextWordModel:
     """Load a nextword ``.onnx`` file (a path, or the file's bytes) for generation.
 
     ``providers`` lists onnxruntime execution providers in order of preference, for example
     ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` with onnxruntime-gpu installed; the default
     is the CPU. Providers this onnxruntime build lacks are skipped with a warning.
+
+    Threads: by default (neither ``threads`` nor ``session_options``) a step on the CPU runs on one
+    onnxruntime thread, except a step of a single row that runs alone (no other step of this process
+    in progress) on a machine with two cores or more: that one runs on two threads from a pool that
+    spins between steps (a second session of the same file), a quarter faster for the bundled model
+    (docs/benchmarks.md, "Session threads"). Only single rows: for several rows an int8 model's results
+    depend on the thread count, and a call must give the same text whatever else runs. ``threads=n``
+    runs every step on ``n`` threads (:func:`default_session_options`); ``session_options`` replaces
+    all of that.
 
     The file is checked before onnxruntime sees it (size, structure, versions, operators, no external
     data, bounded memory and work per step; see :func:`~nextword.runtime.model_check.check_model_file`
@@ -63,23 +74,45 @@ def load(
     Raises :class:`ModelFileError` when the file is missing, is not ONNX, is not a nextword model, or
     its graph does not do what its metadata says.
     """
+    if threads is not None and session_options is not None:
+        raise ValueError("give threads or session_options, not both (session_options sets the threads too)")
     checked = inspect_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
     source = checked.name
     chosen = _choose_providers(providers)
+    wide_options = None
     if session_options is None:
-        session_options = default_session_options()
+        session_options = default_session_options(1 if threads is None else threads)
         session_options.log_severity_level = 4  # onnxruntime's errors reach the caller as exceptions
+        if threads is None and chosen == ["CPUExecutionProvider"] and usable_cores() >= 2:
+            wide_options = default_session_options(2, spinning=True)
+            wide_options.log_severity_level = 4
+    session = _session(checked.data, session_options, chosen, source)
+    info = read_model_info(session, source, checked.metadata)
+    probe_model(session, info, source)
+    wide = None
+    if wide_options is not None:
+        wide = _session(checked.data, wide_options, chosen, source)
+        probe_model(wide, info, source)
+    return NextWordModel(session, info, source, wide)
+
+
+def _session(data: bytes, options: ort.SessionOptions, providers: list[str], source: str) -> Any:
     try:
-        session = ort.InferenceSession(checked.data, sess_options=session_options, providers=chosen)
+        return ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         reason = " ".join(str(exc).split())[:500]
         raise ModelFileError(f"{source} could not be loaded as an ONNX model: {reason}") from None
-    info = read_model_info(session, source, checked.metadata)
-    probe_model(session, info, source)
-    return NextWordModel(session, info, source)
 
 
-def default_session_options(threads: int = 1) -> ort.SessionOptions:
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_session_options(threads: int = 1, *, spinning: bool = False) -> ort.SessionOptions:
     """Session options for generation: many small runs, often from several threads at once.
 
     One thread per run by default: a single step is a handful of small matrix products, too small to
@@ -90,7 +123,10 @@ def default_session_options(threads: int = 1) -> ort.SessionOptions:
 
     ``threads > 1`` splits each run's matrix products over that many threads whose pool does not spin
     between runs (a spinning pool burns the cores the rest of the process needs): worth it for large
-    batches on cores that would otherwise idle, such as the batched step of ``nextword serve``.
+    batches on cores that would otherwise idle, such as the batched step of ``nextword serve``. With
+    ``spinning`` the pool busy-waits between runs instead: the fastest for a step that runs alone (the
+    bundled model's step takes a third less time on two such threads than on one), and the setting of
+    the second session :func:`load` makes for such steps.
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
         raise ValueError(f"threads must be an integer in 1..256, got {threads!r}")
@@ -99,7 +135,7 @@ def default_session_options(threads: int = 1) -> ort.SessionOptions:
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = threads
     if threads > 1:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return options
 
@@ -132,8 +168,11 @@ class NextWordModel:
     threads.
     """
 
-    def __init__(self, session: ort.InferenceSession, info: ModelInfo, source: str) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, info: ModelInfo, source: str, wide: Any | None = None
+    ) -> None:
         self.session = session
+        self.wide_session = wide  # two spinning threads, for steps that run alone (see load); or None
         self.info = info
         self.source = source
         self._state_inputs = state_input_names(len(info.state_sizes))
@@ -217,7 +256,9 @@ class NextWordModel:
         if self.info.has_logits_from:
             cached = _LOGITS_FROM.get(logits_from)
             feed[LOGITS_FROM] = cached if cached is not None else np.asarray(logits_from, dtype=np.int64)
-        logits, *new_state = run_session(self.session, self._outputs, feed, self.source)
+        alone = self.wide_session is not None and len(ids) == 1 and not runs_in_flight()
+        session = self.wide_session if alone else self.session
+        logits, *new_state = run_session(session, self._outputs, feed, self.source)
         # The probe at load tried one batch size and length; a graph can still break on others. A wrong
         # shape here would surface as a numpy error far away, or as a score over the wrong words.
         batch, wanted, vocab = len(ids), positions, self.info.vocab_size  # checked in about 0.4 us
@@ -231,6 +272,25 @@ class NextWordModel:
         if logits_from and not self.info.has_logits_from:
             logits = logits[:, logits_from:]
         return logits, new_state
+
+    def stepper(self) -> BoundStepper:
+        """A stepper for loops that feed one token per row at every call (generation, beam search,
+        scoring with the cache): ``stepper.step(tokens, state)`` gives what ``forward(tokens[:, None],
+        state, logits_from=-1)`` gives, logits (rows, vocab) and the new state, bit for bit, without
+        building a feed or allocating results at every call (see :mod:`nextword.runtime.stepper` for how
+        long its results stay valid). One per loop: a stepper is not thread-safe; the model is."""
+        extra = {LOGITS_FROM: np.asarray(-1, dtype=np.int64)} if self.info.has_logits_from else {}
+        return BoundStepper(
+            [self.session] if self.wide_session is None else [self.session, self.wide_session],
+            self.source,
+            self.vocab_size,
+            self._state_inputs,
+            self._outputs[1:],
+            [units for units in self.info.state_sizes for _ in ("h", "c")],
+            LOGITS,
+            INPUT_IDS,
+            extra,
+        )
 
     def feed(
         self, input_ids: np.ndarray, state: State, chunk: int = PROMPT_CHUNK

@@ -14,6 +14,7 @@ import numpy as np
 from .cache import CacheConfig, ContinuousCache, resolve_cache
 from .logits import log_softmax, softmax
 from .step import PROMPT_CHUNK, StepModel, feed_chunks
+from .stepper import stepper_for
 
 __all__ = [
     "CACHE_BATCH",
@@ -86,6 +87,7 @@ def cached_document_scores(
     emptied and handed to the next document, so the session calls stay few and nothing is copied.
     """
     source = iter(documents)
+    stepper = stepper_for(model)
     state = model.initial_state(batch)
     rows = ContinuousCache(cache, batch, state[-2].shape[1])
     docs: list[np.ndarray | None] = [None] * batch  # the document of each row; None: the row is free
@@ -119,9 +121,9 @@ def cached_document_scores(
         active = cast(list[np.ndarray], docs)  # every row holds a document from here to the step's end
         fed = np.array([d[p] for d, p in zip(active, pos.tolist(), strict=True)])  # (A,)
         wanted = np.array([d[p + 1] for d, p in zip(active, pos.tolist(), strict=True)])  # (A,)
-        logits, state = model.forward(fed[:, None], state)  # (A, 1, V)
+        logits, state = stepper.step(fed, state)  # (A, V)
         rows.observe(fed, state[-2])
-        logp = log_softmax(logits[:, 0])  # (A, V) float64
+        logp = log_softmax(logits)  # (A, V) float64
         rows.mix_logprobs(logp)
         target = logp[np.arange(len(active)), wanted]
         ranks = (logp > target[:, None]).sum(axis=1)

@@ -87,7 +87,7 @@ def test_sampling_speed_benchmark_times_every_case_before_and_after(capsys):
 
 @pytest.mark.slow
 def test_speed_benchmark_runs_end_to_end(model_path, tmp_path, capsys):
-    from benchmarks import speed
+    from benchmarks import speed, speed_report
 
     out = tmp_path / "speed.json"
     argv = ["--int8", str(model_path), "--fp32", str(model_path), "--words", "6", "--rounds", "2"]
@@ -96,13 +96,16 @@ def test_speed_benchmark_runs_end_to_end(model_path, tmp_path, capsys):
     keys = [c.key for c in speed.CASES]
     assert [c["key"] for c in result["cases"]] == keys
     for name in ("int8", "fp32"):
-        assert set(result[name]["steps"]) == {"1", "4", "64"}
+        assert set(result[name]["steps"]) == set(result[name]["bound_steps"]) == {"1", "4", "64"}
         words = result[name]["words"]
         assert all(words[k] == [6, 6] for k in keys if k != "beam")  # full length in each round
         assert 1 <= min(words["beam"]) <= 6  # beam search may finish its hypotheses early
     assert [t["key"] for t in result["targets"]] == [f"speed/{k}" for k in keys]
     table = capsys.readouterr().out
     assert "`generate(num_beams=4)`, per beam step" in table and table.count("| ≤ 1.") == len(keys)
+    assert table.count("| bare `model.stepper()` step, state carried") == 3 and "int8 vs stepper" in table
+    stale = {**result, "int8": {k: v for k, v in result["int8"].items() if k != "bound_steps"}}
+    assert "vs stepper" not in speed_report.render(stale)  # a run from before the stepper still renders
 
 
 @pytest.mark.slow

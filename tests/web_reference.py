@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from nextword.runtime.stepper import ForwardStepper
+
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 
@@ -381,11 +383,12 @@ def recorded_generate(
             calls[-1]["h"] = f32_b64(new_state[-2])
         return logits, new_state
 
-    model.forward = forward  # the instance attribute shadows the method for this call only
+    model.forward = forward  # the instance attributes shadow the methods for this call only
+    model.stepper = lambda: ForwardStepper(model)  # single-token steps through the recorder too
     try:
         text = model.generate(prompt, **options)
     finally:
-        del model.forward
+        del model.forward, model.stepper
     return text, calls
 
 

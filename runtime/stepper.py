@@ -1,0 +1,170 @@
+"""Stepping a batch one token at a time: the decoding loops' inner call, with buffers bound once.
+
+:meth:`NextWordModel.forward <nextword.runtime.model.NextWordModel.forward>` builds a feed for
+onnxruntime at every call and gets freshly allocated arrays back: for the bundled model that is about a
+tenth of a step's time, spent on every generated word. A :class:`BoundStepper` binds arrays it owns to
+the session's inputs and outputs once (onnxruntime's I/O binding) and alternates between two bindings
+whose state buffers are each other's outputs, so a step copies nothing but the tokens in and writes
+its results where the next step reads them. It rebinds only when the batch grows past the buffers.
+
+The results of :meth:`BoundStepper.step` are the stepper's own buffers: valid, and the caller's to
+modify, until the step after next (the logits: until the next step). The decoding loops read and
+modify them in between and never keep them longer; anything kept longer must be copied.
+
+:class:`ForwardStepper` offers the same call on any :class:`~nextword.runtime.step.StepModel` through
+its ``forward``; :func:`stepper_for` picks the bound one when the model offers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from .session import run_bound, runs_in_flight
+from .step import State, StepModel
+
+__all__ = ["BoundStepper", "ForwardStepper", "TokenStepper", "stepper_for"]
+
+
+class TokenStepper(Protocol):
+    """One token per row in, each row's next logits and the state after it out."""
+
+    def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Feed ``tokens`` (rows,) int64 with ``state``; returns logits (rows, vocab) and the new state."""
+        ...
+
+
+class ForwardStepper:
+    """:class:`TokenStepper` on any model through its ``forward`` (fresh arrays every call)."""
+
+    def __init__(self, model: StepModel) -> None:
+        self._model = model
+
+    def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        logits, new_state = self._model.forward(np.asarray(tokens, dtype=np.int64)[:, None], state)
+        return logits[:, -1], new_state
+
+
+def stepper_for(model: StepModel) -> TokenStepper:
+    """The model's own stepper when it has one (``model.stepper()``), else a :class:`ForwardStepper`."""
+    make = getattr(model, "stepper", None)
+    return make() if callable(make) else ForwardStepper(model)
+
+
+class _Buffers:
+    """Arrays for up to ``capacity`` rows; bindings use their first rows (C order: rows lead)."""
+
+    def __init__(self, capacity: int, vocab: int, widths: Sequence[int]) -> None:
+        self.capacity = capacity
+        self.ids = np.zeros((capacity, 1), dtype=np.int64)
+        self.logits = np.zeros((capacity, 1, vocab), dtype=np.float32)
+        # Two sets of state arrays: binding 0 reads set 0 and writes set 1, binding 1 the other way.
+        self.states = [[np.zeros((capacity, w), dtype=np.float32) for w in widths] for _ in range(2)]
+
+
+class _Turn:
+    """One of the two alternating bindings (one per session), with views of the rows it binds."""
+
+    def __init__(
+        self, bindings: list[Any], ids: np.ndarray, inputs: State, outputs: State, logits: np.ndarray
+    ):
+        self.bindings = bindings  # [the one-thread session's, the wide session's when there is one]
+        self.ids = ids  # (rows,) view of the bound ids
+        self.inputs = inputs  # the state arrays it reads: the other turn's outputs
+        self.outputs = outputs
+        self.logits = logits  # (rows, vocab) view of the bound logits
+
+
+class BoundStepper:
+    """Single-token steps of an onnxruntime session through I/O bindings made once per batch size.
+
+    Made by ``NextWordModel.stepper()``; not thread-safe (one per decoding loop; the session itself is
+    shared). The logits and states are bit for bit those of ``forward``. With a second session (the
+    model's two-thread one, see :func:`~nextword.runtime.model.load`) a single row's step runs there
+    when no other run of the process is in progress, as in ``forward``.
+    """
+
+    def __init__(
+        self,
+        sessions: Sequence[Any],
+        source: str,
+        vocab: int,
+        state_inputs: Sequence[str],
+        state_outputs: Sequence[str],
+        widths: Sequence[int],
+        logits_output: str,
+        ids_input: str,
+        extra_inputs: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        self._sessions = list(sessions)
+        self._wide = len(self._sessions) > 1
+        self._source = source
+        self._vocab = vocab
+        self._state_inputs = list(state_inputs)
+        self._state_outputs = list(state_outputs)
+        self._widths = [int(w) for w in widths]
+        self._logits_output = logits_output
+        self._ids_input = ids_input
+        self._extra = dict(extra_inputs or {})  # inputs that never change (logits_from), kept alive here
+        self._buffers: _Buffers | None = None
+        self._turns: list[_Turn] = []
+        self._rows = -1
+        self._next = 0  # the turn the next step runs
+
+    def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Feed one token per row; returns logits (rows, vocab) and the state after the token.
+
+        ``state`` may be the state this stepper returned last (then nothing is copied) or any arrays of
+        the model's state shapes. See the module docstring for how long the results stay valid.
+        """
+        rows = len(tokens)
+        if rows != self._rows:
+            self._bind(rows)
+        turn = self._turns[self._next]
+        if len(state) != len(turn.inputs):
+            raise ValueError(f"state of {len(state)} arrays given; the model's has {len(turn.inputs)}")
+        for given, mine in zip(state, turn.inputs, strict=True):
+            if given is not mine:  # not the state this stepper returned last: copied in
+                if given.shape != mine.shape:
+                    shapes = [getattr(s, "shape", None) for s in state]
+                    raise ValueError(f"state of shapes {shapes} does not fit {rows} tokens")
+                mine[...] = given
+        turn.ids[...] = tokens
+        k = 1 if self._wide and rows == 1 and not runs_in_flight() else 0  # as NextWordModel.forward
+        run_bound(self._sessions[k], turn.bindings[k], self._source, rows)
+        self._next ^= 1
+        return turn.logits, list(turn.outputs)
+
+    def _bind(self, rows: int) -> None:
+        """Bind both alternating bindings to the first ``rows`` rows of the buffers (grown if short)."""
+        if self._buffers is None or self._buffers.capacity < rows:
+            capacity = max(rows, 2 * self._buffers.capacity if self._buffers else 1)
+            self._buffers = _Buffers(capacity, self._vocab, self._widths)  # step copies the state in
+        buffers = self._buffers
+        views = [[array[:rows] for array in arrays] for arrays in buffers.states]
+        self._turns = []
+        for t in (0, 1):
+            bindings = []
+            for session in self._sessions:
+                binding = session.io_binding()
+                _bind_array(binding.bind_input, self._ids_input, buffers.ids[:rows])
+                for name, value in self._extra.items():
+                    _bind_array(binding.bind_input, name, value)
+                for name, array in zip(self._state_inputs, views[t], strict=True):
+                    _bind_array(binding.bind_input, name, array)
+                _bind_array(binding.bind_output, self._logits_output, buffers.logits[:rows])
+                for name, array in zip(self._state_outputs, views[1 - t], strict=True):
+                    _bind_array(binding.bind_output, name, array)
+                bindings.append(binding)
+            self._turns.append(
+                _Turn(bindings, buffers.ids[:rows, 0], views[t], views[1 - t], buffers.logits[:rows, 0])
+            )
+        self._rows = rows
+
+
+def _bind_array(bind: Any, name: str, array: np.ndarray) -> None:
+    """Bind ``name`` to the memory of ``array`` (C-contiguous, on the CPU), which must outlive the binding."""
+    assert array.flags.c_contiguous
+    bind(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)

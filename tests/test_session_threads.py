@@ -1,0 +1,100 @@
+"""The model's second session: two spinning threads for a single row's step that runs alone, the one
+thread session otherwise, and the same numbers from both, so a text never depends on what else runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nextword.runtime import GenerationConfig, load
+from nextword.runtime import model as model_module
+from nextword.runtime import session as session_module
+from nextword.runtime.default import BUNDLED_MODEL
+from nextword.runtime.errors import ModelRunError
+
+
+class Counting:
+    """An onnxruntime session that counts the runs made through it (plain and I/O-bound)."""
+
+    def __init__(self, session) -> None:
+        self._session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self._session.run(*args, **kwargs)
+
+    def run_with_iobinding(self, *args, **kwargs):
+        self.runs += 1
+        return self._session.run_with_iobinding(*args, **kwargs)
+
+    def io_binding(self):
+        return self._session.io_binding()
+
+
+def _counted(path):
+    model = load(path)
+    assert model.wide_session is not None, "this machine has two cores or more"
+    model.session, model.wide_session = Counting(model.session), Counting(model.wide_session)
+    return model, model.session, model.wide_session
+
+
+@pytest.fixture(autouse=True)
+def two_cores(monkeypatch):
+    monkeypatch.setattr(model_module, "usable_cores", lambda: 2)  # CI machines have two; say so anyway
+
+
+@pytest.mark.parametrize("which", ["bundled int8", "tiny fp32"])
+def test_both_sessions_give_the_same_numbers_for_a_single_row(which, model_path):
+    path = BUNDLED_MODEL if which == "bundled int8" else model_path
+    auto, narrow = load(path), load(path, threads=1)
+    assert auto.wide_session is not None and narrow.wide_session is None
+    rng = np.random.default_rng(0)
+    for positions in (1, 7, 64):
+        ids = rng.integers(0, auto.vocab_size, (1, positions))
+        state = [rng.standard_normal(s.shape).astype(np.float32) for s in auto.initial_state(1)]
+        (a, a_state), (b, b_state) = auto.forward(ids, state), narrow.forward(ids, state)
+        np.testing.assert_array_equal(a, b)
+        for x, y in zip(a_state, b_state, strict=True):
+            np.testing.assert_array_equal(x, y)
+    config = GenerationConfig(max_words=60, stop_at_end=False, seed=4)
+    assert auto.generate("the network", config) == narrow.generate("the network", config)
+
+
+def test_single_rows_run_on_the_wide_session_alone_and_batches_never(model_path):
+    model, narrow, wide = _counted(model_path)
+    model.generate("the network", max_words=5, stop_at_end=False)  # prompt + 4 steps, alone
+    assert wide.runs == 5 and narrow.runs == 0
+    model.generate(["the network", "a model"], max_words=5, stop_at_end=False)
+    assert wide.runs == 5 and narrow.runs == 5  # two rows: the one-thread session, every step
+    model.forward(np.zeros((1, 3), dtype=np.int64), model.initial_state(1))
+    assert wide.runs == 6
+
+
+def test_a_step_while_another_runs_takes_the_one_thread_session(model_path, monkeypatch):
+    model, narrow, wide = _counted(model_path)
+    monkeypatch.setattr(session_module, "_FLIGHT", [None])  # another thread's run in progress
+    model.generate("the network", max_words=5, stop_at_end=False)
+    stepper = model.stepper()
+    stepper.step(np.array([3]), model.initial_state(1))
+    assert wide.runs == 0 and narrow.runs == 6
+    assert session_module.runs_in_flight() == 1  # every run took its entry out again
+
+
+def test_runs_leave_the_flight_count_as_they_found_it_even_when_they_fail(model_path):
+    model = load(model_path)
+    model.generate("the network", max_words=3)
+    with pytest.raises(ModelRunError):
+        model.forward(np.zeros((1, 1), dtype=np.int64), model.initial_state(2))  # state of 2 rows
+    assert session_module.runs_in_flight() == 0
+
+
+def test_threads_choose_one_session_and_conflict_with_session_options(model_path, monkeypatch):
+    fixed = load(model_path, threads=2)
+    assert fixed.wide_session is None and fixed.session.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(ValueError, match="threads or session_options"):
+        load(model_path, threads=1, session_options=model_module.default_session_options())
+    assert load(model_path, session_options=model_module.default_session_options()).wide_session is None
+    monkeypatch.setattr(model_module, "usable_cores", lambda: 1)
+    assert load(model_path).wide_session is None  # one core: nothing to share a step with
+    wide = model_module.default_session_options(2, spinning=True)
+    assert wide.get_session_config_entry("session.intra_op.allow_spinning") == "1"

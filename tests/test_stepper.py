@@ -1,0 +1,101 @@
+"""The bound stepper: single-token steps through onnxruntime's I/O binding, bit for bit the logits and
+states of ``forward``, whatever the batch does between steps, and the same texts from every loop."""
+
+from __future__ import annotations
+
+import crafted
+import numpy as np
+import pytest
+
+from nextword.runtime import GenerationConfig, load
+from nextword.runtime.default import BUNDLED_MODEL
+from nextword.runtime.errors import ModelRunError
+from nextword.runtime.stepper import BoundStepper, ForwardStepper, stepper_for
+
+
+def _forward_step(model, tokens, state):
+    logits, new_state = model.forward(np.asarray(tokens, dtype=np.int64)[:, None], state, logits_from=-1)
+    return logits[:, 0], new_state
+
+
+def test_bound_steps_equal_forward_bit_for_bit_as_rows_leave_and_join(model):
+    """Own state passed back (nothing copied), rows dropped (a copy), rows added past the buffers'
+    capacity (rebinding), the same token everywhere and different ones."""
+    stepper = model.stepper()
+    assert isinstance(stepper, BoundStepper) and isinstance(stepper_for(model), BoundStepper)
+    rng = np.random.default_rng(0)
+    ours, theirs = model.initial_state(3), model.initial_state(3)
+    for step in range(12):
+        rows = len(ours[0])
+        tokens = rng.integers(0, model.vocab_size, rows)
+        logits, ours = stepper.step(tokens, ours)
+        expected, theirs = _forward_step(model, tokens, theirs)
+        assert logits.shape == (rows, model.vocab_size) and logits.dtype == np.float32
+        np.testing.assert_array_equal(logits, expected)
+        for mine, want in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(mine, want)
+        logits[:] = np.nan  # the caller may modify the logits: the next step does not read them
+        if step == 3:  # a row leaves
+            ours, theirs = [s[[0, 2]] for s in ours], [s[[0, 2]] for s in theirs]
+        if step == 6:  # five rows join, past the capacity of three
+            fresh = model.initial_state(5)
+            ours = [np.concatenate([s, f]) for s, f in zip(ours, fresh, strict=True)]
+            theirs = [np.concatenate([s, f]) for s, f in zip(theirs, fresh, strict=True)]
+        if step == 9:  # the first rows of the last state, as a view
+            ours, theirs = [s[:4] for s in ours], [s[:4] for s in theirs]
+
+
+def test_the_state_returned_stays_valid_until_the_step_after_next(model):
+    stepper = model.stepper()
+    tokens = np.array([5, 9])
+    _, first = stepper.step(tokens, model.initial_state(2))
+    kept = [s.copy() for s in first]
+    _, second = stepper.step(tokens, first)
+    for s, k in zip(first, kept, strict=True):  # read by the second step, not written
+        np.testing.assert_array_equal(s, k)
+    expected, _ = _forward_step(model, tokens, second)
+    np.testing.assert_array_equal(stepper.step(tokens, second)[0], expected)  # the state it was given
+    np.testing.assert_array_equal(stepper.step(tokens, second)[0], expected)  # and again: a copy now
+
+
+def test_a_state_that_does_not_fit_is_a_clear_error(model):
+    stepper = model.stepper()
+    with pytest.raises(ValueError, match="does not fit 2 tokens"):
+        stepper.step(np.array([1, 2]), model.initial_state(3))
+    with pytest.raises(ValueError, match="state of 2 arrays given; the model's has 4"):
+        stepper.step(np.array([1]), model.initial_state(1)[:2])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"temperature": 0, "max_words": 30},
+        {"temperature": 0.8, "top_k": 20, "num_return_sequences": 3, "stop": ["."], "max_words": 40},
+        {"top_p": 0.9, "cache": True, "max_words": 30},  # on the bundled file, which has a cache
+        {"num_beams": 3, "max_words": 12},
+        {"num_beams": 2, "cache": True, "max_words": 12},
+    ],
+)
+def test_texts_are_those_of_forward_steps(model_path, options):
+    """Every decoding loop on the bound stepper gives the texts it gave on ``forward``."""
+    path = BUNDLED_MODEL if options.get("cache") else model_path
+    bound, plain = load(path), load(path)
+    assert not options.get("cache") or bound.cache_settings is not None
+    plain.stepper = lambda: ForwardStepper(plain)  # shadows the method: the loops fall back on forward
+    config = GenerationConfig(seed=3, **options)
+    prompts = ["the network", "a neural network receives the weights"]
+    assert bound.generate(prompts, config) == plain.generate(prompts, config)
+
+
+def test_a_step_that_fails_in_onnxruntime_raises_model_run_error(model_path, tmp_path):
+    """A graph that passes the probe but cuts larger batches: the bound output no longer fits, and
+    onnxruntime's refusal becomes a ModelRunError naming the file, not stale logits."""
+    path = tmp_path / "rows.onnx"
+    path.write_bytes(crafted.cap_logits(crafted.proto(model_path), axis=0, end=2).SerializeToString())
+    model = load(path)
+    stepper = model.stepper()
+    stepper.step(np.array([1, 2]), model.initial_state(2))  # two rows work
+    failed = r"onnxruntime failed running the model on input_ids \(3, 1\)"
+    with pytest.raises(ModelRunError, match=failed) as info:
+        stepper.step(np.array([1, 2, 3]), model.initial_state(3))
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
