@@ -232,12 +232,12 @@ def _exact_nucleus(bits: np.ndarray, fine: np.ndarray, goal: float, total: float
     the tokens of one eighth of an exponent, or None where this shortcut cannot promise the same set.
 
     The set ends in the bin (``fine``: mass per eighth of an exponent) where the mass from the top first
-    reaches ``goal``. The floats of that bin and above are multiples of ``2**(exponent - 150)``, and
-    while ``total`` is below ``2**(exponent - 98)`` every float64 sum of them is exact: the "mass
-    ahead" of each token in :func:`_nucleus`'s sorted order is the exact sum of the tokens before it. So
-    the tokens of the bins above all stay (their mass is below the goal), only the boundary bin's are
-    sorted, and the tokens after it never count: the mass ahead of them is at least ``goal * (1 + 1e-9)``,
-    and rounding in float64 sums moves it by far less than that.
+    reaches ``goal``. The floats of that bin's exponent and above are multiples of ``2**(exponent -
+    150)``, and while ``total`` is below ``2**(exponent - 98)`` every float64 sum of them is exact. With
+    the bin's reach at least ``goal * (1 + 1e-9)``, :func:`_nucleus`'s own threshold is that exponent,
+    so each "mass ahead" it computes is the exact sum of the tokens before it: the tokens of the bins
+    above all count (their mass is below the goal), those after the boundary bin none (the bin's reach
+    is ahead of them), and only the boundary bin's tokens need sorting.
     """
     reach = fine[:767:-1].cumsum()  # (256,) mass at or above each bin of the top 32 exponents
     first = int(reach.searchsorted(goal))  # the first bin from the top whose reach is >= goal
