@@ -318,6 +318,7 @@ def test_the_draw_sees_the_same_candidates_and_probabilities_bit_for_bit(monkeyp
     assert len(seen["after"]) > 250
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf, on purpose
 def test_rows_with_infinite_scores_answer_as_before():
     """A +inf score (no model makes one) still gets the frozen sampler's answer: its id, or its error."""
     rng = np.random.default_rng(13)
