@@ -34,13 +34,16 @@ class History:
     def add(self, token: int) -> None:
         """Record the row's next token."""
         if self._n:
-            if len(self._tail) == self._n - 1:
-                follow = self._follow.get(self._tail)
+            tail = self._tail
+            if len(tail) == self._n - 1:  # a full (n-1)-gram: it was followed by ``token``
+                follow = self._follow.get(tail)
                 if follow is None:
-                    self._follow[self._tail] = {token}
+                    self._follow[tail] = {token}
                 else:
                     follow.add(token)
-            self._tail = (*self._tail, token)[1:] if len(self._tail) == self._n - 1 else (*self._tail, token)
+                self._tail = (*tail, token)[1:]  # () for 1-grams
+            else:
+                self._tail = (*tail, token)
         if self._seen is not None and token not in self._seen:
             count = len(self._seen)
             if count == len(self._seen_ids):  # grow by doubling: amortized O(1) per new id

@@ -44,14 +44,21 @@ def sample(
     Otherwise scores are divided by ``temperature``, cut to the ``top_k`` largest, then to the smallest
     set of most likely tokens holding ``top_p`` of the probability, and one token is drawn from the
     rest with ``rngs[i].random()`` for row ``i`` (exactly one draw per row). Entries at ``-inf`` are
-    never chosen; a row whose every entry is ``-inf`` gets ``-1``.
+    never chosen; a row whose every entry is ``-inf`` gets ``-1``. NaN scores (no model or rule makes
+    them) are outside this contract: which id such a row gets with ``top_k`` is unspecified.
     """
     if temperature == 0:
+        if len(scores) == 1:  # one row: no fancy indexing
+            row = scores[0]
+            best = row.argmax()
+            return np.array([-1 if row[best] == -np.inf else best], dtype=np.int64)
         chosen = scores.argmax(axis=1)
         chosen[scores[np.arange(len(scores)), chosen] == -np.inf] = -1
         return chosen
     top_k = None if top_k is not None and top_k >= scores.shape[1] else top_k
     top_p = None if top_p is not None and top_p >= 1 else top_p
+    if len(scores) == 1 and len(rngs) == 1:  # the generation loop's usual case
+        return np.array([_sample_row(scores[0], 1.0 - rngs[0].random(), temperature, top_k, top_p)], np.int64)
     uniforms = [1.0 - rng.random() for rng in rngs]  # (R,) in (0, 1]
     if len(scores) == 1 or top_k is not None or top_p is not None:
         return np.array(
@@ -74,20 +81,27 @@ def sample(
 
 def _sample_row(row: np.ndarray, u: float, temperature: float, top_k: int | None, top_p: float | None) -> int:
     """:func:`sample` for one row (V,) with its uniform draw ``u`` in (0, 1]."""
-    peak = row.max()
-    if peak == -np.inf:
-        return -1
-    scale = np.float32(1.0 / temperature) if temperature != 1 else np.float32(1.0)
     if top_k is not None:
         ids, values = largest(row, top_k)  # the candidates alone from here on
+        peak = values.max()  # the row's maximum: the largest entry is a candidate
+        if peak == -np.inf:
+            return -1
         if temperature != 1:
+            scale = np.float32(1.0 / temperature)
             values *= scale
-        values -= values.max()
+            peak *= scale  # the maximum of the scaled candidates, bit for bit (rounding is monotonic)
+        values -= peak
         probs = np.exp(values, out=values)
         if top_p is not None:
             ids, probs = _nucleus(ids, probs, top_p)
         return _draw_among(ids, probs, u)
+    # The maximum in half the time of row.max(); only the sign of a zero maximum can differ from it, and
+    # no difference it makes survives exp.
+    peak = row[row.argmax()]
+    if peak == -np.inf:
+        return -1
     if temperature != 1:
+        scale = np.float32(1.0 / temperature)
         row *= scale
         peak *= scale  # the maximum of the scaled row, bit for bit
     row -= peak
@@ -152,22 +166,24 @@ def largest(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ids (increasing) and scores of the ``k`` largest entries of ``row`` (V,); ties with the
     ``k``-th largest are all kept.
 
-    The ``k``-th largest of a strided subsample is a lower bound of the row's (the subsample's top ``k``
-    are ``k`` entries of the row), so the row's top ``k`` all lie among the entries at or above it: one
-    pass over the row finds them, and only those few are partitioned.
+    The row is cut into groups of ``G`` entries (the columns of a (G, V/G) view); the ``k``-th largest
+    of the groups' maxima is a lower bound of the row's ``k``-th largest (``k`` groups each hold an entry
+    at or above it), so the row's top ``k`` all lie among the entries at or above it: one pass over the
+    row finds them (for ~4k groups, barely more than ``k``), and only those few are partitioned.
     """
     vocab = len(row)
-    stride = int(np.sqrt(vocab / k))
-    if stride >= 4:
-        sample = row[::stride]
-        bound = np.partition(sample, len(sample) - k)[len(sample) - k]
-        ids = np.flatnonzero(row >= bound)
+    size = min(32, vocab // (4 * k))  # G
+    if size >= 2:
+        columns = vocab // size
+        maxima = np.maximum.reduce(row[: size * columns].reshape(size, columns))  # (V/G,)
+        bound = np.partition(maxima, columns - k)[columns - k]
+        ids = (row >= bound).nonzero()[0]
     else:
         ids = np.arange(vocab)
     values = row[ids]
     if len(ids) > k:
         kth = np.partition(values, len(ids) - k)[len(ids) - k]
-        keep = np.flatnonzero(values >= kth)
+        keep = (values >= kth).nonzero()[0]
         ids, values = ids[keep], values[keep]
     return ids, values
 
@@ -180,15 +196,23 @@ def _nucleus(ids: np.ndarray | None, probs: np.ndarray, top_p: float) -> tuple[n
     Only tokens at or above a probability threshold are sorted. Every token below ``t`` comes after all
     of those in the sorted order, so once their mass reaches ``top_p`` of the total the set lies among
     them. ``t`` is a power of two found from the mass in each binary exponent (one pass, one bincount).
+    Usually :func:`_exact_nucleus` finds the same set sorting far fewer tokens.
     """
     if len(probs) > 256:
-        exponents = probs.view(np.int32) >> 23  # (n,) biased float32 exponents: probs are >= 0
-        mass = np.bincount(exponents, weights=probs)  # (256,) float64 at most
-        total = float(mass.sum())
+        bits = probs.view(np.int32)  # (n,) probs are >= 0: their bits rise with their value
+        fine = np.bincount(bits >> 20, weights=probs, minlength=1024)  # mass per eighth of an exponent
+        exact = len(fine) == 1024 and fine[1016] > 0  # every prob < 2, one in [1, 1.125): 128 exponents
+        # The mass per exponent, bit for bit: a sum of floats of one exponent is exact in any grouping.
+        mass = np.add.reduceat(fine, _EIGHTHS) if exact else np.bincount(bits >> 23, weights=probs)
+        total = float(mass.sum())  # (128,) or (256,) at most
         goal = top_p * total
+        chosen = _exact_nucleus(bits, fine, goal, total) if exact else None
+        if chosen is not None:
+            return (chosen if ids is None else ids[chosen]), probs[chosen]
+        exponents = bits >> 23  # biased float32 exponents
         reached = np.flatnonzero(mass[::-1].cumsum() >= goal * (1 + 1e-9))  # from the top exponent down
         if len(reached):
-            keep = np.flatnonzero(exponents >= len(mass) - 1 - reached[0])
+            keep = np.flatnonzero(exponents >= np.int32(len(mass) - 1 - reached[0]))  # int32: no cast
             ids = keep if ids is None else ids[keep]
             probs = probs[keep]
     else:
@@ -198,9 +222,43 @@ def _nucleus(ids: np.ndarray | None, probs: np.ndarray, top_p: float) -> tuple[n
     order = np.argsort(-probs, kind="stable")  # most likely first, ties by id
     ranked = probs[order]
     before = ranked.astype(np.float64).cumsum() - ranked  # mass ahead of each
-    size = max(1, int((before < goal).sum()))  # the most likely token always stays
+    size = max(1, np.count_nonzero(before < goal))  # the most likely token always stays
     chosen = np.sort(order[:size])
     return ids[chosen], probs[chosen]
+
+
+def _exact_nucleus(bits: np.ndarray, fine: np.ndarray, goal: float, total: float) -> np.ndarray | None:
+    """:func:`_nucleus`'s set (positions in ``bits``, the probs' float32 bits, increasing) sorting only
+    the tokens of one eighth of an exponent, or None where this shortcut cannot promise the same set.
+
+    The set ends in the bin (``fine``: mass per eighth of an exponent) where the mass from the top first
+    reaches ``goal``. The floats of that bin's exponent and above are multiples of ``2**(exponent -
+    150)``, and while ``total`` is below ``2**(exponent - 98)`` every float64 sum of them is exact. With
+    the bin's reach at least ``goal * (1 + 1e-9)``, :func:`_nucleus`'s own threshold is that exponent,
+    so each "mass ahead" it computes is the exact sum of the tokens before it: the tokens of the bins
+    above all count (their mass is below the goal), those after the boundary bin none (the bin's reach
+    is ahead of them), and only the boundary bin's tokens need sorting.
+    """
+    reach = fine[:767:-1].cumsum()  # (256,) mass at or above each bin of the top 32 exponents
+    first = int(reach.searchsorted(goal))  # the first bin from the top whose reach is >= goal
+    if not goal > 0 or first == len(reach):
+        return None
+    edge = 1023 - first  # the boundary bin
+    if not (total < 2.0 ** ((edge >> 3) - 98) and reach[first] >= goal * (1 + 1e-9)):
+        return None
+    candidates = (bits >= np.int32(edge << 20)).nonzero()[0]  # the boundary bin and above, (c,)
+    inside = bits[candidates] < np.int32((edge + 1) << 20)  # (c,) in the boundary bin
+    where = inside.nonzero()[0]
+    values = bits[candidates[where]].view(np.float32)
+    order = np.argsort(-values, kind="stable")  # most likely first, ties by id
+    ranked = values[order]
+    above = float(reach[first - 1]) if first else 0.0  # the exact mass of the bins above: < goal
+    before = (above + ranked.astype(np.float64).cumsum()) - ranked  # exact mass ahead of each
+    inside[where[order[: np.count_nonzero(before < goal)]]] = False  # at least the first: above < goal
+    return candidates[~inside]
+
+
+_EIGHTHS = np.arange(0, 1024, 8)  # the first bin of each exponent in _nucleus's fine bins
 
 
 @functools.lru_cache(maxsize=8)

@@ -28,13 +28,15 @@ class TextBuilder:
         self._previous = token
         if self._lstrip and not self.text:
             piece = piece.lstrip(" ")
+        if not self._stops:
+            self.text += piece
+            return
         start = max(0, len(self.text) - self._longest + 1)  # a new match must end in the new piece
         self.text += piece
-        if self._stops:
-            hits = [i for i in (self.text.find(s, start) for s in self._stops) if i >= 0]
-            if hits:
-                self.text = self.text[: min(hits)]
-                self.stopped = True
+        hits = [i for i in (self.text.find(s, start) for s in self._stops) if i >= 0]
+        if hits:
+            self.text = self.text[: min(hits)]
+            self.stopped = True
 
     def safe_length(self) -> int:
         """Length of the prefix of :attr:`text` that no later stop string can cut."""

@@ -74,6 +74,17 @@ def test_interleaved_rounds_take_turns_and_stop_at_the_time_limit():
     assert timed["a"]["seeds"] == [0, 1]
 
 
+def test_sampling_speed_benchmark_times_every_case_before_and_after(capsys):
+    from benchmarks import sampling_speed
+
+    assert sampling_speed.main(["--rows", "64", "--rounds", "1"]) == 0
+    table = capsys.readouterr().out
+    for case in sampling_speed.CASES:
+        (line,) = [line for line in table.splitlines() if line.startswith(f"| {case.label} |")]
+        before, after, speedup = line.split("|")[2:5]
+        assert float(before) > 0 and float(after) > 0 and speedup.strip().endswith("x")
+
+
 @pytest.mark.slow
 def test_speed_benchmark_runs_end_to_end(model_path, tmp_path, capsys):
     from benchmarks import speed, speed_report
