@@ -322,7 +322,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 rows.append({"key": f"{h.key}_alone", "label": f"second graph: {h.label}", "kind": kind})
         rows.append({"key": f"numpy_{kind}", "label": "bare step, then numpy `sample()`", "kind": kind})
         if kind == "greedy":
-            label = "bare step, then numpy `argmax` alone (no all-`-inf` row check)"
+            label = "bare step, then numpy `argmax` alone (no check for an all-`-inf` row)"
             rows.append({"key": "numpy_argmax", "label": label, "kind": kind})
     for row in rows:
         row["us_per_word"] = {
