@@ -20,7 +20,7 @@ little). Each head is checked over ``--check-steps`` steps against numpy on the 
 same uniform draw: a greedy head's id must be numpy's argmax; a draw head's token must be one whose
 cumulative mass brackets the draw, and the table says how often it is numpy's token.
 
-    python -m benchmarks.graph_sampling              # about a minute on two cores
+    python -m benchmarks.graph_sampling              # about 25 seconds on two cores
     python -m benchmarks.graph_sampling --rounds 2 --words 20 --check-steps 20 --profile-steps 20
 """
 
