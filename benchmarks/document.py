@@ -11,6 +11,7 @@ from typing import Any
 from benchmarks import (
     cache_speed,
     generation_report,
+    graph_sampling_report,
     keras_ratio,
     size_quality,
     speed_report,
@@ -29,6 +30,7 @@ SECTIONS: dict[str, tuple[str, ModuleType]] = {
     "generation": ("Generation speed", generation_report),
     "speed": ("Per-word cost of the shipped model", speed_report),
     "keras_ratio": ("The shipped model against the notebook's loop", keras_ratio),
+    "graph_sampling": ("Sampling in the graph", graph_sampling_report),
     "threads": ("Session threads", threads_report),
     "cache_speed": ("Continuous cache", cache_speed),
     "startup": ("Start-up and footprint", startup),

@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks.report import fmt_num, fmt_stat, markdown_table, spread_label
 
-__all__ = ["conclusions", "render"]
+__all__ = ["conclusions", "plots", "render", "targets"]
 
 
 def _median(row: dict[str, Any]) -> float:
@@ -99,7 +99,16 @@ def _profile_rows(result: dict[str, Any]) -> tuple[list[list[Any]], list[list[An
     return per_head, op_rows
 
 
-def render(result: dict[str, Any]) -> str:
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """None: the benchmark measures a candidate of issue 17, not a target."""
+    return []
+
+
+def plots(result: dict[str, Any], img_dir: Path) -> list[Path]:
+    return []
+
+
+def render(result: dict[str, Any], img: str | None = None) -> str:
     """The Markdown section: per-word table, profile tables, conclusions."""
     settings, model, rows = result["settings"], result["model"], result["rows"]
     bare = _median(rows[0])

@@ -37,6 +37,7 @@ QUICK = {  # --quick: few repeats, small settings; a smoke test, not figures
     "generation": ["--repeats", "3", "--keras-repeats", "1", "--lengths", "50,200", "--sweep-repeats", "1"],
     "speed": ["--rounds", "2", "--words", "100", "--max-seconds", "30"],
     "keras_ratio": ["--rounds", "2", "--keras-words", "5", "--words", "100"],
+    "graph_sampling": ["--rounds", "2", "--words", "50", "--check-steps", "50", "--profile-steps", "50"],
     "threads": ["--rounds", "1", "--cell-seconds", "0.1"],
     "cache_speed": ["--repeats", "3", "--documents", "20", "--words", "50"],
     "size_quality": ["--repeats", "3"],
