@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     from nextword.runtime.cache import CacheConfig
     from nextword.runtime.model import NextWordModel
 
-    model = load(bench.model_path)
+    model = load(bench.model_path, threads=1)  # timed pinned to one core: one session of one thread
     fallback = model.info.cache is None
     if fallback:
         info = dataclasses.replace(model.info, cache=CacheConfig(**FALLBACK))

@@ -86,7 +86,8 @@ def benchmark_args(name: str, args: argparse.Namespace) -> list[str]:
     if name == "training":
         out = ["--corpus", args.corpus, "--budget", str(30 if args.quick else args.train_budget)]
         return out + (["--max-val-windows", "2000"] if args.quick else [])
-    out = [] if name == "keras_ratio" else ["--corpus", args.corpus, *_model_options(args)]
+    shipped_only = name in ("keras_ratio", "graph_sampling")  # the bundled file, nothing else to choose
+    out = [] if shipped_only else ["--corpus", args.corpus, *_model_options(args)]
     if name == "startup":
         out += ["--venv-sizes", args.venv_sizes]
     return out + (QUICK.get(name, []) if args.quick else [])

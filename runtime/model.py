@@ -14,7 +14,6 @@ import onnxruntime as ort
 
 from .beam import beam_search
 from .cache import CacheConfig
-from .errors import ModelFileError
 from .generation import MAX_BATCH, GenerationConfig
 from .generator import Generator
 from .limits import LoadLimits
@@ -28,9 +27,10 @@ from .model_file import (
     state_input_names,
     state_output_names,
 )
-from .probe import probe_model
+from .probe import probe_model, wide_rows
 from .scoring import TextScore, next_words, prompt_ids, score_text
-from .session import run_session, runs_in_flight, wrong_shapes
+from .session import alone, run_session, wrong_shapes
+from .sessions import choose_providers, default_session_options, make_session, usable_cores
 from .step import PROMPT_CHUNK, State, feed_chunks
 from .stepper import BoundStepper
 from .tokenizer import Tokenizer
@@ -39,7 +39,6 @@ __all__ = ["NextWordModel", "State", "default_session_options", "load", "usable_
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 _LOGITS_FROM = {n: np.asarray(n, dtype=np.int64) for n in (0, -1)}  # the two values every loop passes
 
 
@@ -58,13 +57,15 @@ def load(
     is the CPU. Providers this onnxruntime build lacks are skipped with a warning.
 
     Threads: by default (neither ``threads`` nor ``session_options``) a step on the CPU runs on one
-    onnxruntime thread, except a step of a single row that runs alone (no other step of this process
-    in progress) on a machine with two cores or more: that one runs on two threads from a pool that
-    spins between steps (a second session of the same file), a quarter faster for the bundled model
-    (docs/benchmarks.md, "Session threads"). Only single rows: for several rows an int8 model's results
-    depend on the thread count, and a call must give the same text whatever else runs. ``threads=n``
-    runs every step on ``n`` threads (:func:`default_session_options`); ``session_options`` replaces
-    all of that.
+    onnxruntime thread, except a step that runs alone (no other step of this process in progress, or
+    just ended on another thread) on a machine with two cores or more: that one runs on two threads
+    from a pool that spins between steps (a second session of the same file), a quarter faster for the
+    bundled model at one row (docs/benchmarks.md, "Session threads"). A call must give the same text
+    whatever else runs, so at load both sessions step the same random rows (:func:`~.probe.wide_rows`):
+    an int8 model's numbers depend on the thread count from a few rows on (onnxruntime quantizes each
+    thread's rows on its own), so its batches keep one thread and only single rows take two; an fp32
+    model's match at any batch. ``threads=n`` runs every step on ``n`` threads
+    (:func:`default_session_options`); ``session_options`` replaces all of that.
 
     The file is checked before onnxruntime sees it (size, structure, versions, operators, no external
     data, bounded memory and work per step; see :func:`~nextword.runtime.model_check.check_model_file`
@@ -78,7 +79,7 @@ def load(
         raise ValueError("give threads or session_options, not both (session_options sets the threads too)")
     checked = inspect_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
     source = checked.name
-    chosen = _choose_providers(providers)
+    chosen = choose_providers(providers)
     wide_options = None
     if session_options is None:
         session_options = default_session_options(1 if threads is None else threads)
@@ -86,79 +87,15 @@ def load(
         if threads is None and chosen == ["CPUExecutionProvider"] and usable_cores() >= 2:
             wide_options = default_session_options(2, spinning=True)
             wide_options.log_severity_level = 4
-    session = _session(checked.data, session_options, chosen, source)
+    session = make_session(checked.data, session_options, chosen, source)
     info = read_model_info(session, source, checked.metadata)
     probe_model(session, info, source)
-    wide = None
+    wide, rows = None, 0
     if wide_options is not None:
-        wide = _session(checked.data, wide_options, chosen, source)
+        wide = make_session(checked.data, wide_options, chosen, source)
         probe_model(wide, info, source)
-    return NextWordModel(session, info, source, wide)
-
-
-def _session(data: bytes, options: ort.SessionOptions, providers: list[str], source: str) -> Any:
-    try:
-        return ort.InferenceSession(data, sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
-        reason = " ".join(str(exc).split())[:500]
-        raise ModelFileError(f"{source} could not be loaded as an ONNX model: {reason}") from None
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the OS tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
-
-
-def default_session_options(threads: int = 1, *, spinning: bool = False) -> ort.SessionOptions:
-    """Session options for generation: many small runs, often from several threads at once.
-
-    One thread per run by default: a single step is a handful of small matrix products, too small to
-    share out across cores, and a pool of worker threads waiting for a busy core makes each step
-    several times slower as soon as anything else runs on the machine (measured in
-    docs/benchmarks.md). Concurrency comes from running several generations at once, each on its own
-    thread. Nodes run one after another (the step graph is a chain) and every graph optimization is on.
-
-    ``threads > 1`` splits each run's matrix products over that many threads whose pool does not spin
-    between runs (a spinning pool burns the cores the rest of the process needs): worth it for large
-    batches on cores that would otherwise idle, such as the batched step of ``nextword serve``. With
-    ``spinning`` the pool busy-waits between runs instead: the fastest for a step that runs alone (the
-    bundled model's step takes a third less time on two such threads than on one), and the setting of
-    the second session :func:`load` makes for such steps.
-    """
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
-        raise ValueError(f"threads must be an integer in 1..256, got {threads!r}")
-    options = ort.SessionOptions()
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.inter_op_num_threads = 1
-    options.intra_op_num_threads = threads
-    if threads > 1:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return options
-
-
-def _choose_providers(providers: Sequence[str] | None) -> list[str]:
-    if providers is None:
-        return list(DEFAULT_PROVIDERS)
-    if isinstance(providers, str):
-        raise ValueError(f"providers must be a list of provider names, got the string {providers!r}")
-    available = set(ort.get_available_providers())
-    chosen = [p for p in providers if p in available]
-    missing = [p for p in providers if p not in available]
-    if missing:
-        logger.warning(
-            "execution provider(s) %s not available in this onnxruntime build (available: %s); "
-            "install onnxruntime-gpu for CUDA",
-            missing,
-            sorted(available),
-        )
-    if not chosen:
-        logger.warning("none of the requested providers is available; using the CPU")
-        chosen = list(DEFAULT_PROVIDERS)
-    return chosen
+        rows = wide_rows(session, wide, info, source)
+    return NextWordModel(session, info, source, wide if rows else None, rows)
 
 
 class NextWordModel:
@@ -169,10 +106,16 @@ class NextWordModel:
     """
 
     def __init__(
-        self, session: ort.InferenceSession, info: ModelInfo, source: str, wide: Any | None = None
+        self,
+        session: ort.InferenceSession,
+        info: ModelInfo,
+        source: str,
+        wide: Any | None = None,
+        wide_rows: int = 1,
     ) -> None:
         self.session = session
         self.wide_session = wide  # two spinning threads, for steps that run alone (see load); or None
+        self.wide_rows = wide_rows  # the most rows a step may have to run there (same numbers as one thread)
         self.info = info
         self.source = source
         self._state_inputs = state_input_names(len(info.state_sizes))
@@ -256,8 +199,8 @@ class NextWordModel:
         if self.info.has_logits_from:
             cached = _LOGITS_FROM.get(logits_from)
             feed[LOGITS_FROM] = cached if cached is not None else np.asarray(logits_from, dtype=np.int64)
-        alone = self.wide_session is not None and len(ids) == 1 and not runs_in_flight()
-        session = self.wide_session if alone else self.session
+        wide = self.wide_session is not None and len(ids) <= self.wide_rows and alone()
+        session = self.wide_session if wide else self.session
         logits, *new_state = run_session(session, self._outputs, feed, self.source)
         # The probe at load tried one batch size and length; a graph can still break on others. A wrong
         # shape here would surface as a numpy error far away, or as a score over the wrong words.
@@ -289,7 +232,8 @@ class NextWordModel:
             [units for units in self.info.state_sizes for _ in ("h", "c")],
             LOGITS,
             INPUT_IDS,
-            extra,
+            wide_rows=self.wide_rows,
+            extra_inputs=extra,
         )
 
     def feed(

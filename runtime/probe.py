@@ -16,7 +16,7 @@ from .errors import ModelFileError, ModelRunError
 from .model_file import INPUT_IDS, LOGITS, LOGITS_FROM, ModelInfo, state_input_names, state_output_names
 from .session import run_session
 
-__all__ = ["probe_model"]
+__all__ = ["MAX_ROWS", "probe_model", "wide_rows"]
 
 PROBE_LOGITS_FROM = -2  # with 3 positions, the last 2: tells "all positions" and "last only" apart
 
@@ -63,3 +63,34 @@ def probe_model(session, info: ModelInfo, source: str) -> None:
                 f"declares a vocabulary of {vocab} and state widths {list(info.state_sizes)}); the file is "
                 "damaged or crafted: re-download or re-export it"
             )
+
+
+WIDE_CHECKS = ((1, 64), (8, 2), (64, 1))  # (rows, positions) fed to both sessions by wide_rows
+
+
+def wide_rows(session, wide, info: ModelInfo, source: str) -> int:
+    """The most rows a step may have to run on ``wide`` (the model's two-thread session) and give the
+    numbers ``session`` (one thread) gives: 0 when one row over 64 positions already differs, 1 when 8
+    rows or 64 differ (an int8 model: onnxruntime quantizes each thread's share of the rows on its own),
+    else any number; 0 as well when a check fails in onnxruntime. Random ids and state, the same on
+    both; a few milliseconds at load."""
+    rng = np.random.default_rng(1)
+    layers = len(info.state_sizes)
+    names = [LOGITS, *state_output_names(layers)]
+    for rows, positions in WIDE_CHECKS:
+        feed: dict[str, np.ndarray] = {INPUT_IDS: rng.integers(0, info.vocab_size, (rows, positions))}
+        state = [rng.uniform(-1, 1, (rows, w)).astype(np.float32) for w in info.state_sizes for _ in "hc"]
+        feed.update(zip(state_input_names(layers), state, strict=True))
+        if info.has_logits_from:
+            feed[LOGITS_FROM] = np.asarray(0, dtype=np.int64)
+        try:
+            one = run_session(session, names, feed, source)
+            two = run_session(wide, names, feed, source)
+        except ModelRunError:  # a graph that breaks on these shapes: its calls will say so, not load()
+            return 0
+        if not all(np.array_equal(a, b) for a, b in zip(one, two, strict=True)):
+            return 0 if rows == 1 else 1
+    return MAX_ROWS
+
+
+MAX_ROWS = 1 << 30  # "any number of rows"

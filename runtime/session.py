@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,20 +12,39 @@ import onnxruntime as ort
 
 from .errors import ModelRunError
 
-__all__ = ["run_bound", "run_session", "runs_in_flight", "wrong_shapes"]
+__all__ = ["alone", "run_bound", "run_session", "runs_in_flight", "wrong_shapes"]
 
 # onnxruntime also logs a failing node to stderr; the exception below already says it all, once.
 _QUIET = ort.RunOptions()
 _QUIET.log_severity_level = 4  # fatal only; read-only during a run, so threads can share it
 
 # One entry per session run in progress in this process, whatever the model: list appends and pops are
-# atomic, so no lock is taken. Models with a second, multi-threaded session read it (runs_in_flight).
+# atomic, so no lock is taken. Models with a second, multi-threaded session read it (through alone()).
 _FLIGHT: list[None] = []
+_LAST: tuple[int, float] = (0, 0.0)  # the thread that ended a run last, and when (perf_counter)
+QUIET_SECONDS = 0.002  # another thread's run that ended this recently means it is stepping too
 
 
 def runs_in_flight() -> int:
     """How many nextword session runs are in progress in this process right now."""
     return len(_FLIGHT)
+
+
+def alone() -> bool:
+    """Whether a run starting now has the process to itself: none in progress, and the last one ended
+    on this thread or more than :data:`QUIET_SECONDS` ago. (Threads stepping in turn spend most of
+    their time in Python, waiting for the GIL, not in a run: the recent end is what shows them.)"""
+    if _FLIGHT:
+        return False
+    thread, ended = _LAST
+    return thread == threading.get_ident() or time.perf_counter() - ended > QUIET_SECONDS
+
+
+def _landed() -> None:
+    """A run of this thread ended: out of the count, and the last to end."""
+    global _LAST
+    _FLIGHT.pop()
+    _LAST = (threading.get_ident(), time.perf_counter())
 
 
 def run_session(
@@ -47,7 +68,7 @@ def run_session(
             "damaged or crafted: re-download or re-export it"
         ) from exc
     finally:
-        _FLIGHT.pop()
+        _landed()
 
 
 def wrong_shapes(
@@ -79,4 +100,4 @@ def run_bound(session: Any, binding: Any, source: str, rows: int) -> None:
             "the file is damaged or crafted: re-download or re-export it"
         ) from exc
     finally:
-        _FLIGHT.pop()
+        _landed()

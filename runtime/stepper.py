@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .session import run_bound, runs_in_flight
+from .session import alone, run_bound
 from .step import State, StepModel
 
 __all__ = ["BoundStepper", "ForwardStepper", "TokenStepper", "stepper_for"]
@@ -82,8 +82,8 @@ class BoundStepper:
 
     Made by ``NextWordModel.stepper()``; not thread-safe (one per decoding loop; the session itself is
     shared). The logits and states are bit for bit those of ``forward``. With a second session (the
-    model's two-thread one, see :func:`~nextword.runtime.model.load`) a single row's step runs there
-    when no other run of the process is in progress, as in ``forward``.
+    model's two-thread one, see :func:`~nextword.runtime.model.load`) a step of up to ``wide_rows``
+    rows runs there when it runs alone, as in ``forward``.
     """
 
     def __init__(
@@ -96,10 +96,11 @@ class BoundStepper:
         widths: Sequence[int],
         logits_output: str,
         ids_input: str,
+        wide_rows: int = 1,
         extra_inputs: dict[str, np.ndarray] | None = None,
     ) -> None:
         self._sessions = list(sessions)
-        self._wide = len(self._sessions) > 1
+        self._wide_rows = wide_rows if len(self._sessions) > 1 else 0  # the most rows the second may run
         self._source = source
         self._vocab = vocab
         self._state_inputs = list(state_inputs)
@@ -132,7 +133,7 @@ class BoundStepper:
                     raise ValueError(f"state of shapes {shapes} does not fit {rows} tokens")
                 mine[...] = given
         turn.ids[...] = tokens
-        k = 1 if self._wide and rows == 1 and not runs_in_flight() else 0  # as NextWordModel.forward
+        k = 1 if rows <= self._wide_rows and alone() else 0  # as NextWordModel.forward
         run_bound(self._sessions[k], turn.bindings[k], self._source, rows)
         self._next ^= 1
         return turn.logits, list(turn.outputs)

@@ -169,8 +169,19 @@ def test_with_a_long_interval_a_stream_gets_its_first_word_then_the_rest_at_once
     scheduler = BatchScheduler(model, max_batch=8) if batching else ThreadScheduler(model, max_threads=2)
     config = GenerationConfig(max_words=30, seed=3, stop_at_end=False)
 
+    handed: list[list] = []  # what the scheduler hands over, whenever the reader gets to read it
+
     async def main():
         job = Job(["the network"], config, None, interval=3600.0)
+        hold = job.hold
+
+        def recorded(batch, now):
+            out = hold(batch, now)
+            if out is not None:
+                handed.append(list(out))
+            return out
+
+        job.hold = recorded  # type: ignore[method-assign]
         scheduler.submit(job)
         return [batch async for batch in job.updates()]
 
@@ -178,6 +189,8 @@ def test_with_a_long_interval_a_stream_gets_its_first_word_then_the_rest_at_once
         batches = _run(main())
     finally:
         scheduler.close()
-    assert len(batches) == 2  # the first word as soon as it was chosen; the other 29 with the last
-    assert sum(u.token is not None for u in batches[0]) == 1 and batches[-1][-1].finished
+    assert len(handed) == 2  # the first word as soon as it was chosen; the other 29 with the last
+    assert sum(u.token is not None for u in handed[0]) == 1 and handed[-1][-1].finished
+    # A reader that wakes after both hand-overs reads them as one batch (a fast model, a busy machine).
+    assert len(batches) in (1, 2) and batches[-1][-1].finished
     assert "".join(u.text for batch in batches for u in batch) == model.generate("the network", config=config)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nextword.runtime import GenerationConfig, load
+from nextword.runtime import GenerationConfig, load, probe
 from nextword.runtime import model as model_module
 from nextword.runtime import session as session_module
 from nextword.runtime.default import BUNDLED_MODEL
@@ -60,14 +60,32 @@ def test_both_sessions_give_the_same_numbers_for_a_single_row(which, model_path)
     assert auto.generate("the network", config) == narrow.generate("the network", config)
 
 
-def test_single_rows_run_on_the_wide_session_alone_and_batches_never(model_path):
-    model, narrow, wide = _counted(model_path)
+def test_steps_alone_run_on_the_wide_session_and_int8_batches_never():
+    """The bundled int8 file: single rows take the wide session, batches keep one thread (its numbers
+    for several rows depend on the thread count, which the check at load finds)."""
+    model, narrow, wide = _counted(BUNDLED_MODEL)
+    assert model.wide_rows == 1
     model.generate("the network", max_words=5, stop_at_end=False)  # prompt + 4 steps, alone
     assert wide.runs == 5 and narrow.runs == 0
     model.generate(["the network", "a model"], max_words=5, stop_at_end=False)
     assert wide.runs == 5 and narrow.runs == 5  # two rows: the one-thread session, every step
     model.forward(np.zeros((1, 3), dtype=np.int64), model.initial_state(1))
     assert wide.runs == 6
+
+
+def test_an_fp32_model_runs_its_batches_alone_on_the_wide_session_with_the_same_numbers(model_path):
+    model, narrow, wide = _counted(model_path)
+    assert model.wide_rows == probe.MAX_ROWS  # fp32: the same numbers on one thread or two, any batch
+    config = GenerationConfig(max_words=20, stop_at_end=False, seed=2, num_return_sequences=8)
+    texts = model.generate(["the network", "a model"], config)
+    assert wide.runs > 0 and narrow.runs == 0
+    assert texts == load(model_path, threads=1).generate(["the network", "a model"], config)
+
+
+def test_the_load_check_finds_an_int8_models_batches_differ():
+    bundled = load(BUNDLED_MODEL)
+    assert bundled.wide_session is not None
+    assert probe.wide_rows(bundled.session, bundled.wide_session, bundled.info, "x") == 1
 
 
 def test_a_step_while_another_runs_takes_the_one_thread_session(model_path, monkeypatch):
@@ -98,3 +116,22 @@ def test_threads_choose_one_session_and_conflict_with_session_options(model_path
     assert load(model_path).wide_session is None  # one core: nothing to share a step with
     wide = model_module.default_session_options(2, spinning=True)
     assert wide.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+
+def test_a_step_just_after_another_threads_run_takes_the_one_thread_session(model_path, monkeypatch):
+    """Threads that step in turn are mostly in Python between runs: a run that another thread ended
+    moments ago shows them, and the step keeps to one thread; a run of long ago does not count."""
+    import time
+
+    model, narrow, wide = _counted(model_path)
+    stepper, state = model.stepper(), model.initial_state(1)
+    monkeypatch.setattr(session_module, "_LAST", (-1, time.perf_counter() + 60))  # another thread, "now"
+    assert not session_module.alone()
+    stepper.step(np.array([3]), state)
+    assert (narrow.runs, wide.runs) == (1, 0)
+    monkeypatch.setattr(session_module, "_LAST", (-1, time.perf_counter() - 1))  # a second ago
+    assert session_module.alone()
+    stepper.step(np.array([3]), model.initial_state(1))
+    assert (narrow.runs, wide.runs) == (1, 1)
+    stepper.step(np.array([3]), model.initial_state(1))  # the last run was this thread's own
+    assert (narrow.runs, wide.runs) == (1, 2)
