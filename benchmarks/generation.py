@@ -164,7 +164,7 @@ def measure_methods(args: argparse.Namespace, model: Any, trained: Any) -> dict[
         "runtime_steps": (steps_timer(model, prompt_ids, n, t), seeds_all),
         "floor": (timing.loop_timer(floor_loop(model, prompt_ids[-1]), n), seeds_all),
     }
-    methods = timing.interleaved(timers)
+    methods = timing.interleaved(timers, settle=timing.SETTLE_SECONDS)
     methods["runtime"]["no_early_end"] = how
     return methods
 
@@ -187,7 +187,8 @@ def measure_sweep(args: argparse.Namespace, model: Any) -> dict[str, Any]:
             model, decoding.PROMPT, length, args.temperature, args.sweep_repeats
         )
         timed = timing.interleaved(
-            {"runtime": (timer, seeds), "onnx_window": (timing.loop_timer(window, length), seeds)}
+            {"runtime": (timer, seeds), "onnx_window": (timing.loop_timer(window, length), seeds)},
+            settle=timing.SETTLE_SECONDS,
         )
         sweep["lengths"].append(length)
         for key in ("runtime", "onnx_window"):
@@ -224,7 +225,7 @@ def measure_batch(
         "generate": (timing.loop_timer(generate_loop, steps), seeds),
     }
     result: dict[str, Any] = {"batch": batch}
-    for name, timed in timing.interleaved(timers).items():
+    for name, timed in timing.interleaved(timers, settle=timing.SETTLE_SECONDS).items():
         result[f"{name}_words_per_s"] = timing.per_second(timed["ms_per_word"])
     return result
 

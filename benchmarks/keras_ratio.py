@@ -114,7 +114,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "runtime": (runtime, seeds),
     }
     print(f"keras_ratio: {len(seeds)} rounds at most", file=sys.stderr, flush=True)
-    methods = timing.interleaved(timers, max_seconds=args.max_seconds)
+    methods = timing.interleaved(timers, max_seconds=args.max_seconds, settle=timing.SETTLE_SECONDS)
     return {"path": path, "keras_model": how, "fidelity": fidelity(model, trained), "methods": methods}
 
 

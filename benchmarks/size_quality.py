@@ -24,7 +24,7 @@ from benchmarks.environment import machine_info
 from benchmarks.paths import CACHE_DIR
 from benchmarks.report import fmt_bytes, fmt_stat, markdown_table
 from benchmarks.results import save_result
-from benchmarks.timing import interleaved
+from benchmarks.timing import SETTLE_SECONDS, interleaved
 
 NAME = "size_quality"
 
@@ -112,7 +112,7 @@ def measure(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
     for name, model in models.items():
         timer, seeds, _ = generate_timer(model, PROMPT, args.words, args.temperature, args.repeats)
         timers[name] = (timer, seeds)
-    for name, timed in interleaved(timers).items():
+    for name, timed in interleaved(timers, settle=SETTLE_SECONDS).items():
         files[name]["generation"] = timed
     for name, model in models.items():
         print(f"size_quality: evaluating {name}", file=sys.stderr, flush=True)

@@ -176,7 +176,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for case in cases:
             timers[f"{name}/{case.key}"] = (case_timer(model, case, defaults, args.words), seeds)
     print(f"speed: {len(timers)} timers, {args.rounds} rounds at most", file=sys.stderr, flush=True)
-    timed = timing.interleaved(timers, max_seconds=args.max_seconds)
+    timed = timing.interleaved(timers, max_seconds=args.max_seconds, settle=timing.SETTLE_SECONDS)
     result: dict[str, Any] = {
         "files": {k: f.to_dict() for k, f in files.items()},
         "defaults": defaults.changes(),

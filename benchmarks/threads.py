@@ -195,6 +195,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 for load_kind in LOADS:
                     case = cells.setdefault(f"{name}|{batch}|{load_kind}", {s: [] for s in SETTINGS})
                     for setting in order:
+                        time.sleep(timing.SETTLE_SECONDS)  # the previous setting's pool idle again
                         case[setting].append(measure_cell(models[name, setting], batch, load_kind, args))
     return {
         "files": {k: f.to_dict() for k, f in files.items()},

@@ -68,14 +68,22 @@ def loop_timer(run: Loop, units: int) -> Timer:
     return timer
 
 
+SETTLE_SECONDS = 0.06  # onnxruntime's spinning pools stop spinning ~40 ms after their session's last run
+
+
 def interleaved(
-    timers: dict[str, tuple[Timer, Sequence[int]]], *, max_seconds: float | None = None
+    timers: dict[str, tuple[Timer, Sequence[int]]],
+    *,
+    max_seconds: float | None = None,
+    settle: float = 0.0,
 ) -> dict[str, dict[str, Any]]:
     """Run every timer once per seed, round-robin (round r runs each timer's r-th seed); ms per unit
     of each timer, with the units and seeds of its runs.
 
     With ``max_seconds``, no new round starts once that much time has passed (every timer still runs
-    the first round, and all of them the same number of rounds wherever their seeds allow).
+    the first round, and all of them the same number of rounds wherever their seeds allow). With
+    ``settle``, each timer starts that many seconds after the previous one ended (off its clock), so
+    that the previous timer's thread pools are idle again (:data:`SETTLE_SECONDS`).
     """
     start = time.perf_counter()
     ms: dict[str, list[float]] = {name: [] for name in timers}
@@ -86,6 +94,8 @@ def interleaved(
             break
         for name, (timer, seeds) in timers.items():
             if r < len(seeds):
+                if settle:
+                    time.sleep(settle)
                 seconds, produced = timer(seeds[r])
                 ms[name].append(1e3 * seconds / max(produced, 1))
                 units[name].append(produced)

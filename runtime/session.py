@@ -22,7 +22,9 @@ _QUIET.log_severity_level = 4  # fatal only; read-only during a run, so threads 
 # atomic, so no lock is taken. Models with a second, multi-threaded session read it (through alone()).
 _FLIGHT: list[None] = []
 _LAST: tuple[int, float] = (0, 0.0)  # the thread that ended a run last, and when (perf_counter)
-QUIET_SECONDS = 0.002  # another thread's run that ended this recently means it is stepping too
+# Another thread's run that ended this recently means it is stepping too: a Python thread may hold the
+# GIL for 5 ms (sys.getswitchinterval()) before the others get theirs, so a gap of a few ms is normal.
+QUIET_SECONDS = 0.02
 
 
 def runs_in_flight() -> int:
