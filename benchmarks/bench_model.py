@@ -165,7 +165,7 @@ def _export(run_dir: str, model_path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Train and export the benchmark model if needed; print where it is as one line of JSON."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_model", description=main.__doc__ + "\n\n" + __doc__
+        prog="python -m benchmarks.bench_model", description=f"{main.__doc__}\n\n{__doc__}"
     )
     add_model_arguments(parser)
     args = parser.parse_args(argv)

@@ -5,8 +5,9 @@ while 8 other threads of the same process generate (``Generator`` steps of the s
 model, as a server does), one bare ``model.forward`` step with the state carried is timed under each
 setting of onnxruntime's session:
 
-- ``default``: ``load(path)`` as the runtime ships it: one thread, and for a single row's step that
-  runs alone (no other step of the process in progress) a second session with two spinning threads;
+- ``default``: ``load(path)`` as the runtime ships it: one thread, and for a step that runs alone (no
+  other step of the process in progress or just ended on another thread) a second session with two
+  spinning threads (an int8 file's single rows only: its batches' numbers differ on two threads);
 - ``1 thread``: one intra-op thread (no pool, so spinning does not apply);
 - ``2 threads, spinning`` and ``2 threads, no spinning``: two intra-op threads, with
   ``session.intra_op.allow_spinning`` on (the pool's threads busy-wait for work) and off.
@@ -16,7 +17,7 @@ turns (their order rotating) so load from other processes hits them alike, and a
 median over rounds. Reported per case: each setting's ms per step, the best one, and how far the
 runtime's default is from it (target: within 10%); and the words/s the 8 generating threads made.
 
-    python -m benchmarks.threads                      # about 3 minutes on two cores
+    python -m benchmarks.threads                      # about 5 minutes on two cores
     python -m benchmarks.threads --rounds 1 --cell-seconds 0.05 --batches 1,8   # a smoke test
 """
 
@@ -58,9 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_shipped_arguments(parser)
     parser.add_argument("--batches", default="1,8,64", help="batch sizes (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds at most (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds at most (default: %(default)s)")
     parser.add_argument(
-        "--cell-seconds", type=float, default=0.3, help="seconds of steps per cell (default: %(default)s)"
+        "--cell-seconds", type=float, default=0.5, help="seconds of steps per cell (default: %(default)s)"
     )
     parser.add_argument(
         "--min-steps", type=int, default=5, help="steps per cell at least (default: %(default)s)"
@@ -68,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-seconds",
         type=float,
-        default=240,
+        default=600,
         help="start no new round after this long (default: %(default)s)",
     )
     return parser.parse_args(argv)
@@ -104,8 +105,10 @@ def describe_default() -> dict[str, Any]:
         "wide_session": wide,
         "description": "`load()` without options: one intra-op thread; "
         + (
-            "a single row's step that runs while no other step of the process does takes a second "
-            "session with two intra-op threads whose pool spins"
+            "a step that runs while no other step of the process does (none in progress, none "
+            "ended on another thread in the last 20 ms) takes a second session with two intra-op "
+            "threads whose pool spins, a single row's step only where a batch's numbers differ on "
+            "two threads (int8)"
             if wide
             else "no second session (one usable core)"
         ),

@@ -22,6 +22,7 @@ _QUIET.log_severity_level = 4  # fatal only; read-only during a run, so threads 
 # atomic, so no lock is taken. Models with a second, multi-threaded session read it (through alone()).
 _FLIGHT: list[None] = []
 _LAST: tuple[int, float] = (0, 0.0)  # the thread that ended a run last, and when (perf_counter)
+_OTHER = 0.0  # when a thread other than _LAST's last ended a run: the latest end that thread did not see
 # Another thread's run that ended this recently means it is stepping too: a Python thread may hold the
 # GIL for 5 ms (sys.getswitchinterval()) before the others get theirs, so a gap of a few ms is normal.
 QUIET_SECONDS = 0.02
@@ -33,20 +34,26 @@ def runs_in_flight() -> int:
 
 
 def alone() -> bool:
-    """Whether a run starting now has the process to itself: none in progress, and the last one ended
-    on this thread or more than :data:`QUIET_SECONDS` ago. (Threads stepping in turn spend most of
-    their time in Python, waiting for the GIL, not in a run: the recent end is what shows them.)"""
+    """Whether a run starting now has the process to itself: none in progress, and none ended on
+    another thread within :data:`QUIET_SECONDS`. (Threads stepping in turn spend most of their time in
+    Python, waiting for the GIL, not in a run: the recent end is what shows them. A thread that steps
+    back to back usually ended the last run itself, so the latest end by another thread is kept too.)"""
     if _FLIGHT:
         return False
     thread, ended = _LAST
-    return thread == threading.get_ident() or time.perf_counter() - ended > QUIET_SECONDS
+    if thread == threading.get_ident():  # this thread ended the last run: when did another end one?
+        ended = _OTHER
+    return time.perf_counter() - ended > QUIET_SECONDS
 
 
 def _landed() -> None:
     """A run of this thread ended: out of the count, and the last to end."""
-    global _LAST
+    global _LAST, _OTHER
     _FLIGHT.pop()
-    _LAST = (threading.get_ident(), time.perf_counter())
+    me, now = threading.get_ident(), time.perf_counter()
+    if _LAST[0] != me:  # the run that ended before was another thread's: the latest end by another
+        _OTHER = _LAST[1]
+    _LAST = (me, now)
 
 
 def run_session(

@@ -135,3 +135,26 @@ def test_a_step_just_after_another_threads_run_takes_the_one_thread_session(mode
     assert (narrow.runs, wide.runs) == (1, 1)
     stepper.step(np.array([3]), model.initial_state(1))  # the last run was this thread's own
     assert (narrow.runs, wide.runs) == (1, 2)
+
+
+def test_a_thread_that_ended_the_last_run_still_sees_another_threads_recent_one(model_path, monkeypatch):
+    """A thread stepping back to back ends the last run itself most of the time; another thread that
+    ended one moments before it still shows, so the step keeps to one thread (a spinning pool then
+    would burn a core the other thread needs)."""
+    import threading
+    import time
+
+    model, narrow, wide = _counted(model_path)
+    ids, state = np.zeros((1, 1), dtype=np.int64), model.initial_state(1)
+    monkeypatch.setattr(session_module, "_LAST", (0, 0.0))
+    monkeypatch.setattr(session_module, "_OTHER", 0.0)
+    worker = threading.Thread(target=model.forward, args=(ids, state))
+    worker.start()
+    worker.join()  # another thread's run, just ended
+    assert (narrow.runs, wide.runs) == (0, 1)  # it ran alone
+    model.forward(ids, state)
+    model.forward(ids, state)  # this thread's own run ended last; the worker's is still recent
+    assert (narrow.runs, wide.runs) == (2, 1)
+    monkeypatch.setattr(session_module, "_OTHER", time.perf_counter() - 1)  # the worker's, a second ago
+    model.forward(ids, state)
+    assert (narrow.runs, wide.runs) == (2, 2)
