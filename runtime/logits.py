@@ -15,8 +15,11 @@ def log_softmax(logits: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
     out as NaN."""
     scores = np.asarray(logits, dtype=dtype)
     peak = scores.max(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        return scores - (peak + np.log(np.exp(scores - peak).sum(axis=-1, keepdims=True)))
+    with np.errstate(invalid="ignore"):  # one work array, reused: fewer large allocations
+        work = np.subtract(scores, peak)
+        np.exp(work, out=work)
+        total = work.sum(axis=-1, keepdims=True)
+        return np.subtract(scores, peak + np.log(total), out=work)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -65,6 +65,21 @@ def test_beam_search_gives_the_same_texts_as_before(bundled, options):
     assert bundled.generate(PROMPTS, config) == reference_texts(bundled, PROMPTS, config)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"num_beams": 4, "no_repeat_ngram_size": 1, "max_words": 400, "stop_at_end": False},
+        {"num_beams": 6, "num_return_sequences": 3, "no_repeat_ngram_size": 1, "max_words": 400},
+        {"num_beams": 3, "min_words": 4, "repetition_penalty": 1.5, "max_words": 30},
+    ],
+)
+def test_beam_search_where_candidates_run_out_gives_the_same_texts_as_before(model, options):
+    """Every seen word banned: the beams run out of allowed tokens (scores of -inf among the best
+    candidates), and prompts finish at different steps (their rows' log-probabilities NaN)."""
+    config = GenerationConfig(**options)
+    assert model.generate(PROMPTS, config) == reference_texts(model, PROMPTS, config)
+
+
 def test_rows_that_join_later_get_the_texts_they_get_alone(model):
     """fp32 rows are independent: a row's text does not depend on what else runs or when it joined."""
     configs = [
