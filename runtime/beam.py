@@ -17,7 +17,7 @@ import numpy as np
 from .cache import ContinuousCache, prefill_with_cache, required_cache
 from .generation import GenerationConfig
 from .logits import log_softmax
-from .rules import Rules
+from .rules import Rules, ngram_bans
 from .sampling import largest
 from .step import StepModel, prefill
 from .stepper import stepper_for
@@ -57,6 +57,9 @@ class BeamSearch:
         if self._cache is not None:
             self._cache.take(self._repeat)
         self.beams: list[list[list[int]]] = [[[] for _ in range(n_beams)] for _ in range(n_prompts)]
+        # Each prompt's beams as one (beams, length) array of ids, prompt included, while its beams are
+        # all of one length (None once they are not): the n-gram bans of all its beams in one pass.
+        self._ids: list[np.ndarray | None] = [self._fresh(p) for p in range(n_prompts)]
         self._scores = np.full((n_prompts, n_beams), -np.inf)
         self._scores[:, 0] = 0.0  # all beams start identical: only the first may expand at step one
         self.finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(n_prompts)]
@@ -78,13 +81,9 @@ class BeamSearch:
         n_prompts, n_beams, vocab = len(self._prompts), config.num_beams, self._model.vocab_size
         last = self._last
         flat = [self.beams[p][b] for p in range(n_prompts) for b in range(n_beams)]
-        histories = [
-            self._rules.sequence_history(np.concatenate([self._prompts[p], np.asarray(beam, dtype=np.int64)]))
-            for p, beam in zip(self._repeat, flat, strict=True)
-        ]
         if self._cache is not None:
             self._cache.mix_logits(last)
-        self._rules.apply(last, histories, [len(beam) for beam in flat])
+        self._apply_rules(last, flat)
         logp = log_softmax(last, dtype=np.float32)  # (P*B, V); rows of done prompts are all NaN
         total = (self._scores[:, :, None] + logp.reshape(n_prompts, n_beams, vocab)).reshape(n_prompts, -1)
         _as_ranked(total)
@@ -116,6 +115,7 @@ class BeamSearch:
                     break
             if len(self.finished[p]) >= n_beams or kept == 0:
                 self._done[p] = True
+        self._ids = [self._grown(p, sources[p], tokens[p], new_beams[p]) for p in range(n_prompts)]
         self.beams, self._scores = new_beams, new_scores
         self.steps += 1
         if self.done:
@@ -126,6 +126,38 @@ class BeamSearch:
             self._cache.take(rows)
             self._cache.observe(tokens.reshape(-1), self._state[-2])
         return True
+
+    def _apply_rules(self, logits: np.ndarray, flat: list[list[int]]) -> None:
+        """The decoding rules on every beam's logits: its n-gram bans read from its prompt's ids array
+        where there is one, else (and for the repetition penalty) from a history of its ids."""
+        rules, n_beams = self._rules, self._config.num_beams
+        lengths = [len(beam) for beam in flat]
+        if rules.penalty == 1 and all(ids is not None for ids in self._ids):
+            found = [ngram_bans(ids, rules.ngram) for ids in self._ids if ids is not None]
+            rows = np.concatenate([p * n_beams + where for p, (where, _) in enumerate(found)])
+            rules.apply(logits, (), lengths, (rows, np.concatenate([tokens for _, tokens in found])))
+            return
+        histories = [
+            rules.sequence_history(np.concatenate([self._prompts[p], np.asarray(beam, dtype=np.int64)]))
+            for p, beam in zip(self._repeat, flat, strict=True)
+        ]
+        rules.apply(logits, histories, lengths)
+
+    def _fresh(self, p: int) -> np.ndarray:
+        """Prompt ``p``'s ids array for beams that hold no token yet."""
+        return np.tile(self._prompts[p], (self._config.num_beams, 1))
+
+    def _grown(
+        self, p: int, sources: np.ndarray, tokens: np.ndarray, beams: list[list[int]]
+    ) -> np.ndarray | None:
+        """Prompt ``p``'s ids array after a step whose new beams are ``beams`` (beam ``b`` extends beam
+        ``sources[b]`` by ``tokens[b]``), or None where they are not all of one length."""
+        if not any(beams):  # a prompt that is done, or one whose beams found no token
+            return self._fresh(p)
+        ids = self._ids[p]
+        if ids is None or not all(beams):  # some beams empty: lengths differ
+            return None
+        return np.concatenate([ids[sources], tokens[:, None]], axis=1)
 
     def texts(self) -> list[str]:
         """The ``num_return_sequences`` best texts of each prompt, prompt-major ('' where fewer exist)."""

@@ -16,7 +16,7 @@ import numpy as np
 from .generation import GenerationConfig
 from .tokenizer import Tokenizer
 
-__all__ = ["History", "Rules", "SequenceHistory"]
+__all__ = ["History", "Rules", "SequenceHistory", "ngram_bans"]
 
 
 class History:
@@ -88,6 +88,24 @@ class SequenceHistory:
         return np.unique(self._ids) if self._penalty else self._ids[:0]
 
 
+def ngram_bans(ids: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`SequenceHistory.ngram_bans` for every row of ``ids`` (rows, length) at once, rows of the
+    same length (the beams of one prompt): the bans as ``(rows, tokens)`` index arrays, a token
+    possibly more than once. The same vectorized passes as one row's, over all rows together."""
+    rows, length = ids.shape
+    k = ngram - 1
+    if not ngram or (k and length <= k):  # no (n-1)-gram followed by a token yet
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=ids.dtype)
+    if k == 0:  # 1-grams: every token seen
+        return np.repeat(np.arange(rows), length), ids.reshape(-1)
+    count = length - k  # (n-1)-grams followed by a token, per row
+    match = ids[:, :count] == ids[:, count : count + 1]  # where ids[r, i : i + k] is row r's tail...
+    for j in range(1, k):
+        match &= ids[:, j : j + count] == ids[:, count + j : count + j + 1]
+    where, start = match.nonzero()
+    return where, ids[where, start + k]  # ...the token after it
+
+
 class Rules:
     """The rules of one :class:`GenerationConfig`, applied in place to a batch of rows' logits."""
 
@@ -116,10 +134,12 @@ class Rules:
         logits: np.ndarray,
         histories: Sequence[History | SequenceHistory],
         lengths: Sequence[int] | None = None,
+        bans: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Forbid, in place, what row ``j`` of ``logits`` (rows, vocab) may not choose next; the row
         remembers ``histories[j]`` and has generated ``lengths[j]`` tokens so far (needed with
-        ``min_words`` only)."""
+        ``min_words`` only). ``bans``: the n-gram bans as ``(rows, tokens)``, already found (see
+        :func:`ngram_bans`); the histories are then read for the repetition penalty alone."""
         if len(logits) == 1:  # one row (most calls): scalar stores into it cost a fifth of a column's
             row = logits[0]
             for token in self.banned:
@@ -137,17 +157,19 @@ class Rules:
                 seen = history.seen()
                 values = logits[j, seen]
                 logits[j, seen] = np.where(values > 0, values / self.penalty, values * self.penalty)
-        if self.ngram:
+        if self.ngram and bans is not None:
+            logits[bans] = -np.inf
+        elif self.ngram:
             if len(histories) == 1:
-                bans = histories[0].ngram_bans()
-                if bans:
-                    logits[0, list(bans)] = -np.inf
+                found = histories[0].ngram_bans()
+                if found:
+                    logits[0, list(found)] = -np.inf
                 return
             rows: list[int] = []
             tokens: list[int] = []
             for j, history in enumerate(histories):
-                bans = history.ngram_bans()
-                rows.extend([j] * len(bans))
-                tokens.extend(bans)
+                found = history.ngram_bans()
+                rows.extend([j] * len(found))
+                tokens.extend(found)
             if tokens:
                 logits[rows, tokens] = -np.inf

@@ -106,6 +106,19 @@ def test_a_sequence_history_answers_as_a_history_built_token_by_token():
                 assert sorted(read.seen().tolist()) == sorted(built.seen().tolist())
 
 
+def test_ngram_bans_of_many_rows_at_once_are_each_rows_sequence_history_bans():
+    from nextword.runtime.rules import SequenceHistory, ngram_bans
+
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 2, 3, 4):
+        for rows, length in ((1, 0), (3, 1), (4, 2), (4, 3), (2, 5), (6, 40), (3, 300)):
+            ids = rng.integers(0, 6, (rows, length))  # a small vocabulary: n-grams repeat
+            where, tokens = ngram_bans(ids, n)
+            for r in range(rows):
+                expected = set(SequenceHistory(ids[r], n, False).ngram_bans())
+                assert set(tokens[where == r].tolist()) == expected, (n, rows, length, r)
+
+
 # ---------------------------------------------------------------- the same ids as the frozen sampler
 # runtime/sampling.py's fast paths (one row, top-k bound, exact nucleus) must choose, for the same scores
 # and generators, exactly the ids of the sampler they replaced (tests/reference/sampling_v2.py): seeds
