@@ -59,7 +59,11 @@ class BeamSearch:
         self.beams: list[list[list[int]]] = [[[] for _ in range(n_beams)] for _ in range(n_prompts)]
         # Each prompt's beams as one (beams, length) array of ids, prompt included, while its beams are
         # all of one length (None once they are not): the n-gram bans of all its beams in one pass.
-        self._ids: list[np.ndarray | None] = [self._fresh(p) for p in range(n_prompts)]
+        # Kept only where the rules read n-grams and nothing else of the ids.
+        self._tracked = bool(self._rules.ngram) and self._rules.penalty == 1
+        self._ids: list[np.ndarray | None] = [
+            self._fresh(p) if self._tracked else None for p in range(n_prompts)
+        ]
         self._scores = np.full((n_prompts, n_beams), -np.inf)
         self._scores[:, 0] = 0.0  # all beams start identical: only the first may expand at step one
         self.finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(n_prompts)]
@@ -115,7 +119,8 @@ class BeamSearch:
                     break
             if len(self.finished[p]) >= n_beams or kept == 0:
                 self._done[p] = True
-        self._ids = [self._grown(p, sources[p], tokens[p], new_beams[p]) for p in range(n_prompts)]
+        if self._tracked:
+            self._ids = [self._grown(p, sources[p], tokens[p], new_beams[p]) for p in range(n_prompts)]
         self.beams, self._scores = new_beams, new_scores
         self.steps += 1
         if self.done:
@@ -132,7 +137,10 @@ class BeamSearch:
         where there is one, else (and for the repetition penalty) from a history of its ids."""
         rules, n_beams = self._rules, self._config.num_beams
         lengths = [len(beam) for beam in flat]
-        if rules.penalty == 1 and all(ids is not None for ids in self._ids):
+        if rules.penalty == 1 and not rules.ngram:  # no rule reads the beams' ids
+            rules.apply(logits, (), lengths)
+            return
+        if self._tracked and all(ids is not None for ids in self._ids):
             found = [ngram_bans(ids, rules.ngram) for ids in self._ids if ids is not None]
             rows = np.concatenate([p * n_beams + where for p, (where, _) in enumerate(found)])
             rules.apply(logits, (), lengths, (rows, np.concatenate([tokens for _, tokens in found])))
