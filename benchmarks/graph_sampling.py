@@ -73,13 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--words", type=int, default=500, help="steps per variant per round (default: %(default)s)"
     )
-    parser.add_argument("--rounds", type=int, default=15, help="timed rounds at most (default: %(default)s)")
-    parser.add_argument(
-        "--max-seconds",
-        type=float,
-        default=120,
-        help="start no new round after this long (default: %(default)s)",
-    )
+    timing.add_round_arguments(parser, rounds=15, max_seconds=120)
     parser.add_argument(
         "--check-steps", type=int, default=500, help="steps checked per head (default: %(default)s)"
     )

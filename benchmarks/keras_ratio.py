@@ -53,13 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keras-words", type=int, default=20, help="words per Keras generation (default: %(default)s)"
     )
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds at most (default: %(default)s)")
-    parser.add_argument(
-        "--max-seconds",
-        type=float,
-        default=180,
-        help="start no new round after this long (default: %(default)s)",
-    )
+    timing.add_round_arguments(parser, rounds=5, max_seconds=180)
     parser.add_argument("--result-json", metavar="PATH", help="default: benchmarks/.cache/results/")
     return parser.parse_args(argv)
 

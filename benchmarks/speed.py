@@ -80,13 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_shipped_arguments(parser)
     parser.add_argument("--words", type=int, default=400, help="words per generation (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds at most (default: %(default)s)")
-    parser.add_argument(
-        "--max-seconds",
-        type=float,
-        default=240,
-        help="start no new round after this many seconds (default: %(default)s)",
-    )
+    timing.add_round_arguments(parser, rounds=7, max_seconds=240)
     parser.add_argument(
         "--cases", default=",".join(c.key for c in CASES), help="cases to measure (default: all)"
     )

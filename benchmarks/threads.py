@@ -59,18 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_shipped_arguments(parser)
     parser.add_argument("--batches", default="1,8,64", help="batch sizes (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=9, help="rounds at most (default: %(default)s)")
+    timing.add_round_arguments(parser, rounds=9, max_seconds=600)
     parser.add_argument(
         "--cell-seconds", type=float, default=0.5, help="seconds of steps per cell (default: %(default)s)"
     )
     parser.add_argument(
         "--min-steps", type=int, default=5, help="steps per cell at least (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--max-seconds",
-        type=float,
-        default=600,
-        help="start no new round after this long (default: %(default)s)",
     )
     return parser.parse_args(argv)
 

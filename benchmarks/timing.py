@@ -8,16 +8,40 @@ by round and reports milliseconds per unit.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Loop", "Timer", "interleaved", "loop_timer", "per_second", "ratio", "summarize"]
+__all__ = [
+    "Loop",
+    "Timer",
+    "add_round_arguments",
+    "interleaved",
+    "loop_timer",
+    "per_second",
+    "ratio",
+    "summarize",
+]
 
 Timer = Callable[[int], tuple[float, int]]  # seed -> (seconds, units produced)
 Loop = Callable[[int, int], int]  # (seed, units wanted) -> units produced
 WARM_UP_SEED = 10_000  # the seed of every untimed warm-up run
+
+
+def add_round_arguments(parser: argparse.ArgumentParser, rounds: int, max_seconds: float) -> None:
+    """``--rounds`` (timed rounds at most) and ``--max-seconds`` (no new round after that long), with
+    a benchmark's own defaults."""
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help="timed rounds at most (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=max_seconds,
+        help="start no new round after this many seconds (default: %(default)s)",
+    )
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:
