@@ -6,9 +6,11 @@ session call for all of them), picks one token for every running row, and runs o
 single-token session call for the rows that go on. ``generate()``, ``stream()`` and the server's
 continuous batching are all loops over ``step()``.
 
-A row's text does not depend on the other rows in the batch: its random stream is its own, and with an
-fp32 model its logits are those it gets alone (an int8 model's rows share onnxruntime's dynamic
-activation quantization within one session call, so its logits can differ in the last digits).
+A row's random stream is its own, and with an fp32 model its logits are those it gets alone, so its text
+does not depend on the other rows in the batch. An int8 model's rows share onnxruntime's dynamic
+activation quantization (one scale per tensor of a session call), so their logits move with their
+neighbours, by up to about 0.1, and a seeded text in a batch usually parts from its text alone after a
+few words (measured in docs/serving.md).
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ class Generator:
                 print(update.row, repr(update.text), update.finish_reason)
 
     The rows of one :meth:`add` call are seeded exactly as ``model.generate`` seeds the rows of one call
-    with the same prompts and options, so each row's text equals ``generate``'s, whatever else runs in
-    the batch. A generator is not thread-safe: one thread drives it.
+    with the same prompts and options, so with an fp32 model each row's text equals ``generate``'s,
+    whatever else runs in the batch (an int8 model's: see the module docstring). A generator is not
+    thread-safe: one thread drives it.
     """
 
     def __init__(self, model: StepModel, defaults: GenerationConfig | None = None, chunk: int = PROMPT_CHUNK):

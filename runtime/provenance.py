@@ -143,6 +143,8 @@ class Architecture:
     num_layers: int | None = None
     dropout: float | None = None
     tie_embeddings: bool | None = None  # the output layer reuses the embedding matrix
+    locked_dropout: bool | None = None  # one dropout mask per training window, for all its time steps
+    word_dropout: float | None = None  # share of input words dropped whole in training
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ def test_run_folder_holds_model_tokenizer_config_and_metrics(run_dir, tiny_confi
         "num_layers": 2,
         "dropout": 0.1,
         "tie_embeddings": False,
+        "locked_dropout": False,
+        "word_dropout": 0.0,
     }
     assert config["seq_len"] == tiny_config.seq_len and config["vocab_size"] > 10
     data = config["data"]
@@ -408,3 +410,51 @@ def test_the_trainers_optimizer_and_compile_step_train_with_model_fit(tiny_confi
     assert np.isfinite(history.history["loss"][0])
     assert {"accuracy", "top5_accuracy"} <= set(history.history)
     assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+
+
+def _dropped(layer, x) -> np.ndarray:
+    """Where ``layer`` (a dropout layer) zeroes ``x`` (all ones) in training."""
+    return np.asarray(layer(x, training=True)) == 0
+
+
+def test_locked_dropout_keeps_one_mask_per_window_and_word_dropout_drops_whole_words():
+    from nextword.train.model import build_model
+
+    config = ModelConfig(8, 12, 2, 0.5, locked_dropout=True, word_dropout=0.5, tie_embeddings=False)
+    model = build_model(config, vocab_size=30)
+    ones = np.ones((4, 40, 8), dtype="float32")
+    for name in ("embedding_dropout", "lstm_0_dropout", "lstm_1_dropout"):
+        dropped = _dropped(model.get_layer(name), ones)
+        assert (dropped == dropped[:, :1]).all(), f"{name}: the mask changes between time steps"
+        assert 0.2 < dropped.mean() < 0.8 and (dropped[0, 0] != dropped[1, 0]).any()  # per window
+    words = _dropped(model.get_layer("word_dropout"), ones)
+    assert (words == words[..., :1]).all(), "a word's vector is dropped in part"
+    assert 0.3 < words.mean() < 0.7
+    # The default: a fresh mask for every feature of every word, and no word dropout.
+    plain = build_model(ModelConfig(8, 12, 1, 0.5, tie_embeddings=False), vocab_size=30)
+    assert "word_dropout" not in {layer.name for layer in plain.layers}
+    dropped = _dropped(plain.get_layer("embedding_dropout"), ones)
+    assert (dropped != dropped[:, :1]).any()
+
+
+def test_training_with_locked_and_word_dropout_exports_a_model_without_them(tmp_path, tiny_config):
+    model = ModelConfig(16, 24, 1, 0.3, locked_dropout=True, word_dropout=0.1, tie_embeddings=False)
+    config = replace(tiny_config, out=str(tmp_path / "run"), epochs=1, model=model)
+    assert train(config).epochs == 1
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert stored["locked_dropout"] is True and stored["word_dropout"] == 0.1
+    from nextword.export import ExportConfig, export
+    from nextword.runtime import load
+
+    out = tmp_path / "m.onnx"
+    export(ExportConfig(run_dir=str(tmp_path / "run"), out=str(out)))
+    model_file = load(out)
+    assert model_file.generate("the", max_words=3, temperature=0)
+    recorded = model_file.info.provenance.architecture
+    assert recorded.locked_dropout is True and recorded.word_dropout == 0.1
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0])
+def test_word_dropout_out_of_range_is_refused(value):
+    with pytest.raises(ValueError, match="word_dropout must be in"):
+        ModelConfig(word_dropout=value)

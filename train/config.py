@@ -39,6 +39,17 @@ class ModelConfig:
     lstm_units: int = field(default=256, metadata={"help": "units of each LSTM layer"})
     num_layers: int = field(default=1, metadata={"help": "number of stacked LSTM layers"})
     dropout: float = field(default=0.2, metadata={"help": "dropout after the embedding and each LSTM layer"})
+    locked_dropout: bool = field(
+        default=False,
+        metadata={
+            "help": "each window keeps one dropout mask for all its time steps (variational dropout) "
+            "instead of a new mask per word"
+        },
+    )
+    word_dropout: float = field(
+        default=0.0,
+        metadata={"help": "share of input words whose whole embedding is dropped in training"},
+    )
     tie_embeddings: bool = field(
         default=True,
         metadata={
@@ -54,6 +65,10 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
+        if not isinstance(self.locked_dropout, bool):
+            raise ValueError(f"locked_dropout must be True or False, got {self.locked_dropout!r}")
         if not isinstance(self.tie_embeddings, bool):
             raise ValueError(f"tie_embeddings must be True or False, got {self.tie_embeddings!r}")
 

@@ -99,13 +99,18 @@ def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool =
     input_ids = keras.Input(shape=(None,), dtype="int32", name="input_ids")  # (B, T)
     embedding = _embedding(config, vocab_size, policy)
     x = embedding(input_ids)  # (B, T, E)
+    if config.word_dropout:  # one mask entry per word: its whole vector kept or dropped
+        x = keras.layers.Dropout(config.word_dropout, (None, None, 1), dtype=policy, name="word_dropout")(x)
+    # Locked: one mask entry per feature, shared by every time step of the window.
+    noise_shape = (None, 1, None) if config.locked_dropout else None
     if config.dropout:
-        x = keras.layers.Dropout(config.dropout, dtype=policy, name="embedding_dropout")(x)
+        x = keras.layers.Dropout(config.dropout, noise_shape, dtype=policy, name="embedding_dropout")(x)
     for layer in range(config.num_layers):
         lstm = keras.layers.LSTM(config.lstm_units, return_sequences=True, dtype=policy, name=f"lstm_{layer}")
         x = lstm(x)  # (B, T, U)
         if config.dropout:
-            x = keras.layers.Dropout(config.dropout, dtype=policy, name=f"lstm_{layer}_dropout")(x)
+            name = f"lstm_{layer}_dropout"
+            x = keras.layers.Dropout(config.dropout, noise_shape, dtype=policy, name=name)(x)
     logits = _logits(config, vocab_size, embedding, x, policy)  # (B, T, V), float32
     return keras.Model(input_ids, logits, name="nextword")
 
