@@ -92,6 +92,10 @@ def apply_output(model: keras.Model, x: Any) -> Any:
 def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool = False) -> keras.Model:
     """The training model: Embedding -> (LSTM, Dropout) x num_layers -> Dense(vocab) logits.
 
+    The embedding's output is dropped word by word (``word_dropout``) and then feature by feature like
+    each LSTM's output (``dropout``: a new mask per time step, or one per window with
+    ``locked_dropout``).
+
     ``mixed_precision`` gives every layer but the logits the ``mixed_float16`` policy (float32
     weights, float16 computation); the logits, and so the loss, stay float32.
     """
