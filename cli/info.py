@@ -14,7 +14,9 @@ from nextword.runtime import default_model
 
 from .display import json_text, safe
 
-__all__ = ["cache_text", "show_info"]
+__all__ = ["SELECTED_BY", "cache_text", "show_info"]
+
+SELECTED_BY = {"dev_loss": "the development loss", "val_loss": "the validation loss"}  # metrics.json
 
 
 def cache_text(cache: Any) -> str:
@@ -45,8 +47,11 @@ def show_info(args: argparse.Namespace) -> int:
     if best:
         epochs = info.metrics.get("epochs")
         total = len(epochs) if isinstance(epochs, list) else "?"
+        # Files from before development parts chose by the validation loss and do not say so.
+        key = info.metrics.get("selected_by", "val_loss")
+        chosen = SELECTED_BY.get(key, "?") if isinstance(key, str) else "?"
         print(
-            f"  best epoch     {_text(best.get('epoch'))} of {total}: "
+            f"  best epoch     {_text(best.get('epoch'))} of {total} (by {chosen}): "
             f"validation loss {_number(best.get('val_loss'), '.4f')}, "
             f"perplexity {_number(best.get('val_perplexity'), '.1f')}, "
             f"accuracy {_number(best.get('val_accuracy'), '.2%')}, "

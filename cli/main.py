@@ -27,7 +27,7 @@ from nextword.train import MissingExtraError, TrainConfig
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, json_text, safe
-from .info import cache_text, show_info
+from .info import SELECTED_BY, cache_text, show_info
 from .quiet import import_tensorflow_quietly
 from .serve import add_serve_parser
 
@@ -186,6 +186,7 @@ def _train(args: argparse.Namespace) -> int:
         result = train(config, command=args.command_line)
     print(
         f"run {result.run_dir}: {result.epochs} epochs, best epoch {result.best_epoch} "
+        f"by {SELECTED_BY.get(result.selected_by, result.selected_by)} "
         f"(validation loss {result.best_val_loss:.4f}, perplexity {result.best_val_perplexity:.1f})"
         + (", stopped early" if result.stopped_early else "")
     )

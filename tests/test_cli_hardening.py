@@ -138,7 +138,9 @@ def test_error_messages_quoting_the_file_are_made_safe(capsys, model_path, tmp_p
 def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path, tmp_path):
     proto = crafted.proto(model_path)
     crafted.set_meta(proto, "nextword.config", json.dumps({"train": [], "model": "x", "export": 5}))
-    crafted.set_meta(proto, "nextword.metrics", json.dumps({"best": {"val_loss": "low"}, "epochs": 3}))
+    crafted.set_meta(
+        proto, "nextword.metrics", json.dumps({"best": {"val_loss": "low"}, "epochs": 3, "selected_by": [1]})
+    )
     crafted.set_meta(proto, "nextword.parity", json.dumps({"max_abs_diff_random": "x", "int8_vs_fp32": []}))
     crafted.set_meta(proto, "nextword.quality", json.dumps({"fp32": "y", "int8": {"perplexity": None}}))
     crafted.set_meta(proto, "nextword.versions", json.dumps({"a": {"b": [1]}}))
@@ -147,6 +149,7 @@ def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path,
     code, out, err = run_cli(capsys, "info", path)
     assert code == 0, err
     assert "validation loss ?" in out and "max |Keras - ONNX| ?" in out and "perplexity ?" in out
+    assert "(by ?)" in out
     for key in ("nextword.config", "nextword.metrics", "nextword.parity", "nextword.quality"):
         crafted.set_meta(proto, key, "{}")
     path.write_bytes(proto.SerializeToString())

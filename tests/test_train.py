@@ -28,6 +28,22 @@ EPOCH_KEYS = {
     "top5_accuracy",
 }
 
+DEV_KEYS = {"dev_loss", "dev_accuracy", "dev_top5_accuracy"}
+
+
+def _mean_loss(model, ids, config) -> float:
+    """Cross-entropy per word of ``model`` over the windows of an id file, computed here."""
+    import keras
+
+    from nextword.train.data import DiskWindows
+
+    total = words = 0.0
+    for x, y, w in DiskWindows(ids, config.seq_len, config.batch_size, shuffle=False).dataset():
+        losses = keras.losses.sparse_categorical_crossentropy(y, model(x, training=False), from_logits=True)
+        total += float(np.sum(np.asarray(losses) * np.asarray(w)))
+        words += float(np.sum(np.asarray(w)))
+    return total / words
+
 
 def test_run_folder_holds_model_tokenizer_config_and_metrics(run_dir, tiny_config, documents):
     for name in (
@@ -59,10 +75,13 @@ def test_run_folder_holds_model_tokenizer_config_and_metrics(run_dir, tiny_confi
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["epochs"]) == tiny_config.epochs
     for entry in metrics["epochs"]:
-        assert set(entry) >= EPOCH_KEYS
+        assert set(entry) >= EPOCH_KEYS | DEV_KEYS
         assert entry["val_perplexity"] == pytest.approx(np.exp(entry["val_loss"]))
         assert 0 <= entry["val_accuracy"] <= entry["val_top5_accuracy"] <= 1
-    assert metrics["best"] == min(metrics["epochs"], key=lambda e: e["val_loss"])
+        assert 0 <= entry["dev_accuracy"] <= entry["dev_top5_accuracy"] <= 1
+    # The development part chooses the best epoch: the validation documents choose nothing.
+    assert metrics["selected_by"] == "dev_loss"
+    assert metrics["best"] == min(metrics["epochs"], key=lambda e: e["dev_loss"])
     # The grammar is easy: a dozen epochs take perplexity from ~30 (uniform) to ~2.3.
     assert metrics["best"]["val_perplexity"] < 6
 
@@ -172,6 +191,48 @@ def test_early_stopping_stops_after_patience(tmp_path, tiny_config):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert result.stopped_early and metrics["stopped_early"]
     assert result.epochs == result.best_epoch + 1 < 8
+
+
+def test_the_best_epochs_dev_and_validation_losses_are_those_of_its_files(run_dir, tiny_config):
+    import keras
+
+    best = json.loads((run_dir / "metrics.json").read_text())["best"]
+    model = keras.saving.load_model(run_dir / "model.keras")
+    dev, val = (_mean_loss(model, run_dir / name, tiny_config) for name in ("dev.ids", "val.ids"))
+    assert dev == pytest.approx(best["dev_loss"], rel=2e-5) and val == pytest.approx(
+        best["val_loss"], rel=2e-5
+    )
+    assert dev != pytest.approx(best["val_loss"], rel=2e-5)  # two different sets of windows
+
+
+def test_the_development_loss_chooses_the_best_epoch_and_when_to_stop():
+    from nextword.train.recorder import best_index, epochs_since_best, metrics_document, selection_key
+
+    history = [
+        {"epoch": 1, "val_loss": 3.0, "dev_loss": 2.0},
+        {"epoch": 2, "val_loss": 1.0, "dev_loss": 2.5},
+        {"epoch": 3, "val_loss": 0.5, "dev_loss": 2.0},  # a tie on dev: the earlier epoch stays best
+    ]
+    assert selection_key(history) == "dev_loss" and best_index(history) == 0
+    assert epochs_since_best(history) == 2
+    document = metrics_document(history, stopped_early=True)
+    assert document["best"] is history[0] and document["selected_by"] == "dev_loss"
+    # A run resumed from before development scores (or one without a development part) goes by the
+    # validation loss for all of its epochs, never by a mix.
+    mixed = [{"epoch": 1, "val_loss": 3.0}, *history[1:]]
+    assert selection_key(mixed) == "val_loss" and best_index(mixed) == 2 and epochs_since_best(mixed) == 0
+    assert metrics_document([], stopped_early=False)["best"] is None
+
+
+def test_without_a_development_part_the_validation_loss_chooses(tmp_path, tiny_config, caplog):
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="nextword.train"):
+        result = train(replace(tiny_config, out=str(out), epochs=2, dev_fraction=0.0))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert result.selected_by == metrics["selected_by"] == "val_loss"
+    assert not DEV_KEYS & set(metrics["epochs"][0])
+    assert metrics["best"] == min(metrics["epochs"], key=lambda e: e["val_loss"])
+    assert "no development part" in caplog.text and "not quite held out" in caplog.text
 
 
 def test_resume_needs_a_checkpoint(tmp_path):

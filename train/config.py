@@ -115,8 +115,9 @@ class TrainConfig:
     dev_fraction: float = field(
         default=0.05,
         metadata={
-            "help": "share of the training documents (at most 1,000) held out of training, on which "
-            "export tunes the continuous cache; 0: none (the model file then has no cache)"
+            "help": "share of the training documents (at most 1,000) held out of training: their loss "
+            "chooses the best epoch and export tunes the continuous cache on them; 0: none (the "
+            "validation loss then chooses the epoch, and the model file has no cache)"
         },
     )
     seed: int = field(default=0, metadata={"help": "seed of weight initialization and window shuffling"})

@@ -1,11 +1,12 @@
 """A development part of the training documents: held out of training, read at export.
 
-The exporter tunes a model's continuous cache (:mod:`nextword.export.cache_tuning`) on documents the
-model never trained on and that are not the validation documents, whose figures the model file
-reports. A model scores the text it trained on far better than new text (the bundled model of
+Training chooses its best epoch (and stops early) by the loss on documents the model never trained
+on and that are not the validation documents, whose figures the run and the model file report; the
+exporter tunes a model's continuous cache (:mod:`nextword.export.cache_tuning`) on the same
+documents. A model scores the text it trained on far better than new text (the bundled model of
 issue 12: perplexity 8 on its training abstracts, 73 on new ones), and a cache tuned there would be
-tuned for memorized text. So after the corpus is encoded, a seeded share of the training documents of
-``train.ids`` moves to ``dev.ids``: same format, never trained on.
+tuned for memorized text. So after the corpus is encoded, a seeded share of the training documents
+of ``train.ids`` moves to ``dev.ids``: same format, never trained on.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def hold_out_dev(run: RunDir, config: TrainConfig, eod_id: int) -> dict[str, Any
             files[is_dev].write(np.asarray(document[1:], dtype=STREAM_DTYPE).tobytes())  # ids... <eod>
             tokens[is_dev] += len(document) - 1
     logger.info(
-        "development part: %d of %d training documents (%d words) held out of training to tune the cache",
+        "development part: %d of %d training documents (%d words) held out of training: they choose "
+        "the best epoch, and export tunes the cache on them",
         n_dev,
         n_train,
         tokens[True] - 1,

@@ -101,14 +101,23 @@ def fit_session(
     record = os.environ.get(RECORD_WINDOWS_ENV)
     windows = DiskWindows(run.train_ids, config.seq_len, batch, shuffle=True, seed=config.seed, record=record)
     val_windows = DiskWindows(run.val_ids, config.seq_len, batch, shuffle=False)
+    dev_windows = _dev_windows(run, config, batch)
     logger.info(
-        "%d training words, %d validation words; %d replicas, global batch %d (%d per replica)",
+        "%d training words, %d validation words, %d development words; %d replicas, global batch %d "
+        "(%d per replica)",
         windows.words,
         val_windows.words,
+        dev_windows.words if dev_windows else 0,
         workers.replicas,
         batch,
         batch // workers.replicas,
     )
+    if dev_windows is None:
+        logger.warning(
+            "no development part (dev_fraction %g): the best epoch and early stopping go by the "
+            "validation loss, so the validation figures of this run are not quite held out",
+            config.dev_fraction,
+        )
     plan = {
         "history": history,
         "epochs": config.epochs,
@@ -155,6 +164,7 @@ def fit_session(
         len(windows),
         len(val_windows),
         batch * config.seq_len,
+        dev_steps=len(dev_windows) if dev_windows else 0,
         checkpoint_steps=config.checkpoint_steps,
         budget=config.max_minutes * 60 if config.max_minutes else None,
         verbose=config.verbose,
@@ -180,12 +190,21 @@ def fit_session(
                 config.epochs,
                 on_checkpoint=lambda: recorder.checkpoint(model),
                 on_epoch_end=lambda result: recorder.epoch_end(model, result),
+                dev_data=shard(dev_windows) if dev_windows else None,
             )
     return SessionResult(
         history=history,
         stopped_early=recorder.stopped_early or bool(already_stopped),
         out_of_time=loop.ran_out,
     )
+
+
+def _dev_windows(run: RunDir, config: TrainConfig, batch: int) -> DiskWindows | None:
+    """The development part's windows, which choose the best epoch; None without one."""
+    if not config.dev_fraction or not run.dev_ids.is_file() or run.dev_ids.stat().st_size < 8:
+        return None  # none held out, or no document to hold out (an empty dev.ids)
+    windows = DiskWindows(run.dev_ids, config.seq_len, batch, shuffle=False)
+    return windows if len(windows) else None
 
 
 def build_optimizer(
@@ -252,4 +271,5 @@ def _fingerprint(run: RunDir, config: TrainConfig, vocab_size: int) -> dict[str,
         "vocabulary": digest(run.tokenizer.read_bytes()) + vocab_size,
         "training split": run.train_ids.stat().st_size,
         "validation split": run.val_ids.stat().st_size,
+        "development part": run.dev_ids.stat().st_size if run.dev_ids.is_file() else 0,
     }

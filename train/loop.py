@@ -11,10 +11,11 @@ replicas take the step that one process takes on the same global batch, up to fl
 summation order.
 
 Every epoch reports, over the words it trained: ``loss`` (mean cross-entropy per word), ``accuracy``
-and ``top5_accuracy``, and the same three on the validation windows (``val_*``), all weighted per
-word, never per batch. Per step the replicas exchange one all-reduce, of the gradients together with
-the step's word count, metric sums and time-budget flags: when any worker's budget runs out, every
-worker stops after the same step.
+and ``top5_accuracy``, and the same three on the validation windows (``val_*``) and, when the run
+has a development part, on its windows (``dev_*``), all weighted per word, never per batch. Per step
+the replicas exchange one all-reduce, of the gradients together with the step's word count, metric
+sums and time-budget flags: when any worker's budget runs out, every worker stops after the same
+step.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class EpochResult:
     """What one epoch of a session did (the part after ``first_step`` when it resumed mid-epoch)."""
 
     epoch: int  # 0-based
-    logs: dict[str, float]  # METRICS and their val_ twins
+    logs: dict[str, float]  # METRICS and their val_ (and dev_) twins
     seconds: float
     words: float  # positions trained in this session's part of the epoch
     first_step: int  # > 0: resumed from a checkpoint taken within the epoch
@@ -58,8 +59,10 @@ def _already_summed(grads_and_vars: Any) -> Any:
 class TrainingLoop:
     """Trains ``model`` (compiled, built under ``workers.strategy``) epoch by epoch.
 
-    ``positions_per_step`` (global batch x window length) only scales the loss before it is
-    differentiated. ``budget`` seconds end training after the step during which they run out.
+    ``val_steps`` and ``dev_steps`` are the steps of one pass over the validation and the
+    development windows (0: the run has no development part). ``positions_per_step`` (global batch x
+    window length) only scales the loss before it is differentiated. ``budget`` seconds end training
+    after the step during which they run out.
     """
 
     def __init__(
@@ -70,12 +73,13 @@ class TrainingLoop:
         val_steps: int,
         positions_per_step: int,
         *,
+        dev_steps: int = 0,
         checkpoint_steps: int = 0,
         budget: float | None = None,
         verbose: int = 1,
     ) -> None:
         self.model, self.workers = model, workers
-        self.steps_per_epoch, self.val_steps = steps_per_epoch, val_steps
+        self.steps_per_epoch, self.val_steps, self.dev_steps = steps_per_epoch, val_steps, dev_steps
         self.positions_per_step = positions_per_step  # global batch x seq_len
         self.checkpoint_steps, self.budget, self.verbose = checkpoint_steps, budget, verbose
         self.ran_out = False
@@ -147,11 +151,13 @@ class TrainingLoop:
         epochs: int,
         on_checkpoint: Callable[[], None],
         on_epoch_end: Callable[[EpochResult], bool],
+        dev_data: Any = None,
     ) -> None:
         """Train epochs ``first_epoch`` (from step ``first_step``) to ``epochs - 1``.
 
         ``train_data`` is the endless distributed dataset starting at that step; ``val_data`` a finite
-        one of ``val_steps`` steps, read again for every validation. ``on_checkpoint()`` is called
+        one of ``val_steps`` steps, read again for every validation; ``dev_data`` the same for the
+        development part (``dev_steps`` steps), or None. ``on_checkpoint()`` is called
         every ``checkpoint_steps`` steps within an epoch (not after its last step: the epoch's end
         saves then), ``on_epoch_end(result)`` after each epoch's validation, returning True to stop.
         """
@@ -160,12 +166,15 @@ class TrainingLoop:
         deadline = time.monotonic() + self.budget if self.budget else math.inf
         iterator = iter(train_data)
         show = self.verbose if self.workers.is_chief else 0
+        evaluated = [("val", val_data, self.val_steps)]
+        if dev_data is not None and self.dev_steps:
+            evaluated.append(("dev", dev_data, self.dev_steps))
         for epoch in range(first_epoch, epochs):
             start = first_step if epoch == first_epoch else 0
             progress = keras.utils.Progbar(
                 self.steps_per_epoch,
                 verbose=show,
-                stateful_metrics=[*METRICS, *(f"val_{m}" for m in METRICS)],
+                stateful_metrics=[*METRICS, *(f"{p}_{m}" for p, _, _ in evaluated for m in METRICS)],
             )
             began, totals, step = time.perf_counter(), np.zeros(5), start
             for step in range(start, self.steps_per_epoch):
@@ -183,11 +192,9 @@ class TrainingLoop:
                 ):
                     on_checkpoint()
             seconds = time.perf_counter() - began
-            val = np.zeros(4)
-            val_iterator = iter(val_data)
-            for _ in range(self.val_steps):
-                val += self._eval_step(val_iterator).numpy()
-            logs = {**_averages(totals), **{f"val_{k}": v for k, v in _averages(val).items()}}
+            logs = _averages(totals)
+            for prefix, data, steps in evaluated:
+                logs |= {f"{prefix}_{k}": v for k, v in _averages(self._evaluate(data, steps)).items()}
             progress.update(step + 1, list(logs.items()), finalize=True)
             result = EpochResult(
                 epoch=epoch,
@@ -200,6 +207,13 @@ class TrainingLoop:
             )
             if on_epoch_end(result) or self.ran_out:
                 return
+
+    def _evaluate(self, data: Any, steps: int) -> np.ndarray:
+        """(4,): summed loss, words, hits and top-5 hits over ``steps`` steps of ``data``."""
+        sums, iterator = np.zeros(4), iter(data)
+        for _ in range(steps):
+            sums += self._eval_step(iterator).numpy()
+        return sums
 
 
 def _scaled(gradient: Any, factor: Any) -> Any:

@@ -12,17 +12,20 @@ from .files import RunDir, atomic_path, atomic_write_json
 from .loop import EpochResult
 from .model import build_model, copy_weights
 
-__all__ = ["RunRecorder", "epochs_since_best", "metrics_document"]
+__all__ = ["RunRecorder", "best_index", "epochs_since_best", "metrics_document", "selection_key"]
 
 
 class RunRecorder:
     """After each epoch: append metrics, save the checkpoint and the best model, stop early.
 
     Early stopping lives here because its state (the best loss and the epochs since) must survive a
-    resume; it is derived from the metrics history. Files are written metrics, then checkpoint, then
-    best model, each atomically; each metrics entry records the optimizer step count, so a resumed run
-    can tell which entries the checkpoint holds, mend the files of an epoch that a kill interrupted,
-    and find where in its epoch a checkpoint taken every ``checkpoint_steps`` steps was taken.
+    resume; it is derived from the metrics history. The best epoch is the one with the lowest loss
+    on the run's development part (:func:`selection_key`), so that the validation documents, whose
+    figures the run and the model file report, choose nothing. Files are written metrics, then
+    checkpoint, then best model, each atomically; each metrics entry records the optimizer step
+    count, so a resumed run can tell which entries the checkpoint holds, mend the files of an epoch
+    that a kill interrupted, and find where in its epoch a checkpoint taken every
+    ``checkpoint_steps`` steps was taken.
 
     ``writes`` is False on the workers of a multi-worker run other than the chief: they keep the same
     history (the logs are all-reduced, so every worker decides to stop at the same epoch) and write
@@ -65,8 +68,8 @@ class RunRecorder:
         if result.first_step:
             entry["resumed_at_step"] = result.first_step
         entry["steps"] = int(model.optimizer.iterations.numpy())  # ties the entry to its checkpoint
-        improved = not self.history or entry["val_loss"] < min(e["val_loss"] for e in self.history)
         self.history.append(entry)
+        improved = best_index(self.history) == len(self.history) - 1
         if self.config.patience and epochs_since_best(self.history) >= self.config.patience:
             self.stopped_early = True
         if self.writes:
@@ -77,13 +80,33 @@ class RunRecorder:
         return self.stopped_early
 
 
+def selection_key(history: list[dict[str, Any]]) -> str:
+    """The loss that chooses the best epoch of ``history``: ``dev_loss``, the development part's, when
+    every epoch has one; else ``val_loss`` (a run without a development part, ``dev_fraction=0``, or
+    one begun before epochs were scored on it, whose earlier epochs have only the validation loss)."""
+    return "dev_loss" if history and all("dev_loss" in e for e in history) else "val_loss"
+
+
+def best_index(history: list[dict[str, Any]]) -> int:
+    """Where in ``history`` (not empty) the best epoch is: the lowest :func:`selection_key` loss, the
+    earliest of equal ones."""
+    key = selection_key(history)
+    return min(range(len(history)), key=lambda i: history[i][key])
+
+
 def epochs_since_best(history: list[dict[str, Any]]) -> int:
-    """Epochs after the one with the lowest validation loss."""
-    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
-    return len(history) - 1 - best
+    """Epochs after the best one (:func:`best_index`)."""
+    return len(history) - 1 - best_index(history)
 
 
 def metrics_document(history: list[dict[str, Any]], stopped_early: bool) -> dict[str, Any]:
-    """The metrics.json content: every epoch, plus the best one repeated under ``best``."""
-    best = min(history, key=lambda e: e["val_loss"]) if history else None
-    return {"epochs": history, "best": best, "stopped_early": stopped_early}
+    """The metrics.json content: every epoch, the best one repeated under ``best``, and
+    ``selected_by``, the loss that chose it (:func:`selection_key`)."""
+    if not history:
+        return {"epochs": history, "best": None, "stopped_early": stopped_early}
+    return {
+        "epochs": history,
+        "best": history[best_index(history)],
+        "selected_by": selection_key(history),
+        "stopped_early": stopped_early,
+    }

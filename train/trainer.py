@@ -23,7 +23,7 @@ from .distribute import Workers, start_workers, worker_scratch
 from .embeddings import load_glove
 from .files import RunDir, atomic_write_json, atomic_write_text, read_json
 from .fit import SESSION_FIELDS, Start, fit_session
-from .recorder import RunRecorder, metrics_document
+from .recorder import RunRecorder, best_index, metrics_document
 
 __all__ = ["RunExistsError", "TrainResult", "resume", "train"]
 
@@ -48,21 +48,24 @@ class TrainResult:
     best_val_perplexity: float
     stopped_early: bool
     out_of_time: bool = False  # the max_minutes budget ended this session
+    selected_by: str = "val_loss"  # the loss that chose the best epoch: dev_loss or val_loss
 
 
 def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """Train a model as ``config`` says and fill the run folder ``config.out``.
 
-    Steps: read the corpus's documents, drop exact duplicates and split them with near-duplicates kept
-    on one side (:func:`nextword.corpus.split_corpus`; by index with ``keep_duplicates``), build the
-    vocabulary from the training split, encode both splits into ``train.ids``/``val.ids``, train on
-    windows read from those files with early stopping on validation loss, keep the best model. Each
-    step streams the corpus files (see :mod:`nextword.train.data`): memory does not grow with the
-    corpus. Everything the run needs later is written into the folder before the first epoch, so an
-    interrupted run can be resumed with :func:`resume`. Raises ``ValueError`` subclasses for bad
-    corpora, embeddings or settings before any training starts, and :class:`RunExistsError` if the
-    folder holds a run and ``overwrite`` is off. ``command``, the command line that started the run,
-    is recorded in ``config.json``.
+    Steps: read the corpus's documents, drop exact duplicates and split them with near-duplicates
+    kept on one side (:func:`nextword.corpus.split_corpus`; by index with ``keep_duplicates``),
+    build the vocabulary from the training split, encode both splits into ``train.ids``/``val.ids``,
+    train on windows read from those files with early stopping on the loss of the development part
+    (documents moved out of ``train.ids`` into ``dev.ids``; without one, ``dev_fraction=0``, on the
+    validation loss), keep the best model. Each step streams the corpus files (see
+    :mod:`nextword.train.data`): memory does not grow with the corpus. Everything the run needs
+    later is written into the folder before the first epoch, so an interrupted run can be resumed
+    with :func:`resume`. Raises ``ValueError`` subclasses for bad corpora, embeddings or settings
+    before any training starts, and :class:`RunExistsError` if the folder holds a run and
+    ``overwrite`` is off. ``command``, the command line that started the run, is recorded in
+    ``config.json``.
     """
     if not config.out:
         raise ValueError("the run folder is not set: pass --out RUN_DIR")
@@ -226,7 +229,8 @@ def _fit(
     stored: dict[str, Any],
 ) -> TrainResult:
     session = fit_session(run, config, workers, vocab_size, history, start, stored)
-    best = metrics_document(session.history, session.stopped_early)["best"]
+    document = metrics_document(session.history, session.stopped_early)
+    best = document["best"]
     if best is None:
         raise RuntimeError("training finished no epoch")
     return TrainResult(
@@ -237,6 +241,7 @@ def _fit(
         best_val_perplexity=best["val_perplexity"],
         stopped_early=session.stopped_early,
         out_of_time=session.out_of_time,
+        selected_by=document["selected_by"],
     )
 
 
@@ -282,7 +287,7 @@ def _reconcile(
             [e["epoch"] for e in history[len(kept) :]],
         )
         atomic_write_json(run.metrics, metrics_document(kept, stopped_early=False))
-    if kept and kept[-1].get("steps") == steps and min(kept, key=lambda e: e["val_loss"]) is kept[-1]:
+    if kept and kept[-1].get("steps") == steps and best_index(kept) == len(kept) - 1:
         recorder.save_best(model)
     return kept
 
