@@ -110,7 +110,11 @@ class TrainConfig:
     clipnorm: float = field(default=1.0, metadata={"help": "clip each gradient to this norm"})
     epochs: int = field(default=10, metadata={"help": "passes over the training split at most"})
     patience: int = field(
-        default=2, metadata={"help": "stop after this many epochs without a better validation loss"}
+        default=2,
+        metadata={
+            "help": "stop after this many epochs without a better development loss (validation loss "
+            "without a development part)"
+        },
     )
     dev_fraction: float = field(
         default=0.05,
