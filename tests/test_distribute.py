@@ -261,3 +261,57 @@ def test_a_run_keeps_its_global_batch_when_resumed_with_other_replicas():
     assert global_batch(config, {"training": {"global_batch": 8}}, 1) == 8  # one replica takes all 8
     with pytest.raises(ValueError, match="global batch of 8 windows, which 3 replicas cannot split"):
         global_batch(config, {"training": {"global_batch": 8}}, 3)
+
+
+REPLICA_MASKS = """
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np
+from nextword.train.model import ReplicaDropout
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+equal = {}
+for kind in (keras.layers.Dropout, ReplicaDropout):
+    with strategy.scope():
+        layer = kind(0.5, seed=3)
+        layer.build((32, 64))
+    step = tf.function(lambda: strategy.run(lambda: layer(tf.ones((32, 64)), training=True)))
+    first, second = (np.asarray(r) for r in strategy.experimental_local_results(step()))
+    equal[kind.__name__] = bool(np.array_equal(first, second))
+    equal[kind.__name__ + " kept"] = [float((m > 0).mean()) for m in (first, second)]
+print(json.dumps(equal))
+"""
+
+
+def test_each_replica_of_a_distributed_step_draws_its_own_dropout_masks():
+    """Two replicas (two logical CPUs, in a fresh process: TensorFlow fixes its devices once) feed the
+    same input through a dropout layer seeded alike: Keras's own layer drops the same units in both,
+    ReplicaDropout draws a mask per replica."""
+    pytest.importorskip("keras", reason="keras missing: install nextword[train]")
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", REPLICA_MASKS], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    equal = json.loads(done.stdout.strip().splitlines()[-1])
+    assert equal["Dropout"] is True  # what Keras does: the masks of the replicas are alike
+    assert equal["ReplicaDropout"] is False
+    assert all(0.4 < kept < 0.6 for kept in equal["ReplicaDropout kept"])  # each drops about half
+
+
+def test_replica_dropout_draws_what_keras_dropout_draws_in_one_process():
+    keras = pytest.importorskip("keras", reason="keras missing: install nextword[train]")
+    from nextword.train.model import ReplicaDropout
+
+    x = np.ones((3, 5, 7), dtype=np.float32)
+    for noise_shape in (None, (None, 1, None), (None, None, 1)):  # per word, locked, word dropout
+        theirs, ours = (kind(0.3, noise_shape, seed=11) for kind in (keras.layers.Dropout, ReplicaDropout))
+        for _ in range(3):  # the seed generators advance alike
+            expected = np.asarray(theirs(x, training=True))
+            np.testing.assert_array_equal(np.asarray(ours(x, training=True)), expected)
+        assert not np.array_equal(expected, x)  # something was dropped
+        np.testing.assert_array_equal(np.asarray(ours(x, training=False)), x)

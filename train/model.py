@@ -23,7 +23,9 @@ from keras import ops
 from .config import ModelConfig
 
 __all__ = [
+    "REPLICA_SEED_STRIDE",
     "OutputBias",
+    "ReplicaDropout",
     "TiedEmbedding",
     "apply_output",
     "build_model",
@@ -62,6 +64,39 @@ class OutputBias(keras.layers.Layer):
         return inputs + ops.cast(self.bias, inputs.dtype)
 
 
+REPLICA_SEED_STRIDE = 1_000_003  # ReplicaDropout: replica r's seed is offset by r times this prime
+
+
+@keras.saving.register_keras_serializable(package="nextword")
+class ReplicaDropout(keras.layers.Dropout):
+    """Keras's ``Dropout``, except that the replicas of a distributed training step draw their own masks.
+
+    Keras's layer draws every mask from its seed generator, whose state the replicas of a
+    ``tf.distribute`` step read alike: replica r would drop the same units at the same places of its
+    part of the global batch as replica 0, so N replicas would not train with the independent masks
+    that one process training the whole batch draws. Here the first word of the seed is offset by
+    ``REPLICA_SEED_STRIDE`` times the replica's id (in sync, across workers). Replica 0, and so any
+    single process, draws exactly what ``keras.layers.Dropout`` draws: the same seed, the same call.
+    """
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        if not training or not self.rate:
+            return inputs
+        import tensorflow as tf
+
+        seed = self.seed_generator.next()  # (2,): [the layer's seed, a counter]
+        context = tf.distribute.get_replica_context()  # None in a cross-replica context
+        replica = context.replica_id_in_sync_group if context is not None else 0
+        offset = tf.cast(replica, seed.dtype) * REPLICA_SEED_STRIDE
+        seed = seed + tf.stack([offset, tf.zeros_like(offset)])
+        if seed.dtype != tf.int32:  # as Keras's TensorFlow backend maps its int64 seeds
+            seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+        shape = tf.shape(inputs)
+        if self.noise_shape is not None:
+            shape = [shape[i] if n is None else n for i, n in enumerate(self.noise_shape)]
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, noise_shape=shape, seed=seed)
+
+
 def _embedding(config: ModelConfig, vocab_size: int, policy: str | None = None) -> keras.layers.Embedding:
     kind = TiedEmbedding if config.tie_embeddings else keras.layers.Embedding
     return kind(vocab_size, config.embedding_dim, dtype=policy, name="embedding")
@@ -94,7 +129,8 @@ def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool =
 
     The embedding's output is dropped word by word (``word_dropout``) and then feature by feature like
     each LSTM's output (``dropout``: a new mask per time step, or one per window with
-    ``locked_dropout``).
+    ``locked_dropout``), each replica of a distributed step with masks of its own
+    (:class:`ReplicaDropout`).
 
     ``mixed_precision`` gives every layer but the logits the ``mixed_float16`` policy (float32
     weights, float16 computation); the logits, and so the loss, stay float32.
@@ -104,17 +140,17 @@ def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool =
     embedding = _embedding(config, vocab_size, policy)
     x = embedding(input_ids)  # (B, T, E)
     if config.word_dropout:  # one mask entry per word: its whole vector kept or dropped
-        x = keras.layers.Dropout(config.word_dropout, (None, None, 1), dtype=policy, name="word_dropout")(x)
+        x = ReplicaDropout(config.word_dropout, (None, None, 1), dtype=policy, name="word_dropout")(x)
     # Locked: one mask entry per feature, shared by every time step of the window.
     noise_shape = (None, 1, None) if config.locked_dropout else None
     if config.dropout:
-        x = keras.layers.Dropout(config.dropout, noise_shape, dtype=policy, name="embedding_dropout")(x)
+        x = ReplicaDropout(config.dropout, noise_shape, dtype=policy, name="embedding_dropout")(x)
     for layer in range(config.num_layers):
         lstm = keras.layers.LSTM(config.lstm_units, return_sequences=True, dtype=policy, name=f"lstm_{layer}")
         x = lstm(x)  # (B, T, U)
         if config.dropout:
             name = f"lstm_{layer}_dropout"
-            x = keras.layers.Dropout(config.dropout, noise_shape, dtype=policy, name=name)(x)
+            x = ReplicaDropout(config.dropout, noise_shape, dtype=policy, name=name)(x)
     logits = _logits(config, vocab_size, embedding, x, policy)  # (B, T, V), float32
     return keras.Model(input_ids, logits, name="nextword")
 
@@ -150,6 +186,7 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
 
 def load_keras_model(path: Any) -> keras.Model:
     """A run's ``model.keras``, loaded in Keras' safe mode without its optimizer. Importing this module
-    registers nextword's own layers (:class:`TiedEmbedding`, :class:`OutputBias`), which a plain
-    ``keras.saving.load_model`` in a fresh process does not know."""
+    registers nextword's own layers (:class:`TiedEmbedding`, :class:`OutputBias`,
+    :class:`ReplicaDropout`), which a plain ``keras.saving.load_model`` in a fresh process does not
+    know."""
     return keras.saving.load_model(path, compile=False)
