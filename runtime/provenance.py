@@ -180,7 +180,7 @@ class Provenance:
                     "split",
                     f"{_number(d.train_documents)} for training"
                     + (
-                        f" ({d.dev_documents} more held out of training to tune the cache)"
+                        f" ({d.dev_documents} more held out of training, the development part)"
                         if d.dev_documents
                         else ""
                     )

@@ -54,6 +54,7 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     assert f"vocabulary     {model.vocab_size} words" in out
     assert "2 LSTM layer(s) of 32, 32 units" in out
     assert "best epoch" in out and "(by the development loss)" in out and "perplexity" in out
+    assert "more held out of training, the development part)" in out
     assert "greedy identical" in out and "tf2onnx" in out
     code, out, _ = run_cli(capsys, "info", model_path, "--json")
     data = json.loads(out)
