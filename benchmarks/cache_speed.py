@@ -27,7 +27,7 @@ from benchmarks.bench_model import add_model_arguments, get_bench_model, validat
 from benchmarks.decoding import PROMPT
 from benchmarks.environment import machine_info
 from benchmarks.report import fmt_stat, markdown_table, spread_label
-from benchmarks.results import save_result
+from benchmarks.results import finish
 
 NAME = "cache_speed"
 FALLBACK = {"theta": 0.07, "mix": 0.18, "window": 256}
@@ -204,10 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         **measure(args, model, documents),
     }
-    result["targets"] = targets(result)
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, targets, render, args.result_json)
 
 
 if __name__ == "__main__":

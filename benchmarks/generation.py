@@ -33,7 +33,7 @@ from benchmarks.bench_model import BenchModel, add_model_arguments, get_bench_mo
 from benchmarks.environment import machine_info
 from benchmarks.generation_report import ratios, render, targets
 from benchmarks.keras_loop import WINDOW, sample_rows, windowed_loop
-from benchmarks.results import save_result
+from benchmarks.results import finish
 
 NAME = "generation"
 
@@ -289,10 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         **measure(args, bench),
     }
     result["ratios"] = ratios(result)
-    result["targets"] = targets(result)
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, targets, render, args.result_json)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from benchmarks import decoding, timing
 from benchmarks.environment import machine_info
 from benchmarks.keras_loop import windowed_loop
 from benchmarks.report import fmt_num, fmt_stat, markdown_table, met, spread_label
-from benchmarks.results import save_result
+from benchmarks.results import finish
 from benchmarks.shipped import BUNDLED_RUN, SHORT_PROMPT, bundled_path
 
 NAME = "keras_ratio"
@@ -178,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         **measure(args),
     }
-    result["targets"] = targets(result)
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, targets, render, args.result_json)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.paths import RESULTS_DIR
 
-__all__ = ["load_result", "result_path", "save_result"]
+__all__ = ["finish", "load_result", "result_path", "save_result"]
 
 
 def result_path(name: str, path: str | Path | None = None) -> Path:
@@ -29,3 +31,18 @@ def save_result(name: str, data: dict[str, Any], path: str | Path | None = None)
 def load_result(name: str, path: str | Path | None = None) -> dict[str, Any]:
     """The figures benchmark ``name`` last wrote."""
     return json.loads(result_path(name, path).read_text(encoding="utf-8"))
+
+
+def finish(
+    name: str,
+    result: dict[str, Any],
+    targets: Callable[[dict[str, Any]], Any],
+    render: Callable[[dict[str, Any]], str],
+    path: str | Path | None = None,
+) -> int:
+    """A benchmark's last step: ``result["targets"] = targets(result)``, the figures saved (the file
+    named on stderr), the report ``render(result)`` printed; returns 0, the exit status."""
+    result["targets"] = targets(result)
+    print(f"wrote {save_result(name, result, path)}", file=sys.stderr)
+    print(render(result))
+    return 0

@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks import timing
 from benchmarks.environment import machine_info
-from benchmarks.results import save_result
+from benchmarks.results import finish
 from benchmarks.shipped import SHORT_PROMPT, add_shipped_arguments, shipped_files
 from benchmarks.speed_report import render, targets
 
@@ -201,10 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         **measure(args),
     }
-    result["targets"] = targets(result)
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, targets, render, args.result_json)
 
 
 if __name__ == "__main__":

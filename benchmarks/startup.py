@@ -30,7 +30,7 @@ from benchmarks.decoding import PROMPT
 from benchmarks.environment import machine_info
 from benchmarks.paths import CACHE_DIR, REPO
 from benchmarks.report import fmt_bytes, fmt_stat, markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import finish
 from benchmarks.timing import summarize
 
 NAME = "startup"
@@ -349,10 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         "breakdown": measure_breakdown(bench.model_path, args.repeats),
         "venv_sizes": venv_sizes(args.venv_sizes),
     }
-    result["targets"] = targets(result)
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, targets, render, args.result_json)
 
 
 if __name__ == "__main__":
