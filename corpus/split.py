@@ -9,10 +9,15 @@ over the files (:func:`split_corpus`) and applied in later passes by reading the
 - ``documents-v1`` (:data:`SPLIT_BY_DOCUMENT`; ``--keep-duplicates``, and every model exported before
   deduplication): a seeded permutation of the document indices, whose first ``val_fraction`` are held
   out (:func:`validation_indices`).
-- ``dedup-v1`` (:data:`SPLIT_DEDUPLICATED`, the default): exact duplicates are dropped, the first kept;
-  near-duplicates form groups (:mod:`nextword.corpus.dedup`); a seeded permutation of the groups is
-  walked, and groups are held out until ``val_fraction`` of the kept documents are, so a group never
-  straddles the split.
+- ``dedup-v2`` (:data:`SPLIT_DEDUPLICATED`, the default): exact duplicates are dropped, the first kept;
+  near-duplicates form groups (:mod:`nextword.corpus.dedup`), so a group never straddles the split; a
+  seeded permutation of the groups is walked, and each group that still fits in ``val_fraction`` of
+  the kept documents is held out, until they are full. A group larger than the room left stays in
+  training: the validation documents never exceed the fraction asked for.
+- ``dedup-v1`` (:data:`SPLIT_DEDUPLICATED_V1`, models trained before ``dedup-v2``): the same walk, but
+  every group is held out until the fraction is reached, whatever its size. One group of a templated
+  corpus (hundreds of reports written from one form) could hold out most of the corpus, leaving a
+  handful of training documents; it is kept so that those models' splits can be made again.
 
 :func:`rebuild_split` makes the split a model file records, from the same corpus files.
 """
@@ -29,6 +34,7 @@ import numpy as np
 
 from nextword.runtime.provenance import (
     SPLIT_BY_DOCUMENT,
+    SPLIT_DEDUPLICATED_V1,
     DataCounts,
     Provenance,
     SplitRecord,
@@ -101,6 +107,10 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
     groups, to share out).
     """
     record = record or corpus.split_record()
+    try:
+        record.check_known()
+    except ValueError as exc:
+        raise CorpusError(str(exc)) from None
     if not corpus.paths:
         raise CorpusError("no corpus files given")
     if record.dedup is None:
@@ -112,7 +122,9 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
         duplicates = find_duplicates(read_corpus(corpus), record.dedup)
         if not len(duplicates.dropped):
             raise CorpusError(f"the corpus {list(corpus.paths)} holds no non-empty documents")
-        labels = _assign_groups(duplicates, record.val_fraction, record.seed)
+        labels = _assign_groups(
+            duplicates, record.val_fraction, record.seed, fit=record.scheme != SPLIT_DEDUPLICATED_V1
+        )
         counts = DataCounts(
             documents=len(labels),
             exact_duplicates=duplicates.exact_duplicates,
@@ -155,7 +167,9 @@ def recorded_split(facts: dict[str, Any], corpus: CorpusConfig) -> SplitRecord:
     record = facts.get("split")
     if record is None:
         return SplitRecord(SPLIT_BY_DOCUMENT, corpus.val_fraction, corpus.split_seed)
-    return SplitRecord.from_dict(record)
+    split = SplitRecord.from_dict(record)
+    split.check_known()  # a run folder of a later nextword: its split cannot be made again here
+    return split
 
 
 def validation_indices(n_documents: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -188,9 +202,12 @@ def _held_out(n: int, val_fraction: float) -> int:
     return min(max(1, round(n * val_fraction)), n - 1)
 
 
-def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int) -> np.ndarray:
-    """Labels for the ``dedup-v1`` scheme: whole groups are held out, in a seeded random order of the
-    groups, until ``val_fraction`` of the kept documents are; exact duplicates are DROPPED."""
+def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fit: bool) -> np.ndarray:
+    """Labels for the deduplicated schemes: whole groups are held out, in a seeded random order of the
+    groups, until ``val_fraction`` of the kept documents are; exact duplicates are DROPPED. With
+    ``fit`` (``dedup-v2``) only groups that still fit are held out; without (``dedup-v1``) every group
+    in the order until the fraction is reached. Raises :class:`CorpusError` when no group can be
+    held out."""
     sizes = duplicates.group_sizes()  # (D,) the size of each group at its first document
     heads = np.flatnonzero(sizes)  # (G,) the groups, in order of their first document
     n_kept = int(sizes.sum())
@@ -200,15 +217,65 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int) -> np
             "at least 2 groups are needed to hold one out for validation (or pass --keep-duplicates)"
         )
     order = np.random.default_rng(seed).permutation(len(heads))
-    reached = np.cumsum(sizes[heads[order]])  # documents held out after each group
-    n_val_groups = min(int(np.searchsorted(reached, _held_out(n_kept, val_fraction))) + 1, len(heads) - 1)
+    ordered = sizes[heads[order]]  # (G,) group sizes in the walk's order
+    target = _held_out(n_kept, val_fraction)
+    if fit:
+        chosen = _fitting_groups(ordered, target)
+        _check_fit(ordered, chosen, target, n_kept)
+    else:
+        reached = np.cumsum(ordered)  # documents held out after each group
+        chosen = np.arange(min(int(np.searchsorted(reached, target)) + 1, len(heads) - 1))
     held_out = np.zeros(len(sizes), dtype=bool)  # by the group's first document
-    held_out[heads[order[:n_val_groups]]] = True
-    del sizes, heads, order, reached
+    held_out[heads[order[chosen]]] = True
+    del sizes, heads, order, ordered
     kept = ~duplicates.dropped
     labels = np.full(len(kept), DROPPED, dtype=np.uint8)
     labels[kept] = np.where(held_out[duplicates.group[kept]], VAL, TRAIN)
     return labels
+
+
+def _fitting_groups(sizes: np.ndarray, target: int) -> np.ndarray:
+    """Positions in ``sizes`` (groups in walk order) of the groups ``dedup-v2`` holds out: walking in
+    order, each group that fits in the room left of ``target`` documents, until none is left. The
+    leading run that fits is found at once; the walk goes on group by group only past it."""
+    reached = np.cumsum(sizes)
+    lead = int(np.searchsorted(reached, target, side="right"))  # groups 0..lead-1 fit together
+    room = target - (int(reached[lead - 1]) if lead else 0)
+    more: list[int] = []
+    if room:  # past the lead only groups no larger than the room can ever fit
+        for found in np.flatnonzero(sizes[lead:] <= room):  # read one by one: the walk stops early
+            position = lead + int(found)
+            size = int(sizes[position])
+            if size <= room:
+                more.append(position)
+                room -= size
+                if room == 0:
+                    break
+    return np.concatenate([np.arange(lead, dtype=np.int64), np.asarray(more, dtype=np.int64)])
+
+
+def _check_fit(sizes: np.ndarray, chosen: np.ndarray, target: int, n_kept: int) -> None:
+    """Refuse a ``dedup-v2`` split that holds nothing out; warn when groups too large to hold out
+    left the validation documents well short of the share asked for."""
+    held = int(sizes[chosen].sum())
+    largest = int(sizes.max())
+    if not held:
+        raise CorpusError(
+            f"no group of near-duplicates fits in the validation share ({target} of {n_kept} documents): "
+            f"the smallest holds {int(sizes.min())}, the largest {largest}; raise --val-fraction, raise "
+            "--near-duplicate-threshold (fewer documents count as near-duplicates), or pass "
+            "--keep-duplicates"
+        )
+    if held < 0.9 * target:
+        logger.warning(
+            "%d documents held out for validation where %d were asked for: groups of near-duplicates "
+            "larger than the room left stay in training (the largest holds %d of the %d documents). If "
+            "those documents are not copies of one another, raise --near-duplicate-threshold",
+            held,
+            target,
+            largest,
+            n_kept,
+        )
 
 
 def _log(counts: DataCounts, record: SplitRecord) -> None:

@@ -19,8 +19,10 @@ from typing import Any
 from .errors import ModelFileError
 
 __all__ = [
+    "DEDUP_SCHEMES",
     "SPLIT_BY_DOCUMENT",
     "SPLIT_DEDUPLICATED",
+    "SPLIT_DEDUPLICATED_V1",
     "SPLIT_SCHEMES",
     "Architecture",
     "DataCounts",
@@ -32,8 +34,13 @@ __all__ = [
 
 # How the training documents were split. A new scheme gets a new name; old names keep their meaning.
 SPLIT_BY_DOCUMENT = "documents-v1"  # a seeded permutation of the document indices; nothing dropped
-SPLIT_DEDUPLICATED = "dedup-v1"  # exact duplicates dropped, near-duplicate groups kept on one side
-SPLIT_SCHEMES = (SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED)
+# Exact duplicates dropped, near-duplicate groups kept on one side; groups held out in a seeded order
+# until the fraction is reached (v1, which may hold out a group of any size), or only groups that
+# still fit in it (v2, the default since v1 could hold out one huge group of templated documents).
+SPLIT_DEDUPLICATED_V1 = "dedup-v1"
+SPLIT_DEDUPLICATED = "dedup-v2"
+DEDUP_SCHEMES = (SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED)
+SPLIT_SCHEMES = (SPLIT_BY_DOCUMENT, *DEDUP_SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -73,23 +80,35 @@ class SplitRecord:
     scheme: str = SPLIT_BY_DOCUMENT
     val_fraction: float = 0.1
     seed: int = 0
-    dedup: DedupSettings | None = None  # set for SPLIT_DEDUPLICATED only
+    dedup: DedupSettings | None = None  # set for the DEDUP_SCHEMES only
 
     def __post_init__(self) -> None:
-        if self.scheme not in SPLIT_SCHEMES:
-            raise ValueError(
-                f"split scheme {self.scheme!r} is unknown to this nextword (it knows {list(SPLIT_SCHEMES)}); "
-                "upgrade nextword"
-            )
+        if not isinstance(self.scheme, str) or not self.scheme:
+            raise ValueError(f"the split scheme must be a non-empty string, got {self.scheme!r}")
         fraction = self.val_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"the split seed must be an integer, got {self.seed!r}")
-        if (self.dedup is not None) != (self.scheme == SPLIT_DEDUPLICATED):
+        if self.known and (self.dedup is not None) != (self.scheme in DEDUP_SCHEMES):
             raise ValueError(
-                f"split scheme {self.scheme!r} takes dedup settings if and only if it is "
-                f"{SPLIT_DEDUPLICATED!r}"
+                f"split scheme {self.scheme!r} takes dedup settings if and only if it is one of "
+                f"{list(DEDUP_SCHEMES)}"
+            )
+
+    @property
+    def known(self) -> bool:
+        """Whether this nextword can make the split again. A file from a later nextword may record a
+        scheme this one does not know: the file still loads (the record describes, the graph is what
+        runs), but its split cannot be rebuilt here (:meth:`check_known`)."""
+        return self.scheme in SPLIT_SCHEMES
+
+    def check_known(self) -> None:
+        """Raise ``ValueError`` naming the scheme unless this nextword can make the split again."""
+        if not self.known:
+            raise ValueError(
+                f"split scheme {self.scheme!r} is unknown to this nextword (it knows {list(SPLIT_SCHEMES)}); "
+                "upgrade nextword to make this split again"
             )
 
     @classmethod
@@ -109,6 +128,8 @@ class SplitRecord:
     def describe(self) -> str:
         """One line for people, e.g. ``fraction 0.1, split seed 0, deduplicated (...)``."""
         text = f"fraction {self.val_fraction:g}, split seed {self.seed}"
+        if not self.known:
+            return f"{text}, scheme {self.scheme!r}, unknown to this nextword"
         if self.dedup is None:
             return text + ", by document index, not deduplicated"
         d = self.dedup

@@ -62,7 +62,7 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
         data["vocab_size"] == model.vocab_size and data["parity"]["passed"] and data["metrics"]["epoch"] >= 1
     )
     assert data["provenance"] == model.info.provenance.to_dict()
-    assert data["provenance"]["split"]["scheme"] == "dedup-v1"
+    assert data["provenance"]["split"]["scheme"] == "dedup-v2"
 
 
 def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files):

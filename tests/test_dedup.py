@@ -28,6 +28,7 @@ from nextword.corpus.split import DROPPED, TRAIN, VAL
 from nextword.runtime.provenance import (
     SPLIT_BY_DOCUMENT,
     SPLIT_DEDUPLICATED,
+    SPLIT_DEDUPLICATED_V1,
     DataCounts,
     DedupSettings,
     Provenance,
@@ -211,6 +212,71 @@ def test_a_corpus_of_one_group_cannot_be_split(tmp_path):
     assert split_corpus(CorpusConfig(paths=(str(path),), keep_duplicates=True)).counts.val_documents == 1
 
 
+FORMS = (
+    "this quarterly report of the {} division describes the results of the quarter for the board of "
+    "directors and the shareholders of the company and its partners: the division sold {} units in the "
+    "{} region and expects growth in the coming year as described in the sections that follow below",
+    "the minutes of the weekly meeting of the {} committee record who attended and what was decided on "
+    "each item of the agenda by the members present: the committee approved {} requests from the {} "
+    "office and asked the secretary to circulate these minutes to every member before the next meeting",
+)
+
+
+def templated_corpus(form: str, n: int, singles: int, seed: int = 0) -> tuple[list[str], set[int]]:
+    """``n`` documents filled in from one form (near-duplicates of one another) among ``singles``
+    unrelated documents, shuffled; and the positions of the form's documents."""
+    rng = random.Random(seed)
+    filled = [form.format(*(rng.choice(WORDS) + str(rng.randrange(100)) for _ in range(3))) for _ in range(n)]
+    documents = [(True, d) for d in filled] + [(False, random_text(rng, 60)) for _ in range(singles)]
+    rng.shuffle(documents)
+    return [d for _, d in documents], {i for i, (from_form, _) in enumerate(documents) if from_form}
+
+
+def test_a_group_larger_than_the_validation_share_stays_in_training(tmp_path, caplog):
+    docs, form = templated_corpus(FORMS[0], 150, 12)
+    path = write_corpus(tmp_path, docs)["jsonl"]
+    target = round(0.1 * len(docs))
+    v1_held_the_form_out = False
+    for seed in range(40):
+        config = CorpusConfig(paths=(str(path),), split_seed=seed)
+        with caplog.at_level("WARNING", logger="nextword.corpus"):
+            split = split_corpus(config)
+        assert split.record.scheme == SPLIT_DEDUPLICATED
+        assert split.counts.near_duplicate_documents == len(form)  # the form's documents: one group
+        assert all(split.labels[i] == TRAIN for i in form)
+        assert 0 < split.counts.val_documents <= target  # the unrelated documents fill what they can
+        old = split_corpus(config, replace(split.record, scheme=SPLIT_DEDUPLICATED_V1))
+        v1_held_the_form_out |= all(old.labels[i] == VAL for i in form)
+    # Why dedup-v2: for some seeds dedup-v1 held out the whole form (150 of 162 documents). It is kept
+    # so that the models split that way rebuild their own split.
+    assert v1_held_the_form_out
+    assert "documents held out for validation where 16 were asked for" in caplog.text
+    assert "raise --near-duplicate-threshold" in caplog.text
+
+
+def test_groups_fill_the_validation_share_without_exceeding_it(tmp_path):
+    docs, _ = family_corpus(seed=3, families=30, singles=20)  # groups of 2-4 documents, few singles
+    path = write_corpus(tmp_path, docs)["jsonl"]
+    for seed in range(8):
+        for fraction in (0.1, 0.25):
+            split = split_corpus(CorpusConfig(paths=(str(path),), split_seed=seed, val_fraction=fraction))
+            target = round(fraction * len(docs))
+            assert target - 3 <= split.counts.val_documents <= target, (seed, fraction)
+
+
+def test_a_corpus_whose_groups_are_all_too_large_is_refused_with_the_fixes(tmp_path):
+    first, _ = templated_corpus(FORMS[0], 20, 0, seed=1)
+    second, _ = templated_corpus(FORMS[1], 20, 0, seed=2)
+    path = write_corpus(tmp_path, first + second)["jsonl"]
+    with pytest.raises(
+        CorpusError, match=r"no group of near-duplicates fits in the validation share \(4 of 40"
+    ):
+        split_corpus(CorpusConfig(paths=(str(path),)))
+    with pytest.raises(CorpusError, match=r"--near-duplicate-threshold .*--keep-duplicates"):
+        split_corpus(CorpusConfig(paths=(str(path),)))
+    assert split_corpus(CorpusConfig(paths=(str(path),), val_fraction=0.5)).counts.val_documents == 20
+
+
 def test_the_split_of_a_model_file_is_rebuilt_exactly(tmp_path):
     docs, _ = family_corpus(seed=2)
     path = write_corpus(tmp_path, docs)["csv"]
@@ -297,7 +363,10 @@ def test_the_bundled_model_rebuilds_its_deduplicated_split_on_the_reference_corp
     from nextword.runtime.default import BUNDLED_MODEL
 
     provenance = load(BUNDLED_MODEL).info.provenance
+    assert provenance.split.scheme == SPLIT_DEDUPLICATED_V1  # trained before dedup-v2
     split = rebuild_split(provenance, CorpusConfig(paths=(str(REFERENCE_CORPUS),)))
     assert split.counts.val_documents == provenance.data.val_documents
+    # No group of the reference corpus is too large to hold out: dedup-v2 makes the same split.
+    assert split_corpus(CorpusConfig(paths=(str(REFERENCE_CORPUS),))).labels.tolist() == split.labels.tolist()
     train, val = split.documents()
     assert not {" ".join(d.lower().split()) for d in train} & {" ".join(d.lower().split()) for d in val}

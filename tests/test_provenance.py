@@ -104,7 +104,8 @@ def test_the_bundled_model_records_its_deduplicated_split():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"split": {"scheme": "shuffle-v7", "val_fraction": 0.1, "seed": 0}}, "split scheme 'shuffle-v7'"),
+        ({"split": {"scheme": 7, "val_fraction": 0.1, "seed": 0}}, "split.scheme must be str"),
+        ({"split": {"scheme": "", "val_fraction": 0.1, "seed": 0}}, "split scheme must be a non-empty"),
         ({"split": {"scheme": SPLIT_BY_DOCUMENT, "val_fraction": 2.0, "seed": 0}}, "val_fraction"),
         ({"data": {"documents": "many"}}, "data.documents must be int"),
         ({"vocab_size": 1.5}, "vocab_size must be int"),
@@ -119,6 +120,19 @@ def test_an_invalid_record_is_refused_naming_the_field(change, message):
         read_provenance({"provenance": data}, "m.onnx")
     with pytest.raises(ModelFileError, match="must be a JSON object"):
         read_provenance({"provenance": []}, "m.onnx")
+
+
+def test_a_split_scheme_of_a_later_version_loads_but_is_not_rebuilt(tmp_path):
+    from nextword.corpus import CorpusConfig, CorpusError, rebuild_split
+
+    data = {**RECORD.to_dict(), "split": {"scheme": "shuffle-v7", "val_fraction": 0.1, "seed": 0}}
+    record = read_provenance({"provenance": data}, "m.onnx")
+    assert not record.split.known and record.split.scheme == "shuffle-v7"
+    assert "scheme 'shuffle-v7', unknown to this nextword" in dict(record.describe())["split"]
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("one document\n\nanother one\n")
+    with pytest.raises(CorpusError, match=r"split scheme 'shuffle-v7' is unknown.*upgrade nextword"):
+        rebuild_split(record, CorpusConfig(paths=(str(corpus),)))
 
 
 def test_fields_a_later_version_records_are_ignored_not_refused():
