@@ -75,7 +75,39 @@ def build_vocabulary(split: DocumentSplit, config: TokenizerConfig) -> Tokenizer
         seconds,
         words / max(seconds, 1e-9),
     )
-    return Tokenizer.from_counts(counts, config)
+    tokenizer = Tokenizer.from_counts(counts, config)
+    _check_coverage(counts, tokenizer)
+    return tokenizer
+
+
+UNKNOWN_WARNING = 0.2  # share of the training words outside the vocabulary that earns a warning
+
+
+def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
+    """Log the share of the training words the vocabulary leaves out (they become ``<unk>``), and warn
+    when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``."""
+    words = sum(counts.values())
+    if not words:
+        return
+    known = set(tokenizer.tokens)
+    unknown = sum(n for word, n in counts.items() if word not in known)
+    share = unknown / words
+    logger.info("%.1f%% of the training words are outside the vocabulary (<unk>)", 100 * share)
+    if share >= UNKNOWN_WARNING:
+        config = tokenizer.config
+        logger.warning(
+            "%.0f%% of the training words (%d of %d) fall outside the vocabulary of %d tokens "
+            "(--min-count %d, --max-vocab %d) and become <unk>: lower --min-count or raise --max-vocab. "
+            "Words are runs of letters and digits between spaces and punctuation, so text that does not "
+            "separate its words with spaces (Chinese, Japanese, Thai) makes each clause one rare word: a "
+            "word-level model cannot learn it",
+            100 * share,
+            unknown,
+            words,
+            len(tokenizer),
+            config.min_count,
+            config.max_vocab,
+        )
 
 
 @dataclass(frozen=True)
