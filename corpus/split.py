@@ -214,7 +214,8 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fi
     if len(heads) < 2:
         raise CorpusError(
             f"the corpus has {n_kept} distinct document(s) in {len(heads)} group(s) of near-duplicates; "
-            "at least 2 groups are needed to hold one out for validation (or pass --keep-duplicates)"
+            "at least 2 groups are needed to hold one out for validation: raise --near-duplicate-threshold "
+            "if they are not copies of one another, or pass --keep-duplicates"
         )
     order = np.random.default_rng(seed).permutation(len(heads))
     ordered = sizes[heads[order]]  # (G,) group sizes in the walk's order

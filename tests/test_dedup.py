@@ -275,6 +275,9 @@ def test_a_corpus_whose_groups_are_all_too_large_is_refused_with_the_fixes(tmp_p
     with pytest.raises(CorpusError, match=r"--near-duplicate-threshold .*--keep-duplicates"):
         split_corpus(CorpusConfig(paths=(str(path),)))
     assert split_corpus(CorpusConfig(paths=(str(path),), val_fraction=0.5)).counts.val_documents == 20
+    one_form = write_corpus(tmp_path / "one", first)["jsonl"]  # a single group: nothing to share out
+    with pytest.raises(CorpusError, match=r"in 1 group\(s\).*raise --near-duplicate-threshold"):
+        split_corpus(CorpusConfig(paths=(str(one_form),)))
 
 
 def test_the_split_of_a_model_file_is_rebuilt_exactly(tmp_path):
