@@ -236,7 +236,7 @@ def test_a_group_larger_than_the_validation_share_stays_in_training(tmp_path, ca
     docs, form = templated_corpus(FORMS[0], 150, 12)
     path = write_corpus(tmp_path, docs)["jsonl"]
     target = round(0.1 * len(docs))
-    v1_held_the_form_out = False
+    v1_held_the_form_out = 0
     for seed in range(40):
         config = CorpusConfig(paths=(str(path),), split_seed=seed)
         with caplog.at_level("WARNING", logger="nextword.corpus"):
@@ -246,10 +246,11 @@ def test_a_group_larger_than_the_validation_share_stays_in_training(tmp_path, ca
         assert all(split.labels[i] == TRAIN for i in form)
         assert 0 < split.counts.val_documents <= target  # the unrelated documents fill what they can
         old = split_corpus(config, replace(split.record, scheme=SPLIT_DEDUPLICATED_V1))
-        v1_held_the_form_out |= all(old.labels[i] == VAL for i in form)
-    # Why dedup-v2: for some seeds dedup-v1 held out the whole form (150 of 162 documents). It is kept
-    # so that the models split that way rebuild their own split.
-    assert v1_held_the_form_out
+        v1_held_the_form_out += all(old.labels[i] == VAL for i in form)
+    # Why dedup-v2: the 12 other documents cannot fill the share, so dedup-v1 held out the whole form
+    # (150 of 162 documents) for every seed whose walk did not put it last (39 of these 40). It is
+    # kept so that the models split that way rebuild their own split.
+    assert v1_held_the_form_out >= 30
     assert "documents held out for validation where 16 were asked for" in caplog.text
     assert "raise --near-duplicate-threshold" in caplog.text
 
