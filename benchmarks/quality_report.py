@@ -172,7 +172,7 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
             else "(no development documents: not measured)."
         ),
         "- (f)-(i) carry their LSTM state through each whole document; (e) sees the previous 50 words.",
-        _selection_note(model.info.metrics),
+        _selection_note(model.info.metrics, model.info.config["train"]["seq_len"]),
         f"- Files: fp32 {results['f']['file_mb']} MB, int8 {results['h']['file_mb']} MB.",
         f"- Machine: {machine['cpu']}, {machine['usable_cores']} cores, Python {machine['python']}; "
         "command: `python -m benchmarks.quality` (`make quality`).",
@@ -181,14 +181,21 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
     return "\n".join(lines)
 
 
-def _selection_note(metrics: dict[str, Any]) -> str:
+def _chosen_by_dev(metrics: dict[str, Any]) -> bool:
+    """Whether the development part's loss chose the best epoch (files without ``selected_by`` come
+    from runs that chose by the validation loss)."""
+    return metrics.get("selected_by") == "dev_loss"
+
+
+def _selection_note(metrics: dict[str, Any], seq_len: int) -> str:
     """Which loss chose the model's best epoch and, where the validation loss did, how much that choice
-    can move the validation figures: the largest gap to the validation loss of the epochs around it."""
+    can move the validation figures: the largest gap to the validation loss of the epochs around it
+    (as training measures it, over windows of ``seq_len`` words)."""
     epochs, best = metrics.get("epochs", []), metrics.get("best")
     if not epochs or not best:
         return "- The model file records no training epochs."
     chose = f"its best epoch ({best['epoch']} of {len(epochs)})"
-    if metrics.get("selected_by") == "dev_loss":
+    if _chosen_by_dev(metrics):
         return (
             f"- {chose.capitalize()} was chosen by the development documents' loss; the validation "
             "documents chose nothing."
@@ -199,9 +206,10 @@ def _selection_note(metrics: dict[str, Any]) -> str:
     return (
         f"- The model's run predates choosing the epoch on the development documents: {chose} was "
         "chosen by the validation loss, on the documents scored above. Had any of epochs "
-        f"{near[0]['epoch']}-{near[-1]['epoch']} been kept instead, the model's validation loss (as training "
-        f"measures it, over 50-word windows, without the cache) would have been at most {gap:.3f} higher, "
-        f"{math.expm1(gap):.1%} in perplexity. Runs trained now choose on the development documents."
+        f"{near[0]['epoch']}-{near[-1]['epoch']} been kept instead, the model's validation loss (as "
+        f"training measures it, over {seq_len}-word windows, without the cache) would have been at most "
+        f"{gap:.3f} higher, {math.expm1(gap):.1%} in perplexity. Runs trained now choose on the "
+        "development documents."
     )
 
 
@@ -303,7 +311,7 @@ def render_card(results: dict[str, Any], model: Any) -> str:
         f"{arch['dropout']}, early stopping on "
         + (
             "the development documents' loss."
-            if model.info.metrics.get("selected_by") == "dev_loss"
+            if _chosen_by_dev(model.info.metrics)
             else "validation loss (see *Notes* in quality.md)."
         ),
         "",
