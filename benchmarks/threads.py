@@ -7,7 +7,8 @@ setting of onnxruntime's session:
 
 - ``default``: ``load(path)`` as the runtime ships it: one thread, and for a step that runs alone (no
   other step of the process in progress or just ended on another thread) a second session with two
-  spinning threads (an int8 file's single rows only: its batches' numbers differ on two threads);
+  spinning threads (for an int8 file only batches of up to 4 rows: larger ones' numbers differ on two
+  threads);
 - ``1 thread``: one intra-op thread (no pool, so spinning does not apply);
 - ``2 threads, spinning`` and ``2 threads, no spinning``: two intra-op threads, with
   ``session.intra_op.allow_spinning`` on (the pool's threads busy-wait for work) and off.
@@ -101,8 +102,8 @@ def describe_default() -> dict[str, Any]:
         + (
             "a step that runs while no other step of the process does (none in progress, none "
             "ended on another thread in the last 20 ms) takes a second session with two intra-op "
-            "threads whose pool spins, a single row's step only where a batch's numbers differ on "
-            "two threads (int8)"
+            "threads whose pool spins, where a batch's numbers differ on two threads (int8) only "
+            "the batch sizes whose numbers match (the bundled model's: up to 4 rows)"
             if wide
             else "no second session (one usable core)"
         ),

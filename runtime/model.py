@@ -63,7 +63,8 @@ def load(
     bundled model at one row (docs/benchmarks.md, "Session threads"). A call must give the same text
     whatever else runs, so at load both sessions step the same random rows (:func:`~.probe.wide_rows`):
     an int8 model's numbers depend on the thread count from a few rows on (onnxruntime quantizes each
-    thread's rows on its own), so its batches keep one thread and only single rows take two; an fp32
+    thread's rows on its own), so its larger batches keep one thread and only the batch sizes whose
+    numbers match take two (the bundled model's: up to 4 rows, as for beam search's 4 beams); an fp32
     model's match at any batch. ``threads=n`` runs every step on ``n`` threads
     (:func:`default_session_options`); ``session_options`` replaces all of that.
 

@@ -65,18 +65,25 @@ def probe_model(session, info: ModelInfo, source: str) -> None:
             )
 
 
-WIDE_CHECKS = ((1, 64), (8, 2), (64, 1))  # (rows, positions) fed to both sessions by wide_rows
+# (rows, positions) fed to both sessions by wide_rows, in order: one row over many positions, then every
+# batch size up to 8 (the thread count that splits an int8 model's rows depends on the rows alone), then 64.
+WIDE_CHECKS = ((1, 64), *((rows, 2) for rows in range(2, 9)), (64, 1))
 
 
 def wide_rows(session, wide, info: ModelInfo, source: str) -> int:
     """The most rows a step may have to run on ``wide`` (the model's two-thread session) and give the
-    numbers ``session`` (one thread) gives: 0 when one row over 64 positions already differs, 1 when 8
-    rows or 64 differ (an int8 model: onnxruntime quantizes each thread's share of the rows on its own),
-    else any number; 0 as well when a check fails in onnxruntime. Random ids and state, the same on
-    both; a few milliseconds at load."""
+    numbers ``session`` (one thread) gives: the rows of the last of :data:`WIDE_CHECKS` before the first
+    whose numbers differ (0 when one row over 64 positions already differs; 4 for the bundled int8
+    model, whose batches of 5 rows or more differ: onnxruntime quantizes each thread's share of the
+    rows on its own), or any number when every check agrees; 0 as well when a check fails in
+    onnxruntime. Random ids and state, the same on both; a few milliseconds at load.
+
+    A batch size between two checks counts as agreeing when both do: where a batch is split between
+    threads depends on its size, and a larger batch is split no less."""
     rng = np.random.default_rng(1)
     layers = len(info.state_sizes)
     names = [LOGITS, *state_output_names(layers)]
+    agreed = 0
     for rows, positions in WIDE_CHECKS:
         feed: dict[str, np.ndarray] = {INPUT_IDS: rng.integers(0, info.vocab_size, (rows, positions))}
         state = [rng.uniform(-1, 1, (rows, w)).astype(np.float32) for w in info.state_sizes for _ in "hc"]
@@ -89,7 +96,8 @@ def wide_rows(session, wide, info: ModelInfo, source: str) -> int:
         except ModelRunError:  # a graph that breaks on these shapes: its calls will say so, not load()
             return 0
         if not all(np.array_equal(a, b) for a, b in zip(one, two, strict=True)):
-            return 0 if rows == 1 else 1
+            return agreed
+        agreed = rows
     return MAX_ROWS
 
 

@@ -1,5 +1,6 @@
-"""The model's second session: two spinning threads for a single row's step that runs alone, the one
-thread session otherwise, and the same numbers from both, so a text never depends on what else runs."""
+"""The model's second session: two spinning threads for a step that runs alone where its numbers are
+those of one thread (any batch of an fp32 model, up to 4 rows of the bundled int8 one), the one-thread
+session otherwise, so a text never depends on what else runs."""
 
 from __future__ import annotations
 
@@ -60,17 +61,47 @@ def test_both_sessions_give_the_same_numbers_for_a_single_row(which, model_path)
     assert auto.generate("the network", config) == narrow.generate("the network", config)
 
 
-def test_steps_alone_run_on_the_wide_session_and_int8_batches_never():
-    """The bundled int8 file: single rows take the wide session, batches keep one thread (its numbers
-    for several rows depend on the thread count, which the check at load finds)."""
+def test_steps_alone_run_on_the_wide_session_and_large_int8_batches_never():
+    """The bundled int8 file: single rows and batches of up to 4 rows take the wide session, larger
+    batches keep one thread (their numbers depend on the thread count, which the check at load finds)."""
     model, narrow, wide = _counted(BUNDLED_MODEL)
-    assert model.wide_rows == 1
+    assert model.wide_rows == 4
     model.generate("the network", max_words=5, stop_at_end=False)  # prompt + 4 steps, alone
     assert wide.runs == 5 and narrow.runs == 0
-    model.generate(["the network", "a model"], max_words=5, stop_at_end=False)
-    assert wide.runs == 5 and narrow.runs == 5  # two rows: the one-thread session, every step
+    model.generate(["the network", "a model"], max_words=5, stop_at_end=False, num_return_sequences=2)
+    assert wide.runs == 10 and narrow.runs == 0  # four rows fed, then stepped: the wide session
+    model.generate(["the network", "a model"], max_words=5, stop_at_end=False, num_return_sequences=3)
+    assert wide.runs == 10 and narrow.runs == 5  # six rows fed, then stepped: one thread
+    model.generate("the network", max_words=5, stop_at_end=False, num_beams=4)
+    assert wide.runs > 10 and narrow.runs == 5  # beam search: four beams, the wide session
     model.forward(np.zeros((1, 3), dtype=np.int64), model.initial_state(1))
-    assert wide.runs == 6
+    assert narrow.runs == 5
+
+
+def test_int8_batches_of_up_to_four_rows_give_the_numbers_of_one_thread():
+    """What the check at load relies on: the bundled model's batches of 2-4 rows give one thread's
+    numbers on two, those of 5 rows or more do not."""
+    auto, narrow = load(BUNDLED_MODEL), load(BUNDLED_MODEL, threads=1)
+    rng = np.random.default_rng(7)
+    for rows in (2, 3, 4, 5, 16):
+        ids = rng.integers(0, auto.vocab_size, (rows, 9))
+        state = [rng.uniform(-1, 1, s.shape).astype(np.float32) for s in auto.initial_state(rows)]
+        a, b = (
+            auto.wide_session.run(None, _feed(auto, ids, state)),
+            narrow.session.run(None, _feed(auto, ids, state)),
+        )
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)) == (rows <= 4), rows
+    config = GenerationConfig(max_words=40, num_beams=4)
+    assert auto.generate("the network", config) == narrow.generate("the network", config)
+
+
+def _feed(model, ids, state):
+    from nextword.runtime.model_file import INPUT_IDS, LOGITS_FROM, state_input_names
+
+    feed = {INPUT_IDS: ids, **dict(zip(state_input_names(len(model.info.state_sizes)), state, strict=True))}
+    if model.info.has_logits_from:
+        feed[LOGITS_FROM] = np.asarray(0, dtype=np.int64)
+    return feed
 
 
 def test_an_fp32_model_runs_its_batches_alone_on_the_wide_session_with_the_same_numbers(model_path):
@@ -85,7 +116,7 @@ def test_an_fp32_model_runs_its_batches_alone_on_the_wide_session_with_the_same_
 def test_the_load_check_finds_an_int8_models_batches_differ():
     bundled = load(BUNDLED_MODEL)
     assert bundled.wide_session is not None
-    assert probe.wide_rows(bundled.session, bundled.wide_session, bundled.info, "x") == 1
+    assert probe.wide_rows(bundled.session, bundled.wide_session, bundled.info, "x") == 4
 
 
 def test_a_step_while_another_runs_takes_the_one_thread_session(model_path, monkeypatch):
