@@ -520,3 +520,47 @@ def test_training_with_locked_and_word_dropout_exports_a_model_without_them(tmp_
 def test_word_dropout_out_of_range_is_refused(value):
     with pytest.raises(ValueError, match="word_dropout must be in"):
         ModelConfig(word_dropout=value)
+
+
+def test_epochs_not_given_plans_a_thousand_steps_within_ten_to_two_hundred_epochs(tiny_config):
+    from nextword.train.config import AUTO_EPOCHS, AUTO_STEPS, TrainConfig
+
+    auto = TrainConfig()
+    assert auto.epochs is None and (AUTO_STEPS, AUTO_EPOCHS) == (1000, (10, 200))
+    assert auto.planned_epochs(9) == 112  # 200 short documents: 9 steps an epoch
+    assert auto.planned_epochs(120) == 10  # the reference corpus keeps its 10 epochs
+    assert auto.planned_epochs(1000) == 10 and auto.planned_epochs(1) == 200
+    assert replace(auto, epochs=3).planned_epochs(9) == 3  # a number given is a number kept
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        TrainConfig(epochs=0)
+
+
+def test_a_run_without_epochs_plans_them_from_its_steps_and_keeps_the_plan_when_resumed(
+    tiny_config, tmp_path, caplog
+):
+    """The schedule of a run without ``epochs`` spans the planned epochs; config.json keeps "not
+    given", and a resumed session plans the same number from the same files."""
+    import logging
+
+    import keras
+
+    from nextword.train import resume, train
+    from nextword.train.data import DiskWindows
+
+    config = replace(tiny_config, out=str(tmp_path / "run"), epochs=None, max_minutes=0.01)
+    with caplog.at_level(logging.INFO, logger="nextword.train.fit"):
+        result = train(config)
+    assert result.out_of_time
+    steps = len(DiskWindows(tmp_path / "run" / "train.ids", config.seq_len, config.batch_size, shuffle=True))
+    planned = config.planned_epochs(steps)
+    assert planned > 12  # the tiny corpus has a few steps an epoch: more than the fixture's 12 epochs
+    assert f"{planned} epochs planned, {steps} training steps each" in caplog.text
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] is None
+    saved = keras.saving.load_model(tmp_path / "run" / "checkpoint.keras", compile=True)
+    schedule = saved.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.decay_steps == planned * steps
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nextword.train.fit"):
+        resume(tmp_path / "run", max_minutes=0.01)
+    assert f"{planned} epochs planned" in caplog.text

@@ -19,7 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from .config import TrainConfig
+from .config import AUTO_EPOCHS, AUTO_STEPS, TrainConfig
 from .data import DiskWindows
 from .distribute import Workers, broadcast_json, broadcast_variables, check_same, lost_workers
 from .files import RunDir
@@ -118,6 +118,16 @@ def fit_session(
             "validation loss, so the validation figures of this run are not quite held out",
             config.dev_fraction,
         )
+    if config.epochs is None:  # from the corpus's size: the same on every worker, and when resumed
+        config = replace(config, epochs=config.planned_epochs(len(windows)))
+        logger.info(
+            "%d epochs planned, %d training steps each (--epochs not given: %d steps at least, in %d to "
+            "%d epochs)",
+            config.epochs,
+            len(windows),
+            AUTO_STEPS,
+            *AUTO_EPOCHS,
+        )
     plan = {
         "history": history,
         "epochs": config.epochs,
@@ -211,14 +221,14 @@ def build_optimizer(
     config: TrainConfig, steps_per_epoch: int, *, replicas: int = 1
 ) -> keras.optimizers.Optimizer:
     """The trainer's optimizer for a fresh run: Adam at ``config.learning_rate_for(replicas)`` with
-    ``config.clipnorm``, cosine-decayed over ``config.epochs`` epochs of ``steps_per_epoch`` steps
+    ``config.clipnorm``, cosine-decayed over the planned epochs of ``steps_per_epoch`` steps
     unless ``config.lr_schedule`` is constant; wrapped for loss scaling under mixed precision."""
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate_for(
         replicas
     )
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.05
+            learning_rate, decay_steps=config.planned_epochs(steps_per_epoch) * steps_per_epoch, alpha=0.05
         )
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm)
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer

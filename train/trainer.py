@@ -203,7 +203,8 @@ def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: W
     vocab_size = len(Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8")))
     recorder = RunRecorder(run, config, [], vocab_size, writes=True)
     history = _reconcile(run, saved, read_json(run.metrics).get("epochs", []), recorder)
-    logger.info("resuming %s after epoch %d of %d", run.root, len(history), config.epochs)
+    planned = f" of {config.epochs}" if config.epochs is not None else ""  # else: fit_session plans them
+    logger.info("resuming %s after epoch %d%s", run.root, len(history), planned)
     return _fit(run, config, workers, vocab_size, history, Start(saved=saved), stored)
 
 
