@@ -8,7 +8,7 @@ per run: the training words, steps per epoch, epochs planned, run and chosen (by
 loss), the validation perplexity of the chosen epoch (the model alone, as training measures it over
 its windows) and the wall-clock time.
 
-    python -m benchmarks.small_corpus                      # about 8 minutes on two cores
+    python -m benchmarks.small_corpus                      # about 10 minutes on two cores
     python -m benchmarks.small_corpus --documents 100      # one size, a few minutes
 """
 
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="default: %(default)s")
     parser.add_argument(
-        "--documents", default="200,800", help="corpus sizes, in documents (default: %(default)s)"
+        "--documents", default="40,200,800", help="corpus sizes, in documents (default: %(default)s)"
     )
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per run at most")
     parser.add_argument("--result-json", metavar="PATH", help="default: benchmarks/.cache/results/")

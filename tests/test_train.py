@@ -177,20 +177,47 @@ def test_early_stopping_and_resume(tmp_path, tiny_config):
 
 
 def test_early_stopping_stops_after_patience(tmp_path, tiny_config):
+    """Patience counts epochs, and 100 optimizer steps at least (see the test below): one window a step
+    makes the tiny corpus's epochs over 100 steps, so one epoch of patience is enough."""
+    from nextword.train.recorder import PATIENCE_STEPS
+
     # A learning rate this high makes validation loss get worse after the first epoch.
     config = replace(
         tiny_config,
         out=str(tmp_path / "run"),
         epochs=8,
         patience=1,
+        batch_size=1,
         learning_rate=5.0,
         clipnorm=100.0,
         lr_schedule="constant",
     )
     result = train(config)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["epochs"][0]["steps"] >= PATIENCE_STEPS
     assert result.stopped_early and metrics["stopped_early"]
     assert result.epochs == result.best_epoch + 1 < 8
+
+
+def test_patience_counts_epochs_and_steps():
+    from nextword.train.recorder import PATIENCE_STEPS, patience_reached
+
+    def history(losses: list[float], steps_per_epoch: int | None) -> list[dict]:
+        return [
+            {"epoch": i + 1, "val_loss": v, "dev_loss": v}
+            | ({"steps": (i + 1) * steps_per_epoch} if steps_per_epoch else {})
+            for i, v in enumerate(losses)
+        ]
+
+    worse = [1.0, 2.0, 3.0]  # two epochs after the best
+    assert patience_reached(history(worse, 143), 2)  # the reference corpus: 286 steps
+    assert not patience_reached(history(worse, 143), 3)
+    assert not patience_reached(history(worse, 2), 2)  # 4 steps: noise, not a trend
+    assert patience_reached(history([1.0] + [2.0] * 50, 2), 2)  # 100 steps
+    assert not patience_reached(history([1.0] + [2.0] * 49, 2), 2)
+    assert patience_reached(history(worse, None), 2)  # a run from before steps were recorded
+    assert not patience_reached(history(worse, 143), 0) and not patience_reached([], 2)
+    assert PATIENCE_STEPS == 100
 
 
 def test_the_best_epochs_dev_and_validation_losses_are_those_of_its_files(run_dir, tiny_config):

@@ -124,7 +124,7 @@ class TrainConfig:
         default=2,
         metadata={
             "help": "stop after this many epochs without a better development loss (validation loss "
-            "without a development part)"
+            "without a development part), and at least 100 optimizer steps; 0: never stop early"
         },
     )
     dev_fraction: float = field(

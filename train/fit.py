@@ -25,7 +25,7 @@ from .distribute import Workers, broadcast_json, broadcast_variables, check_same
 from .files import RunDir
 from .loop import TrainingLoop
 from .model import build_model, copy_weights
-from .recorder import RunRecorder, epochs_since_best
+from .recorder import RunRecorder, patience_reached
 
 __all__ = [
     "RECORD_WINDOWS_ENV",
@@ -167,7 +167,7 @@ def fit_session(
         )
         first_step = 0
     recorder = RunRecorder(run, config, history, vocab_size, writes=workers.is_chief)
-    already_stopped = bool(history) and config.patience and epochs_since_best(history) >= config.patience
+    already_stopped = patience_reached(history, config.patience)
     loop = TrainingLoop(
         model,
         workers,
