@@ -27,7 +27,7 @@ from .rows import Draw, Group, Plan, Row, Span
 from .rules import Rules
 from .sampling import sample
 from .step import PROMPT_CHUNK, State, StepModel, prefill_round
-from .stepper import stepper_for
+from .stepper import TokenStepper, stepper_for
 from .text import TextBuilder
 from .tokenizer import EOD
 
@@ -69,9 +69,17 @@ class Generator:
     thread-safe: one thread drives it.
     """
 
-    def __init__(self, model: StepModel, defaults: GenerationConfig | None = None, chunk: int = PROMPT_CHUNK):
+    def __init__(
+        self,
+        model: StepModel,
+        defaults: GenerationConfig | None = None,
+        chunk: int = PROMPT_CHUNK,
+        stepper: TokenStepper | None = None,
+    ):
         self._model = model
-        self._stepper = stepper_for(model)  # one token per row, the decoding steps' call
+        # One token per row, the decoding steps' call: ``stepper`` (one no other loop uses while this
+        # generator steps), else the model's own new one.
+        self._stepper = stepper or stepper_for(model)
         self._tokenizer = model.tokenizer
         self._tokens = self._tokenizer.tokens  # id -> token, read once per generated token
         self._defaults = defaults or GenerationConfig()

@@ -99,3 +99,43 @@ def test_a_step_that_fails_in_onnxruntime_raises_model_run_error(model_path, tmp
     with pytest.raises(ModelRunError, match=failed) as info:
         stepper.step(np.array([1, 2, 3]), model.initial_state(3))
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_calls_reuse_the_steppers_of_finished_calls_and_never_share_one(model_path, monkeypatch):
+    """generate(), generate_ids() and stream() borrow a stepper an earlier call left (bound already)
+    and give it back; a call in progress keeps its own, so concurrent calls never share one; the
+    texts are those of fresh steppers."""
+    from nextword.runtime import model as model_module
+
+    model = load(model_path)
+    made = []
+    real = model.stepper
+
+    def counting_stepper():
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(model, "stepper", counting_stepper)
+    config = GenerationConfig(max_words=12, seed=3, stop_at_end=False)
+    first = model.generate("the network", config)
+    assert model.generate("the network", config) == first == load(model_path).generate("the network", config)
+    assert len(made) == 1 and model._idle == made  # the second call took the first call's stepper
+    stream = model.stream("the network", config)
+    assert model._idle == []  # lent to the stream while it runs
+    assert model.generate("a model", config) and len(made) == 2  # meanwhile a call gets its own
+    assert "".join(stream) == first and sorted(map(id, model._idle)) == sorted(map(id, made))
+    model.generate_ids(model.prompt_ids("the network"), config)
+    assert len(made) == 2
+    streams = [model.stream("the network", config) for _ in range(model_module.IDLE_STEPPERS + 2)]
+    for open_stream in streams:  # streams left open hold theirs
+        next(open_stream)
+    assert len(made) == model_module.IDLE_STEPPERS + 2 and len(model._idle) == 0
+    for open_stream in streams:  # closed (or collected): given back, as many as are kept
+        open_stream.close()
+    assert len(model._idle) == model_module.IDLE_STEPPERS
+    model._idle.clear()
+    model._give_back(made[0])
+    assert len(model._idle) == 1
+    with pytest.raises(ValueError):  # a call that fails gives its stepper back too
+        model.stream("the network", config, cache=True)  # the tiny model has no cache
+    assert len(model._idle) == 1

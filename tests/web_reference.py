@@ -385,10 +385,12 @@ def recorded_generate(
 
     model.forward = forward  # the instance attributes shadow the methods for this call only
     model.stepper = lambda: ForwardStepper(model)  # single-token steps through the recorder too
+    idle, model._idle = model._idle, []  # no bound stepper of an earlier call: each step is recorded
     try:
         text = model.generate(prompt, **options)
     finally:
         del model.forward, model.stepper
+        model._idle = idle  # the recorder's steppers are not kept
     return text, calls
 
 
