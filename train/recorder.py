@@ -118,12 +118,9 @@ def patience_reached(history: list[dict[str, Any]], patience: int) -> bool:
 
     Without the steps, a corpus of 40 short documents (2 steps an epoch, 2 development documents) was
     stopped after 8 steps, when the noise of its development loss first outlasted two epochs."""
-    if not patience or not history:
+    if not patience or not history or epochs_since_best(history) < patience:
         return False
-    best = best_index(history)
-    if len(history) - 1 - best < patience:
-        return False
-    last, at_best = history[-1].get("steps"), history[best].get("steps")
+    last, at_best = history[-1].get("steps"), history[best_index(history)].get("steps")
     return last is None or at_best is None or last - at_best >= PATIENCE_STEPS
 
 
