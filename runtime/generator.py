@@ -25,7 +25,7 @@ from .generation import GenerationConfig
 from .logits import log_softmax
 from .rows import Draw, Group, Plan, Row, Span
 from .rules import Rules
-from .sampling import sample
+from .sampling import sample, sample_one
 from .step import PROMPT_CHUNK, State, StepModel, prefill_round
 from .stepper import TokenStepper, stepper_for
 from .text import TextBuilder
@@ -93,6 +93,7 @@ class Generator:
         self._cancelled: set[int] = set()
         self._next_id = 0
         self._eod = self._tokenizer.eod_id
+        self._token = np.zeros(1, dtype=np.int64)  # a single row's next token, fed to the stepper
 
     # ----------------------------------------------------------------- adding and removing rows
 
@@ -281,8 +282,11 @@ class Generator:
 
     def _decode(self, updates: list[Update] | None) -> None:
         """Choose a token for every running row; one batched session call for the rows that go on."""
-        logits = self._last  # (A, V), ours to modify
         plan = self._plan or self._make_plan()
+        if plan.single is not None:
+            self._decode_single(plan.single, updates)
+            return
+        logits = self._last  # (A, V), ours to modify
         raws = {}
         for span in plan.spans:  # the rules of each group, in place
             group = span.group
@@ -325,6 +329,23 @@ class Generator:
                         span.group.cache.observe(chosen[span.start : span.stop], h)
         else:
             self._last = logits[:0]
+
+    def _decode_single(self, row: Row, updates: list[Update] | None) -> None:
+        """:meth:`_decode` for a batch of one row without a cache or log-probabilities: the same rules,
+        the same draw and the same step, with Python ints and the row's own objects in place of the
+        batch's arrays and plan."""
+        logits = self._last[0]  # (V,), ours to modify
+        group = row.group
+        group.rules.apply_one(logits, row.history, len(row.generated))
+        config = group.config
+        token = sample_one(logits, row.rng, config.temperature, config.top_k, config.top_p)
+        if self._take(row, token, updates):
+            self._running, self._plan = [], None
+            self._state = [s[:0] for s in self._state]
+            self._last = self._last[:0]
+            return
+        self._token[0] = token
+        self._last, self._state = self._stepper.step(self._token, self._state)  # ours until next step
 
     def _keep_caches(self, plan: Plan, keep) -> None:
         """Drop from each running group's cache the rows for which ``keep(row)`` is false."""

@@ -75,10 +75,15 @@ class Draw:
 class Plan:
     """How one step treats the running batch: its groups (rules) and its draws (sampling)."""
 
-    __slots__ = ("caching", "draws", "spans")
+    __slots__ = ("caching", "draws", "single", "spans")
 
     def __init__(self, spans: list[Span], draws: list[Draw], size: int) -> None:
         self.spans, self.draws = spans, draws
         self.caching = any(span.group.cache is not None for span in spans)  # some group has a cache
+        # The batch is one row that only chooses (no cache to mix in, no log-probabilities to report):
+        # the generation loop's usual case, stepped without the batch's bookkeeping.
+        self.single: Row | None = None
+        if size == 1 and not self.caching and spans[0].group.logprobs is None:
+            self.single = spans[0].rows[0]
         for draw in draws:  # None: the draw covers the whole batch in order, no gathering needed
             draw.rows = None if draw.index == list(range(size)) else np.asarray(draw.index)

@@ -140,13 +140,13 @@ class Rules:
         remembers ``histories[j]`` and has generated ``lengths[j]`` tokens so far (needed with
         ``min_words`` only). ``bans``: the n-gram bans as ``(rows, tokens)``, already found (see
         :func:`ngram_bans`); the histories are then read for the repetition penalty alone."""
-        if len(logits) == 1:  # one row (most calls): scalar stores into it cost a fifth of a column's
-            row = logits[0]
-            for token in self.banned:
-                row[token] = -np.inf
-        else:
-            for token in self.banned:  # two or three ids: plain indexing beats a fancy index here
-                logits[:, token] = -np.inf
+        if len(logits) == 1 and len(histories) == 1 and bans is None:  # one row (most calls)
+            if self.min_words and lengths is None:
+                raise ValueError("min_words needs the rows' lengths")
+            self.apply_one(logits[0], histories[0], lengths[0] if lengths is not None else 0)
+            return
+        for token in self.banned:  # two or three ids: plain indexing beats a fancy index here
+            logits[:, token] = -np.inf
         if self.min_words:
             if lengths is None:
                 raise ValueError("min_words needs the rows' lengths")
@@ -160,11 +160,6 @@ class Rules:
         if self.ngram and bans is not None:
             logits[bans] = -np.inf
         elif self.ngram:
-            if len(histories) == 1:
-                found = histories[0].ngram_bans()
-                if found:
-                    logits[0, list(found)] = -np.inf
-                return
             rows: list[int] = []
             tokens: list[int] = []
             for j, history in enumerate(histories):
@@ -173,3 +168,19 @@ class Rules:
                 tokens.extend(found)
             if tokens:
                 logits[rows, tokens] = -np.inf
+
+    def apply_one(self, row: np.ndarray, history: History | SequenceHistory, length: int) -> None:
+        """:meth:`apply` for a single row ``row`` (vocab,) that remembers ``history`` and has generated
+        ``length`` tokens: scalar stores into the row, no per-batch bookkeeping."""
+        for token in self.banned:  # a scalar store costs a fifth of a fancy index's
+            row[token] = -np.inf
+        if length < self.min_words:
+            row[self.eod] = -np.inf
+        if self.penalty != 1:
+            seen = history.seen()
+            values = row[seen]
+            row[seen] = np.where(values > 0, values / self.penalty, values * self.penalty)
+        if self.ngram:
+            found = history.ngram_bans()
+            if found:
+                row[list(found)] = -np.inf

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["BLOCK", "largest", "sample", "sample_next"]
+__all__ = ["BLOCK", "largest", "sample", "sample_next", "sample_one"]
 
 BLOCK = 128  # tokens per block of the two-level inverse-CDF draw
 
@@ -47,18 +47,14 @@ def sample(
     never chosen; a row whose every entry is ``-inf`` gets ``-1``. NaN scores (no model or rule makes
     them) are outside this contract: which id such a row gets with ``top_k`` is unspecified.
     """
+    if len(scores) == 1 and len(rngs) == 1:  # the generation loop's usual case
+        return np.array([sample_one(scores[0], rngs[0], temperature, top_k, top_p)], dtype=np.int64)
     if temperature == 0:
-        if len(scores) == 1:  # one row: no fancy indexing
-            row = scores[0]
-            best = row.argmax()
-            return np.array([-1 if row[best] == -np.inf else best], dtype=np.int64)
         chosen = scores.argmax(axis=1)
         chosen[scores[np.arange(len(scores)), chosen] == -np.inf] = -1
         return chosen
     top_k = None if top_k is not None and top_k >= scores.shape[1] else top_k
     top_p = None if top_p is not None and top_p >= 1 else top_p
-    if len(scores) == 1 and len(rngs) == 1:  # the generation loop's usual case
-        return np.array([_sample_row(scores[0], 1.0 - rngs[0].random(), temperature, top_k, top_p)], np.int64)
     uniforms = [1.0 - rng.random() for rng in rngs]  # (R,) in (0, 1]
     if len(scores) == 1 or top_k is not None or top_p is not None:
         return np.array(
@@ -77,6 +73,26 @@ def sample(
     chosen = _draw_blocks(np.exp(scores, out=scores), np.asarray(uniforms))
     chosen[dead] = -1
     return chosen
+
+
+def sample_one(
+    row: np.ndarray,
+    rng: np.random.Generator,
+    temperature: float,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> int:
+    """:func:`sample` for one row ``row`` (float32, (vocab,), overwritten) and its random stream: the
+    same token for the same draw, returned as a Python int (-1 when every entry is ``-inf``), without
+    building arrays around a single row (the generation loop's usual call)."""
+    if temperature == 0:
+        best = int(row.argmax())
+        return -1 if row[best] == -np.inf else best
+    if top_k is not None and top_k >= len(row):
+        top_k = None
+    if top_p is not None and top_p >= 1:
+        top_p = None
+    return _sample_row(row, 1.0 - rng.random(), temperature, top_k, top_p)
 
 
 def _sample_row(row: np.ndarray, u: float, temperature: float, top_k: int | None, top_p: float | None) -> int:

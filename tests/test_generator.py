@@ -59,6 +59,69 @@ def test_same_texts_as_the_loop_it_replaced(request, fixture, options):
         assert texts == reference_texts(model, PROMPTS, config), (options, seed)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the old loop's <pad> rows
+@pytest.mark.parametrize("options", OPTIONS)
+def test_a_single_row_gets_the_texts_of_the_loop_it_replaced(bundled, options):
+    """One prompt, one sequence: the generator's single-row path (no batch arrays), in ``generate`` and
+    in ``stream``, gives the old loop's texts."""
+    for seed, prompt in enumerate(PROMPTS):
+        config = GenerationConfig.from_options(
+            bundled.info.generation, max_words=40, seed=seed, **{**options, "num_return_sequences": 1}
+        )
+        (expected,) = reference_texts(bundled, [prompt], config)
+        assert bundled.generate(prompt, config) == expected, (options, seed)
+        assert "".join(bundled.stream(prompt, config)) == expected, (options, seed)
+
+
+def test_min_words_hold_back_the_end_alone_and_in_a_batch(bundled):
+    """A model that wants to end the document at every step ends it right after ``min_words`` words,
+    whether the row runs alone (the single-row path) or beside another."""
+    from nextword.runtime.stepper import stepper_for
+
+    class Eager:  # the model's own steps, with the end-of-document id made the most likely token
+        def __init__(self):
+            self.inner = stepper_for(bundled)
+
+        def step(self, tokens, state):
+            logits, state = self.inner.step(tokens, state)
+            logits[:, bundled.tokenizer.eod_id] = 100.0
+            return logits, state
+
+    for prompts in (["the network"], ["the network", "a processor"]):
+        gen = Generator(bundled, stepper=Eager())
+        rows = gen.add(prompts, GenerationConfig(min_words=5, max_words=20, temperature=0))
+        gen.run()
+        assert [len(gen.tokens(r)) for r in rows] == [5] * len(prompts)
+        assert [gen.finish_reason(r) for r in rows] == ["end"] * len(prompts)
+
+
+def test_one_rows_rules_are_its_rules_in_a_batch(bundled):
+    """``Rules.apply`` on a single row (scalar stores, :meth:`Rules.apply_one`) forbids and penalizes
+    exactly what it does to the same row in a batch of several."""
+    from nextword.runtime.rules import Rules
+
+    rng = np.random.default_rng(3)
+    tok = bundled.tokenizer
+    text = [tok.eod_id, *rng.integers(4, 12, size=40).tolist()]  # 8 ids: many repeated 1-grams
+    for options in (
+        {"min_words": 3, "repetition_penalty": 1.4, "no_repeat_ngram_size": 2},
+        {"no_repeat_ngram_size": 2, "allow_unknown": True, "stop_at_end": False},
+        {"repetition_penalty": 0.7},
+    ):
+        rules = Rules(GenerationConfig(**options), tok)
+        histories = [rules.history(text), rules.history(text[:5])]
+        batch = rng.normal(size=(2, bundled.vocab_size)).astype(np.float32)
+        one = batch[:1].copy()
+        before = one.copy()
+        rules.apply(batch, histories, [2, 7])
+        rules.apply(one, histories[:1], [2])
+        np.testing.assert_array_equal(one[0], batch[0])
+        assert (one != before).sum() > len(rules.banned), options  # more than the special ids changed
+        if rules.min_words:
+            with pytest.raises(ValueError, match="min_words needs the rows' lengths"):
+                rules.apply(before, histories[:1])
+
+
 @pytest.mark.parametrize("options", [{"num_beams": 3}, {"num_beams": 4, "num_return_sequences": 2}])
 def test_beam_search_gives_the_same_texts_as_before(bundled, options):
     config = GenerationConfig(max_words=25, **options)
