@@ -91,13 +91,16 @@ def load_traces(path: Path, names: Iterable[str], tag: str | None = None) -> dic
         rows = np.concatenate([[0], np.cumsum(lengths)])
         voc = np.concatenate([[0], np.cumsum(sizes)])
         cells = np.concatenate([[0], np.cumsum(lengths * sizes)])
-        part = {f: data[f"{name}_{f}"] for f in ("states", "target_index", "top_ids", "top_logprobs")}
+        # Each array read once: every ``data[key]`` reads a new copy of the whole array, and a
+        # document's slice of it would keep that copy alive.
+        fields = ("states", "target_index", "top_ids", "top_logprobs", "vocab", "logprobs")
+        part = {f: data[f"{name}_{f}"] for f in fields}
         splits[name] = [
             Traced(
                 part["states"][rows[k] : rows[k + 1]],
                 part["target_index"][rows[k] : rows[k + 1]],
-                data[f"{name}_vocab"][voc[k] : voc[k + 1]],
-                data[f"{name}_logprobs"][cells[k] : cells[k + 1]].reshape(lengths[k], sizes[k]),
+                part["vocab"][voc[k] : voc[k + 1]],
+                part["logprobs"][cells[k] : cells[k + 1]].reshape(lengths[k], sizes[k]),
                 part["top_ids"][rows[k] : rows[k + 1]],
                 part["top_logprobs"][rows[k] : rows[k + 1]],
             )

@@ -160,6 +160,8 @@ def test_traces_round_trip_and_score(tmp_path):
     for a, b in zip(docs, back, strict=True):
         for field in ("states", "target_index", "vocab", "logprobs", "top_ids", "top_logprobs"):
             assert np.array_equal(getattr(a, field), getattr(b, field))
+            # one copy of each saved array, however many documents: slices of it, not a copy apiece
+            assert getattr(b, field).base is getattr(back[0], field).base is not None
     alone = score(back, [], np.zeros(0), WINDOW)
     nll = -sum(d.logprobs[np.arange(STEPS), d.target_index].sum() for d in docs)
     assert alone["perplexity"] == pytest.approx(math.exp(nll / (2 * STEPS)))
