@@ -197,6 +197,13 @@ def test_early_stopping_stops_after_patience(tmp_path, tiny_config):
     assert metrics["epochs"][0]["steps"] >= PATIENCE_STEPS
     assert result.stopped_early and metrics["stopped_early"]
     assert result.epochs == result.best_epoch + 1 < 8
+    # Patience running out on the last planned epoch stops nothing: the run is not "stopped early".
+    from nextword.train.recorder import patience_reached
+
+    last = train(replace(config, out=str(tmp_path / "last"), epochs=result.epochs))
+    metrics = json.loads((tmp_path / "last" / "metrics.json").read_text())
+    assert last.epochs == result.epochs and patience_reached(metrics["epochs"], 1)
+    assert not last.stopped_early and not metrics["stopped_early"]
 
 
 def test_patience_counts_epochs_and_steps():

@@ -82,8 +82,9 @@ class RunRecorder:
         entry["steps"] = int(model.optimizer.iterations.numpy())  # ties the entry to its checkpoint
         self.history.append(entry)
         improved = best_index(self.history) == len(self.history) - 1
-        if patience_reached(self.history, self.config.patience):
-            self.stopped_early = True
+        last = self.config.epochs is not None and result.epoch + 1 >= self.config.epochs
+        if patience_reached(self.history, self.config.patience) and not last:
+            self.stopped_early = True  # not on the last epoch: the run ends there anyway
         if self.writes:
             atomic_write_json(self.run.metrics, metrics_document(self.history, self.stopped_early))
         self.checkpoint(model)
