@@ -81,7 +81,7 @@ class Generator:
         # generator steps), else the model's own new one.
         self._stepper = stepper or stepper_for(model)
         self._tokenizer = model.tokenizer
-        self._tokens = self._tokenizer.tokens  # id -> token, read once per generated token
+        self._tokens = self._tokenizer.table  # id -> token, read once per generated token
         self._defaults = defaults or GenerationConfig()
         self._chunk = chunk
         self._rows: dict[int, Row] = {}  # every row not released

@@ -155,7 +155,7 @@ class Tokenizer:
                 )
             index[token] = i
         self.config = config or TokenizerConfig()
-        self._tokens = tokens
+        self._tokens = tuple(tokens)  # never changes: shared by :attr:`table`
         self._index = index
 
     # ----------------------------------------------------------------- building and serializing
@@ -293,6 +293,11 @@ class Tokenizer:
     def tokens(self) -> list[str]:
         """The vocabulary in id order (a copy)."""
         return list(self._tokens)
+
+    @property
+    def table(self) -> tuple[str, ...]:
+        """The vocabulary in id order, not copied (immutable): for loops that read a token per id."""
+        return self._tokens
 
     def id_of(self, token: str) -> int:
         """The id of ``token``, or the unknown id."""

@@ -152,7 +152,7 @@ class BatchScheduler:
 
     def __init__(self, model: NextWordModel, max_batch: int) -> None:
         self._gen = model.generator()
-        self._tokens, self._eod = model.tokenizer.tokens, model.tokenizer.eod_id
+        self._tokens, self._eod = model.tokenizer.table, model.tokenizer.eod_id
         self._max_batch = max_batch
         self._lock = threading.Condition()
         self._waiting: collections.deque[Job] = collections.deque()
@@ -260,7 +260,7 @@ class ThreadScheduler:
 
     def _generate(self, job: Job) -> None:
         gen = self._model.generator()
-        tokens, eod = self._model.tokenizer.tokens, self._model.tokenizer.eod_id
+        tokens, eod = self._model.tokenizer.table, self._model.tokenizer.eod_id
         try:
             rows = gen.add(job.prompts, job.config, logprobs=job.logprobs)
         except ValueError as exc:

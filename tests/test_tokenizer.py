@@ -58,6 +58,11 @@ def test_build_counts_training_documents_only_with_min_count_and_max_vocab():
     assert capped.tokens == [*SPECIAL_TOKENS, "a", "b"]
     ties = Tokenizer.build(["z y x"], TokenizerConfig(min_count=1))
     assert ties.tokens[3:] == ["x", "y", "z"]  # equal counts: alphabetical, so builds are reproducible
+    # ``tokens`` is the caller's own copy; ``table`` the shared, immutable vocabulary
+    copy = tok.tokens
+    copy.append("zzz")
+    assert tok.tokens == [*SPECIAL_TOKENS, "a", "b"] and tok.table == (*SPECIAL_TOKENS, "a", "b")
+    assert tok.table is tok.table and Tokenizer.from_json(tok.to_json()) == tok
 
 
 def test_special_tokens_have_fixed_ids():
