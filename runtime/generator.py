@@ -222,6 +222,16 @@ class Generator:
         while not self.done:
             self._advance(None)
 
+    def pieces(self, row: int) -> Iterator[str]:
+        """Step until ``row`` finishes, yielding its new text whenever some is safe to hand out: the
+        texts its updates would carry, without building the updates (the other rows step along)."""
+        found = self._row(row)
+        while not found.finished:
+            self._advance(None)
+            piece = found.text.take(final=found.finished)
+            if piece:
+                yield piece
+
     def __iter__(self) -> Iterator[list[Update]]:
         while not self.done:
             yield self.step()

@@ -349,20 +349,17 @@ class NextWordModel:
         stepper = self._borrow_stepper()
         try:
             gen = Generator(self, stepper=stepper)
-            gen.add(prompt, config)
+            (row,) = gen.add(prompt, config)
         except BaseException:
             self._give_back(stepper)
             raise
-        return self._pieces(gen, stepper)
+        return self._pieces(gen, row, stepper)
 
-    def _pieces(self, gen: Generator, stepper: BoundStepper) -> Iterator[str]:
+    def _pieces(self, gen: Generator, row: int, stepper: BoundStepper) -> Iterator[str]:
         """:meth:`stream`'s pieces; the stepper goes back when the stream ends or is closed (one never
         iterated keeps it, and the garbage collector takes both)."""
         try:
-            while not gen.done:
-                for update in gen.step():
-                    if update.text:
-                        yield update.text
+            yield from gen.pieces(row)
         finally:
             self._give_back(stepper)
 

@@ -168,6 +168,29 @@ def test_rows_that_join_later_get_the_texts_they_get_alone(model):
         assert ["".join(pieces[r]) for r in rows] == texts
 
 
+def test_pieces_of_one_row_are_its_update_texts(model):
+    """``Generator.pieces(row)`` yields what the row's updates carry (stop strings held back alike),
+    stepping the other rows along."""
+    configs = [GenerationConfig(max_words=30, seed=5, stop=("the",)), GenerationConfig(max_words=12, seed=6)]
+    by_updates = model.generator()
+    rows = [by_updates.add(PROMPTS[0], configs[0])[0], by_updates.add(PROMPTS[1], configs[1])[0]]
+    texts: dict[int, list[str]] = {r: [] for r in rows}
+    for updates in by_updates:
+        for update in updates:
+            if update.text:
+                texts[update.row].append(update.text)
+    by_pieces = model.generator()
+    first = by_pieces.add(PROMPTS[0], configs[0])[0]
+    second = by_pieces.add(PROMPTS[1], configs[1])[0]
+    assert len(texts[rows[0]]) > 1  # several pieces, not one final text
+    assert list(by_pieces.pieces(first)) == texts[rows[0]]
+    assert by_pieces.text(first) == "".join(texts[rows[0]])
+    # the other row stepped along, its text not handed out yet: all of it comes now
+    assert "".join(by_pieces.pieces(second)) == by_updates.text(rows[1])
+    assert by_updates.text(rows[1]) == model.generate(PROMPTS[1], configs[1])
+    assert list(by_pieces.pieces(second)) == [] and by_pieces.done
+
+
 def test_updates_and_finish_reasons(model):
     gen = model.generator()
     (length,) = gen.add("the network", GenerationConfig(max_words=3, stop_at_end=False, seed=0))
