@@ -226,11 +226,14 @@ class Generator:
         """Step until ``row`` finishes, yielding its new text whenever some is safe to hand out: the
         texts its updates would carry, without building the updates (the other rows step along)."""
         found = self._row(row)
-        while not found.finished:
-            self._advance(None)
-            piece = found.text.take(final=found.finished)
+        while True:
+            finished = found.finished  # a row that finished earlier still hands out what is left
+            piece = found.text.take(final=finished)
             if piece:
                 yield piece
+            if finished:
+                return
+            self._advance(None)
 
     def __iter__(self) -> Iterator[list[Update]]:
         while not self.done:
@@ -345,14 +348,12 @@ class Generator:
         the same draw and the same step, with Python ints and the row's own objects in place of the
         batch's arrays and plan."""
         logits = self._last[0]  # (V,), ours to modify
-        group = row.group
-        group.rules.apply_one(logits, row.history, len(row.generated))
-        config = group.config
+        row.group.rules.apply_one(logits, row.history, len(row.generated))
+        config = row.group.config
         token = sample_one(logits, row.rng, config.temperature, config.top_k, config.top_p)
         if self._take(row, token, updates):
             self._running, self._plan = [], None
-            self._state = [s[:0] for s in self._state]
-            self._last = self._last[:0]
+            self._state, self._last = [s[:0] for s in self._state], self._last[:0]
             return
         self._token[0] = token
         self._last, self._state = self._stepper.step(self._token, self._state)  # ours until next step

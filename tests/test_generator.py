@@ -189,6 +189,12 @@ def test_pieces_of_one_row_are_its_update_texts(model):
     assert "".join(by_pieces.pieces(second)) == by_updates.text(rows[1])
     assert by_updates.text(rows[1]) == model.generate(PROMPTS[1], configs[1])
     assert list(by_pieces.pieces(second)) == [] and by_pieces.done
+    # a row that finished while another was stepped: its whole text, once
+    gen = model.generator()
+    (long,) = gen.add(PROMPTS[0], configs[1])
+    (short,) = gen.add(PROMPTS[1], GenerationConfig(max_words=3, seed=7))
+    assert "".join(gen.pieces(long)) == gen.text(long) and gen.finish_reason(short) == "length"
+    assert list(gen.pieces(short)) == [gen.text(short)] and list(gen.pieces(short)) == []
 
 
 def test_updates_and_finish_reasons(model):
