@@ -16,39 +16,20 @@ few words (measured in docs/serving.md).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from .batch import FINISH_REASONS, Batch, Update, finish
 from .cache import ContinuousCache, required_cache
 from .generation import GenerationConfig
-from .logits import log_softmax
-from .rows import Draw, Group, Plan, Row, Span
+from .rows import Group, Row
 from .rules import Rules
-from .sampling import sample, sample_one
-from .step import PROMPT_CHUNK, State, StepModel, prefill_round
+from .step import PROMPT_CHUNK, StepModel, prefill_round
 from .stepper import TokenStepper, stepper_for
 from .text import TextBuilder
 from .tokenizer import EOD
 
-__all__ = ["FINISH_REASONS", "Generator", "Update"]
-
-# Why a row finished: "length" (max_words reached), "stop" (a stop string), "end" (the model ended the
-# document, or the rules left no token it may choose), "cancelled" (Generator.cancel).
-FINISH_REASONS = ("length", "stop", "end", "cancelled")
-
-
-@dataclass(frozen=True)
-class Update:
-    """What one :meth:`Generator.step` did for one row."""
-
-    row: int
-    token: int | None  # the id chosen at this step (the end-of-document id when the model ended), or None
-    text: str  # new text that no later stop string can cut; joined over the row's updates: its text
-    finished: bool
-    finish_reason: str | None = None  # one of FINISH_REASONS once finished
-    logprob: float | None = None  # log-probability of ``token`` under the model (with ``logprobs``)
-    top_logprobs: tuple[tuple[str, float], ...] | None = None  # the most likely tokens and theirs
+__all__ = ["FINISH_REASONS", "Generator", "Update"]  # FINISH_REASONS and Update: from .batch
 
 
 class Generator:
@@ -77,23 +58,17 @@ class Generator:
         stepper: TokenStepper | None = None,
     ):
         self._model = model
-        # One token per row, the decoding steps' call: ``stepper`` (one no other loop uses while this
-        # generator steps), else the model's own new one.
-        self._stepper = stepper or stepper_for(model)
         self._tokenizer = model.tokenizer
         self._tokens = self._tokenizer.table  # id -> token, read once per generated token
         self._defaults = defaults or GenerationConfig()
         self._chunk = chunk
         self._rows: dict[int, Row] = {}  # every row not released
         self._feeding: list[Group] = []  # groups whose prompts are being fed
-        self._running: list[Row] = []  # rows of the batch, aligned with _last and _state
-        self._last = np.zeros((0, model.vocab_size), dtype=np.float32)  # (A, V) logits to sample from
-        self._state: State = model.initial_state(0)
-        self._plan: Plan | None = None  # the running batch by group and by draw, rebuilt when it changes
         self._cancelled: set[int] = set()
         self._next_id = 0
-        self._eod = self._tokenizer.eod_id
-        self._token = np.zeros(1, dtype=np.int64)  # a single row's next token, fed to the stepper
+        # The rows that decode, stepped one token per row by ``stepper`` (one no other loop uses while
+        # this generator steps), else by the model's own new one.
+        self._batch = Batch(model, stepper or stepper_for(model))
 
     # ----------------------------------------------------------------- adding and removing rows
 
@@ -181,12 +156,12 @@ class Generator:
     @property
     def done(self) -> bool:
         """True when no row is being fed or generated."""
-        return not self._running and not self._feeding
+        return not self._batch.rows and not self._feeding
 
     @property
     def active(self) -> int:
         """Rows being fed or generated."""
-        return len(self._running) + sum(len(g.rows) for g in self._feeding)
+        return len(self._batch.rows) + sum(len(g.rows) for g in self._feeding)
 
     def text(self, row: int) -> str:
         """The row's text so far (stop strings already cut)."""
@@ -244,8 +219,8 @@ class Generator:
             self._cancel_rows(updates)
         if self._feeding:
             self._feed_prompts(updates)
-        if self._running:
-            self._decode(updates)
+        if self._batch.rows:
+            self._batch.decode(updates)
 
     def _feed_prompts(self, updates: list[Update] | None) -> None:
         """One prefill round for every group still being fed; groups whose rows are all fed join the batch.
@@ -285,141 +260,9 @@ class Generator:
         """Append a fed group's rows to the running batch (rows with ``max_words=0`` finish at once)."""
         if group.config.max_words == 0:
             for row in group.rows:
-                self._finish(row, "length", None, updates)
+                finish(row, "length", None, updates)
             return
-        self._running.extend(group.rows)
-        self._plan = None
-        self._last = np.concatenate([self._last, group.last])
-        self._state = [np.concatenate(pair) for pair in zip(self._state, group.state, strict=True)]
-        group.state, group.last = [], group.last[:0]
-
-    def _decode(self, updates: list[Update] | None) -> None:
-        """Choose a token for every running row; one batched session call for the rows that go on."""
-        plan = self._plan or self._make_plan()
-        if plan.single is not None:
-            self._decode_single(plan.single, updates)
-            return
-        logits = self._last  # (A, V), ours to modify
-        raws = {}
-        for span in plan.spans:  # the rules of each group, in place
-            group = span.group
-            block = logits[span.start : span.stop]
-            if group.cache is not None:  # the model's distribution mixed with the rows' caches
-                group.cache.mix_logits(block)
-            if group.logprobs is not None and updates is not None:
-                raws[span.start] = block.copy()  # the model's own logits, before any rule
-            lengths = [len(r.generated) for r in span.rows] if group.rules.min_words else None
-            group.rules.apply(block, span.histories, lengths)
-        if len(plan.draws) == 1 and plan.draws[0].rows is None:  # one kind of draw for the whole batch
-            chosen = sample(logits, plan.draws[0].rngs, *plan.draws[0].options)
-        else:  # rows that draw alike are gathered, so the sampler works on them together
-            chosen = np.empty(len(self._running), dtype=np.int64)
-            for draw in plan.draws:
-                chosen[draw.rows] = sample(logits[draw.rows], draw.rngs, *draw.options)
-        ended = False
-        for span in plan.spans:
-            picked = chosen[span.start : span.stop]
-            raw = raws.get(span.start)
-            if raw is not None and updates is not None:
-                ended |= self._report_logprobs(span.rows, raw, picked, span.group.logprobs or 0, updates)
-                continue
-            for row, token in zip(span.rows, picked.tolist(), strict=True):
-                ended |= self._take(row, token, updates)
-        if ended:
-            if plan.caching:
-                self._keep_caches(plan, lambda row: not row.finished)
-            keep = [j for j, row in enumerate(self._running) if not row.finished]
-            self._running = [self._running[j] for j in keep]
-            chosen = chosen[keep]
-            self._state = [s[keep] for s in self._state]
-            self._plan = None
-        if self._running:
-            self._last, self._state = self._stepper.step(chosen, self._state)  # (A, V), ours until next step
-            if plan.caching:  # the batch as it runs now (rebuilt if rows left)
-                for span in (self._plan or self._make_plan()).spans:
-                    if span.group.cache is not None:  # the chosen token and the state after it
-                        h = self._state[-2][span.start : span.stop]
-                        span.group.cache.observe(chosen[span.start : span.stop], h)
-        else:
-            self._last = logits[:0]
-
-    def _decode_single(self, row: Row, updates: list[Update] | None) -> None:
-        """:meth:`_decode` for a batch of one row without a cache or log-probabilities: the same rules,
-        the same draw and the same step, with Python ints and the row's own objects in place of the
-        batch's arrays and plan."""
-        logits = self._last[0]  # (V,), ours to modify
-        row.group.rules.apply_one(logits, row.history, len(row.generated))
-        config = row.group.config
-        token = sample_one(logits, row.rng, config.temperature, config.top_k, config.top_p)
-        if self._take(row, token, updates):
-            self._running, self._plan = [], None
-            self._state, self._last = [s[:0] for s in self._state], self._last[:0]
-            return
-        self._token[0] = token
-        self._last, self._state = self._stepper.step(self._token, self._state)  # ours until next step
-
-    def _keep_caches(self, plan: Plan, keep) -> None:
-        """Drop from each running group's cache the rows for which ``keep(row)`` is false."""
-        for span in plan.spans:
-            if span.group.cache is not None:
-                span.group.cache.take([j for j, row in enumerate(span.rows) if keep(row)])
-
-    def _make_plan(self) -> Plan:
-        """The running batch cut into its groups (contiguous: a group joins at once and rows leave in
-        order) and into draws (rows with the same sampling options), gathered once per change of the
-        batch rather than once per step."""
-        spans: list[Span] = []
-        for index, row in enumerate(self._running):
-            if spans and spans[-1].group is row.group:
-                spans[-1].add(row, index + 1)
-            else:
-                spans.append(Span(row.group, index, row))
-        draws: dict[tuple[float, int | None, float | None], Draw] = {}
-        for span in spans:
-            config = span.group.config
-            key = (config.temperature, config.top_k, config.top_p)
-            draws.setdefault(key, Draw(key)).add(span)
-        plan = Plan(spans, list(draws.values()), len(self._running))
-        self._plan = plan
-        return plan
-
-    def _take(self, row: Row, token: int, updates: list[Update] | None, logprob=None, top=None) -> bool:
-        """Record ``token`` (or -1: nothing allowed) for ``row``; True if that finishes it."""
-        if token < 0 or token == self._eod:
-            self._finish(row, "end", token if token >= 0 else None, updates, logprob, top)
-            return True
-        row.generated.append(token)
-        row.history.add(token)
-        text = row.text
-        text.add(self._tokens[token])
-        if text.stopped:
-            self._finish(row, "stop", token, updates, logprob, top)
-            return True
-        if len(row.generated) >= row.group.config.max_words:
-            self._finish(row, "length", token, updates, logprob, top)
-            return True
-        if updates is not None:
-            updates.append(Update(row.id, token, text.take(), False, None, logprob, top))
-        return False
-
-    def _finish(self, row: Row, reason: str, token: int | None, updates, logprob=None, top=None) -> None:
-        row.finished, row.reason = True, reason
-        if updates is not None:
-            updates.append(Update(row.id, token, row.text.take(final=True), True, reason, logprob, top))
-
-    def _report_logprobs(
-        self, rows: list[Row], raw: np.ndarray, chosen: np.ndarray, k: int, updates: list[Update]
-    ) -> bool:
-        scores = log_softmax(raw)  # (R, V) float64
-        ended = False
-        for j, (row, token) in enumerate(zip(rows, chosen.tolist(), strict=True)):
-            logprob = float(scores[j, token]) if token >= 0 else None
-            top = None
-            if k:
-                best = np.argsort(-scores[j], kind="stable")[:k]
-                top = tuple((self._tokens[i], float(scores[j, i])) for i in best.tolist())
-            ended |= self._take(row, token, updates, logprob, top)
-        return ended
+        self._batch.join(group)
 
     def _cancel_rows(self, updates: list[Update] | None) -> None:
         cancelled, self._cancelled = self._cancelled, set()
@@ -428,7 +271,7 @@ class Generator:
             if len(keep) < len(g.rows):
                 for row in g.rows:
                     if row.id in cancelled:
-                        self._finish(row, "cancelled", None, updates)
+                        finish(row, "cancelled", None, updates)
                 g.rows = [g.rows[j] for j in keep]
                 g.fed, g.last = g.fed[keep], g.last[keep]
                 g.state = [s[keep] for s in g.state]
@@ -436,15 +279,4 @@ class Generator:
                     g.cache.take(keep)
                 if not g.rows:
                     self._feeding.remove(g)
-        keep = [j for j, row in enumerate(self._running) if row.id not in cancelled]
-        if len(keep) < len(self._running):
-            plan = self._plan or self._make_plan()
-            if plan.caching:
-                self._keep_caches(plan, lambda row: row.id not in cancelled)
-            for row in self._running:
-                if row.id in cancelled:
-                    self._finish(row, "cancelled", None, updates)
-            self._running = [self._running[j] for j in keep]
-            self._last = self._last[keep]
-            self._state = [s[keep] for s in self._state]
-            self._plan = None
+        self._batch.cancel(cancelled, updates)
