@@ -6,10 +6,12 @@ import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-__all__ = ["QUANTIZED_OPS", "quantize_int8"]
+__all__ = ["QUANTIZED_OPS", "quantize_int8", "store_weights_unsigned"]
 
 # Embedding (Gather), LSTM and the output projection (MatMul) hold nearly every weight.
 QUANTIZED_OPS = ("Gather", "LSTM", "MatMul")
@@ -18,7 +20,9 @@ QUANTIZED_OPS = ("Gather", "LSTM", "MatMul")
 def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Return ``proto`` with its weights stored as int8 (dynamic quantization: activations are
     quantized on the fly, so no calibration data is needed). The LSTM becomes com.microsoft's
-    DynamicQuantizeLSTM, the projection MatMulInteger, the embedding an int8 table dequantized at load."""
+    DynamicQuantizeLSTM, the projection MatMulInteger, the embedding an int8 table dequantized at load.
+    The weights are quantized as signed int8 and stored as uint8 (:func:`store_weights_unsigned`), so
+    the integer products are exact on every CPU."""
     with tempfile.TemporaryDirectory(prefix="nextword-int8-") as folder:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         onnx.save(proto, str(source))
@@ -35,7 +39,47 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
             root.removeFilter(_drop_preprocessing_advice)
         quantized = onnx.load(str(target))
     del quantized.metadata_props[:]  # the exporter writes the metadata afresh
+    store_weights_unsigned(quantized)
     return quantized
+
+
+def store_weights_unsigned(proto: onnx.ModelProto) -> list[str]:
+    """Store the int8 weights of ``proto``'s integer products as uint8, in place; returns their names.
+
+    Each weight ``q`` (int8, zero point ``z``) becomes ``q + 128`` with zero point ``z + 128``: the same
+    real values, ``scale * (q - z)``, exactly. What changes is onnxruntime's kernel. With uint8
+    activations and int8 weights, x86-64 CPUs without VNNI (AVX2, and AVX-512 before VNNI) multiply with
+    ``vpmaddubsw``, which adds pairs of products into a saturating 16-bit sum: where activations and
+    weights are both large the sum is clipped, so the same file gives other logits there than on a VNNI
+    CPU, ARM, or onnxruntime-web. uint8 weights take the kernels that widen to 16 bits first and are
+    exact everywhere (onnxruntime's quantization guide names the saturation; its remedy there,
+    ``reduce_range``, would drop a bit of every weight instead). Covers MatMulInteger's ``B`` and
+    DynamicQuantizeLSTM's ``W`` and ``R``; weights that are uint8 already are left alone.
+    """
+    initializers = {init.name: init for init in proto.graph.initializer}
+    pairs: list[tuple[str, str]] = []
+    for node in proto.graph.node:
+        inputs = list(node.input)
+        if node.op_type == "MatMulInteger" and len(inputs) > 3:
+            pairs.append((inputs[1], inputs[3]))
+        elif node.op_type == "DynamicQuantizeLSTM" and len(inputs) > 11:
+            pairs += [(inputs[1], inputs[9]), (inputs[2], inputs[11])]
+    converted: list[str] = []
+    for weight_name, zero_name in dict.fromkeys(pairs):  # a weight shared by two nodes: once
+        weight, zero = initializers.get(weight_name), initializers.get(zero_name)
+        if weight is None or zero is None:  # computed, not stored: nothing to convert
+            continue
+        values, zero_point = numpy_helper.to_array(weight), numpy_helper.to_array(zero)
+        if values.dtype != np.int8 or zero_point.dtype != np.int8:
+            continue
+        weight.CopyFrom(
+            numpy_helper.from_array((values.astype(np.int16) + 128).astype(np.uint8), weight_name)
+        )
+        zero.CopyFrom(
+            numpy_helper.from_array((zero_point.astype(np.int16) + 128).astype(np.uint8), zero_name)
+        )
+        converted.append(weight_name)
+    return converted
 
 
 def _drop_preprocessing_advice(record: logging.LogRecord) -> bool:

@@ -231,3 +231,108 @@ def test_the_file_records_the_runs_provenance(model, model_path, run_dir):
     assert record.export_command is None and record.train_command is None  # the fixture passes none
     config = json.loads({p.key: p.value for p in onnx.load(str(model_path)).metadata_props}[KEY_CONFIG])
     assert config["provenance"] == record.to_dict() and config["train"]["data"] == stored["data"]
+
+
+def _integer_product(weight: np.ndarray, zero: np.ndarray, activations: np.ndarray) -> np.ndarray:
+    """onnxruntime's MatMulInteger of ``activations`` (uint8, zero point 128) by a stored weight."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rows, depth = activations.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B", "za", "zb"], ["Y"])],
+        "product",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [rows, depth])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [rows, weight.shape[1]])],
+        [
+            numpy_helper.from_array(weight, "B"),
+            numpy_helper.from_array(np.array(128, dtype=np.uint8), "za"),
+            numpy_helper.from_array(zero, "zb"),
+        ],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"A": activations})[0]
+
+
+def _worst_case_activations(depth: int) -> np.ndarray:
+    """Activations that make a saturating 16-bit pair sum clip: the top and the bottom of uint8, and
+    random ones."""
+    rng = np.random.default_rng(0)
+    return np.stack(
+        [np.full(depth, 255), np.zeros(depth), rng.integers(0, 256, depth), rng.integers(200, 256, depth)]
+    ).astype(np.uint8)
+
+
+def test_int8_weights_are_stored_unsigned_so_integer_products_are_exact_on_every_cpu(run_dir, tmp_path):
+    """uint8 activations times int8 weights saturate in 16 bits on x86-64 CPUs without VNNI; the
+    exporter stores the weights as uint8, whose products are exact everywhere."""
+    from onnx import numpy_helper
+
+    out = tmp_path / "int8.onnx"
+    export(ExportConfig(run_dir=str(run_dir), out=str(out), int8=True))
+    proto = onnx.load(str(out))
+    weights = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    lstms = [n for n in proto.graph.node if n.op_type == "DynamicQuantizeLSTM"]
+    products = [n for n in proto.graph.node if n.op_type == "MatMulInteger" and n.input[1] in weights]
+    assert lstms and products
+    for node in lstms:
+        assert {weights[node.input[i]].dtype for i in (1, 2, 9, 11)} == {np.dtype(np.uint8)}
+    for node in products:
+        weight, zero = weights[node.input[1]], weights[node.input[3]]
+        assert weight.dtype == zero.dtype == np.uint8
+        activations = _worst_case_activations(weight.shape[0])
+        exact = (activations.astype(np.int64) - 128) @ (weight.astype(np.int64) - zero.astype(np.int64))
+        np.testing.assert_array_equal(_integer_product(weight, zero, activations), exact)
+
+
+def test_storing_weights_unsigned_keeps_their_values_and_converts_each_once():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from nextword.export.quantize import store_weights_unsigned
+
+    rng = np.random.default_rng(1)
+    signed = rng.integers(-127, 128, (64, 8)).astype(np.int8)
+    signed[0, :2] = (-127, 127)
+    nodes = [
+        helper.make_node("MatMulInteger", ["A", "W", "za", "zw"], ["Y1"]),
+        helper.make_node("MatMulInteger", ["A", "W", "za", "zw"], ["Y2"]),  # the same weight again
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [4, 64])],
+        [helper.make_tensor_value_info(y, TensorProto.INT32, [4, 8]) for y in ("Y1", "Y2")],
+        [
+            numpy_helper.from_array(signed, "W"),
+            numpy_helper.from_array(np.array(128, dtype=np.uint8), "za"),
+            numpy_helper.from_array(np.array(-3, dtype=np.int8), "zw"),
+        ],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    assert store_weights_unsigned(proto) == ["W"]
+    stored = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    assert stored["W"].dtype == stored["zw"].dtype == np.uint8
+    np.testing.assert_array_equal(
+        stored["W"].astype(np.int64) - int(stored["zw"]), signed.astype(np.int64) + 3
+    )  # q - z unchanged: the same real weights
+    assert store_weights_unsigned(proto) == []  # uint8 already: left alone
+    activations = _worst_case_activations(64)
+    exact = (activations.astype(np.int64) - 128) @ (signed.astype(np.int64) + 3)
+    np.testing.assert_array_equal(_integer_product(stored["W"], stored["zw"], activations), exact)
+
+
+def test_the_bundled_int8_file_stores_its_weights_unsigned():
+    from onnx import numpy_helper
+
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    proto = onnx.load(str(BUNDLED_MODEL))
+    weights = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    stored = [
+        weights[name]
+        for node in proto.graph.node
+        if node.op_type in ("MatMulInteger", "DynamicQuantizeLSTM")
+        for name in node.input[1 : 3 if node.op_type == "DynamicQuantizeLSTM" else 2]
+    ]
+    assert len(stored) == 4 and all(w.dtype == np.uint8 for w in stored)
