@@ -35,7 +35,7 @@ from .errors import ModelFileError, shorten
 from .graph_bounds import GraphBounds, bound_graph
 from .limits import DEFAULT_ALLOWED_OPS, LoadLimits, MiB
 from .model_file import Metadata, parse_metadata
-from .onnx_proto import FLOAT, ITEM_BYTES, Graph, ModelSummary, Tensor, parse_model
+from .onnx_proto import FLOAT, INT8, ITEM_BYTES, Graph, ModelSummary, Tensor, parse_model
 from .wire import WireError
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "MiB",
     "check_model_file",
     "inspect_model_file",
+    "signed_weights",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,16 @@ def inspect_model_file(
     for graph in model.graphs:
         _check_graph(graph, name, limits.allowed_ops)
         _check_scales(graph, data, name)
+    signed = [weight for graph in model.graphs for weight in signed_weights(graph)]
+    if signed:
+        logger.warning(
+            "%s stores the int8 weights of its integer products as signed int8 (%s): on x86-64 CPUs "
+            "without VNNI onnxruntime computes those products with saturating 16-bit sums, so its logits "
+            "differ there from other CPUs' and the browser's. Export the run again (`nextword export "
+            "--int8`) to store them as uint8, which every CPU computes exactly",
+            name,
+            ", ".join(shorten(w) for w in signed[:3]) + (", ..." if len(signed) > 3 else ""),
+        )
     bounds = None
     if limits.bound_graph:
         bounds = bound_graph(_merged(model.graphs), name, limits)
@@ -247,6 +258,23 @@ def _check_tensor(tensor: Tensor, name: str, where: str) -> None:
 
 
 # Inputs that hold quantization scales: (domain, op_type) -> input positions.
+# The stored weight of each integer product, by input index: MatMulInteger's B, DynamicQuantizeLSTM's
+# W and R (export/quantize.py stores them as uint8; docs/model-format.md).
+_PRODUCT_WEIGHTS = {("", "MatMulInteger"): (1,), ("com.microsoft", "DynamicQuantizeLSTM"): (1, 2)}
+
+
+def signed_weights(graph: Graph) -> list[str]:
+    """The initializers of ``graph`` that integer products read as signed int8 weights."""
+    signed = {t.name for t in graph.initializers if t.data_type == INT8}
+    found: dict[str, None] = {}
+    for node in graph.nodes:
+        domain = "" if node.domain in _DEFAULT_DOMAINS else node.domain
+        for i in _PRODUCT_WEIGHTS.get((domain, node.op_type), ()):
+            if i < len(node.inputs) and node.inputs[i] in signed:
+                found[node.inputs[i]] = None
+    return list(found)
+
+
 _SCALE_INPUTS = {("", "DequantizeLinear"): (1,), ("com.microsoft", "DynamicQuantizeLSTM"): (8, 10)}
 
 

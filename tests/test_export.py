@@ -336,3 +336,28 @@ def test_the_bundled_int8_file_stores_its_weights_unsigned():
         for name in node.input[1 : 3 if node.op_type == "DynamicQuantizeLSTM" else 2]
     ]
     assert len(stored) == 4 and all(w.dtype == np.uint8 for w in stored)
+
+
+def test_loading_a_file_with_signed_int8_weights_warns_and_names_the_fix(run_dir, tmp_path, caplog):
+    """Files exported before the weights were stored unsigned still load and run, with a warning."""
+    from onnx import numpy_helper
+
+    out = tmp_path / "int8.onnx"
+    export(ExportConfig(run_dir=str(run_dir), out=str(out), int8=True))
+    with caplog.at_level("WARNING", logger="nextword.runtime.model_check"):
+        unsigned = load(out)
+    assert "signed int8" not in caplog.text
+    proto = onnx.load(str(out))  # back to the form quantize_dynamic writes: int8, zero point - 128
+    product = next(n for n in proto.graph.node if n.op_type == "MatMulInteger")
+    for init in proto.graph.initializer:
+        if init.name in (product.input[1], product.input[3]):
+            values = numpy_helper.to_array(init).astype(np.int16) - 128
+            init.CopyFrom(numpy_helper.from_array(values.astype(np.int8), init.name))
+    old = tmp_path / "old.onnx"
+    onnx.save(proto, str(old))
+    with caplog.at_level("WARNING", logger="nextword.runtime.model_check"):
+        signed = load(old)
+    assert "stores the int8 weights of its integer products as signed int8" in caplog.text
+    assert "nextword export --int8" in caplog.text
+    assert signed.generate("the network", seed=1, max_words=5)  # it still loads and runs
+    assert unsigned.info.parity == signed.info.parity  # nothing else changed
