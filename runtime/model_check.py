@@ -257,7 +257,6 @@ def _check_tensor(tensor: Tensor, name: str, where: str) -> None:
         )
 
 
-# Inputs that hold quantization scales: (domain, op_type) -> input positions.
 # The stored weight of each integer product, by input index: MatMulInteger's B, DynamicQuantizeLSTM's
 # W and R (export/quantize.py stores them as uint8; docs/model-format.md).
 _PRODUCT_WEIGHTS = {("", "MatMulInteger"): (1,), ("com.microsoft", "DynamicQuantizeLSTM"): (1, 2)}
@@ -275,6 +274,7 @@ def signed_weights(graph: Graph) -> list[str]:
     return list(found)
 
 
+# Inputs that hold quantization scales: (domain, op_type) -> input positions.
 _SCALE_INPUTS = {("", "DequantizeLinear"): (1,), ("com.microsoft", "DynamicQuantizeLSTM"): (8, 10)}
 
 
