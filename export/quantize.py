@@ -11,7 +11,7 @@ import onnx
 from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-__all__ = ["QUANTIZED_OPS", "quantize_int8", "store_weights_unsigned"]
+__all__ = ["QUANTIZED_OPS", "product_weights", "quantize_int8", "store_weights_unsigned"]
 
 # Embedding (Gather), LSTM and the output projection (MatMul) hold nearly every weight.
 QUANTIZED_OPS = ("Gather", "LSTM", "MatMul")
@@ -57,15 +57,8 @@ def store_weights_unsigned(proto: onnx.ModelProto) -> list[str]:
     DynamicQuantizeLSTM's ``W`` and ``R``; weights that are uint8 already are left alone.
     """
     initializers = {init.name: init for init in proto.graph.initializer}
-    pairs: list[tuple[str, str]] = []
-    for node in proto.graph.node:
-        inputs = list(node.input)
-        if node.op_type == "MatMulInteger" and len(inputs) > 3:
-            pairs.append((inputs[1], inputs[3]))
-        elif node.op_type == "DynamicQuantizeLSTM" and len(inputs) > 11:
-            pairs += [(inputs[1], inputs[9]), (inputs[2], inputs[11])]
     converted: list[str] = []
-    for weight_name, zero_name in dict.fromkeys(pairs):  # a weight shared by two nodes: once
+    for weight_name, zero_name in product_weights(proto):
         weight, zero = initializers.get(weight_name), initializers.get(zero_name)
         if weight is None or zero is None:  # computed, not stored: nothing to convert
             continue
@@ -80,6 +73,19 @@ def store_weights_unsigned(proto: onnx.ModelProto) -> list[str]:
         )
         converted.append(weight_name)
     return converted
+
+
+def product_weights(proto: onnx.ModelProto) -> list[tuple[str, str]]:
+    """The (weight, zero point) input names of ``proto``'s integer products: MatMulInteger's ``B`` and
+    DynamicQuantizeLSTM's ``W`` and ``R``, each pair once (a weight shared by two nodes is listed once)."""
+    pairs: list[tuple[str, str]] = []
+    for node in proto.graph.node:
+        inputs = list(node.input)
+        if node.op_type == "MatMulInteger" and len(inputs) > 3:
+            pairs.append((inputs[1], inputs[3]))
+        elif node.op_type == "DynamicQuantizeLSTM" and len(inputs) > 11:
+            pairs += [(inputs[1], inputs[9]), (inputs[2], inputs[11])]
+    return list(dict.fromkeys(pairs))
 
 
 def _drop_preprocessing_advice(record: logging.LogRecord) -> bool:

@@ -200,3 +200,25 @@ def test_the_serving_load_counts_every_word_on_new_or_reused_connections(live_se
     assert run["requests"] >= 2 and run["words"] == 7 * run["requests"]  # stop_at_end off: all 7 words
     assert len(run["ttfw"]) == run["requests"] and all(t > 0 for t in run["ttfw"])
     assert len(run["gaps"]) == 6 * run["requests"]
+
+
+@pytest.mark.slow
+def test_int8_storage_benchmark_compares_the_two_forms(run_dir, tmp_path, capsys):
+    from benchmarks import int8_storage
+    from nextword.export import ExportConfig, export
+
+    model = tmp_path / "int8.onnx"
+    export(ExportConfig(run_dir=str(run_dir), out=str(model), int8=True))
+    out = tmp_path / "int8_storage.json"
+    argv = ["--model", str(model), "--rounds", "1", "--steps", "16", "--result-json", str(out)]
+    assert int8_storage.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert len(result["moved_to_signed"]) >= 3  # both LSTM layers' W and R, and the output matrix
+    for form, dtype in (("unsigned", "uint8"), ("signed", "int8")):
+        rows = result["exactness"][form]
+        assert rows and all(row["dtype"] == dtype for row in rows)
+    assert all(row["differing"] == 0 for row in result["exactness"]["unsigned"])  # exact on every CPU
+    assert len(result["speed"]) == 8 and all(s["median"] > 0 for s in result["speed"].values())
+    assert result["targets"] == {"unsigned products exact on this CPU": True}
+    table = capsys.readouterr().out
+    assert table.count("| bare step, batch") == 3 and "generate(), the file's defaults" in table

@@ -10,6 +10,7 @@ pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]"
 
 import onnx
 
+from benchmarks.int8_storage import exact_product, integer_product, saturating_activations
 from nextword.export import ExportConfig, export
 from nextword.export.parity import ParityError
 from nextword.runtime import Tokenizer, load
@@ -233,37 +234,6 @@ def test_the_file_records_the_runs_provenance(model, model_path, run_dir):
     assert config["provenance"] == record.to_dict() and config["train"]["data"] == stored["data"]
 
 
-def _integer_product(weight: np.ndarray, zero: np.ndarray, activations: np.ndarray) -> np.ndarray:
-    """onnxruntime's MatMulInteger of ``activations`` (uint8, zero point 128) by a stored weight."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    rows, depth = activations.shape
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["A", "B", "za", "zb"], ["Y"])],
-        "product",
-        [helper.make_tensor_value_info("A", TensorProto.UINT8, [rows, depth])],
-        [helper.make_tensor_value_info("Y", TensorProto.INT32, [rows, weight.shape[1]])],
-        [
-            numpy_helper.from_array(weight, "B"),
-            numpy_helper.from_array(np.array(128, dtype=np.uint8), "za"),
-            numpy_helper.from_array(zero, "zb"),
-        ],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {"A": activations})[0]
-
-
-def _worst_case_activations(depth: int) -> np.ndarray:
-    """Activations that make a saturating 16-bit pair sum clip: the top and the bottom of uint8, and
-    random ones."""
-    rng = np.random.default_rng(0)
-    return np.stack(
-        [np.full(depth, 255), np.zeros(depth), rng.integers(0, 256, depth), rng.integers(200, 256, depth)]
-    ).astype(np.uint8)
-
-
 def test_int8_weights_are_stored_unsigned_so_integer_products_are_exact_on_every_cpu(run_dir, tmp_path):
     """uint8 activations times int8 weights saturate in 16 bits on x86-64 CPUs without VNNI; the
     exporter stores the weights as uint8, whose products are exact everywhere."""
@@ -281,9 +251,9 @@ def test_int8_weights_are_stored_unsigned_so_integer_products_are_exact_on_every
     for node in products:
         weight, zero = weights[node.input[1]], weights[node.input[3]]
         assert weight.dtype == zero.dtype == np.uint8
-        activations = _worst_case_activations(weight.shape[0])
-        exact = (activations.astype(np.int64) - 128) @ (weight.astype(np.int64) - zero.astype(np.int64))
-        np.testing.assert_array_equal(_integer_product(weight, zero, activations), exact)
+        activations = saturating_activations(weight.shape[0])
+        exact = exact_product(weight, zero, activations)
+        np.testing.assert_array_equal(integer_product(weight, zero, activations), exact)
 
 
 def test_storing_weights_unsigned_keeps_their_values_and_converts_each_once():
@@ -317,9 +287,9 @@ def test_storing_weights_unsigned_keeps_their_values_and_converts_each_once():
         stored["W"].astype(np.int64) - int(stored["zw"]), signed.astype(np.int64) + 3
     )  # q - z unchanged: the same real weights
     assert store_weights_unsigned(proto) == []  # uint8 already: left alone
-    activations = _worst_case_activations(64)
+    activations = saturating_activations(64)
     exact = (activations.astype(np.int64) - 128) @ (signed.astype(np.int64) + 3)
-    np.testing.assert_array_equal(_integer_product(stored["W"], stored["zw"], activations), exact)
+    np.testing.assert_array_equal(integer_product(stored["W"], stored["zw"], activations), exact)
 
 
 def test_the_bundled_int8_file_stores_its_weights_unsigned():
