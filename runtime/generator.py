@@ -60,7 +60,7 @@ class Generator:
         self._model = model
         self._tokenizer = model.tokenizer
         self._tokens = self._tokenizer.table  # id -> token, read once per generated token
-        self._defaults = defaults or GenerationConfig()
+        self._defaults = defaults  # None: GenerationConfig(), built when a row needs it
         self._chunk = chunk
         self._rows: dict[int, Row] = {}  # every row not released
         self._feeding: list[Group] = []  # groups whose prompts are being fed
@@ -104,7 +104,7 @@ class Generator:
     ) -> list[int]:
         """:meth:`add` for prompts given as token ids, each starting with the end-of-document id when it
         starts a document. ``lstrip[i]``: prompt ``i`` ends in a space, so its text starts without one."""
-        config = config or self._defaults
+        config = config or self._defaults or GenerationConfig()
         if config.num_beams != 1:
             raise ValueError(f"a Generator samples; num_beams must be 1, got {config.num_beams}")
         if logprobs is not None and (isinstance(logprobs, bool) or not 0 <= int(logprobs) <= 20):
