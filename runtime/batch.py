@@ -3,7 +3,8 @@ each choosing one token per step, and the one batched session call that takes th
 
 The :class:`Generator` adds, feeds and cancels rows; a :class:`Batch` decodes them: it applies each
 group's rules (and mixes in its continuous cache), draws a token per row, records it in the row's text,
-and steps the rows that go on. Internal to the Generator; not part of the public API.
+and steps the rows that go on. :class:`Update` and :data:`FINISH_REASONS` are public, as
+``nextword.runtime.Update`` and ``nextword.runtime.FINISH_REASONS``; the rest is internal to the Generator.
 """
 
 from __future__ import annotations
