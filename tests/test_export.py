@@ -10,7 +10,7 @@ pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]"
 
 import onnx
 
-from benchmarks.int8_storage import exact_product, integer_product, saturating_activations
+from benchmarks.int8_storage import exact_product, integer_product, saturating_activations, signed_form
 from nextword.export import ExportConfig, export
 from nextword.export.parity import ParityError
 from nextword.runtime import Tokenizer, load
@@ -234,14 +234,20 @@ def test_the_file_records_the_runs_provenance(model, model_path, run_dir):
     assert config["provenance"] == record.to_dict() and config["train"]["data"] == stored["data"]
 
 
-def test_int8_weights_are_stored_unsigned_so_integer_products_are_exact_on_every_cpu(run_dir, tmp_path):
+@pytest.fixture(scope="module")
+def int8_file(run_dir, tmp_path_factory):
+    """The tiny run exported with ``--int8``."""
+    out = tmp_path_factory.mktemp("int8") / "int8.onnx"
+    export(ExportConfig(run_dir=str(run_dir), out=str(out), int8=True))
+    return out
+
+
+def test_int8_weights_are_stored_unsigned_so_integer_products_are_exact_on_every_cpu(int8_file):
     """uint8 activations times int8 weights saturate in 16 bits on x86-64 CPUs without VNNI; the
     exporter stores the weights as uint8, whose products are exact everywhere."""
     from onnx import numpy_helper
 
-    out = tmp_path / "int8.onnx"
-    export(ExportConfig(run_dir=str(run_dir), out=str(out), int8=True))
-    proto = onnx.load(str(out))
+    proto = onnx.load(str(int8_file))
     weights = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
     lstms = [n for n in proto.graph.node if n.op_type == "DynamicQuantizeLSTM"]
     products = [n for n in proto.graph.node if n.op_type == "MatMulInteger" and n.input[1] in weights]
@@ -308,21 +314,13 @@ def test_the_bundled_int8_file_stores_its_weights_unsigned():
     assert len(stored) == 4 and all(w.dtype == np.uint8 for w in stored)
 
 
-def test_loading_a_file_with_signed_int8_weights_warns_and_names_the_fix(run_dir, tmp_path, caplog):
+def test_loading_a_file_with_signed_int8_weights_warns_and_names_the_fix(int8_file, tmp_path, caplog):
     """Files exported before the weights were stored unsigned still load and run, with a warning."""
-    from onnx import numpy_helper
-
-    out = tmp_path / "int8.onnx"
-    export(ExportConfig(run_dir=str(run_dir), out=str(out), int8=True))
     with caplog.at_level("WARNING", logger="nextword.runtime.model_check"):
-        unsigned = load(out)
+        unsigned = load(int8_file)
     assert "signed int8" not in caplog.text
-    proto = onnx.load(str(out))  # back to the form quantize_dynamic writes: int8, zero point - 128
-    product = next(n for n in proto.graph.node if n.op_type == "MatMulInteger")
-    for init in proto.graph.initializer:
-        if init.name in (product.input[1], product.input[3]):
-            values = numpy_helper.to_array(init).astype(np.int16) - 128
-            init.CopyFrom(numpy_helper.from_array(values.astype(np.int8), init.name))
+    proto = onnx.load(str(int8_file))
+    assert signed_form(proto)  # back to the form quantize_dynamic writes: int8, zero point - 128
     old = tmp_path / "old.onnx"
     onnx.save(proto, str(old))
     with caplog.at_level("WARNING", logger="nextword.runtime.model_check"):
