@@ -140,16 +140,14 @@ class Rules:
         remembers ``histories[j]`` and has generated ``lengths[j]`` tokens so far (needed with
         ``min_words`` only). ``bans``: the n-gram bans as ``(rows, tokens)``, already found (see
         :func:`ngram_bans`); the histories are then read for the repetition penalty alone."""
+        if self.min_words and lengths is None:
+            raise ValueError("min_words needs the rows' lengths")
         if len(logits) == 1 and len(histories) == 1 and bans is None:  # one row (most calls)
-            if self.min_words and lengths is None:
-                raise ValueError("min_words needs the rows' lengths")
             self.apply_one(logits[0], histories[0], lengths[0] if lengths is not None else 0)
             return
         for token in self.banned:  # two or three ids: plain indexing beats a fancy index here
             logits[:, token] = -np.inf
-        if self.min_words:
-            if lengths is None:
-                raise ValueError("min_words needs the rows' lengths")
+        if self.min_words and lengths is not None:  # lengths is None only without min_words (above)
             short = [j for j, n in enumerate(lengths) if n < self.min_words]
             logits[short, self.eod] = -np.inf
         if self.penalty != 1:
