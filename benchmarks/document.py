@@ -19,7 +19,7 @@ from benchmarks import (
     threads_report,
     training,
 )
-from benchmarks.environment import machine_info, machine_markdown
+from benchmarks.environment import features_text, machine_info, machine_markdown
 from benchmarks.paths import IMG_DIR
 from benchmarks.report import fmt_bytes, markdown_table
 
@@ -82,7 +82,8 @@ def _header(meta: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         "",
         f"- **Command**: `{meta['command']}` ({total / 60:.1f} minutes{trained})",
         f"- **Date**: {meta['date']}",
-        f"- **Machine**: {machine['cpu']}, {machine['usable_cores']} cores, {machine['memory_gib']} GiB, "
+        f"- **Machine**: {machine['cpu']} ({features_text(machine.get('cpu_features'))}), "
+        f"{machine['usable_cores']} cores, {machine['memory_gib']} GiB, "
         f"{machine['os']}; Python {machine['python']}",
         f"- **Model**: {_model_line(model, meta.get('summary') or {})}",
         *_earlier(meta),

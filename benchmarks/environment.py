@@ -12,10 +12,26 @@ from typing import Any
 
 from benchmarks.report import markdown_table
 
-__all__ = ["PACKAGES", "machine_info", "machine_markdown"]
+__all__ = ["CPU_FEATURES", "PACKAGES", "cpu_features", "features_text", "machine_info", "machine_markdown"]
 
 PACKAGES = ("nextword", "numpy", "onnxruntime", "onnx", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE")  # environment that changes thread pools
+# CPU features that change what numpy and onnxruntime run: vector width, and the integer dot-product
+# instructions behind onnxruntime's int8 kernels (their speed, and on x86-64 without VNNI the exactness
+# of signed int8 weights: docs/model-format.md). /proc/cpuinfo names: x86-64 "flags", Arm "Features".
+CPU_FEATURES = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "sve",
+)
 
 
 def machine_info() -> dict[str, Any]:
@@ -27,6 +43,7 @@ def machine_info() -> dict[str, Any]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": _cpu_model(),
+        "cpu_features": cpu_features(_read_cpuinfo()),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_gib": _memory_gib(),
@@ -41,6 +58,7 @@ def machine_markdown(info: dict[str, Any]) -> str:
     """:func:`machine_info` as a two-column Markdown table."""
     rows = [
         ["CPU", f"{info['cpu']} ({info['usable_cores']} usable of {info['logical_cores']} logical cores)"],
+        *([["CPU features", features_text(info["cpu_features"])]] if "cpu_features" in info else []),
         ["memory", f"{info['memory_gib']} GiB"],
         ["OS", info["os"]],
         ["Python", info["python"]],
@@ -50,11 +68,42 @@ def machine_markdown(info: dict[str, Any]) -> str:
     return markdown_table(["", ""], rows, align="ll")
 
 
+def cpu_features(cpuinfo: str) -> list[str] | None:
+    """Which of :data:`CPU_FEATURES` the first processor of ``cpuinfo`` (the text of /proc/cpuinfo)
+    lists, in that order; None where it lists no features at all (not Linux, or an unknown layout)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            present = set(value.split())
+            return [name for name in CPU_FEATURES if name in present]
+    return None
+
+
+def features_text(features: list[str] | None) -> str:
+    """:func:`cpu_features`'s list for a reader, naming on x86-64 the AVX-512 and VNNI it lacks."""
+    if features is None:
+        return "unknown (no /proc/cpuinfo)"
+    if not features:
+        return "none of " + ", ".join(CPU_FEATURES)
+    x86 = "avx2" in features or "fma" in features
+    missing = []
+    if x86 and "avx512f" not in features:
+        missing.append("avx512f")
+    if x86 and "avx512_vnni" not in features and "avx_vnni" not in features:
+        missing.append("avx512_vnni or avx_vnni")  # no int8 dot-product instructions
+    return ", ".join(features) + (f"; no {', '.join(missing)}" if missing else "")
+
+
+def _read_cpuinfo() -> str:
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        return Path("/proc/cpuinfo").read_text()
+    return ""
+
+
 def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+    for line in _read_cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
