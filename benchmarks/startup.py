@@ -123,10 +123,11 @@ print(json.dumps({"import numpy": t1 - t0, "import onnxruntime": t2 - t1, "impor
 def measure_breakdown(model_path: str, repeats: int) -> dict[str, Any]:
     """Where the runtime's cold start goes, timed inside fresh processes (interpreter start excluded)."""
     command = [sys.executable, "-c", BREAKDOWN, model_path, PROMPT]
-    run_child(command)
+    env = installed_env()
+    run_child(command, env=env)
     phases: dict[str, list[float]] = {}
     for _ in range(repeats):
-        done = run_child(command)
+        done = run_child(command, env=env)
         if done.returncode != 0:
             return {}
         for phase, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
@@ -134,8 +135,19 @@ def measure_breakdown(model_path: str, repeats: int) -> dict[str, Any]:
     return {phase: summarize(values) for phase, values in phases.items()}
 
 
-def measure_processes(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
+def installed_env() -> dict[str, str]:
+    """:func:`child_env` for a process that imports packages as installed ones run: from their bytecode
+    cache, which pip writes at install time. ``PYTHONDONTWRITEBYTECODE`` (set in some containers and CI
+    images) is left out, so the untimed first run of each process writes the cache of this checkout's
+    sources; with it, every timed run would compile nextword's modules again (over half of
+    ``import nextword.runtime`` on a slow machine), a cost no installed copy pays."""
     env = child_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def measure_processes(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
+    env = installed_env()
     results = {}
     for key, (label, code) in processes(bench.model_path, bench.run_dir).items():
         print(f"startup: {key}", file=sys.stderr, flush=True)
@@ -284,8 +296,9 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
     parts = [
         f"Wall time of a fresh `python -c` process measured from outside, median of {settings['repeats']} "
         f"runs ({settings['tf_repeats']} for the TensorFlow ones) with the interquartile range, after one "
-        "untimed run that warms the page cache; peak RSS is the median of the processes' maximum resident "
-        "memory.",
+        "untimed run that warms the page cache and writes Python's bytecode cache (as installing a package "
+        "does; `PYTHONDONTWRITEBYTECODE` is unset for these processes); peak RSS is the median of the "
+        "processes' maximum resident memory.",
         "",
         markdown_table(["process", "wall time, s (spread)", "runs", "peak RSS"], rows),
     ]
