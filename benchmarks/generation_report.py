@@ -74,12 +74,19 @@ def _floor_checks(ms: dict[str, float], settings: dict[str, Any]) -> list[dict[s
         reason = f"(4) measured no slower than the {floor:.3f} ms of bare `session.run`, within noise"
     else:
         prompt = settings.get("prompt_tokens", "?")
-        reason = (
-            f"(4) adds {runtime - floor:.3f} ms per word to the {floor:.3f} ms of `session.run`. "
-            f"{runtime - ms['runtime_steps']:.3f} ms of it is feeding the {prompt}-token prompt (one "
-            "`session.run` over all its positions, spread over the words): model work that (5) leaves out; "
-            f"{ms['runtime_steps'] - floor:.3f} ms is {work} (row (4s))"
-        )
+        reason = f"(4) adds {runtime - floor:.3f} ms per word to the {floor:.3f} ms of `session.run`. "
+        if runtime >= ms["runtime_steps"]:
+            reason += (
+                f"{runtime - ms['runtime_steps']:.3f} ms of it is feeding the {prompt}-token prompt (one "
+                "`session.run` over all its positions, spread over the words): model work that (5) leaves "
+                f"out; {ms['runtime_steps'] - floor:.3f} ms is {work} (row (4s))"
+            )
+        else:  # the words alone measured slower than words and prompt: the two differ by the noise
+            reason += (
+                f"Row (4s), the same words without the {prompt}-token prompt, measured "
+                f"{ms['runtime_steps'] - runtime:.3f} ms slower than (4): feeding the prompt costs less "
+                f"than the noise here, and what the loop adds is {work}"
+            )
     greedy = ms["runtime_greedy"]
     reason += f". Greedy `generate()` takes {greedy:.3f} ms/word, {greedy / floor:.2f}× the floor"
     steps = ms["runtime_steps"]
