@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,30 @@ def test_summaries_and_tables():
     assert table.splitlines() == ["| a | b |", "| :--- | ---: |", "| 1 | 2 |"]
     with pytest.raises(ValueError, match="2 columns"):
         report.markdown_table(["a", "b"], [], align="l")
+
+
+def test_the_machine_table_names_the_cpu_features_that_change_int8_results():
+    from benchmarks import environment
+
+    avx2_only = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\n"
+    avx2_only += "processor\t: 1\nflags\t\t: avx512f\n"
+    assert environment.cpu_features(avx2_only) == ["avx2", "fma"]  # the first processor's line only
+    text = environment.features_text(environment.cpu_features(avx2_only))
+    assert text == "avx2, fma; no avx512f, avx512_vnni or avx_vnni"
+    vnni = "flags : avx2 fma avx512f avx512bw avx512_vnni amx_int8\n"
+    assert environment.features_text(environment.cpu_features(vnni)) == (
+        "avx2, fma, avx512f, avx512bw, avx512_vnni, amx_int8"
+    )
+    assert environment.features_text(["avx2", "fma", "avx_vnni"]) == "avx2, fma, avx_vnni; no avx512f"
+    arm = "processor : 0\nFeatures : fp asimd asimddp sve\n"
+    assert environment.features_text(environment.cpu_features(arm)) == "asimd, asimddp, sve"
+    assert environment.cpu_features("processor : 0\n") is None
+    assert environment.features_text(None) == "unknown (no /proc/cpuinfo)"
+    info = environment.machine_info()
+    table = environment.machine_markdown({**info, "cpu_features": ["avx2"]})
+    assert "| CPU features | avx2; no avx512f, avx512_vnni or avx_vnni |" in table
+    old = {k: v for k, v in info.items() if k != "cpu_features"}  # results saved before the row existed
+    assert "CPU features" not in environment.machine_markdown(old)
 
 
 def test_interleaved_rounds_take_turns_and_stop_at_the_time_limit():
@@ -222,3 +247,28 @@ def test_int8_storage_benchmark_compares_the_two_forms(run_dir, tmp_path, capsys
     assert result["targets"] == {"unsigned products exact on this CPU": True}
     table = capsys.readouterr().out
     assert table.count("| bare step, batch") == 3 and "generate(), the file's defaults" in table
+
+
+def test_startup_children_import_from_the_bytecode_cache_as_an_installed_package_does(monkeypatch):
+    from benchmarks import startup
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    env = startup.installed_env()
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)  # still child_env's: the repository importable
+
+
+@pytest.mark.parametrize("steps_ms", [0.9, 1.2])
+def test_generation_targets_explain_the_prompt_share_without_a_negative_cost(steps_ms):
+    from benchmarks import generation_report
+
+    ms = {"keras_predict": 100.0, "keras_call": 200.0, "onnx_window": 5.0, "runtime": 1.0}
+    ms.update(runtime_greedy=0.9, runtime_steps=steps_ms, floor=0.8)
+    result = {"methods": {k: {"ms_per_word": {"median": v}} for k, v in ms.items()}}
+    result["settings"] = {"prompt_tokens": 71, "vocab_size": 8270}
+    floor = next(t for t in generation_report.targets(result) if "bare `session.run`" in t["target"])
+    assert "adds 0.200 ms per word to the 0.800 ms" in floor["why"]
+    if steps_ms < ms["runtime"]:  # the words alone cost less: the rest is the prompt
+        assert "0.100 ms of it is feeding the 71-token prompt" in floor["why"]
+    else:  # the words alone measured slower (noise): no "-0.200 ms of it"
+        assert "-0." not in floor["why"] and "measured 0.200 ms slower than (4)" in floor["why"]
