@@ -272,3 +272,44 @@ def test_generation_targets_explain_the_prompt_share_without_a_negative_cost(ste
         assert "0.100 ms of it is feeding the 71-token prompt" in floor["why"]
     else:  # the words alone measured slower (noise): no "-0.200 ms of it"
         assert "-0." not in floor["why"] and "measured 0.200 ms slower than (4)" in floor["why"]
+
+
+def test_top5_misses_sorts_each_predicted_word_into_one_kind():
+    from benchmarks import top5_misses
+
+    unk, eod = 1, 2
+    ids = np.array([eod, 5, 6, 5, unk, 7, unk, 6, eod])  # predicts 5 6 5 unk 7 unk 6 eod
+    kinds = [top5_misses.KINDS[k] for k in top5_misses.word_kinds(ids, unk, eod)]
+    assert kinds == ["first", "first", "seen", "unknown", "first", "unknown", "seen", "end"]
+    assert top5_misses.repeats(ids[1:]).tolist() == [False, False, True, False, False, True, True, False]
+
+
+def test_top5_misses_adds_up_to_what_evaluate_reports(model_path, corpus_files, tmp_path, capsys):
+    from benchmarks import top5_misses
+    from benchmarks.bench_model import validation_documents
+    from nextword.runtime import evaluate, load
+    from nextword.runtime.cache import CacheConfig
+
+    model = load(model_path)
+    documents = validation_documents(str(corpus_files["csv"]), model.info)
+    cache = CacheConfig(theta=1.0, mix=0.3, window=32)
+    counts = top5_misses.measure(model, documents, cache)["kinds"]
+    words = sum(c["words"] for c in counts.values())
+    with_cache, alone = evaluate(model, documents, cache=cache), evaluate(model, documents, cache=False)
+    assert words == with_cache.words and counts["end"]["words"] == len(documents)
+    assert sum(c["top5_cache"] for c in counts.values()) == round(with_cache.top5_accuracy * words)
+    assert sum(c["top5_alone"] for c in counts.values()) == round(alone.top5_accuracy * words)
+    assert counts["seen"]["words"] > 0 and counts["first"]["words"] > 0
+    # The bound: the cache's rank where the token occurred before (every seen word), else the model's.
+    assert counts["seen"]["top5_bound"] == counts["seen"]["top5_cache"]
+    assert counts["first"]["top5_bound"] == counts["first"]["top5_alone"]
+    assert counts["end"]["top5_bound"] == counts["end"]["top5_alone"]
+
+    out = tmp_path / "top5.json"
+    argv = ["--model", str(model_path), "--corpus", str(corpus_files["csv"]), "--result-json", str(out)]
+    assert top5_misses.main(argv) == 0  # the tiny file has no cache: the model alone, no bound
+    result = json.loads(out.read_text())
+    assert result["cache"] is False and result["documents"] == len(documents)
+    assert list(result["targets"]) == ["top-5 accuracy at least 60%"]
+    table = capsys.readouterr().out
+    assert "| first |" in table and "Bound:" not in table
