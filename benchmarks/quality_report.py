@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from benchmarks import cache_text
-from benchmarks.environment import machine_info
+from benchmarks.environment import features_text, machine_info
 
 __all__ = ["render", "render_card"]
 
@@ -174,7 +174,8 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
         "- (f)-(i) carry their LSTM state through each whole document; (e) sees the previous 50 words.",
         _selection_note(model.info.metrics, model.info.config["train"]["seq_len"]),
         f"- Files: fp32 {results['f']['file_mb']} MB, int8 {results['h']['file_mb']} MB.",
-        f"- Machine: {machine['cpu']}, {machine['usable_cores']} cores, Python {machine['python']}; "
+        f"- Machine: {machine['cpu']} ({features_text(machine['cpu_features'])}), "
+        f"{machine['usable_cores']} cores, Python {machine['python']}; "
         "command: `python -m benchmarks.quality` (`make quality`).",
         "",
     ]
