@@ -163,6 +163,14 @@ def test_keras_ratio_uses_the_run_when_it_has_the_keras_model(model_path, run_di
     assert result["targets"][0]["key"] == "keras_ratio"
 
 
+def test_keras_ratio_names_the_missing_run_without_this_machines_folders(tmp_path):
+    from benchmarks import keras_ratio
+
+    assert keras_ratio._shown(ROOT / "runs" / "bundled" / "model.keras") == Path("runs/bundled/model.keras")
+    outside = tmp_path / "model.keras"
+    assert keras_ratio._shown(outside) == outside  # not in the repository: as given
+
+
 @pytest.mark.slow
 def test_keras_twin_computes_the_files_logits(model_path, run_dir):
     keras = pytest.importorskip("keras", reason="keras missing: install nextword[train]")
