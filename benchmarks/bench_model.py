@@ -123,7 +123,9 @@ def _default_model(corpus: str) -> tuple[str, str, bool]:
     root = CACHE_DIR / "default"
     run_dir, model_path, stamp_path = root / "run", root / "model.onnx", root / "stamp.json"
     stat = Path(corpus).stat()
-    stamp = {"corpus": corpus, "size": stat.st_size, "mtime": stat.st_mtime, **DEFAULT_MODEL_SETTINGS}
+    # The corpus by its resolved path: the same file named from another folder is the same model.
+    stamp = {"corpus": str(Path(corpus).resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
+    stamp.update(DEFAULT_MODEL_SETTINGS)
     stamp["format_version"] = FORMAT_VERSION  # a model file of an older format is exported again
     old = json.loads(stamp_path.read_text()) if stamp_path.is_file() else None
     if old == stamp and model_path.is_file():

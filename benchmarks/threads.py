@@ -15,8 +15,13 @@ setting of onnxruntime's session:
 
 Each cell runs steps for ``--cell-seconds`` (at least ``--min-steps``); rounds take the settings in
 turns (their order rotating) so load from other processes hits them alike, and a cell's figure is the
-median over rounds. Reported per case: each setting's ms per step, the best one, and how far the
-runtime's default is from it (target: within 10%); and the words/s the 8 generating threads made.
+median over rounds. Every round loads its models afresh, in the order it measures them: two copies of
+one file under the same setting can differ by 10-15% per step for as long as they live (where their
+memory lies, measured under 8 generating threads), which one set of models would turn into a lasting
+difference between settings. The default's steps are counted by the session they ran on, so the report
+can tell which setting the default was in each case. Reported per case: each setting's ms per step, the
+best one, and how far the runtime's default is from it (target: within 10%); and the words/s the 8
+generating threads made.
 
     python -m benchmarks.threads                      # about 5 minutes on two cores
     python -m benchmarks.threads --rounds 1 --cell-seconds 0.05 --batches 1,8   # a smoke test
@@ -25,6 +30,7 @@ runtime's default is from it (target: within 10%); and the words/s the 8 generat
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import threading
 import time
@@ -110,16 +116,63 @@ def describe_default() -> dict[str, Any]:
     }
 
 
-def step_ms(model: Any, batch: int, seconds: float, min_steps: int) -> float:
-    """ms per bare ``forward`` step of ``batch`` rows, the state carried, over ``seconds`` at least."""
+class CountingSession:
+    """An onnxruntime session that counts the runs each thread makes on it (the default model's
+    two-thread session, to see how often the measuring thread's steps took it)."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.runs: dict[int, int] = {}  # thread ident -> runs; each thread writes its own key
+
+    def _count(self) -> None:
+        me = threading.get_ident()
+        self.runs[me] = self.runs.get(me, 0) + 1
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        self._count()
+        return self._session.run(*args, **kwargs)
+
+    def run_with_iobinding(self, *args: Any, **kwargs: Any) -> Any:
+        self._count()
+        return self._session.run_with_iobinding(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # io_binding() and the rest: the session's own
+        return getattr(self._session, name)
+
+
+def load_setting(path: str, setting: str) -> Any:
+    """``path`` loaded under ``setting`` (a key of :data:`SETTINGS`); the default's two-thread session,
+    when it has one, counts its runs (:class:`CountingSession`)."""
+    from nextword.runtime import load
+
+    options = SETTINGS[setting]
+    if options is not None:
+        return load(path, session_options=session_options(options))
+    model = load(path)
+    if model.wide_session is not None:
+        model.wide_session = CountingSession(model.wide_session)
+    return model
+
+
+def wide_runs(model: Any) -> int:
+    """Runs this thread made on ``model``'s counted two-thread session (0 without one)."""
+    wide = getattr(model, "wide_session", None)
+    return wide.runs.get(threading.get_ident(), 0) if isinstance(wide, CountingSession) else 0
+
+
+def step_ms(model: Any, batch: int, seconds: float, min_steps: int) -> tuple[float, float]:
+    """ms per bare ``forward`` step of ``batch`` rows, the state carried, over ``seconds`` at least; and
+    the share of those steps that ran on the model's counted two-thread session (:func:`wide_runs`)."""
     ids = np.full((batch, 1), model.prompt_ids(SHORT_PROMPT)[-1], dtype=np.int64)  # (B, 1)
     state = model.initial_state(batch)
     model.forward(ids, state)  # warm: this batch size's first call allocates
+    wide = wide_runs(model)
     steps, start = 0, time.perf_counter()
     while steps < min_steps or time.perf_counter() - start < seconds:
         _, state = model.forward(ids, state)
         steps += 1
-    return 1e3 * (time.perf_counter() - start) / steps
+    ms = 1e3 * (time.perf_counter() - start) / steps
+    return ms, (wide_runs(model) - wide) / steps
 
 
 @contextmanager
@@ -159,35 +212,31 @@ def generating(model: Any, batch: int, threads: int) -> Iterator[list[int]]:
 
 
 def measure_cell(model: Any, batch: int, load: str, args: argparse.Namespace) -> dict[str, float]:
-    """One cell: ms per step of the measuring thread (and the generating threads' words/s)."""
+    """One cell: ms per step of the measuring thread, the share of its steps that ran on the model's
+    two-thread session (the default's), and with generating threads their words/s."""
     if load == "alone":
-        return {"ms": step_ms(model, batch, args.cell_seconds, args.min_steps)}
+        ms, share = step_ms(model, batch, args.cell_seconds, args.min_steps)
+        return {"ms": ms, "wide_share": share}
     with generating(model, batch, BACKGROUND_THREADS) as words:
         before, start = sum(words), time.perf_counter()
-        ms = step_ms(model, batch, args.cell_seconds, args.min_steps)
+        ms, share = step_ms(model, batch, args.cell_seconds, args.min_steps)
         rate = (sum(words) - before) / (time.perf_counter() - start)
-    return {"ms": ms, "background_words_per_s": rate}
+    return {"ms": ms, "wide_share": share, "background_words_per_s": rate}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from nextword.runtime import load
-
     files = shipped_files(args)
-    models = {
-        (name, setting): load(file.path)
-        if SETTINGS[setting] is None
-        else load(file.path, session_options=session_options(SETTINGS[setting]))
-        for name, file in files.items()
-        for setting in SETTINGS
-    }
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     cells: dict[str, dict[str, list[dict[str, float]]]] = {}
+    models: dict[tuple[str, str], Any] = {}
     start = time.perf_counter()
     for r in range(args.rounds):
         if r and time.perf_counter() - start > args.max_seconds:
             break
         print(f"threads: round {r + 1}", file=sys.stderr, flush=True)
         order = list(SETTINGS)[r % len(SETTINGS) :] + list(SETTINGS)[: r % len(SETTINGS)]
+        models.clear()  # the last round's models go before this round's load
+        models.update({(name, s): load_setting(file.path, s) for name, file in files.items() for s in order})
         for name in files:
             for batch in batches:
                 for load_kind in LOADS:
@@ -205,6 +254,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def _summary(key: str, case: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     name, batch, load_kind = key.split("|")
     out: dict[str, Any] = {"file": name, "batch": int(batch), "load": load_kind, "ms": {}, "background": {}}
+    out["samples"] = {setting: [r["ms"] for r in runs] for setting, runs in case.items()}
+    out["default_wide_share"] = statistics.fmean(r["wide_share"] for r in case["default"])
     for setting, runs in case.items():
         out["ms"][setting] = timing.summarize([r["ms"] for r in runs])
         if "background_words_per_s" in runs[0]:

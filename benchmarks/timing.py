@@ -92,7 +92,10 @@ def loop_timer(run: Loop, units: int) -> Timer:
     return timer
 
 
-SETTLE_SECONDS = 0.06  # onnxruntime's spinning pools stop spinning ~40 ms after their session's last run
+# onnxruntime's spinning pools stop spinning some tens of ms after their session's last run: ~40 ms on
+# the first machine of docs/benchmarks.md, 50-70 ms on an AVX2 EPYC (a pool thread's CPU time read from
+# /proc after one step). A timer started sooner shares the cores with the last one's spinning threads.
+SETTLE_SECONDS = 0.1
 
 
 def interleaved(

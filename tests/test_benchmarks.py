@@ -146,8 +146,56 @@ def test_threads_benchmark_runs_end_to_end(model_path, tmp_path):
     for case in result["cases"]:
         assert set(case["ms"]) == set(threads.SETTINGS) and all(s["median"] > 0 for s in case["ms"].values())
         assert bool(case["background"]) == (case["load"] != "alone")
+        assert 0 <= case["default_wide_share"] <= 1
+        assert all(len(v) == case["ms"][s]["n"] for s, v in case["samples"].items())
     assert result["default"]["intra_op_num_threads"] >= 0
     assert result["targets"][0]["measured"].endswith(f"of {len(result['cases'])} cases")
+
+
+def test_the_threads_benchmark_counts_the_steps_the_default_ran_on_its_two_thread_session(model_path):
+    from benchmarks import threads
+
+    model = threads.load_setting(str(model_path), "default")
+    if model.wide_session is None:
+        pytest.skip("one usable core: load() makes no two-thread session to count")
+    _, share = threads.step_ms(model, 1, 0.0, 5)  # alone: every step on the two-thread session
+    assert share == 1.0
+    batch = model.wide_rows + 1 if model.wide_rows < 64 else None
+    if batch is not None:  # rows past wide_rows stay on the one-thread session
+        assert threads.step_ms(model, batch, 0.0, 5)[1] == 0.0
+    assert threads.wide_runs(threads.load_setting(str(model_path), "1 thread")) == 0
+
+
+def _threads_case(default, one, spinning, share):
+    samples = {"default": default, "1 thread": one, "2 threads, spinning": spinning}
+    ms = {k: timing.summarize(v) for k, v in samples.items()}
+    return {"file": "int8", "batch": 1, "load": "alone", "ms": ms, "background": {}, "samples": samples,
+            "default_wide_share": share}  # fmt: skip
+
+
+def test_the_threads_verdict_pools_the_two_copies_of_the_setting_the_default_ran_as():
+    from benchmarks import threads_report as tr
+
+    # The default ran on its one-thread session: its samples and the "1 thread" column's are two copies
+    # of one configuration, 12% apart by their own medians, 5% apart from the best once pooled.
+    case = _threads_case([1.12, 1.12, 1.12], [1.0, 1.0, 1.0], [1.02, 1.02, 1.02], share=0.0)
+    assert tr.ran_as(case) == "1 thread"
+    assert tr.figures(case)["default"] == tr.figures(case)["1 thread"] == pytest.approx(1.06)
+    winner, gap = tr.best(case)
+    assert winner == "2 threads, spinning" and gap == pytest.approx(1.06 / 1.02 - 1)
+    # Steps split between both sessions: no setting is the default's, its own median is its figure.
+    mixed = {**case, "default_wide_share": 0.5}
+    assert tr.ran_as(mixed) is None and tr.best(mixed) == ("1 thread", pytest.approx(0.12))
+    # All its steps on the two-thread session: pooled with "2 threads, spinning", which is fastest.
+    wide = _threads_case([1.0, 1.0, 1.0], [1.3, 1.3, 1.3], [0.9, 0.9, 0.9], share=1.0)
+    assert tr.ran_as(wide) == "2 threads, spinning" and tr.best(wide) == ("default", 0.0)
+    # A result from before the count renders and judges as before: medians alone.
+    old = {k: v for k, v in case.items() if k not in ("samples", "default_wide_share")}
+    assert tr.ran_as(old) is None and tr.best(old) == ("1 thread", pytest.approx(0.12))
+    result = {"cases": [case, mixed, old], "default": {"description": "d"}, "files": {}}
+    assert "ran as" not in tr.render(result)  # one case without the count: the table leaves it out
+    table = tr.render({**result, "cases": [case, mixed]})
+    assert "| 1 thread (100%) | 1.06 |" in table and "| mixed: 2 threads for 50% of steps | – |" in table
 
 
 @pytest.mark.slow
@@ -321,3 +369,26 @@ def test_top5_misses_adds_up_to_what_evaluate_reports(model_path, corpus_files, 
     assert list(result["targets"]) == ["top-5 accuracy at least 60%"]
     table = capsys.readouterr().out
     assert "| first |" in table and "Bound:" not in table
+
+
+def test_the_cached_benchmark_model_is_found_whichever_folder_names_the_corpus(tmp_path, monkeypatch):
+    from benchmarks import bench_model
+    from nextword.runtime.model_file import FORMAT_VERSION
+
+    corpus = tmp_path / "data" / "corpus.txt"
+    corpus.parent.mkdir()
+    corpus.write_text("a neural network\n")
+    root = tmp_path / "cache" / "default"
+    root.mkdir(parents=True)
+    (root / "model.onnx").write_bytes(b"made earlier")
+    stat = corpus.stat()
+    stamp = {"corpus": str(corpus), "size": stat.st_size, "mtime": stat.st_mtime}
+    stamp.update(bench_model.DEFAULT_MODEL_SETTINGS, format_version=FORMAT_VERSION)
+    (root / "stamp.json").write_text(json.dumps(stamp))
+    monkeypatch.setattr(bench_model, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.chdir(tmp_path / "cache")  # the same corpus by a relative path: no training, no export
+    assert bench_model._default_model("../data/corpus.txt") == (
+        str(root / "run"),
+        str(root / "model.onnx"),
+        False,
+    )
