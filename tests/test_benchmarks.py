@@ -196,6 +196,11 @@ def test_the_threads_verdict_pools_the_two_copies_of_the_setting_the_default_ran
     assert "ran as" not in tr.render(result)  # one case without the count: the table leaves it out
     table = tr.render({**result, "cases": [case, mixed]})
     assert "| 1 thread (100%) | 1.06 |" in table and "| mixed: 2 threads for 50% of steps | – |" in table
+    slow = _threads_case([2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [1.1, 1.1, 1.1], share=0.0)  # kept on one thread
+    why = tr.targets({**result, "cases": [wide, slow]})[0]["why"]
+    assert why.startswith("int8 batch 1 alone: the default takes 82% longer than 2 threads, spinning")
+    assert "the default ran batch 1 on one thread: load() found" in why
+    assert "on one thread" not in tr.targets({**result, "cases": [mixed]})[0]["why"]
 
 
 @pytest.mark.slow
