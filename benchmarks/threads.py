@@ -17,7 +17,7 @@ Each cell runs steps for ``--cell-seconds`` (at least ``--min-steps``); rounds t
 turns (their order rotating) so load from other processes hits them alike, and a cell's figure is the
 median over rounds. Every round loads its models afresh, in the order it measures them: four copies of
 the fp32 file under one setting, loaded once and measured in turns under 8 generating threads, gave
-medians up to 15% apart, a gap one set of models would carry into every round as a difference between
+medians up to 14% apart, a gap one set of models would carry into every round as a difference between
 settings. The default's steps are counted by the session they ran on, so the report can tell which
 setting the default was in each case. Reported per case: each setting's ms per step, the
 best one, and how far the runtime's default is from it (target: within 10%); and the words/s the 8
