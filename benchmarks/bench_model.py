@@ -103,13 +103,20 @@ def validation_documents(corpus: str, model_info: Any | None = None) -> list[str
     """The validation documents of ``corpus``: those the model was held out from, made again from what
     its file records (:func:`nextword.corpus.rebuild_split`: fraction, seed, deduplication), or, without
     a model, those of the split `nextword train` makes by default."""
+    return split_documents(corpus, model_info)[1]
+
+
+def split_documents(corpus: str, model_info: Any | None = None) -> tuple[list[str], list[str]]:
+    """The training and the validation documents of ``corpus``, split as :func:`validation_documents`
+    says. The training side includes the development part, if the model had one: documents training
+    held back for export to tune the cache on, which the file records by count, not by name."""
     from nextword.corpus import CorpusConfig, rebuild_split, split_corpus
 
     config = CorpusConfig(paths=(corpus,))
     provenance = getattr(model_info, "provenance", None)
     if provenance is not None and provenance.split is not None:
-        return rebuild_split(provenance, config).documents()[1]
-    return split_corpus(config).documents()[1]
+        return rebuild_split(provenance, config).documents()
+    return split_corpus(config).documents()
 
 
 def _mtime(path: str | Path) -> float:

@@ -347,7 +347,7 @@ def test_top5_misses_sorts_each_predicted_word_into_one_kind():
 
 def test_top5_misses_adds_up_to_what_evaluate_reports(model_path, corpus_files, tmp_path, capsys):
     from benchmarks import top5_misses
-    from benchmarks.bench_model import validation_documents
+    from benchmarks.bench_model import split_documents, validation_documents
     from nextword.runtime import evaluate, load
     from nextword.runtime.cache import CacheConfig
 
@@ -374,6 +374,19 @@ def test_top5_misses_adds_up_to_what_evaluate_reports(model_path, corpus_files, 
     assert list(result["targets"]) == ["top-5 accuracy at least 60%"]
     table = capsys.readouterr().out
     assert "| first |" in table and "Bound:" not in table
+
+    training, validation = split_documents(str(corpus_files["csv"]), model.info)
+    assert validation == documents and not set(training) & set(validation)
+    argv += ["--documents", "training", "--sample", "3"]
+    assert top5_misses.main(argv) == 0  # a seeded sample of the documents it was trained on
+    result = json.loads(out.read_text())
+    assert result["documents"] == 3 and result["side"] == "training" and result["of"] == len(training)
+    assert result["targets"] == {}  # the target is about held-out text
+    assert f"3 training documents (a seeded sample of {len(training):,})" in capsys.readouterr().out
+    picked = top5_misses.pick(training, 3)
+    assert picked == top5_misses.pick(training, 3) and len(set(picked)) == 3
+    assert picked == [d for d in training if d in picked]  # in corpus order
+    assert top5_misses.pick(training, 0) == top5_misses.pick(training, 10**6) == training
 
 
 def test_the_cached_benchmark_model_is_found_whichever_folder_names_the_corpus(tmp_path, monkeypatch):
