@@ -27,7 +27,7 @@ import numpy as np
 from benchmarks import decoding, timing
 from benchmarks.environment import machine_info
 from benchmarks.keras_loop import windowed_loop
-from benchmarks.paths import REPO
+from benchmarks.paths import shown
 from benchmarks.report import fmt_num, fmt_stat, markdown_table, met, spread_label
 from benchmarks.results import finish
 from benchmarks.shipped import BUNDLED_RUN, SHORT_PROMPT, bundled_path
@@ -65,23 +65,16 @@ def keras_model(args: argparse.Namespace, path: str) -> tuple[Any, str]:
     from nextword.train.model import load_keras_model
 
     saved = Path(args.bundled_run) / "model.keras"
-    shown = _shown(saved)
+    where = shown(saved)
     if saved.is_file():
-        return load_keras_model(saved), f"`{shown}`: the run the file was exported from"
+        return load_keras_model(saved), f"`{where}`: the run the file was exported from"
     from benchmarks.keras_twin import build_twin, read_weights
 
     how = (
         "a Keras model of the same network holding the file's own weights, read back from its graph "
-        f"(int8 weights dequantized: `benchmarks.keras_twin`), `{shown}` being absent"
+        f"(int8 weights dequantized: `benchmarks.keras_twin`), `{where}` being absent"
     )
     return build_twin(read_weights(path)), how
-
-
-def _shown(path: Path) -> Path:
-    """``path`` as the report shows it: relative to the repository when inside it (no machine's own
-    folders in docs/benchmarks.md), else as given."""
-    full = path.resolve()
-    return full.relative_to(REPO) if full.is_relative_to(REPO) else path
 
 
 def fidelity(model: Any, trained: Any) -> dict[str, float]:

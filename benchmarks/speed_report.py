@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.paths import REPO
+from benchmarks.paths import shown
 from benchmarks.report import fmt_stat, markdown_table, met, spread_label
 
 __all__ = ["plots", "render", "targets"]
@@ -52,11 +52,6 @@ def _per_word(stat: dict[str, Any], rows: int) -> str:
     return fmt_stat({k: v / rows if k != "n" else v for k, v in stat.items()})
 
 
-def _shown(path: str) -> str:
-    """``path`` relative to the repository when inside it."""
-    return str(Path(path).resolve().relative_to(REPO)) if Path(path).resolve().is_relative_to(REPO) else path
-
-
 def render(result: dict[str, Any], img: str | None = None) -> str:
     """The Markdown section: one table, both files side by side."""
     settings, files = result["settings"], result["files"]
@@ -89,7 +84,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
     headers += ["target", "int8", "fp32"]
     n = min(s["n"] for f in FILES for s in result[f]["cases"].values())
     defaults = ", ".join(f"{k}={v}" for k, v in result["defaults"].items()) or "none"
-    int8, fp32 = (f"{files[f]['source']} (`{_shown(files[f]['path'])}`)" for f in FILES)
+    int8, fp32 = (f"{files[f]['source']} (`{shown(files[f]['path'])}`)" for f in FILES)
     against = (
         "The ratios are to the bare steps of the same batch: `model.forward` (the floor issue 17 names) and "
         "`model.stepper()` (the same step through buffers bound once, which the decoding loops use); a "

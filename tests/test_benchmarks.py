@@ -217,11 +217,12 @@ def test_keras_ratio_uses_the_run_when_it_has_the_keras_model(model_path, run_di
 
 
 def test_keras_ratio_names_the_missing_run_without_this_machines_folders(tmp_path):
-    from benchmarks import keras_ratio
+    from benchmarks import keras_ratio, paths, speed_report
 
-    assert keras_ratio._shown(ROOT / "runs" / "bundled" / "model.keras") == Path("runs/bundled/model.keras")
+    assert keras_ratio.shown is paths.shown is speed_report.shown  # one helper for every report
+    assert paths.shown(ROOT / "runs" / "bundled" / "model.keras") == str(Path("runs/bundled/model.keras"))
     outside = tmp_path / "model.keras"
-    assert keras_ratio._shown(outside) == outside  # not in the repository: as given
+    assert paths.shown(outside) == str(outside)  # not in the repository: as given
 
 
 @pytest.mark.slow
