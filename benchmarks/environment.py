@@ -41,9 +41,10 @@ def machine_info() -> dict[str, Any]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpuinfo = _read_cpuinfo()  # read once: the model name and the features
     return {
-        "cpu": _cpu_model(),
-        "cpu_features": cpu_features(_read_cpuinfo()),
+        "cpu": _cpu_model(cpuinfo),
+        "cpu_features": cpu_features(cpuinfo),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_gib": _memory_gib(),
@@ -100,8 +101,8 @@ def _read_cpuinfo() -> str:
     return ""
 
 
-def _cpu_model() -> str:
-    for line in _read_cpuinfo().splitlines():
+def _cpu_model(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
