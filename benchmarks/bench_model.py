@@ -9,6 +9,7 @@ long as the corpus, the settings and the model-file format stay the same.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -119,6 +120,15 @@ def split_documents(corpus: str, model_info: Any | None = None) -> tuple[list[st
     return split_corpus(config).documents()
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the file at ``path``, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
 def _mtime(path: str | Path) -> float:
     return Path(path).stat().st_mtime if Path(path).exists() else 0.0
 
@@ -129,9 +139,9 @@ def _default_model(corpus: str) -> tuple[str, str, bool]:
 
     root = CACHE_DIR / "default"
     run_dir, model_path, stamp_path = root / "run", root / "model.onnx", root / "stamp.json"
-    stat = Path(corpus).stat()
-    # The corpus by its resolved path: the same file named from another folder is the same model.
-    stamp = {"corpus": str(Path(corpus).resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
+    # The corpus by its content: the same text is the same model whatever names the file, and whenever
+    # it was copied (a fresh checkout of ../shared gives the file a new modification time).
+    stamp: dict[str, Any] = {"corpus_sha256": file_sha256(corpus)}
     stamp.update(DEFAULT_MODEL_SETTINGS)
     stamp["format_version"] = FORMAT_VERSION  # a model file of an older format is exported again
     old = json.loads(stamp_path.read_text()) if stamp_path.is_file() else None

@@ -4,6 +4,7 @@ Keras twin rebuilt from a model file computes the file's logits."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -400,14 +401,24 @@ def test_the_cached_benchmark_model_is_found_whichever_folder_names_the_corpus(t
     root = tmp_path / "cache" / "default"
     root.mkdir(parents=True)
     (root / "model.onnx").write_bytes(b"made earlier")
-    stat = corpus.stat()
-    stamp = {"corpus": str(corpus), "size": stat.st_size, "mtime": stat.st_mtime}
+    stamp = {"corpus_sha256": bench_model.file_sha256(corpus)}
     stamp.update(bench_model.DEFAULT_MODEL_SETTINGS, format_version=FORMAT_VERSION)
     (root / "stamp.json").write_text(json.dumps(stamp))
     monkeypatch.setattr(bench_model, "CACHE_DIR", tmp_path / "cache")
+    os.utime(corpus, (1_000_000_000, 1_000_000_000))  # copied afresh: another modification time
     monkeypatch.chdir(tmp_path / "cache")  # the same corpus by a relative path: no training, no export
-    assert bench_model._default_model("../data/corpus.txt") == (
-        str(root / "run"),
-        str(root / "model.onnx"),
-        False,
-    )
+    found = (str(root / "run"), str(root / "model.onnx"), False)
+    assert bench_model._default_model("../data/corpus.txt") == found
+    copy = tmp_path / "elsewhere.txt"  # the same text under another name: the same model
+    copy.write_bytes(corpus.read_bytes())
+    assert bench_model._default_model(str(copy)) == found
+
+
+def test_the_corpus_digest_tells_texts_apart(tmp_path):
+    from benchmarks import bench_model
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("a neural network\n")
+    b.write_text("a neural networks\n")
+    assert bench_model.file_sha256(a) != bench_model.file_sha256(b)
+    assert bench_model.file_sha256(a) == hashlib.sha256(a.read_bytes()).hexdigest()
