@@ -38,6 +38,7 @@ QUICK = {  # --quick: few repeats, small settings; a smoke test, not figures
     "speed": ["--rounds", "2", "--words", "100", "--max-seconds", "30"],
     "keras_ratio": ["--rounds", "2", "--keras-words", "5", "--words", "100"],
     "graph_sampling": ["--rounds", "2", "--words", "50", "--check-steps", "50", "--profile-steps", "50"],
+    "multistep": ["--rounds", "2", "--words", "64", "--steps", "8,16"],
     "threads": ["--rounds", "1", "--cell-seconds", "0.1"],
     "cache_speed": ["--repeats", "3", "--documents", "20", "--words", "50"],
     "size_quality": ["--repeats", "3"],
@@ -86,7 +87,11 @@ def benchmark_args(name: str, args: argparse.Namespace) -> list[str]:
     if name == "training":
         out = ["--corpus", args.corpus, "--budget", str(30 if args.quick else args.train_budget)]
         return out + (["--max-val-windows", "2000"] if args.quick else [])
-    shipped_only = name in ("keras_ratio", "graph_sampling")  # the bundled file, nothing else to choose
+    shipped_only = name in (
+        "keras_ratio",
+        "graph_sampling",
+        "multistep",
+    )  # the bundled file, nothing else to choose
     out = [] if shipped_only else ["--corpus", args.corpus, *_model_options(args)]
     if name == "startup":
         out += ["--venv-sizes", args.venv_sizes]
