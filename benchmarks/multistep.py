@@ -114,7 +114,6 @@ def unrolled(model_bytes: bytes, steps: int) -> bytes:
     outputs += [o for o in graph.output if o.name in state_out]
     mask = helper.make_tensor_value_info(MASK, onnx.TensorProto.FLOAT, [None])
     new = helper.make_graph(nodes, f"{graph.name}_x{steps}", [*graph.input, mask], outputs, graph.initializer)
-    new.value_info.extend(graph.value_info)
     result = helper.make_model(new, opset_imports=model.opset_import, ir_version=model.ir_version)
     return result.SerializeToString()
 
