@@ -16,7 +16,11 @@ batch 1, the state carried and the chosen token fed back, with one and with two 
 - the same on ``load(path)``: the runtime's default (one thread, or two for a step that runs alone);
 - the unrolled graph (``session.run`` every K words, the K tokens and the last state fetched).
 
-Each unrolled graph's tokens are checked against the stepper's over the whole generation.
+Each unrolled graph's tokens are checked against the stepper's over the whole generation. Then it counts
+how often the file's decoding rules, greedy (an n-gram ban above all), choose another token than the
+graph's ``ArgMax`` (``--words`` words after each of five prompts), and estimates from that what each K
+would cost per word with the file's defaults: a call keeps its words only up to the first one a rule
+overrules.
 
     python -m benchmarks.multistep                 # about a minute on two cores
     python -m benchmarks.multistep --steps 8 --rounds 2 --words 64
@@ -27,7 +31,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -47,6 +51,13 @@ NAME = "multistep"
 TOKENS, MASK = "next_tokens", "banned_mask"
 SETTINGS = ((1, False), (2, False), (2, True))  # intra-op threads, spinning pool
 BARE = "bare stepper step (no choice: the same token fed back)"
+RULE_PROMPTS = (
+    "a neural network",
+    "the processor",
+    "a method for training",
+    "an image",
+    "the system includes",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--model", metavar="MODEL.onnx", help="model file (default: the bundled model)")
     parser.add_argument(
-        "--steps", default="8,16,32", help="words per call of the unrolled graphs (default: %(default)s)"
+        "--steps", default="4,8,16,32", help="words per call of the unrolled graphs (default: %(default)s)"
     )
     parser.add_argument(
         "--words", type=int, default=480, help="words per variant per round (default: %(default)s)"
@@ -133,6 +144,61 @@ def session(data: bytes, threads: int, spinning: bool) -> Any:
 def banned_ids(model: Any) -> list[int]:
     """The ids greedy decoding bans by default (``runtime.rules``): padding and unknown."""
     return [model.tokenizer.pad_id, model.tokenizer.unk_id]
+
+
+def overruled(model: Any, words: int, prompts: Sequence[str] = RULE_PROMPTS) -> dict[str, Any]:
+    """How often the file's decoding rules, greedy (``temperature=0``, ``stop_at_end=False``, the
+    file's other defaults), choose another token than the graph's ``ArgMax`` (padding and unknown
+    banned): ``words`` greedy words after each of ``prompts``, the rules' choice fed back."""
+    from dataclasses import replace
+
+    from nextword.runtime.rules import Rules
+
+    config = replace(model.info.generation, temperature=0.0, stop_at_end=False, max_words=words)
+    rules, banned = Rules(config, model.tokenizer), banned_ids(model)
+    total = over = 0
+    flags: list[list[bool]] = []  # per prompt: whether the rules overruled the graph at each word
+    for prompt in prompts:
+        flags.append([])
+        ids = model.prompt_ids(prompt)
+        history = rules.history(ids)
+        logits, state = model.feed(np.array([ids], dtype=np.int64), model.initial_state(1))
+        row = logits[0].copy()
+        for length in range(words):
+            graph = row.copy()
+            graph[banned] = -np.inf
+            rules.apply_one(row, history, length)
+            token = int(row.argmax())
+            flags[-1].append(token != int(graph.argmax()))
+            over += flags[-1][-1]
+            total += 1
+            history.add(token)
+            logits, state = model.forward(np.array([[token]], dtype=np.int64), state)
+            row = logits[0, -1].copy()
+    return {
+        "words": total,
+        "overruled": over,
+        "flags": flags,
+        "prompts": list(prompts),
+        "no_repeat_ngram_size": config.no_repeat_ngram_size,
+        "repetition_penalty": config.repetition_penalty,
+        "min_words": config.min_words,
+    }
+
+
+def words_per_call(flags: Sequence[Sequence[bool]], steps: int) -> float:
+    """Mean words a call of ``steps`` unrolled steps would give where ``flags[p][i]`` says the rules
+    overruled the graph at word ``i`` after prompt ``p``: a call's words run up to and including the
+    first overruled one (chosen by the rules from that step's logits, which the call computed), and
+    the next call starts after it."""
+    calls = words = 0
+    for row in flags:
+        start = 0
+        while start < len(row):
+            window = row[start : start + steps]
+            taken = window.index(True) + 1 if True in window else len(window)
+            calls, words, start = calls + 1, words + taken, start + taken
+    return words / calls if calls else 0.0
 
 
 def stepper_loop(model: Any, out: list[int] | None = None, choose: bool = True) -> timing.Loop:
@@ -253,7 +319,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         }
         for key, v in variants.items()
     ]
-    return {"model": {"path": str(path), "vocab": default.vocab_size}, "rows": rows}
+    rules = overruled(default, args.words)
+    return {"model": {"path": str(path), "vocab": default.vocab_size}, "rows": rows, "rules": rules}
 
 
 def plots(result: dict[str, Any], img_dir: Path) -> None:
@@ -313,7 +380,8 @@ def render(result: dict[str, Any], img_rel: str = "") -> str:
         best = min(unrolled_rows, key=lambda row: median[row["key"]])
         same = all(row["check"]["same_as_stepper"] == row["check"]["words"] for row in unrolled_rows)
         lines.append(
-            f"- The fastest: {best['label']} on {best['setting']}, {fmt_num(median[best['key']], 3)} us "
+            f"- With no rule but padding and unknown banned, the fastest: {best['label']} on "
+            f"{best['setting']}, {fmt_num(median[best['key']], 3)} us "
             f"per word: {median[best['key']] / median['default']:.2f}× the default's greedy loop and "
             f"{median[best['key']] / median['bare']:.2f}× its bare step (issue 17's greedy target: ≤ 1.2× "
             "the bare step). "
@@ -323,15 +391,62 @@ def render(result: dict[str, Any], img_rel: str = "") -> str:
                 else "**Some unrolled graphs chose other tokens than the default** (the column above)."
             )
         )
+        lines += _rule_lines(result, median)
         lines.append(
             "- Not built into the runtime. It would need an ONNX writer in the runtime (which reads files "
             "with its own bounded parser and never imports `onnx`), a second session per model built on "
             "the first greedy call (the column above: its cost, paid once, against a few tens of us saved "
             "per word), and a single-step fallback wherever a rule the graph does not know overrules its "
-            "choice (an n-gram ban, `min_words`, a repetition penalty). It serves greedy decoding only: "
-            "sampling's draw must stay numpy's, so its loop still calls the session once per word."
+            "choice (an n-gram ban, `min_words`, a repetition penalty: the estimate above). It serves "
+            "greedy decoding only: sampling's draw must stay numpy's, so its loop still calls the session "
+            "once per word."
         )
     return "\n".join(lines)
+
+
+def _rule_lines(result: dict[str, Any], median: dict[str, float]) -> list[str]:
+    """What the file's decoding rules do to the unrolled graphs: how often they overrule its choice,
+    and what each K would then cost per word."""
+    rules, rows = result.get("rules"), result["rows"]
+    if not rules or not rules["words"]:
+        return []
+    share = rules["overruled"] / rules["words"]
+    table, costs = [], {}
+    for steps in sorted({row["steps"] for row in rows if row["steps"] is not None}):
+        fastest = min((row for row in rows if row["steps"] == steps), key=lambda row: median[row["key"]])
+        per_call = words_per_call(rules["flags"], steps)
+        cost = median[fastest["key"]] * steps / per_call  # every call computes all its steps
+        costs[steps] = cost
+        table.append(
+            [
+                steps,
+                f"{per_call:.2f}",
+                fastest["setting"],
+                fmt_num(cost, 3),
+                f"{cost / median['bare']:.2f}×",
+            ]
+        )
+    headers = ["K", "words per call", "threads (the fastest)", "us per word", "vs the default's bare step"]
+    best = min(costs, key=costs.__getitem__)
+    return [
+        f"- The file's decoding rules, greedy (`no_repeat_ngram_size={rules['no_repeat_ngram_size']}`, "
+        f"`repetition_penalty={rules['repetition_penalty']}`, `min_words={rules['min_words']}`), "
+        f"overrule the graph's `ArgMax` at {rules['overruled']:,} of {rules['words']:,} greedy words "
+        f"({share:.1%}; {len(rules['prompts'])} prompts, {rules['words'] // len(rules['prompts']):,} "
+        "words each). A call could keep its words only up to the first overruled one (chosen from that "
+        "step's logits), so with the file's defaults each call gives fewer words than it computes; "
+        "estimated from the figures above (a call's time is its K steps whatever it keeps):",
+        "",
+        markdown_table(headers, table),
+        "",
+        f"- With the file's defaults the best of them, K = {best} at {fmt_num(costs[best], 3)} us per "
+        f"word, is {costs[best] / median['default']:.2f}× the default's greedy loop"
+        + (
+            " (slower: the graph's gain does not survive the rules)."
+            if costs[best] > median["default"]
+            else "."
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,10 @@ def test_multistep_benchmark_runs_end_to_end(model_path, tmp_path, capsys):
             assert row["check"] is None and row["build_ms"] is None
         else:  # every word of every unrolled graph is the default's greedy choice
             assert row["check"] == {"words": 8, "same_as_stepper": 8} and row["build_ms"] > 0
+    rules = result["rules"]
+    assert rules["words"] == 8 * len(multistep.RULE_PROMPTS) and 0 <= rules["overruled"] <= rules["words"]
+    assert [len(row) for row in rules["flags"]] == [8] * len(multistep.RULE_PROMPTS)
+    assert sum(map(sum, rules["flags"])) == rules["overruled"]
     printed = capsys.readouterr().out
     assert "| unrolled graph, 4 words per call | 2 threads, spinning |" in printed
     assert "Every unrolled graph chose the default's tokens at every word." in printed
@@ -109,10 +113,40 @@ def test_the_report_reads_its_figures_and_says_when_tokens_differ():
     text = multistep.render(_result(16))
     line = next(x for x in text.splitlines() if x.startswith("| unrolled graph, 8 words per call"))
     assert "| 0.50× | 0.67× | 0.80× | 16/16 | 90.0 |" in line  # vs its stepper, the default, the bare step
-    assert "The fastest: unrolled graph, 8 words per call on 1 thread, 200 us per word" in text
+    assert "the fastest: unrolled graph, 8 words per call on 1 thread, 200 us per word" in text
     assert "Every unrolled graph chose" in text
     differing = multistep.render(_result(15))
     assert "15/16" in differing and "**Some unrolled graphs chose other tokens" in differing
+
+
+def test_a_call_keeps_its_words_up_to_the_first_overruled_one():
+    flags = [[False, False, True, False, False, False, False], [True]]
+    # K=4: calls keep 3 (the third overruled), then 4; then 1 for the second prompt
+    assert multistep.words_per_call(flags, 4) == pytest.approx(8 / 3)
+    assert multistep.words_per_call(flags, 2) == pytest.approx(8 / 5)  # 2, 1, 2, 2, then 1
+    assert multistep.words_per_call([[False] * 10], 4) == pytest.approx(10 / 3)  # 4, 4, 2
+    assert multistep.words_per_call([], 4) == 0.0
+
+
+def test_the_report_estimates_what_the_rules_leave_of_each_call():
+    result = _result(16)
+    result["rules"] = {
+        "words": 16,
+        "overruled": 2,
+        "flags": [[False] * 7 + [True] + [False] * 7 + [True]],  # calls of 8 words keep 8, then 8
+        "prompts": ["a"],
+        "no_repeat_ngram_size": 4,
+        "repetition_penalty": 1.0,
+        "min_words": 0,
+    }
+    text = multistep.render(result)
+    assert "overrule the graph's `ArgMax` at 2 of 16 greedy words (12.5%; 1 prompts, 16 words each)" in text
+    assert "| 8 | 8.00 | 1 thread | 200 | 0.80× |" in text  # 200 us x 8 steps / 8 words; bare 250
+    assert "the best of them, K = 8 at 200 us per word, is 0.67× the default's greedy loop." in text
+    result["rules"]["flags"] = [[False, True] * 8]  # every call keeps 2 of its 8 steps
+    text = multistep.render(result)
+    assert "| 8 | 2.00 | 1 thread | 800 | 3.20× |" in text
+    assert "K = 8 at 800 us per word, is 2.67× the default's greedy loop (slower: the graph's gain" in text
 
 
 def test_options_are_checked_and_the_benchmark_is_listed(capsys):
