@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             "words": args.words,
             "rounds": args.rounds,
             "steps": args.steps,
-            "settings": [setting_label(*t) for t in SETTINGS],
+            "threads": [setting_label(*t) for t in SETTINGS],
         },
         "machine": machine_info(),
         **measure(args),
