@@ -1,5 +1,6 @@
-"""benchmarks.multistep: the step graph unrolled K times with an ``ArgMax`` between steps, built, checked
-against the runtime's own greedy steps and timed end to end on the tiny test model (two LSTM layers)."""
+"""benchmarks.multistep and its report: the step graph unrolled K times with an ``ArgMax`` between
+steps, built, checked against the runtime's own greedy steps and timed end to end on the tiny test model
+(two LSTM layers); the report's figures and estimates."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as listing
-from benchmarks import multistep
+from benchmarks import multistep, multistep_report
 from nextword.runtime.model_file import INPUT_IDS, LOGITS_FROM, state_input_names, state_output_names
 
 
@@ -94,7 +95,7 @@ def _result(same: int) -> dict:
         "settings": {"words": 16, "rounds": 3, "steps": [8]},
         "model": {"path": "m.onnx", "vocab": 100},
         "rows": [
-            row("bare", multistep.BARE, "default", None, 250.0),
+            row("bare", multistep_report.BARE, "default", None, 250.0),
             row("default", "stepper", "default", None, 300.0),
             row("t1", "stepper", "1 thread", None, 400.0),
             row(
@@ -110,22 +111,22 @@ def _result(same: int) -> dict:
 
 
 def test_the_report_reads_its_figures_and_says_when_tokens_differ():
-    text = multistep.render(_result(16))
+    text = multistep_report.render(_result(16))
     line = next(x for x in text.splitlines() if x.startswith("| unrolled graph, 8 words per call"))
     assert "| 0.50× | 0.67× | 0.80× | 16/16 | 90.0 |" in line  # vs its stepper, the default, the bare step
     assert "the fastest: unrolled graph, 8 words per call on 1 thread, 200 us per word" in text
     assert "Every unrolled graph chose" in text
-    differing = multistep.render(_result(15))
+    differing = multistep_report.render(_result(15))
     assert "15/16" in differing and "**Some unrolled graphs chose other tokens" in differing
 
 
 def test_a_call_keeps_its_words_up_to_the_first_overruled_one():
     flags = [[False, False, True, False, False, False, False], [True]]
     # K=4: calls keep 3 (the third overruled), then 4; then 1 for the second prompt
-    assert multistep.words_per_call(flags, 4) == pytest.approx(8 / 3)
-    assert multistep.words_per_call(flags, 2) == pytest.approx(8 / 5)  # 2, 1, 2, 2, then 1
-    assert multistep.words_per_call([[False] * 10], 4) == pytest.approx(10 / 3)  # 4, 4, 2
-    assert multistep.words_per_call([], 4) == 0.0
+    assert multistep_report.words_per_call(flags, 4) == pytest.approx(8 / 3)
+    assert multistep_report.words_per_call(flags, 2) == pytest.approx(8 / 5)  # 2, 1, 2, 2, then 1
+    assert multistep_report.words_per_call([[False] * 10], 4) == pytest.approx(10 / 3)  # 4, 4, 2
+    assert multistep_report.words_per_call([], 4) == 0.0
 
 
 def test_the_report_estimates_what_the_rules_leave_of_each_call():
@@ -139,12 +140,12 @@ def test_the_report_estimates_what_the_rules_leave_of_each_call():
         "repetition_penalty": 1.0,
         "min_words": 0,
     }
-    text = multistep.render(result)
+    text = multistep_report.render(result)
     assert "overrule the graph's `ArgMax` at 2 of 16 greedy words (12.5%; 1 prompts, 16 words each)" in text
     assert "| 8 | 8.00 | 1 thread | 200 | 0.80× |" in text  # 200 us x 8 steps / 8 words; bare 250
     assert "the best of them, K = 8 at 200 us per word, is 0.67× the default's greedy loop." in text
     result["rules"]["flags"] = [[False, True] * 8]  # every call keeps 2 of its 8 steps
-    text = multistep.render(result)
+    text = multistep_report.render(result)
     assert "| 8 | 2.00 | 1 thread | 800 | 3.20× |" in text
     assert "K = 8 at 800 us per word, is 2.67× the default's greedy loop (slower: the graph's gain" in text
 
