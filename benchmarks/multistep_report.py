@@ -99,10 +99,11 @@ def render(result: dict[str, Any], img_rel: str = "") -> str:
         lines += _rule_lines(result, median)
         lines.append(
             "- Not built into the runtime. It would need an ONNX writer in the runtime (which reads files "
-            "with its own bounded parser and never imports `onnx`), a second session per model built on "
-            "the first greedy call (the column above: its cost, paid once, against a few tens of us saved "
-            "per word), and a single-step fallback wherever a rule the graph does not know overrules its "
-            "choice (an n-gram ban, `min_words`, a repetition penalty: the estimate above). It serves "
+            "with its own bounded parser and never imports `onnx`), one more session per model, built on "
+            "the first greedy call (the first table's last column: its cost, paid once, against a few tens "
+            "of us saved per word), and a single-step fallback wherever a rule the graph does not know "
+            "overrules its choice (an n-gram ban, `min_words`, a repetition penalty: the estimate above). "
+            "It serves "
             "greedy decoding only: sampling's draw must stay numpy's, so its loop still calls the session "
             "once per word."
         )
