@@ -146,13 +146,14 @@ class SecondGraph(Variant):
         return [named[name] for name in outputs]
 
 
-def session(data: bytes, profile: str | None = None) -> Any:
-    """An onnxruntime session of the model bytes ``data`` with the runtime's options, one thread."""
+def session(data: bytes, profile: str | None = None, *, threads: int = 1, spinning: bool = False) -> Any:
+    """An onnxruntime session of the model bytes ``data`` with the runtime's options: ``threads``
+    intra-op threads (one by default), whose pool spins between runs with ``spinning``."""
     import onnxruntime as ort
 
     from nextword.runtime.model import default_session_options
 
-    options = default_session_options(1)
+    options = default_session_options(threads, spinning=spinning)
     options.log_severity_level = 4
     if profile:
         options.enable_profiling = True

@@ -41,6 +41,7 @@ import numpy as np
 
 from benchmarks import timing
 from benchmarks.environment import machine_info
+from benchmarks.graph_sampling import banned_ids, session
 from benchmarks.multistep_report import BARE, render
 from benchmarks.results import save_result
 from benchmarks.shipped import SHORT_PROMPT, bundled_path
@@ -125,23 +126,6 @@ def unrolled(model_bytes: bytes, steps: int) -> bytes:
     new = helper.make_graph(nodes, f"{graph.name}_x{steps}", [*graph.input, mask], outputs, graph.initializer)
     result = helper.make_model(new, opset_imports=model.opset_import, ir_version=model.ir_version)
     return result.SerializeToString()
-
-
-def session(data: bytes, threads: int, spinning: bool) -> Any:
-    """An onnxruntime session of ``data`` with the runtime's options for ``threads`` intra-op threads
-    (a pool that spins between runs with ``spinning``)."""
-    import onnxruntime as ort
-
-    from nextword.runtime.model import default_session_options
-
-    options = default_session_options(threads, spinning=spinning)
-    options.log_severity_level = 4
-    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def banned_ids(model: Any) -> list[int]:
-    """The ids greedy decoding bans by default (``runtime.rules``): padding and unknown."""
-    return [model.tokenizer.pad_id, model.tokenizer.unk_id]
 
 
 def overruled(model: Any, words: int, prompts: Sequence[str] = RULE_PROMPTS) -> dict[str, Any]:
@@ -271,7 +255,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for steps in args.steps:
             print(f"multistep: building {steps} steps, {where}", file=sys.stderr, flush=True)
             start = time.perf_counter()
-            sess = session(unrolled(data, steps), threads, spinning)
+            sess = session(unrolled(data, steps), threads=threads, spinning=spinning)
             built = (time.perf_counter() - start) * 1e3
             label = f"unrolled graph, {steps} words per call"
             loop = partial(unrolled_loop, sess, model, steps)

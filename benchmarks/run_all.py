@@ -32,6 +32,7 @@ from benchmarks.document import SECTIONS, write_doc
 from benchmarks.paths import DOCS_DIR, RESULTS_DIR
 from benchmarks.results import load_result, save_result
 
+SHIPPED_ONLY = ("keras_ratio", "graph_sampling", "multistep")  # they measure the bundled file alone
 QUICK = {  # --quick: few repeats, small settings; a smoke test, not figures
     "startup": ["--repeats", "3", "--tf-repeats", "2"],
     "generation": ["--repeats", "3", "--keras-repeats", "1", "--lengths", "50,200", "--sweep-repeats", "1"],
@@ -87,12 +88,7 @@ def benchmark_args(name: str, args: argparse.Namespace) -> list[str]:
     if name == "training":
         out = ["--corpus", args.corpus, "--budget", str(30 if args.quick else args.train_budget)]
         return out + (["--max-val-windows", "2000"] if args.quick else [])
-    shipped_only = name in (
-        "keras_ratio",
-        "graph_sampling",
-        "multistep",
-    )  # the bundled file, nothing else to choose
-    out = [] if shipped_only else ["--corpus", args.corpus, *_model_options(args)]
+    out = [] if name in SHIPPED_ONLY else ["--corpus", args.corpus, *_model_options(args)]
     if name == "startup":
         out += ["--venv-sizes", args.venv_sizes]
     return out + (QUICK.get(name, []) if args.quick else [])

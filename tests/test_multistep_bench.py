@@ -30,7 +30,7 @@ def test_the_unrolled_graph_steps_as_the_model_does(model, model_path):
     layers = len(model.info.state_sizes)
     assert layers == 2  # the renaming covers every layer's state
     steps = 5
-    session = multistep.session(multistep.unrolled(model_path.read_bytes(), steps), 1, False)
+    session = multistep.session(multistep.unrolled(model_path.read_bytes(), steps))
     rng = np.random.default_rng(3)
     state = [rng.standard_normal(s.shape).astype(np.float32) * 0.3 for s in model.initial_state(1)]
     first = int(rng.integers(4, model.vocab_size))
