@@ -59,12 +59,12 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         for c in missed
     )
     kept = [c for c in missed if c["load"] == "alone" and ran_as(c) == ONE]
-    if kept:  # alone, yet on one thread: load() found these batches' numbers differ on two threads
+    if kept:  # alone, yet on one thread: the model's check found these batches' numbers differ on two threads
         sizes = " and ".join(f"batch {c['batch']}" for c in kept)
         why += (
             f". Alone, the default ran {sizes} on one thread: "
-            "load() found that the file's numbers at that batch size differ on two threads, and a call's "
-            "text must not depend on the threads it ran on (issue 17 keeps today's texts)"
+            "the model's check found that the file's numbers at that batch size differ on two threads, "
+            "and a call's text must not depend on the threads it ran on (issue 17 keeps today's texts)"
         )
     return [
         {

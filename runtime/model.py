@@ -27,7 +27,7 @@ from .model_file import (
     state_input_names,
     state_output_names,
 )
-from .probe import probe_model, wide_rows
+from .probe import WideCheck, probe_model
 from .scoring import TextScore, next_words, prompt_ids, score_text
 from .session import alone, run_session, wrong_shapes
 from .sessions import choose_providers, default_session_options, make_session, usable_cores
@@ -62,11 +62,12 @@ def load(
     just ended on another thread) on a machine with two cores or more: that one runs on two threads
     from a pool that spins between steps (a second session of the same file), a quarter faster for the
     bundled model at one row (docs/benchmarks.md, "Session threads"). A call must give the same text
-    whatever else runs, so at load both sessions step the same random rows (:func:`~.probe.wide_rows`):
-    an int8 model's numbers depend on the thread count from a few rows on (onnxruntime quantizes each
-    thread's rows on its own), so its larger batches keep one thread and only the batch sizes whose
-    numbers match take two (the bundled model's: up to 4 rows, as for beam search's 4 beams); an fp32
-    model's match at any batch. ``threads=n`` runs every step on ``n`` threads
+    whatever else runs, so both sessions step the same random rows (:class:`~.probe.WideCheck`): one
+    row at load, which decides whether the second session is kept, and each larger batch size when a
+    step first has that many rows. An int8 model's numbers depend on the thread count from a few rows
+    on (onnxruntime quantizes each thread's rows on its own), so its larger batches keep one thread and
+    only the batch sizes whose numbers match take two (the bundled model's: up to 4 rows, as for beam
+    search's 4 beams); an fp32 model's match at any batch. ``threads=n`` runs every step on ``n`` threads
     (:func:`default_session_options`); ``session_options`` replaces all of that.
 
     The file is checked before onnxruntime sees it (size, structure, versions, operators, no external
@@ -92,12 +93,14 @@ def load(
     session = make_session(checked.data, session_options, chosen, source)
     info = read_model_info(session, source, checked.metadata)
     probe_model(session, info, source)
-    wide, rows = None, 0
+    wide, check = None, None
     if wide_options is not None:
         wide = make_session(checked.data, wide_options, chosen, source)
         probe_model(wide, info, source)
-        rows = wide_rows(session, wide, info, source)
-    return NextWordModel(session, info, source, wide if rows else None, rows)
+        check = WideCheck(session, wide, info, source)
+        if not check.allows(1):  # a single row's numbers differ: the second session would never run
+            wide, check = None, None
+    return NextWordModel(session, info, source, wide, check)
 
 
 class NextWordModel:
@@ -113,11 +116,13 @@ class NextWordModel:
         info: ModelInfo,
         source: str,
         wide: Any | None = None,
-        wide_rows: int = 1,
+        wide_check: WideCheck | None = None,
     ) -> None:
         self.session = session
         self.wide_session = wide  # two spinning threads, for steps that run alone (see load); or None
-        self.wide_rows = wide_rows  # the most rows a step may have to run there (same numbers as one thread)
+        if wide is not None and wide_check is None:
+            wide_check = WideCheck(session, wide, info, source)
+        self._wide_check = wide_check if wide is not None else None  # which batch sizes may run there
         self.info = info
         self.source = source
         self._idle: list[BoundStepper] = []  # steppers of finished calls, bound already (_borrow_stepper)
@@ -131,6 +136,12 @@ class NextWordModel:
     @property
     def vocab_size(self) -> int:
         return self.info.vocab_size
+
+    @property
+    def wide_rows(self) -> int:
+        """The most rows a step may run on the two-thread session (same numbers as one thread; 0 without
+        that session, :data:`~.probe.MAX_ROWS` for any number): every check still to run, run now."""
+        return self._wide_check.settle() if self._wide_check is not None else 0
 
     @property
     def cache_settings(self) -> CacheConfig | None:
@@ -202,7 +213,8 @@ class NextWordModel:
         if self.info.has_logits_from:
             cached = _LOGITS_FROM.get(logits_from)
             feed[LOGITS_FROM] = cached if cached is not None else np.asarray(logits_from, dtype=np.int64)
-        wide = self.wide_session is not None and len(ids) <= self.wide_rows and alone()
+        check = self._wide_check
+        wide = check is not None and check.allows(len(ids)) and alone()
         session = self.wide_session if wide else self.session
         logits, *new_state = run_session(session, self._outputs, feed, self.source)
         # The probe at load tried one batch size and length; a graph can still break on others. A wrong
@@ -235,7 +247,7 @@ class NextWordModel:
             [units for units in self.info.state_sizes for _ in ("h", "c")],
             LOGITS,
             INPUT_IDS,
-            wide_rows=self.wide_rows,
+            wide_check=self._wide_check,
             extra_inputs=extra,
         )
 

@@ -10,13 +10,15 @@ and the special ids, and checks every output's real dtype and shape and that the
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .errors import ModelFileError, ModelRunError
 from .model_file import INPUT_IDS, LOGITS, LOGITS_FROM, ModelInfo, state_input_names, state_output_names
 from .session import run_session
 
-__all__ = ["MAX_ROWS", "probe_model", "wide_rows"]
+__all__ = ["MAX_ROWS", "WideCheck", "probe_model", "wide_rows"]
 
 PROBE_LOGITS_FROM = -2  # with 3 positions, the last 2: tells "all positions" and "last only" apart
 
@@ -65,40 +67,83 @@ def probe_model(session, info: ModelInfo, source: str) -> None:
             )
 
 
-# (rows, positions) fed to both sessions by wide_rows, in order: one row over many positions, then every
+# (rows, positions) fed to both sessions by WideCheck, in order: one row over many positions, then every
 # batch size up to 8 (the thread count that splits an int8 model's rows depends on the rows alone), then 64.
 WIDE_CHECKS = ((1, 64), *((rows, 2) for rows in range(2, 9)), (64, 1))
 
+MAX_ROWS = 1 << 30  # "any number of rows"
 
-def wide_rows(session, wide, info: ModelInfo, source: str) -> int:
-    """The most rows a step may have to run on ``wide`` (the model's two-thread session) and give the
-    numbers ``session`` (one thread) gives: the rows of the last of :data:`WIDE_CHECKS` before the first
-    whose numbers differ (0 when one row over 64 positions already differs; 4 for the bundled int8
-    model, whose batches of 5 rows or more differ: onnxruntime quantizes each thread's share of the
-    rows on its own), or any number when every check agrees; 0 as well when a check fails in
-    onnxruntime. Random ids and state, the same on both; a few milliseconds at load.
 
-    A batch size between two checks counts as agreeing when both do: where a batch is split between
-    threads depends on its size, and a larger batch is split no less."""
-    rng = np.random.default_rng(1)
-    layers = len(info.state_sizes)
-    names = [LOGITS, *state_output_names(layers)]
-    agreed = 0
-    for rows, positions in WIDE_CHECKS:
+class WideCheck:
+    """Which batch sizes may run on ``wide`` (the model's two-thread session) and give the numbers
+    ``session`` (one thread) gives, found by stepping both on the same random rows, one check of
+    :data:`WIDE_CHECKS` at a time and only when a step first needs its verdict: a process that only
+    ever steps one row never pays for the checks of 2 to 64 rows (an fp32 model's take two thirds of
+    the time the checks take; docs/benchmarks.md, "Start-up and footprint").
+
+    The verdicts are those of running every check at once (:func:`wide_rows`): the checks run in the
+    same order on the same random numbers, and a batch size between two checks counts as agreeing
+    when both do (where a batch is split between threads depends on its size, and a larger batch is
+    split no less). Thread-safe: one lock serializes the checks, and a verdict already found is read
+    without it. A step that reads while another thread checks may be told no for a batch size that
+    turns out to agree; it then runs on one thread, with the same numbers. A yes is never wrong.
+    """
+
+    def __init__(self, session, wide, info: ModelInfo, source: str) -> None:
+        self._session, self._wide, self._info, self._source = session, wide, info, source
+        self._rng = np.random.default_rng(1)
+        self._done = 0  # checks run so far, all agreeing
+        self._final = False  # no check left to run: a check differed or failed, or all agreed
+        self._lock = threading.Lock()
+        self.agreed = 0  # the most rows known to give the same numbers on both sessions
+
+    def allows(self, rows: int) -> bool:
+        """Whether a step of ``rows`` rows may run on the wide session; runs the checks it needs."""
+        if rows <= self.agreed:
+            return True
+        if self._final:
+            return False
+        with self._lock:
+            while not self._final and self.agreed < rows:
+                self._run_next()
+            return rows <= self.agreed
+
+    def settle(self) -> int:
+        """Run every check still to run; the most rows a step may run on the wide session (see
+        :func:`wide_rows`)."""
+        self.allows(MAX_ROWS)
+        return self.agreed
+
+    def _run_next(self) -> None:
+        rows, positions = WIDE_CHECKS[self._done]
+        info, layers = self._info, len(self._info.state_sizes)
+        names = [LOGITS, *state_output_names(layers)]
+        rng = self._rng
         feed: dict[str, np.ndarray] = {INPUT_IDS: rng.integers(0, info.vocab_size, (rows, positions))}
         state = [rng.uniform(-1, 1, (rows, w)).astype(np.float32) for w in info.state_sizes for _ in "hc"]
         feed.update(zip(state_input_names(layers), state, strict=True))
         if info.has_logits_from:
             feed[LOGITS_FROM] = np.asarray(0, dtype=np.int64)
         try:
-            one = run_session(session, names, feed, source)
-            two = run_session(wide, names, feed, source)
-        except ModelRunError:  # a graph that breaks on these shapes: its calls will say so, not load()
-            return 0
+            one = run_session(self._session, names, feed, self._source)
+            two = run_session(self._wide, names, feed, self._source)
+        except ModelRunError:  # a graph that breaks on these shapes: its calls will say so, not the check
+            self.agreed, self._final = 0, True
+            return
         if not all(np.array_equal(a, b) for a, b in zip(one, two, strict=True)):
-            return agreed
-        agreed = rows
-    return MAX_ROWS
+            self._final = True
+            return
+        self._done += 1
+        self.agreed = rows
+        if self._done == len(WIDE_CHECKS):
+            self.agreed, self._final = MAX_ROWS, True
 
 
-MAX_ROWS = 1 << 30  # "any number of rows"
+def wide_rows(session, wide, info: ModelInfo, source: str) -> int:
+    """The most rows a step may have to run on ``wide`` (the model's two-thread session) and give the
+    numbers ``session`` (one thread) gives, every check of :data:`WIDE_CHECKS` run now: the rows of the
+    last check before the first whose numbers differ (0 when one row over 64 positions already
+    differs; 4 for the bundled int8 model, whose batches of 5 rows or more differ: onnxruntime
+    quantizes each thread's share of the rows on its own), or :data:`MAX_ROWS` when every check
+    agrees; 0 as well when a check fails in onnxruntime. Random ids and state, the same on both."""
+    return WideCheck(session, wide, info, source).settle()

@@ -18,12 +18,15 @@ its ``forward``; :func:`stepper_for` picks the bound one when the model offers i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .session import alone, run_bound
 from .step import State, StepModel
+
+if TYPE_CHECKING:
+    from .probe import WideCheck
 
 __all__ = ["BoundStepper", "ForwardStepper", "TokenStepper", "stepper_for"]
 
@@ -82,8 +85,8 @@ class BoundStepper:
 
     Made by ``NextWordModel.stepper()``; not thread-safe (one per decoding loop; the session itself is
     shared). The logits and states are bit for bit those of ``forward``. With a second session (the
-    model's two-thread one, see :func:`~nextword.runtime.model.load`) a step of up to ``wide_rows``
-    rows runs there when it runs alone, as in ``forward``.
+    model's two-thread one, see :func:`~nextword.runtime.model.load`) a step whose batch size
+    ``wide_check`` allows runs there when it runs alone, as in ``forward``.
     """
 
     def __init__(
@@ -96,11 +99,11 @@ class BoundStepper:
         widths: Sequence[int],
         logits_output: str,
         ids_input: str,
-        wide_rows: int = 1,
+        wide_check: WideCheck | None = None,
         extra_inputs: dict[str, np.ndarray] | None = None,
     ) -> None:
         self._sessions = list(sessions)
-        self._wide_rows = wide_rows if len(self._sessions) > 1 else 0  # the most rows the second may run
+        self._wide = wide_check if len(self._sessions) > 1 else None  # which batch sizes the second may run
         self._source = source
         self._vocab = vocab
         self._state_inputs = list(state_inputs)
@@ -133,7 +136,8 @@ class BoundStepper:
                     raise ValueError(f"state of shapes {shapes} does not fit {rows} tokens")
                 mine[...] = given
         turn.ids[...] = tokens
-        k = 1 if rows <= self._wide_rows and alone() else 0  # as NextWordModel.forward
+        wide = self._wide
+        k = 1 if wide is not None and wide.allows(rows) and alone() else 0  # as NextWordModel.forward
         run_bound(self._sessions[k], turn.bindings[k], self._source, rows)
         self._next ^= 1
         return turn.logits, list(turn.outputs)

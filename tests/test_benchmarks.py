@@ -200,7 +200,7 @@ def test_the_threads_verdict_pools_the_two_copies_of_the_setting_the_default_ran
     slow = _threads_case([2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [1.1, 1.1, 1.1], share=0.0)  # kept on one thread
     why = tr.targets({**result, "cases": [wide, slow]})[0]["why"]
     assert why.startswith("int8 batch 1 alone: the default takes 82% longer than 2 threads, spinning")
-    assert "the default ran batch 1 on one thread: load() found" in why
+    assert "the default ran batch 1 on one thread: the model's check found" in why
     assert "on one thread" not in tr.targets({**result, "cases": [mixed]})[0]["why"]
 
 

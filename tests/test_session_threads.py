@@ -65,7 +65,6 @@ def test_steps_alone_run_on_the_wide_session_and_large_int8_batches_never():
     """The bundled int8 file: single rows and batches of up to 4 rows take the wide session, larger
     batches keep one thread (their numbers depend on the thread count, which the check at load finds)."""
     model, narrow, wide = _counted(BUNDLED_MODEL)
-    assert model.wide_rows == 4
     model.generate("the network", max_words=5, stop_at_end=False)  # prompt + 4 steps, alone
     assert wide.runs == 5 and narrow.runs == 0
     model.generate(["the network", "a model"], max_words=5, stop_at_end=False, num_return_sequences=2)
@@ -76,6 +75,7 @@ def test_steps_alone_run_on_the_wide_session_and_large_int8_batches_never():
     assert wide.runs > 10 and narrow.runs == 5  # beam search: four beams, the wide session
     model.forward(np.zeros((1, 3), dtype=np.int64), model.initial_state(1))
     assert narrow.runs == 5
+    assert model.wide_rows == 4  # the checks each batch size ran when first stepped: those of load()
 
 
 def test_int8_batches_of_up_to_four_rows_give_the_numbers_of_one_thread():
@@ -212,3 +212,68 @@ def test_the_load_check_finds_the_first_batch_size_whose_numbers_differ(model_pa
         checked = [rows for rows, _ in probe.WIDE_CHECKS]
         last = next((k for k, rows in enumerate(checked) if rows >= differs), len(checked) - 1)
         assert wide.sizes == checked[: last + 1]  # every check up to the first that differs
+
+
+class _DiffersFrom:
+    """A stand-in for the wide session: the one-thread session's numbers, nudged from ``rows`` rows on."""
+
+    def __init__(self, session, rows: int) -> None:
+        self.session, self.rows, self.sizes = session, rows, []
+
+    def run(self, names, feed, *args):
+        outputs = self.session.run(names, feed, *args)
+        self.sizes.append(len(feed["input_ids"]))
+        if len(feed["input_ids"]) >= self.rows:
+            outputs[0] = outputs[0] + 1e-3
+        return outputs
+
+
+def test_the_checks_run_when_a_batch_size_first_needs_them_with_the_verdicts_of_running_them_all(model_path):
+    """WideCheck runs a check only when a step first has a batch size past those already checked, and
+    answers for every batch size what running every check at once (wide_rows) answers."""
+    model = load(model_path, threads=1)
+    checked = [rows for rows, _ in probe.WIDE_CHECKS]
+
+    def runs_needed(asked: int, differs: int) -> int:  # checks run once batches of up to `asked` rows came
+        for k, size in enumerate(checked):
+            if size >= differs or size >= asked:  # the first that differs, or the first that covers
+                return k + 1
+        return len(checked)
+
+    for differs in (1, 3, 5, 9, 64, 65):
+        all_at_once = probe.wide_rows(model.session, _DiffersFrom(model.session, differs), model.info, "x")
+        wide = _DiffersFrom(model.session, differs)
+        check = probe.WideCheck(model.session, wide, model.info, "x")
+        assert wide.sizes == []  # nothing runs until a step asks
+        asked = 0
+        for rows in (1, 1, 3, 2, 6, 20, 64, 100, 7):
+            assert check.allows(rows) == (rows <= all_at_once), (differs, rows)
+            asked = max(asked, rows)
+            assert wide.sizes == checked[: runs_needed(asked, differs)], (differs, rows)  # in order, once
+        assert check.settle() == all_at_once
+
+
+def test_load_checks_a_single_row_and_leaves_larger_batches_to_their_first_step(model_path):
+    """load() runs the one-row check alone (every use of the wide session needs it); a batch of 3 rows
+    runs the checks of 2 and 3 rows at its first step, and the texts are those of one thread."""
+    model = load(model_path)
+    check = model._wide_check
+    assert check is not None and check.agreed == 1
+    config = GenerationConfig(max_words=6, stop_at_end=False, seed=3, num_return_sequences=3)
+    texts = model.generate("the network", config)
+    assert check.agreed == 3  # the checks of 2 and 3 rows ran; 4 and up wait for a batch that size
+    assert texts == load(model_path, threads=1).generate("the network", config)
+    assert model.wide_rows == probe.MAX_ROWS and check.agreed == probe.MAX_ROWS  # fp32: any batch
+
+
+def test_a_model_whose_single_row_differs_on_two_threads_keeps_one_session(model_path, monkeypatch):
+    """When one row's numbers already differ on two threads, load() drops the second session."""
+    real = probe.WideCheck
+
+    class Differs(real):
+        def __init__(self, session, wide, info, source):
+            super().__init__(session, _DiffersFrom(session, 1), info, source)
+
+    monkeypatch.setattr(model_module, "WideCheck", Differs)
+    model = load(model_path)
+    assert model.wide_session is None and model.wide_rows == 0
