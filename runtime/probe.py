@@ -78,8 +78,8 @@ class WideCheck:
     """Which batch sizes may run on ``wide`` (the model's two-thread session) and give the numbers
     ``session`` (one thread) gives, found by stepping both on the same random rows, one check of
     :data:`WIDE_CHECKS` at a time and only when a step first needs its verdict: a process that only
-    ever steps one row never pays for the checks of 2 to 64 rows (an fp32 model's take two thirds of
-    the time the checks take; docs/benchmarks.md, "Start-up and footprint").
+    ever steps one row never pays for the checks of 2 to 64 rows (for the benchmarks' fp32 model about
+    60 of the checks' 95 ms on a 2-core AVX2 machine).
 
     The verdicts are those of running every check at once (:func:`wide_rows`): the checks run in the
     same order on the same random numbers, and a batch size between two checks counts as agreeing

@@ -191,29 +191,6 @@ def test_a_thread_that_ended_the_last_run_still_sees_another_threads_recent_one(
     assert (narrow.runs, wide.runs) == (2, 2)
 
 
-def test_the_load_check_finds_the_first_batch_size_whose_numbers_differ(model_path):
-    """wide_rows stops at the first checked batch size whose numbers differ on the two sessions."""
-    model = load(model_path, threads=1)
-
-    class DiffersFrom:
-        def __init__(self, rows: int) -> None:
-            self.rows, self.sizes = rows, []
-
-        def run(self, names, feed, *args):
-            outputs = model.session.run(names, feed, *args)
-            self.sizes.append(len(feed["input_ids"]))
-            if len(feed["input_ids"]) >= self.rows:
-                outputs[0] = outputs[0] + 1e-3
-            return outputs
-
-    for differs, expected in ((1, 0), (3, 2), (5, 4), (9, 8), (64, 8), (65, probe.MAX_ROWS)):
-        wide = DiffersFrom(differs)
-        assert probe.wide_rows(model.session, wide, model.info, "x") == expected, differs
-        checked = [rows for rows, _ in probe.WIDE_CHECKS]
-        last = next((k for k, rows in enumerate(checked) if rows >= differs), len(checked) - 1)
-        assert wide.sizes == checked[: last + 1]  # every check up to the first that differs
-
-
 class _DiffersFrom:
     """A stand-in for the wide session: the one-thread session's numbers, nudged from ``rows`` rows on."""
 
@@ -226,6 +203,17 @@ class _DiffersFrom:
         if len(feed["input_ids"]) >= self.rows:
             outputs[0] = outputs[0] + 1e-3
         return outputs
+
+
+def test_the_load_check_finds_the_first_batch_size_whose_numbers_differ(model_path):
+    """wide_rows stops at the first checked batch size whose numbers differ on the two sessions."""
+    model = load(model_path, threads=1)
+    for differs, expected in ((1, 0), (3, 2), (5, 4), (9, 8), (64, 8), (65, probe.MAX_ROWS)):
+        wide = _DiffersFrom(model.session, differs)
+        assert probe.wide_rows(model.session, wide, model.info, "x") == expected, differs
+        checked = [rows for rows, _ in probe.WIDE_CHECKS]
+        last = next((k for k, rows in enumerate(checked) if rows >= differs), len(checked) - 1)
+        assert wide.sizes == checked[: last + 1]  # every check up to the first that differs
 
 
 def test_the_checks_run_when_a_batch_size_first_needs_them_with_the_verdicts_of_running_them_all(model_path):
