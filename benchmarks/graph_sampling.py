@@ -53,7 +53,7 @@ from benchmarks.graph_sampling_heads import (
     with_head,
 )
 from benchmarks.graph_sampling_report import render
-from benchmarks.results import save_result
+from benchmarks.results import finish
 from benchmarks.shipped import SHORT_PROMPT, bundled_path
 from nextword.runtime.model_file import INPUT_IDS, LOGITS, LOGITS_FROM, state_input_names, state_output_names
 
@@ -352,9 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result["machine"]["load_average_1min"] = {"before": load_before, "after": load_after}
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, None, render, args.result_json)
 
 
 if __name__ == "__main__":

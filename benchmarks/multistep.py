@@ -43,7 +43,7 @@ from benchmarks import timing
 from benchmarks.environment import machine_info
 from benchmarks.graph_sampling import banned_ids, session
 from benchmarks.multistep_report import BARE, render
-from benchmarks.results import save_result
+from benchmarks.results import finish
 from benchmarks.shipped import SHORT_PROMPT, bundled_path
 from nextword.runtime.model_file import INPUT_IDS, LOGITS, LOGITS_FROM, state_input_names, state_output_names
 
@@ -303,9 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         **measure(args),
     }
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, None, render, args.result_json)
 
 
 if __name__ == "__main__":

@@ -36,13 +36,15 @@ def load_result(name: str, path: str | Path | None = None) -> dict[str, Any]:
 def finish(
     name: str,
     result: dict[str, Any],
-    targets: Callable[[dict[str, Any]], Any],
+    targets: Callable[[dict[str, Any]], Any] | None,
     render: Callable[[dict[str, Any]], str],
     path: str | Path | None = None,
 ) -> int:
-    """A benchmark's last step: ``result["targets"] = targets(result)``, the figures saved (the file
-    named on stderr), the report ``render(result)`` printed; returns 0, the exit status."""
-    result["targets"] = targets(result)
+    """A benchmark's last step: ``result["targets"] = targets(result)`` (none for a benchmark without
+    targets of its own), the figures saved (the file named on stderr), the report ``render(result)``
+    printed; returns 0, the exit status."""
+    if targets is not None:
+        result["targets"] = targets(result)
     print(f"wrote {save_result(name, result, path)}", file=sys.stderr)
     print(render(result))
     return 0

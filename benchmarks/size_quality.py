@@ -23,7 +23,7 @@ from benchmarks.decoding import PROMPT, generate_timer
 from benchmarks.environment import machine_info
 from benchmarks.paths import CACHE_DIR
 from benchmarks.report import fmt_bytes, fmt_stat, markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import finish
 from benchmarks.timing import SETTLE_SECONDS, interleaved
 
 NAME = "size_quality"
@@ -172,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         **measure(args, bench),
     }
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, None, render, args.result_json)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from benchmarks.bench_model import add_model_arguments
 from benchmarks.childproc import child_env, run_child
 from benchmarks.environment import machine_info
 from benchmarks.report import fmt_bytes, markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import finish
 
 NAME = "training"
 RECIPES = {
@@ -413,9 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         **measure(args),
     }
-    print(f"wrote {save_result(NAME, result, args.result_json)}", file=sys.stderr)
-    print(render(result))
-    return 0
+    return finish(NAME, result, None, render, args.result_json)
 
 
 if __name__ == "__main__":
