@@ -78,7 +78,7 @@ def show_info(args: argparse.Namespace) -> int:
         q = _mapping(p.get("int8_vs_fp32"))
         if q:
             print(
-                f"  int8 vs fp32   max |logit difference| {_number(q.get('max_abs_logit_diff'), '.3f')}, "
+                f"  int8 vs fp32   max |logit difference| {_number(q.get('max_abs_logit_diff'), '.3g')}, "
                 f"greedy identical {_text(q.get('greedy_identical'))}/{_text(q.get('greedy_sequences'))}"
             )
     if info.cache is not None:

@@ -211,7 +211,7 @@ def _export(args: argparse.Namespace) -> int:
     if report.int8_vs_fp32:
         q = report.int8_vs_fp32
         print(
-            f"int8 against fp32: max |logit difference| {q['max_abs_logit_diff']:.3f}, "
+            f"int8 against fp32: max |logit difference| {q['max_abs_logit_diff']:.3g}, "
             f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
         )
     for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):

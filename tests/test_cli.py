@@ -9,6 +9,7 @@ import pytest
 
 from helpers import run_python
 from nextword.cli.main import main
+from nextword.runtime import load
 
 
 def run_cli(capsys, *argv):
@@ -111,6 +112,7 @@ def test_train_export_resume_through_the_cli(capsys, corpus_files, tmp_path):
     code, out, _ = run_cli(capsys, "export", run, "--out", tmp_path / "m.onnx", "--int8")
     assert code == 0 and "LSTM" in out and "identical" in out and (tmp_path / "m.onnx").is_file()
     assert "int8 against fp32" in out and "validation (int8)" in out
+    export_out = out
     code, out, _ = run_cli(capsys, "info", tmp_path / "m.onnx")
     assert (
         "corpus.txt: 80 documents, 0 exact duplicates dropped" in out and "split seed 0, deduplicated" in out
@@ -118,6 +120,10 @@ def test_train_export_resume_through_the_cli(capsys, corpus_files, tmp_path):
     assert "held out for validation" in out
     assert "trained with   nextword train" in out and "exported with  nextword export" in out
     assert "quality int8" in out and "int8 vs fp32" in out
+    # The int8 difference is shown to three significant digits: a tiny model's is far below 0.001.
+    int8_diff = load(tmp_path / "m.onnx").info.parity["int8_vs_fp32"]["max_abs_logit_diff"]
+    shown = f"max |logit difference| {int8_diff:.3g}"
+    assert shown in out and shown in export_out
     code, _, err = run_cli(capsys, "export", tmp_path / "nothing", "--out", tmp_path / "n.onnx")
     assert code == 2 and "does not exist" in err
 
