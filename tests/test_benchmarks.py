@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import os
 import sys
 import time
@@ -389,6 +390,49 @@ def test_top5_misses_adds_up_to_what_evaluate_reports(model_path, corpus_files, 
     assert picked == top5_misses.pick(training, 3) and len(set(picked)) == 3
     assert picked == [d for d in training if d in picked]  # in corpus order
     assert top5_misses.pick(training, 0) == top5_misses.pick(training, 10**6) == training
+
+
+def test_ngram_mix_runs_from_the_model_alone_to_the_ngram_alone(model_path, corpus_files, tmp_path, capsys):
+    from benchmarks import ngram_mix, quality
+    from benchmarks.bench_model import split_documents
+    from benchmarks.ngram import ModifiedKneserNey, score_stream
+    from nextword.runtime import evaluate, load
+    from nextword.runtime.cache import CacheConfig
+
+    model = load(model_path)
+    training, documents = split_documents(str(corpus_files["csv"]), model.info)
+    cache = CacheConfig(theta=1.0, mix=0.3, window=32)
+    for used in (cache, None):
+        result = ngram_mix.measure(model, training, documents, used, order=3, lambdas=(0.0, 0.4, 1.0))
+        words = result["words"]
+        top5 = [hits / words for hits in result["top5_hits"]]
+        ppl = [math.exp(nll / words) for nll in result["nll"]]
+        # Weight 0: the model alone, as evaluate scores it (one token per step here, documents side by
+        # side there: the last bits of a logit may differ, so a near-tie may rank differently).
+        alone = evaluate(model, documents, cache=used if used is not None else False)
+        assert words == alone.words and result["cache"] is (used is not None)
+        assert abs(result["top5_hits"][0] - round(alone.top5_accuracy * words)) <= 1
+        assert ppl[0] == pytest.approx(alone.perplexity, rel=1e-5)
+        # Weight 1: the n-gram alone, as the quality report scores it on the same documents.
+        tok = model.tokenizer
+        counted = ModifiedKneserNey(quality.stream_of(training, tok), model.vocab_size, 3, tok.eod_id)
+        ngram = score_stream(counted, quality.stream_of(documents, tok))
+        assert ngram["words"] == words
+        assert top5[2] == pytest.approx(ngram["top5_accuracy"])
+        assert ppl[2] == pytest.approx(ngram["perplexity"])
+        # log is concave: a word's log-probability under the mixture is at least the weighted mean of
+        # its two ends', so the mixture's total can only gain on that mean (equal where the ends agree).
+        nll = result["nll"]
+        assert nll[1] <= 0.6 * nll[0] + 0.4 * nll[2] + 1e-9
+
+    out = tmp_path / "mix.json"
+    argv = ["--model", str(model_path), "--corpus", str(corpus_files["csv"]), "--order", "2", "--sample", "3"]
+    assert ngram_mix.main([*argv, "--result-json", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["documents"] == 3 and saved["of"] == len(documents) and saved["order"] == 2
+    assert saved["lambdas"] == list(ngram_mix.LAMBDAS) and len(saved["top5_hits"]) == len(ngram_mix.LAMBDAS)
+    report = capsys.readouterr().out
+    assert "| 0 (the model alone) |" in report and "an optimistic bound" in report
 
 
 def test_the_cached_benchmark_model_is_found_whichever_folder_names_the_corpus(tmp_path, monkeypatch):
