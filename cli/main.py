@@ -156,6 +156,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as exc:  # a failed check, such as export parity
         print(f"nextword {args.command}: failed: {safe(exc)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
+        print(f"nextword {args.command}: interrupted{_after_interrupt(args)}", file=sys.stderr)
+        return 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted command left to the user: for ``train``, how to go on with its run."""
+    if args.command != "train":
+        return ""
+    run_dir = str(getattr(args, "resume", None) or getattr(args, "out", None) or "")
+    if not run_dir:
+        return ""
+    folder = Path(run_dir)
+    if (folder / "checkpoint.keras").is_file():
+        command = f"nextword train --resume {shlex.quote(run_dir)}"
+        return safe(f"; the run keeps its last checkpoint: continue it with `{command}`")
+    if folder.is_dir() and any(folder.iterdir()):
+        return safe(f"; {run_dir} holds no checkpoint yet: start the run again with --overwrite")
+    return "; nothing was written: start the run again"
 
 
 def _os_error(exc: OSError) -> str:

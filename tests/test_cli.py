@@ -128,6 +128,31 @@ def test_train_export_resume_through_the_cli(capsys, corpus_files, tmp_path):
     assert code == 2 and "does not exist" in err
 
 
+def test_ctrl_c_during_train_says_how_to_go_on_without_a_traceback(
+    capsys, monkeypatch, run_dir, corpus_files, tmp_path
+):
+    import nextword.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nextword.train, "train", interrupted)
+    monkeypatch.setattr(nextword.train, "resume", interrupted)
+    code, _, err = run_cli(capsys, "train", "--resume", run_dir)
+    assert code == 130 and "Traceback" not in err
+    hint = f"continue it with `nextword train --resume {run_dir}`"
+    assert f"interrupted; the run keeps its last checkpoint: {hint}" in err
+    code, _, err = run_cli(capsys, "train", corpus_files["text"], "--out", tmp_path / "fresh")
+    assert (
+        code == 130 and err.strip() == "nextword train: interrupted; nothing was written: start the run again"
+    )
+    partial = tmp_path / "partial"  # stopped during its first epoch: files, no checkpoint
+    partial.mkdir()
+    (partial / "config.json").write_text("{}")
+    code, _, err = run_cli(capsys, "train", corpus_files["text"], "--out", partial)
+    assert code == 130 and "holds no checkpoint yet: start the run again with --overwrite" in err
+
+
 def test_train_without_corpus_or_out_explains(capsys, corpus_files, tmp_path):
     code, _, err = run_cli(capsys, "train", "--out", tmp_path / "r")
     assert code == 2 and "no corpus files given" in err

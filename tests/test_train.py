@@ -12,7 +12,7 @@ pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[t
 from nextword.runtime import Tokenizer
 from nextword.train import CorpusError, ModelConfig, resume, train
 from nextword.train.embeddings import EmbeddingsError
-from nextword.train.files import NotARunError
+from nextword.train.files import NotARunError, RunBusyError, RunDir
 from nextword.train.trainer import RunExistsError
 
 pytestmark = pytest.mark.slow
@@ -280,7 +280,48 @@ def test_bad_corpus_fails_before_any_file_is_written(tmp_path, tiny_config):
     out = tmp_path / "run"
     with pytest.raises(CorpusError, match="no column 'patent_abstract'"):
         train(replace(tiny_config, out=str(out), corpus=replace(tiny_config.corpus, paths=(str(bad),))))
-    assert not out.exists() or not any(out.iterdir())
+    assert not out.exists()  # not even the folder, made for the run's lock
+
+
+def test_a_run_folder_another_process_trains_in_is_refused_and_left_as_it_is(run_dir, tiny_config, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    with RunDir(old).in_use():  # as a training process holds it, until it ends
+        with pytest.raises(RunBusyError, match="in use by another nextword training process"):
+            train(replace(tiny_config, out=str(old), overwrite=True))  # would clear the folder
+        with pytest.raises(RunBusyError, match="wait for it to end"):
+            resume(str(old), epochs=5)
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+
+
+def test_the_run_folders_lock_ends_with_the_process_that_held_it(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "run"
+    hold = (
+        "import sys, time\n"
+        "from nextword.train.files import RunDir\n"
+        "held = RunDir(sys.argv[1]).in_use()\n"
+        "held.__enter__()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", hold, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        with pytest.raises(RunBusyError), RunDir(folder).in_use():
+            pass
+        child.kill()  # killed mid-run: nothing is left to unlock by hand
+        child.wait(timeout=30)
+        with RunDir(folder).in_use():
+            assert folder.is_dir()
+    finally:
+        child.kill()
+        child.wait(timeout=30)
 
 
 def _glove(path: Path, words: list[str], dim: int, seed: int = 0) -> dict[str, np.ndarray]:

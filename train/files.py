@@ -22,9 +22,12 @@ leaves a half-written file behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ from .config import TrainConfig
 __all__ = [
     "RUN_MARKER",
     "RUN_ONLY_KEYS",
+    "RunBusyError",
     "RunDir",
     "atomic_path",
     "atomic_write_bytes",
@@ -96,8 +100,15 @@ RUN_FILES = (
 _TEMPORARY = re.compile(r"\..+\.tmp.*")  # what atomic_path leaves behind when a process is killed
 
 
+logger = logging.getLogger(__name__)
+
+
 class NotARunError(FileExistsError):
     """A folder is not a nextword run folder, so nextword will not delete anything in it."""
+
+
+class RunBusyError(FileExistsError):
+    """Another process is training in the run folder (see :meth:`RunDir.in_use`)."""
 
 
 class RunDir:
@@ -151,6 +162,30 @@ class RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.marker.is_file():
             atomic_write_json(self.marker, {"nextword_run": 1})
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Hold the folder for this process while it trains: a second training process (a run, a
+        ``--resume``, an ``--overwrite`` of it) is refused with :class:`RunBusyError` before it reads or
+        deletes anything, instead of writing the same files.
+
+        An exclusive advisory lock (``flock``) on the folder itself: no file is added to it, and the
+        lock ends with the process however that ends, so a killed run never leaves the folder locked.
+        A folder made here for the lock is removed again if it is still empty when the block ends.
+        Where the file system or the platform has no such locks (Windows; some network file systems),
+        runs are not guarded, and a message at debug level says so.
+        """
+        made = not self.root.exists()
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = os.open(self.root, os.O_RDONLY)
+        try:
+            _lock_folder(handle, self.root)
+            yield
+        finally:
+            os.close(handle)  # releases the lock
+            if made:
+                with contextlib.suppress(OSError):  # not empty (the run began) or already gone
+                    self.root.rmdir()
 
     def is_run(self) -> bool:
         """Whether the folder carries the marker, or is a run written before markers existed (it holds
@@ -211,3 +246,21 @@ class RunDir:
         """The run's TrainConfig, and config.json as stored (with vocabulary size, data counts, versions)."""
         stored = read_json(self.config)
         return TrainConfig.from_dict({k: v for k, v in stored.items() if k not in RUN_ONLY_KEYS}), stored
+
+
+def _lock_folder(handle: int, root: Path) -> None:
+    """Take an exclusive ``flock`` on the open folder ``handle``, or raise :class:`RunBusyError`."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        logger.debug("no flock on this platform: %s is not guarded against a second training", root)
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RunBusyError(
+            f"run folder {root} is in use by another nextword training process (a run or a --resume "
+            "that has not ended); wait for it to end, or stop it, and try again"
+        ) from None
+    except OSError as exc:  # a file system without flock
+        logger.debug("cannot lock %s (%s): it is not guarded against a second training", root, exc)

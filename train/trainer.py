@@ -63,9 +63,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     :mod:`nextword.train.data`): memory does not grow with the corpus. Everything the run needs
     later is written into the folder before the first epoch, so an interrupted run can be resumed
     with :func:`resume`. Raises ``ValueError`` subclasses for bad corpora, embeddings or settings
-    before any training starts, and :class:`RunExistsError` if the folder holds a run and
-    ``overwrite`` is off. ``command``, the command line that started the run, is recorded in
-    ``config.json``.
+    before any training starts, :class:`RunExistsError` if the folder holds a run and ``overwrite``
+    is off, and :class:`~nextword.train.files.RunBusyError` while another process trains in it.
+    ``command``, the command line that started the run, is recorded in ``config.json``.
     """
     if not config.out:
         raise ValueError("the run folder is not set: pass --out RUN_DIR")
@@ -76,15 +76,18 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
         with worker_scratch(workers, config.out) as scratch:
             return _prepare(RunDir(scratch), config, workers, command, replacing=False)
     run = RunDir(config.out)
-    if workers.count > 1 and _same_run(run, config):  # a restarted worker: the same command continues
-        stored_config, stored = run.read_config()
-        config = replace(stored_config, **{f: getattr(config, f) for f in SESSION_FIELDS})
-        if run.checkpoint.is_file():
-            logger.info("%s holds this run: continuing it", run.root)
-            return _resume(run, config, stored, workers)
-        logger.info("%s holds this run, stopped before its first checkpoint: starting it again", run.root)
-        return _prepare(run, config, workers, stored.get("command"), replacing=True)
-    return _prepare(run, config, workers, command, replacing=_check_run_dir(run, config))
+    if run.root.exists() and not run.root.is_dir():
+        raise RunExistsError(f"{run.root} exists and is not a folder; choose another --out")
+    with run.in_use():  # nothing in the folder is read or removed while another process trains there
+        if workers.count > 1 and _same_run(run, config):  # a restarted worker: the same command goes on
+            stored_config, stored = run.read_config()
+            config = replace(stored_config, **{f: getattr(config, f) for f in SESSION_FIELDS})
+            if run.checkpoint.is_file():
+                logger.info("%s holds this run: continuing it", run.root)
+                return _resume(run, config, stored, workers)
+            logger.info("%s holds this run, stopped before its first checkpoint: starting it again", run.root)
+            return _prepare(run, config, workers, stored.get("command"), replacing=True)
+        return _prepare(run, config, workers, command, replacing=_check_run_dir(run, config))
 
 
 def _prepare(
@@ -157,7 +160,8 @@ def resume(
     stored. The learning-rate schedule continues as it was built when the run started. A checkpoint
     taken within an epoch resumes that epoch at its step. Files left half-done by a killed session are
     mended first (see :func:`_reconcile`). In a multi-worker session, the workers other than the chief
-    read only the folder's ``config.json`` and train from their own copy of the corpus.
+    read only the folder's ``config.json`` and train from their own copy of the corpus. Raises
+    :class:`~nextword.train.files.RunBusyError` while another process trains in the folder.
     """
     run = RunDir(run_dir)
     if not run.checkpoint.is_file() and not run.config.is_file():
@@ -180,9 +184,10 @@ def resume(
         record = recorded_split(stored.get("data", {}), config.corpus)
         with worker_scratch(workers, config.out) as scratch:
             return _prepare(RunDir(scratch), config, workers, None, replacing=False, record=record)
-    if not run.checkpoint.is_file():
-        raise FileNotFoundError(_no_checkpoint(run))
-    return _resume(run, config, stored, workers)
+    with run.in_use():
+        if not run.checkpoint.is_file():
+            raise FileNotFoundError(_no_checkpoint(run))
+        return _resume(run, config, stored, workers)
 
 
 def _no_checkpoint(run: RunDir) -> str:
@@ -310,8 +315,6 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
     """Refuse a run folder that holds something, unless ``config.overwrite`` and it holds a previous run
     and nothing else (:meth:`RunDir.check_replaceable`); True if it is to be replaced. A corpus file
     inside the folder is refused either way: the run's files would be written beside it."""
-    if run.root.exists() and not run.root.is_dir():
-        raise RunExistsError(f"{run.root} exists and is not a folder; choose another --out")
     root = run.root.resolve()
     inside = [p for p in config.corpus.paths if root in Path(p).resolve().parents]
     if inside:
