@@ -24,10 +24,10 @@ import numpy as np
 
 from benchmarks.bench_model import split_documents
 from benchmarks.environment import machine_info
-from benchmarks.paths import DEFAULT_CORPUS, shown
+from benchmarks.paths import shown
 from benchmarks.report import markdown_table
 from benchmarks.results import finish
-from benchmarks.top5_misses import TOP5_TARGET, pick
+from benchmarks.top5_misses import TOP5_TARGET, load_model, model_parser, pick
 
 __all__ = ["LAMBDAS", "main", "measure", "model_distributions"]
 
@@ -35,18 +35,7 @@ LAMBDAS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.ngram_mix",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--model", default=None, metavar="MODEL.onnx", help="default: the bundled model")
-    parser.add_argument(
-        "--corpus",
-        default=str(DEFAULT_CORPUS),
-        help="the corpus the model was trained on; its split is made again from what the model file "
-        "records (default: %(default)s)",
-    )
+    parser = model_parser("ngram_mix", __doc__)
     parser.add_argument("--order", type=int, default=5, help="the n-gram's order (default: %(default)s)")
     parser.add_argument(
         "--sample", type=int, default=0, metavar="N", help="score N validation documents (default: all)"
@@ -151,14 +140,7 @@ def render(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from nextword.runtime import load
-
-    model_path = args.model
-    if model_path is None:
-        from nextword.runtime.default import BUNDLED_MODEL
-
-        model_path = str(BUNDLED_MODEL)
-    model = load(model_path)
+    model_path, model = load_model(args.model)
     training, validation = split_documents(args.corpus, model.info)
     result = measure(model, training, pick(validation, args.sample), model.cache_settings, args.order)
     result.update(model=model_path, corpus=args.corpus, machine=machine_info(), of=len(validation))

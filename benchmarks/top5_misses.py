@@ -41,25 +41,43 @@ from benchmarks.paths import DEFAULT_CORPUS
 from benchmarks.report import markdown_table
 from benchmarks.results import finish
 
-__all__ = ["KINDS", "TOP5_TARGET", "main", "measure", "repeats", "word_kinds"]
+__all__ = ["KINDS", "TOP5_TARGET", "load_model", "main", "measure", "model_parser", "repeats", "word_kinds"]
 
 KINDS = ("unknown", "end", "seen", "first")
 TOP5_TARGET = 0.60  # issue 12: the bundled model, as `nextword evaluate` scores it
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def model_parser(name: str, description: str | None) -> argparse.ArgumentParser:
+    """The command line of a benchmark that scores a model file on its own split: ``--model`` and
+    ``--corpus``, the rest for the caller to add."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.top5_misses",
-        description=__doc__,
+        prog=f"python -m benchmarks.{name}",
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default=None, metavar="MODEL.onnx", help="default: the bundled model")
     parser.add_argument(
         "--corpus",
         default=str(DEFAULT_CORPUS),
-        help="the corpus the model was trained on; its validation documents are made again from what "
-        "the model file records (default: %(default)s)",
+        help="the corpus the model was trained on; its split is made again from what the model file "
+        "records (default: %(default)s)",
     )
+    return parser
+
+
+def load_model(path: str | None) -> tuple[str, Any]:
+    """The model file at ``path``, the bundled model for None: its path and the model, loaded."""
+    from nextword.runtime import load
+
+    if path is None:
+        from nextword.runtime.default import BUNDLED_MODEL
+
+        path = str(BUNDLED_MODEL)
+    return path, load(path)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = model_parser("top5_misses", __doc__)
     parser.add_argument(
         "--documents",
         choices=("validation", "training"),
@@ -202,14 +220,7 @@ def render(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from nextword.runtime import load
-
-    model_path = args.model
-    if model_path is None:
-        from nextword.runtime.default import BUNDLED_MODEL
-
-        model_path = str(BUNDLED_MODEL)
-    model = load(model_path)
+    model_path, model = load_model(args.model)
     training, validation = split_documents(args.corpus, model.info)
     side = validation if args.documents == "validation" else training
     result = measure(model, pick(side, args.sample), model.cache_settings)
