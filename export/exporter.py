@@ -167,9 +167,27 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
 
 
 def _check_out(out: Path) -> None:
-    """Refuse an ``--out`` that cannot be written before hours of checks are spent on it."""
+    """Refuse an ``--out`` that cannot be written before hours of checks are spent on it, and one that
+    names a file of another kind (a corpus, a run's ``model.keras``): export replaces an earlier model
+    file, never anything else."""
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; pass the path of the .onnx file to write")
+    if out.is_file() and out.stat().st_size and not _is_onnx_model(out):
+        raise ValueError(
+            f"--out {out} exists and is not an ONNX model, and export replaces only a model file; "
+            "choose another --out, or move that file away first"
+        )
+
+
+def _is_onnx_model(path: Path) -> bool:
+    """Whether ``path`` parses as an ONNX model with a graph (its weights are not read)."""
+    try:
+        with path.open("rb") as f:
+            if f.read(1) != b"\x08":  # every ONNX file opens with field 1, ir_version, a varint
+                return False
+        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+    except Exception:  # a file onnx cannot read is not a model, whatever the reason
+        return False
 
 
 def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict[str, Any], list[str]]:

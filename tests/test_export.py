@@ -83,11 +83,11 @@ def test_onnx_logits_match_keras(model_path, run_dir, model):
         np.testing.assert_array_equal(a, b)
 
 
-def test_failed_parity_writes_nothing_and_keeps_the_old_file(run_dir, tmp_path, monkeypatch):
+def test_failed_parity_writes_nothing_and_keeps_the_old_file(run_dir, model_path, tmp_path, monkeypatch):
     from nextword.export import exporter
 
     out = tmp_path / "model.onnx"
-    out.write_bytes(b"previous model")
+    out.write_bytes(previous := model_path.read_bytes())
     real_load = exporter.load
 
     def skewed_load(payload):
@@ -99,8 +99,23 @@ def test_failed_parity_writes_nothing_and_keeps_the_old_file(run_dir, tmp_path, 
     monkeypatch.setattr(exporter, "load", skewed_load)
     with pytest.raises(ParityError, match="parity check failed, no file written"):
         export(ExportConfig(run_dir=str(run_dir), out=str(out)))
-    assert out.read_bytes() == b"previous model"
+    assert out.read_bytes() == previous
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary file left behind
+
+
+def test_export_replaces_a_model_file_and_nothing_else(run_dir, corpus_files, tmp_path):
+    import shutil
+
+    for kept in (corpus_files["csv"], run_dir / "model.keras", run_dir / "config.json"):
+        target = tmp_path / kept.name  # a typo or a tab completion away from the .onnx name
+        shutil.copy(kept, target)
+        with pytest.raises(ValueError, match=r"exists and is not an ONNX model.*choose another --out"):
+            export(ExportConfig(run_dir=str(run_dir), out=str(target)))
+        assert target.read_bytes() == kept.read_bytes()
+    empty = tmp_path / "empty.onnx"  # made by `touch`: nothing to lose
+    empty.touch()
+    export(ExportConfig(run_dir=str(run_dir), out=str(empty), evaluate=False, tune_cache=False))
+    assert load(empty).vocab_size > 0
 
 
 def test_export_refuses_a_folder_that_is_not_a_run(tmp_path):

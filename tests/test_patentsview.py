@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from helpers import run_python
 from nextword.cli.main import main
+from nextword.corpus import CorpusError
 from nextword.corpus.patentsview import (
     CORPUS_COLUMNS,
     MAX_LISTED,
@@ -291,6 +292,16 @@ def test_missing_file_and_since_without_patents_are_refused(tables, tmp_path):
     with pytest.raises(ValueError, match="missing --query PHRASE, --out CSV"):
         collect(PatentsViewConfig(abstracts=str(tables["abstracts"])))
     assert not out.exists()
+
+
+def test_out_may_not_be_an_input_file(tables, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = {name: path.read_bytes() for name, path in tables.items()}
+    config = {"abstracts": str(tables["abstracts"]), "patents": str(tables["patents"]), "query": QUERY}
+    for same in (tables["abstracts"].name, str(tables["patents"])):  # relative (from tmp_path), absolute
+        with pytest.raises(CorpusError, match=rf"is the input file .*{Path(same).name}.*another name"):
+            collect(PatentsViewConfig(**config, out=same))
+    assert {name: path.read_bytes() for name, path in tables.items()} == before
 
 
 def test_nothing_is_written_when_the_zip_is_damaged(tmp_path, monkeypatch):

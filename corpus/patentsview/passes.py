@@ -33,14 +33,20 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
     Raises ``FileNotFoundError`` for a missing input, ``ValueError`` for an input that is not the
     PatentsView table it should be (the message names the file and the columns it has) or a damaged zip,
     and :class:`~nextword.corpus.CorpusError` for a file that cannot be read or written (permissions, a
-    full or read-only file system, ``out`` a folder). Malformed rows are skipped and counted, never
-    fatal. The output is written atomically: on any error it is left as it was.
+    full or read-only file system, ``out`` a folder or one of the inputs). Malformed rows are skipped
+    and counted, never fatal. The output is written atomically: on any error it is left as it was.
     """
     config.require_inputs()
     out = Path(config.out)
     if out.is_dir():
         raise CorpusError(f"--out {out} is a folder; give the path of the CSV file to write")
     inputs = {config.abstracts, config.patents} - {None}
+    for source in sorted(inputs):  # the CSV would replace the download it is read from
+        if out.exists() and out.resolve() == Path(source).resolve():
+            raise CorpusError(
+                f"--out {out} is the input file {source}; writing the corpus there would replace the "
+                "download: give the CSV another name"
+            )
     try:
         summary = _collect(config, out)
     except FileNotFoundError:  # a missing input: its message names it and where to download it
