@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="the .onnx model file")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("text", nargs="?", help="the text to score")
-    source.add_argument("--file", help="read the text from this UTF-8 file")
+    source.add_argument("--file", help="read the text from this UTF-8 file (-: from standard input)")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
     p.set_defaults(handler=_score)
@@ -292,8 +292,14 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _read_text_file(path: str) -> str:
-    """A regular file's text; a folder, FIFO or device is refused before it is opened (a FIFO would
-    block, /dev/zero would never end)."""
+    """A regular file's text, or standard input's for ``-``; a folder, FIFO or device named as a file
+    is refused before it is opened (a FIFO would block, /dev/zero would never end)."""
+    if path == "-":  # asked for by name: read to its end, as cat does
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"standard input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         info = os.stat(path)
     except OSError as exc:

@@ -238,6 +238,18 @@ def test_suggest_and_score(capsys, model_path, model, tmp_path):
     assert code == 2 and "not UTF-8" in err
 
 
+def test_score_reads_standard_input_for_a_file_named_dash(capsys, model_path, model, monkeypatch):
+    import io
+
+    text = "The network stores the weights.\nA second line."
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8"))))
+    code, out, _ = run_cli(capsys, "score", model_path, "--file", "-", "--json")
+    assert code == 0 and json.loads(out)["perplexity"] == pytest.approx(model.score(text).perplexity)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9")))
+    code, _, err = run_cli(capsys, "score", model_path, "--file", "-")
+    assert code == 2 and "standard input is not UTF-8 text" in err
+
+
 def test_train_overwrite_of_a_folder_of_user_files_exits_2_and_deletes_nothing(
     capsys, corpus_files, tmp_path, monkeypatch
 ):
