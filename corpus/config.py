@@ -11,7 +11,7 @@ from nextword.runtime.provenance import SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED, D
 
 __all__ = ["CORPUS_FORMATS", "CorpusConfig"]
 
-CORPUS_FORMATS = ("auto", "csv", "jsonl", "text")
+CORPUS_FORMATS = ("auto", "csv", "jsonl", "text", "lines")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class CorpusConfig:
     format: str = field(
         default="auto",
         metadata={
-            "help": "file format; auto picks by extension (.csv, .jsonl/.ndjson, anything else is text)",
+            "help": "file format; auto picks by extension (.csv, .jsonl/.ndjson, anything else is text: "
+            "documents separated by blank lines); lines: one document per line",
             "choices": CORPUS_FORMATS,
             "flag": "--corpus-format",
         },

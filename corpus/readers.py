@@ -27,12 +27,20 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def detect_format(path: Path) -> str:
-    """``csv`` for .csv, ``jsonl`` for .jsonl/.ndjson, ``text`` for anything else."""
+    """``csv`` for .csv, ``jsonl`` for .jsonl/.ndjson, ``text`` for anything else but .json, which
+    raises :class:`CorpusError`: a JSON document (an array of records, say) read as plain text would
+    train a model on its brackets and quotes, and read whole it would not stream."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return "csv"
     if suffix in _JSONL_SUFFIXES:
         return "jsonl"
+    if suffix == ".json":
+        raise CorpusError(
+            f"{path}: nextword reads JSON Lines, one object per line with its text in --json-field, not a "
+            "single JSON document; write the records one per line to a .jsonl file, or pass "
+            "--corpus-format text to read the file as plain text"
+        )
     return "text"
 
 
@@ -40,13 +48,14 @@ def read_documents(path: str | Path, config: CorpusConfig) -> Iterator[str]:
     """Yield the non-empty documents of one file, in file order.
 
     CSV: one row is one document, its text in ``config.text_column``. JSON Lines: one object per line,
-    its text in ``config.json_field``. Plain text: paragraphs separated by blank lines.
+    its text in ``config.json_field``. Plain text: paragraphs separated by blank lines. Lines: each
+    line a document.
     """
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"corpus file {path} does not exist (or is not a file)")
     fmt = detect_format(path) if config.format == "auto" else config.format
-    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "text": _read_text}
+    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "text": _read_text, "lines": _read_lines}
     try:
         for document in readers[fmt](path, config):
             document = document.strip()
@@ -163,6 +172,11 @@ def _read_text(path: Path, config: CorpusConfig) -> Iterator[str]:
                 paragraph = []
     if paragraph:
         yield " ".join(paragraph)
+
+
+def _read_lines(path: Path, config: CorpusConfig) -> Iterator[str]:
+    with path.open(encoding="utf-8-sig") as f:
+        yield from f  # read_documents strips each and skips the empty ones
 
 
 def _line_of_bad_bytes(path: Path) -> int | str:

@@ -122,6 +122,8 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
         duplicates = find_duplicates(read_corpus(corpus), record.dedup)
         if not len(duplicates.dropped):
             raise CorpusError(f"the corpus {list(corpus.paths)} holds no non-empty documents")
+        if len(duplicates.dropped) == 1:  # not a matter of near-duplicates: there is one document
+            raise _too_few(1)
         labels = _assign_groups(
             duplicates, record.val_fraction, record.seed, fit=record.scheme != SPLIT_DEDUPLICATED_V1
         )
@@ -180,10 +182,7 @@ def validation_indices(n_documents: int, val_fraction: float, seed: int) -> np.n
     never all) are held out. Memory is 8 bytes per document. Raises :class:`CorpusError` under 2 documents.
     """
     if n_documents < 2:
-        raise CorpusError(
-            f"the corpus has {n_documents} document(s); at least 2 are needed to hold one out for "
-            "validation (plain-text files separate documents with blank lines)"
-        )
+        raise _too_few(n_documents)
     order = np.random.default_rng(seed).permutation(n_documents)
     return np.sort(order[: _held_out(n_documents, val_fraction)])
 
@@ -195,6 +194,14 @@ def split_documents(documents: Sequence[str], val_fraction: float, seed: int) ->
     train = [d for i, d in enumerate(documents) if i not in val_idx]
     val = [d for i, d in enumerate(documents) if i in val_idx]
     return train, val
+
+
+def _too_few(n_documents: int) -> CorpusError:
+    return CorpusError(
+        f"the corpus has {n_documents} document(s); at least 2 are needed to hold one out for validation "
+        "(plain-text files separate documents with blank lines; --corpus-format lines reads one "
+        "document per line)"
+    )
 
 
 def _held_out(n: int, val_fraction: float) -> int:

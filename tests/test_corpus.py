@@ -57,6 +57,36 @@ def test_plain_text_paragraphs(tmp_path):
     assert load_documents([path], DEFAULT) == ["first doc continues here", "second doc"]
 
 
+def test_lines_format_reads_one_document_per_line(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("first doc\ncontinues here\n\n\n  \nsecond doc\n")
+    lines = CorpusConfig(format="lines")
+    assert load_documents([path], lines) == ["first doc", "continues here", "second doc"]
+    with pytest.raises(ValueError, match="corpus format must be one of"):
+        CorpusConfig(format="line")
+
+
+def test_a_single_document_is_explained_with_the_formats_that_cut_a_file_into_documents(tmp_path):
+    from nextword.corpus import split_corpus
+
+    path = tmp_path / "one per line.txt"
+    path.write_text("the first document\nthe second, quite another text\nand a third one\n")
+    for keep in (False, True):  # the deduplicated split and the plain one say the same
+        config = CorpusConfig(paths=(str(path),), keep_duplicates=keep)
+        with pytest.raises(CorpusError, match=r"has 1 document\(s\).*blank lines.*--corpus-format lines"):
+            split_corpus(config)
+    split = split_corpus(CorpusConfig(paths=(str(path),), format="lines", val_fraction=0.4))
+    assert (split.counts.documents, split.counts.val_documents) == (3, 1)
+
+
+def test_a_json_document_is_refused_with_the_way_to_json_lines(tmp_path):
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps([{"text": "one"}, {"text": "two"}]))
+    with pytest.raises(CorpusError, match=r"records.json: nextword reads JSON Lines.*\.jsonl file"):
+        load_documents([path], DEFAULT)
+    assert load_documents([path], CorpusConfig(format="text")) == [path.read_text()]  # asked for
+
+
 def test_format_can_be_forced(tmp_path):
     path = tmp_path / "abstracts.data"
     path.write_text("patent_abstract\nrow one\n")
