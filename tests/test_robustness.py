@@ -86,14 +86,15 @@ export(ExportConfig(run_dir=sys.argv[1], out=sys.argv[2]))
 
 
 @pytest.mark.slow
-def test_export_killed_mid_write_leaves_the_previous_file(run_dir, tmp_path):
+def test_export_killed_mid_write_leaves_the_previous_file(run_dir, model_path, tmp_path):
     out = tmp_path / "model.onnx"
     result = run_python(KILL_EXPORT_BEFORE_RENAME, str(run_dir), str(out))
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
     assert not out.exists()  # nothing at the output path, only the temporary file
-    out.write_bytes(b"previous model")
+    out.write_bytes(previous := model_path.read_bytes())  # an earlier export, which export may replace
     result = run_python(KILL_EXPORT_BEFORE_RENAME, str(run_dir), str(out))
-    assert result.returncode == -signal.SIGKILL and out.read_bytes() == b"previous model"
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    assert out.read_bytes() == previous
 
 
 # ----------------------------------------------------------------------------- a training run killed
