@@ -297,6 +297,16 @@ def test_a_run_folder_another_process_trains_in_is_refused_and_left_as_it_is(run
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
 
 
+def test_without_flock_the_run_folder_is_used_unguarded(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: `import fcntl` fails
+    folder = tmp_path / "run"
+    with RunDir(folder).in_use(), RunDir(folder).in_use():  # nothing to refuse with
+        assert folder.is_dir()
+    assert not folder.exists()  # made for the lock, left empty: removed
+
+
 def test_the_run_folders_lock_ends_with_the_process_that_held_it(tmp_path):
     import subprocess
     import sys

@@ -177,12 +177,10 @@ class RunDir:
         """
         made = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
-        handle = os.open(self.root, os.O_RDONLY)
         try:
-            _lock_folder(handle, self.root)
-            yield
+            with _folder_lock(self.root):
+                yield
         finally:
-            os.close(handle)  # releases the lock
             if made:
                 with contextlib.suppress(OSError):  # not empty (the run began) or already gone
                     self.root.rmdir()
@@ -248,19 +246,32 @@ class RunDir:
         return TrainConfig.from_dict({k: v for k, v in stored.items() if k not in RUN_ONLY_KEYS}), stored
 
 
-def _lock_folder(handle: int, root: Path) -> None:
-    """Take an exclusive ``flock`` on the open folder ``handle``, or raise :class:`RunBusyError`."""
+@contextlib.contextmanager
+def _folder_lock(root: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the folder ``root`` (or raise :class:`RunBusyError`), where the
+    platform and the file system have one; elsewhere, hold nothing."""
     try:
         import fcntl
-    except ImportError:  # Windows
+    except ImportError:  # Windows, where a folder cannot even be opened like this
         logger.debug("no flock on this platform: %s is not guarded against a second training", root)
+        yield
         return
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise RunBusyError(
-            f"run folder {root} is in use by another nextword training process (a run or a --resume "
-            "that has not ended); wait for it to end, or stop it, and try again"
-        ) from None
-    except OSError as exc:  # a file system without flock
-        logger.debug("cannot lock %s (%s): it is not guarded against a second training", root, exc)
+        handle = os.open(root, os.O_RDONLY)
+    except OSError as exc:
+        logger.debug("cannot open %s to lock it (%s): it is not guarded against a second training", root, exc)
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusyError(
+                f"run folder {root} is in use by another nextword training process (a run or a --resume "
+                "that has not ended); wait for it to end, or stop it, and try again"
+            ) from None
+        except OSError as exc:  # a file system without flock
+            logger.debug("cannot lock %s (%s): it is not guarded against a second training", root, exc)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
