@@ -277,10 +277,10 @@ def test_resume_needs_a_checkpoint(tmp_path):
 def test_bad_corpus_fails_before_any_file_is_written(tmp_path, tiny_config):
     bad = tmp_path / "bad.csv"
     bad.write_text("title\nsomething\n")
-    out = tmp_path / "run"
+    out = tmp_path / "runs" / "new" / "run"
     with pytest.raises(CorpusError, match="no column 'patent_abstract'"):
         train(replace(tiny_config, out=str(out), corpus=replace(tiny_config.corpus, paths=(str(bad),))))
-    assert not out.exists()  # not even the folder, made for the run's lock
+    assert not (tmp_path / "runs").exists()  # not even the folders made for the run's lock
 
 
 def test_a_run_folder_another_process_trains_in_is_refused_and_left_as_it_is(run_dir, tiny_config, tmp_path):

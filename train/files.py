@@ -171,19 +171,22 @@ class RunDir:
 
         An exclusive advisory lock (``flock``) on the folder itself: no file is added to it, and the
         lock ends with the process however that ends, so a killed run never leaves the folder locked.
-        A folder made here for the lock is removed again if it is still empty when the block ends.
-        Where the file system or the platform has no such locks (Windows; some network file systems),
-        runs are not guarded, and a message at debug level says so.
+        The folders made here for the lock (the run folder, and any missing above it) are removed again
+        if they are still empty when the block ends. Where the file system or the platform has no such
+        locks (Windows; some network file systems), runs are not guarded, and a message at debug level
+        says so.
         """
-        made = not self.root.exists()
+        made = [f for f in (self.root, *self.root.parents) if not f.exists()]  # deepest first
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             with _folder_lock(self.root):
                 yield
         finally:
-            if made:
-                with contextlib.suppress(OSError):  # not empty (the run began) or already gone
-                    self.root.rmdir()
+            for folder in made:
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (the run began) or already gone: it stays, and those above
+                    break
 
     def is_run(self) -> bool:
         """Whether the folder carries the marker, or is a run written before markers existed (it holds
