@@ -21,6 +21,7 @@ import argparse
 
 import numpy as np
 
+from benchmarks.results import benchmark_parser
 from nextword.runtime import GenerationConfig, default_model
 
 PROMPTS = [
@@ -36,9 +37,7 @@ PROMPTS = [
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.batch_int8", description=__doc__.split("\n\n")[0]
-    )
+    parser = benchmark_parser("batch_int8", __doc__.split("\n\n")[0])
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--texts", type=int, default=64)

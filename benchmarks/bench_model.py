@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.paths import CACHE_DIR, DEFAULT_CORPUS
+from benchmarks.results import benchmark_parser
 
 __all__ = [
     "DEFAULT_MODEL_SETTINGS",
@@ -183,9 +184,7 @@ def _export(run_dir: str, model_path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Train and export the benchmark model if needed; print where it is as one line of JSON."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_model", description=f"{main.__doc__}\n\n{__doc__}"
-    )
+    parser = benchmark_parser("bench_model", f"{main.__doc__}\n\n{__doc__}")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
     print(json.dumps(get_bench_model(args, need_run=False, need_model=True).to_dict()))

@@ -27,18 +27,14 @@ from benchmarks.bench_model import add_model_arguments, get_bench_model, validat
 from benchmarks.decoding import PROMPT
 from benchmarks.environment import machine_info
 from benchmarks.report import fmt_stat, markdown_table, spread_label
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 
 NAME = "cache_speed"
 FALLBACK = {"theta": 0.07, "mix": 0.18, "window": 256}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.cache_speed",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("cache_speed", __doc__)
     add_model_arguments(parser)
     parser.add_argument("--words", type=int, default=200, help="words per timed generation (default: 200)")
     parser.add_argument("--repeats", type=int, default=15, help="timed generations per setting (default: 15)")

@@ -15,7 +15,6 @@ register. Run: ``python -m benchmarks.cache_text --model MODEL.onnx`` (``--help`
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.results import benchmark_parser
 from nextword.runtime import GenerationConfig, load
 from nextword.runtime.cache import CacheConfig
 from nextword.runtime.model import NextWordModel
@@ -143,9 +143,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser("cache_text", __doc__)
     parser.add_argument("--model", required=True, help="the model file")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per prompt for sampling (default: 5)")
     parser.add_argument("--words", type=int, default=100, help="words per text (default: 100)")

@@ -48,7 +48,7 @@ from benchmarks.cache_mixture import (
 from benchmarks.cache_traces import Traced, load_traces, save_traces, trace
 from benchmarks.paths import DEFAULT_CORPUS
 from benchmarks.report import markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import benchmark_parser, save_result
 
 NAME = "cache_variants"
 DOT_THETAS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
@@ -292,11 +292,7 @@ def _log(label: str, components: list[Component], params: np.ndarray, nll: float
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from nextword.runtime.default import BUNDLED_MODEL
 
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.cache_variants",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("cache_variants", __doc__)
     parser.add_argument("--model", default=str(BUNDLED_MODEL), help="model file (default: the bundled one)")
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="the corpus its split is rebuilt from")
     parser.add_argument("--traces", help="NPZ file of the traces: read when it exists, else written")

@@ -33,7 +33,7 @@ import numpy as np
 from benchmarks.environment import machine_info
 from benchmarks.paths import DEFAULT_CORPUS
 from benchmarks.report import markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import benchmark_parser, save_result
 from nextword.corpus import CorpusConfig, load_documents, split_corpus
 from nextword.corpus.dedup import find_duplicates
 from nextword.corpus.minhash import document_words
@@ -46,11 +46,7 @@ LEAK_LEVELS = [0.2, 0.5, 0.8]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.dedup",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("dedup", __doc__)
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="corpus file (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=3, help="examples on each side of the threshold")
     parser.add_argument("--result-json", metavar="PATH", help="where to write the figures")

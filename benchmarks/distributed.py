@@ -39,7 +39,7 @@ from benchmarks.childproc import child_env
 from benchmarks.environment import machine_info, machine_markdown
 from benchmarks.paths import DEFAULT_CORPUS
 from benchmarks.report import markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import benchmark_parser, save_result
 
 NAME = "distributed"
 PATENTSVIEW_ABSTRACTS = 9_000_000  # rows of PatentsView's g_patent_abstract table, about
@@ -56,11 +56,7 @@ PIPELINE_WORDS_PER_S = 2.4e6
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.distributed",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("distributed", __doc__)
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="default: %(default)s")
     parser.add_argument("--documents", type=int, default=2000, help="documents used (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run (default: %(default)s)")

@@ -33,17 +33,13 @@ from benchmarks.bench_model import BenchModel, add_model_arguments, get_bench_mo
 from benchmarks.environment import machine_info
 from benchmarks.generation_report import ratios, render, targets
 from benchmarks.keras_loop import WINDOW, sample_rows, windowed_loop
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 
 NAME = "generation"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.generation",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("generation", __doc__)
     add_model_arguments(parser)
     parser.add_argument("--words", type=int, default=200, help="words per generation (default: %(default)s)")
     parser.add_argument(

@@ -53,7 +53,7 @@ from benchmarks.graph_sampling_heads import (
     with_head,
 )
 from benchmarks.graph_sampling_report import render
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 from benchmarks.shipped import SHORT_PROMPT, bundled_path
 from nextword.runtime.model_file import INPUT_IDS, LOGITS, LOGITS_FROM, state_input_names, state_output_names
 
@@ -64,11 +64,7 @@ LABELS = {"greedy": "greedy", "full": "temperature 1, whole vocabulary", "top_k"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.graph_sampling",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("graph_sampling", __doc__)
     parser.add_argument("--model", metavar="MODEL.onnx", help="model file (default: the bundled model)")
     parser.add_argument(
         "--words", type=int, default=500, help="steps per variant per round (default: %(default)s)"

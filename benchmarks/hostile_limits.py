@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.results import benchmark_parser
 from nextword.runtime import LoadLimits, ModelFileError
 from nextword.runtime.default import BUNDLED_MODEL
 from nextword.runtime.model_check import inspect_model_file
@@ -154,11 +155,7 @@ def largest_accepted(base: Path) -> tuple[bytes, int, int]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.hostile_limits",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("hostile_limits", __doc__)
     parser.add_argument("--model", default=str(BUNDLED_MODEL), help="the model to start from")
     parser.add_argument("--words", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.environment import machine_info, machine_markdown
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 from benchmarks.timing import interleaved, loop_timer
 
 __all__ = ["exact_product", "integer_product", "main", "saturating_activations", "signed_form"]
@@ -244,11 +244,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.int8_storage",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("int8_storage", __doc__.split("\n\n")[0])
     parser.add_argument("--model", help="an int8 model file (default: the bundled model)")
     parser.add_argument(
         "--rounds", type=int, default=7, help="interleaved timed rounds (default: %(default)s)"

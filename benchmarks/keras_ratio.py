@@ -29,7 +29,7 @@ from benchmarks.environment import machine_info
 from benchmarks.keras_loop import windowed_loop
 from benchmarks.paths import shown
 from benchmarks.report import fmt_num, fmt_stat, markdown_table, met, spread_label
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 from benchmarks.shipped import BUNDLED_RUN, SHORT_PROMPT, bundled_path
 
 NAME = "keras_ratio"
@@ -37,11 +37,7 @@ TARGET = 500.0  # the runtime at least this many times faster than the notebook'
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.keras_ratio",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("keras_ratio", __doc__)
     parser.add_argument("--int8", metavar="MODEL.onnx", help="the shipped file (default: the bundled model)")
     parser.add_argument(
         "--bundled-run",

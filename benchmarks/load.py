@@ -14,6 +14,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from benchmarks.results import benchmark_parser
 from nextword.runtime import GenerationConfig, load
 from nextword.runtime.default import BUNDLED_MODEL
 
@@ -27,11 +28,7 @@ def rss_mb() -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.load",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("load", __doc__)
     parser.add_argument("--model", default=str(BUNDLED_MODEL))
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--calls-per-thread", type=int, default=200)

@@ -43,7 +43,7 @@ from benchmarks import timing
 from benchmarks.environment import machine_info
 from benchmarks.graph_sampling import banned_ids, session
 from benchmarks.multistep_report import BARE, render
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 from benchmarks.shipped import SHORT_PROMPT, bundled_path
 from nextword.runtime.model_file import INPUT_IDS, LOGITS, LOGITS_FROM, state_input_names, state_output_names
 
@@ -60,11 +60,7 @@ RULE_PROMPTS = (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.multistep",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("multistep", __doc__)
     parser.add_argument("--model", metavar="MODEL.onnx", help="model file (default: the bundled model)")
     parser.add_argument(
         "--steps", default="4,8,16,32", help="words per call of the unrolled graphs (default: %(default)s)"

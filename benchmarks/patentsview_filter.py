@@ -41,6 +41,7 @@ import zipfile
 from pathlib import Path
 
 from benchmarks.childproc import child_env
+from benchmarks.results import benchmark_parser
 
 QUERY = ("neural network", "deep learning")
 WORDS = (  # noqa: SIM905 (one string reads better than sixty)
@@ -239,9 +240,7 @@ def measure(kinds: list[str], folder: Path, repeat: int) -> dict[str, dict]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.patentsview_filter", description=__doc__.split("\n\n")[0]
-    )
+    parser = benchmark_parser("patentsview_filter", __doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="abstract (and patent) rows to generate")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the fastest counts")
     parser.add_argument("--keep", type=Path, help="generate into this folder and keep the files")

@@ -31,7 +31,6 @@ Run: ``python -m benchmarks.quality`` (after ``make bundled-model``); ``--help``
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -56,6 +55,7 @@ from benchmarks.ngram import (
 from benchmarks.notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
 from benchmarks.paths import DEFAULT_CORPUS, DOCS_DIR, REPO
 from benchmarks.quality_report import render, render_card
+from benchmarks.results import benchmark_parser
 from nextword.corpus import CorpusConfig, rebuild_split
 from nextword.corpus.dev import dev_mask as dev_part
 from nextword.runtime import evaluate, load
@@ -246,9 +246,7 @@ def carried_notebook_figures(path: Path) -> dict[str, Any] | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser("quality", __doc__)
     parser.add_argument(
         "--int8", default=str(BUNDLED_MODEL), help="int8 model file (default: the bundled one)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -11,6 +12,16 @@ from typing import Any
 from benchmarks.paths import RESULTS_DIR
 
 __all__ = ["finish", "load_result", "result_path", "save_result"]
+
+
+def benchmark_parser(name: str, description: str | None) -> argparse.ArgumentParser:
+    """A benchmark's argument parser: ``python -m benchmarks.NAME``, its module docstring as the help
+    text, line breaks kept."""
+    return argparse.ArgumentParser(
+        prog=f"python -m benchmarks.{name}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def result_path(name: str, path: str | Path | None = None) -> Path:

@@ -30,7 +30,7 @@ from benchmarks.bench_model import add_model_arguments
 from benchmarks.childproc import child_env, module_command
 from benchmarks.document import SECTIONS, write_doc
 from benchmarks.paths import DOCS_DIR, RESULTS_DIR
-from benchmarks.results import load_result, save_result
+from benchmarks.results import benchmark_parser, load_result, save_result
 
 SHIPPED_ONLY = ("keras_ratio", "graph_sampling", "multistep")  # they measure the bundled file alone
 QUICK = {  # --quick: few repeats, small settings; a smoke test, not figures
@@ -47,11 +47,7 @@ QUICK = {  # --quick: few repeats, small settings; a smoke test, not figures
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run_all",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("run_all", __doc__)
     add_model_arguments(parser)
     parser.add_argument(
         "--train-budget",

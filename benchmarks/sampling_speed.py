@@ -29,6 +29,7 @@ from benchmarks import timing
 from benchmarks.environment import machine_info
 from benchmarks.paths import REPO
 from benchmarks.report import fmt_num, markdown_table
+from benchmarks.results import benchmark_parser
 from benchmarks.shipped import SHORT_PROMPT, bundled_path
 
 BEFORE = REPO / "tests" / "reference" / "sampling_v2.py"
@@ -63,11 +64,7 @@ Sample = Callable[..., np.ndarray]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.sampling_speed",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("sampling_speed", __doc__)
     parser.add_argument("--model", help="the model whose logits are sampled (default: the bundled model)")
     parser.add_argument("--rows", type=int, default=256, help="logit rows, one per generated word")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per case")

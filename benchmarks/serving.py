@@ -37,7 +37,7 @@ import numpy as np
 from benchmarks.environment import machine_info
 from benchmarks.loopback import HOST, Server, chunks, cpu_seconds, head, read_head, rss_bytes
 from benchmarks.report import fmt_bytes, markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import benchmark_parser, save_result
 
 NAME = "serving"
 PROMPT = "a neural network"
@@ -141,9 +141,7 @@ def summarize(clients: int, batching: bool, runs: list[dict[str, Any]]) -> dict[
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.serving", description=__doc__.split("\n\n")[0]
-    )
+    parser = benchmark_parser("serving", __doc__.split("\n\n")[0])
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")

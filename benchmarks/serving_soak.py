@@ -31,7 +31,7 @@ from typing import Any
 from benchmarks.environment import machine_info
 from benchmarks.loopback import HOST, Server, chunks, head, read_head, request, rss_bytes
 from benchmarks.report import fmt_bytes, markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import benchmark_parser, save_result
 from benchmarks.serving import PROMPT
 
 NAME = "serving_soak"
@@ -164,9 +164,7 @@ async def idle(port: int, timeout: float = 30) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.serving_soak", description=__doc__.split("\n\n")[0]
-    )
+    parser = benchmark_parser("serving_soak", __doc__.split("\n\n")[0])
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)

@@ -23,18 +23,14 @@ from benchmarks.decoding import PROMPT, generate_timer
 from benchmarks.environment import machine_info
 from benchmarks.paths import CACHE_DIR
 from benchmarks.report import fmt_bytes, fmt_stat, markdown_table
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 from benchmarks.timing import SETTLE_SECONDS, interleaved
 
 NAME = "size_quality"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.size_quality",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("size_quality", __doc__)
     add_model_arguments(parser)
     parser.add_argument(
         "--words", type=int, default=200, help="words per timed generation (default: %(default)s)"

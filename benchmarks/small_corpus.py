@@ -29,7 +29,7 @@ from benchmarks.childproc import child_env
 from benchmarks.distributed import subset
 from benchmarks.environment import machine_info
 from benchmarks.paths import DEFAULT_CORPUS
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 
 NAME = "small_corpus"
 SETTINGS = {"--epochs 10": ["--epochs", "10"], "default": []}
@@ -37,11 +37,7 @@ PLANNED = re.compile(r"(\d+) epochs planned, (\d+) training steps each")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.small_corpus",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("small_corpus", __doc__)
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="default: %(default)s")
     parser.add_argument(
         "--documents", default="40,200,800", help="corpus sizes, in documents (default: %(default)s)"

@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks import timing
 from benchmarks.environment import machine_info
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 from benchmarks.shipped import SHORT_PROMPT, add_shipped_arguments, shipped_files
 from benchmarks.speed_report import render, targets
 
@@ -73,11 +73,7 @@ CASES = (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.speed",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("speed", __doc__)
     add_shipped_arguments(parser)
     parser.add_argument("--words", type=int, default=400, help="words per generation (default: %(default)s)")
     timing.add_round_arguments(parser, rounds=7, max_seconds=240)

@@ -30,7 +30,7 @@ from benchmarks.decoding import PROMPT
 from benchmarks.environment import machine_info
 from benchmarks.paths import CACHE_DIR, REPO
 from benchmarks.report import fmt_bytes, fmt_stat, markdown_table
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 from benchmarks.timing import summarize
 
 NAME = "startup"
@@ -53,11 +53,7 @@ NOT_PACKAGED = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.startup",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("startup", __doc__)
     add_model_arguments(parser)
     parser.add_argument(
         "--repeats", type=int, default=7, help="timed runs per light process (default: %(default)s)"

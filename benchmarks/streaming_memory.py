@@ -43,7 +43,7 @@ from benchmarks.childproc import child_env, run_child
 from benchmarks.environment import machine_info
 from benchmarks.paths import CACHE_DIR
 from benchmarks.report import fmt_bytes, fmt_num, markdown_table
-from benchmarks.results import save_result
+from benchmarks.results import benchmark_parser, save_result
 from benchmarks.synthetic_corpus import corpus_for
 
 NAME = "streaming_memory"
@@ -59,11 +59,7 @@ STAGES = [
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.streaming_memory",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("streaming_memory", __doc__)
     parser.add_argument(
         "--words", type=int, default=DEFAULT_WORDS, help="words of the large corpus (default: %(default)s)"
     )

@@ -42,7 +42,7 @@ import numpy as np
 
 from benchmarks import timing
 from benchmarks.environment import machine_info
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 from benchmarks.shipped import SHORT_PROMPT, add_shipped_arguments, shipped_files
 from benchmarks.threads_report import render, targets
 
@@ -59,11 +59,7 @@ BACKGROUND_WORDS = 50  # words per generation of a background thread before it s
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.threads",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("threads", __doc__)
     add_shipped_arguments(parser)
     parser.add_argument("--batches", default="1,8,64", help="batch sizes (default: %(default)s)")
     timing.add_round_arguments(parser, rounds=9, max_seconds=600)

@@ -39,7 +39,7 @@ from benchmarks.bench_model import split_documents
 from benchmarks.environment import machine_info
 from benchmarks.paths import DEFAULT_CORPUS
 from benchmarks.report import markdown_table
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 
 __all__ = ["KINDS", "TOP5_TARGET", "load_model", "main", "measure", "model_parser", "repeats", "word_kinds"]
 
@@ -50,11 +50,7 @@ TOP5_TARGET = 0.60  # issue 12: the bundled model, as `nextword evaluate` scores
 def model_parser(name: str, description: str | None) -> argparse.ArgumentParser:
     """The command line of a benchmark that scores a model file on its own split: ``--model`` and
     ``--corpus``, the rest for the caller to add."""
-    parser = argparse.ArgumentParser(
-        prog=f"python -m benchmarks.{name}",
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser(name, description)
     parser.add_argument("--model", default=None, metavar="MODEL.onnx", help="default: the bundled model")
     parser.add_argument(
         "--corpus",

@@ -37,7 +37,7 @@ from benchmarks.bench_model import add_model_arguments
 from benchmarks.childproc import child_env, run_child
 from benchmarks.environment import machine_info
 from benchmarks.report import fmt_bytes, markdown_table
-from benchmarks.results import finish
+from benchmarks.results import benchmark_parser, finish
 
 NAME = "training"
 RECIPES = {
@@ -49,11 +49,7 @@ EVAL_BATCH = 512
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.training",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("training", __doc__)
     add_model_arguments(parser)
     parser.add_argument(
         "--budget",

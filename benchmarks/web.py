@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results import benchmark_parser
+
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 BUNDLED = ROOT / "runtime" / "data" / "nextword-patents.onnx"
@@ -203,7 +205,7 @@ def _first_difference(a: str, b: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.web", description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser("web", __doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=BUNDLED)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--words", type=int, default=200)
