@@ -5,10 +5,11 @@ while 8 other threads of the same process generate (``Generator`` steps of the s
 model, as a server does), one bare ``model.forward`` step with the state carried is timed under each
 setting of onnxruntime's session:
 
-- ``default``: ``load(path)`` as the runtime ships it: one thread, and for a step that runs alone (no
+- ``default``: ``load(path)`` as the runtime ships it: one thread; for a step that runs alone (no
   other step of the process in progress or just ended on another thread) a second session with two
-  spinning threads (for an int8 file only batches of up to 4 rows: larger ones' numbers differ on two
-  threads);
+  spinning threads; a batch of 5 rows or more whose numbers differ on two threads (an int8 file's) on
+  two threads whatever else runs: alone on that second session, otherwise on a third one, two threads
+  without spinning (``nextword.runtime.session_plan``);
 - ``1 thread``: one intra-op thread (no pool, so spinning does not apply);
 - ``2 threads, spinning`` and ``2 threads, no spinning``: two intra-op threads, with
   ``session.intra_op.allow_spinning`` on (the pool's threads busy-wait for work) and off.
@@ -18,8 +19,9 @@ turns (their order rotating) so load from other processes hits them alike, and a
 median over rounds. Every round loads its models afresh, in the order it measures them: four copies of
 the fp32 file under one setting, loaded once and measured in turns under 8 generating threads, gave
 medians up to 14% apart, a gap one set of models would carry into every round as a difference between
-settings. The default's steps are counted by the session they ran on, so the report can tell which
-setting the default was in each case. Reported per case: each setting's ms per step, the
+settings. The default's steps are counted by the session they ran on (its pair session is made at
+load here, so that it is counted from its first run), so the report can tell which setting the default
+was in each case. Reported per case: each setting's ms per step, the
 best one, and how far the runtime's default is from it (target: within 10%); and the words/s the 8
 generating threads made.
 
@@ -104,17 +106,20 @@ def describe_default() -> dict[str, Any]:
         + (
             "a step that runs while no other step of the process does (none in progress, none "
             "ended on another thread in the last 20 ms) takes a second session with two intra-op "
-            "threads whose pool spins, where a batch's numbers differ on two threads (int8) only "
-            "the batch sizes whose numbers match (the bundled model's: up to 4 rows)"
+            "threads whose pool spins. "
             if wide
-            else "no second session (one usable core)"
-        ),
+            else "no second session (one usable core). "
+        )
+        + "Where a batch's numbers differ on two threads (an int8 file's from a few rows on; the "
+        "bundled model's from 5), a batch of 5 rows or more runs on two threads whatever else runs: "
+        + ("alone on the spinning session, otherwise " if wide else "")
+        + "on a third session, two intra-op threads without spinning; a smaller one keeps one thread",
     }
 
 
 class CountingSession:
     """An onnxruntime session that counts the runs each thread makes on it (the default model's
-    two-thread session, to see how often the measuring thread's steps took it)."""
+    two-thread sessions, to see how often the measuring thread's steps took them)."""
 
     def __init__(self, session: Any) -> None:
         self._session = session
@@ -136,9 +141,13 @@ class CountingSession:
         return getattr(self._session, name)
 
 
+COUNTED = ("wide_session", "pair_session")  # the default model's two-thread sessions, by attribute
+
+
 def load_setting(path: str, setting: str) -> Any:
-    """``path`` loaded under ``setting`` (a key of :data:`SETTINGS`); the default's two-thread session,
-    when it has one, counts its runs (:class:`CountingSession`)."""
+    """``path`` loaded under ``setting`` (a key of :data:`SETTINGS`); the default's two-thread sessions
+    count their runs (:class:`CountingSession`): the wide one when it has one, and its pair, made now
+    with the options the runtime makes it with (two threads, no spinning) instead of at its first use."""
     from nextword.runtime import load
 
     options = SETTINGS[setting]
@@ -147,28 +156,34 @@ def load_setting(path: str, setting: str) -> Any:
     model = load(path)
     if model.wide_session is not None:
         model.wide_session = CountingSession(model.wide_session)
+    model.pair_session = CountingSession(load(path, threads=2).session)
     return model
 
 
-def wide_runs(model: Any) -> int:
-    """Runs this thread made on ``model``'s counted two-thread session (0 without one)."""
-    wide = getattr(model, "wide_session", None)
-    return wide.runs.get(threading.get_ident(), 0) if isinstance(wide, CountingSession) else 0
+def counted_runs(model: Any) -> dict[str, int]:
+    """Runs this thread made on each of ``model``'s counted two-thread sessions (0 without them)."""
+    me = threading.get_ident()
+    out = {}
+    for name in COUNTED:
+        session = getattr(model, name, None)
+        out[name] = session.runs.get(me, 0) if isinstance(session, CountingSession) else 0
+    return out
 
 
-def step_ms(model: Any, batch: int, seconds: float, min_steps: int) -> tuple[float, float]:
+def step_ms(model: Any, batch: int, seconds: float, min_steps: int) -> tuple[float, dict[str, float]]:
     """ms per bare ``forward`` step of ``batch`` rows, the state carried, over ``seconds`` at least; and
-    the share of those steps that ran on the model's counted two-thread session (:func:`wide_runs`)."""
+    the share of those steps that ran on each of the model's counted two-thread sessions
+    (:func:`counted_runs`: ``wide_session`` and ``pair_session``)."""
     ids = np.full((batch, 1), model.prompt_ids(SHORT_PROMPT)[-1], dtype=np.int64)  # (B, 1)
     state = model.initial_state(batch)
     model.forward(ids, state)  # warm: this batch size's first call allocates
-    wide = wide_runs(model)
+    before = counted_runs(model)
     steps, start = 0, time.perf_counter()
     while steps < min_steps or time.perf_counter() - start < seconds:
         _, state = model.forward(ids, state)
         steps += 1
     ms = 1e3 * (time.perf_counter() - start) / steps
-    return ms, (wide_runs(model) - wide) / steps
+    return ms, {name: (runs - before[name]) / steps for name, runs in counted_runs(model).items()}
 
 
 @contextmanager
@@ -208,16 +223,21 @@ def generating(model: Any, batch: int, threads: int) -> Iterator[list[int]]:
 
 
 def measure_cell(model: Any, batch: int, load: str, args: argparse.Namespace) -> dict[str, float]:
-    """One cell: ms per step of the measuring thread, the share of its steps that ran on the model's
-    two-thread session (the default's), and with generating threads their words/s."""
+    """One cell: ms per step of the measuring thread, the shares of its steps that ran on the model's
+    two-thread sessions (the default's), and with generating threads their words/s."""
     if load == "alone":
-        ms, share = step_ms(model, batch, args.cell_seconds, args.min_steps)
-        return {"ms": ms, "wide_share": share}
+        ms, shares = step_ms(model, batch, args.cell_seconds, args.min_steps)
+        return {"ms": ms, "wide_share": shares["wide_session"], "pair_share": shares["pair_session"]}
     with generating(model, batch, BACKGROUND_THREADS) as words:
         before, start = sum(words), time.perf_counter()
-        ms, share = step_ms(model, batch, args.cell_seconds, args.min_steps)
+        ms, shares = step_ms(model, batch, args.cell_seconds, args.min_steps)
         rate = (sum(words) - before) / (time.perf_counter() - start)
-    return {"ms": ms, "wide_share": share, "background_words_per_s": rate}
+    return {
+        "ms": ms,
+        "wide_share": shares["wide_session"],
+        "pair_share": shares["pair_session"],
+        "background_words_per_s": rate,
+    }
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -252,6 +272,7 @@ def _summary(key: str, case: dict[str, list[dict[str, float]]]) -> dict[str, Any
     out: dict[str, Any] = {"file": name, "batch": int(batch), "load": load_kind, "ms": {}, "background": {}}
     out["samples"] = {setting: [r["ms"] for r in runs] for setting, runs in case.items()}
     out["default_wide_share"] = statistics.fmean(r["wide_share"] for r in case["default"])
+    out["default_pair_share"] = statistics.fmean(r["pair_share"] for r in case["default"])
     for setting, runs in case.items():
         out["ms"][setting] = timing.summarize([r["ms"] for r in runs])
         if "background_words_per_s" in runs[0]:

@@ -13,20 +13,29 @@ __all__ = ["SAME", "TOLERANCE", "best", "plots", "ran_as", "render", "targets"]
 
 TOLERANCE = 0.10  # the default may be this much slower than the best setting
 SAME = 0.01  # the default "ran as" a setting when at most this share of its steps ran otherwise
-# The default's two sessions, as the columns of the benchmark name their settings.
-ONE, WIDE = "1 thread", "2 threads, spinning"
+# The default's sessions, as the columns of the benchmark name their settings.
+ONE, WIDE, PAIR = "1 thread", "2 threads, spinning", "2 threads, no spinning"
+
+
+def shares(case: dict[str, Any]) -> dict[str, float] | None:
+    """The share of the default's steps in ``case`` that ran on each of its sessions, by the setting
+    each one has; None for a result that did not count them. (Results from before the pair session
+    counted only the wide one.)"""
+    wide = case.get("default_wide_share")
+    if wide is None or "samples" not in case:
+        return None
+    pair = case.get("default_pair_share", 0.0)
+    return {ONE: max(0.0, 1 - wide - pair), WIDE: wide, PAIR: pair}
 
 
 def ran_as(case: dict[str, Any]) -> str | None:
     """The setting whose session ran (nearly) all of the default's steps in ``case``: its one-thread
-    session (``"1 thread"``) or its two-thread spinning one; None when it mixed the two, or for a
-    result that did not count them."""
-    share = case.get("default_wide_share")
-    if share is None or "samples" not in case:
+    session (``"1 thread"``), its two-thread spinning one or its two-thread pair without spinning;
+    None when it mixed them, or for a result that did not count them."""
+    split = shares(case)
+    if split is None:
         return None
-    if share <= SAME:
-        return ONE
-    return WIDE if share >= 1 - SAME else None
+    return next((setting for setting, share in split.items() if share >= 1 - SAME), None)
 
 
 def figures(case: dict[str, Any]) -> dict[str, float]:
@@ -64,7 +73,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         why += (
             f". Alone, the default ran {sizes} on one thread: "
             "the model's check found that the file's numbers at that batch size differ on two threads, "
-            "and a call's text must not depend on the threads it ran on (issue 17 keeps today's texts)"
+            "and a call's text must not depend on what else runs: such a batch of fewer than 5 rows "
+            "keeps one thread (`nextword.runtime.session_plan`)"
         )
     return [
         {
@@ -88,11 +98,11 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         same = ran_as(case)
         extra = []
         if counted:
-            share = case["default_wide_share"]
+            split = shares(case) or {}
             extra = [
-                f"{same} ({1 - share if same == ONE else share:.0%})"
+                f"{same} ({split[same]:.0%})"
                 if same
-                else f"mixed: 2 threads for {share:.0%} of steps",
+                else "mixed: " + ", ".join(f"{s} {v:.0%}" for s, v in split.items() if v > 0),
                 fmt_num(figures(case)["default"]) if same else "–",
             ]
         rows.append(
@@ -124,7 +134,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
         + ". With 8 generating threads, each runs `Generator` steps of the same batch on the same model. "
         + (
             "Every round loads its models afresh, in the order it measures them. The default's steps "
-            "are counted by the session they ran on: where (nearly) all ran on one of its two sessions, "
+            "are counted by the session they ran on: where (nearly) all ran on one of its sessions, "
             "the default was that column's setting, and the verdict takes that configuration's figure "
             "from both copies' samples together (their median), for the default and for that column."
             if counted

@@ -29,7 +29,8 @@ from .model_file import (
 )
 from .probe import WideCheck, probe_model
 from .scoring import TextScore, next_words, prompt_ids, score_text
-from .session import alone, run_session, wrong_shapes
+from .session import run_session, wrong_shapes
+from .session_plan import ONE, PAIR, WIDE, SessionPlan
 from .sessions import choose_providers, default_session_options, make_session, usable_cores
 from .step import PROMPT_CHUNK, State, feed_chunks
 from .stepper import BoundStepper
@@ -65,10 +66,13 @@ def load(
     whatever else runs, so both sessions step the same random rows (:class:`~.probe.WideCheck`): one
     row at load, which decides whether the second session is kept, and each larger batch size when a
     step first has that many rows. An int8 model's numbers depend on the thread count from a few rows
-    on (onnxruntime quantizes each thread's rows on its own), so its larger batches keep one thread and
-    only the batch sizes whose numbers match take two (the bundled model's: up to 4 rows, as for beam
-    search's 4 beams); an fp32 model's match at any batch. ``threads=n`` runs every step on ``n`` threads
-    (:func:`default_session_options`); ``session_options`` replaces all of that.
+    on (onnxruntime quantizes each thread's rows on its own; the bundled model's from 5 rows): such a
+    batch of 5 rows or more runs on two threads whatever else runs (alone on the second session, else
+    on a third whose pool does not spin, made at the first such step, on any number of cores), and a
+    smaller one on one thread; an fp32 model's numbers match at any batch. The steps and their
+    sessions: :mod:`~nextword.runtime.session_plan`.
+    ``threads=n`` runs every step on ``n`` threads (:func:`default_session_options`);
+    ``session_options`` replaces all of that.
 
     The file is checked before onnxruntime sees it (size, structure, versions, operators, no external
     data, bounded memory and work per step; see :func:`~nextword.runtime.model_check.check_model_file`
@@ -83,24 +87,36 @@ def load(
     checked = inspect_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
     source = checked.name
     chosen = choose_providers(providers)
-    wide_options = None
+    default = session_options is None and threads is None and chosen == ["CPUExecutionProvider"]
     if session_options is None:
-        session_options = default_session_options(1 if threads is None else threads)
-        session_options.log_severity_level = 4  # onnxruntime's errors reach the caller as exceptions
-        if threads is None and chosen == ["CPUExecutionProvider"] and usable_cores() >= 2:
-            wide_options = default_session_options(2, spinning=True)
-            wide_options.log_severity_level = 4
+        session_options = _quiet_options(1 if threads is None else threads, spinning=False)
     session = make_session(checked.data, session_options, chosen, source)
     info = read_model_info(session, source, checked.metadata)
     probe_model(session, info, source)
+    if not default:
+        return NextWordModel(session, info, source)
     wide, check = None, None
-    if wide_options is not None:
-        wide = make_session(checked.data, wide_options, chosen, source)
+    if usable_cores() >= 2:
+        wide = make_session(checked.data, _quiet_options(2, spinning=True), chosen, source)
         probe_model(wide, info, source)
         check = WideCheck(session, wide, info, source)
         if not check.allows(1):  # a single row's numbers differ: the second session would never run
             wide, check = None, None
-    return NextWordModel(session, info, source, wide, check)
+    data = checked.data
+
+    def make_pair() -> Any:
+        return make_session(data, _quiet_options(2, spinning=False), chosen, source)
+
+    plan = SessionPlan(session, info, source, wide=wide, check=check, make_pair=make_pair)
+    return NextWordModel(session, info, source, plan=plan)
+
+
+def _quiet_options(threads: int, *, spinning: bool) -> ort.SessionOptions:
+    """:func:`default_session_options` for one of load()'s own sessions, which log nothing (onnxruntime's
+    errors reach the caller as exceptions)."""
+    options = default_session_options(threads, spinning=spinning)
+    options.log_severity_level = 4
+    return options
 
 
 class NextWordModel:
@@ -111,23 +127,44 @@ class NextWordModel:
     """
 
     def __init__(
-        self,
-        session: ort.InferenceSession,
-        info: ModelInfo,
-        source: str,
-        wide: Any | None = None,
-        wide_check: WideCheck | None = None,
+        self, session: ort.InferenceSession, info: ModelInfo, source: str, *, plan: SessionPlan | None = None
     ) -> None:
-        self.session = session
-        self.wide_session = wide  # two spinning threads, for steps that run alone (see load); or None
-        if wide is not None and wide_check is None:
-            wide_check = WideCheck(session, wide, info, source)
-        self._wide_check = wide_check if wide is not None else None  # which batch sizes may run there
+        # The sessions a step may run on, and which one it takes (see load and session_plan); a model
+        # made from a single session runs every step there.
+        self._plan = plan if plan is not None else SessionPlan.single(session, info, source)
         self.info = info
         self.source = source
         self._idle: list[BoundStepper] = []  # steppers of finished calls, bound already (_borrow_stepper)
         self._state_inputs = state_input_names(len(info.state_sizes))
         self._outputs = [LOGITS, *state_output_names(len(info.state_sizes))]
+
+    @property
+    def session(self) -> Any:
+        """The one-thread session (or the only one): every step no other session takes."""
+        return self._plan.sessions[ONE]
+
+    @session.setter
+    def session(self, session: Any) -> None:
+        self._plan.sessions[ONE] = session
+
+    @property
+    def wide_session(self) -> Any | None:
+        """The session of two spinning threads for steps that run alone (see :func:`load`), or None."""
+        return self._plan.sessions[WIDE]
+
+    @wide_session.setter
+    def wide_session(self, session: Any) -> None:
+        self._plan.sessions[WIDE] = session
+
+    @property
+    def pair_session(self) -> Any | None:
+        """The session of two threads without spinning for batches whose numbers differ on two threads
+        (see :func:`load`); None until a step first needs it, and for models that never do."""
+        return self._plan.sessions[PAIR]
+
+    @pair_session.setter
+    def pair_session(self, session: Any) -> None:
+        self._plan.sessions[PAIR] = session
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -141,7 +178,7 @@ class NextWordModel:
     def wide_rows(self) -> int:
         """The most rows a step may run on the two-thread session (same numbers as one thread; 0 without
         that session, :data:`~.probe.MAX_ROWS` for any number): every check still to run, run now."""
-        return self._wide_check.settle() if self._wide_check is not None else 0
+        return self._plan.wide_rows
 
     @property
     def cache_settings(self) -> CacheConfig | None:
@@ -213,9 +250,7 @@ class NextWordModel:
         if self.info.has_logits_from:
             cached = _LOGITS_FROM.get(logits_from)
             feed[LOGITS_FROM] = cached if cached is not None else np.asarray(logits_from, dtype=np.int64)
-        check = self._wide_check
-        wide = check is not None and check.allows(len(ids)) and alone()
-        session = self.wide_session if wide else self.session
+        session = self._plan.sessions[self._plan.choose(len(ids))]
         logits, *new_state = run_session(session, self._outputs, feed, self.source)
         # The probe at load tried one batch size and length; a graph can still break on others. A wrong
         # shape here would surface as a numpy error far away, or as a score over the wrong words.
@@ -239,7 +274,7 @@ class NextWordModel:
         long its results stay valid). One per loop: a stepper is not thread-safe; the model is."""
         extra = {LOGITS_FROM: np.asarray(-1, dtype=np.int64)} if self.info.has_logits_from else {}
         return BoundStepper(
-            [self.session] if self.wide_session is None else [self.session, self.wide_session],
+            self._plan,
             self.source,
             self.vocab_size,
             self._state_inputs,
@@ -247,7 +282,6 @@ class NextWordModel:
             [units for units in self.info.state_sizes for _ in ("h", "c")],
             LOGITS,
             INPUT_IDS,
-            wide_check=self._wide_check,
             extra_inputs=extra,
         )
 

@@ -85,8 +85,9 @@ class WideCheck:
     same order on the same random numbers, and a batch size between two checks counts as agreeing
     when both do (where a batch is split between threads depends on its size, and a larger batch is
     split no less). Thread-safe: one lock serializes the checks, and a verdict already found is read
-    without it. A step that reads while another thread checks may be told no for a batch size that
-    turns out to agree; it then runs on one thread, with the same numbers. A yes is never wrong.
+    without it. Every answer is exact, also while another thread checks (``agreed`` only grows, and
+    never after ``_final`` is set): a no sends a batch of 5 rows or more to two threads
+    (:mod:`~nextword.runtime.session_plan`), whose numbers would differ from one thread's.
     """
 
     def __init__(self, session, wide, info: ModelInfo, source: str) -> None:
@@ -101,8 +102,8 @@ class WideCheck:
         """Whether a step of ``rows`` rows may run on the wide session; runs the checks it needs."""
         if rows <= self.agreed:
             return True
-        if self._final:
-            return False
+        if self._final:  # set after the last change to agreed: read again, it may have just grown
+            return rows <= self.agreed
         with self._lock:
             while not self._final and self.agreed < rows:
                 self._run_next()
@@ -128,15 +129,22 @@ class WideCheck:
             one = run_session(self._session, names, feed, self._source)
             two = run_session(self._wide, names, feed, self._source)
         except ModelRunError:  # a graph that breaks on these shapes: its calls will say so, not the check
-            self.agreed, self._final = 0, True
+            self.agreed = 0
+            self._settled()
             return
         if not all(np.array_equal(a, b) for a, b in zip(one, two, strict=True)):
-            self._final = True
+            self._settled()
             return
         self._done += 1
         self.agreed = rows
         if self._done == len(WIDE_CHECKS):
-            self.agreed, self._final = MAX_ROWS, True
+            self.agreed = MAX_ROWS
+            self._settled()
+
+    def _settled(self) -> None:
+        """No check is left to run: the sessions are not needed here any more."""
+        self._final = True
+        self._session = self._wide = None
 
 
 def wide_rows(session, wide, info: ModelInfo, source: str) -> int:

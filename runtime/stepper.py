@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .session import alone, run_bound
+from .session import run_bound
 from .step import State, StepModel
 
 if TYPE_CHECKING:
-    from .probe import WideCheck
+    from .session_plan import SessionPlan
 
 __all__ = ["BoundStepper", "ForwardStepper", "TokenStepper", "stepper_for"]
 
@@ -68,12 +68,13 @@ class _Buffers:
 
 
 class _Turn:
-    """One of the two alternating bindings (one per session), with views of the rows it binds."""
+    """One of the two alternating bindings (one per session, made when a step first runs there), with
+    views of the rows it binds."""
 
     def __init__(
-        self, bindings: list[Any], ids: np.ndarray, inputs: State, outputs: State, logits: np.ndarray
+        self, bindings: list[Any | None], ids: np.ndarray, inputs: State, outputs: State, logits: np.ndarray
     ):
-        self.bindings = bindings  # [the one-thread session's, the wide session's when there is one]
+        self.bindings = bindings  # by the plan's session index; None until a step runs on that session
         self.ids = ids  # (rows,) view of the bound ids
         self.inputs = inputs  # the state arrays it reads: the other turn's outputs
         self.outputs = outputs
@@ -83,15 +84,14 @@ class _Turn:
 class BoundStepper:
     """Single-token steps of an onnxruntime session through I/O bindings made once per batch size.
 
-    Made by ``NextWordModel.stepper()``; not thread-safe (one per decoding loop; the session itself is
-    shared). The logits and states are bit for bit those of ``forward``. With a second session (the
-    model's two-thread one, see :func:`~nextword.runtime.model.load`) a step whose batch size
-    ``wide_check`` allows runs there when it runs alone, as in ``forward``.
+    Made by ``NextWordModel.stepper()``; not thread-safe (one per decoding loop; the sessions are
+    shared). The logits and states are bit for bit those of ``forward``: each step runs on the session
+    ``plan`` chooses for its batch size, as in ``forward`` (see :mod:`~nextword.runtime.session_plan`).
     """
 
     def __init__(
         self,
-        sessions: Sequence[Any],
+        plan: SessionPlan,
         source: str,
         vocab: int,
         state_inputs: Sequence[str],
@@ -99,11 +99,9 @@ class BoundStepper:
         widths: Sequence[int],
         logits_output: str,
         ids_input: str,
-        wide_check: WideCheck | None = None,
         extra_inputs: dict[str, np.ndarray] | None = None,
     ) -> None:
-        self._sessions = list(sessions)
-        self._wide = wide_check if len(self._sessions) > 1 else None  # which batch sizes the second may run
+        self._plan = plan
         self._source = source
         self._vocab = vocab
         self._state_inputs = list(state_inputs)
@@ -136,37 +134,48 @@ class BoundStepper:
                     raise ValueError(f"state of shapes {shapes} does not fit {rows} tokens")
                 mine[...] = given
         turn.ids[...] = tokens
-        wide = self._wide
-        k = 1 if wide is not None and wide.allows(rows) and alone() else 0  # as NextWordModel.forward
-        run_bound(self._sessions[k], turn.bindings[k], self._source, rows)
+        k = self._plan.choose(rows)  # as NextWordModel.forward
+        binding = turn.bindings[k]
+        if binding is None:
+            binding = turn.bindings[k] = self._binding(k, turn)
+        run_bound(self._plan.sessions[k], binding, self._source, rows)
         self._next ^= 1
         return turn.logits, list(turn.outputs)
 
     def _bind(self, rows: int) -> None:
-        """Bind both alternating bindings to the first ``rows`` rows of the buffers (grown if short)."""
+        """Point both alternating turns at the first ``rows`` rows of the buffers (grown if short);
+        their bindings are made when a step first runs on each session (:meth:`_binding`)."""
         if self._buffers is None or self._buffers.capacity < rows:
             capacity = max(rows, 2 * self._buffers.capacity if self._buffers else 1)
             self._buffers = _Buffers(capacity, self._vocab, self._widths)  # step copies the state in
         buffers = self._buffers
         views = [[array[:rows] for array in arrays] for arrays in buffers.states]
-        self._turns = []
-        for t in (0, 1):
-            bindings = []
-            for session in self._sessions:
-                binding = session.io_binding()
-                _bind_array(binding.bind_input, self._ids_input, buffers.ids[:rows])
-                for name, value in self._extra.items():
-                    _bind_array(binding.bind_input, name, value)
-                for name, array in zip(self._state_inputs, views[t], strict=True):
-                    _bind_array(binding.bind_input, name, array)
-                _bind_array(binding.bind_output, self._logits_output, buffers.logits[:rows])
-                for name, array in zip(self._state_outputs, views[1 - t], strict=True):
-                    _bind_array(binding.bind_output, name, array)
-                bindings.append(binding)
-            self._turns.append(
-                _Turn(bindings, buffers.ids[:rows, 0], views[t], views[1 - t], buffers.logits[:rows, 0])
+        self._turns = [
+            _Turn(
+                [None] * len(self._plan.sessions),
+                buffers.ids[:rows, 0],
+                views[t],
+                views[1 - t],
+                buffers.logits[:rows, 0],
             )
+            for t in (0, 1)
+        ]
         self._rows = rows
+
+    def _binding(self, k: int, turn: _Turn) -> Any:
+        """An I/O binding of session ``k`` of the plan to ``turn``'s arrays."""
+        rows, buffers = self._rows, self._buffers
+        assert buffers is not None
+        binding = self._plan.sessions[k].io_binding()
+        _bind_array(binding.bind_input, self._ids_input, buffers.ids[:rows])
+        for name, value in self._extra.items():
+            _bind_array(binding.bind_input, name, value)
+        for name, array in zip(self._state_inputs, turn.inputs, strict=True):
+            _bind_array(binding.bind_input, name, array)
+        _bind_array(binding.bind_output, self._logits_output, buffers.logits[:rows])
+        for name, array in zip(self._state_outputs, turn.outputs, strict=True):
+            _bind_array(binding.bind_output, name, array)
+        return binding
 
 
 def _bind_array(bind: Any, name: str, array: np.ndarray) -> None:

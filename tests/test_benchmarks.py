@@ -148,24 +148,34 @@ def test_threads_benchmark_runs_end_to_end(model_path, tmp_path):
     for case in result["cases"]:
         assert set(case["ms"]) == set(threads.SETTINGS) and all(s["median"] > 0 for s in case["ms"].values())
         assert bool(case["background"]) == (case["load"] != "alone")
-        assert 0 <= case["default_wide_share"] <= 1
+        assert 0 <= case["default_wide_share"] <= 1 and 0 <= case["default_pair_share"] <= 1
         assert all(len(v) == case["ms"][s]["n"] for s, v in case["samples"].items())
     assert result["default"]["intra_op_num_threads"] >= 0
     assert result["targets"][0]["measured"].endswith(f"of {len(result['cases'])} cases")
 
 
-def test_the_threads_benchmark_counts_the_steps_the_default_ran_on_its_two_thread_session(model_path):
+def test_the_threads_benchmark_counts_the_steps_the_default_ran_on_its_two_thread_sessions(model_path):
     from benchmarks import threads
 
     model = threads.load_setting(str(model_path), "default")
     if model.wide_session is None:
         pytest.skip("one usable core: load() makes no two-thread session to count")
     _, share = threads.step_ms(model, 1, 0.0, 5)  # alone: every step on the two-thread session
-    assert share == 1.0
+    assert share == {"wide_session": 1.0, "pair_session": 0.0}
     batch = model.wide_rows + 1 if model.wide_rows < 64 else None
-    if batch is not None:  # rows past wide_rows stay on the one-thread session
-        assert threads.step_ms(model, batch, 0.0, 5)[1] == 0.0
-    assert threads.wide_runs(threads.load_setting(str(model_path), "1 thread")) == 0
+    if batch is not None:  # rows past wide_rows: alone, two threads from 5 rows on, else one thread
+        assert threads.step_ms(model, batch, 0.0, 5)[1]["wide_session"] == float(batch >= 5)
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    bundled = threads.load_setting(str(BUNDLED_MODEL), "default")  # int8: 8 rows differ on two threads
+    assert threads.step_ms(bundled, 8, 0.0, 5)[1] == {"wide_session": 1.0, "pair_session": 0.0}  # alone
+    with threads.generating(bundled, 8, 2):  # busy: on the pair (every step on one of the two)
+        shares = threads.step_ms(bundled, 8, 0.0, 5)[1]
+    assert shares["pair_session"] > 0.5 and shares["wide_session"] + shares["pair_session"] == 1.0
+    assert threads.counted_runs(threads.load_setting(str(model_path), "1 thread")) == {
+        "wide_session": 0,
+        "pair_session": 0,
+    }
 
 
 def _threads_case(default, one, spinning, share):
@@ -191,13 +201,20 @@ def test_the_threads_verdict_pools_the_two_copies_of_the_setting_the_default_ran
     # All its steps on the two-thread session: pooled with "2 threads, spinning", which is fastest.
     wide = _threads_case([1.0, 1.0, 1.0], [1.3, 1.3, 1.3], [0.9, 0.9, 0.9], share=1.0)
     assert tr.ran_as(wide) == "2 threads, spinning" and tr.best(wide) == ("default", 0.0)
+    # All its steps on the pair (two threads, no spinning): pooled with that column.
+    pair = {**case, "default_pair_share": 1.0}
+    pair["samples"] = {**case["samples"], "2 threads, no spinning": [1.1]}
+    pair["ms"] = {**case["ms"], "2 threads, no spinning": timing.summarize([1.1])}
+    assert tr.ran_as(pair) == "2 threads, no spinning"
+    assert tr.figures(pair)["default"] == pytest.approx(1.12)  # the median of 1.12 x3 and 1.1
     # A result from before the count renders and judges as before: medians alone.
     old = {k: v for k, v in case.items() if k not in ("samples", "default_wide_share")}
     assert tr.ran_as(old) is None and tr.best(old) == ("1 thread", pytest.approx(0.12))
     result = {"cases": [case, mixed, old], "default": {"description": "d"}, "files": {}}
     assert "ran as" not in tr.render(result)  # one case without the count: the table leaves it out
     table = tr.render({**result, "cases": [case, mixed]})
-    assert "| 1 thread (100%) | 1.06 |" in table and "| mixed: 2 threads for 50% of steps | – |" in table
+    assert "| 1 thread (100%) | 1.06 |" in table
+    assert "| mixed: 1 thread 50%, 2 threads, spinning 50% | – |" in table
     slow = _threads_case([2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [1.1, 1.1, 1.1], share=0.0)  # kept on one thread
     why = tr.targets({**result, "cases": [wide, slow]})[0]["why"]
     assert why.startswith("int8 batch 1 alone: the default takes 82% longer than 2 threads, spinning")

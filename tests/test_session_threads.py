@@ -1,6 +1,7 @@
-"""The model's second session: two spinning threads for a step that runs alone where its numbers are
-those of one thread (any batch of an fp32 model, up to 4 rows of the bundled int8 one), the one-thread
-session otherwise, so a text never depends on what else runs."""
+"""The model's sessions: two spinning threads for a step that runs alone where its numbers are those of
+one thread (any batch of an fp32 model, up to 4 rows of the bundled int8 one); two threads without
+spinning, always, for batches of 5 rows or more whose numbers differ on two threads (the bundled
+model's); the one-thread session otherwise. A text never depends on what else runs, nor on the cores."""
 
 from __future__ import annotations
 
@@ -61,21 +62,83 @@ def test_both_sessions_give_the_same_numbers_for_a_single_row(which, model_path)
     assert auto.generate("the network", config) == narrow.generate("the network", config)
 
 
-def test_steps_alone_run_on_the_wide_session_and_large_int8_batches_never():
-    """The bundled int8 file: single rows and batches of up to 4 rows take the wide session, larger
-    batches keep one thread (their numbers depend on the thread count, which the check at load finds)."""
+def _counted_pair(model):
+    """Give ``model`` a counted pair session (two threads, no spinning) before a step needs one."""
+    model.pair_session = Counting(load(model.source, threads=2).session)
+    return model.pair_session
+
+
+def test_large_int8_batches_run_on_two_threads_alone_or_not(monkeypatch):
+    """The bundled int8 file: single rows and batches of up to 4 rows take the wide session when they
+    run alone, one thread otherwise; batches of 5 rows or more, whose numbers depend on the thread
+    count (which the checks find), run on two threads whatever else runs: the wide session alone (the
+    pair's numbers), the pair of two threads without spinning otherwise. The texts are the same."""
     model, narrow, wide = _counted(BUNDLED_MODEL)
+    pair = _counted_pair(model)
+    six = GenerationConfig(max_words=5, stop_at_end=False, num_return_sequences=3, seed=1)
+    model.generate(["the network", "a model"], six)  # the checks of up to 6 rows run (counted too)
+    narrow.runs = wide.runs = pair.runs = 0
     model.generate("the network", max_words=5, stop_at_end=False)  # prompt + 4 steps, alone
-    assert wide.runs == 5 and narrow.runs == 0
+    assert (narrow.runs, wide.runs, pair.runs) == (0, 5, 0)
     model.generate(["the network", "a model"], max_words=5, stop_at_end=False, num_return_sequences=2)
-    assert wide.runs == 10 and narrow.runs == 0  # four rows fed, then stepped: the wide session
-    model.generate(["the network", "a model"], max_words=5, stop_at_end=False, num_return_sequences=3)
-    assert wide.runs == 10 and narrow.runs == 5  # six rows fed, then stepped: one thread
+    assert (narrow.runs, wide.runs, pair.runs) == (0, 10, 0)  # four rows fed, then stepped: wide
+    alone = model.generate(["the network", "a model"], six)
+    assert (narrow.runs, wide.runs, pair.runs) == (0, 15, 0)  # six rows alone: wide, two threads
     model.generate("the network", max_words=5, stop_at_end=False, num_beams=4)
-    assert wide.runs > 10 and narrow.runs == 5  # beam search: four beams, the wide session
-    model.forward(np.zeros((1, 3), dtype=np.int64), model.initial_state(1))
-    assert narrow.runs == 5
+    assert wide.runs > 15 and (narrow.runs, pair.runs) == (0, 0)  # beam search: four beams, wide
     assert model.wide_rows == 4  # the checks each batch size ran when first stepped: those of load()
+    monkeypatch.setattr(session_module, "_FLIGHT", [None])  # another thread's run in progress
+    before = wide.runs
+    busy = model.generate(["the network", "a model"], six)
+    model.generate("the network", max_words=5, stop_at_end=False)
+    assert (narrow.runs, wide.runs - before, pair.runs) == (5, 0, 5)  # busy: six rows on the pair
+    assert busy == alone
+
+
+def test_a_pair_is_made_at_the_first_batch_that_needs_it_and_its_texts_are_those_of_two_threads():
+    """load() makes no pair session; the first batch of 5 rows or more makes it, and that batch's
+    texts are those of ``threads=2`` (the pair's own numbers), not of one thread."""
+    model = load(BUNDLED_MODEL)
+    assert model.pair_session is None
+    model.generate("the network", max_words=3, num_return_sequences=4)
+    assert model.pair_session is None  # 4 rows: the wide session's numbers are one thread's
+    config = GenerationConfig(max_words=30, stop_at_end=False, seed=5, num_return_sequences=6)
+    texts = model.generate("the network", config)
+    assert model.pair_session is not None
+    options = model.pair_session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert texts == load(BUNDLED_MODEL, threads=2).generate("the network", config)
+    assert texts != load(BUNDLED_MODEL, threads=1).generate("the network", config)
+
+
+def test_one_core_runs_the_same_sessions_for_large_int8_batches_and_gives_the_same_texts(monkeypatch):
+    """With one usable core load() makes no wide session, yet a batch whose numbers differ on two
+    threads still runs on the pair (made with the check at its first step): the text of a call does
+    not depend on the machine's cores."""
+    config = GenerationConfig(max_words=30, stop_at_end=False, seed=8, num_return_sequences=6)
+    two_cores = load(BUNDLED_MODEL).generate(["the network", "a model"], config)
+    monkeypatch.setattr(model_module, "usable_cores", lambda: 1)
+    model = load(BUNDLED_MODEL)
+    assert model.wide_session is None and model.pair_session is None
+    model.generate("the network", max_words=5)  # one row: one thread, no check, no pair
+    assert model.pair_session is None
+    assert model.generate(["the network", "a model"], config) == two_cores
+    assert model.pair_session is not None and model.wide_rows == 0  # no wide session to run on
+
+
+def test_an_fp32_model_on_one_core_keeps_its_batches_on_one_thread(model_path, monkeypatch):
+    """fp32: the pair's numbers are one thread's at any batch, so its batches stay on one thread."""
+    monkeypatch.setattr(model_module, "usable_cores", lambda: 1)
+    model = load(model_path)
+    narrow = model.session = Counting(model.session)
+    config = GenerationConfig(max_words=6, stop_at_end=False, seed=2, num_return_sequences=8)
+    texts = model.generate("the network", config)
+    checks = sum(1 for rows, _ in probe.WIDE_CHECKS if rows <= 8)  # each runs on both sessions
+    assert narrow.runs == 6 + checks and model.pair_session is not None  # made for the check, never run
+    assert texts == load(model_path, threads=1).generate("the network", config)
+    model.generate("the network", max_words=2, num_return_sequences=64)  # the last check: 64 rows
+    assert model.pair_session is None and model._plan._make_pair is None  # any batch agrees: dropped
 
 
 def test_int8_batches_of_up_to_four_rows_give_the_numbers_of_one_thread():
@@ -245,7 +308,7 @@ def test_load_checks_a_single_row_and_leaves_larger_batches_to_their_first_step(
     """load() runs the one-row check alone (every use of the wide session needs it); a batch of 3 rows
     runs the checks of 2 and 3 rows at its first step, and the texts are those of one thread."""
     model = load(model_path)
-    check = model._wide_check
+    check = model._plan._check
     assert check is not None and check.agreed == 1
     config = GenerationConfig(max_words=6, stop_at_end=False, seed=3, num_return_sequences=3)
     texts = model.generate("the network", config)
@@ -265,3 +328,33 @@ def test_a_model_whose_single_row_differs_on_two_threads_keeps_one_session(model
     monkeypatch.setattr(model_module, "WideCheck", Differs)
     model = load(model_path)
     assert model.wide_session is None and model.wide_rows == 0
+
+
+def test_a_verdict_read_while_the_last_check_lands_is_exact(model_path):
+    """A no would send a batch of 5 rows or more to two threads, whose numbers may differ: a step that
+    reads ``agreed`` just before another thread's last check raises it, then finds the checks final,
+    reads it again."""
+
+    class Racing(probe.WideCheck):
+        reads = 0
+
+        @property
+        def agreed(self):
+            self.reads += 1
+            return 0 if self.reads == 1 else self._agreed  # the first read: before the last check landed
+
+        @agreed.setter
+        def agreed(self, value):
+            self._agreed = value
+
+    model = load(model_path, threads=1)
+    check = Racing(model.session, _DiffersFrom(model.session, 65), model.info, "x")
+    check._agreed, check._final = probe.MAX_ROWS, True  # what the other thread's last check left
+    assert check.allows(6)
+
+
+def test_settled_checks_let_go_of_their_sessions(model_path):
+    model = load(model_path, threads=1)
+    check = probe.WideCheck(model.session, _DiffersFrom(model.session, 3), model.info, "x")
+    assert check.settle() == 2 and check._session is None and check._wide is None
+    assert check.allows(2) and not check.allows(3)  # the verdicts stay

@@ -100,7 +100,9 @@ def cache_reference(files: dict[str, Path]) -> dict[str, Any]:
     replayed session calls with ``cache=True``, and the messages of cache errors."""
     from nextword.runtime import load
 
-    model, plain, default_on = (load(files[k]) for k in ("cached", "plain", "default_on"))
+    # threads=1: onnxruntime-web steps on one thread (docs/web.md: an int8 file's batches of 5 rows or
+    # more differ on the two threads Python's default gives them)
+    model, plain, default_on = (load(files[k], threads=1) for k in ("cached", "plain", "default_on"))
     next_words = [
         {"prompt": p, "cached": model.next_words(p, 10), "plain": model.next_words(p, 10, cache=False)}
         for p in PROMPTS
