@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
+import socket
 
 from nextword.runtime import NextWordModel
 from nextword.runtime.model_check import check_model_file
@@ -13,9 +15,47 @@ from nextword.runtime.model_check import check_model_file
 from .app import CONFIG_ENV, create_app
 from .config import ServeConfig
 
-__all__ = ["serve"]
+__all__ = ["AddressUnavailableError", "check_address", "serve"]
 
 logger = logging.getLogger(__name__)
+
+
+class AddressUnavailableError(OSError):
+    """The server's host and port cannot be bound; the message names the cause and the option to change."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind ``host``:``port`` as uvicorn will (``SO_REUSEADDR``), then let go: a port another server
+    holds, a host that is not this machine's, is reported in one line with the option to change, before
+    uvicorn starts. Raises :class:`AddressUnavailableError`. (Another process may still take the port
+    in between; uvicorn then reports it itself.)"""
+    if port == 0:  # any free port
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except socket.gaierror as exc:  # a name that does not resolve (an OSError too: caught first)
+            why = f"host {host!r} cannot be resolved ({exc.strerror}): check --host"
+            raise AddressUnavailableError(errno.EINVAL, why) from None
+        except OSError as exc:
+            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            if exc.errno == errno.EADDRINUSE:
+                why = (
+                    f"port {port} is already in use on {host} (another server, or an earlier `nextword "
+                    "serve` still running): stop it, or choose another port with --port (0: any free one)"
+                )
+            elif exc.errno == errno.EACCES:
+                why = f"binding {where} is not permitted (ports below 1024 need privileges): raise --port"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                why = f"{host} is not an address of this machine: check --host (127.0.0.1 by default)"
+            else:
+                why = f"cannot listen on {where}: {exc.strerror or exc}; check --host and --port"
+            raise AddressUnavailableError(exc.errno, why) from None
 
 
 def serve(config: ServeConfig | None = None, model: NextWordModel | None = None) -> None:
@@ -37,7 +77,8 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         "timeout_graceful_shutdown": int(config.shutdown_timeout) + 5,  # backstop after the drain
     }
     if config.workers == 1:
-        app = create_app(config, model)
+        app = create_app(config, model)  # a bad model file is reported first, whatever the port
+        check_address(config.host, config.port)  # one line naming --port, not uvicorn's shutdown log
         uvicorn.run(app, **common)
         return
     if model is not None:
@@ -45,6 +86,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     # A bad file fails once, here, rather than in every worker; the check runs no session, so this
     # supervising process does not keep a copy of the model.
     check_model_file(config.model_path)
+    check_address(config.host, config.port)
     level = logging.getLogger("nextword").getEffectiveLevel()
     os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
     uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -214,15 +215,23 @@ def test_sigterm_cancels_running_streams_cleanly_and_exits(model_path, workers):
 
 def test_cli_serve_refuses_bad_settings_with_exit_2(model_path, tmp_path):
     code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    for argv, message in (
-        (["serve", "--model", str(model_path), "--port", "70000"], "port must be an integer in 0..65535"),
-        (["serve", "--model", str(tmp_path / "missing.onnx")], "missing.onnx"),
-    ):
-        result = subprocess.run(
-            [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == 2, result.stderr
-        assert message in result.stderr
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()  # another server on that port
+    taken = str(busy.getsockname()[1])
+    with busy:
+        for argv, message in (
+            (["serve", "--model", str(model_path), "--port", "70000"], "port must be an integer in 0..65535"),
+            (["serve", "--model", str(tmp_path / "missing.onnx")], "missing.onnx"),
+            (["serve", "--model", str(model_path), "--port", taken], f"port {taken} is already in use"),
+            (["serve", "--model", str(model_path), "--port", taken, "--workers", "2"], "choose another port"),
+        ):
+            result = subprocess.run(
+                [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
+            )
+            assert result.returncode == 2, result.stderr
+            assert message in result.stderr
+            assert "Traceback" not in result.stderr and "uvicorn" not in result.stderr.lower()
     help_text = subprocess.run(
         [sys.executable, "-c", code, "serve", "--help"], capture_output=True, text=True, timeout=120
     ).stdout
@@ -256,3 +265,19 @@ def test_serve_without_the_serve_extra_says_what_to_install(model_path):
     )
     assert result.returncode == 2
     assert 'pip install "nextword[serve]"' in result.stderr and "fastapi" in result.stderr
+
+
+def test_the_address_check_names_the_option_to_change():
+    from nextword.serve.server import AddressUnavailableError, check_address
+
+    check_address("127.0.0.1", 0)  # any free port: nothing to check
+    port = free_port()
+    check_address("127.0.0.1", port)  # free: bound and let go
+    check_address("127.0.0.1", port)  # again: the check itself holds nothing
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        with pytest.raises(AddressUnavailableError, match=f"port {port} is already in use.*--port"):
+            check_address("127.0.0.1", port)
+    with pytest.raises(AddressUnavailableError, match=r"192\.0\.2\.1 is not an address of this.*--host"):
+        check_address("192.0.2.1", port)  # TEST-NET-1: never a local address
