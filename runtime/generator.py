@@ -2,9 +2,10 @@
 
 A :class:`Generator` holds any number of sequences ("rows"), each continuing its own prompt with its
 own options. Every :meth:`Generator.step` feeds the next piece of newly added prompts (one bounded
-session call for all of them), picks one token for every running row, and runs one batched
-single-token session call for the rows that go on. ``generate()``, ``stream()`` and the server's
-continuous batching are all loops over ``step()``.
+session call for all of them; each prompt of an :meth:`~Generator.add` call once, however many
+sequences it asks for: its rows then start from copies of its state), picks one token for every
+running row, and runs one batched single-token session call for the rows that go on. ``generate()``,
+``stream()`` and the server's continuous batching are all loops over ``step()``.
 
 A row's random stream is its own, and with an fp32 model its logits are those it gets alone, so its text
 does not depend on the other rows in the batch. An int8 model's rows share onnxruntime's dynamic
@@ -128,13 +129,15 @@ class Generator:
             self._next_id += 1
             group.rows.append(row)
             self._rows[row.id] = row
-        if group.rows:
-            group.fed = np.zeros(len(group.rows), dtype=np.int64)
-            group.state = self._model.initial_state(len(group.rows))
+        if group.rows:  # each prompt is fed once; its rows get copies of its state when they join
+            group.prompts = arrays
+            group.owner = np.arange(len(group.rows), dtype=np.int64) // per_prompt
+            group.fed = np.zeros(len(arrays), dtype=np.int64)
+            group.state = self._model.initial_state(len(arrays))
             if config.cache:
                 settings = required_cache(self._model)
-                group.cache = ContinuousCache(settings, len(group.rows), group.state[-2].shape[1])
-            group.last = np.empty((len(group.rows), self._model.vocab_size), dtype=np.float32)
+                group.cache = ContinuousCache(settings, len(arrays), group.state[-2].shape[1])
+            group.last = np.empty((len(arrays), self._model.vocab_size), dtype=np.float32)
             self._feeding.append(group)
         return [row.id for row in group.rows]
 
@@ -236,32 +239,39 @@ class Generator:
             self._feed_round(groups, self._chunk, updates)
 
     def _feed_round(self, groups: list[Group], chunk: int, updates: list[Update] | None) -> None:
-        prompts = [row.prompt for g in groups for row in g.rows]
+        prompts = [prompt for g in groups for prompt in g.prompts]
         fed = np.concatenate([g.fed for g in groups])
         state = [np.concatenate(parts) for parts in zip(*(g.state for g in groups), strict=True)]
         todo = np.flatnonzero(fed < [len(p) for p in prompts]) if chunk == 1 else None
         finished, logits = prefill_round(self._model, prompts, fed, state, chunk)
-        offsets = np.cumsum([0, *(len(g.rows) for g in groups)])
+        offsets = np.cumsum([0, *(len(g.prompts) for g in groups)])
         for g, start, stop in zip(groups, offsets[:-1], offsets[1:], strict=True):
             g.fed, g.state = fed[start:stop], [s[start:stop] for s in state]
-            if g.cache is not None:  # the rows fed one token: its state joins the cache
+            if g.cache is not None:  # the prompts fed one token: the state after it joins the cache
                 assert todo is not None  # groups with a cache are fed one token at a time
                 local = todo[(todo >= start) & (todo < stop)] - start
-                tokens = [g.rows[j].prompt[g.fed[j] - 1] for j in local.tolist()]
+                tokens = [g.prompts[j][g.fed[j] - 1] for j in local.tolist()]
                 g.cache.observe(np.asarray(tokens, dtype=np.int64), g.state[-2][local], local)
             mine = (finished >= start) & (finished < stop)
             g.last[finished[mine] - start] = logits[mine]
-            if (g.fed < [len(r.prompt) for r in g.rows]).any():
+            if (g.fed < [len(p) for p in g.prompts]).any():
                 self._feeding.append(g)
             else:
                 self._join(g, updates)
 
     def _join(self, group: Group, updates: list[Update] | None) -> None:
-        """Append a fed group's rows to the running batch (rows with ``max_words=0`` finish at once)."""
+        """Append a fed group's rows to the running batch, each with a copy of its prompt's state,
+        logits and cache (rows with ``max_words=0`` finish at once)."""
         if group.config.max_words == 0:
             for row in group.rows:
                 finish(row, "length", None, updates)
             return
+        owner = group.owner
+        group.state = [s[owner] for s in group.state]
+        group.last = group.last[owner]
+        group.fed = group.fed[owner]
+        if group.cache is not None:
+            group.cache.take(owner)
         self._batch.join(group)
 
     def _cancel_rows(self, updates: list[Update] | None) -> None:
@@ -273,10 +283,12 @@ class Generator:
                     if row.id in cancelled:
                         finish(row, "cancelled", None, updates)
                 g.rows = [g.rows[j] for j in keep]
-                g.fed, g.last = g.fed[keep], g.last[keep]
-                g.state = [s[keep] for s in g.state]
+                used, g.owner = np.unique(g.owner[keep], return_inverse=True)  # the prompts still wanted
+                g.prompts = [g.prompts[p] for p in used.tolist()]
+                g.fed, g.last = g.fed[used], g.last[used]
+                g.state = [s[used] for s in g.state]
                 if g.cache is not None:
-                    g.cache.take(keep)
+                    g.cache.take(used)
                 if not g.rows:
                     self._feeding.remove(g)
         self._batch.cancel(cancelled, updates)

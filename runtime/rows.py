@@ -32,11 +32,17 @@ class Group:
 
     def __init__(self, config: GenerationConfig, rules: Rules, logprobs: int | None) -> None:
         self.config, self.rules, self.logprobs = config, rules, logprobs
-        self.cache: ContinuousCache | None = None  # with config.cache: the rows' caches, in row order
         self.rows: list[Row] = []
-        self.fed: np.ndarray = np.zeros(0, dtype=np.int64)  # prompt tokens fed so far, per row
+        # While the prompts are fed, each distinct prompt of the call is fed once, for all its rows:
+        # ``fed``, ``state``, ``last`` and ``cache`` then hold one entry per prompt of ``prompts``, and
+        # ``owner[j]`` is the prompt of row j. When the group joins the running batch they are copied
+        # out to one entry per row, in row order.
+        self.prompts: list[np.ndarray] = []
+        self.owner: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.cache: ContinuousCache | None = None  # with config.cache: the caches (per prompt, then row)
+        self.fed: np.ndarray = np.zeros(0, dtype=np.int64)  # prompt tokens fed so far, per prompt
         self.state: State = []
-        self.last = np.zeros((0, 0), dtype=np.float32)  # (rows, vocab) logits after each row's prompt
+        self.last = np.zeros((0, 0), dtype=np.float32)  # (prompts, vocab), then (rows, vocab): the logits
 
 
 class Span:

@@ -3,6 +3,8 @@ steps, cancellation, log-probabilities, and rows that end when no token is allow
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -37,15 +39,6 @@ def bundled():
     return load(BUNDLED_MODEL)
 
 
-@pytest.fixture(scope="module")
-def bundled_one_thread():
-    """The bundled int8 model on one thread. The old loop fed each prompt once and copied its state
-    to the prompt's sequences, the Generator feeds every row: the same numbers on one thread (the copies
-    change no row's quantization), not on the two threads the default gives batches of 5 rows or more
-    (each thread quantizes its own share of the rows)."""
-    return load(BUNDLED_MODEL, threads=1)
-
-
 def reference_texts(model, prompts, config):
     """What the loop before the Generator returned for ``generate(prompts, config)``."""
     ids = [model.prompt_ids(p) for p in prompts]
@@ -59,7 +52,7 @@ def reference_texts(model, prompts, config):
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the old loop's <pad> rows
 @pytest.mark.parametrize("options", OPTIONS)
-@pytest.mark.parametrize("fixture", ["bundled_one_thread", "model"])
+@pytest.mark.parametrize("fixture", ["bundled", "model"])
 def test_same_texts_as_the_loop_it_replaced(request, fixture, options):
     model = request.getfixturevalue(fixture)
     for seed in range(3):
@@ -243,6 +236,48 @@ def test_cancel_ends_a_row_at_the_next_step(model):
     (early,) = gen.add("a very long prompt " * 100, GenerationConfig(max_words=5))
     gen.cancel(early)
     assert [u.finish_reason for u in gen.step()] == ["cancelled"] and gen.done
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_each_prompt_is_fed_once_for_all_its_sequences(model, monkeypatch, cache):
+    """num_return_sequences copies share their prompt's prefill: every prefill call has one row per
+    prompt. The texts are those of the same prompts listed once per sequence, each fed on its own row
+    (the same random streams, prompt-major; fp32: a row's numbers are its own), with the continuous
+    cache too; cancelling some copies while the prompts are fed leaves the others' texts alone."""
+    import dataclasses
+
+    from nextword.runtime import NextWordModel
+    from nextword.runtime.cache import CacheConfig
+
+    if cache:
+        settings = CacheConfig(theta=0.07, mix=0.18, window=256)
+        model = NextWordModel(model.session, dataclasses.replace(model.info, cache=settings), model.source)
+    long_prompt = "the network receives the signal and the weights of each neuron " * 12
+    config = GenerationConfig(max_words=12, seed=9, num_return_sequences=4, stop_at_end=False, cache=cache)
+    prompts = ["the system", long_prompt]
+    listed = model.generate([p for p in prompts for _ in range(4)], replace(config, num_return_sequences=1))
+    rows_fed = []
+    forward = type(model).forward
+
+    def counting(self, ids, state, logits_from=0):
+        rows_fed.append(np.asarray(ids).shape[0])
+        return forward(self, ids, state, logits_from)
+
+    monkeypatch.setattr(type(model), "forward", counting)
+    gen = model.generator()
+    rows = gen.add(prompts, config)
+    gen.step()  # the first prefill round only
+    assert rows_fed == [2]  # two prompts, eight rows
+    gen.run()
+    assert [gen.text(r) for r in rows] == listed
+    gen = model.generator()
+    rows = gen.add(prompts, config)
+    gen.step()
+    for row in (rows[0], *rows[4:7]):  # three of the long prompt's four rows, one of the short one's
+        gen.cancel(row)
+    gen.run()
+    assert [gen.text(rows[j]) for j in (1, 2, 3, 7)] == [listed[j] for j in (1, 2, 3, 7)]
+    assert all(gen.finish_reason(rows[j]) == "cancelled" for j in (0, 4, 5, 6))
 
 
 def test_logprobs_are_the_models_own(model):

@@ -81,7 +81,7 @@ def test_large_int8_batches_run_on_two_threads_alone_or_not(monkeypatch):
     model.generate("the network", max_words=5, stop_at_end=False)  # prompt + 4 steps, alone
     assert (narrow.runs, wide.runs, pair.runs) == (0, 5, 0)
     model.generate(["the network", "a model"], max_words=5, stop_at_end=False, num_return_sequences=2)
-    assert (narrow.runs, wide.runs, pair.runs) == (0, 10, 0)  # four rows fed, then stepped: wide
+    assert (narrow.runs, wide.runs, pair.runs) == (0, 10, 0)  # two prompts fed, four rows stepped: wide
     alone = model.generate(["the network", "a model"], six)
     assert (narrow.runs, wide.runs, pair.runs) == (0, 15, 0)  # six rows alone: wide, two threads
     model.generate("the network", max_words=5, stop_at_end=False, num_beams=4)
@@ -91,7 +91,8 @@ def test_large_int8_batches_run_on_two_threads_alone_or_not(monkeypatch):
     before = wide.runs
     busy = model.generate(["the network", "a model"], six)
     model.generate("the network", max_words=5, stop_at_end=False)
-    assert (narrow.runs, wide.runs - before, pair.runs) == (5, 0, 5)  # busy: six rows on the pair
+    # busy: the two prompts fed on one thread (each prompt once: 2 rows), the six rows on the pair
+    assert (narrow.runs, wide.runs - before, pair.runs) == (1 + 5, 0, 4)
     assert busy == alone
 
 

@@ -163,16 +163,21 @@ export class Generation {
         reason: null,
       };
     });
-    this.fed = this.rows.map(() => 0);
-    this.state = model.initialState(this.rows.length);
+    // Each prompt is fed once for all its rows: while feeding, fed, state, last and the cache hold one
+    // entry per prompt; when every prompt is fed, each row gets a copy of its prompt's (as Python's
+    // Generator does).
+    this.prompts = prompts;
+    this.owner = this.rows.map((_, index) => Math.floor(index / perPrompt)); // each row's prompt
+    this.fed = prompts.map(() => 0);
+    this.state = model.initialState(prompts.length);
     this.lastH = model.stateWidths.length - 2; // the last layer's h: what the cache keeps
-    this.cache = null; // with config.cache: the rows' caches, in the order of this.running
+    this.cache = null; // with config.cache: the caches, per prompt, then in the order of this.running
     if (config.cache) {
       const settings = requiredCache(model.info.cache);
-      this.cache = new ContinuousCache(settings, this.rows.length, model.stateWidths[this.lastH]);
+      this.cache = new ContinuousCache(settings, prompts.length, model.stateWidths[this.lastH]);
       this.chunk = 1; // the cache needs the state after every prompt position
     }
-    this.last = new Float32Array(this.rows.length * model.vocabSize);
+    this.last = new Float32Array(prompts.length * model.vocabSize);
     this.feeding = true;
     this.running = [];
   }
@@ -196,11 +201,11 @@ export class Generation {
   }
 
   async _feed(updates) {
-    const { model, rows } = this;
+    const { model, prompts, rows } = this;
     const widths = model.stateWidths;
-    const todo = rows.map((_, i) => i).filter((i) => this.fed[i] < rows[i].prompt.length);
-    const step = Math.min(this.chunk, ...todo.map((i) => rows[i].prompt.length - this.fed[i]));
-    const ids = todo.map((i) => rows[i].prompt.slice(this.fed[i], this.fed[i] + step));
+    const todo = prompts.map((_, i) => i).filter((i) => this.fed[i] < prompts[i].length);
+    const step = Math.min(this.chunk, ...todo.map((i) => prompts[i].length - this.fed[i]));
+    const ids = todo.map((i) => prompts[i].slice(this.fed[i], this.fed[i] + step));
     const out = await model.forward(
       ids,
       this.state.map((s, k) => takeRows(s, todo, widths[k])),
@@ -216,19 +221,23 @@ export class Generation {
         this.state[k].set(s.subarray(j * widths[k], (j + 1) * widths[k]), i * widths[k]),
       );
       this.fed[i] += step;
-      if (this.fed[i] === rows[i].prompt.length) {
+      if (this.fed[i] === prompts[i].length) {
         this.last.set(
           out.logits.subarray(j * model.vocabSize, (j + 1) * model.vocabSize),
           i * model.vocabSize,
         );
       }
     });
-    if (this.fed.some((n, i) => n < rows[i].prompt.length)) return;
+    if (this.fed.some((n, i) => n < prompts[i].length)) return;
     this.feeding = false;
     if (this.config.maxWords === 0) {
       for (const row of rows) this._finish(row, 'length', null, updates);
       return;
     }
+    const { owner } = this; // every row a copy of its prompt's state, logits and cache
+    this.state = this.state.map((s, k) => takeRows(s, owner, widths[k]));
+    this.last = takeRows(this.last, owner, model.vocabSize);
+    this.cache?.take(owner);
     this.running = [...rows];
   }
 
