@@ -119,12 +119,36 @@ def _quiet_options(threads: int, *, spinning: bool) -> ort.SessionOptions:
     return options
 
 
+class _PlanSession:
+    """A model attribute that reads and replaces one of its plan's sessions (tests and benchmarks wrap
+    them to count runs)."""
+
+    def __init__(self, index: int, doc: str) -> None:
+        self.index, self.__doc__ = index, doc
+
+    def __get__(self, model: Any, owner: type | None = None) -> Any:
+        return self if model is None else model._plan.sessions[self.index]
+
+    def __set__(self, model: Any, session: Any) -> None:
+        model._plan.sessions[self.index] = session
+
+
 class NextWordModel:
     """A loaded model: a stateful onnxruntime session plus the tokenizer from the same file.
 
     Create one with :func:`load`. A model holds no state between calls, so one instance can serve many
     threads.
     """
+
+    session = _PlanSession(ONE, "The one-thread session (or the only one): the steps no other one takes.")
+    wide_session = _PlanSession(
+        WIDE, "The session of two spinning threads for steps that run alone (see :func:`load`), or None."
+    )
+    pair_session = _PlanSession(
+        PAIR,
+        "The session of two threads without spinning for batches whose numbers differ on two threads "
+        "(see :func:`load`); None until a step first needs it, and for models that never do.",
+    )
 
     def __init__(
         self, session: ort.InferenceSession, info: ModelInfo, source: str, *, plan: SessionPlan | None = None
@@ -137,34 +161,6 @@ class NextWordModel:
         self._idle: list[BoundStepper] = []  # steppers of finished calls, bound already (_borrow_stepper)
         self._state_inputs = state_input_names(len(info.state_sizes))
         self._outputs = [LOGITS, *state_output_names(len(info.state_sizes))]
-
-    @property
-    def session(self) -> Any:
-        """The one-thread session (or the only one): every step no other session takes."""
-        return self._plan.sessions[ONE]
-
-    @session.setter
-    def session(self, session: Any) -> None:
-        self._plan.sessions[ONE] = session
-
-    @property
-    def wide_session(self) -> Any | None:
-        """The session of two spinning threads for steps that run alone (see :func:`load`), or None."""
-        return self._plan.sessions[WIDE]
-
-    @wide_session.setter
-    def wide_session(self, session: Any) -> None:
-        self._plan.sessions[WIDE] = session
-
-    @property
-    def pair_session(self) -> Any | None:
-        """The session of two threads without spinning for batches whose numbers differ on two threads
-        (see :func:`load`); None until a step first needs it, and for models that never do."""
-        return self._plan.sessions[PAIR]
-
-    @pair_session.setter
-    def pair_session(self, session: Any) -> None:
-        self._plan.sessions[PAIR] = session
 
     @property
     def tokenizer(self) -> Tokenizer:
