@@ -269,7 +269,6 @@ class Generator:
         owner = group.owner
         group.state = [s[owner] for s in group.state]
         group.last = group.last[owner]
-        group.fed = group.fed[owner]
         if group.cache is not None:
             group.cache.take(owner)
         self._batch.join(group)

@@ -33,7 +33,7 @@ class Group:
     def __init__(self, config: GenerationConfig, rules: Rules, logprobs: int | None) -> None:
         self.config, self.rules, self.logprobs = config, rules, logprobs
         self.rows: list[Row] = []
-        # While the prompts are fed, each distinct prompt of the call is fed once, for all its rows:
+        # While the prompts are fed, each prompt of the call is fed once, for all its rows:
         # ``fed``, ``state``, ``last`` and ``cache`` then hold one entry per prompt of ``prompts``, and
         # ``owner[j]`` is the prompt of row j. When the group joins the running batch they are copied
         # out to one entry per row, in row order.

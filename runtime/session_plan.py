@@ -94,7 +94,7 @@ class SessionPlan:
             return WIDE if wide is not None and alone() else ONE
         if self.sessions[PAIR] is None:
             self._pair()
-        if wide is not None and alone() and self._wide_as_pair().allows(rows):
+        if wide is not None and alone() and (self._pair_wide or self._wide_as_pair()).allows(rows):
             return WIDE  # two threads as well, spinning: the pair's numbers
         return PAIR
 
