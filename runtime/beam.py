@@ -1,10 +1,11 @@
 """Deterministic beam search, one step at a time.
 
-All prompts' beams run as one batch (prompts x ``num_beams`` rows). A hypothesis that ends the document
-is finished; a prompt is done once ``num_beams`` hypotheses are finished (or at ``max_words``, when the
-running beams count as finished). Hypotheses are ranked by total log-probability (float32, the
-precision of the logits) divided by ``length ** length_penalty``; candidates with equal totals rank by
-beam, then by token id. Stop strings cut the finished texts.
+All prompts' beams run as one batch (prompts x ``num_beams`` rows). A hypothesis that ends the document,
+or that the rules leave no token to choose, is finished (a banned token is never a candidate); a prompt
+is done once ``num_beams`` hypotheses are finished (or at ``max_words``, when the running beams count as
+finished). Hypotheses are ranked by total log-probability (float32, the precision of the logits)
+divided by ``length ** length_penalty``; candidates with equal totals rank by beam, then by token id.
+Stop strings cut the finished texts.
 With ``num_beams=1`` this is exactly greedy decoding.
 """
 
@@ -88,9 +89,13 @@ class BeamSearch:
         if self._cache is not None:
             self._cache.mix_logits(last)
         self._apply_rules(last, flat)
-        logp = log_softmax(last, dtype=np.float32)  # (P*B, V); rows of done prompts are all NaN
+        logp = log_softmax(last, dtype=np.float32)  # (P*B, V); NaN rows: every token banned
+        exhausted = np.isnan(logp[:, 0])  # a NaN row is NaN throughout
+        if exhausted.any():
+            self._finish_exhausted(exhausted)
+            logp[exhausted] = -np.inf  # no candidate from those rows
+        # Banned tokens and beams not in use (score -inf) total -inf: never candidates.
         total = (self._scores[:, :, None] + logp.reshape(n_prompts, n_beams, vocab)).reshape(n_prompts, -1)
-        _as_ranked(total)
         width = min(2 * n_beams, total.shape[1])
         sources = np.zeros((n_prompts, n_beams), dtype=np.int64)
         tokens = np.zeros((n_prompts, n_beams), dtype=np.int64)
@@ -131,6 +136,17 @@ class BeamSearch:
             self._cache.take(rows)
             self._cache.observe(tokens.reshape(-1), self._state[-2])
         return True
+
+    def _finish_exhausted(self, exhausted: np.ndarray) -> None:
+        """Finish, as they stand, the hypotheses of the running beams (rows) flagged in ``exhausted``:
+        the rules left them no token to choose (as sampling ends a text there)."""
+        n_beams = self._config.num_beams
+        for row in np.flatnonzero(exhausted).tolist():
+            p, beam = divmod(row, n_beams)
+            score = float(self._scores[p, beam])
+            if not self._done[p] and score > -np.inf:  # a beam in use
+                ids = self.beams[p][beam]
+                self.finished[p].append((self._normalized(score, ids), ids))
 
     def _apply_rules(self, logits: np.ndarray, flat: list[list[int]]) -> None:
         """The decoding rules on every beam's logits: its n-gram bans read from its prompt's ids array
@@ -192,19 +208,6 @@ class BeamSearch:
                 texts.append(builder.text)
             texts.extend("" for _ in range(config.num_return_sequences - len(best)))
         return texts
-
-
-_BIGGEST = float(np.finfo(np.float64).max)
-
-
-def _as_ranked(total: np.ndarray) -> np.ndarray:
-    """``np.nan_to_num(total, copy=False, nan=-np.inf)`` in place, in a third of its time: NaN (the rows
-    of done prompts) becomes ``-inf``, ``-inf`` (banned tokens, beams not yet in use) the most negative
-    float64 and ``+inf`` the largest. Returns ``total``."""
-    dead = np.isnan(total)
-    np.clip(total, -_BIGGEST, _BIGGEST, out=total)  # NaN stays NaN
-    np.copyto(total, -np.inf, where=dead)
-    return total
 
 
 def beam_search(

@@ -130,19 +130,56 @@ def test_beam_search_gives_the_same_texts_as_before(bundled, options):
     assert bundled.generate(PROMPTS, config) == reference_texts(bundled, PROMPTS, config)
 
 
+def test_beam_search_where_prompts_finish_at_different_steps_gives_the_same_texts_as_before(model):
+    """Prompts end their documents at different steps (their rows' log-probabilities NaN after)."""
+    config = GenerationConfig(num_beams=3, min_words=4, repetition_penalty=1.5, max_words=30)
+    assert model.generate(PROMPTS, config) == reference_texts(model, PROMPTS, config)
+
+
 @pytest.mark.parametrize(
     "options",
     [
-        {"num_beams": 4, "no_repeat_ngram_size": 1, "max_words": 400, "stop_at_end": False},
-        {"num_beams": 6, "num_return_sequences": 3, "no_repeat_ngram_size": 1, "max_words": 400},
-        {"num_beams": 3, "min_words": 4, "repetition_penalty": 1.5, "max_words": 30},
+        {"num_beams": 4, "max_words": 400, "stop_at_end": False},
+        {"num_beams": 6, "num_return_sequences": 3, "max_words": 400},
+        {"num_beams": 2, "num_return_sequences": 2, "max_words": 400, "length_penalty": 0.0},
     ],
 )
-def test_beam_search_where_candidates_run_out_gives_the_same_texts_as_before(model, options):
-    """Every seen word banned: the beams run out of allowed tokens (scores of -inf among the best
-    candidates), and prompts finish at different steps (their rows' log-probabilities NaN)."""
-    config = GenerationConfig(**options)
-    assert model.generate(PROMPTS, config) == reference_texts(model, PROMPTS, config)
+def test_a_beam_the_rules_leave_no_word_ends_there(model, options):
+    """Every word seen banned (``no_repeat_ngram_size=1``) on a 30-word vocabulary: the beams run out of
+    allowed words. A beam with none left is a finished hypothesis, its text as it stands (as sampling
+    ends a text there), and a banned word is never a candidate; the search before returned empty texts
+    here and could extend a beam with a banned word."""
+    from nextword.runtime.beam import BeamSearch
+
+    config = GenerationConfig(no_repeat_ngram_size=1, **options)
+    prompts = [model.prompt_ids(p) for p in PROMPTS]
+    search = BeamSearch(model, prompts, config, [p[-1:].isspace() for p in PROMPTS])
+    while search.step():
+        pass
+    assert search.done and search.steps < config.max_words  # the rules ended it, not max_words
+    special = {model.tokenizer.pad_id, model.tokenizer.unk_id}
+    for prompt, finished in zip(prompts, search.finished, strict=True):
+        assert len(finished) >= config.num_return_sequences
+        for _, ids in finished:
+            assert ids, "an empty hypothesis"
+            assert len(set(ids)) == len(ids), "a word repeated despite no_repeat_ngram_size=1"
+            assert not set(ids) & (set(prompt) | special), "a banned word chosen"
+    texts = search.texts()
+    assert all(texts) and texts == model.generate(PROMPTS, config)
+
+
+def test_one_beam_is_greedy_where_the_rules_leave_no_word(model):
+    options = {"no_repeat_ngram_size": 1, "max_words": 400, "stop_at_end": False}
+    for prompt in PROMPTS:
+        greedy = model.generate(prompt, temperature=0, **options)
+        beam = beam_search_ids(model, prompt, GenerationConfig(num_beams=1, **options))
+        assert beam == greedy and greedy
+
+
+def beam_search_ids(model, prompt, config):
+    from nextword.runtime.beam import beam_search
+
+    return beam_search(model, [model.prompt_ids(prompt)], config, [prompt[-1:].isspace()])[0]
 
 
 def test_rows_that_join_later_get_the_texts_they_get_alone(model):
