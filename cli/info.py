@@ -109,8 +109,14 @@ def _is_number(value: Any) -> bool:
 
 
 def _number(value: Any, spec: str) -> str:
-    """A number from a file formatted with ``spec``, or "?" when it is not a number."""
-    return format(value, spec) if _is_number(value) else "?"
+    """A number from a file formatted with ``spec``, or "?" when it is not a number (or an integer too
+    large for the float a spec such as ".2f" makes of it)."""
+    if not _is_number(value):
+        return "?"
+    try:
+        return format(value, spec)
+    except OverflowError:
+        return "?"
 
 
 def _text(value: Any) -> str:

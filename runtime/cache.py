@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .generation import finite
 from .step import State, StepModel, prefill_round
 
 __all__ = [
@@ -82,7 +83,7 @@ class CacheConfig:
             if len(self.gate) != 2:
                 raise ValueError(f"cache gate must be two numbers [a, b], got {len(self.gate)}")
             for value in self.gate:
-                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not finite(value):
                     raise ValueError(f"cache gate must be two finite numbers [a, b], got {value!r}")
             object.__setattr__(self, "gate", (float(self.gate[0]), float(self.gate[1])))
         if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral):
@@ -129,7 +130,7 @@ class CacheConfig:
 
 
 def _check_finite(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not finite(value):
         raise ValueError(f"cache {name} must be a finite number, got {value!r}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, SupportsFloat
 
 from .tokenizer import MAX_VOCAB_SIZE
 
@@ -210,7 +210,7 @@ def _check_real(
     high: float = math.inf,
     note: str = "",
 ) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and _finite(value)
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and finite(value)
     ok = ok and (value > low if low_open else value >= low) and value <= high
     if not ok:
         lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
@@ -218,19 +218,20 @@ def _check_real(
         bounds = " and ".join(b for b in (lower, upper) if b)
         detail = f" ({note})" if note else ""
         raise ValueError(
-            f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {_shown(value)}"
+            f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {shown(value)}"
         )
 
 
-def _finite(value: numbers.Real) -> bool:
-    """``math.isfinite`` that answers False, not OverflowError, for integers beyond a float's range."""
+def finite(value: SupportsFloat) -> bool:
+    """``math.isfinite`` that answers False, not OverflowError, for integers beyond a float's range (a
+    JSON file can hold a 400-digit number)."""
     try:
         return math.isfinite(value)
     except OverflowError:
         return False
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """``repr(value)`` cut to 60 characters (a file can hold a number thousands of digits long)."""
     try:
         text = repr(value)

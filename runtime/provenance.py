@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ModelFileError
+from .generation import finite, shown
 
 __all__ = [
     "DEDUP_SCHEMES",
@@ -330,6 +331,8 @@ def _expect(value: Any, kind: type, name: str, optional: bool = False) -> Any:
     if value is None and optional:
         return None
     if kind is float and type(value) is int:
+        if not finite(value):  # a JSON file can hold a 400-digit number
+            raise ValueError(f"{name} must be a number within a float's range, got {shown(value)}")
         return float(value)
     if type(value) is not kind:
         raise ValueError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
@@ -351,5 +354,5 @@ def _dict(value: Any) -> dict[str, Any]:
 def _or(value: Any, kind: type, default: Any) -> Any:
     """``value`` if it is a ``kind`` (an int passes for a float), else ``default``."""
     if kind is float and type(value) is int:
-        return float(value)
+        return float(value) if finite(value) else default
     return value if type(value) is kind else default

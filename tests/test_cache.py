@@ -263,6 +263,9 @@ def test_cache_settings_are_validated():
         {"window": 0},
         {"window": 10**6},
         {"theta": float("nan")},
+        {"theta": 10**400},  # an integer beyond a float's range (JSON allows it): not OverflowError
+        {"mix": -(10**400)},
+        {"mix": None, "gate": (0.5, 10**400)},
     ):
         with pytest.raises(ValueError, match="cache"):
             dataclasses.replace(SETTINGS, **bad)
@@ -285,6 +288,7 @@ def test_model_file_cache_metadata(model_path, tmp_path):
 
     model = load(written(json.dumps(SETTINGS.to_dict())))
     assert model.info.cache == SETTINGS and model.cache_settings == SETTINGS
-    for bad in ("{", "[]", json.dumps({"theta": 0.1}), json.dumps({**SETTINGS.to_dict(), "mix": 2})):
+    huge = json.dumps({**SETTINGS.to_dict(), "theta": 10**400})
+    for bad in ("{", "[]", json.dumps({"theta": 0.1}), json.dumps({**SETTINGS.to_dict(), "mix": 2}), huge):
         with pytest.raises(ModelFileError, match=r"nextword\.cache"):
             load(written(bad))

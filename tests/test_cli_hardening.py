@@ -157,6 +157,22 @@ def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path,
     assert code == 0 and "embedding ?" in out, err
 
 
+def test_info_on_numbers_too_large_for_a_float(capsys, model_path, tmp_path):
+    """JSON holds integers of any length: formatting a 400-digit one as ".2f" raised OverflowError."""
+    huge = 10**400
+    proto = crafted.proto(model_path)
+    best = {"val_loss": huge, "val_accuracy": -huge}
+    crafted.set_meta(proto, "nextword.metrics", json.dumps({"best": best}))
+    crafted.set_meta(proto, "nextword.quality", json.dumps({"int8": {"perplexity": huge, "accuracy": 0.5}}))
+    crafted.set_meta(proto, "nextword.parity", json.dumps({"max_abs_diff_random": huge, "tolerance": huge}))
+    path = tmp_path / "huge.onnx"
+    path.write_bytes(proto.SerializeToString())
+    code, out, err = run_cli(capsys, "info", path)
+    assert code == 0, err
+    assert "validation loss ?" in out and "accuracy ?" in out and "perplexity ?, accuracy 50.00%" in out
+    assert "max |Keras - ONNX| ?" in out
+
+
 def test_evaluate_on_a_recorded_split_of_the_wrong_type(capsys, model_path, corpus_files, tmp_path):
     proto = crafted.proto(model_path)
     config = json.loads(crafted.meta(proto, "nextword.config"))

@@ -119,6 +119,10 @@ def _with_defaults(model_path, tmp_path, value: str):
         ({"stop": ["x"] * 17}, "stop holds 17 strings"),
         ({"stop": ["z" * 100]}, "stop string 'z+'... is 100 characters"),
         ({"top_k": 10**30}, "top_k must be in 1..1000000"),
+        (
+            {"temperature": 10**400},
+            r"temperature must be a finite number >= 0 \(0 is greedy\), got 10+\.\.\.",
+        ),
     ],
 )
 def test_stored_defaults_are_bounded_like_call_options(model_path, tmp_path, defaults, message):

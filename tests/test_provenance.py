@@ -110,6 +110,9 @@ def test_the_bundled_model_records_its_deduplicated_split():
         ({"data": {"documents": "many"}}, "data.documents must be int"),
         ({"vocab_size": 1.5}, "vocab_size must be int"),
         ({"corpus_files": "a.csv"}, "corpus_files must be a list"),
+        # JSON holds integers of any length; float() of a 400-digit one raised OverflowError
+        ({"split": {"scheme": "dedup-v1", "val_fraction": 10**400, "seed": 0}}, "val_fraction must be a num"),
+        ({"architecture": {"dropout": -(10**400)}}, r"architecture.dropout must be a number within a float"),
     ],
 )
 def test_an_invalid_record_is_refused_naming_the_field(change, message):

@@ -176,6 +176,9 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         ("good gated cosine", '{"theta": 10, "gate": [-7.62, 0.814], "window": 256, "similarity": "cosine"}'),
         ("good gate, null mix", '{"theta": 2, "mix": null, "gate": [1, 0], "window": 8, "tuning": {}}'),
         ("good cosine mix", '{"theta": 3.5, "mix": 0.25, "window": 16, "similarity": "cosine"}'),
+        ("theta of 401 digits", '{"theta": 1' + "0" * 400 + ', "mix": 0.2, "window": 8}'),
+        ("mix of 401 digits", '{"theta": 1.0, "mix": -1' + "0" * 400 + ', "window": 8}'),
+        ("gate of 401 digits", '{"theta": 1.0, "gate": [1, 9' + "0" * 400 + '], "window": 8}'),
     ]:
         files.append((f"cache: {name}", with_meta("nextword.cache", value), {}))
     gated = '{"theta": 10, "gate": [-7.62, 0.814], "window": 256, "similarity": "cosine"}'
@@ -190,6 +193,8 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         ("one empty stop", '{"stop": [""]}'),
         ("stop string", '{"stop": ".", "min_words": 3}'),
         ("NaN temperature", '{"temperature": NaN}'),
+        ("temperature of 401 digits", '{"temperature": 1' + "0" * 400 + "}"),
+        ("length_penalty of 401 digits", '{"length_penalty": -1' + "0" * 400 + "}"),
         ("top_k 0", '{"top_k": 0}'),
         ("bool top_k", '{"top_k": true}'),
         ("min over max", '{"max_words": 10, "min_words": 11}'),

@@ -51,10 +51,12 @@ const PY_INT_DEFAULTS = {
 };
 
 // How values are judged and shown: JavaScript values for the API, Python's for a model file's JSON.
+const jsShow = (value) =>
+  typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : String(value);
 const JS_STYLE = {
   name: (field) => field,
-  show: (value) =>
-    typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : String(value),
+  show: jsShow,
+  shown: jsShow,
   plain: (value) => String(value),
   isInt: (v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)),
   isReal: (v) => typeof v === 'bigint' || typeof v === 'number',
@@ -63,6 +65,11 @@ const JS_STYLE = {
 const PY_STYLE = {
   name: (field) => PY_NAME[field],
   show: pyRepr,
+  // Python's generation.shown: the repr cut to 60 characters (a file can hold a 400-digit number)
+  shown: (value) => {
+    const text = pyRepr(value);
+    return pyLen(text) <= 60 ? text : `${pyHead(text, 57)}...`;
+  },
   plain: pyStr,
   isInt: (v) => typeof v === 'bigint',
   isReal: (v) => typeof v === 'bigint' || typeof v === 'number',
@@ -144,7 +151,7 @@ function validate(c, style) {
       const bounds = [lower, upper].filter(Boolean).join(' and ');
       const detail = note ? ` (${note})` : '';
       fail(
-        `${style.name(field)} must be a finite number${bounds ? ` ${bounds}` : ''}${detail}, got ${style.show(value)}`,
+        `${style.name(field)} must be a finite number${bounds ? ` ${bounds}` : ''}${detail}, got ${style.shown(value)}`,
       );
     }
   };
