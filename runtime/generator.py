@@ -290,4 +290,7 @@ class Generator:
                     g.cache.take(used)
                 if not g.rows:
                     self._feeding.remove(g)
+                elif (g.fed == [len(p) for p in g.prompts]).all():  # only the prompts still fed were dropped
+                    self._feeding.remove(g)
+                    self._join(g, updates)
         self._batch.cancel(cancelled, updates)

@@ -315,6 +315,17 @@ def test_each_prompt_is_fed_once_for_all_its_sequences(model, monkeypatch, cache
     gen.run()
     assert [gen.text(rows[j]) for j in (1, 2, 3, 7)] == [listed[j] for j in (1, 2, 3, 7)]
     assert all(gen.finish_reason(rows[j]) == "cancelled" for j in (0, 4, 5, 6))
+    # every row of the prompt still being fed cancelled: the fed prompt's rows go on (before, the next
+    # step fed a round of no rows and raised)
+    gen = model.generator()
+    rows = gen.add(prompts, config)
+    for _ in range(len(model.prompt_ids(prompts[0])) if cache else 1):  # the short prompt fed, the long not
+        gen.step()  # (a round feeds as many tokens as the shortest prompt has left; with the cache, one)
+    for row in rows[4:]:
+        gen.cancel(row)
+    gen.run()
+    assert [gen.text(r) for r in rows[:4]] == listed[:4]
+    assert [gen.finish_reason(r) for r in rows] == ["length"] * 4 + ["cancelled"] * 4
 
 
 def test_logprobs_are_the_models_own(model):
