@@ -135,40 +135,45 @@ def test_error_messages_quoting_the_file_are_made_safe(capsys, model_path, tmp_p
 # --------------------------------------------------------------------------- one line, exit 2
 
 
-def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path, tmp_path):
-    proto = crafted.proto(model_path)
-    crafted.set_meta(proto, "nextword.config", json.dumps({"train": [], "model": "x", "export": 5}))
-    crafted.set_meta(
-        proto, "nextword.metrics", json.dumps({"best": {"val_loss": "low"}, "epochs": 3, "selected_by": [1]})
-    )
-    crafted.set_meta(proto, "nextword.parity", json.dumps({"max_abs_diff_random": "x", "int8_vs_fp32": []}))
-    crafted.set_meta(proto, "nextword.quality", json.dumps({"fp32": "y", "int8": {"perplexity": None}}))
-    crafted.set_meta(proto, "nextword.versions", json.dumps({"a": {"b": [1]}}))
-    path = tmp_path / "types.onnx"
+def _info_with(capsys, proto, path: pathlib.Path, metadata: dict[str, object]) -> str:
+    """``nextword info`` on ``proto`` with each of ``metadata`` (key: JSON value) stored; its output."""
+    for key, value in metadata.items():
+        crafted.set_meta(proto, key, json.dumps(value))
     path.write_bytes(proto.SerializeToString())
     code, out, err = run_cli(capsys, "info", path)
     assert code == 0, err
+    return out
+
+
+def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path, tmp_path):
+    proto = crafted.proto(model_path)
+    wrong = {
+        "nextword.config": {"train": [], "model": "x", "export": 5},
+        "nextword.metrics": {"best": {"val_loss": "low"}, "epochs": 3, "selected_by": [1]},
+        "nextword.parity": {"max_abs_diff_random": "x", "int8_vs_fp32": []},
+        "nextword.quality": {"fp32": "y", "int8": {"perplexity": None}},
+        "nextword.versions": {"a": {"b": [1]}},
+    }
+    out = _info_with(capsys, proto, tmp_path / "types.onnx", wrong)
     assert "validation loss ?" in out and "max |Keras - ONNX| ?" in out and "perplexity ?" in out
     assert "(by ?)" in out
-    for key in ("nextword.config", "nextword.metrics", "nextword.parity", "nextword.quality"):
-        crafted.set_meta(proto, key, "{}")
-    path.write_bytes(proto.SerializeToString())
-    code, out, err = run_cli(capsys, "info", path)
-    assert code == 0 and "embedding ?" in out, err
+    keys = ("nextword.config", "nextword.metrics", "nextword.parity", "nextword.quality")
+    assert "embedding ?" in _info_with(capsys, proto, tmp_path / "types.onnx", {key: {} for key in keys})
 
 
 def test_info_on_numbers_too_large_for_a_float(capsys, model_path, tmp_path):
     """JSON holds integers of any length: formatting a 400-digit one as ".2f" raised OverflowError."""
     huge = 10**400
-    proto = crafted.proto(model_path)
-    best = {"val_loss": huge, "val_accuracy": -huge}
-    crafted.set_meta(proto, "nextword.metrics", json.dumps({"best": best}))
-    crafted.set_meta(proto, "nextword.quality", json.dumps({"int8": {"perplexity": huge, "accuracy": 0.5}}))
-    crafted.set_meta(proto, "nextword.parity", json.dumps({"max_abs_diff_random": huge, "tolerance": huge}))
-    path = tmp_path / "huge.onnx"
-    path.write_bytes(proto.SerializeToString())
-    code, out, err = run_cli(capsys, "info", path)
-    assert code == 0, err
+    out = _info_with(
+        capsys,
+        crafted.proto(model_path),
+        tmp_path / "huge.onnx",
+        {
+            "nextword.metrics": {"best": {"val_loss": huge, "val_accuracy": -huge}},
+            "nextword.quality": {"int8": {"perplexity": huge, "accuracy": 0.5}},
+            "nextword.parity": {"max_abs_diff_random": huge, "tolerance": huge},
+        },
+    )
     assert "validation loss ?" in out and "accuracy ?" in out and "perplexity ?, accuracy 50.00%" in out
     assert "max |Keras - ONNX| ?" in out
 
