@@ -250,8 +250,13 @@ def _generate(args: argparse.Namespace) -> int:
     if args.stream:
         if len(args.prompts) != 1:
             raise ValueError("--stream takes one prompt")
+        if args.json:
+            raise ValueError("--stream prints the text as it comes, --json one list at the end: choose one")
+        if config.num_return_sequences != 1 or config.num_beams != 1:
+            raise ValueError("--stream prints one text: drop --num-return-sequences and --num-beams")
+        pieces = model.stream(args.prompts[0], config)  # checks the options before the prompt is printed
         print(safe(args.prompts[0], lines=True), end="", flush=True)
-        for piece in model.stream(args.prompts[0], config):
+        for piece in pieces:
             print(safe(piece, lines=True), end="", flush=True)
         print()
         return 0

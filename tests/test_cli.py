@@ -207,6 +207,14 @@ def test_generate_stream_prints_the_same_text(capsys, model_path):
     assert streamed == plain
     code, _, err = run_cli(capsys, "generate", "a", "b", "--model", model_path, "--stream")
     assert code == 2 and "--stream takes one prompt" in err
+    for extra, message in [
+        (("--json",), "--stream prints the text as it comes, --json one list at the end: choose one"),
+        (("--num-return-sequences", 2), "prints one text: drop --num-return-sequences and --num-beams"),
+        (("--num-beams", 2), "--stream prints one text"),
+        (("--top-k", 0), "top_k must be in"),  # refused before the prompt is printed
+    ]:
+        code, out, err = run_cli(capsys, "generate", "a prompt", "--model", model_path, "--stream", *extra)
+        assert code == 2 and message in err and out == "", extra
 
 
 def test_generate_uses_the_environment_model(capsys, model_path, monkeypatch):
