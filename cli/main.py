@@ -253,7 +253,7 @@ def _generate(args: argparse.Namespace) -> int:
         if args.json:
             raise ValueError("--stream prints the text as it comes, --json one list at the end: choose one")
         if config.num_return_sequences != 1 or config.num_beams != 1:
-            raise ValueError("--stream prints one text: drop --num-return-sequences and --num-beams")
+            raise ValueError("--stream prints one text: use --num-return-sequences 1 and --num-beams 1")
         pieces = model.stream(args.prompts[0], config)  # checks the options before the prompt is printed
         print(safe(args.prompts[0], lines=True), end="", flush=True)
         for piece in pieces:

@@ -209,7 +209,7 @@ def test_generate_stream_prints_the_same_text(capsys, model_path):
     assert code == 2 and "--stream takes one prompt" in err
     for extra, message in [
         (("--json",), "--stream prints the text as it comes, --json one list at the end: choose one"),
-        (("--num-return-sequences", 2), "prints one text: drop --num-return-sequences and --num-beams"),
+        (("--num-return-sequences", 2), "prints one text: use --num-return-sequences 1 and --num-beams 1"),
         (("--num-beams", 2), "--stream prints one text"),
         (("--top-k", 0), "top_k must be in"),  # refused before the prompt is printed
     ]:
