@@ -254,10 +254,10 @@ class Generator:
                 g.cache.observe(np.asarray(tokens, dtype=np.int64), g.state[-2][local], local)
             mine = (finished >= start) & (finished < stop)
             g.last[finished[mine] - start] = logits[mine]
-            if (g.fed < [len(p) for p in g.prompts]).any():
-                self._feeding.append(g)
-            else:
+            if g.fed_all:
                 self._join(g, updates)
+            else:
+                self._feeding.append(g)
 
     def _join(self, group: Group, updates: list[Update] | None) -> None:
         """Append a fed group's rows to the running batch, each with a copy of its prompt's state,
@@ -290,7 +290,7 @@ class Generator:
                     g.cache.take(used)
                 if not g.rows:
                     self._feeding.remove(g)
-                elif (g.fed == [len(p) for p in g.prompts]).all():  # only the prompts still fed were dropped
+                elif g.fed_all:  # only the prompts still being fed were dropped
                     self._feeding.remove(g)
                     self._join(g, updates)
         self._batch.cancel(cancelled, updates)

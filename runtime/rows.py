@@ -44,6 +44,11 @@ class Group:
         self.state: State = []
         self.last = np.zeros((0, 0), dtype=np.float32)  # (prompts, vocab), then (rows, vocab): the logits
 
+    @property
+    def fed_all(self) -> bool:
+        """Whether every prompt of the group is fed (its rows may join the running batch)."""
+        return bool((self.fed == [len(p) for p in self.prompts]).all())
+
 
 class Span:
     """The rows of one group in the running batch, ``[start, stop)``, and their histories and random
