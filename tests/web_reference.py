@@ -217,7 +217,7 @@ def sampler_reference(model) -> dict[str, Any]:
 
 
 def _numeric_reference(real: np.ndarray) -> dict[str, Any]:
-    """numpy's float32 exp and its sums, on values like the sampler's."""
+    """numpy's float32 exp, log and sums, on values like the sampler's and beam search's."""
     rng = np.random.default_rng(11)
     x = np.concatenate(
         [
@@ -227,10 +227,24 @@ def _numeric_reference(real: np.ndarray) -> dict[str, Any]:
             np.array([0.0, -0.0, np.inf, -np.inf, 88.72283935546875, -103.97208404541015625], np.float32),
         ]
     )
-    with np.errstate(over="ignore", invalid="ignore"):
-        exp = np.exp(x)
-        correctly_rounded = np.exp(x.astype(np.float64)).astype(np.float32)
-    flavour = "simd" if (exp[np.isfinite(exp)] != correctly_rounded[np.isfinite(exp)]).any() else "libm"
+    # beam search takes the log of a row's sum of exps: from 1 to the vocabulary's size
+    x_log = np.concatenate(
+        [
+            (1 + rng.random(200_000) * 10_000).astype(np.float32),
+            (1 + rng.random(20_000)).astype(np.float32),
+            rng.integers(0, 2**32, 50_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+            np.array([0.0, -0.0, 1.0, np.inf, -np.inf, np.nan, -1.0, 1e-45], np.float32),
+            np.array([0.70710677, 0.7071068], np.float32),  # either side of the mantissa's fold
+        ]
+    )
+    kernels = {}
+    for name, fn, inputs in (("exp", np.exp, x), ("log", np.log, x_log)):
+        with np.errstate(all="ignore"):
+            y = fn(inputs)
+            correctly_rounded = fn(inputs.astype(np.float64)).astype(np.float32)
+        finite = np.isfinite(y)
+        flavour = "simd" if (y[finite] != correctly_rounded[finite]).any() else "libm"
+        kernels[name] = {"flavour": flavour, "x": f32_b64(inputs), "y": f32_b64(y)}
     sums = []
     for n in (1, 7, 8, 9, 127, 128, 129, 300, 8192, 8193, 8664, 20000):
         a = (rng.random(n) ** 6).astype(np.float32) * (rng.random(n) < 0.9)
@@ -240,9 +254,10 @@ def _numeric_reference(real: np.ndarray) -> dict[str, Any]:
                 "data": f32_b64(a),
                 "reduceat": f32_b64(np.add.reduceat(a, starts)),
                 "sum64": float(a[None].sum(axis=-1, dtype=np.float64)[0]),
+                "sum32": float(a[None].sum(axis=-1)[0]),  # a row's float32 sum, as log_softmax takes it
             }
         )
-    return {"exp": {"flavour": flavour, "x": f32_b64(x), "y": f32_b64(exp)}, "sums": sums}
+    return {**kernels, "sums": sums}
 
 
 def rng_reference() -> list[dict[str, Any]]:
@@ -339,6 +354,22 @@ SAMPLING = [
     {"repetition_penalty": 1.2, "no_repeat_ngram_size": 3},
     {"stop": ["."], "min_words": 5},
     {"top_k": 1},
+]
+
+# Beam search: the rules, several prompts at once (batches of prompts x beams), hypotheses that end the
+# document or run out of allowed words, length penalties (0, 1 and 2: powers every engine computes
+# alike), stop strings cut after the search.
+BEAMS = [
+    {"num_beams": 4, "max_words": 30},
+    {"num_beams": 2, "max_words": 20, "prompts": 4},
+    {"num_beams": 5, "num_return_sequences": 3, "max_words": 25, "no_repeat_ngram_size": 3},
+    {"num_beams": 3, "max_words": 25, "repetition_penalty": 1.4, "min_words": 10},
+    {"num_beams": 8, "num_return_sequences": 8, "max_words": 30, "length_penalty": 0.0},
+    {"num_beams": 4, "num_return_sequences": 2, "max_words": 30, "length_penalty": 2.0, "stop": ["."]},
+    {"num_beams": 3, "max_words": 40, "no_repeat_ngram_size": 1, "stop_at_end": False},
+    {"num_beams": 2, "max_words": 15, "allow_unknown": True, "prompts": 3},
+    {"num_beams": 4, "max_words": 0},
+    {"num_beams": 4, "max_words": 25, "cache": True},  # where the file has a continuous cache
 ]
 
 INVALID_OPTIONS = [
@@ -444,6 +475,18 @@ def generation_reference(
             streams.append({**case, "pieces": pieces, "reason": gen.finish_reason(row)})
     for case in greedy + sampled + streams + replayed:
         case["options"] = {k: str(v) if k == "seed" else v for k, v in case["options"].items()}
+    beams = []
+    for i, options in enumerate(BEAMS):
+        options = dict(options)
+        count = options.pop("prompts", 1)
+        if options.get("cache") and model.cache_settings is None:
+            continue
+        prompt = [greedy_prompts[(i + j) % 8] for j in range(count)] if count > 1 else greedy_prompts[i % 8]
+        text, calls = recorded_generate(model, prompt, options, states=True)
+        # every session call's logits while they stay small (a few MB): the bundled model's only for the
+        # shortest beam cases
+        small = sum(len(call["logits"]) for call in calls) < 6_000_000
+        beams.append({"prompt": prompt, "options": options, "text": text, "calls": calls if small else None})
     next_words = [
         {"prompt": p, "words": model.next_words(p, 10), "texts": _suggestion_texts(model, p, 10)}
         for p in greedy_prompts[:8]
@@ -477,6 +520,7 @@ def generation_reference(
         "sampled": sampled,
         "replayed": replayed,
         "streams": streams,
+        "beams": beams,
         "next_words": next_words,
         "scores": scores,
         "errors": errors,

@@ -136,72 +136,35 @@ export function takeRows(array, rows, width) {
   return out;
 }
 
-/** The rows of one generate()/stream() call: numReturnSequences rows per prompt, one random stream each. */
-export class Generation {
+/**
+ * Every prompt fed through the model, one session call per round (nextword/runtime/step.py's prefill):
+ * the prompts with tokens left each take as many as the shortest remainder among them (at most `chunk`;
+ * one at a time with a cache, which keeps the state after every position). When done, `state`, `last`
+ * (the logits after each prompt) and `cache` hold one row per prompt.
+ */
+export class Prefill {
   /** @param {number[][]} prompts token ids, each starting with the end-of-document id */
-  constructor(model, prompts, config, lstrip = [], chunk = PROMPT_CHUNK) {
-    const tok = model.tokenizer;
-    Object.assign(this, { model, config, chunk });
-    this.rules = new Rules(config, tok);
-    this.tokens = tok.tokens;
-    const perPrompt = config.numReturnSequences;
-    const seeds = new SeedSequence(config.seed).spawn(prompts.length * perPrompt); // one stream per row
-    this.rows = seeds.map((seed, index) => {
-      const p = Math.floor(index / perPrompt);
-      const prompt = prompts[p];
-      const last = this.tokens[prompt[prompt.length - 1]];
-      const text = new TextBuilder(tok, last === EOD ? null : last, config.stop, Boolean(lstrip[p]));
-      const history = this.rules.history(prompt);
-      return {
-        index,
-        prompt,
-        rng: new PCG64(seed),
-        history,
-        text,
-        generated: [],
-        finished: false,
-        reason: null,
-      };
-    });
-    // Each prompt is fed once for all its rows: while feeding, fed, state, last and the cache hold one
-    // entry per prompt; when every prompt is fed, each row gets a copy of its prompt's (as Python's
-    // Generator does).
-    this.prompts = prompts;
-    this.owner = this.rows.map((_, index) => Math.floor(index / perPrompt)); // each row's prompt
+  constructor(model, prompts, cache = false, chunk = PROMPT_CHUNK) {
+    Object.assign(this, { model, prompts, chunk });
     this.fed = prompts.map(() => 0);
     this.state = model.initialState(prompts.length);
     this.lastH = model.stateWidths.length - 2; // the last layer's h: what the cache keeps
-    this.cache = null; // with config.cache: the caches, per prompt, then in the order of this.running
-    if (config.cache) {
+    this.cache = null;
+    if (cache) {
       const settings = requiredCache(model.info.cache);
       this.cache = new ContinuousCache(settings, prompts.length, model.stateWidths[this.lastH]);
-      this.chunk = 1; // the cache needs the state after every prompt position
+      this.chunk = 1;
     }
     this.last = new Float32Array(prompts.length * model.vocabSize);
-    this.feeding = true;
-    this.running = [];
   }
 
   get done() {
-    return !this.feeding && !this.running.length;
+    return this.fed.every((n, i) => n === this.prompts[i].length);
   }
 
-  /** One step: a prefill round while prompts are fed, then a token for every running row. Resolves to
-   * the updates [{row, token, text, finished, reason}] of rows that chose a token or finished. */
-  async step() {
-    const updates = [];
-    if (this.feeding) await this._feed(updates);
-    if (this.running.length) await this._decode(updates);
-    return updates;
-  }
-
-  async run() {
-    while (!this.done) await this.step();
-    return this.rows.map((row) => row.text.text);
-  }
-
-  async _feed(updates) {
-    const { model, prompts, rows } = this;
+  /** One session call feeding the next piece of every prompt that has some left. */
+  async round() {
+    const { model, prompts } = this;
     const widths = model.stateWidths;
     const todo = prompts.map((_, i) => i).filter((i) => this.fed[i] < prompts[i].length);
     const step = Math.min(this.chunk, ...todo.map((i) => prompts[i].length - this.fed[i]));
@@ -228,15 +191,82 @@ export class Generation {
         );
       }
     });
-    if (this.fed.some((n, i) => n < prompts[i].length)) return;
+  }
+
+  /** Rounds until every prompt is fed. */
+  async run() {
+    while (!this.done) await this.round();
+    return this;
+  }
+}
+
+/** The rows of one generate()/stream() call: numReturnSequences rows per prompt, one random stream each. */
+export class Generation {
+  /** @param {number[][]} prompts token ids, each starting with the end-of-document id */
+  constructor(model, prompts, config, lstrip = [], chunk = PROMPT_CHUNK) {
+    const tok = model.tokenizer;
+    Object.assign(this, { model, config });
+    this.rules = new Rules(config, tok);
+    this.tokens = tok.tokens;
+    const perPrompt = config.numReturnSequences;
+    const seeds = new SeedSequence(config.seed).spawn(prompts.length * perPrompt); // one stream per row
+    this.rows = seeds.map((seed, index) => {
+      const p = Math.floor(index / perPrompt);
+      const prompt = prompts[p];
+      const last = this.tokens[prompt[prompt.length - 1]];
+      const text = new TextBuilder(tok, last === EOD ? null : last, config.stop, Boolean(lstrip[p]));
+      const history = this.rules.history(prompt);
+      return {
+        index,
+        prompt,
+        rng: new PCG64(seed),
+        history,
+        text,
+        generated: [],
+        finished: false,
+        reason: null,
+      };
+    });
+    // Each prompt is fed once for all its rows; when every prompt is fed, each row gets a copy of its
+    // prompt's state, logits and cache (as Python's Generator does).
+    this.owner = this.rows.map((_, index) => Math.floor(index / perPrompt)); // each row's prompt
+    this.prefill = new Prefill(model, prompts, config.cache, chunk);
+    this.cache = null; // with config.cache: the caches, in the order of this.running once fed
+    this.feeding = true;
+    this.running = [];
+  }
+
+  get done() {
+    return !this.feeding && !this.running.length;
+  }
+
+  /** One step: a prefill round while prompts are fed, then a token for every running row. Resolves to
+   * the updates [{row, token, text, finished, reason}] of rows that chose a token or finished. */
+  async step() {
+    const updates = [];
+    if (this.feeding) await this._feed(updates);
+    if (this.running.length) await this._decode(updates);
+    return updates;
+  }
+
+  async run() {
+    while (!this.done) await this.step();
+    return this.rows.map((row) => row.text.text);
+  }
+
+  async _feed(updates) {
+    const { model, prefill, rows } = this;
+    await prefill.round();
+    if (!prefill.done) return;
     this.feeding = false;
     if (this.config.maxWords === 0) {
       for (const row of rows) this._finish(row, 'length', null, updates);
       return;
     }
     const { owner } = this; // every row a copy of its prompt's state, logits and cache
-    this.state = this.state.map((s, k) => takeRows(s, owner, widths[k]));
-    this.last = takeRows(this.last, owner, model.vocabSize);
+    this.state = prefill.state.map((s, k) => takeRows(s, owner, model.stateWidths[k]));
+    this.last = takeRows(prefill.last, owner, model.vocabSize);
+    this.cache = prefill.cache;
     this.cache?.take(owner);
     this.running = [...rows];
   }
@@ -265,7 +295,7 @@ export class Generation {
     );
     this.last = out.logits;
     this.state = out.state;
-    this.cache?.observe(chosen, out.state[this.lastH]); // the chosen token and the state after it
+    this.cache?.observe(chosen, out.state[this.prefill.lastH]); // the chosen token and the state after it
   }
 
   /** Record `token` (-1: nothing allowed) for `row`; true if that finishes it. */

@@ -1,6 +1,7 @@
 // A loaded model: an onnxruntime-web session plus the tokenizer and decoding defaults from the same file.
 // The API mirrors nextword.runtime.NextWordModel: generate, stream, nextWords, score.
 
+import { BeamSearch } from './beam.js';
 import { Generation } from './decoding.js';
 import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
 import { readGraphInterface } from './graph-io.js';
@@ -132,9 +133,10 @@ export class NextWordModel {
   /**
    * Continue `prompt` (a string or a list of strings) and return the new text. Options are camelCase
    * versions of the Python runtime's (maxWords, minWords, temperature, topK, topP, repetitionPenalty,
-   * noRepeatNgramSize, stop, stopAtEnd, allowUnknown, numReturnSequences, seed, cache: the file's
-   * continuous cache, off unless asked); options not given take the model file's decoding defaults.
-   * Returns a list when `prompt` is a list or numReturnSequences > 1.
+   * noRepeatNgramSize, stop, stopAtEnd, allowUnknown, numReturnSequences, numBeams and lengthPenalty:
+   * beam search when numBeams > 1, seed, cache: the file's continuous cache, off unless asked); options
+   * not given take the model file's decoding defaults. Returns a list when `prompt` is a list or
+   * numReturnSequences > 1.
    */
   async generate(prompt, options = {}) {
     const config = resolveOptions(this.info.generation, options);
@@ -146,10 +148,14 @@ export class NextWordModel {
           `sequences or beams = ${rows} rows exceeds the cap of ${MAX_BATCH}; split the prompts`,
       );
     }
-    if (config.numBeams > 1) throw notAvailable();
     if (!prompts.length) return [];
     const ids = prompts.map((p) => this.promptIds(p));
-    const texts = await new Generation(this, ids, config, prompts.map(endsWithSpace)).run();
+    const lstrip = prompts.map(endsWithSpace);
+    const search =
+      config.numBeams > 1
+        ? new BeamSearch(this, ids, config, lstrip)
+        : new Generation(this, ids, config, lstrip);
+    const texts = await search.run();
     return single && config.numReturnSequences === 1 ? texts[0] : texts;
   }
 
@@ -251,12 +257,6 @@ async function* streamPieces(model, ids, config, lstrip, state) {
       if (update.text) yield update.text;
     }
   }
-}
-
-function notAvailable() {
-  return new NextwordError(
-    'beam search (numBeams > 1) is not available in nextword-web; use sampling or greedy decoding (temperature: 0)',
-  );
 }
 
 function asPromptList(prompt) {

@@ -1,10 +1,18 @@
-// The sampler against numpy: float32 exp, the sums, SeedSequence/PCG64 streams and sample_next's draws on
+// The sampler against numpy: float32 exp and log, the sums, SeedSequence/PCG64 streams and sample_next's draws on
 // the same logits.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { blockSumF32, correctlyRoundedExpF32, npExpF32, sumF32AsF64 } from '../src/float32.js';
+import {
+  blockSumF32,
+  correctlyRoundedExpF32,
+  correctlyRoundedLogF32,
+  npExpF32,
+  npLogF32,
+  pairwiseSumF32,
+  sumF32AsF64,
+} from '../src/float32.js';
 import { PCG64, SeedSequence } from '../src/random.js';
 import { sample } from '../src/sampling.js';
 import { f32, Mismatches, NO_REFERENCE, reference } from './reference.js';
@@ -25,27 +33,38 @@ describe('random streams match numpy', { skip: !ref?.rng && NO_REFERENCE }, () =
 });
 
 describe('float32 arithmetic matches numpy', { skip: !ref?.sampler && NO_REFERENCE }, () => {
-  test('np.exp on float32, bit for bit', () => {
-    const { flavour, x, y } = ref.sampler.exp;
-    const inputs = f32(x);
-    const want = f32(y);
-    const exp = flavour === 'simd' ? npExpF32 : correctlyRoundedExpF32;
-    let differ = 0;
-    for (let i = 0; i < inputs.length; i++) {
-      const got = Math.fround(exp(inputs[i]));
-      if (!(Object.is(got, want[i]) || (Number.isNaN(got) && Number.isNaN(want[i])))) differ++;
-    }
-    assert.equal(differ, 0, `${differ} of ${inputs.length} exp values differ (numpy's exp: ${flavour})`);
-  });
+  const kernels = {
+    exp: { simd: npExpF32, libm: correctlyRoundedExpF32 },
+    log: { simd: npLogF32, libm: correctlyRoundedLogF32 },
+  };
+  for (const [name, flavours] of Object.entries(kernels)) {
+    test(`np.${name} on float32, bit for bit`, () => {
+      const { flavour, x, y } = ref.sampler[name];
+      const inputs = f32(x);
+      const want = f32(y);
+      const kernel = flavours[flavour];
+      let differ = 0;
+      for (let i = 0; i < inputs.length; i++) {
+        const got = Math.fround(kernel(inputs[i]));
+        if (!(Object.is(got, want[i]) || (Number.isNaN(got) && Number.isNaN(want[i])))) differ++;
+      }
+      assert.equal(
+        differ,
+        0,
+        `${differ} of ${inputs.length} ${name} values differ (numpy's ${name}: ${flavour})`,
+      );
+    });
+  }
 
-  test('np.add.reduceat and sum(dtype=float64), bit for bit', () => {
-    for (const { data, reduceat, sum64 } of ref.sampler.sums) {
+  test('np.add.reduceat, sum(dtype=float64) and float32 row sums, bit for bit', () => {
+    for (const { data, reduceat, sum64, sum32 } of ref.sampler.sums) {
       const a = f32(data);
       const blocks = f32(reduceat);
       blocks.forEach((want, b) =>
         assert.equal(blockSumF32(a, b * 128, Math.min(a.length, (b + 1) * 128)), want),
       );
       assert.equal(sumF32AsF64(a), sum64, `sum of ${a.length}`);
+      assert.equal(pairwiseSumF32(a, 0, a.length), sum32, `float32 sum of ${a.length}`);
     }
   });
 });

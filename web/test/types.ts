@@ -14,6 +14,11 @@ async function main(): Promise<void> {
   };
   const text: string | string[] = await model.generate('a neural network', options);
   const texts: string[] = await model.generate(['a', 'b'], { numReturnSequences: 2 });
+  const beams: string[] = await model.generate(['a', 'b'], {
+    numBeams: 4,
+    numReturnSequences: 2,
+    lengthPenalty: 0.5,
+  });
   for await (const piece of model.stream('a', { seed: 3 })) console.log(piece.length);
   const [best] = await model.nextWords('a', 5);
   const score = await model.score('a neural network');
@@ -22,6 +27,7 @@ async function main(): Promise<void> {
   console.log(
     text,
     texts,
+    beams,
     best.word,
     best.probability,
     score.perplexity,

@@ -8,8 +8,10 @@ import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { BeamSearch } from '../src/beam.js';
 import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
 import { WorkerModel } from '../src/client.js';
+import { resolveOptions } from '../src/generation.js';
 import { load, ModelFileError, NextwordError } from '../src/index.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
@@ -158,7 +160,10 @@ describe('options given in JavaScript', () => {
     [{ topP: Infinity }, 'topP must be a finite number > 0 and <= 1, got Infinity'],
     [{ maxWords: true }, 'maxWords must be an integer, got true'],
     [{ seed: '7' }, 'seed must be an integer, got "7"'],
-    [{ numBeams: 2 }, 'beam search (numBeams > 1) is not available in nextword-web'],
+    [
+      { numBeams: 2, numReturnSequences: 3 },
+      'numReturnSequences=3 must be <= numBeams=2 (beam search returns its best beams)',
+    ],
   ];
   for (const [options, message] of cases) {
     test(JSON.stringify(options), async () => {
@@ -172,6 +177,23 @@ describe('options given in JavaScript', () => {
     const small = await model.generate('the', { maxWords: 8, seed: 12 });
     assert.equal(await model.generate('the', { maxWords: 8, seed: 12n }), small);
     assert.equal(typeof (await model.generate('the', { maxWords: 8, seed: 2n ** 100n })), 'string');
+  });
+
+  test('beam search: the best beams per prompt, one beam is greedy decoding', async () => {
+    const prompts = ['a neural network', 'the processor'];
+    const texts = await model.generate(prompts, { numBeams: 4, numReturnSequences: 3, maxWords: 12 });
+    assert.equal(texts.length, 6);
+    for (const p of [0, 1]) {
+      const mine = texts.slice(3 * p, 3 * p + 3);
+      assert.equal(new Set(mine).size, 3, 'three different hypotheses');
+      assert.equal(await model.generate(prompts[p], { numBeams: 4, maxWords: 12 }), mine[0]);
+    }
+    // BeamSearch itself with one beam (generate() samples then): the greedy text
+    const options = { numBeams: 1, temperature: 0, maxWords: 12 };
+    const config = resolveOptions(model.info.generation, options);
+    const [one] = await new BeamSearch(model, [model.promptIds('the processor')], config).run();
+    assert.equal(one, await model.generate('the processor', options));
+    assert.throws(() => model.stream('a', { numBeams: 2 }), /stream\(\) produces one text/);
   });
 
   test('prompts, streams and suggestions check their arguments', async () => {

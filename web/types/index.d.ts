@@ -31,8 +31,9 @@ export interface GenerationOptions {
   allowUnknown?: boolean;
   /** texts to generate per prompt */
   numReturnSequences?: number;
-  /** beam search is not available in nextword-web: 1 only */
+  /** > 1: deterministic beam search with this many beams (no sampling options; numReturnSequences <= numBeams) */
   numBeams?: number;
+  /** beam search: a hypothesis's total log-probability is divided by length ** lengthPenalty */
   lengthPenalty?: number;
   /** random seed (any non-negative integer); the same seed and options give the same text as Python */
   seed?: number | bigint | null;

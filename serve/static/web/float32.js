@@ -64,6 +64,54 @@ export function npExpF32(x) {
   return f(f(num / den) * POW2[q + 160]);
 }
 
+const LOG_P = [
+  0, 9.999999999999998702752e-1, 2.112677543073053063722, 1.480000633576506585156, 3.808837741388407920751e-1,
+  2.589979117907922693523e-2,
+].map(f);
+const LOG_Q = [
+  1, 2.612677543073109236779, 2.453006071784736363091, 9.864942958519418960339e-1, 1.546476374983906719538e-1,
+  5.87509540312457434295e-3,
+].map(f);
+const LN2 = f(0.693147180559945309417232121458176568);
+const SQRT1_2 = f(0.707106781186547524400844362104849039);
+const FLT_MIN = 2 ** -126;
+const LOG_BITS = new Float32Array(1);
+const LOG_INT = new Uint32Array(LOG_BITS.buffer);
+
+/**
+ * numpy's float32 log kernel (AVX2+FMA3 / AVX512F) for one float32 value: the mantissa m in [0.5, 1)
+ * and exponent e of x (subnormals scaled by 2^100 first), m doubled (and e lowered) when m <= sqrt(1/2),
+ * then log(1 + (m - 1)) as a 5/5 rational polynomial in FMA steps, plus e * ln 2 in one more FMA.
+ */
+export function npLogF32(x) {
+  if (Number.isNaN(x) || x < 0) return NaN;
+  if (x === 0) return -Infinity;
+  if (x === Infinity) return Infinity;
+  const subnormal = x < FLT_MIN;
+  LOG_BITS[0] = subnormal ? x * 2 ** 100 : x; // exact: a subnormal times 2^100 is a normal float32
+  const bits = LOG_INT[0];
+  let e = (bits >>> 23) - 126 - (subnormal ? 100 : 0);
+  LOG_INT[0] = (bits & 0x7fffff) | (126 << 23);
+  let m = LOG_BITS[0];
+  if (m <= SQRT1_2) {
+    m = m + m;
+    e -= 1;
+  }
+  const r = f(m - 1);
+  let num = fma32(LOG_P[5], r, LOG_P[4]);
+  let den = fma32(LOG_Q[5], r, LOG_Q[4]);
+  for (let k = 3; k >= 0; k--) {
+    num = fma32(num, r, LOG_P[k]);
+    den = fma32(den, r, LOG_Q[k]);
+  }
+  return fma32(e, LN2, f(num / den));
+}
+
+/** log rounded to float32 (what a correctly rounded logf returns). */
+export function correctlyRoundedLogF32(x) {
+  return f(Math.log(x));
+}
+
 /** exp rounded to float32 (what the C library's expf returns, up to its rare misroundings). */
 export function correctlyRoundedExpF32(x) {
   return f(Math.exp(x));
