@@ -12,6 +12,7 @@ With ``num_beams=1`` this is exactly greedy decoding.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +26,18 @@ from .stepper import stepper_for
 from .text import TextBuilder
 from .tokenizer import EOD
 
-__all__ = ["BeamSearch", "beam_search"]
+__all__ = ["BeamSearch", "Hypothesis", "beam_search"]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One text a beam search returns: the text, why it ended ("end": the model ended the document or
+    the rules left no word; "stop": a stop string cut it; "length": ``max_words`` ran out) and how many
+    words it holds (those before a stop string's cut included)."""
+
+    text: str
+    finish_reason: str
+    words: int
 
 
 class BeamSearch:
@@ -185,29 +197,36 @@ class BeamSearch:
 
     def texts(self) -> list[str]:
         """The ``num_return_sequences`` best texts of each prompt, prompt-major ('' where fewer exist)."""
+        return [h.text for h in self.results()]
+
+    def results(self) -> list[Hypothesis]:
+        """:meth:`texts` with why each text ended and its word count, prompt-major (an empty text with
+        reason "end" where a prompt has fewer hypotheses)."""
         config, tok = self._config, self._tokenizer
-        finished = [list(f) for f in self.finished]
-        for p in range(len(self._prompts)):
+        results = []
+        for p, prompt in enumerate(self._prompts):
+            ranked = [(score, ids, "end") for score, ids in self.finished[p]]
             if not self._done[p]:  # out of words: the running beams compete with the finished ones
-                finished[p].extend(
-                    (self._normalized(s, b), b)
+                ranked.extend(
+                    (self._normalized(s, b), b, "length")
                     for s, b in zip(self._scores[p], self.beams[p], strict=True)
                     if s > -np.inf
                 )
-        texts = []
-        for p, prompt in enumerate(self._prompts):
+            best = sorted(ranked, key=lambda h: -h[0])[: config.num_return_sequences]
             last = tok.token_of(int(prompt[-1]))
-            best = sorted(finished[p], key=lambda h: -h[0])[: config.num_return_sequences]
-            for _, ids in best:
-                lstrip = bool(self._lstrip) and self._lstrip[p]
+            lstrip = bool(self._lstrip) and self._lstrip[p]
+            for _, ids, reason in best:
                 builder = TextBuilder(tok, None if last == EOD else last, config.stop, lstrip)
+                words = 0
                 for token in ids:
                     builder.add(tok.token_of(token))
+                    words += 1
                     if builder.stopped:
+                        reason = "stop"
                         break
-                texts.append(builder.text)
-            texts.extend("" for _ in range(config.num_return_sequences - len(best)))
-        return texts
+                results.append(Hypothesis(builder.text, reason, words))
+            results.extend(Hypothesis("", "end", 0) for _ in range(config.num_return_sequences - len(best)))
+        return results
 
 
 def beam_search(

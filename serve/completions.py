@@ -18,7 +18,9 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+from .beams import BeamJob
 from .errors import APIError
 from .options import Completion, completion_from_request
 from .scheduler import Job, RowUpdate
@@ -44,11 +46,13 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     file's decoding defaults; with a ``seed`` the text equals ``model.generate`` with the same options."""
     state: ServerState = request.app.state.nextword
     completion = completion_from_request(body, state.model, state.config)
+    meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
+    if completion.config.num_beams > 1:
+        return await _beam_answer(state, completion, meta, request)
     # a whole answer is read once, at the end: its words wait in the scheduler until then
     interval = state.config.stream_interval if completion.stream else math.inf
     job = Job(completion.prompts, completion.config, completion.logprobs, interval)
     state.start_job(job)
-    meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
     if completion.stream:
         return _EventStream(_events(state, job, completion, meta), media_type="text/event-stream")
     try:
@@ -58,6 +62,35 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     if texts is None:  # the client went away; nobody reads this
         return JSONResponse(error_body("client disconnected", "client_error"), status_code=499)
     return {**meta, "object": "text_completion", **texts}
+
+
+async def _beam_answer(
+    state: ServerState, completion: Completion, meta: dict[str, Any], request: Request
+) -> Any:
+    """A beam search's whole answer (it cannot stream: the best texts are known only at the end)."""
+    job = BeamJob(state.model, completion)
+    state.start_job(job)
+    try:
+        results = await _until_done_or_gone(run_in_threadpool(job.run), request)
+    except ValueError as exc:
+        raise APIError(400, str(exc)) from None
+    finally:
+        state.end_job(job)
+    if results is None:
+        return JSONResponse(error_body("client disconnected", "client_error"), status_code=499)
+    per_prompt = completion.config.num_return_sequences
+    choices = [
+        {
+            "index": i,
+            "text": (completion.prompts[i // per_prompt] if completion.echo else "") + h.text,
+            "logprobs": None,
+            "finish_reason": FINISH[h.finish_reason],
+            "end_reason": h.finish_reason,
+        }
+        for i, h in enumerate(results)
+    ]
+    usage = _usage(state, completion, sum(h.words for h in results))
+    return {**meta, "object": "text_completion", "choices": choices, "usage": usage}
 
 
 async def _collect(state: ServerState, job: Job, completion: Completion) -> dict[str, Any]:
@@ -77,8 +110,6 @@ async def _collect(state: ServerState, job: Job, completion: Completion) -> dict
     except ValueError as exc:
         raise APIError(400, str(exc)) from None
     per_prompt = completion.config.num_return_sequences
-    prompt_tokens = _prompt_tokens(state, completion)
-    completion_tokens = job.words
     choices = []
     for i, text in enumerate(texts):
         prefix = completion.prompts[i // per_prompt] if completion.echo else ""
@@ -91,14 +122,7 @@ async def _collect(state: ServerState, job: Job, completion: Completion) -> dict
                 "end_reason": reasons[i],
             }
         )
-    return {
-        "choices": choices,
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+    return {"choices": choices, "usage": _usage(state, completion, job.words)}
 
 
 async def _events(
@@ -128,12 +152,7 @@ async def _events(
             if events:
                 yield "".join(events)  # one write for every event that is ready
         if completion.include_usage:
-            prompt_tokens = _prompt_tokens(state, completion)
-            usage = {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": job.words,
-                "total_tokens": prompt_tokens + job.words,
-            }
+            usage = _usage(state, completion, job.words)
             yield _sse({**meta, "object": "text_completion", "choices": [], "usage": usage})
     except ValueError as exc:  # refused by the runtime after the stream began
         yield _sse(error_body(str(exc), "invalid_request_error"))
@@ -160,8 +179,10 @@ def choice_event(
     return head + json.dumps(choice, ensure_ascii=False, separators=(",", ":")) + "]}\n\n"
 
 
-def _prompt_tokens(state: ServerState, completion: Completion) -> int:
-    return sum(len(state.model.tokenizer.encode(p)) for p in completion.prompts)
+def _usage(state: ServerState, completion: Completion, words: int) -> dict[str, int]:
+    """The usage entry of an answer: the prompts' words (tokens), the generated ones, and both."""
+    prompt_tokens = sum(len(state.model.tokenizer.encode(p)) for p in completion.prompts)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": words, "total_tokens": prompt_tokens + words}
 
 
 def _sse(payload: dict[str, Any]) -> str:

@@ -87,6 +87,8 @@ def completion_from_request(
             "stop_at_end",
             "allow_unknown",
             "cache",
+            "num_beams",
+            "length_penalty",
             "seed",
         )
         if (value := getattr(request, name)) is not None
@@ -96,9 +98,15 @@ def completion_from_request(
     base = model.info.generation
     if "max_words" not in options and base.max_words > limits.max_words:
         base = replace(base, max_words=limits.max_words, min_words=min(base.min_words, limits.max_words))
+    from_file = request.num_beams is None  # beam search, if any, is the file's default: messages say so
     try:
         config = GenerationConfig.from_options(base, **options)
     except ValueError as exc:
+        if from_file and str(exc).startswith(f"num_beams={base.num_beams} "):
+            exc = ValueError(
+                f"{exc} (num_beams={base.num_beams} is this model file's decoding default: "
+                'send "num_beams": 1 to sample)'
+            )
         raise _api_name(exc) from None
     if config.cache and model.cache_settings is None:
         raise APIError(
@@ -106,12 +114,37 @@ def completion_from_request(
             "cache=true but this server's model file has no continuous-cache settings; leave cache out",
             "cache",
         )
-    if config.num_beams != 1:  # a model default; the API has no beam search
-        config = replace(config, num_beams=1, length_penalty=1.0)
+    if config.num_beams > 1:
+        _check_beam_search(request, config.num_beams, len(prompts), limits, from_file)
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
     if request.stream_options is not None and not request.stream:
         raise APIError(400, "stream_options is only allowed with stream=true", "stream_options")
     return Completion(prompts, config, request.logprobs, request.echo, request.stream, include_usage)
+
+
+def _check_beam_search(
+    request: CompletionRequest, beams: int, prompts: int, limits: ServeConfig, from_file: bool
+) -> None:
+    """Refuse what beam search cannot do: stream, logprobs, more rows than the server's cap."""
+    origin = ", this model file's decoding default" if from_file else ""
+    what = f"beam search (num_beams={beams}{origin})"
+    if request.stream:
+        raise APIError(
+            400,
+            f'{what} returns whole texts and cannot stream; send "num_beams": 1 to stream, or stream=false',
+            "stream",
+        )
+    if request.logprobs is not None:
+        raise APIError(
+            400, f'{what} gives no logprobs; leave logprobs out, or send "num_beams": 1', "logprobs"
+        )
+    if prompts * beams > limits.max_rows:
+        raise APIError(
+            400,
+            f"{prompts} prompt(s) x num_beams={beams} = {prompts * beams} beams; this server runs at most "
+            f"{limits.max_rows} per request (nextword serve --max-rows)",
+            "num_beams",
+        )
 
 
 def _refuse_unsupported(request: CompletionRequest) -> None:

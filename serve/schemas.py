@@ -69,6 +69,12 @@ class CompletionRequest(_Request):
         None,
         description="mix in the model file's continuous cache (default: the file's decoding default, off)",
     )
+    num_beams: int | None = Field(
+        None, description="> 1: deterministic beam search with this many beams (whole answers only)"
+    )
+    length_penalty: float | None = Field(
+        None, description="beam search: a text's log-probability is divided by its length ** length_penalty"
+    )
     # OpenAI options nextword does not implement: accepted at their neutral value only
     best_of: int | None = Field(None, description="only 1 (or equal to n)")
     presence_penalty: float | None = Field(None, description="only 0; use repetition_penalty")

@@ -11,6 +11,7 @@ from typing import Any
 
 from nextword.runtime import NextWordModel
 
+from .beams import BeamJob
 from .config import ServeConfig
 from .errors import APIError
 from .limits import Slots
@@ -30,7 +31,7 @@ class ServerState:
     model_id: str
     scheduler: Scheduler | None = None
     slots: Slots = field(init=False)
-    jobs: set[Job] = field(default_factory=set)
+    jobs: set[Job | BeamJob] = field(default_factory=set)
     draining: bool = False
     started: float = field(default_factory=time.time)
     served: int = 0
@@ -38,19 +39,21 @@ class ServerState:
     def __post_init__(self) -> None:
         self.slots = Slots(self.config.max_streams)
 
-    def start_job(self, job: Job) -> None:
-        """Take a slot and hand ``job`` to the scheduler; 503 while shutting down, 429 when full."""
+    def start_job(self, job: Job | BeamJob) -> None:
+        """Take a slot and hand ``job`` to the scheduler (a beam search runs on a thread of its route's);
+        503 while shutting down, 429 when full."""
         if self.draining or self.scheduler is None:
             raise APIError(503, "the server is shutting down; retry on another replica", kind="server_error")
         self.slots.acquire()
-        try:
-            self.scheduler.submit(job)
-        except RuntimeError as exc:
-            self.slots.release()
-            raise APIError(503, f"the server cannot generate now: {exc}", kind="server_error") from None
+        if isinstance(job, Job):
+            try:
+                self.scheduler.submit(job)
+            except RuntimeError as exc:
+                self.slots.release()
+                raise APIError(503, f"the server cannot generate now: {exc}", kind="server_error") from None
         self.jobs.add(job)
 
-    def end_job(self, job: Job) -> None:
+    def end_job(self, job: Job | BeamJob) -> None:
         """Release ``job``'s slot; cancels it if it is still generating (its client went away)."""
         if job in self.jobs:
             self.jobs.discard(job)

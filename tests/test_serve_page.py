@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -125,3 +126,30 @@ def test_errors_show_on_the_page(page):
     assert "no words to score" in page.find_element(By.ID, "score-summary").text
     # the only console error is the refused request itself
     assert all("400" in entry["message"] for entry in page.get_log("browser") if entry["level"] == "SEVERE")
+
+
+def test_a_file_whose_defaults_ask_for_beam_search_still_samples_on_the_page(browser, model):
+    """The page samples and streams; it asks for one beam, so such a file's default does not refuse it."""
+    from browser import start_server
+
+    from nextword.runtime import GenerationConfig, NextWordModel
+    from nextword.serve import ServeConfig, create_app
+
+    defaults = GenerationConfig(num_beams=3, max_words=12)
+    beamy = NextWordModel(model.session, dataclasses.replace(model.info, generation=defaults), model.source)
+    server = start_server(create_app(ServeConfig(), beamy))
+    try:
+        browser.get(server.url + "/")
+        wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the page never loaded")
+        prompt = browser.find_element(By.ID, "prompt")
+        prompt.clear()
+        prompt.send_keys("the system")
+        set_slider(browser, "temperature", 0.9)
+        set_slider(browser, "words", 20)
+        browser.find_element(By.ID, "seed").send_keys("3")
+        browser.find_element(By.ID, "generate").click()
+        wait(browser, lambda d: "words in" in d.find_element(By.ID, "status").text, "generation never ended")
+        shown = browser.execute_script("return document.querySelector('#output .generated').textContent")
+        assert shown == beamy.generate("the system", num_beams=1, max_words=20, temperature=0.9, seed=3)
+    finally:
+        server.stop()

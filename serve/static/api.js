@@ -62,6 +62,7 @@ export function completionRequest(prompt, options) {
     prompt,
     max_tokens: options.maxWords,
     temperature: options.temperature,
+    num_beams: 1, // the page samples and streams, even with a file whose defaults ask for beam search
     stream: true,
   };
   if (options.topK > 0) body.top_k = options.topK;

@@ -29,7 +29,8 @@ export async function createBrowserBackend(base = "") {
     },
 
     async generate(prompt, options, onText, signal) {
-      const chosen = { maxWords: options.maxWords, temperature: options.temperature };
+      // numBeams 1: the page samples and streams, even with a file whose defaults ask for beam search
+      const chosen = { maxWords: options.maxWords, temperature: options.temperature, numBeams: 1 };
       if (options.topK > 0) chosen.topK = options.topK;
       if (options.topP < 1) chosen.topP = options.topP;
       if (options.seed !== null && options.seed !== undefined) chosen.seed = options.seed;

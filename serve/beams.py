@@ -1,0 +1,45 @@
+"""Beam search over HTTP: a request whose ``num_beams`` is over 1 (its own, or the model file's
+default) runs :class:`~nextword.runtime.BeamSearch` on a worker thread of its own, outside the
+continuous batching of sampled requests, and is answered whole once the search is over."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from nextword.runtime import BeamSearch, NextWordModel
+from nextword.runtime.beam import Hypothesis
+
+from .options import Completion
+
+__all__ = ["BeamJob"]
+
+
+class BeamJob:
+    """One beam-search request. :meth:`run` (on a worker thread) steps the search until it is over or
+    :meth:`cancel` is called (the client went away, or the server is shutting down); a cancelled search
+    answers its best texts so far, each with the reason "cancelled"."""
+
+    def __init__(self, model: NextWordModel, completion: Completion) -> None:
+        self.model, self.completion = model, completion
+        self.cancelled = threading.Event()
+        self.finished = False
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def cancel_unless_finished(self) -> None:
+        if not self.finished:
+            self.cancel()
+
+    def run(self) -> list[Hypothesis]:
+        prompts, config = self.completion.prompts, self.completion.config
+        ids = [self.model.prompt_ids(p) for p in prompts]
+        search = BeamSearch(self.model, ids, config, [p[-1:].isspace() for p in prompts])
+        while not self.cancelled.is_set() and search.step():
+            pass
+        self.finished = True
+        results = search.results()
+        if not search.done:  # cancelled before the search was over
+            results = [replace(h, finish_reason="cancelled") for h in results]
+        return results
