@@ -122,30 +122,40 @@ def test_everything_came_from_this_server_and_the_model_once(browser_mode, live_
     assert requests_to(browser_mode, "/model.onnx") == 0
 
 
-def test_a_file_whose_defaults_ask_for_beam_search_still_samples_in_the_browser(
-    browser, model_path, tmp_path
+@pytest.mark.parametrize(
+    "defaults",
+    [
+        {"num_beams": 3, "num_return_sequences": 2, "max_words": 12},
+        {"top_k": 2, "top_p": 0.5, "num_return_sequences": 3},
+    ],
+)
+def test_in_the_browser_too_the_pages_controls_override_the_files_defaults(
+    browser, model_path, tmp_path, defaults
 ):
-    """The page samples and streams: in the browser too it asks for one beam, so a file whose decoding
-    defaults ask for beam search (which cannot stream) does not refuse it."""
+    """As on the server (test_serve_page.py): one sampled text, streamed, with the sliders' settings,
+    from a file whose decoding defaults ask for beam search, several texts, top-k or top-p."""
     onnx = pytest.importorskip("onnx", reason="install nextword[train] to write the file's defaults")
+    import json
+
     import crafted
     from browser import start_server
 
     from nextword.runtime import load
     from nextword.serve import ServeConfig, create_app
 
-    proto = crafted.set_meta(onnx.load(model_path), "nextword.generation", '{"num_beams": 3}')
-    path = tmp_path / "beamy.onnx"
+    proto = crafted.set_meta(onnx.load(model_path), "nextword.generation", json.dumps(defaults))
+    path = tmp_path / "special.onnx"
     path.write_bytes(proto.SerializeToString())
-    beamy = load(path, threads=1)
-    server = start_server(create_app(ServeConfig(), beamy))
+    special = load(path, threads=1)
+    server = start_server(create_app(ServeConfig(), special))
     try:
         browser.get(server.url + "/")
-        wait(browser, lambda d: "beamy" in d.find_element(By.ID, "model-line").text, "the page never loaded")
+        wait(browser, lambda d: "special" in d.find_element(By.ID, "model-line").text, "page never loaded")
         browser.find_element(By.ID, "in-browser").click()
         backend = "return document.body.dataset.backend"
         wait(browser, lambda d: d.execute_script(backend) == "browser", "not in the browser", LOAD_TIMEOUT)
-        want = beamy.generate("the system", num_beams=1, max_words=15, temperature=0.8, seed=2)
+        options = {"num_beams": 1, "num_return_sequences": 1, "top_k": None, "top_p": None}
+        want = special.generate("the system", max_words=15, temperature=0.8, seed=2, **options)
         assert generate(browser, "the system", 15, 0.8, "2") == want
         assert "words in" in browser.find_element(By.ID, "status").text
     finally:

@@ -128,28 +128,38 @@ def test_errors_show_on_the_page(page):
     assert all("400" in entry["message"] for entry in page.get_log("browser") if entry["level"] == "SEVERE")
 
 
-def test_a_file_whose_defaults_ask_for_beam_search_still_samples_on_the_page(browser, model):
-    """The page samples and streams; it asks for one beam, so such a file's default does not refuse it."""
+# Decoding defaults a model file may carry that the page's controls must override: beam search (which
+# cannot stream), several texts per prompt, top-k and top-p where the sliders say "off".
+FILE_DEFAULTS = [
+    {"num_beams": 3, "num_return_sequences": 2, "max_words": 12},
+    {"top_k": 2, "top_p": 0.5, "num_return_sequences": 3},
+]
+
+
+@pytest.mark.parametrize("defaults", FILE_DEFAULTS)
+def test_the_page_generates_what_its_controls_say_whatever_the_files_defaults(browser, model, defaults):
+    """One sampled text, streamed, with the sliders' settings: "off" is off, not the file's value."""
     from browser import start_server
 
     from nextword.runtime import GenerationConfig, NextWordModel
     from nextword.serve import ServeConfig, create_app
 
-    defaults = GenerationConfig(num_beams=3, max_words=12)
-    beamy = NextWordModel(model.session, dataclasses.replace(model.info, generation=defaults), model.source)
-    server = start_server(create_app(ServeConfig(), beamy))
+    info = dataclasses.replace(model.info, generation=GenerationConfig(**defaults))
+    special = NextWordModel(model.session, info, model.source)
+    server = start_server(create_app(ServeConfig(), special))
     try:
         browser.get(server.url + "/")
         wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the page never loaded")
         prompt = browser.find_element(By.ID, "prompt")
         prompt.clear()
         prompt.send_keys("the system")
-        set_slider(browser, "temperature", 0.9)
-        set_slider(browser, "words", 20)
+        for slider, value in (("temperature", 0.9), ("words", 20), ("top-k", 0), ("top-p", 1)):
+            set_slider(browser, slider, value)
         browser.find_element(By.ID, "seed").send_keys("3")
         browser.find_element(By.ID, "generate").click()
         wait(browser, lambda d: "words in" in d.find_element(By.ID, "status").text, "generation never ended")
         shown = browser.execute_script("return document.querySelector('#output .generated').textContent")
-        assert shown == beamy.generate("the system", num_beams=1, max_words=20, temperature=0.9, seed=3)
+        options = {"num_beams": 1, "num_return_sequences": 1, "top_k": None, "top_p": None}
+        assert shown == special.generate("the system", max_words=20, temperature=0.9, seed=3, **options)
     finally:
         server.stop()

@@ -57,16 +57,22 @@ async function* events(response) {
   }
 }
 
+// Every setting the page shows is sent, so that a model file's own decoding defaults (top_k, top_p, n,
+// num_beams: the server applies them to what a request leaves out) never override the sliders: one
+// sampled text, streamed; top-k "off" as every word of any vocabulary, top-p "off" as 1.
+export const ALL_WORDS = 1_000_000; // the largest top_k the API takes: no vocabulary is larger
+
 export function completionRequest(prompt, options) {
   const body = {
     prompt,
     max_tokens: options.maxWords,
     temperature: options.temperature,
-    num_beams: 1, // the page samples and streams, even with a file whose defaults ask for beam search
+    top_k: options.topK > 0 ? options.topK : ALL_WORDS,
+    top_p: Math.min(options.topP, 1),
+    n: 1,
+    num_beams: 1,
     stream: true,
   };
-  if (options.topK > 0) body.top_k = options.topK;
-  if (options.topP < 1) body.top_p = options.topP;
   if (options.seed !== null && options.seed !== undefined) body.seed = options.seed;
   return body;
 }

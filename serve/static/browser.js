@@ -29,10 +29,16 @@ export async function createBrowserBackend(base = "") {
     },
 
     async generate(prompt, options, onText, signal) {
-      // numBeams 1: the page samples and streams, even with a file whose defaults ask for beam search
-      const chosen = { maxWords: options.maxWords, temperature: options.temperature, numBeams: 1 };
-      if (options.topK > 0) chosen.topK = options.topK;
-      if (options.topP < 1) chosen.topP = options.topP;
+      // every setting the page shows, so that the file's decoding defaults never override the sliders
+      // (as api.js does): one sampled text, streamed; null turns top-k and top-p off
+      const chosen = {
+        maxWords: options.maxWords,
+        temperature: options.temperature,
+        topK: options.topK > 0 ? options.topK : null,
+        topP: options.topP < 1 ? options.topP : null,
+        numReturnSequences: 1,
+        numBeams: 1,
+      };
       if (options.seed !== null && options.seed !== undefined) chosen.seed = options.seed;
       if (signal?.aborted) throw abort();
       const stream = model.stream(prompt, chosen);
