@@ -176,12 +176,20 @@ class GenerationConfig:
 
     @classmethod
     def from_options(cls, config: GenerationConfig | None = None, **options: Any) -> GenerationConfig:
-        """``config`` (or the defaults) with ``options`` replacing its fields; unknown names raise."""
+        """``config`` (or the defaults) with ``options`` replacing its fields; unknown names raise.
+
+        A ``max_words`` below the base's ``min_words`` lowers that ``min_words`` to it when ``options``
+        leave ``min_words`` out: a cap asked for wins over a default (a model file's ``min_words=20``
+        does not refuse ``max_words=10``)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown generation option(s) {unknown}; valid options are {sorted(known)}")
-        return replace(config or cls(), **options)
+        base = config or cls()
+        cap = options.get("max_words")
+        if "min_words" not in options and isinstance(cap, numbers.Integral) and not isinstance(cap, bool):
+            options = {**options, "min_words": cap} if 0 <= int(cap) < base.min_words else options
+        return replace(base, **options)
 
     def changes(self) -> dict[str, Any]:
         """The fields that differ from :class:`GenerationConfig`'s own defaults, by name."""

@@ -57,6 +57,17 @@ def test_changes_lists_only_the_fields_that_differ_from_the_defaults():
     assert config.changes() == {"temperature": 0.7, "stop": ("END",)}
 
 
+def test_a_max_words_asked_for_lowers_a_default_min_words_above_it():
+    file_defaults = GenerationConfig(min_words=20, no_repeat_ngram_size=2)
+    capped = GenerationConfig.from_options(file_defaults, max_words=10)
+    assert (capped.max_words, capped.min_words, capped.no_repeat_ngram_size) == (10, 10, 2)
+    assert GenerationConfig.from_options(file_defaults, max_words=30).min_words == 20  # no conflict
+    with pytest.raises(ValueError, match=r"min_words must be in 0\.\.10, got 20"):
+        GenerationConfig.from_options(file_defaults, max_words=10, min_words=20)  # both asked for
+    with pytest.raises(ValueError, match=r"max_words must be in 0\.\.10000, got -1"):
+        GenerationConfig.from_options(file_defaults, max_words=-1)
+
+
 def test_stop_accepts_a_single_string():
     assert GenerationConfig(stop=".").stop == (".",)
 

@@ -127,13 +127,15 @@ def test_everything_came_from_this_server_and_the_model_once(browser_mode, live_
     [
         {"num_beams": 3, "num_return_sequences": 2, "max_words": 12},
         {"top_k": 2, "top_p": 0.5, "num_return_sequences": 3},
+        {"min_words": 40, "max_words": 50},
     ],
 )
 def test_in_the_browser_too_the_pages_controls_override_the_files_defaults(
     browser, model_path, tmp_path, defaults
 ):
     """As on the server (test_serve_page.py): one sampled text, streamed, with the sliders' settings,
-    from a file whose decoding defaults ask for beam search, several texts, top-k or top-p."""
+    from a file whose decoding defaults ask for beam search, several texts, top-k, top-p, or more words
+    than the slider's."""
     onnx = pytest.importorskip("onnx", reason="install nextword[train] to write the file's defaults")
     import json
 

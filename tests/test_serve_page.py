@@ -129,10 +129,12 @@ def test_errors_show_on_the_page(page):
 
 
 # Decoding defaults a model file may carry that the page's controls must override: beam search (which
-# cannot stream), several texts per prompt, top-k and top-p where the sliders say "off".
+# cannot stream), several texts per prompt, top-k and top-p where the sliders say "off", and a
+# min_words above the words slider.
 FILE_DEFAULTS = [
     {"num_beams": 3, "num_return_sequences": 2, "max_words": 12},
     {"top_k": 2, "top_p": 0.5, "num_return_sequences": 3},
+    {"min_words": 40, "max_words": 50},
 ]
 
 

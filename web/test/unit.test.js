@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { BeamSearch } from '../src/beam.js';
 import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
 import { WorkerModel } from '../src/client.js';
-import { resolveOptions } from '../src/generation.js';
+import { optionsFromMetadata, resolveOptions } from '../src/generation.js';
 import { load, ModelFileError, NextwordError } from '../src/index.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
@@ -172,6 +172,16 @@ describe('options given in JavaScript', () => {
       assert.ok(error.message.startsWith(message), error.message);
     });
   }
+
+  test("a maxWords asked for lowers a default minWords above it (as Python's from_options)", () => {
+    const fileDefaults = optionsFromMetadata(new Map([['min_words', 20n]]));
+    assert.equal(resolveOptions(fileDefaults, { maxWords: 10 }).minWords, 10);
+    assert.equal(resolveOptions(fileDefaults, { maxWords: 30 }).minWords, 20);
+    assert.throws(
+      () => resolveOptions(fileDefaults, { maxWords: 10, minWords: 20 }),
+      /^NextwordError: minWords must be in 0\.\.10, got 20$/,
+    );
+  });
 
   test('seeds: numbers and bigints, any size', async () => {
     const small = await model.generate('the', { maxWords: 8, seed: 12 });

@@ -94,6 +94,12 @@ export function resolveOptions(base, options = {}) {
   }
   const merged = { ...base };
   for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
+  // a maxWords below the base's minWords lowers that minWords to it when it is not given (Python's
+  // GenerationConfig.from_options): a cap asked for wins over a default
+  const cap = options.maxWords;
+  if (options.minWords === undefined && JS_STYLE.isInt(cap) && cap >= 0 && cap < merged.minWords) {
+    merged.minWords = cap;
+  }
   return validate(merged, JS_STYLE);
 }
 
