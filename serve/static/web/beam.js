@@ -11,15 +11,9 @@ const f = Math.fround;
 
 /** Beam search over a batch of prompts; run() resolves to numReturnSequences texts per prompt. */
 export class BeamSearch {
-  /**
-   * @param {number[][]} prompts token ids, each starting with the end-of-document id
-   * @param {{exp?: (x: number) => number, log?: (x: number) => number}} [kernels] float32 exp and log
-   *   (default: numpy's x86-64 SIMD kernels)
-   */
-  constructor(model, prompts, config, lstrip = [], kernels = {}) {
+  /** @param {number[][]} prompts token ids, each starting with the end-of-document id */
+  constructor(model, prompts, config, lstrip = []) {
     Object.assign(this, { model, prompts, config, lstrip });
-    this.exp = kernels.exp ?? npExpF32;
-    this.log = kernels.log ?? npLogF32;
     this.tokenizer = model.tokenizer;
     this.rules = new Rules(config, this.tokenizer);
     const n = prompts.length;
@@ -135,8 +129,8 @@ export class BeamSearch {
         if (x > peak || Number.isNaN(x)) peak = x;
         if (Number.isNaN(x)) break;
       }
-      for (let v = 0; v < vocab; v++) out[base + v] = this.exp(f(logits[base + v] - peak));
-      const shift = f(peak + this.log(pairwiseSumF32(out, base, base + vocab)));
+      for (let v = 0; v < vocab; v++) out[base + v] = npExpF32(f(logits[base + v] - peak));
+      const shift = f(peak + npLogF32(pairwiseSumF32(out, base, base + vocab)));
       for (let v = 0; v < vocab; v++) out[base + v] = f(logits[base + v] - shift);
     }
     return out;
