@@ -165,3 +165,31 @@ def test_the_page_generates_what_its_controls_say_whatever_the_files_defaults(br
         assert shown == special.generate("the system", max_words=20, temperature=0.9, seed=3, **options)
     finally:
         server.stop()
+
+
+def test_the_sliders_start_at_the_files_decoding_defaults(browser, model):
+    from browser import start_server
+
+    from nextword.runtime import GenerationConfig, NextWordModel
+    from nextword.serve import ServeConfig, create_app
+
+    defaults = GenerationConfig(temperature=0.5, top_k=7, max_words=25, top_p=0.9)
+    special = NextWordModel(model.session, dataclasses.replace(model.info, generation=defaults), model.source)
+    server = start_server(create_app(ServeConfig(), special))
+    try:
+        browser.get(server.url + "/")
+        shown = (
+            "return ['temperature', 'words', 'top-k', 'top-p']"
+            ".map((id) => document.getElementById(`${id}-value`).textContent)"
+        )
+        wait(browser, lambda d: d.execute_script(shown) == ["0.50", "25", "7", "0.90"], "sliders not set")
+        prompt = browser.find_element(By.ID, "prompt")
+        prompt.clear()
+        prompt.send_keys("the system")
+        browser.find_element(By.ID, "seed").send_keys("6")
+        browser.find_element(By.ID, "generate").click()
+        wait(browser, lambda d: "words in" in d.find_element(By.ID, "status").text, "generation never ended")
+        text = browser.execute_script("return document.querySelector('#output .generated').textContent")
+        assert text == special.generate("the system", seed=6)  # the file's defaults, as the sliders show
+    finally:
+        server.stop()

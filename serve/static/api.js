@@ -3,7 +3,10 @@
 // The page (app.js) talks only to an object with these four methods, so another backend (for instance
 // one that runs the model in this browser) can be dropped in with the same shape:
 //
-//   info()                                   -> {id, vocabSize, layers, units, perplexity}
+//   info()                                   -> {id, vocabSize, layers, units, perplexity, defaults}
+//                                              defaults: the file's decoding defaults the sliders
+//                                              start at ({temperature, maxWords, topK, topP}, each
+//                                              present only where the file sets it)
 //   generate(prompt, options, onText, signal) -> resolves to {finishReason} once done; onText(piece)
 //                                              is called with each new piece of text as it arrives
 //   suggest(prompt, k)                        -> [{word, text, probability}]  (text: what to append)
@@ -87,12 +90,18 @@ export function createServerBackend(base = "") {
       const model = (await response.json()).data[0];
       const about = model.nextword ?? {};
       const quality = about.quality?.int8 ?? about.quality?.fp32 ?? {};
+      const stored = about.generation_defaults ?? {};
+      const defaults = {};
+      for (const [name, key] of [["temperature", "temperature"], ["max_words", "maxWords"], ["top_k", "topK"], ["top_p", "topP"]]) {
+        if (stored[name] !== undefined && stored[name] !== null) defaults[key] = stored[name];
+      }
       return {
         id: model.id,
         vocabSize: about.vocab_size,
         layers: about.layers,
         units: about.units,
         perplexity: quality.perplexity ?? about.metrics?.val_perplexity ?? null,
+        defaults,
       };
     },
 

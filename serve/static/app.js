@@ -60,6 +60,14 @@ export function start(backend, doc = document) {
       if (info.units) parts.push(`${info.layers} LSTM layer${info.layers > 1 ? "s" : ""} of ${info.units.join(", ")}`);
       if (info.perplexity) parts.push(`perplexity ${info.perplexity.toFixed(1)}`);
       $("model-line").innerHTML = parts.join(" · ");
+      // the sliders start at the model file's decoding defaults where it has them (within their range)
+      const sliders = { temperature: "temperature", maxWords: "words", topK: "top-k", topP: "top-p" };
+      for (const [key, value] of Object.entries(info.defaults ?? {})) {
+        const input = $(sliders[key]);
+        if (!input) continue;
+        input.value = value;
+        show(input, $(`${sliders[key]}-value`));
+      }
     })
     .catch((error) => ($("model-line").textContent = `model unavailable: ${error.message}`));
 
