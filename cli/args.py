@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, TypeVar
 
-__all__ = ["add_config_arguments", "config_flags", "config_from_args"]
+__all__ = ["add_config_arguments", "config_flags", "config_from_args", "flag_names"]
 
 C = TypeVar("C")
 
@@ -79,13 +80,40 @@ def config_flags(cls: type, prefix: str = "") -> dict[str, str]:
 
 
 def config_from_args(base: C, options: dict[str, Any], prefix: str = "") -> C:
-    """``base`` with every typed option of ``options`` applied; dataclass validation runs again."""
+    """``base`` with every typed option of ``options`` applied; dataclass validation runs again.
+
+    A refusal names the options by their flags (``--top-k must be in ...``, ``set --num-beams=1``),
+    not by the API's field names, which the user of the command line never typed."""
+    try:
+        return _apply(base, options, prefix)
+    except ValueError as exc:
+        if prefix:
+            raise
+        raise ValueError(flag_names(str(exc), type(base))) from None
+
+
+def flag_names(message: str, cls: type) -> str:
+    """``message`` with the field names of dataclass ``cls`` that it uses as option names (the name it
+    starts with, and every ``name=value``) written as their flags; a name two flags share stays."""
+    by_name: dict[str, set[str]] = {}
+    for path, flag in config_flags(cls).items():
+        if flag.startswith("--"):
+            by_name.setdefault(path.rsplit(".", 1)[-1], set()).add(flag)
+    for name, flags in by_name.items():
+        if len(flags) == 1:
+            (flag,) = flags
+            name = re.escape(name)
+            message = re.sub(rf"^{name}(?=[= ])|(?<=[\s(,]){name}(?==)", flag, message)
+    return message
+
+
+def _apply(base: C, options: dict[str, Any], prefix: str) -> C:
     changes: dict[str, Any] = {}
     for field in dataclasses.fields(base):
         key = prefix + field.name
         value = getattr(base, field.name)
         if dataclasses.is_dataclass(value):
-            changes[field.name] = config_from_args(value, options, key + ".")
+            changes[field.name] = _apply(value, options, key + ".")
         elif key in options:
             new = options[key]
             changes[field.name] = tuple(new) if isinstance(new, list) else new

@@ -41,7 +41,14 @@ def test_generate_prints_prompt_and_continuation_reproducibly(capsys, model_path
 
 def test_generate_rejects_bad_options(capsys, model_path):
     code, _, err = run_cli(capsys, "generate", "x", "--model", model_path, "--temperature", "-1")
-    assert code == 2 and "temperature must be a finite number >= 0" in err
+    assert code == 2 and "--temperature must be a finite number >= 0" in err
+    # refusals name the flags the user types, not the API's field names
+    code, _, err = run_cli(
+        capsys, "generate", "x", "--model", model_path, "--num-beams", "2", "--num-return-sequences", "3"
+    )
+    assert code == 2 and "--num-return-sequences=3 must be <= --num-beams=2" in err
+    code, _, err = run_cli(capsys, "generate", "x", "--model", model_path, "--num-beams", 2, "--top-p", 0.5)
+    assert code == 2 and "sampling options --top-p=0.5; drop them or set --num-beams=1" in err
     code, _, err = run_cli(capsys, "generate", "x", "--model", model_path.parent / "missing.onnx")
     assert code == 2 and "does not exist" in err
     with pytest.raises(SystemExit):
@@ -159,7 +166,7 @@ def test_train_without_corpus_or_out_explains(capsys, corpus_files, tmp_path):
     code, _, err = run_cli(capsys, "train", corpus_files["csv"])
     assert code == 2 and "--out RUN_DIR" in err
     code, _, err = run_cli(capsys, "train", corpus_files["csv"], "--out", tmp_path / "r", "--lstm-units", 0)
-    assert code == 2 and "lstm_units must be a positive integer" in err
+    assert code == 2 and "--lstm-units must be a positive integer" in err
 
 
 def test_train_and_export_without_tensorflow_say_what_to_install(corpus_files, tmp_path):
@@ -211,7 +218,7 @@ def test_generate_stream_prints_the_same_text(capsys, model_path):
         (("--json",), "--stream prints the text as it comes, --json one list at the end: choose one"),
         (("--num-return-sequences", 2), "prints one text: use --num-return-sequences 1 and --num-beams 1"),
         (("--num-beams", 2), "--stream prints one text"),
-        (("--top-k", 0), "top_k must be in"),  # refused before the prompt is printed
+        (("--top-k", 0), "--top-k must be in"),  # refused before the prompt is printed
     ]:
         code, out, err = run_cli(capsys, "generate", "a prompt", "--model", model_path, "--stream", *extra)
         assert code == 2 and message in err and out == "", extra
@@ -315,3 +322,18 @@ def test_a_closed_pipe_ends_the_command_quietly(model_path):
     )
     assert len(result.stdout) == 10
     assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_flag_names_rewrites_option_names_only():
+    from nextword.cli.args import flag_names
+    from nextword.runtime import GenerationConfig
+    from nextword.train import TrainConfig
+
+    assert flag_names("top_k must be in 1..10, got 0", GenerationConfig) == "--top-k must be in 1..10, got 0"
+    assert flag_names("a=1 (num_beams=2, top_p=0.5)", GenerationConfig) == "a=1 (--num-beams=2, --top-p=0.5)"
+    # prose that merely contains a field name, and a name inside another word, stay as they are
+    prose = "the cache holds max_words words"
+    assert flag_names(prose, GenerationConfig) == prose
+    assert flag_names("xtop_k=1", GenerationConfig) == "xtop_k=1"
+    # nested configs are flattened to their flags
+    assert flag_names("lstm_units must be positive", TrainConfig) == "--lstm-units must be positive"

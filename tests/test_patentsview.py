@@ -609,7 +609,7 @@ def test_max_record_bytes_is_an_option(tables, tmp_path, capsys):
     assert main([*command, "--out", str(out), "--max-record-bytes", "40", "--no-progress"]) == 0
     assert "longer than 40 bytes (--max-record-bytes)" in capsys.readouterr().out
     assert main([*command, "--out", str(out), "--max-record-bytes", "0"]) == 2
-    assert "max_record_bytes must be a positive integer" in capsys.readouterr().err
+    assert "--max-record-bytes must be a positive integer" in capsys.readouterr().err
 
 
 def test_file_system_errors_are_one_line_and_exit_2(tables, tmp_path, capsys, monkeypatch):
