@@ -186,6 +186,9 @@ class NextWordModel:
         parity figures, cache settings, versions, provenance and decoding defaults (``nextword info
         --json``, the server's ``/v1/models``)."""
         info, path = self.info, Path(self.source)
+        config = info.config
+        if info.provenance is not None:  # shown once, as read, under "provenance"
+            config = {key: value for key, value in config.items() if key != "provenance"}
         return {
             "file": self.source,
             "bytes": path.stat().st_size if path.is_file() else None,
@@ -193,7 +196,7 @@ class NextWordModel:
             "vocab_size": info.vocab_size,
             "layers": len(info.state_sizes),
             "units": list(info.state_sizes),
-            "config": info.config,
+            "config": config,
             "metrics": info.metrics.get("best") or {},
             "quality": info.quality,
             "parity": info.parity,
