@@ -167,13 +167,22 @@ def test_the_page_generates_what_its_controls_say_whatever_the_files_defaults(br
         server.stop()
 
 
-def test_the_sliders_start_at_the_files_decoding_defaults(browser, model):
+# Decoding defaults the sliders start at: values on the sliders' steps, then values between their steps
+# and beyond their ends (a slider that rounded 0.73 to 0.75, or 500 to 100, would generate another text).
+SLIDER_DEFAULTS = [
+    ({"temperature": 0.5, "top_k": 7, "max_words": 25, "top_p": 0.9}, ["0.50", "25", "7", "0.90"]),
+    ({"temperature": 0.73, "top_k": 500, "max_words": 300, "top_p": 0.93}, ["0.73", "300", "500", "0.93"]),
+]
+
+
+@pytest.mark.parametrize(("stored", "expected"), SLIDER_DEFAULTS)
+def test_the_sliders_start_at_the_files_decoding_defaults(browser, model, stored, expected):
     from browser import start_server
 
     from nextword.runtime import GenerationConfig, NextWordModel
     from nextword.serve import ServeConfig, create_app
 
-    defaults = GenerationConfig(temperature=0.5, top_k=7, max_words=25, top_p=0.9)
+    defaults = GenerationConfig(**stored)
     special = NextWordModel(model.session, dataclasses.replace(model.info, generation=defaults), model.source)
     server = start_server(create_app(ServeConfig(), special))
     try:
@@ -182,7 +191,13 @@ def test_the_sliders_start_at_the_files_decoding_defaults(browser, model):
             "return ['temperature', 'words', 'top-k', 'top-p']"
             ".map((id) => document.getElementById(`${id}-value`).textContent)"
         )
-        wait(browser, lambda d: d.execute_script(shown) == ["0.50", "25", "7", "0.90"], "sliders not set")
+        wait(browser, lambda d: d.execute_script(shown) == expected, "sliders not set")
+        values = (
+            "return ['temperature', 'words', 'top-k', 'top-p'].map((i) => document.getElementById(i).value)"
+        )
+        assert [float(v) for v in browser.execute_script(values)] == [
+            stored[k] for k in ("temperature", "max_words", "top_k", "top_p")
+        ]
         prompt = browser.find_element(By.ID, "prompt")
         prompt.clear()
         prompt.send_keys("the system")

@@ -60,12 +60,18 @@ export function start(backend, doc = document) {
       if (info.units) parts.push(`${info.layers} LSTM layer${info.layers > 1 ? "s" : ""} of ${info.units.join(", ")}`);
       if (info.perplexity) parts.push(`perplexity ${info.perplexity.toFixed(1)}`);
       $("model-line").innerHTML = parts.join(" · ");
-      // the sliders start at the model file's decoding defaults where it has them (within their range)
+      // the sliders start at the model file's decoding defaults where it has them; a default outside a
+      // slider's range widens it, and one between its steps frees the steps, so the slider holds the
+      // file's value exactly rather than the nearest one it can show
       const sliders = { temperature: "temperature", maxWords: "words", topK: "top-k", topP: "top-p" };
       for (const [key, value] of Object.entries(info.defaults ?? {})) {
         const input = $(sliders[key]);
-        if (!input) continue;
-        input.value = value;
+        if (!input || typeof value !== "number" || !Number.isFinite(value)) continue;
+        if (value > Number(input.max)) input.max = String(value);
+        if (value < Number(input.min)) input.min = String(value);
+        const steps = (value - Number(input.min)) / Number(input.step);
+        if (Math.abs(steps - Math.round(steps)) > 1e-9) input.step = "any";
+        input.value = String(value);
         show(input, $(`${sliders[key]}-value`));
       }
     })
