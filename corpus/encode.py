@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from nextword.runtime.provenance import DataCounts, SplitRecord
-from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
+from nextword.runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, TokenizerConfig, tokenize
 
 from .errors import os_error
 from .files import atomic_path
@@ -89,7 +89,7 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
     words = sum(counts.values())
     if not words:
         return
-    known = set(tokenizer.tokens)
+    known = set(tokenizer.tokens) - set(SPECIAL_TOKENS)  # a corpus's own "<unk>" marks are unknown words
     unknown = sum(n for word, n in counts.items() if word not in known)
     share = unknown / words
     logger.info("%.1f%% of the training words are outside the vocabulary (<unk>)", 100 * share)

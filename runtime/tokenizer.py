@@ -13,7 +13,10 @@ Text goes through these steps, in order:
 3. Lowercasing; optional, on by default.
 4. Splitting into tokens: words (hyphenated words, ``and/or`` and numbers such as ``3.5`` or
    ``1,000`` stay whole), the punctuation marks ``. , ; : ( ) ? !`` each as a token of its own, and
-   any other symbol as a one-character token.
+   any other symbol as a one-character token. The literal ``<unk>`` is one token, the unknown word
+   (tokenizer format version 2): corpora that mark rare words that way (Penn Treebank, WikiText) keep
+   one unknown word per mark, and a text generated with unknown words allowed reads back as it was
+   made. Version 1 tokenizers, written before, split it into ``<``, ``unk``, ``>`` as they always did.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "PAD",
     "PAD_ID",
     "PUNCTUATION",
+    "READABLE_VERSIONS",
     "SPECIAL_TOKENS",
     "TOKENIZER_FORMAT_VERSION",
     "UNK",
@@ -41,7 +45,8 @@ __all__ = [
     "TokenizerConfig",
 ]
 
-TOKENIZER_FORMAT_VERSION = 1
+TOKENIZER_FORMAT_VERSION = 2  # what new tokenizers are; 2 reads the literal "<unk>" as one token
+READABLE_VERSIONS = (1, 2)
 _TOKENIZER_FORMAT_NAME = "nextword.tokenizer"
 
 # Caps on a vocabulary read from a file. A corpus word longer than MAX_TOKEN_CHARS is not a word, and
@@ -73,6 +78,7 @@ _FIGURE_REF = re.compile(r"\s*\(\s*\d+[a-z]?'*(?:\s*[,-]\s*\d+[a-z]?'*)*\s*\)", 
 # "and/or", "e.g", "3.5") or across "," between digits ("1,000"). Anything else that is not
 # whitespace is a token of its own.
 _TOKEN = re.compile(r"\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]")
+_TOKEN_V2 = re.compile(r"<unk>|\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]")  # version 2: "<unk>" whole
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,16 @@ class Tokenizer:
     :meth:`Tokenizer.from_json`. Ids 0, 1 and 2 are the padding, unknown and end-of-document tokens.
     """
 
-    def __init__(self, tokens: Sequence[str], config: TokenizerConfig | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        config: TokenizerConfig | None = None,
+        version: int = TOKENIZER_FORMAT_VERSION,
+    ) -> None:
         """Create a tokenizer whose id ``i`` is ``tokens[i]``; the first three must be the special tokens.
+
+        ``version`` is the tokenizer format version whose splitting rules it follows (one of
+        :data:`READABLE_VERSIONS`; see the module docstring): a file's own, or the newest.
 
         Ids are the positions in ``tokens``, so they are contiguous. Each token must be a non-empty string
         of at most :data:`MAX_TOKEN_CHARS` characters, distinct from the others, and free of whitespace,
@@ -122,6 +136,10 @@ class Tokenizer:
         the terminal that prints it, a surrogate could not be printed at all. At most
         :data:`MAX_VOCAB_SIZE` tokens. Raises ``ValueError`` naming the offending entry.
         """
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
+            raise ValueError(
+                f"tokenizer format version must be one of {list(READABLE_VERSIONS)}, got {version!r}"
+            )
         tokens = list(tokens)
         if len(tokens) > MAX_VOCAB_SIZE:
             raise ValueError(
@@ -155,6 +173,7 @@ class Tokenizer:
                 )
             index[token] = i
         self.config = config or TokenizerConfig()
+        self.version = int(version)
         self._tokens = tuple(tokens)  # never changes: shared by :attr:`table`
         self._index = index
 
@@ -193,7 +212,7 @@ class Tokenizer:
         return json.dumps(
             {
                 "format": _TOKENIZER_FORMAT_NAME,
-                "version": TOKENIZER_FORMAT_VERSION,
+                "version": self.version,
                 "config": asdict(self.config),
                 "tokens": self._tokens,
             },
@@ -213,10 +232,11 @@ class Tokenizer:
         if not isinstance(data, dict) or data.get("format") != _TOKENIZER_FORMAT_NAME:
             raise ValueError(f'not a nextword tokenizer (expected "format": "{_TOKENIZER_FORMAT_NAME}")')
         version = data.get("version")
-        if version != TOKENIZER_FORMAT_VERSION:
+        readable = next((v for v in READABLE_VERSIONS if version == v), None)  # 1.0 and true are 1
+        if readable is None:
             raise ValueError(
-                f"tokenizer format version {version!r} is not supported (this nextword reads version "
-                f"{TOKENIZER_FORMAT_VERSION}); upgrade nextword or re-export the model"
+                f"tokenizer format version {version!r} is not supported (this nextword reads versions "
+                f"{' and '.join(map(str, READABLE_VERSIONS))}); upgrade nextword or re-export the model"
             )
         raw_config = data.get("config", {})
         tokens = data.get("tokens")
@@ -237,18 +257,18 @@ class Tokenizer:
             config = TokenizerConfig(**raw_config)
         except TypeError as exc:
             raise ValueError(f"tokenizer config is invalid: {exc}") from None
-        return cls(tokens, config)
+        return cls(tokens, config, readable)
 
     # ----------------------------------------------------------------- text <-> tokens <-> ids
 
     def tokenize(self, text: str) -> list[str]:
         """Normalize ``text`` and split it into word and punctuation tokens (no vocabulary lookup)."""
-        return tokenize(text, self.config)
+        return tokenize(text, self.config, self.version)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``; words outside the vocabulary become the unknown id."""
         unk = self.unk_id
-        return [self._index.get(token, unk) for token in tokenize(text, self.config)]
+        return [self._index.get(token, unk) for token in tokenize(text, self.config, self.version)]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Readable text for ``ids``; padding is left out and end-of-document starts a new paragraph."""
@@ -325,10 +345,15 @@ class Tokenizer:
         return (self.pad_id, self.unk_id, self.eod_id)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Tokenizer) and self._tokens == other._tokens and self.config == other.config
+        return (
+            isinstance(other, Tokenizer)
+            and self._tokens == other._tokens
+            and self.config == other.config
+            and self.version == other.version
+        )
 
     def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={len(self)}, config={self.config})"
+        return f"Tokenizer(vocab_size={len(self)}, config={self.config}, version={self.version})"
 
 
 def _shorten(value: object, limit: int = 60) -> str:
@@ -348,8 +373,9 @@ def normalize(text: str, config: TokenizerConfig) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
-def tokenize(text: str, config: TokenizerConfig) -> list[str]:
-    """Split ``text`` into tokens according to ``config`` (see the module docstring)."""
+def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT_VERSION) -> list[str]:
+    """Split ``text`` into tokens according to ``config`` and the rules of tokenizer format ``version``
+    (see the module docstring)."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return _TOKEN.findall(normalize(text, config))
+    return (_TOKEN if version == 1 else _TOKEN_V2).findall(normalize(text, config))

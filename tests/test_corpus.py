@@ -230,3 +230,24 @@ def test_a_vocabulary_that_leaves_most_words_out_is_warned_about(tmp_path, caplo
         build_vocabulary(split_corpus(CorpusConfig(paths=(str(corpus_files["csv"]),))), TokenizerConfig())
     assert "of the training words are outside the vocabulary (<unk>)" in caplog.text  # the share, logged
     assert "fall outside the vocabulary" not in caplog.text
+
+
+def test_a_corpus_that_marks_rare_words_unk_counts_them_as_unknown_words(tmp_path, caplog):
+    """Penn Treebank style text ("<unk>" for every rare word): each mark is one unknown word, so the
+    vocabulary holds no "unk", "<" or ">" and the logged share of unknown words counts the marks."""
+    from nextword.corpus import build_vocabulary, split_corpus
+    from nextword.runtime import TokenizerConfig
+
+    documents = [f"the <unk> company {i} said the shares rose ." for i in range(40)]  # 1 mark in 9 words
+    path = tmp_path / "ptb.jsonl"
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in documents))
+    with caplog.at_level("INFO", logger="nextword.corpus"):
+        config = CorpusConfig(paths=(str(path),), keep_duplicates=True)
+        tokenizer = build_vocabulary(split_corpus(config), TokenizerConfig(min_count=1))
+    assert not {"unk", "<", ">"} & set(tokenizer.tokens)
+    assert tokenizer.encode(documents[0])[:3] == [
+        tokenizer.id_of("the"),
+        tokenizer.unk_id,
+        tokenizer.id_of("company"),
+    ]
+    assert "11.1% of the training words are outside the vocabulary (<unk>)" in caplog.text

@@ -68,7 +68,43 @@ def test_build_counts_training_documents_only_with_min_count_and_max_vocab():
 def test_special_tokens_have_fixed_ids():
     tok = Tokenizer.build(["hello world"], TokenizerConfig(min_count=1))
     assert (tok.token_of(tok.pad_id), tok.token_of(tok.unk_id), tok.token_of(tok.eod_id)) == (PAD, UNK, EOD)
-    assert tokenize("<eod>", DEFAULT) == ["<", "eod", ">"]  # text can never produce a special token
+    # text never produces padding or a document end; "<unk>" is the unknown word (below)
+    assert tokenize("<eod> <pad>", DEFAULT) == ["<", "eod", ">", "<", "pad", ">"]
+
+
+def test_a_literal_unk_is_one_unknown_word():
+    """Corpora that mark rare words "<unk>" (Penn Treebank, WikiText) and texts generated with unknown
+    words allowed: one unknown word per mark, not "<", "unk", ">"."""
+    assert tokenize("the <unk> layer of <UNK>s, a<unk>b", DEFAULT) == [
+        "the", "<unk>", "layer", "of", "<unk>", "s", ",", "a", "<unk>", "b"
+    ]  # fmt: skip
+    assert tokenize("<unk >, < unk>, <Unk>", TokenizerConfig(lowercase=False)) == [
+        "<", "unk", ">", ",", "<", "unk", ">", ",", "<", "Unk", ">"
+    ]  # fmt: skip
+    ptb = ["the <unk> company said <unk> shares rose", "the <unk> fell"] * 3
+    tok = Tokenizer.build(ptb, TokenizerConfig(min_count=1))
+    assert not {"unk", "<", ">"} & set(tok.tokens) and tok.tokens.count(UNK) == 1
+    ids = tok.encode("the <unk> company")
+    assert ids == [tok.id_of("the"), tok.unk_id, tok.id_of("company")]
+    assert tok.decode(ids) == "The <unk> company" and tok.encode(tok.decode(ids)) == ids  # reads back
+
+
+def test_version_1_tokenizers_keep_their_rules():
+    """A tokenizer written before version 2 splits "<unk>" as its model was trained to see it, and stays
+    version 1 when written again; a version this nextword does not know is refused."""
+    docs = ["the <unk> layer"] * 2
+    new = Tokenizer.build(docs, TokenizerConfig(min_count=1))
+    old = Tokenizer.from_json(new.to_json().replace('"version":2', '"version":1'))
+    assert (new.version, old.version) == (2, 1) and old != new
+    assert old.tokenize("the <unk> layer") == ["the", "<", "unk", ">", "layer"]
+    assert tokenize("the <unk> layer", DEFAULT, version=1) == old.tokenize("the <unk> layer")
+    assert json.loads(old.to_json())["version"] == 1 and Tokenizer.from_json(old.to_json()) == old
+    with pytest.raises(
+        ValueError, match=r"version 3 is not supported \(this nextword reads versions 1 and 2\)"
+    ):
+        Tokenizer.from_json(new.to_json().replace('"version":2', '"version":3'))
+    with pytest.raises(ValueError, match="format version must be one of"):
+        Tokenizer(new.tokens, version=3)
 
 
 def test_special_token_text_in_documents_does_not_enter_the_vocabulary():
@@ -84,7 +120,7 @@ def test_json_round_trip_keeps_vocabulary_and_config():
     assert again == tok
     assert again.config.lowercase is False
     data = json.loads(tok.to_json())
-    assert data["format"] == "nextword.tokenizer" and data["version"] == 1
+    assert data["format"] == "nextword.tokenizer" and data["version"] == 2
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,7 @@ def python_tokenizer_texts() -> list[str]:
         "the network (a model) learns. it works, well? yes!",
         "Ünïcode wörds, and more words.",
         "<eod> <unk> <pad> word",
+        "the <UNK> layer<unk>s a<unk>b <<unk>> <unk <unk > < unk> <unk>>",
     ]
     return texts + TRICKY_TEXTS
 
@@ -112,6 +113,9 @@ def _from_json_errors(tokenizer) -> list[dict[str, str]]:
     texts = [
         mutated(lambda d: d.update(version=99)),
         mutated(lambda d: d.update(version=1.0)),
+        mutated(lambda d: d.update(version=2.0)),
+        mutated(lambda d: d.update(version=3)),
+        mutated(lambda d: d.update(version=0)),
         mutated(lambda d: d.update(version=True)),
         mutated(lambda d: d.update(version="1")),
         mutated(lambda d: d.update(format="other")),

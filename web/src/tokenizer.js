@@ -13,7 +13,8 @@ export const EOD = '<eod>'; // id 2: end of one document and start of the next
 export const SPECIAL_TOKENS = Object.freeze([PAD, UNK, EOD]);
 export const MAX_TOKEN_CHARS = 1000;
 export const MAX_VOCAB_SIZE = 1_000_000;
-export const TOKENIZER_FORMAT_VERSION = 1;
+export const TOKENIZER_FORMAT_VERSION = 2; // what new tokenizers are; 2 reads the literal "<unk>" as one token
+export const READABLE_VERSIONS = Object.freeze([1, 2]);
 const FORMAT_NAME = 'nextword.tokenizer';
 const CONFIG_FIELDS = ['lowercase', 'drop_figure_refs', 'min_count', 'max_vocab'];
 
@@ -31,7 +32,9 @@ const FIGURE_REF = new RegExp(
   `[${S}]*\\([${S}]*[${D}]+[${L}]?'*(?:[${S}]*[,\\-][${S}]*[${D}]+[${L}]?'*)*[${S}]*\\)`,
   'gu',
 );
-const TOKEN = new RegExp(`[${W}]+(?:(?:[\\-/'.]|(?<=[${D}]),(?=[${D}]))[${W}]+)*|[^${W}${S}]`, 'gu');
+const WORD_OR_SYMBOL = `[${W}]+(?:(?:[\\-/'.]|(?<=[${D}]),(?=[${D}]))[${W}]+)*|[^${W}${S}]`;
+const TOKEN = new RegExp(WORD_OR_SYMBOL, 'gu'); // version 1
+const TOKEN_V2 = new RegExp(`<unk>|${WORD_OR_SYMBOL}`, 'gu'); // version 2: "<unk>" is one token
 
 /** How text is normalized (the fields a model file's tokenizer carries). */
 export class TokenizerConfig {
@@ -48,8 +51,14 @@ export class Tokenizer {
   /**
    * @param {unknown[]} tokens id i is tokens[i]; the first three must be the special tokens
    * @param {TokenizerConfig} [config]
+   * @param {number} [version] the tokenizer format version whose splitting rules it follows
    */
-  constructor(tokens, config = new TokenizerConfig()) {
+  constructor(tokens, config = new TokenizerConfig(), version = TOKENIZER_FORMAT_VERSION) {
+    if (!READABLE_VERSIONS.includes(version)) {
+      throw new NextwordError(
+        `tokenizer format version must be one of ${pyRepr([...READABLE_VERSIONS])}, got ${pyRepr(version)}`,
+      );
+    }
     if (tokens.length > MAX_VOCAB_SIZE) {
       throw new NextwordError(
         `the vocabulary has ${commas(tokens.length)} tokens, more than the ${commas(MAX_VOCAB_SIZE)} ` +
@@ -91,6 +100,7 @@ export class Tokenizer {
       index.set(token, i);
     });
     this.config = config;
+    this.version = version;
     this._tokens = tokens;
     this._index = index;
   }
@@ -109,10 +119,11 @@ export class Tokenizer {
       throw new NextwordError(`not a nextword tokenizer (expected "format": "${FORMAT_NAME}")`);
     }
     const version = data.get('version');
-    if (!pyEqualsInt(version, TOKENIZER_FORMAT_VERSION)) {
+    const readable = READABLE_VERSIONS.find((n) => pyEqualsInt(version, n)); // 1.0 and true are 1
+    if (readable === undefined) {
       throw new NextwordError(
-        `tokenizer format version ${pyRepr(version)} is not supported (this nextword reads version ` +
-          `${TOKENIZER_FORMAT_VERSION}); upgrade nextword or re-export the model`,
+        `tokenizer format version ${pyRepr(version)} is not supported (this nextword reads versions ` +
+          `${READABLE_VERSIONS.join(' and ')}); upgrade nextword or re-export the model`,
       );
     }
     const raw = data.has('config') ? data.get('config') : new Map();
@@ -151,12 +162,12 @@ export class Tokenizer {
       minCount: Number(minCount),
       maxVocab: Number(maxVocab),
     });
-    return new Tokenizer(tokens, config);
+    return new Tokenizer(tokens, config, readable);
   }
 
   /** Normalize `text` and split it into word and punctuation tokens (no vocabulary lookup). */
   tokenize(text) {
-    return tokenize(text, this.config);
+    return tokenize(text, this.config, this.version);
   }
 
   /** Token ids of `text`; words outside the vocabulary become the unknown id. */
@@ -264,10 +275,10 @@ export function normalize(text, config) {
   return text.slice(start, end);
 }
 
-/** Split `text` into tokens according to `config`. */
-export function tokenize(text, config) {
+/** Split `text` into tokens according to `config` and the rules of tokenizer format `version`. */
+export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
   if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
-  return normalize(text, config).match(TOKEN) ?? [];
+  return normalize(text, config).match(version === 1 ? TOKEN : TOKEN_V2) ?? [];
 }
 
 /** Python's str.isspace() for the last character of `text` (false for an empty string). */

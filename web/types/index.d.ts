@@ -179,9 +179,12 @@ export class TokenizerConfig {
 }
 
 export class Tokenizer {
-  constructor(tokens: string[], config?: TokenizerConfig);
+  /** `version`: the tokenizer format version whose rules it follows (1, or 2: the newest, which reads
+   * the literal "<unk>" as one token). */
+  constructor(tokens: string[], config?: TokenizerConfig, version?: 1 | 2);
   static fromJson(text: string): Tokenizer;
   readonly config: TokenizerConfig;
+  readonly version: 1 | 2;
   readonly size: number;
   readonly tokens: string[];
   readonly padId: number;
