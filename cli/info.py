@@ -36,7 +36,9 @@ def show_info(args: argparse.Namespace) -> int:
     # "?"), and every string goes through safe().
     embedding = info.provenance.architecture.embedding_dim if info.provenance else None
     print(f"{safe(model.source)}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
-    print(f"  vocabulary     {info.vocab_size} words")
+    version = model.tokenizer.version
+    reads = "a literal <unk> is read as <, unk, >" if version == 1 else "a literal <unk> is one unknown word"
+    print(f"  vocabulary     {info.vocab_size} words (tokenizer format {version}: {reads})")
     print(
         f"  network        embedding {_text(embedding)}, "
         f"{len(info.state_sizes)} LSTM layer(s) of {', '.join(map(str, info.state_sizes))} units"

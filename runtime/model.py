@@ -194,6 +194,7 @@ class NextWordModel:
             "bytes": path.stat().st_size if path.is_file() else None,
             "format_version": info.format_version,
             "vocab_size": info.vocab_size,
+            "tokenizer_version": self.tokenizer.version,
             "layers": len(info.state_sizes),
             "units": list(info.state_sizes),
             "config": config,

@@ -10,6 +10,7 @@ import pytest
 from helpers import run_python
 from nextword.cli.main import main
 from nextword.runtime import load
+from nextword.runtime.default import BUNDLED_MODEL
 
 
 def run_cli(capsys, *argv):
@@ -59,7 +60,10 @@ def test_generate_rejects_bad_options(capsys, model_path):
 def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path, model):
     code, out, _ = run_cli(capsys, "info", model_path)
     assert code == 0
-    assert f"vocabulary     {model.vocab_size} words" in out
+    assert (
+        f"vocabulary     {model.vocab_size} words (tokenizer format 2: a literal <unk> is one unknown word)"
+        in out
+    )
     assert "2 LSTM layer(s) of 32, 32 units" in out
     assert "best epoch" in out and "(by the development loss)" in out and "perplexity" in out
     assert "more held out of training, the development part)" in out
@@ -69,6 +73,10 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     assert (
         data["vocab_size"] == model.vocab_size and data["parity"]["passed"] and data["metrics"]["epoch"] >= 1
     )
+    assert data["tokenizer_version"] == 2
+    # the bundled model's tokenizer predates version 2 and keeps its rules
+    code, out, _ = run_cli(capsys, "info", BUNDLED_MODEL)
+    assert code == 0 and "words (tokenizer format 1: a literal <unk> is read as <, unk, >)" in out
     assert data["provenance"] == model.info.provenance.to_dict()
     assert data["provenance"]["split"]["scheme"] == "dedup-v2"
 
