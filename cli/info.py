@@ -26,7 +26,9 @@ def cache_text(cache: Any) -> str:
 
 def show_info(args: argparse.Namespace) -> int:
     """``nextword info``: what the model file says about itself, as text or ``--json``."""
-    model = default_model(args.model)
+    if args.model is not None and args.model_option is not None:
+        raise ValueError("give the model once: nextword info MODEL.onnx, or --model MODEL.onnx")
+    model = default_model(args.model_option or args.model)
     info = model.info
     summary = model.summary()
     if args.json:

@@ -46,7 +46,8 @@ RESUMABLE_OPTIONS = {  # settings that --resume may change
 }
 # Corpus settings that `evaluate` takes from the model file, never from its options.
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
-MODEL_HELP = "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)"
+DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
+MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 CACHE_HELP = (
     "mix in the continuous cache stored in the model file (default: on when the file has one; "
     "--no-cache scores with the model alone)"
@@ -87,17 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_suggest)
 
-    p = commands.add_parser("score", help="log-probability and perplexity of a text under a model")
-    p.add_argument("model", help="the .onnx model file")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("text", nargs="?", help="the text to score")
-    source.add_argument("--file", help="read the text from this UTF-8 file (-: from standard input)")
+    p = commands.add_parser(
+        "score",
+        help="log-probability and perplexity of a text under a model",
+        usage="nextword score [MODEL.onnx] (TEXT | --file F) [--model MODEL.onnx] [--cache | --no-cache] "
+        "[--json]",
+    )
+    p.add_argument(
+        "model", nargs="?", help="the .onnx model file (or --model; neither: " + DEFAULT_MODEL + ")"
+    )
+    p.add_argument("text", nargs="?", help="the text to score")
+    p.add_argument("--file", help="read the text from this UTF-8 file (-: from standard input)")
+    p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
     p.set_defaults(handler=_score)
 
     p = commands.add_parser("evaluate", help="per-word perplexity and next-word accuracy on a corpus")
-    p.add_argument("model", help="the .onnx model file")
+    p.add_argument(
+        "model", nargs="?", help="the .onnx model file (or --model: then every positional is a corpus file)"
+    )
+    p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
     add_config_arguments(p, CorpusConfig, skip=SPLIT_OPTIONS)
     p.add_argument(
         "--split",
@@ -114,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("info", help="what a model file holds: provenance, layers, metrics, parity")
     p.add_argument("model", nargs="?", help=MODEL_HELP)
+    p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=show_info)
     add_corpus_parser(commands)
@@ -284,8 +296,10 @@ def _suggest(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    text = args.text if args.file is None else _read_text_file(args.file)
-    result = load(args.model).score(text, cache=args.cache)
+    model, text = _score_arguments(args)
+    result = default_model(model).score(
+        text if args.file is None else _read_text_file(args.file), cache=args.cache
+    )
     if args.json:
         print(json_text(dataclasses.asdict(result)))
         return 0
@@ -294,6 +308,31 @@ def _score(args: argparse.Namespace) -> int:
     print(f"perplexity         {result.perplexity:.2f}")
     print(f"unknown words      {sum(w.unknown for w in result.words)}")
     return 0
+
+
+def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The model (``None``: the default one) and the text of ``nextword score``, from ``MODEL TEXT``,
+    ``TEXT --model MODEL``, ``MODEL --file F``, ``--file F --model MODEL``, ``TEXT`` or ``--file F``."""
+    given = [a for a in (args.model, args.text) if a is not None]
+    reads_file = args.file is not None
+    if args.model_option is not None:
+        if len(given) + reads_file != 1:
+            raise ValueError(
+                "with --model, give the text to score or --file, one of them: "
+                "nextword score TEXT --model MODEL.onnx"
+            )
+        return args.model_option, None if reads_file else given[0]
+    if reads_file:
+        if len(given) > 1:
+            raise ValueError("--file reads the text to score: give the model before it, and no text")
+        return (given[0] if given else None), None
+    if len(given) == 2:
+        return given[0], given[1]
+    if not given:
+        raise ValueError("no text to score: nextword score [MODEL.onnx] TEXT, or --file F")
+    if given[0].lower().endswith(".onnx"):
+        raise ValueError(f"{given[0]} names a model file: give the text to score after it, or --file F")
+    return None, given[0]
 
 
 def _read_text_file(path: str) -> str:
@@ -320,6 +359,12 @@ def _read_text_file(path: str) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.model_option is not None:  # then every positional is a corpus file
+        if args.model is not None:
+            args.paths = [args.model, *getattr(args, "paths", ())]
+        args.model = args.model_option
+    if args.model is None:
+        raise ValueError("no model given: nextword evaluate MODEL.onnx CORPUS... (or --model MODEL.onnx)")
     model = load(args.model)
     provenance = model.info.provenance
     recorded = CorpusConfig()  # read the files as the model's were read, unless the options say otherwise

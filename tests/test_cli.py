@@ -261,6 +261,49 @@ def test_suggest_and_score(capsys, model_path, model, tmp_path):
     assert code == 2 and "not UTF-8" in err
 
 
+def test_score_evaluate_and_info_take_the_model_as_generate_does(
+    capsys, model_path, model, tmp_path, monkeypatch
+):
+    """``--model`` works for score, evaluate and info as for generate and suggest; score without a model uses
+    the default one ($NEXTWORD_MODEL here); a misplaced model or text is named, not guessed."""
+    text = "The network stores the weights."
+    expected = model.score(text).perplexity
+    monkeypatch.setenv("NEXTWORD_MODEL", str(model_path))
+    text_file = tmp_path / "t.txt"
+    text_file.write_text(text)
+    for argv in (
+        (model_path, text),
+        (text, "--model", model_path),
+        ("--file", text_file, "--model", model_path),
+        (model_path, "--file", text_file),
+        (text,),  # the default model
+        ("--file", text_file),
+    ):
+        code, out, err = run_cli(capsys, "score", *argv, "--json")
+        assert code == 0 and json.loads(out)["perplexity"] == pytest.approx(expected), (argv, err)
+    for argv, message in (
+        ((model_path,), "names a model file: give the text to score after it"),
+        ((), "no text to score"),
+        ((model_path, text, "--file", text_file), "--file reads the text to score"),
+        ((text, text, "--model", model_path), "with --model, give the text to score or --file, one of them"),
+    ):
+        code, out, err = run_cli(capsys, "score", *argv)
+        assert code == 2 and message in err and out == "", argv
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the network stores the weights .\n\nthe model learns .\n")
+    _, first, _ = run_cli(capsys, "evaluate", model_path, corpus, "--json")
+    code, second, _ = run_cli(capsys, "evaluate", "--model", model_path, corpus, "--json")
+    assert code == 0 and json.loads(first)["perplexity"] == json.loads(second)["perplexity"]
+    assert json.loads(second)["documents"] == 2
+    code, _, err = run_cli(capsys, "evaluate")
+    assert code == 2 and "no model given" in err
+    _, first, _ = run_cli(capsys, "info", model_path, "--json")
+    code, second, _ = run_cli(capsys, "info", "--model", model_path, "--json")
+    assert code == 0 and json.loads(first) == json.loads(second)
+    code, _, err = run_cli(capsys, "info", model_path, "--model", model_path)
+    assert code == 2 and "give the model once" in err
+
+
 def test_score_reads_standard_input_for_a_file_named_dash(capsys, model_path, model, monkeypatch):
     import io
 
