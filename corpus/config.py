@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 
 from nextword.runtime.provenance import SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED, DedupSettings, SplitRecord
 
-__all__ = ["CORPUS_FORMATS", "CorpusConfig"]
+__all__ = ["AUTO_COLUMN", "CORPUS_FORMATS", "TEXT_COLUMNS", "CorpusConfig"]
 
 CORPUS_FORMATS = ("auto", "csv", "jsonl", "text", "lines")
+AUTO_COLUMN = "auto"  # text_column: the CSV's only column, else the first of TEXT_COLUMNS it has
+TEXT_COLUMNS = ("text", "patent_abstract")  # patent_abstract: the reference corpus, `nextword corpus`
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,13 @@ class CorpusConfig:
             "flag": "--corpus-format",
         },
     )
-    text_column: str = field(default="patent_abstract", metadata={"help": "CSV column holding the text"})
+    text_column: str = field(
+        default=AUTO_COLUMN,
+        metadata={
+            "help": "CSV column holding the text; auto: the file's only column, else the one named text, "
+            "else patent_abstract"
+        },
+    )
     json_field: str = field(default="text", metadata={"help": "JSON Lines field holding the text"})
     val_fraction: float = field(
         default=0.1, metadata={"help": "share of documents held out for validation (split by document)"}

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .config import CorpusConfig
+from .config import AUTO_COLUMN, TEXT_COLUMNS, CorpusConfig
 from .errors import CorpusError, os_error
 
 __all__ = ["count_documents", "detect_format", "load_documents", "read_corpus", "read_documents"]
@@ -47,7 +47,8 @@ def detect_format(path: Path) -> str:
 def read_documents(path: str | Path, config: CorpusConfig) -> Iterator[str]:
     """Yield the non-empty documents of one file, in file order.
 
-    CSV: one row is one document, its text in ``config.text_column``. JSON Lines: one object per line,
+    CSV: one row is one document, its text in ``config.text_column`` (``auto``: the only column, else
+    the first of :data:`~nextword.corpus.config.TEXT_COLUMNS` the file has). JSON Lines: one object per line,
     its text in ``config.json_field``. Plain text: paragraphs separated by blank lines. Lines: each
     line a document.
     """
@@ -119,13 +120,29 @@ def _read_csv(path: Path, config: CorpusConfig) -> Iterator[str]:
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
-        if config.text_column not in columns:
-            raise CorpusError(
-                f"{path} has no column {config.text_column!r}; its columns are {columns}. "
-                "Choose one with --text-column"
-            )
+        column = _text_column(path, columns, config.text_column)
         for row in reader:
-            yield row[config.text_column] or ""
+            yield row[column] or ""
+
+
+def _text_column(path: Path, columns: list[str], wanted: str) -> str:
+    """The column of ``path`` that holds the text: ``wanted``, or for ``auto`` the only column, else the
+    first of :data:`TEXT_COLUMNS` the file has."""
+    if wanted != AUTO_COLUMN:
+        if wanted not in columns:
+            raise CorpusError(
+                f"{path} has no column {wanted!r}; its columns are {columns}. Choose one with --text-column"
+            )
+        return wanted
+    if len(columns) == 1:
+        return columns[0]
+    found = next((c for c in TEXT_COLUMNS if c in columns), None)
+    if found is None:
+        raise CorpusError(
+            f"{path}: which column holds the text? Its columns are {columns}, none of them named "
+            f"{' or '.join(map(repr, TEXT_COLUMNS))}. Choose one with --text-column"
+        )
+    return found
 
 
 def _read_jsonl(path: Path, config: CorpusConfig) -> Iterator[str]:

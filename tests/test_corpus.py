@@ -29,9 +29,33 @@ def test_csv_missing_column_names_the_columns(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("id,body\n1,text\n")
     with pytest.raises(
-        CorpusError, match=r"no column 'patent_abstract'; its columns are \['id', 'body'\].*--text-column"
+        CorpusError, match=r"which column holds the text\? Its columns are \['id', 'body'\], none"
     ):
         load_documents([path], DEFAULT)
+    with pytest.raises(
+        CorpusError, match=r"no column 'abstract'; its columns are \['id', 'body'\].*--text-column"
+    ):
+        load_documents([path], CorpusConfig(text_column="abstract"))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("body", "body"),  # the only column
+        ("id,text,title", "text"),
+        ("patent_abstract,patent_date,patent_number,patent_title", "patent_abstract"),  # the reference corpus
+        ("patent_abstract,text", "text"),
+    ],
+)
+def test_csv_text_column_auto_picks_the_obvious_one(tmp_path, header, expected):
+    """Without --text-column a CSV's text is its only column, else its column named text, else
+    patent_abstract (the reference corpus and `nextword corpus patentsview` write that)."""
+    columns = header.split(",")
+    path = tmp_path / "c.csv"
+    rows = [[f"{c} {i}" for c in columns] for i in range(3)]
+    path.write_text("\n".join([header] + [",".join(r) for r in rows]) + "\n")
+    assert DEFAULT.text_column == "auto"
+    assert load_documents([path], DEFAULT) == [f"{expected} {i}" for i in range(3)]
 
 
 def test_csv_with_byte_order_mark(tmp_path):

@@ -276,9 +276,9 @@ def test_resume_needs_a_checkpoint(tmp_path):
 
 def test_bad_corpus_fails_before_any_file_is_written(tmp_path, tiny_config):
     bad = tmp_path / "bad.csv"
-    bad.write_text("title\nsomething\n")
+    bad.write_text("title,date\nsomething,today\n")
     out = tmp_path / "runs" / "new" / "run"
-    with pytest.raises(CorpusError, match="no column 'patent_abstract'"):
+    with pytest.raises(CorpusError, match="which column holds the text"):
         train(replace(tiny_config, out=str(out), corpus=replace(tiny_config.corpus, paths=(str(bad),))))
     assert not (tmp_path / "runs").exists()  # not even the folders made for the run's lock
 
