@@ -48,9 +48,9 @@ def read_documents(path: str | Path, config: CorpusConfig) -> Iterator[str]:
     """Yield the non-empty documents of one file, in file order.
 
     CSV: one row is one document, its text in ``config.text_column`` (``auto``: the only column, else
-    the first of :data:`~nextword.corpus.config.TEXT_COLUMNS` the file has). JSON Lines: one object per line,
-    its text in ``config.json_field``. Plain text: paragraphs separated by blank lines. Lines: each
-    line a document.
+    the first of :data:`~nextword.corpus.config.TEXT_COLUMNS` the file has). JSON Lines: one object
+    per line, its text in ``config.json_field``. Plain text: paragraphs separated by blank lines.
+    Lines: each line a document.
     """
     path = Path(path)
     if not path.is_file():
