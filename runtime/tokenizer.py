@@ -77,8 +77,9 @@ _FIGURE_REF = re.compile(r"\s*\(\s*\d+[a-z]?'*(?:\s*[,-]\s*\d+[a-z]?'*)*\s*\)", 
 # A word is a run of letters/digits that may continue across "-", "/", "'" or "." (e.g. "feed-forward",
 # "and/or", "e.g", "3.5") or across "," between digits ("1,000"). Anything else that is not
 # whitespace is a token of its own.
-_TOKEN = re.compile(r"\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]")
-_TOKEN_V2 = re.compile(r"<unk>|\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]")  # version 2: "<unk>" whole
+_WORD_OR_SYMBOL = r"\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]"
+_TOKEN = re.compile(_WORD_OR_SYMBOL)  # version 1
+_TOKEN_V2 = re.compile(r"<unk>|" + _WORD_OR_SYMBOL)  # version 2: "<unk>" is one token
 
 
 @dataclass(frozen=True)
