@@ -21,9 +21,16 @@ C = TypeVar("C")
 
 
 def add_config_arguments(
-    parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = (), prefix: str = ""
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    skip: tuple[str, ...] = (),
+    prefix: str = "",
+    defaults_from: str = "",
 ) -> None:
-    """Add one option per field of dataclass ``cls`` (recursively) to ``parser``."""
+    """Add one option per field of dataclass ``cls`` (recursively) to ``parser``. ``defaults_from``
+    names where the command takes its defaults before ``cls``'s own (``"the model file's"``): the help
+    then says so."""
     hints = typing.get_type_hints(cls)
     defaults = cls()
     for field in dataclasses.fields(cls):
@@ -34,7 +41,9 @@ def add_config_arguments(
         if dataclasses.is_dataclass(hint):
             group = field.metadata.get("group")
             target = parser.add_argument_group(group) if group else parser
-            add_config_arguments(target, hint, skip=skip, prefix=dest + ".")  # type: ignore[arg-type]
+            add_config_arguments(  # type: ignore[arg-type]
+                target, hint, skip=skip, prefix=dest + ".", defaults_from=defaults_from
+            )
             continue
         default = getattr(defaults, field.name)
         kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS}
@@ -49,10 +58,13 @@ def add_config_arguments(
             kwargs["type"] = base
         if "choices" in field.metadata:
             kwargs["choices"] = field.metadata["choices"]
-        if default not in (None, (), "") and base is not bool:
-            help_text += f" (default: {default})"
-        elif base is bool:
-            help_text += f" (default: {'on' if default else 'off'})"
+        shown = ("on" if default else "off") if base is bool else default
+        if default not in (None, (), "") or base is bool:
+            help_text += (
+                f" (default: {defaults_from}, else {shown})" if defaults_from else f" (default: {shown})"
+            )
+        elif defaults_from and default == ():  # a file's stop strings; nothing where the default is None
+            help_text += f" (default: {defaults_from})"
         kwargs["help"] = help_text
         if field.metadata.get("positional"):
             del kwargs["dest"]
@@ -117,7 +129,10 @@ def _apply(base: C, options: dict[str, Any], prefix: str) -> C:
         elif key in options:
             new = options[key]
             changes[field.name] = tuple(new) if isinstance(new, list) else new
-    return dataclasses.replace(base, **changes)
+    # a config that resolves options against its defaults (GenerationConfig: --max-words under a file's
+    # min_words, --num-beams over a file's top_k) does so here too
+    resolve = getattr(type(base), "from_options", None)
+    return resolve(base, **changes) if callable(resolve) else dataclasses.replace(base, **changes)
 
 
 def _base_type(hint: Any) -> Any:

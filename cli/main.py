@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("generate", help="continue one or more prompts")
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help="text to continue (may be empty)")
     p.add_argument("--model", help=MODEL_HELP)
-    add_config_arguments(p, GenerationConfig)
+    add_config_arguments(p, GenerationConfig, defaults_from="the model file's")
     p.add_argument("--stream", action="store_true", help="print words as they are generated (one prompt)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {prompt, text, full}")
     p.set_defaults(handler=_generate)

@@ -129,7 +129,8 @@ class GenerationConfig:
         if isinstance(stop, (tuple, list)) and len(stop) > MAX_STOP_STRINGS:  # before looking at each
             raise ValueError(f"stop holds {len(stop):,} strings; at most {MAX_STOP_STRINGS} are allowed")
         if not isinstance(stop, (tuple, list)) or not all(isinstance(s, str) and s for s in stop):
-            raise ValueError(f"stop must be a string or a list of non-empty strings, got {self.stop!r:.200}")
+            listed = _listed(self.stop)
+            raise ValueError(f"stop must be a string or a list of non-empty strings, got {listed}")
         long = next((s for s in stop if len(s) > MAX_STOP_CHARS), None)
         if long is not None:
             raise ValueError(
@@ -180,7 +181,9 @@ class GenerationConfig:
 
         A ``max_words`` below the base's ``min_words`` lowers that ``min_words`` to it when ``options``
         leave ``min_words`` out: a cap asked for wins over a default (a model file's ``min_words=20``
-        does not refuse ``max_words=10``)."""
+        does not refuse ``max_words=10``). Likewise ``num_beams > 1`` in ``options`` drops the base's sampling
+        options that ``options`` leave out (``top_k``, ``top_p``, a temperature other than 0 or 1): a
+        model file's ``top_k=40`` applies to sampling, not to a beam search asked for."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
@@ -189,6 +192,12 @@ class GenerationConfig:
         cap = options.get("max_words")
         if "min_words" not in options and isinstance(cap, numbers.Integral) and not isinstance(cap, bool):
             options = {**options, "min_words": cap} if 0 <= int(cap) < base.min_words else options
+        beams = options.get("num_beams")
+        if isinstance(beams, numbers.Integral) and not isinstance(beams, bool) and int(beams) > 1:
+            dropped: dict[str, Any] = {"top_k": None, "top_p": None}
+            if base.temperature not in (0, 1):
+                dropped["temperature"] = 1.0
+            options = {**dropped, **options}
         return replace(base, **options)
 
     def changes(self) -> dict[str, Any]:
@@ -205,8 +214,8 @@ def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if int(value) < low or (high is not None and int(value) > high):
-        allowed = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {allowed}, got {value}")
+        allowed = f"in {low}..{high}" if high is not None else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
 def _check_real(
@@ -228,6 +237,12 @@ def _check_real(
         raise ValueError(
             f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {shown(value)}"
         )
+
+
+def _listed(value: Any) -> str:
+    """``value`` as the user wrote it: a tuple (what a list becomes here) shown as a list, cut to 200."""
+    text = repr(list(value)) if isinstance(value, tuple) else repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def finite(value: SupportsFloat) -> bool:

@@ -19,6 +19,24 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+def test_num_beams_overrides_a_files_sampling_defaults(capsys, model_path, tmp_path):
+    # a file exported with --top-k 40: the CLI has no flag to unset top_k, so --num-beams must drop it
+    onnx = pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the file")
+    proto = onnx.load(str(model_path))
+    kept = [p for p in proto.metadata_props if p.key != "nextword.generation"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    proto.metadata_props.add(key="nextword.generation", value='{"top_k": 40, "max_words": 9}')
+    sampler = tmp_path / "top-k.onnx"
+    sampler.write_bytes(proto.SerializeToString())
+    code, beams, err = run_cli(capsys, "generate", "the network", "--model", sampler, "--num-beams", 2)
+    assert code == 0, err
+    _, same, _ = run_cli(
+        capsys, "generate", "the network", "--model", model_path, "--num-beams", 2, "--max-words", 9
+    )
+    assert beams == same
+
+
 def test_generate_prints_prompt_and_continuation_reproducibly(capsys, model_path):
     code, first, _ = run_cli(capsys, "generate", "a neural network", "--model", model_path, "--seed", 1)
     assert code == 0 and first.startswith("a neural network ") and len(first.split()) > 4

@@ -42,7 +42,7 @@ PROMPTS = ["the network", "a neural network receives the weights. each neuron", 
         ({"num_beams": 4, "temperature": 0.7}, "temperature=0.7"),
         ({"num_beams": 2, "num_return_sequences": 3}, r"num_return_sequences=3 must be <= num_beams=2"),
         ({"length_penalty": float("nan")}, "length_penalty"),
-        ({"seed": -3}, "seed must be in >= 0"),
+        ({"seed": -3}, "seed must be an integer >= 0, got -3"),
         ({"colour": "blue"}, "unknown generation option"),
     ],
 )
@@ -66,6 +66,18 @@ def test_a_max_words_asked_for_lowers_a_default_min_words_above_it():
         GenerationConfig.from_options(file_defaults, max_words=10, min_words=20)  # both asked for
     with pytest.raises(ValueError, match=r"max_words must be in 0\.\.10000, got -1"):
         GenerationConfig.from_options(file_defaults, max_words=-1)
+
+
+def test_beam_search_asked_for_drops_the_sampling_defaults_of_the_file():
+    # a file exported with --top-k 40 --temperature 0.7: those defaults are for sampling
+    file_defaults = GenerationConfig(top_k=40, top_p=0.9, temperature=0.7, no_repeat_ngram_size=3)
+    beams = GenerationConfig.from_options(file_defaults, num_beams=3)
+    assert (beams.num_beams, beams.top_k, beams.top_p, beams.temperature) == (3, None, None, 1.0)
+    assert beams.no_repeat_ngram_size == 3  # not a sampling option: kept
+    assert GenerationConfig.from_options(file_defaults, num_beams=3, temperature=0).temperature == 0
+    assert GenerationConfig.from_options(file_defaults, num_beams=1).top_k == 40
+    with pytest.raises(ValueError, match="cannot be combined with the sampling options top_k=5"):
+        GenerationConfig.from_options(file_defaults, num_beams=3, top_k=5)  # both asked for
 
 
 def test_stop_accepts_a_single_string():

@@ -145,3 +145,13 @@ def test_results_give_each_text_its_reason_and_word_count(model, options, reason
     for h in results:
         assert h.words == len(model.tokenizer.encode(h.text)) + (reason == "stop")  # the cut word counts
         assert (h.words == options["max_words"]) == (reason == "length")
+
+
+def test_num_beams_asked_for_ignores_the_files_sampling_defaults(client_for, model):
+    """A file exported with --top-k 40 --top-p 0.9: a request for beams gets a beam search, not a 400."""
+    sampling = GenerationConfig(top_k=40, top_p=0.9, max_words=12)
+    sampler = NextWordModel(model.session, dataclasses.replace(model.info, generation=sampling), model.source)
+    answer = client_for(sampler).post("/v1/completions", json={"prompt": "the network", "num_beams": 3})
+    assert answer.status_code == 200, answer.text
+    expected = model.generate("the network", num_beams=3, max_words=12)
+    assert answer.json()["choices"][0]["text"] == expected == sampler.generate("the network", num_beams=3)

@@ -183,6 +183,28 @@ describe('options given in JavaScript', () => {
     );
   });
 
+  test("numBeams asked for drops a file's sampling defaults (as Python's from_options)", () => {
+    const fileDefaults = optionsFromMetadata(
+      new Map([
+        ['top_k', 40n],
+        ['top_p', 0.9],
+        ['temperature', 0.7],
+      ]),
+    );
+    const beams = resolveOptions(fileDefaults, { numBeams: 3 });
+    assert.deepEqual([beams.topK, beams.topP, beams.temperature, beams.numBeams], [null, null, 1, 3]);
+    assert.equal(resolveOptions(fileDefaults, { numBeams: 3, temperature: 0 }).temperature, 0);
+    assert.throws(
+      () => resolveOptions(fileDefaults, { numBeams: 3, topK: 5 }),
+      /^NextwordError: numBeams=3 searches deterministically and cannot be combined with the sampling options topK=5/,
+    );
+    assert.equal(resolveOptions(fileDefaults, { numBeams: 1 }).topK, 40);
+    assert.throws(
+      () => resolveOptions(fileDefaults, { seed: -3 }),
+      /^NextwordError: seed must be an integer >= 0, got -3$/,
+    );
+  });
+
   test('seeds: numbers and bigints, any size', async () => {
     const small = await model.generate('the', { maxWords: 8, seed: 12 });
     assert.equal(await model.generate('the', { maxWords: 8, seed: 12n }), small);

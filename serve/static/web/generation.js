@@ -93,6 +93,13 @@ export function resolveOptions(base, options = {}) {
     );
   }
   const merged = { ...base };
+  // numBeams > 1 asked for drops the base's sampling options left out (Python's from_options): a model
+  // file's topK applies to sampling, not to a beam search asked for
+  if (JS_STYLE.isInt(options.numBeams) && options.numBeams > 1) {
+    merged.topK = null;
+    merged.topP = null;
+    if (merged.temperature !== 0 && merged.temperature !== 1) merged.temperature = 1;
+  }
   for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
   // a maxWords below the base's minWords lowers that minWords to it when it is not given (Python's
   // GenerationConfig.from_options): a cap asked for wins over a default
@@ -142,8 +149,8 @@ function validate(c, style) {
     const name = style.name(field);
     if (!style.isInt(value)) fail(`${name} must be an integer, got ${style.show(value)}`);
     if (value < low || (high !== null && value > high)) {
-      const allowed = high !== null ? `${low}..${high}` : `>= ${low}`;
-      fail(`${name} must be in ${allowed}, got ${style.plain(value)}`);
+      const allowed = high !== null ? `in ${low}..${high}` : `an integer >= ${low}`;
+      fail(`${name} must be ${allowed}, got ${style.plain(value)}`);
     }
   };
   const checkReal = (field, { low, lowOpen, high = Infinity, note = '' }) => {
@@ -186,7 +193,12 @@ function validate(c, style) {
     fail(`stop holds ${commas(stopItems.length)} strings; at most ${MAX_STOP_STRINGS} are allowed`);
   }
   if (!Array.isArray(stopItems) || !stopItems.every((s) => typeof s === 'string' && s)) {
-    fail(`stop must be a string or a list of non-empty strings, got ${pyHead(style.show(c.stop), 200)}`);
+    // a tuple (what Python makes of a list) is shown as the list it was written as
+    const written = c.stop instanceof PyTuple ? [...c.stop.items] : c.stop;
+    const text = style.show(written);
+    fail(
+      `stop must be a string or a list of non-empty strings, got ${pyLen(text) <= 200 ? text : `${pyHead(text, 197)}...`}`,
+    );
   }
   const long = stopItems.find((s) => pyLen(s) > MAX_STOP_CHARS);
   if (long !== undefined) {
