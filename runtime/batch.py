@@ -16,7 +16,7 @@ import numpy as np
 
 from .logits import log_softmax
 from .rows import Draw, Group, Plan, Row, Span
-from .sampling import sample, sample_one
+from .sampling import largest, sample, sample_one
 from .step import StepModel
 from .stepper import TokenStepper
 
@@ -218,7 +218,16 @@ class Batch:
             logprob = float(scores[j, token]) if token >= 0 else None
             top = None
             if k:
-                best = np.argsort(-scores[j], kind="stable")[:k]
+                best = _best(scores[j], k)
                 top = tuple((self._tokens[i], float(scores[j, i])) for i in best.tolist())
             ended |= self.take(row, token, updates, logprob, top)
         return ended
+
+
+def _best(row: np.ndarray, k: int) -> np.ndarray:
+    """The ids of the ``k`` largest entries of ``row``, largest first, ties by id: the first ``k`` of a
+    stable argsort of ``-row``, found without sorting the whole vocabulary."""
+    ids, values = largest(row, k)
+    if len(ids) < k:  # NaN rows (every token banned): what the full sort gives
+        return np.argsort(-row, kind="stable")[:k]
+    return ids[np.argsort(-values, kind="stable")[:k]]

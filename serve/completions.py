@@ -94,8 +94,10 @@ async def _beam_answer(
 
 
 async def _collect(state: ServerState, job: Job, completion: Completion) -> dict[str, Any]:
-    rows = job.rows
+    rows, per_prompt = job.rows, completion.config.num_return_sequences
     texts, reasons = [""] * rows, [None] * rows
+    # with echo a choice's text starts with its prompt: text_offset counts it
+    prefixes = [completion.prompts[i // per_prompt] if completion.echo else "" for i in range(rows)]
     logprobs: list[dict[str, list[Any]] | None] = [
         _empty_logprobs() if job.logprobs is not None else None for _ in range(rows)
     ]
@@ -103,20 +105,18 @@ async def _collect(state: ServerState, job: Job, completion: Completion) -> dict
         async for batch in job.updates():
             for u in batch:
                 if logprobs[u.index] is not None and u.token is not None:
-                    _add_logprob(logprobs[u.index], u, len(texts[u.index]))
+                    _add_logprob(logprobs[u.index], u, len(prefixes[u.index]) + len(texts[u.index]))
                 texts[u.index] += u.text
                 if u.finished:
                     reasons[u.index] = u.finish_reason
     except ValueError as exc:
         raise APIError(400, str(exc)) from None
-    per_prompt = completion.config.num_return_sequences
     choices = []
     for i, text in enumerate(texts):
-        prefix = completion.prompts[i // per_prompt] if completion.echo else ""
         choices.append(
             {
                 "index": i,
-                "text": prefix + text,
+                "text": prefixes[i] + text,
                 "logprobs": logprobs[i],
                 "finish_reason": FINISH.get(reasons[i] or ""),
                 "end_reason": reasons[i],
@@ -130,7 +130,8 @@ async def _events(
 ) -> AsyncIterator[str]:
     """The stream of one request; cancels the job if the stream stops early (client gone)."""
     per_prompt = completion.config.num_return_sequences
-    sent = [0] * job.rows
+    # characters of each choice sent so far (text_offset counts an echoed prompt)
+    sent = [len(completion.prompts[i // per_prompt]) if completion.echo else 0 for i in range(job.rows)]
     head = _sse({**meta, "object": "text_completion", "choices": []})[: -len("]}\n\n")]  # ...,"choices":[
 
     try:

@@ -65,7 +65,10 @@ class ServeConfig:
     )
     max_streams: int = field(
         default=256,
-        metadata={"help": "generation requests (streamed or not) in flight at once; more get 429"},
+        metadata={
+            "help": "requests that run the model (completions, streamed or not, suggestions, scores) in "
+            "flight at once; more get 429"
+        },
     )
     max_body_bytes: int = field(
         default=1_000_000, metadata={"help": "largest request body accepted; larger get 413"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,13 +21,22 @@ logger = logging.getLogger(__name__)
 class APIError(Exception):
     """An error answer: HTTP ``status``, a message that says what to change, and the parameter at fault."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, kind: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param = status, message, param
         self.kind = kind or ("invalid_request_error" if status < 500 else "server_error")
+        self.headers = headers  # e.g. a 429's Retry-After
 
     def response(self) -> JSONResponse:
-        return JSONResponse(error_body(self.message, self.kind, self.param), status_code=self.status)
+        body = error_body(self.message, self.kind, self.param)
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -38,35 +48,94 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        return APIError(422, _describe(first), _param(first)).response()
+        first = _first(exc.errors())
+        if _body_error(first) and not _json_content(request):
+            given = request.headers.get("content-type") or "none"
+            message = f"send the request body as JSON with content-type: application/json (got {given})"
+            return APIError(422, message).response()
+        message = _describe(first, [e for e in exc.errors() if _param(e) == _param(first)])
+        return APIError(422, message, _param(first)).response()
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return APIError(exc.status_code, str(exc.detail)).response()
+        if exc.status_code == 400 and exc.detail == _PARSE_FAILED:  # FastAPI could not decode the body
+            message = "the request body could not be read as JSON; send UTF-8 JSON (an object of parameters)"
+            return APIError(422, message).response()
+        message = str(exc.detail)
+        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+            message = f"{request.method} is not allowed on {request.url.path}; use {exc.headers['Allow']}"
+        response = APIError(exc.status_code, message).response()
+        response.headers.update(exc.headers or {})  # a 405's Allow, for one
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback by the ASGI server; the client gets the same JSON shape as any error.
+        logger.error("%s %s failed: %r", request.method, request.url.path, exc)
+        message = f"the server failed on this request ({type(exc).__name__}); see the server's log"
+        return APIError(500, message).response()
 
 
+_PARSE_FAILED = "There was an error parsing the body"  # FastAPI's HTTPException detail
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "function-after", "function-before"}
+
+
+def _first(errors: Sequence[Any]) -> dict[str, Any]:
+    """The error to answer with: the first, or where a union's members all failed (``prompt`` is a
+    string or a list of strings), the one that names an item (``prompt.1``: the list the client meant)."""
+    if not errors:
+        return {}
+    first, head = errors[0], _param(errors[0])
+    deeper = [e for e in errors if head and (_param(e) or "").startswith(head + ".")]
+    return deeper[0] if deeper else first
 
 
 def _param(error: dict[str, Any]) -> str | None:
     # loc is ("body", "temperature") or ("body", "prompt", 2); the body itself is ("body",)
     # a union adds the member it tried: ("body", "prompt", "list[str]")
+    if error.get("type") == "json_invalid":  # ("body", character offset)
+        return None
     loc = [str(part) for part in error.get("loc", ()) if part != "body" and str(part) not in _TYPE_TAGS]
     loc = [part for part in loc if "[" not in part]
     return ".".join(loc) or None
 
 
-def _describe(error: dict[str, Any]) -> str:
-    """One sentence from a pydantic error: the parameter, what it must be, and what it got."""
+def _body_error(error: dict[str, Any]) -> bool:
+    """Whether pydantic's ``error`` is about the body as a whole (empty, or not an object)."""
+    return _param(error) is None and error.get("type") in ("model_attributes_type", "dict_type")
+
+
+def _json_content(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = ()) -> str:
+    """One sentence from a pydantic error: the parameter, what it must be, and what it got. ``alike``:
+    the errors about the same parameter (a union's members: each says what it would have taken)."""
     param = _param(error)
     kind = error.get("type", "")
+    if kind == "json_invalid":  # loc is ("body", character offset)
+        offset = next((part for part in error.get("loc", ()) if isinstance(part, int)), None)
+        where = f" at character {offset}" if offset is not None else ""
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        return f"the request body is not valid JSON: {reason}{where}"
+    if kind == "missing" and param is None:
+        return "the request body is empty; send a JSON object of parameters (see /docs)"
     if kind == "extra_forbidden":
         return f"unknown parameter {param!r}; see /docs for the parameters this endpoint takes"
     if kind == "missing":
         return f"{param} is required"
-    if kind in ("json_invalid", "model_attributes_type", "dict_type") or param is None:
+    if kind in ("model_attributes_type", "dict_type") or param is None:
         return f"the request body must be a JSON object ({error.get('msg', 'invalid')})"
     value = error.get("input")
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:80] + "..."
-    return f"{param}: {error.get('msg', 'invalid value').lower()}, got {shown}"
+    shown = _JSON_WORDS.get(value, repr(value)) if isinstance(value, bool | None) else repr(value)
+    shown = shown if len(shown) <= 80 else shown[:80] + "..."
+    wants = [str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in alike or [error]]
+    if len(wants) > 1 and all(w.startswith("Input should be ") for w in wants):
+        wants = [wants[0], *(w.removeprefix("Input should be ") for w in wants[1:])]
+    message = " or ".join(dict.fromkeys(wants))
+    return f"{param}: {message[:1].lower() + message[1:]}, got {shown}"
+
+
+_JSON_WORDS = {True: "true", False: "false", None: "null"}

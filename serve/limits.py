@@ -74,7 +74,8 @@ class BodySizeLimit:
 
 
 class Slots:
-    """A count of generation requests in flight, capped at ``limit`` (``--max-streams``)."""
+    """A count of requests in flight that run the model (completions, suggestions, scores), capped at
+    ``limit`` (``--max-streams``)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -87,9 +88,10 @@ class Slots:
             if self.used >= self.limit:
                 raise APIError(
                     429,
-                    f"this server is already generating for {self.limit} requests, its cap "
-                    "(nextword serve --max-streams); retry shortly",
+                    f"this server already has {self.limit} requests in flight, its cap (nextword serve "
+                    "--max-streams); retry shortly",
                     kind="rate_limit_error",
+                    headers={"Retry-After": "1"},
                 )
             self.used += 1
 

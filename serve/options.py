@@ -56,6 +56,13 @@ def completion_from_request(
         raise APIError(400, "prompt is an empty list; give a string or a list of strings", "prompt")
     for i, prompt in enumerate(prompts):
         check_prompt(prompt, "prompt" if isinstance(request.prompt, str) else f"prompt.{i}", limits)
+    if request.max_tokens is not None and request.max_tokens < 0:
+        raise APIError(
+            400,
+            f"max_tokens must be in 0..{limits.max_words} (this server's cap: nextword serve --max-words), "
+            f"got {request.max_tokens}",
+            "max_tokens",
+        )
     if request.max_tokens is not None and request.max_tokens > limits.max_words:
         raise APIError(
             400,

@@ -33,7 +33,7 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
     if not 1 <= body.k <= MAX_SUGGESTIONS:
         raise APIError(400, f"k must be in 1..{MAX_SUGGESTIONS}, got {body.k}", "k")
     model = state.model
-    words = await run_in_threadpool(_call, model.next_words, body.prompt, body.k, body.cache)
+    words = await _counted(state, "prompt", model.next_words, body.prompt, body.k, body.cache)
     tokens = model.tokenizer.tokenize(body.prompt)
     previous = tokens[-1] if tokens else None
     strip = body.prompt[-1:].isspace()
@@ -53,7 +53,7 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.nextword
     check_prompt(body.text, "text", state.config)
     model = state.model
-    result = await run_in_threadpool(_call, model.score, body.text, body.cache)
+    result = await _counted(state, "text", model.score, body.text, body.cache)
     tokens = model.tokenizer.tokenize(body.text)  # the words as read, one per scored word
     pieces = list(model.tokenizer.pieces(tokens))
     words = [
@@ -77,19 +77,38 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
 @router.get("/v1/models", summary="The served model: provenance and metrics")
 async def models(request: Request) -> dict[str, Any]:
     """OpenAI's model list (one model), with what ``nextword info --json`` shows about it."""
+    return {"object": "list", "data": [_model_entry(request.app.state.nextword)]}
+
+
+@router.get("/v1/models/{model_id}", summary="The served model, by its id")
+async def model(model_id: str, request: Request) -> dict[str, Any]:
+    """OpenAI's model retrieval: the entry of ``/v1/models`` for the served model's id, else 404."""
     state: ServerState = request.app.state.nextword
+    if model_id != state.model_id:
+        raise APIError(
+            404, f"no model {model_id!r} here; this server holds one model, {state.model_id!r}", "model"
+        )
+    return _model_entry(state)
+
+
+def _model_entry(state: ServerState) -> dict[str, Any]:
     return {
-        "object": "list",
-        "data": [
-            {
-                "id": state.model_id,
-                "object": "model",
-                "created": int(state.started),
-                "owned_by": "nextword",
-                "nextword": model_summary(state.model),
-            }
-        ],
+        "id": state.model_id,
+        "object": "model",
+        "created": int(state.started),
+        "owned_by": "nextword",
+        "nextword": model_summary(state.model),
     }
+
+
+@router.post("/v1/chat/completions", include_in_schema=False)
+async def chat() -> None:
+    """OpenAI clients' chat endpoint: refused with the way to what this server does."""
+    raise APIError(
+        404,
+        "chat completions are not served: the model continues text word by word and knows no chat "
+        "roles; use POST /v1/completions with a prompt",
+    )
 
 
 @router.get("/health", summary="Liveness and load")
@@ -110,14 +129,37 @@ async def health(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
     return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
 
-def _call(function: Any, *args: Any) -> Any:
-    """Run a model call; its ValueError (a bad value) becomes a 400 naming the problem."""
+# HEAD answers as GET does, without the body (a client checking that the server is up, or a file's size)
+for _path, _endpoint in (("/v1/models", models), ("/v1/models/{model_id}", model), ("/health", health)):
+    router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)
+
+
+async def _counted(state: ServerState, param: str, function: Any, *args: Any) -> Any:
+    """Run a model call on a worker thread, holding one of the ``--max-streams`` slots until the call
+    ends (a long text with the cache takes seconds, and goes on if its client leaves; the slot is held
+    as long); its ValueError (a bad ``param``) becomes a 400 naming the problem."""
+    if state.draining:
+        raise APIError(503, "the server is shutting down; retry on another replica", kind="server_error")
+    state.slots.acquire()
+    started = False
+
+    def call() -> Any:
+        nonlocal started
+        started = True
+        try:
+            return function(*args)
+        except ValueError as exc:
+            raise APIError(400, str(exc), param) from None
+        finally:
+            state.slots.release()
+
     try:
-        return function(*args)
-    except ValueError as exc:
-        raise APIError(400, str(exc)) from None
+        return await run_in_threadpool(call)
+    finally:
+        if not started:  # cancelled before a thread took the call
+            state.slots.release()

@@ -6,9 +6,10 @@ API and ``generate()`` accept the same values and refuse the rest with the same 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "API_TO_RUNTIME",
@@ -28,9 +29,29 @@ __all__ = [
 API_TO_RUNTIME = {"max_tokens": "max_words", "min_tokens": "min_words", "n": "num_return_sequences"}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class _Request(BaseModel):
-    # A misspelt option is refused rather than silently ignored.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt option is refused rather than silently ignored, and a value of the wrong JSON type
+    # rather than converted ("10" is not a number of words, true is not 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_lone_surrogates(cls, value: Any) -> Any:
+        """Refuse a string holding half of a UTF-16 surrogate pair: JSON can escape one (``"\\ud800"``),
+        but it is not a character, and no answer that repeats it could be encoded."""
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        for i, text in enumerate(texts):
+            found = _SURROGATE.search(text) if isinstance(text, str) else None
+            if found:
+                where = f"item {i}, " if isinstance(value, list) else ""
+                raise ValueError(
+                    f"holds a lone UTF-16 surrogate ({where}character {found.start()}: "
+                    f"U+{ord(found.group()):04X}), which is not a character; send valid Unicode text"
+                )
+        return value
 
 
 class StreamOptions(_Request):

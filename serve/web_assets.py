@@ -22,7 +22,7 @@ WASM = "ort-wasm-simd-threaded.wasm"
 CACHE = "public, max-age=86400"  # the files change only with the package
 
 
-@router.get("/model.onnx", include_in_schema=False)
+@router.api_route("/model.onnx", methods=["GET", "HEAD"], include_in_schema=False)
 async def model_file(request: Request) -> FileResponse:
     """The served model's .onnx file, for a page that runs it in the browser."""
     state: ServerState = request.app.state.nextword
@@ -38,8 +38,25 @@ async def wasm(request: Request) -> Response:
     else decompressed."""
     data = (STATIC / "ort" / f"{WASM}.gz").read_bytes()
     headers = {"cache-control": CACHE, "vary": "accept-encoding"}
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    if _accepts_gzip(request.headers.get("accept-encoding", "")):
         headers["content-encoding"] = "gzip"
     else:
         data = gzip.decompress(data)
     return Response(data, media_type="application/wasm", headers=headers)
+
+
+def _accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip: listed (or ``*``) with a quality above 0."""
+    qualities = {}
+    for item in header.split(","):
+        name, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        qualities[name.strip().lower()] = quality
+    return qualities.get("gzip", qualities.get("*", 0.0)) > 0

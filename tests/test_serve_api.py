@@ -284,3 +284,155 @@ def test_the_served_session_gets_the_configured_threads(monkeypatch, model_path,
             body = {"prompt": "the network", "max_tokens": 9, "seed": 1}
             text = c.post("/v1/completions", json=body).json()["choices"][0]["text"]
             assert text == model.generate("the network", max_words=9, seed=1)  # same numbers
+
+
+# --------------------------------------------------------------------------- bodies and types
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "param", "words"),
+    [
+        ("/v1/completions", '{"prompt": "a \\ud800 b"}', "prompt", ["surrogate", "character 2", "U+D800"]),
+        ("/v1/completions", '{"prompt": ["a", "b\\udc00"]}', "prompt", ["item 1, character 1", "U+DC00"]),
+        ("/v1/completions", '{"prompt": "a", "stream": true, "stop": "\\udfff"}', "stop", ["U+DFFF"]),
+        ("/v1/score", '{"text": "\\ud800"}', "text", ["surrogate"]),
+        ("/v1/suggest", '{"prompt": "the \\udbff"}', "prompt", ["surrogate"]),
+    ],
+)
+def test_lone_surrogates_are_refused_not_a_500(client, path, raw, param, words):
+    # valid JSON (browsers can send it), but not text: no answer that repeats it could be encoded
+    response = client.post(path, content=raw, headers=JSON)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    for word in [*words, "send valid Unicode text"]:
+        assert word in error["message"], error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "shown"),
+    [
+        ({"max_tokens": "10"}, "max_tokens", "'10'"),
+        ({"max_tokens": True}, "max_tokens", "true"),
+        ({"temperature": True}, "temperature", "true"),
+        ({"n": "2"}, "n", "'2'"),
+        ({"seed": 1.5}, "seed", "1.5"),
+        ({"stream": "yes"}, "stream", "'yes'"),
+        ({"echo": 1}, "echo", "1"),
+        ({"logprobs": True}, "logprobs", "true"),
+        ({"prompt": ["a", 5]}, "prompt.1", "5"),
+    ],
+)
+def test_values_of_the_wrong_json_type_are_refused_not_converted(client, body, param, shown):
+    response = client.post("/v1/completions", json={"prompt": "x", **body})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert error["message"].startswith(f"{param}: input should be") and error["message"].endswith(
+        f"got {shown}"
+    )
+
+
+def test_a_number_where_a_float_is_wanted_may_be_an_integer(client, model):
+    body = {"prompt": "the network", "temperature": 1, "top_p": 1, "max_tokens": 5, "seed": 2}
+    answer = client.post("/v1/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["text"] == model.generate("the network", max_words=5, seed=2)
+    both = client.post("/v1/completions", json={"prompt": 3}).json()["error"]["message"]
+    assert both == "prompt: input should be a valid string or a valid list, got 3"
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "words"),
+    [
+        (b"", JSON, ["the request body is empty"]),
+        (b"", {}, ["the request body is empty"]),
+        (b'{"prompt": "a", "max_tokens": 10', JSON, ["not valid JSON", "at character 32"]),
+        (b'{"prompt": "a"}', {}, ["content-type: application/json (got none)"]),
+        (
+            b'{"prompt": "a"}',
+            {"content-type": "text/plain"},
+            ["content-type: application/json (got text/plain)"],
+        ),
+        (
+            b'{"prompt": "\xe9"}',
+            {"content-type": "application/json; charset=latin-1"},
+            ["could not be read as JSON"],
+        ),
+        (b"[1, 2]", JSON, ["must be a JSON object"]),
+    ],
+)
+def test_bodies_that_are_not_a_json_object_say_what_to_send(client, content, headers, words):
+    response = client.post("/v1/completions", content=content, headers=headers)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["param"] is None  # the body itself, not a parameter (nor a character offset)
+    for word in words:
+        assert word in error["message"], error["message"]
+
+
+def test_wrong_methods_and_paths_answer_in_json_with_the_way_out(client, model):
+    wrong = client.get("/v1/completions")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert wrong.json()["error"]["message"] == "GET is not allowed on /v1/completions; use POST"
+    for path in ("/health", "/v1/models", "/v1/models/tiny", "/"):
+        head = client.head(path)
+        assert head.status_code == 200 and head.content == b"", path
+    (entry,) = client.get("/v1/models").json()["data"]
+    assert client.get("/v1/models/tiny").json() == entry  # OpenAI's models.retrieve
+    missing = client.get("/v1/models/gpt-4")
+    assert missing.status_code == 404 and "one model, 'tiny'" in missing.json()["error"]["message"]
+    chat = client.post("/v1/chat/completions", json={"messages": []})
+    assert chat.status_code == 404 and "use POST /v1/completions" in chat.json()["error"]["message"]
+    assert "error" in client.get("/v1/nothing").json()
+
+
+def test_unexpected_failures_answer_500_in_json(model, monkeypatch):
+    with TestClient(create_app(ServeConfig(), model), raise_server_exceptions=False) as c:
+        monkeypatch.setattr(model, "score", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+        response = c.post("/v1/score", json={"text": "the network"})
+        assert c.app.state.nextword.slots.used == 0  # the failed call gave its slot back
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    assert "RuntimeError" in response.json()["error"]["message"] and "boom" not in response.text
+
+
+def test_suggestions_and_scores_count_against_the_cap(model):
+    with TestClient(create_app(ServeConfig(max_streams=1), model)) as c:
+        slots = c.app.state.nextword.slots
+        assert c.post("/v1/score", json={"text": "the network"}).status_code == 200
+        assert c.post("/v1/score", json={"text": ""}).json()["error"]["param"] == "text"
+        assert slots.used == 0  # answered or refused: the slot is back
+        slots.acquire()  # another request in flight
+        for path, body in (("/v1/score", {"text": "x"}), ("/v1/suggest", {"prompt": "x"})):
+            busy = c.post(path, json=body)
+            assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+            assert "--max-streams" in busy.json()["error"]["message"]
+        slots.release()
+        assert c.post("/v1/suggest", json={"prompt": "the"}).status_code == 200
+
+
+def test_text_offsets_count_an_echoed_prompt(client, model):
+    prompt = "The network"
+    body = {"prompt": prompt, "max_tokens": 6, "temperature": 0, "stop_at_end": False, "logprobs": 1}
+    for echo in (False, True):
+        choice = client.post("/v1/completions", json={**body, "echo": echo}).json()["choices"][0]
+        offsets, tokens, text = (
+            choice["logprobs"]["text_offset"],
+            choice["logprobs"]["tokens"],
+            choice["text"],
+        )
+        assert offsets[0] == (len(prompt) if echo else 0)
+        for offset, token in zip(offsets, tokens, strict=True):  # each word's text starts at its offset
+            assert text[offset:].lstrip().lower().startswith(token), (text, offset, token)
+        with client.stream("POST", "/v1/completions", json={**body, "echo": echo, "stream": True}) as r:
+            chunks = [e for e in sse(r) if e != "[DONE]"]
+        streamed = [
+            o
+            for c in chunks
+            if c["choices"][0]["logprobs"]
+            for o in c["choices"][0]["logprobs"]["text_offset"]
+        ]
+        assert streamed == offsets

@@ -61,6 +61,14 @@ def test_the_server_sends_the_webassembly_compressed_or_not(client):
     plain = client.get("/static/ort/ort-wasm-simd-threaded.wasm", headers={"accept-encoding": "identity"})
     assert "content-encoding" not in plain.headers
     assert plain.content == gzip.decompress(stored) and plain.content[:4] == b"\0asm"
+    for header, gzipped in (
+        ("gzip;q=0, identity", False),
+        ("br, GZIP; q=0.5", True),
+        ("*", True),
+        ("*;q=0", False),
+    ):
+        response = client.get("/static/ort/ort-wasm-simd-threaded.wasm", headers={"accept-encoding": header})
+        assert ("content-encoding" in response.headers) == gzipped, header
     for path in ("/static/ort/ort.wasm.min.mjs", "/static/web/worker.js", "/static/browser.js"):
         response = client.get(path)
         assert response.status_code == 200 and "javascript" in response.headers["content-type"], path
@@ -70,6 +78,9 @@ def test_the_server_offers_its_model_file(client, model_path, model):
     response = client.get("/model.onnx")
     assert response.status_code == 200
     assert response.content == model_path.read_bytes()
+    head = client.head("/model.onnx")  # a download tool asking the size first
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == model_path.stat().st_size
     from fastapi.testclient import TestClient
 
     from nextword.runtime import load
