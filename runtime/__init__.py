@@ -21,7 +21,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .beam import BeamSearch
     from .default import default_model, generate
-    from .errors import ModelFileError
+    from .errors import ModelFileError, ModelRunError
     from .evaluation import Evaluation, evaluate, evaluate_ids
     from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
     from .generator import FINISH_REASONS, Generator, Update
@@ -37,6 +37,7 @@ _EXPORTS = {
     "default_model": "default",
     "generate": "default",
     "ModelFileError": "errors",
+    "ModelRunError": "errors",
     "Evaluation": "evaluation",
     "evaluate": "evaluation",
     "evaluate_ids": "evaluation",
@@ -66,6 +67,7 @@ __all__ = [
     "Generator",
     "LoadLimits",
     "ModelFileError",
+    "ModelRunError",
     "NextWordModel",
     "StepModel",
     "TextScore",

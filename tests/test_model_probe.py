@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nextword.runtime
 from nextword.runtime import LoadLimits, ModelFileError, load
 from nextword.runtime.errors import ModelRunError
 
@@ -156,6 +157,7 @@ def one_row_breaks(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -
 def test_a_call_that_fails_in_onnxruntime_raises_model_run_error(one_row_breaks):
     model = load(one_row_breaks)
     assert issubclass(ModelRunError, ModelFileError)  # existing handlers of bad files catch it
+    assert nextword.runtime.ModelRunError is ModelRunError  # importable where ModelFileError is
     assert len(model.generate(["the network", "a model"], max_words=3, seed=0)) == 2  # two rows work
     for call in (
         lambda: model.generate("the network", max_words=3),
