@@ -189,6 +189,7 @@ def _child(kind: str, folder: Path) -> dict:
             query=QUERY,
             out=str(folder / f"{kind}.csv"),
             progress=False,
+            overwrite=True,  # each round writes the same file
         )
         summary = collect(config)
         result["rows"] = summary.rows_scanned[abstracts.name]

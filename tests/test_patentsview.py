@@ -171,7 +171,9 @@ def test_each_phrase_matches_on_its_own(tables, tmp_path):
         (("NEURAL NETWORK",), ["10000001", "10000007", "4000001", "10000013"]),
         (("gear box", "early"), ["10000002", "4000001"]),
     ):
-        collect(PatentsViewConfig(abstracts=str(tables["abstracts"]), query=query, out=str(out)))
+        collect(
+            PatentsViewConfig(abstracts=str(tables["abstracts"]), query=query, out=str(out), overwrite=True)
+        )
         assert [row[2] for row in read_csv(out)[1:]] == numbers, query
 
 
@@ -304,6 +306,19 @@ def test_out_may_not_be_an_input_file(tables, tmp_path, monkeypatch):
     assert {name: path.read_bytes() for name, path in tables.items()} == before
 
 
+def test_an_existing_out_is_kept_unless_overwrite(tables, tmp_path, capsys):
+    out = tmp_path / "corpus.csv"
+    out.write_text("my own corpus\n")
+    with pytest.raises(CorpusError, match=r"corpus\.csv exists; pass --overwrite to replace it"):
+        collect(PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, out=str(out)))
+    assert out.read_text() == "my own corpus\n"
+    command = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"]), "--query", "neural network"]
+    assert main([*command, "--out", str(out), "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_text() == "my own corpus\n"
+    assert main([*command, "--out", str(out), "--no-progress", "--overwrite"]) == 0
+    assert read_csv(out)[0][0] == "patent_abstract"
+
+
 def test_nothing_is_written_when_the_zip_is_damaged(tmp_path, monkeypatch):
     monkeypatch.setattr(stream, "CHUNK", 256)  # the header reads fine, the damage comes later
     rng = random.Random(0)
@@ -318,12 +333,14 @@ def test_nothing_is_written_when_the_zip_is_damaged(tmp_path, monkeypatch):
     out = tmp_path / "corpus.csv"
     out.write_text("the previous corpus\n")
     with pytest.raises(ValueError, match=r"g_patent_abstract\.tsv\.zip is damaged .*download it again"):
-        collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out)))
+        collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out), overwrite=True))
     assert out.read_text() == "the previous corpus\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.csv", "g_patent_abstract.tsv.zip"]
     (tmp_path / "not.zip").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match=r"not\.zip is not a readable zip file"):
-        collect(PatentsViewConfig(abstracts=str(tmp_path / "not.zip"), query=QUERY, out=str(out)))
+        collect(
+            PatentsViewConfig(abstracts=str(tmp_path / "not.zip"), query=QUERY, out=str(out), overwrite=True)
+        )
 
 
 def test_skipped_rows_are_listed_up_to_a_limit_and_all_counted(tmp_path, small_reads):
@@ -372,7 +389,11 @@ def test_progress_bar_on_a_terminal(tables, tmp_path, capsys, monkeypatch):
     assert err.startswith("\rabstracts: ") and "13.0 rows" in err and "matched 5" in err
     collect(
         PatentsViewConfig(
-            abstracts=str(tables["abstracts"]), query=QUERY, out=str(tmp_path / "c.csv"), progress=False
+            abstracts=str(tables["abstracts"]),
+            query=QUERY,
+            out=str(tmp_path / "c.csv"),
+            progress=False,
+            overwrite=True,
         )
     )
     assert capsys.readouterr().err == ""
@@ -555,7 +576,9 @@ def test_a_table_that_ends_in_an_endless_line_and_one_that_is_one(tmp_path, monk
     path = tmp_path / "g_patent_abstract.tsv"
     path.write_bytes(b"\n".join(lines))  # no final line break
     out = tmp_path / "c.csv"
-    config = PatentsViewConfig(abstracts=str(path), query=QUERY, out=str(out), max_record_bytes=4096)
+    config = PatentsViewConfig(
+        abstracts=str(path), query=QUERY, out=str(out), max_record_bytes=4096, overwrite=True
+    )
     summary = collect(config)
     assert [row[2] for row in read_csv(out)[1:]] == ["1"] and summary.skipped_rows[0].line == 3
     path.write_bytes(b"\x00" * (4 << 20))
@@ -574,7 +597,7 @@ def test_a_quoted_field_over_the_cap_is_skipped_and_what_follows_read_again(tmp_
     )
     assert [row[2] for row in read_csv(out)[1:]] == ["2"]
     assert (summary.skipped_rows[0].line, summary.skipped_rows[0].reason) == (2, tsv.too_long(4096))
-    summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out)))
+    summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=QUERY, out=str(out), overwrite=True))
     assert summary.skipped_rows[0].reason == tsv.UNCLOSED  # under the default cap: open to the end
 
 
@@ -597,7 +620,9 @@ def test_blank_lines_are_counted_in_bulk_not_read_one_by_one(tmp_path, monkeypat
     for query in (QUERY, ("no",)):
         reads.clear()
         out = tmp_path / "c.csv"
-        summary = collect(PatentsViewConfig(abstracts=str(abstracts), query=query, out=str(out)))
+        summary = collect(
+            PatentsViewConfig(abstracts=str(abstracts), query=query, out=str(out), overwrite=True)
+        )
         assert summary.rows_scanned["g_patent_abstract.tsv.zip"] == 3 and summary.skipped == 0
         assert len(reads) <= 3  # the rows a pass may want, never the 3 million blank lines
     assert [row[2] for row in read_csv(out)[1:]] == ["3"]

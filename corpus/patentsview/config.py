@@ -63,6 +63,9 @@ class PatentsViewConfig:
             "metavar": "CSV",
         },
     )
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace --out when it exists (without it an existing file is kept)"}
+    )
     max_record_bytes: int = field(
         default=1 << 20,
         metadata={

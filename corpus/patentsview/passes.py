@@ -33,7 +33,8 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
     Raises ``FileNotFoundError`` for a missing input, ``ValueError`` for an input that is not the
     PatentsView table it should be (the message names the file and the columns it has) or a damaged zip,
     and :class:`~nextword.corpus.CorpusError` for a file that cannot be read or written (permissions, a
-    full or read-only file system, ``out`` a folder or one of the inputs). Malformed rows are skipped
+    full or read-only file system, ``out`` a folder or one of the inputs, or an existing file without
+    ``overwrite``). Malformed rows are skipped
     and counted, never fatal. The output is written atomically: on any error it is left as it was.
     """
     config.require_inputs()
@@ -47,6 +48,8 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
                 f"--out {out} is the input file {source}; writing the corpus there would replace the "
                 "download: give the CSV another name"
             )
+    if out.exists() and not config.overwrite:
+        raise CorpusError(f"--out {out} exists; pass --overwrite to replace it, or give another path")
     try:
         summary = _collect(config, out)
     except FileNotFoundError:  # a missing input: its message names it and where to download it
