@@ -33,7 +33,14 @@ class ExportConfig:
         default=50,
         metadata={"help": "length of the greedy generations that must match between Keras and ONNX"},
     )
-    parity_seed: int = field(default=0, metadata={"help": "seed of the random parity prompts"})
+    parity_seed: int = field(default=0, metadata={"help": "seed of the random parity prompts (0..2**32-1)"})
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "replace --out even when it is not a model file nextword wrote (an earlier export is "
+            "always replaced)"
+        },
+    )
     int8: bool = field(
         default=False,
         metadata={
@@ -68,6 +75,10 @@ class ExportConfig:
             raise ValueError(f"opset must be between {low} and {high}, got {self.opset!r}")
         if not 0 < self.tolerance < 1:
             raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance}")
+        if isinstance(self.parity_seed, bool) or not isinstance(self.parity_seed, int):
+            raise ValueError(f"parity_seed must be an integer, got {self.parity_seed!r}")
+        if not 0 <= self.parity_seed < 2**32:
+            raise ValueError(f"parity_seed must be in 0..{2**32 - 1}, got {self.parity_seed}")
         if self.greedy_words < 1:
             raise ValueError(f"greedy_words must be >= 1, got {self.greedy_words}")
         if self.generation.cache and not self.tune_cache:

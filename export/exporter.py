@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -76,7 +77,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     """
     if not config.out:
         raise ValueError("the output file is not set: pass --out MODEL.onnx")
-    _check_out(Path(config.out))
+    _check_out(Path(config.out), config.overwrite)
     run = RunDir(config.run_dir)
     run.require_trained()
     train_config, stored, tokenizer, metrics, prompts = _read_run(run)
@@ -84,7 +85,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
 
     proto = convert(trained, train_config.model, len(tokenizer), config.opset)
     ops = check_graph(proto, train_config.model.num_layers)
-    export_settings = {k: v for k, v in asdict(config).items() if k not in ("run_dir", "out")}
+    export_settings = {k: v for k, v in asdict(config).items() if k not in ("run_dir", "out", "overwrite")}
     model_config = {
         "model": asdict(train_config.model),
         "train": _train_summary(train_config, stored),
@@ -166,28 +167,51 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     )
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse an ``--out`` that cannot be written before hours of checks are spent on it, and one that
-    names a file of another kind (a corpus, a run's ``model.keras``): export replaces an earlier model
-    file, never anything else."""
+    names a file of another kind (a corpus, a run's ``model.keras``, an ONNX model from elsewhere):
+    export replaces an earlier export, anything else only with ``overwrite``."""
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; pass the path of the .onnx file to write")
-    if out.is_file() and out.stat().st_size and not _is_onnx_model(out):
+    if out.is_file() and out.stat().st_size and not overwrite:
+        kind = _model_kind(out)
+        if kind is None:
+            raise ValueError(
+                f"--out {out} exists and is not an ONNX model, and export replaces only a model file; "
+                "choose another --out, or move that file away first"
+            )
+        if kind == "onnx":
+            raise ValueError(
+                f"--out {out} exists and is an ONNX model that nextword did not write; choose another "
+                "--out, or pass --overwrite to replace it"
+            )
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:  # export makes the missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {out} cannot be written: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
         raise ValueError(
-            f"--out {out} exists and is not an ONNX model, and export replaces only a model file; "
-            "choose another --out, or move that file away first"
-        )
+            f"--out {out} cannot be written: {exc.strerror} in {folder}; choose another --out"
+        ) from None
 
 
-def _is_onnx_model(path: Path) -> bool:
-    """Whether ``path`` parses as an ONNX model with a graph (its weights are not read)."""
+def _model_kind(path: Path) -> str | None:
+    """``"nextword"`` for a model file nextword wrote, ``"onnx"`` for another ONNX model with a graph,
+    None for anything else (its weights are not read)."""
     try:
         with path.open("rb") as f:
             if f.read(1) != b"\x08":  # every ONNX file opens with field 1, ir_version, a varint
-                return False
-        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+                return None
+        proto = onnx.load(str(path), load_external_data=False)
     except Exception:  # a file onnx cannot read is not a model, whatever the reason
-        return False
+        return None
+    if not proto.graph.node:
+        return None
+    return "nextword" if any(p.key.startswith("nextword.") for p in proto.metadata_props) else "onnx"
 
 
 def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict[str, Any], list[str]]:

@@ -11,7 +11,7 @@ pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]"
 import onnx
 
 from benchmarks.int8_storage import exact_product, integer_product, saturating_activations, signed_form
-from nextword.export import ExportConfig, export
+from nextword.export import ExportConfig, export, exporter
 from nextword.export.parity import ParityError
 from nextword.runtime import Tokenizer, load
 from nextword.runtime.model_file import KEY_CONFIG, KEY_METRICS, KEY_PARITY, KEY_TOKENIZER, KEY_VERSIONS
@@ -116,6 +116,42 @@ def test_export_replaces_a_model_file_and_nothing_else(run_dir, corpus_files, tm
     empty.touch()
     export(ExportConfig(run_dir=str(run_dir), out=str(empty), evaluate=False, tune_cache=False))
     assert load(empty).vocab_size > 0
+    # an ONNX model from elsewhere is not an earlier export: replaced only with --overwrite
+    relu = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"])],
+        "other",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    foreign = tmp_path / "other.onnx"
+    foreign.write_bytes(onnx.helper.make_model(relu).SerializeToString())
+    kept = foreign.read_bytes()
+    with pytest.raises(ValueError, match=r"an ONNX model that nextword did not write.*--overwrite"):
+        export(ExportConfig(run_dir=str(run_dir), out=str(foreign)))
+    assert foreign.read_bytes() == kept
+    export(
+        ExportConfig(run_dir=str(run_dir), out=str(foreign), evaluate=False, tune_cache=False, overwrite=True)
+    )
+    assert load(foreign).vocab_size > 0
+    export(
+        ExportConfig(run_dir=str(run_dir), out=str(empty), evaluate=False, tune_cache=False)
+    )  # an earlier export
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(exporter, "RunDir", None)  # any work past the check would fail on this
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(
+        ValueError, match=r"deeper/m\.onnx cannot be written: .*afile is a file, not a folder"
+    ):
+        export(ExportConfig(run_dir=str(run_dir), out=str(tmp_path / "afile" / "deeper" / "m.onnx")))
+    with pytest.raises(
+        ValueError, match=r"/proc/m\.onnx cannot be written: .* in /proc; choose another --out"
+    ):
+        export(ExportConfig(run_dir=str(run_dir), out="/proc/m.onnx"))
+    for seed in (-1, 2**32, True):
+        with pytest.raises(ValueError, match="parity_seed must be"):
+            ExportConfig(run_dir=str(run_dir), out="m.onnx", parity_seed=seed)
 
 
 def test_export_refuses_a_folder_that_is_not_a_run(tmp_path):
