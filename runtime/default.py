@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .errors import ModelFileError
 from .model import NextWordModel, load
 
 __all__ = ["BUNDLED_MODEL", "ENV_VAR", "MAX_MODELS", "default_model", "generate"]
@@ -30,6 +31,7 @@ def default_model(model: str | os.PathLike[str] | NextWordModel | None = None) -
     """
     if isinstance(model, NextWordModel):
         return model
+    from_env = model is None and bool(os.environ.get(ENV_VAR))
     if model is None:
         model = os.environ.get(ENV_VAR) or BUNDLED_MODEL
         if model == BUNDLED_MODEL and not BUNDLED_MODEL.is_file():
@@ -41,7 +43,13 @@ def default_model(model: str | os.PathLike[str] | NextWordModel | None = None) -
     with _lock:
         cached = _models.pop(key, None)
         if cached is None:
-            cached = load(key)  # a missing or bad file raises ModelFileError naming it
+            try:
+                cached = load(key)  # a missing or bad file raises ModelFileError naming it
+            except ModelFileError as exc:
+                if not from_env:
+                    raise
+                # the user typed no path: say where this one came from
+                raise ModelFileError(f"{exc} (the path comes from ${ENV_VAR}; fix or unset it)") from None
         _models[key] = cached  # now the most recently used
         while len(_models) > MAX_MODELS:
             del _models[next(iter(_models))]

@@ -30,10 +30,8 @@ class AddressUnavailableError(OSError):
 def check_address(host: str, port: int) -> None:
     """Bind ``host``:``port`` as uvicorn will (``SO_REUSEADDR``), then let go: a port another server
     holds, a host that is not this machine's, is reported in one line with the option to change, before
-    uvicorn starts. Raises :class:`AddressUnavailableError`. (Another process may still take the port
-    in between; uvicorn then reports it itself.)"""
-    if port == 0:  # any free port
-        return
+    uvicorn starts. Port 0 (any free one) checks the host alone. Raises :class:`AddressUnavailableError`.
+    (Another process may still take the port in between; uvicorn then reports it itself.)"""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -68,8 +66,6 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     import uvicorn
 
     config = config or ServeConfig()
-    if not config.loopback:
-        logger.warning("listening on %s: the server is reachable from the network", config.host)
     common = {
         "host": config.host,
         "port": config.port,
@@ -79,6 +75,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     if config.workers == 1:
         app = create_app(config, model)  # a bad model file is reported first, whatever the port
         check_address(config.host, config.port)  # one line naming --port, not uvicorn's shutdown log
+        _warn_if_public(config)
         uvicorn.run(app, **common)
         return
     if model is not None:
@@ -87,6 +84,12 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     # supervising process does not keep a copy of the model.
     check_model_file(config.model_path)
     check_address(config.host, config.port)
+    _warn_if_public(config)
     level = logging.getLogger("nextword").getEffectiveLevel()
     os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
     uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
+
+
+def _warn_if_public(config: ServeConfig) -> None:
+    if not config.loopback:
+        logger.warning("listening on %s: the server is reachable from the network", config.host)

@@ -257,6 +257,11 @@ def test_generate_uses_the_environment_model(capsys, model_path, monkeypatch):
     monkeypatch.setenv("NEXTWORD_MODEL", str(model_path))
     code, out, _ = run_cli(capsys, "generate", "the model", "--seed", 1)
     assert code == 0 and out.startswith("the model")
+    monkeypatch.setenv("NEXTWORD_MODEL", str(model_path.parent / "gone.onnx"))
+    code, _, err = run_cli(capsys, "generate", "the model")
+    assert code == 2 and "gone.onnx does not exist" in err and "comes from $NEXTWORD_MODEL" in err
+    code, _, err = run_cli(capsys, "generate", "the model", "--model", model_path.parent / "gone.onnx")
+    assert code == 2 and "NEXTWORD_MODEL" not in err  # a path typed: no word of the variable
 
 
 def test_suggest_and_score(capsys, model_path, model, tmp_path):

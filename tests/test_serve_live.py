@@ -270,7 +270,11 @@ def test_serve_without_the_serve_extra_says_what_to_install(model_path):
 def test_the_address_check_names_the_option_to_change():
     from nextword.serve.server import AddressUnavailableError, check_address
 
-    check_address("127.0.0.1", 0)  # any free port: nothing to check
+    check_address("127.0.0.1", 0)  # any free port: only the host is checked
+    with pytest.raises(AddressUnavailableError, match=r"host '999\.1\.1\.1' cannot be resolved.*--host"):
+        check_address("999.1.1.1", 0)
+    with pytest.raises(AddressUnavailableError, match=r"192\.0\.2\.1 is not an address of this.*--host"):
+        check_address("192.0.2.1", 0)
     port = free_port()
     check_address("127.0.0.1", port)  # free: bound and let go
     check_address("127.0.0.1", port)  # again: the check itself holds nothing
