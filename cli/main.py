@@ -21,7 +21,15 @@ from typing import Any
 from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
 from nextword.corpus.dev import dev_mask
 from nextword.export import ExportConfig
-from nextword.runtime import GenerationConfig, ModelFileError, __version__, default_model, evaluate, load
+from nextword.runtime import (
+    GenerationConfig,
+    ModelFileError,
+    NextWordModel,
+    __version__,
+    default_model,
+    evaluate,
+    load,
+)
 from nextword.train import MissingExtraError, TrainConfig
 
 from .args import add_config_arguments, config_flags, config_from_args
@@ -256,8 +264,20 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cached_model(path: str | None, cache: bool | None) -> NextWordModel:
+    """The model of ``--model`` (or the default one), refused where ``--cache`` asks for a cache that
+    its file does not hold: the flag is named, not the API's ``cache=True``."""
+    model = default_model(path)
+    if cache and model.cache_settings is None:
+        raise ValueError(
+            f"--cache: {Path(model.source).name} has no continuous-cache settings (export tunes them on "
+            "the run's development documents); drop --cache"
+        )
+    return model
+
+
 def _generate(args: argparse.Namespace) -> int:
-    model = default_model(args.model)
+    model = _cached_model(args.model, getattr(args, "cache", None))
     config = config_from_args(model.info.generation, vars(args))
     if args.stream:
         if len(args.prompts) != 1:
@@ -286,7 +306,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    suggestions = default_model(args.model).next_words(args.prompt, k=args.k, cache=args.cache)
+    model = _cached_model(args.model, args.cache)
+    if not 1 <= args.k <= model.vocab_size:
+        raise ValueError(f"-k must be in 1..{model.vocab_size} (the model's vocabulary), got {args.k}")
+    suggestions = model.next_words(args.prompt, k=args.k, cache=args.cache)
     if args.json:
         print(json_text([{"word": w, "probability": p} for w, p in suggestions]))
     else:
@@ -297,7 +320,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     model, text = _score_arguments(args)
-    result = default_model(model).score(
+    result = _cached_model(model, args.cache).score(
         text if args.file is None else _read_text_file(args.file), cache=args.cache
     )
     if args.json:

@@ -282,6 +282,24 @@ def test_suggest_and_score(capsys, model_path, model, tmp_path):
     text_file.write_bytes(b"caf\xe9")
     code, _, err = run_cli(capsys, "score", model_path, "--file", text_file)
     assert code == 2 and "not UTF-8" in err
+    code, _, err = run_cli(capsys, "suggest", "the network", "-k", 0, "--model", model_path)
+    assert code == 2 and f"-k must be in 1..{model.vocab_size}" in err
+
+
+def test_cache_asked_of_a_file_without_one_names_the_flag(capsys, model_path, tmp_path):
+    onnx = pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the file")
+    proto = onnx.load(str(model_path))
+    kept = [p for p in proto.metadata_props if p.key != "nextword.cache"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    plain = tmp_path / "no-cache.onnx"
+    plain.write_bytes(proto.SerializeToString())
+    for command in (["generate", "the"], ["suggest", "the"], ["score", "the network"]):
+        code, _, err = run_cli(capsys, *command, "--model", plain, "--cache")
+        assert code == 2 and "--cache: no-cache.onnx has no continuous-cache settings" in err, command
+        assert "drop --cache" in err and "cache=True" not in err
+        code, _, err = run_cli(capsys, *command, "--model", plain)
+        assert code == 0, err
 
 
 def test_score_evaluate_and_info_take_the_model_as_generate_does(
