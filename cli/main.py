@@ -353,8 +353,9 @@ def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
         return given[0], given[1]
     if not given:
         raise ValueError("no text to score: nextword score [MODEL.onnx] TEXT, or --file F")
-    if given[0].lower().endswith(".onnx"):
-        raise ValueError(f"{given[0]} names a model file: give the text to score after it, or --file F")
+    lone = given[0]
+    if lone.lower().endswith(".onnx") and (Path(lone).is_file() or not any(c.isspace() for c in lone)):
+        raise ValueError(f"{lone} names a model file: give the text to score after it, or --file F")
     return None, given[0]
 
 

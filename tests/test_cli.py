@@ -322,8 +322,12 @@ def test_score_evaluate_and_info_take_the_model_as_generate_does(
     ):
         code, out, err = run_cli(capsys, "score", *argv, "--json")
         assert code == 0 and json.loads(out)["perplexity"] == pytest.approx(expected), (argv, err)
+    # a sentence that merely ends in ".onnx" is text to score
+    code, out, err = run_cli(capsys, "score", "the weights are saved to model.onnx", "--json")
+    assert code == 0 and len(json.loads(out)["words"]) > 5, err
     for argv, message in (
         ((model_path,), "names a model file: give the text to score after it"),
+        (("missing.onnx",), "names a model file: give the text to score after it"),
         ((), "no text to score"),
         ((model_path, text, "--file", text_file), "--file reads the text to score"),
         ((text, text, "--model", model_path), "with --model, give the text to score or --file, one of them"),
