@@ -1,4 +1,6 @@
+import gzip
 import json
+import re
 
 import pytest
 
@@ -275,3 +277,138 @@ def test_a_corpus_that_marks_rare_words_unk_counts_them_as_unknown_words(tmp_pat
         tokenizer.id_of("company"),
     ]
     assert "11.1% of the training words are outside the vocabulary (<unk>)" in caplog.text
+
+
+def test_a_huge_integer_in_a_json_line_names_the_file_and_line(tmp_path):
+    """Python refuses to read an integer of more than 4300 digits (sys.get_int_max_str_digits); a line
+    holding one, in any field, is a bad line like the others, not a Python message."""
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"text": "a b c"}\n{"text": "a b c", "n": 1' + "0" * 5000 + "}\n")
+    with pytest.raises(CorpusError) as caught:
+        load_documents([path], DEFAULT)
+    message = str(caught.value)
+    assert re.search(
+        r"big\.jsonl, line 2: an integer of more than \d+ digits.*'text' field.*in quotes", message
+    )
+    assert "sys.set_int_max_str_digits" not in message
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ('id,text\n1,first doc\n2,"second doc\n3,third doc\n4,fourth doc\n', 3),
+        ('id,text\n1,"a quoted\nfield, closed"\n2,"open\n\nto the end', 4),  # no newline at the end
+        ('id,text\r\n1,fine\r\n2,"open\r\nto the end\r\n', 3),
+        ('id,text\n1,fine\n2,"', 3),
+        ('"text\nfirst\nsecond\n', 1),  # in the header
+    ],
+)
+def test_a_csv_quote_left_open_to_the_end_of_the_file_is_refused(tmp_path, content, line):
+    """csv reads an unclosed quote to the end of the file: the rest of the file would become one
+    document, silently."""
+    path = tmp_path / "open.csv"
+    path.write_bytes(content.encode())
+    with pytest.raises(CorpusError, match=rf"open\.csv, line {line}: a quoted field .*close the quote"):
+        load_documents([path], DEFAULT)
+
+
+def test_csv_files_that_end_without_a_newline_are_not_taken_for_an_open_quote(tmp_path):
+    path = tmp_path / "end.csv"
+    for content, last in [("text\nfirst\nlast", "last"), ('text\nfirst\n"last, quoted"', "last, quoted")]:
+        path.write_text(content)
+        assert load_documents([path], DEFAULT) == ["first", last]
+
+
+def test_malformed_csv_is_a_corpus_error_with_the_line(tmp_path, monkeypatch):
+    import csv
+
+    real = csv.field_size_limit
+    monkeypatch.setattr(csv, "field_size_limit", lambda *limit: real(10))
+    path = tmp_path / "long.csv"
+    path.write_text("text\nshort\nthis field is too long\n")
+    with pytest.raises(CorpusError, match=r"long\.csv, line 3: not valid CSV \(field larger than"):
+        load_documents([path], DEFAULT)
+
+
+@pytest.mark.parametrize("name", ["corpus.txt.gz", "corpus.csv.gz", "corpus.jsonl.gz", "corpus.txt"])
+def test_a_gzip_compressed_corpus_is_refused_with_the_way_to_decompress_it(tmp_path, name):
+    path = tmp_path / name  # corpus.txt: compressed whatever its name says
+    path.write_bytes(gzip.compress(b"text\nsome words\n"))
+    with pytest.raises(CorpusError, match=rf"{re.escape(name)}: the file is gzip-compressed.*gunzip"):
+        load_documents([path], DEFAULT)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_corpus_is_refused_as_utf16(tmp_path, encoding):
+    path = tmp_path / "wide.csv"
+    bom = "" if encoding == "utf-16" else "\ufeff"  # "utf-16" writes its own
+    path.write_bytes((bom + "text\nsome words\n").encode(encoding))
+    assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    with pytest.raises(CorpusError, match=r"wide\.csv: the file is UTF-16 text.*re-save the file as UTF-8"):
+        load_documents([path], DEFAULT)
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("d.txt", DEFAULT),
+        ("d.txt", CorpusConfig(format="lines")),
+        ("d.jsonl", DEFAULT),
+        ("d.csv", DEFAULT),
+    ],
+)
+def test_a_utf8_byte_order_mark_is_skipped(tmp_path, name, config):
+    path = tmp_path / name
+    text = '{"text": "hello there"}\n' if name.endswith(".jsonl") else "text\nhello there\n"
+    if name == "d.txt":
+        text = "hello there\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_documents([path], config) == ["hello there"]
+
+
+def test_the_column_auto_reads_is_logged_and_a_header_that_looks_like_text_is_warned_about(tmp_path, caplog):
+    from nextword.corpus import read_corpus, split_corpus
+
+    path = tmp_path / "c.csv"
+    path.write_text("text\nthe first document\nthe second document\n")
+    with caplog.at_level("INFO", logger="nextword.corpus"):
+        assert load_documents([path], DEFAULT) == ["the first document", "the second document"]
+    first = caplog.records[0]
+    assert (first.levelname, first.getMessage()) == (
+        "INFO",
+        f"{path}: reading column 'text', its only column (the first line is the header)",
+    )
+
+    caplog.clear()
+    path.write_text("id,text\n1,the first document\n")
+    with caplog.at_level("INFO", logger="nextword.corpus"):
+        load_documents([path], DEFAULT)
+    assert f"{path}: reading column 'text' of ['id', 'text'] (the first line is the header)" in caplog.text
+    assert "WARNING" not in [r.levelname for r in caplog.records]
+
+    caplog.clear()
+    path.write_text("Neural networks learn to predict the next word\nA second abstract about engines\n")
+    with caplog.at_level("INFO", logger="nextword.corpus"):
+        assert load_documents([path], DEFAULT) == ["A second abstract about engines"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, caplog.text
+    assert "'Neural networks learn to predict the next word'" in warnings[0]
+    assert "looks like text" in warnings[0] and "add a header line" in warnings[0]
+
+    caplog.clear()  # once a run: the passes after the first one say nothing more
+    path.write_text("text\n" + "".join(f"document number {i}\n" for i in range(20)))
+    with caplog.at_level("INFO", logger="nextword.corpus"):
+        split = split_corpus(CorpusConfig(paths=(str(path),)))
+        assert len(split.documents()[0]) > 10
+        assert len(list(read_corpus(CorpusConfig(paths=(str(path),)), log=False))) == 20
+    assert caplog.text.count("reading column 'text'") == 1
+
+
+def test_a_csv_column_named_twice_is_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("id,text,text\n1,first,second\n")
+    for config in (DEFAULT, CorpusConfig(text_column="text")):
+        with pytest.raises(CorpusError, match=r"dup\.csv: the header names column 'text' 2 times.*rename"):
+            load_documents([path], config)
+    path.write_text("id,id,text\n1,2,the text\n")  # a column that is not read may repeat
+    assert load_documents([path], DEFAULT) == ["the text"]
