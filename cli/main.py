@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failed check, 2 bad input)."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand's parser: its usage, not the top level's
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.command_line = shlex.join(["nextword", *argv])  # recorded with runs and model files
     handler = logging.StreamHandler()
     handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))  # messages may quote files
@@ -179,6 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
         print(f"nextword {args.command}: interrupted{_after_interrupt(args)}", file=sys.stderr)
         return 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` ran: ``nextword corpus patentsview``'s, say."""
+    while True:
+        commands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, commands.dest, None) if commands else None
+        if commands is None or chosen not in commands.choices:
+            return parser
+        parser = commands.choices[chosen]
 
 
 def _after_interrupt(args: argparse.Namespace) -> str:

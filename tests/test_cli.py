@@ -433,3 +433,19 @@ def test_flag_names_rewrites_option_names_only():
     assert flag_names("xtop_k=1", GenerationConfig) == "xtop_k=1"
     # nested configs are flattened to their flags
     assert flag_names("lstm_units must be positive", TrainConfig) == "--lstm-units must be positive"
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["generate", "x", "--bogus"], "nextword generate: error: unrecognized arguments: --bogus"),
+        (["suggest", "a", "b"], "nextword suggest: error: unrecognized arguments: b"),
+        (["corpus", "patentsview", "--bogus"], "nextword corpus patentsview: error: unrecognized arguments"),
+    ],
+)
+def test_unknown_arguments_get_the_subcommands_usage(capsys, argv, usage):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and usage in err
+    assert f"usage: nextword {argv[0]}" in err  # not the top level's "usage: nextword [-h] ..."
