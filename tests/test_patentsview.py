@@ -319,6 +319,16 @@ def test_an_existing_out_is_kept_unless_overwrite(tables, tmp_path, capsys):
     assert read_csv(out)[0][0] == "patent_abstract"
 
 
+def test_a_query_that_matches_nothing_is_warned_about(tables, tmp_path, caplog):
+    out = tmp_path / "corpus.csv"
+    with caplog.at_level(logging.WARNING):
+        summary = collect(
+            PatentsViewConfig(abstracts=str(tables["abstracts"]), query=("zzz qqq",), out=str(out))
+        )
+    assert summary.written == 0 and len(read_csv(out)) == 1  # the header alone
+    assert "no patent matched 'zzz qqq'" in caplog.text and "--query" in caplog.text
+
+
 def test_nothing_is_written_when_the_zip_is_damaged(tmp_path, monkeypatch):
     monkeypatch.setattr(stream, "CHUNK", 256)  # the header reads fine, the damage comes later
     rng = random.Random(0)

@@ -61,6 +61,13 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
     if summary.skipped:
         logger.warning("skipped %d malformed rows; the first: %s", summary.skipped, summary.skipped_rows[0])
     logger.info("wrote %d of %d matching patents to %s", summary.written, summary.matched, out)
+    if not summary.written:
+        logger.warning(
+            "no patent matched %s: %s holds only its header, and training on it would find no documents; "
+            "check the --query phrases (and --since)",
+            " or ".join(map(repr, config.query)),
+            out,
+        )
     return summary
 
 
