@@ -420,7 +420,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ModelFileError(f"{args.model} does not record its training split; use --split all")
     else:
         documents = _split_documents(rebuild_split(provenance, config), provenance, args.split)
-    result = evaluate(model, documents, cache=args.cache)
+    try:
+        result = evaluate(model, documents, cache=args.cache)
+    except ValueError as exc:
+        if str(exc) != "no documents to evaluate":
+            raise
+        split = "" if args.split == "all" else f" in the {args.split} split"
+        files = ", ".join(map(str, config.paths))
+        raise ValueError(f"no documents to evaluate{split}: {files} holds no non-empty document") from None
     cache = model.info.cache if args.cache is not False else None
     if args.json:
         summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}

@@ -342,6 +342,10 @@ def test_score_evaluate_and_info_take_the_model_as_generate_does(
     assert json.loads(second)["documents"] == 2
     code, _, err = run_cli(capsys, "evaluate")
     assert code == 2 and "no model given" in err
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n   \n")
+    code, _, err = run_cli(capsys, "evaluate", model_path, blank)
+    assert code == 2 and f"no documents to evaluate: {blank} holds no non-empty document" in err
     _, first, _ = run_cli(capsys, "info", model_path, "--json")
     code, second, _ = run_cli(capsys, "info", "--model", model_path, "--json")
     assert code == 0 and json.loads(first) == json.loads(second)
