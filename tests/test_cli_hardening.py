@@ -311,6 +311,43 @@ def test_train_on_a_read_only_filesystem(capsys, corpus_files, tmp_path, monkeyp
     assert line.endswith("Read-only file system") and str(target) in line
 
 
+@pytest.mark.parametrize("seed", ["4294967296", "-1"])
+def test_train_with_a_seed_out_of_range_names_the_flag_and_writes_nothing(
+    capsys, corpus_files, tmp_path, seed
+):
+    out = tmp_path / "run"
+    line = one_line_error(capsys, "train", corpus_files["csv"], "--out", out, "--seed", seed)
+    assert line.endswith(f"--seed must be in 0..4294967295, got {seed}"), line
+    assert not out.exists()
+
+
+def test_train_resume_of_what_is_not_a_run_says_what_it_is(capsys, tmp_path):
+    (tmp_path / "afile").write_text("notes")
+    (tmp_path / "unrelated").mkdir()
+    (tmp_path / "unrelated" / "notes.txt").write_text("precious")
+    expected = {
+        "nope": "does not exist",
+        "afile": "is a file, not a run folder",
+        "unrelated": "is not a nextword run folder (no .nextword-run marker)",
+    }
+    for name, said in expected.items():
+        line = one_line_error(capsys, "train", "--resume", tmp_path / name)
+        assert f"{tmp_path / name} {said}" in line, line
+        assert "give the run folder that `nextword train --out` made" in line
+        assert "checkpoint" not in line
+    assert not (tmp_path / "nope").exists() and (tmp_path / "afile").read_text() == "notes"
+    assert [p.name for p in (tmp_path / "unrelated").iterdir()] == ["notes.txt"]
+
+
+def test_train_resume_of_a_truncated_checkpoint(capsys, run_dir, tmp_path):
+    run = _run_copy(run_dir, tmp_path)
+    checkpoint = run / "checkpoint.keras"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:2000])
+    line = one_line_error(capsys, "train", "--resume", run, "--epochs", 13)
+    assert f"{checkpoint} is damaged (not a readable .keras zip file" in line, line
+    assert "--overwrite" in line and "File not found" not in line
+
+
 # --------------------------------------------------------------------------- the default-model cache
 
 

@@ -270,6 +270,7 @@ def test_without_a_development_part_the_validation_loss_chooses(tmp_path, tiny_c
 
 
 def test_resume_needs_a_checkpoint(tmp_path):
+    RunDir(tmp_path).mark()  # a run that stopped before it wrote anything else
     with pytest.raises(FileNotFoundError, match=r"no checkpoint\.keras"):
         resume(tmp_path)
 

@@ -23,6 +23,7 @@ __all__ = [
     "DISTRIBUTE_MODES",
     "LR_SCALINGS",
     "LR_SCHEDULES",
+    "MAX_SEED",
     "CorpusConfig",
     "ModelConfig",
     "TrainConfig",
@@ -33,6 +34,7 @@ DISTRIBUTE_MODES = ("none", "mirrored", "multi-worker")
 LR_SCALINGS = ("sqrt", "linear", "none")
 AUTO_STEPS = 1000  # optimizer steps that epochs=None plans at least...
 AUTO_EPOCHS = (10, 200)  # ...in this many epochs at least and at most
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (keras.utils.set_random_seed) takes 0..2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,9 @@ class TrainConfig:
             "validation loss then chooses the epoch, and the model file has no cache)"
         },
     )
-    seed: int = field(default=0, metadata={"help": "seed of weight initialization and window shuffling"})
+    seed: int = field(
+        default=0, metadata={"help": "seed of weight initialization and window shuffling, 0..4294967295"}
+    )
     max_minutes: float | None = field(
         default=None,
         metadata={
@@ -192,6 +196,8 @@ class TrainConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be in 0..{MAX_SEED}, got {self.seed!r}")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
             raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
         for name in ("learning_rate", "clipnorm", "peer_timeout"):

@@ -13,6 +13,8 @@ A run folder holds::
     train.ids        the training documents encoded: ``<eod> doc <eod> ... <eod>``, raw little-endian
                      int32 ids (4 bytes a word); the training windows are read from it
     val.ids          the validation documents, the same way
+    dev.ids          the development part: training documents held out of training, the same way
+                     (config.json's ``data`` records the words of each id file: ids minus one)
     .nextword-run    the marker that says "nextword wrote this folder": ``--overwrite`` replaces only
                      folders that carry it, and removes only the files listed here
 
@@ -27,15 +29,17 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from nextword.corpus.encode import STREAM_DTYPE
 from nextword.corpus.files import atomic_path
 
 from .config import TrainConfig
 
 __all__ = [
+    "ID_FILE_COUNTS",
     "RUN_MARKER",
     "RUN_ONLY_KEYS",
     "RunBusyError",
@@ -97,6 +101,16 @@ RUN_FILES = (
     "val.ids",
     "dev.ids",
 )
+# The keys of config.json's ``data`` that describe the id files' contents; written again whenever the
+# files are.
+ID_FILE_COUNTS = (
+    "train_documents",
+    "train_words",
+    "val_documents",
+    "val_words",
+    "dev_documents",
+    "dev_words",
+)
 _TEMPORARY = re.compile(r"\..+\.tmp.*")  # what atomic_path leaves behind when a process is killed
 
 
@@ -104,7 +118,8 @@ logger = logging.getLogger(__name__)
 
 
 class NotARunError(FileExistsError):
-    """A folder is not a nextword run folder, so nextword will not delete anything in it."""
+    """A folder is not a nextword run folder, so nextword will neither delete anything in it nor resume
+    it."""
 
 
 class RunBusyError(FileExistsError):
@@ -241,6 +256,38 @@ class RunDir:
         if missing:
             raise FileNotFoundError(
                 f"run folder {self.root} lacks {missing}: it is not a finished nextword training run"
+            )
+
+    def check_id_files(self, data: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming the file and the fix if an id file that exists does not hold the
+        words that ``data`` (config.json's ``data``) records for it: ``train.ids`` must be
+        ``train_words + 1`` ids long, ``val.ids`` and ``dev.ids`` likewise.
+
+        A truncated file that still starts and ends with ``<eod>`` reads as a valid, shorter stream;
+        only its length against the record tells it apart. Files the record has no count for (a run
+        of an older nextword), and missing files (``--resume`` writes them again), are not checked.
+        """
+        for path, key in (
+            (self.train_ids, "train_words"),
+            (self.val_ids, "val_words"),
+            (self.dev_ids, "dev_words"),
+        ):
+            recorded = data.get(key)
+            if isinstance(recorded, bool) or not isinstance(recorded, int) or not path.is_file():
+                continue
+            size, width = path.stat().st_size, STREAM_DTYPE.itemsize
+            if size == (recorded + 1) * width:
+                continue
+            if size % width or size < width:
+                found = f"is {size} bytes (not whole {width}-byte ids)"
+            else:
+                words = size // width - 1
+                found = f"holds {words} word{'' if words == 1 else 's'}"
+            raise ValueError(
+                f"{path} {found}, but the run recorded {recorded} ({self.config.name}, data.{key}): the "
+                f"file is truncated or damaged; delete {path} and resume the run (`nextword train "
+                f"--resume {self.root}`): a missing id file is encoded again from the corpus files that "
+                f"{self.config.name} names"
             )
 
     def read_config(self) -> tuple[TrainConfig, dict[str, Any]]:

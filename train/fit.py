@@ -98,6 +98,8 @@ def fit_session(
 ) -> SessionResult:
     """Train ``config.epochs`` epochs at most (fewer if ``history`` holds some) on ``run``'s id files."""
     batch = global_batch(config, stored, workers.replicas)
+    data = stored.get("data")
+    run.check_id_files(data if isinstance(data, dict) else {})  # what the run recorded of its id files
     record = os.environ.get(RECORD_WINDOWS_ENV)
     windows = DiskWindows(run.train_ids, config.seq_len, batch, shuffle=True, seed=config.seed, record=record)
     val_windows = DiskWindows(run.val_ids, config.seq_len, batch, shuffle=False)

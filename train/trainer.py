@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import platform
+import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,15 @@ from .data import token_counts
 from .dev import hold_out_dev
 from .distribute import Workers, start_workers, worker_scratch
 from .embeddings import load_glove
-from .files import RunDir, atomic_write_json, atomic_write_text, read_json
+from .files import (
+    ID_FILE_COUNTS,
+    RUN_MARKER,
+    NotARunError,
+    RunDir,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+)
 from .fit import SESSION_FIELDS, Start, fit_session
 from .recorder import RunRecorder, best_index, metrics_document
 
@@ -160,12 +170,17 @@ def resume(
     stored. The learning-rate schedule continues as it was built when the run started. A checkpoint
     taken within an epoch resumes that epoch at its step. Files left half-done by a killed session are
     mended first (see :func:`_reconcile`). In a multi-worker session, the workers other than the chief
-    read only the folder's ``config.json`` and train from their own copy of the corpus. Raises
-    :class:`~nextword.train.files.RunBusyError` while another process trains in the folder.
+    read only the folder's ``config.json`` and train from their own copy of the corpus.
+
+    Refuses, before anything is written: a ``run_dir`` that does not exist (``FileNotFoundError``),
+    is a file (``NotADirectoryError``) or is not a run folder
+    (:class:`~nextword.train.files.NotARunError`); a run without a checkpoint (``FileNotFoundError``);
+    a damaged checkpoint, or an id file whose length differs from what the run recorded
+    (``ValueError``, naming the file and the fix); and, with
+    :class:`~nextword.train.files.RunBusyError`, a folder another process trains in.
     """
     run = RunDir(run_dir)
-    if not run.checkpoint.is_file() and not run.config.is_file():
-        raise FileNotFoundError(_no_checkpoint(run))
+    _check_resumable(run)
     config, stored = run.read_config()
     config = replace(config, out=str(run.root))
     if "dev_fraction" not in stored:  # a run from before development parts trained on all its documents
@@ -190,6 +205,23 @@ def resume(
         return _resume(run, config, stored, workers)
 
 
+def _check_resumable(run: RunDir) -> None:
+    """Refuse a ``--resume`` path that is not a run folder, each case with its own message.
+
+    A folder counts as a run when it carries the marker, or holds a ``config.json`` (a run from before
+    markers existed; or, on a worker of a multi-worker run, a copy of the chief's, all it reads)."""
+    give = "give the run folder that `nextword train --out` made"
+    if not run.root.exists():
+        raise FileNotFoundError(f"{run.root} does not exist; {give}")
+    if not run.root.is_dir():
+        what = "a file" if run.root.is_file() else "not a folder"
+        raise NotADirectoryError(f"{run.root} is {what}, not a run folder; {give}")
+    if not run.marker.is_file() and not run.config.is_file():
+        raise NotARunError(f"{run.root} is not a nextword run folder (no {RUN_MARKER} marker); {give}")
+    if not run.checkpoint.is_file() and not run.config.is_file():
+        raise FileNotFoundError(_no_checkpoint(run))
+
+
 def _no_checkpoint(run: RunDir) -> str:
     return (
         f"{run.root} has no checkpoint.keras to resume from (the run stopped before its first "
@@ -199,18 +231,49 @@ def _no_checkpoint(run: RunDir) -> str:
 
 def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: Workers) -> TrainResult:
     """Continue the run in ``run`` from its checkpoint (the chief's side of :func:`resume`)."""
+    data = _recorded_data(stored)
+    run.check_id_files(data)  # before anything is written: a damaged file is named, never trained on
+    saved = _load_checkpoint(run)  # no strategy: fit_session copies it into one
     _remove_stale_temporaries(run)
     run.mark()  # a run from before markers existed gains one: --overwrite may then replace it
     encoded = run.train_ids.is_file() and run.val_ids.is_file()
     if not encoded or (config.dev_fraction and not run.dev_ids.is_file()):
-        _encode_again(run, config, stored.get("data", {}))
-    saved = keras.saving.load_model(run.checkpoint)  # no strategy: fit_session copies it into one
+        counts = _encode_again(run, config, data)
+        stored = {**stored, "data": {**data, **counts}}  # what the new files hold, for later checks
+        atomic_write_json(run.config, stored)
     vocab_size = len(Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8")))
     recorder = RunRecorder(run, config, [], vocab_size, writes=True)
     history = _reconcile(run, saved, read_json(run.metrics).get("epochs", []), recorder)
     planned = f" of {config.epochs}" if config.epochs is not None else ""  # else: fit_session plans them
     logger.info("resuming %s after epoch %d%s", run.root, len(history), planned)
     return _fit(run, config, workers, vocab_size, history, Start(saved=saved), stored)
+
+
+def _recorded_data(stored: dict[str, Any]) -> dict[str, Any]:
+    """config.json's ``data``: what the run recorded of its corpus and id files (empty if absent)."""
+    data = stored.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _load_checkpoint(run: RunDir) -> keras.Model:
+    """The run's ``checkpoint.keras`` with its optimizer state; ``ValueError`` naming the file and the
+    fix when it is damaged (a kill cannot leave it so, as it is written atomically, but a full disk
+    when copying the folder, or an edit, can)."""
+    path = run.checkpoint
+
+    def damaged(why: str) -> ValueError:
+        return ValueError(
+            f"{path} is damaged (not a readable .keras zip file: {why}); restore it from a copy of the "
+            "run folder, or start the run again with --overwrite"
+        )
+
+    if not zipfile.is_zipfile(path):
+        raise damaged("truncated or overwritten")
+    try:
+        return keras.saving.load_model(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise damaged(f"{type(exc).__name__}: {reason}") from None
 
 
 def _same_run(run: RunDir, config: TrainConfig) -> bool:
@@ -251,8 +314,10 @@ def _fit(
     )
 
 
-def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> None:
-    """Write ``train.ids``/``val.ids`` of a run folder that lacks them, with the run's own tokenizer."""
+def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dict[str, Any]:
+    """Write ``train.ids``/``val.ids`` (and ``dev.ids``) of a run folder that lacks them, with the run's
+    own tokenizer; returns their counts (:data:`~nextword.train.files.ID_FILE_COUNTS`), which differ
+    from ``data``'s when the corpus files changed since the run started."""
     corpus = config.corpus
     logger.info("%s has no train.ids/val.ids: encoding the corpus %s again", run.root, list(corpus.paths))
     tokenizer = Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8"))
@@ -264,9 +329,10 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> Non
             split.counts.documents,
             data["documents"],
         )
-    encode_corpus(split, tokenizer, run.train_ids, run.val_ids)
+    counts = encode_corpus(split, tokenizer, run.train_ids, run.val_ids).facts()
     if config.dev_fraction:
-        hold_out_dev(run, config, tokenizer.eod_id)
+        counts |= hold_out_dev(run, config, tokenizer.eod_id)
+    return {k: v for k, v in counts.items() if k in ID_FILE_COUNTS}
 
 
 def _remove_stale_temporaries(run: RunDir) -> None:

@@ -1,0 +1,234 @@
+"""Training refuses bad input early and clearly: the seed's range, damaged word-vector files, run
+folders whose id files or checkpoint are damaged, and --resume of a path that is not a run."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+
+from nextword.runtime import Tokenizer, TokenizerConfig
+from nextword.train import TrainConfig, resume, train
+from nextword.train.embeddings import EmbeddingsError, load_glove
+from nextword.train.files import NotARunError
+
+pytestmark = pytest.mark.slow
+
+
+def _copy(run_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    return out
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+# --------------------------------------------------------------------------- the seed
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**40, True, 1.5])
+def test_a_seed_outside_numpys_range_is_refused_by_the_config(seed):
+    with pytest.raises(ValueError, match=r"^seed must be in 0\.\.4294967295, got "):
+        TrainConfig(seed=seed)
+
+
+def test_the_seeds_whole_range_is_accepted():
+    assert TrainConfig(seed=0).seed == 0 and TrainConfig(seed=2**32 - 1).seed == 2**32 - 1
+
+
+# --------------------------------------------------------------------------- word-vector files
+
+
+@pytest.fixture(scope="module")
+def small_tokenizer() -> Tokenizer:
+    return Tokenizer.from_counts({"the": 5, "network": 3, "weights": 2}, TokenizerConfig(min_count=1))
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("the nan inf 0.3", "nan"),
+        ("the 0.1 1e999 0.3", "inf"),
+        ("the 0.1 -inf 0.3", "-inf"),
+        ("the 0.1 1e39 0.3", "inf"),  # finite as a float64, too large for float32
+    ],
+)
+def test_vectors_that_are_not_finite_are_refused_naming_the_file_and_line(
+    tmp_path, small_tokenizer, line, shown
+):
+    glove = tmp_path / "glove.txt"
+    glove.write_text(f"network 0.1 0.2 0.3\n{line}\n")
+    with pytest.raises(EmbeddingsError) as caught:
+        load_glove(glove, small_tokenizer, 3)
+    message = str(caught.value)
+    assert message.startswith(f"{glove}, line 2: ") and "'the'" in message
+    assert f"holds {shown}" in message and "finite" in message
+
+
+def test_a_ragged_file_is_called_damaged_not_of_another_dimension(tmp_path, small_tokenizer):
+    glove = tmp_path / "glove.txt"
+    glove.write_text("the 0.1 0.2 0.3\nnetwork 0.1 0.2\n")
+    for dim in (3, 16):  # whether or not the first line fits the model
+        with pytest.raises(EmbeddingsError) as caught:
+            load_glove(glove, small_tokenizer, dim)
+        message = str(caught.value)
+        assert "line 1 has 3 values, line 2 has 2" in message, message
+        assert "damaged or not a word-vector text file" in message
+        assert "--embedding-dim" not in message
+
+
+def test_a_file_of_another_dimension_still_gets_the_embedding_dim_advice(tmp_path, small_tokenizer):
+    glove = tmp_path / "glove.txt"
+    glove.write_text("400 2\nthe 0.1 0.2\nnetwork 0.1 0.2\n")  # a word2vec-style header first
+    with pytest.raises(EmbeddingsError, match=r"line 2: vectors have 2 dimensions .*--embedding-dim 2$"):
+        load_glove(glove, small_tokenizer, 3)
+    matrix, missing = load_glove(glove, small_tokenizer, 2)
+    assert matrix.shape == (len(small_tokenizer), 2) and missing == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b"\x08\x07\x12\x07tf2onnx\x1a\x051.16.1\x00\x00 graph \x01\x02" * 20, "binary"),
+        (b"\x1f\x8b\x08\x00" + bytes(range(256)), "gzip"),
+        (b"PK\x03\x04\x14\x00\x00\x00" + bytes(range(256)), "zip archive"),
+    ],
+)
+def test_a_binary_file_is_refused_as_not_a_text_word_vector_file(tmp_path, small_tokenizer, data, said):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(data)
+    with pytest.raises(EmbeddingsError) as caught:
+        load_glove(path, small_tokenizer, 3)
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not a text word-vector file") and said in message, message
+    assert f"{path}, line" not in message  # the file as a whole, not one of its "lines"
+
+
+def test_bad_vectors_fail_training_before_any_file_is_written(tmp_path, tiny_config):
+    glove = tmp_path / "glove.txt"
+    glove.write_text("the " + " ".join(["nan"] * 16) + "\n")
+    out = tmp_path / "runs" / "run"
+    with pytest.raises(EmbeddingsError, match="line 1: the vector of 'the' holds nan"):
+        train(replace(tiny_config, out=str(out), embeddings=str(glove)))
+    assert not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------------------- the run's id files
+
+
+def _cut_after_documents(path: Path, documents: int) -> int:
+    """Keep the first ``documents`` documents of an id file (a valid, shorter stream); its new words."""
+    ids = np.fromfile(path, dtype=np.int32)
+    eods = np.flatnonzero(ids == ids[0])
+    ids[: eods[documents] + 1].tofile(path)
+    return int(eods[documents])
+
+
+@pytest.mark.parametrize("name", ["train.ids", "val.ids", "dev.ids"])
+def test_resume_refuses_an_id_file_shorter_than_the_run_recorded(run_dir, tmp_path, name):
+    run = _copy(run_dir, tmp_path)
+    recorded = json.loads((run / "config.json").read_text())["data"][name.replace(".ids", "_words")]
+    words = _cut_after_documents(run / name, 1)
+    before = _contents(run)
+    with pytest.raises(ValueError) as caught:
+        resume(run, epochs=13)
+    message = str(caught.value)
+    assert message.startswith(f"{run / name} holds {words} words, but the run recorded {recorded}"), message
+    assert f"delete {run / name}" in message and "--resume" in message
+    assert _contents(run) == before  # nothing written, nothing trained
+
+
+def test_an_id_file_deleted_as_the_refusal_says_is_written_again(run_dir, tmp_path):
+    run = _copy(run_dir, tmp_path)
+    original = {name: (run / name).read_bytes() for name in ("train.ids", "val.ids", "dev.ids")}
+    _cut_after_documents(run / "train.ids", 2)
+    with pytest.raises(ValueError, match="delete"):
+        resume(run, epochs=13)
+    (run / "train.ids").unlink()
+    assert resume(run, epochs=13).epochs == 13
+    assert {name: (run / name).read_bytes() for name in original} == original
+
+
+def test_id_files_encoded_again_record_their_counts(tmp_path, tiny_config):
+    """A run encoded again from a corpus that changed records what its new files hold, so the next
+    resume checks them against that rather than refusing them."""
+    corpus = tmp_path / "corpus.csv"
+    shutil.copy(tiny_config.corpus.paths[0], corpus)
+    out = tmp_path / "run"
+    config = replace(
+        tiny_config, out=str(out), epochs=1, corpus=replace(tiny_config.corpus, paths=(str(corpus),))
+    )
+    train(config)
+    lines = corpus.read_text().splitlines(keepends=True)
+    corpus.write_text("".join(lines[: len(lines) // 2]))  # half the documents are gone
+    for name in ("train.ids", "val.ids", "dev.ids"):
+        (out / name).unlink()
+    assert resume(out, epochs=2).epochs == 2
+    data = json.loads((out / "config.json").read_text())["data"]
+    for name in ("train", "val", "dev"):
+        assert (out / f"{name}.ids").stat().st_size == 4 * (data[f"{name}_words"] + 1)
+    assert resume(out, epochs=3).epochs == 3
+
+
+# --------------------------------------------------------------------------- --resume of a path
+
+
+def test_resume_of_a_missing_folder(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"does not exist; give the run folder that `nextword train --out`"
+    ):
+        resume(tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_resume_of_a_file(tmp_path):
+    path = tmp_path / "afile"
+    path.write_text("notes")
+    with pytest.raises(NotADirectoryError, match=r"is a file, not a run folder; give the run folder"):
+        resume(path)
+    assert path.read_text() == "notes"
+
+
+@pytest.mark.parametrize("contents", [{}, {"notes.txt": "precious"}])
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path, contents):
+    folder = tmp_path / "unrelated"
+    folder.mkdir()
+    for name, text in contents.items():
+        (folder / name).write_text(text)
+    with pytest.raises(NotARunError, match=r"is not a nextword run folder \(no \.nextword-run marker\)"):
+        resume(folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(contents)
+
+
+def test_resume_of_a_run_that_stopped_before_its_first_checkpoint(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".nextword-run").write_text('{"nextword_run": 1}\n')
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint\.keras to resume from .*--overwrite"):
+        resume(folder)
+
+
+# --------------------------------------------------------------------------- a damaged checkpoint
+
+
+@pytest.mark.parametrize("size", [0, 2000, -100])
+def test_resume_refuses_a_truncated_checkpoint_before_writing_anything(run_dir, tmp_path, size):
+    run = _copy(run_dir, tmp_path)
+    data = (run / "checkpoint.keras").read_bytes()
+    (run / "checkpoint.keras").write_bytes(data[:size])
+    (run / "train.ids").unlink()  # would be encoded again: not before the checkpoint is known good
+    before = _contents(run)
+    with pytest.raises(ValueError) as caught:
+        resume(run, epochs=13)
+    message = str(caught.value)
+    assert message.startswith(f"{run / 'checkpoint.keras'} is damaged (not a readable .keras zip file"), (
+        message
+    )
+    assert "--overwrite" in message and "restore" in message
+    assert _contents(run) == before
