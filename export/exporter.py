@@ -81,6 +81,8 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     run = RunDir(config.run_dir)
     run.require_trained()
     train_config, stored, tokenizer, metrics, prompts = _read_run(run)
+    data = stored.get("data")
+    run.check_id_files(data if isinstance(data, dict) else {})  # dev.ids and val.ids are read after parity
     trained = _load_keras(run.model)
 
     proto = convert(trained, train_config.model, len(tokenizer), config.opset)

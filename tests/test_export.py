@@ -138,6 +138,19 @@ def test_export_replaces_a_model_file_and_nothing_else(run_dir, corpus_files, tm
     )  # an earlier export
 
 
+def test_a_truncated_id_file_is_named_before_any_work(run_dir, tmp_path, monkeypatch):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    ids = (run / "dev.ids").read_bytes()
+    (run / "dev.ids").write_bytes(ids[:8])  # two ids: a stream that still parses
+    monkeypatch.setattr(exporter, "convert", None)  # any work past the check would fail on this
+    with pytest.raises(ValueError, match=r"dev\.ids holds 1 word, but the run recorded .*delete"):
+        export(ExportConfig(run_dir=str(run), out=str(tmp_path / "m.onnx")))
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_an_out_that_cannot_be_written_is_refused_before_any_work(run_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(exporter, "RunDir", None)  # any work past the check would fail on this
     (tmp_path / "afile").write_text("x")
