@@ -8,35 +8,27 @@ calls one API function and prints its result. Training and export load TensorFlo
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import shlex
-import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
-from nextword.corpus.dev import dev_mask
+from nextword.corpus import CorpusConfig
 from nextword.export import ExportConfig
 from nextword.runtime import (
     GenerationConfig,
-    ModelFileError,
-    NextWordModel,
     __version__,
-    default_model,
-    evaluate,
-    load,
 )
 from nextword.train import MissingExtraError, TrainConfig
 
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, json_text, safe
-from .info import SELECTED_BY, cache_text, show_info
+from .info import SELECTED_BY, show_info
 from .quiet import import_tensorflow_quietly
+from .scoring import cached_model, evaluate_command, score_command
 from .serve import add_serve_parser
 
 __all__ = ["build_parser", "main"]
@@ -110,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
-    p.set_defaults(handler=_score)
+    p.set_defaults(handler=score_command)
 
     p = commands.add_parser("evaluate", help="per-word perplexity and next-word accuracy on a corpus")
     p.add_argument(
@@ -129,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=_evaluate)
+    p.set_defaults(handler=evaluate_command)
 
     p = commands.add_parser("info", help="what a model file holds: provenance, layers, metrics, parity")
     p.add_argument("model", nargs="?", help=MODEL_HELP)
@@ -276,20 +268,8 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cached_model(path: str | None, cache: bool | None) -> NextWordModel:
-    """The model of ``--model`` (or the default one), refused where ``--cache`` asks for a cache that
-    its file does not hold: the flag is named, not the API's ``cache=True``."""
-    model = default_model(path)
-    if cache and model.cache_settings is None:
-        raise ValueError(
-            f"--cache: {Path(model.source).name} has no continuous-cache settings (export tunes them on "
-            "the run's development documents); drop --cache"
-        )
-    return model
-
-
 def _generate(args: argparse.Namespace) -> int:
-    model = _cached_model(args.model, getattr(args, "cache", None))
+    model = cached_model(args.model, getattr(args, "cache", None))
     config = config_from_args(model.info.generation, vars(args))
     if args.stream:
         if len(args.prompts) != 1:
@@ -318,7 +298,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    model = _cached_model(args.model, args.cache)
+    model = cached_model(args.model, args.cache)
     if not 1 <= args.k <= model.vocab_size:
         raise ValueError(f"-k must be in 1..{model.vocab_size} (the model's vocabulary), got {args.k}")
     suggestions = model.next_words(args.prompt, k=args.k, cache=args.cache)
@@ -328,135 +308,6 @@ def _suggest(args: argparse.Namespace) -> int:
         for word, probability in suggestions:
             print(f"{safe(word)}\t{probability:.4f}")
     return 0
-
-
-def _score(args: argparse.Namespace) -> int:
-    model, text = _score_arguments(args)
-    result = _cached_model(model, args.cache).score(
-        text if args.file is None else _read_text_file(args.file), cache=args.cache
-    )
-    if args.json:
-        print(json_text(dataclasses.asdict(result)))
-        return 0
-    print(f"words              {len(result.words)}")
-    print(f"total log-prob     {result.total_logprob:.3f}")
-    print(f"perplexity         {result.perplexity:.2f}")
-    print(f"unknown words      {sum(w.unknown for w in result.words)}")
-    return 0
-
-
-def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """The model (``None``: the default one) and the text of ``nextword score``, from ``MODEL TEXT``,
-    ``TEXT --model MODEL``, ``MODEL --file F``, ``--file F --model MODEL``, ``TEXT`` or ``--file F``."""
-    given = [a for a in (args.model, args.text) if a is not None]
-    reads_file = args.file is not None
-    if args.model_option is not None:
-        if len(given) + reads_file != 1:
-            raise ValueError(
-                "with --model, give the text to score or --file, one of them: "
-                "nextword score TEXT --model MODEL.onnx"
-            )
-        return args.model_option, None if reads_file else given[0]
-    if reads_file:
-        if len(given) > 1:
-            raise ValueError("--file reads the text to score: give the model before it, and no text")
-        return (given[0] if given else None), None
-    if len(given) == 2:
-        return given[0], given[1]
-    if not given:
-        raise ValueError("no text to score: nextword score [MODEL.onnx] TEXT, or --file F")
-    lone = given[0]
-    if lone.lower().endswith(".onnx") and (Path(lone).is_file() or not any(c.isspace() for c in lone)):
-        raise ValueError(f"{lone} names a model file: give the text to score after it, or --file F")
-    return None, given[0]
-
-
-def _read_text_file(path: str) -> str:
-    """A regular file's text, or standard input's for ``-``; a folder, FIFO or device named as a file
-    is refused before it is opened (a FIFO would block, /dev/zero would never end)."""
-    if path == "-":  # asked for by name: read to its end, as cat does
-        data = sys.stdin.buffer.read()
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"standard input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{path} is not a regular file (a folder, pipe or device); pass a text file")
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    if args.model_option is not None:  # then every positional is a corpus file
-        if args.model is not None:
-            args.paths = [args.model, *getattr(args, "paths", ())]
-        args.model = args.model_option
-    if args.model is None:
-        raise ValueError("no model given: nextword evaluate MODEL.onnx CORPUS... (or --model MODEL.onnx)")
-    model = load(args.model)
-    provenance = model.info.provenance
-    recorded = CorpusConfig()  # read the files as the model's were read, unless the options say otherwise
-    if provenance is not None:
-        recorded = CorpusConfig(
-            format=provenance.corpus_format,
-            text_column=provenance.text_column,
-            json_field=provenance.json_field,
-        )
-    config = config_from_args(recorded, vars(args))
-    if not config.paths:
-        raise ValueError("no corpus files given: nextword evaluate MODEL.onnx CORPUS...")
-    # Streamed: one document in memory at a time, whatever the corpus size.
-    if args.split == "all":
-        documents = read_corpus(config)
-    elif provenance is None or provenance.split is None:
-        raise ModelFileError(f"{args.model} does not record its training split; use --split all")
-    else:
-        documents = _split_documents(rebuild_split(provenance, config), provenance, args.split)
-    try:
-        result = evaluate(model, documents, cache=args.cache)
-    except ValueError as exc:
-        if str(exc) != "no documents to evaluate":
-            raise
-        split = "" if args.split == "all" else f" in the {args.split} split"
-        files = ", ".join(map(str, config.paths))
-        raise ValueError(f"no documents to evaluate{split}: {files} holds no non-empty document") from None
-    cache = model.info.cache if args.cache is not False else None
-    if args.json:
-        summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
-        print(json_text({**summary, **result.to_dict()}))
-    else:
-        print(f"cache          {cache_text(cache)}")
-        print(f"documents      {result.documents}")
-        print(f"words          {result.words}")
-        print(f"perplexity     {result.perplexity:.2f}")
-        print(f"accuracy       {result.accuracy:.2%}")
-        print(f"top-5 accuracy {result.top5_accuracy:.2%}")
-        print(f"unknown words  {result.unknown_rate:.2%}")
-    return 0
-
-
-def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterator[str]:
-    """The documents of one part of a model's split, read from the files: ``val``, ``train`` (the
-    documents it trained on) or ``dev`` (training documents held out of training to tune its cache)."""
-    dev_documents = provenance.data.dev_documents or 0
-    is_dev = dev_mask(split.counts.train_documents or 0, dev_documents, provenance.split.seed)
-    index = 0
-    for is_val, document in split.read():
-        if is_val:
-            if part == "val":
-                yield document
-            continue
-        if part == ("dev" if is_dev[index] else "train"):
-            yield document
-        index += 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+"""``nextword score`` and ``nextword evaluate``: which model and text or corpus the arguments name, and
+the figures printed; and the model a command asks for, checked against its ``--cache``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
+from nextword.corpus.dev import dev_mask
+from nextword.runtime import ModelFileError, NextWordModel, default_model, evaluate, load
+
+from .args import config_from_args
+from .display import json_text
+from .info import cache_text
+
+__all__ = ["cached_model", "evaluate_command", "score_command"]
+
+
+def cached_model(path: str | None, cache: bool | None) -> NextWordModel:
+    """The model of ``--model`` (or the default one), refused where ``--cache`` asks for a cache that
+    its file does not hold: the flag is named, not the API's ``cache=True``."""
+    model = default_model(path)
+    if cache and model.cache_settings is None:
+        raise ValueError(
+            f"--cache: {Path(model.source).name} has no continuous-cache settings (export tunes them on "
+            "the run's development documents); drop --cache"
+        )
+    return model
+
+
+def score_command(args: argparse.Namespace) -> int:
+    model, text = _score_arguments(args)
+    result = cached_model(model, args.cache).score(
+        text if args.file is None else _read_text_file(args.file), cache=args.cache
+    )
+    if args.json:
+        print(json_text(dataclasses.asdict(result)))
+        return 0
+    print(f"words              {len(result.words)}")
+    print(f"total log-prob     {result.total_logprob:.3f}")
+    print(f"perplexity         {result.perplexity:.2f}")
+    print(f"unknown words      {sum(w.unknown for w in result.words)}")
+    return 0
+
+
+def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The model (``None``: the default one) and the text of ``nextword score``, from ``MODEL TEXT``,
+    ``TEXT --model MODEL``, ``MODEL --file F``, ``--file F --model MODEL``, ``TEXT`` or ``--file F``."""
+    given = [a for a in (args.model, args.text) if a is not None]
+    reads_file = args.file is not None
+    if args.model_option is not None:
+        if len(given) + reads_file != 1:
+            raise ValueError(
+                "with --model, give the text to score or --file, one of them: "
+                "nextword score TEXT --model MODEL.onnx"
+            )
+        return args.model_option, None if reads_file else given[0]
+    if reads_file:
+        if len(given) > 1:
+            raise ValueError("--file reads the text to score: give the model before it, and no text")
+        return (given[0] if given else None), None
+    if len(given) == 2:
+        return given[0], given[1]
+    if not given:
+        raise ValueError("no text to score: nextword score [MODEL.onnx] TEXT, or --file F")
+    lone = given[0]
+    if lone.lower().endswith(".onnx") and (Path(lone).is_file() or not any(c.isspace() for c in lone)):
+        raise ValueError(f"{lone} names a model file: give the text to score after it, or --file F")
+    return None, given[0]
+
+
+def _read_text_file(path: str) -> str:
+    """A regular file's text, or standard input's for ``-``; a folder, FIFO or device named as a file
+    is refused before it is opened (a FIFO would block, /dev/zero would never end)."""
+    if path == "-":  # asked for by name: read to its end, as cat does
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"standard input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file (a folder, pipe or device); pass a text file")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    if args.model_option is not None:  # then every positional is a corpus file
+        if args.model is not None:
+            args.paths = [args.model, *getattr(args, "paths", ())]
+        args.model = args.model_option
+    if args.model is None:
+        raise ValueError("no model given: nextword evaluate MODEL.onnx CORPUS... (or --model MODEL.onnx)")
+    model = load(args.model)
+    provenance = model.info.provenance
+    recorded = CorpusConfig()  # read the files as the model's were read, unless the options say otherwise
+    if provenance is not None:
+        recorded = CorpusConfig(
+            format=provenance.corpus_format,
+            text_column=provenance.text_column,
+            json_field=provenance.json_field,
+        )
+    config = config_from_args(recorded, vars(args))
+    if not config.paths:
+        raise ValueError("no corpus files given: nextword evaluate MODEL.onnx CORPUS...")
+    # Streamed: one document in memory at a time, whatever the corpus size.
+    if args.split == "all":
+        documents = read_corpus(config)
+    elif provenance is None or provenance.split is None:
+        raise ModelFileError(f"{args.model} does not record its training split; use --split all")
+    else:
+        documents = _split_documents(rebuild_split(provenance, config), provenance, args.split)
+    try:
+        result = evaluate(model, documents, cache=args.cache)
+    except ValueError as exc:
+        if str(exc) != "no documents to evaluate":
+            raise
+        split = "" if args.split == "all" else f" in the {args.split} split"
+        files = ", ".join(map(str, config.paths))
+        raise ValueError(f"no documents to evaluate{split}: {files} holds no non-empty document") from None
+    cache = model.info.cache if args.cache is not False else None
+    if args.json:
+        summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
+        print(json_text({**summary, **result.to_dict()}))
+    else:
+        print(f"cache          {cache_text(cache)}")
+        print(f"documents      {result.documents}")
+        print(f"words          {result.words}")
+        print(f"perplexity     {result.perplexity:.2f}")
+        print(f"accuracy       {result.accuracy:.2%}")
+        print(f"top-5 accuracy {result.top5_accuracy:.2%}")
+        print(f"unknown words  {result.unknown_rate:.2%}")
+    return 0
+
+
+def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterator[str]:
+    """The documents of one part of a model's split, read from the files: ``val``, ``train`` (the
+    documents it trained on) or ``dev`` (training documents held out of training to tune its cache)."""
+    dev_documents = provenance.data.dev_documents or 0
+    is_dev = dev_mask(split.counts.train_documents or 0, dev_documents, provenance.split.seed)
+    index = 0
+    for is_val, document in split.read():
+        if is_val:
+            if part == "val":
+                yield document
+            continue
+        if part == ("dev" if is_dev[index] else "train"):
+            yield document
+        index += 1
