@@ -66,6 +66,9 @@ def test_the_browser_generates_what_the_server_generates(browser_mode, model):
         assert generate(browser_mode, prompt, 20, 0, "") == want
     seeded = generate(browser_mode, "the system", 25, 0.9, "4")
     assert seeded == model.generate("the system", max_words=25, temperature=0.9, seed=4)
+    big = 12345678901234567890  # past 2^53: the page hands nextword-web the exact integer
+    seeded = generate(browser_mode, "the system", 15, 0.9, str(big))
+    assert seeded == model.generate("the system", max_words=15, temperature=0.9, seed=big)
     assert requests_to(browser_mode, "/v1/completions") == completions_before  # the server was not asked
     assert "words in" in browser_mode.find_element(By.ID, "status").text
 

@@ -98,6 +98,14 @@ def test_type_a_prompt_pick_a_suggestion_and_generate_word_by_word(page, model):
     assert prompt.get_attribute("value") == text + generated
 
 
+def test_a_seed_past_2_to_the_53_reaches_the_server_exactly(page, model):
+    from test_serve_browser_mode import generate
+
+    seed = 12345678901234567890  # a JavaScript number would round it to ...7168, JSON to ...7000
+    text = generate(page, "a neural network", 15, 1.0, str(seed))
+    assert text == model.generate("a neural network", max_words=15, temperature=1.0, seed=seed)
+
+
 def test_score_shades_each_word_by_its_probability(page, model):
     page.find_element(By.ID, "tab-score").click()
     box = page.find_element(By.ID, "score-text")
@@ -120,10 +128,14 @@ def test_score_shades_each_word_by_its_probability(page, model):
 
 def test_errors_show_on_the_page(page):
     page.find_element(By.ID, "tab-score").click()
+    page.find_element(By.ID, "score-text").send_keys("the network stores the weights")
+    page.find_element(By.ID, "score-button").click()
+    wait(page, lambda d: d.find_elements(By.CLASS_NAME, "scored-word"), "the text was never scored")
     page.find_element(By.ID, "score-text").clear()
     page.find_element(By.ID, "score-button").click()
     wait(page, lambda d: "error" in d.find_element(By.ID, "score-summary").text, "no error shown")
     assert "no words to score" in page.find_element(By.ID, "score-summary").text
+    assert not page.find_elements(By.CLASS_NAME, "scored-word")  # the last text's shading is gone
     # the only console error is the refused request itself
     assert all("400" in entry["message"] for entry in page.get_log("browser") if entry["level"] == "SEVERE")
 

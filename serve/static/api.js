@@ -13,15 +13,23 @@
 //   score(text)                               -> {perplexity, totalLogprob, words: [{word, text, logprob,
 //                                                probability, unknown}]}
 //
-// options: {maxWords, temperature, topK (0 = off), topP (1 = off), seed (null = random)}.
+// options: {maxWords, temperature, topK (0 = off), topP (1 = off), seed (null = random; a BigInt or a
+// number)}.
 
 export class ApiError extends Error {}
+
+// JSON.stringify refuses a BigInt (a seed past 2^53): it is written as the exact integer it is.
+const BIGINT_MARK = `bigint-${Math.random().toString(36).slice(2)}-`;
+export function jsonWithBigInts(value) {
+  const text = JSON.stringify(value, (_, v) => (typeof v === "bigint" ? BIGINT_MARK + v.toString() : v));
+  return text.replace(new RegExp(`"${BIGINT_MARK}(-?[0-9]+)"`, "g"), "$1");
+}
 
 async function postJSON(base, path, body, signal) {
   const response = await fetch(base + path, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
+    body: jsonWithBigInts(body),
     signal,
   });
   if (!response.ok) throw await apiError(response);

@@ -48,8 +48,16 @@ export function start(backend, doc = document) {
     maxWords: Number($("words").value),
     topK: Number($("top-k").value),
     topP: Number($("top-p").value),
-    seed: ui.seed.value === "" ? null : Number(ui.seed.value),
+    seed: seedOf(ui.seed.value),
   });
+
+  // A seed as typed: an integer stays exact whatever its size (a BigInt; Number() would round one past
+  // 2^53, so the server and the browser would each use another seed than the one shown), anything else
+  // goes as a number for the backend to refuse.
+  function seedOf(text) {
+    if (text === "") return null;
+    return /^[0-9]+$/.test(text) ? BigInt(text) : Number(text);
+  }
 
   // ------------------------------------------------------------------ model line
   backendNow
@@ -201,6 +209,7 @@ export function start(backend, doc = document) {
       scored.replaceChildren(...nodes);
       summary.textContent = `${result.words.length} words · perplexity ${result.perplexity.toFixed(1)} · total log-probability ${result.totalLogprob.toFixed(1)}`;
     } catch (error) {
+      scored.replaceChildren(); // the words shaded before belong to another text
       summary.textContent = `error: ${error.message}`;
       summary.classList.add("error");
     }

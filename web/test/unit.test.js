@@ -87,6 +87,29 @@ describe('load()', () => {
     assert.ok((await refusal(load(42))) instanceof TypeError);
   });
 
+  test('calls that overlap take turns and give what they give one at a time', async () => {
+    const own = await load(bytes); // overlapping calls once corrupted onnxruntime-web's memory
+    const calls = [
+      () => own.nextWords('a neural network is', 3),
+      () => own.generate('x', { seed: 1, maxWords: 5 }),
+      () => own.generate('the processor', { seed: 2, maxWords: 8 }),
+      () => own.score('a neural network is trained'),
+      () => own.generate('a neural network', { numBeams: 3, maxWords: 10 }),
+    ];
+    const alone = [];
+    for (const call of calls) alone.push(await call());
+    for (let round = 0; round < 2; round++) {
+      assert.deepEqual(await Promise.all(calls.map((call) => call())), alone);
+    }
+    const pending = own.generate('the network', { maxWords: 20, seed: 3 });
+    await own.release(); // after the session call under way; the rest of that generation is refused
+    assert.match((await refusal(pending)).message, /was released/);
+    const after = await refusal(own.generate('x', { maxWords: 2 }));
+    assert.ok(after instanceof NextwordError && !(after instanceof ModelFileError), String(after));
+    assert.match(after.message, /was released: load\(\) it again/);
+    await own.release(); // a second release does nothing
+  });
+
   test('this engine knows the Unicode version the tokenizer tables come from', () => {
     assert.ok(engineNormalizesThisVersion());
   });

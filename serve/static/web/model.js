@@ -63,10 +63,15 @@ export async function load(source, options = {}) {
   return model;
 }
 
-/** A loaded model. Create one with load(). Calls may overlap: a model holds no state between calls. */
+/**
+ * A loaded model. Create one with load(). Calls may overlap: a model holds no state between calls, and
+ * its session calls take turns (onnxruntime-web runs one at a time).
+ */
 export class NextWordModel {
   constructor(ort, session, info, source) {
     Object.assign(this, { ort, session, info, source });
+    this._turn = Promise.resolve(); // the last session call queued (runSession)
+    this._released = false;
     this.stateWidths = info.stateSizes.flatMap((units) => [units, units]); // h_0, c_0, h_1, c_1, ...
     this._stateInputs = stateInputNames(info.stateSizes.length);
     this._stateOutputs = stateOutputNames(info.stateSizes.length);
@@ -233,8 +238,14 @@ export class NextWordModel {
     return { totalLogprob: total, perplexity: mean < 709 ? Math.exp(mean) : Infinity, words };
   }
 
-  /** Release the onnxruntime session. */
+  /**
+   * Release the onnxruntime session once the session call under way has ended; every later session call
+   * (a generation in progress included) is refused with a NextwordError.
+   */
   async release() {
+    if (this._released) return;
+    this._released = true;
+    await this._turn;
     await this.session.release();
   }
 }
@@ -290,9 +301,19 @@ async function runSession(model, ids, state, logitsFrom) {
   feed[INPUT_IDS] = new Tensor('int64', flat, [batch, time]);
   if (model.info.hasLogitsFrom)
     feed[LOGITS_FROM] = new Tensor('int64', BigInt64Array.of(BigInt(logitsFrom)), []);
+  // onnxruntime-web's WebAssembly runs one call of a session at a time: calls that overlap (two
+  // generate() calls awaited together) corrupt its memory, so this model's calls take turns
+  const before = model._turn;
+  let done = () => {};
+  model._turn = new Promise((resolve) => (done = resolve));
+  await before;
   try {
+    if (model._released) {
+      throw new NextwordError(`${model.source} was released: load() it again to use it`);
+    }
     return await model.session.run(feed);
   } catch (error) {
+    if (error instanceof NextwordError) throw error;
     const shapes = Object.entries(feed)
       .map(([name, tensor]) => `${name} ${pyShape(tensor.dims)}`)
       .join(', ');
@@ -302,6 +323,8 @@ async function runSession(model, ids, state, logitsFrom) {
     );
     failure.cause = error;
     throw failure;
+  } finally {
+    done();
   }
 }
 
