@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .cache import ContinuousCache, prefill_with_cache, required_cache
-from .generation import GenerationConfig
+from .generation import MAX_BATCH, GenerationConfig
 from .logits import log_softmax
 from .rules import Rules, ngram_bans
 from .sampling import largest
@@ -54,12 +55,19 @@ class BeamSearch:
         config: GenerationConfig,
         lstrip: Sequence[bool] = (),
     ) -> None:
+        if not isinstance(config, GenerationConfig):
+            raise ValueError(f"config must be a GenerationConfig, got {type(config).__name__}")
         self._model, self._config, self._lstrip = model, config, lstrip
         self._stepper = stepper_for(model)  # one token per beam at every step
         self._tokenizer = model.tokenizer
         self._rules = Rules(config, self._tokenizer)
-        self._prompts = [np.asarray(p, dtype=np.int64) for p in prompts]
+        self._prompts = [_prompt_ids(p, i, model.vocab_size) for i, p in enumerate(prompts)]
         n_prompts, n_beams = len(self._prompts), config.num_beams
+        if not n_prompts or n_prompts * n_beams > MAX_BATCH:
+            raise ValueError(
+                f"{n_prompts} prompt(s) x num_beams={n_beams} beams; a search runs 1..{MAX_BATCH} beams in "
+                "all"
+            )
         self._cache: ContinuousCache | None = None  # with config.cache: one cache per beam
         if config.cache:
             last, state, self._cache = prefill_with_cache(model, self._prompts, required_cache(model))
@@ -237,3 +245,18 @@ def beam_search(
     while search.step():
         pass
     return search.texts()
+
+
+def _prompt_ids(prompt: Any, index: int, vocab: int) -> np.ndarray:
+    """Prompt ``index`` of a :class:`BeamSearch` as int64 ids, or ``ValueError`` saying what to pass."""
+    if isinstance(prompt, str | bytes):
+        raise ValueError(
+            f"prompt {index} is text; BeamSearch takes token ids: model.prompt_ids(text) gives them (or "
+            "use model.generate(text, num_beams=...))"
+        )
+    ids = np.asarray(prompt)
+    if ids.ndim != 1 or not len(ids) or ids.dtype.kind not in "iu":
+        raise ValueError(f"prompt {index} must be a non-empty list of token ids (integers)")
+    if ids.min() < 0 or ids.max() >= vocab:
+        raise ValueError(f"prompt {index} holds ids outside 0..{vocab - 1}")
+    return ids.astype(np.int64)

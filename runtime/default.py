@@ -21,16 +21,21 @@ _lock = threading.Lock()
 _models: dict[str, NextWordModel] = {}  # resolved path -> loaded model, least recently used first
 
 
-def default_model(model: str | os.PathLike[str] | NextWordModel | None = None) -> NextWordModel:
+def default_model(
+    model: str | os.PathLike[str] | bytes | NextWordModel | None = None,
+) -> NextWordModel:
     """The model to use when none is loaded by hand, loaded once per process and path.
 
-    ``model`` may be a loaded model (returned as is) or a path; without it, the ``NEXTWORD_MODEL``
-    environment variable names the file, else the model bundled with the package is used. Loading is
+    ``model`` may be a loaded model (returned as is), a file's bytes (loaded at every call) or a path;
+    without it, the ``NEXTWORD_MODEL`` environment variable names the file, else the model bundled
+    with the package is used. Loading is
     guarded by a lock, so many threads asking at once load the file once. At most
     :data:`MAX_MODELS` models stay loaded: asking for more paths drops the least recently used one.
     """
     if isinstance(model, NextWordModel):
         return model
+    if isinstance(model, bytes | bytearray | memoryview):  # a file's contents: loaded, not kept
+        return load(bytes(model))
     from_env = model is None and bool(os.environ.get(ENV_VAR))
     if model is None:
         model = os.environ.get(ENV_VAR) or BUNDLED_MODEL
@@ -57,7 +62,9 @@ def default_model(model: str | os.PathLike[str] | NextWordModel | None = None) -
 
 
 def generate(
-    prompt: str | list[str], model: str | os.PathLike[str] | NextWordModel | None = None, **options: Any
+    prompt: str | list[str],
+    model: str | os.PathLike[str] | bytes | NextWordModel | None = None,
+    **options: Any,
 ) -> str | list[str]:
     """Continue ``prompt`` with the default model (see :func:`default_model`); options as in
     :meth:`NextWordModel.generate`."""

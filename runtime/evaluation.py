@@ -40,9 +40,22 @@ def evaluate(
     predicted from all the tokens before it. ``cache``: the continuous cache (:mod:`.cache`); by
     default the model file's when it has one, ``False`` for the model alone.
     """
+    if isinstance(documents, str | bytes):  # iterating it would make each character a document
+        raise ValueError(
+            f"documents must be a list (or any iterable) of strings, got one {type(documents).__name__}; "
+            "pass [text] to evaluate one document"
+        )
     tok = model.tokenizer
-    encoded = ([tok.eod_id, *tok.encode(document), tok.eod_id] for document in documents)
+    encoded = (
+        [tok.eod_id, *tok.encode(_text(document, i)), tok.eod_id] for i, document in enumerate(documents)
+    )
     return evaluate_ids(model, encoded, cache)
+
+
+def _text(document: Any, index: int) -> str:
+    if not isinstance(document, str):
+        raise ValueError(f"documents must be strings; document {index} is a {type(document).__name__}")
+    return document
 
 
 def evaluate_ids(

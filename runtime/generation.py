@@ -188,6 +188,11 @@ class GenerationConfig:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown generation option(s) {unknown}; valid options are {sorted(known)}")
+        if config is not None and not isinstance(config, GenerationConfig):
+            raise ValueError(
+                f"config must be a GenerationConfig, got {type(config).__name__}; pass options by name "
+                "(generate(prompt, max_words=30)) or a GenerationConfig(...)"
+            )
         base = config or cls()
         cap = options.get("max_words")
         if "min_words" not in options and isinstance(cap, numbers.Integral) and not isinstance(cap, bool):

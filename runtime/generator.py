@@ -16,7 +16,10 @@ few words (measured in docs/serving.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import numbers
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +39,9 @@ __all__ = ["FINISH_REASONS", "Generator", "Update"]  # FINISH_REASONS and Update
 class Generator:
     """A batch of sequences generated step by step; rows may be added and cancelled between steps.
 
-    Create one with ``model.generator()`` (or ``Generator(model)``), :meth:`add` prompts, and call
-    :meth:`step` until :attr:`done`::
+    Create one with ``model.generator()``, whose :meth:`add` defaults are the model file's decoding
+    defaults (``Generator(model)`` starts from ``GenerationConfig()``'s own instead), :meth:`add`
+    prompts, and call :meth:`step` until :attr:`done`::
 
         gen = model.generator()
         rows = gen.add(["a neural network", "the processor"], GenerationConfig(max_words=20, seed=1))
@@ -48,7 +52,8 @@ class Generator:
     The rows of one :meth:`add` call are seeded exactly as ``model.generate`` seeds the rows of one call
     with the same prompts and options, so with an fp32 model each row's text equals ``generate``'s,
     whatever else runs in the batch (an int8 model's: see the module docstring). A generator is not
-    thread-safe: one thread drives it.
+    thread-safe: one thread drives it, and a call from a second thread while :meth:`step` or
+    :meth:`add` runs is a ``RuntimeError``.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class Generator:
         # The rows that decode, stepped one token per row by ``stepper`` (one no other loop uses while
         # this generator steps), else by the model's own new one.
         self._batch = Batch(model, stepper or stepper_for(model))
+        self._busy = threading.Lock()  # held by step() and add_ids(): a second thread is refused
 
     # ----------------------------------------------------------------- adding and removing rows
 
@@ -88,10 +94,15 @@ class Generator:
         token's log-probability under the model (the softmax of its raw logits, before temperature and
         rules) and the ``k`` most likely tokens with theirs.
         """
+        if not isinstance(prompts, str) and (
+            isinstance(prompts, bytes | bytearray | dict) or not isinstance(prompts, Iterable)
+        ):
+            raise ValueError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         for i, prompt in enumerate(prompts):
             if not isinstance(prompt, str):
-                raise ValueError(f"prompt must be a string or a list of strings; item {i} is {type(prompt)}")
+                kind = type(prompt).__name__
+                raise ValueError(f"prompt must be a string or a list of strings; item {i} is a {kind}")
         ids = [[self._tokenizer.eod_id, *self._tokenizer.encode(p)] for p in prompts]
         return self.add_ids(ids, config, logprobs=logprobs, lstrip=[p[-1:].isspace() for p in prompts])
 
@@ -106,16 +117,31 @@ class Generator:
         """:meth:`add` for prompts given as token ids, each starting with the end-of-document id when it
         starts a document. ``lstrip[i]``: prompt ``i`` ends in a space, so its text starts without one."""
         config = config or self._defaults or GenerationConfig()
+        if not isinstance(config, GenerationConfig):
+            raise ValueError(
+                f"config must be a GenerationConfig, got {type(config).__name__}; options by name go to "
+                "GenerationConfig(...) or GenerationConfig.from_options(model.info.generation, ...)"
+            )
         if config.num_beams != 1:
             raise ValueError(f"a Generator samples; num_beams must be 1, got {config.num_beams}")
-        if logprobs is not None and (isinstance(logprobs, bool) or not 0 <= int(logprobs) <= 20):
-            raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
-        arrays = [np.asarray(p, dtype=np.int64) for p in prompts]
+        if logprobs is not None:
+            if isinstance(logprobs, bool) or not isinstance(logprobs, numbers.Integral):
+                raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
+            if not 0 <= int(logprobs) <= 20:
+                raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
+            logprobs = int(logprobs)
+        arrays = [_ids(p, i) for i, p in enumerate(prompts)]
         for i, array in enumerate(arrays):
             if array.ndim != 1 or not len(array):
                 raise ValueError(f"prompt {i} must be a non-empty list of token ids")
             if array.min() < 0 or array.max() >= self._model.vocab_size:
                 raise ValueError(f"prompt {i} holds ids outside 0..{self._model.vocab_size - 1}")
+        with self._one_thread("add()"):
+            return self._add(arrays, config, logprobs, lstrip)
+
+    def _add(
+        self, arrays: list[np.ndarray], config: GenerationConfig, logprobs: int | None, lstrip: Sequence[bool]
+    ) -> list[int]:
         group = Group(config, Rules(config, self._tokenizer), logprobs)
         per_prompt = config.num_return_sequences
         seeds = np.random.SeedSequence(config.seed).spawn(len(arrays) * per_prompt)  # one stream per row
@@ -191,9 +217,20 @@ class Generator:
 
         Returns an update for every row that chose a token or finished in this step.
         """
-        updates: list[Update] = []
-        self._advance(updates)
-        return updates
+        with self._one_thread("step()"):
+            updates: list[Update] = []
+            self._advance(updates)
+            return updates
+
+    def _one_thread(self, call: str) -> Any:
+        """The generator's lock, taken without waiting: a call while another thread's ``step()`` or
+        ``add()`` runs is a RuntimeError, not a silently corrupted batch."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                f"{call} was called while another thread was stepping or adding to this Generator; a "
+                "Generator is driven by one thread (use one per thread, or a lock around its calls)"
+            )
+        return _Held(self._busy)
 
     def run(self) -> None:
         """Step until every row is finished."""
@@ -294,3 +331,34 @@ class Generator:
                     self._feeding.remove(g)
                     self._join(g, updates)
         self._batch.cancel(cancelled, updates)
+
+
+def _ids(prompt: Any, index: int) -> np.ndarray:
+    """Prompt ``index`` of :meth:`Generator.add_ids` as int64 ids; integers only (a float is refused,
+    not truncated)."""
+    array = np.asarray(prompt)
+    if array.dtype.kind not in "iu" and not (array.dtype == object and _all_ints(array)):
+        if array.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        raise ValueError(
+            f"prompt {index} must be a list of token ids (integers), got {array.dtype.name} values; "
+            "text goes to add(), or through model.prompt_ids(text)"
+        )
+    return array.astype(np.int64)
+
+
+def _all_ints(array: np.ndarray) -> bool:
+    return all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in array.ravel())
+
+
+class _Held:
+    """A lock already acquired, released when its ``with`` block ends."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()

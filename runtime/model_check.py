@@ -122,8 +122,10 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
     """(name for messages, the file's bytes), with the size cap enforced before reading."""
     cap = limits.max_file_bytes
     if isinstance(source, (bytes, bytearray, memoryview)):
-        name = "<model bytes>"
         data = bytes(source)
+        name = "<model bytes>"
+        if len(data) < 4096 and _names_a_file(data):  # a path passed as bytes: read as contents
+            name = f"<model bytes> (bytes are the model's contents; {data!r} names a file: pass it as a str)"
         if len(data) > cap:
             raise ModelFileError(_too_big(name, len(data), cap))
         return name, data
@@ -312,3 +314,11 @@ def _merged(graphs: list[Graph]) -> Graph:
         merged.inputs += graph.inputs
         merged.outputs += graph.outputs
     return merged
+
+
+def _names_a_file(data: bytes) -> bool:
+    """Whether ``data`` (short bytes given as a model) is the path of an existing file."""
+    try:
+        return os.path.isfile(os.fsdecode(data))
+    except (ValueError, UnicodeDecodeError):  # a NUL byte, or not a path at all
+        return False

@@ -22,6 +22,7 @@ Text goes through these steps, in order:
 from __future__ import annotations
 
 import json
+import numbers
 import re
 import unicodedata
 from collections import Counter
@@ -272,8 +273,9 @@ class Tokenizer:
         return [self._index.get(token, unk) for token in tokenize(text, self.config, self.version)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Readable text for ``ids``; padding is left out and end-of-document starts a new paragraph."""
-        return "".join(self.pieces(self._tokens[i] for i in ids))
+        """Readable text for ``ids``; padding is left out and end-of-document starts a new paragraph.
+        An id outside the vocabulary (negative, too large, not an integer) is a ``ValueError``."""
+        return "".join(self.pieces(self.token_of(i) for i in ids))
 
     def pieces(self, tokens: Iterable[str], previous: str | None = None) -> Iterator[str]:
         """Yield each token as the text piece that continues the text so far.
@@ -325,7 +327,15 @@ class Tokenizer:
         return self._index.get(token, self.unk_id)
 
     def token_of(self, token_id: int) -> str:
-        """The token with id ``token_id``."""
+        """The token with id ``token_id`` (``ValueError`` outside ``0..len(self) - 1``)."""
+        if (
+            isinstance(token_id, bool)
+            or not isinstance(token_id, numbers.Integral)
+            or not 0 <= token_id < len(self._tokens)
+        ):
+            raise ValueError(
+                f"token id {token_id!r} is not in this vocabulary of ids 0..{len(self._tokens) - 1}"
+            )
         return self._tokens[token_id]
 
     @property

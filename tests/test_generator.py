@@ -3,6 +3,7 @@ steps, cancellation, log-probabilities, and rows that end when no token is allow
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -421,3 +422,64 @@ def test_rows_without_any_allowed_token_get_minus_one():
         options = {"temperature": 1, **options}
         chosen = sample(logits.copy(), [np.random.default_rng(i) for i in range(3)], **options)
         assert chosen[1] == -1 and chosen[0] >= 0 and chosen[2] >= 0
+
+
+def test_wrong_inputs_to_add_are_value_errors_that_say_what_to_pass(model):
+    gen = model.generator()
+    for prompts, words in (
+        (None, "got NoneType"),
+        (5, "got int"),
+        (b"ab", "got bytes"),
+        (["a", 3], "item 1 is a int"),
+    ):
+        with pytest.raises(ValueError, match="must be a string or a list of strings") as caught:
+            gen.add(prompts)
+        assert words in str(caught.value)
+    with pytest.raises(ValueError, match="config must be a GenerationConfig, got dict"):
+        gen.add("x", {"max_words": 3})
+    for logprobs in ("3", 2.7, True, 21, -1):
+        with pytest.raises(ValueError, match=r"logprobs must be an integer in 0\.\.20"):
+            gen.add("x", logprobs=logprobs)
+    with pytest.raises(ValueError, match=r"prompt 0 must be a list of token ids \(integers\), got float64"):
+        gen.add_ids([[model.tokenizer.eod_id, 4.5]])
+    assert gen.done and gen.active == 0  # nothing refused was queued
+    rows = gen.add("the network", GenerationConfig(max_words=4, seed=1), logprobs=np.int64(2))
+    gen.run()
+    assert gen.text(rows[0]) == model.generate("the network", max_words=4, seed=1)
+
+
+def test_a_second_thread_in_a_generator_is_refused_not_a_corrupt_batch(model):
+    gen = model.generator()
+    rows = gen.add("the network", GenerationConfig(max_words=3, seed=1))
+    gen._busy.acquire()  # as if another thread were inside step() or add()
+    try:
+        with pytest.raises(RuntimeError, match=r"step\(\) was called while another thread.*one thread"):
+            gen.step()
+        with pytest.raises(RuntimeError, match=r"add\(\) was called while another thread"):
+            gen.add("x")
+    finally:
+        gen._busy.release()
+    gen.run()
+    assert gen.text(rows[0]) == model.generate("the network", max_words=3, seed=1)
+
+
+def test_beam_search_refuses_what_is_not_token_ids(model):
+    from nextword.runtime import BeamSearch
+
+    config = GenerationConfig(num_beams=3, max_words=5)
+    ids = model.prompt_ids("the network")
+    for prompts, words in (
+        (["the network"], "prompt 0 is text; BeamSearch takes token ids: model.prompt_ids(text)"),
+        ([ids, [2.5, 4.0]], "prompt 1 must be a non-empty list of token ids"),
+        ([[-1, 3]], "prompt 0 holds ids outside"),
+        ([], "0 prompt(s)"),
+        ([ids] * 100, "100 prompt(s) x num_beams=3 beams; a search runs 1..256"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            BeamSearch(model, prompts, config)
+    with pytest.raises(ValueError, match="config must be a GenerationConfig, got NoneType"):
+        BeamSearch(model, [ids], None)
+    search = BeamSearch(model, [ids], config)
+    while search.step():
+        pass
+    assert search.texts() == model.generate(["the network"], num_beams=3, max_words=5)

@@ -265,3 +265,43 @@ def test_session_options_for_steps_split_over_threads_do_not_spin():
     for bad in (0, -1, 1.5, True, 1000):
         with pytest.raises(ValueError, match=r"threads must be an integer in 1\.\.256"):
             default_session_options(bad)
+
+
+def test_a_callers_mistake_in_forward_is_a_value_error_not_a_damaged_file(model):
+    state = model.initial_state(1)
+    vocab = model.vocab_size
+    for ids, words in (
+        (np.array([1, 2]), "shape (batch, time), got shape (2,)"),
+        (np.zeros((1, 0), dtype=np.int64), "got shape (1, 0)"),
+        (np.array([[1.0, 2.0]]), "integer token ids, got float64"),
+        (np.array([[-1]]), f"holds -1, outside the vocabulary's ids 0..{vocab - 1}"),
+        (np.array([[vocab]]), f"holds {vocab}, outside"),
+    ):
+        with pytest.raises(ValueError, match="input_ids") as caught:
+            model.forward(ids, state)
+        assert words in str(caught.value) and not isinstance(caught.value, ModelFileError)
+    with pytest.raises(ValueError, match=r"state must be \d+ float32 arrays .* for 1 row\(s\)") as caught:
+        model.forward(np.array([[1]]), model.initial_state(2))
+    assert not isinstance(caught.value, ModelFileError)
+    logits, _ = model.forward(np.array([[1, 2]], dtype=np.int32), state)  # any integer type
+    assert logits.shape == (1, 2, vocab)
+
+
+def test_evaluate_and_generate_refuse_the_wrong_kind_of_argument(model):
+    with pytest.raises(ValueError, match=r"documents must be a list .* got one str; pass \[text\]"):
+        evaluate(model, "the network stores the weights")
+    with pytest.raises(ValueError, match="document 1 is a NoneType"):
+        evaluate(model, ["the network", None])
+    with pytest.raises(ValueError, match="config must be a GenerationConfig, got dict"):
+        model.generate("the network", config={"max_words": 3})
+
+
+def test_a_path_given_as_bytes_is_named_and_bytes_work_as_a_default_model(model_path):
+    from nextword.runtime import generate
+
+    with pytest.raises(
+        ModelFileError, match=r"bytes are the model's contents; .* names a file: pass it as a str"
+    ):
+        load(str(model_path).encode())
+    text = generate("the network", model=model_path.read_bytes(), max_words=3, seed=1)
+    assert text == load(model_path).generate("the network", max_words=3, seed=1)

@@ -189,3 +189,14 @@ def test_config_validation(field, value):
 def test_tokenize_rejects_non_strings():
     with pytest.raises(TypeError, match="str"):
         tokenize(b"bytes", DEFAULT)  # type: ignore[arg-type]
+
+
+def test_ids_outside_the_vocabulary_are_refused_not_wrapped_round():
+    tok = Tokenizer.build(["the cat sat", "the cat ran"], TokenizerConfig())
+    last = len(tok) - 1
+    assert tok.token_of(last) and tok.decode([tok.id_of("cat")]) == "Cat"
+    for bad in (-1, last + 1, 2.0, True):
+        with pytest.raises(ValueError, match=rf"token id .* is not in this vocabulary of ids 0\.\.{last}"):
+            tok.token_of(bad)
+        with pytest.raises(ValueError, match="is not in this vocabulary"):
+            tok.decode([tok.id_of("cat"), bad])
