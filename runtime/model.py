@@ -32,7 +32,7 @@ from .scoring import TextScore, next_words, prompt_ids, score_text
 from .session import run_session, wrong_shapes
 from .session_plan import ONE, PAIR, WIDE, SessionPlan
 from .sessions import choose_providers, default_session_options, make_session, usable_cores
-from .step import PROMPT_CHUNK, State, feed_chunks
+from .step import PROMPT_CHUNK, State, check_state, checked_ids, feed_chunks
 from .stepper import BoundStepper
 from .tokenizer import Tokenizer
 
@@ -239,8 +239,8 @@ class NextWordModel:
         must select at least one position: ``-time <= logits_from < time``. Ids that are not (batch,
         time) integers of the vocabulary, and a state of other shapes, are a ``ValueError``.
         """
-        ids = _checked_ids(input_ids, self.info.vocab_size)
-        _check_state(state, len(ids), self.info.state_sizes)
+        ids = checked_ids(input_ids, self.info.vocab_size)
+        check_state(state, len(ids), self.info.state_sizes)
         positions = ids.shape[-1]
         if not -positions <= logits_from < positions:
             raise ValueError(
@@ -443,30 +443,3 @@ def _as_prompt_list(prompt: Any) -> tuple[list[str], bool]:
                 )
         return list(prompt), False
     raise ValueError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
-
-
-def _checked_ids(input_ids: Any, vocab: int) -> np.ndarray:
-    """``input_ids`` as (batch, time) int64, or ``ValueError`` saying what is wrong: a caller's mistake
-    must not reach onnxruntime, which would blame the model file (and wraps negative ids round)."""
-    ids = np.asarray(input_ids)
-    if ids.ndim != 2 or not ids.size:
-        raise ValueError(f"input_ids must be token ids of shape (batch, time), got shape {ids.shape}")
-    if ids.dtype.kind not in "iu":
-        raise ValueError(f"input_ids must be integer token ids, got {ids.dtype.name}")
-    low, high = int(ids.min()), int(ids.max())
-    if low < 0 or high >= vocab:
-        raise ValueError(
-            f"input_ids holds {low if low < 0 else high}, outside the vocabulary's ids 0..{vocab - 1}"
-        )
-    return ids.astype(np.int64, copy=False)
-
-
-def _check_state(state: Any, batch: int, sizes: Sequence[int]) -> None:
-    """``ValueError`` unless ``state`` is the model's state for ``batch`` rows: [h_0, c_0, h_1, ...]."""
-    wanted = [(batch, units) for units in sizes for _ in ("h", "c")]
-    got = [getattr(s, "shape", None) for s in state] if isinstance(state, list | tuple) else None
-    if got != wanted:
-        raise ValueError(
-            f"state must be {len(wanted)} float32 arrays of shapes {wanted} for {batch} row(s) "
-            f"(model.initial_state({batch}) or a state forward returned), got {got}"
-        )

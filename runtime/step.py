@@ -1,4 +1,5 @@
-"""The step function every decoding loop builds on: what a model must offer, and feeding it text.
+"""The step function every decoding loop builds on: what a model must offer, checking what a step is
+fed, and feeding it text.
 
 Decoding code (:mod:`.generator`, :mod:`.beam`, :mod:`.scoring`) types against :class:`StepModel`
 rather than importing :class:`~nextword.runtime.model.NextWordModel`, so no module of the runtime
@@ -8,13 +9,22 @@ imports the model class except the model module itself.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .tokenizer import Tokenizer
 
-__all__ = ["PROMPT_CHUNK", "State", "StepModel", "feed_chunks", "prefill", "prefill_round"]
+__all__ = [
+    "PROMPT_CHUNK",
+    "State",
+    "StepModel",
+    "check_state",
+    "checked_ids",
+    "feed_chunks",
+    "prefill",
+    "prefill_round",
+]
 
 State = list[np.ndarray]  # [h_0, c_0, h_1, c_1, ...], each float32 (batch, units)
 
@@ -95,3 +105,30 @@ def prefill(
         rows, logits = prefill_round(model, prompts, fed, state, chunk)
         last[rows] = logits
     return last, state
+
+
+def checked_ids(input_ids: Any, vocab: int) -> np.ndarray:
+    """``input_ids`` as (batch, time) int64, or ``ValueError`` saying what is wrong: a caller's mistake
+    must not reach onnxruntime, which would blame the model file (and wraps negative ids round)."""
+    ids = np.asarray(input_ids)
+    if ids.ndim != 2 or not ids.size:
+        raise ValueError(f"input_ids must be token ids of shape (batch, time), got shape {ids.shape}")
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"input_ids must be integer token ids, got {ids.dtype.name}")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab:
+        raise ValueError(
+            f"input_ids holds {low if low < 0 else high}, outside the vocabulary's ids 0..{vocab - 1}"
+        )
+    return ids.astype(np.int64, copy=False)
+
+
+def check_state(state: Any, batch: int, sizes: Sequence[int]) -> None:
+    """``ValueError`` unless ``state`` is the model's state for ``batch`` rows: [h_0, c_0, h_1, ...]."""
+    wanted = [(batch, units) for units in sizes for _ in ("h", "c")]
+    got = [getattr(s, "shape", None) for s in state] if isinstance(state, list | tuple) else None
+    if got != wanted:
+        raise ValueError(
+            f"state must be {len(wanted)} float32 arrays of shapes {wanted} for {batch} row(s) "
+            f"(model.initial_state({batch}) or a state forward returned), got {got}"
+        )
