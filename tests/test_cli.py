@@ -19,16 +19,24 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-def test_num_beams_overrides_a_files_sampling_defaults(capsys, model_path, tmp_path):
-    # a file exported with --top-k 40: the CLI has no flag to unset top_k, so --num-beams must drop it
+def with_metadata(model_path, out, key: str, value: str | None):
+    """A copy of the model file at ``out`` with metadata ``key`` set to ``value`` (None: removed)."""
     onnx = pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the file")
     proto = onnx.load(str(model_path))
-    kept = [p for p in proto.metadata_props if p.key != "nextword.generation"]
+    kept = [p for p in proto.metadata_props if p.key != key]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
-    proto.metadata_props.add(key="nextword.generation", value='{"top_k": 40, "max_words": 9}')
-    sampler = tmp_path / "top-k.onnx"
-    sampler.write_bytes(proto.SerializeToString())
+    if value is not None:
+        proto.metadata_props.add(key=key, value=value)
+    out.write_bytes(proto.SerializeToString())
+    return out
+
+
+def test_num_beams_overrides_a_files_sampling_defaults(capsys, model_path, tmp_path):
+    # a file exported with --top-k 40: the CLI has no flag to unset top_k, so --num-beams must drop it
+    sampler = with_metadata(
+        model_path, tmp_path / "top-k.onnx", "nextword.generation", '{"top_k": 40, "max_words": 9}'
+    )
     code, beams, err = run_cli(capsys, "generate", "the network", "--model", sampler, "--num-beams", 2)
     assert code == 0, err
     _, same, _ = run_cli(
@@ -287,13 +295,7 @@ def test_suggest_and_score(capsys, model_path, model, tmp_path):
 
 
 def test_cache_asked_of_a_file_without_one_names_the_flag(capsys, model_path, tmp_path):
-    onnx = pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the file")
-    proto = onnx.load(str(model_path))
-    kept = [p for p in proto.metadata_props if p.key != "nextword.cache"]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    plain = tmp_path / "no-cache.onnx"
-    plain.write_bytes(proto.SerializeToString())
+    plain = with_metadata(model_path, tmp_path / "no-cache.onnx", "nextword.cache", None)
     for command in (["generate", "the"], ["suggest", "the"], ["score", "the network"]):
         code, _, err = run_cli(capsys, *command, "--model", plain, "--cache")
         assert code == 2 and "--cache: no-cache.onnx has no continuous-cache settings" in err, command
