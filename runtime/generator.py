@@ -16,6 +16,7 @@ few words (measured in docs/serving.md).
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -222,7 +223,8 @@ class Generator:
             self._advance(updates)
             return updates
 
-    def _one_thread(self, call: str) -> Any:
+    @contextlib.contextmanager
+    def _one_thread(self, call: str) -> Iterator[None]:
         """The generator's lock, taken without waiting: a call while another thread's ``step()`` or
         ``add()`` runs is a RuntimeError, not a silently corrupted batch."""
         if not self._busy.acquire(blocking=False):
@@ -230,7 +232,10 @@ class Generator:
                 f"{call} was called while another thread was stepping or adding to this Generator; a "
                 "Generator is driven by one thread (use one per thread, or a lock around its calls)"
             )
-        return _Held(self._busy)
+        try:
+            yield
+        finally:
+            self._busy.release()
 
     def run(self) -> None:
         """Step until every row is finished."""
@@ -349,16 +354,3 @@ def _ids(prompt: Any, index: int) -> np.ndarray:
 
 def _all_ints(array: np.ndarray) -> bool:
     return all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in array.ravel())
-
-
-class _Held:
-    """A lock already acquired, released when its ``with`` block ends."""
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
