@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -22,7 +21,7 @@ from .generation import MAX_BATCH, GenerationConfig
 from .logits import log_softmax
 from .rules import Rules, ngram_bans
 from .sampling import largest
-from .step import StepModel, prefill
+from .step import StepModel, prefill, prompt_ids_array
 from .stepper import stepper_for
 from .text import TextBuilder
 from .tokenizer import EOD
@@ -61,7 +60,7 @@ class BeamSearch:
         self._stepper = stepper_for(model)  # one token per beam at every step
         self._tokenizer = model.tokenizer
         self._rules = Rules(config, self._tokenizer)
-        self._prompts = [_prompt_ids(p, i, model.vocab_size) for i, p in enumerate(prompts)]
+        self._prompts = [prompt_ids_array(p, i, model.vocab_size) for i, p in enumerate(prompts)]
         n_prompts, n_beams = len(self._prompts), config.num_beams
         if not n_prompts or n_prompts * n_beams > MAX_BATCH:
             raise ValueError(
@@ -245,18 +244,3 @@ def beam_search(
     while search.step():
         pass
     return search.texts()
-
-
-def _prompt_ids(prompt: Any, index: int, vocab: int) -> np.ndarray:
-    """Prompt ``index`` of a :class:`BeamSearch` as int64 ids, or ``ValueError`` saying what to pass."""
-    if isinstance(prompt, str | bytes):
-        raise ValueError(
-            f"prompt {index} is text; BeamSearch takes token ids: model.prompt_ids(text) gives them (or "
-            "use model.generate(text, num_beams=...))"
-        )
-    ids = np.asarray(prompt)
-    if ids.ndim != 1 or not len(ids) or ids.dtype.kind not in "iu":
-        raise ValueError(f"prompt {index} must be a non-empty list of token ids (integers)")
-    if ids.min() < 0 or ids.max() >= vocab:
-        raise ValueError(f"prompt {index} holds ids outside 0..{vocab - 1}")
-    return ids.astype(np.int64)

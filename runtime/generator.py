@@ -20,7 +20,6 @@ import contextlib
 import numbers
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -29,7 +28,7 @@ from .cache import ContinuousCache, required_cache
 from .generation import GenerationConfig
 from .rows import Group, Row
 from .rules import Rules
-from .step import PROMPT_CHUNK, StepModel, prefill_round
+from .step import PROMPT_CHUNK, StepModel, prefill_round, prompt_ids_array
 from .stepper import TokenStepper, stepper_for
 from .text import TextBuilder
 from .tokenizer import EOD
@@ -126,17 +125,14 @@ class Generator:
         if config.num_beams != 1:
             raise ValueError(f"a Generator samples; num_beams must be 1, got {config.num_beams}")
         if logprobs is not None:
-            if isinstance(logprobs, bool) or not isinstance(logprobs, numbers.Integral):
-                raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
-            if not 0 <= int(logprobs) <= 20:
+            if (
+                isinstance(logprobs, bool)
+                or not isinstance(logprobs, numbers.Integral)
+                or not 0 <= logprobs <= 20
+            ):
                 raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
             logprobs = int(logprobs)
-        arrays = [_ids(p, i) for i, p in enumerate(prompts)]
-        for i, array in enumerate(arrays):
-            if array.ndim != 1 or not len(array):
-                raise ValueError(f"prompt {i} must be a non-empty list of token ids")
-            if array.min() < 0 or array.max() >= self._model.vocab_size:
-                raise ValueError(f"prompt {i} holds ids outside 0..{self._model.vocab_size - 1}")
+        arrays = [prompt_ids_array(p, i, self._model.vocab_size) for i, p in enumerate(prompts)]
         with self._one_thread("add()"):
             return self._add(arrays, config, logprobs, lstrip)
 
@@ -336,21 +332,3 @@ class Generator:
                     self._feeding.remove(g)
                     self._join(g, updates)
         self._batch.cancel(cancelled, updates)
-
-
-def _ids(prompt: Any, index: int) -> np.ndarray:
-    """Prompt ``index`` of :meth:`Generator.add_ids` as int64 ids; integers only (a float is refused,
-    not truncated)."""
-    array = np.asarray(prompt)
-    if array.dtype.kind not in "iu" and not (array.dtype == object and _all_ints(array)):
-        if array.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        raise ValueError(
-            f"prompt {index} must be a list of token ids (integers), got {array.dtype.name} values; "
-            "text goes to add(), or through model.prompt_ids(text)"
-        )
-    return array.astype(np.int64)
-
-
-def _all_ints(array: np.ndarray) -> bool:
-    return all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in array.ravel())

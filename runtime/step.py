@@ -24,6 +24,7 @@ __all__ = [
     "feed_chunks",
     "prefill",
     "prefill_round",
+    "prompt_ids_array",
 ]
 
 State = list[np.ndarray]  # [h_0, c_0, h_1, c_1, ...], each float32 (batch, units)
@@ -132,3 +133,19 @@ def check_state(state: Any, batch: int, sizes: Sequence[int]) -> None:
             f"state must be {len(wanted)} float32 arrays of shapes {wanted} for {batch} row(s) "
             f"(model.initial_state({batch}) or a state forward returned), got {got}"
         )
+
+
+def prompt_ids_array(prompt: Any, index: int, vocab: int) -> np.ndarray:
+    """Prompt ``index`` given as token ids (a decoding loop's input) as int64 (T,), or ``ValueError``
+    saying what to pass: text, floats (never truncated), an empty list and ids outside ``0..vocab - 1``
+    are refused."""
+    if isinstance(prompt, str | bytes):
+        raise ValueError(f"prompt {index} is text, where token ids belong: model.prompt_ids(text) gives them")
+    ids = np.asarray(prompt)
+    if ids.ndim != 1 or not len(ids) or ids.dtype.kind not in "iu":
+        raise ValueError(
+            f"prompt {index} must be a non-empty list of token ids (integers), got {ids.dtype.name}"
+        )
+    if ids.min() < 0 or ids.max() >= vocab:
+        raise ValueError(f"prompt {index} holds ids outside 0..{vocab - 1}")
+    return ids.astype(np.int64)

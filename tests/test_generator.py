@@ -440,7 +440,9 @@ def test_wrong_inputs_to_add_are_value_errors_that_say_what_to_pass(model):
     for logprobs in ("3", 2.7, True, 21, -1):
         with pytest.raises(ValueError, match=r"logprobs must be an integer in 0\.\.20"):
             gen.add("x", logprobs=logprobs)
-    with pytest.raises(ValueError, match=r"prompt 0 must be a list of token ids \(integers\), got float64"):
+    with pytest.raises(
+        ValueError, match=r"prompt 0 must be a non-empty list of token ids \(integers\), got float64"
+    ):
         gen.add_ids([[model.tokenizer.eod_id, 4.5]])
     assert gen.done and gen.active == 0  # nothing refused was queued
     rows = gen.add("the network", GenerationConfig(max_words=4, seed=1), logprobs=np.int64(2))
@@ -469,7 +471,7 @@ def test_beam_search_refuses_what_is_not_token_ids(model):
     config = GenerationConfig(num_beams=3, max_words=5)
     ids = model.prompt_ids("the network")
     for prompts, words in (
-        (["the network"], "prompt 0 is text; BeamSearch takes token ids: model.prompt_ids(text)"),
+        (["the network"], "prompt 0 is text, where token ids belong: model.prompt_ids(text) gives them"),
         ([ids, [2.5, 4.0]], "prompt 1 must be a non-empty list of token ids"),
         ([[-1, 3]], "prompt 0 holds ids outside"),
         ([], "0 prompt(s)"),
