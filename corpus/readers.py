@@ -19,7 +19,14 @@ from typing import TextIO
 from .config import AUTO_COLUMN, TEXT_COLUMNS, CorpusConfig
 from .errors import CorpusError, os_error
 
-__all__ = ["count_documents", "detect_format", "load_documents", "read_corpus", "read_documents"]
+__all__ = [
+    "count_documents",
+    "detect_format",
+    "load_documents",
+    "not_text",
+    "read_corpus",
+    "read_documents",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +43,7 @@ _NOT_UTF8 = (
     (
         b"PK\x03\x04",
         "a ZIP archive (as .xlsx workbooks are)",
-        "extract the corpus file from it (unzip), or save a spreadsheet as CSV UTF-8",
+        "extract the text file from it (unzip), or save a spreadsheet as CSV UTF-8",
     ),
     (
         b"\xff\xfe\x00\x00",
@@ -149,14 +156,19 @@ def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
     return total
 
 
+def not_text(head: bytes) -> tuple[str, str] | None:
+    """``(what the file is, how to make UTF-8 text of it)`` when a file's first bytes ``head`` say it is
+    compressed, an archive, or UTF-16/32 text; None otherwise. Corpora and word-vector files use it."""
+    return next(((what, fix) for magic, what, fix in _NOT_UTF8 if head.startswith(magic)), None)
+
+
 def _check_is_utf8_text(path: Path) -> None:
     """Refuse ``path`` if its first bytes say it is compressed, an archive, or UTF-16/32 text: read as
     UTF-8 it would fail on line 1 with nothing said about what the file is."""
     with path.open("rb") as f:
-        head = f.read(6)
-    for magic, what, fix in _NOT_UTF8:
-        if head.startswith(magic):
-            raise CorpusError(f"{path}: the file is {what}, and nextword reads UTF-8 text; {fix}")
+        found = not_text(f.read(6))
+    if found is not None:
+        raise CorpusError(f"{path}: the file is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
 
 
 class _Lines:

@@ -97,7 +97,7 @@ def test_a_file_of_another_dimension_still_gets_the_embedding_dim_advice(tmp_pat
     [
         (b"\x08\x07\x12\x07tf2onnx\x1a\x051.16.1\x00\x00 graph \x01\x02" * 20, "binary"),
         (b"\x1f\x8b\x08\x00" + bytes(range(256)), "gzip"),
-        (b"PK\x03\x04\x14\x00\x00\x00" + bytes(range(256)), "zip archive"),
+        (b"PK\x03\x04\x14\x00\x00\x00" + bytes(range(256)), "ZIP archive"),
     ],
 )
 def test_a_binary_file_is_refused_as_not_a_text_word_vector_file(tmp_path, small_tokenizer, data, said):

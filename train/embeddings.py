@@ -9,6 +9,7 @@ from typing import TextIO
 
 import numpy as np
 
+from nextword.corpus.readers import not_text
 from nextword.runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 __all__ = ["EmbeddingsError", "load_glove"]
@@ -89,12 +90,9 @@ def _check_text(path: Path) -> None:
     """Refuse a file whose start is not text: a model file, an archive, word2vec's binary format."""
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
-    if head.startswith(b"\x1f\x8b"):
-        reason = "it is gzip-compressed: decompress it first (gunzip)"
-    elif head.startswith(b"PK\x03\x04"):
-        reason = "it is a zip archive: extract the word-vector .txt file from it"
-    elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        reason = "it is UTF-16 text: save it as UTF-8"
+    found = not_text(head)
+    if found is not None:
+        reason = f"it is {found[0]}: {found[1]}"
     elif any(byte in _CONTROL_BYTES for byte in head):
         reason = (
             "it holds binary data, such as a model file or word2vec's binary format; convert word2vec "
