@@ -16,7 +16,6 @@ few words (measured in docs/serving.md).
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -133,8 +132,11 @@ class Generator:
                 raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
             logprobs = int(logprobs)
         arrays = [prompt_ids_array(p, i, self._model.vocab_size) for i, p in enumerate(prompts)]
-        with self._one_thread("add()"):
+        self._enter("add()")
+        try:
             return self._add(arrays, config, logprobs, lstrip)
+        finally:
+            self._busy.release()
 
     def _add(
         self, arrays: list[np.ndarray], config: GenerationConfig, logprobs: int | None, lstrip: Sequence[bool]
@@ -214,29 +216,32 @@ class Generator:
 
         Returns an update for every row that chose a token or finished in this step.
         """
-        with self._one_thread("step()"):
+        self._enter("step()")
+        try:
             updates: list[Update] = []
             self._advance(updates)
             return updates
+        finally:
+            self._busy.release()
 
-    @contextlib.contextmanager
-    def _one_thread(self, call: str) -> Iterator[None]:
-        """The generator's lock, taken without waiting: a call while another thread's ``step()`` or
-        ``add()`` runs is a RuntimeError, not a silently corrupted batch."""
+    def _enter(self, call: str) -> None:
+        """Take the generator's lock without waiting (the caller releases it): a call while another
+        thread's ``step()``, ``run()`` or ``add()`` runs is a RuntimeError, not a silently corrupted
+        batch. A plain acquire, as ``step()`` runs once per generated token."""
         if not self._busy.acquire(blocking=False):
             raise RuntimeError(
                 f"{call} was called while another thread was stepping or adding to this Generator; a "
                 "Generator is driven by one thread (use one per thread, or a lock around its calls)"
             )
-        try:
-            yield
-        finally:
-            self._busy.release()
 
     def run(self) -> None:
         """Step until every row is finished."""
-        while not self.done:
-            self._advance(None)
+        self._enter("run()")
+        try:
+            while not self.done:
+                self._advance(None)
+        finally:
+            self._busy.release()
 
     def pieces(self, row: int) -> Iterator[str]:
         """Step until ``row`` finishes, yielding its new text whenever some is safe to hand out: the
