@@ -14,7 +14,7 @@ import logging
 import re
 from typing import Any
 
-__all__ = ["SafeFormatter", "json_text", "safe"]
+__all__ = ["SafeFormatter", "figure", "json_text", "safe"]
 
 # C0 controls, DEL, C1 controls (ESC and CSI start escape sequences), the Unicode line and paragraph
 # separators, and the bidirectional marks, embeddings, overrides and isolates.
@@ -55,3 +55,11 @@ def json_text(data: Any) -> str:
     """``data`` as indented JSON (non-ASCII text kept readable), safe to print on a terminal."""
     text = json.dumps(data, indent=2, ensure_ascii=False)
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def figure(value: float, spec: str) -> str:
+    """``value`` formatted with ``spec`` (e.g. ``".2f"``), or in three significant digits with an exponent
+    where fixed-point would run past a dozen digits (the perplexity of a diverged model: ``1.23e+174``)."""
+    if spec.endswith("f") and abs(value) >= 1e9:
+        return format(value, ".3g")
+    return format(value, spec)

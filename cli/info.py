@@ -12,7 +12,7 @@ from typing import Any
 
 from nextword.runtime import default_model
 
-from .display import json_text, safe
+from .display import figure, json_text, safe
 
 __all__ = ["SELECTED_BY", "cache_text", "show_info"]
 
@@ -118,7 +118,7 @@ def _number(value: Any, spec: str) -> str:
     if not _is_number(value):
         return "?"
     try:
-        return format(value, spec)
+        return figure(value, spec)
     except OverflowError:
         return "?"
 

@@ -25,7 +25,7 @@ from nextword.train import MissingExtraError, TrainConfig
 
 from .args import add_config_arguments, config_flags, config_from_args
 from .corpus import add_corpus_parser
-from .display import SafeFormatter, json_text, safe
+from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
 from .quiet import import_tensorflow_quietly
 from .scoring import cached_model, evaluate_command, score_command
@@ -230,7 +230,8 @@ def _train(args: argparse.Namespace) -> int:
     print(
         f"run {result.run_dir}: {result.epochs} epochs, best epoch {result.best_epoch} "
         f"by {SELECTED_BY.get(result.selected_by, result.selected_by)} "
-        f"(validation loss {result.best_val_loss:.4f}, perplexity {result.best_val_perplexity:.1f})"
+        f"(validation loss {result.best_val_loss:.4f}, "
+        f"perplexity {figure(result.best_val_perplexity, '.1f')})"
         + (", stopped early" if result.stopped_early else "")
     )
     return 0
@@ -261,7 +262,7 @@ def _export(args: argparse.Namespace) -> int:
         if precision in report.quality:
             figures, name = report.quality[precision], precision.replace("_cache", " + cache")
             print(
-                f"validation ({name}): perplexity {figures['perplexity']:.2f}, "
+                f"validation ({name}): perplexity {figure(figures['perplexity'], '.2f')}, "
                 f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%} "
                 f"over {figures['words']} words"
             )

@@ -17,7 +17,7 @@ from nextword.corpus.dev import dev_mask
 from nextword.runtime import ModelFileError, NextWordModel, default_model, evaluate, load
 
 from .args import config_from_args
-from .display import json_text
+from .display import figure, json_text
 from .info import cache_text
 
 __all__ = ["cached_model", "evaluate_command", "score_command"]
@@ -45,7 +45,7 @@ def score_command(args: argparse.Namespace) -> int:
         return 0
     print(f"words              {len(result.words)}")
     print(f"total log-prob     {result.total_logprob:.3f}")
-    print(f"perplexity         {result.perplexity:.2f}")
+    print(f"perplexity         {figure(result.perplexity, '.2f')}")
     print(f"unknown words      {sum(w.unknown for w in result.words)}")
     return 0
 
@@ -141,7 +141,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(f"cache          {cache_text(cache)}")
         print(f"documents      {result.documents}")
         print(f"words          {result.words}")
-        print(f"perplexity     {result.perplexity:.2f}")
+        print(f"perplexity     {figure(result.perplexity, '.2f')}")
         print(f"accuracy       {result.accuracy:.2%}")
         print(f"top-5 accuracy {result.top5_accuracy:.2%}")
         print(f"unknown words  {result.unknown_rate:.2%}")

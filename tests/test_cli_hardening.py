@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from nextword.cli.display import SafeFormatter, json_text, safe
+from nextword.cli.display import SafeFormatter, figure, json_text, safe
 from nextword.cli.main import main
 from nextword.runtime import default as default_module
 
@@ -159,6 +159,19 @@ def test_info_on_metadata_with_wrong_types_or_missing_fields(capsys, model_path,
     assert "(by ?)" in out
     keys = ("nextword.config", "nextword.metrics", "nextword.parity", "nextword.quality")
     assert "embedding ?" in _info_with(capsys, proto, tmp_path / "types.onnx", {key: {} for key in keys})
+
+
+def test_huge_figures_are_printed_with_an_exponent(capsys, model_path, tmp_path):
+    """A diverged model's perplexity (1e300) printed with ".2f" was a line of 300 digits."""
+    assert figure(46.194, ".2f") == "46.19" and figure(1e300, ".2f") == "1e+300"
+    assert figure(float("inf"), ".1f") == "inf" and figure(123456789.0, ".1f") == "123456789.0"
+    out = _info_with(
+        capsys,
+        crafted.proto(model_path),
+        tmp_path / "big.onnx",
+        {"nextword.quality": {"int8": {"perplexity": 1e300}}},
+    )
+    assert "perplexity 1e+300," in out
 
 
 def test_info_on_numbers_too_large_for_a_float(capsys, model_path, tmp_path):

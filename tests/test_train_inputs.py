@@ -42,6 +42,16 @@ def test_the_seeds_whole_range_is_accepted():
     assert TrainConfig(seed=0).seed == 0 and TrainConfig(seed=2**32 - 1).seed == 2**32 - 1
 
 
+@pytest.mark.parametrize("verbose", [-1, 3, 7, True, 1.0])
+def test_a_verbosity_keras_does_not_know_is_refused(verbose):
+    """Keras took 7 without a word and showed one line per epoch, as for 2."""
+    with pytest.raises(
+        ValueError, match=r"^verbose must be 0 \(silent\), 1 \(progress bar\) or 2 \(one line\), got "
+    ):
+        TrainConfig(verbose=verbose)
+    assert [TrainConfig(verbose=v).verbose for v in (0, 1, 2)] == [0, 1, 2]
+
+
 # --------------------------------------------------------------------------- word-vector files
 
 

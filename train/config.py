@@ -200,6 +200,14 @@ class TrainConfig:
             raise ValueError(f"seed must be in 0..{MAX_SEED}, got {self.seed!r}")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
             raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
+        if (
+            isinstance(self.verbose, bool)
+            or not isinstance(self.verbose, int)
+            or self.verbose not in (0, 1, 2)
+        ):
+            raise ValueError(
+                f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line), got {self.verbose!r}"
+            )
         for name in ("learning_rate", "clipnorm", "peer_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
