@@ -46,6 +46,8 @@ RESUMABLE_OPTIONS = {  # settings that --resume may change
 }
 # Corpus settings that `evaluate` takes from the model file, never from its options.
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
+# How `evaluate` reads the corpus files: as the model file records its own were read, unless told.
+READ_AS_RECORDED = ("format", "text_column", "json_field")
 DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
 MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 CACHE_HELP = (
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         "model", nargs="?", help="the .onnx model file (or --model: then every positional is a corpus file)"
     )
     p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
-    add_config_arguments(p, CorpusConfig, skip=SPLIT_OPTIONS)
+    add_config_arguments(p, CorpusConfig, skip=(*SPLIT_OPTIONS, *READ_AS_RECORDED))
+    add_config_arguments(p, CorpusConfig, skip=(*SPLIT_OPTIONS, "paths"), defaults_from="the model file's")
     p.add_argument(
         "--split",
         choices=("all", "train", "dev", "val"),

@@ -401,6 +401,19 @@ def test_dedup_options_belong_to_train_and_come_from_the_model_for_evaluate(caps
         assert "unrecognized arguments" in capsys.readouterr().err
 
 
+def test_evaluate_help_says_the_corpus_is_read_as_the_model_files_was(capsys):
+    """evaluate reads a CSV's column as the model's training did; its help said "default: auto"."""
+    from nextword.cli.main import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("--text-column", "auto"), ("--corpus-format", "auto"), ("--json-field", "text")):
+        after = text.split(flag, 2)[2]  # the option's help, past the usage line
+        assert f"(default: the model file's, else {default})" in after.split(" --", 1)[0]
+    assert "CORPUS corpus files: .csv" in text
+
+
 @pytest.mark.slow
 def test_export_screen_shows_our_output_not_tensorflows_start_up_lines(run_dir, tmp_path):
     pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
