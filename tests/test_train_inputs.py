@@ -242,3 +242,15 @@ def test_resume_refuses_a_truncated_checkpoint_before_writing_anything(run_dir, 
     )
     assert "--overwrite" in message and "restore" in message
     assert _contents(run) == before
+
+
+# --------------------------------------------------------------------------- progress display
+
+
+def test_the_progress_bar_is_one_line_per_epoch_where_output_is_not_a_terminal(tmp_path, tiny_config, capfd):
+    """Redrawn in a log file, Keras's bar was one line of escape codes as long as the epoch."""
+    train(replace(tiny_config, out=str(tmp_path / "run"), epochs=2, verbose=1))
+    out = capfd.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "━" not in out
+    steps = [line for line in out.splitlines() if " - loss: " in line]
+    assert len(steps) == 2, out  # one line per epoch, as --verbose 2 gives

@@ -160,7 +160,11 @@ class TrainConfig:
         },
     )
     verbose: int = field(
-        default=1, metadata={"help": "Keras verbosity: 0 silent, 1 progress bar, 2 one line"}
+        default=1,
+        metadata={
+            "help": "Keras verbosity: 0 silent, 1 progress bar (one line per epoch where output is not "
+            "a terminal), 2 one line per epoch"
+        },
     )
     distribute: str = field(
         default="none",

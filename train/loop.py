@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -166,6 +167,8 @@ class TrainingLoop:
         deadline = time.monotonic() + self.budget if self.budget else math.inf
         iterator = iter(train_data)
         show = self.verbose if self.workers.is_chief else 0
+        if show == 1 and not sys.stdout.isatty():  # a bar redrawn in a log file is one endless line
+            show = 2
         evaluated = [("val", val_data, self.val_steps)]
         if dev_data is not None and self.dev_steps:
             evaluated.append(("dev", dev_data, self.dev_steps))
