@@ -151,7 +151,7 @@ class Tokenizer:
         if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise ValueError(
                 f"the vocabulary must start with the special tokens {list(SPECIAL_TOKENS)}, "
-                f"got {[_shorten(t) for t in tokens[: len(SPECIAL_TOKENS)]]}"
+                f"got [{', '.join(_shorten(t) for t in tokens[: len(SPECIAL_TOKENS)])}]"
             )
         index: dict[str, int] = {}
         for i, token in enumerate(tokens):
