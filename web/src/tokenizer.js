@@ -69,7 +69,7 @@ export class Tokenizer {
     if (head.length !== SPECIAL_TOKENS.length || head.some((t, i) => t !== SPECIAL_TOKENS[i])) {
       throw new NextwordError(
         `the vocabulary must start with the special tokens ${pyRepr([...SPECIAL_TOKENS])}, ` +
-          `got ${pyRepr(head.map((t) => shorten(t)))}`,
+          `got [${head.map((t) => shorten(t)).join(', ')}]`,
       );
     }
     const index = new Map();
