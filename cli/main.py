@@ -288,8 +288,15 @@ def _generate(args: argparse.Namespace) -> int:
             print(safe(piece, lines=True), end="", flush=True)
         print()
         return 0
-    texts = model.generate(args.prompts, config)
     per_prompt = config.num_return_sequences
+    if per_prompt > 1 and config.greedy and config.num_beams == 1:
+        logger.warning(
+            "temperature 0 picks the most likely word every time: the %d texts of each prompt will be the "
+            "same; sample (--temperature above 0) or search (--num-beams %d) for different ones",
+            per_prompt,
+            per_prompt,
+        )
+    texts = model.generate(args.prompts, config)
     results = [
         {"prompt": args.prompts[i // per_prompt], "text": text, "full": args.prompts[i // per_prompt] + text}
         for i, text in enumerate(texts)

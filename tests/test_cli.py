@@ -83,6 +83,18 @@ def test_generate_rejects_bad_options(capsys, model_path):
     assert "invalid int value: 'many'" in capsys.readouterr().err
 
 
+def test_several_greedy_texts_per_prompt_are_warned_about(capsys, caplog, model_path):
+    """Greedy decoding gives every row the same text: three copies came back without a word."""
+    args = ("generate", "a b", "--model", model_path, "--temperature", 0, "--max-words", 3, "--json")
+    code, out, _ = run_cli(capsys, *args, "--num-return-sequences", 3)
+    assert code == 0 and len({r["text"] for r in json.loads(out)}) == 1
+    assert "the 3 texts of each prompt will be the same" in caplog.text and "--num-beams 3" in caplog.text
+    for more in (("--num-return-sequences", 1), ("--num-return-sequences", 2, "--num-beams", 2)):
+        caplog.clear()
+        code, _, _ = run_cli(capsys, *args, *more)
+        assert code == 0 and "will be the same" not in caplog.text
+
+
 def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path, model):
     code, out, _ = run_cli(capsys, "info", model_path)
     assert code == 0
