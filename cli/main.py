@@ -296,6 +296,10 @@ def _generate(args: argparse.Namespace) -> int:
             per_prompt,
             per_prompt,
         )
+    if "length_penalty" in vars(args) and config.num_beams == 1:
+        logger.warning(
+            "--length-penalty ranks beam search's texts; it does nothing without --num-beams above 1"
+        )
     texts = model.generate(args.prompts, config)
     results = [
         {"prompt": args.prompts[i // per_prompt], "text": text, "full": args.prompts[i // per_prompt] + text}

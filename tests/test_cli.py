@@ -83,7 +83,7 @@ def test_generate_rejects_bad_options(capsys, model_path):
     assert "invalid int value: 'many'" in capsys.readouterr().err
 
 
-def test_several_greedy_texts_per_prompt_are_warned_about(capsys, caplog, model_path):
+def test_greedy_copies_and_a_length_penalty_without_beams_are_warned_about(capsys, caplog, model_path):
     """Greedy decoding gives every row the same text: three copies came back without a word."""
     args = ("generate", "a b", "--model", model_path, "--temperature", 0, "--max-words", 3, "--json")
     code, out, _ = run_cli(capsys, *args, "--num-return-sequences", 3)
@@ -93,6 +93,10 @@ def test_several_greedy_texts_per_prompt_are_warned_about(capsys, caplog, model_
         caplog.clear()
         code, _, _ = run_cli(capsys, *args, *more)
         assert code == 0 and "will be the same" not in caplog.text
+    code, _, _ = run_cli(
+        capsys, "generate", "a", "--model", model_path, "--length-penalty", 2, "--max-words", 2
+    )
+    assert code == 0 and "it does nothing without --num-beams above 1" in caplog.text
 
 
 def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path, model):
