@@ -8,10 +8,13 @@ calls one API function and prints its result. Training and export load TensorFlo
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -154,7 +157,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Python logger reports every collective of distributed training at INFO.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    # Every expected failure is one line on stderr: messages may quote a file, so they go through safe().
+    # SIGTERM (what timeout, systemd, docker and batch schedulers send) ends training or export as
+    # Ctrl-C does, with its message, instead of silently.
+    terminable = args.command in ("train", "export") and threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if terminable else None
+    try:
+        return _run(args)
+    finally:
+        if terminable:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command; every expected failure is one line on stderr (messages may quote a
+    file, so they go through safe())."""
     try:
         return args.handler(args) or 0
     except MissingExtraError as exc:
@@ -173,9 +189,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as exc:  # a failed check, such as export parity
         print(f"nextword {args.command}: failed: {safe(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
-        print(f"nextword {args.command}: interrupted{_after_interrupt(args)}", file=sys.stderr)
-        return 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
+        ended = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"nextword {args.command}: {ended}{_after_interrupt(args)}", file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130  # 128 + the signal, as a shell reports it
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python next runs code, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
@@ -198,10 +223,24 @@ def _after_interrupt(args: argparse.Namespace) -> str:
     folder = Path(run_dir)
     if (folder / "checkpoint.keras").is_file():
         command = f"nextword train --resume {shlex.quote(run_dir)}"
+        if _distribution(folder) == "multi-worker":
+            return safe(
+                f"; the run keeps its last checkpoint: continue it with `{command}` on every worker, each "
+                "with its TF_CONFIG (or here alone, adding --distribute none)"
+            )
         return safe(f"; the run keeps its last checkpoint: continue it with `{command}`")
     if folder.is_dir() and any(folder.iterdir()):
         return safe(f"; {run_dir} holds no checkpoint yet: start the run again with --overwrite")
     return "; nothing was written: start the run again"
+
+
+def _distribution(folder: Path) -> object:
+    """The ``distribute`` setting a run folder's config.json records (None if it cannot be read)."""
+    try:
+        stored = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored.get("distribute") if isinstance(stored, dict) else None
 
 
 def _os_error(exc: OSError) -> str:
@@ -237,6 +276,9 @@ def _train(args: argparse.Namespace) -> int:
         f"perplexity {figure(result.best_val_perplexity, '.1f')})"
         + (", stopped early" if result.stopped_early else "")
     )
+    if result.out_of_time:
+        command = f"nextword train --resume {shlex.quote(result.run_dir)}"
+        print(safe(f"the --max-minutes budget ended this session: continue the run with `{command}`"))
     return 0
 
 

@@ -37,7 +37,7 @@ from nextword.runtime.model_file import (
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.config import TrainConfig
 from nextword.train.data import stream_documents
-from nextword.train.files import RunDir, atomic_write_bytes, read_json
+from nextword.train.files import SAVING, RunDir, atomic_write_bytes, read_json
 
 from .cache_tuning import trace_documents, tune_cache
 from .config import ExportConfig
@@ -219,23 +219,26 @@ def _model_kind(path: Path) -> str | None:
 def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict[str, Any], list[str]]:
     """The run folder's files, each checked for the type it must have: a run folder may come from
     elsewhere, and a crafted one must give a message naming the file, never a traceback."""
-    try:
-        train_config, stored = run.read_config()
-    except (AttributeError, KeyError, TypeError) as exc:  # config.json holds JSON of the wrong shape
-        raise ValueError(
-            f"{run.config} does not hold a nextword run config ({exc}); re-run training"
-        ) from None
-    try:
-        tokenizer = Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{run.tokenizer} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except ValueError as exc:
-        raise ValueError(f"{run.tokenizer}: {exc}") from None
+    train_config, stored = run.read_config()  # a ValueError naming the file if it is damaged
+    tokenizer = run.read_tokenizer()
     metrics = read_json(run.metrics) if run.metrics.is_file() else {}
     samples = read_json(run.samples) if run.samples.is_file() else {}
     for path, value in ((run.metrics, metrics), (run.samples, samples)):
         if not isinstance(value, dict):
             raise ValueError(f"{path} must hold a JSON object, not {type(value).__name__}; re-run training")
+    if metrics.get(SAVING) is not None:
+        raise ValueError(
+            f"{run.root} was cut off while it saved epoch {metrics[SAVING]!r}: its best model may be older "
+            f"than its metrics say; `nextword train --resume {run.root}` mends the files (or, if it is "
+            "training now, wait a moment and export again)"
+        )
+    if run.busy():
+        best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
+        logger.warning(
+            "%s is being trained by another process: this exports its best model so far (epoch %s)",
+            run.root,
+            best.get("epoch", "?"),
+        )
     prompts = samples.get("prompts", [])
     if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
         raise ValueError(f"{run.samples}: 'prompts' must be a list of strings; re-run training")

@@ -210,6 +210,38 @@ def test_ctrl_c_during_train_says_how_to_go_on_without_a_traceback(
     assert code == 130 and "holds no checkpoint yet: start the run again with --overwrite" in err
 
 
+def test_sigterm_during_train_ends_it_as_ctrl_c_does(capsys, monkeypatch, run_dir, tmp_path):
+    """SIGTERM (timeout, systemd, docker) ended training silently, exit status -15."""
+    import os
+    import signal
+    import time
+
+    import nextword.train
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs first
+        raise AssertionError("SIGTERM did not end the command")
+
+    monkeypatch.setattr(nextword.train, "resume", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = run_cli(capsys, "train", "--resume", run_dir)
+    assert code == 143 and "Traceback" not in err
+    assert (
+        f"terminated; the run keeps its last checkpoint: continue it with `nextword train --resume {run_dir}`"
+        in err
+    )
+    assert signal.getsignal(signal.SIGTERM) == before  # the command's handler is gone with it
+    run = shutil.copytree(run_dir, tmp_path / "workers")  # a multi-worker run goes on on every worker
+    stored = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**stored, "distribute": "multi-worker"}))
+    code, _, err = run_cli(capsys, "train", "--resume", run)
+    assert (
+        code == 143
+        and "on every worker, each with its TF_CONFIG (or here alone, adding --distribute none)" in err
+    )
+
+
 def test_train_without_corpus_or_out_explains(capsys, corpus_files, tmp_path):
     code, _, err = run_cli(capsys, "train", "--out", tmp_path / "r")
     assert code == 2 and "no corpus files given" in err
@@ -484,3 +516,14 @@ def test_unknown_arguments_get_the_subcommands_usage(capsys, argv, usage):
     err = capsys.readouterr().err
     assert exited.value.code == 2 and usage in err
     assert f"usage: nextword {argv[0]}" in err  # not the top level's "usage: nextword [-h] ..."
+
+
+def test_a_session_the_time_budget_ended_says_how_to_go_on(capsys, corpus_files, tmp_path):
+    out = tmp_path / "run"
+    args = ("--epochs", 3, "--lstm-units", 8, "--embedding-dim", 8, "--max-minutes", 0.0001, "--verbose", 0)
+    code, printed, _ = run_cli(capsys, "train", corpus_files["text"], "--out", out, *args)
+    assert code == 0, printed
+    assert (
+        f"the --max-minutes budget ended this session: continue the run with `nextword train --resume {out}`"
+        in printed
+    )

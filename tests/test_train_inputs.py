@@ -254,3 +254,100 @@ def test_the_progress_bar_is_one_line_per_epoch_where_output_is_not_a_terminal(t
     assert "\x1b" not in out and "\r" not in out and "━" not in out
     steps = [line for line in out.splitlines() if " - loss: " in line]
     assert len(steps) == 2, out  # one line per epoch, as --verbose 2 gives
+
+
+# --------------------------------------------------------------------------- files an interruption left
+
+
+def test_a_save_cut_off_at_an_epochs_end_is_refused_by_export_and_mended_by_resume(
+    tmp_path, tiny_config, monkeypatch
+):
+    """Killed after an epoch's metrics were written but before its checkpoint and best model: the
+    exported file named epoch 2 as its best while holding epoch 1's weights."""
+    from nextword.export import ExportConfig, export
+    from nextword.train.recorder import RunRecorder
+
+    out, saves, save = tmp_path / "run", [], RunRecorder.checkpoint
+
+    def cut_off(self, model):
+        saves.append(model)
+        if len(saves) == 2:  # the end of epoch 2
+            raise KeyboardInterrupt
+        save(self, model)
+
+    monkeypatch.setattr(RunRecorder, "checkpoint", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(tiny_config, out=str(out), epochs=2, checkpoint_steps=0))
+    monkeypatch.undo()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["saving_epoch"] == 2 and [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    with pytest.raises(ValueError, match=rf"^{out} was cut off while it saved epoch 2: .* --resume {out}`"):
+        export(ExportConfig(run_dir=str(out), out=str(tmp_path / "m.onnx")))
+    assert not (tmp_path / "m.onnx").exists()
+    assert resume(out).epochs == 2  # epoch 2 trained again
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "saving_epoch" not in metrics and [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("config.json", "[]", "does not hold a nextword run config"),
+        ("config.json", '{"corpus": {"paths": []}}', "does not hold a nextword run config"),
+        ("metrics.json", "[]", "does not hold a run's metrics"),
+        ("metrics.json", '{"epochs": [{"epoch": 1, "loss": 2.0}]}', "epoch entry 0 is damaged"),
+        ("metrics.json", '{"epochs": [{"epoch": 1, "val_loss": "low"}]}', "epoch entry 0 is damaged"),
+        ("tokenizer.json", "{}", "tokenizer.json: "),
+    ],
+)
+def test_resume_names_a_damaged_run_file(run_dir, tmp_path, name, content, said):
+    """These gave an AttributeError or a KeyError from deep inside, or (config.json without its model
+    settings) a Keras shape error after the run was rebuilt with default settings."""
+    run = _copy(run_dir, tmp_path)
+    (run / name).write_text(content)
+    before = _contents(run)
+    with pytest.raises(ValueError) as caught:
+        resume(run, epochs=13)
+    assert str(run / name) in str(caught.value) and said in str(caught.value), caught.value
+    assert _contents(run) == before
+
+
+def test_resume_without_a_checkpoint_keeps_the_best_model_out_of_harms_way(run_dir, tmp_path):
+    """The advice was "start it again with --overwrite", which deletes the run's trained model."""
+    run = _copy(run_dir, tmp_path)
+    (run / "checkpoint.keras").unlink()
+    with pytest.raises(FileNotFoundError) as caught:
+        resume(run, epochs=13)
+    message = str(caught.value)
+    assert f"export that with `nextword export {run}`" in message
+    assert "--overwrite here would delete model.keras" in message
+
+
+def test_export_of_a_run_that_is_training_says_so(run_dir, tmp_path, caplog):
+    from nextword.export import ExportConfig, export
+    from nextword.train.files import RunDir
+
+    run = RunDir(_copy(run_dir, tmp_path))
+    assert not run.busy()
+    with run.in_use():  # as a training process holds it
+        assert run.busy()
+        export(ExportConfig(run_dir=str(run.root), out=str(tmp_path / "m.onnx")))
+    assert not run.busy()
+    best = json.loads(run.metrics.read_text())["best"]["epoch"]
+    assert (
+        f"being trained by another process: this exports its best model so far (epoch {best})" in caplog.text
+    )
+
+
+def test_resume_says_when_it_trains_nothing_or_past_the_learning_rate_schedule(tmp_path, tiny_config, caplog):
+    out = tmp_path / "run"
+    train(replace(tiny_config, out=str(out), epochs=1, patience=0))
+    assert resume(out).epochs == 1
+    assert "the run has finished its 1 epochs: nothing to train; pass --epochs N above 1" in caplog.text
+    caplog.clear()
+    assert resume(out, epochs=2).epochs == 2
+    assert (
+        "decays over the run's first plan, 1 epoch(s): epochs past them train at its final rate"
+        in caplog.text
+    )
+    assert "nothing to train" not in caplog.text

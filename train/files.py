@@ -35,6 +35,7 @@ from typing import Any
 
 from nextword.corpus.encode import STREAM_DTYPE
 from nextword.corpus.files import atomic_path
+from nextword.runtime.tokenizer import Tokenizer
 
 from .config import TrainConfig
 
@@ -42,6 +43,7 @@ __all__ = [
     "ID_FILE_COUNTS",
     "RUN_MARKER",
     "RUN_ONLY_KEYS",
+    "SAVING",
     "RunBusyError",
     "RunDir",
     "atomic_path",
@@ -88,6 +90,9 @@ RUN_ONLY_KEYS = (
 )  # config.json keys that are facts of the run, not settings
 
 
+# metrics.json's key naming the epoch whose checkpoint and best model are still being written: export
+# refuses such a run until --resume mends it (see recorder.RunRecorder)
+SAVING = "saving_epoch"
 RUN_MARKER = ".nextword-run"
 # Every name a run writes (the marker last of all): what --overwrite may remove, and nothing else.
 RUN_FILES = (
@@ -203,6 +208,14 @@ class RunDir:
                 except OSError:  # not empty (the run began) or already gone: it stays, and those above
                     break
 
+    def busy(self) -> bool:
+        """Whether a training process holds the folder now (see :meth:`in_use`)."""
+        try:
+            with _folder_lock(self.root):
+                return False
+        except RunBusyError:
+            return True
+
     def is_run(self) -> bool:
         """Whether the folder carries the marker, or is a run written before markers existed (it holds
         a ``config.json`` and a ``tokenizer.json`` and nothing but run files)."""
@@ -290,10 +303,32 @@ class RunDir:
                 f"{self.config.name} names"
             )
 
+    def read_tokenizer(self) -> Tokenizer:
+        """The run's tokenizer; a damaged ``tokenizer.json`` is a ``ValueError`` naming the file."""
+        try:
+            return Tokenizer.from_json(self.tokenizer.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{self.tokenizer} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
+        except ValueError as exc:
+            raise ValueError(f"{self.tokenizer}: {exc}") from None
+
     def read_config(self) -> tuple[TrainConfig, dict[str, Any]]:
         """The run's TrainConfig, and config.json as stored (with vocabulary size, data counts, versions)."""
         stored = read_json(self.config)
-        return TrainConfig.from_dict({k: v for k, v in stored.items() if k not in RUN_ONLY_KEYS}), stored
+        damaged = f"{self.config} does not hold a nextword run config"
+        if not isinstance(stored, dict) or not all(
+            isinstance(stored.get(k), dict) for k in ("model", "corpus")
+        ):
+            raise ValueError(f"{damaged} (a JSON object with its model and corpus settings)")
+        try:
+            config = TrainConfig.from_dict({k: v for k, v in stored.items() if k not in RUN_ONLY_KEYS})
+        except (AttributeError, KeyError, TypeError) as exc:  # JSON of the wrong shape inside
+            raise ValueError(f"{damaged} ({exc})") from None
+        except ValueError as exc:
+            raise ValueError(f"{self.config}: {exc}") from None
+        return config, stored
 
 
 @contextlib.contextmanager

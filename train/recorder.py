@@ -8,7 +8,7 @@ from typing import Any
 import keras
 
 from .config import TrainConfig
-from .files import RunDir, atomic_path, atomic_write_json
+from .files import SAVING, RunDir, atomic_path, atomic_write_json
 from .loop import EpochResult
 from .model import build_model, copy_weights
 
@@ -37,7 +37,9 @@ class RunRecorder:
     checkpoint, then best model, each atomically; each metrics entry records the optimizer step
     count, so a resumed run can tell which entries the checkpoint holds, mend the files of an epoch
     that a kill interrupted, and find where in its epoch a checkpoint taken every
-    ``checkpoint_steps`` steps was taken.
+    ``checkpoint_steps`` steps was taken. Until the checkpoint and the best model are written, the
+    metrics carry :data:`~.files.SAVING` (the epoch being saved): export refuses such a run, whose
+    best model may be older than its metrics say, until ``--resume`` mends it.
 
     ``writes`` is False on the workers of a multi-worker run other than the chief: they keep the same
     history (the logs are all-reduced, so every worker decides to stop at the same epoch) and write
@@ -85,11 +87,14 @@ class RunRecorder:
         last = self.config.epochs is not None and result.epoch + 1 >= self.config.epochs
         if patience_reached(self.history, self.config.patience) and not last:
             self.stopped_early = True  # not on the last epoch: the run ends there anyway
-        if self.writes:
-            atomic_write_json(self.run.metrics, metrics_document(self.history, self.stopped_early))
+        if self.writes:  # marked as being saved until its checkpoint and best model are written
+            document = metrics_document(self.history, self.stopped_early)
+            atomic_write_json(self.run.metrics, {**document, SAVING: entry["epoch"]})
         self.checkpoint(model)
         if improved:
             self.save_best(model)
+        if self.writes:
+            atomic_write_json(self.run.metrics, document)
         return self.stopped_early
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import zipfile
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ import numpy as np
 from nextword.corpus import build_vocabulary, encode_corpus, recorded_split, split_corpus
 from nextword.runtime import __version__
 from nextword.runtime.provenance import SplitRecord
-from nextword.runtime.tokenizer import Tokenizer
 
 from .config import TrainConfig
 from .data import token_counts
@@ -25,15 +22,21 @@ from .distribute import Workers, start_workers, worker_scratch
 from .embeddings import load_glove
 from .files import (
     ID_FILE_COUNTS,
-    RUN_MARKER,
-    NotARunError,
     RunDir,
     atomic_write_json,
     atomic_write_text,
-    read_json,
 )
 from .fit import SESSION_FIELDS, Start, fit_session
-from .recorder import RunRecorder, best_index, metrics_document
+from .recorder import RunRecorder, metrics_document
+from .resumable import (
+    check_resumable,
+    load_checkpoint,
+    no_checkpoint,
+    read_history,
+    reconcile,
+    remove_stale_temporaries,
+    say_what_resuming_does,
+)
 
 __all__ = ["RunExistsError", "TrainResult", "resume", "train"]
 
@@ -168,9 +171,10 @@ def resume(
     over); ``distribute``, ``peer_timeout`` and ``checkpoint_steps`` say how this session runs (the
     global batch stays the run's: the replicas of this session must divide it). The rest stays as
     stored. The learning-rate schedule continues as it was built when the run started. A checkpoint
-    taken within an epoch resumes that epoch at its step. Files left half-done by a killed session are
-    mended first (see :func:`_reconcile`). In a multi-worker session, the workers other than the chief
-    read only the folder's ``config.json`` and train from their own copy of the corpus.
+    taken within an epoch resumes that epoch at its step; an epoch the time budget cut short counts as
+    done. Files left half-done by a killed session are mended first (see
+    :func:`~.resumable.reconcile`). In a multi-worker session, the workers other than the chief read
+    only the folder's ``config.json`` and train from their own copy of the corpus.
 
     Refuses, before anything is written: a ``run_dir`` that does not exist (``FileNotFoundError``),
     is a file (``NotADirectoryError``) or is not a run folder
@@ -180,7 +184,7 @@ def resume(
     :class:`~nextword.train.files.RunBusyError`, a folder another process trains in.
     """
     run = RunDir(run_dir)
-    _check_resumable(run)
+    check_resumable(run)
     config, stored = run.read_config()
     config = replace(config, out=str(run.root))
     if "dev_fraction" not in stored:  # a run from before development parts trained on all its documents
@@ -201,51 +205,29 @@ def resume(
             return _prepare(RunDir(scratch), config, workers, None, replacing=False, record=record)
     with run.in_use():
         if not run.checkpoint.is_file():
-            raise FileNotFoundError(_no_checkpoint(run))
+            raise FileNotFoundError(no_checkpoint(run))
         return _resume(run, config, stored, workers)
-
-
-def _check_resumable(run: RunDir) -> None:
-    """Refuse a ``--resume`` path that is not a run folder, each case with its own message.
-
-    A folder counts as a run when it carries the marker, or holds a ``config.json`` (a run from before
-    markers existed; or, on a worker of a multi-worker run, a copy of the chief's, all it reads)."""
-    give = "give the run folder that `nextword train --out` made"
-    if not run.root.exists():
-        raise FileNotFoundError(f"{run.root} does not exist; {give}")
-    if not run.root.is_dir():
-        what = "a file" if run.root.is_file() else "not a folder"
-        raise NotADirectoryError(f"{run.root} is {what}, not a run folder; {give}")
-    if not run.marker.is_file() and not run.config.is_file():
-        raise NotARunError(f"{run.root} is not a nextword run folder (no {RUN_MARKER} marker); {give}")
-    if not run.checkpoint.is_file() and not run.config.is_file():
-        raise FileNotFoundError(_no_checkpoint(run))
-
-
-def _no_checkpoint(run: RunDir) -> str:
-    return (
-        f"{run.root} has no checkpoint.keras to resume from (the run stopped before its first "
-        "checkpoint); start it again with --overwrite"
-    )
 
 
 def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: Workers) -> TrainResult:
     """Continue the run in ``run`` from its checkpoint (the chief's side of :func:`resume`)."""
     data = _recorded_data(stored)
     run.check_id_files(data)  # before anything is written: a damaged file is named, never trained on
-    saved = _load_checkpoint(run)  # no strategy: fit_session copies it into one
-    _remove_stale_temporaries(run)
+    saved = load_checkpoint(run)  # no strategy: fit_session copies it into one
+    remove_stale_temporaries(run)
     run.mark()  # a run from before markers existed gains one: --overwrite may then replace it
     encoded = run.train_ids.is_file() and run.val_ids.is_file()
     if not encoded or (config.dev_fraction and not run.dev_ids.is_file()):
         counts = _encode_again(run, config, data)
         stored = {**stored, "data": {**data, **counts}}  # what the new files hold, for later checks
         atomic_write_json(run.config, stored)
-    vocab_size = len(Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8")))
+    vocab_size = len(run.read_tokenizer())
     recorder = RunRecorder(run, config, [], vocab_size, writes=True)
-    history = _reconcile(run, saved, read_json(run.metrics).get("epochs", []), recorder)
+    history, saving = read_history(run)
+    history = reconcile(run, saved, history, recorder, saving)
     planned = f" of {config.epochs}" if config.epochs is not None else ""  # else: fit_session plans them
     logger.info("resuming %s after epoch %d%s", run.root, len(history), planned)
+    say_what_resuming_does(config, stored, history)
     return _fit(run, config, workers, vocab_size, history, Start(saved=saved), stored)
 
 
@@ -253,27 +235,6 @@ def _recorded_data(stored: dict[str, Any]) -> dict[str, Any]:
     """config.json's ``data``: what the run recorded of its corpus and id files (empty if absent)."""
     data = stored.get("data")
     return data if isinstance(data, dict) else {}
-
-
-def _load_checkpoint(run: RunDir) -> keras.Model:
-    """The run's ``checkpoint.keras`` with its optimizer state; ``ValueError`` naming the file and the
-    fix when it is damaged (a kill cannot leave it so, as it is written atomically, but a full disk
-    when copying the folder, or an edit, can)."""
-    path = run.checkpoint
-
-    def damaged(why: str) -> ValueError:
-        return ValueError(
-            f"{path} is damaged (not a readable .keras zip file: {why}); restore it from a copy of the "
-            "run folder, or start the run again with --overwrite"
-        )
-
-    if not zipfile.is_zipfile(path):
-        raise damaged("truncated or overwritten")
-    try:
-        return keras.saving.load_model(path)
-    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError) as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise damaged(f"{type(exc).__name__}: {reason}") from None
 
 
 def _same_run(run: RunDir, config: TrainConfig) -> bool:
@@ -320,7 +281,7 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dic
     from ``data``'s when the corpus files changed since the run started."""
     corpus = config.corpus
     logger.info("%s has no train.ids/val.ids: encoding the corpus %s again", run.root, list(corpus.paths))
-    tokenizer = Tokenizer.from_json(run.tokenizer.read_text(encoding="utf-8"))
+    tokenizer = run.read_tokenizer()
     split = split_corpus(corpus, recorded_split(data, corpus))
     if data.get("documents") not in (None, split.counts.documents):
         logger.warning(
@@ -333,35 +294,6 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dic
     if config.dev_fraction:
         counts |= hold_out_dev(run, config, tokenizer.eod_id)
     return {k: v for k, v in counts.items() if k in ID_FILE_COUNTS}
-
-
-def _remove_stale_temporaries(run: RunDir) -> None:
-    """Delete temporary files that a killed session left behind (see ``files.atomic_path``)."""
-    for stale in run.root.glob(".*.tmp*"):
-        logger.info("removing %s, left by an interrupted session", stale.name)
-        stale.unlink(missing_ok=True)
-
-
-def _reconcile(
-    run: RunDir, model: keras.Model, history: list[dict[str, Any]], recorder: RunRecorder
-) -> list[dict[str, Any]]:
-    """Make the metrics history and the best model agree with the checkpoint after a kill.
-
-    Entries newer than the checkpoint (metrics written, checkpoint not) are dropped: that epoch is
-    trained again. If the checkpoint's epoch is the best one, the best model is saved from it again,
-    in case the kill came before the best model was written.
-    """
-    steps = int(model.optimizer.iterations.numpy())
-    kept = [e for e in history if e.get("steps", 0) <= steps]
-    if len(kept) < len(history):
-        logger.warning(
-            "dropping metrics of epoch(s) %s: their checkpoint was never written",
-            [e["epoch"] for e in history[len(kept) :]],
-        )
-        atomic_write_json(run.metrics, metrics_document(kept, stopped_early=False))
-    if kept and kept[-1].get("steps") == steps and best_index(kept) == len(kept) - 1:
-        recorder.save_best(model)
-    return kept
 
 
 def versions() -> dict[str, str]:

@@ -1,0 +1,167 @@
+"""What ``--resume`` reads of a run folder, and mends: the checks of the folder, its checkpoint, its
+metrics history, and the files a kill left disagreeing."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+import zlib
+from typing import Any
+
+import keras
+
+from .config import TrainConfig
+from .files import RUN_MARKER, SAVING, NotARunError, RunDir, atomic_write_json, read_json
+from .recorder import RunRecorder, best_index, metrics_document, patience_reached
+
+__all__ = [
+    "check_resumable",
+    "load_checkpoint",
+    "no_checkpoint",
+    "read_history",
+    "reconcile",
+    "remove_stale_temporaries",
+    "say_what_resuming_does",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def check_resumable(run: RunDir) -> None:
+    """Refuse a ``--resume`` path that is not a run folder, each case with its own message.
+
+    A folder counts as a run when it carries the marker, or holds a ``config.json`` (a run from before
+    markers existed; or, on a worker of a multi-worker run, a copy of the chief's, all it reads)."""
+    give = "give the run folder that `nextword train --out` made"
+    if not run.root.exists():
+        raise FileNotFoundError(f"{run.root} does not exist; {give}")
+    if not run.root.is_dir():
+        what = "a file" if run.root.is_file() else "not a folder"
+        raise NotADirectoryError(f"{run.root} is {what}, not a run folder; {give}")
+    if not run.marker.is_file() and not run.config.is_file():
+        raise NotARunError(f"{run.root} is not a nextword run folder (no {RUN_MARKER} marker); {give}")
+    if not run.checkpoint.is_file() and not run.config.is_file():
+        raise FileNotFoundError(no_checkpoint(run))
+
+
+def no_checkpoint(run: RunDir) -> str:
+    """Why ``run`` cannot resume without a checkpoint, and what to do instead."""
+    if run.model.is_file():  # a run that trained, whose checkpoint is gone: --overwrite would lose it
+        return (
+            f"{run.root} has no checkpoint.keras to resume from, only its best model (model.keras): "
+            f"export that with `nextword export {run.root}`; to train more, start a run in another "
+            "folder (--overwrite here would delete model.keras)"
+        )
+    return (
+        f"{run.root} has no checkpoint.keras to resume from (the run stopped before its first "
+        "checkpoint); start it again with --overwrite"
+    )
+
+
+def load_checkpoint(run: RunDir) -> keras.Model:
+    """The run's ``checkpoint.keras`` with its optimizer state; ``ValueError`` naming the file and the
+    fix when it is damaged (a kill cannot leave it so, as it is written atomically, but a full disk
+    when copying the folder, or an edit, can)."""
+    path = run.checkpoint
+
+    def damaged(why: str) -> ValueError:
+        return ValueError(
+            f"{path} is damaged (not a readable .keras zip file: {why}); restore it from a copy of the "
+            "run folder, or start the run again with --overwrite"
+        )
+
+    if not zipfile.is_zipfile(path):
+        raise damaged("truncated or overwritten")
+    try:
+        return keras.saving.load_model(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise damaged(f"{type(exc).__name__}: {reason}") from None
+
+
+def remove_stale_temporaries(run: RunDir) -> None:
+    """Delete temporary files that a killed session left behind (see ``files.atomic_path``)."""
+    for stale in run.root.glob(".*.tmp*"):
+        logger.info("removing %s, left by an interrupted session", stale.name)
+        stale.unlink(missing_ok=True)
+
+
+def read_history(run: RunDir) -> tuple[list[dict[str, Any]], Any]:
+    """metrics.json's epochs and its :data:`~.files.SAVING` mark, checked for the shape training
+    reads: a damaged or crafted file is a ``ValueError`` naming it, not a traceback."""
+    metrics = read_json(run.metrics)
+    epochs = metrics.get("epochs", []) if isinstance(metrics, dict) else None
+    if not isinstance(epochs, list):
+        raise ValueError(f"{run.metrics} does not hold a run's metrics (a JSON object with a list of epochs)")
+    for i, entry in enumerate(epochs):
+        keys = ("epoch", "val_loss", "val_perplexity", "dev_loss", "steps")
+        read = (
+            [entry.get(k, 0) for k in keys]
+            if isinstance(entry, dict) and {"epoch", "val_loss"} <= entry.keys()
+            else [None]
+        )
+        if not all(_is_number(v) for v in read):
+            raise ValueError(
+                f"{run.metrics}: epoch entry {i} is damaged (epoch, val_loss, dev_loss or steps missing "
+                "or not a number)"
+            )
+    return epochs, metrics.get(SAVING)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def reconcile(
+    run: RunDir,
+    model: keras.Model,
+    history: list[dict[str, Any]],
+    recorder: RunRecorder,
+    saving: Any = None,
+) -> list[dict[str, Any]]:
+    """Make the metrics history and the best model agree with the checkpoint after a kill.
+
+    Entries newer than the checkpoint (metrics written, checkpoint not) are dropped: that epoch is
+    trained again. If the checkpoint's epoch is the best one, the best model is saved from it again,
+    in case the kill came before the best model was written. ``saving`` is the metrics' mark of an
+    epoch whose saving a kill may have cut short (:data:`~.files.SAVING`); the metrics are written
+    again without it.
+    """
+    steps = int(model.optimizer.iterations.numpy())
+    kept = [e for e in history if e.get("steps", 0) <= steps]
+    if len(kept) < len(history):
+        logger.warning(
+            "dropping metrics of epoch(s) %s: their checkpoint was never written",
+            [e["epoch"] for e in history[len(kept) :]],
+        )
+    if kept and kept[-1].get("steps") == steps and best_index(kept) == len(kept) - 1:
+        recorder.save_best(model)
+    if len(kept) < len(history) or saving is not None:  # the files agree again: say so
+        atomic_write_json(run.metrics, metrics_document(kept, stopped_early=False))
+    return kept
+
+
+def say_what_resuming_does(
+    config: TrainConfig, stored: dict[str, Any], history: list[dict[str, Any]]
+) -> None:
+    """Warn where a resumed run will train nothing, or train epochs its learning rate no longer moves."""
+    done = len(history)
+    if config.epochs is not None and done >= config.epochs:
+        logger.warning(
+            "the run has finished its %d epochs: nothing to train; pass --epochs N above %d to train more",
+            done,
+            done,
+        )
+    elif history and patience_reached(history, config.patience):
+        logger.warning(
+            "the run stopped early (no better development loss for %d epochs): it stops again after "
+            "the next one unless that improves; pass --patience 0 to train on regardless",
+            config.patience,
+        )
+    first = stored.get("epochs")
+    if config.lr_schedule == "cosine" and isinstance(first, int) and config.epochs and config.epochs > first:
+        logger.warning(
+            "the learning rate decays over the run's first plan, %d epoch(s): epochs past them train at "
+            "its final rate (5%% of --learning-rate)",
+            first,
+        )
