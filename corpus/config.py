@@ -5,8 +5,10 @@ Every field carries its help text in ``metadata``; ``nextword train`` builds its
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
+from nextword.runtime.checks import as_path, check_bool, check_int, shown
 from nextword.runtime.provenance import SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED, DedupSettings, SplitRecord
 
 __all__ = ["AUTO_COLUMN", "CORPUS_FORMATS", "TEXT_COLUMNS", "CorpusConfig"]
@@ -66,10 +68,21 @@ class CorpusConfig:
     )
 
     def __post_init__(self) -> None:
+        paths = self.paths
+        if isinstance(paths, (str, os.PathLike)):  # one file: not a sequence of its characters
+            paths = (paths,)
+        if not isinstance(paths, (tuple, list)):
+            raise ValueError(f"paths must be a list of file paths, got {shown(paths)}")
+        object.__setattr__(
+            self, "paths", tuple(as_path(f"paths[{i}]", p, empty=False) for i, p in enumerate(paths))
+        )
         if self.format not in CORPUS_FORMATS:
             raise ValueError(f"corpus format must be one of {CORPUS_FORMATS}, got {self.format!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction!r}")
+        value = self.val_fraction
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            raise ValueError(f"val_fraction must be a number between 0 and 1 (exclusive), got {value!r}")
+        check_int("split_seed", self.split_seed, 0, 2**32 - 1)
+        check_bool("keep_duplicates", self.keep_duplicates)
         self.split_record()  # validates the dedup settings
 
     def split_record(self) -> SplitRecord:

@@ -5,16 +5,17 @@ Needs the ``train`` extra. TensorFlow, tf2onnx and onnx load only when :func:`ex
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nextword.train import EXPORT_STACK, require
 
 from .config import ExportConfig
+from .errors import ExportError, ParityError
 
 if TYPE_CHECKING:
     from .exporter import ExportReport
 
-__all__ = ["ExportConfig", "export"]
+__all__ = ["ExportConfig", "ExportError", "ParityError", "export"]  # and ExportReport, loaded on first use
 
 
 def export(config: ExportConfig, command: str | None = None) -> ExportReport:
@@ -23,3 +24,12 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     from .exporter import export as _export
 
     return _export(config, command=command)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ExportReport":  # its module loads TensorFlow
+        require("export", EXPORT_STACK)
+        from .exporter import ExportReport
+
+        return ExportReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nextword.runtime.generation import GenerationConfig
+from nextword.runtime.checks import as_path, check_bool, check_int, check_real
+from nextword.runtime.generation import MAX_WORDS, GenerationConfig
 from nextword.runtime.limits import OPSET_VERSIONS
 
 __all__ = ["ExportConfig"]
@@ -70,17 +71,24 @@ class ExportConfig:
     )
 
     def __post_init__(self) -> None:
+        for name in ("run_dir", "out"):  # a pathlib.Path is stored as the str a model file records
+            object.__setattr__(self, name, as_path(name, getattr(self, name)))
+        for name in ("overwrite", "int8", "tune_cache", "evaluate"):
+            check_bool(name, getattr(self, name))
+        if not isinstance(self.generation, GenerationConfig):
+            raise ValueError(
+                f"generation must be a GenerationConfig, got {type(self.generation).__name__} "
+                "(GenerationConfig.from_options(**options) builds one)"
+            )
         low, high = OPSET_VERSIONS  # the runtime's default LoadLimits accept these, and tf2onnx writes them
         if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not low <= self.opset <= high:
             raise ValueError(f"opset must be between {low} and {high}, got {self.opset!r}")
-        if not 0 < self.tolerance < 1:
-            raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance}")
+        check_real("tolerance", self.tolerance, low=0, low_open=True, high=1)
         if isinstance(self.parity_seed, bool) or not isinstance(self.parity_seed, int):
             raise ValueError(f"parity_seed must be an integer, got {self.parity_seed!r}")
         if not 0 <= self.parity_seed < 2**32:
             raise ValueError(f"parity_seed must be in 0..{2**32 - 1}, got {self.parity_seed}")
-        if self.greedy_words < 1:
-            raise ValueError(f"greedy_words must be >= 1, got {self.greedy_words}")
+        check_int("greedy_words", self.greedy_words, 1, MAX_WORDS)
         if self.generation.cache and not self.tune_cache:
             raise ValueError("the decoding default --cache needs a tuned cache: drop --no-tune-cache")
         if self.generation.seed is not None:

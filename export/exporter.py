@@ -41,8 +41,9 @@ from nextword.train.files import SAVING, RunDir, atomic_write_bytes, read_json
 
 from .cache_tuning import trace_documents, tune_cache
 from .config import ExportConfig
+from .errors import ParityError
 from .graph import check_graph, convert
-from .parity import ParityError, ParityReport, check_parity, compare_models
+from .parity import ParityReport, check_parity, compare_models
 from .provenance import provenance_of_run
 from .quantize import quantize_int8
 
@@ -72,7 +73,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     :mod:`nextword.export.parity`) and ``onnx.checker`` must pass; the file is then written
     atomically. With ``config.int8`` the weights are quantized after the fp32 graph passed parity, and
     the int8 file's distance from the fp32 one is measured and stored. Raises :class:`ParityError` or
-    :class:`~nextword.export.graph.ExportError` and writes nothing when a check fails. ``command``,
+    :class:`~nextword.export.ExportError` and writes nothing when a check fails. ``command``,
     the command line of the export, is recorded in the file.
     """
     if not config.out:
@@ -179,8 +180,8 @@ def _check_out(out: Path, overwrite: bool) -> None:
         kind = _model_kind(out)
         if kind is None:
             raise ValueError(
-                f"--out {out} exists and is not an ONNX model, and export replaces only a model file; "
-                "choose another --out, or move that file away first"
+                f"--out {out} exists and is not an ONNX model; choose another --out (--overwrite would "
+                "replace the file all the same)"
             )
         if kind == "onnx":
             raise ValueError(

@@ -15,16 +15,14 @@ from nextword.runtime.model_file import INPUT_IDS, LOGITS, LOGITS_FROM, state_in
 from nextword.train.config import ModelConfig
 from nextword.train.model import build_step_model, copy_weights
 
+from .errors import ExportError
+
 __all__ = ["ExportError", "check_graph", "convert"]
 
 logger = logging.getLogger(__name__)
 
 # Ops that mean the LSTM was not fused into ONNX LSTM nodes (a per-step loop, or cuDNN kernels).
 FORBIDDEN_OPS = frozenset({"Loop", "Scan", "If"})
-
-
-class ExportError(RuntimeError):
-    """The model could not be turned into a valid nextword ONNX graph."""
 
 
 def convert(trained: keras.Model, config: ModelConfig, vocab_size: int, opset: int) -> onnx.ModelProto:

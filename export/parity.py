@@ -14,7 +14,9 @@ from nextword.runtime.generation import GenerationConfig
 from nextword.runtime.model import NextWordModel
 from nextword.runtime.tokenizer import SPECIAL_TOKENS
 
-__all__ = ["ParityError", "ParityReport", "check_parity"]
+from .errors import ParityError
+
+__all__ = ["ParityError", "ParityReport", "check_parity"]  # ParityError: from .errors
 
 N_RANDOM = 4  # random prompts, run as one batch
 RANDOM_LEN = 32
@@ -42,17 +44,6 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
-
-
-class ParityError(RuntimeError):
-    """The ONNX graph disagrees with the Keras model; nothing was written."""
-
-    def __init__(self, report: ParityReport) -> None:
-        super().__init__(
-            "parity check failed, no file written: "
-            + ", ".join(f"{k}={v}" for k, v in report.to_dict().items())
-        )
-        self.report = report
 
 
 def check_parity(

@@ -27,6 +27,7 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         onnx.save(proto, str(source))
         root = logging.getLogger()
+        handlers = list(root.handlers)
         root.addFilter(_drop_preprocessing_advice)
         try:
             quantize_dynamic(
@@ -37,6 +38,10 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
             )
         finally:
             root.removeFilter(_drop_preprocessing_advice)
+            # It logs through the logging module's functions, which give a root logger without handlers
+            # one of their own (logging.basicConfig): the host application's logging would keep it.
+            for handler in [h for h in root.handlers if h not in handlers]:
+                root.removeHandler(handler)
         quantized = onnx.load(str(target))
     del quantized.metadata_props[:]  # the exporter writes the metadata afresh
     store_weights_unsigned(quantized)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .generation import finite
+from .checks import finite
 from .step import State, StepModel, prefill_round
 
 __all__ = [

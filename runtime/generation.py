@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, SupportsFloat
+from typing import Any
 
+from .checks import check_int, check_real
 from .tokenizer import MAX_VOCAB_SIZE
 
 __all__ = [
@@ -103,9 +103,9 @@ class GenerationConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_int("max_words", self.max_words, 0, MAX_WORDS)
-        _check_int("min_words", self.min_words, 0, self.max_words)
-        _check_real("temperature", self.temperature, low=0.0, low_open=False, note="0 is greedy")
+        check_int("max_words", self.max_words, 0, MAX_WORDS)
+        check_int("min_words", self.min_words, 0, self.max_words)
+        check_real("temperature", self.temperature, low=0.0, low_open=False, note="0 is greedy")
         if self.temperature and not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
             raise ValueError(
                 f"temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, got "
@@ -113,10 +113,10 @@ class GenerationConfig:
                 f"(use 0), above {MAX_TEMPERATURE:g} it picks words uniformly"
             )
         if self.top_k is not None:
-            _check_int("top_k", self.top_k, 1, MAX_TOP_K)
+            check_int("top_k", self.top_k, 1, MAX_TOP_K)
         if self.top_p is not None:
-            _check_real("top_p", self.top_p, low=0.0, low_open=True, high=1.0)
-        _check_real(
+            check_real("top_p", self.top_p, low=0.0, low_open=True, high=1.0)
+        check_real(
             "repetition_penalty",
             self.repetition_penalty,
             low=1 / MAX_PENALTY,
@@ -124,7 +124,7 @@ class GenerationConfig:
             high=MAX_PENALTY,
             note="1 is off",
         )
-        _check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0, MAX_NGRAM)
+        check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0, MAX_NGRAM)
         stop = (self.stop,) if isinstance(self.stop, str) else self.stop
         if isinstance(stop, (tuple, list)) and len(stop) > MAX_STOP_STRINGS:  # before looking at each
             raise ValueError(f"stop holds {len(stop):,} strings; at most {MAX_STOP_STRINGS} are allowed")
@@ -141,9 +141,9 @@ class GenerationConfig:
         for name in ("stop_at_end", "allow_unknown", "cache"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        _check_int("num_return_sequences", self.num_return_sequences, 1, MAX_BATCH)
-        _check_int("num_beams", self.num_beams, 1, MAX_BATCH)
-        _check_real(
+        check_int("num_return_sequences", self.num_return_sequences, 1, MAX_BATCH)
+        check_int("num_beams", self.num_beams, 1, MAX_BATCH)
+        check_real(
             "length_penalty",
             self.length_penalty,
             low=-MAX_LENGTH_PENALTY,
@@ -151,7 +151,7 @@ class GenerationConfig:
             high=MAX_LENGTH_PENALTY,
         )
         if self.seed is not None:
-            _check_int("seed", self.seed, 0, None)
+            check_int("seed", self.seed, 0, None)
         if self.num_beams > 1:
             conflicts = [
                 f"{name}={getattr(self, name)!r}"
@@ -215,54 +215,7 @@ class GenerationConfig:
         }
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if int(value) < low or (high is not None and int(value) > high):
-        allowed = f"in {low}..{high}" if high is not None else f"an integer >= {low}"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
-
-def _check_real(
-    name: str,
-    value: Any,
-    *,
-    low: float,
-    low_open: bool,
-    high: float = math.inf,
-    note: str = "",
-) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and finite(value)
-    ok = ok and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
-        upper = "" if high == math.inf else f"<= {high:g}"
-        bounds = " and ".join(b for b in (lower, upper) if b)
-        detail = f" ({note})" if note else ""
-        raise ValueError(
-            f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {shown(value)}"
-        )
-
-
 def _listed(value: Any) -> str:
     """``value`` as the user wrote it: a tuple (what a list becomes here) shown as a list, cut to 200."""
     text = repr(list(value)) if isinstance(value, tuple) else repr(value)
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def finite(value: SupportsFloat) -> bool:
-    """``math.isfinite`` that answers False, not OverflowError, for integers beyond a float's range (a
-    JSON file can hold a 400-digit number)."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def shown(value: Any) -> str:
-    """``repr(value)`` cut to 60 characters (a file can hold a number thousands of digits long)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an integer over Python's 4,300-digit conversion limit
-        return "an integer of more than 4,300 digits"
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -16,8 +16,8 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .checks import finite, shown
 from .errors import ModelFileError
-from .generation import finite, shown
 
 __all__ = [
     "DEDUP_SCHEMES",

@@ -393,3 +393,23 @@ def test_loading_a_file_with_signed_int8_weights_warns_and_names_the_fix(int8_fi
     assert "nextword export --int8" in caplog.text
     assert signed.generate("the network", seed=1, max_words=5)  # it still loads and runs
     assert unsigned.info.parity == signed.info.parity  # nothing else changed
+
+
+def test_int8_quantization_leaves_the_hosts_root_logger_as_it_was(model_path):
+    """onnxruntime's quantizer logs through logging.info(), which gave a root logger without handlers
+    a stderr handler of its own: an application's every log record then printed twice or unasked."""
+    import logging
+
+    from nextword.export.quantize import quantize_int8
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    for handler in before:
+        root.removeHandler(handler)  # as in a host that configured no logging
+    try:
+        quantized = quantize_int8(onnx.load(str(model_path)))
+        assert root.handlers == []
+    finally:
+        for handler in before:
+            root.addHandler(handler)
+    assert any(node.op_type == "DynamicQuantizeLSTM" for node in quantized.graph.node)

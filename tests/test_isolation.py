@@ -76,3 +76,21 @@ print("ok")
 """
     result = run_python(code, block_training_stack=True)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_packages_public_names_and_errors_import_without_the_training_stack():
+    """``from nextword.train import *`` loaded TensorFlow (7 s) for TrainResult, and catching
+    ParityError or ExportError meant importing the modules that load it."""
+    code = """
+import sys
+from nextword.train import *
+from nextword.export import *
+from nextword.train import RunBusyError, RunExistsError, TrainResult
+from nextword.export import ExportError, ParityError
+assert issubclass(RunExistsError, FileExistsError) and issubclass(ParityError, RuntimeError)
+loaded = sorted(m for m in sys.modules if m.partition(".")[0] in {"tensorflow", "keras", "tf2onnx", "onnx"})
+assert not loaded, loaded
+print("ok")
+"""
+    result = run_python(code, block_training_stack=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -8,16 +8,15 @@ TensorFlow loads only when :func:`train` or :func:`resume` is first called.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
 
 from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
 from .config import ModelConfig, TrainConfig
 from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
-
-if TYPE_CHECKING:
-    from .trainer import TrainResult
+from .files import NotARunError, RunBusyError, RunExistsError
+from .result import TrainResult
 
 __all__ = [
     "EXPORT_STACK",
@@ -27,7 +26,10 @@ __all__ = [
     "DistributeError",
     "MissingExtraError",
     "ModelConfig",
+    "NotARunError",
     "PeerUnreachableError",
+    "RunBusyError",
+    "RunExistsError",
     "TrainConfig",
     "TrainResult",
     "WorkerLostError",
@@ -57,11 +59,3 @@ def resume(run_dir: str, **changes: Any) -> TrainResult:
     from .trainer import resume as _resume
 
     return _resume(run_dir, **changes)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "TrainResult":
-        from .trainer import TrainResult
-
-        return TrainResult
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

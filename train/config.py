@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
+from nextword.runtime.checks import as_path, check_bool
 from nextword.runtime.tokenizer import TokenizerConfig
 
 __all__ = [
@@ -69,14 +70,12 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not 0.0 <= self.word_dropout < 1.0:
-            raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
-        if not isinstance(self.locked_dropout, bool):
-            raise ValueError(f"locked_dropout must be True or False, got {self.locked_dropout!r}")
-        if not isinstance(self.tie_embeddings, bool):
-            raise ValueError(f"tie_embeddings must be True or False, got {self.tie_embeddings!r}")
+        for name in ("dropout", "word_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        check_bool("locked_dropout", self.locked_dropout)
+        check_bool("tie_embeddings", self.tie_embeddings)
 
 
 @dataclass(frozen=True)
@@ -194,6 +193,19 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        for name, kind in (("corpus", CorpusConfig), ("tokenizer", TokenizerConfig), ("model", ModelConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(
+                    f"{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__} "
+                    f"(build one: {name}={kind.__name__}(...))"
+                )
+        object.__setattr__(
+            self, "out", as_path("out", self.out)
+        )  # a pathlib.Path, stored as config.json's str
+        if self.embeddings is not None:
+            object.__setattr__(self, "embeddings", as_path("embeddings", self.embeddings, empty=False))
+        for name in ("freeze_embeddings", "overwrite", "mixed_precision"):
+            check_bool(name, getattr(self, name))
         for name in ("seq_len", "batch_size", "epochs"):
             value = getattr(self, name)
             if name == "epochs" and value is None:  # chosen from the corpus's size (planned_epochs)
@@ -214,9 +226,13 @@ class TrainConfig:
             )
         for name in ("learning_rate", "clipnorm", "peer_timeout"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if isinstance(value, bool) or not (
+                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+            ):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not (isinstance(self.dev_fraction, (int, float)) and 0 <= self.dev_fraction < 1):
+        if isinstance(self.dev_fraction, bool) or not (
+            isinstance(self.dev_fraction, (int, float)) and 0 <= self.dev_fraction < 1
+        ):
             raise ValueError(f"dev_fraction must be in [0, 1), got {self.dev_fraction!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
@@ -229,6 +245,7 @@ class TrainConfig:
             raise ValueError(f"checkpoint_steps must be an integer >= 0, got {steps!r}")
         if self.max_minutes is not None and not (
             isinstance(self.max_minutes, (int, float))
+            and not isinstance(self.max_minutes, bool)
             and math.isfinite(self.max_minutes)
             and self.max_minutes > 0
         ):

@@ -46,6 +46,7 @@ __all__ = [
     "SAVING",
     "RunBusyError",
     "RunDir",
+    "RunExistsError",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -125,6 +126,10 @@ logger = logging.getLogger(__name__)
 class NotARunError(FileExistsError):
     """A folder is not a nextword run folder, so nextword will neither delete anything in it nor resume
     it."""
+
+
+class RunExistsError(FileExistsError):
+    """The run folder already holds a run; the message says how to resume or replace it."""
 
 
 class RunBusyError(FileExistsError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,13 @@ from .embeddings import load_glove
 from .files import (
     ID_FILE_COUNTS,
     RunDir,
+    RunExistsError,
     atomic_write_json,
     atomic_write_text,
 )
 from .fit import SESSION_FIELDS, Start, fit_session
 from .recorder import RunRecorder, metrics_document
+from .result import TrainResult
 from .resumable import (
     check_resumable,
     load_checkpoint,
@@ -46,26 +48,10 @@ N_SAMPLE_PROMPTS = 5  # validation document beginnings kept as real prompts for 
 SAMPLE_PROMPT_WORDS = 20
 
 
-class RunExistsError(FileExistsError):
-    """The run folder already holds a run; the message says how to resume or replace it."""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Where a run ended."""
-
-    run_dir: str
-    epochs: int  # epochs finished in total, earlier sessions of a resumed run included
-    best_epoch: int
-    best_val_loss: float
-    best_val_perplexity: float
-    stopped_early: bool
-    out_of_time: bool = False  # the max_minutes budget ended this session
-    selected_by: str = "val_loss"  # the loss that chose the best epoch: dev_loss or val_loss
-
-
 def train(config: TrainConfig, command: str | None = None) -> TrainResult:
-    """Train a model as ``config`` says and fill the run folder ``config.out``.
+    """Train a model as ``config`` says and fill the run folder ``config.out``. As Keras training seeded
+    for reproducibility does, it seeds the process's global random states (Python's ``random``,
+    numpy's and TensorFlow's) with ``config.seed``.
 
     Steps: read the corpus's documents, drop exact duplicates and split them with near-duplicates
     kept on one side (:func:`nextword.corpus.split_corpus`; by index with ``keep_duplicates``),

@@ -1,0 +1,75 @@
+"""Checks of configuration values, shared by every stage's config: a wrong value is a ``ValueError``
+that names the field and what it takes, raised when the config is made, before any work."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from typing import Any, SupportsFloat
+
+__all__ = ["as_path", "check_bool", "check_int", "check_real", "finite", "shown"]
+
+
+def check_bool(name: str, value: Any) -> None:
+    """``value`` must be ``True`` or ``False``: a string such as ``"no"`` is truthy, and taken as True
+    it would turn the setting on."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {shown(value)}")
+
+
+def as_path(name: str, value: Any, *, empty: bool = True) -> str:
+    """A file path given as ``str`` or ``os.PathLike``, as the ``str`` a config stores (and writes into
+    JSON); ``empty``: whether ``""`` (not set) is allowed."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or (not empty and not value):
+        raise ValueError(f"{name} must be a file path (str or pathlib.Path), got {shown(value)}")
+    return value
+
+
+def check_int(name: str, value: Any, low: int, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if int(value) < low or (high is not None and int(value) > high):
+        allowed = f"in {low}..{high}" if high is not None else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    low_open: bool,
+    high: float = math.inf,
+    note: str = "",
+) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and finite(value)
+    ok = ok and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
+        upper = "" if high == math.inf else f"<= {high:g}"
+        bounds = " and ".join(b for b in (lower, upper) if b)
+        detail = f" ({note})" if note else ""
+        raise ValueError(
+            f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {shown(value)}"
+        )
+
+
+def finite(value: SupportsFloat) -> bool:
+    """``math.isfinite`` that answers False, not OverflowError, for integers beyond a float's range (a
+    JSON file can hold a 400-digit number)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters (a file can hold a number thousands of digits long)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer over Python's 4,300-digit conversion limit
+        return "an integer of more than 4,300 digits"
+    return text if len(text) <= 60 else text[:57] + "..."

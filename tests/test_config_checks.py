@@ -1,0 +1,107 @@
+"""Every stage's config checks what it is given when it is made: a wrong type is a ValueError naming
+the field, never a value taken for what it is not (a string "no" for True, a path's characters for
+paths), and a pathlib.Path is as good as a str."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nextword.corpus import CorpusConfig
+from nextword.export import ExportConfig
+from nextword.runtime import GenerationConfig, TokenizerConfig
+from nextword.train import ModelConfig, TrainConfig
+
+
+def test_paths_may_be_pathlib_paths_and_are_stored_as_strings(tmp_path):
+    """TrainConfig(out=Path) failed while writing config.json, after the run folder was begun."""
+    config = TrainConfig(out=tmp_path / "run", embeddings=tmp_path / "vectors.txt")
+    assert config.out == str(tmp_path / "run") and config.embeddings == str(tmp_path / "vectors.txt")
+    json.dumps(config.to_dict())  # what train() writes into config.json
+    export = ExportConfig(run_dir=tmp_path / "run", out=tmp_path / "m.onnx")
+    assert (export.run_dir, export.out) == (str(tmp_path / "run"), str(tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize(
+    ("paths", "stored"),
+    [
+        ("a.csv", ("a.csv",)),  # one file, not the characters of its name
+        (Path("a.csv"), ("a.csv",)),
+        ([Path("a.csv"), "b.txt"], ("a.csv", "b.txt")),
+        ((), ()),
+    ],
+)
+def test_corpus_paths_take_one_path_or_a_list(paths, stored):
+    assert CorpusConfig(paths=paths).paths == stored
+
+
+@pytest.mark.parametrize(
+    ("paths", "said"), [((1,), "paths[0] must be a file path"), (("",), "paths[0]"), (7, "paths")]
+)
+def test_corpus_paths_that_are_not_paths_are_refused(paths, said):
+    with pytest.raises(ValueError) as caught:
+        CorpusConfig(paths=paths)
+    assert str(caught.value).startswith(said), caught.value
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda v: CorpusConfig(keep_duplicates=v), "keep_duplicates"),
+        (lambda v: TrainConfig(overwrite=v), "overwrite"),
+        (lambda v: TrainConfig(mixed_precision=v), "mixed_precision"),
+        (lambda v: TrainConfig(embeddings="v.txt", freeze_embeddings=v), "freeze_embeddings"),
+        (lambda v: ModelConfig(locked_dropout=v), "locked_dropout"),
+        (lambda v: ExportConfig(int8=v), "int8"),
+        (lambda v: ExportConfig(overwrite=v), "overwrite"),
+        (lambda v: ExportConfig(tune_cache=v), "tune_cache"),
+        (lambda v: ExportConfig(evaluate=v), "evaluate"),
+    ],
+)
+def test_a_switch_takes_true_or_false_only(make, name):
+    """keep_duplicates="no" turned deduplication off; int8="False" wrote an int8 model."""
+    for value in ("no", "False", 0, 1, None):
+        with pytest.raises(ValueError, match=rf"^{name} must be True or False, got "):
+            make(value)
+    make(True), make(False)
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda: TrainConfig(model={"embedding_dim": 16}), "model must be a ModelConfig, got dict"),
+        (lambda: TrainConfig(corpus={"paths": ["a.csv"]}), "corpus must be a CorpusConfig, got dict"),
+        (lambda: TrainConfig(tokenizer={}), "tokenizer must be a TokenizerConfig, got dict"),
+        (lambda: ExportConfig(generation={"top_k": 5}), "generation must be a GenerationConfig, got dict"),
+        (lambda: ExportConfig(generation=None), "generation must be a GenerationConfig, got NoneType"),
+        (lambda: ModelConfig(dropout="0.2"), "dropout must be in [0, 1), got '0.2'"),
+        (lambda: ModelConfig(word_dropout=None), "word_dropout must be in [0, 1), got None"),
+        (lambda: CorpusConfig(val_fraction="0.1"), "val_fraction must be a number between 0 and 1"),
+        (lambda: CorpusConfig(split_seed=-1), "split_seed must be in 0..4294967295, got -1"),
+        (lambda: CorpusConfig(split_seed=2**40), "split_seed must be in 0..4294967295"),
+        (lambda: ExportConfig(tolerance="1e-4"), "tolerance must be a finite number > 0 and <= 1"),
+        (lambda: ExportConfig(greedy_words=2.5), "greedy_words must be an integer, got 2.5"),
+        (lambda: ExportConfig(greedy_words=10**9), "greedy_words must be in 1..10000"),
+        (lambda: TrainConfig(learning_rate=True), "learning_rate must be a positive number, got True"),
+        (lambda: TrainConfig(max_minutes=True), "max_minutes must be a positive number of minutes"),
+        (lambda: TrainConfig(dev_fraction=False), "dev_fraction must be in [0, 1)"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_naming_the_field(make, said):
+    """These were accepted, or failed with a bare comparison TypeError, or failed late under another
+    field's name (greedy_words as max_words, after the conversion)."""
+    with pytest.raises(ValueError) as caught:
+        make()
+    assert str(caught.value).startswith(said), caught.value
+
+
+def test_the_configs_defaults_still_pass_their_checks():
+    for config in (
+        CorpusConfig(),
+        TrainConfig(),
+        ModelConfig(),
+        ExportConfig(),
+        TokenizerConfig(),
+        GenerationConfig(),
+    ):
+        assert config == type(config)()
