@@ -29,6 +29,7 @@ def as_path(name: str, value: Any, *, empty: bool = True) -> str:
 
 
 def check_int(name: str, value: Any, low: int, high: int | None) -> None:
+    """``value`` must be an integer (not a bool) in ``low..high`` (``high`` None: no upper bound)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if int(value) < low or (high is not None and int(value) > high):
@@ -45,6 +46,8 @@ def check_real(
     high: float = math.inf,
     note: str = "",
 ) -> None:
+    """``value`` must be a finite real number (not a bool) above ``low`` (or at it, unless
+    ``low_open``) and at most ``high``; ``note`` is added to the refusal."""
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and finite(value)
     ok = ok and (value > low if low_open else value >= low) and value <= high
     if not ok:
