@@ -25,6 +25,7 @@ import itertools
 import sys
 import time
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ LEAK_LEVELS = [0.2, 0.5, 0.8]
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = benchmark_parser("dedup", __doc__)
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="corpus file (default: %(default)s)")
+    parser.add_argument(
+        "--text-column", default="auto", help="CSV column holding the text (default: as nextword train)"
+    )
     parser.add_argument("--examples", type=int, default=3, help="examples on each side of the threshold")
     parser.add_argument("--result-json", metavar="PATH", help="where to write the figures")
     return parser.parse_args(argv)
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not Path(args.corpus).is_file():
         raise SystemExit(f"corpus {args.corpus} not found: pass --corpus FILE")
-    config = CorpusConfig(paths=(args.corpus,))
+    config = CorpusConfig(paths=(args.corpus,), text_column=args.text_column)
     documents = load_documents(config.paths, config)
     default = DedupSettings()
     results: dict[str, Any] = {
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     results["thresholds"] = by_threshold(documents, similar)
     results["examples"] = examples(documents, similar, found.group, default.threshold, args.examples)
 
-    by_index = split_corpus(CorpusConfig(paths=config.paths, keep_duplicates=True))
+    by_index = split_corpus(replace(config, keep_duplicates=True))
     deduplicated = split_corpus(config)
     results["splits"] = {
         "by document index (--keep-duplicates)": leakage(similar, by_index.labels, representative),

@@ -155,9 +155,17 @@ def model_splits(model: Any, corpus: str) -> Splits:
     trained since issue 12), then its development part as training carved it out of the training
     documents (in corpus order)."""
     provenance = model.info.provenance
-    split = rebuild_split(provenance, CorpusConfig(paths=(corpus,)))
+    reading = CorpusConfig(
+        paths=(corpus,),
+        format=provenance.corpus_format,
+        text_column=provenance.text_column,
+        json_field=provenance.json_field,
+    )  # the files read as the model's were
+    split = rebuild_split(provenance, reading)
     train, val = split.documents()
-    dev_mask = dev_part(len(train), provenance.data.dev_documents or 0, provenance.split.seed)
+    dev_mask = dev_part(
+        len(train), provenance.data.dev_documents or 0, provenance.split.seed, split.training_groups()
+    )
     fitted = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if not is_dev]
     dev = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if is_dev]
     return Splits(fitted, dev, val, provenance.split.describe(), split.counts.documents)

@@ -8,7 +8,7 @@ from typing import Any
 from benchmarks import cache_text
 from benchmarks.environment import features_text, machine_info
 
-__all__ = ["render", "render_card"]
+__all__ = ["cache_search", "cache_words", "render", "render_card"]
 
 LABELS = {
     "a": "(a) unigram frequencies",
@@ -146,10 +146,10 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
             "",
             "## The continuous cache",
             "",
-            f"Stored in the model file: {_cache_words(cache)}, tuned at export on {tuning.get('documents')} "
+            f"Stored in the model file: {cache_words(cache)}, tuned at export on {tuning.get('documents')} "
             f"development documents ({tuning.get('words'):,} words), where it took perplexity from "
             f"{tuning.get('perplexity_without')} to {tuning.get('perplexity_with')}"
-            + _cache_search(tuning)
+            + cache_search(tuning)
             + ". `score`, `evaluate` and "
             "`next_words` use it by default (`cache=False`, `--no-cache` to turn it off); "
             "scoring with it feeds one token per session call, documents side by side: "
@@ -234,7 +234,7 @@ def _notebook_note(results: dict[str, Any], our_seconds: float) -> str:
     )
 
 
-def _cache_words(cache: Any) -> str:
+def cache_words(cache: Any) -> str:
     """The stored settings in a sentence."""
     similarity = "cosine similarities" if cache.similarity == "cosine" else "dot products"
     if cache.gate is None:
@@ -249,7 +249,7 @@ def _cache_words(cache: Any) -> str:
     return f"{similarity} of the LSTM states {scale}, {share}, a window of {cache.window} positions"
 
 
-def _cache_search(tuning: dict[str, Any]) -> str:
+def cache_search(tuning: dict[str, Any]) -> str:
     """What the search tried, from the tuning record (files tuned before the gate have none)."""
     kinds = tuning.get("best_of_each")
     if not kinds:

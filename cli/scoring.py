@@ -152,7 +152,9 @@ def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterat
     """The documents of one part of a model's split, read from the files: ``val``, ``train`` (the
     documents it trained on) or ``dev`` (training documents held out of training to tune its cache)."""
     dev_documents = provenance.data.dev_documents or 0
-    is_dev = dev_mask(split.counts.train_documents or 0, dev_documents, provenance.split.seed)
+    is_dev = dev_mask(
+        split.counts.train_documents or 0, dev_documents, provenance.split.seed, split.training_groups()
+    )
     index = 0
     for is_val, document in split.read():
         if is_val:

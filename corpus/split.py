@@ -9,11 +9,15 @@ over the files (:func:`split_corpus`) and applied in later passes by reading the
 - ``documents-v1`` (:data:`SPLIT_BY_DOCUMENT`; ``--keep-duplicates``, and every model exported before
   deduplication): a seeded permutation of the document indices, whose first ``val_fraction`` are held
   out (:func:`validation_indices`).
-- ``dedup-v2`` (:data:`SPLIT_DEDUPLICATED`, the default): exact duplicates are dropped, the first kept;
+- ``dedup-v3`` (:data:`SPLIT_DEDUPLICATED`, the default): ``dedup-v2``'s split, whose groups also
+  decide the development part (:func:`nextword.corpus.dev.dev_mask`): it holds out whole groups of
+  training documents, so none of its documents has a near-duplicate among those trained on.
+- ``dedup-v2`` (:data:`SPLIT_DEDUPLICATED_V2`): exact duplicates are dropped, the first kept;
   near-duplicates form groups (:mod:`nextword.corpus.dedup`), so a group never straddles the split; a
   seeded permutation of the groups is walked, and each group that still fits in ``val_fraction`` of
   the kept documents is held out, until they are full. A group larger than the room left stays in
-  training: the validation documents never exceed the fraction asked for.
+  training: the validation documents never exceed the fraction asked for. Its development part was
+  drawn document by document.
 - ``dedup-v1`` (:data:`SPLIT_DEDUPLICATED_V1`, models trained before ``dedup-v2``): the same walk, but
   every group is held out until the fraction is reached, whatever its size. One group of a templated
   corpus (hundreds of reports written from one form) could hold out most of the corpus, leaving a
@@ -50,6 +54,7 @@ __all__ = [
     "TRAIN",
     "VAL",
     "DocumentSplit",
+    "fitting_groups",
     "rebuild_split",
     "recorded_split",
     "split_corpus",
@@ -70,6 +75,14 @@ class DocumentSplit:
     record: SplitRecord  # how the split was made: enough to make it again
     labels: np.ndarray  # (documents,) uint8: TRAIN, VAL or DROPPED, in corpus order
     counts: DataCounts  # documents read, duplicates, and documents per side (no word counts)
+    # (documents,) each document's near-duplicate group (the index of its first document), kept for a
+    # scheme whose development part follows the groups (SplitRecord.dev_by_group); else None
+    groups: np.ndarray | None = None
+
+    def training_groups(self) -> np.ndarray | None:
+        """The near-duplicate group of each training document, in corpus order, for
+        :func:`~nextword.corpus.dev.dev_mask`; None where the development part ignores groups."""
+        return None if self.groups is None else self.groups[self.labels == TRAIN]
 
     def read(self) -> Iterator[tuple[bool, str]]:
         """Yield ``(is_validation, document)`` for every document kept, in corpus order, reading the
@@ -102,7 +115,8 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
 
     Memory: 1 byte a document for the labels (8 while the document-index split is drawn) and, when
     deduplicating, what :func:`~nextword.corpus.dedup.find_duplicates` holds: 9 bytes a document while
-    the files are read, about 30 while the groups are formed. Raises :class:`CorpusError` for
+    the files are read, about 30 while the groups are formed, then 4 a document for the groups that
+    ``dedup-v3`` keeps for the development part. Raises :class:`CorpusError` for
     unreadable files, an empty corpus, or one that cannot be split (fewer than two documents, or two
     groups, to share out).
     """
@@ -113,6 +127,7 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
         raise CorpusError(str(exc)) from None
     if not corpus.paths:
         raise CorpusError("no corpus files given")
+    groups = None
     if record.dedup is None:
         n = count_documents(corpus.paths, corpus)
         labels = np.full(n, TRAIN, dtype=np.uint8)
@@ -127,6 +142,8 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
         labels = _assign_groups(
             duplicates, record.val_fraction, record.seed, fit=record.scheme != SPLIT_DEDUPLICATED_V1
         )
+        if record.dev_by_group:  # int32 where it can: 4 bytes a document
+            groups = duplicates.group.astype(np.int32 if len(labels) < 2**31 else np.int64)
         counts = DataCounts(
             documents=len(labels),
             exact_duplicates=duplicates.exact_duplicates,
@@ -137,7 +154,7 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
         counts, train_documents=int((labels == TRAIN).sum()), val_documents=int((labels == VAL).sum())
     )
     _log(counts, record)
-    return DocumentSplit(corpus=corpus, record=record, labels=labels, counts=counts)
+    return DocumentSplit(corpus=corpus, record=record, labels=labels, counts=counts, groups=groups)
 
 
 def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit:
@@ -228,7 +245,7 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fi
     ordered = sizes[heads[order]]  # (G,) group sizes in the walk's order
     target = _held_out(n_kept, val_fraction)
     if fit:
-        chosen = _fitting_groups(ordered, target)
+        chosen = fitting_groups(ordered, target)
         _check_fit(ordered, chosen, target, n_kept)
     else:
         reached = np.cumsum(ordered)  # documents held out after each group
@@ -242,9 +259,10 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fi
     return labels
 
 
-def _fitting_groups(sizes: np.ndarray, target: int) -> np.ndarray:
-    """Positions in ``sizes`` (groups in walk order) of the groups ``dedup-v2`` holds out: walking in
-    order, each group that fits in the room left of ``target`` documents, until none is left. The
+def fitting_groups(sizes: np.ndarray, target: int) -> np.ndarray:
+    """Positions in ``sizes`` (groups in walk order) of the groups ``dedup-v2`` holds out (and
+    ``dedup-v3``'s development part): walking in order, each group that fits in the room left of
+    ``target`` documents, until none is left. The
     leading run that fits is found at once; the walk goes on group by group only past it."""
     reached = np.cumsum(sizes)
     lead = int(np.searchsorted(reached, target, side="right"))  # groups 0..lead-1 fit together

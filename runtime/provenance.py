@@ -24,6 +24,7 @@ __all__ = [
     "SPLIT_BY_DOCUMENT",
     "SPLIT_DEDUPLICATED",
     "SPLIT_DEDUPLICATED_V1",
+    "SPLIT_DEDUPLICATED_V2",
     "SPLIT_SCHEMES",
     "Architecture",
     "DataCounts",
@@ -37,10 +38,15 @@ __all__ = [
 SPLIT_BY_DOCUMENT = "documents-v1"  # a seeded permutation of the document indices; nothing dropped
 # Exact duplicates dropped, near-duplicate groups kept on one side; groups held out in a seeded order
 # until the fraction is reached (v1, which may hold out a group of any size), or only groups that
-# still fit in it (v2, the default since v1 could hold out one huge group of templated documents).
+# still fit in it (v2, since v1 could hold out one huge group of templated documents). v3, the
+# default, makes v2's split and also carves the development part (training documents held out of
+# training) out of whole groups; v1 and v2 drew it document by document, so a development document
+# could have a near-duplicate among the documents trained on.
 SPLIT_DEDUPLICATED_V1 = "dedup-v1"
-SPLIT_DEDUPLICATED = "dedup-v2"
-DEDUP_SCHEMES = (SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED)
+SPLIT_DEDUPLICATED_V2 = "dedup-v2"
+SPLIT_DEDUPLICATED = "dedup-v3"
+DEDUP_SCHEMES = (SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED_V2, SPLIT_DEDUPLICATED)
+_DEV_BY_DOCUMENT = (SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED_V2)
 SPLIT_SCHEMES = (SPLIT_BY_DOCUMENT, *DEDUP_SCHEMES)
 
 
@@ -103,6 +109,12 @@ class SplitRecord:
         scheme this one does not know: the file still loads (the record describes, the graph is what
         runs), but its split cannot be rebuilt here (:meth:`check_known`)."""
         return self.scheme in SPLIT_SCHEMES
+
+    @property
+    def dev_by_group(self) -> bool:
+        """Whether the development part is carved out of the training documents by whole near-duplicate
+        groups (``dedup-v3``) rather than document by document (the older schemes)."""
+        return self.known and self.scheme not in _DEV_BY_DOCUMENT
 
     def check_known(self) -> None:
         """Raise ``ValueError`` naming the scheme unless this nextword can make the split again."""

@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
 
 from helpers import write_corpus
-from nextword.corpus.dev import MAX_DEV_DOCUMENTS, dev_count
+from nextword.corpus import split_corpus
+from nextword.corpus.dev import MAX_DEV_DOCUMENTS, dev_count, dev_mask
 from nextword.export import ExportConfig, export
 from nextword.export.cache_tuning import trace_documents, tune_cache
 from nextword.runtime import GenerationConfig, TokenizerConfig, evaluate, load
@@ -24,6 +25,7 @@ from nextword.runtime.evaluation import evaluate_ids
 from nextword.runtime.model_file import format_version_for
 from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
 from nextword.train.data import stream_documents
+from nextword.train.files import RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +91,21 @@ def test_development_documents_are_held_out_of_training(topic_run):
     words = sum(len(d) - 1 for d in train_docs), sum(len(d) - 1 for d in dev_docs)
     assert words == (data["train_words"], data["dev_words"])
     assert all(d[0] == d[-1] == 2 for d in train_docs + dev_docs)  # whole documents, <eod> to <eod>
+
+
+def test_the_development_part_holds_out_whole_groups_of_near_duplicates(topic_run):
+    stored = json.loads((topic_run / "config.json").read_text(encoding="utf-8"))
+    data = stored["data"]
+    assert data["split"]["scheme"] == "dedup-v3"
+    split = split_corpus(CorpusConfig(paths=tuple(stored["corpus"]["paths"])))
+    groups = split.training_groups()
+    assert (np.unique(groups, return_counts=True)[1] > 1).any()  # near-duplicates to keep together
+    chosen = dev_mask(len(groups), data["dev_documents"], 0, groups)
+    assert not set(groups[chosen].tolist()) & set(groups[~chosen].tolist())
+    tokenizer = RunDir(topic_run).read_tokenizer()
+    training = [document for is_val, document in split.read() if not is_val]
+    expected = [tuple(tokenizer.encode(d)) for d, is_dev in zip(training, chosen, strict=True) if is_dev]
+    assert [tuple(d[1:-1].tolist()) for d in stream_documents(topic_run / "dev.ids")] == expected
 
 
 def test_dev_count_bounds():

@@ -120,7 +120,7 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     code, out, _ = run_cli(capsys, "info", BUNDLED_MODEL)
     assert code == 0 and "words (tokenizer format 1: a literal <unk> is read as <, unk, >)" in out
     assert data["provenance"] == model.info.provenance.to_dict()
-    assert data["provenance"]["split"]["scheme"] == "dedup-v2"
+    assert data["provenance"]["split"]["scheme"] == "dedup-v3"
 
 
 def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files):

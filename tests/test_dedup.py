@@ -23,12 +23,14 @@ from nextword.corpus import (
     validation_indices,
 )
 from nextword.corpus.dedup import components, find_duplicates
+from nextword.corpus.dev import dev_mask
 from nextword.corpus.minhash import document_words
 from nextword.corpus.split import DROPPED, TRAIN, VAL
 from nextword.runtime.provenance import (
     SPLIT_BY_DOCUMENT,
     SPLIT_DEDUPLICATED,
     SPLIT_DEDUPLICATED_V1,
+    SPLIT_DEDUPLICATED_V2,
     DataCounts,
     DedupSettings,
     Provenance,
@@ -374,3 +376,41 @@ def test_the_bundled_model_rebuilds_its_deduplicated_split_on_the_reference_corp
     assert split_corpus(CorpusConfig(paths=(str(REFERENCE_CORPUS),))).labels.tolist() == split.labels.tolist()
     train, val = split.documents()
     assert not {" ".join(d.lower().split()) for d in train} & {" ".join(d.lower().split()) for d in val}
+
+
+def test_the_development_part_holds_out_whole_groups_and_is_made_again_from_its_size():
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(2, 60))
+        groups = rng.integers(0, max(1, n // 3), n) if trial % 2 else rng.integers(0, n, n)
+        asked = int(rng.integers(0, n))
+        mask = dev_mask(n, asked, trial, groups)
+        held = int(mask.sum())
+        assert held <= asked
+        for group in np.unique(groups):  # no group straddles the part
+            assert len(set(mask[groups == group].tolist())) == 1
+        assert np.array_equal(dev_mask(n, held, trial, groups), mask)  # what a model file records
+    assert dev_mask(50, 7, 3, np.arange(50)).sum() == 7  # documents alone: exactly the share
+    one_large = np.array([0] * 30 + list(range(30, 50)))
+    mask = dev_mask(50, 10, 0, one_large)
+    assert mask.sum() == 10 and not mask[:30].any()  # a group larger than the room stays in training
+    drawn = np.zeros(50, dtype=bool)
+    drawn[np.random.default_rng([3, 1]).permutation(50)[:7]] = True
+    assert np.array_equal(dev_mask(50, 7, 3), drawn)  # without groups: the older schemes' documents
+    with pytest.raises(ValueError, match="3 groups given for 4 training documents"):
+        dev_mask(4, 1, 0, np.arange(3))
+
+
+def test_only_dedup_v3_keeps_the_groups_for_the_development_part(tmp_path):
+    documents, _ = family_corpus(0)
+    files = write_corpus(tmp_path, documents)
+    config = CorpusConfig(paths=(str(files["csv"]),), val_fraction=0.2)
+    split = split_corpus(config)
+    assert split.record.scheme == SPLIT_DEDUPLICATED == "dedup-v3" and split.record.dev_by_group
+    groups = split.training_groups()
+    assert groups is not None and len(groups) == split.counts.train_documents
+    older = split_corpus(config, replace(split.record, scheme=SPLIT_DEDUPLICATED_V2))
+    assert np.array_equal(older.labels, split.labels)  # the same split
+    assert older.training_groups() is None and not older.record.dev_by_group
+    by_index = split_corpus(replace(config, keep_duplicates=True))
+    assert by_index.training_groups() is None

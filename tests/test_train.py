@@ -451,7 +451,7 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, monkey
     split = split_corpus(tiny_config.corpus)  # deduplicated by default
     train_docs, val_docs = split.documents()
     n_dev = dev_count(len(train_docs), tiny_config.dev_fraction)
-    is_dev = dev_mask(len(train_docs), n_dev, tiny_config.corpus.split_seed)
+    is_dev = dev_mask(len(train_docs), n_dev, tiny_config.corpus.split_seed, split.training_groups())
     dev_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if dev]
     train_docs = [d for d, dev in zip(train_docs, is_dev, strict=True) if not dev]
     for name, docs in (("train.ids", train_docs), ("dev.ids", dev_docs), ("val.ids", val_docs)):
@@ -459,7 +459,7 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, monkey
         np.testing.assert_array_equal(stored, encode_stream(docs, tokenizer))
     data = json.loads((out / "config.json").read_text())["data"]
     assert data["train_words"] == len(encode_stream(train_docs, tokenizer)) - 1
-    assert data["split"]["scheme"] == "dedup-v2" and data["split"]["dedup"]["shingle_words"] == 5
+    assert data["split"]["scheme"] == "dedup-v3" and data["split"]["dedup"]["shingle_words"] == 5
     assert data["documents"] == split.counts.documents and data["near_duplicate_groups"] > 0
     held = data["train_documents"] + data["dev_documents"] + data["val_documents"] + data["exact_duplicates"]
     assert held == data["documents"]

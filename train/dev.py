@@ -29,9 +29,12 @@ __all__ = ["hold_out_dev"]
 logger = logging.getLogger(__name__)
 
 
-def hold_out_dev(run: RunDir, config: TrainConfig, eod_id: int) -> dict[str, Any]:
+def hold_out_dev(
+    run: RunDir, config: TrainConfig, eod_id: int, groups: np.ndarray | None = None
+) -> dict[str, Any]:
     """Move ``config.dev_fraction`` of the documents of ``train.ids`` into ``dev.ids``, chosen with the
-    split seed.
+    split seed: whole near-duplicate groups with ``groups`` (those of the training documents, from
+    :meth:`~nextword.corpus.DocumentSplit.training_groups`), else document by document.
 
     Both files are written atomically (``dev.ids`` first), one document in memory at a time. Returns
     the counts for the run's ``config.json``: ``train_documents``, ``train_words``, ``dev_documents``,
@@ -40,7 +43,8 @@ def hold_out_dev(run: RunDir, config: TrainConfig, eod_id: int) -> dict[str, Any
     train_ids, dev_ids = run.train_ids, run.dev_ids
     n_train = sum(1 for _ in stream_documents(train_ids, eod_id))
     n_dev = dev_count(n_train, config.dev_fraction)
-    chosen = dev_mask(n_train, n_dev, config.corpus.split_seed)
+    chosen = dev_mask(n_train, n_dev, config.corpus.split_seed, groups)
+    n_dev = int(chosen.sum())  # whole groups: possibly a few short of the share
     tokens = {False: 1, True: 1}  # each stream starts with its <eod>
     with (  # left in reverse: dev_ids is in place before train_ids loses its documents
         atomic_path(train_ids) as train_tmp,
@@ -55,11 +59,12 @@ def hold_out_dev(run: RunDir, config: TrainConfig, eod_id: int) -> dict[str, Any
             files[is_dev].write(np.asarray(document[1:], dtype=STREAM_DTYPE).tobytes())  # ids... <eod>
             tokens[is_dev] += len(document) - 1
     logger.info(
-        "development part: %d of %d training documents (%d words) held out of training: they choose "
+        "development part: %d of %d training documents (%d words%s) held out of training: they choose "
         "the best epoch, and export tunes the cache on them",
         n_dev,
         n_train,
         tokens[True] - 1,
+        "" if groups is None else ", whole groups of near-duplicates",
     )
     return {
         "train_documents": n_train - n_dev,

@@ -113,7 +113,7 @@ def _prepare(
     encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
     data = encoded.facts()
     if config.dev_fraction:  # before anything reads train.ids: these documents are never trained on
-        data |= hold_out_dev(run, config, tokenizer.eod_id)
+        data |= hold_out_dev(run, config, tokenizer.eod_id, split.training_groups())
     facts = {
         "vocab_size": len(tokenizer),
         "data": data,
@@ -278,7 +278,7 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dic
         )
     counts = encode_corpus(split, tokenizer, run.train_ids, run.val_ids).facts()
     if config.dev_fraction:
-        counts |= hold_out_dev(run, config, tokenizer.eod_id)
+        counts |= hold_out_dev(run, config, tokenizer.eod_id, split.training_groups())
     return {k: v for k, v in counts.items() if k in ID_FILE_COUNTS}
 
 
