@@ -26,6 +26,7 @@ Writes docs/other-corpus.md (``--out``). About 45 minutes on two cores, most of 
 from __future__ import annotations
 
 import csv
+import json
 import lzma
 import random
 import shutil
@@ -41,7 +42,7 @@ from typing import Any
 
 from benchmarks.childproc import child_env
 from benchmarks.environment import machine_info
-from benchmarks.paths import CACHE_DIR, DOCS_DIR, shown
+from benchmarks.paths import CACHE_DIR, DOCS_DIR, REPO, shown
 from benchmarks.quality import Splits, model_splits, neural_rows, ngram_rows
 from benchmarks.quality_report import cache_search, cache_words
 from benchmarks.report import markdown_table
@@ -190,10 +191,31 @@ def dedup_figures(splits: Splits, corpus: Path, model: Any) -> dict[str, Any]:
     }
 
 
+def commit() -> str | None:
+    """The repository's commit, ``+`` when files differ from it; None outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
+
+
 def measure(args: Any) -> dict[str, Any]:
     """Build the corpus, train and export the recipe, score everything; the figures."""
     from nextword.runtime import load
 
+    code = commit()  # before training: the code that ran
     here = Path(args.cache)
     source = Path(args.source) if args.source else fetch(SOURCE_URL, here / "Translation-en.xz")
     packages = list(read_packages(source))
@@ -235,6 +257,7 @@ def measure(args: Any) -> dict[str, Any]:
         },
         "cache": _cache_sentence(int8.info.cache),
         "train_command": int8.info.provenance.train_command,
+        "commit": code,
         "machine": machine_info(),
     }
 
@@ -370,7 +393,8 @@ def render(figures: dict[str, Any]) -> str:
         "",
         "## Machine",
         "",
-        f"{machine['cpu']}, {machine['usable_cores']} cores, Python {machine['python']}.",
+        f"{machine['cpu']}, {machine['usable_cores']} cores, Python {machine['python']}"
+        + (f"; nextword at commit {figures['commit']}." if figures.get("commit") else "."),
         "",
     ]
     return "\n".join(lines)
@@ -387,9 +411,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=str(CACHE_DIR / "other"), help="where the corpus and models go")
     parser.add_argument("--out", default=str(DOCS_DIR / "other-corpus.md"), help="report to write")
     parser.add_argument("--result-json", metavar="PATH", help="default: benchmarks/.cache/results/")
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="write the report from the figures of an earlier run, measuring nothing",
+    )
     args = parser.parse_args(argv)
-    figures = measure(args)
-    save_result(NAME, figures, args.result_json)
+    if args.from_json:
+        figures = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+    else:
+        figures = measure(args)
+        save_result(NAME, figures, args.result_json)
     Path(args.out).write_text(render(figures), encoding="utf-8")
     print(f"wrote {shown(args.out)}")
     return 0

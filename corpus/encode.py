@@ -56,17 +56,24 @@ def encode_stream(documents: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
     return np.asarray(stream, dtype=np.int32)
 
 
-def build_vocabulary(split: DocumentSplit, config: TokenizerConfig) -> Tokenizer:
+def build_vocabulary(
+    split: DocumentSplit, config: TokenizerConfig, leave_out: np.ndarray | None = None
+) -> Tokenizer:
     """Pass 2: count the words of the training documents in one pass and keep the most frequent.
 
     The same vocabulary as ``Tokenizer.build(train_documents, config)``, without the documents in
-    memory: only the ``Counter`` of distinct words is held.
+    memory: only the ``Counter`` of distinct words is held. ``leave_out`` (bool, one per training
+    document in corpus order) names training documents whose words are not counted: the development
+    part, never trained on, whose own words would otherwise enter the vocabulary untrained.
     """
     started = time.perf_counter()
     counts: Counter[str] = Counter()
+    index = 0
     for is_val, document in split.read():
         if not is_val:
-            counts.update(tokenize(document, config))
+            if leave_out is None or not leave_out[index]:
+                counts.update(tokenize(document, config))
+            index += 1
     words, seconds = sum(counts.values()), time.perf_counter() - started
     logger.info(
         "vocabulary pass: %d training words, %d distinct, in %.1f s (%.0f words/s)",

@@ -116,9 +116,8 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
     Memory: 1 byte a document for the labels (8 while the document-index split is drawn) and, when
     deduplicating, what :func:`~nextword.corpus.dedup.find_duplicates` holds: 9 bytes a document while
     the files are read, about 30 while the groups are formed, then 4 a document for the groups that
-    ``dedup-v3`` keeps for the development part. Raises :class:`CorpusError` for
-    unreadable files, an empty corpus, or one that cannot be split (fewer than two documents, or two
-    groups, to share out).
+    ``dedup-v3`` keeps for the development part. Raises :class:`CorpusError` for unreadable files, an
+    empty corpus, or one that cannot be split (fewer than two documents, or two groups, to share out).
     """
     record = record or corpus.split_record()
     try:
@@ -262,8 +261,8 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fi
 def fitting_groups(sizes: np.ndarray, target: int) -> np.ndarray:
     """Positions in ``sizes`` (groups in walk order) of the groups ``dedup-v2`` holds out (and
     ``dedup-v3``'s development part): walking in order, each group that fits in the room left of
-    ``target`` documents, until none is left. The
-    leading run that fits is found at once; the walk goes on group by group only past it."""
+    ``target`` documents, until none is left. The leading run that fits is found at once; the walk
+    goes on group by group only past it."""
     reached = np.cumsum(sizes)
     lead = int(np.searchsorted(reached, target, side="right"))  # groups 0..lead-1 fit together
     room = target - (int(reached[lead - 1]) if lead else 0)

@@ -106,6 +106,9 @@ def test_the_development_part_holds_out_whole_groups_of_near_duplicates(topic_ru
     training = [document for is_val, document in split.read() if not is_val]
     expected = [tuple(tokenizer.encode(d)) for d, is_dev in zip(training, chosen, strict=True) if is_dev]
     assert [tuple(d[1:-1].tolist()) for d in stream_documents(topic_run / "dev.ids")] == expected
+    trained_on = [d for d, is_dev in zip(training, chosen, strict=True) if not is_dev]
+    words = {i for d in trained_on for i in tokenizer.encode(d)} - {tokenizer.unk_id}
+    assert words == set(range(len(tokenizer))) - set(tokenizer.special_ids)  # no untrained word
 
 
 def test_dev_count_bounds():

@@ -279,6 +279,28 @@ def test_a_corpus_that_marks_rare_words_unk_counts_them_as_unknown_words(tmp_pat
     assert "11.1% of the training words are outside the vocabulary (<unk>)" in caplog.text
 
 
+def test_the_vocabulary_leaves_out_the_words_of_the_development_part(tmp_path):
+    """Words that only development documents use (never trained on) stay out of the vocabulary: in
+    it, they would be untrained rows scored on the very documents that choose the epoch and tune the
+    cache."""
+    import numpy as np
+
+    from nextword.corpus import build_vocabulary, split_corpus
+    from nextword.runtime import TokenizerConfig
+
+    documents = [f"document {i} reads plain words" for i in range(20)] + ["zebra quagga okapi"]
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in documents))
+    split = split_corpus(CorpusConfig(paths=(str(path),), keep_duplicates=True, val_fraction=0.1))
+    train, _ = split.documents()
+    assert "zebra quagga okapi" in train
+    leave_out = np.array([d == "zebra quagga okapi" for d in train])
+    config = TokenizerConfig(min_count=1)
+    assert "zebra" in build_vocabulary(split, config).tokens
+    tokens = build_vocabulary(split, config, leave_out=leave_out).tokens
+    assert not {"zebra", "quagga", "okapi"} & set(tokens) and {"document", "plain"} <= set(tokens)
+
+
 def test_a_huge_integer_in_a_json_line_names_the_file_and_line(tmp_path):
     """Python refuses to read an integer of more than 4300 digits (sys.get_int_max_str_digits); a line
     holding one, in any field, is a bad line like the others, not a Python message."""

@@ -3,11 +3,12 @@ report's checks. The benchmark itself (downloading, a 30-minute training) is not
 
 from __future__ import annotations
 
+import json
 import lzma
 
 import pytest
 
-from benchmarks.other_corpus import Package, checks, draw, read_packages, render, write_corpus
+from benchmarks.other_corpus import Package, checks, draw, main, read_packages, render, write_corpus
 
 TRANSLATION = """\
 Package: 0ad
@@ -103,7 +104,7 @@ def test_the_checks_fail_when_the_model_does_not_beat_the_ngram_by_enough():
     )
 
 
-def test_the_report_names_the_corpus_the_groups_and_the_verdicts():
+def test_the_report_names_the_corpus_the_groups_and_the_verdicts(tmp_path):
     figures = {
         "corpus": {"packages": 8400, "of": 63956, "words": 520000, "run": 25, "seed": 0},
         "dedup": {
@@ -121,6 +122,7 @@ def test_the_report_names_the_corpus_the_groups_and_the_verdicts():
         "training": {"minutes": 30.0, "epochs": 9, "best_epoch": 7, "vocab": 9000, "unknown_share": 0.05},
         "cache": "Stored in the model file: a cache.",
         "train_command": "nextword train x.csv",
+        "commit": "abc1234",
         "machine": {"cpu": "AMD EPYC", "usable_cores": 2, "python": "3.11.7"},
     }
     report = render(figures)
@@ -130,3 +132,8 @@ def test_the_report_names_the_corpus_the_groups_and_the_verdicts():
     assert "- met: at least 35% lower perplexity than the best n-gram: 60.0% lower" in report
     assert "| modified Kneser-Ney 5-gram, the best order on the development documents | 100.0 |" in report
     assert report.count("- met:") == 6 and "NOT met" not in report
+    assert "Python 3.11.7; nextword at commit abc1234." in report
+    saved, out = tmp_path / "figures.json", tmp_path / "report.md"
+    saved.write_text(json.dumps(figures), encoding="utf-8")
+    assert main(["--from-json", str(saved), "--out", str(out)]) == 0  # measures nothing
+    assert out.read_text(encoding="utf-8") == render(json.loads(saved.read_text(encoding="utf-8")))

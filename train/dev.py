@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nextword.corpus import STREAM_DTYPE
+from nextword.corpus import STREAM_DTYPE, DocumentSplit
 from nextword.corpus.dev import dev_count, dev_mask
 from nextword.corpus.files import atomic_path
 
@@ -24,17 +24,26 @@ from .config import TrainConfig
 from .data import stream_documents
 from .files import RunDir
 
-__all__ = ["hold_out_dev"]
+__all__ = ["dev_part", "hold_out_dev"]
 
 logger = logging.getLogger(__name__)
 
 
-def hold_out_dev(
-    run: RunDir, config: TrainConfig, eod_id: int, groups: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Move ``config.dev_fraction`` of the documents of ``train.ids`` into ``dev.ids``, chosen with the
-    split seed: whole near-duplicate groups with ``groups`` (those of the training documents, from
-    :meth:`~nextword.corpus.DocumentSplit.training_groups`), else document by document.
+def dev_part(split: DocumentSplit, config: TrainConfig) -> np.ndarray | None:
+    """Which training documents of ``split`` (in corpus order) form the development part:
+    ``config.dev_fraction`` of them chosen with the split seed, whole near-duplicate groups where the
+    split's scheme says so (:meth:`~nextword.corpus.DocumentSplit.training_groups`), else document by
+    document; None without a development part."""
+    if not config.dev_fraction:
+        return None
+    n_train = split.counts.train_documents or 0
+    n_dev = dev_count(n_train, config.dev_fraction)
+    return dev_mask(n_train, n_dev, config.corpus.split_seed, split.training_groups())
+
+
+def hold_out_dev(run: RunDir, chosen: np.ndarray, eod_id: int, groups: bool = False) -> dict[str, Any]:
+    """Move the documents of ``train.ids`` that ``chosen`` (from :func:`dev_part`) names into
+    ``dev.ids``; ``groups`` says that they are whole groups of near-duplicates (for the log).
 
     Both files are written atomically (``dev.ids`` first), one document in memory at a time. Returns
     the counts for the run's ``config.json``: ``train_documents``, ``train_words``, ``dev_documents``,
@@ -42,8 +51,8 @@ def hold_out_dev(
     """
     train_ids, dev_ids = run.train_ids, run.dev_ids
     n_train = sum(1 for _ in stream_documents(train_ids, eod_id))
-    n_dev = dev_count(n_train, config.dev_fraction)
-    chosen = dev_mask(n_train, n_dev, config.corpus.split_seed, groups)
+    if len(chosen) != n_train:
+        raise ValueError(f"{train_ids} holds {n_train} documents, the split {len(chosen)} training documents")
     n_dev = int(chosen.sum())  # whole groups: possibly a few short of the share
     tokens = {False: 1, True: 1}  # each stream starts with its <eod>
     with (  # left in reverse: dev_ids is in place before train_ids loses its documents
@@ -64,7 +73,7 @@ def hold_out_dev(
         n_dev,
         n_train,
         tokens[True] - 1,
-        "" if groups is None else ", whole groups of near-duplicates",
+        ", whole groups of near-duplicates" if groups else "",
     )
     return {
         "train_documents": n_train - n_dev,

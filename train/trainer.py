@@ -17,7 +17,7 @@ from nextword.runtime.provenance import SplitRecord
 
 from .config import TrainConfig
 from .data import token_counts
-from .dev import hold_out_dev
+from .dev import dev_part, hold_out_dev
 from .distribute import Workers, start_workers, worker_scratch
 from .embeddings import load_glove
 from .files import (
@@ -100,7 +100,8 @@ def _prepare(
     """The three passes over the corpus, the run folder's files, then training (see :func:`train`);
     ``record`` is the split to make (by default, the one ``config.corpus`` says)."""
     split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
-    tokenizer = build_vocabulary(split, config.tokenizer)  # pass 2
+    dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
+    tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev)  # pass 2
     logger.info("vocabulary %d words", len(tokenizer))
     vectors = None
     if config.embeddings:
@@ -112,8 +113,8 @@ def _prepare(
     atomic_write_text(run.tokenizer, tokenizer.to_json())
     encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
     data = encoded.facts()
-    if config.dev_fraction:  # before anything reads train.ids: these documents are never trained on
-        data |= hold_out_dev(run, config, tokenizer.eod_id, split.training_groups())
+    if dev is not None:  # before anything reads train.ids: these documents are never trained on
+        data |= hold_out_dev(run, dev, tokenizer.eod_id, groups=split.record.dev_by_group)
     facts = {
         "vocab_size": len(tokenizer),
         "data": data,
@@ -277,8 +278,8 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dic
             data["documents"],
         )
     counts = encode_corpus(split, tokenizer, run.train_ids, run.val_ids).facts()
-    if config.dev_fraction:
-        counts |= hold_out_dev(run, config, tokenizer.eod_id, split.training_groups())
+    if (dev := dev_part(split, config)) is not None:
+        counts |= hold_out_dev(run, dev, tokenizer.eod_id, groups=split.record.dev_by_group)
     return {k: v for k, v in counts.items() if k in ID_FILE_COUNTS}
 
 
