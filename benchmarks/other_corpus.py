@@ -193,19 +193,14 @@ def dedup_figures(splits: Splits, corpus: Path, model: Any) -> dict[str, Any]:
 
 def commit() -> str | None:
     """The repository's commit, ``+`` when files differ from it; None outside a git checkout."""
+
+    def git(*argv: str) -> str:
+        command = ["git", "-C", str(REPO), *argv]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+" if dirty else "")

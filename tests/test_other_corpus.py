@@ -137,3 +137,12 @@ def test_the_report_names_the_corpus_the_groups_and_the_verdicts(tmp_path):
     saved.write_text(json.dumps(figures), encoding="utf-8")
     assert main(["--from-json", str(saved), "--out", str(out)]) == 0  # measures nothing
     assert out.read_text(encoding="utf-8") == render(json.loads(saved.read_text(encoding="utf-8")))
+
+
+def test_the_commit_names_the_checkout_and_marks_changed_files():
+    from benchmarks.other_corpus import commit
+
+    found = commit()  # the tests run from a clone
+    assert found is not None
+    head = found.rstrip("+")
+    assert len(head) >= 7 and all(c in "0123456789abcdef" for c in head)
