@@ -26,6 +26,7 @@ Writes docs/other-corpus.md (``--out``). About 45 minutes on two cores, most of 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import lzma
 import random
@@ -85,11 +86,12 @@ def read_packages(path: Path) -> Iterator[Package]:
         name = summary = None
         paragraphs: list[str] = []
         current: list[str] = []
-        for line in [*lines, "\n"]:
+        for line in itertools.chain(lines, ["\n"]):  # a blank line ends the last record too
             line = line.rstrip("\n")
             if line.startswith(" ") and summary is not None:
                 if line.strip() == ".":
-                    paragraphs.append(" ".join(current)) if current else None
+                    if current:
+                        paragraphs.append(" ".join(current))
                     current = []
                 else:
                     current.append(line.strip())

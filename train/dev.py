@@ -41,9 +41,9 @@ def dev_part(split: DocumentSplit, config: TrainConfig) -> np.ndarray | None:
     return dev_mask(n_train, n_dev, config.corpus.split_seed, split.training_groups())
 
 
-def hold_out_dev(run: RunDir, chosen: np.ndarray, eod_id: int, groups: bool = False) -> dict[str, Any]:
+def hold_out_dev(run: RunDir, chosen: np.ndarray, eod_id: int, by_group: bool = False) -> dict[str, Any]:
     """Move the documents of ``train.ids`` that ``chosen`` (from :func:`dev_part`) names into
-    ``dev.ids``; ``groups`` says that they are whole groups of near-duplicates (for the log).
+    ``dev.ids``; ``by_group`` says that they are whole groups of near-duplicates (for the log).
 
     Both files are written atomically (``dev.ids`` first), one document in memory at a time. Returns
     the counts for the run's ``config.json``: ``train_documents``, ``train_words``, ``dev_documents``,
@@ -73,7 +73,7 @@ def hold_out_dev(run: RunDir, chosen: np.ndarray, eod_id: int, groups: bool = Fa
         n_dev,
         n_train,
         tokens[True] - 1,
-        ", whole groups of near-duplicates" if groups else "",
+        ", whole groups of near-duplicates" if by_group else "",
     )
     return {
         "train_documents": n_train - n_dev,

@@ -114,7 +114,7 @@ def _prepare(
     encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
     data = encoded.facts()
     if dev is not None:  # before anything reads train.ids: these documents are never trained on
-        data |= hold_out_dev(run, dev, tokenizer.eod_id, groups=split.record.dev_by_group)
+        data |= hold_out_dev(run, dev, tokenizer.eod_id, by_group=split.record.dev_by_group)
     facts = {
         "vocab_size": len(tokenizer),
         "data": data,
@@ -279,7 +279,7 @@ def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dic
         )
     counts = encode_corpus(split, tokenizer, run.train_ids, run.val_ids).facts()
     if (dev := dev_part(split, config)) is not None:
-        counts |= hold_out_dev(run, dev, tokenizer.eod_id, groups=split.record.dev_by_group)
+        counts |= hold_out_dev(run, dev, tokenizer.eod_id, by_group=split.record.dev_by_group)
     return {k: v for k, v in counts.items() if k in ID_FILE_COUNTS}
 
 
