@@ -57,7 +57,7 @@ from benchmarks.paths import DEFAULT_CORPUS, DOCS_DIR, REPO
 from benchmarks.quality_report import render, render_card
 from benchmarks.results import benchmark_parser
 from nextword.corpus import CorpusConfig, rebuild_split
-from nextword.corpus.dev import dev_mask as dev_part
+from nextword.corpus.dev import split_dev_mask
 from nextword.runtime import evaluate, load
 from nextword.runtime.default import BUNDLED_MODEL
 
@@ -163,9 +163,7 @@ def model_splits(model: Any, corpus: str) -> Splits:
     )  # the files read as the model's were
     split = rebuild_split(provenance, reading)
     train, val = split.documents()
-    dev_mask = dev_part(
-        len(train), provenance.data.dev_documents or 0, provenance.split.seed, split.training_groups()
-    )
+    dev_mask = split_dev_mask(split, provenance.data.dev_documents or 0)
     fitted = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if not is_dev]
     dev = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if is_dev]
     return Splits(fitted, dev, val, provenance.split.describe(), split.counts.documents)

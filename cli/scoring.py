@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
-from nextword.corpus.dev import dev_mask
+from nextword.corpus.dev import split_dev_mask
 from nextword.runtime import ModelFileError, NextWordModel, default_model, evaluate, load
 
 from .args import config_from_args
@@ -151,10 +151,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterator[str]:
     """The documents of one part of a model's split, read from the files: ``val``, ``train`` (the
     documents it trained on) or ``dev`` (training documents held out of training to tune its cache)."""
-    dev_documents = provenance.data.dev_documents or 0
-    is_dev = dev_mask(
-        split.counts.train_documents or 0, dev_documents, provenance.split.seed, split.training_groups()
-    )
+    is_dev = split_dev_mask(split, provenance.data.dev_documents or 0)
     index = 0
     for is_val, document in split.read():
         if is_val:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .split import fitting_groups
+from .split import DocumentSplit, fitting_groups
 
-__all__ = ["MAX_DEV_DOCUMENTS", "dev_count", "dev_mask"]
+__all__ = ["MAX_DEV_DOCUMENTS", "dev_count", "dev_mask", "split_dev_mask"]
 
 MAX_DEV_DOCUMENTS = 1000  # plenty to tune three numbers; a large corpus keeps the rest for training
 
@@ -60,3 +60,11 @@ def dev_mask(
     held = np.zeros(len(by_first), dtype=bool)
     held[walk[fitting_groups(sizes[walk], dev_documents)]] = True
     return held[inverse.reshape(-1)]
+
+
+def split_dev_mask(split: DocumentSplit, dev_documents: int) -> np.ndarray:
+    """:func:`dev_mask` for the training documents of ``split``: its seed, and its near-duplicate
+    groups where its scheme carves the part by groups. Training calls it with the count it asks for,
+    a rebuild with the count a model file records."""
+    train = split.counts.train_documents or 0
+    return dev_mask(train, dev_documents, split.record.seed, split.training_groups())

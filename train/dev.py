@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nextword.corpus import STREAM_DTYPE, DocumentSplit
-from nextword.corpus.dev import dev_count, dev_mask
+from nextword.corpus.dev import dev_count, split_dev_mask
 from nextword.corpus.files import atomic_path
 
 from .config import TrainConfig
@@ -36,9 +36,7 @@ def dev_part(split: DocumentSplit, config: TrainConfig) -> np.ndarray | None:
     document; None without a development part."""
     if not config.dev_fraction:
         return None
-    n_train = split.counts.train_documents or 0
-    n_dev = dev_count(n_train, config.dev_fraction)
-    return dev_mask(n_train, n_dev, config.corpus.split_seed, split.training_groups())
+    return split_dev_mask(split, dev_count(split.counts.train_documents or 0, config.dev_fraction))
 
 
 def hold_out_dev(run: RunDir, chosen: np.ndarray, eod_id: int, by_group: bool = False) -> dict[str, Any]:
