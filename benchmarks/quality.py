@@ -32,6 +32,7 @@ Run: ``python -m benchmarks.quality`` (after ``make bundled-model``); ``--help``
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -236,19 +237,36 @@ def notebook_figures_path(report: str) -> Path:
     return Path(report).with_name("quality-notebook.json")
 
 
-def save_notebook_figures(path: Path, figures: dict[str, Any]) -> None:
-    """Keep (e)'s figures, dated, for later runs with ``--skip-notebook``."""
-    record = {"measured": time.strftime("%Y-%m-%d"), "command": "python -m benchmarks.quality", **figures}
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+def notebook_data(splits: Splits, tokenizer: Any, scheme: str) -> dict[str, Any]:
+    """What (e) trains and is scored on, kept with its figures so that a later report can tell whether
+    they were measured on its data: the split's scheme, the training documents (count and a digest of
+    their text) and the vocabulary size (the tokenizer is the bundled model's)."""
+    digest = hashlib.sha256("\x00".join(splits.train).encode("utf-8")).hexdigest()[:16]
+    return {
+        "split": scheme,
+        "train_documents": len(splits.train),
+        "train_digest": digest,
+        "vocabulary": len(tokenizer),
+    }
 
 
-def carried_notebook_figures(path: Path) -> dict[str, Any] | None:
-    """(e)'s figures from an earlier run, marked ``carried_from`` (its date); None when none were kept."""
+def save_notebook_figures(path: Path, figures: dict[str, Any], data: dict[str, Any]) -> None:
+    """Keep (e)'s figures, dated and with the data they were measured on (:func:`notebook_data`),
+    for later runs with ``--skip-notebook``."""
+    record = {"measured": time.strftime("%Y-%m-%d"), "command": "python -m benchmarks.quality", "data": data}
+    path.write_text(json.dumps(record | figures, indent=2) + "\n", encoding="utf-8")
+
+
+def carried_notebook_figures(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
+    """(e)'s figures from an earlier run, marked ``carried_from`` (its date) and ``same_data``: whether
+    they were measured on ``data`` (this report's :func:`notebook_data`; None when the kept record
+    does not say); None when none were kept."""
     if not path.is_file():
         print(f"{path} not found: (e) is left out of the report", flush=True)
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
-    return {**record, "carried_from": record["measured"]}
+    same = None if "data" not in record else record["data"] == data
+    return {**record, "carried_from": record["measured"], "same_data": same, "data_now": data}
 
 
 def main() -> int:
@@ -288,12 +306,13 @@ def main() -> int:
 
     results: dict[str, Any] = ngram_rows(splits, tokenizer)
     results |= neural_rows(fp32, int8, splits.val)
+    data = notebook_data(splits, tokenizer, int8.info.provenance.split.scheme)
     if not args.skip_notebook:
         print(f"training (e) for {budget_s / 60:.1f} min", flush=True)
         train_stream, val_stream = stream_of(splits.train, tokenizer), stream_of(splits.val, tokenizer)
         results["e"] = notebook_baseline(train_stream, val_stream, len(tokenizer), budget_s, args.seed)
-        save_notebook_figures(notebook_figures_path(args.out), results["e"])
-    elif (carried := carried_notebook_figures(notebook_figures_path(args.out))) is not None:
+        save_notebook_figures(notebook_figures_path(args.out), results["e"], data)
+    elif (carried := carried_notebook_figures(notebook_figures_path(args.out), data)) is not None:
         results["e"] = carried
     if args.untied:
         untied = load(args.untied, threads=1)

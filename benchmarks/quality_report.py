@@ -218,19 +218,27 @@ def _notebook_note(results: dict[str, Any], our_seconds: float) -> str:
     if "e" not in results:
         return "- (e) not trained in this run (`--skip-notebook`, and no earlier figures were kept)."
     e = results["e"]
-    trained = (
-        f"trained for {e['train_seconds'] / 60:.1f} minutes ({e['epochs']} epochs started), the wall-clock "
-        "time our model's training took"
-    )
+    trained = f"trained for {e['train_seconds'] / 60:.1f} minutes ({e['epochs']} epochs started)"
     if "carried_from" in e:
-        return (
+        carried = (
             f"- (e) was not rerun for this report (`--skip-notebook`; it does not depend on the cache): its "
             f"figures are those of the report of {e['carried_from']} (docs/quality-notebook.json), where it "
-            f"{trained}, on the same machine and the same training documents."
+            f"{trained}, the wall-clock time the model of that report took to train"
+        )
+        if e.get("same_data"):
+            return f"{carried}, on the same machine and the same training documents."
+        if e.get("same_data") is None:
+            return f"{carried}; the kept figures do not record which training documents and vocabulary."
+        then, now = e["data"], e["data_now"]
+        return (
+            f"{carried}, on other data than the rows above: {then['train_documents']:,} training documents "
+            f"of a `{then['split']}` split and a vocabulary of {then['vocabulary']:,} words, where this "
+            f"report's model trained on {now['train_documents']:,} documents of a `{now['split']}` split "
+            f"with {now['vocabulary']:,} words. The row compares the recipes on different data."
         )
     return (
-        f"- (e) {trained} ({our_seconds / 60:.1f} minutes, from its metrics), on the same machine, on the "
-        "same training documents."
+        f"- (e) {trained}, the wall-clock time our model's training took ({our_seconds / 60:.1f} minutes, "
+        "from its metrics), on the same machine, on the same training documents."
     )
 
 

@@ -144,12 +144,19 @@ class SplitRecord:
         if not self.known:
             return f"{text}, scheme {self.scheme!r}, unknown to this nextword"
         if self.dedup is None:
-            return text + ", by document index, not deduplicated"
+            return f"{text}, by document index, not deduplicated (scheme {self.scheme})"
         d = self.dedup
         return (
             f"{text}, deduplicated (exact duplicates dropped; near-duplicates: MinHash of "
-            f"{d.shingle_words}-word shingles, similarity >= {d.threshold:g})"
+            f"{d.shingle_words}-word shingles, similarity >= {d.threshold:g}; scheme {self.scheme})"
         )
+
+
+def _dev_drawn(split: SplitRecord) -> str:
+    """How a split's development part was drawn, for :meth:`Provenance.describe` ("" if unknown)."""
+    if not split.known:
+        return ""
+    return ", whole groups of near-duplicates" if split.dev_by_group else ", drawn document by document"
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,8 @@ class Provenance:
                     "split",
                     f"{_number(d.train_documents)} for training"
                     + (
-                        f" ({d.dev_documents} more held out of training, the development part)"
+                        f" ({d.dev_documents} more held out of training, "
+                        f"the development part{_dev_drawn(self.split)})"
                         if d.dev_documents
                         else ""
                     )

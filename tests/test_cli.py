@@ -10,7 +10,6 @@ import pytest
 from helpers import run_python
 from nextword.cli.main import main
 from nextword.runtime import load
-from nextword.runtime.default import BUNDLED_MODEL
 
 
 def run_cli(capsys, *argv):
@@ -99,7 +98,7 @@ def test_greedy_copies_and_a_length_penalty_without_beams_are_warned_about(capsy
     assert code == 0 and "it does nothing without --num-beams above 1" in caplog.text
 
 
-def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path, model):
+def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path, model, tmp_path):
     code, out, _ = run_cli(capsys, "info", model_path)
     assert code == 0
     assert (
@@ -108,7 +107,7 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     )
     assert "2 LSTM layer(s) of 32, 32 units" in out
     assert "best epoch" in out and "(by the development loss)" in out and "perplexity" in out
-    assert "more held out of training, the development part)" in out
+    assert "more held out of training, the development part, whole groups of near-duplicates)" in out
     assert "greedy identical" in out and "tf2onnx" in out
     code, out, _ = run_cli(capsys, "info", model_path, "--json")
     data = json.loads(out)
@@ -116,8 +115,12 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
         data["vocab_size"] == model.vocab_size and data["parity"]["passed"] and data["metrics"]["epoch"] >= 1
     )
     assert data["tokenizer_version"] == 2
-    # the bundled model's tokenizer predates version 2 and keeps its rules
-    code, out, _ = run_cli(capsys, "info", BUNDLED_MODEL)
+    # a file whose tokenizer predates version 2 keeps its rules, and info says so
+    old = model.tokenizer.to_json().replace('"version":2', '"version":1')
+    assert old != model.tokenizer.to_json()
+    code, out, _ = run_cli(
+        capsys, "info", with_metadata(model_path, tmp_path / "v1.onnx", "nextword.tokenizer", old)
+    )
     assert code == 0 and "words (tokenizer format 1: a literal <unk> is read as <, unk, >)" in out
     assert data["provenance"] == model.info.provenance.to_dict()
     assert data["provenance"]["split"]["scheme"] == "dedup-v3"

@@ -23,9 +23,9 @@ from nextword.corpus import (
     validation_indices,
 )
 from nextword.corpus.dedup import components, find_duplicates
-from nextword.corpus.dev import dev_mask
+from nextword.corpus.dev import dev_mask, split_dev_mask
 from nextword.corpus.minhash import document_words
-from nextword.corpus.split import DROPPED, TRAIN, VAL
+from nextword.corpus.split import DROPPED, TRAIN, VAL, DocumentSplit
 from nextword.runtime.provenance import (
     SPLIT_BY_DOCUMENT,
     SPLIT_DEDUPLICATED,
@@ -369,13 +369,20 @@ def test_the_bundled_model_rebuilds_its_deduplicated_split_on_the_reference_corp
     from nextword.runtime.default import BUNDLED_MODEL
 
     provenance = load(BUNDLED_MODEL).info.provenance
-    assert provenance.split.scheme == SPLIT_DEDUPLICATED_V1  # trained before dedup-v2
+    assert provenance.split.scheme == SPLIT_DEDUPLICATED  # the development part by whole groups
     split = rebuild_split(provenance, CorpusConfig(paths=(str(REFERENCE_CORPUS),)))
     assert split.counts.val_documents == provenance.data.val_documents
-    # No group of the reference corpus is too large to hold out: dedup-v2 makes the same split.
-    assert split_corpus(CorpusConfig(paths=(str(REFERENCE_CORPUS),))).labels.tolist() == split.labels.tolist()
+    # No group of the reference corpus is too large to hold out: dedup-v1 made the same split.
+    older = split_corpus(
+        CorpusConfig(paths=(str(REFERENCE_CORPUS),)), replace(split.record, scheme=SPLIT_DEDUPLICATED_V1)
+    )
+    assert older.labels.tolist() == split.labels.tolist()
     train, val = split.documents()
     assert not {" ".join(d.lower().split()) for d in train} & {" ".join(d.lower().split()) for d in val}
+    dev = split_dev_mask(split, provenance.data.dev_documents)
+    assert dev.sum() == provenance.data.dev_documents  # the part export tuned the cache on, made again
+    groups = split.training_groups()
+    assert not set(groups[dev].tolist()) & set(groups[~dev].tolist())  # no near-duplicate trained on
 
 
 def test_the_development_part_holds_out_whole_groups_and_is_made_again_from_its_size():
@@ -414,3 +421,22 @@ def test_only_dedup_v3_keeps_the_groups_for_the_development_part(tmp_path):
     assert older.training_groups() is None and not older.record.dev_by_group
     by_index = split_corpus(replace(config, keep_duplicates=True))
     assert by_index.training_groups() is None
+
+
+def test_training_warns_when_only_groups_too_large_for_the_development_part_are_left(caplog):
+    from nextword.train.config import TrainConfig
+    from nextword.train.dev import dev_part
+
+    record = SplitRecord(SPLIT_DEDUPLICATED, 0.1, 0, DEFAULT)
+    labels = np.full(100, TRAIN, dtype=np.uint8)
+
+    def part(groups: np.ndarray) -> np.ndarray | None:
+        split = DocumentSplit(CorpusConfig(), record, labels, DataCounts(train_documents=100), groups)
+        caplog.clear()
+        return dev_part(split, TrainConfig(dev_fraction=0.1))
+
+    assert part(np.arange(100)).sum() == 10 and "development part holds" not in caplog.text
+    huge = np.repeat([0, 40, 80], [40, 40, 20])  # three groups, none fits a part of 10
+    assert part(huge).sum() == 0
+    assert "holds 0 of the 10 training documents asked for" in caplog.text
+    assert "a larger --dev-fraction" in caplog.text

@@ -88,7 +88,19 @@ def test_a_file_from_before_provenance_reads_as_a_record():
     assert record.split == SplitRecord(SPLIT_BY_DOCUMENT, 0.1, 0) and record.data.val_documents == 352
     lines = dict(record.describe())
     assert lines["corpus"] == "neural_network_patent_query.csv: 3522 documents"
-    assert "by document index, not deduplicated" in lines["split"]
+    assert "by document index, not deduplicated (scheme documents-v1)" in lines["split"]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "drawn"),
+    [("dedup-v3", "whole groups of near-duplicates"), ("dedup-v2", "drawn document by document")],
+)
+def test_info_names_the_split_scheme_and_how_the_development_part_was_drawn(scheme, drawn):
+    split = SplitRecord(scheme, 0.2, 3, DedupSettings(threshold=0.3))
+    counts = DataCounts(train_documents=7, dev_documents=1, val_documents=2)
+    line = dict(Provenance(split=split, data=counts).describe())["split"]
+    assert f"7 for training (1 more held out of training, the development part, {drawn}), 2 held out" in line
+    assert line.endswith(f"similarity >= 0.3; scheme {scheme}))")
 
 
 def test_the_bundled_model_records_its_deduplicated_split():

@@ -66,7 +66,9 @@ def python_tokenizer_texts() -> list[str]:
 
 
 def tokenizer_reference(bundled_json: str) -> dict[str, Any]:
-    """Tokens, ids, decoded text and pieces for every test string, under four tokenizers."""
+    """Tokens, ids, decoded text and pieces for every test string, under four tokenizers built here, the
+    bundled model's, and the first of them as a version-1 tokenizer (a literal ``<unk>`` split into
+    ``<``, ``unk``, ``>``: files exported before version 2 keep that rule)."""
     from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
 
     texts = python_tokenizer_texts()
@@ -77,6 +79,9 @@ def tokenizer_reference(bundled_json: str) -> dict[str, Any]:
         TokenizerConfig(min_count=1, lowercase=False, drop_figure_refs=False),
     ]
     tokenizers = [Tokenizer.build(texts, config) for config in configs] + [Tokenizer.from_json(bundled_json)]
+    first = tokenizers[0]
+    tokenizers.append(Tokenizer(first.tokens, first.config, version=1))
+    assert tokenizers[-1].tokenize("a <unk> b") != first.tokenize("a <unk> b")  # the rules differ
     cases = []
     for tokenizer in tokenizers:
         rows = []

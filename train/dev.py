@@ -36,7 +36,18 @@ def dev_part(split: DocumentSplit, config: TrainConfig) -> np.ndarray | None:
     document; None without a development part."""
     if not config.dev_fraction:
         return None
-    return split_dev_mask(split, dev_count(split.counts.train_documents or 0, config.dev_fraction))
+    asked = dev_count(split.counts.train_documents or 0, config.dev_fraction)
+    chosen = split_dev_mask(split, asked)
+    if (held := int(chosen.sum())) < asked / 2:
+        logger.warning(
+            "the development part holds %d of the %d training documents asked for: the groups of "
+            "near-duplicates left are too large for it (the validation split took the ones that fit). "
+            "It chooses the best epoch and tunes the cache, so a small one makes both noisy; a larger "
+            "--dev-fraction makes room for whole groups",
+            held,
+            asked,
+        )
+    return chosen
 
 
 def hold_out_dev(run: RunDir, chosen: np.ndarray, eod_id: int, by_group: bool = False) -> dict[str, Any]:

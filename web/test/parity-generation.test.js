@@ -73,7 +73,10 @@ describe(
       assert.ok(bad.checked >= 9 && bad.items.length <= allowed, bad.message);
     });
 
-    test('greedy texts are identical', async () => {
+    test('greedy texts are identical (int8 files: all but a few near ties; see docs/web.md)', async () => {
+      // An int8 file's logits can differ by an int8 step of an activation (see the seeded test): where
+      // two words are that close at the top, greedy decoding takes the other one. The replayed test
+      // above shows that on the same logits the texts are identical.
       const bad = new Mismatches('greedy generations');
       for (const c of ref.greedy) {
         const got = await model.generate(c.prompt, camelOptions(c.options));
@@ -84,9 +87,10 @@ describe(
           want: c.text,
         });
       }
-      assert.equal(bad.items.length, 0, bad.message);
+      console.log(`greedy: ${bad.checked - bad.items.length} of ${bad.checked} generations identical`);
+      const allowed = ref.quantized ? Math.floor(bad.checked / 10) : 0;
+      assert.ok(bad.items.length <= allowed, bad.message);
       assert.ok(bad.checked >= 20);
-      console.log(`greedy: ${bad.checked} of ${bad.checked} generations identical`);
     });
 
     test('seeded texts are identical (int8 files: nearly all; see docs/web.md)', async () => {
