@@ -40,9 +40,9 @@ def dev_part(split: DocumentSplit, config: TrainConfig) -> np.ndarray | None:
     chosen = split_dev_mask(split, asked)
     if (held := int(chosen.sum())) < asked / 2:
         logger.warning(
-            "the development part holds %d of the %d training documents asked for: the groups of "
-            "near-duplicates left are too large for it (the validation split took the ones that fit). "
-            "It chooses the best epoch and tunes the cache, so a small one makes both noisy; a larger "
+            "the development part holds %d of the %d training documents asked for: it takes whole "
+            "groups of near-duplicates, and the training side's groups are too large for it. It chooses "
+            "the best epoch and tunes the cache, so a small one makes both noisy; a larger "
             "--dev-fraction makes room for whole groups",
             held,
             asked,
