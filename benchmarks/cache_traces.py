@@ -4,14 +4,14 @@ top candidates; saved to and read from one NPZ file so a rerun skips the model."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BATCH", "TOP", "Traced", "load_traces", "save_traces", "trace"]
+__all__ = ["BATCH", "TOP", "Traced", "batched_inputs", "load_traces", "save_traces", "trace"]
 
 TOP = 5  # model candidates kept per position: top-5 accuracy is exact with 5
 BATCH = 32  # documents stepped side by side
@@ -29,18 +29,26 @@ class Traced:
     top_logprobs: np.ndarray  # (T, TOP)
 
 
+def batched_inputs(
+    documents: Sequence[Sequence[int]], pad: int, batch: int = BATCH
+) -> Iterator[tuple[list[np.ndarray], list[int], np.ndarray]]:
+    """``documents`` (each ``<eod> ids... <eod>``) ``batch`` at a time: the batch's documents, the
+    positions each predicts (its length less one) and the ids fed, (batch, longest) padded with ``pad``."""
+    for start in range(0, len(documents), batch):
+        docs = [np.asarray(d, dtype=np.int64) for d in documents[start : start + batch]]
+        lengths = [len(d) - 1 for d in docs]
+        inputs = np.full((len(docs), max(lengths)), pad, dtype=np.int64)
+        for j, d in enumerate(docs):
+            inputs[j, : lengths[j]] = d[:-1]
+        yield docs, lengths, inputs
+
+
 def trace(model: Any, documents: Sequence[Sequence[int]]) -> list[Traced]:
     """Step ``documents`` (each ``<eod> ids... <eod>``) one token at a time, ``BATCH`` at once."""
     from nextword.runtime.logits import log_softmax
 
     out: list[Traced] = []
-    eod = model.tokenizer.eod_id
-    for start in range(0, len(documents), BATCH):
-        docs = [np.asarray(d, dtype=np.int64) for d in documents[start : start + BATCH]]
-        lengths = [len(d) - 1 for d in docs]
-        inputs = np.full((len(docs), max(lengths)), eod, dtype=np.int64)
-        for j, d in enumerate(docs):
-            inputs[j, : lengths[j]] = d[:-1]
+    for docs, lengths, inputs in batched_inputs(documents, model.tokenizer.eod_id):
         vocabs = [np.unique(d[1:]) for d in docs]
         state = model.initial_state(len(docs))
         states = np.empty((len(docs), inputs.shape[1], state[-2].shape[1]), dtype=np.float32)

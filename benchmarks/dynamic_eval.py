@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.cache_traces import batched_inputs
 from benchmarks.environment import machine_info
 from benchmarks.paths import DEFAULT_CORPUS, shown
 from benchmarks.results import benchmark_parser
@@ -74,13 +75,7 @@ def traced_documents(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """For each of ``documents`` (ids ``<eod> ... <eod>``): its ids, the model's logits at every
     position (T, vocab) and the last layer's output after every position (T, units), T = len(ids) - 1."""
-    eod = model.tokenizer.eod_id
-    for start in range(0, len(documents), BATCH):
-        docs = [np.asarray(d, dtype=np.int64) for d in documents[start : start + BATCH]]
-        lengths = [len(d) - 1 for d in docs]
-        inputs = np.full((len(docs), max(lengths)), eod, dtype=np.int64)
-        for j, d in enumerate(docs):
-            inputs[j, : lengths[j]] = d[:-1]
+    for docs, lengths, inputs in batched_inputs(documents, model.tokenizer.eod_id, BATCH):
         state = model.initial_state(len(docs))
         logits = np.empty((len(docs), inputs.shape[1], model.vocab_size), dtype=np.float32)
         states = np.empty((len(docs), inputs.shape[1], state[-2].shape[1]), dtype=np.float32)
