@@ -64,19 +64,22 @@ def test_adaptation_raises_a_word_the_document_repeats() -> None:
     assert (adapted[3:] > plain[3:]).all()
 
 
-def test_the_cache_mixes_after_the_adaptation() -> None:
+@pytest.mark.parametrize(("eta_w", "eta_b"), [(0.0, 0.0), (2.0, 0.2)])
+def test_the_cache_mixes_with_the_adapted_distribution(eta_w: float, eta_b: float) -> None:
     ids, logits, states = document(1)
     config = CacheConfig(theta=1.0, mix=0.3, window=8)
-    got, _ = adapted_scores(ids, logits, states, 0.0, 0.0, config)
+    got, _ = adapted_scores(ids, logits, states, eta_w, eta_b, config)
+    adapted = direct(ids, logits, states, eta_w, eta_b)  # the adaptation's own steps ignore the cache
     rows = ContinuousCache(config, 1, UNITS)
     expected = np.empty(STEPS)
     for t in range(STEPS):
-        logp = log_softmax(logits[t : t + 1].astype(np.float64))
+        logp = adapted[t : t + 1].copy()
         rows.observe(ids[t : t + 1], states[t : t + 1])
         rows.mix_logprobs(logp)
         expected[t] = logp[0, ids[t + 1]]
-    np.testing.assert_allclose(got, expected)
-    assert not np.allclose(got, adapted_scores(ids, logits, states, 0.0, 0.0)[0])  # the cache did something
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    uncached, _ = adapted_scores(ids, logits, states, eta_w, eta_b)
+    assert not np.allclose(got, uncached)  # the cache did something
 
 
 def test_totals() -> None:
