@@ -434,6 +434,41 @@ def recorded_generate(
     return text, calls
 
 
+def greedy_steps(model, prompt: str, options: dict[str, Any], top: int = 10) -> tuple[str, list[dict]]:
+    """``model.generate`` of one greedy text with what it chose from at every word: the scores after the
+    rules (and the cache), as ``{"chosen": id, "top": the best ids, "scores": theirs}`` (best first, ties
+    by id, ``-inf`` left out). nextword-web's parity test reads from them how close a near tie was."""
+    from nextword.runtime import batch
+
+    steps: list[dict[str, Any]] = []
+    single, batched = batch.sample_one, batch.sample
+
+    def record(row: np.ndarray, chosen: int) -> None:
+        best = np.argsort(-row, kind="stable")[:top]
+        best = best[np.isfinite(row[best])]
+        steps.append({"chosen": chosen, "top": best.tolist(), "scores": row[best].tolist()})
+
+    def sample_one(row, rng, temperature, top_k=None, top_p=None):
+        scores = row.copy()
+        chosen = single(row, rng, temperature, top_k, top_p)
+        record(scores, chosen)
+        return chosen
+
+    def sample(scores, rngs, temperature, top_k=None, top_p=None):
+        assert len(scores) == 1, "one prompt, one row"
+        row = scores[0].copy()
+        chosen = batched(scores, rngs, temperature, top_k, top_p)
+        record(row, int(chosen[0]))
+        return chosen
+
+    batch.sample_one, batch.sample = sample_one, sample
+    try:
+        text = model.generate(prompt, **options)
+    finally:
+        batch.sample_one, batch.sample = single, batched
+    return text, steps
+
+
 def _suggestion_texts(model, prompt: str, k: int) -> dict[str, str]:
     """The text that appends each of the ``k`` next words to ``prompt``, as ``nextword serve`` shows it."""
     tokens = model.tokenizer.tokenize(prompt)
@@ -469,6 +504,10 @@ def generation_reference(
         sampled.append({"prompt": "a neural network", "options": {**options, "top_p": 0.8}})
     for case in greedy + sampled:
         case["text"] = model.generate(case["prompt"], **case["options"])
+    for case in greedy:
+        if isinstance(case["prompt"], str):
+            text, case["steps"] = greedy_steps(model, case["prompt"], case["options"])
+            assert text == case["text"]
     replayed = []
     for case in greedy[-len(VARIANTS) :][:replays] + sampled[-4:][:replays] + sampled[:replays]:
         text, calls = recorded_generate(model, case["prompt"], case["options"])

@@ -11,6 +11,25 @@ import { camelOptions, f32, Mismatches, NO_REFERENCE, reference } from './refere
 const ref = reference();
 let model;
 
+// Logits by which Python's choice may lead the word an int8 file's text took instead (see the greedy
+// test): twice the largest difference measured between the two engines' logits once an activation has
+// moved by an int8 step (5e-2, docs/web.md).
+const NEAR_TIE = 0.1;
+
+/** Where the greedy text ``got`` parts from Python's: the word index, the id each side chose there
+ * (nextword-web's read back from its text) and by how much Python's scores preferred its own; null when
+ * Python's steps do not hold the other word (it scored below Python's ten best, or the texts differ
+ * in no chosen word). */
+function partingGap(model, got, steps) {
+  const ids = model.tokenizer.encode(got);
+  const at = steps.findIndex((s, i) => (ids[i] ?? model.tokenizer.eodId) !== s.chosen);
+  if (at < 0) return null;
+  const other = ids[at] ?? model.tokenizer.eodId; // a shorter text: nextword-web ended the document
+  const k = steps[at].top.indexOf(other);
+  if (k < 0) return null;
+  return { at, python: steps[at].chosen, web: other, gap: steps[at].scores[0] - steps[at].scores[k] };
+}
+
 /** Python's message with its option names and booleans as this package writes them. */
 function inJavaScript(message) {
   return message
@@ -73,24 +92,36 @@ describe(
       assert.ok(bad.checked >= 9 && bad.items.length <= allowed, bad.message);
     });
 
-    test('greedy texts are identical (int8 files: all but a few near ties; see docs/web.md)', async () => {
+    test('greedy texts are identical (int8 files: all but near ties; see docs/web.md)', async () => {
       // An int8 file's logits can differ by an int8 step of an activation (see the seeded test): where
       // two words are that close at the top, greedy decoding takes the other one. The replayed test
-      // above shows that on the same logits the texts are identical.
+      // above shows that on the same logits the texts are identical. So a text of an int8 file may
+      // differ only where it parts from Python's at such a word: one that Python scored within NEAR_TIE
+      // of the word it chose (Python records what it chose from at every word: c.steps).
       const bad = new Mismatches('greedy generations');
+      const ties = [];
       for (const c of ref.greedy) {
         const got = await model.generate(c.prompt, camelOptions(c.options));
-        bad.check(JSON.stringify(got) === JSON.stringify(c.text), {
-          prompt: c.prompt,
-          options: c.options,
-          got,
-          want: c.text,
-        });
+        const same = JSON.stringify(got) === JSON.stringify(c.text);
+        const tie = !same && ref.quantized && c.steps ? partingGap(model, got, c.steps) : null;
+        if (tie !== null && tie.gap <= NEAR_TIE) {
+          tie.prompt = c.prompt;
+          ties.push(tie);
+          continue;
+        }
+        bad.check(same, { prompt: c.prompt, options: c.options, got, want: c.text, parting: tie });
       }
-      console.log(`greedy: ${bad.checked - bad.items.length} of ${bad.checked} generations identical`);
-      const allowed = ref.quantized ? Math.floor(bad.checked / 10) : 0;
-      assert.ok(bad.items.length <= allowed, bad.message);
-      assert.ok(bad.checked >= 20);
+      const identical = bad.checked - bad.items.length;
+      const tok = model.tokenizer;
+      const gaps = ties.map(
+        (t) =>
+          `${JSON.stringify(t.prompt)}, word ${t.at}: ${tok.tokenOf(t.python)} or ${tok.tokenOf(t.web)}, ${t.gap.toFixed(3)} apart`,
+      );
+      console.log(
+        `greedy: ${identical} of ${bad.checked + ties.length} generations identical; near ties: [${gaps.join('; ')}]`,
+      );
+      assert.equal(bad.items.length, 0, bad.message);
+      assert.ok(bad.checked + ties.length >= 20 && ties.length <= (bad.checked + ties.length) / 4);
     });
 
     test('seeded texts are identical (int8 files: nearly all; see docs/web.md)', async () => {
