@@ -1,8 +1,11 @@
 """Child processes: run one and measure its wall time and peak resident memory, or run a benchmark
-module of this package (``python -m benchmarks.NAME``) in a fresh interpreter."""
+module of this package (``python -m benchmarks.NAME``) in a fresh interpreter, for instance to time the
+runtime in a process that never imports TensorFlow (:func:`figures_without_tensorflow`)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import resource
 import subprocess
@@ -11,10 +14,24 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from benchmarks.paths import REPO
 
-__all__ = ["ChildResult", "child_env", "module_command", "peak_rss_self", "run_child"]
+__all__ = [
+    "CHILD_JSON",
+    "ChildResult",
+    "add_child_json_argument",
+    "child_env",
+    "figures_without_tensorflow",
+    "module_command",
+    "peak_rss_self",
+    "run_child",
+    "write_child_json",
+]
+
+CHILD_JSON = "--child-json"  # the hidden option of a benchmark run as the child of its own parent
 
 
 @dataclass(frozen=True)
@@ -98,3 +115,35 @@ def peak_rss_self() -> int:
     """This process's peak resident memory in bytes, so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return usage if sys.platform == "darwin" else usage * 1024
+
+
+def add_child_json_argument(parser: argparse.ArgumentParser) -> None:
+    """The hidden :data:`CHILD_JSON` option: measure only the child's part and write it to this file."""
+    parser.add_argument(CHILD_JSON, dest="child_json", help=argparse.SUPPRESS)
+
+
+def write_child_json(path: str, figures: dict[str, Any]) -> None:
+    """Write a child's ``figures`` for :func:`figures_without_tensorflow`, saying whether TensorFlow
+    was imported after all."""
+    Path(path).write_text(json.dumps({"figures": figures, "tensorflow_loaded": "tensorflow" in sys.modules}))
+
+
+def figures_without_tensorflow(module: str, *args: str) -> dict[str, Any]:
+    """Run benchmark ``module`` with ``args`` and :data:`CHILD_JSON` in a fresh interpreter that never
+    imports TensorFlow, and return the figures it wrote (:func:`write_child_json`).
+
+    A process that has loaded TensorFlow runs onnxruntime's short steps slower and less evenly than an
+    application of the runtime would (it never imports TensorFlow), so the benchmarks that compare
+    against Keras time the runtime in such a child. Its progress goes to this process's stderr; a child
+    that fails, or imported TensorFlow, ends this process with the reason.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "figures.json"
+        command = [*module_command(module, *args), CHILD_JSON, str(out)]
+        code = subprocess.run(command, env=child_env(), stdout=subprocess.DEVNULL, check=False).returncode
+        if code != 0 or not out.is_file():
+            raise SystemExit(f"{module}: its child process without TensorFlow failed (exit status {code})")
+        written = json.loads(out.read_text())
+    if written["tensorflow_loaded"]:
+        raise SystemExit(f"{module}: its child process imported TensorFlow; its timings would not be clean")
+    return written["figures"]

@@ -1,7 +1,7 @@
 """Generation speed: the notebook's Keras loop against the exported, stateful runtime.
 
 All methods use the same trained weights (the run's ``model.keras`` and the ONNX file exported from
-it), the same prompt and batch 1, in one process:
+it), the same prompt and batch 1:
 
 1. ``keras_predict``: the notebook's way, ``model.predict`` on the last 50-word window once per word;
 2. ``keras_call``: ``model(window, training=False)`` once per word;
@@ -15,6 +15,11 @@ it), the same prompt and batch 1, in one process:
 Also: ms/word against the generated length for (3) and (4), and words/s of (4)'s step at several
 batch sizes. ``python -m benchmarks.generation --help`` lists the options; the report is written by
 ``benchmarks.generation_report``.
+
+Everything that runs on onnxruntime, (3)-(5), the sweep and the batches, is timed first, in a child
+process that never imports TensorFlow (``benchmarks.childproc``), in interleaved rounds; then (1) and (2) in
+this process. Timed in one process, TensorFlow's loaded runtime slowed the short ONNX steps unevenly
+(the runtime's per-word loop measured up to 1.6x the bare step in-process, 1.0x without TensorFlow).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 
 from benchmarks import decoding, timing
 from benchmarks.bench_model import BenchModel, add_model_arguments, get_bench_model
+from benchmarks.childproc import add_child_json_argument, figures_without_tensorflow, write_child_json
 from benchmarks.environment import machine_info
 from benchmarks.generation_report import ratios, render, targets
 from benchmarks.keras_loop import WINDOW, sample_rows, windowed_loop
@@ -68,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--batches", default="1,8,64", help="batch sizes of the throughput test (default: %(default)s)"
     )
+    add_child_json_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -126,35 +133,22 @@ def steps_timer(model: Any, prompt_ids: list[int], words: int, temperature: floa
 # ----------------------------------------------------------------------------- measurements
 
 
-def measure_methods(args: argparse.Namespace, model: Any, trained: Any) -> dict[str, Any]:
-    """Methods (1)-(5), timed in interleaved rounds."""
-    import keras
-
+def measure_onnx_methods(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """Methods (3)-(5), timed in interleaved rounds."""
     tok = model.tokenizer
     banned = [tok.pad_id, tok.unk_id, tok.eod_id]  # as the runtime run to full length: never <eod>
     prompt_ids = model.prompt_ids(decoding.PROMPT)
     zero = model.initial_state(1)
     n, t = args.words, args.temperature
 
-    def keras_predict(x: np.ndarray) -> np.ndarray:
-        return trained.predict(x.astype(np.int32), verbose=0)[:, -1]
-
-    def keras_call(x: np.ndarray) -> np.ndarray:
-        return keras.ops.convert_to_numpy(trained(x.astype(np.int32), training=False))[:, -1]
-
     def onnx_window(x: np.ndarray) -> np.ndarray:
         return model.forward(x, zero, logits_from=-1)[0][:, -1]  # the output layer at the last position
 
-    def windowed(last_logits: Any) -> timing.Timer:
-        return timing.loop_timer(windowed_loop(last_logits, prompt_ids, t, banned), n)
-
     runtime, seeds, how = decoding.generate_timer(model, decoding.PROMPT, n, t, args.repeats)
     greedy, greedy_seeds, _ = decoding.generate_timer(model, decoding.PROMPT, n, 0.0, args.repeats)
-    keras_seeds, seeds_all = list(range(args.keras_repeats)), list(range(args.repeats))
+    seeds_all = list(range(args.repeats))
     timers = {
-        "keras_predict": (windowed(keras_predict), keras_seeds),
-        "keras_call": (windowed(keras_call), keras_seeds),
-        "onnx_window": (windowed(onnx_window), seeds_all),
+        "onnx_window": (timing.loop_timer(windowed_loop(onnx_window, prompt_ids, t, banned), n), seeds_all),
         "runtime": (runtime, seeds),
         "runtime_greedy": (greedy, greedy_seeds),
         "runtime_steps": (steps_timer(model, prompt_ids, n, t), seeds_all),
@@ -163,6 +157,31 @@ def measure_methods(args: argparse.Namespace, model: Any, trained: Any) -> dict[
     methods = timing.interleaved(timers, settle=timing.SETTLE_SECONDS)
     methods["runtime"]["no_early_end"] = how
     return methods
+
+
+def measure_keras_methods(args: argparse.Namespace, model: Any, trained: Any) -> dict[str, Any]:
+    """Methods (1) and (2), timed in interleaved rounds."""
+    import keras
+
+    tok = model.tokenizer
+    banned = [tok.pad_id, tok.unk_id, tok.eod_id]
+    prompt_ids = model.prompt_ids(decoding.PROMPT)
+
+    def keras_predict(x: np.ndarray) -> np.ndarray:
+        return trained.predict(x.astype(np.int32), verbose=0)[:, -1]
+
+    def keras_call(x: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(trained(x.astype(np.int32), training=False))[:, -1]
+
+    seeds = list(range(args.keras_repeats))
+    timers = {
+        name: (
+            timing.loop_timer(windowed_loop(last, prompt_ids, args.temperature, banned), args.words),
+            seeds,
+        )
+        for name, last in (("keras_predict", keras_predict), ("keras_call", keras_call))
+    }
+    return timing.interleaved(timers, settle=timing.SETTLE_SECONDS)
 
 
 def measure_sweep(args: argparse.Namespace, model: Any) -> dict[str, Any]:
@@ -226,18 +245,15 @@ def measure_batch(
     return result
 
 
-def measure(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+def measure_onnx(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
+    """Everything that runs on onnxruntime: methods (3)-(5), the length sweep and the batches."""
     from nextword.runtime import load
-    from nextword.train.model import load_keras_model
 
     model = load(bench.model_path)
-    trained = load_keras_model(Path(bench.run_dir) / "model.keras")
     tok = model.tokenizer
     banned = [tok.pad_id, tok.unk_id, tok.eod_id]
-    print("generation: methods (1)-(5), interleaved", file=sys.stderr, flush=True)
-    methods = measure_methods(args, model, trained)
+    print("generation: methods (3)-(5), interleaved", file=sys.stderr, flush=True)
+    methods = measure_onnx_methods(args, model)
     print("generation: length sweep", file=sys.stderr, flush=True)
     sweep = measure_sweep(args, model)
     print("generation: batch throughput", file=sys.stderr, flush=True)
@@ -246,6 +262,42 @@ def measure(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
         for b in _ints(args.batches)
     ]
     return {"methods": methods, "sweep": sweep, "batches": batches, "onnx_threads": _ort_threads(model)}
+
+
+def measure(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
+    """The ONNX figures from a child process without TensorFlow, then (1) and (2) here."""
+    print(
+        "generation: onnxruntime methods in a child process without TensorFlow", file=sys.stderr, flush=True
+    )
+    options = [
+        "--words",
+        str(args.words),
+        "--repeats",
+        str(args.repeats),
+        "--temperature",
+        str(args.temperature),
+    ]
+    options += [
+        "--lengths",
+        args.lengths,
+        "--sweep-repeats",
+        str(args.sweep_repeats),
+        "--batches",
+        args.batches,
+    ]
+    model_files = ["--run", bench.run_dir, "--model", bench.model_path]
+    onnx = figures_without_tensorflow("benchmarks.generation", *model_files, *options)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from nextword.runtime import load
+    from nextword.train.model import load_keras_model
+
+    model = load(bench.model_path)
+    trained = load_keras_model(Path(bench.run_dir) / "model.keras")
+    print("generation: Keras methods (1)-(2), interleaved", file=sys.stderr, flush=True)
+    keras_methods = measure_keras_methods(args, model, trained)
+    onnx["methods"] = {**keras_methods, **onnx["methods"]}
+    return onnx
 
 
 def _ints(text: str) -> list[int]:
@@ -263,6 +315,9 @@ def _ort_threads(model: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench = get_bench_model(args, need_run=True, need_model=True)
+    if args.child_json:  # the child of measure(): the ONNX figures alone, TensorFlow never imported
+        write_child_json(args.child_json, measure_onnx(args, bench))
+        return 0
     from nextword.runtime import load
 
     onnx_model = load(bench.model_path)

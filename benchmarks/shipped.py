@@ -70,7 +70,7 @@ def shipped_files(args: argparse.Namespace) -> dict[str, ShippedFile]:
     if args.fp32:
         fp32 = ShippedFile(str(args.fp32), "given (--fp32)")
     elif FP32_TWIN.is_file():
-        fp32 = ShippedFile(str(FP32_TWIN), f"{FP32_TWIN.relative_to(REPO)}: the bundled model's fp32 export")
+        fp32 = ShippedFile(str(FP32_TWIN), "the bundled model's fp32 export")
     else:
         bench = get_bench_model(args, need_run=False, need_model=True)
         fp32 = ShippedFile(

@@ -233,6 +233,34 @@ def test_keras_ratio_uses_the_run_when_it_has_the_keras_model(model_path, run_di
     assert "the run the file was exported from" in result["keras_model"]
     assert result["fidelity"]["max_abs_logit_difference"] < 1e-3  # the very weights the file holds
     assert result["targets"][0]["key"] == "keras_ratio"
+    # the runtime's round ran in a child process that never imported TensorFlow (the helper checks it)
+    assert result["methods"]["runtime"]["words"] == [5] and result["methods"]["keras_predict"]["words"] == [2]
+    assert "the file's rounds first, in a process that never imports TensorFlow" in keras_ratio.render(result)
+
+
+@pytest.mark.slow
+def test_generation_times_the_onnx_methods_in_a_child_and_keras_here(model_path, run_dir, tmp_path):
+    from benchmarks import generation, generation_report
+
+    out = tmp_path / "generation.json"
+    argv = ["--run", str(run_dir), "--model", str(model_path), "--words", "3", "--repeats", "1"]
+    argv += ["--keras-repeats", "1", "--lengths", "4", "--sweep-repeats", "1", "--batches", "2"]
+    assert generation.main([*argv, "--result-json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert list(result["methods"]) == list(generation_report.METHODS)  # (1)-(2) here, (3)-(5) from the child
+    assert result["methods"]["runtime"]["words"] == [3] and result["sweep"]["runtime_words"] == [[4]]
+    assert [b["batch"] for b in result["batches"]] == [2]
+
+
+def test_a_child_without_tensorflow_reports_a_failure_and_an_import_of_tensorflow(monkeypatch, tmp_path):
+    from benchmarks import childproc
+
+    with pytest.raises(SystemExit, match="its child process without TensorFlow failed"):
+        childproc.figures_without_tensorflow("benchmarks.keras_ratio", "--int8", str(tmp_path / "none.onnx"))
+    out = tmp_path / "figures.json"
+    monkeypatch.setitem(sys.modules, "tensorflow", object())
+    childproc.write_child_json(str(out), {"a": 1})
+    assert json.loads(out.read_text()) == {"figures": {"a": 1}, "tensorflow_loaded": True}
 
 
 def test_keras_ratio_names_the_missing_run_without_this_machines_folders(tmp_path):
@@ -353,6 +381,23 @@ def test_generation_targets_explain_the_prompt_share_without_a_negative_cost(ste
         assert "0.100 ms of it is feeding the 71-token prompt" in floor["why"]
     else:  # the words alone measured slower (noise): no "-0.200 ms of it"
         assert "-0." not in floor["why"] and "measured 0.200 ms slower than (4)" in floor["why"]
+
+
+def test_generation_targets_say_when_the_per_word_loop_measured_below_the_bare_session_run():
+    from benchmarks import generation_report
+
+    ms = {"keras_predict": 100.0, "keras_call": 200.0, "onnx_window": 5.0, "runtime": 1.0}
+    ms.update(runtime_greedy=0.7, runtime_steps=0.75, floor=0.8)  # the bound stepper beats session.run
+    result = {"methods": {k: {"ms_per_word": {"median": v}} for k, v in ms.items()}}
+    result["settings"] = {"prompt_tokens": 71, "vocab_size": 8270}
+    checks = generation_report.targets(result)
+    floor, steps = (
+        next(t for t in checks if t["target"].startswith(p)) for p in ("(4) runtime within", "(4s)")
+    )
+    assert "0.250 ms of it is feeding the 71-token prompt" in floor["why"]
+    for check in (floor, steps):
+        assert "measured 0.050 ms below (5)" in check["why"] and "-0." not in check["why"]
+    assert steps["met"] and steps["measured"] == "0.94×"
 
 
 def test_top5_misses_sorts_each_predicted_word_into_one_kind():
