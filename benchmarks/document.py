@@ -99,9 +99,11 @@ def _earlier(meta: dict[str, Any]) -> list[str]:
     kept = [name for name in meta["benchmarks"] if name not in ran]
     if not kept:
         return []
+    dates = meta.get("dates", {})
+    shown = [f"{name} ({dates[name]})" if dates.get(name) else name for name in kept]
     return [
-        f"- **Sections from an earlier run** of `make bench` on the same machine: {', '.join(kept)} "
-        f"(this command ran {', '.join(ran)}; `make bench` reruns them all)"
+        f"- **Sections from earlier runs** on the same machine: {', '.join(shown)} (this command ran "
+        f"{', '.join(ran)}; `make bench` reruns them all)"
     ]
 
 

@@ -17,9 +17,10 @@ batch sizes. ``python -m benchmarks.generation --help`` lists the options; the r
 ``benchmarks.generation_report``.
 
 Everything that runs on onnxruntime, (3)-(5), the sweep and the batches, is timed first, in a child
-process that never imports TensorFlow (``benchmarks.childproc``), in interleaved rounds; then (1) and (2) in
-this process. Timed in one process, TensorFlow's loaded runtime slowed the short ONNX steps unevenly
-(the runtime's per-word loop measured up to 1.6x the bare step in-process, 1.0x without TensorFlow).
+process that never imports TensorFlow (``benchmarks.childproc``), in interleaved rounds; then (1) and (2)
+in this process. Interleaved with Keras's rounds in one process, the runtime's per-word loop (4s) ran
+about a tenth slower than in a process without TensorFlow, while the bare step (5) did not change, which
+would charge TensorFlow's cost to the runtime.
 """
 
 from __future__ import annotations

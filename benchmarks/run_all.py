@@ -143,6 +143,14 @@ def chosen(args: argparse.Namespace) -> list[str]:
     return names
 
 
+def section_dates(results: dict[str, Any], ran: list[str], now: str) -> dict[str, str | None]:
+    """When each section's figures were measured: ``now`` for those this command ran, else the date the
+    previous run's record gives them (None where it does not tell)."""
+    previous = load_result("run_all") if (RESULTS_DIR / "run_all.json").is_file() else {}
+    earlier = dict.fromkeys(previous.get("ran", []), previous.get("date")) | previous.get("dates", {})
+    return {name: now if name in ran else earlier.get(name) for name in results}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_only:
@@ -175,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": command_line(argv),
         "date": now,
+        "dates": section_dates(results, names, now),
         "timings": timings,
         "model": model,
         "summary": model_summary(model["model_path"]),

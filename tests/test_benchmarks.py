@@ -400,6 +400,30 @@ def test_generation_targets_say_when_the_per_word_loop_measured_below_the_bare_s
     assert steps["met"] and steps["measured"] == "0.94×"
 
 
+def test_a_partial_run_names_when_each_kept_section_was_measured(monkeypatch, tmp_path):
+    from benchmarks import document, results, run_all
+
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(run_all, "RESULTS_DIR", tmp_path)
+    sections: dict = {key: {} for key in ["generation", "speed", "threads"]}
+    assert run_all.section_dates(sections, ["speed"], "D1") == {
+        "generation": None,
+        "speed": "D1",
+        "threads": None,
+    }
+    # a record of an older run without dates: what it ran dates from that run
+    results.save_result(
+        "run_all", {"date": "D0", "ran": ["generation", "speed"], "benchmarks": list(sections)}
+    )
+    dates = run_all.section_dates(sections, ["speed"], "D1")
+    assert dates == {"generation": "D0", "speed": "D1", "threads": None}
+    results.save_result("run_all", {"date": "D1", "ran": ["speed"], "dates": dates})
+    dates = run_all.section_dates(sections, ["threads"], "D2")  # carried over from run to run
+    assert dates == {"generation": "D0", "speed": "D1", "threads": "D2"}
+    line = document._earlier({"benchmarks": list(sections), "ran": ["threads"], "dates": dates})[0]
+    assert "generation (D0), speed (D1) (this command ran threads;" in line
+
+
 def test_top5_misses_sorts_each_predicted_word_into_one_kind():
     from benchmarks import top5_misses
 
