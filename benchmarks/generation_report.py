@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import plots as figures
-from benchmarks.report import fmt_num, fmt_stat, markdown_table, met
+from benchmarks.report import fmt_num, fmt_stat, markdown_table, verdict_line
 
 __all__ = ["FLOOR_TARGET", "METHODS", "SPEEDUP_TARGETS", "plots", "ratios", "render", "targets"]
 
@@ -171,7 +171,7 @@ def _methods_section(result: dict[str, Any], img: str | None) -> list[str]:
         "",
         markdown_table(headers, rows),
         "",
-        *[f"- {t['target']}: **{t['measured']}**, {met(t['met'])}. {t['why']}." for t in targets(result)],
+        *[verdict_line(t) for t in targets(result)],
     ]
     if img:
         lines += ["", f"![ms/word by method]({img}/generation-methods.png)"]

@@ -62,3 +62,11 @@ def fmt_bytes(n: float | None) -> str:
 def met(ok: bool) -> str:
     """How a report says whether a target was reached."""
     return "met" if ok else "not met"
+
+
+def verdict_line(check: dict[str, Any]) -> str:
+    """A report's bullet for one target check (``target``, ``measured``, ``met``, optional ``why``):
+    "- target: **measured**, met. Why." with the reason as a sentence of its own."""
+    line = f"- {check['target']}: **{check['measured']}**, {met(check['met'])}."
+    why = check.get("why")
+    return f"{line} {why[0].upper()}{why[1:]}." if why else line

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import fmt_num, markdown_table, met
+from benchmarks.report import fmt_num, markdown_table, met, verdict_line
 
 __all__ = ["SAME", "TOLERANCE", "best", "plots", "ran_as", "render", "targets"]
 
@@ -159,7 +159,7 @@ def render(result: dict[str, Any], img: str | None = None) -> str:
             markdown_table(["file", "batch", *settings], rows),
         ]
     check = targets(result)[0]
-    lines += ["", f"- {check['target']}: **{check['measured']}**, {met(check['met'])}. {check['why']}."]
+    lines += ["", verdict_line(check)]
     return "\n".join(lines)
 
 

@@ -57,6 +57,12 @@ def test_summaries_and_tables():
         report.markdown_table(["a", "b"], [], align="l")
 
 
+def test_a_targets_bullet_starts_its_reason_as_a_sentence():
+    check = {"target": "x within 2× of y", "measured": "1.5×", "met": True, "why": "the default is best"}
+    assert report.verdict_line(check) == "- x within 2× of y: **1.5×**, met. The default is best."
+    assert report.verdict_line({**check, "met": False, "why": ""}) == "- x within 2× of y: **1.5×**, not met."
+
+
 def test_the_machine_table_names_the_cpu_features_that_change_int8_results():
     from benchmarks import environment
 
