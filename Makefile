@@ -59,7 +59,7 @@ web-test: setup web-setup
 	$(BIN)/python -m pytest tests/test_web.py
 web-unicode: setup
 	$(BIN)/python web/scripts/unicode_tables.py
-# serve/static/web and serve/static/ort: what the server's page runs in the browser (package data).
+# serve/static/web, /ort and /docs: what the server's pages run in the browser (package data).
 web-vendor: setup web-setup
 	$(BIN)/python web/scripts/vendor.py
 # nextword-web against the Python runtime (about 10 minutes): rewrites the figures in docs/web.md.

@@ -70,6 +70,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
         version=__version__,
         summary="Word-level LSTM next-word model: OpenAI-compatible completions, suggestions, scores.",
         lifespan=lifespan,
+        docs_url=None,  # web_assets serves /docs with Swagger UI's files from the package
+        redoc_url=None,  # ReDoc, too, would come from a CDN
     )
     app.state.nextword = state
     install_error_handlers(app)

@@ -1,7 +1,8 @@
-"""What the page's "run in this browser" mode fetches: the model file itself, and onnxruntime-web's
-WebAssembly, stored gzip-compressed in the package (nextword-web's modules and onnxruntime-web's two
-small modules are plain static files under /static). Nothing comes from elsewhere: the page works
-offline. docs/web.md says why the files ship this way."""
+"""What the server's pages fetch beyond plain static files: the model file itself and onnxruntime-web's
+WebAssembly for the page's "run in this browser" mode, and the API reference at /docs with its Swagger UI
+bundle. The two large assets are stored gzip-compressed in the package (nextword-web's modules,
+onnxruntime-web's two small modules and Swagger UI's stylesheet are plain static files under /static).
+Nothing comes from elsewhere: both pages work offline. docs/web.md says why the files ship this way."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ import gzip
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from .errors import APIError
 from .routes import STATIC
 from .state import ServerState
 
-__all__ = ["WASM", "router"]
+__all__ = ["SWAGGER_BUNDLE", "WASM", "router"]
 
 router = APIRouter()
 WASM = "ort-wasm-simd-threaded.wasm"
+SWAGGER_BUNDLE = "swagger-ui-bundle.js"
 CACHE = "public, max-age=86400"  # the files change only with the package
 
 
@@ -34,15 +37,39 @@ async def model_file(request: Request) -> FileResponse:
 
 @router.get(f"/static/ort/{WASM}", include_in_schema=False)
 async def wasm(request: Request) -> Response:
-    """onnxruntime-web's WebAssembly: the stored gzip bytes to a client that accepts gzip (every browser),
+    """onnxruntime-web's WebAssembly."""
+    return _compressed(request, STATIC / "ort" / f"{WASM}.gz", "application/wasm")
+
+
+@router.get(f"/static/docs/{SWAGGER_BUNDLE}", include_in_schema=False)
+async def swagger_bundle(request: Request) -> Response:
+    """Swagger UI's script, for /docs."""
+    return _compressed(request, STATIC / "docs" / f"{SWAGGER_BUNDLE}.gz", "text/javascript; charset=utf-8")
+
+
+@router.get("/docs", include_in_schema=False)
+async def api_reference(request: Request) -> HTMLResponse:
+    """The API reference: Swagger UI on this server's OpenAPI schema, with Swagger UI's files from this
+    server (FastAPI's own page loads them from a CDN)."""
+    return get_swagger_ui_html(
+        openapi_url=request.app.openapi_url or "/openapi.json",
+        title=f"{request.app.title}: API reference",
+        swagger_js_url=f"/static/docs/{SWAGGER_BUNDLE}",
+        swagger_css_url="/static/docs/swagger-ui.css",
+        swagger_favicon_url="/static/docs/favicon-32x32.png",
+    )
+
+
+def _compressed(request: Request, stored: Path, media_type: str) -> Response:
+    """A file stored gzip-compressed: its bytes as stored to a client that accepts gzip (every browser),
     else decompressed."""
-    data = (STATIC / "ort" / f"{WASM}.gz").read_bytes()
+    data = stored.read_bytes()
     headers = {"cache-control": CACHE, "vary": "accept-encoding"}
     if _accepts_gzip(request.headers.get("accept-encoding", "")):
         headers["content-encoding"] = "gzip"
     else:
         data = gzip.decompress(data)
-    return Response(data, media_type="application/wasm", headers=headers)
+    return Response(data, media_type=media_type, headers=headers)
 
 
 def _accepts_gzip(header: str) -> bool:

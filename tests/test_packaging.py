@@ -50,6 +50,7 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
         "nextword/serve/static/app.js",
         "nextword/serve/static/web/client.js",  # run in the browser: nextword-web...
         "nextword/serve/static/ort/ort-wasm-simd-threaded.wasm.gz",  # ...and onnxruntime-web
+        "nextword/serve/static/docs/swagger-ui-bundle.js.gz",  # the API reference at /docs, offline
     ):
         assert module in names
     assert "nextword = nextword.cli.main:main" in entry_points

@@ -140,6 +140,19 @@ def test_errors_show_on_the_page(page):
     assert all("400" in entry["message"] for entry in page.get_log("browser") if entry["level"] == "SEVERE")
 
 
+def test_the_api_reference_link_opens_swagger_ui_from_this_server(page, live_server):
+    page.find_element(By.LINK_TEXT, "API reference").click()
+    paths = "return [...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)"
+    wait(
+        page, lambda d: "/v1/completions" in d.execute_script(paths), "Swagger UI never listed the endpoints"
+    )
+    assert page.current_url == live_server.url + "/docs"
+    loaded = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert f"{live_server.url}/static/docs/swagger-ui-bundle.js" in loaded
+    assert all(url.startswith(live_server.url) for url in loaded), loaded  # nothing from a CDN
+    assert not [entry for entry in page.get_log("browser") if entry["level"] == "SEVERE"]
+
+
 # Decoding defaults a model file may carry that the page's controls must override: beam search (which
 # cannot stream), several texts per prompt, top-k and top-p where the sliders say "off", and a
 # min_words above the words slider.

@@ -1,11 +1,12 @@
-"""What `nextword serve`'s page runs in the browser ships as package data (serve/static/web and
-serve/static/ort): the copies equal their sources, the compressed WebAssembly is served as such, and the
-model file is offered."""
+"""What `nextword serve`'s pages run in the browser ships as package data (serve/static/web,
+serve/static/ort and serve/static/docs): the copies equal their sources, the compressed WebAssembly and
+Swagger UI bundle are served as such, /docs loads nothing from elsewhere, and the model file is offered."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "serve" / "static"
 ORT_DIST = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
+SWAGGER_DIST = ROOT / "web" / "node_modules" / "swagger-ui-dist"
 FIX = "run `make web-vendor` (web/scripts/vendor.py) and commit serve/static"
 MAX_TRACKED = 8 * 1024 * 1024
 
@@ -38,6 +40,28 @@ def test_the_page_has_the_locked_onnxruntime_web():
         assert (STATIC / "ort" / name).read_bytes() == (ORT_DIST / name).read_bytes(), FIX
     wasm = gzip.decompress((STATIC / "ort" / "ort-wasm-simd-threaded.wasm.gz").read_bytes())
     assert wasm == (ORT_DIST / "ort-wasm-simd-threaded.wasm").read_bytes(), FIX
+
+
+def test_the_api_reference_has_the_locked_swagger_ui():
+    lock = json.loads((ROOT / "web" / "package-lock.json").read_text(encoding="utf-8"))
+    locked = lock["packages"]["node_modules/swagger-ui-dist"]["version"]
+    docs = STATIC / "docs"
+    assert (docs / "VERSION").read_text().strip() == locked, FIX
+    assert "Apache License" in (docs / "LICENSE").read_text()
+    for path in docs.iterdir():
+        assert path.stat().st_size < MAX_TRACKED, f"{path} is over 8 MB: tracked files must stay under it"
+    if not SWAGGER_DIST.is_dir():
+        pytest.skip("web/node_modules is missing (make web-setup): the copies' bytes are not compared")
+    for name in (
+        "swagger-ui.css",
+        "favicon-32x32.png",
+        "LICENSE",
+        "NOTICE",
+        "swagger-ui-bundle.js.LICENSE.txt",
+    ):
+        assert (docs / name).read_bytes() == (SWAGGER_DIST / name).read_bytes(), FIX
+    bundle = gzip.decompress((docs / "swagger-ui-bundle.js.gz").read_bytes())
+    assert bundle == (SWAGGER_DIST / "swagger-ui-bundle.js").read_bytes(), FIX
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +96,32 @@ def test_the_server_sends_the_webassembly_compressed_or_not(client):
     for path in ("/static/ort/ort.wasm.min.mjs", "/static/web/worker.js", "/static/browser.js"):
         response = client.get(path)
         assert response.status_code == 200 and "javascript" in response.headers["content-type"], path
+
+
+def test_the_api_reference_loads_only_this_servers_files(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "/openapi.json" in html
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", html), (
+        "the page must not load files from elsewhere"
+    )
+    assets = re.findall(r"(?:src|href)=[\"']?(/static/[^\"' >]+)", html)
+    assert sorted(assets) == [
+        "/static/docs/favicon-32x32.png",
+        "/static/docs/swagger-ui-bundle.js",
+        "/static/docs/swagger-ui.css",
+    ]
+    for path in assets:
+        response = client.get(path, headers={"accept-encoding": "identity"})
+        assert response.status_code == 200, path
+        assert "content-encoding" not in response.headers
+    bundle = client.get("/static/docs/swagger-ui-bundle.js", headers={"accept-encoding": "gzip"})
+    assert bundle.headers["content-encoding"] == "gzip" and "javascript" in bundle.headers["content-type"]
+    stored = (STATIC / "docs" / "swagger-ui-bundle.js.gz").read_bytes()
+    assert int(bundle.headers["content-length"]) == len(stored)
+    assert client.get("/redoc").status_code == 404  # FastAPI's ReDoc page would load from a CDN
+    assert "/docs" not in client.get("/openapi.json").json()["paths"]
 
 
 def test_the_server_offers_its_model_file(client, model_path, model):

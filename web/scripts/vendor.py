@@ -6,7 +6,11 @@
 - serve/static/ort/: onnxruntime-web's WASM build as package-lock.json pins it: ``ort.wasm.min.mjs``,
   ``ort-wasm-simd-threaded.mjs`` and ``ort-wasm-simd-threaded.wasm`` stored gzip-compressed (14 MB raw,
   3.7 MB compressed: tracked files stay under 8 MB; the server sends it with ``Content-Encoding: gzip``),
-  its version, and its MIT license.
+  its version, and its MIT license;
+- serve/static/docs/: Swagger UI (swagger-ui-dist, a development dependency of web/package.json) for the
+  server's API reference at /docs: ``swagger-ui-bundle.js`` stored gzip-compressed, ``swagger-ui.css``, a
+  favicon, its version, its Apache-2.0 license and notice, and the licenses of what its bundle contains.
+  FastAPI's own /docs page loads these from a CDN, which an offline machine cannot reach.
 
 tests/test_web_assets.py fails when these copies and their sources differ.
 """
@@ -24,6 +28,9 @@ ORT_DIST = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
 STATIC = ROOT / "serve" / "static"
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs")
 WASM = "ort-wasm-simd-threaded.wasm"
+SWAGGER_DIST = ROOT / "web" / "node_modules" / "swagger-ui-dist"
+SWAGGER_BUNDLE = "swagger-ui-bundle.js"  # stored gzip-compressed
+SWAGGER_FILES = ("swagger-ui.css", "favicon-32x32.png", "LICENSE", "NOTICE", f"{SWAGGER_BUNDLE}.LICENSE.txt")
 MIT = """MIT License
 
 Copyright (c) Microsoft Corporation
@@ -48,10 +55,20 @@ SOFTWARE.
 """
 
 
-def locked_ort_version() -> str:
-    """The onnxruntime-web version web/package-lock.json pins."""
+def locked_version(package: str) -> str:
+    """The version of ``package`` that web/package-lock.json pins."""
     lock = json.loads((ROOT / "web" / "package-lock.json").read_text(encoding="utf-8"))
-    return lock["packages"]["node_modules/onnxruntime-web"]["version"]
+    return lock["packages"][f"node_modules/{package}"]["version"]
+
+
+def installed_version(folder: Path) -> str:
+    """The version of the npm package installed in ``folder``, refused unless it is the locked one."""
+    installed = json.loads((folder / "package.json").read_text(encoding="utf-8"))["version"]
+    if installed != locked_version(folder.name):
+        raise SystemExit(
+            f"web/node_modules holds {folder.name} {installed}, not the locked version: run make web-setup"
+        )
+    return installed
 
 
 def gzipped(data: bytes) -> bytes:
@@ -60,12 +77,10 @@ def gzipped(data: bytes) -> bytes:
 
 
 def main() -> None:
-    installed = json.loads((ORT_DIST.parent / "package.json").read_text(encoding="utf-8"))["version"]
-    if installed != locked_ort_version():
-        message = f"web/node_modules holds onnxruntime-web {installed}, not the locked version"
-        raise SystemExit(f"{message}: run make web-setup")
-    web, ort = STATIC / "web", STATIC / "ort"
-    for folder in (web, ort):
+    installed = installed_version(ORT_DIST.parent)
+    swagger = installed_version(SWAGGER_DIST)
+    web, ort, docs = STATIC / "web", STATIC / "ort", STATIC / "docs"
+    for folder in (web, ort, docs):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     for path in sorted(SOURCE.glob("*.js")):
@@ -75,7 +90,14 @@ def main() -> None:
     (ort / f"{WASM}.gz").write_bytes(gzipped((ORT_DIST / WASM).read_bytes()))
     (ort / "VERSION").write_text(f"{installed}\n", encoding="utf-8")
     (ort / "LICENSE").write_text(MIT, encoding="utf-8")
-    print(f"serve/static: nextword-web ({len(list(web.iterdir()))} files), onnxruntime-web {installed}")
+    for name in SWAGGER_FILES:
+        shutil.copyfile(SWAGGER_DIST / name, docs / name)
+    (docs / f"{SWAGGER_BUNDLE}.gz").write_bytes(gzipped((SWAGGER_DIST / SWAGGER_BUNDLE).read_bytes()))
+    (docs / "VERSION").write_text(f"{swagger}\n", encoding="utf-8")
+    print(
+        f"serve/static: nextword-web ({len(list(web.iterdir()))} files), onnxruntime-web {installed}, "
+        f"swagger-ui-dist {swagger}"
+    )
 
 
 if __name__ == "__main__":
