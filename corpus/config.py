@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from nextword.runtime.checks import as_path, check_bool, check_int, shown
+from nextword.runtime.checks import as_path, check_bool, check_int, plain_numbers, shown
 from nextword.runtime.provenance import SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED, DedupSettings, SplitRecord
 
 __all__ = ["AUTO_COLUMN", "CORPUS_FORMATS", "TEXT_COLUMNS", "CorpusConfig"]
@@ -68,6 +68,7 @@ class CorpusConfig:
     )
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         paths = self.paths
         if isinstance(paths, (str, os.PathLike)):  # one file: not a sequence of its characters
             paths = (paths,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nextword.runtime.checks import as_path, check_bool, check_int, check_real
+from nextword.runtime.checks import as_path, check_bool, check_int, check_real, plain_numbers
 from nextword.runtime.generation import MAX_WORDS, GenerationConfig
 from nextword.runtime.limits import OPSET_VERSIONS
 
@@ -71,6 +71,7 @@ class ExportConfig:
     )
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name in ("run_dir", "out"):  # a pathlib.Path is stored as the str a model file records
             object.__setattr__(self, name, as_path(name, getattr(self, name)))
         for name in ("overwrite", "int8", "tune_cache", "evaluate"):

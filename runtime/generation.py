@@ -6,7 +6,7 @@ import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .checks import check_int, check_real
+from .checks import check_int, check_real, plain_numbers
 from .tokenizer import MAX_VOCAB_SIZE
 
 __all__ = [
@@ -103,6 +103,7 @@ class GenerationConfig:
     )
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         check_int("max_words", self.max_words, 0, MAX_WORDS)
         check_int("min_words", self.min_words, 0, self.max_words)
         check_real("temperature", self.temperature, low=0.0, low_open=False, note="0 is greedy")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from .checks import plain_numbers
+
 __all__ = [
     "DEFAULT_ALLOWED_OPS",
     "EXPORTED_OPS",
@@ -133,6 +135,7 @@ class LoadLimits:
     )
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name in _POSITIVE_INTS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -29,6 +29,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
+from .checks import plain_numbers
+
 __all__ = [
     "EOD",
     "EOD_ID",
@@ -100,6 +102,7 @@ class TokenizerConfig:
     max_vocab: int = field(default=20000, metadata={"help": "vocabulary size cap, special tokens included"})
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         if isinstance(self.min_count, bool) or not isinstance(self.min_count, int) or self.min_count < 1:
             raise ValueError(f"min_count must be an integer >= 1, got {self.min_count!r}")
         if (

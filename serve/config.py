@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS
+from nextword.runtime.checks import plain_numbers
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 
 __all__ = ["ServeConfig"]
@@ -97,6 +98,7 @@ class ServeConfig:
     )
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         if not isinstance(self.host, str) or not self.host:
             raise ValueError(f"host must be a host name or an IP address, got {self.host!r}")
         for name, low, high in (

@@ -5,11 +5,12 @@ paths), and a pathlib.Path is as good as a str."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nextword.corpus import CorpusConfig
 from nextword.export import ExportConfig
-from nextword.runtime import GenerationConfig, TokenizerConfig
+from nextword.runtime import GenerationConfig, LoadLimits, TokenizerConfig
 from nextword.train import ModelConfig, TrainConfig
 
 
@@ -105,3 +106,40 @@ def test_the_configs_defaults_still_pass_their_checks():
         GenerationConfig(),
     ):
         assert config == type(config)()
+
+
+@pytest.mark.parametrize(
+    ("make", "values"),
+    [
+        (
+            ModelConfig,
+            {"embedding_dim": np.int64(16), "lstm_units": np.int32(24), "dropout": np.float32(0.25)},
+        ),
+        (TrainConfig, {"epochs": np.int64(3), "batch_size": np.uint16(8), "learning_rate": np.float32(0.5)}),
+        (CorpusConfig, {"split_seed": np.int64(3), "val_fraction": np.float64(0.2)}),
+        (TokenizerConfig, {"min_count": np.int64(2), "max_vocab": np.int64(500)}),
+        (ExportConfig, {"greedy_words": np.int64(5), "tolerance": np.float32(0.125)}),
+        (GenerationConfig, {"max_words": np.int64(9), "top_k": np.int8(4), "temperature": np.float32(0.5)}),
+        (LoadLimits, {"max_file_bytes": np.int64(2**20)}),
+    ],
+)
+def test_numpy_numbers_are_taken_as_the_plain_numbers_they_hold(make, values):
+    """A sweep over np.arange(...) gave numpy ints: TrainConfig and ModelConfig refused them as "not a
+    positive integer", CorpusConfig's split seed failed in the split record, and a GenerationConfig kept
+    a float32 that a model file's metadata could not be written with."""
+    config = make(**values)
+    plain = make(**{name: value.item() for name, value in values.items()})
+    assert config == plain
+    for name in values:
+        assert type(getattr(config, name)) is type(getattr(plain, name)), name
+    if hasattr(config, "to_dict"):
+        json.dumps(config.to_dict())
+
+
+def test_a_run_config_of_numpy_numbers_writes_its_json():
+    config = TrainConfig(
+        corpus=CorpusConfig(split_seed=np.int64(3)), model=ModelConfig(lstm_units=np.int64(8))
+    )
+    assert json.loads(json.dumps(config.to_dict()))["corpus"]["split_seed"] == 3
+    with pytest.raises(ValueError, match="embedding_dim must be a positive integer, got True"):
+        ModelConfig(embedding_dim=True)  # a bool is still no number of units

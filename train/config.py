@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
-from nextword.runtime.checks import as_path, check_bool
+from nextword.runtime.checks import as_path, check_bool, plain_numbers
 from nextword.runtime.tokenizer import TokenizerConfig
 
 __all__ = [
@@ -66,6 +66,7 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name in ("embedding_dim", "lstm_units", "num_layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -193,6 +194,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name, kind in (("corpus", CorpusConfig), ("tokenizer", TokenizerConfig), ("model", ModelConfig)):
             if not isinstance(getattr(self, name), kind):
                 raise ValueError(

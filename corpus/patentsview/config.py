@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date
 
+from nextword.runtime.checks import plain_numbers
+
 __all__ = ["MAX_LISTED", "CollectSummary", "PatentsViewConfig", "SkippedRow"]
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class PatentsViewConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar (only on a terminal)"})
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         query = (self.query,) if isinstance(self.query, str) else tuple(self.query)
         object.__setattr__(self, "query", query)
         for phrase in query:
