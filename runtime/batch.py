@@ -40,6 +40,9 @@ class Update:
     finish_reason: str | None = None  # one of FINISH_REASONS once finished
     logprob: float | None = None  # log-probability of ``token`` under the model (with ``logprobs``)
     top_logprobs: TopLogprobs | None = None  # the most likely tokens and theirs
+    # where this step's word starts in the row's text (its leading space included; a word cut by a stop
+    # string: where the cut text ends), None when the step added no word (the row ended or was cancelled)
+    offset: int | None = None
 
 
 def finish(
@@ -49,11 +52,13 @@ def finish(
     updates: list[Update] | None,
     logprob: float | None = None,
     top: TopLogprobs | None = None,
+    offset: int | None = None,
 ) -> None:
-    """Mark ``row`` finished for ``reason`` and, when ``updates`` is collected, report its last text."""
+    """Mark ``row`` finished for ``reason`` and, when ``updates`` is collected, report its last text
+    (``offset``: where the word of this step starts in it, if the step added one)."""
     row.finished, row.reason = True, reason
     if updates is not None:
-        updates.append(Update(row.id, token, row.text.take(final=True), True, reason, logprob, top))
+        updates.append(Update(row.id, token, row.text.take(final=True), True, reason, logprob, top, offset))
 
 
 class Batch:
@@ -175,13 +180,13 @@ class Batch:
         text = row.text
         text.add(self._tokens[token])
         if text.stopped:
-            finish(row, "stop", token, updates, logprob, top)
+            finish(row, "stop", token, updates, logprob, top, text.start)
             return True
         if len(row.generated) >= row.group.config.max_words:
-            finish(row, "length", token, updates, logprob, top)
+            finish(row, "length", token, updates, logprob, top, text.start)
             return True
         if updates is not None:
-            updates.append(Update(row.id, token, text.take(), False, None, logprob, top))
+            updates.append(Update(row.id, token, text.take(), False, None, logprob, top, text.start))
         return False
 
     def _keep_caches(self, plan: Plan, keep: Callable[[Row], bool]) -> None:

@@ -21,6 +21,7 @@ class TextBuilder:
         self.text = ""
         self.stopped = False
         self.emitted = 0  # characters of ``text`` handed out by :meth:`take`
+        self.start = 0  # where the last added token's piece starts in ``text`` (at most its length)
 
     def add(self, token: str) -> None:
         """Append one token's piece; sets :attr:`stopped` and cuts the text when a stop string appears."""
@@ -28,6 +29,7 @@ class TextBuilder:
         self._previous = token
         if self._lstrip and not self.text:
             piece = piece.lstrip(" ")
+        self.start = len(self.text)
         if not self._stops:
             self.text += piece
             return
@@ -36,6 +38,7 @@ class TextBuilder:
         hits = [i for i in (self.text.find(s, start) for s in self._stops) if i >= 0]
         if hits:
             self.text = self.text[: min(hits)]
+            self.start = min(self.start, len(self.text))  # a stop string may begin before the piece
             self.stopped = True
 
     def safe_length(self) -> int:

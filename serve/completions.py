@@ -105,7 +105,7 @@ async def _collect(state: ServerState, job: Job, completion: Completion) -> dict
         async for batch in job.updates():
             for u in batch:
                 if logprobs[u.index] is not None and u.token is not None:
-                    _add_logprob(logprobs[u.index], u, len(prefixes[u.index]) + len(texts[u.index]))
+                    _add_logprob(logprobs[u.index], u, len(prefixes[u.index]))
                 texts[u.index] += u.text
                 if u.finished:
                     reasons[u.index] = u.finish_reason
@@ -130,8 +130,8 @@ async def _events(
 ) -> AsyncIterator[str]:
     """The stream of one request; cancels the job if the stream stops early (client gone)."""
     per_prompt = completion.config.num_return_sequences
-    # characters of each choice sent so far (text_offset counts an echoed prompt)
-    sent = [len(completion.prompts[i // per_prompt]) if completion.echo else 0 for i in range(job.rows)]
+    # text_offset counts an echoed prompt
+    prefixes = [len(completion.prompts[i // per_prompt]) if completion.echo else 0 for i in range(job.rows)]
     head = _sse({**meta, "object": "text_completion", "choices": []})[: -len("]}\n\n")]  # ...,"choices":[
 
     try:
@@ -143,10 +143,9 @@ async def _events(
                 lp = None
                 if job.logprobs is not None and u.token is not None:
                     lp = _empty_logprobs()
-                    _add_logprob(lp, u, sent[u.index])
+                    _add_logprob(lp, u, prefixes[u.index])
                 if not (u.text or u.finished or lp):
                     continue
-                sent[u.index] += len(u.text)
                 reason = FINISH.get(u.finish_reason or "") if u.finished else None
                 end = u.finish_reason if u.finished else None
                 events.append(choice_event(head, u.index, u.text, reason, end, lp))
@@ -194,11 +193,15 @@ def _empty_logprobs() -> dict[str, list[Any]]:
     return {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
 
 
-def _add_logprob(lp: dict[str, list[Any]], u: RowUpdate, offset: int) -> None:
+def _add_logprob(lp: dict[str, list[Any]], u: RowUpdate, prefix: int) -> None:
+    """Append the word of ``u`` to ``lp``; ``prefix``: characters ahead of the generated text in the
+    choice's text (an echoed prompt). The word's offset comes from the runtime, not from the text sent
+    so far, which lags behind it while characters that could begin a stop string are held back."""
+    assert u.offset is not None  # every update with a word has one
     lp["tokens"].append(u.token)
     lp["token_logprobs"].append(u.logprob)
     lp["top_logprobs"].append(u.top_logprobs or {})
-    lp["text_offset"].append(offset)
+    lp["text_offset"].append(prefix + u.offset)
 
 
 async def _until_done_or_gone(work: Any, request: Request) -> Any:

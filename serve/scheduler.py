@@ -45,6 +45,7 @@ class RowUpdate:
     finish_reason: str | None  # "length" | "stop" | "end" | "cancelled" once finished
     logprob: float | None
     top_logprobs: dict[str, float] | None
+    offset: int | None = None  # where the word starts in the sequence's text (runtime Update.offset)
 
 
 class Job:
@@ -144,7 +145,9 @@ def _row_update(index: int, update: Update, tokens: list[str], eod: int) -> RowU
     word = None if update.token is None or update.token == eod else tokens[update.token]
     top = dict(update.top_logprobs) if update.top_logprobs is not None else None
     logprob = update.logprob if word is not None else None
-    return RowUpdate(index, update.text, word, update.finished, update.finish_reason, logprob, top)
+    return RowUpdate(
+        index, update.text, word, update.finished, update.finish_reason, logprob, top, update.offset
+    )
 
 
 class BatchScheduler:

@@ -252,6 +252,32 @@ def test_updates_and_finish_reasons(model):
         gen.text(length)
 
 
+def test_each_update_says_where_its_word_starts_in_the_text(model):
+    config = GenerationConfig(max_words=12, stop_at_end=False, temperature=0)
+    plain = model.generate("the network", config)
+    gen = model.generator()
+    gen.add("the network", config)
+    offsets = [u.offset for _ in range(13) if not gen.done for u in gen.step()]
+    assert offsets[0] == 0 and offsets == sorted(offsets) and len(offsets) == 12
+    pieces = [plain[a:b] for a, b in zip(offsets, [*offsets[1:], len(plain)], strict=True)]
+    assert [p.strip().lower() for p in pieces] == [model.tokenizer.table[t] for t in gen.tokens(0)]
+    # stop strings hold characters back from update.text, never from the offsets
+    cut = plain[offsets[5] : offsets[6]]  # the sixth word's text: the text ends where it first appears
+    for stop in [*sorted({plain[o - 1] + "\x01" for o in offsets[1:]}), cut]:
+        gen = model.generator()
+        gen.add("the network", replace(config, stop=(stop,)))
+        updates = [u for _ in range(13) if not gen.done for u in gen.step()]
+        assert [u.offset for u in updates if u.offset is not None] == offsets[: len(gen.tokens(0))]
+        assert all(u.offset <= len(gen.text(0)) for u in updates if u.offset is not None)
+    (ended,) = [u for u in updates if u.finished]
+    assert ended.finish_reason == "stop" and gen.text(0) == plain[: plain.index(cut)]
+    assert ended.offset == offsets[len(gen.tokens(0)) - 1] <= len(gen.text(0))
+    gen = model.generator()
+    gen.add("the network", GenerationConfig(max_words=5))
+    gen.cancel(0)
+    assert [u.offset for u in gen.step()] == [None]  # a cancelled row adds no word
+
+
 def test_cancel_ends_a_row_at_the_next_step(model):
     gen = model.generator()
     keep, drop = gen.add(

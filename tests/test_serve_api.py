@@ -414,6 +414,31 @@ def test_suggestions_and_scores_count_against_the_cap(model):
         assert c.post("/v1/suggest", json={"prompt": "the"}).status_code == 200
 
 
+def test_text_offsets_do_not_lag_behind_text_held_back_for_a_stop_string(client):
+    """A stop string's first characters at the end of the text are held back until the next word shows
+    whether the stop string follows; the offsets were counted from the text handed out, so a word after a
+    held-back "t" started one character early."""
+    body = {"prompt": "the network", "max_tokens": 12, "temperature": 0, "stop_at_end": False, "logprobs": 0}
+
+    def answers(extra):
+        whole = client.post("/v1/completions", json={**body, **extra}).json()["choices"][0]
+        with client.stream("POST", "/v1/completions", json={**body, **extra, "stream": True}) as r:
+            chunks = [c["choices"][0] for c in sse(r) if c != "[DONE]" and c["choices"]]
+        streamed = [o for c in chunks if c["logprobs"] for o in c["logprobs"]["text_offset"]]
+        return whole, streamed
+
+    plain, _ = answers({})
+    text, offsets = plain["text"], plain["logprobs"]["text_offset"]
+    held = sorted({text[o - 1] for o in offsets[1:]})  # the last character before each later word
+    for char in held:  # never matches, but holds back ``char`` wherever the text ends in it
+        whole, streamed = answers({"stop": [char + "\x01"]})
+        assert whole["text"] == text and whole["logprobs"]["text_offset"] == offsets == streamed, char
+    stop = text[offsets[4] : offsets[5]]  # the fifth word's text cuts the text where it first appears
+    whole, streamed = answers({"stop": [stop]})
+    assert whole["finish_reason"] == "stop" and whole["text"] == text[: text.index(stop)]
+    assert whole["logprobs"]["text_offset"] == offsets[: len(whole["logprobs"]["tokens"])] == streamed
+
+
 def test_text_offsets_count_an_echoed_prompt(client, model):
     prompt = "The network"
     body = {"prompt": prompt, "max_tokens": 6, "temperature": 0, "stop_at_end": False, "logprobs": 1}
