@@ -54,7 +54,9 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     job = Job(completion.prompts, completion.config, completion.logprobs, interval)
     state.start_job(job)
     if completion.stream:
-        return _EventStream(_events(state, job, completion, meta), media_type="text/event-stream")
+        return _EventStream(
+            _events(state, job, completion, meta), media_type="text/event-stream", headers=EVENT_HEADERS
+        )
     try:
         texts = await _until_done_or_gone(_collect(state, job, completion), request)
     finally:
@@ -163,6 +165,9 @@ async def _events(
     yield "data: [DONE]\n\n"
 
 
+# Every event as soon as it is written: no cache keeps it, and a reverse proxy that buffers responses
+# (nginx does by default) is asked not to hold the stream back (X-Accel-Buffering).
+EVENT_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _json = json.JSONEncoder(ensure_ascii=False).encode  # a string as JSON, as json.dumps writes it in a dict
 _PLAIN_TAIL = '"logprobs":null,"finish_reason":null,"end_reason":null}]}\n\n'
 

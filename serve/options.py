@@ -70,6 +70,11 @@ def completion_from_request(
             "(nextword serve --max-words)",
             "max_tokens",
         )
+    for name in ("n", "num_beams"):  # the runtime's own bound (256) is not this server's
+        value = getattr(request, name)
+        if value is not None and value < 1:
+            cap = f"1..{limits.max_rows} (this server's cap: nextword serve --max-rows)"
+            raise APIError(400, f"{name} must be in {cap}, got {value}", name)
     n = 1 if request.n is None else request.n
     if len(prompts) * n > limits.max_rows and n >= 1:
         raise APIError(
@@ -126,7 +131,8 @@ def completion_from_request(
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
     if request.stream_options is not None and not request.stream:
         raise APIError(400, "stream_options is only allowed with stream=true", "stream_options")
-    return Completion(prompts, config, request.logprobs, request.echo, request.stream, include_usage)
+    stream, echo = bool(request.stream), bool(request.echo)  # null, as OpenAI's API allows: false
+    return Completion(prompts, config, request.logprobs, echo, stream, include_usage)
 
 
 def _check_beam_search(

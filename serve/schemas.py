@@ -73,12 +73,14 @@ class CompletionRequest(_Request):
     n: int | None = Field(None, description="completions per prompt")
     stop: str | list[str] | None = Field(None, description="strings that end the text (cut before them)")
     seed: int | None = Field(None, description="the same seed and options give the same text")
-    stream: bool = Field(False, description="send the text as server-sent events while it is generated")
+    stream: bool | None = Field(
+        False, description="send the text as server-sent events while it is generated (null: false)"
+    )
     stream_options: StreamOptions | None = None
     logprobs: int | None = Field(
         None, description="log-probability of each chosen word and of this many alternatives (0..20)"
     )
-    echo: bool = Field(False, description="put the prompt in front of the completion")
+    echo: bool | None = Field(False, description="put the prompt in front of the completion (null: false)")
     # nextword's own options
     top_k: int | None = Field(None, description="sample among the k most likely words")
     min_tokens: int | None = Field(None, description="words at least before the model may end the text")

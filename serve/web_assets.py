@@ -35,19 +35,19 @@ async def model_file(request: Request) -> FileResponse:
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
 
-@router.get(f"/static/ort/{WASM}", include_in_schema=False)
+@router.api_route(f"/static/ort/{WASM}", methods=["GET", "HEAD"], include_in_schema=False)
 async def wasm(request: Request) -> Response:
     """onnxruntime-web's WebAssembly."""
     return _compressed(request, STATIC / "ort" / f"{WASM}.gz", "application/wasm")
 
 
-@router.get(f"/static/docs/{SWAGGER_BUNDLE}", include_in_schema=False)
+@router.api_route(f"/static/docs/{SWAGGER_BUNDLE}", methods=["GET", "HEAD"], include_in_schema=False)
 async def swagger_bundle(request: Request) -> Response:
     """Swagger UI's script, for /docs."""
     return _compressed(request, STATIC / "docs" / f"{SWAGGER_BUNDLE}.gz", "text/javascript; charset=utf-8")
 
 
-@router.get("/docs", include_in_schema=False)
+@router.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
 async def api_reference(request: Request) -> HTMLResponse:
     """The API reference: Swagger UI on this server's OpenAPI schema, with Swagger UI's files from this
     server (FastAPI's own page loads them from a CDN)."""

@@ -130,7 +130,8 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
         ({"prompt": "x", "temperature": -1}, 400, "temperature", ["temperature", ">= 0", "-1"]),
         ({"prompt": "x", "top_p": 1.5}, 400, "top_p", ["top_p", "<= 1", "1.5"]),
         ({"prompt": "x", "max_tokens": -2}, 400, "max_tokens", ["max_tokens", "0..", "-2"]),
-        ({"prompt": "x", "n": 0}, 400, "n", ["n must be", "0"]),
+        ({"prompt": "x", "n": 0}, 400, "n", ["n must be in 1..16", "--max-rows", "got 0"]),
+        ({"prompt": "x", "num_beams": -1}, 400, "num_beams", ["num_beams must be in 1..16", "got -1"]),
         ({"prompt": "x", "top_k": 0}, 400, "top_k", ["top_k", "1..1000000", "0"]),
         ({"prompt": "x", "max_tokens": 5000}, 400, "max_tokens", ["5000", "1000", "--max-words"]),
         ({"prompt": ["a"] * 5, "n": 4}, 400, "n", ["20 sequences", "16", "--max-rows"]),
@@ -377,7 +378,12 @@ def test_wrong_methods_and_paths_answer_in_json_with_the_way_out(client, model):
     wrong = client.get("/v1/completions")
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
     assert wrong.json()["error"]["message"] == "GET is not allowed on /v1/completions; use POST"
-    for path in ("/health", "/v1/models", "/v1/models/tiny", "/"):
+    paths = ["/health", "/v1/models", "/v1/models/tiny", "/", "/docs", "/static/app.js", "/model.onnx"]
+    paths += [
+        "/static/ort/ort-wasm-simd-threaded.wasm",
+        "/static/docs/swagger-ui-bundle.js",
+    ]  # stored gzipped
+    for path in paths:
         head = client.head(path)
         assert head.status_code == 200 and head.content == b"", path
     (entry,) = client.get("/v1/models").json()["data"]
@@ -412,6 +418,22 @@ def test_suggestions_and_scores_count_against_the_cap(model):
             assert "--max-streams" in busy.json()["error"]["message"]
         slots.release()
         assert c.post("/v1/suggest", json={"prompt": "the"}).status_code == 200
+
+
+def test_stream_and_echo_may_be_null_as_in_openais_api(client):
+    body = {"prompt": "the network", "max_tokens": 3, "temperature": 0, "stop_at_end": False}
+    plain = client.post("/v1/completions", json=body).json()["choices"][0]["text"]
+    answer = client.post("/v1/completions", json={**body, "stream": None, "echo": None})
+    assert answer.status_code == 200 and answer.json()["choices"][0]["text"] == plain
+
+
+def test_streams_ask_caches_and_proxies_not_to_hold_events_back(client):
+    body = {"prompt": "the network", "max_tokens": 3, "stream": True}
+    with client.stream("POST", "/v1/completions", json=body) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        assert sse(response)[-1] == "[DONE]"
 
 
 def test_text_offsets_do_not_lag_behind_text_held_back_for_a_stop_string(client):
