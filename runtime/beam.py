@@ -5,12 +5,15 @@ or that the rules leave no token to choose, is finished (a banned token is never
 is done once ``num_beams`` hypotheses are finished (or at ``max_words``, when the running beams count as
 finished). Hypotheses are ranked by total log-probability (float32, the precision of the logits)
 divided by ``length ** length_penalty``; candidates with equal totals rank by beam, then by token id.
-Stop strings cut the finished texts.
+A candidate whose text reaches a stop string finishes its hypothesis there, as an end of the document
+does (among the ``num_beams`` best candidates; its text is cut before the stop string), so the returned
+texts are distinct hypotheses that each end at their first stop string.
 With ``num_beams=1`` this is exactly greedy decoding.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -89,6 +92,11 @@ class BeamSearch:
         self.finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(n_prompts)]
         self._done = np.zeros(n_prompts, dtype=bool)
         self.steps = 0
+        # With stop strings, each running beam's text so far: a candidate is checked against the stop
+        # strings as it is chosen (one copy of its beam's builder per candidate looked at).
+        self._texts: list[list[TextBuilder]] | None = None
+        if config.stop:
+            self._texts = [[self._builder(p)] * n_beams for p in range(n_prompts)]
 
     @property
     def done(self) -> bool:
@@ -120,6 +128,8 @@ class BeamSearch:
         tokens = np.zeros((n_prompts, n_beams), dtype=np.int64)
         new_scores = np.full((n_prompts, n_beams), -np.inf)
         new_beams: list[list[list[int]]] = [[[] for _ in range(n_beams)] for _ in range(n_prompts)]
+        texts = self._texts
+        new_texts = [list(beams) for beams in texts] if texts is not None else None
         for p in range(n_prompts):
             if self._done[p]:
                 continue
@@ -136,6 +146,15 @@ class BeamSearch:
                         ids = self.beams[p][beam]
                         self.finished[p].append((self._normalized(score, ids), ids))
                     continue
+                if texts is not None and new_texts is not None:
+                    text = copy.copy(texts[p][beam])
+                    text.add(self._tokenizer.token_of(token))
+                    if text.stopped:  # a stop string: finished as an end is, with this word
+                        if rank < n_beams:
+                            ids = [*self.beams[p][beam], token]
+                            self.finished[p].append((self._normalized(score, ids), ids))
+                        continue
+                    new_texts[p][kept] = text
                 sources[p, kept], tokens[p, kept], new_scores[p, kept] = beam, token, score
                 new_beams[p][kept] = [*self.beams[p][beam], token]
                 kept += 1
@@ -145,7 +164,7 @@ class BeamSearch:
                 self._done[p] = True
         if self._tracked:
             self._ids = [self._grown(p, sources[p], tokens[p], new_beams[p]) for p in range(n_prompts)]
-        self.beams, self._scores = new_beams, new_scores
+        self.beams, self._scores, self._texts = new_beams, new_scores, new_texts
         self.steps += 1
         if self.done:
             return False
@@ -155,6 +174,12 @@ class BeamSearch:
             self._cache.take(rows)
             self._cache.observe(tokens.reshape(-1), self._state[-2])
         return True
+
+    def _builder(self, p: int) -> TextBuilder:
+        """A text builder for a beam of prompt ``p`` that holds no word yet."""
+        last = self._tokenizer.token_of(int(self._prompts[p][-1]))
+        lstrip = bool(self._lstrip) and self._lstrip[p]
+        return TextBuilder(self._tokenizer, None if last == EOD else last, self._config.stop, lstrip)
 
     def _finish_exhausted(self, exhausted: np.ndarray) -> None:
         """Finish, as they stand, the hypotheses of the running beams (rows) flagged in ``exhausted``:
@@ -211,7 +236,7 @@ class BeamSearch:
         reason "end" where a prompt has fewer hypotheses)."""
         config, tok = self._config, self._tokenizer
         results = []
-        for p, prompt in enumerate(self._prompts):
+        for p in range(len(self._prompts)):
             ranked = [(score, ids, "end") for score, ids in self.finished[p]]
             if not self._done[p]:  # out of words: the running beams compete with the finished ones
                 ranked.extend(
@@ -220,10 +245,8 @@ class BeamSearch:
                     if s > -np.inf
                 )
             best = sorted(ranked, key=lambda h: -h[0])[: config.num_return_sequences]
-            last = tok.token_of(int(prompt[-1]))
-            lstrip = bool(self._lstrip) and self._lstrip[p]
             for _, ids, reason in best:
-                builder = TextBuilder(tok, None if last == EOD else last, config.stop, lstrip)
+                builder = self._builder(p)
                 words = 0
                 for token in ids:
                     builder.add(tok.token_of(token))

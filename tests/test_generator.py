@@ -35,6 +35,9 @@ OPTIONS = [
 ]
 
 
+LSTRIP = [p[-1:].isspace() for p in PROMPTS]  # prompts that end in a space: texts start without one
+
+
 @pytest.fixture(scope="module")
 def bundled():
     return load(BUNDLED_MODEL)
@@ -167,6 +170,30 @@ def test_a_beam_the_rules_leave_no_word_ends_there(model, options):
             assert not set(ids) & (set(prompt) | special), "a banned word chosen"
     texts = search.texts()
     assert all(texts) and texts == model.generate(PROMPTS, config)
+
+
+def test_a_stop_string_finishes_a_beam_as_the_end_of_the_document_does(bundled):
+    """Stop strings used to cut the texts only once the search was over: the beams that shared their
+    words up to the first stop string all came back as that one text, and the search ran to max_words."""
+    from nextword.runtime.beam import BeamSearch, beam_search
+
+    config = GenerationConfig(num_beams=4, num_return_sequences=4, max_words=60, stop=(".",))
+    search = BeamSearch(bundled, [bundled.prompt_ids("a method")], config)
+    while search.step():
+        pass
+    assert search.steps < config.max_words  # four hypotheses reached "." before max_words
+    results = search.results()
+    assert [h.finish_reason for h in results] == ["stop"] * 4
+    assert len({h.text for h in results}) == 4 and not any("." in h.text for h in results)
+    for _, ids in search.finished[0]:  # each ends at the word that wrote its first "."
+        words = [bundled.tokenizer.token_of(i) for i in ids]
+        assert "." in words[-1] and not any("." in w for w in words[:-1]), words
+    plain = GenerationConfig(num_beams=4, num_return_sequences=4, max_words=30)
+    never = replace(plain, stop=("\x01",))  # a stop string that never appears changes nothing
+    assert bundled.generate(PROMPTS, never) == bundled.generate(PROMPTS, plain)
+    options = {"max_words": 40, "stop": (".",), "no_repeat_ngram_size": 4}
+    one = beam_search(bundled, [bundled.prompt_ids(p) for p in PROMPTS], GenerationConfig(**options), LSTRIP)
+    assert one == bundled.generate(PROMPTS, temperature=0, **options)  # one beam is greedy, stops included
 
 
 def test_one_beam_is_greedy_where_the_rules_leave_no_word(model):

@@ -1,7 +1,8 @@
 // Deterministic beam search, as nextword/runtime/beam.py runs it, operation for operation: all prompts'
 // beams in one batch (prompts x numBeams rows, every row fed at every step, so that an int8 model sees
 // the batches Python feeds it), log-probabilities in float32 with numpy's exp and log kernels,
-// hypotheses' totals in float64, candidates ranked by total, then beam, then token id.
+// hypotheses' totals in float64, candidates ranked by total, then beam, then token id. A candidate whose
+// text reaches a stop string finishes its hypothesis, as an end of the document does.
 
 import { History, Prefill, Rules, TextBuilder, takeRows } from './decoding.js';
 import { npExpF32, npLogF32, pairwiseSumF32 } from './float32.js';
@@ -24,6 +25,8 @@ export class BeamSearch {
     this.finished = Array.from({ length: n }, () => []); // [normalized score, ids] per prompt
     this.done = prompts.map(() => false);
     this.steps = 0;
+    // with stop strings, each running beam's text so far (a candidate is checked as it is chosen)
+    this.beamTexts = config.stop.length ? prompts.map((_, p) => Array(beams).fill(this._builder(p))) : null;
   }
 
   get over() {
@@ -65,6 +68,8 @@ export class BeamSearch {
     const tokens = new Array(rows).fill(0);
     const scores = new Float64Array(rows).fill(-Infinity);
     const grown = prompts.map(() => Array.from({ length: beams }, () => []));
+    const texts = this.beamTexts;
+    const grownTexts = texts ? texts.map((row) => [...row]) : null;
     const eod = this.tokenizer.eodId;
     for (let p = 0; p < prompts.length; p++) {
       if (this.done[p]) continue;
@@ -78,6 +83,16 @@ export class BeamSearch {
           if (rank < beams) this._finish(p, score, this.beams[p][beam]); // an end among the best
           continue;
         }
+        if (texts) {
+          const text = texts[p][beam].copy();
+          text.add(this.tokenizer.tokenOf(token));
+          if (text.stopped) {
+            // a stop string: finished as an end is, with this word
+            if (rank < beams) this._finish(p, score, [...this.beams[p][beam], token]);
+            continue;
+          }
+          grownTexts[p][kept] = text;
+        }
         const r = p * beams + kept;
         [sources[r], tokens[r], scores[r]] = [beam, token, score];
         grown[p][kept] = [...this.beams[p][beam], token];
@@ -88,6 +103,7 @@ export class BeamSearch {
     }
     this.beams = grown;
     this.scores = scores;
+    this.beamTexts = grownTexts;
     this.steps += 1;
     if (this.over) return false;
     const parents = sources.map((beam, r) => r - (r % beams) + beam); // the row each beam extends
@@ -172,6 +188,18 @@ export class BeamSearch {
     return order.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
   }
 
+  /** A text builder for a beam of prompt p that holds no word yet. */
+  _builder(p) {
+    const prompt = this.prompts[p];
+    const last = this.tokenizer.tokenOf(prompt[prompt.length - 1]);
+    return new TextBuilder(
+      this.tokenizer,
+      last === EOD ? null : last,
+      this.config.stop,
+      Boolean(this.lstrip[p]),
+    );
+  }
+
   _finish(p, score, ids) {
     this.finished[p].push([this._normalized(score, ids), ids]);
   }
@@ -185,7 +213,7 @@ export class BeamSearch {
     const { config, tokenizer } = this;
     const beams = config.numBeams;
     const texts = [];
-    this.prompts.forEach((prompt, p) => {
+    this.prompts.forEach((_, p) => {
       const finished = [...this.finished[p]];
       if (!this.done[p]) {
         // out of words: the running beams compete with the finished ones
@@ -195,14 +223,8 @@ export class BeamSearch {
         });
       }
       const best = finished.sort((a, b) => b[0] - a[0]).slice(0, config.numReturnSequences);
-      const last = tokenizer.tokenOf(prompt[prompt.length - 1]);
       for (const [, ids] of best) {
-        const builder = new TextBuilder(
-          tokenizer,
-          last === EOD ? null : last,
-          config.stop,
-          Boolean(this.lstrip[p]),
-        );
+        const builder = this._builder(p);
         for (const token of ids) {
           builder.add(tokenizer.tokenOf(token));
           if (builder.stopped) break;

@@ -104,6 +104,11 @@ export class TextBuilder {
     }
   }
 
+  /** A builder with this one's text so far, to go on from it separately (a beam's candidates). */
+  copy() {
+    return Object.assign(Object.create(TextBuilder.prototype), this);
+  }
+
   /** Length of the prefix of `text` that no later stop string can cut. */
   safeLength() {
     if (this.stopped || !this.stops.length) return this.text.length;
