@@ -36,6 +36,11 @@ def default_model(
         return model
     if isinstance(model, bytes | bytearray | memoryview):  # a file's contents: loaded, not kept
         return load(bytes(model))
+    if model is not None and not isinstance(model, str | os.PathLike):
+        raise ValueError(
+            "model must be a path to a .onnx file, a file's bytes or a loaded model "
+            f"(nextword.runtime.load), got {type(model).__name__}"
+        )
     from_env = model is None and bool(os.environ.get(ENV_VAR))
     if model is None:
         model = os.environ.get(ENV_VAR) or BUNDLED_MODEL

@@ -10,7 +10,7 @@ import numpy as np
 
 from .cache import CacheConfig, resolve_cache
 from .scoring import cached_document_scores, perplexity, token_logprobs
-from .step import StepModel
+from .step import StepModel, prompt_ids_array
 
 __all__ = ["Evaluation", "evaluate", "evaluate_ids"]
 
@@ -40,6 +40,7 @@ def evaluate(
     predicted from all the tokens before it. ``cache``: the continuous cache (:mod:`.cache`); by
     default the model file's when it has one, ``False`` for the model alone.
     """
+    _check_model(model)
     if isinstance(documents, str | bytes):  # iterating it would make each character a document
         raise ValueError(
             f"documents must be a list (or any iterable) of strings, got one {type(documents).__name__}; "
@@ -52,6 +53,24 @@ def evaluate(
     return evaluate_ids(model, encoded, cache)
 
 
+def _check_model(model: Any) -> None:
+    if not hasattr(model, "tokenizer") or not hasattr(model, "forward"):
+        raise ValueError(
+            f"model must be a loaded model (nextword.runtime.load(path)), got {type(model).__name__}"
+        )
+
+
+def _document_ids(document: Any, index: int, vocab: int) -> np.ndarray:
+    """Document ``index`` as int64 ids, or ``ValueError`` saying what is wrong with it (both scoring
+    paths take it from here, so a bad id never reaches numpy's indexing or onnxruntime)."""
+    ids = prompt_ids_array(document, index, vocab, "document")
+    if len(ids) < 2:
+        raise ValueError(
+            f"document {index} has {len(ids)} id; a document is <eod> ids... <eod>, at least two ids"
+        )
+    return ids
+
+
 def _text(document: Any, index: int) -> str:
     if not isinstance(document, str):
         raise ValueError(f"documents must be strings; document {index} is a {type(document).__name__}")
@@ -62,11 +81,12 @@ def evaluate_ids(
     model: StepModel, documents: Iterable[Sequence[int]], cache: bool | CacheConfig | None = None
 ) -> Evaluation:
     """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``)."""
+    _check_model(model)
     tok = model.tokenizer
     n_docs = n_words = n_correct = n_top5 = n_unknown = 0
     total_nll = 0.0
     settings = resolve_cache(model, cache)
-    arrays = (np.asarray(document, dtype=np.int64) for document in documents)
+    arrays = (_document_ids(document, i, model.vocab_size) for i, document in enumerate(documents))
     scored: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]
     if settings is None:
         scored = ((ids, *token_logprobs(model, ids)) for ids in arrays)

@@ -93,8 +93,9 @@ class Generator:
         token's log-probability under the model (the softmax of its raw logits, before temperature and
         rules) and the ``k`` most likely tokens with theirs.
         """
-        if not isinstance(prompts, str) and (
-            isinstance(prompts, bytes | bytearray | dict) or not isinstance(prompts, Iterable)
+        if not isinstance(prompts, str) and (  # a set or a dict has no order to give rows in
+            isinstance(prompts, bytes | bytearray | dict | set | frozenset)
+            or not isinstance(prompts, Iterable)
         ):
             raise ValueError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)

@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from .beam import beam_search
 from .cache import CacheConfig
+from .checks import check_int
 from .generation import MAX_BATCH, GenerationConfig
 from .generator import Generator
 from .limits import LoadLimits
@@ -222,6 +223,7 @@ class NextWordModel:
 
     def initial_state(self, batch_size: int = 1) -> State:
         """Zero LSTM state for ``batch_size`` sequences: the state at the start of a text."""
+        check_int("batch_size", batch_size, 0, None)
         return [
             np.zeros((batch_size, units), dtype=np.float32)
             for units in self.info.state_sizes

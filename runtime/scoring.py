@@ -47,10 +47,11 @@ class TextScore:
     words: list[WordScore]
 
 
-def prompt_ids(model: StepModel, text: str) -> list[int]:
-    """Token ids a model reads for ``text``: start of a document, then the text's tokens."""
+def prompt_ids(model: StepModel, text: str, name: str = "prompt") -> list[int]:
+    """Token ids a model reads for ``text``: start of a document, then the text's tokens. ``name``: the
+    caller's name for ``text`` in the refusal of one that is not a string."""
     if not isinstance(text, str):
-        raise ValueError(f"prompt must be a string, got {type(text).__name__}")
+        raise ValueError(f"{name} must be a string, got {type(text).__name__}")
     return [model.tokenizer.eod_id, *model.tokenizer.encode(text)]
 
 
@@ -150,7 +151,7 @@ def _cached_last_logprobs(model: StepModel, ids: np.ndarray, cache: CacheConfig)
 
 def score_text(model: StepModel, text: str, cache: bool | CacheConfig | None = None) -> TextScore:
     """How likely ``model`` finds ``text`` as the start of a document (see :meth:`NextWordModel.score`)."""
-    ids = prompt_ids(model, text)
+    ids = prompt_ids(model, text, "text")
     if len(ids) < 2:
         raise ValueError("text has no words to score")
     settings = resolve_cache(model, cache)

@@ -9,6 +9,7 @@ from typing import Any
 
 import onnxruntime as ort
 
+from .checks import check_int
 from .errors import ModelFileError
 
 __all__ = ["DEFAULT_PROVIDERS", "choose_providers", "default_session_options", "make_session", "usable_cores"]
@@ -19,7 +20,13 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 
 
 def make_session(data: bytes, options: ort.SessionOptions, providers: list[str], source: str) -> Any:
-    """An onnxruntime session of the model file's bytes; onnxruntime's refusal as :class:`ModelFileError`."""
+    """An onnxruntime session of the model file's bytes; onnxruntime's refusal as :class:`ModelFileError`
+    (a wrong ``options`` is the caller's ``ValueError``, not the file's fault)."""
+    if not isinstance(options, ort.SessionOptions):
+        raise ValueError(
+            f"session_options must be an onnxruntime.SessionOptions, got {type(options).__name__} "
+            "(or give threads=n)"
+        )
     try:
         return ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
@@ -51,8 +58,8 @@ def default_session_options(threads: int = 1, *, spinning: bool = False) -> ort.
     bundled model's step takes a third less time on two such threads than on one), and the setting of
     the second session :func:`load` makes for such steps.
     """
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
-        raise ValueError(f"threads must be an integer in 1..256, got {threads!r}")
+    check_int("threads", threads, 1, 256)
+    threads = int(threads)  # a numpy integer too
     options = ort.SessionOptions()
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1

@@ -128,24 +128,32 @@ def check_state(state: Any, batch: int, sizes: Sequence[int]) -> None:
     """``ValueError`` unless ``state`` is the model's state for ``batch`` rows: [h_0, c_0, h_1, ...]."""
     wanted = [(batch, units) for units in sizes for _ in ("h", "c")]
     got = [getattr(s, "shape", None) for s in state] if isinstance(state, list | tuple) else None
+    where = f"(model.initial_state({batch}) or a state forward returned)"
     if got != wanted:
         raise ValueError(
-            f"state must be {len(wanted)} float32 arrays of shapes {wanted} for {batch} row(s) "
-            f"(model.initial_state({batch}) or a state forward returned), got {got}"
+            f"state must be {len(wanted)} float32 arrays of shapes {wanted} for {batch} row(s) {where}, "
+            f"got {got}"
         )
+    kinds = [s.dtype.name for s in state]
+    if any(kind != "float32" for kind in kinds):  # onnxruntime would blame the model file
+        raise ValueError(f"state must be float32 arrays {where}, got {kinds}")
 
 
-def prompt_ids_array(prompt: Any, index: int, vocab: int) -> np.ndarray:
+def prompt_ids_array(prompt: Any, index: int, vocab: int, name: str = "prompt") -> np.ndarray:
     """Prompt ``index`` given as token ids (a decoding loop's input) as int64 (T,), or ``ValueError``
-    saying what to pass: text, floats (never truncated), an empty list and ids outside ``0..vocab - 1``
-    are refused."""
+    saying what to pass: text, floats and bools (never taken as ids), an empty list and ids outside
+    ``0..vocab - 1`` are refused. ``name``: what the caller calls it ("prompt", "document")."""
+    what = f"{name} {index}"
     if isinstance(prompt, str | bytes):
-        raise ValueError(f"prompt {index} is text, where token ids belong: model.prompt_ids(text) gives them")
+        raise ValueError(f"{what} is text, where token ids belong: model.prompt_ids(text) gives them")
+    if isinstance(prompt, list | tuple) and any(isinstance(i, bool | np.bool_) for i in prompt):
+        raise ValueError(f"{what} holds True or False, where token ids (integers) belong")
     ids = np.asarray(prompt)
-    if ids.ndim != 1 or not len(ids) or ids.dtype.kind not in "iu":
-        raise ValueError(
-            f"prompt {index} must be a non-empty list of token ids (integers), got {ids.dtype.name}"
-        )
+    if ids.ndim == 1 and not len(ids):
+        raise ValueError(f"{what} is empty: it starts with the end-of-document id (model.prompt_ids(text))")
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        shape = f" of shape {ids.shape}" if ids.ndim != 1 else ""
+        raise ValueError(f"{what} must be a list of token ids (integers), got {ids.dtype.name}{shape}")
     if ids.min() < 0 or ids.max() >= vocab:
-        raise ValueError(f"prompt {index} holds ids outside 0..{vocab - 1}")
+        raise ValueError(f"{what} holds ids outside 0..{vocab - 1}")
     return ids.astype(np.int64)

@@ -46,7 +46,7 @@ class ForwardStepper:
         self._model = model
 
     def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        logits, new_state = self._model.forward(np.asarray(tokens, dtype=np.int64)[:, None], state)
+        logits, new_state = self._model.forward(np.asarray(tokens)[:, None], state)  # forward checks them
         return logits[:, -1], new_state
 
 
@@ -121,12 +121,16 @@ class BoundStepper:
         ``state`` may be the state this stepper returned last (then nothing is copied) or any arrays of
         the model's state shapes. See the module docstring for how long the results stay valid.
         """
-        rows = len(tokens)
+        rows = _checked_tokens(tokens, self._vocab)
         if rows != self._rows:
             self._bind(rows)
         turn = self._turns[self._next]
-        if len(state) != len(turn.inputs):
-            raise ValueError(f"state of {len(state)} arrays given; the model's has {len(turn.inputs)}")
+        if not isinstance(state, list | tuple) or len(state) != len(turn.inputs):
+            got = f"{len(state)} arrays" if isinstance(state, list | tuple) else type(state).__name__
+            raise ValueError(
+                f"state must be the model's {len(turn.inputs)} arrays (model.initial_state(rows) or a "
+                f"state step returned), got {got}"
+            )
         for given, mine in zip(state, turn.inputs, strict=True):
             if given is not mine:  # not the state this stepper returned last: copied in
                 if given.shape != mine.shape:
@@ -176,6 +180,28 @@ class BoundStepper:
         for name, array in zip(self._state_outputs, turn.outputs, strict=True):
             _bind_array(binding.bind_output, name, array)
         return binding
+
+
+def _checked_tokens(tokens: Any, vocab: int) -> int:
+    """The number of rows of ``tokens``, or ``ValueError`` unless they are (rows,) integer ids in
+    ``0..vocab - 1``: a float would be truncated and a negative id read from the end of the embedding.
+    Once per step of every decoding loop, so a few rows are checked in Python, without numpy's
+    reductions."""
+    if not isinstance(tokens, np.ndarray) or tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+        kind = (
+            f"an array of {tokens.dtype.name}, shape {tokens.shape}"
+            if isinstance(tokens, np.ndarray)
+            else None
+        )
+        raise ValueError(
+            f"tokens must be a numpy array of token ids, shape (rows,), got {kind or type(tokens).__name__}"
+        )
+    rows = len(tokens)
+    values = tokens.tolist() if rows <= 16 else (int(tokens.min()), int(tokens.max())) if rows else ()
+    if values and (min(values) < 0 or max(values) >= vocab):
+        bad = min(values) if min(values) < 0 else max(values)
+        raise ValueError(f"tokens holds {bad}, outside the vocabulary's ids 0..{vocab - 1}")
+    return rows
 
 
 def _bind_array(bind: Any, name: str, array: np.ndarray) -> None:

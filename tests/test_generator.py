@@ -419,7 +419,7 @@ def test_generator_validates_its_input(model):
         gen.add("x", GenerationConfig(num_beams=2))
     with pytest.raises(ValueError, match="outside"):
         gen.add_ids([[model.tokenizer.eod_id, model.vocab_size]])
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match="prompt 0 is empty"):
         gen.add_ids([[]])
     with pytest.raises(ValueError, match="list of strings"):
         gen.add(["a", 3])
@@ -493,10 +493,13 @@ def test_wrong_inputs_to_add_are_value_errors_that_say_what_to_pass(model):
     for logprobs in ("3", 2.7, True, 21, -1):
         with pytest.raises(ValueError, match=r"logprobs must be an integer in 0\.\.20"):
             gen.add("x", logprobs=logprobs)
-    with pytest.raises(
-        ValueError, match=r"prompt 0 must be a non-empty list of token ids \(integers\), got float64"
+    for ids, words in (
+        ([[model.tokenizer.eod_id, 4.5]], r"prompt 0 must be a list of token ids \(integers\), got float64"),
+        ([[]], r"prompt 0 is empty: it starts with the end-of-document id"),
+        ([[True, 3]], r"prompt 0 holds True or False, where token ids \(integers\) belong"),
     ):
-        gen.add_ids([[model.tokenizer.eod_id, 4.5]])
+        with pytest.raises(ValueError, match=words):
+            gen.add_ids(ids)
     assert gen.done and gen.active == 0  # nothing refused was queued
     rows = gen.add("the network", GenerationConfig(max_words=4, seed=1), logprobs=np.int64(2))
     gen.run()
@@ -525,7 +528,7 @@ def test_beam_search_refuses_what_is_not_token_ids(model):
     ids = model.prompt_ids("the network")
     for prompts, words in (
         (["the network"], "prompt 0 is text, where token ids belong: model.prompt_ids(text) gives them"),
-        ([ids, [2.5, 4.0]], "prompt 1 must be a non-empty list of token ids"),
+        ([ids, [2.5, 4.0]], "prompt 1 must be a list of token ids"),
         ([[-1, 3]], "prompt 0 holds ids outside"),
         ([], "0 prompt(s)"),
         ([ids] * 100, "100 prompt(s) x num_beams=3 beams; a search runs 1..256"),

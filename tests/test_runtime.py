@@ -1,11 +1,12 @@
 """The runtime on the exported tiny model: loading, the step function, generation, evaluation."""
 
 import logging
+import re
 
 import numpy as np
 import pytest
 
-from nextword.runtime import GenerationConfig, ModelFileError, evaluate, load
+from nextword.runtime import GenerationConfig, ModelFileError, evaluate, evaluate_ids, load
 
 
 def test_load_reads_tokenizer_and_shape(model):
@@ -263,8 +264,9 @@ def test_session_options_for_steps_split_over_threads_do_not_spin():
     assert two.intra_op_num_threads == 2
     assert two.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     for bad in (0, -1, 1.5, True, 1000):
-        with pytest.raises(ValueError, match=r"threads must be an integer in 1\.\.256"):
+        with pytest.raises(ValueError, match=r"threads must be (an integer|in 1\.\.256)"):
             default_session_options(bad)
+    assert default_session_options(np.int64(2)).intra_op_num_threads == 2  # as every integer option
 
 
 def test_a_callers_mistake_in_forward_is_a_value_error_not_a_damaged_file(model):
@@ -285,6 +287,72 @@ def test_a_callers_mistake_in_forward_is_a_value_error_not_a_damaged_file(model)
     assert not isinstance(caught.value, ModelFileError)
     logits, _ = model.forward(np.array([[1, 2]], dtype=np.int32), state)  # any integer type
     assert logits.shape == (1, 2, vocab)
+    with pytest.raises(ValueError, match=r"state must be float32 arrays .* got \['float64'") as caught:
+        model.forward(np.array([[1]]), [s.astype(np.float64) for s in state])
+    assert not isinstance(caught.value, ModelFileError)
+
+
+def test_the_bound_stepper_refuses_what_forward_refuses(model):
+    """model.stepper().step read -1 as the last id, truncated 5.9 to 5 and blamed the model file for an
+    id past the vocabulary."""
+    stepper, vocab = model.stepper(), model.vocab_size
+    for tokens, words in (
+        (np.array([-1]), f"tokens holds -1, outside the vocabulary's ids 0..{vocab - 1}"),
+        (np.array([1] * 20 + [vocab]), f"tokens holds {vocab}, outside"),  # many rows: numpy's reductions
+        (np.array([5.9]), "numpy array of token ids, shape (rows,), got an array of float64"),
+        (np.array([[5]]), "got an array of int64, shape (1, 1)"),
+        ([5], "got list"),
+    ):
+        with pytest.raises(ValueError, match="tokens") as caught:
+            stepper.step(tokens, model.initial_state(np.asarray(tokens).size))
+        assert words in str(caught.value) and not isinstance(caught.value, ModelFileError), caught.value
+    with pytest.raises(ValueError, match=r"state must be the model's \d+ arrays .* got NoneType"):
+        stepper.step(np.array([5]), None)
+    logits, _ = stepper.step(np.array([5], dtype=np.int32), model.initial_state(1))
+    assert np.array_equal(logits, model.forward(np.array([[5]]), model.initial_state(1))[0][:, -1])
+
+
+def test_wrong_arguments_to_load_and_the_model_name_the_argument(model, model_path):
+    from nextword.runtime import generate
+
+    with pytest.raises(ValueError, match=r"session_options must be an onnxruntime\.SessionOptions, got dict"):
+        load(model_path, session_options={})
+    assert load(model_path, threads=np.int64(1)).generate("the network", max_words=2, seed=0)
+    for size, words in ((-1, "batch_size must be an integer >= 0, got -1"), (1.5, "must be an integer")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            model.initial_state(size)
+    with pytest.raises(ValueError, match=r"model must be a path to a \.onnx file, .* got int"):
+        generate("a", model=5)
+    with pytest.raises(ValueError, match=r"^text must be a string, got NoneType"):
+        model.score(None)
+    with pytest.raises(ValueError, match="prompts must be a string or a list of strings, got set"):
+        model.generator().add({"a", "b"})
+
+
+def test_evaluate_ids_checks_every_document_with_the_cache_or_without(model):
+    """With the file's cache (evaluate's default) a bad id was numpy's IndexError; without it, a float
+    was truncated and a one-id document was numpy's concatenate error."""
+    from nextword.runtime.cache import CacheConfig
+
+    vocab = model.vocab_size
+    cached = CacheConfig(theta=0.3, mix=0.1, window=16)
+    for documents, words in (
+        ([[2, vocab, 2]], f"document 0 holds ids outside 0..{vocab - 1}"),
+        ([[2, 5, 2], [2, -5, 2]], "document 1 holds ids outside"),
+        ([[2, 5.9, 2]], "document 0 must be a list of token ids (integers), got float64"),
+        ([[2, 5, 2], [2]], "document 1 has 1 id; a document is <eod> ids... <eod>"),
+        ([[[2, 5, 2]]], "document 0 must be a list of token ids (integers), got int64 of shape (1, 3)"),
+        ([[2, True, 2]], "document 0 holds True or False"),
+        ([[]], "document 0 is empty"),
+    ):
+        for cache in (False, cached):
+            with pytest.raises(ValueError) as caught:
+                evaluate_ids(model, documents, cache=cache)
+            assert words in str(caught.value), (cache, caught.value)
+    with pytest.raises(
+        ValueError, match=r"model must be a loaded model \(nextword.runtime.load\(path\)\), got str"
+    ):
+        evaluate("model.onnx", ["the network"])
 
 
 def test_evaluate_and_generate_refuse_the_wrong_kind_of_argument(model):

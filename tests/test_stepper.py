@@ -62,7 +62,7 @@ def test_a_state_that_does_not_fit_is_a_clear_error(model):
     stepper = model.stepper()
     with pytest.raises(ValueError, match="does not fit 2 tokens"):
         stepper.step(np.array([1, 2]), model.initial_state(3))
-    with pytest.raises(ValueError, match="state of 2 arrays given; the model's has 4"):
+    with pytest.raises(ValueError, match=r"state must be the model's 4 arrays .* got 2 arrays"):
         stepper.step(np.array([1]), model.initial_state(1)[:2])
 
 
