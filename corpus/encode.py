@@ -92,11 +92,19 @@ UNKNOWN_WARNING = 0.2  # share of the training words outside the vocabulary that
 
 def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
     """Log the share of the training words the vocabulary leaves out (they become ``<unk>``), and warn
-    when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``."""
+    when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``. A vocabulary with
+    no word at all is a ``ValueError``."""
     words = sum(counts.values())
     if not words:
         return
     known = set(tokenizer.tokens) - set(SPECIAL_TOKENS)  # a corpus's own "<unk>" marks are unknown words
+    if not known:  # every word would be <unk>: nothing to learn, and nothing export could check
+        config = tokenizer.config
+        raise ValueError(
+            f"no word of the training documents occurs --min-count {config.min_count} times or more "
+            f"(the most frequent, {counts.most_common(1)[0][0]!r}, occurs {counts.most_common(1)[0][1]} "
+            "times): the vocabulary would hold only the special tokens; lower --min-count"
+        )
     unknown = sum(n for word, n in counts.items() if word not in known)
     share = unknown / words
     logger.info("%.1f%% of the training words are outside the vocabulary (<unk>)", 100 * share)

@@ -288,6 +288,13 @@ def _tune_cache(config: ExportConfig, run: RunDir, model: Any) -> CacheConfig | 
             run.dev_ids,
         )
         return None
+    if run.dev_ids.stat().st_size < 8:  # one <eod>: training found no document to hold out for it
+        logger.warning(
+            "%s holds no document (the training side was too small, or one group of near-duplicates, to "
+            "set one apart): the file gets no continuous cache",
+            run.dev_ids,
+        )
+        return None
     return tune_cache(trace_documents(model, _validation_documents(run.dev_ids, model.vocab_size)))
 
 

@@ -159,6 +159,15 @@ def test_no_cache_without_a_development_part(topic_run, tmp_path, caplog):
         report = export(ExportConfig(run_dir=str(run), out=str(tmp_path / "m.onnx")))
     assert load(report.path).info.cache is None and "fp32_cache" not in report.quality
     assert "dev.ids is missing" in caplog.text
+    # a training side too small (or one group of near-duplicates) to set a document apart: one <eod>
+    np.array([2], dtype=np.int32).tofile(run / "dev.ids")
+    config = json.loads((run / "config.json").read_text())
+    config["data"].update(dev_documents=0, dev_words=0)  # as training records such a part
+    (run / "config.json").write_text(json.dumps(config))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        report = export(ExportConfig(run_dir=str(run), out=str(tmp_path / "e.onnx")))
+    assert load(report.path).info.cache is None and "dev.ids holds no document" in caplog.text
     report = export(ExportConfig(run_dir=str(topic_run), out=str(tmp_path / "n.onnx"), tune_cache=False))
     assert load(report.path).info.cache is None
     with pytest.raises(ValueError, match="needs a tuned cache"):

@@ -258,6 +258,17 @@ def test_a_vocabulary_that_leaves_most_words_out_is_warned_about(tmp_path, caplo
     assert "fall outside the vocabulary" not in caplog.text
 
 
+def test_a_vocabulary_without_a_single_word_is_refused_before_training(corpus_files):
+    """--min-count above every word's count trained a model of <unk> alone (perplexity 1.2), whose
+    export then failed with numpy's "low >= high"."""
+    from nextword.corpus import build_vocabulary, split_corpus
+    from nextword.runtime import TokenizerConfig
+
+    split = split_corpus(CorpusConfig(paths=(str(corpus_files["csv"]),)))
+    with pytest.raises(ValueError, match=r"no word of the training documents occurs --min-count 100000 .*"):
+        build_vocabulary(split, TokenizerConfig(min_count=100_000))
+
+
 def test_a_corpus_that_marks_rare_words_unk_counts_them_as_unknown_words(tmp_path, caplog):
     """Penn Treebank style text ("<unk>" for every rare word): each mark is one unknown word, so the
     vocabulary holds no "unk", "<" or ">" and the logged share of unknown words counts the marks."""
