@@ -489,6 +489,27 @@ def test_resume_reuses_the_id_files_and_writes_them_when_missing(tmp_path, tiny_
     assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1, 2, 3]
 
 
+def test_resume_refuses_a_corpus_that_changed_before_writing_an_id_file(tmp_path, tiny_config, documents):
+    """A corpus cut to fewer documents was encoded again with a warning: a new split, validation
+    documents the run may have trained on, and config.json's counts describing two corpora."""
+    from helpers import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", documents)["csv"]
+    out = tmp_path / "run"
+    config = replace(tiny_config, out=str(out), epochs=1)
+    train(replace(config, corpus=replace(config.corpus, paths=(str(corpus),))))
+    (out / "train.ids").unlink()
+    write_corpus(corpus.parent, documents[: len(documents) // 2])
+    stored = (out / "config.json").read_bytes()
+    with pytest.raises(
+        ValueError, match=rf"now holds {len(documents) // 2} documents, {len(documents)} when"
+    ):
+        resume(out, epochs=2)
+    assert not (out / "train.ids").exists() and (out / "config.json").read_bytes() == stored
+    write_corpus(corpus.parent, documents)  # the corpus restored: the run goes on
+    assert resume(out, epochs=2).epochs == 2
+
+
 def test_a_run_from_before_dedup_is_encoded_again_with_its_own_split(tmp_path, tiny_config, documents):
     from nextword.corpus import STREAM_DTYPE, encode_stream, split_documents
     from nextword.corpus.dev import dev_count, dev_mask

@@ -264,18 +264,20 @@ def _fit(
 
 def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dict[str, Any]:
     """Write ``train.ids``/``val.ids`` (and ``dev.ids``) of a run folder that lacks them, with the run's
-    own tokenizer; returns their counts (:data:`~nextword.train.files.ID_FILE_COUNTS`), which differ
-    from ``data``'s when the corpus files changed since the run started."""
+    own tokenizer; returns their counts (:data:`~nextword.train.files.ID_FILE_COUNTS`). A corpus that
+    no longer holds the documents the run started with is a ``ValueError``."""
     corpus = config.corpus
     logger.info("%s has no train.ids/val.ids: encoding the corpus %s again", run.root, list(corpus.paths))
     tokenizer = run.read_tokenizer()
     split = split_corpus(corpus, recorded_split(data, corpus))
     if data.get("documents") not in (None, split.counts.documents):
-        logger.warning(
-            "the corpus now holds %d documents, %d when the run started: the split differs from the "
-            "one training began with",
-            split.counts.documents,
-            data["documents"],
+        # another split: validation documents may be ones the run trained on, and its figures would
+        # not describe the model. Refused before any id file is written.
+        raise ValueError(
+            f"the corpus {list(corpus.paths)} now holds {split.counts.documents} documents, "
+            f"{data['documents']} when {run.root} started: resuming would train and validate on another "
+            "split; restore the corpus files the run started with (the run needs them to encode its "
+            "missing train.ids/val.ids), or start a new run on the changed corpus"
         )
     counts = encode_corpus(split, tokenizer, run.train_ids, run.val_ids).facts()
     if (dev := dev_part(split, config)) is not None:
