@@ -7,8 +7,9 @@
   the low 16 bits of each: two documents agree on a value with a probability equal to the Jaccard
   similarity of their shingle sets (plus 1/65,536 by chance).
 
-:class:`SignatureBuilder` hashes a batch of about 64 KiB of text at a time with numpy and keeps 1 byte
-a document in memory; keys and signatures go to temporary files, the keys read back at the end (8 bytes
+:class:`SignatureBuilder` hashes a batch of about 64 KiB of text at a time with numpy (a longer document
+alone, in chunks of :data:`_CHUNK_WORDS` words whose minima it keeps) and keeps 1 byte a document in
+memory; keys and signatures go to temporary files, the keys read back at the end (8 bytes
 a document) and the signatures a band (a pair of values) at a time (:class:`SignatureFile`), so they
 are never all in memory at once.
 """
@@ -35,6 +36,7 @@ _ASCII_WORDS = str.maketrans(
     {chr(c): (chr(c).lower() if chr(c).isalnum() or chr(c) == "_" else " ") for c in range(128)}
 )
 _BATCH_BYTES = 1 << 16  # text hashed per numpy batch: its (shingles, num_perm) array is ~2.5 MB
+_CHUNK_WORDS = 1 << 13  # words of a longer document hashed at a time (a 15 MB one-line text: 1.8 GB whole)
 _BLOCK_ROWS = 1 << 13  # signatures read per block when a band is gathered (1 MiB of 64 values)
 _U64 = np.uint64
 # Fixed constants: signatures (and so splits) must be the same in every process and on every machine.
@@ -81,6 +83,29 @@ def _word_hashes(joined: bytes) -> np.ndarray:
 
 def _signatures(texts: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray) -> np.ndarray:
     """MinHash signatures (len(texts), len(mults)) uint16 of texts that are words joined by single spaces."""
+    return _low_bits(_minima(texts, shingle_words, mults, adds))
+
+
+def _low_bits(minima: np.ndarray) -> np.ndarray:
+    return (minima & np.uint32(0xFFFF)).astype(np.uint16)  # the low bits of each minimum are uniform
+
+
+def _long_signature(words: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray) -> np.ndarray:
+    """:func:`_signatures` of one document of many ``words``, (len(mults),) uint16, hashed in chunks of
+    :data:`_CHUNK_WORDS` words that overlap by ``shingle_words - 1``: together their shingles are the
+    document's, each once, so the minima over the chunks are the document's minima."""
+    step = _CHUNK_WORDS - (shingle_words - 1)
+    minima = None
+    for start in range(0, max(len(words) - shingle_words + 1, 1), step):  # a chunk starts a shingle
+        chunk = " ".join(words[start : start + _CHUNK_WORDS])
+        part = _minima([chunk], shingle_words, mults, adds)[0]
+        minima = part if minima is None else np.minimum(minima, part)
+    assert minima is not None  # words is not empty
+    return _low_bits(minima)
+
+
+def _minima(texts: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray) -> np.ndarray:
+    """The minimum of each permutation over each text's shingles: (len(texts), len(mults)) uint32."""
     words = _word_hashes(" ".join(texts).encode("utf-8", "surrogatepass"))  # (W,)
     counts = np.array([t.count(" ") + 1 for t in texts], dtype=np.int64)  # (D,) words per document
     first_word = np.cumsum(counts) - counts  # (D,)
@@ -97,8 +122,7 @@ def _signatures(texts: list[str], shingle_words: int, mults: np.ndarray, adds: n
     shingles32 = (_mix(shingles) >> _U64(32)).astype(np.uint32)  # (S,) 32 well-mixed bits each
     values = np.multiply.outer(shingles32, mults)  # (S, P) uint32: one permutation per column
     values += adds
-    minima = np.minimum.reduceat(values, first_shingle, axis=0)  # (D, P)
-    return (minima & np.uint32(0xFFFF)).astype(np.uint16)  # the low bits of each minimum are uniform
+    return np.minimum.reduceat(values, first_shingle, axis=0)  # (D, P)
 
 
 class SignatureFile:
@@ -157,6 +181,7 @@ class SignatureBuilder:
         self._batch_keys = array("Q")
         self._batch: list[str] = []
         self._batch_rows: list[int] = []  # the row of each batched text among the batch's documents
+        self._long: dict[int, np.ndarray] = {}  # row -> signature of a document hashed alone
         self._batch_docs = 0
         self._batch_bytes = 0
 
@@ -165,7 +190,12 @@ class SignatureBuilder:
         words = document_words(text)
         self._batch_keys.append(exact_key(words, text))
         self._has_words.append(bool(words))
-        if words:
+        if len(words) > _CHUNK_WORDS:  # hashed alone, a chunk at a time
+            settings = self.settings
+            signature = _long_signature(words, settings.shingle_words, self._mults, self._adds)
+            self._long[self._batch_docs] = signature
+            self._batch_bytes += 2 * settings.num_perm
+        elif words:
             joined = " ".join(words)
             self._batch.append(joined)
             self._batch_rows.append(self._batch_docs)
@@ -180,10 +210,13 @@ class SignatureBuilder:
         if self._batch:
             rows = _signatures(self._batch, self.settings.shingle_words, self._mults, self._adds)
             signatures[self._batch_rows] = rows
+        for row, signature in self._long.items():
+            signatures[row] = signature
         self._spill.write(signatures.tobytes())
         self._key_spill.write(self._batch_keys.tobytes())
         self._batch_keys = array("Q")
         self._batch, self._batch_rows, self._batch_docs, self._batch_bytes = [], [], 0, 0
+        self._long = {}
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, SignatureFile]:
         """``(keys, has_words, signatures)``: (D,) uint64, (D,) bool and the signatures' file."""

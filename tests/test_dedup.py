@@ -440,3 +440,41 @@ def test_training_warns_when_only_groups_too_large_for_the_development_part_are_
     assert part(huge).sum() == 0
     assert "holds 0 of the 10 training documents asked for" in caplog.text
     assert "a larger --dev-fraction" in caplog.text
+
+
+def test_a_long_document_is_hashed_in_chunks_to_the_same_signature():
+    """A one-line text file is one document: hashed whole, its (shingles, num_perm) array grew with it
+    (a 15 MB line took 1.8 GB before the corpus was refused for holding one document)."""
+    from nextword.corpus import minhash
+
+    rng = np.random.default_rng(0)
+    vocab = np.array([f"w{i}" for i in range(3000)])
+    for n in (minhash._CHUNK_WORDS + 1, 3 * minhash._CHUNK_WORDS + 17):
+        words = vocab[rng.integers(0, len(vocab), n)].tolist()
+        builder = minhash.SignatureBuilder(DEFAULT)
+        for text in ("a short document of a few words here", " ".join(words), "another one"):
+            builder.add(text)
+        _, has_words, signatures = builder.finish()
+        with signatures:
+            stored = signatures.take(np.arange(3))
+        whole = minhash._signatures([" ".join(words)], DEFAULT.shingle_words, builder._mults, builder._adds)
+        assert has_words.all() and np.array_equal(stored[1], whole[0]), n
+        assert np.array_equal(
+            stored[[0, 2]],
+            minhash._signatures(
+                ["a short document of a few words here", "another one"],
+                DEFAULT.shingle_words,
+                builder._mults,
+                builder._adds,
+            ),
+        )
+    text = " ".join(vocab[rng.integers(0, len(vocab), 400_000)].tolist())  # 2.4 MB, one document
+    builder = minhash.SignatureBuilder(DEFAULT)
+    tracemalloc.start()
+    try:
+        builder.add(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        builder.finish()[2].close()
+    assert peak < 60e6, f"{peak / 1e6:.0f} MB to hash one 400,000-word document"  # whole: over 100 MB
