@@ -305,6 +305,17 @@ def _measure(model: Any, precision: str, run: RunDir, cache: CacheConfig | None)
     if cache is not None:
         with_cache = evaluate_ids(model, _validation_documents(run.val_ids, model.vocab_size), cache=cache)
         figures[f"{precision}_cache"] = with_cache.to_dict()
+        alone = figures[precision]["perplexity"]
+        if with_cache.perplexity > alone:  # reported, not acted on: validation never chooses the cache
+            logger.warning(
+                "the continuous cache, tuned on the run's development documents, raises validation "
+                "perplexity (%s: %.2f alone, %.2f with it): the development part may be too small to "
+                "tune it; evaluate, score and suggest use it by default (--no-cache turns it off), or "
+                "export again with --no-tune-cache",
+                precision,
+                alone,
+                with_cache.perplexity,
+            )
     return figures
 
 

@@ -197,3 +197,22 @@ def test_tuned_settings_are_valid_cache_settings(topic_model):
     assert set(cache.tuning["best_of_each"]) == {"dot mix", "dot gate", "cosine mix", "cosine gate"}
     # Format 3 only when the settings need it, so a reader of version 2 reads every other file.
     assert topic_model.info.format_version == format_version_for(cache)
+
+
+def test_export_warns_when_the_tuned_cache_raises_validation_perplexity(
+    topic_run, tmp_path, caplog, monkeypatch
+):
+    """A tiny development part can tune a cache that validation finds harmful; the file still gets it
+    (validation never chooses), and the export says so with both figures and the ways out."""
+    import nextword.export.exporter as exporter
+    from nextword.runtime.cache import CacheConfig
+
+    harmful = CacheConfig(theta=30.0, mix=0.95, window=64)  # nearly all the weight on the cache
+    monkeypatch.setattr(exporter, "tune_cache", lambda traces: harmful)
+    with caplog.at_level(logging.WARNING):
+        report = export(ExportConfig(run_dir=str(topic_run), out=str(tmp_path / "m.onnx")))
+    alone, cached = report.quality["fp32"]["perplexity"], report.quality["fp32_cache"]["perplexity"]
+    assert cached > alone and load(report.path).info.cache == harmful
+    assert (
+        f"fp32: {alone:.2f} alone, {cached:.2f} with it" in caplog.text and "--no-tune-cache" in caplog.text
+    )
