@@ -224,6 +224,8 @@ def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:
     """The column of ``path`` that holds the text: ``wanted``, or for ``auto`` the only column, else the
     first of :data:`TEXT_COLUMNS` the file has; with ``log``, an ``auto`` choice is logged, as a warning
     when the only column's name looks like a document (a file without a header line)."""
+    if not columns:
+        raise CorpusError(f"{path} is empty: a CSV corpus starts with a header line naming its columns")
     if wanted != AUTO_COLUMN:
         if wanted not in columns:
             raise CorpusError(

@@ -38,6 +38,10 @@ def test_csv_missing_column_names_the_columns(tmp_path):
         CorpusError, match=r"no column 'abstract'; its columns are \['id', 'body'\].*--text-column"
     ):
         load_documents([path], CorpusConfig(text_column="abstract"))
+    path.write_text("")  # an empty file: no header line to name its columns
+    for config in (DEFAULT, CorpusConfig(text_column="abstract")):
+        with pytest.raises(CorpusError, match=r"c\.csv is empty: a CSV corpus starts with a header line"):
+            load_documents([path], config)
 
 
 @pytest.mark.parametrize(

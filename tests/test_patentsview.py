@@ -11,6 +11,7 @@ import random
 import sys
 import tracemalloc
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,7 @@ def test_collects_abstracts_and_titles_exactly(tables, tmp_path, small_reads):
     assert text.startswith(f"wrote 6 patents to {out}\n")
     assert "matched 7 patents (2 by title only)" in text
     assert "g_patent_abstract.tsv.zip, line 8: a quoted field that is never closed" in text
+    assert replace(summary, written=1).describe().startswith(f"wrote 1 patent to {out}\n")
 
 
 def test_without_patents_date_and_title_are_empty(tables, tmp_path, small_reads):

@@ -166,8 +166,8 @@ def test_an_id_file_deleted_as_the_refusal_says_is_written_again(run_dir, tmp_pa
 
 
 def test_id_files_encoded_again_record_their_counts(tmp_path, tiny_config):
-    """A run encoded again from a corpus that changed records what its new files hold, so the next
-    resume checks them against that rather than refusing them."""
+    """A run encoded again records what its new files hold, so the next resume checks them against
+    that. (A corpus that changed is refused: tests/test_train.py.)"""
     corpus = tmp_path / "corpus.csv"
     shutil.copy(tiny_config.corpus.paths[0], corpus)
     out = tmp_path / "run"
@@ -175,8 +175,9 @@ def test_id_files_encoded_again_record_their_counts(tmp_path, tiny_config):
         tiny_config, out=str(out), epochs=1, corpus=replace(tiny_config.corpus, paths=(str(corpus),))
     )
     train(config)
-    lines = corpus.read_text().splitlines(keepends=True)
-    corpus.write_text("".join(lines[: len(lines) // 2]))  # half the documents are gone
+    stored = json.loads((out / "config.json").read_text())
+    stored["data"] = {k: v for k, v in stored["data"].items() if not k.startswith("dev_")}
+    (out / "config.json").write_text(json.dumps(stored))  # as a run from before development parts
     for name in ("train.ids", "val.ids", "dev.ids"):
         (out / name).unlink()
     assert resume(out, epochs=2).epochs == 2
@@ -351,3 +352,10 @@ def test_resume_says_when_it_trains_nothing_or_past_the_learning_rate_schedule(t
         in caplog.text
     )
     assert "nothing to train" not in caplog.text
+
+
+def test_a_folder_given_as_the_embeddings_file_is_called_a_folder(tmp_path, small_tokenizer):
+    with pytest.raises(EmbeddingsError, match=r"embeddings file .* is a folder; give the vectors' text file"):
+        load_glove(tmp_path, small_tokenizer, 3)
+    with pytest.raises(EmbeddingsError, match=r"embeddings file .*gone\.txt does not exist"):
+        load_glove(tmp_path / "gone.txt", small_tokenizer, 3)

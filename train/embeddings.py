@@ -39,6 +39,8 @@ def load_glove(path: str | Path, tokenizer: Tokenizer, dim: int, seed: int = 0) 
     or if it covers no vocabulary word. Only vocabulary words are kept in memory.
     """
     path = Path(path)
+    if path.is_dir():
+        raise EmbeddingsError(f"embeddings file {path} is a folder; give the vectors' text file in it")
     if not path.is_file():
         raise EmbeddingsError(f"embeddings file {path} does not exist")
     _check_text(path)

@@ -142,7 +142,7 @@ class CollectSummary:
 
     def describe(self) -> str:
         """The summary as a few lines of text."""
-        lines = [f"wrote {self.written:,} patents to {self.out}"]
+        lines = [f"wrote {self.written:,} patent{'' if self.written == 1 else 's'} to {self.out}"]
         lines += [f"  {name}: {rows:,} rows scanned" for name, rows in self.rows_scanned.items()]
         matched = f"  matched {self.matched:,} patents"
         if self.matched_by_title_only:
