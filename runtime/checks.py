@@ -47,10 +47,10 @@ def as_path(name: str, value: Any, *, empty: bool = True) -> str:
 def check_int(name: str, value: Any, low: int, high: int | None) -> None:
     """``value`` must be an integer (not a bool) in ``low..high`` (``high`` None: no upper bound)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer, got {shown(value)}")
     if int(value) < low or (high is not None and int(value) > high):
         allowed = f"in {low}..{high}" if high is not None else f"an integer >= {low}"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
+        raise ValueError(f"{name} must be {allowed}, got {shown(int(value))}")
 
 
 def check_real(

@@ -62,6 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "the request body could not be read as JSON; send UTF-8 JSON (an object of parameters)"
             return APIError(422, message).response()
         message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # no route: say which ones there are
+            message = f"no {request.url.path} on this server; {ENDPOINTS}"
         if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
             message = f"{request.method} is not allowed on {request.url.path}; use {exc.headers['Allow']}"
         response = APIError(exc.status_code, message).response()
@@ -77,6 +79,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 _PARSE_FAILED = "There was an error parsing the body"  # FastAPI's HTTPException detail
+ENDPOINTS = (
+    "it answers POST /v1/completions, /v1/suggest and /v1/score, and GET /v1/models, /health, / (a page) "
+    "and /docs (the API reference)"
+)
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "function-after", "function-before"}
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, replace
 
 from nextword.runtime import GenerationConfig, NextWordModel
+from nextword.runtime.checks import shown
 
 from .config import ServeConfig
 from .errors import APIError
@@ -60,13 +61,13 @@ def completion_from_request(
         raise APIError(
             400,
             f"max_tokens must be in 0..{limits.max_words} (this server's cap: nextword serve --max-words), "
-            f"got {request.max_tokens}",
+            f"got {shown(request.max_tokens)}",
             "max_tokens",
         )
     if request.max_tokens is not None and request.max_tokens > limits.max_words:
         raise APIError(
             400,
-            f"max_tokens={request.max_tokens} is over this server's cap of {limits.max_words} words "
+            f"max_tokens={shown(request.max_tokens)} is over this server's cap of {limits.max_words} words "
             "(nextword serve --max-words)",
             "max_tokens",
         )
@@ -74,17 +75,19 @@ def completion_from_request(
         value = getattr(request, name)
         if value is not None and value < 1:
             cap = f"1..{limits.max_rows} (this server's cap: nextword serve --max-rows)"
-            raise APIError(400, f"{name} must be in {cap}, got {value}", name)
+            raise APIError(400, f"{name} must be in {cap}, got {shown(value)}", name)
     n = 1 if request.n is None else request.n
     if len(prompts) * n > limits.max_rows and n >= 1:
         raise APIError(
             400,
-            f"{len(prompts)} prompt(s) x n={n} = {len(prompts) * n} sequences; this server takes at most "
+            f"{len(prompts)} prompt(s) x n={shown(n)} = {shown(len(prompts) * n)} sequences; this server "
+            "takes at most "
             f"{limits.max_rows} per request (nextword serve --max-rows)",
             "n",
         )
     if request.logprobs is not None and not 0 <= request.logprobs <= MAX_LOGPROBS:
-        raise APIError(400, f"logprobs must be in 0..{MAX_LOGPROBS}, got {request.logprobs}", "logprobs")
+        message = f"logprobs must be in 0..{MAX_LOGPROBS}, got {shown(request.logprobs)}"
+        raise APIError(400, message, "logprobs")
     options = {
         API_TO_RUNTIME.get(name, name): value
         for name in (
@@ -163,7 +166,7 @@ def _check_beam_search(
 def _refuse_unsupported(request: CompletionRequest) -> None:
     n = 1 if request.n is None else request.n
     if request.best_of not in (None, 1, n):
-        raise APIError(400, f"best_of={request.best_of} is not supported; leave it out", "best_of")
+        raise APIError(400, f"best_of={shown(request.best_of)} is not supported; leave it out", "best_of")
     for name in ("presence_penalty", "frequency_penalty"):
         value = getattr(request, name)
         if value not in (None, 0):

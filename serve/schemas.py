@@ -67,6 +67,23 @@ class CompletionRequest(_Request):
         ..., description="text to continue, or a list of texts (one result per text and n)"
     )
     model: str | None = Field(None, description="accepted and ignored: the server holds one model")
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _text_not_token_ids(cls, value: Any) -> Any:
+        """OpenAI's API also takes token ids here; this server's ids are its model's own words, so it
+        takes text only, and says so rather than "input should be a valid string"."""
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(item, int | list) and not isinstance(item, bool) for item in value)
+        ):
+            raise ValueError(
+                "token ids are not accepted; send the prompt as text (a string or a list of strings): "
+                "the server splits it into its model's words"
+            )
+        return value
+
     max_tokens: int | None = Field(None, description="new words at most (a word is one token)")
     temperature: float | None = Field(None, description="softmax temperature; 0 is greedy")
     top_p: float | None = Field(None, description="nucleus sampling: 0 < top_p <= 1")

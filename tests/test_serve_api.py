@@ -392,7 +392,8 @@ def test_wrong_methods_and_paths_answer_in_json_with_the_way_out(client, model):
     assert missing.status_code == 404 and "one model, 'tiny'" in missing.json()["error"]["message"]
     chat = client.post("/v1/chat/completions", json={"messages": []})
     assert chat.status_code == 404 and "use POST /v1/completions" in chat.json()["error"]["message"]
-    assert "error" in client.get("/v1/nothing").json()
+    nothing = client.get("/v1/embeddings").json()["error"]["message"]
+    assert nothing.startswith("no /v1/embeddings on this server; it answers POST /v1/completions")
 
 
 def test_unexpected_failures_answer_500_in_json(model, monkeypatch):
@@ -418,6 +419,18 @@ def test_suggestions_and_scores_count_against_the_cap(model):
             assert "--max-streams" in busy.json()["error"]["message"]
         slots.release()
         assert c.post("/v1/suggest", json={"prompt": "the"}).status_code == 200
+
+
+def test_token_id_prompts_and_huge_numbers_get_short_clear_refusals(client):
+    for prompt in ([1, 2, 3], [[1, 2], [3]]):
+        answer = client.post("/v1/completions", json={"prompt": prompt})
+        assert answer.status_code == 422 and answer.json()["error"]["param"] == "prompt"
+        assert "token ids are not accepted; send the prompt as text" in answer.json()["error"]["message"]
+    mixed = client.post("/v1/completions", json={"prompt": ["a", 3]}).json()["error"]["message"]
+    assert mixed == "prompt.1: input should be a valid string, got 3"
+    for name in ("max_tokens", "top_k", "n", "logprobs"):
+        error = client.post("/v1/completions", json={"prompt": "a", name: 10**4000}).json()["error"]
+        assert error["param"] == name and len(error["message"]) < 300, error["message"][:100]
 
 
 def test_stream_and_echo_may_be_null_as_in_openais_api(client):
