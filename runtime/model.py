@@ -420,7 +420,8 @@ class NextWordModel:
 
         Probabilities are the model's softmax over the whole vocabulary, mixed with the continuous
         cache when the file has one (``cache=False``: the model alone); the special tokens are left
-        out of the list, so the probabilities sum to at most 1.
+        out of the list, so the probabilities sum to at most 1 and a ``k`` past the vocabulary's words
+        gives them all.
         """
         return next_words(self, prompt, k, cache)
 
