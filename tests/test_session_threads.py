@@ -196,9 +196,12 @@ def test_a_step_while_another_runs_takes_the_one_thread_session(model_path, monk
 def test_runs_leave_the_flight_count_as_they_found_it_even_when_they_fail(model_path):
     model = load(model_path)
     model.generate("the network", max_words=3)
-    with pytest.raises(ModelRunError):
-        wrong = [s.astype(np.float64) for s in model.initial_state(1)]  # fails inside onnxruntime
-        model.forward(np.zeros((1, 1), dtype=np.int64), wrong)
+    feed = {
+        i.name: np.zeros([1 if isinstance(d, str) else d for d in i.shape], dtype=np.float64)
+        for i in model.session.get_inputs()
+    }  # float64 everywhere: fails inside onnxruntime
+    with pytest.raises(ModelRunError):  # (forward refuses such a state before any run)
+        session_module.run_session(model.session, ["logits"], feed, "test")
     assert session_module.runs_in_flight() == 0
 
 
