@@ -1,9 +1,10 @@
 // The page side of nextword-web's Web Worker: the model API, answered by a worker (src/worker.js), so
 // generation never blocks the page. Every method returns a promise; stream() an async iterator.
 
-import { ModelFileError, NextwordError } from './errors.js';
+import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
 
-const ERRORS = { ModelFileError, NextwordError };
+// Errors rebuilt with their own class on this side of the worker (a worker can only post plain data).
+const ERRORS = { ModelFileError, ModelRunError, NextwordError, TypeError, RangeError };
 
 /** A model loaded in a Web Worker. Create one with WorkerModel.load(). */
 export class WorkerModel {
@@ -38,6 +39,7 @@ export class WorkerModel {
 
   constructor(port) {
     this.port = port;
+    this._terminated = false;
     this._next = 1;
     this._pending = new Map();
     port.addEventListener('message', (event) => this._receive(event.data));
@@ -67,6 +69,7 @@ export class WorkerModel {
   /** As NextWordModel.stream: pieces as they are generated (and `finishReason` once done). Leaving the
    * loop early stops the worker. */
   stream(prompt, options = {}) {
+    this._check();
     const id = this._next++;
     const queue = [];
     let wake = null;
@@ -123,12 +126,19 @@ export class WorkerModel {
 
   /** Stop the worker (a MessagePort given as `worker` is closed). */
   terminate() {
+    this._terminated = true;
     (this.port.terminate ?? this.port.close)?.call(this.port);
-    for (const { reject } of this._pending.values()) reject(new Error('the worker was terminated'));
+    for (const { reject } of this._pending.values()) reject(terminated());
     this._pending.clear();
   }
 
+  /** A call after terminate() fails at once: nothing would ever answer it. */
+  _check() {
+    if (this._terminated) throw terminated();
+  }
+
   _request(message, transfer = []) {
+    if (this._terminated) return Promise.reject(terminated());
     const id = this._next++;
     return new Promise((resolve, reject) => {
       this._pending.set(id, { resolve, reject });
@@ -145,12 +155,16 @@ export class WorkerModel {
     }
     this._pending.delete(id);
     if (error) {
-      const Type = ERRORS[error.name] ?? Error;
+      const Type = Object.hasOwn(ERRORS, error.name) ? ERRORS[error.name] : Error;
       const failure = new Type(error.message);
-      if (!(error.name in ERRORS)) failure.name = error.name;
+      if (!Object.hasOwn(ERRORS, error.name)) failure.name = error.name;
       pending.reject(failure);
     } else {
       pending.resolve(result);
     }
   }
+}
+
+function terminated() {
+  return new NextwordError('the worker was terminated: load the model again (WorkerModel.load)');
 }

@@ -23,6 +23,35 @@ import { endsWithSpace, SPECIAL_TOKENS } from './tokenizer.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
 
 let warnedUnicode = false;
+const LOAD_OPTIONS = ['ort', 'sessionOptions', 'limits', 'numThreads', 'fetch'];
+
+/** load()'s options as they can be used, or NextwordError naming the one that cannot. */
+function checkLoadOptions(options) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new NextwordError(
+      `load options must be an object, got ${options === null ? 'null' : typeof options}`,
+    );
+  }
+  const unknown = Object.keys(options).filter((k) => !LOAD_OPTIONS.includes(k));
+  if (unknown.length) {
+    const hint = unknown.includes('threads') ? ' (the number of threads is numThreads)' : '';
+    throw new NextwordError(
+      `unknown load option(s) ${JSON.stringify(unknown)}; load takes ${JSON.stringify(LOAD_OPTIONS)}${hint}`,
+    );
+  }
+  const { numThreads, ort } = options;
+  if (
+    numThreads !== undefined &&
+    !(Number.isSafeInteger(numThreads) && numThreads >= 1 && numThreads <= 256)
+  ) {
+    throw new NextwordError(`numThreads must be an integer in 1..256, got ${String(numThreads)}`);
+  }
+  if (ort !== undefined && typeof ort?.InferenceSession?.create !== 'function') {
+    throw new NextwordError(
+      "ort must be an onnxruntime module (await import('onnxruntime-web')), with InferenceSession.create",
+    );
+  }
+}
 
 /**
  * Load a nextword .onnx file for generation.
@@ -34,8 +63,9 @@ let warnedUnicode = false;
  * @returns {Promise<NextWordModel>}
  */
 export async function load(source, options = {}) {
+  checkLoadOptions(options);
   const { ort: given, sessionOptions = {}, limits, numThreads = 1, fetch } = options;
-  const checked = resolveLimits(limits);
+  const checked = resolveLimits(limits ?? undefined);
   const { name, bytes } = await readSource(source, checked.maxFileBytes, fetch);
   const meta = checkModelFile(name, bytes, checked);
   const ort = given ?? (await import('onnxruntime-web'));
@@ -129,9 +159,9 @@ export class NextWordModel {
   }
 
   /** Token ids the model is conditioned on for `prompt`: start of a document, then the prompt. */
-  promptIds(prompt) {
+  promptIds(prompt, name = 'prompt') {
     if (typeof prompt !== 'string')
-      throw new NextwordError(`prompt must be a string, got ${typeName(prompt)}`);
+      throw new NextwordError(`${name} must be a string, got ${typeName(prompt)}`);
     return [this.tokenizer.eodId, ...this.tokenizer.encode(prompt)];
   }
 
@@ -189,8 +219,10 @@ export class NextWordModel {
    * file's continuous cache when it has one; `{cache: false}`: the model alone (see src/cache.js).
    */
   async nextWords(prompt, k = 5, options = {}) {
+    if (typeof k === 'bigint' && k >= 1n && k <= BigInt(this.vocabSize)) k = Number(k); // as maxWords
     if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) {
-      throw new NextwordError(`k must be an integer in 1..${this.vocabSize}, got ${String(k)}`);
+      const shown = typeof k === 'string' ? JSON.stringify(k) : String(k);
+      throw new NextwordError(`k must be an integer in 1..${this.vocabSize}, got ${shown}`);
     }
     const ids = this.promptIds(prompt);
     const probs = (await lastLogprobs(this, ids, callCache(this, options))).map(Math.exp);
@@ -223,7 +255,7 @@ export class NextWordModel {
    * `text` as the tokenizer renders it, its logprob and whether it is unknown. With the file's
    * continuous cache when it has one; `{cache: false}`: the model alone. */
   async score(text, options = {}) {
-    const ids = this.promptIds(text);
+    const ids = this.promptIds(text, 'text');
     if (ids.length < 2) throw new NextwordError('text has no words to score');
     const logprobs = await tokenLogprobs(this, ids, callCache(this, options));
     const read = this.tokenizer.tokenize(text); // the words as read: an unknown one keeps its text

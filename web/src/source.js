@@ -28,7 +28,7 @@ export async function readSource(source, cap, fetcher = globalThis.fetch) {
   if (typeof source === 'string' || source instanceof URL) {
     const text = String(source);
     if (isNode() && !/^(https?|data|blob):/i.test(text)) return readFile(text, cap);
-    return fetchBytes(text, cap, fetcher);
+    return fetchBytes(text, cap, fetcher, urlName(text));
   }
   throw new TypeError(
     `model must be a URL, a path, bytes or a Blob, got ${source === null ? 'null' : typeof source}`,
@@ -63,21 +63,26 @@ async function readFile(path, cap) {
   return capped(name, bytes, cap); // the file may have grown since stat()
 }
 
-async function fetchBytes(url, cap, fetcher) {
+/** How messages and model.source name a URL: a data: URL holds the whole file, so only its start. */
+function urlName(url) {
+  return /^data:/i.test(url) && url.length > 80 ? `<data: URL, ${url.length} characters>` : url;
+}
+
+async function fetchBytes(url, cap, fetcher, name) {
   let response;
   try {
     response = await fetcher(url);
   } catch (error) {
-    throw new ModelFileError(`model file ${url} could not be fetched: ${error.message}`);
+    throw new ModelFileError(`model file ${name} could not be fetched: ${error.message}`);
   }
   if (!response.ok) {
     throw new ModelFileError(
-      `model file ${url} could not be fetched (HTTP ${response.status} ${response.statusText})`,
+      `model file ${name} could not be fetched (HTTP ${response.status} ${response.statusText})`,
     );
   }
   const declared = Number(response.headers.get('content-length'));
-  if (declared > cap) throw new ModelFileError(tooBig(url, declared, cap));
-  if (!response.body) return capped(url, new Uint8Array(await response.arrayBuffer()), cap);
+  if (declared > cap) throw new ModelFileError(tooBig(name, declared, cap));
+  if (!response.body) return capped(name, new Uint8Array(await response.arrayBuffer()), cap);
   const chunks = [];
   let size = 0;
   const reader = response.body.getReader();
@@ -87,7 +92,7 @@ async function fetchBytes(url, cap, fetcher) {
     size += value.length;
     if (size > cap) {
       await reader.cancel();
-      throw new ModelFileError(tooBig(url, size, cap));
+      throw new ModelFileError(tooBig(name, size, cap));
     }
     chunks.push(value);
   }
@@ -97,5 +102,5 @@ async function fetchBytes(url, cap, fetcher) {
     bytes.set(chunk, offset);
     offset += chunk.length;
   }
-  return { name: url, bytes };
+  return { name, bytes };
 }

@@ -87,6 +87,33 @@ describe('load()', () => {
     assert.ok((await refusal(load(42))) instanceof TypeError);
   });
 
+  test("load()'s own options are checked: unknown names, numThreads, null, a module that is not ort", async () => {
+    const unknown = await refusal(load(bytes, { threads: 2 }));
+    assert.ok(unknown instanceof NextwordError && !(unknown instanceof ModelFileError));
+    assert.match(
+      unknown.message,
+      /^unknown load option\(s\) \["threads"\]; .*\(the number of threads is numThreads\)$/,
+    );
+    for (const bad of ['x', -1, 0, 1.5, 1000]) {
+      const threads = await refusal(load(bytes, { numThreads: bad }));
+      assert.match(threads.message, /^numThreads must be an integer in 1\.\.256, got /, String(bad));
+    }
+    assert.match((await refusal(load(bytes, null))).message, /^load options must be an object, got null$/);
+    const ort = await refusal(load(bytes, { ort: {} }));
+    assert.ok(!(ort instanceof ModelFileError) && /^ort must be an onnxruntime module/.test(ort.message));
+    const loaded = await load(bytes, { limits: null }); // null: the default limits, as Python's None
+    assert.equal(loaded.vocabSize, model.vocabSize);
+    await loaded.release();
+  });
+
+  test('a data: URL names itself by its length, not by the whole file in every message', async () => {
+    const url = `data:application/octet-stream;base64,${Buffer.from(bytes).toString('base64')}`;
+    const loaded = await load(url);
+    assert.equal(loaded.source, `<data: URL, ${url.length} characters>`);
+    await loaded.release();
+    assert.ok((await refusal(loaded.generate('a'))).message.length < 200);
+  });
+
   test('calls that overlap take turns and give what they give one at a time', async () => {
     const own = await load(bytes); // overlapping calls once corrupted onnxruntime-web's memory
     const calls = [
@@ -232,6 +259,29 @@ describe('options given in JavaScript', () => {
     const small = await model.generate('the', { maxWords: 8, seed: 12 });
     assert.equal(await model.generate('the', { maxWords: 8, seed: 12n }), small);
     assert.equal(typeof (await model.generate('the', { maxWords: 8, seed: 2n ** 100n })), 'string');
+    // 2**53 + 1 as a number is 2**53: another seed's text, so it is refused with the way out
+    const unsafe = await refusal(model.generate('the', { seed: 9007199254740993 }));
+    assert.equal(
+      unsafe.message,
+      'seed 9007199254740992 is past 2**53 - 1, where a number is not exact; pass it as a bigint (9007199254740992n)',
+    );
+  });
+
+  test('options must be a plain object: a Map or a class instance would be read as no options', () => {
+    assert.throws(
+      () => resolveOptions(model.info.generation, new Map([['maxWords', 2]])),
+      /^NextwordError: options must be a plain object such as \{ maxWords: 20 \}, got Map$/,
+    );
+    class Options {
+      get temperature() {
+        return 0;
+      }
+    }
+    assert.throws(() => resolveOptions(model.info.generation, new Options()), /got Options$/);
+    assert.equal(
+      resolveOptions(model.info.generation, Object.assign(Object.create(null), { maxWords: 2 })).maxWords,
+      2,
+    );
   });
 
   test('beam search: the best beams per prompt, one beam is greedy decoding', async () => {
@@ -265,6 +315,9 @@ describe('options given in JavaScript', () => {
       new RegExp(`^k must be an integer in 1\\.\\.${model.vocabSize}, got 0`),
     );
     assert.match((await refusal(model.score(''))).message, /^text has no words to score/);
+    assert.match((await refusal(model.score(['a']))).message, /^text must be a string, got array/);
+    assert.match((await refusal(model.nextWords('a', '3'))).message, /got "3"$/);
+    assert.deepEqual(await model.nextWords('a', 3n), await model.nextWords('a', 3));
   });
 });
 
@@ -482,6 +535,9 @@ describe('the continuous cache', () => {
     assert.notDeepEqual(await model.nextWords(prompt, 5, { cache: gated }), mixed);
     const gatedScore = await model.score(prompt, { cache: gated });
     assert.ok(![scored.totalLogprob, -Infinity].includes(gatedScore.totalLogprob), String(gatedScore));
+    // a key set to undefined is not given, as in the generation options
+    const spelled = { ...settings, similarity: undefined, gate: undefined, tuning: undefined };
+    assert.deepEqual(await model.nextWords(prompt, 5, { cache: spelled }), mixed);
   });
 });
 
@@ -575,5 +631,38 @@ describe('the Web Worker client', () => {
       /^<model bytes> could not be loaded as an ONNX model: it is not a valid ONNX protobuf/,
     );
     port2.close();
+  });
+
+  test('a failed run and built-in errors keep their class; calls after terminate() fail at once', async () => {
+    const { ModelRunError } = await import('../src/errors.js');
+    const { port1, port2 } = new MessageChannel();
+    const replies = [];
+    // a worker that answers every request with an error of the given name
+    port1.addEventListener('message', ({ data }) => {
+      const name = replies.shift();
+      port1.postMessage({ id: data.id, error: { name, message: `a ${name}` } });
+    });
+    port1.start();
+    const fake = new WorkerModel(port2);
+    for (const [name, Type] of [
+      ['ModelRunError', ModelRunError],
+      ['TypeError', TypeError],
+      ['RangeError', RangeError],
+    ]) {
+      replies.push(name);
+      const error = await refusal(fake.generate('x'));
+      assert.ok(error instanceof Type, name);
+      assert.equal(error.message, `a ${name}`);
+    }
+    replies.push('constructor'); // a name that is not an own key: a plain Error, named as sent
+    const odd = await refusal(fake.generate('x'));
+    assert.equal(odd.constructor, Error);
+    assert.equal(odd.name, 'constructor');
+    fake.terminate();
+    const after = await refusal(fake.generate('x'));
+    assert.ok(after instanceof NextwordError);
+    assert.match(after.message, /^the worker was terminated: load the model again/);
+    assert.throws(() => fake.stream('x'), /the worker was terminated/);
+    port1.close();
   });
 });

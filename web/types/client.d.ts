@@ -34,8 +34,8 @@ export class WorkerModel {
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
   stream(prompt: string, options?: GenerationOptions): TextStream;
-  nextWords(prompt: string, k?: number, options?: ScoringOptions): Promise<NextWord[]>;
-  suggest(prompt: string, k?: number, options?: ScoringOptions): Promise<Suggestion[]>;
+  nextWords(prompt: string, k?: number | bigint, options?: ScoringOptions): Promise<NextWord[]>;
+  suggest(prompt: string, k?: number | bigint, options?: ScoringOptions): Promise<Suggestion[]>;
   score(text: string, options?: ScoringOptions): Promise<TextScore>;
   /** What the worker fetched (PerformanceResourceTiming fields), for measurements. */
   resources(): Promise<

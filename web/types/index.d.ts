@@ -151,9 +151,9 @@ export class NextWordModel {
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
   stream(prompt: string, options?: GenerationOptions): TextStream;
-  nextWords(prompt: string, k?: number, options?: ScoringOptions): Promise<NextWord[]>;
+  nextWords(prompt: string, k?: number | bigint, options?: ScoringOptions): Promise<NextWord[]>;
   /** nextWords with the text that appends each word to the prompt (as `nextword serve`'s /v1/suggest) */
-  suggest(prompt: string, k?: number, options?: ScoringOptions): Promise<Suggestion[]>;
+  suggest(prompt: string, k?: number | bigint, options?: ScoringOptions): Promise<Suggestion[]>;
   score(text: string, options?: ScoringOptions): Promise<TextScore>;
   promptIds(prompt: string): number[];
   release(): Promise<void>;
@@ -209,11 +209,19 @@ export const DEFAULT_LIMITS: Readonly<Required<LoadLimits>>;
 /** The Unicode version of the Python whose tokenization this package reproduces. */
 export const UNICODE_VERSION: string;
 export function resolveOptions(base: GenerationConfig, options?: GenerationOptions): GenerationConfig;
+/** A model file's metadata, as the Python runtime's parse_metadata reads it. */
+export interface ModelFileMetadata {
+  /** every metadata entry: key -> text */
+  values: Map<string, string>;
+  /** the JSON entries, parsed */
+  json: Map<string, Map<string, unknown>>;
+  formatVersion: number;
+}
 export function checkModelFile(
   name: string,
   data: Uint8Array,
   limits?: Required<LoadLimits>,
-): Map<string, string>;
+): ModelFileMetadata;
 
 /** numpy's SeedSequence. */
 export class SeedSequence {

@@ -139,7 +139,11 @@ export function resolveCache(stored, cache) {
   if (cache === undefined || cache === null) return stored;
   if (cache === false) return null;
   if (cache === true) return requiredCache(stored);
-  if (JS_STYLE.isObject(cache)) return validate(cache, JS_STYLE);
+  if (JS_STYLE.isObject(cache)) {
+    // a key set to undefined is a key not given, as in the generation options
+    const given = Object.fromEntries(Object.entries(cache).filter(([, value]) => value !== undefined));
+    return validate(given, JS_STYLE);
+  }
   throw new NextwordError(
     `cache must be true, false, null or an object {theta, mix, window}, got ${JS_STYLE.show(cache)}`,
   );

@@ -84,6 +84,12 @@ export function resolveOptions(base, options = {}) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new NextwordError(`options must be an object, got ${JS_STYLE.show(options)}`);
   }
+  const proto = Object.getPrototypeOf(options);
+  if (proto !== Object.prototype && proto !== null) {
+    // a Map's entries, inherited fields and getters are not its own keys: they would be ignored
+    const kind = options.constructor?.name ?? 'an object with a prototype';
+    throw new NextwordError(`options must be a plain object such as { maxWords: 20 }, got ${kind}`);
+  }
   const unknown = Object.keys(options)
     .filter((k) => !JS_NAMES.includes(k))
     .sort();
@@ -215,6 +221,10 @@ function validate(c, style) {
   checkInt('numBeams', 1, MAX_BATCH);
   checkReal('lengthPenalty', { low: -MAX_LENGTH_PENALTY, lowOpen: false, high: MAX_LENGTH_PENALTY });
   if (c.seed !== null) checkInt('seed', 0, null);
+  if (typeof c.seed === 'number' && !Number.isSafeInteger(c.seed)) {
+    // 2**53 + 1 arrives as 2**53: the text would be another seed's
+    fail(`seed ${c.seed} is past 2**53 - 1, where a number is not exact; pass it as a bigint (${c.seed}n)`);
+  }
   if (c.numBeams > 1) {
     const conflicts = ['topK', 'topP']
       .filter((field) => c[field] !== null)
