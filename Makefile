@@ -55,7 +55,7 @@ web-maybe-setup:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web-setup; \
 	else echo "npm not found: nextword-web's tests (tests/test_web.py) will be skipped"; fi
 web-test: setup web-setup
-	cd web && node --test test/unit.test.js
+	cd web && node --test --test-timeout=300000 test/unit.test.js
 	$(BIN)/python -m pytest tests/test_web.py
 web-unicode: setup
 	$(BIN)/python web/scripts/unicode_tables.py

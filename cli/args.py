@@ -53,7 +53,11 @@ def add_config_arguments(
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(base) in (tuple, list):
             (kwargs["type"],) = {a for a in typing.get_args(base) if a is not Ellipsis}
-            kwargs["nargs"] = "*"
+            if field.metadata.get("positional"):
+                kwargs["nargs"] = "*"
+            else:  # one value a flag, repeated for more: a list flag would take the prompts after it too
+                kwargs["action"] = "append"
+                help_text += "; repeat the flag for more"
         else:
             kwargs["type"] = base
         if "choices" in field.metadata:

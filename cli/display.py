@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from typing import Any
 
@@ -52,9 +53,21 @@ _UNSAFE_IN_JSON = re.compile(f"[{_OTHER}]")
 
 
 def json_text(data: Any) -> str:
-    """``data`` as indented JSON (non-ASCII text kept readable), safe to print on a terminal."""
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    """``data`` as indented JSON (non-ASCII text kept readable), safe to print on a terminal. A number
+    that is not finite (the perplexity of a diverged model) is null, as the server writes it: JSON has
+    no Infinity or NaN, and parsers refuse them."""
+    text = json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def figure(value: float, spec: str) -> str:

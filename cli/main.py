@@ -326,9 +326,11 @@ def _generate(args: argparse.Namespace) -> int:
             raise ValueError("--stream prints one text: use --num-return-sequences 1 and --num-beams 1")
         pieces = model.stream(args.prompts[0], config)  # checks the options before the prompt is printed
         print(safe(args.prompts[0], lines=True), end="", flush=True)
-        for piece in pieces:
-            print(safe(piece, lines=True), end="", flush=True)
-        print()
+        try:
+            for piece in pieces:
+                print(safe(piece, lines=True), end="", flush=True)
+        finally:  # Ctrl-C too: the streamed line ends before "interrupted" is printed
+            print(flush=True)
         return 0
     per_prompt = config.num_return_sequences
     if per_prompt > 1 and config.greedy and config.num_beams == 1:

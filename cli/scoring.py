@@ -14,7 +14,8 @@ from typing import Any
 
 from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
 from nextword.corpus.dev import split_dev_mask
-from nextword.runtime import ModelFileError, NextWordModel, default_model, evaluate, load
+from nextword.corpus.readers import not_text
+from nextword.runtime import ModelFileError, NextWordModel, default_model, evaluate
 
 from .args import config_from_args
 from .display import figure, json_text
@@ -78,13 +79,12 @@ def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
 
 def _read_text_file(path: str) -> str:
     """A regular file's text, or standard input's for ``-``; a folder, FIFO or device named as a file
-    is refused before it is opened (a FIFO would block, /dev/zero would never end)."""
+    is refused before it is opened (a FIFO would block, /dev/zero would never end). A UTF-8 byte-order
+    mark is not text (it would be scored as an unknown word); UTF-16 and compressed files are named."""
     if path == "-":  # asked for by name: read to its end, as cat does
-        data = sys.stdin.buffer.read()
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"standard input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        if sys.stdin is None:  # started with standard input closed
+            raise ValueError("standard input is closed; give the text, or --file PATH")
+        return _decoded(sys.stdin.buffer.read(), "standard input")
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -92,11 +92,20 @@ def _read_text_file(path: str) -> str:
     if not stat.S_ISREG(info.st_mode):
         raise ValueError(f"{path} is not a regular file (a folder, pipe or device); pass a text file")
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
+    return _decoded(data, path)
+
+
+def _decoded(data: bytes, name: str) -> str:
+    found = not_text(data[:6])
+    if found is not None:
+        raise ValueError(f"{name} is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -106,7 +115,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         args.model = args.model_option
     if args.model is None:
         raise ValueError("no model given: nextword evaluate MODEL.onnx CORPUS... (or --model MODEL.onnx)")
-    model = load(args.model)
+    model = cached_model(args.model, args.cache)  # --cache on a file without settings: the flag named
     provenance = model.info.provenance
     recorded = CorpusConfig()  # read the files as the model's were read, unless the options say otherwise
     if provenance is not None:
@@ -151,12 +160,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
 def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterator[str]:
     """The documents of one part of a model's split, read from the files: ``val``, ``train`` (the
     documents it trained on) or ``dev`` (training documents held out of training to tune its cache)."""
+    if part == "val":  # the development part is carved from the training side: not needed here
+        yield from (document for is_val, document in split.read() if is_val)
+        return
     is_dev = split_dev_mask(split, provenance.data.dev_documents or 0)
     index = 0
     for is_val, document in split.read():
         if is_val:
-            if part == "val":
-                yield document
             continue
         if part == ("dev" if is_dev[index] else "train"):
             yield document

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from nextword.runtime import NextWordModel, __version__, load
+from nextword.runtime import ModelFileError, NextWordModel, __version__, load
 from nextword.runtime.model import default_session_options
 
 from . import completions, routes, web_assets
@@ -43,7 +43,11 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     """
     config = config or ServeConfig()
     if model is None:
-        model = load(config.model_path, session_options=default_session_options(config.session_threads))
+        options = default_session_options(config.session_threads)
+        try:
+            model = load(config.model_path, session_options=options)
+        except ModelFileError as exc:
+            raise config.explained(exc) from None
     state = ServerState(config=config, model=model, model_id=Path(model.source).stem or "nextword")
 
     @contextlib.asynccontextmanager

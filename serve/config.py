@@ -6,7 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from nextword.runtime import MAX_BATCH, MAX_WORDS
+from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
 from nextword.runtime.checks import plain_numbers
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 
@@ -94,13 +94,21 @@ class ServeConfig:
     )
     log_level: str = field(
         default="info",
-        metadata={"help": "server log level", "choices": ("debug", "info", "warning", "error")},
+        metadata={
+            "help": "log level of the server: uvicorn's messages and nextword's own (which -q quiets too)",
+            "choices": ("debug", "info", "warning", "error"),
+        },
     )
 
     def __post_init__(self) -> None:
         plain_numbers(self)
         if not isinstance(self.host, str) or not self.host:
             raise ValueError(f"host must be a host name or an IP address, got {self.host!r}")
+        if self.model is not None and (not isinstance(self.model, str) or not self.model.strip()):
+            raise ValueError(
+                f"model must be the path of a .onnx file, got {self.model!r}; leave it out to serve "
+                f"${ENV_VAR}, else the bundled model"
+            )
         for name, low, high in (
             ("port", 0, 65535),
             ("workers", 1, 64),
@@ -125,6 +133,13 @@ class ServeConfig:
     def model_path(self) -> str:
         """The file to serve: ``model``, else ``$NEXTWORD_MODEL``, else the bundled model."""
         return str(self.model or os.environ.get(ENV_VAR) or BUNDLED_MODEL)
+
+    def explained(self, exc: ModelFileError) -> ModelFileError:
+        """``exc``, a refusal of :attr:`model_path`, saying where the path came from when the user typed
+        none (``$NEXTWORD_MODEL``), as the other commands do."""
+        if self.model is None and os.environ.get(ENV_VAR):
+            return ModelFileError(f"{exc} (the path comes from ${ENV_VAR}; fix or unset it)")
+        return exc
 
     @property
     def session_threads(self) -> int:

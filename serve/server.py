@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 
-from nextword.runtime import NextWordModel
+from nextword.runtime import ModelFileError, NextWordModel
 from nextword.runtime.model_check import check_model_file
 
 from .app import CONFIG_ENV, create_app
@@ -66,6 +66,9 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     import uvicorn
 
     config = config or ServeConfig()
+    # nextword's own serving messages follow --log-level too (never louder than the command asked: -q)
+    ours = logging.getLogger("nextword")
+    ours.setLevel(max(ours.getEffectiveLevel(), logging.getLevelName(config.log_level.upper())))
     common = {
         "host": config.host,
         "port": config.port,
@@ -82,7 +85,10 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         raise ValueError("workers > 1 load the model in each process: pass config.model, not model")
     # A bad file fails once, here, rather than in every worker; the check runs no session, so this
     # supervising process does not keep a copy of the model.
-    check_model_file(config.model_path)
+    try:
+        check_model_file(config.model_path)
+    except ModelFileError as exc:
+        raise config.explained(exc) from None
     check_address(config.host, config.port)
     _warn_if_public(config)
     level = logging.getLogger("nextword").getEffectiveLevel()

@@ -78,7 +78,7 @@ class ServerState:
 
     def cancel_all(self) -> None:
         if self.jobs:
-            logger.info("cancelling %d generation(s) still in flight", len(self.jobs))
+            logger.warning("cancelling %d generation(s) still in flight", len(self.jobs))
         for job in list(self.jobs):
             job.cancel()
 

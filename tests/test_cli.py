@@ -1,6 +1,7 @@
 """Every ``nextword`` subcommand, called in-process through ``main(argv)`` and once as a console script."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,28 @@ def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files)
     assert val["perplexity"] > 1 and 0 <= val["accuracy"] <= val["top5_accuracy"] <= 1
     code, _, err = run_cli(capsys, "evaluate", model_path, corpus_files["csv"], "--text-column", "nope")
     assert code == 2 and "no column 'nope'" in err
+
+
+def test_evaluate_val_of_a_smaller_corpus_needs_no_development_part(capsys, model_path, documents, tmp_path):
+    """--split val on a corpus smaller than the model's failed on the development part, which only
+    the training side holds; the split itself is warned about."""
+    from helpers import write_corpus
+
+    small = write_corpus(tmp_path / "small", documents[:4])["csv"]  # fewer training documents than dev
+    code, _, err = run_cli(capsys, "evaluate", model_path, small, "--split", "dev")
+    assert code == 2 and "development part" in err
+    code, out, err = run_cli(capsys, "evaluate", model_path, small, "--split", "val", "--json")
+    assert code == 0 and json.loads(out)["documents"] >= 1, err
+
+
+def test_evaluate_names_the_cache_flag_for_a_file_without_settings(
+    capsys, model_path, tmp_path, corpus_files
+):
+    bare = with_metadata(model_path, tmp_path / "bare.onnx", "nextword.cache", None)
+    code, _, err = run_cli(capsys, "evaluate", bare, corpus_files["csv"], "--cache")
+    assert (
+        code == 2 and "--cache: bare.onnx has no continuous-cache settings" in err and "drop --cache" in err
+    )
 
 
 @pytest.mark.slow
@@ -291,6 +314,62 @@ def test_generate_exposes_every_control_json_and_several_prompts(capsys, model_p
         capsys, "generate", "the network", "--model", model_path, "--num-beams", 3, "--length-penalty", 0.5
     )
     assert beams == again and beams.startswith("the network")
+
+
+def test_stop_repeats_and_never_takes_the_prompts_after_it(capsys, model_path, model):
+    """--stop took every word after it: a second prompt became a stop string, silently."""
+    code, out, _ = run_cli(
+        capsys, "generate", "the network", "--model", model_path, "--json", "--stop", ".", "--stop", "the",
+        "--max-words", 20, "--seed", 2,
+    )  # fmt: skip
+    assert code == 0
+    (result,) = json.loads(out)
+    assert result["text"] == model.generate("the network", max_words=20, seed=2, stop=(".", "the"))
+    argv = ("generate", "the network", "--model", model_path, "--stop", ".", "each neuron")
+    with pytest.raises(SystemExit) as exited:
+        run_cli(capsys, *argv)
+    assert exited.value.code == 2 and "unrecognized arguments: each neuron" in capsys.readouterr().err
+
+
+def test_score_reads_a_utf8_bom_as_no_word_and_names_utf16_and_a_closed_stdin(
+    capsys, model_path, tmp_path, monkeypatch
+):
+    text = "the network stores the weights"
+    plain, bom, utf16 = tmp_path / "plain.txt", tmp_path / "bom.txt", tmp_path / "utf16.txt"
+    plain.write_text(text, encoding="utf-8")
+    bom.write_text(text, encoding="utf-8-sig")
+    utf16.write_text(text, encoding="utf-16")
+    _, expected, _ = run_cli(capsys, "score", "--model", model_path, "--file", plain, "--json")
+    _, with_bom, _ = run_cli(capsys, "score", "--model", model_path, "--file", bom, "--json")
+    assert with_bom == expected
+    code, _, err = run_cli(capsys, "score", "--model", model_path, "--file", utf16)
+    assert code == 2 and "UTF-16 text" in err and "re-save the file as UTF-8" in err
+    monkeypatch.setattr(sys, "stdin", None)  # started with standard input closed
+    code, _, err = run_cli(capsys, "score", "--model", model_path, "--file", "-")
+    assert code == 2 and "standard input is closed" in err
+
+
+def test_json_output_holds_null_where_a_figure_is_not_finite():
+    from nextword.cli.display import json_text
+
+    text = json_text({"perplexity": math.inf, "words": [1.5, math.nan], "ok": 2.0})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
+        "perplexity": None,
+        "words": [1.5, None],
+        "ok": 2.0,
+    }
+
+
+def test_ctrl_c_during_a_stream_ends_the_streamed_line_first(capsys, model_path, monkeypatch):
+    from nextword.runtime import NextWordModel
+
+    def interrupted(self, prompt, config=None, **options):
+        yield " the first words"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(NextWordModel, "stream", interrupted)
+    code, out, err = run_cli(capsys, "generate", "the system", "--model", model_path, "--stream")
+    assert code == 130 and out == "the system the first words\n" and "interrupted" in err
 
 
 def test_generate_stream_prints_the_same_text(capsys, model_path):

@@ -245,6 +245,15 @@ def test_nextword_model_environment_variable_picks_the_model(model_path, monkeyp
     app = create_app(ServeConfig())
     assert app.state.nextword.model_id == "tiny"
     assert os.path.samefile(app.state.nextword.model.source, model_path)
+    monkeypatch.setenv("NEXTWORD_MODEL", str(model_path.parent / "gone.onnx"))
+    from nextword.runtime import ModelFileError
+
+    with pytest.raises(
+        ModelFileError, match=r"gone\.onnx does not exist .*\(the path comes from \$NEXTWORD_MODEL"
+    ):
+        create_app(ServeConfig())
+    with pytest.raises(ValueError, match=r"model must be the path of a \.onnx file, got ''; leave it out"):
+        ServeConfig(model="")  # served $NEXTWORD_MODEL or the bundled model, silently
 
 
 def test_serve_without_the_serve_extra_says_what_to_install(model_path):
@@ -285,3 +294,28 @@ def test_the_address_check_names_the_option_to_change():
             check_address("127.0.0.1", port)
     with pytest.raises(AddressUnavailableError, match=r"192\.0\.2\.1 is not an address of this.*--host"):
         check_address("192.0.2.1", port)  # TEST-NET-1: never a local address
+
+
+def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
+    """--log-level reached uvicorn alone: 'serving ...' and 'shutting down ...' stayed at info."""
+    import logging
+
+    import uvicorn
+
+    from nextword.serve import serve
+
+    ran = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append(kwargs["log_level"]))
+    ours = logging.getLogger("nextword")
+    before = ours.level
+    try:
+        for start, asked, after in (
+            (logging.INFO, "warning", logging.WARNING),
+            (logging.INFO, "info", logging.INFO),
+            (logging.WARNING, "debug", logging.WARNING),  # never louder than -q asked
+        ):
+            ours.setLevel(start)
+            serve(ServeConfig(port=0, log_level=asked), model)
+            assert ours.level == after and ran[-1] == asked
+    finally:
+        ours.setLevel(before)

@@ -283,8 +283,10 @@ def run_node(test_file: str, reference: dict[str, Any], folder: Path, timeout: f
     """Run one Node test file of web/test against ``reference``; returns its output, fails on failure."""
     path = folder / f"{Path(test_file).stem}-reference.json"
     path.write_text(json.dumps(reference, allow_nan=True), encoding="utf-8")
+    # a test that never settles fails alone, named, rather than holding the run until ``timeout``
+    per_test = f"--test-timeout={int(min(timeout, 300) * 1000)}"
     result = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", str(WEB / "test" / test_file)],
+        ["node", "--test", per_test, "--test-reporter=spec", str(WEB / "test" / test_file)],
         cwd=WEB,
         env={**_environ(), "NEXTWORD_WEB_REFERENCE": str(path)},
         capture_output=True,
