@@ -99,11 +99,11 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
         return
     known = set(tokenizer.tokens) - set(SPECIAL_TOKENS)  # a corpus's own "<unk>" marks are unknown words
     if not known:  # every word would be <unk>: nothing to learn, and nothing export could check
-        config = tokenizer.config
+        ((word, count),) = counts.most_common(1)
         raise ValueError(
-            f"no word of the training documents occurs --min-count {config.min_count} times or more "
-            f"(the most frequent, {counts.most_common(1)[0][0]!r}, occurs {counts.most_common(1)[0][1]} "
-            "times): the vocabulary would hold only the special tokens; lower --min-count"
+            f"no word of the training documents occurs --min-count {tokenizer.config.min_count} times or "
+            f"more (the most frequent, {word!r}, occurs {count} times): the vocabulary would hold only "
+            "the special tokens; lower --min-count"
         )
     unknown = sum(n for word, n in counts.items() if word not in known)
     share = unknown / words

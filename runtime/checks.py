@@ -19,7 +19,7 @@ def plain_numbers(config: Any) -> None:
     one made of plain values does. Bools, and values that are not numbers, stay as given."""
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
-        if type(value) in (int, float, bool) or isinstance(value, bool):
+        if type(value) in (int, float, bool):
             continue
         if isinstance(value, numbers.Integral):
             object.__setattr__(config, item.name, int(value))

@@ -197,9 +197,12 @@ def _checked_tokens(tokens: Any, vocab: int) -> int:
             f"tokens must be a numpy array of token ids, shape (rows,), got {kind or type(tokens).__name__}"
         )
     rows = len(tokens)
-    values = tokens.tolist() if rows <= 16 else (int(tokens.min()), int(tokens.max())) if rows else ()
-    if values and (min(values) < 0 or max(values) >= vocab):
-        bad = min(values) if min(values) < 0 else max(values)
+    if not rows:
+        return 0
+    values = tokens.tolist() if rows <= 16 else [int(tokens.min()), int(tokens.max())]
+    low, high = min(values), max(values)
+    if low < 0 or high >= vocab:
+        bad = low if low < 0 else high
         raise ValueError(f"tokens holds {bad}, outside the vocabulary's ids 0..{vocab - 1}")
     return rows
 

@@ -63,7 +63,7 @@ async function readFile(path, cap) {
   return capped(name, bytes, cap); // the file may have grown since stat()
 }
 
-/** How messages and model.source name a URL: a data: URL holds the whole file, so only its start. */
+/** How messages and model.source name a URL: a data: URL holds the whole file, so its length names it. */
 function urlName(url) {
   return /^data:/i.test(url) && url.length > 80 ? `<data: URL, ${url.length} characters>` : url;
 }
