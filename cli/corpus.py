@@ -30,13 +30,14 @@ def add_corpus_parser(commands: Any) -> None:
         "https://patentsview.org/download/data-download-tables.",
     )
     add_config_arguments(p, PatentsViewConfig, skip=("query",))
-    # --query repeats (--query A --query B) rather than taking a list: built by hand from its field.
+    # --query repeats (--query A --query B) rather than taking a list: built by hand from its field. One
+    # phrase a flag, so that a phrase the shell split (--query neural network) is refused, not searched
+    # for as "neural" or "network".
     query = next(f for f in dataclasses.fields(PatentsViewConfig) if f.name == "query")
     p.add_argument(
         "--query",
         dest="query",
-        action="extend",
-        nargs="+",
+        action="append",
         default=argparse.SUPPRESS,
         metavar=query.metadata["metavar"],
         help=query.metadata["help"],

@@ -14,7 +14,7 @@ from typing import Any
 
 from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
 from nextword.corpus.dev import split_dev_mask
-from nextword.corpus.readers import not_text
+from nextword.corpus.readers import HEAD_BYTES, not_text
 from nextword.runtime import ModelFileError, NextWordModel, default_model, evaluate
 
 from .args import config_from_args
@@ -99,7 +99,7 @@ def _read_text_file(path: str) -> str:
 
 
 def _decoded(data: bytes, name: str) -> str:
-    found = not_text(data[:6])
+    found = not_text(data[:HEAD_BYTES])
     if found is not None:
         raise ValueError(f"{name} is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
     try:

@@ -33,8 +33,8 @@ class CorpusConfig:
     format: str = field(
         default="auto",
         metadata={
-            "help": "file format; auto picks by extension (.csv, .jsonl/.ndjson, anything else is text: "
-            "documents separated by blank lines); lines: one document per line",
+            "help": "file format; auto picks by extension (.csv and .tsv, .jsonl/.ndjson, anything else is "
+            "text: documents separated by blank lines); lines: one document per line",
             "choices": CORPUS_FORMATS,
             "flag": "--corpus-format",
         },

@@ -7,19 +7,19 @@ and the line where there is one.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
 
-from .config import AUTO_COLUMN, TEXT_COLUMNS, CorpusConfig
+from .config import CorpusConfig
+from .csv_files import TSV_SUFFIXES, read_csv
 from .errors import CorpusError, os_error
 
 __all__ = [
+    "HEAD_BYTES",
     "count_documents",
     "detect_format",
     "load_documents",
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_LINE_BREAK = re.compile("\r\n|\r|\n")  # the line ends a file read with newline="" splits at
 # The first bytes of files that are not UTF-8 text, what they are, and how to make text of them. None of
 # them starts a UTF-8 text file (the UTF-32 BE mark and "PK\x03\x04" only in theory); a UTF-8
 # byte-order mark (EF BB BF) is skipped by the readers.
@@ -57,17 +56,34 @@ _NOT_UTF8 = (
     ),
     (b"\xff\xfe", "UTF-16 text (it starts with a UTF-16 byte-order mark)", "re-save the file as UTF-8"),
     (b"\xfe\xff", "UTF-16 text (it starts with a UTF-16 byte-order mark)", "re-save the file as UTF-8"),
+    *(
+        (
+            b"BZh%d1AY&SY" % level,
+            "bzip2-compressed",
+            "decompress it first (bunzip2) and pass the decompressed file",
+        )
+        for level in range(1, 10)
+    ),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an Excel 97-2003 workbook or another OLE2 document (.xls, .doc)",
+        "open it and save it as CSV UTF-8 (or as plain text)",
+    ),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract the text file from it (7z x) and pass that"),
 )
-# A single-column CSV's header that looks like a document rather than a column name.
-_HEADER_MAX_WORDS, _HEADER_MAX_CHARS = 5, 60
+HEAD_BYTES = 4096  # read to recognise a file that is not UTF-8 text (magic numbers, NUL bytes)
+# More lines than this per paragraph on average: the file looks like one document per line, with a few
+# stray blank lines, rather than paragraphs (a page of prose wraps a paragraph in a few lines).
+_LINES_PER_PARAGRAPH = 50
 
 
 def detect_format(path: Path) -> str:
-    """``csv`` for .csv, ``jsonl`` for .jsonl/.ndjson, ``text`` for anything else but .json, which
-    raises :class:`CorpusError`: a JSON document (an array of records, say) read as plain text would
-    train a model on its brackets and quotes, and read whole it would not stream."""
+    """``csv`` for .csv and .tsv/.tab (read with tabs between fields), ``jsonl`` for .jsonl/.ndjson,
+    ``text`` for anything else but .json, which raises :class:`CorpusError`: a JSON document (an array
+    of records, say) read as plain text would train a model on its brackets and quotes, and read whole
+    it would not stream."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if suffix == ".csv" or suffix in TSV_SUFFIXES:
         return "csv"
     if suffix in _JSONL_SUFFIXES:
         return "jsonl"
@@ -84,23 +100,35 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
     """Yield the non-empty documents of one file, in file order.
 
     CSV: one row is one document, its text in ``config.text_column`` (``auto``: the only column, else
-    the first of :data:`~nextword.corpus.config.TEXT_COLUMNS` the file has; with ``log``, the column
-    chosen is logged). JSON Lines: one object per line, its text in ``config.json_field``. Plain text:
+    the first of :data:`~nextword.corpus.config.TEXT_COLUMNS` the file has, in any case; with ``log``,
+    the column chosen is logged). Fields are separated by commas, by tabs in a .tsv/.tab file, and by
+    semicolons or tabs when the header line has no comma but those (as spreadsheets write CSV in some
+    locales). JSON Lines: one object per line, its text in ``config.json_field``. Plain text:
     paragraphs separated by blank lines. Lines: each line a document. Files must be UTF-8 (a
-    byte-order mark is skipped): compressed and UTF-16 files are refused saying what they are.
+    byte-order mark is skipped): compressed, UTF-16 and other binary files are refused saying what they
+    are, and so is a document holding a NUL character.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CorpusError(f"corpus file {path} is a folder; pass the files in it ({path / '*.txt'}, say)")
     if not path.is_file():
         raise CorpusError(f"corpus file {path} does not exist (or is not a file)")
     fmt = detect_format(path) if config.format == "auto" else config.format
     try:
         _check_is_utf8_text(path)
         if fmt == "csv":
-            documents = _read_csv(path, config, log)
+            documents = read_csv(path, config, log)
+        elif fmt == "text":
+            documents = _read_text(path, log)
         else:
-            documents = {"jsonl": _read_jsonl, "text": _read_text, "lines": _read_lines}[fmt](path, config)
-        for document in documents:
+            documents = {"jsonl": _read_jsonl, "lines": _read_lines}[fmt](path, config)
+        for n, document in enumerate(documents, 1):
             document = document.strip()
+            if "\x00" in document:
+                raise CorpusError(
+                    f"{path}: document {n:,} holds a NUL character (a zero byte), which text does not; the "
+                    "file may be damaged or binary: remove the zero bytes (tr -d '\\000') or re-save it"
+                )
             if document:
                 yield document
     except UnicodeDecodeError as exc:
@@ -157,116 +185,31 @@ def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
 
 
 def not_text(head: bytes) -> tuple[str, str] | None:
-    """``(what the file is, how to make UTF-8 text of it)`` when a file's first bytes ``head`` say it is
-    compressed, an archive, or UTF-16/32 text; None otherwise. Corpora and word-vector files use it."""
-    return next(((what, fix) for magic, what, fix in _NOT_UTF8 if head.startswith(magic)), None)
+    """``(what the file is, how to make UTF-8 text of it)`` when a file's first bytes ``head`` (up to
+    :data:`HEAD_BYTES`) say it is compressed, an archive, a workbook, or UTF-16/32 text (with or
+    without a byte-order mark); None otherwise. Corpora, word-vector and scored files use it."""
+    found = next(((what, fix) for magic, what, fix in _NOT_UTF8 if head.startswith(magic)), None)
+    if found is not None or b"\x00" not in head:
+        return found
+    # UTF-16 without a byte-order mark decodes as "valid" UTF-8 with a zero byte beside every ASCII
+    # character: read on, it would train a model of single letters.
+    pairs = len(head) // 2
+    zeros = sorted((head[0 : 2 * pairs : 2].count(0), head[1 : 2 * pairs : 2].count(0)))
+    if zeros[1] > pairs // 2 and zeros[0] < pairs // 8:  # zeros on one side of the pairs only
+        return "UTF-16 text without a byte-order mark", "re-save the file as UTF-8"
+    return None
 
 
 def _check_is_utf8_text(path: Path) -> None:
-    """Refuse ``path`` if its first bytes say it is compressed, an archive, or UTF-16/32 text: read as
-    UTF-8 it would fail on line 1 with nothing said about what the file is."""
+    """Refuse ``path`` if its first bytes say it is compressed, an archive, UTF-16/32 text or binary:
+    read as UTF-8 it would fail on line 1 with nothing said about what the file is, or be read as text."""
     with path.open("rb") as f:
-        found = not_text(f.read(6))
+        head = f.read(HEAD_BYTES)
+    found = not_text(head)
+    if found is None and b"\x00" in head:
+        found = "binary data (it holds zero bytes, which text does not)", "pass a UTF-8 text file"
     if found is not None:
         raise CorpusError(f"{path}: the file is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
-
-
-class _Lines:
-    """The lines of a text file for :func:`csv.reader`, noting when they run out: a row the reader
-    returns after that ended inside a quoted field (the reader returns it all the same)."""
-
-    def __init__(self, f: TextIO) -> None:
-        self._f = f
-        self.ended = False
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self._f
-        self.ended = True
-
-
-def _read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # abstracts can exceed the 128 KiB default
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        lines = _Lines(f)
-        reader = csv.reader(lines)
-        try:
-            header = next(reader, None)
-            if header is not None and lines.ended:
-                _refuse_open_quote(path, reader.line_num, header)
-            columns = header or []
-            column = _text_column(path, columns, config.text_column, log)
-            index = columns.index(column)
-            for row in reader:
-                if lines.ended:
-                    _refuse_open_quote(path, reader.line_num, row)
-                yield row[index] if index < len(row) else ""  # a short row has no text
-        except csv.Error as exc:  # a NUL byte before Python 3.11, a field over the size limit
-            raise CorpusError(
-                f"{path}, line {reader.line_num}: not valid CSV ({exc}); fix that line or re-save the file "
-                "as CSV"
-            ) from None
-
-
-def _refuse_open_quote(path: Path, last_line: int, row: list[str]) -> None:
-    """Raise for ``row``, which the file ended in: its last field opened a quote that never closed,
-    so csv read the rest of the file into it. The error names the line where that field starts."""
-    field = row[-1] if row else ""
-    breaks = len(_LINE_BREAK.findall(field))
-    lines = breaks if field.endswith(("\n", "\r")) else breaks + 1  # the lines the field spans
-    raise CorpusError(
-        f"{path}, line {last_line - lines + 1}: a quoted field starts here whose closing quote never "
-        "comes, so the rest of the file would be read as one field; close the quote (a quote inside a "
-        'quoted field is written twice: "")'
-    )
-
-
-def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:
-    """The column of ``path`` that holds the text: ``wanted``, or for ``auto`` the only column, else the
-    first of :data:`TEXT_COLUMNS` the file has; with ``log``, an ``auto`` choice is logged, as a warning
-    when the only column's name looks like a document (a file without a header line)."""
-    if not columns:
-        raise CorpusError(f"{path} is empty: a CSV corpus starts with a header line naming its columns")
-    if wanted != AUTO_COLUMN:
-        if wanted not in columns:
-            raise CorpusError(
-                f"{path} has no column {wanted!r}; its columns are {columns}. Choose one with --text-column"
-            )
-        column = wanted
-    elif len(columns) == 1:
-        column = columns[0]
-    else:
-        found = next((c for c in TEXT_COLUMNS if c in columns), None)
-        if found is None:
-            raise CorpusError(
-                f"{path}: which column holds the text? Its columns are {columns}, none of them named "
-                f"{' or '.join(map(repr, TEXT_COLUMNS))}. Choose one with --text-column"
-            )
-        column = found
-    if (n := columns.count(column)) > 1:
-        raise CorpusError(
-            f"{path}: the header names column {column!r} {n} times, so which one holds the text is unclear; "
-            "rename all but one of them in the first line of the file"
-        )
-    if not log or wanted != AUTO_COLUMN:
-        return column
-    if len(columns) > 1:
-        logger.info("%s: reading column %r of %s (the first line is the header)", path, column, columns)
-    elif _looks_like_text(column):
-        logger.warning(
-            "%s: reading column %r, the file's only column, taking the first line as its header; it looks "
-            "like text rather than a column name, and it is not read as a document. If the file has no "
-            "header, add a header line (text, say) before the first document",
-            path,
-            column,
-        )
-    else:
-        logger.info("%s: reading column %r, its only column (the first line is the header)", path, column)
-    return column
-
-
-def _looks_like_text(name: str) -> bool:
-    """Whether a column name looks like a sentence: a document taken for the header."""
-    return len(name.split()) > _HEADER_MAX_WORDS or len(name) > _HEADER_MAX_CHARS
 
 
 def _read_jsonl(path: Path, config: CorpusConfig) -> Iterator[str]:
@@ -316,17 +259,29 @@ def _long_integer(path: Path, line_no: int, exc: ValueError, field: str) -> str:
     )
 
 
-def _read_text(path: Path, config: CorpusConfig) -> Iterator[str]:
+def _read_text(path: Path, log: bool) -> Iterator[str]:
     paragraph: list[str] = []
+    documents = lines = 0
     with path.open(encoding="utf-8-sig") as f:
         for line in f:
             if line.strip():
                 paragraph.append(line.strip())
+                lines += 1
             elif paragraph:
+                documents += 1
                 yield " ".join(paragraph)
                 paragraph = []
     if paragraph:
+        documents += 1
         yield " ".join(paragraph)
+    if log and documents and lines / documents > _LINES_PER_PARAGRAPH:
+        logger.warning(
+            "%s: %s document(s) of %s lines on average (in plain text a blank line ends a document); if "
+            "each line is a document, pass --corpus-format lines",
+            path,
+            f"{documents:,}",
+            f"{lines / documents:,.0f}",
+        )
 
 
 def _read_lines(path: Path, config: CorpusConfig) -> Iterator[str]:

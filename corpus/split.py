@@ -234,6 +234,13 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fi
     sizes = duplicates.group_sizes()  # (D,) the size of each group at its first document
     heads = np.flatnonzero(sizes)  # (G,) the groups, in order of their first document
     n_kept = int(sizes.sum())
+    if len(heads) < 2 and n_kept == 1:  # the rest were exact copies: no threshold changes that
+        raise CorpusError(
+            f"the corpus's {len(duplicates.dropped):,} documents are all copies of the first "
+            f"({duplicates.exact_duplicates:,} exact duplicates, ignoring case and punctuation); at least 2 "
+            "distinct documents are needed to hold one out for validation: add distinct documents, or pass "
+            "--keep-duplicates to split the copies as they are"
+        )
     if len(heads) < 2:
         raise CorpusError(
             f"the corpus has {n_kept} distinct document(s) in {len(heads)} group(s) of near-duplicates; "

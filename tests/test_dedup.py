@@ -208,9 +208,18 @@ def test_keep_duplicates_is_the_document_index_split_of_earlier_versions(corpus_
 
 def test_a_corpus_of_one_group_cannot_be_split(tmp_path):
     path = tmp_path / "same.txt"
-    path.write_text("the same words\n\nThe SAME words.\n\nthe same, words\n")
-    with pytest.raises(CorpusError, match=r"1 distinct document\(s\) in 1 group.*--keep-duplicates"):
+    words = " ".join(f"word{i}" for i in range(60))
+    path.write_text(f"{words} first\n\n{words} second\n")  # near-duplicates, not copies
+    with pytest.raises(
+        CorpusError, match=r"2 distinct document\(s\) in 1 group.*threshold.*--keep-duplicates"
+    ):
         split_corpus(CorpusConfig(paths=(str(path),)))
+    path.write_text("the same words\n\nThe SAME words.\n\nthe same, words\n")  # copies: no threshold helps
+    with pytest.raises(
+        CorpusError, match=r"3 documents are all copies of the first.*--keep-duplicates"
+    ) as error:
+        split_corpus(CorpusConfig(paths=(str(path),)))
+    assert "threshold" not in str(error.value)
     assert split_corpus(CorpusConfig(paths=(str(path),), keep_duplicates=True)).counts.val_documents == 1
 
 

@@ -537,7 +537,28 @@ def test_cli_subcommand_end_to_end(tables, tmp_path, capsys):
     assert code == 2 and "does not exist" in capsys.readouterr().err
     code = main([*command, "--out", str(out)])
     assert code == 2 and "missing --query PHRASE" in capsys.readouterr().err
+    # A phrase the shell split (--query neural network) was two phrases, "neural" or "network".
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--query", "neural", "network", "--out", str(out)])
+    assert exited.value.code == 2 and "unrecognized arguments: network" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_compressed_table_that_is_not_the_zip_is_named(tmp_path):
+    import gzip
+
+    path = tmp_path / "g_patent_abstract.tsv.gz"
+    path.write_bytes(gzip.compress(ABSTRACT_HEADER + b'\n"1"\t"A neural network."\n'))
+    config = PatentsViewConfig(abstracts=str(path), query=QUERY, out=str(tmp_path / "c.csv"))
+    with pytest.raises(
+        ValueError, match=r"tsv\.gz: the file is gzip-compressed, not the tab-separated table.*\.zip"
+    ):
+        collect(config)
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w"):
+        pass
+    with pytest.raises(ValueError, match=r"empty\.zip holds \[\]; expected one \.tsv table$"):
+        collect(replace(config, abstracts=str(empty)))
 
 
 def test_collect_runs_without_tensorflow(tables, tmp_path):

@@ -178,6 +178,5 @@ def _member(archive: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
         return tables[0]
     if len(files) == 1:
         return files[0]
-    raise ValueError(
-        f"{path} holds {[info.filename for info in files]}; expected one .tsv table such as {expected!r}"
-    )
+    such = f" such as {expected!r}" if expected.lower().endswith(".tsv") else ""
+    raise ValueError(f"{path} holds {[info.filename for info in files]}; expected one .tsv table{such}")

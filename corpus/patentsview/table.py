@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..readers import HEAD_BYTES, not_text
 from .config import CollectSummary
 from .lines import Lines
 from .scratch import Scratch
@@ -52,6 +53,14 @@ class Table:
                 f"{role} file {self.path} does not exist (or is not a file); download {download} from "
                 f"{DOWNLOAD_PAGE}"
             )
+        if self.path.suffix.lower() != ".zip":  # a zip is read as one; anything else must be the TSV
+            with self.path.open("rb") as f:
+                found = not_text(f.read(HEAD_BYTES))
+            if found is not None:
+                raise ValueError(
+                    f"{self.path}: the file is {found[0]}, not the tab-separated table {download}; pass the "
+                    f".zip as downloaded (named .zip), or {found[1]}"
+                )
         regions = read_regions(self.path, max_record_bytes)
         try:
             first = next(regions, None)

@@ -1,0 +1,180 @@
+"""CSV corpora: what separates the fields, which column holds the text, and the rows, checked.
+
+One row is one document. Problems raise :class:`CorpusError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from .config import AUTO_COLUMN, TEXT_COLUMNS, CorpusConfig
+from .errors import CorpusError
+
+__all__ = ["TSV_SUFFIXES", "read_csv"]
+
+logger = logging.getLogger(__name__)
+
+TSV_SUFFIXES = {".tsv", ".tab"}  # read with tabs between the fields
+_LINE_BREAK = re.compile("\r\n|\r|\n")  # the line ends a file read with newline="" splits at
+# A single-column CSV's header that looks like a document rather than a column name.
+_HEADER_MAX_WORDS, _HEADER_MAX_CHARS = 5, 60
+
+
+class _Lines:
+    """The lines of a text file for :func:`csv.reader`, noting when they run out: a row the reader
+    returns after that ended inside a quoted field (the reader returns it all the same)."""
+
+    def __init__(self, f: TextIO) -> None:
+        self._f = f
+        self.ended = False
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._f
+        self.ended = True
+
+
+def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # abstracts can exceed the 128 KiB default
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        delimiter = _delimiter(path, f.readline())
+        f.seek(0)  # the decoder starts again, and skips a byte-order mark again
+        lines = _Lines(f)
+        reader = csv.reader(lines, delimiter=delimiter)
+        try:
+            header = next(reader, None)
+            if header is not None and lines.ended:
+                _refuse_open_quote(path, reader.line_num, header)
+            columns = header or []
+            column = _text_column(path, columns, config.text_column, log)
+            index, width = columns.index(column), len(columns)
+            rows = texts = 0
+            for row in reader:
+                if lines.ended:
+                    _refuse_open_quote(path, reader.line_num, row)
+                if len(row) > width and any(field.strip() for field in row[width:]):
+                    _refuse_extra_fields(path, reader.line_num, row, columns, delimiter)
+                text = row[index] if index < len(row) else ""  # a short row has no text
+                rows += 1
+                texts += bool(text.strip())
+                yield text
+            if rows and not texts and width > 1:
+                others = [c for c in columns if c != column]
+                raise CorpusError(
+                    f"{path}: column {column!r} is empty in all {rows:,} rows; the other columns are "
+                    f"{others}. Choose the column that holds the text with --text-column"
+                )
+        except csv.Error as exc:  # a NUL byte before Python 3.11, a field over the size limit
+            raise CorpusError(
+                f"{path}, line {reader.line_num}: not valid CSV ({exc}); fix that line or re-save the file "
+                "as CSV"
+            ) from None
+
+
+def _delimiter(path: Path, header: str) -> str:
+    """What separates the fields of ``path``: a tab in a .tsv/.tab file; otherwise a comma, unless the
+    header line ``header`` has none but has semicolons or tabs between names that look like column
+    names (not a document on a header-less file's first line), as spreadsheets write CSV in locales
+    where the comma is the decimal mark."""
+    if path.suffix.lower() in TSV_SUFFIXES:
+        return "\t"
+    header = header.rstrip("\r\n")
+    if "," in header:
+        return ","
+    for delimiter, name in (("\t", "tabs"), (";", "semicolons")):
+        names = next(csv.reader([header], delimiter=delimiter), [])
+        if len(names) > 1 and not any(_looks_like_text(n) for n in names):
+            logger.info(
+                "%s: the header line has %s between its names and no comma: reading them so", path, name
+            )
+            return delimiter
+    return ","
+
+
+def _refuse_extra_fields(
+    path: Path, last_line: int, row: list[str], columns: list[str], delimiter: str
+) -> None:
+    """Raise for ``row``, which has more (non-empty) fields than the header names: a field holding the
+    delimiter without quotes around it, or a stray quote that joined lines. Its text column would hold
+    only the part before the first delimiter, and the rest would be lost without a word."""
+    lines = sum(len(_LINE_BREAK.findall(field)) for field in row)  # the lines the row spans, less one
+    shown_delimiter = {"\t": "a tab", ",": "a comma", ";": "a semicolon"}.get(delimiter, repr(delimiter))
+    raise CorpusError(
+        f"{path}, line {last_line - lines}: {len(row)} fields where the header names {len(columns)} "
+        f"({columns}), so this row's text would be cut at {shown_delimiter}. Put quotes around a field "
+        f'that holds {shown_delimiter} (and write a quote inside it twice: ""); for a file of one document '
+        "per line without columns, pass --corpus-format lines"
+    )
+
+
+def _refuse_open_quote(path: Path, last_line: int, row: list[str]) -> None:
+    """Raise for ``row``, which the file ended in: its last field opened a quote that never closed,
+    so csv read the rest of the file into it. The error names the line where that field starts."""
+    field = row[-1] if row else ""
+    breaks = len(_LINE_BREAK.findall(field))
+    lines = breaks if field.endswith(("\n", "\r")) else breaks + 1  # the lines the field spans
+    raise CorpusError(
+        f"{path}, line {last_line - lines + 1}: a quoted field starts here whose closing quote never "
+        "comes, so the rest of the file would be read as one field; close the quote (a quote inside a "
+        'quoted field is written twice: "")'
+    )
+
+
+def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:
+    """The column of ``path`` that holds the text: ``wanted``, or for ``auto`` the only column, else the
+    first of :data:`TEXT_COLUMNS` the file has; with ``log``, an ``auto`` choice is logged, as a warning
+    when the only column's name looks like a document (a file without a header line)."""
+    if not columns:
+        raise CorpusError(f"{path} is empty: a CSV corpus starts with a header line naming its columns")
+    if wanted != AUTO_COLUMN:
+        if wanted not in columns:
+            raise CorpusError(
+                f"{path} has no column {wanted!r}; its columns are {columns}. Choose one with --text-column"
+            )
+        column = wanted
+    elif len(columns) == 1:
+        column = columns[0]
+    else:
+        folded = [c.strip().casefold() for c in columns]  # Text, " text"
+        found = next((columns[folded.index(c)] for c in TEXT_COLUMNS if c in folded), None)
+        if found is None:
+            headerless = (
+                " If the first line is a document rather than a header, add a header line naming the columns"
+                if any(_looks_like_text(c) for c in columns)
+                else ""
+            )
+            raise CorpusError(
+                f"{path}: which column holds the text? Its columns are {columns}, none of them named "
+                f"{' or '.join(map(repr, TEXT_COLUMNS))}. Choose one with --text-column.{headerless}"
+            )
+        column = found
+    if (n := columns.count(column)) > 1:
+        raise CorpusError(
+            f"{path}: the header names column {column!r} {n} times, so which one holds the text is unclear; "
+            "rename all but one of them in the first line of the file"
+        )
+    if not log or wanted != AUTO_COLUMN:
+        return column
+    if len(columns) > 1:
+        logger.info("%s: reading column %r of %s (the first line is the header)", path, column, columns)
+    elif _looks_like_text(column):
+        logger.warning(
+            "%s: reading column %r, the file's only column, taking the first line as its header; it looks "
+            "like text rather than a column name, and it is not read as a document. If the file has no "
+            "header, add a header line (text, say) before the first document",
+            path,
+            column,
+        )
+    else:
+        logger.info("%s: reading column %r, its only column (the first line is the header)", path, column)
+    return column
+
+
+def _looks_like_text(name: str) -> bool:
+    """Whether a column name looks like a sentence: a document taken for the header."""
+    return len(name.split()) > _HEADER_MAX_WORDS or len(name) > _HEADER_MAX_CHARS
