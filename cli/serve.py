@@ -6,13 +6,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nextword.serve import ServeConfig
+from nextword.serve import ServeConfig, require_framework, serve
 
 from .args import add_config_arguments, config_from_args
 
 __all__ = ["add_serve_parser"]
-
-INSTALL_HINT = 'install the server extra: pip install "nextword[serve]"'
 
 
 def add_serve_parser(commands: Any) -> None:
@@ -29,17 +27,6 @@ def add_serve_parser(commands: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from nextword.train import MissingExtraError
-
-    missing = []
-    for module in ("fastapi", "uvicorn"):
-        try:
-            __import__(module)
-        except ImportError as exc:
-            missing.append(f"{module} ({exc})")
-    if missing:
-        raise MissingExtraError(f"serving needs {', '.join(missing)}; {INSTALL_HINT}")
-    from nextword.serve import serve
-
+    require_framework()  # before the model is loaded: a missing extra is the first thing to say
     serve(config_from_args(ServeConfig(), vars(args)))
     return 0

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .generator import FINISH_REASONS, Generator, Update
     from .limits import LoadLimits
     from .model import NextWordModel, load
+    from .model_check import check_model_file
     from .scoring import TextScore, WordScore
     from .step import StepModel
     from .tokenizer import Tokenizer, TokenizerConfig
@@ -50,6 +51,7 @@ _EXPORTS = {
     "LoadLimits": "limits",
     "NextWordModel": "model",
     "load": "model",
+    "check_model_file": "model_check",
     "TextScore": "scoring",
     "WordScore": "scoring",
     "StepModel": "step",
@@ -76,6 +78,7 @@ __all__ = [
     "Update",
     "WordScore",
     "__version__",
+    "check_model_file",
     "default_model",
     "evaluate",
     "evaluate_ids",

@@ -19,11 +19,22 @@ if TYPE_CHECKING:
 
     from nextword.runtime import NextWordModel
 
-__all__ = ["ServeConfig", "create_app", "serve"]
+__all__ = ["INSTALL_HINT", "ServeConfig", "create_app", "require_framework", "serve"]
+
+INSTALL_HINT = 'install the server extra: pip install "nextword[serve]"'
+
+
+def require_framework() -> None:
+    """Raise :class:`~nextword.train.MissingExtraError` naming the server extra when FastAPI or uvicorn
+    does not import (a runtime-only install): a clear message instead of ``ModuleNotFoundError``."""
+    from nextword.train import require
+
+    require("serving", ("fastapi", "uvicorn"), INSTALL_HINT)
 
 
 def create_app(config: ServeConfig | None = None, model: NextWordModel | None = None) -> FastAPI:
     """The server as an ASGI app (see :func:`nextword.serve.app.create_app`)."""
+    require_framework()
     from .app import create_app as _create_app
 
     return _create_app(config, model)
@@ -31,6 +42,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
 
 def serve(config: ServeConfig | None = None, model: NextWordModel | None = None) -> None:
     """Serve until Ctrl-C or SIGTERM (see :func:`nextword.serve.server.serve`)."""
+    require_framework()
     from .server import serve as _serve
 
     _serve(config, model)

@@ -474,6 +474,8 @@ def test_score_evaluate_and_info_take_the_model_as_generate_does(
     assert json.loads(second)["documents"] == 2
     code, _, err = run_cli(capsys, "evaluate")
     assert code == 2 and "no model given" in err
+    code, _, err = run_cli(capsys, "evaluate", corpus)  # it was read as a model file: a protobuf error
+    assert code == 2 and f"{corpus} looks like a corpus, and evaluate's first argument is the model" in err
     blank = tmp_path / "blank.txt"
     blank.write_text("\n\n   \n")
     code, _, err = run_cli(capsys, "evaluate", model_path, blank)

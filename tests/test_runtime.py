@@ -102,6 +102,23 @@ def test_missing_cuda_falls_back_to_cpu_with_a_warning(model_path, caplog):
         load(model_path, providers="CPUExecutionProvider")  # type: ignore[arg-type]
 
 
+def test_the_gpu_checks_generation_part_runs_as_a_dry_run_without_a_gpu(model_path):
+    """docs/gpu.md: ``scripts/gpu_check.py --cpu-dry-run`` runs the same steps on the CPU (the generation
+    check stopped at "nothing to compare" and passed without comparing anything)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.py"
+    run = [sys.executable, str(script), str(model_path)]
+    result = subprocess.run([*run, "--cpu-dry-run"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| greedy 50-word generations identical | 4/4 |" in result.stdout
+    assert "| cuda step, batch 64 |" in result.stdout
+    result = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "nothing to compare" in result.stdout
+
+
 def test_bad_files_raise_model_file_error(tmp_path):
     with pytest.raises(ModelFileError, match="does not exist"):
         load(tmp_path / "missing.onnx")

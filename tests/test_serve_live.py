@@ -274,6 +274,25 @@ def test_serve_without_the_serve_extra_says_what_to_install(model_path):
     )
     assert result.returncode == 2
     assert 'pip install "nextword[serve]"' in result.stderr and "fastapi" in result.stderr
+    # The Python API says the same (it raised ModuleNotFoundError: No module named 'fastapi').
+    api = block.replace(
+        "from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))\n",
+        "from nextword.serve import ServeConfig, create_app, serve\n"
+        "from nextword.train import MissingExtraError\n"
+        "for call in (create_app, serve):\n"
+        "    try:\n"
+        "        call(ServeConfig(model=sys.argv[1]))\n"
+        "    except MissingExtraError as exc:\n"
+        "        print(exc)\n",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", api, str(model_path)], capture_output=True, text=True, timeout=120
+    )
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert len(lines) == 2 and all(
+        line.startswith("serving needs fastapi") and "nextword[serve]" in line for line in lines
+    )
 
 
 def test_the_address_check_names_the_option_to_change():

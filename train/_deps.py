@@ -18,8 +18,9 @@ class MissingExtraError(ImportError):
     """A feature needs packages of the ``train`` extra that are missing or do not import."""
 
 
-def require(feature: str, modules: tuple[str, ...]) -> None:
-    """Import ``modules``; raise :class:`MissingExtraError` naming ``feature``, the culprits and the fix.
+def require(feature: str, modules: tuple[str, ...], hint: str = INSTALL_HINT) -> None:
+    """Import ``modules``; raise :class:`MissingExtraError` naming ``feature``, the culprits and the fix
+    (``hint``: by default, installing the training extra).
 
     Importing (rather than looking the modules up) also catches installs that are present but broken,
     such as a TensorFlow built against another numpy.
@@ -31,4 +32,4 @@ def require(feature: str, modules: tuple[str, ...]) -> None:
         except ImportError as exc:
             problems.append(f"{name} ({exc})")
     if problems:
-        raise MissingExtraError(f"{feature} needs {', '.join(problems)}; {INSTALL_HINT}")
+        raise MissingExtraError(f"{feature} needs {', '.join(problems)}; {hint}")
