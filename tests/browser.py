@@ -65,6 +65,19 @@ def start_server(app: Any, port: int | None = None, **uvicorn_options: Any) -> L
     return LiveServer(f"http://127.0.0.1:{port}", app, server, thread)
 
 
+def failing(app: Any, *paths: str) -> Any:
+    """``app``, except that each of ``paths`` answers 404: a file missing from a deployment."""
+
+    async def wrapped(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in paths:
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 @pytest.fixture(scope="module")
 def live_server(model) -> Iterator[LiveServer]:
     """The nextword app for the tiny test model, on a free loopback port."""

@@ -165,3 +165,45 @@ def test_in_the_browser_too_the_pages_controls_override_the_files_defaults(
         assert "words in" in browser.find_element(By.ID, "status").text
     finally:
         server.stop()
+
+
+def switch_on_and_wait(browser, url: str) -> str:
+    """Open the page at ``url``, tick "Run in this browser", and return what the switch says once it is
+    released (the load done or failed)."""
+    browser.get(url)
+    wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the page never loaded")
+    toggle = browser.find_element(By.ID, "in-browser")
+    toggle.click()
+    wait(browser, lambda d: toggle.is_enabled(), "the switch was never released", LOAD_TIMEOUT)
+    return browser.find_element(By.ID, "where-status").text
+
+
+@pytest.mark.parametrize(
+    ("missing", "says"),
+    [
+        # the worker's script: the load once waited for an answer forever, the switch ticked and disabled
+        ("/static/web/worker.js", "the worker {url}/static/web/worker.js failed: its script could not be"),
+        # onnxruntime-web's WebAssembly: once blamed on the model file ("could not be loaded as an ONNX
+        # model")
+        (
+            "/static/ort/ort-wasm-simd-threaded.wasm",
+            "onnxruntime-web could not start its WebAssembly backend "
+            "({url}/static/ort/ort-wasm-simd-threaded.wasm)",
+        ),
+    ],
+)
+def test_a_file_that_cannot_load_is_named_and_the_switch_released(browser, model, missing, says):
+    from browser import failing, start_server
+
+    from nextword.serve import ServeConfig, create_app
+
+    server = start_server(failing(create_app(ServeConfig(), model), missing))
+    try:
+        status = switch_on_and_wait(browser, server.url + "/")
+        assert status.startswith("Cannot run in this browser: " + says.format(url=server.url)), status
+        assert "model.onnx" not in status
+        assert not browser.find_element(By.ID, "in-browser").is_selected()
+        assert browser.execute_script("return document.body.dataset.backend") is None
+        assert "error" in browser.find_element(By.ID, "where-status").get_attribute("class")
+    finally:
+        server.stop()

@@ -106,6 +106,35 @@ describe('load()', () => {
     await loaded.release();
   });
 
+  test("onnxruntime-web's WebAssembly that fails to load is blamed on the .wasm, not the model file", async () => {
+    // an ort whose backend cannot start, as onnxruntime-web reports a .wasm it could not fetch
+    const broken = (message) => ({
+      env: { wasm: { wasmPaths: 'http://host/static/ort/' } },
+      InferenceSession: {
+        create: async () => {
+          throw new Error(message);
+        },
+      },
+    });
+    for (const message of [
+      'no available backend found. ERR: [wasm] RuntimeError: Aborted(CompileError: expected magic word)',
+      "no available backend found. ERR: [cpu] Error: previous call to 'initWasm()' failed.",
+    ]) {
+      const error = await refusal(load(bytes, { ort: broken(message) }));
+      assert.ok(error instanceof NextwordError && !(error instanceof ModelFileError), String(error));
+      assert.ok(
+        error.message.startsWith(
+          'onnxruntime-web could not start its WebAssembly backend ' +
+            `(ort-wasm-*.wasm from http://host/static/ort/): ${message}`,
+        ),
+        error.message,
+      );
+    }
+    const file = await refusal(load(bytes, { ort: broken('Protobuf parsing failed.') }));
+    assert.ok(file instanceof ModelFileError);
+    assert.match(file.message, /^<model bytes> could not be loaded as an ONNX model: Protobuf parsing/);
+  });
+
   test('a data: URL names itself by its length, not by the whole file in every message', async () => {
     const url = `data:application/octet-stream;base64,${Buffer.from(bytes).toString('base64')}`;
     const loaded = await load(url);
@@ -664,5 +693,32 @@ describe('the Web Worker client', () => {
     assert.match(after.message, /^the worker was terminated: load the model again/);
     assert.throws(() => fake.stream('x'), /the worker was terminated/);
     port1.close();
+  });
+
+  test('a worker that fails (its script missing, a reply unreadable) fails every waiting call', async () => {
+    // a stand-in for a Worker: it takes requests and never answers them
+    class SilentWorker extends EventTarget {
+      postMessage() {}
+      terminate() {
+        this.terminated = true;
+      }
+    }
+    const missing = new SilentWorker();
+    const loading = WorkerModel.load(new Uint8Array([1]), { worker: missing });
+    missing.dispatchEvent(new Event('error')); // what a Worker fires when its script is a 404
+    const error = await refusal(loading);
+    assert.ok(error instanceof NextwordError);
+    assert.equal(error.message, 'the worker failed: its script could not be loaded');
+    assert.ok(missing.terminated);
+
+    const garbled = new SilentWorker();
+    const client = new WorkerModel(garbled);
+    const waiting = [client.generate('x'), client.score('x')];
+    const stream = client.stream('x');
+    garbled.dispatchEvent(new Event('messageerror'));
+    for (const call of [...waiting, stream.next()]) {
+      assert.match((await refusal(call)).message, /^the worker sent a reply that could not be read/);
+    }
+    assert.match((await refusal(client.generate('x'))).message, /^the worker was terminated/);
   });
 });

@@ -19,12 +19,12 @@ export class WorkerModel {
    */
   static async load(source, options = {}) {
     const { worker, workerUrl, ...rest } = options;
-    const port =
-      worker ?? new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
-    const client = new WorkerModel(port);
     const base = globalThis.location?.href;
     const absolute = (url) =>
       url === undefined ? undefined : base ? new URL(String(url), base).href : String(url);
+    const url = absolute(workerUrl) ?? new URL('./worker.js', import.meta.url).href;
+    const port = worker ?? new Worker(url, { type: 'module' });
+    const client = new WorkerModel(port, worker ? 'the worker' : `the worker ${url}`);
     let payload = source;
     const transfer = [];
     if (typeof source === 'string' || source instanceof URL) payload = absolute(source);
@@ -37,12 +37,25 @@ export class WorkerModel {
     return client;
   }
 
-  constructor(port) {
+  /**
+   * @param {Worker | MessagePort} port
+   * @param {string} [name] the worker as error messages name it
+   */
+  constructor(port, name = 'the worker') {
     this.port = port;
     this._terminated = false;
     this._next = 1;
     this._pending = new Map();
     port.addEventListener('message', (event) => this._receive(event.data));
+    // A worker whose script cannot load (a 404, a server gone) or that throws outside a request fires
+    // "error", and a reply that cannot be read "messageerror": no answer will come, so every request
+    // waiting for one fails now rather than never settling.
+    port.addEventListener('error', (event) =>
+      this._fail(new NextwordError(`${name} failed: ${event?.message || 'its script could not be loaded'}`)),
+    );
+    port.addEventListener('messageerror', () =>
+      this._fail(new NextwordError(`${name} sent a reply that could not be read`)),
+    );
     port.start?.();
   }
 
@@ -126,9 +139,14 @@ export class WorkerModel {
 
   /** Stop the worker (a MessagePort given as `worker` is closed). */
   terminate() {
+    this._fail(terminated());
+  }
+
+  /** Stop the worker and fail every request waiting for it with `error`; later calls fail at once. */
+  _fail(error) {
     this._terminated = true;
     (this.port.terminate ?? this.port.close)?.call(this.port);
-    for (const { reject } of this._pending.values()) reject(terminated());
+    for (const { reject } of this._pending.values()) reject(error);
     this._pending.clear();
   }
 
