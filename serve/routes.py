@@ -98,6 +98,8 @@ def _model_entry(state: ServerState) -> dict[str, Any]:
         "created": int(state.started),
         "owned_by": "nextword",
         "nextword": model_summary(state.model),
+        # this server's caps, so that a client (the page's Words slider) asks for no more than it takes
+        "limits": {"max_words": state.config.max_words, "max_prompt_chars": state.config.max_prompt_chars},
     }
 
 

@@ -153,7 +153,7 @@ def test_bad_requests_name_the_parameter_the_value_and_the_range(client, body, s
 
 
 def test_caps_on_body_and_prompt_size(model):
-    config = ServeConfig(max_body_bytes=2000, max_prompt_chars=100)
+    config = ServeConfig(max_body_bytes=2000, max_prompt_chars=100, max_words=20)
     with TestClient(create_app(config, model)) as c:
         too_big = c.post("/v1/completions", json={"prompt": "the " * 1000})
         assert too_big.status_code == 413
@@ -168,6 +168,9 @@ def test_caps_on_body_and_prompt_size(model):
         assert long_prompt.status_code == 400
         assert "--max-prompt-chars" in long_prompt.json()["error"]["message"]
         assert c.post("/v1/score", json={"text": "a" * 101}).json()["error"]["param"] == "text"
+        # the caps are published, for a client (the page) to stay within them
+        (entry,) = c.get("/v1/models").json()["data"]
+        assert entry["limits"] == {"max_words": 20, "max_prompt_chars": 100}
         not_json = c.post("/v1/completions", content=b"{nope", headers={"content-type": "application/json"})
         assert not_json.status_code == 422 and "JSON" in not_json.json()["error"]["message"]
 

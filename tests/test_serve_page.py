@@ -12,13 +12,14 @@ pytest.importorskip("fastapi", reason="install nextword[serve] to test the serve
 pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) to test the page")
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 TIMEOUT = 20
 
 
-def wait(driver, condition, message: str):
-    return WebDriverWait(driver, TIMEOUT).until(lambda d: condition(d), message)
+def wait(driver, condition, message: str, timeout: float = TIMEOUT):
+    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message)
 
 
 def chip_words(driver) -> list[str]:
@@ -77,11 +78,14 @@ def test_type_a_prompt_pick_a_suggestion_and_generate_word_by_word(page, model):
     set_slider(page, "top-k", 10)
     assert page.find_element(By.ID, "temperature-value").text == "0.70"
     page.find_element(By.ID, "seed").send_keys("7")
-    # Record how many words were on screen each time the output changed: words arrive one by one.
+    # Record how many words were on screen each time the output changed (words arrive one by one), and
+    # whether the output told screen readers it was busy (so they read it once done, not word by word).
     page.execute_script(
-        "window.seen = []; new MutationObserver(() => window.seen.push("
-        "document.querySelectorAll('#output .word').length)).observe("
-        "document.getElementById('output'), {childList: true, subtree: true});"
+        "window.seen = []; window.busy = []; new MutationObserver(() => {"
+        "const output = document.getElementById('output');"
+        "window.seen.push(output.querySelectorAll('.word').length);"
+        "if (output.querySelector('.word')) window.busy.push(output.getAttribute('aria-busy'));"
+        "}).observe(document.getElementById('output'), {childList: true, subtree: true});"
     )
     page.find_element(By.ID, "generate").click()
     wait(page, lambda d: "words in" in d.find_element(By.ID, "status").text, "generation did not finish")
@@ -93,7 +97,12 @@ def test_type_a_prompt_pick_a_suggestion_and_generate_word_by_word(page, model):
     words = len(output.find_elements(By.CLASS_NAME, "word"))
     assert words > 1 and sorted(set(seen))[-1] == words
     assert len({n for n in seen if 0 < n < words}) > 0  # the page showed part of the text before the end
+    busy = page.execute_script("return window.busy")
+    assert busy[:-1] and set(busy[:-1]) == {"true"}  # busy while the words came in...
+    assert output.get_attribute("aria-busy") is None  # ...and no longer
 
+    # Keep text keeps what the output shows, the prompt it continues, even once the box says another
+    prompt.send_keys(" and then")
     page.find_element(By.ID, "use-output").click()
     assert prompt.get_attribute("value") == text + generated
 
@@ -138,6 +147,223 @@ def test_errors_show_on_the_page(page):
     assert not page.find_elements(By.CLASS_NAME, "scored-word")  # the last text's shading is gone
     # the only console error is the refused request itself
     assert all("400" in entry["message"] for entry in page.get_log("browser") if entry["level"] == "SEVERE")
+
+
+def test_a_late_score_never_overwrites_a_newer_one(page, model):
+    """A long text scored, then a short one: the long text's answer, arriving last, is dropped."""
+    page.find_element(By.ID, "tab-score").click()
+    page.execute_script(  # the server's answer about the long text is held back a second
+        "const fetch = window.fetch; window.slowDone = false;"
+        "window.fetch = async (url, init) => {"
+        "  const answer = await fetch(url, init);"
+        "  if (String(url).endsWith('v1/score') && init.body.includes('long text')) {"
+        "    await new Promise((r) => setTimeout(r, 1000)); window.slowDone = true; }"
+        "  return answer; };"
+    )
+    box = page.find_element(By.ID, "score-text")
+    page.execute_script("arguments[0].value = 'a long text about the network'", box)
+    page.find_element(By.ID, "score-button").click()
+    page.execute_script("arguments[0].value = 'the weights'", box)
+    page.find_element(By.ID, "score-button").click()
+    wait(page, lambda d: d.execute_script("return window.slowDone"), "the long text was never answered")
+    wait(page, lambda d: "perplexity" in d.find_element(By.ID, "score-summary").text, "no score shown")
+    words = [w.text.lower() for w in page.find_elements(By.CLASS_NAME, "scored-word")]
+    assert words == ["the", "weights"]
+    assert (
+        f"perplexity {model.score('the weights').perplexity:.1f}"
+        in page.find_element(By.ID, "score-summary").text
+    )
+
+
+def test_the_keyboard_scores_and_keeps_its_focus(page):
+    # Ctrl+Enter scores, as it generates in the prompt box
+    page.find_element(By.ID, "tab-score").click()
+    box = page.find_element(By.ID, "score-text")
+    box.clear()
+    box.send_keys("network")
+    box.send_keys(Keys.CONTROL, Keys.ENTER)
+    wait(
+        page,
+        lambda d: "perplexity" in d.find_element(By.ID, "score-summary").text,
+        "Ctrl+Enter did not score",
+    )
+    assert page.find_element(By.ID, "score-summary").text.startswith("1 word ·")
+    page.find_element(By.ID, "tab-write").click()
+    # Generate, disabled while it runs, hands the focus to Stop, and Stop, hidden, back to Generate
+    page.execute_script(
+        "window.focused = []; document.addEventListener('focusin', (e) => window.focused.push(e.target.id));"
+    )
+    set_slider(page, "words", 1)
+    page.find_element(By.ID, "generate").click()
+    wait(page, lambda d: "in" in d.find_element(By.ID, "status").text.split(), "generation did not finish")
+    assert page.find_element(By.ID, "status").text.startswith("1 word in ")
+    assert page.execute_script("return window.focused") == ["generate", "stop", "generate"]
+    assert page.execute_script("return document.activeElement.id") == "generate"
+    # what changes by itself is announced: the output (once done), the result lines and the switch's;
+    # not the chips, replaced at every key
+    live = "return [...document.querySelectorAll('[aria-live]')].map((e) => e.id)"
+    assert sorted(page.execute_script(live)) == ["output", "score-summary", "status", "where-status"]
+
+
+def test_a_seed_the_box_cannot_read_is_refused(page, live_server):
+    sent = "return performance.getEntriesByType('resource').map((e) => e.name)"
+    before = page.execute_script(sent)
+    seed = page.find_element(By.ID, "seed")
+    seed.send_keys("1e400")  # past any number: the box holds no value, which once meant a random seed
+    page.find_element(By.ID, "generate").click()
+    status = page.find_element(By.ID, "status")
+    assert status.text == "error: seed must be a whole number"
+    assert page.execute_script(sent) == before  # nothing asked of the server
+    # error text is legible: WCAG AA's 4.5:1 on the card
+    assert contrast(status.value_of_css_property("color"), card(page)) >= 4.5
+
+
+def test_the_page_fits_a_narrow_window_with_long_words_and_errors(page):
+    """A long error or an unbroken URL wraps inside its box: the page never gets wider than the window."""
+    widths = (
+        "return [document.documentElement.clientWidth, document.documentElement.scrollWidth,"
+        " document.getElementById('output').clientWidth, document.getElementById('output').scrollWidth,"
+        " document.getElementById('scored').clientWidth, document.getElementById('scored').scrollWidth]"
+    )
+    url = "see https://example.com/" + "a" * 150 + " for"
+    try:
+        for width in (360, 1280):
+            metrics = {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 500}
+            page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+            page.execute_script("document.getElementById('prompt').value = arguments[0]", url)
+            set_slider(page, "words", 3)
+            page.find_element(By.ID, "generate").click()
+            wait(page, lambda d: d.find_element(By.ID, "generate").is_enabled(), "generation did not finish")
+            page.find_element(By.ID, "tab-score").click()
+            page.execute_script("document.getElementById('score-text').value = arguments[0]", url)
+            page.find_element(By.ID, "score-button").click()
+            wait(page, lambda d: d.find_elements(By.CLASS_NAME, "scored-word"), "the text was never scored")
+            page_width, page_scroll, *boxes = page.execute_script(widths)
+            page.find_element(By.ID, "tab-write").click()
+            output, output_scroll = page.execute_script(widths)[2:4]
+            assert page_scroll <= page_width, (width, page_width, page_scroll)
+            assert output_scroll <= output and boxes[1] <= boxes[0], (width, output, output_scroll, boxes)
+        # a long error among the suggestions (a prompt over the server's cap) wraps too
+        page.execute_script(
+            "const box = document.getElementById('prompt'); box.value = 'x'.repeat(100001);"
+            "box.dispatchEvent(new Event('input'));"
+        )
+        wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions .error"), "no error shown")
+        page_width, page_scroll = page.execute_script(widths)[:2]
+        assert page_scroll <= page_width, (page_width, page_scroll)
+        page.get_log("browser")  # the refused request (400) was the point: read, so no later test sees it
+    finally:
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_dark_mode_keeps_text_legible(live_server):
+    """Dark mode: the least likely word's text on its full shade, and error text, reach 4.5:1."""
+    from browser import new_browser
+
+    dark = new_browser(dark=True)
+    try:
+        dark.get(live_server.url + "/")
+        wait(dark, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the page never loaded")
+        word = dark.execute_script(
+            "const word = document.createElement('span'); word.className = 'scored-word';"
+            "word.textContent = 'unlikely'; word.style.setProperty('--s', '1');"
+            "document.getElementById('scored').replaceChildren(word); return word;"
+        )
+        background = card(dark)
+        assert luminance(background) < 0.05  # dark indeed
+        shade = blend(word.value_of_css_property("background-color"), background)
+        assert contrast(word.value_of_css_property("color"), shade) >= 4.5
+        dark.execute_script("document.getElementById('status').classList.add('error')")
+        error = dark.find_element(By.ID, "status").value_of_css_property("color")
+        assert contrast(error, background) >= 4.5
+    finally:
+        dark.quit()
+
+
+def test_the_words_slider_stays_within_the_servers_cap(browser, model):
+    """nextword serve --max-words 20: the slider ends at 20, so that Generate works out of the box."""
+    from browser import start_server
+
+    from nextword.serve import ServeConfig, create_app
+
+    server = start_server(create_app(ServeConfig(max_words=20), model))
+    try:
+        browser.get(server.url + "/")
+        slider = browser.find_element(By.ID, "words")
+        wait(browser, lambda d: slider.get_attribute("max") == "20", "the slider never took the cap")
+        assert (
+            slider.get_attribute("value") == "20" and browser.find_element(By.ID, "words-value").text == "20"
+        )
+        browser.find_element(By.ID, "generate").click()
+        wait(browser, lambda d: d.find_element(By.ID, "generate").is_enabled(), "generation did not finish")
+        assert "words in" in browser.find_element(By.ID, "status").text
+    finally:
+        server.stop()
+
+
+def test_the_page_works_behind_a_path_prefix(browser, model):
+    """A reverse proxy serving the app at /nextword/: the page's files, the API and the model file
+    (run in this browser) are all fetched under that path."""
+    from browser import start_server
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from nextword.serve import ServeConfig, create_app
+
+    inner = create_app(ServeConfig(), model)
+    proxy = Starlette(
+        routes=[Mount("/nextword", app=inner)], lifespan=lambda _: inner.router.lifespan_context(inner)
+    )
+    server = start_server(proxy)
+    try:
+        browser.get(server.url + "/nextword/")
+        wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the page never loaded")
+        wait(browser, lambda d: chip_words(d), "no suggestions")
+        browser.find_element(By.ID, "generate").click()
+        wait(
+            browser, lambda d: "words in" in d.find_element(By.ID, "status").text, "generation did not finish"
+        )
+        browser.find_element(By.ID, "in-browser").click()
+        backend = "return document.body.dataset.backend"
+        wait(browser, lambda d: d.execute_script(backend) == "browser", "not in the browser", 120)
+        page = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        worker = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.nextwordInBrowser.model.resources().then((r) => done(r.map((e) => e.name)));"
+        )
+        assert all(url.startswith(server.url + "/nextword/") for url in page + worker), page + worker
+        assert server.url + "/nextword/model.onnx" in worker
+    finally:
+        server.stop()
+
+
+def card(driver) -> str:
+    return driver.execute_script("return getComputedStyle(document.querySelector('.editor')).backgroundColor")
+
+
+def rgba(color: str) -> tuple[float, float, float, float]:
+    parts = [float(p) for p in re.findall(r"[\d.]+", color)]
+    return (*parts[:3], parts[3] if len(parts) == 4 else 1.0)  # type: ignore[return-value]
+
+
+def blend(color: str, under: str) -> str:
+    """``color`` (maybe translucent) painted over the opaque ``under``."""
+    r, g, b, a = rgba(color)
+    r0, g0, b0, _ = rgba(under)
+    return f"rgb({r * a + r0 * (1 - a)}, {g * a + g0 * (1 - a)}, {b * a + b0 * (1 - a)})"
+
+
+def luminance(color: str) -> float:
+    """WCAG's relative luminance of an opaque colour."""
+    linear = [
+        c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgba(color)[:3]
+    ]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(one: str, other: str) -> float:
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def test_the_api_reference_link_opens_swagger_ui_from_this_server(page, live_server):

@@ -3,16 +3,21 @@
 // The page (app.js) talks only to an object with these four methods, so another backend (for instance
 // one that runs the model in this browser) can be dropped in with the same shape:
 //
-//   info()                                   -> {id, vocabSize, layers, units, perplexity, defaults}
+//   info()                                   -> {id, vocabSize, layers, units, perplexity, defaults,
+//                                              limits}
 //                                              defaults: the file's decoding defaults the sliders
 //                                              start at ({temperature, maxWords, topK, topP}, each
-//                                              present only where the file sets it)
+//                                              present only where the file sets it); limits: what
+//                                              the backend takes at most ({maxWords, maxPromptChars},
+//                                              absent where nothing caps them)
 //   generate(prompt, options, onText, signal) -> resolves to {finishReason} once done; onText(piece)
 //                                              is called with each new piece of text as it arrives
-//   suggest(prompt, k)                        -> [{word, text, probability}]  (text: what to append)
-//   score(text)                               -> {perplexity, totalLogprob, words: [{word, text, logprob,
+//   suggest(prompt, k, signal)                -> [{word, text, probability}]  (text: what to append)
+//   score(text, signal)                       -> {perplexity, totalLogprob, words: [{word, text, logprob,
 //                                                probability, unknown}]}
 //
+// signal: an AbortSignal; once aborted, the call rejects with an AbortError (the page drops answers it
+// no longer wants: a suggestion for a prompt since edited, a score of a text since changed).
 // options: {maxWords, temperature, topK (0 = off), topP (1 = off), seed (null = random; a BigInt or a
 // number)}.
 
@@ -88,12 +93,14 @@ export function completionRequest(prompt, options) {
   return body;
 }
 
+// `base`: the folder the server's API is under, ending in "/"; "" is the page's own folder, so that the
+// page works behind a reverse proxy that serves the app under a path (https://host/nextword/).
 export function createServerBackend(base = "") {
   return {
     name: "server",
 
     async info() {
-      const response = await fetch(base + "/v1/models");
+      const response = await fetch(base + "v1/models");
       if (!response.ok) throw await apiError(response);
       const model = (await response.json()).data[0];
       const about = model.nextword ?? {};
@@ -103,6 +110,9 @@ export function createServerBackend(base = "") {
       for (const [name, key] of [["temperature", "temperature"], ["max_words", "maxWords"], ["top_k", "topK"], ["top_p", "topP"]]) {
         if (stored[name] !== undefined && stored[name] !== null) defaults[key] = stored[name];
       }
+      const limits = {};
+      if (model.limits?.max_words) limits.maxWords = model.limits.max_words;
+      if (model.limits?.max_prompt_chars) limits.maxPromptChars = model.limits.max_prompt_chars;
       return {
         id: model.id,
         vocabSize: about.vocab_size,
@@ -110,11 +120,12 @@ export function createServerBackend(base = "") {
         units: about.units,
         perplexity: quality.perplexity ?? about.metrics?.val_perplexity ?? null,
         defaults,
+        limits,
       };
     },
 
     async generate(prompt, options, onText, signal) {
-      const response = await postJSON(base, "/v1/completions", completionRequest(prompt, options), signal);
+      const response = await postJSON(base, "v1/completions", completionRequest(prompt, options), signal);
       let finishReason = null;
       for await (const data of events(response)) {
         if (data === "[DONE]") break;
@@ -129,12 +140,12 @@ export function createServerBackend(base = "") {
     },
 
     async suggest(prompt, k, signal) {
-      const response = await postJSON(base, "/v1/suggest", { prompt, k }, signal);
+      const response = await postJSON(base, "v1/suggest", { prompt, k }, signal);
       return (await response.json()).suggestions;
     },
 
-    async score(text) {
-      const body = await (await postJSON(base, "/v1/score", { text })).json();
+    async score(text, signal) {
+      const body = await (await postJSON(base, "v1/score", { text }, signal)).json();
       return { perplexity: body.perplexity, totalLogprob: body.total_logprob, words: body.words };
     },
   };

@@ -82,21 +82,38 @@ export function start(backend, doc = document) {
         input.value = String(value);
         show(input, $(`${sliders[key]}-value`));
       }
+      // a server's cap on words per completion (nextword serve --max-words) bounds the slider, so that
+      // Generate never asks for more than this server gives
+      const cap = info.limits?.maxWords;
+      const words = $("words");
+      if (Number.isSafeInteger(cap) && cap >= 1 && cap < Number(words.max)) {
+        words.max = String(cap);
+        if (Number(words.value) > cap) words.value = String(cap);
+        show(words, $("words-value"));
+      }
     })
     .catch((error) => ($("model-line").textContent = `model unavailable: ${error.message}`));
 
   // ------------------------------------------------------------------ generation
   let running = null; // AbortController of the generation in flight
+  let generatedFrom = ""; // the prompt the output continues: Keep text keeps both, whatever the box says now
   let generated = "";
 
   async function generate() {
     if (running) return;
+    // a seed the number box cannot read ("abc", "1e400") leaves it empty, which would mean a random seed
+    if (ui.seed.validity.badInput) {
+      say("error: seed must be a whole number", true);
+      return;
+    }
     running = new AbortController();
     const prompt = ui.prompt.value;
+    generatedFrom = prompt;
     generated = "";
     ui.output.replaceChildren(span("prompt-echo", prompt));
     const words = span("generated", "");
     ui.output.append(words, span("caret", ""));
+    ui.output.setAttribute("aria-busy", "true"); // a screen reader reads the text once, not word by word
     setBusy(true, "generating…");
     const started = performance.now();
     let pieces = 0;
@@ -114,19 +131,28 @@ export function start(backend, doc = document) {
       );
       const seconds = (performance.now() - started) / 1000;
       const why = { end: "the model ended the text", stop: "stop string", length: "word limit" }[finishReason];
-      setBusy(false, `${pieces} words in ${seconds.toFixed(2)} s${why ? ` · ${why}` : ""}`);
+      setBusy(false, `${plural(pieces, "word")} in ${seconds.toFixed(2)} s${why ? ` · ${why}` : ""}`);
     } catch (error) {
       setBusy(false, error.name === "AbortError" ? "stopped" : `error: ${error.message}`, error.name !== "AbortError");
     } finally {
       ui.output.querySelector(".caret")?.remove();
+      ui.output.removeAttribute("aria-busy");
       ui.keep.disabled = generated === "";
       running = null;
     }
   }
 
   function setBusy(busy, message, failed = false) {
+    // the button that disables or hides itself hands the keyboard focus to the one that takes over
+    // (else it falls to the page's start)
+    const focused = doc.activeElement === (busy ? ui.generate : ui.stop);
     ui.generate.disabled = busy;
     ui.stop.hidden = !busy;
+    if (focused) (busy ? ui.stop : ui.generate).focus();
+    say(message, failed);
+  }
+
+  function say(message, failed = false) {
     ui.status.textContent = message;
     ui.status.classList.toggle("error", failed);
   }
@@ -134,7 +160,7 @@ export function start(backend, doc = document) {
   ui.generate.addEventListener("click", generate);
   ui.stop.addEventListener("click", () => running?.abort());
   ui.keep.addEventListener("click", () => {
-    ui.prompt.value += generated;
+    ui.prompt.value = generatedFrom + generated; // the text the output shows
     generated = "";
     ui.keep.disabled = true;
     ui.prompt.focus();
@@ -190,11 +216,16 @@ export function start(backend, doc = document) {
   const scored = $("scored");
   const summary = $("score-summary");
 
+  let scoring = null; // AbortController of the score in flight: a later Score drops its answer
+
   async function score() {
+    scoring?.abort();
+    const controller = (scoring = new AbortController());
     summary.classList.remove("error");
     summary.textContent = "scoring…";
     try {
-      const result = await backendNow.score(scoreText.value);
+      const result = await backendNow.score(scoreText.value, controller.signal);
+      if (controller.signal.aborted) return; // a long text's answer arriving after a newer text's
       const nodes = [];
       for (const w of result.words) {
         const space = w.text.match(/^\s*/)[0]; // spacing stays unshaded
@@ -207,14 +238,21 @@ export function start(backend, doc = document) {
         nodes.push(doc.createTextNode(space), word);
       }
       scored.replaceChildren(...nodes);
-      summary.textContent = `${result.words.length} words · perplexity ${result.perplexity.toFixed(1)} · total log-probability ${result.totalLogprob.toFixed(1)}`;
+      summary.textContent = `${plural(result.words.length, "word")} · perplexity ${result.perplexity.toFixed(1)} · total log-probability ${result.totalLogprob.toFixed(1)}`;
     } catch (error) {
+      if (controller.signal.aborted) return;
       scored.replaceChildren(); // the words shaded before belong to another text
       summary.textContent = `error: ${error.message}`;
       summary.classList.add("error");
     }
   }
   $("score-button").addEventListener("click", score);
+  scoreText.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      score();
+    }
+  });
 
   return {
     generate,
@@ -233,6 +271,10 @@ export function start(backend, doc = document) {
     element.textContent = text;
     return element;
   }
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 function percent(p) {

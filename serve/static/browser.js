@@ -1,16 +1,18 @@
 // The page's "run in this browser" mode: a backend with the shape of api.js's server backend, answered by
-// nextword-web in a Web Worker. The model file is fetched once from this server (/model.onnx), with
-// onnxruntime-web's WebAssembly (/static/ort/); from then on no word is asked of the server.
+// nextword-web in a Web Worker. The model file is fetched once from this server (model.onnx), with
+// onnxruntime-web's WebAssembly (static/ort/); from then on no word is asked of the server. Every URL is
+// relative to the page (or to this file), so the page works behind a proxy that serves it under a path.
 
-import { WorkerModel } from "/static/web/client.js";
+import { WorkerModel } from "./web/client.js";
 
 const abort = () => new DOMException("stopped", "AbortError");
 
+// `base`: the folder the server's files are under, ending in "/"; "" is the page's own folder.
 export async function createBrowserBackend(base = "") {
-  const model = await WorkerModel.load(`${base}/model.onnx`, {
-    workerUrl: `${base}/static/web/worker.js`,
-    ortUrl: `${base}/static/ort/ort.wasm.min.mjs`,
-    wasmPaths: `${base}/static/ort/`,
+  const model = await WorkerModel.load(`${base}model.onnx`, {
+    workerUrl: `${base}static/web/worker.js`,
+    ortUrl: `${base}static/ort/ort.wasm.min.mjs`,
+    wasmPaths: `${base}static/ort/`,
   });
   const info = model.info;
   return {
@@ -59,8 +61,9 @@ export async function createBrowserBackend(base = "") {
       return suggestions;
     },
 
-    async score(text) {
+    async score(text, signal) {
       const result = await model.score(text);
+      if (signal?.aborted) throw abort();
       const words = result.words.map((w) => ({
         word: w.token,
         text: w.text,
@@ -89,6 +92,7 @@ export function browserMode(page, serverBackend, doc = document) {
       doc.body.dataset.backend = "server";
       return;
     }
+    const focused = doc.activeElement === toggle; // disabled, it loses the focus: it gets it back
     toggle.disabled = true;
     try {
       if (!local) {
@@ -106,6 +110,7 @@ export function browserMode(page, serverBackend, doc = document) {
       say(`Cannot run in this browser: ${error.message}`, true);
     } finally {
       toggle.disabled = false;
+      if (focused) toggle.focus();
     }
   });
 }
