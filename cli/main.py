@@ -222,7 +222,7 @@ def _after_interrupt(args: argparse.Namespace) -> str:
         return ""
     folder = Path(run_dir)
     if (folder / "checkpoint.keras").is_file():
-        command = f"nextword train --resume {shlex.quote(run_dir)}"
+        command = _resume_command(args, run_dir)
         if _distribution(folder) == "multi-worker":
             return safe(
                 f"; the run keeps its last checkpoint: continue it with `{command}` on every worker, each "
@@ -232,6 +232,15 @@ def _after_interrupt(args: argparse.Namespace) -> str:
     if folder.is_dir() and any(folder.iterdir()):
         return safe(f"; {run_dir} holds no checkpoint yet: start the run again with --overwrite")
     return "; nothing was written: start the run again"
+
+
+def _resume_command(args: argparse.Namespace, run_dir: str) -> str:
+    """The command that continues ``run_dir`` after this session: ``--resume`` with the epoch total
+    this session was given (a run folder keeps the total it started with)."""
+    epochs = getattr(args, "epochs", None) if getattr(args, "resume", None) else None
+    return shlex.join(
+        ["nextword", "train", "--resume", run_dir, *(["--epochs", str(epochs)] if epochs else [])]
+    )
 
 
 def _distribution(folder: Path) -> object:
@@ -269,15 +278,16 @@ def _train(args: argparse.Namespace) -> int:
         if not config.corpus.paths:
             raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
         result = train(config, command=args.command_line)
+    where = f"run {result.run_dir}" if result.chief else "worker done; the chief wrote the run (its --out)"
     print(
-        f"run {result.run_dir}: {result.epochs} epochs, best epoch {result.best_epoch} "
+        f"{where}: {result.epochs} epochs, best epoch {result.best_epoch} "
         f"by {SELECTED_BY.get(result.selected_by, result.selected_by)} "
         f"(validation loss {result.best_val_loss:.4f}, "
         f"perplexity {figure(result.best_val_perplexity, '.1f')})"
         + (", stopped early" if result.stopped_early else "")
     )
     if result.out_of_time:
-        command = f"nextword train --resume {shlex.quote(result.run_dir)}"
+        command = _resume_command(args, result.run_dir)
         print(safe(f"the --max-minutes budget ended this session: continue the run with `{command}`"))
     return 0
 

@@ -337,5 +337,7 @@ def _train_summary(config: TrainConfig, stored: dict[str, Any]) -> dict[str, Any
         data["embeddings"] = Path(data["embeddings"]).name
     data["vocab_size"] = stored.get("vocab_size")
     data["data"] = stored.get("data", {})
+    if isinstance(stored.get("training"), dict):  # replicas, global batch, learning rate as the run started
+        data["training"] = stored["training"]
     data["command"] = stored.get("command")
     return data

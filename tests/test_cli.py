@@ -225,6 +225,9 @@ def test_ctrl_c_during_train_says_how_to_go_on_without_a_traceback(
     assert code == 130 and "Traceback" not in err
     hint = f"continue it with `nextword train --resume {run_dir}`"
     assert f"interrupted; the run keeps its last checkpoint: {hint}" in err
+    # A session that raised the epoch total says so again: the folder keeps the total it started with.
+    code, _, err = run_cli(capsys, "train", "--resume", run_dir, "--epochs", 9)
+    assert code == 130 and f"continue it with `nextword train --resume {run_dir} --epochs 9`" in err
     code, _, err = run_cli(capsys, "train", corpus_files["text"], "--out", tmp_path / "fresh")
     assert (
         code == 130 and err.strip() == "nextword train: interrupted; nothing was written: start the run again"
@@ -611,3 +614,5 @@ def test_a_session_the_time_budget_ended_says_how_to_go_on(capsys, corpus_files,
         f"the --max-minutes budget ended this session: continue the run with `nextword train --resume {out}`"
         in printed
     )
+    code, printed, _ = run_cli(capsys, "train", "--resume", out, "--epochs", 5, "--max-minutes", 0.0001)
+    assert code == 0 and f"continue the run with `nextword train --resume {out} --epochs 5`" in printed

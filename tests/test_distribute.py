@@ -315,3 +315,17 @@ def test_replica_dropout_draws_what_keras_dropout_draws_in_one_process():
             np.testing.assert_array_equal(np.asarray(ours(x, training=True)), expected)
         assert not np.array_equal(expected, x)  # something was dropped
         np.testing.assert_array_equal(np.asarray(ours(x, training=False)), x)
+
+
+def test_resuming_a_multi_worker_run_without_tf_config_says_how(run_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from nextword.train import resume
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    stored = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**stored, "distribute": "multi-worker"}))
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(DistributeError, match=r"TF_CONFIG is not set here.*alone with --distribute none"):
+        resume(copy, epochs=1)

@@ -314,6 +314,84 @@ def test_bad_tf_config_and_an_absent_peer_fail_in_one_line_without_waiting(corpu
         assert not run.exists()  # nothing written
 
 
+def test_a_port_that_answers_but_is_no_worker_ends_the_worker_after_the_peer_timeout(corpus, tmp_path):
+    """Another service at a peer's address passes the start-up check (it accepts connections), and
+    TensorFlow then waits for that peer inside its C++ code, ignoring SIGTERM: the watchdog ends it."""
+    run = tmp_path / "run"
+    with socket.create_server(("127.0.0.1", 0)) as foreign:  # accepts, never speaks
+        ports = [_free_ports(1)[0], foreign.getsockname()[1]]
+        tf_config = {
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": 0},
+        }
+        argv = ["train", str(corpus), "--out", str(run), "--min-count", "1", "--distribute", "multi-worker"]
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-c", RUN_CLI, *argv, "--peer-timeout", "5"],
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)},
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("nextword")]
+    assert len(lines) == 1 and lines[0].startswith(
+        "nextword train: error: worker 0 could not form the cluster"
+    )
+    assert "TF_CONFIG" in lines[0] and time.monotonic() - started < 120
+    assert not run.exists()
+
+
+def test_workers_that_disagree_lose_no_run_and_sigterm_stops_a_worker(corpus, tmp_path):
+    """With --overwrite, a worker started with another setting stops the cluster before the chief
+    removes the run it would replace, naming the setting; and SIGTERM stops a worker as it stops a
+    lone run (creating the strategy had taken the signal over: the worker trained on)."""
+    from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
+
+    run = tmp_path / "run"
+    base = [
+        "train",
+        str(corpus),
+        "--out",
+        str(run),
+        *SETTINGS,
+        "--batch-size",
+        "4",
+        "--distribute",
+        "multi-worker",
+    ]
+    corpus_config = CorpusConfig(paths=(str(corpus),))
+    model = ModelConfig(lstm_units=8, embedding_dim=8)
+    train(TrainConfig(out=str(run), corpus=corpus_config, model=model, epochs=1, seq_len=8, verbose=0))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    argv = [*base, "--overwrite"]
+    ports = _free_ports(2)
+    workers = [
+        _start(0, ports, argv, tmp_path, "a"),
+        _start(1, ports, [*argv, "--learning-rate", "0.004"], tmp_path, "a"),
+    ]
+    for code, _, err in (_finish(w) for w in workers):
+        assert code == 2, err[-3000:]
+        assert "nextword train: error: the workers disagree on learning_rate:" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # nothing removed
+
+    fresh = tmp_path / "fresh"  # its first checkpoint says training is under way
+    argv = [*base, "--out", str(fresh), "--epochs", "50", "--checkpoint-steps", "5"]
+    ports = _free_ports(2)
+    workers = [_start(i, ports, argv, tmp_path, "b") for i in range(2)]
+    deadline = time.monotonic() + WAIT
+    while not (fresh / "checkpoint.keras").is_file() and time.monotonic() < deadline:
+        assert all(w.poll() is None for w in workers), "a worker ended before the first checkpoint"
+        time.sleep(0.05)
+    workers[1].send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    code, _, err = _finish(workers[1])
+    assert code == 143 and time.monotonic() - sent < 60, err[-3000:]
+    assert "nextword train: terminated" in err
+    code, _, err = _finish(workers[0])  # the chief then loses contact
+    assert code == 1 and "lost contact with the other workers" in err
+
+
 def test_mirrored_strategy_on_the_cpu_trains_what_the_default_strategy_trains(corpus, reference, tmp_path):
     from nextword.runtime import TokenizerConfig
     from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train

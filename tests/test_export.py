@@ -57,6 +57,9 @@ def test_metadata_makes_the_file_self_contained(model_path, run_dir):
     )
     config = json.loads(meta[KEY_CONFIG])
     assert config["model"]["num_layers"] == 2 and config["train"]["corpus"]["paths"] == ["corpus.csv"]
+    # How the run was spread over replicas (a multi-worker run's global batch was lost before).
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert config["train"]["training"] == stored["training"] and stored["training"]["replicas"] == 1
     assert json.loads(meta[KEY_METRICS]) == json.loads((run_dir / "metrics.json").read_text())
     versions = json.loads(meta[KEY_VERSIONS])
     assert {"nextword", "tensorflow", "keras", "tf2onnx", "onnx", "opset"} <= set(versions)

@@ -15,11 +15,17 @@
   they remove when they end, and receive the chief's state (weights, optimizer, metrics history) by
   broadcast, so they need the corpus files but no shared disk.
 
-TensorFlow waits for absent peers without limit and without answering SIGTERM, so before the strategy
-is created :func:`wait_for_peers` checks that every worker's port answers within
-``TrainConfig.peer_timeout`` seconds and raises :class:`PeerUnreachableError` otherwise. A worker that
-dies later is noticed by TensorFlow's coordination service within seconds (missing heartbeats); the
-others then fail with :class:`WorkerLostError` instead of waiting.
+TensorFlow waits for absent peers without limit, so before the strategy is created
+:func:`wait_for_peers` checks that every worker's port answers within ``TrainConfig.peer_timeout``
+seconds and raises :class:`PeerUnreachableError` otherwise. A port that answers is not always a worker
+that joins: another service may listen there, or the workers' ``TF_CONFIG`` lists may disagree, and
+TensorFlow then waits inside its C++ code, holding the interpreter's lock. So a watchdog process runs
+from the strategy's creation until :func:`confirm_workers` has heard from every worker (the first
+collective: the workers' settings compared field by field); past ``peer_timeout`` seconds it says what
+to check and kills the worker. Creating the strategy also takes over SIGTERM at the C level;
+:func:`start_workers` gives it back to Python, so ``timeout`` and schedulers stop a worker as they stop
+a lone run. A worker that dies later is noticed by TensorFlow's coordination service within seconds
+(missing heartbeats); the others then fail with :class:`WorkerLostError` instead of waiting.
 """
 
 from __future__ import annotations
@@ -31,8 +37,12 @@ import logging
 import os
 import selectors
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +60,7 @@ __all__ = [
     "broadcast_json",
     "broadcast_variables",
     "check_same",
+    "confirm_workers",
     "parse_tf_config",
     "start_workers",
     "wait_for_peers",
@@ -197,6 +208,7 @@ class Workers:
     index: int = 0  # this worker; 0 is the chief
     count: int = 1  # worker processes
     reducers: dict[bool, Any] = field(default_factory=dict, compare=False, repr=False)  # see _all_reduce
+    watchdog: _Watchdog | None = field(default=None, compare=False, repr=False)  # see confirm_workers
 
     @property
     def is_chief(self) -> bool:
@@ -234,7 +246,9 @@ def start_workers(mode: str, peer_timeout: float) -> Workers:
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO
     )
+    watchdog = _Watchdog(cluster, peer_timeout) if len(cluster.addresses) > 1 else None
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    _give_sigterm_back()
     logger.info(
         "worker %d of %d (%s), %d replicas in sync",
         cluster.index,
@@ -242,7 +256,65 @@ def start_workers(mode: str, peer_timeout: float) -> Workers:
         "chief" if cluster.is_chief else "not chief",
         strategy.num_replicas_in_sync,
     )
-    return Workers(strategy, mode, index=cluster.index, count=len(cluster.addresses))
+    return Workers(strategy, mode, index=cluster.index, count=len(cluster.addresses), watchdog=watchdog)
+
+
+def confirm_workers(workers: Workers, settings: dict[str, int]) -> None:
+    """The workers' first exchange: raise :class:`DistributeError` on every worker unless all hold the
+    chief's ``settings`` (a fingerprint per setting, so the message names the ones that differ), then
+    stop the watchdog of :func:`start_workers`: the cluster has formed. Call it on every worker right
+    after :func:`start_workers`, before anything is read or written."""
+    try:
+        with lost_workers(workers):
+            check_same(workers, settings)
+    finally:
+        if workers.watchdog is not None:
+            workers.watchdog.cancel()
+    _give_sigterm_back()  # TensorFlow's collectives took it over once more
+
+
+_WATCHDOG = """
+import os, signal, sys, time
+parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+time.sleep(timeout)
+if os.getppid() == parent:  # still waiting: the parent would have killed this process otherwise
+    sys.stderr.write(message)
+    sys.stderr.flush()
+    os.kill(parent, signal.SIGKILL)
+"""
+
+
+class _Watchdog:
+    """A child process that kills this one (SIGKILL, after one line on stderr) unless cancelled within
+    ``timeout`` seconds. A process, not a thread: while TensorFlow waits for a cluster that cannot form
+    it holds the interpreter's lock, so no Python thread runs, and it ignores SIGTERM."""
+
+    def __init__(self, cluster: Cluster, timeout: float) -> None:
+        others = ", ".join(a for i, a in enumerate(cluster.addresses) if i != cluster.index)
+        message = (
+            f"nextword train: error: worker {cluster.index} could not form the cluster within {timeout:g} s "
+            f"although every address answered ({others}): another service may be listening at one of them, "
+            "or the workers' TF_CONFIG differ (every worker needs the same cluster list, in the same order, "
+            "and its own index); check TF_CONFIG on every worker (--peer-timeout: the wait)\n"
+        )
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), message],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def cancel(self) -> None:
+        self._child.kill()
+        self._child.wait()
+
+
+def _give_sigterm_back() -> None:
+    """Put Python's SIGTERM handler back at the C level: creating ``MultiWorkerMirroredStrategy``
+    installs TensorFlow's own there (``signal.getsignal`` still names Python's, which then never runs),
+    so SIGTERM was ignored and ``timeout`` or a scheduler could not stop a worker."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 @contextlib.contextmanager

@@ -36,6 +36,7 @@ __all__ = [
     "compile_model",
     "fit_session",
     "global_batch",
+    "settings_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -270,18 +271,26 @@ def _set_start(model: keras.Model, start: Start) -> None:
         target.assign(source.numpy())
 
 
+def settings_fingerprint(config: TrainConfig) -> dict[str, int]:
+    """A fingerprint of each training setting every worker must share (the session's own fields and
+    the corpus paths, which may differ between machines, aside), by name: ``learning_rate``,
+    ``corpus.val_fraction``, ``model``..."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in SESSION_FIELDS}
+    corpus = settings.pop("corpus")
+    settings |= {f"corpus.{k}": v for k, v in corpus.items() if k != "paths"}
+    return {name: _digest(repr(value).encode()) for name, value in settings.items()}
+
+
 def _fingerprint(run: RunDir, config: TrainConfig, vocab_size: int) -> dict[str, int]:
     """What every worker must share: the training settings, the vocabulary and the encoded splits."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in SESSION_FIELDS}
-    settings["corpus"] = {k: v for k, v in settings["corpus"].items() if k != "paths"}  # paths may differ
-
-    def digest(data: bytes) -> int:
-        return int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
-
     return {
-        "training settings": digest(repr(sorted(settings.items())).encode()),
-        "vocabulary": digest(run.tokenizer.read_bytes()) + vocab_size,
+        **settings_fingerprint(config),
+        "vocabulary": _digest(run.tokenizer.read_bytes()) + vocab_size,
         "training split": run.train_ids.stat().st_size,
         "validation split": run.val_ids.stat().st_size,
         "development part": run.dev_ids.stat().st_size if run.dev_ids.is_file() else 0,
     }
+
+
+def _digest(data: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "little")

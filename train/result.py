@@ -19,3 +19,4 @@ class TrainResult:
     stopped_early: bool
     out_of_time: bool = False  # the max_minutes budget ended this session
     selected_by: str = "val_loss"  # the loss that chose the best epoch: dev_loss or val_loss
+    chief: bool = True  # False on the other workers of a multi-worker run: the chief wrote the run folder

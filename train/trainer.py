@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from nextword.runtime.provenance import SplitRecord
 from .config import TrainConfig
 from .data import token_counts
 from .dev import dev_part, hold_out_dev
-from .distribute import Workers, start_workers, worker_scratch
+from .distribute import DistributeError, Workers, confirm_workers, start_workers, worker_scratch
 from .embeddings import load_glove
 from .files import (
     ID_FILE_COUNTS,
@@ -27,7 +28,7 @@ from .files import (
     atomic_write_json,
     atomic_write_text,
 )
-from .fit import SESSION_FIELDS, Start, fit_session
+from .fit import SESSION_FIELDS, Start, fit_session, settings_fingerprint
 from .recorder import RunRecorder, metrics_document
 from .result import TrainResult
 from .resumable import (
@@ -71,6 +72,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     corpus = replace(config.corpus, paths=tuple(str(Path(p).resolve()) for p in config.corpus.paths))
     config = replace(config, corpus=corpus)
     workers = start_workers(config.distribute, config.peer_timeout)  # before any other TensorFlow work
+    confirm_workers(workers, settings_fingerprint(config))  # before anything is read, or removed
     if not workers.is_chief:
         with worker_scratch(workers, config.out) as scratch:
             return _prepare(RunDir(scratch), config, workers, command, replacing=False)
@@ -80,6 +82,13 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     with run.in_use():  # nothing in the folder is read or removed while another process trains there
         if workers.count > 1 and _same_run(run, config):  # a restarted worker: the same command goes on
             stored_config, stored = run.read_config()
+            if config.overwrite:
+                logger.warning(
+                    "%s holds a run of these settings: continuing it, as a cluster restarted with the "
+                    "same command does; --overwrite does not start it over. To start over (a changed "
+                    "corpus file, say), remove the folder or choose another --out",
+                    run.root,
+                )
             config = replace(stored_config, **{f: getattr(config, f) for f in SESSION_FIELDS})
             if run.checkpoint.is_file():
                 logger.info("%s holds this run: continuing it", run.root)
@@ -185,7 +194,13 @@ def resume(
         "checkpoint_steps": checkpoint_steps,
     }
     config = replace(config, max_minutes=max_minutes, **{k: v for k, v in changes.items() if v is not None})
+    if distribute is None and config.distribute == "multi-worker" and not os.environ.get("TF_CONFIG"):
+        raise DistributeError(
+            f"{run.root} trained with --distribute multi-worker, and TF_CONFIG is not set here: continue "
+            "it on every worker, each with its TF_CONFIG, or here alone with --distribute none"
+        )
     workers = start_workers(config.distribute, config.peer_timeout)
+    confirm_workers(workers, settings_fingerprint(config))
     if not workers.is_chief:  # the run's own split, made again from the corpus files
         record = recorded_split(stored.get("data", {}), config.corpus)
         with worker_scratch(workers, config.out) as scratch:
@@ -258,6 +273,7 @@ def _fit(
         best_val_perplexity=best["val_perplexity"],
         stopped_early=session.stopped_early,
         out_of_time=session.out_of_time,
+        chief=workers.is_chief,
         selected_by=document["selected_by"],
     )
 
