@@ -51,12 +51,13 @@ async def swagger_bundle(request: Request) -> Response:
 async def api_reference(request: Request) -> HTMLResponse:
     """The API reference: Swagger UI on this server's OpenAPI schema, with Swagger UI's files from this
     server (FastAPI's own page loads them from a CDN)."""
+    prefix = request.scope.get("root_path", "").rstrip("/")  # the app mounted at /nextword, say
     return get_swagger_ui_html(
-        openapi_url=request.app.openapi_url or "/openapi.json",
+        openapi_url=prefix + (request.app.openapi_url or "/openapi.json"),
         title=f"{request.app.title}: API reference",
-        swagger_js_url=f"/static/docs/{SWAGGER_BUNDLE}",
-        swagger_css_url="/static/docs/swagger-ui.css",
-        swagger_favicon_url="/static/docs/favicon-32x32.png",
+        swagger_js_url=f"{prefix}/static/docs/{SWAGGER_BUNDLE}",
+        swagger_css_url=f"{prefix}/static/docs/swagger-ui.css",
+        swagger_favicon_url=f"{prefix}/static/docs/favicon-32x32.png",
     )
 
 

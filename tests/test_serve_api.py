@@ -399,6 +399,25 @@ def test_wrong_methods_and_paths_answer_in_json_with_the_way_out(client, model):
     assert nothing.startswith("no /v1/embeddings on this server; it answers POST /v1/completions")
 
 
+def test_the_api_reference_works_behind_a_path_prefix(model):
+    """A reverse proxy serving the app at /nextword/: /docs loads Swagger UI's files and the schema
+    from under that path (they were root-absolute: a blank page)."""
+    import re
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    inner = create_app(ServeConfig(), model)
+    proxy = Starlette(routes=[Mount("/nextword", app=inner)])
+    with TestClient(proxy) as c:
+        page = c.get("/nextword/docs").text
+        urls = re.findall(r"""(?:href|src)=["']([^"']+)|url: ?["']([^"']+)""", page)
+        urls = [a or b for a, b in urls if (a or b).startswith("/")]
+        assert len(urls) == 4 and all(url.startswith("/nextword/") for url in urls), urls
+        for url in urls:
+            assert c.get(url).status_code == 200, url
+
+
 def test_unexpected_failures_answer_500_in_json(model, monkeypatch):
     with TestClient(create_app(ServeConfig(), model), raise_server_exceptions=False) as c:
         monkeypatch.setattr(model, "score", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
