@@ -62,6 +62,21 @@ def reference(corpus, tmp_path_factory):
     return json.loads((out / "metrics.json").read_text())["epochs"]
 
 
+def _cluster_argv(corpus, run):
+    """`nextword train` for each of two workers of 4 windows: the reference's global batch of 8."""
+    return [
+        "train",
+        str(corpus),
+        "--out",
+        str(run),
+        *SETTINGS,
+        "--batch-size",
+        "4",
+        "--distribute",
+        "multi-worker",
+    ]
+
+
 def _free_ports(n):
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
@@ -130,17 +145,7 @@ def _assert_matches(epochs, reference):
 
 def test_two_workers_train_what_one_process_trains(corpus, reference, tmp_path):
     run = tmp_path / "run"
-    argv = [
-        "train",
-        str(corpus),
-        "--out",
-        str(run),
-        *SETTINGS,
-        "--batch-size",
-        "4",
-        "--distribute",
-        "multi-worker",
-    ]
+    argv = _cluster_argv(corpus, run)
     ports = _free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "a") for i in range(2)]
     results = [_finish(w) for w in workers]
@@ -196,10 +201,7 @@ def test_a_worker_killed_mid_epoch_is_restarted_and_training_resumes(corpus, ref
     restarted session reads every window of the steps after the checkpoint once, the first session
     had read all the windows before it, and the result equals an uninterrupted run's."""
     run = tmp_path / "run"
-    argv = [
-        "train", str(corpus), "--out", str(run), *SETTINGS, "--batch-size", "4",
-        "--distribute", "multi-worker", "--checkpoint-steps", "10",
-    ]  # fmt: skip
+    argv = [*_cluster_argv(corpus, run), "--checkpoint-steps", "10"]
     ports = _free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "a") for i in range(2)]
     deadline = time.monotonic() + WAIT
@@ -349,17 +351,7 @@ def test_workers_that_disagree_lose_no_run_and_sigterm_stops_a_worker(corpus, tm
     from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
 
     run = tmp_path / "run"
-    base = [
-        "train",
-        str(corpus),
-        "--out",
-        str(run),
-        *SETTINGS,
-        "--batch-size",
-        "4",
-        "--distribute",
-        "multi-worker",
-    ]
+    base = _cluster_argv(corpus, run)
     corpus_config = CorpusConfig(paths=(str(corpus),))
     model = ModelConfig(lstm_units=8, embedding_dim=8)
     train(TrainConfig(out=str(run), corpus=corpus_config, model=model, epochs=1, seq_len=8, verbose=0))
@@ -376,7 +368,7 @@ def test_workers_that_disagree_lose_no_run_and_sigterm_stops_a_worker(corpus, tm
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # nothing removed
 
     fresh = tmp_path / "fresh"  # its first checkpoint says training is under way
-    argv = [*base, "--out", str(fresh), "--epochs", "50", "--checkpoint-steps", "5"]
+    argv = [*_cluster_argv(corpus, fresh), "--epochs", "50", "--checkpoint-steps", "5"]
     ports = _free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "b") for i in range(2)]
     deadline = time.monotonic() + WAIT
