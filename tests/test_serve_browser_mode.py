@@ -97,6 +97,17 @@ def test_suggestions_and_scores_come_from_the_browser(browser_mode, model):
     browser_mode.find_element(By.ID, "tab-write").click()
 
 
+def test_the_browsers_score_shows_the_text_as_typed(browser_mode, model):
+    from test_serve_page import check_the_typed_text_is_shown
+
+    before = requests_to(browser_mode, "/v1/score")
+    try:
+        check_the_typed_text_is_shown(browser_mode, model)
+    finally:
+        browser_mode.find_element(By.ID, "tab-write").click()
+    assert requests_to(browser_mode, "/v1/score") == before  # nextword-web scored it
+
+
 def test_stop_and_back_to_the_server(browser_mode, model):
     browser_mode.execute_script(  # Stop as soon as the generation has started
         "document.getElementById('words').value = 200; document.getElementById('generate').click();"

@@ -1,6 +1,8 @@
 // The page's behaviour: sliders, streamed generation, next-word suggestions, the score view.
 // It reaches the model only through `backend` (see api.js for the methods a backend provides).
 
+import { alignWords } from "./align.js";
+
 const SUGGESTIONS = 8;
 const SUGGEST_DELAY_MS = 120;
 const FLOOR_LOGPROB = -12; // the shading's darkest end: probabilities below e^-12 look the same
@@ -224,19 +226,18 @@ export function start(backend, doc = document) {
     summary.classList.remove("error");
     summary.textContent = "scoring…";
     try {
-      const result = await backendNow.score(scoreText.value, controller.signal);
+      const text = scoreText.value;
+      const result = await backendNow.score(text, controller.signal);
       if (controller.signal.aborted) return; // a long text's answer arriving after a newer text's
+      // the text as typed, each scored word's shade on the characters it was read from
       const nodes = [];
-      for (const w of result.words) {
-        const space = w.text.match(/^\s*/)[0]; // spacing stays unshaded
-        const word = span("scored-word", w.text.slice(space.length));
-        const strength = Math.min(1, Math.max(0, w.logprob / FLOOR_LOGPROB)); // 0 likely .. 1 unlikely
-        word.style.setProperty("--s", strength.toFixed(3));
-        word.dataset.probability = w.probability;
-        word.title = `${w.word}: p = ${formatProbability(w.probability)}${w.unknown ? " (unknown word)" : ""}`;
-        if (w.unknown) word.classList.add("unknown");
-        nodes.push(doc.createTextNode(space), word);
+      let shown = 0;
+      for (const { start, end, words } of alignWords(text, result.words)) {
+        if (start > shown) nodes.push(doc.createTextNode(text.slice(shown, start)));
+        nodes.push(scoredSpan(text.slice(start, end), words));
+        shown = end;
       }
+      if (shown < text.length) nodes.push(doc.createTextNode(text.slice(shown)));
       scored.replaceChildren(...nodes);
       summary.textContent = `${plural(result.words.length, "word")} · perplexity ${result.perplexity.toFixed(1)} · total log-probability ${result.totalLogprob.toFixed(1)}`;
     } catch (error) {
@@ -245,6 +246,20 @@ export function start(backend, doc = document) {
       summary.textContent = `error: ${error.message}`;
       summary.classList.add("error");
     }
+  }
+  // Typed characters shaded as their least likely word: one word as a rule, several where they were read
+  // from the same characters ("½": "1", "⁄", "2"); the title names each word with its probability.
+  function scoredSpan(text, words) {
+    const least = words.reduce((a, b) => (b.logprob < a.logprob ? b : a));
+    const element = span("scored-word", text);
+    const strength = Math.min(1, Math.max(0, least.logprob / FLOOR_LOGPROB)); // 0 likely .. 1 unlikely
+    element.style.setProperty("--s", strength.toFixed(3));
+    element.dataset.probability = least.probability;
+    element.title = words
+      .map((w) => `${w.word}: p = ${formatProbability(w.probability)}${w.unknown ? " (unknown word)" : ""}`)
+      .join("\n");
+    if (words.some((w) => w.unknown)) element.classList.add("unknown");
+    return element;
   }
   $("score-button").addEventListener("click", score);
   scoreText.addEventListener("keydown", (event) => {
