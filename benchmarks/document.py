@@ -47,17 +47,19 @@ TRAINING_NOTE = (
 )
 
 
-def write_doc(doc: Path, results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> Path:
+def write_doc(
+    doc: Path, results: dict[str, dict[str, Any]], meta: dict[str, Any], img_dir: Path = IMG_DIR
+) -> Path:
     """Write the document from ``results`` (benchmark -> its figures) and the run's ``meta`` (command,
-    date, timings, model)."""
-    img_rel = os.path.relpath(IMG_DIR, doc.parent)
+    date, timings, model), its plots into ``img_dir``."""
+    img_rel = os.path.relpath(img_dir, doc.parent)
     lines = [*_header(meta, machine_info()), *_targets(results), *_findings_list(results)]
     for name, (title, module) in SECTIONS.items():
         lines += [f"## {title}", ""]
         if name not in results:
             lines += ["Not run (or it failed): see the command's output.", ""]
             continue
-        module.plots(results[name], IMG_DIR)
+        module.plots(results[name], img_dir)
         lines += [module.render(results[name], img_rel), ""]
         if name == "training":
             lines += [TRAINING_NOTE, ""]

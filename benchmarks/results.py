@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 from benchmarks.paths import RESULTS_DIR
 
-__all__ = ["finish", "load_result", "result_path", "save_result"]
+__all__ = ["finish", "load_result", "recorded_date", "result_path", "save_result"]
 
 
 def benchmark_parser(name: str, description: str | None) -> argparse.ArgumentParser:
@@ -30,11 +31,15 @@ def result_path(name: str, path: str | Path | None = None) -> Path:
 
 
 def save_result(name: str, data: dict[str, Any], path: str | Path | None = None) -> Path:
-    """Write ``data`` as the figures of benchmark ``name``; returns the file written."""
+    """Write ``data`` as the figures of benchmark ``name``, stamped with when and how they were made
+    (``data["recorded"]``: the UTC date and this process's arguments, so that a document that keeps an
+    earlier run's figures can date them); returns the file written."""
     out = result_path(name, path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamped = {**data, "recorded": {"date": now, "argv": sys.argv[1:]}}
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(stamped, indent=2) + "\n", encoding="utf-8")
     tmp.replace(out)  # a reader never sees half a file
     return out
 
@@ -42,6 +47,12 @@ def save_result(name: str, data: dict[str, Any], path: str | Path | None = None)
 def load_result(name: str, path: str | Path | None = None) -> dict[str, Any]:
     """The figures benchmark ``name`` last wrote."""
     return json.loads(result_path(name, path).read_text(encoding="utf-8"))
+
+
+def recorded_date(result: dict[str, Any]) -> str | None:
+    """When ``result`` was written (its ``save_result`` stamp); None for a file written before the stamp."""
+    recorded = result.get("recorded")
+    return recorded.get("date") if isinstance(recorded, dict) else None
 
 
 def finish(

@@ -69,10 +69,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=20_000,
         help="validation windows scored, a fixed random subset when there are more (default: %(default)s)",
     )
-    parser.add_argument("--recipes", default="ours,notebook", help="recipes to run (default: %(default)s)")
+    parser.add_argument(
+        "--recipes",
+        default="ours,notebook",
+        help=f"comma-separated recipes to run, of {','.join(RECIPES)} (default: %(default)s)",
+    )
     parser.add_argument("--child", choices=sorted(RECIPES), help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    names = [r for r in args.recipes.split(",") if r]
+    unknown = [r for r in names if r not in RECIPES]
+    if unknown or not names:  # before any training: a typo must not cost the first recipe's minutes
+        parser.error(
+            f"argument --recipes: unknown recipe(s) {unknown or [args.recipes]}; choose from {list(RECIPES)}"
+        )
+    if args.budget <= 0:
+        parser.error(f"argument --budget: must be a positive number of seconds, got {args.budget:g}")
+    return args
 
 
 # ----------------------------------------------------------------------------- the child: one recipe
@@ -409,7 +422,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         **measure(args),
     }
-    return finish(NAME, result, None, render, args.result_json)
+    status = finish(NAME, result, None, render, args.result_json)
+    failed = [name for name, run in result["runs"].items() if run.get("failed")]
+    if failed:
+        print(f"training: failed: {', '.join(failed)} (see above)", file=sys.stderr)
+        return 1
+    return status
 
 
 if __name__ == "__main__":

@@ -558,3 +558,128 @@ def test_the_corpus_digest_tells_texts_apart(tmp_path):
     b.write_text("a neural networks\n")
     assert bench_model.file_sha256(a) != bench_model.file_sha256(b)
     assert bench_model.file_sha256(a) == hashlib.sha256(a.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- rerunning, as a user would
+
+
+def test_every_result_file_says_when_and_how_it_was_made(monkeypatch, tmp_path):
+    from benchmarks import results
+
+    monkeypatch.setattr(sys, "argv", ["benchmarks/speed.py", "--rounds", "2"])
+    path = results.save_result("speed", {"rounds": 2}, tmp_path / "speed.json")
+    saved = json.loads(path.read_text())
+    assert saved["rounds"] == 2 and saved["recorded"]["argv"] == ["--rounds", "2"]
+    assert (
+        saved["recorded"]["date"].endswith(" UTC")
+        and results.recorded_date(saved) == saved["recorded"]["date"]
+    )
+    assert results.recorded_date({"rounds": 2}) is None  # a file from before the stamps
+
+
+def test_a_kept_section_is_dated_by_its_own_result_not_the_previous_run_all(monkeypatch, tmp_path):
+    from benchmarks import results, run_all
+
+    monkeypatch.setattr(run_all, "RESULTS_DIR", tmp_path)
+    results.save_result("run_all", {"date": "D0", "ran": ["speed", "threads"]}, tmp_path / "run_all.json")
+    sections = {"speed": {"recorded": {"date": "2020-01-02 03:04 UTC"}}, "threads": {}, "generation": {}}
+    dates = run_all.section_dates(sections, ["generation"], "D1")
+    assert dates == {"speed": "2020-01-02 03:04 UTC", "threads": "D0", "generation": "D1"}
+
+
+def _fake_run_all(monkeypatch, tmp_path):
+    """run_all with its model, its children and its document replaced: what each would have touched."""
+    from benchmarks import results, run_all
+
+    real = tmp_path / "real-results"
+    monkeypatch.setattr(run_all, "RESULTS_DIR", real)
+    monkeypatch.setattr(results, "RESULTS_DIR", real)
+    model = {"run_dir": "r", "model_path": "m.onnx", "seconds": 1.0}
+    monkeypatch.setattr(run_all, "prepare_model", lambda args: dict(model))
+    monkeypatch.setattr(run_all, "model_summary", lambda path: {})
+    ran: list = []
+
+    def run_benchmark(name, args, results_dir):
+        ran.append(run_all.benchmark_args(name, args, results_dir))
+        results.save_result(name, {"name": name}, results_dir / f"{name}.json")
+        return True, 1.0
+
+    written: dict = {}
+
+    def write_doc(doc, sections, meta, img_dir=run_all.IMG_DIR):
+        written.update(doc=doc, img=img_dir, sections=sections, meta=meta)
+        return doc
+
+    monkeypatch.setattr(run_all, "run_benchmark", run_benchmark)
+    monkeypatch.setattr(run_all, "write_doc", write_doc)
+    return real, ran, written
+
+
+def test_a_quick_run_writes_nothing_into_the_documents_or_the_results_they_are_made_from(
+    monkeypatch, tmp_path
+):
+    from benchmarks import run_all
+    from benchmarks.paths import DOCS_DIR
+
+    real, ran, written = _fake_run_all(monkeypatch, tmp_path)
+    quick = tmp_path / "quick"
+    monkeypatch.setattr(run_all.tempfile, "mkdtemp", lambda prefix: str(quick))
+    assert run_all.main(["--quick", "--only", "speed", "--corpus", __file__]) == 0
+    assert written["doc"] == quick / "benchmarks.md" and written["img"] == quick / "img"
+    assert not str(written["doc"]).startswith(str(DOCS_DIR)) and not real.exists()
+    assert ["--result-json", str(quick / "results" / "speed.json")] == ran[0][-8:-6]
+    assert (quick / "results" / "run_all.json").is_file()
+    # --doc names the document; a full run keeps the real places
+    assert (
+        run_all.main(["--quick", "--only", "speed", "--corpus", __file__, "--doc", str(tmp_path / "x.md")])
+        == 0
+    )
+    assert written["doc"] == tmp_path / "x.md" and not real.exists()
+    assert run_all.outputs(run_all.parse_args([])).doc == DOCS_DIR / "benchmarks.md"
+
+
+def test_run_all_says_it_needs_matplotlib_before_running_anything(monkeypatch, tmp_path, capsys):
+    from benchmarks import run_all
+
+    _fake_run_all(monkeypatch, tmp_path)
+    monkeypatch.setattr(run_all.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(run_all, "prepare_model", lambda args: pytest.fail("ran before checking matplotlib"))
+    assert run_all.main(["--corpus", __file__]) == 2
+    assert "pip install -e '.[train,bench]'" in capsys.readouterr().err
+
+
+def test_render_only_needs_an_earlier_run_and_dates_each_section_by_its_result(monkeypatch, tmp_path, capsys):
+    from benchmarks import results, run_all
+
+    _, _, written = _fake_run_all(monkeypatch, tmp_path)
+    assert run_all.main(["--render-only"]) == 2
+    assert "no earlier run to render" in capsys.readouterr().err
+    results.save_result(
+        "run_all", {"date": "D0", "benchmarks": ["speed", "threads"], "dates": {"threads": "D0"}}
+    )
+    results.save_result("speed", {"name": "speed"})  # rerun alone since: its own date
+    assert run_all.main(["--render-only", "--doc", str(tmp_path / "doc.md")]) == 0
+    meta = written["meta"]
+    assert meta["benchmarks"] == ["speed"] and meta["dates"]["speed"].endswith(" UTC")
+
+
+def test_training_refuses_an_unknown_recipe_before_training_any(capsys):
+    from benchmarks import training
+
+    for bad in ("foo", "ours,notebok", ","):
+        with pytest.raises(SystemExit) as stop:
+            training.parse_args(["--recipes", bad])
+        assert stop.value.code == 2
+        assert "--recipes" in capsys.readouterr().err
+    assert training.parse_args(["--recipes", "notebook"]).recipes == "notebook"
+
+
+def test_training_exits_1_when_a_recipe_failed(monkeypatch, tmp_path, capsys):
+    from benchmarks import training
+
+    failed = {"runs": {"ours": {"recipe": "ours", "failed": True, "returncode": 1, "error": "boom"}}}
+    monkeypatch.setattr(training, "measure", lambda args: failed)
+    monkeypatch.setattr(training, "machine_info", lambda: {})
+    argv = ["--recipes", "ours", "--corpus", __file__, "--result-json", str(tmp_path / "t.json")]
+    assert training.main(argv) == 1
+    assert "failed: ours" in capsys.readouterr().err
