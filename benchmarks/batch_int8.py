@@ -21,7 +21,7 @@ import argparse
 
 import numpy as np
 
-from benchmarks.results import benchmark_parser
+from benchmarks.results import at_least, benchmark_parser
 from nextword.runtime import GenerationConfig, default_model
 
 PROMPTS = [
@@ -37,12 +37,14 @@ PROMPTS = [
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = benchmark_parser("batch_int8", __doc__.split("\n\n")[0])
+    parser = benchmark_parser("batch_int8", __doc__)
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
-    parser.add_argument("--rows", type=int, default=32)
-    parser.add_argument("--texts", type=int, default=64)
-    parser.add_argument("--words", type=int, default=50)
-    return parser.parse_args(argv)
+    parser.add_argument("--rows", type=int, default=32, help="contexts of the one-step logits comparison")
+    parser.add_argument("--texts", type=int, default=64, help="seeded generations compared alone and batched")
+    parser.add_argument("--words", type=int, default=50, help="words per generated text")
+    args = parser.parse_args(argv)
+    at_least(parser, 1, {"--rows": args.rows, "--texts": args.texts, "--words": args.words})
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

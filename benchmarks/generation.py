@@ -40,7 +40,7 @@ from benchmarks.childproc import add_child_json_argument, figures_without_tensor
 from benchmarks.environment import machine_info
 from benchmarks.generation_report import ratios, render, targets
 from benchmarks.keras_loop import WINDOW, sample_rows, windowed_loop
-from benchmarks.results import benchmark_parser, finish
+from benchmarks.results import at_least, benchmark_parser, finish, positive_ints
 
 NAME = "generation"
 
@@ -76,7 +76,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--batches", default="1,8,64", help="batch sizes of the throughput test (default: %(default)s)"
     )
     add_child_json_argument(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    positive_ints(parser, "--lengths", args.lengths)
+    positive_ints(parser, "--batches", args.batches)
+    at_least(
+        parser,
+        1,
+        {
+            "--words": args.words,
+            "--repeats": args.repeats,
+            "--keras-repeats": args.keras_repeats,
+            "--sweep-repeats": args.sweep_repeats,
+        },
+    )
+    return args
 
 
 # ----------------------------------------------------------------------------- generation loops

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.results import benchmark_parser
+from benchmarks.results import at_least, benchmark_parser
 from nextword.runtime import LoadLimits, ModelFileError
 from nextword.runtime.default import BUNDLED_MODEL
 from nextword.runtime.model_check import inspect_model_file
@@ -157,9 +157,13 @@ def largest_accepted(base: Path) -> tuple[bytes, int, int]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = benchmark_parser("hostile_limits", __doc__)
     parser.add_argument("--model", default=str(BUNDLED_MODEL), help="the model to start from")
-    parser.add_argument("--words", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
-    return parser.parse_args(argv)
+    parser.add_argument("--words", type=int, default=20, help="words of each timed greedy generation")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed generations per file (the median shown)"
+    )
+    args = parser.parse_args(argv)
+    at_least(parser, 1, {"--words": args.words, "--repeats": args.repeats})
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -244,7 +244,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = benchmark_parser("int8_storage", __doc__.split("\n\n")[0])
+    parser = benchmark_parser("int8_storage", __doc__)
     parser.add_argument("--model", help="an int8 model file (default: the bundled model)")
     parser.add_argument(
         "--rounds", type=int, default=7, help="interleaved timed rounds (default: %(default)s)"

@@ -31,7 +31,7 @@ from benchmarks.environment import machine_info
 from benchmarks.keras_loop import windowed_loop
 from benchmarks.paths import shown
 from benchmarks.report import fmt_num, fmt_stat, markdown_table, met
-from benchmarks.results import benchmark_parser, finish
+from benchmarks.results import at_least, benchmark_parser, finish
 from benchmarks.shipped import BUNDLED_RUN, SHORT_PROMPT, bundled_path
 
 NAME = "keras_ratio"
@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     timing.add_round_arguments(parser, rounds=5, max_seconds=180)
     parser.add_argument("--result-json", metavar="PATH", help="default: benchmarks/.cache/results/")
     add_child_json_argument(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    at_least(parser, 1, {"--words": args.words, "--keras-words": args.keras_words, "--rounds": args.rounds})
+    return args
 
 
 def keras_model(args: argparse.Namespace, path: str) -> tuple[Any, str]:

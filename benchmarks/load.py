@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks.results import benchmark_parser
+from benchmarks.results import at_least, benchmark_parser
 from nextword.runtime import GenerationConfig, load
 from nextword.runtime.default import BUNDLED_MODEL
 
@@ -29,12 +29,27 @@ def rss_mb() -> float:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = benchmark_parser("load", __doc__)
-    parser.add_argument("--model", default=str(BUNDLED_MODEL))
-    parser.add_argument("--threads", type=int, default=32)
-    parser.add_argument("--calls-per-thread", type=int, default=200)
+    parser.add_argument(
+        "--model", default=str(BUNDLED_MODEL), help="the model file (default: the bundled one)"
+    )
+    parser.add_argument("--threads", type=int, default=32, help="threads sharing the one model")
+    parser.add_argument(
+        "--calls-per-thread", type=int, default=200, help="generate calls per thread (and made one by one)"
+    )
     parser.add_argument("--calls", type=int, default=20_000, help="calls of the memory run")
-    parser.add_argument("--max-words", type=int, default=20)
-    return parser.parse_args(argv)
+    parser.add_argument("--max-words", type=int, default=20, help="words per generate call at most")
+    args = parser.parse_args(argv)
+    at_least(
+        parser,
+        1,
+        {
+            "--threads": args.threads,
+            "--calls-per-thread": args.calls_per_thread,
+            "--calls": args.calls,
+            "--max-words": args.max_words,
+        },
+    )
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

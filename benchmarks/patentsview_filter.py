@@ -241,7 +241,7 @@ def measure(kinds: list[str], folder: Path, repeat: int) -> dict[str, dict]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = benchmark_parser("patentsview_filter", __doc__.split("\n\n")[0])
+    parser = benchmark_parser("patentsview_filter", __doc__)
     parser.add_argument("--rows", type=int, default=1_000_000, help="abstract (and patent) rows to generate")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the fastest counts")
     parser.add_argument("--keep", type=Path, help="generate into this folder and keep the files")

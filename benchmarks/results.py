@@ -12,17 +12,54 @@ from typing import Any
 
 from benchmarks.paths import RESULTS_DIR
 
-__all__ = ["finish", "load_result", "recorded_date", "result_path", "save_result"]
+__all__ = [
+    "at_least",
+    "benchmark_parser",
+    "finish",
+    "load_result",
+    "positive_ints",
+    "recorded_date",
+    "result_path",
+    "save_result",
+]
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description's line breaks kept, and each option's default after its help, unless the help
+    already tells it or there is none to tell (None, a flag that is off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def benchmark_parser(name: str, description: str | None) -> argparse.ArgumentParser:
     """A benchmark's argument parser: ``python -m benchmarks.NAME``, its module docstring as the help
-    text, line breaks kept."""
+    text, line breaks kept, and the defaults shown."""
     return argparse.ArgumentParser(
-        prog=f"python -m benchmarks.{name}",
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=f"python -m benchmarks.{name}", description=description, formatter_class=HelpFormatter
     )
+
+
+def positive_ints(parser: argparse.ArgumentParser, flag: str, text: str) -> list[int]:
+    """The comma-separated whole numbers that ``flag`` was given, each at least 1; ``parser.error``
+    (exit status 2, before any work) otherwise."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        parser.error(f"argument {flag}: {text!r} is not a comma-separated list of whole numbers")
+    if not values or min(values) < 1:
+        parser.error(f"argument {flag}: {text!r}: give whole numbers of at least 1")
+    return values
+
+
+def at_least(parser: argparse.ArgumentParser, low: float, values: dict[str, float | None]) -> None:
+    """Each ``flag -> value`` given must be at least ``low``; ``parser.error`` names the first that is not."""
+    for flag, value in values.items():
+        if value is not None and value < low:
+            parser.error(f"argument {flag}: must be at least {low:g}, got {value:g}")
 
 
 def result_path(name: str, path: str | Path | None = None) -> Path:

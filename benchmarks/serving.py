@@ -37,7 +37,7 @@ import numpy as np
 from benchmarks.environment import machine_info
 from benchmarks.loopback import HOST, Server, chunks, cpu_seconds, head, read_head, rss_bytes
 from benchmarks.report import fmt_bytes, markdown_table
-from benchmarks.results import benchmark_parser, save_result
+from benchmarks.results import at_least, benchmark_parser, save_result
 
 NAME = "serving"
 PROMPT = "a neural network"
@@ -141,9 +141,11 @@ def summarize(clients: int, batching: bool, runs: list[dict[str, Any]]) -> dict[
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = benchmark_parser("serving", __doc__.split("\n\n")[0])
+    parser = benchmark_parser("serving", __doc__)
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[1, 8, 32, 128], help="concurrent clients of each setting"
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each setting, taken in turns")
     parser.add_argument("--max-tokens", type=int, default=50, help="words per request")
@@ -155,8 +157,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stream-interval", type=float, help="the servers' --stream-interval (default: the server's default)"
     )
-    parser.add_argument("--json", help="also write the figures here")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--json", metavar="PATH", help="where to write the figures (default: benchmarks/.cache/results/)"
+    )
+    args = parser.parse_args(argv)
+    at_least(
+        parser, 1, {"--clients": min(args.clients), "--rounds": args.rounds, "--max-tokens": args.max_tokens}
+    )
+    if args.seconds <= 0:
+        parser.error(f"argument --seconds: must be more than 0, got {args.seconds:g}")
+    return args
 
 
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from typing import Any
 from benchmarks.environment import machine_info
 from benchmarks.loopback import HOST, Server, chunks, head, read_head, request, rss_bytes
 from benchmarks.report import fmt_bytes, markdown_table
-from benchmarks.results import benchmark_parser, save_result
+from benchmarks.results import at_least, benchmark_parser, save_result
 from benchmarks.serving import PROMPT
 
 NAME = "serving_soak"
@@ -164,15 +164,26 @@ async def idle(port: int, timeout: float = 30) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = benchmark_parser("serving_soak", __doc__.split("\n\n")[0])
+    parser = benchmark_parser("serving_soak", __doc__)
     parser.add_argument("--model", help="the .onnx file (default: $NEXTWORD_MODEL, else the bundled model)")
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=3000, help="requests of the soak, after the warm-up")
+    parser.add_argument(
+        "--warmup", type=int, default=300, help="requests sent before the memory baseline is taken"
+    )
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
     parser.add_argument("--rounds", type=int, default=3, help="memory is read after each round")
-    parser.add_argument("--max-seconds", type=float, default=600)
-    parser.add_argument("--json", help="also write the figures here")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--max-seconds", type=float, default=600, help="stop the warm-up and each round after this long"
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="where to write the figures (default: benchmarks/.cache/results/)"
+    )
+    args = parser.parse_args(argv)
+    at_least(parser, 1, {"--requests": args.requests, "--clients": args.clients, "--rounds": args.rounds})
+    at_least(parser, 0, {"--warmup": args.warmup})
+    if args.max_seconds <= 0:
+        parser.error(f"argument --max-seconds: must be more than 0, got {args.max_seconds:g}")
+    return args
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from benchmarks.childproc import child_env
 from benchmarks.distributed import subset
 from benchmarks.environment import machine_info
 from benchmarks.paths import DEFAULT_CORPUS
-from benchmarks.results import benchmark_parser, finish
+from benchmarks.results import benchmark_parser, finish, positive_ints
 
 NAME = "small_corpus"
 SETTINGS = {"--epochs 10": ["--epochs", "10"], "default": []}
@@ -44,7 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per run at most")
     parser.add_argument("--result-json", metavar="PATH", help="default: benchmarks/.cache/results/")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    positive_ints(parser, "--documents", args.documents)
+    return args
 
 
 def train_once(corpus: Path, out: Path, extra: list[str], timeout: float) -> dict[str, Any]:

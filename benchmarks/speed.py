@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks import timing
 from benchmarks.environment import machine_info
-from benchmarks.results import benchmark_parser, finish
+from benchmarks.results import at_least, benchmark_parser, finish
 from benchmarks.shipped import SHORT_PROMPT, add_shipped_arguments, shipped_files
 from benchmarks.speed_report import render, targets
 
@@ -80,7 +80,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cases", default=",".join(c.key for c in CASES), help="cases to measure (default: all)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    keys = [c.key for c in CASES]
+    asked = [k for k in args.cases.split(",") if k]
+    unknown = [k for k in asked if k not in keys]
+    if unknown or not asked:
+        parser.error(
+            f"argument --cases: unknown case(s) {unknown or [args.cases]}; choose from {','.join(keys)}"
+        )
+    at_least(parser, 1, {"--words": args.words, "--rounds": args.rounds})
+    return args
 
 
 def floor_timer(model: Any, batch: int, words: int) -> timing.Timer:

@@ -44,7 +44,7 @@ import numpy as np
 
 from benchmarks import timing
 from benchmarks.environment import machine_info
-from benchmarks.results import benchmark_parser, finish
+from benchmarks.results import at_least, benchmark_parser, finish, positive_ints
 from benchmarks.shipped import SHORT_PROMPT, add_shipped_arguments, shipped_files
 from benchmarks.threads_report import render, targets
 
@@ -71,7 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--min-steps", type=int, default=5, help="steps per cell at least (default: %(default)s)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    positive_ints(parser, "--batches", args.batches)
+    at_least(parser, 1, {"--rounds": args.rounds, "--min-steps": args.min_steps})
+    return args
 
 
 def session_options(setting: tuple[int, bool | None] | None) -> Any:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import benchmark_parser
+from benchmarks.results import at_least, benchmark_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
@@ -205,16 +205,23 @@ def _first_difference(a: str, b: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = benchmark_parser("web", __doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=BUNDLED)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--words", type=int, default=200)
+    parser = benchmark_parser("web", __doc__)
+    parser.add_argument(
+        "--model", type=Path, default=BUNDLED, help="the model file (default: the bundled one)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds, each running Python, Node and the browser in turn"
+    )
+    parser.add_argument("--words", type=int, default=200, help="words per timed generation")
     parser.add_argument(
         "--warmup", type=float, default=10, help="seconds of generating before the timed runs"
     )
     parser.add_argument("--parity", type=int, default=300, help="seeded generations compared (0: skip)")
     parser.add_argument("--write", type=Path, help="rewrite the figures between the markers of this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    at_least(parser, 1, {"--rounds": args.rounds, "--words": args.words})
+    at_least(parser, 0, {"--warmup": args.warmup, "--parity": args.parity})
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

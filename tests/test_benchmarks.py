@@ -683,3 +683,75 @@ def test_training_exits_1_when_a_recipe_failed(monkeypatch, tmp_path, capsys):
     argv = ["--recipes", "ours", "--corpus", __file__, "--result-json", str(tmp_path / "t.json")]
     assert training.main(argv) == 1
     assert "failed: ours" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name", ["serving", "serving_soak", "batch_int8", "int8_storage", "patentsview_filter", "web"]
+)
+def test_help_shows_the_whole_docstring_and_the_defaults(name, monkeypatch, capsys):
+    module = importlib.import_module(f"benchmarks.{name}")
+    monkeypatch.setattr(sys, "argv", [name, "--help"])
+    with pytest.raises(SystemExit):
+        module.parse_args(None)
+    out = capsys.readouterr().out
+    last = [line.strip() for line in module.__doc__.strip().splitlines()][-1]
+    assert last in out  # the last paragraph, not only the first
+    assert "(default: " in out
+
+
+class _Parsed(Exception):
+    """Raised in place of parsing: the parser a benchmark built, to read its options."""
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if m != "__main__"])
+def test_every_option_of_every_benchmark_says_what_it_is(name, monkeypatch):
+    import argparse
+
+    module = importlib.import_module(f"benchmarks.{name}")
+    if hasattr(module, "parse_args"):
+        entry = lambda: module.parse_args(None)  # noqa: E731
+    elif hasattr(module, "main"):
+        entry = module.main
+    else:
+        return
+    built: list = []
+
+    def parse(self, args=None, namespace=None):
+        built.append(self)
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse)
+    monkeypatch.setattr(sys, "argv", [name])
+    with pytest.raises(_Parsed):
+        entry()
+    bare = [a.option_strings for a in built[0]._actions if a.option_strings and not a.help]
+    assert not bare
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "flag"),
+    [
+        ("speed", ["--cases", "nosuch"], "--cases"),
+        ("threads", ["--batches", "x"], "--batches"),
+        ("threads", ["--batches", "0,8"], "--batches"),
+        ("generation", ["--lengths", "x"], "--lengths"),
+        ("generation", ["--batches", "x"], "--batches"),
+        ("small_corpus", ["--documents", "x"], "--documents"),
+        ("load", ["--threads", "0"], "--threads"),
+        ("serving", ["--clients", "0"], "--clients"),
+        ("serving", ["--rounds", "0"], "--rounds"),
+        ("serving_soak", ["--clients", "0"], "--clients"),
+        ("keras_ratio", ["--words", "0"], "--words"),
+        ("keras_ratio", ["--rounds", "0"], "--rounds"),
+        ("batch_int8", ["--rows", "0"], "--rows"),
+        ("web", ["--rounds", "0"], "--rounds"),
+        ("hostile_limits", ["--repeats", "0"], "--repeats"),
+    ],
+)
+def test_a_bad_flag_value_is_refused_before_any_work(name, argv, flag, capsys):
+    module = importlib.import_module(f"benchmarks.{name}")
+    with pytest.raises(SystemExit) as stop:
+        module.parse_args(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}:" in err and "Traceback" not in err
