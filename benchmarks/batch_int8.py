@@ -21,6 +21,7 @@ import argparse
 
 import numpy as np
 
+from benchmarks.paths import require_files
 from benchmarks.results import at_least, benchmark_parser
 from nextword.runtime import GenerationConfig, default_model
 
@@ -49,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", "")})
     model = default_model(args.model)
     precision = "int8" if "int8_vs_fp32" in model.info.parity else "fp32"
 

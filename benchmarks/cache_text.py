@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.paths import require_files
 from benchmarks.results import benchmark_parser
 from nextword.runtime import GenerationConfig, load
 from nextword.runtime.cache import CacheConfig
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", help="a corpus whose first 200 documents serve as the real reference")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
+    require_files({"--model": (args.model, "model file", ""), "--corpus": (args.corpus, "corpus", "")})
     model = load(args.model)
     if model.info.cache is None:
         print(f"{args.model} has no cache settings: using {FALLBACK_CACHE}", file=sys.stderr)

@@ -46,7 +46,7 @@ from benchmarks.cache_mixture import (
     similarities,
 )
 from benchmarks.cache_traces import Traced, load_traces, save_traces, trace
-from benchmarks.paths import DEFAULT_CORPUS
+from benchmarks.paths import DEFAULT_CORPUS, require_files
 from benchmarks.report import markdown_table
 from benchmarks.results import benchmark_parser, save_result
 
@@ -304,6 +304,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", ""), "--corpus": (args.corpus, "corpus", "")})
     from benchmarks.quality import model_splits
     from nextword.runtime import load
 

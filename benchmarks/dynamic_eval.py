@@ -38,7 +38,7 @@ import numpy as np
 
 from benchmarks.cache_traces import batched_inputs
 from benchmarks.environment import machine_info
-from benchmarks.paths import DEFAULT_CORPUS, shown
+from benchmarks.paths import DEFAULT_CORPUS, require_files, shown
 from benchmarks.results import benchmark_parser
 
 __all__ = ["Totals", "adapted_scores", "main", "traced_documents"]
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     from nextword.runtime.default import BUNDLED_MODEL
 
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", ""), "--corpus": (args.corpus, "corpus", "")})
     started = time.monotonic()
     path = args.model or str(BUNDLED_MODEL)
     model = load(path)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.paths import require_files
 from benchmarks.results import at_least, benchmark_parser
 from nextword.runtime import LoadLimits, ModelFileError
 from nextword.runtime.default import BUNDLED_MODEL
@@ -168,6 +169,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", "")})
     base = Path(args.model)
     data, products, constants = largest_accepted(base)
     refused = build(base, products + 1, constants)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.environment import machine_info, machine_markdown
+from benchmarks.paths import require_files
 from benchmarks.results import benchmark_parser, finish
 from benchmarks.timing import interleaved, loop_timer
 
@@ -262,6 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", "")})
     return finish("int8_storage", measure(args), targets, render, args.result_json)
 
 

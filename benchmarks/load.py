@@ -14,6 +14,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from benchmarks.paths import require_files
 from benchmarks.results import at_least, benchmark_parser
 from nextword.runtime import GenerationConfig, load
 from nextword.runtime.default import BUNDLED_MODEL
@@ -54,6 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", "")})
     model = load(args.model)
     config = GenerationConfig(max_words=args.max_words, top_k=40)
     jobs = [(PROMPTS[i % len(PROMPTS)], i) for i in range(args.threads * args.calls_per_thread)]

@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.bench_model import split_documents
 from benchmarks.environment import machine_info
-from benchmarks.paths import shown
+from benchmarks.paths import require_files, shown
 from benchmarks.report import markdown_table
 from benchmarks.results import finish
 from benchmarks.top5_misses import TOP5_TARGET, load_model, model_parser, pick
@@ -140,6 +140,7 @@ def render(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", ""), "--corpus": (args.corpus, "corpus", "")})
     model_path, model = load_model(args.model)
     training, validation = split_documents(args.corpus, model.info)
     result = measure(model, training, pick(validation, args.sample), model.cache_settings, args.order)

@@ -43,7 +43,7 @@ from typing import Any
 
 from benchmarks.childproc import child_env
 from benchmarks.environment import machine_info
-from benchmarks.paths import CACHE_DIR, DOCS_DIR, REPO, shown
+from benchmarks.paths import CACHE_DIR, DOCS_DIR, REPO, require_files, shown
 from benchmarks.quality import Splits, model_splits, neural_rows, ngram_rows
 from benchmarks.quality_report import cache_search, cache_words
 from benchmarks.report import markdown_table
@@ -414,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         help="write the report from the figures of an earlier run, measuring nothing",
     )
     args = parser.parse_args(argv)
+    require_files(
+        {
+            "--from-json": (args.from_json, "figures file", ""),
+            "--source": (args.source, "Translation-en file", ""),
+        }
+    )
     if args.from_json:
         figures = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
     else:

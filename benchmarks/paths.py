@@ -39,10 +39,12 @@ class MissingInput(SystemExit):
     (printed by :func:`require_files`; a ``SystemExit``, so no traceback)."""
 
 
-def require_files(prog: str, inputs: dict[str, tuple[str | Path | None, str, str]]) -> None:
+def require_files(inputs: dict[str, tuple[str | Path | None, str, str]], prog: str | None = None) -> None:
     """Before any work: for each ``flag -> (path, what it is, how to make it)``, a path that is given
-    must be a file; the first that is not ends the program with one line on stderr, ``prog: WHAT PATH not
-    found: pass FLAG FILE`` (then how to make it, when not empty), and exit status 2."""
+    must be a file; the first that is not ends the program with one line on stderr, ``PROG: WHAT PATH not
+    found: pass FLAG FILE`` (then how to make it, when not empty), and exit status 2. ``prog`` defaults
+    to the benchmark running (``benchmarks.speed`` for ``python -m benchmarks.speed``)."""
+    prog = prog or f"benchmarks.{Path(sys.argv[0]).stem}"
     for flag, (path, what, how) in inputs.items():
         if path is None or Path(path).is_file():
             continue

@@ -54,7 +54,7 @@ from benchmarks.ngram import (
     tune_cache,
 )
 from benchmarks.notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
-from benchmarks.paths import DEFAULT_CORPUS, DOCS_DIR, REPO
+from benchmarks.paths import DEFAULT_CORPUS, DOCS_DIR, REPO, require_files
 from benchmarks.quality_report import render, render_card
 from benchmarks.results import benchmark_parser
 from nextword.corpus import CorpusConfig, rebuild_split
@@ -269,12 +269,16 @@ def carried_notebook_figures(path: Path, data: dict[str, Any]) -> dict[str, Any]
     return {**record, "carried_from": record["measured"], "same_data": same, "data_now": data}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = benchmark_parser("quality", __doc__)
     parser.add_argument(
         "--int8", default=str(BUNDLED_MODEL), help="int8 model file (default: the bundled one)"
     )
-    parser.add_argument("--fp32", default=str(REPO / "runs" / "bundled-fp32.onnx"), help="fp32 model file")
+    parser.add_argument(
+        "--fp32",
+        default=str(REPO / "runs" / "bundled-fp32.onnx"),
+        help="fp32 model file of the same weights (default: %(default)s, which make bundled-model writes)",
+    )
     parser.add_argument("--untied", help="fp32 file of the same recipe with --no-tie-embeddings (ablation)")
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="the reference corpus CSV")
     parser.add_argument(
@@ -293,7 +297,20 @@ def main() -> int:
     parser.add_argument("--out", default=str(DOCS_DIR / "quality.md"), help="report to write")
     parser.add_argument("--card", default=str(DOCS_DIR / "model-card.md"), help="model card to write")
     parser.add_argument("--json", help="also write the figures as JSON to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    require_files(
+        {
+            "--int8": (args.int8, "int8 model file", ""),
+            "--fp32": (
+                args.fp32,
+                "fp32 model file",
+                "make bundled-model writes runs/bundled-fp32.onnx (it retrains the bundled model and "
+                "overwrites the bundled file)",
+            ),
+            "--untied": (args.untied, "untied fp32 model file", ""),
+            "--corpus": (args.corpus, "corpus", ""),
+        }
+    )
 
     int8, fp32 = load(args.int8, threads=1), load(args.fp32, threads=1)  # (i) is timed on one core
     tokenizer = int8.tokenizer

@@ -79,7 +79,9 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
     lines = [
         "# Quality of the bundled model",
         "",
-        "Written by `python -m benchmarks.quality`; rerun it to check these figures (`make quality`).",
+        "Written by `python -m benchmarks.quality`; rerun it to check these figures (`make quality`). It "
+        "needs the fp32 export of the bundled model's weights, `runs/bundled-fp32.onnx` (or `--fp32 FILE`), "
+        "which `make bundled-model` writes by retraining the bundled model and overwriting the bundled file.",
         "",
         f"Validation: {split['val']} of the reference corpus's {split['documents']:,} abstracts, held out by "
         f"document ({split['scheme']}), "

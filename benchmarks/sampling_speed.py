@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmarks import timing
 from benchmarks.environment import machine_info
-from benchmarks.paths import REPO
+from benchmarks.paths import REPO, require_files
 from benchmarks.report import fmt_num, markdown_table
 from benchmarks.results import benchmark_parser
 from benchmarks.shipped import SHORT_PROMPT, bundled_path
@@ -154,6 +154,7 @@ def render(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", "")})
     results = measure(args)
     info = machine_info()
     print(f"{info['cpu']}, numpy {info['versions'].get('numpy')}, {args.rows} rows x {args.rounds} rounds\n")

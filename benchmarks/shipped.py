@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_model import add_model_arguments, get_bench_model
-from benchmarks.paths import REPO
+from benchmarks.paths import REPO, require_files
 
 __all__ = [
     "BUNDLED_RUN",
@@ -62,6 +62,10 @@ def add_shipped_arguments(parser: argparse.ArgumentParser) -> None:
 
 def shipped_files(args: argparse.Namespace) -> dict[str, ShippedFile]:
     """``{"int8": ..., "fp32": ...}`` as the options of :func:`add_shipped_arguments` say."""
+    # the files given first: a wrong --int8 must not be reported as the fallback's missing corpus
+    require_files(
+        {"--int8": (args.int8, "int8 model file", ""), "--fp32": (args.fp32, "fp32 model file", "")}
+    )
     int8 = (
         ShippedFile(str(args.int8), "given (--int8)")
         if args.int8

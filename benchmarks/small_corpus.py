@@ -28,7 +28,7 @@ from typing import Any
 from benchmarks.childproc import child_env
 from benchmarks.distributed import subset
 from benchmarks.environment import machine_info
-from benchmarks.paths import DEFAULT_CORPUS
+from benchmarks.paths import DEFAULT_CORPUS, require_files
 from benchmarks.results import benchmark_parser, finish, positive_ints
 
 NAME = "small_corpus"
@@ -112,6 +112,7 @@ def render(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_files({"--corpus": (args.corpus, "corpus", "")})
     result = {
         "name": NAME,
         "corpus": args.corpus,

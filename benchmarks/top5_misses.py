@@ -37,7 +37,7 @@ import numpy as np
 
 from benchmarks.bench_model import split_documents
 from benchmarks.environment import machine_info
-from benchmarks.paths import DEFAULT_CORPUS
+from benchmarks.paths import DEFAULT_CORPUS, require_files
 from benchmarks.report import markdown_table
 from benchmarks.results import benchmark_parser, finish
 
@@ -216,6 +216,7 @@ def render(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_files({"--model": (args.model, "model file", ""), "--corpus": (args.corpus, "corpus", "")})
     model_path, model = load_model(args.model)
     training, validation = split_documents(args.corpus, model.info)
     side = validation if args.documents == "validation" else training

@@ -61,11 +61,23 @@ def python_speed(model: Path, words: int, runs: int, warmup: float) -> dict[str,
     return json.loads(out.stdout.splitlines()[-1])
 
 
+class NodeError(RuntimeError):
+    """A Node script failed; the message holds its command and what it wrote on stderr."""
+
+
+def run_node(
+    command: list[str], timeout: float | None = None, cwd: Path | None = WEB
+) -> subprocess.CompletedProcess[str]:
+    """``command`` (node and its arguments), run in web/ by default; a failure raises
+    :class:`NodeError` with node's stderr, which is what says why."""
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise NodeError(f"{' '.join(command)} failed (exit status {done.returncode}):\n{done.stderr.strip()}")
+    return done
+
+
 def node_speed(model: Path, words: int, runs: int, warmup: float) -> dict[str, Any]:
-    out = subprocess.run(
-        ["node", "bench/node.mjs", "speed", str(model), str(words), str(runs), str(warmup)],
-        cwd=WEB, capture_output=True, text=True, check=True, timeout=1200,
-    )  # fmt: skip
+    out = run_node(["node", "bench/node.mjs", "speed", str(model), str(words), str(runs), str(warmup)], 1200)
     return json.loads(out.stdout.splitlines()[-1])
 
 
@@ -112,12 +124,7 @@ def compressed_sizes(paths: list[Path]) -> dict[str, tuple[int, int, int]]:
         "{params:{[c.BROTLI_PARAM_QUALITY]:11}}).length;console.log(JSON.stringify(o))"
     )
     brotli = json.loads(
-        subprocess.run(
-            ["node", "-e", script, json.dumps([str(p) for p in paths])],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        run_node(["node", "-e", script, json.dumps([str(p) for p in paths])], cwd=None).stdout
     )
     return {
         str(p): (p.stat().st_size, len(gzip.compress(p.read_bytes(), compresslevel=9)), brotli[str(p)])
@@ -177,10 +184,7 @@ def parity(model_path: Path, count: int) -> list[str]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cases.json"
         path.write_text(json.dumps({"model": str(model_path), "cases": cases}))
-        out = subprocess.run(
-            ["node", "bench/node.mjs", "texts", str(path)],
-            cwd=WEB, capture_output=True, text=True, check=True, timeout=3600,
-        )  # fmt: skip
+        out = run_node(["node", "bench/node.mjs", "texts", str(path)], 3600)
     got = [json.loads(line) for line in out.stdout.splitlines()]
     seeded = [(g, w) for g, w, c in zip(got, want, cases, strict=True) if "seed" in c["options"]]
     greedy = [(g, w) for g, w, c in zip(got, want, cases, strict=True) if "seed" not in c["options"]]
@@ -224,8 +228,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
+def check_inputs(args: argparse.Namespace) -> str | None:
+    """Why the run cannot start (None when it can): checked before any work, as each would otherwise end
+    the run minutes in."""
+    if not args.model.is_file():
+        return f"model file {args.model} not found: pass --model FILE"
+    if not (WEB / "node_modules").is_dir():
+        return f"{WEB / 'node_modules'} not found: run make web-setup (it installs nextword-web's packages)"
+    if args.write is not None:
+        if not args.write.is_file():
+            return f"--write {args.write}: no such file"
+        text = args.write.read_text(encoding="utf-8")
+        if START not in text or END not in text.partition(START)[2]:
+            return f"--write {args.write}: the file has no {START} ... {END} markers to write between"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    problem = check_inputs(args)
+    if problem:
+        print(f"benchmarks.web: {problem}", file=sys.stderr)
+        return 2
+    try:
+        run(args)
+    except NodeError as exc:
+        print(f"benchmarks.web: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(args: argparse.Namespace) -> None:
+    """The measurements, the report printed (and written between the markers of ``--write``)."""
 
     server = _example_server().start(args.model)
     results: dict[str, list[dict[str, Any]]] = {
@@ -307,4 +341,4 @@ def _node_version() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

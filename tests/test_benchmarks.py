@@ -755,3 +755,75 @@ def test_a_bad_flag_value_is_refused_before_any_work(name, argv, flag, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "flag"),
+    [
+        ("small_corpus", "--corpus"),
+        ("cache_variants", "--model"),
+        ("cache_variants", "--corpus"),
+        ("dynamic_eval", "--model"),
+        ("dynamic_eval", "--corpus"),
+        ("ngram_mix", "--model"),
+        ("top5_misses", "--corpus"),
+        ("batch_int8", "--model"),
+        ("int8_storage", "--model"),
+        ("load", "--model"),
+        ("sampling_speed", "--model"),
+        ("cache_text", "--model"),
+        ("hostile_limits", "--model"),
+        ("other_corpus", "--from-json"),
+        ("speed", "--int8"),  # not the fp32 fallback's corpus
+        ("threads", "--fp32"),
+        ("quality", "--fp32"),
+        ("quality", "--corpus"),
+    ],
+)
+def test_a_missing_input_is_one_line_naming_the_file_and_its_flag(name, flag, tmp_path, capsys):
+    module = importlib.import_module(f"benchmarks.{name}")
+    missing = tmp_path / "nope.file"
+    with pytest.raises(SystemExit) as stop:
+        module.main([flag, str(missing)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{missing} not found: pass {flag} FILE" in err
+    if name == "quality":
+        assert flag != "--fp32" or "make bundled-model" in err
+
+
+def test_the_web_benchmark_checks_its_inputs_before_any_work(monkeypatch, tmp_path, capsys):
+    from benchmarks import web
+
+    monkeypatch.setattr(web, "run", lambda args: pytest.fail("started measuring"))
+    monkeypatch.setattr(web, "WEB", tmp_path)  # no node_modules
+    assert web.main([]) == 2
+    assert "make web-setup" in capsys.readouterr().err
+    (tmp_path / "node_modules").mkdir()
+    doc = tmp_path / "doc.md"
+    doc.write_text("# no markers\n")
+    assert web.main(["--write", str(doc)]) == 2  # never appended to a file without the markers
+    assert "markers" in capsys.readouterr().err and doc.read_text() == "# no markers\n"
+    doc.write_text(f"a\n{web.END}\n{web.START}\n")  # the end before the start: no place either
+    assert web.main(["--write", str(doc)]) == 2
+    assert web.check_inputs(web.parse_args(["--model", str(doc)])) is None
+
+
+def test_a_node_failure_shows_what_node_wrote_on_stderr(monkeypatch, capsys):
+    from benchmarks import web
+
+    failing = [
+        sys.executable,
+        "-c",
+        "import sys; sys.stderr.write('Cannot find package onnxruntime-web'); sys.exit(1)",
+    ]
+    with pytest.raises(web.NodeError, match="Cannot find package onnxruntime-web"):
+        web.run_node(failing, cwd=None)
+
+    def run(args):
+        web.run_node(failing, cwd=None)
+
+    monkeypatch.setattr(web, "check_inputs", lambda args: None)
+    monkeypatch.setattr(web, "run", run)
+    assert web.main([]) == 1
+    assert "Cannot find package onnxruntime-web" in capsys.readouterr().err
