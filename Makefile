@@ -69,6 +69,7 @@ web-bench: setup web-setup
 # Benchmarks (about 30 minutes on two cores): rewrites docs/benchmarks.md and docs/img/generation-*.png.
 # Each one also runs alone: python -m benchmarks.NAME --help (python -m benchmarks lists them).
 bench: setup
+	@test -f "$(CORPUS)" || { echo "corpus $(CORPUS) not found: run make bench CORPUS=your.csv"; exit 2; }
 	@$(BIN)/python -m pip install -e ".[train,bench]" >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	$(BIN)/python -m benchmarks.run_all --corpus "$(CORPUS)"
 
@@ -92,6 +93,7 @@ untied-model: setup
 # docs/quality.md and docs/model-card.md from the bundled model (trains the notebook baseline: ~30 min),
 # with the tied/untied ablation when `make untied-model` has run.
 quality: setup
+	@test -f "$(CORPUS)" || { echo "corpus $(CORPUS) not found: run make quality CORPUS=your.csv"; exit 2; }
 	$(BIN)/python -m benchmarks.quality --corpus "$(CORPUS)" \
 		--fp32 $(BUNDLED_FP32) $(if $(wildcard $(UNTIED_FP32)),--untied $(UNTIED_FP32))
 

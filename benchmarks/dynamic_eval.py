@@ -22,13 +22,20 @@ Documents are stepped one token per call, a batch side by side (as ``evaluate`` 
 so the unadapted rows here match ``nextword evaluate`` up to an int8 file's per-call quantization.
 
     python -m benchmarks.dynamic_eval                    # the bundled model, the reference corpus
-    python -m benchmarks.dynamic_eval --documents 40     # the first 40 of each part: a quick look
+    python -m benchmarks.dynamic_eval --documents 40     # the first 40 of each part
+
+It is slow: each development document is scored under 12 settings, each validation document under 4,
+one numpy step per word and setting. ``--documents 1`` took 23 s on a two-core AMD EPYC; in proportion,
+expect up to 15 minutes for ``--documents 40`` there and roughly an hour for the whole split (142
+development and 316 validation documents for the bundled model). Progress goes to stderr after each
+document, with an estimate of the time left.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,7 +46,7 @@ import numpy as np
 from benchmarks.cache_traces import batched_inputs
 from benchmarks.environment import machine_info
 from benchmarks.paths import DEFAULT_CORPUS, require_files, shown
-from benchmarks.results import benchmark_parser
+from benchmarks.results import at_least, benchmark_parser
 
 __all__ = ["Totals", "adapted_scores", "main", "traced_documents"]
 
@@ -131,17 +138,30 @@ def adapted_scores(
 
 
 def score_part(
-    model: Any, documents: Sequence[np.ndarray], settings: Sequence[tuple[float, float, bool]]
+    model: Any,
+    documents: Sequence[np.ndarray],
+    settings: Sequence[tuple[float, float, bool]],
+    part: str | None = None,
 ) -> dict[tuple[float, float, bool], Totals]:
-    """Every ``(eta_w, eta_b, with the cache)`` of ``settings`` over ``documents``."""
+    """Every ``(eta_w, eta_b, with the cache)`` of ``settings`` over ``documents``; with ``part`` (its
+    name), a line of progress on stderr after each document."""
     from nextword.runtime.cache import required_cache
 
     cache = required_cache(model)
     totals = {s: Totals() for s in settings}
-    for ids, logits, states in traced_documents(model, documents):
+    started = time.monotonic()
+    for n, (ids, logits, states) in enumerate(traced_documents(model, documents), 1):
         for eta_w, eta_b, cached in settings:
             totals[eta_w, eta_b, cached].add(
                 *adapted_scores(ids, logits, states, eta_w, eta_b, cache if cached else None)
+            )
+        if part:
+            elapsed = time.monotonic() - started
+            print(
+                f"dynamic_eval: {part} document {n}/{len(documents)}, {len(settings)} settings, "
+                f"{elapsed:.0f} s (about {elapsed / n * (len(documents) - n):.0f} s left)",
+                file=sys.stderr,
+                flush=True,
             )
     return totals
 
@@ -158,8 +178,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model", metavar="MODEL.onnx", help="a file with a cache (default: the bundled model)"
     )
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="the corpus its split is rebuilt from")
-    parser.add_argument("--documents", type=int, help="score only the first N documents of each part")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--documents", type=int, help="score only the first N documents of each part (default: all)"
+    )
+    args = parser.parse_args(argv)
+    at_least(parser, 1, {"--documents": args.documents})
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,10 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     dev, val = encoded(splits.dev), encoded(splits.val)
     grid = [(w, b, c) for (w, b), c in itertools.product(itertools.product(GRID_W, GRID_B), (True, False))]
     grid = [s for s in grid if s[2] or not s[1]]  # without the cache: eta_w alone
-    on_dev = score_part(model, dev, grid)
+    on_dev = score_part(model, dev, grid, "development")
     best = {c: min((s for s in grid if s[2] == c), key=lambda s: on_dev[s].nll) for c in (True, False)}
     chosen = sorted({(0.0, 0.0, True), (0.0, 0.0, False), *best.values()}, key=lambda s: (not s[2], s))
-    on_val = score_part(model, val, chosen)
+    on_val = score_part(model, val, chosen, "validation")
 
     print(f"# Dynamic evaluation of the output layer: {shown(path)}")
     print(f"{machine_info()['cpu']}; {time.monotonic() - started:.0f} s")

@@ -827,3 +827,44 @@ def test_a_node_failure_shows_what_node_wrote_on_stderr(monkeypatch, capsys):
     monkeypatch.setattr(web, "run", run)
     assert web.main([]) == 1
     assert "Cannot find package onnxruntime-web" in capsys.readouterr().err
+
+
+def test_the_corpus_check_of_make_bench_and_make_quality_names_corpus(tmp_path):
+    import subprocess
+
+    nowhere = [f"BIN={tmp_path}/bin", f"VENV={tmp_path}/venv"]  # nothing past the check could run
+    for target in ("bench", "quality"):
+        done = subprocess.run(
+            ["make", "-s", "-o", "setup", target, f"CORPUS={tmp_path}/nope.csv", *nowhere],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode != 0
+        assert f"corpus {tmp_path}/nope.csv not found: run make {target} CORPUS=your.csv" in done.stdout
+
+
+def test_the_security_notes_quote_the_bombs_command_with_the_value_it_needs():
+    from benchmarks import patentsview_filter
+
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    quoted = text.split("`python -m benchmarks.patentsview_filter ", 1)[1].split("`", 1)[0]
+    assert patentsview_filter.parse_args(quoted.split()).bombs == 1024
+
+
+def test_dynamic_eval_reports_progress_after_each_document(monkeypatch, capsys):
+    from benchmarks import dynamic_eval
+    from nextword.runtime import cache
+
+    documents = [np.arange(4), np.arange(6)]
+    traced = [(d, np.zeros((len(d) - 1, 3)), np.zeros((len(d) - 1, 2))) for d in documents]
+    monkeypatch.setattr(dynamic_eval, "traced_documents", lambda model, docs: iter(traced))
+    monkeypatch.setattr(dynamic_eval, "adapted_scores", lambda ids, *rest: (np.zeros(3), np.ones(3, bool)))
+    monkeypatch.setattr(cache, "required_cache", lambda model: None)
+    totals = dynamic_eval.score_part(None, documents, [(0.0, 0.0, False), (1.0, 0.0, False)], "development")
+    assert totals[1.0, 0.0, False].words == 6
+    err = capsys.readouterr().err
+    assert "development document 1/2, 2 settings" in err and "development document 2/2" in err
+    with pytest.raises(SystemExit):
+        dynamic_eval.parse_args(["--documents", "0"])
