@@ -25,3 +25,36 @@ export class ModelRunError extends ModelFileError {
     this.name = 'ModelRunError';
   }
 }
+
+/**
+ * What a failed `InferenceSession.create` throws: a ModelFileError naming the file `name`, unless
+ * onnxruntime-web could not start its WebAssembly backend. It starts it on the first session: a .wasm
+ * file that cannot be fetched or compiled fails that session with "no available backend found" (and
+ * every later one with "previous call to 'initWasm()' failed"), whatever the model file holds, so that
+ * error names the .wasm instead.
+ */
+export function sessionError(ort, error, name) {
+  if (!/no available backend found|initWasm\(\)/.test(String(error?.message ?? error))) {
+    return new ModelFileError(`${name} could not be loaded as an ONNX model: ${oneLine(error)}`);
+  }
+  // the .wasm this context asked for, where the browser recorded it (a 404 is recorded too), else the
+  // folder it was asked from
+  const fetched = globalThis.performance?.getEntriesByType?.('resource') ?? [];
+  const wasm = fetched.map((entry) => entry.name).filter((url) => /\.wasm(\?|$)/.test(url));
+  const paths = ort.env?.wasm?.wasmPaths;
+  const folder = typeof paths === 'string' ? paths : (paths?.wasm ?? "onnxruntime-web's folder");
+  const where = wasm.length ? wasm[wasm.length - 1] : `ort-wasm-*.wasm from ${folder}`;
+  return new NextwordError(
+    `onnxruntime-web could not start its WebAssembly backend (${where}): ${oneLine(error)}; ` +
+      'check that the .wasm is served (wasmPaths) with its .mjs, from the same onnxruntime-web version',
+  );
+}
+
+/** An error's message on one line, at most 500 characters (as the Python runtime quotes onnxruntime). */
+export function oneLine(error) {
+  return String(error?.message ?? error)
+    .split(/\s+/)
+    .filter(Boolean)
+    .join(' ')
+    .slice(0, 500);
+}

@@ -3,7 +3,7 @@
 
 import { BeamSearch } from './beam.js';
 import { Generation } from './decoding.js';
-import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
+import { ModelFileError, ModelRunError, NextwordError, oneLine, sessionError } from './errors.js';
 import { readGraphInterface } from './graph-io.js';
 import { PCG64, SeedSequence } from './random.js';
 import { MAX_BATCH, resolveOptions } from './generation.js';
@@ -81,8 +81,7 @@ export async function load(source, options = {}) {
   try {
     session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', ...sessionOptions });
   } catch (error) {
-    if (backendFailed(error)) throw new NextwordError(backendMessage(ort, error));
-    throw new ModelFileError(`${name} could not be loaded as an ONNX model: ${oneLine(error)}`);
+    throw sessionError(ort, error, name);
   }
   const model = new NextWordModel(
     ort,
@@ -403,36 +402,6 @@ async function probe(model) {
       );
     }
   });
-}
-
-/** An error's message on one line, at most 500 characters (as the Python runtime quotes onnxruntime). */
-// onnxruntime-web starts its WebAssembly backend on the first session: a .wasm file that cannot be
-// fetched or compiled fails that session with "no available backend found" (and every later one with
-// "previous call to 'initWasm()' failed"), whatever the model file holds, so the error names the .wasm.
-function backendFailed(error) {
-  return /no available backend found|initWasm\(\)/.test(String(error?.message ?? error));
-}
-
-function backendMessage(ort, error) {
-  // the .wasm this context asked for, where the browser recorded it (a 404 is recorded too), else the
-  // folder it was asked from
-  const fetched = globalThis.performance?.getEntriesByType?.('resource') ?? [];
-  const wasm = fetched.map((entry) => entry.name).filter((url) => /\.wasm(\?|$)/.test(url));
-  const paths = ort.env?.wasm?.wasmPaths;
-  const folder = typeof paths === 'string' ? paths : (paths?.wasm ?? "onnxruntime-web's folder");
-  const where = wasm.length ? wasm[wasm.length - 1] : `ort-wasm-*.wasm from ${folder}`;
-  return (
-    `onnxruntime-web could not start its WebAssembly backend (${where}): ${oneLine(error)}; ` +
-    'check that the .wasm is served (wasmPaths) with its .mjs, from the same onnxruntime-web version'
-  );
-}
-
-function oneLine(error) {
-  return String(error?.message ?? error)
-    .split(/\s+/)
-    .filter(Boolean)
-    .join(' ')
-    .slice(0, 500);
 }
 
 function sameDims(dims, expected) {
