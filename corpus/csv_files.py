@@ -40,9 +40,14 @@ class _Lines:
 
 
 def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
+    """The text of each row of the CSV file ``path`` ('' for a row without it), in file order: the
+    column :func:`_text_column` chooses, fields separated as :func:`_delimiter` finds. With ``log``,
+    the choices are logged (the first pass over a corpus; the later ones say nothing). Raises
+    :class:`CorpusError` naming the line of an open quote, of a row with more fields than the header
+    names, or of bytes csv cannot read, and for a text column empty in every row."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # abstracts can exceed the 128 KiB default
     with path.open(newline="", encoding="utf-8-sig") as f:
-        delimiter = _delimiter(path, f.readline())
+        delimiter = _delimiter(path, f.readline(), log)
         f.seek(0)  # the decoder starts again, and skips a byte-order mark again
         lines = _Lines(f)
         reader = csv.reader(lines, delimiter=delimiter)
@@ -76,7 +81,7 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
             ) from None
 
 
-def _delimiter(path: Path, header: str) -> str:
+def _delimiter(path: Path, header: str, log: bool) -> str:
     """What separates the fields of ``path``: a tab in a .tsv/.tab file; otherwise a comma, unless the
     header line ``header`` has none but has semicolons or tabs between names that look like column
     names (not a document on a header-less file's first line), as spreadsheets write CSV in locales
@@ -89,9 +94,10 @@ def _delimiter(path: Path, header: str) -> str:
     for delimiter, name in (("\t", "tabs"), (";", "semicolons")):
         names = next(csv.reader([header], delimiter=delimiter), [])
         if len(names) > 1 and not any(_looks_like_text(n) for n in names):
-            logger.info(
-                "%s: the header line has %s between its names and no comma: reading them so", path, name
-            )
+            if log:
+                logger.info(
+                    "%s: the header line has %s between its names and no comma: reading them so", path, name
+                )
             return delimiter
     return ","
 
