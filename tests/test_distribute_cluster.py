@@ -384,6 +384,33 @@ def test_workers_that_disagree_lose_no_run_and_sigterm_stops_a_worker(corpus, tm
     assert code == 1 and "lost contact with the other workers" in err
 
 
+def test_the_same_command_continues_a_run_but_starts_over_on_an_edited_corpus(tmp_path):
+    """A cluster restarted with the same command continues its run (even with --overwrite, which the
+    command may hold); the same command after the corpus file was edited starts the run over: before,
+    the chief continued the old run while the other worker read the new corpus, and both stopped with
+    "the workers disagree on ... vocabulary"."""
+    corpus = write_corpus(tmp_path, synthetic_documents(200, seed=1))["text"]
+    run = tmp_path / "run"
+    argv = [*_cluster_argv(corpus, run), "--overwrite", "--epochs", "1"]
+    for session in ("a", "b"):
+        ports = _free_ports(2)
+        workers = [_start(i, ports, argv, tmp_path, session) for i in range(2)]
+        results = [_finish(w) for w in workers]
+        for code, _, err in results:
+            assert code == 0, err[-3000:]
+        chief = results[0][2]
+        assert ("holds a run of these settings and corpus files: continuing it" in chief) == (session == "b")
+    started = json.loads((run / "config.json").read_text())["corpus_files"]
+    corpus.write_text(corpus.read_text() + "\n\nan added document about a new engine entirely\n")
+    ports = _free_ports(2)
+    workers = [_start(i, ports, argv, tmp_path, "c") for i in range(2)]
+    for code, _, err in (_finish(w) for w in workers):
+        assert code == 0, err[-3000:]
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["corpus_files"] != started and stored["data"]["documents"] == 201  # a new run
+    assert len(json.loads((run / "metrics.json").read_text())["epochs"]) == 1
+
+
 def test_mirrored_strategy_on_the_cpu_trains_what_the_default_strategy_trains(corpus, reference, tmp_path):
     from nextword.runtime import TokenizerConfig
     from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train

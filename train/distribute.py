@@ -354,7 +354,8 @@ def lost_workers(workers: Workers) -> Iterator[None]:
     except lost as exc:
         raise WorkerLostError(
             f"worker {workers.index} lost contact with the other workers ({_reason(exc)}); restart every "
-            "worker with the same command: training continues from the last checkpoint"
+            "worker with the same command: training continues from the last checkpoint (or starts again, "
+            "before the first)"
         ) from None
 
 

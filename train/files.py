@@ -88,6 +88,7 @@ RUN_ONLY_KEYS = (
     "training",
     "versions",
     "command",
+    "corpus_files",
 )  # config.json keys that are facts of the run, not settings
 
 

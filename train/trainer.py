@@ -84,9 +84,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
             stored_config, stored = run.read_config()
             if config.overwrite:
                 logger.warning(
-                    "%s holds a run of these settings: continuing it, as a cluster restarted with the "
-                    "same command does; --overwrite does not start it over. To start over (a changed "
-                    "corpus file, say), remove the folder or choose another --out",
+                    "%s holds a run of these settings and corpus files: continuing it, as a cluster "
+                    "restarted with the same command does; --overwrite does not start it over. To start "
+                    "over, remove the folder or choose another --out",
                     run.root,
                 )
             config = replace(stored_config, **{f: getattr(config, f) for f in SESSION_FIELDS})
@@ -135,6 +135,7 @@ def _prepare(
         },
         "versions": versions(),
         "command": command,
+        "corpus_files": corpus_files(config),
     }
     atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
@@ -244,11 +245,21 @@ def _same_run(run: RunDir, config: TrainConfig) -> bool:
     if not (run.root.is_dir() and run.is_run() and run.config.is_file()):
         return False
     try:
-        stored, _ = run.read_config()
+        stored, facts = run.read_config()
     except (ValueError, FileNotFoundError):
+        return False
+    if facts.get("corpus_files", corpus_files(config)) != corpus_files(config):
+        logger.info("%s: the corpus files changed since its run started: it is not this run", run.root)
         return False
     mine, theirs = config.to_dict(), stored.to_dict()
     return all(mine[k] == theirs[k] for k in mine if k not in SESSION_FIELDS)
+
+
+def corpus_files(config: TrainConfig) -> list[list[int]]:
+    """Size and modification time (ns) of each corpus file: what tells a cluster restarted with the
+    same command (the run goes on) from the same command on an edited corpus (it starts over)."""
+    stats = [Path(path).stat() for path in config.corpus.paths]
+    return [[stat.st_size, stat.st_mtime_ns] for stat in stats]
 
 
 def _fit(
