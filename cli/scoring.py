@@ -14,15 +14,13 @@ from typing import Any
 
 from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
 from nextword.corpus.dev import split_dev_mask
-from nextword.corpus.readers import HEAD_BYTES, not_text
+from nextword.corpus.readers import CORPUS_SUFFIXES, HEAD_BYTES, not_text
 from nextword.runtime import ModelFileError, NextWordModel, default_model, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
 
 from .args import config_from_args
 from .display import figure, json_text
 from .info import cache_text
-
-_CORPUS_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".txt"}
 
 __all__ = ["cached_model", "evaluate_command", "score_command"]
 
@@ -118,7 +116,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         args.model = args.model_option
     if args.model is None:
         raise ValueError("no model given: nextword evaluate MODEL.onnx CORPUS... (or --model MODEL.onnx)")
-    if args.model_option is None and Path(args.model).suffix.lower() in _CORPUS_SUFFIXES:
+    if args.model_option is None and Path(args.model).suffix.lower() in CORPUS_SUFFIXES:
         raise ValueError(
             f"{args.model} looks like a corpus, and evaluate's first argument is the model: nextword "
             f"evaluate MODEL.onnx {args.model} (the bundled model is {BUNDLED_MODEL})"

@@ -19,6 +19,7 @@ from .csv_files import TSV_SUFFIXES, read_csv
 from .errors import CorpusError, os_error
 
 __all__ = [
+    "CORPUS_SUFFIXES",
     "HEAD_BYTES",
     "count_documents",
     "detect_format",
@@ -31,6 +32,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+# Names that say "a corpus": what detect_format reads as CSV or JSON Lines, JSON it refuses, plain text.
+CORPUS_SUFFIXES = frozenset({".csv", *TSV_SUFFIXES, *_JSONL_SUFFIXES, ".json", ".txt"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # The first bytes of files that are not UTF-8 text, what they are, and how to make text of them. None of
 # them starts a UTF-8 text file (the UTF-32 BE mark and "PK\x03\x04" only in theory); a UTF-8

@@ -77,6 +77,14 @@ def _cluster_argv(corpus, run):
     ]
 
 
+def _wait_for_checkpoint(run, workers):
+    """Until the chief saves ``run``'s first checkpoint (at most WAIT s), every worker still running."""
+    deadline = time.monotonic() + WAIT
+    while not (run / "checkpoint.keras").is_file() and time.monotonic() < deadline:
+        assert all(w.poll() is None for w in workers), "a worker ended before the first checkpoint"
+        time.sleep(0.02)
+
+
 def _free_ports(n):
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
@@ -204,10 +212,7 @@ def test_a_worker_killed_mid_epoch_is_restarted_and_training_resumes(corpus, ref
     argv = [*_cluster_argv(corpus, run), "--checkpoint-steps", "10"]
     ports = _free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "a") for i in range(2)]
-    deadline = time.monotonic() + WAIT
-    while not (run / "checkpoint.keras").is_file() and time.monotonic() < deadline:
-        assert all(w.poll() is None for w in workers), "a worker ended before the first checkpoint"
-        time.sleep(0.02)
+    _wait_for_checkpoint(run, workers)
     assert json.loads((run / "metrics.json").read_text())["epochs"] == [], "killed after epoch 1 ended"
     workers[1].send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
@@ -371,10 +376,7 @@ def test_workers_that_disagree_lose_no_run_and_sigterm_stops_a_worker(corpus, tm
     argv = [*_cluster_argv(corpus, fresh), "--epochs", "50", "--checkpoint-steps", "5"]
     ports = _free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "b") for i in range(2)]
-    deadline = time.monotonic() + WAIT
-    while not (fresh / "checkpoint.keras").is_file() and time.monotonic() < deadline:
-        assert all(w.poll() is None for w in workers), "a worker ended before the first checkpoint"
-        time.sleep(0.05)
+    _wait_for_checkpoint(fresh, workers)
     workers[1].send_signal(signal.SIGTERM)
     sent = time.monotonic()
     code, _, err = _finish(workers[1])

@@ -143,7 +143,7 @@ def fit_session(
         ),
     }
     with lost_workers(workers):
-        check_same(workers, _fingerprint(run, config, vocab_size))
+        check_same(workers, _fingerprint(run, vocab_size))
         plan = broadcast_json(workers, plan)  # the chief's, on every worker
     config = replace(
         config, epochs=plan["epochs"], patience=plan["patience"], max_minutes=plan["max_minutes"]
@@ -281,10 +281,10 @@ def settings_fingerprint(config: TrainConfig) -> dict[str, int]:
     return {name: _digest(repr(value).encode()) for name, value in settings.items()}
 
 
-def _fingerprint(run: RunDir, config: TrainConfig, vocab_size: int) -> dict[str, int]:
-    """What every worker must share: the training settings, the vocabulary and the encoded splits."""
+def _fingerprint(run: RunDir, vocab_size: int) -> dict[str, int]:
+    """What every worker must share besides the settings (which ``confirm_workers`` compared before
+    anything was read): the vocabulary and the encoded splits."""
     return {
-        **settings_fingerprint(config),
         "vocabulary": _digest(run.tokenizer.read_bytes()) + vocab_size,
         "training split": run.train_ids.stat().st_size,
         "validation split": run.val_ids.stat().st_size,

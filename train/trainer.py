@@ -248,7 +248,8 @@ def _same_run(run: RunDir, config: TrainConfig) -> bool:
         stored, facts = run.read_config()
     except (ValueError, FileNotFoundError):
         return False
-    if facts.get("corpus_files", corpus_files(config)) != corpus_files(config):
+    files = corpus_files(config)
+    if facts.get("corpus_files", files) != files:
         logger.info("%s: the corpus files changed since its run started: it is not this run", run.root)
         return False
     mine, theirs = config.to_dict(), stored.to_dict()
