@@ -51,6 +51,8 @@ RESUMABLE_OPTIONS = {  # settings that --resume may change
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
 # How `evaluate` reads the corpus files: as the model file records its own were read, unless told.
 READ_AS_RECORDED = ("format", "text_column", "json_field")
+# Commands whose printed result is the point: with standard output closed they refuse to run.
+PRINTS_RESULT = ("generate", "suggest", "score", "evaluate", "info")
 DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
 MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 CACHE_HELP = (
@@ -147,6 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # said by the subcommand's parser: its usage, not the top level's
         _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.command_line = shlex.join(["nextword", *argv])  # recorded with runs and model files
+    if sys.stdout is None and args.command in PRINTS_RESULT:  # started with `>&-`: print() drops it all
+        if sys.stderr is not None:
+            print(
+                f"nextword {args.command}: error: standard output is closed, so the result would be lost: "
+                "redirect it (> FILE, or > /dev/null to discard it) instead of closing it",
+                file=sys.stderr,
+            )
+        return 2
     handler = logging.StreamHandler()
     handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))  # messages may quote files
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[handler])

@@ -4,7 +4,6 @@ the figures printed; and the model a command asks for, checked against its ``--c
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import stat
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
 from nextword.corpus.dev import split_dev_mask
 from nextword.corpus.readers import CORPUS_SUFFIXES, HEAD_BYTES, not_text
-from nextword.runtime import ModelFileError, NextWordModel, default_model, evaluate
+from nextword.runtime import ModelFileError, NextWordModel, TextScore, default_model, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
 
 from .args import config_from_args
@@ -38,18 +37,30 @@ def cached_model(path: str | None, cache: bool | None) -> NextWordModel:
 
 
 def score_command(args: argparse.Namespace) -> int:
-    model, text = _score_arguments(args)
-    result = cached_model(model, args.cache).score(
-        text if args.file is None else _read_text_file(args.file), cache=args.cache
-    )
+    model_path, text = _score_arguments(args)
+    model_file = cached_model(model_path, args.cache)
+    text_read = text if args.file is None else _read_text_file(args.file)
+    result = model_file.score(text_read, cache=args.cache)
     if args.json:
-        print(json_text(dataclasses.asdict(result)))
+        print(json_text(_score_json(model_file, text_read, result)))
         return 0
     print(f"words              {len(result.words)}")
     print(f"total log-prob     {result.total_logprob:.3f}")
     print(f"perplexity         {figure(result.perplexity, '.2f')}")
     print(f"unknown words      {sum(w.unknown for w in result.words)}")
     return 0
+
+
+def _score_json(model: NextWordModel, text: str | None, result: TextScore) -> dict[str, Any]:
+    """The score as ``--json`` prints it: every word as the server's ``/v1/score`` gives it, the word
+    read (an unknown one too, flagged ``unknown``) and its text with spacing, to render the text."""
+    tokens = model.tokenizer.tokenize(text or "")
+    pieces = model.tokenizer.pieces(tokens)
+    words = [
+        {"word": token, "text": piece, "logprob": w.logprob, "unknown": w.unknown}
+        for token, piece, w in zip(tokens, pieces, result.words, strict=True)
+    ]
+    return {"total_logprob": result.total_logprob, "perplexity": result.perplexity, "words": words}
 
 
 def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -169,7 +180,15 @@ def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterat
     if part == "val":  # the development part is carved from the training side: not needed here
         yield from (document for is_val, document in split.read() if is_val)
         return
-    is_dev = split_dev_mask(split, provenance.data.dev_documents or 0)
+    try:
+        is_dev = split_dev_mask(split, provenance.data.dev_documents or 0)
+    except ValueError as exc:  # a corpus other than the model's: its training side is too small
+        recorded = provenance.data.documents
+        trained_on = f"{recorded:,} documents; " if recorded else ""
+        raise ValueError(
+            f"--split {part}: {exc}; give the corpus the model was trained on ({trained_on}nextword info "
+            "names its files), or score every document with --split all"
+        ) from None
     index = 0
     for is_val, document in split.read():
         if is_val:

@@ -114,6 +114,11 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
     path = Path(path)
     if path.is_dir():
         raise CorpusError(f"corpus file {path} is a folder; pass the files in it ({path / '*.txt'}, say)")
+    if path.exists() and not path.is_file():  # /dev/zero, a FIFO, <(zcat ...): read once, or never ends
+        raise CorpusError(
+            f"corpus file {path} is a device or pipe, not a regular file, and a corpus is read more than "
+            "once: save the text to a file and pass that"
+        )
     if not path.is_file():
         raise CorpusError(f"corpus file {path} does not exist (or is not a file)")
     fmt = detect_format(path) if config.format == "auto" else config.format

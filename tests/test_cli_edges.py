@@ -1,0 +1,87 @@
+"""The CLI at its edges: standard output closed, Ctrl-C while its modules load, a device named as a
+corpus, a corpus too small for the split asked for, and ``score --json``'s words."""
+
+from __future__ import annotations
+
+import importlib.abc
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+from helpers import write_corpus
+from nextword.cli import entry
+from nextword.cli.main import main
+
+
+def test_a_result_command_with_standard_output_closed_fails_and_says_so(model_path):
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    # `>&-` closes descriptor 1 for the child: Python then sets sys.stdout to None, print() drops text.
+    shell = '"$0" -c "$1" generate --model "$2" "the network" --max-words 3 >&-'
+    done = subprocess.run(
+        ["sh", "-c", shell, sys.executable, code, str(model_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "standard output is closed" in done.stderr and "/dev/null" in done.stderr
+
+
+class _InterruptImport(importlib.abc.MetaPathFinder):
+    """Raises KeyboardInterrupt when the command line's main module is imported, as Ctrl-C does
+    while it loads."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "nextword.cli.main":
+            raise KeyboardInterrupt
+        return None
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line_and_status_130(monkeypatch, capsys):
+    monkeypatch.delitem(sys.modules, "nextword.cli.main")
+    monkeypatch.setattr(sys, "meta_path", [_InterruptImport(), *sys.meta_path])
+    monkeypatch.setattr(sys, "argv", ["nextword", "--version"])
+    assert entry.main() == 130
+    assert capsys.readouterr().err == "nextword: interrupted\n"
+
+
+def test_the_installed_command_starts_at_the_entry_module():
+    (script,) = entry_points(group="console_scripts", name="nextword")
+    assert script.value == "nextword.cli.entry:main"
+
+
+def test_a_device_named_as_a_corpus_is_refused_as_one(model_path, capsys):
+    code = main(["evaluate", str(model_path), "/dev/zero"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "/dev/zero is a device or pipe, not a regular file" in err and "does not exist" not in err
+
+
+def test_the_dev_split_of_a_smaller_corpus_says_which_corpus_to_give(model_path, documents, tmp_path, capsys):
+    small = write_corpus(tmp_path, documents[:4])["csv"]
+    code = main(["evaluate", str(model_path), str(small), "--split", "dev"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--split dev: a development part of" in err
+    assert f"give the corpus the model was trained on ({len(documents):,} documents" in err
+    assert "--split all" in err
+
+
+def test_score_json_gives_an_unknown_word_as_read_with_its_text(model_path, capsys):
+    code = main(["score", str(model_path), "The network zyzzyvas", "--json"])
+    words = json.loads(capsys.readouterr().out)["words"]
+    assert code == 0
+    assert [w["word"] for w in words] == ["the", "network", "zyzzyvas"]
+    assert [w["unknown"] for w in words] == [False, False, True]
+    assert "".join(w["text"] for w in words).lower() == "the network zyzzyvas"
+    assert all(set(w) == {"word", "text", "logprob", "unknown"} for w in words)
+
+
+@pytest.mark.parametrize("argv", [["info"], ["suggest", "a"]])
+def test_every_result_command_checks_standard_output(argv, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(argv) == 2
+    assert "standard output is closed" in capsys.readouterr().err
