@@ -146,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args, unknown = _intermixed(parser, args, argv, unknown)
     if unknown:  # said by the subcommand's parser: its usage, not the top level's
         _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.command_line = shlex.join(["nextword", *argv])  # recorded with runs and model files
@@ -221,6 +223,23 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         if commands is None or chosen not in commands.choices:
             return parser
         parser = commands.choices[chosen]
+
+
+def _intermixed(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str], unknown: list[str]
+) -> tuple[argparse.Namespace, list[str]]:
+    """``args`` parsed again with options and positionals in any order (``nextword score MODEL --json
+    TEXT``): argparse takes a command's positionals in one run, so a positional after an option was
+    left over (``unknown``, returned as it is where the command is not parsed again). The top level's
+    own options come before the command's name."""
+    # generate: `--stop . "each neuron"` meant two stop strings, not a second prompt. corpus: a command
+    # of commands (`nextword corpus SOURCE ...`), parsed as it is.
+    if args.command in ("generate", "corpus"):
+        return args, unknown
+    command = _command_parser(parser, args)
+    at = argv.index(args.command)
+    reparsed = argparse.Namespace(**{k: v for k, v in vars(args).items() if k in ("quiet", "command")})
+    return command.parse_known_intermixed_args(argv[at + 1 :], namespace=reparsed)
 
 
 def _after_interrupt(args: argparse.Namespace) -> str:

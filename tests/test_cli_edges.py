@@ -1,5 +1,6 @@
 """The CLI at its edges: standard output closed, Ctrl-C while its modules load, a device named as a
-corpus, a corpus too small for the split asked for, and ``score --json``'s words."""
+corpus, a corpus too small for the split asked for, ``score --json``'s words, and options placed between
+positionals."""
 
 from __future__ import annotations
 
@@ -85,3 +86,21 @@ def test_every_result_command_checks_standard_output(argv, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", None)
     assert main(argv) == 2
     assert "standard output is closed" in capsys.readouterr().err
+
+
+def test_options_may_come_between_positionals(model_path, documents, tmp_path, capsys):
+    code = main(["score", str(model_path), "--json", "the network"])
+    scored = json.loads(capsys.readouterr().out)
+    assert code == 0 and [w["word"] for w in scored["words"]] == ["the", "network"]
+    corpus = write_corpus(tmp_path, documents[:3])["csv"]
+    code = main(["-q", "evaluate", str(model_path), "--json", str(corpus), "--no-cache"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["documents"] == 3
+
+
+def test_generate_never_takes_a_positional_after_an_option_as_a_prompt(model_path, capsys):
+    """``--stop . "each neuron"`` most likely meant two stop strings: refused, not a second prompt."""
+    with pytest.raises(SystemExit) as stop:
+        main(["generate", "the", "--model", str(model_path), "--stop", ".", "each neuron"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: nextword generate") and "unrecognized arguments: each neuron" in err
