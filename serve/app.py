@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from nextword.runtime import ModelFileError, NextWordModel, __version__, load
 from nextword.runtime.model import default_session_options
@@ -82,7 +81,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     app.include_router(completions.router)
     app.include_router(routes.router)
     app.include_router(web_assets.router)  # before /static: it answers for the compressed .wasm
-    app.mount("/static", StaticFiles(directory=str(routes.STATIC)), name="static")
+    app.mount("/static", web_assets.RangedStaticFiles(directory=str(routes.STATIC)), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     return app
 

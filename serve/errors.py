@@ -42,6 +42,8 @@ class APIError(Exception):
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error with :func:`error_body` JSON instead of the framework's own shapes."""
 
+    _schema_without_framework_errors(app)
+
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
         return exc.response()
@@ -76,6 +78,28 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.error("%s %s failed: %r", request.method, request.url.path, exc)
         message = f"the server failed on this request ({type(exc).__name__}); see the server's log"
         return APIError(500, message).response()
+
+
+def _schema_without_framework_errors(app: FastAPI) -> None:
+    """Drop from the OpenAPI schema the 422 that FastAPI lists for every route with parameters, in its
+    own error shape: the handlers here answer a bad body with a 422 in :func:`error_body`'s shape (the
+    routes that take one list it), and a path parameter (a model's id) cannot fail its type check."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    answer = operation.get("responses", {}).get("422", {})
+                    ref = answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+                    if ref == "#/components/schemas/HTTPValidationError":
+                        del operation["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 _PARSE_FAILED = "There was an error parsing the body"  # FastAPI's HTTPException detail
@@ -132,6 +156,8 @@ def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = ()) -> st
         return f"unknown parameter {param!r}; see /docs for the parameters this endpoint takes"
     if kind == "missing":
         return f"{param} is required"
+    if kind == "value_error" and param is None:  # a check of the body as a whole (its keys)
+        return "the request body's " + str(error.get("msg", "is invalid")).removeprefix("Value error, ")
     if kind in ("model_attributes_type", "dict_type") or param is None:
         return f"the request body must be a JSON object ({error.get('msg', 'invalid')})"
     value = error.get("input")

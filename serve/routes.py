@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from .completions import ERRORS
 from .errors import APIError
 from .options import check_prompt
-from .schemas import ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
+from .schemas import ErrorBody, ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
 from .state import ServerState, model_summary
 
 __all__ = ["STATIC", "router"]
@@ -80,7 +80,9 @@ async def models(request: Request) -> dict[str, Any]:
     return {"object": "list", "data": [_model_entry(request.app.state.nextword)]}
 
 
-@router.get("/v1/models/{model_id}", summary="The served model, by its id")
+@router.get(
+    "/v1/models/{model_id}", responses={404: {"model": ErrorBody}}, summary="The served model, by its id"
+)
 async def model(model_id: str, request: Request) -> dict[str, Any]:
     """OpenAI's model retrieval: the entry of ``/v1/models`` for the served model's id, else 404."""
     state: ServerState = request.app.state.nextword
@@ -113,7 +115,7 @@ async def chat() -> None:
     )
 
 
-@router.get("/health", summary="Liveness and load")
+@router.get("/health", responses={503: {"model": ErrorBody}}, summary="Liveness and load")
 async def health(request: Request) -> dict[str, Any]:
     """``status`` is ``ok``, or ``draining`` once the server is shutting down (then it answers 503)."""
     state: ServerState = request.app.state.nextword

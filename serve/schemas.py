@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "API_TO_RUNTIME",
@@ -32,10 +32,43 @@ API_TO_RUNTIME = {"max_tokens": "max_words", "min_tokens": "min_words", "n": "nu
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _surrogate_key(keys: Any) -> str | None:
+    """Why one of ``keys`` (a JSON object's) is not text, or None: a lone surrogate, shown escaped."""
+    for key in keys:
+        found = _SURROGATE.search(key) if isinstance(key, str) else None
+        if found:
+            shown = repr(key[:40]) + ("..." if len(key) > 40 else "")
+            return (
+                f"key {shown} is not valid Unicode text: it holds a lone UTF-16 surrogate "
+                f"(U+{ord(found.group()):04X} at character {found.start()}); send keys as valid Unicode text"
+            )
+    return None
+
+
 class _Request(BaseModel):
     # A misspelt option is refused rather than silently ignored, and a value of the wrong JSON type
     # rather than converted ("10" is not a number of words, true is not 1).
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_are_text(cls, data: Any) -> Any:
+        """Refuse an object whose key holds a lone surrogate (``{"\\ud800": 1}``), saying so, before
+        pydantic reads its keys (it would answer "input should be a valid string" about the body)."""
+        problem = _surrogate_key(data) if isinstance(data, dict) else None
+        if problem:
+            raise ValueError(problem)
+        return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _dict_keys_are_text(cls, value: Any) -> Any:
+        """The same for a parameter that is an object of free keys (``logit_bias``): pydantic would
+        name the key with its bytes garbled."""
+        problem = _surrogate_key(value) if isinstance(value, dict) else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("*")
     @classmethod

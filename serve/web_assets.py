@@ -7,17 +7,24 @@ Nothing comes from elsewhere: both pages work offline. docs/web.md says why the 
 from __future__ import annotations
 
 import gzip
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.responses import RangeNotSatisfiable
 
 from .errors import APIError
 from .routes import STATIC
 from .state import ServerState
 
-__all__ = ["SWAGGER_BUNDLE", "WASM", "router"]
+__all__ = ["SWAGGER_BUNDLE", "WASM", "RangedStaticFiles", "byte_ranges", "ranged_file", "router"]
 
 router = APIRouter()
 WASM = "ort-wasm-simd-threaded.wasm"
@@ -32,7 +39,95 @@ async def model_file(request: Request) -> FileResponse:
     path = Path(state.model.source)
     if not path.is_file():
         raise APIError(404, "this server's model was not loaded from a file, so it cannot be downloaded")
-    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+    return ranged_file(
+        request.headers, path, path.stat(), media_type="application/octet-stream", filename=path.name
+    )
+
+
+def ranged_file(headers: Mapping[str, str], path: Path, stat: os.stat_result, **options: Any) -> FileResponse:
+    """A file's response, its ``Range`` checked first: a range that selects none of its bytes is a 416
+    with ``Content-Range: bytes */SIZE`` and the server's JSON error (:class:`APIError`)."""
+    response = _RangedFile(path, stat_result=stat, **options)
+    asked, if_range = headers.get("range"), headers.get("if-range")
+    # a Range is used only while If-Range (if any) still names this file (RFC 9110, 13.1.5)
+    if (
+        asked is not None
+        and response.status_code == 200
+        and (
+            if_range is None
+            or if_range in (response.headers.get("etag"), response.headers.get("last-modified"))
+        )
+    ):
+        try:
+            byte_ranges(asked, stat.st_size, _RangedFile.max_ranges)
+        except RangeNotSatisfiable:
+            raise APIError(
+                416,
+                f"Range {asked[:80]!r} selects no bytes of {path.name} ({stat.st_size} bytes); ask for "
+                f"bytes=START-END within 0..{stat.st_size - 1}, or leave Range out for the whole file",
+                "range",
+                headers={"Content-Range": f"bytes */{stat.st_size}"},
+            ) from None
+    return response
+
+
+class RangedStaticFiles(StaticFiles):
+    """Static files whose ``Range`` requests are answered as :func:`ranged_file` answers them."""
+
+    def file_response(
+        self, full_path: Any, stat_result: os.stat_result, scope: Any, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        if type(response) is not FileResponse:  # 304 Not Modified
+            return response
+        return ranged_file(Headers(scope=scope), Path(full_path), stat_result, status_code=status_code)
+
+
+class _RangedFile(FileResponse):
+    """A file response that reads ``Range`` with :func:`byte_ranges` rather than Starlette's parser (which
+    answers a malformed range with a plain-text 400, refuses a unit it does not know rather than ignoring
+    it, and refuses a list of ranges when one of them is past the end)."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        return byte_ranges(http_range, file_size, cls.max_ranges)
+
+
+_RANGE = re.compile(r"(\d*)\s*-\s*(\d*)", re.ASCII)
+
+
+def byte_ranges(header: str, size: int, most: int = 100) -> list[tuple[int, int]]:
+    """The ``[start, end)`` byte ranges a ``Range`` header asks of a file of ``size`` bytes, sorted and
+    merged, as RFC 9110 (14.1.2, 14.2) reads it: ``[]`` (the whole file) for a unit other than bytes or
+    more than ``most`` ranges; the ranges that overlap the file, the others dropped. Raises
+    :class:`RangeNotSatisfiable` when a range is malformed (``5-2``, ``abc``) or none overlaps the file."""
+    unit, _, specs = header.partition("=")
+    parts = [part.strip() for part in specs.split(",") if part.strip()]
+    if unit.strip().lower() != "bytes" or len(parts) > most:
+        return []
+    ranges = []
+    for part in parts:
+        match = _RANGE.fullmatch(part)
+        if not match or not any(match.groups()):
+            raise RangeNotSatisfiable(size)
+        first, last = (int(group) if group else None for group in match.groups())
+        if first is None:  # the last `last` bytes
+            if last and size:
+                ranges.append((max(size - last, 0), size))
+        elif last is not None and last < first:
+            raise RangeNotSatisfiable(size)
+        elif first < size:
+            ranges.append((first, size if last is None else min(last + 1, size)))
+    if not ranges:
+        raise RangeNotSatisfiable(size)
+    ranges.sort()
+    merged = [ranges[0]]
+    for start, end in ranges[1:]:
+        if start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 @router.api_route(f"/static/ort/{WASM}", methods=["GET", "HEAD"], include_in_schema=False)

@@ -1,0 +1,245 @@
+"""The server as OpenAI's clients and HTTP tools see it: error messages for keys that are not text, Range
+requests on served files, the OpenAPI schema's status codes, and the official Python client end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
+
+import httpx
+from fastapi.testclient import TestClient
+
+from nextword.serve import ServeConfig, create_app
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def app(model):
+    return create_app(ServeConfig(), model)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/completions", b'{"\\ud800": 1}'),
+        ("/v1/completions", b'{"prompt": "a", "x\\udc00": 1}'),
+        ("/v1/suggest", b'{"prompt": "a", "\\udbff": 1}'),
+        ("/v1/score", b'{"\\ud800": "a"}'),
+    ],
+)
+def test_a_body_key_that_is_not_text_is_named_as_such(client, path, raw):
+    answer = client.post(path, content=raw, headers=JSON)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert "must be a JSON object" not in error["message"]  # it is one: its key is the problem
+    assert "key" in error["message"] and "not valid Unicode text" in error["message"]
+    assert "surrogate" in error["message"] and "\\u" in error["message"]  # the key, escaped
+
+
+@pytest.mark.parametrize(
+    ("raw", "param", "shown"),
+    [
+        (b'{"prompt": "a", "logit_bias": {"\\ud800": "x"}}', "logit_bias", "'\\ud800'"),
+        (b'{"prompt": "a", "logit_bias": {"ok": 1, "a\\udc00": 1}}', "logit_bias", "'a\\udc00'"),
+        (
+            b'{"prompt": "a", "stream": true, "stream_options": {"\\ud800": true}}',
+            "stream_options",
+            "'\\ud800'",
+        ),
+    ],
+)
+def test_an_object_parameters_key_that_is_not_text_is_shown_escaped(client, raw, param, shown):
+    answer = client.post("/v1/completions", content=raw, headers=JSON)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["param"] == param  # not the key's bytes garbled into U+FFFD
+    assert "\ufffd" not in json.dumps(error, ensure_ascii=False)
+    assert shown in error["message"] and "not valid Unicode text" in error["message"]
+
+
+def test_a_key_with_a_surrogate_pair_is_text(client):
+    emoji = client.post(
+        "/v1/completions", content=b'{"prompt": "a", "logit_bias": {"\\ud83d\\ude00": 1}}', headers=JSON
+    )
+    assert emoji.status_code == 400 and emoji.json()["error"]["message"].startswith(
+        "logit_bias is not supported"
+    )
+
+
+@pytest.mark.parametrize("asked", ["bytes=999999999-", "bytes=5-2", "bytes=abc", "bytes=-0", "bytes="])
+@pytest.mark.parametrize("path", ["/model.onnx", "/static/app.js"])
+def test_a_range_that_selects_no_bytes_gets_416_in_the_json_error_shape(client, path, asked):
+    size = len(client.get(path).content)
+    for answer in (client.get(path, headers={"range": asked}), client.head(path, headers={"range": asked})):
+        assert answer.status_code == 416  # RFC 9110 15.5.17, not Starlette's plain-text 400
+        assert answer.headers["content-range"] == f"bytes */{size}"
+        if answer.request.method == "GET":
+            error = answer.json()["error"]
+            assert "Range" in error["message"] and str(size) in error["message"]
+            assert error["type"] == "invalid_request_error"
+
+
+def test_good_ranges_and_other_units_are_served(client, model_path):
+    data = model_path.read_bytes()
+    part = client.get("/model.onnx", headers={"range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == data[:10]
+    assert part.headers["content-range"] == f"bytes 0-9/{len(data)}"
+    tail = client.get("/model.onnx", headers={"range": "bytes=-4"})
+    assert tail.status_code == 206 and tail.content == data[-4:]
+    past_the_end = client.get("/model.onnx", headers={"range": "bytes=2-3, 999999999-"})  # one overlaps
+    assert past_the_end.status_code == 206 and past_the_end.content == data[2:4]
+    merged = client.get("/model.onnx", headers={"range": "bytes=0-1,2-5"})
+    assert merged.status_code == 206 and merged.content == data[:6]
+    other_unit = client.get("/model.onnx", headers={"range": "items=0-1"})  # ignored (RFC 9110 14.2)
+    assert other_unit.status_code == 200 and other_unit.content == data
+    etag = part.headers["etag"]
+    stale = client.get("/model.onnx", headers={"range": "bytes=999999999-", "if-range": '"old"'})
+    assert stale.status_code == 200 and stale.content == data  # If-Range no longer matches: the whole file
+    current = client.get("/model.onnx", headers={"range": "bytes=999999999-", "if-range": etag})
+    assert current.status_code == 416 and current.json()["error"]["param"] == "range"
+
+
+# What each documented route can answer, besides 405 for a method it does not take and 500 for a bug.
+ANSWERS = {
+    ("/v1/completions", "post"): {200, 400, 413, 422, 429, 503},
+    ("/v1/suggest", "post"): {200, 400, 413, 422, 429, 503},
+    ("/v1/score", "post"): {200, 400, 413, 422, 429, 503},
+    ("/v1/models", "get"): {200},
+    ("/v1/models/{model_id}", "get"): {200, 404},
+    ("/health", "get"): {200, 503},
+}
+
+
+def test_the_openapi_schema_lists_the_status_codes_the_routes_answer(client, app):
+    schema = client.get("/openapi.json").json()
+    listed = {
+        (path, method): {int(code) for code in operation["responses"]}
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert listed == ANSWERS
+    for (path, method), codes in ANSWERS.items():
+        for code in codes - {200}:
+            answer = schema["paths"][path][method]["responses"][str(code)]
+            assert answer["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorBody"
+            }
+    assert "HTTPValidationError" not in schema["components"]["schemas"]  # never answered
+    # the two answers the schema used to get wrong, as the server gives them
+    assert client.get("/v1/models/nope").status_code == 404
+    state = app.state.nextword
+    state.draining = True
+    try:
+        draining = client.get("/health")
+    finally:
+        state.draining = False
+    assert draining.status_code == 503 and draining.json()["error"]["type"] == "server_error"
+
+
+def _health(url: str) -> dict:
+    return httpx.get(url + "/health", timeout=10).json()
+
+
+def _wait_idle(url: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while _health(url)["generations_in_flight"]:
+        assert time.monotonic() < deadline, "a generation is still running"
+        time.sleep(0.02)
+
+
+def test_the_openai_client_with_every_parameter_the_docs_list(live_server, model):
+    openai = pytest.importorskip("openai", reason="install nextword[serve-test] (the openai client)")
+    client = openai.OpenAI(base_url=live_server.url + "/v1", api_key="unused", max_retries=0)
+    answer = client.completions.create(
+        model="tiny",
+        prompt=["the network", "the system"],
+        max_tokens=6,
+        n=2,
+        best_of=2,
+        logprobs=2,
+        echo=True,
+        stop=["zzz", "qqq"],
+        seed=3,
+        temperature=0.8,
+        top_p=0.9,
+        presence_penalty=0,
+        frequency_penalty=0,
+        logit_bias={},
+        suffix="",
+        user="someone",
+    )
+    expected = model.generate(
+        ["the network", "the system"], max_words=6, num_return_sequences=2, seed=3, temperature=0.8, top_p=0.9
+    )
+    assert [c.text for c in answer.choices] == [
+        prompt + text for prompt, text in zip(["the network"] * 2 + ["the system"] * 2, expected, strict=True)
+    ]
+    for choice in answer.choices:
+        assert choice.logprobs is not None and len(choice.logprobs.tokens) == len(choice.logprobs.text_offset)
+        assert all(len(top) <= 2 for top in choice.logprobs.top_logprobs)
+    stopped = client.completions.create(model="tiny", prompt="the network", max_tokens=30, stop=" ", seed=1)
+    assert stopped.choices[0].finish_reason == "stop"
+    chunks = list(
+        client.completions.create(
+            model="tiny",
+            prompt="the network",
+            max_tokens=5,
+            seed=1,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
+    assert "".join(c.choices[0].text for c in chunks[:-1]) == model.generate(
+        "the network", max_words=5, seed=1
+    )
+    for unsupported, name in (({"presence_penalty": 0.5}, "presence_penalty"), ({"suffix": "x"}, "suffix")):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.completions.create(model="tiny", prompt="a", max_tokens=2, **unsupported)
+        assert refused.value.param == name and name in refused.value.message
+    with pytest.raises(openai.UnprocessableEntityError, match="unknown parameter 'foo'"):
+        client.completions.create(model="tiny", prompt="a", extra_body={"foo": 1})
+
+
+def test_the_openai_clients_models_errors_caps_and_cancelled_streams(model):
+    openai = pytest.importorskip("openai", reason="install nextword[serve-test] (the openai client)")
+    from browser import start_server
+
+    server = start_server(
+        create_app(ServeConfig(max_streams=1, max_words=10_000, max_body_bytes=5_000), model)
+    )
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+        assert [m.id for m in client.models.list()] == ["tiny"]
+        assert client.models.retrieve("tiny").owned_by == "nextword"
+        with pytest.raises(openai.NotFoundError, match="this server holds one model, 'tiny'"):
+            client.models.retrieve("gpt-4")
+        with pytest.raises(openai.NotFoundError, match="use POST /v1/completions"):
+            client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.APIStatusError, match="--max-body-bytes") as too_big:
+            client.completions.create(model="tiny", prompt="x " * 5_000, max_tokens=2)
+        assert too_big.value.status_code == 413
+        stream = client.completions.create(
+            model="tiny", prompt="the", max_tokens=10_000, stream=True, extra_body={"stop_at_end": False}
+        )
+        next(iter(stream))
+        with pytest.raises(openai.RateLimitError, match="--max-streams") as busy:
+            client.completions.create(model="tiny", prompt="a", max_tokens=2)
+        assert busy.value.response.headers["retry-after"] == "1"
+        stream.close()  # a client that stops reading midway: its generation ends
+        _wait_idle(server.url)
+        assert client.completions.create(model="tiny", prompt="a", max_tokens=2).choices[0].text
+    finally:
+        server.stop()
