@@ -64,8 +64,15 @@ SPECIAL_TOKENS = (PAD, UNK, EOD)
 PAD_ID, UNK_ID, EOD_ID = (SPECIAL_TOKENS.index(token) for token in (PAD, UNK, EOD))  # 0, 1, 2
 
 PUNCTUATION = frozenset(".,;:()?!")
-_NO_SPACE_BEFORE = frozenset(".,;:)?!")
-_NO_SPACE_AFTER = frozenset("(")
+# Decoding's spacing. Glued to the token before: closing punctuation (Arabic's comma, semicolon and
+# question mark, the Urdu full stop and the Devanagari dandas too), and what continues an emoji or a
+# word (skin tones, variation selectors, the zero-width joiner and non-joiner, the keycap mark). Glued
+# to the token after: an opening parenthesis, Spanish's opening marks and the joiners.
+_NO_SPACE_BEFORE = frozenset(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3") | frozenset(
+    map(chr, [*range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)])
+)
+_NO_SPACE_AFTER = frozenset("(\u00bf\u00a1\u200c\u200d")
+_REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)  # two make a flag: 🇫 + 🇷 is 🇫🇷
 _SENTENCE_END = frozenset(".?!")
 
 _QUOTES = re.compile(r"[\"“”„‟«»`´]")
@@ -304,7 +311,12 @@ class Tokenizer:
     def piece(self, token: str, previous: str | None) -> str:
         """The text that appends ``token`` after ``previous`` (``None`` at the start of a text): a space
         unless punctuation rules say otherwise, and a capital at a sentence start when lowercasing."""
-        glued = previous is None or previous in _NO_SPACE_AFTER or token in _NO_SPACE_BEFORE
+        glued = (
+            previous is None
+            or previous in _NO_SPACE_AFTER
+            or token in _NO_SPACE_BEFORE
+            or (_is_regional_indicator(token) and _is_regional_indicator(previous))
+        )
         space = "" if glued else " "
         if self.config.lowercase and (previous is None or previous in _SENTENCE_END):
             return space + token[:1].upper() + token[1:]
@@ -393,3 +405,8 @@ def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     return (_TOKEN if version == 1 else _TOKEN_V2).findall(normalize(text, config))
+
+
+def _is_regional_indicator(token: str) -> bool:
+    """Whether ``token`` is one regional indicator letter (half of a flag)."""
+    return len(token) == 1 and ord(token) in _REGIONAL_INDICATORS

@@ -158,6 +158,22 @@ def test_decode_is_readable():
     assert tok.decode(tok.encode(text)) == "The network (a model) learns. It works, well? Yes!"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "¿Qué hora es? ¡Hola, señor!",  # Spanish opening marks
+        "مرحبا، كيف حالك؟ نعم؛ لا۔",  # Arabic comma, question mark, semicolon; the Urdu full stop
+        "यह कम। ठक॥",  # Devanagari dandas (words without vowel signs: those split, a tokenizer limit)
+        "Great 👍🏽 ❤️ 🇫🇷🇩🇪 👨\u200d👩\u200d👧 1️⃣ done",  # skin tone, variation selector, flags, ZWJ, keycap
+        "می\u200cخواهم",  # Persian: a zero-width non-joiner inside a word
+    ],
+)
+def test_decode_puts_back_non_english_punctuation_and_emoji_sequences(text):
+    """Each of these came back with spaces inside (``¿ qué``, ``حالك ؟``, ``👍 🏽``, ``🇫 🇷``)."""
+    tok = Tokenizer.build([text], TokenizerConfig(min_count=1, lowercase=False))
+    assert tok.decode(tok.encode(text)) == text
+
+
 def test_decode_keeps_case_when_not_lowercasing():
     tok = Tokenizer.build(["the CPU runs."], TokenizerConfig(min_count=1, lowercase=False))
     assert tok.decode(tok.encode("the CPU runs.")) == "the CPU runs."

@@ -18,8 +18,15 @@ export const READABLE_VERSIONS = Object.freeze([1, 2]);
 const FORMAT_NAME = 'nextword.tokenizer';
 const CONFIG_FIELDS = ['lowercase', 'drop_figure_refs', 'min_count', 'max_vocab'];
 
-const NO_SPACE_BEFORE = new Set(['.', ',', ';', ':', ')', '?', '!']);
-const NO_SPACE_AFTER = new Set(['(']);
+// Decoding's spacing, as runtime/tokenizer.py's: glued to the token before, closing punctuation (Arabic,
+// Urdu and Devanagari marks too) and what continues an emoji or a word (skin tones, variation selectors,
+// joiners, the keycap mark); glued to the token after, an opening parenthesis, ¿, ¡ and the joiners.
+const NO_SPACE_BEFORE = new Set([
+  ...'.,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3',
+  ...codePoints(0xfe00, 0xfe10),
+  ...codePoints(0x1f3fb, 0x1f400),
+]);
+const NO_SPACE_AFTER = new Set([...'(\u00bf\u00a1\u200c\u200d']);
 const SENTENCE_END = new Set(['.', '?', '!']);
 
 const { word: W, space: S, digit: D, figLetter: L } = CLASS;
@@ -208,7 +215,11 @@ export class Tokenizer {
   /** The text that appends `token` after `previous`: a space unless punctuation says otherwise, and a
    * capital at a sentence start when the tokenizer lowercases. */
   piece(token, previous) {
-    const glued = previous === null || NO_SPACE_AFTER.has(previous) || NO_SPACE_BEFORE.has(token);
+    const glued =
+      previous === null ||
+      NO_SPACE_AFTER.has(previous) ||
+      NO_SPACE_BEFORE.has(token) ||
+      (isRegionalIndicator(token) && isRegionalIndicator(previous));
     const space = glued ? '' : ' ';
     if (this.config.lowercase && (previous === null || SENTENCE_END.has(previous))) {
       const first = pyHead(token, 1);
@@ -285,4 +296,15 @@ export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
 export function endsWithSpace(text) {
   const last = Array.from(text.slice(-2)).pop();
   return last !== undefined && isSpace(last.codePointAt(0));
+}
+
+/** The characters from `first` up to (not including) `end`, as strings. */
+function codePoints(first, end) {
+  return Array.from({ length: end - first }, (_, i) => String.fromCodePoint(first + i));
+}
+
+/** Whether `token` is one regional indicator letter (half of a flag: two make one). */
+function isRegionalIndicator(token) {
+  const code = token.codePointAt(0);
+  return code >= 0x1f1e6 && code < 0x1f200 && token.length === 2;
 }
