@@ -14,17 +14,34 @@ export class WorkerModel {
    *   or its bytes (transferred to the worker)
    * @param {{worker?: Worker | MessagePort, workerUrl?: string | URL, ortUrl?: string | URL,
    *   wasmPaths?: string, numThreads?: number, limits?: object}} [options]
-   *   ortUrl: onnxruntime-web's ES module (e.g. ".../ort.wasm.min.mjs"), needed where the worker cannot
-   *   resolve the bare name "onnxruntime-web" (no bundler); wasmPaths: the folder of its .wasm files
+   *   workerUrl: nextword-web/worker's URL (default: beside this module, which Vite and webpack
+   *   bundle); ortUrl: onnxruntime-web's ES module (e.g. ".../ort.wasm.min.mjs"), needed where the worker
+   *   cannot resolve "onnxruntime-web/wasm" (no bundler); wasmPaths: the folder of its .wasm and .mjs
    */
   static async load(source, options = {}) {
     const { worker, workerUrl, ...rest } = options;
     const base = globalThis.location?.href;
     const absolute = (url) =>
       url === undefined ? undefined : base ? new URL(String(url), base).href : String(url);
-    const url = absolute(workerUrl) ?? new URL('./worker.js', import.meta.url).href;
-    const port = worker ?? new Worker(url, { type: 'module' });
-    const client = new WorkerModel(port, worker ? 'the worker' : `the worker ${url}`);
+    let port = worker;
+    let name = 'the worker';
+    let hint = '';
+    if (!port && workerUrl !== undefined) {
+      name = `the worker ${absolute(workerUrl)}`;
+      port = new Worker(absolute(workerUrl), { type: 'module' });
+    } else if (!port) {
+      // Written as bundlers look for it (Vite, webpack, Parcel): they bundle the worker and its imports
+      // as a chunk of their own and put its URL here. A bundler that does not (esbuild) leaves this URL
+      // pointing beside its bundle: such builds give nextword-web/worker as an entry point and workerUrl.
+      port = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+      // named from import.meta.url by hand: a second new URL(..., import.meta.url) would be bundled again
+      const here = String(import.meta.url);
+      name = `the worker ${here.slice(0, here.lastIndexOf('/') + 1)}worker.js`;
+      hint =
+        '; a bundler that does not bundle workers (esbuild) needs nextword-web/worker as an entry ' +
+        'point of its own, its URL given as workerUrl';
+    }
+    const client = new WorkerModel(port, name, hint);
     let payload = source;
     const transfer = [];
     if (typeof source === 'string' || source instanceof URL) payload = absolute(source);
@@ -40,8 +57,9 @@ export class WorkerModel {
   /**
    * @param {Worker | MessagePort} port
    * @param {string} [name] the worker as error messages name it
+   * @param {string} [hint] what a worker whose script could not be loaded tells next
    */
-  constructor(port, name = 'the worker') {
+  constructor(port, name = 'the worker', hint = '') {
     this.port = port;
     this._terminated = false;
     this._next = 1;
@@ -51,7 +69,9 @@ export class WorkerModel {
     // "error", and a reply that cannot be read "messageerror": no answer will come, so every request
     // waiting for one fails now rather than never settling.
     port.addEventListener('error', (event) =>
-      this._fail(new NextwordError(`${name} failed: ${event?.message || 'its script could not be loaded'}`)),
+      this._fail(
+        new NextwordError(`${name} failed: ${event?.message || `its script could not be loaded${hint}`}`),
+      ),
     );
     port.addEventListener('messageerror', () =>
       this._fail(new NextwordError(`${name} sent a reply that could not be read`)),

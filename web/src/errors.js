@@ -42,11 +42,17 @@ export function sessionError(ort, error, name) {
   const fetched = globalThis.performance?.getEntriesByType?.('resource') ?? [];
   const wasm = fetched.map((entry) => entry.name).filter((url) => /\.wasm(\?|$)/.test(url));
   const paths = ort.env?.wasm?.wasmPaths;
-  const folder = typeof paths === 'string' ? paths : (paths?.wasm ?? "onnxruntime-web's folder");
+  const folder =
+    typeof paths === 'string'
+      ? paths
+      : (paths?.wasm ?? 'the folder of the script holding onnxruntime-web, as no wasmPaths is set');
   const where = wasm.length ? wasm[wasm.length - 1] : `ort-wasm-*.wasm from ${folder}`;
   return new NextwordError(
     `onnxruntime-web could not start its WebAssembly backend (${where}): ${oneLine(error)}; ` +
-      'check that the .wasm is served (wasmPaths) with its .mjs, from the same onnxruntime-web version',
+      'check that the .wasm is served (wasmPaths) with its .mjs, from the same onnxruntime-web version: ' +
+      'copy node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.{wasm,mjs} to a served folder and ' +
+      "give its URL as ort.env.wasm.wasmPaths (import * as ort from 'onnxruntime-web/wasm') or as " +
+      "WorkerModel.load's wasmPaths",
   );
 }
 

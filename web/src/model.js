@@ -16,6 +16,7 @@ import {
   stateInputNames,
   stateOutputNames,
 } from './model-file.js';
+import { importOrt } from './ort.js';
 import { WireError } from './protobuf.js';
 import { callCache, lastLogprobs, tokenLogprobs } from './scoring.js';
 import { readSource } from './source.js';
@@ -48,7 +49,8 @@ function checkLoadOptions(options) {
   }
   if (ort !== undefined && typeof ort?.InferenceSession?.create !== 'function') {
     throw new NextwordError(
-      "ort must be an onnxruntime module (await import('onnxruntime-web')), with InferenceSession.create",
+      "ort must be an onnxruntime module (await import('onnxruntime-web/wasm')), with " +
+        'InferenceSession.create',
     );
   }
 }
@@ -58,8 +60,8 @@ function checkLoadOptions(options) {
  * @param {string | URL | ArrayBuffer | ArrayBufferView | Blob} source a URL (fetched), a path under
  *   Node, or the file's bytes
  * @param {{ort?: object, sessionOptions?: object, limits?: object, numThreads?: number, fetch?: typeof fetch}} [options]
- *   ort: an onnxruntime module (default: import('onnxruntime-web')); numThreads: WASM threads (default 1,
- *   as the Python runtime runs one thread per call); limits: the model-file checks' caps
+ *   ort: an onnxruntime module (default: import('onnxruntime-web/wasm'), src/ort.js); numThreads: WASM
+ *   threads (default 1, as the Python runtime runs one thread per call); limits: the model-file checks' caps
  * @returns {Promise<NextWordModel>}
  */
 export async function load(source, options = {}) {
@@ -68,7 +70,7 @@ export async function load(source, options = {}) {
   const checked = resolveLimits(limits ?? undefined);
   const { name, bytes } = await readSource(source, checked.maxFileBytes, fetch);
   const meta = checkModelFile(name, bytes, checked);
-  const ort = given ?? (await import('onnxruntime-web'));
+  const ort = given ?? (await importOrt());
   if (ort.env?.wasm && !given) ort.env.wasm.numThreads = numThreads;
   if (!warnedUnicode && !engineNormalizesThisVersion()) {
     warnedUnicode = true;

@@ -14,11 +14,11 @@ import type {
 export interface WorkerLoadOptions {
   /** a worker (or MessagePort) already running nextword-web/worker */
   worker?: Worker | MessagePort;
-  /** where nextword-web/worker lives (default: next to this module) */
+  /** where nextword-web/worker lives (default: next to this module, which Vite and webpack bundle) */
   workerUrl?: string | URL;
-  /** onnxruntime-web's ES module, for workers that cannot resolve "onnxruntime-web" (no bundler) */
+  /** onnxruntime-web's ES module, for workers that cannot resolve "onnxruntime-web/wasm" (no bundler) */
   ortUrl?: string | URL;
-  /** the folder of onnxruntime-web's .wasm files */
+  /** the folder of onnxruntime-web's ort-wasm-simd-threaded.{wasm,mjs} (with or without ortUrl) */
   wasmPaths?: string;
   numThreads?: number;
   limits?: LoadLimits;

@@ -92,7 +92,7 @@ export interface LoadLimits {
 }
 
 export interface LoadOptions {
-  /** an onnxruntime module with InferenceSession and Tensor (default: import('onnxruntime-web')) */
+  /** an onnxruntime module with InferenceSession and Tensor (default: import('onnxruntime-web/wasm')) */
   ort?: unknown;
   /** passed to InferenceSession.create */
   sessionOptions?: Record<string, unknown>;

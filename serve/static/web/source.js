@@ -42,8 +42,8 @@ function capped(name, bytes, cap) {
 
 async function readFile(path, cap) {
   const [fsName, urlName] = ['node:fs/promises', 'node:url']; // not literals: browser bundlers leave them alone
-  const fs = await import(fsName);
-  const { fileURLToPath } = await import(urlName);
+  const fs = await import(/* webpackIgnore: true */ /* @vite-ignore */ fsName);
+  const { fileURLToPath } = await import(/* webpackIgnore: true */ /* @vite-ignore */ urlName);
   const name = path.startsWith('file:') ? fileURLToPath(path) : path;
   let info;
   try {

@@ -3,6 +3,7 @@
 // it to a MessagePort. The protocol is private to src/client.js.
 
 import { load } from './model.js';
+import { importOrt } from './ort.js';
 
 /**
  * Answer requests arriving on `port` (anything with postMessage and a "message" event).
@@ -21,9 +22,11 @@ export function serve(port) {
   const handlers = {
     async load({ source, options = {} }) {
       const { ortUrl, wasmPaths, ...rest } = options;
+      // wasmPaths applies to the onnxruntime-web the worker imports itself (a bundled worker) as well as
+      // to the one at ortUrl; without either, load() imports it as it does in a page
       let ort;
-      if (ortUrl) {
-        ort = await import(/* webpackIgnore: true */ ortUrl);
+      if (ortUrl || wasmPaths) {
+        ort = ortUrl ? await import(/* webpackIgnore: true */ /* @vite-ignore */ ortUrl) : await importOrt();
         if (wasmPaths) ort.env.wasm.wasmPaths = wasmPaths;
         ort.env.wasm.numThreads = rest.numThreads ?? 1;
       }
