@@ -14,6 +14,7 @@ With ``num_beams=1`` this is exactly greedy decoding.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,7 +48,8 @@ class BeamSearch:
     """Beam search over a batch of prompts (token ids, each starting with the end-of-document id).
 
     Call :meth:`step` until it returns False (or :attr:`done`), then read :meth:`texts`. Each step
-    expands every running beam by one token with one batched session call.
+    expands every running beam by one token with one batched session call. Not thread-safe: one thread
+    steps a search (a second thread's :meth:`step` meanwhile is a ``RuntimeError``).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class BeamSearch:
             raise ValueError(f"config must be a GenerationConfig, got {type(config).__name__}")
         self._model, self._config, self._lstrip = model, config, lstrip
         self._stepper = stepper_for(model)  # one token per beam at every step
+        self._busy = threading.Lock()  # held by step(): a second thread is refused
         self._tokenizer = model.tokenizer
         self._rules = Rules(config, self._tokenizer)
         self._prompts = [prompt_ids_array(p, i, model.vocab_size) for i, p in enumerate(prompts)]
@@ -106,7 +109,22 @@ class BeamSearch:
         return score / max(len(ids), 1) ** self._config.length_penalty
 
     def step(self) -> bool:
-        """Expand every running beam by one token; False once the search is over."""
+        """Expand every running beam by one token; False once the search is over.
+
+        A search is driven by one thread: a step while another thread's step runs is a ``RuntimeError``
+        (not a silently corrupted search)."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                "BeamSearch.step() was called while another thread was stepping this search; a search is "
+                "driven by one thread (use one BeamSearch per thread, or a lock around its calls)"
+            )
+        try:
+            return self._step()
+        finally:
+            self._busy.release()
+
+    def _step(self) -> bool:
+        """:meth:`step`'s work, under the search's lock."""
         if self.done:
             return False
         config, eod = self._config, self._tokenizer.eod_id

@@ -51,8 +51,10 @@ class Generator:
     The rows of one :meth:`add` call are seeded exactly as ``model.generate`` seeds the rows of one call
     with the same prompts and options, so with an fp32 model each row's text equals ``generate``'s,
     whatever else runs in the batch (an int8 model's: see the module docstring). A generator is not
-    thread-safe: one thread drives it, and a call from a second thread while :meth:`step` or
-    :meth:`add` runs is a ``RuntimeError``.
+    thread-safe: one thread drives it. A call of :meth:`step`, :meth:`run`, :meth:`add` or a step of
+    :meth:`pieces` while another thread is in one of them is a ``RuntimeError``; :meth:`cancel`,
+    :meth:`release` and the readers are not checked, so call them from the driving thread too (or hold
+    your own lock around every call).
     """
 
     def __init__(
@@ -246,7 +248,9 @@ class Generator:
 
     def pieces(self, row: int) -> Iterator[str]:
         """Step until ``row`` finishes, yielding its new text whenever some is safe to hand out: the
-        texts its updates would carry, without building the updates (the other rows step along)."""
+        texts its updates would carry, without building the updates (the other rows step along). Each
+        step holds the generator's lock as :meth:`step` does: another thread's ``step()`` meanwhile is a
+        ``RuntimeError``, and so is this one's while another thread steps."""
         found = self._row(row)
         while True:
             finished = found.finished  # a row that finished earlier still hands out what is left
@@ -255,7 +259,11 @@ class Generator:
                 yield piece
             if finished:
                 return
-            self._advance(None)
+            self._enter("pieces()")
+            try:
+                self._advance(None)
+            finally:
+                self._busy.release()
 
     def __iter__(self) -> Iterator[list[Update]]:
         while not self.done:

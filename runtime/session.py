@@ -46,10 +46,17 @@ def alone() -> bool:
     return time.perf_counter() - ended > QUIET_SECONDS
 
 
+def _leave() -> None:
+    """Take a run out of the count (first thing in a run's ``finally``)."""
+    try:  # noqa: SIM105 (contextlib.suppress costs a context manager on every step)
+        _FLIGHT.pop()
+    except IndexError:  # interrupted before it was counted
+        pass
+
+
 def _landed() -> None:
-    """A run of this thread ended: out of the count, and the last to end."""
+    """A run of this thread ended (the caller has taken it out of the count): the last to end."""
     global _LAST, _OTHER
-    _FLIGHT.pop()
     me, now = threading.get_ident(), time.perf_counter()
     if _LAST[0] != me:  # the run that ended before was another thread's: the latest end by another
         _OTHER = _LAST[1]
@@ -66,8 +73,13 @@ def run_session(
     none of them ``ValueError``); after ``load()`` has probed the graph such a failure means the file's
     graph breaks on inputs the probe did not try. The ``try`` costs nothing when nothing fails.
     """
-    _FLIGHT.append(None)
+    # The count goes up inside the try and down first thing in the finally: Python raises a pending
+    # KeyboardInterrupt (Ctrl-C) after a call returns, so an interrupt cannot fall between the append
+    # and the try (a run interrupted there stayed counted for the life of the process, and every later
+    # step thought it ran beside another). Where an interpreter raises it before the append instead, the
+    # finally finds nothing of this run's to take out: _leave() never fails on that.
     try:
+        _FLIGHT.append(None)
         return session.run(outputs, feed, _QUIET)
     except Exception as exc:  # onnxruntime's exception classes share no base but Exception
         shapes = ", ".join(f"{name} {getattr(value, 'shape', '?')}" for name, value in feed.items())
@@ -77,6 +89,7 @@ def run_session(
             "damaged or crafted: re-download or re-export it"
         ) from exc
     finally:
+        _leave()
         _landed()
 
 
@@ -98,8 +111,8 @@ def run_bound(session: Any, binding: Any, source: str, rows: int) -> None:
     :class:`ModelRunError` naming ``source``."""
     # No RunOptions here: passing any (even the defaults) to run_with_iobinding costs ~30 us a call in
     # onnxruntime 1.2x, a third of the bundled model's step. load() makes sessions that log nothing.
-    _FLIGHT.append(None)
     try:
+        _FLIGHT.append(None)  # inside the try, as in run_session
         session.run_with_iobinding(binding)
     except Exception as exc:  # onnxruntime's exception classes share no base but Exception
         reason = " ".join(str(exc).split())
@@ -109,4 +122,5 @@ def run_bound(session: Any, binding: Any, source: str, rows: int) -> None:
             "the file is damaged or crafted: re-download or re-export it"
         ) from exc
     finally:
+        _leave()
         _landed()
