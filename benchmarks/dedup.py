@@ -63,7 +63,7 @@ def exact_counts(documents: list[str]) -> list[dict[str, Any]]:
         "as read": lambda t: t,
         "case and whitespace folded": lambda t: " ".join(t.lower().split()),
         "+ NFKC": lambda t: " ".join(unicodedata.normalize("NFKC", t).casefold().split()),
-        "+ punctuation (nextword's words)": lambda t: " ".join(document_words(t)),
+        "+ punctuation (nextword's words)": lambda t: " ".join(document_words(t, marks=True)),
     }
     rows = []
     for name, key in normalisations.items():
@@ -85,7 +85,7 @@ def true_similarities(documents: list[str], kept: np.ndarray, k: int) -> dict[tu
     """Jaccard similarity of the k-word shingle sets of every pair of ``kept`` documents sharing one."""
     shingles = {}
     for i in kept.tolist():
-        words = document_words(documents[i])
+        words = document_words(documents[i], marks=True)
         shingles[i] = {tuple(words[j : j + k]) for j in range(max(1, len(words) - k + 1))}
     index = collections.defaultdict(list)
     for i, own in shingles.items():
@@ -137,7 +137,7 @@ def by_threshold(documents: list[str], similar: dict[tuple[int, int], float]) ->
     """What ``nextword.corpus.dedup`` groups at each of :data:`THRESHOLDS`."""
     out = {}
     for threshold in THRESHOLDS:
-        groups = find_duplicates(documents, DedupSettings(threshold=threshold))
+        groups = find_duplicates(documents, DedupSettings(threshold=threshold), marks=True)
         out[threshold] = {
             "exact_duplicates": groups.exact_duplicates,
             "groups": groups.near_duplicate_groups,
@@ -184,12 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     results["exact"] = exact_counts(documents)
 
     started = time.perf_counter()
-    found = find_duplicates(documents, default)
+    found = find_duplicates(documents, default, marks=True)
     results["seconds"] = time.perf_counter() - started
     kept = np.flatnonzero(~found.dropped)
     first_of: dict[str, int] = {}
     representative = np.array(
-        [first_of.setdefault(" ".join(document_words(d)), i) for i, d in enumerate(documents)]
+        [first_of.setdefault(" ".join(document_words(d, marks=True)), i) for i, d in enumerate(documents)]
     )
     similar = true_similarities(documents, kept, default.shingle_words)
 

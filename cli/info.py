@@ -39,7 +39,10 @@ def show_info(args: argparse.Namespace) -> int:
     embedding = info.provenance.architecture.embedding_dim if info.provenance else None
     print(f"{safe(model.source)}  ({summary['bytes'] / 1e6:.2f} MB, nextword format {info.format_version})")
     version = model.tokenizer.version
-    reads = "a literal <unk> is read as <, unk, >" if version == 1 else "a literal <unk> is one unknown word"
+    reads = {
+        1: "a literal <unk> is read as <, unk, >",
+        2: "a literal <unk> is one unknown word; combining marks split words",
+    }.get(version, "combining marks stay inside words")
     print(f"  vocabulary     {info.vocab_size} words (tokenizer format {version}: {reads})")
     print(
         f"  network        embedding {_text(embedding)}, "

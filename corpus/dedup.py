@@ -3,7 +3,8 @@
 What counts as a duplicate, how the settings were chosen and what the method misses: docs/dedup.md.
 
 - Two documents with the same words (:func:`~nextword.corpus.minhash.document_words`: case, whitespace
-  and punctuation folded) are *exact duplicates*; the first one is kept.
+  and punctuation folded; combining marks part of words or not, as ``marks`` says) are *exact
+  duplicates*; the first one is kept.
 - *Near-duplicates* share most of their shingles. Documents whose MinHash signatures
   (:mod:`nextword.corpus.minhash`) agree on a band of two values are candidates; a candidate pair whose
   signatures agree on at least ``threshold`` of their values (an estimate of the Jaccard similarity of
@@ -58,9 +59,12 @@ class Duplicates:
         return int(sizes[sizes > 1].sum())
 
 
-def find_duplicates(documents: Iterable[str], settings: DedupSettings) -> Duplicates:
-    """Read ``documents`` once; find the exact duplicates and the near-duplicate groups among the rest."""
-    builder = SignatureBuilder(settings)
+def find_duplicates(documents: Iterable[str], settings: DedupSettings, *, marks: bool = False) -> Duplicates:
+    """Read ``documents`` once; find the exact duplicates and the near-duplicate groups among the rest.
+    ``marks``: combining marks are letters of the words compared, as split scheme ``dedup-v4`` has it
+    (:func:`nextword.corpus.split.words_take_marks`); without, they separate words, as in the older
+    schemes (the default, for callers that rebuild those)."""
+    builder = SignatureBuilder(settings, marks=marks)
     for document in documents:
         builder.add(document)
     keys, has_words, signatures = builder.finish()

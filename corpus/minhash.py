@@ -1,7 +1,10 @@
 """Hashing documents for deduplication: an exact key and a MinHash signature per document.
 
 - A document's *words* are the runs of letters and digits of its text after Unicode NFKC and case
-  folding (:func:`document_words`): case, whitespace and punctuation do not count. Its *exact key* is
+  folding (:func:`document_words`): case, whitespace and punctuation do not count. With ``marks``
+  (split scheme ``dedup-v4``), combining marks (Unicode categories Mn, Mc and Me: the vowel signs of
+  Hindi and the other Indic scripts, Arabic harakat, Hebrew points) are letters too; without (the
+  older schemes) they separate words, so ``दिन`` and ``दीन`` were both ``द``, ``न``. Its *exact key* is
   an 8-byte hash of them (:func:`exact_key`).
 - Its *signature* is ``num_perm`` MinHash values of its shingles (runs of ``shingle_words`` words),
   the low 16 bits of each: two documents agree on a value with a probability equal to the Jaccard
@@ -26,10 +29,18 @@ from typing import BinaryIO
 import numpy as np
 
 from nextword.runtime.provenance import DedupSettings
+from nextword.runtime.unicode_marks import ASTRAL_MARKS, BMP_MARKS
 
 __all__ = ["SignatureBuilder", "SignatureFile", "document_words", "exact_key"]
 
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"\w+")  # Python's \w: letters, digits and the underscore, never a combining mark
+# With combining marks (dedup-v4; the tokenizer's table, runtime/unicode_marks.py). re tests a class's
+# ranges past the Basic Multilingual Plane one by one, and every separator would try them all: the
+# characters past it are made spaces first where they are neither word characters nor marks, and the
+# pattern takes the rest whole.
+_MARKED_WORD = re.compile(rf"[\w{BMP_MARKS}\U00010000-\U0010ffff]+")
+_ASTRAL_MARK = re.compile(f"[{ASTRAL_MARKS}]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # a character past the Basic Multilingual Plane
 # For ASCII text, what \w+ on the lowercased text finds, faster: letters lowercased, every character
 # that is not a letter, digit or underscore made a space, then a split.
 _ASCII_WORDS = str.maketrans(
@@ -45,11 +56,27 @@ _SHINGLE_MULTS = np.random.default_rng(20240601).integers(1, 2**63, size=64, dty
 _PERM_SEED = 20240602
 
 
-def document_words(text: str) -> list[str]:
-    """The words that identify a document: runs of letters and digits after NFKC and case folding."""
+def document_words(text: str, *, marks: bool = False) -> list[str]:
+    """The words that identify a document: runs of letters and digits after NFKC and case folding.
+
+    With ``marks`` a word also takes in combining marks (categories Mn, Mc, Me), which NFKC leaves
+    where no precomposed letter holds them (every Indic vowel sign; Arabic and Hebrew vowel points; a
+    Latin ``e`` + U+0301 is composed to ``é`` either way). Without, they separate words (``dedup-v1`` to
+    ``dedup-v3``)."""
     if text.isascii():  # NFKC leaves ASCII alone, and case folding is lowercasing there
         return text.translate(_ASCII_WORDS).split()
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if not marks:
+        return _WORD.findall(folded)
+    if _ASTRAL.search(folded):
+        folded = _ASTRAL.sub(_astral_in_word, folded)
+    return _MARKED_WORD.findall(folded)
+
+
+def _astral_in_word(found: re.Match[str]) -> str:
+    """A character past the BMP as it is where words take it (``\\w`` or a combining mark), else a space."""
+    c = found[0]
+    return c if c.isalnum() or _ASTRAL_MARK.match(c) else " "
 
 
 def exact_key(words: list[str], text: str) -> int:
@@ -160,14 +187,15 @@ class SignatureFile:
 
 
 class SignatureBuilder:
-    """Collects each document's exact key and MinHash signature, one document at a time (module doc)."""
+    """Collects each document's exact key and MinHash signature, one document at a time (module doc).
+    ``marks``: the words of :func:`document_words` take in combining marks (``dedup-v4``)."""
 
-    def __init__(self, settings: DedupSettings) -> None:
+    def __init__(self, settings: DedupSettings, *, marks: bool = False) -> None:
         if settings.value_bits != 16 or settings.band_rows != 2:
             raise ValueError("this nextword computes 16-bit MinHash values in bands of two")
         if settings.shingle_words > len(_SHINGLE_MULTS):
             raise ValueError(f"shingles of at most {len(_SHINGLE_MULTS)} words are supported")
-        self.settings = settings
+        self.settings, self.marks = settings, marks
         rng = np.random.default_rng(_PERM_SEED)
         # (a * x + b) mod 2**32 with odd a: one permutation of the 32-bit shingle hashes per value
         self._mults = rng.integers(0, 2**31, size=settings.num_perm, dtype=np.uint32) * np.uint32(2) + 1
@@ -187,7 +215,7 @@ class SignatureBuilder:
 
     def add(self, text: str) -> None:
         """Hash one document (the next in corpus order)."""
-        words = document_words(text)
+        words = document_words(text, marks=self.marks)
         self._batch_keys.append(exact_key(words, text))
         self._has_words.append(bool(words))
         if len(words) > _CHUNK_WORDS:  # hashed alone, a chunk at a time

@@ -3,15 +3,19 @@
 A split is a label per document read from the corpus files, in file order (:class:`DocumentSplit`):
 training, validation, or dropped (an exact duplicate of an earlier document). It is made in one pass
 over the files (:func:`split_corpus`) and applied in later passes by reading the files again
-(:meth:`DocumentSplit.read`), so no step holds the corpus. Two schemes, named in the
+(:meth:`DocumentSplit.read`), so no step holds the corpus. The schemes, named in the
 :class:`~nextword.runtime.provenance.SplitRecord` that runs and model files keep:
 
 - ``documents-v1`` (:data:`SPLIT_BY_DOCUMENT`; ``--keep-duplicates``, and every model exported before
   deduplication): a seeded permutation of the document indices, whose first ``val_fraction`` are held
   out (:func:`validation_indices`).
-- ``dedup-v3`` (:data:`SPLIT_DEDUPLICATED`, the default): ``dedup-v2``'s split, whose groups also
-  decide the development part (:func:`nextword.corpus.dev.dev_mask`): it holds out whole groups of
-  training documents, so none of its documents has a near-duplicate among those trained on.
+- ``dedup-v4`` (:data:`~nextword.runtime.provenance.SPLIT_DEDUPLICATED_V4`, the default): ``dedup-v3``'s
+  split, with combining marks (Unicode Mn, Mc, Me) part of the words deduplication compares
+  (:func:`words_take_marks`). Under the older schemes they separate words, so Hindi, Arabic or Hebrew
+  documents that differ only in vowel signs (``यह दिन है``, ``यह दीन है``) are exact duplicates there.
+- ``dedup-v3`` (:data:`~nextword.runtime.provenance.SPLIT_DEDUPLICATED_V3`): ``dedup-v2``'s split, whose
+  groups also decide the development part (:func:`nextword.corpus.dev.dev_mask`): it holds out whole
+  groups of training documents, so none of its documents has a near-duplicate among those trained on.
 - ``dedup-v2`` (:data:`SPLIT_DEDUPLICATED_V2`): exact duplicates are dropped, the first kept;
   near-duplicates form groups (:mod:`nextword.corpus.dedup`), so a group never straddles the split; a
   seeded permutation of the groups is walked, and each group that still fits in ``val_fraction`` of
@@ -39,6 +43,8 @@ import numpy as np
 from nextword.runtime.provenance import (
     SPLIT_BY_DOCUMENT,
     SPLIT_DEDUPLICATED_V1,
+    SPLIT_DEDUPLICATED_V2,
+    SPLIT_DEDUPLICATED_V3,
     DataCounts,
     Provenance,
     SplitRecord,
@@ -60,11 +66,14 @@ __all__ = [
     "split_corpus",
     "split_documents",
     "validation_indices",
+    "words_take_marks",
 ]
 
 logger = logging.getLogger(__name__)
 
 TRAIN, VAL, DROPPED = 0, 1, 2  # the label of a document in DocumentSplit.labels
+# The deduplicated schemes whose words leave combining marks out; any later one takes them in.
+_WORDS_WITHOUT_MARKS = (SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED_V2, SPLIT_DEDUPLICATED_V3)
 
 
 @dataclass(frozen=True)
@@ -116,8 +125,9 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
     Memory: 1 byte a document for the labels (8 while the document-index split is drawn) and, when
     deduplicating, what :func:`~nextword.corpus.dedup.find_duplicates` holds: 9 bytes a document while
     the files are read, about 30 while the groups are formed, then 4 a document for the groups that
-    ``dedup-v3`` keeps for the development part. Raises :class:`CorpusError` for unreadable files, an
-    empty corpus, or one that cannot be split (fewer than two documents, or two groups, to share out).
+    ``dedup-v3`` and later keep for the development part. Raises :class:`CorpusError` for unreadable
+    files, an empty corpus, or one that cannot be split (fewer than two documents, or two groups, to
+    share out).
     """
     record = record or corpus.split_record()
     try:
@@ -133,7 +143,7 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
         labels[validation_indices(n, record.val_fraction, record.seed)] = VAL
         counts = DataCounts(documents=n)
     else:
-        duplicates = find_duplicates(read_corpus(corpus), record.dedup)
+        duplicates = find_duplicates(read_corpus(corpus), record.dedup, marks=words_take_marks(record.scheme))
         if not len(duplicates.dropped):
             raise CorpusError(f"the corpus {list(corpus.paths)} holds no non-empty documents")
         if len(duplicates.dropped) == 1:  # not a matter of near-duplicates: there is one document
@@ -154,6 +164,12 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
     )
     _log(counts, record)
     return DocumentSplit(corpus=corpus, record=record, labels=labels, counts=counts, groups=groups)
+
+
+def words_take_marks(scheme: str) -> bool:
+    """Whether deduplication under split scheme ``scheme`` counts combining marks as letters of words
+    (``dedup-v4`` and later), rather than as separators (``dedup-v1`` to ``dedup-v3``)."""
+    return scheme not in _WORDS_WITHOUT_MARKS
 
 
 def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit:
@@ -266,9 +282,9 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fi
 
 
 def fitting_groups(sizes: np.ndarray, target: int) -> np.ndarray:
-    """Positions in ``sizes`` (groups in walk order) of the groups ``dedup-v2`` holds out (and
-    ``dedup-v3``'s development part): walking in order, each group that fits in the room left of
-    ``target`` documents, until none is left. The leading run that fits is found at once; the walk
+    """Positions in ``sizes`` (groups in walk order) of the groups ``dedup-v2`` and later hold out (and
+    the development part from ``dedup-v3`` on): walking in order, each group that fits in the room
+    left of ``target`` documents, until none is left. The leading run that fits is found at once; the walk
     goes on group by group only past it."""
     reached = np.cumsum(sizes)
     lead = int(np.searchsorted(reached, target, side="right"))  # groups 0..lead-1 fit together

@@ -17,6 +17,11 @@ Text goes through these steps, in order:
    (tokenizer format version 2): corpora that mark rare words that way (Penn Treebank, WikiText) keep
    one unknown word per mark, and a text generated with unknown words allowed reads back as it was
    made. Version 1 tokenizers, written before, split it into ``<``, ``unk``, ``>`` as they always did.
+   From version 3, combining marks (Unicode categories Mn, Mc, Me) are word characters, so words whose
+   vowels are marks stay whole (every Indic script, vowelled Arabic, pointed Hebrew, and Turkish
+   ``İ`` lowercased, which is ``i`` and a combining dot), and a word may also continue across a middle
+   dot (Catalan ``col·lecció``), the Hebrew geresh and gershayim, and the zero-width non-joiner and
+   joiner (Persian ``می‌خواهم``). Version 2 tokenizers split all of these.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 from .checks import plain_numbers
+from .unicode_marks import ASTRAL_MARKS, BMP_MARKS
 
 __all__ = [
     "EOD",
@@ -48,8 +54,8 @@ __all__ = [
     "TokenizerConfig",
 ]
 
-TOKENIZER_FORMAT_VERSION = 2  # what new tokenizers are; 2 reads the literal "<unk>" as one token
-READABLE_VERSIONS = (1, 2)
+TOKENIZER_FORMAT_VERSION = 3  # what new tokenizers are; 3 keeps combining marks inside words
+READABLE_VERSIONS = (1, 2, 3)
 _TOKENIZER_FORMAT_NAME = "nextword.tokenizer"
 
 # Caps on a vocabulary read from a file. A corpus word longer than MAX_TOKEN_CHARS is not a word, and
@@ -90,6 +96,20 @@ _FIGURE_REF = re.compile(r"\s*\(\s*\d+[a-z]?'*(?:\s*[,-]\s*\d+[a-z]?'*)*\s*\)", 
 _WORD_OR_SYMBOL = r"\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]"
 _TOKEN = re.compile(_WORD_OR_SYMBOL)  # version 1
 _TOKEN_V2 = re.compile(r"<unk>|" + _WORD_OR_SYMBOL)  # version 2: "<unk>" is one token
+# Version 3: a word character is also a combining mark; a word also continues across a middle dot,
+# the Hebrew geresh and gershayim, and the zero-width non-joiner and joiner. re tests a class's ranges
+# past the Basic Multilingual Plane one by one, so the marks there (a third of the ranges, for scripts
+# such as Brahmi or Chakma) are in the pattern only for text that holds such a character.
+_JOINED_V3 = r"(?:[-/'.\u00b7\u05f3\u05f4\u200c\u200d]|(?<=\d),(?=\d))"
+
+
+def _pattern_v3(marks: str) -> re.Pattern[str]:
+    return re.compile(rf"<unk>|[\w{marks}]+(?:{_JOINED_V3}[\w{marks}]+)*|[^\w{marks}\s]")
+
+
+_TOKEN_V3 = _pattern_v3(BMP_MARKS)
+_TOKEN_V3_ASTRAL = _pattern_v3(BMP_MARKS + ASTRAL_MARKS)
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -248,7 +268,8 @@ class Tokenizer:
         if readable is None:
             raise ValueError(
                 f"tokenizer format version {version!r} is not supported (this nextword reads versions "
-                f"{' and '.join(map(str, READABLE_VERSIONS))}); upgrade nextword or re-export the model"
+                f"{', '.join(map(str, READABLE_VERSIONS[:-1]))} and {READABLE_VERSIONS[-1]}); upgrade "
+                "nextword or re-export the model"
             )
         raw_config = data.get("config", {})
         tokens = data.get("tokens")
@@ -404,7 +425,12 @@ def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT
     (see the module docstring)."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return (_TOKEN if version == 1 else _TOKEN_V2).findall(normalize(text, config))
+    text = normalize(text, config)
+    if version == 1:
+        return _TOKEN.findall(text)
+    if version == 2:
+        return _TOKEN_V2.findall(text)
+    return (_TOKEN_V3 if text.isascii() or not _ASTRAL.search(text) else _TOKEN_V3_ASTRAL).findall(text)
 
 
 def _is_regional_indicator(token: str) -> bool:

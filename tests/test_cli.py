@@ -103,7 +103,7 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     code, out, _ = run_cli(capsys, "info", model_path)
     assert code == 0
     assert (
-        f"vocabulary     {model.vocab_size} words (tokenizer format 2: a literal <unk> is one unknown word)"
+        f"vocabulary     {model.vocab_size} words (tokenizer format 3: combining marks stay inside words)"
         in out
     )
     assert "2 LSTM layer(s) of 32, 32 units" in out
@@ -115,16 +115,22 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     assert (
         data["vocab_size"] == model.vocab_size and data["parity"]["passed"] and data["metrics"]["epoch"] >= 1
     )
-    assert data["tokenizer_version"] == 2
-    # a file whose tokenizer predates version 2 keeps its rules, and info says so
-    old = model.tokenizer.to_json().replace('"version":2', '"version":1')
-    assert old != model.tokenizer.to_json()
-    code, out, _ = run_cli(
-        capsys, "info", with_metadata(model_path, tmp_path / "v1.onnx", "nextword.tokenizer", old)
-    )
-    assert code == 0 and "words (tokenizer format 1: a literal <unk> is read as <, unk, >)" in out
+    assert data["tokenizer_version"] == 3
+    # a file whose tokenizer predates version 3 (or 2) keeps its rules, and info says so
+    for version, says in (
+        (1, "a literal <unk> is read as <, unk, >"),
+        (2, "a literal <unk> is one unknown word; combining marks split words"),
+    ):
+        old = model.tokenizer.to_json().replace('"version":3', f'"version":{version}')
+        assert old != model.tokenizer.to_json()
+        code, out, _ = run_cli(
+            capsys,
+            "info",
+            with_metadata(model_path, tmp_path / f"v{version}.onnx", "nextword.tokenizer", old),
+        )
+        assert code == 0 and f"words (tokenizer format {version}: {says})" in out
     assert data["provenance"] == model.info.provenance.to_dict()
-    assert data["provenance"]["split"]["scheme"] == "dedup-v3"
+    assert data["provenance"]["split"]["scheme"] == "dedup-v4"
 
 
 def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files):

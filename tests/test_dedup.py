@@ -31,6 +31,8 @@ from nextword.runtime.provenance import (
     SPLIT_DEDUPLICATED,
     SPLIT_DEDUPLICATED_V1,
     SPLIT_DEDUPLICATED_V2,
+    SPLIT_DEDUPLICATED_V3,
+    SPLIT_DEDUPLICATED_V4,
     DataCounts,
     DedupSettings,
     Provenance,
@@ -252,7 +254,7 @@ def test_a_group_larger_than_the_validation_share_stays_in_training(tmp_path, ca
         config = CorpusConfig(paths=(str(path),), split_seed=seed)
         with caplog.at_level("WARNING", logger="nextword.corpus"):
             split = split_corpus(config)
-        assert split.record.scheme == SPLIT_DEDUPLICATED
+        assert split.record.scheme == SPLIT_DEDUPLICATED_V4
         assert split.counts.near_duplicate_documents == len(form)  # the form's documents: one group
         assert all(split.labels[i] == TRAIN for i in form)
         assert 0 < split.counts.val_documents <= target  # the unrelated documents fill what they can
@@ -378,7 +380,7 @@ def test_the_bundled_model_rebuilds_its_deduplicated_split_on_the_reference_corp
     from nextword.runtime.default import BUNDLED_MODEL
 
     provenance = load(BUNDLED_MODEL).info.provenance
-    assert provenance.split.scheme == SPLIT_DEDUPLICATED  # the development part by whole groups
+    assert provenance.split.scheme == SPLIT_DEDUPLICATED_V3  # the development part by whole groups
     split = rebuild_split(provenance, CorpusConfig(paths=(str(REFERENCE_CORPUS),)))
     assert split.counts.val_documents == provenance.data.val_documents
     # No group of the reference corpus is too large to hold out: dedup-v1 made the same split.
@@ -392,6 +394,12 @@ def test_the_bundled_model_rebuilds_its_deduplicated_split_on_the_reference_corp
     assert dev.sum() == provenance.data.dev_documents  # the part export tuned the cache on, made again
     groups = split.training_groups()
     assert not set(groups[dev].tolist()) & set(groups[~dev].tolist())  # no near-duplicate trained on
+    # Nor does any abstract hold a combining mark: dedup-v4 (the default since) makes the same split,
+    # groups and development part, so the bundled model's recorded figures stand for it too.
+    newer = split_corpus(CorpusConfig(paths=(str(REFERENCE_CORPUS),)))
+    assert newer.record == replace(split.record, scheme=SPLIT_DEDUPLICATED_V4)
+    assert np.array_equal(newer.labels, split.labels) and np.array_equal(newer.groups, split.groups)
+    assert np.array_equal(split_dev_mask(newer, provenance.data.dev_documents), dev)
 
 
 def test_the_development_part_holds_out_whole_groups_and_is_made_again_from_its_size():
@@ -417,14 +425,16 @@ def test_the_development_part_holds_out_whole_groups_and_is_made_again_from_its_
         dev_mask(4, 1, 0, np.arange(3))
 
 
-def test_only_dedup_v3_keeps_the_groups_for_the_development_part(tmp_path):
+def test_only_dedup_v3_and_later_keep_the_groups_for_the_development_part(tmp_path):
     documents, _ = family_corpus(0)
     files = write_corpus(tmp_path, documents)
     config = CorpusConfig(paths=(str(files["csv"]),), val_fraction=0.2)
     split = split_corpus(config)
-    assert split.record.scheme == SPLIT_DEDUPLICATED == "dedup-v3" and split.record.dev_by_group
+    assert split.record.scheme == SPLIT_DEDUPLICATED_V4 == "dedup-v4" and split.record.dev_by_group
     groups = split.training_groups()
     assert groups is not None and len(groups) == split.counts.train_documents
+    v3 = split_corpus(config, replace(split.record, scheme=SPLIT_DEDUPLICATED_V3))
+    assert v3.record.dev_by_group and np.array_equal(v3.training_groups(), groups)
     older = split_corpus(config, replace(split.record, scheme=SPLIT_DEDUPLICATED_V2))
     assert np.array_equal(older.labels, split.labels)  # the same split
     assert older.training_groups() is None and not older.record.dev_by_group

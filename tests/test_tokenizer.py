@@ -94,17 +94,17 @@ def test_version_1_tokenizers_keep_their_rules():
     version 1 when written again; a version this nextword does not know is refused."""
     docs = ["the <unk> layer"] * 2
     new = Tokenizer.build(docs, TokenizerConfig(min_count=1))
-    old = Tokenizer.from_json(new.to_json().replace('"version":2', '"version":1'))
-    assert (new.version, old.version) == (2, 1) and old != new
+    old = Tokenizer.from_json(new.to_json().replace('"version":3', '"version":1'))
+    assert (new.version, old.version) == (3, 1) and old != new
     assert old.tokenize("the <unk> layer") == ["the", "<", "unk", ">", "layer"]
     assert tokenize("the <unk> layer", DEFAULT, version=1) == old.tokenize("the <unk> layer")
     assert json.loads(old.to_json())["version"] == 1 and Tokenizer.from_json(old.to_json()) == old
     with pytest.raises(
-        ValueError, match=r"version 3 is not supported \(this nextword reads versions 1 and 2\)"
+        ValueError, match=r"version 4 is not supported \(this nextword reads versions 1, 2 and 3\)"
     ):
-        Tokenizer.from_json(new.to_json().replace('"version":2', '"version":3'))
+        Tokenizer.from_json(new.to_json().replace('"version":3', '"version":4'))
     with pytest.raises(ValueError, match="format version must be one of"):
-        Tokenizer(new.tokens, version=3)
+        Tokenizer(new.tokens, version=4)
 
 
 def test_special_token_text_in_documents_does_not_enter_the_vocabulary():
@@ -120,7 +120,7 @@ def test_json_round_trip_keeps_vocabulary_and_config():
     assert again == tok
     assert again.config.lowercase is False
     data = json.loads(tok.to_json())
-    assert data["format"] == "nextword.tokenizer" and data["version"] == 2
+    assert data["format"] == "nextword.tokenizer" and data["version"] == 3
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_decode_is_readable():
     [
         "¿Qué hora es? ¡Hola, señor!",  # Spanish opening marks
         "مرحبا، كيف حالك؟ نعم؛ لا۔",  # Arabic comma, question mark, semicolon; the Urdu full stop
-        "यह कम। ठक॥",  # Devanagari dandas (words without vowel signs: those split, a tokenizer limit)
+        "यह अच्छा है। ठीक॥",  # Devanagari dandas
         "Great 👍🏽 ❤️ 🇫🇷🇩🇪 👨\u200d👩\u200d👧 1️⃣ done",  # skin tone, variation selector, flags, ZWJ, keycap
         "می\u200cخواهم",  # Persian: a zero-width non-joiner inside a word
     ],
@@ -219,3 +219,47 @@ def test_ids_outside_the_vocabulary_are_refused_not_wrapped_round():
             tok.token_of(bad)
         with pytest.raises(ValueError, match="is not in this vocabulary"):
             tok.decode([tok.id_of("cat"), bad])
+
+
+def test_the_readme_says_what_happens_to_text_other_than_english_patents():
+    """README's "Text other than English patents" describes these defaults and limits."""
+    patents, plain = TokenizerConfig(), TokenizerConfig(lowercase=False, drop_figure_refs=False)
+    prose = "Le film (1999) a gagné (2) prix."
+    assert "1999" not in tokenize(prose, patents) and "1999" in tokenize(prose, plain)
+    assert tokenize("İstanbul", patents) == ["i\u0307stanbul"]  # one word, apart from "istanbul"
+    assert tokenize("İstanbul", plain) == ["İstanbul"]
+    assert tokenize("हिन्दी", plain) == ["हिन्दी"]  # vowel signs are combining marks: format 3 keeps them
+    assert len(tokenize("हिन्दी", plain, version=2)) == 6  # the bundled model's format split them
+    assert tokenize("x² 3½", plain) == ["x2", "31", "⁄", "2"]
+    assert tokenize("« oui » 'non' 10:30", plain) == ["oui", "'", "non", "'", "10", ":", "30"]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("हिन्दी भाषा है।", ["हिन्दी", "भाषा", "है", "।"]),  # Devanagari vowel signs and virama
+        ("نصٌّ عَرَبِيّ", ["نصٌّ", "عَرَبِيّ"]),  # Arabic harakat
+        ("שָׁלוֹם צה״ל", ["שָׁלוֹם", "צה״ל"]),  # Hebrew points; gershayim inside an acronym
+        ("col·lecció, μεγάλη· ναι", ["col·lecció", ",", "μεγάλη", "·", "ναι"]),  # a middle dot joins words
+        ("می\u200cخواهم", ["می\u200cخواهم"]),  # Persian: the zero-width non-joiner inside a word
+        (
+            "x\u0304 the <unk> feed-forward 1,000 e.g.",
+            ["x\u0304", "the", "<unk>", "feed-forward", "1,000", "e.g", "."],
+        ),
+    ],
+)
+def test_format_3_keeps_combining_marks_and_joiners_inside_words(text, words):
+    config = TokenizerConfig(lowercase=False, drop_figure_refs=False)
+    assert tokenize(text, config) == words
+    assert tokenize(text, config, version=2) != words or text.isascii()  # version 2 split them
+
+
+def test_a_tokenizer_keeps_its_format_version_and_its_rules():
+    texts = ["हिन्दी भाषा है।"]
+    new = Tokenizer.build(texts, TokenizerConfig(min_count=1))
+    assert new.version == 3 and json.loads(new.to_json())["version"] == 3
+    old = Tokenizer(new.tokens, new.config, version=2)
+    again = Tokenizer.from_json(old.to_json())
+    assert again.version == 2 and again.tokenize(texts[0]) == tokenize(texts[0], new.config, version=2)
+    assert new.tokenize(texts[0]) == ["हिन्दी", "भाषा", "है", "।"]
+    assert len(again.tokenize(texts[0])) == 13

@@ -13,8 +13,8 @@ export const EOD = '<eod>'; // id 2: end of one document and start of the next
 export const SPECIAL_TOKENS = Object.freeze([PAD, UNK, EOD]);
 export const MAX_TOKEN_CHARS = 1000;
 export const MAX_VOCAB_SIZE = 1_000_000;
-export const TOKENIZER_FORMAT_VERSION = 2; // what new tokenizers are; 2 reads the literal "<unk>" as one token
-export const READABLE_VERSIONS = Object.freeze([1, 2]);
+export const TOKENIZER_FORMAT_VERSION = 3; // what new tokenizers are; 3 keeps combining marks inside words
+export const READABLE_VERSIONS = Object.freeze([1, 2, 3]);
 const FORMAT_NAME = 'nextword.tokenizer';
 const CONFIG_FIELDS = ['lowercase', 'drop_figure_refs', 'min_count', 'max_vocab'];
 
@@ -29,7 +29,7 @@ const NO_SPACE_BEFORE = new Set([
 const NO_SPACE_AFTER = new Set([...'(\u00bf\u00a1\u200c\u200d']);
 const SENTENCE_END = new Set(['.', '?', '!']);
 
-const { word: W, space: S, digit: D, figLetter: L } = CLASS;
+const { word: W, space: S, digit: D, figLetter: L, mark: M } = CLASS;
 const QUOTES = /["\u201c\u201d\u201e\u201f\u00ab\u00bb`\u00b4]/gu;
 const APOSTROPHES = /[\u2018\u2019\u201b\u2032]/gu;
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/gu; // eslint-disable-line no-control-regex
@@ -42,6 +42,15 @@ const FIGURE_REF = new RegExp(
 const WORD_OR_SYMBOL = `[${W}]+(?:(?:[\\-/'.]|(?<=[${D}]),(?=[${D}]))[${W}]+)*|[^${W}${S}]`;
 const TOKEN = new RegExp(WORD_OR_SYMBOL, 'gu'); // version 1
 const TOKEN_V2 = new RegExp(`<unk>|${WORD_OR_SYMBOL}`, 'gu'); // version 2: "<unk>" is one token
+// Version 3: a combining mark is a word character too; a word also continues across a middle dot, the
+// Hebrew geresh and gershayim, and the zero-width non-joiner and joiner.
+const WORD_V3 = `[${W}${M}]+(?:(?:[\\-/'.\\u00b7\\u05f3\\u05f4\\u200c\\u200d]|(?<=[${D}]),(?=[${D}]))[${W}${M}]+)*`;
+const TOKEN_V3 = new RegExp(`<unk>|${WORD_V3}|[^${W}${M}${S}]`, 'gu');
+const TOKEN_BY_VERSION = new Map([
+  [1, TOKEN],
+  [2, TOKEN_V2],
+  [3, TOKEN_V3],
+]);
 
 /** How text is normalized (the fields a model file's tokenizer carries). */
 export class TokenizerConfig {
@@ -130,7 +139,8 @@ export class Tokenizer {
     if (readable === undefined) {
       throw new NextwordError(
         `tokenizer format version ${pyRepr(version)} is not supported (this nextword reads versions ` +
-          `${READABLE_VERSIONS.join(' and ')}); upgrade nextword or re-export the model`,
+          `${READABLE_VERSIONS.slice(0, -1).join(', ')} and ${READABLE_VERSIONS.at(-1)}); upgrade nextword ` +
+          'or re-export the model',
       );
     }
     const raw = data.has('config') ? data.get('config') : new Map();
@@ -289,7 +299,7 @@ export function normalize(text, config) {
 /** Split `text` into tokens according to `config` and the rules of tokenizer format `version`. */
 export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
   if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
-  return normalize(text, config).match(version === 1 ? TOKEN : TOKEN_V2) ?? [];
+  return normalize(text, config).match(TOKEN_BY_VERSION.get(version)) ?? [];
 }
 
 /** Python's str.isspace() for the last character of `text` (false for an empty string). */

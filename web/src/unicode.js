@@ -67,9 +67,11 @@ const NONPRINTABLE = member(decodeRanges(data.NONPRINTABLE));
 const LOWER = decodeMap(data.LOWER);
 const UPPER = decodeMap(data.UPPER);
 
-/** Class bodies equal to Python's `\w`, `\s`, `\d` and `[a-z]` under re.IGNORECASE. */
+/** Class bodies equal to Python's `\w`, `\s`, `\d` and `[a-z]` under re.IGNORECASE, and the combining
+ * marks (categories Mn, Mc, Me: runtime/unicode_marks.py's table). */
 export const CLASS = {
   word: classBody(decodeRanges(data.WORD)),
+  mark: classBody(decodeRanges(data.MARK)),
   space: classBody(SPACE),
   digit: classBody(decodeRanges(data.DIGIT)),
   figLetter: classBody(decodeRanges(data.FIG_LETTER)),
