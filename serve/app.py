@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from nextword.runtime import ModelFileError, NextWordModel, __version__, load
 from nextword.runtime.model import default_session_options
@@ -83,6 +84,14 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     app.include_router(web_assets.router)  # before /static: it answers for the compressed .wasm
     app.mount("/static", web_assets.RangedStaticFiles(directory=str(routes.STATIC)), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    if config.cors_origins:  # added last, so outermost: refusals (413, 429) carry its headers too
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "HEAD", "POST"],
+            allow_headers=["*"],  # Content-Type, and the Authorization that OpenAI's clients send
+            expose_headers=["Retry-After"],
+        )
     return app
 
 

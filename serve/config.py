@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
@@ -11,6 +12,9 @@ from nextword.runtime.checks import plain_numbers
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 
 __all__ = ["ServeConfig"]
+
+# What a browser sends as Origin: scheme, host and an optional port, nothing after.
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,15 @@ class ServeConfig:
             "then they are cancelled"
         },
     )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "a web origin (scheme://host[:port], or * for any) whose pages may call the API from "
+            "the browser (CORS); none by default: only pages this server serves can",
+            "metavar": "ORIGIN",
+            "flag": "--cors-origin",
+        },
+    )
     log_level: str = field(
         default="info",
         metadata={
@@ -128,6 +141,7 @@ class ServeConfig:
             raise ValueError(f"stream_interval must be a number of seconds in 0..1, got {interval!r}")
         if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
             raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
+        object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
 
     @property
     def model_path(self) -> str:
@@ -157,3 +171,16 @@ class ServeConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+def _origins(value: object) -> tuple[str, ...]:
+    """``cors_origins`` checked: a list or tuple of origins as browsers send them, or ``*``."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"cors_origins must be a list of origins (http://example.com:8080), got {value!r}")
+    for origin in value:
+        if origin != "*" and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
+            raise ValueError(
+                f"cors_origins: {origin!r} is not an origin: give scheme://host[:port] with no path or "
+                "trailing slash (http://localhost:5173), or * for any"
+            )
+    return tuple(value)

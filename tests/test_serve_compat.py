@@ -3,6 +3,7 @@ requests on served files, the OpenAPI schema's status codes, and the official Py
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -243,3 +244,63 @@ def test_the_openai_clients_models_errors_caps_and_cancelled_streams(model):
         assert client.completions.create(model="tiny", prompt="a", max_tokens=2).choices[0].text
     finally:
         server.stop()
+
+
+def test_no_cross_origin_page_may_call_the_api_unless_allowed(client):
+    """Without --cors-origin a page elsewhere gets no CORS headers: the browser keeps the answer from it."""
+    asked = client.options(
+        "/v1/completions",
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in asked.headers
+    answer = client.post(
+        "/v1/score", json={"text": "the network"}, headers={"Origin": "http://localhost:5173"}
+    )
+    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+
+
+def test_an_allowed_origin_may_call_the_api_and_read_its_refusals(model):
+    config = ServeConfig(cors_origins=("http://localhost:5173",), max_body_bytes=200)
+    with TestClient(create_app(config, model)) as c:
+        preflight = c.options(
+            "/v1/completions",
+            headers={
+                "Origin": "http://localhost:5173",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type, authorization",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        origin = {"Origin": "http://localhost:5173"}
+        done = c.post("/v1/completions", json={"prompt": "the", "max_tokens": 2}, headers=origin)
+        assert (
+            done.status_code == 200 and done.headers["access-control-allow-origin"] == "http://localhost:5173"
+        )
+        too_big = c.post("/v1/completions", json={"prompt": "a" * 500}, headers=origin)
+        assert too_big.status_code == 413 and "access-control-allow-origin" in too_big.headers
+        other = c.options(
+            "/v1/completions",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert other.headers.get("access-control-allow-origin") != "http://evil.example"
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:5173/", "localhost:5173", "http://a.com/page", ""])
+def test_a_cors_origin_that_is_not_an_origin_is_refused(origin):
+    with pytest.raises(ValueError, match="is not an origin: give scheme://host"):
+        ServeConfig(cors_origins=(origin,))
+
+
+def test_the_cors_flag_repeats_and_reaches_worker_processes():
+    from nextword.cli.args import config_from_args
+    from nextword.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--cors-origin", "http://a.example", "--cors-origin", "https://b.example:8443"]
+    )
+    config = config_from_args(ServeConfig(), vars(args))
+    assert config.cors_origins == ("http://a.example", "https://b.example:8443")
+    again = ServeConfig(**json.loads(json.dumps(dataclasses.asdict(config))))  # as a worker reads it
+    assert again == config
