@@ -365,11 +365,14 @@ def _generate(args: argparse.Namespace) -> int:
             raise ValueError("--stream prints one text: use --num-return-sequences 1 and --num-beams 1")
         pieces = model.stream(args.prompts[0], config)  # checks the options before the prompt is printed
         print(safe(args.prompts[0], lines=True), end="", flush=True)
+        wrote = False
         try:
             for piece in pieces:
+                wrote = wrote or bool(piece)
                 print(safe(piece, lines=True), end="", flush=True)
         finally:  # Ctrl-C too: the streamed line ends before "interrupted" is printed
             print(flush=True)
+        _warn_if_empty(0 if wrote else 1, 1, config)
         return 0
     per_prompt = config.num_return_sequences
     if per_prompt > 1 and config.greedy and config.num_beams == 1:
@@ -384,6 +387,7 @@ def _generate(args: argparse.Namespace) -> int:
             "--length-penalty ranks beam search's texts; it does nothing without --num-beams above 1"
         )
     texts = model.generate(args.prompts, config)
+    _warn_if_empty(sum(not text for text in texts), len(texts), config)
     results = [
         {"prompt": args.prompts[i // per_prompt], "text": text, "full": args.prompts[i // per_prompt] + text}
         for i, text in enumerate(texts)
@@ -393,6 +397,17 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(safe(r["full"], lines=True) for r in results))
     return 0
+
+
+def _warn_if_empty(empty: int, total: int, config: GenerationConfig) -> None:
+    """Say why a text came back empty (not a failure, but it looks like one): the model ended the
+    document before its first word, which a model trained briefly does after an empty prompt."""
+    if empty and config.min_words == 0 and config.max_words > 0 and not config.stop:
+        logger.warning(
+            "%s empty: the model ended the document before writing a word; --min-words 1 makes it write "
+            "at least one",
+            "the text is" if total == 1 else f"{empty} of the {total} texts {'is' if empty == 1 else 'are'}",
+        )
 
 
 def _suggest(args: argparse.Namespace) -> int:

@@ -104,3 +104,28 @@ def test_generate_never_takes_a_positional_after_an_option_as_a_prompt(model_pat
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: nextword generate") and "unrecognized arguments: each neuron" in err
+
+
+def test_an_empty_text_is_explained(model_path, caplog, capsys):
+    """A briefly trained model often ends the document at once after an empty prompt: the command then
+    printed a blank line and nothing else. Whatever the seeds give, the warning comes exactly when a
+    text is empty."""
+    for seed in range(8):
+        caplog.clear()
+        assert main(["generate", "", "the", "--model", str(model_path), "--seed", str(seed), "--json"]) == 0
+        texts = [r["text"] for r in json.loads(capsys.readouterr().out)]
+        warned = "the model ended the document before writing a word; --min-words 1" in caplog.text
+        assert warned == ("" in texts), (seed, texts)
+        if warned:
+            assert f"{texts.count('')} of the 2 texts" in caplog.text
+
+
+def test_an_empty_stream_is_explained(model_path, monkeypatch, caplog, capsys):
+    from nextword.runtime import NextWordModel
+
+    monkeypatch.setattr(NextWordModel, "stream", lambda self, prompt, config: iter(()))
+    assert main(["generate", "", "--model", str(model_path), "--stream"]) == 0
+    assert "the text is empty: the model ended the document before writing a word" in caplog.text
+    caplog.clear()
+    assert main(["generate", "", "--model", str(model_path), "--stream", "--min-words", "1"]) == 0
+    assert "the text is empty" not in caplog.text
