@@ -78,7 +78,7 @@ _NO_SPACE_BEFORE = frozenset(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\
     map(chr, [*range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)])
 )
 _NO_SPACE_AFTER = frozenset("(\u00bf\u00a1\u200c\u200d")
-_REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)  # two make a flag: 🇫 + 🇷 is 🇫🇷
+_REGIONAL_INDICATORS = frozenset(map(chr, range(0x1F1E6, 0x1F200)))  # two make a flag: 🇫 + 🇷 is 🇫🇷
 _SENTENCE_END = frozenset(".?!")
 
 _QUOTES = re.compile(r"[\"“”„‟«»`´]")
@@ -336,7 +336,7 @@ class Tokenizer:
             previous is None
             or previous in _NO_SPACE_AFTER
             or token in _NO_SPACE_BEFORE
-            or (_is_regional_indicator(token) and _is_regional_indicator(previous))
+            or (token in _REGIONAL_INDICATORS and previous in _REGIONAL_INDICATORS)
         )
         space = "" if glued else " "
         if self.config.lowercase and (previous is None or previous in _SENTENCE_END):
@@ -431,8 +431,3 @@ def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT
     if version == 2:
         return _TOKEN_V2.findall(text)
     return (_TOKEN_V3 if text.isascii() or not _ASTRAL.search(text) else _TOKEN_V3_ASTRAL).findall(text)
-
-
-def _is_regional_indicator(token: str) -> bool:
-    """Whether ``token`` is one regional indicator letter (half of a flag)."""
-    return len(token) == 1 and ord(token) in _REGIONAL_INDICATORS
