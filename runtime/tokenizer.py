@@ -20,8 +20,9 @@ Text goes through these steps, in order:
    From version 3, combining marks (Unicode categories Mn, Mc, Me) are word characters, so words whose
    vowels are marks stay whole (every Indic script, vowelled Arabic, pointed Hebrew, and Turkish
    ``İ`` lowercased, which is ``i`` and a combining dot), and a word may also continue across a middle
-   dot (Catalan ``col·lecció``), the Hebrew geresh and gershayim, and the zero-width non-joiner and
-   joiner (Persian ``می‌خواهم``). Version 2 tokenizers split all of these.
+   dot (Catalan ``col·lecció``), the Hebrew maqaf, geresh and gershayim, and the zero-width non-joiner
+   and joiner (Persian ``می‌خواهم``), and a number across the Arabic decimal and thousands separators
+   (``٣٫٥``). Version 2 tokenizers split all of these.
 """
 
 from __future__ import annotations
@@ -97,10 +98,11 @@ _WORD_OR_SYMBOL = r"\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]"
 _TOKEN = re.compile(_WORD_OR_SYMBOL)  # version 1
 _TOKEN_V2 = re.compile(r"<unk>|" + _WORD_OR_SYMBOL)  # version 2: "<unk>" is one token
 # Version 3: a word character is also a combining mark; a word also continues across a middle dot,
-# the Hebrew geresh and gershayim, and the zero-width non-joiner and joiner. re tests a class's ranges
+# the Hebrew maqaf, geresh and gershayim, and the zero-width non-joiner and joiner, and a number across
+# the Arabic decimal and thousands separators. re tests a class's ranges
 # past the Basic Multilingual Plane one by one, so the marks there (a third of the ranges, for scripts
 # such as Brahmi or Chakma) are in the pattern only for text that holds such a character.
-_JOINED_V3 = r"(?:[-/'.\u00b7\u05f3\u05f4\u200c\u200d]|(?<=\d),(?=\d))"
+_JOINED_V3 = r"(?:[-/'.\u00b7\u05be\u05f3\u05f4\u200c\u200d]|(?<=\d)[,\u066b\u066c](?=\d))"
 
 
 def _pattern_v3(marks: str) -> re.Pattern[str]:

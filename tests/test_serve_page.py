@@ -174,6 +174,23 @@ def test_score_shows_the_text_as_typed(page, model):
     check_the_typed_text_is_shown(page, model)
 
 
+def test_right_to_left_text_reads_right_to_left(page):
+    """Hebrew, Arabic and Persian showed left to right: a sentence's final "?" sat beside its first word."""
+    page.find_element(By.ID, "tab-score").click()
+    text = "הילד קורא ספר?"
+    page.execute_script("document.getElementById('score-text').value = arguments[0]", text)
+    page.find_element(By.ID, "score-button").click()
+    wait(page, lambda d: "perplexity" in d.find_element(By.ID, "score-summary").text, "no score shown")
+    directions = page.execute_script(
+        "return ['score-text', 'scored', 'prompt', 'output']"
+        ".map((id) => getComputedStyle(document.getElementById(id)).direction);"
+    )
+    assert directions == ["rtl", "rtl", "ltr", "ltr"]  # the English prompt and output stay left to right
+    spans = {w.text: w for w in page.find_elements(By.CLASS_NAME, "scored-word")}
+    first, mark = spans["הילד"], spans["?"]
+    assert mark.location["x"] < first.location["x"]  # the question mark ends the line on the left
+
+
 def test_errors_show_on_the_page(page):
     page.find_element(By.ID, "tab-score").click()
     page.find_element(By.ID, "score-text").send_keys("the network stores the weights")

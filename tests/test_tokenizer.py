@@ -240,6 +240,8 @@ def test_the_readme_says_what_happens_to_text_other_than_english_patents():
         ("हिन्दी भाषा है।", ["हिन्दी", "भाषा", "है", "।"]),  # Devanagari vowel signs and virama
         ("نصٌّ عَرَبِيّ", ["نصٌّ", "عَرَبِيّ"]),  # Arabic harakat
         ("שָׁלוֹם צה״ל", ["שָׁלוֹם", "צה״ל"]),  # Hebrew points; gershayim inside an acronym
+        ("בֵּית־סֵפֶר", ["בֵּית־סֵפֶר"]),  # the Hebrew maqaf
+        ("٣٫٥ ١٬٠٠٠", ["٣٫٥", "١٬٠٠٠"]),  # Arabic decimal and thousands separators
         ("col·lecció, μεγάλη· ναι", ["col·lecció", ",", "μεγάλη", "·", "ναι"]),  # a middle dot joins words
         ("می\u200cخواهم", ["می\u200cخواهم"]),  # Persian: the zero-width non-joiner inside a word
         (

@@ -196,6 +196,7 @@ export function start(backend, doc = document) {
     const button = doc.createElement("button");
     button.className = "chip";
     button.type = "button";
+    button.dir = "auto"; // a word of a right-to-left script reads right to left
     button.dataset.text = suggestion.text;
     button.title = `probability ${(suggestion.probability * 100).toFixed(1)}%`;
     button.append(span("chip-word", suggestion.word), span("chip-p", percent(suggestion.probability)));

@@ -43,8 +43,9 @@ const WORD_OR_SYMBOL = `[${W}]+(?:(?:[\\-/'.]|(?<=[${D}]),(?=[${D}]))[${W}]+)*|[
 const TOKEN = new RegExp(WORD_OR_SYMBOL, 'gu'); // version 1
 const TOKEN_V2 = new RegExp(`<unk>|${WORD_OR_SYMBOL}`, 'gu'); // version 2: "<unk>" is one token
 // Version 3: a combining mark is a word character too; a word also continues across a middle dot, the
-// Hebrew geresh and gershayim, and the zero-width non-joiner and joiner.
-const WORD_V3 = `[${W}${M}]+(?:(?:[\\-/'.\\u00b7\\u05f3\\u05f4\\u200c\\u200d]|(?<=[${D}]),(?=[${D}]))[${W}${M}]+)*`;
+// Hebrew maqaf, geresh and gershayim, and the zero-width non-joiner and joiner, and a number across the
+// Arabic decimal and thousands separators.
+const WORD_V3 = `[${W}${M}]+(?:(?:[\\-/'.\\u00b7\\u05be\\u05f3\\u05f4\\u200c\\u200d]|(?<=[${D}])[,\\u066b\\u066c](?=[${D}]))[${W}${M}]+)*`;
 const TOKEN_V3 = new RegExp(`<unk>|${WORD_V3}|[^${W}${M}${S}]`, 'gu');
 const TOKEN_BY_VERSION = new Map([
   [1, TOKEN],
