@@ -53,7 +53,7 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
         "nextword/serve/static/docs/swagger-ui-bundle.js.gz",  # the API reference at /docs, offline
     ):
         assert module in names
-    assert "nextword = nextword.cli.main:main" in entry_points
+    assert "nextword = nextword.cli.entry:main" in entry_points
     assert "nextword/runtime/data/nextword-patents.onnx" in names  # the bundled model is package data
 
 
