@@ -195,9 +195,11 @@ class BeamSearch:
 
     def _builder(self, p: int) -> TextBuilder:
         """A text builder for a beam of prompt ``p`` that holds no word yet."""
-        last = self._tokenizer.token_of(int(self._prompts[p][-1]))
+        prompt, table = self._prompts[p], self._tokenizer.table
+        last = table[int(prompt[-1])]
         lstrip = bool(self._lstrip) and self._lstrip[p]
-        return TextBuilder(self._tokenizer, None if last == EOD else last, self._config.stop, lstrip)
+        starts = self._tokenizer.begins_sentence(table[int(i)] for i in reversed(prompt))
+        return TextBuilder(self._tokenizer, None if last == EOD else last, self._config.stop, lstrip, starts)
 
     def _finish_exhausted(self, exhausted: np.ndarray) -> None:
         """Finish, as they stand, the hypotheses of the running beams (rows) flagged in ``exhausted``:

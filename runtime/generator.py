@@ -150,9 +150,9 @@ class Generator:
         for index, seed in enumerate(seeds):
             p = index // per_prompt
             last = self._tokens[int(arrays[p][-1])]
-            text = TextBuilder(
-                self._tokenizer, None if last == EOD else last, config.stop, bool(lstrip and lstrip[p])
-            )
+            starts = self._tokenizer.begins_sentence(self._tokens[int(i)] for i in reversed(arrays[p]))
+            strip = bool(lstrip and lstrip[p])
+            text = TextBuilder(self._tokenizer, None if last == EOD else last, config.stop, strip, starts)
             row = Row(self._next_id, group, arrays[p], np.random.default_rng(seed), text)
             self._next_id += 1
             group.rows.append(row)

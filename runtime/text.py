@@ -12,11 +12,23 @@ class TextBuilder:
     can be streamed without ever taking a character back.
 
     ``previous`` is the token before the first new one (``None`` at a document start); with ``lstrip``
-    the text starts without a space (the prompt already ends in one).
+    the text starts without a space (the prompt already ends in one). ``starts``: whether the first new
+    token begins a sentence (:meth:`Tokenizer.begins_sentence` of the prompt; ``None``: from
+    ``previous`` alone).
     """
 
-    def __init__(self, tokenizer: Tokenizer, previous: str | None, stops: tuple[str, ...], lstrip: bool):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        previous: str | None,
+        stops: tuple[str, ...],
+        lstrip: bool,
+        starts: bool | None = None,
+    ):
         self._tokenizer, self._previous, self._stops, self._lstrip = tokenizer, previous, stops, lstrip
+        if starts is None:  # from previous alone: a text start or a sentence end
+            starts = previous is None or tokenizer.starts_after(previous, False)
+        self._starts = starts
         self._longest = max((len(s) for s in stops), default=0)
         self.text = ""
         self.stopped = False
@@ -25,8 +37,8 @@ class TextBuilder:
 
     def add(self, token: str) -> None:
         """Append one token's piece; sets :attr:`stopped` and cuts the text when a stop string appears."""
-        piece = self._tokenizer.piece(token, self._previous)
-        self._previous = token
+        piece = self._tokenizer.piece(token, self._previous, self._starts)
+        self._previous, self._starts = token, self._tokenizer.starts_after(token, self._starts)
         if self._lstrip and not self.text:
             piece = piece.lstrip(" ")
         self.start = len(self.text)

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 from .checks import plain_numbers
+from .spacing import glued, starts_after
 from .unicode_marks import ASTRAL_MARKS, BMP_MARKS
 
 __all__ = [
@@ -71,16 +72,6 @@ SPECIAL_TOKENS = (PAD, UNK, EOD)
 PAD_ID, UNK_ID, EOD_ID = (SPECIAL_TOKENS.index(token) for token in (PAD, UNK, EOD))  # 0, 1, 2
 
 PUNCTUATION = frozenset(".,;:()?!")
-# Decoding's spacing. Glued to the token before: closing punctuation (Arabic's comma, semicolon and
-# question mark, the Urdu full stop and the Devanagari dandas too), and what continues an emoji or a
-# word (skin tones, variation selectors, the zero-width joiner and non-joiner, the keycap mark). Glued
-# to the token after: an opening parenthesis, Spanish's opening marks and the joiners.
-_NO_SPACE_BEFORE = frozenset(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3") | frozenset(
-    map(chr, [*range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)])
-)
-_NO_SPACE_AFTER = frozenset("(\u00bf\u00a1\u200c\u200d")
-_REGIONAL_INDICATORS = frozenset(map(chr, range(0x1F1E6, 0x1F200)))  # two make a flag: 🇫 + 🇷 is 🇫🇷
-_SENTENCE_END = frozenset(".?!")
 
 _QUOTES = re.compile(r"[\"“”„‟«»`´]")
 _APOSTROPHES = re.compile(r"[‘’‛′]")
@@ -227,19 +218,24 @@ class Tokenizer:
         return cls.from_counts(counts, config)
 
     @classmethod
-    def from_counts(cls, counts: Mapping[str, int], config: TokenizerConfig | None = None) -> Tokenizer:
+    def from_counts(
+        cls,
+        counts: Mapping[str, int],
+        config: TokenizerConfig | None = None,
+        version: int = TOKENIZER_FORMAT_VERSION,
+    ) -> Tokenizer:
         """Keep the most frequent words of ``counts`` (token -> occurrences in the training split).
 
         The selection of :meth:`build`, for counts gathered elsewhere (e.g. in one streaming pass over
-        a corpus too large to hold, with :func:`tokenize` and the same ``config``). Special tokens in
-        ``counts`` are ignored; ``counts`` is not modified.
+        a corpus too large to hold, with :func:`tokenize` and the same ``config`` and ``version``).
+        Special tokens in ``counts`` are ignored; ``counts`` is not modified.
         """
         config = config or TokenizerConfig()
         kept = sorted(
             (w for w, n in counts.items() if n >= config.min_count and w not in SPECIAL_TOKENS),
             key=lambda w: (-counts[w], w),
         )
-        return cls(list(SPECIAL_TOKENS) + kept[: config.max_vocab - len(SPECIAL_TOKENS)], config)
+        return cls(list(SPECIAL_TOKENS) + kept[: config.max_vocab - len(SPECIAL_TOKENS)], config, version)
 
     def to_json(self) -> str:
         """Serialize to a JSON string (format name, format version, config, tokens in id order)."""
@@ -317,33 +313,48 @@ class Tokenizer:
         carries its own leading space, if any, and sentence-start capitals when the tokenizer
         lowercases, so the pieces can be streamed and joined as they come.
         """
-        new_paragraph = False
+        new_paragraph, starts = False, previous is None or starts_after(previous, False)
         for token in tokens:
             if token == PAD:
                 continue
             if token == EOD:  # a document ends: the next one starts a new paragraph
                 new_paragraph = new_paragraph or previous is not None
-                previous = None
+                previous, starts = None, True
                 continue
-            piece = self.piece(token, previous)
+            piece = self.piece(token, previous, starts)
             if new_paragraph:
                 piece, new_paragraph = "\n\n" + piece, False
             yield piece
-            previous = token
+            previous, starts = token, self.starts_after(token, starts)
 
-    def piece(self, token: str, previous: str | None) -> str:
+    def piece(self, token: str, previous: str | None, starts: bool | None = None) -> str:
         """The text that appends ``token`` after ``previous`` (``None`` at the start of a text): a space
-        unless punctuation rules say otherwise, and a capital at a sentence start when lowercasing."""
-        glued = (
-            previous is None
-            or previous in _NO_SPACE_AFTER
-            or token in _NO_SPACE_BEFORE
-            or (token in _REGIONAL_INDICATORS and previous in _REGIONAL_INDICATORS)
-        )
-        space = "" if glued else " "
-        if self.config.lowercase and (previous is None or previous in _SENTENCE_END):
+        unless punctuation rules say otherwise, and a capital at a sentence start when lowercasing.
+
+        ``starts``: whether ``token`` begins a sentence; ``None`` reads it from ``previous`` alone (a
+        text start or a sentence end). Callers that follow a text pass what :meth:`starts_after` or
+        :meth:`begins_sentence` say, which also carry a sentence start across ``(``, ``)``, ``¿``, ``¡``."""
+        space = "" if glued(token, previous) else " "
+        if starts is None:
+            starts = previous is None or starts_after(previous, False)
+        if self.config.lowercase and starts:
             return space + token[:1].upper() + token[1:]
         return space + token
+
+    starts_after = staticmethod(starts_after)
+
+    @staticmethod
+    def begins_sentence(before: Iterable[str]) -> bool:
+        """Whether the token after a text begins a sentence, from the text's tokens ``before`` it, the
+        latest first (``reversed(tokens)``; it reads only as far back as it needs): at a document start
+        or an end of document, after a sentence end, or after parentheses, ``¿`` or ``¡`` that follow one
+        of those."""
+        for token in before:
+            if token == EOD or starts_after(token, False):
+                return True
+            if not starts_after(token, True):
+                return False
+        return True
 
     # ----------------------------------------------------------------- vocabulary access
 

@@ -36,10 +36,11 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
     words = await _counted(state, "prompt", model.next_words, body.prompt, body.k, body.cache)
     tokens = model.tokenizer.tokenize(body.prompt)
     previous = tokens[-1] if tokens else None
+    starts = model.tokenizer.begins_sentence(reversed(tokens))  # "La niña come. ¿" -> "Por"
     strip = body.prompt[-1:].isspace()
     suggestions = []
     for word, probability in words:
-        text = model.tokenizer.piece(word, previous)
+        text = model.tokenizer.piece(word, previous, starts)
         suggestions.append(
             {"word": word, "text": text.lstrip(" ") if strip else text, "probability": probability}
         )

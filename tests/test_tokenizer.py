@@ -265,3 +265,32 @@ def test_a_tokenizer_keeps_its_format_version_and_its_rules():
     assert again.version == 2 and again.tokenize(texts[0]) == tokenize(texts[0], new.config, version=2)
     assert new.tokenize(texts[0]) == ["हिन्दी", "भाषा", "है", "।"]
     assert len(again.tokenize(texts[0])) == 13
+
+
+@pytest.mark.parametrize(
+    ("text", "decoded"),
+    [
+        ("¿por qué? ¡porque sí! hola, ¿qué tal?", "¿Por qué? ¡Porque sí! Hola, ¿qué tal?"),
+        ("it learns. (it works.) then it stops (twice).", "It learns. (It works.) Then it stops (twice)."),
+    ],
+)
+def test_a_sentence_start_carries_across_opening_marks(text, decoded):
+    """The capital went onto "¿" or "(" itself, and the word after it stayed lowercase."""
+    tok = Tokenizer.build([text], TokenizerConfig(min_count=1))
+    assert tok.decode(tok.encode(text)) == decoded
+
+
+def test_generated_text_after_a_prompt_ending_in_an_opening_mark_starts_with_a_capital():
+    from nextword.runtime.text import TextBuilder
+
+    tok = Tokenizer.build(["la niña come. ¿por qué?"], TokenizerConfig(min_count=1))
+    prompt = tok.tokenize("la niña come. ¿")
+    assert tok.begins_sentence(reversed(prompt))
+    assert not tok.begins_sentence(reversed(tok.tokenize("hola, ¿")))
+    text = TextBuilder(tok, prompt[-1], (), False, tok.begins_sentence(reversed(prompt)))
+    for token in ("por", "qué", "?", "¿", "por"):
+        text.add(token)
+    assert text.text == "Por qué? ¿Por"
+    alone = TextBuilder(tok, "¿", (), False)  # from the previous token alone: no sentence start known
+    alone.add("por")
+    assert alone.text == "por"

@@ -6,7 +6,7 @@
 import { ContinuousCache, requiredCache } from './cache.js';
 import { PCG64, SeedSequence } from './random.js';
 import { sample } from './sampling.js';
-import { EOD } from './tokenizer.js';
+import { EOD, Tokenizer } from './tokenizer.js';
 
 export const PROMPT_CHUNK = 256; // tokens per session call when a whole text is fed
 
@@ -81,8 +81,11 @@ export class Rules {
 /** Renders one row's new tokens as text, cuts it at the first stop string, and hands out what no later
  * stop string can cut. */
 export class TextBuilder {
-  constructor(tokenizer, previous, stops, lstrip) {
+  /** `starts`: whether the first new token begins a sentence (Tokenizer.beginsSentence of the prompt;
+   * undefined: from `previous` alone). */
+  constructor(tokenizer, previous, stops, lstrip, starts = undefined) {
     Object.assign(this, { tokenizer, previous, stops, lstrip });
+    this.starts = starts ?? (previous === null || Tokenizer.startsAfter(previous, false));
     this.longest = Math.max(0, ...stops.map((s) => s.length));
     this.text = '';
     this.stopped = false;
@@ -90,7 +93,8 @@ export class TextBuilder {
   }
 
   add(token) {
-    let piece = this.tokenizer.piece(token, this.previous);
+    let piece = this.tokenizer.piece(token, this.previous, this.starts);
+    this.starts = Tokenizer.startsAfter(token, this.starts);
     this.previous = token;
     if (this.lstrip && !this.text) piece = piece.replace(/^ +/, '');
     const start = Math.max(0, this.text.length - this.longest + 1); // a new match must end in the new piece
@@ -219,7 +223,8 @@ export class Generation {
       const p = Math.floor(index / perPrompt);
       const prompt = prompts[p];
       const last = this.tokens[prompt[prompt.length - 1]];
-      const text = new TextBuilder(tok, last === EOD ? null : last, config.stop, Boolean(lstrip[p]));
+      const starts = Tokenizer.beginsSentence(reversedTokens(prompt, (id) => this.tokens[id]));
+      const text = new TextBuilder(tok, last === EOD ? null : last, config.stop, Boolean(lstrip[p]), starts);
       const history = this.rules.history(prompt);
       return {
         index,
@@ -329,4 +334,9 @@ export class Generation {
     row.reason = reason;
     updates.push({ row: row.index, token, text: row.text.take(true), finished: true, reason });
   }
+}
+
+/** The tokens of `ids` (`tokenOf` maps an id to its token), the last first, read as they are asked for. */
+export function* reversedTokens(ids, tokenOf) {
+  for (let i = ids.length - 1; i >= 0; i--) yield tokenOf(ids[i]);
 }

@@ -194,7 +194,12 @@ export class Tokenizer {
   encode(text: string): number[];
   decode(ids: Iterable<number>): string;
   pieces(tokens: Iterable<string>, previous?: string | null): Generator<string>;
-  piece(token: string, previous: string | null): string;
+  /** `starts`: whether `token` begins a sentence (left out: from `previous` alone). */
+  piece(token: string, previous: string | null, starts?: boolean): string;
+  /** Whether the token after `token` begins a sentence, `starts` saying whether `token` did. */
+  static startsAfter(token: string, starts: boolean): boolean;
+  /** Whether the token after a text begins a sentence, from its tokens before it, the latest first. */
+  static beginsSentence(before: Iterable<string>): boolean;
   idOf(token: string): number;
   tokenOf(id: number): string;
 }

@@ -4,9 +4,9 @@
 // hypotheses' totals in float64, candidates ranked by total, then beam, then token id. A candidate whose
 // text reaches a stop string finishes its hypothesis, as an end of the document does.
 
-import { History, Prefill, Rules, TextBuilder, takeRows } from './decoding.js';
+import { History, Prefill, Rules, TextBuilder, reversedTokens, takeRows } from './decoding.js';
 import { npExpF32, npLogF32, pairwiseSumF32 } from './float32.js';
-import { EOD } from './tokenizer.js';
+import { EOD, Tokenizer } from './tokenizer.js';
 
 const f = Math.fround;
 
@@ -197,6 +197,7 @@ export class BeamSearch {
       last === EOD ? null : last,
       this.config.stop,
       Boolean(this.lstrip[p]),
+      Tokenizer.beginsSentence(reversedTokens(prompt, (id) => this.tokenizer.tokenOf(id))),
     );
   }
 

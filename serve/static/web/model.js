@@ -20,7 +20,7 @@ import { importOrt } from './ort.js';
 import { WireError } from './protobuf.js';
 import { callCache, lastLogprobs, tokenLogprobs } from './scoring.js';
 import { readSource } from './source.js';
-import { endsWithSpace, SPECIAL_TOKENS } from './tokenizer.js';
+import { endsWithSpace, SPECIAL_TOKENS, Tokenizer } from './tokenizer.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
 
 let warnedUnicode = false;
@@ -245,9 +245,10 @@ export class NextWordModel {
     const words = await this.nextWords(prompt, k, options);
     const tokens = this.tokenizer.tokenize(prompt);
     const previous = tokens.length ? tokens[tokens.length - 1] : null;
+    const starts = Tokenizer.beginsSentence([...tokens].reverse()); // "La niña come. ¿" -> "Por"
     const strip = endsWithSpace(prompt);
     return words.map(({ word, probability }) => {
-      const text = this.tokenizer.piece(word, previous);
+      const text = this.tokenizer.piece(word, previous, starts);
       return { word, text: strip ? text.replace(/^ +/, '') : text, probability };
     });
   }

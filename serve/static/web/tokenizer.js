@@ -28,6 +28,8 @@ const NO_SPACE_BEFORE = new Set([
 ]);
 const NO_SPACE_AFTER = new Set([...'(\u00bf\u00a1\u200c\u200d']);
 const SENTENCE_END = new Set(['.', '?', '!']);
+// Marks that pass a sentence start on to the token after them ("(It works.)", "¿Por qué?", "(Done.) Then").
+const CARRY_START = new Set(['(', ')', '\u00bf', '\u00a1']);
 
 const { word: W, space: S, digit: D, figLetter: L, mark: M } = CLASS;
 const QUOTES = /["\u201c\u201d\u201e\u201f\u00ab\u00bb`\u00b4]/gu;
@@ -206,33 +208,56 @@ export class Tokenizer {
    */
   *pieces(tokens, previous = null) {
     let newParagraph = false;
+    let starts = previous === null || SENTENCE_END.has(previous);
     for (const token of tokens) {
       if (token === PAD) continue;
       if (token === EOD) {
         newParagraph = newParagraph || previous !== null;
         previous = null;
+        starts = true;
         continue;
       }
-      let piece = this.piece(token, previous);
+      let piece = this.piece(token, previous, starts);
       if (newParagraph) {
         piece = `\n\n${piece}`;
         newParagraph = false;
       }
       yield piece;
+      starts = Tokenizer.startsAfter(token, starts);
       previous = token;
     }
   }
 
+  /** Whether the token after `token` begins a sentence, `starts` saying whether `token` did: after a
+   * sentence end, or after a parenthesis, ¿ or ¡ where a sentence began. */
+  static startsAfter(token, starts) {
+    return SENTENCE_END.has(token) || (starts && CARRY_START.has(token));
+  }
+
+  /** Whether the token after a text begins a sentence, from the text's tokens `before` it, the latest
+   * first (it reads only as far back as it needs): at a document start or end, after a sentence end, or
+   * after parentheses, ¿ or ¡ that follow one of those.
+   * @param {Iterable<string>} before */
+  static beginsSentence(before) {
+    for (const token of before) {
+      if (token === EOD || SENTENCE_END.has(token)) return true;
+      if (!CARRY_START.has(token)) return false;
+    }
+    return true;
+  }
+
   /** The text that appends `token` after `previous`: a space unless punctuation says otherwise, and a
-   * capital at a sentence start when the tokenizer lowercases. */
-  piece(token, previous) {
+   * capital at a sentence start when the tokenizer lowercases. `starts`: whether `token` begins a
+   * sentence (undefined: from `previous` alone, a text start or a sentence end). */
+  piece(token, previous, starts = undefined) {
     const glued =
       previous === null ||
       NO_SPACE_AFTER.has(previous) ||
       NO_SPACE_BEFORE.has(token) ||
       (isRegionalIndicator(token) && isRegionalIndicator(previous));
     const space = glued ? '' : ' ';
-    if (this.config.lowercase && (previous === null || SENTENCE_END.has(previous))) {
+    const start = starts ?? (previous === null || SENTENCE_END.has(previous));
+    if (this.config.lowercase && start) {
       const first = pyHead(token, 1);
       return space + pyUpper(first) + token.slice(first.length);
     }
