@@ -26,7 +26,13 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from nextword.runtime.provenance import DataCounts, SplitRecord
-from nextword.runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, TokenizerConfig, tokenize
+from nextword.runtime.tokenizer import (
+    SPECIAL_TOKENS,
+    TOKENIZER_FORMAT_VERSION,
+    Tokenizer,
+    TokenizerConfig,
+    tokenize,
+)
 
 from .errors import os_error
 from .files import atomic_path
@@ -57,7 +63,10 @@ def encode_stream(documents: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
 
 
 def build_vocabulary(
-    split: DocumentSplit, config: TokenizerConfig, leave_out: np.ndarray | None = None
+    split: DocumentSplit,
+    config: TokenizerConfig,
+    leave_out: np.ndarray | None = None,
+    version: int = TOKENIZER_FORMAT_VERSION,
 ) -> Tokenizer:
     """Pass 2: count the words of the training documents in one pass and keep the most frequent.
 
@@ -65,6 +74,7 @@ def build_vocabulary(
     memory: only the ``Counter`` of distinct words is held. ``leave_out`` (bool, one per training
     document in corpus order) names training documents whose words are not counted: the development
     part, never trained on, whose own words would otherwise enter the vocabulary untrained.
+    ``version``: the tokenizer format whose rules split the words (a run's own, when it is made again).
     """
     started = time.perf_counter()
     counts: Counter[str] = Counter()
@@ -72,7 +82,7 @@ def build_vocabulary(
     for is_val, document in split.read():
         if not is_val:
             if leave_out is None or not leave_out[index]:
-                counts.update(tokenize(document, config))
+                counts.update(tokenize(document, config, version))
             index += 1
     words, seconds = sum(counts.values()), time.perf_counter() - started
     logger.info(
@@ -82,7 +92,7 @@ def build_vocabulary(
         seconds,
         words / max(seconds, 1e-9),
     )
-    tokenizer = Tokenizer.from_counts(counts, config)
+    tokenizer = Tokenizer.from_counts(counts, config, version)
     _check_coverage(counts, tokenizer)
     return tokenizer
 

@@ -413,6 +413,37 @@ def test_the_same_command_continues_a_run_but_starts_over_on_an_edited_corpus(tm
     assert len(json.loads((run / "metrics.json").read_text())["epochs"]) == 1
 
 
+def test_a_run_an_earlier_nextword_started_goes_on_on_every_worker(tmp_path):
+    """A run whose tokenizer is format 2 and whose split is dedup-v3 (what nextword wrote before format
+    3 and dedup-v4): the other worker made its data with this nextword's defaults, and both workers
+    stopped with "the workers disagree on vocabulary", after a restart with the same command and with
+    --resume alike. The chief now hands them the run's own split and tokenizer format."""
+    corpus = write_corpus(tmp_path, synthetic_documents(200, seed=1))["text"]
+    run = tmp_path / "run"
+    argv = [*_cluster_argv(corpus, run), "--epochs", "1"]
+    ports = _free_ports(2)
+    for code, _, err in [_finish(w) for w in [_start(i, ports, argv, tmp_path, "a") for i in range(2)]]:
+        assert code == 0, err[-3000:]
+    # What the earlier nextword wrote: on this English corpus, the same words and documents.
+    tokenizer = (run / "tokenizer.json").read_text()
+    assert '"version":3,' in tokenizer
+    (run / "tokenizer.json").write_text(tokenizer.replace('"version":3,', '"version":2,'))
+    stored = json.loads((run / "config.json").read_text())
+    stored["data"]["split"]["scheme"] = "dedup-v3"
+    (run / "config.json").write_text(json.dumps(stored))
+    for session, command in (
+        ("b", [*argv[:-1], "2"]),
+        ("c", ["train", "--resume", str(run), "--epochs", "3"]),
+    ):
+        ports = _free_ports(2)
+        results = [_finish(w) for w in [_start(i, ports, command, tmp_path, session) for i in range(2)]]
+        for code, _, err in results:
+            assert code == 0, err[-3000:]
+    assert len(json.loads((run / "metrics.json").read_text())["epochs"]) == 3
+    assert json.loads((run / "tokenizer.json").read_text())["version"] == 2
+    assert json.loads((run / "config.json").read_text())["data"]["split"]["scheme"] == "dedup-v3"
+
+
 def test_mirrored_strategy_on_the_cpu_trains_what_the_default_strategy_trains(corpus, reference, tmp_path):
     from nextword.runtime import TokenizerConfig
     from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train

@@ -441,6 +441,6 @@ def check_same(workers: Workers, values: dict[str, int]) -> None:
     if everywhere.any():
         shown = ", ".join(n for n, k in zip(names, everywhere, strict=True) if k)
         raise DistributeError(
-            f"the workers disagree on {shown}: run every worker with the same command and the same "
-            "corpus files"
+            f"the workers disagree on {shown}: run every worker with the same command, the same corpus "
+            "files and the same nextword version"
         )

@@ -19,7 +19,15 @@ from nextword.runtime.provenance import SplitRecord
 from .config import TrainConfig
 from .data import token_counts
 from .dev import dev_part, hold_out_dev
-from .distribute import DistributeError, Workers, confirm_workers, start_workers, worker_scratch
+from .distribute import (
+    DistributeError,
+    Workers,
+    broadcast_json,
+    confirm_workers,
+    lost_workers,
+    start_workers,
+    worker_scratch,
+)
 from .embeddings import load_glove
 from .files import (
     ID_FILE_COUNTS,
@@ -73,9 +81,10 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     config = replace(config, corpus=corpus)
     workers = start_workers(config.distribute, config.peer_timeout)  # before any other TensorFlow work
     confirm_workers(workers, settings_fingerprint(config))  # before anything is read, or removed
+    made_as = _made_as(workers, RunDir(config.out), config)
     if not workers.is_chief:
         with worker_scratch(workers, config.out) as scratch:
-            return _prepare(RunDir(scratch), config, workers, command, replacing=False)
+            return _prepare(RunDir(scratch), config, workers, command, replacing=False, **made_as)
     run = RunDir(config.out)
     if run.root.exists() and not run.root.is_dir():
         raise RunExistsError(f"{run.root} exists and is not a folder; choose another --out")
@@ -105,12 +114,15 @@ def _prepare(
     command: str | None,
     replacing: bool,
     record: SplitRecord | None = None,
+    tokenizer_version: int | None = None,
 ) -> TrainResult:
     """The three passes over the corpus, the run folder's files, then training (see :func:`train`);
-    ``record`` is the split to make (by default, the one ``config.corpus`` says)."""
+    ``record`` is the split to make and ``tokenizer_version`` the tokenizer format (by default, what
+    ``config.corpus`` says and the newest: a run's own, when a worker makes its data again)."""
     split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
-    tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev)  # pass 2
+    version = {} if tokenizer_version is None else {"version": tokenizer_version}
+    tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev, **version)  # pass 2
     logger.info("vocabulary %d words", len(tokenizer))
     vectors = None
     if config.embeddings:
@@ -202,10 +214,10 @@ def resume(
         )
     workers = start_workers(config.distribute, config.peer_timeout)
     confirm_workers(workers, settings_fingerprint(config))
-    if not workers.is_chief:  # the run's own split, made again from the corpus files
-        record = recorded_split(stored.get("data", {}), config.corpus)
+    made_as = _made_as(workers, run, config, stored)
+    if not workers.is_chief:  # the run's own split and tokenizer format, made again from the corpus files
         with worker_scratch(workers, config.out) as scratch:
-            return _prepare(RunDir(scratch), config, workers, None, replacing=False, record=record)
+            return _prepare(RunDir(scratch), config, workers, None, replacing=False, **made_as)
     with run.in_use():
         if not run.checkpoint.is_file():
             raise FileNotFoundError(no_checkpoint(run))
@@ -238,6 +250,30 @@ def _recorded_data(stored: dict[str, Any]) -> dict[str, Any]:
     """config.json's ``data``: what the run recorded of its corpus and id files (empty if absent)."""
     data = stored.get("data")
     return data if isinstance(data, dict) else {}
+
+
+def _made_as(
+    workers: Workers, run: RunDir, config: TrainConfig, stored: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """How the workers other than the chief make their copy of the data: the split and tokenizer format
+    of the run the chief continues (``stored``, its config.json facts, on ``--resume``; a cluster
+    restarted with the same command), else nothing (a new run: this nextword's defaults). The chief
+    decides and tells them: a run started by an earlier nextword keeps its own split scheme and
+    tokenizer format, which a worker's defaults would not make (the workers then disagreed)."""
+    if workers.count == 1:
+        return {}
+    chosen: dict[str, Any] = {}
+    if workers.is_chief and (stored is not None or (_same_run(run, config) and run.checkpoint.is_file())):
+        facts = stored if stored is not None else run.read_config()[1]
+        chosen = {"data": facts.get("data", {}), "tokenizer_version": run.read_tokenizer().version}
+    with lost_workers(workers):
+        chosen = broadcast_json(workers, chosen)
+    if not chosen:
+        return {}
+    return {
+        "record": recorded_split(chosen["data"], config.corpus),
+        "tokenizer_version": chosen["tokenizer_version"],
+    }
 
 
 def _same_run(run: RunDir, config: TrainConfig) -> bool:
