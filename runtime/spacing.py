@@ -3,6 +3,10 @@ and which token begins a sentence (both runtimes follow these rules; web/src/tok
 
 from __future__ import annotations
 
+import re
+
+from .unicode_marks import ASTRAL_MARKS, BMP_MARKS
+
 __all__ = ["glued", "starts_after"]
 
 # Decoding's spacing. Glued to the token before: closing punctuation (Arabic's comma, semicolon and
@@ -14,6 +18,10 @@ _NO_SPACE_BEFORE = frozenset(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\
 )
 _NO_SPACE_AFTER = frozenset("(\u00bf\u00a1\u200c\u200d")
 _REGIONAL_INDICATORS = frozenset(map(chr, range(0x1F1E6, 0x1F200)))  # two make a flag: 🇫 + 🇷 is 🇫🇷
+# A token that begins with a combining mark or a tag character continues the character before it: a
+# keycap's "️⃣" after "#", the tags of a subdivision flag after 🏴 (tested only past U+02FF: below it
+# there are neither).
+_CONTINUES = re.compile(f"[{BMP_MARKS}{ASTRAL_MARKS}\U000e0020-\U000e007f]")
 _SENTENCE_END = frozenset(".?!")
 # Marks that pass a sentence start on to the token after them: opening marks before a sentence's first
 # word ("(It works.)", "¿Por qué?") and a parenthesis closed after a sentence end ("(Done.) Then").
@@ -27,6 +35,7 @@ def glued(token: str, previous: str | None) -> bool:
         or previous in _NO_SPACE_AFTER
         or token in _NO_SPACE_BEFORE
         or (token in _REGIONAL_INDICATORS and previous in _REGIONAL_INDICATORS)
+        or (token[:1] > "\u02ff" and _CONTINUES.match(token) is not None)
     )
 
 

@@ -166,6 +166,8 @@ def test_decode_is_readable():
         "यह अच्छा है। ठीक॥",  # Devanagari dandas
         "Great 👍🏽 ❤️ 🇫🇷🇩🇪 👨\u200d👩\u200d👧 1️⃣ done",  # skin tone, variation selector, flags, ZWJ, keycap
         "می\u200cخواهم",  # Persian: a zero-width non-joiner inside a word
+        # keycaps; a subdivision flag: a black flag and tag characters
+        "#\ufe0f\u20e3 *\u20e3 🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f ok",
     ],
 )
 def test_decode_puts_back_non_english_punctuation_and_emoji_sequences(text):

@@ -35,6 +35,7 @@ TRICKY_TEXTS = [
     "¿qué? ¡sí! مرحبا، كيف؟ نعم؛ لا۔ है। ॥ ❤️ 🇫🇷🇩🇪 🇫 x 🇷 1️⃣ می\u200cخواهم a\u200d b \u200c",
     "हिन्दी नमस्ते। نصٌّ عَرَبِيّ שָׁלוֹם צה״ל col·lecció ·x y· בֵּית־סֵפֶר ٣٫٥ ١٬٠٠٠ x٫ ٫٣",
     "İstanbul x\u0304 \u0301a 1\u0301,2 a-\u0301 \u20dd",
+    "#\ufe0f\u20e3 *\u20e3 🏴\U000e0067\U000e007f x \U000e0067",
     "it works. (it runs.) then (twice) it stops. ¿por qué? ¡sí! hola, ¿qué? ((a)) . ( b",
     "a\u00a0b\u2003c\u3000d\u200be\u1680f\u180eg\u2028h\u2029i\ufeffj",
     "k\x1cl\x1dm\x1en\x1fo\x85p\x00q\x7fr\x9fs\t\n\r\x0b\x0ct",

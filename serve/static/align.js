@@ -20,14 +20,27 @@ function fold(text) {
   return lower.replace(APOSTROPHES, "'").replace(/ς/gu, "σ");
 }
 
+// The typed text's user-perceived characters (grapheme clusters: a letter and its combining marks, an
+// emoji with its modifiers and joiners, a flag), or its code points where the browser cannot segment.
+const GRAPHEMES =
+  typeof Intl !== "undefined" && Intl.Segmenter
+    ? new Intl.Segmenter(undefined, { granularity: "grapheme" })
+    : null;
+function characters(text) {
+  return GRAPHEMES ? Array.from(GRAPHEMES.segment(text), (s) => s.segment) : Array.from(text);
+}
+
 // The folded copy of `text`, and for each of its UTF-16 units the typed character it came from
-// (`starts[k]`..`ends[k]` in `text`): one character may fold to several ("½" to "1⁄2").
+// (`starts[k]`..`ends[k]` in `text`): one character may fold to several ("½" to "1⁄2"). Folded a
+// grapheme cluster at a time, so that combining marks typed in another order than Unicode's canonical
+// one (an Arabic shadda before the vowel) still match the token, which NFKC put in that order, and so
+// that tokens read from one cluster ("👍" and its skin tone "🏽") share its typed text.
 function foldText(text) {
   let folded = "";
   const starts = [];
   const ends = [];
   let i = 0;
-  for (const ch of text) {
+  for (const ch of characters(text)) {
     const piece = fold(ch);
     folded += piece;
     for (let k = 0; k < piece.length; k++) {

@@ -27,6 +27,9 @@ const NO_SPACE_BEFORE = new Set([
   ...codePoints(0x1f3fb, 0x1f400),
 ]);
 const NO_SPACE_AFTER = new Set([...'(\u00bf\u00a1\u200c\u200d']);
+// A token that begins with a combining mark or a tag character continues the character before it (a
+// keycap's "\ufe0f\u20e3" after "#", the tags of a subdivision flag after the black flag).
+const CONTINUES = new RegExp(`^[${CLASS.mark}\\u{e0020}-\\u{e007f}]`, 'u');
 const SENTENCE_END = new Set(['.', '?', '!']);
 // Marks that pass a sentence start on to the token after them ("(It works.)", "¿Por qué?", "(Done.) Then").
 const CARRY_START = new Set(['(', ')', '\u00bf', '\u00a1']);
@@ -254,7 +257,8 @@ export class Tokenizer {
       previous === null ||
       NO_SPACE_AFTER.has(previous) ||
       NO_SPACE_BEFORE.has(token) ||
-      (isRegionalIndicator(token) && isRegionalIndicator(previous));
+      (isRegionalIndicator(token) && isRegionalIndicator(previous)) ||
+      CONTINUES.test(token);
     const space = glued ? '' : ' ';
     const start = starts ?? (previous === null || SENTENCE_END.has(previous));
     if (this.config.lowercase && start) {
