@@ -39,7 +39,7 @@ def cached_model(path: str | None, cache: bool | None) -> NextWordModel:
 def score_command(args: argparse.Namespace) -> int:
     model_path, text = _score_arguments(args)
     model_file = cached_model(model_path, args.cache)
-    text_read = text if args.file is None else _read_text_file(args.file)
+    text_read = _read_text_file(args.file) if text is None else text
     result = model_file.score(text_read, cache=args.cache)
     if args.json:
         print(json_text(_score_json(model_file, text_read, result)))
@@ -51,10 +51,10 @@ def score_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_json(model: NextWordModel, text: str | None, result: TextScore) -> dict[str, Any]:
+def _score_json(model: NextWordModel, text: str, result: TextScore) -> dict[str, Any]:
     """The score as ``--json`` prints it: every word as the server's ``/v1/score`` gives it, the word
     read (an unknown one too, flagged ``unknown``) and its text with spacing, to render the text."""
-    tokens = model.tokenizer.tokenize(text or "")
+    tokens = model.tokenizer.tokenize(text)
     pieces = model.tokenizer.pieces(tokens)
     words = [
         {"word": token, "text": piece, "logprob": w.logprob, "unknown": w.unknown}

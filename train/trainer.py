@@ -15,6 +15,7 @@ import numpy as np
 from nextword.corpus import build_vocabulary, encode_corpus, recorded_split, split_corpus
 from nextword.runtime import __version__
 from nextword.runtime.provenance import SplitRecord
+from nextword.runtime.tokenizer import TOKENIZER_FORMAT_VERSION
 
 from .config import TrainConfig
 from .data import token_counts
@@ -114,15 +115,14 @@ def _prepare(
     command: str | None,
     replacing: bool,
     record: SplitRecord | None = None,
-    tokenizer_version: int | None = None,
+    tokenizer_version: int = TOKENIZER_FORMAT_VERSION,
 ) -> TrainResult:
     """The three passes over the corpus, the run folder's files, then training (see :func:`train`);
     ``record`` is the split to make and ``tokenizer_version`` the tokenizer format (by default, what
     ``config.corpus`` says and the newest: a run's own, when a worker makes its data again)."""
     split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
-    version = {} if tokenizer_version is None else {"version": tokenizer_version}
-    tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev, **version)  # pass 2
+    tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev, version=tokenizer_version)  # pass 2
     logger.info("vocabulary %d words", len(tokenizer))
     vectors = None
     if config.embeddings:
