@@ -1,0 +1,299 @@
+"""docs/model-format.md is enough to read a model file: a reader written from that document alone
+(onnxruntime, numpy, the standard library; nothing of nextword) gives the runtime's tokens, greedy
+words, text and cached scores, on the bundled file (tokenizer version 2, int8, cosine gated cache)
+and on a tiny model trained here on several scripts (tokenizer version 3, fp32)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import re
+import unicodedata
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+BUNDLED = Path(__file__).resolve().parents[1] / "runtime" / "data" / "nextword-patents.onnx"
+
+
+# Combining marks, categories Mn, Mc and Me (Unicode 14 in Python 3.11, the table the document names).
+MARKS = "".join(chr(c) for c in range(0x300, 0x110000) if unicodedata.category(chr(c))[0] == "M")
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+QUOTES = re.compile('["“”„‟«»`]')
+APOSTROPHES = re.compile("[‘’‛′]")
+FIGURE = re.compile(r"\s*\(\s*\d+[a-z]?'*(?:\s*[,-]\s*\d+[a-z]?'*)*\s*\)", re.IGNORECASE)
+
+
+def _pattern(version: int) -> re.Pattern[str]:
+    w = r"\w" + (MARKS if version == 3 else "")  # \w: letters, numbers and "_"
+    join = "[-/'.]" if version < 3 else "[-/'.\u00b7\u05be\u05f3\u05f4\u200c\u200d]"
+    digits = "," if version < 3 else "[,\u066b\u066c]"
+    word = rf"[{w}]+(?:(?:{join}|(?<=\d){digits}(?=\d))[{w}]+)*"
+    return re.compile(("<unk>|" if version > 1 else "") + word + rf"|[^{w}\s]")
+
+
+PATTERNS = {v: _pattern(v) for v in (1, 2, 3)}
+
+
+def tokenize(text: str, config: dict, version: int) -> list[str]:
+    text = APOSTROPHES.sub("'", QUOTES.sub(" ", CONTROL.sub(" ", unicodedata.normalize("NFKC", text))))
+    text = FIGURE.sub("", text) if config["drop_figure_refs"] else text
+    return PATTERNS[version].findall(text.lower() if config["lowercase"] else text)
+
+
+NO_SPACE_BEFORE = set(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3")
+NO_SPACE_BEFORE |= set(map(chr, [*range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)]))
+NO_SPACE_AFTER = set("(¿¡\u200c\u200d")
+FLAGS = set(map(chr, range(0x1F1E6, 0x1F200)))
+CONTINUES = re.compile(f"[{MARKS}\U000e0020-\U000e007f]")
+
+
+def write(tokens, lowercase, previous=None, starts=True, lstrip=False) -> str:
+    """Detokenize; ``previous``/``starts``: the token before and whether the first begins a sentence."""
+    text, paragraph = "", False
+    for t in tokens:
+        if t in ("<pad>", "<eod>"):
+            if t == "<eod>":
+                paragraph, previous, starts = paragraph or previous is not None, None, True
+            continue
+        joined = previous in NO_SPACE_AFTER or t in NO_SPACE_BEFORE or CONTINUES.match(t) is not None
+        space = "" if previous is None or joined or (t in FLAGS and previous in FLAGS) else " "
+        piece = ("\n\n" if paragraph else "") + space + (t[:1].upper() + t[1:] if lowercase and starts else t)
+        text, paragraph = text + (piece.lstrip(" ") if lstrip and not text else piece), False
+        previous, starts = t, t in ".?!" or (starts and t in "()¿¡")
+    return text
+
+
+def lse(x: np.ndarray) -> float:
+    """log(sum(exp(x))) in float64."""
+    x = np.asarray(x, np.float64)
+    return float(x.max() + math.log(np.exp(x - x.max()).sum()))
+
+
+class Reader:
+    def __init__(self, path):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        assert meta["nextword.format_version"] in ("2", "3")
+        tok = json.loads(meta["nextword.tokenizer"])
+        assert tok["format"] == "nextword.tokenizer" and tok["tokens"][:3] == ["<pad>", "<unk>", "<eod>"]
+        self.tokens, self.config, self.version = tok["tokens"], tok["config"], tok["version"]
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.cache = json.loads(meta["nextword.cache"]) if "nextword.cache" in meta else None
+        self.widths = {
+            i.name: i.shape[1] for i in self.session.get_inputs() if re.fullmatch(r"[hc]_\d+", i.name)
+        }
+        self.last_h = f"h_{len(self.widths) // 2 - 1}"  # the last LSTM layer's h: the cache's states
+
+    def encode(self, text: str) -> list[int]:
+        return [self.index.get(t, 1) for t in tokenize(text, self.config, self.version)]
+
+    def run(self, ids, state):
+        """Feed ``ids`` after ``state`` (None: zeros); the last position's logits and the new state."""
+        state = state or {n: np.zeros((1, w), np.float32) for n, w in self.widths.items()}
+        feed = {"input_ids": np.array([ids], np.int64), "logits_from": np.array(-1, np.int64)}
+        names = [o.name for o in self.session.get_outputs()]  # found by name: the order is not fixed
+        out = dict(zip(names, self.session.run(None, {**state, **feed}), strict=True))
+        return out["logits"][0, -1], {n: out[n + "_out"] for n in self.widths}
+
+    def greedy(self, prompt: str, n: int, cached: bool = False) -> tuple[list[int], str]:
+        """Greedy ids after ``prompt`` and the text they continue it with."""
+        ids, cache, state, out = [2, *self.encode(prompt)], Cache(self.cache) if cached else None, None, []
+        for token in [ids] if cache is None else [[i] for i in ids]:  # with a cache: a token per call
+            logits, state = self.run(token, state)
+            cache = cache and cache.observe(token[0], state[self.last_h][0])
+        while len(out) < n:
+            scores = cache.mix_logits(logits) if cache else logits.copy()
+            scores[[0, 1]] = -np.inf  # <pad> and <unk> are never generated
+            if (token := int(scores.argmax())) == 2:
+                break
+            out.append(token)
+            logits, state = self.run([token], state)
+            cache = cache and cache.observe(token, state[self.last_h][0])
+        starts = True  # whether the continuation begins a sentence, from the prompt's ids
+        for t in (self.tokens[i] for i in ids):
+            starts = t == "<eod>" or t in ".?!" or (starts and t in "()¿¡")
+        previous = None if ids[-1] == 2 else self.tokens[ids[-1]]
+        tokens = [self.tokens[i] for i in out]
+        return out, write(tokens, self.config["lowercase"], previous, starts, prompt[-1:].isspace())
+
+    def score(self, text: str) -> tuple[float, float]:
+        """Total log-probability of ``text`` after <eod>, with the file's cache, and its perplexity."""
+        ids, cache, state, total = [2, *self.encode(text)], Cache(self.cache), None, 0.0
+        for token, after in itertools.pairwise(ids):
+            logits, state = self.run([token], state)
+            cache.observe(token, state[self.last_h][0])
+            total += cache.log_prob(logits.astype(np.float64) - lse(logits), after)
+        return total, math.exp(-total / (len(ids) - 1))
+
+
+class Cache:
+    """The continuous cache, as "The continuous cache" spells it out."""
+
+    def __init__(self, settings: dict):
+        self.s, self.query = settings, None
+        self.keys, self.values = deque(maxlen=settings["window"]), deque(maxlen=settings["window"])
+
+    def observe(self, token: int, h: np.ndarray) -> Cache:
+        if self.query is not None:  # the pair (h_i, x_{i+1}) enters when x_{i+1} is fed
+            self.keys.append(self.query)
+            self.values.append(token)
+        if self.s.get("similarity", "dot") == "cosine":
+            norm = math.sqrt(float((h.astype(np.float64) ** 2).sum()))
+            h = (h.astype(np.float64) / norm).astype(np.float32) if norm > 0 else h
+        self.query = h
+        return self
+
+    def _parts(self) -> tuple[dict[int, float], float]:
+        s = self.s["theta"] * (np.array(self.keys, np.float32) @ self.query).astype(np.float64)
+        p: dict[int, float] = {}
+        for w, v in zip(np.exp(s - lse(s)), self.values, strict=True):
+            p[v] = p.get(v, 0.0) + w
+        gate = self.s.get("gate")
+        return p, gate[0] + gate[1] * lse(s) if gate else math.log(self.s["mix"] / (1 - self.s["mix"]))
+
+    def log_prob(self, lp: np.ndarray, w: int) -> float:
+        if not self.keys:
+            return float(lp[w])
+        p, z = self._parts()
+        softplus = max(z, 0) + math.log1p(math.exp(-abs(z)))
+        share, keep = z - softplus, -softplus
+        if not self.s.get("gate"):
+            share, keep = math.log(self.s["mix"]), math.log1p(-self.s["mix"])
+        return float(np.logaddexp(lp[w] + keep, share + math.log(p[w]))) if w in p else float(lp[w] + keep)
+
+    def mix_logits(self, logits: np.ndarray) -> np.ndarray:
+        out = logits.copy()
+        if self.keys:
+            p, z = self._parts()
+            for v, pv in p.items():
+                out[v] = np.float32(np.logaddexp(float(logits[v]), z + lse(logits) + math.log(pv)))
+        return out
+
+
+SEP = " | "
+PROBES = (
+    " | the present invention"
+    " | Hello, World! (12) foo (12a) (102, 104) (10-12) (12A) (12') x(3)y"
+    ' | a"b don"t «hi» `tick` ‹single› | a\x01b a\x7fb a\u200bb | it’s ‘quoted’ ′prime ″'
+    " | e.g. 3.5 1,000 and/or feed-forward co--op a_b U.S.A. | x² 3½ ﬁ ß ǆemal"
+    " | ŞIK IŞIK İstanbul | नमस्ते दुनिया | مَرْحَبًا بِكُمْ ٣٫٥ ١٬٠٠٠ (٣)"
+    " | שָׁלוֹם תל־אביב צה״ל | col·lecció می‌خواهم | ¿Qué tal? ¡Hola!"
+    " | 👍🏽 👨‍👩‍👧 🇫🇷 #️⃣ 🏴󠁧󠁢󠁳󠁣󠁴󠁿 | <unk> <UNK> <pad> <eod> a<unk>b <<unk>>"
+    " | x\ty\nz a\u2028b \ufeffbom \u0301x | 10:30 https://example.com rock'n'roll 'quoted'"
+    " | 1,2,3 1, 000 a- -a"
+).split(SEP)  # the first is ""
+PROMPTS = (
+    " | the present invention | A neural network (12) is | The method of claim 1, wherein"
+    " | zzqx blorf | the ¿ | Done. ¿¿ | What is it? | the ( | Ends with a space  | (the"
+    " | नमस्ते"
+).split(SEP)  # the first is ""
+
+
+def runtime_greedy(model, prompt: str, n: int, cache: bool = False):
+    from nextword.runtime import GenerationConfig
+
+    gen = model.generator()
+    (row,) = gen.add(
+        prompt, GenerationConfig(temperature=0, no_repeat_ngram_size=0, max_words=n, cache=cache)
+    )
+    gen.run()
+    return gen.tokens(row), gen.text(row)
+
+
+def same_scores(path, texts: list[str]):
+    """A reader and the runtime's model of ``path``, after checking their cached scores of ``texts``."""
+    from nextword.runtime import load
+
+    reader, model = Reader(path), load(path)
+    for text in texts:
+        expected = model.score(text)  # the file's cache, as `nextword score`
+        assert reader.score(text) == pytest.approx((expected.total_logprob, expected.perplexity), rel=1e-6)
+    return reader, model
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_tokenizer(version, lowercase):
+    from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig
+
+    config = {"lowercase": lowercase, "drop_figure_refs": lowercase}
+    runtime = Tokenizer(["<pad>", "<unk>", "<eod>"], TokenizerConfig(**config), version)
+    for text in PROBES:
+        assert tokenize(text, config, version) == runtime.tokenize(text), (version, text)
+
+
+def test_bundled():
+    text = "the present invention relates to a neural network. the neural network has a plurality of layers."
+    reader, model = same_scores(BUNDLED, [text * 2, "A zzqx (3) x."])
+    assert reader.version == 2 and reader.cache["similarity"] == "cosine"
+    for prompt in PROMPTS:
+        assert reader.encode(prompt) == model.tokenizer.encode(prompt)
+        assert reader.greedy(prompt, 30) == runtime_greedy(model, prompt, 30), prompt
+    for prompt in ["", "a neural network is trained by a neural network"]:
+        assert reader.greedy(prompt, 30, cached=True) == runtime_greedy(model, prompt, 30, cache=True)
+
+
+TINY_PROMPTS = " | नमस्ते | مَرْحَبًا | ¿Qué | Hola. ¿Qué tal | The zorax works 👍🏽 | x ¿ | ¡ | (".split(SEP)
+TINY_TEXTS = ["¿Qué tal el zorax? ¡Muy bien! ¿Qué tal el zorax?", "नमस्ते दुनिया , यह tavum है । " * 3]
+TRAIN = {"seq_len": 16, "batch_size": 8, "learning_rate": 1e-2, "epochs": 3, "verbose": 0}
+NAMES = ["zorax", "quelin", "brinode", "tavum"]
+PHRASES = (
+    "नमस्ते दुनिया , यह {n} है । | مَرْحَبًا بِكُمْ فِي {n} ؟ | ¿Qué tal el {n}? ¡Muy bien!"
+    " | The {n} works 👍🏽 and 🇫🇷 wins. | שָׁלוֹם {n} וְ col·lecció (12) ends."
+    " | We saw {n} at 3.5 km, e.g. 1,000!"
+).split(SEP)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tokenizer-version-3 model trained on several scripts, and copies of it carrying caches."""
+    for module in ("tensorflow", "keras", "tf2onnx", "onnx"):
+        pytest.importorskip(module, reason=f"{module} missing: install nextword[train]")
+    import onnx
+
+    from helpers import write_corpus
+    from nextword.export import ExportConfig, export
+    from nextword.runtime import TokenizerConfig
+    from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
+
+    rng, folder = random.Random(0), tmp_path_factory.mktemp("spec")
+    docs = [" ".join(rng.choice(PHRASES).format(n=rng.choice(NAMES)) for _ in range(4)) for _ in range(60)]
+    files = write_corpus(folder / "corpus", docs)
+    arch = ModelConfig(embedding_dim=16, lstm_units=32, num_layers=2, dropout=0.0)
+    corpus, run = CorpusConfig(paths=(str(files["csv"]),)), str(folder / "run")
+    train(TrainConfig(out=run, corpus=corpus, tokenizer=TokenizerConfig(min_count=1), model=arch, **TRAIN))
+    export(ExportConfig(run_dir=run, out=str(folder / "m.onnx"), evaluate=False, tune_cache=False))
+    paths = [folder / "m.onnx"]
+    for name, version, cache in [
+        ("dot", "2", {"theta": 0.5, "mix": 0.2, "window": 8}),
+        ("cos", "3", {"theta": 3.0, "window": 16, "similarity": "cosine", "gate": [-1.5, 0.3]}),
+    ]:
+        proto = onnx.load(paths[0])
+        next(p for p in proto.metadata_props if p.key == "nextword.format_version").value = version
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "nextword.cache", json.dumps({**cache, "tuning": {}})
+        onnx.save(proto, folder / f"{name}.onnx")
+        paths.append(folder / f"{name}.onnx")
+    return paths
+
+
+def test_tiny_version_3(tiny):
+    reader, model = same_scores(tiny[0], [])
+    assert reader.version == 3 and "नमस्ते" in reader.index and "مَرْحَبًا" in reader.index
+    for prompt in TINY_PROMPTS:
+        assert reader.encode(prompt) == model.tokenizer.encode(prompt)
+        assert reader.greedy(prompt, 25) == runtime_greedy(model, prompt, 25), prompt
+    rng = random.Random(1)  # detokenizing any ids, documents and padding included
+    for _ in range(500):
+        ids = [rng.randrange(len(reader.tokens)) for _ in range(rng.randint(1, 10))]
+        assert write([reader.tokens[i] for i in ids], True) == model.tokenizer.decode(ids), ids
+    for path in tiny[1:]:
+        same_scores(path, TINY_TEXTS)
