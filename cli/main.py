@@ -8,6 +8,7 @@ calls one API function and prints its result. Training and export load TensorFlo
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nextword.corpus import CorpusConfig
+from nextword.corpus.errors import os_advice
 from nextword.export import ExportConfig
 from nextword.runtime import (
     GenerationConfig,
@@ -53,6 +55,8 @@ SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicat
 READ_AS_RECORDED = ("format", "text_column", "json_field")
 # Commands whose printed result is the point: with standard output closed they refuse to run.
 PRINTS_RESULT = ("generate", "suggest", "score", "evaluate", "info")
+# A write that found no room: a full disk or quota, or a file-size limit (ulimit -f).
+OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
 MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 CACHE_HELP = (
@@ -196,7 +200,10 @@ def _run(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
         return 141  # 128 + SIGPIPE, what a shell reports for a command ended by a closed pipe
     except OSError as exc:  # a missing file, a folder where a file belongs, a read-only or full disk
-        print(f"nextword {args.command}: error: {safe(_os_error(exc))}", file=sys.stderr)
+        message = _os_error(exc, args.command in PRINTS_RESULT)
+        if args.command == "train" and exc.errno in OUT_OF_ROOM:
+            message += _after_interrupt(args)  # the run stopped: how to go on with it once there is room
+        print(f"nextword {args.command}: error: {safe(message)}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # a failed check, such as export parity
         print(f"nextword {args.command}: failed: {safe(exc)}", file=sys.stderr)
@@ -281,11 +288,19 @@ def _distribution(folder: Path) -> object:
     return stored.get("distribute") if isinstance(stored, dict) else None
 
 
-def _os_error(exc: OSError) -> str:
-    """``cannot write out.onnx: No space left on device`` rather than ``[Errno 28] ...``."""
-    if exc.strerror and exc.filename:
-        return f"{exc.filename}: {exc.strerror}"
-    return str(exc)
+def _os_error(exc: OSError, prints_result: bool = False) -> str:
+    """``out.onnx: No space left on device; free some space or choose another place`` rather than
+    ``[Errno 28] No space left on device``: the file, the problem and what to do. An error without a
+    file in a command that only prints (``generate``, ``info``...) was standard output's."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None:
+        where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    elif prints_result and exc.errno in (*OUT_OF_ROOM, errno.EIO):
+        return f"cannot write the result to standard output: {reason}; redirect it where there is room"
+    else:
+        where = ""
+    advice = os_advice(exc.errno)
+    return (f"{where}: {reason}" if where else reason) + (f"; {advice}" if advice else "")
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-__all__ = ["CorpusError", "os_error"]
+__all__ = ["CorpusError", "os_advice", "os_error"]
 
 
 class CorpusError(ValueError):
@@ -21,11 +21,21 @@ _ADVICE = {
     errno.EPERM: "check the permissions, or choose another place",
     errno.EISDIR: "it is a folder: give the path of a file",
     errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EFBIG: "the file outgrew what this file system or the file-size limit (ulimit -f) allows: "
+    "choose another place, or raise the limit",
+    errno.ENAMETOOLONG: "the name is longer than the file system allows: give a shorter one",
+    errno.EBUSY: "the path is in use or a mount point: choose another place",
 }
+
+
+def os_advice(code: int | None) -> str | None:
+    """What to do about the operating-system error ``code`` (an ``errno``), or None when nothing
+    general can be said."""
+    return _ADVICE.get(code or 0)
 
 
 def os_error(exc: OSError, action: str, path: str | Path) -> CorpusError:
     """A :class:`CorpusError` for ``exc``, raised while ``action`` (``"read"``, ``"write"``) ``path``."""
     reason = exc.strerror or str(exc)
-    advice = _ADVICE.get(exc.errno or 0)
+    advice = os_advice(exc.errno)
     return CorpusError(f"cannot {action} {path}: {reason}" + (f"; {advice}" if advice else ""))

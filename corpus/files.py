@@ -13,36 +13,58 @@ from pathlib import Path
 
 __all__ = ["atomic_path"]
 
+_NAME_MAX = 255  # bytes in one file name, where the file system does not say (ext4, xfs, btrfs, APFS, NTFS)
+_RANDOM = 8  # characters mkstemp puts between the prefix and the suffix
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto ``target``.
 
-    On an exception the temporary file is removed and ``target`` is left as it was.
+    On an exception the temporary file is removed and ``target`` is left as it was. An ``OSError``
+    names ``target`` (the file the user asked for), never the temporary name: also one raised while the
+    temporary file was written without a file name of its own (a full disk, a file-size limit). The
+    temporary file stays writable until it is complete; it takes the target's mode (a read-only
+    target stays read-only) just before the rename.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the target's suffix: Keras insists on ".keras", for one.
     try:
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+            prefix=_temporary_prefix(target), suffix=f".tmp{target.suffix}", dir=target.parent
         )
     except OSError as exc:  # a read-only or full filesystem: name the file the user asked for
         raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        os.chmod(tmp, _file_mode(target))  # mkstemp creates 0600; keep the mode a plain open() would give
         yield tmp
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(target))  # mkstemp creates 0600; keep the mode a plain open() would give
         os.replace(tmp, target)
     except OSError as exc:
-        if tmp_name in (exc.filename, exc.filename2):  # the temporary name is ours, not the user's
+        if exc.errno is not None and (exc.filename is None or tmp_name in (exc.filename, exc.filename2)):
+            # the temporary name is ours, not the user's; an error without a name (ENOSPC from a write)
+            # happened while the file was written
             raise OSError(exc.errno, exc.strerror, str(target)) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _temporary_prefix(target: Path) -> str:
+    """``.{stem}.``, the stem shortened so that the temporary name fits where ``target``'s name fits. It
+    keeps the target's suffix: Keras insists on ".keras", for one."""
+    try:
+        name_max = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
+        name_max = _NAME_MAX
+    room = name_max - len(os.fsencode(f"..{_RANDOM * 'x'}.tmp{target.suffix}"))
+    stem = target.stem
+    while stem and len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return f".{stem}."
 
 
 def _file_mode(target: Path) -> int:

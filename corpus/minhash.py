@@ -31,6 +31,8 @@ import numpy as np
 from nextword.runtime.provenance import DedupSettings
 from nextword.runtime.unicode_marks import ASTRAL_MARKS, BMP_MARKS
 
+from .errors import CorpusError
+
 __all__ = ["SignatureBuilder", "SignatureFile", "document_words", "exact_key"]
 
 _WORD = re.compile(r"\w+")  # Python's \w: letters, digits and the underscore, never a combining mark
@@ -204,8 +206,16 @@ class SignatureBuilder:
         # Keys and signatures wait in temporary files, so that nothing grows with the corpus in memory
         # while documents come and go (a growing array among them fragments the heap). The signatures'
         # file is handed over to the SignatureFile by finish(); both are deleted when closed.
-        self._key_spill = tempfile.TemporaryFile(prefix="nextword-keys-")  # noqa: SIM115
-        self._spill = tempfile.TemporaryFile(prefix="nextword-signatures-")  # noqa: SIM115
+        # A full or read-only temporary folder is a CorpusError naming it (see _spill_error).
+        try:
+            self._key_spill = tempfile.TemporaryFile(prefix="nextword-keys-")  # noqa: SIM115
+        except OSError as exc:
+            raise _spill_error(exc, self.settings.num_perm) from None
+        try:
+            self._spill = tempfile.TemporaryFile(prefix="nextword-signatures-")  # noqa: SIM115
+        except OSError as exc:
+            self._key_spill.close()
+            raise _spill_error(exc, self.settings.num_perm) from None
         self._batch_keys = array("Q")
         self._batch: list[str] = []
         self._batch_rows: list[int] = []  # the row of each batched text among the batch's documents
@@ -240,8 +250,11 @@ class SignatureBuilder:
             signatures[self._batch_rows] = rows
         for row, signature in self._long.items():
             signatures[row] = signature
-        self._spill.write(signatures.tobytes())
-        self._key_spill.write(self._batch_keys.tobytes())
+        try:
+            self._spill.write(signatures.tobytes())
+            self._key_spill.write(self._batch_keys.tobytes())
+        except OSError as exc:
+            raise _spill_error(exc, self.settings.num_perm) from None
         self._batch_keys = array("Q")
         self._batch, self._batch_rows, self._batch_docs, self._batch_bytes = [], [], 0, 0
         self._long = {}
@@ -249,9 +262,25 @@ class SignatureBuilder:
     def finish(self) -> tuple[np.ndarray, np.ndarray, SignatureFile]:
         """``(keys, has_words, signatures)``: (D,) uint64, (D,) bool and the signatures' file."""
         self._flush()
-        self._spill.flush()
-        with self._key_spill:
-            self._key_spill.seek(0)
-            keys = np.fromfile(self._key_spill, dtype=np.uint64)
+        try:
+            self._spill.flush()
+            with self._key_spill:
+                self._key_spill.flush()
+                self._key_spill.seek(0)
+                keys = np.fromfile(self._key_spill, dtype=np.uint64)
+        except OSError as exc:
+            raise _spill_error(exc, self.settings.num_perm) from None
         has_words = np.frombuffer(self._has_words, dtype=bool)
         return keys, has_words, SignatureFile(self._spill, len(keys), self.settings.num_perm)
+
+
+def _spill_error(exc: OSError, num_perm: int) -> CorpusError:
+    """A :class:`CorpusError` for a failure to write the deduplication's temporary files: it names the
+    folder they go to (``TMPDIR``'s, else the system's) and what to do."""
+    folder = tempfile.gettempdir()
+    reason = exc.strerror or str(exc)
+    return CorpusError(
+        f"cannot write the temporary files of deduplication in {folder}: {reason} (they take "
+        f"{2 * num_perm + 8} bytes a document); free some space there, or point TMPDIR at a folder with room "
+        "(TMPDIR=/path/with/room nextword ...)"
+    )

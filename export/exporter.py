@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import zipfile
 from collections import Counter
@@ -174,6 +175,15 @@ def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse an ``--out`` that cannot be written before hours of checks are spent on it, and one that
     names a file of another kind (a corpus, a run's ``model.keras``, an ONNX model from elsewhere):
     export replaces an earlier export, anything else only with ``overwrite``."""
+    try:
+        longest = os.pathconf(out.parent if out.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no such limit known (Windows has no pathconf)
+        longest = 255
+    if len(os.fsencode(out.name)) > longest:  # before is_dir(), which raises on such a name
+        raise ValueError(
+            f"--out {out}: the name is longer than the {longest} bytes a file name may have there; "
+            "give a shorter one"
+        )
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; pass the path of the .onnx file to write")
     if out.is_file() and out.stat().st_size and not overwrite:
@@ -248,7 +258,9 @@ def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict
 
 def _load_keras(path: Path) -> keras.Model:
     """The trained Keras model, loaded in Keras' safe mode (no code from the file runs)."""
-    if not zipfile.is_zipfile(path):
+    with path.open("rb") as file:  # one that cannot be read: an OSError naming it, not "damaged"
+        is_zip = zipfile.is_zipfile(file)
+    if not is_zip:
         raise ValueError(
             f"{path} is not a .keras file (not a zip archive: truncated or damaged); re-run training"
         )

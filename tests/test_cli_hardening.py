@@ -258,7 +258,32 @@ def test_export_of_a_crafted_run_folder(capsys, run_dir, tmp_path, edit, match):
     edit(run)
     line = one_line_error(capsys, "export", run, "--out", tmp_path / "m.onnx")
     assert re.search(match, line), line
-    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (("export", "RUN", "--out", "m.onnx"), "model.keras"),
+        (("train", "--resume", "RUN", "--epochs", "13"), "checkpoint.keras"),
+    ],
+)
+def test_a_run_file_it_may_not_read_is_named_so_not_as_damaged(
+    capsys, run_dir, tmp_path, monkeypatch, argv, name
+):
+    """ "damaged: re-run training" (or "start again with --overwrite") would have the user throw away a
+    run whose file is fine."""
+    run = _run_copy(run_dir, tmp_path)
+    opened = pathlib.Path.open
+
+    def guarded(self, *args, **kwargs):  # as for a user without read permission (root reads anything)
+        if self.name == name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", guarded)
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(capsys, *(run if a == "RUN" else a for a in argv))
+    assert f"{name}: Permission denied" in line and "damaged" not in line, line
 
 
 def test_export_of_a_keras_file_naming_os_system(capsys, run_dir, tmp_path):
@@ -305,7 +330,7 @@ def test_export_to_a_folder_or_a_full_disk(capsys, run_dir, tmp_path, monkeypatc
     monkeypatch.setattr(files.tempfile, "mkstemp", full)
     out = tmp_path / "m.onnx"
     line = one_line_error(capsys, "export", run_dir, "--out", out, "--no-evaluate", "--greedy-words", 3)
-    assert line.endswith(f"{out}: No space left on device")
+    assert f"{out}: No space left on device; free some space" in line
 
 
 def test_train_on_a_read_only_filesystem(capsys, corpus_files, tmp_path, monkeypatch):
@@ -321,7 +346,7 @@ def test_train_on_a_read_only_filesystem(capsys, corpus_files, tmp_path, monkeyp
     line = one_line_error(
         capsys, "train", corpus_files["csv"], "--out", target, "--epochs", 1, "--min-count", 1
     )
-    assert line.endswith("Read-only file system") and str(target) in line
+    assert "Read-only file system; the file system is read-only" in line and str(target) in line
 
 
 @pytest.mark.parametrize("seed", ["4294967296", "-1"])

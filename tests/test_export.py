@@ -165,6 +165,9 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(run_dir, tmp_p
         ValueError, match=r"/proc/m\.onnx cannot be written: .* in /proc; choose another --out"
     ):
         export(ExportConfig(run_dir=str(run_dir), out="/proc/m.onnx"))
+    # a name the file system cannot hold: said before the hours of conversion and checks, not after
+    with pytest.raises(ValueError, match=r"the name is longer than the 255 bytes a file name may have"):
+        export(ExportConfig(run_dir=str(run_dir), out=str(tmp_path / ("m" * 251 + ".onnx"))))
     for seed in (-1, 2**32, True):
         with pytest.raises(ValueError, match="parity_seed must be"):
             ExportConfig(run_dir=str(run_dir), out="m.onnx", parity_seed=seed)

@@ -70,7 +70,9 @@ def load_checkpoint(run: RunDir) -> keras.Model:
             "run folder, or start the run again with --overwrite"
         )
 
-    if not zipfile.is_zipfile(path):
+    with path.open("rb") as file:  # one that cannot be read: an OSError naming it, not "damaged"
+        is_zip = zipfile.is_zipfile(file)
+    if not is_zip:
         raise damaged("truncated or overwritten")
     try:
         return keras.saving.load_model(path)

@@ -1,0 +1,166 @@
+"""A full disk, a file-size limit, a long name, a read-only file: one line naming the file and the fix,
+and nothing lost (see also test_robustness.py for kills during writes)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from helpers import synthetic_documents, write_corpus
+from nextword.cli import main as cli
+from nextword.corpus import CorpusError, minhash
+from nextword.corpus.dedup import find_duplicates
+from nextword.corpus.files import atomic_path
+from nextword.runtime.provenance import DedupSettings
+
+NO_ROOM = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write to a full disk raises it: no file
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"previous model")
+    with pytest.raises(OSError) as raised, atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise NO_ROOM
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    assert target.read_bytes() == b"previous model" and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_a_name_that_fits_the_file_system_is_written(tmp_path):
+    try:
+        name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        pytest.skip("the file system does not say how long a name may be")
+    target = tmp_path / ("a" * (name_max - len(".onnx")) + ".onnx")  # as long as a name may be
+    with atomic_path(target) as tmp:  # the temporary name, longer than the target's, must fit too
+        tmp.write_bytes(b"model")
+    assert target.read_bytes() == b"model" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_read_only_file_is_replaced_and_stays_read_only(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_bytes(b"{}")
+    target.chmod(0o444)
+    with atomic_path(target) as tmp:
+        assert tmp.stat().st_mode & 0o200, "the temporary file must stay writable while it is written"
+        tmp.write_bytes(b'{"epochs": []}')
+    assert target.read_bytes() == b'{"epochs": []}' and target.stat().st_mode & 0o777 == 0o444
+
+
+class _FullFile:
+    """A temporary file on a full disk."""
+
+    def write(self, data: bytes) -> int:
+        raise NO_ROOM
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_full_temporary_folder_during_deduplication_names_it(monkeypatch):
+    monkeypatch.setattr(minhash.tempfile, "TemporaryFile", lambda **kwargs: _FullFile())
+    with pytest.raises(CorpusError) as raised:
+        find_duplicates(synthetic_documents(20), DedupSettings())
+    message = str(raised.value)
+    assert tempfile.gettempdir() in message and "No space left on device" in message
+    assert "TMPDIR" in message
+
+
+def _failing_run(exc: OSError, command: str, **options: object) -> argparse.Namespace:
+    def handler(args: argparse.Namespace) -> int:
+        raise exc
+
+    return argparse.Namespace(command=command, handler=handler, **options)
+
+
+def test_the_command_line_says_what_to_do_about_a_full_disk(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.keras").write_bytes(b"")
+    exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run / "model.keras"))
+    args = _failing_run(exc, "train", resume=None, out=str(run))
+    assert cli._run(args) == 2
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and f"{run / 'model.keras'}: No space left on device" in message
+    assert "free some space" in message and f"nextword train --resume {run}" in message
+
+
+def test_a_full_standard_output_is_named(capsys):
+    args = _failing_run(NO_ROOM, "info")
+    assert cli._run(args) == 2
+    message = capsys.readouterr().err
+    assert message == (
+        "nextword info: error: cannot write the result to standard output: No space left on device; "
+        "redirect it where there is room\n"
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full, a device that is always full")
+def test_generate_into_a_full_device_fails_in_one_line():
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-c", code, "info"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot write the result to standard output: No space left on device" in result.stderr
+
+
+# ----------------------------------------------------------------------------- a real full file system
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 2 MiB tmpfs, mounted for the test (root on Linux only: skipped elsewhere)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if not sys.platform.startswith("linux") or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs Linux and mount(8)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(folder: Path, leave: int) -> None:
+    free = shutil.disk_usage(folder).free
+    with (folder / "fill").open("wb") as f:
+        f.truncate(0)
+        os.posix_fallocate(f.fileno(), 0, max(free - leave, 1))
+
+
+@pytest.mark.slow
+def test_training_on_a_full_disk_stops_in_one_line_and_leaves_no_temporary(small_filesystem, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+    corpus = write_corpus(tmp_path / "corpus", synthetic_documents(80))["csv"]
+    run = small_filesystem / "run"
+    _fill(small_filesystem, 48 * 1024)  # room for the corpus files, not for the model
+    argv = [
+        "train", str(corpus), "--out", str(run), "--epochs", "1", "--min-count", "1", "--verbose", "0",
+        "--lstm-units", "16", "--embedding-dim", "8", "--seq-len", "8", "--batch-size", "8",
+    ]  # fmt: skip
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"nextword train: error: {run}{os.sep}"), line
+    assert "No space left on device; free some space" in line, line
+    assert "--overwrite" in line or f"--resume {run}" in line, line  # what to do once there is room
+    assert "Traceback" not in result.stderr
+    assert not list(run.glob(".*.tmp*"))  # no half-written file left behind
