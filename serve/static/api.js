@@ -30,8 +30,19 @@ export function jsonWithBigInts(value) {
   return text.replace(new RegExp(`"${BIGINT_MARK}(-?[0-9]+)"`, "g"), "$1");
 }
 
+// fetch, where a server that cannot be reached is said so: the browser's own words ("Failed to fetch",
+// "NetworkError when attempting to fetch resource") do not tell a user what went wrong
+async function request(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError("cannot reach the server: it may have stopped, or the network is down");
+  }
+}
+
 async function postJSON(base, path, body, signal) {
-  const response = await fetch(base + path, {
+  const response = await request(base + path, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: jsonWithBigInts(body),
@@ -41,12 +52,21 @@ async function postJSON(base, path, body, signal) {
   return response;
 }
 
+// What a refusal without nextword's JSON error (a proxy's page, say) tells a user.
+const STATUS = {
+  429: "the server is busy; retry shortly",
+  502: "the server is not answering; retry shortly",
+  503: "the server is unavailable or starting; retry shortly",
+  504: "the server did not answer in time; retry shortly",
+};
+
 async function apiError(response) {
+  const fallback = `${STATUS[response.status] ?? "the server refused the request"} (HTTP ${response.status})`;
   try {
     const body = await response.json();
-    return new ApiError(body.error?.message ?? `HTTP ${response.status}`);
+    return new ApiError(body.error?.message ?? fallback);
   } catch {
-    return new ApiError(`HTTP ${response.status}`);
+    return new ApiError(fallback);
   }
 }
 
@@ -56,7 +76,14 @@ async function* events(response) {
   const decoder = new TextDecoder();
   let buffer = "";
   for (;;) {
-    const { value, done } = await reader.read();
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+      throw new ApiError("the connection to the server was lost");
+    }
+    const { value, done } = chunk;
     if (done) break;
     buffer += decoder.decode(value, { stream: true });
     let end;
@@ -100,7 +127,7 @@ export function createServerBackend(base = "") {
     name: "server",
 
     async info() {
-      const response = await fetch(base + "v1/models");
+      const response = await request(base + "v1/models");
       if (!response.ok) throw await apiError(response);
       const model = (await response.json()).data[0];
       const about = model.nextword ?? {};

@@ -23,13 +23,24 @@ export function start(backend, doc = document) {
   let backendNow = backend;
 
   // ------------------------------------------------------------------ tabs
-  for (const tab of doc.querySelectorAll('[role="tab"]')) {
-    tab.addEventListener("click", () => {
-      for (const other of doc.querySelectorAll('[role="tab"]')) {
-        const selected = other === tab;
-        other.setAttribute("aria-selected", String(selected));
-        $(other.getAttribute("aria-controls")).hidden = !selected;
-      }
+  // one Tab stop, the selected tab's; the arrow keys, Home and End select another (WAI-ARIA's tabs pattern)
+  const tabs = [...doc.querySelectorAll('[role="tab"]')];
+  const select = (tab) => {
+    for (const other of tabs) {
+      const selected = other === tab;
+      other.setAttribute("aria-selected", String(selected));
+      other.tabIndex = selected ? 0 : -1;
+      $(other.getAttribute("aria-controls")).hidden = !selected;
+    }
+  };
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => select(tab));
+    tab.addEventListener("keydown", (event) => {
+      const next = moveAmong(tabs, tab, event.key);
+      if (!next) return;
+      event.preventDefault();
+      select(next);
+      next.focus();
     });
   }
 
@@ -40,6 +51,7 @@ export function start(backend, doc = document) {
     else if (input.id === "top-p") out.textContent = value >= 1 ? "off" : value.toFixed(2);
     else if (input.id === "temperature") out.textContent = value === 0 ? "0 (greedy)" : value.toFixed(2);
     else out.textContent = value;
+    input.setAttribute("aria-valuetext", out.textContent); // "off", not the 0 it stands for
   };
   for (const [input, out] of ui.sliders) {
     show(input, out);
@@ -112,10 +124,10 @@ export function start(backend, doc = document) {
     const prompt = ui.prompt.value;
     generatedFrom = prompt;
     generated = "";
+    ui.output.setAttribute("aria-busy", "true"); // a screen reader reads the text once, not word by word
     ui.output.replaceChildren(span("prompt-echo", prompt));
     const words = span("generated", "");
     ui.output.append(words, span("caret", ""));
-    ui.output.setAttribute("aria-busy", "true"); // a screen reader reads the text once, not word by word
     setBusy(true, "generating…");
     const started = performance.now();
     let pieces = 0;
@@ -186,11 +198,34 @@ export function start(backend, doc = document) {
     try {
       const suggestions = await backendNow.suggest(prompt, SUGGESTIONS, controller.signal);
       if (controller.signal.aborted) return;
-      ui.suggestions.replaceChildren(...suggestions.map((s) => chip(s)));
+      showChips(suggestions.map((s) => chip(s)));
     } catch (error) {
-      if (error.name !== "AbortError") ui.suggestions.replaceChildren(span("hint error", error.message));
+      if (error.name === "AbortError") return;
+      // said once (role "alert"), not again at every key while the same error stands
+      if (ui.suggestions.querySelector(".error")?.textContent === error.message) return;
+      const said = span("hint error", error.message);
+      said.setAttribute("role", "alert");
+      showChips([said]);
     }
   }
+
+  // The chips are one Tab stop (a toolbar: the arrow keys, Home and End move among them). The keyboard's
+  // focus on a chip as they are replaced goes to the first new one, not to the page's start.
+  function showChips(nodes) {
+    const focused = ui.suggestions.contains(doc.activeElement);
+    ui.suggestions.replaceChildren(...nodes);
+    const chips = [...ui.suggestions.querySelectorAll(".chip")];
+    chips.forEach((c, i) => (c.tabIndex = i === 0 ? 0 : -1));
+    if (focused) (chips[0] ?? ui.prompt).focus();
+  }
+  ui.suggestions.addEventListener("keydown", (event) => {
+    const chips = [...ui.suggestions.querySelectorAll(".chip")];
+    const next = moveAmong(chips, event.target, event.key);
+    if (!next) return;
+    event.preventDefault();
+    for (const c of chips) c.tabIndex = c === next ? 0 : -1;
+    next.focus();
+  });
 
   function chip(suggestion) {
     const button = doc.createElement("button");
@@ -259,7 +294,11 @@ export function start(backend, doc = document) {
     element.title = words
       .map((w) => `${w.word}: p = ${formatProbability(w.probability)}${w.unknown ? " (unknown word)" : ""}`)
       .join("\n");
-    if (words.some((w) => w.unknown)) element.classList.add("unknown");
+    // the shade in words, for a screen reader to read after the word (style.css shows none of it)
+    const unknown = words.some((w) => w.unknown);
+    const p = words.map((w) => formatProbability(w.probability)).join(", ");
+    element.dataset.said = ` (p = ${p}${unknown ? ", unknown word" : ""})`;
+    if (unknown) element.classList.add("unknown");
     return element;
   }
   $("score-button").addEventListener("click", score);
@@ -287,6 +326,15 @@ export function start(backend, doc = document) {
     element.textContent = text;
     return element;
   }
+}
+
+// The item an arrow key, Home or End moves to from `item` among `items`; null for another key.
+function moveAmong(items, item, key) {
+  const i = items.indexOf(item);
+  if (i < 0) return null;
+  const to = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: -1 }[key];
+  if (to === undefined) return null;
+  return items[(to + items.length) % items.length];
 }
 
 function plural(count, noun) {
