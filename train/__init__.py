@@ -7,7 +7,9 @@ TensorFlow loads only when :func:`train` or :func:`resume` is first called.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
@@ -15,7 +17,7 @@ from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_doc
 from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
 from .config import ModelConfig, TrainConfig
 from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
-from .files import NotARunError, RunBusyError, RunExistsError
+from .files import NotARunError, RunBusyError, RunDir, RunExistsError
 from .result import TrainResult
 
 __all__ = [
@@ -42,13 +44,23 @@ __all__ = [
 
 
 def train(config: TrainConfig, command: str | None = None) -> TrainResult:
-    """Train a model; see :func:`nextword.train.trainer.train`."""
+    """Train a model as ``config`` says and fill the run folder ``config.out`` (the model, its tokenizer,
+    config, metrics and checkpoints); returns where the run ended. TensorFlow loads on the first call.
+
+    The corpus is deduplicated and split by document, the vocabulary built from the training side, and
+    the best epoch (by the development part's loss) kept as ``model.keras``, which
+    :func:`nextword.export.export` converts. Bad corpora or settings raise ``ValueError`` subclasses
+    before training starts; a folder that holds a run raises :class:`RunExistsError` unless
+    ``config.overwrite``. An interrupt (Ctrl-C, a notebook's stop button) leaves the folder resumable
+    with :func:`resume`, and says so in a note on the ``KeyboardInterrupt``. The whole story:
+    :func:`nextword.train.trainer.train`."""
     if config.distribute == "multi-worker":  # a bad TF_CONFIG fails at once, before TensorFlow loads
         parse_tf_config(os.environ.get("TF_CONFIG"))
     require("training", TRAINING_STACK)
     from .trainer import train as _train
 
-    return _train(config, command=command)
+    with _interruptible(config.out):
+        return _train(config, command=command)
 
 
 def resume(run_dir: str, **changes: Any) -> TrainResult:
@@ -58,4 +70,28 @@ def resume(run_dir: str, **changes: Any) -> TrainResult:
     require("training", TRAINING_STACK)
     from .trainer import resume as _resume
 
-    return _resume(run_dir, **changes)
+    with _interruptible(str(run_dir), changes.get("epochs")):
+        return _resume(run_dir, **changes)
+
+
+@contextlib.contextmanager
+def _interruptible(run_dir: str, epochs: int | None = None) -> Iterator[None]:
+    """A ``KeyboardInterrupt`` (Ctrl-C, a notebook's interrupt button) goes on as it is, with a note that
+    says how to go on with the run in ``run_dir``, as ``nextword train`` says on the command line. The
+    process stays usable: the folder is released and another run can start at once."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if hasattr(exc, "add_note"):  # Python 3.11 and later
+            exc.add_note(f"nextword: training interrupted; {_how_to_go_on(run_dir, epochs)}")
+        raise
+
+
+def _how_to_go_on(run_dir: str, epochs: int | None) -> str:
+    run = RunDir(run_dir)
+    if run.checkpoint.is_file():
+        more = f", epochs={epochs}" if epochs is not None else ""
+        return f"the run keeps its last checkpoint: continue it with nextword.train.resume({run_dir!r}{more})"
+    if run.root.is_dir() and any(run.root.iterdir()):
+        return f"{run_dir} holds no checkpoint yet: start the run again with overwrite=True"
+    return "nothing was written: start the run again"

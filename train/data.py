@@ -348,3 +348,19 @@ class DiskWindows:
 
         parts = parts.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return parts.prefetch(tf.data.AUTOTUNE)
+
+    def release(self) -> None:
+        """Let go of what :meth:`dataset` left behind, once no dataset of these windows is read any more.
+
+        ``tf.numpy_function`` keeps its callable alive for as long as the outermost graph it was made
+        in, and a dataset made eagerly has the process's global default graph there, which lives as long
+        as the process: every dataset of these windows kept them (their window arrays grow with the id
+        file) until the process ended, so a notebook grew with every training run. A dataset read after
+        this fails.
+        """
+        import tensorflow as tf
+
+        kept = getattr(tf.compat.v1.get_default_graph(), "_py_funcs_used_in_graph", None)
+        for func in list(kept or ()):
+            if getattr(getattr(func, "__wrapped__", func), "__self__", None) is self:
+                kept.remove(func)

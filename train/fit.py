@@ -105,6 +105,28 @@ def fit_session(
     windows = DiskWindows(run.train_ids, config.seq_len, batch, shuffle=True, seed=config.seed, record=record)
     val_windows = DiskWindows(run.val_ids, config.seq_len, batch, shuffle=False)
     dev_windows = _dev_windows(run, config, batch)
+    try:
+        splits = (windows, val_windows, dev_windows)
+        return _session(run, config, workers, vocab_size, history, start, stored, batch, splits)
+    finally:  # however the session ends (an interrupt in a notebook too), the process keeps none of them
+        for part in (windows, val_windows, dev_windows):
+            if part is not None:
+                part.release()
+
+
+def _session(
+    run: RunDir,
+    config: TrainConfig,
+    workers: Workers,
+    vocab_size: int,
+    history: list[dict[str, Any]],
+    start: Start,
+    stored: dict[str, Any],
+    batch: int,
+    splits: tuple[DiskWindows, DiskWindows, DiskWindows | None],
+) -> SessionResult:
+    """:func:`fit_session` on the training, validation and development windows ``splits``."""
+    windows, val_windows, dev_windows = splits
     logger.info(
         "%d training words, %d validation words, %d development words; %d replicas, global batch %d "
         "(%d per replica)",

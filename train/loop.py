@@ -174,6 +174,8 @@ class TrainingLoop:
             evaluated.append(("dev", dev_data, self.dev_steps))
         for epoch in range(first_epoch, epochs):
             start = first_step if epoch == first_epoch else 0
+            if show:  # as Keras's fit heads each epoch's bar: its line alone does not say which epoch it is
+                _say(f"Epoch {epoch + 1}/{epochs}")
             progress = keras.utils.Progbar(
                 self.steps_per_epoch,
                 verbose=show,
@@ -217,6 +219,16 @@ class TrainingLoop:
         for _ in range(steps):
             sums += self._eval_step(iterator).numpy()
         return sums
+
+
+def _say(line: str) -> None:
+    """A line of the progress display, written where Keras's progress bar writes: standard output, or
+    the log when Keras's interactive logging is off (``keras.config.disable_interactive_logging``)."""
+    if keras.config.is_interactive_logging_enabled():
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    else:
+        logger.info("%s", line)
 
 
 def _scaled(gradient: Any, factor: Any) -> Any:

@@ -97,13 +97,13 @@ class ReplicaDropout(keras.layers.Dropout):
         return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, noise_shape=shape, seed=seed)
 
 
-def _embedding(config: ModelConfig, vocab_size: int, policy: str | None = None) -> keras.layers.Embedding:
+def _embedding(config: ModelConfig, vocab_size: int, policy: str = "float32") -> keras.layers.Embedding:
     kind = TiedEmbedding if config.tie_embeddings else keras.layers.Embedding
     return kind(vocab_size, config.embedding_dim, dtype=policy, name="embedding")
 
 
 def _logits(
-    config: ModelConfig, vocab_size: int, embedding: keras.layers.Embedding, x: Any, policy: str | None = None
+    config: ModelConfig, vocab_size: int, embedding: keras.layers.Embedding, x: Any, policy: str = "float32"
 ) -> Any:
     """The output layer on the last LSTM layer's output ``x`` (B, T, U): float32 logits (B, T, V), from
     a layer named ``logits`` either way (the trainer starts its bias at the unigram distribution)."""
@@ -133,9 +133,12 @@ def build_model(config: ModelConfig, vocab_size: int, *, mixed_precision: bool =
     (:class:`ReplicaDropout`).
 
     ``mixed_precision`` gives every layer but the logits the ``mixed_float16`` policy (float32
-    weights, float16 computation); the logits, and so the loss, stay float32.
+    weights, float16 computation); the logits, and so the loss, stay float32. Without it every layer is
+    float32 whatever Keras's global policy says: a notebook that set ``mixed_float16`` globally for a
+    model of its own no longer trains this one in float16 (saved so, and then refused by export's
+    parity check).
     """
-    policy = "mixed_float16" if mixed_precision else None
+    policy = "mixed_float16" if mixed_precision else "float32"
     input_ids = keras.Input(shape=(None,), dtype="int32", name="input_ids")  # (B, T)
     embedding = _embedding(config, vocab_size, policy)
     x = embedding(input_ids)  # (B, T, E)
@@ -169,7 +172,12 @@ def build_step_model(config: ModelConfig, vocab_size: int) -> keras.Model:
         c = keras.Input(shape=(config.lstm_units,), name=f"c_{layer}")  # (B, U)
         inputs += [h, c]
         lstm = keras.layers.LSTM(
-            config.lstm_units, return_sequences=True, return_state=True, use_cudnn=False, name=f"lstm_{layer}"
+            config.lstm_units,
+            return_sequences=True,
+            return_state=True,
+            use_cudnn=False,
+            dtype="float32",  # whatever Keras's global policy (see build_model)
+            name=f"lstm_{layer}",
         )
         x, h_out, c_out = lstm(x, initial_state=[h, c])  # (B, T, U), (B, U), (B, U)
         states += [h_out, c_out]
