@@ -33,7 +33,7 @@ from .corpus import add_corpus_parser
 from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
 from .quiet import import_tensorflow_quietly
-from .scoring import cached_model, evaluate_command, score_command
+from .scoring import cached_model, evaluate_command, model_and_prompts, score_command
 from .serve import add_serve_parser
 
 __all__ = ["build_parser", "main"]
@@ -59,6 +59,7 @@ PRINTS_RESULT = ("generate", "suggest", "score", "evaluate", "info")
 OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
 MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
+MODEL_FIRST = "a first MODEL.onnx names the model, as --model does"
 CACHE_HELP = (
     "mix in the continuous cache stored in the model file (default: on when the file has one; "
     "--no-cache scores with the model alone)"
@@ -84,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_export)
 
     p = commands.add_parser("generate", help="continue one or more prompts")
-    p.add_argument("prompts", nargs="+", metavar="PROMPT", help="text to continue (may be empty)")
+    p.add_argument(
+        "prompts", nargs="+", metavar="PROMPT", help="text to continue (may be empty); " + MODEL_FIRST
+    )
     p.add_argument("--model", help=MODEL_HELP)
     add_config_arguments(p, GenerationConfig, defaults_from="the model file's")
     p.add_argument("--stream", action="store_true", help="print words as they are generated (one prompt)")
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_generate)
 
     p = commands.add_parser("suggest", help="the most likely next words after a prompt")
-    p.add_argument("prompt", help="text so far")
+    p.add_argument("prompt", nargs="+", metavar="PROMPT", help="text so far; " + MODEL_FIRST)
     p.add_argument("-k", type=int, default=5, help="how many words (default: 5)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
@@ -153,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         args, unknown = _intermixed(parser, args, argv, unknown)
     if unknown:  # said by the subcommand's parser: its usage, not the top level's
-        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+        hint = " (the prompts go before the options)" if args.command == "generate" else ""
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     args.command_line = shlex.join(["nextword", *argv])  # recorded with runs and model files
     if sys.stdout is None and args.command in PRINTS_RESULT:  # started with `>&-`: print() drops it all
         if sys.stderr is not None:
@@ -369,6 +373,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    args.model, args.prompts = model_and_prompts(args.model, args.prompts, "generate")
     model = cached_model(args.model, getattr(args, "cache", None))
     config = config_from_args(model.info.generation, vars(args))
     if args.stream:
@@ -426,6 +431,7 @@ def _warn_if_empty(empty: int, total: int, config: GenerationConfig) -> None:
 
 
 def _suggest(args: argparse.Namespace) -> int:
+    args.model, (args.prompt,) = model_and_prompts(args.model, args.prompt, "suggest")
     model = cached_model(args.model, args.cache)
     if not 1 <= args.k <= model.vocab_size:
         raise ValueError(f"-k must be in 1..{model.vocab_size} (the model's vocabulary), got {args.k}")

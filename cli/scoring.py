@@ -21,7 +21,7 @@ from .args import config_from_args
 from .display import figure, json_text
 from .info import cache_text
 
-__all__ = ["cached_model", "evaluate_command", "score_command"]
+__all__ = ["cached_model", "evaluate_command", "model_and_prompts", "names_model", "score_command"]
 
 
 def cached_model(path: str | None, cache: bool | None) -> NextWordModel:
@@ -84,9 +84,46 @@ def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if not given:
         raise ValueError("no text to score: nextword score [MODEL.onnx] TEXT, or --file F")
     lone = given[0]
-    if lone.lower().endswith(".onnx") and (Path(lone).is_file() or not any(c.isspace() for c in lone)):
+    if names_model(lone):
         raise ValueError(f"{lone} names a model file: give the text to score after it, or --file F")
     return None, given[0]
+
+
+def names_model(argument: str) -> bool:
+    """Whether a positional argument names a model file rather than holding text: it ends in ``.onnx``
+    and is a file, or has no space in it (``model.onnx`` misspelt is a model too, "saved to m.onnx" not)."""
+    if not argument.lower().endswith(".onnx"):
+        return False
+    try:
+        return Path(argument).is_file() or not any(c.isspace() for c in argument)
+    except (OSError, ValueError):  # no path at all: a NUL in it, or a name too long for a file
+        return False
+
+
+def model_and_prompts(
+    model_option: str | None, positionals: list[str], command: str
+) -> tuple[str | None, list[str]]:
+    """The model and the prompts of ``generate`` or ``suggest`` from ``[MODEL.onnx] PROMPT...``: a first
+    positional that names a model file is the model, as for ``score``, ``evaluate`` and ``info`` (before,
+    ``nextword generate model.onnx "a prompt"`` continued the file's name as a prompt of its own)."""
+    if positionals and names_model(positionals[0]):
+        first = positionals[0]
+        if model_option is not None:
+            raise ValueError(f"{first} names a model file, and so does --model: give the model once")
+        if len(positionals) == 1:
+            raise ValueError(
+                f"{first} names a model file: give the prompt after it ('' for an empty one): nextword "
+                f'{command} {first} "PROMPT"'
+            )
+        model_option, positionals = first, positionals[1:]
+    if command == "suggest" and len(positionals) != 1:  # one text so far: an unquoted one was meant
+        raise ValueError(f'suggest takes one prompt: quote it, nextword suggest "{" ".join(positionals)}"')
+    misplaced = next((p for p in positionals if names_model(p)), None)
+    if misplaced is not None:
+        raise ValueError(
+            f"{misplaced} names a model file: give it before the prompt, or as --model {misplaced}"
+        )
+    return model_option, positionals
 
 
 def _read_text_file(path: str) -> str:

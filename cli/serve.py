@@ -22,11 +22,21 @@ def add_serve_parser(commands: Any) -> None:
         "/v1/suggest, /v1/score, GET /v1/models, /health, the API reference at /docs and a page to try the "
         "model at /. Listens on 127.0.0.1 unless --host says otherwise. See docs/serving.md.",
     )
+    parser.add_argument(
+        "model_file",
+        nargs="?",
+        metavar="MODEL.onnx",
+        help="the .onnx model file to serve, as --model names it",
+    )
     add_config_arguments(parser, ServeConfig)
     parser.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     require_framework()  # before the model is loaded: a missing extra is the first thing to say
+    if args.model_file is not None:  # `nextword serve MODEL.onnx`, as evaluate and info take it
+        if getattr(args, "model", None) is not None:  # --model, where given (unset otherwise)
+            raise ValueError(f"{args.model_file} and --model {args.model}: give the model once")
+        args.model = args.model_file
     serve(config_from_args(ServeConfig(), vars(args)))
     return 0

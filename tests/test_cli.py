@@ -599,7 +599,7 @@ def test_flag_names_rewrites_option_names_only():
     ("argv", "usage"),
     [
         (["generate", "x", "--bogus"], "nextword generate: error: unrecognized arguments: --bogus"),
-        (["suggest", "a", "b"], "nextword suggest: error: unrecognized arguments: b"),
+        (["suggest", "a", "--bogus"], "nextword suggest: error: unrecognized arguments: --bogus"),
         (["corpus", "patentsview", "--bogus"], "nextword corpus patentsview: error: unrecognized arguments"),
     ],
 )

@@ -129,3 +129,42 @@ def test_an_empty_stream_is_explained(model_path, monkeypatch, caplog, capsys):
     caplog.clear()
     assert main(["generate", "", "--model", str(model_path), "--stream", "--min-words", "1"]) == 0
     assert "the text is empty" not in caplog.text
+
+
+def test_generate_suggest_and_serve_take_the_model_first_as_score_does(model_path, monkeypatch, capsys):
+    """``nextword generate MODEL.onnx "prompt"`` continued the file's name as a prompt of its own (and
+    exited 0); ``suggest`` and ``serve`` refused the model there. A model file among or after the prompts
+    is named, never continued."""
+    model, prompt = str(model_path), "the network"
+    runs = [["generate", model, prompt], ["generate", prompt, "--model", model]]
+    texts = []
+    for argv in runs:
+        assert main([*argv, "--seed", "3", "--max-words", "6", "--json"]) == 0
+        texts.append(json.loads(capsys.readouterr().out))
+    assert texts[0] == texts[1] and [r["prompt"] for r in texts[0]] == [prompt]
+    assert main(["suggest", model, prompt, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["suggest", prompt, "--model", model, "--json"]) == 0
+    assert first == json.loads(capsys.readouterr().out)
+    for argv, said in (
+        (["generate", model], "names a model file: give the prompt after it"),
+        (["generate", prompt, model], f"{model} names a model file: give it before the prompt"),
+        (["generate", model, prompt, "--model", model], "give the model once"),
+        (["suggest", "the", "network"], 'suggest takes one prompt: quote it, nextword suggest "the network"'),
+    ):
+        assert main(argv) == 2, argv
+        captured = capsys.readouterr()
+        assert said in captured.err and captured.out == "", (argv, captured.err)
+    # a prompt that merely ends in ".onnx" is a prompt, and a nameless one is no crash
+    assert main(["generate", "the weights go to model.onnx", "--model", model, "--max-words", "2"]) == 0
+    assert main(["generate", "x" * 5000 + " m.onnx", "--model", model, "--max-words", "1"]) == 0
+    capsys.readouterr()
+
+    import nextword.cli.serve as serve_command
+
+    served = []
+    monkeypatch.setattr(serve_command, "serve", served.append)
+    assert main(["serve", model, "--port", "0"]) == 0
+    assert [config.model for config in served] == [model]
+    assert main(["serve", model, "--model", model]) == 2
+    assert "give the model once" in capsys.readouterr().err
