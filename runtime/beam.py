@@ -7,7 +7,10 @@ finished). Hypotheses are ranked by total log-probability (float32, the precisio
 divided by ``length ** length_penalty``; candidates with equal totals rank by beam, then by token id.
 A candidate whose text reaches a stop string finishes its hypothesis there, as an end of the document
 does (among the ``num_beams`` best candidates; its text is cut before the stop string), so the returned
-texts are distinct hypotheses that each end at their first stop string.
+texts are distinct hypotheses that each end at their first stop string. Candidates are looked at best
+first until ``num_beams`` of them go on (usually among the ``2 * num_beams`` best; with stop strings,
+which can finish more of those, further down), so every step keeps ``num_beams`` running beams while
+any candidate is left.
 With ``num_beams=1`` this is exactly greedy decoding.
 """
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,10 +154,8 @@ class BeamSearch:
         for p in range(n_prompts):
             if self._done[p]:
                 continue
-            best, values = largest(total[p], width)  # the 2B best candidates (and any tied with the last)
-            order = best[np.argsort(-values, kind="stable")]  # best first, ties by beam then token
             kept = 0
-            for rank, candidate in enumerate(order.tolist()):
+            for rank, candidate in enumerate(_ranked(total[p], width)):
                 score = float(total[p, candidate])
                 if score == -np.inf:
                     break
@@ -277,6 +278,21 @@ class BeamSearch:
                 results.append(Hypothesis(builder.text, reason, words))
             results.extend(Hypothesis("", "end", 0) for _ in range(config.num_return_sequences - len(best)))
         return results
+
+
+def _ranked(row: np.ndarray, width: int) -> Iterator[int]:
+    """The candidates of one prompt's totals ``row`` (beams x vocab), best first, equal totals by beam
+    then token: the ``width`` best (and any tied with the last), then, for a caller that has not filled
+    its beams with them (stop strings can finish more than ``num_beams`` of them), the next ones, the
+    window widened fourfold each time. Each window's order begins with the previous one's."""
+    done = 0
+    while True:
+        best, values = largest(row, width)  # the ``width`` best candidates and any tied with the last
+        order = best[np.argsort(-values, kind="stable")]  # best first, ties by beam then token
+        yield from order[done:].tolist()
+        if width >= len(row):
+            return
+        done, width = len(order), min(4 * width, len(row))
 
 
 def beam_search(

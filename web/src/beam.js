@@ -74,8 +74,17 @@ export class BeamSearch {
     for (let p = 0; p < prompts.length; p++) {
       if (this.done[p]) continue;
       let kept = 0;
-      const order = this._candidates(logp, p, Math.min(2 * beams, beams * vocab));
-      for (let rank = 0; rank < order.length; rank++) {
+      let width = Math.min(2 * beams, beams * vocab);
+      let order = this._candidates(logp, p, width);
+      for (let rank = 0; ; rank++) {
+        if (rank === order.length) {
+          // stop strings finished too many of the best: look further down, the window widened fourfold
+          // (each window's order begins with the previous one's)
+          if (width >= beams * vocab) break;
+          width = Math.min(4 * width, beams * vocab);
+          order = this._candidates(logp, p, width);
+          if (rank === order.length) break;
+        }
         const [score, candidate] = order[rank];
         const beam = Math.floor(candidate / vocab);
         const token = candidate % vocab;
