@@ -107,11 +107,28 @@ def app_from_environment() -> FastAPI:
 
 def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> Any:
     """Chain a drain step before the ASGI server's own Ctrl-C / SIGTERM handlers: new generations are
-    refused at once and running ones get ``shutdown_timeout`` seconds. Returns the undo function.
+    refused at once and running ones get ``shutdown_timeout`` seconds. A SIGHUP that nothing handles
+    does the same (rather than kill the process mid-stream). Returns the undo function.
     Signals can only be handled on the main thread; elsewhere (a test client) this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {}
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if (
+        hangup is not None
+        and signal.getsignal(hangup) is signal.SIG_DFL
+        and callable(terminate := signal.getsignal(signal.SIGTERM))
+    ):
+        # Nobody handles SIGHUP (uvicorn's one process, or one of its workers): by default it would
+        # kill the process mid-stream. It drains and stops as SIGTERM does; a process manager's
+        # "reload" restarts the server (with --workers, uvicorn's supervisor restarts the workers).
+
+        def hung_up(signum: int, frame: Any, terminate: Any = terminate) -> None:
+            logger.info("SIGHUP: shutting down as for SIGTERM (a new model file needs a restart)")
+            state.begin_shutdown(loop)
+            terminate(signal.SIGTERM, frame)
+
+        previous[hangup] = signal.signal(hangup, hung_up)
     for sig in (signal.SIGINT, signal.SIGTERM):
         handler = signal.getsignal(sig)
         if not callable(handler):

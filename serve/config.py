@@ -15,6 +15,8 @@ __all__ = ["ServeConfig"]
 
 # What a browser sends as Origin: scheme, host and an optional port, nothing after.
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
+# A path prefix: segments of URL-safe characters (it is written into /docs' HTML and JavaScript as is).
+_ROOT_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,14 @@ class ServeConfig:
             "flag": "--cors-origin",
         },
     )
+    root_path: str = field(
+        default="",
+        metadata={
+            "help": "the path prefix a reverse proxy serves the server under and strips before passing "
+            "requests on (/nextword): /docs, its schema and redirects then keep the prefix",
+            "metavar": "PREFIX",
+        },
+    )
     log_level: str = field(
         default="info",
         metadata={
@@ -142,6 +152,7 @@ class ServeConfig:
         if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
             raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
         object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
+        object.__setattr__(self, "root_path", _root_path(self.root_path))
 
     @property
     def model_path(self) -> str:
@@ -171,6 +182,16 @@ class ServeConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+def _root_path(value: object) -> str:
+    """``root_path`` checked, without its trailing slash: ``""`` or ``/a/b``."""
+    if isinstance(value, str) and _ROOT_PATH.fullmatch(value.rstrip("/")):
+        return value.rstrip("/")
+    raise ValueError(
+        f"root_path must be a path prefix such as /nextword (letters, digits, . _ ~ - between slashes), "
+        f"or empty, got {value!r}"
+    )
 
 
 def _origins(value: object) -> tuple[str, ...]:

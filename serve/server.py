@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+from typing import Any
 
 from nextword.runtime import ModelFileError, NextWordModel
 from nextword.runtime.model_check import check_model_file
@@ -69,11 +70,13 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     # nextword's own serving messages follow --log-level too (never louder than the command asked: -q)
     ours = logging.getLogger("nextword")
     ours.setLevel(max(ours.getEffectiveLevel(), logging.getLevelName(config.log_level.upper())))
-    common = {
+    common: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
         "log_level": config.log_level,
         "timeout_graceful_shutdown": int(config.shutdown_timeout) + 5,  # backstop after the drain
+        # behind a proxy that strips a path prefix: each request's path and root_path carry it again
+        "root_path": config.root_path,
     }
     if config.workers == 1:
         app = create_app(config, model)  # a bad model file is reported first, whatever the port

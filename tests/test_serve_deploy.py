@@ -1,0 +1,204 @@
+"""`nextword serve` deployed as operators run it: a real process writing its logs to files (no terminal),
+behind a reverse proxy that serves it under /nextword/ and strips that prefix, and stopped by a process
+manager's signals. The proxy is a small one written here (nginx need not be installed); it forwards
+X-Forwarded-* and the client's Host, as `proxy_set_header` lines in nginx do, and streams answers."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
+
+from browser import free_port, start_server  # noqa: E402
+
+from nextword.serve import ServeConfig  # noqa: E402
+
+PREFIX = "/nextword"
+SECRET = "zebraquokka"  # a word in every prompt: it must reach no log
+HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"host", b"content-length"}
+
+
+def prefix_proxy(upstream: str, prefix: str) -> Any:
+    """An ASGI reverse proxy: ``prefix``/path goes to ``upstream``/path, the answer is streamed back."""
+    state: dict[str, Any] = {}
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                state["client"] = httpx.AsyncClient(base_url=upstream, timeout=30)
+                await send({"type": "lifespan.startup.complete"})
+            await state["client"].aclose()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path = scope["path"]
+        if not path.startswith(prefix + "/"):
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP - {b"host"}]
+        headers += [
+            (b"x-forwarded-for", scope["client"][0].encode()),
+            (b"x-forwarded-proto", b"http"),
+            (b"x-forwarded-prefix", prefix.encode()),
+        ]
+        query = scope.get("query_string", b"").decode()
+        target = path[len(prefix) :] + (f"?{query}" if query else "")
+        request = state["client"].build_request(scope["method"], target, headers=headers, content=body)
+        response = await state["client"].send(request, stream=True)
+        try:
+            kept = [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": response.status_code, "headers": kept})
+            async for chunk in response.aiter_raw():  # each piece as it comes: no buffering
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    return app
+
+
+def _serve(model_path: Path, port: int, logs: Path, *flags: str) -> subprocess.Popen:
+    """``nextword serve`` in a process of its own, its stdout and stderr going to files (not a tty)."""
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["serve", str(model_path), "--port", str(port), "--max-words", "10000", *flags]
+    with open(logs / "stdout.log", "w") as out, open(logs / "stderr.log", "w") as err:
+        return subprocess.Popen([sys.executable, "-c", code, *argv], stdout=out, stderr=err)
+
+
+def _log(logs: Path) -> str:
+    return (logs / "stdout.log").read_text() + (logs / "stderr.log").read_text()
+
+
+def _wait_up(url: str, process: subprocess.Popen, logs: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited {process.returncode}: {_log(logs)}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("the server did not come up")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _stream(url: str, body: dict, started: threading.Event | None = None) -> list[str]:
+    """The ``data:`` payloads of one streamed completion; a broken stream ends with its error."""
+    events: list[str] = []
+    try:
+        with httpx.stream("POST", url + "/v1/completions", json=body, timeout=60) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line[6:])
+                    if started is not None:
+                        started.set()
+    except httpx.HTTPError as exc:
+        events.append(f"broken: {exc!r}")
+    return events
+
+
+def test_root_path_is_checked():
+    assert ServeConfig(root_path="/nextword/").root_path == "/nextword"
+    assert ServeConfig(root_path="/a/b.c").root_path == "/a/b.c" and ServeConfig().root_path == ""
+    for bad in ("nextword", "/next word", "/x'y", "/a//b", "/<b>"):
+        with pytest.raises(ValueError, match="root_path must be a path prefix"):
+            ServeConfig(root_path=bad)
+
+
+def test_behind_a_proxy_that_strips_its_prefix(model_path, tmp_path):
+    """Under /nextword/ with --root-path: the API reference loads its files and its schema, "Try it out"
+    calls the prefixed API (the schema's servers), redirects keep the prefix; streams are not held back.
+    The logs, written to files, are one plain line per request and hold no prompt text."""
+    port = free_port()
+    server = _serve(model_path, port, tmp_path, "--root-path", PREFIX + "/")
+    proxy = None
+    try:
+        _wait_up(f"http://127.0.0.1:{port}", server, tmp_path)
+        proxy = start_server(prefix_proxy(f"http://127.0.0.1:{port}", PREFIX))
+        url = proxy.url + PREFIX
+        with httpx.Client(base_url=url, timeout=30) as http:
+            assert http.get("/health").json()["status"] == "ok"
+            assert 'href="static/style.css"' in http.get("/").text  # the page's URLs are relative
+            docs = http.get("/docs").text
+            found = re.findall(r"""(?:href|src)=["']([^"']+)|url: ?["']([^"']+)""", docs)
+            urls = [a or b for a, b in found if (a or b).startswith("/")]
+            assert len(urls) == 4 and all(u.startswith(PREFIX + "/") for u in urls), urls
+            for u in urls:
+                assert httpx.get(proxy.url + u, timeout=30).status_code == 200, u
+            assert http.get("/openapi.json").json()["servers"] == [{"url": PREFIX}]
+            moved = http.get("/v1/models/")
+            assert moved.status_code == 307 and moved.headers["location"] == url + "/v1/models"
+
+            body = {"prompt": f"the {SECRET} network", "max_tokens": 30, "seed": 1}
+            events = _stream(url, {**body, "stream": True})
+            assert events[-1] == "[DONE]" and len(events) > 3, events[-2:]
+            assert http.post("/v1/completions", json=body).status_code == 200
+            assert http.post("/v1/suggest", json={"prompt": f"a {SECRET}"}).status_code == 200
+            assert http.post("/v1/score", json={"text": f"the {SECRET} system"}).status_code == 200
+            assert http.post("/v1/completions", json={**body, "temperature": -1}).status_code == 400
+            assert http.post("/v1/completions", json={**body, "bogus": SECRET}).status_code == 422
+        headers = httpx.post(
+            f"http://127.0.0.1:{port}/v1/completions", json={**body, "stream": True}, timeout=30
+        ).headers  # what a buffering proxy (nginx) reads to pass each event on at once
+        assert headers["x-accel-buffering"] == "no" and headers["cache-control"] == "no-cache"
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        _stop(server)
+    log = _log(tmp_path)
+    assert SECRET not in log and "Traceback" not in log, log
+    assert "\x1b[" not in log  # no colour codes in a file
+    access = [line for line in log.splitlines() if '"POST ' + PREFIX + "/v1/completions HTTP/1.1" in line]
+    assert len(access) == 5, log  # one line per request, with the path the client asked for
+
+
+def test_sighup_drains_like_sigterm(model_path, tmp_path):
+    """A SIGHUP (a process manager's reload, a closed terminal) used to kill the one server process at
+    once: streams cut mid-word with no [DONE]. It now drains and stops as SIGTERM does."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(model_path, port, tmp_path, "--shutdown-timeout", "0")
+    try:
+        _wait_up(url, server, tmp_path)
+        started = threading.Event()
+        events: list[str] = []
+        body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
+        reader = threading.Thread(target=lambda: events.extend(_stream(url, body, started)))
+        reader.start()
+        assert started.wait(30)
+        server.send_signal(signal.SIGHUP)
+        reader.join(timeout=30)
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        _stop(server)
+    log = _log(tmp_path)
+    assert events[-1] == "[DONE]", events[-2:]
+    assert json.loads(events[-2])["choices"][0]["end_reason"] == "cancelled"
+    assert "SIGHUP" in log and "Traceback" not in log, log
