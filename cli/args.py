@@ -9,13 +9,32 @@ resumed run can tell an explicit ``--epochs`` from the default.
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import dataclasses
+import functools
+import logging
 import re
+import shlex
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
-__all__ = ["add_config_arguments", "config_flags", "config_from_args", "flag_names"]
+from nextword.corpus import CorpusConfig
+from nextword.corpus.patentsview import PatentsViewConfig
+from nextword.export import ExportConfig
+from nextword.train import TrainConfig
+
+__all__ = [
+    "COMMAND_CONFIGS",
+    "add_config_arguments",
+    "cli_messages",
+    "cli_terms",
+    "config_flags",
+    "config_from_args",
+    "flag_names",
+]
 
 C = TypeVar("C")
 
@@ -108,9 +127,12 @@ def config_from_args(base: C, options: dict[str, Any], prefix: str = "") -> C:
         raise ValueError(flag_names(str(exc), type(base))) from None
 
 
-def flag_names(message: str, cls: type) -> str:
-    """``message`` with the field names of dataclass ``cls`` that it uses as option names (the name it
-    starts with, and every ``name=value``) written as their flags; a name two flags share stays."""
+def flag_names(message: str, cls: type, *, leading: bool = True) -> str:
+    """``message`` with the field names of dataclass ``cls`` that it uses as option names written as
+    their flags: every ``name=value`` (``top_k=5`` as ``--top-k=5``, ``overwrite=True`` as
+    ``--overwrite``, ``tune_cache=False`` as ``--no-tune-cache``, ``out='m.onnx'`` as ``--out m.onnx``),
+    every name in backticks (`` `epochs` `` as ``--epochs``) and, with ``leading``, the name the message
+    starts with. Prose that merely holds a field name stays; a name two flags share stays."""
     by_name: dict[str, set[str]] = {}
     for path, flag in config_flags(cls).items():
         if flag.startswith("--"):
@@ -118,9 +140,125 @@ def flag_names(message: str, cls: type) -> str:
     for name, flags in by_name.items():
         if len(flags) == 1:
             (flag,) = flags
-            name = re.escape(name)
-            message = re.sub(rf"^{name}(?=[= ])|(?<=[\s(,]){name}(?==)", flag, message)
+            start = rf"(?:(?<=[\s(,`])|^){re.escape(name)}"
+            message = re.sub(start + r"=True\b", flag, message)
+            message = re.sub(start + r"=False\b", "--no-" + flag[2:], message)
+            message = re.sub(start + rf"=({_STRING})", functools.partial(_flag_value, flag), message)
+            first = rf"|^{re.escape(name)}(?= )" if leading else ""
+            message = re.sub(rf"`{re.escape(name)}`|{start}(?==){first}", flag, message)
     return message
+
+
+# The configs whose fields a command's options are, the first with a name winning: library code names
+# options as the Python API does (overwrite=True), and these commands say them as their flags.
+COMMAND_CONFIGS: dict[str, tuple[type, ...]] = {
+    "train": (TrainConfig,),
+    "export": (ExportConfig, TrainConfig),
+    "evaluate": (CorpusConfig,),
+    "corpus": (PatentsViewConfig,),
+}
+_STRING = r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
+_ARGUMENTS = rf"((?:{_STRING}|[^()'\"\n])*)"
+# API calls a message may name, and the command that does the same: the first positional argument
+# follows the command, the keywords become flags of its config.
+_CALLS = (
+    (re.compile(rf"nextword\.train\.resume\({_ARGUMENTS}\)"), ["nextword", "train", "--resume"], TrainConfig),
+    (
+        re.compile(rf"nextword\.export\.export\(ExportConfig\({_ARGUMENTS}\)\)"),
+        ["nextword", "export"],
+        ExportConfig,
+    ),
+    (
+        re.compile(rf"nextword\.corpus\.patentsview\.collect\(PatentsViewConfig\({_ARGUMENTS}\)\)"),
+        ["nextword", "corpus", "patentsview"],
+        PatentsViewConfig,
+    ),
+)
+
+
+def cli_terms(message: str, classes: tuple[type, ...]) -> str:
+    """``message``, written by library code in the Python API's terms, as a user of the command line
+    reads it: ``nextword.train.resume('RUN', epochs=9)`` as ``nextword train --resume RUN --epochs 9``,
+    ``nextword.export.export(ExportConfig('RUN', out='m.onnx'))`` as ``nextword export RUN --out
+    m.onnx``, and the options of ``classes`` as :func:`flag_names` writes them (not the name a message
+    starts with: a message from deep inside may start with a word that is also an option's name)."""
+    for pattern, words, cls in _CALLS:
+        message = pattern.sub(functools.partial(_command_line, words=words, cls=cls), message)
+    for cls in classes:
+        message = flag_names(message, cls, leading=False)
+    return message
+
+
+@contextlib.contextmanager
+def cli_messages(command: str) -> Iterator[None]:
+    """While ``command`` runs, its log lines and the message of the exception it ends with say options
+    and calls in the command line's terms (:func:`cli_terms`)."""
+    classes = COMMAND_CONFIGS.get(command)
+    if classes is None:
+        yield
+        return
+    rewrite = _LogTerms(classes)
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(rewrite)
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.strerror:
+            exc.strerror = cli_terms(exc.strerror, classes)
+        elif len(exc.args) == 1 and isinstance(exc.args[0], str):
+            exc.args = (cli_terms(exc.args[0], classes),)
+        raise
+    finally:
+        for handler in handlers:
+            handler.removeFilter(rewrite)
+
+
+class _LogTerms(logging.Filter):
+    """Rewrites each record's message with :func:`cli_terms`; lets every record through."""
+
+    def __init__(self, classes: tuple[type, ...]) -> None:
+        super().__init__()
+        self.classes = classes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        said = cli_terms(message, self.classes)
+        if said != message:
+            record.msg, record.args = said, None
+        return True
+
+
+def _flag_value(flag: str, match: re.Match[str]) -> str:
+    """``--out m.onnx`` for ``out='m.onnx'``: the flag, then the string (group 1) as a shell word."""
+    try:
+        value = str(ast.literal_eval(match[1]))
+    except (SyntaxError, ValueError):
+        value = match[1]
+    return f"{flag} {shlex.quote(value)}"
+
+
+def _command_line(match: re.Match[str], words: list[str], cls: type) -> str:
+    """The command line for the API call ``match`` found (its arguments in group 1); the call as it
+    is where its arguments are not plain values."""
+    try:
+        call = ast.parse(f"f({match[1]})", mode="eval").body
+        assert isinstance(call, ast.Call)
+        positional = [str(ast.literal_eval(a)) for a in call.args]
+        options = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError, AssertionError):
+        return match[0]
+    flags = {path.rsplit(".", 1)[-1]: flag for path, flag in config_flags(cls).items()}
+    line = [*words, *positional]
+    for name, value in options.items():
+        flag = flags.get(str(name), "--" + str(name).replace("_", "-"))
+        if isinstance(value, bool):
+            line.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, (tuple, list)):  # a flag given once for each value
+            line += [part for item in value for part in (flag, str(item))]
+        else:
+            line += [flag, str(value)]
+    return shlex.join(line)
 
 
 def _apply(base: C, options: dict[str, Any], prefix: str) -> C:

@@ -28,7 +28,7 @@ from nextword.runtime import (
 )
 from nextword.train import MissingExtraError, TrainConfig
 
-from .args import add_config_arguments, config_flags, config_from_args
+from .args import add_config_arguments, cli_messages, config_flags, config_from_args
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
@@ -192,7 +192,8 @@ def _run(args: argparse.Namespace) -> int:
     """Run the chosen command; every expected failure is one line on stderr (messages may quote a
     file, so they go through safe())."""
     try:
-        return args.handler(args) or 0
+        with cli_messages(args.command):  # library code names options as the API does: said as flags
+            return args.handler(args) or 0
     except MissingExtraError as exc:
         print(f"nextword {args.command}: {safe(exc)}", file=sys.stderr)
         return 2

@@ -72,7 +72,7 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
                 others = [c for c in columns if c != column]
                 raise CorpusError(
                     f"{path}: column {column!r} is empty in all {rows:,} rows; the other columns are "
-                    f"{others}. Choose the column that holds the text with --text-column"
+                    f"{others}. Choose the column that holds the text with `text_column`"
                 )
         except csv.Error as exc:  # a NUL byte before Python 3.11, a field over the size limit
             raise CorpusError(
@@ -114,7 +114,7 @@ def _refuse_extra_fields(
         f"{path}, line {last_line - lines}: {len(row)} fields where the header names {len(columns)} "
         f"({columns}), so this row's text would be cut at {shown_delimiter}. Put quotes around a field "
         f'that holds {shown_delimiter} (and write a quote inside it twice: ""); for a file of one document '
-        "per line without columns, pass --corpus-format lines"
+        "per line without columns, pass format='lines'"
     )
 
 
@@ -140,7 +140,7 @@ def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:
     if wanted != AUTO_COLUMN:
         if wanted not in columns:
             raise CorpusError(
-                f"{path} has no column {wanted!r}; its columns are {columns}. Choose one with --text-column"
+                f"{path} has no column {wanted!r}; its columns are {columns}. Choose one with `text_column`"
             )
         column = wanted
     elif len(columns) == 1:
@@ -156,7 +156,7 @@ def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:
             )
             raise CorpusError(
                 f"{path}: which column holds the text? Its columns are {columns}, none of them named "
-                f"{' or '.join(map(repr, TEXT_COLUMNS))}. Choose one with --text-column.{headerless}"
+                f"{' or '.join(map(repr, TEXT_COLUMNS))}. Choose one with `text_column`.{headerless}"
             )
         column = found
     if (n := columns.count(column)) > 1:

@@ -111,9 +111,9 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
     if not known:  # every word would be <unk>: nothing to learn, and nothing export could check
         ((word, count),) = counts.most_common(1)
         raise ValueError(
-            f"no word of the training documents occurs --min-count {tokenizer.config.min_count} times or "
+            f"no word of the training documents occurs min_count={tokenizer.config.min_count} times or "
             f"more (the most frequent, {word!r}, occurs {count} times): the vocabulary would hold only "
-            "the special tokens; lower --min-count"
+            "the special tokens; lower `min_count`"
         )
     unknown = sum(n for word, n in counts.items() if word not in known)
     share = unknown / words
@@ -122,7 +122,7 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
         config = tokenizer.config
         logger.warning(
             "%.0f%% of the training words (%d of %d) fall outside the vocabulary of %d tokens "
-            "(--min-count %d, --max-vocab %d) and become <unk>: lower --min-count or raise --max-vocab. "
+            "(min_count=%d, max_vocab=%d) and become <unk>: lower `min_count` or raise `max_vocab`. "
             "Words are runs of letters and digits between spaces and punctuation, so text that does not "
             "separate its words with spaces (Chinese, Japanese, Thai) makes each clause one rare word: a "
             "word-level model cannot learn it",

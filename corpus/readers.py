@@ -92,9 +92,9 @@ def detect_format(path: Path) -> str:
         return "jsonl"
     if suffix == ".json":
         raise CorpusError(
-            f"{path}: nextword reads JSON Lines, one object per line with its text in --json-field, not a "
+            f"{path}: nextword reads JSON Lines, one object per line with its text in `json_field`, not a "
             "single JSON document; write the records one per line to a .jsonl file, or pass "
-            "--corpus-format text to read the file as plain text"
+            "format='text' to read the file as plain text"
         )
     return "text"
 
@@ -240,7 +240,7 @@ def _read_jsonl(path: Path, config: CorpusConfig) -> Iterator[str]:
                 keys = sorted(record) if isinstance(record, dict) else type(record).__name__
                 raise CorpusError(
                     f"{path}, line {line_no}: no field {config.json_field!r} (found {keys}); "
-                    "choose the field with --json-field"
+                    "choose the field with `json_field`"
                 )
             text = record[config.json_field]
             if text is not None and not isinstance(text, str):
@@ -285,7 +285,7 @@ def _read_text(path: Path, log: bool) -> Iterator[str]:
     if log and documents and lines / documents > _LINES_PER_PARAGRAPH:
         logger.warning(
             "%s: %s document(s) of %s lines on average (in plain text a blank line ends a document); if "
-            "each line is a document, pass --corpus-format lines",
+            "each line is a document, pass format='lines'",
             path,
             f"{documents:,}",
             f"{lines / documents:,.0f}",

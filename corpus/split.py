@@ -231,7 +231,7 @@ def split_documents(documents: Sequence[str], val_fraction: float, seed: int) ->
 def _too_few(n_documents: int) -> CorpusError:
     return CorpusError(
         f"the corpus has {n_documents} document(s); at least 2 are needed to hold one out for validation "
-        "(plain-text files separate documents with blank lines; --corpus-format lines reads one "
+        "(plain-text files separate documents with blank lines; format='lines' reads one "
         "document per line)"
     )
 
@@ -255,13 +255,13 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fi
             f"the corpus's {len(duplicates.dropped):,} documents are all copies of the first "
             f"({duplicates.exact_duplicates:,} exact duplicates, ignoring case and punctuation); at least 2 "
             "distinct documents are needed to hold one out for validation: add distinct documents, or pass "
-            "--keep-duplicates to split the copies as they are"
+            "keep_duplicates=True to split the copies as they are"
         )
     if len(heads) < 2:
         raise CorpusError(
             f"the corpus has {n_kept} distinct document(s) in {len(heads)} group(s) of near-duplicates; "
-            "at least 2 groups are needed to hold one out for validation: raise --near-duplicate-threshold "
-            "if they are not copies of one another, or pass --keep-duplicates"
+            "at least 2 groups are needed to hold one out for validation: raise `near_duplicate_threshold` "
+            "if they are not copies of one another, or pass keep_duplicates=True"
         )
     order = np.random.default_rng(seed).permutation(len(heads))
     ordered = sizes[heads[order]]  # (G,) group sizes in the walk's order
@@ -310,15 +310,15 @@ def _check_fit(sizes: np.ndarray, chosen: np.ndarray, target: int, n_kept: int) 
     if not held:
         raise CorpusError(
             f"no group of near-duplicates fits in the validation share ({target} of {n_kept} documents): "
-            f"the smallest holds {int(sizes.min())}, the largest {largest}; raise --val-fraction, raise "
-            "--near-duplicate-threshold (fewer documents count as near-duplicates), or pass "
-            "--keep-duplicates"
+            f"the smallest holds {int(sizes.min())}, the largest {largest}; raise `val_fraction`, raise "
+            "`near_duplicate_threshold` (fewer documents count as near-duplicates), or pass "
+            "keep_duplicates=True"
         )
     if held < 0.9 * target:
         logger.warning(
             "%d documents held out for validation where %d were asked for: groups of near-duplicates "
             "larger than the room left stay in training (the largest holds %d of the %d documents). If "
-            "those documents are not copies of one another, raise --near-duplicate-threshold",
+            "those documents are not copies of one another, raise `near_duplicate_threshold`",
             held,
             target,
             largest,

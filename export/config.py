@@ -91,6 +91,6 @@ class ExportConfig:
             raise ValueError(f"parity_seed must be in 0..{2**32 - 1}, got {self.parity_seed}")
         check_int("greedy_words", self.greedy_words, 1, MAX_WORDS)
         if self.generation.cache and not self.tune_cache:
-            raise ValueError("the decoding default --cache needs a tuned cache: drop --no-tune-cache")
+            raise ValueError("the decoding default cache=True needs a tuned cache: drop tune_cache=False")
         if self.generation.seed is not None:
             raise ValueError("a model cannot carry a default seed: pass seed to each generate() call")

@@ -78,7 +78,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     the command line of the export, is recorded in the file.
     """
     if not config.out:
-        raise ValueError("the output file is not set: pass --out MODEL.onnx")
+        raise ValueError("the output file is not set: pass out='MODEL.onnx'")
     _check_out(Path(config.out), config.overwrite)
     run = RunDir(config.run_dir)
     run.require_trained()
@@ -133,7 +133,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
             proto, {KEY_CACHE: metadata[KEY_CACHE], KEY_FORMAT_VERSION: metadata[KEY_FORMAT_VERSION]}
         )
     elif config.generation.cache:
-        raise ValueError("the decoding default --cache needs a cache, and none was stored (see the log)")
+        raise ValueError("the decoding default cache=True needs a cache, and none was stored (see the log)")
     measure = config.evaluate and run.val_ids.is_file()
     if config.evaluate and not measure:
         logger.warning("%s is missing: the model's validation quality is not measured", run.val_ids)
@@ -181,34 +181,34 @@ def _check_out(out: Path, overwrite: bool) -> None:
         longest = 255
     if len(os.fsencode(out.name)) > longest:  # before is_dir(), which raises on such a name
         raise ValueError(
-            f"--out {out}: the name is longer than the {longest} bytes a file name may have there; "
+            f"out={str(out)!r}: the name is longer than the {longest} bytes a file name may have there; "
             "give a shorter one"
         )
     if out.is_dir():
-        raise ValueError(f"--out {out} is a folder; pass the path of the .onnx file to write")
+        raise ValueError(f"out={str(out)!r} is a folder; pass the path of the .onnx file to write")
     if out.is_file() and out.stat().st_size and not overwrite:
         kind = _model_kind(out)
         if kind is None:
             raise ValueError(
-                f"--out {out} exists and is not an ONNX model; choose another --out (--overwrite would "
-                "replace the file all the same)"
+                f"out={str(out)!r} exists and is not an ONNX model; choose another `out` "
+                "(overwrite=True would replace the file all the same)"
             )
         if kind == "onnx":
             raise ValueError(
-                f"--out {out} exists and is an ONNX model that nextword did not write; choose another "
-                "--out, or pass --overwrite to replace it"
+                f"out={str(out)!r} exists and is an ONNX model that nextword did not write; choose another "
+                "`out`, or pass overwrite=True to replace it"
             )
     folder = out.parent
     while not folder.exists() and folder != folder.parent:  # export makes the missing folders
         folder = folder.parent
     if not folder.is_dir():
-        raise ValueError(f"--out {out} cannot be written: {folder} is a file, not a folder")
+        raise ValueError(f"out={str(out)!r} cannot be written: {folder} is a file, not a folder")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         raise ValueError(
-            f"--out {out} cannot be written: {exc.strerror} in {folder}; choose another --out"
+            f"out={str(out)!r} cannot be written: {exc.strerror} in {folder}; choose another `out`"
         ) from None
 
 
@@ -240,7 +240,7 @@ def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict
     if metrics.get(SAVING) is not None:
         raise ValueError(
             f"{run.root} was cut off while it saved epoch {metrics[SAVING]!r}: its best model may be older "
-            f"than its metrics say; `nextword train --resume {run.root}` mends the files (or, if it is "
+            f"than its metrics say; `nextword.train.resume({str(run.root)!r})` mends the files (or, if it is "
             "training now, wait a moment and export again)"
         )
     if run.busy():
@@ -283,7 +283,7 @@ def _validation_documents(path: Path, vocab_size: int) -> Iterator[np.ndarray]:
             bad = int(document.max()) if int(document.max()) >= vocab_size else int(document.min())
             raise ValueError(
                 f"{path} holds token id {bad}, outside the vocabulary of {vocab_size} tokens; the run folder "
-                "is damaged: re-run training, or export with --no-evaluate"
+                "is damaged: re-run training, or export with evaluate=False"
             )
         yield document
 
@@ -295,7 +295,7 @@ def _tune_cache(config: ExportConfig, run: RunDir, model: Any) -> CacheConfig | 
         return None
     if not run.dev_ids.is_file():
         logger.warning(
-            "%s is missing (a run trained with --dev-fraction 0, or before development parts existed): "
+            "%s is missing (a run trained with dev_fraction=0, or before development parts existed): "
             "the file gets no continuous cache",
             run.dev_ids,
         )
@@ -322,8 +322,8 @@ def _measure(model: Any, precision: str, run: RunDir, cache: CacheConfig | None)
             logger.warning(
                 "the continuous cache, tuned on the run's development documents, raises validation "
                 "perplexity (%s: %.2f alone, %.2f with it): the development part may be too small to "
-                "tune it; evaluate, score and suggest use it by default (--no-cache turns it off), or "
-                "export again with --no-tune-cache",
+                "tune it; evaluate, score and suggest use it by default (cache=False turns it off), or "
+                "export again with tune_cache=False",
                 precision,
                 alone,
                 with_cache.perplexity,

@@ -214,5 +214,5 @@ def test_export_warns_when_the_tuned_cache_raises_validation_perplexity(
     alone, cached = report.quality["fp32"]["perplexity"], report.quality["fp32_cache"]["perplexity"]
     assert cached > alone and load(report.path).info.cache == harmful
     assert (
-        f"fp32: {alone:.2f} alone, {cached:.2f} with it" in caplog.text and "--no-tune-cache" in caplog.text
+        f"fp32: {alone:.2f} alone, {cached:.2f} with it" in caplog.text and "tune_cache=False" in caplog.text
     )

@@ -371,7 +371,7 @@ def test_train_resume_of_what_is_not_a_run_says_what_it_is(capsys, tmp_path):
     for name, said in expected.items():
         line = one_line_error(capsys, "train", "--resume", tmp_path / name)
         assert f"{tmp_path / name} {said}" in line, line
-        assert "give the run folder that `nextword train --out` made" in line
+        assert "give the run folder that training wrote (its --out)" in line
         assert "checkpoint" not in line
     assert not (tmp_path / "nope").exists() and (tmp_path / "afile").read_text() == "notes"
     assert [p.name for p in (tmp_path / "unrelated").iterdir()] == ["notes.txt"]

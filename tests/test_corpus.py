@@ -35,7 +35,7 @@ def test_csv_missing_column_names_the_columns(tmp_path):
     ):
         load_documents([path], DEFAULT)
     with pytest.raises(
-        CorpusError, match=r"no column 'abstract'; its columns are \['id', 'body'\].*--text-column"
+        CorpusError, match=r"no column 'abstract'; its columns are \['id', 'body'\].*`text_column`"
     ):
         load_documents([path], CorpusConfig(text_column="abstract"))
     path.write_text("")  # an empty file: no header line to name its columns
@@ -103,7 +103,7 @@ def test_a_single_document_is_explained_with_the_formats_that_cut_a_file_into_do
     path.write_text("the first document\nthe second, quite another text\nand a third one\n")
     for keep in (False, True):  # the deduplicated split and the plain one say the same
         config = CorpusConfig(paths=(str(path),), keep_duplicates=keep)
-        with pytest.raises(CorpusError, match=r"has 1 document\(s\).*blank lines.*--corpus-format lines"):
+        with pytest.raises(CorpusError, match=r"has 1 document\(s\).*blank lines.*format='lines'"):
             split_corpus(config)
     split = split_corpus(CorpusConfig(paths=(str(path),), format="lines", val_fraction=0.4))
     assert (split.counts.documents, split.counts.val_documents) == (3, 1)
@@ -253,7 +253,7 @@ def test_a_vocabulary_that_leaves_most_words_out_is_warned_about(tmp_path, caplo
     path.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in documents))
     with caplog.at_level("INFO", logger="nextword.corpus"):
         build_vocabulary(split_corpus(CorpusConfig(paths=(str(path),))), TokenizerConfig(min_count=2))
-    assert "fall outside the vocabulary" in caplog.text and "lower --min-count" in caplog.text
+    assert "fall outside the vocabulary" in caplog.text and "lower `min_count`" in caplog.text
     assert "Chinese, Japanese, Thai" in caplog.text
     caplog.clear()
     with caplog.at_level("INFO", logger="nextword.corpus"):
@@ -269,7 +269,7 @@ def test_a_vocabulary_without_a_single_word_is_refused_before_training(corpus_fi
     from nextword.runtime import TokenizerConfig
 
     split = split_corpus(CorpusConfig(paths=(str(corpus_files["csv"]),)))
-    with pytest.raises(ValueError, match=r"no word of the training documents occurs --min-count 100000 .*"):
+    with pytest.raises(ValueError, match=r"no word of the training documents occurs min_count=100000 .*"):
         build_vocabulary(split, TokenizerConfig(min_count=100_000))
 
 

@@ -19,7 +19,7 @@ def test_a_csv_row_with_more_fields_than_the_header_is_refused_with_its_line(tmp
         load_documents([path], DEFAULT)
     message = str(error.value)
     assert f"{path}, line 3: 3 fields where the header names 1 (['text'])" in message
-    assert "cut at a comma" in message and "--corpus-format lines" in message
+    assert "cut at a comma" in message and "pass format='lines'" in message
     # A row that spans lines is named by its first line.
     path.write_text('id,text\n1,"two\nlines"\n2,"x\ny",extra\n')
     with pytest.raises(CorpusError, match=r"c\.csv, line 4: 3 fields where the header names 2"):
@@ -72,7 +72,7 @@ def test_a_header_less_csv_of_several_columns_is_told_to_add_a_header(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("1,the first document about neural networks and engines,x\n2,second,y\n")
     with pytest.raises(
-        CorpusError, match=r"--text-column\. If the first line is a document rather than a header"
+        CorpusError, match=r"`text_column`\. If the first line is a document rather than a header"
     ):
         load_documents([path], DEFAULT)
 
@@ -125,7 +125,7 @@ def test_plain_text_of_one_document_a_line_with_a_stray_blank_line_is_warned_abo
     with caplog.at_level(logging.WARNING, logger="nextword.corpus"):
         assert len(load_documents([path], DEFAULT)) == 2
     assert "2 document(s) of 60 lines on average" in caplog.text
-    assert "--corpus-format lines" in caplog.text
+    assert "pass format='lines'" in caplog.text
     caplog.clear()
     path.write_text("a paragraph\nwrapped on\nthree lines\n\nanother one\n")  # prose: nothing said
     with caplog.at_level(logging.WARNING, logger="nextword.corpus"):

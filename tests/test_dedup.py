@@ -213,12 +213,12 @@ def test_a_corpus_of_one_group_cannot_be_split(tmp_path):
     words = " ".join(f"word{i}" for i in range(60))
     path.write_text(f"{words} first\n\n{words} second\n")  # near-duplicates, not copies
     with pytest.raises(
-        CorpusError, match=r"2 distinct document\(s\) in 1 group.*threshold.*--keep-duplicates"
+        CorpusError, match=r"2 distinct document\(s\) in 1 group.*threshold.*keep_duplicates=True"
     ):
         split_corpus(CorpusConfig(paths=(str(path),)))
     path.write_text("the same words\n\nThe SAME words.\n\nthe same, words\n")  # copies: no threshold helps
     with pytest.raises(
-        CorpusError, match=r"3 documents are all copies of the first.*--keep-duplicates"
+        CorpusError, match=r"3 documents are all copies of the first.*keep_duplicates=True"
     ) as error:
         split_corpus(CorpusConfig(paths=(str(path),)))
     assert "threshold" not in str(error.value)
@@ -265,7 +265,7 @@ def test_a_group_larger_than_the_validation_share_stays_in_training(tmp_path, ca
     # kept so that the models split that way rebuild their own split.
     assert v1_held_the_form_out >= 30
     assert "documents held out for validation where 16 were asked for" in caplog.text
-    assert "raise --near-duplicate-threshold" in caplog.text
+    assert "raise `near_duplicate_threshold`" in caplog.text
 
 
 def test_groups_fill_the_validation_share_without_exceeding_it(tmp_path):
@@ -286,11 +286,11 @@ def test_a_corpus_whose_groups_are_all_too_large_is_refused_with_the_fixes(tmp_p
         CorpusError, match=r"no group of near-duplicates fits in the validation share \(4 of 40"
     ):
         split_corpus(CorpusConfig(paths=(str(path),)))
-    with pytest.raises(CorpusError, match=r"--near-duplicate-threshold .*--keep-duplicates"):
+    with pytest.raises(CorpusError, match=r"`near_duplicate_threshold` .*keep_duplicates=True"):
         split_corpus(CorpusConfig(paths=(str(path),)))
     assert split_corpus(CorpusConfig(paths=(str(path),), val_fraction=0.5)).counts.val_documents == 20
     one_form = write_corpus(tmp_path / "one", first)["jsonl"]  # a single group: nothing to share out
-    with pytest.raises(CorpusError, match=r"in 1 group\(s\).*raise --near-duplicate-threshold"):
+    with pytest.raises(CorpusError, match=r"in 1 group\(s\).*raise `near_duplicate_threshold`"):
         split_corpus(CorpusConfig(paths=(str(one_form),)))
 
 
@@ -458,7 +458,7 @@ def test_training_warns_when_only_groups_too_large_for_the_development_part_are_
     huge = np.repeat([0, 40, 80], [40, 40, 20])  # three groups, none fits a part of 10
     assert part(huge).sum() == 0
     assert "holds 0 of the 10 training documents asked for" in caplog.text
-    assert "a larger --dev-fraction" in caplog.text
+    assert "a larger `dev_fraction`" in caplog.text
 
 
 def test_a_long_document_is_hashed_in_chunks_to_the_same_signature():

@@ -327,5 +327,5 @@ def test_resuming_a_multi_worker_run_without_tf_config_says_how(run_dir, tmp_pat
     stored = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**stored, "distribute": "multi-worker"}))
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(DistributeError, match=r"TF_CONFIG is not set here.*alone with --distribute none"):
+    with pytest.raises(DistributeError, match=r"TF_CONFIG is not set here.*alone with distribute='none'"):
         resume(copy, epochs=1)

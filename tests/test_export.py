@@ -112,7 +112,7 @@ def test_export_replaces_a_model_file_and_nothing_else(run_dir, corpus_files, tm
     for kept in (corpus_files["csv"], run_dir / "model.keras", run_dir / "config.json"):
         target = tmp_path / kept.name  # a typo or a tab completion away from the .onnx name
         shutil.copy(kept, target)
-        with pytest.raises(ValueError, match=r"exists and is not an ONNX model.*choose another --out"):
+        with pytest.raises(ValueError, match=r"exists and is not an ONNX model.*choose another `out`"):
             export(ExportConfig(run_dir=str(run_dir), out=str(target)))
         assert target.read_bytes() == kept.read_bytes()
     empty = tmp_path / "empty.onnx"  # made by `touch`: nothing to lose
@@ -129,7 +129,7 @@ def test_export_replaces_a_model_file_and_nothing_else(run_dir, corpus_files, tm
     foreign = tmp_path / "other.onnx"
     foreign.write_bytes(onnx.helper.make_model(relu).SerializeToString())
     kept = foreign.read_bytes()
-    with pytest.raises(ValueError, match=r"an ONNX model that nextword did not write.*--overwrite"):
+    with pytest.raises(ValueError, match=r"an ONNX model that nextword did not write.*overwrite=True"):
         export(ExportConfig(run_dir=str(run_dir), out=str(foreign)))
     assert foreign.read_bytes() == kept
     export(
@@ -158,11 +158,11 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(run_dir, tmp_p
     monkeypatch.setattr(exporter, "RunDir", None)  # any work past the check would fail on this
     (tmp_path / "afile").write_text("x")
     with pytest.raises(
-        ValueError, match=r"deeper/m\.onnx cannot be written: .*afile is a file, not a folder"
+        ValueError, match=r"deeper/m\.onnx' cannot be written: .*afile is a file, not a folder"
     ):
         export(ExportConfig(run_dir=str(run_dir), out=str(tmp_path / "afile" / "deeper" / "m.onnx")))
     with pytest.raises(
-        ValueError, match=r"/proc/m\.onnx cannot be written: .* in /proc; choose another --out"
+        ValueError, match=r"/proc/m\.onnx' cannot be written: .* in /proc; choose another `out`"
     ):
         export(ExportConfig(run_dir=str(run_dir), out="/proc/m.onnx"))
     # a name the file system cannot hold: said before the hours of conversion and checks, not after

@@ -285,7 +285,7 @@ def test_missing_file_and_since_without_patents_are_refused(tables, tmp_path):
                 out=str(out),
             )
         )
-    with pytest.raises(ValueError, match="pass --patents FILE as well, or leave out --since"):
+    with pytest.raises(ValueError, match="pass patents='FILE' as well, or leave out `since`"):
         PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, since="2015-01-01", out=str(out))
     with pytest.raises(ValueError, match=r"since must be a date written YYYY-MM-DD, got '2015-13-01'"):
         PatentsViewConfig(patents="p", since="2015-13-01")
@@ -293,7 +293,7 @@ def test_missing_file_and_since_without_patents_are_refused(tables, tmp_path):
         PatentsViewConfig(limit=0)
     with pytest.raises(ValueError, match="each query phrase needs at least one word, got '  '"):
         PatentsViewConfig(query=("ok", "  "))
-    with pytest.raises(ValueError, match="missing --query PHRASE, --out CSV"):
+    with pytest.raises(ValueError, match="missing query='PHRASE', out='CSV'"):
         collect(PatentsViewConfig(abstracts=str(tables["abstracts"])))
     assert not out.exists()
 
@@ -311,7 +311,7 @@ def test_out_may_not_be_an_input_file(tables, tmp_path, monkeypatch):
 def test_an_existing_out_is_kept_unless_overwrite(tables, tmp_path, capsys):
     out = tmp_path / "corpus.csv"
     out.write_text("my own corpus\n")
-    with pytest.raises(CorpusError, match=r"corpus\.csv exists; pass --overwrite to replace it"):
+    with pytest.raises(CorpusError, match=r"corpus\.csv' exists; pass overwrite=True to replace it"):
         collect(PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, out=str(out)))
     assert out.read_text() == "my own corpus\n"
     command = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"]), "--query", "neural network"]
@@ -328,7 +328,7 @@ def test_a_query_that_matches_nothing_is_warned_about(tables, tmp_path, caplog):
             PatentsViewConfig(abstracts=str(tables["abstracts"]), query=("zzz qqq",), out=str(out))
         )
     assert summary.written == 0 and len(read_csv(out)) == 1  # the header alone
-    assert "no patent matched 'zzz qqq'" in caplog.text and "--query" in caplog.text
+    assert "no patent matched 'zzz qqq'" in caplog.text and "check the `query` phrases" in caplog.text
 
 
 def test_nothing_is_written_when_the_zip_is_damaged(tmp_path, monkeypatch):
@@ -665,7 +665,7 @@ def test_max_record_bytes_is_an_option(tables, tmp_path, capsys):
     out = tmp_path / "c.csv"
     command = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"]), "--query", "neural network"]
     assert main([*command, "--out", str(out), "--max-record-bytes", "40", "--no-progress"]) == 0
-    assert "longer than 40 bytes (--max-record-bytes)" in capsys.readouterr().out
+    assert "longer than 40 bytes (--max-record-bytes, max_record_bytes)" in capsys.readouterr().out
     assert main([*command, "--out", str(out), "--max-record-bytes", "0"]) == 2
     assert "--max-record-bytes must be a positive integer" in capsys.readouterr().err
 

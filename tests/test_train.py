@@ -110,7 +110,7 @@ def test_validation_vocabulary_comes_from_training_split_only(tmp_path, corpus_f
 def test_existing_run_folder_is_refused_then_overwritten(run_dir, tiny_config, tmp_path):
     import shutil
 
-    with pytest.raises(RunExistsError, match=r"--resume .*--overwrite"):
+    with pytest.raises(RunExistsError, match=r"nextword\.train\.resume\(.*overwrite=True"):
         train(tiny_config)
     out = tmp_path / "again"
     shutil.copytree(run_dir, out)
@@ -377,7 +377,7 @@ def test_embeddings_of_the_wrong_dimension_are_refused_before_training(tmp_path,
     _glove(glove, ["network"], dim=7)
     out = tmp_path / "run"
     with pytest.raises(
-        EmbeddingsError, match="7 dimensions but the model's embedding has 16; pass --embedding-dim 7"
+        EmbeddingsError, match="7 dimensions but the model's embedding has 16; pass embedding_dim=7"
     ):
         train(replace(tiny_config, out=str(out), embeddings=str(glove)))
     assert not (out / "checkpoint.keras").exists()
@@ -397,7 +397,7 @@ def test_config_validation(tiny_config, field, value):
 
 
 def test_freeze_without_embeddings_is_refused(tiny_config):
-    with pytest.raises(ValueError, match="--embeddings"):
+    with pytest.raises(ValueError, match="embeddings='FILE'"):
         replace(tiny_config, freeze_embeddings=True)
 
 

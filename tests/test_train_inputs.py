@@ -96,7 +96,7 @@ def test_a_ragged_file_is_called_damaged_not_of_another_dimension(tmp_path, smal
 def test_a_file_of_another_dimension_still_gets_the_embedding_dim_advice(tmp_path, small_tokenizer):
     glove = tmp_path / "glove.txt"
     glove.write_text("400 2\nthe 0.1 0.2\nnetwork 0.1 0.2\n")  # a word2vec-style header first
-    with pytest.raises(EmbeddingsError, match=r"line 2: vectors have 2 dimensions .*--embedding-dim 2$"):
+    with pytest.raises(EmbeddingsError, match=r"line 2: vectors have 2 dimensions .*embedding_dim=2$"):
         load_glove(glove, small_tokenizer, 3)
     matrix, missing = load_glove(glove, small_tokenizer, 2)
     assert matrix.shape == (len(small_tokenizer), 2) and missing == 1
@@ -150,7 +150,7 @@ def test_resume_refuses_an_id_file_shorter_than_the_run_recorded(run_dir, tmp_pa
         resume(run, epochs=13)
     message = str(caught.value)
     assert message.startswith(f"{run / name} holds {words} words, but the run recorded {recorded}"), message
-    assert f"delete {run / name}" in message and "--resume" in message
+    assert f"delete {run / name}" in message and f"nextword.train.resume({str(run)!r})" in message
     assert _contents(run) == before  # nothing written, nothing trained
 
 
@@ -192,7 +192,7 @@ def test_id_files_encoded_again_record_their_counts(tmp_path, tiny_config):
 
 def test_resume_of_a_missing_folder(tmp_path):
     with pytest.raises(
-        FileNotFoundError, match=r"does not exist; give the run folder that `nextword train --out`"
+        FileNotFoundError, match=r"does not exist; give the run folder that training wrote \(its `out`\)"
     ):
         resume(tmp_path / "nope")
     assert not (tmp_path / "nope").exists()
@@ -221,7 +221,7 @@ def test_resume_of_a_run_that_stopped_before_its_first_checkpoint(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / ".nextword-run").write_text('{"nextword_run": 1}\n')
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint\.keras to resume from .*--overwrite"):
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint\.keras to resume from .*overwrite=True"):
         resume(folder)
 
 
@@ -241,7 +241,7 @@ def test_resume_refuses_a_truncated_checkpoint_before_writing_anything(run_dir, 
     assert message.startswith(f"{run / 'checkpoint.keras'} is damaged (not a readable .keras zip file"), (
         message
     )
-    assert "--overwrite" in message and "restore" in message
+    assert "overwrite=True" in message and "restore" in message
     assert _contents(run) == before
 
 
@@ -282,7 +282,10 @@ def test_a_save_cut_off_at_an_epochs_end_is_refused_by_export_and_mended_by_resu
     monkeypatch.undo()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["saving_epoch"] == 2 and [e["epoch"] for e in metrics["epochs"]] == [1, 2]
-    with pytest.raises(ValueError, match=rf"^{out} was cut off while it saved epoch 2: .* --resume {out}`"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{out} was cut off while it saved epoch 2: .* `nextword\.train\.resume\('{out}'\)`",
+    ):
         export(ExportConfig(run_dir=str(out), out=str(tmp_path / "m.onnx")))
     assert not (tmp_path / "m.onnx").exists()
     assert resume(out).epochs == 2  # epoch 2 trained again
@@ -320,8 +323,10 @@ def test_resume_without_a_checkpoint_keeps_the_best_model_out_of_harms_way(run_d
     with pytest.raises(FileNotFoundError) as caught:
         resume(run, epochs=13)
     message = str(caught.value)
-    assert f"export that with `nextword export {run}`" in message
-    assert "--overwrite here would delete model.keras" in message
+    assert (
+        f"export that with `nextword.export.export(ExportConfig({str(run)!r}, out='MODEL.onnx'))`" in message
+    )
+    assert "overwrite=True here would delete model.keras" in message
 
 
 def test_export_of_a_run_that_is_training_says_so(run_dir, tmp_path, caplog):
@@ -344,7 +349,7 @@ def test_resume_says_when_it_trains_nothing_or_past_the_learning_rate_schedule(t
     out = tmp_path / "run"
     train(replace(tiny_config, out=str(out), epochs=1, patience=0))
     assert resume(out).epochs == 1
-    assert "the run has finished its 1 epochs: nothing to train; pass --epochs N above 1" in caplog.text
+    assert "the run has finished its 1 epochs: nothing to train; resume with `epochs` above 1" in caplog.text
     caplog.clear()
     assert resume(out, epochs=2).epochs == 2
     assert (

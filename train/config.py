@@ -253,7 +253,7 @@ class TrainConfig:
         ):
             raise ValueError(f"max_minutes must be a positive number of minutes, got {self.max_minutes!r}")
         if self.freeze_embeddings and not self.embeddings:
-            raise ValueError("freeze_embeddings needs pretrained vectors: pass --embeddings FILE")
+            raise ValueError("freeze_embeddings needs pretrained vectors: pass embeddings='FILE'")
 
     def planned_epochs(self, steps_per_epoch: int) -> int:
         """The epochs to plan (the learning-rate schedule's length and the most to train): ``epochs``

@@ -43,7 +43,7 @@ def dev_part(split: DocumentSplit, config: TrainConfig) -> np.ndarray | None:
             "the development part holds %d of the %d training documents asked for: it takes whole "
             "groups of near-duplicates, and the training side's groups are too large for it. It chooses "
             "the best epoch and tunes the cache, so a small one makes both noisy; a larger "
-            "--dev-fraction makes room for whole groups",
+            "`dev_fraction` makes room for whole groups",
             held,
             asked,
         )

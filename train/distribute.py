@@ -107,7 +107,7 @@ def parse_tf_config(text: str | None) -> Cluster:
     """
     if not text or not text.strip():
         raise DistributeError(
-            f"--distribute multi-worker needs TF_CONFIG; set it on each worker, e.g. {TF_CONFIG_EXAMPLE}"
+            f"distribute='multi-worker' needs TF_CONFIG; set it on each worker, e.g. {TF_CONFIG_EXAMPLE}"
         )
     try:
         config = json.loads(text)
@@ -190,8 +190,8 @@ def wait_for_peers(cluster: Cluster, timeout: float) -> None:
             if pending and time.monotonic() > deadline:
                 shown = ", ".join(f"worker {i} at {a}" for i, a in pending.items())
                 raise PeerUnreachableError(
-                    f"{shown} did not answer within {timeout:g} s: start `nextword train` with the same "
-                    "options on every worker of TF_CONFIG, or check the addresses (--peer-timeout: the wait)"
+                    f"{shown} did not answer within {timeout:g} s: start the same training on every "
+                    "worker of TF_CONFIG, or check the addresses (`peer_timeout`: the wait)"
                 )
             for _ in selector.select(timeout=0.2 if pending else 0):  # answer the others' checks
                 with contextlib.suppress(OSError):
@@ -295,7 +295,7 @@ class _Watchdog:
             f"nextword train: error: worker {cluster.index} could not form the cluster within {timeout:g} s "
             f"although every address answered ({others}): another service may be listening at one of them, "
             "or the workers' TF_CONFIG differ (every worker needs the same cluster list, in the same order, "
-            "and its own index); check TF_CONFIG on every worker (--peer-timeout: the wait)\n"
+            "and its own index); check TF_CONFIG on every worker (peer_timeout, --peer-timeout: the wait)\n"
         )
         self._child = subprocess.Popen(
             [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), message],

@@ -64,7 +64,7 @@ def load_glove(path: str | Path, tokenizer: Tokenizer, dim: int, seed: int = 0) 
                 _check_widths_agree(f, path, first, line_no)
                 raise EmbeddingsError(
                     f"{path}, line {line_no}: vectors have {values} dimensions but the model's "
-                    f"embedding has {dim}; pass --embedding-dim {values}"
+                    f"embedding has {dim}; pass embedding_dim={values}"
                 )
             index = vocab.get(parts[0])
             if index is None or found[index]:
@@ -102,13 +102,13 @@ def _check_text(path: Path) -> None:
         )
     else:
         return
-    raise EmbeddingsError(f"{path} is not a text word-vector file ({reason}); --embeddings takes {FORMAT}")
+    raise EmbeddingsError(f"{path} is not a text word-vector file ({reason}); `embeddings` takes {FORMAT}")
 
 
 def _ragged(path: Path, first: tuple[int, int], line_no: int, values: int) -> EmbeddingsError:
     return EmbeddingsError(
         f"{path}: line {first[0]} has {first[1]} values, line {line_no} has {values}: the lines disagree, "
-        f"so the file is damaged or not a word-vector text file (--embeddings takes {FORMAT}, every line "
+        f"so the file is damaged or not a word-vector text file (`embeddings` takes {FORMAT}, every line "
         "with the same number of values)"
     )
 

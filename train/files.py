@@ -247,15 +247,15 @@ class RunDir:
         """
         if not self.is_run():
             raise NotARunError(
-                f"{self.root} is not a nextword run folder (it has no {RUN_MARKER} marker), so --overwrite "
-                "will not delete anything in it; choose an empty or new folder for --out"
+                f"{self.root} is not a nextword run folder (it has no {RUN_MARKER} marker), so "
+                "overwrite=True will not delete anything in it; choose an empty or new folder for `out`"
             )
         foreign = self.foreign_entries()
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise NotARunError(
-                f"{self.root} holds files that nextword did not write ({shown}), so --overwrite will not "
-                "replace it; move them out of the folder or choose another --out"
+                f"{self.root} holds files that nextword did not write ({shown}), so overwrite=True will "
+                "not replace it; move them out of the folder or choose another `out`"
             )
 
     def clear(self) -> None:
@@ -270,11 +270,13 @@ class RunDir:
     def require_trained(self) -> None:
         """Raise ``FileNotFoundError`` naming what is missing unless the folder holds a trained model."""
         if not self.root.is_dir():
-            raise FileNotFoundError(f"run folder {self.root} does not exist; train one with `nextword train`")
+            raise FileNotFoundError(f"run folder {self.root} does not exist; train a run there first")
         missing = [p.name for p in (self.config, self.tokenizer, self.model) if not p.is_file()]
         if missing:
+            resumable = self.checkpoint.is_file() and self.config.is_file()
+            how = f": continue it with `nextword.train.resume({str(self.root)!r})`" if resumable else ""
             raise FileNotFoundError(
-                f"run folder {self.root} lacks {missing}: it is not a finished nextword training run"
+                f"run folder {self.root} lacks {missing}: it is not a finished nextword training run{how}"
             )
 
     def check_id_files(self, data: Mapping[str, Any]) -> None:
@@ -304,9 +306,9 @@ class RunDir:
                 found = f"holds {words} word{'' if words == 1 else 's'}"
             raise ValueError(
                 f"{path} {found}, but the run recorded {recorded} ({self.config.name}, data.{key}): the "
-                f"file is truncated or damaged; delete {path} and resume the run (`nextword train "
-                f"--resume {self.root}`): a missing id file is encoded again from the corpus files that "
-                f"{self.config.name} names"
+                f"file is truncated or damaged; delete {path} and resume the run "
+                f"(`nextword.train.resume({str(self.root)!r})`): a missing id file is encoded again from "
+                f"the corpus files that {self.config.name} names"
             )
 
     def read_tokenizer(self) -> Tokenizer:
@@ -358,7 +360,7 @@ def _folder_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunBusyError(
-                f"run folder {root} is in use by another nextword training process (a run or a --resume "
+                f"run folder {root} is in use by another nextword training process (a run or a resume "
                 "that has not ended); wait for it to end, or stop it, and try again"
             ) from None
         except OSError as exc:  # a file system without flock

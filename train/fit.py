@@ -146,7 +146,7 @@ def _session(
     if config.epochs is None:  # from the corpus's size: the same on every worker, and when resumed
         config = replace(config, epochs=config.planned_epochs(len(windows)))
         logger.info(
-            "%d epochs planned, %d training steps each (--epochs not given: %d steps at least, in %d to "
+            "%d epochs planned, %d training steps each (`epochs` not set: %d steps at least, in %d to "
             "%d epochs)",
             config.epochs,
             len(windows),

@@ -32,7 +32,7 @@ def check_resumable(run: RunDir) -> None:
 
     A folder counts as a run when it carries the marker, or holds a ``config.json`` (a run from before
     markers existed; or, on a worker of a multi-worker run, a copy of the chief's, all it reads)."""
-    give = "give the run folder that `nextword train --out` made"
+    give = "give the run folder that training wrote (its `out`)"
     if not run.root.exists():
         raise FileNotFoundError(f"{run.root} does not exist; {give}")
     if not run.root.is_dir():
@@ -49,12 +49,12 @@ def no_checkpoint(run: RunDir) -> str:
     if run.model.is_file():  # a run that trained, whose checkpoint is gone: --overwrite would lose it
         return (
             f"{run.root} has no checkpoint.keras to resume from, only its best model (model.keras): "
-            f"export that with `nextword export {run.root}`; to train more, start a run in another "
-            "folder (--overwrite here would delete model.keras)"
+            f"export that with `nextword.export.export(ExportConfig({str(run.root)!r}, out='MODEL.onnx'))`; "
+            "to train more, start a run in another folder (overwrite=True here would delete model.keras)"
         )
     return (
         f"{run.root} has no checkpoint.keras to resume from (the run stopped before its first "
-        "checkpoint); start it again with --overwrite"
+        "checkpoint); start it again with overwrite=True"
     )
 
 
@@ -67,7 +67,7 @@ def load_checkpoint(run: RunDir) -> keras.Model:
     def damaged(why: str) -> ValueError:
         return ValueError(
             f"{path} is damaged (not a readable .keras zip file: {why}); restore it from a copy of the "
-            "run folder, or start the run again with --overwrite"
+            "run folder, or start the run again with overwrite=True"
         )
 
     with path.open("rb") as file:  # one that cannot be read: an OSError naming it, not "damaged"
@@ -150,20 +150,21 @@ def say_what_resuming_does(
     done = len(history)
     if config.epochs is not None and done >= config.epochs:
         logger.warning(
-            "the run has finished its %d epochs: nothing to train; pass --epochs N above %d to train more",
+            "the run has finished its %d epochs: nothing to train; resume with `epochs` above %d to train "
+            "more",
             done,
             done,
         )
     elif history and patience_reached(history, config.patience):
         logger.warning(
             "the run stopped early (no better development loss for %d epochs): it stops again after "
-            "the next one unless that improves; pass --patience 0 to train on regardless",
+            "the next one unless that improves; pass patience=0 to train on regardless",
             config.patience,
         )
     first = stored.get("epochs")
     if config.lr_schedule == "cosine" and isinstance(first, int) and config.epochs and config.epochs > first:
         logger.warning(
             "the learning rate decays over the run's first plan, %d epoch(s): epochs past them train at "
-            "its final rate (5%% of --learning-rate)",
+            "its final rate (5%% of `learning_rate`)",
             first,
         )

@@ -77,7 +77,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     ``command``, the command line that started the run, is recorded in ``config.json``.
     """
     if not config.out:
-        raise ValueError("the run folder is not set: pass --out RUN_DIR")
+        raise ValueError("the run folder is not set: pass out='RUN_DIR'")
     corpus = replace(config.corpus, paths=tuple(str(Path(p).resolve()) for p in config.corpus.paths))
     config = replace(config, corpus=corpus)
     workers = start_workers(config.distribute, config.peer_timeout)  # before any other TensorFlow work
@@ -88,15 +88,15 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
             return _prepare(RunDir(scratch), config, workers, command, replacing=False, **made_as)
     run = RunDir(config.out)
     if run.root.exists() and not run.root.is_dir():
-        raise RunExistsError(f"{run.root} exists and is not a folder; choose another --out")
+        raise RunExistsError(f"{run.root} exists and is not a folder; choose another `out`")
     with run.in_use():  # nothing in the folder is read or removed while another process trains there
         if workers.count > 1 and _same_run(run, config):  # a restarted worker: the same command goes on
             stored_config, stored = run.read_config()
             if config.overwrite:
                 logger.warning(
                     "%s holds a run of these settings and corpus files: continuing it, as a cluster "
-                    "restarted with the same command does; --overwrite does not start it over. To start "
-                    "over, remove the folder or choose another --out",
+                    "restarted with the same command does; overwrite=True does not start it over. To start "
+                    "over, remove the folder or choose another `out`",
                     run.root,
                 )
             config = replace(stored_config, **{f: getattr(config, f) for f in SESSION_FIELDS})
@@ -209,8 +209,8 @@ def resume(
     config = replace(config, max_minutes=max_minutes, **{k: v for k, v in changes.items() if v is not None})
     if distribute is None and config.distribute == "multi-worker" and not os.environ.get("TF_CONFIG"):
         raise DistributeError(
-            f"{run.root} trained with --distribute multi-worker, and TF_CONFIG is not set here: continue "
-            "it on every worker, each with its TF_CONFIG, or here alone with --distribute none"
+            f"{run.root} trained with distribute='multi-worker', and TF_CONFIG is not set here: continue "
+            "it on every worker, each with its TF_CONFIG, or here alone with distribute='none'"
         )
     workers = start_workers(config.distribute, config.peer_timeout)
     confirm_workers(workers, settings_fingerprint(config))
@@ -370,14 +370,14 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
     inside = [p for p in config.corpus.paths if root in Path(p).resolve().parents]
     if inside:
         raise RunExistsError(
-            f"the corpus file {inside[0]} is inside the run folder {run.root}; keep corpora outside --out "
+            f"the corpus file {inside[0]} is inside the run folder {run.root}; keep corpora outside `out` "
             "(a run folder holds only what training writes)"
         )
     if run.root.is_dir() and any(run.root.iterdir()):
         if not config.overwrite:
             raise RunExistsError(
-                f"run folder {run.root} is not empty; continue it with `nextword train --resume {run.root}` "
-                "or replace it with --overwrite"
+                f"run folder {run.root} is not empty; continue it with "
+                f"`nextword.train.resume({str(run.root)!r})` or replace it with overwrite=True"
             )
         run.check_replaceable()
         return True

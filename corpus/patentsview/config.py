@@ -93,8 +93,8 @@ class PatentsViewConfig:
             object.__setattr__(self, "since", since.isoformat())
             if not self.patents:
                 raise ValueError(
-                    "--since filters on grant dates, which are in g_patent.tsv.zip: pass --patents FILE "
-                    "as well, or leave out --since"
+                    "since filters on grant dates, which are in g_patent.tsv.zip: pass patents='FILE' "
+                    "as well, or leave out `since`"
                 )
         for name in ("limit", "max_record_bytes"):
             value = getattr(self, name)
@@ -103,12 +103,12 @@ class PatentsViewConfig:
 
     def require_inputs(self) -> None:
         """Raise ``ValueError`` naming the options that a collection needs and that are not set."""
-        flags = {"abstracts": "--abstracts FILE", "query": "--query PHRASE", "out": "--out CSV"}
+        flags = {"abstracts": "abstracts='FILE'", "query": "query='PHRASE'", "out": "out='CSV'"}
         missing = [flag for name, flag in flags.items() if not getattr(self, name)]
         if missing:
             raise ValueError(
-                f"missing {', '.join(missing)}: nextword corpus patentsview --abstracts "
-                "g_patent_abstract.tsv.zip --query PHRASE --out corpus.csv"
+                f"missing {', '.join(missing)}: nextword.corpus.patentsview.collect(PatentsViewConfig("
+                "abstracts='g_patent_abstract.tsv.zip', query='PHRASE', out='corpus.csv'))"
             )
 
 
@@ -149,7 +149,7 @@ class CollectSummary:
             matched += f" ({self.matched_by_title_only:,} by title only)"
         lines.append(matched)
         for count, what in (
-            (self.excluded_by_since, "granted before --since, or without a grant date"),
+            (self.excluded_by_since, "granted before the date asked for, or without a grant date"),
             (self.without_abstract, "title matches without an abstract"),
             (self.without_metadata, "abstract matches missing from the patents file (no date, no title)"),
             (self.duplicates, "duplicate rows of a patent already written"),

@@ -40,16 +40,16 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
     config.require_inputs()
     out = Path(config.out)
     if out.is_dir():
-        raise CorpusError(f"--out {out} is a folder; give the path of the CSV file to write")
+        raise CorpusError(f"out={str(out)!r} is a folder; give the path of the CSV file to write")
     inputs = {config.abstracts, config.patents} - {None}
     for source in sorted(inputs):  # the CSV would replace the download it is read from
         if out.exists() and out.resolve() == Path(source).resolve():
             raise CorpusError(
-                f"--out {out} is the input file {source}; writing the corpus there would replace the "
+                f"out={str(out)!r} is the input file {source}; writing the corpus there would replace the "
                 "download: give the CSV another name"
             )
     if out.exists() and not config.overwrite:
-        raise CorpusError(f"--out {out} exists; pass --overwrite to replace it, or give another path")
+        raise CorpusError(f"out={str(out)!r} exists; pass overwrite=True to replace it, or give another path")
     try:
         summary = _collect(config, out)
     except FileNotFoundError:  # a missing input: its message names it and where to download it
@@ -64,7 +64,7 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
     if not summary.written:
         logger.warning(
             "no patent matched %s: %s holds only its header, and training on it would find no documents; "
-            "check the --query phrases (and --since)",
+            "check the `query` phrases (and `since`)",
             " or ".join(map(repr, config.query)),
             out,
         )

@@ -19,7 +19,7 @@ UNCLOSED = "a quoted field that is never closed"
 
 def too_long(max_record_bytes: int) -> str:
     """Why a record over the cap is skipped."""
-    return f"longer than {max_record_bytes:,} bytes (--max-record-bytes)"
+    return f"longer than {max_record_bytes:,} bytes (--max-record-bytes, max_record_bytes)"
 
 
 def parse_record(record: str, ncols: int, idx: tuple[int, ...]) -> tuple[str, ...] | str:
