@@ -62,7 +62,7 @@ def show_info(args: argparse.Namespace) -> int:
             f"validation loss {_number(best.get('val_loss'), '.4f')}, "
             f"perplexity {_number(best.get('val_perplexity'), '.1f')}, "
             f"accuracy {_number(best.get('val_accuracy'), '.2%')}, "
-            f"top-5 {_number(best.get('val_top5_accuracy'), '.2%')} (training windows)"
+            f"top-5 {_number(best.get('val_top5_accuracy'), '.2%')} (validation text in training's windows)"
         )
     for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):
         figures = _mapping(info.quality.get(precision))

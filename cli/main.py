@@ -32,8 +32,9 @@ from .args import add_config_arguments, cli_messages, config_flags, config_from_
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
+from .positionals import model_and_prompts
 from .quiet import import_tensorflow_quietly
-from .scoring import cached_model, evaluate_command, model_and_prompts, score_command
+from .scoring import cached_model, evaluate_command, score_command
 from .serve import add_serve_parser
 
 __all__ = ["build_parser", "main"]

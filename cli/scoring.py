@@ -4,6 +4,7 @@ the figures printed; and the model a command asks for, checked against its ``--c
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import stat
 import sys
@@ -13,15 +14,18 @@ from typing import Any
 
 from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
 from nextword.corpus.dev import split_dev_mask
-from nextword.corpus.readers import CORPUS_SUFFIXES, HEAD_BYTES, not_text
+from nextword.corpus.readers import CORPUS_SUFFIXES, HEAD_BYTES, detect_format, not_text
 from nextword.runtime import ModelFileError, NextWordModel, TextScore, default_model, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
 
 from .args import config_from_args
 from .display import figure, json_text
 from .info import cache_text
+from .positionals import names_model, text_names_a_file
 
-__all__ = ["cached_model", "evaluate_command", "model_and_prompts", "names_model", "score_command"]
+__all__ = ["cached_model", "evaluate_command", "score_command"]
+
+logger = logging.getLogger(__name__)
 
 
 def cached_model(path: str | None, cache: bool | None) -> NextWordModel:
@@ -39,8 +43,12 @@ def cached_model(path: str | None, cache: bool | None) -> NextWordModel:
 def score_command(args: argparse.Namespace) -> int:
     model_path, text = _score_arguments(args)
     model_file = cached_model(model_path, args.cache)
-    text_read = _read_text_file(args.file) if text is None else text
+    if text is None:
+        text_read = _read_text_file(args.file)
+    else:
+        text_names_a_file(text_read := text)
     result = model_file.score(text_read, cache=args.cache)
+    _warn_if_unknown(sum(w.unknown for w in result.words), len(result.words))
     if args.json:
         print(json_text(_score_json(model_file, text_read, result)))
         return 0
@@ -80,6 +88,8 @@ def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
             raise ValueError("--file reads the text to score: give the model before it, and no text")
         return (given[0] if given else None), None
     if len(given) == 2:
+        if not names_model(given[0]) and names_model(given[1]):  # a run folder first is refused here
+            raise ValueError(f"{given[1]} names a model file: give it first, nextword score {given[1]} TEXT")
         return given[0], given[1]
     if not given:
         raise ValueError("no text to score: nextword score [MODEL.onnx] TEXT, or --file F")
@@ -87,43 +97,6 @@ def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if names_model(lone):
         raise ValueError(f"{lone} names a model file: give the text to score after it, or --file F")
     return None, given[0]
-
-
-def names_model(argument: str) -> bool:
-    """Whether a positional argument names a model file rather than holding text: it ends in ``.onnx``
-    and is a file, or has no space in it (``model.onnx`` misspelt is a model too, "saved to m.onnx" not)."""
-    if not argument.lower().endswith(".onnx"):
-        return False
-    try:
-        return Path(argument).is_file() or not any(c.isspace() for c in argument)
-    except (OSError, ValueError):  # no path at all: a NUL in it, or a name too long for a file
-        return False
-
-
-def model_and_prompts(
-    model_option: str | None, positionals: list[str], command: str
-) -> tuple[str | None, list[str]]:
-    """The model and the prompts of ``generate`` or ``suggest`` from ``[MODEL.onnx] PROMPT...``: a first
-    positional that names a model file is the model, as for ``score``, ``evaluate`` and ``info`` (before,
-    ``nextword generate model.onnx "a prompt"`` continued the file's name as a prompt of its own)."""
-    if positionals and names_model(positionals[0]):
-        first = positionals[0]
-        if model_option is not None:
-            raise ValueError(f"{first} names a model file, and so does --model: give the model once")
-        if len(positionals) == 1:
-            raise ValueError(
-                f"{first} names a model file: give the prompt after it ('' for an empty one): nextword "
-                f'{command} {first} "PROMPT"'
-            )
-        model_option, positionals = first, positionals[1:]
-    if command == "suggest" and len(positionals) != 1:  # one text so far: an unquoted one was meant
-        raise ValueError(f'suggest takes one prompt: quote it, nextword suggest "{" ".join(positionals)}"')
-    misplaced = next((p for p in positionals if names_model(p)), None)
-    if misplaced is not None:
-        raise ValueError(
-            f"{misplaced} names a model file: give it before the prompt, or as --model {misplaced}"
-        )
-    return model_option, positionals
 
 
 def _read_text_file(path: str) -> str:
@@ -181,6 +154,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     config = config_from_args(recorded, vars(args))
     if not config.paths:
         raise ValueError("no corpus files given: nextword evaluate MODEL.onnx CORPUS...")
+    if "format" not in vars(args):
+        _check_recorded_format(config)
     # Streamed: one document in memory at a time, whatever the corpus size.
     if args.split == "all":
         documents = read_corpus(config)
@@ -196,11 +171,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
         split = "" if args.split == "all" else f" in the {args.split} split"
         files = ", ".join(map(str, config.paths))
         raise ValueError(f"no documents to evaluate{split}: {files} holds no non-empty document") from None
+    _warn_if_unknown(round(result.unknown_rate * result.words), result.words)
     cache = model.info.cache if args.cache is not False else None
     if args.json:
         summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
         print(json_text({**summary, **result.to_dict()}))
     else:
+        print(f"split          {args.split}: {_SPLITS[args.split]}")
         print(f"cache          {cache_text(cache)}")
         print(f"documents      {result.documents}")
         print(f"words          {result.words}")
@@ -209,6 +186,44 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(f"top-5 accuracy {result.top5_accuracy:.2%}")
         print(f"unknown words  {result.unknown_rate:.2%}")
     return 0
+
+
+_SPLITS = {
+    "all": "every document, those the model trained on included",
+    "train": "the documents the model trained on",
+    "dev": "training documents held out of training (where the cache was tuned)",
+    "val": "the validation documents, held out",
+}
+UNKNOWN_SHARE = 0.2  # from this share of unknown words on, the figures are said to flatter the text
+
+
+def _warn_if_unknown(unknown: int, words: int) -> None:
+    """Say when many words are outside the vocabulary: each is the one word ``<unk>``, and predicting
+    *an* unknown word is easy, so perplexity and accuracy can flatter the text (gibberish scored better
+    than prose)."""
+    if words >= 5 and unknown / words >= UNKNOWN_SHARE:
+        logger.warning(
+            "%d of the %d words (%.0f%%) are outside the model's vocabulary; each reads as the one word "
+            "<unk>, and the figures count predicting that an unknown word comes as right, so they can "
+            "look better than the text deserves",
+            unknown,
+            words,
+            100 * unknown / words,
+        )
+
+
+def _check_recorded_format(config: CorpusConfig) -> None:
+    """Refuse a file whose extension names a format other than the one recorded from the model's
+    corpus (``--corpus-format lines`` for a .txt would read a .csv's header and commas as text)."""
+    if config.format not in ("text", "lines"):
+        return
+    for path in config.paths:
+        kind = detect_format(Path(path)) if Path(path).suffix.lower() != ".json" else "json"
+        if kind != "text":
+            raise ValueError(
+                f"{path} is {kind.upper()} by its name, but evaluate reads the corpus as the model's was "
+                f"read, --corpus-format {config.format}; pass --corpus-format auto to read it by its name"
+            )
 
 
 def _split_documents(split: DocumentSplit, provenance: Any, part: str) -> Iterator[str]:

@@ -168,3 +168,66 @@ def test_generate_suggest_and_serve_take_the_model_first_as_score_does(model_pat
     assert [config.model for config in served] == [model]
     assert main(["serve", model, "--model", model]) == 2
     assert "give the model once" in capsys.readouterr().err
+
+
+def test_a_model_named_otherwise_or_a_run_folder_is_never_continued_as_a_prompt(
+    model_path, run_dir, tmp_path, caplog, capsys
+):
+    """``nextword export RUN --out mymodel`` writes an ONNX file without the suffix; naming it (or the run
+    folder itself) first continued its name with the bundled model, exit 0."""
+    renamed = tmp_path / "mymodel"
+    renamed.write_bytes(model_path.read_bytes())
+    outputs = []
+    for argv in (["generate", str(renamed), "the"], ["generate", "the", "--model", str(model_path)]):
+        assert main([*argv, "--seed", "1", "--max-words", "4", "--json"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1]
+    for argv in (
+        ["generate", str(run_dir), "the"],
+        ["suggest", str(run_dir), "the"],
+        ["score", str(run_dir), "x"],
+    ):
+        assert main(argv) == 2, argv
+        assert (
+            f"{run_dir} is a training run folder, not a model file: export it first"
+            in capsys.readouterr().err
+        )
+    assert main(["score", str(renamed)]) == 2
+    assert "names a model file: give the text to score after it" in capsys.readouterr().err
+    assert main(["score", "the network", str(renamed)]) == 2
+    assert f"{renamed} names a model file: give it first" in capsys.readouterr().err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the network stores the weights .", encoding="utf-8")
+    assert main(["score", str(model_path), str(notes)]) == 0
+    assert f"to score what the file holds: --file {notes}" in caplog.text
+
+
+def test_figures_that_unknown_words_flatter_and_the_split_scored_are_said(
+    model_path, documents, tmp_path, caplog, capsys
+):
+    gibberish = "qwzx vbnm plok trew asdf ghjk lkjh mnbv cxza poiu ."
+    assert main(["score", str(model_path), gibberish]) == 0
+    assert "10 of the 11 words (91%) are outside the model's vocabulary" in caplog.text
+    caplog.clear()
+    assert main(["score", str(model_path), documents[0]]) == 0
+    assert "outside the model's vocabulary" not in caplog.text
+    corpus = write_corpus(tmp_path, documents[:3])["csv"]
+    assert main(["evaluate", str(model_path), str(corpus)]) == 0
+    assert (
+        "split          all: every document, those the model trained on included" in capsys.readouterr().out
+    )
+
+
+def test_a_file_whose_name_says_another_format_than_the_recorded_one_is_refused():
+    from nextword.cli.scoring import _check_recorded_format
+    from nextword.corpus import CorpusConfig
+
+    _check_recorded_format(CorpusConfig(paths=("a.txt", "b.md"), format="lines"))  # text by name: fine
+    _check_recorded_format(CorpusConfig(paths=("a.csv",), format="auto"))
+    for name, kind in (("c.csv", "CSV"), ("d.jsonl", "JSONL"), ("e.tsv", "CSV")):
+        with pytest.raises(
+            ValueError,
+            match=rf"{name} is {kind} by its name, but evaluate reads the corpus .* "
+            r"--corpus-format lines; pass --corpus-format auto",
+        ):
+            _check_recorded_format(CorpusConfig(paths=("a.txt", name), format="lines"))

@@ -1,0 +1,83 @@
+"""Which positional arguments name a model file and which hold text, for the commands that take both
+(``generate``, ``suggest``, ``score``): a model is given first, as ``evaluate`` and ``info`` take it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+__all__ = ["model_and_prompts", "names_model", "text_names_a_file"]
+
+logger = logging.getLogger(__name__)
+
+_ONNX_START = b"\x08"  # every ONNX file opens with field 1, ir_version, a varint
+_RUN_MARKER = ".nextword-run"  # what a training run folder holds (nextword.train.files.RUN_MARKER)
+
+
+def names_model(argument: str) -> bool:
+    """Whether a positional argument names a model file rather than holding text: an ONNX file, whatever
+    its name (``nextword export --out mymodel`` writes one), or a name that ends in ``.onnx`` and has no
+    space in it (``model.onnx`` misspelt is a model too, "saved to m.onnx" is text). A training run folder
+    is refused with the way to make a model of it (it was continued as a prompt)."""
+    try:
+        path = Path(argument)
+        if path.is_file():
+            return argument.lower().endswith(".onnx") or _opens_as_onnx(path)
+        run_folder = path.is_dir() and (path / _RUN_MARKER).is_file()
+    except (OSError, ValueError):  # no path at all: a NUL in it, or a name too long for a file
+        return False
+    if run_folder:
+        raise ValueError(
+            f"{argument} is a training run folder, not a model file: export it first, nextword export "
+            f"{argument} --out MODEL.onnx"
+        )
+    return argument.lower().endswith(".onnx") and not any(c.isspace() for c in argument)
+
+
+def _opens_as_onnx(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(1) == _ONNX_START and path.stat().st_size > 64
+    except OSError:
+        return False
+
+
+def model_and_prompts(
+    model_option: str | None, positionals: list[str], command: str
+) -> tuple[str | None, list[str]]:
+    """The model and the prompts of ``generate`` or ``suggest`` from ``[MODEL.onnx] PROMPT...``: a first
+    positional that names a model file is the model, as for ``score``, ``evaluate`` and ``info`` (before,
+    ``nextword generate model.onnx "a prompt"`` continued the file's name as a prompt of its own)."""
+    if positionals and names_model(positionals[0]):
+        first = positionals[0]
+        if model_option is not None:
+            raise ValueError(f"{first} names a model file, and so does --model: give the model once")
+        if len(positionals) == 1:
+            raise ValueError(
+                f"{first} names a model file: give the prompt after it ('' for an empty one): nextword "
+                f'{command} {first} "PROMPT"'
+            )
+        model_option, positionals = first, positionals[1:]
+    misplaced = next((p for p in positionals if names_model(p)), None)
+    if misplaced is not None:
+        raise ValueError(
+            f"{misplaced} names a model file: give it before the prompt, or as --model {misplaced}"
+        )
+    if command == "suggest" and len(positionals) != 1:  # one text so far: an unquoted one was meant
+        raise ValueError(f'suggest takes one prompt: quote it, nextword suggest "{" ".join(positionals)}"')
+    return model_option, positionals
+
+
+def text_names_a_file(text: str) -> None:
+    """Warn where the text to score is the name of a file, whose contents were most likely meant:
+    ``nextword score MODEL notes.txt`` scores the word "notes.txt"; ``--file notes.txt`` reads it."""
+    if "\n" in text or len(text) > 1024 or not text.strip():
+        return
+    try:
+        if not Path(text).is_file():
+            return
+    except (OSError, ValueError):
+        return
+    logger.warning(
+        "scoring the text %r itself, which names a file; to score what the file holds: --file %s", text, text
+    )
