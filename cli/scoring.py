@@ -172,6 +172,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         files = ", ".join(map(str, config.paths))
         raise ValueError(f"no documents to evaluate{split}: {files} holds no non-empty document") from None
     _warn_if_unknown(round(result.unknown_rate * result.words), result.words)
+    if args.split != "all":
+        _check_split_words(provenance, args.split, result.words)
     cache = model.info.cache if args.cache is not False else None
     if args.json:
         summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
@@ -209,6 +211,24 @@ def _warn_if_unknown(unknown: int, words: int) -> None:
             unknown,
             words,
             100 * unknown / words,
+        )
+
+
+def _check_split_words(provenance: Any, part: str, words: int) -> None:
+    """Warn where the part of the split made again from the files holds another number of words than
+    the model's did: the files are not the model's as they were (rows or files in another order, an
+    edit), so the documents are not its own, and "held out" may hold what it trained on."""
+    recorded = getattr(provenance.data, f"{part}_words", None) if provenance.data else None
+    if recorded is not None and words != recorded:
+        logger.warning(
+            "the %s documents made again from these files hold %d words, the model's held %d: the corpus "
+            "is not the one the model was trained on as it was (rows or files in another order, or "
+            "edited), so these are not its %s documents%s",
+            part,
+            words,
+            recorded,
+            part,
+            " and may include some it trained on" if part in ("val", "dev") else "",
         )
 
 

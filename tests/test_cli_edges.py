@@ -231,3 +231,19 @@ def test_a_file_whose_name_says_another_format_than_the_recorded_one_is_refused(
             r"--corpus-format lines; pass --corpus-format auto",
         ):
             _check_recorded_format(CorpusConfig(paths=("a.txt", name), format="lines"))
+
+
+def test_a_split_made_again_from_reordered_files_is_said_not_to_be_the_models(
+    model_path, documents, tmp_path, caplog, capsys
+):
+    """Only the document count was checked: the same rows in another order made another split, whose
+    "validation" documents were mostly ones the model trained on, with no word said."""
+    same = write_corpus(tmp_path / "same", documents)["csv"]
+    for part in ("val", "train", "dev"):
+        assert main(["evaluate", str(model_path), str(same), "--split", part, "--json"]) == 0
+    assert "made again from these files" not in caplog.text
+    shuffled = write_corpus(tmp_path / "shuffled", documents[40:] + documents[:40])["csv"]
+    assert main(["evaluate", str(model_path), str(shuffled), "--split", "val", "--json"]) == 0
+    capsys.readouterr()
+    assert "the val documents made again from these files hold" in caplog.text
+    assert "may include some it trained on" in caplog.text
