@@ -10,7 +10,14 @@ from __future__ import annotations
 from .config import CORPUS_FORMATS, CorpusConfig
 from .encode import STREAM_DTYPE, EncodedCorpus, build_vocabulary, encode_corpus, encode_stream
 from .errors import CorpusError
-from .readers import count_documents, detect_format, load_documents, read_corpus, read_documents
+from .readers import (
+    check_options,
+    count_documents,
+    detect_format,
+    load_documents,
+    read_corpus,
+    read_documents,
+)
 from .split import (
     DocumentSplit,
     rebuild_split,
@@ -28,6 +35,7 @@ __all__ = [
     "DocumentSplit",
     "EncodedCorpus",
     "build_vocabulary",
+    "check_options",
     "count_documents",
     "detect_format",
     "encode_corpus",

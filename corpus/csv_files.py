@@ -22,21 +22,31 @@ logger = logging.getLogger(__name__)
 
 TSV_SUFFIXES = {".tsv", ".tab"}  # read with tabs between the fields
 _LINE_BREAK = re.compile("\r\n|\r|\n")  # the line ends a file read with newline="" splits at
+_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"')  # a quoted field, its quotes doubled inside
 # A single-column CSV's header that looks like a document rather than a column name.
 _HEADER_MAX_WORDS, _HEADER_MAX_CHARS = 5, 60
 
 
 class _Lines:
-    """The lines of a text file for :func:`csv.reader`, noting when they run out: a row the reader
-    returns after that ended inside a quoted field (the reader returns it all the same)."""
+    """The lines of a text file for :func:`csv.reader`, noting when they run out (a row the reader
+    returns after that ended inside a quoted field: the reader returns it all the same) and keeping
+    those read since :meth:`take` (csv reads no further than the end of the row it returns)."""
 
     def __init__(self, f: TextIO) -> None:
         self._f = f
         self.ended = False
+        self._read: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._f
+        for line in self._f:
+            self._read.append(line)
+            yield line
         self.ended = True
+
+    def take(self) -> list[str]:
+        """The lines read since the last call: those of the row the reader returned last."""
+        read, self._read = self._read, []
+        return read
 
 
 def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
@@ -55,6 +65,7 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
             header = next(reader, None)
             if header is not None and lines.ended:
                 _refuse_open_quote(path, reader.line_num, header)
+            lines.take()
             columns = header or []
             column = _text_column(path, columns, config.text_column, log)
             index, width = columns.index(column), len(columns)
@@ -62,6 +73,8 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
             for row in reader:
                 if lines.ended:
                     _refuse_open_quote(path, reader.line_num, row)
+                if len(read := lines.take()) > 1:  # a quoted field holds a line break
+                    _check_quotes_close(path, reader.line_num, "".join(read), delimiter)
                 if len(row) > width and any(field.strip() for field in row[width:]):
                     _refuse_extra_fields(path, reader.line_num, row, columns, delimiter)
                 text = row[index] if index < len(row) else ""  # a short row has no text
@@ -129,6 +142,45 @@ def _refuse_open_quote(path: Path, last_line: int, row: list[str]) -> None:
         "comes, so the rest of the file would be read as one field; close the quote (a quote inside a "
         'quoted field is written twice: "")'
     )
+
+
+def _check_quotes_close(path: Path, last_line: int, text: str, delimiter: str) -> None:
+    """Raise for the row ``text`` (the raw lines of one row, ending on line ``last_line``) when a
+    quoted field in it spans lines and its closing quote is followed by more text rather than by a
+    delimiter, a space or the end of the line. No CSV writer makes that; a quote left open does: it
+    pairs with a quote of a following row, whose lines become part of the field, and csv reads on from
+    there. A field that spans lines and closes as CSV does is left alone, as is a stray quote on one
+    line. Only rows that span lines come here, so a file without them costs nothing more."""
+    ends = re.compile(f"[{re.escape(delimiter)}\r\n]")
+    at = 0
+    while at < len(text):
+        if text[at] == '"':
+            quoted = _QUOTED.match(text, at)
+            if quoted is None:  # open to the end of the file: _refuse_open_quote says so
+                return
+            after = quoted.end()
+            follows = text[after : after + 1]
+            if (
+                follows
+                and not ends.match(follows)
+                and not follows.isspace()
+                and _LINE_BREAK.search(quoted[0])
+            ):
+                ended = text.endswith(("\n", "\r"))  # the last line has its line break
+                start = last_line - len(_LINE_BREAK.findall(text, at)) + ended
+                close = last_line - len(_LINE_BREAK.findall(text, after)) + ended
+                tail = _LINE_BREAK.split(text[after:], 1)[0]
+                raise CorpusError(
+                    f"{path}, line {start}: a quoted field starts here and its quote closes only on line "
+                    f"{close}, where more text follows it ({tail[:40]!r}), so lines {start}-{close} would be "
+                    f"read as one field: a quote on line {start} is probably never closed. Close it (a quote "
+                    'inside a quoted field is written twice: "")'
+                )
+            at = after
+        found = ends.search(text, at)
+        if found is None or found[0] != delimiter:
+            return
+        at = found.end()
 
 
 def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:

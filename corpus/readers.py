@@ -21,6 +21,7 @@ from .errors import CorpusError, os_error
 __all__ = [
     "CORPUS_SUFFIXES",
     "HEAD_BYTES",
+    "check_options",
     "count_documents",
     "detect_format",
     "load_documents",
@@ -78,6 +79,10 @@ HEAD_BYTES = 4096  # read to recognise a file that is not UTF-8 text (magic numb
 # More lines than this per paragraph on average: the file looks like one document per line, with a few
 # stray blank lines, rather than paragraphs (a page of prose wraps a paragraph in a few lines).
 _LINES_PER_PARAGRAPH = 50
+_DEFAULTS = CorpusConfig()
+_FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "text": "plain text", "lines": "lines of text"}
+# The options that say where a format's text is: (option, the format it applies to, what it chooses).
+_OPTIONS = (("text_column", "csv", "column"), ("json_field", "jsonl", "field"))
 
 
 def detect_format(path: Path) -> str:
@@ -128,8 +133,10 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
             documents = read_csv(path, config, log)
         elif fmt == "text":
             documents = _read_text(path, log)
+        elif fmt == "jsonl":
+            documents = _read_jsonl(path, config, log)
         else:
-            documents = {"jsonl": _read_jsonl, "lines": _read_lines}[fmt](path, config)
+            documents = _read_lines(path, config)
         for n, document in enumerate(documents, 1):
             document = document.strip()
             if "\x00" in document:
@@ -161,9 +168,11 @@ def read_corpus(config: CorpusConfig, log: bool = True) -> Iterator[str]:
 
 
 def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[str]:
-    """All documents of all ``paths``, in order. Raises :class:`CorpusError` when there are none."""
+    """All documents of all ``paths``, in order. Raises :class:`CorpusError` when there are none, and
+    for an option of ``config`` that applies to none of them (:func:`check_options`)."""
     if not paths:
         raise CorpusError("no corpus files given")
+    check_options(paths, config)
     documents: list[str] = []
     for path in paths:
         before = len(documents)
@@ -190,6 +199,54 @@ def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
     if not total:
         raise CorpusError(f"the corpus {[str(p) for p in paths]} holds no non-empty documents")
     return total
+
+
+def check_options(paths: Sequence[str | Path], config: CorpusConfig) -> None:
+    """Raise :class:`CorpusError` when ``config.text_column`` or ``config.json_field`` is set away from
+    its default and none of ``paths`` is read in the format it applies to (CSV, JSON Lines): it would
+    be ignored without a word, and each file read from its default column or field. With files of
+    several formats each option applies to its own files. Paths that are not files, or not a format
+    nextword reads, are left to :func:`read_documents`, which names their problem."""
+    formats: dict[str, str] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            return
+        try:
+            formats[str(path)] = detect_format(path) if config.format == "auto" else config.format
+        except CorpusError:
+            return
+    for name, fmt, chooses in _OPTIONS:
+        value = getattr(config, name)
+        if formats and value != getattr(_DEFAULTS, name) and fmt not in formats.values():
+            said = [_files_are(kind, files, config.format) for kind, files in _by_format(formats).items()]
+            fix = ""
+            if {"text", "lines"} & set(formats.values()):
+                fix = f". Leave `{name}` out, or pass format={fmt!r} to read a file as {_FORMAT_NAMES[fmt]}"
+            raise CorpusError(
+                f"{name}={value!r} chooses the {chooses} of a {_FORMAT_NAMES[fmt]} file that holds the text, "
+                f"and none of the files given is read as {_FORMAT_NAMES[fmt]}: {'; '.join(said)}{fix}"
+            )
+
+
+def _by_format(formats: dict[str, str]) -> dict[str, list[str]]:
+    """``{format: [paths read in it]}`` for ``{path: format}``."""
+    grouped: dict[str, list[str]] = {}
+    for path, fmt in formats.items():
+        grouped.setdefault(fmt, []).append(path)
+    return grouped
+
+
+def _files_are(fmt: str, files: list[str], chosen: str) -> str:
+    """What the message of :func:`check_options` says of ``files``, read as ``fmt``."""
+    listed = ", ".join(files[:3]) + (f" and {len(files) - 3:,} more" if len(files) > 3 else "")
+    verb = "is" if len(files) == 1 else "are"
+    said = f"{listed} {verb} {_FORMAT_NAMES[fmt]}"
+    if chosen != "auto":
+        said = f"{listed} {verb} read as {_FORMAT_NAMES[fmt]} (format={fmt!r})"
+    other = next(((name, chooses) for name, of, chooses in _OPTIONS if of == fmt), None)
+    if other is not None:
+        return f"{said}, where `{other[0]}` chooses the {other[1]} that holds the text"
+    return f"{said}, which has no columns or fields"
 
 
 def not_text(head: bytes) -> tuple[str, str] | None:
@@ -220,7 +277,12 @@ def _check_is_utf8_text(path: Path) -> None:
         raise CorpusError(f"{path}: the file is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
 
 
-def _read_jsonl(path: Path, config: CorpusConfig) -> Iterator[str]:
+def _read_jsonl(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
+    """The text of each record of ``path`` ('' for a record whose field is null or empty). A record
+    without text is no document: with ``log``, how many there were is logged; a field empty in every
+    record of a file whose records have other fields raises :class:`CorpusError` naming them."""
+    records = empty = 0
+    others: set[str] = set()
     with path.open(encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -252,7 +314,26 @@ def _read_jsonl(path: Path, config: CorpusConfig) -> Iterator[str]:
                     "UTF-16 surrogate pair escaped on its own, which is not text; fix the \\u escape in "
                     "the file (a character above U+FFFF needs both halves)"
                 )
+            records += 1
+            if not text or text.isspace():
+                empty += 1
+                others.update(
+                    key for key, value in record.items() if isinstance(value, str) and value.strip()
+                )
             yield text or ""
+    if records and empty == records and others:
+        raise CorpusError(
+            f"{path}: field {config.json_field!r} is null or empty in all {records:,} records; fields that "
+            f"hold text are {sorted(others)[:10]}. Choose the field that holds the text with `json_field`"
+        )
+    if log and empty:
+        logger.warning(
+            "%s: %s of %s records have no text (their field %r is null or empty) and are left out",
+            path,
+            f"{empty:,}",
+            f"{records:,}",
+            config.json_field,
+        )
 
 
 def _long_integer(path: Path, line_no: int, exc: ValueError, field: str) -> str:

@@ -53,7 +53,7 @@ from nextword.runtime.provenance import (
 from .config import CorpusConfig
 from .dedup import Duplicates, find_duplicates
 from .errors import CorpusError
-from .readers import count_documents, read_corpus
+from .readers import check_options, count_documents, read_corpus
 
 __all__ = [
     "DROPPED",
@@ -127,8 +127,11 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
     the files are read, about 30 while the groups are formed, then 4 a document for the groups that
     ``dedup-v3`` and later keep for the development part. Raises :class:`CorpusError` for unreadable
     files, an empty corpus, or one that cannot be split (fewer than two documents, or two groups, to
-    share out).
+    share out); without ``record`` (a new split: the options are the caller's, not a model's record),
+    also for a ``text_column`` or ``json_field`` that applies to none of the files
+    (:func:`~nextword.corpus.readers.check_options`).
     """
+    fresh = record is None
     record = record or corpus.split_record()
     try:
         record.check_known()
@@ -136,6 +139,8 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
         raise CorpusError(str(exc)) from None
     if not corpus.paths:
         raise CorpusError("no corpus files given")
+    if fresh:  # the options are the caller's; a recorded split reads files as a model's were read
+        check_options(corpus.paths, corpus)
     groups = None
     if record.dedup is None:
         n = count_documents(corpus.paths, corpus)
