@@ -9,10 +9,11 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nextword.corpus import CorpusConfig, DocumentSplit, read_corpus, rebuild_split
+from nextword.corpus import CorpusConfig, DocumentSplit, check_options, read_corpus, rebuild_split
 from nextword.corpus.dev import split_dev_mask
 from nextword.corpus.readers import CORPUS_SUFFIXES, HEAD_BYTES, detect_format, not_text
 from nextword.runtime import ModelFileError, NextWordModel, TextScore, default_model, evaluate
@@ -156,6 +157,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         raise ValueError("no corpus files given: nextword evaluate MODEL.onnx CORPUS...")
     if "format" not in vars(args):
         _check_recorded_format(config)
+    typed = {key: vars(args)[key] for key in ("text_column", "json_field") if key in vars(args)}
+    check_options(config.paths, replace(CorpusConfig(format=config.format), **typed))  # typed ones only
     # Streamed: one document in memory at a time, whatever the corpus size.
     if args.split == "all":
         documents = read_corpus(config)

@@ -247,3 +247,13 @@ def test_a_split_made_again_from_reordered_files_is_said_not_to_be_the_models(
     capsys.readouterr()
     assert "the val documents made again from these files hold" in caplog.text
     assert "may include some it trained on" in caplog.text
+
+
+def test_evaluate_refuses_a_typed_option_that_applies_to_none_of_its_files(
+    model_path, documents, tmp_path, capsys
+):
+    files = write_corpus(tmp_path, documents[:3])
+    assert main(["evaluate", str(model_path), str(files["jsonl"]), "--text-column", "body"]) == 2
+    err = capsys.readouterr().err
+    assert "--text-column body chooses the column of a CSV file" in err and "--json-field" in err
+    assert main(["evaluate", str(model_path), str(files["jsonl"]), "--json-field", "text", "--json"]) == 0
