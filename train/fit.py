@@ -106,132 +106,117 @@ def fit_session(
     val_windows = DiskWindows(run.val_ids, config.seq_len, batch, shuffle=False)
     dev_windows = _dev_windows(run, config, batch)
     try:
-        splits = (windows, val_windows, dev_windows)
-        return _session(run, config, workers, vocab_size, history, start, stored, batch, splits)
+        logger.info(
+            "%d training words, %d validation words, %d development words; %d replicas, global batch %d "
+            "(%d per replica)",
+            windows.words,
+            val_windows.words,
+            dev_windows.words if dev_windows else 0,
+            workers.replicas,
+            batch,
+            batch // workers.replicas,
+        )
+        if dev_windows is None:
+            logger.warning(
+                "no development part (dev_fraction %g): the best epoch and early stopping go by the "
+                "validation loss, so the validation figures of this run are not quite held out",
+                config.dev_fraction,
+            )
+        if config.epochs is None:  # from the corpus's size: the same on every worker, and when resumed
+            config = replace(config, epochs=config.planned_epochs(len(windows)))
+            logger.info(
+                "%d epochs planned, %d training steps each (`epochs` not set: %d steps at least, in %d to "
+                "%d epochs)",
+                config.epochs,
+                len(windows),
+                AUTO_STEPS,
+                *AUTO_EPOCHS,
+            )
+        plan = {
+            "history": history,
+            "epochs": config.epochs,
+            "patience": config.patience,
+            "max_minutes": config.max_minutes,
+            "optimizer": keras.optimizers.serialize(
+                start.saved.optimizer
+                if start.saved is not None
+                else build_optimizer(config, len(windows), replicas=workers.replicas)
+            ),
+        }
+        with lost_workers(workers):
+            check_same(workers, _fingerprint(run, vocab_size))
+            plan = broadcast_json(workers, plan)  # the chief's, on every worker
+        config = replace(
+            config, epochs=plan["epochs"], patience=plan["patience"], max_minutes=plan["max_minutes"]
+        )
+        history = plan["history"]
+        with workers.strategy.scope():
+            keras.utils.set_random_seed(config.seed)
+            model = build_model(config.model, vocab_size, mixed_precision=config.mixed_precision)
+            if config.embeddings and config.freeze_embeddings:
+                model.get_layer("embedding").trainable = False
+            compile_model(model, keras.optimizers.deserialize(plan["optimizer"]))
+            model.optimizer.build(model.trainable_variables)
+        if workers.is_chief:
+            _set_start(model, start)
+        with lost_workers(workers):
+            broadcast_variables(workers, [*model.variables, *model.optimizer.variables])
+
+        steps = int(model.optimizer.iterations.numpy())
+        first_epoch = len(history)
+        first_step = steps - (history[-1].get("steps", 0) if history else 0)
+        if not 0 <= first_step < len(windows):  # a checkpoint that does not fit the history: start the epoch
+            logger.warning(
+                "checkpoint at step %d does not fall within epoch %d: starting it over",
+                steps,
+                first_epoch + 1,
+            )
+            first_step = 0
+        recorder = RunRecorder(run, config, history, vocab_size, writes=workers.is_chief)
+        already_stopped = patience_reached(history, config.patience)
+        loop = TrainingLoop(
+            model,
+            workers,
+            len(windows),
+            len(val_windows),
+            batch * config.seq_len,
+            dev_steps=len(dev_windows) if dev_windows else 0,
+            checkpoint_steps=config.checkpoint_steps,
+            budget=config.max_minutes * 60 if config.max_minutes else None,
+            verbose=config.verbose,
+        )
+        if len(history) < config.epochs and not already_stopped:
+            if first_step:
+                logger.info("resuming epoch %d at step %d of %d", first_epoch + 1, first_step, len(windows))
+            strategy = workers.strategy
+
+            def shard(windows: DiskWindows, **where: int) -> Any:
+                def pipeline(context: Any) -> Any:
+                    ids = workers.replica_ids(context.input_pipeline_id, context.num_input_pipelines)
+                    return windows.dataset(replicas=ids, num_replicas=workers.replicas, **where)
+
+                return strategy.distribute_datasets_from_function(pipeline)
+
+            with lost_workers(workers):
+                loop.run(
+                    shard(windows, first_epoch=first_epoch, first_step=first_step),
+                    shard(val_windows),
+                    first_epoch,
+                    first_step,
+                    config.epochs,
+                    on_checkpoint=lambda: recorder.checkpoint(model),
+                    on_epoch_end=lambda result: recorder.epoch_end(model, result),
+                    dev_data=shard(dev_windows) if dev_windows else None,
+                )
+        return SessionResult(
+            history=history,
+            stopped_early=recorder.stopped_early or bool(already_stopped),
+            out_of_time=loop.ran_out,
+        )
     finally:  # however the session ends (an interrupt in a notebook too), the process keeps none of them
         for part in (windows, val_windows, dev_windows):
             if part is not None:
                 part.release()
-
-
-def _session(
-    run: RunDir,
-    config: TrainConfig,
-    workers: Workers,
-    vocab_size: int,
-    history: list[dict[str, Any]],
-    start: Start,
-    stored: dict[str, Any],
-    batch: int,
-    splits: tuple[DiskWindows, DiskWindows, DiskWindows | None],
-) -> SessionResult:
-    """:func:`fit_session` on the training, validation and development windows ``splits``."""
-    windows, val_windows, dev_windows = splits
-    logger.info(
-        "%d training words, %d validation words, %d development words; %d replicas, global batch %d "
-        "(%d per replica)",
-        windows.words,
-        val_windows.words,
-        dev_windows.words if dev_windows else 0,
-        workers.replicas,
-        batch,
-        batch // workers.replicas,
-    )
-    if dev_windows is None:
-        logger.warning(
-            "no development part (dev_fraction %g): the best epoch and early stopping go by the "
-            "validation loss, so the validation figures of this run are not quite held out",
-            config.dev_fraction,
-        )
-    if config.epochs is None:  # from the corpus's size: the same on every worker, and when resumed
-        config = replace(config, epochs=config.planned_epochs(len(windows)))
-        logger.info(
-            "%d epochs planned, %d training steps each (`epochs` not set: %d steps at least, in %d to "
-            "%d epochs)",
-            config.epochs,
-            len(windows),
-            AUTO_STEPS,
-            *AUTO_EPOCHS,
-        )
-    plan = {
-        "history": history,
-        "epochs": config.epochs,
-        "patience": config.patience,
-        "max_minutes": config.max_minutes,
-        "optimizer": keras.optimizers.serialize(
-            start.saved.optimizer
-            if start.saved is not None
-            else build_optimizer(config, len(windows), replicas=workers.replicas)
-        ),
-    }
-    with lost_workers(workers):
-        check_same(workers, _fingerprint(run, vocab_size))
-        plan = broadcast_json(workers, plan)  # the chief's, on every worker
-    config = replace(
-        config, epochs=plan["epochs"], patience=plan["patience"], max_minutes=plan["max_minutes"]
-    )
-    history = plan["history"]
-    with workers.strategy.scope():
-        keras.utils.set_random_seed(config.seed)
-        model = build_model(config.model, vocab_size, mixed_precision=config.mixed_precision)
-        if config.embeddings and config.freeze_embeddings:
-            model.get_layer("embedding").trainable = False
-        compile_model(model, keras.optimizers.deserialize(plan["optimizer"]))
-        model.optimizer.build(model.trainable_variables)
-    if workers.is_chief:
-        _set_start(model, start)
-    with lost_workers(workers):
-        broadcast_variables(workers, [*model.variables, *model.optimizer.variables])
-
-    steps = int(model.optimizer.iterations.numpy())
-    first_epoch = len(history)
-    first_step = steps - (history[-1].get("steps", 0) if history else 0)
-    if not 0 <= first_step < len(windows):  # a checkpoint that does not fit the history: start the epoch
-        logger.warning(
-            "checkpoint at step %d does not fall within epoch %d: starting it over", steps, first_epoch + 1
-        )
-        first_step = 0
-    recorder = RunRecorder(run, config, history, vocab_size, writes=workers.is_chief)
-    already_stopped = patience_reached(history, config.patience)
-    loop = TrainingLoop(
-        model,
-        workers,
-        len(windows),
-        len(val_windows),
-        batch * config.seq_len,
-        dev_steps=len(dev_windows) if dev_windows else 0,
-        checkpoint_steps=config.checkpoint_steps,
-        budget=config.max_minutes * 60 if config.max_minutes else None,
-        verbose=config.verbose,
-    )
-    if len(history) < config.epochs and not already_stopped:
-        if first_step:
-            logger.info("resuming epoch %d at step %d of %d", first_epoch + 1, first_step, len(windows))
-        strategy = workers.strategy
-
-        def shard(windows: DiskWindows, **where: int) -> Any:
-            def pipeline(context: Any) -> Any:
-                ids = workers.replica_ids(context.input_pipeline_id, context.num_input_pipelines)
-                return windows.dataset(replicas=ids, num_replicas=workers.replicas, **where)
-
-            return strategy.distribute_datasets_from_function(pipeline)
-
-        with lost_workers(workers):
-            loop.run(
-                shard(windows, first_epoch=first_epoch, first_step=first_step),
-                shard(val_windows),
-                first_epoch,
-                first_step,
-                config.epochs,
-                on_checkpoint=lambda: recorder.checkpoint(model),
-                on_epoch_end=lambda result: recorder.epoch_end(model, result),
-                dev_data=shard(dev_windows) if dev_windows else None,
-            )
-    return SessionResult(
-        history=history,
-        stopped_early=recorder.stopped_early or bool(already_stopped),
-        out_of_time=loop.ran_out,
-    )
 
 
 def _dev_windows(run: RunDir, config: TrainConfig, batch: int) -> DiskWindows | None:
