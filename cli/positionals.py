@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from nextword.train.files import RUN_MARKER
+
 __all__ = ["model_and_prompts", "names_model", "text_names_a_file"]
 
 logger = logging.getLogger(__name__)
 
 _ONNX_START = b"\x08"  # every ONNX file opens with field 1, ir_version, a varint
-_RUN_MARKER = ".nextword-run"  # what a training run folder holds (nextword.train.files.RUN_MARKER)
 
 
 def names_model(argument: str) -> bool:
@@ -23,7 +24,7 @@ def names_model(argument: str) -> bool:
         path = Path(argument)
         if path.is_file():
             return argument.lower().endswith(".onnx") or _opens_as_onnx(path)
-        run_folder = path.is_dir() and (path / _RUN_MARKER).is_file()
+        run_folder = path.is_dir() and (path / RUN_MARKER).is_file()
     except (OSError, ValueError):  # no path at all: a NUL in it, or a name too long for a file
         return False
     if run_folder:
