@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from nextword.serve import ServeConfig, require_framework, serve
+from nextword.serve.logs import use_server_format
 
 from .args import add_config_arguments, config_from_args
 
@@ -38,5 +39,9 @@ def _serve(args: argparse.Namespace) -> int:
         if getattr(args, "model", None) is not None:  # --model, where given (unset otherwise)
             raise ValueError(f"{args.model_file} and --model {args.model}: give the model once")
         args.model = args.model_file
-    serve(config_from_args(ServeConfig(), vars(args)))
+    config = config_from_args(ServeConfig(), vars(args))
+    # a long-running process: its lines carry a time stamp, nextword's own as uvicorn's do (the other
+    # commands' lines, read as they are written, do not)
+    use_server_format()
+    serve(config)
     return 0

@@ -24,6 +24,7 @@ from . import completions, routes, web_assets
 from .config import ServeConfig
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
+from .logs import use_server_format
 from .scheduler import make_scheduler
 from .state import ServerState
 
@@ -98,10 +99,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
 def app_from_environment() -> FastAPI:
     """The app of a worker process, configured by ``$NEXTWORD_SERVE_CONFIG`` (see :func:`serve`)."""
     settings = json.loads(os.environ[CONFIG_ENV])
-    # a worker is a fresh process: it logs as the command that started it did
-    logging.basicConfig(
-        level=settings.pop("_log_level", logging.INFO), format="%(levelname)s %(name)s: %(message)s"
-    )
+    # a worker is a fresh process: nextword's lines in it look like uvicorn's (logs.py), at the level
+    # of the command that started it
+    use_server_format(settings.pop("_log_level", logging.INFO))
     return create_app(ServeConfig(**settings))
 
 

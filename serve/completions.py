@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from .beams import BeamJob
-from .errors import APIError
+from .errors import CODES, APIError, model_not_found
 from .options import Completion, completion_from_request
 from .scheduler import Job, RowUpdate
 from .schemas import CompletionRequest, CompletionResponse, ErrorBody, error_body
@@ -31,20 +31,46 @@ __all__ = ["router"]
 
 router = APIRouter()
 FINISH = {"length": "length", "stop": "stop", "end": "stop", "cancelled": "stop"}  # nextword -> OpenAI
-ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 422, 429, 503)}
+# The error answers of the routes that take a JSON body, as /docs lists them (error.code: errors.CODES).
+_OTHER_CODES = ("model_not_found", "rate_limit_exceeded")  # a 404's and a 429's; the rest are a 400's
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "A parameter's value, type or name is wrong, or the body is not a JSON object "
+        "sent as application/json; `param` names the parameter and `code` the kind of mistake: "
+        + "; ".join(f"{code}: {meaning}" for code, meaning in CODES.items() if code not in _OTHER_CODES),
+    },
+    413: {"model": ErrorBody, "description": "The body is over the server's cap (--max-body-bytes)"},
+    429: {
+        "model": ErrorBody,
+        "description": "Every --max-streams slot is taken (code rate_limit_exceeded); retry after "
+        "Retry-After seconds",
+    },
+    503: {"model": ErrorBody, "description": "The server is shutting down; retry on another replica"},
+}
+MODEL_NOT_FOUND = {
+    404: {
+        "model": ErrorBody,
+        "description": "The model asked for is not the one this server serves (code model_not_found, "
+        "param model); GET /v1/models lists the one it does",
+    }
+}
 
 
 @router.post(
     "/v1/completions",
     response_model=CompletionResponse,
-    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    responses={**ERRORS, **MODEL_NOT_FOUND, 200: {"content": {"text/event-stream": {}}}},
     summary="Continue one or more prompts (OpenAI-compatible)",
 )
 async def completions(body: CompletionRequest, request: Request) -> Any:
     """Continue ``prompt``. With ``stream``, the text arrives as server-sent events: ``data: {chunk}``
     lines, each carrying new text for one choice, then ``data: [DONE]``. Options left out take the model
-    file's decoding defaults; with a ``seed`` the text equals ``model.generate`` with the same options."""
+    file's decoding defaults; with a ``seed`` the text equals ``model.generate`` with the same options.
+    ``model`` may be left out; given, it must be the served model's id (``GET /v1/models``), else 404."""
     state: ServerState = request.app.state.nextword
+    if body.model and body.model != state.model_id:  # "" counts as left out, as in vLLM
+        raise model_not_found(body.model, state.model_id)
     completion = completion_from_request(body, state.model, state.config)
     meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
     if completion.config.num_beams > 1:
@@ -157,7 +183,7 @@ async def _events(
             usage = _usage(state, completion, job.words)
             yield _sse({**meta, "object": "text_completion", "choices": [], "usage": usage})
     except ValueError as exc:  # refused by the runtime after the stream began
-        yield _sse(error_body(str(exc), "invalid_request_error"))
+        yield _sse(error_body(str(exc), "invalid_request_error", code="invalid_value"))
     except RuntimeError as exc:
         yield _sse(error_body(str(exc), "server_error"))
     finally:

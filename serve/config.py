@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -115,6 +116,16 @@ class ServeConfig:
             "metavar": "PREFIX",
         },
     )
+    forwarded_allow_ips: tuple[str, ...] | None = field(
+        default=None,
+        metadata={
+            "help": "a reverse proxy's IP address or network (10.0.0.0/8), several separated by commas, "
+            "or * for any, whose X-Forwarded-For and X-Forwarded-Proto the server believes: the client "
+            "address in the access log, and the scheme of redirects and schema URLs (https); by default "
+            "$FORWARDED_ALLOW_IPS, else 127.0.0.1,::1",
+            "metavar": "ADDRESSES",
+        },
+    )
     log_level: str = field(
         default="info",
         metadata={
@@ -153,6 +164,7 @@ class ServeConfig:
             raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
         object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
         object.__setattr__(self, "root_path", _root_path(self.root_path))
+        object.__setattr__(self, "forwarded_allow_ips", _proxies(self.forwarded_allow_ips))
 
     @property
     def model_path(self) -> str:
@@ -192,6 +204,34 @@ def _root_path(value: object) -> str:
         f"root_path must be a path prefix such as /nextword (letters, digits, . _ ~ - between slashes), "
         f"or empty, got {value!r}"
     )
+
+
+def _proxies(value: object) -> tuple[str, ...] | None:
+    """``forwarded_allow_ips`` checked: ``None`` (uvicorn's default), else the IP addresses and networks
+    in a list, tuple or comma-separated string (``()``: no proxy is believed), or ``("*",)`` for any.
+    uvicorn would take a mistyped entry as a name that no client ever has, and trust nothing."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise ValueError(
+            f"forwarded_allow_ips must be a list of IP addresses or networks, or *, got {value!r}"
+        )
+    entries = tuple(part.strip() for item in items for part in item.split(",") if part.strip())
+    if "*" in entries:
+        return ("*",)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
+        except ValueError:
+            problem = "is not an IP address or network"
+            with contextlib.suppress(ValueError):  # 10.0.0.1/8: an address with its network's length
+                problem = f"has host bits set (the network is {ipaddress.ip_network(entry, strict=False)})"
+            raise ValueError(
+                f"forwarded_allow_ips has {entry!r}, which {problem}: give the proxy's address (10.0.0.5; "
+                "host names are not looked up), a network (10.0.0.0/8), or * for any"
+            ) from None
+    return entries
 
 
 def _origins(value: object) -> tuple[str, ...]:

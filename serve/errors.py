@@ -1,4 +1,9 @@
-"""Error answers: one JSON shape (OpenAI's) for bad values, bad types, caps and server states."""
+"""Error answers: one JSON shape (OpenAI's) for bad values, bad types, caps and server states.
+
+A request the server cannot take as sent (a value, a type, a parameter's name, a body that is not a
+JSON object) gets 400 ``invalid_request_error``, as OpenAI's API answers it, so that OpenAI's clients
+raise ``BadRequestError`` for all of them; ``code`` says which kind of mistake it is (:data:`CODES`).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,30 @@ from starlette.exceptions import HTTPException
 
 from .schemas import error_body
 
-__all__ = ["APIError", "install_error_handlers"]
+__all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found"]
 
 logger = logging.getLogger(__name__)
 
+CODES = {
+    "invalid_value": "a value out of its range, over one of the server's caps, or not supported",
+    "invalid_type": "a value of the wrong JSON type (JSON's types are not converted)",
+    "unknown_parameter": "a parameter this endpoint does not take (a misspelt name, say)",
+    "missing_required_parameter": "a parameter the endpoint needs is missing",
+    "invalid_json": "the body is empty, is not UTF-8 JSON, or is not a JSON object",
+    "unsupported_content_type": "the body was not sent as content-type: application/json",
+    "model_not_found": "the request names a model this server does not serve",
+    "rate_limit_exceeded": "every --max-streams slot is taken; retry after Retry-After seconds",
+}
+"""The ``error.code`` of each answer that has one, and what it means (``null`` for the rest)."""
+_STATUS_CODES = {400: "invalid_value", 429: "rate_limit_exceeded"}
+
 
 class APIError(Exception):
-    """An error answer: HTTP ``status``, a message that says what to change, and the parameter at fault."""
+    """An error answer: HTTP ``status``, a message that says what to change, and the parameter at fault.
+
+    ``code`` is one of :data:`CODES`; left out, it is the one of the status (a 400 is an
+    ``invalid_value``, a 429 ``rate_limit_exceeded``), else null.
+    """
 
     def __init__(
         self,
@@ -28,15 +50,28 @@ class APIError(Exception):
         param: str | None = None,
         kind: str | None = None,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
     ):
         super().__init__(message)
         self.status, self.message, self.param = status, message, param
         self.kind = kind or ("invalid_request_error" if status < 500 else "server_error")
         self.headers = headers  # e.g. a 429's Retry-After
+        self.code = code or _STATUS_CODES.get(status)
 
     def response(self) -> JSONResponse:
-        body = error_body(self.message, self.kind, self.param)
+        body = error_body(self.message, self.kind, self.param, self.code)
         return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def model_not_found(asked: str, served: str) -> APIError:
+    """The 404 for a request that names a model other than ``served``, the one this server holds
+    (as vLLM and OpenAI answer it: code ``model_not_found``)."""
+    return APIError(
+        404,
+        f"model {asked!r} is not served here: this server holds one model, {served!r} (GET /v1/models)",
+        "model",
+        code="model_not_found",
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -54,15 +89,15 @@ def install_error_handlers(app: FastAPI) -> None:
         if _body_error(first) and not _json_content(request):
             given = request.headers.get("content-type") or "none"
             message = f"send the request body as JSON with content-type: application/json (got {given})"
-            return APIError(422, message).response()
+            return APIError(400, message, code="unsupported_content_type").response()
         message = _describe(first, [e for e in exc.errors() if _param(e) == _param(first)])
-        return APIError(422, message, _param(first)).response()
+        return APIError(400, message, _param(first), code=_code(first)).response()
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _PARSE_FAILED:  # FastAPI could not decode the body
             message = "the request body could not be read as JSON; send UTF-8 JSON (an object of parameters)"
-            return APIError(422, message).response()
+            return APIError(400, message, code="invalid_json").response()
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":  # no route: say which ones there are
             message = f"no {request.url.path} on this server; {ENDPOINTS}"
@@ -82,7 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def _schema_without_framework_errors(app: FastAPI) -> None:
     """Drop from the OpenAPI schema the 422 that FastAPI lists for every route with parameters, in its
-    own error shape: the handlers here answer a bad body with a 422 in :func:`error_body`'s shape (the
+    own error shape: the handlers here answer a bad body with a 400 in :func:`error_body`'s shape (the
     routes that take one list it), and a path parameter (a model's id) cannot fail its type check."""
     make = app.openapi
 
@@ -128,6 +163,18 @@ def _param(error: dict[str, Any]) -> str | None:
     loc = [str(part) for part in error.get("loc", ()) if part != "body" and str(part) not in _TYPE_TAGS]
     loc = [part for part in loc if "[" not in part]
     return ".".join(loc) or None
+
+
+def _code(error: dict[str, Any]) -> str:
+    """The ``error.code`` (one of :data:`CODES`) of an answer to pydantic's ``error``."""
+    kind, param = error.get("type", ""), _param(error)
+    if kind == "json_invalid" or (param is None and (kind == "missing" or _body_error(error))):
+        return "invalid_json"  # unparsable, empty, or not an object
+    if kind == "extra_forbidden":
+        return "unknown_parameter"
+    if kind == "missing":
+        return "missing_required_parameter"
+    return "invalid_type" if kind.endswith("_type") else "invalid_value"
 
 
 def _body_error(error: dict[str, Any]) -> bool:

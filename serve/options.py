@@ -76,12 +76,14 @@ def completion_from_request(
         if value is not None and value < 1:
             cap = f"1..{limits.max_rows} (this server's cap: nextword serve --max-rows)"
             raise APIError(400, f"{name} must be in {cap}, got {shown(value)}", name)
-    n = 1 if request.n is None else request.n
+    # n left out is the file's num_return_sequences (up to 256): it counts against the cap too
+    n = model.info.generation.num_return_sequences if request.n is None else request.n
     if len(prompts) * n > limits.max_rows and n >= 1:
+        origin = " (this model file's decoding default: send n)" if request.n is None else ""
         raise APIError(
             400,
-            f"{len(prompts)} prompt(s) x n={shown(n)} = {shown(len(prompts) * n)} sequences; this server "
-            "takes at most "
+            f"{len(prompts)} prompt(s) x n={shown(n)}{origin} = {shown(len(prompts) * n)} sequences; "
+            "this server takes at most "
             f"{limits.max_rows} per request (nextword serve --max-rows)",
             "n",
         )
@@ -110,6 +112,13 @@ def completion_from_request(
     }
     if request.stop is not None:
         options["stop"] = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop)
+        if "" in options["stop"]:  # meant as "no stop strings", perhaps: say how to ask for that
+            raise APIError(
+                400,
+                f'stop holds an empty string ({shown(request.stop)}); send "stop": [] for no stop strings '
+                "(not even the model file's), or leave stop out for the file's",
+                "stop",
+            )
     base = model.info.generation
     if "max_words" not in options and base.max_words > limits.max_words:
         base = replace(base, max_words=limits.max_words, min_words=min(base.min_words, limits.max_words))

@@ -1,4 +1,5 @@
-"""The other endpoints: next-word suggestions, scoring, the model's description, health, the page."""
+"""The other endpoints: next-word suggestions, scoring, the model's description, health (the page is
+web_assets')."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from .completions import ERRORS
-from .errors import APIError
+from .completions import ERRORS, MODEL_NOT_FOUND
+from .errors import APIError, model_not_found
 from .options import check_prompt
-from .schemas import ErrorBody, ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
+from .schemas import ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
 from .state import ServerState, model_summary
 
 __all__ = ["STATIC", "router"]
@@ -81,16 +81,12 @@ async def models(request: Request) -> dict[str, Any]:
     return {"object": "list", "data": [_model_entry(request.app.state.nextword)]}
 
 
-@router.get(
-    "/v1/models/{model_id}", responses={404: {"model": ErrorBody}}, summary="The served model, by its id"
-)
+@router.get("/v1/models/{model_id}", responses=MODEL_NOT_FOUND, summary="The served model, by its id")
 async def model(model_id: str, request: Request) -> dict[str, Any]:
     """OpenAI's model retrieval: the entry of ``/v1/models`` for the served model's id, else 404."""
     state: ServerState = request.app.state.nextword
     if model_id != state.model_id:
-        raise APIError(
-            404, f"no model {model_id!r} here; this server holds one model, {state.model_id!r}", "model"
-        )
+        raise model_not_found(model_id, state.model_id)
     return _model_entry(state)
 
 
@@ -116,7 +112,7 @@ async def chat() -> None:
     )
 
 
-@router.get("/health", responses={503: {"model": ErrorBody}}, summary="Liveness and load")
+@router.get("/health", responses={503: ERRORS[503]}, summary="Liveness and load")
 async def health(request: Request) -> dict[str, Any]:
     """``status`` is ``ok``, or ``draining`` once the server is shutting down (then it answers 503)."""
     state: ServerState = request.app.state.nextword
@@ -132,11 +128,6 @@ async def health(request: Request) -> dict[str, Any]:
     if state.draining:
         raise APIError(503, "the server is shutting down", kind="server_error")
     return body
-
-
-@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
-async def page() -> HTMLResponse:
-    return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
 
 # HEAD answers as GET does, without the body (a client checking that the server is up, or a file's size)

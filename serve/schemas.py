@@ -99,7 +99,9 @@ class CompletionRequest(_Request):
     prompt: str | list[str] = Field(
         ..., description="text to continue, or a list of texts (one result per text and n)"
     )
-    model: str | None = Field(None, description="accepted and ignored: the server holds one model")
+    model: str | None = Field(
+        None, description="the served model's id (GET /v1/models), or left out; another id gets 404"
+    )
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -132,7 +134,7 @@ class CompletionRequest(_Request):
     )
     echo: bool | None = Field(False, description="put the prompt in front of the completion (null: false)")
     # nextword's own options
-    top_k: int | None = Field(None, description="sample among the k most likely words")
+    top_k: int | None = Field(None, description="sample among the k most likely words (0: every word)")
     min_tokens: int | None = Field(None, description="words at least before the model may end the text")
     repetition_penalty: float | None = Field(None, description="> 1 makes repeated words less likely")
     no_repeat_ngram_size: int | None = Field(None, description="never repeat a word sequence this long")
@@ -237,18 +239,26 @@ class ScoreResponse(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
+    message: str = Field(..., description="what is wrong and what to send instead")
+    type: str = Field(
+        ..., description="invalid_request_error (4xx), rate_limit_error (429) or server_error (5xx)"
+    )
+    param: str | None = Field(None, description="the parameter at fault (prompt.1: the list's second item)")
+    code: str | None = Field(
+        None,
+        description="the kind of mistake, for a program to tell them apart (each answer's description "
+        "lists its codes: invalid_type, model_not_found, ...); null where the status says it all",
+    )
 
 
 class ErrorBody(BaseModel):
-    """Every error answer: OpenAI's shape, so its clients show the message."""
+    """Every error answer: OpenAI's shape, so its clients show the message (and OpenAI's Python client
+    sets its exception's ``code``, ``param`` and ``type`` from it)."""
 
     error: ErrorDetail
 
 
 def error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    """The JSON of an error answer."""
+    """The JSON of an error answer: OpenAI's ``{"error": {"message", "type", "param", "code"}}``;
+    ``code`` is one of ``nextword.serve.errors.CODES`` or None."""
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}

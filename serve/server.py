@@ -15,6 +15,7 @@ from nextword.runtime.model_check import check_model_file
 
 from .app import CONFIG_ENV, create_app
 from .config import ServeConfig
+from .logs import uvicorn_log_config
 
 __all__ = ["AddressUnavailableError", "check_address", "serve"]
 
@@ -63,6 +64,9 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
 
     With ``config.workers > 1`` uvicorn starts that many processes on one port, each loading its own
     copy of the model (the model is then always read from ``config.model``).
+
+    uvicorn's lines (its access log too) are written with a time stamp (:mod:`nextword.serve.logs`);
+    nextword's own go through the caller's logging configuration, as ``nextword serve`` sets it up.
     """
     import uvicorn
 
@@ -77,7 +81,10 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         "timeout_graceful_shutdown": int(config.shutdown_timeout) + 5,  # backstop after the drain
         # behind a proxy that strips a path prefix: each request's path and root_path carry it again
         "root_path": config.root_path,
+        "log_config": uvicorn_log_config(),  # time-stamped lines, in each worker too
     }
+    if config.forwarded_allow_ips is not None:  # else uvicorn's: $FORWARDED_ALLOW_IPS, else loopback
+        common["forwarded_allow_ips"] = list(config.forwarded_allow_ips)
     if config.workers == 1:
         app = create_app(config, model)  # a bad model file is reported first, whatever the port
         check_address(config.host, config.port)  # one line naming --port, not uvicorn's shutdown log

@@ -1,12 +1,14 @@
-"""What the server's pages fetch beyond plain static files: the model file itself and onnxruntime-web's
-WebAssembly for the page's "run in this browser" mode, and the API reference at /docs with its Swagger UI
-bundle. The two large assets are stored gzip-compressed in the package (nextword-web's modules,
-onnxruntime-web's two small modules and Swagger UI's stylesheet are plain static files under /static).
-Nothing comes from elsewhere: both pages work offline. docs/web.md says why the files ship this way."""
+"""The server's pages and what they fetch beyond plain static files: the page at /, the model file itself
+and onnxruntime-web's WebAssembly for the page's "run in this browser" mode, and the API reference at
+/docs with its Swagger UI bundle. The two large assets are stored gzip-compressed in the package
+(nextword-web's modules, onnxruntime-web's two small modules and Swagger UI's stylesheet are plain
+static files under /static). Nothing comes from elsewhere: both pages work offline. docs/web.md says
+why the files ship this way."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -24,12 +26,52 @@ from .errors import APIError
 from .routes import STATIC
 from .state import ServerState
 
-__all__ = ["SWAGGER_BUNDLE", "WASM", "RangedStaticFiles", "byte_ranges", "ranged_file", "router"]
+__all__ = [
+    "SWAGGER_BUNDLE",
+    "WASM",
+    "RangedStaticFiles",
+    "byte_ranges",
+    "page_html",
+    "ranged_file",
+    "router",
+]
 
 router = APIRouter()
 WASM = "ort-wasm-simd-threaded.wasm"
 SWAGGER_BUNDLE = "swagger-ui-bundle.js"
 CACHE = "public, max-age=86400"  # the files change only with the package
+
+
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
+async def page(request: Request) -> HTMLResponse:
+    """The page to try the model, for the prefix the app is served under (``--root-path``)."""
+    return HTMLResponse(page_html(request.scope.get("root_path", "")))
+
+
+def page_html(root_path: str = "") -> str:
+    """The page's HTML; under a path prefix (``root_path``), with a first script that adds the slash to
+    the address when the page was asked for at the prefix without it.
+
+    The page's URLs are relative (static/api.js, v1/completions, model.onnx), so that it works under any
+    prefix; but at ``https://host/nextword`` (a proxy that strips /nextword and passes the rest on)
+    they resolve against ``/``, outside the prefix. The server cannot answer with a redirect: the proxy
+    sends it ``/`` for ``/nextword`` and for ``/nextword/`` alike, and a redirect would loop. A ``<base
+    href>`` would fix the document's own URLs but not those the worker of "run in this browser" resolves
+    against the address, and would break the page for a client that reaches the server directly.
+    Rewriting the address (``history.replaceState``) before anything is loaded fixes them all."""
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    prefix = root_path.rstrip("/")
+    if not prefix:
+        return html
+    quoted = json.dumps(prefix).replace("<", "\\u003c")  # a JavaScript string that cannot end the script
+    script = (
+        "\n  <script>/* nextword serve: at the prefix without its slash, add it (relative URLs) */\n"
+        f'    if (location.pathname === {quoted}) history.replaceState(history.state, "", '
+        f'{quoted} + "/" + location.search + location.hash);\n  </script>'
+    )
+    head = re.search(r"<head\b[^>]*>", html, re.IGNORECASE)
+    at = head.end() if head else 0
+    return html[:at] + script + html[at:]
 
 
 @router.api_route("/model.onnx", methods=["GET", "HEAD"], include_in_schema=False)

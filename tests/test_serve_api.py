@@ -132,15 +132,15 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
         ({"prompt": "x", "max_tokens": -2}, 400, "max_tokens", ["max_tokens", "0..", "-2"]),
         ({"prompt": "x", "n": 0}, 400, "n", ["n must be in 1..16", "--max-rows", "got 0"]),
         ({"prompt": "x", "num_beams": -1}, 400, "num_beams", ["num_beams must be in 1..16", "got -1"]),
-        ({"prompt": "x", "top_k": 0}, 400, "top_k", ["top_k", "1..1000000", "0"]),
+        ({"prompt": "x", "top_k": -1}, 400, "top_k", ["top_k", "0..1000000", "-1"]),
         ({"prompt": "x", "max_tokens": 5000}, 400, "max_tokens", ["5000", "1000", "--max-words"]),
         ({"prompt": ["a"] * 5, "n": 4}, 400, "n", ["20 sequences", "16", "--max-rows"]),
         ({"prompt": "x", "logprobs": 50}, 400, "logprobs", ["logprobs", "0..20", "50"]),
         ({"prompt": "x", "presence_penalty": 0.5}, 400, "presence_penalty", ["repetition_penalty"]),
-        ({"prompt": "x", "temperature": "hot"}, 422, "temperature", ["temperature", "'hot'"]),
-        ({"prompt": 3}, 422, "prompt", ["prompt", "3"]),
-        ({"prompt": "x", "tempreature": 1}, 422, "tempreature", ["unknown parameter 'tempreature'"]),
-        ({}, 422, "prompt", ["prompt is required"]),
+        ({"prompt": "x", "temperature": "hot"}, 400, "temperature", ["temperature", "'hot'"]),
+        ({"prompt": 3}, 400, "prompt", ["prompt", "3"]),
+        ({"prompt": "x", "tempreature": 1}, 400, "tempreature", ["unknown parameter 'tempreature'"]),
+        ({}, 400, "prompt", ["prompt is required"]),
     ],
 )
 def test_bad_requests_name_the_parameter_the_value_and_the_range(client, body, status, param, words):
@@ -172,7 +172,7 @@ def test_caps_on_body_and_prompt_size(model):
         (entry,) = c.get("/v1/models").json()["data"]
         assert entry["limits"] == {"max_words": 20, "max_prompt_chars": 100}
         not_json = c.post("/v1/completions", content=b"{nope", headers={"content-type": "application/json"})
-        assert not_json.status_code == 422 and "JSON" in not_json.json()["error"]["message"]
+        assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]["message"]
 
 
 def test_suggest_lists_likely_words_with_the_text_to_append(client, model):
@@ -308,9 +308,9 @@ JSON = {"content-type": "application/json"}
 def test_lone_surrogates_are_refused_not_a_500(client, path, raw, param, words):
     # valid JSON (browsers can send it), but not text: no answer that repeats it could be encoded
     response = client.post(path, content=raw, headers=JSON)
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["param"] == param
+    assert error["param"] == param and error["code"] == "invalid_value"
     for word in [*words, "send valid Unicode text"]:
         assert word in error["message"], error["message"]
 
@@ -331,9 +331,9 @@ def test_lone_surrogates_are_refused_not_a_500(client, path, raw, param, words):
 )
 def test_values_of_the_wrong_json_type_are_refused_not_converted(client, body, param, shown):
     response = client.post("/v1/completions", json={"prompt": "x", **body})
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["param"] == param
+    assert error["param"] == param and error["code"] == "invalid_type"
     assert error["message"].startswith(f"{param}: input should be") and error["message"].endswith(
         f"got {shown}"
     )
@@ -370,7 +370,7 @@ def test_a_number_where_a_float_is_wanted_may_be_an_integer(client, model):
 )
 def test_bodies_that_are_not_a_json_object_say_what_to_send(client, content, headers, words):
     response = client.post("/v1/completions", content=content, headers=headers)
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["param"] is None  # the body itself, not a parameter (nor a character offset)
     for word in words:
@@ -446,7 +446,7 @@ def test_suggestions_and_scores_count_against_the_cap(model):
 def test_token_id_prompts_and_huge_numbers_get_short_clear_refusals(client):
     for prompt in ([1, 2, 3], [[1, 2], [3]]):
         answer = client.post("/v1/completions", json={"prompt": prompt})
-        assert answer.status_code == 422 and answer.json()["error"]["param"] == "prompt"
+        assert answer.status_code == 400 and answer.json()["error"]["param"] == "prompt"
         assert "token ids are not accepted; send the prompt as text" in answer.json()["error"]["message"]
     mixed = client.post("/v1/completions", json={"prompt": ["a", 3]}).json()["error"]["message"]
     assert mixed == "prompt.1: input should be a valid string, got 3"

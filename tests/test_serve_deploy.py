@@ -1,7 +1,8 @@
 """`nextword serve` deployed as operators run it: a real process writing its logs to files (no terminal),
 behind a reverse proxy that serves it under /nextword/ and strips that prefix, and stopped by a process
 manager's signals. The proxy is a small one written here (nginx need not be installed); it forwards
-X-Forwarded-* and the client's Host, as `proxy_set_header` lines in nginx do, and streams answers."""
+X-Forwarded-* and the client's Host, as `proxy_set_header` lines in nginx do, streams answers, and
+serves /nextword (no slash) as / (Traefik's StripPrefix, an ingress's rewrite)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,14 @@ from nextword.serve import ServeConfig  # noqa: E402
 
 PREFIX = "/nextword"
 SECRET = "zebraquokka"  # a word in every prompt: it must reach no log
+# a log line: 2026-01-31T14:05:09.123+00:00 INFO uvicorn.access: ...
+STAMPED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S+: ")
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"host", b"content-length"}
 
 
 def prefix_proxy(upstream: str, prefix: str) -> Any:
-    """An ASGI reverse proxy: ``prefix``/path goes to ``upstream``/path, the answer is streamed back."""
+    """An ASGI reverse proxy: ``prefix``/path goes to ``upstream``/path (``prefix`` alone to ``/``), the
+    answer is streamed back."""
     state: dict[str, Any] = {}
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
@@ -42,7 +46,7 @@ def prefix_proxy(upstream: str, prefix: str) -> Any:
             await send({"type": "lifespan.shutdown.complete"})
             return
         path = scope["path"]
-        if not path.startswith(prefix + "/"):
+        if path != prefix and not path.startswith(prefix + "/"):
             await send({"type": "http.response.start", "status": 404, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -59,7 +63,7 @@ def prefix_proxy(upstream: str, prefix: str) -> Any:
             (b"x-forwarded-prefix", prefix.encode()),
         ]
         query = scope.get("query_string", b"").decode()
-        target = path[len(prefix) :] + (f"?{query}" if query else "")
+        target = (path[len(prefix) :] or "/") + (f"?{query}" if query else "")
         request = state["client"].build_request(scope["method"], target, headers=headers, content=body)
         response = await state["client"].send(request, stream=True)
         try:
@@ -163,7 +167,7 @@ def test_behind_a_proxy_that_strips_its_prefix(model_path, tmp_path):
             assert http.post("/v1/suggest", json={"prompt": f"a {SECRET}"}).status_code == 200
             assert http.post("/v1/score", json={"text": f"the {SECRET} system"}).status_code == 200
             assert http.post("/v1/completions", json={**body, "temperature": -1}).status_code == 400
-            assert http.post("/v1/completions", json={**body, "bogus": SECRET}).status_code == 422
+            assert http.post("/v1/completions", json={**body, "bogus": SECRET}).status_code == 400
         headers = httpx.post(
             f"http://127.0.0.1:{port}/v1/completions", json={**body, "stream": True}, timeout=30
         ).headers  # what a buffering proxy (nginx) reads to pass each event on at once
@@ -175,6 +179,7 @@ def test_behind_a_proxy_that_strips_its_prefix(model_path, tmp_path):
     log = _log(tmp_path)
     assert SECRET not in log and "Traceback" not in log, log
     assert "\x1b[" not in log  # no colour codes in a file
+    assert all(STAMPED.match(line) for line in log.splitlines()), log  # uvicorn's lines and nextword's
     access = [line for line in log.splitlines() if '"POST ' + PREFIX + "/v1/completions HTTP/1.1" in line]
     assert len(access) == 5, log  # one line per request, with the path the client asked for
 
@@ -202,3 +207,81 @@ def test_sighup_drains_like_sigterm(model_path, tmp_path):
     assert events[-1] == "[DONE]", events[-2:]
     assert json.loads(events[-2])["choices"][0]["end_reason"] == "cancelled"
     assert "SIGHUP" in log and "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_log_lines_are_time_stamped_and_only_the_named_proxies_are_believed(model_path, tmp_path, workers):
+    """uvicorn wrote its lines in a format of its own and nextword in another, neither with a time, and
+    the X-Forwarded-* headers of a proxy elsewhere than 127.0.0.1 could be believed only through
+    uvicorn's $FORWARDED_ALLOW_IPS. Every line (each worker's too) now starts with the time, and
+    --forwarded-allow-ips names the proxies: here 127.0.0.2, so the same headers from 127.0.0.1 (which
+    uvicorn believes by default) no longer change the scheme the app sees, nor the client logged."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    flags = ("--workers", str(workers), "--forwarded-allow-ips", "127.0.0.2")
+    server = _serve(model_path, port, tmp_path, *flags)
+    forwarded = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9", "host": "example.org"}
+    locations = {}
+    try:
+        _wait_up(url, server, tmp_path)
+        deadline = time.monotonic() + 60
+        while _log(tmp_path).count("nextword.serve.app: serving") < workers:  # every worker is up
+            assert time.monotonic() < deadline, _log(tmp_path)
+            time.sleep(0.1)
+        for source in ("127.0.0.2", "127.0.0.1"):  # the proxy named, and one that is not
+            with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=30) as http:
+                moved = http.get(url + "/v1/models/", headers=forwarded)
+            assert moved.status_code == 307
+            locations[source] = moved.headers["location"]
+    finally:
+        _stop(server)
+    assert locations == {
+        "127.0.0.2": "https://example.org/v1/models",
+        "127.0.0.1": "http://example.org/v1/models",
+    }
+    lines = _log(tmp_path).splitlines()
+    assert lines and all(STAMPED.match(line) for line in lines), lines
+    assert sum(" INFO nextword.serve.app: serving " in line for line in lines) == workers
+    assert sum(" INFO nextword.serve.state: shutting down: " in line for line in lines) == workers
+    assert any(" INFO uvicorn: Started server process " in line for line in lines)
+    access = [line for line in lines if " INFO uvicorn.access: " in line and '"GET /v1/models/ ' in line]
+    assert len(access) == 2 and "203.0.113.9" in access[0] and "127.0.0.1:" in access[1], access
+
+
+def test_the_page_works_at_its_prefix_without_the_slash(browser, model):
+    """A proxy that serves the page at /nextword (no slash) passes it on as /: its relative URLs
+    (static/api.js, v1/models, the worker of "run in this browser") then resolved against /, outside
+    the prefix, and the page stayed blank. With --root-path the page puts its slash back first; at
+    /nextword/, and with no prefix at /, it works as before."""
+    pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) to test the page")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from nextword.serve import create_app
+
+    def loaded(address: str) -> str:
+        browser.get(address)
+        WebDriverWait(browser, 60).until(
+            lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the model line never loaded"
+        )
+        WebDriverWait(browser, 60).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions .chip"), "no suggestions came"
+        )
+        return browser.execute_script("return location.pathname")
+
+    plain = start_server(create_app(ServeConfig(), model))
+    server = start_server(create_app(ServeConfig(root_path=PREFIX), model), root_path=PREFIX)
+    proxy = start_server(prefix_proxy(server.url, PREFIX))
+    try:
+        assert loaded(plain.url + "/") == "/"
+        assert loaded(proxy.url + PREFIX + "/") == PREFIX + "/"
+        assert loaded(proxy.url + PREFIX + "?x=1#w") == PREFIX + "/"
+        assert browser.execute_script("return location.search + location.hash") == "?x=1#w"
+        browser.find_element(By.ID, "in-browser").click()  # the worker, onnxruntime-web, model.onnx
+        WebDriverWait(browser, 120).until(
+            lambda d: d.execute_script("return document.body.dataset.backend") == "browser",
+            "the model never loaded in the browser",
+        )
+    finally:
+        for running in (proxy, server, plain):
+            running.stop()

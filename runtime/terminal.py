@@ -1,0 +1,44 @@
+"""Text from files, made safe to print on a terminal or to write in a log.
+
+A model file's metadata, a tokenizer's words and the messages that quote them come from whoever made
+the file. Printed raw, an escape sequence in them could set the window title, clear the screen or
+colour a fake warning, and a bidirectional override could make text read differently from what it
+is. :func:`safe` writes every such character as a visible escape (``\\x1b``, ``\\u202e``);
+:class:`SafeFormatter` does the same to log lines. The command line and the server both use them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+__all__ = ["OTHER_UNSAFE", "SafeFormatter", "safe"]
+
+# C0 controls, DEL, C1 controls (ESC and CSI start escape sequences), the Unicode line and paragraph
+# separators, and the bidirectional marks, embeddings, overrides and isolates.
+OTHER_UNSAFE = "\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f{OTHER_UNSAFE}]")
+_UNSAFE_KEEP_LINES = re.compile(f"[\x00-\x08\x0b-\x1f{OTHER_UNSAFE}]")  # keeps \t (09) and \n (0a)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: object, *, lines: bool = False) -> str:
+    """``str(text)`` with every character that can steer a terminal written as a visible escape.
+
+    With ``lines=True`` line breaks and tabs stay (text the user typed, or generated text); otherwise
+    they are escaped too, so a file cannot forge extra lines of output.
+    """
+    text = str(text)
+    pattern = _UNSAFE_KEEP_LINES if lines else _UNSAFE
+    return pattern.sub(_escape, text) if pattern.search(text) else text
+
+
+class SafeFormatter(logging.Formatter):
+    """A log formatter whose output is :func:`safe` (log messages may quote file contents)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe(super().format(record), lines=True)

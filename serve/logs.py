@@ -1,0 +1,74 @@
+"""The server's log lines: one format, with a time stamp, for uvicorn's lines (its messages and its
+access log) and nextword's own, in the one server process and in each of ``--workers``.
+
+uvicorn applies the logging config it is given in every process it starts, before the app is built,
+so the same :func:`uvicorn_log_config` reaches its workers; nextword's own lines go through the root
+logger, whose handler ``nextword serve`` (and each worker) formats with :class:`ServerFormatter`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+from nextword.runtime.terminal import SafeFormatter
+
+__all__ = ["FORMAT", "ServerFormatter", "use_server_format", "uvicorn_log_config"]
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class ServerFormatter(SafeFormatter):
+    """``2026-01-31T14:05:09.123+00:00 INFO nextword.serve.app: serving …``: the local time with its UTC
+    offset (unambiguous in a log read elsewhere), the level, the logger and the message made safe to
+    print on a terminal (a message may quote a file, an access line a request's path). uvicorn's
+    ``uvicorn.error`` logger, which writes its start-up and shutdown messages, is named ``uvicorn``."""
+
+    def __init__(self, fmt: str = FORMAT) -> None:
+        super().__init__(fmt)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.datetime.fromtimestamp(record.created).astimezone()
+        return moment.isoformat(timespec="milliseconds")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "uvicorn.error":  # a copy: the record may go to other handlers too
+            record = logging.makeLogRecord({**record.__dict__, "name": "uvicorn"})
+        return super().format(record)
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's ``log_config``: its default (messages to standard error, the access log to standard
+    output, levels from its ``log_level``) written with :class:`ServerFormatter`. A new dict each call:
+    uvicorn may change the one it is given."""
+    handler = {"class": "logging.StreamHandler", "formatter": "server"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,  # nextword's loggers, created at import, keep working
+        "formatters": {"server": {"()": ServerFormatter}},
+        "handlers": {
+            "default": {**handler, "stream": "ext://sys.stderr"},
+            "access": {**handler, "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def use_server_format(level: int = logging.INFO) -> None:
+    """Write the root logger's lines (nextword's own) in the server's format: each handler that the
+    command line set up (a :class:`SafeFormatter`'s) gets :class:`ServerFormatter`; a process with no
+    handler yet (a worker) gets one on standard error, at ``level``. Others' handlers are left alone."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(ServerFormatter())
+        logging.basicConfig(level=level, handlers=[handler])
+        return
+    for handler in root.handlers:
+        if type(handler.formatter) is SafeFormatter:
+            handler.setFormatter(ServerFormatter())

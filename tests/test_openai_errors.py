@@ -1,0 +1,170 @@
+"""The server's error answers as OpenAI's Python client reads them: the exception class of each status
+(400 ``BadRequestError`` for every request the server cannot take as sent, as OpenAI's API answers it;
+404 ``NotFoundError`` for a model the server does not serve) and the ``code``, ``param`` and ``type``
+the client takes from the body."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
+openai = pytest.importorskip("openai", reason="install nextword[serve-test] (the openai client)")
+
+from nextword.serve.errors import CODES  # noqa: E402
+
+JSON = {"content-type": "application/json"}
+NOT_SERVED = "gpt-3.5-turbo-instruct"
+
+
+@pytest.fixture(scope="module")
+def client(live_server):
+    return openai.OpenAI(base_url=live_server.url + "/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def served(client) -> str:
+    (entry,) = client.models.list().data
+    return entry.id
+
+
+@pytest.mark.parametrize(
+    ("options", "param", "code", "words"),
+    [
+        ({"temperature": -1}, "temperature", "invalid_value", [">= 0", "-1"]),
+        ({"max_tokens": 10**6}, "max_tokens", "invalid_value", ["--max-words"]),
+        ({"presence_penalty": 0.5}, "presence_penalty", "invalid_value", ["repetition_penalty"]),
+        ({"prompt": [1, 2, 3]}, "prompt", "invalid_value", ["token ids are not accepted"]),
+        ({"extra_body": {"temperature": "hot"}}, "temperature", "invalid_type", ["got 'hot'"]),
+        ({"extra_body": {"max_tokens": "10"}}, "max_tokens", "invalid_type", ["got '10'"]),
+        ({"extra_body": {"stream": 1}}, "stream", "invalid_type", ["got 1"]),
+        ({"extra_body": {"tempreature": 1}}, "tempreature", "unknown_parameter", ["unknown parameter"]),
+        ({"prompt": openai.NOT_GIVEN}, "prompt", "missing_required_parameter", ["prompt is required"]),
+        (
+            {"extra_headers": {"content-type": "text/plain"}},
+            None,
+            "unsupported_content_type",
+            ["content-type: application/json (got text/plain)"],
+        ),
+    ],
+)
+def test_every_request_the_server_cannot_take_as_sent_is_a_bad_request_error(
+    client, served, options, param, code, words
+):
+    arguments = {"model": served, "prompt": "the network", "max_tokens": 2, **options}
+    with pytest.raises(openai.BadRequestError) as refused:  # was UnprocessableEntityError for a type
+        client.completions.create(**arguments)
+    error = refused.value
+    assert error.status_code == 400 and error.type == "invalid_request_error"
+    assert (error.param, error.code) == (param, code) and code in CODES
+    for word in words:
+        assert word in error.body["message"], error.body
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_model_the_server_does_not_serve_is_not_found_and_the_message_names_the_served_one(
+    client, served, stream
+):
+    for asked in (NOT_SERVED, served.upper(), served + " "):
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.completions.create(model=asked, prompt="the", max_tokens=2, stream=stream)
+        error = missing.value
+        assert (error.code, error.param, error.type) == ("model_not_found", "model", "invalid_request_error")
+        message = error.body["message"]
+        assert repr(asked) in message and f"one model, {served!r}" in message and "/v1/models" in message
+
+
+def test_retrieving_a_model_the_server_does_not_serve_says_model_not_found(client, served):
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve(NOT_SERVED)
+    assert (missing.value.code, missing.value.param) == ("model_not_found", "model")
+    assert repr(served) in missing.value.body["message"]
+    assert client.models.retrieve(served).id == served
+
+
+def test_a_request_may_leave_model_out_or_name_the_served_one(live_server, client, served, model):
+    expected = model.generate("the network", max_words=3, seed=1)
+    for given in ({}, {"model": None}, {"model": ""}, {"model": served}):
+        body = {"prompt": "the network", "max_tokens": 3, "seed": 1, **given}
+        answer = httpx.post(live_server.url + "/v1/completions", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["text"] == expected
+        assert answer.json()["model"] == served
+    answer = client.completions.create(model=served, prompt="the network", max_tokens=3, seed=1)
+    assert answer.choices[0].text == expected
+
+
+FIELD = {"/v1/completions": "prompt", "/v1/suggest": "prompt", "/v1/score": "text"}  # the one required
+
+
+@pytest.mark.parametrize("path", list(FIELD))
+@pytest.mark.parametrize(
+    ("template", "headers", "code", "param"),
+    [
+        (b"", JSON, "invalid_json", None),
+        (b'{"FIELD": "a", ', JSON, "invalid_json", None),
+        (b"[1, 2]", JSON, "invalid_json", None),
+        (b'{"FIELD": "\xe9"}', {"content-type": "application/json; charset=latin-1"}, "invalid_json", None),
+        (b'{"FIELD": "a"}', {}, "unsupported_content_type", None),
+        (b'{"FIELD": "a", "bogus": 1}', JSON, "unknown_parameter", "bogus"),
+        (b'{"FIELD": "a", "cache": "yes"}', JSON, "invalid_type", "cache"),
+        (b'{"cache": true}', JSON, "missing_required_parameter", "FIELD"),
+    ],
+)
+def test_bodies_the_client_cannot_send_get_400_with_their_code(
+    live_server, path, template, headers, code, param
+):
+    """What OpenAI's client never sends (it writes the JSON itself), from any other HTTP client, on
+    every route that takes a body: the same 400, which OpenAI's clients map to BadRequestError."""
+    content = template.replace(b"FIELD", FIELD[path].encode())
+    answer = httpx.post(live_server.url + path, content=content, headers=headers, timeout=30)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", code) and code in CODES
+    assert error["param"] == (FIELD[path] if param == "FIELD" else param)
+
+
+def test_a_refusal_by_the_runtime_carries_invalid_value_whole_or_streamed(
+    live_server, client, served, monkeypatch
+):
+    """A ValueError the runtime raises once the request is running (the generator's own checks): a
+    whole answer is a 400, a stream that has begun ends with OpenAI's error event, and the client raises
+    with the code either way."""
+    scheduler = live_server.app.state.nextword.scheduler
+    refusal = ValueError("top_k must be an integer in 1..1000000, got 0")
+    monkeypatch.setattr(scheduler, "submit", lambda job: job.deliver(refusal))
+    with pytest.raises(openai.BadRequestError) as whole:
+        client.completions.create(model=served, prompt="the", max_tokens=2)
+    assert (whole.value.code, whole.value.body["message"]) == ("invalid_value", str(refusal))
+    stream = client.completions.create(model=served, prompt="the", max_tokens=2, stream=True)
+    with pytest.raises(openai.APIError) as streamed:
+        list(stream)
+    assert (streamed.value.code, streamed.value.type) == ("invalid_value", "invalid_request_error")
+    assert streamed.value.message == str(refusal)
+
+
+def test_a_busy_server_is_a_rate_limit_error_with_its_code(live_server, client, served):
+    slots = live_server.app.state.nextword.slots
+    for _ in range(slots.limit):
+        slots.acquire()  # every slot in flight
+    try:
+        with pytest.raises(openai.RateLimitError) as busy:
+            client.completions.create(model=served, prompt="the", max_tokens=2)
+    finally:
+        for _ in range(slots.limit):
+            slots.release()
+    assert (busy.value.code, busy.value.type) == ("rate_limit_exceeded", "rate_limit_error")
+    assert busy.value.response.headers["retry-after"] == "1"
+
+
+def test_the_api_reference_lists_400_and_404_not_422(client, live_server):
+    schema = httpx.get(live_server.url + "/openapi.json", timeout=30).json()
+    completions = schema["paths"]["/v1/completions"]["post"]["responses"]
+    assert "422" not in completions and {"400", "404"} <= set(completions)
+    for code in ("invalid_type", "unknown_parameter", "invalid_json", "unsupported_content_type"):
+        assert code in completions["400"]["description"]
+    assert "model_not_found" in completions["404"]["description"]
+    retrieve = schema["paths"]["/v1/models/{model_id}"]["get"]["responses"]
+    assert "model_not_found" in retrieve["404"]["description"]
+    model = schema["components"]["schemas"]["CompletionRequest"]["properties"]["model"]
+    assert "404" in model["description"] and "ignored" not in model["description"]

@@ -1,0 +1,133 @@
+"""What operators of `nextword serve` set and read, checked piece by piece: the log format (a time
+stamp on every line, uvicorn's and nextword's alike), the proxies whose X-Forwarded-* headers are
+believed (--forwarded-allow-ips), and the page under a path prefix that a proxy serves without its
+trailing slash. tests/test_serve_deploy.py runs the same things end to end, behind a proxy."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
+
+from fastapi.testclient import TestClient
+
+from nextword.cli.main import main
+from nextword.runtime.terminal import SafeFormatter
+from nextword.serve import ServeConfig, create_app
+from nextword.serve.logs import ServerFormatter, use_server_format, uvicorn_log_config
+from nextword.serve.routes import STATIC
+from nextword.serve.web_assets import page_html
+
+# 2026-01-31T14:05:09.123+00:00 INFO name: message
+STAMPED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S+: ")
+
+
+def record(name: str, message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, message, None, None)
+
+
+def test_server_lines_carry_a_time_stamp_and_no_terminal_controls():
+    formatter = ServerFormatter()
+    line = formatter.format(record("nextword.serve.state", "shutting down"))
+    assert STAMPED.match(line) and line.endswith(" INFO nextword.serve.state: shutting down"), line
+    started = record("uvicorn.error", "Started server process [1]")
+    assert formatter.format(started).endswith(" INFO uvicorn: Started server process [1]")
+    assert started.name == "uvicorn.error"  # the record itself is unchanged, for other handlers
+    access = record("uvicorn.access", '127.0.0.1:5 - "GET /x\x1b[2J HTTP/1.1" 200')
+    assert "\x1b" not in formatter.format(access) and "\\x1b[2J" in formatter.format(access)
+
+
+def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():
+    config = uvicorn_log_config()
+    assert config["formatters"]["server"]["()"] is ServerFormatter
+    assert config["handlers"]["default"]["stream"] == "ext://sys.stderr"
+    assert config["handlers"]["access"]["stream"] == "ext://sys.stdout"  # the access log, as before
+    assert config["disable_existing_loggers"] is False
+    assert uvicorn_log_config() is not config  # uvicorn may change the dict it is given
+
+
+def test_only_the_command_lines_handler_gets_the_server_format():
+    """`nextword serve` turns the CLI's handler (plain lines, as train and export keep) into the
+    server's; a handler someone else set up keeps its format."""
+    root = logging.getLogger()
+    ours, theirs = logging.StreamHandler(io.StringIO()), logging.StreamHandler(io.StringIO())
+    ours.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    plain = logging.Formatter("%(message)s")
+    theirs.setFormatter(plain)
+    saved = root.handlers[:]
+    root.handlers[:] = [ours, theirs]
+    try:
+        use_server_format()
+    finally:
+        root.handlers[:] = saved
+    assert isinstance(ours.formatter, ServerFormatter) and theirs.formatter is plain
+
+
+def test_forwarded_allow_ips_is_checked():
+    assert ServeConfig().forwarded_allow_ips is None  # uvicorn's default: $FORWARDED_ALLOW_IPS, else loopback
+    assert ServeConfig(forwarded_allow_ips="10.0.0.5, 10.1.0.0/16").forwarded_allow_ips == (
+        "10.0.0.5",
+        "10.1.0.0/16",
+    )
+    assert ServeConfig(forwarded_allow_ips=["::1", "192.168.0.0/24,127.0.0.1"]).forwarded_allow_ips == (
+        "::1",
+        "192.168.0.0/24",
+        "127.0.0.1",
+    )
+    assert ServeConfig(forwarded_allow_ips=("10.0.0.5", "*")).forwarded_allow_ips == ("*",)
+    assert ServeConfig(forwarded_allow_ips=[""]).forwarded_allow_ips == ()  # no proxy is believed
+    with pytest.raises(
+        ValueError, match=r"'10\.0\.0\.1/8', which has host bits set \(the network is 10\.0\.0\.0/8\)"
+    ):
+        ServeConfig(forwarded_allow_ips=["10.0.0.1/8"])
+    with pytest.raises(
+        ValueError, match=r"'proxy\.local', which is not an IP address.*host names are not looked"
+    ):
+        ServeConfig(forwarded_allow_ips="proxy.local")
+    with pytest.raises(ValueError, match="must be a list of IP addresses"):
+        ServeConfig(forwarded_allow_ips=[10])
+
+
+def test_the_flag_reaches_uvicorn(model_path, monkeypatch, capsys, request):
+    import uvicorn
+
+    ran: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.append(options))
+    # serve() sets the level of nextword's loggers for the process it runs in: restored for later tests
+    ours = logging.getLogger("nextword")
+    request.addfinalizer(lambda level=ours.level: ours.setLevel(level))
+    flags = ["--port", "0", "--forwarded-allow-ips", "10.0.0.5", "--forwarded-allow-ips", "10.2.0.0/16,::1"]
+    assert main(["serve", str(model_path), *flags]) == 0
+    assert ran[-1]["forwarded_allow_ips"] == ["10.0.0.5", "10.2.0.0/16", "::1"]
+    assert ran[-1]["log_config"]["formatters"]["server"]["()"] is ServerFormatter
+    assert main(["serve", str(model_path), "--port", "0"]) == 0
+    assert "forwarded_allow_ips" not in ran[-1]  # uvicorn then reads $FORWARDED_ALLOW_IPS itself
+    assert main(["serve", str(model_path), "--forwarded-allow-ips", "proxy.local"]) == 2
+    assert "--forwarded-allow-ips has 'proxy.local', which is not an IP address" in capsys.readouterr().err
+
+
+def test_the_page_adds_its_slash_under_a_prefix(model):
+    """Asked for at https://host/nextword (a proxy that strips /nextword), the page's relative URLs
+    resolved against /: a first script now rewrites the address to /nextword/ before anything loads."""
+    file = (STATIC / "index.html").read_text(encoding="utf-8")
+    assert page_html("") == file  # no prefix: the page as it is
+    under = page_html("/nextword")
+    script = (
+        'if (location.pathname === "/nextword") history.replaceState(history.state, "", "/nextword" + "/"'
+    )
+    assert script in under
+    assert under.index(script) < under.index("<link") < under.index("static/api.js")  # before any load
+    assert under.replace(under[under.index("\n  <script>") : under.index("</script>") + 9], "") == file
+    odd = page_html("/a</script>")  # a path another ASGI server or a Mount may give: it stays a string
+    assert odd[: odd.index("<meta")].count("</script>") == 1 and '"/a\\u003c/script>"' in odd
+    app = create_app(ServeConfig(), model)
+    with TestClient(app, root_path="/nextword") as client:
+        assert script in client.get("/").text
+        assert client.head("/").status_code == 200
+    with TestClient(app) as client:
+        assert client.get("/").text == file
