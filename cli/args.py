@@ -96,7 +96,44 @@ def add_config_arguments(
         flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
         if base is not bool:
             kwargs["metavar"] = field.metadata.get("metavar", field.name.upper())
+        if defaults_from and "clear" in field.metadata:  # a list the defaults fill: --no-FLAG empties it
+            kwargs["action"] = _AppendNonEmpty
+            parser.add_argument(flag, **kwargs)
+            clear = "--no-" + flag[2:]
+            parser.add_argument(
+                clear,
+                dest=dest,
+                action=_Clear,
+                default=argparse.SUPPRESS,
+                help=f"{field.metadata['clear']}, not {defaults_from} ({flag} after it adds one)",
+            )
+            continue
         parser.add_argument(flag, **kwargs)
+
+
+class _Clear(argparse.Action):
+    """``--no-stop``: the option's list is empty, whatever the defaults hold; a later ``--stop`` adds."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        setattr(namespace, self.dest, [])
+
+
+class _AppendNonEmpty(argparse._AppendAction):
+    """``--stop S``, repeated for more. ``--stop ''`` looks like "no stop strings" but would be one empty
+    string, which the API refuses (``stop=""``): it is refused here, naming the flag that gives none."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        if values == "":
+            clear = "--no-" + self.option_strings[0][2:]
+            raise argparse.ArgumentError(self, f"an empty value is not allowed; {clear} gives none")
+        super().__call__(parser, namespace, values, option)
 
 
 def config_flags(cls: type, prefix: str = "") -> dict[str, str]:

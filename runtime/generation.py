@@ -6,7 +6,7 @@ import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .checks import check_int, check_real, plain_numbers
+from .checks import check_int, check_real, plain_numbers, shown
 from .tokenizer import MAX_VOCAB_SIZE
 
 __all__ = [
@@ -34,6 +34,10 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
 MAX_PENALTY = 100.0  # repetition_penalty from 1/100 to 100: at 100 a repeated word is as good as banned
 MAX_LENGTH_PENALTY = 10.0  # |length_penalty|: 10,000 words ** 10 = 1e40 stays finite; 2 is already strong
 MAX_TOP_K = MAX_VOCAB_SIZE  # the largest vocabulary a tokenizer may have: a larger top_k means "all"
+# top_k=0 is "off", as None is (Hugging Face's generate reads 0 so): it turns a model file's top_k off
+# from the command line and from JSON. It becomes None, so a model file never stores a 0 (which runtimes
+# before 0 was allowed refuse).
+_TOP_K_OFF = "0: no top-k filtering"
 MAX_NGRAM = 100  # no_repeat_ngram_size: a 100-word sequence only repeats in copied text
 MAX_STOP_STRINGS = 16  # stop strings are markers (a newline, a heading, "END"): checked at every word
 MAX_STOP_CHARS = 64  # characters per stop string
@@ -56,7 +60,11 @@ class GenerationConfig:
         default=1.0, metadata={"help": "softmax temperature; 0 is greedy (always the most likely word)"}
     )
     top_k: int | None = field(
-        default=None, metadata={"help": "sample only among the K most likely words (default: all)"}
+        default=None,
+        metadata={
+            "help": "sample only among the K most likely words (default: all; 0: all, overriding a model "
+            "file's K)"
+        },
     )
     top_p: float | None = field(
         default=None,
@@ -70,7 +78,11 @@ class GenerationConfig:
         default=0, metadata={"help": "never repeat a word sequence of this length (0 = off)"}
     )
     stop: tuple[str, ...] = field(
-        default=(), metadata={"help": "strings that end the text; the text is cut before them"}
+        default=(),
+        metadata={
+            "help": "strings that end the text; the text is cut before them",
+            "clear": "no stop strings",  # --no-stop where a model file's defaults apply (cli/args.py)
+        },
     )
     stop_at_end: bool = field(
         default=True,
@@ -114,9 +126,17 @@ class GenerationConfig:
                 f"(use 0), above {MAX_TEMPERATURE:g} it picks words uniformly"
             )
         if self.top_k is not None:
-            check_int("top_k", self.top_k, 1, MAX_TOP_K)
+            top_k = self.top_k
+            integer = isinstance(top_k, numbers.Integral) and not isinstance(top_k, bool)
+            if integer and not 0 <= top_k <= MAX_TOP_K:
+                raise ValueError(f"top_k must be in 0..{MAX_TOP_K} ({_TOP_K_OFF}), got {shown(int(top_k))}")
+            check_int("top_k", top_k, 0, MAX_TOP_K)  # the message for a value that is no integer
+            if top_k == 0:
+                object.__setattr__(self, "top_k", None)
         if self.top_p is not None:
             check_real("top_p", self.top_p, low=0.0, low_open=True, high=1.0)
+            if self.top_p == 1:  # every word: off, as None is (sampling never cut at 1), like top_k=0
+                object.__setattr__(self, "top_p", None)
         check_real(
             "repetition_penalty",
             self.repetition_penalty,

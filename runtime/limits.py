@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_ALLOWED_OPS",
     "EXPORTED_OPS",
     "IR_VERSIONS",
+    "MAX_JSON_DEPTH",
     "OPSET_VERSIONS",
     "LoadLimits",
     "MiB",
@@ -25,6 +26,10 @@ MiB = 1024 * 1024
 
 IR_VERSIONS = (7, 8)  # tf2onnx 1.17 writes IR 7 for opsets 13-14 and IR 8 for 15-18
 OPSET_VERSIONS = (13, 18)  # the default-domain opsets tested; tf2onnx converts to none above 18
+# Objects and lists nested in one JSON metadata value, at most. The exporter writes 5 (provenance in
+# "nextword.config"); a value nested a few hundred deep parses, then breaks whatever serializes it again
+# (the server's /v1/models stops at 255 levels, `nextword info --json` at Python's recursion limit).
+MAX_JSON_DEPTH = 32
 
 # (domain, op_type) pairs a nextword graph may use; "" is the default ONNX domain ("ai.onnx").
 # Found by exporting 1-3 layer models (embedding width equal to and different from the LSTM width) at

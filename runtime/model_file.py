@@ -24,7 +24,7 @@ from typing import Any
 from .cache import CacheConfig
 from .errors import ModelFileError, shorten
 from .generation import GenerationConfig
-from .limits import LoadLimits
+from .limits import MAX_JSON_DEPTH, LoadLimits
 from .provenance import Provenance, read_provenance
 from .tokenizer import Tokenizer
 
@@ -131,7 +131,7 @@ def parse_metadata(
     onnxruntime runs, and :func:`read_model_info` keeps its result. Raises :class:`ModelFileError`
     naming ``source`` for invalid UTF-8, a key given twice, a missing or unsupported format version, a
     missing tokenizer, an entry over its size cap (``limits``), and JSON entries that are not a JSON
-    object Python can read.
+    object Python can read or that nest more than :data:`~.limits.MAX_JSON_DEPTH` levels deep.
     """
     limits = limits or LoadLimits()
     values: dict[str, str] = {}
@@ -179,8 +179,28 @@ def parse_metadata(
             ) from None
         if not isinstance(value, dict):
             raise ModelFileError(f"{source}: metadata {key!r} must be a JSON object")
+        if _too_deep(value):
+            raise ModelFileError(
+                f"{source}: metadata {key!r} is JSON nested more than {MAX_JSON_DEPTH} levels deep, "
+                "which nextword metadata never is; the file was not written by nextword: re-export it"
+            )
         parsed[key] = value
     return Metadata(format_version=version, values=values, json=parsed)
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether objects and lists nest more than MAX_JSON_DEPTH deep in ``value`` (the object itself is
+    level 1). A stack, not recursion: the value may nest as deep as ``json.loads`` allows."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth == MAX_JSON_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _format_version(values: dict[str, str], source: str) -> int:

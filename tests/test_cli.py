@@ -33,7 +33,7 @@ def with_metadata(model_path, out, key: str, value: str | None):
 
 
 def test_num_beams_overrides_a_files_sampling_defaults(capsys, model_path, tmp_path):
-    # a file exported with --top-k 40: the CLI has no flag to unset top_k, so --num-beams must drop it
+    # a file exported with --top-k 40: --num-beams must drop it (--top-k 0 would too)
     sampler = with_metadata(
         model_path, tmp_path / "top-k.onnx", "nextword.generation", '{"top_k": 40, "max_words": 9}'
     )
@@ -391,7 +391,7 @@ def test_generate_stream_prints_the_same_text(capsys, model_path):
         (("--json",), "--stream prints the text as it comes, --json one list at the end: choose one"),
         (("--num-return-sequences", 2), "prints one text: use --num-return-sequences 1 and --num-beams 1"),
         (("--num-beams", 2), "--stream prints one text"),
-        (("--top-k", 0), "--top-k must be in"),  # refused before the prompt is printed
+        (("--top-k", -1), "--top-k must be in"),  # refused before the prompt is printed
     ]:
         code, out, err = run_cli(capsys, "generate", "a prompt", "--model", model_path, "--stream", *extra)
         assert code == 2 and message in err and out == "", extra

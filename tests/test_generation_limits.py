@@ -37,7 +37,7 @@ NEVER = ("<pad>", "<unk>", "<eod>")
         ({"length_penalty": -11}, "length_penalty"),
         ({"repetition_penalty": 1e-300}, r"repetition_penalty must be a finite number >= 0.01 and <= 100"),
         ({"repetition_penalty": 1e300}, "repetition_penalty"),
-        ({"top_k": MAX_TOP_K + 1}, f"top_k must be in 1..{MAX_TOP_K}"),
+        ({"top_k": MAX_TOP_K + 1}, f"top_k must be in 0..{MAX_TOP_K}"),
         ({"no_repeat_ngram_size": MAX_NGRAM + 1}, f"no_repeat_ngram_size must be in 0..{MAX_NGRAM}"),
         ({"stop": ["x"] * (MAX_STOP_STRINGS + 1)}, f"stop holds 17 strings; at most {MAX_STOP_STRINGS}"),
         ({"stop": ["y" * (MAX_STOP_CHARS + 1)]}, f"is 65 characters; at most {MAX_STOP_CHARS}"),
@@ -118,7 +118,7 @@ def _with_defaults(model_path, tmp_path, value: str):
         ({"temperature": 1e-45}, "temperature must be 0"),
         ({"stop": ["x"] * 17}, "stop holds 17 strings"),
         ({"stop": ["z" * 100]}, "stop string 'z+'... is 100 characters"),
-        ({"top_k": 10**30}, "top_k must be in 1..1000000"),
+        ({"top_k": 10**30}, "top_k must be in 0..1000000"),
         (
             {"temperature": 10**400},
             r"temperature must be a finite number >= 0 \(0 is greedy\), got 10+\.\.\.",

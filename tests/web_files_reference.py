@@ -196,6 +196,7 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         ("temperature of 401 digits", '{"temperature": 1' + "0" * 400 + "}"),
         ("length_penalty of 401 digits", '{"length_penalty": -1' + "0" * 400 + "}"),
         ("top_k 0", '{"top_k": 0}'),
+        ("top_k -1", '{"top_k": -1}'),
         ("bool top_k", '{"top_k": true}'),
         ("min over max", '{"max_words": 10, "min_words": 11}'),
         ("beams and sampling", '{"num_beams": 2, "top_k": 5, "temperature": 0.5}'),

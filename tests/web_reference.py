@@ -395,7 +395,7 @@ INVALID_OPTIONS = [
     {"min_words": 60},
     {"min_words": -2, "max_words": 10},
     {"temperature": -0.5},
-    {"top_k": 0},
+    {"top_k": -1},
     {"top_k": 1.5},
     {"top_p": 0},
     {"top_p": 1.5},

@@ -77,11 +77,20 @@ export function start(backend, doc = document) {
   backendNow
     .info()
     .then((info) => {
-      const parts = [`<strong>${escapeHTML(info.id)}</strong>`];
-      if (info.vocabSize) parts.push(`${info.vocabSize.toLocaleString()} words`);
-      if (info.units) parts.push(`${info.layers} LSTM layer${info.layers > 1 ? "s" : ""} of ${info.units.join(", ")}`);
-      if (info.perplexity) parts.push(`perplexity ${info.perplexity.toFixed(1)}`);
-      $("model-line").innerHTML = parts.join(" · ");
+      // every figure comes from the model file: shown as text (never parsed as HTML), and only where it
+      // is the number or list of numbers it should be; a file that says otherwise loses that part
+      const count = (n) => Number.isSafeInteger(n) && n > 0;
+      const name = doc.createElement("strong");
+      name.textContent = String(info.id);
+      const parts = [];
+      if (count(info.vocabSize)) parts.push(`${info.vocabSize.toLocaleString()} words`);
+      if (count(info.layers) && Array.isArray(info.units) && info.units.every(count)) {
+        parts.push(`${info.layers} LSTM layer${info.layers > 1 ? "s" : ""} of ${info.units.join(", ")}`);
+      }
+      if (typeof info.perplexity === "number" && Number.isFinite(info.perplexity) && info.perplexity > 0) {
+        parts.push(`perplexity ${info.perplexity.toFixed(1)}`);
+      }
+      $("model-line").replaceChildren(name, ...parts.map((part) => ` · ${part}`));
       // the sliders start at the model file's decoding defaults where it has them; a default outside a
       // slider's range widens it, and one between its steps frees the steps, so the slider holds the
       // file's value exactly rather than the nearest one it can show
@@ -347,8 +356,4 @@ function percent(p) {
 
 function formatProbability(p) {
   return p >= 0.001 ? p.toFixed(3) : p.toExponential(1);
-}
-
-function escapeHTML(text) {
-  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

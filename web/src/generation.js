@@ -14,6 +14,7 @@ export const MAX_TEMPERATURE = 100; // above, it picks words uniformly
 export const MAX_PENALTY = 100; // repetitionPenalty from 1/100 to 100
 export const MAX_LENGTH_PENALTY = 10; // |lengthPenalty|
 export const MAX_TOP_K = 1_000_000; // the largest vocabulary a tokenizer may have
+const TOP_K_OFF = '0: no top-k filtering'; // what the range in topK's message says of 0
 export const MAX_NGRAM = 100; // noRepeatNgramSize
 export const MAX_STOP_STRINGS = 16;
 export const MAX_STOP_CHARS = 64; // characters per stop string
@@ -185,8 +186,15 @@ function validate(c, style) {
         `above ${MAX_TEMPERATURE} it picks words uniformly`,
     );
   }
-  if (c.topK !== null) checkInt('topK', 1, MAX_TOP_K);
+  if (c.topK !== null && style.isInt(c.topK) && !(c.topK >= 0 && c.topK <= MAX_TOP_K)) {
+    fail(`${style.name('topK')} must be in 0..${MAX_TOP_K} (${TOP_K_OFF}), got ${style.shown(c.topK)}`);
+  }
+  if (c.topK !== null) checkInt('topK', 0, MAX_TOP_K); // the message for a value that is no integer
+  // 0 is off, as null is (Hugging Face's top_k=0): it turns a model file's topK off
+  const topK = c.topK === null || Number(c.topK) === 0 ? null : Number(c.topK);
   if (c.topP !== null) checkReal('topP', { low: 0, lowOpen: true, high: 1 });
+  // 1 keeps every word: off, as null is (sampling never cut at 1); it turns a model file's topP off
+  const topP = c.topP === null || Number(c.topP) === 1 ? null : Number(c.topP);
   checkReal('repetitionPenalty', {
     low: 1 / MAX_PENALTY,
     lowOpen: false,
@@ -227,7 +235,7 @@ function validate(c, style) {
   }
   if (c.numBeams > 1) {
     const conflicts = ['topK', 'topP']
-      .filter((field) => c[field] !== null)
+      .filter((field) => (field === 'topK' ? topK : topP) !== null)
       .map((field) => `${style.name(field)}=${style.show(c[field])}`);
     if (Number(c.temperature) !== 0 && Number(c.temperature) !== 1) {
       conflicts.push(`temperature=${style.show(c.temperature)}`);
@@ -249,8 +257,8 @@ function validate(c, style) {
     maxWords: Number(c.maxWords),
     minWords: Number(c.minWords),
     temperature: Number(c.temperature),
-    topK: c.topK === null ? null : Number(c.topK),
-    topP: c.topP === null ? null : Number(c.topP),
+    topK,
+    topP,
     repetitionPenalty: Number(c.repetitionPenalty),
     noRepeatNgramSize: Number(c.noRepeatNgramSize),
     stop: Object.freeze([...stopItems]),

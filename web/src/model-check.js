@@ -23,6 +23,9 @@ export const JSON_KEYS = [
 ];
 export const SUPPORTED_FORMAT_VERSIONS = [1, 2, 3]; // 3: the cache settings may use similarity and gate
 const FORMAT_VERSION = /^[0-9]{1,9}$/;
+// Objects and lists nested in one JSON metadata value, at most (Python's MAX_JSON_DEPTH): the exporter
+// writes 5, and a value nested hundreds deep breaks whatever serializes it again.
+export const MAX_JSON_DEPTH = 32;
 const DEFAULT_DOMAINS = ['', 'ai.onnx'];
 
 const EXPORTED =
@@ -252,9 +255,30 @@ function checkMetadata(name, entries, limits) {
       );
     }
     if (!(value instanceof Map)) throw new ModelFileError(`${name}: metadata '${key}' must be a JSON object`);
+    if (tooDeep(value)) {
+      throw new ModelFileError(
+        `${name}: metadata '${key}' is JSON nested more than ${MAX_JSON_DEPTH} levels deep, which nextword ` +
+          'metadata never is; the file was not written by nextword: re-export it',
+      );
+    }
     json.set(key, value);
   }
   return { values: meta, json, formatVersion: Number(version) };
+}
+
+/** Whether objects and lists nest more than MAX_JSON_DEPTH deep in `value` (itself level 1). */
+function tooDeep(value) {
+  const stack = [[value, 1]];
+  while (stack.length) {
+    const [item, depth] = stack.pop();
+    for (const child of item instanceof Map ? item.values() : item) {
+      if (child instanceof Map || Array.isArray(child)) {
+        if (depth === MAX_JSON_DEPTH) return true;
+        stack.push([child, depth + 1]);
+      }
+    }
+  }
+  return false;
 }
 
 /** A metadata value over its cap (its UTF-8 bytes, as Python counts them). */

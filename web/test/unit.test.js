@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { BeamSearch } from '../src/beam.js';
 import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
 import { WorkerModel } from '../src/client.js';
-import { optionsFromMetadata, resolveOptions } from '../src/generation.js';
+import { changes, DEFAULTS, optionsFromMetadata, resolveOptions } from '../src/generation.js';
 import { load, ModelFileError, NextwordError } from '../src/index.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
@@ -36,7 +36,38 @@ async function refusal(promise) {
   assert.fail('expected an error');
 }
 
+/** `data`, a model file, with metadata `key` set to `value` (the old entry renamed, a new one appended). */
+function withMetadata(data, key, value) {
+  const encoder = new TextEncoder();
+  const needle = [0x0a, key.length, ...encoder.encode(key)]; // field 1 (key) of a metadata entry
+  const at = data.findIndex((_, i) => needle.every((byte, k) => data[i + k] === byte));
+  const varint = (n) => (n < 128 ? [n] : [(n & 127) | 128, ...varint(n >>> 7)]);
+  const field = (number, payload) => [...varint((number << 3) | 2), ...varint(payload.length), ...payload];
+  const entry = field(14, [...field(1, encoder.encode(key)), ...field(2, encoder.encode(value))]);
+  const out = new Uint8Array(data.length + entry.length);
+  out.set(data);
+  out.set(entry, data.length);
+  if (at >= 0) out[at + needle.length - 1] ^= 1; // 'nextword.quality' -> 'nextword.qualitx', ignored
+  return out;
+}
+
 describe('load()', () => {
+  test("JSON metadata nested past 32 levels is refused in Python's words", async () => {
+    const nested = (depth) => `{"a": ${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+    for (const depth of [33, 300]) {
+      const error = await refusal(load(withMetadata(bytes, 'nextword.quality', nested(depth))));
+      assert.ok(error instanceof ModelFileError);
+      assert.equal(
+        error.message,
+        "<model bytes>: metadata 'nextword.quality' is JSON nested more than 32 levels deep, which " +
+          'nextword metadata never is; the file was not written by nextword: re-export it',
+      );
+    }
+    const deepest = await load(withMetadata(bytes, 'nextword.quality', nested(32)));
+    assert.deepEqual(deepest.info.quality, JSON.parse(nested(32)));
+    await deepest.release();
+  });
+
   test('a path, the bytes and a URL give the same model', async () => {
     const server = createServer(async (request, response) => {
       if (request.url === '/model.onnx') {
@@ -282,6 +313,41 @@ describe('options given in JavaScript', () => {
       () => resolveOptions(fileDefaults, { seed: -3 }),
       /^NextwordError: seed must be an integer >= 0, got -3$/,
     );
+  });
+
+  test("topK 0 is off, as null is, and turns a file's topK off; stop [] drops a file's stop strings", async () => {
+    const fileDefaults = optionsFromMetadata(
+      new Map([
+        ['top_k', 40n],
+        ['stop', ['.']],
+      ]),
+    );
+    assert.deepEqual([fileDefaults.topK, fileDefaults.stop], [40, ['.']]);
+    const off = resolveOptions(fileDefaults, { topK: 0, stop: [] });
+    assert.deepEqual([off.topK, off.stop], [null, []]);
+    assert.deepEqual(off, resolveOptions(fileDefaults, { topK: null, stop: [] }));
+    assert.equal(resolveOptions(fileDefaults, { topK: 0n }).topK, null);
+    assert.equal(resolveOptions(DEFAULTS, { topK: 0, numBeams: 2 }).topK, null); // no conflict
+    assert.equal(optionsFromMetadata(new Map([['top_k', 0n]])).topK, null); // a file from elsewhere
+    assert.deepEqual(changes(resolveOptions(DEFAULTS, { topK: 0 })), {});
+    // topP 1 keeps every word: off as well, so beam search takes it
+    assert.equal(resolveOptions(optionsFromMetadata(new Map([['top_p', 0.8]])), { topP: 1 }).topP, null);
+    assert.equal(resolveOptions(DEFAULTS, { topP: 1, numBeams: 2 }).topP, null);
+    assert.deepEqual(changes(resolveOptions(DEFAULTS, { topP: 1 })), {});
+    for (const [options, message] of [
+      [{ topK: -1 }, 'topK must be in 0..1000000 (0: no top-k filtering), got -1'],
+      [{ topK: 1_000_001 }, 'topK must be in 0..1000000 (0: no top-k filtering), got 1000001'],
+      [{ topK: -2n }, 'topK must be in 0..1000000 (0: no top-k filtering), got -2'],
+      [{ topK: 0.5 }, 'topK must be an integer, got 0.5'],
+    ]) {
+      assert.throws(() => resolveOptions(DEFAULTS, options), { name: 'NextwordError', message });
+    }
+    assert.throws(() => optionsFromMetadata(new Map([['top_k', -1n]])), {
+      name: 'NextwordError',
+      message: 'top_k must be in 0..1000000 (0: no top-k filtering), got -1',
+    });
+    const seeded = { maxWords: 12, seed: 5, temperature: 2 };
+    assert.equal(await model.generate('the', { ...seeded, topK: 0 }), await model.generate('the', seeded));
   });
 
   test('seeds: numbers and bigints, any size', async () => {
@@ -648,9 +714,9 @@ describe('the Web Worker client', () => {
   });
 
   test('errors keep their type and message', async () => {
-    const option = await refusal(client.generate('x', { topK: 0 }));
+    const option = await refusal(client.generate('x', { topK: -1 }));
     assert.ok(option instanceof NextwordError);
-    assert.equal(option.message, 'topK must be in 1..1000000, got 0');
+    assert.equal(option.message, 'topK must be in 0..1000000 (0: no top-k filtering), got -1');
     const { port1, port2 } = new MessageChannel();
     serve(port1);
     const file = await refusal(WorkerModel.load(new Uint8Array([1, 2, 3]), { worker: port2 }));

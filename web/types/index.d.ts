@@ -15,7 +15,7 @@ export interface GenerationOptions {
   minWords?: number;
   /** softmax temperature; 0 is greedy */
   temperature?: number;
-  /** sample only among the K most likely words (null: all) */
+  /** sample only among the K most likely words (null or 0: all; 0 also turns a model file's topK off) */
   topK?: number | null;
   /** nucleus sampling: the most likely words that together hold P (0 < P <= 1) */
   topP?: number | null;
@@ -23,7 +23,7 @@ export interface GenerationOptions {
   repetitionPenalty?: number;
   /** never repeat a word sequence of this length (0 = off) */
   noRepeatNgramSize?: number;
-  /** strings that end the text; the text is cut before them */
+  /** strings that end the text; the text is cut before them ([]: none, not even the model file's) */
   stop?: string | string[];
   /** end where the model ends the document (false: run to maxWords) */
   stopAtEnd?: boolean;
