@@ -52,7 +52,8 @@ class _Lines:
 def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
     """The text of each row of the CSV file ``path`` ('' for a row without it), in file order: the
     column :func:`_text_column` chooses, fields separated as :func:`_delimiter` finds. With ``log``,
-    the choices are logged (the first pass over a corpus; the later ones say nothing). Raises
+    the choices are logged (the first pass over a corpus; the later ones say nothing), and so is how
+    many rows had no text, once the file is read: a row without text is no document. Raises
     :class:`CorpusError` naming the line of an open quote, of a row with more fields than the header
     names, or of bytes csv cannot read, and for a text column empty in every row."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # abstracts can exceed the 128 KiB default
@@ -86,6 +87,14 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
                 raise CorpusError(
                     f"{path}: column {column!r} is empty in all {rows:,} rows; the other columns are "
                     f"{others}. Choose the column that holds the text with `text_column`"
+                )
+            if log and rows > texts:  # as JSON Lines records without text are (readers._read_jsonl)
+                logger.warning(
+                    "%s: %s of %s rows have no text (their column %r is empty or blank) and are left out",
+                    path,
+                    f"{rows - texts:,}",
+                    f"{rows:,}",
+                    column,
                 )
         except csv.Error as exc:  # a NUL byte before Python 3.11, a field over the size limit
             raise CorpusError(

@@ -22,6 +22,8 @@ import tf2onnx
 from nextword.runtime import load
 from nextword.runtime.cache import CacheConfig
 from nextword.runtime.evaluation import evaluate_ids
+from nextword.runtime.limits import LoadLimits
+from nextword.runtime.model_check import inspect_model_file
 from nextword.runtime.model_file import (
     FORMAT_VERSION,
     KEY_CACHE,
@@ -35,17 +37,19 @@ from nextword.runtime.model_file import (
     KEY_VERSIONS,
     format_version_for,
 )
+from nextword.runtime.sizes import PROTOBUF_LIMIT, limits_needed, limits_note
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.config import TrainConfig
 from nextword.train.data import stream_documents
 from nextword.train.files import SAVING, RunDir, atomic_write_bytes, read_json
+from nextword.train.sizes import check_exportable
 
 from .cache_tuning import trace_documents, tune_cache
 from .config import ExportConfig
-from .errors import ParityError
+from .errors import ExportError, ParityError
 from .graph import check_graph, convert
 from .parity import ParityReport, check_parity, compare_models
-from .provenance import provenance_of_run
+from .provenance import escape_undecodable, provenance_of_run
 from .quantize import quantize_int8
 
 __all__ = ["ExportReport", "export"]
@@ -86,16 +90,25 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     data = stored.get("data")
     run.check_id_files(data if isinstance(data, dict) else {})  # dev.ids and val.ids are read after parity
     trained = _load_keras(run.model)
+    tokenizer_json = tokenizer.to_json()
+    try:  # before tf2onnx, which fails obscurely on a graph of 2 GiB or more
+        check_exportable(
+            train_config.model, len(tokenizer), len(tokenizer_json.encode()), warn=False, during="export"
+        )
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
 
     proto = convert(trained, train_config.model, len(tokenizer), config.opset)
     ops = check_graph(proto, train_config.model.num_layers)
     export_settings = {k: v for k, v in asdict(config).items() if k not in ("run_dir", "out", "overwrite")}
-    model_config = {
-        "model": asdict(train_config.model),
-        "train": _train_summary(train_config, stored),
-        "export": {**export_settings, "command": command},
-        "provenance": provenance_of_run(train_config, stored, command).to_dict(),
-    }
+    model_config = escape_undecodable(  # file names and command lines may hold bytes that are not UTF-8
+        {
+            "model": asdict(train_config.model),
+            "train": _train_summary(train_config, stored),
+            "export": {**export_settings, "command": command},
+            "provenance": provenance_of_run(train_config, stored, command).to_dict(),
+        }
+    )
     versions = {
         **stored.get("versions", {}),
         "tf2onnx": tf2onnx.__version__,
@@ -105,7 +118,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     }
     metadata = {
         KEY_FORMAT_VERSION: str(FORMAT_VERSION),
-        KEY_TOKENIZER: tokenizer.to_json(),
+        KEY_TOKENIZER: tokenizer_json,
         KEY_CONFIG: json.dumps(model_config),
         KEY_METRICS: json.dumps(metrics),
         KEY_VERSIONS: json.dumps(versions),
@@ -113,7 +126,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     }
     _set_metadata(proto, metadata)
 
-    fp32 = load(proto.SerializeToString())
+    fp32 = load(_serialized(proto), limits=_OWN_FILE)  # this process made it: checked, but not capped
     parity = check_parity(
         trained,
         fp32,
@@ -145,7 +158,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         final = quantize_int8(proto)
         ops = dict(sorted(Counter(node.op_type for node in final.graph.node).items()))
         _set_metadata(final, metadata)
-        int8 = load(final.SerializeToString())
+        int8 = load(_serialized(final), limits=_OWN_FILE)
         int8_vs_fp32 = compare_models(
             fp32, int8, prompts, greedy_words=config.greedy_words, seed=config.parity_seed
         )
@@ -158,9 +171,12 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         logger.info("validation quality: %s", quality)
     _set_metadata(final, {KEY_PARITY: json.dumps(parity_record), KEY_QUALITY: json.dumps(quality)})
     onnx.checker.check_model(final, full_check=True)
-    payload = final.SerializeToString()
+    payload = _serialized(final)
     atomic_write_bytes(config.out, payload)
     logger.info("wrote %s (%d bytes)", config.out, len(payload))
+    _warn_over_default_limits(
+        config.out, payload, len(tokenizer_json.encode()), train_config.model.lstm_units, len(tokenizer)
+    )
     return ExportReport(
         path=str(config.out),
         bytes=len(payload),
@@ -169,6 +185,56 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         int8_vs_fp32=int8_vs_fp32,
         quality=quality,
     )
+
+
+# The exporter loads the file it has just made for its parity checks: every check of the loader runs,
+# but none of its caps, which are there for files from elsewhere. Whether the file fits the caps that
+# load() applies by default is said after it is written (:func:`_warn_over_default_limits`).
+_OWN_FILE = LoadLimits(
+    max_file_bytes=PROTOBUF_LIMIT,
+    max_tokenizer_bytes=PROTOBUF_LIMIT,
+    max_tensor_bytes=PROTOBUF_LIMIT,
+    max_graph_bytes=2**62,
+    max_macs_per_token=2**62,
+    max_state_width=2**31,
+)
+
+
+def _serialized(proto: onnx.ModelProto) -> bytes:
+    """``proto``'s bytes, or an :class:`ExportError` saying why a model of 2 GiB or more has none."""
+    size = proto.ByteSize()
+    if size > PROTOBUF_LIMIT:
+        raise ExportError(
+            f"the ONNX model is {size:,} bytes, over the {PROTOBUF_LIMIT:,} bytes one protobuf message (one "
+            "ONNX file) can hold; train a smaller model (--max-vocab, --embedding-dim, --lstm-units, "
+            "--num-layers)"
+        )
+    return proto.SerializeToString()
+
+
+def _warn_over_default_limits(
+    out: str, payload: bytes, tokenizer_bytes: int, state_width: int, vocab_size: int
+) -> None:
+    """Log a warning, with the ``LoadLimits`` that load it, when ``load()`` with its default limits (and
+    the browser's) would refuse the file just written."""
+    bounds = inspect_model_file(payload, _OWN_FILE).bounds
+    assert bounds is not None  # _OWN_FILE bounds the graph
+    needed = limits_needed(
+        file_bytes=len(payload),
+        tokenizer_bytes=tokenizer_bytes,
+        largest_tensor_bytes=bounds.largest_tensor_bytes,
+        total_bytes=bounds.total_bytes,
+        macs_per_token=bounds.macs_per_token,
+        state_width=state_width,
+        vocab_size=vocab_size,
+    )
+    if needed:
+        logger.warning(
+            "%s is over what load() accepts by default, so loading it needs %s; export with --int8 for "
+            "a file about 4x smaller, or train a smaller model (--max-vocab, --embedding-dim, --lstm-units)",
+            out,
+            limits_note(needed),
+        )
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ from nextword.corpus import recorded_split
 from nextword.runtime.provenance import Architecture, DataCounts, Provenance
 from nextword.train.config import TrainConfig
 
-__all__ = ["provenance_of_run"]
+__all__ = ["escape_undecodable", "provenance_of_run"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_command: str | None) -> Provenance:
@@ -41,3 +44,28 @@ def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_comman
         train_command=command if isinstance(command, str) else None,
         export_command=export_command,
     )
+
+
+def escape_undecodable(value: Any) -> Any:
+    """``value`` (a str, or dicts and lists of them, walked) with each lone surrogate written as a
+    backslash escape, so that it encodes as UTF-8: the model file's metadata is UTF-8 text.
+
+    A file name with bytes that are not UTF-8 comes to Python with each such byte as a surrogate
+    escape (``os.fsdecode(b"corpus-\\xff.csv")`` is ``"corpus-\\udcff.csv"``). The run's own files
+    record such names exactly (JSON escapes); the model file, which travels to readers in other
+    languages, records the byte as Python's ``backslashreplace`` shows it: ``corpus-\\xff.csv``.
+    Any other lone surrogate becomes ``\\udXXX``. Other values are returned as they are.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub(_escape, value) if not value.isascii() else value
+    if isinstance(value, dict):
+        return {escape_undecodable(k): escape_undecodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [escape_undecodable(v) for v in value]
+    return value
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # 0xDC80..0xDCFF stand for the bytes 0x80..0xFF (PEP 383)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"

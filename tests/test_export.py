@@ -93,8 +93,8 @@ def test_failed_parity_writes_nothing_and_keeps_the_old_file(run_dir, model_path
     out.write_bytes(previous := model_path.read_bytes())
     real_load = exporter.load
 
-    def skewed_load(payload):
-        model = real_load(payload)
+    def skewed_load(payload, **options):
+        model = real_load(payload, **options)
         forward = model.forward
         model.forward = lambda *args, **kw: (lambda r: (r[0] + 1e-3, r[1]))(forward(*args, **kw))
         return model

@@ -67,8 +67,23 @@ def atomic_write_text(target: str | Path, text: str) -> None:
 
 
 def atomic_write_json(target: str | Path, data: Any) -> None:
-    """Write ``data`` as indented UTF-8 JSON to ``target`` atomically."""
-    atomic_write_bytes(target, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    """Write ``data`` as indented UTF-8 JSON to ``target`` atomically (see :func:`_json_text`)."""
+    atomic_write_bytes(target, (_json_text(data) + "\n").encode("utf-8"))
+
+
+def _json_text(data: Any) -> str:
+    """``data`` as indented JSON text that encodes as UTF-8 whatever its strings hold.
+
+    Text other than ASCII is written as it is, except lone surrogates: a path whose name holds bytes
+    that are not UTF-8 (Linux allows any) comes to Python with each such byte as a surrogate escape
+    (``os.fsdecode(b"corpus-\\xff.csv")`` is ``"corpus-\\udcff.csv"``), which UTF-8 cannot encode.
+    Those are written as JSON escapes (``\\udcff``), which :func:`read_json` reads back to the same
+    str, so the record names the file exactly.
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    # structural characters are ASCII, so a surrogate can only stand inside a string, where its escape
+    # means the same character
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def read_json(path: str | Path) -> Any:
@@ -118,6 +133,7 @@ ID_FILE_COUNTS = (
     "dev_documents",
     "dev_words",
 )
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, never in text that encodes as UTF-8
 _TEMPORARY = re.compile(r"\..+\.tmp.*")  # what atomic_path leaves behind when a process is killed
 
 

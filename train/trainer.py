@@ -37,7 +37,7 @@ from .files import (
     atomic_write_json,
     atomic_write_text,
 )
-from .fit import SESSION_FIELDS, Start, fit_session, settings_fingerprint
+from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
 from .recorder import RunRecorder, metrics_document
 from .result import TrainResult
 from .resumable import (
@@ -49,6 +49,7 @@ from .resumable import (
     remove_stale_temporaries,
     say_what_resuming_does,
 )
+from .sizes import check_exportable, check_step_memory
 
 __all__ = ["RunExistsError", "TrainResult", "resume", "train"]
 
@@ -124,6 +125,9 @@ def _prepare(
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
     tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev, version=tokenizer_version)  # pass 2
     logger.info("vocabulary %d words", len(tokenizer))
+    tokenizer_json = tokenizer.to_json()
+    # Before anything is written or trained: a model no ONNX file can hold is refused here, not at export.
+    check_exportable(config.model, len(tokenizer), len(tokenizer_json.encode()), warn=workers.is_chief)
     vectors = None
     if config.embeddings:
         vectors, _ = load_glove(config.embeddings, tokenizer, config.model.embedding_dim, config.seed)
@@ -131,7 +135,7 @@ def _prepare(
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
         run.clear()
     run.mark()
-    atomic_write_text(run.tokenizer, tokenizer.to_json())
+    atomic_write_text(run.tokenizer, tokenizer_json)
     encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
     data = encoded.facts()
     if dev is not None:  # before anything reads train.ids: these documents are never trained on
@@ -308,6 +312,9 @@ def _fit(
     start: Start,
     stored: dict[str, Any],
 ) -> TrainResult:
+    rows = global_batch(config, stored, workers.replicas) // workers.replicas  # windows per replica
+    if workers.is_chief:
+        check_step_memory(config, vocab_size, rows, on_gpu=_on_gpu())
     session = fit_session(run, config, workers, vocab_size, history, start, stored)
     document = metrics_document(session.history, session.stopped_early)
     best = document["best"]
@@ -324,6 +331,13 @@ def _fit(
         chief=workers.is_chief,
         selected_by=document["selected_by"],
     )
+
+
+def _on_gpu() -> bool:
+    """Whether TensorFlow trains on a GPU here (the output layer's activations are then in its memory)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
 
 
 def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dict[str, Any]:
