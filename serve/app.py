@@ -49,7 +49,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             model = load(config.model_path, session_options=options)
         except ModelFileError as exc:
             raise config.explained(exc) from None
-    state = ServerState(config=config, model=model, model_id=Path(model.source).stem or "nextword")
+    # the id clients see and send: --served-model-name (the first), else the file's name without .onnx
+    model_id = next(iter(config.served_model_name), None) or Path(model.source).stem or "nextword"
+    state = ServerState(config=config, model=model, model_id=model_id)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

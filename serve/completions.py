@@ -67,9 +67,10 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     """Continue ``prompt``. With ``stream``, the text arrives as server-sent events: ``data: {chunk}``
     lines, each carrying new text for one choice, then ``data: [DONE]``. Options left out take the model
     file's decoding defaults; with a ``seed`` the text equals ``model.generate`` with the same options.
-    ``model`` may be left out; given, it must be the served model's id (``GET /v1/models``), else 404."""
+    ``model`` may be left out; given, it must be the served model's id (``GET /v1/models``) or another
+    of its ``--served-model-name`` names, else 404."""
     state: ServerState = request.app.state.nextword
-    if body.model and body.model != state.model_id:  # "" counts as left out, as in vLLM
+    if body.model and not state.serves(body.model):  # "" counts as left out, as in vLLM
         raise model_not_found(body.model, state.model_id)
     completion = completion_from_request(body, state.model, state.config)
     meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}

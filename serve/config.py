@@ -18,6 +18,9 @@ __all__ = ["ServeConfig"]
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
 # A path prefix: segments of URL-safe characters (it is written into /docs' HTML and JavaScript as is).
 _ROOT_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)*", re.ASCII)
+# A served model's name: one segment of GET /v1/models/{id}, as OpenAI's names are (gpt-3.5-turbo-instruct,
+# ft:davinci-002:org::id); no slash (it would end the path segment), no space, nothing to escape in a log.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,16 @@ class ServeConfig:
         metadata={
             "help": "the .onnx model file (default: $NEXTWORD_MODEL, else the bundled model)",
             "metavar": "MODEL.onnx",
+        },
+    )
+    served_model_name: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "the model id the server reports (GET /v1/models, each answer's model) and accepts in "
+            "a request's model, in place of the model file's name without .onnx: the name an OpenAI app "
+            "already sends (gpt-3.5-turbo-instruct); given more than once, each is accepted and the first "
+            "is reported",
+            "metavar": "NAME",
         },
     )
     host: str = field(
@@ -162,6 +175,7 @@ class ServeConfig:
             raise ValueError(f"stream_interval must be a number of seconds in 0..1, got {interval!r}")
         if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
             raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
+        object.__setattr__(self, "served_model_name", _model_names(self.served_model_name))
         object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
         object.__setattr__(self, "root_path", _root_path(self.root_path))
         object.__setattr__(self, "forwarded_allow_ips", _proxies(self.forwarded_allow_ips))
@@ -194,6 +208,21 @@ class ServeConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+def _model_names(value: object) -> tuple[str, ...]:
+    """``served_model_name`` checked: a name, or a list or tuple of names (the first is reported), each
+    once; ``()`` for the model file's own name."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)):
+        raise ValueError(f"served_model_name must be a model name or a list of them, got {value!r}")
+    for name in names:
+        if not (isinstance(name, str) and _MODEL_NAME.fullmatch(name)):
+            raise ValueError(
+                f"served_model_name {name!r} is not a model name: give 1 to 128 letters, digits and "
+                ". _ - : starting with a letter or digit (gpt-3.5-turbo-instruct), no slash or space"
+            )
+    return tuple(dict.fromkeys(names))  # a name given twice is accepted once
 
 
 def _root_path(value: object) -> str:

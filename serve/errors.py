@@ -23,7 +23,11 @@ __all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found"]
 logger = logging.getLogger(__name__)
 
 CODES = {
-    "invalid_value": "a value out of its range, over one of the server's caps, or not supported",
+    "invalid_value": "a value out of its range, over one of the server's caps, or else not one the "
+    "parameter takes",
+    "unsupported_value": "a value OpenAI's API takes that this server does not support (presence_penalty, "
+    "frequency_penalty, best_of, logit_bias, suffix other than their neutral values; token ids as the "
+    "prompt)",
     "invalid_type": "a value of the wrong JSON type (JSON's types are not converted)",
     "unknown_parameter": "a parameter this endpoint does not take (a misspelt name, say)",
     "missing_required_parameter": "a parameter the endpoint needs is missing",
@@ -174,6 +178,8 @@ def _code(error: dict[str, Any]) -> str:
         return "unknown_parameter"
     if kind == "missing":
         return "missing_required_parameter"
+    if kind == "unsupported_value":  # a validator's own PydanticCustomError (token ids as the prompt)
+        return kind
     return "invalid_type" if kind.endswith("_type") else "invalid_value"
 
 

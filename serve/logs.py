@@ -16,14 +16,16 @@ from nextword.runtime.terminal import SafeFormatter
 
 __all__ = ["FORMAT", "ServerFormatter", "use_server_format", "uvicorn_log_config"]
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 class ServerFormatter(SafeFormatter):
-    """``2026-01-31T14:05:09.123+00:00 INFO nextword.serve.app: serving …``: the local time with its UTC
-    offset (unambiguous in a log read elsewhere), the level, the logger and the message made safe to
-    print on a terminal (a message may quote a file, an access line a request's path). uvicorn's
-    ``uvicorn.error`` logger, which writes its start-up and shutdown messages, is named ``uvicorn``."""
+    """``2026-01-31T14:05:09.123+00:00 INFO [4242] nextword.serve.app: serving …``: the local time with
+    its UTC offset (unambiguous in a log read elsewhere), the level, the id of the process that wrote
+    the line (the lines of ``--workers`` interleave; one process too, so the format does not change
+    with the flag), the logger and the message made safe to print on a terminal (a message may quote a
+    file, an access line a request's path). uvicorn's ``uvicorn.error`` logger, which writes its
+    start-up and shutdown messages, is named ``uvicorn``."""
 
     def __init__(self, fmt: str = FORMAT) -> None:
         super().__init__(fmt)

@@ -173,22 +173,27 @@ def _check_beam_search(
 
 
 def _refuse_unsupported(request: CompletionRequest) -> None:
+    """Refuse OpenAI's parameters that this server does not implement, unless at their neutral value:
+    400 with code ``unsupported_value`` (valid in OpenAI's API, not supported here)."""
     n = 1 if request.n is None else request.n
     if request.best_of not in (None, 1, n):
-        raise APIError(400, f"best_of={shown(request.best_of)} is not supported; leave it out", "best_of")
+        raise _unsupported(f"best_of={shown(request.best_of)} is not supported; leave it out", "best_of")
     for name in ("presence_penalty", "frequency_penalty"):
         value = getattr(request, name)
         if value not in (None, 0):
-            raise APIError(
-                400,
+            raise _unsupported(
                 f"{name}={value} is not supported; use repetition_penalty (> 1 makes repeated words less "
                 "likely)",
                 name,
             )
     if request.logit_bias:
-        raise APIError(400, "logit_bias is not supported; leave it out", "logit_bias")
+        raise _unsupported("logit_bias is not supported; leave it out", "logit_bias")
     if request.suffix:
-        raise APIError(400, "suffix is not supported: the model writes left to right only", "suffix")
+        raise _unsupported("suffix is not supported: the model writes left to right only", "suffix")
+
+
+def _unsupported(message: str, param: str) -> APIError:
+    return APIError(400, message, param, code="unsupported_value")
 
 
 def _api_name(exc: ValueError) -> APIError:

@@ -83,11 +83,12 @@ async def models(request: Request) -> dict[str, Any]:
 
 @router.get("/v1/models/{model_id}", responses=MODEL_NOT_FOUND, summary="The served model, by its id")
 async def model(model_id: str, request: Request) -> dict[str, Any]:
-    """OpenAI's model retrieval: the entry of ``/v1/models`` for the served model's id, else 404."""
+    """OpenAI's model retrieval: the entry of ``/v1/models`` for the served model's id (or another of
+    its ``--served-model-name`` names: the entry then carries that id), else 404."""
     state: ServerState = request.app.state.nextword
-    if model_id != state.model_id:
+    if not state.serves(model_id):
         raise model_not_found(model_id, state.model_id)
-    return _model_entry(state)
+    return {**_model_entry(state), "id": model_id}
 
 
 def _model_entry(state: ServerState) -> dict[str, Any]:

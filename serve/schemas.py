@@ -10,6 +10,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "API_TO_RUNTIME",
@@ -100,7 +101,9 @@ class CompletionRequest(_Request):
         ..., description="text to continue, or a list of texts (one result per text and n)"
     )
     model: str | None = Field(
-        None, description="the served model's id (GET /v1/models), or left out; another id gets 404"
+        None,
+        description="the served model's id (GET /v1/models; nextword serve --served-model-name sets it), "
+        "or left out; another id gets 404",
     )
 
     @field_validator("prompt", mode="before")
@@ -113,9 +116,10 @@ class CompletionRequest(_Request):
             and value
             and all(isinstance(item, int | list) and not isinstance(item, bool) for item in value)
         ):
-            raise ValueError(
+            raise PydanticCustomError(  # its type becomes error.code: OpenAI's API takes token ids
+                "unsupported_value",
                 "token ids are not accepted; send the prompt as text (a string or a list of strings): "
-                "the server splits it into its model's words"
+                "the server splits it into its model's words",
             )
         return value
 

@@ -28,7 +28,7 @@ class ServerState:
 
     config: ServeConfig
     model: NextWordModel
-    model_id: str
+    model_id: str  # the id reported: --served-model-name's first, else the file's name without .onnx
     scheduler: Scheduler | None = None
     slots: Slots = field(init=False)
     jobs: set[Job | BeamJob] = field(default_factory=set)
@@ -38,6 +38,11 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.config.max_streams)
+
+    def serves(self, name: str) -> bool:
+        """Whether a request's ``model`` names the served model: the reported id, or with
+        ``--served-model-name`` given more than once, any of its names."""
+        return name == self.model_id or name in self.config.served_model_name
 
     def start_job(self, job: Job | BeamJob) -> None:
         """Take a slot and hand ``job`` to the scheduler (a beam search runs on a thread of its route's);

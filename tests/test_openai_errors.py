@@ -33,8 +33,18 @@ def served(client) -> str:
     [
         ({"temperature": -1}, "temperature", "invalid_value", [">= 0", "-1"]),
         ({"max_tokens": 10**6}, "max_tokens", "invalid_value", ["--max-words"]),
-        ({"presence_penalty": 0.5}, "presence_penalty", "invalid_value", ["repetition_penalty"]),
-        ({"prompt": [1, 2, 3]}, "prompt", "invalid_value", ["token ids are not accepted"]),
+        # OpenAI's parameters this server does not implement: valid there, unsupported here
+        ({"presence_penalty": 0.5}, "presence_penalty", "unsupported_value", ["repetition_penalty"]),
+        ({"frequency_penalty": -1}, "frequency_penalty", "unsupported_value", ["=-1.0 is not supported"]),
+        ({"best_of": 3}, "best_of", "unsupported_value", ["best_of=3 is not supported"]),
+        ({"logit_bias": {"50256": -100}}, "logit_bias", "unsupported_value", ["not supported"]),
+        ({"suffix": " end."}, "suffix", "unsupported_value", ["left to right"]),
+        (
+            {"prompt": [1, 2, 3]},
+            "prompt",
+            "unsupported_value",
+            ["token ids are not accepted", "got [1, 2, 3]"],
+        ),
         ({"extra_body": {"temperature": "hot"}}, "temperature", "invalid_type", ["got 'hot'"]),
         ({"extra_body": {"max_tokens": "10"}}, "max_tokens", "invalid_type", ["got '10'"]),
         ({"extra_body": {"stream": 1}}, "stream", "invalid_type", ["got 1"]),
@@ -161,7 +171,13 @@ def test_the_api_reference_lists_400_and_404_not_422(client, live_server):
     schema = httpx.get(live_server.url + "/openapi.json", timeout=30).json()
     completions = schema["paths"]["/v1/completions"]["post"]["responses"]
     assert "422" not in completions and {"400", "404"} <= set(completions)
-    for code in ("invalid_type", "unknown_parameter", "invalid_json", "unsupported_content_type"):
+    for code in (
+        "invalid_type",
+        "unknown_parameter",
+        "invalid_json",
+        "unsupported_content_type",
+        "unsupported_value",
+    ):
         assert code in completions["400"]["description"]
     assert "model_not_found" in completions["404"]["description"]
     retrieve = schema["paths"]["/v1/models/{model_id}"]["get"]["responses"]

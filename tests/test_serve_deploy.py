@@ -27,8 +27,11 @@ from nextword.serve import ServeConfig  # noqa: E402
 
 PREFIX = "/nextword"
 SECRET = "zebraquokka"  # a word in every prompt: it must reach no log
-# a log line: 2026-01-31T14:05:09.123+00:00 INFO uvicorn.access: ...
-STAMPED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S+: ")
+ALIAS = "gpt-3.5-turbo-instruct"  # --served-model-name: the name an OpenAI app may have hard-coded
+# a log line: 2026-01-31T14:05:09.123+00:00 INFO [4242] uvicorn.access: ... (4242: the process id)
+STAMPED = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \[(\d+)\] \S+: "
+)
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"host", b"content-length"}
 
 
@@ -215,10 +218,12 @@ def test_log_lines_are_time_stamped_and_only_the_named_proxies_are_believed(mode
     the X-Forwarded-* headers of a proxy elsewhere than 127.0.0.1 could be believed only through
     uvicorn's $FORWARDED_ALLOW_IPS. Every line (each worker's too) now starts with the time, and
     --forwarded-allow-ips names the proxies: here 127.0.0.2, so the same headers from 127.0.0.1 (which
-    uvicorn believes by default) no longer change the scheme the app sees, nor the client logged."""
+    uvicorn believes by default) no longer change the scheme the app sees, nor the client logged.
+    Each line names the process that wrote it (the worker's, uvicorn's supervisor's), and
+    --served-model-name reaches every worker with the rest of the settings."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    flags = ("--workers", str(workers), "--forwarded-allow-ips", "127.0.0.2")
+    flags = ("--workers", str(workers), "--forwarded-allow-ips", "127.0.0.2", "--served-model-name", ALIAS)
     server = _serve(model_path, port, tmp_path, *flags)
     forwarded = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9", "host": "example.org"}
     locations = {}
@@ -233,6 +238,11 @@ def test_log_lines_are_time_stamped_and_only_the_named_proxies_are_believed(mode
                 moved = http.get(url + "/v1/models/", headers=forwarded)
             assert moved.status_code == 307
             locations[source] = moved.headers["location"]
+        for _ in range(4):  # a new connection each: the kernel spreads them over the workers
+            assert httpx.get(url + "/v1/models", timeout=30).json()["data"][0]["id"] == ALIAS
+            body = {"model": ALIAS, "prompt": "the", "max_tokens": 2}
+            assert httpx.post(url + "/v1/completions", json=body, timeout=30).json()["model"] == ALIAS
+        assert httpx.post(url + "/v1/completions", json={**body, "model": model_path.stem}).status_code == 404
     finally:
         _stop(server)
     assert locations == {
@@ -241,11 +251,29 @@ def test_log_lines_are_time_stamped_and_only_the_named_proxies_are_believed(mode
     }
     lines = _log(tmp_path).splitlines()
     assert lines and all(STAMPED.match(line) for line in lines), lines
-    assert sum(" INFO nextword.serve.app: serving " in line for line in lines) == workers
-    assert sum(" INFO nextword.serve.state: shutting down: " in line for line in lines) == workers
-    assert any(" INFO uvicorn: Started server process " in line for line in lines)
-    access = [line for line in lines if " INFO uvicorn.access: " in line and '"GET /v1/models/ ' in line]
+    serving = [line for line in lines if " nextword.serve.app: serving " in line and f"({ALIAS})" in line]
+    assert len(serving) == workers, lines
+    assert (
+        sum(" INFO [" in line and "] nextword.serve.state: shutting down: " in line for line in lines)
+        == workers
+    )
+    # the process id on each line is the writer's: each worker's is the one its uvicorn line announces
+    started = {
+        m.group(1) for line in lines if (m := re.search(r"uvicorn: Started server process \[(\d+)\]", line))
+    }
+    assert len(started) == workers and {_pid(line) for line in serving} == started, lines
+    assert {_pid(line) for line in lines} == started | ({str(server.pid)} if workers > 1 else set())
+    if workers == 1:
+        assert started == {str(server.pid)}
+    access = [line for line in lines if " uvicorn.access: " in line and '"GET /v1/models/ ' in line]
     assert len(access) == 2 and "203.0.113.9" in access[0] and "127.0.0.1:" in access[1], access
+
+
+def _pid(line: str) -> str:
+    """The process id a log line carries."""
+    stamped = STAMPED.match(line)
+    assert stamped, line
+    return stamped.group(2)
 
 
 def test_the_page_works_at_its_prefix_without_the_slash(browser, model):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 
 import pytest
@@ -23,8 +24,10 @@ from nextword.serve.logs import ServerFormatter, use_server_format, uvicorn_log_
 from nextword.serve.routes import STATIC
 from nextword.serve.web_assets import page_html
 
-# 2026-01-31T14:05:09.123+00:00 INFO name: message
-STAMPED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S+: ")
+# 2026-01-31T14:05:09.123+00:00 INFO [4242] name: message
+STAMPED = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \[\d+\] \S+: "
+)
 
 
 def record(name: str, message: str, level: int = logging.INFO) -> logging.LogRecord:
@@ -34,9 +37,10 @@ def record(name: str, message: str, level: int = logging.INFO) -> logging.LogRec
 def test_server_lines_carry_a_time_stamp_and_no_terminal_controls():
     formatter = ServerFormatter()
     line = formatter.format(record("nextword.serve.state", "shutting down"))
-    assert STAMPED.match(line) and line.endswith(" INFO nextword.serve.state: shutting down"), line
+    pid = os.getpid()  # the process that wrote the line: --workers' lines interleave
+    assert STAMPED.match(line) and line.endswith(f" INFO [{pid}] nextword.serve.state: shutting down"), line
     started = record("uvicorn.error", "Started server process [1]")
-    assert formatter.format(started).endswith(" INFO uvicorn: Started server process [1]")
+    assert formatter.format(started).endswith(f" INFO [{pid}] uvicorn: Started server process [1]")
     assert started.name == "uvicorn.error"  # the record itself is unchanged, for other handlers
     access = record("uvicorn.access", '127.0.0.1:5 - "GET /x\x1b[2J HTTP/1.1" 200')
     assert "\x1b" not in formatter.format(access) and "\\x1b[2J" in formatter.format(access)

@@ -8,8 +8,6 @@ packages of web/ (``make web-setup``); without them they are skipped with that r
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from web_files_reference import model_file_reference
 from web_reference import (
     WEB,
     generation_reference,
+    need_node,
     rng_reference,
     run_node,
     sampler_reference,
@@ -26,18 +25,6 @@ from web_reference import (
 BUNDLED = Path(__file__).resolve().parents[1] / "runtime" / "data" / "nextword-patents.onnx"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "data" / "neural_network_patent_query.csv"
-
-
-def _need_node() -> None:
-    missing = None
-    if shutil.which("node") is None:
-        missing = "node is not installed (Node 20+ runs nextword-web's tests)"
-    elif not (WEB / "node_modules" / "onnxruntime-web").is_dir():
-        missing = "web/node_modules is missing: run `make web-setup` (npm ci in web/)"
-    if missing and os.environ.get("NEXTWORD_REQUIRE_WEB") == "1":
-        pytest.fail(f"{missing}; NEXTWORD_REQUIRE_WEB=1 asks for the JavaScript tests")
-    if missing:
-        pytest.skip(missing)
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +37,27 @@ def bundled():
 
 
 def test_tokenizer_matches_python(bundled, tmp_path):
-    _need_node()
+    need_node()
     reference = {"tokenizer": tokenizer_reference(bundled.tokenizer.to_json())}
     run_node("parity-tokenizer.test.js", reference, tmp_path)
 
 
 def test_sampler_and_random_streams_match_numpy(bundled, tmp_path):
-    _need_node()
+    need_node()
     reference = {"sampler": sampler_reference(bundled), "rng": rng_reference()}
     output = run_node("parity-sampling.test.js", reference, tmp_path)
     assert "batched draws identical to Python's" in output
 
 
 def test_bundled_model_generates_what_python_generates(bundled, tmp_path):
-    _need_node()
+    need_node()
     reference = {"model": str(BUNDLED), **generation_reference(bundled, seeds=40, replays=3)}
     print(run_node("parity-generation.test.js", reference, tmp_path))
 
 
 @pytest.mark.slow
 def test_tiny_model_generates_what_python_generates(model, model_path, tmp_path):
-    _need_node()
+    need_node()
     reference = {"model": str(model_path), **generation_reference(model, seeds=40, replays=40)}
     print(run_node("parity-generation.test.js", reference, tmp_path))
 
@@ -80,7 +67,7 @@ def test_continuous_cache_matches_python(model_path, tmp_path):
     """The tiny model with cache settings: next words and scores with the cache (by default) and without,
     greedy and seeded texts, streams and session calls with cache=True, and cache errors."""
     pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to write the cache settings")
-    _need_node()
+    need_node()
     from web_cache_reference import cache_files, cache_reference
 
     reference = cache_reference(cache_files(model_path, tmp_path))
@@ -94,7 +81,7 @@ def test_gated_cosine_cache_matches_python(model_path, tmp_path):
     """The tiny model with a gated cosine cache (cosine similarities, a share per position from the
     cache's log-sum-exp) in a format-3 file: everything the test above compares."""
     pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to write the cache settings")
-    _need_node()
+    need_node()
     from web_cache_reference import GATED_COSINE, cache_files, cache_reference
 
     reference = cache_reference(cache_files(model_path, tmp_path, cache=GATED_COSINE, format_version="3"))
@@ -110,7 +97,7 @@ def test_bundled_model_cache_matches_python(bundled, tmp_path):
     pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to write the variants")
     if bundled.cache_settings is None:
         pytest.skip(f"{BUNDLED.name} has no continuous-cache settings: nothing to compare")
-    _need_node()
+    need_node()
     from web_cache_reference import cache_files, cache_reference
 
     reference = cache_reference(cache_files(BUNDLED, tmp_path, cache=None))
@@ -121,7 +108,7 @@ def test_bundled_model_cache_matches_python(bundled, tmp_path):
 
 @pytest.mark.corpus
 def test_every_reference_abstract_tokenizes_as_in_python(bundled, tmp_path):
-    _need_node()
+    need_node()
     if not CORPUS.is_file():
         pytest.skip(f"reference corpus {CORPUS} not found (../shared is absent)")
     import csv
@@ -142,21 +129,21 @@ def test_every_reference_abstract_tokenizes_as_in_python(bundled, tmp_path):
 @pytest.mark.slow
 def test_damaged_and_doctored_files_are_refused_as_in_python(model_path, tmp_path):
     pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the bad files")
-    _need_node()
+    need_node()
     output = run_node("parity-files.test.js", model_file_reference(model_path), tmp_path)
     print(output.splitlines()[0])
 
 
 def test_javascript_side_on_its_own(tmp_path):
     """Loading from paths, bytes and URLs, the Web Worker client, and JavaScript option messages."""
-    _need_node()
+    need_node()
     output = run_node("unit.test.js", {}, tmp_path)
     assert "ℹ fail 0" in output
 
 
 def test_readme_javascript_example_runs():
     """The README's Node example, as written, from the repository root."""
-    _need_node()
+    need_node()
     import re
     import subprocess
     import uuid

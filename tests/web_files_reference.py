@@ -267,7 +267,8 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
 
 def _crafted(proto: Callable, model_path: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
     """Graphs that pass the file checks and are caught by the probe step, or later (tests/crafted.py),
-    with the Python runtime's graph bounds off: nextword-web has none, so the probe must catch them."""
+    with the graph bounds off in both runtimes (``bound_graph=False``, nextword-web's ``boundGraph:
+    false``): the probe must catch what the bounds would have."""
     import crafted
 
     from nextword.runtime import load
@@ -290,8 +291,8 @@ _BAD = b"zz\xffOTUTF8zz"
 def _not_utf8_names(proto: Callable) -> list[tuple[str, bytes, dict[str, Any]]]:
     """Graph input/output names and dimension names that are not UTF-8: the Python runtime refuses those
     its signature check decodes (session inputs and outputs, the shapes it looks at) and no others. (A
-    session input or output whose own name is not UTF-8 is refused before, by the graph analysis that
-    nextword-web leaves to onnxruntime-web, with a message of its own.)"""
+    session input or output whose own name is not UTF-8 is refused before, by the graph analysis, with a
+    message of its own.)"""
     import onnx
 
     def named(p, name):

@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from nextword.runtime.stepper import ForwardStepper
 
@@ -587,3 +590,17 @@ def generation_reference(
             "defaults_changed": defaults,
         },
     }
+
+
+def need_node() -> None:
+    """Skip the calling test where Node or web/node_modules is missing; fail it instead under
+    ``NEXTWORD_REQUIRE_WEB=1`` (CI's setting where both are installed)."""
+    missing = None
+    if shutil.which("node") is None:
+        missing = "node is not installed (Node 20+ runs nextword-web's tests)"
+    elif not (WEB / "node_modules" / "onnxruntime-web").is_dir():
+        missing = "web/node_modules is missing: run `make web-setup` (npm ci in web/)"
+    if missing and os.environ.get("NEXTWORD_REQUIRE_WEB") == "1":
+        pytest.fail(f"{missing}; NEXTWORD_REQUIRE_WEB=1 asks for the JavaScript tests")
+    if missing:
+        pytest.skip(missing)

@@ -283,11 +283,11 @@ export function start(backend, doc = document) {
         shown = end;
       }
       if (shown < text.length) nodes.push(doc.createTextNode(text.slice(shown)));
-      scored.replaceChildren(...nodes);
+      showScored(nodes);
       summary.textContent = `${plural(result.words.length, "word")} · perplexity ${result.perplexity.toFixed(1)} · total log-probability ${result.totalLogprob.toFixed(1)}`;
     } catch (error) {
       if (controller.signal.aborted) return;
-      scored.replaceChildren(); // the words shaded before belong to another text
+      showScored([]); // the words shaded before belong to another text
       summary.textContent = `error: ${error.message}`;
       summary.classList.add("error");
     }
@@ -310,6 +310,38 @@ export function start(backend, doc = document) {
     if (unknown) element.classList.add("unknown");
     return element;
   }
+
+  // The scored text is one Tab stop, the word last moved to; the arrow keys, Home and End move among its
+  // words (as among the chips), and the focused word's probabilities show beside the legend: seen from
+  // the keyboard, or at a tap, not only in the title a mouse's hover shows. A screen reader reads them in
+  // the word itself (data-said), so the line beside the legend is hidden from it, as the legend is.
+  const wordShown = $("scored-word-p");
+  function showScored(nodes) {
+    const focused = scored.contains(doc.activeElement);
+    scored.replaceChildren(...nodes);
+    wordShown.textContent = "";
+    const words = [...scored.querySelectorAll(".scored-word")];
+    words.forEach((w, i) => (w.tabIndex = i === 0 ? 0 : -1));
+    if (focused) (words[0] ?? scoreText).focus();
+  }
+  scored.addEventListener("focusin", (event) => {
+    const word = event.target.closest(".scored-word");
+    if (!word) return;
+    for (const w of scored.querySelectorAll(".scored-word")) w.tabIndex = w === word ? 0 : -1;
+    wordShown.textContent = word.title.split("\n").join(" · ");
+  });
+  // a tap focuses the word (where a browser would not focus a span on its own)
+  scored.addEventListener("click", (event) => event.target.closest(".scored-word")?.focus());
+  scored.addEventListener("keydown", (event) => {
+    // right to left, the next word is the one on the left
+    const rtl = doc.defaultView.getComputedStyle(scored).direction === "rtl";
+    const flip = { ArrowLeft: "ArrowRight", ArrowRight: "ArrowLeft" };
+    const key = rtl ? (flip[event.key] ?? event.key) : event.key;
+    const next = moveAmong([...scored.querySelectorAll(".scored-word")], event.target, key);
+    if (!next) return;
+    event.preventDefault();
+    next.focus();
+  });
   $("score-button").addEventListener("click", score);
   scoreText.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {

@@ -3,6 +3,8 @@
 // which onnxruntime-web does not expose.
 
 import { ModelFileError } from './errors.js';
+import { boundGraph } from './graph-bounds.js';
+import { readGraph } from './onnx-graph.js';
 import { parsePyJson, PyJsonError } from './pyjson.js';
 import { Budget, fields, LEN, MAX_DEPTH, strictUtf8, text, VARINT, WireError } from './protobuf.js';
 import { commas, pyLen, pyHead, strRepr } from './pyrepr.js';
@@ -46,7 +48,16 @@ export const DEFAULT_LIMITS = Object.freeze({
   irVersions: [7, 8],
   opsetVersions: [13, 18],
   allowedOps: DEFAULT_ALLOWED_OPS,
+  // The graph bounds (src/graph-bounds.js), per batch row and position, as Python's LoadLimits.
+  maxVocabSize: 1_000_000,
+  maxStateWidth: 4096,
+  maxTensorBytes: 64 * MiB,
+  maxGraphBytes: 256 * MiB,
+  maxMacsPerToken: 128 * MiB,
+  maxNodes: 10_000,
+  boundGraph: true, // false: trust the file's graph (onnxruntime-web sizes it alone)
 });
+const POSITIVE = Object.keys(DEFAULT_LIMITS).filter((k) => /^max/.test(k)); // positive integers
 
 // Field numbers from onnx.proto, and the wire type each field we read must have.
 const MODEL = { irVersion: 1, graph: 7, opsetImport: 8, metadata: 14, trainingInfo: 20, functions: 25 };
@@ -76,7 +87,7 @@ export function resolveLimits(limits = {}) {
     );
   }
   const out = { ...DEFAULT_LIMITS, ...limits };
-  for (const name of ['maxFileBytes', 'maxTokenizerBytes', 'maxMetadataBytes']) {
+  for (const name of POSITIVE) {
     if (!Number.isSafeInteger(out[name]) || out[name] < 1) {
       throw new ModelFileError(`limits.${name} must be a positive integer, got ${JSON.stringify(out[name])}`);
     }
@@ -101,16 +112,22 @@ export function resolveLimits(limits = {}) {
   ) {
     throw new ModelFileError('limits.allowedOps must be a list of [domain, opType] string pairs');
   }
+  if (typeof out.boundGraph !== 'boolean') {
+    throw new ModelFileError(
+      `limits.boundGraph must be true or false, got ${JSON.stringify(out.boundGraph)}`,
+    );
+  }
   return out;
 }
 
 /**
  * Check a model file's bytes; return its metadata: {values (key -> text), json (the JSON entries, parsed),
- * formatVersion}, as the Python runtime's parse_metadata. Throws ModelFileError naming the file,
- * the problem and the fix. `name` names the file in messages.
+ * formatVersion}, as the Python runtime's parse_metadata, and the graph's bounds (src/graph-bounds.js).
+ * Throws ModelFileError naming the file, the problem and the fix. `name` names the file in messages.
  * @param {string} name
  * @param {Uint8Array} data
- * @returns {{values: Map<string, string>, json: Map<string, Map<string, unknown>>, formatVersion: number}}
+ * @returns {{values: Map<string, string>, json: Map<string, Map<string, unknown>>, formatVersion: number,
+ *   bounds: object | null}}
  */
 export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
   if (data.length > limits.maxFileBytes)
@@ -137,12 +154,16 @@ export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
   }
   const allowed = new Set(limits.allowedOps.map(([domain, op]) => `${domain}\u0000${op}`));
   const walker = new GraphWalker(name, data, allowed, budget);
+  let graph;
   try {
     for (const [start, end] of summary.graphs) walker.graph(start, end, 1);
+    graph = limits.boundGraph ? readGraph(data, summary.graphs) : null;
   } catch (error) {
     if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));
     throw error;
   }
+  // before onnxruntime-web folds and sizes anything; null when limits.boundGraph is off
+  meta.bounds = graph ? boundGraph(graph, name, limits) : null;
   return meta;
 }
 

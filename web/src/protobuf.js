@@ -59,7 +59,7 @@ export function varint(data, pos, end) {
  * a = b = 0. Groups, unknown wire types, field number 0, lengths running past `end` and known fields
  * with the wrong wire type (per `expected`) are errors.
  * @param {Uint8Array} data
- * @param {Record<number, number>} expected
+ * @param {Record<number, number | number[]>} expected
  */
 export function* fields(data, start, end, budget, kind, expected) {
   let pos = start;
@@ -95,9 +95,10 @@ export function* fields(data, start, end, budget, kind, expected) {
     } else {
       throw new WireError(`field ${number} has invalid wire type ${wire}`);
     }
-    const want = expected[item[0]];
-    if (want !== undefined && want !== wire) {
-      throw new WireError(`${kind} field ${number} has wire type ${wire}, expected ${want}`);
+    const want = expected[item[0]]; // a wire type, or those a repeated field may use (packed or not)
+    if (want !== undefined && !(Array.isArray(want) ? want.includes(wire) : want === wire)) {
+      const shown = Array.isArray(want) ? Math.min(...want) : want;
+      throw new WireError(`${kind} field ${number} has wire type ${wire}, expected ${shown}`);
     }
     yield item;
   }
@@ -142,4 +143,31 @@ export function strictUtf8(bytes) {
     i += need + 1;
   }
   return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+}
+
+/** A varint read as the two's-complement int64 protobuf stores, as a bigint. */
+export function signed64(value) {
+  const v = BigInt(value);
+  return v >= 1n << 63n ? v - (1n << 64n) : v;
+}
+
+/** The varints of a packed field, as bigints (int64). Throws WireError on a truncated one. */
+export function packedVarints(data, start, end) {
+  const values = [];
+  for (let pos = start; pos < end;) {
+    let value;
+    [value, pos] = varint(data, pos, end);
+    values.push(signed64(value));
+  }
+  return values;
+}
+
+/** How many varints a packed field holds, without decoding them (Python's count_varints). */
+export function countVarints(data, start, end) {
+  if (start < end && data[end - 1] & 0x80) {
+    throw new WireError(`packed varints run past the end of their field at byte ${end}`);
+  }
+  let count = 0;
+  for (let i = start; i < end; i++) if (!(data[i] & 0x80)) count += 1;
+  return count;
 }

@@ -18,6 +18,8 @@ const SESSION_REFUSED = "<model bytes> could not be loaded as an ONNX model: Can
 
 const ref = reference();
 
+const camel = (name) => name.replace(/_(\w)/g, (_, c) => c.toUpperCase());
+
 const HINTS = [
   ['load(..., limits=LoadLimits(max_file_bytes=...))', 'load(..., { limits: { maxFileBytes: ... } })'],
   [
@@ -31,6 +33,18 @@ const HINTS = [
   ['LoadLimits(ir_versions=...)', '{ limits: { irVersions: ... } }'],
   ['LoadLimits(opset_versions=...)', '{ limits: { opsetVersions: ... } }'],
   ['LoadLimits(allowed_ops=...)', '{ limits: { allowedOps: ... } }'],
+  ['LoadLimits(bound_graph=False)', '{ limits: { boundGraph: false } }'],
+  ...[
+    'max_vocab_size',
+    'max_state_width',
+    'max_tensor_bytes',
+    'max_graph_bytes',
+    'max_macs_per_token',
+    'max_nodes',
+  ].map((name) => [
+    `load(..., limits=LoadLimits(${name}=...))`,
+    `load(..., { limits: { ${camel(name)}: ... } })`,
+  ]),
 ];
 
 function inJavaScript(message) {
@@ -55,11 +69,7 @@ function jsLimits(limits) {
     opset_versions: 'opsetVersions',
     allowed_ops: 'allowedOps',
   };
-  return Object.fromEntries(
-    Object.entries(limits)
-      .filter(([k]) => k !== 'bound_graph') // no graph bounds here: the probe step is the guard
-      .map(([k, v]) => [names[k], v]),
-  );
+  return Object.fromEntries(Object.entries(limits).map(([k, v]) => [names[k] ?? camel(k), v]));
 }
 
 describe('model files: the same refusals as Python', { skip: !ref?.files && NO_REFERENCE }, () => {
@@ -94,9 +104,9 @@ describe('model files: the same refusals as Python', { skip: !ref?.files && NO_R
   });
 
   test('truncated and bit-flipped files: refused exactly when Python refuses them', async () => {
-    // A damaged file can hold several defects, and the Python runtime also works out the graph's sizes
-    // and names before onnxruntime runs, which this package leaves to onnxruntime-web: so the verdict
-    // must agree, and the message where both runtimes stop at the same check.
+    // A damaged file can hold several defects, and the Python runtime checks more of the graph (tensor
+    // data against dims, scales, names) before onnxruntime runs than this package: so the verdict must
+    // agree, and the message where both runtimes stop at the same check.
     const bad = new Mismatches('damaged files');
     const limits = resolveLimits();
     let same = 0;

@@ -89,6 +89,20 @@ export interface LoadLimits {
   irVersions?: [number, number];
   opsetVersions?: [number, number];
   allowedOps?: [string, string][];
+  /** widest vocabulary (the logits' declared width) */
+  maxVocabSize?: number;
+  /** widest LSTM state (h, c and the LSTM hidden size) */
+  maxStateWidth?: number;
+  /** largest tensor the graph may make, in bytes per batch row and position (weights included) */
+  maxTensorBytes?: number;
+  /** all of the graph's tensors together, in bytes per batch row and position */
+  maxGraphBytes?: number;
+  /** multiply-accumulates of one step, per batch row and position */
+  maxMacsPerToken?: number;
+  /** most nodes in the graph */
+  maxNodes?: number;
+  /** work out the graph's tensor sizes and cost before onnxruntime-web sees it (false: trust the file) */
+  boundGraph?: boolean;
 }
 
 export interface LoadOptions {
@@ -221,6 +235,15 @@ export interface ModelFileMetadata {
   /** the JSON entries, parsed */
   json: Map<string, Map<string, unknown>>;
   formatVersion: number;
+  /** what the graph may use at most, per batch row and position; null when limits.boundGraph is off */
+  bounds: GraphBounds | null;
+}
+/** Upper bounds worked out from a model's graph (the Python runtime's GraphBounds). */
+export interface GraphBounds {
+  largestTensorBytes: bigint;
+  totalBytes: bigint;
+  macsPerToken: bigint;
+  nodes: number;
 }
 export function checkModelFile(
   name: string,
