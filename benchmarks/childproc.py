@@ -125,7 +125,9 @@ def add_child_json_argument(parser: argparse.ArgumentParser) -> None:
 def write_child_json(path: str, figures: dict[str, Any]) -> None:
     """Write a child's ``figures`` for :func:`figures_without_tensorflow`, saying whether TensorFlow
     was imported after all."""
-    Path(path).write_text(json.dumps({"figures": figures, "tensorflow_loaded": "tensorflow" in sys.modules}))
+    Path(path).write_text(
+        json.dumps({"figures": figures, "tensorflow_loaded": "tensorflow" in sys.modules}), encoding="utf-8"
+    )
 
 
 def figures_without_tensorflow(module: str, *args: str) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, corpus: Path, out: Path, setup: Setup) -> dict
                 task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
                 env = {**env, "TF_CONFIG": json.dumps(task)}
             cores = {index % (os.cpu_count() or 1)} if setup.pinned else None
-            log = open(Path(logs) / f"{index}.log", "w")  # noqa: SIM115 (closed below)
+            log = open(Path(logs) / f"{index}.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
             child = subprocess.Popen(
                 argv,
                 env=env,

@@ -97,7 +97,7 @@ def features_text(features: list[str] | None) -> str:
 
 def _read_cpuinfo() -> str:
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        return Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8")
     return ""
 
 
@@ -110,7 +110,7 @@ def _cpu_model(cpuinfo: str) -> str:
 
 def _memory_gib() -> float | None:
     with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("MemTotal:"):
                 return round(int(line.split()[1]) / 2**20, 1)
     return None

@@ -24,7 +24,7 @@ PROMPTS = ("the present invention", "a neural network", "", "the system comprise
 
 def rss_mb() -> float:
     """Resident memory of this process now, in MB."""
-    with open("/proc/self/statm") as f:
+    with open("/proc/self/statm", encoding="utf-8") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 1e6
 
 

@@ -210,7 +210,7 @@ def _peak_rss_mb() -> float:
     """This process's peak resident memory. Linux's VmHWM starts afresh at exec; ru_maxrss would keep the
     peak of the forking parent (the generator), so it is the fallback only."""
     try:
-        with open("/proc/self/status") as f:
+        with open("/proc/self/status", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024

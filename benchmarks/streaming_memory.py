@@ -106,7 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _status_kib(field: str) -> int | None:
     with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return None
@@ -123,7 +123,7 @@ def _reset_peak() -> bool:
     """
     _PEAKS_KIB.append(_status_kib("VmHWM") or 0)
     try:
-        Path("/proc/self/clear_refs").write_text("5")
+        Path("/proc/self/clear_refs").write_text("5", encoding="utf-8")
         return True
     except OSError:
         return False

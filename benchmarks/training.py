@@ -406,7 +406,7 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        Path(args.child_out).write_text(json.dumps(child(args)))
+        Path(args.child_out).write_text(json.dumps(child(args)), encoding="utf-8")
         return 0
     if not Path(args.corpus).is_file():
         raise SystemExit(f"corpus {args.corpus} not found: pass --corpus FILE")

@@ -500,10 +500,10 @@ def test_score_reads_standard_input_for_a_file_named_dash(capsys, model_path, mo
     import io
 
     text = "The network stores the weights.\nA second line."
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8"))))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8")), encoding="utf-8"))
     code, out, _ = run_cli(capsys, "score", model_path, "--file", "-", "--json")
     assert code == 0 and json.loads(out)["perplexity"] == pytest.approx(model.score(text).perplexity)
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9")))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9"), encoding="utf-8"))
     code, _, err = run_cli(capsys, "score", model_path, "--file", "-")
     assert code == 2 and "standard input is not UTF-8 text" in err
 

@@ -109,7 +109,7 @@ def test_a_full_standard_output_is_named(capsys):
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full, a device that is always full")
 def test_generate_into_a_full_device_fails_in_one_line():
     code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    with open("/dev/full", "w") as full:
+    with open("/dev/full", "w", encoding="utf-8") as full:
         result = subprocess.run(
             [sys.executable, "-c", code, "info"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60
         )

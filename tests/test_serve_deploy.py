@@ -85,7 +85,10 @@ def _serve(model_path: Path, port: int, logs: Path, *flags: str) -> subprocess.P
     """``nextword serve`` in a process of its own, its stdout and stderr going to files (not a tty)."""
     code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
     argv = ["serve", str(model_path), "--port", str(port), "--max-words", "10000", *flags]
-    with open(logs / "stdout.log", "w") as out, open(logs / "stderr.log", "w") as err:
+    with (
+        open(logs / "stdout.log", "w", encoding="utf-8") as out,
+        open(logs / "stderr.log", "w", encoding="utf-8") as err,
+    ):
         return subprocess.Popen([sys.executable, "-c", code, *argv], stdout=out, stderr=err)
 
 

@@ -338,7 +338,9 @@ def test_the_run_folders_lock_ends_with_the_process_that_held_it(tmp_path):
 def _glove(path: Path, words: list[str], dim: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     vectors = {w: rng.normal(size=dim).astype(np.float32) for w in words}
-    path.write_text("".join(f"{w} {' '.join(f'{v:.6f}' for v in vec)}\n" for w, vec in vectors.items()))
+    path.write_text(
+        "".join(f"{w} {' '.join(f'{v:.6f}' for v in vec)}\n" for w, vec in vectors.items()), encoding="utf-8"
+    )
     return vectors
 
 
