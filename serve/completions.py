@@ -71,7 +71,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     of its ``--served-model-name`` names, else 404."""
     state: ServerState = request.app.state.nextword
     if body.model and not state.serves(body.model):  # "" counts as left out, as in vLLM
-        raise model_not_found(body.model, state.model_id)
+        raise model_not_found(body.model, state.names)
     completion = completion_from_request(body, state.model, state.config)
     meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
     if completion.config.num_beams > 1:

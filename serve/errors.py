@@ -67,12 +67,14 @@ class APIError(Exception):
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
-def model_not_found(asked: str, served: str) -> APIError:
-    """The 404 for a request that names a model other than ``served``, the one this server holds
-    (as vLLM and OpenAI answer it: code ``model_not_found``)."""
+def model_not_found(asked: str, served: Sequence[str]) -> APIError:
+    """The 404 for a request that names a model other than the one this server holds, by any of its
+    names ``served`` (the reported id first), as vLLM and OpenAI answer it: code ``model_not_found``."""
+    also = f", also accepted as {', '.join(map(repr, served[1:]))}" if len(served) > 1 else ""
     return APIError(
         404,
-        f"model {asked!r} is not served here: this server holds one model, {served!r} (GET /v1/models)",
+        f"model {asked!r} is not served here: this server holds one model, {served[0]!r}{also} "
+        "(GET /v1/models)",
         "model",
         code="model_not_found",
     )

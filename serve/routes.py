@@ -87,7 +87,7 @@ async def model(model_id: str, request: Request) -> dict[str, Any]:
     its ``--served-model-name`` names: the entry then carries that id), else 404."""
     state: ServerState = request.app.state.nextword
     if not state.serves(model_id):
-        raise model_not_found(model_id, state.model_id)
+        raise model_not_found(model_id, state.names)
     return {**_model_entry(state), "id": model_id}
 
 

@@ -39,10 +39,15 @@ class ServerState:
     def __post_init__(self) -> None:
         self.slots = Slots(self.config.max_streams)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names a request's ``model`` may give: the reported id first, then the other names
+        ``--served-model-name`` gave."""
+        return tuple(dict.fromkeys((self.model_id, *self.config.served_model_name)))
+
     def serves(self, name: str) -> bool:
-        """Whether a request's ``model`` names the served model: the reported id, or with
-        ``--served-model-name`` given more than once, any of its names."""
-        return name == self.model_id or name in self.config.served_model_name
+        """Whether a request's ``model`` names the served model (one of :attr:`names`)."""
+        return name in self.names
 
     def start_job(self, job: Job | BeamJob) -> None:
         """Take a slot and hand ``job`` to the scheduler (a beam search runs on a thread of its route's);

@@ -76,7 +76,8 @@ def test_every_name_is_accepted_and_the_files_name_no_longer(client, model):
     with pytest.raises(openai.NotFoundError) as missing:
         client.completions.create(model=stem, prompt="the", max_tokens=2)
     assert (missing.value.code, missing.value.param) == ("model_not_found", "model")
-    assert f"one model, {ALIAS!r}" in missing.value.body["message"]
+    named = f"one model, {ALIAS!r}, also accepted as {OTHER!r} (GET /v1/models)"
+    assert named in missing.value.body["message"]
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve(stem)
 
