@@ -201,3 +201,51 @@ def cap_logits(proto: onnx.ModelProto, axis: int, end: int) -> onnx.ModelProto:
     axes = add_initializer(proto, "cap_axes", np.array([axis], dtype=np.int64))
     proto.graph.node.append(helper.make_node("Slice", ["real_logits", starts, ends, axes], ["logits"]))
     return proto
+
+
+# --------------------------------------------------------------------------- tensors and scales
+
+
+def dequantize(proto: onnx.ModelProto, scale: np.ndarray, raw: bool = True) -> onnx.ModelProto:
+    """A ``DequantizeLinear`` of a small uint8 constant by the initializer ``crafted_scale`` (stored as
+    raw_data, or in float_data when ``raw`` is false); its output feeds nothing."""
+    add_initializer(proto, "crafted_codes", np.arange(4, dtype=np.uint8))
+    scale = np.asarray(scale, dtype=np.float32)
+    if raw:
+        add_initializer(proto, "crafted_scale", scale)
+    else:
+        tensor = helper.make_tensor("crafted_scale", TensorProto.FLOAT, scale.shape, scale.ravel().tolist())
+        proto.graph.initializer.append(tensor)
+    node = helper.make_node("DequantizeLinear", ["crafted_codes", "crafted_scale"], ["crafted_dequantized"])
+    proto.graph.node.append(node)
+    return proto
+
+
+def sparse_initializer(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A sparse initializer of 3 floats in a (1000, 1000) tensor."""
+    values = numpy_helper.from_array(np.ones(3, dtype=np.float32), "crafted_sparse")
+    indices = numpy_helper.from_array(np.array([0, 5, 999_999], dtype=np.int64), "crafted_sparse_indices")
+    proto.graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, [1000, 1000]))
+    return proto
+
+
+def sparse_constant(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A ``Constant`` node whose ``sparse_value`` holds 2 floats of a 10,000-element vector."""
+    values = numpy_helper.from_array(np.ones(2, dtype=np.float32), "crafted_sparse_value")
+    indices = numpy_helper.from_array(np.array([1, 9_999], dtype=np.int64), "crafted_sparse_at")
+    sparse = helper.make_sparse_tensor(values, indices, [10_000])
+    proto.graph.node.append(helper.make_node("Constant", [], ["crafted_constant"], sparse_value=sparse))
+    return proto
+
+
+def retyped(proto: onnx.ModelProto, data_type: int) -> onnx.ModelProto:
+    """The first initializer claims element type ``data_type`` (its bytes unchanged)."""
+    proto.graph.initializer[0].data_type = data_type
+    return proto
+
+
+def segmented(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The first initializer carries a ``segment`` (a part of a tensor split over several)."""
+    proto.graph.initializer[0].segment.begin = 0
+    proto.graph.initializer[0].segment.end = 1
+    return proto

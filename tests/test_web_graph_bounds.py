@@ -6,6 +6,8 @@ there is no tab memory cap, and nextword-web used to load an 80 kB file of 20 do
 ``checkModelFile`` (then ``load()`` where that refuses, or where the file is small enough to load): the
 verdict, the message (the fix named in this package's option names) and, for the files that pass, the
 bounds themselves must be Python's. A hostile file that the JavaScript checks pass is never loaded.
+The tensor checks (web/src/tensor-check.js: data against dims, sparse tensors, finite scales...) are
+compared the same way.
 """
 
 from __future__ import annotations
@@ -110,6 +112,22 @@ CASES = {
     "a vocabulary of ten at most": (lambda p: p, {"max_vocab_size": 10}, False),
     "a thousand MACs a step at most": (lambda p: p, {"max_macs_per_token": 1000}, False),
     "a constant sequence_lens": (lambda p: crafted.sequence_lens(p, 1), {}, False),
+    # The tensor checks (model_check.py's _check_tensor, _check_sparse, _check_scales), in src/tensor-check.js
+    "4 elements declared, 1 held": (lambda p: crafted.missing_data(p, [4]), {}, False),
+    "2**40 elements declared, 1 held": (lambda p: crafted.missing_data(p, [1 << 40]), {}, False),
+    "int64 bytes read as float": (lambda p: crafted.retyped(p, onnx.TensorProto.FLOAT), {}, False),
+    "a negative dimension": (lambda p: crafted.missing_data(p, [2, -1]), {}, False),
+    "element type 99": (lambda p: crafted.retyped(p, 99), {}, False),
+    "a segmented tensor": (crafted.segmented, {}, False),
+    "a sparse initializer": (crafted.sparse_initializer, {}, False),
+    "a sparse Constant": (crafted.sparse_constant, {}, False),
+    "a NaN scale in raw_data": (lambda p: crafted.dequantize(p, [*[1.0] * 99, float("nan")]), {}, False),
+    "an infinite scale in float_data": (
+        lambda p: crafted.dequantize(p, [float("inf")], raw=False),
+        {},
+        False,
+    ),
+    "a finite scale": (lambda p: crafted.dequantize(p, [0.5]), {}, True),
 }
 
 
@@ -186,7 +204,20 @@ def test_same_verdict_message_and_bounds_as_python(name, verdicts):
         assert js["loaded"] == want and not js["loads"]  # refused by load() too, in the same words
 
 
-@pytest.mark.parametrize("name", ["valid", "bundled", "12 doubling Concats (4 MiB)"])
+# The files the tensor checks refuse: before, nextword-web left them to onnxruntime-web.
+_NAMES = list(CASES)
+REFUSED_TENSORS = _NAMES[_NAMES.index("4 elements declared, 1 held") : _NAMES.index("a finite scale")]
+
+
+@pytest.mark.parametrize("name", REFUSED_TENSORS)
+def test_tensor_sparse_and_scale_refusals_are_pythons(name, verdicts):
+    """Before, nextword-web left these to onnxruntime-web: it loaded them, or refused in its own words."""
+    (python, _), js = verdicts[name]
+    assert python is not None and re.search(r"tensor|quantization scale", python)
+    assert js["checked"] == js["loaded"] == in_javascript(python) and not js["loads"]
+
+
+@pytest.mark.parametrize("name", ["valid", "bundled", "12 doubling Concats (4 MiB)", "a finite scale"])
 def test_valid_and_small_files_still_load(name, verdicts):
     (python, bounds), js = verdicts[name]
     assert python is None and bounds is not None

@@ -4,10 +4,11 @@
 
 import { ModelFileError } from './errors.js';
 import { boundGraph } from './graph-bounds.js';
-import { readGraph } from './onnx-graph.js';
+import { mergeGraphs, readGraph, readTensor } from './onnx-graph.js';
 import { parsePyJson, PyJsonError } from './pyjson.js';
 import { Budget, fields, LEN, MAX_DEPTH, strictUtf8, text, VARINT, WireError } from './protobuf.js';
 import { commas, pyLen, pyHead, strRepr } from './pyrepr.js';
+import { checkScales, checkTensor, refuseSparse } from './tensor-check.js';
 
 export const MiB = 1024 * 1024;
 export const KEY_FORMAT_VERSION = 'nextword.format_version';
@@ -68,8 +69,7 @@ const WIRES = {
   graph: { 1: LEN, 5: LEN, 15: LEN },
   node: { 4: LEN, 5: LEN, 7: LEN },
   attribute: { 5: LEN, 6: LEN, 10: LEN, 11: LEN, 22: LEN, 23: LEN },
-  tensor: { 8: LEN, 13: LEN, 14: VARINT },
-  sparse: { 1: LEN, 2: LEN },
+  sparse: { 1: LEN, 2: LEN, 3: [VARINT, LEN] },
 };
 
 /** Python's `_short`: repr of a text cut to `limit` characters. */
@@ -137,7 +137,7 @@ export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
   const budget = new Budget();
   let summary;
   try {
-    summary = parseModel(data, budget);
+    summary = parseModel(data, budget); // the whole file, graphs included, before the first check
   } catch (error) {
     if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));
     throw error;
@@ -153,17 +153,18 @@ export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
     );
   }
   const allowed = new Set(limits.allowedOps.map(([domain, op]) => `${domain}\u0000${op}`));
-  const walker = new GraphWalker(name, data, allowed, budget);
-  let graph;
+  const walker = new GraphWalker(name, data, allowed, new Budget()); // re-reads what the parse counted
   try {
-    for (const [start, end] of summary.graphs) walker.graph(start, end, 1);
-    graph = limits.boundGraph ? readGraph(data, summary.graphs) : null;
+    summary.graphs.forEach(([start, end], i) => {
+      walker.graph(start, end, 1);
+      checkScales(summary.decoded[i], data, name); // each graph's nodes read its own initializers
+    });
   } catch (error) {
     if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));
     throw error;
   }
   // before onnxruntime-web folds and sizes anything; null when limits.boundGraph is off
-  meta.bounds = graph ? boundGraph(graph, name, limits) : null;
+  meta.bounds = limits.boundGraph ? boundGraph(mergeGraphs(summary.decoded), name, limits) : null;
   return meta;
 }
 
@@ -182,7 +183,8 @@ export function corrupt(name, error) {
 }
 
 function parseModel(data, budget) {
-  const summary = { irVersion: 0, opsets: [], metadata: [], graphs: [], functions: 0, trainingInfo: 0 };
+  const summary = { irVersion: 0, opsets: [], metadata: [], graphs: [], decoded: [] };
+  Object.assign(summary, { functions: 0, trainingInfo: 0 });
   for (const [number, , a, b] of fields(data, 0, data.length, budget, 'model', WIRES.model)) {
     if (number === MODEL.irVersion)
       summary.irVersion = a; // protobuf semantics: the last one wins
@@ -202,8 +204,10 @@ function parseModel(data, budget) {
         else if (n === 2) value = data.subarray(x, y);
       }
       summary.metadata.push([key, value]);
-    } else if (number === MODEL.graph) summary.graphs.push([a, b]);
-    else if (number === MODEL.functions) summary.functions += 1;
+    } else if (number === MODEL.graph) {
+      summary.graphs.push([a, b]);
+      summary.decoded.push(readGraph(data, [[a, b]], budget)); // decoded where Python decodes it
+    } else if (number === MODEL.functions) summary.functions += 1;
     else if (number === MODEL.trainingInfo) summary.trainingInfo += 1;
   }
   return summary;
@@ -396,39 +400,14 @@ class GraphWalker {
 
   sparse(start, end, depth, where) {
     this.enter(depth);
+    const parts = [null, null, null]; // the last values (field 1) and indices (field 2), as protobuf keeps
     for (const [number, , a, b] of this.fields(start, end, 'sparse')) {
-      if (number === 1 || number === 2) this.tensor(a, b, depth + 1, where);
+      if (number === 1 || number === 2) parts[number] = readTensor(this.data, a, b, this.budget, depth + 1);
     }
+    refuseSparse(this.name, parts[1], parts[2], where);
   }
 
   tensor(start, end, depth, where) {
-    this.enter(depth);
-    let name = '';
-    let location = 0;
-    const external = [];
-    for (const [number, , a, b] of this.fields(start, end, 'tensor')) {
-      if (number === 8) name = text(this.data, a, b);
-      else if (number === 13) external.push(this.entry(a, b));
-      else if (number === 14 && a != 0) location = a; // any occurrence other than DEFAULT (0) counts
-    }
-    if (external.length || location) {
-      const target = external.find(([k]) => k === 'location')?.[1] ?? '';
-      throw new ModelFileError(
-        `${this.name}: tensor ${short(name)} (${where}) keeps its data outside the file` +
-          (target ? ` (location ${short(target)})` : '') +
-          '; nextword models are one self-contained file and never read other files. Re-export the model ' +
-          'with `nextword export`',
-      );
-    }
-  }
-
-  entry(start, end) {
-    let key = '';
-    let value = '';
-    for (const [number, , a, b] of this.fields(start, end, 'entry')) {
-      if (number === 1) key = text(this.data, a, b);
-      else if (number === 2) value = text(this.data, a, b);
-    }
-    return [key, value];
+    checkTensor(this.name, readTensor(this.data, start, end, this.budget, depth), where);
   }
 }

@@ -1,7 +1,8 @@
-// The parts of an ONNX graph that src/graph-bounds.js reads, decoded with src/protobuf.js as
-// nextword/runtime/onnx_proto.py decodes them: nodes with their attributes, initializers (name, type,
-// dims and the values of small integer ones), and the declared inputs and outputs. Weights are never
-// copied. Integers that the file stores as int64 (dims, attribute ints, values) come back as bigints.
+// The parts of an ONNX graph that src/graph-bounds.js and src/tensor-check.js read, decoded with
+// src/protobuf.js as nextword/runtime/onnx_proto.py decodes them: nodes with their attributes,
+// initializers (name, type, dims, how many elements the file really holds, where their data lies and the
+// values of small integer ones), and the declared inputs and outputs. Weights are never copied.
+// Integers that the file stores as int64 (dims, attribute ints, values) come back as bigints.
 
 import {
   Budget,
@@ -10,12 +11,14 @@ import {
   I32,
   I64,
   LEN,
+  MAX_DEPTH,
   packedVarints,
   signed64,
   text,
   VARINT,
   WireError,
 } from './protobuf.js';
+import { strRepr } from './pyrepr.js';
 
 export const FLOAT = 1;
 export const UINT8 = 2;
@@ -44,6 +47,13 @@ const RAW_INT = new Map([
   [INT32, 4],
   [BOOL, 1],
 ]);
+const FOUR_BIT = [21, 22, 23]; // two values per byte (raw) or per int32_data entry
+// Which typed field holds each type's values when raw_data is absent (Python's _TYPED_FIELD).
+const STORED_FIELD = new Map(
+  Object.entries({ 1: 4, 14: 4, 7: 7, 8: 6, 11: 10, 15: 10, 12: 11, 13: 11 })
+    .concat([2, 3, 4, 5, 6, 9, 10, 16, 17, 18, 19, 20, 21, 22, 23].map((type) => [type, 5]))
+    .map(([type, number]) => [Number(type), number]),
+);
 
 // Field numbers from onnx.proto, and the wire types each may have (a list: packed or one by one).
 const WIRES = {
@@ -51,11 +61,13 @@ const WIRES = {
   node: { 1: LEN, 2: LEN, 4: LEN, 5: LEN, 7: LEN },
   attribute: { 1: LEN, 2: I32, 3: VARINT, 4: LEN, 5: LEN, 6: LEN, 7: [I32, LEN], 8: [VARINT, LEN] },
   tensor: { 1: [VARINT, LEN], 2: VARINT, 3: LEN, 4: [I32, LEN], 5: [VARINT, LEN], 6: LEN },
-  valueInfo: { 1: LEN, 2: LEN },
+  entry: { 1: LEN, 2: LEN },
+  sparse: { 1: LEN, 2: LEN, 3: [VARINT, LEN] },
+  value_info: { 1: LEN, 2: LEN }, // keyed by Python's names for them, which WireError messages show
   type: { 1: LEN },
-  tensorType: { 1: VARINT, 2: LEN },
+  tensor_type: { 1: VARINT, 2: LEN },
   shape: { 1: LEN },
-  dim: { 1: VARINT, 2: LEN },
+  dimension: { 1: VARINT, 2: LEN },
 };
 Object.assign(WIRES.attribute, { 9: LEN, 10: LEN, 11: LEN, 20: VARINT, 22: LEN, 23: LEN });
 Object.assign(WIRES.tensor, { 7: [VARINT, LEN], 8: LEN, 9: LEN, 10: [I64, LEN], 11: [VARINT, LEN] });
@@ -66,21 +78,38 @@ Object.assign(WIRES.tensor, { 13: LEN, 14: VARINT });
  * outputs concatenate): {nodes, initializers, inputs, outputs}. Throws WireError on malformed protobuf.
  * @param {Uint8Array} data the file
  * @param {[number, number][]} ranges where each top-level graph lies in `data`
+ * @param {Budget} [budget] the protobuf fields the whole file may spend
  */
-export function readGraph(data, ranges) {
-  const reader = new Reader(data);
+export function readGraph(data, ranges, budget = new Budget()) {
+  const reader = new Reader(data, budget);
   const graph = { nodes: [], initializers: [], inputs: [], outputs: [] };
-  for (const [start, end] of ranges) reader.graph(start, end, graph);
+  for (const [start, end] of ranges) reader.graph(start, end, graph, 1);
   return graph;
 }
 
+/** Graphs merged as protobuf merges repeated `graph` fields (their lists concatenate). */
+export function mergeGraphs(graphs) {
+  const keys = ['nodes', 'initializers', 'inputs', 'outputs'];
+  return Object.fromEntries(keys.map((key) => [key, graphs.flatMap((graph) => graph[key])]));
+}
+
+/**
+ * One TensorProto at data[start:end] (see Reader.tensor), its nesting `depth` counted from ModelProto.
+ * Throws WireError on malformed protobuf.
+ */
+export function readTensor(data, start, end, budget, depth) {
+  return new Reader(data, budget).tensor(start, end, depth);
+}
+
 class Reader {
-  constructor(data) {
+  constructor(data, budget = new Budget()) {
     this.data = data;
-    this.budget = new Budget();
+    this.budget = budget;
   }
 
-  *fields(start, end, kind) {
+  /** The fields of a message nested `depth` deep (ModelProto: 0), as Python's reader bounds it. */
+  *fields(start, end, kind, depth) {
+    if (depth > MAX_DEPTH) throw new WireError(`messages nested more than ${MAX_DEPTH} deep`);
     yield* fields(this.data, start, end, this.budget, kind, WIRES[kind]);
   }
 
@@ -88,24 +117,35 @@ class Reader {
     return text(this.data, a, b);
   }
 
-  graph(start, end, graph) {
-    for (const [n, , a, b] of this.fields(start, end, 'graph')) {
-      if (n === 1) graph.nodes.push(this.node(a, b));
-      else if (n === 5) graph.initializers.push(this.tensor(a, b));
-      else if (n === 11) graph.inputs.push(this.valueInfo(a, b));
-      else if (n === 12) graph.outputs.push(this.valueInfo(a, b));
+  graph(start, end, graph, depth) {
+    for (const [n, , a, b] of this.fields(start, end, 'graph', depth)) {
+      if (n === 1) graph.nodes.push(this.node(a, b, depth + 1));
+      else if (n === 5) graph.initializers.push(this.tensor(a, b, depth + 1));
+      else if (n === 15)
+        this.sparse(a, b, depth + 1); // decoded as Python does; src/tensor-check.js refuses it
+      else if (n === 11) graph.inputs.push(this.valueInfo(a, b, depth + 1));
+      else if (n === 12) graph.outputs.push(this.valueInfo(a, b, depth + 1));
     }
   }
 
-  node(start, end) {
+  /** A SparseTensorProto: [values, indices], each null when absent (the last of each counts). */
+  sparse(start, end, depth) {
+    const parts = [null, null, null];
+    for (const [n, , a, b] of this.fields(start, end, 'sparse', depth)) {
+      if (n === 1 || n === 2) parts[n] = this.tensor(a, b, depth + 1);
+    }
+    return [parts[1], parts[2]];
+  }
+
+  node(start, end, depth) {
     const node = { opType: '', domain: '', inputs: [], outputs: [], attributes: new Map() };
-    for (const [n, , a, b] of this.fields(start, end, 'node')) {
+    for (const [n, , a, b] of this.fields(start, end, 'node', depth)) {
       if (n === 1) node.inputs.push(this.text(a, b));
       else if (n === 2) node.outputs.push(this.text(a, b));
       else if (n === 4) node.opType = this.text(a, b);
       else if (n === 7) node.domain = this.text(a, b);
       else if (n === 5) {
-        const attribute = this.attribute(a, b);
+        const attribute = this.attribute(a, b, depth + 1);
         node.attributes.set(attribute.name, attribute);
       }
     }
@@ -113,13 +153,16 @@ class Reader {
   }
 
   /** {name, i, s, ints, floats (how many), strings, tensors}; ints and floats are null when too long. */
-  attribute(start, end) {
+  attribute(start, end, depth) {
     const attribute = { name: '', i: null, s: null, ints: [], floats: 0, strings: [], tensors: [] };
-    for (const [n, wire, a, b] of this.fields(start, end, 'attribute')) {
+    for (const [n, wire, a, b] of this.fields(start, end, 'attribute', depth)) {
       if (n === 1) attribute.name = this.text(a, b);
       else if (n === 3) attribute.i = signed64(a);
       else if (n === 4) attribute.s = this.text(a, b);
-      else if (n === 5 || n === 10) attribute.tensors.push(this.tensor(a, b));
+      else if (n === 5 || n === 10) attribute.tensors.push(this.tensor(a, b, depth + 1));
+      else if (n === 6 || n === 11)
+        this.graph(a, b, { nodes: [], initializers: [], inputs: [], outputs: [] }, depth + 1);
+      else if (n === 22 || n === 23) this.sparse(a, b, depth + 1);
       else if (n === 9) {
         if (attribute.strings.length < MAX_LIST) attribute.strings.push(this.text(a, b));
       } else if (n === 8 && attribute.ints !== null) {
@@ -138,25 +181,76 @@ class Reader {
     return attribute;
   }
 
-  /** {name, dataType, dims (bigints), values}: values (bigints) of small int64, int32 and bool tensors. */
-  tensor(start, end) {
-    const tensor = { name: '', dataType: 0, dims: [], values: null };
+  /**
+   * {name, dataType, dims (bigints), values, stored, segmented, external, location, raw, floatData}:
+   * values (bigints) of small int64, int32 and bool tensors; stored, the elements its data really holds
+   * (a bigint, -1n when the bytes are not a whole number of them); external, its external_data entries
+   * ([key, value]); raw and floatData, where raw_data and float_data's values lie in the file.
+   */
+  tensor(start, end, depth) {
+    const tensor = { name: '', dataType: 0, dims: [], values: null, stored: 0n, segmented: false };
+    Object.assign(tensor, { external: [], location: 0, raw: null, floatData: [] });
     let raw = null;
     const typed = [];
-    for (const [n, wire, a, b] of this.fields(start, end, 'tensor')) {
+    for (const [n, wire, a, b] of this.fields(start, end, 'tensor', depth)) {
       if (n === 1) {
         if (wire === VARINT) tensor.dims.push(signed64(a));
         else if (countVarints(this.data, a, b) > MAX_DIMS) {
           throw new WireError(`tensor with more than ${MAX_DIMS} dimensions`);
         } else tensor.dims.push(...packedVarints(this.data, a, b));
       } else if (n === 2) tensor.dataType = Number(a);
+      else if (n === 3) tensor.segmented = true;
       else if (n === 8) tensor.name = this.text(a, b);
       else if (n === 9) raw = [a, b];
-      else if (n === 5 || n === 7) typed.push([n, wire, a, b]);
+      else if (n === 13) tensor.external.push(this.entry(a, b, depth + 1));
+      else if (n === 14 && !tensor.location)
+        tensor.location = Number(a); // any non-DEFAULT one counts
+      else if ([4, 5, 6, 7, 10, 11].includes(n)) typed.push([n, wire, a, b]);
     }
     if (tensor.dims.length > MAX_DIMS) throw new WireError(`tensor with more than ${MAX_DIMS} dimensions`);
+    this.stored(tensor, tensor.dataType === STRING ? null : raw, typed);
     if (RAW_INT.has(tensor.dataType)) tensor.values = this.values(tensor.dataType, raw, typed);
     return tensor;
+  }
+
+  /** How many elements the tensor holds (Python's _data): its raw_data, else its type's typed field. */
+  stored(tensor, raw, typed) {
+    const dtype = tensor.dataType;
+    const numel = tensor.dims.reduce((p, d) => p * d, 1n);
+    const half = (count) => (count === (numel + 1n) / 2n ? numel : -1n); // 4-bit types, two per unit
+    if (raw !== null) {
+      tensor.raw = raw;
+      const length = BigInt(raw[1] - raw[0]);
+      const size = BigInt(ITEM_BYTES.get(dtype) ?? 1);
+      tensor.stored = FOUR_BIT.includes(dtype) ? half(length) : length % size ? -1n : length / size;
+      return;
+    }
+    const number = STORED_FIELD.get(dtype) ?? 0;
+    let count = 0;
+    for (const [n, wire, a, b] of typed) {
+      if (n !== number) continue;
+      if (n === 4) tensor.floatData.push([a, b]);
+      if (wire !== LEN || n === 6) count += 1;
+      else if (n === 4 || n === 10) {
+        const size = n === 10 ? 8 : 4;
+        if ((b - a) % size) {
+          throw new WireError(`tensor ${strRepr(tensor.name)}: packed values are not whole numbers`);
+        }
+        count += (b - a) / size;
+      } else count += countVarints(this.data, a, b);
+    }
+    if (dtype === 14 || dtype === 15) count = Math.floor(count / 2); // complex: two per element
+    tensor.stored = FOUR_BIT.includes(dtype) ? half(BigInt(count)) : BigInt(count);
+  }
+
+  entry(start, end, depth) {
+    let key = '';
+    let value = '';
+    for (const [n, , a, b] of this.fields(start, end, 'entry', depth)) {
+      if (n === 1) key = this.text(a, b);
+      else if (n === 2) value = this.text(a, b);
+    }
+    return [key, value];
   }
 
   /** The integer values of a tensor that holds at most VALUE_ELEMENTS of them, else null. */
@@ -185,27 +279,29 @@ class Reader {
   }
 
   /** {name, elemType (null: not a tensor type), dims (null: no shape; each a bigint, a string or null)}. */
-  valueInfo(start, end) {
+  valueInfo(start, end, depth) {
     const info = { name: '', elemType: null, dims: null };
-    for (const [n, , a, b] of this.fields(start, end, 'valueInfo')) {
+    for (const [n, , a, b] of this.fields(start, end, 'value_info', depth)) {
       if (n === 1) info.name = this.text(a, b);
       else if (n === 2) {
-        for (const [m, , x, y] of this.fields(a, b, 'type')) if (m === 1) this.tensorType(info, x, y);
+        for (const [m, , x, y] of this.fields(a, b, 'type', depth + 1)) {
+          if (m === 1) this.tensorType(info, x, y, depth + 2);
+        }
       }
     }
     return info;
   }
 
-  tensorType(info, start, end) {
+  tensorType(info, start, end, depth) {
     info.elemType = info.elemType ?? 0;
-    for (const [n, , a, b] of this.fields(start, end, 'tensorType')) {
+    for (const [n, , a, b] of this.fields(start, end, 'tensor_type', depth)) {
       if (n === 1) info.elemType = Number(a);
       else if (n === 2) {
         const dims = [];
-        for (const [m, , x, y] of this.fields(a, b, 'shape')) {
+        for (const [m, , x, y] of this.fields(a, b, 'shape', depth + 1)) {
           if (m !== 1) continue;
           let dim = null;
-          for (const [k, , p, q] of this.fields(x, y, 'dim')) {
+          for (const [k, , p, q] of this.fields(x, y, 'dimension', depth + 2)) {
             if (k === 1) dim = signed64(p);
             else if (k === 2) dim = this.text(p, q);
           }

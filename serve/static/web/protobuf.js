@@ -55,9 +55,9 @@ export function varint(data, pos, end) {
 
 /**
  * Yield [field number, wire type, a, b] for each field of the message in data[start:end]. For varints
- * `a` is the value; for length-delimited fields data[a:b] is the payload; fixed-width fields give
- * a = b = 0. Groups, unknown wire types, field number 0, lengths running past `end` and known fields
- * with the wrong wire type (per `expected`) are errors.
+ * `a` is the value; for length-delimited and fixed-width fields data[a:b] holds the payload. Groups,
+ * unknown wire types, field number 0, lengths running past `end` and known fields with the wrong wire
+ * type (per `expected`) are errors.
  * @param {Uint8Array} data
  * @param {Record<number, number | number[]>} expected
  */
@@ -88,7 +88,7 @@ export function* fields(data, start, end, budget, kind, expected) {
       const size = wire === I64 ? 8 : 4;
       if (size > end - pos)
         throw new WireError(`fixed-width field ${number} runs past the end at byte ${pos}`);
-      item = [Number(number), wire, 0, 0];
+      item = [Number(number), wire, pos, pos + size];
       pos += size;
     } else if (wire === SGROUP || wire === EGROUP) {
       throw new WireError(`field ${number} uses protobuf groups (wire type ${wire}), which ONNX never does`);
