@@ -118,3 +118,19 @@ def test_a_global_mixed_precision_policy_does_not_reach_the_model(tiny_config):
         assert set(policies.values()) == {"float32"}, policies
     mixed = build_model(tiny_config.model, 50, mixed_precision=True)
     assert mixed.get_layer("lstm_0").dtype_policy.name == "mixed_float16"
+
+
+@pytest.mark.parametrize("in_jupyter", [True, False])
+def test_a_jupyter_kernel_gets_the_live_progress_bar(tmp_path, tiny_config, monkeypatch, capfd, in_jupyter):
+    """A notebook cell is no terminal, but it redraws a line on a carriage return: verbose=1 keeps
+    Keras's live bar there. Output to a log file (no terminal, no kernel) gets one line per epoch."""
+    import types
+
+    if in_jupyter:
+        monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    else:
+        monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    train(_small(tiny_config, tmp_path / "run", verbose=1))
+    out = capfd.readouterr().out
+    assert "Epoch 1/1" in out
+    assert ("\r" in out) is in_jupyter, repr(out[-300:])

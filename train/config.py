@@ -162,8 +162,8 @@ class TrainConfig:
     verbose: int = field(
         default=1,
         metadata={
-            "help": "Keras verbosity: 0 silent, 1 progress bar (one line per epoch where output is not "
-            "a terminal), 2 one line per epoch"
+            "help": "Keras verbosity: 0 silent, 1 progress bar (one line per epoch where output is "
+            "neither a terminal nor a Jupyter notebook), 2 one line per epoch"
         },
     )
     distribute: str = field(

@@ -167,7 +167,7 @@ class TrainingLoop:
         deadline = time.monotonic() + self.budget if self.budget else math.inf
         iterator = iter(train_data)
         show = self.verbose if self.workers.is_chief else 0
-        if show == 1 and not sys.stdout.isatty():  # a bar redrawn in a log file is one endless line
+        if show == 1 and not _redraws(sys.stdout):  # a bar redrawn in a log file is one endless line
             show = 2
         evaluated = [("val", val_data, self.val_steps)]
         if dev_data is not None and self.dev_steps:
@@ -244,3 +244,11 @@ def _averages(sums: np.ndarray) -> dict[str, float]:
     """Per-word means from (loss, words, hits, top-5 hits, ...) sums."""
     words = max(float(sums[1]), 1.0)
     return {name: float(sums[i]) / words for name, i in zip(METRICS, (0, 2, 3), strict=True)}
+
+
+def _redraws(stream: object) -> bool:
+    """Whether a progress bar written to ``stream`` can redraw its line: a terminal, or a Jupyter
+    kernel's output (no terminal, but a notebook cell that honours carriage returns, as Keras's own
+    progress bar assumes there)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(callable(isatty) and isatty()) or "ipykernel" in sys.modules
