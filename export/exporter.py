@@ -206,8 +206,8 @@ def _serialized(proto: onnx.ModelProto) -> bytes:
     if size > PROTOBUF_LIMIT:
         raise ExportError(
             f"the ONNX model is {size:,} bytes, over the {PROTOBUF_LIMIT:,} bytes one protobuf message (one "
-            "ONNX file) can hold; train a smaller model (--max-vocab, --embedding-dim, --lstm-units, "
-            "--num-layers)"
+            "ONNX file) can hold; train a smaller model (`max_vocab`, `embedding_dim`, `lstm_units`, "
+            "`num_layers`)"
         )
     return proto.SerializeToString()
 
@@ -230,8 +230,8 @@ def _warn_over_default_limits(
     )
     if needed:
         logger.warning(
-            "%s is over what load() accepts by default, so loading it needs %s; export with --int8 for "
-            "a file about 4x smaller, or train a smaller model (--max-vocab, --embedding-dim, --lstm-units)",
+            "%s is over what load() accepts by default, so loading it needs %s; export with `int8` for "
+            "a file about 4x smaller, or train a smaller model (`max_vocab`, `embedding_dim`, `lstm_units`)",
             out,
             limits_note(needed),
         )

@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
 
+from nextword.cli.args import COMMAND_CONFIGS, cli_terms
 from nextword.export import ExportConfig, ExportError, export
 from nextword.export import exporter as exporter_module
 from nextword.export.graph import convert
@@ -101,8 +102,11 @@ def test_train_refuses_a_model_no_onnx_file_can_hold_before_anything_is_written(
     ) as info:
         train(config)
     message = str(info.value)
-    assert "export would fail after training" in message and "Lower --max-vocab" in message
-    assert "--no-tie-embeddings" in message  # this model is untied: tying shrinks it
+    assert "export would fail after training" in message and "Lower `max_vocab`" in message
+    assert "tie_embeddings=True" in message  # this model is untied: tying shrinks it
+    # the command line says the same in its flags
+    flags = cli_terms(message, COMMAND_CONFIGS["train"])
+    assert "Lower --max-vocab" in flags and "--lstm-units" in flags and "(--tie-embeddings)" in flags
     assert not (tmp_path / "run").exists()
 
 
@@ -131,7 +135,8 @@ def test_export_writes_a_file_over_the_default_limits_and_says_how_to_load_it(
     assert out.stat().st_size == report.bytes > 20_000
     (warning,) = [r.getMessage() for r in caplog.records if "over what load() accepts" in r.getMessage()]
     call = re.search(r"LoadLimits\([^)]*\)", warning).group()
-    assert "max_file_bytes=" in call and "max_tokenizer_bytes=" in call and "--int8" in warning
+    assert "max_file_bytes=" in call and "max_tokenizer_bytes=" in call and "`int8`" in warning
+    assert "export with --int8" in cli_terms(warning, COMMAND_CONFIGS["export"])
     assert "maxFileBytes: 1 * 1024 * 1024, maxTokenizerBytes: 1 * 1024 * 1024" in warning
     with pytest.raises(ModelFileError, match="over the 20,000-byte limit"):
         load(out)
@@ -149,11 +154,12 @@ def test_training_start_warns_about_the_file_size_and_the_step_memory(
         train(config)
     messages = [r.getMessage() for r in caplog.records if r.name == "nextword.train.sizes"]
     (size,) = [m for m in messages if m.startswith("the exported model file will be about")]
-    assert "LoadLimits(max_file_bytes=1 * MiB)" in size and "--int8" in size
+    assert "LoadLimits(max_file_bytes=1 * MiB)" in size and "An int8 export writes" in size
     assert "limits: { maxFileBytes: 1 * 1024 * 1024 }" in size  # the browser's load() takes these two
     (memory,) = [m for m in messages if m.startswith("one training step's output layer needs")]
     rows, window = config.batch_size, config.seq_len
-    assert f"{rows} windows x {window} words x " in memory and "Lower --batch-size or --seq-len" in memory
+    assert f"{rows} windows x {window} words x " in memory and "Lower `batch_size` or `seq_len`" in memory
+    assert "Lower --batch-size or --seq-len" in cli_terms(memory, COMMAND_CONFIGS["train"])
 
 
 def test_the_step_memory_estimate_warns_only_on_the_cpu_and_past_the_free_memory(

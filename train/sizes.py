@@ -77,7 +77,7 @@ def check_exportable(
     logger.warning(
         "the exported model file will be about %.0f MB (%s), over what load() accepts by default: loading "
         "it will need %s. "
-        "`nextword export --int8` writes about %.0f MB%s. To stay within the defaults: %s",
+        "An int8 export writes about %.0f MB%s. To stay within the defaults: %s",
         fp32 / 1e6,
         _parts(shape),
         limits_note(needed),
@@ -98,10 +98,10 @@ def _parts(shape: ModelShape) -> str:
 
 
 def _lower(shape: ModelShape) -> str:
-    tied = "" if shape.tie_embeddings else ", or tie the embeddings (drop --no-tie-embeddings)"
+    tied = "" if shape.tie_embeddings else ", or tie the embeddings (tie_embeddings=True)"
     return (
-        f"Lower --max-vocab (the vocabulary has {shape.vocab_size:,} words; --min-count also shrinks it), "
-        f"--embedding-dim, --lstm-units or --num-layers{tied}"
+        f"Lower `max_vocab` (the vocabulary has {shape.vocab_size:,} words; `min_count` also shrinks it), "
+        f"`embedding_dim`, `lstm_units` or `num_layers`{tied}"
     )
 
 
@@ -132,8 +132,8 @@ def check_step_memory(config: TrainConfig, vocab_size: int, rows: int, *, on_gpu
         logger.warning(
             "one training step's output layer needs about %.1f GB (%s), more than the %.1f GB of memory "
             "free here: training will likely run out of memory at its first step (the system may kill "
-            "it without a message). Lower --batch-size or --seq-len (the need follows each), or "
-            "--max-vocab",
+            "it without a message). Lower `batch_size` or `seq_len` (the need follows each), or "
+            "`max_vocab`",
             need / GB,
             figures,
             free / GB,
