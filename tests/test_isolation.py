@@ -72,6 +72,8 @@ import nextword.runtime as rt
 missing = [name for name in rt.__all__ if getattr(rt, name, None) is None]
 assert not missing, missing
 assert "onnxruntime" in sys.modules
+names = dir(rt)  # each name once, looked up or not
+assert len(names) == len(set(names)) and set(rt.__all__) <= set(names), names
 print("ok")
 """
     result = run_python(code, block_training_stack=True)
