@@ -81,8 +81,8 @@ def add_config_arguments(
             kwargs["type"] = base
         if "choices" in field.metadata:
             kwargs["choices"] = field.metadata["choices"]
-        shown = ("on" if default else "off") if base is bool else default
-        if default not in (None, (), "") or base is bool:
+        shown = ("on" if default else "off") if base is bool else field.metadata.get("unset", default)
+        if default not in (None, (), "") or base is bool or "unset" in field.metadata:
             help_text += (
                 f" (default: {defaults_from}, else {shown})" if defaults_from else f" (default: {shown})"
             )

@@ -62,13 +62,18 @@ class GenerationConfig:
     top_k: int | None = field(
         default=None,
         metadata={
-            "help": "sample only among the K most likely words (default: all; 0: all, overriding a model "
-            "file's K)"
+            "help": "sample only among the K most likely words (0 = off: all words, even where a model "
+            "file sets K)",
+            "unset": "off",
         },
     )
     top_p: float | None = field(
         default=None,
-        metadata={"help": "nucleus sampling: only the most likely words that together hold P (0 < P <= 1)"},
+        metadata={
+            "help": "nucleus sampling: only the most likely words that together hold P (0 < P <= 1; 1 = "
+            "off, even where a model file sets P)",
+            "unset": "off",
+        },
     )
     repetition_penalty: float = field(
         default=1.0,

@@ -555,6 +555,18 @@ def test_evaluate_help_says_the_corpus_is_read_as_the_model_files_was(capsys):
     assert "CORPUS corpus files: .csv" in text
 
 
+def test_generate_help_says_top_k_and_top_p_default_to_the_model_files(capsys):
+    """--top-k said "default: all": a model file's K applied all the same."""
+    from nextword.cli.main import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--top-k", "--top-p"):
+        after = text.split(flag, 2)[2].split(" --", 1)[0]  # the option's help, past the usage line
+        assert after.endswith("(default: the model file's, else off)") and "= off" in after, after
+
+
 @pytest.mark.slow
 def test_export_screen_shows_our_output_not_tensorflows_start_up_lines(run_dir, tmp_path):
     pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
