@@ -7,6 +7,7 @@ why the files ship this way."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -59,7 +60,7 @@ def page_html(root_path: str = "") -> str:
     href>`` would fix the document's own URLs but not those the worker of "run in this browser" resolves
     against the address, and would break the page for a client that reaches the server directly.
     Rewriting the address (``history.replaceState``) before anything is loaded fixes them all."""
-    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    html = _index_html()
     prefix = root_path.rstrip("/")
     if not prefix:
         return html
@@ -72,6 +73,12 @@ def page_html(root_path: str = "") -> str:
     head = re.search(r"<head\b[^>]*>", html, re.IGNORECASE)
     at = head.end() if head else 0
     return html[:at] + script + html[at:]
+
+
+@functools.cache
+def _index_html() -> str:
+    """index.html, read once: it changes only with the package."""
+    return (STATIC / "index.html").read_text(encoding="utf-8")
 
 
 @router.api_route("/model.onnx", methods=["GET", "HEAD"], include_in_schema=False)
