@@ -21,6 +21,7 @@ from nextword.runtime import ModelFileError, NextWordModel, __version__, load
 from nextword.runtime.model import default_session_options
 
 from . import completions, routes, web_assets
+from .auth import ApiKeys, document_keys
 from .config import ServeConfig
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
@@ -52,6 +53,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     # the id clients see and send: --served-model-name (the first), else the file's name without .onnx
     model_id = next(iter(config.served_model_name), None) or Path(model.source).stem or "nextword"
     state = ServerState(config=config, model=model, model_id=model_id)
+    keys = config.keys  # --api-key, else $NEXTWORD_API_KEY: a bad one is refused before the port is bound
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +66,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             "continuous batching" if config.batching else "one thread per request",
             model.session.get_session_options().intra_op_num_threads,
         )
+        if keys:
+            logger.info("/v1/... and /model.onnx need an API key (%d accepted)", len(keys))
         try:
             yield
         finally:
@@ -87,6 +91,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     app.include_router(web_assets.router)  # before /static: it answers for the compressed .wasm
     app.mount("/static", web_assets.RangedStaticFiles(directory=str(routes.STATIC)), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    if keys:  # outside the body cap: a request without a key is refused before its body is read
+        app.add_middleware(ApiKeys, keys=keys)
+        document_keys(app)
     if config.cors_origins:  # added last, so outermost: refusals (413, 429) carry its headers too
         app.add_middleware(
             CORSMiddleware,

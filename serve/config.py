@@ -12,6 +12,8 @@ from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
 from nextword.runtime.checks import plain_numbers
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 
+from .keys import ENV_KEY, check_keys
+
 __all__ = ["ServeConfig"]
 
 # What a browser sends as Origin: scheme, host and an optional port, nothing after.
@@ -129,6 +131,17 @@ class ServeConfig:
             "metavar": "PREFIX",
         },
     )
+    api_keys: tuple[str, ...] = field(
+        default=(),
+        repr=False,  # secrets: never in a log line or a traceback
+        metadata={
+            "help": "a key that requests to /v1/... and /model.onnx must carry (Authorization: Bearer "
+            "KEY, as OpenAI's clients send api_key); others get 401; by default $NEXTWORD_API_KEY, else "
+            "none: no key asked for",
+            "metavar": "KEY",
+            "flag": "--api-key",
+        },
+    )
     forwarded_allow_ips: tuple[str, ...] | None = field(
         default=None,
         metadata={
@@ -179,6 +192,7 @@ class ServeConfig:
         object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
         object.__setattr__(self, "root_path", _root_path(self.root_path))
         object.__setattr__(self, "forwarded_allow_ips", _proxies(self.forwarded_allow_ips))
+        object.__setattr__(self, "api_keys", check_keys(self.api_keys))
 
     @property
     def model_path(self) -> str:
@@ -191,6 +205,13 @@ class ServeConfig:
         if self.model is None and os.environ.get(ENV_VAR):
             return ModelFileError(f"{exc} (the path comes from ${ENV_VAR}; fix or unset it)")
         return exc
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The API keys requests must carry: ``api_keys``, else ``$NEXTWORD_API_KEY``, else none."""
+        if self.api_keys:
+            return self.api_keys
+        return check_keys([os.environ[ENV_KEY]] if os.environ.get(ENV_KEY) else [], f"${ENV_KEY}")
 
     @property
     def session_threads(self) -> int:

@@ -7,6 +7,7 @@ raise ``BadRequestError`` for all of them; ``code`` says which kind of mistake i
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from .schemas import error_body
 
-__all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found"]
+__all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found", "send_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ CODES = {
     "missing_required_parameter": "a parameter the endpoint needs is missing",
     "invalid_json": "the body is empty, is not UTF-8 JSON, or is not a JSON object",
     "unsupported_content_type": "the body was not sent as content-type: application/json",
+    "invalid_api_key": "401: the request carries no API key, or not one this server takes (nextword "
+    "serve --api-key); send Authorization: Bearer KEY",
     "model_not_found": "the request names a model this server does not serve",
     "rate_limit_exceeded": "every --max-streams slot is taken; retry after Retry-After seconds",
 }
@@ -65,6 +68,17 @@ class APIError(Exception):
     def response(self) -> JSONResponse:
         body = error_body(self.message, self.kind, self.param, self.code)
         return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+async def send_error(
+    send: Any, status: int, message: str, code: str | None = None, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with an ``invalid_request_error`` straight through ASGI's ``send``: for middleware, which
+    answers before any route (or FastAPI's handlers) is reached."""
+    body = json.dumps(error_body(message, "invalid_request_error", None, code)).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 def model_not_found(asked: str, served: Sequence[str]) -> APIError:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
-from .errors import APIError
-from .schemas import error_body
+from .errors import APIError, send_error
 
 __all__ = ["BodySizeLimit", "Slots"]
 
@@ -59,18 +57,7 @@ class BodySizeLimit:
             f"the request body has {size} bytes or more; this server takes at most {self.max_bytes} "
             "(nextword serve --max-body-bytes)"
         )
-        body = json.dumps(error_body(message, "invalid_request_error")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, message)
 
 
 class Slots:

@@ -107,5 +107,14 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
 
 
 def _warn_if_public(config: ServeConfig) -> None:
-    if not config.loopback:
+    if config.loopback:
+        return
+    if config.keys:
         logger.warning("listening on %s: the server is reachable from the network", config.host)
+    else:
+        logger.warning(
+            "listening on %s: the server is reachable from the network, and anyone who reaches it can "
+            "use the model; ask for a key with --api-key (or $NEXTWORD_API_KEY), or put the server "
+            "behind a proxy that authenticates",
+            config.host,
+        )

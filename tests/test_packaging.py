@@ -108,3 +108,12 @@ def test_clean_venv_with_the_runtime_alone_generates(wheel, model_path, corpus_f
         timeout=120,
     )
     assert train.returncode == 2 and 'pip install "nextword[train]"' in train.stderr
+    # the server's settings (an API key among them) are read without the web framework, which is missing
+    serve = subprocess.run(
+        [env_dir / "bin" / "nextword", "serve", "--api-key", "k-1", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert serve.returncode == 2 and 'pip install "nextword[serve]"' in serve.stderr, serve.stderr
+    assert "Traceback" not in serve.stderr

@@ -255,10 +255,11 @@ def test_the_keyboard_scores_and_keeps_its_focus(page):
     assert page.find_element(By.ID, "status").text.startswith("1 word in ")
     assert page.execute_script("return window.focused") == ["generate", "stop", "generate"]
     assert page.execute_script("return document.activeElement.id") == "generate"
-    # what changes by itself is announced: the output (once done), the result lines and the switch's;
-    # not the chips, replaced at every key
+    # what changes by itself is announced: the output (once done), the result lines, the switch's and
+    # the API key form's; not the chips, replaced at every key
     live = "return [...document.querySelectorAll('[aria-live]')].map((e) => e.id)"
-    assert sorted(page.execute_script(live)) == ["output", "score-summary", "status", "where-status"]
+    want = ["key-status", "output", "score-summary", "status", "where-status"]
+    assert sorted(page.execute_script(live)) == want
 
 
 def test_a_seed_the_box_cannot_read_is_refused(page, live_server):

@@ -21,6 +21,8 @@
 // options: {maxWords, temperature, topK (0 = off), topP (1 = off), seed (null = random; a BigInt or a
 // number)}.
 
+import { keyHeaders } from "./key.js";
+
 export class ApiError extends Error {}
 
 // JSON.stringify refuses a BigInt (a seed past 2^53): it is written as the exact integer it is.
@@ -41,10 +43,10 @@ async function request(url, init) {
   }
 }
 
-async function postJSON(base, path, body, signal) {
+async function postJSON(base, path, body, signal, key) {
   const response = await request(base + path, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...keyHeaders(key) },
     body: jsonWithBigInts(body),
     signal,
   });
@@ -102,15 +104,14 @@ async function* events(response) {
 
 // Every setting the page shows is sent, so that a model file's own decoding defaults (top_k, top_p, n,
 // num_beams: the server applies them to what a request leaves out) never override the sliders: one
-// sampled text, streamed; top-k "off" as every word of any vocabulary, top-p "off" as 1.
-export const ALL_WORDS = 1_000_000; // the largest top_k the API takes: no vocabulary is larger
+// sampled text, streamed; top-k "off" as 0 and top-p "off" as 1, the values the API reads as "off".
 
 export function completionRequest(prompt, options) {
   const body = {
     prompt,
     max_tokens: options.maxWords,
     temperature: options.temperature,
-    top_k: options.topK > 0 ? options.topK : ALL_WORDS,
+    top_k: Math.max(0, options.topK),
     top_p: Math.min(options.topP, 1),
     n: 1,
     num_beams: 1,
@@ -121,13 +122,14 @@ export function completionRequest(prompt, options) {
 }
 
 // `base`: the folder the server's API is under, ending in "/"; "" is the page's own folder, so that the
-// page works behind a reverse proxy that serves the app under a path (https://host/nextword/).
-export function createServerBackend(base = "") {
+// page works behind a reverse proxy that serves the app under a path (https://host/nextword/). `key`: the
+// API key a server started with --api-key asks for (key.js), null for none.
+export function createServerBackend(base = "", key = null) {
   return {
     name: "server",
 
     async info() {
-      const response = await request(base + "v1/models");
+      const response = await request(base + "v1/models", { headers: keyHeaders(key) });
       if (!response.ok) throw await apiError(response);
       const model = (await response.json()).data[0];
       const about = model.nextword ?? {};
@@ -152,7 +154,7 @@ export function createServerBackend(base = "") {
     },
 
     async generate(prompt, options, onText, signal) {
-      const response = await postJSON(base, "v1/completions", completionRequest(prompt, options), signal);
+      const response = await postJSON(base, "v1/completions", completionRequest(prompt, options), signal, key);
       let finishReason = null;
       for await (const data of events(response)) {
         if (data === "[DONE]") break;
@@ -167,12 +169,12 @@ export function createServerBackend(base = "") {
     },
 
     async suggest(prompt, k, signal) {
-      const response = await postJSON(base, "v1/suggest", { prompt, k }, signal);
+      const response = await postJSON(base, "v1/suggest", { prompt, k }, signal, key);
       return (await response.json()).suggestions;
     },
 
     async score(text, signal) {
-      const body = await (await postJSON(base, "v1/score", { text }, signal)).json();
+      const body = await (await postJSON(base, "v1/score", { text }, signal, key)).json();
       return { perplexity: body.perplexity, totalLogprob: body.total_logprob, words: body.words };
     },
   };

@@ -3,13 +3,18 @@
 // onnxruntime-web's WebAssembly (static/ort/); from then on no word is asked of the server. Every URL is
 // relative to the page (or to this file), so the page works behind a proxy that serves it under a path.
 
+import { keyHeaders } from "./key.js";
 import { WorkerModel } from "./web/client.js";
 
 const abort = () => new DOMException("stopped", "AbortError");
 
-// `base`: the folder the server's files are under, ending in "/"; "" is the page's own folder.
-export async function createBrowserBackend(base = "") {
-  const model = await WorkerModel.load(`${base}model.onnx`, {
+// `base`: the folder the server's files are under, ending in "/"; "" is the page's own folder. `key`: the
+// API key of a server started with --api-key, which guards model.onnx too: the page then fetches the file
+// itself, with the key, and hands the worker its bytes.
+export async function createBrowserBackend(base = "", key = null) {
+  const url = `${base}model.onnx`;
+  const source = key === null ? url : await fetchModel(url, key);
+  const model = await WorkerModel.load(source, {
     workerUrl: `${base}static/web/worker.js`,
     ortUrl: `${base}static/ort/ort.wasm.min.mjs`,
     wasmPaths: `${base}static/ort/`,
@@ -22,7 +27,7 @@ export async function createBrowserBackend(base = "") {
     async info() {
       const quality = info.quality?.int8 ?? info.quality?.fp32 ?? {};
       return {
-        id: info.source.split("/").pop().replace(/\.onnx$/, ""),
+        id: url.split("/").pop().replace(/\.onnx$/, ""),
         vocabSize: info.vocabSize,
         layers: info.stateSizes.length,
         units: info.stateSizes,
@@ -76,8 +81,14 @@ export async function createBrowserBackend(base = "") {
   };
 }
 
+async function fetchModel(url, key) {
+  const response = await fetch(url, { headers: keyHeaders(key) });
+  if (!response.ok) throw new Error(`model file ${url} could not be fetched (HTTP ${response.status})`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
 // Wire the switch: on, load the model here once and hand the page the browser backend; off, the server's.
-export function browserMode(page, serverBackend, doc = document) {
+export function browserMode(page, serverBackend, doc = document, key = null) {
   const toggle = doc.getElementById("in-browser");
   const status = doc.getElementById("where-status");
   let local = null; // the browser backend, once loaded
@@ -98,7 +109,7 @@ export function browserMode(page, serverBackend, doc = document) {
       if (!local) {
         say("Downloading the model and onnxruntime-web (once)…");
         const started = performance.now();
-        local = await createBrowserBackend();
+        local = await createBrowserBackend("", key);
         doc.defaultView.nextwordInBrowser = local; // for diagnostics: what the worker fetched (model.resources())
         say(`Loaded in ${((performance.now() - started) / 1000).toFixed(1)} s. `);
       }

@@ -1,0 +1,70 @@
+// The API key of a server started with --api-key (or $NEXTWORD_API_KEY): the page asks for it once and
+// keeps it for this tab only (sessionStorage: gone when the tab closes, never sent to another site).
+// A server that asks for no key is never asked about one.
+
+const STORED = "nextword-api-key";
+
+// Resolves to the key to send (null where the server wants none) once GET v1/models answers with
+// something other than 401: the stored key first, then each key typed into the page's key form.
+export async function askForKey(base = "", doc = document) {
+  const storage = sessionStorage();
+  let key = storage?.getItem(STORED) ?? null;
+  if (!(await refused(base, key))) return key;
+  const $ = (id) => doc.getElementById(id);
+  const form = $("key-form");
+  const input = $("api-key");
+  const status = $("key-status");
+  $("model-line").textContent = "this server asks for an API key";
+  $("model-card").hidden = true; // a link cannot send the key: the browser would show a 401
+  status.textContent = key === null ? "" : "The key this tab kept is no longer accepted.";
+  form.hidden = false;
+  input.focus();
+  for (;;) {
+    key = await submitted(form, input);
+    status.textContent = "Checking the key…";
+    if (!(await refused(base, key))) break;
+    status.textContent = "The server did not accept this key.";
+    input.select();
+  }
+  storage?.setItem(STORED, key);
+  form.hidden = true;
+  status.textContent = "";
+  $("model-line").textContent = "loading the model…";
+  return key;
+}
+
+// The headers that carry `key` (none for null), to merge into a request's own.
+export function keyHeaders(key) {
+  return key === null || key === undefined ? {} : { authorization: `Bearer ${key}` };
+}
+
+async function refused(base, key) {
+  try {
+    const response = await fetch(`${base}v1/models`, { headers: keyHeaders(key) });
+    await response.arrayBuffer(); // read to its end: the request is done, not left open until collected
+    return response.status === 401;
+  } catch {
+    return false; // a server that cannot be reached: the page says so when it asks for the model
+  }
+}
+
+function submitted(form, input) {
+  return new Promise((resolve) => {
+    const take = (event) => {
+      event.preventDefault();
+      const key = input.value.trim();
+      if (!key) return;
+      form.removeEventListener("submit", take);
+      resolve(key);
+    };
+    form.addEventListener("submit", take);
+  });
+}
+
+function sessionStorage() {
+  try {
+    return globalThis.sessionStorage ?? null; // a page whose storage is blocked still works, asking each time
+  } catch {
+    return null;
+  }
+}
