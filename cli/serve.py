@@ -9,7 +9,7 @@ from typing import Any
 from nextword.serve import ServeConfig, require_framework, serve
 from nextword.serve.logs import use_server_format
 
-from .args import add_config_arguments, config_from_args
+from .args import add_config_arguments, config_from_args, flag_names
 
 __all__ = ["add_serve_parser"]
 
@@ -43,5 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
     # a long-running process: its lines carry a time stamp, nextword's own as uvicorn's do (the other
     # commands' lines, read as they are written, do not)
     use_server_format()
-    serve(config)
+    try:
+        serve(config)
+    except ValueError as exc:  # a setting refused once the files it names are read (ssl_certfile=...)
+        raise ValueError(flag_names(str(exc), ServeConfig)) from None
     return 0

@@ -142,6 +142,18 @@ class ServeConfig:
             "flag": "--api-key",
         },
     )
+    ssl_certfile: str | None = field(
+        default=None,
+        metadata={
+            "help": "a PEM certificate (its chain after it) to serve HTTPS with; its private key in "
+            "--ssl-keyfile, else in the same file; plain HTTP without",
+            "metavar": "CERT.pem",
+        },
+    )
+    ssl_keyfile: str | None = field(
+        default=None,
+        metadata={"help": "the unencrypted PEM private key of --ssl-certfile", "metavar": "KEY.pem"},
+    )
     forwarded_allow_ips: tuple[str, ...] | None = field(
         default=None,
         metadata={
@@ -193,6 +205,14 @@ class ServeConfig:
         object.__setattr__(self, "root_path", _root_path(self.root_path))
         object.__setattr__(self, "forwarded_allow_ips", _proxies(self.forwarded_allow_ips))
         object.__setattr__(self, "api_keys", check_keys(self.api_keys))
+        for name in ("ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name} must be the path of a PEM file, got {value!r}")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError(
+                f"ssl_keyfile {self.ssl_keyfile} is given without ssl_certfile: give the certificate too"
+            )
 
     @property
     def model_path(self) -> str:

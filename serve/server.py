@@ -17,7 +17,7 @@ from .app import CONFIG_ENV, create_app
 from .config import ServeConfig
 from .logs import uvicorn_log_config
 
-__all__ = ["AddressUnavailableError", "check_address", "serve"]
+__all__ = ["AddressUnavailableError", "check_address", "check_tls", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,50 @@ def check_address(host: str, port: int) -> None:
             raise AddressUnavailableError(exc.errno, why) from None
 
 
+def check_tls(config: ServeConfig) -> None:
+    """Load ``ssl_certfile`` and ``ssl_keyfile`` as uvicorn will, so that a file that is missing, is no
+    PEM, holds an encrypted key (OpenSSL would stop to ask for its password) or a key of another
+    certificate is one line naming the option before the server starts. Raises ``ValueError``."""
+    if config.ssl_certfile is None:
+        return
+    import ssl
+
+    files = f"ssl_certfile={config.ssl_certfile!r}" + (
+        f", ssl_keyfile={config.ssl_keyfile!r}" if config.ssl_keyfile else ""
+    )
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        path = getattr(config, name)
+        try:
+            with open(path or os.devnull, "rb"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"{files}: {path} cannot be read ({exc.strerror})") from None
+    asked = []
+
+    def password() -> bytes:  # called only for an encrypted key: never prompt on the terminal
+        asked.append(True)
+        return b""
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, password=password
+        )
+    except ssl.SSLError as exc:
+        if asked:
+            why = (
+                "the private key is encrypted; give an unencrypted copy (openssl pkey -in KEY.pem -out "
+                "plain.pem), readable by this user only"
+            )
+        elif "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
+            why = "the private key is not the certificate's"
+        else:
+            why = (
+                f"they are not a PEM certificate and its private key ({exc.reason or exc}); the key goes in "
+                "ssl_keyfile, or after the certificate in ssl_certfile"
+            )
+        raise ValueError(f"{files}: {why}") from None
+
+
 def serve(config: ServeConfig | None = None, model: NextWordModel | None = None) -> None:
     """Serve until Ctrl-C or SIGTERM; then new generations are refused, running ones get
     ``config.shutdown_timeout`` seconds to finish and are cancelled after that.
@@ -83,10 +127,13 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         "root_path": config.root_path,
         "log_config": uvicorn_log_config(),  # time-stamped lines, in each worker too
     }
+    if config.ssl_certfile is not None:
+        common["ssl_certfile"], common["ssl_keyfile"] = config.ssl_certfile, config.ssl_keyfile
     if config.forwarded_allow_ips is not None:  # else uvicorn's: $FORWARDED_ALLOW_IPS, else loopback
         common["forwarded_allow_ips"] = list(config.forwarded_allow_ips)
     if config.workers == 1:
         app = create_app(config, model)  # a bad model file is reported first, whatever the port
+        check_tls(config)
         check_address(config.host, config.port)  # one line naming --port, not uvicorn's shutdown log
         _warn_if_public(config)
         uvicorn.run(app, **common)
@@ -99,6 +146,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         check_model_file(config.model_path)
     except ModelFileError as exc:
         raise config.explained(exc) from None
+    check_tls(config)
     check_address(config.host, config.port)
     _warn_if_public(config)
     level = logging.getLogger("nextword").getEffectiveLevel()
@@ -109,8 +157,15 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
 def _warn_if_public(config: ServeConfig) -> None:
     if config.loopback:
         return
-    if config.keys:
+    if config.keys and config.ssl_certfile is not None:
         logger.warning("listening on %s: the server is reachable from the network", config.host)
+    elif config.keys:
+        logger.warning(
+            "listening on %s: the server is reachable from the network, over plain HTTP, where its API "
+            "key travels in clear text; serve HTTPS (--ssl-certfile, --ssl-keyfile) or behind a proxy "
+            "that does",
+            config.host,
+        )
     else:
         logger.warning(
             "listening on %s: the server is reachable from the network, and anyone who reaches it can "

@@ -142,10 +142,12 @@ def test_a_public_address_without_a_key_is_warned_about(caplog, monkeypatch):
     with caplog.at_level(logging.WARNING, logger="nextword"):
         server._warn_if_public(ServeConfig(host="0.0.0.0"))
         server._warn_if_public(ServeConfig(host="0.0.0.0", api_keys=(KEY,)))
+        server._warn_if_public(ServeConfig(host="0.0.0.0", api_keys=(KEY,), ssl_certfile="cert.pem"))
         server._warn_if_public(ServeConfig(host="127.0.0.1"))
     lines = [record.getMessage() for record in caplog.records]
-    assert len(lines) == 2 and "--api-key" in lines[0] and "anyone" in lines[0]
-    assert "--api-key" not in lines[1] and "reachable from the network" in lines[1]
+    assert len(lines) == 3 and "--api-key" in lines[0] and "anyone" in lines[0]
+    assert "clear text" in lines[1] and "--ssl-certfile" in lines[1] and "--api-key" not in lines[1]
+    assert "reachable from the network" in lines[2] and "clear text" not in lines[2]
 
 
 def test_the_prefix_a_proxy_strips_does_not_open_a_way_around_the_key(model):
