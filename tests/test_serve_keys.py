@@ -208,6 +208,7 @@ def test_the_page_asks_for_the_key_keeps_it_for_the_tab_and_runs_in_the_browser_
         browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
         status = browser.find_element(By.ID, "key-status")
         wait(lambda d: "did not accept" in status.text, "a refused key was not said so")
+        assert "error" in status.get_attribute("class").split()
         field.clear()
         field.send_keys(KEY)
         browser.find_element(By.CSS_SELECTOR, "#key-form button").click()

@@ -16,19 +16,23 @@ export async function askForKey(base = "", doc = document) {
   const status = $("key-status");
   $("model-line").textContent = "this server asks for an API key";
   $("model-card").hidden = true; // a link cannot send the key: the browser would show a 401
-  status.textContent = key === null ? "" : "The key this tab kept is no longer accepted.";
+  const say = (text, failed = false) => {
+    status.textContent = text;
+    status.classList.toggle("error", failed);
+  };
+  say(key === null ? "" : "The key this tab kept is no longer accepted.", key !== null);
   form.hidden = false;
   input.focus();
   for (;;) {
     key = await submitted(form, input);
-    status.textContent = "Checking the key…";
+    say("Checking the key…");
     if (!(await refused(base, key))) break;
-    status.textContent = "The server did not accept this key.";
+    say("The server did not accept this key.", true);
     input.select();
   }
   storage?.setItem(STORED, key);
   form.hidden = true;
-  status.textContent = "";
+  say("");
   $("model-line").textContent = "loading the model…";
   return key;
 }
