@@ -29,7 +29,7 @@ def require_framework() -> None:
     does not import (a runtime-only install): a clear message instead of ``ModuleNotFoundError``."""
     from nextword.train import require
 
-    require("serving", ("fastapi", "uvicorn"), INSTALL_HINT)
+    require("serving", ("fastapi", "uvicorn", "prometheus_client"), INSTALL_HINT)
 
 
 def create_app(config: ServeConfig | None = None, model: NextWordModel | None = None) -> FastAPI:

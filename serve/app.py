@@ -26,6 +26,7 @@ from .config import ServeConfig
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .logs import use_server_format
+from .metrics import Metrics, RequestMetrics
 from .scheduler import make_scheduler
 from .state import ServerState
 
@@ -53,6 +54,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     # the id clients see and send: --served-model-name (the first), else the file's name without .onnx
     model_id = next(iter(config.served_model_name), None) or Path(model.source).stem or "nextword"
     state = ServerState(config=config, model=model, model_id=model_id)
+    state.metrics = Metrics(state)
     keys = config.keys  # --api-key, else $NEXTWORD_API_KEY: a bad one is refused before the port is bound
 
     @contextlib.asynccontextmanager
@@ -94,6 +96,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     if keys:  # outside the body cap: a request without a key is refused before its body is read
         app.add_middleware(ApiKeys, keys=keys)
         document_keys(app)
+    # outside the caps and the key check: their refusals (413, 401) are counted, under the route asked for
+    every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes]
+    app.add_middleware(RequestMetrics, metrics=state.metrics, routes=every)
     if config.cors_origins:  # added last, so outermost: refusals (413, 429) carry its headers too
         app.add_middleware(
             CORSMiddleware,

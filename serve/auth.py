@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import send_error
-from .keys import guarded
+from .keys import guarded, route_path
 
 __all__ = ["ApiKeys", "document_keys"]
 
@@ -32,7 +32,7 @@ class ApiKeys:
         self.keys = [key.encode("ascii") for key in keys]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") == "OPTIONS" or not guarded(_route_path(scope)):
+        if scope["type"] != "http" or scope.get("method") == "OPTIONS" or not guarded(route_path(scope)):
             await self.app(scope, receive, send)
             return
         sent = None
@@ -91,15 +91,6 @@ def document_keys(app: Any) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
-
-
-def _route_path(scope: dict[str, Any]) -> str:
-    """The request's path without the root path, as routing sees it (uvicorn puts the prefix a proxy
-    stripped, ``--root-path``, in front of the path)."""
-    path, root = scope.get("path", ""), scope.get("root_path", "")
-    if root and (path == root or path.startswith(root + "/")):
-        return path[len(root) :] or "/"
-    return path
 
 
 async def _refuse(send: Any, message: str) -> None:

@@ -24,6 +24,8 @@ class BeamJob:
         self.model, self.completion = model, completion
         self.cancelled = threading.Event()
         self.finished = False
+        self.words = 0  # words of the texts returned, once the search is over
+        self.first_word: float | None = None  # answered whole: no first word to time
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -40,6 +42,7 @@ class BeamJob:
             pass
         self.finished = True
         results = search.results()
+        self.words = sum(h.words for h in results)
         if not search.done:  # cancelled before the search was over
             results = [replace(h, finish_reason="cancelled") for h in results]
         return results

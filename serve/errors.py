@@ -159,8 +159,8 @@ def _schema_without_framework_errors(app: FastAPI) -> None:
 
 _PARSE_FAILED = "There was an error parsing the body"  # FastAPI's HTTPException detail
 ENDPOINTS = (
-    "it answers POST /v1/completions, /v1/suggest and /v1/score, and GET /v1/models, /health, / (a page) "
-    "and /docs (the API reference)"
+    "it answers POST /v1/completions, /v1/suggest and /v1/score, and GET /v1/models, /health, /metrics, "
+    "/ (a page) and /docs (the API reference)"
 )
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "function-after", "function-before"}
 

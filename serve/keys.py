@@ -4,8 +4,9 @@ not installed): what a key may be, and which paths need one. :mod:`nextword.serv
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["ENV_KEY", "MAX_KEY_CHARS", "check_keys", "guarded"]
+__all__ = ["ENV_KEY", "MAX_KEY_CHARS", "check_keys", "guarded", "route_path"]
 
 ENV_KEY = "NEXTWORD_API_KEY"  # one key, read when the config gives none (kept out of `ps` and shell history)
 MAX_KEY_CHARS = 1024
@@ -35,3 +36,12 @@ def check_keys(value: object, origin: str = "api_keys") -> tuple[str, ...]:
 def guarded(path: str) -> bool:
     """Whether a request for ``path`` (after the root path) needs a key."""
     return path == "/model.onnx" or path == "/v1" or path.startswith("/v1/")
+
+
+def route_path(scope: dict[str, Any]) -> str:
+    """The request's path without the root path, as routing sees it (uvicorn puts the prefix a proxy
+    stripped, ``--root-path``, in front of the path)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :] or "/"
+    return path

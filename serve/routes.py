@@ -8,11 +8,12 @@ import time
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from .completions import ERRORS, MODEL_NOT_FOUND
 from .errors import APIError, model_not_found
+from .metrics import CONTENT_TYPE
 from .options import check_prompt
 from .schemas import ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
 from .state import ServerState, model_summary
@@ -131,8 +132,23 @@ async def health(request: Request) -> dict[str, Any]:
     return body
 
 
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus' text format"}},
+    summary="Prometheus metrics",
+)
+async def metrics(request: Request) -> Response:
+    """Requests by route and status, their durations, the time to a completion's first word, words
+    generated, and the load ``/health`` shows, in Prometheus' text format (this process's: with
+    ``--workers`` each worker counts its own)."""
+    state: ServerState = request.app.state.nextword
+    return Response(state.metrics.scrape(), media_type=CONTENT_TYPE)
+
+
 # HEAD answers as GET does, without the body (a client checking that the server is up, or a file's size)
-for _path, _endpoint in (("/v1/models", models), ("/v1/models/{model_id}", model), ("/health", health)):
+_HEADS = {"/v1/models": models, "/v1/models/{model_id}": model, "/health": health, "/metrics": metrics}
+for _path, _endpoint in _HEADS.items():
     router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)
 
 

@@ -60,6 +60,8 @@ class Job:
         self.cancelled = threading.Event()
         self.finished = False  # every sequence has finished and been read
         self.words = 0  # words generated so far, over all sequences
+        self.created = time.monotonic()
+        self.first_word: float | None = None  # seconds from creation to the first word read, once read
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[list[RowUpdate] | BaseException] = asyncio.Queue()
         self._on_cancel: Callable[[Job], None] = lambda job: None
@@ -91,6 +93,8 @@ class Job:
                 batch.extend(item)
             left -= sum(u.finished for u in batch)
             self.words += sum(u.token is not None for u in batch)
+            if self.first_word is None and self.words:
+                self.first_word = time.monotonic() - self.created
             self.finished = not left
             yield batch
 

@@ -35,6 +35,8 @@ class ServerState:
     draining: bool = False
     started: float = field(default_factory=time.time)
     served: int = 0
+    words: int = 0  # words generated, over every sequence of every completion answered
+    metrics: Any = None  # the app's Metrics (nextword.serve.metrics), where it keeps them
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.config.max_streams)
@@ -70,6 +72,9 @@ class ServerState:
             job.cancel_unless_finished()
             self.slots.release()
             self.served += 1
+            self.words += job.words
+            if self.metrics is not None and job.first_word is not None:
+                self.metrics.first_word.observe(job.first_word)
 
     def begin_shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
         """Refuse new generations; cancel those still running after ``shutdown_timeout`` seconds.

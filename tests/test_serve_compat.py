@@ -120,6 +120,7 @@ ANSWERS = {
     ("/v1/models", "get"): {200},
     ("/v1/models/{model_id}", "get"): {200, 404},
     ("/health", "get"): {200, 503},
+    ("/metrics", "get"): {200},
 }
 
 
