@@ -311,7 +311,7 @@ def _origins(value: object) -> tuple[str, ...]:
     for origin in value:
         if origin != "*" and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
             raise ValueError(
-                f"cors_origins: {origin!r} is not an origin: give scheme://host[:port] with no path or "
-                "trailing slash (http://localhost:5173), or * for any"
+                f"cors_origins has {origin!r}, which is not an origin: give scheme://host[:port] with no "
+                "path or trailing slash (http://localhost:5173), or * for any"
             )
     return tuple(value)

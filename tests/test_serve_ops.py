@@ -113,6 +113,8 @@ def test_the_flag_reaches_uvicorn(model_path, monkeypatch, capsys, request):
     assert "forwarded_allow_ips" not in ran[-1]  # uvicorn then reads $FORWARDED_ALLOW_IPS itself
     assert main(["serve", str(model_path), "--forwarded-allow-ips", "proxy.local"]) == 2
     assert "--forwarded-allow-ips has 'proxy.local', which is not an IP address" in capsys.readouterr().err
+    assert main(["serve", str(model_path), "--cors-origin", "http://x/"]) == 2  # named as typed, too
+    assert "--cors-origin has 'http://x/', which is not an origin" in capsys.readouterr().err
 
 
 def test_the_page_adds_its_slash_under_a_prefix(model):
