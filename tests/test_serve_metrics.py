@@ -54,6 +54,8 @@ def test_requests_are_counted_by_route_method_and_status_and_words_by_what_was_g
         client.post("/v1/score", json={"text": "x" * 5000}, headers=key)  # over the body cap: 413
         client.get("/static/app.js")
         client.get("/no/such/path")
+        for verb in ("BREW", "PROPFIND", "X" * 50):  # made-up methods: one label, whatever they are
+            client.request(verb, "/v1/completions", headers=key)
         samples = scrape(client)
 
     assert requests(samples, "/v1/completions", "POST", 200) == 3
@@ -63,6 +65,7 @@ def test_requests_are_counted_by_route_method_and_status_and_words_by_what_was_g
     assert requests(samples, "/v1/score", "POST", 413) == 1
     assert requests(samples, "/static", "GET", 200) == 1
     assert requests(samples, "unmatched", "GET", 404) == 1
+    assert requests(samples, "/v1/completions", "other", 405) == 3
     assert requests(samples, "/metrics", "GET", 200) == 1  # the first scrape; this one counts after
     assert samples[("nextword_generations_total", ())] == 3
     # every word generated: the whole answer's, the stream's four sequences, the beam's returned text
@@ -70,7 +73,8 @@ def test_requests_are_counted_by_route_method_and_status_and_words_by_what_was_g
     assert samples[("nextword_generated_words_total", ())] == words + 4
     # the two sampled completions had a first word; the beam search, answered whole, is not timed
     assert samples[("nextword_time_to_first_word_seconds_count", ())] == 2
-    assert samples[("nextword_http_request_duration_seconds_count", (("route", "/v1/completions"),))] == 3
+    durations = samples[("nextword_http_request_duration_seconds_count", (("route", "/v1/completions"),))]
+    assert durations == 3 + 3  # every request to the route, the made-up methods' 405s too
     assert samples[("nextword_server_info", (("model", "tiny"), ("version", _version())))] == 1
     assert samples[("nextword_slots_limit", ())] == 256 and samples[("nextword_draining", ())] == 0
 
