@@ -21,8 +21,8 @@ def add_serve_parser(commands: Any) -> None:
         help="serve the model over HTTP: OpenAI-compatible API and a web page (needs nextword[serve])",
         description="Serve a model over HTTP: POST /v1/completions (OpenAI-compatible, streaming), "
         "/v1/suggest, /v1/score, GET /v1/models, /health, /metrics (Prometheus), the API reference at /docs "
-        "and a page to try the "
-        "model at /. Listens on 127.0.0.1 unless --host says otherwise. See docs/serving.md.",
+        "and a page to try the model at /. Listens on 127.0.0.1 unless --host says otherwise. See "
+        "docs/serving.md.",
     )
     parser.add_argument(
         "model_file",

@@ -32,7 +32,8 @@ __all__ = ["router"]
 router = APIRouter()
 FINISH = {"length": "length", "stop": "stop", "end": "stop", "cancelled": "stop"}  # nextword -> OpenAI
 # The error answers of the routes that take a JSON body, as /docs lists them (error.code: errors.CODES).
-_OTHER_CODES = ("model_not_found", "rate_limit_exceeded")  # a 404's and a 429's; the rest are a 400's
+# a 401's, a 404's and a 429's; the rest are a 400's
+_OTHER_CODES = ("invalid_api_key", "model_not_found", "rate_limit_exceeded")
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorBody,

@@ -69,10 +69,9 @@ def check_tls(config: ServeConfig) -> None:
     files = f"ssl_certfile={config.ssl_certfile!r}" + (
         f", ssl_keyfile={config.ssl_keyfile!r}" if config.ssl_keyfile else ""
     )
-    for name in ("ssl_certfile", "ssl_keyfile"):
-        path = getattr(config, name)
+    for path in filter(None, (config.ssl_certfile, config.ssl_keyfile)):
         try:
-            with open(path or os.devnull, "rb"):
+            with open(path, "rb"):
                 pass
         except OSError as exc:
             raise ValueError(f"{files}: {path} cannot be read ({exc.strerror})") from None

@@ -93,6 +93,7 @@ def test_the_api_reference_says_which_routes_need_the_key(client):
     assert paths["/v1/completions"]["post"]["security"] == [{"apiKey": []}]
     assert "401" in paths["/v1/score"]["post"]["responses"]
     assert "security" not in paths["/health"]["get"]
+    assert "invalid_api_key" not in paths["/v1/completions"]["post"]["responses"]["400"]["description"]
 
 
 def test_without_keys_nothing_asks_for_one(model, monkeypatch):
