@@ -104,6 +104,28 @@ def test_generate_never_takes_a_positional_after_an_option_as_a_prompt(model_pat
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: nextword generate") and "unrecognized arguments: each neuron" in err
+    assert err.rstrip().endswith("(the prompts go before the options)")
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["generate", "x", "--temprature=0.5"], "(did you mean --temperature?)"),
+        (["generate", "x", "--beams", "2"], "(did you mean --num-beams?)"),
+        (["serve", "--prot", "8000"], "(did you mean --port?)"),
+        (["suggest", "x", "--k", "3"], "(did you mean -k?)"),
+        (["generate", "x", "-n", "3"], "(nextword generate --help lists the options)"),
+        (["corpus", "patentsview", "--bogus"], "(nextword corpus patentsview --help lists the options)"),
+    ],
+)
+def test_an_unknown_option_is_not_blamed_on_the_prompts_and_its_likely_meaning_is_named(argv, hint, capsys):
+    """A mistyped option was answered "the prompts go before the options", which sent the user the wrong
+    way: the option meant is named where one is close, else where the options are listed."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.rstrip().endswith(hint), err
+    assert "prompts go before" not in err
 
 
 def test_an_empty_text_is_explained(model_path, caplog, capsys):
