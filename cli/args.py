@@ -20,7 +20,7 @@ import shlex
 import types
 import typing
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from nextword.corpus import CorpusConfig
 from nextword.corpus.patentsview import PatentsViewConfig
@@ -324,17 +324,17 @@ def _base_type(hint: Any) -> Any:
     return hint
 
 
-def unknown_hint(command: argparse.ArgumentParser, name: str, unknown: Sequence[str]) -> str:
-    """What to do about the arguments ``command`` (the parser of command ``name``) did not take: the
-    option meant, for a mistyped one (``--temprature``, ``--topk``); where to find the options, for an
-    unknown one; for generate, that a word after an option's values was taken as a second prompt."""
+def refuse_unknown(command: argparse.ArgumentParser, name: str, unknown: Sequence[str]) -> NoReturn:
+    """Exit with status 2 (argparse's ``error``) about the arguments ``command``, the parser of command
+    ``name``, did not take, and what to do: the option meant, for a mistyped one (``--temprature``);
+    where the options are listed, for an unknown one; for generate, that a word after an option's
+    values was taken as a second prompt."""
     flags = [arg.split("=", 1)[0] for arg in unknown if arg.startswith("-") and arg != "-"]
-    if not flags:
-        return " (the prompts go before the options)" if name == "generate" else ""
-    wrong = flags[0].lstrip("-")
-    known = {flag.lstrip("-"): flag for action in command._actions for flag in action.option_strings}
-    close = [flag for bare, flag in known.items() if len(wrong) > 2 and wrong in bare]
-    close += [known[bare] for bare in difflib.get_close_matches(wrong, list(known), n=1, cutoff=0.75)]
-    if close:
-        return f" (did you mean {close[0]}?)"
-    return f" ({command.prog} --help lists the options)"
+    hint = " (the prompts go before the options)" if name == "generate" else ""
+    if flags:
+        wrong = flags[0].lstrip("-")
+        known = {flag.lstrip("-"): flag for action in command._actions for flag in action.option_strings}
+        close = [flag for bare, flag in known.items() if len(wrong) > 2 and wrong in bare]
+        close += [known[bare] for bare in difflib.get_close_matches(wrong, list(known), n=1, cutoff=0.75)]
+        hint = f" (did you mean {close[0]}?)" if close else f" ({command.prog} --help lists the options)"
+    command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")

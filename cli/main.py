@@ -28,7 +28,7 @@ from nextword.runtime import (
 )
 from nextword.train import MissingExtraError, TrainConfig
 
-from .args import add_config_arguments, cli_messages, config_flags, config_from_args, unknown_hint
+from .args import add_config_arguments, cli_messages, config_flags, config_from_args, refuse_unknown
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
@@ -157,9 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         args, unknown = _intermixed(parser, args, argv, unknown)
     if unknown:  # said by the subcommand's parser: its usage, not the top level's
-        command = _command_parser(parser, args)
-        hint = unknown_hint(command, args.command, unknown)
-        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+        refuse_unknown(_command_parser(parser, args), args.command, unknown)
     args.command_line = shlex.join(["nextword", *argv])  # recorded with runs and model files
     if sys.stdout is None and args.command in PRINTS_RESULT:  # started with `>&-`: print() drops it all
         if sys.stderr is not None:
