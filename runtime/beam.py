@@ -70,6 +70,7 @@ class BeamSearch:
         self._tokenizer = model.tokenizer
         self._rules = Rules(config, self._tokenizer)
         self._prompts = [prompt_ids_array(p, i, model.vocab_size) for i, p in enumerate(prompts)]
+        self._words = [self._rules.words(p) for p in self._prompts]  # what the rules read of each prompt
         n_prompts, n_beams = len(self._prompts), config.num_beams
         if not n_prompts or n_prompts * n_beams > MAX_BATCH:
             raise ValueError(
@@ -227,14 +228,14 @@ class BeamSearch:
             rules.apply(logits, (), lengths, (rows, np.concatenate([tokens for _, tokens in found])))
             return
         histories = [
-            rules.sequence_history(np.concatenate([self._prompts[p], np.asarray(beam, dtype=np.int64)]))
+            rules.sequence_history(np.concatenate([self._words[p], np.asarray(beam, dtype=np.int64)]))
             for p, beam in zip(self._repeat, flat, strict=True)
         ]
         rules.apply(logits, histories, lengths)
 
     def _fresh(self, p: int) -> np.ndarray:
-        """Prompt ``p``'s ids array for beams that hold no token yet."""
-        return np.tile(self._prompts[p], (self._config.num_beams, 1))
+        """Prompt ``p``'s ids array (the ids the rules read) for beams that hold no token yet."""
+        return np.tile(self._words[p], (self._config.num_beams, 1))
 
     def _grown(
         self, p: int, sources: np.ndarray, tokens: np.ndarray, beams: list[list[int]]

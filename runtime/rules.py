@@ -3,13 +3,17 @@
 Padding is never chosen; unknown only with ``allow_unknown``; end-of-document only once ``min_words``
 are out, and never without ``stop_at_end``. ``repetition_penalty`` divides positive (multiplies
 negative) logits of tokens already in the prompt or the text; ``no_repeat_ngram_size`` forbids tokens
-that would repeat an n-gram of the prompt or the text. Rows keep their own history (:class:`History`),
+that would repeat an n-gram of the prompt or the text. The end-of-document id that opens a prompt marks
+where the document starts; it is not a word of the text, so neither rule reads it (else
+``no_repeat_ngram_size=1`` could never end a document, and a penalty would make every document longer).
+Rows keep their own history (:class:`History`),
 updated once per token, so a rule costs the same at the thousandth word as at the first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,6 +21,8 @@ from .generation import GenerationConfig
 from .tokenizer import Tokenizer
 
 __all__ = ["History", "Rules", "SequenceHistory", "ngram_bans"]
+
+_Ids = TypeVar("_Ids", np.ndarray, Sequence[int])  # token ids: an int64 array or a list
 
 
 class History:
@@ -121,9 +127,15 @@ class Rules:
         self.penalty = config.repetition_penalty
         self.ngram = config.no_repeat_ngram_size
 
-    def history(self, prompt_ids: Iterable[int]) -> History:
-        """A fresh history for a row that continues ``prompt_ids``."""
-        return History(prompt_ids, self.ngram, self.penalty != 1)
+    def words(self, prompt_ids: _Ids) -> _Ids:
+        """The ids of ``prompt_ids`` that the repetition rules read: all but a leading end-of-document
+        id, the document-start marker (an array stays an array)."""
+        return prompt_ids[1:] if len(prompt_ids) and prompt_ids[0] == self.eod else prompt_ids
+
+    def history(self, prompt_ids: _Ids) -> History:
+        """A fresh history for a row that continues ``prompt_ids`` (a leading end-of-document id
+        included where the prompt starts a document)."""
+        return History(self.words(prompt_ids), self.ngram, self.penalty != 1)
 
     def sequence_history(self, ids: np.ndarray) -> SequenceHistory:
         """What the rules need of a row whose text so far (prompt included) is ``ids`` (int64)."""

@@ -74,12 +74,14 @@ def reference_bans(ids: list[int], n: int) -> set[int]:
 
 def reference_rules(model: TableModel, ids: list[int], words: int, config: GenerationConfig) -> np.ndarray:
     """The logits a row chooses from (Hugging Face's processor order: repetition penalty, n-gram bans,
-    min length; then nextword's banned specials), from its whole ids, prompt included."""
+    min length; then nextword's banned specials), from its whole ids, prompt included. The repetition
+    rules read the text's words: a leading end-of-document id (where the document starts) is not one."""
     x = model.logits_after(ids)
+    text = ids[1:] if ids[:1] == [EOD] else ids
     if config.repetition_penalty != 1:
-        for t in set(ids):
+        for t in set(text):
             x[t] = x[t] / config.repetition_penalty if x[t] > 0 else x[t] * config.repetition_penalty
-    for t in reference_bans(ids, config.no_repeat_ngram_size):
+    for t in reference_bans(text, config.no_repeat_ngram_size):
         x[t] = -np.inf
     if words < config.min_words or not config.stop_at_end:
         x[EOD] = -np.inf
@@ -381,6 +383,26 @@ def test_min_words_forbids_the_end_before_n_words():
         assert [len(t) for t in sampled(model, [[EOD], [EOD, 3, 4]], config)] == [min_words] * 2
         beams = beam_results(model, [[EOD]], GenerationConfig(max_words=6, min_words=min_words, num_beams=2))
         assert [h[2] for h in beams] == [min_words]
+
+
+def test_the_document_start_is_not_a_word_the_repetition_rules_read():
+    """The end-of-document id that opens a prompt marks where the document starts. Read as a word, it
+    was banned for good by ``no_repeat_ngram_size=1`` (no document could end) and penalized by a
+    repetition penalty (every document ran longer); the rules now read the text's words alone."""
+    words = ["a", "b"]
+    table = np.zeros((5,) * 3)
+    table[:, :, EOD] = 1.0  # the end, a little ahead of "a" (0.9) and "b" (0)
+    table[:, :, 3] = 0.9
+    model = TableModel(table, words)
+    prompts = [[EOD], [EOD, 4]]
+    for options in ({"no_repeat_ngram_size": 1}, {"repetition_penalty": 5.0}, {"no_repeat_ngram_size": 2}):
+        config = GenerationConfig(max_words=6, temperature=0, **options)
+        assert sampled(model, prompts, config) == [[], []], options
+        beams = GenerationConfig(max_words=6, num_beams=2, **options)
+        assert [h[1:] for h in beam_results(model, prompts, beams)] == [("end", 0)] * 2, options
+    # A word the text holds is still banned (and penalized) as before.
+    config = GenerationConfig(max_words=6, temperature=0, no_repeat_ngram_size=1, stop_at_end=False)
+    assert sampled(model, prompts, config) == [[3, 4], [3]]
 
 
 def test_a_stop_string_spanning_words_cuts_the_text_before_it():

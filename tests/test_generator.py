@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from nextword.runtime import GenerationConfig, Generator, load
 from nextword.runtime.default import BUNDLED_MODEL
 from nextword.runtime.logits import log_softmax
 from nextword.runtime.sampling import sample
-from reference.decoding_v1 import SamplingRun
+from reference.decoding_v1 import PromptContext, SamplingRun
 from reference.decoding_v1 import beam_search as beam_search_v1
 from reference.sampling_v1 import sample_next as sample_next_v1
 
@@ -44,14 +45,32 @@ def bundled():
 
 
 def reference_texts(model, prompts, config):
-    """What the loop before the Generator returned for ``generate(prompts, config)``."""
+    """What the loop before the Generator returned for ``generate(prompts, config)``, with the two
+    intended changes since (below)."""
     ids = [model.prompt_ids(p) for p in prompts]
     lstrip = [p[-1:].isspace() for p in prompts]
-    if config.num_beams > 1:
-        return beam_search_v1(model, ids, config, lstrip)
-    # The one intended change: where the rules left no token, the old loop emitted "<pad>" tokens; a
-    # row now ends there instead.
-    return [text.split(" <pad>")[0] for text in SamplingRun(model, ids, config, lstrip).run()]
+    with mock.patch.object(PromptContext, "build", classmethod(_context_of_words)):
+        if config.num_beams > 1:
+            return beam_search_v1(model, ids, config, lstrip)
+        # Where the rules left no token, the old loop emitted "<pad>" tokens; a row now ends there.
+        return [text.split(" <pad>")[0] for text in SamplingRun(model, ids, config, lstrip).run()]
+
+
+_build_v1 = PromptContext.build
+
+
+def _context_of_words(cls, ids, tokenizer, config):
+    """The old loop's prompt context, its rules reading the prompt's words alone: the end-of-document
+    id that opens every prompt is the document's start, not a word (the old rules banned it with
+    ``no_repeat_ngram_size=1``, so a document never ended, and penalized it with a repetition penalty)."""
+    context = _build_v1(ids, tokenizer, config)
+    words = context.ids[1:] if context.ids[0] == tokenizer.eod_id else context.ids
+    n, context.ngrams = config.no_repeat_ngram_size, {}
+    for i in range(len(words) - n + 1 if n else 0):
+        context.ngrams.setdefault(tuple(words[i : i + n - 1].tolist()), set()).add(int(words[i + n - 1]))
+    if config.repetition_penalty != 1:
+        context.seen = np.unique(words)
+    return context
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the old loop's <pad> rows
@@ -144,7 +163,7 @@ def test_beam_search_where_prompts_finish_at_different_steps_gives_the_same_text
     "options",
     [
         {"num_beams": 4, "max_words": 400, "stop_at_end": False},
-        {"num_beams": 6, "num_return_sequences": 3, "max_words": 400},
+        {"num_beams": 6, "num_return_sequences": 3, "max_words": 400, "stop_at_end": False},
         {"num_beams": 2, "num_return_sequences": 2, "max_words": 400, "length_penalty": 0.0},
     ],
 )

@@ -56,8 +56,14 @@ export class Rules {
     this.ngram = config.noRepeatNgramSize;
   }
 
+  /** The ids of a prompt the repetition rules read: all but a leading end-of-document id (the
+   * document-start marker is not a word of the text). */
+  words(promptIds) {
+    return promptIds.length && promptIds[0] === this.eod ? promptIds.slice(1) : promptIds;
+  }
+
   history(promptIds) {
-    return new History(promptIds, this.ngram, this.penalty !== 1);
+    return new History(this.words(promptIds), this.ngram, this.penalty !== 1);
   }
 
   /** Forbid what row j of `logits` (rows x vocab) may not choose next. */

@@ -136,7 +136,7 @@ export class BeamSearch {
     return this.beams.flat().map((generated, r) => ({
       generated,
       history: new History(
-        [...this.prompts[Math.floor(r / beams)], ...generated],
+        [...this.rules.words(this.prompts[Math.floor(r / beams)]), ...generated],
         this.rules.ngram,
         this.rules.penalty !== 1,
       ),
