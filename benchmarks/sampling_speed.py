@@ -6,7 +6,10 @@ case samples every row once per round (a fresh copy of the row each call, copied
 starts; one generator per row, seeded by the round), "before" and "after" taking turns in interleaved
 rounds; a figure is the median over ``--rounds`` rounds of the mean time per row. "before" is the
 frozen copy of the sampler the fast paths replaced (``tests/reference/sampling_v2.py``: the same ids
-for the same scores and generators, which ``tests/test_sampling.py`` checks).
+for the same scores and generators, which ``tests/test_sampling.py`` checks). "after a step" is
+today's sampler again, each call preceded (outside the clock) by one step of the model's bound stepper
+for the case's rows, as in ``generate()``, where every draw follows a step: the step's weights pass
+through the core's caches, and the sampler's code and data come back from further away.
 
     python -m benchmarks.sampling_speed                       # a few seconds
     python -m benchmarks.sampling_speed --rows 64 --rounds 1   # a smoke test, not figures
@@ -102,11 +105,13 @@ def load_before() -> ModuleType:
     return module
 
 
-def case_timer(sample: Sample, case: Case, rows: np.ndarray) -> timing.Timer:
+def case_timer(
+    sample: Sample, case: Case, rows: np.ndarray, before_each: Callable[[], object] | None = None
+) -> timing.Timer:
     """A timer of ``sample`` over every row, in calls of ``case.batch`` rows: seconds and rows sampled.
 
     Only the calls are timed: each call's rows are copied just before it (sample() overwrites them), so
-    they are in cache as the model's fresh logits would be."""
+    they are in cache as the model's fresh logits would be; ``before_each`` runs before the copy."""
     batch, options = case.batch, (case.temperature, case.top_k, case.top_p)
     work = np.empty((batch, rows.shape[1]), dtype=np.float32)
 
@@ -114,6 +119,8 @@ def case_timer(sample: Sample, case: Case, rows: np.ndarray) -> timing.Timer:
         rngs = [np.random.default_rng([seed, i]) for i in range(len(rows))]
         seconds = 0.0
         for first in range(0, len(rows) - batch + 1, batch):
+            if before_each is not None:
+                before_each()
             np.copyto(work, rows[first : first + batch])
             generators = rngs[first : first + batch]
             start = time.perf_counter()
@@ -124,32 +131,64 @@ def case_timer(sample: Sample, case: Case, rows: np.ndarray) -> timing.Timer:
     return timer
 
 
+def stepping(model: Any, batch: int) -> Callable[[], object]:
+    """One step of ``model``'s bound stepper for ``batch`` rows per call, its state carried."""
+    stepper, state = model.stepper(), model.initial_state(batch)
+    tokens = np.full(batch, model.tokenizer.eod_id, dtype=np.int64)
+
+    def step() -> None:
+        nonlocal state
+        _, state = stepper.step(tokens, state)
+
+    return step
+
+
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows = model_rows(args.model or str(bundled_path()), args.rows)
+    from nextword.runtime import load
     from nextword.runtime.sampling import sample as after
 
+    path = args.model or str(bundled_path())
+    rows, model = model_rows(path, args.rows), load(path)
     before = load_before().sample
     seeds = list(range(args.rounds))
     results = []
     for case in CASES:
         timers = {
-            name: (case_timer(fn, case, rows), seeds) for name, fn in (("before", before), ("after", after))
+            "before": (case_timer(before, case, rows), seeds),
+            "after": (case_timer(after, case, rows), seeds),
+            "stepped": (case_timer(after, case, rows, stepping(model, case.batch)), seeds),
         }
         for timer, _ in timers.values():
             timer(timing.WARM_UP_SEED)
         runs = timing.interleaved(timers)
         us = {name: 1e3 * run["ms_per_word"]["median"] for name, run in runs.items()}
-        results.append({"case": case.label, "before_us": us["before"], "after_us": us["after"]})
+        results.append(
+            {
+                "case": case.label,
+                "before_us": us["before"],
+                "after_us": us["after"],
+                "stepped_us": us["stepped"],
+            }
+        )
     return results
 
 
 def render(results: list[dict[str, Any]]) -> str:
-    """The markdown table: us per call (per row for the batched cases), before and after, and the speedup."""
+    """The markdown table: us per call (per row for the batched cases), before and after, the speedup,
+    and after again with a model step before each call."""
     table = [
-        [r["case"], fmt_num(r["before_us"]), fmt_num(r["after_us"]), f"{r['before_us'] / r['after_us']:.2f}x"]
+        [
+            r["case"],
+            fmt_num(r["before_us"]),
+            fmt_num(r["after_us"]),
+            f"{r['before_us'] / r['after_us']:.2f}x",
+            fmt_num(r["stepped_us"]),
+            f"{r['stepped_us'] / r['after_us']:.2f}x",
+        ]
         for r in results
     ]
-    return markdown_table(["case", "before (us/row)", "after (us/row)", "speedup"], table)
+    header = ["case", "before (us/row)", "after (us/row)", "speedup", "after a step (us/row)", "vs after"]
+    return markdown_table(header, table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,14 +108,20 @@ def test_interleaved_rounds_take_turns_and_stop_at_the_time_limit():
 
 
 def test_sampling_speed_benchmark_times_every_case_before_and_after(capsys):
+    """Every case timed three ways: the sampler before its fast paths, today's, and today's with a step
+    of the model before each call (as in ``generate()``)."""
     from benchmarks import sampling_speed
 
     assert sampling_speed.main(["--rows", "64", "--rounds", "1"]) == 0
     table = capsys.readouterr().out
+    assert "| after a step (us/row) | vs after |" in table
     for case in sampling_speed.CASES:
         (line,) = [line for line in table.splitlines() if line.startswith(f"| {case.label} |")]
-        before, after, speedup = line.split("|")[2:5]
+        before, after, speedup, stepped, ratio = line.split("|")[2:7]
         assert float(before) > 0 and float(after) > 0 and speedup.strip().endswith("x")
+        assert float(stepped) > 0 and float(ratio.strip().rstrip("x")) == pytest.approx(
+            float(stepped) / float(after), rel=0.05
+        )
 
 
 @pytest.mark.slow
