@@ -26,7 +26,7 @@ from .config import ServeConfig
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .logs import use_server_format
-from .metrics import Metrics, RequestMetrics
+from .metrics import MULTIPROCESS_ENV, Metrics, RequestMetrics
 from .scheduler import make_scheduler
 from .state import ServerState
 
@@ -54,7 +54,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     # the id clients see and send: --served-model-name (the first), else the file's name without .onnx
     model_id = next(iter(config.served_model_name), None) or Path(model.source).stem or "nextword"
     state = ServerState(config=config, model=model, model_id=model_id)
-    state.metrics = Metrics(state)
+    # one of --workers' processes, with the directory where they keep their metrics (serve() makes it)
+    state.metrics = Metrics(state, shared=config.workers > 1 and bool(os.environ.get(MULTIPROCESS_ENV)))
     keys = config.keys  # --api-key, else $NEXTWORD_API_KEY: a bad one is refused before the port is bound
 
     @contextlib.asynccontextmanager
@@ -70,6 +71,10 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
         )
         if keys:
             logger.info("/v1/... and /model.onnx need an API key (%d accepted)", len(keys))
+        # a worker's load reaches the scrapes the other workers answer
+        publishing = (
+            asyncio.create_task(_publish_every_second(state.metrics)) if state.metrics.shared else None
+        )
         try:
             yield
         finally:
@@ -77,6 +82,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             state.cancel_all()
             scheduler, state.scheduler = state.scheduler, None
             await asyncio.to_thread(scheduler.close)
+            if publishing is not None:
+                publishing.cancel()
+                state.metrics.retire()
 
     app = FastAPI(
         title="nextword",
@@ -108,6 +116,12 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             expose_headers=["Retry-After"],
         )
     return app
+
+
+async def _publish_every_second(metrics: Metrics) -> None:
+    while True:
+        metrics.publish()
+        await asyncio.sleep(1.0)
 
 
 def app_from_environment() -> FastAPI:

@@ -2,17 +2,29 @@
 completion's first word, words generated, and the server's load as ``/health`` reports it.
 
 Each app has a registry of its own (two apps in one process, as tests make them, count apart). With
-``--workers N`` each process counts its own requests, and a scrape is answered by whichever worker the
-kernel hands the connection to: docs/serving.md says how to scrape such a server.
+``--workers N`` the workers share their metrics through prometheus_client's multiprocess mode: ``nextword
+serve`` gives them a fresh ``$PROMETHEUS_MULTIPROC_DIR``, each worker's counters and histograms live in
+files there, each worker writes its load there too (at every scrape it answers and once a second), and
+a scrape, whichever worker the kernel hands it to, adds up every worker's.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from starlette.routing import Match
 
@@ -23,9 +35,12 @@ from .keys import route_path
 if TYPE_CHECKING:
     from .state import ServerState
 
-__all__ = ["CONTENT_TYPE", "Metrics", "RequestMetrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROCESS_ENV", "Metrics", "RequestMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# prometheus_client's: the directory where the processes of a multiprocess server keep their metrics,
+# read when prometheus_client is imported (a worker process inherits it from nextword serve)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # seconds: a suggestion takes milliseconds, a long stream minutes
 _DURATIONS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # the label values a request's method may take: any other (a client may send any token) counts as "other",
@@ -36,9 +51,14 @@ _FIRST_WORD = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 
 class Metrics:
     """The metrics of one app: counters and histograms updated as requests are answered, and the
-    server's state read at each scrape."""
+    server's state read at each scrape.
 
-    def __init__(self, state: ServerState) -> None:
+    ``shared``: the app is one of several worker processes whose metrics prometheus_client keeps in
+    ``$PROMETHEUS_MULTIPROC_DIR``; a scrape then answers for all of them (see the module docstring)."""
+
+    def __init__(self, state: ServerState, *, shared: bool = False) -> None:
+        self.shared = shared
+        self._state = state
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "nextword_http_requests",
@@ -61,15 +81,70 @@ class Metrics:
             buckets=_FIRST_WORD,
             registry=self.registry,
         )
-        self.registry.register(_Load(state))
+        self._load = _SharedLoad(state, self.registry) if shared else None
+        if self._load is None:
+            self.registry.register(_Load(state))
 
     def scrape(self) -> bytes:
-        """The text exposition format of every metric."""
-        return generate_latest(self.registry)
+        """The text exposition format of every metric (every worker's, when shared)."""
+        if self._load is None:
+            return generate_latest(self.registry)
+        self._load.publish()  # this worker's load as it is now; the others' from their last second
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(_Info(self._state))
+        return generate_latest(registry)
+
+    def publish(self) -> None:
+        """Write this worker's load where the other workers' scrapes read it (shared only)."""
+        if self._load is not None:
+            self._load.publish()
+
+    def retire(self) -> None:
+        """At a shared worker's exit: its last counts stay, its gauges leave the sums."""
+        if self._load is not None:
+            self._load.publish()
+            multiprocess.mark_process_dead(os.getpid())
 
 
-class _Load:
-    """The server's state, read when scraped: what ``/health`` shows, as metrics."""
+def _load_values(state: ServerState) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int, str]]]:
+    """The server's state as (name, documentation, value) counters and (name, documentation, value,
+    how the workers' values combine) gauges: what ``/health`` shows."""
+    stats: dict[str, Any] = state.scheduler.stats() if state.scheduler else {}
+    counters = [
+        ("nextword_generations", "completions answered (sampled or beam), whole or cancelled", state.served),
+        ("nextword_generated_words", "words generated, over every sequence of every completion", state.words),
+    ]
+    if "ticks" in stats:
+        counters.append(("nextword_batch_steps", "batched model steps run", stats["ticks"]))
+    gauges = [
+        ("nextword_generations_in_flight", "completions being generated now", len(state.jobs), "livesum"),
+        (
+            "nextword_slots_used",
+            "requests running the model now (completions, suggestions, scores)",
+            state.slots.used,
+            "livesum",
+        ),
+        (
+            "nextword_slots_limit",
+            "the cap on those requests (--max-streams, in each of --workers); more get 429",
+            state.slots.limit,
+            "livesum",
+        ),
+        ("nextword_draining", "1 once the server is shutting down", int(state.draining), "livemax"),
+        ("nextword_sequences", "sequences in the batch being stepped now", stats.get("sequences"), "livesum"),
+        (
+            "nextword_sequences_waiting",
+            "sequences waiting for room in the batch",
+            stats.get("waiting"),
+            "livesum",
+        ),
+    ]
+    return counters, [g for g in gauges if g[2] is not None]  # the unbatched scheduler has no waiting room
+
+
+class _Info:
+    """The served model's id and nextword's version, as an info metric."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -78,40 +153,49 @@ class _Load:
         return []  # nothing to check at registration: the names are fixed and unique
 
     def collect(self) -> Iterator[Metric]:
-        state = self.state
         info = InfoMetricFamily("nextword_server", "the served model's id and nextword's version")
-        info.add_metric([], {"model": state.model_id, "version": __version__})
+        info.add_metric([], {"model": self.state.model_id, "version": __version__})
         yield info
-        yield CounterMetricFamily(
-            "nextword_generations", "completions answered (sampled or beam), whole or cancelled", state.served
-        )
-        yield CounterMetricFamily(
-            "nextword_generated_words",
-            "words generated, over every sequence of every completion",
-            state.words,
-        )
-        stats: dict[str, Any] = state.scheduler.stats() if state.scheduler else {}
-        gauges = [
-            ("nextword_generations_in_flight", "completions being generated now", len(state.jobs)),
-            (
-                "nextword_slots_used",
-                "requests running the model now (completions, suggestions, scores)",
-                state.slots.used,
-            ),
-            (
-                "nextword_slots_limit",
-                "the cap on those requests (--max-streams); more get 429",
-                state.slots.limit,
-            ),
-            ("nextword_draining", "1 once the server is shutting down", int(state.draining)),
-            ("nextword_sequences", "sequences in the batch being stepped now", stats.get("sequences")),
-            ("nextword_sequences_waiting", "sequences waiting for room in the batch", stats.get("waiting")),
-        ]
-        for name, documentation, value in gauges:
-            if value is not None:  # the unbatched scheduler has no waiting room
-                yield GaugeMetricFamily(name, documentation, value=value)
-        if "ticks" in stats:
-            yield CounterMetricFamily("nextword_batch_steps", "batched model steps run", stats["ticks"])
+
+
+class _Load(_Info):
+    """The server's state, read when scraped: what ``/health`` shows, as metrics."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from super().collect()
+        counters, gauges = _load_values(self.state)
+        for name, documentation, value in counters:
+            yield CounterMetricFamily(name, documentation, value)
+        for name, documentation, value, _ in gauges:
+            yield GaugeMetricFamily(name, documentation, value=value)
+
+
+class _SharedLoad:
+    """A worker's load written to prometheus_client's multiprocess files: its counters grow by what this
+    worker counted since it last wrote, its gauges take their values now (summed over the live workers;
+    ``nextword_draining``: the largest)."""
+
+    def __init__(self, state: ServerState, registry: CollectorRegistry) -> None:
+        self.state, self.registry = state, registry
+        self.counters: dict[str, Counter] = {}  # made at their first value
+        self.gauges: dict[str, Gauge] = {}
+        self.written: dict[str, int] = {}  # each counter's value written so far
+        self.lock = threading.Lock()  # a scrape and the once-a-second writer
+
+    def publish(self) -> None:
+        counters, gauges = _load_values(self.state)
+        with self.lock:
+            for name, documentation, value in counters:
+                if name not in self.counters:
+                    self.counters[name] = Counter(name, documentation, registry=self.registry)
+                self.counters[name].inc(value - self.written.get(name, 0))
+                self.written[name] = value
+            for name, documentation, value, mode in gauges:
+                if name not in self.gauges:
+                    self.gauges[name] = Gauge(
+                        name, documentation, multiprocess_mode=mode, registry=self.registry
+                    )
+                self.gauges[name].set(value)
 
 
 class RequestMetrics:

@@ -140,8 +140,8 @@ async def health(request: Request) -> dict[str, Any]:
 )
 async def metrics(request: Request) -> Response:
     """Requests by route and status, their durations, the time to a completion's first word, words
-    generated, and the load ``/health`` shows, in Prometheus' text format (this process's: with
-    ``--workers`` each worker counts its own)."""
+    generated, and the load ``/health`` shows, in Prometheus' text format (with ``--workers``: every
+    worker's, added up, whichever worker answers)."""
     state: ServerState = request.app.state.nextword
     return Response(state.metrics.scrape(), media_type=CONTENT_TYPE)
 

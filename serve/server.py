@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from nextword.runtime import ModelFileError, NextWordModel
@@ -16,6 +20,7 @@ from nextword.runtime.model_check import check_model_file
 from .app import CONFIG_ENV, create_app
 from .config import ServeConfig
 from .logs import uvicorn_log_config
+from .metrics import MULTIPROCESS_ENV
 
 __all__ = ["AddressUnavailableError", "check_address", "check_tls", "serve"]
 
@@ -150,7 +155,28 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     _warn_if_public(config)
     level = logging.getLogger("nextword").getEffectiveLevel()
     os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
-    uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
+    with _shared_metrics_folder():
+        uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
+
+
+@contextlib.contextmanager
+def _shared_metrics_folder() -> Iterator[None]:
+    """``$PROMETHEUS_MULTIPROC_DIR`` for the workers (each writes its metrics there, a scrape reads them
+    all): a fresh folder, removed when the server stops. A folder the caller set is used as it is."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        logger.info(
+            "the workers' metrics are kept in $%s: %s", MULTIPROCESS_ENV, os.environ[MULTIPROCESS_ENV]
+        )
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="nextword-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    logger.info("the workers' metrics are kept in %s until the server stops", folder)
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _warn_if_public(config: ServeConfig) -> None:

@@ -23,6 +23,7 @@ httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to tes
 
 from browser import free_port, start_server  # noqa: E402
 
+from nextword.runtime import __version__  # noqa: E402
 from nextword.serve import ServeConfig  # noqa: E402
 
 PREFIX = "/nextword"
@@ -316,3 +317,68 @@ def test_the_page_works_at_its_prefix_without_the_slash(browser, model):
     finally:
         for running in (proxy, server, plain):
             running.stop()
+
+
+def test_every_worker_answers_a_scrape_with_the_whole_servers_counts(model_path, tmp_path):
+    """With --workers each process counted its own requests, and a scrape showed whichever worker the
+    kernel handed it to: counters jumped between the workers' values. The workers now keep their
+    metrics in one folder (prometheus_client's multiprocess mode), so every scrape, whichever worker
+    answers it, adds up all of them; the folder goes when the server stops."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(model_path, port, tmp_path, "--workers", "2")
+    body = {"prompt": "the", "max_tokens": 3, "stop_at_end": False}
+    scrapes: list[dict[str, float]] = []
+    try:
+        _wait_up(url, server, tmp_path)
+        deadline = time.monotonic() + 60
+        while _log(tmp_path).count("nextword.serve.app: serving") < 2:  # both workers are up
+            assert time.monotonic() < deadline, _log(tmp_path)
+            time.sleep(0.1)
+        words = 0
+        for sent in range(1, 41):  # a new connection each, until both workers have answered some
+            answer = httpx.post(url + "/v1/completions", json=body, timeout=30)
+            words += answer.json()["usage"]["completion_tokens"]
+            if sent >= 6 and len(_access_pids(tmp_path, "POST /v1/completions")) == 2:
+                break
+        assert len(_access_pids(tmp_path, "POST /v1/completions")) == 2, _log(tmp_path)
+        time.sleep(1.5)  # each worker writes its load once a second
+        for _ in range(40):  # until both workers have answered a scrape
+            text = httpx.get(url + "/metrics", timeout=30).text
+            scrapes.append(
+                {
+                    sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                }
+            )
+            if len(scrapes) >= 4 and len(_access_pids(tmp_path, "GET /metrics")) == 2:
+                break
+        assert len(_access_pids(tmp_path, "GET /metrics")) == 2, _log(tmp_path)
+    finally:
+        _stop(server)
+    completions = (
+        'nextword_http_requests_total{"method": "POST", "route": "/v1/completions", "status": "200"}'
+    )
+    info = {"model": model_path.stem, "version": __version__}
+    for samples in scrapes:
+        assert samples[completions] == sent
+        assert samples["nextword_generations_total{}"] == sent
+        assert samples["nextword_generated_words_total{}"] == words
+        assert samples["nextword_time_to_first_word_seconds_count{}"] == sent
+        assert samples["nextword_generations_in_flight{}"] == 0
+        assert samples["nextword_slots_limit{}"] == 2 * ServeConfig().max_streams  # the two workers' caps
+        assert samples["nextword_server_info" + json.dumps(info, sort_keys=True)] == 1
+    folder = re.search(r"the workers' metrics are kept in (\S+) until the server stops", _log(tmp_path))
+    assert folder and not Path(folder.group(1)).exists(), _log(tmp_path)
+
+
+def _access_pids(logs: Path, request: str) -> set[str]:
+    """The processes whose access log has a line for ``request`` (a method and a path)."""
+    return {
+        _pid(line)
+        for line in _log(logs).splitlines()
+        if " uvicorn.access: " in line and f'"{request} ' in line
+    }
