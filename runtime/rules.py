@@ -6,8 +6,8 @@ negative) logits of tokens already in the prompt or the text; ``no_repeat_ngram_
 that would repeat an n-gram of the prompt or the text. The end-of-document id that opens a prompt marks
 where the document starts; it is not a word of the text, so neither rule reads it (else
 ``no_repeat_ngram_size=1`` could never end a document, and a penalty would make every document longer).
-Rows keep their own history (:class:`History`),
-updated once per token, so a rule costs the same at the thousandth word as at the first.
+Rows keep their own history (:class:`History`), updated once per token, so a rule costs the same at the
+thousandth word as at the first.
 """
 
 from __future__ import annotations
