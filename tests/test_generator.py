@@ -64,12 +64,9 @@ def _context_of_words(cls, ids, tokenizer, config):
     id that opens every prompt is the document's start, not a word (the old rules banned it with
     ``no_repeat_ngram_size=1``, so a document never ended, and penalized it with a repetition penalty)."""
     context = _build_v1(ids, tokenizer, config)
-    words = context.ids[1:] if context.ids[0] == tokenizer.eod_id else context.ids
-    n, context.ngrams = config.no_repeat_ngram_size, {}
-    for i in range(len(words) - n + 1 if n else 0):
-        context.ngrams.setdefault(tuple(words[i : i + n - 1].tolist()), set()).add(int(words[i + n - 1]))
-    if config.repetition_penalty != 1:
-        context.seen = np.unique(words)
+    if context.ids[0] == tokenizer.eod_id:  # what the rules read: the old context of the words alone
+        words = _build_v1(ids[1:], tokenizer, config) if len(ids) > 1 else PromptContext(context.ids, None)
+        context.ngrams, context.seen = words.ngrams, words.seen
     return context
 
 
