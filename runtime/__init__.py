@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .model_check import check_model_file
     from .scoring import TextScore, WordScore
     from .step import StepModel
+    from .text import PromptEnd
     from .tokenizer import Tokenizer, TokenizerConfig
 
 # name -> the module that defines it
@@ -55,6 +56,7 @@ _EXPORTS = {
     "TextScore": "scoring",
     "WordScore": "scoring",
     "StepModel": "step",
+    "PromptEnd": "text",
     "Tokenizer": "tokenizer",
     "TokenizerConfig": "tokenizer",
 }
@@ -71,6 +73,7 @@ __all__ = [
     "ModelFileError",
     "ModelRunError",
     "NextWordModel",
+    "PromptEnd",
     "StepModel",
     "TextScore",
     "Tokenizer",

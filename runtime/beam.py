@@ -30,8 +30,7 @@ from .rules import Rules, ngram_bans
 from .sampling import largest
 from .step import StepModel, prefill, prompt_ids_array
 from .stepper import stepper_for
-from .text import TextBuilder
-from .tokenizer import EOD
+from .text import PromptEnd, TextBuilder
 
 __all__ = ["BeamSearch", "Hypothesis", "beam_search"]
 
@@ -61,15 +60,23 @@ class BeamSearch:
         prompts: Sequence[Sequence[int]],
         config: GenerationConfig,
         lstrip: Sequence[bool] = (),
+        *,
+        ends: Sequence[PromptEnd] | None = None,
     ) -> None:
         if not isinstance(config, GenerationConfig):
             raise ValueError(f"config must be a GenerationConfig, got {type(config).__name__}")
-        self._model, self._config, self._lstrip = model, config, lstrip
+        self._model, self._config = model, config
         self._stepper = stepper_for(model)  # one token per beam at every step
         self._busy = threading.Lock()  # held by step(): a second thread is refused
         self._tokenizer = model.tokenizer
         self._rules = Rules(config, self._tokenizer)
         self._prompts = [prompt_ids_array(p, i, model.vocab_size) for i, p in enumerate(prompts)]
+        if ends is not None and len(ends) != len(self._prompts):
+            raise ValueError(f"{len(ends)} prompt ends for {len(self._prompts)} prompts; give one per prompt")
+        self._ends = ends or [
+            PromptEnd.of_ids(self._tokenizer, p, bool(lstrip) and lstrip[i])
+            for i, p in enumerate(self._prompts)
+        ]
         self._words = [self._rules.words(p) for p in self._prompts]  # what the rules read of each prompt
         n_prompts, n_beams = len(self._prompts), config.num_beams
         if not n_prompts or n_prompts * n_beams > MAX_BATCH:
@@ -197,11 +204,7 @@ class BeamSearch:
 
     def _builder(self, p: int) -> TextBuilder:
         """A text builder for a beam of prompt ``p`` that holds no word yet."""
-        prompt, table = self._prompts[p], self._tokenizer.table
-        last = table[int(prompt[-1])]
-        lstrip = bool(self._lstrip) and self._lstrip[p]
-        starts = self._tokenizer.begins_sentence(table[int(i)] for i in reversed(prompt))
-        return TextBuilder(self._tokenizer, None if last == EOD else last, self._config.stop, lstrip, starts)
+        return self._ends[p].builder(self._tokenizer, self._config.stop)
 
     def _finish_exhausted(self, exhausted: np.ndarray) -> None:
         """Finish, as they stand, the hypotheses of the running beams (rows) flagged in ``exhausted``:
@@ -297,10 +300,14 @@ def _ranked(row: np.ndarray, width: int) -> Iterator[int]:
 
 
 def beam_search(
-    model: StepModel, prompts: Sequence[Sequence[int]], config: GenerationConfig, lstrip: Sequence[bool] = ()
+    model: StepModel,
+    prompts: Sequence[Sequence[int]],
+    config: GenerationConfig,
+    ends: Sequence[PromptEnd] | None = None,
 ) -> list[str]:
-    """Run :class:`BeamSearch` to the end; returns the ``num_return_sequences`` best texts of each prompt."""
-    search = BeamSearch(model, prompts, config, lstrip)
+    """Run :class:`BeamSearch` to the end; returns the ``num_return_sequences`` best texts of each prompt
+    (each written after ``ends[i]``; ``None``: after its ids)."""
+    search = BeamSearch(model, prompts, config, ends=ends)
     while search.step():
         pass
     return search.texts()

@@ -29,8 +29,7 @@ from .rows import Group, Row
 from .rules import Rules
 from .step import PROMPT_CHUNK, StepModel, prefill_round, prompt_ids_array
 from .stepper import TokenStepper, stepper_for
-from .text import TextBuilder
-from .tokenizer import EOD
+from .text import PromptEnd
 
 __all__ = ["FINISH_REASONS", "Generator", "Update"]  # FINISH_REASONS and Update: from .batch
 
@@ -106,7 +105,8 @@ class Generator:
                 kind = type(prompt).__name__
                 raise ValueError(f"prompt must be a string or a list of strings; item {i} is a {kind}")
         ids = [[self._tokenizer.eod_id, *self._tokenizer.encode(p)] for p in prompts]
-        return self.add_ids(ids, config, logprobs=logprobs, lstrip=[p[-1:].isspace() for p in prompts])
+        ends = [PromptEnd.of_text(self._tokenizer, p) for p in prompts]  # marks the vocabulary lacks too
+        return self._add_checked(ids, config, logprobs, ends)
 
     def add_ids(
         self,
@@ -118,6 +118,17 @@ class Generator:
     ) -> list[int]:
         """:meth:`add` for prompts given as token ids, each starting with the end-of-document id when it
         starts a document. ``lstrip[i]``: prompt ``i`` ends in a space, so its text starts without one."""
+        return self._add_checked(prompts, config, logprobs, lstrip=lstrip)
+
+    def _add_checked(
+        self,
+        prompts: Sequence[Sequence[int]],
+        config: GenerationConfig | None,
+        logprobs: int | None,
+        ends: Sequence[PromptEnd] | None = None,
+        lstrip: Sequence[bool] = (),
+    ) -> list[int]:
+        """:meth:`add_ids`, each prompt's text written after ``ends[i]`` (``None``: read from its ids)."""
         config = config or self._defaults or GenerationConfig()
         if not isinstance(config, GenerationConfig):
             raise ValueError(
@@ -135,24 +146,29 @@ class Generator:
                 raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
             logprobs = int(logprobs)
         arrays = [prompt_ids_array(p, i, self._model.vocab_size) for i, p in enumerate(prompts)]
+        if ends is None:
+            ends = [
+                PromptEnd.of_ids(self._tokenizer, a, bool(lstrip and lstrip[i])) for i, a in enumerate(arrays)
+            ]
         self._enter("add()")
         try:
-            return self._add(arrays, config, logprobs, lstrip)
+            return self._add(arrays, config, logprobs, ends)
         finally:
             self._busy.release()
 
     def _add(
-        self, arrays: list[np.ndarray], config: GenerationConfig, logprobs: int | None, lstrip: Sequence[bool]
+        self,
+        arrays: list[np.ndarray],
+        config: GenerationConfig,
+        logprobs: int | None,
+        ends: Sequence[PromptEnd],
     ) -> list[int]:
         group = Group(config, Rules(config, self._tokenizer), logprobs)
         per_prompt = config.num_return_sequences
         seeds = np.random.SeedSequence(config.seed).spawn(len(arrays) * per_prompt)  # one stream per row
         for index, seed in enumerate(seeds):
             p = index // per_prompt
-            last = self._tokens[int(arrays[p][-1])]
-            starts = self._tokenizer.begins_sentence(self._tokens[int(i)] for i in reversed(arrays[p]))
-            strip = bool(lstrip and lstrip[p])
-            text = TextBuilder(self._tokenizer, None if last == EOD else last, config.stop, strip, starts)
+            text = ends[p].builder(self._tokenizer, config.stop)
             row = Row(self._next_id, group, arrays[p], np.random.default_rng(seed), text)
             self._next_id += 1
             group.rows.append(row)

@@ -35,6 +35,7 @@ from .session_plan import ONE, PAIR, WIDE, SessionPlan
 from .sessions import choose_providers, default_session_options, make_session, usable_cores
 from .step import PROMPT_CHUNK, State, check_state, checked_ids, feed_chunks
 from .stepper import BoundStepper
+from .text import PromptEnd
 from .tokenizer import Tokenizer
 
 __all__ = ["NextWordModel", "State", "default_session_options", "load", "usable_cores"]
@@ -369,7 +370,7 @@ class NextWordModel:
             return []
         if config.num_beams > 1:
             ids = [self.prompt_ids(p) for p in prompts]
-            texts = beam_search(self, ids, config, [p[-1:].isspace() for p in prompts])
+            texts = beam_search(self, ids, config, [PromptEnd.of_text(self.tokenizer, p) for p in prompts])
         else:
             stepper = self._borrow_stepper()
             try:

@@ -2,9 +2,53 @@
 
 from __future__ import annotations
 
-from .tokenizer import Tokenizer
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["TextBuilder"]
+from .tokenizer import EOD, Tokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["PromptEnd", "TextBuilder"]
+
+
+@dataclass(frozen=True)
+class PromptEnd:
+    """How a prompt's text ends, which is all the first new word's spacing and capital depend on.
+
+    ``previous``: the prompt's last token (``None``: a document start); ``starts``: whether the first
+    new token begins a sentence; ``lstrip``: the prompt ends in whitespace, so the new text starts
+    without a space. A prompt given as text is read from its tokens as written (:meth:`of_text`), so a
+    mark the vocabulary lacks (``¿`` in an English model) still glues the word after it and carries a
+    sentence start; a prompt given as ids is read from its ids' tokens (:meth:`of_ids`).
+    """
+
+    previous: str | None = None
+    starts: bool = True
+    lstrip: bool = False
+
+    @classmethod
+    def of_text(cls, tokenizer: Tokenizer, prompt: str) -> PromptEnd:
+        """The end of ``prompt``, read from its tokens before the vocabulary maps any to ``<unk>``."""
+        tokens = tokenizer.tokenize(prompt)
+        return cls(
+            tokens[-1] if tokens else None, tokenizer.begins_sentence(reversed(tokens)), prompt[-1:].isspace()
+        )
+
+    @classmethod
+    def of_ids(cls, tokenizer: Tokenizer, ids: Sequence[int] | np.ndarray, lstrip: bool = False) -> PromptEnd:
+        """The end of a prompt given as token ids (``ids`` not empty; a leading end-of-document id marks
+        a document start)."""
+        table = tokenizer.table
+        last = table[int(ids[-1])]
+        starts = tokenizer.begins_sentence(table[int(i)] for i in reversed(ids))
+        return cls(None if last == EOD else last, starts, lstrip)
+
+    def builder(self, tokenizer: Tokenizer, stops: tuple[str, ...]) -> TextBuilder:
+        """An empty :class:`TextBuilder` for a continuation of this prompt, cut at ``stops``."""
+        return TextBuilder(tokenizer, self.previous, stops, self.lstrip, self.starts)
 
 
 class TextBuilder:

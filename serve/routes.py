@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from nextword.runtime.text import PromptEnd
+
 from .completions import ERRORS, MODEL_NOT_FOUND
 from .errors import APIError, model_not_found
 from .metrics import CONTENT_TYPE
@@ -35,15 +37,12 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
         raise APIError(400, f"k must be in 1..{MAX_SUGGESTIONS}, got {body.k}", "k")
     model = state.model
     words = await _counted(state, "prompt", model.next_words, body.prompt, body.k, body.cache)
-    tokens = model.tokenizer.tokenize(body.prompt)
-    previous = tokens[-1] if tokens else None
-    starts = model.tokenizer.begins_sentence(reversed(tokens))  # "La niña come. ¿" -> "Por"
-    strip = body.prompt[-1:].isspace()
+    end = PromptEnd.of_text(model.tokenizer, body.prompt)  # "La niña come. ¿" -> "Por"
     suggestions = []
     for word, probability in words:
-        text = model.tokenizer.piece(word, previous, starts)
+        text = model.tokenizer.piece(word, end.previous, end.starts)
         suggestions.append(
-            {"word": word, "text": text.lstrip(" ") if strip else text, "probability": probability}
+            {"word": word, "text": text.lstrip(" ") if end.lstrip else text, "probability": probability}
         )
     return {"model": state.model_id, "suggestions": suggestions}
 

@@ -117,10 +117,11 @@ class Reader:
             out.append(token)
             logits, state = self.run([token], state)
             cache = cache and cache.observe(token, state[self.last_h][0])
-        starts = True  # whether the continuation begins a sentence, from the prompt's ids
-        for t in (self.tokens[i] for i in ids):
-            starts = t == "<eod>" or t in ".?!" or (starts and t in "()¿¡")
-        previous = None if ids[-1] == 2 else self.tokens[ids[-1]]
+        words = tokenize(prompt, self.config, self.version)  # as written: a word the vocabulary lacks too
+        starts = True  # whether the continuation begins a sentence
+        for t in words:
+            starts = t in ".?!" or (starts and t in "()¿¡")
+        previous = words[-1] if words else None
         tokens = [self.tokens[i] for i in out]
         return out, write(tokens, self.config["lowercase"], previous, starts, prompt[-1:].isspace())
 

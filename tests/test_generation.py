@@ -251,9 +251,7 @@ def test_beam_search_is_deterministic_and_one_beam_is_greedy(model):
     tok = model.tokenizer
     for prompt in PROMPTS:
         greedy = model.generate(prompt, temperature=0, max_words=30)
-        one_beam = beam_search(
-            model, [model.prompt_ids(prompt)], GenerationConfig(num_beams=1, max_words=30), [False]
-        )
+        one_beam = beam_search(model, [model.prompt_ids(prompt)], GenerationConfig(num_beams=1, max_words=30))
         assert one_beam == [greedy]
     beams = model.generate(PROMPTS, num_beams=4, max_words=30, num_return_sequences=2)
     assert beams == model.generate(PROMPTS, num_beams=4, max_words=30, num_return_sequences=2)

@@ -16,6 +16,7 @@ from nextword.runtime import GenerationConfig, Generator, load
 from nextword.runtime.default import BUNDLED_MODEL
 from nextword.runtime.logits import log_softmax
 from nextword.runtime.sampling import sample
+from nextword.runtime.text import PromptEnd
 from reference.decoding_v1 import PromptContext, SamplingRun
 from reference.decoding_v1 import beam_search as beam_search_v1
 from reference.sampling_v1 import sample_next as sample_next_v1
@@ -36,7 +37,9 @@ OPTIONS = [
 ]
 
 
-LSTRIP = [p[-1:].isspace() for p in PROMPTS]  # prompts that end in a space: texts start without one
+def ends(model, prompts):
+    """How each of ``prompts`` ends, as ``model.generate`` reads it for beam search."""
+    return [PromptEnd.of_text(model.tokenizer, p) for p in prompts]
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +211,9 @@ def test_a_stop_string_finishes_a_beam_as_the_end_of_the_document_does(bundled):
     never = replace(plain, stop=("\x01",))  # a stop string that never appears changes nothing
     assert bundled.generate(PROMPTS, never) == bundled.generate(PROMPTS, plain)
     options = {"max_words": 40, "stop": (".",), "no_repeat_ngram_size": 4}
-    one = beam_search(bundled, [bundled.prompt_ids(p) for p in PROMPTS], GenerationConfig(**options), LSTRIP)
+    one = beam_search(
+        bundled, [bundled.prompt_ids(p) for p in PROMPTS], GenerationConfig(**options), ends(bundled, PROMPTS)
+    )
     assert one == bundled.generate(PROMPTS, temperature=0, **options)  # one beam is greedy, stops included
 
 
@@ -219,7 +224,7 @@ def test_one_beam_is_greedy_where_the_rules_leave_no_word(model):
     for prompt in PROMPTS:
         greedy = model.generate(prompt, temperature=0, **options)
         config = GenerationConfig(num_beams=1, **options)
-        (beam,) = beam_search(model, [model.prompt_ids(prompt)], config, [prompt[-1:].isspace()])
+        (beam,) = beam_search(model, [model.prompt_ids(prompt)], config, ends(model, [prompt]))
         assert beam == greedy and greedy
 
 
@@ -557,3 +562,41 @@ def test_beam_search_refuses_what_is_not_token_ids(model):
     while search.step():
         pass
     assert search.texts() == model.generate(["the network"], num_beams=3, max_words=5)
+
+
+def test_a_mark_the_vocabulary_lacks_still_spaces_and_capitalizes_what_follows(bundled):
+    """The bundled English model has no ``¿`` or ``¡``: a prompt ending in one is fed ``<unk>``, but
+    its continuation is written after the mark as typed (glued to it, capitalized where a sentence
+    began), not after an unknown word, in every way of generating."""
+    tok = bundled.tokenizer
+    assert tok.encode("¿ ¡") == [tok.unk_id] * 2
+
+    def after(prompt, text):
+        """``text`` written after ``prompt``'s tokens as typed, from the tokens it holds."""
+        typed = tok.tokenize(prompt)
+        return "".join(list(tok.pieces([*typed, *tok.tokenize(text)]))[len(typed) :])
+
+    prompts = ["the network ¿", "It works. ¡", "(¿"]
+    pairs = [(p, 1) for p in prompts]  # (prompt, texts per prompt) of each call below, in order
+    texts = bundled.generate(prompts, temperature=0, max_words=8)
+    texts += bundled.generate(prompts, max_words=8, seed=3, num_return_sequences=2)
+    pairs += [(p, 2) for p in prompts]
+    texts += bundled.generate(prompts, num_beams=3, max_words=8)
+    pairs += [(p, 1) for p in prompts]
+    texts += ["".join(bundled.stream(p, max_words=8, seed=1)) for p in prompts]
+    pairs += [(p, 1) for p in prompts]
+    gen = bundled.generator(max_words=8, seed=5)
+    rows = gen.add(prompts)
+    gen.run()
+    texts += [gen.text(row) for row in rows]
+    pairs += [(p, 1) for p in prompts]
+    cases = list(zip([p for p, n in pairs for _ in range(n)], texts, strict=True))
+    for prompt, text in cases:
+        assert text and not text.startswith(" "), (prompt, text)
+        assert text == after(prompt, text), (prompt, text)
+    assert any(text[:1].isupper() for prompt, text in cases if prompt == "It works. ¡"), cases
+
+    gen = bundled.generator(temperature=0, max_words=8)  # a prompt as ids alone: the mark is <unk>, a word
+    (row,) = gen.add_ids([bundled.prompt_ids("the network ¿")])
+    gen.run()
+    assert gen.text(row) == " " + texts[0]

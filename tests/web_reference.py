@@ -347,6 +347,9 @@ GREEDY_PROMPTS = [
     "training data",
     "speech",
 ]
+# Prompts that end in a mark an English vocabulary lacks: the next word is glued to it, and capitalized
+# where a sentence began (greedy alone, in beams and in suggestions).
+MARK_PROMPTS = ["the network ¿", "it works. ¡"]
 
 VARIANTS = [
     {},
@@ -481,12 +484,12 @@ def greedy_steps(model, prompt: str, options: dict[str, Any], top: int = 10) -> 
 
 def _suggestion_texts(model, prompt: str, k: int) -> dict[str, str]:
     """The text that appends each of the ``k`` next words to ``prompt``, as ``nextword serve`` shows it."""
-    tokens = model.tokenizer.tokenize(prompt)
-    previous = tokens[-1] if tokens else None
-    texts = {}
+    from nextword.runtime import PromptEnd
+
+    end, texts = PromptEnd.of_text(model.tokenizer, prompt), {}
     for word, _ in model.next_words(prompt, k):
-        text = model.tokenizer.piece(word, previous)
-        texts[word] = text.lstrip(" ") if prompt[-1:].isspace() else text
+        text = model.tokenizer.piece(word, end.previous, end.starts)
+        texts[word] = text.lstrip(" ") if end.lstrip else text
     return texts
 
 
@@ -501,6 +504,9 @@ def generation_reference(
         {"prompt": p, "options": {"temperature": 0, "max_words": 40}, "text": None} for p in greedy_prompts
     ]
     greedy.append({"prompt": greedy_prompts, "options": {"temperature": 0, "max_words": 25}, "text": None})
+    greedy += [
+        {"prompt": p, "options": {"temperature": 0, "max_words": 40}, "text": None} for p in MARK_PROMPTS
+    ]
     for i, variant in enumerate(VARIANTS):
         prompt = greedy_prompts[i % 8]
         greedy.append({"prompt": prompt, "options": {"temperature": 0, "max_words": 40, **variant}})
@@ -545,9 +551,12 @@ def generation_reference(
         # shortest beam cases
         small = sum(len(call["logits"]) for call in calls) < 6_000_000
         beams.append({"prompt": prompt, "options": options, "text": text, "calls": calls if small else None})
+    options = {"num_beams": 3, "max_words": 8}
+    text, calls = recorded_generate(model, MARK_PROMPTS, options, states=True)
+    beams.append({"prompt": MARK_PROMPTS, "options": options, "text": text, "calls": calls})
     next_words = [
         {"prompt": p, "words": model.next_words(p, 10), "texts": _suggestion_texts(model, p, 10)}
-        for p in greedy_prompts[:8]
+        for p in [*greedy_prompts[:8], *MARK_PROMPTS]
     ]
     scores = []
     for text in [*greedy_prompts[:10], "a neural network " * 200]:

@@ -4,17 +4,17 @@
 // hypotheses' totals in float64, candidates ranked by total, then beam, then token id. A candidate whose
 // text reaches a stop string finishes its hypothesis, as an end of the document does.
 
-import { History, Prefill, Rules, TextBuilder, reversedTokens, takeRows } from './decoding.js';
+import { History, Prefill, Rules, TextBuilder, idsEnd, takeRows } from './decoding.js';
 import { npExpF32, npLogF32, pairwiseSumF32 } from './float32.js';
-import { EOD, Tokenizer } from './tokenizer.js';
 
 const f = Math.fround;
 
 /** Beam search over a batch of prompts; run() resolves to numReturnSequences texts per prompt. */
 export class BeamSearch {
   /** @param {number[][]} prompts token ids, each starting with the end-of-document id */
-  constructor(model, prompts, config, lstrip = []) {
-    Object.assign(this, { model, prompts, config, lstrip });
+  /** @param {object[]} ends how each prompt ends (promptEnd() of decoding.js; missing: from its ids) */
+  constructor(model, prompts, config, ends = []) {
+    Object.assign(this, { model, prompts, config, ends });
     this.tokenizer = model.tokenizer;
     this.rules = new Rules(config, this.tokenizer);
     const n = prompts.length;
@@ -199,15 +199,8 @@ export class BeamSearch {
 
   /** A text builder for a beam of prompt p that holds no word yet. */
   _builder(p) {
-    const prompt = this.prompts[p];
-    const last = this.tokenizer.tokenOf(prompt[prompt.length - 1]);
-    return new TextBuilder(
-      this.tokenizer,
-      last === EOD ? null : last,
-      this.config.stop,
-      Boolean(this.lstrip[p]),
-      Tokenizer.beginsSentence(reversedTokens(prompt, (id) => this.tokenizer.tokenOf(id))),
-    );
+    const end = this.ends[p] ?? idsEnd(this.tokenizer, this.prompts[p]);
+    return TextBuilder.after(this.tokenizer, end, this.config.stop);
   }
 
   _finish(p, score, ids) {

@@ -6,7 +6,7 @@
 import { ContinuousCache, requiredCache } from './cache.js';
 import { PCG64, SeedSequence } from './random.js';
 import { sample } from './sampling.js';
-import { EOD, Tokenizer } from './tokenizer.js';
+import { EOD, endsWithSpace, Tokenizer } from './tokenizer.js';
 
 export const PROMPT_CHUNK = 256; // tokens per session call when a whole text is fed
 
@@ -89,6 +89,11 @@ export class Rules {
 export class TextBuilder {
   /** `starts`: whether the first new token begins a sentence (Tokenizer.beginsSentence of the prompt;
    * undefined: from `previous` alone). */
+  /** An empty builder for the continuation of a prompt that ends as `end` (promptEnd()) says. */
+  static after(tokenizer, end, stops) {
+    return new TextBuilder(tokenizer, end.previous, stops, end.lstrip, end.starts);
+  }
+
   constructor(tokenizer, previous, stops, lstrip, starts = undefined) {
     Object.assign(this, { tokenizer, previous, stops, lstrip });
     this.starts = starts ?? (previous === null || Tokenizer.startsAfter(previous, false));
@@ -218,7 +223,8 @@ export class Prefill {
 /** The rows of one generate()/stream() call: numReturnSequences rows per prompt, one random stream each. */
 export class Generation {
   /** @param {number[][]} prompts token ids, each starting with the end-of-document id */
-  constructor(model, prompts, config, lstrip = [], chunk = PROMPT_CHUNK) {
+  /** @param {object[]} ends how each prompt ends (promptEnd(); missing: from its ids) */
+  constructor(model, prompts, config, ends = [], chunk = PROMPT_CHUNK) {
     const tok = model.tokenizer;
     Object.assign(this, { model, config });
     this.rules = new Rules(config, tok);
@@ -228,9 +234,7 @@ export class Generation {
     this.rows = seeds.map((seed, index) => {
       const p = Math.floor(index / perPrompt);
       const prompt = prompts[p];
-      const last = this.tokens[prompt[prompt.length - 1]];
-      const starts = Tokenizer.beginsSentence(reversedTokens(prompt, (id) => this.tokens[id]));
-      const text = new TextBuilder(tok, last === EOD ? null : last, config.stop, Boolean(lstrip[p]), starts);
+      const text = TextBuilder.after(tok, ends[p] ?? idsEnd(tok, prompt), config.stop);
       const history = this.rules.history(prompt);
       return {
         index,
@@ -342,7 +346,30 @@ export class Generation {
   }
 }
 
-/** The tokens of `ids` (`tokenOf` maps an id to its token), the last first, read as they are asked for. */
-export function* reversedTokens(ids, tokenOf) {
-  for (let i = ids.length - 1; i >= 0; i--) yield tokenOf(ids[i]);
+/**
+ * How a prompt ends, which is all the first new word's spacing and capital depend on (PromptEnd in
+ * Python): its last token (null at a document start), whether the first new token begins a sentence,
+ * and whether the new text starts without a space (the prompt ends in one). Read from the prompt's
+ * tokens as written, so that a mark the vocabulary lacks (¿ in an English model) still counts.
+ */
+export function promptEnd(tokenizer, prompt) {
+  const tokens = tokenizer.tokenize(prompt);
+  return {
+    previous: tokens.length ? tokens[tokens.length - 1] : null,
+    starts: Tokenizer.beginsSentence([...tokens].reverse()),
+    lstrip: endsWithSpace(prompt),
+  };
+}
+
+/** promptEnd() of a prompt given as token ids alone: its ids' tokens, where an unknown word is <unk>. */
+export function idsEnd(tokenizer, ids) {
+  const last = tokenizer.tokenOf(ids[ids.length - 1]);
+  function* reversed() {
+    for (let i = ids.length - 1; i >= 0; i--) yield tokenizer.tokenOf(ids[i]);
+  }
+  return {
+    previous: last === EOD ? null : last,
+    starts: Tokenizer.beginsSentence(reversed()),
+    lstrip: false,
+  };
 }

@@ -2,7 +2,7 @@
 // The API mirrors nextword.runtime.NextWordModel: generate, stream, nextWords, score.
 
 import { BeamSearch } from './beam.js';
-import { Generation } from './decoding.js';
+import { Generation, promptEnd } from './decoding.js';
 import { ModelFileError, ModelRunError, NextwordError, oneLine, sessionError } from './errors.js';
 import { readGraphInterface } from './graph-io.js';
 import { PCG64, SeedSequence } from './random.js';
@@ -20,7 +20,7 @@ import { importOrt } from './ort.js';
 import { WireError } from './protobuf.js';
 import { callCache, lastLogprobs, tokenLogprobs } from './scoring.js';
 import { readSource } from './source.js';
-import { endsWithSpace, SPECIAL_TOKENS, Tokenizer } from './tokenizer.js';
+import { SPECIAL_TOKENS } from './tokenizer.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
 
 let warnedUnicode = false;
@@ -187,11 +187,9 @@ export class NextWordModel {
     }
     if (!prompts.length) return [];
     const ids = prompts.map((p) => this.promptIds(p));
-    const lstrip = prompts.map(endsWithSpace);
+    const ends = prompts.map((p) => promptEnd(this.tokenizer, p)); // marks the vocabulary lacks too
     const search =
-      config.numBeams > 1
-        ? new BeamSearch(this, ids, config, lstrip)
-        : new Generation(this, ids, config, lstrip);
+      config.numBeams > 1 ? new BeamSearch(this, ids, config, ends) : new Generation(this, ids, config, ends);
     const texts = await search.run();
     return single && config.numReturnSequences === 1 ? texts[0] : texts;
   }
@@ -211,7 +209,13 @@ export class NextWordModel {
       );
     }
     const state = { finishReason: null };
-    const pieces = streamPieces(this, [this.promptIds(prompt)], config, [endsWithSpace(prompt)], state);
+    const pieces = streamPieces(
+      this,
+      [this.promptIds(prompt)],
+      config,
+      [promptEnd(this.tokenizer, prompt)],
+      state,
+    );
     // why the text ended, once it has: "length", "stop" or "end" (as the Python Generator's reasons)
     return Object.defineProperty(pieces, 'finishReason', { get: () => state.finishReason });
   }
@@ -243,13 +247,10 @@ export class NextWordModel {
    */
   async suggest(prompt, k = 5, options = {}) {
     const words = await this.nextWords(prompt, k, options);
-    const tokens = this.tokenizer.tokenize(prompt);
-    const previous = tokens.length ? tokens[tokens.length - 1] : null;
-    const starts = Tokenizer.beginsSentence([...tokens].reverse()); // "La niña come. ¿" -> "Por"
-    const strip = endsWithSpace(prompt);
+    const end = promptEnd(this.tokenizer, prompt); // "La niña come. ¿" -> "Por"
     return words.map(({ word, probability }) => {
-      const text = this.tokenizer.piece(word, previous, starts);
-      return { word, text: strip ? text.replace(/^ +/, '') : text, probability };
+      const text = this.tokenizer.piece(word, end.previous, end.starts);
+      return { word, text: end.lstrip ? text.replace(/^ +/, '') : text, probability };
     });
   }
 
@@ -295,8 +296,8 @@ function graphOf(name, bytes) {
   }
 }
 
-async function* streamPieces(model, ids, config, lstrip, state) {
-  const generation = new Generation(model, ids, config, lstrip);
+async function* streamPieces(model, ids, config, ends, state) {
+  const generation = new Generation(model, ids, config, ends);
   while (!generation.done) {
     for (const update of await generation.step()) {
       if (update.finished) state.finishReason = update.reason;
