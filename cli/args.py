@@ -29,7 +29,9 @@ from nextword.train import TrainConfig
 
 __all__ = [
     "COMMAND_CONFIGS",
+    "RESUMABLE_OPTIONS",
     "add_config_arguments",
+    "check_train_options",
     "cli_messages",
     "cli_terms",
     "config_flags",
@@ -38,6 +40,16 @@ __all__ = [
 ]
 
 C = TypeVar("C")
+
+RESUMABLE_OPTIONS = {  # settings that `nextword train --resume` may change
+    "epochs",
+    "patience",
+    "verbose",
+    "max_minutes",
+    "distribute",
+    "peer_timeout",
+    "checkpoint_steps",
+}
 
 
 def add_config_arguments(
@@ -338,3 +350,25 @@ def refuse_unknown(command: argparse.ArgumentParser, name: str, unknown: Sequenc
         close += [known[bare] for bare in difflib.get_close_matches(wrong, list(known), n=1, cutoff=0.75)]
         hint = f" (did you mean {close[0]}?)" if close else f" ({command.prog} --help lists the options)"
     command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
+def check_train_options(options: dict[str, Any], flags: dict[str, str], resumable: set[str] | None) -> None:
+    """Refuse ``nextword train`` options (``options``: those typed, by setting name; ``flags``: their
+    flags) that the run would not honour: with ``--resume`` (``resumable``: what it may change), any
+    other setting; with ``--init-from``, the tokenizer and network settings, which the base run fixes."""
+    if resumable is not None:
+        refused = sorted(flags[k] for k in set(options) - resumable)
+        if refused:
+            raise ValueError(
+                f"--resume continues a run with its stored settings; it cannot change {', '.join(refused)} "
+                f"(it can change {', '.join(sorted(flags[k] for k in resumable))})"
+            )
+    elif options.get("init_from"):
+        from nextword.train.base import ARCHITECTURE
+
+        fixed = [k for k in options if k.startswith("tokenizer.") or k.removeprefix("model.") in ARCHITECTURE]
+        if fixed:
+            raise ValueError(
+                "--init-from keeps the base run's vocabulary and network: leave out "
+                f"{', '.join(sorted(flags[k] for k in fixed))} (they come from the base run)"
+            )

@@ -28,7 +28,15 @@ from nextword.runtime import (
 )
 from nextword.train import MissingExtraError, TrainConfig
 
-from .args import add_config_arguments, cli_messages, config_flags, config_from_args, refuse_unknown
+from .args import (
+    RESUMABLE_OPTIONS,
+    add_config_arguments,
+    check_train_options,
+    cli_messages,
+    config_flags,
+    config_from_args,
+    refuse_unknown,
+)
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
@@ -41,15 +49,6 @@ __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("nextword")
 
-RESUMABLE_OPTIONS = {  # settings that --resume may change
-    "epochs",
-    "patience",
-    "verbose",
-    "max_minutes",
-    "distribute",
-    "peer_timeout",
-    "checkpoint_steps",
-}
 # Corpus settings that `evaluate` takes from the model file, never from its options.
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
 # How `evaluate` reads the corpus files: as the model file records its own were read, unless told.
@@ -314,13 +313,8 @@ def _train(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     flags = config_flags(TrainConfig)
     options = {k: v for k, v in vars(args).items() if k in flags}
+    check_train_options(options, flags, RESUMABLE_OPTIONS if args.resume else None)
     if args.resume:
-        refused = sorted(flags[k] for k in set(options) - RESUMABLE_OPTIONS)
-        if refused:
-            raise ValueError(
-                f"--resume continues a run with its stored settings; it cannot change {', '.join(refused)} "
-                f"(it can change {', '.join(sorted(flags[k] for k in RESUMABLE_OPTIONS))})"
-            )
         result = resume(args.resume, **{k: options.get(k) for k in RESUMABLE_OPTIONS})
     else:
         config = config_from_args(TrainConfig(), options)

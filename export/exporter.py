@@ -6,14 +6,12 @@ import json
 import logging
 import os
 import tempfile
-import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import onnx
 import onnxruntime
@@ -42,6 +40,7 @@ from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.config import TrainConfig
 from nextword.train.data import stream_documents
 from nextword.train.files import SAVING, RunDir, atomic_write_bytes, read_json
+from nextword.train.model import load_keras_model
 from nextword.train.sizes import check_exportable
 
 from .cache_tuning import trace_documents, tune_cache
@@ -89,7 +88,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     train_config, stored, tokenizer, metrics, prompts = _read_run(run)
     data = stored.get("data")
     run.check_id_files(data if isinstance(data, dict) else {})  # dev.ids and val.ids are read after parity
-    trained = _load_keras(run.model)
+    trained = load_keras_model(run.model)
     tokenizer_json = tokenizer.to_json()
     try:  # before tf2onnx, which fails obscurely on a graph of 2 GiB or more
         check_exportable(
@@ -322,26 +321,6 @@ def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict
     return train_config, stored, tokenizer, metrics, prompts
 
 
-def _load_keras(path: Path) -> keras.Model:
-    """The trained Keras model, loaded in Keras' safe mode (no code from the file runs)."""
-    with path.open("rb") as file:  # one that cannot be read: an OSError naming it, not "damaged"
-        is_zip = zipfile.is_zipfile(file)
-    if not is_zip:
-        raise ValueError(
-            f"{path} is not a .keras file (not a zip archive: truncated or damaged); re-run training"
-        )
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except (
-        Exception
-    ) as exc:  # Keras raises many types for a file it cannot rebuild (TypeError, ValueError...)
-        reason = " ".join(str(exc).split())[:300]
-        raise ValueError(
-            f"{path} could not be loaded as a nextword Keras model ({type(exc).__name__}: {reason}); "
-            "nothing from it was run. Re-run training"
-        ) from None
-
-
 def _validation_documents(path: Path, vocab_size: int) -> Iterator[np.ndarray]:
     """The validation documents of ``val.ids``, refusing token ids the tokenizer does not have."""
     for document in stream_documents(path):
@@ -411,8 +390,9 @@ def _train_summary(config: TrainConfig, stored: dict[str, Any]) -> dict[str, Any
     data.pop("model")
     data.pop("out")
     data["corpus"]["paths"] = [Path(p).name for p in config.corpus.paths]
-    if data.get("embeddings"):
-        data["embeddings"] = Path(data["embeddings"]).name
+    for key in ("embeddings", "init_from"):
+        if data.get(key):
+            data[key] = Path(data[key]).name
     data["vocab_size"] = stored.get("vocab_size")
     data["data"] = stored.get("data", {})
     if isinstance(stored.get("training"), dict):  # replicas, global batch, learning rate as the run started

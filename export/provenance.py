@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nextword.corpus import recorded_split
-from nextword.runtime.provenance import Architecture, DataCounts, Provenance
+from nextword.runtime.provenance import Architecture, BaseRun, DataCounts, Provenance
 from nextword.train.config import TrainConfig
 
 __all__ = ["escape_undecodable", "provenance_of_run"]
@@ -43,6 +43,29 @@ def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_comman
         architecture=Architecture(**dataclasses.asdict(config.model)),
         train_command=command if isinstance(command, str) else None,
         export_command=export_command,
+        base=_base_run(stored.get("base")),
+    )
+
+
+def _base_run(facts: Any) -> BaseRun | None:
+    """The record of a fine-tuned run's base, from its ``config.json`` facts (``base``); values of the
+    wrong type are left out."""
+    if not isinstance(facts, dict):
+        return None
+
+    def typed(key: str, kind: type) -> Any:
+        value = facts.get(key)
+        return value if type(value) is kind or (kind is float and type(value) is int) else None
+
+    files = facts.get("corpus_files")
+    names = [Path(f).name for f in files if isinstance(f, str)] if isinstance(files, list) else []
+    return BaseRun(
+        run=Path(facts["run"]).name if isinstance(facts.get("run"), str) else None,
+        best_epoch=typed("best_epoch", int),
+        corpus=", ".join(names) or None,
+        documents=typed("documents", int),
+        unknown_share=typed("unknown_share", float),
+        train_command=typed("command", str),
     )
 
 

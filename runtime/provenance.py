@@ -195,6 +195,18 @@ class Architecture:
 
 
 @dataclass(frozen=True)
+class BaseRun:
+    """What a fine-tuned model's file records of the run it started from (``init_from``)."""
+
+    run: str | None = None  # the base run folder's name (no folder layout)
+    best_epoch: int | None = None  # the base's epoch whose weights fine-tuning started from
+    corpus: str | None = None  # the base run's corpus file names, comma-separated
+    documents: int | None = None  # documents read from them
+    unknown_share: float | None = None  # share of the fine-tuning words outside the base vocabulary
+    train_command: str | None = None  # the command that trained the base
+
+
+@dataclass(frozen=True)
 class Provenance:
     """What a model file records about how it was trained and exported."""
 
@@ -208,6 +220,7 @@ class Provenance:
     architecture: Architecture = field(default_factory=Architecture)
     train_command: str | None = None
     export_command: str | None = None
+    base: BaseRun | None = None  # the run a fine-tuned model started from; None: trained from scratch
 
     def describe(self) -> list[tuple[str, str]]:
         """What ``nextword info`` shows: ``(label, text)`` for the corpus, the split and the commands."""
@@ -235,6 +248,8 @@ class Provenance:
                     + f", {_number(d.val_documents)} held out for validation ({self.split.describe()})",
                 )
             )
+        if self.base is not None:
+            lines.append(("fine-tuned from", _describe_base(self.base)))
         for label, command in (("trained with", self.train_command), ("exported with", self.export_command)):
             if command:
                 lines.append((label, command))
@@ -267,6 +282,9 @@ class Provenance:
             ),
             train_command=_expect(data.get("train_command"), str, "train_command", optional=True),
             export_command=_expect(data.get("export_command"), str, "export_command", optional=True),
+            base=None
+            if data.get("base") is None
+            else BaseRun(**_typed_fields(BaseRun, data["base"], "base")),
         )
 
     @classmethod
@@ -323,6 +341,17 @@ def read_provenance(config: dict[str, Any], source: str) -> Provenance | None:
         raise ModelFileError(
             f"{source}: metadata 'nextword.config' holds an invalid provenance: {exc}"
         ) from None
+
+
+def _describe_base(base: BaseRun) -> str:
+    """``nextword info``'s line on the run a fine-tuned model started from."""
+    text = f"run {base.run or '?'}"
+    if base.best_epoch is not None:
+        text += f" (its epoch {base.best_epoch})"
+    text += f", trained on {base.corpus or '?'}: {_number(base.documents)} documents"
+    if base.unknown_share is not None:
+        text += f"; {100 * base.unknown_share:.1f}% of this model's training words are outside its vocabulary"
+    return text + (f"; trained with {base.train_command}" if base.train_command else "")
 
 
 # ----------------------------------------------------------------------------- reading helpers

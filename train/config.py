@@ -147,6 +147,15 @@ class TrainConfig:
             "validated and saved when it runs out"
         },
     )
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "fine-tune: start from the best model of this run folder, keeping its vocabulary and "
+            "network (its tokenizer and network options; dropout too unless given) and training its "
+            "weights further on this corpus with a new optimizer",
+            "metavar": "RUN_DIR",
+        },
+    )
     embeddings: str | None = field(
         default=None, metadata={"help": "pretrained word vectors, GloVe text format (word v1 v2 ...)"}
     )
@@ -204,8 +213,14 @@ class TrainConfig:
         object.__setattr__(
             self, "out", as_path("out", self.out)
         )  # a pathlib.Path, stored as config.json's str
-        if self.embeddings is not None:
-            object.__setattr__(self, "embeddings", as_path("embeddings", self.embeddings, empty=False))
+        for name in ("embeddings", "init_from"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, as_path(name, getattr(self, name), empty=False))
+        if self.init_from is not None and self.embeddings is not None:
+            raise ValueError(
+                "init_from and embeddings both give the starting weights: the run of init_from brings its "
+                "own word vectors; pass one of them"
+            )
         for name in ("freeze_embeddings", "overwrite", "mixed_precision"):
             check_bool(name, getattr(self, name))
         for name in ("seq_len", "batch_size", "epochs"):
@@ -252,6 +267,11 @@ class TrainConfig:
             and self.max_minutes > 0
         ):
             raise ValueError(f"max_minutes must be a positive number of minutes, got {self.max_minutes!r}")
+        if self.init_from is not None and self.distribute == "multi-worker":
+            raise ValueError(
+                "init_from fine-tunes on one machine: distribute='multi-worker' does not take it; use "
+                "'none', or 'mirrored' for this machine's GPUs"
+            )
         if self.freeze_embeddings and not self.embeddings:
             raise ValueError("freeze_embeddings needs pretrained vectors: pass embeddings='FILE'")
 

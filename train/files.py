@@ -104,6 +104,7 @@ RUN_ONLY_KEYS = (
     "versions",
     "command",
     "corpus_files",
+    "base",
 )  # config.json keys that are facts of the run, not settings
 
 

@@ -61,12 +61,14 @@ SESSION_FIELDS = frozenset(
 
 @dataclass(frozen=True)
 class Start:
-    """Where a session's weights come from: a checkpoint (``saved``), or a fresh model whose
-    embedding starts at ``vectors`` (if given) and whose logits bias starts at ``bias``."""
+    """Where a session's weights come from: a checkpoint (``saved``, with its optimizer state), the
+    weights of a base run's model (``weights``: fine-tuning, with a new optimizer), or a fresh model
+    whose embedding starts at ``vectors`` (if given) and whose logits bias starts at ``bias``."""
 
     saved: keras.Model | None = None
     vectors: np.ndarray | None = None
     bias: np.ndarray | None = None
+    weights: keras.Model | None = None
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,9 @@ def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> 
 
 def _set_start(model: keras.Model, start: Start) -> None:
     """Put the session's starting state into ``model`` (on the chief; the others get it by broadcast)."""
+    if start.weights is not None:
+        copy_weights(start.weights, model)
+        return
     if start.saved is None:
         if start.vectors is not None:
             model.get_layer("embedding").embeddings.assign(start.vectors)

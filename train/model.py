@@ -15,6 +15,8 @@ linear layer (``projection``) when the widths differ; the output bias is a layer
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -193,8 +195,22 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
 
 
 def load_keras_model(path: Any) -> keras.Model:
-    """A run's ``model.keras``, loaded in Keras' safe mode without its optimizer. Importing this module
-    registers nextword's own layers (:class:`TiedEmbedding`, :class:`OutputBias`,
-    :class:`ReplicaDropout`), which a plain ``keras.saving.load_model`` in a fresh process does not
-    know."""
-    return keras.saving.load_model(path, compile=False)
+    """A run's ``model.keras``, loaded in Keras' safe mode (no code from the file runs) without its
+    optimizer. Importing this module registers nextword's own layers (:class:`TiedEmbedding`,
+    :class:`OutputBias`, :class:`ReplicaDropout`), which a plain ``keras.saving.load_model`` in a fresh
+    process does not know. A file that is not a loadable model is a ``ValueError`` naming it (one that
+    cannot be read, an ``OSError``)."""
+    with Path(path).open("rb") as file:  # one that cannot be read: an OSError naming it, not "damaged"
+        is_zip = zipfile.is_zipfile(file)
+    if not is_zip:
+        raise ValueError(
+            f"{path} is not a .keras file (not a zip archive: truncated or damaged); re-run training"
+        )
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a file it cannot rebuild (TypeError...)
+        reason = " ".join(str(exc).split())[:300]
+        raise ValueError(
+            f"{path} could not be loaded as a nextword Keras model ({type(exc).__name__}: {reason}); "
+            "nothing from it was run. Re-run training"
+        ) from None

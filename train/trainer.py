@@ -17,6 +17,7 @@ from nextword.runtime import __version__
 from nextword.runtime.provenance import SplitRecord
 from nextword.runtime.tokenizer import TOKENIZER_FORMAT_VERSION
 
+from .base import Base, base_facts, fine_tuning_config, read_base, unknown_share
 from .config import TrainConfig
 from .data import token_counts
 from .dev import dev_part, hold_out_dev
@@ -38,6 +39,7 @@ from .files import (
     atomic_write_text,
 )
 from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
+from .model import load_keras_model
 from .recorder import RunRecorder, metrics_document
 from .result import TrainResult
 from .resumable import (
@@ -76,11 +78,22 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     before any training starts, :class:`RunExistsError` if the folder holds a run and ``overwrite``
     is off, and :class:`~nextword.train.files.RunBusyError` while another process trains in it.
     ``command``, the command line that started the run, is recorded in ``config.json``.
+
+    With ``init_from`` (fine-tuning) the run starts from the best model of another run folder, the
+    base (:mod:`nextword.train.base`): its tokenizer is this run's (no vocabulary pass; words outside
+    it read as ``<unk>``, and their share is logged and recorded), its network settings are this
+    run's (a conflicting value is a ``ValueError``), and its weights, with a new optimizer, are where
+    training starts. The base is read and checked before anything is written.
     """
     if not config.out:
         raise ValueError("the run folder is not set: pass out='RUN_DIR'")
     corpus = replace(config.corpus, paths=tuple(str(Path(p).resolve()) for p in config.corpus.paths))
     config = replace(config, corpus=corpus)
+    base = None
+    if config.init_from is not None:  # fine-tuning: the base run's vocabulary, network and weights
+        config = replace(config, init_from=str(Path(config.init_from).resolve()))
+        base = read_base(config)
+        config = fine_tuning_config(config, base)
     workers = start_workers(config.distribute, config.peer_timeout)  # before any other TensorFlow work
     confirm_workers(workers, settings_fingerprint(config))  # before anything is read, or removed
     made_as = _made_as(workers, RunDir(config.out), config)
@@ -106,7 +119,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
                 return _resume(run, config, stored, workers)
             logger.info("%s holds this run, stopped before its first checkpoint: starting it again", run.root)
             return _prepare(run, config, workers, stored.get("command"), replacing=True)
-        return _prepare(run, config, workers, command, replacing=_check_run_dir(run, config))
+        return _prepare(run, config, workers, command, replacing=_check_run_dir(run, config), base=base)
 
 
 def _prepare(
@@ -117,20 +130,29 @@ def _prepare(
     replacing: bool,
     record: SplitRecord | None = None,
     tokenizer_version: int = TOKENIZER_FORMAT_VERSION,
+    base: Base | None = None,
 ) -> TrainResult:
     """The three passes over the corpus, the run folder's files, then training (see :func:`train`);
     ``record`` is the split to make and ``tokenizer_version`` the tokenizer format (by default, what
-    ``config.corpus`` says and the newest: a run's own, when a worker makes its data again)."""
+    ``config.corpus`` says and the newest: a run's own, when a worker makes its data again); ``base``:
+    the run whose vocabulary and weights a fine-tuning run starts from (no vocabulary pass then)."""
     split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
-    tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev, version=tokenizer_version)  # pass 2
-    logger.info("vocabulary %d words", len(tokenizer))
+    if base is not None:
+        tokenizer = base.tokenizer
+        logger.info("vocabulary %d words, the base run's (%s)", len(tokenizer), base.run.root)
+    else:
+        # pass 2: the vocabulary
+        tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev, version=tokenizer_version)
+        logger.info("vocabulary %d words", len(tokenizer))
     tokenizer_json = tokenizer.to_json()
     # Before anything is written or trained: a model no ONNX file can hold is refused here, not at export.
     check_exportable(config.model, len(tokenizer), len(tokenizer_json.encode()), warn=workers.is_chief)
-    vectors = None
+    vectors = weights = None
     if config.embeddings:
         vectors, _ = load_glove(config.embeddings, tokenizer, config.model.embedding_dim, config.seed)
+    if base is not None:
+        weights = load_keras_model(base.run.model)
 
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
         run.clear()
@@ -153,14 +175,17 @@ def _prepare(
         "command": command,
         "corpus_files": corpus_files(config),
     }
+    counts = token_counts(run.train_ids, len(tokenizer))
+    if base is not None:
+        facts["base"] = {**base_facts(base), "unknown_share": unknown_share(counts, tokenizer)}
     atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
     atomic_write_json(run.samples, {"prompts": prompts})
     atomic_write_json(run.metrics, {"epochs": []})
     # Start the output layer at the unigram distribution: the first steps then refine it rather than
     # discover that "the" and "," are common.
-    counts = token_counts(run.train_ids, len(tokenizer)) + 1.0
-    start = Start(vectors=vectors, bias=np.log(counts / counts.sum()).astype(np.float32))
+    counts += 1.0
+    start = Start(vectors=vectors, bias=np.log(counts / counts.sum()).astype(np.float32), weights=weights)
     return _fit(run, config, workers, len(tokenizer), [], start, facts)
 
 

@@ -1,0 +1,140 @@
+"""Fine-tuning (``init_from``): a run that starts from another run's best model keeps its vocabulary and
+network, trains its weights further on a new corpus, records where it started (in the run and in the
+model file), and refuses what would contradict the base or overwrite it."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
+
+from helpers import write_corpus
+from nextword.cli.main import main
+from nextword.export import ExportConfig, export
+from nextword.runtime import load
+from nextword.train import CorpusConfig, ModelConfig, TrainConfig, resume, train
+from nextword.train.data import STREAM_DTYPE
+from nextword.train.model import load_keras_model
+
+pytestmark = pytest.mark.slow
+
+# Another kind of text than the base corpus's grammar (tests/helpers.py): some of its words, and words
+# the base vocabulary lacks ("gearbox", "torque"...).
+SUBJECTS = ["the gearbox", "a shaft", "the motor", "each network", "the controller"]
+VERBS = ["transmits torque to", "drives", "receives a signal from", "is coupled to"]
+OBJECTS = ["the output shaft", "a clutch", "the wheel", "a layer", "the housing"]
+
+
+@pytest.fixture(scope="module")
+def new_corpus(tmp_path_factory) -> Path:
+    rng = random.Random(3)
+    documents = [
+        " ".join(
+            f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} {rng.choice(OBJECTS)}."
+            for _ in range(rng.randint(2, 4))
+        )
+        for _ in range(60)
+    ]
+    return write_corpus(tmp_path_factory.mktemp("new-corpus"), documents)["csv"]
+
+
+def fine_tuning(base: Path, corpus: Path, out: Path, **changes) -> TrainConfig:
+    settings = {"seq_len": 16, "batch_size": 8, "learning_rate": 1e-2, "epochs": 3, "verbose": 0, **changes}
+    corpus_config = CorpusConfig(paths=(str(corpus),))
+    return TrainConfig(out=str(out), corpus=corpus_config, init_from=str(base), **settings)
+
+
+def val_loss(model, run: Path) -> float:
+    """Mean next-word cross-entropy of ``model`` (Keras) on ``run``'s validation stream, in one window."""
+    ids = np.fromfile(run / "val.ids", dtype=STREAM_DTYPE).astype(np.int32)
+    logits = np.asarray(model(ids[None, :-1]))[0].astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(ids) - 1), ids[1:]].mean())
+
+
+def test_a_fine_tuned_run_starts_from_the_base_weights_and_records_it(run_dir, new_corpus, tmp_path):
+    """With a learning rate that moves nothing, the fine-tuned model is the base model: every weight,
+    the output bias included (not restarted at this corpus's unigram distribution)."""
+    out = tmp_path / "still"
+    train(fine_tuning(run_dir, new_corpus, out, learning_rate=1e-12, epochs=1))
+    base, tuned = load_keras_model(run_dir / "model.keras"), load_keras_model(out / "model.keras")
+    assert [w.path for w in tuned.weights] == [w.path for w in base.weights]
+    for mine, theirs in zip(tuned.weights, base.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), atol=1e-6, err_msg=mine.path)
+    assert (out / "tokenizer.json").read_bytes() == (run_dir / "tokenizer.json").read_bytes()
+    stored, base_stored = (json.loads((r / "config.json").read_text()) for r in (out, run_dir))
+    assert stored["model"] == base_stored["model"]  # the network, dropout included, from the base
+    assert stored["tokenizer"] == base_stored["tokenizer"]
+    assert stored["init_from"] == str(run_dir.resolve())
+    facts = stored["base"]
+    assert facts["run"] == str(run_dir.resolve()) and facts["corpus_files"] == ["corpus.csv"]
+    assert facts["best_epoch"] == json.loads((run_dir / "metrics.json").read_text())["best"]["epoch"]
+    assert 0.05 < facts["unknown_share"] < 0.5  # "gearbox", "torque"... are outside the base vocabulary
+
+
+def test_fine_tuning_learns_the_new_corpus_and_the_file_says_where_it_started(run_dir, new_corpus, tmp_path):
+    out = tmp_path / "tuned"
+    train(fine_tuning(run_dir, new_corpus, out))
+    base, tuned = load_keras_model(run_dir / "model.keras"), load_keras_model(out / "model.keras")
+    assert val_loss(tuned, out) < val_loss(base, out) - 0.5  # held-out text of the new corpus
+    model_file = tmp_path / "tuned.onnx"
+    report = export(ExportConfig(run_dir=str(out), out=str(model_file)))
+    assert report.parity.passed
+    provenance = load(model_file).info.provenance
+    assert provenance.base is not None and provenance.base.run == run_dir.name
+    assert provenance.base.corpus == "corpus.csv" and provenance.base.documents == 80
+    assert dict(provenance.describe())["fine-tuned from"].startswith(f"run {run_dir.name} (its epoch ")
+    recorded = json.loads(_metadata(model_file)["nextword.config"])["train"]
+    assert recorded["init_from"] == run_dir.name  # the model file carries no folder layout
+    resume(str(out), epochs=4)  # a fine-tuned run resumes as any run does
+    assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 4
+    assert (out / "tokenizer.json").read_bytes() == (run_dir / "tokenizer.json").read_bytes()
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+@pytest.mark.parametrize(
+    "changes, error, words",
+    [
+        ({"model": ModelConfig(lstm_units=64)}, ValueError, ["lstm_units=64", "the base's: 32", "leave"]),
+        ({"embeddings": "vectors.txt"}, ValueError, ["init_from and embeddings"]),
+        ({"distribute": "multi-worker"}, ValueError, ["one machine", "mirrored"]),
+        ({"init_from": "missing-run"}, FileNotFoundError, ["missing-run does not exist"]),
+    ],
+    ids=["network", "embeddings", "multi-worker", "missing"],
+)
+def test_what_contradicts_the_base_is_refused_before_anything_is_written(
+    run_dir, new_corpus, tmp_path, changes, error, words
+):
+    out = tmp_path / "refused"
+    with pytest.raises(error) as caught:
+        train(replace(fine_tuning(run_dir, new_corpus, out), **changes))
+    assert all(w in str(caught.value) for w in words), str(caught.value)
+    assert not out.exists()
+
+
+def test_the_base_folder_is_never_the_fine_tuned_runs_folder(run_dir, new_corpus):
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match="same folder"):
+        train(fine_tuning(run_dir, new_corpus, run_dir, overwrite=True))
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_the_command_line_takes_the_network_from_the_base(run_dir, new_corpus, tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["train", str(new_corpus), "--init-from", str(run_dir), "--out", str(out), "--lstm-units", "48"]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "--init-from keeps the base run's vocabulary and network" in err and "--lstm-units" in err, err
+    assert not out.exists()
