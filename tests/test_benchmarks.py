@@ -773,6 +773,7 @@ def test_a_bad_flag_value_is_refused_before_any_work(name, argv, flag, capsys):
     ("name", "flag"),
     [
         ("small_corpus", "--corpus"),
+        ("fine_tune", "--corpus"),
         ("cache_variants", "--model"),
         ("cache_variants", "--corpus"),
         ("dynamic_eval", "--model"),

@@ -1,0 +1,196 @@
+"""Fine-tuning on a small corpus of new documents (``nextword train --init-from``), against training
+from scratch on it, and against the base model as it is.
+
+The base is a run of ``nextword train`` on ``--corpus`` with the defaults, bounded by ``--base-epochs``
+and ``--base-minutes`` (kept in ``--base`` and reused when it holds a finished run). The new corpus is
+the base's own validation documents, written to a CSV: whole groups of near-duplicates that the split
+held out, so the base trained on none of them and on no copy of one. On the new corpus, with the
+defaults: a run from scratch, a run fine-tuned from the base, and one fine-tuned with a quarter of
+the default learning rate. All split it alike (the same
+settings and seed); every model is exported (fp32, no cache) and scored on the new corpus's
+validation documents, the model alone.
+
+Perplexities under different vocabularies do not compare: a word outside a vocabulary is ``<unk>``,
+one token for many words, and a small corpus's vocabulary leaves out more. So besides each model's own
+perplexity (every word, ``<unk>`` included, as ``nextword evaluate`` reports it), the table gives the
+perplexity on the words both vocabularies know (the base's, which the fine-tuned model keeps, and the
+scratch run's), the same positions for every model.
+
+    python -m benchmarks.fine_tune                 # about 25 minutes on two cores, the base included
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.childproc import child_env
+from benchmarks.environment import machine_info
+from benchmarks.paths import CACHE_DIR, DEFAULT_CORPUS, require_files, shown
+from benchmarks.results import benchmark_parser, finish
+
+NAME = "fine_tune"
+LOW_RATE = "5e-4"  # a quarter of the default learning rate, for a second fine-tuning run
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = benchmark_parser(NAME, __doc__)
+    parser.add_argument(
+        "--corpus", default=str(DEFAULT_CORPUS), help="the base's corpus (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--base",
+        default=str(CACHE_DIR / "fine_tune" / "base"),
+        help="the base run folder (default: %(default)s)",
+    )
+    parser.add_argument("--base-epochs", type=int, default=4, help="the base's epochs at most (default: 4)")
+    parser.add_argument(
+        "--base-minutes", type=float, default=12, help="the base's training minutes at most (default: 12)"
+    )
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per command at most")
+    parser.add_argument("--result-json", metavar="PATH", help="default: benchmarks/.cache/results/")
+    args = parser.parse_args(argv)
+    if args.base_epochs < 1 or args.base_minutes <= 0:
+        parser.error("argument --base-epochs/--base-minutes: give a positive number")
+    return args
+
+
+def nextword(*argv: str, timeout: float) -> float:
+    """``nextword ARGV`` in a child process; its wall-clock seconds."""
+    command = [sys.executable, "-m", "nextword.cli.main", *argv]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def held_out_documents(run: Path) -> list[str]:
+    """The validation documents of ``run``'s split, made again from its corpus files."""
+    from nextword.corpus import recorded_split, split_corpus
+    from nextword.train.files import RunDir
+
+    config, stored = RunDir(run).read_config()
+    split = split_corpus(config.corpus, recorded_split(stored["data"], config.corpus))
+    return [document for is_val, document in split.read() if is_val]
+
+
+def scores(model_path: Path, documents: list[str]) -> list[tuple[str, float, bool]]:
+    """Every word of ``documents`` as ``(token, log-probability, unknown)`` under the model alone."""
+    from nextword.runtime import load
+
+    model = load(model_path)
+    return [
+        (token, w.logprob, w.unknown)
+        for document in documents
+        for token, w in zip(
+            model.tokenizer.tokenize(document), model.score(document, cache=False).words, strict=True
+        )
+    ]
+
+
+def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    base = Path(args.base)
+    seconds: dict[str, float | None] = {"base": None}
+    if not (base / "model.keras").is_file():
+        print(f"fine_tune: training the base in {base}", file=sys.stderr, flush=True)
+        seconds["base"] = nextword(
+            "train", args.corpus, "--out", str(base), "--epochs", str(args.base_epochs),
+            "--max-minutes", str(args.base_minutes), "--verbose", "0", "--overwrite", timeout=args.timeout,
+        )  # fmt: skip
+    new = held_out_documents(base)
+    corpus = scratch / "new-documents.csv"
+    with corpus.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["text"], *([d] for d in new)])
+    settings = {
+        "from scratch": [],
+        "fine-tuned": ["--init-from", str(base)],
+        f"fine-tuned, learning rate {LOW_RATE}": ["--init-from", str(base), "--learning-rate", LOW_RATE],
+    }
+    runs = {label: scratch / f"run-{i}" for i, label in enumerate(settings)}
+    for label, extra in settings.items():
+        print(f"fine_tune: {label} on {len(new)} documents", file=sys.stderr, flush=True)
+        seconds[label] = nextword(
+            "train", str(corpus), "--out", str(runs[label]), *extra, "--verbose", "0", timeout=args.timeout
+        )
+    files = {}
+    for label, run in {"base alone": base, **runs}.items():
+        files[label] = scratch / f"{run.name}.onnx"
+        nextword("export", str(run), "--out", str(files[label]), "--no-tune-cache", "--no-evaluate",
+                 timeout=args.timeout)  # fmt: skip
+    held_out = held_out_documents(runs["fine-tuned"])
+    words = {label: scores(path, held_out) for label, path in files.items()}
+    tokens = [[t for t, _, _ in w] for w in words.values()]
+    if any(t != tokens[0] for t in tokens):
+        raise RuntimeError("the models tokenize the held-out documents differently: their words do not align")
+    both = [not (a[2] or b[2]) for a, b in zip(words["base alone"], words["from scratch"], strict=True)]
+    rows = []
+    for label, scored in words.items():
+        run = base if label == "base alone" else runs[label]
+        vocab = json.loads((run / "config.json").read_text(encoding="utf-8"))["vocab_size"]
+        common = [lp for (_, lp, _), known in zip(scored, both, strict=True) if known]
+        rows.append(
+            {
+                "model": label,
+                "vocabulary": vocab,
+                "unknown_share": sum(u for _, _, u in scored) / len(scored),
+                "perplexity": math.exp(-sum(lp for _, lp, _ in scored) / len(scored)),
+                "common_perplexity": math.exp(-sum(common) / len(common)),
+                "training_seconds": seconds.get(label if label != "base alone" else "base"),
+            }
+        )
+    train_facts = json.loads((runs["fine-tuned"] / "config.json").read_text(encoding="utf-8"))["data"]
+    return {
+        "new_documents": len(new),
+        "new_train_documents": train_facts.get("train_documents"),
+        "held_out_documents": len(held_out),
+        "held_out_words": len(both),
+        "common_words": sum(both),
+        "rows": rows,
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        f"New corpus: the base's {result['new_documents']:,} validation documents; trained on "
+        f"{result['new_train_documents']:,} of them, scored on {result['held_out_documents']:,} held out "
+        f"({result['held_out_words']:,} words, {result['common_words']:,} of them known to both "
+        "vocabularies).",
+        "",
+        "| model | vocabulary | `<unk>` share | perplexity | perplexity, words both vocabularies know | "
+        "training, minutes |",
+        "| :--- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["rows"]:
+        minutes = "–" if r["training_seconds"] is None else f"{r['training_seconds'] / 60:.1f}"
+        lines.append(
+            f"| {r['model']} | {r['vocabulary']:,} | {100 * r['unknown_share']:.1f}% | "
+            f"{r['perplexity']:.1f} | {r['common_perplexity']:.1f} | {minutes} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    require_files({"--corpus": (args.corpus, "corpus", "")})
+    with tempfile.TemporaryDirectory() as scratch:
+        result = {
+            "name": NAME,
+            "corpus": shown(args.corpus),
+            "base": shown(args.base),
+            "machine": machine_info(),
+            **measure(args, Path(scratch)),
+        }
+    return finish(NAME, result, None, render, args.result_json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
