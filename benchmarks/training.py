@@ -187,7 +187,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         settings = {
             "batch_size": config.batch_size,
             "seq_len": config.seq_len,
-            "learning_rate": config.learning_rate,
+            "learning_rate": config.learning_rate_for(1),
             "dropout": config.model.dropout,
         }
         fit_args: tuple[Any, ...] = (data,)
@@ -234,7 +234,7 @@ def compile_ours(model: Any, config: Any) -> None:
     import keras
 
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm),
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate_for(1), clipnorm=config.clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, reduction="mean_with_sample_weight"
         ),

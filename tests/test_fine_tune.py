@@ -5,6 +5,7 @@ model file), and refuses what would contradict the base or overwrite it."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +20,10 @@ from nextword.cli.main import main
 from nextword.export import ExportConfig, export
 from nextword.runtime import load
 from nextword.train import CorpusConfig, ModelConfig, TrainConfig, resume, train
+from nextword.train.base import fine_tuning_config, read_base
+from nextword.train.config import LEARNING_RATE
 from nextword.train.data import STREAM_DTYPE
+from nextword.train.files import RunDir
 from nextword.train.model import load_keras_model
 
 pytestmark = pytest.mark.slow
@@ -59,11 +63,14 @@ def val_loss(model, run: Path) -> float:
     return float(-logp[np.arange(len(ids) - 1), ids[1:]].mean())
 
 
-def test_a_fine_tuned_run_starts_from_the_base_weights_and_records_it(run_dir, new_corpus, tmp_path):
+def test_a_fine_tuned_run_starts_from_the_base_weights_and_records_it(run_dir, new_corpus, tmp_path, caplog):
     """With a learning rate that moves nothing, the fine-tuned model is the base model: every weight,
-    the output bias included (not restarted at this corpus's unigram distribution)."""
+    the output bias included (not restarted at this corpus's unigram distribution). A base that another
+    process trains meanwhile is read as it stands, with a warning."""
     out = tmp_path / "still"
-    train(fine_tuning(run_dir, new_corpus, out, learning_rate=1e-12, epochs=1))
+    with RunDir(run_dir).in_use(), caplog.at_level(logging.WARNING, logger="nextword"):
+        train(fine_tuning(run_dir, new_corpus, out, learning_rate=1e-12, epochs=1))
+    assert "is being trained by another process" in caplog.text
     base, tuned = load_keras_model(run_dir / "model.keras"), load_keras_model(out / "model.keras")
     assert [w.path for w in tuned.weights] == [w.path for w in base.weights]
     for mine, theirs in zip(tuned.weights, base.weights, strict=True):
@@ -102,6 +109,24 @@ def _metadata(path: Path) -> dict[str, str]:
     import onnx
 
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def test_settings_left_out_come_from_the_base_and_the_learning_rate_is_a_quarter_of_trainings(
+    run_dir, new_corpus, tmp_path
+):
+    config = replace(fine_tuning(run_dir, new_corpus, tmp_path / "x"), learning_rate=None)  # not set
+    base, _ = RunDir(run_dir).read_config()
+    tuned = fine_tuning_config(config, read_base(config))
+    assert tuned.model == base.model and tuned.tokenizer == base.tokenizer  # dropout 0.1, not 0.2
+    assert (
+        tuned.learning_rate_for(1) == LEARNING_RATE / 4
+        and TrainConfig().learning_rate_for(1) == LEARNING_RATE
+    )
+    for rate in (LEARNING_RATE, 1e-3):  # a rate given is the rate, training's default value too
+        assert replace(tuned, learning_rate=rate).learning_rate_for(1) == rate
+    model = ModelConfig(dropout=0.3, lstm_units=base.model.lstm_units)  # the base's width, given
+    tuned = fine_tuning_config(replace(config, model=model), read_base(config))
+    assert tuned.model == replace(base.model, dropout=0.3)
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,13 @@ def read_base(config: TrainConfig) -> Base:
         )
     best = metrics.get("best")
     epoch = best.get("epoch") if isinstance(best, dict) else None
+    if run.busy():
+        logger.warning(
+            "init_from: %s is being trained by another process: this run starts from its best model so far "
+            "(epoch %s)",
+            run.root,
+            epoch if epoch is not None else "?",
+        )
     return Base(run, stored_config, stored, tokenizer, epoch if isinstance(epoch, int) else None)
 
 

@@ -22,6 +22,8 @@ __all__ = [
     "AUTO_STEPS",
     "CORPUS_FORMATS",
     "DISTRIBUTE_MODES",
+    "FINE_TUNING_RATE",
+    "LEARNING_RATE",
     "LR_SCALINGS",
     "LR_SCHEDULES",
     "MAX_SEED",
@@ -35,6 +37,10 @@ DISTRIBUTE_MODES = ("none", "mirrored", "multi-worker")
 LR_SCALINGS = ("sqrt", "linear", "none")
 AUTO_STEPS = 1000  # optimizer steps that epochs=None plans at least...
 AUTO_EPOCHS = (10, 200)  # ...in this many epochs at least and at most
+LEARNING_RATE = 2e-3  # learning_rate when not set...
+# ...times this when fine-tuning (init_from): at training's rate, fine-tuning a base on 270 new documents
+# of its kind did worse than the base alone, at a quarter of it better (python -m benchmarks.fine_tune)
+FINE_TUNING_RATE = 0.25
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (keras.utils.set_random_seed) takes 0..2**32 - 1
 
 
@@ -95,8 +101,12 @@ class TrainConfig:
         default=64,
         metadata={"help": "windows per training step on each replica; the global batch is this x replicas"},
     )
-    learning_rate: float = field(
-        default=2e-3, metadata={"help": "Adam learning rate for one replica (see --lr-scaling)"}
+    learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Adam learning rate for one replica (see --lr-scaling)",
+            "unset": f"{LEARNING_RATE:g}, with --init-from {LEARNING_RATE * FINE_TUNING_RATE:g}",
+        },
     )
     lr_scaling: str = field(
         default="sqrt",
@@ -243,6 +253,8 @@ class TrainConfig:
             )
         for name in ("learning_rate", "clipnorm", "peer_timeout"):
             value = getattr(self, name)
+            if name == "learning_rate" and value is None:  # LEARNING_RATE, or its share when fine-tuning
+                continue
             if isinstance(value, bool) or not (
                 isinstance(value, (int, float)) and math.isfinite(value) and value > 0
             ):
@@ -296,10 +308,14 @@ class TrainConfig:
         ``sqrt`` (the default) follows the square-root rule that keeps Adam's updates of similar
         variance when the batch grows; ``linear`` is Goyal et al.'s rule for SGD, which tends to
         overshoot with Adam on large replica counts; ``none`` keeps the rate (then a bigger global batch
-        makes fewer, equally long steps per epoch). One replica always gets ``learning_rate``.
+        makes fewer, equally long steps per epoch). One replica always gets ``learning_rate``; when it is
+        not set, :data:`LEARNING_RATE`, times :data:`FINE_TUNING_RATE` when fine-tuning (``init_from``).
         """
         factor = {"sqrt": math.sqrt(replicas), "linear": float(replicas), "none": 1.0}[self.lr_scaling]
-        return self.learning_rate * factor
+        rate = self.learning_rate
+        if rate is None:
+            rate = LEARNING_RATE * (FINE_TUNING_RATE if self.init_from is not None else 1.0)
+        return rate * factor
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able data (nested dataclasses become objects)."""

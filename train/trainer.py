@@ -94,6 +94,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
         config = replace(config, init_from=str(Path(config.init_from).resolve()))
         base = read_base(config)
         config = fine_tuning_config(config, base)
+    if config.learning_rate is None:  # the default, written out in config.json: training's or fine-tuning's
+        config = replace(config, learning_rate=config.learning_rate_for(1))
     workers = start_workers(config.distribute, config.peer_timeout)  # before any other TensorFlow work
     confirm_workers(workers, settings_fingerprint(config))  # before anything is read, or removed
     made_as = _made_as(workers, RunDir(config.out), config)
