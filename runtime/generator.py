@@ -104,8 +104,11 @@ class Generator:
             if not isinstance(prompt, str):
                 kind = type(prompt).__name__
                 raise ValueError(f"prompt must be a string or a list of strings; item {i} is a {kind}")
-        ids = [[self._tokenizer.eod_id, *self._tokenizer.encode(p)] for p in prompts]
-        ends = [PromptEnd.of_text(self._tokenizer, p) for p in prompts]  # marks the vocabulary lacks too
+        tok = self._tokenizer
+        tokens = [tok.tokenize(p) for p in prompts]  # as Tokenizer.encode reads them, once
+        ids = [[tok.eod_id, *map(tok.id_of, t)] for t in tokens]
+        # how each ends, from its tokens as written: a mark the vocabulary lacks still counts
+        ends = [PromptEnd.of_tokens(tok, t, p[-1:].isspace()) for t, p in zip(tokens, prompts, strict=True)]
         return self._add_checked(ids, config, logprobs, ends)
 
     def add_ids(

@@ -32,10 +32,12 @@ class PromptEnd:
     @classmethod
     def of_text(cls, tokenizer: Tokenizer, prompt: str) -> PromptEnd:
         """The end of ``prompt``, read from its tokens before the vocabulary maps any to ``<unk>``."""
-        tokens = tokenizer.tokenize(prompt)
-        return cls(
-            tokens[-1] if tokens else None, tokenizer.begins_sentence(reversed(tokens)), prompt[-1:].isspace()
-        )
+        return cls.of_tokens(tokenizer, tokenizer.tokenize(prompt), prompt[-1:].isspace())
+
+    @classmethod
+    def of_tokens(cls, tokenizer: Tokenizer, tokens: Sequence[str], lstrip: bool = False) -> PromptEnd:
+        """:meth:`of_text` for a prompt already split into ``tokens`` (``Tokenizer.tokenize``)."""
+        return cls(tokens[-1] if tokens else None, tokenizer.begins_sentence(reversed(tokens)), lstrip)
 
     @classmethod
     def of_ids(cls, tokenizer: Tokenizer, ids: Sequence[int] | np.ndarray, lstrip: bool = False) -> PromptEnd:
