@@ -2,13 +2,16 @@
 from scratch on it, and against the base model as it is.
 
 The base is a run of ``nextword train`` on ``--corpus`` with the defaults, bounded by ``--base-epochs``
-and ``--base-minutes`` (kept in ``--base`` and reused when it holds a finished run). The new corpus is
-the base's own validation documents, written to a CSV: whole groups of near-duplicates that the split
-held out, so the base trained on none of them and on no copy of one. On the new corpus, with the
-defaults: a run from scratch, and runs fine-tuned from the base at its default learning rate (5e-4, a
-quarter of training's), at training's (2e-3) and at half of its own. All split it alike (the same
-settings and seed); every model is exported (fp32, no cache) and scored on the new corpus's
-validation documents, the model alone.
+and ``--base-minutes`` (kept in ``--base`` and reused when it holds a finished run), or, when ``--base``
+names a model file (the bundled model), that file as it is, its split made again from ``--corpus``. The
+new corpus is the base's own validation documents, written to a CSV: whole groups of near-duplicates
+that the split held out, so the base trained on none of them and on no copy of one. On the new corpus,
+with the defaults: a run from scratch, and runs fine-tuned from the base at its default learning rate
+(5e-4, a quarter of training's), at training's (2e-3) and at half of its own, and (a run folder as the
+base) one fine-tuned from the base's int8 model file (``nextword export --int8``: its weights read back
+from the graph, as rounded) rather than its run folder. All split it alike (the same settings and seed);
+every model is exported (fp32, no cache; the base as int8 too) and scored on the new corpus's validation
+documents, the model alone.
 
 Perplexities under different vocabularies do not compare: a word outside a vocabulary is ``<unk>``,
 one token for many words, and a small corpus's vocabulary leaves out more. So besides each model's own
@@ -16,7 +19,8 @@ perplexity (every word, ``<unk>`` included, as ``nextword evaluate`` reports it)
 perplexity on the words both vocabularies know (the base's, which the fine-tuned model keeps, and the
 scratch run's), the same positions for every model.
 
-    python -m benchmarks.fine_tune                 # about 25 minutes on two cores, the base included
+    python -m benchmarks.fine_tune                 # about 27 minutes on two cores, the base included
+    python -m benchmarks.fine_tune --base runtime/data/nextword-patents.onnx   # the bundled model
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from benchmarks.results import benchmark_parser, finish
 
 NAME = "fine_tune"
 OTHER_RATES = ("2e-3", "2.5e-4")  # fine-tuning's: training's default, and half of fine-tuning's
+BASE_INT8 = "base alone, its int8 model file"
+FROM_FILE = "fine-tuned from the base's int8 model file"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--base",
         default=str(CACHE_DIR / "fine_tune" / "base"),
-        help="the base run folder (default: %(default)s)",
+        help="the base run folder, trained there unless it holds one, or a model file (default: %(default)s)",
     )
     parser.add_argument("--base-epochs", type=int, default=4, help="the base's epochs at most (default: 4)")
     parser.add_argument(
@@ -73,14 +79,27 @@ def nextword(*argv: str, timeout: float) -> float:
     return time.perf_counter() - started
 
 
-def held_out_documents(run: Path) -> list[str]:
-    """The validation documents of ``run``'s split, made again from its corpus files."""
-    from nextword.corpus import recorded_split, split_corpus
+def held_out_documents(base: Path, corpus: str) -> list[str]:
+    """The validation documents of ``base``'s split (a run folder's, or a model file's as it records
+    it), made again from its corpus files (a model file's: ``corpus``)."""
+    from nextword.corpus import CorpusConfig, rebuild_split, recorded_split, split_corpus
+    from nextword.runtime import load
     from nextword.train.files import RunDir
 
-    config, stored = RunDir(run).read_config()
-    split = split_corpus(config.corpus, recorded_split(stored["data"], config.corpus))
+    if base.is_file():
+        provenance = load(base).info.provenance
+        assert provenance is not None, f"{base} records no split"
+        split = rebuild_split(provenance, CorpusConfig(paths=(corpus,)))
+    else:
+        config, stored = RunDir(base).read_config()
+        split = split_corpus(config.corpus, recorded_split(stored["data"], config.corpus))
     return [document for is_val, document in split.read() if is_val]
+
+
+def vocabulary(model_path: Path) -> int:
+    from nextword.runtime import load
+
+    return load(model_path).vocab_size
 
 
 def scores(model_path: Path, documents: list[str]) -> list[tuple[str, float, bool]]:
@@ -100,32 +119,41 @@ def scores(model_path: Path, documents: list[str]) -> list[tuple[str, float, boo
 def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     base = Path(args.base)
     seconds: dict[str, float | None] = {"base": None}
-    if not (base / "model.keras").is_file():
+    if not base.is_file() and not (base / "model.keras").is_file():
         print(f"fine_tune: training the base in {base}", file=sys.stderr, flush=True)
         seconds["base"] = nextword(
             "train", args.corpus, "--out", str(base), "--epochs", str(args.base_epochs),
             "--max-minutes", str(args.base_minutes), "--verbose", "0", "--overwrite", timeout=args.timeout,
         )  # fmt: skip
-    new = held_out_documents(base)
+    new = held_out_documents(base, args.corpus)
     corpus = scratch / "new-documents.csv"
     with corpus.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["text"], *([d] for d in new)])
     settings = {"from scratch": [], "fine-tuned, learning rate 5e-4 (default)": ["--init-from", str(base)]}
     for rate in OTHER_RATES:
         settings[f"fine-tuned, learning rate {rate}"] = ["--init-from", str(base), "--learning-rate", rate]
+    files = {}
+    if base.is_file():  # a model file: scored as it is
+        files["base alone"] = base
+    else:  # a run folder: scored in fp32, and fine-tuned from its int8 file too
+        files["base alone"] = scratch / "base.onnx"
+        files[BASE_INT8] = scratch / "base-int8.onnx"
+        for path, precision in ((files["base alone"], []), (files[BASE_INT8], ["--int8"])):
+            nextword("export", str(base), "--out", str(path), *precision, "--no-tune-cache", "--no-evaluate",
+                     timeout=args.timeout)  # fmt: skip
+        settings[f"{FROM_FILE}, learning rate 5e-4 (default)"] = ["--init-from", str(files[BASE_INT8])]
     runs = {label: scratch / f"run-{i}" for i, label in enumerate(settings)}
     for label, extra in settings.items():
         print(f"fine_tune: {label} on {len(new)} documents", file=sys.stderr, flush=True)
         seconds[label] = nextword(
             "train", str(corpus), "--out", str(runs[label]), *extra, "--verbose", "0", timeout=args.timeout
         )
-    files = {}
-    for label, run in {"base alone": base, **runs}.items():
+    for label, run in runs.items():
         files[label] = scratch / f"{run.name}.onnx"
         nextword("export", str(run), "--out", str(files[label]), "--no-tune-cache", "--no-evaluate",
                  timeout=args.timeout)  # fmt: skip
     tuned = next(run for label, run in runs.items() if label.startswith("fine-tuned"))
-    held_out = held_out_documents(tuned)
+    held_out = held_out_documents(tuned, str(corpus))
     words = {label: scores(path, held_out) for label, path in files.items()}
     tokens = [[t for t, _, _ in w] for w in words.values()]
     if any(t != tokens[0] for t in tokens):
@@ -133,8 +161,7 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     both = [not (a[2] or b[2]) for a, b in zip(words["base alone"], words["from scratch"], strict=True)]
     rows = []
     for label, scored in words.items():
-        run = base if label == "base alone" else runs[label]
-        vocab = json.loads((run / "config.json").read_text(encoding="utf-8"))["vocab_size"]
+        vocab = vocabulary(files[label])
         common = [lp for (_, lp, _), known in zip(scored, both, strict=True) if known]
         rows.append(
             {

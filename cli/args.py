@@ -369,6 +369,6 @@ def check_train_options(options: dict[str, Any], flags: dict[str, str], resumabl
         fixed = [k for k in options if k.startswith("tokenizer.") or k.removeprefix("model.") in ARCHITECTURE]
         if fixed:
             raise ValueError(
-                "--init-from keeps the base run's vocabulary and network: leave out "
-                f"{', '.join(sorted(flags[k] for k in fixed))} (they come from the base run)"
+                "--init-from keeps the base's vocabulary and network: leave out "
+                f"{', '.join(sorted(flags[k] for k in fixed))} (they come from the base run or model file)"
             )

@@ -61,6 +61,8 @@ def _base_run(facts: Any) -> BaseRun | None:
     names = [Path(f).name for f in files if isinstance(f, str)] if isinstance(files, list) else []
     return BaseRun(
         run=Path(facts["run"]).name if isinstance(facts.get("run"), str) else None,
+        kind=facts["kind"] if facts.get("kind") in ("run", "model file") else None,
+        quantized=typed("quantized", bool),
         best_epoch=typed("best_epoch", int),
         corpus=", ".join(names) or None,
         documents=typed("documents", int),

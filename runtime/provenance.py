@@ -198,7 +198,9 @@ class Architecture:
 class BaseRun:
     """What a fine-tuned model's file records of the run it started from (``init_from``)."""
 
-    run: str | None = None  # the base run folder's name (no folder layout)
+    run: str | None = None  # the base run folder's name, or the base model file's (no folder layout)
+    kind: str | None = None  # "run" or "model file"; None: a file written before model files could be bases
+    quantized: bool | None = None  # a base model file's weights were int8 (fine-tuning started from them)
     best_epoch: int | None = None  # the base's epoch whose weights fine-tuning started from
     corpus: str | None = None  # the base run's corpus file names, comma-separated
     documents: int | None = None  # documents read from them
@@ -345,7 +347,10 @@ def read_provenance(config: dict[str, Any], source: str) -> Provenance | None:
 
 def _describe_base(base: BaseRun) -> str:
     """``nextword info``'s line on the run a fine-tuned model started from."""
-    text = f"run {base.run or '?'}"
+    if base.kind == "model file":
+        text = f"model file {base.run or '?'}" + (" (int8 weights)" if base.quantized else "")
+    else:
+        text = f"run {base.run or '?'}"
     if base.best_epoch is not None:
         text += f" (its epoch {base.best_epoch})"
     text += f", trained on {base.corpus or '?'}: {_number(base.documents)} documents"

@@ -161,5 +161,5 @@ def test_the_command_line_takes_the_network_from_the_base(run_dir, new_corpus, t
     argv = ["train", str(new_corpus), "--init-from", str(run_dir), "--out", str(out), "--lstm-units", "48"]
     assert main(argv) != 0
     err = capsys.readouterr().err
-    assert "--init-from keeps the base run's vocabulary and network" in err and "--lstm-units" in err, err
+    assert "--init-from keeps the base's vocabulary and network" in err and "--lstm-units" in err, err
     assert not out.exists()

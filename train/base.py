@@ -1,5 +1,7 @@
-"""Fine-tuning: what a run that starts from another run's best model (``TrainConfig.init_from``) takes
-from that run, the base: its vocabulary, its network and its weights."""
+"""Fine-tuning: what a run that starts from another model (``TrainConfig.init_from``) takes from it, the
+base: its vocabulary, its network and its weights. The base is a run folder (its best model) or a model
+file that ``nextword export`` wrote, such as the bundled model (its weights read back from the graph by
+:mod:`nextword.train.model_file_weights`)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,20 @@ import dataclasses
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nextword.runtime.tokenizer import Tokenizer
 
-from .config import ModelConfig, TrainConfig
+from .config import CorpusConfig, ModelConfig, TrainConfig
 from .files import SAVING, RunDir, read_json
+from .model_file_weights import FileWeights, NotReadable, check_rebuilt, read_file_weights, rebuild_model
+
+if TYPE_CHECKING:
+    import keras
+
+    from nextword.runtime import NextWordModel
 
 __all__ = ["ARCHITECTURE", "Base", "base_facts", "fine_tuning_config", "read_base", "unknown_share"]
 
@@ -27,23 +35,49 @@ ARCHITECTURE = ("embedding_dim", "lstm_units", "num_layers", "tie_embeddings")
 
 @dataclass(frozen=True)
 class Base:
-    """The run a fine-tuning run starts from, as read and checked before anything is written."""
+    """The model a fine-tuning run starts from, as read and checked before anything is written."""
 
-    run: RunDir
-    config: TrainConfig  # the base run's own settings
-    stored: dict[str, Any]  # its config.json as stored
+    source: Path  # the run folder, or the model file
+    config: TrainConfig  # the base's own settings (of a model file: what the file records)
+    stored: dict[str, Any]  # the run's config.json as stored (of a model file: its documents and command)
     tokenizer: Tokenizer
     best_epoch: int | None
+    run: RunDir | None = None  # None: the base is a model file
+    file_weights: FileWeights | None = None  # a model file's weights, read from its graph
+    file_model: NextWordModel | None = None  # the model file loaded by the runtime, to check them against
+
+    @property
+    def kind(self) -> str:
+        """``"run"`` or ``"model file"``: what ``init_from`` named."""
+        return "run" if self.run is not None else "model file"
+
+    def keras_model(self) -> keras.Model:
+        """The base's network with its weights: the run's best model, or the network rebuilt from the model
+        file's weights and checked against the file's own predictions (``ValueError`` when they differ)."""
+        if self.run is not None:
+            from .model import load_keras_model
+
+            return load_keras_model(self.run.model)
+        assert self.file_weights is not None and self.file_model is not None
+        model = rebuild_model(self.file_weights, self.config.model)
+        check_rebuilt(model, self.file_model, self.file_weights, str(self.source))
+        return model
 
 
 def read_base(config: TrainConfig) -> Base:
-    """Read and check the run folder ``config.init_from``: a finished training run, not the folder
-    this run writes (``out``), and not cut off while it saved an epoch. Raises ``FileNotFoundError``
-    (no such folder, or not a finished run), ``ValueError`` (damaged files, the same folder as
-    ``out``) with the fix in the message."""
-    run = RunDir(str(config.init_from))
-    if not run.root.exists():
-        raise FileNotFoundError(f"init_from: {run.root} does not exist; give the run folder to start from")
+    """Read and check ``config.init_from``: a run folder (a finished training run, not the folder this
+    run writes, ``out``, and not cut off while it saved an epoch) or a nextword model file (one that
+    :func:`nextword.runtime.load` accepts, with a graph as ``nextword export`` writes it). Raises
+    ``FileNotFoundError`` (nothing there, or not a finished run), ``ValueError`` (damaged files, a file
+    whose weights cannot be read back, the same folder as ``out``) with the fix in the message."""
+    source = Path(str(config.init_from))
+    if not source.exists():
+        raise FileNotFoundError(
+            f"init_from: {source} does not exist; give the run folder or the model file to start from"
+        )
+    if source.is_file():
+        return _read_model_file(source, config)
+    run = RunDir(str(source))
     if config.out and Path(config.out).resolve() == run.root.resolve():
         raise ValueError(
             f"init_from and out are the same folder ({run.root}): the new run would replace the model it "
@@ -68,7 +102,62 @@ def read_base(config: TrainConfig) -> Base:
             run.root,
             epoch if epoch is not None else "?",
         )
-    return Base(run, stored_config, stored, tokenizer, epoch if isinstance(epoch, int) else None)
+    return Base(
+        run.root, stored_config, stored, tokenizer, epoch if isinstance(epoch, int) else None, run=run
+    )
+
+
+def _read_model_file(path: Path, config: TrainConfig) -> Base:
+    """The base from a model file: its tokenizer, its weights (read, not yet rebuilt in Keras: that
+    waits until training starts) and what it records of its training."""
+    from nextword.runtime import ModelFileError, load
+    from nextword.runtime.model_check import inspect_model_file
+
+    if config.out and path.resolve().parent == Path(config.out).resolve():
+        raise ValueError(
+            f"init_from: {path} lies in the run folder out ({config.out}), which the new run writes; move "
+            "the model file elsewhere or give the fine-tuned run a folder of its own"
+        )
+    try:
+        model = load(path)
+        weights = read_file_weights(inspect_model_file(path).data, str(path))
+    except (ModelFileError, NotReadable) as exc:  # each names the file and the fix
+        raise ValueError(f"init_from: {exc}") from None
+    recorded = model.info.config.get("model")
+    dropout = {
+        k: v
+        for k, v in (recorded.items() if isinstance(recorded, dict) else ())
+        if k in ("dropout", "locked_dropout", "word_dropout") and type(v) is type(getattr(ModelConfig(), k))
+    }
+    try:
+        network = ModelConfig(**{**dropout, **weights.architecture()})
+    except ValueError as exc:
+        raise ValueError(f"init_from: {path}: {exc}") from None
+    provenance = model.info.provenance
+    corpus = CorpusConfig(paths=provenance.corpus_files if provenance else ())
+    base_config = TrainConfig(corpus=corpus, tokenizer=model.tokenizer.config, model=network)
+    stored = {
+        "data": {"documents": provenance.data.documents if provenance else None},
+        "command": provenance.train_command if provenance else None,
+        "quantized": weights.quantized,
+    }
+    best = model.info.metrics.get("best")
+    epoch = best.get("epoch") if isinstance(best, dict) else None
+    if weights.quantized:
+        logger.info(
+            "init_from: %s holds int8 weights: the run starts from them as rounded (the fp32 export of the "
+            "same run, or the run folder, starts from the exact ones)",
+            path,
+        )
+    return Base(
+        path,
+        base_config,
+        stored,
+        model.tokenizer,
+        epoch if isinstance(epoch, int) else None,
+        file_weights=weights,
+        file_model=model,
+    )
 
 
 def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
@@ -90,21 +179,23 @@ def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
             conflicts.append(f"{field.name}={mine!r} (the base's: {theirs!r})")
     if conflicts:
         raise ValueError(
-            f"a run fine-tuned from {base.run.root} keeps its vocabulary and network, but this config "
-            f"asks for {', '.join(conflicts)}; leave these settings out (they come from the base run)"
+            f"a run fine-tuned from {base.source} keeps its vocabulary and network, but this config "
+            f"asks for {', '.join(conflicts)}; leave these settings out (they come from the base {base.kind})"
         )
     return replace(config, tokenizer=base.config.tokenizer, model=replace(config.model, **model))
 
 
 def base_facts(base: Base) -> dict[str, Any]:
     """What the fine-tuned run records of its base in config.json (``base``), and its model file in
-    turn: the folder, the epoch its weights come from, its corpus files (names) and documents, and the
-    command that trained it."""
+    turn: the folder or model file (``kind``; ``quantized``: a file's int8 weights), the epoch its
+    weights come from, its corpus files (names) and documents, and the command that trained it."""
     data = base.stored.get("data")
     documents = data.get("documents") if isinstance(data, dict) else None
     command = base.stored.get("command")
     return {
-        "run": str(base.run.root.resolve()),
+        "run": str(base.source.resolve()),
+        "kind": base.kind,
+        "quantized": bool(base.stored.get("quantized", False)),
         "best_epoch": base.best_epoch,
         "corpus_files": [Path(p).name for p in base.config.corpus.paths],
         "documents": documents if isinstance(documents, int) else None,

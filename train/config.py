@@ -160,10 +160,11 @@ class TrainConfig:
     init_from: str | None = field(
         default=None,
         metadata={
-            "help": "fine-tune: start from the best model of this run folder, keeping its vocabulary and "
-            "network (its tokenizer and network options; dropout too unless given) and training its "
-            "weights further on this corpus with a new optimizer",
-            "metavar": "RUN_DIR",
+            "help": "fine-tune: start from the best model of this run folder, or from this model file "
+            "(.onnx, such as the bundled model), keeping its vocabulary and network (its tokenizer and "
+            "network options; dropout too unless given) and training its weights further on this corpus "
+            "with a new optimizer",
+            "metavar": "RUN_DIR|MODEL",
         },
     )
     embeddings: str | None = field(

@@ -39,7 +39,6 @@ from .files import (
     atomic_write_text,
 )
 from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
-from .model import load_keras_model
 from .recorder import RunRecorder, metrics_document
 from .result import TrainResult
 from .resumable import (
@@ -142,7 +141,7 @@ def _prepare(
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
     if base is not None:
         tokenizer = base.tokenizer
-        logger.info("vocabulary %d words, the base run's (%s)", len(tokenizer), base.run.root)
+        logger.info("vocabulary %d words, the base %s's (%s)", len(tokenizer), base.kind, base.source)
     else:
         # pass 2: the vocabulary
         tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev, version=tokenizer_version)
@@ -154,7 +153,7 @@ def _prepare(
     if config.embeddings:
         vectors, _ = load_glove(config.embeddings, tokenizer, config.model.embedding_dim, config.seed)
     if base is not None:
-        weights = load_keras_model(base.run.model)
+        weights = base.keras_model()
 
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
         run.clear()
