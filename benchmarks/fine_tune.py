@@ -45,6 +45,7 @@ NAME = "fine_tune"
 OTHER_RATES = ("2e-3", "2.5e-4")  # fine-tuning's: training's default, and half of fine-tuning's
 BASE_INT8 = "base alone, its int8 model file"
 FROM_FILE = "fine-tuned from the base's int8 model file"
+EXTENDED = "fine-tuned with --extend-vocabulary"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,6 +61,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--base-epochs", type=int, default=4, help="the base's epochs at most (default: 4)")
     parser.add_argument(
         "--base-minutes", type=float, default=12, help="the base's training minutes at most (default: 12)"
+    )
+    parser.add_argument(
+        "--new-corpus",
+        choices=("held-out", "debian"),
+        default="held-out",
+        help="the new documents: the base's validation documents (held-out), or Debian package "
+        "descriptions (debian: text of another kind, drawn as benchmarks.other_corpus draws them, "
+        "--new-words words; adds runs with --extend-vocabulary) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--new-words", type=int, default=30_000, help="words of Debian descriptions (default: %(default)s)"
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per command at most")
     parser.add_argument("--result-json", metavar="PATH", help="default: benchmarks/.cache/results/")
@@ -125,23 +137,32 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             "train", args.corpus, "--out", str(base), "--epochs", str(args.base_epochs),
             "--max-minutes", str(args.base_minutes), "--verbose", "0", "--overwrite", timeout=args.timeout,
         )  # fmt: skip
-    new = held_out_documents(base, args.corpus)
+    new = held_out_documents(base, args.corpus) if args.new_corpus == "held-out" else debian(args.new_words)
     corpus = scratch / "new-documents.csv"
     with corpus.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["text"], *([d] for d in new)])
     settings = {"from scratch": [], "fine-tuned, learning rate 5e-4 (default)": ["--init-from", str(base)]}
     for rate in OTHER_RATES:
         settings[f"fine-tuned, learning rate {rate}"] = ["--init-from", str(base), "--learning-rate", rate]
+    if args.new_corpus == "debian":
+        for rate in ("5e-4", "2e-3"):
+            settings[f"{EXTENDED}, learning rate {rate}"] = [
+                "--init-from", str(base), "--extend-vocabulary", "--learning-rate", rate,
+            ]  # fmt: skip
     files = {}
     if base.is_file():  # a model file: scored as it is
         files["base alone"] = base
-    else:  # a run folder: scored in fp32, and fine-tuned from its int8 file too
+    elif args.new_corpus == "held-out":  # a run folder: scored in fp32, and fine-tuned from its int8 file too
         files["base alone"] = scratch / "base.onnx"
         files[BASE_INT8] = scratch / "base-int8.onnx"
         for path, precision in ((files["base alone"], []), (files[BASE_INT8], ["--int8"])):
             nextword("export", str(base), "--out", str(path), *precision, "--no-tune-cache", "--no-evaluate",
                      timeout=args.timeout)  # fmt: skip
         settings[f"{FROM_FILE}, learning rate 5e-4 (default)"] = ["--init-from", str(files[BASE_INT8])]
+    else:
+        files["base alone"] = scratch / "base.onnx"
+        nextword("export", str(base), "--out", str(files["base alone"]), "--no-tune-cache", "--no-evaluate",
+                 timeout=args.timeout)  # fmt: skip
     runs = {label: scratch / f"run-{i}" for i, label in enumerate(settings)}
     for label, extra in settings.items():
         print(f"fine_tune: {label} on {len(new)} documents", file=sys.stderr, flush=True)
@@ -158,48 +179,83 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     tokens = [[t for t, _, _ in w] for w in words.values()]
     if any(t != tokens[0] for t in tokens):
         raise RuntimeError("the models tokenize the held-out documents differently: their words do not align")
-    both = [not (a[2] or b[2]) for a, b in zip(words["base alone"], words["from scratch"], strict=True)]
+    both = known_to(words["base alone"], words["from scratch"])
+    extended = next((label for label in words if label.startswith(EXTENDED)), None)
+    # with added words: the positions the run from scratch and the extended vocabulary both know
+    scratch_known = known_to(words["from scratch"], words[extended]) if extended else None
     rows = []
     for label, scored in words.items():
-        vocab = vocabulary(files[label])
-        common = [lp for (_, lp, _), known in zip(scored, both, strict=True) if known]
-        rows.append(
-            {
-                "model": label,
-                "vocabulary": vocab,
-                "unknown_share": sum(u for _, _, u in scored) / len(scored),
-                "perplexity": math.exp(-sum(lp for _, lp, _ in scored) / len(scored)),
-                "common_perplexity": math.exp(-sum(common) / len(common)),
-                "training_seconds": seconds.get(label if label != "base alone" else "base"),
-            }
-        )
+        row = {
+            "model": label,
+            "vocabulary": vocabulary(files[label]),
+            "unknown_share": sum(u for _, _, u in scored) / len(scored),
+            "perplexity": perplexity(scored, [True] * len(scored)),
+            "common_perplexity": perplexity(scored, both),
+            "training_seconds": seconds.get(label if label != "base alone" else "base"),
+        }
+        if scratch_known and (label == "from scratch" or label.startswith(EXTENDED)):
+            row["scratch_known_perplexity"] = perplexity(scored, scratch_known)
+        rows.append(row)
     train_facts = json.loads((tuned / "config.json").read_text(encoding="utf-8"))["data"]
     return {
+        "new_corpus": args.new_corpus,
         "new_documents": len(new),
         "new_train_documents": train_facts.get("train_documents"),
         "held_out_documents": len(held_out),
         "held_out_words": len(both),
         "common_words": sum(both),
+        "scratch_known_words": sum(scratch_known) if scratch_known else None,
         "rows": rows,
     }
 
 
+def known_to(a: list[tuple[str, float, bool]], b: list[tuple[str, float, bool]]) -> list[bool]:
+    """Which positions both models' vocabularies know."""
+    return [not (x[2] or y[2]) for x, y in zip(a, b, strict=True)]
+
+
+def perplexity(scored: list[tuple[str, float, bool]], chosen: list[bool]) -> float:
+    logprobs = [lp for (_, lp, _), keep in zip(scored, chosen, strict=True) if keep]
+    return math.exp(-sum(logprobs) / len(logprobs))
+
+
+def debian(words: int) -> list[str]:
+    """Debian package descriptions, ``words`` words of them, drawn as :mod:`benchmarks.other_corpus`
+    draws its corpus (runs of consecutive packages; its download, kept in its cache folder)."""
+    from benchmarks.other_corpus import SOURCE_URL, draw, fetch, read_packages
+
+    source = fetch(SOURCE_URL, CACHE_DIR / "other" / "Translation-en.xz")
+    return [package.text() for package in draw(list(read_packages(source)), words, seed=0)]
+
+
 def render(result: dict[str, Any]) -> str:
+    what = (
+        "Debian package descriptions"
+        if result.get("new_corpus") == "debian"
+        else "the base's validation documents"
+    )
+    extra = result.get("scratch_known_words")
     lines = [
-        f"New corpus: the base's {result['new_documents']:,} validation documents; trained on "
+        f"New corpus: {result['new_documents']:,} {what}; trained on "
         f"{result['new_train_documents']:,} of them, scored on {result['held_out_documents']:,} held out "
         f"({result['held_out_words']:,} words, {result['common_words']:,} of them known to both "
-        "vocabularies).",
+        "vocabularies"
+        + (f"; {extra:,} known to the run from scratch and the extended vocabulary" if extra else "")
+        + ").",
         "",
         "| model | vocabulary | `<unk>` share | perplexity | perplexity, words both vocabularies know | "
-        "training, minutes |",
-        "| :--- | ---: | ---: | ---: | ---: | ---: |",
+        + ("perplexity, words the run from scratch and the extended vocabulary know | " if extra else "")
+        + "training, minutes |",
+        "| :--- | ---: | ---: | ---: | ---: | " + ("---: | " if extra else "") + "---: |",
     ]
     for r in result["rows"]:
         minutes = "–" if r["training_seconds"] is None else f"{r['training_seconds'] / 60:.1f}"
+        known = r.get("scratch_known_perplexity")
         lines.append(
             f"| {r['model']} | {r['vocabulary']:,} | {100 * r['unknown_share']:.1f}% | "
-            f"{r['perplexity']:.1f} | {r['common_perplexity']:.1f} | {minutes} |"
+            f"{r['perplexity']:.1f} | {r['common_perplexity']:.1f} | "
+            + (("–" if known is None else f"{known:.1f}") + " | " if extra else "")
+            + f"{minutes} |"
         )
     return "\n".join(lines)
 

@@ -67,6 +67,8 @@ def _base_run(facts: Any) -> BaseRun | None:
         corpus=", ".join(names) or None,
         documents=typed("documents", int),
         unknown_share=typed("unknown_share", float),
+        added_words=typed("added_words", int),
+        added_share=typed("added_share", float),
         train_command=typed("command", str),
     )
 

@@ -205,6 +205,8 @@ class BaseRun:
     corpus: str | None = None  # the base run's corpus file names, comma-separated
     documents: int | None = None  # documents read from them
     unknown_share: float | None = None  # share of the fine-tuning words outside the base vocabulary
+    added_words: int | None = None  # words added to the base vocabulary (extend_vocabulary); None: none
+    added_share: float | None = None  # share of the fine-tuning words that are added words
     train_command: str | None = None  # the command that trained the base
 
 
@@ -356,6 +358,9 @@ def _describe_base(base: BaseRun) -> str:
     text += f", trained on {base.corpus or '?'}: {_number(base.documents)} documents"
     if base.unknown_share is not None:
         text += f"; {100 * base.unknown_share:.1f}% of this model's training words are outside its vocabulary"
+    if base.added_words:
+        share = "" if base.added_share is None else f" ({100 * base.added_share:.1f}% of the training words)"
+        text += f"; {base.added_words} of this model's words were added to it{share}"
     return text + (f"; trained with {base.train_command}" if base.train_command else "")
 
 

@@ -28,6 +28,26 @@ def synthetic_documents(n: int, seed: int = 0) -> list[str]:
     return documents
 
 
+# Machines rather than networks: another kind of text for fine-tuning, with some of the grammar's words
+# and many (gearbox, torque...) that a vocabulary of synthetic_documents lacks.
+MACHINE_SUBJECTS = ["the gearbox", "a shaft", "the motor", "each network", "the controller"]
+MACHINE_VERBS = ["transmits torque to", "drives", "receives a signal from", "is coupled to"]
+MACHINE_OBJECTS = ["the output shaft", "a clutch", "the wheel", "a layer", "the housing"]
+
+
+def machine_documents(n: int, seed: int) -> list[str]:
+    """Documents of two to four sentences about machines (see ``MACHINE_SUBJECTS``)."""
+    rng = random.Random(seed)
+
+    def sentence() -> str:
+        subject, verb, thing = (
+            rng.choice(words) for words in (MACHINE_SUBJECTS, MACHINE_VERBS, MACHINE_OBJECTS)
+        )
+        return f"{subject.capitalize()} {verb} {thing}."
+
+    return [" ".join(sentence() for _ in range(rng.randint(2, 4))) for _ in range(n)]
+
+
 def write_corpus(folder: Path, documents: list[str]) -> dict[str, Path]:
     """The same documents as CSV (patent_abstract column), JSON Lines (text field) and plain text."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -331,7 +331,7 @@ def test_read_weights_refuses_a_graph_without_an_lstm(tmp_path):
     )
     path = tmp_path / "not-lstm.onnx"
     onnx.save(helper.make_model(graph), path)
-    with pytest.raises(ValueError, match="holds no LSTM node"):
+    with pytest.raises(ValueError, match="has no LSTM node"):
         read_weights(path)
 
 

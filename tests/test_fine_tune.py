@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
 
-from helpers import write_corpus
+from helpers import machine_documents, write_corpus
 from nextword.cli.main import main
 from nextword.export import ExportConfig, export
 from nextword.runtime import load
@@ -28,24 +27,11 @@ from nextword.train.model import load_keras_model
 
 pytestmark = pytest.mark.slow
 
-# Another kind of text than the base corpus's grammar (tests/helpers.py): some of its words, and words
-# the base vocabulary lacks ("gearbox", "torque"...).
-SUBJECTS = ["the gearbox", "a shaft", "the motor", "each network", "the controller"]
-VERBS = ["transmits torque to", "drives", "receives a signal from", "is coupled to"]
-OBJECTS = ["the output shaft", "a clutch", "the wheel", "a layer", "the housing"]
-
 
 @pytest.fixture(scope="module")
 def new_corpus(tmp_path_factory) -> Path:
-    rng = random.Random(3)
-    documents = [
-        " ".join(
-            f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} {rng.choice(OBJECTS)}."
-            for _ in range(rng.randint(2, 4))
-        )
-        for _ in range(60)
-    ]
-    return write_corpus(tmp_path_factory.mktemp("new-corpus"), documents)["csv"]
+    """Another kind of text than the base corpus's: some of its words, and many it lacks."""
+    return write_corpus(tmp_path_factory.mktemp("new-corpus"), machine_documents(60, seed=3))["csv"]
 
 
 def fine_tuning(base: Path, corpus: Path, out: Path, **changes) -> TrainConfig:

@@ -22,9 +22,19 @@ from .model_file_weights import FileWeights, NotReadable, check_rebuilt, read_fi
 if TYPE_CHECKING:
     import keras
 
+    from nextword.corpus import DocumentSplit
     from nextword.runtime import NextWordModel
 
-__all__ = ["ARCHITECTURE", "Base", "base_facts", "fine_tuning_config", "read_base", "unknown_share"]
+__all__ = [
+    "ARCHITECTURE",
+    "Base",
+    "base_facts",
+    "extended_vocabulary",
+    "fine_tuning_config",
+    "grow_vocabulary",
+    "read_base",
+    "unknown_share",
+]
 
 logger = logging.getLogger(__name__)
 UNKNOWN_WARNING = 0.05  # a share of the training words outside the base vocabulary worth a warning
@@ -203,17 +213,86 @@ def base_facts(base: Base) -> dict[str, Any]:
     }
 
 
-def unknown_share(counts: np.ndarray, tokenizer: Tokenizer) -> float:
-    """The share of the training words (``counts``: each id's count in ``train.ids``) outside the base
-    vocabulary, which read as ``<unk>``; logged, with a warning from :data:`UNKNOWN_WARNING` on."""
+def extended_vocabulary(base: Base, split: DocumentSplit, leave_out: np.ndarray | None) -> Tokenizer:
+    """The base vocabulary followed by the words of ``split``'s training documents (but those
+    ``leave_out`` names: the development part) that it lacks, counted and chosen as a run from scratch
+    chooses its own (the base's tokenizer settings and rules: seen ``min_count`` times or more, the
+    most frequent first), up to the base's ``max_vocab`` tokens in all. The base's words keep their
+    ids."""
+    from nextword.corpus import build_vocabulary
+
+    own, config = base.tokenizer, base.tokenizer.config
+    counted = build_vocabulary(split, config, leave_out=leave_out, version=own.version)
+    known = set(own.table)
+    new = [word for word in counted.table if word not in known]
+    room = max(config.max_vocab - len(own), 0)
+    if len(new) > room:
+        logger.warning(
+            "extend_vocabulary: %d words of this corpus are outside the base vocabulary; the %d most "
+            "frequent are added (the base's max_vocab, %d, bounds the vocabulary)",
+            len(new),
+            room,
+            config.max_vocab,
+        )
+    new = new[:room]
+    logger.info("extend_vocabulary: %d words added to the base's %d", len(new), len(own))
+    return Tokenizer([*own.table, *new], config, own.version)
+
+
+def grow_vocabulary(model: keras.Model, config: ModelConfig, vocab_size: int) -> keras.Model:
+    """``model`` (the base's network) with room for ``vocab_size`` words: the base's weights as they are,
+    and for each added word the mean of the base's words (its embedding row, its output weights and
+    bias), where training starts from."""
+    from .model import build_model
+
+    grown = build_model(config, vocab_size)
+    for layer in grown.layers:
+        if not layer.weights:
+            continue
+        weights = []
+        for old, variable in zip(model.get_layer(layer.name).get_weights(), layer.weights, strict=True):
+            shape = tuple(variable.shape)
+            if old.shape != shape:  # the vocabulary axis (rows of the embedding, columns of the output)
+                (axis,) = [i for i, (a, b) in enumerate(zip(old.shape, shape, strict=True)) if a != b]
+                mean = old.mean(axis=axis, keepdims=True)
+                old = np.concatenate(
+                    [old, np.repeat(mean, shape[axis] - old.shape[axis], axis=axis)], axis=axis
+                )
+            weights.append(old)
+        layer.set_weights(weights)
+    return grown
+
+
+def unknown_share(counts: np.ndarray, tokenizer: Tokenizer, base_size: int | None = None) -> dict[str, Any]:
+    """What the base's vocabulary misses of the training words (``counts``: each id's count in
+    ``train.ids`` under ``tokenizer``, the base's, or the base's with words added after its first
+    ``base_size`` ids): ``unknown_share``, the share outside the base vocabulary (logged, with a
+    warning from :data:`UNKNOWN_WARNING` on unless words were added), and with added words,
+    ``added_words`` and ``added_share``, the share of the training words that are added words."""
+    base_size = len(tokenizer) if base_size is None else base_size
     words = float(counts.sum() - counts[tokenizer.eod_id])
-    share = float(counts[tokenizer.unk_id]) / words if words else 0.0
-    if share >= UNKNOWN_WARNING:
+    added = float(counts[base_size:].sum())
+    share = (float(counts[tokenizer.unk_id]) + added) / words if words else 0.0
+    facts: dict[str, Any] = {"unknown_share": round(share, 6)}
+    if base_size < len(tokenizer):
+        facts |= {
+            "added_words": len(tokenizer) - base_size,
+            "added_share": round(added / words, 6) if words else 0.0,
+        }
+        logger.info(
+            "%.2f%% of this corpus's training words are outside the base vocabulary; %.2f%% are among the %d "
+            "words added to it",
+            100 * share,
+            100 * facts["added_share"],
+            facts["added_words"],
+        )
+    elif share >= UNKNOWN_WARNING:
         logger.warning(
             "%.1f%% of this corpus's training words are outside the base run's vocabulary: the model learns "
-            "them as <unk> and never writes them; training from scratch builds a vocabulary of this corpus",
+            "them as <unk> and never writes them; --extend-vocabulary (extend_vocabulary=True) adds them "
+            "to it, and training from scratch builds a vocabulary of this corpus",
             100 * share,
         )
     else:
         logger.info("%.2f%% of this corpus's training words are outside the base vocabulary", 100 * share)
-    return round(share, 6)
+    return facts

@@ -167,6 +167,14 @@ class TrainConfig:
             "metavar": "RUN_DIR|MODEL",
         },
     )
+    extend_vocabulary: bool = field(
+        default=False,
+        metadata={
+            "help": "with init_from: add the words of this corpus's training documents that the base "
+            "vocabulary lacks (seen min_count times, the base's tokenizer settings; up to its max_vocab "
+            "in all) after the base's own, their vectors starting at the mean of the base's"
+        },
+    )
     embeddings: str | None = field(
         default=None, metadata={"help": "pretrained word vectors, GloVe text format (word v1 v2 ...)"}
     )
@@ -232,7 +240,7 @@ class TrainConfig:
                 "init_from and embeddings both give the starting weights: the run of init_from brings its "
                 "own word vectors; pass one of them"
             )
-        for name in ("freeze_embeddings", "overwrite", "mixed_precision"):
+        for name in ("freeze_embeddings", "overwrite", "mixed_precision", "extend_vocabulary"):
             check_bool(name, getattr(self, name))
         for name in ("seq_len", "batch_size", "epochs"):
             value = getattr(self, name)
@@ -284,6 +292,11 @@ class TrainConfig:
             raise ValueError(
                 "init_from fine-tunes on one machine: distribute='multi-worker' does not take it; use "
                 "'none', or 'mirrored' for this machine's GPUs"
+            )
+        if self.extend_vocabulary and self.init_from is None:
+            raise ValueError(
+                "extend_vocabulary adds words to the vocabulary of the base a run is fine-tuned from: pass "
+                "init_from='BASE' too, or leave it out (a run from scratch builds its own vocabulary)"
             )
         if self.freeze_embeddings and not self.embeddings:
             raise ValueError("freeze_embeddings needs pretrained vectors: pass embeddings='FILE'")

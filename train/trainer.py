@@ -17,7 +17,15 @@ from nextword.runtime import __version__
 from nextword.runtime.provenance import SplitRecord
 from nextword.runtime.tokenizer import TOKENIZER_FORMAT_VERSION
 
-from .base import Base, base_facts, fine_tuning_config, read_base, unknown_share
+from .base import (
+    Base,
+    base_facts,
+    extended_vocabulary,
+    fine_tuning_config,
+    grow_vocabulary,
+    read_base,
+    unknown_share,
+)
 from .config import TrainConfig
 from .data import token_counts
 from .dev import dev_part, hold_out_dev
@@ -140,8 +148,15 @@ def _prepare(
     split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
     if base is not None:
-        tokenizer = base.tokenizer
-        logger.info("vocabulary %d words, the base %s's (%s)", len(tokenizer), base.kind, base.source)
+        tokenizer = extended_vocabulary(base, split, dev) if config.extend_vocabulary else base.tokenizer
+        added = len(tokenizer) - len(base.tokenizer)
+        logger.info(
+            "vocabulary %d words, the base %s's (%s)%s",
+            len(tokenizer),
+            base.kind,
+            base.source,
+            f" with {added} added" if added else "",
+        )
     else:
         # pass 2: the vocabulary
         tokenizer = build_vocabulary(split, config.tokenizer, leave_out=dev, version=tokenizer_version)
@@ -154,6 +169,8 @@ def _prepare(
         vectors, _ = load_glove(config.embeddings, tokenizer, config.model.embedding_dim, config.seed)
     if base is not None:
         weights = base.keras_model()
+        if len(tokenizer) > len(base.tokenizer):
+            weights = grow_vocabulary(weights, config.model, len(tokenizer))
 
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
         run.clear()
@@ -178,7 +195,7 @@ def _prepare(
     }
     counts = token_counts(run.train_ids, len(tokenizer))
     if base is not None:
-        facts["base"] = {**base_facts(base), "unknown_share": unknown_share(counts, tokenizer)}
+        facts["base"] = {**base_facts(base), **unknown_share(counts, tokenizer, len(base.tokenizer))}
     atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
     atomic_write_json(run.samples, {"prompts": prompts})
