@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         "documents, from the split made again as the model file records it (fraction, seed, "
         "deduplication)",
     )
+    p.add_argument(
+        "--split-of",
+        metavar="OTHER.onnx",
+        help="make --split as this other model file records its own: a base scored on the validation "
+        "documents of a model fine-tuned from it, or two models on the same documents",
+    )
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=evaluate_command)

@@ -144,7 +144,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
             f"evaluate MODEL.onnx {args.model} (the bundled model is {BUNDLED_MODEL})"
         )
     model = cached_model(args.model, args.cache)  # --cache on a file without settings: the flag named
-    provenance = model.info.provenance
+    provenance = _split_model(args, model).info.provenance
     recorded = CorpusConfig()  # read the files as the model's were read, unless the options say otherwise
     if provenance is not None:
         recorded = CorpusConfig(
@@ -163,7 +163,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.split == "all":
         documents = read_corpus(config)
     elif provenance is None or provenance.split is None:
-        raise ModelFileError(f"{args.model} does not record its training split; use --split all")
+        raise ModelFileError(
+            f"{args.split_of or args.model} does not record its training split; use --split all"
+        )
     else:
         documents = _split_documents(rebuild_split(provenance, config), provenance, args.split)
     try:
@@ -180,9 +182,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     cache = model.info.cache if args.cache is not False else None
     if args.json:
         summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
+        summary |= {"split_of": args.split_of} if args.split_of else {}
         print(json_text({**summary, **result.to_dict()}))
     else:
-        print(f"split          {args.split}: {_SPLITS[args.split]}")
+        of = f" (the split of {args.split_of})" if args.split_of else ""
+        print(f"split          {args.split}: {_SPLITS[args.split]}{of}")
         print(f"cache          {cache_text(cache)}")
         print(f"documents      {result.documents}")
         print(f"words          {result.words}")
@@ -191,6 +195,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(f"top-5 accuracy {result.top5_accuracy:.2%}")
         print(f"unknown words  {result.unknown_rate:.2%}")
     return 0
+
+
+def _split_model(args: argparse.Namespace, model: NextWordModel) -> NextWordModel:
+    """The model whose recorded split ``--split`` makes again: ``--split-of``'s, else the scored one."""
+    if args.split_of is None:
+        return model
+    if args.split == "all":
+        raise ValueError(
+            "--split-of names the model whose split --split makes again; add --split val (or train, dev)"
+        )
+    return default_model(args.split_of)
 
 
 _SPLITS = {

@@ -6,6 +6,7 @@ file's vocabulary."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -208,3 +209,31 @@ def test_the_bundled_models_weights_read_back_and_agree_with_it():
     assert weights.embedding.shape == (model.vocab_size, recorded["embedding_dim"])
     rebuilt = rebuild_model(weights, ModelConfig(**recorded))
     assert check_rebuilt(rebuilt, model, weights, "bundled") < 0.05  # measured: 0.02 nats on average
+
+
+def test_evaluate_scores_the_base_on_the_fine_tuned_models_validation_documents(
+    files, new_corpus, tmp_path, capsys, caplog
+):
+    """``nextword evaluate BASE CORPUS --split val --split-of TUNED``: the same documents and words as the
+    fine-tuned model's own ``--split val``, so the two figures compare."""
+    out, tuned = tmp_path / "tuned", tmp_path / "tuned.onnx"
+    train(fine_tuning(files["fp32"], new_corpus, out, learning_rate=5e-3, epochs=2))
+    export(ExportConfig(run_dir=str(out), out=str(tuned), evaluate=False))
+    data = json.loads((out / "config.json").read_text())["data"]
+
+    def evaluate(*argv: str) -> dict:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nextword"):
+            assert main(["evaluate", *argv, str(new_corpus), "--split", "val", "--no-cache", "--json"]) == 0
+        # the documents and words are those the split recorded (the unknown words' warning may come)
+        assert "not the split it was trained with" not in caplog.text, caplog.text
+        assert "not the one the model was trained on" not in caplog.text, caplog.text
+        return json.loads(capsys.readouterr().out)
+
+    own = evaluate(str(tuned))
+    base = evaluate(str(files["fp32"]), "--split-of", str(tuned))
+    assert own["documents"] == base["documents"] == data["val_documents"]
+    assert own["words"] == base["words"] == data["val_words"]
+    assert base["split_of"] == str(tuned) and own["perplexity"] < base["perplexity"]  # it learned the corpus
+    assert main(["evaluate", str(files["fp32"]), str(new_corpus), "--split-of", str(tuned)]) != 0
+    assert "add --split val" in capsys.readouterr().err
