@@ -349,12 +349,10 @@ def read_provenance(config: dict[str, Any], source: str) -> Provenance | None:
 
 def _describe_base(base: BaseRun) -> str:
     """``nextword info``'s line on the run a fine-tuned model started from."""
-    if base.kind == "model file":
-        text = f"model file {base.run or '?'}" + (" (int8 weights)" if base.quantized else "")
-    else:
-        text = f"run {base.run or '?'}"
-    if base.best_epoch is not None:
-        text += f" (its epoch {base.best_epoch})"
+    text = f"{'model file' if base.kind == 'model file' else 'run'} {base.run or '?'}"
+    notes = ["int8 weights"] if base.kind == "model file" and base.quantized else []
+    notes += [f"its epoch {base.best_epoch}"] if base.best_epoch is not None else []
+    text += f" ({', '.join(notes)})" if notes else ""
     text += f", trained on {base.corpus or '?'}: {_number(base.documents)} documents"
     if base.unknown_share is not None:
         text += f"; {100 * base.unknown_share:.1f}% of this model's training words are outside its vocabulary"

@@ -164,9 +164,8 @@ def test_fine_tuning_from_a_model_file_starts_from_its_weights_and_vocabulary(
     model_file = tmp_path / "tuned.onnx"
     export(ExportConfig(run_dir=str(out), out=str(model_file), evaluate=False))
     line = dict(load(model_file).info.provenance.describe())["fine-tuned from"]
-    assert line.startswith(
-        f"model file {path.name}" + (" (int8 weights)" if precision == "int8" else " (its")
-    )
+    notes = "int8 weights, its epoch" if precision == "int8" else "its epoch"
+    assert line.startswith(f"model file {path.name} ({notes} "), line
 
 
 def test_the_command_line_fine_tunes_from_a_model_file(files, new_corpus, tmp_path, capsys):
