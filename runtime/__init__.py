@@ -20,7 +20,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .beam import BeamSearch
-    from .default import default_model, generate
+    from .default import BUNDLED_MODEL, default_model, generate
     from .errors import ModelFileError, ModelRunError
     from .evaluation import Evaluation, evaluate, evaluate_ids
     from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # name -> the module that defines it
 _EXPORTS = {
     "BeamSearch": "beam",
+    "BUNDLED_MODEL": "default",
     "default_model": "default",
     "generate": "default",
     "ModelFileError": "errors",
@@ -62,6 +63,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "BUNDLED_MODEL",
     "FINISH_REASONS",
     "MAX_BATCH",
     "MAX_WORDS",

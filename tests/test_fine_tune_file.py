@@ -199,7 +199,7 @@ def test_what_is_not_a_readable_model_file_is_refused_before_anything_is_written
 
 
 def test_the_bundled_models_weights_read_back_and_agree_with_it():
-    from nextword.runtime.default import BUNDLED_MODEL
+    from nextword.runtime import BUNDLED_MODEL
 
     weights = read_file_weights(inspect_model_file(BUNDLED_MODEL).data, str(BUNDLED_MODEL))
     model = load(BUNDLED_MODEL)
