@@ -179,7 +179,9 @@ def test_the_command_line_fine_tunes_from_a_model_file(files, new_corpus, tmp_pa
     assert "--embedding-dim (they come from the base run or model file)" in capsys.readouterr().err
 
 
-def test_what_is_not_a_readable_model_file_is_refused_before_anything_is_written(new_corpus, tmp_path, files):
+def test_what_is_not_a_readable_model_file_is_refused_before_anything_is_written(
+    new_corpus, tmp_path, files, run_dir
+):
     out = tmp_path / "refused"
     damaged = tmp_path / "damaged.onnx"
     damaged.write_bytes(files["fp32"].read_bytes()[:5000])
@@ -189,6 +191,10 @@ def test_what_is_not_a_readable_model_file_is_refused_before_anything_is_written
         with pytest.raises(ValueError, match=r"^init_from: ") as caught:
             train(fine_tuning(path, new_corpus, out))
         assert str(path) in str(caught.value), caught.value
+        assert not out.exists()
+    for name in ("model.keras", "config.json"):  # a file of a run folder: the folder is named
+        with pytest.raises(ValueError, match=r"is one of the files of the run folder .*; give the folder"):
+            train(fine_tuning(run_dir / name, new_corpus, out))
         assert not out.exists()
     inside = tmp_path / "run-with-file"
     inside.mkdir()

@@ -128,6 +128,12 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
             f"init_from: {path} lies in the run folder out ({config.out}), which the new run writes; move "
             "the model file elsewhere or give the fine-tuned run a folder of its own"
         )
+    folder = RunDir(str(path.parent))
+    if path.suffix.lower() != ".onnx" and folder.config.is_file() and folder.model.is_file():
+        raise ValueError(
+            f"init_from: {path} is one of the files of the run folder {folder.root}; give the folder "
+            f"itself ({folder.root}), or a model file that `nextword export` wrote"
+        )
     try:
         model = load(path)
         weights = read_file_weights(inspect_model_file(path).data, str(path))
