@@ -155,7 +155,6 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
     stored = {
         "data": {"documents": provenance.data.documents if provenance else None},
         "command": provenance.train_command if provenance else None,
-        "quantized": weights.quantized,
     }
     best = model.info.metrics.get("best")
     epoch = best.get("epoch") if isinstance(best, dict) else None
@@ -211,7 +210,7 @@ def base_facts(base: Base) -> dict[str, Any]:
     return {
         "run": str(base.source.resolve()),
         "kind": base.kind,
-        "quantized": bool(base.stored.get("quantized", False)),
+        "quantized": base.file_weights is not None and base.file_weights.quantized,
         "best_epoch": base.best_epoch,
         "corpus_files": [Path(p).name for p in base.config.corpus.paths],
         "documents": documents if isinstance(documents, int) else None,
@@ -294,7 +293,7 @@ def unknown_share(counts: np.ndarray, tokenizer: Tokenizer, base_size: int | Non
         )
     elif share >= UNKNOWN_WARNING:
         logger.warning(
-            "%.1f%% of this corpus's training words are outside the base run's vocabulary: the model learns "
+            "%.1f%% of this corpus's training words are outside the base's vocabulary: the model learns "
             "them as <unk> and never writes them; --extend-vocabulary (extend_vocabulary=True) adds them "
             "to it, and training from scratch builds a vocabulary of this corpus",
             100 * share,
