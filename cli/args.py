@@ -367,6 +367,8 @@ def check_train_options(options: dict[str, Any], flags: dict[str, str], resumabl
         from nextword.train.base import ARCHITECTURE
 
         fixed = [k for k in options if k.startswith("tokenizer.") or k.removeprefix("model.") in ARCHITECTURE]
+        if options.get("extend_vocabulary"):  # --max-vocab bounds the extended vocabulary
+            fixed = [k for k in fixed if k != "tokenizer.max_vocab"]
         if fixed:
             raise ValueError(
                 "--init-from keeps the base's vocabulary and network: leave out "

@@ -355,10 +355,12 @@ def _describe_base(base: BaseRun) -> str:
     text += f" ({', '.join(notes)})" if notes else ""
     text += f", trained on {base.corpus or '?'}: {_number(base.documents)} documents"
     if base.unknown_share is not None:
-        text += f"; {100 * base.unknown_share:.1f}% of this model's training words are outside its vocabulary"
+        text += f"; {100 * base.unknown_share:.1f}% of the fine-tuning words were outside its vocabulary"
     if base.added_words:
-        share = "" if base.added_share is None else f" ({100 * base.added_share:.1f}% of the training words)"
-        text += f"; {base.added_words} of this model's words were added to it{share}"
+        share = (
+            "" if base.added_share is None else f" ({100 * base.added_share:.1f}% of the fine-tuning words)"
+        )
+        text += f"; {base.added_words} words were added to it{share}"
     return text + (f"; trained with {base.train_command}" if base.train_command else "")
 
 

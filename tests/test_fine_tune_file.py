@@ -196,6 +196,13 @@ def test_what_is_not_a_readable_model_file_is_refused_before_anything_is_written
         with pytest.raises(ValueError, match=r"is one of the files of the run folder .*; give the folder"):
             train(fine_tuning(run_dir / name, new_corpus, out))
         assert not out.exists()
+    not_a_run = tmp_path / "notes"
+    not_a_run.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"^init_from: run folder .* give a run folder that"):
+        train(fine_tuning(not_a_run, new_corpus, out))
+    with pytest.raises(ValueError, match="lies inside the run folder init_from"):
+        train(fine_tuning(run_dir, new_corpus, run_dir / "sub"))
+    assert not out.exists() and not (run_dir / "sub").exists()
     inside = tmp_path / "run-with-file"
     inside.mkdir()
     (inside / "base.onnx").write_bytes(files["fp32"].read_bytes())

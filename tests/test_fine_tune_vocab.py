@@ -19,9 +19,9 @@ from nextword.cli.main import main
 from nextword.corpus import CorpusConfig as SplitCorpus
 from nextword.corpus import split_corpus
 from nextword.export import ExportConfig, export
-from nextword.runtime import Tokenizer, load
+from nextword.runtime import Tokenizer, TokenizerConfig, load
 from nextword.train import CorpusConfig, TrainConfig, resume, train
-from nextword.train.base import extended_vocabulary, read_base
+from nextword.train.base import extended_vocabulary, fine_tuning_config, read_base
 from nextword.train.model import load_keras_model
 
 pytestmark = pytest.mark.slow
@@ -85,7 +85,7 @@ def test_added_words_are_learned_written_and_recorded(run_dir, new_corpus, tmp_p
     written = {t for seed in range(3) for t in model.tokenizer.tokenize(model.generate("The", seed=seed))}
     assert written & new_words, written  # generated, not only read
     line = dict(model.info.provenance.describe())["fine-tuned from"]
-    assert f"; {added} of this model's words were added to it (" in line, line
+    assert f"; {added} words were added to it (" in line and "of the fine-tuning words" in line, line
     resume(str(out), epochs=4)  # resumes with its own, extended vocabulary
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 4
 
@@ -96,20 +96,32 @@ def test_without_it_the_new_words_stay_unknown_and_the_warning_says_how_to_add_t
     out = tmp_path / "plain"
     with caplog.at_level(logging.WARNING, logger="nextword"):
         train(replace(fine_tuning(run_dir, new_corpus, out, epochs=1), extend_vocabulary=False))
-    assert "--extend-vocabulary" in caplog.text
+    assert "<unk> to the fine-tuned run" in caplog.text and "extend_vocabulary=True adds them" in caplog.text
     assert (out / "tokenizer.json").read_bytes() == (run_dir / "tokenizer.json").read_bytes()
     assert "added_words" not in json.loads((out / "config.json").read_text())["base"]
 
 
-def test_the_base_max_vocab_bounds_what_is_added(run_dir, new_corpus, caplog):
-    config = fine_tuning(run_dir, new_corpus, Path("unused"))
-    base = read_base(config)
-    small = replace(base.tokenizer.config, max_vocab=len(base.tokenizer) + 3)
-    base = replace(base, tokenizer=Tokenizer(base.tokenizer.table, small, base.tokenizer.version))
+def test_max_vocab_bounds_what_is_added_and_may_be_raised(run_dir, new_corpus, tmp_path, caplog):
+    base = read_base(fine_tuning(run_dir, new_corpus, Path("unused")))
+    split = split_corpus(SplitCorpus(paths=(str(new_corpus),)))
+    everything = extended_vocabulary(base, split, None, 1_000)
     with caplog.at_level(logging.WARNING, logger="nextword"):
-        grown = extended_vocabulary(base, split_corpus(SplitCorpus(paths=(str(new_corpus),))), None)
-    assert len(grown) == len(base.tokenizer) + 3 and "the 3 most frequent are added" in caplog.text
-    assert grown.table[: len(base.tokenizer)] == base.tokenizer.table
+        bounded = extended_vocabulary(base, split, None, len(base.tokenizer) + 3)
+    assert len(bounded) == len(base.tokenizer) + 3 and "leaves room for 3 of them" in caplog.text
+    assert bounded.table == everything.table[: len(bounded)]  # the most frequent new words first
+    assert len(everything) > len(bounded) and bounded.config.max_vocab == len(base.tokenizer) + 3
+    # a base whose vocabulary is full (its own max_vocab) gets room from a larger max_vocab
+    full = replace(base.tokenizer.config, max_vocab=len(base.tokenizer))
+    base = replace(base, tokenizer=Tokenizer(base.tokenizer.table, full, base.tokenizer.version))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nextword"):
+        assert extended_vocabulary(base, split, None, len(base.tokenizer)).table == base.tokenizer.table
+    assert "leaves room for 0 of them" in caplog.text and "A larger max_vocab makes room" in caplog.text
+    config = fine_tuning(run_dir, new_corpus, tmp_path / "x")
+    with pytest.raises(ValueError, match="below the base vocabulary's"):
+        fine_tuning_config(replace(config, tokenizer=TokenizerConfig(max_vocab=8)), base)
+    raised = fine_tuning_config(replace(config, tokenizer=TokenizerConfig(max_vocab=5_000)), base)
+    assert raised.tokenizer == replace(full, max_vocab=5_000)
 
 
 def test_it_needs_a_base_and_the_command_line_takes_it(run_dir, new_corpus, tmp_path, capsys):
@@ -119,6 +131,11 @@ def test_it_needs_a_base_and_the_command_line_takes_it(run_dir, new_corpus, tmp_
     argv = ["train", str(new_corpus), "--init-from", str(run_dir), "--extend-vocabulary", "--out", str(out)]
     assert main([*argv, "--epochs", "1", "--seq-len", "16", "--batch-size", "8", "--verbose", "0"]) == 0
     assert json.loads((out / "config.json").read_text())["base"]["added_words"] > 0
+    bounded = tmp_path / "bounded"  # --max-vocab goes with --extend-vocabulary: it bounds the words added
+    size = len(json.loads((run_dir / "tokenizer.json").read_text())["tokens"]) + 2
+    argv = [*argv[:-1], str(bounded), "--max-vocab", str(size), "--epochs", "1", "--seq-len", "16"]
+    assert main([*argv, "--batch-size", "8", "--verbose", "0"]) == 0
+    assert json.loads((bounded / "config.json").read_text())["base"]["added_words"] == 2
     assert main(["train", str(new_corpus), "--extend-vocabulary", "--out", str(tmp_path / "y")]) != 0
     assert "--extend-vocabulary adds words to the vocabulary of the base" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()

@@ -93,7 +93,18 @@ def read_base(config: TrainConfig) -> Base:
             f"init_from and out are the same folder ({run.root}): the new run would replace the model it "
             "starts from; give the fine-tuned run a folder of its own"
         )
-    run.require_trained()
+    if config.out and Path(config.out).resolve().is_relative_to(run.root.resolve()):
+        raise ValueError(
+            f"out ({config.out}) lies inside the run folder init_from ({run.root}), which holds one run; "
+            "give the fine-tuned run a folder of its own, outside it"
+        )
+    try:
+        run.require_trained()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"init_from: {exc}; give a run folder that `nextword train` finished, or a model file that "
+            "`nextword export` wrote"
+        ) from None
     stored_config, stored = run.read_config()
     tokenizer = run.read_tokenizer()
     metrics = read_json(run.metrics) if run.metrics.is_file() else {}
@@ -178,12 +189,23 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
 def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
     """``config`` with the base run's tokenizer settings and network. The weights fix the network
     (:data:`ARCHITECTURE`) and the vocabulary fixes the tokenizer: a value there that differs from
-    both the default and the base's is refused (``ValueError``). The other network fields (dropout)
-    take the base's where ``config`` leaves them at their defaults."""
+    both the default and the base's is refused (``ValueError``), but ``max_vocab`` with
+    ``extend_vocabulary``, where it bounds the extended vocabulary. The other network fields
+    (dropout) take the base's where ``config`` leaves them at their defaults."""
     defaults, conflicts = TrainConfig(), []
+    tokenizer = base.config.tokenizer
     for field in dataclasses.fields(config.tokenizer):
         mine, theirs = getattr(config.tokenizer, field.name), getattr(base.config.tokenizer, field.name)
-        if mine != getattr(defaults.tokenizer, field.name) and mine != theirs:
+        if mine == getattr(defaults.tokenizer, field.name) or mine == theirs:
+            continue
+        if field.name == "max_vocab" and config.extend_vocabulary:  # the bound of the extended vocabulary
+            if mine < len(base.tokenizer):
+                raise ValueError(
+                    f"max_vocab={mine} is below the base vocabulary's {len(base.tokenizer)} words, which a "
+                    "fine-tuned run keeps; give a larger max_vocab to bound the words extend_vocabulary adds"
+                )
+            tokenizer = replace(tokenizer, max_vocab=mine)
+        else:
             conflicts.append(f"tokenizer {field.name}={mine!r} (the base's: {theirs!r})")
     model: dict[str, Any] = {}
     for field in dataclasses.fields(ModelConfig):
@@ -197,7 +219,7 @@ def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
             f"a run fine-tuned from {base.source} keeps its vocabulary and network, but this config "
             f"asks for {', '.join(conflicts)}; leave these settings out (they come from the base {base.kind})"
         )
-    return replace(config, tokenizer=base.config.tokenizer, model=replace(config.model, **model))
+    return replace(config, tokenizer=tokenizer, model=replace(config.model, **model))
 
 
 def base_facts(base: Base) -> dict[str, Any]:
@@ -218,26 +240,34 @@ def base_facts(base: Base) -> dict[str, Any]:
     }
 
 
-def extended_vocabulary(base: Base, split: DocumentSplit, leave_out: np.ndarray | None) -> Tokenizer:
+def extended_vocabulary(
+    base: Base, split: DocumentSplit, leave_out: np.ndarray | None, max_vocab: int
+) -> Tokenizer:
     """The base vocabulary followed by the words of ``split``'s training documents (but those
     ``leave_out`` names: the development part) that it lacks, counted and chosen as a run from scratch
     chooses its own (the base's tokenizer settings and rules: seen ``min_count`` times or more, the
-    most frequent first), up to the base's ``max_vocab`` tokens in all. The base's words keep their
-    ids."""
+    most frequent first), up to ``max_vocab`` tokens in all (a warning names the words left out). The
+    base's words keep their ids."""
     from nextword.corpus import build_vocabulary
+    from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
 
-    own, config = base.tokenizer, base.tokenizer.config
-    counted = build_vocabulary(split, config, leave_out=leave_out, version=own.version)
+    own = base.tokenizer
+    config = replace(own.config, max_vocab=max_vocab)
+    every = replace(config, max_vocab=MAX_VOCAB_SIZE)  # counted without the bound, which applies below
+    counted = build_vocabulary(split, every, leave_out=leave_out, version=own.version)
     known = set(own.table)
     new = [word for word in counted.table if word not in known]
-    room = max(config.max_vocab - len(own), 0)
+    room = max(max_vocab - len(own), 0)
     if len(new) > room:
         logger.warning(
-            "extend_vocabulary: %d words of this corpus are outside the base vocabulary; the %d most "
-            "frequent are added (the base's max_vocab, %d, bounds the vocabulary)",
+            "extend_vocabulary: %d words of this corpus (seen min_count=%d times or more) are outside the "
+            "base vocabulary, and max_vocab=%d leaves room for %d of them after the base's %d; the rest "
+            "stay <unk>. A larger max_vocab makes room for them",
             len(new),
+            config.min_count,
+            max_vocab,
             room,
-            config.max_vocab,
+            len(own),
         )
     new = new[:room]
     logger.info("extend_vocabulary: %d words added to the base's %d", len(new), len(own))
@@ -268,22 +298,21 @@ def grow_vocabulary(model: keras.Model, config: ModelConfig, vocab_size: int) ->
     return grown
 
 
-def unknown_share(counts: np.ndarray, tokenizer: Tokenizer, base_size: int | None = None) -> dict[str, Any]:
+def unknown_share(
+    counts: np.ndarray, tokenizer: Tokenizer, base_size: int, extended: bool = False
+) -> dict[str, Any]:
     """What the base's vocabulary misses of the training words (``counts``: each id's count in
-    ``train.ids`` under ``tokenizer``, the base's, or the base's with words added after its first
-    ``base_size`` ids): ``unknown_share``, the share outside the base vocabulary (logged, with a
-    warning from :data:`UNKNOWN_WARNING` on unless words were added), and with added words,
-    ``added_words`` and ``added_share``, the share of the training words that are added words."""
-    base_size = len(tokenizer) if base_size is None else base_size
+    ``train.ids`` under ``tokenizer``: the base's, or with ``extended`` the base's first ``base_size``
+    ids and words added after them): ``unknown_share``, the share outside the base vocabulary, and with
+    ``extended``, ``added_words`` and ``added_share``, the share of the training words that are added
+    words. Logged, with a warning where :data:`UNKNOWN_WARNING` of the words or more stay ``<unk>``."""
     words = float(counts.sum() - counts[tokenizer.eod_id])
     added = float(counts[base_size:].sum())
-    share = (float(counts[tokenizer.unk_id]) + added) / words if words else 0.0
+    unknown = float(counts[tokenizer.unk_id]) / words if words else 0.0
+    share = unknown + (added / words if words else 0.0)
     facts: dict[str, Any] = {"unknown_share": round(share, 6)}
-    if base_size < len(tokenizer):
-        facts |= {
-            "added_words": len(tokenizer) - base_size,
-            "added_share": round(added / words, 6) if words else 0.0,
-        }
+    if extended:
+        facts |= {"added_words": len(tokenizer) - base_size, "added_share": round(share - unknown, 6)}
         logger.info(
             "%.2f%% of this corpus's training words are outside the base vocabulary; %.2f%% are among the %d "
             "words added to it",
@@ -291,13 +320,19 @@ def unknown_share(counts: np.ndarray, tokenizer: Tokenizer, base_size: int | Non
             100 * facts["added_share"],
             facts["added_words"],
         )
-    elif share >= UNKNOWN_WARNING:
-        logger.warning(
-            "%.1f%% of this corpus's training words are outside the base's vocabulary: the model learns "
-            "them as <unk> and never writes them; --extend-vocabulary (extend_vocabulary=True) adds them "
-            "to it, and training from scratch builds a vocabulary of this corpus",
-            100 * share,
+    if unknown >= UNKNOWN_WARNING:
+        fix = (
+            "words seen fewer than min_count times, and those max_vocab leaves out, stay unknown"
+            if extended
+            else "extend_vocabulary=True adds them to it, and training from scratch builds a vocabulary of "
+            "this corpus"
         )
-    else:
+        logger.warning(
+            "%.1f%% of this corpus's training words are <unk> to the fine-tuned run: the model learns them "
+            "as one unknown word and never writes them; %s",
+            100 * unknown,
+            fix,
+        )
+    elif not extended:
         logger.info("%.2f%% of this corpus's training words are outside the base vocabulary", 100 * share)
     return facts

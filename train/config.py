@@ -171,8 +171,8 @@ class TrainConfig:
         default=False,
         metadata={
             "help": "with init_from: add the words of this corpus's training documents that the base "
-            "vocabulary lacks (seen min_count times, the base's tokenizer settings; up to its max_vocab "
-            "in all) after the base's own, their vectors starting at the mean of the base's"
+            "vocabulary lacks (seen min_count times, the base's tokenizer settings; up to max_vocab in "
+            "all: the base's, or as given) after the base's own, their vectors starting at their mean"
         },
     )
     embeddings: str | None = field(

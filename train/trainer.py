@@ -148,7 +148,9 @@ def _prepare(
     split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
     if base is not None:
-        tokenizer = extended_vocabulary(base, split, dev) if config.extend_vocabulary else base.tokenizer
+        tokenizer = base.tokenizer
+        if config.extend_vocabulary:
+            tokenizer = extended_vocabulary(base, split, dev, config.tokenizer.max_vocab)
         added = len(tokenizer) - len(base.tokenizer)
         logger.info(
             "vocabulary %d words, the base %s's (%s)%s",
@@ -195,7 +197,8 @@ def _prepare(
     }
     counts = token_counts(run.train_ids, len(tokenizer))
     if base is not None:
-        facts["base"] = {**base_facts(base), **unknown_share(counts, tokenizer, len(base.tokenizer))}
+        shares = unknown_share(counts, tokenizer, len(base.tokenizer), config.extend_vocabulary)
+        facts["base"] = {**base_facts(base), **shares}
     atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
     atomic_write_json(run.samples, {"prompts": prompts})
