@@ -10,47 +10,37 @@ activations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["NetworkWeights", "build_twin", "read_weights"]
+if TYPE_CHECKING:
+    from nextword.train.model_file_weights import FileWeights
+
+__all__ = ["build_twin", "dense_output", "read_weights"]
 
 
-@dataclass(frozen=True)
-class NetworkWeights:
-    """The weights of an embedding -> LSTM x layers -> dense network, in Keras's layouts."""
-
-    embedding: np.ndarray  # (V, E)
-    lstm: list[
-        tuple[np.ndarray, np.ndarray, np.ndarray]
-    ]  # per layer: kernel (in, 4U), recurrent (U, 4U), bias (4U,)
-    output_kernel: np.ndarray  # (U, V)
-    output_bias: np.ndarray  # (V,)
-
-
-def read_weights(path: str | Path) -> NetworkWeights:
+def read_weights(path: str | Path) -> FileWeights:
     """The network weights of the nextword ONNX file at ``path`` (fp32 or int8), read by
     :func:`nextword.train.model_file_weights.read_file_weights` (what fine-tuning from a model file
-    reads); a tied output layer becomes the dense one it computes (projection @ embedding.T).
-
-    Raises ``ValueError`` naming what is missing when the graph is not an embedding, LSTM layers and an
-    output layer as ``nextword export`` writes them.
-    """
+    reads). Raises ``ValueError`` naming what is missing when the graph is not an embedding, LSTM layers
+    and an output layer as ``nextword export`` writes them."""
     from nextword.train.model_file_weights import read_file_weights
 
-    weights = read_file_weights(Path(path).read_bytes(), str(path))
-    kernel = weights.output_kernel
-    if kernel is None:  # tied: logits = (h @ projection) @ embedding.T
-        units = weights.lstm[-1][1].shape[0]
-        projection = np.eye(units, dtype=np.float32) if weights.projection is None else weights.projection
-        kernel = projection @ weights.embedding.T
-    return NetworkWeights(weights.embedding, weights.lstm, kernel, weights.output_bias)
+    return read_file_weights(Path(path).read_bytes(), str(path))
 
 
-def build_twin(weights: NetworkWeights) -> Any:
+def dense_output(weights: FileWeights) -> np.ndarray:
+    """The (U, V) output matrix the network computes: its own, or for a tied one projection @ embedding.T."""
+    if weights.output_kernel is not None:
+        return weights.output_kernel
+    units = weights.lstm[-1][1].shape[0]
+    projection = np.eye(units, dtype=np.float32) if weights.projection is None else weights.projection
+    return projection @ weights.embedding.T
+
+
+def build_twin(weights: FileWeights) -> Any:
     """A Keras model ``ids (B, T) -> logits (B, T, V)`` holding ``weights``: the training network
     without dropout, as the notebook's loop would call it."""
     import keras
@@ -68,5 +58,5 @@ def build_twin(weights: NetworkWeights) -> Any:
     embedding.set_weights([weights.embedding])
     for layer, arrays in zip(layers, weights.lstm, strict=True):
         layer.set_weights(list(arrays))
-    output.set_weights([weights.output_kernel, weights.output_bias])
+    output.set_weights([dense_output(weights), weights.output_bias])
     return model

@@ -97,7 +97,7 @@ def read_file_weights(data: bytes, name: str) -> FileWeights:
     if not layers:
         raise fail("it has no LSTM node")
     lstm = [_lstm_weights(node, arrays, weight, fail) for node in layers]
-    embedding = _embedding(graph, arrays, weight, fail)
+    embedding = _embedding(graph, producer, arrays, weight, fail)
 
     bias_node = producer.get("logits")
     if bias_node is None or bias_node.op_type != "Add":
@@ -137,12 +137,12 @@ def _dequantize(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -
     )
 
 
-def _embedding(graph: Any, arrays: dict[str, np.ndarray], weight: Any, fail: Any) -> np.ndarray:
+def _embedding(
+    graph: Any, producer: dict[str, Any], arrays: dict[str, np.ndarray], weight: Any, fail: Any
+) -> np.ndarray:
     """The embedding table (V, E): the stored table a ``Gather`` reads rows (axis 0) or columns (axis 1:
     the tied layout, (E, V)) of, where the indices come from ``input_ids``."""
     from onnx import helper
-
-    producer = {out: node for node in graph.node for out in node.output}
 
     def from_input_ids(name: str, depth: int = 0) -> bool:
         if name == "input_ids":
