@@ -26,7 +26,15 @@ from nextword.runtime.provenance import DedupSettings
 
 from .minhash import SignatureBuilder, SignatureFile
 
-__all__ = ["Duplicates", "components", "find_duplicates", "later_repeats", "near_duplicate_groups"]
+__all__ = [
+    "Duplicates",
+    "components",
+    "find_duplicates",
+    "first_of_key",
+    "later_repeats",
+    "near_duplicate_groups",
+    "shared_documents",
+]
 
 _VERIFY_PAIRS = 1 << 12  # candidate pairs compared per step
 
@@ -74,6 +82,43 @@ def find_duplicates(documents: Iterable[str], settings: DedupSettings, *, marks:
         del keys
         group = near_duplicate_groups(signatures, has_words & ~dropped, settings.threshold)
     return Duplicates(dropped=dropped, group=group)
+
+
+def shared_documents(
+    reference: Iterable[str], documents: Iterable[str], settings: DedupSettings, *, marks: bool = False
+) -> np.ndarray:
+    """(N,) bool for the N ``documents``: whether each is an exact or a near-duplicate of one of the
+    ``reference`` documents, as :func:`find_duplicates` judges them over the reference documents followed
+    by these (a near-duplicate group holding a reference document). Both are read once; memory as
+    :func:`find_duplicates` holds for all of them."""
+    builder = SignatureBuilder(settings, marks=marks)
+    n_reference = 0
+    for document in reference:
+        builder.add(document)
+        n_reference += 1
+    for document in documents:
+        builder.add(document)
+    keys, has_words, signatures = builder.finish()
+    del builder
+    with signatures:
+        first = first_of_key(keys)  # an exact copy stands for the first document with its words
+        del keys
+        kept = first == np.arange(len(first))
+        group = near_duplicate_groups(signatures, has_words & kept, settings.threshold)
+    # A group's root is its smallest document: one that holds a reference document has one of theirs.
+    return group[first][n_reference:] < n_reference
+
+
+def first_of_key(keys: np.ndarray) -> np.ndarray:
+    """(D,) int: for each position, the first position holding the same key."""
+    order = np.argsort(keys, kind="stable")  # equal keys stay in corpus order
+    in_order = keys[order]
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = in_order[1:] != in_order[:-1]
+    heads = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))  # each run's first place
+    first = np.empty(len(keys), dtype=np.int64)
+    first[order] = order[heads]
+    return first
 
 
 def later_repeats(keys: np.ndarray) -> np.ndarray:

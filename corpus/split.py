@@ -118,9 +118,12 @@ class DocumentSplit:
         return train, val
 
 
-def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> DocumentSplit:
+def split_corpus(
+    corpus: CorpusConfig, record: SplitRecord | None = None, *, log: bool = True
+) -> DocumentSplit:
     """Read the files of ``corpus`` once and split their documents as ``record`` says (by default,
-    as ``corpus`` says: :meth:`CorpusConfig.split_record`).
+    as ``corpus`` says: :meth:`CorpusConfig.split_record`); with ``log``, the documents of each file
+    and the split's counts are logged.
 
     Memory: 1 byte a document for the labels (8 while the document-index split is drawn) and, when
     deduplicating, what :func:`~nextword.corpus.dedup.find_duplicates` holds: 9 bytes a document while
@@ -148,7 +151,9 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
         labels[validation_indices(n, record.val_fraction, record.seed)] = VAL
         counts = DataCounts(documents=n)
     else:
-        duplicates = find_duplicates(read_corpus(corpus), record.dedup, marks=words_take_marks(record.scheme))
+        duplicates = find_duplicates(
+            read_corpus(corpus, log=log), record.dedup, marks=words_take_marks(record.scheme)
+        )
         if not len(duplicates.dropped):
             raise CorpusError(f"the corpus {list(corpus.paths)} holds no non-empty documents")
         if len(duplicates.dropped) == 1:  # not a matter of near-duplicates: there is one document
@@ -167,7 +172,8 @@ def split_corpus(corpus: CorpusConfig, record: SplitRecord | None = None) -> Doc
     counts = dataclasses.replace(
         counts, train_documents=int((labels == TRAIN).sum()), val_documents=int((labels == VAL).sum())
     )
-    _log(counts, record)
+    if log:
+        _log(counts, record)
     return DocumentSplit(corpus=corpus, record=record, labels=labels, counts=counts, groups=groups)
 
 

@@ -69,6 +69,8 @@ def _base_run(facts: Any) -> BaseRun | None:
         unknown_share=typed("unknown_share", float),
         added_words=typed("added_words", int),
         added_share=typed("added_share", float),
+        val_overlap=typed("val_overlap", int),
+        dev_overlap=typed("dev_overlap", int),
         train_command=typed("command", str),
     )
 

@@ -26,6 +26,7 @@ from .base import (
     read_base,
     unknown_share,
 )
+from .base_overlap import base_overlap
 from .config import TrainConfig
 from .data import token_counts
 from .dev import dev_part, hold_out_dev
@@ -198,7 +199,7 @@ def _prepare(
     counts = token_counts(run.train_ids, len(tokenizer))
     if base is not None:
         shares = unknown_share(counts, tokenizer, len(base.tokenizer), config.extend_vocabulary)
-        facts["base"] = {**base_facts(base), **shares}
+        facts["base"] = {**base_facts(base), **shares, **base_overlap(base, split, dev)}
     atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
     atomic_write_json(run.samples, {"prompts": prompts})

@@ -1,0 +1,166 @@
+"""Whether a fine-tuning run's held-out documents are documents its base trained on.
+
+A new corpus may share documents with the base's: a newer dump of the same source, or the base's
+corpus with documents added. The fine-tuned run splits the new corpus as any corpus, so some of its
+validation documents (its reported figures) and development documents (which choose its best epoch)
+may be copies or near-duplicates of text the base was trained on; the base then scores them well for
+having seen them, not for having learnt the language. :func:`base_overlap` counts them, with the
+deduplication that made the new split, against the base's training documents made again from the
+base run's corpus files. A model file does not hold its documents, so a model-file base is not checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nextword.runtime.provenance import DedupSettings
+
+if TYPE_CHECKING:
+    from nextword.corpus import DocumentSplit
+
+    from .base import Base
+
+__all__ = ["base_overlap"]
+
+logger = logging.getLogger(__name__)
+
+
+def base_overlap(base: Base, split: DocumentSplit, dev: np.ndarray | None) -> dict[str, Any]:
+    """For the config.json facts of a fine-tuning run's ``base``: ``val_overlap`` and ``dev_overlap``,
+    how many of ``split``'s validation documents, and of its development part (``dev``: a mask over its
+    training documents, or None), are exact or near-duplicates of the documents the base trained on
+    (its training side, less its own development part). A warning names them when there are any.
+    Empty when they cannot be counted: a model-file base, or a base run whose corpus files are gone or
+    changed since it trained (logged)."""
+    from nextword.corpus import CorpusError, split_corpus
+    from nextword.corpus.dedup import shared_documents
+    from nextword.corpus.split import words_take_marks
+
+    reason = _unreadable(base)
+    base_split = None
+    if reason is None:
+        try:
+            base_split = split_corpus(base.config.corpus, _base_record(base), log=False)
+        except (CorpusError, OSError, ValueError) as exc:
+            reason = f"its corpus could not be split again ({exc})"
+    if base_split is None or reason is not None:
+        logger.info(
+            "the held-out documents of this corpus are not checked against those the base trained on: %s",
+            reason,
+        )
+        return {}
+    recorded = _data(base).get("documents")
+    if isinstance(recorded, int) and recorded != base_split.counts.documents:
+        logger.info(
+            "the held-out documents of this corpus are not checked against those the base trained on: "
+            "its corpus files hold %d documents, %d when it trained",
+            base_split.counts.documents,
+            recorded,
+        )
+        return {}
+    record = split.record
+    is_val: list[bool] = []  # filled as the held-out documents are read
+
+    def held_out() -> Iterator[str]:
+        for validation, document in _held_out(split, dev):
+            is_val.append(validation)
+            yield document
+
+    shared = shared_documents(
+        _trained(base, base_split),
+        held_out(),
+        record.dedup or DedupSettings(),
+        marks=words_take_marks(record.scheme),
+    )
+    val = np.asarray(is_val, dtype=bool)
+    facts = {"val_overlap": int(shared[val].sum()), "dev_overlap": int(shared[~val].sum())}
+    _report(base, facts, int(val.sum()), int((~val).sum()))
+    return facts
+
+
+def _unreadable(base: Base) -> str | None:
+    """Why the base's training documents cannot be read as they were, or None."""
+    if base.run is None:
+        return "a model file does not hold the documents it was trained on"
+    paths = [Path(p) for p in base.config.corpus.paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        return f"its corpus files {missing} are gone"
+    stats = base.stored.get("corpus_files")
+    now = [[p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+    if isinstance(stats, list) and stats != now:
+        return f"its corpus files {[str(p) for p in paths]} changed since it trained"
+    return None
+
+
+def _data(base: Base) -> dict[str, Any]:
+    data = base.stored.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _base_record(base: Base) -> Any:
+    from nextword.corpus import recorded_split
+
+    return recorded_split(_data(base), base.config.corpus)
+
+
+def _trained(base: Base, split: DocumentSplit) -> Iterator[str]:
+    """The base's training documents, in corpus order: its split's training side less its development
+    part (as many documents as its config.json records, chosen again as training chose them)."""
+    from nextword.corpus.dev import split_dev_mask
+
+    dev_documents = _data(base).get("dev_documents")
+    dev = split_dev_mask(split, dev_documents) if isinstance(dev_documents, int) and dev_documents else None
+    index = 0
+    for is_val, document in split.read():
+        if is_val:
+            continue
+        if dev is None or not dev[index]:
+            yield document
+        index += 1
+
+
+def _held_out(split: DocumentSplit, dev: np.ndarray | None) -> Iterator[tuple[bool, str]]:
+    """``(is_validation, document)`` for the validation documents of ``split`` and those of its
+    development part (``dev``: a mask over its training documents), in corpus order."""
+    index = 0
+    for is_val, document in split.read():
+        if is_val:
+            yield True, document
+            continue
+        if dev is not None and dev[index]:
+            yield False, document
+        index += 1
+
+
+def _report(base: Base, facts: dict[str, int], val: int, dev: int) -> None:
+    shared = facts["val_overlap"] + facts["dev_overlap"]
+    if not shared:
+        logger.info(
+            "none of this corpus's %d validation and %d development documents is a copy or near-duplicate "
+            "of the documents the base trained on",
+            val,
+            dev,
+        )
+        return
+    parts = [
+        f"{count} of {owner} {total} {side} documents"
+        for count, total, side, owner in (
+            (facts["val_overlap"], val, "validation", "this corpus's"),
+            (facts["dev_overlap"], dev, "development", "its" if facts["val_overlap"] else "this corpus's"),
+        )
+        if count
+    ]
+    logger.warning(
+        "%s %s of documents the base (%s) trained on: the fine-tuned run's validation figures and its choice "
+        "of epoch reward what the base saw, not what it learnt. To score it on unseen text, leave the base's "
+        "documents out of this corpus (give only the documents that are new)",
+        " and ".join(parts),
+        "is a copy or near-duplicate" if shared == 1 else "are copies or near-duplicates",
+        base.source,
+    )
