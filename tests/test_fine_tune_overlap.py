@@ -10,11 +10,13 @@ import os
 import random
 from pathlib import Path
 
-from helpers import write_corpus
+import pytest
+
+from helpers import machine_documents, write_corpus
 from nextword.corpus import CorpusConfig as SplitCorpus
 from nextword.corpus import split_corpus
 from nextword.corpus.dedup import shared_documents
-from nextword.corpus.dev import split_dev_mask
+from nextword.corpus.dev import dev_count, split_dev_mask
 from nextword.runtime.provenance import DedupSettings
 
 WORDS = ["network", "layer", "neuron", "weight", "signal", "input", "output", "training", "memory", "gate"]
@@ -70,33 +72,48 @@ def fine_tune(base: Path, corpus: Path, out: Path, **changes):
 def base_trained_documents(run_dir: Path) -> set[str]:
     """The documents the base trained on, by their text: its split's training side less its development
     part."""
-    stored = json.loads((run_dir / "config.json").read_text())
-    corpus = SplitCorpus(paths=tuple(stored["corpus"]["paths"]))
     from nextword.corpus import recorded_split
 
+    stored = json.loads((run_dir / "config.json").read_text())
+    corpus = SplitCorpus(paths=tuple(stored["corpus"]["paths"]))
     split = split_corpus(corpus, recorded_split(stored["data"], corpus))
     dev = split_dev_mask(split, stored["data"].get("dev_documents") or 0)
     train, _ = split.documents()
     return {d for d, developing in zip(train, dev, strict=True) if not developing}
 
 
-def test_the_base_corpus_split_another_way_shares_held_out_documents(
-    run_dir, documents, tmp_path, caplog, capsys
-):
-    """The base's own corpus again, split with another seed: the held-out documents that the base trained
-    on are counted (as plain set membership finds them), warned of, recorded and shown."""
-    trained = base_trained_documents(run_dir)
-    corpus = write_corpus(tmp_path / "again", documents)["csv"]
-    with caplog.at_level(logging.INFO, logger="nextword"):
-        facts = fine_tune(run_dir, corpus, tmp_path / "tuned", split={"split_seed": 99})
-    out = tmp_path / "tuned"
-    stored = json.loads((out / "config.json").read_text())
+@pytest.fixture(scope="module")
+def resplit(run_dir, documents, tmp_path_factory) -> dict:
+    """The base's own corpus in another file, split with another seed, and what that split holds out that
+    the base trained on, found by plain set membership of the texts."""
+    corpus = write_corpus(tmp_path_factory.mktemp("again"), documents)["csv"]
     split = split_corpus(SplitCorpus(paths=(str(corpus),), split_seed=99))
     train, val = split.documents()
-    dev = split_dev_mask(split, stored["data"]["dev_documents"])
-    expected_val = sum(d in trained for d in val)
-    expected_dev = sum(d in trained for d, developing in zip(train, dev, strict=True) if developing)
-    assert expected_val > 0 and expected_dev > 0  # the case is the one meant
+    from nextword.train.config import TrainConfig
+
+    dev = split_dev_mask(split, dev_count(len(train), TrainConfig().dev_fraction))
+    trained = base_trained_documents(run_dir)
+    expected = (
+        sum(d in trained for d in val),
+        sum(d in trained for d, x in zip(train, dev, strict=True) if x),
+    )
+    assert expected[0] > 0 and expected[1] > 0  # the case is the one meant
+    return {"corpus": corpus, "expected": expected, "val": len(val), "dev": int(dev.sum())}
+
+
+def test_the_base_corpus_split_another_way_shares_held_out_documents(
+    run_dir, resplit, tmp_path, caplog, capsys
+):
+    """Held-out documents that the base trained on are counted, warned of, recorded and shown."""
+    out = tmp_path / "tuned"
+    with caplog.at_level(logging.INFO, logger="nextword"):
+        facts = fine_tune(run_dir, resplit["corpus"], out, split={"split_seed": 99})
+    stored = json.loads((out / "config.json").read_text())
+    assert (
+        stored["data"]["dev_documents"] == resplit["dev"]
+        and stored["data"]["val_documents"] == resplit["val"]
+    )
+    expected_val, expected_dev = resplit["expected"]
     assert (facts["val_overlap"], facts["dev_overlap"]) == (expected_val, expected_dev)
     warned = [
         r.getMessage()
@@ -104,24 +121,23 @@ def test_the_base_corpus_split_another_way_shares_held_out_documents(
         if r.levelno == logging.WARNING and "trained on" in r.getMessage()
     ]
     assert len(warned) == 1, warned
-    assert f"{expected_val} of this corpus's {len(val)} validation documents" in warned[0]
+    assert f"{expected_val} of this corpus's {resplit['val']} validation documents" in warned[0]
     assert str(run_dir) in warned[0] and "give only the documents that are new" in warned[0]
 
     from nextword.cli.main import main
     from nextword.export import ExportConfig, export
+    from nextword.runtime import load
 
     model_file = tmp_path / "tuned.onnx"
     export(ExportConfig(run_dir=str(out), out=str(model_file), evaluate=False))
-    from nextword.runtime import load
-
     base = load(model_file).info.provenance.base
     assert (base.val_overlap, base.dev_overlap) == (expected_val, expected_dev)
     capsys.readouterr()
     assert main(["info", str(model_file)]) == 0
     shown = " ".join(capsys.readouterr().out.split())
     assert (
-        f"{expected_val} of its {len(val)} validation documents and {expected_dev} of its "
-        f"{int(dev.sum())} development documents are copies or near-duplicates of documents the base "
+        f"{expected_val} of its {resplit['val']} validation documents and {expected_dev} of its "
+        f"{resplit['dev']} development documents are copies or near-duplicates of documents the base "
         "trained on"
     ) in shown
 
@@ -132,29 +148,61 @@ def test_the_same_corpus_split_the_same_way_shares_none(run_dir, tiny_config):
     assert (facts["val_overlap"], facts["dev_overlap"]) == (0, 0)
 
 
-def test_unknown_when_the_base_corpus_changed_or_the_base_is_a_model_file(
-    run_dir, model_path, documents, tmp_path, caplog
+def test_a_model_file_base_is_checked_against_the_corpus_files_given(
+    model_path, tiny_config, resplit, tmp_path, caplog
 ):
-    corpus = write_corpus(tmp_path / "copy", documents)["csv"]
+    """A model file holds no documents: unchecked without base_corpus; with it, the split the file records
+    is made again and the counts are a run folder's. Files that are not its corpus are refused before
+    anything is written."""
     with caplog.at_level(logging.INFO, logger="nextword"):
-        facts = fine_tune(model_path, corpus, tmp_path / "from-file")
+        facts = fine_tune(model_path, resplit["corpus"], tmp_path / "unchecked", split={"split_seed": 99})
     assert "val_overlap" not in facts and "dev_overlap" not in facts
     assert any("a model file does not hold the documents" in r.getMessage() for r in caplog.records)
 
-    # A base run whose corpus file was edited since: its split cannot be made again as it was.
-    moved = tmp_path / "base"
+    base_corpus = tiny_config.corpus.paths
+    facts = fine_tune(
+        model_path, resplit["corpus"], tmp_path / "checked", split={"split_seed": 99}, base_corpus=base_corpus
+    )
+    assert (facts["val_overlap"], facts["dev_overlap"]) == resplit["expected"]
+
+    with pytest.raises(
+        ValueError, match=r"`base_corpus`: .*hold 30 documents, the base's corpus 80.*give those"
+    ):
+        short = write_corpus(tmp_path / "short", machine_documents(30, seed=2))["csv"]
+        fine_tune(model_path, resplit["corpus"], tmp_path / "refused", base_corpus=(str(short),))
+    assert not (tmp_path / "refused").exists()
+
+
+def test_a_base_run_whose_corpus_changed_is_not_checked_unless_its_files_are_given(
+    run_dir, resplit, tmp_path, caplog
+):
     import shutil
 
+    moved = tmp_path / "base"
     shutil.copytree(run_dir, moved)
-    base_corpus = tmp_path / "base-corpus.csv"
-    shutil.copy(json.loads((run_dir / "config.json").read_text())["corpus"]["paths"][0], base_corpus)
     stored = json.loads((moved / "config.json").read_text())
+    base_corpus = tmp_path / "base-corpus.csv"
+    shutil.copy(stored["corpus"]["paths"][0], base_corpus)
     stored["corpus"]["paths"] = [str(base_corpus)]
     (moved / "config.json").write_text(json.dumps(stored))
     stat = base_corpus.stat()
-    os.utime(base_corpus, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    caplog.clear()
+    os.utime(base_corpus, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched since it trained
     with caplog.at_level(logging.INFO, logger="nextword"):
-        facts = fine_tune(moved, corpus, tmp_path / "from-changed")
+        facts = fine_tune(moved, resplit["corpus"], tmp_path / "changed", split={"split_seed": 99})
     assert "val_overlap" not in facts
     assert any("changed since it trained" in r.getMessage() for r in caplog.records)
+
+    base_corpus.unlink()  # gone: the message says how to name where it is now
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nextword"):
+        facts = fine_tune(moved, resplit["corpus"], tmp_path / "gone", split={"split_seed": 99})
+    assert "val_overlap" not in facts
+    assert any("are gone; `base_corpus` names where" in r.getMessage() for r in caplog.records)
+    facts = fine_tune(
+        moved,
+        resplit["corpus"],
+        tmp_path / "given",
+        split={"split_seed": 99},
+        base_corpus=(str(resplit["corpus"]),),
+    )
+    assert (facts["val_overlap"], facts["dev_overlap"]) == resplit["expected"]

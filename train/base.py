@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from nextword.corpus import DocumentSplit
     from nextword.runtime import NextWordModel
+    from nextword.runtime.provenance import Provenance
 
 __all__ = [
     "ARCHITECTURE",
@@ -161,12 +162,14 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
     except ValueError as exc:
         raise ValueError(f"init_from: {path}: {exc}") from None
     provenance = model.info.provenance
-    corpus = CorpusConfig(paths=provenance.corpus_files if provenance else ())
+    corpus = CorpusConfig()
+    data: dict[str, Any] = {}
+    if provenance is not None:  # the files by name, read as they were (base_corpus gives where they are)
+        corpus = _recorded_corpus(provenance)
+        data = {"documents": provenance.data.documents, "dev_documents": provenance.data.dev_documents}
+        data["split"] = dataclasses.asdict(provenance.split) if provenance.split is not None else None
     base_config = TrainConfig(corpus=corpus, tokenizer=model.tokenizer.config, model=network)
-    stored = {
-        "data": {"documents": provenance.data.documents if provenance else None},
-        "command": provenance.train_command if provenance else None,
-    }
+    stored = {"data": data, "command": provenance.train_command if provenance else None}
     best = model.info.metrics.get("best")
     epoch = best.get("epoch") if isinstance(best, dict) else None
     if weights.quantized:
@@ -184,6 +187,20 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
         file_weights=weights,
         file_model=model,
     )
+
+
+def _recorded_corpus(provenance: Provenance) -> CorpusConfig:
+    """The corpus a model file records: its files' names, and how they were read (the defaults where a
+    recorded option is not one this version reads)."""
+    options = {
+        "format": provenance.corpus_format,
+        "text_column": provenance.text_column,
+        "json_field": provenance.json_field,
+    }
+    try:
+        return CorpusConfig(paths=provenance.corpus_files, **options)
+    except ValueError:
+        return CorpusConfig(paths=provenance.corpus_files)
 
 
 def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,37 +31,46 @@ __all__ = ["base_overlap"]
 logger = logging.getLogger(__name__)
 
 
-def base_overlap(base: Base, split: DocumentSplit, dev: np.ndarray | None) -> dict[str, Any]:
+def base_overlap(
+    base: Base, split: DocumentSplit, dev: np.ndarray | None, base_corpus: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """For the config.json facts of a fine-tuning run's ``base``: ``val_overlap`` and ``dev_overlap``,
     how many of ``split``'s validation documents, and of its development part (``dev``: a mask over its
     training documents, or None), are exact or near-duplicates of the documents the base trained on
     (its training side, less its own development part). A warning names them when there are any.
-    Empty when they cannot be counted: a model-file base, or a base run whose corpus files are gone or
-    changed since it trained (logged)."""
+
+    The base's documents are read from ``base_corpus`` (``TrainConfig.base_corpus``) when given, read
+    as the base recorded (a ``ValueError`` when they cannot be split again, or hold another number of
+    documents than it read), else from a base run's own corpus files. Empty (logged) when they cannot
+    be counted: a model-file base without ``base_corpus``, a base run whose files are gone or changed."""
     from nextword.corpus import CorpusError, split_corpus
     from nextword.corpus.dedup import shared_documents
     from nextword.corpus.split import words_take_marks
 
-    reason = _unreadable(base)
+    corpus = replace(base.config.corpus, paths=base_corpus) if base_corpus else base.config.corpus
+    reason = None if base_corpus else _unreadable(base)
     base_split = None
     if reason is None:
         try:
-            base_split = split_corpus(base.config.corpus, _base_record(base), log=False)
+            base_split = split_corpus(corpus, _base_record(base), log=False)
         except (CorpusError, OSError, ValueError) as exc:
+            if base_corpus:
+                raise ValueError(f"`base_corpus`: {exc}") from None
             reason = f"its corpus could not be split again ({exc})"
+    recorded = _data(base).get("documents")
+    if base_split is not None and isinstance(recorded, int) and recorded != base_split.counts.documents:
+        reason = (
+            f"{list(corpus.paths)} hold {base_split.counts.documents} documents, the base's corpus {recorded}"
+        )
+        if base_corpus:
+            raise ValueError(
+                f"`base_corpus`: {reason}: they are not the files it was trained on; give those files, or "
+                "leave `base_corpus` out"
+            )
     if base_split is None or reason is not None:
         logger.info(
             "the held-out documents of this corpus are not checked against those the base trained on: %s",
             reason,
-        )
-        return {}
-    recorded = _data(base).get("documents")
-    if isinstance(recorded, int) and recorded != base_split.counts.documents:
-        logger.info(
-            "the held-out documents of this corpus are not checked against those the base trained on: "
-            "its corpus files hold %d documents, %d when it trained",
-            base_split.counts.documents,
-            recorded,
         )
         return {}
     record = split.record
@@ -84,13 +94,15 @@ def base_overlap(base: Base, split: DocumentSplit, dev: np.ndarray | None) -> di
 
 
 def _unreadable(base: Base) -> str | None:
-    """Why the base's training documents cannot be read as they were, or None."""
+    """Why a base's own corpus files cannot be read as they were, or None."""
     if base.run is None:
-        return "a model file does not hold the documents it was trained on"
+        return (
+            "a model file does not hold the documents it was trained on; `base_corpus` names its corpus files"
+        )
     paths = [Path(p) for p in base.config.corpus.paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        return f"its corpus files {missing} are gone"
+        return f"its corpus files {missing} are gone; `base_corpus` names where they are now"
     stats = base.stored.get("corpus_files")
     now = [[p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
     if isinstance(stats, list) and stats != now:
@@ -106,6 +118,11 @@ def _data(base: Base) -> dict[str, Any]:
 def _base_record(base: Base) -> Any:
     from nextword.corpus import recorded_split
 
+    if base.run is None and _data(base).get("split") is None:
+        raise ValueError(
+            f"{base.source} does not record how its corpus was split, so the documents it trained on "
+            "cannot be told from those it held out"
+        )
     return recorded_split(_data(base), base.config.corpus)
 
 

@@ -10,6 +10,7 @@ options and their defaults are written down once, here.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -175,6 +176,15 @@ class TrainConfig:
             "all: the base's, or as given) after the base's own, their vectors starting at their mean"
         },
     )
+    base_corpus: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "with init_from: the corpus files the base was trained on, read as it read them, to "
+            "count this corpus's held-out documents that copy them (default: a base run's own files, where "
+            "unchanged; a model file's documents are not at hand without this)",
+            "metavar": "FILE",
+        },
+    )
     embeddings: str | None = field(
         default=None, metadata={"help": "pretrained word vectors, GloVe text format (word v1 v2 ...)"}
     )
@@ -235,6 +245,16 @@ class TrainConfig:
         for name in ("embeddings", "init_from"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, as_path(name, getattr(self, name), empty=False))
+        files = (self.base_corpus,) if isinstance(self.base_corpus, (str, os.PathLike)) else self.base_corpus
+        if not isinstance(files, (tuple, list)):
+            raise ValueError(f"base_corpus must be a list of file paths, got {type(files).__name__}")
+        files = tuple(as_path(f"base_corpus[{i}]", f, empty=False) for i, f in enumerate(files))
+        object.__setattr__(self, "base_corpus", files)
+        if files and self.init_from is None:
+            raise ValueError(
+                "base_corpus names the corpus of the base a run is fine-tuned from: pass init_from='BASE' "
+                "too, or leave it out"
+            )
         if self.init_from is not None and self.embeddings is not None:
             raise ValueError(
                 "init_from and embeddings both give the starting weights: the run of init_from brings its "

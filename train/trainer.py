@@ -148,6 +148,7 @@ def _prepare(
     the run whose vocabulary and weights a fine-tuning run starts from (no vocabulary pass then)."""
     split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
+    overlap = base_overlap(base, split, dev, config.base_corpus) if base is not None else {}
     if base is not None:
         tokenizer = base.tokenizer
         if config.extend_vocabulary:
@@ -199,7 +200,7 @@ def _prepare(
     counts = token_counts(run.train_ids, len(tokenizer))
     if base is not None:
         shares = unknown_share(counts, tokenizer, len(base.tokenizer), config.extend_vocabulary)
-        facts["base"] = {**base_facts(base), **shares, **base_overlap(base, split, dev)}
+        facts["base"] = {**base_facts(base), **shares, **overlap}
     atomic_write_json(run.config, {**config.to_dict(), **facts})
     prompts = [" ".join(d.split()[:SAMPLE_PROMPT_WORDS]) for d in encoded.first_val_documents]
     atomic_write_json(run.samples, {"prompts": prompts})
