@@ -141,13 +141,20 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     corpus = scratch / "new-documents.csv"
     with corpus.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["text"], *([d] for d in new)])
-    settings = {"from scratch": [], "fine-tuned, learning rate 5e-4 (default)": ["--init-from", str(base)]}
+    # A model file holds no documents: the run checks its held-out documents against the base's corpus.
+    base_corpus = ["--base-corpus", args.corpus] if base.is_file() else []
+    settings = {
+        "from scratch": [],
+        "fine-tuned, learning rate 5e-4 (default)": ["--init-from", str(base), *base_corpus],
+    }
     for rate in OTHER_RATES:
-        settings[f"fine-tuned, learning rate {rate}"] = ["--init-from", str(base), "--learning-rate", rate]
+        settings[f"fine-tuned, learning rate {rate}"] = [
+            "--init-from", str(base), *base_corpus, "--learning-rate", rate,
+        ]  # fmt: skip
     if args.new_corpus == "debian":
         for rate in ("5e-4", "2e-3"):
             settings[f"{EXTENDED}, learning rate {rate}"] = [
-                "--init-from", str(base), "--extend-vocabulary", "--learning-rate", rate,
+                "--init-from", str(base), *base_corpus, "--extend-vocabulary", "--learning-rate", rate,
             ]  # fmt: skip
     files = {}
     if base.is_file():  # a model file: scored as it is
@@ -158,7 +165,9 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         for path, precision in ((files["base alone"], []), (files[BASE_INT8], ["--int8"])):
             nextword("export", str(base), "--out", str(path), *precision, "--no-tune-cache", "--no-evaluate",
                      timeout=args.timeout)  # fmt: skip
-        settings[f"{FROM_FILE}, learning rate 5e-4 (default)"] = ["--init-from", str(files[BASE_INT8])]
+        settings[f"{FROM_FILE}, learning rate 5e-4 (default)"] = [
+            "--init-from", str(files[BASE_INT8]), "--base-corpus", args.corpus,
+        ]  # fmt: skip
     else:
         files["base alone"] = scratch / "base.onnx"
         nextword("export", str(base), "--out", str(files["base alone"]), "--no-tune-cache", "--no-evaluate",
@@ -197,6 +206,12 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             row["scratch_known_perplexity"] = perplexity(scored, scratch_known)
         rows.append(row)
     train_facts = json.loads((tuned / "config.json").read_text(encoding="utf-8"))["data"]
+    # what each fine-tuned run counted of its held-out documents that copy one the base trained on
+    overlaps = set()
+    for label, run in runs.items():
+        if label != "from scratch":
+            facts = json.loads((run / "config.json").read_text(encoding="utf-8"))["base"]
+            overlaps.add((facts.get("val_overlap"), facts.get("dev_overlap")))
     return {
         "new_corpus": args.new_corpus,
         "new_documents": len(new),
@@ -205,6 +220,7 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "held_out_words": len(both),
         "common_words": sum(both),
         "scratch_known_words": sum(scratch_known) if scratch_known else None,
+        "base_overlap": sorted(overlaps, key=str),
         "rows": rows,
     }
 
@@ -228,6 +244,19 @@ def debian(words: int) -> list[str]:
     return [package.text() for package in draw(list(read_packages(source)), words, seed=0)]
 
 
+def _overlap(counts: list[list[int | None]] | None) -> str:
+    """What the fine-tuned runs counted of their held-out documents that copy the base's."""
+    if not counts or any(None in c for c in counts):
+        return " The fine-tuned runs could not check their held-out documents against the base's."
+    if len(counts) > 1:
+        return f" The fine-tuned runs counted different held-out documents copying the base's: {counts}."
+    val, dev = counts[0]
+    return (
+        f" {val} of the held-out documents and {dev} of the fine-tuned runs' development documents copy "
+        "or nearly copy one the base trained on (as each fine-tuned run counts them)."
+    )
+
+
 def render(result: dict[str, Any]) -> str:
     what = (
         "Debian package descriptions"
@@ -241,7 +270,8 @@ def render(result: dict[str, Any]) -> str:
         f"({result['held_out_words']:,} words, {result['common_words']:,} of them known to both "
         "vocabularies"
         + (f"; {extra:,} known to the run from scratch and the extended vocabulary" if extra else "")
-        + ").",
+        + ")."
+        + _overlap(result.get("base_overlap")),
         "",
         "| model | vocabulary | `<unk>` share | perplexity | perplexity, words both vocabularies know | "
         + ("perplexity, words the run from scratch and the extended vocabulary know | " if extra else "")

@@ -364,3 +364,23 @@ def test_a_folder_given_as_the_embeddings_file_is_called_a_folder(tmp_path, smal
         load_glove(tmp_path, small_tokenizer, 3)
     with pytest.raises(EmbeddingsError, match=r"embeddings file .*gone\.txt does not exist"):
         load_glove(tmp_path / "gone.txt", small_tokenizer, 3)
+
+
+def test_a_run_whose_tokenizer_is_gone_is_not_advised_to_resume(run_dir, tmp_path):
+    """Resuming needs the vocabulary as much as exporting does: both name the lost file and the fix, and
+    resuming writes nothing first (the advice was to resume, which then failed on a bare missing file)."""
+    from nextword.export import ExportConfig, export
+
+    run = _copy(run_dir, tmp_path)
+    (run / "tokenizer.json").unlink()
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(FileNotFoundError) as exported:
+        export(ExportConfig(run_dir=str(run), out=str(tmp_path / "m.onnx")))
+    with pytest.raises(FileNotFoundError) as resumed:
+        resume(run, epochs=13)
+    for caught in (exported, resumed):
+        message = str(caught.value)
+        assert "tokenizer.json" in message and "restore tokenizer.json from a copy" in message, message
+        assert "resume" not in message
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert not (tmp_path / "m.onnx").exists()

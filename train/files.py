@@ -135,6 +135,11 @@ ID_FILE_COUNTS = (
     "dev_words",
 )
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, never in text that encodes as UTF-8
+# A run whose tokenizer.json is gone: its weights index a vocabulary no file holds any more.
+_LOST_VOCABULARY = (
+    "the run's vocabulary, which its weights are indexed by, is lost with it; restore tokenizer.json from "
+    "a copy of the folder, or train the run again"
+)
 _TEMPORARY = re.compile(r"\..+\.tmp.*")  # what atomic_path leaves behind when a process is killed
 
 
@@ -290,6 +295,9 @@ class RunDir:
             raise FileNotFoundError(f"run folder {self.root} does not exist; train a run there first")
         missing = [p.name for p in (self.config, self.tokenizer, self.model) if not p.is_file()]
         if missing:
+            trained = self.model.is_file() or self.checkpoint.is_file()
+            if self.tokenizer.name in missing and trained:  # weights whose vocabulary is gone
+                raise FileNotFoundError(f"run folder {self.root} lacks {missing}: {_LOST_VOCABULARY}")
             resumable = self.checkpoint.is_file() and self.config.is_file()
             how = f": continue it with `nextword.train.resume({str(self.root)!r})`" if resumable else ""
             raise FileNotFoundError(
@@ -329,7 +337,10 @@ class RunDir:
             )
 
     def read_tokenizer(self) -> Tokenizer:
-        """The run's tokenizer; a damaged ``tokenizer.json`` is a ``ValueError`` naming the file."""
+        """The run's tokenizer; a damaged ``tokenizer.json`` is a ``ValueError`` naming the file, a missing
+        one a ``FileNotFoundError`` saying what to do."""
+        if not self.tokenizer.is_file():
+            raise FileNotFoundError(f"{self.tokenizer} is missing: {_LOST_VOCABULARY}")
         try:
             return Tokenizer.from_json(self.tokenizer.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:

@@ -273,6 +273,7 @@ def resume(
     with run.in_use():
         if not run.checkpoint.is_file():
             raise FileNotFoundError(no_checkpoint(run))
+        run.read_tokenizer()  # a lost or damaged vocabulary is named before anything is written
         return _resume(run, config, stored, workers)
 
 
