@@ -356,8 +356,12 @@ def check_train_options(options: dict[str, Any], flags: dict[str, str], resumabl
     """Refuse ``nextword train`` options (``options``: those typed, by setting name; ``flags``: their
     flags) that the run would not honour: with ``--resume`` (``resumable``: what it may change), any
     other setting; with ``--init-from``, the tokenizer and network settings, which the base run fixes."""
+
+    def typed(key: str) -> str:  # the flag as given: --no-tie-embeddings for tie_embeddings=False
+        return "--no-" + flags[key][2:] if options[key] is False else flags[key]
+
     if resumable is not None:
-        refused = sorted(flags[k] for k in set(options) - resumable)
+        refused = sorted(typed(k) for k in set(options) - resumable)
         if refused:
             raise ValueError(
                 f"--resume continues a run with its stored settings; it cannot change {', '.join(refused)} "
@@ -372,5 +376,5 @@ def check_train_options(options: dict[str, Any], flags: dict[str, str], resumabl
         if fixed:
             raise ValueError(
                 "--init-from keeps the base's vocabulary and network: leave out "
-                f"{', '.join(sorted(flags[k] for k in fixed))} (they come from the base run or model file)"
+                f"{', '.join(sorted(typed(k) for k in fixed))} (they come from the base run or model file)"
             )

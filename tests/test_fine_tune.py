@@ -119,7 +119,7 @@ def test_settings_left_out_come_from_the_base_and_the_learning_rate_is_a_quarter
     "changes, error, words",
     [
         ({"model": ModelConfig(lstm_units=64)}, ValueError, ["lstm_units=64", "the base's: 32", "leave"]),
-        ({"embeddings": "vectors.txt"}, ValueError, ["init_from and embeddings"]),
+        ({"embeddings": "vectors.txt"}, ValueError, ["`init_from` and `embeddings`"]),
         ({"distribute": "multi-worker"}, ValueError, ["one machine", "mirrored"]),
         ({"init_from": "missing-run"}, FileNotFoundError, ["missing-run does not exist"]),
     ],
@@ -148,4 +148,10 @@ def test_the_command_line_takes_the_network_from_the_base(run_dir, new_corpus, t
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert "--init-from keeps the base's vocabulary and network" in err and "--lstm-units" in err, err
+    assert not out.exists()
+    # the flags as typed, a negative one too; a setting both give, in flags
+    assert main([*argv[:-2], "--no-tie-embeddings"]) != 0
+    assert "leave out --no-tie-embeddings (" in capsys.readouterr().err
+    assert main([*argv[:-2], "--embeddings", str(new_corpus)]) != 0
+    assert "--init-from and --embeddings both give the starting weights" in capsys.readouterr().err
     assert not out.exists()

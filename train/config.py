@@ -257,8 +257,8 @@ class TrainConfig:
             )
         if self.init_from is not None and self.embeddings is not None:
             raise ValueError(
-                "init_from and embeddings both give the starting weights: the run of init_from brings its "
-                "own word vectors; pass one of them"
+                "`init_from` and `embeddings` both give the starting weights: the base that `init_from` "
+                "names brings its own word vectors; pass one of them"
             )
         for name in ("freeze_embeddings", "overwrite", "mixed_precision", "extend_vocabulary"):
             check_bool(name, getattr(self, name))
