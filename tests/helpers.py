@@ -28,6 +28,41 @@ def synthetic_documents(n: int, seed: int = 0) -> list[str]:
     return documents
 
 
+# Words of random texts for deduplication tests: each draw gets a number, so two texts share few shingles.
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "omicron",
+    "pi",
+    "rho",
+    "sigma",
+]
+
+
+def random_text(rng: random.Random, words: int = 120) -> str:
+    return " ".join(rng.choice(WORDS) + str(rng.randrange(1000)) for _ in range(words))
+
+
+def edited(rng: random.Random, text: str, changes: int) -> str:
+    """``text`` with ``changes`` words replaced: a near-duplicate when ``changes`` is small."""
+    words = text.split()
+    for position in rng.sample(range(len(words)), changes):
+        words[position] = "changed" + str(rng.randrange(10**6))
+    return " ".join(words)
+
+
 # Machines rather than networks: another kind of text for fine-tuning, with some of the grammar's words
 # and many (gearbox, torque...) that a vocabulary of synthetic_documents lacks.
 MACHINE_SUBJECTS = ["the gearbox", "a shaft", "the motor", "each network", "the controller"]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import synthetic_documents, write_corpus
+from helpers import WORDS, edited, random_text, synthetic_documents, write_corpus
 from nextword.corpus import (
     CorpusConfig,
     CorpusError,
@@ -40,39 +40,7 @@ from nextword.runtime.provenance import (
 )
 
 DEFAULT = DedupSettings()
-WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-    "nu",
-    "xi",
-    "omicron",
-    "pi",
-    "rho",
-    "sigma",
-]
 REFERENCE_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "neural_network_patent_query.csv"
-
-
-def random_text(rng: random.Random, words: int = 120) -> str:
-    return " ".join(rng.choice(WORDS) + str(rng.randrange(1000)) for _ in range(words))
-
-
-def edited(rng: random.Random, text: str, changes: int) -> str:
-    """``text`` with ``changes`` words replaced: a near-duplicate when ``changes`` is small."""
-    words = text.split()
-    for position in rng.sample(range(len(words)), changes):
-        words[position] = "changed" + str(rng.randrange(10**6))
-    return " ".join(words)
 
 
 def family_corpus(seed: int = 0, families: int = 40, singles: int = 200) -> tuple[list[str], list[int]]:

@@ -12,31 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from helpers import machine_documents, write_corpus
+from helpers import edited, machine_documents, random_text, write_corpus
 from nextword.corpus import CorpusConfig as SplitCorpus
 from nextword.corpus import split_corpus
 from nextword.corpus.dedup import shared_documents
 from nextword.corpus.dev import dev_count, split_dev_mask
 from nextword.runtime.provenance import DedupSettings
 
-WORDS = ["network", "layer", "neuron", "weight", "signal", "input", "output", "training", "memory", "gate"]
-
-
-def text(rng: random.Random, words: int = 150) -> str:
-    return " ".join(rng.choice(WORDS) + str(rng.randrange(1000)) for _ in range(words))
-
-
-def edited(rng: random.Random, document: str, changes: int) -> str:
-    words = document.split()
-    for position in rng.sample(range(len(words)), changes):
-        words[position] = "changed" + str(rng.randrange(10**6))
-    return " ".join(words)
-
 
 def test_shared_documents_are_copies_and_near_duplicates_of_the_reference_only():
     rng = random.Random(5)
-    reference = [text(rng), text(rng), "A neural network is trained on patent text."]
-    alone = text(rng)
+    reference = [random_text(rng, 150), random_text(rng, 150), "A neural network is trained on patent text."]
+    alone = random_text(rng, 150)
     documents = [
         "a  NEURAL network is trained, on patent text",  # an exact copy (case, spacing, punctuation)
         edited(rng, reference[0], 4),  # a near-duplicate
@@ -44,7 +31,7 @@ def test_shared_documents_are_copies_and_near_duplicates_of_the_reference_only()
         alone.upper(),  # a copy of a document that is not a reference one
         edited(rng, alone, 3),  # a near-duplicate of it
         "A NEURAL NETWORK IS TRAINED ON PATENT TEXT",  # a copy of a copy of a reference document
-        text(rng),
+        random_text(rng, 150),
     ]
     shared = shared_documents(iter(reference), iter(documents), DedupSettings())
     assert shared.tolist() == [True, True, False, False, False, True, False]
