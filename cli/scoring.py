@@ -179,6 +179,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     _warn_if_unknown(round(result.unknown_rate * result.words), result.words)
     if args.split != "all":
         _check_split_words(provenance, args.split, result.words)
+    if args.split_of and args.split == "val":
+        _warn_if_seen(args, model.info.provenance, provenance)
     cache = model.info.cache if args.cache is not False else None
     if args.json:
         summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
@@ -229,6 +231,28 @@ def _warn_if_unknown(unknown: int, words: int) -> None:
             unknown,
             words,
             100 * unknown / words,
+        )
+
+
+def _warn_if_seen(args: argparse.Namespace, scored: Any, other: Any) -> None:
+    """Say when the scored model was fine-tuned on copies of validation documents of its base, and
+    ``--split-of`` names a model of the base's corpus (its file names and documents): that split's
+    validation documents then hold text the scored model trained on."""
+    base = scored.base if scored is not None else None
+    if base is None or not base.val_trained or other is None:
+        return
+    if ", ".join(other.corpus_files) == base.corpus and other.data.documents == base.documents:
+        logger.warning(
+            "%s was fine-tuned on copies of %d of its base's %s validation documents, and %s was trained on "
+            "the same corpus: if it is the base, or has its split, these figures include text %s trained on. "
+            "The fine-tuned model's own validation documents compare the two: score it with --split val "
+            "alone, and the base with --split-of %s",
+            args.model,
+            base.val_trained,
+            base.val_documents if base.val_documents is not None else "?",
+            args.split_of,
+            args.model,
+            args.model,
         )
 
 

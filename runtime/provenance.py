@@ -18,6 +18,7 @@ from typing import Any
 
 from .checks import finite, shown
 from .errors import ModelFileError
+from .provenance_base import describe_base
 
 __all__ = [
     "DEDUP_SCHEMES",
@@ -211,6 +212,8 @@ class BaseRun:
     # (validation; development part); None: not checked (a model-file base, its corpus gone or changed)
     val_overlap: int | None = None
     dev_overlap: int | None = None
+    val_trained: int | None = None  # the base's validation documents that the fine-tuning documents copy
+    val_documents: int | None = None  # of the base's validation documents
     train_command: str | None = None  # the command that trained the base
 
 
@@ -257,7 +260,7 @@ class Provenance:
                 )
             )
         if self.base is not None:
-            lines.append(("fine-tuned from", _describe_base(self.base, d)))
+            lines.append(("fine-tuned from", describe_base(self.base, d)))
         for label, command in (("trained with", self.train_command), ("exported with", self.export_command)):
             if command:
                 lines.append((label, command))
@@ -349,43 +352,6 @@ def read_provenance(config: dict[str, Any], source: str) -> Provenance | None:
         raise ModelFileError(
             f"{source}: metadata 'nextword.config' holds an invalid provenance: {exc}"
         ) from None
-
-
-def _describe_base(base: BaseRun, data: DataCounts) -> str:
-    """``nextword info``'s line on the run a fine-tuned model started from (``data``: the fine-tuned
-    model's own counts)."""
-    text = f"{'model file' if base.kind == 'model file' else 'run'} {base.run or '?'}"
-    notes = ["int8 weights"] if base.kind == "model file" and base.quantized else []
-    notes += [f"its epoch {base.best_epoch}"] if base.best_epoch is not None else []
-    text += f" ({', '.join(notes)})" if notes else ""
-    text += f", trained on {base.corpus or '?'}: {_number(base.documents)} documents"
-    if base.unknown_share is not None:
-        text += f"; {100 * base.unknown_share:.1f}% of the fine-tuning words were outside its vocabulary"
-    if base.added_words:
-        share = (
-            "" if base.added_share is None else f" ({100 * base.added_share:.1f}% of the fine-tuning words)"
-        )
-        text += f"; {base.added_words} words were added to it{share}"
-    if base.val_overlap is not None or base.dev_overlap is not None:
-        text += "; " + _describe_overlap(base, data)
-    return text + (f"; trained with {base.train_command}" if base.train_command else "")
-
-
-def _describe_overlap(base: BaseRun, data: DataCounts) -> str:
-    """How many held-out documents of the fine-tuning corpus copy the base's training documents."""
-    if not base.val_overlap and not base.dev_overlap:
-        return "none of its held-out documents is a copy or near-duplicate of one the base trained on"
-    parts = [
-        f"{_number(count)} of its {_number(total)} {side} documents"
-        for count, total, side in (
-            (base.val_overlap, data.val_documents, "validation"),
-            (base.dev_overlap, data.dev_documents, "development"),
-        )
-        if count
-    ]
-    if (base.val_overlap or 0) + (base.dev_overlap or 0) == 1:
-        return f"{parts[0]} is a copy or near-duplicate of a document the base trained on"
-    return f"{' and '.join(parts)} are copies or near-duplicates of documents the base trained on"
 
 
 # ----------------------------------------------------------------------------- reading helpers

@@ -56,17 +56,17 @@ def fine_tune(base: Path, corpus: Path, out: Path, **changes):
     return json.loads((out / "config.json").read_text())["base"]
 
 
-def base_trained_documents(run_dir: Path) -> set[str]:
-    """The documents the base trained on, by their text: its split's training side less its development
-    part."""
+def base_documents(run_dir: Path) -> tuple[set[str], set[str]]:
+    """The documents the base trained on (its split's training side less its development part) and its
+    validation documents, by their text."""
     from nextword.corpus import recorded_split
 
     stored = json.loads((run_dir / "config.json").read_text())
     corpus = SplitCorpus(paths=tuple(stored["corpus"]["paths"]))
     split = split_corpus(corpus, recorded_split(stored["data"], corpus))
     dev = split_dev_mask(split, stored["data"].get("dev_documents") or 0)
-    train, _ = split.documents()
-    return {d for d, developing in zip(train, dev, strict=True) if not developing}
+    train, val = split.documents()
+    return {d for d, developing in zip(train, dev, strict=True) if not developing}, set(val)
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +79,26 @@ def resplit(run_dir, documents, tmp_path_factory) -> dict:
     from nextword.train.config import TrainConfig
 
     dev = split_dev_mask(split, dev_count(len(train), TrainConfig().dev_fraction))
-    trained = base_trained_documents(run_dir)
+    trained, base_val = base_documents(run_dir)
     expected = (
         sum(d in trained for d in val),
         sum(d in trained for d, x in zip(train, dev, strict=True) if x),
     )
-    assert expected[0] > 0 and expected[1] > 0  # the case is the one meant
-    return {"corpus": corpus, "expected": expected, "val": len(val), "dev": int(dev.sum())}
+    # the other way: the base's validation documents that this split trains on
+    new_trained = {d for d, x in zip(train, dev, strict=True) if not x}
+    seen = sum(d in new_trained for d in base_val)
+    assert expected[0] > 0 and expected[1] > 0 and seen > 0  # the case is the one meant
+    return {
+        "corpus": corpus,
+        "expected": expected,
+        "val": len(val),
+        "dev": int(dev.sum()),
+        "seen": (seen, len(base_val)),
+    }
 
 
 def test_the_base_corpus_split_another_way_shares_held_out_documents(
-    run_dir, resplit, tmp_path, caplog, capsys
+    run_dir, model_path, resplit, tmp_path, caplog, capsys
 ):
     """Held-out documents that the base trained on are counted, warned of, recorded and shown."""
     out = tmp_path / "tuned"
@@ -102,6 +111,7 @@ def test_the_base_corpus_split_another_way_shares_held_out_documents(
     )
     expected_val, expected_dev = resplit["expected"]
     assert (facts["val_overlap"], facts["dev_overlap"]) == (expected_val, expected_dev)
+    assert (facts["val_trained"], facts["val_documents"]) == resplit["seen"]
     warned = [
         r.getMessage()
         for r in caplog.records
@@ -127,6 +137,27 @@ def test_the_base_corpus_split_another_way_shares_held_out_documents(
         f"{resplit['dev']} development documents are copies or near-duplicates of documents the base "
         "trained on"
     ) in shown
+    seen, base_val = resplit["seen"]
+    assert f"it trained on copies of {seen} of the base's {base_val} validation documents" in shown
+
+    # Scored on the base's split, the fine-tuned model has seen some of it: evaluate says so.
+    caplog.clear()
+    argv = [
+        "evaluate",
+        str(model_file),
+        str(resplit["corpus"]),
+        "--split",
+        "val",
+        "--split-of",
+        str(model_path),
+    ]
+    assert main(argv) == 0
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert f"fine-tuned on copies of {seen} of its base's {base_val} validation documents" in warned, warned
+    assert f"the base with --split-of {model_file}" in warned
+    caplog.clear()
+    assert main(["evaluate", str(model_file), str(resplit["corpus"]), "--split", "val"]) == 0
+    assert not [r for r in caplog.records if "fine-tuned on copies" in r.getMessage()]
 
 
 def test_the_same_corpus_split_the_same_way_shares_none(run_dir, tiny_config):

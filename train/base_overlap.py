@@ -37,7 +37,9 @@ def base_overlap(
     """For the config.json facts of a fine-tuning run's ``base``: ``val_overlap`` and ``dev_overlap``,
     how many of ``split``'s validation documents, and of its development part (``dev``: a mask over its
     training documents, or None), are exact or near-duplicates of the documents the base trained on
-    (its training side, less its own development part). A warning names them when there are any.
+    (its training side, less its own development part); a warning names them when there are any. And
+    ``val_trained`` of the base's ``val_documents`` validation documents: those that the documents this
+    run trains on copy or nearly copy (logged).
 
     The base's documents are read from ``base_corpus`` (``TrainConfig.base_corpus``) when given, read
     as the base recorded (a ``ValueError`` when they cannot be split again, or hold another number of
@@ -90,6 +92,23 @@ def base_overlap(
     val = np.asarray(is_val, dtype=bool)
     facts = {"val_overlap": int(shared[val].sum()), "dev_overlap": int(shared[~val].sum())}
     _report(base, facts, int(val.sum()), int((~val).sum()))
+    # The other way: the base's validation documents this run trains on copies of. Scored on the
+    # base's split (evaluate --split-of BASE), the fine-tuned model has seen them.
+    seen = shared_documents(
+        _trained_side(split, dev),
+        (document for is_val, document in base_split.read() if is_val),
+        record.dedup or DedupSettings(),
+        marks=words_take_marks(record.scheme),
+    )
+    facts |= {"val_trained": int(seen.sum()), "val_documents": len(seen)}
+    if facts["val_trained"]:
+        logger.info(
+            "this corpus's training documents copy or nearly copy %d of the base's %d validation documents: "
+            "scored on the base's split, the fine-tuned model has seen them; compare the two on this run's "
+            "validation documents (`nextword evaluate` with `--split-of` the fine-tuned model file)",
+            facts["val_trained"],
+            len(seen),
+        )
     return facts
 
 
@@ -133,6 +152,11 @@ def _trained(base: Base, split: DocumentSplit) -> Iterator[str]:
 
     dev_documents = _data(base).get("dev_documents")
     dev = split_dev_mask(split, dev_documents) if isinstance(dev_documents, int) and dev_documents else None
+    return _trained_side(split, dev)
+
+
+def _trained_side(split: DocumentSplit, dev: np.ndarray | None) -> Iterator[str]:
+    """The documents ``split`` trains on: its training side less its development part (``dev``)."""
     index = 0
     for is_val, document in split.read():
         if is_val:
