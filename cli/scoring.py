@@ -235,25 +235,42 @@ def _warn_if_unknown(unknown: int, words: int) -> None:
 
 
 def _warn_if_seen(args: argparse.Namespace, scored: Any, other: Any) -> None:
-    """Say when the scored model was fine-tuned on copies of validation documents of its base, and
-    ``--split-of`` names a model of the base's corpus (its file names and documents): that split's
-    validation documents then hold text the scored model trained on."""
-    base = scored.base if scored is not None else None
-    if base is None or not base.val_trained or other is None:
+    """Say when the validation documents of ``--split-of``'s split hold text the scored model trained
+    on, as a fine-tuned model records it: the scored model was fine-tuned on copies of its base's
+    validation documents and ``other`` is a model of the base's corpus (its file names and documents),
+    or ``other`` is a fine-tuned model whose validation documents copy its base's training documents
+    and the scored model is a model of that base's corpus."""
+    if scored is None or other is None:
         return
-    if ", ".join(other.corpus_files) == base.corpus and other.data.documents == base.documents:
+    mine, theirs = scored.base, other.base
+    if mine is not None and mine.val_trained and _of_corpus(other, mine):
         logger.warning(
             "%s was fine-tuned on copies of %d of its base's %s validation documents, and %s was trained on "
             "the same corpus: if it is the base, or has its split, these figures include text %s trained on. "
             "The fine-tuned model's own validation documents compare the two: score it with --split val "
             "alone, and the base with --split-of %s",
             args.model,
-            base.val_trained,
-            base.val_documents if base.val_documents is not None else "?",
+            mine.val_trained,
+            mine.val_documents if mine.val_documents is not None else "?",
             args.split_of,
             args.model,
             args.model,
         )
+    if theirs is not None and theirs.val_overlap and _of_corpus(scored, theirs):
+        logger.warning(
+            "%d of the validation documents of %s copy or nearly copy documents its base trained on, and %s "
+            "was trained on the base's corpus: if it is the base, its figures here include text it trained "
+            "on",
+            theirs.val_overlap,
+            args.split_of,
+            args.model,
+        )
+
+
+def _of_corpus(provenance: Any, base: Any) -> bool:
+    """Whether ``provenance`` (a model's) names the corpus ``base`` (a fine-tuned model's record of its
+    base) was trained on: the same file names and number of documents."""
+    return ", ".join(provenance.corpus_files) == base.corpus and provenance.data.documents == base.documents
 
 
 def _check_split_words(provenance: Any, part: str, words: int) -> None:

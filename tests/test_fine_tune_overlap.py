@@ -158,6 +158,20 @@ def test_the_base_corpus_split_another_way_shares_held_out_documents(
     caplog.clear()
     assert main(["evaluate", str(model_file), str(resplit["corpus"]), "--split", "val"]) == 0
     assert not [r for r in caplog.records if "fine-tuned on copies" in r.getMessage()]
+    # The base scored on the fine-tuned model's split: some of those documents it trained on.
+    caplog.clear()
+    argv = [
+        "evaluate",
+        str(model_path),
+        str(resplit["corpus"]),
+        "--split",
+        "val",
+        "--split-of",
+        str(model_file),
+    ]
+    assert main(argv) == 0
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert f"{expected_val} of the validation documents of {model_file} copy or nearly copy" in warned, warned
 
 
 def test_the_same_corpus_split_the_same_way_shares_none(run_dir, tiny_config):
