@@ -53,6 +53,9 @@ def base_overlap(
     reason = None if base_corpus else _unreadable(base)
     base_split = None
     if reason is None:
+        logger.info(
+            "reading the base's corpus %s to compare its documents with this one's", list(corpus.paths)
+        )
         try:
             base_split = split_corpus(corpus, _base_record(base), log=False)
         except (CorpusError, OSError, ValueError) as exc:
