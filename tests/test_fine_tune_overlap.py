@@ -217,12 +217,25 @@ def test_a_base_run_whose_corpus_changed_is_not_checked_unless_its_files_are_giv
     shutil.copy(stored["corpus"]["paths"][0], base_corpus)
     stored["corpus"]["paths"] = [str(base_corpus)]
     (moved / "config.json").write_text(json.dumps(stored))
+    # A copy of the same file (a new modification time) is the same corpus: checked.
     stat = base_corpus.stat()
-    os.utime(base_corpus, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched since it trained
+    os.utime(base_corpus, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    facts = fine_tune(moved, resplit["corpus"], tmp_path / "copied", split={"split_seed": 99})
+    assert (facts["val_overlap"], facts["dev_overlap"]) == resplit["expected"]
+
+    with base_corpus.open("a", encoding="utf-8") as f:  # edited since it trained
+        f.write('80,"A document added since."\n')
     with caplog.at_level(logging.INFO, logger="nextword"):
         facts = fine_tune(moved, resplit["corpus"], tmp_path / "changed", split={"split_seed": 99})
     assert "val_overlap" not in facts
     assert any("changed since it trained" in r.getMessage() for r in caplog.records)
+    stored["corpus_files"] = [[base_corpus.stat().st_size, 0]]  # the size as recorded: the documents tell
+    (moved / "config.json").write_text(json.dumps(stored))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nextword"):
+        facts = fine_tune(moved, resplit["corpus"], tmp_path / "counted", split={"split_seed": 99})
+    assert "val_overlap" not in facts
+    assert any("hold 81 documents, the base's corpus 80" in r.getMessage() for r in caplog.records)
 
     base_corpus.unlink()  # gone: the message says how to name where it is now
     caplog.clear()

@@ -62,11 +62,8 @@ def base_overlap(
             if base_corpus:
                 raise ValueError(f"`base_corpus`: {exc}") from None
             reason = f"its corpus could not be split again ({exc})"
-    recorded = _data(base).get("documents")
-    if base_split is not None and isinstance(recorded, int) and recorded != base_split.counts.documents:
-        reason = (
-            f"{list(corpus.paths)} hold {base_split.counts.documents} documents, the base's corpus {recorded}"
-        )
+    if base_split is not None and (differs := _differs(base, base_split)):
+        reason = f"{list(corpus.paths)} hold {differs}"
         if base_corpus:
             raise ValueError(
                 f"`base_corpus`: {reason}: they are not the files it was trained on; give those files, or "
@@ -125,10 +122,26 @@ def _unreadable(base: Base) -> str | None:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         return f"its corpus files {missing} are gone; `base_corpus` names where they are now"
+    # Sizes, not times: a copy of the same files (restored, provisioned again) has new times. An edit
+    # that keeps the size shows in the documents counted, checked once the files are split again.
     stats = base.stored.get("corpus_files")
-    now = [[p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
-    if isinstance(stats, list) and stats != now:
+    sizes = [p.stat().st_size for p in paths]
+    if isinstance(stats, list) and [s[0] if isinstance(s, list) and s else s for s in stats] != sizes:
         return f"its corpus files {[str(p) for p in paths]} changed since it trained"
+    return None
+
+
+def _differs(base: Base, split: DocumentSplit) -> str | None:
+    """How the split made again from the base's files differs from the one it recorded (documents read,
+    validation documents), or None."""
+    data = _data(base)
+    for key, made, what in (
+        ("documents", split.counts.documents, "documents"),
+        ("val_documents", split.counts.val_documents, "validation documents"),
+    ):
+        recorded = data.get(key)
+        if isinstance(recorded, int) and recorded != made:
+            return f"{made} {what}, the base's corpus {recorded}"
     return None
 
 
