@@ -258,14 +258,15 @@ def _overlap(counts: list[list[int | None]] | None) -> str:
 
 
 def render(result: dict[str, Any]) -> str:
+    n = f"{result['new_documents']:,}"
     what = (
-        "Debian package descriptions"
+        f"{n} Debian package descriptions"
         if result.get("new_corpus") == "debian"
-        else "the base's validation documents"
+        else f"the base's {n} validation documents"
     )
     extra = result.get("scratch_known_words")
     lines = [
-        f"New corpus: {result['new_documents']:,} {what}; trained on "
+        f"New corpus: {what}; trained on "
         f"{result['new_train_documents']:,} of them, scored on {result['held_out_documents']:,} held out "
         f"({result['held_out_words']:,} words, {result['common_words']:,} of them known to both "
         "vocabularies"

@@ -6,7 +6,9 @@ validation documents (its reported figures) and development documents (which cho
 may be copies or near-duplicates of text the base was trained on; the base then scores them well for
 having seen them, not for having learnt the language. :func:`base_overlap` counts them, with the
 deduplication that made the new split, against the base's training documents made again from the
-base run's corpus files. A model file does not hold its documents, so a model-file base is not checked.
+base run's corpus files, or from those ``base_corpus`` names (a model file does not hold its documents).
+The other way round, it counts the base's validation documents that the new training documents copy:
+scored on the base's split, the fine-tuned model has seen them.
 """
 
 from __future__ import annotations
