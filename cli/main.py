@@ -19,7 +19,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from nextword.corpus import CorpusConfig
 from nextword.corpus.errors import os_advice
 from nextword.export import ExportConfig
 from nextword.runtime import (
@@ -42,17 +41,13 @@ from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
 from .positionals import model_and_prompts
 from .quiet import import_tensorflow_quietly
-from .scoring import cached_model, evaluate_command, score_command
+from .scoring import CACHE_HELP, add_evaluate_parser, cached_model, score_command
 from .serve import add_serve_parser
 
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("nextword")
 
-# Corpus settings that `evaluate` takes from the model file, never from its options.
-SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
-# How `evaluate` reads the corpus files: as the model file records its own were read, unless told.
-READ_AS_RECORDED = ("format", "text_column", "json_field")
 # Commands whose printed result is the point: with standard output closed they refuse to run.
 PRINTS_RESULT = ("generate", "suggest", "score", "evaluate", "info")
 # A write that found no room: a full disk or quota, or a file-size limit (ulimit -f).
@@ -60,10 +55,6 @@ OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
 MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 MODEL_FIRST = "a first MODEL.onnx names the model, as --model does"
-CACHE_HELP = (
-    "mix in the continuous cache stored in the model file (default: on when the file has one; "
-    "--no-cache scores with the model alone)"
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,31 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
     p.set_defaults(handler=score_command)
 
-    p = commands.add_parser("evaluate", help="per-word perplexity and next-word accuracy on a corpus")
-    p.add_argument(
-        "model", nargs="?", help="the .onnx model file (or --model: then every positional is a corpus file)"
-    )
-    p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
-    add_config_arguments(p, CorpusConfig, skip=(*SPLIT_OPTIONS, *READ_AS_RECORDED))
-    add_config_arguments(p, CorpusConfig, skip=(*SPLIT_OPTIONS, "paths"), defaults_from="the model file's")
-    p.add_argument(
-        "--split",
-        choices=("all", "train", "dev", "val"),
-        default="all",
-        help="score every document, or only the documents the model trained on, its development part "
-        "(training documents held out of training, where its cache was tuned) or its validation "
-        "documents, from the split made again as the model file records it (fraction, seed, "
-        "deduplication)",
-    )
-    p.add_argument(
-        "--split-of",
-        metavar="OTHER.onnx",
-        help="make --split as this other model file records its own: a base scored on the validation "
-        "documents of a model fine-tuned from it, or two models on the same documents",
-    )
-    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=evaluate_command)
+    add_evaluate_parser(commands)
 
     p = commands.add_parser("info", help="what a model file holds: provenance, layers, metrics, parity")
     p.add_argument("model", nargs="?", help=MODEL_HELP)

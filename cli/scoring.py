@@ -19,7 +19,7 @@ from nextword.corpus.readers import CORPUS_SUFFIXES, HEAD_BYTES, detect_format, 
 from nextword.runtime import ModelFileError, NextWordModel, TextScore, default_model, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
 
-from .args import config_from_args
+from .args import add_config_arguments, config_from_args
 from .display import figure, json_text
 from .info import cache_text
 from .positionals import names_model, text_names_a_file
@@ -27,6 +27,15 @@ from .positionals import names_model, text_names_a_file
 __all__ = ["cached_model", "evaluate_command", "score_command"]
 
 logger = logging.getLogger(__name__)
+
+# Corpus settings that `evaluate` takes from the model file, never from its options.
+SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
+# How `evaluate` reads the corpus files: as the model file records its own were read, unless told.
+READ_AS_RECORDED = ("format", "text_column", "json_field")
+CACHE_HELP = (
+    "mix in the continuous cache stored in the model file (default: on when the file has one; "
+    "--no-cache scores with the model alone)"
+)
 
 
 def cached_model(path: str | None, cache: bool | None) -> NextWordModel:
@@ -129,6 +138,35 @@ def _decoded(data: bytes, name: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def add_evaluate_parser(commands: Any) -> None:
+    """The ``nextword evaluate`` command's parser, under ``commands`` (the main parser's subparsers)."""
+    p = commands.add_parser("evaluate", help="per-word perplexity and next-word accuracy on a corpus")
+    p.add_argument(
+        "model", nargs="?", help="the .onnx model file (or --model: then every positional is a corpus file)"
+    )
+    p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
+    add_config_arguments(p, CorpusConfig, skip=(*SPLIT_OPTIONS, *READ_AS_RECORDED))
+    add_config_arguments(p, CorpusConfig, skip=(*SPLIT_OPTIONS, "paths"), defaults_from="the model file's")
+    p.add_argument(
+        "--split",
+        choices=("all", "train", "dev", "val"),
+        default="all",
+        help="score every document, or only the documents the model trained on, its development part "
+        "(training documents held out of training, where its cache was tuned) or its validation "
+        "documents, from the split made again as the model file records it (fraction, seed, "
+        "deduplication)",
+    )
+    p.add_argument(
+        "--split-of",
+        metavar="OTHER.onnx",
+        help="make --split as this other model file records its own: a base scored on the validation "
+        "documents of a model fine-tuned from it, or two models on the same documents",
+    )
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=evaluate_command)
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
