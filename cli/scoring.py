@@ -4,17 +4,29 @@ the figures printed; and the model a command asks for, checked against its ``--c
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nextword.corpus import CorpusConfig, DocumentSplit, check_options, read_corpus, rebuild_split
+import numpy as np
+
+from nextword.corpus import (
+    CorpusConfig,
+    DocumentSplit,
+    check_options,
+    read_corpus,
+    rebuild_split,
+    recorded_corpus,
+    split_corpus,
+)
 from nextword.corpus.dev import split_dev_mask
+from nextword.corpus.overlap import copies_of, split_differs, trained_documents
 from nextword.corpus.readers import CORPUS_SUFFIXES, HEAD_BYTES, detect_format, not_text
 from nextword.runtime import ModelFileError, NextWordModel, TextScore, default_model, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
@@ -164,6 +176,14 @@ def add_evaluate_parser(commands: Any) -> None:
         help="make --split as this other model file records its own: a base scored on the validation "
         "documents of a model fine-tuned from it, or two models on the same documents",
     )
+    p.add_argument(
+        "--trained-on",
+        action="append",
+        metavar="FILE",
+        help="the corpus files the scored model was trained on (nextword info names them): documents that "
+        "copy or nearly copy those it trained on are left out of the scores, and counted; repeat the flag "
+        "for more",
+    )
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=evaluate_command)
@@ -183,14 +203,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
         )
     model = cached_model(args.model, args.cache)  # --cache on a file without settings: the flag named
     provenance = _split_model(args, model).info.provenance
-    recorded = CorpusConfig()  # read the files as the model's were read, unless the options say otherwise
-    if provenance is not None:
-        recorded = CorpusConfig(
-            format=provenance.corpus_format,
-            text_column=provenance.text_column,
-            json_field=provenance.json_field,
+    if args.trained_on and args.split == "train":
+        raise ValueError(
+            "--trained-on leaves out the documents the model trained on, and --split train scores only "
+            "those; use --split all or val"
         )
-    config = config_from_args(recorded, vars(args))
+    # read the files as the model's were read, unless the options say otherwise
+    config = config_from_args(recorded_corpus(provenance), vars(args))
     if not config.paths:
         raise ValueError("no corpus files given: nextword evaluate MODEL.onnx CORPUS...")
     if "format" not in vars(args):
@@ -199,15 +218,26 @@ def evaluate_command(args: argparse.Namespace) -> int:
     check_options(config.paths, replace(CorpusConfig(format=config.format), **typed))  # typed ones only
     # Streamed: one document in memory at a time, whatever the corpus size.
     if args.split == "all":
-        documents = read_corpus(config)
+        documents: Callable[[], Iterator[str]] = functools.partial(read_corpus, config)
     elif provenance is None or provenance.split is None:
         raise ModelFileError(
             f"{args.split_of or args.model} does not record its training split; use --split all"
         )
     else:
-        documents = _split_documents(rebuild_split(provenance, config), provenance, args.split)
+        made = rebuild_split(provenance, config)
+        documents = functools.partial(_split_documents, made, provenance, args.split)
+    left_out = None
+    if args.trained_on:
+        kept = ~_copies_of_trained(args, model, documents())
+        left_out = int((~kept).sum())
+        if not kept.any():
+            raise ValueError(
+                f"all {left_out} documents to score copy or nearly copy documents {args.model} trained on "
+                "(--trained-on): none is held out"
+            )
+        documents = functools.partial(_kept, documents, kept)
     try:
-        result = evaluate(model, documents, cache=args.cache)
+        result = evaluate(model, documents(), cache=args.cache)
     except ValueError as exc:
         if str(exc) != "no documents to evaluate":
             raise
@@ -223,18 +253,55 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.json:
         summary = {"model": args.model, "split": args.split, "cache": cache.to_dict() if cache else None}
         summary |= {"split_of": args.split_of} if args.split_of else {}
+        summary |= {"left_out_trained": left_out} if left_out is not None else {}
         print(json_text({**summary, **result.to_dict()}))
     else:
         of = f" (the split of {args.split_of})" if args.split_of else ""
-        print(f"split          {args.split}: {_SPLITS[args.split]}{of}")
+        what = _SPLITS[args.split]
+        if left_out is not None:
+            what = (
+                "every document but those that copy or nearly copy one the model trained on (--trained-on)"
+                if args.split == "all"
+                else f"{what}, less those that copy one it trained on (--trained-on)"
+            )
+        print(f"split          {args.split}: {what}{of}")
         print(f"cache          {cache_text(cache)}")
         print(f"documents      {result.documents}")
+        if left_out is not None:
+            print(f"left out       {left_out} that copy or nearly copy documents the model trained on")
         print(f"words          {result.words}")
         print(f"perplexity     {figure(result.perplexity, '.2f')}")
         print(f"accuracy       {result.accuracy:.2%}")
         print(f"top-5 accuracy {result.top5_accuracy:.2%}")
         print(f"unknown words  {result.unknown_rate:.2%}")
     return 0
+
+
+def _copies_of_trained(
+    args: argparse.Namespace, model: NextWordModel, documents: Iterator[str]
+) -> np.ndarray:
+    """For each of ``documents``: whether it copies or nearly copies one the scored model trained on, its
+    training documents made again from ``--trained-on``'s files as its file records its split."""
+    recorded = model.info.provenance
+    if recorded is None or recorded.split is None:
+        raise ModelFileError(
+            f"{args.model} does not record how its corpus was split, so --trained-on cannot tell the "
+            "documents it trained on from those it held out"
+        )
+    files = recorded_corpus(recorded, args.trained_on)
+    split = split_corpus(files, recorded.split, log=False)
+    differs = split_differs(split, recorded.data.documents, recorded.data.val_documents)
+    if differs:
+        raise ValueError(
+            f"--trained-on: {list(files.paths)} hold {differs}: they are not the files {args.model} was "
+            "trained on; give those (nextword info names them)"
+        )
+    return copies_of(trained_documents(split, recorded.data.dev_documents), documents, recorded.split)
+
+
+def _kept(documents: Callable[[], Iterator[str]], kept: np.ndarray) -> Iterator[str]:
+    """The documents ``documents()`` yields where ``kept`` is True (the same documents, read again)."""
+    return (document for document, keep in zip(documents(), kept.tolist(), strict=True) if keep)
 
 
 def _split_model(args: argparse.Namespace, model: NextWordModel) -> NextWordModel:

@@ -21,6 +21,7 @@ from .readers import (
 from .split import (
     DocumentSplit,
     rebuild_split,
+    recorded_corpus,
     recorded_split,
     split_corpus,
     split_documents,
@@ -44,6 +45,7 @@ __all__ = [
     "read_corpus",
     "read_documents",
     "rebuild_split",
+    "recorded_corpus",
     "recorded_split",
     "split_corpus",
     "split_documents",

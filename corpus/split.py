@@ -62,6 +62,7 @@ __all__ = [
     "DocumentSplit",
     "fitting_groups",
     "rebuild_split",
+    "recorded_corpus",
     "recorded_split",
     "split_corpus",
     "split_documents",
@@ -204,6 +205,22 @@ def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit
             recorded,
         )
     return split
+
+
+def recorded_corpus(provenance: Provenance | None, paths: Sequence[str] = ()) -> CorpusConfig:
+    """``paths`` read as a model file records its corpus was read (format, CSV column, JSON field), or
+    with the defaults where it records none, or an option this version does not read."""
+    if provenance is not None:
+        try:
+            return CorpusConfig(
+                paths=tuple(paths),
+                format=provenance.corpus_format,
+                text_column=provenance.text_column,
+                json_field=provenance.json_field,
+            )
+        except ValueError:
+            pass
+    return CorpusConfig(paths=tuple(paths))
 
 
 def recorded_split(facts: dict[str, Any], corpus: CorpusConfig) -> SplitRecord:

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from nextword.corpus import DocumentSplit
     from nextword.runtime import NextWordModel
-    from nextword.runtime.provenance import Provenance
 
 __all__ = [
     "ARCHITECTURE",
@@ -132,6 +131,7 @@ def read_base(config: TrainConfig) -> Base:
 def _read_model_file(path: Path, config: TrainConfig) -> Base:
     """The base from a model file: its tokenizer, its weights (read, not yet rebuilt in Keras: that
     waits until training starts) and what it records of its training."""
+    from nextword.corpus import recorded_corpus
     from nextword.runtime import ModelFileError, load
     from nextword.runtime.model_check import inspect_model_file
 
@@ -165,7 +165,7 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
     corpus = CorpusConfig()
     data: dict[str, Any] = {}
     if provenance is not None:  # the files by name, read as they were (base_corpus gives where they are)
-        corpus = _recorded_corpus(provenance)
+        corpus = recorded_corpus(provenance, provenance.corpus_files)
         data = {key: getattr(provenance.data, key) for key in ("documents", "val_documents", "dev_documents")}
         data["split"] = dataclasses.asdict(provenance.split) if provenance.split is not None else None
     base_config = TrainConfig(corpus=corpus, tokenizer=model.tokenizer.config, model=network)
@@ -187,20 +187,6 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
         file_weights=weights,
         file_model=model,
     )
-
-
-def _recorded_corpus(provenance: Provenance) -> CorpusConfig:
-    """The corpus a model file records: its files' names, and how they were read (the defaults where a
-    recorded option is not one this version reads)."""
-    options = {
-        "format": provenance.corpus_format,
-        "text_column": provenance.text_column,
-        "json_field": provenance.json_field,
-    }
-    try:
-        return CorpusConfig(paths=provenance.corpus_files, **options)
-    except ValueError:
-        return CorpusConfig(paths=provenance.corpus_files)
 
 
 def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:

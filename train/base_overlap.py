@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nextword.runtime.provenance import DedupSettings
-
 if TYPE_CHECKING:
     from nextword.corpus import DocumentSplit
 
@@ -48,8 +46,7 @@ def base_overlap(
     documents than it read), else from a base run's own corpus files. Empty (logged) when they cannot
     be counted: a model-file base without ``base_corpus``, a base run whose files are gone or changed."""
     from nextword.corpus import CorpusError, split_corpus
-    from nextword.corpus.dedup import shared_documents
-    from nextword.corpus.split import words_take_marks
+    from nextword.corpus.overlap import copies_of, split_differs, trained_documents, training_side
 
     corpus = replace(base.config.corpus, paths=base_corpus) if base_corpus else base.config.corpus
     reason = None if base_corpus else _unreadable(base)
@@ -64,7 +61,11 @@ def base_overlap(
             if base_corpus:
                 raise ValueError(f"`base_corpus`: {exc}") from None
             reason = f"its corpus could not be split again ({exc})"
-    if base_split is not None and (differs := _differs(base, base_split)):
+    data = _data(base)
+    differs = base_split and split_differs(
+        base_split, data.get("documents"), data.get("val_documents"), "the base's"
+    )
+    if differs:
         reason = f"{list(corpus.paths)} hold {differs}"
         if base_corpus:
             raise ValueError(
@@ -85,23 +86,16 @@ def base_overlap(
             is_val.append(validation)
             yield document
 
-    shared = shared_documents(
-        _trained(base, base_split),
-        held_out(),
-        record.dedup or DedupSettings(),
-        marks=words_take_marks(record.scheme),
-    )
+    dev_documents = _data(base).get("dev_documents")
+    base_trained = trained_documents(base_split, dev_documents if isinstance(dev_documents, int) else None)
+    shared = copies_of(base_trained, held_out(), record)
     val = np.asarray(is_val, dtype=bool)
     facts = {"val_overlap": int(shared[val].sum()), "dev_overlap": int(shared[~val].sum())}
     _report(base, facts, int(val.sum()), int((~val).sum()))
     # The other way: the base's validation documents this run trains on copies of. Scored on the
     # base's split (evaluate --split-of BASE), the fine-tuned model has seen them.
-    seen = shared_documents(
-        _trained_side(split, dev),
-        (document for is_val, document in base_split.read() if is_val),
-        record.dedup or DedupSettings(),
-        marks=words_take_marks(record.scheme),
-    )
+    base_val = (document for is_val, document in base_split.read() if is_val)
+    seen = copies_of(training_side(split, dev), base_val, record)
     facts |= {"val_trained": int(seen.sum()), "val_documents": len(seen)}
     if facts["val_trained"]:
         logger.info(
@@ -133,20 +127,6 @@ def _unreadable(base: Base) -> str | None:
     return None
 
 
-def _differs(base: Base, split: DocumentSplit) -> str | None:
-    """How the split made again from the base's files differs from the one it recorded (documents read,
-    validation documents), or None."""
-    data = _data(base)
-    for key, made, what in (
-        ("documents", split.counts.documents, "documents"),
-        ("val_documents", split.counts.val_documents, "validation documents"),
-    ):
-        recorded = data.get(key)
-        if isinstance(recorded, int) and recorded != made:
-            return f"{made} {what}, the base's corpus {recorded}"
-    return None
-
-
 def _data(base: Base) -> dict[str, Any]:
     data = base.stored.get("data")
     return data if isinstance(data, dict) else {}
@@ -161,27 +141,6 @@ def _base_record(base: Base) -> Any:
             "cannot be told from those it held out"
         )
     return recorded_split(_data(base), base.config.corpus)
-
-
-def _trained(base: Base, split: DocumentSplit) -> Iterator[str]:
-    """The base's training documents, in corpus order: its split's training side less its development
-    part (as many documents as its config.json records, chosen again as training chose them)."""
-    from nextword.corpus.dev import split_dev_mask
-
-    dev_documents = _data(base).get("dev_documents")
-    dev = split_dev_mask(split, dev_documents) if isinstance(dev_documents, int) and dev_documents else None
-    return _trained_side(split, dev)
-
-
-def _trained_side(split: DocumentSplit, dev: np.ndarray | None) -> Iterator[str]:
-    """The documents ``split`` trains on: its training side less its development part (``dev``)."""
-    index = 0
-    for is_val, document in split.read():
-        if is_val:
-            continue
-        if dev is None or not dev[index]:
-            yield document
-        index += 1
 
 
 def _held_out(split: DocumentSplit, dev: np.ndarray | None) -> Iterator[tuple[bool, str]]:

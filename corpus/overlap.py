@@ -1,0 +1,65 @@
+"""Which documents copy those a model trained on: the training documents of a split made again, and
+the documents of another set that are exact or near-duplicates of them.
+
+Fine-tuning counts the held-out documents of its corpus that copy its base's training documents
+(:mod:`nextword.train.base_overlap`); ``nextword evaluate --trained-on`` leaves out of its scores the
+documents that copy the scored model's. Numpy only, like the rest of :mod:`nextword.corpus`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from nextword.runtime.provenance import DedupSettings, SplitRecord
+
+from .dedup import shared_documents
+from .dev import split_dev_mask
+from .split import DocumentSplit, words_take_marks
+
+__all__ = ["copies_of", "split_differs", "trained_documents", "training_side"]
+
+
+def training_side(split: DocumentSplit, dev: np.ndarray | None) -> Iterator[str]:
+    """The documents a model of ``split`` trains on, in corpus order: its training side less its
+    development part (``dev``: a mask over the training documents, or None), read from the files."""
+    index = 0
+    for is_val, document in split.read():
+        if is_val:
+            continue
+        if dev is None or not dev[index]:
+            yield document
+        index += 1
+
+
+def trained_documents(split: DocumentSplit, dev_documents: int | None) -> Iterator[str]:
+    """:func:`training_side` with the development part a model records (``dev_documents`` of them),
+    chosen again as training chose it."""
+    dev = split_dev_mask(split, dev_documents) if dev_documents else None
+    return training_side(split, dev)
+
+
+def copies_of(trained: Iterable[str], documents: Iterable[str], record: SplitRecord) -> np.ndarray:
+    """(N,) bool for the N ``documents``: whether each copies or nearly copies one of ``trained``, as
+    the deduplication of split ``record`` judges them (its settings, or the defaults for a split that
+    kept duplicates; combining marks as its scheme takes them)."""
+    settings = record.dedup or DedupSettings()
+    return shared_documents(trained, documents, settings, marks=words_take_marks(record.scheme))
+
+
+def split_differs(
+    split: DocumentSplit, documents: object, val_documents: object, whose: str = "the model's"
+) -> str | None:
+    """How ``split``, made again from a model's corpus files, differs from the split the model recorded
+    (``documents`` read, ``val_documents`` held out; a count not recorded is not compared): ``"N
+    documents, the model's corpus M"`` (``whose`` names the model), or None where they agree. Files
+    that differ are not the ones it trained on, and the documents taken for its training documents
+    would not be."""
+    for recorded, made, what in (
+        (documents, split.counts.documents, "documents"),
+        (val_documents, split.counts.val_documents, "validation documents"),
+    ):
+        if type(recorded) is int and recorded != made:
+            return f"{made} {what}, {whose} corpus {recorded}"
+    return None
