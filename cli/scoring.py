@@ -226,11 +226,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
     else:
         made = rebuild_split(provenance, config)
         documents = functools.partial(_split_documents, made, provenance, args.split)
-    left_out = None
+    left_out = part_words = None
     if args.trained_on:
         kept = ~_copies_of_trained(args, model, documents())
         left_out = int((~kept).sum())
-        if not kept.any():
+        if args.split != "all":  # the part's words as the model counted them: before any is left out
+            part_words = sum(len(model.tokenizer.encode(d)) + 1 for d in documents())
+        if len(kept) and not kept.any():
             raise ValueError(
                 f"all {left_out} documents to score copy or nearly copy documents {args.model} trained on "
                 "(--trained-on): none is held out"
@@ -241,13 +243,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         if str(exc) != "no documents to evaluate":
             raise
-        split = "" if args.split == "all" else f" in the {args.split} split"
         files = ", ".join(map(str, config.paths))
-        raise ValueError(f"no documents to evaluate{split}: {files} holds no non-empty document") from None
+        if args.split == "all":
+            raise ValueError(f"no documents to evaluate: {files} holds no non-empty document") from None
+        raise ValueError(
+            f"no documents to evaluate: the {args.split} part of the split made again from {files} is empty"
+            + (" (the model was trained without a development part)" if args.split == "dev" else "")
+        ) from None
     _warn_if_unknown(round(result.unknown_rate * result.words), result.words)
     if args.split != "all":
-        _check_split_words(provenance, args.split, result.words)
-    if args.split_of and args.split == "val":
+        _check_split_words(provenance, args.split, result.words if part_words is None else part_words)
+    if args.split_of and args.split == "val" and not args.trained_on:  # --trained-on left those out
         _warn_if_seen(args, model.info.provenance, provenance)
     cache = model.info.cache if args.cache is not False else None
     if args.json:
@@ -288,9 +294,11 @@ def _copies_of_trained(
             f"{args.model} does not record how its corpus was split, so --trained-on cannot tell the "
             "documents it trained on from those it held out"
         )
+    if not all(args.trained_on):
+        raise ValueError("--trained-on takes a corpus file; an empty path was given")
     files = recorded_corpus(recorded, args.trained_on)
     split = split_corpus(files, recorded.split, log=False)
-    differs = split_differs(split, recorded.data.documents, recorded.data.val_documents)
+    differs = split_differs(split, recorded.data, tokenizer=model.tokenizer)
     if differs:
         raise ValueError(
             f"--trained-on: {list(files.paths)} hold {differs}: they are not the files {args.model} was "
@@ -353,7 +361,8 @@ def _warn_if_seen(args: argparse.Namespace, scored: Any, other: Any) -> None:
             "%s was fine-tuned on copies of %d of its base's %s validation documents, and %s was trained on "
             "the same corpus: if it is the base, or has its split, these figures include text %s trained on. "
             "The fine-tuned model's own validation documents compare the two: score it with --split val "
-            "alone, and the base with --split-of %s",
+            "alone, and the base with --split-of %s; or leave them out with --trained-on and its corpus "
+            "files",
             args.model,
             mine.val_trained,
             mine.val_documents if mine.val_documents is not None else "?",
@@ -365,7 +374,7 @@ def _warn_if_seen(args: argparse.Namespace, scored: Any, other: Any) -> None:
         logger.warning(
             "%d of the validation documents of %s copy or nearly copy documents its base trained on, and %s "
             "was trained on the base's corpus: if it is the base, its figures here include text it trained "
-            "on",
+            "on; --trained-on with the base's corpus files leaves them out",
             theirs.val_overlap,
             args.split_of,
             args.model,

@@ -9,14 +9,18 @@ documents that copy the scored model's. Numpy only, like the rest of :mod:`nextw
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nextword.runtime.provenance import DedupSettings, SplitRecord
+from nextword.runtime.provenance import DataCounts, DedupSettings, SplitRecord
 
 from .dedup import shared_documents
 from .dev import split_dev_mask
 from .split import DocumentSplit, words_take_marks
+
+if TYPE_CHECKING:
+    from nextword.runtime.tokenizer import Tokenizer
 
 __all__ = ["copies_of", "split_differs", "trained_documents", "training_side"]
 
@@ -49,17 +53,29 @@ def copies_of(trained: Iterable[str], documents: Iterable[str], record: SplitRec
 
 
 def split_differs(
-    split: DocumentSplit, documents: object, val_documents: object, whose: str = "the model's"
+    split: DocumentSplit,
+    recorded: DataCounts,
+    whose: str = "the model's",
+    tokenizer: Tokenizer | None = None,
 ) -> str | None:
     """How ``split``, made again from a model's corpus files, differs from the split the model recorded
-    (``documents`` read, ``val_documents`` held out; a count not recorded is not compared): ``"N
-    documents, the model's corpus M"`` (``whose`` names the model), or None where they agree. Files
-    that differ are not the ones it trained on, and the documents taken for its training documents
-    would not be."""
-    for recorded, made, what in (
-        (documents, split.counts.documents, "documents"),
-        (val_documents, split.counts.val_documents, "validation documents"),
+    (``recorded``: its documents read, validation documents, and with ``tokenizer``, the model's, the
+    words of its validation documents; a count not recorded is not compared): ``"N documents, the
+    model's corpus M"`` (``whose`` names the model), or None where they agree. Files that differ are
+    not the ones it trained on (other files, rows or files in another order, an edit), and the
+    documents taken for its training documents would not be."""
+    for count, made, what in (
+        (recorded.documents, split.counts.documents, "documents"),
+        (recorded.val_documents, split.counts.val_documents, "validation documents"),
     ):
-        if type(recorded) is int and recorded != made:
-            return f"{made} {what}, {whose} corpus {recorded}"
+        if type(count) is int and count != made:
+            return f"{made} {what}, {whose} corpus {count}"
+    if tokenizer is not None and type(recorded.val_words) is int:
+        # as encoding counts them: each document's tokens and the <eod> that closes it
+        words = sum(len(tokenizer.encode(document)) + 1 for is_val, document in split.read() if is_val)
+        if words != recorded.val_words:
+            return (
+                f"validation documents of {words} words, {whose} {recorded.val_words} (other documents: rows "
+                "or files in another order, or edited)"
+            )
     return None

@@ -124,7 +124,8 @@ def split_corpus(
 ) -> DocumentSplit:
     """Read the files of ``corpus`` once and split their documents as ``record`` says (by default,
     as ``corpus`` says: :meth:`CorpusConfig.split_record`); with ``log``, the documents of each file
-    and the split's counts are logged.
+    and the split's counts are logged, and a validation side well short of its share is warned of
+    (without: a split made again to compare documents with, whose own shape is not the caller's).
 
     Memory: 1 byte a document for the labels (8 while the document-index split is drawn) and, when
     deduplicating, what :func:`~nextword.corpus.dedup.find_duplicates` holds: 9 bytes a document while
@@ -160,7 +161,7 @@ def split_corpus(
         if len(duplicates.dropped) == 1:  # not a matter of near-duplicates: there is one document
             raise _too_few(1)
         labels = _assign_groups(
-            duplicates, record.val_fraction, record.seed, fit=record.scheme != SPLIT_DEDUPLICATED_V1
+            duplicates, record.val_fraction, record.seed, fit=record.scheme != SPLIT_DEDUPLICATED_V1, warn=log
         )
         if record.dev_by_group:  # int32 where it can: 4 bytes a document
             groups = duplicates.group.astype(np.int32 if len(labels) < 2**31 else np.int64)
@@ -269,7 +270,9 @@ def _held_out(n: int, val_fraction: float) -> int:
     return min(max(1, round(n * val_fraction)), n - 1)
 
 
-def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fit: bool) -> np.ndarray:
+def _assign_groups(
+    duplicates: Duplicates, val_fraction: float, seed: int, *, fit: bool, warn: bool = True
+) -> np.ndarray:
     """Labels for the deduplicated schemes: whole groups are held out, in a seeded random order of the
     groups, until ``val_fraction`` of the kept documents are; exact duplicates are DROPPED. With
     ``fit`` (``dedup-v2``) only groups that still fit are held out; without (``dedup-v1``) every group
@@ -296,7 +299,7 @@ def _assign_groups(duplicates: Duplicates, val_fraction: float, seed: int, *, fi
     target = _held_out(n_kept, val_fraction)
     if fit:
         chosen = fitting_groups(ordered, target)
-        _check_fit(ordered, chosen, target, n_kept)
+        _check_fit(ordered, chosen, target, n_kept, warn)
     else:
         reached = np.cumsum(ordered)  # documents held out after each group
         chosen = np.arange(min(int(np.searchsorted(reached, target)) + 1, len(heads) - 1))
@@ -330,7 +333,7 @@ def fitting_groups(sizes: np.ndarray, target: int) -> np.ndarray:
     return np.concatenate([np.arange(lead, dtype=np.int64), np.asarray(more, dtype=np.int64)])
 
 
-def _check_fit(sizes: np.ndarray, chosen: np.ndarray, target: int, n_kept: int) -> None:
+def _check_fit(sizes: np.ndarray, chosen: np.ndarray, target: int, n_kept: int, warn: bool = True) -> None:
     """Refuse a ``dedup-v2`` split that holds nothing out; warn when groups too large to hold out
     left the validation documents well short of the share asked for."""
     held = int(sizes[chosen].sum())
@@ -342,7 +345,7 @@ def _check_fit(sizes: np.ndarray, chosen: np.ndarray, target: int, n_kept: int) 
             "`near_duplicate_threshold` (fewer documents count as near-duplicates), or pass "
             "keep_duplicates=True"
         )
-    if held < 0.9 * target:
+    if warn and held < 0.9 * target:
         logger.warning(
             "%d documents held out for validation where %d were asked for: groups of near-duplicates "
             "larger than the room left stay in training (the largest holds %d of the %d documents). If "

@@ -234,6 +234,10 @@ def test_a_group_larger_than_the_validation_share_stays_in_training(tmp_path, ca
     assert v1_held_the_form_out >= 30
     assert "documents held out for validation where 16 were asked for" in caplog.text
     assert "raise `near_duplicate_threshold`" in caplog.text
+    caplog.clear()  # a split made again only to compare documents with (log=False) says nothing
+    with caplog.at_level("INFO", logger="nextword.corpus"):
+        again = split_corpus(CorpusConfig(paths=(str(path),), split_seed=0), log=False)
+    assert again.counts.val_documents < 0.9 * target and not caplog.records
 
 
 def test_groups_fill_the_validation_share_without_exceeding_it(tmp_path):

@@ -85,3 +85,46 @@ def test_what_cannot_be_left_out_is_refused(model_path, corpus_files, tmp_path, 
     )["csv"]
     assert main(["evaluate", str(model_path), str(trained), "--trained-on", csv]) != 0
     assert "all 5 documents to score copy or nearly copy documents" in capsys.readouterr().err
+
+
+def test_the_same_files_in_another_order_are_not_the_models(
+    model_path, corpus_files, documents, tmp_path, capsys
+):
+    """The same documents, rows shuffled: as many documents and validation documents, but other ones held
+    out, so the training documents taken from them would be wrong; the validation words tell."""
+    shuffled = documents[:]
+    random.Random(4).shuffle(shuffled)
+    other = write_corpus(tmp_path / "shuffled", shuffled)["csv"]
+    assert main(["evaluate", str(model_path), str(corpus_files["csv"]), "--trained-on", str(other)]) != 0
+    err = capsys.readouterr().err
+    assert "--trained-on" in err and "validation documents of" in err and "in another order" in err, err
+    assert main(["evaluate", str(model_path), str(corpus_files["csv"]), "--trained-on", ""]) != 0
+    assert "--trained-on takes a corpus file" in capsys.readouterr().err
+
+
+def test_an_empty_development_part_is_named(corpus_files, tmp_path, capsys):
+    from nextword.export import ExportConfig, export
+    from nextword.runtime import TokenizerConfig
+    from nextword.train import CorpusConfig as TrainCorpus
+    from nextword.train import ModelConfig, TrainConfig, train
+
+    pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
+    csv = str(corpus_files["csv"])
+    config = TrainConfig(
+        out=str(tmp_path / "run"),
+        corpus=TrainCorpus(paths=(csv,)),
+        tokenizer=TokenizerConfig(min_count=1),
+        model=ModelConfig(embedding_dim=8, lstm_units=8, num_layers=1),
+        seq_len=16,
+        batch_size=8,
+        epochs=1,
+        dev_fraction=0.0,
+        verbose=0,
+    )
+    train(config)
+    model_file = tmp_path / "nodev.onnx"
+    export(ExportConfig(run_dir=config.out, out=str(model_file), evaluate=False))
+    for extra in ([], ["--trained-on", csv]):
+        assert main(["evaluate", str(model_file), csv, "--split", "dev", *extra]) != 0
+        err = capsys.readouterr().err
+        assert "the dev part of the split made again from" in err and "without a development part" in err, err

@@ -172,6 +172,13 @@ def test_the_base_corpus_split_another_way_shares_held_out_documents(
     assert main(argv) == 0
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert f"{expected_val} of the validation documents of {model_file} copy or nearly copy" in warned, warned
+    # With the base's corpus given, those documents are left out: no warning, the count is the run's.
+    caplog.clear()
+    capsys.readouterr()
+    base_corpus = json.loads((run_dir / "config.json").read_text())["corpus"]["paths"][0]
+    assert main([*argv, "--trained-on", base_corpus, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["left_out_trained"] == expected_val
+    assert not [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def test_the_same_corpus_split_the_same_way_shares_none(run_dir, tiny_config):
@@ -181,7 +188,7 @@ def test_the_same_corpus_split_the_same_way_shares_none(run_dir, tiny_config):
 
 
 def test_a_model_file_base_is_checked_against_the_corpus_files_given(
-    model_path, tiny_config, resplit, tmp_path, caplog
+    model_path, tiny_config, resplit, documents, tmp_path, caplog
 ):
     """A model file holds no documents: unchecked without base_corpus; with it, the split the file records
     is made again and the counts are a run folder's. Files that are not its corpus are refused before
@@ -197,6 +204,12 @@ def test_a_model_file_base_is_checked_against_the_corpus_files_given(
     )
     assert (facts["val_overlap"], facts["dev_overlap"]) == resplit["expected"]
 
+    shuffled = documents[:]
+    random.Random(4).shuffle(shuffled)  # as many documents, other ones held out: the words tell
+    moved = write_corpus(tmp_path / "shuffled", shuffled)["csv"]
+    with pytest.raises(ValueError, match=r"`base_corpus`: .*validation documents of \d+ words, the base's"):
+        fine_tune(model_path, resplit["corpus"], tmp_path / "shuffled-run", base_corpus=(str(moved),))
+    assert not (tmp_path / "shuffled-run").exists()
     with pytest.raises(
         ValueError, match=r"`base_corpus`: .*hold 30 documents, the base's corpus 80.*give those"
     ):

@@ -166,7 +166,10 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
     data: dict[str, Any] = {}
     if provenance is not None:  # the files by name, read as they were (base_corpus gives where they are)
         corpus = recorded_corpus(provenance, provenance.corpus_files)
-        data = {key: getattr(provenance.data, key) for key in ("documents", "val_documents", "dev_documents")}
+        data = {
+            key: getattr(provenance.data, key)
+            for key in ("documents", "val_documents", "val_words", "dev_documents")
+        }
         data["split"] = dataclasses.asdict(provenance.split) if provenance.split is not None else None
     base_config = TrainConfig(corpus=corpus, tokenizer=model.tokenizer.config, model=network)
     stored = {"data": data, "command": provenance.train_command if provenance else None}

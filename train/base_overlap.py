@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nextword.runtime.provenance import DataCounts
+
 if TYPE_CHECKING:
     from nextword.corpus import DocumentSplit
 
@@ -61,10 +63,7 @@ def base_overlap(
             if base_corpus:
                 raise ValueError(f"`base_corpus`: {exc}") from None
             reason = f"its corpus could not be split again ({exc})"
-    data = _data(base)
-    differs = base_split and split_differs(
-        base_split, data.get("documents"), data.get("val_documents"), "the base's"
-    )
+    differs = base_split and split_differs(base_split, _counts(base), "the base's", base.tokenizer)
     if differs:
         reason = f"{list(corpus.paths)} hold {differs}"
         if base_corpus:
@@ -130,6 +129,13 @@ def _unreadable(base: Base) -> str | None:
 def _data(base: Base) -> dict[str, Any]:
     data = base.stored.get("data")
     return data if isinstance(data, dict) else {}
+
+
+def _counts(base: Base) -> DataCounts:
+    """What the base recorded of its split: the counts a split made again must match."""
+    data = _data(base)
+    keys = ("documents", "val_documents", "val_words")
+    return DataCounts(**{key: data[key] for key in keys if type(data.get(key)) is int})
 
 
 def _base_record(base: Base) -> Any:

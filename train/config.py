@@ -248,7 +248,7 @@ class TrainConfig:
         files = (self.base_corpus,) if isinstance(self.base_corpus, (str, os.PathLike)) else self.base_corpus
         if not isinstance(files, (tuple, list)):
             raise ValueError(f"base_corpus must be a list of file paths, got {type(files).__name__}")
-        files = tuple(as_path(f"base_corpus[{i}]", f, empty=False) for i, f in enumerate(files))
+        files = tuple(as_path("`base_corpus`", f, empty=False) for f in files)
         object.__setattr__(self, "base_corpus", files)
         if files and self.init_from is None:
             raise ValueError(

@@ -99,7 +99,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     config = replace(config, corpus=corpus)
     base = None
     if config.init_from is not None:  # fine-tuning: the base run's vocabulary, network and weights
-        config = replace(config, init_from=str(Path(config.init_from).resolve()))
+        resolved = tuple(str(Path(p).resolve()) for p in config.base_corpus)
+        config = replace(config, init_from=str(Path(config.init_from).resolve()), base_corpus=resolved)
         base = read_base(config)
         config = fine_tuning_config(config, base)
     if config.learning_rate is None:  # the default, written out in config.json: training's or fine-tuning's
