@@ -102,25 +102,15 @@ def test_the_same_files_in_another_order_are_not_the_models(
     assert "--trained-on takes a corpus file" in capsys.readouterr().err
 
 
-def test_an_empty_development_part_is_named(corpus_files, tmp_path, capsys):
+def test_an_empty_development_part_is_named(tiny_config, corpus_files, tmp_path, capsys):
+    from dataclasses import replace
+
     from nextword.export import ExportConfig, export
-    from nextword.runtime import TokenizerConfig
-    from nextword.train import CorpusConfig as TrainCorpus
-    from nextword.train import ModelConfig, TrainConfig, train
+    from nextword.train import train
 
     pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
     csv = str(corpus_files["csv"])
-    config = TrainConfig(
-        out=str(tmp_path / "run"),
-        corpus=TrainCorpus(paths=(csv,)),
-        tokenizer=TokenizerConfig(min_count=1),
-        model=ModelConfig(embedding_dim=8, lstm_units=8, num_layers=1),
-        seq_len=16,
-        batch_size=8,
-        epochs=1,
-        dev_fraction=0.0,
-        verbose=0,
-    )
+    config = replace(tiny_config, out=str(tmp_path / "run"), epochs=1, dev_fraction=0.0)
     train(config)
     model_file = tmp_path / "nodev.onnx"
     export(ExportConfig(run_dir=config.out, out=str(model_file), evaluate=False))

@@ -140,45 +140,35 @@ def test_the_base_corpus_split_another_way_shares_held_out_documents(
     seen, base_val = resplit["seen"]
     assert f"it trained on copies of {seen} of the base's {base_val} validation documents" in shown
 
+    def warned_by_evaluate(scored: Path, split_of: Path, *extra: str) -> str:
+        caplog.clear()
+        argv = [
+            "evaluate",
+            str(scored),
+            str(resplit["corpus"]),
+            "--split",
+            "val",
+            "--split-of",
+            str(split_of),
+        ]
+        assert main([*argv, *extra]) == 0
+        return " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
     # Scored on the base's split, the fine-tuned model has seen some of it: evaluate says so.
-    caplog.clear()
-    argv = [
-        "evaluate",
-        str(model_file),
-        str(resplit["corpus"]),
-        "--split",
-        "val",
-        "--split-of",
-        str(model_path),
-    ]
-    assert main(argv) == 0
-    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    warned = warned_by_evaluate(model_file, model_path)
     assert f"fine-tuned on copies of {seen} of its base's {base_val} validation documents" in warned, warned
     assert f"the base with --split-of {model_file}" in warned
     caplog.clear()
     assert main(["evaluate", str(model_file), str(resplit["corpus"]), "--split", "val"]) == 0
     assert not [r for r in caplog.records if "fine-tuned on copies" in r.getMessage()]
     # The base scored on the fine-tuned model's split: some of those documents it trained on.
-    caplog.clear()
-    argv = [
-        "evaluate",
-        str(model_path),
-        str(resplit["corpus"]),
-        "--split",
-        "val",
-        "--split-of",
-        str(model_file),
-    ]
-    assert main(argv) == 0
-    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    warned = warned_by_evaluate(model_path, model_file)
     assert f"{expected_val} of the validation documents of {model_file} copy or nearly copy" in warned, warned
     # With the base's corpus given, those documents are left out: no warning, the count is the run's.
-    caplog.clear()
     capsys.readouterr()
     base_corpus = json.loads((run_dir / "config.json").read_text())["corpus"]["paths"][0]
-    assert main([*argv, "--trained-on", base_corpus, "--json"]) == 0
+    assert not warned_by_evaluate(model_path, model_file, "--trained-on", base_corpus, "--json")
     assert json.loads(capsys.readouterr().out)["left_out_trained"] == expected_val
-    assert not [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def test_the_same_corpus_split_the_same_way_shares_none(run_dir, tiny_config):
