@@ -44,9 +44,11 @@ def base_overlap(
     run trains on copy or nearly copy (logged).
 
     The base's documents are read from ``base_corpus`` (``TrainConfig.base_corpus``) when given, read
-    as the base recorded (a ``ValueError`` when they cannot be split again, or hold another number of
-    documents than it read), else from a base run's own corpus files. Empty (logged) when they cannot
-    be counted: a model-file base without ``base_corpus``, a base run whose files are gone or changed."""
+    as the base recorded (a ``ValueError`` when they cannot be split again, or give other counts than
+    it recorded: documents, validation documents, validation words), else from a base run's own corpus
+    files. Empty (logged) when they cannot be counted: a model-file base without ``base_corpus``, a
+    base run whose files are gone or changed. The base's files are read four times (split, counted,
+    its training and its validation documents), the new corpus's twice."""
     from nextword.corpus import CorpusError, split_corpus
     from nextword.corpus.overlap import copies_of, split_differs, trained_documents, training_side
 
