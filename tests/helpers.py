@@ -83,6 +83,16 @@ def machine_documents(n: int, seed: int) -> list[str]:
     return [" ".join(sentence() for _ in range(rng.randint(2, 4))) for _ in range(n)]
 
 
+def tuning_config(base: Path, corpus: Path, out: Path, *, split: dict | None = None, **changes):
+    """A ``TrainConfig`` that fine-tunes ``base`` on ``corpus`` into ``out``, sized for tests (windows of
+    16, batches of 8, silent); ``split``: corpus options (``split_seed``...), ``changes``: the rest."""
+    from nextword.train import CorpusConfig, TrainConfig
+
+    settings = {"seq_len": 16, "batch_size": 8, "verbose": 0, **changes}
+    corpus_config = CorpusConfig(paths=(str(corpus),), **(split or {}))
+    return TrainConfig(out=str(out), corpus=corpus_config, init_from=str(base), **settings)
+
+
 def write_corpus(folder: Path, documents: list[str]) -> dict[str, Path]:
     """The same documents as CSV (patent_abstract column), JSON Lines (text field) and plain text."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,11 @@ import pytest
 
 pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
 
-from helpers import machine_documents, write_corpus
+from helpers import machine_documents, tuning_config, write_corpus
 from nextword.cli.main import main
 from nextword.export import ExportConfig, export
 from nextword.runtime import load
-from nextword.train import CorpusConfig, ModelConfig, TrainConfig, resume, train
+from nextword.train import ModelConfig, TrainConfig, resume, train
 from nextword.train.base import fine_tuning_config, read_base
 from nextword.train.config import LEARNING_RATE
 from nextword.train.data import STREAM_DTYPE
@@ -35,9 +35,7 @@ def new_corpus(tmp_path_factory) -> Path:
 
 
 def fine_tuning(base: Path, corpus: Path, out: Path, **changes) -> TrainConfig:
-    settings = {"seq_len": 16, "batch_size": 8, "learning_rate": 1e-2, "epochs": 3, "verbose": 0, **changes}
-    corpus_config = CorpusConfig(paths=(str(corpus),))
-    return TrainConfig(out=str(out), corpus=corpus_config, init_from=str(base), **settings)
+    return tuning_config(base, corpus, out, **{"learning_rate": 1e-2, "epochs": 3, **changes})
 
 
 def val_loss(model, run: Path) -> float:

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
 
-from helpers import write_corpus
+from helpers import tuning_config, write_corpus
 from nextword.cli.main import main
 from nextword.export import ExportConfig, export
 from nextword.runtime import TokenizerConfig, load
@@ -77,10 +77,7 @@ def tied_run(corpus_files, tmp_path_factory) -> Path:
 
 
 def fine_tuning(base: Path, corpus: Path, out: Path, **changes) -> TrainConfig:
-    settings = {"seq_len": 16, "batch_size": 8, "epochs": 1, "verbose": 0, **changes}
-    return TrainConfig(
-        out=str(out), corpus=CorpusConfig(paths=(str(corpus),)), init_from=str(base), **settings
-    )
+    return tuning_config(base, corpus, out, **{"epochs": 1, **changes})
 
 
 def assert_same_weights(keras_model, run: Path, atol: float = 0.0) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import edited, machine_documents, random_text, write_corpus
+from helpers import edited, machine_documents, random_text, tuning_config, write_corpus
 from nextword.corpus import CorpusConfig as SplitCorpus
 from nextword.corpus import split_corpus
 from nextword.corpus.dedup import shared_documents
@@ -45,14 +45,10 @@ def test_shared_documents_are_copies_and_near_duplicates_of_the_reference_only()
 
 
 def fine_tune(base: Path, corpus: Path, out: Path, **changes):
-    from nextword.train import CorpusConfig, TrainConfig, train
+    """Fine-tune ``base`` for one epoch at a rate that moves nothing; the ``base`` facts it records."""
+    from nextword.train import train
 
-    corpus_settings = {"paths": (str(corpus),), **changes.pop("split", {})}
-    settings = {"seq_len": 16, "batch_size": 8, "learning_rate": 1e-9, "epochs": 1, "verbose": 0, **changes}
-    config = TrainConfig(
-        out=str(out), corpus=CorpusConfig(**corpus_settings), init_from=str(base), **settings
-    )
-    train(config)
+    train(tuning_config(base, corpus, out, **{"learning_rate": 1e-9, "epochs": 1, **changes}))
     return json.loads((out / "config.json").read_text())["base"]
 
 

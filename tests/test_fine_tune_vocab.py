@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]")
 
-from helpers import machine_documents, write_corpus
+from helpers import machine_documents, tuning_config, write_corpus
 from nextword.cli.main import main
 from nextword.corpus import CorpusConfig as SplitCorpus
 from nextword.corpus import split_corpus
 from nextword.export import ExportConfig, export
 from nextword.runtime import Tokenizer, TokenizerConfig, load
-from nextword.train import CorpusConfig, TrainConfig, resume, train
+from nextword.train import TrainConfig, resume, train
 from nextword.train.base import extended_vocabulary, fine_tuning_config, read_base
 from nextword.train.model import load_keras_model
 
@@ -34,11 +34,8 @@ def new_corpus(tmp_path_factory) -> Path:
 
 
 def fine_tuning(base: Path, corpus: Path, out: Path, **changes) -> TrainConfig:
-    settings = {"seq_len": 16, "batch_size": 8, "learning_rate": 1e-2, "epochs": 3, "verbose": 0, **changes}
-    corpus_config = CorpusConfig(paths=(str(corpus),))
-    return TrainConfig(
-        out=str(out), corpus=corpus_config, init_from=str(base), extend_vocabulary=True, **settings
-    )
+    settings = {"learning_rate": 1e-2, "epochs": 3, "extend_vocabulary": True, **changes}
+    return tuning_config(base, corpus, out, **settings)
 
 
 def test_added_words_follow_the_base_ids_and_start_at_the_mean_of_its_words(run_dir, new_corpus, tmp_path):
