@@ -114,6 +114,8 @@ class BoundStepper:
         self._turns: list[_Turn] = []
         self._rows = -1
         self._next = 0  # the turn the next step runs
+        # By the plan's session index: whether binding an input copies it (see _binding).
+        self._copies_inputs: dict[int, bool] = {}
 
     def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """Feed one token per row; returns logits (rows, vocab) and the state after the token.
@@ -142,6 +144,8 @@ class BoundStepper:
         binding = turn.bindings[k]
         if binding is None:
             binding = turn.bindings[k] = self._binding(k, turn)
+        elif self._copies_inputs[k]:
+            self._bind_inputs(binding, turn)
         run_bound(self._plan.sessions[k], binding, self._source, rows)
         self._next ^= 1
         return turn.logits, list(turn.outputs)
@@ -167,19 +171,33 @@ class BoundStepper:
         self._rows = rows
 
     def _binding(self, k: int, turn: _Turn) -> Any:
-        """An I/O binding of session ``k`` of the plan to ``turn``'s arrays."""
+        """An I/O binding of session ``k`` of the plan to ``turn``'s arrays.
+
+        onnxruntime copies a bound input to the device of the node that reads it when the input is
+        bound, not when the session runs: with the CPU provider alone the binding reads the arrays
+        themselves, so one made once sees every later token and state; with another provider (CUDA)
+        it would read the copies made at binding time, so the ids and states are bound again before
+        every step on such a session. The outputs are copied back into the bound arrays at every run
+        either way."""
         rows, buffers = self._rows, self._buffers
         assert buffers is not None
-        binding = self._plan.sessions[k].io_binding()
-        _bind_array(binding.bind_input, self._ids_input, buffers.ids[:rows])
+        session = self._plan.sessions[k]
+        self._copies_inputs[k] = list(session.get_providers()) != ["CPUExecutionProvider"]
+        binding = session.io_binding()
         for name, value in self._extra.items():
             _bind_array(binding.bind_input, name, value)
-        for name, array in zip(self._state_inputs, turn.inputs, strict=True):
-            _bind_array(binding.bind_input, name, array)
+        self._bind_inputs(binding, turn)
         _bind_array(binding.bind_output, self._logits_output, buffers.logits[:rows])
         for name, array in zip(self._state_outputs, turn.outputs, strict=True):
             _bind_array(binding.bind_output, name, array)
         return binding
+
+    def _bind_inputs(self, binding: Any, turn: _Turn) -> None:
+        """Bind the ids and ``turn``'s state arrays to ``binding``'s inputs (again: replacing them)."""
+        assert self._buffers is not None
+        _bind_array(binding.bind_input, self._ids_input, self._buffers.ids[: self._rows])
+        for name, array in zip(self._state_inputs, turn.inputs, strict=True):
+            _bind_array(binding.bind_input, name, array)
 
 
 def _checked_tokens(tokens: Any, vocab: int) -> int:

@@ -32,6 +32,9 @@ class Counting:
     def io_binding(self):
         return self._session.io_binding()
 
+    def get_providers(self):
+        return self._session.get_providers()
+
 
 def _counted(path):
     model = load(path)

@@ -3,6 +3,8 @@ states of ``forward``, whatever the batch does between steps, and the same texts
 
 from __future__ import annotations
 
+import ctypes
+
 import crafted
 import numpy as np
 import pytest
@@ -139,3 +141,60 @@ def test_calls_reuse_the_steppers_of_finished_calls_and_never_share_one(model_pa
     with pytest.raises(ValueError):  # a call that fails gives its stepper back too
         model.stream("the network", config, cache=True)  # the tiny model has no cache
     assert len(model._idle) == 1
+
+
+class _DeviceBinding:
+    """An I/O binding that, like onnxruntime's for an input read on a GPU, copies a bound input when it
+    is bound: later writes to the array are not seen until it is bound again."""
+
+    def __init__(self, binding) -> None:
+        self._binding, self._copies = binding, {}
+
+    def bind_input(self, name, device, device_id, dtype, shape, address) -> None:
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        raw = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(address))
+        copy = self._copies[name] = raw.view(dtype).reshape(shape).copy()  # kept alive while bound
+        self._binding.bind_input(name, device, device_id, dtype, list(shape), copy.ctypes.data)
+
+    def bind_output(self, *args) -> None:
+        self._binding.bind_output(*args)
+
+
+class _DeviceSession:
+    """A CPU session that reports a GPU provider and binds as one (:class:`_DeviceBinding`)."""
+
+    def __init__(self, session) -> None:
+        self._session = session
+
+    def get_providers(self):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    def io_binding(self):
+        return _DeviceBinding(self._session.io_binding())
+
+    def run_with_iobinding(self, binding) -> None:
+        self._session.run_with_iobinding(binding._binding)
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+@pytest.mark.parametrize("which", ["tiny fp32", "bundled int8"])
+def test_a_session_whose_bindings_copy_inputs_gets_each_steps_tokens_and_state(which, model_path):
+    """With the CUDA provider onnxruntime copies a bound input to the GPU when it is bound, so a binding
+    made once would feed its first tokens and state at every step (seen on an H200: no greedy text of
+    a CUDA session matched the CPU's). The stepper binds the inputs again before each step there."""
+    path = BUNDLED_MODEL if which == "bundled int8" else model_path
+    cpu, device = load(path, threads=1), load(path, threads=1)
+    device.session = _DeviceSession(device.session)
+    prompts, config = (
+        ["the network", "a neural network receives"],
+        GenerationConfig(temperature=0, max_words=25),
+    )
+    assert device.generate(prompts, config) == cpu.generate(prompts, config)
+    stepper, state = device.stepper(), device.initial_state(2)
+    expected = cpu.initial_state(2)
+    for tokens in ([3, 4], [7, 8], [3, 4]):
+        logits, state = stepper.step(np.array(tokens), state)
+        want, expected = _forward_step(cpu, tokens, expected)
+        np.testing.assert_array_equal(logits, want)
