@@ -32,7 +32,14 @@ from .probe import WideCheck, probe_model
 from .scoring import TextScore, next_words, prompt_ids, score_text
 from .session import run_session, wrong_shapes
 from .session_plan import ONE, PAIR, WIDE, SessionPlan
-from .sessions import choose_providers, default_session_options, make_session, usable_cores
+from .sessions import (
+    Provider,
+    choose_providers,
+    default_session_options,
+    make_session,
+    quiet_options,
+    usable_cores,
+)
 from .step import PROMPT_CHUNK, State, check_state, checked_ids, feed_chunks
 from .stepper import BoundStepper
 from .text import PromptEnd
@@ -48,17 +55,20 @@ IDLE_STEPPERS = 4  # steppers a model keeps for later calls (each holds its batc
 
 def load(
     model: str | os.PathLike[str] | bytes,
-    providers: Sequence[str] | None = None,
+    providers: Sequence[Provider] | None = None,
     session_options: ort.SessionOptions | None = None,
     *,
     limits: LoadLimits | None = None,
     threads: int | None = None,
+    device: str | None = None,
 ) -> NextWordModel:
     """Load a nextword ``.onnx`` file (a path, or the file's bytes) for generation.
 
     ``providers`` lists onnxruntime execution providers in order of preference, for example
     ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` with onnxruntime-gpu installed; the default
-    is the CPU. Providers this onnxruntime build lacks are skipped with a warning.
+    is the CPU. An entry may carry options, as onnxruntime takes them: ``("CUDAExecutionProvider",
+    {"device_id": 1})``. Providers this onnxruntime build lacks are skipped with a warning. Or
+    ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, where a GPU that cannot be used is an error.
 
     Threads: by default (neither ``threads`` nor ``session_options``) a step on the CPU runs on one
     onnxruntime thread, except a step that runs alone (no other step of this process in progress, or
@@ -88,18 +98,18 @@ def load(
         raise ValueError("give threads or session_options, not both (session_options sets the threads too)")
     checked = inspect_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
     source = checked.name
-    chosen = choose_providers(providers)
+    chosen = choose_providers(providers, device)
     default = session_options is None and threads is None and chosen == ["CPUExecutionProvider"]
     if session_options is None:
-        session_options = _quiet_options(1 if threads is None else threads, spinning=False)
-    session = make_session(checked.data, session_options, chosen, source)
+        session_options = quiet_options(1 if threads is None else threads, spinning=False)
+    session = make_session(checked.data, session_options, chosen, source, device)
     info = read_model_info(session, source, checked.metadata)
     probe_model(session, info, source)
     if not default:
         return NextWordModel(session, info, source)
     wide, check = None, None
     if usable_cores() >= 2:
-        wide = make_session(checked.data, _quiet_options(2, spinning=True), chosen, source)
+        wide = make_session(checked.data, quiet_options(2, spinning=True), chosen, source)
         probe_model(wide, info, source)
         check = WideCheck(session, wide, info, source)
         if not check.allows(1):  # a single row's numbers differ: the second session would never run
@@ -107,18 +117,10 @@ def load(
     data = checked.data
 
     def make_pair() -> Any:
-        return make_session(data, _quiet_options(2, spinning=False), chosen, source)
+        return make_session(data, quiet_options(2, spinning=False), chosen, source)
 
     plan = SessionPlan(session, info, source, wide=wide, check=check, make_pair=make_pair)
     return NextWordModel(session, info, source, plan=plan)
-
-
-def _quiet_options(threads: int, *, spinning: bool) -> ort.SessionOptions:
-    """:func:`default_session_options` for one of load()'s own sessions, which log nothing (onnxruntime's
-    errors reach the caller as exceptions)."""
-    options = default_session_options(threads, spinning=spinning)
-    options.log_severity_level = 4
-    return options
 
 
 class _PlanSession:
@@ -155,11 +157,9 @@ class NextWordModel:
     def __init__(
         self, session: ort.InferenceSession, info: ModelInfo, source: str, *, plan: SessionPlan | None = None
     ) -> None:
-        # The sessions a step may run on, and which one it takes (see load and session_plan); a model
-        # made from a single session runs every step there.
+        # Sessions a step may run on and which it takes (load, session_plan); one session runs every step.
         self._plan = plan if plan is not None else SessionPlan.single(session, info, source)
-        self.info = info
-        self.source = source
+        self.info, self.source = info, source
         self._idle: list[BoundStepper] = []  # steppers of finished calls, bound already (_borrow_stepper)
         self._state_inputs = state_input_names(len(info.state_sizes))
         self._outputs = [LOGITS, *state_output_names(len(info.state_sizes))]

@@ -4,34 +4,58 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from typing import Any
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import onnxruntime as ort
 
 from .checks import check_int
 from .errors import ModelFileError
 
-__all__ = ["DEFAULT_PROVIDERS", "choose_providers", "default_session_options", "make_session", "usable_cores"]
+__all__ = [
+    "DEFAULT_PROVIDERS",
+    "Provider",
+    "choose_providers",
+    "default_session_options",
+    "device_providers",
+    "gpu_number",
+    "make_session",
+    "quiet_options",
+    "usable_cores",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 
+#: An execution provider as onnxruntime takes it: its name, or its name and its options
+#: (``("CUDAExecutionProvider", {"device_id": 1})``).
+Provider: TypeAlias = str | tuple[str, Mapping[str, Any]]
 
-def make_session(data: bytes, options: ort.SessionOptions, providers: list[str], source: str) -> Any:
+
+def make_session(
+    data: bytes,
+    options: ort.SessionOptions,
+    providers: list[Provider],
+    source: str,
+    device: str | None = None,
+) -> Any:
     """An onnxruntime session of the model file's bytes; onnxruntime's refusal as :class:`ModelFileError`
-    (a wrong ``options`` is the caller's ``ValueError``, not the file's fault)."""
+    (a wrong ``options`` is the caller's ``ValueError``, not the file's fault). A provider it could not
+    start: :func:`check_device`."""
     if not isinstance(options, ort.SessionOptions):
         raise ValueError(
             f"session_options must be an onnxruntime.SessionOptions, got {type(options).__name__} "
             "(or give threads=n)"
         )
     try:
-        return ort.InferenceSession(data, sess_options=options, providers=providers)
+        session = ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         reason = " ".join(str(exc).split())[:500]
         raise ModelFileError(f"{source} could not be loaded as an ONNX model: {reason}") from None
+    check_device(session, providers, device, source)
+    return session
 
 
 def usable_cores() -> int:
@@ -70,15 +94,30 @@ def default_session_options(threads: int = 1, *, spinning: bool = False) -> ort.
     return options
 
 
-def choose_providers(providers: Sequence[str] | None) -> list[str]:
-    """The requested providers this onnxruntime build has (warning about the others), else the CPU."""
+def quiet_options(threads: int, *, spinning: bool) -> ort.SessionOptions:
+    """:func:`default_session_options` for one of load()'s own sessions, which log nothing (onnxruntime's
+    errors reach the caller as exceptions; a provider that failed to start, through :func:`check_device`)."""
+    options = default_session_options(threads, spinning=spinning)
+    options.log_severity_level = 4
+    return options
+
+
+def choose_providers(providers: Sequence[Provider] | None, device: str | None = None) -> list[Provider]:
+    """The requested providers this onnxruntime build has (warning about the others), else the CPU.
+    Each is a name or a (name, options) pair, passed on to onnxruntime as given. Or those of
+    ``device`` (:func:`device_providers`), not with ``providers``."""
+    if device is not None:
+        if providers is not None:
+            raise ValueError("give providers or device, not both")
+        return device_providers(device)
     if providers is None:
         return list(DEFAULT_PROVIDERS)
     if isinstance(providers, str):
         raise ValueError(f"providers must be a list of provider names, got the string {providers!r}")
+    names = [_provider_name(p) for p in providers]
     available = set(ort.get_available_providers())
-    chosen = [p for p in providers if p in available]
-    missing = [p for p in providers if p not in available]
+    chosen = [p for p, name in zip(providers, names, strict=True) if name in available]
+    missing = [name for name in names if name not in available]
     if missing:
         logger.warning(
             "execution provider(s) %s not available in this onnxruntime build (available: %s); "
@@ -90,3 +129,66 @@ def choose_providers(providers: Sequence[str] | None) -> list[str]:
         logger.warning("none of the requested providers is available; using the CPU")
         chosen = list(DEFAULT_PROVIDERS)
     return chosen
+
+
+def _provider_name(provider: Any) -> str:
+    """The name of one entry of ``providers``, or ``ValueError`` naming the shapes it may take (left
+    to onnxruntime, a wrong one is printed and replaced by the CPU)."""
+    if isinstance(provider, str):
+        return provider
+    if (
+        isinstance(provider, tuple)
+        and len(provider) == 2
+        and isinstance(provider[0], str)
+        and isinstance(provider[1], Mapping)
+    ):
+        return provider[0]
+    raise ValueError(
+        f"each provider must be a name or a (name, options dict) pair, such as "
+        f"('CUDAExecutionProvider', {{'device_id': 1}}); got {provider!r}"
+    )
+
+
+def gpu_number(device: str) -> int | None:
+    """``device`` checked: None for ``"cpu"``, N for ``"cuda:N"`` (0 for ``"cuda"``), else ``ValueError``."""
+    match = re.fullmatch(r"cuda(?::(\d{1,3}))?", device) if isinstance(device, str) else None
+    if device == "cpu":
+        return None
+    if match is None:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (GPU number N), got {device!r}")
+    return int(match.group(1) or 0)
+
+
+def device_providers(device: str) -> list[Provider]:
+    """The providers for ``device``: ``"cpu"``, ``"cuda"`` (the first GPU) or ``"cuda:N"`` (GPU N), the
+    CPU after a GPU for the nodes it has no kernel for. A GPU this onnxruntime build cannot use is a
+    ``ValueError`` naming the fix; :func:`check_device` checks that the session took it."""
+    number = gpu_number(device)
+    if number is None:
+        return list(DEFAULT_PROVIDERS)
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise ValueError(
+            f"device {device!r} needs onnxruntime's CUDAExecutionProvider, which this onnxruntime build "
+            f"lacks (it has {', '.join(available)}): install onnxruntime-gpu as docs/gpu.md says, or use "
+            "the CPU"
+        )
+    return [("CUDAExecutionProvider", {"device_id": number}), "CPUExecutionProvider"]
+
+
+def check_device(session: Any, chosen: Sequence[Provider], device: str | None, source: str) -> None:
+    """After a session is made: onnxruntime falls back to the CPU when a GPU provider fails to start
+    (its CUDA or cuDNN libraries missing or of other versions). For ``device`` that is an error; for
+    providers asked by name, a warning."""
+    using = session.get_providers()
+    lost = [name for name in map(_provider_name, chosen) if name not in using]
+    if not lost:
+        return
+    why = (
+        f"onnxruntime could not start {', '.join(lost)} for {source} and fell back to {', '.join(using)}: "
+        "the libraries it needs are missing or of other versions (for CUDA: the CUDA and cuDNN major "
+        "versions of this onnxruntime-gpu release, docs/gpu.md)"
+    )
+    if device is not None:
+        raise ValueError(f"{why}; fix them, or use the CPU")
+    logger.warning("%s", why)

@@ -48,7 +48,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     if model is None:
         options = default_session_options(config.session_threads)
         try:
-            model = load(config.model_path, session_options=options)
+            model = load(config.model_path, session_options=options, device=config.device)
         except ModelFileError as exc:
             raise config.explained(exc) from None
     # the id clients see and send: --served-model-name (the first), else the file's name without .onnx
@@ -63,10 +63,11 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
         state.scheduler = make_scheduler(model, config.batching, config.max_batch, config.max_streams)
         restore = _drain_on_signals(state, asyncio.get_running_loop())
         logger.info(
-            "serving %s (%s) with %s, %d onnxruntime thread(s) per step",
+            "serving %s (%s) with %s on %s, %d onnxruntime thread(s) per step",
             model.source,
             state.model_id,
             "continuous batching" if config.batching else "one thread per request",
+            " + ".join(model.providers),
             model.session.get_session_options().intra_op_num_threads,
         )
         if keys:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
 from nextword.runtime.checks import plain_numbers
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
+from nextword.runtime.sessions import gpu_number
 
 from .keys import ENV_KEY, check_keys
 
@@ -77,6 +78,13 @@ class ServeConfig:
             "together, one event each, in one write (0: a write per model step); a stream's first words "
             "and its last go at once",
             "metavar": "SECONDS",
+        },
+    )
+    device: str = field(
+        default="cpu",
+        metadata={
+            "help": "where model steps run: cpu, cuda (the first GPU) or cuda:N (GPU N); a GPU needs "
+            "onnxruntime-gpu (docs/gpu.md)",
         },
     )
     threads: int = field(
@@ -195,6 +203,7 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+        gpu_number(self.device)
         interval = self.stream_interval
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval <= 1:
             raise ValueError(f"stream_interval must be a number of seconds in 0..1, got {interval!r}")

@@ -102,6 +102,78 @@ def test_missing_cuda_falls_back_to_cpu_with_a_warning(model_path, caplog):
         load(model_path, providers="CPUExecutionProvider")  # type: ignore[arg-type]
 
 
+def test_providers_may_carry_their_options_as_onnxruntime_takes_them(model_path, monkeypatch, caplog):
+    """``("CUDAExecutionProvider", {"device_id": 1})`` picks a GPU; the pairs reach onnxruntime as given,
+    a pair of a missing provider is skipped like a name, and a malformed entry is a clear error (left to
+    onnxruntime it would be printed and replaced by the CPU)."""
+    import onnxruntime as ort
+
+    from nextword.runtime import sessions
+
+    seen, real = [], ort.InferenceSession
+
+    def spy(data, sess_options, providers):
+        seen.append(providers)
+        return real(data, sess_options=sess_options, providers=providers)
+
+    monkeypatch.setattr(sessions.ort, "InferenceSession", spy)
+    pair = ("CPUExecutionProvider", {"use_arena": "0"})
+    with caplog.at_level(logging.WARNING):
+        loaded = load(model_path, providers=[("CUDAExecutionProvider", {"device_id": 1}), pair])
+    assert seen == [[pair]] and loaded.providers == ["CPUExecutionProvider"]
+    assert "['CUDAExecutionProvider'] not available" in caplog.text
+    assert loaded.generate("the network", temperature=0, max_words=8) == load(model_path).generate(
+        "the network", temperature=0, max_words=8
+    )
+    for bad in (("CPUExecutionProvider", "use_arena=0"), ["CPUExecutionProvider", {}], 7):
+        with pytest.raises(ValueError, match=r"a name or a \(name, options dict\) pair"):
+            load(model_path, providers=[bad])  # type: ignore[list-item]
+
+
+def test_device_names_a_gpu_strictly_where_providers_fall_back(model_path, monkeypatch, caplog):
+    """``device="cuda"`` is an error, naming the fix, where onnxruntime has no CUDA provider or could
+    not start it (missing CUDA or cuDNN libraries: onnxruntime then runs the CPU quietly); the same
+    providers asked by name fall back to the CPU with a warning."""
+    import onnxruntime as ort
+
+    from nextword.runtime import sessions
+
+    assert sessions.gpu_number("cpu") is None and sessions.gpu_number("cuda") == 0
+    assert sessions.gpu_number("cuda:3") == 3
+    for bad in ("gpu", "cuda:", "CUDA", "cuda:x", 0):
+        with pytest.raises(ValueError, match=r"device must be 'cpu', 'cuda' or 'cuda:N'"):
+            load(model_path, device=bad)  # type: ignore[arg-type]
+    on_cpu = load(model_path, device="cpu")
+    assert on_cpu.providers == ["CPUExecutionProvider"] and on_cpu.wide_session is not None  # the default
+    with pytest.raises(ValueError, match="providers or device, not both"):
+        load(model_path, providers=["CPUExecutionProvider"], device="cpu")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(ValueError, match=r"lacks .* install onnxruntime-gpu as docs/gpu\.md says"):
+            load(model_path, device="cuda")
+    # a build with the CUDA provider that cannot start it: the session gets the CPU alone
+    real = ort.InferenceSession
+    monkeypatch.setattr(
+        sessions.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    monkeypatch.setattr(
+        sessions.ort,
+        "InferenceSession",
+        lambda data, sess_options, providers: real(
+            data, sess_options=sess_options, providers=["CPUExecutionProvider"]
+        ),
+    )
+    with pytest.raises(
+        ValueError, match=r"could not start CUDAExecutionProvider .* fell back to CPUExecutionProvider"
+    ):
+        load(model_path, device="cuda:1")
+    with caplog.at_level(logging.WARNING):
+        fallen = load(model_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert (
+        fallen.providers == ["CPUExecutionProvider"]
+        and "could not start CUDAExecutionProvider" in caplog.text
+    )
+
+
 def test_the_gpu_checks_generation_part_runs_as_a_dry_run_without_a_gpu(model_path):
     """docs/gpu.md: ``scripts/gpu_check.py --cpu-dry-run`` runs the same steps on the CPU (the generation
     check stopped at "nothing to compare" and passed without comparing anything)."""
@@ -113,10 +185,12 @@ def test_the_gpu_checks_generation_part_runs_as_a_dry_run_without_a_gpu(model_pa
     run = [sys.executable, str(script), str(model_path)]
     result = subprocess.run([*run, "--cpu-dry-run"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "| greedy 50-word generations identical | 4/4 |" in result.stdout
-    assert "| cuda step, batch 64 |" in result.stdout
+    for session in ("CUDA", "CUDA, TF32 off"):
+        greedy = f"| {session}: greedy 50-word texts identical, one prompt a call; all four in one batch"
+        assert f"{greedy} | 4/4; yes |" in result.stdout
+        assert f"| {session} step, batch 64 |" in result.stdout
     result = subprocess.run(run, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1 and "nothing to compare" in result.stdout
+    assert result.returncode == 1 and "CUDA is not available to onnxruntime" in result.stdout
 
 
 def test_bad_files_raise_model_file_error(tmp_path):

@@ -21,6 +21,9 @@ from browser import free_port, start_server  # noqa: E402
 
 from nextword.serve import ServeConfig, create_app  # noqa: E402
 
+# onnxruntime without a CUDA provider (onnxruntime-gpu not installed): --device cuda is refused
+NO_CUDA = "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers()
+
 
 def test_the_openai_client_gets_plain_and_streamed_completions(live_server, model):
     openai = pytest.importorskip("openai", reason="install nextword[serve-test] (the openai client)")
@@ -225,6 +228,12 @@ def test_cli_serve_refuses_bad_settings_with_exit_2(model_path, tmp_path):
             (["serve", "--model", str(tmp_path / "missing.onnx")], "missing.onnx"),
             (["serve", "--model", str(model_path), "--port", taken], f"port {taken} is already in use"),
             (["serve", "--model", str(model_path), "--port", taken, "--workers", "2"], "choose another port"),
+            (["serve", "--model", str(model_path), "--device", "gpu"], "--device must be 'cpu', 'cuda' or"),
+            *(
+                [(["serve", "--model", str(model_path), "--device", "cuda"], "install onnxruntime-gpu")]
+                if NO_CUDA
+                else []
+            ),
         ):
             result = subprocess.run(
                 [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
@@ -235,7 +244,15 @@ def test_cli_serve_refuses_bad_settings_with_exit_2(model_path, tmp_path):
     help_text = subprocess.run(
         [sys.executable, "-c", code, "serve", "--help"], capture_output=True, text=True, timeout=120
     ).stdout
-    for flag in ("--host", "--port", "--no-batching", "--max-streams", "--max-body-bytes", "--workers"):
+    for flag in (
+        "--host",
+        "--port",
+        "--no-batching",
+        "--max-streams",
+        "--max-body-bytes",
+        "--workers",
+        "--device",
+    ):
         assert flag in help_text
     assert "127.0.0.1" in help_text
 
