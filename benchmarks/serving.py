@@ -20,6 +20,7 @@ server's machine little. Everything stays on 127.0.0.1 and every run is bounded 
 
     python -m benchmarks.serving                       # the bundled model, about 3 minutes
     python -m benchmarks.serving --model small.onnx --clients 1 32 --seconds 5
+    python -m benchmarks.serving --model model.onnx --device cuda   # steps on the GPU (docs/gpu.md)
 """
 
 from __future__ import annotations
@@ -158,6 +159,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--stream-interval", type=float, help="the servers' --stream-interval (default: the server's default)"
     )
     parser.add_argument(
+        "--device", default="cpu", help="the servers' --device: cpu, cuda or cuda:N (default: %(default)s)"
+    )
+    parser.add_argument(
         "--json", metavar="PATH", help="where to write the figures (default: benchmarks/.cache/results/)"
     )
     args = parser.parse_args(argv)
@@ -174,6 +178,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     # Both servers run side by side (an idle one costs nothing) and take turns, setting by setting and
     # round by round, so that a change in what else the machine does hits both modes alike.
     common = [] if args.stream_interval is None else ["--stream-interval", str(args.stream_interval)]
+    common += ["--device", args.device]
     servers = {True: Server(args.model, common), False: Server(args.model, [*common, "--no-batching"])}
     results = []
     try:
@@ -245,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{args.max_tokens} words per request; words/s: the median of {args.rounds} runs of "
         f"{args.seconds:g} s, batching on and off in turns; latencies over all of them; "
         f"{'a new connection per request' if args.new_connections else 'one connection per client'}; "
-        f"one machine: {os.cpu_count()} CPUs"
+        f"one machine: {os.cpu_count()} CPUs; the model's steps on {args.device}"
     )
     save_result(NAME, {"machine": machine_info(), "args": vars(args), "results": results}, args.json)
     return 0

@@ -31,34 +31,62 @@ PROMPTS = ["a neural network", "the present invention relates to", "", "each neu
 
 def compare_generation(path: str, dry_run: bool = False) -> bool:
     """CUDA against CPU for one model file: logits, greedy text, step times. True when they agree.
-    With ``dry_run`` and no CUDA, the second session (onnxruntime's fallback) runs on the CPU too, so
-    the comparison and the timing run all the same, to check the script."""
+    With ``dry_run`` and no CUDA, the 'CUDA' sessions are CPU sessions, so the comparison and the
+    timing run all the same, to check the script."""
     import onnxruntime as ort
 
     from nextword.runtime import load
 
     print(f"onnxruntime {ort.__version__}, available providers: {ort.get_available_providers()}")
-    cpu = load(path)
-    gpu = load(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-    print(f"session providers: cpu={cpu.providers}, gpu={gpu.providers}\n")
-    if "CUDAExecutionProvider" not in gpu.providers:
+    # The reference steps on one CPU thread, as the CPU nodes of a CUDA session do: an int8 model's
+    # numbers depend on the thread count at larger batches (docs/benchmarks.md, "Session threads").
+    # onnxruntime's CUDA provider may round float32 matrix products to TF32 (Ampere and later GPUs):
+    # the session with that off must match the CPU; the default one is measured.
+    cpu = load(path, threads=1)
+    try:
+        gpu = load(path, device="cuda")
+        exact = load(path, providers=[("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"])
+    except ValueError as exc:
+        print(f"CUDA is not available to onnxruntime: {exc}")
         if not dry_run:
-            print("CUDA is not available to onnxruntime: nothing to compare")
             return False
-        print("CUDA is not available to onnxruntime: a dry run, the 'cuda' session runs on the CPU\n")
-    worst = 0.0
-    for prompt in PROMPTS:
-        ids = np.asarray([cpu.prompt_ids(prompt)])
-        a, _ = cpu.forward(ids, cpu.initial_state(1))
-        b, _ = gpu.forward(ids, gpu.initial_state(1))
-        worst = max(worst, float(np.abs(a - b).max()))
-    same = [
-        cpu.generate(p, temperature=0, max_words=50) == gpu.generate(p, temperature=0, max_words=50)
-        for p in PROMPTS
-    ]
-    print(f"| check | result |\n| --- | --- |\n| max abs logit diff CPU vs CUDA | {worst:.2e} |")
-    print(f"| greedy 50-word generations identical | {sum(same)}/{len(same)} |")
-    for name, model in (("cpu", cpu), ("cuda", gpu)):
+        print("a dry run: the 'CUDA' sessions run on the CPU\n")
+        gpu, exact = load(path, threads=1), load(path, threads=1)
+    print(f"session providers: CPU {cpu.providers}, CUDA {gpu.providers}, TF32 off {exact.providers}\n")
+    print("| check | result |\n| --- | --- |")
+    agree = True
+    for name, model in (("CUDA", gpu), ("CUDA, TF32 off", exact)):
+        worst = 0.0
+        for prompt in PROMPTS:
+            ids = np.asarray([cpu.prompt_ids(prompt)])
+            a, _ = cpu.forward(ids, cpu.initial_state(1))
+            b, _ = model.forward(ids, model.initial_state(1))
+            worst = max(worst, float(np.abs(a - b).max()))
+        same = [
+            cpu.generate(p, temperature=0, max_words=50) == model.generate(p, temperature=0, max_words=50)
+            for p in PROMPTS
+        ]
+        batched = cpu.generate(PROMPTS, temperature=0, max_words=50) == model.generate(
+            PROMPTS, temperature=0, max_words=50
+        )
+        beams = cpu.generate(PROMPTS, num_beams=3, max_words=20) == model.generate(
+            PROMPTS, num_beams=3, max_words=20
+        )
+        print(f"| {name}: max abs logit diff from the CPU's | {worst:.2e} |")
+        print(
+            f"| {name}: beam search (3 beams, 20 words, 4 prompts) identical | {'yes' if beams else 'no'} |"
+        )
+        print(f"| {name}: greedy 50-word texts identical, one prompt a call; all four in one batch "
+              f"| {sum(same)}/{len(same)}; {'yes' if batched else 'no'} |")  # fmt: skip
+        if model is exact:
+            agree = worst < 1e-3 and all(same) and batched and beams
+    timed = (
+        ("CPU, 1 thread", cpu),
+        ("CPU, load()'s default", load(path)),
+        ("CUDA", gpu),
+        ("CUDA, TF32 off", exact),
+    )
+    for name, model in timed:
         for batch in (1, 64):
             state, ids = model.initial_state(batch), np.full((batch, 1), 5, dtype=np.int64)
             for _ in range(10):
@@ -70,7 +98,54 @@ def compare_generation(path: str, dry_run: bool = False) -> bool:
             print(
                 f"| {name} step, batch {batch} | {per_step * 1e3:.3f} ms ({batch / per_step:,.0f} words/s) |"
             )
-    return worst < 1e-3 and all(same)
+    for name, model in timed:
+        for batch in (1, 64):
+            per_word = time_generate(model, batch)
+            print(
+                f"| {name} generate(), batch {batch}, file's defaults | {per_word * 1e3:.3f} ms a step "
+                f"({batch / per_word:,.0f} words/s) |"
+            )
+    for name, model in timed[2:]:
+        sampled = [
+            cpu.generate(p, max_words=50, seed=7) == model.generate(p, max_words=50, seed=7) for p in PROMPTS
+        ]
+        print(
+            f"| {name}: seeded sampled 50-word texts identical (file's defaults, seed 7) | {sum(sampled)}/4 |"
+        )
+    print(f"| GPU memory held by this process | {gpu_memory()} |")
+    return agree
+
+
+def time_generate(model, batch: int, words: int = 100) -> float:
+    """Seconds per generated word of each row: ``generate`` of ``batch`` prompts, the file's decoding
+    defaults, ``words`` words each (the fastest of three rounds, after one to warm up)."""
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
+    options = {"max_words": words, "min_words": words, "stop_at_end": False, "seed": 1}
+    model.generate(prompts, **options)
+    rounds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.generate(prompts, **options)
+        rounds.append((time.perf_counter() - start) / words)
+    return min(rounds)
+
+
+def gpu_memory() -> str:
+    """What nvidia-smi says this process holds on the GPU, or why it could not say."""
+    import os
+    import subprocess
+
+    query = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"]
+    try:
+        rows = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"not read ({type(error).__name__})"
+    mine = [
+        row.split(",")[1].strip()
+        for row in rows.splitlines()
+        if row.split(",")[0].strip() == str(os.getpid())
+    ]
+    return mine[0] if mine else "not listed by nvidia-smi"
 
 
 def training_ops(run_dir: Path) -> set[str]:
