@@ -39,6 +39,7 @@ from .sessions import (
     make_session,
     quiet_options,
     usable_cores,
+    warn_if_int8_on_gpu,
 )
 from .step import PROMPT_CHUNK, State, check_state, checked_ids, feed_chunks
 from .stepper import BoundStepper
@@ -104,6 +105,7 @@ def load(
         session_options = quiet_options(1 if threads is None else threads, spinning=False)
     session = make_session(checked.data, session_options, chosen, source, device)
     info = read_model_info(session, source, checked.metadata)
+    warn_if_int8_on_gpu(session, info.config, source)
     probe_model(session, info, source)
     if not default:
         return NextWordModel(session, info, source)
@@ -140,8 +142,7 @@ class _PlanSession:
 class NextWordModel:
     """A loaded model: a stateful onnxruntime session plus the tokenizer from the same file.
 
-    Create one with :func:`load`. A model holds no state between calls, so one instance can serve many
-    threads.
+    Create one with :func:`load`. A model holds no state between calls: one instance serves many threads.
     """
 
     session = _PlanSession(ONE, "The one-thread session (or the only one): the steps no other one takes.")

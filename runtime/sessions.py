@@ -23,6 +23,7 @@ __all__ = [
     "make_session",
     "quiet_options",
     "usable_cores",
+    "warn_if_int8_on_gpu",
 ]
 
 logger = logging.getLogger(__name__)
@@ -192,3 +193,22 @@ def check_device(session: Any, chosen: Sequence[Provider], device: str | None, s
     if device is not None:
         raise ValueError(f"{why}; fix them, or use the CPU")
     logger.warning("%s", why)
+
+
+def warn_if_int8_on_gpu(session: Any, config: Mapping[str, Any], source: str) -> None:
+    """An int8 file (``nextword export --int8``) on a GPU provider: its quantized LSTM has no GPU kernel,
+    so onnxruntime runs it on the CPU with copies of the state to and from the GPU around it, slower than
+    the CPU alone (docs/gpu.md); a warning naming the fix."""
+    export = config.get("export")
+    if (
+        isinstance(export, Mapping)
+        and export.get("int8") is True
+        and session.get_providers()[0] != "CPUExecutionProvider"
+    ):
+        logger.warning(
+            "%s has int8 weights: its quantized LSTM runs on the CPU even on %s, with copies to and from "
+            "the device at every step, slower than the CPU alone; export without --int8 for a GPU "
+            "(docs/gpu.md)",
+            source,
+            session.get_providers()[0],
+        )

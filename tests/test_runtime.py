@@ -174,6 +174,43 @@ def test_device_names_a_gpu_strictly_where_providers_fall_back(model_path, monke
     )
 
 
+def test_an_int8_file_on_a_gpu_is_told_to_export_float32(model_path, monkeypatch, caplog):
+    """Measured on an H200 (docs/gpu.md): the int8 file's quantized LSTM runs on the CPU inside a CUDA
+    session, slower than the CPU alone. A session that reports the CUDA provider stands in for one."""
+    import onnxruntime as ort
+
+    from nextword.runtime import BUNDLED_MODEL, sessions
+
+    class OnGpu:
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs["providers"] = ["CPUExecutionProvider"]
+            self._session = real(*args, **kwargs)
+
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def __getattr__(self, name):
+            return getattr(self._session, name)
+
+    real = ort.InferenceSession
+    monkeypatch.setattr(
+        sessions.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    monkeypatch.setattr(sessions.ort, "InferenceSession", OnGpu)
+    with caplog.at_level(logging.WARNING):
+        fp32 = load(model_path, device="cuda")
+    assert "int8" not in caplog.text and fp32.providers[0] == "CUDAExecutionProvider"
+    with caplog.at_level(logging.WARNING):
+        int8 = load(BUNDLED_MODEL, device="cuda")
+    assert "has int8 weights: its quantized LSTM runs on the CPU even on CUDAExecutionProvider" in caplog.text
+    assert "export without --int8 for a GPU" in caplog.text
+    assert int8.generate("the network", temperature=0, max_words=10) == load(
+        BUNDLED_MODEL, threads=1
+    ).generate(
+        "the network", temperature=0, max_words=10
+    )  # and the texts are right: the stepper binds its inputs at every step on such a session
+
+
 def test_the_gpu_checks_generation_part_runs_as_a_dry_run_without_a_gpu(model_path):
     """docs/gpu.md: ``scripts/gpu_check.py --cpu-dry-run`` runs the same steps on the CPU (the generation
     check stopped at "nothing to compare" and passed without comparing anything)."""
