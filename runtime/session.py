@@ -85,8 +85,8 @@ def run_session(
         shapes = ", ".join(f"{name} {getattr(value, 'shape', '?')}" for name, value in feed.items())
         reason = " ".join(str(exc).split())  # one line, whatever onnxruntime wrote
         raise ModelRunError(
-            f"{source}: onnxruntime failed running the model on {shapes}: {reason[:500]}; the file is "
-            "damaged or crafted: re-download or re-export it"
+            f"{source}: onnxruntime failed running the model on {shapes}: {reason[:500]}; "
+            f"{_likely_cause(session)}"
         ) from exc
     finally:
         _leave()
@@ -118,9 +118,24 @@ def run_bound(session: Any, binding: Any, source: str, rows: int) -> None:
         reason = " ".join(str(exc).split())
         raise ModelRunError(
             f"{source}: onnxruntime failed running the model on input_ids ({rows}, 1) and its state: "
-            f"{reason[:500]}; "
-            "the file is damaged or crafted: re-download or re-export it"
+            f"{reason[:500]}; {_likely_cause(session)}"
         ) from exc
     finally:
         _leave()
         _landed()
+
+
+def _likely_cause(session: Any) -> str:
+    """What a step that onnxruntime refused most likely means: on the CPU, after load()'s probe, a
+    damaged or crafted file; on another provider also the device (out of memory, a failed kernel)."""
+    damaged = "the file is damaged or crafted: re-download or re-export it"
+    try:
+        provider = session.get_providers()[0]
+    except Exception:  # a stand-in session without providers (tests): the file, as on the CPU
+        return damaged
+    if provider == "CPUExecutionProvider":
+        return damaged
+    return (
+        f"on {provider} that may be the device (out of memory, a failed kernel: see onnxruntime's reason); "
+        f"if the same call fails on the CPU (device='cpu') too, {damaged}"
+    )

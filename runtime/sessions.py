@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import onnxruntime as ort
@@ -29,6 +29,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+#: onnxruntime's providers that run on a GPU (:func:`warn_if_int8_on_gpu`)
+GPU_PROVIDERS = (
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "ROCMExecutionProvider",
+    "DmlExecutionProvider",
+)
 
 #: An execution provider as onnxruntime takes it: its name, or its name and its options
 #: (``("CUDAExecutionProvider", {"device_id": 1})``).
@@ -54,6 +61,17 @@ def make_session(
         session = ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         reason = " ".join(str(exc).split())[:500]
+        if providers != list(DEFAULT_PROVIDERS):  # the file, or the provider? The CPU alone tells
+            cpu = make_session(data, options, list(DEFAULT_PROVIDERS), source)  # the file's error if not
+            names = [_provider_name(p) for p in providers if _provider_name(p) not in DEFAULT_PROVIDERS]
+            why = (
+                f"onnxruntime could not start {', '.join(names)} for {source}, which loads on the CPU: "
+                f"{reason}; check the device number and its libraries (docs/gpu.md)"
+            )
+            if device is not None:
+                raise ValueError(f"{why}, or use the CPU") from None
+            logger.warning("%s; running on the CPU", why)
+            return cpu
         raise ModelFileError(f"{source} could not be loaded as an ONNX model: {reason}") from None
     check_device(session, providers, device, source)
     return session
@@ -113,8 +131,9 @@ def choose_providers(providers: Sequence[Provider] | None, device: str | None = 
         return device_providers(device)
     if providers is None:
         return list(DEFAULT_PROVIDERS)
-    if isinstance(providers, str):
-        raise ValueError(f"providers must be a list of provider names, got the string {providers!r}")
+    if isinstance(providers, str | bytes) or not isinstance(providers, Iterable):
+        raise ValueError(f"providers must be a list of provider names, got {providers!r}")
+    providers = list(providers)  # read twice below: a generator too
     names = [_provider_name(p) for p in providers]
     available = set(ort.get_available_providers())
     chosen = [p for p, name in zip(providers, names, strict=True) if name in available]
@@ -152,7 +171,7 @@ def _provider_name(provider: Any) -> str:
 
 def gpu_number(device: str) -> int | None:
     """``device`` checked: None for ``"cpu"``, N for ``"cuda:N"`` (0 for ``"cuda"``), else ``ValueError``."""
-    match = re.fullmatch(r"cuda(?::(\d{1,3}))?", device) if isinstance(device, str) else None
+    match = re.fullmatch(r"cuda(?::([0-9]{1,3}))?", device) if isinstance(device, str) else None
     if device == "cpu":
         return None
     if match is None:
@@ -188,7 +207,8 @@ def check_device(session: Any, chosen: Sequence[Provider], device: str | None, s
     why = (
         f"onnxruntime could not start {', '.join(lost)} for {source} and fell back to {', '.join(using)}: "
         "the libraries it needs are missing or of other versions (for CUDA: the CUDA and cuDNN major "
-        "versions of this onnxruntime-gpu release, docs/gpu.md)"
+        "versions of this onnxruntime-gpu release, docs/gpu.md), or the GPU asked for does not exist "
+        "(onnxruntime may have printed its reason above)"
     )
     if device is not None:
         raise ValueError(f"{why}; fix them, or use the CPU")
@@ -203,7 +223,7 @@ def warn_if_int8_on_gpu(session: Any, config: Mapping[str, Any], source: str) ->
     if (
         isinstance(export, Mapping)
         and export.get("int8") is True
-        and session.get_providers()[0] != "CPUExecutionProvider"
+        and session.get_providers()[0] in GPU_PROVIDERS
     ):
         logger.warning(
             "%s has int8 weights: its quantized LSTM runs on the CPU even on %s, with copies to and from "

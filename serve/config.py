@@ -84,7 +84,8 @@ class ServeConfig:
         default="cpu",
         metadata={
             "help": "where model steps run: cpu, cuda (the first GPU) or cuda:N (GPU N); a GPU needs "
-            "onnxruntime-gpu (docs/gpu.md)",
+            "onnxruntime-gpu and pays off with a float32 model file (the bundled int8 one is slower "
+            "there; docs/gpu.md)",
         },
     )
     threads: int = field(

@@ -22,7 +22,7 @@ from .config import ServeConfig
 from .logs import uvicorn_log_config
 from .metrics import MULTIPROCESS_ENV
 
-__all__ = ["AddressUnavailableError", "check_address", "check_tls", "serve"]
+__all__ = ["AddressUnavailableError", "check_address", "check_device_in_child", "check_tls", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,8 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         check_model_file(config.model_path)
     except ModelFileError as exc:
         raise config.explained(exc) from None
+    if config.device != "cpu":
+        check_device_in_child(config.model_path, config.device)
     check_tls(config)
     check_address(config.host, config.port)
     _warn_if_public(config)
@@ -157,6 +159,27 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
     with _shared_metrics_folder():
         uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
+
+
+def check_device_in_child(path: str, device: str) -> None:
+    """Load ``path`` on ``device`` in a child process and let it go, for ``--workers`` above 1: a GPU
+    that onnxruntime lacks or cannot start is then one error here, before the port is bound, instead of
+    workers that fail at start, one after another, as uvicorn starts them again. A child, so that this
+    supervising process holds no GPU memory."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nextword.runtime.sessions import device_providers
+
+    device_providers(device)  # no CUDA provider at all: said without starting a process
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(_load_on_device, path, device).result()
+
+
+def _load_on_device(path: str, device: str) -> None:
+    from nextword.runtime import load
+
+    load(path, device=device)
 
 
 @contextlib.contextmanager

@@ -209,6 +209,60 @@ def test_an_int8_file_on_a_gpu_is_told_to_export_float32(model_path, monkeypatch
     ).generate(
         "the network", temperature=0, max_words=10
     )  # and the texts are right: the stepper binds its inputs at every step on such a session
+    caplog.clear()
+    monkeypatch.setattr(
+        OnGpu, "get_providers", lambda self: ["AzureExecutionProvider", "CPUExecutionProvider"]
+    )
+    with caplog.at_level(logging.WARNING):
+        load(BUNDLED_MODEL, providers=["CPUExecutionProvider"])  # a provider that is not a GPU: no warning
+    assert "int8" not in caplog.text
+
+
+def test_a_gpu_provider_that_fails_to_start_is_told_from_a_bad_file(
+    model_path, tmp_path, monkeypatch, caplog
+):
+    """onnxruntime raises its own ``Fail`` (no ``RuntimeError``, so it does not fall back itself) for a
+    GPU that does not exist ("invalid device ordinal"): that is the device, not the file, when the file
+    loads on the CPU; ``device`` makes it an error, ``providers`` a warning and the CPU. A bad file is
+    still the file's error. Providers may come from any iterable; anything else is named."""
+    import onnxruntime as ort
+
+    from nextword.runtime import ModelFileError, sessions
+
+    class Fail(Exception):  # stands in for onnxruntime.capi.onnxruntime_pybind11_state.Fail
+        pass
+
+    def create(data, sess_options, providers):
+        if any("CUDA" in str(p) for p in providers):
+            raise Fail("[ONNXRuntimeError] : 1 : FAIL : CUDA failure 101: invalid device ordinal")
+        return real(data, sess_options=sess_options, providers=providers)
+
+    real = ort.InferenceSession
+    monkeypatch.setattr(
+        sessions.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    monkeypatch.setattr(sessions.ort, "InferenceSession", create)
+    started = r"could not start CUDAExecutionProvider for .*tiny\.onnx, which loads on the CPU: "
+    started += r".*invalid device ordinal"
+    with pytest.raises(ValueError, match=started + ".*check the device number"):
+        load(model_path, device="cuda:5")
+    with caplog.at_level(logging.WARNING):
+        fallen = load(
+            model_path, providers=[("CUDAExecutionProvider", {"device_id": 5}), "CPUExecutionProvider"]
+        )
+    assert fallen.providers == ["CPUExecutionProvider"] and "running on the CPU" in caplog.text
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07" + bytes(200))
+    with pytest.raises(ModelFileError):
+        load(junk, device="cuda")
+    assert load(model_path, providers=(p for p in ["CPUExecutionProvider"])).providers == [
+        "CPUExecutionProvider"
+    ]
+    for bad in (5, b"CPUExecutionProvider"):
+        with pytest.raises(ValueError, match="providers must be a list of provider names"):
+            load(model_path, providers=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="device must be"):
+        load(model_path, device="cuda:\u0661")  # an Arabic-Indic one: not a GPU number
 
 
 def test_the_gpu_checks_generation_part_runs_as_a_dry_run_without_a_gpu(model_path):

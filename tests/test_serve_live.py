@@ -230,7 +230,14 @@ def test_cli_serve_refuses_bad_settings_with_exit_2(model_path, tmp_path):
             (["serve", "--model", str(model_path), "--port", taken, "--workers", "2"], "choose another port"),
             (["serve", "--model", str(model_path), "--device", "gpu"], "--device must be 'cpu', 'cuda' or"),
             *(
-                [(["serve", "--model", str(model_path), "--device", "cuda"], "install onnxruntime-gpu")]
+                [
+                    (["serve", "--model", str(model_path), "--device", "cuda"], "install onnxruntime-gpu"),
+                    # several workers: refused before the port is bound, not by every worker in turn
+                    (
+                        ["serve", "--model", str(model_path), "--device", "cuda", "--workers", "2"],
+                        "onnxruntime-gpu",
+                    ),
+                ]
                 if NO_CUDA
                 else []
             ),
@@ -255,6 +262,19 @@ def test_cli_serve_refuses_bad_settings_with_exit_2(model_path, tmp_path):
     ):
         assert flag in help_text
     assert "127.0.0.1" in help_text
+
+
+def test_a_device_is_checked_in_a_child_process_for_several_workers(model_path, tmp_path):
+    """``--workers`` above 1 with a GPU: the model is loaded on it once in a child process (so the
+    supervisor holds no GPU memory), and what fails there is raised here, before the port is bound."""
+    from nextword.runtime import ModelFileError
+    from nextword.serve.server import check_device_in_child
+
+    check_device_in_child(str(model_path), "cpu")  # loads, and returns
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07" + bytes(200))
+    with pytest.raises(ModelFileError, match=r"junk\.onnx"):
+        check_device_in_child(str(junk), "cpu")
 
 
 def test_nextword_model_environment_variable_picks_the_model(model_path, monkeypatch):

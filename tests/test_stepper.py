@@ -198,3 +198,18 @@ def test_a_session_whose_bindings_copy_inputs_gets_each_steps_tokens_and_state(w
         logits, state = stepper.step(np.array(tokens), state)
         want, expected = _forward_step(cpu, tokens, expected)
         np.testing.assert_array_equal(logits, want)
+
+
+def test_a_step_that_fails_on_a_gpu_names_the_device_as_a_likely_cause(model_path, tmp_path):
+    """On a GPU a failed step may be the device's (out of memory): the message says so, and how to tell
+    it from a damaged file, rather than blaming the file alone."""
+    path = tmp_path / "rows.onnx"
+    path.write_bytes(crafted.cap_logits(crafted.proto(model_path), axis=0, end=2).SerializeToString())
+    model = load(path, threads=1)
+    model.session = _DeviceSession(model.session)
+    with pytest.raises(ModelRunError, match="on CUDAExecutionProvider that may be the device") as info:
+        model.stepper().step(np.array([1, 2, 3]), model.initial_state(3))
+    assert "if the same call fails on the CPU (device='cpu') too, the file is damaged" in str(info.value)
+    with pytest.raises(ModelRunError, match="the file is damaged or crafted") as info:  # outputs of the
+        model.forward(np.array([[1], [2], [3]]), model.initial_state(3))  # wrong shape: the file's alone
+    assert "device" not in str(info.value)
