@@ -50,8 +50,10 @@ def make_session(
     device: str | None = None,
 ) -> Any:
     """An onnxruntime session of the model file's bytes; onnxruntime's refusal as :class:`ModelFileError`
-    (a wrong ``options`` is the caller's ``ValueError``, not the file's fault). A provider it could not
-    start: :func:`check_device`."""
+    (a wrong ``options`` is the caller's ``ValueError``, not the file's fault). Where a session with
+    other providers than the CPU's fails and the file loads on the CPU, the provider is named: a
+    ``ValueError`` for ``device``, else a warning and the CPU session. A provider that onnxruntime
+    replaced by the CPU itself: :func:`check_device`."""
     if not isinstance(options, ort.SessionOptions):
         raise ValueError(
             f"session_options must be an onnxruntime.SessionOptions, got {type(options).__name__} "
