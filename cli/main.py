@@ -39,9 +39,10 @@ from .args import (
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
+from .models import CACHE_HELP, add_device_argument, cached_model
 from .positionals import model_and_prompts
 from .quiet import import_tensorflow_quietly
-from .scoring import CACHE_HELP, add_evaluate_parser, cached_model, score_command
+from .scoring import add_evaluate_parser, score_command
 from .serve import add_serve_parser
 
 __all__ = ["build_parser", "main"]
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help=MODEL_HELP)
     add_config_arguments(p, GenerationConfig, defaults_from="the model file's")
+    add_device_argument(p)
     p.add_argument("--stream", action="store_true", help="print words as they are generated (one prompt)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {prompt, text, full}")
     p.set_defaults(handler=_generate)
@@ -90,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="how many words (default: 5)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_suggest)
 
@@ -97,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "score",
         help="log-probability and perplexity of a text under a model",
         usage="nextword score [MODEL.onnx] (TEXT | --file F) [--model MODEL.onnx] [--cache | --no-cache] "
-        "[--json]",
+        "[--device DEVICE] [--json]",
     )
     p.add_argument(
         "model", nargs="?", help="the .onnx model file (or --model; neither: " + DEFAULT_MODEL + ")"
@@ -106,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="read the text from this UTF-8 file (-: from standard input)")
     p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
     p.set_defaults(handler=score_command)
 
@@ -342,7 +346,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     args.model, args.prompts = model_and_prompts(args.model, args.prompts, "generate")
-    model = cached_model(args.model, getattr(args, "cache", None))
+    model = cached_model(args.model, getattr(args, "cache", None), args.device)
     config = config_from_args(model.info.generation, vars(args))
     if args.stream:
         if len(args.prompts) != 1:
@@ -400,7 +404,7 @@ def _warn_if_empty(empty: int, total: int, config: GenerationConfig) -> None:
 
 def _suggest(args: argparse.Namespace) -> int:
     args.model, (args.prompt,) = model_and_prompts(args.model, args.prompt, "suggest")
-    model = cached_model(args.model, args.cache)
+    model = cached_model(args.model, args.cache, args.device)
     if not 1 <= args.k <= model.vocab_size:
         raise ValueError(f"-k must be in 1..{model.vocab_size} (the model's vocabulary), got {args.k}")
     suggestions = model.next_words(args.prompt, k=args.k, cache=args.cache)

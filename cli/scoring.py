@@ -1,5 +1,5 @@
 """``nextword score`` and ``nextword evaluate``: which model and text or corpus the arguments name, and
-the figures printed; and the model a command asks for, checked against its ``--cache``."""
+the figures printed."""
 
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ from nextword.runtime.default import BUNDLED_MODEL
 from .args import add_config_arguments, config_from_args
 from .display import figure, json_text
 from .info import cache_text
+from .models import CACHE_HELP, add_device_argument, cached_model
 from .positionals import names_model, text_names_a_file
 
-__all__ = ["cached_model", "evaluate_command", "score_command"]
+__all__ = ["add_evaluate_parser", "evaluate_command", "score_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,27 +45,11 @@ logger = logging.getLogger(__name__)
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
 # How `evaluate` reads the corpus files: as the model file records its own were read, unless told.
 READ_AS_RECORDED = ("format", "text_column", "json_field")
-CACHE_HELP = (
-    "mix in the continuous cache stored in the model file (default: on when the file has one; "
-    "--no-cache scores with the model alone)"
-)
-
-
-def cached_model(path: str | None, cache: bool | None) -> NextWordModel:
-    """The model of ``--model`` (or the default one), refused where ``--cache`` asks for a cache that
-    its file does not hold: the flag is named, not the API's ``cache=True``."""
-    model = default_model(path)
-    if cache and model.cache_settings is None:
-        raise ValueError(
-            f"--cache: {Path(model.source).name} has no continuous-cache settings (export tunes them on "
-            "the run's development documents); drop --cache"
-        )
-    return model
 
 
 def score_command(args: argparse.Namespace) -> int:
     model_path, text = _score_arguments(args)
-    model_file = cached_model(model_path, args.cache)
+    model_file = cached_model(model_path, args.cache, args.device)
     if text is None:
         text_read = _read_text_file(args.file)
     else:
@@ -185,6 +170,7 @@ def add_evaluate_parser(commands: Any) -> None:
         "for more",
     )
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=evaluate_command)
 
@@ -201,7 +187,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
             f"{args.model} looks like a corpus, and evaluate's first argument is the model: nextword "
             f"evaluate MODEL.onnx {args.model} (the bundled model is {BUNDLED_MODEL})"
         )
-    model = cached_model(args.model, args.cache)  # --cache on a file without settings: the flag named
+    model = cached_model(args.model, args.cache, args.device)  # --cache without settings: the flag named
     provenance = _split_model(args, model).info.provenance
     if args.trained_on and args.split == "train":
         raise ValueError(

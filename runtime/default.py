@@ -18,24 +18,28 @@ BUNDLED_MODEL = Path(__file__).resolve().parent / "data" / "nextword-patents.onn
 MAX_MODELS = 8  # models kept loaded by path; the least recently used one is dropped beyond this
 
 _lock = threading.Lock()
-_models: dict[str, NextWordModel] = {}  # resolved path -> loaded model, least recently used first
+_models: dict[tuple[str, str], NextWordModel] = {}  # (resolved path, device) -> model, least recent first
 
 
 def default_model(
     model: str | os.PathLike[str] | bytes | NextWordModel | None = None,
+    *,
+    device: str | None = None,
 ) -> NextWordModel:
-    """The model to use when none is loaded by hand, loaded once per process and path.
+    """The model to use when none is loaded by hand, loaded once per process, path and device.
 
     ``model`` may be a loaded model (returned as is), a file's bytes (loaded at every call) or a path;
     without it, the ``NEXTWORD_MODEL`` environment variable names the file, else the model bundled
-    with the package is used. Loading is
+    with the package is used. ``device`` is :func:`~.model.load`'s (the CPU by default). Loading is
     guarded by a lock, so many threads asking at once load the file once. At most
     :data:`MAX_MODELS` models stay loaded: asking for more paths drops the least recently used one.
     """
     if isinstance(model, NextWordModel):
+        if device is not None:
+            raise ValueError("device is for a model loaded here: a loaded model runs where load() put it")
         return model
     if isinstance(model, bytes | bytearray | memoryview):  # a file's contents: loaded, not kept
-        return load(bytes(model))
+        return load(bytes(model), device=device)
     if model is not None and not isinstance(model, str | os.PathLike):
         raise ValueError(
             "model must be a path to a .onnx file, a file's bytes or a loaded model "
@@ -49,12 +53,12 @@ def default_model(
                 f"no model given and no bundled model at {BUNDLED_MODEL}: pass model=PATH or set "
                 f"{ENV_VAR}=PATH to a nextword .onnx file"
             )
-    key = str(Path(model).resolve())
+    key = (str(Path(model).resolve()), device or "cpu")
     with _lock:
         cached = _models.pop(key, None)
         if cached is None:
             try:
-                cached = load(key)  # a missing or bad file raises ModelFileError naming it
+                cached = load(key[0], device=device)  # a missing or bad file raises ModelFileError naming it
             except ModelFileError as exc:
                 if not from_env:
                     raise

@@ -1,6 +1,6 @@
 """The CLI at its edges: standard output closed, Ctrl-C while its modules load, a device named as a
-corpus, a corpus too small for the split asked for, ``score --json``'s words, and options placed between
-positionals."""
+corpus, a corpus too small for the split asked for, ``score --json``'s words, options placed between
+positionals, and ``--device``."""
 
 from __future__ import annotations
 
@@ -279,3 +279,31 @@ def test_evaluate_refuses_a_typed_option_that_applies_to_none_of_its_files(
     err = capsys.readouterr().err
     assert "--text-column body chooses the column of a CSV file" in err and "--json-field" in err
     assert main(["evaluate", str(model_path), str(files["jsonl"]), "--json-field", "text", "--json"]) == 0
+
+
+def test_the_commands_that_run_a_model_take_a_device(capsys, model_path):
+    """generate, suggest, score and evaluate: ``--device cpu`` is the default's text; a bad name and, on
+    an onnxruntime without CUDA, a GPU are refused naming the flag and the fix (exit 2, nothing printed).
+    The same model is loaded once per device (nextword.runtime.default_model)."""
+    import onnxruntime as ort
+
+    from nextword.runtime import default_model
+
+    argv = ["generate", "--model", str(model_path), "the network", "--max-words", "6", "--temperature", "0"]
+    assert main(argv) == 0
+    plain = capsys.readouterr().out
+    assert main([*argv, "--device", "cpu"]) == 0 and capsys.readouterr().out == plain
+    assert default_model(model_path) is default_model(model_path, device="cpu")
+    bad = [
+        ["generate", "--model", str(model_path), "the network"],
+        ["suggest", "--model", str(model_path), "the network"],
+        ["score", str(model_path), "the network"],
+        ["evaluate", str(model_path), "corpus.csv"],
+    ]
+    for command in bad:
+        assert main([*command, "--device", "gpu"]) == 2
+        out, err = capsys.readouterr()
+        assert not out and "--device must be 'cpu', 'cuda' or 'cuda:N'" in err
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            assert main([*command, "--device", "cuda:1"]) == 2
+            assert "--device 'cuda:1' needs onnxruntime's CUDAExecutionProvider" in capsys.readouterr().err
