@@ -397,7 +397,8 @@ def test_module_level_generate_keeps_a_bounded_number_of_models(model_path, tmp_
         shutil.copyfile(model_path, paths[-1])
         default_module.generate("the", model=paths[-1], max_words=2, seed=0)
         default_module.generate("the", model=paths[0], max_words=2, seed=0)  # the first stays in use
-    cached = list(default_module._models)
+    cached = [path for path, device in default_module._models]  # keyed by path and device
+    assert all(device == "cpu" for _, device in default_module._models)
     assert len(cached) == default_module.MAX_MODELS
     assert str(paths[0].resolve()) in cached and str(paths[1].resolve()) not in cached
     assert cached[-1] == str(paths[0].resolve())  # most recently used last

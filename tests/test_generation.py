@@ -327,10 +327,10 @@ def test_module_level_generate_loads_the_model_once(model_path, monkeypatch):
     calls = []
     real_load = default_module.load
 
-    def slow_load(path):
+    def slow_load(path, **options):
         calls.append(path)
         threading.Event().wait(0.2)  # widen the race window
-        return real_load(path)
+        return real_load(path, **options)
 
     monkeypatch.setattr(default_module, "load", slow_load)
     monkeypatch.setenv("NEXTWORD_MODEL", str(model_path))
