@@ -136,6 +136,8 @@ def choose_providers(providers: Sequence[Provider] | None, device: str | None = 
     if isinstance(providers, str | bytes) or not isinstance(providers, Iterable):
         raise ValueError(f"providers must be a list of provider names, got {providers!r}")
     providers = list(providers)  # read twice below: a generator too
+    if not providers:
+        raise ValueError("providers is empty: leave it out (or device='cpu') for the CPU")
     names = [_provider_name(p) for p in providers]
     available = set(ort.get_available_providers())
     chosen = [p for p, name in zip(providers, names, strict=True) if name in available]

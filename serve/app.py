@@ -45,6 +45,11 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     its port); a ``model`` given is served with its own session options.
     """
     config = config or ServeConfig()
+    if model is not None and config.device != "cpu":
+        raise ValueError(
+            f"device {config.device!r} is for the model the server loads: a model given runs where load() "
+            "put it (load(path, device=...))"
+        )
     if model is None:
         options = default_session_options(config.session_threads)
         try:

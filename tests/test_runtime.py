@@ -261,6 +261,8 @@ def test_a_gpu_provider_that_fails_to_start_is_told_from_a_bad_file(
     for bad in (5, b"CPUExecutionProvider"):
         with pytest.raises(ValueError, match="providers must be a list of provider names"):
             load(model_path, providers=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"providers is empty: leave it out \(or device='cpu'\)"):
+        load(model_path, providers=[])
     with pytest.raises(ValueError, match="device must be"):
         load(model_path, device="cuda:\u0661")  # an Arabic-Indic one: not a GPU number
 

@@ -235,6 +235,14 @@ def test_serve_config_refuses_bad_values():
             ServeConfig(stream_interval=bad)
     assert ServeConfig().host == "127.0.0.1" and ServeConfig().loopback
     assert not ServeConfig(host="0.0.0.0").loopback
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'cuda:N'"):
+        ServeConfig(device="gpu")
+
+
+def test_a_device_with_a_model_already_loaded_is_refused(model):
+    """``create_app(config, model)`` serves the model as loaded: a ``device`` there would be ignored."""
+    with pytest.raises(ValueError, match="is for the model the server loads"):
+        create_app(ServeConfig(device="cuda"), model=model)
 
 
 def test_logprobs_in_whole_and_streamed_answers(client, model):
