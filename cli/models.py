@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 from nextword.runtime import NextWordModel, default_model
-from nextword.runtime.sessions import gpu_number
 
 __all__ = ["CACHE_HELP", "DEVICE_HELP", "add_device_argument", "cached_model"]
 
@@ -30,7 +29,6 @@ def cached_model(path: str | None, cache: bool | None, device: str = "cpu") -> N
     """The model of ``--model`` (or the default one) on ``--device``, refused where ``--cache`` asks for
     a cache that its file does not hold: the flag is named, not the API's ``cache=True``."""
     try:
-        gpu_number(device)
         model = default_model(path, device=device)
     except ValueError as exc:  # the device's own messages start with its name: the flag's, here
         if not str(exc).startswith("device"):

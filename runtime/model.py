@@ -97,9 +97,9 @@ def load(
     """
     if threads is not None and session_options is not None:
         raise ValueError("give threads or session_options, not both (session_options sets the threads too)")
+    chosen = choose_providers(providers, device)  # a wrong device before the file is read
     checked = inspect_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
     source = checked.name
-    chosen = choose_providers(providers, device)
     default = session_options is None and threads is None and chosen == ["CPUExecutionProvider"]
     if session_options is None:
         session_options = quiet_options(1 if threads is None else threads, spinning=False)
