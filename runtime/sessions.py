@@ -139,6 +139,10 @@ def choose_providers(providers: Sequence[Provider] | None, device: str | None = 
     if not providers:
         raise ValueError("providers is empty: leave it out (or device='cpu') for the CPU")
     names = [_provider_name(p) for p in providers]
+    # (name, {}) is the name itself to onnxruntime: said so, the CPU's keeps load()'s default sessions
+    providers = [
+        name if not isinstance(p, str) and not p[1] else p for p, name in zip(providers, names, strict=True)
+    ]
     available = set(ort.get_available_providers())
     chosen = [p for p, name in zip(providers, names, strict=True) if name in available]
     missing = [name for name in names if name not in available]

@@ -128,6 +128,11 @@ def test_providers_may_carry_their_options_as_onnxruntime_takes_them(model_path,
     for bad in (("CPUExecutionProvider", "use_arena=0"), ["CPUExecutionProvider", {}], 7):
         with pytest.raises(ValueError, match=r"a name or a \(name, options dict\) pair"):
             load(model_path, providers=[bad])  # type: ignore[list-item]
+    assert loaded.wide_session is None  # options of its own: one session, as given
+    # a pair without options is the name itself: the CPU's keeps load()'s default sessions
+    seen.clear()
+    plain = load(model_path, providers=[("CPUExecutionProvider", {})])
+    assert seen[0] == ["CPUExecutionProvider"] and plain.wide_session is not None
 
 
 def test_device_names_a_gpu_strictly_where_providers_fall_back(model_path, monkeypatch, caplog):
