@@ -71,6 +71,7 @@ def _base_run(facts: Any) -> BaseRun | None:
         added_share=typed("added_share", float),
         val_overlap=typed("val_overlap", int),
         dev_overlap=typed("dev_overlap", int),
+        overlap_unchecked=typed("overlap_unchecked", str),
         val_trained=typed("val_trained", int),
         val_documents=typed("val_documents", int),
         train_command=typed("command", str),

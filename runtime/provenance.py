@@ -212,6 +212,7 @@ class BaseRun:
     # (validation; development part); None: not checked (a model-file base, its corpus gone or changed)
     val_overlap: int | None = None
     dev_overlap: int | None = None
+    overlap_unchecked: str | None = None  # why they were not checked, in a few words; None: checked, or older
     val_trained: int | None = None  # the base's validation documents that the fine-tuning documents copy
     val_documents: int | None = None  # of the base's validation documents
     train_command: str | None = None  # the command that trained the base

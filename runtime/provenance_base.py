@@ -27,6 +27,11 @@ def describe_base(base: BaseRun, data: DataCounts) -> str:
         text += f"; {base.added_words} words were added to it{share}"
     if base.val_overlap is not None or base.dev_overlap is not None:
         text += "; " + _overlap(base, data)
+    elif base.overlap_unchecked:
+        text += (
+            "; its held-out documents were not checked against those the base trained on "
+            f"({base.overlap_unchecked})"
+        )
     if base.val_trained:
         text += (
             f"; it trained on copies of {base.val_trained} of the base's {_number(base.val_documents)} "

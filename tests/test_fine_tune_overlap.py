@@ -174,7 +174,7 @@ def test_the_same_corpus_split_the_same_way_shares_none(run_dir, tiny_config):
 
 
 def test_a_model_file_base_is_checked_against_the_corpus_files_given(
-    model_path, tiny_config, resplit, documents, tmp_path, caplog
+    model_path, tiny_config, resplit, documents, tmp_path, caplog, capsys
 ):
     """A model file holds no documents: unchecked without base_corpus; with it, the split the file records
     is made again and the counts are a run folder's. Files that are not its corpus are refused before
@@ -183,12 +183,29 @@ def test_a_model_file_base_is_checked_against_the_corpus_files_given(
         facts = fine_tune(model_path, resplit["corpus"], tmp_path / "unchecked", split={"split_seed": 99})
     assert "val_overlap" not in facts and "dev_overlap" not in facts
     assert any("a model file does not hold the documents" in r.getMessage() for r in caplog.records)
+    assert facts["overlap_unchecked"] == "a model-file base, its corpus files not given"
+    # recorded in the model file, and said by nextword info: not checked, not a file older than the check
+    from nextword.cli.main import main
+    from nextword.export import ExportConfig, export
+    from nextword.runtime import load
+
+    unchecked = tmp_path / "unchecked.onnx"
+    export(ExportConfig(run_dir=str(tmp_path / "unchecked"), out=str(unchecked), evaluate=False))
+    assert load(unchecked).info.provenance.base.overlap_unchecked == facts["overlap_unchecked"]
+    capsys.readouterr()
+    assert main(["info", str(unchecked)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert (
+        "its held-out documents were not checked against those the base trained on "
+        "(a model-file base, its corpus files not given)"
+    ) in shown
 
     base_corpus = tiny_config.corpus.paths
     facts = fine_tune(
         model_path, resplit["corpus"], tmp_path / "checked", split={"split_seed": 99}, base_corpus=base_corpus
     )
     assert (facts["val_overlap"], facts["dev_overlap"]) == resplit["expected"]
+    assert "overlap_unchecked" not in facts
 
     shuffled = documents[:]
     random.Random(4).shuffle(shuffled)  # as many documents, other ones held out: the words tell
@@ -226,7 +243,10 @@ def test_a_base_run_whose_corpus_changed_is_not_checked_unless_its_files_are_giv
         f.write('80,"A document added since."\n')
     with caplog.at_level(logging.INFO, logger="nextword"):
         facts = fine_tune(moved, resplit["corpus"], tmp_path / "changed", split={"split_seed": 99})
-    assert "val_overlap" not in facts
+    assert (
+        "val_overlap" not in facts
+        and facts["overlap_unchecked"] == "its corpus files changed since it trained"
+    )
     assert any("changed since it trained" in r.getMessage() for r in caplog.records)
     stored["corpus_files"] = [[base_corpus.stat().st_size, 0]]  # the size as recorded: the documents tell
     (moved / "config.json").write_text(json.dumps(stored))
@@ -240,7 +260,7 @@ def test_a_base_run_whose_corpus_changed_is_not_checked_unless_its_files_are_giv
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="nextword"):
         facts = fine_tune(moved, resplit["corpus"], tmp_path / "gone", split={"split_seed": 99})
-    assert "val_overlap" not in facts
+    assert "val_overlap" not in facts and facts["overlap_unchecked"] == "its corpus files are gone"
     assert any("are gone; `base_corpus` names where" in r.getMessage() for r in caplog.records)
     facts = fine_tune(
         moved,

@@ -46,14 +46,16 @@ def base_overlap(
     The base's documents are read from ``base_corpus`` (``TrainConfig.base_corpus``) when given, read
     as the base recorded (a ``ValueError`` when they cannot be split again, or give other counts than
     it recorded: documents, validation documents, validation words), else from a base run's own corpus
-    files. Empty (logged) when they cannot be counted: a model-file base without ``base_corpus``, a
-    base run whose files are gone or changed. The base's files are read four times (split, counted,
-    its training and its validation documents), the new corpus's twice."""
+    files. When they cannot be counted (logged): ``overlap_unchecked``, why in a few words without
+    paths (a model-file base without ``base_corpus``, a base run whose files are gone or changed), so
+    that ``nextword info`` tells an unchecked file from one older than the check. The base's files are
+    read four times (split, counted, its training and its validation documents), the new corpus's
+    twice."""
     from nextword.corpus import CorpusError, split_corpus
     from nextword.corpus.overlap import copies_of, split_differs, trained_documents, training_side
 
     corpus = replace(base.config.corpus, paths=base_corpus) if base_corpus else base.config.corpus
-    reason = None if base_corpus else _unreadable(base)
+    reason, short = (None, None) if base_corpus else _unreadable(base)
     base_split = None
     if reason is None:
         logger.info(
@@ -64,10 +66,13 @@ def base_overlap(
         except (CorpusError, OSError, ValueError) as exc:
             if base_corpus:
                 raise ValueError(f"`base_corpus`: {exc}") from None
-            reason = f"its corpus could not be split again ({exc})"
+            reason, short = (
+                f"its corpus could not be split again ({exc})",
+                "its corpus could not be split again",
+            )
     differs = base_split and split_differs(base_split, _counts(base), "the base's", base.tokenizer)
     if differs:
-        reason = f"{list(corpus.paths)} hold {differs}"
+        reason, short = f"{list(corpus.paths)} hold {differs}", "its corpus files changed since it trained"
         if base_corpus:
             raise ValueError(
                 f"`base_corpus`: {reason}: they are not the files it was trained on; give those files, or "
@@ -78,7 +83,7 @@ def base_overlap(
             "the held-out documents of this corpus are not checked against those the base trained on: %s",
             reason,
         )
-        return {}
+        return {"overlap_unchecked": short}
     record = split.record
     is_val: list[bool] = []  # filled as the held-out documents are read
 
@@ -109,23 +114,30 @@ def base_overlap(
     return facts
 
 
-def _unreadable(base: Base) -> str | None:
-    """Why a base's own corpus files cannot be read as they were, or None."""
+def _unreadable(base: Base) -> tuple[str, str] | tuple[None, None]:
+    """Why a base's own corpus files cannot be read as they were, and that in a few words without
+    paths (for the model file); or Nones."""
     if base.run is None:
         return (
-            "a model file does not hold the documents it was trained on; `base_corpus` names its corpus files"
+            "a model file does not hold the documents it was trained on; `base_corpus` names its "
+            "corpus files",
+            "a model-file base, its corpus files not given",
         )
     paths = [Path(p) for p in base.config.corpus.paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        return f"its corpus files {missing} are gone; `base_corpus` names where they are now"
+        return (
+            f"its corpus files {missing} are gone; `base_corpus` names where they are now",
+            "its corpus files are gone",
+        )
     # Sizes, not times: a copy of the same files (restored, provisioned again) has new times. An edit
     # that keeps the size shows in the documents counted, checked once the files are split again.
     stats = base.stored.get("corpus_files")
     sizes = [p.stat().st_size for p in paths]
     if isinstance(stats, list) and [s[0] if isinstance(s, list) and s else s for s in stats] != sizes:
-        return f"its corpus files {[str(p) for p in paths]} changed since it trained"
-    return None
+        changed = "its corpus files changed since it trained"
+        return f"{changed}: {[str(p) for p in paths]}", changed
+    return None, None
 
 
 def _data(base: Base) -> dict[str, Any]:
