@@ -6,15 +6,22 @@ Training and export write their files the same way (``nextword.train.files`` bui
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["STALE_AFTER_S", "atomic_path"]
 
 _NAME_MAX = 255  # bytes in one file name, where the file system does not say (ext4, xfs, btrfs, APFS, NTFS)
 _RANDOM = 8  # characters mkstemp puts between the prefix and the suffix
+#: A temporary file untouched for this long was left by a killed writer (each write touches it).
+STALE_AFTER_S = 3600.0
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -26,6 +33,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     temporary file was written without a file name of its own (a full disk, a file-size limit). The
     temporary file stays writable until it is complete; it takes the target's mode (a read-only
     target stays read-only) just before the rename.
+
+    A process killed outright (SIGKILL, the kernel's out-of-memory killer) cannot remove its temporary
+    file; after a successful rename, those of the same target untouched for :data:`STALE_AFTER_S` are
+    removed (logged). A writer still at work touches its file, so it keeps it.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +54,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode(target))  # mkstemp creates 0600; keep the mode a plain open() would give
         os.replace(tmp, target)
+        _remove_stale(target)
     except OSError as exc:
         if exc.errno is not None and (exc.filename is None or tmp_name in (exc.filename, exc.filename2)):
             # the temporary name is ours, not the user's; an error without a name (ENOSPC from a write)
@@ -51,6 +63,25 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove the temporary files of ``target`` that killed writers left (mkstemp's names: the prefix,
+    :data:`_RANDOM` of its characters, the suffix)."""
+    form = re.compile(
+        f"{re.escape(_temporary_prefix(target))}[a-z0-9_]{{{_RANDOM}}}{re.escape(f'.tmp{target.suffix}')}"
+    )
+    now = time.time()
+    with contextlib.suppress(OSError):  # a folder that cannot be listed: nothing to tidy
+        for left in target.parent.iterdir():
+            if not form.fullmatch(left.name):
+                continue
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+                if now - left.lstat().st_mtime >= STALE_AFTER_S:
+                    left.unlink()
+                    logger.info(
+                        "removed %s, left beside %s by a write that was killed", left.name, target.name
+                    )
 
 
 def _temporary_prefix(target: Path) -> str:

@@ -1,6 +1,7 @@
 """Nothing crashes, nothing is lost: hostile prompts, kills during training and export, many threads."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import run_python, synthetic_documents, write_corpus
+from nextword.corpus.files import STALE_AFTER_S
 from nextword.runtime import GenerationConfig
 from nextword.train.files import atomic_path, atomic_write_bytes
 
@@ -75,6 +77,20 @@ def test_a_kill_during_a_write_never_reaches_the_target(tmp_path):
     result = run_python(KILL_DURING_WRITE, str(target))
     assert result.returncode == -signal.SIGKILL
     assert target.read_bytes() == b"previous model"
+    # A killed writer cannot remove its temporary file: the next write of the target does, once it
+    # is old enough that no writer can still be at work on it. Other files stay.
+    (left,) = [p for p in tmp_path.iterdir() if p.name != "model.onnx"]
+    assert left.name.startswith(".model.") and left.name.endswith(".tmp.onnx")
+    others = [tmp_path / ".model.onnx.swp", tmp_path / ".other.abcdefgh.tmp.onnx", tmp_path / "notes.txt"]
+    for other in others:
+        other.write_bytes(b"keep")
+    atomic_write_bytes(target, b"next model")
+    assert left.exists(), "a temporary file touched within the hour may be a writer at work"
+    for path in (left, *others):
+        os.utime(path, (time.time() - STALE_AFTER_S - 60,) * 2)
+    atomic_write_bytes(target, b"model")
+    assert not left.exists() and all(other.exists() for other in others)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.onnx", *(o.name for o in others)])
 
 
 KILL_EXPORT_BEFORE_RENAME = """
