@@ -100,8 +100,9 @@ def chromium_paths() -> tuple[str, str]:
     return binary, driver
 
 
-def new_browser(width: int = 1280, height: int = 900, dark: bool = False) -> Any:
-    """A headless chromium WebDriver of the given window size."""
+def new_browser(width: int = 1280, height: int = 900, dark: bool = False, *, test_ca: bool = False) -> Any:
+    """A headless chromium WebDriver of the given window size (``test_ca``: it takes the certificates of
+    a test CA, which it does not know)."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="install nextword[serve-test] (selenium)")
     binary, driver = chromium_paths()
     options = webdriver.ChromeOptions()
@@ -120,6 +121,7 @@ def new_browser(width: int = 1280, height: int = 900, dark: bool = False) -> Any
     if dark:
         options.add_argument("--force-dark-mode")
         options.add_argument("--blink-settings=preferredColorScheme=0")  # 0: dark
+    options.accept_insecure_certs = test_ca
     service = webdriver.ChromeService(executable_path=driver)
     browser = webdriver.Chrome(options=options, service=service)
     browser.set_page_load_timeout(30)
