@@ -56,6 +56,10 @@ OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
 MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 MODEL_FIRST = "a first MODEL.onnx names the model, as --model does"
+PROMPT_FILE_HELP = (
+    "read the prompt from this UTF-8 file (-: from standard input) in place of PROMPT; a line break "
+    "that ends it is dropped"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("generate", help="continue one or more prompts")
     p.add_argument(
-        "prompts", nargs="+", metavar="PROMPT", help="text to continue (may be empty); " + MODEL_FIRST
+        "prompts", nargs="*", metavar="PROMPT", help="text to continue (may be empty); " + MODEL_FIRST
     )
+    p.add_argument("--file", help=PROMPT_FILE_HELP)
     p.add_argument("--model", help=MODEL_HELP)
     add_config_arguments(p, GenerationConfig, defaults_from="the model file's")
     add_device_argument(p)
@@ -88,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_generate)
 
     p = commands.add_parser("suggest", help="the most likely next words after a prompt")
-    p.add_argument("prompt", nargs="+", metavar="PROMPT", help="text so far; " + MODEL_FIRST)
+    p.add_argument("prompt", nargs="*", metavar="PROMPT", help="text so far; " + MODEL_FIRST)
+    p.add_argument("--file", help=PROMPT_FILE_HELP)
     p.add_argument("-k", type=int, default=5, help="how many words (default: 5)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
@@ -345,7 +351,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    args.model, args.prompts = model_and_prompts(args.model, args.prompts, "generate")
+    args.model, args.prompts = model_and_prompts(args.model, args.prompts, "generate", args.file)
     model = cached_model(args.model, getattr(args, "cache", None), args.device)
     config = config_from_args(model.info.generation, vars(args))
     if args.stream:
@@ -403,7 +409,7 @@ def _warn_if_empty(empty: int, total: int, config: GenerationConfig) -> None:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    args.model, (args.prompt,) = model_and_prompts(args.model, args.prompt, "suggest")
+    args.model, (args.prompt,) = model_and_prompts(args.model, args.prompt, "suggest", args.file)
     model = cached_model(args.model, args.cache, args.device)
     if not 1 <= args.k <= model.vocab_size:
         raise ValueError(f"-k must be in 1..{model.vocab_size} (the model's vocabulary), got {args.k}")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from nextword.train.files import RUN_MARKER
 
+from .text_files import read_prompt_file
+
 __all__ = ["model_and_prompts", "names_model", "text_names_a_file"]
 
 logger = logging.getLogger(__name__)
@@ -44,16 +46,17 @@ def _opens_as_onnx(path: Path) -> bool:
 
 
 def model_and_prompts(
-    model_option: str | None, positionals: list[str], command: str
+    model_option: str | None, positionals: list[str], command: str, prompt_file: str | None = None
 ) -> tuple[str | None, list[str]]:
     """The model and the prompts of ``generate`` or ``suggest`` from ``[MODEL.onnx] PROMPT...``: a first
     positional that names a model file is the model, as for ``score``, ``evaluate`` and ``info`` (before,
-    ``nextword generate model.onnx "a prompt"`` continued the file's name as a prompt of its own)."""
+    ``nextword generate model.onnx "a prompt"`` continued the file's name as a prompt of its own). Or
+    ``[MODEL.onnx] --file F``: the one prompt is read from ``prompt_file`` (``-``: standard input)."""
     if positionals and names_model(positionals[0]):
         first = positionals[0]
         if model_option is not None:
             raise ValueError(f"{first} names a model file, and so does --model: give the model once")
-        if len(positionals) == 1:
+        if len(positionals) == 1 and prompt_file is None:
             raise ValueError(
                 f"{first} names a model file: give the prompt after it ('' for an empty one): nextword "
                 f'{command} {first} "PROMPT"'
@@ -64,8 +67,21 @@ def model_and_prompts(
         raise ValueError(
             f"{misplaced} names a model file: give it before the prompt, or as --model {misplaced}"
         )
+    if prompt_file is not None:
+        if positionals:
+            raise ValueError(
+                f"--file reads the prompt, and {positionals[0]!r} is one too: give one of them (a model "
+                f"file may come first: nextword {command} MODEL.onnx --file {prompt_file})"
+            )
+        return model_option, [read_prompt_file(prompt_file)]
+    if not positionals:
+        raise ValueError(
+            f"no prompt: nextword {command} [MODEL.onnx] PROMPT ('' for an empty one), or --file F"
+        )
     if command == "suggest" and len(positionals) != 1:  # one text so far: an unquoted one was meant
         raise ValueError(f'suggest takes one prompt: quote it, nextword suggest "{" ".join(positionals)}"')
+    if "-" in positionals:
+        logger.warning("the prompt is the text '-' itself; --file - reads the prompt from standard input")
     return model_option, positionals
 
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import os
-import stat
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +24,7 @@ from nextword.corpus import (
 )
 from nextword.corpus.dev import split_dev_mask
 from nextword.corpus.overlap import copies_of, split_differs, trained_documents
-from nextword.corpus.readers import CORPUS_SUFFIXES, HEAD_BYTES, detect_format, not_text
+from nextword.corpus.readers import CORPUS_SUFFIXES, detect_format
 from nextword.runtime import ModelFileError, NextWordModel, TextScore, default_model, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
 
@@ -36,6 +33,7 @@ from .display import figure, json_text
 from .info import cache_text
 from .models import CACHE_HELP, add_device_argument, cached_model
 from .positionals import names_model, text_names_a_file
+from .text_files import read_text_file
 
 __all__ = ["add_evaluate_parser", "evaluate_command", "score_command"]
 
@@ -51,7 +49,7 @@ def score_command(args: argparse.Namespace) -> int:
     model_path, text = _score_arguments(args)
     model_file = cached_model(model_path, args.cache, args.device)
     if text is None:
-        text_read = _read_text_file(args.file)
+        text_read = read_text_file(args.file)
     else:
         text_names_a_file(text_read := text)
     result = model_file.score(text_read, cache=args.cache)
@@ -104,37 +102,6 @@ def _score_arguments(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if names_model(lone):
         raise ValueError(f"{lone} names a model file: give the text to score after it, or --file F")
     return None, given[0]
-
-
-def _read_text_file(path: str) -> str:
-    """A regular file's text, or standard input's for ``-``; a folder, FIFO or device named as a file
-    is refused before it is opened (a FIFO would block, /dev/zero would never end). A UTF-8 byte-order
-    mark is not text (it would be scored as an unknown word); UTF-16 and compressed files are named."""
-    if path == "-":  # asked for by name: read to its end, as cat does
-        if sys.stdin is None:  # started with standard input closed
-            raise ValueError("standard input is closed; give the text, or --file PATH")
-        return _decoded(sys.stdin.buffer.read(), "standard input")
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{path} is not a regular file (a folder, pipe or device); pass a text file")
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ValueError(f"{path} cannot be read: {exc.strerror}") from None
-    return _decoded(data, path)
-
-
-def _decoded(data: bytes, name: str) -> str:
-    found = not_text(data[:HEAD_BYTES])
-    if found is not None:
-        raise ValueError(f"{name} is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def add_evaluate_parser(commands: Any) -> None:

@@ -634,3 +634,44 @@ def test_a_session_the_time_budget_ended_says_how_to_go_on(capsys, corpus_files,
     )
     code, printed, _ = run_cli(capsys, "train", "--resume", out, "--epochs", 5, "--max-minutes", 0.0001)
     assert code == 0 and f"continue the run with `nextword train --resume {out} --epochs 5`" in printed
+
+
+def test_generate_and_suggest_read_the_prompt_from_a_file_or_standard_input(
+    capsys, model_path, model, tmp_path, monkeypatch, caplog
+):
+    """``--file F`` (``-``: standard input) is the prompt, less the line break that ends it; a prompt
+    ``-`` is text, said so (it was continued silently when a pipe was meant)."""
+    import io
+    import logging
+
+    prompt = "The network stores the weights.\nEach neuron"
+    path = tmp_path / "prompt.txt"
+    path.write_bytes((prompt + "\r\n").encode("utf-8-sig"))  # a BOM and a Windows line end: not prompt
+    want = model.generate(prompt, max_words=6, seed=3)
+    for argv in (
+        ["generate", model_path, "--file", str(path)],
+        ["generate", "--file", str(path), "--model", model_path],
+    ):
+        code, out, _ = run_cli(capsys, *argv, "--max-words", "6", "--seed", "3", "--json")
+        assert code == 0 and json.loads(out) == [{"prompt": prompt, "text": want, "full": prompt + want}]
+    monkeypatch.setattr(
+        sys, "stdin", io.TextIOWrapper(io.BytesIO((prompt + "\n").encode()), encoding="utf-8")
+    )
+    code, out, _ = run_cli(capsys, "suggest", model_path, "--file", "-", "-k", "4", "--json")
+    suggested = [(s["word"], s["probability"]) for s in json.loads(out)]
+    expected = model.next_words(prompt, k=4)
+    assert code == 0 and [w for w, _ in suggested] == [w for w, _ in expected]
+    assert [p for _, p in suggested] == pytest.approx([p for _, p in expected])
+
+    code, out, err = run_cli(capsys, "generate", model_path, "a prompt", "--file", str(path))
+    assert code == 2 and out == "" and "--file reads the prompt, and 'a prompt' is one too" in err
+    code, _, err = run_cli(capsys, "generate", model_path)
+    assert code == 2 and "give the prompt after it ('' for an empty one)" in err
+    code, _, err = run_cli(capsys, "suggest")
+    assert code == 2 and "no prompt: nextword suggest [MODEL.onnx] PROMPT" in err
+    code, _, err = run_cli(capsys, "generate", model_path, "--file", str(tmp_path))
+    assert code == 2 and "is not a regular file" in err
+    with caplog.at_level(logging.WARNING):
+        code, out, _ = run_cli(capsys, "generate", model_path, "-", "--max-words", "2", "--json")
+    assert code == 0 and json.loads(out)[0]["prompt"] == "-"
+    assert "--file - reads the prompt from standard input" in caplog.text
