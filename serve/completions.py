@@ -229,11 +229,16 @@ def _empty_logprobs() -> dict[str, list[Any]]:
 def _add_logprob(lp: dict[str, list[Any]], u: RowUpdate, prefix: int) -> None:
     """Append the word of ``u`` to ``lp``; ``prefix``: characters ahead of the generated text in the
     choice's text (an echoed prompt). The word's offset comes from the runtime, not from the text sent
-    so far, which lags behind it while characters that could begin a stop string are held back."""
+    so far, which lags behind it while characters that could begin a stop string are held back. Its
+    alternatives hold the word itself too, as OpenAI's do (up to ``logprobs`` + 1 entries): code that
+    looks up ``top_logprobs[i][tokens[i]]`` finds it."""
     assert u.offset is not None  # every update with a word has one
+    top = dict(u.top_logprobs or {})
+    if u.token is not None and u.logprob is not None:
+        top.setdefault(u.token, u.logprob)
     lp["tokens"].append(u.token)
     lp["token_logprobs"].append(u.logprob)
-    lp["top_logprobs"].append(u.top_logprobs or {})
+    lp["top_logprobs"].append(top)
     lp["text_offset"].append(prefix + u.offset)
 
 

@@ -90,6 +90,11 @@ class _Request(BaseModel):
 
 class StreamOptions(_Request):
     include_usage: bool = Field(False, description="send a last chunk with the token counts")
+    include_obfuscation: bool = Field(
+        True,
+        description="OpenAI's padding of each chunk against length side channels; accepted (its client "
+        "sends it) and without effect: the chunks carry no padding",
+    )
 
 
 class CompletionRequest(_Request):

@@ -101,7 +101,10 @@ def test_stream_usage_and_echo(client, model):
         "seed": 1,
         "stream": True,
         "echo": True,
-        "stream_options": {"include_usage": True},
+        "stream_options": {
+            "include_usage": True,
+            "include_obfuscation": False,
+        },  # OpenAI's client may send it
     }
     with client.stream("POST", "/v1/completions", json=body) as response:
         events = sse(response)
@@ -252,8 +255,8 @@ def test_logprobs_in_whole_and_streamed_answers(client, model):
     assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == 8
     assert lp["tokens"] == model.tokenizer.tokenize(choice["text"])
     assert all(
-        len(top) == 2 and max(top.values()) == pytest.approx(p)
-        for top, p in zip(lp["top_logprobs"], lp["token_logprobs"], strict=True)
+        len(top) == 2 and max(top.values()) == pytest.approx(p) and top[t] == p
+        for top, p, t in zip(lp["top_logprobs"], lp["token_logprobs"], lp["tokens"], strict=True)
     )
     assert lp["text_offset"] == sorted(lp["text_offset"]) and lp["text_offset"][0] == 0
     with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as response:
@@ -262,6 +265,16 @@ def test_logprobs_in_whole_and_streamed_answers(client, model):
         t for c in chunks if c["choices"][0]["logprobs"] for t in c["choices"][0]["logprobs"]["tokens"]
     ]
     assert streamed == lp["tokens"]
+    # sampled, a word outside the most likely is listed too (OpenAI: up to logprobs + 1 entries)
+    body = {**body, "temperature": 2.0, "seed": 5, "max_tokens": 40, "logprobs": 1}
+    lp = client.post("/v1/completions", json=body).json()["choices"][0]["logprobs"]
+    assert all(
+        top[t] == p and len(top) == 1 + (p < max(top.values()))
+        for top, p, t in zip(lp["top_logprobs"], lp["token_logprobs"], lp["tokens"], strict=True)
+    )
+    assert any(len(top) == 2 for top in lp["top_logprobs"]), "no word outside the most likely was drawn"
+    lp = client.post("/v1/completions", json={**body, "logprobs": 0}).json()["choices"][0]["logprobs"]
+    assert lp["top_logprobs"] == [{t: p} for t, p in zip(lp["tokens"], lp["token_logprobs"], strict=True)]
 
 
 TRICKY_TEXTS = [" word", "", ' "quoted"', " back\\slash", " tab\there", " line\nbreak", " é€", " 😀"]

@@ -190,7 +190,16 @@ def test_the_openai_client_with_every_parameter_the_docs_list(live_server, model
     ]
     for choice in answer.choices:
         assert choice.logprobs is not None and len(choice.logprobs.tokens) == len(choice.logprobs.text_offset)
-        assert all(len(top) <= 2 for top in choice.logprobs.top_logprobs)
+        assert all(len(top) <= 3 for top in choice.logprobs.top_logprobs)  # 2 and the word drawn
+        assert all(
+            top[t] == p
+            for top, t, p in zip(
+                choice.logprobs.top_logprobs,
+                choice.logprobs.tokens,
+                choice.logprobs.token_logprobs,
+                strict=True,
+            )
+        )
     stopped = client.completions.create(model="tiny", prompt="the network", max_tokens=30, stop=" ", seed=1)
     assert stopped.choices[0].finish_reason == "stop"
     chunks = list(
