@@ -40,8 +40,10 @@ const APOSTROPHES = /[\u2018\u2019\u201b\u2032]/gu;
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/gu; // eslint-disable-line no-control-regex
 const WHITESPACE = new RegExp(`[${S}]+`, 'gu');
 const UNUSABLE = new RegExp(`[${S}\\u{0}-\\u{1f}\\u{7f}-\\u{9f}\\u{d800}-\\u{dfff}]`, 'u');
+// Starts only where a run of whitespace starts, as in Python: tried from every space of a run, the leading
+// whitespace would scan the rest of the run each time (quadratic in its length).
 const FIGURE_REF = new RegExp(
-  `[${S}]*\\([${S}]*[${D}]+[${L}]?'*(?:[${S}]*[,\\-][${S}]*[${D}]+[${L}]?'*)*[${S}]*\\)`,
+  `(?<![${S}])[${S}]*\\([${S}]*[${D}]+[${L}]?'*(?:[${S}]*[,\\-][${S}]*[${D}]+[${L}]?'*)*[${S}]*\\)`,
   'gu',
 );
 const WORD_OR_SYMBOL = `[${W}]+(?:(?:[\\-/'.]|(?<=[${D}]),(?=[${D}]))[${W}]+)*|[^${W}${S}]`;
