@@ -8,6 +8,7 @@ calls one API function and prints its result. Training and export load TensorFlo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import logging
@@ -141,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # said by the subcommand's parser: its usage, not the top level's
         refuse_unknown(_command_parser(parser, args), args.command, unknown)
     args.command_line = shlex.join(["nextword", *argv])  # recorded with runs and model files
+    if sys.stderr is None:  # started with `2>&-`: print(file=None) would put the messages in the output
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (for the process's life)
     if sys.stdout is None and args.command in PRINTS_RESULT:  # started with `>&-`: print() drops it all
         if sys.stderr is not None:
             print(
@@ -175,7 +178,9 @@ def _run(args: argparse.Namespace) -> int:
     file, so they go through safe())."""
     try:
         with cli_messages(args.command):  # library code names options as the API does: said as flags
-            return args.handler(args) or 0
+            code = args.handler(args) or 0
+            _flush_output()  # a full disk or a closed pipe fails the command, not the interpreter's exit
+            return code
     except MissingExtraError as exc:
         print(f"nextword {args.command}: {safe(exc)}", file=sys.stderr)
         return 2
@@ -183,10 +188,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nextword {args.command}: error: {safe(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`nextword ... | head`): stop quietly, as cat does
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        _drop_output()
         return 141  # 128 + SIGPIPE, what a shell reports for a command ended by a closed pipe
     except OSError as exc:  # a missing file, a folder where a file belongs, a read-only or full disk
+        with contextlib.suppress(OSError):
+            _flush_output()  # what was printed before, unless standard output is what failed
         message = _os_error(exc, args.command in PRINTS_RESULT)
         if args.command == "train" and exc.errno in OUT_OF_ROOM:
             message += _after_interrupt(args)  # the run stopped: how to go on with it once there is room
@@ -199,6 +205,23 @@ def _run(args: argparse.Namespace) -> int:
         ended = "terminated" if isinstance(exc, _Terminated) else "interrupted"
         print(f"nextword {args.command}: {ended}{_after_interrupt(args)}", file=sys.stderr)
         return 143 if isinstance(exc, _Terminated) else 130  # 128 + the signal, as a shell reports it
+
+
+def _flush_output() -> None:
+    """Write out what the command printed while its failure can still be reported: left to the
+    interpreter's exit, a full disk was an "Exception ignored" (status 120), or, for a short output,
+    nothing at all (status 0). Output that cannot be written is dropped, so exit does not try again."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        _drop_output()
+        raise
+
+
+def _drop_output() -> None:
+    """Point standard output at /dev/null, so that the interpreter's final flush does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class _Terminated(KeyboardInterrupt):

@@ -107,14 +107,40 @@ def test_a_full_standard_output_is_named(capsys):
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full, a device that is always full")
-def test_generate_into_a_full_device_fails_in_one_line():
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["info"],
+        ["suggest", "the network", "-k", "300"],
+        ["generate", "x", "--max-words", "300", "--seed", "1"],
+    ],
+)
+def test_a_command_printing_into_a_full_device_fails_in_one_line(argv):
+    """Buffered output (no PYTHONUNBUFFERED) is written at exit, after the command's own checks: a short
+    result was lost with status 0, a longer one said "Exception ignored" with status 120."""
     code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     with open("/dev/full", "w", encoding="utf-8") as full:
         result = subprocess.run(
-            [sys.executable, "-c", code, "info"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60
+            [sys.executable, "-c", code, *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=env,
         )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "Exception" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
     assert "cannot write the result to standard output: No space left on device" in result.stderr
+
+
+def test_messages_never_reach_the_output_when_standard_error_is_closed(tmp_path):
+    """Started with `2>&-`, print(file=sys.stderr) wrote the error to standard output, which a --json
+    reader takes for the result."""
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    script = f"exec 2>&-; exec {sys.executable} -c '{code}' generate x --temperature -1 --json"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
 
 
 # ----------------------------------------------------------------------------- a real full file system
