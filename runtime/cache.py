@@ -139,6 +139,8 @@ def resolve_cache(model: Any, cache: bool | CacheConfig | None) -> CacheConfig |
     none, ``True`` the model file's (an error when it has none), a :class:`CacheConfig` itself."""
     if isinstance(cache, CacheConfig):
         return cache
+    if isinstance(cache, np.bool_):  # a numpy comparison's result
+        cache = bool(cache)
     if cache is not None and not isinstance(cache, bool):
         raise ValueError(f"cache must be True, False, None or a CacheConfig, got {cache!r}")
     if cache is False:

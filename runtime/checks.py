@@ -9,6 +9,8 @@ import numbers
 import os
 from typing import Any, SupportsFloat
 
+import numpy as np
+
 __all__ = ["as_path", "check_bool", "check_int", "check_real", "finite", "plain_numbers", "shown"]
 
 
@@ -16,12 +18,15 @@ def plain_numbers(config: Any) -> None:
     """Replace numbers of other types in the fields of dataclass ``config`` (a numpy ``int64`` from
     ``np.arange``, a ``float32``) by Python's ``int`` and ``float`` of the same value, before its checks:
     a config then checks, compares and writes to JSON (a run's config.json, a model file's metadata) as
-    one made of plain values does. Bools, and values that are not numbers, stay as given."""
+    one made of plain values does; a numpy ``bool_`` becomes ``bool``. Python's bools, and values that
+    are not numbers, stay as given."""
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
         if type(value) in (int, float, bool):
             continue
-        if isinstance(value, numbers.Integral):
+        if isinstance(value, np.bool_):
+            object.__setattr__(config, item.name, bool(value))
+        elif isinstance(value, numbers.Integral):
             object.__setattr__(config, item.name, int(value))
         elif isinstance(value, numbers.Real):
             object.__setattr__(config, item.name, float(value))

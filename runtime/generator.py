@@ -24,6 +24,7 @@ import numpy as np
 
 from .batch import FINISH_REASONS, Batch, Update, finish
 from .cache import ContinuousCache, required_cache
+from .checks import check_int
 from .generation import GenerationConfig
 from .rows import Group, Row
 from .rules import Rules
@@ -63,6 +64,9 @@ class Generator:
         chunk: int = PROMPT_CHUNK,
         stepper: TokenStepper | None = None,
     ):
+        if not hasattr(model, "tokenizer") or not callable(getattr(model, "forward", None)):
+            raise ValueError(f"model must be a loaded model (nextword.runtime.load(path)), got {model!r:.80}")
+        check_int("chunk", chunk, 1, None)
         self._model = model
         self._tokenizer = model.tokenizer
         self._tokens = self._tokenizer.table  # id -> token, read once per generated token

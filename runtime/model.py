@@ -33,6 +33,7 @@ from .scoring import TextScore, next_words, prompt_ids, score_text
 from .session import run_session, wrong_shapes
 from .session_plan import ONE, PAIR, WIDE, SessionPlan
 from .sessions import (
+    HoldsSessions,
     Provider,
     choose_providers,
     default_session_options,
@@ -41,7 +42,7 @@ from .sessions import (
     usable_cores,
     warn_if_int8_on_gpu,
 )
-from .step import PROMPT_CHUNK, State, check_state, checked_ids, feed_chunks
+from .step import PROMPT_CHUNK, State, check_state, checked_ids, checked_logits_from, feed_chunks
 from .stepper import BoundStepper
 from .text import PromptEnd
 from .tokenizer import Tokenizer
@@ -139,7 +140,7 @@ class _PlanSession:
         model._plan.sessions[self.index] = session
 
 
-class NextWordModel:
+class NextWordModel(HoldsSessions):
     """A loaded model: a stateful onnxruntime session plus the tokenizer from the same file.
 
     Create one with :func:`load`. A model holds no state between calls: one instance serves many threads.
@@ -246,11 +247,7 @@ class NextWordModel:
         ids = checked_ids(input_ids, self.info.vocab_size)
         check_state(state, len(ids), self.info.state_sizes)
         positions = ids.shape[-1]
-        if not -positions <= logits_from < positions:
-            raise ValueError(
-                f"logits_from={logits_from} selects no position of an input of {positions} position(s); "
-                f"use a value from {-positions} to {positions - 1} (-1 for the last position)"
-            )
+        logits_from = checked_logits_from(logits_from, positions)
         feed: dict[str, Any] = dict(zip(self._state_inputs, state, strict=True))
         feed[INPUT_IDS] = ids
         if self.info.has_logits_from:
@@ -311,11 +308,11 @@ class NextWordModel:
         """Run a sequence of any length through the model in chunks, carrying the state.
 
         Returns the logits after the last position, shape (batch, vocab), and the final state. Feeding a
-        text in one call or in pieces of ``chunk`` tokens gives the same result.
+        text in one call or in pieces of ``chunk`` tokens gives the same result with float32 weights; an
+        int8 file's logits may differ by a few hundredths (each call quantizes its own inputs).
         """
-        ids = np.asarray(input_ids, dtype=np.int64)  # (B, T)
-        if ids.ndim != 2 or ids.shape[1] == 0:
-            raise ValueError(f"input_ids must have shape (batch, time) with time >= 1, got {ids.shape}")
+        ids = checked_ids(input_ids, self.info.vocab_size)  # (B, T)
+        check_int("chunk", chunk, 1, None)
         *_, (logits, state) = feed_chunks(self, ids, state, logits_from=-1, chunk=chunk)
         return logits[:, -1], state
 

@@ -15,6 +15,7 @@ from .errors import ModelFileError
 
 __all__ = [
     "DEFAULT_PROVIDERS",
+    "HoldsSessions",
     "Provider",
     "choose_providers",
     "default_session_options",
@@ -40,6 +41,23 @@ GPU_PROVIDERS = (
 #: An execution provider as onnxruntime takes it: its name, or its name and its options
 #: (``("CUDAExecutionProvider", {"device_id": 1})``).
 Provider: TypeAlias = str | tuple[str, Mapping[str, Any]]
+
+
+class HoldsSessions:
+    """For objects that hold onnxruntime sessions, which cannot be pickled: a ``TypeError`` that says
+    what to do (pickle's own names an onnxruntime type, deep in a multiprocessing traceback).
+    ``copy.copy`` shares the sessions, as a second name for the object would."""
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            f"a loaded {type(self).__name__} cannot be pickled or deep-copied (it holds onnxruntime "
+            "sessions): send the model file's path to the other process and load() it there"
+        )
+
+    def __copy__(self) -> Any:
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
 
 
 def make_session(

@@ -8,6 +8,7 @@ imports the model class except the model module itself.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -122,6 +123,21 @@ def checked_ids(input_ids: Any, vocab: int) -> np.ndarray:
             f"input_ids holds {low if low < 0 else high}, outside the vocabulary's ids 0..{vocab - 1}"
         )
     return ids.astype(np.int64, copy=False)
+
+
+def checked_logits_from(logits_from: Any, positions: int) -> int:
+    """``logits_from`` of :meth:`StepModel.forward` as an ``int`` that selects at least one of
+    ``positions``, or ``ValueError`` (left unchecked, a float reached the graph, blamed on the file)."""
+    if type(logits_from) is not int:
+        if isinstance(logits_from, bool) or not isinstance(logits_from, numbers.Integral):
+            raise ValueError(f"logits_from must be an integer position (-1: the last), got {logits_from!r}")
+        logits_from = int(logits_from)
+    if not -positions <= logits_from < positions:
+        raise ValueError(
+            f"logits_from={logits_from} selects no position of an input of {positions} position(s); "
+            f"use a value from {-positions} to {positions - 1} (-1 for the last position)"
+        )
+    return logits_from
 
 
 def check_state(state: Any, batch: int, sizes: Sequence[int]) -> None:

@@ -397,6 +397,51 @@ def test_logits_from_outside_the_input_is_refused(model, logits_from):
         model.forward(ids, model.initial_state(1), logits_from=logits_from)
 
 
+def test_arguments_of_the_wrong_kind_are_named_not_blamed_on_the_file(model, model_path):
+    """A float or None for ``logits_from`` reached the graph (blamed on the model file, or a TypeError
+    from a comparison), True was taken as 1; ``feed``'s ``chunk`` of 0 or -1 raised range()'s errors and
+    its float ids were truncated. A model cannot be pickled (its sessions): said so, with what to do."""
+    import copy
+    import pickle
+
+    from nextword.runtime import Generator
+
+    ids = np.asarray([model.prompt_ids("the network receives an input signal")])
+    state = model.initial_state(1)
+    for bad in (1.5, None, True, "1"):
+        with pytest.raises(ValueError, match="logits_from must be an integer position"):
+            model.forward(ids, state, logits_from=bad)
+    last, _ = model.forward(ids, state, logits_from=np.int64(-1))
+    assert last.shape == (1, 1, model.vocab_size)
+    for bad, said in ((0, "chunk must be an integer >= 1"), (-1, ">= 1"), (2.5, "chunk must be an integer")):
+        with pytest.raises(ValueError, match=said):
+            model.feed(ids, state, chunk=bad)
+    with pytest.raises(ValueError, match="input_ids must be integer token ids, got float64"):
+        model.feed(ids.astype(float), state)
+    np.testing.assert_array_equal(
+        model.feed(ids, state, chunk=np.int32(3))[0], model.feed(ids, state, chunk=3)[0]
+    )
+    for dump in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(TypeError, match=r"cannot be pickled .* load\(\) it there"):
+            dump(model)
+    shallow = copy.copy(model)  # shares the sessions
+    assert shallow.generate("the network", max_words=6, temperature=0) == model.generate(
+        "the network", max_words=6, temperature=0
+    )
+    for bad in (None, model_path):
+        with pytest.raises(ValueError, match="model must be a loaded model"):
+            Generator(bad)
+
+
+def test_numpy_bools_are_bools(model):
+    """``np.bool_`` (a numpy comparison's result) was refused where numpy ints and floats are taken."""
+    config = GenerationConfig(stop_at_end=np.bool_(False), allow_unknown=np.False_, cache=np.True_)
+    assert type(config.stop_at_end) is bool and config == GenerationConfig(stop_at_end=False, cache=True)
+    assert model.next_words("the network", k=3, cache=np.bool_(False)) == model.next_words(
+        "the network", k=3, cache=False
+    )
+
+
 def _with_format_version(proto, version: str, path):
     """Save ``proto`` to ``path`` with its nextword.format_version set to ``version``; return ``path``."""
     onnx = pytest.importorskip("onnx")
