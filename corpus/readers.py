@@ -21,6 +21,7 @@ from .errors import CorpusError, os_error
 __all__ = [
     "CORPUS_SUFFIXES",
     "HEAD_BYTES",
+    "check_file",
     "check_options",
     "count_documents",
     "detect_format",
@@ -117,18 +118,8 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
     are, and so is a document holding a NUL character.
     """
     path = Path(path)
-    if path.is_dir():
-        raise CorpusError(f"corpus file {path} is a folder; pass the files in it ({path / '*.txt'}, say)")
-    if path.exists() and not path.is_file():  # /dev/zero, a FIFO, <(zcat ...): read once, or never ends
-        raise CorpusError(
-            f"corpus file {path} is a device or pipe, not a regular file, and a corpus is read more than "
-            "once: save the text to a file and pass that"
-        )
-    if not path.is_file():
-        raise CorpusError(f"corpus file {path} does not exist (or is not a file)")
-    fmt = detect_format(path) if config.format == "auto" else config.format
+    fmt = check_file(path, config)
     try:
-        _check_is_utf8_text(path)
         if fmt == "csv":
             documents = read_csv(path, config, log)
         elif fmt == "text":
@@ -155,9 +146,34 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
         raise os_error(exc, "read", path) from None
 
 
+def check_file(path: str | Path, config: CorpusConfig) -> str:
+    """The format ``path`` is read in, once the checks that read none of its documents pass: it is a
+    regular file (not a folder, device or pipe), and its first bytes are not those of a compressed,
+    UTF-16 or binary file (:class:`CorpusError` naming the problem)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CorpusError(f"corpus file {path} is a folder; pass the files in it ({path / '*.txt'}, say)")
+    if path.exists() and not path.is_file():  # /dev/zero, a FIFO, <(zcat ...): read once, or never ends
+        raise CorpusError(
+            f"corpus file {path} is a device or pipe, not a regular file, and a corpus is read more than "
+            "once: save the text to a file and pass that"
+        )
+    if not path.is_file():
+        raise CorpusError(f"corpus file {path} does not exist (or is not a file)")
+    fmt = detect_format(path) if config.format == "auto" else config.format
+    try:
+        _check_is_utf8_text(path)
+    except OSError as exc:
+        raise os_error(exc, "read", path) from None
+    return fmt
+
+
 def read_corpus(config: CorpusConfig, log: bool = True) -> Iterator[str]:
     """Every document of ``config.paths``, in order, one at a time; with ``log``, the number of
-    documents of each file is logged once it is read."""
+    documents of each file is logged once it is read. Every file is checked (:func:`check_file`)
+    before the first is read: a missing last file is not found after the others' work."""
+    for path in config.paths:
+        check_file(path, config)
     for path in config.paths:
         n = 0
         for document in read_documents(path, config, log):
@@ -173,6 +189,8 @@ def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[st
     if not paths:
         raise CorpusError("no corpus files given")
     check_options(paths, config)
+    for path in paths:
+        check_file(path, config)
     documents: list[str] = []
     for path in paths:
         before = len(documents)
@@ -191,6 +209,8 @@ def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
     """
     if not paths:
         raise CorpusError("no corpus files given")
+    for path in paths:
+        check_file(path, config)
     total = 0
     for path in paths:
         n = sum(1 for _ in read_documents(path, config))

@@ -449,3 +449,29 @@ def test_a_csv_column_named_twice_is_refused(tmp_path):
             load_documents([path], config)
     path.write_text("id,id,text\n1,2,the text\n")  # a column that is not read may repeat
     assert load_documents([path], DEFAULT) == ["the text"]
+
+
+def test_every_file_is_checked_before_the_first_is_read(corpus_files, model_path, tmp_path, capsys):
+    """A missing, compressed or folder last file was found only after the earlier files' documents were
+    read (and, for `nextword evaluate`, scored)."""
+    from nextword.cli.main import main
+    from nextword.corpus import read_corpus
+    from nextword.corpus.readers import count_documents
+
+    good = corpus_files["csv"]
+    packed = tmp_path / "more.txt"
+    packed.write_bytes(gzip.compress(b"a document"))
+    for last, said in (
+        (tmp_path / "nope.csv", "does not exist"),
+        (packed, "gzip"),
+        (tmp_path, "is a folder"),
+    ):
+        documents = read_corpus(CorpusConfig(paths=(str(good), str(last))))
+        with pytest.raises(CorpusError, match=said):
+            next(documents)  # before the first document of the first file
+        for read in (load_documents, count_documents):
+            with pytest.raises(CorpusError, match=said):
+                read([good, last], DEFAULT)
+    capsys.readouterr()
+    assert main(["evaluate", str(model_path), str(good), str(tmp_path / "nope.csv"), "--split", "all"]) == 2
+    assert "nope.csv does not exist" in capsys.readouterr().err
