@@ -5,9 +5,11 @@ characters as JSON escapes (:func:`json_text`), and figures.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
+import sys
 from typing import Any
 
 from nextword.runtime.terminal import OTHER_UNSAFE, SafeFormatter, safe
@@ -15,16 +17,27 @@ from nextword.runtime.terminal import OTHER_UNSAFE, SafeFormatter, safe
 __all__ = ["SafeFormatter", "figure", "json_text", "safe"]
 
 # json.dumps escapes C0 controls itself; with ensure_ascii=False it leaves C1 controls, the line
-# separators and the bidirectional controls as they are. Written as \uXXXX they stay valid JSON.
-_UNSAFE_IN_JSON = re.compile(f"[{OTHER_UNSAFE}]")
+# separators and the bidirectional controls as they are. Written as \uXXXX they stay valid JSON. So
+# does a lone surrogate (an argument's byte that is not UTF-8), which no encoder could write.
+_UNSAFE_IN_JSON = re.compile(f"[{OTHER_UNSAFE}\ud800-\udfff]")
 
 
 def json_text(data: Any) -> str:
     """``data`` as indented JSON (non-ASCII text kept readable), safe to print on a terminal. A number
     that is not finite (the perplexity of a diverged model) is null, as the server writes it: JSON has
-    no Infinity or NaN, and parsers refuse them."""
-    text = json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
+    no Infinity or NaN, and parsers refuse them. Where standard output is not UTF-8 (PYTHONIOENCODING,
+    a Windows console), every non-ASCII character is escaped: written as it is, one the encoding lacks
+    would become "?" in the data."""
+    plain = not _writes_unicode(getattr(sys.stdout, "encoding", None))
+    text = json.dumps(_finite(data), indent=2, ensure_ascii=plain, allow_nan=False)
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _writes_unicode(encoding: str | None) -> bool:
+    try:
+        return encoding is None or codecs.lookup(encoding).name.startswith("utf")
+    except LookupError:
+        return False
 
 
 def _finite(value: Any) -> Any:

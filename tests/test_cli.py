@@ -675,3 +675,21 @@ def test_generate_and_suggest_read_the_prompt_from_a_file_or_standard_input(
         code, out, _ = run_cli(capsys, "generate", model_path, "-", "--max-words", "2", "--json")
     assert code == 0 and json.loads(out)[0]["prompt"] == "-"
     assert "--file - reads the prompt from standard input" in caplog.text
+
+
+def test_json_keeps_every_character_whatever_standard_outputs_encoding(model_path):
+    """With standard output in ASCII (PYTHONIOENCODING, a Windows console), --json wrote "caf?": the
+    data changed, silently. Characters are escaped instead; so is a lone surrogate (an argument's
+    byte that is not UTF-8), which no encoding can write."""
+    import os
+
+    from nextword.cli.display import json_text
+
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    argv = [sys.executable, "-c", code, "generate", model_path, "café ☃ 😀", "--max-words", "2", "--json"]
+    result = subprocess.run(argv, capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["prompt"] == "café ☃ 😀"
+    assert json.loads(json_text({"prompt": "caf\udce9"})) == {"prompt": "caf\udce9"}
+    assert "é" in json_text(["é"])  # readable where the output takes it (UTF-8 here)
