@@ -122,7 +122,12 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         plain_numbers(self)
         check_int("max_words", self.max_words, 0, MAX_WORDS)
-        check_int("min_words", self.min_words, 0, self.max_words)
+        check_int("min_words", self.min_words, 0, None)
+        if self.min_words > self.max_words:
+            raise ValueError(
+                f"min_words must be at most `max_words` ({self.max_words}), got {self.min_words}: raise "
+                "`max_words` too"
+            )
         check_real("temperature", self.temperature, low=0.0, low_open=False, note="0 is greedy")
         if self.temperature and not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
             raise ValueError(

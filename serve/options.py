@@ -204,4 +204,6 @@ def _api_name(exc: ValueError) -> APIError:
     if name in RUNTIME_TO_API:
         message = RUNTIME_TO_API[name] + message[len(name) :]
         name = RUNTIME_TO_API[name]
+    for runtime, api in RUNTIME_TO_API.items():  # names in backticks: "at most `max_words` (5)"
+        message = message.replace(f"`{runtime}`", f"`{api}`")
     return APIError(400, message, name if name and message.startswith(name) else None)

@@ -131,6 +131,12 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
     ("body", "status", "param", "words"),
     [
         ({"prompt": "x", "temperature": -1}, 400, "temperature", ["temperature", ">= 0", "-1"]),
+        (
+            {"prompt": "x", "max_tokens": 5, "min_tokens": 9},
+            400,
+            "min_tokens",
+            ["min_tokens must be at most `max_tokens` (5), got 9"],
+        ),
         ({"prompt": "x", "top_p": 1.5}, 400, "top_p", ["top_p", "<= 1", "1.5"]),
         ({"prompt": "x", "max_tokens": -2}, 400, "max_tokens", ["max_tokens", "0..", "-2"]),
         ({"prompt": "x", "n": 0}, 400, "n", ["n must be in 1..16", "--max-rows", "got 0"]),

@@ -290,7 +290,7 @@ describe('options given in JavaScript', () => {
     assert.equal(resolveOptions(fileDefaults, { maxWords: 30 }).minWords, 20);
     assert.throws(
       () => resolveOptions(fileDefaults, { maxWords: 10, minWords: 20 }),
-      /^NextwordError: minWords must be in 0\.\.10, got 20$/,
+      /^NextwordError: minWords must be at most `maxWords` \(10\), got 20: raise `maxWords` too$/,
     );
   });
 

@@ -176,7 +176,14 @@ function validate(c, style) {
     }
   };
   checkInt('maxWords', 0, MAX_WORDS);
-  checkInt('minWords', 0, c.maxWords);
+  checkInt('minWords', 0, null);
+  if (c.minWords > c.maxWords) {
+    const max = style.name('maxWords');
+    fail(
+      `${style.name('minWords')} must be at most \`${max}\` (${c.maxWords}), got ${style.plain(c.minWords)}: ` +
+        `raise \`${max}\` too`,
+    );
+  }
   checkReal('temperature', { low: 0, lowOpen: false, note: '0 is greedy' });
   const temperature = Number(c.temperature);
   if (temperature && !(MIN_TEMPERATURE <= temperature && temperature <= MAX_TEMPERATURE)) {
