@@ -349,6 +349,8 @@ def refuse_unknown(command: argparse.ArgumentParser, name: str, unknown: Sequenc
         close = [flag for bare, flag in known.items() if len(wrong) > 2 and wrong in bare]
         close += [known[bare] for bare in difflib.get_close_matches(wrong, list(known), n=1, cutoff=0.75)]
         hint = f" (did you mean {close[0]}?)" if close else f" ({command.prog} --help lists the options)"
+        if wrong in ("q", "quiet"):  # the top level's: `nextword -q generate ...`
+            hint = f" (-q goes before the command: nextword -q {name} ...)"
     command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
 
 

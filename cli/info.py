@@ -28,7 +28,7 @@ def show_info(args: argparse.Namespace) -> int:
     """``nextword info``: what the model file says about itself, as text or ``--json``."""
     if args.model is not None and args.model_option is not None:
         raise ValueError("give the model once: nextword info MODEL.onnx, or --model MODEL.onnx")
-    model = default_model(args.model_option or args.model)
+    model = default_model(args.model_option if args.model_option is not None else args.model)
     info = model.info
     summary = model.summary()
     if args.json:

@@ -44,8 +44,10 @@ def as_path(name: str, value: Any, *, empty: bool = True) -> str:
     JSON); ``empty``: whether ``""`` (not set) is allowed."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    if not isinstance(value, str) or (not empty and not value):
+    if not isinstance(value, str):
         raise ValueError(f"{name} must be a file path (str or pathlib.Path), got {shown(value)}")
+    if not empty and not value:
+        raise ValueError(f"{name} is an empty string, which names no file: give the file's path")
     return value
 
 

@@ -45,6 +45,11 @@ def default_model(
             "model must be a path to a .onnx file, a file's bytes or a loaded model "
             f"(nextword.runtime.load), got {type(model).__name__}"
         )
+    if isinstance(model, str) and not model:  # Path("") is the current folder, "not a regular file"
+        raise ValueError(
+            f"model is an empty string: give a .onnx file's path, or leave it out for ${ENV_VAR} or the "
+            "bundled model"
+        )
     from_env = model is None and bool(os.environ.get(ENV_VAR))
     if model is None:
         model = os.environ.get(ENV_VAR) or BUNDLED_MODEL

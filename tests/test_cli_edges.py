@@ -307,3 +307,23 @@ def test_the_commands_that_run_a_model_take_a_device(capsys, model_path):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             assert main([*command, "--device", "cuda:1"]) == 2
             assert "--device 'cuda:1' needs onnxruntime's CUDAExecutionProvider" in capsys.readouterr().err
+
+
+def test_an_empty_model_path_and_a_late_quiet_flag_say_what_to_do(model_path, capsys):
+    """``--model ""`` was "model file <the current folder> is not a regular file" for generate and the
+    bundled model for info; ``-q`` after the command was an unknown option with no word of where it goes;
+    an empty corpus path was described in the Python API's terms."""
+    for argv in (
+        ["generate", "x", "--model", ""],
+        ["info", "--model", ""],
+        ["info", ""],
+        ["suggest", "x", "--model", ""],
+    ):
+        assert main(argv) == 2, argv
+        assert "model is an empty string: give a .onnx file's path" in capsys.readouterr().err, argv
+    with pytest.raises(SystemExit) as exited:
+        main(["score", "the network", "--model", str(model_path), "-q"])
+    assert exited.value.code == 2
+    assert "(-q goes before the command: nextword -q score ...)" in capsys.readouterr().err
+    assert main(["evaluate", str(model_path), ""]) == 2
+    assert "is an empty string, which names no file" in capsys.readouterr().err
