@@ -336,6 +336,23 @@ def _base_type(hint: Any) -> Any:
     return hint
 
 
+# argparse reads only "-1" and "-.5" as negative numbers, anything else that starts with "-" as an
+# option: `--length-penalty -1e-1` said "expected one argument", and `--temperature -inf` never reached
+# its range check.
+_NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$|^-(?:inf|infinity|nan)$", re.IGNORECASE)
+
+
+def negative_numbers_are_values(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser``, and its commands' parsers, taking ``-1e-1``, ``-2.5E3`` and ``-inf`` as values (no
+    option of nextword's looks like one)."""
+    parser._negative_number_matcher = _NEGATIVE_NUMBER  # argparse's own, widened
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                negative_numbers_are_values(command)
+    return parser
+
+
 def refuse_unknown(command: argparse.ArgumentParser, name: str, unknown: Sequence[str]) -> NoReturn:
     """Exit with status 2 (argparse's ``error``) about the arguments ``command``, the parser of command
     ``name``, did not take, and what to do: the option meant, for a mistyped one (``--temprature``);

@@ -35,13 +35,14 @@ from .args import (
     cli_messages,
     config_flags,
     config_from_args,
+    negative_numbers_are_values,
     refuse_unknown,
 )
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
 from .models import CACHE_HELP, add_device_argument, cached_model
-from .positionals import model_and_prompts
+from .positionals import PROMPT_FILE_HELP, model_and_prompts
 from .quiet import import_tensorflow_quietly
 from .scoring import add_evaluate_parser, score_command
 from .serve import add_serve_parser
@@ -57,10 +58,6 @@ OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
 MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 MODEL_FIRST = "a first MODEL.onnx names the model, as --model does"
-PROMPT_FILE_HELP = (
-    "read the prompt from this UTF-8 file (-: from standard input) in place of PROMPT; a line break "
-    "that ends it is dropped"
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=show_info)
     add_corpus_parser(commands)
     add_serve_parser(commands)
-    return parser
+    return negative_numbers_are_values(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

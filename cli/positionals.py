@@ -10,10 +10,14 @@ from nextword.train.files import RUN_MARKER
 
 from .text_files import read_prompt_file
 
-__all__ = ["model_and_prompts", "names_model", "text_names_a_file"]
+__all__ = ["PROMPT_FILE_HELP", "model_and_prompts", "names_model", "text_names_a_file"]
 
 logger = logging.getLogger(__name__)
 
+PROMPT_FILE_HELP = (
+    "read the prompt from this UTF-8 file (-: from standard input) in place of PROMPT; a line break "
+    "that ends it is dropped"
+)
 _ONNX_START = b"\x08"  # every ONNX file opens with field 1, ir_version, a varint
 
 

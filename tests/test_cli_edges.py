@@ -327,3 +327,25 @@ def test_an_empty_model_path_and_a_late_quiet_flag_say_what_to_do(model_path, ca
     assert "(-q goes before the command: nextword -q score ...)" in capsys.readouterr().err
     assert main(["evaluate", str(model_path), ""]) == 2
     assert "is an empty string, which names no file" in capsys.readouterr().err
+
+
+def test_negative_numbers_in_any_notation_are_values(model_path, capsys):
+    """argparse read only "-1" and "-.5" as numbers: `--length-penalty -1e-1` (in range) was "expected one
+    argument", and `--temperature -inf` never reached its range check."""
+    argv = [
+        "generate",
+        "a neural network",
+        "--model",
+        str(model_path),
+        "--num-beams",
+        "2",
+        "--max-words",
+        "4",
+    ]
+    assert main([*argv, "--length-penalty", "-1e-1", "--json"]) == 0
+    beamed = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--length-penalty=-0.1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == beamed
+    for value in ("-inf", "-1E309", "-2.5e3", "-NaN"):
+        assert main(["generate", "x", "--model", str(model_path), "--temperature", value]) == 2
+        assert "--temperature must be a finite number >= 0" in capsys.readouterr().err, value
