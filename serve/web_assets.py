@@ -143,6 +143,14 @@ class _RangedFile(FileResponse):
 
 
 _RANGE = re.compile(r"(\d*)\s*-\s*(\d*)", re.ASCII)
+_BEYOND = 10**19  # a byte position past any file
+
+
+def _position(digits: str) -> int:
+    """A byte position's digits as a number; past 19 digits (leading zeros aside), one beyond any file:
+    ``int()`` refuses 4,300 digits, which was a 500."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else _BEYOND
 
 
 def byte_ranges(header: str, size: int, most: int = 100) -> list[tuple[int, int]]:
@@ -159,7 +167,7 @@ def byte_ranges(header: str, size: int, most: int = 100) -> list[tuple[int, int]
         match = _RANGE.fullmatch(part)
         if not match or not any(match.groups()):
             raise RangeNotSatisfiable(size)
-        first, last = (int(group) if group else None for group in match.groups())
+        first, last = (_position(group) if group else None for group in match.groups())
         if first is None:  # the last `last` bytes
             if last and size:
                 ranges.append((max(size - last, 0), size))
