@@ -34,8 +34,18 @@ export class ModelRunError extends ModelFileError {
  * error names the .wasm instead.
  */
 export function sessionError(ort, error, name) {
-  if (!/no available backend found|initWasm\(\)/.test(String(error?.message ?? error))) {
+  const message = String(error?.message ?? error);
+  if (!/no available backend found|initWasm\(\)/.test(message)) {
     return new ModelFileError(`${name} could not be loaded as an ONNX model: ${oneLine(error)}`);
+  }
+  // every provider asked for (sessionOptions.executionProviders) is one this build lacks: not the .wasm's
+  const missing = [...message.matchAll(/\[([^\]]+)\] backend not found/g)].map((found) => found[1]);
+  if (missing.length && !/\[(wasm|cpu)\]/.test(message.replace(/\[[^\]]+\] backend not found/g, ''))) {
+    return new NextwordError(
+      `sessionOptions.executionProviders: this onnxruntime-web build has no ${missing.join(', ')} backend ` +
+        "(onnxruntime-web/wasm runs 'wasm'); leave executionProviders out, or import a build that has it " +
+        'and pass it as ort',
+    );
   }
   // the .wasm this context asked for, where the browser recorded it (a 404 is recorded too), else the
   // folder it was asked from

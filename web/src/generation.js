@@ -28,7 +28,7 @@ export const FIELDS = Object.freeze([
   ['topP', 'top_p', null],
   ['repetitionPenalty', 'repetition_penalty', 1.0],
   ['noRepeatNgramSize', 'no_repeat_ngram_size', 0],
-  ['stop', 'stop', []],
+  ['stop', 'stop', Object.freeze([])], // frozen: shared by every call and exported
   ['stopAtEnd', 'stop_at_end', true],
   ['allowUnknown', 'allow_unknown', false],
   ['numReturnSequences', 'num_return_sequences', 1],
@@ -238,7 +238,9 @@ function validate(c, style) {
   if (c.seed !== null) checkInt('seed', 0, null);
   if (typeof c.seed === 'number' && !Number.isSafeInteger(c.seed)) {
     // 2**53 + 1 arrives as 2**53: the text would be another seed's
-    fail(`seed ${c.seed} is past 2**53 - 1, where a number is not exact; pass it as a bigint (${c.seed}n)`);
+    // written out in digits: 1e21 would make the invalid literal 1e+21n
+    const digits = BigInt(c.seed).toString();
+    fail(`seed ${digits} is past 2**53 - 1, where a number is not exact; pass it as a bigint (${digits}n)`);
   }
   if (c.numBeams > 1) {
     const conflicts = ['topK', 'topP']

@@ -5,6 +5,22 @@
 import { load } from './model.js';
 import { importOrt } from './ort.js';
 
+// A stream takes a turn of the event loop at most this often (ms), so that a cancel reaches it: the
+// model's steps resolve without one, so a cancel once waited for the whole text.
+const TURN_MS = 8;
+
+/** A turn of the event loop (a message through a channel of its own: setTimeout is clamped to 4 ms). */
+function turn() {
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(null);
+  });
+}
+
 /**
  * Answer requests arriving on `port` (anything with postMessage and a "message" event).
  * Requests: {id, type: "load" | "generate" | "stream" | "nextWords" | "suggest" | "score" | "resources" |
@@ -13,7 +29,8 @@ import { importOrt } from './ort.js';
  */
 export function serve(port) {
   let model = null;
-  const cancelled = new Set();
+  const streaming = new Set(); // ids of the streams in progress
+  const cancelled = new Set(); // of those, the ones the page has left
 
   const reply = (message) => port.postMessage(message);
   const fail = (id, error) =>
@@ -52,11 +69,21 @@ export function serve(port) {
     score: ({ text, options }) => loaded().score(text, options),
     async stream({ id, prompt, options }) {
       const pieces = loaded().stream(prompt, options);
-      for await (const piece of pieces) {
-        if (cancelled.has(id)) break;
-        reply({ id, piece });
+      streaming.add(id);
+      let last = performance.now();
+      try {
+        for await (const piece of pieces) {
+          if (performance.now() - last > TURN_MS) {
+            await turn(); // a cancel waiting in the queue is read here
+            last = performance.now();
+          }
+          if (cancelled.has(id)) break;
+          reply({ id, piece });
+        }
+      } finally {
+        streaming.delete(id);
+        cancelled.delete(id);
       }
-      cancelled.delete(id);
       return { finishReason: pieces.finishReason };
     },
   };
@@ -69,7 +96,7 @@ export function serve(port) {
   const onMessage = async (event) => {
     const request = event.data;
     if (request?.type === 'cancel') {
-      cancelled.add(request.target);
+      if (streaming.has(request.target)) cancelled.add(request.target); // one that ended is forgotten
       return;
     }
     const handler = handlers[request?.type];

@@ -20,6 +20,10 @@ async function main(): Promise<void> {
     lengthPenalty: 0.5,
   });
   for await (const piece of model.stream('a', { seed: 3 })) console.log(piece.length);
+  // a file's own settings, readonly stop strings included, go back in as options
+  await model.generate('a', { stop: model.info.generation.stop });
+  await model.generate('a', { ...model.info.generation, maxWords: 5 });
+  await model.generate('a', { stop: ['.', '!'] as const });
   const [best] = await model.nextWords('a', 5);
   const score = await model.score('a neural network');
   const ids: number[] = model.tokenizer.encode('x');

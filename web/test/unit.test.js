@@ -12,7 +12,7 @@ import { BeamSearch } from '../src/beam.js';
 import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
 import { WorkerModel } from '../src/client.js';
 import { changes, DEFAULTS, optionsFromMetadata, resolveOptions } from '../src/generation.js';
-import { load, ModelFileError, NextwordError } from '../src/index.js';
+import { DEFAULT_LIMITS, GENERATION_DEFAULTS, load, ModelFileError, NextwordError } from '../src/index.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
 import { normalize } from '../src/tokenizer.js';
@@ -74,6 +74,9 @@ describe('load()', () => {
       if (request.url === '/model.onnx') {
         response.writeHead(200, { 'content-length': bytes.length });
         response.end(bytes);
+      } else if (request.url === '/chunked.onnx') {
+        response.writeHead(200); // no length declared: chunked
+        response.end(bytes);
       } else {
         response.writeHead(404, 'Not Found').end();
       }
@@ -101,6 +104,12 @@ describe('load()', () => {
         big.message,
       );
       assert.match(big.message, /maxFileBytes/);
+      // undeclared, the size is not known when the download stops: the bytes read were reported as it
+      const cut = await refusal(load(`${base}/chunked.onnx`, { limits: { maxFileBytes: 1000 } }));
+      assert.match(
+        cut.message,
+        /chunked\.onnx is larger than the 1,000-byte limit for model files \(its download was stopped at [\d,]+ bytes\)/,
+      );
       await Promise.all([fromUrl.release(), fromBytes.release()]);
     } finally {
       server.close();
@@ -116,6 +125,10 @@ describe('load()', () => {
     assert.equal(limits.message, 'limits.maxFileBytes must be a positive integer, got 0');
     const unknown = await refusal(load(bytes, { limits: { maxFileSize: 5 } }));
     assert.match(unknown.message, /unknown limits \["maxFileSize"\]/);
+    for (const error of [limits, unknown]) {
+      // the caller's option, not the file: a ModelFileError tells an app to fetch the file again
+      assert.ok(error instanceof NextwordError && !(error instanceof ModelFileError), error.name);
+    }
     assert.ok((await refusal(load(42))) instanceof TypeError);
   });
 
@@ -136,6 +149,33 @@ describe('load()', () => {
     const loaded = await load(bytes, { limits: null }); // null: the default limits, as Python's None
     assert.equal(loaded.vocabSize, model.vocabSize);
     await loaded.release();
+  });
+
+  test('numThreads: refused above 1 under Node, and once the backend started, never changed', async () => {
+    // under Node the threaded backend failed to start (blamed on the .wasm) and every later load() with
+    // it; in a page a later load()'s numThreads was set and silently not used
+    const node = await refusal(load(bytes, { numThreads: 2 }));
+    assert.match(node.message, /^numThreads above 1 needs a browser .*leave numThreads at 1$/);
+    assert.match((await refusal(load(bytes, { numThreads: '2' }))).message, /got "2"$/);
+    const provider = await refusal(load(bytes, { sessionOptions: { executionProviders: ['cuda'] } }));
+    assert.ok(provider instanceof NextwordError && !(provider instanceof ModelFileError));
+    assert.match(
+      provider.message,
+      /^sessionOptions\.executionProviders: this onnxruntime-web build has no cuda backend/,
+    );
+    const again = await load(bytes, { numThreads: 1 }); // the backend still starts: nothing was broken
+    await again.release();
+    const release = process.release;
+    Object.defineProperty(process, 'release', { value: { name: 'a-browser' }, configurable: true });
+    try {
+      const changed = await refusal(load(bytes, { numThreads: 2 }));
+      assert.match(
+        changed.message,
+        /^numThreads: onnxruntime-web started with 1 thread\(s\) at this page's first/,
+      );
+    } finally {
+      Object.defineProperty(process, 'release', { value: release, configurable: true });
+    }
   });
 
   test("onnxruntime-web's WebAssembly that fails to load is blamed on the .wasm, not the model file", async () => {
@@ -361,6 +401,8 @@ describe('options given in JavaScript', () => {
       unsafe.message,
       'seed 9007199254740992 is past 2**53 - 1, where a number is not exact; pass it as a bigint (9007199254740992n)',
     );
+    const large = await refusal(model.generate('the', { seed: 1e21 })); // not "1e+21n", no literal
+    assert.match(large.message, /^seed 1000000000000000000000 is past .* \(1000000000000000000000n\)$/);
   });
 
   test('options must be a plain object: a Map or a class instance would be read as no options', () => {
@@ -714,6 +756,53 @@ describe('the Web Worker client', () => {
     assert.equal(await client.generate('the processor', options), pieces.join('')); // the worker is free again
   });
 
+  test("takes any view of the bytes, copying exactly them and leaving the caller's intact", async () => {
+    // a Buffer's slice() shares memory: sending its buffer emptied the caller's Buffer, or sent the whole
+    // pool around a small one; a DataView has no slice() at all
+    const pool = Buffer.alloc(bytes.length + 64);
+    pool.set(bytes, 32);
+    const views = [
+      pool.subarray(32, 32 + bytes.length),
+      new DataView(pool.buffer, pool.byteOffset + 32, bytes.length),
+    ];
+    for (const view of views) {
+      const { port1, port2 } = new MessageChannel();
+      serve(port1);
+      const worker = await WorkerModel.load(view, { worker: port2 });
+      assert.equal(worker.info.vocabulary, model.vocabSize);
+      assert.equal(view.byteLength, bytes.length); // still the caller's
+      worker.terminate();
+      port1.close();
+    }
+    assert.deepEqual(new Uint8Array(pool.buffer, pool.byteOffset + 32, bytes.length), bytes);
+  });
+
+  test('a stream left early stops in the worker within a few words', async () => {
+    // the worker's loop never gave the page's cancel a turn: it generated all 3,000 words first
+    const { port1, port2 } = new MessageChannel();
+    let posted = 0;
+    const send = port1.postMessage.bind(port1);
+    port1.postMessage = (message) => {
+      if (message.piece !== undefined) posted++;
+      send(message);
+    };
+    serve(port1);
+    const worker = await WorkerModel.load(bytes, { worker: port2 });
+    const long = { maxWords: 3000, stopAtEnd: false, seed: 1n };
+    let seen = 0;
+    for await (const piece of worker.stream('a neural network', long)) {
+      assert.ok(piece);
+      if (++seen === 2) break;
+    }
+    assert.equal(
+      await worker.generate('x', { maxWords: 2, seed: 1n }),
+      await model.generate('x', { maxWords: 2, seed: 1n }),
+    );
+    assert.ok(posted < 1000, `the worker sent ${posted} pieces after the loop was left at 2`);
+    worker.terminate();
+    port1.close();
+  });
+
   test('errors keep their type and message', async () => {
     const option = await refusal(client.generate('x', { topK: -1 }));
     assert.ok(option instanceof NextwordError);
@@ -797,5 +886,20 @@ describe('the tokenizer', () => {
     const text = `a${' '.repeat(1_000_000)}(${'\t'.repeat(1_000_000)}`;
     assert.equal(normalize(text, { dropFigureRefs: true, lowercase: true }), 'a (');
     assert.equal(normalize('see (12a) and (1, 2)', { dropFigureRefs: true }), 'see and');
+  });
+});
+
+describe('the exported defaults', () => {
+  test('are frozen all the way down: a change would reach every later load() and call', () => {
+    // GENERATION_DEFAULTS.stop.push(...) gave every model loaded afterwards that stop string, and
+    // DEFAULT_LIMITS.irVersions[0] = 9 made every later load() fail
+    assert.throws(() => GENERATION_DEFAULTS.stop.push('network'), TypeError);
+    assert.throws(() => {
+      DEFAULT_LIMITS.irVersions[0] = 9;
+    }, TypeError);
+    assert.throws(() => {
+      DEFAULT_LIMITS.allowedOps[0][1] = 'Gemm';
+    }, TypeError);
+    assert.deepEqual(model.info.generation.stop, []);
   });
 });

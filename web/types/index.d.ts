@@ -24,7 +24,7 @@ export interface GenerationOptions {
   /** never repeat a word sequence of this length (0 = off) */
   noRepeatNgramSize?: number;
   /** strings that end the text; the text is cut before them ([]: none, not even the model file's) */
-  stop?: string | string[];
+  stop?: string | readonly string[];
   /** end where the model ends the document (false: run to maxWords) */
   stopAtEnd?: boolean;
   /** allow the unknown-word token <unk> in the output */

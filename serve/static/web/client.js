@@ -46,7 +46,9 @@ export class WorkerModel {
     const transfer = [];
     if (typeof source === 'string' || source instanceof URL) payload = absolute(source);
     else if (ArrayBuffer.isView(source)) {
-      payload = source.slice().buffer;
+      // a copy of exactly the view's bytes, sent over: a Buffer's slice() shares its memory (sending
+      // its buffer detached the caller's, or sent the whole pool), and a DataView has no slice()
+      payload = new Uint8Array(source.buffer, source.byteOffset, source.byteLength).slice().buffer;
       transfer.push(payload);
     }
     const loadOptions = { ...rest, ortUrl: absolute(rest.ortUrl), wasmPaths: absolute(rest.wasmPaths) };

@@ -2,7 +2,7 @@
 // the same messages (the fixes they suggest name this package's options). Returns the file's metadata,
 // which onnxruntime-web does not expose.
 
-import { ModelFileError } from './errors.js';
+import { ModelFileError, NextwordError } from './errors.js';
 import { boundGraph } from './graph-bounds.js';
 import { mergeGraphs, readGraph, readTensor } from './onnx-graph.js';
 import { parsePyJson, PyJsonError } from './pyjson.js';
@@ -36,18 +36,20 @@ const EXPORTED =
 const PLAUSIBLE = 'Identity Constant';
 const QUANTIZED = 'DequantizeLinear DynamicQuantizeLinear MatMulInteger';
 /** (domain, op type) pairs a nextword graph may use, as Python's DEFAULT_ALLOWED_OPS. */
-export const DEFAULT_ALLOWED_OPS = Object.freeze([
-  ...`${EXPORTED} ${PLAUSIBLE} ${QUANTIZED}`.split(' ').map((op) => ['', op]),
-  ['com.microsoft', 'DynamicQuantizeLSTM'],
-]);
+export const DEFAULT_ALLOWED_OPS = Object.freeze(
+  [
+    ...`${EXPORTED} ${PLAUSIBLE} ${QUANTIZED}`.split(' ').map((op) => ['', op]),
+    ['com.microsoft', 'DynamicQuantizeLSTM'],
+  ].map((pair) => Object.freeze(pair)),
+);
 
 /** What checkModelFile accepts; the defaults fit every model nextword exports. */
 export const DEFAULT_LIMITS = Object.freeze({
   maxFileBytes: 64 * MiB,
   maxTokenizerBytes: 4 * MiB,
   maxMetadataBytes: 1 * MiB,
-  irVersions: [7, 8],
-  opsetVersions: [13, 18],
+  irVersions: Object.freeze([7, 8]), // frozen: read by every load() and exported
+  opsetVersions: Object.freeze([13, 18]),
   allowedOps: DEFAULT_ALLOWED_OPS,
   // The graph bounds (src/graph-bounds.js), per batch row and position, as Python's LoadLimits.
   maxVocabSize: 1_000_000,
@@ -77,19 +79,20 @@ export function short(value, limit = 80) {
   return strRepr(pyLen(value) <= limit ? value : `${pyHead(value, limit)}...`);
 }
 
-/** Validate and complete `limits` (Python's LoadLimits.__post_init__). */
+/** Validate and complete `limits` (Python's LoadLimits.__post_init__): a wrong one is the caller's
+ * NextwordError, not a ModelFileError, which says the file is unusable. */
 export function resolveLimits(limits = {}) {
   const known = Object.keys(DEFAULT_LIMITS);
   const unknown = Object.keys(limits).filter((k) => !known.includes(k));
   if (unknown.length) {
-    throw new ModelFileError(
+    throw new NextwordError(
       `unknown limits ${JSON.stringify(unknown)}; known limits are ${JSON.stringify(known)}`,
     );
   }
   const out = { ...DEFAULT_LIMITS, ...limits };
   for (const name of POSITIVE) {
     if (!Number.isSafeInteger(out[name]) || out[name] < 1) {
-      throw new ModelFileError(`limits.${name} must be a positive integer, got ${JSON.stringify(out[name])}`);
+      throw new NextwordError(`limits.${name} must be a positive integer, got ${JSON.stringify(out[name])}`);
     }
   }
   for (const name of ['irVersions', 'opsetVersions']) {
@@ -100,7 +103,7 @@ export function resolveLimits(limits = {}) {
       !v.every(Number.isSafeInteger) ||
       !(1 <= v[0] && v[0] <= v[1])
     ) {
-      throw new ModelFileError(
+      throw new NextwordError(
         `limits.${name} must be an inclusive range [low, high] with 1 <= low <= high, got ${JSON.stringify(v)}`,
       );
     }
@@ -110,12 +113,10 @@ export function resolveLimits(limits = {}) {
     !Array.isArray(ops) ||
     !ops.every((p) => Array.isArray(p) && p.length === 2 && p.every((s) => typeof s === 'string'))
   ) {
-    throw new ModelFileError('limits.allowedOps must be a list of [domain, opType] string pairs');
+    throw new NextwordError('limits.allowedOps must be a list of [domain, opType] string pairs');
   }
   if (typeof out.boundGraph !== 'boolean') {
-    throw new ModelFileError(
-      `limits.boundGraph must be true or false, got ${JSON.stringify(out.boundGraph)}`,
-    );
+    throw new NextwordError(`limits.boundGraph must be true or false, got ${JSON.stringify(out.boundGraph)}`);
   }
   return out;
 }
@@ -168,11 +169,12 @@ export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
   return meta;
 }
 
-export function tooBig(name, size, cap) {
-  return (
-    `${name} is ${commas(size)} bytes, over the ${commas(cap)}-byte limit for model files; if you trust the ` +
-    'file, raise it with load(..., { limits: { maxFileBytes: ... } })'
-  );
+export function tooBig(name, size, cap, stopped = false) {
+  // stopped: a download without a declared length, cut off once past the limit (size: what was read)
+  const what = stopped
+    ? `larger than the ${commas(cap)}-byte limit for model files (its download was stopped at ${commas(size)} bytes)`
+    : `${commas(size)} bytes, over the ${commas(cap)}-byte limit for model files`;
+  return `${name} is ${what}; if you trust the file, raise it with load(..., { limits: { maxFileBytes: ... } })`;
 }
 
 export function corrupt(name, error) {

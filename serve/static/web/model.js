@@ -24,6 +24,7 @@ import { SPECIAL_TOKENS } from './tokenizer.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
 
 let warnedUnicode = false;
+let startedThreads = null; // the thread count onnxruntime-web's backend started with (load())
 const LOAD_OPTIONS = ['ort', 'sessionOptions', 'limits', 'numThreads', 'fetch'];
 
 /** load()'s options as they can be used, or NextwordError naming the one that cannot. */
@@ -45,7 +46,17 @@ function checkLoadOptions(options) {
     numThreads !== undefined &&
     !(Number.isSafeInteger(numThreads) && numThreads >= 1 && numThreads <= 256)
   ) {
-    throw new NextwordError(`numThreads must be an integer in 1..256, got ${String(numThreads)}`);
+    throw new NextwordError(
+      `numThreads must be an integer in 1..256, got ${typeof numThreads === 'string' ? JSON.stringify(numThreads) : String(numThreads)}`,
+    );
+  }
+  if (numThreads > 1 && ort === undefined && globalThis.process?.release?.name === 'node') {
+    // onnxruntime-web's threads are Web Workers fetched by URL: under Node its backend failed to start,
+    // blamed on the .wasm, and every later load() in the process failed with it
+    throw new NextwordError(
+      'numThreads above 1 needs a browser (a cross-origin-isolated page, docs/web.md): under Node ' +
+        "onnxruntime-web's WebAssembly threads do not start; leave numThreads at 1",
+    );
   }
   if (ort !== undefined && typeof ort?.InferenceSession?.create !== 'function') {
     throw new NextwordError(
@@ -71,7 +82,17 @@ export async function load(source, options = {}) {
   const { name, bytes } = await readSource(source, checked.maxFileBytes, fetch);
   const meta = checkModelFile(name, bytes, checked);
   const ort = given ?? (await importOrt());
-  if (ort.env?.wasm && !given) ort.env.wasm.numThreads = numThreads;
+  if (ort.env?.wasm && !given) {
+    // onnxruntime-web starts its backend once, with the thread count set before the first session
+    if (startedThreads === null) ort.env.wasm.numThreads = numThreads;
+    else if (options.numThreads !== undefined && options.numThreads !== startedThreads) {
+      throw new NextwordError(
+        `numThreads: onnxruntime-web started with ${startedThreads} thread(s) at this page's first ` +
+          'load(), and its thread count cannot change after: give every load() the same numThreads, or ' +
+          'load in a Worker of its own',
+      );
+    }
+  }
   if (!warnedUnicode && !engineNormalizesThisVersion()) {
     warnedUnicode = true;
     console.warn(
@@ -85,6 +106,7 @@ export async function load(source, options = {}) {
   } catch (error) {
     throw sessionError(ort, error, name);
   }
+  if (ort.env?.wasm && !given && startedThreads === null) startedThreads = ort.env.wasm.numThreads;
   const model = new NextWordModel(
     ort,
     session,

@@ -92,7 +92,7 @@ async function fetchBytes(url, cap, fetcher, name) {
     size += value.length;
     if (size > cap) {
       await reader.cancel();
-      throw new ModelFileError(tooBig(name, size, cap));
+      throw new ModelFileError(tooBig(name, size, cap, true));
     }
     chunks.push(value);
   }
