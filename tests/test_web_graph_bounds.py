@@ -234,8 +234,9 @@ def test_graph_limits_are_validated_as_the_other_limits(model_path, tmp_path):
         {"name": "max_nodes", "path": str(path), "limits": {"maxNodes": 2.5}, "load": False},
     ]
     js = _node(WEB / "src", cases, tmp_path)
-    assert js["bound_graph"]["checked"] == 'ModelFileError: limits.boundGraph must be true or false, got "no"'
+    # the caller's limits, not the file: a NextwordError (Python: ValueError), never a ModelFileError
+    assert js["bound_graph"]["checked"] == 'NextwordError: limits.boundGraph must be true or false, got "no"'
     assert js["max_tensor_bytes"]["checked"] == (
-        "ModelFileError: limits.maxTensorBytes must be a positive integer, got 0"
+        "NextwordError: limits.maxTensorBytes must be a positive integer, got 0"
     )
-    assert js["max_nodes"]["checked"] == "ModelFileError: limits.maxNodes must be a positive integer, got 2.5"
+    assert js["max_nodes"]["checked"] == "NextwordError: limits.maxNodes must be a positive integer, got 2.5"
