@@ -105,8 +105,17 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
     when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``. A vocabulary with
     no word at all is a ``ValueError``."""
     words = sum(counts.values())
-    if not words:
-        return
+    if not words:  # trained on nothing but document ends, then export's checks failed in numpy
+        config = tokenizer.config
+        dropped = (
+            " (`drop_figure_refs` removes every parenthesized number, such as (12): text made of those "
+            "holds none; drop_figure_refs=False keeps them)"
+            if config.drop_figure_refs
+            else ""
+        )
+        raise ValueError(
+            f"the training documents hold no word once tokenized{dropped}: give a corpus with text in it"
+        )
     known = set(tokenizer.tokens) - set(SPECIAL_TOKENS)  # a corpus's own "<unk>" marks are unknown words
     if not known:  # every word would be <unk>: nothing to learn, and nothing export could check
         ((word, count),) = counts.most_common(1)

@@ -39,7 +39,7 @@ from nextword.runtime.sizes import PROTOBUF_LIMIT, limits_needed, limits_note
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.config import TrainConfig
 from nextword.train.data import stream_documents
-from nextword.train.files import SAVING, RunDir, atomic_write_bytes, read_json
+from nextword.train.files import RUN_FILES, RUN_MARKER, SAVING, RunDir, atomic_write_bytes, read_json
 from nextword.train.model import load_keras_model
 from nextword.train.sizes import check_exportable
 
@@ -84,6 +84,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         raise ValueError("the output file is not set: pass out='MODEL.onnx'")
     _check_out(Path(config.out), config.overwrite)
     run = RunDir(config.run_dir)
+    _check_not_the_runs(Path(config.out), run)
     run.require_trained()
     train_config, stored, tokenizer, metrics, prompts = _read_run(run)
     data = stored.get("data")
@@ -233,6 +234,17 @@ def _warn_over_default_limits(
             "a file about 4x smaller, or train a smaller model (`max_vocab`, `embedding_dim`, `lstm_units`)",
             out,
             limits_note(needed),
+        )
+
+
+def _check_not_the_runs(out: Path, run: RunDir) -> None:
+    """Refuse an ``out`` that is one of the run's own files (``model.keras``, ``tokenizer.json``...),
+    ``overwrite`` or not: written over, it would leave a run that neither export nor resume can read."""
+    own = {(run.root / name).resolve() for name in (*RUN_FILES, RUN_MARKER)}
+    if out.resolve() in own:
+        raise ValueError(
+            f"out={str(out)!r} is one of the files of the run {run.root} it exports, which the model file "
+            f"would replace for good; write it elsewhere, such as {run.root / 'model.onnx'}"
         )
 
 

@@ -273,6 +273,20 @@ def test_a_vocabulary_without_a_single_word_is_refused_before_training(corpus_fi
         build_vocabulary(split, TokenizerConfig(min_count=100_000))
 
 
+def test_a_corpus_with_no_word_once_tokenized_is_refused_before_training(tmp_path, capsys):
+    """Documents of figure references alone ("(12) (13a)"), dropped by the tokenizer, trained a model of
+    document ends and exited 0; its export then failed with numpy's "low >= high"."""
+    from nextword.cli.main import main
+
+    path = tmp_path / "figures.csv"
+    path.write_text('text\n"(12) (13a)"\n"(14)"\n"(15)"\n"(16)"\n', encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out), "--epochs", "1", "--lstm-units", "8"]) == 2
+    said = capsys.readouterr().err
+    assert "the training documents hold no word once tokenized" in said and "--no-drop-figure-refs" in said
+    assert not out.exists()
+
+
 def test_a_corpus_that_marks_rare_words_unk_counts_them_as_unknown_words(tmp_path, caplog):
     """Penn Treebank style text ("<unk>" for every rare word): each mark is one unknown word, so the
     vocabulary holds no "unk", "<" or ">" and the logged share of unknown words counts the marks."""

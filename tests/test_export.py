@@ -173,6 +173,20 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(run_dir, tmp_p
             ExportConfig(run_dir=str(run_dir), out="m.onnx", parity_seed=seed)
 
 
+def test_an_out_that_is_one_of_the_runs_own_files_is_refused_even_with_overwrite(run_dir, tmp_path):
+    """`--out RUN/model.keras --overwrite` wrote the ONNX file over the run's model (or its tokenizer):
+    neither export nor --resume could read the run again."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for name in ("model.keras", "tokenizer.json", "config.json", "train.ids", ".nextword-run"):
+        with pytest.raises(ValueError, match=r"is one of the files of the run .* write it elsewhere"):
+            export(ExportConfig(run_dir=str(run), out=str(run / name), overwrite=True))
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_export_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         export(ExportConfig(run_dir=str(tmp_path / "missing"), out=str(tmp_path / "m.onnx")))
