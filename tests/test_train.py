@@ -150,6 +150,13 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_config, tmp_path):
     with pytest.raises(NotARunError, match="not a nextword run folder"):
         train(replace(tiny_config, out=str(home), overwrite=True))
     assert (home / "chapter1.tex").read_text() == "precious"
+    # without overwrite: said to be no run, not told to resume it or overwrite it (both refused)
+    with pytest.raises(
+        RunExistsError, match=r"is not a nextword run folder .* choose an empty or new folder"
+    ) as said:
+        train(replace(tiny_config, out=str(home)))
+    message = str(said.value).replace(str(home), "HOME")  # the folder's own name may hold those words
+    assert "resume" not in message and "overwrite" not in message, message
 
 
 def test_a_corpus_inside_the_run_folder_is_refused(tiny_config, tmp_path, corpus_files):

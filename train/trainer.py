@@ -42,6 +42,7 @@ from .distribute import (
 from .embeddings import load_glove
 from .files import (
     ID_FILE_COUNTS,
+    RUN_MARKER,
     RunDir,
     RunExistsError,
     atomic_write_json,
@@ -438,6 +439,11 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
             "(a run folder holds only what training writes)"
         )
     if run.root.is_dir() and any(run.root.iterdir()):
+        if not config.overwrite and not run.is_run():  # neither resume nor overwrite would take it
+            raise RunExistsError(
+                f"{run.root} holds files and is not a nextword run folder (it has no {RUN_MARKER} marker): "
+                "choose an empty or new folder for `out`"
+            )
         if not config.overwrite:
             raise RunExistsError(
                 f"run folder {run.root} is not empty; continue it with "
