@@ -359,6 +359,23 @@ def test_resume_says_when_it_trains_nothing_or_past_the_learning_rate_schedule(t
     assert "nothing to train" not in caplog.text
 
 
+def test_resume_of_a_run_whose_epochs_were_planned_says_the_same(tmp_path, tiny_config, caplog, monkeypatch):
+    """A run trained without `epochs` records none: resuming it warned of nothing, neither that it had
+    finished its planned epochs nor that more train past its learning-rate schedule."""
+    from nextword.train import config as train_config
+
+    monkeypatch.setattr(train_config, "AUTO_EPOCHS", (1, 1))  # the corpus's size plans one epoch
+    out = tmp_path / "run"
+    train(replace(tiny_config, out=str(out), epochs=None, patience=0))
+    assert json.loads((out / "config.json").read_text())["epochs"] is None
+    caplog.clear()
+    resume(out)
+    assert "the run has finished its 1 epochs: nothing to train" in caplog.text
+    caplog.clear()
+    assert resume(out, epochs=2).epochs == 2
+    assert "decays over the run's first plan, 1 epoch(s)" in caplog.text
+
+
 def test_a_folder_given_as_the_embeddings_file_is_called_a_folder(tmp_path, small_tokenizer):
     with pytest.raises(EmbeddingsError, match=r"embeddings file .* is a folder; give the vectors' text file"):
         load_glove(tmp_path, small_tokenizer, 3)

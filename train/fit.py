@@ -26,6 +26,7 @@ from .files import RunDir
 from .loop import TrainingLoop
 from .model import build_model, copy_weights
 from .recorder import RunRecorder, patience_reached
+from .resumable import say_what_resuming_does
 
 __all__ = [
     "RECORD_WINDOWS_ENV",
@@ -124,6 +125,9 @@ def fit_session(
                 "validation loss, so the validation figures of this run are not quite held out",
                 config.dev_fraction,
             )
+        first_plan = stored.get("epochs")  # a run's first plan, or None: planned from the corpus's size
+        if not isinstance(first_plan, int) or isinstance(first_plan, bool):
+            first_plan = replace(config, epochs=None).planned_epochs(len(windows))
         if config.epochs is None:  # from the corpus's size: the same on every worker, and when resumed
             config = replace(config, epochs=config.planned_epochs(len(windows)))
             logger.info(
@@ -134,6 +138,8 @@ def fit_session(
                 AUTO_STEPS,
                 *AUTO_EPOCHS,
             )
+        if history and workers.is_chief:  # resumed: what it will train, now that the epochs are known
+            say_what_resuming_does(config, first_plan, history)
         plan = {
             "history": history,
             "epochs": config.epochs,

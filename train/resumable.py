@@ -143,10 +143,10 @@ def reconcile(
     return kept
 
 
-def say_what_resuming_does(
-    config: TrainConfig, stored: dict[str, Any], history: list[dict[str, Any]]
-) -> None:
-    """Warn where a resumed run will train nothing, or train epochs its learning rate no longer moves."""
+def say_what_resuming_does(config: TrainConfig, first_plan: int, history: list[dict[str, Any]]) -> None:
+    """Warn where a resumed run will train nothing, or train epochs its learning rate no longer moves
+    (``config.epochs``: the epochs planned now; ``first_plan``: those of the run's first session, which
+    its learning-rate schedule spans, whether given or planned from the corpus's size)."""
     done = len(history)
     if config.epochs is not None and done >= config.epochs:
         logger.warning(
@@ -161,10 +161,9 @@ def say_what_resuming_does(
             "the next one unless that improves; pass patience=0 to train on regardless",
             config.patience,
         )
-    first = stored.get("epochs")
-    if config.lr_schedule == "cosine" and isinstance(first, int) and config.epochs and config.epochs > first:
+    if config.lr_schedule == "cosine" and config.epochs and config.epochs > first_plan:
         logger.warning(
             "the learning rate decays over the run's first plan, %d epoch(s): epochs past them train at "
             "its final rate (5%% of `learning_rate`)",
-            first,
+            first_plan,
         )

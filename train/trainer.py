@@ -58,7 +58,6 @@ from .resumable import (
     read_history,
     reconcile,
     remove_stale_temporaries,
-    say_what_resuming_does,
 )
 from .sizes import check_exportable, check_step_memory
 
@@ -297,7 +296,6 @@ def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: W
     history = reconcile(run, saved, history, recorder, saving)
     planned = f" of {config.epochs}" if config.epochs is not None else ""  # else: fit_session plans them
     logger.info("resuming %s after epoch %d%s", run.root, len(history), planned)
-    say_what_resuming_does(config, stored, history)
     return _fit(run, config, workers, vocab_size, history, Start(saved=saved), stored)
 
 
