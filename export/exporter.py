@@ -89,6 +89,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     train_config, stored, tokenizer, metrics, prompts = _read_run(run)
     data = stored.get("data")
     run.check_id_files(data if isinstance(data, dict) else {})  # dev.ids and val.ids are read after parity
+    _check_dev_ids(run, data if isinstance(data, dict) else {}, config.tune_cache)
     trained = load_keras_model(run.model)
     tokenizer_json = tokenizer.to_json()
     try:  # before tf2onnx, which fails obscurely on a graph of 2 GiB or more
@@ -343,6 +344,19 @@ def _validation_documents(path: Path, vocab_size: int) -> Iterator[np.ndarray]:
                 "is damaged: re-run training, or export with evaluate=False"
             )
         yield document
+
+
+def _check_dev_ids(run: RunDir, data: dict[str, Any], tune_cache: bool) -> None:
+    """Refuse, before any work, a run whose ``dev.ids`` is gone though it recorded development
+    documents: the cache would be left out for a cause it does not have (no development part)."""
+    recorded = data.get("dev_documents")
+    if tune_cache and type(recorded) is int and recorded > 0 and not run.dev_ids.is_file():
+        raise ValueError(
+            f"{run.dev_ids} is missing, but the run recorded {recorded} development documents, on which "
+            f"export tunes the continuous cache: resume the run (`nextword.train.resume({str(run.root)!r})`"
+            "), which encodes a missing id file again and trains nothing more once it has finished, or "
+            "export with tune_cache=False"
+        )
 
 
 def _tune_cache(config: ExportConfig, run: RunDir, model: Any) -> CacheConfig | None:

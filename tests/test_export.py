@@ -187,6 +187,29 @@ def test_an_out_that_is_one_of_the_runs_own_files_is_refused_even_with_overwrite
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+def test_a_missing_dev_ids_is_named_with_the_fix_not_taken_for_no_development_part(
+    run_dir, tmp_path, monkeypatch
+):
+    """With dev.ids deleted, export left the cache out and blamed dev_fraction=0, though the run recorded
+    development documents: refused before any work, with resume (which encodes it again) as the fix."""
+    import shutil
+
+    from nextword.train import resume
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    recorded = json.loads((run / "config.json").read_text())["data"]["dev_documents"]
+    assert recorded > 0
+    (run / "dev.ids").unlink()
+    with pytest.raises(
+        ValueError, match=rf"dev\.ids is missing, but the run recorded {recorded} development"
+    ):
+        export(ExportConfig(run_dir=str(run), out=str(tmp_path / "m.onnx")))
+    assert not (tmp_path / "m.onnx").exists()
+    resume(run)  # finished: encodes dev.ids again and trains nothing
+    assert (run / "dev.ids").read_bytes() == (run_dir / "dev.ids").read_bytes()
+
+
 def test_export_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         export(ExportConfig(run_dir=str(tmp_path / "missing"), out=str(tmp_path / "m.onnx")))
