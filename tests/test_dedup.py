@@ -431,6 +431,11 @@ def test_training_warns_when_only_groups_too_large_for_the_development_part_are_
     assert part(huge).sum() == 0
     assert "holds 0 of the 10 training documents asked for" in caplog.text
     assert "a larger `dev_fraction`" in caplog.text
+    # one group of most documents: no fraction makes room for it, so that is not the advice
+    most = np.repeat([0, 96, 97, 98, 99], [96, 1, 1, 1, 1])
+    assert part(most).sum() < 5
+    assert "one group of near-duplicates holds most of the documents" in caplog.text
+    assert "a larger `dev_fraction`" not in caplog.text
 
 
 def test_a_long_document_is_hashed_in_chunks_to_the_same_signature():

@@ -39,13 +39,21 @@ def dev_part(split: DocumentSplit, config: TrainConfig) -> np.ndarray | None:
     asked = dev_count(split.counts.train_documents or 0, config.dev_fraction)
     chosen = split_dev_mask(split, asked)
     if (held := int(chosen.sum())) < asked / 2:
+        groups = split.training_groups()
+        largest = (
+            int(np.unique(groups, return_counts=True)[1].max()) if groups is not None and len(groups) else 0
+        )
         logger.warning(
             "the development part holds %d of the %d training documents asked for: it takes whole "
             "groups of near-duplicates, and the training side's groups are too large for it. It chooses "
-            "the best epoch and tunes the cache, so a small one makes both noisy; a larger "
-            "`dev_fraction` makes room for whole groups",
+            "the best epoch and tunes the cache, so a small one makes both noisy; %s",
             held,
             asked,
+            # a group of most documents leaves no room at any fraction: then the grouping is the matter
+            "a larger `dev_fraction` makes room for whole groups"
+            if largest < len(chosen) / 2
+            else "one group of near-duplicates holds most of the documents, which no `dev_fraction` "
+            "splits: a higher `near_duplicate_threshold` groups fewer of them together",
         )
     return chosen
 
