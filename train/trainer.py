@@ -287,7 +287,7 @@ def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: W
     run.mark()  # a run from before markers existed gains one: --overwrite may then replace it
     encoded = run.train_ids.is_file() and run.val_ids.is_file()
     if not encoded or (config.dev_fraction and not run.dev_ids.is_file()):
-        counts = _encode_again(run, config, data)
+        counts = _encode_again(run, config, data, stored.get("corpus_files"))
         stored = {**stored, "data": {**data, **counts}}  # what the new files hold, for later checks
         atomic_write_json(run.config, stored)
     vocab_size = len(run.read_tokenizer())
@@ -389,11 +389,27 @@ def _on_gpu() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
-def _encode_again(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> dict[str, Any]:
+def _encode_again(
+    run: RunDir, config: TrainConfig, data: dict[str, Any], recorded_files: Any = None
+) -> dict[str, Any]:
     """Write ``train.ids``/``val.ids`` (and ``dev.ids``) of a run folder that lacks them, with the run's
     own tokenizer; returns their counts (:data:`~nextword.train.files.ID_FILE_COUNTS`). A corpus that
-    no longer holds the documents the run started with is a ``ValueError``."""
+    no longer holds the documents the run started with is a ``ValueError``: files of other sizes than
+    ``recorded_files`` (config.json's ``corpus_files``), or as many documents but other ones."""
     corpus = config.corpus
+    sizes = [size for size, _ in corpus_files(config)]
+    if (
+        isinstance(recorded_files, list)
+        and [f[0] if isinstance(f, list) and f else None for f in recorded_files] != sizes
+    ):
+        # an edit that keeps the number of documents would make another split without a word (a copy
+        # of the same files has new times, so sizes are compared)
+        raise ValueError(
+            f"the corpus files {list(corpus.paths)} are not the size they were when {run.root} started: "
+            "resuming would encode them into another split, and the run's figures would mix two "
+            "validation sets; restore the files the run started with (it needs them to encode its missing "
+            "id files), or start a new run on the changed corpus"
+        )
     logger.info("%s has no train.ids/val.ids: encoding the corpus %s again", run.root, list(corpus.paths))
     tokenizer = run.read_tokenizer()
     split = split_corpus(corpus, recorded_split(data, corpus))
