@@ -43,19 +43,24 @@ def generate(driver, prompt: str, words: int, temperature: float, seed: str) -> 
     return driver.execute_script("return document.querySelector('#output .generated').textContent")
 
 
+def run_in_browser(driver) -> None:
+    """Switch the page to "run in this browser" and wait until the model is loaded there."""
+    driver.find_element(By.ID, "in-browser").click()
+    wait(
+        driver,
+        lambda d: d.execute_script("return document.body.dataset.backend") == "browser",
+        "the model never loaded in the browser: "
+        + driver.execute_script("return document.getElementById('where-status').textContent"),
+        LOAD_TIMEOUT,
+    )
+
+
 @pytest.fixture(scope="module")
 def browser_mode(browser, live_server):
     """The page switched to run the model in the browser, once the model is loaded there."""
     browser.get(live_server.url + "/")
     wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the model line never loaded")
-    browser.find_element(By.ID, "in-browser").click()
-    wait(
-        browser,
-        lambda d: d.execute_script("return document.body.dataset.backend") == "browser",
-        "the model never loaded in the browser: "
-        + browser.execute_script("return document.getElementById('where-status').textContent"),
-        LOAD_TIMEOUT,
-    )
+    run_in_browser(browser)
     return browser
 
 

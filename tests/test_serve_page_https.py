@@ -13,7 +13,7 @@ pytest.importorskip("trustme", reason="install nextword[serve-test] (trustme) to
 import trustme
 from browser import new_browser, start_server
 from selenium.webdriver.common.by import By
-from test_serve_browser_mode import LOAD_TIMEOUT, generate, requests_to, wait
+from test_serve_browser_mode import generate, requests_to, run_in_browser, wait
 
 KEY = "sk-page-over-https"
 
@@ -58,14 +58,7 @@ def test_the_page_over_https_with_a_key_from_the_server_and_in_the_browser(
     want = model.generate("a neural network", max_words=12, temperature=0.9, seed=3)
     assert generate(browser, "a neural network", 12, 0.9, "3") == want  # the server's, over TLS
 
-    browser.find_element(By.ID, "in-browser").click()  # the model file fetched with the key, over TLS
-    wait(
-        browser,
-        lambda d: d.execute_script("return document.body.dataset.backend") == "browser",
-        "the model never loaded in the browser: "
-        + browser.execute_script("return document.getElementById('where-status').textContent"),
-        LOAD_TIMEOUT,
-    )
+    run_in_browser(browser)  # the model file fetched with the key, over TLS
     before = requests_to(browser, "/v1/completions")
     assert generate(browser, "a neural network", 12, 0.9, "3") == want  # nextword-web's, in a worker
     assert requests_to(browser, "/v1/completions") == before

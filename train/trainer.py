@@ -41,7 +41,6 @@ from .distribute import (
 )
 from .embeddings import load_glove
 from .files import (
-    ID_FILE_COUNTS,
     RUN_MARKER,
     RunDir,
     RunExistsError,
@@ -59,6 +58,7 @@ from .resumable import (
     reconcile,
     remove_stale_temporaries,
 )
+from .run_corpus import corpus_files, encode_again
 from .sizes import check_exportable, check_step_memory
 
 __all__ = ["RunExistsError", "TrainResult", "resume", "train"]
@@ -287,7 +287,7 @@ def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: W
     run.mark()  # a run from before markers existed gains one: --overwrite may then replace it
     encoded = run.train_ids.is_file() and run.val_ids.is_file()
     if not encoded or (config.dev_fraction and not run.dev_ids.is_file()):
-        counts = _encode_again(run, config, data, stored.get("corpus_files"))
+        counts = encode_again(run, config, data, stored.get("corpus_files"))
         stored = {**stored, "data": {**data, **counts}}  # what the new files hold, for later checks
         atomic_write_json(run.config, stored)
     vocab_size = len(run.read_tokenizer())
@@ -345,13 +345,6 @@ def _same_run(run: RunDir, config: TrainConfig) -> bool:
     return all(mine[k] == theirs[k] for k in mine if k not in SESSION_FIELDS)
 
 
-def corpus_files(config: TrainConfig) -> list[list[int]]:
-    """Size and modification time (ns) of each corpus file: what tells a cluster restarted with the
-    same command (the run goes on) from the same command on an edited corpus (it starts over)."""
-    stats = [Path(path).stat() for path in config.corpus.paths]
-    return [[stat.st_size, stat.st_mtime_ns] for stat in stats]
-
-
 def _fit(
     run: RunDir,
     config: TrainConfig,
@@ -387,45 +380,6 @@ def _on_gpu() -> bool:
     import tensorflow as tf
 
     return bool(tf.config.list_logical_devices("GPU"))
-
-
-def _encode_again(
-    run: RunDir, config: TrainConfig, data: dict[str, Any], recorded_files: Any = None
-) -> dict[str, Any]:
-    """Write ``train.ids``/``val.ids`` (and ``dev.ids``) of a run folder that lacks them, with the run's
-    own tokenizer; returns their counts (:data:`~nextword.train.files.ID_FILE_COUNTS`). A corpus that
-    no longer holds the documents the run started with is a ``ValueError``: files of other sizes than
-    ``recorded_files`` (config.json's ``corpus_files``), or as many documents but other ones."""
-    corpus = config.corpus
-    sizes = [size for size, _ in corpus_files(config)]
-    if (
-        isinstance(recorded_files, list)
-        and [f[0] if isinstance(f, list) and f else None for f in recorded_files] != sizes
-    ):
-        # an edit that keeps the number of documents would make another split without a word (a copy
-        # of the same files has new times, so sizes are compared)
-        raise ValueError(
-            f"the corpus files {list(corpus.paths)} are not the size they were when {run.root} started: "
-            "resuming would encode them into another split, and the run's figures would mix two "
-            "validation sets; restore the files the run started with (it needs them to encode its missing "
-            "id files), or start a new run on the changed corpus"
-        )
-    logger.info("%s has no train.ids/val.ids: encoding the corpus %s again", run.root, list(corpus.paths))
-    tokenizer = run.read_tokenizer()
-    split = split_corpus(corpus, recorded_split(data, corpus))
-    if data.get("documents") not in (None, split.counts.documents):
-        # another split: validation documents may be ones the run trained on, and its figures would
-        # not describe the model. Refused before any id file is written.
-        raise ValueError(
-            f"the corpus {list(corpus.paths)} now holds {split.counts.documents} documents, "
-            f"{data['documents']} when {run.root} started: resuming would train and validate on another "
-            "split; restore the corpus files the run started with (the run needs them to encode its "
-            "missing train.ids/val.ids), or start a new run on the changed corpus"
-        )
-    counts = encode_corpus(split, tokenizer, run.train_ids, run.val_ids).facts()
-    if (dev := dev_part(split, config)) is not None:
-        counts |= hold_out_dev(run, dev, tokenizer.eod_id, by_group=split.record.dev_by_group)
-    return {k: v for k, v in counts.items() if k in ID_FILE_COUNTS}
 
 
 def versions() -> dict[str, str]:
