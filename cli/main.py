@@ -218,7 +218,9 @@ def _flush_output() -> None:
 
 def _drop_output() -> None:
     """Point standard output at /dev/null, so that the interpreter's final flush does not fail again."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 class _Terminated(KeyboardInterrupt):
