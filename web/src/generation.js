@@ -118,6 +118,28 @@ export function resolveOptions(base, options = {}) {
 }
 
 /**
+ * stream()'s config: `options` over `base` (the file's defaults) for one prompt string and one text, or
+ * NextwordError. NextWordModel.stream and WorkerModel.stream both check with it when they are called.
+ */
+export function streamOptions(base, prompt, options = {}) {
+  const config = resolveOptions(base, options);
+  if (typeof prompt !== 'string')
+    throw new NextwordError(`stream() takes one prompt string, got ${typeName(prompt)}`);
+  if (config.numReturnSequences !== 1 || config.numBeams !== 1) {
+    throw new NextwordError(
+      'stream() produces one text: numReturnSequences and numBeams must be 1 ' +
+        `(got ${config.numReturnSequences} and ${config.numBeams})`,
+    );
+  }
+  return config;
+}
+
+/** How messages name a JavaScript value's type: null, array, string, object... */
+export function typeName(value) {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+/**
  * The decoding defaults a model file stores (nextword.generation, a Map from src/pyjson.js), validated
  * as Python's GenerationConfig.from_options(**data); throws NextwordError with Python's message.
  */

@@ -1,7 +1,7 @@
 // Reading a model file's bytes from what load() is given: bytes, a Blob, a URL (fetched), or, under Node,
 // a file path. The size cap is enforced before the whole file is read, as the Python runtime does.
 
-import { ModelFileError } from './errors.js';
+import { ModelFileError, NextwordError, oneLine } from './errors.js';
 import { tooBig } from './model-check.js';
 
 const BYTES_NAME = '<model bytes>';
@@ -13,10 +13,15 @@ function isNode() {
 /**
  * @param {string | URL | ArrayBuffer | ArrayBufferView | Blob} source
  * @param {number} cap largest file accepted, in bytes
- * @param {typeof fetch} [fetcher]
+ * @param {typeof fetch} [fetcher] load()'s `fetch` option (default: globalThis.fetch)
  * @returns {Promise<{name: string, bytes: Uint8Array}>}
  */
-export async function readSource(source, cap, fetcher = globalThis.fetch) {
+export async function readSource(source, cap, fetcher) {
+  if (fetcher !== undefined && typeof fetcher !== 'function') {
+    throw new NextwordError(
+      `fetch must be a function such as (url) => fetch(url, { headers }), got ${described(fetcher)}`,
+    );
+  }
   if (source instanceof ArrayBuffer) return capped(BYTES_NAME, new Uint8Array(source), cap);
   if (ArrayBuffer.isView(source)) {
     return capped(BYTES_NAME, new Uint8Array(source.buffer, source.byteOffset, source.byteLength), cap);
@@ -68,12 +73,46 @@ function urlName(url) {
   return /^data:/i.test(url) && url.length > 80 ? `<data: URL, ${url.length} characters>` : url;
 }
 
+/** How messages name what a fetch returned, or a `fetch` option: undefined, a string, a plain object... */
+function described(value) {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value !== 'object') return `a ${typeof value}`;
+  const kind = value.constructor?.name;
+  return kind && kind !== 'Object' ? `a ${kind}` : 'a plain object';
+}
+
+/** What fetch() returns, or one of another realm or a polyfill: what fetchBytes() reads of it. */
+function isResponse(value) {
+  return (
+    typeof value?.ok === 'boolean' &&
+    typeof value.headers?.get === 'function' &&
+    typeof value.arrayBuffer === 'function'
+  );
+}
+
 async function fetchBytes(url, cap, fetcher, name) {
+  const fetching = fetcher ?? globalThis.fetch;
+  const by = fetcher ? ' by the fetch given to load()' : '';
+  if (typeof fetching !== 'function') {
+    throw new NextwordError(
+      `model file ${name} cannot be fetched: this JavaScript environment has no fetch; pass one as ` +
+        "load()'s fetch option, or the file's bytes",
+    );
+  }
   let response;
   try {
-    response = await fetcher(url);
+    response = await fetching(url);
   } catch (error) {
-    throw new ModelFileError(`model file ${name} could not be fetched: ${error.message}`);
+    // a rejection need not be an Error: undefined, a string...
+    throw new ModelFileError(`model file ${name} could not be fetched${by}: ${oneLine(error)}`);
+  }
+  if (!isResponse(response)) {
+    throw new NextwordError(
+      `the fetch given to load() returned ${described(response)} for model file ${name}, not a Response ` +
+        '(an object with ok, headers and arrayBuffer()); it must return (or resolve to) what fetch() ' +
+        'returns, e.g. (url) => fetch(url, { headers })',
+    );
   }
   if (!response.ok) {
     throw new ModelFileError(
@@ -82,7 +121,8 @@ async function fetchBytes(url, cap, fetcher, name) {
   }
   const declared = Number(response.headers.get('content-length'));
   if (declared > cap) throw new ModelFileError(tooBig(name, declared, cap));
-  if (!response.body) return capped(name, new Uint8Array(await response.arrayBuffer()), cap);
+  if (typeof response.body?.getReader !== 'function')
+    return capped(name, new Uint8Array(await response.arrayBuffer()), cap);
   const chunks = [];
   let size = 0;
   const reader = response.body.getReader();

@@ -132,6 +132,63 @@ describe('load()', () => {
     assert.ok((await refusal(load(42))) instanceof TypeError);
   });
 
+  test('a fetch given to load() that returns no Response, throws or rejects is named, with the URL', async () => {
+    const url = 'https://example.test/model.onnx';
+    // what was returned was read as a Response: "could not be fetched (HTTP undefined undefined)"
+    for (const [returned, shown] of [
+      [undefined, 'undefined'],
+      [null, 'null'],
+      [{}, 'a plain object'],
+      ['abc', 'a string'],
+      [bytes, 'a Uint8Array'],
+    ]) {
+      const error = await refusal(load(url, { fetch: async () => returned }));
+      assert.ok(error instanceof NextwordError && !(error instanceof ModelFileError), shown);
+      assert.equal(
+        error.message,
+        `the fetch given to load() returned ${shown} for model file ${url}, not a Response (an object with ` +
+          'ok, headers and arrayBuffer()); it must return (or resolve to) what fetch() returns, e.g. ' +
+          '(url) => fetch(url, { headers })',
+      );
+    }
+    const failing = [
+      [() => Promise.reject(new TypeError('network down')), 'network down'],
+      [() => Promise.reject(undefined), 'undefined'], // no message to read: a TypeError of its own
+      [
+        () => {
+          throw new Error('no token');
+        },
+        'no token',
+      ],
+    ];
+    for (const [fetch, reason] of failing) {
+      const error = await refusal(load(url, { fetch }));
+      assert.ok(error instanceof ModelFileError, reason);
+      assert.equal(
+        error.message,
+        `model file ${url} could not be fetched by the fetch given to load(): ${reason}`,
+      );
+    }
+    const notFunction = await refusal(load(url, { fetch: 'fetch' }));
+    assert.ok(notFunction instanceof NextwordError && !(notFunction instanceof ModelFileError));
+    assert.match(notFunction.message, /^fetch must be a function .*, got a string$/);
+    // a Response, and what a polyfill returns (a body without getReader()), are read
+    const asked = [];
+    const fetched = await load(url, { fetch: async (u) => (asked.push(u), new Response(bytes)) });
+    const polyfill = {
+      ok: true,
+      status: 200,
+      headers: new Headers(),
+      body: {},
+      arrayBuffer: async () => bytes.slice().buffer,
+    };
+    const polyfilled = await load(url, { fetch: async () => polyfill });
+    assert.deepEqual(asked, [url]);
+    assert.equal(fetched.source, url);
+    assert.equal(polyfilled.vocabSize, model.vocabSize);
+    await Promise.all([fetched.release(), polyfilled.release()]);
+  });
+
   test("load()'s own options are checked: unknown names, numThreads, null, a module that is not ort", async () => {
     const unknown = await refusal(load(bytes, { threads: 2 }));
     assert.ok(unknown instanceof NextwordError && !(unknown instanceof ModelFileError));
@@ -754,6 +811,72 @@ describe('the Web Worker client', () => {
     }
     assert.deepEqual(few, pieces.slice(0, 3));
     assert.equal(await client.generate('the processor', options), pieces.join('')); // the worker is free again
+  });
+
+  test('stream() refuses bad options when called, with the error the model throws', () => {
+    // they failed only at the loop's first next(), where the model's stream() throws at the call
+    const posted = [];
+    const send = client.port.postMessage;
+    client.port.postMessage = (message) => posted.push(message);
+    try {
+      for (const [prompt, options] of [
+        ['x', { maxWords: -1 }],
+        ['x', { topK: -1 }],
+        ['x', { numBeams: 2 }],
+        ['x', { numReturnSequences: 2 }],
+        ['x', { maxWords: 5, minWords: 6 }],
+        ['x', { words: 5 }],
+        ['x', null],
+        [['a', 'b'], {}],
+        [42, undefined],
+      ]) {
+        const shown = JSON.stringify([prompt, options]);
+        let expected;
+        assert.throws(
+          () => model.stream(prompt, options),
+          (error) => (expected = error) instanceof Error,
+        );
+        assert.ok(expected instanceof NextwordError, shown);
+        assert.throws(
+          () => client.stream(prompt, options),
+          (error) => error.constructor === expected.constructor && error.message === expected.message,
+          shown,
+        );
+      }
+    } finally {
+      client.port.postMessage = send;
+    }
+    assert.deepEqual(posted, []); // nothing was sent to the worker
+  });
+
+  test("stream() checks options against the file's defaults, as the model does", async () => {
+    // a file whose defaults beam-search and write at least 10 words: stream() refuses its numBeams, and a
+    // maxWords under its minWords lowers that minWords
+    const file = withMetadata(bytes, 'nextword.generation', '{"num_beams": 2, "min_words": 10}');
+    const beams = await load(file);
+    const { port1, port2 } = new MessageChannel();
+    serve(port1);
+    const worker = await WorkerModel.load(file, { worker: port2 });
+    try {
+      const expected = {
+        name: 'NextwordError',
+        message: 'stream() produces one text: numReturnSequences and numBeams must be 1 (got 1 and 2)',
+      };
+      assert.throws(() => beams.stream('a neural network'), expected);
+      assert.throws(() => worker.stream('a neural network'), expected);
+      for (const options of [
+        { numBeams: 1, maxWords: 3, seed: 2n },
+        { numBeams: 1, maxWords: 12, temperature: 0 },
+      ]) {
+        const pieces = [];
+        for await (const piece of worker.stream('a neural network', options)) pieces.push(piece);
+        assert.equal(pieces.join(''), await beams.generate('a neural network', options));
+      }
+    } finally {
+      worker.terminate();
+      port1.close();
+      await beams.release();
+    }
   });
 
   test("takes any view of the bytes, copying exactly them and leaving the caller's intact", async () => {

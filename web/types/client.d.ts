@@ -33,6 +33,7 @@ export class WorkerModel {
   readonly info: Omit<ModelInfo, 'tokenizer'> & { vocabulary: number; source: string };
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
+  /** Bad options throw a NextwordError here, when called, as NextWordModel.stream's do. */
   stream(prompt: string, options?: GenerationOptions): TextStream;
   nextWords(prompt: string, k?: number | bigint, options?: ScoringOptions): Promise<NextWord[]>;
   suggest(prompt: string, k?: number | bigint, options?: ScoringOptions): Promise<Suggestion[]>;

@@ -113,6 +113,7 @@ export interface LoadOptions {
   limits?: LoadLimits;
   /** WASM threads when ort is not given (default 1, as the Python runtime's one thread per call) */
   numThreads?: number;
+  /** fetches a URL source in place of globalThis.fetch (e.g. with headers); must return a Response */
   fetch?: typeof fetch;
 }
 

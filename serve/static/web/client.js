@@ -2,6 +2,7 @@
 // generation never blocks the page. Every method returns a promise; stream() an async iterator.
 
 import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
+import { streamOptions } from './generation.js';
 
 // Errors rebuilt with their own class on this side of the worker (a worker can only post plain data).
 const ERRORS = { ModelFileError, ModelRunError, NextwordError, TypeError, RangeError };
@@ -102,9 +103,12 @@ export class WorkerModel {
   }
 
   /** As NextWordModel.stream: pieces as they are generated (and `finishReason` once done). Leaving the
-   * loop early stops the worker. */
+   * loop early stops the worker. Options are checked now, as NextWordModel.stream checks them. */
   stream(prompt, options = {}) {
     this._check();
+    // against the file's defaults, as the worker's model checks them (a WorkerModel made with `new`, not
+    // load(), has none: its worker checks them alone)
+    if (this.info?.generation) streamOptions(this.info.generation, prompt, options);
     const id = this._next++;
     const queue = [];
     let wake = null;

@@ -6,7 +6,7 @@ import { Generation, promptEnd } from './decoding.js';
 import { ModelFileError, ModelRunError, NextwordError, oneLine, sessionError } from './errors.js';
 import { readGraphInterface } from './graph-io.js';
 import { PCG64, SeedSequence } from './random.js';
-import { MAX_BATCH, resolveOptions } from './generation.js';
+import { MAX_BATCH, resolveOptions, streamOptions, typeName } from './generation.js';
 import { checkModelFile, corrupt, resolveLimits } from './model-check.js';
 import {
   INPUT_IDS,
@@ -221,15 +221,7 @@ export class NextWordModel {
    * joined equal what generate() returns for the same options and seed. Options are checked now.
    */
   stream(prompt, options = {}) {
-    const config = resolveOptions(this.info.generation, options);
-    if (typeof prompt !== 'string')
-      throw new NextwordError(`stream() takes one prompt string, got ${typeName(prompt)}`);
-    if (config.numReturnSequences !== 1 || config.numBeams !== 1) {
-      throw new NextwordError(
-        'stream() produces one text: numReturnSequences and numBeams must be 1 ' +
-          `(got ${config.numReturnSequences} and ${config.numBeams})`,
-      );
-    }
+    const config = streamOptions(this.info.generation, prompt, options);
     const state = { finishReason: null };
     const pieces = streamPieces(
       this,
@@ -339,10 +331,6 @@ function asPromptList(prompt) {
     return [[...prompt], false];
   }
   throw new NextwordError(`prompt must be a string or a list of strings, got ${typeName(prompt)}`);
-}
-
-function typeName(value) {
-  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
 }
 
 /** One session call, its failures as ModelRunError naming the file and the shapes fed (as Python). */
