@@ -10,9 +10,8 @@ import argparse
 import numbers
 from typing import Any
 
-from nextword.runtime import default_model
-
 from .display import figure, json_text, safe
+from .models import open_model
 
 __all__ = ["SELECTED_BY", "cache_text", "show_info"]
 
@@ -28,7 +27,9 @@ def show_info(args: argparse.Namespace) -> int:
     """``nextword info``: what the model file says about itself, as text or ``--json``."""
     if args.model is not None and args.model_option is not None:
         raise ValueError("give the model once: nextword info MODEL.onnx, or --model MODEL.onnx")
-    model = default_model(args.model_option if args.model_option is not None else args.model)
+    model = open_model(
+        args.model_option if args.model_option is not None else args.model, size_limits=args.size_limits
+    )
     info = model.info
     summary = model.summary()
     if args.json:

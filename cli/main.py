@@ -41,7 +41,7 @@ from .args import (
 from .corpus import add_corpus_parser
 from .display import SafeFormatter, figure, json_text, safe
 from .info import SELECTED_BY, show_info
-from .models import CACHE_HELP, add_device_argument, cached_model
+from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, cached_model
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
 from .quiet import import_tensorflow_quietly
 from .scoring import add_evaluate_parser, score_command
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "score",
         help="log-probability and perplexity of a text under a model",
         usage="nextword score [MODEL.onnx] (TEXT | --file F) [--model MODEL.onnx] [--cache | --no-cache] "
-        "[--device DEVICE] [--json]",
+        "[--device DEVICE] [--no-size-limits] [--json]",
     )
     p.add_argument(
         "model", nargs="?", help="the .onnx model file (or --model; neither: " + DEFAULT_MODEL + ")"
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("info", help="what a model file holds: provenance, layers, metrics, parity")
     p.add_argument("model", nargs="?", help=MODEL_HELP)
     p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
+    add_size_limits_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=show_info)
     add_corpus_parser(commands)
@@ -374,7 +375,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     args.model, args.prompts = model_and_prompts(args.model, args.prompts, "generate", args.file)
-    model = cached_model(args.model, getattr(args, "cache", None), args.device)
+    model = cached_model(args.model, getattr(args, "cache", None), args.device, args.size_limits)
     config = config_from_args(model.info.generation, vars(args))
     if args.stream:
         if len(args.prompts) != 1:
@@ -432,7 +433,7 @@ def _warn_if_empty(empty: int, total: int, config: GenerationConfig) -> None:
 
 def _suggest(args: argparse.Namespace) -> int:
     args.model, (args.prompt,) = model_and_prompts(args.model, args.prompt, "suggest", args.file)
-    model = cached_model(args.model, args.cache, args.device)
+    model = cached_model(args.model, args.cache, args.device, args.size_limits)
     if not 1 <= args.k <= model.vocab_size:
         raise ValueError(f"-k must be in 1..{model.vocab_size} (the model's vocabulary), got {args.k}")
     suggestions = model.next_words(args.prompt, k=args.k, cache=args.cache)

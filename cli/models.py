@@ -6,9 +6,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nextword.runtime import NextWordModel, default_model
+from nextword.runtime import LoadLimits, ModelLimitError, NextWordModel, default_model
+from nextword.runtime.limits import SIZE_LIMITS, SIZE_LIMITS_ADVICE, SIZE_LIMITS_HELP
 
-__all__ = ["CACHE_HELP", "DEVICE_HELP", "add_device_argument", "cached_model"]
+__all__ = [
+    "CACHE_HELP",
+    "DEVICE_HELP",
+    "add_device_argument",
+    "add_size_limits_argument",
+    "cached_model",
+    "open_model",
+]
 
 CACHE_HELP = (
     "mix in the continuous cache stored in the model file (default: on when the file has one; "
@@ -21,19 +29,41 @@ DEVICE_HELP = (
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    """``--device``, for the commands that run a model."""
+    """``--device`` and ``--no-size-limits``, for the commands that run a model."""
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_size_limits_argument(parser)
 
 
-def cached_model(path: str | None, cache: bool | None, device: str = "cpu") -> NextWordModel:
-    """The model of ``--model`` (or the default one) on ``--device``, refused where ``--cache`` asks for
-    a cache that its file does not hold: the flag is named, not the API's ``cache=True``."""
+def add_size_limits_argument(parser: argparse.ArgumentParser) -> None:
+    """``--size-limits`` / ``--no-size-limits``, for the commands that load a model file."""
+    parser.add_argument(
+        "--size-limits", action=argparse.BooleanOptionalAction, default=True, help=SIZE_LIMITS_HELP
+    )
+
+
+def open_model(path: str | None, device: str = "cpu", size_limits: bool = True) -> NextWordModel:
+    """The model of ``--model`` (or the default one) on ``--device``, loaded with the size caps unless
+    ``--no-size-limits``; a file over one of them is refused naming that flag, not ``LoadLimits``."""
     try:
-        model = default_model(path, device=device)
+        return default_model(
+            path, device=device, limits=None if size_limits else LoadLimits().without_size_caps()
+        )
+    except ModelLimitError as exc:
+        if exc.limit not in SIZE_LIMITS:
+            raise
+        raise exc.advising(SIZE_LIMITS_ADVICE) from None
     except ValueError as exc:  # the device's own messages start with its name: the flag's, here
         if not str(exc).startswith("device"):
             raise
         raise ValueError(f"--{exc}") from None
+
+
+def cached_model(
+    path: str | None, cache: bool | None, device: str = "cpu", size_limits: bool = True
+) -> NextWordModel:
+    """:func:`open_model`, refused where ``--cache`` asks for a cache that the file does not hold: the
+    flag is named, not the API's ``cache=True``."""
+    model = open_model(path, device, size_limits)
     if cache and model.cache_settings is None:
         raise ValueError(
             f"--cache: {Path(model.source).name} has no continuous-cache settings (export tunes them on "

@@ -25,13 +25,13 @@ from nextword.corpus import (
 from nextword.corpus.dev import split_dev_mask
 from nextword.corpus.overlap import copies_of, split_differs, trained_documents
 from nextword.corpus.readers import CORPUS_SUFFIXES, detect_format
-from nextword.runtime import ModelFileError, NextWordModel, TextScore, default_model, evaluate
+from nextword.runtime import ModelFileError, NextWordModel, TextScore, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
 
 from .args import add_config_arguments, config_from_args
 from .display import figure, json_text
 from .info import cache_text
-from .models import CACHE_HELP, add_device_argument, cached_model
+from .models import CACHE_HELP, add_device_argument, cached_model, open_model
 from .positionals import names_model, text_names_a_file
 from .text_files import read_text_file
 
@@ -47,7 +47,7 @@ READ_AS_RECORDED = ("format", "text_column", "json_field")
 
 def score_command(args: argparse.Namespace) -> int:
     model_path, text = _score_arguments(args)
-    model_file = cached_model(model_path, args.cache, args.device)
+    model_file = cached_model(model_path, args.cache, args.device, args.size_limits)
     if text is None:
         text_read = read_text_file(args.file)
     else:
@@ -154,7 +154,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
             f"{args.model} looks like a corpus, and evaluate's first argument is the model: nextword "
             f"evaluate MODEL.onnx {args.model} (the bundled model is {BUNDLED_MODEL})"
         )
-    model = cached_model(args.model, args.cache, args.device)  # --cache without settings: the flag named
+    model = cached_model(
+        args.model, args.cache, args.device, args.size_limits
+    )  # --cache without settings: the flag named
     provenance = _split_model(args, model).info.provenance
     if args.trained_on and args.split == "train":
         raise ValueError(
@@ -273,7 +275,7 @@ def _split_model(args: argparse.Namespace, model: NextWordModel) -> NextWordMode
         raise ValueError(
             "--split-of names the model whose split --split makes again; add --split val (or train, dev)"
         )
-    return default_model(args.split_of)
+    return open_model(args.split_of, size_limits=args.size_limits)
 
 
 _SPLITS = {

@@ -191,14 +191,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
 # The exporter loads the file it has just made for its parity checks: every check of the loader runs,
 # but none of its caps, which are there for files from elsewhere. Whether the file fits the caps that
 # load() applies by default is said after it is written (:func:`_warn_over_default_limits`).
-_OWN_FILE = LoadLimits(
-    max_file_bytes=PROTOBUF_LIMIT,
-    max_tokenizer_bytes=PROTOBUF_LIMIT,
-    max_tensor_bytes=PROTOBUF_LIMIT,
-    max_graph_bytes=2**62,
-    max_macs_per_token=2**62,
-    max_state_width=2**31,
-)
+_OWN_FILE = LoadLimits().without_size_caps()
 
 
 def _serialized(proto: onnx.ModelProto) -> bytes:

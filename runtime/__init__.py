@@ -21,7 +21,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .beam import BeamSearch
     from .default import BUNDLED_MODEL, default_model, generate
-    from .errors import ModelFileError, ModelRunError
+    from .errors import ModelFileError, ModelLimitError, ModelRunError
     from .evaluation import Evaluation, evaluate, evaluate_ids
     from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
     from .generator import FINISH_REASONS, Generator, Update
@@ -40,6 +40,7 @@ _EXPORTS = {
     "default_model": "default",
     "generate": "default",
     "ModelFileError": "errors",
+    "ModelLimitError": "errors",
     "ModelRunError": "errors",
     "Evaluation": "evaluation",
     "evaluate": "evaluation",
@@ -73,6 +74,7 @@ __all__ = [
     "Generator",
     "LoadLimits",
     "ModelFileError",
+    "ModelLimitError",
     "ModelRunError",
     "NextWordModel",
     "PromptEnd",

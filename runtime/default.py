@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelFileError
+from .errors import ModelFileError, noted
+from .limits import LoadLimits
 from .model import NextWordModel, load
 
 __all__ = ["BUNDLED_MODEL", "ENV_VAR", "MAX_MODELS", "default_model", "generate"]
@@ -18,28 +19,31 @@ BUNDLED_MODEL = Path(__file__).resolve().parent / "data" / "nextword-patents.onn
 MAX_MODELS = 8  # models kept loaded by path; the least recently used one is dropped beyond this
 
 _lock = threading.Lock()
-_models: dict[tuple[str, str], NextWordModel] = {}  # (resolved path, device) -> model, least recent first
+_models: dict[tuple[str, str, LoadLimits], NextWordModel] = {}  # (path, device, limits) -> model, LRU first
 
 
 def default_model(
     model: str | os.PathLike[str] | bytes | NextWordModel | None = None,
     *,
     device: str | None = None,
+    limits: LoadLimits | None = None,
 ) -> NextWordModel:
     """The model to use when none is loaded by hand, loaded once per process, path and device.
 
     ``model`` may be a loaded model (returned as is), a file's bytes (loaded at every call) or a path;
     without it, the ``NEXTWORD_MODEL`` environment variable names the file, else the model bundled
-    with the package is used. ``device`` is :func:`~.model.load`'s (the CPU by default). Loading is
+    with the package is used. ``device`` and ``limits`` are :func:`~.model.load`'s. Loading is
     guarded by a lock, so many threads asking at once load the file once. At most
     :data:`MAX_MODELS` models stay loaded: asking for more paths drops the least recently used one.
     """
     if isinstance(model, NextWordModel):
-        if device is not None:
-            raise ValueError("device is for a model loaded here: a loaded model runs where load() put it")
+        if device is not None or limits is not None:
+            raise ValueError(
+                "device and limits are for a model loaded here: a loaded model runs where load() put it"
+            )
         return model
     if isinstance(model, bytes | bytearray | memoryview):  # a file's contents: loaded, not kept
-        return load(bytes(model), device=device)
+        return load(bytes(model), device=device, limits=limits)
     if model is not None and not isinstance(model, str | os.PathLike):
         raise ValueError(
             "model must be a path to a .onnx file, a file's bytes or a loaded model "
@@ -58,17 +62,18 @@ def default_model(
                 f"no model given and no bundled model at {BUNDLED_MODEL}: pass model=PATH or set "
                 f"{ENV_VAR}=PATH to a nextword .onnx file"
             )
-    key = (str(Path(model).resolve()), device or "cpu")
+    key = (str(Path(model).resolve()), device or "cpu", limits or LoadLimits())
     with _lock:
         cached = _models.pop(key, None)
         if cached is None:
             try:
-                cached = load(key[0], device=device)  # a missing or bad file raises ModelFileError naming it
+                # a missing or bad file raises ModelFileError naming it
+                cached = load(key[0], device=device, limits=limits)
             except ModelFileError as exc:
                 if not from_env:
                     raise
                 # the user typed no path: say where this one came from
-                raise ModelFileError(f"{exc} (the path comes from ${ENV_VAR}; fix or unset it)") from None
+                raise noted(exc, f"(the path comes from ${ENV_VAR}; fix or unset it)") from None
         _models[key] = cached  # now the most recently used
         while len(_models) > MAX_MODELS:
             del _models[next(iter(_models))]

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelFileError", "ModelRunError", "shorten"]
+__all__ = ["ModelFileError", "ModelLimitError", "ModelRunError", "noted", "shorten"]
 
 
 class ModelFileError(ValueError):
     """A file is not a usable nextword model; the message names the file, the problem and the fix."""
+
+
+class ModelLimitError(ModelFileError):
+    """A file refused because it is over one of the :class:`~nextword.runtime.limits.LoadLimits`.
+
+    ``limit`` names the field (e.g. ``"max_file_bytes"``); ``problem`` is the message without the
+    advice on raising it, so that a command can give its own (a flag rather than ``LoadLimits``).
+    """
+
+    def __init__(self, problem: str, limit: str, hint: str) -> None:
+        super().__init__(f"{problem}; {hint}")
+        self.problem, self.limit, self.hint = problem, limit, hint
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # pickled whole (a pool's child raises it)
+        return type(self), (self.problem, self.limit, self.hint)
+
+    def advising(self, hint: str) -> ModelLimitError:
+        """The same refusal with other advice (a command's flag in place of ``LoadLimits``)."""
+        return ModelLimitError(self.problem, self.limit, hint)
+
+
+def noted(exc: ModelFileError, note: str) -> ModelFileError:
+    """``exc`` with ``note`` added to the problem it names; a :class:`ModelLimitError` stays one."""
+    if isinstance(exc, ModelLimitError):
+        return ModelLimitError(f"{exc.problem} {note}", exc.limit, exc.hint)
+    return ModelFileError(f"{exc} {note}")
 
 
 class ModelRunError(ModelFileError):

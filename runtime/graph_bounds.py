@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from .dims import Dim, Refused, Value, product, shape_text
-from .errors import ModelFileError, shorten
+from .errors import ModelFileError, ModelLimitError, shorten
 from .limits import LoadLimits
 from .onnx_proto import FLOAT, INT64, ITEM_BYTES, Graph, Node
 from .shape_rules import RULES, constant_value
@@ -54,6 +54,8 @@ def bound_graph(graph: Graph, name: str, limits: LoadLimits) -> GraphBounds:
         return _Bounder(graph, limits).run()
     except Refused as exc:
         raise ModelFileError(f"{name}: {exc}") from None
+    except ModelLimitError as exc:
+        raise ModelLimitError(f"{name}: {exc.problem}", exc.limit, exc.hint) from None
     except (ArithmeticError, IndexError, KeyError, TypeError, ValueError) as exc:  # a case not foreseen
         raise ModelFileError(
             f"{name}: the graph's sizes could not be bounded (internal error {type(exc).__name__}: "
@@ -72,9 +74,9 @@ class _Bounder:
     def run(self) -> GraphBounds:
         limits = self.limits
         if len(self.graph.nodes) > limits.max_nodes:
-            raise Refused(
-                f"the graph has {len(self.graph.nodes):,} nodes, over the limit of {limits.max_nodes:,}; "
-                f"{limits.widen_hint('max_nodes')}"
+            raise limits.refuse(
+                f"the graph has {len(self.graph.nodes):,} nodes, over the limit of {limits.max_nodes:,}",
+                "max_nodes",
             )
         for tensor in self.graph.initializers:
             self._set(tensor.name, constant_value(tensor), "an initializer")
@@ -91,15 +93,16 @@ class _Bounder:
                     self._set(out, value, f"a {node.op_type} node")
         self._outputs()
         if self.total > limits.max_graph_bytes:
-            raise Refused(
+            raise limits.refuse(
                 f"the graph's tensors together take up to {self.total:,} bytes per batch row and position, "
-                f"over the {limits.max_graph_bytes:,}-byte limit; {limits.widen_hint('max_graph_bytes')}"
+                f"over the {limits.max_graph_bytes:,}-byte limit",
+                "max_graph_bytes",
             )
         if self.macs > limits.max_macs_per_token:
-            raise Refused(
+            raise limits.refuse(
                 f"one step of the graph takes up to {self.macs:,} multiply-accumulates per batch row and "
-                f"position, over the limit of {limits.max_macs_per_token:,}; "
-                f"{limits.widen_hint('max_macs_per_token')}"
+                f"position, over the limit of {limits.max_macs_per_token:,}",
+                "max_macs_per_token",
             )
         return GraphBounds(self.largest, self.total, self.macs, len(self.graph.nodes))
 
@@ -110,10 +113,11 @@ class _Bounder:
         self._linear(numel, f"tensor {shorten(name)} ({made_by})")
         size = numel.c * ITEM_BYTES.get(value.dtype, 8)
         if size > self.limits.max_tensor_bytes:
-            raise Refused(
+            raise self.limits.refuse(
                 f"tensor {shorten(name)} ({made_by}, shape {shape_text(value.shape)}) takes up to "
                 f"{size:,} bytes per batch row and position, over the "
-                f"{self.limits.max_tensor_bytes:,}-byte limit; {self.limits.widen_hint('max_tensor_bytes')}"
+                f"{self.limits.max_tensor_bytes:,}-byte limit",
+                "max_tensor_bytes",
             )
         self.largest = max(self.largest, size)
         self.total += size
@@ -158,18 +162,19 @@ class _Bounder:
 
     def state_width(self, width: int, what: str) -> None:
         if width > self.limits.max_state_width:
-            raise Refused(
-                f"{what} is {width:,} wide, over the limit of {self.limits.max_state_width:,}; "
-                f"{self.limits.widen_hint('max_state_width')}"
+            raise self.limits.refuse(
+                f"{what} is {width:,} wide, over the limit of {self.limits.max_state_width:,}",
+                "max_state_width",
             )
 
     def _outputs(self) -> None:
         for info in self.graph.outputs:
             declared = info.dims[-1] if info.dims else None
             if info.name == "logits" and isinstance(declared, int) and declared > self.limits.max_vocab_size:
-                raise Refused(
+                raise self.limits.refuse(
                     f"the logits are declared {declared:,} wide (the vocabulary), over the limit of "
-                    f"{self.limits.max_vocab_size:,}; {self.limits.widen_hint('max_vocab_size')}"
+                    f"{self.limits.max_vocab_size:,}",
+                    "max_vocab_size",
                 )
             value = self.known.get(info.name)
             if value is None:

@@ -8,9 +8,11 @@ behind them are in ``docs/security.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from .checks import plain_numbers
+from .errors import ModelLimitError
 
 __all__ = [
     "DEFAULT_ALLOWED_OPS",
@@ -18,11 +20,16 @@ __all__ = [
     "IR_VERSIONS",
     "MAX_JSON_DEPTH",
     "OPSET_VERSIONS",
+    "PROTOBUF_LIMIT",
+    "SIZE_LIMITS",
+    "SIZE_LIMITS_ADVICE",
+    "SIZE_LIMITS_HELP",
     "LoadLimits",
     "MiB",
 ]
 
 MiB = 1024 * 1024
+PROTOBUF_LIMIT = 2**31 - 1  # the largest message protobuf serializes: one ONNX file without external data
 
 IR_VERSIONS = (7, 8)  # tf2onnx 1.17 writes IR 7 for opsets 13-14 and IR 8 for 15-18
 OPSET_VERSIONS = (13, 18)  # the default-domain opsets tested; tf2onnx converts to none above 18
@@ -71,6 +78,25 @@ QUANTIZED_OPS = frozenset(
     }
 )
 DEFAULT_ALLOWED_OPS = EXPORTED_OPS | PLAUSIBLE_OPS | QUANTIZED_OPS
+
+# The limits that bound only how big and costly a file is, at the most any one file can ask for: what
+# LoadLimits.without_size_caps() sets. The others (versions, operators, nodes, metadata, vocabulary) stay.
+_UNCAPPED: dict[str, Any] = {
+    "max_file_bytes": PROTOBUF_LIMIT,
+    "max_tokenizer_bytes": PROTOBUF_LIMIT,
+    "max_tensor_bytes": PROTOBUF_LIMIT,
+    "max_graph_bytes": 2**62,
+    "max_macs_per_token": 2**62,
+    "max_state_width": 2**31,
+}
+SIZE_LIMITS = frozenset(_UNCAPPED)
+# The commands' flag for the same (nextword generate, suggest, score, evaluate, info and serve).
+SIZE_LIMITS_HELP = (
+    "the size caps load() puts on a model file (64 MiB a file, a tensor; 128 Mi multiply-adds a word), "
+    "which guard against hostile files; --no-size-limits lifts them for a file you trust, such as your "
+    "own export, keeping every other check"
+)
+SIZE_LIMITS_ADVICE = "if you trust the file (your own export, say), add --no-size-limits"
 
 _POSITIVE_INTS = (
     "max_file_bytes",
@@ -168,7 +194,16 @@ class LoadLimits:
         if not isinstance(self.bound_graph, bool):
             raise ValueError(f"LoadLimits.bound_graph must be True or False, got {self.bound_graph!r}")
 
-    def widen_hint(self, name: str) -> str:
-        """The sentence that tells a user how to raise limit ``name`` for a file they trust."""
+    def without_size_caps(self) -> LoadLimits:
+        """These limits with every size cap (:data:`SIZE_LIMITS`: file, tokenizer, tensors, graph, work
+        per word, state width) lifted, for a file one trusts, such as one's own export: a model of any
+        size loads, while every check of what the file is and which operators it runs stays."""
+        return replace(self, **_UNCAPPED)
+
+    def refuse(self, problem: str, name: str) -> ModelLimitError:
+        """The error for a file over limit ``name``: ``problem``, then how to raise the limit for a file
+        one trusts."""
         assert name in {f.name for f in fields(self)}, name
-        return f"if you trust the file, raise it with load(..., limits=LoadLimits({name}=...))"
+        return ModelLimitError(
+            problem, name, f"if you trust the file, raise it with load(..., limits=LoadLimits({name}=...))"
+        )

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError, shorten
+from .errors import ModelFileError, ModelLimitError, shorten
 from .graph_bounds import GraphBounds, bound_graph
 from .limits import DEFAULT_ALLOWED_OPS, LoadLimits, MiB
 from .model_file import Metadata, parse_metadata
@@ -127,7 +127,7 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
         if len(data) < 4096 and _names_a_file(data):  # a path passed as bytes: read as contents
             name = f"<model bytes> (bytes are the model's contents; {data!r} names a file: pass it as a str)"
         if len(data) > cap:
-            raise ModelFileError(_too_big(name, len(data), cap))
+            raise _too_big(name, len(data), limits)
         return name, data
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"model must be a path or bytes, got {type(source).__name__}")
@@ -137,25 +137,25 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
         info = path.stat()
     except (OSError, ValueError):  # ValueError: a NUL character in the path
         raise ModelFileError(f"model file {name} does not exist (or cannot be read)") from None
-    _check_stat(name, info, cap)
+    _check_stat(name, info, limits)
     # Non-blocking, so a file swapped for a FIFO after stat() cannot hang the open; fstat() re-checks.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         with os.fdopen(os.open(path, flags), "rb") as f:
-            _check_stat(name, os.fstat(f.fileno()), cap)
+            _check_stat(name, os.fstat(f.fileno()), limits)
             data = f.read(cap + 1)  # the file may have grown since fstat()
     except OSError as exc:
         raise ModelFileError(f"model file {name} cannot be read: {exc.strerror}") from None
     if len(data) > cap:
-        raise ModelFileError(_too_big(name, len(data), cap))
+        raise _too_big(name, len(data), limits)
     return name, data
 
 
-def _check_stat(name: str, info: os.stat_result, cap: int) -> None:
+def _check_stat(name: str, info: os.stat_result, limits: LoadLimits) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise ModelFileError(f"model file {name} is not a regular file; pass the path of a .onnx file")
-    if info.st_size > cap:
-        raise ModelFileError(_too_big(name, info.st_size, cap))
+    if info.st_size > limits.max_file_bytes:
+        raise _too_big(name, info.st_size, limits)
 
 
 def _corrupt(name: str, exc: Exception) -> str:
@@ -165,10 +165,10 @@ def _corrupt(name: str, exc: Exception) -> str:
     )
 
 
-def _too_big(name: str, size: int, cap: int) -> str:
-    return (
-        f"{name} is {size:,} bytes, over the {cap:,}-byte limit for model files; if you trust the file, "
-        f"raise it with load(..., limits=LoadLimits(max_file_bytes=...))"
+def _too_big(name: str, size: int, limits: LoadLimits) -> ModelLimitError:
+    return limits.refuse(
+        f"{name} is {size:,} bytes, over the {limits.max_file_bytes:,}-byte limit for model files",
+        "max_file_bytes",
     )
 
 

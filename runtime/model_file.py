@@ -222,10 +222,7 @@ def _format_version(values: dict[str, str], source: str) -> int:
 def _check_size(source: str, what: str, text: str, limits: LoadLimits, limit: str) -> None:
     cap = getattr(limits, limit)
     if len(text) > cap // 4 and len(size := text.encode("utf-8", errors="surrogatepass")) > cap:
-        raise ModelFileError(
-            f"{source}: {what} is {len(size):,} bytes, over the {cap:,}-byte limit; "
-            f"{limits.widen_hint(limit)}"
-        )
+        raise limits.refuse(f"{source}: {what} is {len(size):,} bytes, over the {cap:,}-byte limit", limit)
 
 
 def read_model_info(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .limits import LoadLimits, MiB
+from .limits import PROTOBUF_LIMIT, LoadLimits, MiB
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -30,7 +30,6 @@ __all__ = [
     "limits_note",
 ]
 
-PROTOBUF_LIMIT = 2**31 - 1  # the largest message protobuf serializes: one ONNX file without external data
 FILE_OVERHEAD = 8 * 1024  # graph structure, names, and metadata besides the tokenizer (a few kB)
 DEFAULT_LIMITS = LoadLimits()  # what load() accepts unless told otherwise
 
@@ -151,9 +150,9 @@ def limits_call(needed: dict[str, int]) -> str:
 
 
 def limits_note(needed: dict[str, int]) -> str:
-    """The sentence that says how to load a file needing ``needed``: in Python, and, for the two limits
-    the browser's ``load()`` has (file and tokenizer size), in JavaScript."""
-    text = f"load(path, limits={limits_call(needed)}) in Python"
+    """The sentence that says how to load a file needing ``needed``: in Python, with the commands, and,
+    for the two limits the browser's ``load()`` has (file and tokenizer size), in JavaScript."""
+    text = f"load(path, limits={limits_call(needed)}) in Python, --no-size-limits for the nextword commands"
     web = {"max_file_bytes": "maxFileBytes", "max_tokenizer_bytes": "maxTokenizerBytes"}
     parts = [
         f"{web[name]}: {-(-value // MiB)} * 1024 * 1024" for name, value in needed.items() if name in web

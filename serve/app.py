@@ -53,7 +53,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     if model is None:
         options = default_session_options(config.session_threads)
         try:
-            model = load(config.model_path, session_options=options, device=config.device)
+            model = load(
+                config.model_path, session_options=options, device=config.device, limits=config.load_limits
+            )
         except ModelFileError as exc:
             raise config.explained(exc) from None
     # the id clients see and send: --served-model-name (the first), else the file's name without .onnx

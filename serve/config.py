@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
 from nextword.runtime.checks import plain_numbers
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
+from nextword.runtime.errors import ModelLimitError, noted
+from nextword.runtime.limits import SIZE_LIMITS, SIZE_LIMITS_ADVICE, SIZE_LIMITS_HELP, LoadLimits
 from nextword.runtime.sessions import gpu_number
 
 from .keys import ENV_KEY, check_keys
@@ -87,6 +89,10 @@ class ServeConfig:
             "onnxruntime-gpu and pays off with a float32 model file (the bundled int8 one is slower "
             "there; docs/gpu.md)",
         },
+    )
+    size_limits: bool = field(
+        default=True,
+        metadata={"help": SIZE_LIMITS_HELP},
     )
     threads: int = field(
         default=0,
@@ -190,6 +196,9 @@ class ServeConfig:
                 f"model must be the path of a .onnx file, got {self.model!r}; leave it out to serve "
                 f"${ENV_VAR}, else the bundled model"
             )
+        for name in ("batching", "size_limits"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name, low, high in (
             ("port", 0, 65535),
             ("workers", 1, 64),
@@ -232,9 +241,17 @@ class ServeConfig:
     def explained(self, exc: ModelFileError) -> ModelFileError:
         """``exc``, a refusal of :attr:`model_path`, saying where the path came from when the user typed
         none (``$NEXTWORD_MODEL``), as the other commands do."""
+        if isinstance(exc, ModelLimitError) and exc.limit in SIZE_LIMITS and self.size_limits:
+            exc = exc.advising(SIZE_LIMITS_ADVICE)
         if self.model is None and os.environ.get(ENV_VAR):
-            return ModelFileError(f"{exc} (the path comes from ${ENV_VAR}; fix or unset it)")
+            return noted(exc, f"(the path comes from ${ENV_VAR}; fix or unset it)")
         return exc
+
+    @property
+    def load_limits(self) -> LoadLimits | None:
+        """What :func:`~nextword.runtime.load` is given: its defaults, or with ``size_limits`` off, its
+        defaults without the size caps."""
+        return None if self.size_limits else LoadLimits().without_size_caps()
 
     @property
     def keys(self) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from nextword.runtime import ModelFileError, NextWordModel
+from nextword.runtime import LoadLimits, ModelFileError, NextWordModel
 from nextword.runtime.model_check import check_model_file
 
 from .app import CONFIG_ENV, create_app
@@ -147,11 +147,11 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     # A bad file fails once, here, rather than in every worker; the check runs no session, so this
     # supervising process does not keep a copy of the model.
     try:
-        check_model_file(config.model_path)
+        check_model_file(config.model_path, config.load_limits)
     except ModelFileError as exc:
         raise config.explained(exc) from None
     if config.device != "cpu":
-        check_device_in_child(config.model_path, config.device)
+        check_device_in_child(config.model_path, config.device, config.load_limits)
     check_tls(config)
     check_address(config.host, config.port)
     _warn_if_public(config)
@@ -161,7 +161,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
 
 
-def check_device_in_child(path: str, device: str) -> None:
+def check_device_in_child(path: str, device: str, limits: LoadLimits | None = None) -> None:
     """Load ``path`` on ``device`` in a child process and let it go, for ``--workers`` above 1: a GPU
     that onnxruntime lacks or cannot start is then one error here, before the port is bound, instead of
     workers that fail at start, one after another, as uvicorn starts them again. A child, so that this
@@ -173,13 +173,13 @@ def check_device_in_child(path: str, device: str) -> None:
 
     device_providers(device)  # no CUDA provider at all: said without starting a process
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(_load_on_device, path, device).result()
+        pool.submit(_load_on_device, path, device, limits).result()
 
 
-def _load_on_device(path: str, device: str) -> None:
+def _load_on_device(path: str, device: str, limits: LoadLimits | None) -> None:
     from nextword.runtime import load
 
-    load(path, device=device)
+    load(path, device=device, limits=limits)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import pytest
 from nextword.cli.display import SafeFormatter, figure, json_text, safe
 from nextword.cli.main import main
 from nextword.runtime import default as default_module
+from nextword.runtime.limits import LoadLimits
 
 onnx = pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to build the crafted files")
 import crafted  # noqa: E402
@@ -397,8 +398,13 @@ def test_module_level_generate_keeps_a_bounded_number_of_models(model_path, tmp_
         shutil.copyfile(model_path, paths[-1])
         default_module.generate("the", model=paths[-1], max_words=2, seed=0)
         default_module.generate("the", model=paths[0], max_words=2, seed=0)  # the first stays in use
-    cached = [path for path, device in default_module._models]  # keyed by path and device
-    assert all(device == "cpu" for _, device in default_module._models)
+    cached = [path for path, _, _ in default_module._models]  # keyed by path, device and limits
+    assert all(device == "cpu" for _, device, _ in default_module._models)
+    # the same file with other limits is another entry: a model refused under the default caps is not
+    # handed back, nor one loaded without them to a caller who kept them
+    lifted = LoadLimits().without_size_caps()
+    assert default_module.default_model(paths[0], limits=lifted) is not default_module.default_model(paths[0])
+    del default_module._models[str(paths[0].resolve()), "cpu", lifted]
     assert len(cached) == default_module.MAX_MODELS
     assert str(paths[0].resolve()) in cached and str(paths[1].resolve()) not in cached
     assert cached[-1] == str(paths[0].resolve())  # most recently used last

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nextword.runtime import LoadLimits, ModelFileError, load
+from nextword.runtime import LoadLimits, ModelFileError, ModelLimitError, load
 from nextword.runtime.limits import MiB
 from nextword.runtime.model_check import inspect_model_file
 
@@ -32,7 +32,7 @@ def _refused(proto, match: str, limits: LoadLimits | None = None) -> str:
     data = proto.SerializeToString()
     with pytest.raises(ModelFileError, match=match) as info:
         load(data, limits=limits)
-    assert info.value.__class__ is ModelFileError
+    assert type(info.value) in (ModelFileError, ModelLimitError)  # refused before a step ran
     return str(info.value)
 
 
@@ -143,6 +143,9 @@ def test_each_graph_limit_refuses_the_tiny_model_when_set_below_it(model_path, l
         proto.graph.node.extend(helper.make_node("Identity", ["h_0"], [f"copy_{i}"]) for i in range(1000))
     message = _refused(proto, match, limits)
     assert f"LoadLimits({limit}=...)" in message
+    with pytest.raises(ModelLimitError) as refused:  # the limit is named, for a command to advise its flag
+        load(proto.SerializeToString(), limits=limits)
+    assert refused.value.limit == limit and refused.value.problem in message
 
 
 def test_default_limits_fit_the_bundled_model_with_room_to_spare():

@@ -6,6 +6,7 @@ lowered here (tiny models trip them), and the size estimate is held to real expo
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 from dataclasses import fields, replace
 
@@ -19,7 +20,7 @@ from nextword.export import ExportConfig, ExportError, export
 from nextword.export import exporter as exporter_module
 from nextword.export.graph import convert
 from nextword.export.quantize import quantize_int8
-from nextword.runtime import ModelFileError, load
+from nextword.runtime import ModelFileError, ModelLimitError, load
 from nextword.runtime import sizes as runtime_sizes
 from nextword.runtime.limits import LoadLimits
 from nextword.runtime.model_check import inspect_model_file
@@ -191,3 +192,69 @@ def test_a_graph_over_the_protobuf_limit_is_an_export_error_not_a_protobuf_one(
     with pytest.raises(ExportError, match=r"over the 50,000 bytes one protobuf message \(one ONNX file\)"):
         export(ExportConfig(run_dir=str(run_dir), out=str(tmp_path / "m.onnx"), tune_cache=False))
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_commands_load_a_file_over_the_size_caps_with_no_size_limits(
+    model_path, tmp_path, monkeypatch, capsys
+):
+    # A 20 kB file cap and a 4 kB tensor cap stand for the real 64 MiB ones, which the tiny model is far
+    # below. Before --no-size-limits a file over them could be exported but not opened by any command:
+    # the advice was load(..., limits=LoadLimits(...)), which only Python can take.
+    from nextword.cli.main import main
+
+    _lowered_defaults(monkeypatch, max_file_bytes=20_000, max_tensor_bytes=4_000)
+    assert model_path.stat().st_size > 20_000
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("the\n", encoding="utf-8")
+    commands = {
+        "generate": ["generate", "--model", model_path, "the", "--max-words", "3", "--seed", "0"],
+        "suggest": ["suggest", "--model", model_path, "the"],
+        "score": ["score", model_path, "the model"],
+        "info": ["info", model_path],
+        "evaluate": ["evaluate", model_path, prompt],
+    }
+    for name, argv in commands.items():
+        assert main([str(a) for a in argv]) == 2, name
+        err = capsys.readouterr().err
+        assert "over the 20,000-byte limit for model files" in err, (name, err)
+        assert "add --no-size-limits" in err and "LoadLimits" not in err, (name, err)
+        assert main([str(a) for a in [*argv, "--no-size-limits"]]) == 0, name
+        assert capsys.readouterr().out.strip(), name
+    # the file cap lifted, the tensor cap is the next one it is over
+    with pytest.raises(ModelLimitError, match="4,000-byte limit") as refused:
+        load(model_path, limits=LoadLimits(max_file_bytes=10**6))
+    assert refused.value.limit == "max_tensor_bytes"
+    assert load(model_path, limits=LoadLimits().without_size_caps()).generate("the", max_words=2, seed=0)
+    # other limits stay: the flag is about sizes only
+    assert LoadLimits(max_nodes=5).without_size_caps().max_nodes == 5
+    with pytest.raises(ModelLimitError, match="nodes") as refused:
+        load(model_path, limits=LoadLimits(max_nodes=5).without_size_caps())
+    assert "LoadLimits(max_nodes=...)" in str(refused.value)
+
+
+def test_the_server_loads_a_file_over_the_size_caps_with_no_size_limits(model_path, monkeypatch):
+    pytest.importorskip("fastapi", reason="fastapi missing: install nextword[serve]")
+    from nextword.serve import ServeConfig, create_app, serve
+
+    _lowered_defaults(monkeypatch, max_file_bytes=20_000)
+    for workers in (1, 2):  # one process loads in create_app; more check the file before starting them
+        config = ServeConfig(model=str(model_path), workers=workers, port=1)
+        with pytest.raises(ModelFileError, match="add --no-size-limits") as refused:
+            serve(config)
+        assert "LoadLimits" not in str(refused.value)
+    monkeypatch.setenv("NEXTWORD_MODEL", str(model_path))  # the path's origin is still said
+    with pytest.raises(
+        ModelLimitError, match=r"limit for model files \(the path comes from \$NEXTWORD_MODEL"
+    ):
+        create_app(ServeConfig())
+    assert create_app(ServeConfig(size_limits=False)).title
+    with pytest.raises(ValueError, match="size_limits must be True or False"):
+        ServeConfig(size_limits="no")
+
+
+def test_a_limit_refusal_pickles_whole():
+    # a --workers GPU check loads in a child process, whose errors come back pickled
+    error = LoadLimits().refuse("f.onnx is too big", "max_file_bytes")
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is ModelLimitError and again.limit == "max_file_bytes" and str(again) == str(error)
+    assert str(error.advising("add --flag")) == "f.onnx is too big; add --flag"
