@@ -48,7 +48,7 @@ from .config import ExportConfig
 from .errors import ExportError, ParityError
 from .graph import check_graph, convert
 from .parity import ParityReport, check_parity, compare_models
-from .provenance import escape_undecodable, provenance_of_run
+from .provenance import escape_undecodable, provenance_of_run, travelling_command
 from .quantize import quantize_int8
 
 __all__ = ["ExportReport", "export"]
@@ -106,7 +106,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         {
             "model": asdict(train_config.model),
             "train": _train_summary(train_config, stored),
-            "export": {**export_settings, "command": command},
+            "export": {**export_settings, "command": travelling_command(command)},
             "provenance": provenance_of_run(train_config, stored, command).to_dict(),
         }
     )
@@ -412,9 +412,10 @@ def _train_summary(config: TrainConfig, stored: dict[str, Any]) -> dict[str, Any
     for key in ("embeddings", "init_from"):
         if data.get(key):
             data[key] = Path(data[key]).name
+    data["base_corpus"] = [Path(p).name for p in config.base_corpus]
     data["vocab_size"] = stored.get("vocab_size")
     data["data"] = stored.get("data", {})
     if isinstance(stored.get("training"), dict):  # replicas, global batch, learning rate as the run started
         data["training"] = stored["training"]
-    data["command"] = stored.get("command")
+    data["command"] = travelling_command(stored.get("command"))
     return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,35 @@ from nextword.corpus import recorded_split
 from nextword.runtime.provenance import Architecture, BaseRun, DataCounts, Provenance
 from nextword.train.config import TrainConfig
 
-__all__ = ["escape_undecodable", "provenance_of_run"]
+__all__ = ["escape_undecodable", "provenance_of_run", "travelling_command"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # C:\ or C:/
+_SEPARATORS = re.compile(r"[\\/]")
+
+
+def travelling_command(command: Any) -> str | None:
+    """``command`` (a recorded command line) as a model file that travels records it: each argument
+    naming a path outside the folder the command ran in (absolute, from ``~``, or through ``..``)
+    keeps only its last name, as the file's corpus paths do, so that the file does not carry the
+    trainer's user name and folder layout. None for anything but a str."""
+    if not isinstance(command, str):
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes (a hand-edited config.json): no words to tell apart
+        return None
+    return shlex.join(_named(word) for word in words)
+
+
+def _named(word: str) -> str:
+    if word.startswith("-") and "=" in word:  # --out=/home/me/model.onnx
+        flag, value = word.split("=", 1)
+        return f"{flag}={_named(value)}"
+    parts = _SEPARATORS.split(word)
+    if word.startswith(("/", "\\", "~")) or _DRIVE.match(word) or ".." in parts:
+        return next((part for part in reversed(parts) if part and part != ".."), word)
+    return word
 
 
 def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_command: str | None) -> Provenance:
@@ -41,8 +68,8 @@ def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_comman
         data=DataCounts(**counts),
         vocab_size=vocab_size if type(vocab_size) is int else None,
         architecture=Architecture(**dataclasses.asdict(config.model)),
-        train_command=command if isinstance(command, str) else None,
-        export_command=export_command,
+        train_command=travelling_command(command),
+        export_command=travelling_command(export_command),
         base=_base_run(stored.get("base")),
     )
 
@@ -74,7 +101,7 @@ def _base_run(facts: Any) -> BaseRun | None:
         overlap_unchecked=typed("overlap_unchecked", str),
         val_trained=typed("val_trained", int),
         val_documents=typed("val_documents", int),
-        train_command=typed("command", str),
+        train_command=travelling_command(facts.get("command")),
     )
 
 
