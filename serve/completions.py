@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from .beams import BeamJob
-from .errors import CODES, APIError, model_not_found
+from .errors import CODES, APIError, model_not_found, refusal
 from .options import Completion, completion_from_request
 from .scheduler import Job, RowUpdate
 from .schemas import CompletionRequest, CompletionResponse, ErrorBody, error_body
@@ -103,7 +103,7 @@ async def _beam_answer(
     try:
         results = await _until_done_or_gone(run_in_threadpool(job.run), request)
     except ValueError as exc:
-        raise APIError(400, str(exc)) from None
+        raise refusal(exc) from None
     finally:
         state.end_job(job)
     if results is None:
@@ -140,7 +140,9 @@ async def _collect(state: ServerState, job: Job, completion: Completion) -> dict
                 if u.finished:
                     reasons[u.index] = u.finish_reason
     except ValueError as exc:
-        raise APIError(400, str(exc)) from None
+        raise refusal(exc) from None
+    except RuntimeError as exc:  # the scheduler's failure(): logged there
+        raise APIError(500, str(exc)) from None
     choices = []
     for i, text in enumerate(texts):
         choices.append(
@@ -184,8 +186,9 @@ async def _events(
         if completion.include_usage:
             usage = _usage(state, completion, job.words)
             yield _sse({**meta, "object": "text_completion", "choices": [], "usage": usage})
-    except ValueError as exc:  # refused by the runtime after the stream began
-        yield _sse(error_body(str(exc), "invalid_request_error", code="invalid_value"))
+    except ValueError as exc:  # refused by the runtime after the stream began, or a model that failed
+        error = refusal(exc)
+        yield _sse(error_body(error.message, error.kind, code=error.code))
     except RuntimeError as exc:
         yield _sse(error_body(str(exc), "server_error"))
     finally:

@@ -17,9 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from nextword.runtime.errors import ModelRunError
+
 from .schemas import error_body
 
-__all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found", "send_error"]
+__all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found", "refusal", "send_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ CODES = {
 }
 """The ``error.code`` of each answer that has one, and what it means (``null`` for the rest)."""
 _STATUS_CODES = {400: "invalid_value", 429: "rate_limit_exceeded"}
+# What a client is told of a model step that failed on this server: the details are in its log.
+FAILED = "the model failed on this request (ModelRunError); see the server's log"
 
 
 class APIError(Exception):
@@ -79,6 +83,16 @@ async def send_error(
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})
+
+
+def refusal(exc: ValueError, param: str | None = None) -> APIError:
+    """The answer to a ``ValueError`` from the runtime: a 400 naming the problem, for a request it
+    refused; but a model that failed while running (:class:`ModelRunError`, whose message starts with
+    the file's path on this machine) is the server's fault: logged here, a 500 naming no path."""
+    if isinstance(exc, ModelRunError):
+        logger.error("the model failed on a request: %s", exc)
+        return APIError(500, FAILED)
+    return APIError(400, str(exc), param)
 
 
 def model_not_found(asked: str, served: Sequence[str]) -> APIError:

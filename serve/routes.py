@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from nextword.runtime.text import PromptEnd
 
 from .completions import ERRORS, MODEL_NOT_FOUND
-from .errors import APIError, model_not_found
+from .errors import APIError, model_not_found, refusal
 from .metrics import CONTENT_TYPE
 from .options import check_prompt
 from .schemas import ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
@@ -166,7 +166,7 @@ async def _counted(state: ServerState, param: str, function: Any, *args: Any) ->
         try:
             return function(*args)
         except ValueError as exc:
-            raise APIError(400, str(exc), param) from None
+            raise refusal(exc, param) from None
         finally:
             state.slots.release()
 

@@ -158,7 +158,7 @@ class BatchScheduler:
     """Continuous batching: one thread, one generator, one batched step per tick for every sequence."""
 
     def __init__(self, model: NextWordModel, max_batch: int) -> None:
-        self._gen = model.generator()
+        self._model, self._gen = model, model.generator()
         self._tokens, self._eod = model.tokenizer.table, model.tokenizer.eod_id
         self._max_batch = max_batch
         self._lock = threading.Condition()
@@ -166,7 +166,8 @@ class BatchScheduler:
         self._cancels: list[Job] = []
         self._rows: dict[int, tuple[Job, int]] = {}  # generator row -> (job, index in the job)
         self._closed = False
-        self.ticks = 0
+        self._failing: list[Job] = []  # admitted, then failed before they had rows
+        self.ticks = self.failed_steps = 0
         self._thread = threading.Thread(target=self._run, name="nextword-batcher", daemon=True)
         self._thread.start()
 
@@ -191,19 +192,42 @@ class BatchScheduler:
         self._thread.join(timeout=30)
 
     def stats(self) -> dict[str, Any]:
-        return {"sequences": len(self._rows), "waiting": len(self._waiting), "ticks": self.ticks}
+        return {
+            "sequences": len(self._rows),
+            "waiting": len(self._waiting),
+            "ticks": self.ticks,
+            "failed_steps": self.failed_steps,
+        }
 
     def _run(self) -> None:
-        try:
-            while self._tick():
-                pass
-        except BaseException as exc:  # a failed step: every job in flight gets the error
-            logger.exception("the batching thread failed")
-            with self._lock:
-                self._closed = True
-                jobs = {job for job, _ in self._rows.values()} | set(self._waiting)
-            for job in jobs:
-                job.deliver(RuntimeError(f"generation failed: {exc}"))
+        while True:
+            try:
+                if not self._tick():
+                    return
+            except Exception as exc:  # a failed step: its sequences end with the error, the rest go on
+                logger.exception("a batched model step failed; the sequences in it end with the error")
+                self.failed_steps += 1
+                self._drop(failure(exc), waiting=False)
+            except BaseException as exc:  # the thread itself is ending: nothing will be served
+                logger.exception("the batching thread failed")
+                with self._lock:
+                    self._closed = True
+                self._drop(failure(exc), waiting=True)
+                return
+
+    def _drop(self, error: RuntimeError, waiting: bool) -> None:
+        """End the sequences in flight (and with ``waiting``, the jobs not started) with ``error``; the
+        generator is made again, since a failed step leaves its rows' state unknown."""
+        with self._lock:
+            jobs = {job for job, _ in self._rows.values()} | set(self._failing)
+            if waiting:
+                jobs |= set(self._waiting)
+                self._waiting.clear()
+        self._rows.clear()
+        self._failing = []
+        self._gen = self._model.generator()
+        for job in jobs:
+            job.deliver(error)
 
     def _tick(self) -> bool:
         """Admit, cancel, step once; False when closed and nothing is left in flight."""
@@ -219,15 +243,20 @@ class BatchScheduler:
         for row, (job, _) in self._rows.items():
             if closed or job in stopping:
                 self._gen.cancel(row)
-        for job in admitted:
+        for i, job in enumerate(admitted):
             if closed or job.cancelled.is_set():  # never started: nothing to compute
                 job.deliver([RowUpdate(k, "", None, True, "cancelled", None, None) for k in range(job.rows)])
                 continue
             try:
                 rows = self._gen.add(job.prompts, job.config, logprobs=job.logprobs)
-            except ValueError as exc:
+            except ValueError as exc:  # refused, or the model failed on its prompt: that job alone
                 job.deliver(exc)
                 continue
+            except Exception:
+                with self._lock:  # the jobs after it start at the next tick
+                    self._waiting.extendleft(reversed(admitted[i + 1 :]))
+                self._failing.append(job)
+                raise
             self._rows.update({row: (job, k) for k, row in enumerate(rows)})
         if not self._rows:
             return not closed
@@ -290,10 +319,16 @@ class ThreadScheduler:
                     job.deliver(ready)
         except Exception as exc:
             logger.exception("generation failed")
-            job.deliver(RuntimeError(f"generation failed: {exc}"))
+            job.deliver(failure(exc))
         finally:
             with self._lock:
                 self._running -= len(rows)
+
+
+def failure(exc: BaseException) -> RuntimeError:
+    """What the clients of a failed generation are told: its kind, not its message (which may hold the
+    model file's path on this machine); the scheduler logs the whole error."""
+    return RuntimeError(f"generation failed ({type(exc).__name__}); see the server's log")
 
 
 def make_scheduler(model: NextWordModel, batching: bool, max_batch: int, max_streams: int) -> Scheduler:
