@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from .access import REQUEST_ID
 from .beams import BeamJob
 from .errors import CODES, APIError, model_not_found, refusal
 from .options import Completion, completion_from_request
@@ -75,6 +76,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
         raise model_not_found(body.model, state.names)
     completion = completion_from_request(body, state.model, state.config)
     meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
+    request.scope.setdefault("state", {})[REQUEST_ID] = meta["id"]  # the access line names the answer
     if completion.config.num_beams > 1:
         return await _beam_answer(state, completion, meta, request)
     # a whole answer is read once, at the end: its words wait in the scheduler until then

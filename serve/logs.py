@@ -12,7 +12,9 @@ import datetime
 import logging
 from typing import Any
 
-from nextword.runtime.terminal import SafeFormatter
+from nextword.runtime.terminal import SafeFormatter, safe
+
+from .access import ACCESS
 
 __all__ = ["FORMAT", "ServerFormatter", "use_server_format", "uvicorn_log_config"]
 
@@ -39,11 +41,31 @@ class ServerFormatter(SafeFormatter):
             record = logging.makeLogRecord({**record.__dict__, "name": "uvicorn"})
         return super().format(record)
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # One line: a message may quote what a client sent (an exception's text), and a line break in it
+        # would start a line that reads as a record of its own. uvicorn ends some messages with one.
+        record.message = safe(record.message.rstrip("\n"))
+        return super().formatMessage(record)
 
-def uvicorn_log_config() -> dict[str, Any]:
+    def formatException(self, ei: Any) -> str:
+        return _marked(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _marked(super().formatStack(stack_info))
+
+
+def _marked(text: str) -> str:
+    """A traceback's lines, each after ``  | ``: none can read as a record, whatever its exception's
+    message holds."""
+    return "\n".join(f"  | {line}" for line in text.splitlines())
+
+
+def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
     """uvicorn's ``log_config``: its default (messages to standard error, the access log to standard
-    output, levels from its ``log_level``) written with :class:`ServerFormatter`. A new dict each call:
+    output, levels from its ``log_level``) written with :class:`ServerFormatter`, and the app's own
+    access log (:mod:`.access`) to standard output, on at ``level`` info or below. A new dict each call:
     uvicorn may change the one it is given."""
+    access_level = "INFO" if level.lower() in ("trace", "debug", "info") else level.upper()
     handler = {"class": "logging.StreamHandler", "formatter": "server"}
     return {
         "version": 1,
@@ -57,6 +79,7 @@ def uvicorn_log_config() -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": "INFO"},
             "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            ACCESS.name: {"handlers": ["access"], "level": access_level, "propagate": False},
         },
     }
 

@@ -10,6 +10,7 @@ a scrape, whichever worker the kernel hands it to, adds up every worker's.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -30,6 +31,7 @@ from starlette.routing import Match
 
 from nextword.runtime import __version__
 
+from .access import ACCESS, access_line, request_line
 from .keys import route_path
 
 if TYPE_CHECKING:
@@ -199,10 +201,10 @@ class _SharedLoad:
 
 
 class RequestMetrics:
-    """ASGI middleware: counts each HTTP request by route, method and status, and times it to the end of
-    its answer. A request whose client went away before an answer began counts with status 499.
-    ``routes``: the app's routes, to label a request refused before routing (a 401, a 413) with the
-    route it asked for."""
+    """ASGI middleware: counts each HTTP request by route, method and status, times it to the end of
+    its answer, and writes its access line then (:func:`~.access.access_line`). A request whose client
+    went away before an answer began counts with status 499. ``routes``: the app's routes, to label a
+    request refused before routing (a 401, a 413) with the route it asked for."""
 
     def __init__(self, app: Any, metrics: Metrics, routes: Sequence[Any] = ()) -> None:
         self.app, self.metrics, self.routes = app, metrics, list(routes)
@@ -213,6 +215,8 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         route = self._route(scope)  # before routing, which rewrites the scope's path and root path
+        request = request_line(scope)
+        scope.setdefault("state", {})  # shared with the routes' copies of the scope: where they name answers
         status = 499
 
         async def sending(message: dict[str, Any]) -> None:
@@ -229,8 +233,11 @@ class RequestMetrics:
         finally:
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"  # a client's made-up verbs: one label
+            took = time.perf_counter() - started
             self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.durations.labels(route).observe(time.perf_counter() - started)
+            self.metrics.durations.labels(route).observe(took)
+            if ACCESS.isEnabledFor(logging.INFO):
+                ACCESS.info("%s", access_line(request, scope, status, took))
 
     def _route(self, scope: dict[str, Any]) -> str:
         """A label of few values: the path template of the route the request matches (a 401 or a 413,

@@ -129,7 +129,8 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         "timeout_graceful_shutdown": int(config.shutdown_timeout) + 5,  # backstop after the drain
         # behind a proxy that strips a path prefix: each request's path and root_path carry it again
         "root_path": config.root_path,
-        "log_config": uvicorn_log_config(),  # time-stamped lines, in each worker too
+        "log_config": uvicorn_log_config(config.log_level),  # time-stamped lines, in each worker too
+        "access_log": False,  # written when it starts; the app writes one when it ends (serve/access.py)
     }
     if config.ssl_certfile is not None:
         common["ssl_certfile"], common["ssl_keyfile"] = config.ssl_certfile, config.ssl_keyfile

@@ -29,7 +29,7 @@ from nextword.serve import ServeConfig  # noqa: E402
 PREFIX = "/nextword"
 SECRET = "zebraquokka"  # a word in every prompt: it must reach no log
 ALIAS = "gpt-3.5-turbo-instruct"  # --served-model-name: the name an OpenAI app may have hard-coded
-# a log line: 2026-01-31T14:05:09.123+00:00 INFO [4242] uvicorn.access: ... (4242: the process id)
+# a log line: 2026-01-31T14:05:09.123+00:00 INFO [4242] nextword.serve.access: ... (4242: the process id)
 STAMPED = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \[(\d+)\] \S+: "
 )
@@ -269,7 +269,7 @@ def test_log_lines_are_time_stamped_and_only_the_named_proxies_are_believed(mode
     assert {_pid(line) for line in lines} == started | ({str(server.pid)} if workers > 1 else set())
     if workers == 1:
         assert started == {str(server.pid)}
-    access = [line for line in lines if " uvicorn.access: " in line and '"GET /v1/models/ ' in line]
+    access = [line for line in lines if " nextword.serve.access: " in line and '"GET /v1/models/ ' in line]
     assert len(access) == 2 and "203.0.113.9" in access[0] and "127.0.0.1:" in access[1], access
 
 
@@ -380,5 +380,49 @@ def _access_pids(logs: Path, request: str) -> set[str]:
     return {
         _pid(line)
         for line in _log(logs).splitlines()
-        if " uvicorn.access: " in line and f'"{request} ' in line
+        if " nextword.serve.access: " in line and f'"{request} ' in line
     }
+
+
+def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_client_forged(
+    model_path, tmp_path
+):
+    """uvicorn wrote its access line when an answer began: a stream showed 200 and no time, and a whole
+    completion whose client hung up was not logged at all. It logged a query string whole, an API key
+    sent there too, and a trusted proxy's X-Forwarded-For as sent, so that a client could forge the
+    start of a line. The app now writes the line when the answer ends: the status the client got (499:
+    gone before it began), the time taken, the completion's id; a query keeps its names, not their
+    values; a client address that is not an IP address is quoted as such."""
+    port, key = free_port(), "keyinthequery"
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(model_path, port, tmp_path, "--api-key", key)  # proxies believed: 127.0.0.1 (uvicorn's)
+    auth = {"authorization": f"Bearer {key}"}
+    forged = '9.9.9.9:0 - "GET /admin HTTP/1.1" 200'
+    try:
+        _wait_up(url, server, tmp_path)
+        assert httpx.get(f"{url}/v1/models?api_key={key}&flag", headers=auth, timeout=30).status_code == 200
+        assert httpx.get(url + "/health", headers={"x-forwarded-for": forged}, timeout=30).status_code == 200
+        answer = httpx.post(url + "/v1/completions", json={"prompt": "the", "max_tokens": 3}, headers=auth)
+        assert answer.status_code == 200
+        body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False}  # seconds of work
+        with pytest.raises(httpx.ReadTimeout):  # the client hangs up before any answer
+            httpx.post(url + "/v1/completions", json=body, headers=auth, timeout=0.3)
+        deadline = time.monotonic() + 30
+        while '" 499 ' not in _log(tmp_path):
+            assert time.monotonic() < deadline, _log(tmp_path)
+            time.sleep(0.1)
+    finally:
+        _stop(server)
+    log = _log(tmp_path)
+    access = [
+        line.split(" nextword.serve.access: ", 1)[1] for line in log.splitlines() if ".serve.access: " in line
+    ]
+    assert key not in log and " uvicorn.access: " not in log, log  # one access line per request, ours
+    assert "127.0.0.1:" in access[0] and '"GET /v1/models?api_key=...&flag HTTP/1.1" 200 ' in log, access
+    (health,) = [line for line in access if '"GET /health HTTP/1.1"' in line and "not an address" in line]
+    assert health.startswith(f"(not an address: {forged!r}) - "), health
+    done = re.escape('"POST /v1/completions HTTP/1.1" 200 ') + r"[\d.]+ ms " + re.escape(answer.json()["id"])
+    assert any(re.search(done, line) for line in access), access
+    assert any(
+        re.search(r'"POST /v1/completions HTTP/1\.1" 499 [\d.]+ ms cmpl-[0-9a-f]{32}$', x) for x in access
+    )

@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import re
+import sys
 
 import pytest
 
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 from nextword.cli.main import main
 from nextword.runtime.terminal import SafeFormatter
 from nextword.serve import ServeConfig, create_app
+from nextword.serve.access import REQUEST_ID, access_line, request_line
 from nextword.serve.logs import ServerFormatter, use_server_format, uvicorn_log_config
 from nextword.serve.routes import STATIC
 from nextword.serve.web_assets import page_html
@@ -44,6 +46,53 @@ def test_server_lines_carry_a_time_stamp_and_no_terminal_controls():
     assert started.name == "uvicorn.error"  # the record itself is unchanged, for other handlers
     access = record("uvicorn.access", '127.0.0.1:5 - "GET /x\x1b[2J HTTP/1.1" 200')
     assert "\x1b" not in formatter.format(access) and "\\x1b[2J" in formatter.format(access)
+
+
+def test_a_message_is_one_line_and_a_tracebacks_lines_are_marked():
+    """A message (an exception's text may quote what a client sent) kept its line breaks, so a client
+    could write a line that reads as a record of its own; a traceback's last line, too."""
+    formatter = ServerFormatter()
+    fake = '\n2026-01-01T00:00:00.000+00:00 INFO [1] nextword.serve.access: 10.0.0.1 - "GET /x HTTP/1.1" 200'
+    line = formatter.format(record("nextword.serve.errors", f"failed: KeyError('a{fake}')"))
+    assert "\n" not in line and "\\x0a2026-01-01T00" in line, line
+    assert formatter.format(record("uvicorn.error", "Exception in ASGI application\n")).endswith(
+        "application"
+    )
+    try:
+        raise ValueError(f"prompt{fake}")  # str(): the line break as it is (a KeyError's repr escapes it)
+    except ValueError:
+        failed = logging.LogRecord(
+            "uvicorn.error", logging.ERROR, __file__, 1, "failed", None, sys.exc_info()
+        )
+    first, *rest = formatter.format(failed).splitlines()
+    assert first.endswith(f"ERROR [{os.getpid()}] uvicorn: failed") and len(rest) > 3, rest
+    assert all(line.startswith("  | ") for line in rest), rest  # none can start like a record
+    assert rest[0] == "  | Traceback (most recent call last):"
+    assert rest[-1].startswith("  | 2026-01-01T00:00:00.000+00:00 INFO [1]"), rest  # the forged one, marked
+
+
+def test_an_access_line_keeps_query_values_and_forged_addresses_out():
+    scope = {
+        "client": ("127.0.0.1", 5000),
+        "method": "GET",
+        "raw_path": b'/v1/models"x',
+        "query_string": b"api_key=SECRET&flag&b=2",
+        "http_version": "1.1",
+    }
+    line = request_line(scope)
+    assert line == '127.0.0.1:5000 - "GET /v1/models%22x?api_key=...&flag&b=... HTTP/1.1"', line
+    assert access_line(line, {"state": {REQUEST_ID: "cmpl-1"}}, 499, 0.0123) == f"{line} 499 12.3 ms cmpl-1"
+    assert access_line(line, {}, 200, 1) == f"{line} 200 1000.0 ms"
+    for client, shown in [
+        (("203.0.113.9", 0), "203.0.113.9"),  # forwarded by a trusted proxy: no port
+        (("::1", 8000), "[::1]:8000"),
+        (None, "-"),
+        (('1.2.3.4 - "GET / HTTP/1.1" 200', 0), "(not an address: '1.2.3.4 - \"GET / HTTP/1.1\" 200')"),
+        (("a\tb" * 40, 0), f"(not an address: {('a' + chr(9) + 'b') * 21 + 'a'!r})"),
+    ]:
+        assert request_line({**scope, "client": client, "query_string": b""}).startswith(f"{shown} - "), (
+            client
+        )
 
 
 def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():

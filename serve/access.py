@@ -1,0 +1,66 @@
+"""The server's access log: one line per request, written when its answer has ended, so that it holds
+the status the client got (499: it went away before an answer began) and the time the answer took.
+
+uvicorn's own access line is written when the answer *starts*: a stream's shows 200 and no duration,
+and a whole completion whose client left is not logged at all. ``nextword serve`` turns that one off
+and writes this one, under its own logger (``nextword.serve.access``: standard output, dropped at
+``--log-level warning``)::
+
+    203.0.113.9 - "POST /v1/completions HTTP/1.1" 200 1234.5 ms cmpl-0c5e...
+
+Nothing a client sends reaches the line unchecked: the client address is printed only if it is an IP
+address (``X-Forwarded-For`` from a trusted proxy can say anything), and a query string (which no
+endpoint takes) keeps its names, not its values, so a key sent there (``?api_key=...``) stays out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+__all__ = ["ACCESS", "REQUEST_ID", "access_line", "request_line"]
+
+ACCESS = logging.getLogger("nextword.serve.access")
+REQUEST_ID = "nextword_request_id"  # the key of scope["state"] a route sets to name its answer (cmpl-...)
+
+
+def request_line(scope: dict[str, Any]) -> str:
+    """``client - "METHOD PATH HTTP/1.1"`` of ``scope``, read before routing rewrites its path."""
+    path = scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "")
+    query = scope.get("query_string", b"").decode("latin-1")
+    if query:
+        path += "?" + "&".join(f"{name}=..." if value else name for name, value in _pairs(query))
+    method, version = scope.get("method", "?"), scope.get("http_version", "1.1")
+    return f'{_client(scope.get("client"))} - "{method} {path.replace(chr(34), "%22")} HTTP/{version}"'
+
+
+def access_line(request: str, scope: dict[str, Any], status: int, seconds: float) -> str:
+    """The line of a request (:func:`request_line`) whose answer ended with ``status`` after ``seconds``;
+    the answer's id when its route set one."""
+    line = f"{request} {status} {seconds * 1000:.1f} ms"
+    state = scope.get("state")
+    answer = state.get(REQUEST_ID) if isinstance(state, dict) else None
+    return f"{line} {answer}" if isinstance(answer, str) else line
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(query, keep_blank_values=True, max_num_fields=20)
+    except ValueError:  # more than 20 fields
+        return [("(query of more than 20 fields)", "")]
+
+
+def _client(client: Any) -> str:
+    """``host`` or ``host:port`` (a forwarded client has port 0: the host alone), the host quoted when
+    it is not an IP address; ``-`` when there is none (a Unix socket)."""
+    if not client:
+        return "-"
+    host, port = str(client[0]), client[1] if len(client) > 1 else 0
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"(not an address: {host[:64]!r})"
+    shown = f"[{address}]" if address.version == 6 and port else str(address)
+    return f"{shown}:{port}" if port else shown
