@@ -77,6 +77,19 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             " + ".join(model.providers),
             model.session.get_session_options().intra_op_num_threads,
         )
+        logger.info(
+            "nextword %s; caps: %d streams, %d sequences a step, %d rows a request, %d words, %d prompt "
+            "characters, %d body bytes; a stream's writes %g s apart at least; %g s to drain at shutdown",
+            __version__,
+            config.max_streams,
+            config.max_batch,
+            config.max_rows,
+            config.max_words,
+            config.max_prompt_chars,
+            config.max_body_bytes,
+            config.stream_interval,
+            config.shutdown_timeout,
+        )
         if keys:
             logger.info("/v1/... and /model.onnx need an API key (%d accepted)", len(keys))
         # a worker's load reaches the scrapes the other workers answer
@@ -141,6 +154,13 @@ def app_from_environment() -> FastAPI:
     return create_app(ServeConfig(**settings))
 
 
+# What a signal does to a server already shutting down (uvicorn's handling), said in its log.
+AGAIN = {
+    signal.SIGINT: "Ctrl-C again: quitting at once, without waiting for the generations in flight",
+    signal.SIGTERM: "SIGTERM again: already shutting down (Ctrl-C twice quits at once)",
+}
+
+
 def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> Any:
     """Chain a drain step before the ASGI server's own Ctrl-C / SIGTERM handlers: new generations are
     refused at once and running ones get ``shutdown_timeout`` seconds. A SIGHUP that nothing handles
@@ -171,7 +191,7 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
             continue
 
         def chained(signum: int, frame: Any, handler: Any = handler) -> None:
-            state.begin_shutdown(loop)
+            state.begin_shutdown(loop, AGAIN.get(signum))
             handler(signum, frame)
 
         previous[sig] = signal.signal(sig, chained)

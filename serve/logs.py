@@ -8,6 +8,7 @@ logger, whose handler ``nextword serve`` (and each worker) formats with :class:`
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 from typing import Any
@@ -60,17 +61,26 @@ def _marked(text: str) -> str:
     return "\n".join(f"  | {line}" for line in text.splitlines())
 
 
+class ForcedQuit(logging.Filter):
+    """Drops uvicorn's tracebacks of a task cancelled by a forced quit (Ctrl-C twice): one per request
+    in flight and one for the app's lifespan, 80 lines each, where the app has said once what was cut."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
 def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
     """uvicorn's ``log_config``: its default (messages to standard error, the access log to standard
     output, levels from its ``log_level``) written with :class:`ServerFormatter`, and the app's own
     access log (:mod:`.access`) to standard output, on at ``level`` info or below. A new dict each call:
     uvicorn may change the one it is given."""
     access_level = "INFO" if level.lower() in ("trace", "debug", "info") else level.upper()
-    handler = {"class": "logging.StreamHandler", "formatter": "server"}
+    handler = {"class": "logging.StreamHandler", "formatter": "server", "filters": ["forced_quit"]}
     return {
         "version": 1,
         "disable_existing_loggers": False,  # nextword's loggers, created at import, keep working
         "formatters": {"server": {"()": ServerFormatter}},
+        "filters": {"forced_quit": {"()": ForcedQuit}},
         "handlers": {
             "default": {**handler, "stream": "ext://sys.stderr"},
             "access": {**handler, "stream": "ext://sys.stdout"},

@@ -257,6 +257,10 @@ def test_log_lines_are_time_stamped_and_only_the_named_proxies_are_believed(mode
     assert lines and all(STAMPED.match(line) for line in lines), lines
     serving = [line for line in lines if " nextword.serve.app: serving " in line and f"({ALIAS})" in line]
     assert len(serving) == workers, lines
+    caps = [
+        line for line in lines if f" nextword.serve.app: nextword {__version__}; caps: 256 streams, " in line
+    ]
+    assert len(caps) == workers and "10000 words" in caps[0], lines  # what each process enforces
     assert (
         sum(" INFO [" in line and "] nextword.serve.state: shutting down: " in line for line in lines)
         == workers
@@ -426,3 +430,36 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
     assert any(
         re.search(r'"POST /v1/completions HTTP/1\.1" 499 [\d.]+ ms cmpl-[0-9a-f]{32}$', x) for x in access
     )
+
+
+def test_ctrl_c_twice_quits_at_once_with_one_line_not_a_traceback_per_stream(model_path, tmp_path):
+    """A second Ctrl-C (uvicorn's forced quit) cancelled every task in flight, and uvicorn logged each
+    one's CancelledError: about 80 lines per stream, and the app's lifespan too. Now one line says
+    what the second signal does, and a second SIGTERM, which only waits on, is said as well."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(model_path, port, tmp_path)
+    readers = []
+    try:
+        _wait_up(url, server, tmp_path)
+        body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
+        for _ in range(2):
+            started = threading.Event()
+            reader = threading.Thread(target=_stream, args=(url, body, started))
+            reader.start()
+            assert started.wait(30)
+            readers.append(reader)
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        server.send_signal(signal.SIGTERM)  # waits on: said
+        time.sleep(0.5)
+        server.send_signal(signal.SIGINT)  # quits at once
+        assert server.wait(timeout=30) != 0
+        for reader in readers:
+            reader.join(timeout=30)
+    finally:
+        _stop(server)
+    log = _log(tmp_path)
+    assert "Traceback" not in log and "CancelledError" not in log, log
+    assert "SIGTERM again: already shutting down (Ctrl-C twice quits at once) (2 generation(s)" in log, log
+    assert log.count("Ctrl-C again: quitting at once") == 1, log
