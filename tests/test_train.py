@@ -276,6 +276,32 @@ def test_without_a_development_part_the_validation_loss_chooses(tmp_path, tiny_c
     assert "no development part" in caplog.text and "not quite held out" in caplog.text
 
 
+def test_a_seq_len_longer_than_every_document_is_flagged_with_the_length_that_trains_the_same(
+    tmp_path, tiny_config, caplog
+):
+    # Each window is one document padded to seq_len: 500 on documents of a few dozen words was mostly
+    # padding, computed and weighted 0, without a word said.
+    from nextword.runtime.tokenizer import EOD_ID
+    from nextword.train.data import document_starts
+
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="nextword.train"):
+        train(replace(tiny_config, out=str(out), epochs=1, seq_len=500))
+    (line,) = [r.getMessage() for r in caplog.records if "is longer than every document" in r.getMessage()]
+    run = RunDir(out)
+    longest = max(
+        int(np.diff(document_starts(np.fromfile(path, dtype=np.int32), EOD_ID)).max())
+        for path in (run.train_ids, run.val_ids, run.dev_ids)
+        if path.is_file()
+    )
+    assert f"(the longest has {longest} inputs)" in line and f"`seq_len` {longest} trains the same" in line
+    assert longest < 500 and "% of every batch is padding" in line
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nextword.train"):  # the length it names: no warning
+        train(replace(tiny_config, out=str(tmp_path / "again"), epochs=1, seq_len=longest))
+    assert "is longer than every document" not in caplog.text
+
+
 def test_resume_needs_a_checkpoint(tmp_path):
     RunDir(tmp_path).mark()  # a run that stopped before it wrote anything else
     with pytest.raises(FileNotFoundError, match=r"no checkpoint\.keras"):

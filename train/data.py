@@ -228,6 +228,12 @@ class DiskWindows:
         """(input, target) pairs in the file: the positions one epoch trains."""
         return self.n_tokens - 1
 
+    @property
+    def longest(self) -> int:
+        """Inputs of the longest document (its ``<eod>`` and its words): a ``seq_len`` of this or more
+        makes every window one whole document."""
+        return int(np.diff(self._eods).max())
+
     def __len__(self) -> int:
         return math.ceil(self.n_windows / self.batch_size)
 

@@ -119,6 +119,7 @@ def fit_session(
             batch,
             batch // workers.replicas,
         )
+        _warn_padding(config.seq_len, [w for w in (windows, val_windows, dev_windows) if w is not None])
         if dev_windows is None:
             logger.warning(
                 "no development part (dev_fraction %g): the best epoch and early stopping go by the "
@@ -225,6 +226,25 @@ def fit_session(
         for part in (windows, val_windows, dev_windows):
             if part is not None:
                 part.release()
+
+
+def _warn_padding(seq_len: int, parts: list[DiskWindows]) -> None:
+    """Warn when ``seq_len`` is longer than every document: each window is then one whole document
+    padded to ``seq_len``, and the longest document's length trains the same windows for less time and
+    memory (a padded position is computed, then weighted 0)."""
+    longest = max(part.longest for part in parts)
+    if seq_len <= longest:
+        return
+    slots = sum(part.n_windows for part in parts) * seq_len
+    logger.warning(
+        "`seq_len` %d is longer than every document (the longest has %d inputs): each window is one whole "
+        "document, padded, so %.0f%% of every batch is padding; `seq_len` %d trains the same windows "
+        "in less time and memory",
+        seq_len,
+        longest,
+        100 * (1 - sum(part.words for part in parts) / slots),
+        longest,
+    )
 
 
 def _dev_windows(run: RunDir, config: TrainConfig, batch: int) -> DiskWindows | None:
