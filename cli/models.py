@@ -49,7 +49,7 @@ def open_model(path: str | None, device: str = "cpu", size_limits: bool = True) 
             path, device=device, limits=None if size_limits else LoadLimits().without_size_caps()
         )
     except ModelLimitError as exc:
-        if exc.limit not in SIZE_LIMITS:
+        if exc.limit not in SIZE_LIMITS or not size_limits:  # a cap the flag does not lift
             raise
         raise exc.advising(SIZE_LIMITS_ADVICE) from None
     except ValueError as exc:  # the device's own messages start with its name: the flag's, here

@@ -48,7 +48,7 @@ from .config import ExportConfig
 from .errors import ExportError, ParityError
 from .graph import check_graph, convert
 from .parity import ParityReport, check_parity, compare_models
-from .provenance import escape_undecodable, provenance_of_run, travelling_command
+from .provenance import escape_undecodable, file_name, provenance_of_run, travelling_command
 from .quantize import quantize_int8
 
 __all__ = ["ExportReport", "export"]
@@ -408,11 +408,11 @@ def _train_summary(config: TrainConfig, stored: dict[str, Any]) -> dict[str, Any
     data = config.to_dict()
     data.pop("model")
     data.pop("out")
-    data["corpus"]["paths"] = [Path(p).name for p in config.corpus.paths]
+    data["corpus"]["paths"] = [file_name(p) for p in config.corpus.paths]
     for key in ("embeddings", "init_from"):
         if data.get(key):
-            data[key] = Path(data[key]).name
-    data["base_corpus"] = [Path(p).name for p in config.base_corpus]
+            data[key] = file_name(data[key])
+    data["base_corpus"] = [file_name(p) for p in config.base_corpus]
     data["vocab_size"] = stored.get("vocab_size")
     data["data"] = stored.get("data", {})
     if isinstance(stored.get("training"), dict):  # replicas, global batch, learning rate as the run started

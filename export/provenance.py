@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import re
 import shlex
 from pathlib import Path
@@ -12,35 +13,49 @@ from nextword.corpus import recorded_split
 from nextword.runtime.provenance import Architecture, BaseRun, DataCounts, Provenance
 from nextword.train.config import TrainConfig
 
-__all__ = ["escape_undecodable", "provenance_of_run", "travelling_command"]
+__all__ = ["escape_undecodable", "file_name", "provenance_of_run", "travelling_command"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # C:\ or C:/
-_SEPARATORS = re.compile(r"[\\/]")
+# The options of `nextword train` and `export` whose values are text, never a path: kept as typed.
+_TEXT_OPTIONS = frozenset({"--stop", "--text-column", "--json-field"})
+
+
+def file_name(path: str) -> str:
+    """The last name of ``path``, a POSIX or a Windows one (a run made on either may be exported on
+    the other), after ``..`` is resolved: ``/home/me/..`` is ``home``; ``path`` itself if it has none."""
+    normal = posixpath.normpath(path.replace("\\", "/"))
+    return next((part for part in reversed(normal.split("/")) if part and part != ".."), path)
 
 
 def travelling_command(command: Any) -> str | None:
     """``command`` (a recorded command line) as a model file that travels records it: each argument
     naming a path outside the folder the command ran in (absolute, from ``~``, or through ``..``)
     keeps only its last name, as the file's corpus paths do, so that the file does not carry the
-    trainer's user name and folder layout. None for anything but a str."""
+    trainer's user name and folder layout; the values of text options (``--stop``, ``--text-column``,
+    ``--json-field``) stay as typed. None for anything but a str."""
     if not isinstance(command, str):
         return None
     try:
         words = shlex.split(command)
     except ValueError:  # unbalanced quotes (a hand-edited config.json): no words to tell apart
         return None
-    return shlex.join(_named(word) for word in words)
+    kept, text_value = [], False
+    for word in words:
+        flag, equals, value = word.partition("=")
+        if text_value or (word.startswith("-") and flag in _TEXT_OPTIONS):
+            kept.append(word)
+            text_value = not text_value and not equals  # `--stop X`: X is next
+        elif word.startswith("-"):
+            kept.append(f"{flag}={_named(value)}" if equals else word)  # --out=/home/me/model.onnx
+        else:
+            kept.append(_named(word))
+    return shlex.join(kept)
 
 
 def _named(word: str) -> str:
-    if word.startswith("-") and "=" in word:  # --out=/home/me/model.onnx
-        flag, value = word.split("=", 1)
-        return f"{flag}={_named(value)}"
-    parts = _SEPARATORS.split(word)
-    if word.startswith(("/", "\\", "~")) or _DRIVE.match(word) or ".." in parts:
-        return next((part for part in reversed(parts) if part and part != ".."), word)
-    return word
+    outside = word.startswith(("/", "\\", "~")) or _DRIVE.match(word) or ".." in re.split(r"[\\/]", word)
+    return file_name(word) if outside else word
 
 
 def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_command: str | None) -> Provenance:
@@ -60,7 +75,7 @@ def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_comman
     vocab_size, command = stored.get("vocab_size"), stored.get("command")
     corpus = config.corpus
     return Provenance(
-        corpus_files=tuple(Path(p).name for p in corpus.paths),
+        corpus_files=tuple(file_name(p) for p in corpus.paths),
         corpus_format=corpus.format,
         text_column=corpus.text_column,
         json_field=corpus.json_field,

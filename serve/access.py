@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import quote
 
 __all__ = ["ACCESS", "REQUEST_ID", "access_line", "request_line"]
 
 ACCESS = logging.getLogger("nextword.serve.access")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 REQUEST_ID = "nextword_request_id"  # the key of scope["state"] a route sets to name its answer (cmpl-...)
 
 
@@ -31,7 +33,7 @@ def request_line(scope: dict[str, Any]) -> str:
     path = scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "")
     query = scope.get("query_string", b"").decode("latin-1")
     if query:
-        path += "?" + "&".join(f"{name}=..." if value else name for name, value in _pairs(query))
+        path += "?" + _names(query)
     method, version = scope.get("method", "?"), scope.get("http_version", "1.1")
     return f'{_client(scope.get("client"))} - "{method} {path.replace(chr(34), "%22")} HTTP/{version}"'
 
@@ -45,11 +47,15 @@ def access_line(request: str, scope: dict[str, Any], status: int, seconds: float
     return f"{line} {answer}" if isinstance(answer, str) else line
 
 
-def _pairs(query: str) -> list[tuple[str, str]]:
-    try:
-        return parse_qsl(query, keep_blank_values=True, max_num_fields=20)
-    except ValueError:  # more than 20 fields
-        return [("(query of more than 20 fields)", "")]
+def _names(query: str) -> str:
+    """``query`` with each value written ``...``: a name is kept only as sent and plain (a field without
+    ``=``, or a name holding anything else, a ``%3D`` say, may be a value: ``...`` too)."""
+    fields = query.split("&")
+    shown = [
+        f"{name}=..." if sep and _PLAIN_NAME.fullmatch(name) else "..."
+        for name, sep, _ in (field.partition("=") for field in fields[:20])
+    ]
+    return "&".join(shown + (["..."] if len(fields) > 20 else []))
 
 
 def _client(client: Any) -> str:
@@ -61,6 +67,6 @@ def _client(client: Any) -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return f"(not an address: {host[:64]!r})"
+        return f"(not an address: {quote(host[:64], safe='')})"  # percent-encoded: no quote, no space
     shown = f"[{address}]" if address.version == 6 and port else str(address)
     return f"{shown}:{port}" if port else shown

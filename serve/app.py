@@ -25,7 +25,7 @@ from .auth import ApiKeys, document_keys
 from .config import ServeConfig
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
-from .logs import use_server_format
+from .logs import FORCED_QUIT, use_server_format
 from .metrics import MULTIPROCESS_ENV, Metrics, RequestMetrics
 from .scheduler import make_scheduler
 from .state import ServerState
@@ -125,10 +125,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     if keys:  # outside the body cap: a request without a key is refused before its body is read
         app.add_middleware(ApiKeys, keys=keys)
         document_keys(app)
-    # outside the caps and the key check: their refusals (413, 401) are counted, under the route asked for
-    every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes]
-    app.add_middleware(RequestMetrics, metrics=state.metrics, routes=every)
-    if config.cors_origins:  # added last, so outermost: refusals (413, 429) carry its headers too
+    if config.cors_origins:  # outside the caps and the key check: refusals (413, 429) carry its headers too
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
@@ -136,6 +133,10 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             allow_headers=["*"],  # Content-Type, and the Authorization that OpenAI's clients send
             expose_headers=["Retry-After"],
         )
+    # added last, so outermost: every request is counted and has its access line, the refusals of the
+    # caps and the key check (413, 401) under the route asked for, and the preflights CORS answers itself
+    every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes]
+    app.add_middleware(RequestMetrics, metrics=state.metrics, routes=every)
     return app
 
 
@@ -154,11 +155,18 @@ def app_from_environment() -> FastAPI:
     return create_app(ServeConfig(**settings))
 
 
-# What a signal does to a server already shutting down (uvicorn's handling), said in its log.
-AGAIN = {
-    signal.SIGINT: "Ctrl-C again: quitting at once, without waiting for the generations in flight",
-    signal.SIGTERM: "SIGTERM again: already shutting down (Ctrl-C twice quits at once)",
-}
+def _said_again(signum: int, first: int, in_flight: int) -> None:
+    """Log what a signal does to a server already shutting down (uvicorn's handling): a Ctrl-C quits at
+    once, whatever came first; a SIGTERM after a SIGTERM waits on (one after a Ctrl-C is uvicorn's
+    supervisor stopping a worker of ``--workers``: nothing to say)."""
+    if signum == signal.SIGINT:
+        FORCED_QUIT.set()  # the tasks cancelled now are not failures: their tracebacks are not logged
+        logger.warning("Ctrl-C again: quitting at once, cutting %d generation(s) in flight", in_flight)
+    elif signum == signal.SIGTERM and first == signal.SIGTERM:
+        logger.warning(
+            "SIGTERM again: already shutting down, %d generation(s) in flight (Ctrl-C twice quits at once)",
+            in_flight,
+        )
 
 
 def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> Any:
@@ -169,6 +177,7 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {}
+    first: list[int] = []  # the signal that began the shutdown
     hangup = getattr(signal, "SIGHUP", None)  # not on Windows
     if (
         hangup is not None
@@ -191,7 +200,11 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
             continue
 
         def chained(signum: int, frame: Any, handler: Any = handler) -> None:
-            state.begin_shutdown(loop, AGAIN.get(signum))
+            if state.draining:
+                _said_again(signum, first[0] if first else signum, len(state.jobs))
+            else:
+                first.append(signum)
+            state.begin_shutdown(loop)
             handler(signum, frame)
 
         previous[sig] = signal.signal(sig, chained)

@@ -242,7 +242,7 @@ class ServeConfig:
         """``exc``, a refusal of :attr:`model_path`, saying where the path came from when the user typed
         none (``$NEXTWORD_MODEL``), as the other commands do."""
         if isinstance(exc, ModelLimitError) and exc.limit in SIZE_LIMITS and self.size_limits:
-            exc = exc.advising(SIZE_LIMITS_ADVICE)
+            exc = exc.advising(f"{SIZE_LIMITS_ADVICE} (ServeConfig(size_limits=False))")
         if self.model is None and os.environ.get(ENV_VAR):
             return noted(exc, f"(the path comes from ${ENV_VAR}; fix or unset it)")
         return exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import threading
 from typing import Any
 
 from nextword.runtime.terminal import SafeFormatter, safe
@@ -61,12 +62,18 @@ def _marked(text: str) -> str:
     return "\n".join(f"  | {line}" for line in text.splitlines())
 
 
+# Set by the app when a second Ctrl-C makes uvicorn quit at once (the app has said what it cuts).
+FORCED_QUIT = threading.Event()
+
+
 class ForcedQuit(logging.Filter):
-    """Drops uvicorn's tracebacks of a task cancelled by a forced quit (Ctrl-C twice): one per request
-    in flight and one for the app's lifespan, 80 lines each, where the app has said once what was cut."""
+    """Once :data:`FORCED_QUIT` is set, drops uvicorn's tracebacks of the tasks the quit cancels: one
+    per request in flight and one for the app's lifespan, 80 lines each. A task cancelled before then
+    is logged as any failure is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+        cancelled = record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError)
+        return not (cancelled and FORCED_QUIT.is_set())
 
 
 def uvicorn_log_config(level: str = "info") -> dict[str, Any]:

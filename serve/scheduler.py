@@ -208,16 +208,28 @@ class BatchScheduler:
                 logger.exception("a batched model step failed; the sequences in it end with the error")
                 self.failed_steps += 1
                 self._drop(failure(exc), waiting=False)
+                try:
+                    self._gen = self._model.generator()  # a failed step leaves its rows' state unknown
+                except Exception as again:
+                    logger.exception("the batching thread cannot go on")
+                    self._close(failure(again))
+                    return
             except BaseException as exc:  # the thread itself is ending: nothing will be served
                 logger.exception("the batching thread failed")
-                with self._lock:
-                    self._closed = True
-                self._drop(failure(exc), waiting=True)
+                self._close(failure(exc))
                 return
 
+    def _close(self, error: RuntimeError) -> None:
+        """Take no more jobs, and end every one in flight or waiting with ``error``."""
+        with self._lock:
+            self._closed = True
+        self._drop(error, waiting=True)
+
     def _drop(self, error: RuntimeError, waiting: bool) -> None:
-        """End the sequences in flight (and with ``waiting``, the jobs not started) with ``error``; the
-        generator is made again, since a failed step leaves its rows' state unknown."""
+        """End with ``error`` the jobs of the sequences in flight, those the failed tick touched (one may
+        have finished there, its last words not yet handed over) or had admitted without rows yet, and
+        with ``waiting`` the jobs not admitted. Every sequence of the generator goes: a failure in one
+        job's admission ends the others' too."""
         with self._lock:
             jobs = {job for job, _ in self._rows.values()} | set(self._failing)
             if waiting:
@@ -225,7 +237,6 @@ class BatchScheduler:
                 self._waiting.clear()
         self._rows.clear()
         self._failing = []
-        self._gen = self._model.generator()
         for job in jobs:
             job.deliver(error)
 
@@ -249,7 +260,7 @@ class BatchScheduler:
                 continue
             try:
                 rows = self._gen.add(job.prompts, job.config, logprobs=job.logprobs)
-            except ValueError as exc:  # refused, or the model failed on its prompt: that job alone
+            except ValueError as exc:  # refused (a bad request): that job alone
                 job.deliver(exc)
                 continue
             except Exception:
@@ -263,14 +274,19 @@ class BatchScheduler:
         updates = self._gen.step()  # (rows, 1) in, one token per active row out
         self.ticks += 1
         batches: dict[Job, list[RowUpdate]] = {}
-        for update in updates:
-            job, index = self._rows[update.row]
-            batches.setdefault(job, []).append(_row_update(index, update, self._tokens, self._eod))
-            if update.finished:
-                self._gen.release(update.row)
-                del self._rows[update.row]
-        now = time.monotonic()
-        ready = [(job, out) for job, batch in batches.items() if (out := job.hold(batch, now)) is not None]
+        try:
+            for update in updates:
+                job, index = self._rows[update.row]
+                batches.setdefault(job, []).append(_row_update(index, update, self._tokens, self._eod))
+                if update.finished:
+                    self._gen.release(update.row)
+                    del self._rows[update.row]
+            now = time.monotonic()
+            held = ((job, job.hold(batch, now)) for job, batch in batches.items())
+            ready = [(job, out) for job, out in held if out is not None]
+        except Exception:
+            self._failing.extend(batches)  # this tick's words were not handed over: they hear of it
+            raise
         if ready:
             deliver_all(ready)
         return True
@@ -295,12 +311,16 @@ class ThreadScheduler:
         return {"sequences": self._running}
 
     def _generate(self, job: Job) -> None:
-        gen = self._model.generator()
         tokens, eod = self._model.tokenizer.table, self._model.tokenizer.eod_id
         try:
+            gen = self._model.generator()
             rows = gen.add(job.prompts, job.config, logprobs=job.logprobs)
-        except ValueError as exc:
+        except ValueError as exc:  # refused (a bad request)
             job.deliver(exc)
+            return
+        except Exception as exc:  # in the pool, an exception nobody reads: the job would wait for good
+            logger.exception("generation failed")
+            job.deliver(failure(exc))
             return
         index = {row: k for k, row in enumerate(rows)}
         with self._lock:

@@ -76,15 +76,12 @@ class ServerState:
             if self.metrics is not None and job.first_word is not None:
                 self.metrics.first_word.observe(job.first_word)
 
-    def begin_shutdown(self, loop: asyncio.AbstractEventLoop, again: str | None = None) -> None:
+    def begin_shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
         """Refuse new generations; cancel those still running after ``shutdown_timeout`` seconds.
 
-        Called from a signal handler: everything runs on the event loop's thread. ``again``: what the
-        signal does when the server is already shutting down, said in the log.
+        Called from a signal handler: everything runs on the event loop's thread.
         """
         if self.draining:
-            if again:
-                logger.warning("%s (%d generation(s) in flight)", again, len(self.jobs))
             return
         self.draining = True
         logger.info(

@@ -13,7 +13,7 @@ pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]"
 import onnx
 
 from nextword.export import ExportConfig, export
-from nextword.export.provenance import travelling_command
+from nextword.export.provenance import file_name, travelling_command
 from nextword.runtime import load
 
 
@@ -30,6 +30,15 @@ from nextword.runtime import load
         ("nextword train '/home/a b/my corpus.csv' --text-column title/abstract", None),
         ("nextword train data/corpus.csv --out runs/tiny --lr 1e-3", "same"),
         ("nextword train / --out ./x/../y", "nextword train / --out y"),
+        # the values of text options stay as typed; ".." is resolved before the last name is taken
+        (
+            "nextword export r --stop '\\n' --stop=/end --stop ../x --out /home/alice/..",
+            "nextword export r --stop '\\n' --stop=/end --stop ../x --out home",
+        ),
+        (
+            "nextword train /a/c.csv --text-column /body --json-field ../notes --overwrite /b/d.csv",
+            "nextword train c.csv --text-column /body --json-field ../notes --overwrite d.csv",
+        ),
     ],
 )  # fmt: skip
 def test_a_travelling_command_keeps_only_the_names_of_paths_outside_its_folder(command, kept):
@@ -37,6 +46,11 @@ def test_a_travelling_command_keeps_only_the_names_of_paths_outside_its_folder(c
         assert travelling_command(command) == "nextword train 'my corpus.csv' --text-column title/abstract"
     else:  # "same": paths inside the folder the command ran in say nothing of the machine
         assert travelling_command(command) == (command if kept == "same" else kept)
+
+
+def test_a_file_name_is_the_last_name_of_a_posix_or_a_windows_path():
+    assert file_name("C:\\Users\\alice\\corpus.csv") == file_name("/home/alice/corpus.csv") == "corpus.csv"
+    assert file_name("/home/alice/..") == "home" and file_name("corpus.csv") == "corpus.csv"
 
 
 def test_a_travelling_command_of_anything_but_a_command_line_is_none():

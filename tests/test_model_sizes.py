@@ -28,6 +28,7 @@ from nextword.runtime.model_file import FORMAT_VERSION, KEY_FORMAT_VERSION, KEY_
 from nextword.runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
 from nextword.train import ModelConfig, train
 from nextword.train import sizes as train_sizes
+from nextword.train.files import RunDir
 from nextword.train.model import build_model
 
 WIDE = LoadLimits(max_file_bytes=2**31 - 1, max_tensor_bytes=2**31 - 1, max_graph_bytes=2**40)
@@ -258,3 +259,17 @@ def test_a_limit_refusal_pickles_whole():
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is ModelLimitError and again.limit == "max_file_bytes" and str(again) == str(error)
     assert str(error.advising("add --flag")) == "f.onnx is too big; add --flag"
+
+
+def test_fine_tuning_from_a_file_over_the_size_caps_needs_no_flag(
+    model_path, tiny_config, tmp_path, monkeypatch
+):
+    # `nextword train --init-from big.onnx` loaded the file with the default caps and advised
+    # LoadLimits, which the command cannot take; the file one fine-tunes from is read as export reads
+    # its own: any size, every other check.
+    _lowered_defaults(monkeypatch, max_file_bytes=20_000)
+    with pytest.raises(ModelLimitError):
+        load(model_path)
+    out = tmp_path / "tuned"
+    result = train(replace(tiny_config, out=str(out), init_from=str(model_path), epochs=1))
+    assert RunDir(out).model.is_file() and result.epochs == 1

@@ -5,6 +5,7 @@ trailing slash. tests/test_serve_deploy.py runs the same things end to end, behi
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
@@ -22,7 +23,13 @@ from nextword.cli.main import main
 from nextword.runtime.terminal import SafeFormatter
 from nextword.serve import ServeConfig, create_app
 from nextword.serve.access import REQUEST_ID, access_line, request_line
-from nextword.serve.logs import ServerFormatter, use_server_format, uvicorn_log_config
+from nextword.serve.logs import (
+    FORCED_QUIT,
+    ForcedQuit,
+    ServerFormatter,
+    use_server_format,
+    uvicorn_log_config,
+)
 from nextword.serve.routes import STATIC
 from nextword.serve.web_assets import page_html
 
@@ -76,23 +83,58 @@ def test_an_access_line_keeps_query_values_and_forged_addresses_out():
         "client": ("127.0.0.1", 5000),
         "method": "GET",
         "raw_path": b'/v1/models"x',
-        "query_string": b"api_key=SECRET&flag&b=2",
+        "query_string": b"api_key=SECRET&flag&b=2&c%3Dd=e",
         "http_version": "1.1",
     }
     line = request_line(scope)
-    assert line == '127.0.0.1:5000 - "GET /v1/models%22x?api_key=...&flag&b=... HTTP/1.1"', line
+    # a field without "=" (a token sent alone) and a name that is not plain (an encoded "=") may be values
+    assert line == '127.0.0.1:5000 - "GET /v1/models%22x?api_key=...&...&b=...&... HTTP/1.1"', line
     assert access_line(line, {"state": {REQUEST_ID: "cmpl-1"}}, 499, 0.0123) == f"{line} 499 12.3 ms cmpl-1"
     assert access_line(line, {}, 200, 1) == f"{line} 200 1000.0 ms"
     for client, shown in [
         (("203.0.113.9", 0), "203.0.113.9"),  # forwarded by a trusted proxy: no port
         (("::1", 8000), "[::1]:8000"),
         (None, "-"),
-        (('1.2.3.4 - "GET / HTTP/1.1" 200', 0), "(not an address: '1.2.3.4 - \"GET / HTTP/1.1\" 200')"),
-        (("a\tb" * 40, 0), f"(not an address: {('a' + chr(9) + 'b') * 21 + 'a'!r})"),
+        (
+            ('1.2.3.4 - "GET / HTTP/1.1" 200', 0),
+            "(not an address: 1.2.3.4%20-%20%22GET%20%2F%20HTTP%2F1.1%22%20200)",
+        ),
+        (("a\tb" * 40, 0), f"(not an address: {'a%09b' * 21}a)"),
     ]:
         assert request_line({**scope, "client": client, "query_string": b""}).startswith(f"{shown} - "), (
             client
         )
+
+
+def test_cors_preflights_and_refusals_have_their_access_line(model, caplog):
+    # CORS answers a preflight itself, outside the middleware that wrote access lines: with uvicorn's
+    # line off, a preflight and a refused origin were in no log and no /metrics count.
+    config = ServeConfig(cors_origins=("https://a.example",))
+    preflight = {"access-control-request-method": "POST"}
+    with TestClient(create_app(config, model)) as client, caplog.at_level("INFO", "nextword.serve.access"):
+        for origin, status in (("https://a.example", 200), ("https://b.example", 400)):
+            answer = client.options("/v1/completions", headers={"origin": origin, **preflight})
+            assert answer.status_code == status
+        scraped = client.get("/metrics").text
+    lines = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"]
+    assert any('"OPTIONS /v1/completions HTTP/1.1" 200 ' in line for line in lines), lines
+    assert any('"OPTIONS /v1/completions HTTP/1.1" 400 ' in line for line in lines), lines
+    assert 'method="OPTIONS",route="/v1/completions",status="400"' in scraped
+
+
+def test_cancelled_tasks_are_dropped_from_the_log_only_once_a_forced_quit_began():
+    cancelled = logging.LogRecord(
+        "uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", None,
+        (asyncio.CancelledError, asyncio.CancelledError(), None),
+    )  # fmt: skip
+    forced = ForcedQuit()
+    try:
+        assert forced.filter(cancelled)  # a task cancelled while serving is a failure: logged
+        FORCED_QUIT.set()  # Ctrl-C twice
+        assert not forced.filter(cancelled)
+        assert forced.filter(record("uvicorn.error", "Shutting down"))
+    finally:
+        FORCED_QUIT.clear()
 
 
 def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():

@@ -194,3 +194,75 @@ def test_with_a_long_interval_a_stream_gets_its_first_word_then_the_rest_at_once
     # A reader that wakes after both hand-overs reads them as one batch (a fast model, a busy machine).
     assert len(batches) in (1, 2) and batches[-1][-1].finished
     assert "".join(u.text for batch in batches for u in batch) == model.generate("the network", config=config)
+
+
+def test_a_job_that_finished_in_a_failing_tick_hears_of_the_failure_and_the_next_job_runs(model, monkeypatch):
+    # The tick converted job A's last word (its row released), then failed on job B's: A was in no row
+    # any more, so the failure reached only B and A waited for good. Both now end with the error, and the
+    # scheduler, with a new generator, serves the next job.
+    from nextword.serve import scheduler as module
+
+    real = module._row_update
+    calls = {"n": 0}
+
+    def failing_second(index, update, tokens, eod):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise IndexError("a failure while the tick hands words over")
+        return real(index, update, tokens, eod)
+
+    monkeypatch.setattr(module, "_row_update", failing_second)
+    scheduler = BatchScheduler(model, max_batch=256)
+
+    async def main():
+        a = Job(["the network"], GenerationConfig(max_words=1, seed=1), None)  # ends at its first word
+        b = Job(["the system"], GenerationConfig(max_words=5, seed=2), None)
+        scheduler.submit(a)
+        scheduler.submit(b)
+        outcomes = []
+        for job in (a, b):
+            try:
+                await asyncio.wait_for(_texts(job), 10)
+                outcomes.append("words")
+            except RuntimeError as exc:
+                outcomes.append(str(exc))
+        after = Job(["the model"], GenerationConfig(max_words=4, seed=3), None)
+        scheduler.submit(after)
+        return outcomes, await asyncio.wait_for(_texts(after), 10)
+
+    try:
+        outcomes, (texts, _, _) = _run(main())
+    finally:
+        scheduler.close()
+    assert outcomes == ["generation failed (IndexError); see the server's log"] * 2, outcomes
+    assert texts == [model.generate("the model", max_words=4, seed=3)]
+    assert scheduler.stats()["failed_steps"] == 1 and scheduler.stats()["sequences"] == 0
+
+
+@pytest.mark.parametrize("where", ["generator", "add"])
+def test_the_unbatched_baseline_ends_a_job_whose_generator_fails(model, monkeypatch, where):
+    # An exception other than a refusal (a MemoryError, say) in making the generator or adding the
+    # prompts was raised in the thread pool, where nobody reads it: the job waited for good.
+    class Broken:
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def generator(self):
+            if where == "generator":
+                raise MemoryError
+            gen = model.generator()
+            gen.add = lambda *args, **kwargs: (_ for _ in ()).throw(MemoryError())
+            return gen
+
+    scheduler = ThreadScheduler(Broken(), max_threads=2)
+
+    async def main():
+        job = Job(["the network"], GenerationConfig(max_words=3, seed=1), None)
+        scheduler.submit(job)
+        await asyncio.wait_for(_texts(job), 10)
+
+    try:
+        with pytest.raises(RuntimeError, match=r"generation failed \(MemoryError\)"):
+            _run(main())
+    finally:
+        scheduler.close()

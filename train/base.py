@@ -132,7 +132,7 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
     """The base from a model file: its tokenizer, its weights (read, not yet rebuilt in Keras: that
     waits until training starts) and what it records of its training."""
     from nextword.corpus import recorded_corpus
-    from nextword.runtime import ModelFileError, load
+    from nextword.runtime import LoadLimits, ModelFileError, load
     from nextword.runtime.model_check import inspect_model_file
 
     if config.out and path.resolve().parent == Path(config.out).resolve():
@@ -146,9 +146,12 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
             f"init_from: {path} is one of the files of the run folder {folder.root}; give the folder "
             f"itself ({folder.root}), or a model file that `nextword export` wrote"
         )
+    # The file the user chose to fine-tune from, as export's own file: any size loads (its weights are
+    # read whole either way), every other check of the file holds.
+    limits = LoadLimits().without_size_caps()
     try:
-        model = load(path)
-        weights = read_file_weights(inspect_model_file(path).data, str(path))
+        model = load(path, limits=limits)
+        weights = read_file_weights(inspect_model_file(path, limits).data, str(path))
     except (ModelFileError, NotReadable) as exc:  # each names the file and the fix
         raise ValueError(f"init_from: {exc}") from None
     recorded = model.info.config.get("model")
