@@ -8,9 +8,10 @@ and writes this one, under its own logger (``nextword.serve.access``: standard o
 
     203.0.113.9 - "POST /v1/completions HTTP/1.1" 200 1234.5 ms cmpl-0c5e...
 
-Nothing a client sends reaches the line unchecked: the client address is printed only if it is an IP
-address (``X-Forwarded-For`` from a trusted proxy can say anything), and a query string (which no
-endpoint takes) keeps its names, not its values, so a key sent there (``?api_key=...``) stays out.
+Nothing a client sends reaches the line unchecked: a client address that is not an IP address
+(``X-Forwarded-For`` from a trusted proxy can say anything) is percent-encoded, so it holds no quote or
+space to forge the rest of a line, and a query string (which no endpoint takes) keeps its plain names,
+not its values, so a key sent there (``?api_key=...``) stays out.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ def _names(query: str) -> str:
 
 
 def _client(client: Any) -> str:
-    """``host`` or ``host:port`` (a forwarded client has port 0: the host alone), the host quoted when
-    it is not an IP address; ``-`` when there is none (a Unix socket)."""
+    """``host`` or ``host:port`` (a forwarded client has port 0: the host alone), the host percent-encoded
+    in ``(not an address: ...)`` when it is not an IP address; ``-`` when there is none (a Unix socket)."""
     if not client:
         return "-"
     host, port = str(client[0]), client[1] if len(client) > 1 else 0

@@ -166,7 +166,7 @@ class BatchScheduler:
         self._cancels: list[Job] = []
         self._rows: dict[int, tuple[Job, int]] = {}  # generator row -> (job, index in the job)
         self._closed = False
-        self._failing: list[Job] = []  # admitted, then failed before they had rows
+        self._failing: list[Job] = []  # jobs a failing tick touched or admitted without rows: told of it
         self.ticks = self.failed_steps = 0
         self._thread = threading.Thread(target=self._run, name="nextword-batcher", daemon=True)
         self._thread.start()
