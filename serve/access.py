@@ -22,11 +22,12 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["ACCESS", "REQUEST_ID", "access_line", "request_line"]
+__all__ = ["ACCESS", "REQUEST_ID", "STREAM_END", "access_line", "request_line"]
 
 ACCESS = logging.getLogger("nextword.serve.access")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 REQUEST_ID = "nextword_request_id"  # the key of scope["state"] a route sets to name its answer (cmpl-...)
+STREAM_END = "nextword_stream_end"  # and to say how a stream that did not run to its end stopped
 
 
 def request_line(scope: dict[str, Any]) -> str:
@@ -41,11 +42,16 @@ def request_line(scope: dict[str, Any]) -> str:
 
 def access_line(request: str, scope: dict[str, Any], status: int, seconds: float) -> str:
     """The line of a request (:func:`request_line`) whose answer ended with ``status`` after ``seconds``;
-    the answer's id when its route set one."""
-    line = f"{request} {status} {seconds * 1000:.1f} ms"
+    the answer's id when its route set one, and how a stream that did not run to its end stopped (its
+    status is the 200 sent when it began)."""
+    parts = [f"{request} {status} {seconds * 1000:.1f} ms"]
     state = scope.get("state")
-    answer = state.get(REQUEST_ID) if isinstance(state, dict) else None
-    return f"{line} {answer}" if isinstance(answer, str) else line
+    said = state if isinstance(state, dict) else {}
+    if isinstance(said.get(REQUEST_ID), str):
+        parts.append(said[REQUEST_ID])
+    if isinstance(said.get(STREAM_END), str):
+        parts.append(f"({said[STREAM_END]})")
+    return " ".join(parts)
 
 
 def _names(query: str) -> str:

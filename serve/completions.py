@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from .access import REQUEST_ID
+from .access import REQUEST_ID, STREAM_END
 from .beams import BeamJob
 from .errors import CODES, APIError, model_not_found, refusal
 from .options import Completion, completion_from_request
@@ -76,7 +76,8 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
         raise model_not_found(body.model, state.names)
     completion = completion_from_request(body, state.model, state.config)
     meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
-    request.scope.setdefault("state", {})[REQUEST_ID] = meta["id"]  # the access line names the answer
+    said = request.scope.setdefault("state", {})  # what the access line says of the answer (access.py)
+    said[REQUEST_ID] = meta["id"]
     if completion.config.num_beams > 1:
         return await _beam_answer(state, completion, meta, request)
     # a whole answer is read once, at the end: its words wait in the scheduler until then
@@ -85,7 +86,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     state.start_job(job)
     if completion.stream:
         return _EventStream(
-            _events(state, job, completion, meta), media_type="text/event-stream", headers=EVENT_HEADERS
+            _events(state, job, completion, meta, said), media_type="text/event-stream", headers=EVENT_HEADERS
         )
     try:
         texts = await _until_done_or_gone(_collect(state, job, completion), request)
@@ -160,9 +161,11 @@ async def _collect(state: ServerState, job: Job, completion: Completion) -> dict
 
 
 async def _events(
-    state: ServerState, job: Job, completion: Completion, meta: dict[str, Any]
+    state: ServerState, job: Job, completion: Completion, meta: dict[str, Any], said: dict[str, Any]
 ) -> AsyncIterator[str]:
-    """The stream of one request; cancels the job if the stream stops early (client gone)."""
+    """The stream of one request; cancels the job if the stream stops early (client gone). How a stream
+    that did not run to its end stopped goes in ``said`` (the request's state), for its access line,
+    whose status is the 200 sent when the stream began."""
     per_prompt = completion.config.num_return_sequences
     # text_offset counts an echoed prompt
     prefixes = [len(completion.prompts[i // per_prompt]) if completion.echo else 0 for i in range(job.rows)]
@@ -190,12 +193,17 @@ async def _events(
             yield _sse({**meta, "object": "text_completion", "choices": [], "usage": usage})
     except ValueError as exc:  # refused by the runtime after the stream began, or a model that failed
         error = refusal(exc)
+        said[STREAM_END] = f"stream ended by an error event ({error.kind})"
         yield _sse(error_body(error.message, error.kind, code=error.code))
     except RuntimeError as exc:
+        said[STREAM_END] = "stream ended by an error event (server_error)"
         yield _sse(error_body(str(exc), "server_error"))
     finally:
         state.end_job(job)
+        said.setdefault(STREAM_END, "stream cut before its end")  # the client left, or a forced quit
     yield "data: [DONE]\n\n"
+    if said[STREAM_END].startswith("stream cut"):
+        del said[STREAM_END]  # it ran to its end
 
 
 # Every event as soon as it is written: no cache keeps it, and a reverse proxy that buffers responses

@@ -412,8 +412,12 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
         body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False}  # seconds of work
         with pytest.raises(httpx.ReadTimeout):  # the client hangs up before any answer
             httpx.post(url + "/v1/completions", json=body, headers=auth, timeout=0.3)
+        with httpx.stream(
+            "POST", url + "/v1/completions", json={**body, "stream": True}, headers=auth
+        ) as cut:
+            next(line for line in cut.iter_lines() if line.startswith("data: "))  # then the client leaves
         deadline = time.monotonic() + 30
-        while '" 499 ' not in _log(tmp_path):
+        while '" 499 ' not in _log(tmp_path) or "(stream cut before its end)" not in _log(tmp_path):
             assert time.monotonic() < deadline, _log(tmp_path)
             time.sleep(0.1)
     finally:
@@ -428,6 +432,10 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
     assert health.startswith(f"(not an address: {quote(forged, safe='')}) - "), health  # no quote, no space
     done = re.escape('"POST /v1/completions HTTP/1.1" 200 ') + r"[\d.]+ ms " + re.escape(answer.json()["id"])
     assert any(re.search(done, line) for line in access), access
+    streamed = (
+        r'"POST /v1/completions HTTP/1\.1" 200 [\d.]+ ms cmpl-[0-9a-f]{32} \(stream cut before its end\)$'
+    )
+    assert any(re.search(streamed, line) for line in access), access
     assert any(
         re.search(r'"POST /v1/completions HTTP/1\.1" 499 [\d.]+ ms cmpl-[0-9a-f]{32}$', x) for x in access
     )

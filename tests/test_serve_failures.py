@@ -5,6 +5,7 @@ good, every later request answered 503 while /health said ok)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,9 @@ def _no_path(response, path: Path) -> None:
 
 
 @pytest.mark.parametrize("batching", [True, False])
-def test_a_failed_step_is_a_500_naming_no_path_and_the_server_goes_on(one_row_breaks, batching):
+def test_a_failed_step_is_a_500_naming_no_path_and_the_server_goes_on(one_row_breaks, batching, caplog):
     config = ServeConfig(model=str(one_row_breaks), batching=batching)
+    caplog.set_level("INFO", "nextword.serve.access")
     with TestClient(create_app(config), raise_server_exceptions=False) as client:
         one_row = {"prompt": "the network", "max_tokens": 4, "seed": 0}
         failed = client.post("/v1/completions", json=one_row)
@@ -47,6 +49,10 @@ def test_a_failed_step_is_a_500_naming_no_path_and_the_server_goes_on(one_row_br
         errors = [json.loads(e)["error"] for e in events if e != "[DONE]" and "error" in json.loads(e)]
         assert errors and errors[0]["type"] == "server_error", events
         assert "ModelRunError" in errors[0]["message"] and "private-folder" not in "".join(events)
+        # its access line: the 200 sent when the stream began, and how it ended
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"][-1:]
+        assert '"POST /v1/completions HTTP/1.1" 200 ' in line, line
+        assert line.endswith("(stream ended by an error event (server_error))"), line
         for route, body in (
             ("/v1/score", {"text": "the network receives"}),
             ("/v1/suggest", {"prompt": "the"}),
@@ -59,6 +65,12 @@ def test_a_failed_step_is_a_500_naming_no_path_and_the_server_goes_on(one_row_br
         two_rows = client.post("/v1/completions", json={**one_row, "prompt": ["the network", "a model"]})
         assert two_rows.status_code == 200, two_rows.text
         assert len(two_rows.json()["choices"]) == 2
+        with client.stream(
+            "POST", "/v1/completions", json={**one_row, "stream": True, "prompt": ["a", "b"]}
+        ) as ok:
+            assert [line for line in ok.iter_lines() if line][-1] == "data: [DONE]"
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"][-1:]
+        assert re.search(r'" 200 [\d.]+ ms cmpl-[0-9a-f]{32}$', line), line  # ran to its end: nothing added
         health = client.get("/health").json()
         assert health["status"] == "ok", health
         if batching:

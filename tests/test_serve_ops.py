@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from nextword.cli.main import main
 from nextword.runtime.terminal import SafeFormatter
 from nextword.serve import ServeConfig, create_app
-from nextword.serve.access import REQUEST_ID, access_line, request_line
+from nextword.serve.access import REQUEST_ID, STREAM_END, access_line, request_line
 from nextword.serve.logs import (
     FORCED_QUIT,
     ForcedQuit,
@@ -91,6 +91,8 @@ def test_an_access_line_keeps_query_values_and_forged_addresses_out():
     assert line == '127.0.0.1:5000 - "GET /v1/models%22x?api_key=...&...&b=...&... HTTP/1.1"', line
     assert access_line(line, {"state": {REQUEST_ID: "cmpl-1"}}, 499, 0.0123) == f"{line} 499 12.3 ms cmpl-1"
     assert access_line(line, {}, 200, 1) == f"{line} 200 1000.0 ms"
+    cut = {"state": {REQUEST_ID: "cmpl-2", STREAM_END: "stream cut before its end"}}
+    assert access_line(line, cut, 200, 1) == f"{line} 200 1000.0 ms cmpl-2 (stream cut before its end)"
     for client, shown in [
         (("203.0.113.9", 0), "203.0.113.9"),  # forwarded by a trusted proxy: no port
         (("::1", 8000), "[::1]:8000"),
