@@ -155,14 +155,14 @@ def app_from_environment() -> FastAPI:
     return create_app(ServeConfig(**settings))
 
 
-def _said_again(signum: int, first: int, in_flight: int) -> None:
+def _said_again(signum: int, first: int, in_flight: int, worker: bool) -> None:
     """Log what a signal does to a server already shutting down (uvicorn's handling): a Ctrl-C quits at
-    once, whatever came first; a SIGTERM after a SIGTERM waits on (one after a Ctrl-C is uvicorn's
-    supervisor stopping a worker of ``--workers``: nothing to say)."""
+    once, whatever came first; a SIGTERM after a SIGTERM waits on. A worker of ``--workers`` says
+    nothing of a second SIGTERM: uvicorn's supervisor sends one to every worker it stops."""
     if signum == signal.SIGINT:
         FORCED_QUIT.set()  # the tasks cancelled now are not failures: their tracebacks are not logged
         logger.warning("Ctrl-C again: quitting at once, cutting %d generation(s) in flight", in_flight)
-    elif signum == signal.SIGTERM and first == signal.SIGTERM:
+    elif signum == signal.SIGTERM and first == signal.SIGTERM and not worker:
         logger.warning(
             "SIGTERM again: already shutting down, %d generation(s) in flight (Ctrl-C twice quits at once)",
             in_flight,
@@ -177,7 +177,6 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {}
-    first: list[int] = []  # the signal that began the shutdown
     hangup = getattr(signal, "SIGHUP", None)  # not on Windows
     if (
         hangup is not None
@@ -201,9 +200,9 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
 
         def chained(signum: int, frame: Any, handler: Any = handler) -> None:
             if state.draining:
-                _said_again(signum, first[0] if first else signum, len(state.jobs))
+                _said_again(signum, state.stopped_by or signum, len(state.jobs), state.config.workers > 1)
             else:
-                first.append(signum)
+                state.stopped_by = signum
             state.begin_shutdown(loop)
             handler(signum, frame)
 

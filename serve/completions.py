@@ -183,6 +183,8 @@ async def _events(
                     _add_logprob(lp, u, prefixes[u.index])
                 if not (u.text or u.finished or lp):
                     continue
+                if u.finished and u.finish_reason == "cancelled":  # by the drain: a client that left is gone
+                    said[STREAM_END] = "stream cancelled: the server is shutting down"
                 reason = FINISH.get(u.finish_reason or "") if u.finished else None
                 end = u.finish_reason if u.finished else None
                 events.append(choice_event(head, u.index, u.text, reason, end, lp))

@@ -90,7 +90,7 @@ def refusal(exc: ValueError, param: str | None = None) -> APIError:
     refused; but a model that failed while running (:class:`ModelRunError`, whose message starts with
     the file's path on this machine) is the server's fault: logged here, a 500 naming no path."""
     if isinstance(exc, ModelRunError):
-        logger.error("the model failed on a request: %s", exc)
+        logger.error("the model failed on a request: %s", exc, exc_info=exc)
         return APIError(500, FAILED)
     return APIError(400, str(exc), param)
 

@@ -72,8 +72,11 @@ class ForcedQuit(logging.Filter):
     is logged as any failure is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not FORCED_QUIT.is_set():
+            return True
         cancelled = record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError)
-        return not (cancelled and FORCED_QUIT.is_set())
+        # Starlette hands uvicorn the lifespan's traceback as the text of its "shutdown failed" message
+        return not (cancelled or "CancelledError" in record.getMessage())
 
 
 def uvicorn_log_config(level: str = "info") -> dict[str, Any]:

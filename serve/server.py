@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -131,6 +132,9 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         "root_path": config.root_path,
         "log_config": uvicorn_log_config(config.log_level),  # time-stamped lines, in each worker too
         "access_log": False,  # written when it starts; the app writes one when it ends (serve/access.py)
+        # no route takes a websocket: an upgrade request is an HTTP request (a 404 with its access
+        # line), not uvicorn's own "WebSocket PATH?QUERY 403" line, which logged a key sent there
+        "ws": "none",
     }
     if config.ssl_certfile is not None:
         common["ssl_certfile"], common["ssl_keyfile"] = config.ssl_certfile, config.ssl_keyfile
@@ -141,7 +145,9 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         check_tls(config)
         check_address(config.host, config.port)  # one line naming --port, not uvicorn's shutdown log
         _warn_if_public(config)
-        uvicorn.run(app, **common)
+        uvicorn.run(app, **common)  # returns after Ctrl-C too (uvicorn swallows the KeyboardInterrupt)
+        if app.state.nextword.stopped_by == signal.SIGINT:
+            raise KeyboardInterrupt  # `nextword serve: interrupted`, status 130, as the other commands
         return
     if model is not None:
         raise ValueError("workers > 1 load the model in each process: pass config.model, not model")

@@ -33,6 +33,7 @@ class ServerState:
     slots: Slots = field(init=False)
     jobs: set[Job | BeamJob] = field(default_factory=set)
     draining: bool = False
+    stopped_by: int | None = None  # the signal that began the shutdown
     started: float = field(default_factory=time.time)
     served: int = 0
     words: int = 0  # words generated, over every sequence of every completion answered

@@ -407,6 +407,10 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
         _wait_up(url, server, tmp_path)
         assert httpx.get(f"{url}/v1/models?api_key={key}&flag", headers=auth, timeout=30).status_code == 200
         assert httpx.get(url + "/health", headers={"x-forwarded-for": forged}, timeout=30).status_code == 200
+        upgrade = {"connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
+                   "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+        # uvicorn's websocket line logged the path with its query (a key there too): no websockets now
+        assert httpx.get(f"{url}/ws?api_key={key}", headers=upgrade, timeout=30).status_code == 404
         answer = httpx.post(url + "/v1/completions", json={"prompt": "the", "max_tokens": 3}, headers=auth)
         assert answer.status_code == 200
         body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False}  # seconds of work
@@ -427,7 +431,7 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
         line.split(" nextword.serve.access: ", 1)[1] for line in log.splitlines() if ".serve.access: " in line
     ]
     assert key not in log and " uvicorn.access: " not in log, log  # one access line per request, ours
-    assert "127.0.0.1:" in access[0] and '"GET /v1/models?api_key=...&... HTTP/1.1" 200 ' in log, access
+    assert "127.0.0.1:" in access[0] and '"GET /v1/models?... HTTP/1.1" 200 ' in log, access
     (health,) = [line for line in access if '"GET /health HTTP/1.1"' in line and "not an address" in line]
     assert health.startswith(f"(not an address: {quote(forged, safe='')}) - "), health  # no quote, no space
     done = re.escape('"POST /v1/completions HTTP/1.1" 200 ') + r"[\d.]+ ms " + re.escape(answer.json()["id"])
@@ -436,6 +440,7 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
         r'"POST /v1/completions HTTP/1\.1" 200 [\d.]+ ms cmpl-[0-9a-f]{32} \(stream cut before its end\)$'
     )
     assert any(re.search(streamed, line) for line in access), access
+    assert any('"GET /ws?... HTTP/1.1" 404 ' in line for line in access), access
     assert any(
         re.search(r'"POST /v1/completions HTTP/1\.1" 499 [\d.]+ ms cmpl-[0-9a-f]{32}$', x) for x in access
     )
@@ -472,3 +477,17 @@ def test_ctrl_c_twice_quits_at_once_with_one_line_not_a_traceback_per_stream(mod
     assert "Traceback" not in log and "CancelledError" not in log, log
     assert "SIGTERM again: already shutting down, 2 generation(s) in flight (Ctrl-C twice" in log, log
     assert log.count("Ctrl-C again: quitting at once, cutting 2 generation(s) in flight") == 1, log
+
+
+def test_ctrl_c_ends_the_command_as_interrupted_with_status_130(model_path, tmp_path):
+    # uvicorn swallowed the KeyboardInterrupt, so `nextword serve` stopped by Ctrl-C exited 0, unlike
+    # every other command (130, "interrupted"); SIGTERM's 143 stays
+    port = free_port()
+    server = _serve(model_path, port, tmp_path)
+    try:
+        _wait_up(f"http://127.0.0.1:{port}", server, tmp_path)
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 130, _log(tmp_path)
+    finally:
+        _stop(server)
+    assert "nextword serve: interrupted" in _log(tmp_path) and "Traceback" not in _log(tmp_path)
