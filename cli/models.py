@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from nextword.runtime import LoadLimits, ModelLimitError, NextWordModel, default_model
-from nextword.runtime.limits import SIZE_LIMITS, SIZE_LIMITS_ADVICE, SIZE_LIMITS_HELP
+from nextword.runtime.limits import SIZE_LIMITS_HELP, advise_the_flag
 
 __all__ = [
     "CACHE_HELP",
@@ -49,9 +49,9 @@ def open_model(path: str | None, device: str = "cpu", size_limits: bool = True) 
             path, device=device, limits=None if size_limits else LoadLimits().without_size_caps()
         )
     except ModelLimitError as exc:
-        if exc.limit not in SIZE_LIMITS or not size_limits:  # a cap the flag does not lift
+        if not size_limits:  # given already: a cap it does not lift
             raise
-        raise exc.advising(SIZE_LIMITS_ADVICE) from None
+        raise advise_the_flag(exc) from None
     except ValueError as exc:  # the device's own messages start with its name: the flag's, here
         if not str(exc).startswith("device"):
             raise

@@ -154,9 +154,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
             f"{args.model} looks like a corpus, and evaluate's first argument is the model: nextword "
             f"evaluate MODEL.onnx {args.model} (the bundled model is {BUNDLED_MODEL})"
         )
-    model = cached_model(
-        args.model, args.cache, args.device, args.size_limits
-    )  # --cache without settings: the flag named
+    # --cache without settings: the flag named
+    model = cached_model(args.model, args.cache, args.device, args.size_limits)
     provenance = _split_model(args, model).info.provenance
     if args.trained_on and args.split == "train":
         raise ValueError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .checks import plain_numbers
-from .errors import ModelLimitError
+from .errors import ModelFileError, ModelLimitError
 
 __all__ = [
     "DEFAULT_ALLOWED_OPS",
@@ -22,10 +22,10 @@ __all__ = [
     "OPSET_VERSIONS",
     "PROTOBUF_LIMIT",
     "SIZE_LIMITS",
-    "SIZE_LIMITS_ADVICE",
     "SIZE_LIMITS_HELP",
     "LoadLimits",
     "MiB",
+    "advise_the_flag",
 ]
 
 MiB = 1024 * 1024
@@ -96,7 +96,15 @@ SIZE_LIMITS_HELP = (
     "which guard against hostile files; --no-size-limits lifts them for a file you trust, such as your "
     "own export, keeping every other check"
 )
-SIZE_LIMITS_ADVICE = "if you trust the file (your own export, say), add --no-size-limits"
+
+
+def advise_the_flag(exc: ModelFileError, also: str = "") -> ModelFileError:
+    """``exc`` advising ``--no-size-limits`` (then ``also``) where it refuses a file over a cap the flag
+    lifts, in place of ``LoadLimits``, which a command cannot take; ``exc`` itself otherwise."""
+    if isinstance(exc, ModelLimitError) and exc.limit in SIZE_LIMITS:
+        return exc.advising(f"if you trust the file (your own export, say), add --no-size-limits{also}")
+    return exc
+
 
 _POSITIVE_INTS = (
     "max_file_bytes",

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
 from nextword.runtime.checks import plain_numbers
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
-from nextword.runtime.errors import ModelLimitError, noted
-from nextword.runtime.limits import SIZE_LIMITS, SIZE_LIMITS_ADVICE, SIZE_LIMITS_HELP, LoadLimits
+from nextword.runtime.errors import noted
+from nextword.runtime.limits import SIZE_LIMITS_HELP, LoadLimits, advise_the_flag
 from nextword.runtime.sessions import gpu_number
 
 from .keys import ENV_KEY, check_keys
@@ -241,8 +241,8 @@ class ServeConfig:
     def explained(self, exc: ModelFileError) -> ModelFileError:
         """``exc``, a refusal of :attr:`model_path`, saying where the path came from when the user typed
         none (``$NEXTWORD_MODEL``), as the other commands do."""
-        if isinstance(exc, ModelLimitError) and exc.limit in SIZE_LIMITS and self.size_limits:
-            exc = exc.advising(f"{SIZE_LIMITS_ADVICE} (ServeConfig(size_limits=False))")
+        if self.size_limits:
+            exc = advise_the_flag(exc, " (ServeConfig(size_limits=False))")
         if self.model is None and os.environ.get(ENV_VAR):
             return noted(exc, f"(the path comes from ${ENV_VAR}; fix or unset it)")
         return exc
