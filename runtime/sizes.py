@@ -150,13 +150,15 @@ def limits_call(needed: dict[str, int]) -> str:
 
 
 def limits_note(needed: dict[str, int]) -> str:
-    """The sentence that says how to load a file needing ``needed``: in Python, with the commands, and,
-    for the two limits the browser's ``load()`` has (file and tokenizer size), in JavaScript."""
+    """The sentence that says how to load a file needing ``needed``: in Python, with the commands, and in
+    JavaScript (nextword-web's ``load()`` has the same limits, named in camelCase)."""
     text = f"load(path, limits={limits_call(needed)}) in Python, --no-size-limits for the nextword commands"
-    web = {"max_file_bytes": "maxFileBytes", "max_tokenizer_bytes": "maxTokenizerBytes"}
-    parts = [
-        f"{web[name]}: {-(-value // MiB)} * 1024 * 1024" for name, value in needed.items() if name in web
-    ]
-    if parts:
-        text += f", load(url, {{ limits: {{ {', '.join(parts)} }} }}) in the browser"
-    return text
+    parts = []
+    for name, value in needed.items():
+        head, *rest = name.split("_")
+        camel = head + "".join(word.title() for word in rest)
+        if name.endswith("_bytes") or name == "max_macs_per_token":
+            parts.append(f"{camel}: {-(-value // MiB)} * 1024 * 1024")
+        else:
+            parts.append(f"{camel}: {value}")
+    return f"{text}, load(url, {{ limits: {{ {', '.join(parts)} }} }}) in the browser"

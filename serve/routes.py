@@ -98,8 +98,14 @@ def _model_entry(state: ServerState) -> dict[str, Any]:
         "created": int(state.started),
         "owned_by": "nextword",
         "nextword": model_summary(state.model),
-        # this server's caps, so that a client (the page's Words slider) asks for no more than it takes
-        "limits": {"max_words": state.config.max_words, "max_prompt_chars": state.config.max_prompt_chars},
+        # this server's caps, so that a client (the page's Words slider) asks for no more than it takes;
+        # size_limits: whether model files are held to load()'s size caps (the page's browser mode holds
+        # model.onnx to the same)
+        "limits": {
+            "max_words": state.config.max_words,
+            "max_prompt_chars": state.config.max_prompt_chars,
+            "size_limits": state.config.size_limits,
+        },
     }
 
 

@@ -273,3 +273,13 @@ def test_fine_tuning_from_a_file_over_the_size_caps_needs_no_flag(
     out = tmp_path / "tuned"
     result = train(replace(tiny_config, out=str(out), init_from=str(model_path), epochs=1))
     assert RunDir(out).model.is_file() and result.epochs == 1
+
+
+def test_the_loading_advice_names_every_needed_limit_for_the_browser_too():
+    # the browser's part named only the file and tokenizer caps: nextword-web's load() has all of them
+    needed = {"max_file_bytes": 70 * 2**20 + 1, "max_state_width": 5000, "max_macs_per_token": 200 * 2**20}
+    note = runtime_sizes.limits_note(needed)
+    assert "LoadLimits(max_file_bytes=71 * MiB, max_state_width=5000, max_macs_per_token=200 * MiB)" in note
+    assert "--no-size-limits" in note
+    browser = "maxFileBytes: 71 * 1024 * 1024, maxStateWidth: 5000, maxMacsPerToken: 200 * 1024 * 1024"
+    assert note.endswith(f"load(url, {{ limits: {{ {browser} }} }}) in the browser"), note

@@ -223,3 +223,26 @@ def test_a_file_that_cannot_load_is_named_and_the_switch_released(browser, model
         assert "error" in browser.find_element(By.ID, "where-status").get_attribute("class")
     finally:
         server.stop()
+
+
+def test_a_server_without_size_limits_lets_the_browser_load_a_file_over_the_caps(
+    browser, model_path, tmp_path
+):
+    """nextword serve --no-size-limits serves a file over load()'s 64 MiB cap; "Run in this browser" once
+    refused that same file with nextword-web's cap (advice a page user cannot take)."""
+    import onnx
+    from browser import start_server
+
+    from nextword.serve import ServeConfig, create_app
+
+    proto = onnx.load(str(model_path))
+    proto.graph.doc_string = "x" * (65 * 2**20)  # past the 64 MiB cap; nothing reads it
+    big = tmp_path / "tiny-padded.onnx"
+    onnx.save(proto, str(big))
+    server = start_server(create_app(ServeConfig(model=str(big), size_limits=False)))
+    try:
+        status = switch_on_and_wait(browser, server.url + "/")
+        assert status.endswith("Words are generated in this browser."), status
+        assert browser.execute_script("return document.body.dataset.backend") == "browser"
+    finally:
+        server.stop()

@@ -240,3 +240,24 @@ def test_graph_limits_are_validated_as_the_other_limits(model_path, tmp_path):
         "NextwordError: limits.maxTensorBytes must be a positive integer, got 0"
     )
     assert js["max_nodes"]["checked"] == "NextwordError: limits.maxNodes must be a positive integer, got 2.5"
+
+
+def test_web_lifts_the_size_caps_python_lifts():
+    """nextword-web's withoutSizeCaps() lifts the caps LoadLimits().without_size_caps() lifts (named in
+    camelCase), at least as far, and no other limit."""
+    need_node()
+    from nextword.runtime.limits import SIZE_LIMITS
+
+    script = (
+        f"const m = await import({json.dumps((WEB / 'src' / 'index.js').as_uri())});"
+        "console.log(JSON.stringify({caps: m.SIZE_CAPS, lifted: m.withoutSizeCaps()}));"
+    )
+    result = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    web = json.loads(result.stdout)
+    assert sorted(web["caps"]) == sorted(camel(name) for name in SIZE_LIMITS)
+    python = LoadLimits().without_size_caps()
+    for name in SIZE_LIMITS:
+        assert web["lifted"][camel(name)] >= min(getattr(python, name), 2**53 - 1), name

@@ -9,7 +9,9 @@
 //                                              start at ({temperature, maxWords, topK, topP}, each
 //                                              present only where the file sets it); limits: what
 //                                              the backend takes at most ({maxWords, maxPromptChars},
-//                                              absent where nothing caps them)
+//                                              absent where nothing caps them); sizeLimits: false
+//                                              where the server loads model files of any size
+//                                              (--no-size-limits), which the browser mode then does too
 //   generate(prompt, options, onText, signal) -> resolves to {finishReason} once done; onText(piece)
 //                                              is called with each new piece of text as it arrives
 //   suggest(prompt, k, signal)                -> [{word, text, probability}]  (text: what to append)
@@ -142,6 +144,7 @@ export function createServerBackend(base = "", key = null) {
       const limits = {};
       if (model.limits?.max_words) limits.maxWords = model.limits.max_words;
       if (model.limits?.max_prompt_chars) limits.maxPromptChars = model.limits.max_prompt_chars;
+      if (model.limits?.size_limits === false) limits.sizeLimits = false;
       return {
         id: model.id,
         vocabSize: about.vocab_size,

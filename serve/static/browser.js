@@ -4,20 +4,22 @@
 // relative to the page (or to this file), so the page works behind a proxy that serves it under a path.
 
 import { keyHeaders } from "./key.js";
-import { WorkerModel } from "./web/client.js";
+import { WorkerModel, withoutSizeCaps } from "./web/client.js";
 
 const abort = () => new DOMException("stopped", "AbortError");
 
 // `base`: the folder the server's files are under, ending in "/"; "" is the page's own folder. `key`: the
 // API key of a server started with --api-key, which guards model.onnx too: the page then fetches the file
-// itself, with the key, and hands the worker its bytes.
-export async function createBrowserBackend(base = "", key = null) {
+// itself, with the key, and hands the worker its bytes. `sizeLimits`: false loads a model file of any size,
+// as a server started with --no-size-limits does (nextword-web's load() holds it to the same caps otherwise).
+export async function createBrowserBackend(base = "", key = null, sizeLimits = true) {
   const url = `${base}model.onnx`;
   const source = key === null ? url : await fetchModel(url, key);
   const model = await WorkerModel.load(source, {
     workerUrl: `${base}static/web/worker.js`,
     ortUrl: `${base}static/ort/ort.wasm.min.mjs`,
     wasmPaths: `${base}static/ort/`,
+    ...(sizeLimits ? {} : { limits: withoutSizeCaps() }),
   });
   const info = model.info;
   return {
@@ -109,7 +111,9 @@ export function browserMode(page, serverBackend, doc = document, key = null) {
       if (!local) {
         say("Downloading the model and onnxruntime-web (once)…");
         const started = performance.now();
-        local = await createBrowserBackend("", key);
+        // the server's own caps on the model file's size, which its operator chose (--no-size-limits)
+        const { limits } = await serverBackend.info();
+        local = await createBrowserBackend("", key, limits?.sizeLimits !== false);
         doc.defaultView.nextwordInBrowser = local; // for diagnostics: what the worker fetched (model.resources())
         say(`Loaded in ${((performance.now() - started) / 1000).toFixed(1)} s. `);
       }

@@ -4,6 +4,8 @@
 import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
 import { streamOptions } from './generation.js';
 
+export { SIZE_CAPS, withoutSizeCaps } from './size-caps.js';
+
 // Errors rebuilt with their own class on this side of the worker (a worker can only post plain data).
 const ERRORS = { ModelFileError, ModelRunError, NextwordError, TypeError, RangeError };
 

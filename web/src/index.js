@@ -5,6 +5,7 @@ export { load, NextWordModel } from './model.js';
 export { ModelFileError, ModelRunError, NextwordError } from './errors.js';
 export { DEFAULTS as GENERATION_DEFAULTS, MAX_BATCH, MAX_WORDS, resolveOptions } from './generation.js';
 export { DEFAULT_LIMITS, checkModelFile } from './model-check.js';
+export { SIZE_CAPS, withoutSizeCaps } from './size-caps.js';
 export { Tokenizer, TokenizerConfig, EOD, PAD, UNK } from './tokenizer.js';
 export { SeedSequence, PCG64 } from './random.js';
 export { UNICODE_VERSION } from './unicode.js';

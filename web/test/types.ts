@@ -1,6 +1,15 @@
 // Compiled by tests (tsc --noEmit --strict): the hand-written types describe the API as used.
-import { load, ModelFileError, NextwordError, type GenerationOptions, Tokenizer } from 'nextword-web';
-import { WorkerModel } from 'nextword-web/client';
+import {
+  load,
+  ModelFileError,
+  NextwordError,
+  type GenerationOptions,
+  type LoadLimits,
+  SIZE_CAPS,
+  Tokenizer,
+  withoutSizeCaps,
+} from 'nextword-web';
+import { WorkerModel, withoutSizeCaps as uncapped } from 'nextword-web/client';
 
 async function main(): Promise<void> {
   const model = await load('model.onnx', { limits: { maxFileBytes: 1 << 20 }, numThreads: 1 });
@@ -43,7 +52,14 @@ async function main(): Promise<void> {
   const remote = await WorkerModel.load('/model.onnx', {
     ortUrl: '/ort/ort.wasm.min.mjs',
     wasmPaths: '/ort/',
+    limits: uncapped(),
   });
+  const trusted: LoadLimits = withoutSizeCaps({ maxNodes: 100 });
+  console.log(
+    trusted.maxFileBytes,
+    SIZE_CAPS.includes('maxFileBytes'),
+    (await load('big.onnx', { limits: trusted })).info,
+  );
   console.log(remote.info.vocabulary, await remote.generate('x', { maxWords: 3 }));
   remote.terminate();
   await model.release();

@@ -10,9 +10,17 @@ import { fileURLToPath } from 'node:url';
 
 import { BeamSearch } from '../src/beam.js';
 import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
-import { WorkerModel } from '../src/client.js';
+import { WorkerModel, withoutSizeCaps as clientUncapped } from '../src/client.js';
 import { changes, DEFAULTS, optionsFromMetadata, resolveOptions } from '../src/generation.js';
-import { DEFAULT_LIMITS, GENERATION_DEFAULTS, load, ModelFileError, NextwordError } from '../src/index.js';
+import {
+  DEFAULT_LIMITS,
+  GENERATION_DEFAULTS,
+  load,
+  ModelFileError,
+  NextwordError,
+  SIZE_CAPS,
+  withoutSizeCaps,
+} from '../src/index.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
 import { normalize } from '../src/tokenizer.js';
@@ -130,6 +138,24 @@ describe('load()', () => {
       assert.ok(error instanceof NextwordError && !(error instanceof ModelFileError), error.name);
     }
     assert.ok((await refusal(load(42))) instanceof TypeError);
+  });
+
+  test('withoutSizeCaps() lifts each cap on size and cost, and keeps every other check', async () => {
+    // each cap, set below what the bundled model needs, refuses it naming the cap
+    const tiny = Object.fromEntries(SIZE_CAPS.map((name) => [name, 1]));
+    for (const name of SIZE_CAPS) {
+      const refused = await refusal(load(bytes, { limits: { [name]: 1 } }));
+      assert.ok(refused instanceof ModelFileError && refused.message.includes(name), refused.message);
+    }
+    const lifted = await load(bytes, { limits: withoutSizeCaps(tiny) });
+    assert.equal(lifted.vocabSize, model.vocabSize);
+    await lifted.release();
+    // the rest stays: a node cap still refuses, the caller's own limits are kept
+    const nodes = await refusal(load(bytes, { limits: withoutSizeCaps({ ...tiny, maxNodes: 1 }) }));
+    assert.ok(nodes instanceof ModelFileError && /maxNodes/.test(nodes.message), nodes.message);
+    assert.deepEqual(Object.keys(withoutSizeCaps()).sort(), [...SIZE_CAPS].sort());
+    for (const name of SIZE_CAPS) assert.ok(withoutSizeCaps()[name] > DEFAULT_LIMITS[name], name);
+    assert.equal(clientUncapped, withoutSizeCaps); // the Web Worker's page side exports the same
   });
 
   test('a fetch given to load() that returns no Response, throws or rejects is named, with the URL', async () => {
@@ -350,7 +376,7 @@ describe('types/index.d.ts and types/client.d.ts', () => {
       'test/types-wrong.ts',
     );
     assert.notEqual(result.status, 0);
-    for (const line of [6, 7, 8, 9, 10, 11, 12, 13])
+    for (const line of [6, 7, 8, 9, 10, 11, 12, 13, 14])
       assert.match(result.stdout, new RegExp(`types-wrong\\.ts\\(${line},`), result.stdout);
   });
 });

@@ -11,6 +11,8 @@ import type {
   TextStream,
 } from './index.js';
 
+export { SIZE_CAPS, withoutSizeCaps } from './index.js';
+
 export interface WorkerLoadOptions {
   /** a worker (or MessagePort) already running nextword-web/worker */
   worker?: Worker | MessagePort;

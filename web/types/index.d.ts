@@ -226,6 +226,13 @@ export const MAX_WORDS: number;
 export const MAX_BATCH: number;
 export const GENERATION_DEFAULTS: Readonly<Required<GenerationOptions>>;
 export const DEFAULT_LIMITS: Readonly<Required<LoadLimits>>;
+/** The names of the limits withoutSizeCaps() lifts. */
+export const SIZE_CAPS: readonly (keyof LoadLimits)[];
+/**
+ * `limits` (default: load()'s) with every cap on size and cost lifted (file, tokenizer, tensors, graph,
+ * work per word, state width), for a file one trusts; the checks of what the file is stay.
+ */
+export function withoutSizeCaps(limits?: LoadLimits): LoadLimits;
 /** The Unicode version of the Python whose tokenization this package reproduces. */
 export const UNICODE_VERSION: string;
 export function resolveOptions(base: GenerationConfig, options?: GenerationOptions): GenerationConfig;
