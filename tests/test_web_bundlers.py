@@ -156,6 +156,52 @@ def test_the_tarball_holds_the_modules_types_and_readme(app):
     for entry in manifest["exports"].values():
         for target in entry.values() if isinstance(entry, dict) else [entry]:
             assert (package / target).is_file(), target
+    # the app's onnxruntime-web is the one nextword-web runs: a dependency of its own gave it a second copy
+    assert "onnxruntime-web" not in manifest.get("dependencies", {}), manifest.get("dependencies")
+    assert manifest["peerDependencies"]["onnxruntime-web"].startswith("^"), manifest["peerDependencies"]
+
+
+def test_npm_installs_one_onnxruntime_web_beside_another_version_of_the_app(app, tmp_path):
+    # An app whose onnxruntime-web is another 1.x than the one this repository pins: npm must not give
+    # nextword-web a copy of its own (the app's wasmPaths went to the other copy, and Vite shipped two
+    # .wasm files). The app's copy is this repository's under another version number; --offline with an
+    # empty cache: a second copy would have to be downloaded, and fails here instead.
+    real = WEB / "node_modules" / "onnxruntime-web"
+    other = tmp_path / "onnxruntime-web"
+    other.mkdir()
+    for entry in real.iterdir():
+        if entry.name != "package.json":
+            (other / entry.name).symlink_to(entry, entry.is_dir())
+    manifest = json.loads((real / "package.json").read_text())
+    major, minor, _ = manifest["version"].split(".")
+    manifest["version"] = f"{major}.{int(minor) + 1}.0"
+    (other / "package.json").write_text(json.dumps(manifest))
+    project = tmp_path / "app"
+    project.mkdir()
+    dependencies = {"onnxruntime-web": f"file:{other}"}
+    (project / "package.json").write_text(
+        json.dumps({"name": "app", "private": True, "dependencies": dependencies})
+    )
+    (tarball,) = (app / "packs").glob("nextword-web-*.tgz")
+    offline = [
+        "--offline",
+        "--cache",
+        str(tmp_path / "empty-cache"),
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+    ]
+    _run(["npm", "install", *offline, str(tarball)], project)
+    assert not (project / "node_modules" / "nextword-web" / "node_modules").exists()
+    listed = subprocess.run(
+        ["npm", "ls", "onnxruntime-web", "--all", "--parseable", "--offline"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert {Path(line).resolve() for line in listed.stdout.split()} == {other.resolve()}, listed.stdout
 
 
 def test_esbuild_bundle_runs_in_the_page_and_in_its_worker(app, server, browser, model):
@@ -208,6 +254,8 @@ def test_vite_build_ships_the_wasm_and_bundles_the_worker(app, server, browser, 
     _run([vite, "build", "--logLevel", "warn", "--base", "/vite/", "--outDir", str(app / "vite")], source)
     assets = sorted(path.name for path in (app / "vite" / "assets").iterdir())
     assert not any(".jsep" in name for name in assets), assets
+    # one onnxruntime-web, one .wasm: the page's and the worker's bundles share it
+    assert len([name for name in assets if name.endswith(".wasm")]) == 1, assets
     _check(_results(browser, f"{origin}/vite/index.html"), origin, model)
 
 

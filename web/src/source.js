@@ -105,7 +105,7 @@ async function fetchBytes(url, cap, fetcher, name) {
     response = await fetching(url);
   } catch (error) {
     // a rejection need not be an Error: undefined, a string...
-    throw new ModelFileError(`model file ${name} could not be fetched${by}: ${oneLine(error)}`);
+    throw new ModelFileError(`model file ${name} could not be fetched${by}: ${fetchFailure(error)}`);
   }
   if (!isResponse(response)) {
     throw new NextwordError(
@@ -119,10 +119,12 @@ async function fetchBytes(url, cap, fetcher, name) {
       `model file ${name} could not be fetched (HTTP ${response.status} ${response.statusText})`,
     );
   }
+  const type = response.headers.get('content-type');
+  if (/^\s*text\/html\b/i.test(type ?? '')) throw new ModelFileError(htmlPage(name, `Content-Type ${type}`));
   const declared = Number(response.headers.get('content-length'));
   if (declared > cap) throw new ModelFileError(tooBig(name, declared, cap));
   if (typeof response.body?.getReader !== 'function')
-    return capped(name, new Uint8Array(await response.arrayBuffer()), cap);
+    return notHtml(capped(name, new Uint8Array(await response.arrayBuffer()), cap));
   const chunks = [];
   let size = 0;
   const reader = response.body.getReader();
@@ -142,5 +144,34 @@ async function fetchBytes(url, cap, fetcher, name) {
     bytes.set(chunk, offset);
     offset += chunk.length;
   }
-  return { name, bytes };
+  return notHtml({ name, bytes });
+}
+
+/** What fetch() rejected with, and why: Node's "fetch failed" keeps the reason (ECONNREFUSED...) in its cause. */
+function fetchFailure(error) {
+  const cause = error?.cause;
+  if (cause === undefined || cause === null) return oneLine(error);
+  const code = typeof cause.code === 'string' ? cause.code : '';
+  let why = oneLine(cause);
+  if (!why || why === String(cause))
+    why = code || why; // an AggregateError (several addresses) has no message
+  else if (code && !why.includes(code)) why = `${code}: ${why}`;
+  return why ? `${oneLine(error)} (${why})` : oneLine(error);
+}
+
+/** An HTML page where the model file should be, in `{name, bytes}`: a ModelFileError, not a protobuf error. */
+function notHtml(read) {
+  const start = new TextDecoder().decode(read.bytes.subarray(0, 1024)).trimStart().toLowerCase();
+  if (start.startsWith('<!doctype html') || start.startsWith('<html')) {
+    throw new ModelFileError(htmlPage(read.name, 'it begins with an HTML tag'));
+  }
+  return read;
+}
+
+function htmlPage(name, why) {
+  return (
+    `model file ${name}: the server answered with an HTML page (${why}), not the model file, so the URL ` +
+    'likely names no file there (a development server or a single-page-app host answers a missing file ' +
+    'with its index.html); check the URL and that the .onnx file is served there'
+  );
 }

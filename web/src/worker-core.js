@@ -2,6 +2,7 @@
 // that generation never blocks the page. src/worker.js wires it to the worker's global scope; tests wire
 // it to a MessagePort. The protocol is private to src/client.js.
 
+import { NextwordError, oneLine } from './errors.js';
 import { load } from './model.js';
 import { importOrt } from './ort.js';
 
@@ -19,6 +20,24 @@ function turn() {
     };
     port2.postMessage(null);
   });
+}
+
+/** onnxruntime-web's ES module at `url` (WorkerModel.load's ortUrl), or a NextwordError naming it. */
+async function importOrtUrl(url) {
+  const fix =
+    "give ortUrl the URL of onnxruntime-web's ort.wasm.min.mjs as your server serves it (copied from " +
+    "node_modules/onnxruntime-web/dist/, e.g. '/ort/ort.wasm.min.mjs'), or leave ortUrl out where a " +
+    'bundler bundles the worker';
+  let ort;
+  try {
+    ort = await import(/* webpackIgnore: true */ /* @vite-ignore */ url);
+  } catch (error) {
+    throw new NextwordError(`ortUrl ${url} could not be imported (${oneLine(error)}); ${fix}`);
+  }
+  if (typeof ort?.InferenceSession?.create !== 'function' || !ort.env?.wasm) {
+    throw new NextwordError(`ortUrl ${url} is not onnxruntime-web (it has no InferenceSession); ${fix}`);
+  }
+  return ort;
 }
 
 /**
@@ -43,7 +62,7 @@ export function serve(port) {
       // to the one at ortUrl; without either, load() imports it as it does in a page
       let ort;
       if (ortUrl || wasmPaths) {
-        ort = ortUrl ? await import(/* webpackIgnore: true */ /* @vite-ignore */ ortUrl) : await importOrt();
+        ort = ortUrl ? await importOrtUrl(ortUrl) : await importOrt();
         if (wasmPaths) ort.env.wasm.wasmPaths = wasmPaths;
         ort.env.wasm.numThreads = rest.numThreads ?? 1;
       }

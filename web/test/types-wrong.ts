@@ -1,5 +1,5 @@
 // Must NOT compile: the types catch these mistakes (checked by test/unit.test.js).
-import { load, withoutSizeCaps } from 'nextword-web';
+import { load, NextWordModel, withoutSizeCaps } from 'nextword-web';
 
 async function main(): Promise<void> {
   const model = await load('model.onnx');
@@ -12,6 +12,7 @@ async function main(): Promise<void> {
   await model.score('a b', { cache: { theta: 1, mix: 0.1, gate: [1, 2], window: 8 } });
   await model.score('a b', { cache: { theta: 1, gate: [1, 2], similarity: 'euclid', window: 8 } });
   withoutSizeCaps({ maxFileBytes: '1 MiB' });
+  new NextWordModel(); // load() makes one
   console.log(word);
 }
 main();

@@ -1,5 +1,7 @@
 // Compiled by tests (tsc --noEmit --strict): the hand-written types describe the API as used.
 import {
+  checkModelFile,
+  GENERATION_DEFAULTS,
   load,
   ModelFileError,
   NextwordError,
@@ -85,4 +87,21 @@ export async function more(): Promise<void> {
   const share = settings?.gate ? `gate ${settings.gate[0]}, ${settings.gate[1]}` : `mix ${settings?.mix}`;
   const again = await model.nextWords('a', 3, { cache: gated });
   console.log(settings?.theta, settings?.window, alone[0].probability, mixed.perplexity, share, again);
+}
+
+export async function unions(prompt: string | string[], file: Blob): Promise<void> {
+  // a prompt whose kind is known only at run time, as generate() takes it
+  const model = await load(file);
+  const out: string | string[] = await model.generate(prompt, { maxWords: 3 });
+  const worker = await WorkerModel.load(file, { wasmPaths: new URL('/ort/', 'http://host/') });
+  const remote: string | string[] = await worker.generate(prompt);
+  await WorkerModel.load('/model.onnx', {
+    wasmPaths: { wasm: '/ort/ort-wasm-simd-threaded.wasm', mjs: new URL('http://host/ort.mjs') },
+  });
+  // limits in part, the rest from the defaults, as load() takes them
+  const meta = checkModelFile('model.onnx', new Uint8Array(8), { maxNodes: 100 });
+  // the defaults are a GenerationConfig: stop a list, seed null
+  const stop: readonly string[] = GENERATION_DEFAULTS.stop;
+  const seed: bigint | null = GENERATION_DEFAULTS.seed;
+  console.log(out, remote, meta.formatVersion, stop, seed);
 }

@@ -85,6 +85,13 @@ describe('load()', () => {
       } else if (request.url === '/chunked.onnx') {
         response.writeHead(200); // no length declared: chunked
         response.end(bytes);
+      } else if (request.url === '/app/model.onnx') {
+        // a development server or a single-page app's host: its index.html for any path
+        response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        response.end('<!doctype html><html><body>app</body></html>');
+      } else if (request.url === '/untyped/model.onnx') {
+        response.writeHead(200, { 'content-type': 'application/octet-stream' });
+        response.end('\r\n  <HTML><body>not found</body></HTML>');
       } else {
         response.writeHead(404, 'Not Found').end();
       }
@@ -118,10 +125,55 @@ describe('load()', () => {
         cut.message,
         /chunked\.onnx is larger than the 1,000-byte limit for model files \(its download was stopped at [\d,]+ bytes\)/,
       );
+      // an HTML page where the file should be: it failed as "not a valid ONNX protobuf (... groups)"
+      for (const [path, why] of [
+        ['/app/model.onnx', 'Content-Type text/html; charset=utf-8'],
+        ['/untyped/model.onnx', 'it begins with an HTML tag'],
+      ]) {
+        const page = await refusal(load(`${base}${path}`));
+        assert.ok(page instanceof ModelFileError, String(page));
+        assert.ok(
+          page.message.startsWith(
+            `model file ${base}${path}: the server answered with an HTML page (${why}), not the model ` +
+              'file, so the URL likely names no file there',
+          ),
+          page.message,
+        );
+      }
       await Promise.all([fromUrl.release(), fromBytes.release()]);
     } finally {
       server.close();
     }
+    // a port nothing listens on (one just let go): "fetch failed" alone did not say why
+    const closed = createServer();
+    await new Promise((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = closed.address().port;
+    await new Promise((resolve) => closed.close(resolve));
+    const gone = await refusal(load(`http://127.0.0.1:${port}/model.onnx`));
+    assert.ok(gone instanceof ModelFileError, String(gone));
+    assert.match(
+      gone.message,
+      /^model file http:\/\/127\.0\.0\.1:\d+\/model\.onnx could not be fetched: fetch failed \(.*ECONNREFUSED/,
+    );
+  });
+
+  test('checkModelFile() takes limits in part, the rest from DEFAULT_LIMITS, as load() does', async () => {
+    const { checkModelFile } = await import('../src/index.js');
+    assert.equal(checkModelFile('<model bytes>', bytes, { maxNodes: 5000 }).formatVersion, 3);
+    assert.equal(checkModelFile('<model bytes>', bytes).formatVersion, 3);
+    const few = (() => {
+      try {
+        checkModelFile('<model bytes>', bytes, { maxNodes: 5 });
+      } catch (error) {
+        return error;
+      }
+    })();
+    assert.ok(few instanceof ModelFileError, String(few));
+    assert.match(few.message, /over the limit of 5/);
+    assert.throws(
+      () => checkModelFile('<model bytes>', bytes, { maxNodes: 0 }),
+      /limits\.maxNodes must be a positive integer, got 0/,
+    );
   });
 
   test('missing files, folders and bad limits are refused with the fix', async () => {
@@ -376,7 +428,7 @@ describe('types/index.d.ts and types/client.d.ts', () => {
       'test/types-wrong.ts',
     );
     assert.notEqual(result.status, 0);
-    for (const line of [6, 7, 8, 9, 10, 11, 12, 13, 14])
+    for (const line of [6, 7, 8, 9, 10, 11, 12, 13, 14, 15])
       assert.match(result.stdout, new RegExp(`types-wrong\\.ts\\(${line},`), result.stdout);
   });
 });
@@ -394,6 +446,12 @@ describe('options given in JavaScript', () => {
     [{ topP: Infinity }, 'topP must be a finite number > 0 and <= 1, got Infinity'],
     [{ maxWords: true }, 'maxWords must be an integer, got true'],
     [{ seed: '7' }, 'seed must be an integer, got "7"'],
+    [
+      { cache: { theta: 1, mix: 0.1, window: 8 } },
+      'cache must be true or false, got {"theta":1,"mix":0.1,"window":8} (generate and stream use the ' +
+        "file's cache settings; settings of your own go to nextWords, suggest and score)",
+    ],
+    [{ allowUnknown: { on: true } }, 'allowUnknown must be true or false, got {"on":true}'],
     [
       { numBeams: 2, numReturnSequences: 3 },
       'numReturnSequences=3 must be <= numBeams=2 (beam search returns its best beams)',
@@ -926,6 +984,111 @@ describe('the Web Worker client', () => {
     assert.deepEqual(new Uint8Array(pool.buffer, pool.byteOffset + 32, bytes.length), bytes);
   });
 
+  test('takes a Blob, as load() does', async () => {
+    const { port1, port2 } = new MessageChannel();
+    serve(port1);
+    const worker = await WorkerModel.load(new Blob([bytes]), { worker: port2 });
+    try {
+      assert.equal(worker.info.source, '<model bytes>');
+      const options = { maxWords: 6, seed: 4n };
+      assert.equal(
+        await worker.generate('the processor', options),
+        await model.generate('the processor', options),
+      );
+    } finally {
+      worker.terminate();
+      port1.close();
+    }
+  });
+
+  test("wasmPaths: a folder or onnxruntime-web's {wasm, mjs}, each URL made absolute", async () => {
+    // it sent String({wasm, mjs}), "[object Object]", as the folder
+    const sent = [];
+    class Recorder extends EventTarget {
+      postMessage(message) {
+        sent.push(message);
+      }
+      terminate() {}
+    }
+    const had = Object.getOwnPropertyDescriptor(globalThis, 'location');
+    globalThis.location = { href: 'http://host/app/page.html' };
+    try {
+      for (const wasmPaths of [
+        { wasm: 'ort/ort-wasm-simd-threaded.wasm', mjs: new URL('http://cdn/ort-wasm-simd-threaded.mjs') },
+        '/ort/',
+        new URL('http://cdn/ort/'),
+      ]) {
+        const worker = new Recorder();
+        WorkerModel.load('model.onnx', { worker, wasmPaths }).catch(() => {});
+        worker.dispatchEvent(new Event('error')); // settles the load: nothing answers it
+      }
+    } finally {
+      if (had) Object.defineProperty(globalThis, 'location', had);
+      else delete globalThis.location;
+    }
+    assert.deepEqual(
+      sent.map(({ source, options }) => [source, options.wasmPaths]),
+      [
+        [
+          'http://host/app/model.onnx',
+          {
+            wasm: 'http://host/app/ort/ort-wasm-simd-threaded.wasm',
+            mjs: 'http://cdn/ort-wasm-simd-threaded.mjs',
+          },
+        ],
+        ['http://host/app/model.onnx', 'http://host/ort/'],
+        ['http://host/app/model.onnx', 'http://cdn/ort/'],
+      ],
+    );
+  });
+
+  test('an ortUrl that cannot be imported, or is not onnxruntime-web, is named with the fix', async () => {
+    // the import's bare "TypeError: Failed to fetch dynamically imported module" named neither
+    const missing = new URL('./no-such-ort.mjs', import.meta.url).href;
+    for (const [ortUrl, problem] of [
+      [missing, `ortUrl ${missing} could not be imported (`],
+      [
+        'data:text/javascript,export const x = 1;',
+        'ortUrl data:text/javascript,export const x = 1; is not onnxruntime-web',
+      ],
+    ]) {
+      const { port1, port2 } = new MessageChannel();
+      serve(port1);
+      const error = await refusal(WorkerModel.load(bytes, { worker: port2, ortUrl }));
+      port1.close();
+      assert.ok(error instanceof NextwordError && !(error instanceof ModelFileError), String(error));
+      assert.ok(error.message.startsWith(problem), error.message);
+      assert.match(
+        error.message,
+        /give ortUrl the URL of onnxruntime-web's ort\.wasm\.min\.mjs as your server serves it/,
+      );
+    }
+  });
+
+  test('under Node: WorkerModel.load without a worker, and nextword-web/worker imported, say what to do', async () => {
+    // they threw "ReferenceError: Worker is not defined" (or, once onnxruntime-web had set globalThis.Worker
+    // to worker_threads' Worker, "TypeError: port.addEventListener is not a function")
+    const had = Object.getOwnPropertyDescriptor(globalThis, 'Worker');
+    for (const Worker of [undefined, had?.value]) {
+      Object.defineProperty(globalThis, 'Worker', { value: Worker, configurable: true, writable: true });
+      try {
+        const load = await refusal(WorkerModel.load(bytes));
+        assert.ok(load instanceof NextwordError, String(load));
+        assert.match(
+          load.message,
+          /^WorkerModel needs a Web Worker, which this JavaScript environment lacks/,
+        );
+        assert.match(load.message, /under Node use load\(\) from 'nextword-web', in a worker_threads Worker/);
+      } finally {
+        if (had) Object.defineProperty(globalThis, 'Worker', had);
+        else delete globalThis.Worker;
+      }
+    }
+    const entry = await refusal(import('../src/worker.js'));
+    assert.ok(entry instanceof NextwordError, String(entry));
+    assert.match(entry.message, /^nextword-web\/worker is the script of a Web Worker and runs only as one/);
+  });
+
   test('a stream left early stops in the worker within a few words', async () => {
     // the worker's loop never gave the page's cancel a turn: it generated all 3,000 words first
     const { port1, port2 } = new MessageChannel();
@@ -1025,6 +1188,27 @@ describe('the Web Worker client', () => {
       assert.match((await refusal(call)).message, /^the worker sent a reply that could not be read/);
     }
     assert.match((await refusal(client.generate('x'))).message, /^the worker was terminated/);
+  });
+});
+
+describe('package.json', () => {
+  test("onnxruntime-web is a peer dependency (one copy, the app's), its pinned dev version in range", async () => {
+    // an exact dependency gave an app that installs onnxruntime-web two copies: its wasmPaths went to
+    // the other one, and Vite shipped two .wasm files
+    const manifest = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+    assert.equal(manifest.dependencies?.['onnxruntime-web'], undefined);
+    const range = manifest.peerDependencies?.['onnxruntime-web'];
+    const pinned = manifest.devDependencies?.['onnxruntime-web'];
+    assert.match(range ?? '', /^\^\d+\.\d+\.\d+$/, 'a caret range');
+    assert.match(pinned ?? '', /^\d+\.\d+\.\d+$/, 'an exact version, for the tests and vendor.py');
+    // ^a.b.c: the same major version a (a >= 1), and b.c or later
+    const [low, have] = [range.slice(1), pinned].map((v) => v.split('.').map(Number));
+    assert.ok(low[0] >= 1 && have[0] === low[0], `${pinned} is not within ${range}`);
+    assert.ok(
+      have[1] > low[1] || (have[1] === low[1] && have[2] >= low[2]),
+      `${pinned} is not within ${range}`,
+    );
+    assert.equal(manifest.exports['./package.json'], './package.json');
   });
 });
 

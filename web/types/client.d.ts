@@ -20,21 +20,23 @@ export interface WorkerLoadOptions {
   workerUrl?: string | URL;
   /** onnxruntime-web's ES module, for workers that cannot resolve "onnxruntime-web/wasm" (no bundler) */
   ortUrl?: string | URL;
-  /** the folder of onnxruntime-web's ort-wasm-simd-threaded.{wasm,mjs} (with or without ortUrl) */
-  wasmPaths?: string;
+  /** the folder of onnxruntime-web's ort-wasm-simd-threaded.{wasm,mjs} (with or without ortUrl), or
+   * onnxruntime-web's object form: the URL of each file */
+  wasmPaths?: string | URL | { wasm?: string | URL; mjs?: string | URL };
   numThreads?: number;
   limits?: LoadLimits;
 }
 
 export class WorkerModel {
   static load(
-    source: string | URL | ArrayBuffer | ArrayBufferView,
+    source: string | URL | ArrayBuffer | ArrayBufferView | Blob,
     options?: WorkerLoadOptions,
   ): Promise<WorkerModel>;
   /** The model's description (its tokenizer stays in the worker: `vocabulary` is its size). */
   readonly info: Omit<ModelInfo, 'tokenizer'> & { vocabulary: number; source: string };
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
+  generate(prompt: string | string[], options?: GenerationOptions): Promise<string | string[]>;
   /** Bad options throw a NextwordError here, when called, as NextWordModel.stream's do. */
   stream(prompt: string, options?: GenerationOptions): TextStream;
   nextWords(prompt: string, k?: number | bigint, options?: ScoringOptions): Promise<NextWord[]>;

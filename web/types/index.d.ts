@@ -159,12 +159,15 @@ export interface TextStream extends AsyncIterableIterator<string> {
 }
 
 export class NextWordModel {
+  /** load() makes one: a model needs a session and the file's settings. */
+  private constructor();
   readonly info: ModelInfo;
   readonly source: string;
   readonly tokenizer: Tokenizer;
   readonly vocabSize: number;
   generate(prompt: string, options?: GenerationOptions): Promise<string | string[]>;
   generate(prompt: string[], options?: GenerationOptions): Promise<string[]>;
+  generate(prompt: string | string[], options?: GenerationOptions): Promise<string | string[]>;
   stream(prompt: string, options?: GenerationOptions): TextStream;
   nextWords(prompt: string, k?: number | bigint, options?: ScoringOptions): Promise<NextWord[]>;
   /** nextWords with the text that appends each word to the prompt (as `nextword serve`'s /v1/suggest) */
@@ -224,7 +227,8 @@ export const UNK: '<unk>';
 export const EOD: '<eod>';
 export const MAX_WORDS: number;
 export const MAX_BATCH: number;
-export const GENERATION_DEFAULTS: Readonly<Required<GenerationOptions>>;
+/** GenerationConfig() of the Python runtime: stop is a (frozen) list, seed null. */
+export const GENERATION_DEFAULTS: Readonly<GenerationConfig>;
 export const DEFAULT_LIMITS: Readonly<Required<LoadLimits>>;
 /** The names of the limits withoutSizeCaps() lifts. */
 export const SIZE_CAPS: readonly (keyof LoadLimits)[];
@@ -253,11 +257,8 @@ export interface GraphBounds {
   macsPerToken: bigint;
   nodes: number;
 }
-export function checkModelFile(
-  name: string,
-  data: Uint8Array,
-  limits?: Required<LoadLimits>,
-): ModelFileMetadata;
+/** Check a model file's bytes as load() does; limits left out take DEFAULT_LIMITS' values. */
+export function checkModelFile(name: string, data: Uint8Array, limits?: LoadLimits): ModelFileMetadata;
 
 /** numpy's SeedSequence. */
 export class SeedSequence {

@@ -13,19 +13,37 @@ const ERRORS = { ModelFileError, ModelRunError, NextwordError, TypeError, RangeE
 export class WorkerModel {
   /**
    * Start a worker and load a model in it.
-   * @param {string | URL | ArrayBuffer | Uint8Array} source the model's URL (resolved against the page)
-   *   or its bytes (transferred to the worker)
+   * @param {string | URL | ArrayBuffer | ArrayBufferView | Blob} source the model's URL (resolved against
+   *   the page), its bytes (a copy transferred to the worker) or a Blob (sent to it)
    * @param {{worker?: Worker | MessagePort, workerUrl?: string | URL, ortUrl?: string | URL,
-   *   wasmPaths?: string, numThreads?: number, limits?: object}} [options]
+   *   wasmPaths?: string | URL | {wasm?: string | URL, mjs?: string | URL}, numThreads?: number,
+   *   limits?: object}} [options]
    *   workerUrl: nextword-web/worker's URL (default: beside this module, which Vite and webpack
    *   bundle); ortUrl: onnxruntime-web's ES module (e.g. ".../ort.wasm.min.mjs"), needed where the worker
-   *   cannot resolve "onnxruntime-web/wasm" (no bundler); wasmPaths: the folder of its .wasm and .mjs
+   *   cannot resolve "onnxruntime-web/wasm" (no bundler); wasmPaths: the folder of its .wasm and .mjs, or
+   *   onnxruntime-web's {wasm, mjs} with the URL of each
    */
   static async load(source, options = {}) {
     const { worker, workerUrl, ...rest } = options;
+    // Node has no Web Worker; onnxruntime-web, once loaded there, sets globalThis.Worker to
+    // worker_threads' Worker, which has neither addEventListener nor module scripts by URL
+    if (!worker && typeof globalThis.Worker?.prototype?.addEventListener !== 'function') {
+      throw new NextwordError(
+        'WorkerModel needs a Web Worker, which this JavaScript environment lacks (WorkerModel runs in a ' +
+          "browser); under Node use load() from 'nextword-web', in a worker_threads Worker of your own " +
+          'for a server that must stay responsive, or give WorkerModel.load a worker (a MessagePort ' +
+          'served by nextword-web/worker)',
+      );
+    }
     const base = globalThis.location?.href;
     const absolute = (url) =>
       url === undefined ? undefined : base ? new URL(String(url), base).href : String(url);
+    // onnxruntime-web's wasmPaths: a folder, or {wasm, mjs} with a URL each (String() of it was "[object Object]")
+    const paths = rest.wasmPaths;
+    const wasmPaths =
+      paths !== null && typeof paths === 'object' && !(paths instanceof URL)
+        ? Object.fromEntries(Object.entries(paths).map(([key, url]) => [key, absolute(url)]))
+        : absolute(paths);
     let port = worker;
     let name = 'the worker';
     let hint = '';
@@ -54,7 +72,7 @@ export class WorkerModel {
       payload = new Uint8Array(source.buffer, source.byteOffset, source.byteLength).slice().buffer;
       transfer.push(payload);
     }
-    const loadOptions = { ...rest, ortUrl: absolute(rest.ortUrl), wasmPaths: absolute(rest.wasmPaths) };
+    const loadOptions = { ...rest, ortUrl: absolute(rest.ortUrl), wasmPaths };
     client.info = await client._request({ type: 'load', source: payload, options: loadOptions }, transfer);
     return client;
   }

@@ -52,8 +52,19 @@ const PY_INT_DEFAULTS = {
 };
 
 // How values are judged and shown: JavaScript values for the API, Python's for a model file's JSON.
-const jsShow = (value) =>
-  typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : String(value);
+// (a plain object as JSON, as a list is: String() gave "[object Object]"; a bigint in either as a number)
+const jsShow = (value) => {
+  const proto = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
+  if (typeof value === 'string' || Array.isArray(value) || proto === Object.prototype || proto === null) {
+    try {
+      const text = JSON.stringify(value, (_, x) => (typeof x === 'bigint' ? Number(x) : x));
+      return text.length <= 200 ? text : `${text.slice(0, 197)}...`;
+    } catch {
+      return 'an object that JSON cannot show'; // one that holds itself
+    }
+  }
+  return proto ? `a ${proto.constructor?.name ?? 'object'}` : String(value);
+};
 const JS_STYLE = {
   name: (field) => field,
   show: jsShow,
@@ -251,8 +262,15 @@ function validate(c, style) {
     );
   }
   for (const field of ['stopAtEnd', 'allowUnknown', 'cache']) {
-    if (typeof c[field] !== 'boolean')
-      fail(`${style.name(field)} must be ${style.bools}, got ${style.show(c[field])}`);
+    if (typeof c[field] !== 'boolean') {
+      // settings of one's own are what nextWords, suggest and score take: generate uses the file's
+      const hint =
+        field === 'cache' && style === JS_STYLE && c.cache !== null && typeof c.cache === 'object'
+          ? " (generate and stream use the file's cache settings; settings of your own go to nextWords, " +
+            'suggest and score)'
+          : '';
+      fail(`${style.name(field)} must be ${style.bools}, got ${style.show(c[field])}${hint}`);
+    }
   }
   checkInt('numReturnSequences', 1, MAX_BATCH);
   checkInt('numBeams', 1, MAX_BATCH);

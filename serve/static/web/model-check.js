@@ -127,10 +127,12 @@ export function resolveLimits(limits = {}) {
  * Throws ModelFileError naming the file, the problem and the fix. `name` names the file in messages.
  * @param {string} name
  * @param {Uint8Array} data
+ * @param {object} [limits] caps and ranges; those left out take DEFAULT_LIMITS' values (resolveLimits)
  * @returns {{values: Map<string, string>, json: Map<string, Map<string, unknown>>, formatVersion: number,
  *   bounds: object | null}}
  */
-export function checkModelFile(name, data, limits = DEFAULT_LIMITS) {
+export function checkModelFile(name, data, limits) {
+  limits = resolveLimits(limits ?? undefined); // a partial one read a missing cap as undefined (TypeError)
   if (data.length > limits.maxFileBytes)
     throw new ModelFileError(tooBig(name, data.length, limits.maxFileBytes));
   if (!data.length)
