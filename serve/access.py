@@ -21,7 +21,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["ACCESS", "REQUEST_ID", "STREAM_END", "access_line", "request_line"]
+__all__ = ["ACCESS", "REQUEST_ID", "STREAM_END", "access_line", "refused_line", "request_line"]
 
 ACCESS = logging.getLogger("nextword.serve.access")
 REQUEST_ID = "nextword_request_id"  # the key of scope["state"] a route sets to name its answer (cmpl-...)
@@ -50,6 +50,12 @@ def access_line(request: str, scope: dict[str, Any], status: int, seconds: float
     if isinstance(said.get(STREAM_END), str):
         parts.append(f"({said[STREAM_END]})")
     return " ".join(parts)
+
+
+def refused_line(client: Any, status: int, why: str) -> str:
+    """The line of a connection refused before a request was read whole (serve/http_guard.py: a head
+    over the cap or too slow), which never reached the app."""
+    return f'{_client(client)} - "(request not read)" {status} ({why})'
 
 
 def _client(client: Any) -> str:

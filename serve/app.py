@@ -24,7 +24,7 @@ from . import completions, routes, web_assets
 from .auth import ApiKeys, document_keys
 from .config import ServeConfig
 from .errors import install_error_handlers
-from .limits import BodySizeLimit
+from .limits import BodySizeLimit, PublishGuard
 from .logs import FORCED_QUIT, use_server_format
 from .metrics import MULTIPROCESS_ENV, Metrics, RequestMetrics
 from .scheduler import make_scheduler
@@ -79,7 +79,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
         )
         logger.info(
             "nextword %s; caps: %d streams, %d sequences a step, %d rows a request, %d words, %d prompt "
-            "characters, %d body bytes; a stream's writes %g s apart at least; %g s to drain at shutdown",
+            "characters, %d body bytes, %d header bytes; %g s to send a request, %g s to read an answer; a "
+            "stream's writes %g s apart at least; %g s to drain at shutdown",
             __version__,
             config.max_streams,
             config.max_batch,
@@ -87,6 +88,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             config.max_words,
             config.max_prompt_chars,
             config.max_body_bytes,
+            config.max_header_bytes,
+            config.request_timeout,
+            config.send_timeout,
             config.stream_interval,
             config.shutdown_timeout,
         )
@@ -121,7 +125,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     app.include_router(routes.router)
     app.include_router(web_assets.router)  # before /static: it answers for the compressed .wasm
     app.mount("/static", web_assets.RangedStaticFiles(directory=str(routes.STATIC)), name="static")
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes, timeout=config.request_timeout)
     if keys:  # outside the body cap: a request without a key is refused before its body is read
         app.add_middleware(ApiKeys, keys=keys)
         document_keys(app)
@@ -137,6 +141,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     # caps and the key check (413, 401) under the route asked for, and the preflights CORS answers itself
     every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes]
     app.add_middleware(RequestMetrics, metrics=state.metrics, routes=every)
+    app.add_middleware(PublishGuard, settings=config.guard)  # for the HTTP protocol (http_guard.py)
     return app
 
 

@@ -28,6 +28,20 @@ _ROOT_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)*", re.ASCII)
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
 
 
+# Where create_app's lifespan puts the settings of the HTTP protocol's guards (serve/http_guard.py), in
+# the state uvicorn hands to every connection.
+GUARD_STATE_KEY = "nextword.http_guard"
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """What the HTTP protocol allows a client (:class:`ServeConfig`'s fields of these names)."""
+
+    max_header_bytes: int = 65_536
+    request_timeout: float = 30.0
+    send_timeout: float = 60.0
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """What to serve, where, and the caps that keep one client from taking the server down.
@@ -110,6 +124,24 @@ class ServeConfig:
     )
     max_body_bytes: int = field(
         default=1_000_000, metadata={"help": "largest request body accepted; larger get 413"}
+    )
+    max_header_bytes: int = field(
+        default=65_536,
+        metadata={"help": "largest request line and headers together; larger get 431 and are not read"},
+    )
+    request_timeout: float = field(
+        default=30.0,
+        metadata={
+            "help": "seconds a client has to send a request's line and headers, and then its body; slower "
+            "get 408 (a connection that sends nothing is closed after them)"
+        },
+    )
+    send_timeout: float = field(
+        default=60.0,
+        metadata={
+            "help": "seconds an answer may wait on a client that reads nothing; then the connection is "
+            "closed and its generation cancelled"
+        },
     )
     max_prompt_chars: int = field(
         default=100_000, metadata={"help": "longest prompt (or text to score) in characters"}
@@ -205,6 +237,7 @@ class ServeConfig:
             ("max_batch", 1, MAX_BATCH),
             ("max_streams", 1, 100_000),
             ("max_body_bytes", 1, 1 << 30),
+            ("max_header_bytes", 1024, 1 << 24),
             ("max_prompt_chars", 1, 100_000_000),
             ("max_words", 1, MAX_WORDS),
             ("max_rows", 1, MAX_BATCH),
@@ -219,6 +252,10 @@ class ServeConfig:
             raise ValueError(f"stream_interval must be a number of seconds in 0..1, got {interval!r}")
         if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
             raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
+        for name in ("request_timeout", "send_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 86_400:
+                raise ValueError(f"{name} must be a number of seconds in 0.1..86400, got {value!r}")
         object.__setattr__(self, "served_model_name", _model_names(self.served_model_name))
         object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
         object.__setattr__(self, "root_path", _root_path(self.root_path))
@@ -246,6 +283,11 @@ class ServeConfig:
         if self.model is None and os.environ.get(ENV_VAR):
             return noted(exc, f"(the path comes from ${ENV_VAR}; fix or unset it)")
         return exc
+
+    @property
+    def guard(self) -> GuardSettings:
+        """The HTTP protocol's guards against slow or greedy clients (serve/http_guard.py)."""
+        return GuardSettings(self.max_header_bytes, self.request_timeout, self.send_timeout)
 
     @property
     def load_limits(self) -> LoadLimits | None:

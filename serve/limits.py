@@ -1,28 +1,32 @@
-"""The caps that are not about one parameter: request body size and generation requests in flight."""
+"""The caps that are not about one parameter: request body size and time, generation requests in flight."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
+from .config import GUARD_STATE_KEY, GuardSettings
 from .errors import APIError, send_error
 
-__all__ = ["BodySizeLimit", "Slots"]
+__all__ = ["BodySizeLimit", "PublishGuard", "Slots"]
 
 
 class BodySizeLimit:
-    """ASGI middleware: a request body over ``max_bytes`` gets 413 before it is read in full.
+    """ASGI middleware: a request body over ``max_bytes`` gets 413 before it is read in full, and one
+    that has not arrived in full ``timeout`` seconds after its headers gets 408.
 
     The declared ``Content-Length`` is checked before anything is read; a body sent in chunks (no
-    declared length) is read up to the cap and refused as soon as it passes it. ``send`` is passed
-    through untouched: it carries every event of a stream.
+    declared length) is refused as soon as it passes the cap. The body is read here, then handed on
+    (it is at most ``max_bytes``), so that no route waits on a client that sends it slowly or never.
+    ``send`` is passed through untouched: it carries every event of a stream.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, max_bytes: int, timeout: float = 30.0) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -30,13 +34,21 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send, int(declared))
             return
-        if declared is not None or scope.get("method") in ("GET", "HEAD"):
-            await self.app(scope, receive, send)  # the server holds the body to its declared length
-            return
-        # A body sent in chunks, of unknown length: read it up to the cap, then hand it on.
         messages, seen = [], 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
-            message = await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0))
+            except asyncio.TimeoutError:
+                await send_error(
+                    send,
+                    408,
+                    f"the request body did not arrive within {self.timeout:g} s (nextword serve "
+                    "--request-timeout)",
+                    headers=[(b"connection", b"close")],  # the rest of a slow body is not waited for
+                )
+                return
             messages.append(message)
             if message["type"] != "http.request":
                 break
@@ -58,6 +70,20 @@ class BodySizeLimit:
             "(nextword serve --max-body-bytes)"
         )
         await send_error(send, 413, message)
+
+
+class PublishGuard:
+    """ASGI middleware: at start-up, puts the HTTP protocol's guard settings (``ServeConfig.guard``) in
+    the lifespan state, which uvicorn hands to every connection (serve/http_guard.py); everything else
+    passes through."""
+
+    def __init__(self, app: Any, settings: GuardSettings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" and isinstance(scope.get("state"), dict):
+            scope["state"][GUARD_STATE_KEY] = self.settings
+        await self.app(scope, receive, send)
 
 
 class Slots:

@@ -135,6 +135,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         # no route takes a websocket: an upgrade request is an HTTP request (a 404 with its access
         # line), not uvicorn's own "WebSocket PATH?QUERY 403" line, which logged a key sent there
         "ws": "none",
+        **_http_protocol(config),
     }
     if config.ssl_certfile is not None:
         common["ssl_certfile"], common["ssl_keyfile"] = config.ssl_certfile, config.ssl_keyfile
@@ -166,6 +167,21 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
     with _shared_metrics_folder():
         uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
+
+
+def _http_protocol(config: ServeConfig) -> dict[str, Any]:
+    """uvicorn's settings for the HTTP protocol: httptools with nextword's guards against slow and
+    greedy clients (serve/http_guard.py); without httptools, uvicorn's h11, which caps the request's
+    head itself but has no deadlines."""
+    try:
+        from .http_guard import GuardedHttpToolsProtocol
+    except ImportError:
+        logger.warning(
+            "httptools is not installed: serving with uvicorn's h11, without --request-timeout and "
+            "--send-timeout (pip install httptools)"
+        )
+        return {"http": "h11", "h11_max_incomplete_event_size": config.max_header_bytes}
+    return {"http": GuardedHttpToolsProtocol}
 
 
 def check_device_in_child(path: str, device: str, limits: LoadLimits | None = None) -> None:

@@ -1,0 +1,206 @@
+"""uvicorn's httptools protocol with the guards against slow or greedy clients that it lacks.
+
+uvicorn bounds neither a request's head (the request line and headers: httptools buffers a header of
+any length, and its cost grows with the square of it) nor the time a client takes to send it, nor the
+time a response may wait on a client that reads nothing. One client could hold memory, a core or a
+connection (a file descriptor) for as long as it liked. :class:`GuardedHttpToolsProtocol` adds, per
+connection:
+
+- a cap on a request's head, ``max_header_bytes``: past it, 431 and the connection closes;
+- a deadline for the head, ``request_timeout`` seconds from its first byte (or from the connection's
+  start): past it, 408 and the connection closes (a connection that sent nothing is just closed);
+- a deadline on a blocked write, ``send_timeout``: while the socket's send buffer stays full (the
+  client reads nothing) for that long, the connection is dropped and the request treated as a client
+  that left (a stream's generation is cancelled, its slot freed);
+- a client that closes its side is gone at once: what the app still sends is dropped rather than
+  written to a closing socket (which uvloop refuses with a RuntimeError, logged as a server error).
+
+The body's deadline is the app's (:class:`nextword.serve.limits.BodySizeLimit`), which can answer 408.
+The settings are the app's: ``create_app`` puts its :class:`~nextword.serve.config.GuardSettings` in
+the lifespan state uvicorn hands to every connection (without them, ``GuardSettings()``'s defaults
+hold). ``nextword serve`` runs this protocol; for an app of ``create_app()`` under a uvicorn of one's
+own, pass ``http=GuardedHttpToolsProtocol``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .access import ACCESS, STREAM_END, refused_line
+from .config import GUARD_STATE_KEY, GuardSettings
+from .schemas import error_body
+
+__all__ = ["GuardedHttpToolsProtocol"]
+
+
+def _reply(status: str, message: str) -> bytes:
+    """A whole answer, in the shape of the app's errors (OpenAI's), that closes the connection."""
+    body = json.dumps(error_body(message, "invalid_request_error")).encode()
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a cap on a request's head and deadlines for the head and for
+    a write the client does not take (see the module's docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        found = self.app_state.get(GUARD_STATE_KEY)
+        self.guard = found if isinstance(found, GuardSettings) else GuardSettings()
+        self._in_head = True  # from a request's first byte (or the connection's start) to its headers' end
+        self._head_bytes = 0  # bytes read since, at least the head's (a read may hold some body too)
+        self._read = 0  # the size of the read being parsed
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._running: Any = None  # the request whose app runs now (pipelined ones wait behind it)
+
+    # ----------------------------------------------------------------- the head: size and deadline
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._head_timer, self._send_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._send_timer = None
+        self._gone()  # uvicorn marks only the newest request: one running before pipelined ones wrote on
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():  # refused or dropped: the rest of what the client sends is not read
+            return
+        self._read = len(data)
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # a head still unfinished past the cap: refused before httptools buffers more of it
+        if self._in_head and self._head_bytes > self.guard.max_header_bytes:
+            self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes = True, self._read  # the whole read: an upper bound
+        self._arm_head_timer()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.transport.is_closing():  # after a refused head, no request runs to take it
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.transport.is_closing():
+            super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self.transport.is_closing():
+            super().send_400_response(msg)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        # the head's exact size, for a head that came whole in one read past the cap
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.guard.max_header_bytes:
+            self._refuse_head()
+            return
+        super().on_headers_complete()
+
+    def _refuse_head(self) -> None:
+        self._answer_and_close(
+            "431 Request Header Fields Too Large",
+            f"the request line and headers are over {self.guard.max_header_bytes:,} bytes, this server's "
+            "cap (nextword serve --max-header-bytes)",
+        )
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = self.loop.call_later(self.guard.request_timeout, self._head_too_slow)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not self._in_head:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # a pipelined head behind a response still running: its turn later
+            return
+        if self._head_bytes == 0:  # nothing sent: an idle connection, closed without an answer
+            self.transport.close()
+            return
+        self._answer_and_close(
+            "408 Request Timeout",
+            f"the request line and headers did not arrive within {self.guard.request_timeout:g} s "
+            "(nextword serve --request-timeout)",
+        )
+
+    def _answer_and_close(self, status: str, message: str) -> None:
+        self._in_head = False
+        ACCESS.info(refused_line(self.client, int(status[:3]), message))  # no request reached the app
+        if self.cycle is not None and not self.cycle.response_complete:
+            # a response is still being written on this connection: the head cannot be answered
+            self._drop_client()
+            return
+        self.transport.write(_reply(status, message))
+        self.transport.close()
+
+    # ----------------------------------------------------------------- writes the client does not take
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.guard.send_timeout, self._send_too_slow)
+
+    def resume_writing(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        super().resume_writing()
+
+    def _send_too_slow(self) -> None:
+        self._send_timer = None
+        if self._running is not None and not self._running.response_complete:
+            # the request's access line says why its answer stopped (serve/access.py)
+            state = self._running.scope.get("state")
+            if isinstance(state, dict):
+                state.setdefault(
+                    STREAM_END,
+                    f"answer cut: its client read nothing for {self.guard.send_timeout:g} s (--send-timeout)",
+                )
+        self._drop_client()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        self._running = cycle  # self.cycle is the newest request parsed, which may wait behind this one
+        super()._start_asgi_task(cycle, app)
+
+    def eof_received(self) -> bool | None:
+        # The client closed its side: uvicorn closes the connection, and the app's writes then went to
+        # a closing socket (uvloop raises there). Its requests are now ones whose client left (499), as
+        # they are once the socket goes.
+        self._gone()
+        return super().eof_received()
+
+    def _drop_client(self) -> None:
+        """End the connection as if the client had gone: the request in flight hears of a disconnect
+        (a stream cancels its generation), its blocked writes return, the socket is reset."""
+        self._gone()
+        self.flow.resume_writing()
+        self.transport.abort()
+
+    def _gone(self) -> None:
+        """Mark the requests of this connection as left by their client: the app's writes are dropped,
+        its reads get ``http.disconnect``."""
+        for cycle in {id(c): c for c in (self._running, self.cycle) if c is not None}.values():
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()

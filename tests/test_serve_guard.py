@@ -1,0 +1,160 @@
+"""Slow and greedy clients against a real uvicorn with nextword's HTTP protocol (serve/http_guard.py), on
+loopback: a head past --max-header-bytes, a head or a body slower than --request-timeout, an answer the
+client does not read for --send-timeout, a client that closes with pipelined answers unread. Before
+these guards one client could hold memory, a core, a connection or a generation's slot for good."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import urllib.request
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+pytest.importorskip("httptools", reason="install nextword[serve] (httptools) to test its protocol")
+
+from browser import start_server
+
+from nextword.serve import ServeConfig, create_app
+from nextword.serve.http_guard import GuardedHttpToolsProtocol
+
+TIMEOUT = 1.0  # --request-timeout and --send-timeout of the server under test
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    config = ServeConfig(max_header_bytes=4096, request_timeout=TIMEOUT, send_timeout=TIMEOUT)
+    live = start_server(create_app(config, model), http=GuardedHttpToolsProtocol)
+    yield live
+    live.stop()
+
+
+def connect(server, receive_buffer: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    sock.settimeout(15)
+    return sock
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    out = b""
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except ConnectionResetError:
+        pass
+    return out
+
+
+def health(server) -> dict:
+    with urllib.request.urlopen(server.url + "/health", timeout=10) as answer:
+        return json.load(answer)
+
+
+def error_of(answer: bytes) -> tuple[int, str]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]["message"]
+
+
+def test_a_head_over_the_cap_is_refused_before_it_is_read_whole(server, caplog):
+    sock = connect(server)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: ")
+    sent = 0
+    with caplog.at_level(logging.INFO, logger="nextword.serve.access"):
+        try:
+            for _ in range(64):  # 4 MB, where uvicorn's httptools read any length (its cost: the square)
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        status, message = error_of(read_to_end(sock))
+    assert status == 431 and "over 4,096 bytes" in message and "--max-header-bytes" in message
+    assert sent < 4 * 2**20  # the server stopped reading: the client's writes failed
+    assert any('"(request not read)" 431' in r.getMessage() for r in caplog.records)
+    # one read holding a whole head past the cap is refused too; one under it is served
+    sock = connect(server)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 5000 + b"\r\n\r\n")
+    assert error_of(read_to_end(sock))[0] == 431
+    sock = connect(server)
+    sock.sendall(
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Long: " + b"a" * 3000 + b"\r\n\r\n"
+    )
+    assert read_to_end(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_a_slow_head_gets_408_and_a_silent_connection_is_closed(server):
+    started = time.monotonic()
+    sock = connect(server)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHo")
+    status, message = error_of(read_to_end(sock))
+    assert status == 408 and "did not arrive within 1 s" in message and "--request-timeout" in message
+    assert time.monotonic() - started < 10
+    silent = connect(server)
+    assert read_to_end(silent) == b""  # closed without an answer: it asked nothing
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: 50\r\n\r\n", b"Transfer-Encoding: chunked\r\n\r\n5\r\n"],
+    ids=["declared", "chunked"],
+)
+def test_a_body_that_does_not_arrive_gets_408(server, framing):
+    sock = connect(server)
+    head = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(head + framing + b'{"pro')
+    status, message = error_of(read_to_end(sock))  # read to the end: the connection is closed too
+    assert status == 408 and "request body did not arrive within 1 s" in message
+
+
+def test_an_answer_the_client_does_not_read_is_cut_and_its_slot_freed(server, caplog):
+    body = json.dumps(
+        {"prompt": "the", "max_tokens": 1000, "min_tokens": 1000, "n": 16, "stream": True, "logprobs": 5}
+    ).encode()
+    request = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request += b"Content-Length: %d\r\n\r\n" % len(body) + body
+    with caplog.at_level(logging.INFO, logger="nextword.serve.access"):
+        sock = connect(server, receive_buffer=4096)
+        sock.sendall(request)  # and never read
+        deadline = time.monotonic() + 60
+        while not health(server)["generations_in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # until it runs
+        while health(server)["generations_in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert health(server)["generations_in_flight"] == 0
+        received = read_to_end(sock)
+    assert received.startswith(b"HTTP/1.1 200") and b"data: [DONE]" not in received  # cut, not finished
+    lines = [r.getMessage() for r in caplog.records if "/v1/completions" in r.getMessage()]
+    assert any("(answer cut: its client read nothing for 1 s (--send-timeout))" in line for line in lines)
+
+
+def test_a_client_that_leaves_unread_pipelined_answers_is_no_server_error(server, caplog):
+    # uvloop refused the app's write to the closed socket: a RuntimeError, a traceback and a 500
+    sock = connect(server, receive_buffer=4096)
+    sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 300)
+    time.sleep(0.5)
+    with caplog.at_level(logging.INFO):
+        sock.close()
+        time.sleep(1.5)
+        assert health(server)["status"] == "ok"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
+        r.getMessage() for r in caplog.records
+    ]
+    assert not any(" 500 " in r.getMessage() for r in caplog.records)
+
+
+def test_the_settings_are_checked_and_reach_the_protocol(monkeypatch):
+    for name, bad in [("request_timeout", 0), ("send_timeout", float("nan")), ("max_header_bytes", 10)]:
+        with pytest.raises(ValueError, match=name):
+            ServeConfig(**{name: bad})
+    from nextword.serve import server as server_module
+
+    config = ServeConfig(max_header_bytes=8192)
+    assert server_module._http_protocol(config) == {"http": GuardedHttpToolsProtocol}
+    # without httptools: uvicorn's h11, which caps the head itself
+    monkeypatch.setitem(__import__("sys").modules, "nextword.serve.http_guard", None)
+    assert server_module._http_protocol(config) == {"http": "h11", "h11_max_incomplete_event_size": 8192}
