@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 
 from nextword.runtime import ModelFileError, NextWordModel, __version__, load
 from nextword.runtime.model import default_session_options
@@ -138,8 +139,10 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             expose_headers=["Retry-After"],
         )
     # added last, so outermost: every request is counted and has its access line, the refusals of the
-    # caps and the key check (413, 401) under the route asked for, and the preflights CORS answers itself
-    every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes]
+    # caps and the key check (413, 401) under the route asked for, and the preflights CORS answers itself;
+    # labelled by the routers' routes and the app's own (/openapi.json)
+    own = [route for route in app.router.routes if isinstance(route, Route)]
+    every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes, *own]
     app.add_middleware(RequestMetrics, metrics=state.metrics, routes=every)
     app.add_middleware(PublishGuard, settings=config.guard)  # for the HTTP protocol (http_guard.py)
     return app

@@ -1,6 +1,10 @@
 """Beam search over HTTP: a request whose ``num_beams`` is over 1 (its own, or the model file's
-default) runs :class:`~nextword.runtime.BeamSearch` on a worker thread of its own, outside the
-continuous batching of sampled requests, and is answered whole once the search is over."""
+default) runs :class:`~nextword.runtime.BeamSearch` on a worker thread, outside the continuous
+batching of sampled requests, and is answered whole once the search is over.
+
+The searches run on a few threads of their own (:func:`beam_threads`; the others wait for one,
+holding their ``--max-streams`` slot), not in the thread pool that suggestions and scores share with
+the rest of the app: however many searches are asked for, those answer."""
 
 from __future__ import annotations
 
@@ -9,10 +13,17 @@ from dataclasses import replace
 
 from nextword.runtime import BeamSearch, NextWordModel
 from nextword.runtime.beam import Hypothesis
+from nextword.runtime.sessions import usable_cores
 
 from .options import Completion
 
-__all__ = ["BeamJob"]
+__all__ = ["BeamJob", "beam_threads"]
+
+
+def beam_threads(workers: int = 1) -> int:
+    """How many beam searches one server process runs at once: its share of the machine's cores
+    (``workers`` processes share them), at least 2; more wait for a thread."""
+    return max(2, usable_cores() // max(1, workers))
 
 
 class BeamJob:

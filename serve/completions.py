@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from .access import REQUEST_ID, STREAM_END
 from .beams import BeamJob
+from .bodies import JSONRoute
 from .errors import CODES, APIError, model_not_found, refusal
 from .options import Completion, completion_from_request
 from .scheduler import Job, RowUpdate
@@ -30,7 +31,7 @@ from .state import ServerState
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=JSONRoute)  # bodies read as UTF-8 JSON only
 FINISH = {"length": "length", "stop": "stop", "end": "stop", "cancelled": "stop"}  # nextword -> OpenAI
 # The error answers of the routes that take a JSON body, as /docs lists them (error.code: errors.CODES).
 # a 401's, a 404's and a 429's; the rest are a 400's
@@ -100,11 +101,14 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
 async def _beam_answer(
     state: ServerState, completion: Completion, meta: dict[str, Any], request: Request
 ) -> Any:
-    """A beam search's whole answer (it cannot stream: the best texts are known only at the end)."""
+    """A beam search's whole answer (it cannot stream: the best texts are known only at the end). It
+    runs on the beam searches' own threads (beams.py), waiting for one with its slot taken; a client
+    that leaves while it waits takes it out of the queue."""
     job = BeamJob(state.model, completion)
     state.start_job(job)
     try:
-        results = await _until_done_or_gone(run_in_threadpool(job.run), request)
+        running = anyio.to_thread.run_sync(job.run, limiter=state.beam_threads)
+        results = await _until_done_or_gone(running, request)
     except ValueError as exc:
         raise refusal(exc) from None
     finally:

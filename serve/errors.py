@@ -17,8 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from nextword.runtime.errors import ModelRunError
+from nextword.runtime.errors import ModelRunError, shorten
 
+from .bodies import BodyUnreadable
 from .schemas import error_body
 
 __all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found", "refusal", "send_error"]
@@ -27,14 +28,15 @@ logger = logging.getLogger(__name__)
 
 CODES = {
     "invalid_value": "a value out of its range, over one of the server's caps, or else not one the "
-    "parameter takes",
+    "parameter takes; or an integer of more digits than the server reads (Python's limit: 4,300 by default)",
     "unsupported_value": "a value OpenAI's API takes that this server does not support (presence_penalty, "
     "frequency_penalty, best_of, logit_bias, suffix other than their neutral values; token ids as the "
     "prompt)",
     "invalid_type": "a value of the wrong JSON type (JSON's types are not converted)",
     "unknown_parameter": "a parameter this endpoint does not take (a misspelt name, say)",
     "missing_required_parameter": "a parameter the endpoint needs is missing",
-    "invalid_json": "the body is empty, is not UTF-8 JSON, or is not a JSON object",
+    "invalid_json": "the body is empty, is not UTF-8 JSON (a UTF-16 or UTF-32 body included), or is not a "
+    "JSON object",
     "unsupported_content_type": "the body was not sent as content-type: application/json",
     "invalid_api_key": "401: the request carries no API key, or not one this server takes (nextword "
     "serve --api-key); send Authorization: Bearer KEY",
@@ -101,7 +103,7 @@ def model_not_found(asked: str, served: Sequence[str]) -> APIError:
     also = f", also accepted as {', '.join(map(repr, served[1:]))}" if len(served) > 1 else ""
     return APIError(
         404,
-        f"model {asked!r} is not served here: this server holds one model, {served[0]!r}{also} "
+        f"model {shorten(asked)} is not served here: this server holds one model, {served[0]!r}{also} "
         "(GET /v1/models)",
         "model",
         code="model_not_found",
@@ -130,13 +132,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _PARSE_FAILED:  # FastAPI could not decode the body
+            if isinstance(exc.__cause__, BodyUnreadable):  # what bodies.read_json found wrong
+                return APIError(400, str(exc.__cause__), code=exc.__cause__.code).response()
             message = "the request body could not be read as JSON; send UTF-8 JSON (an object of parameters)"
             return APIError(400, message, code="invalid_json").response()
         message = str(exc.detail)
+        path = _cut(request.url.path)  # a client's path, echoed: at most 80 characters of it
         if exc.status_code == 404 and message == "Not Found":  # no route: say which ones there are
-            message = f"no {request.url.path} on this server; {ENDPOINTS}"
+            message = f"no {path} on this server; {ENDPOINTS}"
         if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
-            message = f"{request.method} is not allowed on {request.url.path}; use {exc.headers['Allow']}"
+            message = f"{_cut(request.method)} is not allowed on {path}; use {exc.headers['Allow']}"
         response = APIError(exc.status_code, message).response()
         response.headers.update(exc.headers or {})  # a 405's Allow, for one
         return response
@@ -196,7 +201,12 @@ def _param(error: dict[str, Any]) -> str | None:
         return None
     loc = [str(part) for part in error.get("loc", ()) if part != "body" and str(part) not in _TYPE_TAGS]
     loc = [part for part in loc if "[" not in part]
-    return ".".join(loc) or None
+    return _cut(".".join(loc)) or None  # a parameter's name may be a client's key of any length
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """``text`` (a client's) as an error answer echoes it: at most ``limit`` characters, then "..."."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _code(error: dict[str, Any]) -> str:
@@ -241,11 +251,12 @@ def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = ()) -> st
         return f"{param} is required"
     if kind == "value_error" and param is None:  # a check of the body as a whole (its keys)
         return "the request body's " + str(error.get("msg", "is invalid")).removeprefix("Value error, ")
-    if kind in ("model_attributes_type", "dict_type") or param is None:
+    if param is None:
         return f"the request body must be a JSON object ({error.get('msg', 'invalid')})"
     value = error.get("input")
-    shown = _JSON_WORDS.get(value, repr(value)) if isinstance(value, bool | None) else repr(value)
-    shown = shown if len(shown) <= 80 else shown[:80] + "..."
+    shown = _cut(_JSON_WORDS.get(value, repr(value)) if isinstance(value, bool | None) else repr(value))
+    if kind in ("model_attributes_type", "dict_type"):  # logit_bias, stream_options: "x", [1]
+        return f'{param} must be a JSON object ({{"name": value, ...}}) or null, got {shown}'
     wants = [str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in alike or [error]]
     if len(wants) > 1 and all(w.startswith("Input should be ") for w in wants):
         wants = [wants[0], *(w.removeprefix("Input should be ") for w in wants[1:])]

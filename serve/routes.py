@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nextword.runtime.text import PromptEnd
 
+from .bodies import JSONRoute
 from .completions import ERRORS, MODEL_NOT_FOUND
 from .errors import APIError, model_not_found, refusal
 from .metrics import CONTENT_TYPE
@@ -22,7 +23,7 @@ from .state import ServerState, model_summary
 
 __all__ = ["STATIC", "router"]
 
-router = APIRouter()
+router = APIRouter(route_class=JSONRoute)  # bodies read as UTF-8 JSON only
 STATIC = resources.files("nextword.serve") / "static"
 MAX_SUGGESTIONS = 100
 

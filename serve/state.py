@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from nextword.runtime import NextWordModel
 
-from .beams import BeamJob
+from .beams import BeamJob, beam_threads
 from .config import ServeConfig
 from .errors import APIError
 from .limits import Slots
@@ -31,6 +33,8 @@ class ServerState:
     model_id: str  # the id reported: --served-model-name's first, else the file's name without .onnx
     scheduler: Scheduler | None = None
     slots: Slots = field(init=False)
+    # the threads beam searches run on, apart from those of suggestions and scores (beams.py)
+    beam_threads: anyio.CapacityLimiter = field(init=False)
     jobs: set[Job | BeamJob] = field(default_factory=set)
     draining: bool = False
     stopped_by: int | None = None  # the signal that began the shutdown
@@ -41,6 +45,7 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.config.max_streams)
+        self.beam_threads = anyio.CapacityLimiter(beam_threads(self.config.workers))
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -390,7 +390,7 @@ def test_a_number_where_a_float_is_wanted_may_be_an_integer(client, model):
         (
             b'{"prompt": "\xe9"}',
             {"content-type": "application/json; charset=latin-1"},
-            ["could not be read as JSON"],
+            ["not UTF-8: byte 0xe9 at offset 12", "send the body as UTF-8 JSON"],  # the charset is not read
         ),
         (b"[1, 2]", JSON, ["must be a JSON object"]),
     ],

@@ -155,3 +155,67 @@ def test_num_beams_asked_for_ignores_the_files_sampling_defaults(client_for, mod
     assert answer.status_code == 200, answer.text
     expected = model.generate("the network", num_beams=3, max_words=12)
     assert answer.json()["choices"][0]["text"] == expected == sampler.generate("the network", num_beams=3)
+
+
+def test_scores_and_suggestions_answer_while_more_beam_searches_run_than_their_threads(model, monkeypatch):
+    """Beam searches ran in the thread pool that suggestions and scores share (anyio's, 40 threads):
+    40 long searches kept a score waiting. They run on a few threads of their own now; the searches past
+    those wait holding their slot and start as threads come free, and a client that leaves while its
+    search waits takes it out of the queue (it never runs)."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+    from browser import start_server
+
+    release, started = threading.Event(), []
+    run = BeamJob.run
+
+    def held(job: BeamJob) -> list:  # a long search: runs once released, or once cancelled
+        started.append(job)
+        while not (release.is_set() or job.cancelled.is_set()):
+            time.sleep(0.005)
+        return run(job)
+
+    monkeypatch.setattr(BeamJob, "run", held)
+    app = create_app(ServeConfig(), model)
+    state = app.state.nextword
+    threads = state.beam_threads.total_tokens
+    assert threads >= 2
+    staying, leaving = max(42, threads + 2), 5  # past anyio's 40 threads, and past the searches' own
+
+    async def until(condition, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.01)
+
+    async def clients(url: str) -> None:
+        limits = httpx.Limits(max_connections=staying + leaving + 10)
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+            beam = {"prompt": "the network", "max_tokens": 3, "num_beams": 2}
+            stay = [asyncio.create_task(http.post("/v1/completions", json=beam)) for _ in range(staying)]
+            await until(lambda: state.slots.used == staying, "the searches did not all start")
+            leave = [asyncio.create_task(http.post("/v1/completions", json=beam)) for _ in range(leaving)]
+            await until(lambda: state.slots.used == staying + leaving, "every waiting search holds its slot")
+            # the pool of suggestions and scores is free: they answer at once
+            score = await http.post("/v1/score", json={"text": "the network"}, timeout=5)
+            suggest = await http.post("/v1/suggest", json={"prompt": "the"}, timeout=5)
+            assert score.status_code == 200 == suggest.status_code, (score.text, suggest.text)
+            await until(lambda: len(started) == threads, "a search per thread runs, the others wait")
+            for task in leave:  # their clients leave while their searches wait
+                task.cancel()
+            await until(lambda: state.slots.used == staying, "the slots of the searches that left")
+            release.set()
+            answers = await asyncio.gather(*stay)
+        assert [a.status_code for a in answers] == [200] * staying
+        assert len(started) == staying  # every search that stayed ran; none of those that left
+
+    server = start_server(app)
+    try:
+        asyncio.run(clients(server.url))
+    finally:
+        release.set()
+        server.stop()
+    assert state.slots.used == 0

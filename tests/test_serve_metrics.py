@@ -135,6 +135,19 @@ def test_each_app_counts_its_own_and_the_unbatched_server_has_no_waiting_room(mo
         assert ("nextword_sequences", ()) in theirs
 
 
+def test_the_api_reference_counts_under_its_own_routes(model):
+    """/openapi.json (FastAPI's own route) counted as "unmatched", as though no such path existed."""
+    with TestClient(create_app(ServeConfig(), model)) as client:
+        for path in ("/openapi.json", "/docs"):
+            assert client.get(path).status_code == 200 == client.head(path).status_code
+        client.get("/no/such/path")
+        samples = scrape(client)
+    for route in ("/openapi.json", "/docs"):
+        assert requests(samples, route, "GET", 200) == 1 == requests(samples, route, "HEAD", 200), route
+    assert requests(samples, "unmatched", "GET", 200) == 0 == requests(samples, "unmatched", "HEAD", 200)
+    assert requests(samples, "unmatched", "GET", 404) == 1
+
+
 def _version() -> str:
     from nextword.runtime import __version__
 
