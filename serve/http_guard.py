@@ -58,9 +58,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # from a request's first byte (or the connection's start) to its headers' end
         self._head_bytes = 0  # bytes read since, at least the head's (a read may hold some body too)
         self._read = 0  # the size of the read being parsed
+        self._ended_in_read = False  # whether a request's message ended earlier in that read
         self._head_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
-        self._running: Any = None  # the request whose app runs now (pipelined ones wait behind it)
+        # the request whose app runs now: self.cycle is the newest parsed, which may wait behind it
+        self._running: Any = None
 
     # ----------------------------------------------------------------- the head: size and deadline
 
@@ -79,17 +81,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():  # refused or dropped: the rest of what the client sends is not read
             return
-        self._read = len(data)
+        self._read, self._ended_in_read = len(data), False
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
         # a head still unfinished past the cap: refused before httptools buffers more of it
-        if self._in_head and self._head_bytes > self.guard.max_header_bytes:
+        if (
+            self._in_head
+            and self._head_bytes > self.guard.max_header_bytes
+            and not self.transport.is_closing()
+        ):
             self._refuse_head()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_bytes = True, self._read  # the whole read: an upper bound
+        # the whole read counts, an upper bound, unless earlier requests ended in it (pipelined): then
+        # what follows this read does, at most one read short (on_headers_complete checks the exact size)
+        self._in_head, self._head_bytes = True, 0 if self._ended_in_read else self._read
         self._arm_head_timer()
 
     def on_body(self, body: bytes) -> None:
@@ -97,6 +105,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._ended_in_read = True
         if not self.transport.is_closing():
             super().on_message_complete()
 
@@ -114,7 +123,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.guard.max_header_bytes:
             self._refuse_head()
             return
+        earlier = self._running
         super().on_headers_complete()
+        if earlier is None or earlier.response_complete:  # it runs now, rather than waiting behind one
+            self._running = self.cycle
+
+    def on_response_complete(self) -> None:
+        done = self._running
+        if self.pipeline:  # the next request waiting behind it runs now (uvicorn pops from the right)
+            self._running = self.pipeline[-1][0]
+        super().on_response_complete()
+        if self.transport.is_closing():
+            return
+        if done is not None and done.more_body:
+            # answered before its body arrived (413, 401, a GET with a body): the rest is not waited for
+            self.transport.close()
+        elif not self.pipeline and not self._in_head:
+            # the next request's head is due: blank lines between requests (which llhttp skips without
+            # beginning a message) must not hold the connection past the deadline either
+            self._in_head, self._head_bytes = True, 0
+            self._arm_head_timer()
 
     def _refuse_head(self) -> None:
         self._answer_and_close(
@@ -178,10 +206,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                     f"answer cut: its client read nothing for {self.guard.send_timeout:g} s (--send-timeout)",
                 )
         self._drop_client()
-
-    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        self._running = cycle  # self.cycle is the newest request parsed, which may wait behind this one
-        super()._start_asgi_task(cycle, app)
 
     def eof_received(self) -> bool | None:
         # The client closed its side: uvicorn closes the connection, and the app's writes then went to

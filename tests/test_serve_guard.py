@@ -158,3 +158,52 @@ def test_the_settings_are_checked_and_reach_the_protocol(monkeypatch):
     # without httptools: uvicorn's h11, which caps the head itself
     monkeypatch.setitem(__import__("sys").modules, "nextword.serve.http_guard", None)
     assert server_module._http_protocol(config) == {"http": "h11", "h11_max_incomplete_event_size": 8192}
+
+
+def test_pipelined_requests_in_one_read_are_not_taken_for_one_long_head(server):
+    # a read of many whole requests, then the start of one more, was charged to that last head: 431,
+    # and the connection reset under the answers still running
+    sock = connect(server)
+    whole = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.sendall(whole * 200 + b"GET /health HT")  # 6.6 kB against the 4,096-byte cap
+    time.sleep(0.3)
+    sock.sendall(b"TP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert read_to_end(sock).count(b"HTTP/1.1 200") == 201
+
+
+def test_blank_lines_after_an_answer_do_not_hold_the_connection(server):
+    sock = connect(server)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    started = time.monotonic()
+    try:
+        for _ in range(40):  # a blank line every 0.1 s: each read put off uvicorn's keep-alive timeout
+            sock.sendall(b"\r\n")
+            time.sleep(0.1)
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    assert read_to_end(sock).startswith(b"HTTP/1.1 200")  # closed, and not after the 4 s of blank lines
+    assert time.monotonic() - started < 4 + TIMEOUT * 3
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n",
+        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{",
+    ],
+    ids=["GET with a body", "413"],
+)
+def test_a_body_still_coming_after_its_answer_is_not_waited_for(server, head):
+    sock = connect(server)
+    sock.sendall(head)
+    started = time.monotonic()
+    try:
+        for _ in range(30):  # a byte of body every 0.1 s: the connection stayed open as long as it came
+            sock.sendall(b"a")
+            time.sleep(0.1)
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    answer = read_to_end(sock)
+    assert answer.startswith((b"HTTP/1.1 200", b"HTTP/1.1 413")), answer[:80]
+    assert time.monotonic() - started < 3
