@@ -53,11 +53,10 @@ def show_info(args: argparse.Namespace) -> int:
         print(f"  {label:<14} {safe(text)}")
     best = _mapping(summary["metrics"])
     if best:
-        epochs = info.metrics.get("epochs")
-        total = len(epochs) if isinstance(epochs, list) else "?"
         # Files from before development parts chose by the validation loss and do not say so.
         key = info.metrics.get("selected_by", "val_loss")
         chosen = SELECTED_BY.get(key, "?") if isinstance(key, str) else "?"
+        total = _epochs(info.metrics, info.config)
         print(
             f"  best epoch     {_text(best.get('epoch'))} of {total} (by {chosen}): "
             f"validation loss {_number(best.get('val_loss'), '.4f')}, "
@@ -105,6 +104,24 @@ def show_info(args: argparse.Namespace) -> int:
         print(f"  decoding       {shown} (model defaults)")
     print("  versions       " + ", ".join(f"{_text(k)} {_text(v)}" for k, v in info.versions.items()))
     return 0
+
+
+def _epochs(metrics: dict[str, Any], config: dict[str, Any]) -> str:
+    """The epochs the run planned, and how many it trained when that is fewer: "3", "3 (stopped
+    after 1)", "10 (stopped early after 5)". Files from before ``epochs_planned`` was recorded: the
+    epochs of the training settings, unless the run trained more (resumed with more epochs)."""
+    epochs = metrics.get("epochs")
+    done = len(epochs) if isinstance(epochs, list) else None
+    planned = metrics.get("epochs_planned")
+    if not (type(planned) is int and planned > 0):
+        first = _mapping(config.get("train")).get("epochs")
+        planned = max(first, done or 0) if type(first) is int and first > 0 else done
+    if planned is None:
+        return "?"
+    if done is None or done >= planned:
+        return str(planned)
+    early = "early " if metrics.get("stopped_early") is True else ""
+    return f"{planned} (stopped {early}after {done})"
 
 
 def _mapping(value: Any) -> dict[str, Any]:

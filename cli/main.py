@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import logging
 import os
 import shlex
@@ -18,7 +17,6 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 from nextword.corpus.errors import os_advice
 from nextword.export import ExportConfig
@@ -29,23 +27,20 @@ from nextword.runtime import (
 from nextword.train import MissingExtraError, TrainConfig
 
 from .args import (
-    RESUMABLE_OPTIONS,
     add_config_arguments,
-    check_train_options,
     cli_messages,
-    config_flags,
     config_from_args,
     negative_numbers_are_values,
     refuse_unknown,
 )
 from .corpus import add_corpus_parser
-from .display import SafeFormatter, figure, json_text, safe
-from .info import SELECTED_BY, show_info
+from .display import SafeFormatter, json_text, safe
+from .info import show_info
 from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, cached_model
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
-from .quiet import import_tensorflow_quietly
 from .scoring import add_evaluate_parser, score_command
 from .serve import add_serve_parser
+from .training import after_interrupt, export_command, train_command
 
 __all__ = ["build_parser", "main"]
 
@@ -72,11 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="train a model on a corpus (needs nextword[train])")
     add_config_arguments(p, TrainConfig)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    p.set_defaults(handler=_train)
+    p.set_defaults(handler=train_command)
 
     p = commands.add_parser("export", help="export a run to one ONNX file (needs nextword[train])")
     add_config_arguments(p, ExportConfig, skip=("generation.seed",))
-    p.set_defaults(handler=_export)
+    p.set_defaults(handler=export_command)
 
     p = commands.add_parser("generate", help="continue one or more prompts")
     p.add_argument(
@@ -193,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
             _flush_output()  # what was printed before, unless standard output is what failed
         message = _os_error(exc, args.command in PRINTS_RESULT)
         if args.command == "train" and exc.errno in OUT_OF_ROOM:
-            message += _after_interrupt(args)  # the run stopped: how to go on with it once there is room
+            message += after_interrupt(args)  # the run stopped: how to go on with it once there is room
         print(f"nextword {args.command}: error: {safe(message)}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # a failed check, such as export parity
@@ -201,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
         ended = "terminated" if isinstance(exc, _Terminated) else "interrupted"
-        print(f"nextword {args.command}: {ended}{_after_interrupt(args)}", file=sys.stderr)
+        print(f"nextword {args.command}: {ended}{after_interrupt(args)}", file=sys.stderr)
         return 143 if isinstance(exc, _Terminated) else 130  # 128 + the signal, as a shell reports it
 
 
@@ -259,45 +254,6 @@ def _intermixed(
     return command.parse_known_intermixed_args(argv[at + 1 :], namespace=reparsed)
 
 
-def _after_interrupt(args: argparse.Namespace) -> str:
-    """What an interrupted command left to the user: for ``train``, how to go on with its run."""
-    if args.command != "train":
-        return ""
-    run_dir = str(getattr(args, "resume", None) or getattr(args, "out", None) or "")
-    if not run_dir:
-        return ""
-    folder = Path(run_dir)
-    if (folder / "checkpoint.keras").is_file():
-        command = _resume_command(args, run_dir)
-        if _distribution(folder) == "multi-worker":
-            return safe(
-                f"; the run keeps its last checkpoint: continue it with `{command}` on every worker, each "
-                "with its TF_CONFIG (or here alone, adding --distribute none)"
-            )
-        return safe(f"; the run keeps its last checkpoint: continue it with `{command}`")
-    if folder.is_dir() and any(folder.iterdir()):
-        return safe(f"; {run_dir} holds no checkpoint yet: start the run again with --overwrite")
-    return "; nothing was written: start the run again"
-
-
-def _resume_command(args: argparse.Namespace, run_dir: str) -> str:
-    """The command that continues ``run_dir`` after this session: ``--resume`` with the epoch total
-    this session was given (a run folder keeps the total it started with)."""
-    epochs = getattr(args, "epochs", None) if getattr(args, "resume", None) else None
-    return shlex.join(
-        ["nextword", "train", "--resume", run_dir, *(["--epochs", str(epochs)] if epochs else [])]
-    )
-
-
-def _distribution(folder: Path) -> object:
-    """The ``distribute`` setting a run folder's config.json records (None if it cannot be read)."""
-    try:
-        stored = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return stored.get("distribute") if isinstance(stored, dict) else None
-
-
 def _os_error(exc: OSError, prints_result: bool = False) -> str:
     """``out.onnx: No space left on device; free some space or choose another place`` rather than
     ``[Errno 28] No space left on device``: the file, the problem and what to do. An error without a
@@ -311,66 +267,6 @@ def _os_error(exc: OSError, prints_result: bool = False) -> str:
         where = ""
     advice = os_advice(exc.errno)
     return (f"{where}: {reason}" if where else reason) + (f"; {advice}" if advice else "")
-
-
-def _train(args: argparse.Namespace) -> int:
-    from nextword.train import resume, train
-
-    import_tensorflow_quietly()
-    flags = config_flags(TrainConfig)
-    options = {k: v for k, v in vars(args).items() if k in flags}
-    check_train_options(options, flags, RESUMABLE_OPTIONS if args.resume else None)
-    if args.resume:
-        result = resume(args.resume, **{k: options.get(k) for k in RESUMABLE_OPTIONS})
-    else:
-        config = config_from_args(TrainConfig(), options)
-        if not config.corpus.paths:
-            raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
-        result = train(config, command=args.command_line)
-    where = f"run {result.run_dir}" if result.chief else "worker done; the chief wrote the run (its --out)"
-    print(
-        f"{where}: {result.epochs} epochs, best epoch {result.best_epoch} "
-        f"by {SELECTED_BY.get(result.selected_by, result.selected_by)} "
-        f"(validation loss {result.best_val_loss:.4f}, "
-        f"perplexity {figure(result.best_val_perplexity, '.1f')})"
-        + (", stopped early" if result.stopped_early else "")
-    )
-    if result.out_of_time:
-        command = _resume_command(args, result.run_dir)
-        print(safe(f"the --max-minutes budget ended this session: continue the run with `{command}`"))
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from nextword.export import export
-
-    import_tensorflow_quietly()
-    config = config_from_args(ExportConfig(), vars(args))
-    if not config.run_dir or not config.out:
-        raise ValueError("usage: nextword export RUN_DIR --out MODEL.onnx")
-    report = export(config, command=args.command_line)
-    p = report.parity
-    print(f"wrote {report.path} ({report.bytes / 1e6:.2f} MB), ops: {report.ops}")
-    print(
-        f"parity (tolerance {p.tolerance:g}): max |Keras - ONNX| logits {p.max_abs_diff_random:.2e} random, "
-        f"{p.max_abs_diff_real:.2e} real; chunked vs whole {p.max_abs_diff_chunked:.2e}; "
-        f"greedy {p.greedy_words}-word generations identical {p.greedy_identical}/{p.greedy_sequences}"
-    )
-    if report.int8_vs_fp32:
-        q = report.int8_vs_fp32
-        print(
-            f"int8 against fp32: max |logit difference| {q['max_abs_logit_diff']:.3g}, "
-            f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
-        )
-    for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):
-        if precision in report.quality:
-            figures, name = report.quality[precision], precision.replace("_cache", " + cache")
-            print(
-                f"validation ({name}): perplexity {figure(figures['perplexity'], '.2f')}, "
-                f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%} "
-                f"over {figures['words']} words"
-            )
-    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ from nextword.train.config import TrainConfig
 from nextword.train.data import stream_documents
 from nextword.train.files import RUN_FILES, RUN_MARKER, SAVING, RunDir, atomic_write_bytes, read_json
 from nextword.train.model import load_keras_model
+from nextword.train.progress import stopped_short
 from nextword.train.sizes import check_exportable
 
 from .cache_tuning import trace_documents, tune_cache
@@ -314,6 +315,9 @@ def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict
             f"than its metrics say; `nextword.train.resume({str(run.root)!r})` mends the files (or, if it is "
             "training now, wait a moment and export again)"
         )
+    short = stopped_short(str(run.root), metrics, stored)
+    if short is not None:
+        logger.warning("%s", short)
     if run.busy():
         best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
         logger.warning(

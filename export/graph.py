@@ -15,6 +15,7 @@ from nextword.runtime.model_file import INPUT_IDS, LOGITS, LOGITS_FROM, state_in
 from nextword.train.config import ModelConfig
 from nextword.train.model import build_step_model, copy_weights
 
+from .canonical import canonical_names
 from .errors import ExportError
 
 __all__ = ["ExportError", "check_graph", "convert"]
@@ -32,7 +33,8 @@ def convert(trained: keras.Model, config: ModelConfig, vocab_size: int, opset: i
     ``logits_from`` int64 scalar. Outputs: ``logits`` float32 (batch, time', vocab) for the positions
     ``logits_from`` on (``[:, logits_from:]``; -1 is the last position alone), ``h_i_out``/``c_i_out``
     per layer. The output layer runs only at those positions: feeding a prompt with ``logits_from=-1``
-    skips it everywhere but at the end.
+    skips it everywhere but at the end. Every other name in the graph is canonical
+    (:func:`~.canonical.canonical_names`): converting the same weights twice gives the same graph.
     """
     step = build_step_model(config, vocab_size)
     copy_weights(trained, step)
@@ -58,7 +60,7 @@ def convert(trained: keras.Model, config: ModelConfig, vocab_size: int, opset: i
     proto, _ = tf2onnx.convert.from_function(step_fn, input_signature=signature, opset=opset)
     _name_dynamic_dims(proto)
     proto.producer_name = "nextword"
-    return proto
+    return canonical_names(proto)  # the same run converts to the same bytes
 
 
 def _input_output(step: keras.Model, config: ModelConfig) -> tuple[Callable, Callable]:

@@ -45,6 +45,9 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
         quantized = onnx.load(str(target))
     del quantized.metadata_props[:]  # the exporter writes the metadata afresh
     store_weights_unsigned(quantized)
+    # The graph quantized is canonical (export.graph.convert), and the quantizer names what it adds
+    # after it, so the same graph quantizes to the same bytes. Its names stay: fine-tuning from the
+    # file finds each weight's scale and zero point by them (``X_quantized``, ``X_scale``...).
     return quantized
 
 

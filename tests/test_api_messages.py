@@ -40,18 +40,35 @@ def test_cli_terms_rewrites_api_calls_and_options():
     assert cli_terms(prose, train) == prose
 
 
-def test_training_into_a_run_folder(run_dir, tiny_config, capsys):
+def test_training_into_a_run_folder(run_dir, tiny_config, capsys, tmp_path):
     from nextword.train import RunExistsError, train
 
-    with pytest.raises(RunExistsError) as caught:
+    with pytest.raises(RunExistsError) as caught:  # finished: resuming it as it is trains nothing
         train(replace(tiny_config, out=str(run_dir)))
     message = str(caught.value)
-    assert f"continue it with `nextword.train.resume({str(run_dir)!r})`" in message
-    assert "replace it with overwrite=True" in message and "--" not in message
+    assert f"run folder {run_dir} holds a finished run (" in message and "--" not in message
+    assert (
+        f"export it with `nextword.export.export(ExportConfig({str(run_dir)!r}, out='MODEL.onnx'))`"
+        in message
+    )
+    assert "; or replace it with overwrite=True" in message
     corpus = tiny_config.corpus.paths[0]
     assert main(["train", corpus, "--out", str(run_dir), "--min-count", "1"]) == 2
     err = capsys.readouterr().err
-    assert f"continue it with `nextword train --resume {run_dir}` or replace it with --overwrite" in err
+    assert f"export it with `nextword export {run_dir} --out MODEL.onnx`" in err
+    assert f"`nextword train --resume {run_dir} --epochs" in err and "; or replace it with --overwrite" in err
+    unfinished = _copy(run_dir, tmp_path)  # epochs left to train: resume it
+    metrics = json.loads((unfinished / "metrics.json").read_text())
+    metrics |= {"epochs_planned": len(metrics["epochs"]) + 5, "stopped_early": False}
+    (unfinished / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(RunExistsError) as caught:
+        train(replace(tiny_config, out=str(unfinished)))
+    message = str(caught.value)
+    assert f"continue it with `nextword.train.resume({str(unfinished)!r})`" in message
+    assert "replace it with overwrite=True" in message and "--" not in message
+    assert main(["train", corpus, "--out", str(unfinished), "--min-count", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"continue it with `nextword train --resume {unfinished}` or replace it with --overwrite" in err
 
 
 def test_resuming_a_run_without_its_checkpoint(run_dir, tmp_path, capsys):

@@ -191,11 +191,13 @@ def test_train_export_resume_through_the_cli(capsys, corpus_files, tmp_path):
         0,
     ]
     code, out, _ = run_cli(capsys, "train", corpus_files["text"], "--out", run, "--epochs", 1, *small)
-    assert code == 0 and "1 epochs" in out and (run / "model.keras").is_file()
+    assert code == 0 and "1 epoch," in out and (run / "model.keras").is_file()
+    assert f"next: export the model with `nextword export {run} --out MODEL.onnx`" in out
     code, _, err = run_cli(capsys, "train", corpus_files["text"], "--out", run, *small)
-    assert code == 2 and "--resume" in err and "--overwrite" in err
+    assert code == 2 and f"run folder {run} holds a finished run (1 of 1 epoch)" in err
+    assert f"`nextword train --resume {run} --epochs 2` (or more)" in err and "--overwrite" in err
     code, out, _ = run_cli(capsys, "train", "--resume", run, "--epochs", 2)
-    assert code == 0 and "2 epochs" in out
+    assert code == 0 and "2 epochs," in out
     code, _, err = run_cli(capsys, "train", "--resume", run, "--lstm-units", 16)
     assert code == 2 and "cannot change --lstm-units" in err
     code, out, _ = run_cli(capsys, "export", run, "--out", tmp_path / "m.onnx", "--int8")
@@ -227,22 +229,29 @@ def test_ctrl_c_during_train_says_how_to_go_on_without_a_traceback(
 
     monkeypatch.setattr(nextword.train, "train", interrupted)
     monkeypatch.setattr(nextword.train, "resume", interrupted)
-    code, _, err = run_cli(capsys, "train", "--resume", run_dir)
+    code, _, err = run_cli(capsys, "train", "--resume", run_dir)  # finished: --resume would train nothing
     assert code == 130 and "Traceback" not in err
-    hint = f"continue it with `nextword train --resume {run_dir}`"
-    assert f"interrupted; the run keeps its last checkpoint: {hint}" in err
+    assert "interrupted; the run has finished (" in err and f"`nextword export {run_dir} --out" in err
+    assert f"`nextword train --resume {run_dir}`" not in err
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run_dir, unfinished)
+    metrics = json.loads((unfinished / "metrics.json").read_text())
+    metrics |= {"epochs_planned": len(metrics["epochs"]) + 5, "stopped_early": False}
+    (unfinished / "metrics.json").write_text(json.dumps(metrics))
+    code, _, err = run_cli(capsys, "train", "--resume", unfinished)
+    hint = f"continue it with `nextword train --resume {unfinished}`"
+    assert code == 130 and f"interrupted; the run keeps its last checkpoint: {hint}" in err
     # A session that raised the epoch total says so again: the folder keeps the total it started with.
-    code, _, err = run_cli(capsys, "train", "--resume", run_dir, "--epochs", 9)
-    assert code == 130 and f"continue it with `nextword train --resume {run_dir} --epochs 9`" in err
+    code, _, err = run_cli(capsys, "train", "--resume", run_dir, "--epochs", 99)
+    assert code == 130 and f"continue it with `nextword train --resume {run_dir} --epochs 99`" in err
     code, _, err = run_cli(capsys, "train", corpus_files["text"], "--out", tmp_path / "fresh")
-    assert (
-        code == 130 and err.strip() == "nextword train: interrupted; nothing was written: start the run again"
-    )
-    partial = tmp_path / "partial"  # stopped during its first epoch: files, no checkpoint
+    assert code == 130 and err.strip() == "nextword train: interrupted; nothing was kept: start the run again"
+    partial = tmp_path / "partial"  # left by a nextword that kept such folders: files, no checkpoint
     partial.mkdir()
     (partial / "config.json").write_text("{}")
     code, _, err = run_cli(capsys, "train", corpus_files["text"], "--out", partial)
-    assert code == 130 and "holds no checkpoint yet: start the run again with --overwrite" in err
+    assert code == 130 and "so there is nothing to resume: start the run again with --overwrite" in err
+    assert "--resume" not in err
 
 
 def test_sigterm_during_train_ends_it_as_ctrl_c_does(capsys, monkeypatch, run_dir, tmp_path):
@@ -260,15 +269,18 @@ def test_sigterm_during_train_ends_it_as_ctrl_c_does(capsys, monkeypatch, run_di
 
     monkeypatch.setattr(nextword.train, "resume", terminated)
     before = signal.getsignal(signal.SIGTERM)
-    code, _, err = run_cli(capsys, "train", "--resume", run_dir)
+    run = shutil.copytree(run_dir, tmp_path / "workers")
+    metrics = json.loads((run / "metrics.json").read_text())  # epochs left to train
+    metrics |= {"epochs_planned": len(metrics["epochs"]) + 5, "stopped_early": False}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    code, _, err = run_cli(capsys, "train", "--resume", run)
     assert code == 143 and "Traceback" not in err
     assert (
-        f"terminated; the run keeps its last checkpoint: continue it with `nextword train --resume {run_dir}`"
+        f"terminated; the run keeps its last checkpoint: continue it with `nextword train --resume {run}`"
         in err
     )
     assert signal.getsignal(signal.SIGTERM) == before  # the command's handler is gone with it
-    run = shutil.copytree(run_dir, tmp_path / "workers")  # a multi-worker run goes on on every worker
-    stored = json.loads((run / "config.json").read_text())
+    stored = json.loads((run / "config.json").read_text())  # a multi-worker run goes on on every worker
     (run / "config.json").write_text(json.dumps({**stored, "distribute": "multi-worker"}))
     code, _, err = run_cli(capsys, "train", "--resume", run)
     assert (

@@ -80,7 +80,11 @@ def test_an_interrupted_run_says_how_to_go_on_and_the_process_trains_on(
     assert resume(config.out).epochs == 2  # the same process goes on with it
 
 
-def test_an_interrupt_before_the_first_checkpoint_says_to_start_again(tmp_path, tiny_config, monkeypatch):
+def test_an_interrupt_before_the_first_checkpoint_removes_the_run_and_says_to_start_again(
+    tmp_path, tiny_config, monkeypatch
+):
+    """Nothing in such a folder could be resumed: it goes, as the folder of an interrupt before anything
+    was written does, and the same call starts the run again."""
     from nextword.train import loop
 
     def interrupted(*args, **kwargs):
@@ -91,12 +95,11 @@ def test_an_interrupt_before_the_first_checkpoint_says_to_start_again(tmp_path, 
     with pytest.raises(KeyboardInterrupt) as caught:
         train(config)
     if sys.version_info >= (3, 11):
-        assert caught.value.__notes__ == [
-            f"nextword: training interrupted; {config.out} holds no checkpoint yet: start the run again "
-            "with overwrite=True"
-        ]
+        note = "nextword: training interrupted; nothing was kept: start the run again"
+        assert caught.value.__notes__ == [note]
+    assert not Path(config.out).exists()
     monkeypatch.undo()
-    assert train(replace(config, overwrite=True)).epochs == 1
+    assert train(config).epochs == 1
 
 
 def test_a_global_mixed_precision_policy_does_not_reach_the_model(tiny_config):

@@ -349,12 +349,11 @@ def test_resume_says_when_it_trains_nothing_or_past_the_learning_rate_schedule(t
     out = tmp_path / "run"
     train(replace(tiny_config, out=str(out), epochs=1, patience=0))
     assert resume(out).epochs == 1
-    assert "the run has finished its 1 epochs: nothing to train; resume with `epochs` above 1" in caplog.text
+    assert "the run has finished its 1 epoch: nothing to train; resume with `epochs` above 1" in caplog.text
     caplog.clear()
     assert resume(out, epochs=2).epochs == 2
     assert (
-        "decays over the run's first plan, 1 epoch(s): epochs past them train at its final rate"
-        in caplog.text
+        "decays over the run's first plan, 1 epoch: epochs past them train at its final rate" in caplog.text
     )
     assert "nothing to train" not in caplog.text
 
@@ -370,10 +369,10 @@ def test_resume_of_a_run_whose_epochs_were_planned_says_the_same(tmp_path, tiny_
     assert json.loads((out / "config.json").read_text())["epochs"] is None
     caplog.clear()
     resume(out)
-    assert "the run has finished its 1 epochs: nothing to train" in caplog.text
+    assert "the run has finished its 1 epoch: nothing to train" in caplog.text
     caplog.clear()
     assert resume(out, epochs=2).epochs == 2
-    assert "decays over the run's first plan, 1 epoch(s)" in caplog.text
+    assert "decays over the run's first plan, 1 epoch" in caplog.text
 
 
 def test_a_folder_given_as_the_embeddings_file_is_called_a_folder(tmp_path, small_tokenizer):

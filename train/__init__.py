@@ -17,7 +17,8 @@ from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_doc
 from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
 from .config import ModelConfig, TrainConfig
 from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
-from .files import NotARunError, RunBusyError, RunDir, RunExistsError
+from .files import NotARunError, RunBusyError, RunExistsError
+from .progress import how_to_go_on
 from .result import TrainResult
 
 __all__ = [
@@ -52,7 +53,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     :func:`nextword.export.export` converts. Bad corpora or settings raise ``ValueError`` subclasses
     before training starts; a folder that holds a run raises :class:`RunExistsError` unless
     ``config.overwrite``. An interrupt (Ctrl-C, a notebook's stop button) leaves the folder resumable
-    with :func:`resume`, and says so in a note on the ``KeyboardInterrupt``. The whole story:
+    with :func:`resume` once it has a checkpoint, and says so in a note on the ``KeyboardInterrupt``;
+    before the first checkpoint an interrupt, like any failure, removes what the run wrote, and the
+    note says to start it again. The whole story:
     :func:`nextword.train.trainer.train`."""
     if config.distribute == "multi-worker":  # a bad TF_CONFIG fails at once, before TensorFlow loads
         parse_tf_config(os.environ.get("TF_CONFIG"))
@@ -83,15 +86,5 @@ def _interruptible(run_dir: str, epochs: int | None = None) -> Iterator[None]:
         yield
     except KeyboardInterrupt as exc:
         if hasattr(exc, "add_note"):  # Python 3.11 and later
-            exc.add_note(f"nextword: training interrupted; {_how_to_go_on(run_dir, epochs)}")
+            exc.add_note(f"nextword: training interrupted; {how_to_go_on(run_dir, epochs)}")
         raise
-
-
-def _how_to_go_on(run_dir: str, epochs: int | None) -> str:
-    run = RunDir(run_dir)
-    if run.checkpoint.is_file():
-        more = f", epochs={epochs}" if epochs is not None else ""
-        return f"the run keeps its last checkpoint: continue it with nextword.train.resume({run_dir!r}{more})"
-    if run.root.is_dir() and any(run.root.iterdir()):
-        return f"{run_dir} holds no checkpoint yet: start the run again with overwrite=True"
-    return "nothing was written: start the run again"

@@ -250,11 +250,11 @@ def start_workers(mode: str, peer_timeout: float) -> Workers:
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     _give_sigterm_back()
     logger.info(
-        "worker %d of %d (%s), %d replicas in sync",
+        "worker %d of %d (%s), %s in sync",
         cluster.index,
         len(cluster.addresses),
         "chief" if cluster.is_chief else "not chief",
-        strategy.num_replicas_in_sync,
+        f"{strategy.num_replicas_in_sync} replica{'' if strategy.num_replicas_in_sync == 1 else 's'}",
     )
     return Workers(strategy, mode, index=cluster.index, count=len(cluster.addresses), watchdog=watchdog)
 

@@ -164,6 +164,7 @@ class RunDir:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._marked_here = False  # whether mark() wrote the marker: this process made the run
 
     @property
     def config(self) -> Path:
@@ -210,6 +211,29 @@ class RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.marker.is_file():
             atomic_write_json(self.marker, {"nextword_run": 1})
+            self._marked_here = True
+
+    @contextlib.contextmanager
+    def discarded_before_checkpoint(self) -> Iterator[None]:
+        """Remove the run's files again when the block fails (any exception, Ctrl-C too) after
+        :meth:`mark` made this folder a run and before its first checkpoint: nothing in it could be
+        resumed, and a folder of its leftovers (a marker and a tokenizer, after a full disk) would only
+        be refused by the next run. A folder :meth:`in_use` made goes with them."""
+        try:
+            yield
+        except BaseException:
+            if self._marked_here and not self.checkpoint.is_file():
+                try:
+                    self.clear()  # only what a run writes; a file of the user's keeps everything
+                    logger.info("%s: stopped before its first checkpoint; its files are removed", self.root)
+                except OSError as exc:
+                    logger.warning(
+                        "%s stopped before its first checkpoint and its files could not be removed (%s): "
+                        "start the run again with overwrite=True",
+                        self.root,
+                        exc,
+                    )
+            raise
 
     @contextlib.contextmanager
     def in_use(self) -> Iterator[None]:

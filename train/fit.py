@@ -24,7 +24,8 @@ from .data import DiskWindows
 from .distribute import Workers, broadcast_json, broadcast_variables, check_same, lost_workers
 from .files import RunDir
 from .loop import TrainingLoop
-from .model import build_model, copy_weights
+from .model import build_model, copy_seed_states, copy_weights
+from .progress import counted
 from .recorder import RunRecorder, patience_reached
 from .resumable import say_what_resuming_does
 
@@ -110,12 +111,12 @@ def fit_session(
     dev_windows = _dev_windows(run, config, batch)
     try:
         logger.info(
-            "%d training words, %d validation words, %d development words; %d replicas, global batch %d "
+            "%d training words, %d validation words, %d development words; %s, global batch %d "
             "(%d per replica)",
             windows.words,
             val_windows.words,
             dev_windows.words if dev_windows else 0,
-            workers.replicas,
+            counted(workers.replicas, "replica"),
             batch,
             batch // workers.replicas,
         )
@@ -302,6 +303,12 @@ def _set_start(model: keras.Model, start: Start) -> None:
             model.get_layer("logits").bias.assign(start.bias)
         return
     copy_weights(start.saved, model)
+    if not copy_seed_states(start.saved, model):
+        logger.warning(
+            "the checkpoint holds no random state of the dropout layers (an earlier nextword wrote it): "
+            "their masks start afresh, so this run will differ slightly from the same run left "
+            "uninterrupted; runs started with this nextword resume exactly"
+        )
     mine, saved = model.optimizer.variables, start.saved.optimizer.variables
     if [tuple(v.shape) for v in mine] != [tuple(v.shape) for v in saved]:
         raise ValueError("the checkpoint's optimizer state does not fit this model; start the run again")

@@ -32,6 +32,7 @@ __all__ = [
     "apply_output",
     "build_model",
     "build_step_model",
+    "copy_seed_states",
     "copy_weights",
     "load_keras_model",
 ]
@@ -67,6 +68,7 @@ class OutputBias(keras.layers.Layer):
 
 
 REPLICA_SEED_STRIDE = 1_000_003  # ReplicaDropout: replica r's seed is offset by r times this prime
+SEED_STATE = "seed_generator_state"  # ReplicaDropout's entry in a saved model's variables
 
 
 @keras.saving.register_keras_serializable(package="nextword")
@@ -79,7 +81,13 @@ class ReplicaDropout(keras.layers.Dropout):
     that one process training the whole batch draws. Here the first word of the seed is offset by
     ``REPLICA_SEED_STRIDE`` times the replica's id (in sync, across workers). Replica 0, and so any
     single process, draws exactly what ``keras.layers.Dropout`` draws: the same seed, the same call.
+
+    Unlike Keras's layer it saves its seed generator's state with the model (see
+    :meth:`save_own_variables`): a run resumed from a checkpoint draws the masks the uninterrupted run
+    draws.
     """
+
+    seed_state_restored = False  # whether load_own_variables found the seed generator's state
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         if not training or not self.rate:
@@ -97,6 +105,20 @@ class ReplicaDropout(keras.layers.Dropout):
         if self.noise_shape is not None:
             shape = [shape[i] if n is None else n for i, n in enumerate(self.noise_shape)]
         return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, noise_shape=shape, seed=seed)
+
+    # Keras's Dropout saves no state, so a run resumed from its checkpoint drew its masks again from
+    # the first one: it trained on, but no longer as the run left alone did. The seed generator's state
+    # ([seed, masks drawn]) is saved with the layer, so a resumed run draws the masks it would have.
+    def save_own_variables(self, store: Any) -> None:
+        super().save_own_variables(store)
+        store[SEED_STATE] = self.seed_generator.state
+
+    def load_own_variables(self, store: Any) -> None:
+        """Restore the seed generator's state; a file without it (an earlier nextword's) leaves the
+        state as built, and :attr:`seed_state_restored` False."""
+        self.seed_state_restored = store is not None and SEED_STATE in store
+        if self.seed_state_restored:
+            self.seed_generator.state.assign(store[SEED_STATE])
 
 
 def _embedding(config: ModelConfig, vocab_size: int, policy: str = "float32") -> keras.layers.Embedding:
@@ -192,6 +214,21 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
     for layer in target.layers:
         if layer.weights:
             layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def copy_seed_states(source: keras.Model, target: keras.Model) -> bool:
+    """Copy the dropout layers' random state of ``source`` (a loaded checkpoint) into the layers of the
+    same name in ``target``; False when ``source`` has dropout layers whose file did not hold it (a
+    checkpoint of an earlier nextword): ``target`` then keeps its own."""
+    restored = True
+    for layer in target.layers:
+        if isinstance(layer, ReplicaDropout):
+            saved = source.get_layer(layer.name)
+            if getattr(saved, "seed_state_restored", False):
+                layer.seed_generator.state.assign(saved.seed_generator.state.numpy())
+            else:
+                restored = False
+    return restored
 
 
 def load_keras_model(path: Any) -> keras.Model:

@@ -88,7 +88,7 @@ class RunRecorder:
         if patience_reached(self.history, self.config.patience) and not last:
             self.stopped_early = True  # not on the last epoch: the run ends there anyway
         if self.writes:  # marked as being saved until its checkpoint and best model are written
-            document = metrics_document(self.history, self.stopped_early)
+            document = metrics_document(self.history, self.stopped_early, self.config.epochs)
             atomic_write_json(self.run.metrics, {**document, SAVING: entry["epoch"]})
         self.checkpoint(model)
         if improved:
@@ -130,13 +130,18 @@ def patience_reached(history: list[dict[str, Any]], patience: int) -> bool:
     return last is None or at_best is None or last - at_best >= PATIENCE_STEPS
 
 
-def metrics_document(history: list[dict[str, Any]], stopped_early: bool) -> dict[str, Any]:
-    """The metrics.json content: every epoch, the best one repeated under ``best``, and
+def metrics_document(
+    history: list[dict[str, Any]], stopped_early: bool, planned: int | None = None
+) -> dict[str, Any]:
+    """The metrics.json content: every epoch, the epochs ``planned`` (when known: export and the model
+    file tell a run that stopped short of them), the best epoch repeated under ``best``, and
     ``selected_by``, the loss that chose it (:func:`selection_key`)."""
+    plan = {"epochs_planned": planned} if planned is not None else {}
     if not history:
-        return {"epochs": history, "best": None, "stopped_early": stopped_early}
+        return {"epochs": history, **plan, "best": None, "stopped_early": stopped_early}
     return {
         "epochs": history,
+        **plan,
         "best": history[best_index(history)],
         "selected_by": selection_key(history),
         "stopped_early": stopped_early,

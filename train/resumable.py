@@ -12,6 +12,7 @@ import keras
 
 from .config import TrainConfig
 from .files import RUN_MARKER, SAVING, NotARunError, RunDir, atomic_write_json, read_json
+from .progress import counted
 from .recorder import RunRecorder, best_index, metrics_document, patience_reached
 
 __all__ = [
@@ -139,7 +140,7 @@ def reconcile(
     if kept and kept[-1].get("steps") == steps and best_index(kept) == len(kept) - 1:
         recorder.save_best(model)
     if len(kept) < len(history) or saving is not None:  # the files agree again: say so
-        atomic_write_json(run.metrics, metrics_document(kept, stopped_early=False))
+        atomic_write_json(run.metrics, metrics_document(kept, False, recorder.config.epochs))
     return kept
 
 
@@ -150,20 +151,19 @@ def say_what_resuming_does(config: TrainConfig, first_plan: int, history: list[d
     done = len(history)
     if config.epochs is not None and done >= config.epochs:
         logger.warning(
-            "the run has finished its %d epochs: nothing to train; resume with `epochs` above %d to train "
-            "more",
-            done,
+            "the run has finished its %s: nothing to train; resume with `epochs` above %d to train more",
+            counted(done, "epoch"),
             done,
         )
     elif history and patience_reached(history, config.patience):
         logger.warning(
-            "the run stopped early (no better development loss for %d epochs): it stops again after "
+            "the run stopped early (no better development loss for %s): it stops again after "
             "the next one unless that improves; pass patience=0 to train on regardless",
-            config.patience,
+            counted(config.patience, "epoch"),
         )
     if config.lr_schedule == "cosine" and config.epochs and config.epochs > first_plan:
         logger.warning(
-            "the learning rate decays over the run's first plan, %d epoch(s): epochs past them train at "
+            "the learning rate decays over the run's first plan, %s: epochs past them train at "
             "its final rate (5%% of `learning_rate`)",
-            first_plan,
+            counted(first_plan, "epoch"),
         )

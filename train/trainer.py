@@ -48,6 +48,7 @@ from .files import (
     atomic_write_text,
 )
 from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
+from .progress import existing_run_advice
 from .recorder import RunRecorder, metrics_document
 from .result import TrainResult
 from .resumable import (
@@ -82,10 +83,12 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     validation loss), keep the best model. Each step streams the corpus files (see
     :mod:`nextword.train.data`): memory does not grow with the corpus. Everything the run needs
     later is written into the folder before the first epoch, so an interrupted run can be resumed
-    with :func:`resume`. Raises ``ValueError`` subclasses for bad corpora, embeddings or settings
-    before any training starts, :class:`RunExistsError` if the folder holds a run and ``overwrite``
-    is off, and :class:`~nextword.train.files.RunBusyError` while another process trains in it.
-    ``command``, the command line that started the run, is recorded in ``config.json``.
+    with :func:`resume` from its last checkpoint; a run that fails before its first one (an error, a
+    full disk, Ctrl-C) has nothing to resume, and what it wrote is removed. Raises ``ValueError``
+    subclasses for bad corpora, embeddings or settings before any training starts,
+    :class:`RunExistsError` if the folder holds a run and ``overwrite`` is off, and
+    :class:`~nextword.train.files.RunBusyError` while another process trains in it. ``command``, the
+    command line that started the run, is recorded in ``config.json``.
 
     With ``init_from`` (fine-tuning) the run starts from the best model of another run folder, the
     base (:mod:`nextword.train.base`): its tokenizer is this run's (no vocabulary pass; words outside
@@ -114,7 +117,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     run = RunDir(config.out)
     if run.root.exists() and not run.root.is_dir():
         raise RunExistsError(f"{run.root} exists and is not a folder; choose another `out`")
-    with run.in_use():  # nothing in the folder is read or removed while another process trains there
+    # nothing in the folder is read or removed while another process trains there; what this process
+    # writes goes again if it fails before its first checkpoint
+    with run.in_use(), run.discarded_before_checkpoint():
         if workers.count > 1 and _same_run(run, config):  # a restarted worker: the same command goes on
             stored_config, stored = run.read_config()
             if config.overwrite:
@@ -413,10 +418,7 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
                 "choose an empty or new folder for `out`"
             )
         if not config.overwrite:
-            raise RunExistsError(
-                f"run folder {run.root} is not empty; continue it with "
-                f"`nextword.train.resume({str(run.root)!r})` or replace it with overwrite=True"
-            )
+            raise RunExistsError(existing_run_advice(str(run.root)))
         run.check_replaceable()
         return True
     return False

@@ -1,0 +1,137 @@
+"""``nextword train`` and ``nextword export``: run them, print what they did, and say what comes next
+(export a finished run, continue an interrupted one, or start one again that left nothing to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+from nextword.export import ExportConfig
+from nextword.train import TrainConfig
+from nextword.train.progress import counted, how_to_go_on, run_progress
+
+from .args import RESUMABLE_OPTIONS, check_train_options, cli_terms, config_flags, config_from_args
+from .display import figure, safe
+from .info import SELECTED_BY
+from .quiet import import_tensorflow_quietly
+
+__all__ = ["after_interrupt", "export_command", "train_command"]
+
+
+def after_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted command left to the user: for ``train``, how to go on with its run --
+    ``--resume`` only where there is something to resume."""
+    if args.command != "train":
+        return ""
+    run_dir = str(getattr(args, "resume", None) or getattr(args, "out", None) or "")
+    if not run_dir:
+        return ""
+    folder = Path(run_dir)
+    progress = run_progress(folder)
+    epochs = getattr(args, "epochs", None) if getattr(args, "resume", None) else None
+    if progress.has_checkpoint and not (progress.finished and (epochs or 0) <= progress.epochs_done):
+        command = _resume_command(args, run_dir)
+        if _distribution(folder) == "multi-worker":
+            return safe(
+                f"; the run keeps its last checkpoint: continue it with `{command}` on every worker, each "
+                "with its TF_CONFIG (or here alone, adding --distribute none)"
+            )
+        return safe(f"; the run keeps its last checkpoint: continue it with `{command}`")
+    return safe("; " + cli_terms(how_to_go_on(run_dir, epochs), (TrainConfig,)))
+
+
+def _resume_command(args: argparse.Namespace, run_dir: str) -> str:
+    """The command that continues ``run_dir`` after this session: ``--resume`` with the epoch total
+    this session was given (a run folder keeps the total it started with)."""
+    epochs = getattr(args, "epochs", None) if getattr(args, "resume", None) else None
+    return shlex.join(
+        ["nextword", "train", "--resume", run_dir, *(["--epochs", str(epochs)] if epochs else [])]
+    )
+
+
+def _distribution(folder: Path) -> object:
+    """The ``distribute`` setting a run folder's config.json records (None if it cannot be read)."""
+    try:
+        stored = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored.get("distribute") if isinstance(stored, dict) else None
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """``nextword train``: a new run, or ``--resume`` of one; prints where it ended and what is next."""
+    from nextword.train import resume, train
+
+    import_tensorflow_quietly()
+    flags = config_flags(TrainConfig)
+    options = {k: v for k, v in vars(args).items() if k in flags}
+    check_train_options(options, flags, RESUMABLE_OPTIONS if args.resume else None)
+    if args.resume:
+        result = resume(args.resume, **{k: options.get(k) for k in RESUMABLE_OPTIONS})
+    else:
+        config = config_from_args(TrainConfig(), options)
+        if not config.corpus.paths:
+            raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
+        result = train(config, command=args.command_line)
+    where = f"run {result.run_dir}" if result.chief else "worker done; the chief wrote the run (its --out)"
+    print(
+        f"{where}: {counted(result.epochs, 'epoch')}, best epoch {result.best_epoch} "
+        f"by {SELECTED_BY.get(result.selected_by, result.selected_by)} "
+        f"(validation loss {result.best_val_loss:.4f}, "
+        f"perplexity {figure(result.best_val_perplexity, '.1f')})"
+        + (", stopped early" if result.stopped_early else "")
+    )
+    if not result.chief:
+        return 0
+    export = shlex.join(["nextword", "export", result.run_dir, "--out", "MODEL.onnx"])
+    if result.out_of_time:
+        command = _resume_command(args, result.run_dir)
+        print(
+            safe(
+                f"the --max-minutes budget ended this session: continue the run with `{command}`, or export "
+                f"its best epoch so far with `{export}`"
+            )
+        )
+    else:
+        print(safe(f"next: export the model with `{export}`"))
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """``nextword export``: prints the file written, its parity figures and validation quality."""
+    from nextword.export import export
+
+    import_tensorflow_quietly()
+    config = config_from_args(ExportConfig(), vars(args))
+    if not config.run_dir or not config.out:
+        raise ValueError("usage: nextword export RUN_DIR --out MODEL.onnx")
+    report = export(config, command=args.command_line)
+    p = report.parity
+    # Without the run's samples.json there are no real prompts: that comparison did not happen.
+    real = "real prompts not checked (the run has no samples.json)"
+    if p.real_prompts:
+        real = f"{p.max_abs_diff_real:.2e} real"
+    print(f"wrote {report.path} ({report.bytes / 1e6:.2f} MB), ops: {report.ops}")
+    print(
+        f"parity (tolerance {p.tolerance:g}): max |Keras - ONNX| logits {p.max_abs_diff_random:.2e} random, "
+        f"{real}; chunked vs whole {p.max_abs_diff_chunked:.2e}; "
+        f"greedy {p.greedy_words}-word generations identical {p.greedy_identical}/{p.greedy_sequences}"
+    )
+    if report.int8_vs_fp32:
+        q = report.int8_vs_fp32
+        print(
+            f"int8 against fp32: max |logit difference| {q['max_abs_logit_diff']:.3g}, "
+            f"greedy identical {q['greedy_identical']}/{q['greedy_sequences']}"
+        )
+    for precision in ("fp32", "int8", "fp32_cache", "int8_cache"):
+        if precision in report.quality:
+            figures, name = report.quality[precision], precision.replace("_cache", " + cache")
+            print(
+                f"validation ({name}): perplexity {figure(figures['perplexity'], '.2f')}, "
+                f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%} "
+                f"over {figures['words']} words"
+            )
+    return 0
