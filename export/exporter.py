@@ -315,10 +315,11 @@ def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict
             f"than its metrics say; `nextword.train.resume({str(run.root)!r})` mends the files (or, if it is "
             "training now, wait a moment and export again)"
         )
-    short = stopped_short(str(run.root), metrics, stored)
+    busy = run.busy()
+    short = None if busy else stopped_short(str(run.root), metrics, stored)  # a run in training is short
     if short is not None:
         logger.warning("%s", short)
-    if run.busy():
+    if busy:
         best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
         logger.warning(
             "%s is being trained by another process: this exports its best model so far (epoch %s)",

@@ -64,11 +64,15 @@ def test_training_into_a_run_folder(run_dir, tiny_config, capsys, tmp_path):
     with pytest.raises(RunExistsError) as caught:
         train(replace(tiny_config, out=str(unfinished)))
     message = str(caught.value)
-    assert f"continue it with `nextword.train.resume({str(unfinished)!r})`" in message
+    planned = metrics["epochs_planned"]  # more than config.json's epochs: the advice names them
+    assert f"continue it with `nextword.train.resume({str(unfinished)!r}, epochs={planned})`" in message
     assert "replace it with overwrite=True" in message and "--" not in message
     assert main(["train", corpus, "--out", str(unfinished), "--min-count", "1"]) == 2
     err = capsys.readouterr().err
-    assert f"continue it with `nextword train --resume {unfinished}` or replace it with --overwrite" in err
+    assert (
+        f"continue it with `nextword train --resume {unfinished} --epochs {planned}` or replace it with "
+        "--overwrite" in err
+    )
 
 
 def test_resuming_a_run_without_its_checkpoint(run_dir, tmp_path, capsys):

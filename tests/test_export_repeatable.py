@@ -126,6 +126,13 @@ def test_a_run_that_stopped_short_is_exported_with_a_warning_and_shown_with_its_
     assert f"nextword.train.resume({str(run)!r})" in caplog.text
     code, shown, _ = run_cli(capsys, "info", out)
     assert code == 0 and "best epoch     1 of 3 (stopped after 1) (by" in shown
+    # a run another process is training now is short of its epochs too: it is not told to resume
+    caplog.clear()
+    from nextword.train.files import RunDir
+
+    with RunDir(run).in_use(), caplog.at_level(logging.WARNING, logger="nextword.export"):
+        export(ExportConfig(run_dir=str(run), out=str(tmp_path / "busy.onnx")))
+    assert "is being trained by another process" in caplog.text and "stopped after" not in caplog.text
 
     # A file from before metrics recorded the plan: the training settings' epochs say it.
     proto = onnx.load(str(out))

@@ -88,4 +88,8 @@ def test_a_finished_run_is_said_finished_and_an_unfinished_one_resumable(run_dir
     with pytest.raises(RunExistsError) as refused:
         train(replace(tiny_config, out=str(unfinished)))
     message = str(refused.value)
-    assert "holds an unfinished run" in message and f"nextword.train.resume({str(unfinished)!r})" in message
+    assert "holds an unfinished run" in message
+    # it plans more epochs than config.json keeps (a session resumed with more): resume() alone would
+    # train to those and stop, so the advice names the total
+    planned = metrics["epochs_planned"]
+    assert f"nextword.train.resume({str(unfinished)!r}, epochs={planned})" in message

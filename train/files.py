@@ -229,7 +229,8 @@ class RunDir:
                 except OSError as exc:
                     logger.warning(
                         "%s stopped before its first checkpoint and its files could not be removed (%s): "
-                        "start the run again with overwrite=True",
+                        "remove what nextword did not write from it and start the run again with "
+                        "overwrite=True, or choose another `out`",
                         self.root,
                         exc,
                     )

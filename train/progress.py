@@ -10,7 +10,15 @@ from typing import Any
 
 from .files import RunDir
 
-__all__ = ["RunProgress", "counted", "existing_run_advice", "how_to_go_on", "planned_epochs", "run_progress"]
+__all__ = [
+    "RunProgress",
+    "counted",
+    "existing_run_advice",
+    "how_to_go_on",
+    "planned_epochs",
+    "resume_call",
+    "run_progress",
+]
 
 
 def counted(count: int, noun: str) -> str:
@@ -27,6 +35,7 @@ class RunProgress:
     epochs_done: int
     epochs_planned: int | None  # None: not recorded (a run whose planned epochs came from its corpus)
     stopped_early: bool
+    epochs_configured: int | None = None  # config.json's epochs: what resume() trains to unless told
 
     @property
     def finished(self) -> bool:
@@ -60,7 +69,15 @@ def run_progress(run_dir: str | Path) -> RunProgress:
         epochs_done=len(epochs) if isinstance(epochs, list) else 0,
         epochs_planned=planned_epochs(metrics, stored),
         stopped_early=isinstance(metrics, dict) and metrics.get("stopped_early") is True,
+        epochs_configured=planned_epochs(None, stored),
     )
+
+
+def resume_call(run_dir: str, planned: int | None, configured: int | None) -> str:
+    """``nextword.train.resume(RUN)``, with ``epochs=`` where the run plans other epochs than the ones
+    ``config.json`` keeps (a session resumed with more): resume() alone would train to those and stop."""
+    more = f", epochs={planned}" if planned is not None and planned != configured else ""
+    return f"nextword.train.resume({run_dir!r}{more})"
 
 
 def stopped_short(run_dir: str, metrics: Any, stored: Any) -> str | None:
@@ -76,7 +93,7 @@ def stopped_short(run_dir: str, metrics: Any, stored: Any) -> str | None:
     return (
         f"the run in {run_dir} stopped after {len(epochs)} of {counted(planned, 'epoch')} (killed, "
         f"interrupted or out of time), so this exports its best epoch so far; to train the rest, continue "
-        f"it with `nextword.train.resume({run_dir!r})` and export again"
+        f"it with `{resume_call(run_dir, planned, planned_epochs(None, stored))}` and export again"
     )
 
 
@@ -88,8 +105,10 @@ def how_to_go_on(run_dir: str, epochs: int | None = None) -> str:
     if progress.finished and (epochs is None or progress.epochs_done >= epochs):
         return f"the run has finished ({_epochs(progress)}): {_finished_advice(run_dir, progress)}"
     if progress.has_checkpoint:
-        more = f", epochs={epochs}" if epochs is not None else ""
-        return f"the run keeps its last checkpoint: continue it with nextword.train.resume({run_dir!r}{more})"
+        planned = epochs if epochs is not None else progress.epochs_planned
+        configured = None if epochs is not None else progress.epochs_configured  # a total given: say it
+        call = resume_call(run_dir, planned, configured)
+        return f"the run keeps its last checkpoint: continue it with {call}"
     if progress.has_files:
         return f"{run_dir} {_NO_CHECKPOINT}: start the run again with overwrite=True"
     return "nothing was kept: start the run again"
@@ -104,9 +123,10 @@ def existing_run_advice(run_dir: str) -> str:
             f"{_finished_advice(run_dir, progress)}; or replace it with overwrite=True"
         )
     if progress.has_checkpoint:
+        call = resume_call(run_dir, progress.epochs_planned, progress.epochs_configured)
         return (
-            f"run folder {run_dir} holds an unfinished run; continue it with "
-            f"`nextword.train.resume({run_dir!r})` or replace it with overwrite=True"
+            f"run folder {run_dir} holds an unfinished run; continue it with `{call}` or replace it "
+            "with overwrite=True"
         )
     return f"run folder {run_dir} {_NO_CHECKPOINT}; replace it with overwrite=True"
 
