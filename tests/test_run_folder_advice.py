@@ -93,3 +93,49 @@ def test_a_finished_run_is_said_finished_and_an_unfinished_one_resumable(run_dir
     # train to those and stop, so the advice names the total
     planned = metrics["epochs_planned"]
     assert f"nextword.train.resume({str(unfinished)!r}, epochs={planned})" in message
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_an_overwrite_that_stops_before_its_first_checkpoint_gives_the_old_run_back(
+    run_dir, tiny_config, tmp_path, monkeypatch
+):
+    """--overwrite deleted the previous run before the new one had a checkpoint: Ctrl-C in its first
+    epoch left neither. The previous run now waits beside the folder and comes back."""
+    from dataclasses import replace
+
+    from nextword.train import recorder
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    before = _files(run)
+
+    def interrupted(self, model):
+        raise KeyboardInterrupt  # Ctrl-C as the first checkpoint is about to be written
+
+    monkeypatch.setattr(recorder.RunRecorder, "checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(tiny_config, out=str(run), overwrite=True, epochs=1))
+    assert _files(run) == before  # byte for byte, the marker too
+    assert not (tmp_path / ".run.replaced").exists()
+    monkeypatch.undo()
+
+    # run to its end: the replaced run is gone, from the folder and from beside it
+    train(replace(tiny_config, out=str(run), overwrite=True, epochs=1, seed=tiny_config.seed + 1))
+    assert _files(run) != before and (run / "checkpoint.keras").is_file()
+    assert not (tmp_path / ".run.replaced").exists()
+
+
+def test_a_run_an_interrupted_overwrite_left_aside_is_never_deleted_unasked(run_dir, tiny_config, tmp_path):
+    from dataclasses import replace
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    aside = tmp_path / ".run.replaced"  # what a kill -9 during an overwrite's first epoch leaves
+    shutil.copytree(run_dir, aside)
+    kept = _files(aside)
+    with pytest.raises(RunExistsError, match=r"\.run\.replaced holds the run that an interrupted overwrite"):
+        train(replace(tiny_config, out=str(run), overwrite=True, epochs=1))
+    assert _files(aside) == kept and _files(run) == _files(run_dir)

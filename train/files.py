@@ -25,10 +25,10 @@ leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from nextword.corpus.encode import STREAM_DTYPE
 from nextword.corpus.files import atomic_path
 from nextword.runtime.tokenizer import Tokenizer
 
+from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .config import TrainConfig
 
 __all__ = [
@@ -53,48 +54,6 @@ __all__ = [
     "atomic_write_text",
     "read_json",
 ]
-
-
-def atomic_write_bytes(target: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_text(target: str | Path, text: str) -> None:
-    """Write ``text`` as UTF-8 to ``target`` atomically."""
-    atomic_write_bytes(target, text.encode("utf-8"))
-
-
-def atomic_write_json(target: str | Path, data: Any) -> None:
-    """Write ``data`` as indented UTF-8 JSON to ``target`` atomically (see :func:`_json_text`)."""
-    atomic_write_bytes(target, (_json_text(data) + "\n").encode("utf-8"))
-
-
-def _json_text(data: Any) -> str:
-    """``data`` as indented JSON text that encodes as UTF-8 whatever its strings hold.
-
-    Text other than ASCII is written as it is, except lone surrogates: a path whose name holds bytes
-    that are not UTF-8 (Linux allows any) comes to Python with each such byte as a surrogate escape
-    (``os.fsdecode(b"corpus-\\xff.csv")`` is ``"corpus-\\udcff.csv"``), which UTF-8 cannot encode.
-    Those are written as JSON escapes (``\\udcff``), which :func:`read_json` reads back to the same
-    str, so the record names the file exactly.
-    """
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    # structural characters are ASCII, so a surrogate can only stand inside a string, where its escape
-    # means the same character
-    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file, with the file named in the error when it is missing or malformed."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
 
 
 RUN_ONLY_KEYS = (
@@ -134,7 +93,6 @@ ID_FILE_COUNTS = (
     "dev_documents",
     "dev_words",
 )
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, never in text that encodes as UTF-8
 # A run whose tokenizer.json is gone: its weights index a vocabulary no file holds any more.
 _LOST_VOCABULARY = (
     "the run's vocabulary, which its weights are indexed by, is lost with it; restore tokenizer.json from "
@@ -165,6 +123,7 @@ class RunDir:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._marked_here = False  # whether mark() wrote the marker: this process made the run
+        self._aside: Path | None = None  # where set_aside() keeps the run this one replaces
 
     @property
     def config(self) -> Path:
@@ -218,23 +177,87 @@ class RunDir:
         """Remove the run's files again when the block fails (any exception, Ctrl-C too) after
         :meth:`mark` made this folder a run and before its first checkpoint: nothing in it could be
         resumed, and a folder of its leftovers (a marker and a tokenizer, after a full disk) would only
-        be refused by the next run. A folder :meth:`in_use` made goes with them."""
+        be refused by the next run. A folder :meth:`in_use` made goes with them, and the run that
+        :meth:`set_aside` kept comes back; at a checkpoint, or at the block's end, it is deleted."""
         try:
             yield
         except BaseException:
-            if self._marked_here and not self.checkpoint.is_file():
+            if not self.checkpoint.is_file():
                 try:
-                    self.clear()  # only what a run writes; a file of the user's keeps everything
-                    logger.info("%s: stopped before its first checkpoint; its files are removed", self.root)
+                    if self._marked_here:
+                        self.clear()  # only what a run writes; a file of the user's keeps everything
+                        logger.info(
+                            "%s: stopped before its first checkpoint; its files are removed", self.root
+                        )
+                    self._put_back()
                 except OSError as exc:
+                    back = f"; the run it replaced is in {self._aside}" if self._aside else ""
                     logger.warning(
                         "%s stopped before its first checkpoint and its files could not be removed (%s): "
                         "remove what nextword did not write from it and start the run again with "
-                        "overwrite=True, or choose another `out`",
+                        "overwrite=True, or choose another `out`%s",
                         self.root,
                         exc,
+                        back,
                     )
+            else:
+                self.drop_aside()
             raise
+        self.drop_aside()
+
+    @property
+    def aside(self) -> Path:
+        """The folder beside this one where :meth:`set_aside` keeps the run that a new one replaces."""
+        return self.root.parent / f".{self.root.name}.replaced"
+
+    def set_aside(self) -> None:
+        """Move the previous run's files (see :meth:`check_replaceable`) out of the folder, into
+        :attr:`aside`, for a new run to replace it: they stay there until the new run writes its first
+        checkpoint (:meth:`drop_aside`), and come back if it stops before that
+        (:meth:`discarded_before_checkpoint`), so an interrupted ``overwrite`` loses neither run. Where
+        they cannot be moved (a file system that refuses), they are deleted, as :meth:`clear` does."""
+        self.check_replaceable()
+        aside = self.aside
+        if aside.exists() or aside.is_symlink():
+            raise RunExistsError(
+                f"{aside} holds the run that an interrupted overwrite of {self.root} set aside; to keep "
+                f"that run, move its files back into {self.root} (replacing those there), else delete "
+                f"{aside}; then start again"
+            )
+        moved: list[str] = []
+        try:
+            aside.mkdir()
+            # the marker last: a folder that lost it part way is no run to replace
+            for entry in sorted(os.scandir(self.root), key=lambda e: e.name == RUN_MARKER):
+                os.rename(entry.path, aside / entry.name)
+                moved.append(entry.name)
+        except OSError as exc:
+            for name in moved:
+                os.rename(aside / name, self.root / name)
+            with contextlib.suppress(OSError):
+                aside.rmdir()
+            logger.warning("the run in %s could not be set aside (%s): it is deleted instead", self.root, exc)
+            self.clear()
+            return
+        self._aside = aside
+        logger.info("the run in %s is kept in %s until this run's first checkpoint", self.root, aside)
+
+    def drop_aside(self) -> None:
+        """Delete the run :meth:`set_aside` kept, now that the new one has a checkpoint (or has ended)."""
+        if self._aside is not None:
+            shutil.rmtree(self._aside, ignore_errors=True)
+            logger.info("the replaced run in %s is deleted", self._aside)
+            self._aside = None
+
+    def _put_back(self) -> None:
+        """Move the run :meth:`set_aside` kept back into the folder (which the new run left empty)."""
+        if self._aside is None:
+            return
+        for entry in os.scandir(self._aside):
+            os.rename(entry.path, self.root / entry.name)
+        self._aside.rmdir()
+        logger.info("%s holds the run it held before again", self.root)
+        self._aside = None
 
     @contextlib.contextmanager
     def in_use(self) -> Iterator[None]:

@@ -59,6 +59,7 @@ class RunRecorder:
         if self.writes:
             with atomic_path(self.run.checkpoint) as tmp:
                 model.save(tmp)
+            self.run.drop_aside()  # the run this one replaced is no longer needed to lose nothing
 
     def save_best(self, model: keras.Model) -> None:
         """Save ``model.keras`` (float32, see the class docstring)."""

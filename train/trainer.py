@@ -183,7 +183,7 @@ def _prepare(
             weights = grow_vocabulary(weights, config.model, len(tokenizer))
 
     if replacing:  # only now: a bad corpus or embeddings file above must not cost the old run
-        run.clear()
+        run.set_aside()  # kept until this run's first checkpoint, put back if it stops before
     run.mark()
     atomic_write_text(run.tokenizer, tokenizer_json)
     encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
