@@ -126,18 +126,18 @@ class ServeConfig:
         default=1_000_000, metadata={"help": "largest request body accepted; larger get 413"}
     )
     max_header_bytes: int = field(
-        default=65_536,
+        default=GuardSettings.max_header_bytes,
         metadata={"help": "largest request line and headers together; larger get 431 and are not read"},
     )
     request_timeout: float = field(
-        default=30.0,
+        default=GuardSettings.request_timeout,
         metadata={
             "help": "seconds a client has to send a request's line and headers, and then its body; slower "
             "get 408 (a connection that sends nothing is closed after them)"
         },
     )
     send_timeout: float = field(
-        default=60.0,
+        default=GuardSettings.send_timeout,
         metadata={
             "help": "seconds an answer may wait on a client that reads nothing; then the connection is "
             "closed and its generation cancelled"
