@@ -13,7 +13,10 @@ connection:
   client reads nothing) for that long, the connection is dropped and the request treated as a client
   that left (a stream's generation is cancelled, its slot freed);
 - a client that closes its side is gone at once: what the app still sends is dropped rather than
-  written to a closing socket (which uvloop refuses with a RuntimeError, logged as a server error).
+  written to a closing socket (which uvloop refuses with a RuntimeError, logged as a server error);
+- an HTTP/1.0 client, which cannot read chunked transfer coding, gets an answer of unknown length (a
+  stream) delimited by the connection's close, as HTTP/1.1 requires (RFC 9112, 6.3), where uvicorn's
+  protocol sent it chunked.
 
 The body's deadline is the app's (:class:`nextword.serve.limits.BodySizeLimit`), which can answer 408.
 The settings are the app's: ``create_app`` puts its :class:`~nextword.serve.config.GuardSettings` in
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -45,6 +49,27 @@ def _reply(status: str, message: str) -> bytes:
         "connection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
+
+
+def _close_delimited(cycle: Any) -> Callable[[Any], Awaitable[None]]:
+    """The ``send`` of an HTTP/1.0 request's cycle: an answer without a length is written as it comes
+    and ends with the connection (uvicorn closes it after an HTTP/1.0 answer), never chunked."""
+    send = cycle.send
+    unframed = False
+
+    async def framed_send(message: Any) -> None:
+        nonlocal unframed
+        if message["type"] == "http.response.start" and not cycle.response_started:
+            names = {bytes(name).lower() for name, _ in message.get("headers", [])}
+            unframed = not names & {b"content-length", b"transfer-encoding"}
+            if unframed:
+                cycle.chunked_encoding = False  # uvicorn then writes no transfer-encoding header
+        elif message["type"] == "http.response.body" and unframed:
+            # uvicorn counts a body without chunks against a declared length: each part declares its own
+            cycle.expected_content_length = len(message.get("body", b""))
+        await send(message)
+
+    return framed_send
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -123,8 +148,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.guard.max_header_bytes:
             self._refuse_head()
             return
-        earlier = self._running
+        earlier, newest = self._running, self.cycle
         super().on_headers_complete()
+        if self.cycle is newest:  # no request was made of this head (uvicorn answered it or dropped it)
+            return
+        if self.cycle.scope.get("http_version") == "1.0":
+            self.cycle.send = _close_delimited(self.cycle)  # read by run_asgi, which has not started
         if earlier is None or earlier.response_complete:  # it runs now, rather than waiting behind one
             self._running = self.cycle
 

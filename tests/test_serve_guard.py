@@ -207,3 +207,27 @@ def test_a_body_still_coming_after_its_answer_is_not_waited_for(server, head):
     answer = read_to_end(sock)
     assert answer.startswith((b"HTTP/1.1 200", b"HTTP/1.1 413")), answer[:80]
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("version", [b"1.0", b"1.1"])
+def test_an_http_1_0_client_gets_a_stream_it_can_read(server, version):
+    # uvicorn's protocol sent an HTTP/1.0 client chunked transfer coding, which it cannot decode: its
+    # stream arrived with chunk sizes in it. HTTP/1.0 gets the bytes as they come, ended by the close.
+    body = json.dumps({"prompt": "the", "max_tokens": 3, "min_tokens": 3, "stream": True}).encode()
+    request = b"POST /v1/completions HTTP/" + version + b"\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request += b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    sock = connect(server)
+    sock.sendall(request)
+    head, _, stream = read_to_end(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"connection: close" in head.lower()
+    if version == b"1.1":  # unchanged
+        assert b"transfer-encoding: chunked" in head.lower() and stream.endswith(b"\r\n0\r\n\r\n")
+        return
+    assert b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
+    events = stream.split(b"\n\n")
+    assert events[-2:] == [b"data: [DONE]", b""] and len(events) == 3 + 2
+    assert all(json.loads(event[len(b"data: ") :])["choices"] for event in events[:3])
+    sock = connect(server)  # an answer of known length keeps its length
+    sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+    head, _, answer = read_to_end(sock).partition(b"\r\n\r\n")
+    assert b"content-length: %d" % len(answer) in head.lower() and json.loads(answer)["status"] == "ok"
