@@ -135,8 +135,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
+        # bytes httptools cannot parse as HTTP: uvicorn warns without saying whose; the access line does
         if not self.transport.is_closing():
-            super().send_400_response(msg)
+            self._answer_and_close(
+                "400 Bad Request",
+                "the request is not valid HTTP/1.1 or 1.0: its request line, a header or its chunked "
+                "body is malformed",
+            )
 
     def on_headers_complete(self) -> None:
         self._in_head = False

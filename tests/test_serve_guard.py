@@ -231,3 +231,14 @@ def test_an_http_1_0_client_gets_a_stream_it_can_read(server, version):
     sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
     head, _, answer = read_to_end(sock).partition(b"\r\n\r\n")
     assert b"content-length: %d" % len(answer) in head.lower() and json.loads(answer)["status"] == "ok"
+
+
+def test_bytes_that_are_not_http_get_a_json_400_and_an_access_line_naming_the_client(server, caplog):
+    # uvicorn answered in plain text and logged "Invalid HTTP request received." without saying whose
+    with caplog.at_level(logging.INFO, logger="nextword.serve.access"):
+        sock = connect(server)
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 GET\r\n\r\n")  # TLS to a plain port
+        status, message = error_of(read_to_end(sock))
+    assert status == 400 and "not valid HTTP/1.1 or 1.0" in message
+    port = sock.getsockname()[1]
+    assert any(f'127.0.0.1:{port} - "(request not read)" 400' in r.getMessage() for r in caplog.records)
