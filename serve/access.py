@@ -21,11 +21,20 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["ACCESS", "REQUEST_ID", "STREAM_END", "access_line", "refused_line", "request_line"]
+__all__ = [
+    "ACCESS",
+    "CLIENT_LEFT",
+    "REQUEST_ID",
+    "STREAM_END",
+    "access_line",
+    "refused_line",
+    "request_line",
+]
 
 ACCESS = logging.getLogger("nextword.serve.access")
 REQUEST_ID = "nextword_request_id"  # the key of scope["state"] a route sets to name its answer (cmpl-...)
 STREAM_END = "nextword_stream_end"  # and to say how a stream that did not run to its end stopped
+CLIENT_LEFT = "nextword_client_left"  # set by the HTTP protocol (serve/http_guard.py) once the client left
 
 
 def request_line(scope: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .access import ACCESS, STREAM_END, refused_line
+from .access import ACCESS, CLIENT_LEFT, STREAM_END, refused_line
 from .config import GUARD_STATE_KEY, GuardSettings
 from .schemas import error_body
 
@@ -262,3 +262,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if not cycle.response_complete:
                 cycle.disconnected = True
                 cycle.message_event.set()
+                state = cycle.scope.get("state")
+                if isinstance(state, dict):  # an answer that begins now reaches no one: logged as 499
+                    state[CLIENT_LEFT] = True

@@ -31,7 +31,7 @@ from starlette.routing import Match
 
 from nextword.runtime import __version__
 
-from .access import ACCESS, access_line, request_line
+from .access import ACCESS, CLIENT_LEFT, access_line, request_line
 from .keys import route_path
 
 if TYPE_CHECKING:
@@ -203,8 +203,9 @@ class _SharedLoad:
 class RequestMetrics:
     """ASGI middleware: counts each HTTP request by route, method and status, times it to the end of
     its answer, and writes its access line then (:func:`~.access.access_line`). A request whose client
-    went away before an answer began counts with status 499. ``routes``: the app's routes, to label a
-    request refused before routing (a 401, a 413) with the route it asked for."""
+    went away before an answer began counts with status 499, as does one whose route answered after
+    the HTTP protocol heard the client leave (serve/http_guard.py). ``routes``: the app's routes, to
+    label a request refused before routing (a 401, a 413) with the route it asked for."""
 
     def __init__(self, app: Any, metrics: Metrics, routes: Sequence[Any] = ()) -> None:
         self.app, self.metrics, self.routes = app, metrics, list(routes)
@@ -216,13 +217,13 @@ class RequestMetrics:
         started = time.perf_counter()
         route = self._route(scope)  # before routing, which rewrites the scope's path and root path
         request = request_line(scope)
-        scope.setdefault("state", {})  # shared with the routes' copies of the scope: where they name answers
+        said = scope.setdefault("state", {})  # shared with the routes' scopes: where they name answers
         status = 499
 
         async def sending(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = 499 if said.get(CLIENT_LEFT) else message["status"]
             await send(message)
 
         try:

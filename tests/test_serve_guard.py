@@ -242,3 +242,25 @@ def test_bytes_that_are_not_http_get_a_json_400_and_an_access_line_naming_the_cl
     assert status == 400 and "not valid HTTP/1.1 or 1.0" in message
     port = sock.getsockname()[1]
     assert any(f'127.0.0.1:{port} - "(request not read)" 400' in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["/v1/score", "/v1/suggest"])
+def test_an_answer_made_after_its_client_left_is_logged_499(server, caplog, path):
+    # the route finished after the client had gone and was logged 200, as if it had been answered
+    field = {"/v1/score": "text", "/v1/suggest": "prompt"}[path]
+    body = json.dumps({field: "the network " * 2000}).encode()
+    request = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+    with caplog.at_level(logging.INFO, logger="nextword.serve.access"):
+        sock = connect(server)
+        sock.sendall(request + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        sock.shutdown(socket.SHUT_WR)  # gone before its answer
+        assert read_to_end(sock) == b""
+        deadline = time.monotonic() + 30
+        port = sock.getsockname()[1]
+        while time.monotonic() < deadline:
+            lines = [r.getMessage() for r in caplog.records if f":{port} - " in r.getMessage()]
+            if lines:
+                break
+            time.sleep(0.05)
+    assert len(lines) == 1 and f'"POST {path} HTTP/1.1" 499 ' in lines[0], lines
+    assert health(server)["status"] == "ok"  # and the next request is answered
