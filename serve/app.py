@@ -28,6 +28,7 @@ from .errors import install_error_handlers
 from .limits import BodySizeLimit, PublishGuard
 from .logs import FORCED_QUIT, use_server_format
 from .metrics import MULTIPROCESS_ENV, Metrics, RequestMetrics
+from .options import defaults_over_caps
 from .scheduler import make_scheduler
 from .state import ServerState
 
@@ -79,14 +80,15 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             model.session.get_session_options().intra_op_num_threads,
         )
         logger.info(
-            "nextword %s; caps: %d streams, %d sequences a step, %d rows a request, %d words, %d prompt "
-            "characters, %d body bytes, %d header bytes; %g s to send a request, %g s to read an answer; a "
-            "stream's writes %g s apart at least; %g s to drain at shutdown",
+            "nextword %s; caps: %d streams, %d sequences a step, %d rows a request, %d words, %d "
+            "suggestions, %d prompt characters, %d body bytes, %d header bytes; %g s to send a request, %g s "
+            "to read an answer; a stream's writes %g s apart at least; %g s to drain at shutdown",
             __version__,
             config.max_streams,
             config.max_batch,
             config.max_rows,
             config.max_words,
+            config.max_suggestions,
             config.max_prompt_chars,
             config.max_body_bytes,
             config.max_header_bytes,
@@ -95,6 +97,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             config.stream_interval,
             config.shutdown_timeout,
         )
+        for warning in defaults_over_caps(model.info.generation, config):
+            logger.warning("%s", warning)
         if keys:
             logger.info("/v1/... and /model.onnx need an API key (%d accepted)", len(keys))
         # a worker's load reaches the scrapes the other workers answer

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from .access import REQUEST_ID, STREAM_END
 from .beams import BeamJob
 from .bodies import JSONRoute
-from .errors import CODES, APIError, model_not_found, refusal
+from .errors import CODES, APIError, refusal
 from .options import Completion, completion_from_request
 from .scheduler import Job, RowUpdate
 from .schemas import CompletionRequest, CompletionResponse, ErrorBody, error_body
@@ -73,8 +73,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     ``model`` may be left out; given, it must be the served model's id (``GET /v1/models``) or another
     of its ``--served-model-name`` names, else 404."""
     state: ServerState = request.app.state.nextword
-    if body.model and not state.serves(body.model):  # "" counts as left out, as in vLLM
-        raise model_not_found(body.model, state.names)
+    state.check_model(body.model)  # "" counts as left out, as in vLLM
     completion = completion_from_request(body, state.model, state.config)
     meta = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": state.model_id}
     said = request.scope.setdefault("state", {})  # what the access line says of the answer (access.py)

@@ -14,6 +14,7 @@ from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 from nextword.runtime.errors import noted
 from nextword.runtime.limits import SIZE_LIMITS_HELP, LoadLimits, advise_the_flag
 from nextword.runtime.sessions import gpu_number
+from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
 
 from .keys import ENV_KEY, check_keys
 
@@ -152,7 +153,17 @@ class ServeConfig:
     )
     max_rows: int = field(
         default=16,
-        metadata={"help": "most sequences one request may ask for: prompts x n"},
+        metadata={
+            "help": "most sequences one request may ask for: prompts x n (prompts x num_beams for beam "
+            "search)"
+        },
+    )
+    max_suggestions: int = field(
+        default=100,
+        metadata={
+            "help": "most next words one /v1/suggest request may ask for with k (never more than the "
+            "model's vocabulary); larger get 400"
+        },
     )
     shutdown_timeout: float = field(
         default=10.0,
@@ -241,6 +252,7 @@ class ServeConfig:
             ("max_prompt_chars", 1, 100_000_000),
             ("max_words", 1, MAX_WORDS),
             ("max_rows", 1, MAX_BATCH),
+            ("max_suggestions", 1, MAX_VOCAB_SIZE),
             ("threads", 0, 256),
         ):
             value = getattr(self, name)

@@ -17,7 +17,14 @@ from .config import ServeConfig
 from .errors import APIError
 from .schemas import API_TO_RUNTIME, CompletionRequest
 
-__all__ = ["MAX_LOGPROBS", "Completion", "check_prompt", "completion_from_request"]
+__all__ = [
+    "MAX_LOGPROBS",
+    "Completion",
+    "check_cache",
+    "check_prompt",
+    "completion_from_request",
+    "defaults_over_caps",
+]
 
 MAX_LOGPROBS = 20  # alternatives per word in a logprobs answer
 RUNTIME_TO_API = {runtime: api for api, runtime in API_TO_RUNTIME.items()}
@@ -45,6 +52,41 @@ def check_prompt(text: str, name: str, limits: ServeConfig) -> None:
             "(nextword serve --max-prompt-chars)",
             name,
         )
+
+
+def check_cache(asked: bool | None, model: NextWordModel) -> None:
+    """Refuse ``cache: true`` for a model file without continuous-cache settings: one message for
+    completions, suggestions and scores."""
+    if asked and model.cache_settings is None:
+        raise APIError(
+            400,
+            "cache=true but this server's model file has no continuous-cache settings; leave cache out",
+            "cache",
+        )
+
+
+def defaults_over_caps(defaults: GenerationConfig, limits: ServeConfig) -> list[str]:
+    """What the server does with a model file's decoding defaults over its caps, one warning each for
+    its start-up log: a ``max_words`` over ``--max-words`` is lowered to it for requests that leave
+    ``max_tokens`` out; a ``num_return_sequences`` or ``num_beams`` over ``--max-rows`` refuses every
+    request that leaves ``n`` (``num_beams``) out."""
+    warnings = []
+    if defaults.max_words > limits.max_words:
+        warnings.append(
+            f"this model file's decoding default max_words={defaults.max_words} is over this server's cap "
+            f"of {limits.max_words} words (nextword serve --max-words): a completion that leaves max_tokens "
+            f"out gets at most {limits.max_words}; raise --max-words to {defaults.max_words} to serve the "
+            "file's default"
+        )
+    for name, api in (("num_return_sequences", "n"), ("num_beams", "num_beams")):
+        value = getattr(defaults, name)
+        if value > limits.max_rows:
+            warnings.append(
+                f"this model file's decoding default {name}={value} is over this server's cap of "
+                f"{limits.max_rows} sequences a request (nextword serve --max-rows): every completion that "
+                f"leaves {api} out is refused; raise --max-rows to {value}, or have clients send {api}"
+            )
+    return warnings
 
 
 def completion_from_request(
@@ -87,6 +129,9 @@ def completion_from_request(
             f"{limits.max_rows} per request (nextword serve --max-rows)",
             "n",
         )
+    beams = request.num_beams  # over the cap: this server's refusal, never the runtime's 1..256
+    if beams is not None and beams > 1 and len(prompts) * beams > limits.max_rows:
+        raise _too_many_beams(len(prompts), beams, limits)
     if request.logprobs is not None and not 0 <= request.logprobs <= MAX_LOGPROBS:
         message = f"logprobs must be in 0..{MAX_LOGPROBS}, got {shown(request.logprobs)}"
         raise APIError(400, message, "logprobs")
@@ -132,12 +177,7 @@ def completion_from_request(
                 'send "num_beams": 1 to sample)'
             )
         raise _api_name(exc) from None
-    if config.cache and model.cache_settings is None:
-        raise APIError(
-            400,
-            "cache=true but this server's model file has no continuous-cache settings; leave cache out",
-            "cache",
-        )
+    check_cache(config.cache, model)
     if config.num_beams > 1:
         _check_beam_search(request, config.num_beams, len(prompts), limits, from_file)
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
@@ -164,12 +204,16 @@ def _check_beam_search(
             400, f'{what} gives no logprobs; leave logprobs out, or send "num_beams": 1', "logprobs"
         )
     if prompts * beams > limits.max_rows:
-        raise APIError(
-            400,
-            f"{prompts} prompt(s) x num_beams={beams} = {prompts * beams} beams; this server runs at most "
-            f"{limits.max_rows} per request (nextword serve --max-rows)",
-            "num_beams",
-        )
+        raise _too_many_beams(prompts, beams, limits)
+
+
+def _too_many_beams(prompts: int, beams: int, limits: ServeConfig) -> APIError:
+    return APIError(
+        400,
+        f"{prompts} prompt(s) x num_beams={shown(beams)} = {shown(prompts * beams)} beams; this server runs "
+        f"at most {limits.max_rows} per request (nextword serve --max-rows)",
+        "num_beams",
+    )
 
 
 def _refuse_unsupported(request: CompletionRequest) -> None:

@@ -11,13 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from nextword.runtime.checks import shown
 from nextword.runtime.text import PromptEnd
 
 from .bodies import JSONRoute
 from .completions import ERRORS, MODEL_NOT_FOUND
 from .errors import APIError, model_not_found, refusal
 from .metrics import CONTENT_TYPE
-from .options import check_prompt
+from .options import check_cache, check_prompt
 from .schemas import ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
 from .state import ServerState, model_summary
 
@@ -25,19 +26,39 @@ __all__ = ["STATIC", "router"]
 
 router = APIRouter(route_class=JSONRoute)  # bodies read as UTF-8 JSON only
 STATIC = resources.files("nextword.serve") / "static"
-MAX_SUGGESTIONS = 100
 
 
-@router.post("/v1/suggest", response_model=SuggestResponse, responses=ERRORS, summary="Next-word suggestions")
+@router.post(
+    "/v1/suggest",
+    response_model=SuggestResponse,
+    responses={**ERRORS, **MODEL_NOT_FOUND},
+    summary="Next-word suggestions",
+)
 async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
     """The ``k`` most likely next words after ``prompt``, with their probabilities and the text that
-    appends each one to the prompt (spacing and sentence capitals applied)."""
+    appends each one to the prompt (spacing and sentence capitals applied). ``k`` is at most this
+    server's cap (``nextword serve --max-suggestions``, 100 by default) and the model's vocabulary."""
     state: ServerState = request.app.state.nextword
+    state.check_model(body.model)
     check_prompt(body.prompt, "prompt", state.config)
-    if not 1 <= body.k <= MAX_SUGGESTIONS:
-        raise APIError(400, f"k must be in 1..{MAX_SUGGESTIONS}, got {body.k}", "k")
+    cap, k = state.config.max_suggestions, 5 if body.k is None else body.k  # null: left out
+    if k < 1:
+        raise APIError(
+            400,
+            f"k must be in 1..{cap} (this server's cap: nextword serve --max-suggestions), got {shown(k)}",
+            "k",
+        )
+    if k > cap:
+        raise APIError(
+            400,
+            f"k={shown(k)} is over this server's cap of {cap} words (nextword serve --max-suggestions)",
+            "k",
+        )
     model = state.model
-    words = await _counted(state, "prompt", model.next_words, body.prompt, body.k, body.cache)
+    if k > model.vocab_size:  # the runtime's refusal, with its parameter (not the prompt's)
+        raise APIError(400, f"k must be an integer in 1..{model.vocab_size}, got {k}", "k")
+    check_cache(body.cache, model)
+    words = await _counted(state, "prompt", model.next_words, body.prompt, k, body.cache)
     end = PromptEnd.of_text(model.tokenizer, body.prompt)  # "La niña come. ¿" -> "Por"
     suggestions = []
     for word, probability in words:
@@ -48,12 +69,19 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
     return {"model": state.model_id, "suggestions": suggestions}
 
 
-@router.post("/v1/score", response_model=ScoreResponse, responses=ERRORS, summary="Score a text word by word")
+@router.post(
+    "/v1/score",
+    response_model=ScoreResponse,
+    responses={**ERRORS, **MODEL_NOT_FOUND},
+    summary="Score a text word by word",
+)
 async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     """The text's total log-probability (natural log), its per-word perplexity, and every word's
     log-probability given the words before it, as the model reads the text from a document start."""
     state: ServerState = request.app.state.nextword
+    state.check_model(body.model)
     check_prompt(body.text, "text", state.config)
+    check_cache(body.cache, state.model)
     model = state.model
     result = await _counted(state, "text", model.score, body.text, body.cache)
     tokens = model.tokenizer.tokenize(body.text)  # the words as read, one per scored word
@@ -105,6 +133,7 @@ def _model_entry(state: ServerState) -> dict[str, Any]:
         "limits": {
             "max_words": state.config.max_words,
             "max_prompt_chars": state.config.max_prompt_chars,
+            "max_suggestions": state.config.max_suggestions,
             "size_limits": state.config.size_limits,
         },
     }

@@ -30,6 +30,10 @@ __all__ = [
 API_TO_RUNTIME = {"max_tokens": "max_words", "min_tokens": "min_words", "n": "num_return_sequences"}
 
 
+MODEL_FIELD = (
+    "the served model's id (GET /v1/models; nextword serve --served-model-name sets it), or left out; "
+    "another id gets 404"
+)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -105,11 +109,7 @@ class CompletionRequest(_Request):
     prompt: str | list[str] = Field(
         ..., description="text to continue, or a list of texts (one result per text and n)"
     )
-    model: str | None = Field(
-        None,
-        description="the served model's id (GET /v1/models; nextword serve --served-model-name sets it), "
-        "or left out; another id gets 404",
-    )
+    model: str | None = Field(None, description=MODEL_FIELD)
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -206,7 +206,12 @@ class SuggestRequest(_Request):
     """``POST /v1/suggest``: the most likely next words after a text."""
 
     prompt: str = Field(..., description="text so far (may be empty: the start of a document)")
-    k: int = Field(5, description="how many words")
+    k: int | None = Field(
+        5,
+        description="how many words: 1 to this server's cap (nextword serve --max-suggestions, 100 by "
+        "default); null: 5",
+    )
+    model: str | None = Field(None, description=MODEL_FIELD)
     cache: bool | None = Field(
         None, description="mix in the model file's continuous cache (default: on when the file has one)"
     )
@@ -227,6 +232,7 @@ class ScoreRequest(_Request):
     """``POST /v1/score``: how likely the model finds a text, word by word."""
 
     text: str
+    model: str | None = Field(None, description=MODEL_FIELD)
     cache: bool | None = Field(
         None, description="mix in the model file's continuous cache (default: on when the file has one)"
     )

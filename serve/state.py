@@ -15,7 +15,7 @@ from nextword.runtime import NextWordModel
 
 from .beams import BeamJob, beam_threads
 from .config import ServeConfig
-from .errors import APIError
+from .errors import APIError, model_not_found
 from .limits import Slots
 from .scheduler import Job, Scheduler
 
@@ -56,6 +56,12 @@ class ServerState:
     def serves(self, name: str) -> bool:
         """Whether a request's ``model`` names the served model (one of :attr:`names`)."""
         return name in self.names
+
+    def check_model(self, name: str | None) -> None:
+        """404 ``model_not_found`` for a request whose ``model`` names another model than this one;
+        None or "" is left out (as in vLLM)."""
+        if name and not self.serves(name):
+            raise model_not_found(name, self.names)
 
     def start_job(self, job: Job | BeamJob) -> None:
         """Take a slot and hand ``job`` to the scheduler (a beam search runs on a thread of its route's);

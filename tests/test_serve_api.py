@@ -179,7 +179,12 @@ def test_caps_on_body_and_prompt_size(model):
         assert c.post("/v1/score", json={"text": "a" * 101}).json()["error"]["param"] == "text"
         # the caps are published, for a client (the page) to stay within them
         (entry,) = c.get("/v1/models").json()["data"]
-        assert entry["limits"] == {"max_words": 20, "max_prompt_chars": 100, "size_limits": True}
+        assert entry["limits"] == {
+            "max_words": 20,
+            "max_prompt_chars": 100,
+            "max_suggestions": 100,
+            "size_limits": True,
+        }
         not_json = c.post("/v1/completions", content=b"{nope", headers={"content-type": "application/json"})
         assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]["message"]
 

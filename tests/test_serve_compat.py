@@ -119,8 +119,8 @@ def test_good_ranges_and_other_units_are_served(client, model_path):
 # What each documented route can answer, besides 405 for a method it does not take and 500 for a bug.
 ANSWERS = {
     ("/v1/completions", "post"): {200, 400, 404, 413, 429, 503},
-    ("/v1/suggest", "post"): {200, 400, 413, 429, 503},
-    ("/v1/score", "post"): {200, 400, 413, 429, 503},
+    ("/v1/suggest", "post"): {200, 400, 404, 413, 429, 503},
+    ("/v1/score", "post"): {200, 400, 404, 413, 429, 503},
     ("/v1/models", "get"): {200},
     ("/v1/models/{model_id}", "get"): {200, 404},
     ("/health", "get"): {200, 503},
