@@ -1,8 +1,13 @@
 """nextword-web against the Python runtime on the same machine and model: cold start and ms/word in Node
 and in headless Chromium (WASM; WebGPU where the browser offers an adapter), the bytes a page downloads
-(raw, gzip, brotli), and how often seeded texts equal Python's.
+(raw, gzip, brotli), and how often seeded texts equal Python's: for short prompts, and for prompts of
+16 to 256 words cut from the corpus's abstracts (an int8 file's texts part from Python's more often
+as the prompt grows: docs/web.md).
 
-    python -m benchmarks.web [--model M.onnx] [--rounds 3] [--words 200] [--parity 300] [--write docs/web.md]
+    python -m benchmarks.web [--model M.onnx] [--rounds 3] [--words 200] [--parity 300]
+                             [--long-prompts 20] [--corpus CSV] [--write docs/web.md]
+
+``--rounds 0`` skips the speed and download figures: the texts alone, written between their own markers.
 
 Needs Node and web/node_modules (``make web-setup``); the browser rows need chromium, chromedriver and
 selenium. Each round runs Python, Node and the browser one after the other, each in a fresh process (a
@@ -23,12 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.paths import DEFAULT_CORPUS
 from benchmarks.results import at_least, benchmark_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 BUNDLED = ROOT / "runtime" / "data" / "nextword-patents.onnx"
 START, END = "<!-- web-bench:start -->", "<!-- web-bench:end -->"
+PARITY_START, PARITY_END = "<!-- web-parity:start -->", "<!-- web-parity:end -->"
+PROMPT_WORDS = (16, 64, 128, 256)  # the lengths of the prompts cut from the corpus's abstracts
 
 PYTHON_SPEED = """
 import json, sys, time
@@ -168,8 +176,10 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
-def parity(model_path: Path, count: int) -> list[str]:
-    """Seeded and greedy texts from Python and from nextword-web under Node, compared."""
+def parity(model_path: Path, count: int, long_prompts: int, corpus: Path | None) -> list[str]:
+    """Seeded and greedy texts from Python and from nextword-web under Node, compared: ``count`` seeded
+    texts of five short prompts, and ``long_prompts`` seeded texts for each length of
+    :data:`PROMPT_WORDS`, cut from the first abstracts of ``corpus`` that long (None: none)."""
     from nextword.runtime import load
 
     model = load(model_path)
@@ -180,27 +190,53 @@ def parity(model_path: Path, count: int) -> list[str]:
         for i in range(count)
     ]
     cases += [{"prompt": p, "options": {"temperature": 0, "max_words": 40}} for p in prompts]
+    long_cases = _long_prompt_cases(corpus, long_prompts) if corpus is not None and long_prompts else {}
+    for group in long_cases.values():
+        cases += group
     want = [model.generate(c["prompt"], **c["options"]) for c in cases]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cases.json"
         path.write_text(json.dumps({"model": str(model_path), "cases": cases}))
         out = run_node(["node", "bench/node.mjs", "texts", str(path)], 3600)
-    got = [json.loads(line) for line in out.stdout.splitlines()]
-    seeded = [(g, w) for g, w, c in zip(got, want, cases, strict=True) if "seed" in c["options"]]
-    greedy = [(g, w) for g, w, c in zip(got, want, cases, strict=True) if "seed" not in c["options"]]
-    diverged = [_first_difference(g, w) for g, w in seeded if g != w]
-    same = len(seeded) - len(diverged)
+    got = dict(zip(map(id, cases), (json.loads(line) for line in out.stdout.splitlines()), strict=True))
+    pairs = {id(c): (got[id(c)], w) for c, w in zip(cases, want, strict=True)}
+    short = cases[:count]
+    diverged = [_first_difference(*pairs[id(c)]) for c in short if len(set(pairs[id(c)])) > 1]
+    same = len(short) - len(diverged)
+    greedy = [pairs[id(c)] for c in cases[count : count + len(prompts)]]
     lines = [
-        f"- seeded: **{same} of {len(seeded)}** texts identical ({100 * same / len(seeded):.1f}%), "
-        "40 words each, five option sets (default, temperature 0.7, top-k 40, top-p 0.9, "
-        "temperature 0.8 with top-k 40)",
+        f"- seeded, short prompts: **{same} of {len(short)}** texts identical "
+        f"({100 * same / max(len(short), 1):.1f}%), 40 words each, five prompts of 0–5 words, five "
+        "option sets (default, temperature 0.7, top-k 40, top-p 0.9, temperature 0.8 with top-k 40)",
         f"- greedy: {sum(g == w for g, w in greedy)} of {len(greedy)} identical",
     ]
     if diverged:
         lines.append(
             f"- where seeded texts differ, the first differing word is word {sorted(diverged)} of 40"
         )
+    for words, group in long_cases.items():
+        equal = sum(len(set(pairs[id(c)])) == 1 for c in group)
+        lines.append(
+            f"- seeded, prompts of the first {words} words of an abstract: **{equal} of {len(group)}** "
+            f"identical ({100 * equal / len(group):.0f}%; one seed per abstract, default options, 40 words)"
+        )
     return lines
+
+
+def _long_prompt_cases(corpus: Path, per_length: int) -> dict[int, list[dict[str, Any]]]:
+    """``per_length`` seeded cases for each length of :data:`PROMPT_WORDS`: the first that many words of
+    the corpus's first abstracts that long, each abstract once per length."""
+    from nextword.corpus import CorpusConfig, load_documents
+
+    documents = [d.split() for d in load_documents([corpus], CorpusConfig())]
+    cases: dict[int, list[dict[str, Any]]] = {}
+    for words in PROMPT_WORDS:
+        long_enough = [d for d in documents if len(d) >= words][:per_length]
+        cases[words] = [
+            {"prompt": " ".join(d[:words]), "options": {"seed": i, "max_words": 40}}
+            for i, d in enumerate(long_enough)
+        ]
+    return {words: group for words, group in cases.items() if group}
 
 
 def _first_difference(a: str, b: str) -> int:
@@ -220,11 +256,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--warmup", type=float, default=10, help="seconds of generating before the timed runs"
     )
-    parser.add_argument("--parity", type=int, default=300, help="seeded generations compared (0: skip)")
+    parser.add_argument(
+        "--parity", type=int, default=300, help="seeded texts of short prompts compared (0: no texts)"
+    )
+    parser.add_argument(
+        "--long-prompts",
+        type=int,
+        default=20,
+        help=f"seeded texts compared per prompt length {PROMPT_WORDS} cut from the corpus (0: none)",
+    )
+    parser.add_argument(
+        "--corpus", type=Path, default=DEFAULT_CORPUS, help="the corpus the long prompts are cut from"
+    )
     parser.add_argument("--write", type=Path, help="rewrite the figures between the markers of this file")
     args = parser.parse_args(argv)
-    at_least(parser, 1, {"--rounds": args.rounds, "--words": args.words})
-    at_least(parser, 0, {"--warmup": args.warmup, "--parity": args.parity})
+    at_least(parser, 1, {"--words": args.words})
+    at_least(
+        parser,
+        0,
+        {
+            "--rounds": args.rounds,
+            "--warmup": args.warmup,
+            "--parity": args.parity,
+            "--long-prompts": args.long_prompts,
+        },
+    )
     return args
 
 
@@ -235,12 +291,20 @@ def check_inputs(args: argparse.Namespace) -> str | None:
         return f"model file {args.model} not found: pass --model FILE"
     if not (WEB / "node_modules").is_dir():
         return f"{WEB / 'node_modules'} not found: run make web-setup (it installs nextword-web's packages)"
+    if args.parity and args.long_prompts and not args.corpus.is_file():
+        return (
+            f"corpus {args.corpus} not found (the long prompts are cut from it): pass --corpus CSV or "
+            "--long-prompts 0"
+        )
     if args.write is not None:
         if not args.write.is_file():
             return f"--write {args.write}: no such file"
         text = args.write.read_text(encoding="utf-8")
-        if START not in text or END not in text.partition(START)[2]:
-            return f"--write {args.write}: the file has no {START} ... {END} markers to write between"
+        for start, end, wanted in ((START, END, args.rounds), (PARITY_START, PARITY_END, args.parity)):
+            if wanted and (start not in text or end not in text.partition(start)[2]):
+                return f"--write {args.write}: the file has no {start} ... {end} markers to write between"
+    if not args.rounds and not args.parity:
+        return "--rounds 0 and --parity 0 leave nothing to measure"
     return None
 
 
@@ -259,8 +323,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> None:
-    """The measurements, the report printed (and written between the markers of ``--write``)."""
+    """The measurements, the report printed (and written between the markers of ``--write``): speed and
+    downloads unless ``--rounds 0``, texts unless ``--parity 0``."""
+    blocks = []
+    if args.rounds:
+        blocks.append((START, END, speed_report(args)))
+    if args.parity:
+        lines = ["Seeded and greedy texts, nextword-web (Node, WASM) against the Python runtime:", ""]
+        corpus = args.corpus if args.long_prompts else None
+        lines += parity(args.model, args.parity, args.long_prompts, corpus)
+        blocks.append((PARITY_START, PARITY_END, lines))
+    for start, end, lines in blocks:
+        text = "\n".join(lines)
+        print(text)
+        if args.write:
+            doc = args.write.read_text(encoding="utf-8")
+            head, _, rest = doc.partition(start)
+            _, _, tail = rest.partition(end)
+            args.write.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
 
+
+def speed_report(args: argparse.Namespace) -> list[str]:
+    """Cold start and ms/word per runtime, WebGPU, and the bytes the page downloads: the report's lines."""
     server = _example_server().start(args.model)
     results: dict[str, list[dict[str, Any]]] = {
         "Python runtime": [],
@@ -308,16 +392,7 @@ def run(args: argparse.Namespace) -> None:
         "",
         *downloads,
     ]
-    if args.parity:
-        lines += ["", "Seeded and greedy texts, nextword-web (Node, WASM) against the Python runtime:", ""]
-        lines += parity(args.model, args.parity)
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        doc = args.write.read_text(encoding="utf-8")
-        head, _, rest = doc.partition(START)
-        _, _, tail = rest.partition(END)
-        args.write.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    return lines
 
 
 def webgpu_lines(default: dict[str, Any], flagged: dict[str, Any]) -> list[str]:

@@ -756,7 +756,8 @@ def test_every_option_of_every_benchmark_says_what_it_is(name, monkeypatch):
         ("keras_ratio", ["--words", "0"], "--words"),
         ("keras_ratio", ["--rounds", "0"], "--rounds"),
         ("batch_int8", ["--rows", "0"], "--rows"),
-        ("web", ["--rounds", "0"], "--rounds"),
+        ("web", ["--rounds", "-1"], "--rounds"),
+        ("web", ["--long-prompts", "-1"], "--long-prompts"),
         ("hostile_limits", ["--repeats", "0"], "--repeats"),
     ],
 )
@@ -820,7 +821,17 @@ def test_the_web_benchmark_checks_its_inputs_before_any_work(monkeypatch, tmp_pa
     assert "markers" in capsys.readouterr().err and doc.read_text() == "# no markers\n"
     doc.write_text(f"a\n{web.END}\n{web.START}\n")  # the end before the start: no place either
     assert web.main(["--write", str(doc)]) == 2
-    assert web.check_inputs(web.parse_args(["--model", str(doc)])) is None
+    assert web.check_inputs(web.parse_args(["--model", str(doc), "--long-prompts", "0"])) is None
+    # the long prompts' corpus, checked before any work; nothing asked for at all is refused
+    missing = web.check_inputs(web.parse_args(["--model", str(doc), "--corpus", str(tmp_path / "no.csv")]))
+    assert missing is not None and "--corpus" in missing and "--long-prompts 0" in missing
+    assert "nothing to measure" in web.check_inputs(web.parse_args(["--rounds", "0", "--parity", "0"]))
+    # texts alone need only their own markers
+    doc.write_text(f"a\n{web.PARITY_START}\nold\n{web.PARITY_END}\n")
+    texts_only = ["--model", str(doc), "--rounds", "0", "--long-prompts", "0", "--write", str(doc)]
+    assert web.check_inputs(web.parse_args(texts_only)) is None
+    with_speed = ["--model", str(doc), "--long-prompts", "0", "--write", str(doc)]  # its markers missing
+    assert "web-bench:start" in web.check_inputs(web.parse_args(with_speed))
 
 
 def test_a_node_failure_shows_what_node_wrote_on_stderr(monkeypatch, capsys):
