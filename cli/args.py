@@ -164,13 +164,16 @@ def config_flags(cls: type, prefix: str = "") -> dict[str, str]:
     return flags
 
 
-def config_from_args(base: C, options: dict[str, Any], prefix: str = "") -> C:
+def config_from_args(base: C, options: dict[str, Any], prefix: str = "", *, origin: str | None = None) -> C:
     """``base`` with every typed option of ``options`` applied; dataclass validation runs again.
 
     A refusal names the options by their flags (``--top-k must be in ...``, ``set --num-beams=1``),
-    not by the API's field names, which the user of the command line never typed."""
+    not by the API's field names, which the user of the command line never typed. ``origin``: whose
+    defaults ``base`` holds, for a config that resolves options against them (``GenerationConfig``: a
+    refusal that involves a value of the model file's says so, ``(--num-beams=4 is this model file's
+    decoding default)``)."""
     try:
-        return _apply(base, options, prefix)
+        return _apply(base, options, prefix, origin)
     except ValueError as exc:
         if prefix:
             raise
@@ -311,7 +314,7 @@ def _command_line(match: re.Match[str], words: list[str], cls: type) -> str:
     return shlex.join(line)
 
 
-def _apply(base: C, options: dict[str, Any], prefix: str) -> C:
+def _apply(base: C, options: dict[str, Any], prefix: str, origin: str | None = None) -> C:
     changes: dict[str, Any] = {}
     for field in dataclasses.fields(base):
         key = prefix + field.name
@@ -324,7 +327,9 @@ def _apply(base: C, options: dict[str, Any], prefix: str) -> C:
     # a config that resolves options against its defaults (GenerationConfig: --max-words under a file's
     # min_words, --num-beams over a file's top_k) does so here too
     resolve = getattr(type(base), "from_options", None)
-    return resolve(base, **changes) if callable(resolve) else dataclasses.replace(base, **changes)
+    if not callable(resolve):
+        return dataclasses.replace(base, **changes)
+    return resolve(base, **changes) if origin is None else resolve(base, origin=origin, **changes)
 
 
 def _base_type(hint: Any) -> Any:

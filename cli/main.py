@@ -24,12 +24,14 @@ from nextword.runtime import (
     GenerationConfig,
     __version__,
 )
+from nextword.runtime.generation import FILE_DEFAULTS, defaults_note
 from nextword.train import MissingExtraError, TrainConfig
 
 from .args import (
     add_config_arguments,
     cli_messages,
     config_from_args,
+    flag_names,
     negative_numbers_are_values,
     refuse_unknown,
 )
@@ -109,7 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", dest="model_option", metavar="MODEL.onnx", help="the .onnx model file")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None, help=CACHE_HELP)
     add_device_argument(p)
-    p.add_argument("--json", action="store_true", help="print JSON with every word's log-probability")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON with every word's log-probability; each word's `word` is the word as read, as the "
+        "server's /v1/score gives it: an unknown word keeps its text, flagged `unknown` (in Python that is "
+        "WordScore.token; WordScore.word is <unk> there)",
+    )
     p.set_defaults(handler=score_command)
 
     add_evaluate_parser(commands)
@@ -272,14 +280,19 @@ def _os_error(exc: OSError, prints_result: bool = False) -> str:
 def _generate(args: argparse.Namespace) -> int:
     args.model, args.prompts = model_and_prompts(args.model, args.prompts, "generate", args.file)
     model = cached_model(args.model, getattr(args, "cache", None), args.device, args.size_limits)
-    config = config_from_args(model.info.generation, vars(args))
+    config = config_from_args(model.info.generation, vars(args), origin=FILE_DEFAULTS)
     if args.stream:
         if len(args.prompts) != 1:
             raise ValueError("--stream takes one prompt")
         if args.json:
             raise ValueError("--stream prints the text as it comes, --json one list at the end: choose one")
         if config.num_return_sequences != 1 or config.num_beams != 1:
-            raise ValueError("--stream prints one text: use --num-return-sequences 1 and --num-beams 1")
+            beams = ("num_return_sequences", "num_beams")  # a file's own, perhaps: say so (as flags)
+            note = defaults_note(model.info.generation, beams, vars(args), FILE_DEFAULTS)
+            raise ValueError(
+                "--stream prints one text: use --num-return-sequences 1 and --num-beams 1"
+                + (f" ({flag_names(note, GenerationConfig)})" if note else "")
+            )
         pieces = model.stream(args.prompts[0], config)  # checks the options before the prompt is printed
         print(safe(args.prompts[0], lines=True), end="", flush=True)
         wrote = False

@@ -55,7 +55,7 @@ def score_command(args: argparse.Namespace) -> int:
     result = model_file.score(text_read, cache=args.cache)
     _warn_if_unknown(sum(w.unknown for w in result.words), len(result.words))
     if args.json:
-        print(json_text(_score_json(model_file, text_read, result)))
+        print(json_text(_score_json(model_file, result)))
         return 0
     print(f"words              {len(result.words)}")
     print(f"total log-prob     {result.total_logprob:.3f}")
@@ -64,10 +64,11 @@ def score_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_json(model: NextWordModel, text: str, result: TextScore) -> dict[str, Any]:
-    """The score as ``--json`` prints it: every word as the server's ``/v1/score`` gives it, the word
-    read (an unknown one too, flagged ``unknown``) and its text with spacing, to render the text."""
-    tokens = model.tokenizer.tokenize(text)
+def _score_json(model: NextWordModel, result: TextScore) -> dict[str, Any]:
+    """The score as ``--json`` prints it: every word as the server's ``/v1/score`` gives it, ``"word"``
+    the word as read (``WordScore.token``: an unknown one keeps its text, flagged ``unknown``, where
+    ``WordScore.word`` is ``<unk>``) and ``"text"`` its text with spacing, to render the text."""
+    tokens = [w.token for w in result.words]
     pieces = model.tokenizer.pieces(tokens)
     words = [
         {"word": token, "text": piece, "logprob": w.logprob, "unknown": w.unknown}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -10,6 +11,7 @@ from .checks import check_int, check_real, plain_numbers, shown
 from .tokenizer import MAX_VOCAB_SIZE
 
 __all__ = [
+    "FILE_DEFAULTS",
     "MAX_BATCH",
     "MAX_LENGTH_PENALTY",
     "MAX_NGRAM",
@@ -21,6 +23,10 @@ __all__ = [
     "MAX_WORDS",
     "MIN_TEMPERATURE",
     "GenerationConfig",
+    "OptionConflict",
+    "call_config",
+    "defaults_note",
+    "stream_config",
 ]
 
 # Every option is bounded: the same limits hold for call options and for the decoding defaults a model
@@ -41,6 +47,26 @@ _TOP_K_OFF = "0: no top-k filtering"
 MAX_NGRAM = 100  # no_repeat_ngram_size: a 100-word sequence only repeats in copied text
 MAX_STOP_STRINGS = 16  # stop strings are markers (a newline, a heading, "END"): checked at every word
 MAX_STOP_CHARS = 64  # characters per stop string
+# Whose decoding defaults a model's are, as refusals say it: "num_beams=4 is this model file's decoding
+# default" where a value the caller never set conflicts with one the caller did.
+FILE_DEFAULTS = "this model file's"
+
+
+class OptionConflict(ValueError):
+    """Options that are each valid but not together. ``names``: the fields whose values the message
+    names; ``aside``: its closing remark, in parentheses after it, which a note on where a value came
+    from (:func:`defaults_note`) joins."""
+
+    def __init__(self, message: str, names: tuple[str, ...], aside: str = "") -> None:
+        super().__init__(f"{message} ({aside})" if aside else message)
+        self.message, self.names, self.aside = message, names, aside
+
+    def __reduce__(self) -> tuple[type, tuple[str, tuple[str, ...], str]]:  # pickled whole
+        return type(self), (self.message, self.names, self.aside)
+
+    def noted(self, note: str) -> OptionConflict:
+        """The same refusal with ``note`` added to its closing remark."""
+        return OptionConflict(self.message, self.names, f"{self.aside}; {note}" if self.aside else note)
 
 
 @dataclass(frozen=True)
@@ -124,9 +150,10 @@ class GenerationConfig:
         check_int("max_words", self.max_words, 0, MAX_WORDS)
         check_int("min_words", self.min_words, 0, None)
         if self.min_words > self.max_words:
-            raise ValueError(
+            raise OptionConflict(
                 f"min_words must be at most `max_words` ({self.max_words}), got {self.min_words}: raise "
-                "`max_words` too"
+                "`max_words` too",
+                ("min_words", "max_words"),
             )
         check_real("temperature", self.temperature, low=0.0, low_open=False, note="0 is greedy")
         if self.temperature and not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
@@ -184,22 +211,20 @@ class GenerationConfig:
         if self.seed is not None:
             check_int("seed", self.seed, 0, None)
         if self.num_beams > 1:
-            conflicts = [
-                f"{name}={getattr(self, name)!r}"
-                for name, neutral in (("top_k", None), ("top_p", None))
-                if getattr(self, name) != neutral
-            ]
-            if self.temperature not in (0, 1):
-                conflicts.append(f"temperature={self.temperature!r}")
-            if conflicts:
-                raise ValueError(
+            sampling = [name for name in ("top_k", "top_p") if getattr(self, name) is not None]
+            sampling += ["temperature"] if self.temperature not in (0, 1) else []
+            if sampling:
+                conflicts = ", ".join(f"{name}={getattr(self, name)!r}" for name in sampling)
+                raise OptionConflict(
                     f"num_beams={self.num_beams} searches deterministically and cannot be combined with "
-                    f"the sampling options {', '.join(conflicts)}; drop them or set num_beams=1"
+                    f"the sampling options {conflicts}; drop them or set num_beams=1",
+                    ("num_beams", *sampling),
                 )
             if self.num_return_sequences > self.num_beams:
-                raise ValueError(
-                    f"num_return_sequences={self.num_return_sequences} must be <= num_beams={self.num_beams} "
-                    "(beam search returns its best beams)"
+                raise OptionConflict(
+                    f"num_return_sequences={self.num_return_sequences} must be <= num_beams={self.num_beams}",
+                    ("num_return_sequences", "num_beams"),
+                    "beam search returns its best beams",
                 )
 
     @property
@@ -207,14 +232,21 @@ class GenerationConfig:
         return self.temperature == 0
 
     @classmethod
-    def from_options(cls, config: GenerationConfig | None = None, **options: Any) -> GenerationConfig:
+    def from_options(
+        cls, config: GenerationConfig | None = None, *, origin: str | None = None, **options: Any
+    ) -> GenerationConfig:
         """``config`` (or the defaults) with ``options`` replacing its fields; unknown names raise.
 
         A ``max_words`` below the base's ``min_words`` lowers that ``min_words`` to it when ``options``
         leave ``min_words`` out: a cap asked for wins over a default (a model file's ``min_words=20``
         does not refuse ``max_words=10``). Likewise ``num_beams > 1`` in ``options`` drops the base's sampling
         options that ``options`` leave out (``top_k``, ``top_p``, a temperature other than 0 or 1): a
-        model file's ``top_k=40`` applies to sampling, not to a beam search asked for."""
+        model file's ``top_k=40`` applies to sampling, not to a beam search asked for.
+
+        ``origin`` says whose defaults ``config`` holds (:data:`FILE_DEFAULTS`: a model file's): an
+        :class:`OptionConflict` that involves a value of ``config`` that ``options`` leave out then says
+        so, ``(num_beams=4 is this model file's decoding default)``, rather than blame an option the
+        caller never set."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
@@ -234,7 +266,13 @@ class GenerationConfig:
             if base.temperature not in (0, 1):
                 dropped["temperature"] = 1.0
             options = {**dropped, **options}
-        return replace(base, **options)
+        try:
+            return replace(base, **options)
+        except OptionConflict as exc:
+            note = defaults_note(base, exc.names, options, origin) if origin is not None else ""
+            if not note:
+                raise
+            raise exc.noted(note) from None
 
     def changes(self) -> dict[str, Any]:
         """The fields that differ from :class:`GenerationConfig`'s own defaults, by name."""
@@ -244,6 +282,53 @@ class GenerationConfig:
             for f in fields(self)
             if getattr(self, f.name) != getattr(base, f.name)
         }
+
+
+def defaults_note(
+    defaults: GenerationConfig, names: Iterable[str], given: Collection[str], origin: str
+) -> str:
+    """The values among ``names`` that a refusal takes from ``defaults`` (those ``given``, the options
+    the caller set, leave out, and that ``defaults`` changes from :class:`GenerationConfig`'s own), said
+    as ``origin``'s: ``num_beams=4 is this model file's decoding default``; ``""`` where there are none."""
+    own = GenerationConfig()
+    taken = [
+        f"{name}={getattr(defaults, name)!r}"
+        for name in names
+        if name not in given and getattr(defaults, name) != getattr(own, name)
+    ]
+    if not taken:
+        return ""
+    if len(taken) == 1:
+        return f"{taken[0]} is {origin} decoding default"
+    return f"{', '.join(taken[:-1])} and {taken[-1]} are {origin} decoding defaults"
+
+
+def call_config(
+    defaults: GenerationConfig, config: GenerationConfig | None, options: dict[str, Any]
+) -> GenerationConfig:
+    """The settings of a model's call (``generate``, ``stream``, ``generator``): ``options`` over
+    ``config``, or over the model file's decoding ``defaults`` when no ``config`` is given, whose
+    values a refusal then names as the file's (:meth:`GenerationConfig.from_options`'s ``origin``)."""
+    if config:
+        return GenerationConfig.from_options(config, **options)
+    return GenerationConfig.from_options(defaults, origin=FILE_DEFAULTS, **options)
+
+
+def stream_config(
+    defaults: GenerationConfig, config: GenerationConfig | None, prompt: Any, options: dict[str, Any]
+) -> GenerationConfig:
+    """:func:`call_config` for ``stream()``: one prompt string, one text (no beam search)."""
+    resolved = call_config(defaults, config, options)
+    if not isinstance(prompt, str):
+        raise ValueError(f"stream() takes one prompt string, got {type(prompt).__name__}")
+    if resolved.num_return_sequences != 1 or resolved.num_beams != 1:
+        names = ("num_return_sequences", "num_beams")
+        note = "" if config else defaults_note(defaults, names, options, FILE_DEFAULTS)
+        raise ValueError(
+            "stream() produces one text: num_return_sequences and num_beams must be 1 "
+            f"(got {resolved.num_return_sequences} and {resolved.num_beams}{'; ' + note if note else ''})"
+        )
+    return resolved
 
 
 def _listed(value: Any) -> str:

@@ -15,7 +15,7 @@ import onnxruntime as ort
 from .beam import beam_search
 from .cache import CacheConfig
 from .checks import check_int
-from .generation import MAX_BATCH, GenerationConfig
+from .generation import MAX_BATCH, GenerationConfig, call_config, stream_config
 from .generator import Generator
 from .limits import LoadLimits
 from .model_check import inspect_model_file
@@ -325,7 +325,7 @@ class NextWordModel(HoldsSessions):
     def generator(self, config: GenerationConfig | None = None, **options: Any) -> Generator:
         """An empty :class:`~nextword.runtime.generator.Generator` over this model: add prompts, then
         step. Its default options are the model's decoding defaults with ``options`` applied."""
-        return Generator(self, GenerationConfig.from_options(config or self.info.generation, **options))
+        return Generator(self, call_config(self.info.generation, config, options))
 
     def generate_ids(self, prompt_ids: Sequence[int], config: GenerationConfig) -> list[int]:
         """Continue ``prompt_ids`` by sampling (or greedily) and return the new token ids."""
@@ -356,7 +356,7 @@ class NextWordModel(HoldsSessions):
         Each text is shaped to be appended to its prompt: it starts with a space where one belongs and
         is capitalized at sentence starts. An empty prompt generates from the start of a document.
         """
-        config = GenerationConfig.from_options(config or self.info.generation, **options)
+        config = call_config(self.info.generation, config, options)
         prompts, single = _as_prompt_list(prompt)
         rows = len(prompts) * max(config.num_return_sequences, config.num_beams)
         if rows > MAX_BATCH:
@@ -387,14 +387,7 @@ class NextWordModel(HoldsSessions):
         pieces joined equal what :meth:`generate` returns for the same arguments and seed. Text that a
         stop string could still cut is held back until it is certain.
         """
-        config = GenerationConfig.from_options(config or self.info.generation, **options)
-        if not isinstance(prompt, str):
-            raise ValueError(f"stream() takes one prompt string, got {type(prompt).__name__}")
-        if config.num_return_sequences != 1 or config.num_beams != 1:
-            raise ValueError(
-                "stream() produces one text: num_return_sequences and num_beams must be 1 "
-                f"(got {config.num_return_sequences} and {config.num_beams})"
-            )
+        config = stream_config(self.info.generation, config, prompt, options)
         stepper = self._borrow_stepper()
         try:
             gen = Generator(self, stepper=stepper)
@@ -427,9 +420,10 @@ class NextWordModel(HoldsSessions):
     def score(self, text: str, cache: bool | CacheConfig | None = None) -> TextScore:
         """How likely the model finds ``text`` as the start of a document.
 
-        Returns the total log-probability (natural log), the per-word perplexity and, for every word,
-        its log-probability and whether it was outside the vocabulary. With the continuous cache when
-        the file has one (``cache=False``: the model alone).
+        Returns the total log-probability (natural log), the per-word perplexity and every word's
+        :class:`WordScore`: ``word`` the vocabulary token (``<unk>`` when unknown), ``token`` the word
+        as read, its log-probability and whether it was outside the vocabulary; the continuous cache
+        is used when the file has one (``cache=False``: the model alone).
         """
         return score_text(self, text, cache)
 

@@ -31,11 +31,23 @@ CACHE_BATCH = 32  # documents stepped together when a cache needs every position
 
 @dataclass(frozen=True)
 class WordScore:
-    """One word of a scored text."""
+    """One word of a scored text. ``token`` is the word as the tokenizer read it from the text: normalized
+    (lowercased, for a lowercasing model), not looked up in the vocabulary. ``word`` is the vocabulary
+    token the model scored: ``token`` itself, or ``"<unk>"`` for a word outside the vocabulary. These
+    are nextword-web's ``word`` and ``token``; the server's ``/v1/score`` and ``nextword score --json``
+    give the word as read, ``token``, under the name ``"word"``.
+    """
 
-    word: str  # the token as the tokenizer sees it (lowercased, for a lowercasing model)
+    word: str  # the vocabulary token scored: the word as read, or "<unk>" for one outside the vocabulary
     logprob: float  # natural log of its probability given every word before it
-    unknown: bool  # outside the vocabulary: scored as the unknown token
+    unknown: bool  # outside the vocabulary: scored as the unknown token, "<unk>"
+    # The word as read: the tokenizer's token before the vocabulary lookup. Last, with a default, so that
+    # code that builds a WordScore(word, logprob, unknown) still runs: left out, it is ``word``.
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.token:  # left out (a tokenizer never reads an empty token)
+            object.__setattr__(self, "token", self.word)
 
 
 @dataclass(frozen=True)
@@ -50,9 +62,14 @@ class TextScore:
 def prompt_ids(model: StepModel, text: str, name: str = "prompt") -> list[int]:
     """Token ids a model reads for ``text``: start of a document, then the text's tokens. ``name``: the
     caller's name for ``text`` in the refusal of one that is not a string."""
+    _check_text(text, name)
+    return [model.tokenizer.eod_id, *model.tokenizer.encode(text)]
+
+
+def _check_text(text: str, name: str) -> None:
+    """Refuse a ``text`` that is not a string, calling it ``name``."""
     if not isinstance(text, str):
         raise ValueError(f"{name} must be a string, got {type(text).__name__}")
-    return [model.tokenizer.eod_id, *model.tokenizer.encode(text)]
 
 
 def token_logprobs(
@@ -151,15 +168,17 @@ def _cached_last_logprobs(model: StepModel, ids: np.ndarray, cache: CacheConfig)
 
 def score_text(model: StepModel, text: str, cache: bool | CacheConfig | None = None) -> TextScore:
     """How likely ``model`` finds ``text`` as the start of a document (see :meth:`NextWordModel.score`)."""
-    ids = prompt_ids(model, text, "text")
-    if len(ids) < 2:
+    _check_text(text, "text")
+    tok = model.tokenizer
+    read = tok.tokenize(text)  # the words as read, before the vocabulary lookup
+    if not read:
         raise ValueError("text has no words to score")
+    ids = [tok.eod_id, *map(tok.id_of, read)]  # as Tokenizer.encode reads the text
     settings = resolve_cache(model, cache)
     logprobs, _ = token_logprobs(model, np.asarray(ids, dtype=np.int64), cache=settings)
-    tok = model.tokenizer
     words = [
-        WordScore(tok.token_of(i), float(lp), i == tok.unk_id)
-        for i, lp in zip(ids[1:], logprobs, strict=True)
+        WordScore(tok.token_of(i), float(lp), i == tok.unk_id, token)
+        for i, lp, token in zip(ids[1:], logprobs, read, strict=True)
     ]
     total = float(logprobs.sum())
     return TextScore(total_logprob=total, perplexity=perplexity(-total, len(words)), words=words)

@@ -18,6 +18,9 @@ const TOP_K_OFF = '0: no top-k filtering'; // what the range in topK's message s
 export const MAX_NGRAM = 100; // noRepeatNgramSize
 export const MAX_STOP_STRINGS = 16;
 export const MAX_STOP_CHARS = 64; // characters per stop string
+// Whose decoding defaults a model's are, as refusals say it (Python's FILE_DEFAULTS): "numBeams=4 is this
+// model file's decoding default" where a value the caller never set conflicts with one the caller did.
+export const FILE_DEFAULTS = "this model file's";
 
 /** [JavaScript name, Python name, default] for every option, in GenerationConfig's field order. */
 export const FIELDS = Object.freeze([
@@ -90,9 +93,12 @@ const PY_STYLE = {
 
 /**
  * `base` (a validated config) with the JavaScript `options` replacing its fields; unknown names and
- * invalid values throw NextwordError. Options left undefined keep the base value.
+ * invalid values throw NextwordError. Options left undefined keep the base value. `origin` says whose
+ * defaults `base` holds (FILE_DEFAULTS: a model file's): a refusal of options that conflict then says
+ * which of the values come from `base`, "(numBeams=4 is this model file's decoding default)", as
+ * Python's GenerationConfig.from_options(..., origin=...) does.
  */
-export function resolveOptions(base, options = {}) {
+export function resolveOptions(base, options = {}, origin = null) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new NextwordError(`options must be an object, got ${JS_STYLE.show(options)}`);
   }
@@ -125,21 +131,43 @@ export function resolveOptions(base, options = {}) {
   if (options.minWords === undefined && JS_STYLE.isInt(cap) && cap >= 0 && cap < merged.minWords) {
     merged.minWords = cap;
   }
-  return validate(merged, JS_STYLE);
+  const given = Object.keys(options).filter((key) => options[key] !== undefined);
+  return validate(
+    merged,
+    JS_STYLE,
+    origin === null ? noNote : (names) => defaultsNote(base, names, given, origin),
+  );
 }
+
+/**
+ * The values among `names` that a refusal takes from `defaults` (those `given`, the options the caller
+ * set, leave out, and that `defaults` changes from DEFAULTS), said as `origin`'s: "numBeams=4 is this
+ * model file's decoding default"; '' where there are none (Python's defaults_note).
+ */
+function defaultsNote(defaults, names, given, origin) {
+  const taken = names
+    .filter((name) => !given.includes(name) && defaults[name] !== DEFAULTS[name])
+    .map((name) => `${name}=${JS_STYLE.show(defaults[name])}`);
+  if (!taken.length) return '';
+  if (taken.length === 1) return `${taken[0]} is ${origin} decoding default`;
+  return `${taken.slice(0, -1).join(', ')} and ${taken.at(-1)} are ${origin} decoding defaults`;
+}
+const noNote = () => '';
 
 /**
  * stream()'s config: `options` over `base` (the file's defaults) for one prompt string and one text, or
  * NextwordError. NextWordModel.stream and WorkerModel.stream both check with it when they are called.
  */
 export function streamOptions(base, prompt, options = {}) {
-  const config = resolveOptions(base, options);
+  const config = resolveOptions(base, options, FILE_DEFAULTS);
   if (typeof prompt !== 'string')
     throw new NextwordError(`stream() takes one prompt string, got ${typeName(prompt)}`);
   if (config.numReturnSequences !== 1 || config.numBeams !== 1) {
+    const given = Object.keys(options).filter((key) => options[key] !== undefined);
+    const note = defaultsNote(base, ['numReturnSequences', 'numBeams'], given, FILE_DEFAULTS);
     throw new NextwordError(
       'stream() produces one text: numReturnSequences and numBeams must be 1 ' +
-        `(got ${config.numReturnSequences} and ${config.numBeams})`,
+        `(got ${config.numReturnSequences} and ${config.numBeams}${note ? `; ${note}` : ''})`,
     );
   }
   return config;
@@ -180,9 +208,17 @@ export function changes(config) {
   );
 }
 
-function validate(c, style) {
+/** `c` checked as GenerationConfig checks itself; `note(names)`: what a refusal of options that conflict,
+ * named by `names`, adds on where their values came from ('' for nothing: resolveOptions's `origin`). */
+function validate(c, style, note = noNote) {
   const fail = (message) => {
     throw new NextwordError(message);
+  };
+  // a conflict's refusal, with `note` on the values of `names` in its closing remark (Python's OptionConflict)
+  const conflict = (message, names, aside = '') => {
+    const noted = note(names);
+    const remark = [aside, noted].filter(Boolean).join('; ');
+    fail(remark ? `${message} (${remark})` : message);
   };
   const checkInt = (field, low, high) => {
     const value = c[field];
@@ -212,9 +248,10 @@ function validate(c, style) {
   checkInt('minWords', 0, null);
   if (c.minWords > c.maxWords) {
     const max = style.name('maxWords');
-    fail(
+    conflict(
       `${style.name('minWords')} must be at most \`${max}\` (${c.maxWords}), got ${style.plain(c.minWords)}: ` +
         `raise \`${max}\` too`,
+      ['minWords', 'maxWords'],
     );
   }
   checkReal('temperature', { low: 0, lowOpen: false, note: '0 is greedy' });
@@ -283,22 +320,22 @@ function validate(c, style) {
     fail(`seed ${digits} is past 2**53 - 1, where a number is not exact; pass it as a bigint (${digits}n)`);
   }
   if (c.numBeams > 1) {
-    const conflicts = ['topK', 'topP']
-      .filter((field) => (field === 'topK' ? topK : topP) !== null)
-      .map((field) => `${style.name(field)}=${style.show(c[field])}`);
-    if (Number(c.temperature) !== 0 && Number(c.temperature) !== 1) {
-      conflicts.push(`temperature=${style.show(c.temperature)}`);
-    }
-    if (conflicts.length) {
-      fail(
+    const sampling = ['topK', 'topP'].filter((field) => (field === 'topK' ? topK : topP) !== null);
+    if (Number(c.temperature) !== 0 && Number(c.temperature) !== 1) sampling.push('temperature');
+    if (sampling.length) {
+      const conflicts = sampling.map((field) => `${style.name(field)}=${style.show(c[field])}`);
+      conflict(
         `${style.name('numBeams')}=${c.numBeams} searches deterministically and cannot be combined with the ` +
           `sampling options ${conflicts.join(', ')}; drop them or set ${style.name('numBeams')}=1`,
+        ['numBeams', ...sampling],
       );
     }
     if (c.numReturnSequences > c.numBeams) {
-      fail(
+      conflict(
         `${style.name('numReturnSequences')}=${c.numReturnSequences} must be <= ${style.name('numBeams')}=` +
-          `${c.numBeams} (beam search returns its best beams)`,
+          `${c.numBeams}`,
+        ['numReturnSequences', 'numBeams'],
+        'beam search returns its best beams',
       );
     }
   }

@@ -6,7 +6,7 @@ import { Generation, promptEnd } from './decoding.js';
 import { ModelFileError, ModelRunError, NextwordError, oneLine, sessionError } from './errors.js';
 import { readGraphInterface } from './graph-io.js';
 import { PCG64, SeedSequence } from './random.js';
-import { MAX_BATCH, resolveOptions, streamOptions, typeName } from './generation.js';
+import { FILE_DEFAULTS, MAX_BATCH, resolveOptions, streamOptions, typeName } from './generation.js';
 import { checkModelFile, corrupt, resolveLimits } from './model-check.js';
 import {
   INPUT_IDS,
@@ -198,7 +198,7 @@ export class NextWordModel {
    * numReturnSequences > 1.
    */
   async generate(prompt, options = {}) {
-    const config = resolveOptions(this.info.generation, options);
+    const config = resolveOptions(this.info.generation, options, FILE_DEFAULTS);
     const [prompts, single] = asPromptList(prompt);
     const rows = prompts.length * Math.max(config.numReturnSequences, config.numBeams);
     if (rows > MAX_BATCH) {

@@ -5,6 +5,7 @@ import {
   load,
   ModelFileError,
   NextwordError,
+  resolveOptions,
   type GenerationOptions,
   type LoadLimits,
   SIZE_CAPS,
@@ -103,5 +104,7 @@ export async function unions(prompt: string | string[], file: Blob): Promise<voi
   // the defaults are a GenerationConfig: stop a list, seed null
   const stop: readonly string[] = GENERATION_DEFAULTS.stop;
   const seed: bigint | null = GENERATION_DEFAULTS.seed;
-  console.log(out, remote, meta.formatVersion, stop, seed);
+  // a refusal names the values of the base as its origin's defaults ("this model file's")
+  const resolved = resolveOptions(model.info.generation, { maxWords: 5 }, "this model file's");
+  console.log(out, remote, meta.formatVersion, stop, seed, resolved.maxWords);
 }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { BeamSearch } from '../src/beam.js';
 import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
 import { WorkerModel, withoutSizeCaps as clientUncapped } from '../src/client.js';
-import { changes, DEFAULTS, optionsFromMetadata, resolveOptions } from '../src/generation.js';
+import { changes, DEFAULTS, FILE_DEFAULTS, optionsFromMetadata, resolveOptions } from '../src/generation.js';
 import {
   DEFAULT_LIMITS,
   GENERATION_DEFAULTS,
@@ -497,6 +497,68 @@ describe('options given in JavaScript', () => {
     );
   });
 
+  test("a conflict with a value of the file's own says it is the file's default (as Python's origin)", async () => {
+    const fileDefaults = optionsFromMetadata(
+      new Map([
+        ['num_beams', 4n],
+        ['num_return_sequences', 3n],
+        ['max_words', 20n],
+      ]),
+    );
+    const cases = [
+      [
+        { topK: 5 },
+        'numBeams=4 searches deterministically and cannot be combined with the sampling options topK=5; drop ' +
+          "them or set numBeams=1 (numBeams=4 is this model file's decoding default)",
+      ],
+      [
+        { numBeams: 2 },
+        'numReturnSequences=3 must be <= numBeams=2 (beam search returns its best beams; numReturnSequences=3 ' +
+          "is this model file's decoding default)",
+      ],
+      [
+        { numReturnSequences: 5, topK: undefined },
+        'numReturnSequences=5 must be <= numBeams=4 (beam search returns its best beams; numBeams=4 is this ' +
+          "model file's decoding default)",
+      ],
+      [
+        { minWords: 30 },
+        'minWords must be at most `maxWords` (20), got 30: raise `maxWords` too (maxWords=20 is this model ' +
+          "file's decoding default)",
+      ],
+      [
+        { numBeams: 4, topK: 5 }, // both given: the caller's own
+        'numBeams=4 searches deterministically and cannot be combined with the sampling options topK=5; drop ' +
+          'them or set numBeams=1',
+      ],
+    ];
+    for (const [options, message] of cases) {
+      assert.throws(() => resolveOptions(fileDefaults, options, FILE_DEFAULTS), { message });
+    }
+    // no origin: the message as it was (a base of the caller's own)
+    assert.throws(() => resolveOptions(fileDefaults, { topK: 5 }), {
+      message:
+        'numBeams=4 searches deterministically and cannot be combined with the sampling options topK=5; ' +
+        'drop them or set numBeams=1',
+    });
+    // generate() and stream() take the file's defaults as the file's
+    const beams = await load(
+      withMetadata(bytes, 'nextword.generation', '{"num_beams": 4, "num_return_sequences": 2}'),
+    );
+    try {
+      const error = await refusal(beams.generate('a neural network', { topK: 5 }));
+      assert.ok(error instanceof NextwordError);
+      assert.ok(error.message.endsWith("set numBeams=1 (numBeams=4 is this model file's decoding default)"));
+      assert.throws(() => beams.stream('a neural network'), {
+        message:
+          'stream() produces one text: numReturnSequences and numBeams must be 1 (got 2 and 4; ' +
+          "numReturnSequences=2 and numBeams=4 are this model file's decoding defaults)",
+      });
+    } finally {
+      await beams.release();
+    }
+  });
+
   test("topK 0 is off, as null is, and turns a file's topK off; stop [] drops a file's stop strings", async () => {
     const fileDefaults = optionsFromMetadata(
       new Map([
@@ -944,7 +1006,9 @@ describe('the Web Worker client', () => {
     try {
       const expected = {
         name: 'NextwordError',
-        message: 'stream() produces one text: numReturnSequences and numBeams must be 1 (got 1 and 2)',
+        message:
+          'stream() produces one text: numReturnSequences and numBeams must be 1 (got 1 and 2; numBeams=2 is ' +
+          "this model file's decoding default)",
       };
       assert.throws(() => beams.stream('a neural network'), expected);
       assert.throws(() => worker.stream('a neural network'), expected);

@@ -142,7 +142,9 @@ export interface NextWord {
 export interface TextScore {
   totalLogprob: number;
   perplexity: number;
-  /** word: the vocabulary token (<unk> when unknown); token: the word as read; text: as rendered */
+  /** token: the word as the tokenizer read it (normalized: lowercased by a lowercasing model; an unknown
+   * word keeps its own); word: the vocabulary token scored (token itself, or <unk> when unknown, as
+   * Python's WordScore.word; its token is WordScore.token); text: token as rendered, with spacing */
   words: { word: string; token: string; text: string; logprob: number; unknown: boolean }[];
 }
 
@@ -239,7 +241,17 @@ export const SIZE_CAPS: readonly (keyof LoadLimits)[];
 export function withoutSizeCaps(limits?: LoadLimits): LoadLimits;
 /** The Unicode version of the Python whose tokenization this package reproduces. */
 export const UNICODE_VERSION: string;
-export function resolveOptions(base: GenerationConfig, options?: GenerationOptions): GenerationConfig;
+/**
+ * `base` with `options` over it, checked as generate() checks them. `origin`: whose defaults `base` holds
+ * ("this model file's", as generate() and stream() say of `model.info.generation`): a refusal of options
+ * that conflict then names the values taken from `base` as its defaults ("numBeams=4 is this model file's
+ * decoding default"), as Python's `GenerationConfig.from_options(..., origin=...)` does.
+ */
+export function resolveOptions(
+  base: GenerationConfig,
+  options?: GenerationOptions,
+  origin?: string | null,
+): GenerationConfig;
 /** A model file's metadata, as the Python runtime's parse_metadata reads it. */
 export interface ModelFileMetadata {
   /** every metadata entry: key -> text */
