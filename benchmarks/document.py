@@ -82,7 +82,7 @@ def _header(meta: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         "",
         "The claim: an exported, stateful LSTM runtime generates text orders of magnitude faster and lighter "
         "than the Keras loop of the original notebook, while staying close to what onnxruntime itself can "
-        "do. Every figure below comes from one run of the command below on the machine listed at the end.",
+        f"do. {_provenance_sentence(meta)}",
         "",
         f"- **Command**: `{meta['command']}` ({total / 60:.1f} minutes{trained})",
         f"- **Date**: {meta['date']}",
@@ -95,10 +95,26 @@ def _header(meta: dict[str, Any], machine: dict[str, Any]) -> list[str]:
     ]
 
 
+def _kept_sections(meta: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The sections this command ran, and those it kept from earlier runs (``--only``)."""
+    ran = meta.get("ran") or meta["benchmarks"]
+    return list(ran), [name for name in meta["benchmarks"] if name not in ran]
+
+
+def _provenance_sentence(meta: dict[str, Any]) -> str:
+    """Where the figures come from: one run, or this run and the earlier ones it kept."""
+    if not _kept_sections(meta)[1]:
+        return "Every figure below comes from one run of the command below on the machine listed at the end."
+    return (
+        "The figures below come from the command below, run on the machine listed at the end, except "
+        "those of the sections listed under **Sections from earlier runs**, which keep the figures of "
+        "the earlier runs dated there (the targets and findings that quote them included)."
+    )
+
+
 def _earlier(meta: dict[str, Any]) -> list[str]:
     """With ``--only``: which sections this command ran, and that the others are an earlier run's."""
-    ran = meta.get("ran") or meta["benchmarks"]
-    kept = [name for name in meta["benchmarks"] if name not in ran]
+    ran, kept = _kept_sections(meta)
     if not kept:
         return []
     dates = meta.get("dates", {})
@@ -216,6 +232,17 @@ def _rerunning(meta: dict[str, Any]) -> list[str]:
         "- Each benchmark also runs alone from the repository root and prints its tables: "
         + ", ".join(f"`python -m benchmarks.{name}`" for name in SECTIONS)
         + " (`--help` on each; `python -m benchmarks` lists every benchmark).",
+        "- The sections on the shipped model compare the bundled file with files of the same weights: "
+        f"*{SECTIONS['speed'][0]}* and *{SECTIONS['threads'][0]}* with its fp32 export, "
+        f"`runs/bundled-fp32.onnx`, and *{SECTIONS['keras_ratio'][0]}* with the Keras "
+        "model it was exported from, `runs/bundled/model.keras`. Neither is in the repository: `make "
+        "bundled-model` writes both by retraining the bundled model (its training stops after 30 minutes at "
+        "most), and "
+        "it also overwrites the bundled file with the new weights, so the figures then describe that file. "
+        "Without them `speed` and `threads` measure the benchmark model as the fp32 file (the same network "
+        "trained one epoch: other weights, the same work per step) and `keras_ratio` a Keras model holding "
+        "the bundled file's own weights, dequantized (`benchmarks.keras_twin`); each section names the "
+        "file it measured.",
         "- Timings on a shared or busy machine are noisy: compare medians from the same run, and read the "
         "spread next to each.",
         "",

@@ -32,6 +32,8 @@ Run: ``python -m benchmarks.quality`` (after ``make bundled-model``); ``--help``
 from __future__ import annotations
 
 import contextlib
+import csv
+import datetime
 import hashlib
 import json
 import math
@@ -168,6 +170,26 @@ def model_splits(model: Any, corpus: str) -> Splits:
     fitted = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if not is_dev]
     dev = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if is_dev]
     return Splits(fitted, dev, val, provenance.split.describe(), split.counts.documents)
+
+
+def grant_dates(corpus: str | Path, column: str = "patent_date") -> tuple[str, str] | None:
+    """The first and last date of a CSV corpus's ``column`` (ISO dates, YYYY-MM-DD; other values
+    skipped), or None when the file is not a CSV, has no such column or no date in it."""
+    path = Path(corpus)
+    if path.suffix.lower() != ".csv":
+        return None
+    csv.field_size_limit(sys.maxsize)
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or []):
+            return None
+        dates = []
+        for row in reader:
+            try:
+                dates.append(datetime.date.fromisoformat((row.get(column) or "").strip()))
+            except ValueError:
+                continue
+    return (min(dates).isoformat(), max(dates).isoformat()) if dates else None
 
 
 def ngram_rows(splits: Splits, tokenizer: Any) -> dict[str, dict[str, Any]]:
@@ -348,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "val": len(splits.val),
         "scheme": splits.scheme,
         "documents": splits.documents,
+        "granted": grant_dates(args.corpus),
     }
 
     report = render(results, int8, our_seconds, budget_s)

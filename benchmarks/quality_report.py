@@ -293,6 +293,18 @@ def _text_summary(text: dict[str, Any]) -> list[str]:
 SAMPLES = (("the present invention", 0.5, 1), ("a neural network", 0.8, 2), ("", 1.0, 3))  # prompt, T, seed
 
 
+QUERY_RANGE = "1976-2018"  # the grant years the PatentsView query asked for (../shared/data/README.md)
+
+
+def granted_text(granted: list[str] | tuple[str, str] | None) -> str:
+    """When the corpus's patents were granted: the first and last of its date column when it has one
+    (``quality.grant_dates``), else the range the query asked for."""
+    if granted:
+        first, last = granted
+        return f"granted {first} to {last}, as its `patent_date` column says"
+    return f"the query asked for patents granted {QUERY_RANGE}"
+
+
 def render_card(results: dict[str, Any], model: Any) -> str:
     """docs/model-card.md: what the bundled model is, how good it is, what it writes, what it cannot do."""
     train = model.info.config["train"]
@@ -335,8 +347,8 @@ def render_card(results: dict[str, Any], model: Any) -> str:
         "## Data",
         "",
         f"The reference corpus: {split['documents']:,} US patent abstracts returned by a PatentsView query "
-        'for "neural network" '
-        f"(granted 1976-2018), a public record (see ../shared/data/README.md). {split['val']} abstracts are "
+        f'for "neural network" ({granted_text(split.get("granted"))}), a public record (see '
+        f"../shared/data/README.md). {split['val']} abstracts are "
         f"held out by document for validation ({split['scheme']}), {split['dev']} more as the development "
         f"part; the model trained on {split['train']}. The vocabulary (words seen at least "
         f"{train['tokenizer']['min_count']} times in the training abstracts) comes from the training side. "

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .default import BUNDLED_MODEL, default_model, generate
     from .errors import ModelFileError, ModelLimitError, ModelRunError
     from .evaluation import Evaluation, evaluate, evaluate_ids
-    from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig
+    from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig, OptionConflict
     from .generator import FINISH_REASONS, Generator, Update
     from .limits import LoadLimits
     from .model import NextWordModel, load
@@ -48,6 +48,7 @@ _EXPORTS = {
     "MAX_BATCH": "generation",
     "MAX_WORDS": "generation",
     "GenerationConfig": "generation",
+    "OptionConflict": "generation",
     "FINISH_REASONS": "generator",
     "Generator": "generator",
     "Update": "generator",
@@ -77,6 +78,7 @@ __all__ = [
     "ModelLimitError",
     "ModelRunError",
     "NextWordModel",
+    "OptionConflict",
     "PromptEnd",
     "StepModel",
     "TextScore",

@@ -328,7 +328,7 @@ class TrainConfig:
 
         A fixed number of passes undertrains a small corpus: 10 passes over 200 abstracts are 90 steps,
         and planning 112 (early stopping ended them at 22) took validation perplexity from 105.0 to
-        94.4 (``python -m benchmarks.small_corpus``). The reference corpus's epoch is 143 steps,
+        94.4 (``python -m benchmarks.small_corpus``). The reference corpus's epoch is 142 steps,
         so it keeps 10."""
         if self.epochs is not None:
             return self.epochs
