@@ -123,6 +123,12 @@ def _exactness(proto: Any) -> list[dict[str, Any]]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Both forms measured, the signed one from a file in a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="nextword-int8-storage-") as folder:
+        return _measure(args, Path(folder))
+
+
+def _measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     import onnx
 
     from nextword.runtime import GenerationConfig, default_model, load
@@ -131,7 +137,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     unsigned_proto = onnx.load(str(source))
     signed_proto = onnx.load(str(source))
     moved = signed_form(signed_proto)
-    folder = Path(tempfile.mkdtemp(prefix="nextword-int8-storage-"))
     signed_path = folder / "signed.onnx"
     onnx.save(signed_proto, str(signed_path))
     models = {"unsigned": load(source), "signed": load(signed_path)}

@@ -12,6 +12,7 @@ installs them (``.ci/run`` installs all of them, so CI never skips).
 
 from __future__ import annotations
 
+import math
 import shutil
 import socket
 import threading
@@ -139,3 +140,141 @@ def browser() -> Iterator[Any]:
     driver = new_browser()
     yield driver
     driver.quit()
+
+
+# ----------------------------------------------------------------------------- driving the page
+# Helpers of the page's tests (test_serve_page*.py, test_page_*.py); selenium is imported when they run,
+# as the modules that call them skip without it.
+
+PAGE_TIMEOUT = 20  # seconds for the page to answer what a test did, the server running the model
+IN_BROWSER_TIMEOUT = 60  # a generation in "run in this browser" mode, on a busy 2-core machine
+IN_BROWSER_LOAD_TIMEOUT = 120  # a cold start there: worker, onnxruntime-web, model, session
+
+
+def wait(driver: Any, condition: Any, message: str, timeout: float = PAGE_TIMEOUT) -> Any:
+    """``condition(driver)``'s first true value within ``timeout`` seconds; else fails with ``message``."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message)
+
+
+def load(driver: Any, url: str) -> Any:
+    """The page at ``url``/ once the model line and the suggestions are shown."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "/")
+    wait(driver, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the model line never loaded")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions .chip"), "no suggestions")
+    return driver
+
+
+def press(driver: Any, *keys: str) -> None:
+    """Keys as a user types them, to whatever has the focus."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    actions = ActionChains(driver)
+    for key in keys:
+        actions.send_keys(key)
+    actions.perform()
+
+
+def shift_tab(driver: Any) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+
+
+def ax_node(driver: Any, element_id: str) -> dict:
+    """The accessibility tree's node for the element of that id, as chromium computes it."""
+    found = driver.execute_cdp_cmd(
+        "Runtime.evaluate", {"expression": f"document.getElementById({element_id!r})"}
+    )
+    node = driver.execute_cdp_cmd("DOM.describeNode", {"objectId": found["result"]["objectId"]})["node"]
+    tree = driver.execute_cdp_cmd(
+        "Accessibility.getPartialAXTree", {"backendNodeId": node["backendNodeId"], "fetchRelatives": False}
+    )
+    return tree["nodes"][0]
+
+
+def requests_to(driver: Any, path: str) -> int:
+    """How many times the page itself fetched ``path`` (not counting the worker's own fetches)."""
+    script = "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+    return driver.execute_script(script).count(path)
+
+
+def generate(driver: Any, prompt: str, words: int, temperature: float, seed: str) -> str:
+    """The text the page generates for these settings (top-k and top-p off), from the server or, in "run
+    in this browser" mode, from nextword-web."""
+    from selenium.webdriver.common.by import By
+
+    driver.execute_script(
+        "const [prompt, words, temperature, seed] = arguments;"
+        "document.getElementById('prompt').value = prompt;"
+        "const values = [['words', words], ['temperature', temperature], ['top-k', 0], ['top-p', 1]];"
+        "for (const [id, value] of values) document.getElementById(id).value = value;"
+        "document.getElementById('seed').value = seed;"
+        "document.getElementById('generate').click();",
+        prompt,
+        words,
+        temperature,
+        seed,
+    )
+    wait(
+        driver,
+        lambda d: d.find_element(By.ID, "generate").is_enabled(),
+        "the generation never ended",
+        IN_BROWSER_TIMEOUT,
+    )
+    return driver.execute_script("return document.querySelector('#output .generated').textContent")
+
+
+def run_in_browser(driver: Any) -> None:
+    """Switch the page to "run in this browser" and wait until the model is loaded there."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "in-browser").click()
+    wait(
+        driver,
+        lambda d: d.execute_script("return document.body.dataset.backend") == "browser",
+        "the model never loaded in the browser: "
+        + driver.execute_script("return document.getElementById('where-status').textContent"),
+        IN_BROWSER_LOAD_TIMEOUT,
+    )
+
+
+# A text the tokenizer reads otherwise than it was typed: a URL split into words, double spaces and a
+# line break, capitals, quotation marks and a figure reference dropped, a curly apostrophe, a word the
+# model does not know, and "½", read as three words ("1", "⁄", "2").
+TYPED = "see https://ex.com/aa for.  New  line\nthe END of the “network” (12) zzqxw’s ½"
+TYPED_WORDS = ["see", "https", ":", "/", "/", "ex.com/aa", "for", ".", "New", "line", "the", "END"]
+TYPED_WORDS += ["of", "the", "network", "zzqxw’s", "½"]
+
+
+def check_the_typed_text_is_shown(driver: Any, model: Any) -> None:
+    """Score TYPED: the score view shows it as typed, each of its words shaded with the scores of the
+    words read from it (the title names them), and nothing between the words shaded."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "tab-score").click()
+    driver.execute_script("document.getElementById('score-text').value = arguments[0]", TYPED)
+    driver.find_element(By.ID, "score-button").click()
+    wait(driver, lambda d: "perplexity" in d.find_element(By.ID, "score-summary").text, "no score shown")
+    text, visible, spans = driver.execute_script(
+        "const scored = document.getElementById('scored');"
+        "return [scored.textContent, scored.innerText, [...scored.querySelectorAll('.scored-word')]"
+        ".map((e) => [e.textContent, e.title.split('\\n').map((line) => line.split(': p = ')[0]),"
+        " e.classList.contains('unknown'), Number(e.dataset.probability)])];"
+    )
+    assert text == TYPED and visible == TYPED  # line breaks and double spaces shown, not collapsed
+    assert [shown for shown, *_ in spans] == TYPED_WORDS
+    tokens = model.tokenizer.tokenize(TYPED)
+    assert [read for _, read, *_ in spans] == [[t] for t in tokens[:-3]] + [tokens[-3:]]
+    unknown = [shown for shown, _, flagged, _ in spans if flagged]
+    assert "zzqxw’s" in unknown and "network" not in unknown
+    expected = model.score(TYPED)
+    probabilities = [math.exp(w.logprob) for w in expected.words]  # "½" is shaded as its least likely
+    wanted = [*probabilities[:-3], min(probabilities[-3:])]
+    assert [p for *_, p in spans] == pytest.approx(wanted, rel=1e-4)  # nextword-web: float32 rounding
+    summary = driver.find_element(By.ID, "score-summary").text
+    assert summary.startswith(f"{len(tokens)} words · perplexity {expected.perplexity:.1f}")

@@ -7,14 +7,52 @@ fixtures are skipped with that reason.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import browser, live_server  # noqa: F401  (fixtures: the server and a headless chromium)
 
-from helpers import synthetic_documents, write_corpus
+# The shared helpers' asserts report what failed, as a test module's do.
+pytest.register_assert_rewrite("browser", "helpers")
+
+from browser import browser, live_server  # noqa: E402, F401  (fixtures: the server and a headless chromium)
+
+from helpers import REFERENCE_CORPUS, synthetic_documents, write_corpus  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``corpus`` reads the reference corpus: skipped, saying where it was looked for, on a
+    machine without it."""
+    if item.get_closest_marker("corpus") is not None and not REFERENCE_CORPUS.is_file():
+        pytest.skip(f"the reference corpus is absent: {REFERENCE_CORPUS} (../shared beside the repository)")
+
+
+# AF_UNIX socket paths are at most 107 bytes: chromium keeps one under $TMPDIR (a folder of ~30
+# characters, then SingletonSocket), so a temporary folder is only moved where its path stays this short.
+SHORT_ENOUGH_FOR_SOCKETS = 60
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch_in_the_session_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What the suite's tools write for themselves goes into this session's folder, which pytest removes
+    in time, rather than /tmp or ~. npm keeps its cache and logs there (not ~/.npm) and asks no registry
+    for a newer npm (its update check). The temporary files of this process and of the processes it
+    starts (chromium's profiles, node's, those of `nextword` commands) go there too: TensorFlow's
+    autograph writes a module per traced function and removes it only at exit, which a command the test
+    kills never reaches. ``tempfile.tempdir`` for this process, where $TMPDIR is read once and cached;
+    $TMPDIR for the processes it starts. Not $HOME: keras reads its settings from ~/.keras."""
+    scratch = tmp_path_factory.getbasetemp() / "tmp"
+    scratch.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("npm_config_cache", str(scratch.parent / "npm-cache"))
+        patch.setenv("npm_config_update_notifier", "false")
+        if len(str(scratch)) <= SHORT_ENOUGH_FOR_SOCKETS:
+            patch.setenv("TMPDIR", str(scratch))
+            patch.setattr(tempfile, "tempdir", str(scratch))
+        yield
 
 
 def _need_training_stack() -> None:

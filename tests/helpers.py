@@ -9,6 +9,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nextword.runtime.provenance import Provenance
 
 SUBJECTS = ["the network", "a neural network", "the processor", "the system", "each neuron", "the model"]
 VERBS = ["receives", "computes", "stores", "transmits", "updates", "classifies"]
@@ -129,3 +133,36 @@ def run_python(code: str, *args: str, block_training_stack: bool = False, cwd: P
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=300
     )
+
+
+# The reference corpus, beside the repository in ../shared (where present): tests that read it carry the
+# ``corpus`` marker, and conftest.py skips them, naming this path, where it is absent.
+REFERENCE_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "neural_network_patent_query.csv"
+
+# A script for a fresh interpreter (the model file its argument): the runtime alone loads, generates and
+# evaluates, and never imports the training stack.
+RUNTIME_ONLY = """
+import sys
+import nextword.runtime as rt
+model = rt.load(sys.argv[1])
+text = model.generate("the network", max_words=20, seed=3)
+assert isinstance(text, str) and text.strip(), text
+assert model.generate("the network", max_words=20, seed=3) == text
+result = rt.evaluate(model, ["The system stores the weights."])
+assert result.words > 0
+loaded = sorted(m for m in sys.modules if m.partition(".")[0] in {"tensorflow", "keras", "tf2onnx", "onnx"})
+assert not loaded, loaded
+print("ok", text)
+"""
+
+LEGACY_BUNDLED = Path(__file__).parent / "data" / "legacy-bundled-config.json"
+
+
+def legacy_bundled_record() -> Provenance:
+    """The record of the model bundled before deduplication, read from its ``nextword.config`` (kept
+    in tests/data: that file carried no provenance section, only its train settings)."""
+    from nextword.runtime.provenance import read_provenance
+
+    record = read_provenance(json.loads(LEGACY_BUNDLED.read_text(encoding="utf-8")), "old.onnx")
+    assert record is not None
+    return record

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def test_summaries_and_tables():
     stat = timing.summarize([1, 2, 3, 4, 100])
     assert stat["median"] == 3 and stat["q1"] == 2 and stat["q3"] == 4
     assert report.fmt_stat(stat) == "3.00 (2.00–4.00)"
+    figures = [report.fmt_num(v) for v in (0.01234, 12.345, 1013.4, 123456.0)]
+    assert figures == ["0.0123", "12.3", "1,013", "123,456"]  # grouped thousands: float() cannot read them
     with pytest.raises(ValueError, match="no values"):
         timing.summarize([])
     table = report.markdown_table(["a", "b"], [[1, 2]])
@@ -107,21 +110,36 @@ def test_interleaved_rounds_take_turns_and_stop_at_the_time_limit():
     assert timed["a"]["seeds"] == [0, 1]
 
 
-def test_sampling_speed_benchmark_times_every_case_before_and_after(capsys):
+def test_sampling_speed_benchmark_times_every_case_before_and_after(monkeypatch, capsys):
     """Every case timed three ways: the sampler before its fast paths, today's, and today's with a step
-    of the model before each call (as in ``generate()``)."""
+    of the model before each call (as in ``generate()``). The figures are checked as measured, the table
+    as rendered from them (a slow case prints "1,013": the table is not parsed back into numbers)."""
     from benchmarks import sampling_speed
 
+    measured: list[list[dict]] = []
+    render = sampling_speed.render
+
+    def kept(results: list[dict]) -> str:
+        measured.append(results)
+        return render(results)
+
+    monkeypatch.setattr(sampling_speed, "render", kept)
     assert sampling_speed.main(["--rows", "64", "--rounds", "1"]) == 0
     table = capsys.readouterr().out
+    (results,) = measured
+    assert [r["case"] for r in results] == [case.label for case in sampling_speed.CASES]
     assert "| after a step (us/row) | vs after |" in table
-    for case in sampling_speed.CASES:
-        (line,) = [line for line in table.splitlines() if line.startswith(f"| {case.label} |")]
-        before, after, speedup, stepped, ratio = line.split("|")[2:7]
-        assert float(before) > 0 and float(after) > 0 and speedup.strip().endswith("x")
-        assert float(stepped) > 0 and float(ratio.strip().rstrip("x")) == pytest.approx(
-            float(stepped) / float(after), rel=0.05
-        )
+    for r in results:
+        assert r["before_us"] > 0 and r["after_us"] > 0 and r["stepped_us"] > 0
+        (line,) = [line for line in table.splitlines() if line.startswith(f"| {r['case']} |")]
+        cells = [cell.strip() for cell in line.split("|")[2:7]]
+        assert cells == [
+            report.fmt_num(r["before_us"]),
+            report.fmt_num(r["after_us"]),
+            f"{r['before_us'] / r['after_us']:.2f}x",
+            report.fmt_num(r["stepped_us"]),
+            f"{r['stepped_us'] / r['after_us']:.2f}x",
+        ]
 
 
 @pytest.mark.slow
@@ -349,7 +367,7 @@ def test_the_serving_load_counts_every_word_on_new_or_reused_connections(live_se
 
 
 @pytest.mark.slow
-def test_int8_storage_benchmark_compares_the_two_forms(run_dir, tmp_path, capsys):
+def test_int8_storage_benchmark_compares_the_two_forms(run_dir, tmp_path, monkeypatch, capsys):
     from benchmarks import int8_storage
     from nextword.export import ExportConfig, export
 
@@ -357,7 +375,11 @@ def test_int8_storage_benchmark_compares_the_two_forms(run_dir, tmp_path, capsys
     export(ExportConfig(run_dir=str(run_dir), out=str(model), int8=True))
     out = tmp_path / "int8_storage.json"
     argv = ["--model", str(model), "--rounds", "1", "--steps", "16", "--result-json", str(out)]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where its signed copy of the file is written
     assert int8_storage.main(argv) == 0
+    assert not list(scratch.iterdir())  # and removed once measured
     result = json.loads(out.read_text())
     assert len(result["moved_to_signed"]) >= 3  # both LSTM layers' W and R, and the output matrix
     for form, dtype in (("unsigned", "uint8"), ("signed", "int8")):
@@ -434,6 +456,69 @@ def test_a_partial_run_names_when_each_kept_section_was_measured(monkeypatch, tm
     assert dates == {"generation": "D0", "speed": "D1", "threads": "D2"}
     line = document._earlier({"benchmarks": list(sections), "ran": ["threads"], "dates": dates})[0]
     assert "generation (D0), speed (D1) (this command ran threads;" in line
+
+
+def test_the_benchmarks_doc_says_which_figures_come_from_this_run_and_what_the_shipped_sections_need():
+    from benchmarks import document
+
+    sections = ["generation", "speed", "threads"]
+    whole = {"benchmarks": sections, "ran": sections, "timings": {}, "model": {}}
+    assert document._provenance_sentence(whole).startswith("Every figure below comes from one run")
+    partial = {**whole, "ran": ["speed"]}
+    sentence = document._provenance_sentence(partial)
+    assert "except" in sentence and "**Sections from earlier runs**" in sentence
+    assert "Every figure" not in sentence
+    rerunning = "\n".join(document._rerunning(whole))
+    for needed in (
+        "runs/bundled-fp32.onnx",
+        "runs/bundled/model.keras",
+        "make bundled-model",
+        "benchmark model",
+    ):
+        assert needed in rerunning
+
+
+def test_the_model_card_dates_the_corpus_by_its_date_column(tmp_path):
+    from benchmarks.quality import grant_dates
+    from benchmarks.quality_report import QUERY_RANGE, granted_text
+
+    corpus = tmp_path / "c.csv"
+    corpus.write_text(
+        "patent_abstract,patent_date\na,2001-02-03\nb,1978-06-13\nc,\nd,not a date\ne,2018-05-29\n",
+        encoding="utf-8",
+    )
+    assert grant_dates(corpus) == ("1978-06-13", "2018-05-29")
+    assert (
+        granted_text(grant_dates(corpus))
+        == "granted 1978-06-13 to 2018-05-29, as its `patent_date` column says"
+    )
+    (tmp_path / "n.csv").write_text("patent_abstract\na\n", encoding="utf-8")
+    (tmp_path / "c.jsonl").write_text('{"text": "a"}\n', encoding="utf-8")
+    for other in ("n.csv", "c.jsonl"):
+        assert grant_dates(tmp_path / other) is None
+    assert QUERY_RANGE in granted_text(None)
+
+
+@pytest.mark.slow
+def test_the_runtime_memory_benchmark_runs_every_case(model_path, capsys):
+    from benchmarks import runtime_memory
+
+    argv = ["--model", str(model_path), "--calls", "16", "--steps", "12", "--models", "2"]
+    assert runtime_memory.main([*argv, "--prompt-words", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "| 16 mixed calls, a new prompt each |" in out and "freed as soon as they were dropped" in out
+    for label in runtime_memory.LIMITS.values():
+        assert f"| {label.format(words=300)} |" in out
+
+
+@pytest.mark.slow
+def test_the_worker_memory_benchmark_finds_each_worker(model_path, capsys):
+    from benchmarks import worker_memory
+
+    argv = ["--model", str(model_path), "--requests", "4", "--clients", "2", "--words", "3"]
+    assert worker_memory.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "after 4 completions (4 answered), each worker | " in out and "supervising process" in out
 
 
 def test_top5_misses_sorts_each_predicted_word_into_one_kind():
@@ -759,6 +844,10 @@ def test_every_option_of_every_benchmark_says_what_it_is(name, monkeypatch):
         ("web", ["--rounds", "-1"], "--rounds"),
         ("web", ["--long-prompts", "-1"], "--long-prompts"),
         ("hostile_limits", ["--repeats", "0"], "--repeats"),
+        ("runtime_memory", ["--calls", "0"], "--calls"),
+        ("runtime_memory", ["--prompt-words", "0"], "--prompt-words"),
+        ("worker_memory", ["--workers", "1"], "--workers"),
+        ("worker_memory", ["--requests", "0"], "--requests"),
     ],
 )
 def test_a_bad_flag_value_is_refused_before_any_work(name, argv, flag, capsys):
@@ -787,6 +876,8 @@ def test_a_bad_flag_value_is_refused_before_any_work(name, argv, flag, capsys):
         ("sampling_speed", "--model"),
         ("cache_text", "--model"),
         ("hostile_limits", "--model"),
+        ("runtime_memory", "--model"),
+        ("worker_memory", "--model"),
         ("other_corpus", "--from-json"),
         ("speed", "--int8"),  # not the fp32 fallback's corpus
         ("threads", "--fp32"),

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REFERENCE_CORPUS
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_corpus
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "neural_network_patent_query.csv"
 
 
 def tickets(path: Path, n: int = 20) -> Path:
@@ -171,9 +170,8 @@ def test_a_quote_left_open_that_pairs_with_a_later_rows_quote_is_refused(tmp_pat
 
 def test_legitimate_multi_line_quoted_fields_still_read(tmp_path, caplog):
     """Fields that span lines, hold lines that look like rows, commas, doubled quotes and blank lines,
-    closed as CSV writers close them; a stray quote within one line, as csv has always read it; the
-    reference corpus, where present, without a warning. A quote that closes a field spanning lines and
-    is followed by more text is the mistake, and refused."""
+    closed as CSV writers close them; a stray quote within one line, as csv has always read it. A quote
+    that closes a field spanning lines and is followed by more text is the mistake, and refused."""
     path = tmp_path / "multi.csv"
     path.write_text(
         'id,text\n1,"first line\n2,looks like a row\n\nand a ""quoted"" word"\n'
@@ -188,9 +186,16 @@ def test_legitimate_multi_line_quoted_fields_still_read(tmp_path, caplog):
             "closed then more",
             "ends\r\nwith CRLF",
         ]
-    if REFERENCE.is_file():
-        assert len(load_documents([REFERENCE], CorpusConfig())) == 3522
     assert not caplog.records
     path.write_text('id,text\n1,"two\nlines"more words\n', encoding="utf-8")
     with pytest.raises(CorpusError, match=r"line 2: a quoted field starts here .* line 3"):
         load_documents([path], CorpusConfig())
+
+
+@pytest.mark.corpus
+def test_the_reference_corpus_reads_without_a_warning(caplog):
+    """Real abstracts, with the doubled quotes and commas PatentsView's export writes: every document
+    read (none merged into the next by a quote taken as open) and no warning."""
+    with caplog.at_level(logging.WARNING, logger="nextword.corpus"):
+        assert len(load_documents([REFERENCE_CORPUS], CorpusConfig())) == 3522
+    assert not caplog.records

@@ -4,14 +4,21 @@ memory bounded by hashes, and the split rebuilt exactly from what a model file r
 import random
 import tracemalloc
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import WORDS, edited, random_text, synthetic_documents, write_corpus
+from helpers import (
+    REFERENCE_CORPUS,
+    WORDS,
+    edited,
+    legacy_bundled_record,
+    random_text,
+    synthetic_documents,
+    write_corpus,
+)
 from nextword.corpus import (
     CorpusConfig,
     CorpusError,
@@ -40,7 +47,6 @@ from nextword.runtime.provenance import (
 )
 
 DEFAULT = DedupSettings()
-REFERENCE_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "neural_network_patent_query.csv"
 
 
 def family_corpus(seed: int = 0, families: int = 40, singles: int = 200) -> tuple[list[str], list[int]]:
@@ -328,12 +334,8 @@ def test_settings_are_validated():
     assert replace(CorpusConfig(), near_duplicate_threshold=0.5).split_record().dedup.threshold == 0.5
 
 
-@pytest.mark.skipif(
-    not REFERENCE_CORPUS.is_file(), reason=f"the reference corpus is absent: {REFERENCE_CORPUS}"
-)
+@pytest.mark.corpus
 def test_the_old_bundled_model_rebuilds_its_old_split_on_the_reference_corpus():
-    from test_provenance import legacy_bundled_record
-
     provenance = legacy_bundled_record()
     assert provenance.split == SplitRecord(SPLIT_BY_DOCUMENT, 0.1, 0)
     config = CorpusConfig(paths=(str(REFERENCE_CORPUS),))
@@ -344,9 +346,7 @@ def test_the_old_bundled_model_rebuilds_its_old_split_on_the_reference_corpus():
     assert deduplicated.counts.exact_duplicates == 362
 
 
-@pytest.mark.skipif(
-    not REFERENCE_CORPUS.is_file(), reason=f"the reference corpus is absent: {REFERENCE_CORPUS}"
-)
+@pytest.mark.corpus
 def test_the_bundled_model_rebuilds_its_deduplicated_split_on_the_reference_corpus():
     from nextword.runtime import load
     from nextword.runtime.default import BUNDLED_MODEL

@@ -1,20 +1,6 @@
 """The runtime works where the training stack cannot even be imported."""
 
-from helpers import run_python
-
-RUNTIME_ONLY = """
-import sys
-import nextword.runtime as rt
-model = rt.load(sys.argv[1])
-text = model.generate("the network", max_words=20, seed=3)
-assert isinstance(text, str) and text.strip(), text
-assert model.generate("the network", max_words=20, seed=3) == text
-result = rt.evaluate(model, ["The system stores the weights."])
-assert result.words > 0
-loaded = sorted(m for m in sys.modules if m.partition(".")[0] in {"tensorflow", "keras", "tf2onnx", "onnx"})
-assert not loaded, loaded
-print("ok", text)
-"""
+from helpers import RUNTIME_ONLY, run_python
 
 
 def test_runtime_imports_and_generates_without_the_training_stack(model_path):

@@ -1,6 +1,17 @@
-"""The wheel: runtime-only dependencies, all four packages inside, and a clean venv that generates."""
+"""The wheel: runtime-only dependencies, all four packages inside, and a clean venv that generates.
+
+The wheel is built from a copy of the source tree (the files git lists, in a temporary folder): a build
+in the repository itself wrote build/ there and took back its build/lib on the next build, so a module
+deleted or renamed since still went into the wheel checked here.
+
+Building needs the package index: pip's build isolation installs setuptools and wheel, the clean venv
+numpy and onnxruntime. Where the index cannot be reached these tests fail and say so; they do not skip,
+so that a run that checked no wheel never passes as one that did. Offline, leave them out:
+``--deselect tests/test_packaging.py``.
+"""
 
 import email
+import shutil
 import subprocess
 import sys
 import venv
@@ -8,21 +19,87 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_isolation import RUNTIME_ONLY
+
+from helpers import RUNTIME_ONLY
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
+# The folders of the packages the wheel holds (pyproject.toml's package-dir): each .py file in them is a
+# module of the wheel.
+PACKAGE_DIRS = ("runtime", "corpus", "train", "export", "cli", "serve")
+# Not sources, outside a git checkout: build outputs, environments, caches.
+NOT_SOURCES = shutil.ignore_patterns(
+    ".git", "build", "dist", "*.egg-info", ".venv", "venv", "node_modules", "runs", "__pycache__", "*.pyc",
+    ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
+)  # fmt: skip
+# What pip prints when it cannot reach the index (its retries' warnings, then the failure).
+UNREACHABLE = (
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "Network is unreachable",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ProxyError",
+    "Could not fetch URL",
+)
+
+
+def copy_sources(root: Path, dest: Path) -> Path:
+    """The source tree of ``root`` copied into ``dest``: in a git checkout, the files git lists (tracked,
+    and new ones not ignored) that are still there; elsewhere, every file but ``NOT_SOURCES``."""
+    listed = None
+    if (root / ".git").exists() and shutil.which("git"):
+        done = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            timeout=60,
+        )
+        if done.returncode == 0:
+            listed = [name for name in done.stdout.decode().split("\0") if name]
+    if listed is None:
+        shutil.copytree(root, dest, ignore=NOT_SOURCES, symlinks=True)
+        return dest
+    for name in listed:
+        source = root / name
+        if source.is_file():  # not deleted since the last commit, not a submodule
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def pip(python: Path | str, *args: str, what: str) -> None:
+    """Run ``python -m pip *args``; a failure names ``what`` failed, and says so where the index could not
+    be reached."""
+    try:
+        done = subprocess.run([str(python), "-m", "pip", *args], capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what}: pip did not finish in 600 s (is the package index reachable?)")
+    if done.returncode == 0:
+        return
+    output = (done.stdout + done.stderr)[-3000:]
+    if any(sign in output for sign in UNREACHABLE):
+        pytest.fail(
+            f"{what} failed: the package index cannot be reached, and this test needs it (build "
+            "isolation installs setuptools and wheel; the clean venv installs numpy and onnxruntime). "
+            f"Offline, deselect it: --deselect tests/test_packaging.py\n{output}"
+        )
+    pytest.fail(f"{what} failed:\n{output}")
+
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def source(tmp_path_factory) -> Path:
+    """A clean copy of the source tree: nothing left from an earlier build, nothing written into ROOT."""
+    return copy_sources(ROOT, tmp_path_factory.mktemp("source"))
+
+
+@pytest.fixture(scope="module")
+def wheel(source, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    pip(sys.executable, "wheel", str(source), "--no-deps", "-q", "-w", str(out), what="pip wheel")
     (path,) = out.glob("nextword-*.whl")
     return path
 
@@ -57,14 +134,23 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
     assert "nextword/runtime/data/nextword-patents.onnx" in names  # the bundled model is package data
 
 
+def test_the_wheel_holds_the_modules_of_the_tree_it_was_built_from(wheel, source):
+    """Every module of the sources, and no other: none left over from an earlier build."""
+    with zipfile.ZipFile(wheel) as z:
+        modules = {name for name in z.namelist() if name.endswith(".py")}
+    sources = {
+        f"nextword/{path.relative_to(source).as_posix()}"
+        for folder in PACKAGE_DIRS
+        for path in (source / folder).rglob("*.py")
+    }
+    assert modules == sources
+
+
 def test_clean_venv_with_the_runtime_alone_generates(wheel, model_path, corpus_files, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    install = subprocess.run(
-        [python, "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True, timeout=600
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
+    pip(python, "install", "-q", str(wheel), what="pip install of the wheel into a clean venv")
     assert subprocess.run([python, "-c", "import tensorflow"], capture_output=True).returncode != 0
     result = subprocess.run(
         [python, "-c", RUNTIME_ONLY, str(model_path)], capture_output=True, text=True, timeout=120

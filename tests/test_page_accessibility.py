@@ -12,23 +12,9 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) to test the page")
 
-from selenium.webdriver.common.action_chains import ActionChains
+from browser import ax_node, load, press, shift_tab, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
-
-TIMEOUT = 20
-
-
-def wait(driver, condition, message: str, timeout: float = TIMEOUT):
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message)
-
-
-def load(driver, url: str):
-    driver.get(url + "/")
-    wait(driver, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the model line never loaded")
-    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions .chip"), "no suggestions")
-    return driver
 
 
 @pytest.fixture
@@ -36,34 +22,10 @@ def page(browser, live_server):
     return load(browser, live_server.url)
 
 
-def press(driver, *keys: str) -> None:
-    """Keys as a user types them, to whatever has the focus."""
-    actions = ActionChains(driver)
-    for key in keys:
-        actions.send_keys(key)
-    actions.perform()
-
-
-def shift_tab(driver) -> None:
-    ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
-
-
 def focused(driver) -> str:
     return driver.execute_script(
         "const e = document.activeElement; return e.id || e.className + ':' + e.textContent"
     )
-
-
-def ax_node(driver, element_id: str) -> dict:
-    """The accessibility tree's node for the element of that id, as chromium computes it."""
-    found = driver.execute_cdp_cmd(
-        "Runtime.evaluate", {"expression": f"document.getElementById({element_id!r})"}
-    )
-    node = driver.execute_cdp_cmd("DOM.describeNode", {"objectId": found["result"]["objectId"]})["node"]
-    tree = driver.execute_cdp_cmd(
-        "Accessibility.getPartialAXTree", {"backendNodeId": node["backendNodeId"], "fetchRelatives": False}
-    )
-    return tree["nodes"][0]
 
 
 def texts_read(driver) -> list[str]:

@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) to test the page")
 
+from browser import ax_node, load, press, shift_tab, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from test_page_accessibility import ax_node, load, press, shift_tab, wait
 
 TEXT = "the network stores the weights"
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import run_python
+from helpers import REFERENCE_CORPUS, run_python
 from nextword.cli.main import main
 from nextword.corpus import CorpusError
 from nextword.corpus.patentsview import (
@@ -497,13 +497,7 @@ def test_junk_lines_never_cost_a_good_row(tmp_path_factory, rows, chunk):
     assert read_csv(out)[1:] == expected
 
 
-REFERENCE_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "neural_network_patent_query.csv"
-
-
-@pytest.mark.skipif(
-    not REFERENCE_CORPUS.is_file(),
-    reason=f"real abstracts come from the reference corpus, absent: {REFERENCE_CORPUS}",
-)
+@pytest.mark.corpus  # real abstracts come from the reference corpus
 @pytest.mark.parametrize(
     "query", [("neural network",), ("deep learning", "recurrent neural networks"), ("the",)]
 )

@@ -1,10 +1,10 @@
 """The typed provenance record of a model file: written by export, read by the runtime, old files too."""
 
 import json
-from pathlib import Path
 
 import pytest
 
+from helpers import legacy_bundled_record
 from nextword.runtime import ModelFileError
 from nextword.runtime.provenance import (
     SPLIT_BY_DOCUMENT,
@@ -70,17 +70,6 @@ def test_files_from_before_the_record_read_as_split_by_document_index():
     }
     record = read_provenance(odd, "odd.onnx")
     assert record.split is None and record.corpus_files == () and record.data.documents is None
-
-
-LEGACY_BUNDLED = Path(__file__).parent / "data" / "legacy-bundled-config.json"
-
-
-def legacy_bundled_record() -> Provenance:
-    """The record of the model bundled before deduplication, read from its ``nextword.config`` (kept
-    in tests/data: that file carried no provenance section, only its train settings)."""
-    record = read_provenance(json.loads(LEGACY_BUNDLED.read_text(encoding="utf-8")), "old.onnx")
-    assert record is not None
-    return record
 
 
 def test_a_file_from_before_provenance_reads_as_a_record():

@@ -9,50 +9,21 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) to test the page")
 
+from browser import (
+    IN_BROWSER_LOAD_TIMEOUT,
+    IN_BROWSER_TIMEOUT,
+    check_the_typed_text_is_shown,
+    generate,
+    requests_to,
+    run_in_browser,
+)
+from browser import wait as page_wait
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
-
-LOAD_TIMEOUT = 120  # a cold start on a busy 2-core machine: worker, onnxruntime-web, model, session
-TIMEOUT = 60
 
 
-def wait(driver, condition, message: str, timeout: float = TIMEOUT):
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message)
-
-
-def requests_to(driver, path: str) -> int:
-    """How many times the page itself fetched ``path`` (not counting the worker's own fetches)."""
-    script = "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
-    return driver.execute_script(script).count(path)
-
-
-def generate(driver, prompt: str, words: int, temperature: float, seed: str) -> str:
-    driver.execute_script(
-        "const [prompt, words, temperature, seed] = arguments;"
-        "document.getElementById('prompt').value = prompt;"
-        "const values = [['words', words], ['temperature', temperature], ['top-k', 0], ['top-p', 1]];"
-        "for (const [id, value] of values) document.getElementById(id).value = value;"
-        "document.getElementById('seed').value = seed;"
-        "document.getElementById('generate').click();",
-        prompt,
-        words,
-        temperature,
-        seed,
-    )
-    wait(driver, lambda d: d.find_element(By.ID, "generate").is_enabled(), "the generation never ended")
-    return driver.execute_script("return document.querySelector('#output .generated').textContent")
-
-
-def run_in_browser(driver) -> None:
-    """Switch the page to "run in this browser" and wait until the model is loaded there."""
-    driver.find_element(By.ID, "in-browser").click()
-    wait(
-        driver,
-        lambda d: d.execute_script("return document.body.dataset.backend") == "browser",
-        "the model never loaded in the browser: "
-        + driver.execute_script("return document.getElementById('where-status').textContent"),
-        LOAD_TIMEOUT,
-    )
+def wait(driver, condition, message: str, timeout: float = IN_BROWSER_TIMEOUT):
+    """browser.wait, with time for the model that runs in the page's worker."""
+    return page_wait(driver, condition, message, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +74,6 @@ def test_suggestions_and_scores_come_from_the_browser(browser_mode, model):
 
 
 def test_the_browsers_score_shows_the_text_as_typed(browser_mode, model):
-    from test_serve_page import check_the_typed_text_is_shown
-
     before = requests_to(browser_mode, "/v1/score")
     try:
         check_the_typed_text_is_shown(browser_mode, model)
@@ -174,7 +143,12 @@ def test_in_the_browser_too_the_pages_controls_override_the_files_defaults(
         wait(browser, lambda d: "special" in d.find_element(By.ID, "model-line").text, "page never loaded")
         browser.find_element(By.ID, "in-browser").click()
         backend = "return document.body.dataset.backend"
-        wait(browser, lambda d: d.execute_script(backend) == "browser", "not in the browser", LOAD_TIMEOUT)
+        wait(
+            browser,
+            lambda d: d.execute_script(backend) == "browser",
+            "not in the browser",
+            IN_BROWSER_LOAD_TIMEOUT,
+        )
         options = {"num_beams": 1, "num_return_sequences": 1, "top_k": None, "top_p": None}
         want = special.generate("the system", max_words=15, temperature=0.8, seed=2, **options)
         assert generate(browser, "the system", 15, 0.8, "2") == want
@@ -190,7 +164,7 @@ def switch_on_and_wait(browser, url: str) -> str:
     wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the page never loaded")
     toggle = browser.find_element(By.ID, "in-browser")
     toggle.click()
-    wait(browser, lambda d: toggle.is_enabled(), "the switch was never released", LOAD_TIMEOUT)
+    wait(browser, lambda d: toggle.is_enabled(), "the switch was never released", IN_BROWSER_LOAD_TIMEOUT)
     return browser.find_element(By.ID, "where-status").text
 
 

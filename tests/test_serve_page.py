@@ -11,15 +11,9 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) to test the page")
 
+from browser import check_the_typed_text_is_shown, generate, wait
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
-
-TIMEOUT = 20
-
-
-def wait(driver, condition, message: str, timeout: float = TIMEOUT):
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message)
 
 
 def chip_words(driver) -> list[str]:
@@ -108,8 +102,6 @@ def test_type_a_prompt_pick_a_suggestion_and_generate_word_by_word(page, model):
 
 
 def test_a_seed_past_2_to_the_53_reaches_the_server_exactly(page, model):
-    from test_serve_browser_mode import generate
-
     seed = 12345678901234567890  # a JavaScript number would round it to ...7168, JSON to ...7000
     text = generate(page, "a neural network", 15, 1.0, str(seed))
     assert text == model.generate("a neural network", max_words=15, temperature=1.0, seed=seed)
@@ -133,41 +125,6 @@ def test_score_shades_each_word_by_its_probability(page, model):
     order = sorted(range(len(words)), key=lambda i: probabilities[i])
     assert shades[order[0]] > shades[order[-1]]  # the least likely word is the most shaded
     assert f"perplexity {expected.perplexity:.1f}" in page.find_element(By.ID, "score-summary").text
-
-
-# A text the tokenizer reads otherwise than it was typed: a URL split into words, double spaces and a
-# line break, capitals, quotation marks and a figure reference dropped, a curly apostrophe, a word the
-# model does not know, and "½", read as three words ("1", "⁄", "2").
-TYPED = "see https://ex.com/aa for.  New  line\nthe END of the “network” (12) zzqxw’s ½"
-TYPED_WORDS = ["see", "https", ":", "/", "/", "ex.com/aa", "for", ".", "New", "line", "the", "END"]
-TYPED_WORDS += ["of", "the", "network", "zzqxw’s", "½"]
-
-
-def check_the_typed_text_is_shown(driver, model) -> None:
-    """Score TYPED: the score view shows it as typed, each of its words shaded with the scores of the
-    words read from it (the title names them), and nothing between the words shaded."""
-    driver.find_element(By.ID, "tab-score").click()
-    driver.execute_script("document.getElementById('score-text').value = arguments[0]", TYPED)
-    driver.find_element(By.ID, "score-button").click()
-    wait(driver, lambda d: "perplexity" in d.find_element(By.ID, "score-summary").text, "no score shown")
-    text, visible, spans = driver.execute_script(
-        "const scored = document.getElementById('scored');"
-        "return [scored.textContent, scored.innerText, [...scored.querySelectorAll('.scored-word')]"
-        ".map((e) => [e.textContent, e.title.split('\\n').map((line) => line.split(': p = ')[0]),"
-        " e.classList.contains('unknown'), Number(e.dataset.probability)])];"
-    )
-    assert text == TYPED and visible == TYPED  # line breaks and double spaces shown, not collapsed
-    assert [shown for shown, *_ in spans] == TYPED_WORDS
-    tokens = model.tokenizer.tokenize(TYPED)
-    assert [read for _, read, *_ in spans] == [[t] for t in tokens[:-3]] + [tokens[-3:]]
-    unknown = [shown for shown, _, flagged, _ in spans if flagged]
-    assert "zzqxw’s" in unknown and "network" not in unknown
-    expected = model.score(TYPED)
-    probabilities = [math.exp(w.logprob) for w in expected.words]  # "½" is shaded as its least likely
-    wanted = [*probabilities[:-3], min(probabilities[-3:])]
-    assert [p for *_, p in spans] == pytest.approx(wanted, rel=1e-4)  # nextword-web: float32 rounding
-    summary = driver.find_element(By.ID, "score-summary").text
-    assert summary.startswith(f"{len(tokens)} words · perplexity {expected.perplexity:.1f}")
 
 
 def test_score_shows_the_text_as_typed(page, model):

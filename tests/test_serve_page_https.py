@@ -11,9 +11,8 @@ pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) 
 pytest.importorskip("trustme", reason="install nextword[serve-test] (trustme) to test HTTPS")
 
 import trustme
-from browser import new_browser, start_server
+from browser import IN_BROWSER_TIMEOUT, generate, new_browser, requests_to, run_in_browser, start_server, wait
 from selenium.webdriver.common.by import By
-from test_serve_browser_mode import generate, requests_to, run_in_browser, wait
 
 KEY = "sk-page-over-https"
 
@@ -50,10 +49,11 @@ def test_the_page_over_https_with_a_key_from_the_server_and_in_the_browser(
     browser.get(url + "/")
     assert browser.execute_script("return window.isSecureContext && location.protocol") == "https:"
     form = browser.find_element(By.ID, "key-form")
-    wait(browser, lambda d: form.is_displayed(), "the page never asked for the key")
+    wait(browser, lambda d: form.is_displayed(), "the page never asked for the key", IN_BROWSER_TIMEOUT)
     browser.find_element(By.ID, "api-key").send_keys(KEY)
     browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
-    wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the model line never loaded")
+    loaded = "the model line never loaded"
+    wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, loaded, IN_BROWSER_TIMEOUT)
     browser.get_log("browser")  # the requests refused before the key (401) were the point
     want = model.generate("a neural network", max_words=12, temperature=0.9, seed=3)
     assert generate(browser, "a neural network", 12, 0.9, "3") == want  # the server's, over TLS

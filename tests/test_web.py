@@ -22,9 +22,9 @@ from web_reference import (
     tokenizer_reference,
 )
 
+from helpers import REFERENCE_CORPUS
+
 BUNDLED = Path(__file__).resolve().parents[1] / "runtime" / "data" / "nextword-patents.onnx"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CORPUS = SHARED / "data" / "neural_network_patent_query.csv"
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +109,9 @@ def test_bundled_model_cache_matches_python(bundled, tmp_path):
 @pytest.mark.corpus
 def test_every_reference_abstract_tokenizes_as_in_python(bundled, tmp_path):
     need_node()
-    if not CORPUS.is_file():
-        pytest.skip(f"reference corpus {CORPUS} not found (../shared is absent)")
     import csv
 
-    with CORPUS.open(newline="", encoding="utf-8") as f:
+    with REFERENCE_CORPUS.open(newline="", encoding="utf-8") as f:
         abstracts = [row["patent_abstract"] for row in csv.DictReader(f)]
     tok = bundled.tokenizer
     rows = []

@@ -84,7 +84,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
     root = tmp_path_factory.mktemp("webapp")
     packs = root / "packs"
     packs.mkdir()
-    _run(["npm", "pack", "--pack-destination", str(packs), "--ignore-scripts"], WEB)
+    # packing a folder needs no registry: --offline keeps npm from asking one (it packs without a network)
+    _run(["npm", "pack", "--pack-destination", str(packs), "--ignore-scripts", "--offline"], WEB)
     (tarball,) = packs.glob("nextword-web-*.tgz")
     with tarfile.open(tarball) as archive:
         archive.extractall(packs, filter="data")
