@@ -16,7 +16,7 @@ UNTIED_RUN ?= runs/untied
 BUNDLED_FP32 ?= runs/bundled-fp32.onnx
 UNTIED_FP32 ?= runs/untied-fp32.onnx
 
-.PHONY: demo test lint setup clean bench bundled-model untied-model quality
+.PHONY: demo test lint format setup clean bench bundled-model untied-model quality
 .PHONY: web-setup web-maybe-setup web-test web-unicode web-bench web-vendor
 
 # pip's and setuptools' own notices (an editable install always prints one) go to $(VENV)/install.log;
@@ -37,13 +37,28 @@ demo: setup
 	$(BIN)/nextword generate "a neural network" --model $(MODEL) --seed 1
 	$(BIN)/nextword info $(MODEL)
 
-lint: setup
+# Python: ruff and mypy. JavaScript: prettier (web/'s pinned devDependency, with web/.prettierrc.json) on
+# nextword-web (web/src, test, types, bench, example) and the page's own scripts (serve/static/*.js, not
+# serve/static/web: a copy of web/src), `npm run format:check` in web/. `make format` rewrites both.
+# Without npm the prettier check is skipped, unless NEXTWORD_REQUIRE_WEB=1 (.ci/run): then it fails.
+lint: setup web-maybe-setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@if command -v npm >/dev/null 2>&1 && [ -x web/node_modules/.bin/prettier ]; then \
+		echo "cd web && npm run --silent format:check"; cd web && npm run --silent format:check; \
+	elif [ "$${NEXTWORD_REQUIRE_WEB:-}" = 1 ]; then \
+		echo "prettier is missing: install Node and npm, then make web-setup"; \
+		echo "(NEXTWORD_REQUIRE_WEB=1 asks for the JavaScript checks)"; exit 1; \
+	else echo "npm not found: prettier's check of the JavaScript (web/, serve/static/*.js) is skipped"; fi
+
+format: setup web-setup
+	$(BIN)/ruff format .
+	cd web && npm run --silent format
 
 # The suite runs in one process per core, up to four (each worker loads TensorFlow once and trains its
-# own tiny models): about 10 minutes on two cores, 20 in one process. A file's tests stay in one worker.
+# own tiny models): 10–17 minutes on two cores (10 on an idle machine, 17 on a shared one), 20 in one
+# process. A file's tests stay in one worker.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 4 ] && n=4; echo $$n)
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
@@ -60,8 +75,12 @@ web-maybe-setup:
 web-test: setup web-setup
 	cd web && node --test --test-timeout=300000 test/unit.test.js
 	$(BIN)/python -m pytest tests/test_web.py
+# The tokenizers' Unicode tables (runtime/unicode_marks.py, web/src/unicode-data.js). The script refuses
+# a Python whose Unicode is not the committed tables' (Python 3.11: 14.0.0): UNICODE_PYTHON=python3.11
+# runs another Python; UNICODE=X.Y.Z (that Python's version) moves the tables on purpose (docs/web.md).
+UNICODE_PYTHON ?= $(BIN)/python
 web-unicode: setup
-	$(BIN)/python web/scripts/unicode_tables.py
+	$(UNICODE_PYTHON) web/scripts/unicode_tables.py $(if $(UNICODE),--move-to $(UNICODE))
 # serve/static/web, /ort and /docs: what the server's pages run in the browser (package data).
 web-vendor: setup web-setup
 	$(BIN)/python web/scripts/vendor.py
@@ -101,4 +120,4 @@ quality: setup
 		--fp32 $(BUNDLED_FP32) $(if $(wildcard $(UNTIED_FP32)),--untied $(UNTIED_FP32))
 
 clean:
-	rm -rf $(VENV) runs $(MODEL) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs $(MODEL) build *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -8,7 +8,7 @@ server's own caps (:class:`ServeConfig`) are checked first, each naming the flag
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from nextword.runtime import GenerationConfig, NextWordModel
 from nextword.runtime.checks import shown
@@ -28,6 +28,16 @@ __all__ = [
 
 MAX_LOGPROBS = 20  # alternatives per word in a logprobs answer
 RUNTIME_TO_API = {runtime: api for api, runtime in API_TO_RUNTIME.items()}
+# The request fields that set a GenerationConfig field, by the API's names, in GenerationConfig's order:
+# derived, so that an option added to the runtime and to CompletionRequest reaches generate() with no
+# third list to update. ``stop`` is read apart (a string or a list; "" refused). A GenerationConfig field
+# with no request field is skipped here; tests/test_option_surfaces.py fails unless it is listed there
+# as left out of the API on purpose.
+REQUEST_OPTIONS = tuple(
+    api
+    for f in fields(GenerationConfig)
+    if f.name != "stop" and (api := RUNTIME_TO_API.get(f.name, f.name)) in CompletionRequest.model_fields
+)
 _LEADING_NAME = re.compile(r"^(\w+)")
 
 
@@ -137,22 +147,7 @@ def completion_from_request(
         raise APIError(400, message, "logprobs")
     options = {
         API_TO_RUNTIME.get(name, name): value
-        for name in (
-            "max_tokens",
-            "min_tokens",
-            "temperature",
-            "top_p",
-            "top_k",
-            "n",
-            "repetition_penalty",
-            "no_repeat_ngram_size",
-            "stop_at_end",
-            "allow_unknown",
-            "cache",
-            "num_beams",
-            "length_penalty",
-            "seed",
-        )
+        for name in REQUEST_OPTIONS
         if (value := getattr(request, name)) is not None
     }
     if request.stop is not None:

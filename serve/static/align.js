@@ -16,15 +16,15 @@ const APOSTROPHES = /[‘’‛′]/gu;
 // which one code point at a time NFKC could not tell. The final sigma is the one letter whose lowercase
 // depends on its neighbours.
 function fold(text) {
-  const lower = text.normalize("NFKD").toLowerCase().normalize("NFKD");
-  return lower.replace(APOSTROPHES, "'").replace(/ς/gu, "σ");
+  const lower = text.normalize('NFKD').toLowerCase().normalize('NFKD');
+  return lower.replace(APOSTROPHES, "'").replace(/ς/gu, 'σ');
 }
 
 // The typed text's user-perceived characters (grapheme clusters: a letter and its combining marks, an
 // emoji with its modifiers and joiners, a flag), or its code points where the browser cannot segment.
 const GRAPHEMES =
-  typeof Intl !== "undefined" && Intl.Segmenter
-    ? new Intl.Segmenter(undefined, { granularity: "grapheme" })
+  typeof Intl !== 'undefined' && Intl.Segmenter
+    ? new Intl.Segmenter(undefined, { granularity: 'grapheme' })
     : null;
 function characters(text) {
   return GRAPHEMES ? Array.from(GRAPHEMES.segment(text), (s) => s.segment) : Array.from(text);
@@ -36,7 +36,7 @@ function characters(text) {
 // one (an Arabic shadda before the vowel) still match the token, which NFKC put in that order, and so
 // that tokens read from one cluster ("👍" and its skin tone "🏽") share its typed text.
 function foldText(text) {
-  let folded = "";
+  let folded = '';
   const starts = [];
   const ends = [];
   let i = 0;
@@ -112,7 +112,7 @@ function align(text, { folded, starts, ends }, words, figureRefs) {
   };
 
   for (const word of words) {
-    const token = fold(String(word.word ?? ""));
+    const token = fold(String(word.word ?? ''));
     let at = token ? findAt(folded, token, p, figureRefs) : -1;
     if (at >= 0) found += 1;
     // past a word not found, its text stands before this one: look further

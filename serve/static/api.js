@@ -23,15 +23,15 @@
 // options: {maxWords, temperature, topK (0 = off), topP (1 = off), seed (null = random; a BigInt or a
 // number)}.
 
-import { keyHeaders } from "./key.js";
+import { keyHeaders } from './key.js';
 
 export class ApiError extends Error {}
 
 // JSON.stringify refuses a BigInt (a seed past 2^53): it is written as the exact integer it is.
 const BIGINT_MARK = `bigint-${Math.random().toString(36).slice(2)}-`;
 export function jsonWithBigInts(value) {
-  const text = JSON.stringify(value, (_, v) => (typeof v === "bigint" ? BIGINT_MARK + v.toString() : v));
-  return text.replace(new RegExp(`"${BIGINT_MARK}(-?[0-9]+)"`, "g"), "$1");
+  const text = JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? BIGINT_MARK + v.toString() : v));
+  return text.replace(new RegExp(`"${BIGINT_MARK}(-?[0-9]+)"`, 'g'), '$1');
 }
 
 // fetch, where a server that cannot be reached is said so: the browser's own words ("Failed to fetch",
@@ -40,15 +40,15 @@ async function request(url, init) {
   try {
     return await fetch(url, init);
   } catch (error) {
-    if (error.name === "AbortError") throw error;
-    throw new ApiError("cannot reach the server: it may have stopped, or the network is down");
+    if (error.name === 'AbortError') throw error;
+    throw new ApiError('cannot reach the server: it may have stopped, or the network is down');
   }
 }
 
 async function postJSON(base, path, body, signal, key) {
   const response = await request(base + path, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...keyHeaders(key) },
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...keyHeaders(key) },
     body: jsonWithBigInts(body),
     signal,
   });
@@ -58,14 +58,14 @@ async function postJSON(base, path, body, signal, key) {
 
 // What a refusal without nextword's JSON error (a proxy's page, say) tells a user.
 const STATUS = {
-  429: "the server is busy; retry shortly",
-  502: "the server is not answering; retry shortly",
-  503: "the server is unavailable or starting; retry shortly",
-  504: "the server did not answer in time; retry shortly",
+  429: 'the server is busy; retry shortly',
+  502: 'the server is not answering; retry shortly',
+  503: 'the server is unavailable or starting; retry shortly',
+  504: 'the server did not answer in time; retry shortly',
 };
 
 async function apiError(response) {
-  const fallback = `${STATUS[response.status] ?? "the server refused the request"} (HTTP ${response.status})`;
+  const fallback = `${STATUS[response.status] ?? 'the server refused the request'} (HTTP ${response.status})`;
   try {
     const body = await response.json();
     return new ApiError(body.error?.message ?? fallback);
@@ -78,27 +78,27 @@ async function apiError(response) {
 async function* events(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
-  let buffer = "";
+  let buffer = '';
   for (;;) {
     let chunk;
     try {
       chunk = await reader.read();
     } catch (error) {
-      if (error.name === "AbortError") throw error;
-      throw new ApiError("the connection to the server was lost");
+      if (error.name === 'AbortError') throw error;
+      throw new ApiError('the connection to the server was lost');
     }
     const { value, done } = chunk;
     if (done) break;
     buffer += decoder.decode(value, { stream: true });
     let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
       const event = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
       const data = event
-        .split("\n")
-        .filter((line) => line.startsWith("data:"))
+        .split('\n')
+        .filter((line) => line.startsWith('data:'))
         .map((line) => line.slice(5).trimStart())
-        .join("\n");
+        .join('\n');
       if (data) yield data;
     }
   }
@@ -126,19 +126,24 @@ export function completionRequest(prompt, options) {
 // `base`: the folder the server's API is under, ending in "/"; "" is the page's own folder, so that the
 // page works behind a reverse proxy that serves the app under a path (https://host/nextword/). `key`: the
 // API key a server started with --api-key asks for (key.js), null for none.
-export function createServerBackend(base = "", key = null) {
+export function createServerBackend(base = '', key = null) {
   return {
-    name: "server",
+    name: 'server',
 
     async info() {
-      const response = await request(base + "v1/models", { headers: keyHeaders(key) });
+      const response = await request(base + 'v1/models', { headers: keyHeaders(key) });
       if (!response.ok) throw await apiError(response);
       const model = (await response.json()).data[0];
       const about = model.nextword ?? {};
       const quality = about.quality?.int8 ?? about.quality?.fp32 ?? {};
       const stored = about.generation_defaults ?? {};
       const defaults = {};
-      for (const [name, key] of [["temperature", "temperature"], ["max_words", "maxWords"], ["top_k", "topK"], ["top_p", "topP"]]) {
+      for (const [name, key] of [
+        ['temperature', 'temperature'],
+        ['max_words', 'maxWords'],
+        ['top_k', 'topK'],
+        ['top_p', 'topP'],
+      ]) {
         if (stored[name] !== undefined && stored[name] !== null) defaults[key] = stored[name];
       }
       const limits = {};
@@ -157,10 +162,16 @@ export function createServerBackend(base = "", key = null) {
     },
 
     async generate(prompt, options, onText, signal) {
-      const response = await postJSON(base, "v1/completions", completionRequest(prompt, options), signal, key);
+      const response = await postJSON(
+        base,
+        'v1/completions',
+        completionRequest(prompt, options),
+        signal,
+        key,
+      );
       let finishReason = null;
       for await (const data of events(response)) {
-        if (data === "[DONE]") break;
+        if (data === '[DONE]') break;
         const chunk = JSON.parse(data);
         if (chunk.error) throw new ApiError(chunk.error.message);
         for (const choice of chunk.choices ?? []) {
@@ -172,12 +183,12 @@ export function createServerBackend(base = "", key = null) {
     },
 
     async suggest(prompt, k, signal) {
-      const response = await postJSON(base, "v1/suggest", { prompt, k }, signal, key);
+      const response = await postJSON(base, 'v1/suggest', { prompt, k }, signal, key);
       return (await response.json()).suggestions;
     },
 
     async score(text, signal) {
-      const body = await (await postJSON(base, "v1/score", { text }, signal, key)).json();
+      const body = await (await postJSON(base, 'v1/score', { text }, signal, key)).json();
       return { perplexity: body.perplexity, totalLogprob: body.total_logprob, words: body.words };
     },
   };

@@ -1,7 +1,7 @@
 // The page's behaviour: sliders, streamed generation, next-word suggestions, the score view.
 // It reaches the model only through `backend` (see api.js for the methods a backend provides).
 
-import { alignWords } from "./align.js";
+import { alignWords } from './align.js';
 
 const SUGGESTIONS = 8;
 const SUGGEST_DELAY_MS = 120;
@@ -10,15 +10,15 @@ const FLOOR_LOGPROB = -12; // the shading's darkest end: probabilities below e^-
 export function start(backend, doc = document) {
   const $ = (id) => doc.getElementById(id);
   const ui = {
-    prompt: $("prompt"),
-    output: $("output"),
-    status: $("status"),
-    generate: $("generate"),
-    stop: $("stop"),
-    keep: $("use-output"),
-    suggestions: $("suggestions"),
-    sliders: ["temperature", "words", "top-k", "top-p"].map((id) => [$(id), $(`${id}-value`)]),
-    seed: $("seed"),
+    prompt: $('prompt'),
+    output: $('output'),
+    status: $('status'),
+    generate: $('generate'),
+    stop: $('stop'),
+    keep: $('use-output'),
+    suggestions: $('suggestions'),
+    sliders: ['temperature', 'words', 'top-k', 'top-p'].map((id) => [$(id), $(`${id}-value`)]),
+    seed: $('seed'),
   };
   let backendNow = backend;
 
@@ -28,14 +28,14 @@ export function start(backend, doc = document) {
   const select = (tab) => {
     for (const other of tabs) {
       const selected = other === tab;
-      other.setAttribute("aria-selected", String(selected));
+      other.setAttribute('aria-selected', String(selected));
       other.tabIndex = selected ? 0 : -1;
-      $(other.getAttribute("aria-controls")).hidden = !selected;
+      $(other.getAttribute('aria-controls')).hidden = !selected;
     }
   };
   for (const tab of tabs) {
-    tab.addEventListener("click", () => select(tab));
-    tab.addEventListener("keydown", (event) => {
+    tab.addEventListener('click', () => select(tab));
+    tab.addEventListener('keydown', (event) => {
       const next = moveAmong(tabs, tab, event.key);
       if (!next) return;
       event.preventDefault();
@@ -47,21 +47,21 @@ export function start(backend, doc = document) {
   // ------------------------------------------------------------------ sliders
   const show = (input, out) => {
     const value = Number(input.value);
-    if (input.id === "top-k") out.textContent = value === 0 ? "off" : value;
-    else if (input.id === "top-p") out.textContent = value >= 1 ? "off" : value.toFixed(2);
-    else if (input.id === "temperature") out.textContent = value === 0 ? "0 (greedy)" : value.toFixed(2);
+    if (input.id === 'top-k') out.textContent = value === 0 ? 'off' : value;
+    else if (input.id === 'top-p') out.textContent = value >= 1 ? 'off' : value.toFixed(2);
+    else if (input.id === 'temperature') out.textContent = value === 0 ? '0 (greedy)' : value.toFixed(2);
     else out.textContent = value;
-    input.setAttribute("aria-valuetext", out.textContent); // "off", not the 0 it stands for
+    input.setAttribute('aria-valuetext', out.textContent); // "off", not the 0 it stands for
   };
   for (const [input, out] of ui.sliders) {
     show(input, out);
-    input.addEventListener("input", () => show(input, out));
+    input.addEventListener('input', () => show(input, out));
   }
   const options = () => ({
-    temperature: Number($("temperature").value),
-    maxWords: Number($("words").value),
-    topK: Number($("top-k").value),
-    topP: Number($("top-p").value),
+    temperature: Number($('temperature').value),
+    maxWords: Number($('words').value),
+    topK: Number($('top-k').value),
+    topP: Number($('top-p').value),
     seed: seedOf(ui.seed.value),
   });
 
@@ -69,7 +69,7 @@ export function start(backend, doc = document) {
   // 2^53, so the server and the browser would each use another seed than the one shown), anything else
   // goes as a number for the backend to refuse.
   function seedOf(text) {
-    if (text === "") return null;
+    if (text === '') return null;
     return /^[0-9]+$/.test(text) ? BigInt(text) : Number(text);
   }
 
@@ -80,64 +80,64 @@ export function start(backend, doc = document) {
       // every figure comes from the model file: shown as text (never parsed as HTML), and only where it
       // is the number or list of numbers it should be; a file that says otherwise loses that part
       const count = (n) => Number.isSafeInteger(n) && n > 0;
-      const name = doc.createElement("strong");
+      const name = doc.createElement('strong');
       name.textContent = String(info.id);
       const parts = [];
       if (count(info.vocabSize)) parts.push(`${info.vocabSize.toLocaleString()} words`);
       if (count(info.layers) && Array.isArray(info.units) && info.units.every(count)) {
-        parts.push(`${info.layers} LSTM layer${info.layers > 1 ? "s" : ""} of ${info.units.join(", ")}`);
+        parts.push(`${info.layers} LSTM layer${info.layers > 1 ? 's' : ''} of ${info.units.join(', ')}`);
       }
-      if (typeof info.perplexity === "number" && Number.isFinite(info.perplexity) && info.perplexity > 0) {
+      if (typeof info.perplexity === 'number' && Number.isFinite(info.perplexity) && info.perplexity > 0) {
         parts.push(`perplexity ${info.perplexity.toFixed(1)}`);
       }
-      $("model-line").replaceChildren(name, ...parts.map((part) => ` · ${part}`));
+      $('model-line').replaceChildren(name, ...parts.map((part) => ` · ${part}`));
       // the sliders start at the model file's decoding defaults where it has them; a default outside a
       // slider's range widens it, and one between its steps frees the steps, so the slider holds the
       // file's value exactly rather than the nearest one it can show
-      const sliders = { temperature: "temperature", maxWords: "words", topK: "top-k", topP: "top-p" };
+      const sliders = { temperature: 'temperature', maxWords: 'words', topK: 'top-k', topP: 'top-p' };
       for (const [key, value] of Object.entries(info.defaults ?? {})) {
         const input = $(sliders[key]);
-        if (!input || typeof value !== "number" || !Number.isFinite(value)) continue;
+        if (!input || typeof value !== 'number' || !Number.isFinite(value)) continue;
         if (value > Number(input.max)) input.max = String(value);
         if (value < Number(input.min)) input.min = String(value);
         const steps = (value - Number(input.min)) / Number(input.step);
-        if (Math.abs(steps - Math.round(steps)) > 1e-9) input.step = "any";
+        if (Math.abs(steps - Math.round(steps)) > 1e-9) input.step = 'any';
         input.value = String(value);
         show(input, $(`${sliders[key]}-value`));
       }
       // a server's cap on words per completion (nextword serve --max-words) bounds the slider, so that
       // Generate never asks for more than this server gives
       const cap = info.limits?.maxWords;
-      const words = $("words");
+      const words = $('words');
       if (Number.isSafeInteger(cap) && cap >= 1 && cap < Number(words.max)) {
         words.max = String(cap);
         if (Number(words.value) > cap) words.value = String(cap);
-        show(words, $("words-value"));
+        show(words, $('words-value'));
       }
     })
-    .catch((error) => ($("model-line").textContent = `model unavailable: ${error.message}`));
+    .catch((error) => ($('model-line').textContent = `model unavailable: ${error.message}`));
 
   // ------------------------------------------------------------------ generation
   let running = null; // AbortController of the generation in flight
-  let generatedFrom = ""; // the prompt the output continues: Keep text keeps both, whatever the box says now
-  let generated = "";
+  let generatedFrom = ''; // the prompt the output continues: Keep text keeps both, whatever the box says now
+  let generated = '';
 
   async function generate() {
     if (running) return;
     // a seed the number box cannot read ("abc", "1e400") leaves it empty, which would mean a random seed
     if (ui.seed.validity.badInput) {
-      say("error: seed must be a whole number", true);
+      say('error: seed must be a whole number', true);
       return;
     }
     running = new AbortController();
     const prompt = ui.prompt.value;
     generatedFrom = prompt;
-    generated = "";
-    ui.output.setAttribute("aria-busy", "true"); // a screen reader reads the text once, not word by word
-    ui.output.replaceChildren(span("prompt-echo", prompt));
-    const words = span("generated", "");
-    ui.output.append(words, span("caret", ""));
-    setBusy(true, "generating…");
+    generated = '';
+    ui.output.setAttribute('aria-busy', 'true'); // a screen reader reads the text once, not word by word
+    ui.output.replaceChildren(span('prompt-echo', prompt));
+    const words = span('generated', '');
+    ui.output.append(words, span('caret', ''));
+    setBusy(true, 'generating…');
     const started = performance.now();
     let pieces = 0;
     try {
@@ -147,20 +147,26 @@ export function start(backend, doc = document) {
         (piece) => {
           generated += piece;
           pieces += 1;
-          const word = span("word fresh", piece);
+          const word = span('word fresh', piece);
           words.append(word);
         },
         running.signal,
       );
       const seconds = (performance.now() - started) / 1000;
-      const why = { end: "the model ended the text", stop: "stop string", length: "word limit" }[finishReason];
-      setBusy(false, `${plural(pieces, "word")} in ${seconds.toFixed(2)} s${why ? ` · ${why}` : ""}`);
+      const why = { end: 'the model ended the text', stop: 'stop string', length: 'word limit' }[
+        finishReason
+      ];
+      setBusy(false, `${plural(pieces, 'word')} in ${seconds.toFixed(2)} s${why ? ` · ${why}` : ''}`);
     } catch (error) {
-      setBusy(false, error.name === "AbortError" ? "stopped" : `error: ${error.message}`, error.name !== "AbortError");
+      setBusy(
+        false,
+        error.name === 'AbortError' ? 'stopped' : `error: ${error.message}`,
+        error.name !== 'AbortError',
+      );
     } finally {
-      ui.output.querySelector(".caret")?.remove();
-      ui.output.removeAttribute("aria-busy");
-      ui.keep.disabled = generated === "";
+      ui.output.querySelector('.caret')?.remove();
+      ui.output.removeAttribute('aria-busy');
+      ui.keep.disabled = generated === '';
       running = null;
     }
   }
@@ -177,20 +183,20 @@ export function start(backend, doc = document) {
 
   function say(message, failed = false) {
     ui.status.textContent = message;
-    ui.status.classList.toggle("error", failed);
+    ui.status.classList.toggle('error', failed);
   }
 
-  ui.generate.addEventListener("click", generate);
-  ui.stop.addEventListener("click", () => running?.abort());
-  ui.keep.addEventListener("click", () => {
+  ui.generate.addEventListener('click', generate);
+  ui.stop.addEventListener('click', () => running?.abort());
+  ui.keep.addEventListener('click', () => {
     ui.prompt.value = generatedFrom + generated; // the text the output shows
-    generated = "";
+    generated = '';
     ui.keep.disabled = true;
     ui.prompt.focus();
     refreshSuggestions();
   });
-  ui.prompt.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+  ui.prompt.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
       generate();
     }
@@ -209,11 +215,11 @@ export function start(backend, doc = document) {
       if (controller.signal.aborted) return;
       showChips(suggestions.map((s) => chip(s)));
     } catch (error) {
-      if (error.name === "AbortError") return;
+      if (error.name === 'AbortError') return;
       // said once (role "alert"), not again at every key while the same error stands
-      if (ui.suggestions.querySelector(".error")?.textContent === error.message) return;
-      const said = span("hint error", error.message);
-      said.setAttribute("role", "alert");
+      if (ui.suggestions.querySelector('.error')?.textContent === error.message) return;
+      const said = span('hint error', error.message);
+      said.setAttribute('role', 'alert');
       showChips([said]);
     }
   }
@@ -223,12 +229,12 @@ export function start(backend, doc = document) {
   function showChips(nodes) {
     const focused = ui.suggestions.contains(doc.activeElement);
     ui.suggestions.replaceChildren(...nodes);
-    const chips = [...ui.suggestions.querySelectorAll(".chip")];
+    const chips = [...ui.suggestions.querySelectorAll('.chip')];
     chips.forEach((c, i) => (c.tabIndex = i === 0 ? 0 : -1));
     if (focused) (chips[0] ?? ui.prompt).focus();
   }
-  ui.suggestions.addEventListener("keydown", (event) => {
-    const chips = [...ui.suggestions.querySelectorAll(".chip")];
+  ui.suggestions.addEventListener('keydown', (event) => {
+    const chips = [...ui.suggestions.querySelectorAll('.chip')];
     const next = moveAmong(chips, event.target, event.key);
     if (!next) return;
     event.preventDefault();
@@ -237,14 +243,14 @@ export function start(backend, doc = document) {
   });
 
   function chip(suggestion) {
-    const button = doc.createElement("button");
-    button.className = "chip";
-    button.type = "button";
-    button.dir = "auto"; // a word of a right-to-left script reads right to left
+    const button = doc.createElement('button');
+    button.className = 'chip';
+    button.type = 'button';
+    button.dir = 'auto'; // a word of a right-to-left script reads right to left
     button.dataset.text = suggestion.text;
     button.title = `probability ${(suggestion.probability * 100).toFixed(1)}%`;
-    button.append(span("chip-word", suggestion.word), span("chip-p", percent(suggestion.probability)));
-    button.addEventListener("click", () => {
+    button.append(span('chip-word', suggestion.word), span('chip-p', percent(suggestion.probability)));
+    button.addEventListener('click', () => {
       ui.prompt.value += suggestion.text;
       ui.prompt.focus();
       refreshSuggestions();
@@ -252,24 +258,24 @@ export function start(backend, doc = document) {
     return button;
   }
 
-  ui.prompt.addEventListener("input", () => {
+  ui.prompt.addEventListener('input', () => {
     clearTimeout(suggestTimer);
     suggestTimer = setTimeout(refreshSuggestions, SUGGEST_DELAY_MS);
   });
   refreshSuggestions();
 
   // ------------------------------------------------------------------ scoring
-  const scoreText = $("score-text");
-  const scored = $("scored");
-  const summary = $("score-summary");
+  const scoreText = $('score-text');
+  const scored = $('scored');
+  const summary = $('score-summary');
 
   let scoring = null; // AbortController of the score in flight: a later Score drops its answer
 
   async function score() {
     scoring?.abort();
     const controller = (scoring = new AbortController());
-    summary.classList.remove("error");
-    summary.textContent = "scoring…";
+    summary.classList.remove('error');
+    summary.textContent = 'scoring…';
     try {
       const text = scoreText.value;
       const result = await backendNow.score(text, controller.signal);
@@ -284,30 +290,30 @@ export function start(backend, doc = document) {
       }
       if (shown < text.length) nodes.push(doc.createTextNode(text.slice(shown)));
       showScored(nodes);
-      summary.textContent = `${plural(result.words.length, "word")} · perplexity ${result.perplexity.toFixed(1)} · total log-probability ${result.totalLogprob.toFixed(1)}`;
+      summary.textContent = `${plural(result.words.length, 'word')} · perplexity ${result.perplexity.toFixed(1)} · total log-probability ${result.totalLogprob.toFixed(1)}`;
     } catch (error) {
       if (controller.signal.aborted) return;
       showScored([]); // the words shaded before belong to another text
       summary.textContent = `error: ${error.message}`;
-      summary.classList.add("error");
+      summary.classList.add('error');
     }
   }
   // Typed characters shaded as their least likely word: one word as a rule, several where they were read
   // from the same characters ("½": "1", "⁄", "2"); the title names each word with its probability.
   function scoredSpan(text, words) {
     const least = words.reduce((a, b) => (b.logprob < a.logprob ? b : a));
-    const element = span("scored-word", text);
+    const element = span('scored-word', text);
     const strength = Math.min(1, Math.max(0, least.logprob / FLOOR_LOGPROB)); // 0 likely .. 1 unlikely
-    element.style.setProperty("--s", strength.toFixed(3));
+    element.style.setProperty('--s', strength.toFixed(3));
     element.dataset.probability = least.probability;
     element.title = words
-      .map((w) => `${w.word}: p = ${formatProbability(w.probability)}${w.unknown ? " (unknown word)" : ""}`)
-      .join("\n");
+      .map((w) => `${w.word}: p = ${formatProbability(w.probability)}${w.unknown ? ' (unknown word)' : ''}`)
+      .join('\n');
     // the shade in words, for a screen reader to read after the word (style.css shows none of it)
     const unknown = words.some((w) => w.unknown);
-    const p = words.map((w) => formatProbability(w.probability)).join(", ");
-    element.dataset.said = ` (p = ${p}${unknown ? ", unknown word" : ""})`;
-    if (unknown) element.classList.add("unknown");
+    const p = words.map((w) => formatProbability(w.probability)).join(', ');
+    element.dataset.said = ` (p = ${p}${unknown ? ', unknown word' : ''})`;
+    if (unknown) element.classList.add('unknown');
     return element;
   }
 
@@ -315,36 +321,36 @@ export function start(backend, doc = document) {
   // words (as among the chips), and the focused word's probabilities show beside the legend: seen from
   // the keyboard, or at a tap, not only in the title a mouse's hover shows. A screen reader reads them in
   // the word itself (data-said), so the line beside the legend is hidden from it, as the legend is.
-  const wordShown = $("scored-word-p");
+  const wordShown = $('scored-word-p');
   function showScored(nodes) {
     const focused = scored.contains(doc.activeElement);
     scored.replaceChildren(...nodes);
-    wordShown.textContent = "";
-    const words = [...scored.querySelectorAll(".scored-word")];
+    wordShown.textContent = '';
+    const words = [...scored.querySelectorAll('.scored-word')];
     words.forEach((w, i) => (w.tabIndex = i === 0 ? 0 : -1));
     if (focused) (words[0] ?? scoreText).focus();
   }
-  scored.addEventListener("focusin", (event) => {
-    const word = event.target.closest(".scored-word");
+  scored.addEventListener('focusin', (event) => {
+    const word = event.target.closest('.scored-word');
     if (!word) return;
-    for (const w of scored.querySelectorAll(".scored-word")) w.tabIndex = w === word ? 0 : -1;
-    wordShown.textContent = word.title.split("\n").join(" · ");
+    for (const w of scored.querySelectorAll('.scored-word')) w.tabIndex = w === word ? 0 : -1;
+    wordShown.textContent = word.title.split('\n').join(' · ');
   });
   // a tap focuses the word (where a browser would not focus a span on its own)
-  scored.addEventListener("click", (event) => event.target.closest(".scored-word")?.focus());
-  scored.addEventListener("keydown", (event) => {
+  scored.addEventListener('click', (event) => event.target.closest('.scored-word')?.focus());
+  scored.addEventListener('keydown', (event) => {
     // right to left, the next word is the one on the left
-    const rtl = doc.defaultView.getComputedStyle(scored).direction === "rtl";
-    const flip = { ArrowLeft: "ArrowRight", ArrowRight: "ArrowLeft" };
+    const rtl = doc.defaultView.getComputedStyle(scored).direction === 'rtl';
+    const flip = { ArrowLeft: 'ArrowRight', ArrowRight: 'ArrowLeft' };
     const key = rtl ? (flip[event.key] ?? event.key) : event.key;
-    const next = moveAmong([...scored.querySelectorAll(".scored-word")], event.target, key);
+    const next = moveAmong([...scored.querySelectorAll('.scored-word')], event.target, key);
     if (!next) return;
     event.preventDefault();
     next.focus();
   });
-  $("score-button").addEventListener("click", score);
-  scoreText.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+  $('score-button').addEventListener('click', score);
+  scoreText.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
       score();
     }
@@ -362,7 +368,7 @@ export function start(backend, doc = document) {
   };
 
   function span(className, text) {
-    const element = doc.createElement("span");
+    const element = doc.createElement('span');
     element.className = className;
     element.textContent = text;
     return element;
@@ -379,7 +385,7 @@ function moveAmong(items, item, key) {
 }
 
 function plural(count, noun) {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 function percent(p) {

@@ -3,16 +3,16 @@
 // onnxruntime-web's WebAssembly (static/ort/); from then on no word is asked of the server. Every URL is
 // relative to the page (or to this file), so the page works behind a proxy that serves it under a path.
 
-import { keyHeaders } from "./key.js";
-import { WorkerModel, withoutSizeCaps } from "./web/client.js";
+import { keyHeaders } from './key.js';
+import { WorkerModel, withoutSizeCaps } from './web/client.js';
 
-const abort = () => new DOMException("stopped", "AbortError");
+const abort = () => new DOMException('stopped', 'AbortError');
 
 // `base`: the folder the server's files are under, ending in "/"; "" is the page's own folder. `key`: the
 // API key of a server started with --api-key, which guards model.onnx too: the page then fetches the file
 // itself, with the key, and hands the worker its bytes. `sizeLimits`: false loads a model file of any size,
 // as a server started with --no-size-limits does (nextword-web's load() holds it to the same caps otherwise).
-export async function createBrowserBackend(base = "", key = null, sizeLimits = true) {
+export async function createBrowserBackend(base = '', key = null, sizeLimits = true) {
   const url = `${base}model.onnx`;
   const source = key === null ? url : await fetchModel(url, key);
   const model = await WorkerModel.load(source, {
@@ -23,13 +23,16 @@ export async function createBrowserBackend(base = "", key = null, sizeLimits = t
   });
   const info = model.info;
   return {
-    name: "browser",
+    name: 'browser',
     model,
 
     async info() {
       const quality = info.quality?.int8 ?? info.quality?.fp32 ?? {};
       return {
-        id: url.split("/").pop().replace(/\.onnx$/, ""),
+        id: url
+          .split('/')
+          .pop()
+          .replace(/\.onnx$/, ''),
         vocabSize: info.vocabSize,
         layers: info.stateSizes.length,
         units: info.stateSizes,
@@ -52,11 +55,11 @@ export async function createBrowserBackend(base = "", key = null, sizeLimits = t
       if (signal?.aborted) throw abort();
       const stream = model.stream(prompt, chosen);
       const stop = () => stream.return();
-      signal?.addEventListener("abort", stop);
+      signal?.addEventListener('abort', stop);
       try {
         for await (const piece of stream) onText(piece);
       } finally {
-        signal?.removeEventListener("abort", stop);
+        signal?.removeEventListener('abort', stop);
       }
       if (signal?.aborted) throw abort();
       return { finishReason: stream.finishReason };
@@ -91,35 +94,37 @@ async function fetchModel(url, key) {
 
 // Wire the switch: on, load the model here once and hand the page the browser backend; off, the server's.
 export function browserMode(page, serverBackend, doc = document, key = null) {
-  const toggle = doc.getElementById("in-browser");
-  const status = doc.getElementById("where-status");
+  const toggle = doc.getElementById('in-browser');
+  const status = doc.getElementById('where-status');
   let local = null; // the browser backend, once loaded
   const say = (text, failed = false) => {
     status.textContent = text;
-    status.classList.toggle("error", failed);
+    status.classList.toggle('error', failed);
   };
-  toggle.addEventListener("change", async () => {
+  toggle.addEventListener('change', async () => {
     if (!toggle.checked) {
       page.setBackend(serverBackend);
-      say("Words are generated on the server.");
-      doc.body.dataset.backend = "server";
+      say('Words are generated on the server.');
+      doc.body.dataset.backend = 'server';
       return;
     }
     const focused = doc.activeElement === toggle; // disabled, it loses the focus: it gets it back
     toggle.disabled = true;
     try {
       if (!local) {
-        say("Downloading the model and onnxruntime-web (once)…");
+        say('Downloading the model and onnxruntime-web (once)…');
         const started = performance.now();
         // the server's own caps on the model file's size, which its operator chose (--no-size-limits)
         const { limits } = await serverBackend.info();
-        local = await createBrowserBackend("", key, limits?.sizeLimits !== false);
+        local = await createBrowserBackend('', key, limits?.sizeLimits !== false);
         doc.defaultView.nextwordInBrowser = local; // for diagnostics: what the worker fetched (model.resources())
         say(`Loaded in ${((performance.now() - started) / 1000).toFixed(1)} s. `);
       }
       page.setBackend(local);
-      say(`${status.textContent.startsWith("Loaded") ? status.textContent : ""}Words are generated in this browser.`);
-      doc.body.dataset.backend = "browser";
+      say(
+        `${status.textContent.startsWith('Loaded') ? status.textContent : ''}Words are generated in this browser.`,
+      );
+      doc.body.dataset.backend = 'browser';
     } catch (error) {
       toggle.checked = false;
       say(`Cannot run in this browser: ${error.message}`, true);

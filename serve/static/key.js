@@ -2,38 +2,38 @@
 // keeps it for this tab only (sessionStorage: gone when the tab closes, never sent to another site).
 // A server that asks for no key is never asked about one.
 
-const STORED = "nextword-api-key";
+const STORED = 'nextword-api-key';
 
 // Resolves to the key to send (null where the server wants none) once GET v1/models answers with
 // something other than 401: the stored key first, then each key typed into the page's key form.
-export async function askForKey(base = "", doc = document) {
+export async function askForKey(base = '', doc = document) {
   const storage = sessionStorage();
   let key = storage?.getItem(STORED) ?? null;
   if (!(await refused(base, key))) return key;
   const $ = (id) => doc.getElementById(id);
-  const form = $("key-form");
-  const input = $("api-key");
-  const status = $("key-status");
-  $("model-line").textContent = "this server asks for an API key";
-  $("model-card").hidden = true; // a link cannot send the key: the browser would show a 401
+  const form = $('key-form');
+  const input = $('api-key');
+  const status = $('key-status');
+  $('model-line').textContent = 'this server asks for an API key';
+  $('model-card').hidden = true; // a link cannot send the key: the browser would show a 401
   const say = (text, failed = false) => {
     status.textContent = text;
-    status.classList.toggle("error", failed);
+    status.classList.toggle('error', failed);
   };
-  say(key === null ? "" : "The key this tab kept is no longer accepted.", key !== null);
+  say(key === null ? '' : 'The key this tab kept is no longer accepted.', key !== null);
   form.hidden = false;
   input.focus();
   for (;;) {
     key = await submitted(form, input);
-    say("Checking the key…");
+    say('Checking the key…');
     if (!(await refused(base, key))) break;
-    say("The server did not accept this key.", true);
+    say('The server did not accept this key.', true);
     input.select();
   }
   storage?.setItem(STORED, key);
   form.hidden = true;
-  say("");
-  $("model-line").textContent = "loading the model…";
+  say('');
+  $('model-line').textContent = 'loading the model…';
   return key;
 }
 
@@ -58,10 +58,10 @@ function submitted(form, input) {
       event.preventDefault();
       const key = input.value.trim();
       if (!key) return;
-      form.removeEventListener("submit", take);
+      form.removeEventListener('submit', take);
       resolve(key);
     };
-    form.addEventListener("submit", take);
+    form.addEventListener('submit', take);
   });
 }
 

@@ -10,10 +10,17 @@ uses the engine's ``normalize`` on runs of characters that this Python's Unicode
 of assigned characters is stable across versions) and leaves the rest alone, as this Python does.
 
 Run: ``.venv/bin/python web/scripts/unicode_tables.py`` (``make web-unicode``).
+
+The tables are the tokenizer's: a Python with another Unicode version would silently change how both
+runtimes split text (Python 3.12 ships Unicode 15.0, 3.13 15.1). So the script refuses to run when this
+Python's ``unicodedata.unidata_version`` is not the version the committed files record, and says which
+Python wrote them; ``--move-to VERSION`` (``make web-unicode UNICODE=VERSION``), with VERSION this
+Python's Unicode, moves the tables on purpose (docs/web.md, "The tokenizer: identical").
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import unicodedata
@@ -168,7 +175,76 @@ def _write(path: Path, text: str) -> None:
     print(f"wrote {path} ({len(text):,} bytes, Unicode {unicodedata.unidata_version})")
 
 
-def main() -> None:
+_RECORDED_VERSION = re.compile(r"""^(?:export const )?UNICODE_VERSION = ["'](\d+\.\d+\.\d+)["'];?$""", re.M)
+_RECORDED_PYTHON = re.compile(r"from Python (\S+)'s Unicode")
+
+
+def recorded_versions() -> dict[Path, tuple[str | None, str | None]]:
+    """(Unicode version, version of the Python that wrote it) that each committed table file records;
+    None where the file or the record is missing."""
+    out: dict[Path, tuple[str | None, str | None]] = {}
+    for path in (OUT, PYTHON_OUT):
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        version, python = _RECORDED_VERSION.search(text), _RECORDED_PYTHON.search(text)
+        out[path] = (version and version.group(1), python and python.group(1))
+    return out
+
+
+def refusal(
+    recorded: dict[Path, tuple[str | None, str | None]], current: str, move_to: str | None
+) -> str | None:
+    """Why the tables may not be written with this Python's Unicode ``current``, or None."""
+    here = f"this Python ({sys.version.split()[0]}, {sys.executable}) has Unicode {current}"
+    if move_to is not None:
+        if move_to != current:
+            return f"--move-to {move_to}, but {here}: run the Python whose Unicode is {move_to}"
+        return None
+    if all(version == current for version, _ in recorded.values()):
+        return None
+    root = PYTHON_OUT.parents[1]
+    files = [str(path.relative_to(root)) for path in recorded]
+    records = set(recorded.values())
+    version, python = next(iter(records))
+    if len(records) == 1 and version:
+        held = f"the committed tables ({' and '.join(files)}) are Unicode {version}" + (
+            f", written by Python {python}" if python else ""
+        )
+    else:
+        held = "; ".join(
+            f"{name} records "
+            + (f"Unicode {version}" if version else "no Unicode version")
+            + (f", written by Python {python}" if python else "")
+            for name, (version, python) in zip(files, recorded.values(), strict=True)
+        )
+    pythons = sorted({".".join(python.split(".")[:2]) for version, python in recorded.values() if python})
+    use = (
+        f"run it with Python {' or '.join(pythons)} (make web-unicode UNICODE_PYTHON=python{pythons[0]}, or "
+        f"python{pythons[0]} web/scripts/unicode_tables.py)"
+        if pythons
+        else "run it with the Python that wrote them"
+    )
+    return (
+        f"refusing to rewrite the Unicode tables: {held}, but {here}. They are the tokenizers' tables "
+        "(runtime/unicode_marks.py: the combining marks of tokenizer format 3 and split scheme dedup-v4; "
+        "web/src/unicode-data.js: everything nextword-web's tokenizer reads), so another Unicode version "
+        f"changes how both runtimes split text. To keep them, {use}. To write them from Unicode {current} "
+        f"on purpose, pass --move-to {current} (make web-unicode UNICODE={current}) and follow docs/web.md "
+        '("The tokenizer: identical").'
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--move-to",
+        metavar="VERSION",
+        help="write the tables from this Python's Unicode even where the committed ones record another "
+        "version; VERSION must be this Python's unicodedata.unidata_version",
+    )
+    args = parser.parse_args(argv)
+    problem = refusal(recorded_versions(), unicodedata.unidata_version, args.move_to)
+    if problem:
+        raise SystemExit(problem)
     _write(OUT, build())
     _write(PYTHON_OUT, build_python_marks())
 
