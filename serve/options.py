@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 from nextword.runtime import GenerationConfig, NextWordModel
 from nextword.runtime.checks import shown
+from nextword.runtime.generation import FILE_DEFAULTS, OptionConflict, defaults_note
 
 from .config import ServeConfig
 from .errors import APIError
@@ -165,12 +166,21 @@ def completion_from_request(
     from_file = request.num_beams is None  # beam search, if any, is the file's default: messages say so
     try:
         config = GenerationConfig.from_options(base, **options)
-    except ValueError as exc:
+    except OptionConflict as exc:
         if from_file and str(exc).startswith(f"num_beams={base.num_beams} "):
-            exc = ValueError(
-                f"{exc} (num_beams={base.num_beams} is this model file's decoding default: "
-                'send "num_beams": 1 to sample)'
-            )
+            raise _api_name(
+                ValueError(
+                    f"{exc} (num_beams={base.num_beams} is this model file's decoding default: "
+                    'send "num_beams": 1 to sample)'
+                )
+            ) from None
+        # a value the request left out is the file's: said so ("n=4 must be <= num_beams=3 (...;
+        # num_beams=3 is this model file's decoding default)"), in the API's names
+        note = defaults_note(base, exc.names, options, FILE_DEFAULTS)
+        for runtime, api in RUNTIME_TO_API.items():
+            note = note.replace(f"{runtime}=", f"{api}=")
+        raise _api_name(exc.noted(note) if note else exc) from None
+    except ValueError as exc:
         raise _api_name(exc) from None
     check_cache(config.cache, model)
     if config.num_beams > 1:

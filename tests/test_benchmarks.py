@@ -908,7 +908,8 @@ def test_the_web_benchmark_checks_its_inputs_before_any_work(monkeypatch, tmp_pa
     (tmp_path / "node_modules").mkdir()
     doc = tmp_path / "doc.md"
     doc.write_text("# no markers\n")
-    assert web.main(["--write", str(doc), "--long-prompts", "0"]) == 2  # never appended to a file without the markers
+    # never appended to a file without the markers
+    assert web.main(["--write", str(doc), "--long-prompts", "0"]) == 2
     assert "markers" in capsys.readouterr().err and doc.read_text() == "# no markers\n"
     doc.write_text(f"a\n{web.END}\n{web.START}\n")  # the end before the start: no place either
     assert web.main(["--write", str(doc), "--long-prompts", "0"]) == 2
