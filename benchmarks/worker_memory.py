@@ -5,9 +5,9 @@ Two measurements, Linux only (resident memory, ``VmRSS``, read from /proc):
 * a fresh process that builds the server's app step by step: Python with numpy and onnxruntime
   imported; then FastAPI, uvicorn and ``nextword.serve`` imported; then ``create_app()``, which loads
   the model's sessions (``--model``, the bundled model by default);
-* ``nextword serve --workers --workers`` on a free loopback port: after ``--requests`` streamed
-  completions of ``--words`` words (``--clients`` at a time), the resident memory of each worker and of
-  the supervising process (which checks the model file but loads no session).
+* ``nextword serve --workers N`` (this script's ``--workers``) on a free loopback port: after
+  ``--requests`` streamed completions of ``--words`` words (``--clients`` at a time), the resident
+  memory of each worker and of the supervising process (which checks the model file but loads no session).
 
 Memory hardly depends on what else runs on the machine, so the figures can be compared across runs;
 what ``--workers N`` costs is about the supervisor plus N workers.
