@@ -136,6 +136,7 @@ class Generator:
         lstrip: Sequence[bool] = (),
     ) -> list[int]:
         """:meth:`add_ids`, each prompt's text written after ``ends[i]`` (``None``: read from its ids)."""
+        given = config is not None
         config = config or self._defaults or GenerationConfig()
         if not isinstance(config, GenerationConfig):
             raise ValueError(
@@ -143,7 +144,16 @@ class Generator:
                 "GenerationConfig(...) or GenerationConfig.from_options(model.info.generation, ...)"
             )
         if config.num_beams != 1:
-            raise ValueError(f"a Generator samples; num_beams must be 1, got {config.num_beams}")
+            # the generator's defaults are, unless model.generator() was told otherwise, the model file's
+            where = (
+                ""
+                if given
+                else (
+                    " (the generator's default, which model.generator() takes from the model file's decoding "
+                    "defaults: pass num_beams=1 to model.generator())"
+                )
+            )
+            raise ValueError(f"a Generator samples; num_beams must be 1, got {config.num_beams}{where}")
         if logprobs is not None:
             if (
                 isinstance(logprobs, bool)

@@ -159,3 +159,19 @@ def test_the_command_line_says_a_conflicting_value_is_the_files_default(capsys, 
 def test_javascript_refuses_as_python_does(files, tmp_path):
     need_node()
     run_node("parity-defaults.test.js", {"files": python_answers(files)}, tmp_path)
+
+
+def test_a_generator_of_a_beam_default_file_says_where_its_num_beams_came_from(files):
+    # "a Generator samples; num_beams must be 1, got 4" named no option the user had set
+    model = load(files["beams"])
+    with pytest.raises(
+        ValueError, match=r"got 4 \(the generator's default, .* pass num_beams=1 to model\.generator\(\)\)$"
+    ):
+        model.generator().add(["the network"])
+    with pytest.raises(ValueError, match=r"num_beams must be 1, got 2$"):  # a config of the call's own
+        model.generator(num_beams=1).add(["the network"], config=GenerationConfig(num_beams=2))
+    generator = model.generator(num_beams=1, num_return_sequences=1, max_words=2)
+    (row,) = generator.add(["the network"])
+    while not generator.done:
+        generator.step()
+    assert generator.finish_reason(row) is not None
