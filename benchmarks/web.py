@@ -198,12 +198,11 @@ def parity(model_path: Path, count: int, long_prompts: int, corpus: Path | None)
         path = Path(folder) / "cases.json"
         path.write_text(json.dumps({"model": str(model_path), "cases": cases}))
         out = run_node(["node", "bench/node.mjs", "texts", str(path)], 3600)
-    got = dict(zip(map(id, cases), (json.loads(line) for line in out.stdout.splitlines()), strict=True))
-    pairs = {id(c): (got[id(c)], w) for c, w in zip(cases, want, strict=True)}
-    short = cases[:count]
-    diverged = [_first_difference(*pairs[id(c)]) for c in short if len(set(pairs[id(c)])) > 1]
+    got = [json.loads(line) for line in out.stdout.splitlines()]
+    pairs = list(zip(got, want, strict=True))  # (nextword-web's text, Python's), in the order of cases
+    short, greedy, rest = pairs[:count], pairs[count : count + len(prompts)], pairs[count + len(prompts) :]
+    diverged = [_first_difference(g, w) for g, w in short if g != w]
     same = len(short) - len(diverged)
-    greedy = [pairs[id(c)] for c in cases[count : count + len(prompts)]]
     lines = [
         f"- seeded, short prompts: **{same} of {len(short)}** texts identical "
         f"({100 * same / max(len(short), 1):.1f}%), 40 words each, five prompts of 0–5 words, five "
@@ -215,7 +214,8 @@ def parity(model_path: Path, count: int, long_prompts: int, corpus: Path | None)
             f"- where seeded texts differ, the first differing word is word {sorted(diverged)} of 40"
         )
     for words, group in long_cases.items():
-        equal = sum(len(set(pairs[id(c)])) == 1 for c in group)
+        equal = sum(g == w for g, w in rest[: len(group)])
+        rest = rest[len(group) :]
         lines.append(
             f"- seeded, prompts of the first {words} words of an abstract: **{equal} of {len(group)}** "
             f"identical ({100 * equal / len(group):.0f}%; one seed per abstract, default options, 40 words)"

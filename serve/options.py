@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 from nextword.runtime import GenerationConfig, NextWordModel
 from nextword.runtime.checks import shown
-from nextword.runtime.generation import FILE_DEFAULTS, OptionConflict, defaults_note
+from nextword.runtime.generation import FILE_DEFAULTS, OptionConflict
 
 from .config import ServeConfig
 from .errors import APIError
@@ -165,21 +165,14 @@ def completion_from_request(
         base = replace(base, max_words=limits.max_words, min_words=min(base.min_words, limits.max_words))
     from_file = request.num_beams is None  # beam search, if any, is the file's default: messages say so
     try:
-        config = GenerationConfig.from_options(base, **options)
+        # a value the request left out is the file's, and a refusal says so ("n=4 must be <= num_beams=3
+        # (...; num_beams=3 is this model file's decoding default)")
+        config = GenerationConfig.from_options(base, origin=FILE_DEFAULTS, **options)
     except OptionConflict as exc:
-        if from_file and str(exc).startswith(f"num_beams={base.num_beams} "):
-            raise _api_name(
-                ValueError(
-                    f"{exc} (num_beams={base.num_beams} is this model file's decoding default: "
-                    'send "num_beams": 1 to sample)'
-                )
-            ) from None
-        # a value the request left out is the file's: said so ("n=4 must be <= num_beams=3 (...;
-        # num_beams=3 is this model file's decoding default)"), in the API's names
-        note = defaults_note(base, exc.names, options, FILE_DEFAULTS)
-        for runtime, api in RUNTIME_TO_API.items():
-            note = note.replace(f"{runtime}=", f"{api}=")
-        raise _api_name(exc.noted(note) if note else exc) from None
+        if from_file and exc.message.startswith(f"num_beams={base.num_beams} "):  # with the way out
+            way_out = f"num_beams={base.num_beams} is this model file's decoding default: "
+            exc = OptionConflict(exc.message, exc.names, way_out + 'send "num_beams": 1 to sample')
+        raise _api_name(exc) from None
     except ValueError as exc:
         raise _api_name(exc) from None
     check_cache(config.cache, model)
@@ -253,6 +246,6 @@ def _api_name(exc: ValueError) -> APIError:
     if name in RUNTIME_TO_API:
         message = RUNTIME_TO_API[name] + message[len(name) :]
         name = RUNTIME_TO_API[name]
-    for runtime, api in RUNTIME_TO_API.items():  # names in backticks: "at most `max_words` (5)"
-        message = message.replace(f"`{runtime}`", f"`{api}`")
+    for runtime, api in RUNTIME_TO_API.items():  # "at most `max_words` (5)", "num_return_sequences=2 is"
+        message = message.replace(f"`{runtime}`", f"`{api}`").replace(f"{runtime}=", f"{api}=")
     return APIError(400, message, name if name and message.startswith(name) else None)
