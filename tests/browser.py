@@ -13,6 +13,7 @@ installs them (``.ci/run`` installs all of them, so CI never skips).
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import socket
 import threading
@@ -20,12 +21,29 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 INSTALL = "apt-get install -y chromium chromium-driver"
+
+
+# uvicorn's line once it listens, with the port it bound (the one it chose, for --port 0)
+BOUND = re.compile(r"Uvicorn running on https?://127\.0\.0\.1:(\d+)")
+
+
+def bound_port(log: IO[str]) -> tuple[int, str]:
+    """Read a `nextword serve` process's log (a text pipe) up to uvicorn's "running on" line: the port
+    it bound, and the text read. Start servers with ``--port 0``: a port picked by the test could be
+    taken by another process before the server binds it."""
+    text = ""
+    while not (found := BOUND.search(text)):
+        line = log.readline()
+        if not line:
+            raise AssertionError(f"the server ended before it listened: {text}")
+        text += line
+    return int(found.group(1)), text
 
 
 def free_port() -> int:
@@ -51,10 +69,11 @@ class LiveServer:
 
 def start_server(app: Any, port: int | None = None, **uvicorn_options: Any) -> LiveServer:
     """Serve ``app`` on 127.0.0.1 in a thread, with the HTTP protocol `nextword serve` runs unless
-    ``uvicorn_options`` name another; returns once it accepts connections."""
+    ``uvicorn_options`` name another; returns once it accepts connections. Without ``port`` the
+    server binds any free one itself (none is picked here that another process could take first)."""
     import uvicorn
 
-    port = port or free_port()
+    port = port or 0
     if "http" not in uvicorn_options:  # the protocol `nextword serve` runs, with its guards
         from nextword.serve.http_guard import GuardedHttpToolsProtocol
 
@@ -68,6 +87,7 @@ def start_server(app: Any, port: int | None = None, **uvicorn_options: Any) -> L
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"the test server did not start on port {port}")
         time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
     return LiveServer(f"http://127.0.0.1:{port}", app, server, thread)
 
 

@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
 
-from browser import free_port, start_server  # noqa: E402
+from browser import BOUND, start_server  # noqa: E402
 
 from nextword.runtime import __version__  # noqa: E402
 from nextword.serve import ServeConfig  # noqa: E402
@@ -83,10 +83,11 @@ def prefix_proxy(upstream: str, prefix: str) -> Any:
     return app
 
 
-def _serve(model_path: Path, port: int, logs: Path, *flags: str) -> subprocess.Popen:
-    """``nextword serve`` in a process of its own, its stdout and stderr going to files (not a tty)."""
+def _serve(model_path: Path, logs: Path, *flags: str) -> subprocess.Popen:
+    """``nextword serve`` in a process of its own on any free port (``--port 0``: no port picked here
+    that another process could take first), its stdout and stderr going to files (not a tty)."""
     code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    argv = ["serve", str(model_path), "--port", str(port), "--max-words", "10000", *flags]
+    argv = ["serve", str(model_path), "--port", "0", "--max-words", "10000", *flags]
     with (
         open(logs / "stdout.log", "w", encoding="utf-8") as out,
         open(logs / "stderr.log", "w", encoding="utf-8") as err,
@@ -98,17 +99,23 @@ def _log(logs: Path) -> str:
     return (logs / "stdout.log").read_text() + (logs / "stderr.log").read_text()
 
 
-def _wait_up(url: str, process: subprocess.Popen, logs: Path, timeout: float = 60) -> None:
+def _wait_up(process: subprocess.Popen, logs: Path, timeout: float = 60) -> str:
+    """The server's URL, once it answers /health: the port is the one uvicorn says it bound."""
     deadline = time.monotonic() + timeout
+    url = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the server exited {process.returncode}: {_log(logs)}")
+        if url is None:
+            bound = BOUND.search(_log(logs))
+            url = bound and f"http://127.0.0.1:{bound.group(1)}"
         try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
+            if url and httpx.get(url + "/health", timeout=1).status_code == 200:
+                return url
         except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("the server did not come up")
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the server did not come up: {_log(logs)}")
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -148,12 +155,11 @@ def test_behind_a_proxy_that_strips_its_prefix(model_path, tmp_path):
     """Under /nextword/ with --root-path: the API reference loads its files and its schema, "Try it out"
     calls the prefixed API (the schema's servers), redirects keep the prefix; streams are not held back.
     The logs, written to files, are one plain line per request and hold no prompt text."""
-    port = free_port()
-    server = _serve(model_path, port, tmp_path, "--root-path", PREFIX + "/")
+    server = _serve(model_path, tmp_path, "--root-path", PREFIX + "/")
     proxy = None
     try:
-        _wait_up(f"http://127.0.0.1:{port}", server, tmp_path)
-        proxy = start_server(prefix_proxy(f"http://127.0.0.1:{port}", PREFIX))
+        direct = _wait_up(server, tmp_path)
+        proxy = start_server(prefix_proxy(direct, PREFIX))
         url = proxy.url + PREFIX
         with httpx.Client(base_url=url, timeout=30) as http:
             assert http.get("/health").json()["status"] == "ok"
@@ -177,7 +183,7 @@ def test_behind_a_proxy_that_strips_its_prefix(model_path, tmp_path):
             assert http.post("/v1/completions", json={**body, "temperature": -1}).status_code == 400
             assert http.post("/v1/completions", json={**body, "bogus": SECRET}).status_code == 400
         headers = httpx.post(
-            f"http://127.0.0.1:{port}/v1/completions", json={**body, "stream": True}, timeout=30
+            direct + "/v1/completions", json={**body, "stream": True}, timeout=30
         ).headers  # what a buffering proxy (nginx) reads to pass each event on at once
         assert headers["x-accel-buffering"] == "no" and headers["cache-control"] == "no-cache"
     finally:
@@ -195,11 +201,9 @@ def test_behind_a_proxy_that_strips_its_prefix(model_path, tmp_path):
 def test_sighup_drains_like_sigterm(model_path, tmp_path):
     """A SIGHUP (a process manager's reload, a closed terminal) used to kill the one server process at
     once: streams cut mid-word with no [DONE]. It now drains and stops as SIGTERM does."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = _serve(model_path, port, tmp_path, "--shutdown-timeout", "0")
+    server = _serve(model_path, tmp_path, "--shutdown-timeout", "0")
     try:
-        _wait_up(url, server, tmp_path)
+        url = _wait_up(server, tmp_path)
         started = threading.Event()
         events: list[str] = []
         body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
@@ -226,14 +230,12 @@ def test_log_lines_are_time_stamped_and_only_the_named_proxies_are_believed(mode
     uvicorn believes by default) no longer change the scheme the app sees, nor the client logged.
     Each line names the process that wrote it (the worker's, uvicorn's supervisor's), and
     --served-model-name reaches every worker with the rest of the settings."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     flags = ("--workers", str(workers), "--forwarded-allow-ips", "127.0.0.2", "--served-model-name", ALIAS)
-    server = _serve(model_path, port, tmp_path, *flags)
+    server = _serve(model_path, tmp_path, *flags)
     forwarded = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9", "host": "example.org"}
     locations = {}
     try:
-        _wait_up(url, server, tmp_path)
+        url = _wait_up(server, tmp_path)
         deadline = time.monotonic() + 60
         while _log(tmp_path).count("nextword.serve.app: serving") < workers:  # every worker is up
             assert time.monotonic() < deadline, _log(tmp_path)
@@ -331,13 +333,11 @@ def test_every_worker_answers_a_scrape_with_the_whole_servers_counts(model_path,
     answers it, adds up all of them; the folder goes when the server stops."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = _serve(model_path, port, tmp_path, "--workers", "2")
+    server = _serve(model_path, tmp_path, "--workers", "2")
     body = {"prompt": "the", "max_tokens": 3, "stop_at_end": False}
     scrapes: list[dict[str, float]] = []
     try:
-        _wait_up(url, server, tmp_path)
+        url = _wait_up(server, tmp_path)
         deadline = time.monotonic() + 60
         while _log(tmp_path).count("nextword.serve.app: serving") < 2:  # both workers are up
             assert time.monotonic() < deadline, _log(tmp_path)
@@ -398,13 +398,12 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
     start of a line. The app now writes the line when the answer ends: the status the client got (499:
     gone before it began), the time taken, the completion's id; a query keeps its names, not their
     values; a client address that is not an IP address is quoted as such."""
-    port, key = free_port(), "keyinthequery"
-    url = f"http://127.0.0.1:{port}"
-    server = _serve(model_path, port, tmp_path, "--api-key", key)  # proxies believed: 127.0.0.1 (uvicorn's)
+    key = "keyinthequery"
+    server = _serve(model_path, tmp_path, "--api-key", key)  # proxies believed: 127.0.0.1 (uvicorn's)
     auth = {"authorization": f"Bearer {key}"}
     forged = '9.9.9.9:0 - "GET /admin HTTP/1.1" 200'
     try:
-        _wait_up(url, server, tmp_path)
+        url = _wait_up(server, tmp_path)
         assert httpx.get(f"{url}/v1/models?api_key={key}&flag", headers=auth, timeout=30).status_code == 200
         assert httpx.get(url + "/health", headers={"x-forwarded-for": forged}, timeout=30).status_code == 200
         upgrade = {"connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
@@ -450,12 +449,10 @@ def test_ctrl_c_twice_quits_at_once_with_one_line_not_a_traceback_per_stream(mod
     """A second Ctrl-C (uvicorn's forced quit) cancelled every task in flight, and uvicorn logged each
     one's CancelledError: about 80 lines per stream, and the app's lifespan too. Now one line says
     what the second signal does, and a second SIGTERM, which only waits on, is said as well."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = _serve(model_path, port, tmp_path)
+    server = _serve(model_path, tmp_path)
     readers = []
     try:
-        _wait_up(url, server, tmp_path)
+        url = _wait_up(server, tmp_path)
         body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
         for _ in range(2):
             started = threading.Event()
@@ -482,10 +479,9 @@ def test_ctrl_c_twice_quits_at_once_with_one_line_not_a_traceback_per_stream(mod
 def test_ctrl_c_ends_the_command_as_interrupted_with_status_130(model_path, tmp_path):
     # uvicorn swallowed the KeyboardInterrupt, so `nextword serve` stopped by Ctrl-C exited 0, unlike
     # every other command (130, "interrupted"); SIGTERM's 143 stays
-    port = free_port()
-    server = _serve(model_path, port, tmp_path)
+    server = _serve(model_path, tmp_path)
     try:
-        _wait_up(f"http://127.0.0.1:{port}", server, tmp_path)
+        _wait_up(server, tmp_path)
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 130, _log(tmp_path)
     finally:

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
 
-from browser import free_port, start_server  # noqa: E402
+from browser import bound_port, free_port, start_server  # noqa: E402
 
 from nextword.serve import ServeConfig, create_app  # noqa: E402
 
@@ -150,35 +150,33 @@ def test_the_stream_cap_answers_429_and_frees_its_slot(model):
         server.stop()
 
 
-def _serve_command(model_path, port: int, *flags: str) -> subprocess.Popen:
+def _serve_command(model_path, *flags: str) -> tuple[subprocess.Popen, str, str]:
+    """``nextword serve`` on any free port (``--port 0``: none picked here that another process could
+    take first); returns the process, its URL (the port uvicorn says it bound) once /health answers,
+    and the lines it wrote to stderr until then."""
     code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    argv = ["serve", "--model", str(model_path), "--port", str(port), "--log-level", "warning", *flags]
-    return subprocess.Popen(
+    argv = ["serve", "--model", str(model_path), "--port", "0", *flags]
+    process = subprocess.Popen(
         [sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def _wait_up(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    port, said = bound_port(process.stderr)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited {process.returncode}: {process.stderr.read()}")
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
+                return process, url, said
         except httpx.TransportError:
             time.sleep(0.1)
+    process.kill()
     raise AssertionError("server did not come up")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_cancels_running_streams_cleanly_and_exits(model_path, workers):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = _serve_command(
+    process, url, said = _serve_command(
         # no grace time: the tiny model could finish its 10,000 words within any grace time given
         model_path,
-        port,
         "--max-words",
         "10000",
         "--shutdown-timeout",
@@ -187,7 +185,6 @@ def test_sigterm_cancels_running_streams_cleanly_and_exits(model_path, workers):
         str(workers),
     )
     try:
-        _wait_up(url, process)
         events: list[str] = []
         body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
         started = threading.Event()
@@ -206,7 +203,7 @@ def test_sigterm_cancels_running_streams_cleanly_and_exits(model_path, workers):
         reader.join(timeout=30)
         # uvicorn re-raises the signal once it has shut down: the exit status says "ended by SIGTERM"
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-        log = process.stderr.read()
+        log = said + process.stderr.read()
         assert "Traceback" not in log and "cancelling 1 generation(s)" in log, log
     finally:
         if process.poll() is None:

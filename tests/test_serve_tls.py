@@ -18,7 +18,7 @@ pytest.importorskip("trustme", reason="install nextword[serve-test] (trustme) to
 
 import httpx
 import trustme
-from browser import free_port
+from browser import bound_port
 
 from nextword.serve import ServeConfig
 from nextword.serve.server import check_tls
@@ -51,13 +51,11 @@ def pki(tmp_path_factory):
     return paths
 
 
-def _serve(model_path: Path, *flags: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    argv = ["serve", str(model_path), "--port", str(port), *flags]
-    process = subprocess.Popen(
+def _serve(model_path: Path, *flags: str) -> subprocess.Popen:
+    argv = ["serve", str(model_path), "--port", "0", *flags]
+    return subprocess.Popen(
         [sys.executable, "-c", CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    return process, port
 
 
 def _wait_up(url: str, process: subprocess.Popen, verify: ssl.SSLContext) -> None:
@@ -77,8 +75,9 @@ def _wait_up(url: str, process: subprocess.Popen, verify: ssl.SSLContext) -> Non
 def test_the_server_speaks_https_with_a_certificate_and_its_key(model_path, model, pki, files):
     cert, key = files
     flags = ["--ssl-certfile", str(pki[cert])] + (["--ssl-keyfile", str(pki[key])] if key else [])
-    process, port = _serve(model_path, *flags, "--api-key", "k-1")
+    process = _serve(model_path, *flags, "--api-key", "k-1")
     try:
+        port, said = bound_port(process.stdout)
         url = f"https://127.0.0.1:{port}"
         trusted = ssl.create_default_context(cafile=str(pki["ca"]))
         _wait_up(url, process, trusted)
@@ -97,8 +96,8 @@ def test_the_server_speaks_https_with_a_certificate_and_its_key(model_path, mode
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
     finally:
         process.terminate()
-        output = process.communicate(timeout=30)[0]
-    assert f"Uvicorn running on https://127.0.0.1:{port}" in output
+        process.communicate(timeout=30)
+    assert f"Uvicorn running on https://127.0.0.1:{port}" in said
 
 
 @pytest.mark.parametrize(
@@ -116,7 +115,7 @@ def test_certificate_files_that_cannot_serve_are_refused_before_the_server_start
 ):
     cert_path = pki[cert] if cert in pki else tmp_path / f"{cert}.pem"
     flags = ["--ssl-certfile", str(cert_path)] + (["--ssl-keyfile", str(pki[key])] if key else [])
-    process, _ = _serve(model_path, *flags)
+    process = _serve(model_path, *flags)
     output = process.communicate(timeout=60)[0]  # no prompt for a password, no server started
     assert process.returncode == 2, output
     line = output.strip().splitlines()[-1]
