@@ -1,41 +1,14 @@
 import json
 
 import pytest
+from tokenizer_cases import TOKENIZE_CASES
 
 from nextword.runtime.tokenizer import EOD, PAD, SPECIAL_TOKENS, UNK, Tokenizer, TokenizerConfig, tokenize
 
 DEFAULT = TokenizerConfig()
 
 
-@pytest.mark.parametrize(
-    ("text", "tokens"),
-    [
-        ("A Neural Network.", ["a", "neural", "network", "."]),
-        (
-            "inputs, outputs; weights: (optional)? yes!",
-            ["inputs", ",", "outputs", ";", "weights", ":", "(", "optional", ")", "?", "yes", "!"],
-        ),
-        ("a feed-forward multi-layer net", ["a", "feed-forward", "multi-layer", "net"]),
-        (
-            "gain of 3.5 over 1,000 samples, 2nd layer",
-            ["gain", "of", "3.5", "over", "1,000", "samples", ",", "2nd", "layer"],
-        ),
-        ("plot/track and/or x-ray", ["plot/track", "and/or", "x-ray"]),
-        (
-            "the sensor (12) and processor (12a) and bus (102, 104) work",
-            ["the", "sensor", "and", "processor", "and", "bus", "work"],
-        ),
-        ("ends with a figure (3).", ["ends", "with", "a", "figure", "."]),
-        ('the ""Barometer"" neuron', ["the", "barometer", "neuron"]),
-        ("“curly” quotes and the network’s state", ["curly", "quotes", "and", "the", "network's", "state"]),
-        ("  lots \t of\n\nspace  ", ["lots", "of", "space"]),
-        ("ﬁlter ＡＢＣ １２", ["filter", "abc", "12"]),  # NFKC: ligature and full-width forms
-        ("a+b = c %", ["a", "+", "b", "=", "c", "%"]),
-        ("nul\x00byte and\x07bell", ["nul", "byte", "and", "bell"]),
-        ("", []),
-        ("...", [".", ".", "."]),
-    ],
-)
+@pytest.mark.parametrize(("text", "tokens"), TOKENIZE_CASES)
 def test_tokenize(text, tokens):
     assert tokenize(text, DEFAULT) == tokens
 

@@ -57,10 +57,9 @@ def f32_b64(array: np.ndarray) -> str:
 
 def python_tokenizer_texts() -> list[str]:
     """The Python tests' own tokenizer strings, plus the tricky ones above."""
-    import test_tokenizer
+    from tokenizer_cases import TOKENIZE_CASES
 
-    parametrized = next(m for m in test_tokenizer.test_tokenize.pytestmark if m.name == "parametrize")
-    texts = [text for text, _ in parametrized.args[1]]
+    texts = [text for text, _ in TOKENIZE_CASES]
     texts += [
         "The CPU (12) runs",
         "steps (a) and (ii)",
