@@ -1,5 +1,5 @@
 // Must NOT compile: the types catch these mistakes (checked by test/unit.test.js).
-import { load, NextWordModel, withoutSizeCaps } from 'nextword-web';
+import { load, NextWordModel, Tokenizer, withoutSizeCaps } from 'nextword-web';
 
 async function main(): Promise<void> {
   const model = await load('model.onnx');
@@ -13,6 +13,7 @@ async function main(): Promise<void> {
   await model.score('a b', { cache: { theta: 1, gate: [1, 2], similarity: 'euclid', window: 8 } });
   withoutSizeCaps({ maxFileBytes: '1 MiB' });
   new NextWordModel(); // load() makes one
+  new Tokenizer(['a'], undefined, 4); // no such tokenizer format
   console.log(word);
 }
 main();

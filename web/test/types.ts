@@ -10,6 +10,7 @@ import {
   type LoadLimits,
   SIZE_CAPS,
   Tokenizer,
+  TokenizerVersion,
   withoutSizeCaps,
 } from 'nextword-web';
 import { WorkerModel, withoutSizeCaps as uncapped } from 'nextword-web/client';
@@ -40,9 +41,11 @@ async function main(): Promise<void> {
   const score = await model.score('a neural network');
   const ids: number[] = model.tokenizer.encode('x');
   const tok: Tokenizer = Tokenizer.fromJson('{}');
+  const newest: TokenizerVersion = new Tokenizer(['a'], undefined, 3).version;
   console.log(
     text,
     texts,
+    newest,
     beams,
     best.word,
     best.probability,

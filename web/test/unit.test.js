@@ -23,7 +23,7 @@ import {
 } from '../src/index.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
-import { normalize } from '../src/tokenizer.js';
+import { normalize, READABLE_VERSIONS } from '../src/tokenizer.js';
 import { serve } from '../src/worker-core.js';
 
 const BUNDLED = fileURLToPath(new URL('../../runtime/data/nextword-patents.onnx', import.meta.url));
@@ -413,6 +413,12 @@ describe('types/index.d.ts and types/client.d.ts', () => {
     assert.equal(result.status, 0, result.stdout + result.stderr);
   });
 
+  test('the tokenizer versions typed are the ones src/tokenizer.js reads', async () => {
+    const types = await readFile(new URL('../types/index.d.ts', import.meta.url), 'utf8');
+    const typed = types.match(/export type TokenizerVersion = ([\d |]+);/)[1];
+    assert.deepEqual(typed.split('|').map(Number), [...READABLE_VERSIONS]);
+  });
+
   test('misuses do not compile', () => {
     const result = tsc(
       '--noEmit',
@@ -428,7 +434,7 @@ describe('types/index.d.ts and types/client.d.ts', () => {
       'test/types-wrong.ts',
     );
     assert.notEqual(result.status, 0);
-    for (const line of [6, 7, 8, 9, 10, 11, 12, 13, 14, 15])
+    for (const line of [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])
       assert.match(result.stdout, new RegExp(`types-wrong\\.ts\\(${line},`), result.stdout);
   });
 });

@@ -198,13 +198,18 @@ export class TokenizerConfig {
   maxVocab: number;
 }
 
+/** The tokenizer format versions this package reads (test/unit.test.js keeps it in step with
+ * src/tokenizer.js). */
+export type TokenizerVersion = 1 | 2 | 3;
+
 export class Tokenizer {
-  /** `version`: the tokenizer format version whose rules it follows (1, or 2: the newest, which reads
-   * the literal "<unk>" as one token). */
-  constructor(tokens: string[], config?: TokenizerConfig, version?: 1 | 2);
+  /** `version`: the tokenizer format version whose rules it follows (1; 2, which reads the literal
+   * "<unk>" as one token; or 3, the newest and the default, which also keeps combining marks inside
+   * words). */
+  constructor(tokens: string[], config?: TokenizerConfig, version?: TokenizerVersion);
   static fromJson(text: string): Tokenizer;
   readonly config: TokenizerConfig;
-  readonly version: 1 | 2;
+  readonly version: TokenizerVersion;
   readonly size: number;
   readonly tokens: string[];
   readonly padId: number;
