@@ -18,9 +18,12 @@ import numpy as np
 import pytest
 
 from nextword.runtime.beam import BeamSearch
+from nextword.runtime.cache import CacheConfig, ContinuousCache
+from nextword.runtime.evaluation import evaluate_ids
 from nextword.runtime.generation import GenerationConfig
 from nextword.runtime.generator import Generator
 from nextword.runtime.rules import History, SequenceHistory, ngram_bans
+from nextword.runtime.scoring import token_logprobs
 from nextword.runtime.text import TextBuilder
 from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig
 
@@ -439,3 +442,76 @@ def test_a_seeded_row_gives_the_same_tokens_whatever_else_runs_in_the_batch():
         assert [generator.tokens(r) for r in other] == sampled(
             model, prompts[::-1], GenerationConfig(max_words=5, seed=7, temperature=0.7)
         )
+
+
+class CachedTableModel(TableModel):
+    """A TableModel whose file "stores" cache settings; its h (state[-2]) is its last two token ids,
+    so the cache's similarities are exact small integers."""
+
+    def __init__(self, table: np.ndarray, words: list[str], settings: CacheConfig) -> None:
+        super().__init__(table, words)
+        self.cache_settings = settings
+
+
+class OwnCacheReference:
+    """What a beam whose text so far is ``ids`` (prompt included) must see: the model's logits after
+    ``ids`` mixed with a cache fed exactly ``ids``, one token at a time (the runtime's own
+    ContinuousCache as the mixture's oracle: tests/test_cache.py checks it against the formula)."""
+
+    def __init__(self, model: CachedTableModel) -> None:
+        self.model, self.tokenizer = model, model.tokenizer
+
+    def logits_after(self, ids: list[int]) -> np.ndarray:
+        state = self.model.initial_state(1)
+        cache = ContinuousCache(self.model.cache_settings, 1, state[-2].shape[1])
+        for token in ids:
+            logits, state = self.model.forward(np.array([[token]], dtype=np.int64), state)
+            cache.observe(np.array([token], dtype=np.int64), state[-2])
+        last = np.array(logits[:, -1], dtype=np.float32)
+        cache.mix_logits(last)
+        return last[0]
+
+
+def test_beam_search_with_a_cache_gives_each_beam_its_own_cache():
+    """Against the brute-force beam search over logits mixed with each hypothesis's own cache."""
+    reordered = 0
+    for case in range(80):
+        rng = np.random.default_rng(5000 + case)
+        base = random_model(rng, int(rng.integers(2, 6)))
+        settings = CacheConfig(
+            theta=float(rng.choice([0.3, 1.0, 2.0])),
+            mix=float(rng.choice([0.2, 0.5, 0.8])),
+            window=int(rng.choice([2, 3, 64])),
+        )
+        model = CachedTableModel(base.table, base.tokenizer.tokens[3:], settings)
+        options = common_options(rng)
+        options["max_words"] = int(rng.integers(3, 8))  # long enough for beams to reorder
+        beams = int(rng.integers(2, 5))
+        options.update(
+            num_beams=beams,
+            num_return_sequences=int(rng.integers(1, beams + 1)),
+            length_penalty=float(rng.choice([0.0, 1.0, 2.0])),
+            cache=True,
+        )
+        config = GenerationConfig(**options)
+        prompts = random_prompts(rng, model)
+        reference = OwnCacheReference(model)
+        expected = [h for prompt in prompts for h in reference_beams(reference, prompt, config)]
+        got = beam_results(model, prompts, config)
+        assert got == expected, (case, options, prompts)
+        plain = [h for prompt in prompts for h in reference_beams(model, prompt, config)]
+        reordered += expected != plain
+    assert reordered >= 10  # the cache changed the search's answer in enough cases to mean something
+
+
+def test_ranks_count_only_the_tokens_that_strictly_beat_the_target():
+    words = ["a", "b", "c"]  # ids 3, 4, 5
+    table = np.zeros((6, 6, 6))  # every token equally likely...
+    table[:, :, 5] = -1.0  # ...but "c", below all five others
+    model = TableModel(table, words)
+    ids = np.array([EOD, 3, 4, 5, EOD])
+    logprobs, ranks = token_logprobs(model, ids)
+    assert ranks.tolist() == [0, 0, 5, 0]
+    assert logprobs[0] == pytest.approx(-np.log(5 + np.exp(-1.0)))
+    scores = evaluate_ids(model, [ids.tolist()], cache=False)
+    assert scores.accuracy == 0.75 and scores.top5_accuracy == 0.75
