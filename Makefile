@@ -37,14 +37,17 @@ demo: setup
 	$(BIN)/nextword generate "a neural network" --model $(MODEL) --seed 1
 	$(BIN)/nextword info $(MODEL)
 
-# Python: ruff and mypy. JavaScript: prettier (web/'s pinned devDependency, with web/.prettierrc.json) on
-# nextword-web (web/src, test, types, bench, example) and the page's own scripts (serve/static/*.js, not
-# serve/static/web: a copy of web/src), `npm run format:check` in web/. `make format` rewrites both.
+# Python: ruff, and mypy on every package: scripts/typecheck.py links the folders under their nextword.*
+# names in build/typecheck (mypy finds them there, not through the editable install), then runs mypy
+# with pyproject's [tool.mypy]. JavaScript: prettier (web/'s pinned devDependency, with
+# web/.prettierrc.json) on nextword-web (web/src, test, types, bench, example) and the page's own scripts
+# (serve/static/*.js, not serve/static/web: a copy of web/src), `npm run format:check` in web/.
+# `make format` rewrites both.
 # Without npm the prettier check is skipped, unless NEXTWORD_REQUIRE_WEB=1 (.ci/run): then it fails.
 lint: setup web-maybe-setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(BIN)/python scripts/typecheck.py
 	@if command -v npm >/dev/null 2>&1 && [ -x web/node_modules/.bin/prettier ]; then \
 		echo "cd web && npm run --silent format:check"; cd web && npm run --silent format:check; \
 	elif [ "$${NEXTWORD_REQUIRE_WEB:-}" = 1 ]; then \

@@ -20,12 +20,15 @@ import shlex
 import types
 import typing
 from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from nextword.corpus import CorpusConfig
 from nextword.corpus.patentsview import PatentsViewConfig
 from nextword.export import ExportConfig
 from nextword.train import TrainConfig
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "COMMAND_CONFIGS",
@@ -39,7 +42,7 @@ __all__ = [
     "flag_names",
 ]
 
-C = TypeVar("C")
+C = TypeVar("C", bound="DataclassInstance")
 
 RESUMABLE_OPTIONS = {  # settings that `nextword train --resume` may change
     "epochs",
@@ -53,7 +56,7 @@ RESUMABLE_OPTIONS = {  # settings that `nextword train --resume` may change
 
 
 def add_config_arguments(
-    parser: argparse.ArgumentParser,
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type,
     *,
     skip: tuple[str, ...] = (),
@@ -70,12 +73,10 @@ def add_config_arguments(
         if field.name in skip or dest in skip:
             continue
         hint = hints[field.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a hint is a class, not an instance
             group = field.metadata.get("group")
             target = parser.add_argument_group(group) if group else parser
-            add_config_arguments(  # type: ignore[arg-type]
-                target, hint, skip=skip, prefix=dest + ".", defaults_from=defaults_from
-            )
+            add_config_arguments(target, hint, skip=skip, prefix=dest + ".", defaults_from=defaults_from)
             continue
         default = getattr(defaults, field.name)
         kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS}
@@ -214,7 +215,7 @@ _STRING = r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
 _ARGUMENTS = rf"((?:{_STRING}|[^()'\"\n])*)"
 # API calls a message may name, and the command that does the same: the first positional argument
 # follows the command, the keywords become flags of its config.
-_CALLS = (
+_CALLS: tuple[tuple[re.Pattern[str], list[str], type], ...] = (
     (re.compile(rf"nextword\.train\.resume\({_ARGUMENTS}\)"), ["nextword", "train", "--resume"], TrainConfig),
     (
         re.compile(rf"nextword\.export\.export\(ExportConfig\({_ARGUMENTS}\)\)"),
@@ -319,7 +320,7 @@ def _apply(base: C, options: dict[str, Any], prefix: str, origin: str | None = N
     for field in dataclasses.fields(base):
         key = prefix + field.name
         value = getattr(base, field.name)
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a nested config
             changes[field.name] = _apply(value, options, key + ".")
         elif key in options:
             new = options[key]

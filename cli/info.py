@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import numbers
-from typing import Any
+from typing import Any, TypeGuard
 
 from .display import figure, json_text, safe
 from .models import open_model
@@ -129,7 +129,7 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:  # an int or a float from the file: formats as a float
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 

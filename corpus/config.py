@@ -69,7 +69,7 @@ class CorpusConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
-        paths = self.paths
+        paths: object = self.paths  # anything a caller passed: checked here
         if isinstance(paths, (str, os.PathLike)):  # one file: not a sequence of its characters
             paths = (paths,)
         if not isinstance(paths, (tuple, list)):

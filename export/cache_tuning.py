@@ -61,7 +61,7 @@ class DevTrace:
 
 
 def trace_documents(
-    model: StepModel, documents: Iterable[Sequence[int]], max_words: int = MAX_WORDS
+    model: StepModel, documents: Iterable[Sequence[int] | np.ndarray], max_words: int = MAX_WORDS
 ) -> list[DevTrace]:
     """Step ``documents`` (each ``<eod> ids... <eod>``) one token at a time, ``TRACE_BATCH`` at once,
     until ``max_words`` positions are traced; each document is cut after the widest window."""
@@ -154,9 +154,11 @@ class _Candidate:
     gate: tuple[float, float] | None
 
     def record(self) -> dict[str, Any]:
-        share = (
-            {"mix": round(self.mix, 4)} if self.gate is None else {"gate": [round(g, 6) for g in self.gate]}
-        )
+        if self.gate is None:
+            assert self.mix is not None  # a candidate has a mix or a gate (_candidates)
+            share: dict[str, Any] = {"mix": round(self.mix, 4)}
+        else:
+            share = {"gate": [round(g, 6) for g in self.gate]}
         return {
             "theta": self.theta,
             "window": self.window,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from typing import Any
 
 import onnx
 
@@ -77,7 +76,7 @@ def canonical_names(proto: onnx.ModelProto) -> onnx.ModelProto:
     return proto
 
 
-def _ordered(nodes: list[onnx.NodeProto], contents: dict[str, str]) -> list[Any]:
+def _ordered(nodes: list[onnx.NodeProto], contents: dict[str, str]) -> list[onnx.NodeProto]:
     """Copies of ``nodes`` in the canonical topological order (see the module docstring)."""
     made_by = {name: i for i, node in enumerate(nodes) for name in node.output if name}
     waiting = [len({made_by[n] for n in node.input if n in made_by}) for node in nodes]
@@ -108,7 +107,7 @@ def _ordered(nodes: list[onnx.NodeProto], contents: dict[str, str]) -> list[Any]
 
     ready = [(key(i), i) for i, count in enumerate(waiting) if count == 0]
     heapq.heapify(ready)
-    result = []
+    result: list[onnx.NodeProto] = []
     while ready:
         _, i = heapq.heappop(ready)
         place[i] = len(result)

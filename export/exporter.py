@@ -320,7 +320,9 @@ def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict
     if short is not None:
         logger.warning("%s", short)
     if busy:
-        best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
+        best = metrics.get("best")
+        if not isinstance(best, dict):
+            best = {}
         logger.warning(
             "%s is being trained by another process: this exports its best model so far (epoch %s)",
             run.root,

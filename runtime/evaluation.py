@@ -78,7 +78,9 @@ def _text(document: Any, index: int) -> str:
 
 
 def evaluate_ids(
-    model: StepModel, documents: Iterable[Sequence[int]], cache: bool | CacheConfig | None = None
+    model: StepModel,
+    documents: Iterable[Sequence[int] | np.ndarray],
+    cache: bool | CacheConfig | None = None,
 ) -> Evaluation:
     """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``)."""
     _check_model(model)

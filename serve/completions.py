@@ -51,7 +51,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     },
     503: {"model": ErrorBody, "description": "The server is shutting down; retry on another replica"},
 }
-MODEL_NOT_FOUND = {
+MODEL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {
         "model": ErrorBody,
         "description": "The model asked for is not the one this server serves (code model_not_found, "
@@ -131,7 +131,8 @@ async def _beam_answer(
 
 async def _collect(state: ServerState, job: Job, completion: Completion) -> dict[str, Any]:
     rows, per_prompt = job.rows, completion.config.num_return_sequences
-    texts, reasons = [""] * rows, [None] * rows
+    texts = [""] * rows
+    reasons: list[str | None] = [None] * rows
     # with echo a choice's text starts with its prompt: text_offset counts it
     prefixes = [completion.prompts[i // per_prompt] if completion.echo else "" for i in range(rows)]
     logprobs: list[dict[str, list[Any]] | None] = [
@@ -140,8 +141,9 @@ async def _collect(state: ServerState, job: Job, completion: Completion) -> dict
     try:
         async for batch in job.updates():
             for u in batch:
-                if logprobs[u.index] is not None and u.token is not None:
-                    _add_logprob(logprobs[u.index], u, len(prefixes[u.index]))
+                entry = logprobs[u.index]
+                if entry is not None and u.token is not None:
+                    _add_logprob(entry, u, len(prefixes[u.index]))
                 texts[u.index] += u.text
                 if u.finished:
                     reasons[u.index] = u.finish_reason

@@ -161,8 +161,9 @@ def _schema_without_framework_errors(app: FastAPI) -> None:
     make = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = make()
+        schema = app.openapi_schema
+        if schema is None:
+            schema = make()  # FastAPI's: builds the schema and keeps it as app.openapi_schema
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
                     answer = operation.get("responses", {}).get("422", {})
@@ -171,7 +172,7 @@ def _schema_without_framework_errors(app: FastAPI) -> None:
                         del operation["responses"]["422"]
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
-        return app.openapi_schema
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

@@ -158,7 +158,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is newest:  # no request was made of this head (uvicorn answered it or dropped it)
             return
         if self.cycle.scope.get("http_version") == "1.0":
-            self.cycle.send = _close_delimited(self.cycle)  # read by run_asgi, which has not started
+            # read by run_asgi, which has not started: the method replaced on this one cycle (uvicorn's
+            # types have no say in that)
+            self.cycle.send = _close_delimited(self.cycle)  # type: ignore[method-assign, assignment]
         if earlier is None or earlier.response_complete:  # it runs now, rather than waiting behind one
             self._running = self.cycle
 
@@ -241,7 +243,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 )
         self._drop_client()
 
-    def eof_received(self) -> bool | None:
+    # asyncio.Protocol's signature, whose True keeps the transport half-open; uvicorn's override says None
+    def eof_received(self) -> bool | None:  # type: ignore[override]
         # The client closed its side: uvicorn closes the connection, and the app's writes then went to
         # a closing socket (uvloop raises there). Its requests are now ones whose client left (499), as
         # they are once the socket goes.

@@ -110,7 +110,7 @@ def use_server_format(level: int = logging.INFO) -> None:
     handler yet (a worker) gets one on standard error, at ``level``. Others' handlers are left alone."""
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
+        handler: logging.Handler = logging.StreamHandler()
         handler.setFormatter(ServerFormatter())
         logging.basicConfig(level=level, handlers=[handler])
         return

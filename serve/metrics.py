@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -109,7 +109,13 @@ class Metrics:
             multiprocess.mark_process_dead(os.getpid())
 
 
-def _load_values(state: ServerState) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int, str]]]:
+# How the workers' values of a gauge combine (prometheus_client's multiprocess modes used here)
+_Combine = Literal["livesum", "livemax"]
+
+
+def _load_values(
+    state: ServerState,
+) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int, _Combine]]]:
     """The server's state as (name, documentation, value) counters and (name, documentation, value,
     how the workers' values combine) gauges: what ``/health`` shows."""
     stats: dict[str, Any] = state.scheduler.stats() if state.scheduler else {}
@@ -119,7 +125,7 @@ def _load_values(state: ServerState) -> tuple[list[tuple[str, str, int]], list[t
     ]
     if "ticks" in stats:
         counters.append(("nextword_batch_steps", "batched model steps run", stats["ticks"]))
-    gauges = [
+    gauges: list[tuple[str, str, int | None, _Combine]] = [
         ("nextword_generations_in_flight", "completions being generated now", len(state.jobs), "livesum"),
         (
             "nextword_slots_used",
@@ -142,7 +148,8 @@ def _load_values(state: ServerState) -> tuple[list[tuple[str, str, int]], list[t
             "livesum",
         ),
     ]
-    return counters, [g for g in gauges if g[2] is not None]  # the unbatched scheduler has no waiting room
+    # the unbatched scheduler has no waiting room
+    return counters, [(name, doc, value, mode) for name, doc, value, mode in gauges if value is not None]
 
 
 class _Info:

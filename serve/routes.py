@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -182,7 +183,12 @@ async def metrics(request: Request) -> Response:
 
 
 # HEAD answers as GET does, without the body (a client checking that the server is up, or a file's size)
-_HEADS = {"/v1/models": models, "/v1/models/{model_id}": model, "/health": health, "/metrics": metrics}
+_HEADS: dict[str, Callable[..., Any]] = {
+    "/v1/models": models,
+    "/v1/models/{model_id}": model,
+    "/health": health,
+    "/metrics": metrics,
+}
 for _path, _endpoint in _HEADS.items():
     router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)
 

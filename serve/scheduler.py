@@ -21,7 +21,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -144,7 +144,7 @@ class Scheduler(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
-def _row_update(index: int, update: Update, tokens: list[str], eod: int) -> RowUpdate:
+def _row_update(index: int, update: Update, tokens: Sequence[str], eod: int) -> RowUpdate:
     """The runtime's update for generator row ``update.row``, as sequence ``index`` of its job."""
     word = None if update.token is None or update.token == eod else tokens[update.token]
     top = dict(update.top_logprobs) if update.top_logprobs is not None else None

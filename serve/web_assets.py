@@ -12,9 +12,10 @@ import gzip
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -26,6 +27,12 @@ from starlette.responses import RangeNotSatisfiable
 from .errors import APIError
 from .routes import STATIC
 from .state import ServerState
+
+if TYPE_CHECKING:  # what importlib.resources.files gives (STATIC)
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 __all__ = [
     "SWAGGER_BUNDLE",
@@ -213,7 +220,7 @@ async def api_reference(request: Request) -> HTMLResponse:
     )
 
 
-def _compressed(request: Request, stored: Path, media_type: str) -> Response:
+def _compressed(request: Request, stored: Traversable, media_type: str) -> Response:
     """A file stored gzip-compressed: its bytes as stored to a client that accepts gzip (every browser),
     else decompressed."""
     data = stored.read_bytes()

@@ -132,6 +132,16 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
         assert module in names
     assert "nextword = nextword.cli.entry:main" in entry_points
     assert "nextword/runtime/data/nextword-patents.onnx" in names  # the bundled model is package data
+    # the licences of what the wheel carries: nextword's, and the browser code's the page serves
+    assert message["License-Expression"] == "MIT AND Apache-2.0 AND BSD-3-Clause"
+    licences = {name.split(".dist-info/licenses/")[1] for name in names if ".dist-info/licenses/" in name}
+    assert licences == {
+        "LICENSE",
+        "serve/static/ort/LICENSE",
+        "serve/static/docs/LICENSE",
+        "serve/static/docs/NOTICE",
+        "serve/static/docs/swagger-ui-bundle.js.LICENSE.txt",
+    }
 
 
 def test_the_wheel_holds_the_modules_of_the_tree_it_was_built_from(wheel, source):

@@ -366,7 +366,7 @@ class DiskWindows:
         """
         import tensorflow as tf
 
-        kept = getattr(tf.compat.v1.get_default_graph(), "_py_funcs_used_in_graph", None)
-        for func in list(kept or ()):
+        kept = getattr(tf.compat.v1.get_default_graph(), "_py_funcs_used_in_graph", None) or []
+        for func in list(kept):
             if getattr(getattr(func, "__wrapped__", func), "__self__", None) is self:
                 kept.remove(func)

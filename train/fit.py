@@ -156,9 +156,8 @@ def fit_session(
         with lost_workers(workers):
             check_same(workers, _fingerprint(run, vocab_size))
             plan = broadcast_json(workers, plan)  # the chief's, on every worker
-        config = replace(
-            config, epochs=plan["epochs"], patience=plan["patience"], max_minutes=plan["max_minutes"]
-        )
+        epochs: int = plan["epochs"]  # planned above when not set
+        config = replace(config, epochs=epochs, patience=plan["patience"], max_minutes=plan["max_minutes"])
         history = plan["history"]
         with workers.strategy.scope():
             keras.utils.set_random_seed(config.seed)
@@ -195,7 +194,7 @@ def fit_session(
             budget=config.max_minutes * 60 if config.max_minutes else None,
             verbose=config.verbose,
         )
-        if len(history) < config.epochs and not already_stopped:
+        if len(history) < epochs and not already_stopped:
             if first_step:
                 logger.info("resuming epoch %d at step %d of %d", first_epoch + 1, first_step, len(windows))
             strategy = workers.strategy
@@ -213,7 +212,7 @@ def fit_session(
                     shard(val_windows),
                     first_epoch,
                     first_step,
-                    config.epochs,
+                    epochs,
                     on_checkpoint=lambda: recorder.checkpoint(model),
                     on_epoch_end=lambda result: recorder.epoch_end(model, result),
                     dev_data=shard(dev_windows) if dev_windows else None,

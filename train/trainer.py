@@ -256,7 +256,7 @@ def resume(
     config = replace(config, out=str(run.root))
     if "dev_fraction" not in stored:  # a run from before development parts trained on all its documents
         config = replace(config, dev_fraction=0.0)
-    changes = {
+    changes: dict[str, Any] = {
         "epochs": epochs,
         "patience": patience,
         "verbose": verbose,

@@ -41,7 +41,7 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
     out = Path(config.out)
     if out.is_dir():
         raise CorpusError(f"out={str(out)!r} is a folder; give the path of the CSV file to write")
-    inputs = {config.abstracts, config.patents} - {None}
+    inputs = {path for path in (config.abstracts, config.patents) if path is not None}
     for source in sorted(inputs):  # the CSV would replace the download it is read from
         if out.exists() and out.resolve() == Path(source).resolve():
             raise CorpusError(

@@ -12,10 +12,10 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 __all__ = ["AHEAD", "CHUNK", "Region", "Timing", "open_stream", "read_chunks", "read_regions"]
 
@@ -48,7 +48,9 @@ class Region:
     dropped_first: bool = False
 
 
-def read_regions(path: Path, max_line_bytes: int, timing: Timing | None = None) -> Iterator[Region]:
+def read_regions(
+    path: Path, max_line_bytes: int, timing: Timing | None = None
+) -> Generator[Region, None, None]:
     """The table as regions of whole lines, each about one chunk long (a piece of one, for a chunk of
     very many lines).
 
@@ -97,7 +99,7 @@ def _pieces(chunks: Iterator[bytes]) -> Iterator[bytes]:
                 yield chunk[start : start + PIECE]
 
 
-def read_chunks(path: Path, timing: Timing | None = None) -> Iterator[bytes]:
+def read_chunks(path: Path, timing: Timing | None = None) -> Generator[bytes, None, None]:
     """The bytes of the table, :data:`CHUNK` at a time, decompressed by a helper thread at most
     :data:`AHEAD` chunks ahead of the caller (zlib releases the GIL, so decompression and parsing
     overlap). ``timing``, if given, adds up the time spent reading and the time the caller spends
@@ -152,7 +154,7 @@ def _put(chunks: queue.Queue, item: object, stop: threading.Event) -> None:
 
 
 @contextlib.contextmanager
-def open_stream(path: Path) -> Iterator[BinaryIO]:
+def open_stream(path: Path) -> Iterator[IO[bytes]]:
     """The table's bytes: the .tsv member of a zip, decompressed as it is read, or the plain file."""
     if path.suffix.lower() != ".zip":
         with path.open("rb") as f:

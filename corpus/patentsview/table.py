@@ -93,7 +93,7 @@ class Table:
         *,
         find: Callable[[bytes], list[int]] | None = None,
         ids: set[str] | None = None,
-    ) -> Iterator[Row]:
+    ) -> Generator[Row, None, None]:
         """Yield ``(line number, values of the wanted columns)`` for well-formed rows.
 
         Without ``find`` and ``ids``, every well-formed row is yielded. With them, only candidates are:

@@ -1,0 +1,94 @@
+"""Type-check every package of nextword with mypy, under the names it is installed by (make lint).
+
+The packages live in top-level folders (runtime/, corpus/, ...) that pyproject.toml's package-dir maps
+to ``nextword.runtime``, ``nextword.corpus``, ...; their modules import each other by those names, which
+mypy cannot find through an editable install. This script makes the tree mypy needs,
+``build/typecheck/nextword/<package>``, each a link to its folder (a copy where links cannot be made,
+as on Windows without the right to), then runs mypy with pyproject.toml's ``[tool.mypy]`` settings,
+whose ``mypy_path`` is that tree and whose ``packages`` are the packages to check. mypy's messages name
+the files in the checkout (``serve/app.py``), not in the tree; its exit status is the script's.
+
+    python scripts/typecheck.py [MYPY OPTIONS...]    # from the environment that has mypy (.venv)
+
+Exit status 2 without running mypy where ``[tool.mypy] packages`` does not list each package of
+``package-dir``: a package left out of it would go unchecked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomli, a dependency of mypy's there
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+TREE = ROOT / "build" / "typecheck"
+
+
+def packages(pyproject: dict[str, Any]) -> dict[str, str]:
+    """``{"nextword.runtime": "runtime", ...}``: the packages of package-dir, which mypy checks (exit
+    status 2 where ``[tool.mypy] packages`` is not that list)."""
+    mapping: dict[str, str] = pyproject["tool"]["setuptools"]["package-dir"]
+    checked = pyproject["tool"]["mypy"].get("packages", [])
+    if sorted(checked) != sorted(mapping):
+        print(
+            f"pyproject.toml: [tool.mypy] packages {sorted(checked)} should list each package of "
+            f"[tool.setuptools] package-dir, {sorted(mapping)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return mapping
+
+
+def make_tree(mapping: dict[str, str]) -> None:
+    """``TREE/nextword/runtime`` -> ``runtime/`` and so on: a link, else a fresh copy."""
+    for name, folder in mapping.items():
+        place = TREE.joinpath(*name.split("."))
+        target = ROOT / folder
+        place.parent.mkdir(parents=True, exist_ok=True)
+        if place.is_symlink() and place.resolve() == target.resolve():
+            continue
+        if place.is_symlink() or place.is_file():
+            place.unlink()
+        elif place.exists():  # an earlier copy
+            shutil.rmtree(place)
+        try:
+            place.symlink_to(os.path.relpath(target, place.parent), target_is_directory=True)
+        except OSError:  # no symbolic links here: a copy, made again each run
+            shutil.copytree(target, place, ignore=shutil.ignore_patterns("__pycache__", "*.py[cod]"))
+
+
+def to_checkout(mapping: dict[str, str]) -> Callable[[str], str]:
+    """A line of mypy's output with each file of the tree (``build/typecheck/nextword/serve/app.py``,
+    either separator, relative or absolute) named as it is in the checkout (``serve/app.py``)."""
+    sep = r"[\\/]"
+    folders = {tuple(name.split(".")): folder for name, folder in mapping.items()}
+    names = "|".join(sep.join(map(re.escape, parts)) for parts in folders)
+    tree = re.compile(rf"(?:{re.escape(str(TREE))}|build{sep}typecheck){sep}({names})(?={sep})")
+    return lambda line: tree.sub(lambda m: folders[tuple(re.split(sep, m[1]))], line)
+
+
+def main(argv: list[str]) -> int:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        mapping = packages(tomllib.load(f))
+    make_tree(mapping)
+    rename = to_checkout(mapping)
+    command = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), *argv]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, encoding="utf-8") as run:
+        assert run.stdout is not None
+        for line in run.stdout:
+            sys.stdout.write(rename(line))
+    return run.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
