@@ -219,15 +219,6 @@ class ContinuousCache:
         self.count[rows] = 0
         self.has_query[rows] = False
 
-    def add_rows(self, n: int) -> None:
-        """Append ``n`` rows with empty caches (documents that start now)."""
-        _, capacity, units = self.keys.shape
-        self.keys = np.concatenate([self.keys, np.zeros((n, capacity, units), dtype=np.float32)])
-        self.values = np.concatenate([self.values, np.zeros((n, capacity), dtype=np.int64)])
-        self.count = np.concatenate([self.count, np.zeros(n, dtype=np.int64)])
-        self.query = np.concatenate([self.query, np.zeros((n, units), dtype=np.float32)])
-        self.has_query = np.concatenate([self.has_query, np.zeros(n, dtype=bool)])
-
     def _grow(self, capacity: int) -> None:
         rows, old, units = self.keys.shape
         keys = np.zeros((rows, capacity, units), dtype=np.float32)
