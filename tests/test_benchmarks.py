@@ -846,6 +846,10 @@ def test_every_option_of_every_benchmark_says_what_it_is(name, monkeypatch):
         ("hostile_limits", ["--repeats", "0"], "--repeats"),
         ("runtime_memory", ["--calls", "0"], "--calls"),
         ("runtime_memory", ["--prompt-words", "0"], "--prompt-words"),
+        ("interrupts", ["--calls", "0"], "--calls"),
+        ("interrupts", ["--repeats", "0"], "--repeats"),
+        ("interrupts", ["--words", "5"], "--words"),
+        ("interrupts", ["--seed", "-1"], "--seed"),
         ("worker_memory", ["--workers", "1"], "--workers"),
         ("worker_memory", ["--requests", "0"], "--requests"),
     ],
@@ -877,6 +881,7 @@ def test_a_bad_flag_value_is_refused_before_any_work(name, argv, flag, capsys):
         ("cache_text", "--model"),
         ("hostile_limits", "--model"),
         ("runtime_memory", "--model"),
+        ("interrupts", "--model"),
         ("worker_memory", "--model"),
         ("other_corpus", "--from-json"),
         ("speed", "--int8"),  # not the fp32 fallback's corpus
@@ -985,3 +990,24 @@ def test_dynamic_eval_reports_progress_after_each_document(monkeypatch, capsys):
     assert "development document 1/2, 2 settings" in err and "development document 2/2" in err
     with pytest.raises(SystemExit):
         dynamic_eval.parse_args(["--documents", "0"])
+
+
+@pytest.mark.slow
+def test_the_interrupts_benchmark_runs_every_case_and_finds_nothing_left(model_path, capsys):
+    from benchmarks import interrupts
+
+    argv = ["--model", str(model_path), "--calls", "20", "--repeats", "3", "--words", "8"]
+    assert interrupts.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ")][2:]  # after the header lines
+    assert len(rows) == len(interrupts.CASES)
+    for row, label in zip(rows, interrupts.CASES.values(), strict=True):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[0] == label.format(pieces=interrupts.PIECES)
+        assert cells[1] == ("20" if "KeyboardInterrupt" in label else "3")
+        assert cells[3] in ("0 (OS: 0)", "0 (OS: n/a)") and cells[4] in ("0", "n/a")  # n/a: no /proc
+        assert cells[5:] == ["0", "yes"]
+    assert "that gave `generate()`'s text: 3 of 3" in out and "\nEverything held" in out
+    case = {"case": "closed", "runs": 3, "threads": 1, "os_threads": 1, "fds": 0, "in_flight": 1}
+    _, faults = interrupts.rows_and_faults({"reference": "a", "cases": [{**case, "next_text": "b"}]}, "a")
+    assert len(faults) == 4  # a thread (Python and OS), a run counted in flight, another text
