@@ -23,8 +23,10 @@ async def _texts(job: Job) -> tuple[list[str], list[str | None], list[list[str]]
     return texts, reasons, words
 
 
-def _run(coroutine):
-    return asyncio.run(coroutine)
+def _run(coroutine, timeout: float = 120):
+    """Run a test's coroutine, failing it after ``timeout`` seconds: a job waiting for rows that never
+    come (a scheduler that mixes up its rows) fails the test instead of hanging the suite."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
 
 
 CASES = [
