@@ -17,6 +17,7 @@ pytest.importorskip("fastapi", reason="install nextword[serve] to test the serve
 pytest.importorskip("httptools", reason="install nextword[serve] (httptools) to test its protocol")
 
 from browser import start_server
+from fastapi.testclient import TestClient
 
 from nextword.serve import ServeConfig, create_app
 from nextword.serve.http_guard import GuardedHttpToolsProtocol
@@ -264,3 +265,58 @@ def test_an_answer_made_after_its_client_left_is_logged_499(server, caplog, path
             time.sleep(0.05)
     assert len(lines) == 1 and f'"POST {path} HTTP/1.1" 499 ' in lines[0], lines
     assert health(server)["status"] == "ok"  # and the next request is answered
+
+
+@pytest.fixture(scope="module")
+def two_timeouts(model):
+    """A server whose --request-timeout (1 s) and --send-timeout (30 s) differ, so that a guard timed by
+    the wrong one shows."""
+    live = start_server(create_app(ServeConfig(request_timeout=1.0, send_timeout=30.0), model))
+    yield live
+    live.stop()
+
+
+def test_a_slow_head_is_timed_by_the_request_timeout_not_the_send_timeout(two_timeouts):
+    started = time.monotonic()
+    with connect(two_timeouts) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHo")
+        answer = read_to_end(sock)
+    status, message = error_of(answer)
+    assert status == 408 and "within 1 s" in message, answer[:200]
+    assert time.monotonic() - started < 10  # 1 s, not the 30 s of --send-timeout
+
+
+def test_a_head_of_exactly_the_cap_is_served_and_one_byte_more_is_refused(server):
+    """The size counted is the target's and each header's name and value, plus 4 a header (": " and
+    CRLF); --max-header-bytes (4096 here) is the largest head served."""
+
+    def ask(pad: int) -> bytes:
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Long: " + b"a" * pad + b"\r\n\r\n"
+        with connect(server) as sock:
+            sock.sendall(head)
+            return read_to_end(sock)
+
+    counted = len("/health") + (4 + 1 + 4) + (10 + 5 + 4) + (6 + 4)  # + the pad
+    assert ask(4096 - counted).startswith(b"HTTP/1.1 200")
+    assert ask(4096 - counted + 1).startswith(b"HTTP/1.1 431")
+
+
+def test_new_work_while_draining_gets_503_server_error(model):
+    """A draining server answers new completions, suggestions and scores 503, as it answers /health."""
+    app = create_app(ServeConfig(), model)
+    with TestClient(app) as client:
+        state = app.state.nextword
+        state.draining = True
+        try:
+            answers = [
+                client.post("/v1/completions", json={"prompt": "the", "max_tokens": 2}),
+                client.post("/v1/suggest", json={"prompt": "the"}),
+                client.post("/v1/score", json={"text": "the network"}),
+            ]
+        finally:
+            state.draining = False
+        assert client.post("/v1/completions", json={"prompt": "the", "max_tokens": 2}).status_code == 200
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["type"] == "server_error"
+        assert "shutting down" in answer.json()["error"]["message"]

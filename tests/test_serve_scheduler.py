@@ -268,3 +268,34 @@ def test_the_unbatched_baseline_ends_a_job_whose_generator_fails(model, monkeypa
             _run(main())
     finally:
         scheduler.close()
+
+
+# a job that fills the room left exactly joins
+# the running batch at once rather than waiting for it to empty.
+def test_a_job_that_exactly_fills_the_room_left_joins_the_running_batch(model):
+    scheduler = BatchScheduler(model, max_batch=3)
+
+    async def main():
+        long = Job(["the network"], GenerationConfig(max_words=10_000, stop_at_end=False, seed=1), None)
+        scheduler.submit(long)
+        updates = long.updates()
+        await anext(updates)  # the long job is in the batch: 1 of 3 rows taken
+        config = GenerationConfig(max_words=3, num_return_sequences=2, stop_at_end=False, seed=2)
+        short = Job(["the system"], config, None)  # 2 rows: 1 + 2 = max_batch
+        scheduler.submit(short)
+        texts = [""] * short.rows
+        async for batch in short.updates():
+            for u in batch:
+                texts[u.index] += u.text
+        in_flight = scheduler.stats()["sequences"]  # the long job's row, still running
+        long.cancel()
+        async for _ in updates:
+            pass
+        return texts, in_flight, config
+
+    try:
+        texts, in_flight, config = _run(main())
+    finally:
+        scheduler.close()
+    assert texts == model.generate(["the system"], config=config)
+    assert in_flight == 1, "the short job waited for the long one to end"
