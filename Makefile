@@ -37,9 +37,9 @@ demo: setup
 	$(BIN)/nextword generate "a neural network" --model $(MODEL) --seed 1
 	$(BIN)/nextword info $(MODEL)
 
-# Python: ruff, and mypy on every package: scripts/typecheck.py links the folders under their nextword.*
-# names in build/typecheck (mypy finds them there, not through the editable install), then runs mypy
-# with pyproject's [tool.mypy]. JavaScript: prettier (web/'s pinned devDependency, with
+# Python: ruff, and mypy on every package and on benchmarks/: scripts/typecheck.py links the package
+# folders under their nextword.* names in build/typecheck (mypy finds them there, not through the
+# editable install), then runs mypy with pyproject's [tool.mypy]. JavaScript: prettier (web/'s pinned devDependency, with
 # web/.prettierrc.json) on nextword-web (web/src, test, types, bench, example) and the page's own scripts
 # (serve/static/*.js, not serve/static/web: a copy of web/src), `npm run format:check` in web/.
 # `make format` rewrites both.

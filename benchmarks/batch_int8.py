@@ -18,6 +18,7 @@ neighbours. This script measures by how much, with the runtime's public API only
 from __future__ import annotations
 
 import argparse
+from typing import cast
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     config = GenerationConfig(max_words=args.words, stop_at_end=False)
     for i in range(args.texts):
         prompt, seed = PROMPTS[i % len(PROMPTS)], 1000 + i
-        expected = model.generate(prompt, config=config, seed=seed)
+        expected = cast(str, model.generate(prompt, config=config, seed=seed))  # one prompt: a str
         gen = model.generator()
         for j in range(31):  # neighbours: other prompts and seeds
             gen.add(PROMPTS[(i + j + 1) % len(PROMPTS)], GenerationConfig(max_words=args.words, seed=j))

@@ -28,7 +28,8 @@ __all__ = [
     "validation_documents",
 ]
 
-DEFAULT_MODEL_SETTINGS = {  # the bundled model's architecture (Makefile: bundled-model), one epoch
+# the bundled model's architecture (Makefile: bundled-model), one epoch: ModelConfig's arguments, and epochs
+DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "embedding_dim": 256,
     "lstm_units": 448,
     "num_layers": 1,

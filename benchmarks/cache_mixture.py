@@ -35,7 +35,7 @@ __all__ = [
 def similarities(states: np.ndarray, cosine: bool = False) -> np.ndarray:
     """(T, T) float64 ``h_t . h_i``, computed in float32 as the runtime does; ``cosine``: of the
     unit-length states instead (a zero state stays zero)."""
-    h = np.asarray(states, dtype=np.float32)
+    h: np.ndarray = np.asarray(states, dtype=np.float32)
     if cosine:
         norms = np.linalg.norm(h, axis=1, keepdims=True)
         h = h / np.where(norms > 0, norms, 1).astype(np.float32)
@@ -74,7 +74,7 @@ def cache_view(sims: np.ndarray, theta: float, window: int, target_index: np.nda
 
 
 def gate_share(
-    kind: str, params: Sequence[float], count: np.ndarray, feature: np.ndarray | None = None
+    kind: str, params: Sequence[float] | np.ndarray, count: np.ndarray, feature: np.ndarray | None = None
 ) -> np.ndarray:
     """Per-position share (T,) of a cache component, 0 where the cache is empty:
 

@@ -30,7 +30,7 @@ from benchmarks.report import fmt_stat, markdown_table, spread_label
 from benchmarks.results import benchmark_parser, finish
 
 NAME = "cache_speed"
-FALLBACK = {"theta": 0.07, "mix": 0.18, "window": 256}
+FALLBACK: dict[str, Any] = {"theta": 0.07, "mix": 0.18, "window": 256}  # CacheConfig's arguments
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -93,10 +93,10 @@ def measure(args: argparse.Namespace, model: Any, documents: list[str]) -> dict[
     with one_core():
         generation = timing.interleaved(timers)
         scoring = {}
-        for label, cache in (("plain", False), ("cache", None)):
-            evaluate(model, documents[:5], cache=cache)  # warm-up
+        for label, use_cache in (("plain", False), ("cache", None)):
+            evaluate(model, documents[:5], cache=use_cache)  # warm-up
             start = time.perf_counter()
-            result = evaluate(model, documents, cache=cache)
+            result = evaluate(model, documents, cache=use_cache)
             scoring[f"evaluate_{label}"] = result.words / (time.perf_counter() - start)
             text = " ".join(documents[:8])
             start = time.perf_counter()
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from nextword.runtime.cache import CacheConfig
     from nextword.runtime.model import NextWordModel
 
+    assert bench.model_path is not None  # need_model=True
     model = load(bench.model_path, threads=1)  # timed pinned to one core: one session of one thread
     fallback = model.info.cache is None
     if fallback:
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         model = NextWordModel(model.session, info, model.source)
     documents = validation_documents(bench.corpus, model.info)[: args.documents]
     cache = model.info.cache
+    assert cache is not None  # the file's, or FALLBACK above
     result = {
         "name": NAME,
         "settings": {

@@ -43,7 +43,7 @@ PROMPTS = (
     "the image data",
     "",
 )
-SETTINGS = {
+SETTINGS: dict[str, dict[str, Any]] = {  # generation options
     "sampling, temperature 1": {"temperature": 1.0},
     "sampling, temperature 0.7": {"temperature": 0.7},
     "greedy": {"temperature": 0},

@@ -30,7 +30,7 @@ class Traced:
 
 
 def batched_inputs(
-    documents: Sequence[Sequence[int]], pad: int, batch: int = BATCH
+    documents: Sequence[Sequence[int] | np.ndarray], pad: int, batch: int = BATCH
 ) -> Iterator[tuple[list[np.ndarray], list[int], np.ndarray]]:
     """``documents`` (each ``<eod> ids... <eod>``) ``batch`` at a time: the batch's documents, the
     positions each predicts (its length less one) and the ids fed, (batch, longest) padded with ``pad``."""
@@ -84,7 +84,7 @@ def save_traces(path: Path, splits: dict[str, list[Traced]], tag: str) -> None:
         arrays[f"{name}_vocab"] = np.concatenate([d.vocab for d in docs])
         arrays[f"{name}_logprobs"] = np.concatenate([d.logprobs.ravel() for d in docs])
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub: a key could be allow_pickle
     tmp.replace(path)
 
 

@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -68,6 +68,12 @@ class Component:
     feature: str | None = None  # for a gate: log_total | log_mean | peak
 
 
+@overload
+def _feature(view: Any, name: str) -> np.ndarray: ...
+@overload
+def _feature(view: Any, name: None) -> None: ...
+@overload
+def _feature(view: Any, name: str | None) -> np.ndarray | None: ...
 def _feature(view: Any, name: str | None) -> np.ndarray | None:
     if name is None:
         return None
@@ -140,7 +146,8 @@ def start_params(components: Sequence[Component]) -> list[float]:
 
 def fit(columns: Columns, components: Sequence[Component]) -> tuple[np.ndarray, float]:
     """Shares and gate parameters minimizing the development NLL, for fixed similarities and thetas."""
-    scales = []  # gate features standardized while searching, so one step size fits every parameter
+    # gate features standardized while searching, so one step size fits every parameter
+    scales: list[tuple[float, float] | None] = []  # (mean, sd) of each component's feature, or None
     for c in components:
         if c.feature is not None:
             view = columns.view(c.cosine, c.theta)
@@ -332,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(traced['dev'])} dev and {len(traced['val'])} val documents traced in {seconds:.0f} s",
         flush=True,
     )
-    rows, figures = [], []
+    rows: list[list[str]] = []
+    figures: list[dict[str, Any]] = []
     for label, components, params, window in variants(traced["dev"], cache):
         dev, val = (score(traced[s], components, params, window) for s in ("dev", "val"))
         settings = (describe(components, params) + f"; window {window}") if components else "–"

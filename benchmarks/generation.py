@@ -263,6 +263,7 @@ def measure_onnx(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
     """Everything that runs on onnxruntime: methods (3)-(5), the length sweep and the batches."""
     from nextword.runtime import load
 
+    assert bench.model_path is not None  # get_bench_model(need_model=True)
     model = load(bench.model_path)
     tok = model.tokenizer
     banned = [tok.pad_id, tok.unk_id, tok.eod_id]
@@ -299,6 +300,7 @@ def measure(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
         "--batches",
         args.batches,
     ]
+    assert bench.run_dir is not None and bench.model_path is not None  # need_run=True, need_model=True
     model_files = ["--run", bench.run_dir, "--model", bench.model_path]
     onnx = figures_without_tensorflow("benchmarks.generation", *model_files, *options)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -334,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from nextword.runtime import load
 
+    assert bench.model_path is not None  # need_model=True
     onnx_model = load(bench.model_path)
     prompt_tokens, vocab_size = len(onnx_model.prompt_ids(decoding.PROMPT)), onnx_model.vocab_size
     del onnx_model

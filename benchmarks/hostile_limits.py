@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         refusal = str(exc).split(": ", 1)[1]
     limits, bounds = LoadLimits(), inspect_model_file(data).bounds
     base_bounds = inspect_model_file(base).bounds
+    assert bounds is not None and base_bounds is not None  # LoadLimits() bounds the graph (bound_graph)
     with tempfile.TemporaryDirectory() as folder:
         worst = Path(folder) / "worst.onnx"
         worst.write_bytes(data)

@@ -65,6 +65,7 @@ class Server:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                assert self.process.stderr is not None  # stderr=subprocess.PIPE
                 raise RuntimeError(f"the server exited: {self.process.stderr.read().decode()}")
             try:
                 status, _ = asyncio.run(request(self.port, "GET", "/health"))

@@ -155,7 +155,8 @@ class ModifiedKneserNey:
         self.vocab_size, self.order, self.eod = vocab_size, order, eod_id
         tokens = np.asarray(stream, dtype=np.int64)
         self.keys: list[np.ndarray] = []  # per order k (index k-1): sorted keys of the k-grams seen
-        ids, raw = [], []  # per order: each position's k-gram index (-1: crosses a start), raw counts
+        ids: list[np.ndarray] = []  # per order: each position's k-gram index (-1: crosses a start)...
+        raw: list[np.ndarray] = []  # ...and the raw counts
         for k in range(1, order + 1):
             gram = self._positions(tokens, ids[-1] if ids else None, k)
             valid = gram >= 0
@@ -176,6 +177,7 @@ class ModifiedKneserNey:
         if k == 1:
             return tokens.copy()
         gram = np.full(len(tokens), -1, dtype=np.int64)
+        assert prefix is not None  # the (k-1)-grams' keys, given for every k > 1
         before = prefix[:-1]  # the (k-1)-gram ending one position earlier
         ok = before >= 0
         if k > 2:  # the prefix's last word is interior in the k-gram: it may not be a document start
@@ -273,7 +275,8 @@ def modified_discounts(counts: np.ndarray) -> tuple[float, float, float]:
     discounts = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
     # Small or dense data can push an estimate out of (0, k]; at least 0.1 keeps mass for the lower
     # order, so no word ever gets probability 0.
-    return tuple(float(np.clip(d, 0.1, k)) for k, d in enumerate(discounts, 1))
+    d1, d2, d3 = (float(np.clip(d, 0.1, k)) for k, d in enumerate(discounts, 1))
+    return d1, d2, d3
 
 
 class UnigramCache:

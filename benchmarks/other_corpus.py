@@ -235,6 +235,7 @@ def measure(args: Any) -> dict[str, Any]:
     results: dict[str, Any] = ngram_rows(splits, int8.tokenizer)
     results |= neural_rows(fp32, int8, splits.val)
     metrics = int8.info.metrics
+    assert int8.info.provenance is not None  # model_splits needed it
     return {
         "corpus": {
             "packages": len(chosen),

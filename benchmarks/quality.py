@@ -123,14 +123,15 @@ def notebook_baseline(
     seconds = time.monotonic() - started
     steps = sum(1 for _ in history.history["loss"])
     inputs, truth = windows(val_stream), val_stream[1:]
-    logp, ranks = [], []
+    logp_parts: list[np.ndarray] = []
+    rank_parts: list[np.ndarray] = []
     for start in range(0, len(truth), 4 * BATCH_SIZE):  # (N, V) probabilities would not fit in memory
         probs = model.predict_on_batch(inputs[start : start + 4 * BATCH_SIZE]).astype(np.float64)  # (n, V)
         target = truth[start : start + 4 * BATCH_SIZE]
         p = np.maximum(probs[np.arange(len(target)), target], 1e-300)
-        logp.append(np.log(p))
-        ranks.append((probs > p[:, None]).sum(axis=-1))
-    logp, ranks = np.concatenate(logp), np.concatenate(ranks)
+        logp_parts.append(np.log(p))
+        rank_parts.append((probs > p[:, None]).sum(axis=-1))
+    logp, ranks = np.concatenate(logp_parts), np.concatenate(rank_parts)
     return {
         "perplexity": math.exp(-logp.mean()),
         "accuracy": float((ranks == 0).mean()),
@@ -169,6 +170,7 @@ def model_splits(model: Any, corpus: str) -> Splits:
     dev_mask = split_dev_mask(split, provenance.data.dev_documents or 0)
     fitted = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if not is_dev]
     dev = [d for d, is_dev in zip(train, dev_mask.tolist(), strict=True) if is_dev]
+    assert split.counts.documents is not None  # split_corpus counts the documents it read
     return Splits(fitted, dev, val, provenance.split.describe(), split.counts.documents)
 
 
@@ -345,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = ngram_rows(splits, tokenizer)
     results |= neural_rows(fp32, int8, splits.val)
-    data = notebook_data(splits, tokenizer, int8.info.provenance.split.scheme)
+    provenance = int8.info.provenance
+    assert provenance is not None and provenance.split is not None  # model_splits needed both
+    data = notebook_data(splits, tokenizer, provenance.split.scheme)
     if not args.skip_notebook:
         print(f"training (e) for {budget_s / 60:.1f} min", flush=True)
         train_stream, val_stream = stream_of(splits.train, tokenizer), stream_of(splits.val, tokenizer)

@@ -126,7 +126,10 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
             "| output layer | cache | perplexity | accuracy | top-5 accuracy |",
             "| --- | --- | ---: | ---: | ---: |",
         ]
-        pairs = (("untied", "off", u), ("untied", "on", results.get("untied_cache")))
+        pairs: tuple[tuple[str, str, Any], ...] = (
+            ("untied", "off", u),
+            ("untied", "on", results.get("untied_cache")),
+        )
         pairs += (("tied", "off", t), ("tied", "on", results.get("g")))
         for name, cached, r in pairs:
             if r is not None:

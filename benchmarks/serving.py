@@ -54,7 +54,7 @@ async def stream_once(
     for the next request) if given, else on a connection of its own."""
     reader, writer = conn if conn is not None else await asyncio.open_connection(HOST, port)
     started = time.perf_counter()
-    arrivals = []
+    arrivals: list[float] = []
     try:
         writer.write(head("POST", "/v1/completions", port, body, keep_alive=conn is not None) + body)
         await writer.drain()

@@ -57,6 +57,7 @@ def export_has_int8() -> bool:
 
 def make_int8(bench: BenchModel) -> tuple[str, str]:
     """Write the int8 model next to the cached files; return its path and how it was made."""
+    assert bench.model_path is not None  # get_bench_model(need_model=True)
     out = CACHE_DIR / "quantized" / (Path(bench.model_path).stem + ".int8.onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     if bench.run_dir and export_has_int8():
@@ -84,6 +85,7 @@ def make_int8(bench: BenchModel) -> tuple[str, str]:
 def measure(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
     from nextword.runtime import evaluate, load
 
+    assert bench.model_path is not None  # get_bench_model(need_model=True)
     fp32 = load(bench.model_path)
     documents = validation_documents(bench.corpus, fp32.info)
     files: dict[str, Any] = {"fp32": {"path": bench.model_path, "made_by": "`nextword export`"}}

@@ -145,6 +145,7 @@ def installed_env() -> dict[str, str]:
 def measure_processes(args: argparse.Namespace, bench: BenchModel) -> dict[str, Any]:
     env = installed_env()
     results = {}
+    assert bench.model_path is not None  # get_bench_model(need_model=True)
     for key, (label, code) in processes(bench.model_path, bench.run_dir).items():
         print(f"startup: {key}", file=sys.stderr, flush=True)
         heavy = key in ("tensorflow", "keras")
@@ -171,13 +172,14 @@ def _packaging_key() -> dict[str, str]:
     """What the venv sizes depend on: the Python version and the runtime's and ``train``'s requirements
     (the whole pyproject.toml where ``tomllib`` is missing, before Python 3.11)."""
     text = (REPO / "pyproject.toml").read_bytes()
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
 
-        project = tomllib.loads(text.decode("utf-8"))["project"]
-        text = json.dumps([project["dependencies"], project["optional-dependencies"]["train"]]).encode()
-    except (ImportError, KeyError):
-        pass
+        try:
+            project = tomllib.loads(text.decode("utf-8"))["project"]
+            text = json.dumps([project["dependencies"], project["optional-dependencies"]["train"]]).encode()
+        except KeyError:
+            pass
     return {"python": sys.version.split()[0], "requirements_sha256": hashlib.sha256(text).hexdigest()[:16]}
 
 
@@ -349,6 +351,7 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench = get_bench_model(args, need_run=False, need_model=True)
+    assert bench.model_path is not None  # need_model=True
     result = {
         "name": NAME,
         "settings": {"repeats": args.repeats, "tf_repeats": args.tf_repeats},

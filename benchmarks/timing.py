@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -99,7 +99,7 @@ SETTLE_SECONDS = 0.1
 
 
 def interleaved(
-    timers: dict[str, tuple[Timer, Sequence[int]]],
+    timers: Mapping[str, tuple[Timer, Sequence[int]]],
     *,
     max_seconds: float | None = None,
     settle: float = 0.0,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -130,6 +130,7 @@ def measure(model: Any, documents: Iterable[str], cache: Any) -> dict[str, Any]:
 
     tok = model.tokenizer
     encoded = [np.asarray([tok.eod_id, *tok.encode(d), tok.eod_id], dtype=np.int64) for d in documents]
+    scored: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (ids, logprobs, ranks) per document
     if cache is None:
         scored = ((ids, *token_logprobs(model, ids)) for ids in encoded)
     else:

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from benchmarks.paths import DEFAULT_CORPUS
 from benchmarks.results import at_least, benchmark_parser
@@ -184,8 +184,14 @@ def parity(model_path: Path, count: int, long_prompts: int, corpus: Path | None)
 
     model = load(model_path)
     prompts = ["a neural network", "the present invention relates to", "", "each neuron", "a method for"]
-    variants = [{}, {"temperature": 0.7}, {"top_k": 40}, {"top_p": 0.9}, {"temperature": 0.8, "top_k": 40}]
-    cases = [
+    variants: list[dict[str, float]] = [
+        {},
+        {"temperature": 0.7},
+        {"top_k": 40},
+        {"top_p": 0.9},
+        {"temperature": 0.8, "top_k": 40},
+    ]
+    cases: list[dict[str, Any]] = [
         {"prompt": prompts[i % len(prompts)], "options": {"seed": i, "max_words": 40, **variants[i % 5]}}
         for i in range(count)
     ]
@@ -193,7 +199,7 @@ def parity(model_path: Path, count: int, long_prompts: int, corpus: Path | None)
     long_cases = _long_prompt_cases(corpus, long_prompts) if corpus is not None and long_prompts else {}
     for group in long_cases.values():
         cases += group
-    want = [model.generate(c["prompt"], **c["options"]) for c in cases]
+    want = [cast(str, model.generate(c["prompt"], **c["options"])) for c in cases]  # one prompt: a str
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cases.json"
         path.write_text(json.dumps({"model": str(model_path), "cases": cases}))

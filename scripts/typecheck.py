@@ -1,4 +1,5 @@
-"""Type-check every package of nextword with mypy, under the names it is installed by (make lint).
+"""Type-check every package of nextword with mypy, under the names it is installed by, and the
+repository's benchmarks (make lint).
 
 The packages live in top-level folders (runtime/, corpus/, ...) that pyproject.toml's package-dir maps
 to ``nextword.runtime``, ``nextword.corpus``, ...; their modules import each other by those names, which
@@ -8,10 +9,15 @@ as on Windows without the right to), then runs mypy with pyproject.toml's ``[too
 whose ``mypy_path`` is that tree and whose ``packages`` are the packages to check. mypy's messages name
 the files in the checkout (``serve/app.py``), not in the tree; its exit status is the script's.
 
+The packages of ``REPO_ONLY`` are checked too: folders of the checkout that the wheel does not hold
+(``benchmarks``, run as ``python -m benchmarks.NAME``), imported by their own name from the repository
+root. They need no link: mypy runs in the root, which it searches, so each of their files is checked
+under one name (``benchmarks.timing``), the one it is imported by.
+
     python scripts/typecheck.py [MYPY OPTIONS...]    # from the environment that has mypy (.venv)
 
-Exit status 2 without running mypy where ``[tool.mypy] packages`` does not list each package of
-``package-dir``: a package left out of it would go unchecked.
+Exit status 2 without running mypy where ``[tool.mypy] packages`` is not each package of
+``package-dir`` and of ``REPO_ONLY``: a package left out of it would go unchecked.
 """
 
 from __future__ import annotations
@@ -32,17 +38,22 @@ else:  # Python 3.10: tomli, a dependency of mypy's there
 
 ROOT = Path(__file__).resolve().parent.parent
 TREE = ROOT / "build" / "typecheck"
+# Packages of the repository, not of the wheel, that mypy checks as well: each a folder of the root by
+# that name, imported by it from there (so not linked into TREE).
+REPO_ONLY = ("benchmarks",)
 
 
 def packages(pyproject: dict[str, Any]) -> dict[str, str]:
-    """``{"nextword.runtime": "runtime", ...}``: the packages of package-dir, which mypy checks (exit
-    status 2 where ``[tool.mypy] packages`` is not that list)."""
+    """``{"nextword.runtime": "runtime", ...}``: the packages of package-dir, which mypy checks with
+    those of ``REPO_ONLY`` (exit status 2 where ``[tool.mypy] packages`` is not that list)."""
     mapping: dict[str, str] = pyproject["tool"]["setuptools"]["package-dir"]
     checked = pyproject["tool"]["mypy"].get("packages", [])
-    if sorted(checked) != sorted(mapping):
+    expected = sorted([*mapping, *REPO_ONLY])
+    if sorted(checked) != expected:
         print(
             f"pyproject.toml: [tool.mypy] packages {sorted(checked)} should list each package of "
-            f"[tool.setuptools] package-dir, {sorted(mapping)}",
+            f"[tool.setuptools] package-dir, {sorted(mapping)}, and the repository's own "
+            f"{sorted(REPO_ONLY)} (scripts/typecheck.py's REPO_ONLY)",
             file=sys.stderr,
         )
         raise SystemExit(2)
