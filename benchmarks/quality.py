@@ -159,6 +159,11 @@ def model_splits(model: Any, corpus: str) -> Splits:
     trained since issue 12), then its development part as training carved it out of the training
     documents (in corpus order)."""
     provenance = model.info.provenance
+    if provenance is None or provenance.split is None:
+        raise SystemExit(
+            f"{model.source} does not record its training split, which this report scores on: export "
+            "it from its run with this nextword (`nextword export RUN --out MODEL.onnx`)"
+        )
     reading = CorpusConfig(
         paths=(corpus,),
         format=provenance.corpus_format,

@@ -1011,3 +1011,21 @@ def test_the_interrupts_benchmark_runs_every_case_and_finds_nothing_left(model_p
     case = {"case": "closed", "runs": 3, "threads": 1, "os_threads": 1, "fds": 0, "in_flight": 1}
     _, faults = interrupts.rows_and_faults({"reference": "a", "cases": [{**case, "next_text": "b"}]}, "a")
     assert len(faults) == 4  # a thread (Python and OS), a run counted in flight, another text
+
+
+def test_the_quality_report_refuses_a_file_without_its_training_split(model_path, corpus_files, tmp_path):
+    """A model file that records no provenance (exported by hand, or its record stripped) stopped the
+    report with an AttributeError deep in rebuilding the split; it now names the file and the fix."""
+    import crafted
+
+    from benchmarks.quality import model_splits
+    from nextword.runtime import load
+
+    proto = crafted.proto(model_path)
+    config = json.loads(crafted.meta(proto, "nextword.config"))
+    del config["provenance"], config["train"]  # no record, nor the older files' train section it comes from
+    crafted.set_meta(proto, "nextword.config", json.dumps(config))
+    stripped = tmp_path / "stripped.onnx"
+    stripped.write_bytes(proto.SerializeToString())
+    with pytest.raises(SystemExit, match=r"stripped\.onnx does not record its training split.*export"):
+        model_splits(load(stripped), str(corpus_files["csv"]))
