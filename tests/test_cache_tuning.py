@@ -123,3 +123,24 @@ def test_the_search_on_traces_gives_settings_the_runtime_accepts():
     assert config.tuning["perplexity_with"] >= min(k["perplexity"] for k in kinds.values()) - 1e-3
     for similarity in ("dot", "cosine"):
         assert kinds[f"{similarity} gate"]["perplexity"] <= kinds[f"{similarity} mix"]["perplexity"] + 1e-3
+
+
+@pytest.mark.parametrize(("gain", "kept"), [(0.005, False), (0.009, False), (0.012, True), (0.05, True)])
+def test_a_cache_is_stored_only_where_it_lowers_the_development_perplexity_by_one_percent(
+    monkeypatch, gain, kept
+):
+    base = math.exp(4.0)  # trace(): the model gives every next token log-probability -4
+    windows = (16, 32, 64, 128, 256, 512)  # those searched for trace()'s 300 positions
+    found = {  # each window's mix, the smallest window's the best, and a gate that loses to it
+        s: [
+            candidate(s, 1.0, w, base * (1 - gain) * (1 + 0.01 * k) * factor, gate=gated)
+            for k, w in enumerate(windows)
+            for factor, gated in ((1.0, False), (1.5, True))
+        ]
+        for s in ("dot", "cosine")
+    }
+    monkeypatch.setattr(cache_tuning, "_candidates", lambda *args: found[args[-1]])
+    config = tune_cache(trace())
+    assert (config is not None) == kept, gain
+    if kept:
+        assert config.tuning["perplexity_with"] == pytest.approx(base * (1 - gain), rel=1e-3)

@@ -705,3 +705,48 @@ def test_json_keeps_every_character_whatever_standard_outputs_encoding(model_pat
     assert json.loads(result.stdout)[0]["prompt"] == "café ☃ 😀"
     assert json.loads(json_text({"prompt": "caf\udce9"})) == {"prompt": "caf\udce9"}
     assert "é" in json_text(["é"])  # readable where the output takes it (UTF-8 here)
+
+
+def test_a_failed_check_exits_1_not_the_2_of_bad_input(capsys, run_dir, tmp_path, monkeypatch):
+    """main's statuses: 1 when a check fails (export's parity), 2 for bad input; a script tells a model
+    that did not pass its checks from a mistyped command by them."""
+    from nextword.export import exporter
+
+    real_load = exporter.load
+
+    def skewed_load(payload, **options):  # ONNX logits 1e-3 off Keras's: over the tolerance, 1e-4
+        model = real_load(payload, **options)
+        forward = model.forward
+        model.forward = lambda *args, **kw: (lambda r: (r[0] + 1e-3, r[1]))(forward(*args, **kw))
+        return model
+
+    monkeypatch.setattr(exporter, "load", skewed_load)
+    out = tmp_path / "m.onnx"
+    code, _, err = run_cli(capsys, "export", run_dir, "--out", out)
+    assert code == 1, err
+    assert err.startswith("nextword export: failed: ") and "parity check failed" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        # a file from before development parts records no selected_by: the validation loss chose
+        ({}, "best epoch     2 of 3 (by the validation loss): validation loss 1.5000"),
+        ({"selected_by": "dev_loss"}, "best epoch     2 of 3 (by the development loss): validation loss"),
+        ({"epochs_planned": 5}, "best epoch     2 of 5 (stopped after 3) (by the validation loss)"),
+        ({"epochs_planned": 5, "stopped_early": True}, "best epoch     2 of 5 (stopped early after 3) (by"),
+    ],
+)
+def test_info_shows_the_best_epoch_of_the_epochs_trained_and_what_chose_it(
+    capsys, model_path, tmp_path, changes, shown
+):
+    epochs = [
+        {"epoch": epoch, "val_loss": loss, "val_perplexity": math.exp(loss)}
+        for epoch, loss in ((1, 2.0), (2, 1.5), (3, 1.7))
+    ]
+    metrics = {"epochs": epochs, "epochs_planned": 3, "best": epochs[1], "stopped_early": False, **changes}
+    crafted = with_metadata(model_path, tmp_path / "m.onnx", "nextword.metrics", json.dumps(metrics))
+    code, out, err = run_cli(capsys, "info", crafted)
+    assert code == 0, err
+    assert shown in out, out

@@ -143,3 +143,42 @@ def test_a_run_config_of_numpy_numbers_writes_its_json():
     assert json.loads(json.dumps(config.to_dict()))["corpus"]["split_seed"] == 3
     with pytest.raises(ValueError, match="embedding_dim must be a positive integer, got True"):
         ModelConfig(embedding_dim=True)  # a bool is still no number of units
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda: TrainConfig(dev_fraction=1), "dev_fraction must be in [0, 1), got 1"),
+        (lambda: TrainConfig(dev_fraction=1.0), "dev_fraction must be in [0, 1), got 1.0"),
+        (lambda: TrainConfig(patience=-1), "patience must be an integer >= 0, got -1"),
+        (lambda: TrainConfig(checkpoint_steps=-1), "checkpoint_steps must be an integer >= 0, got -1"),
+        (lambda: TrainConfig(seed=2**32), "seed must be in 0..4294967295, got 4294967296"),
+        (lambda: ModelConfig(dropout=1.0), "dropout must be in [0, 1), got 1.0"),
+    ],
+)
+def test_a_range_check_refuses_the_first_value_past_its_edge(make, said):
+    with pytest.raises(ValueError) as caught:
+        make()
+    assert str(caught.value).startswith(said), caught.value
+
+
+def test_a_range_check_takes_the_values_at_its_edges():
+    """--patience 0 (never stop early), --checkpoint-steps 0 (at epoch ends only) and --dev-fraction 0
+    (no development part) are documented settings, not refusals."""
+    TrainConfig(patience=0)
+    TrainConfig(checkpoint_steps=0)
+    TrainConfig(dev_fraction=0), TrainConfig(dev_fraction=0.999)
+    TrainConfig(seed=0), TrainConfig(seed=2**32 - 1)
+    ModelConfig(dropout=0.0, word_dropout=0.0), ModelConfig(dropout=0.999)
+
+
+def test_a_run_config_from_before_tied_embeddings_reads_as_untied():
+    """A run's config.json from before tie_embeddings existed holds no such key: its network was
+    untied, and export and --resume must rebuild it so (a tied network has no output matrix of its own
+    for the run's weights)."""
+    stored = json.loads(json.dumps(TrainConfig(model=ModelConfig(tie_embeddings=False)).to_dict()))
+    del stored["model"]["tie_embeddings"]
+    assert TrainConfig.from_dict(stored).model.tie_embeddings is False
+    for tied in (True, False):  # what a newer run records is read as recorded
+        recorded = TrainConfig(model=ModelConfig(tie_embeddings=tied)).to_dict()
+        assert TrainConfig.from_dict(recorded).model.tie_embeddings is tied

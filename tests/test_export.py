@@ -456,3 +456,16 @@ def test_int8_quantization_leaves_the_hosts_root_logger_as_it_was(model_path):
         for handler in before:
             root.addHandler(handler)
     assert any(node.op_type == "DynamicQuantizeLSTM" for node in quantized.graph.node)
+
+
+def test_an_id_file_longer_than_the_run_recorded_is_named_before_any_work(run_dir, tmp_path, monkeypatch):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    ids = (run / "val.ids").read_bytes()
+    (run / "val.ids").write_bytes(ids + ids[4:])  # its documents twice: a stream that still parses
+    monkeypatch.setattr(exporter, "convert", None)  # any work past the check would fail on this
+    with pytest.raises(ValueError, match=r"val\.ids holds \d+ words, but the run recorded .*delete"):
+        export(ExportConfig(run_dir=str(run), out=str(tmp_path / "m.onnx")))
+    assert not (tmp_path / "m.onnx").exists()

@@ -152,3 +152,25 @@ def test_export_without_real_prompts_says_they_were_not_checked(run_dir, tmp_pat
     code, out, err = run_cli(capsys, "export", run, "--out", tmp_path / "m.onnx")
     assert code == 0, err
     assert "real prompts not checked (the run has no samples.json)" in out and "e+00 real" not in out
+
+
+def test_the_canonical_form_does_not_depend_on_the_order_of_value_infos(model_path):
+    import random
+
+    from nextword.export.canonical import canonical_names
+
+    original = onnx.load(str(model_path))
+    inner = [name for node in original.graph.node for name in node.output][:12]
+    assert len(inner) >= 3
+    forms = []
+    for seed in (0, 1, 2):
+        varied = onnx.ModelProto()
+        varied.CopyFrom(original)
+        names = list(inner)
+        random.Random(seed).shuffle(names)
+        del varied.graph.value_info[:]
+        varied.graph.value_info.extend(
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names
+        )
+        forms.append(canonical_names(varied).SerializeToString())
+    assert forms[0] == forms[1] == forms[2]

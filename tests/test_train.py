@@ -707,3 +707,19 @@ def test_a_run_without_epochs_plans_them_from_its_steps_and_keeps_the_plan_when_
     with caplog.at_level(logging.INFO, logger="nextword.train.fit"):
         resume(tmp_path / "run", max_minutes=0.01)
     assert f"{planned} epochs planned" in caplog.text
+
+
+@pytest.mark.parametrize("intruder", ["notes.tmp", "model.tmp.keras", "draft.tmp.txt"])
+def test_overwrite_never_deletes_a_users_file_named_like_a_temporary(
+    run_dir, tiny_config, tmp_path, intruder
+):
+    """A run's temporaries are atomic_path's, ``.NAME.XXXX.tmpSUFFIX`` (a leading dot); a file of the
+    user's that merely holds ``.tmp`` is not one, and keeps the folder from being replaced."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    (out / intruder).write_text("precious")
+    with pytest.raises(NotARunError, match="did not write"):
+        train(replace(tiny_config, out=str(out), overwrite=True))
+    assert (out / intruder).read_text() == "precious" and (out / "model.keras").is_file()
