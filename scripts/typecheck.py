@@ -61,7 +61,17 @@ def packages(pyproject: dict[str, Any]) -> dict[str, str]:
 
 
 def make_tree(mapping: dict[str, str]) -> None:
-    """``TREE/nextword/runtime`` -> ``runtime/`` and so on: a link, else a fresh copy."""
+    """``TREE/nextword/runtime`` -> ``runtime/`` and so on: a link, else a fresh copy. Entries of the
+    tree that are no package of ``mapping`` (one since removed or renamed) are deleted."""
+    top = TREE / "nextword"  # the tree's own folder: never one of the links into the checkout
+    kept = {name.split(".")[1] for name in mapping}
+    for place in top.iterdir() if top.is_dir() and not top.is_symlink() else ():
+        if place.name in kept:
+            continue
+        if place.is_symlink() or place.is_file():
+            place.unlink()
+        else:  # an earlier copy
+            shutil.rmtree(place)
     for name, folder in mapping.items():
         place = TREE.joinpath(*name.split("."))
         target = ROOT / folder
@@ -94,7 +104,10 @@ def main(argv: list[str]) -> int:
     make_tree(mapping)
     rename = to_checkout(mapping)
     command = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), *argv]
-    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, encoding="utf-8") as run:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # read as UTF-8 below, whatever the locale's
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+    ) as run:
         assert run.stdout is not None
         for line in run.stdout:
             sys.stdout.write(rename(line))

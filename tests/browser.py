@@ -33,17 +33,28 @@ INSTALL = "apt-get install -y chromium chromium-driver"
 BOUND = re.compile(r"Uvicorn running on https?://127\.0\.0\.1:(\d+)")
 
 
-def bound_port(log: IO[str]) -> tuple[int, str]:
+def bound_port(log: IO[str], timeout: float = 60) -> tuple[int, str]:
     """Read a `nextword serve` process's log (a text pipe) up to uvicorn's "running on" line: the port
     it bound, and the text read. Start servers with ``--port 0``: a port picked by the test could be
-    taken by another process before the server binds it."""
-    text = ""
-    while not (found := BOUND.search(text)):
-        line = log.readline()
-        if not line:
-            raise AssertionError(f"the server ended before it listened: {text}")
-        text += line
-    return int(found.group(1)), text
+    taken by another process before the server binds it. AssertionError when the process ends first,
+    or says nothing of the kind within ``timeout`` seconds (the caller stops the process)."""
+    lines: list[str] = []
+    found: list[re.Match[str]] = []
+
+    def read() -> None:
+        for line in iter(log.readline, ""):
+            lines.append(line)
+            if match := BOUND.search(line):
+                found.append(match)
+                return
+
+    reader = threading.Thread(target=read, name="bound-port", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not found:
+        state = "is still starting" if reader.is_alive() else "ended"
+        raise AssertionError(f"the server {state} without listening: {''.join(lines)}")
+    return int(found[0].group(1)), "".join(lines)
 
 
 def free_port() -> int:

@@ -133,7 +133,7 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
     assert "nextword = nextword.cli.entry:main" in entry_points
     assert "nextword/runtime/data/nextword-patents.onnx" in names  # the bundled model is package data
     # the licences of what the wheel carries: nextword's, and the browser code's the page serves
-    assert message["License-Expression"] == "MIT AND Apache-2.0 AND BSD-3-Clause"
+    assert message["License-Expression"] == "MIT AND Apache-2.0 AND BSD-3-Clause AND MPL-2.0"
     licences = {name.split(".dist-info/licenses/")[1] for name in names if ".dist-info/licenses/" in name}
     assert licences == {
         "LICENSE",

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
 
-from browser import bound_port, free_port, start_server  # noqa: E402
+from browser import bound_port, start_server  # noqa: E402
 
 from nextword.serve import ServeConfig, create_app  # noqa: E402
 
@@ -153,23 +153,27 @@ def test_the_stream_cap_answers_429_and_frees_its_slot(model):
 def _serve_command(model_path, *flags: str) -> tuple[subprocess.Popen, str, str]:
     """``nextword serve`` on any free port (``--port 0``: none picked here that another process could
     take first); returns the process, its URL (the port uvicorn says it bound) once /health answers,
-    and the lines it wrote to stderr until then."""
+    and what it wrote to stderr until then. Its stdout (the access lines) is not kept."""
     code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
     argv = ["serve", "--model", str(model_path), "--port", "0", *flags]
     process = subprocess.Popen(
-        [sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    port, said = bound_port(process.stderr)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url, said
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not come up")
+    try:
+        port, said = bound_port(process.stderr)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    return process, url, said
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("server did not come up")
+    except BaseException:
+        process.kill()
+        process.wait(timeout=30)
+        raise
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -337,11 +341,12 @@ def test_the_address_check_names_the_option_to_change():
         check_address("999.1.1.1", 0)
     with pytest.raises(AddressUnavailableError, match=r"192\.0\.2\.1 is not an address of this.*--host"):
         check_address("192.0.2.1", 0)
-    port = free_port()
-    check_address("127.0.0.1", port)  # free: bound and let go
-    check_address("127.0.0.1", port)  # again: the check itself holds nothing
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", port))
+    with socket.socket() as busy:  # a port this test holds: no other process can take it meanwhile
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        check_address("127.0.0.1", port)  # held, not listening: a server may bind it (both SO_REUSEADDR)
+        check_address("127.0.0.1", port)  # again: the check itself holds nothing
         busy.listen()
         with pytest.raises(AddressUnavailableError, match=f"port {port} is already in use.*--port"):
             check_address("127.0.0.1", port)
