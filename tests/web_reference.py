@@ -28,6 +28,9 @@ WEB = ROOT / "web"
 # Strings whose tokenization depends on the finer points of Python's Unicode handling: NFKC, \w, \s,
 # \d, [a-z] under IGNORECASE, lower() with final sigma, upper() at sentence starts, versions.
 TRICKY_TEXTS = [
+    # case mappings newer than some Pythons' Unicode (16.0: Latin lambda, Garay): Python's tables, not the
+    # engine's toLowerCase()
+    "\ua7da\ua7db \ua7cb \U00010d50\U00010d70 \ua7dc",
     "ΟΔΟΣ ΣΑΣ Σ ΑΣ. Α\u0308Σ ΑΣ\u0308Β 'ΑΣ' ΑΣ1",
     "İstanbul ıı İİ Iı (1ı) (1İ) (12A) (3K) (4\u017f)",
     "STRASSE straße ẞ ß ŉ ǅ ǈ ǆ ΐ ﬃ ﬅ",

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { BeamSearch } from '../src/beam.js';
 import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
 import { WorkerModel, withoutSizeCaps as clientUncapped } from '../src/client.js';
+import { Generation } from '../src/decoding.js';
 import { changes, DEFAULTS, FILE_DEFAULTS, optionsFromMetadata, resolveOptions } from '../src/generation.js';
 import {
   DEFAULT_LIMITS,
@@ -23,7 +24,7 @@ import {
 } from '../src/index.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
-import { normalize, READABLE_VERSIONS } from '../src/tokenizer.js';
+import { normalize, READABLE_VERSIONS, Tokenizer } from '../src/tokenizer.js';
 import { serve } from '../src/worker-core.js';
 
 const BUNDLED = fileURLToPath(new URL('../../runtime/data/nextword-patents.onnx', import.meta.url));
@@ -1304,5 +1305,136 @@ describe('the exported defaults', () => {
       DEFAULT_LIMITS.allowedOps[0][1] = 'Gemm';
     }, TypeError);
     assert.deepEqual(model.info.generation.stop, []);
+  });
+});
+
+describe('decoding rules at their boundaries', () => {
+  /** The one row of a greedy generate() of `prompt`: its ids and why it finished. */
+  async function greedyRow(prompt, options = {}) {
+    const config = resolveOptions(model.info.generation, { temperature: 0, maxWords: 80, ...options });
+    const generation = new Generation(model, [model.promptIds(prompt)], config);
+    await generation.run();
+    return generation.rows[0];
+  }
+
+  test('minWords holds the end of the document back until exactly minWords words are out', async () => {
+    const free = await greedyRow('what? yes! no.'); // ends the document by itself
+    assert.equal(free.reason, 'end', 'the prompt no longer ends by itself: pick another');
+    const n = free.generated.length;
+    const atN = await greedyRow('what? yes! no.', { minWords: n }); // the end comes at word n+1: allowed
+    assert.deepEqual([atN.reason, atN.generated], ['end', free.generated]);
+    const past = await greedyRow('what? yes! no.', { minWords: n + 1 }); // not yet allowed
+    assert.ok(past.generated.length > n, `minWords ${n + 1} gave ${past.generated.length} words`);
+    assert.deepEqual(past.generated.slice(0, n), free.generated);
+  });
+
+  test('stop strings: the earliest match wins, and a stream never hands out the start of a match', async () => {
+    const options = { temperature: 0, maxWords: 30 };
+    const full = await model.generate('a neural network', options);
+    const word = full.match(/[a-z]{6,}/)[0]; // a word that one new piece brings whole
+    // both stops match inside the same piece: the text ends before the earlier one
+    const stop = [word.slice(2), word.slice(0, 3)];
+    const cut = Math.min(...stop.map((s) => full.indexOf(s)));
+    assert.equal(await model.generate('a neural network', { ...options, stop }), full.slice(0, cut));
+    // a stop whose start ("rk") ends one piece and whose end (" ") starts the next: held until decided
+    const at = full.search(/[a-z]{2} [a-z]/);
+    const split = full.slice(at, at + 3);
+    const text = await model.generate('a neural network', { ...options, stop: [split] });
+    assert.equal(text, full.slice(0, full.indexOf(split)));
+    const pieces = [];
+    for await (const piece of model.stream('a neural network', { ...options, stop: [split] }))
+      pieces.push(piece);
+    assert.equal(pieces.join(''), text);
+  });
+
+  test('decode: consecutive ends of documents start one new paragraph', () => {
+    const [a, b] = model.tokenizer.encode('a network');
+    const eod = model.tokenizer.eodId;
+    assert.equal(model.tokenizer.decode([a, eod, b]), 'A\n\nNetwork'); // as Python's Tokenizer.decode
+    assert.equal(model.tokenizer.decode([a, eod, eod, b]), 'A\n\nNetwork');
+  });
+
+  test('temperature: 0.01 and 100 are allowed, just past them is not', () => {
+    for (const temperature of [0.01, 100])
+      assert.equal(resolveOptions(DEFAULTS, { temperature }).temperature, temperature);
+    for (const temperature of [0.0099, 100.01])
+      assert.throws(
+        () => resolveOptions(DEFAULTS, { temperature }),
+        /temperature must be 0 \(greedy\) or from 0.01 to 100/,
+      );
+  });
+});
+
+describe('beam search on made-up logits', () => {
+  // A model of four words whose every session call returns `logits(call)` for each row.
+  function fakeModel(logits) {
+    const tokenizer = new Tokenizer(['<pad>', '<unk>', '<eod>', 'a', 'b', 'c', 'd']);
+    let call = 0;
+    return {
+      tokenizer,
+      vocabSize: 7,
+      stateWidths: [1, 1],
+      info: { cache: null },
+      initialState: (batch) => [new Float32Array(batch), new Float32Array(batch)],
+      async forward(ids, state) {
+        const row = Float32Array.from(logits(call++));
+        const out = new Float32Array(ids.length * 7);
+        ids.forEach((_, i) => out.set(row, i * 7));
+        return { logits: out, state: state.map((s) => s.slice()) };
+      },
+    };
+  }
+  const run = (fake, options) =>
+    new BeamSearch(fake, [[fake.tokenizer.eodId]], resolveOptions(DEFAULTS, options)).run();
+
+  test('equal totals rank by beam, then by token id (Python: the lowest ids first)', async () => {
+    const fake = fakeModel(() => [0, 0, 0, 0, 0, 0, 0]);
+    const texts = await run(fake, { numBeams: 2, numReturnSequences: 2, maxWords: 1, stopAtEnd: false });
+    assert.deepEqual(texts, ['A', 'B']);
+  });
+
+  test('an end of the document finishes a hypothesis only among the numBeams best candidates', async () => {
+    // step 1: beams "a" (total 3 - lse) and "b" (2 - lse); then every row prefers <eod> (0.5) to "a" (0):
+    // the candidates are <eod> after "a", "a a", <eod> after "b" (rank 2 = numBeams: not an end), "b a"
+    const fake = fakeModel((call) =>
+      call === 0 ? [0, 0, -100, 3, 2, -100, -100] : [0, 0, 0.5, 0, -100, -100, -100],
+    );
+    const texts = await run(fake, { numBeams: 2, numReturnSequences: 2, maxWords: 4 });
+    assert.deepEqual(texts, ['A', 'A a']); // "B" (the end after "b") was never a hypothesis
+  });
+  test('a stop string finishes a hypothesis with the word that reached it, cut inside that word', async () => {
+    // "b" first, then "a" always: the stop "a" is met inside the piece " a" of the second word
+    const fake = fakeModel((call) =>
+      call === 0 ? [0, 0, -100, 0, 3, -100, -100] : [0, 0, -100, 3, 0, -100, -100],
+    );
+    const [best] = await run(fake, { numBeams: 2, maxWords: 4, stop: ['a'] });
+    assert.equal(best, 'B '); // as Python: the text up to the stop string, the space before it kept
+  });
+});
+
+describe('the Web Worker client, on a port of our own', () => {
+  test('each reply reaches the request it answers, in whatever order replies come', async () => {
+    const { port1, port2 } = new MessageChannel();
+    const client = new WorkerModel(port2);
+    const asked = [];
+    port1.onmessage = ({ data }) => {
+      asked.push(data);
+      if (asked.length < 2) return;
+      port1.postMessage({ id: 999, result: 'a reply to no request' }); // ignored
+      for (const { id, prompt } of [...asked].reverse()) port1.postMessage({ id, result: `for ${prompt}` });
+    };
+    try {
+      const never = new Promise((_, reject) => {
+        setTimeout(() => reject(new Error('a request never settled')), 5000).unref();
+      });
+      const answers = await Promise.race([
+        Promise.all([client.generate('first'), client.generate('second')]),
+        never,
+      ]);
+      assert.deepEqual(answers, ['for first', 'for second']);
+    } finally {
+      client.terminate();
+      port1.close();
+    }
   });
 });
