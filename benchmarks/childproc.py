@@ -28,6 +28,7 @@ __all__ = [
     "module_command",
     "peak_rss_self",
     "run_child",
+    "snippet_json",
     "write_child_json",
 ]
 
@@ -58,6 +59,18 @@ def child_env(*, quiet_tf: bool = True) -> dict[str, str]:
 def module_command(module: str, *args: str) -> list[str]:
     """The command that runs benchmark ``module`` (``"benchmarks.training"``) with ``args``."""
     return [sys.executable, "-m", module, *args]
+
+
+def snippet_json(code: str, *args: object, name: str, timeout: float | None = None) -> Any:
+    """Run Python ``code`` in a fresh interpreter with ``args`` (as ``sys.argv[1:]``) and return the
+    JSON value of its last line of output; a child that fails stops the benchmark (``SystemExit``
+    naming ``name``, with the end of the child's error output)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_child(

@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import subprocess
 import sys
 import time
 from typing import Any
 
+from benchmarks.childproc import snippet_json
 from benchmarks.environment import features_text, machine_info
 from benchmarks.paths import require_files
 from benchmarks.report import markdown_table
@@ -174,15 +173,8 @@ CASES = {
 def child(args: argparse.Namespace, case: str) -> dict[str, Any]:
     """``case`` ("all" or "fresh") in a fresh process: what it reports."""
     numbers = (args.calls, args.repeats, args.words, args.seed, PIECES, LATE_WAIT_S)
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, args.model, case, *map(str, numbers), PROMPT],
-        capture_output=True,
-        text=True,
-        timeout=args.timeout,
-    )
-    if done.returncode:
-        raise SystemExit(f"interrupts: the {case} process failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    name = f"interrupts: the {case} process"
+    return snippet_json(CHILD, args.model, case, *numbers, PROMPT, name=name, timeout=args.timeout)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

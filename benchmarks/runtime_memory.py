@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.childproc import snippet_json
 from benchmarks.environment import features_text, machine_info
 from benchmarks.paths import require_files
 from benchmarks.report import markdown_table
@@ -141,15 +140,7 @@ LIMITS = {
 
 def child(model: str, case: str, count: int, timeout: float) -> dict[str, Any]:
     """One case in a fresh process: its memory figures."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, model, case, str(count)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode:
-        raise SystemExit(f"runtime_memory: case {case} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return snippet_json(CHILD, model, case, count, name=f"runtime_memory: case {case}", timeout=timeout)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
