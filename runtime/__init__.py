@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .aio import agenerate, astream
     from .beam import BeamSearch
     from .default import BUNDLED_MODEL, default_model, generate
     from .errors import ModelFileError, ModelLimitError, ModelRunError
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 # name -> the module that defines it
 _EXPORTS = {
+    "agenerate": "aio",
+    "astream": "aio",
     "BeamSearch": "beam",
     "BUNDLED_MODEL": "default",
     "default_model": "default",
@@ -87,6 +90,8 @@ __all__ = [
     "Update",
     "WordScore",
     "__version__",
+    "agenerate",
+    "astream",
     "check_model_file",
     "default_model",
     "evaluate",
