@@ -25,6 +25,7 @@ from . import completions, routes, web_assets
 from .auth import ApiKeys, document_keys
 from .config import ServeConfig
 from .errors import install_error_handlers
+from .headers import SecurityHeaders
 from .limits import BodySizeLimit, PublishGuard
 from .logs import FORCED_QUIT, use_server_format
 from .metrics import MULTIPROCESS_ENV, Metrics, RequestMetrics
@@ -149,6 +150,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes, *own]
     app.add_middleware(RequestMetrics, metrics=state.metrics, routes=every)
     app.add_middleware(PublishGuard, settings=config.guard)  # for the HTTP protocol (http_guard.py)
+    # outermost: nosniff, Referrer-Policy, X-Frame-Options on every answer, CORS preflights and refusals
+    # too; the pages' own Content-Security-Policy comes from their routes (headers.py)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -36,17 +36,20 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .access import ACCESS, CLIENT_LEFT, STREAM_END, refused_line
 from .config import GUARD_STATE_KEY, GuardSettings
+from .headers import COMMON_HEADERS
 from .schemas import error_body
 
 __all__ = ["GuardedHttpToolsProtocol"]
 
 
 def _reply(status: str, message: str) -> bytes:
-    """A whole answer, in the shape of the app's errors (OpenAI's), that closes the connection."""
+    """A whole answer, in the shape of the app's errors (OpenAI's), that closes the connection; with the
+    security headers every answer of the app carries (serve/headers.py)."""
     body = json.dumps(error_body(message, "invalid_request_error")).encode()
+    common = "".join(f"{name.decode()}: {value.decode()}\r\n" for name, value in COMMON_HEADERS)
     head = (
         f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-        "connection: close\r\n\r\n"
+        f"connection: close\r\n{common}\r\n"
     )
     return head.encode("ascii") + body
 

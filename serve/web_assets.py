@@ -25,6 +25,7 @@ from starlette.datastructures import Headers
 from starlette.responses import RangeNotSatisfiable
 
 from .errors import APIError
+from .headers import docs_policy, page_policy
 from .routes import STATIC
 from .state import ServerState
 
@@ -52,8 +53,10 @@ CACHE = "public, max-age=86400"  # the files change only with the package
 
 @router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
 async def page(request: Request) -> HTMLResponse:
-    """The page to try the model, for the prefix the app is served under (``--root-path``)."""
-    return HTMLResponse(page_html(request.scope.get("root_path", "")))
+    """The page to try the model, for the prefix the app is served under (``--root-path``), with its
+    Content-Security-Policy (serve/headers.py)."""
+    html = page_html(request.scope.get("root_path", ""))
+    return HTMLResponse(html, headers={"content-security-policy": page_policy(html)})
 
 
 def page_html(root_path: str = "") -> str:
@@ -211,13 +214,16 @@ async def api_reference(request: Request) -> HTMLResponse:
     """The API reference: Swagger UI on this server's OpenAPI schema, with Swagger UI's files from this
     server (FastAPI's own page loads them from a CDN)."""
     prefix = request.scope.get("root_path", "").rstrip("/")  # the app mounted at /nextword, say
-    return get_swagger_ui_html(
+    response = get_swagger_ui_html(
         openapi_url=prefix + (request.app.openapi_url or "/openapi.json"),
         title=f"{request.app.title}: API reference",
         swagger_js_url=f"{prefix}/static/docs/{SWAGGER_BUNDLE}",
         swagger_css_url=f"{prefix}/static/docs/swagger-ui.css",
         swagger_favicon_url=f"{prefix}/static/docs/favicon-32x32.png",
     )
+    # its inline set-up script allowed by hash (serve/headers.py)
+    response.headers["content-security-policy"] = docs_policy(bytes(response.body).decode("utf-8"))
+    return response
 
 
 def _compressed(request: Request, stored: Traversable, media_type: str) -> Response:

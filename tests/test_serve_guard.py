@@ -58,7 +58,11 @@ def health(server) -> dict:
 
 
 def error_of(answer: bytes) -> tuple[int, str]:
+    """The status and error message of a guard's raw answer, which carries the security headers every
+    answer of the app carries (serve/headers.py)."""
     head, _, body = answer.partition(b"\r\n\r\n")
+    for header in (b"x-content-type-options: nosniff", b"referrer-policy: no-referrer"):
+        assert header in head, head
     return int(head.split()[1]), json.loads(body)["error"]["message"]
 
 
