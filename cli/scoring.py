@@ -157,7 +157,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         )
     # --cache without settings: the flag named
     model = cached_model(args.model, args.cache, args.device, args.size_limits)
-    provenance = _split_model(args, model).info.provenance
+    split_model = _split_model(args, model)
+    provenance = split_model.info.provenance
     if args.trained_on and args.split == "train":
         raise ValueError(
             "--trained-on leaves out the documents the model trained on, and --split train scores only "
@@ -181,12 +182,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     else:
         made = rebuild_split(provenance, config)
         documents = functools.partial(_split_documents, made, provenance, args.split)
-    left_out = part_words = None
+        _check_its_corpus(args, provenance, made.counts.documents, split_model, documents)
+    left_out = None
     if args.trained_on:
         kept = ~_copies_of_trained(args, model, documents())
         left_out = int((~kept).sum())
-        if args.split != "all":  # the part's words as the model counted them: before any is left out
-            part_words = sum(len(model.tokenizer.encode(d)) + 1 for d in documents())
         if len(kept) and not kept.any():
             raise ValueError(
                 f"all {left_out} documents to score copy or nearly copy documents {args.model} trained on "
@@ -206,8 +206,6 @@ def evaluate_command(args: argparse.Namespace) -> int:
             + (" (the model was trained without a development part)" if args.split == "dev" else "")
         ) from None
     _warn_if_unknown(round(result.unknown_rate * result.words), result.words)
-    if args.split != "all":
-        _check_split_words(provenance, args.split, result.words if part_words is None else part_words)
     if args.split_of and args.split == "val" and not args.trained_on:  # --trained-on left those out
         _warn_if_seen(args, model.info.provenance, provenance)
     cache = model.info.cache if args.cache is not False else None
@@ -342,22 +340,39 @@ def _of_corpus(provenance: Any, base: Any) -> bool:
     return ", ".join(provenance.corpus_files) == base.corpus and provenance.data.documents == base.documents
 
 
-def _check_split_words(provenance: Any, part: str, words: int) -> None:
-    """Warn where the part of the split made again from the files holds another number of words than
-    the model's did: the files are not the model's as they were (rows or files in another order, an
-    edit), so the documents are not its own, and "held out" may hold what it trained on."""
-    recorded = getattr(provenance.data, f"{part}_words", None) if provenance.data else None
-    if recorded is not None and words != recorded:
-        logger.warning(
-            "the %s documents made again from these files hold %d words, the model's held %d: the corpus "
-            "is not the one the model was trained on as it was (rows or files in another order, or "
-            "edited), so these are not its %s documents%s",
-            part,
-            words,
-            recorded,
-            part,
-            " and may include some it trained on" if part in ("val", "dev") else "",
-        )
+def _check_its_corpus(
+    args: argparse.Namespace,
+    provenance: Any,
+    documents: int,
+    split_model: NextWordModel,
+    part: Callable[[], Iterator[str]],
+) -> None:
+    """Refuse files that are not the model's corpus as it was: the split made again from them is then
+    another one (it depends on every document and its place), so its "validation" documents may be
+    ones the model trained on. Checked by the number of documents, then by the words of the part
+    (rows in another order, or edited, keep the count), both as the model file recorded them."""
+    data = provenance.data
+    recorded = getattr(data, f"{args.split}_words", None) if data else None
+    found = None
+    if data is not None and data.documents is not None and documents != data.documents:
+        found = f"these files hold {documents:,} documents, the model's corpus held {data.documents:,}"
+    elif recorded is not None:
+        words = sum(len(split_model.tokenizer.encode(d)) + 1 for d in part())
+        if words != recorded:
+            found = (
+                f"the {args.split} documents made again from these files hold {words:,} words, the "
+                f"model's held {recorded:,} (rows in another order, or edited)"
+            )
+    if found is None:
+        return
+    files = ", ".join(provenance.corpus_files) or "nextword info names them"
+    raise ValueError(
+        f"--split {args.split}: {found}, so the split made again is not the one "
+        f"{args.split_of or args.model} was trained with and its {args.split} documents are not its own"
+        + (" (they may include some it trained on)" if args.split != "train" else "")
+        + f"; give the corpus files it was trained on as they were ({files}), or score every document "
+        "with --split all (--trained-on FILE leaves out those that copy one it trained on)"
+    )
 
 
 def _check_recorded_format(config: CorpusConfig) -> None:

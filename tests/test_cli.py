@@ -151,18 +151,6 @@ def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files)
     assert code == 2 and "no column 'nope'" in err
 
 
-def test_evaluate_val_of_a_smaller_corpus_needs_no_development_part(capsys, model_path, documents, tmp_path):
-    """--split val on a corpus smaller than the model's failed on the development part, which only
-    the training side holds; the split itself is warned about."""
-    from helpers import write_corpus
-
-    small = write_corpus(tmp_path / "small", documents[:4])["csv"]  # fewer training documents than dev
-    code, _, err = run_cli(capsys, "evaluate", model_path, small, "--split", "dev")
-    assert code == 2 and "development part" in err
-    code, out, err = run_cli(capsys, "evaluate", model_path, small, "--split", "val", "--json")
-    assert code == 0 and json.loads(out)["documents"] >= 1, err
-
-
 def test_evaluate_names_the_cache_flag_for_a_file_without_settings(
     capsys, model_path, tmp_path, corpus_files
 ):

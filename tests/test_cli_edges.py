@@ -61,14 +61,19 @@ def test_a_device_named_as_a_corpus_is_refused_as_one(model_path, capsys):
     assert "/dev/zero is a device or pipe, not a regular file" in err and "does not exist" not in err
 
 
-def test_the_dev_split_of_a_smaller_corpus_says_which_corpus_to_give(model_path, documents, tmp_path, capsys):
+def test_a_split_of_another_corpus_is_refused_naming_the_corpus(model_path, documents, tmp_path, capsys):
+    """Fewer documents than the model's corpus: the split made again is another one, whose held-out
+    documents may be ones it trained on; every part is refused before any is scored, naming the fix."""
     small = write_corpus(tmp_path, documents[:4])["csv"]
-    code = main(["evaluate", str(model_path), str(small), "--split", "dev"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "--split dev: a development part of" in err
-    assert f"give the corpus the model was trained on ({len(documents):,} documents" in err
-    assert "--split all" in err
+    for part in ("dev", "val", "train"):
+        code = main(["evaluate", str(model_path), str(small), "--split", part, "--json"])
+        captured = capsys.readouterr()
+        assert code == 2 and captured.out == ""
+        held = f"the model's corpus held {len(documents):,}"
+        assert f"--split {part}: these files hold 4 documents, {held}" in captured.err
+        assert "give the corpus files it was trained on as they were (corpus.csv)" in captured.err
+        assert "--split all" in captured.err and "--trained-on FILE" in captured.err
+    assert main(["evaluate", str(model_path), str(small), "--json"]) == 0  # every document: fine
 
 
 def test_score_json_gives_an_unknown_word_as_read_with_its_text(model_path, capsys):
@@ -255,20 +260,22 @@ def test_a_file_whose_name_says_another_format_than_the_recorded_one_is_refused(
             _check_recorded_format(CorpusConfig(paths=("a.txt", name), format="lines"))
 
 
-def test_a_split_made_again_from_reordered_files_is_said_not_to_be_the_models(
-    model_path, documents, tmp_path, caplog, capsys
-):
-    """Only the document count was checked: the same rows in another order made another split, whose
-    "validation" documents were mostly ones the model trained on, with no word said."""
+def test_a_split_made_again_from_reordered_files_is_refused(model_path, documents, tmp_path, capsys):
+    """The same rows in another order keep the document count but make another split, whose
+    "validation" documents are mostly ones the model trained on: refused by the part's words, which
+    the model file records, before a figure is printed."""
     same = write_corpus(tmp_path / "same", documents)["csv"]
     for part in ("val", "train", "dev"):
         assert main(["evaluate", str(model_path), str(same), "--split", part, "--json"]) == 0
-    assert "made again from these files" not in caplog.text
-    shuffled = write_corpus(tmp_path / "shuffled", documents[40:] + documents[:40])["csv"]
-    assert main(["evaluate", str(model_path), str(shuffled), "--split", "val", "--json"]) == 0
     capsys.readouterr()
-    assert "the val documents made again from these files hold" in caplog.text
-    assert "may include some it trained on" in caplog.text
+    shuffled = write_corpus(tmp_path / "shuffled", documents[40:] + documents[:40])["csv"]
+    for part in ("val", "train"):
+        assert main(["evaluate", str(model_path), str(shuffled), "--split", part, "--json"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert f"--split {part}: the {part} documents made again from these files hold" in captured.err
+        assert "(rows in another order, or edited)" in captured.err
+        assert ("may include some it trained on" in captured.err) == (part == "val")
 
 
 def test_evaluate_refuses_a_typed_option_that_applies_to_none_of_its_files(
