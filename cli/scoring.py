@@ -343,7 +343,7 @@ def _of_corpus(provenance: Any, base: Any) -> bool:
 def _check_its_corpus(
     args: argparse.Namespace,
     provenance: Any,
-    documents: int,
+    documents: int | None,
     split_model: NextWordModel,
     part: Callable[[], Iterator[str]],
 ) -> None:
@@ -354,7 +354,7 @@ def _check_its_corpus(
     data = provenance.data
     recorded = getattr(data, f"{args.split}_words", None) if data else None
     found = None
-    if data is not None and data.documents is not None and documents != data.documents:
+    if data is not None and None not in (data.documents, documents) and documents != data.documents:
         found = f"these files hold {documents:,} documents, the model's corpus held {data.documents:,}"
     elif recorded is not None:
         words = sum(len(split_model.tokenizer.encode(d)) + 1 for d in part())
