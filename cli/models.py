@@ -49,9 +49,7 @@ def open_model(path: str | None, device: str = "cpu", size_limits: bool = True) 
             path, device=device, limits=None if size_limits else LoadLimits().without_size_caps()
         )
     except ModelLimitError as exc:
-        if not size_limits:  # given already: a cap it does not lift
-            raise
-        raise advise_the_flag(exc) from None
+        raise advise_the_flag(exc, lifted=not size_limits) from None
     except ValueError as exc:  # the device's own messages start with its name: the flag's, here
         if not str(exc).startswith("device"):
             raise

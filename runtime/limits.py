@@ -98,12 +98,21 @@ SIZE_LIMITS_HELP = (
 )
 
 
-def advise_the_flag(exc: ModelFileError, also: str = "") -> ModelFileError:
-    """``exc`` advising ``--no-size-limits`` (then ``also``) where it refuses a file over a cap the flag
-    lifts, in place of ``LoadLimits``, which a command cannot take; ``exc`` itself otherwise."""
-    if isinstance(exc, ModelLimitError) and exc.limit in SIZE_LIMITS:
-        return exc.advising(f"if you trust the file (your own export, say), add --no-size-limits{also}")
-    return exc
+def advise_the_flag(exc: ModelFileError, also: str = "", *, lifted: bool = False) -> ModelFileError:
+    """``exc`` with a command's advice in place of ``LoadLimits``, which a command cannot take: add
+    ``--no-size-limits`` (then ``also``) for a cap the flag lifts, unless it is ``lifted`` already; for
+    any other limit (versions, operators, nodes, metadata, vocabulary), that no option lifts it, and the
+    Python call that does. ``exc`` itself for a refusal of no limit, or of a cap already lifted."""
+    if not isinstance(exc, ModelLimitError):
+        return exc
+    if exc.limit not in SIZE_LIMITS:
+        return exc.advising(
+            "no command-line option lifts this check; if you trust the file, load it in Python with "
+            f"load(..., limits=LoadLimits({exc.limit}=...))"
+        )
+    if lifted:
+        return exc
+    return exc.advising(f"if you trust the file (your own export, say), add --no-size-limits{also}")
 
 
 _POSITIVE_INTS = (

@@ -51,6 +51,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+# how to accept a file outside the versions or operators nextword exports: for files one trusts
+_WIDEN = "if you trust the file, widen them with load(..., limits=LoadLimits({}=...))"
 
 
 @dataclass(frozen=True)
@@ -175,10 +177,11 @@ def _too_big(name: str, size: int, limits: LoadLimits) -> ModelLimitError:
 def _check_versions(model: ModelSummary, name: str, limits: LoadLimits) -> None:
     low, high = limits.ir_versions
     if not low <= model.ir_version <= high:
-        raise ModelFileError(
+        raise ModelLimitError(
             f"{name} has ONNX IR version {model.ir_version}; this nextword accepts IR versions "
-            f"{low}-{high} (what its exporter writes). Re-export the model with `nextword export`, "
-            "or, if you trust the file, widen LoadLimits(ir_versions=...)"
+            f"{low}-{high} (what its exporter writes): re-export the model with `nextword export`",
+            "ir_versions",
+            _WIDEN.format("ir_versions"),
         )
     default = [version for domain, version in model.opsets if domain in _DEFAULT_DOMAINS]
     if not default:
@@ -188,10 +191,11 @@ def _check_versions(model: ModelSummary, name: str, limits: LoadLimits) -> None:
     low, high = limits.opset_versions
     bad = [v for v in default if not low <= v <= high]
     if bad:
-        raise ModelFileError(
+        raise ModelLimitError(
             f"{name} uses ONNX opset {bad[0]}; this nextword accepts opsets {low}-{high} "
-            "(the tested range). Re-export with `nextword export --opset 17`, or, if you trust the "
-            "file, widen LoadLimits(opset_versions=...)"
+            "(the tested range): re-export with `nextword export --opset 17`",
+            "opset_versions",
+            _WIDEN.format("opset_versions"),
         )
 
 
@@ -201,11 +205,12 @@ def _check_graph(graph: Graph, name: str, allowed: frozenset[tuple[str, str]]) -
         key = ("" if node.domain in _DEFAULT_DOMAINS else node.domain, node.op_type)
         if key not in allowed:
             shown = node.op_type if not key[0] else f"{key[0]}:{node.op_type}"
-            raise ModelFileError(
+            raise ModelLimitError(
                 f"{name} uses the operator {shorten(shown)}, which nextword models never contain "
-                "(allowed: the ops `nextword export` and onnxruntime's quantize_dynamic emit). Re-export "
-                "the model with `nextword export`, or, if you trust the file, extend "
-                "LoadLimits(allowed_ops=...)"
+                "(allowed: the ops `nextword export` and onnxruntime's quantize_dynamic emit): re-export "
+                "the model with `nextword export`",
+                "allowed_ops",
+                _WIDEN.format("allowed_ops"),
             )
         where = f"an attribute of a {node.op_type} node"
         for attribute in node.attributes.values():

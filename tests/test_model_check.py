@@ -246,6 +246,34 @@ def test_opset_outside_the_tested_range(model_path, opset, no_onnxruntime):
     _refused(proto.SerializeToString(), f"uses ONNX opset {opset}; this nextword accepts opsets 13-18")
 
 
+def test_a_version_or_operator_refusal_names_the_python_call_and_no_flag_on_the_command_line(
+    model_path, tmp_path, capsys
+):
+    """A limit that --no-size-limits does not lift: load() names the LoadLimits field (a
+    ModelLimitError); a command says that no option lifts it, and how to re-export, not LoadLimits alone."""
+    from nextword.cli.main import main
+    from nextword.runtime import ModelLimitError
+
+    proto = _proto(model_path)
+    for entry in proto.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = 19
+    path = tmp_path / "opset19.onnx"
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelLimitError) as refused:
+        load(path)
+    assert refused.value.limit == "opset_versions"
+    assert str(refused.value).endswith(
+        "re-export with `nextword export --opset 17`; if you trust the file, widen them with "
+        "load(..., limits=LoadLimits(opset_versions=...))"
+    )
+    for flags in ([], ["--no-size-limits"]):
+        assert main(["info", str(path), *flags]) == 2
+        err = capsys.readouterr().err
+        assert "re-export with `nextword export --opset 17`" in err, err
+        assert "no command-line option lifts this check" in err and "--no-size-limits" not in err, err
+
+
 def test_missing_default_opset(model_path, no_onnxruntime):
     proto = _proto(model_path)
     kept = [(e.domain, e.version) for e in proto.opset_import if e.domain not in ("", "ai.onnx")]

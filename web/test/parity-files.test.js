@@ -30,9 +30,9 @@ const HINTS = [
     'load(..., limits=LoadLimits(max_metadata_bytes=...))',
     'load(..., { limits: { maxMetadataBytes: ... } })',
   ],
-  ['LoadLimits(ir_versions=...)', '{ limits: { irVersions: ... } }'],
-  ['LoadLimits(opset_versions=...)', '{ limits: { opsetVersions: ... } }'],
-  ['LoadLimits(allowed_ops=...)', '{ limits: { allowedOps: ... } }'],
+  ['load(..., limits=LoadLimits(ir_versions=...))', 'load(..., { limits: { irVersions: ... } })'],
+  ['load(..., limits=LoadLimits(opset_versions=...))', 'load(..., { limits: { opsetVersions: ... } })'],
+  ['load(..., limits=LoadLimits(allowed_ops=...))', 'load(..., { limits: { allowedOps: ... } })'],
   ['LoadLimits(bound_graph=False)', '{ limits: { boundGraph: false } }'],
   ...[
     'max_vocab_size',
