@@ -326,8 +326,8 @@ function checkVersions(name, summary, limits) {
   if (!(low <= ir && ir <= high)) {
     throw new ModelFileError(
       `${name} has ONNX IR version ${ir}; this nextword accepts IR versions ${low}-${high} (what its exporter ` +
-        'writes). Re-export the model with `nextword export`, or, if you trust the file, widen ' +
-        '{ limits: { irVersions: ... } }',
+        'writes): re-export the model with `nextword export`; if you trust the file, widen them with ' +
+        'load(..., { limits: { irVersions: ... } })',
     );
   }
   const versions = summary.opsets.filter(([domain]) => DEFAULT_DOMAINS.includes(domain)).map(([, v]) => v);
@@ -340,9 +340,9 @@ function checkVersions(name, summary, limits) {
   const bad = versions.filter((v) => !(low <= v && v <= high));
   if (bad.length) {
     throw new ModelFileError(
-      `${name} uses ONNX opset ${bad[0]}; this nextword accepts opsets ${low}-${high} (the tested range). ` +
-        'Re-export with `nextword export --opset 17`, or, if you trust the file, widen ' +
-        '{ limits: { opsetVersions: ... } }',
+      `${name} uses ONNX opset ${bad[0]}; this nextword accepts opsets ${low}-${high} (the tested range): ` +
+        're-export with `nextword export --opset 17`; if you trust the file, widen them with ' +
+        'load(..., { limits: { opsetVersions: ... } })',
     );
   }
 }
@@ -385,8 +385,8 @@ class GraphWalker {
       const shown = keyDomain ? `${keyDomain}:${opType}` : opType;
       throw new ModelFileError(
         `${this.name} uses the operator ${short(shown)}, which nextword models never contain (allowed: the ` +
-          "ops `nextword export` and onnxruntime's quantize_dynamic emit). Re-export the model with " +
-          '`nextword export`, or, if you trust the file, extend { limits: { allowedOps: ... } }',
+          "ops `nextword export` and onnxruntime's quantize_dynamic emit): re-export the model with " +
+          '`nextword export`; if you trust the file, widen them with load(..., { limits: { allowedOps: ... } })',
       );
     }
     for (const [a, b] of attributes) this.attribute(a, b, depth + 1, opType);
