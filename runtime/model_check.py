@@ -51,6 +51,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+RUN_MARKER = ".nextword-run"  # the file nextword's training writes into every run folder (train/files.py)
 # how to accept a file outside the versions or operators nextword exports: for files one trusts
 _WIDEN = "if you trust the file, widen them with load(..., limits=LoadLimits({}=...))"
 
@@ -139,6 +140,11 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
         info = path.stat()
     except (OSError, ValueError):  # ValueError: a NUL character in the path
         raise ModelFileError(f"model file {name} does not exist (or cannot be read)") from None
+    if stat.S_ISDIR(info.st_mode) and (path / RUN_MARKER).is_file():
+        raise ModelFileError(
+            f"{name} is a training run folder, not a model file: export it first, nextword export {name} "
+            "--out MODEL.onnx"
+        )
     _check_stat(name, info, limits)
     # Non-blocking, so a file swapped for a FIFO after stat() cannot hang the open; fstat() re-checks.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

@@ -274,6 +274,20 @@ def test_a_version_or_operator_refusal_names_the_python_call_and_no_flag_on_the_
         assert "no command-line option lifts this check" in err and "--no-size-limits" not in err, err
 
 
+def test_a_training_run_folder_given_as_the_model_names_the_export_command(run_dir, capsys):
+    """load(), info, evaluate and --model on a run folder: the command that makes a model of it, not
+    "is not a regular file"."""
+    from nextword.cli.main import main
+
+    said = f"{run_dir} is a training run folder, not a model file: export it first, nextword export {run_dir}"
+    with pytest.raises(ModelFileError) as refused:
+        load(run_dir)
+    assert said in str(refused.value)
+    for argv in (["info", str(run_dir)], ["generate", "--model", str(run_dir), "a"]):
+        assert main(argv) == 2
+        assert said in capsys.readouterr().err, argv
+
+
 def test_missing_default_opset(model_path, no_onnxruntime):
     proto = _proto(model_path)
     kept = [(e.domain, e.version) for e in proto.opset_import if e.domain not in ("", "ai.onnx")]

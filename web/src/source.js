@@ -56,6 +56,11 @@ async function readFile(path, cap) {
   } catch {
     throw new ModelFileError(`model file ${name} does not exist (or cannot be read)`);
   }
+  if (info.isDirectory() && (await fs.stat(`${name}/.nextword-run`).catch(() => null))?.isFile())
+    throw new ModelFileError(
+      `${name} is a training run folder, not a model file: export it first, nextword export ${name} ` +
+        '--out MODEL.onnx',
+    );
   if (!info.isFile())
     throw new ModelFileError(`model file ${name} is not a regular file; pass the path of a .onnx file`);
   if (info.size > cap) throw new ModelFileError(tooBig(name, info.size, cap));

@@ -3,7 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -182,6 +184,17 @@ describe('load()', () => {
     assert.equal(missing.message, 'model file /no/such/model.onnx does not exist (or cannot be read)');
     const folder = await refusal(load(fileURLToPath(new URL('.', import.meta.url))));
     assert.match(folder.message, /is not a regular file; pass the path of a \.onnx file/);
+    const run = await mkdtemp(join(tmpdir(), 'nextword-run-'));
+    try {
+      await writeFile(join(run, '.nextword-run'), '');
+      const refused = await refusal(load(run));
+      assert.equal(
+        refused.message,
+        `${run} is a training run folder, not a model file: export it first, nextword export ${run} --out MODEL.onnx`,
+      );
+    } finally {
+      await rm(run, { recursive: true });
+    }
     const limits = await refusal(load(bytes, { limits: { maxFileBytes: 0 } }));
     assert.equal(limits.message, 'limits.maxFileBytes must be a positive integer, got 0');
     const unknown = await refusal(load(bytes, { limits: { maxFileSize: 5 } }));
