@@ -62,7 +62,11 @@ def default_model(
                 f"no model given and no bundled model at {BUNDLED_MODEL}: pass model=PATH or set "
                 f"{ENV_VAR}=PATH to a nextword .onnx file"
             )
-    key = (str(Path(model).resolve()), device or "cpu", limits or LoadLimits())
+    try:
+        where = str(Path(model).resolve())
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop, before Python 3.13
+        where = os.path.abspath(model)  # load() names what is wrong with it
+    key = (where, device or "cpu", limits or LoadLimits())
     with _lock:
         cached = _models.pop(key, None)
         if cached is None:

@@ -138,8 +138,10 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
     name = str(path)
     try:
         info = path.stat()
-    except (OSError, ValueError):  # ValueError: a NUL character in the path
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the path
         raise ModelFileError(f"model file {name} does not exist (or cannot be read)") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, no permission...
+        raise ModelFileError(f"model file {name} cannot be read: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode) and (path / RUN_MARKER).is_file():
         raise ModelFileError(
             f"{name} is a training run folder, not a model file: export it first, nextword export {name} "

@@ -288,6 +288,19 @@ def test_a_training_run_folder_given_as_the_model_names_the_export_command(run_d
         assert said in capsys.readouterr().err, argv
 
 
+def test_a_symbolic_link_loop_as_the_model_is_a_model_file_error(tmp_path, capsys):
+    """A link that points to itself: load() says the file cannot be read and why (it said "does not
+    exist"), and the commands exit 2 with that (Path.resolve() raised RuntimeError: "failed", exit 1)."""
+    from nextword.cli.main import main
+
+    loop = tmp_path / "loop.onnx"
+    loop.symlink_to(loop)
+    with pytest.raises(ModelFileError, match=rf"model file {loop} cannot be read: \S"):
+        load(loop)
+    assert main(["generate", "--model", str(loop), "a"]) == 2
+    assert f"model file {loop} cannot be read: " in capsys.readouterr().err
+
+
 def test_missing_default_opset(model_path, no_onnxruntime):
     proto = _proto(model_path)
     kept = [(e.domain, e.version) for e in proto.opset_import if e.domain not in ("", "ai.onnx")]
