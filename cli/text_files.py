@@ -34,13 +34,21 @@ def read_text_file(path: str) -> str:
 
 
 def _decoded(data: bytes, name: str) -> str:
+    """``data`` as text, refused as the corpus readers refuse a file: what it is (compressed, UTF-16,
+    binary with zero bytes, another encoding) and how to make UTF-8 text of it."""
     found = not_text(data[:HEAD_BYTES])
+    if found is None and b"\x00" in data:  # a model file, an image: its text would be scored as words
+        found = "binary data (it holds zero bytes, which text does not)", "pass a UTF-8 text file"
     if found is not None:
         raise ValueError(f"{name} is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start:,}, line {line}; Latin-1 or "
+            "another encoding?): re-save the file as UTF-8"
+        ) from None
 
 
 def read_prompt_file(path: str) -> str:

@@ -505,7 +505,22 @@ def test_score_reads_standard_input_for_a_file_named_dash(capsys, model_path, mo
     assert code == 0 and json.loads(out)["perplexity"] == pytest.approx(model.score(text).perplexity)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9"), encoding="utf-8"))
     code, _, err = run_cli(capsys, "score", model_path, "--file", "-")
-    assert code == 2 and "standard input is not UTF-8 text" in err
+    assert code == 2 and "standard input is not UTF-8 text" in err and "re-save the file as UTF-8" in err
+
+
+def test_a_text_file_that_is_not_utf8_text_is_refused_with_the_fix(capsys, model_path, tmp_path):
+    """--file with Latin-1 text names the line and the fix; with zero bytes (a model file, an image)
+    it is refused as binary, not scored as words."""
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("the first line\nthe caf\u00e9 network".encode("latin-1"))
+    code, _, err = run_cli(capsys, "score", model_path, "--file", latin)
+    assert code == 2 and f"{latin} is not UTF-8 text (invalid continuation byte at byte 22, line 2;" in err
+    assert "re-save the file as UTF-8" in err
+    for binary in (model_path, tmp_path / "nul.txt"):
+        if binary != model_path:
+            binary.write_bytes(b"the network\x00 stores weights")
+        code, _, err = run_cli(capsys, "generate", "--model", model_path, "--file", binary)
+        assert code == 2 and f"{binary} is binary data (it holds zero bytes" in err, err
 
 
 def test_train_overwrite_of_a_folder_of_user_files_exits_2_and_deletes_nothing(
