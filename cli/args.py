@@ -363,9 +363,12 @@ def refuse_unknown(command: argparse.ArgumentParser, name: str, unknown: Sequenc
     """Exit with status 2 (argparse's ``error``) about the arguments ``command``, the parser of command
     ``name``, did not take, and what to do: the option meant, for a mistyped one (``--temprature``);
     where the options are listed, for an unknown one; for generate, that a word after an option's
-    values was taken as a second prompt."""
+    values was taken as a second prompt; for score, that a text of several words goes in quotes."""
     flags = [arg.split("=", 1)[0] for arg in unknown if arg.startswith("-") and arg != "-"]
-    hint = " (the prompts go before the options)" if name == "generate" else ""
+    hint = {
+        "generate": " (the prompts go before the options)",
+        "score": ' (the text to score is one argument: quote it, nextword score MODEL.onnx "the whole text")',
+    }.get(name, "")
     if flags:
         wrong = flags[0].lstrip("-")
         known = {flag.lstrip("-"): flag for action in command._actions for flag in action.option_strings}

@@ -52,7 +52,13 @@ def score_command(args: argparse.Namespace) -> int:
         text_read = read_text_file(args.file)
     else:
         text_names_a_file(text_read := text)
-    result = model_file.score(text_read, cache=args.cache)
+    try:
+        result = model_file.score(text_read, cache=args.cache)
+    except ValueError as exc:
+        if text is not None or not str(exc).startswith("text has no words"):
+            raise
+        source = "standard input" if args.file == "-" else args.file
+        raise ValueError(f"{source}: {exc}") from None
     _warn_if_unknown(sum(w.unknown for w in result.words), len(result.words))
     if args.json:
         print(json_text(_score_json(model_file, result)))

@@ -172,7 +172,10 @@ def score_text(model: StepModel, text: str, cache: bool | CacheConfig | None = N
     tok = model.tokenizer
     read = tok.tokenize(text)  # the words as read, before the vocabulary lookup
     if not read:
-        raise ValueError("text has no words to score")
+        raise ValueError(
+            "text has no words to score (it is empty, or holds only spaces and marks the tokenizer drops): "
+            "give a text with at least one word"
+        )
     ids = [tok.eod_id, *map(tok.id_of, read)]  # as Tokenizer.encode reads the text
     settings = resolve_cache(model, cache)
     logprobs, _ = token_logprobs(model, np.asarray(ids, dtype=np.int64), cache=settings)

@@ -279,7 +279,7 @@ class ServeConfig:
                 raise ValueError(f"{name} must be the path of a PEM file, got {value!r}")
         if self.ssl_keyfile is not None and self.ssl_certfile is None:
             raise ValueError(
-                f"ssl_keyfile {self.ssl_keyfile} is given without ssl_certfile: give the certificate too"
+                f"ssl_keyfile {self.ssl_keyfile} is given without `ssl_certfile`: give the certificate too"
             )
 
     @property

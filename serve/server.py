@@ -102,7 +102,7 @@ def check_tls(config: ServeConfig) -> None:
         else:
             why = (
                 f"they are not a PEM certificate and its private key ({exc.reason or exc}); the key goes in "
-                "ssl_keyfile, or after the certificate in ssl_certfile"
+                "`ssl_keyfile`, or after the certificate in `ssl_certfile`"
             )
         raise ValueError(f"{files}: {why}") from None
 

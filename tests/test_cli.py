@@ -508,6 +508,14 @@ def test_score_reads_standard_input_for_a_file_named_dash(capsys, model_path, mo
     assert code == 2 and "standard input is not UTF-8 text" in err and "re-save the file as UTF-8" in err
 
 
+def test_a_text_file_without_words_is_named(capsys, model_path, tmp_path):
+    """score --file of a file that holds no word: the file is named, with the fix."""
+    empty = tmp_path / "empty.txt"
+    empty.write_text(" \n\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "score", model_path, "--file", empty)
+    assert code == 2 and f"{empty}: text has no words to score" in err and "at least one word" in err
+
+
 def test_a_text_file_that_is_not_utf8_text_is_refused_with_the_fix(capsys, model_path, tmp_path):
     """--file with Latin-1 text names the line and the fix; with zero bytes (a model file, an image)
     it is refused as binary, not scored as words."""

@@ -102,6 +102,17 @@ def test_options_may_come_between_positionals(model_path, documents, tmp_path, c
     assert code == 0 and json.loads(capsys.readouterr().out)["documents"] == 3
 
 
+def test_score_of_unquoted_words_says_to_quote_them(model_path, capsys):
+    """``nextword score MODEL a network``: the second word was only "unrecognized"."""
+    with pytest.raises(SystemExit) as stop:
+        main(["score", str(model_path), "a", "network"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.rstrip()
+    assert "unrecognized arguments: network" in err and err.endswith(
+        '(the text to score is one argument: quote it, nextword score MODEL.onnx "the whole text")'
+    )
+
+
 def test_generate_never_takes_a_positional_after_an_option_as_a_prompt(model_path, capsys):
     """``--stop . "each neuron"`` most likely meant two stop strings: refused, not a second prompt."""
     with pytest.raises(SystemExit) as stop:

@@ -120,13 +120,20 @@ def test_certificate_files_that_cannot_serve_are_refused_before_the_server_start
     assert process.returncode == 2, output
     line = output.strip().splitlines()[-1]
     assert line.startswith("nextword serve: error: --ssl-certfile ") and said in line, output
+    assert "ssl_" not in line, line  # the flags, not the API's field names
     assert "Traceback" not in output and "Uvicorn running" not in output
     with pytest.raises(ValueError, match="ssl_certfile"):  # the same check, from Python
         check_tls(ServeConfig(ssl_certfile=str(cert_path), ssl_keyfile=str(pki[key]) if key else None))
 
 
 def test_a_key_without_its_certificate_is_refused():
-    with pytest.raises(ValueError, match=r"ssl_keyfile key\.pem is given without ssl_certfile"):
+    from nextword.cli.args import flag_names
+
+    with pytest.raises(ValueError, match=r"ssl_keyfile key\.pem is given without `ssl_certfile`") as refused:
         ServeConfig(ssl_keyfile="key.pem")
+    # on the command line every option is named as its flag (the second was left as the field's name)
+    assert flag_names(str(refused.value), ServeConfig) == (
+        "--ssl-keyfile key.pem is given without --ssl-certfile: give the certificate too"
+    )
     with pytest.raises(ValueError, match="ssl_certfile must be the path of a PEM file"):
         ServeConfig(ssl_certfile="")

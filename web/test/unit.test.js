@@ -678,6 +678,11 @@ describe('options given in JavaScript', () => {
     assert.match((await refusal(model.score(''))).message, /^text has no words to score/);
     assert.match((await refusal(model.score(['a']))).message, /^text must be a string, got array/);
     assert.match((await refusal(model.nextWords('a', '3'))).message, /got "3"$/);
+    assert.match(
+      (await refusal(model.nextWords('a', { cache: false }))).message,
+      /^k must be an integer, got an object: k comes second and the options third/,
+    );
+    assert.match((await refusal(model.score(' " '))).message, /give a text with at least one word$/);
     assert.deepEqual(await model.nextWords('a', 3n), await model.nextWords('a', 3));
   });
 });

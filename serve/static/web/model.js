@@ -240,6 +240,11 @@ export class NextWordModel {
    */
   async nextWords(prompt, k = 5, options = {}) {
     if (typeof k === 'bigint' && k >= 1n && k <= BigInt(this.vocabSize)) k = Number(k); // as maxWords
+    if (k !== null && typeof k === 'object' && !Array.isArray(k))
+      throw new NextwordError(
+        'k must be an integer, got an object: k comes second and the options third, ' +
+          'as in nextWords(prompt, 5, { cache: false }) and suggest(prompt, 5, { cache: false })',
+      );
     if (!Number.isInteger(k) || k < 1 || k > this.vocabSize) {
       const shown = typeof k === 'string' ? JSON.stringify(k) : String(k);
       throw new NextwordError(`k must be an integer in 1..${this.vocabSize}, got ${shown}`);
@@ -274,7 +279,11 @@ export class NextWordModel {
    * continuous cache when it has one; `{cache: false}`: the model alone. */
   async score(text, options = {}) {
     const ids = this.promptIds(text, 'text');
-    if (ids.length < 2) throw new NextwordError('text has no words to score');
+    if (ids.length < 2)
+      throw new NextwordError(
+        'text has no words to score (it is empty, or holds only spaces and marks the tokenizer drops): ' +
+          'give a text with at least one word',
+      );
     const logprobs = await tokenLogprobs(this, ids, callCache(this, options));
     const read = this.tokenizer.tokenize(text); // the words as read: an unknown one keeps its text
     const pieces = [...this.tokenizer.pieces(read)];
