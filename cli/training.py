@@ -102,12 +102,14 @@ def train_command(args: argparse.Namespace) -> int:
 
 def export_command(args: argparse.Namespace) -> int:
     """``nextword export``: prints the file written, its parity figures and validation quality."""
+    config = config_from_args(ExportConfig(), vars(args))
+    named = (("the run folder", config.run_dir), ("--out", config.out))
+    missing = [what for what, given in named if not given]
+    if missing:  # before TensorFlow is imported: seconds, for a mistake in the command line
+        raise ValueError(f"{' and '.join(missing)} not given: nextword export RUN_DIR --out MODEL.onnx")
     from nextword.export import export
 
     import_tensorflow_quietly()
-    config = config_from_args(ExportConfig(), vars(args))
-    if not config.run_dir or not config.out:
-        raise ValueError("usage: nextword export RUN_DIR --out MODEL.onnx")
     report = export(config, command=args.command_line)
     p = report.parity
     # Without the run's samples.json there are no real prompts: that comparison did not happen.
