@@ -206,7 +206,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
             raise
         files = ", ".join(map(str, config.paths))
         if args.split == "all":
-            raise ValueError(f"no documents to evaluate: {files} holds no non-empty document") from None
+            as_csv = config.format == "csv" or (
+                config.format == "auto" and any(detect_format(Path(p)) == "csv" for p in config.paths)
+            )
+            note = " (read as CSV: the first line is the header, each row below it a document)"
+            raise ValueError(
+                f"no documents to evaluate: {files} holds no non-empty document{note if as_csv else ''}"
+            ) from None
         raise ValueError(
             f"no documents to evaluate: the {args.split} part of the split made again from {files} is empty"
             + (" (the model was trained without a development part)" if args.split == "dev" else "")

@@ -489,6 +489,11 @@ def test_score_evaluate_and_info_take_the_model_as_generate_does(
     blank.write_text("\n\n   \n")
     code, _, err = run_cli(capsys, "evaluate", model_path, blank)
     assert code == 2 and f"no documents to evaluate: {blank} holds no non-empty document" in err
+    assert "read as CSV" not in err
+    header = tmp_path / "header.txt"  # one line, read as CSV: a header and no row
+    header.write_text("the network learns.\n")
+    code, _, err = run_cli(capsys, "evaluate", model_path, header, "--corpus-format", "csv")
+    assert code == 2 and "holds no non-empty document (read as CSV: the first line is the header" in err
     _, first, _ = run_cli(capsys, "info", model_path, "--json")
     code, second, _ = run_cli(capsys, "info", "--model", model_path, "--json")
     assert code == 0 and json.loads(first) == json.loads(second)
