@@ -1,0 +1,108 @@
+"""The server's settings and start-up refuse what cannot work, saying why: ServeConfig values of the
+wrong kind, which hosts count as this machine only, a loaded model with several workers, a bad model
+file named where its path came from, and a request whose prompt is an empty list."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
+
+from fastapi.testclient import TestClient
+
+from nextword.runtime import ModelFileError, NextWordModel, load
+from nextword.runtime.default import BUNDLED_MODEL
+from nextword.serve import ServeConfig, create_app
+from nextword.serve.server import _warn_if_public, serve
+
+
+@pytest.fixture(scope="module")
+def bundled() -> NextWordModel:
+    return load(BUNDLED_MODEL)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"cors_origins": "http://example.com"},
+            r"cors_origins must be a list of origins .*got 'http://example\.com'",
+        ),
+        ({"host": ""}, r"host must be a host name or an IP address, got ''"),
+        ({"host": None}, r"host must be a host name or an IP address, got None"),
+        ({"shutdown_timeout": 3601}, r"shutdown_timeout must be in 0\.\.3600 seconds, got 3601"),
+        ({"shutdown_timeout": -1}, r"shutdown_timeout must be in 0\.\.3600 seconds, got -1"),
+        ({"api_keys": 12345}, r"api_keys must be an API key or a list of them, got int"),
+    ],
+)
+def test_serve_config_refuses_values_of_the_wrong_kind(settings: dict, message: str) -> None:
+    """A single origin given as a string (not a list), an empty host, a drain time over an hour or a
+    number as the API key are refused when the settings are made."""
+    with pytest.raises(ValueError, match=message):
+        ServeConfig(**settings)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("localhost", True), ("::1", True), ("127.0.0.5", True), ("myserver.internal", False), ("::", False)],
+)
+def test_which_hosts_count_as_this_machine_only(host: str, loopback: bool) -> None:
+    """localhost and loopback addresses are private; a host name or any other address is not."""
+    assert ServeConfig(host=host).loopback is loopback
+
+
+@pytest.mark.parametrize(("host", "warned"), [("localhost", False), ("myserver.internal", True)])
+def test_listening_on_a_host_name_warns_that_anyone_can_use_the_model(
+    host: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server on a host name without keys is warned about (it may be reachable from the network);
+    one on localhost is not."""
+    with caplog.at_level(logging.WARNING, logger="nextword.serve.server"):
+        _warn_if_public(ServeConfig(host=host))
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("anyone who reaches it can use the model" in m for m in messages) is warned
+
+
+def test_several_workers_refuse_a_model_loaded_here(bundled: NextWordModel) -> None:
+    """serve(config, model) with workers > 1 cannot share the loaded model: refused before listening."""
+    ours = logging.getLogger("nextword")
+    level = ours.level  # serve() sets it from the config's log level: put back for the tests after
+    try:
+        with pytest.raises(
+            ValueError, match=r"workers > 1 load the model in each process: pass config\.model"
+        ):
+            serve(ServeConfig(workers=2, port=0), model=bundled)
+    finally:
+        ours.setLevel(level)
+
+
+def test_a_bad_model_file_from_the_environment_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """create_app() with no model given and $NEXTWORD_MODEL naming a damaged file says the path came
+    from $NEXTWORD_MODEL; the same file given in the settings is reported without that note."""
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model at all")
+    monkeypatch.setenv("NEXTWORD_MODEL", str(bad))
+    with pytest.raises(
+        ModelFileError, match=r"bad\.onnx.*\(the path comes from \$NEXTWORD_MODEL; fix or unset it\)$"
+    ):
+        create_app(ServeConfig())
+    with pytest.raises(ModelFileError, match=r"bad\.onnx") as refused:
+        create_app(ServeConfig(model=str(bad)))
+    assert "NEXTWORD_MODEL" not in str(refused.value)
+
+
+def test_a_prompt_that_is_an_empty_list_is_a_400_naming_the_prompt(bundled: NextWordModel) -> None:
+    """POST /v1/completions with "prompt": [] asks for nothing: a 400 that says to give a string or a
+    list of strings, not an empty answer."""
+    with TestClient(create_app(ServeConfig(), bundled)) as client:
+        response = client.post("/v1/completions", json={"prompt": [], "max_tokens": 3})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "prompt"
+    assert error["message"] == "prompt is an empty list; give a string or a list of strings"
