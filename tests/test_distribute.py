@@ -21,6 +21,9 @@ def _config(workers=("127.0.0.1:2001", "127.0.0.1:2002"), task=None, **extra):
     return json.dumps(data)
 
 
+_FIRST_WORKER = {"type": "worker", "index": 0}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -45,6 +48,14 @@ def _config(workers=("127.0.0.1:2001", "127.0.0.1:2002"), task=None, **extra):
         (_config(workers=["127.0.0.1:1", "127.0.0.1:1"]), r"lists an address twice"),
         (_config(workers=[]), r"lists no workers"),
         (json.dumps({"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {}}), r"uses only \"worker\""),
+        (
+            json.dumps({"cluster": {"chief": "h:1", "worker": ["h:2"]}, "task": _FIRST_WORKER}),
+            r'cluster.chief must be a list of "HOST:PORT" strings',
+        ),
+        (
+            json.dumps({"cluster": {"chief": ["h:1", "h:3"], "worker": ["h:2"]}, "task": _FIRST_WORKER}),
+            r"cluster.chief lists 2 tasks; it takes one",
+        ),
     ],
 )
 def test_bad_tf_config_is_refused_with_what_to_change(text, message):
