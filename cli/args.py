@@ -359,6 +359,17 @@ def negative_numbers_are_values(parser: argparse.ArgumentParser) -> argparse.Arg
     return parser
 
 
+# What other tools call nextword's options (OpenAI's API, Hugging Face's generate()): the flag meant
+_OTHER_NAMES = {
+    "max-tokens": ("max-words",),
+    "max-new-tokens": ("max-words",),
+    "max-length": ("max-words",),
+    "min-tokens": ("min-words",),
+    "min-new-tokens": ("min-words",),
+    "n": ("num-return-sequences",),
+}
+
+
 def refuse_unknown(command: argparse.ArgumentParser, name: str, unknown: Sequence[str]) -> NoReturn:
     """Exit with status 2 (argparse's ``error``) about the arguments ``command``, the parser of command
     ``name``, did not take, and what to do: the option meant, for a mistyped one (``--temprature``);
@@ -372,7 +383,8 @@ def refuse_unknown(command: argparse.ArgumentParser, name: str, unknown: Sequenc
     if flags:
         wrong = flags[0].lstrip("-")
         known = {flag.lstrip("-"): flag for action in command._actions for flag in action.option_strings}
-        close = [flag for bare, flag in known.items() if len(wrong) > 2 and wrong in bare]
+        close = [known[other] for other in _OTHER_NAMES.get(wrong.replace("_", "-"), ()) if other in known]
+        close += [flag for bare, flag in known.items() if len(wrong) > 2 and wrong in bare]
         close += [known[bare] for bare in difflib.get_close_matches(wrong, list(known), n=1, cutoff=0.75)]
         hint = f" (did you mean {close[0]}?)" if close else f" ({command.prog} --help lists the options)"
         if wrong in ("q", "quiet"):  # the top level's: `nextword -q generate ...`

@@ -73,7 +73,7 @@ def _document_ids(document: Any, index: int, vocab: int) -> np.ndarray:
 
 def _text(document: Any, index: int) -> str:
     if not isinstance(document, str):
-        raise ValueError(f"documents must be strings; document {index} is a {type(document).__name__}")
+        raise ValueError(f"documents must be strings; document {index} is of type {type(document).__name__}")
     return document
 
 

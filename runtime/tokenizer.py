@@ -306,7 +306,13 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Readable text for ``ids``; padding is left out and end-of-document starts a new paragraph.
-        An id outside the vocabulary (negative, too large, not an integer) is a ``ValueError``."""
+        An id outside the vocabulary (negative, too large, not an integer) is a ``ValueError``, as is a
+        string in place of the ids (its characters would be read as ids one by one)."""
+        if isinstance(ids, str | bytes):
+            raise ValueError(
+                f"decode takes token ids (a list of ints), got {type(ids).__name__}: encode() turns text "
+                "into ids"
+            )
         return "".join(self.pieces(self.token_of(i) for i in ids))
 
     def pieces(self, tokens: Iterable[str], previous: str | None = None) -> Iterator[str]:

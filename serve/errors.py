@@ -7,6 +7,8 @@ raise ``BadRequestError`` for all of them; ``code`` says which kind of mistake i
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -20,7 +22,7 @@ from starlette.exceptions import HTTPException
 from nextword.runtime.errors import ModelRunError, shorten
 
 from .bodies import BodyUnreadable
-from .schemas import error_body
+from .schemas import CompletionRequest, ScoreRequest, SuggestRequest, error_body
 
 __all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found", "refusal", "send_error"]
 
@@ -190,9 +192,28 @@ def _first(errors: Sequence[Any]) -> dict[str, Any]:
     string or a list of strings), the one that names an item (``prompt.1``: the list the client meant)."""
     if not errors:
         return {}
+    if errors[0].get("type") == "missing":  # {"promt": ...}: the misspelt key says more than "required"
+        missing = _param(errors[0])
+        misspelt = [e for e in errors if e.get("type") == "extra_forbidden" and _meant(e) == missing]
+        if misspelt:
+            return misspelt[0]
     first, head = errors[0], _param(errors[0])
     deeper = [e for e in errors if head and (_param(e) or "").startswith(head + ".")]
     return deeper[0] if deeper else first
+
+
+@functools.cache
+def _parameters() -> tuple[str, ...]:
+    """Every parameter a request of this API takes, whichever endpoint."""
+    models = (CompletionRequest, SuggestRequest, ScoreRequest)
+    return tuple(sorted({name for model in models for name in model.model_fields}))
+
+
+def _meant(error: dict[str, Any]) -> str | None:
+    """The parameter an unknown one most likely misspells (``promt``: ``prompt``), if one is close."""
+    param = _param(error)
+    close = difflib.get_close_matches(param, _parameters(), n=1, cutoff=0.8) if param else []
+    return close[0] if close else None
 
 
 def _param(error: dict[str, Any]) -> str | None:
@@ -247,7 +268,9 @@ def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = ()) -> st
     if kind == "missing" and param is None:
         return "the request body is empty; send a JSON object of parameters (see /docs)"
     if kind == "extra_forbidden":
-        return f"unknown parameter {param!r}; see /docs for the parameters this endpoint takes"
+        meant = _meant(error)
+        guess = f" (did you mean {meant!r}?)" if meant else ""
+        return f"unknown parameter {param!r}{guess}; see /docs for the parameters this endpoint takes"
     if kind == "missing":
         return f"{param} is required"
     if kind == "value_error" and param is None:  # a check of the body as a whole (its keys)

@@ -102,6 +102,18 @@ def test_options_may_come_between_positionals(model_path, documents, tmp_path, c
     assert code == 0 and json.loads(capsys.readouterr().out)["documents"] == 3
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("--max-tokens", "--max-words"), ("--max_new_tokens", "--max-words"), ("-n", "--num-return-sequences")],
+)
+def test_another_tools_option_name_is_answered_with_nextwords(model_path, capsys, typed, meant):
+    """OpenAI's and Hugging Face's names for the length and the count: the flag meant, not the list."""
+    with pytest.raises(SystemExit) as stop:
+        main(["generate", "a", "--model", str(model_path), typed, "3"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"(did you mean {meant}?)")
+
+
 def test_score_of_unquoted_words_says_to_quote_them(model_path, capsys):
     """``nextword score MODEL a network``: the second word was only "unrecognized"."""
     with pytest.raises(SystemExit) as stop:

@@ -150,8 +150,16 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
         ({"prompt": "x", "presence_penalty": 0.5}, 400, "presence_penalty", ["repetition_penalty"]),
         ({"prompt": "x", "temperature": "hot"}, 400, "temperature", ["temperature", "'hot'"]),
         ({"prompt": 3}, 400, "prompt", ["prompt", "3"]),
-        ({"prompt": "x", "tempreature": 1}, 400, "tempreature", ["unknown parameter 'tempreature'"]),
+        (
+            {"prompt": "x", "tempreature": 1},
+            400,
+            "tempreature",
+            ["unknown parameter 'tempreature' (did you mean 'temperature'?)"],
+        ),
+        ({"prompt": "x", "colour": 1}, 400, "colour", ["unknown parameter 'colour'; see /docs"]),  # no guess
         ({}, 400, "prompt", ["prompt is required"]),
+        # the misspelt key, not "prompt is required", which sent the client looking for a missing field
+        ({"promt": "x"}, 400, "promt", ["unknown parameter 'promt' (did you mean 'prompt'?)"]),
     ],
 )
 def test_bad_requests_name_the_parameter_the_value_and_the_range(client, body, status, param, words):

@@ -90,6 +90,8 @@ def test_a_literal_unk_is_one_unknown_word():
     ids = tok.encode("the <unk> company")
     assert ids == [tok.id_of("the"), tok.unk_id, tok.id_of("company")]
     assert tok.decode(ids) == "The <unk> company" and tok.encode(tok.decode(ids)) == ids  # reads back
+    with pytest.raises(ValueError, match=r"decode takes token ids \(a list of ints\), got str: encode\(\)"):
+        tok.decode("12")  # its characters were read as ids: "token id '1' is not in this vocabulary"
 
 
 def test_version_1_tokenizers_keep_their_rules():

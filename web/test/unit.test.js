@@ -1370,6 +1370,7 @@ describe('decoding rules at their boundaries', () => {
     const eod = model.tokenizer.eodId;
     assert.equal(model.tokenizer.decode([a, eod, b]), 'A\n\nNetwork'); // as Python's Tokenizer.decode
     assert.equal(model.tokenizer.decode([a, eod, eod, b]), 'A\n\nNetwork');
+    assert.throws(() => model.tokenizer.decode('12'), /^TypeError: decode takes token ids .*got a string/);
   });
 
   test('temperature: 0.01 and 100 are allowed, just past them is not', () => {

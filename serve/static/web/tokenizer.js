@@ -202,6 +202,11 @@ export class Tokenizer {
 
   /** Readable text for `ids`; padding is left out and end-of-document starts a new paragraph. */
   decode(ids) {
+    if (typeof ids === 'string')
+      // its characters would be read as ids one by one: decode('12') gave tokens 1 and 2
+      throw new TypeError(
+        'decode takes token ids (an array of integers), got a string: encode() turns text into ids',
+      );
     return Array.from(this.pieces(Array.from(ids, (id) => this.tokenOf(id)))).join('');
   }
 
