@@ -26,6 +26,7 @@ __all__ = [
     "count_documents",
     "detect_format",
     "load_documents",
+    "no_documents",
     "not_text",
     "read_corpus",
     "read_documents",
@@ -197,7 +198,7 @@ def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[st
         documents.extend(read_documents(path, config))
         logger.info("%s: %d documents", path, len(documents) - before)
     if not documents:
-        raise CorpusError(f"the corpus {[str(p) for p in paths]} holds no non-empty documents")
+        raise no_documents(paths, config)
     return documents
 
 
@@ -217,8 +218,33 @@ def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
         logger.info("%s: %d documents", path, n)
         total += n
     if not total:
-        raise CorpusError(f"the corpus {[str(p) for p in paths]} holds no non-empty documents")
+        raise no_documents(paths, config)
     return total
+
+
+def no_documents(paths: Sequence[str | Path], config: CorpusConfig) -> CorpusError:
+    """The error for corpus files ``paths`` (each passed by :func:`check_file`) that hold no document
+    at all: the files by name, what each format found empty, and the fix."""
+    column = f" ({config.text_column!r})" if config.text_column != "auto" else ""
+    empty = {
+        "csv": f"has no row with text in its text column{column}",
+        "jsonl": f"has no record with text in its field {config.json_field!r}",
+        "text": "is empty or holds only blank lines",
+        "lines": "is empty or holds only blank lines",
+    }
+    found = sorted(
+        {empty[detect_format(Path(p)) if config.format == "auto" else config.format] for p in paths}
+    )
+    if len(paths) == 1:
+        return CorpusError(
+            f"the corpus file {paths[0]} holds no non-empty documents: it {found[0]}; give a file that "
+            "holds text"
+        )
+    listed = ", ".join(map(str, paths[:5])) + (f" and {len(paths) - 5:,} more" if len(paths) > 5 else "")
+    return CorpusError(
+        f"none of the corpus files {listed} holds a non-empty document: each {' or '.join(found)}; give "
+        "files that hold text"
+    )
 
 
 def check_options(paths: Sequence[str | Path], config: CorpusConfig) -> None:

@@ -53,7 +53,7 @@ from nextword.runtime.provenance import (
 from .config import CorpusConfig
 from .dedup import Duplicates, find_duplicates
 from .errors import CorpusError
-from .readers import check_options, count_documents, read_corpus
+from .readers import check_options, count_documents, no_documents, read_corpus
 
 __all__ = [
     "DROPPED",
@@ -157,7 +157,7 @@ def split_corpus(
             read_corpus(corpus, log=log), record.dedup, marks=words_take_marks(record.scheme)
         )
         if not len(duplicates.dropped):
-            raise CorpusError(f"the corpus {list(corpus.paths)} holds no non-empty documents")
+            raise no_documents(corpus.paths, corpus)
         if len(duplicates.dropped) == 1:  # not a matter of near-duplicates: there is one document
             raise _too_few(1)
         labels = _assign_groups(

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from nextword.runtime.checks import as_path, check_bool, check_int, check_real, plain_numbers
 from nextword.runtime.generation import MAX_WORDS, GenerationConfig
 from nextword.runtime.limits import OPSET_VERSIONS
+from nextword.train.keywords import nested_keywords
 
 __all__ = ["ExportConfig"]
 
 
+@nested_keywords  # ExportConfig(max_words=20) says that max_words goes in generation=GenerationConfig(...)
 @dataclass(frozen=True)
 class ExportConfig:
     """What to export and how strictly to check it."""
@@ -82,8 +84,7 @@ class ExportConfig:
                 "(GenerationConfig.from_options(**options) builds one)"
             )
         low, high = OPSET_VERSIONS  # the runtime's default LoadLimits accept these, and tf2onnx writes them
-        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not low <= self.opset <= high:
-            raise ValueError(f"opset must be between {low} and {high}, got {self.opset!r}")
+        check_int("opset", self.opset, low, high)  # '17' is said to be no integer, not out of range
         check_real("tolerance", self.tolerance, low=0, low_open=True, high=1)
         if isinstance(self.parity_seed, bool) or not isinstance(self.parity_seed, int):
             raise ValueError(f"parity_seed must be an integer, got {self.parity_seed!r}")

@@ -41,12 +41,13 @@ from nextword.train.config import TrainConfig
 from nextword.train.data import stream_documents
 from nextword.train.files import RUN_FILES, RUN_MARKER, SAVING, RunDir, atomic_write_bytes, read_json
 from nextword.train.model import load_keras_model
+from nextword.train.paths import loop_message, looping_link, resolved
 from nextword.train.progress import stopped_short
 from nextword.train.sizes import check_exportable
 
 from .cache_tuning import trace_documents, tune_cache
 from .config import ExportConfig
-from .errors import ExportError, ParityError
+from .errors import ExportError, ModelTooLargeError, ParityError
 from .graph import check_graph, convert
 from .parity import ParityReport, check_parity, compare_models
 from .provenance import escape_undecodable, file_name, provenance_of_run, travelling_command
@@ -85,20 +86,20 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         raise ValueError("the output file is not set: pass out='MODEL.onnx'")
     _check_out(Path(config.out), config.overwrite)
     run = RunDir(config.run_dir)
+    run.require_trained()  # a file or a looping link named as such, before any path in it is resolved
     _check_not_the_runs(Path(config.out), run)
-    run.require_trained()
     train_config, stored, tokenizer, metrics, prompts = _read_run(run)
     data = stored.get("data")
     run.check_id_files(data if isinstance(data, dict) else {})  # dev.ids and val.ids are read after parity
     _check_dev_ids(run, data if isinstance(data, dict) else {}, config.tune_cache)
-    trained = load_keras_model(run.model)
     tokenizer_json = tokenizer.to_json()
-    try:  # before tf2onnx, which fails obscurely on a graph of 2 GiB or more
+    try:  # before any work, and tf2onnx, which fails obscurely on a graph of 2 GiB or more
         check_exportable(
             train_config.model, len(tokenizer), len(tokenizer_json.encode()), warn=False, during="export"
         )
     except ValueError as exc:
-        raise ExportError(str(exc)) from None
+        raise ModelTooLargeError(str(exc)) from None
+    trained = load_keras_model(run.model)
 
     proto = convert(trained, train_config.model, len(tokenizer), config.opset)
     ops = check_graph(proto, train_config.model.num_layers)
@@ -235,8 +236,8 @@ def _warn_over_default_limits(
 def _check_not_the_runs(out: Path, run: RunDir) -> None:
     """Refuse an ``out`` that is one of the run's own files (``model.keras``, ``tokenizer.json``...),
     ``overwrite`` or not: written over, it would leave a run that neither export nor resume can read."""
-    own = {(run.root / name).resolve() for name in (*RUN_FILES, RUN_MARKER)}
-    if out.resolve() in own:
+    own = {resolved(run.root / name, "run file") for name in (*RUN_FILES, RUN_MARKER)}
+    if resolved(out, "out") in own:
         raise ValueError(
             f"out={str(out)!r} is one of the files of the run {run.root} it exports, which the model file "
             f"would replace for good; write it elsewhere, such as {run.root / 'model.onnx'}"
@@ -256,6 +257,8 @@ def _check_out(out: Path, overwrite: bool) -> None:
             f"out={str(out)!r}: the name is longer than the {longest} bytes a file name may have there; "
             "give a shorter one"
         )
+    if (link := looping_link(out)) is not None:
+        raise ValueError(loop_message(f"out={str(out)!r}", out, link, "choose another `out`"))
     if out.is_dir():
         raise ValueError(f"out={str(out)!r} is a folder; pass the path of the .onnx file to write")
     if out.is_file() and out.stat().st_size and not overwrite:

@@ -142,7 +142,7 @@ def test_generate_never_takes_a_positional_after_an_option_as_a_prompt(model_pat
         (["generate", "x", "--beams", "2"], "(did you mean --num-beams?)"),
         (["serve", "--prot", "8000"], "(did you mean --port?)"),
         (["suggest", "x", "--k", "3"], "(did you mean -k?)"),
-        (["generate", "x", "-n", "3"], "(nextword generate --help lists the options)"),
+        (["generate", "x", "-z", "3"], "(nextword generate --help lists the options)"),
         (["corpus", "patentsview", "--bogus"], "(nextword corpus patentsview --help lists the options)"),
     ],
 )

@@ -86,6 +86,17 @@ def test_a_switch_takes_true_or_false_only(make, name):
         (lambda: TrainConfig(learning_rate=True), "learning_rate must be a positive number, got True"),
         (lambda: TrainConfig(max_minutes=True), "max_minutes must be a positive number of minutes"),
         (lambda: TrainConfig(dev_fraction=False), "dev_fraction must be in [0, 1)"),
+        (lambda: TrainConfig(base_corpus=("b.csv",)), "base_corpus names the corpus of the base"),
+        (
+            lambda: TrainConfig(init_from="m.onnx", base_corpus=5),
+            "base_corpus must be a list of file paths, got int",
+        ),
+        (lambda: TrainConfig(lr_schedule="linear"), "lr_schedule must be one of"),
+        (
+            lambda: TrainConfig.from_dict({"warp_speed": 9, "epochz": 2}),
+            "unknown settings 'warp_speed', 'epochz' (did you mean 'epochs'?): a misspelt key, or the file "
+            "comes from another nextword version",
+        ),
     ],
 )
 def test_values_of_the_wrong_type_are_refused_naming_the_field(make, said):

@@ -287,7 +287,7 @@ def test_missing_file_and_since_without_patents_are_refused(tables, tmp_path):
         )
     with pytest.raises(ValueError, match="pass patents='FILE' as well, or leave out `since`"):
         PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, since="2015-01-01", out=str(out))
-    with pytest.raises(ValueError, match=r"since must be a date written YYYY-MM-DD, got '2015-13-01'"):
+    with pytest.raises(ValueError, match=r"YYYY-MM-DD, got '2015-13-01' \(month must be in 1\.\.12\)"):
         PatentsViewConfig(patents="p", since="2015-13-01")
     with pytest.raises(ValueError, match="limit must be a positive integer, got 0"):
         PatentsViewConfig(limit=0)

@@ -11,8 +11,11 @@ from typing import Any
 
 from nextword.corpus.files import atomic_path
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "read_json"]
+__all__ = ["DAMAGED", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "read_json"]
 
+# What to do about a run's JSON file that is missing or damaged (nextword writes each whole, atomically:
+# an edit, a full disk when copying the folder or a damaged disk left it so).
+DAMAGED = "restore it from a copy of the run folder, or start a new run"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, never in text that encodes as UTF-8
 
 
@@ -47,12 +50,23 @@ def _json_text(data: Any) -> str:
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file, with the file named in the error when it is missing or malformed."""
+def read_json(path: str | Path, fix: str = DAMAGED) -> Any:
+    """Parse a JSON file, with the file named in the error when it is missing or cannot be read, and
+    ``fix``, what to do (by default, for a run's files: :data:`DAMAGED`)."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing") from None
+        raise FileNotFoundError(f"{path} is missing; {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+        raise ValueError(f"{path} is not valid JSON: {exc}; the file is damaged: {fix}") from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise ValueError(
+            f"{path} holds an integer too long to read (no file nextword writes does): the file is damaged: "
+            f"{fix}"
+        ) from None
+    except RecursionError:
+        raise ValueError(
+            f"{path} holds JSON nested too deeply to read (no file nextword writes does): the file is "
+            f"damaged: {fix}"
+        ) from None

@@ -90,13 +90,13 @@ def read_base(config: TrainConfig) -> Base:
     run = RunDir(str(source))
     if config.out and Path(config.out).resolve() == run.root.resolve():
         raise ValueError(
-            f"init_from and out are the same folder ({run.root}): the new run would replace the model it "
+            f"`init_from` and `out` are the same folder ({run.root}): the new run would replace the model it "
             "starts from; give the fine-tuned run a folder of its own"
         )
     if config.out and Path(config.out).resolve().is_relative_to(run.root.resolve()):
         raise ValueError(
-            f"out ({config.out}) lies inside the run folder init_from ({run.root}), which holds one run; "
-            "give the fine-tuned run a folder of its own, outside it"
+            f"out={config.out!r} lies inside the run folder init_from={str(run.root)!r}, which holds one "
+            "run; give the fine-tuned run a folder of its own, outside it"
         )
     try:
         run.require_trained()
@@ -137,7 +137,7 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
 
     if config.out and path.resolve().parent == Path(config.out).resolve():
         raise ValueError(
-            f"init_from: {path} lies in the run folder out ({config.out}), which the new run writes; move "
+            f"init_from: {path} lies in the run folder out={config.out!r}, which the new run writes; move "
             "the model file elsewhere or give the fine-tuned run a folder of its own"
         )
     folder = RunDir(str(path.parent))
@@ -211,7 +211,8 @@ def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
             if mine < len(base.tokenizer):
                 raise ValueError(
                     f"max_vocab={mine} is below the base vocabulary's {len(base.tokenizer)} words, which a "
-                    "fine-tuned run keeps; give a larger max_vocab to bound the words extend_vocabulary adds"
+                    "fine-tuned run keeps; give a larger `max_vocab` to bound the words `extend_vocabulary` "
+                    "adds"
                 )
             tokenizer = replace(tokenizer, max_vocab=mine)
         else:

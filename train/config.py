@@ -18,6 +18,8 @@ from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
 from nextword.runtime.checks import as_path, check_bool, plain_numbers
 from nextword.runtime.tokenizer import TokenizerConfig
 
+from .keywords import nested_keywords, unknown_keys
+
 __all__ = [
     "AUTO_EPOCHS",
     "AUTO_STEPS",
@@ -86,6 +88,7 @@ class ModelConfig:
         check_bool("tie_embeddings", self.tie_embeddings)
 
 
+@nested_keywords  # TrainConfig(lstm_units=64) says that lstm_units goes in model=ModelConfig(...)
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs; stored as ``config.json`` in the run folder."""
@@ -359,7 +362,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config written by :meth:`to_dict`; raises ``ValueError`` on unknown fields."""
+        """Rebuild a config written by :meth:`to_dict`; raises ``ValueError`` naming unknown fields."""
+        unknown = unknown_keys(data, cls)
+        if unknown:
+            raise ValueError(
+                f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: a misspelt key, "
+                "or the file comes from another nextword version"
+            )
         data = dict(data)
         try:
             corpus = dict(data.pop("corpus", {}))

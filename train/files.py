@@ -35,10 +35,12 @@ from typing import Any
 
 from nextword.corpus.encode import STREAM_DTYPE
 from nextword.corpus.files import atomic_path
+from nextword.runtime.model_check import RUN_MARKER  # load() names a run folder given as a model
 from nextword.runtime.tokenizer import Tokenizer
 
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .config import TrainConfig
+from .paths import GIVE_FOLDER, not_a_run_folder
 
 __all__ = [
     "ID_FILE_COUNTS",
@@ -70,7 +72,6 @@ RUN_ONLY_KEYS = (
 # metrics.json's key naming the epoch whose checkpoint and best model are still being written: export
 # refuses such a run until --resume mends it (see recorder.RunRecorder)
 SAVING = "saving_epoch"
-RUN_MARKER = ".nextword-run"
 # Every name a run writes (the marker last of all): what --overwrite may remove, and nothing else.
 RUN_FILES = (
     "config.json",
@@ -339,6 +340,8 @@ class RunDir:
 
     def require_trained(self) -> None:
         """Raise ``FileNotFoundError`` naming what is missing unless the folder holds a trained model."""
+        if (wrong := not_a_run_folder(self.root, GIVE_FOLDER)) is not None:  # a file, or a link that loops
+            raise wrong
         if not self.root.is_dir():
             raise FileNotFoundError(f"run folder {self.root} does not exist; train a run there first")
         missing = [p.name for p in (self.config, self.tokenizer, self.model) if not p.is_file()]

@@ -12,6 +12,7 @@ import keras
 
 from .config import TrainConfig
 from .files import RUN_MARKER, SAVING, NotARunError, RunDir, atomic_write_json, read_json
+from .paths import GIVE_RUN, not_a_run_folder
 from .progress import counted
 from .recorder import RunRecorder, best_index, metrics_document, patience_reached
 
@@ -33,14 +34,12 @@ def check_resumable(run: RunDir) -> None:
 
     A folder counts as a run when it carries the marker, or holds a ``config.json`` (a run from before
     markers existed; or, on a worker of a multi-worker run, a copy of the chief's, all it reads)."""
-    give = "give the run folder that training wrote (its `out`)"
+    if (wrong := not_a_run_folder(run.root)) is not None:  # a file, or a link that loops
+        raise wrong
     if not run.root.exists():
-        raise FileNotFoundError(f"{run.root} does not exist; {give}")
-    if not run.root.is_dir():
-        what = "a file" if run.root.is_file() else "not a folder"
-        raise NotADirectoryError(f"{run.root} is {what}, not a run folder; {give}")
+        raise FileNotFoundError(f"{run.root} does not exist; {GIVE_RUN}")
     if not run.marker.is_file() and not run.config.is_file():
-        raise NotARunError(f"{run.root} is not a nextword run folder (no {RUN_MARKER} marker); {give}")
+        raise NotARunError(f"{run.root} is not a nextword run folder (no {RUN_MARKER} marker); {GIVE_RUN}")
     if not run.checkpoint.is_file() and not run.config.is_file():
         raise FileNotFoundError(no_checkpoint(run))
 

@@ -4,6 +4,7 @@ encoded again from it when a resumed run lacks them."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ def encode_again(
     """Write ``train.ids``/``val.ids`` (and ``dev.ids``) of a run folder that lacks them, with the run's
     own tokenizer; returns their counts (:data:`~nextword.train.files.ID_FILE_COUNTS`). A corpus that
     no longer holds the documents the run started with is a ``ValueError``: files of other sizes than
-    ``recorded_files`` (config.json's ``corpus_files``), or as many documents but other ones."""
+    ``recorded_files`` (config.json's ``corpus_files``), or as many documents but other ones. A corpus
+    file that is gone is a ``FileNotFoundError`` saying so."""
     corpus = config.corpus
+    _check_corpus_is_there(run, config)
     sizes = [size for size, _ in corpus_files(config)]
     if (
         isinstance(recorded_files, list)
@@ -62,3 +65,19 @@ def encode_again(
     if (dev := dev_part(split, config)) is not None:
         counts |= hold_out_dev(run, dev, tokenizer.eod_id, by_group=split.record.dev_by_group)
     return {k: v for k, v in counts.items() if k in ID_FILE_COUNTS}
+
+
+def _check_corpus_is_there(run: RunDir, config: TrainConfig) -> None:
+    """Raise ``FileNotFoundError`` naming the corpus files of ``run`` that are gone (moved, renamed,
+    deleted) and the id files that :func:`encode_again` would make from them."""
+    gone = [path for path in config.corpus.paths if not os.path.exists(path)]
+    if not gone:
+        return
+    ids = [run.train_ids, run.val_ids] + ([run.dev_ids] if config.dev_fraction else [])
+    missing = " and ".join(path.name for path in ids if not path.is_file())
+    files, them = ("file", "it is") if len(gone) == 1 else ("files", "they are")
+    raise FileNotFoundError(
+        f"resuming {run.root} needs its corpus {files} {', '.join(gone)} (recorded in {run.config}) to "
+        f"encode its missing {missing} again, and {them} gone: put the {files} back at "
+        f"{'that path' if len(gone) == 1 else 'those paths'}, or start a new run"
+    )

@@ -57,11 +57,16 @@ def check_exportable(
     shape = model_shape(config, vocab_size)
     fp32 = shape.file_bytes(tokenizer_bytes)
     if fp32 * MARGIN > PROTOBUF_LIMIT:
-        when = "export would fail after training" if during == "train" else "export cannot write it"
+        when, fix = "export would fail after training", _lower(shape)
+        if during != "train":  # the run's settings: only a new run can change them
+            when, fix = (
+                "export cannot write it",
+                f"Train the run again with a smaller model: {fix[0].lower()}{fix[1:]}",
+            )
         raise ValueError(
             f"this model's ONNX file would be about {fp32 / GB:,.2f} GB ({_parts(shape)}), over (or within "
             f"2% of) the {PROTOBUF_LIMIT / GB:.2f} GB that one ONNX file (a single protobuf message) can "
-            f"hold: {when} (int8 export starts from the float32 file too). {_lower(shape)}"
+            f"hold: {when} (int8 export starts from the float32 file too). {fix}"
         )
     if not warn:
         return

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from nextword.corpus import build_vocabulary, encode_corpus, recorded_split, split_corpus
+from nextword.corpus import CorpusError, build_vocabulary, encode_corpus, recorded_split, split_corpus
 from nextword.runtime import __version__
 from nextword.runtime.provenance import SplitRecord
 from nextword.runtime.tokenizer import TOKENIZER_FORMAT_VERSION
@@ -48,6 +48,7 @@ from .files import (
     atomic_write_text,
 )
 from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
+from .paths import resolved
 from .progress import existing_run_advice
 from .recorder import RunRecorder, metrics_document
 from .result import TrainResult
@@ -98,12 +99,13 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """
     if not config.out:
         raise ValueError("the run folder is not set: pass out='RUN_DIR'")
-    corpus = replace(config.corpus, paths=tuple(str(Path(p).resolve()) for p in config.corpus.paths))
-    config = replace(config, corpus=corpus)
+    resolved(config.out, "the run folder `out`", other="choose another `out`")  # not a looping link
+    paths = tuple(str(resolved(p, "corpus file", CorpusError)) for p in config.corpus.paths)
+    config = replace(config, corpus=replace(config.corpus, paths=paths))
     base = None
     if config.init_from is not None:  # fine-tuning: the base run's vocabulary, network and weights
-        resolved = tuple(str(Path(p).resolve()) for p in config.base_corpus)
-        config = replace(config, init_from=str(Path(config.init_from).resolve()), base_corpus=resolved)
+        files = tuple(str(resolved(p, "`base_corpus` file", CorpusError)) for p in config.base_corpus)
+        config = replace(config, init_from=str(resolved(config.init_from, "`init_from`")), base_corpus=files)
         base = read_base(config)
         config = fine_tuning_config(config, base)
     if config.learning_rate is None:  # the default, written out in config.json: training's or fine-tuning's
@@ -340,9 +342,9 @@ def _same_run(run: RunDir, config: TrainConfig) -> bool:
         return False
     try:
         stored, facts = run.read_config()
+        files = corpus_files(config)  # a corpus file that is gone: not this run (reading it names it)
     except (ValueError, FileNotFoundError):
         return False
-    files = corpus_files(config)
     if facts.get("corpus_files", files) != files:
         logger.info("%s: the corpus files changed since its run started: it is not this run", run.root)
         return False

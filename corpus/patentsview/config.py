@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -88,8 +89,12 @@ class PatentsViewConfig:
         if self.since is not None:
             try:
                 since = date.fromisoformat(str(self.since))
-            except ValueError:
-                raise ValueError(f"since must be a date written YYYY-MM-DD, got {self.since!r}") from None
+            except ValueError as exc:
+                shape = re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(self.since))
+                why = f" ({exc})" if shape else ""  # the shape is right: month 13, February 30...
+                raise ValueError(
+                    f"since must be a date written YYYY-MM-DD, got {self.since!r}{why}"
+                ) from None
             object.__setattr__(self, "since", since.isoformat())
             if not self.patents:
                 raise ValueError(
