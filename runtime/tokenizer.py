@@ -2,27 +2,8 @@
 
 Pure Python (``re``, ``unicodedata``, ``json``): the runtime must not need anything else. The same
 object turns training text into ids, is serialized into the model file, and turns generated ids back
-into readable text.
-
-Text goes through these steps, in order:
-
-1. Unicode NFKC, control characters and quotation marks removed, curly apostrophes to ``'``,
-   whitespace collapsed.
-2. Figure references such as ``(1)``, ``(12a)`` or ``(102, 104)`` removed (patent abstracts are full of
-   them and they carry no meaning for the next word); optional.
-3. Lowercasing; optional, on by default.
-4. Splitting into tokens: words (hyphenated words, ``and/or`` and numbers such as ``3.5`` or
-   ``1,000`` stay whole), the punctuation marks ``. , ; : ( ) ? !`` each as a token of its own, and
-   any other symbol as a one-character token. The literal ``<unk>`` is one token, the unknown word
-   (tokenizer format version 2): corpora that mark rare words that way (Penn Treebank, WikiText) keep
-   one unknown word per mark, and a text generated with unknown words allowed reads back as it was
-   made. Version 1 tokenizers, written before, split it into ``<``, ``unk``, ``>`` as they always did.
-   From version 3, combining marks (Unicode categories Mn, Mc, Me) are word characters, so words whose
-   vowels are marks stay whole (every Indic script, vowelled Arabic, pointed Hebrew, and Turkish
-   ``İ`` lowercased, which is ``i`` and a combining dot), and a word may also continue across a middle
-   dot (Catalan ``col·lecció``), the Hebrew maqaf, geresh and gershayim, and the zero-width non-joiner
-   and joiner (Persian ``می‌خواهم``), and a number across the Arabic decimal and thousands separators
-   (``٣٫٥``). Version 2 tokenizers split all of these.
+into readable text. How text is split into words, for each tokenizer format version, is
+:mod:`nextword.runtime.splitting`'s; the spacing of decoded text is :mod:`nextword.runtime.spacing`'s.
 """
 
 from __future__ import annotations
@@ -30,14 +11,13 @@ from __future__ import annotations
 import json
 import numbers
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 from .checks import plain_numbers
 from .spacing import glued, starts_after
-from .unicode_marks import ASTRAL_MARKS, BMP_MARKS
+from .splitting import TOKENIZER_FORMAT_VERSION, tokenize
 
 __all__ = [
     "EOD",
@@ -56,7 +36,6 @@ __all__ = [
     "TokenizerConfig",
 ]
 
-TOKENIZER_FORMAT_VERSION = 3  # what new tokenizers are; 3 keeps combining marks inside words
 READABLE_VERSIONS = (1, 2, 3)
 _TOKENIZER_FORMAT_NAME = "nextword.tokenizer"
 
@@ -72,40 +51,9 @@ SPECIAL_TOKENS = (PAD, UNK, EOD)
 PAD_ID, UNK_ID, EOD_ID = (SPECIAL_TOKENS.index(token) for token in (PAD, UNK, EOD))  # 0, 1, 2
 
 PUNCTUATION = frozenset(".,;:()?!")
-
-_QUOTES = re.compile(r"[\"“”„‟«»`´]")
-_APOSTROPHES = re.compile(r"[‘’‛′]")
-_WHITESPACE = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Characters no token can contain: whitespace (text is split there), C0/C1 controls (normalization
 # removes them) and lone surrogates (not encodable, so not printable).
 _UNUSABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-# "(1)", "(12a)", "(102, 104)", "(10-12)": reference numerals of drawings.
-# Starts only where a run of whitespace starts (or at no whitespace): tried from every space of a run,
-# the leading \s* would scan the rest of the run each time, quadratic in its length (a prompt of 100,000
-# spaces took 8.5 s). A match inside a run implies one from its start, so the matches are the same.
-_FIGURE_REF = re.compile(r"(?<!\s)\s*\(\s*\d+[a-z]?'*(?:\s*[,-]\s*\d+[a-z]?'*)*\s*\)", re.IGNORECASE)
-# A word is a run of letters/digits that may continue across "-", "/", "'" or "." (e.g. "feed-forward",
-# "and/or", "e.g", "3.5") or across "," between digits ("1,000"). Anything else that is not
-# whitespace is a token of its own.
-_WORD_OR_SYMBOL = r"\w+(?:(?:[-/'.]|(?<=\d),(?=\d))\w+)*|[^\w\s]"
-_TOKEN = re.compile(_WORD_OR_SYMBOL)  # version 1
-_TOKEN_V2 = re.compile(r"<unk>|" + _WORD_OR_SYMBOL)  # version 2: "<unk>" is one token
-# Version 3: a word character is also a combining mark; a word also continues across a middle dot,
-# the Hebrew maqaf, geresh and gershayim, and the zero-width non-joiner and joiner, and a number across
-# the Arabic decimal and thousands separators. re tests a class's ranges
-# past the Basic Multilingual Plane one by one, so the marks there (a third of the ranges, for scripts
-# such as Brahmi or Chakma) are in the pattern only for text that holds such a character.
-_JOINED_V3 = r"(?:[-/'.\u00b7\u05be\u05f3\u05f4\u200c\u200d]|(?<=\d)[,\u066b\u066c](?=\d))"
-
-
-def _pattern_v3(marks: str) -> re.Pattern[str]:
-    return re.compile(rf"<unk>|[\w{marks}]+(?:{_JOINED_V3}[\w{marks}]+)*|[^\w{marks}\s]")
-
-
-_TOKEN_V3 = _pattern_v3(BMP_MARKS)
-_TOKEN_V3_ASTRAL = _pattern_v3(BMP_MARKS + ASTRAL_MARKS)
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -429,27 +377,3 @@ def _shorten(value: object, limit: int = 60) -> str:
     """``repr`` of a value for an error message, cut to about ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def normalize(text: str, config: TokenizerConfig) -> str:
-    """Apply steps 1-3 of the module docstring: Unicode, quotes, figure references, case, whitespace."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _APOSTROPHES.sub("'", _QUOTES.sub(" ", _CONTROL.sub(" ", text)))
-    if config.drop_figure_refs:
-        text = _FIGURE_REF.sub("", text)
-    if config.lowercase:
-        text = text.lower()
-    return _WHITESPACE.sub(" ", text).strip()
-
-
-def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT_VERSION) -> list[str]:
-    """Split ``text`` into tokens according to ``config`` and the rules of tokenizer format ``version``
-    (see the module docstring)."""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    text = normalize(text, config)
-    if version == 1:
-        return _TOKEN.findall(text)
-    if version == 2:
-        return _TOKEN_V2.findall(text)
-    return (_TOKEN_V3 if text.isascii() or not _ASTRAL.search(text) else _TOKEN_V3_ASTRAL).findall(text)

@@ -592,7 +592,7 @@ def test_evaluate_ids_checks_every_document_with_the_cache_or_without(model):
 def test_evaluate_and_generate_refuse_the_wrong_kind_of_argument(model):
     with pytest.raises(ValueError, match=r"documents must be a list .* got one str; pass \[text\]"):
         evaluate(model, "the network stores the weights")
-    with pytest.raises(ValueError, match="document 1 is a NoneType"):
+    with pytest.raises(ValueError, match="document 1 is of type NoneType"):
         evaluate(model, ["the network", None])
     with pytest.raises(ValueError, match="config must be a GenerationConfig, got dict"):
         model.generate("the network", config={"max_words": 3})

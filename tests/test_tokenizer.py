@@ -35,14 +35,14 @@ def test_figure_refs_are_dropped_as_before_in_linear_time():
     import subprocess
     import sys
 
-    from nextword.runtime import tokenizer
+    from nextword.runtime import splitting
 
     before = re.compile(_FIGURE_REF_BEFORE, re.IGNORECASE)
     pieces = [" ", "  ", "\t", "\n", "\u00a0", "(", ")", ",", "-", "1", "23", "a", "B", "'", "x", "é"]
     rng = random.Random(0)
     for _ in range(20_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
-        assert tokenizer._FIGURE_REF.sub("", text) == before.sub("", text), repr(text)
+        assert splitting._FIGURE_REF.sub("", text) == before.sub("", text), repr(text)
     # two million characters of whitespace: under a second now, hours before (a generous bound, not a
     # speed target: a hang fails it)
     code = (
