@@ -123,12 +123,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = _first(exc.errors())
+        taken = _parameters(getattr(request.scope.get("route"), "path", ""))
+        first = _first(exc.errors(), taken)
         if _body_error(first) and not _json_content(request):
             given = request.headers.get("content-type") or "none"
             message = f"send the request body as JSON with content-type: application/json (got {given})"
             return APIError(400, message, code="unsupported_content_type").response()
-        message = _describe(first, [e for e in exc.errors() if _param(e) == _param(first)])
+        message = _describe(first, [e for e in exc.errors() if _param(e) == _param(first)], taken)
         return APIError(400, message, _param(first), code=_code(first)).response()
 
     @app.exception_handler(HTTPException)
@@ -187,14 +188,16 @@ ENDPOINTS = (
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "function-after", "function-before"}
 
 
-def _first(errors: Sequence[Any]) -> dict[str, Any]:
+def _first(errors: Sequence[Any], taken: Sequence[str] = ()) -> dict[str, Any]:
     """The error to answer with: the first, or where a union's members all failed (``prompt`` is a
-    string or a list of strings), the one that names an item (``prompt.1``: the list the client meant)."""
+    string or a list of strings), the one that names an item (``prompt.1``: the list the client meant);
+    for a missing parameter that an unknown one misspells (``promt``), the unknown one. ``taken``: the
+    parameters of the endpoint asked."""
     if not errors:
         return {}
     if errors[0].get("type") == "missing":  # {"promt": ...}: the misspelt key says more than "required"
         missing = _param(errors[0])
-        misspelt = [e for e in errors if e.get("type") == "extra_forbidden" and _meant(e) == missing]
+        misspelt = [e for e in errors if e.get("type") == "extra_forbidden" and _meant(e, taken) == missing]
         if misspelt:
             return misspelt[0]
     first, head = errors[0], _param(errors[0])
@@ -202,18 +205,37 @@ def _first(errors: Sequence[Any]) -> dict[str, Any]:
     return deeper[0] if deeper else first
 
 
+# the body each endpoint takes, for what an unknown parameter most likely meant
+_BODIES = {"/v1/completions": CompletionRequest, "/v1/suggest": SuggestRequest, "/v1/score": ScoreRequest}
+
+
 @functools.cache
-def _parameters() -> tuple[str, ...]:
-    """Every parameter a request of this API takes, whichever endpoint."""
-    models = (CompletionRequest, SuggestRequest, ScoreRequest)
-    return tuple(sorted({name for model in models for name in model.model_fields}))
+def _parameters(route: str) -> tuple[str, ...]:
+    """The parameters the endpoint at path ``route`` (the route's own, not under ``--root-path``) takes;
+    none for another path."""
+    body = _BODIES.get(route)
+    return tuple(body.model_fields) if body else ()
 
 
-def _meant(error: dict[str, Any]) -> str | None:
-    """The parameter an unknown one most likely misspells (``promt``: ``prompt``), if one is close."""
+def _meant(error: dict[str, Any], taken: Sequence[str]) -> str | None:
+    """The parameter of ``taken`` an unknown one most likely misspells (``promt``: ``prompt``), if one is
+    close."""
     param = _param(error)
-    close = difflib.get_close_matches(param, _parameters(), n=1, cutoff=0.8) if param else []
+    close = (
+        difflib.get_close_matches(param, [t for t in taken if t != param], n=1, cutoff=0.8) if param else []
+    )
     return close[0] if close else None
+
+
+def _unknown(error: dict[str, Any], taken: Sequence[str]) -> str:
+    """What to say of a parameter this endpoint does not take: the endpoints that take it, else the one
+    it most likely misspells."""
+    param = _param(error)
+    elsewhere = [route for route, body in _BODIES.items() if param in body.model_fields]
+    if elsewhere:
+        return f" (a parameter of {' and '.join(elsewhere)}, not of this endpoint)"
+    meant = _meant(error, taken)
+    return f" (did you mean {meant!r}?)" if meant else ""
 
 
 def _param(error: dict[str, Any]) -> str | None:
@@ -255,9 +277,10 @@ def _json_content(request: Request) -> bool:
     return kind == "application/json" or kind.endswith("+json")
 
 
-def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = ()) -> str:
+def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = (), taken: Sequence[str] = ()) -> str:
     """One sentence from a pydantic error: the parameter, what it must be, and what it got. ``alike``:
-    the errors about the same parameter (a union's members: each says what it would have taken)."""
+    the errors about the same parameter (a union's members: each says what it would have taken);
+    ``taken``: the parameters of the endpoint asked."""
     param = _param(error)
     kind = error.get("type", "")
     if kind == "json_invalid":  # loc is ("body", character offset)
@@ -268,8 +291,7 @@ def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = ()) -> st
     if kind == "missing" and param is None:
         return "the request body is empty; send a JSON object of parameters (see /docs)"
     if kind == "extra_forbidden":
-        meant = _meant(error)
-        guess = f" (did you mean {meant!r}?)" if meant else ""
+        guess = _unknown(error, taken)
         return f"unknown parameter {param!r}{guess}; see /docs for the parameters this endpoint takes"
     if kind == "missing":
         return f"{param} is required"

@@ -160,6 +160,8 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
         ({}, 400, "prompt", ["prompt is required"]),
         # the misspelt key, not "prompt is required", which sent the client looking for a missing field
         ({"promt": "x"}, 400, "promt", ["unknown parameter 'promt' (did you mean 'prompt'?)"]),
+        # another endpoint's parameter: said so, not "did you mean 'k'?"
+        ({"prompt": "x", "k": 5}, 400, "k", ["'k' (a parameter of /v1/suggest, not of this endpoint)"]),
     ],
 )
 def test_bad_requests_name_the_parameter_the_value_and_the_range(client, body, status, param, words):
@@ -169,6 +171,15 @@ def test_bad_requests_name_the_parameter_the_value_and_the_range(client, body, s
     assert error["param"] == param
     for word in words:
         assert word in error["message"], error["message"]
+
+
+def test_a_misspelt_parameter_is_matched_with_the_endpoints_own(client):
+    """/v1/score takes no temperature: a misspelt one gets no guess there; another endpoint's is named."""
+    error = client.post("/v1/score", json={"text": "a", "temprature": 1}).json()["error"]
+    assert error["message"].startswith("unknown parameter 'temprature'; see /docs")
+    error = client.post("/v1/score", json={"text": "a", "prompt": "b"}).json()["error"]
+    said = "'prompt' (a parameter of /v1/completions and /v1/suggest, not of this endpoint)"
+    assert said in error["message"]
 
 
 def test_caps_on_body_and_prompt_size(model):
