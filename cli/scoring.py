@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from nextword.corpus import (
     CorpusConfig,
     DocumentSplit,
     check_options,
+    count_documents,
     read_corpus,
     rebuild_split,
     recorded_corpus,
@@ -186,9 +188,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
             f"{args.split_of or args.model} does not record its training split; use --split all"
         )
     else:
+        _check_its_corpus(args, provenance, count_documents(config.paths, config))  # before the split's pass
         made = rebuild_split(provenance, config)
+        if provenance.data is not None:  # the counts of the split, then its validation words
+            _check_its_corpus(
+                args, provenance, split_differs(made, provenance.data, "the model's", split_model.tokenizer)
+            )
         documents = functools.partial(_split_documents, made, provenance, args.split)
-        _check_its_corpus(args, provenance, made.counts.documents, split_model, documents)
     left_out = None
     if args.trained_on:
         kept = ~_copies_of_trained(args, model, documents())
@@ -352,38 +358,28 @@ def _of_corpus(provenance: Any, base: Any) -> bool:
     return ", ".join(provenance.corpus_files) == base.corpus and provenance.data.documents == base.documents
 
 
-def _check_its_corpus(
-    args: argparse.Namespace,
-    provenance: Any,
-    documents: int | None,
-    split_model: NextWordModel,
-    part: Callable[[], Iterator[str]],
-) -> None:
-    """Refuse files that are not the model's corpus as it was: the split made again from them is then
-    another one (it depends on every document and its place), so its "validation" documents may be
-    ones the model trained on. Checked by the number of documents, then by the words of the part
-    (rows in another order, or edited, keep the count), both as the model file recorded them."""
-    data = provenance.data
-    recorded = getattr(data, f"{args.split}_words", None) if data else None
-    found = None
-    if data is not None and None not in (data.documents, documents) and documents != data.documents:
-        found = f"these files hold {documents:,} documents, the model's corpus held {data.documents:,}"
-    elif recorded is not None:
-        words = sum(len(split_model.tokenizer.encode(d)) + 1 for d in part())
-        if words != recorded:
-            found = (
-                f"the {args.split} documents made again from these files hold {words:,} words, the "
-                f"model's held {recorded:,} (rows in another order, or edited)"
-            )
+def _check_its_corpus(args: argparse.Namespace, provenance: Any, found: int | str | None) -> None:
+    """Refuse files that are not the model's corpus as it was, where ``found`` says so: their number of
+    documents, or how the split made again from them differs from the model's record
+    (:func:`~nextword.corpus.overlap.split_differs`). The split depends on every document and its
+    place, so another corpus, or the same rows in another order, holds out other documents, which the
+    model may have trained on. Nothing to check where the model file records no counts."""
+    recorded = provenance.data.documents if provenance.data else None
+    if isinstance(found, int):
+        if recorded is None or found == recorded:
+            return
+        found = f"{found:,} documents, the model's corpus {recorded:,}"
     if found is None:
         return
     files = ", ".join(provenance.corpus_files) or "nextword info names them"
     raise ValueError(
-        f"--split {args.split}: {found}, so the split made again is not the one "
+        f"--split {args.split}: these files hold {found}, so the split made again is not the one "
         f"{args.split_of or args.model} was trained with and its {args.split} documents are not its own"
         + (" (they may include some it trained on)" if args.split != "train" else "")
         + f"; give the corpus files it was trained on as they were ({files}), or score every document "
-        "with --split all (--trained-on FILE leaves out those that copy one it trained on)"
+        "with --split all (--trained-on FILE leaves out those that copy one it trained on). A Python "
+        "with other Unicode tables than the one that trained the model can also split some words "
+        "otherwise (this one's: Unicode " + unicodedata.unidata_version + ")"
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from nextword.runtime.errors import ModelRunError, shorten
@@ -206,7 +207,11 @@ def _first(errors: Sequence[Any], taken: Sequence[str] = ()) -> dict[str, Any]:
 
 
 # the body each endpoint takes, for what an unknown parameter most likely meant
-_BODIES = {"/v1/completions": CompletionRequest, "/v1/suggest": SuggestRequest, "/v1/score": ScoreRequest}
+_BODIES: dict[str, type[BaseModel]] = {
+    "/v1/completions": CompletionRequest,
+    "/v1/suggest": SuggestRequest,
+    "/v1/score": ScoreRequest,
+}
 
 
 @functools.cache
