@@ -13,8 +13,10 @@ awaiting task is already gone.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from .default import default_model
@@ -54,15 +56,16 @@ async def astream(
     so nothing is left running and the model is ready for its next call.
     """
     loop = asyncio.get_running_loop()
-    stream: Iterator[str] = await asyncio.to_thread(
-        lambda: default_model(model).stream(prompt, config, **options)
-    )
-    step: asyncio.Future[Any] | None = None
+    stream: Iterator[str] | None = None
+    # The stream is made (the prompt fed) and stepped in worker threads, each shielded: cancelling the
+    # awaiting task must not cancel a step whose thread runs on; the stream is closed once that thread
+    # is done (below), never while it is inside it.
+    making = _in_thread(loop, lambda: default_model(model).stream(prompt, config, **options))
+    step: asyncio.Future[Any] | None = making
     try:
+        stream = await asyncio.shield(making)
         while True:
-            step = loop.run_in_executor(None, next, stream, _END)
-            # shielded: cancelling the awaiting task must not cancel ``step``, whose thread runs on;
-            # the stream is closed once that thread is done (below), never while it is inside it
+            step = _in_thread(loop, next, stream, _END)
             piece = await asyncio.shield(step)
             step = None
             if piece is _END:
@@ -72,12 +75,21 @@ async def astream(
         if step is None or step.done():
             _close(stream, step)
         else:
-            step.add_done_callback(lambda done: _close(stream, done))
+            step.add_done_callback(functools.partial(_close, stream))
 
 
-def _close(stream: Iterator[str], step: asyncio.Future[Any] | None) -> None:
-    """Close ``stream`` (its model's stepper goes back for the next call) once no thread runs it; an
-    error of a step nobody awaits any more (its task was cancelled) is dropped with the stream."""
-    if step is not None and not step.cancelled():
-        step.exception()  # marks it retrieved: no "exception was never retrieved" at collection
-    stream.close()  # type: ignore[attr-defined]
+def _in_thread(loop: asyncio.AbstractEventLoop, call: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """``call(*args)`` in the loop's default executor with the caller's context variables, as
+    ``asyncio.to_thread`` runs it, as a future that may be shielded."""
+    return loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, call, *args))
+
+
+def _close(stream: Iterator[str] | None, step: asyncio.Future[Any] | None) -> None:
+    """Close the stream (its model's stepper goes back for the next call) once no thread runs it:
+    ``stream``, or the one ``step`` made where the task was cancelled while it was being made. An error
+    of a step nobody awaits any more is dropped with the stream (marked retrieved: no "exception was
+    never retrieved" at collection)."""
+    if step is not None and not step.cancelled() and step.exception() is None and stream is None:
+        stream = step.result()
+    if stream is not None:
+        stream.close()  # type: ignore[attr-defined]

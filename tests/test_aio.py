@@ -163,3 +163,48 @@ def test_cancelling_during_a_step_closes_the_stream_after_the_step(bundled, monk
         finally:
             loop.close()
     assert loop_errors == [] and not [w for w in caught if "never retrieved" in str(w.message)]
+
+
+def test_cancelling_while_the_stream_is_made_closes_it_once_made(bundled, monkeypatch):
+    """The prompt is fed when the stream is made, in a worker thread too: a task cancelled then still
+    has the stream it was making closed (its stepper given back), once that thread is done."""
+    inside, release = threading.Event(), threading.Event()
+    events: list[str] = []
+    made: list[Iterator[str]] = []
+
+    def slow_start(prompt, config=None, **options) -> Iterator[str]:
+        events.append("feeding the prompt")
+        inside.set()
+        assert release.wait(60)
+
+        def pieces() -> Iterator[str]:
+            try:
+                yield "first"
+            finally:
+                events.append("closed")
+
+        stream = pieces()
+        next(stream)  # started, as the model's stream is once it holds a stepper
+        made.append(stream)  # held here: only a close() ends it, not the garbage collector
+        return stream
+
+    monkeypatch.setattr(bundled, "stream", slow_start)
+
+    async def main() -> None:
+        async def consume() -> None:
+            async for _piece in astream("a", bundled):
+                pass
+
+        task = asyncio.create_task(consume())
+        assert await asyncio.to_thread(inside.wait, 60)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        for _ in range(100):
+            if "closed" in events:
+                break
+            await asyncio.sleep(0.1)
+        assert events == ["feeding the prompt", "closed"]  # closed by the loop, not left to the collector
+
+    asyncio.run(main())
