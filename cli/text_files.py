@@ -7,7 +7,7 @@ import stat
 import sys
 from pathlib import Path
 
-from nextword.corpus.readers import HEAD_BYTES, not_text
+from nextword.corpus.readers import BINARY, HEAD_BYTES, not_text
 
 __all__ = ["read_prompt_file", "read_text_file"]
 
@@ -38,7 +38,7 @@ def _decoded(data: bytes, name: str) -> str:
     binary with zero bytes, another encoding) and how to make UTF-8 text of it."""
     found = not_text(data[:HEAD_BYTES])
     if found is None and b"\x00" in data:  # a model file, an image: its text would be scored as words
-        found = "binary data (it holds zero bytes, which text does not)", "pass a UTF-8 text file"
+        found = BINARY
     if found is not None:
         raise ValueError(f"{name} is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
     try:

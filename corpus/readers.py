@@ -295,6 +295,10 @@ def _files_are(fmt: str, files: list[str], chosen: str) -> str:
     return f"{said}, which has no columns or fields"
 
 
+# what a file with zero bytes is said to be, and the fix: text never holds one
+BINARY = "binary data (it holds zero bytes, which text does not)", "pass a UTF-8 text file"
+
+
 def not_text(head: bytes) -> tuple[str, str] | None:
     """``(what the file is, how to make UTF-8 text of it)`` when a file's first bytes ``head`` (up to
     :data:`HEAD_BYTES`) say it is compressed, an archive, a workbook, or UTF-16/32 text (with or
@@ -318,7 +322,7 @@ def _check_is_utf8_text(path: Path) -> None:
         head = f.read(HEAD_BYTES)
     found = not_text(head)
     if found is None and b"\x00" in head:
-        found = "binary data (it holds zero bytes, which text does not)", "pass a UTF-8 text file"
+        found = BINARY
     if found is not None:
         raise CorpusError(f"{path}: the file is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
 

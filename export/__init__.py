@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 from nextword.train import EXPORT_STACK, require
 
 from .config import ExportConfig
-from .errors import ExportError, ParityError
+from .errors import ExportError, ModelTooLargeError, ParityError
 
 if TYPE_CHECKING:
     from .exporter import ExportReport
 
-__all__ = ["ExportConfig", "ExportError", "ParityError", "export"]  # and ExportReport, loaded on first use
+# and ExportReport, loaded on first use
+__all__ = ["ExportConfig", "ExportError", "ModelTooLargeError", "ParityError", "export"]
 
 
 def export(config: ExportConfig, command: str | None = None) -> ExportReport:

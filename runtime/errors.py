@@ -10,10 +10,12 @@ class ModelFileError(ValueError):
 
 
 class ModelLimitError(ModelFileError):
-    """A file refused because it is over one of the :class:`~nextword.runtime.limits.LoadLimits`.
+    """A file refused by one of the :class:`~nextword.runtime.limits.LoadLimits`: over a size or count
+    cap, or outside the ONNX IR versions, opsets or operators it accepts.
 
-    ``limit`` names the field (e.g. ``"max_file_bytes"``); ``problem`` is the message without the
-    advice on raising it, so that a command can give its own (a flag rather than ``LoadLimits``).
+    ``limit`` names the field (e.g. ``"max_file_bytes"``, ``"opset_versions"``); ``problem`` is the
+    message without the advice on widening it, so that a command can give its own (a flag rather than
+    ``LoadLimits``).
     """
 
     def __init__(self, problem: str, limit: str, hint: str) -> None:

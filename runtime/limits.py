@@ -98,17 +98,20 @@ SIZE_LIMITS_HELP = (
 )
 
 
-def advise_the_flag(exc: ModelFileError, also: str = "", *, lifted: bool = False) -> ModelFileError:
+def advise_the_flag(
+    exc: ModelFileError, also: str = "", *, lifted: bool = False, then: str = ""
+) -> ModelFileError:
     """``exc`` with a command's advice in place of ``LoadLimits``, which a command cannot take: add
     ``--no-size-limits`` (then ``also``) for a cap the flag lifts, unless it is ``lifted`` already; for
     any other limit (versions, operators, nodes, metadata, vocabulary), that no option lifts it, and the
-    Python call that does. ``exc`` itself for a refusal of no limit, or of a cap already lifted."""
+    Python call that does (then ``then``: what to do with the model loaded so). ``exc`` itself for a
+    refusal of no limit, or of a cap already lifted."""
     if not isinstance(exc, ModelLimitError):
         return exc
     if exc.limit not in SIZE_LIMITS:
         return exc.advising(
             "no command-line option lifts this check; if you trust the file, load it in Python with "
-            f"load(..., limits=LoadLimits({exc.limit}=...))"
+            f"load(..., limits=LoadLimits({exc.limit}=...)){then}"
         )
     if lifted:
         return exc

@@ -290,7 +290,12 @@ class ServeConfig:
     def explained(self, exc: ModelFileError) -> ModelFileError:
         """``exc``, a refusal of :attr:`model_path`, saying where the path came from when the user typed
         none (``$NEXTWORD_MODEL``), as the other commands do."""
-        exc = advise_the_flag(exc, " (ServeConfig(size_limits=False))", lifted=not self.size_limits)
+        exc = advise_the_flag(
+            exc,
+            " (ServeConfig(size_limits=False))",
+            lifted=not self.size_limits,
+            then=" and serve that model: serve(config, model) or create_app(config, model)",
+        )
         if self.model is None and os.environ.get(ENV_VAR):
             return noted(exc, f"(the path comes from ${ENV_VAR}; fix or unset it)")
         return exc

@@ -106,3 +106,17 @@ def test_a_prompt_that_is_an_empty_list_is_a_400_naming_the_prompt(bundled: Next
     error = response.json()["error"]
     assert error["param"] == "prompt"
     assert error["message"] == "prompt is an empty list; give a string or a list of strings"
+
+
+def test_a_limit_no_flag_lifts_names_how_to_serve_a_model_loaded_past_it() -> None:
+    """A refusal for an opset outside the accepted range: no option of the command lifts it, so the
+    server names the Python call and what to do with its model."""
+    from nextword.runtime import ModelLimitError
+
+    refused = ModelLimitError("m.onnx uses ONNX opset 19", "opset_versions", "widen LoadLimits")
+    said = str(ServeConfig(model="m.onnx").explained(refused))
+    assert said.startswith("m.onnx uses ONNX opset 19; no command-line option lifts this check")
+    assert said.endswith(
+        "load(..., limits=LoadLimits(opset_versions=...)) and serve that model: serve(config, model) or "
+        "create_app(config, model)"
+    )

@@ -74,7 +74,8 @@ def _check_corpus_is_there(run: RunDir, config: TrainConfig) -> None:
     if not gone:
         return
     ids = [run.train_ids, run.val_ids] + ([run.dev_ids] if config.dev_fraction else [])
-    missing = " and ".join(path.name for path in ids if not path.is_file())
+    names = [path.name for path in ids if not path.is_file()]
+    missing = " and ".join(filter(None, (", ".join(names[:-1]), names[-1]))) if names else "id files"
     files, them = ("file", "it is") if len(gone) == 1 else ("files", "they are")
     raise FileNotFoundError(
         f"resuming {run.root} needs its corpus {files} {', '.join(gone)} (recorded in {run.config}) to "
