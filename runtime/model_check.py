@@ -51,6 +51,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+ORT_FORMAT = b"ORTM"  # bytes 4-8 of an onnxruntime ORT-format file (a FlatBuffer)
 RUN_MARKER = ".nextword-run"  # the file nextword's training writes into every run folder (train/files.py)
 # how to accept a file outside the versions or operators nextword exports: for files one trusts
 _WIDEN = "if you trust the file, widen them with load(..., limits=LoadLimits({}=...))"
@@ -90,6 +91,11 @@ def inspect_model_file(
     try:
         model = parse_model(data)
     except WireError as exc:
+        if data[4:8] == ORT_FORMAT:  # not ONNX, and marked as onnxruntime's own format
+            raise ModelFileError(
+                f"{name} is in onnxruntime's ORT format (convert_onnx_models_to_ort's output), not ONNX: "
+                "nextword reads the .onnx file it was converted from"
+            ) from None
         raise ModelFileError(_corrupt(name, exc)) from None
     metadata = parse_metadata(model.metadata, name, limits)
     _check_versions(model, name, limits)

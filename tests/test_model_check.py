@@ -301,6 +301,20 @@ def test_a_symbolic_link_loop_as_the_model_is_a_model_file_error(tmp_path, capsy
     assert f"model file {loop} cannot be read: " in capsys.readouterr().err
 
 
+def test_an_ort_format_file_is_named_as_one_and_only_a_file_that_is_not_onnx(tmp_path):
+    """Bytes 4-8 'ORTM' (onnxruntime's ORT format) in a file that is not protobuf: the format is named;
+    the same bytes with one changed are a damaged file, as before (tests/test_ort_format.py converts the
+    bundled model)."""
+    ort_file = tmp_path / "m.ort"
+    ort_file.write_bytes(bytes([0x10, 0, 0, 0]) + b"ORTM" + bytes(4))
+    with pytest.raises(ModelFileError, match=r"m\.ort is in onnxruntime's ORT format .*not ONNX"):
+        check_model_file(ort_file)
+    damaged = tmp_path / "m.onnx"
+    damaged.write_bytes(ort_file.read_bytes().replace(b"ORTM", b"OXTM"))
+    with pytest.raises(ModelFileError, match="not a valid ONNX protobuf"):
+        check_model_file(damaged)
+
+
 def test_missing_default_opset(model_path, no_onnxruntime):
     proto = _proto(model_path)
     kept = [(e.domain, e.version) for e in proto.opset_import if e.domain not in ("", "ai.onnx")]

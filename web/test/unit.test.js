@@ -160,6 +160,19 @@ describe('load()', () => {
     );
   });
 
+  test('an ORT-format file is named as one, and only a file that is not ONNX', async () => {
+    const { checkModelFile } = await import('../src/index.js');
+    // a FlatBuffer's root offset, then the ORT file identifier: field 2 = 0, then field 0 (not protobuf)
+    const ortFile = new Uint8Array([0x10, 0, 0, 0, ...new TextEncoder().encode('ORTM'), 0, 0, 0, 0]);
+    assert.throws(
+      () => checkModelFile('m.ort', ortFile),
+      /^ModelFileError: m\.ort is in onnxruntime's ORT format .*not ONNX: nextword reads the \.onnx file/,
+    );
+    const damaged = ortFile.slice();
+    damaged[5] = 0x58; // 'OXTM': just a damaged file
+    assert.throws(() => checkModelFile('m.onnx', damaged), /not a valid ONNX protobuf/);
+  });
+
   test('checkModelFile() takes limits in part, the rest from DEFAULT_LIMITS, as load() does', async () => {
     const { checkModelFile } = await import('../src/index.js');
     assert.equal(checkModelFile('<model bytes>', bytes, { maxNodes: 5000 }).formatVersion, 3);

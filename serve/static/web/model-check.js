@@ -142,6 +142,12 @@ export function checkModelFile(name, data, limits) {
   try {
     summary = parseModel(data, budget); // the whole file, graphs included, before the first check
   } catch (error) {
+    if (error instanceof WireError && String.fromCharCode(...data.subarray(4, 8)) === 'ORTM')
+      // not ONNX, and marked (bytes 4-8) as onnxruntime's own format, a FlatBuffer
+      throw new ModelFileError(
+        `${name} is in onnxruntime's ORT format (convert_onnx_models_to_ort's output), not ONNX: ` +
+          'nextword reads the .onnx file it was converted from',
+      );
     if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));
     throw error;
   }
