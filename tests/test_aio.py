@@ -4,6 +4,7 @@ and streams that end cleanly when left early or cancelled (also while a step run
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import itertools
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nextword.runtime import agenerate, astream, load
+from nextword.runtime import agenerate, aio, astream, load
 from nextword.runtime.default import BUNDLED_MODEL
 
 OPTIONS = {"max_words": 12, "seed": 3}
@@ -208,3 +209,22 @@ def test_cancelling_while_the_stream_is_made_closes_it_once_made(bundled, monkey
         assert events == ["feeding the prompt", "closed"]  # closed by the loop, not left to the collector
 
     asyncio.run(main())
+
+
+def test_astream_steps_see_the_callers_context_variables(monkeypatch):
+    """Each step runs with the caller's context variables (a request id a log filter reads), as
+    asyncio.to_thread runs a call; a bare executor call saw their defaults."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    class Fake:
+        def stream(self, prompt, config=None, **options) -> Iterator[str]:
+            yield var.get()
+            yield var.get()
+
+    monkeypatch.setattr(aio, "default_model", lambda model: Fake())
+
+    async def main() -> list[str]:
+        var.set("the caller's")
+        return [piece async for piece in astream("a")]
+
+    assert asyncio.run(main()) == ["the caller's", "the caller's"]

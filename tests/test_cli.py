@@ -534,6 +534,10 @@ def test_a_text_file_that_is_not_utf8_text_is_refused_with_the_fix(capsys, model
             binary.write_bytes(b"the network\x00 stores weights")
         code, _, err = run_cli(capsys, "generate", "--model", model_path, "--file", binary)
         assert code == 2 and f"{binary} is binary data (it holds zero bytes" in err, err
+    late = tmp_path / "late.txt"  # the zero byte past the first 4 KiB the corpus readers look at
+    late.write_bytes(b"the network learns " * 400 + b"\x00 more")
+    code, _, err = run_cli(capsys, "score", model_path, "--file", late)
+    assert code == 2 and f"{late} is binary data (it holds zero bytes" in err
 
 
 def test_train_overwrite_of_a_folder_of_user_files_exits_2_and_deletes_nothing(

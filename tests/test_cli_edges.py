@@ -73,7 +73,12 @@ def test_a_split_of_another_corpus_is_refused_naming_the_corpus(model_path, docu
         assert f"--split {part}: these files hold 4 documents, {held}" in captured.err
         assert "give the corpus files it was trained on as they were (corpus.csv)" in captured.err
         assert "--split all" in captured.err and "--trained-on FILE" in captured.err
+        assert ("may include some it trained on" in captured.err) == (part != "train")
     assert main(["evaluate", str(model_path), str(small), "--json"]) == 0  # every document: fine
+    # one document: refused as another corpus (counted before the split), not as too few to split
+    one = write_corpus(tmp_path / "one", documents[:1])["csv"]
+    assert main(["evaluate", str(model_path), str(one), "--split", "val", "--json"]) == 2
+    assert f"these files hold 1 documents, the model's corpus {len(documents):,}" in capsys.readouterr().err
 
 
 def test_score_json_gives_an_unknown_word_as_read_with_its_text(model_path, capsys):

@@ -315,6 +315,18 @@ def test_an_ort_format_file_is_named_as_one_and_only_a_file_that_is_not_onnx(tmp
         check_model_file(damaged)
 
 
+def test_a_cap_the_flag_cannot_lift_is_not_advised_the_flag(tmp_path, capsys):
+    """A file over protobuf's 2 GiB with --no-size-limits given: the flag is not advised again."""
+    from nextword.cli.main import main
+
+    big = tmp_path / "big.onnx"
+    with open(big, "wb") as file:
+        file.truncate(3 * 2**30)  # sparse: no disk used
+    assert main(["info", str(big), "--no-size-limits"]) == 2
+    err = capsys.readouterr().err
+    assert "2,147,483,647-byte limit" in err and "add --no-size-limits" not in err, err
+
+
 def test_missing_default_opset(model_path, no_onnxruntime):
     proto = _proto(model_path)
     kept = [(e.domain, e.version) for e in proto.opset_import if e.domain not in ("", "ai.onnx")]

@@ -160,6 +160,8 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
         ({}, 400, "prompt", ["prompt is required"]),
         # the misspelt key, not "prompt is required", which sent the client looking for a missing field
         ({"promt": "x"}, 400, "promt", ["unknown parameter 'promt' (did you mean 'prompt'?)"]),
+        # no parameter is close: no guess ("temp" is not "stream", nor "text")
+        ({"prompt": "x", "temp": 0.5}, 400, "temp", ["unknown parameter 'temp'; see /docs"]),
         # another endpoint's parameter: said so, not "did you mean 'k'?"
         ({"prompt": "x", "k": 5}, 400, "k", ["'k' (a parameter of /v1/suggest, not of this endpoint)"]),
     ],
@@ -180,6 +182,13 @@ def test_a_misspelt_parameter_is_matched_with_the_endpoints_own(client):
     error = client.post("/v1/score", json={"text": "a", "prompt": "b"}).json()["error"]
     said = "'prompt' (a parameter of /v1/completions and /v1/suggest, not of this endpoint)"
     assert said in error["message"]
+
+
+def test_a_misspelt_parameter_is_guessed_under_a_root_path(model):
+    """Behind a proxy's prefix the endpoint is still known by its route: the guess is made there too."""
+    with TestClient(create_app(ServeConfig(root_path="/nextword"), model), root_path="/nextword") as c:
+        answer = c.post("/nextword/v1/completions", json={"promt": "x"})
+    assert "unknown parameter 'promt' (did you mean 'prompt'?)" in answer.json()["error"]["message"]
 
 
 def test_caps_on_body_and_prompt_size(model):

@@ -281,3 +281,11 @@ def test_the_api_reference_works_under_its_policy(browser, live_server):
     code = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, status), "no answer shown").pop()
     assert code.text.strip().startswith("200")  # fetched from this server (connect-src 'self')
     assert _violations(browser) == []
+
+
+@pytest.mark.parametrize("content_type", [b"text/html", b"Text/HTML; charset=utf-8"])
+def test_an_html_answer_of_any_spelling_gets_the_fallback_policy(content_type):
+    """The media type is matched without regard to case or parameters."""
+    from nextword.serve.headers import CSP, FALLBACK_POLICY, _with_headers
+
+    assert dict(_with_headers([(b"content-type", content_type)]))[CSP] == FALLBACK_POLICY.encode()

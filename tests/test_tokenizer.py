@@ -92,6 +92,8 @@ def test_a_literal_unk_is_one_unknown_word():
     assert tok.decode(ids) == "The <unk> company" and tok.encode(tok.decode(ids)) == ids  # reads back
     with pytest.raises(ValueError, match=r"decode takes token ids \(a list of ints\), got str: encode\(\)"):
         tok.decode("12")  # its characters were read as ids: "token id '1' is not in this vocabulary"
+    with pytest.raises(ValueError, match="got bytes"):
+        tok.decode(b"\x03\x04")  # its bytes were read as ids 3 and 4
 
 
 def test_version_1_tokenizers_keep_their_rules():

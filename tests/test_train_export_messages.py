@@ -85,6 +85,9 @@ def test_resume_names_the_corpus_file_that_is_gone(run_dir: Path, tmp_path: Path
     code, err = _cli(capsys, "train", "--resume", str(run), "--epochs", "20")
     assert code == 2 and f"error: resuming {run} needs its corpus file {gone}" in err, err
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    (run / "train.ids").unlink()  # two missing: both named
+    with pytest.raises(FileNotFoundError, match=r"to encode its missing train\.ids and val\.ids again"):
+        resume(run, epochs=20)
 
 
 # 2. Export of a file: not a run folder, in the words resume uses

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
@@ -199,6 +199,9 @@ describe('load()', () => {
     assert.match(folder.message, /is not a regular file; pass the path of a \.onnx file/);
     const run = await mkdtemp(join(tmpdir(), 'nextword-run-'));
     try {
+      await mkdir(join(run, '.nextword-run'));
+      assert.match((await refusal(load(run))).message, /is not a regular file/); // a folder is no marker
+      await rm(join(run, '.nextword-run'), { recursive: true });
       await writeFile(join(run, '.nextword-run'), '');
       const refused = await refusal(load(run));
       assert.equal(
@@ -691,6 +694,10 @@ describe('options given in JavaScript', () => {
     assert.match((await refusal(model.score(''))).message, /^text has no words to score/);
     assert.match((await refusal(model.score(['a']))).message, /^text must be a string, got array/);
     assert.match((await refusal(model.nextWords('a', '3'))).message, /got "3"$/);
+    assert.match(
+      (await refusal(model.nextWords('a', null))).message,
+      /^k must be an integer in 1\.\.\d+, got null$/,
+    );
     assert.match(
       (await refusal(model.nextWords('a', { cache: false }))).message,
       /^k must be an integer, got an object: k comes second and the options third/,
