@@ -111,6 +111,30 @@ def test_a_stream_left_early_gives_its_stepper_back(bundled):
         assert bundled.generate("the method", **OPTIONS) == expected
 
 
+async def _cancel_inside_then_release(
+    model, inside: threading.Event, release: threading.Event, events: list[str], at_cancel: list[str]
+) -> None:
+    """Iterate astream() in a task, cancel it once a worker thread is ``inside`` the stream (the task
+    ends at once: ``events`` are still ``at_cancel``), then ``release`` that thread and wait (at most
+    10 s) for the stream's close, which the loop does once the thread is done."""
+
+    async def consume() -> None:
+        async for _piece in astream("a", model):
+            pass
+
+    task = asyncio.create_task(consume())
+    assert await asyncio.to_thread(inside.wait, 60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert events == at_cancel
+    release.set()
+    for _ in range(100):
+        if "closed" in events:
+            break
+        await asyncio.sleep(0.1)
+
+
 @pytest.mark.parametrize("step_outcome", ["a piece", "an error"])
 def test_cancelling_during_a_step_closes_the_stream_after_the_step(bundled, monkeypatch, step_outcome):
     """A task cancelled while its step runs in a worker thread: the stream is not closed under that
@@ -136,21 +160,7 @@ def test_cancelling_during_a_step_closes_the_stream_after_the_step(bundled, monk
     monkeypatch.setattr(bundled, "stream", slow_stream)
 
     async def main() -> None:
-        async def consume() -> None:
-            async for _piece in astream("a", bundled):
-                pass
-
-        task = asyncio.create_task(consume())
-        assert await asyncio.to_thread(inside.wait, 60)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert events == ["step begins"]  # cancelled at once; the thread is still inside the step
-        release.set()
-        for _ in range(100):  # the step's thread returns; the close follows on the loop
-            if "closed" in events:
-                break
-            await asyncio.sleep(0.1)
+        await _cancel_inside_then_release(bundled, inside, release, events, ["step begins"])
         assert events == ["step begins", "step ends", "closed"]  # closed while the loop runs
 
     loop_errors: list[dict] = []
@@ -192,20 +202,7 @@ def test_cancelling_while_the_stream_is_made_closes_it_once_made(bundled, monkey
     monkeypatch.setattr(bundled, "stream", slow_start)
 
     async def main() -> None:
-        async def consume() -> None:
-            async for _piece in astream("a", bundled):
-                pass
-
-        task = asyncio.create_task(consume())
-        assert await asyncio.to_thread(inside.wait, 60)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        release.set()
-        for _ in range(100):
-            if "closed" in events:
-                break
-            await asyncio.sleep(0.1)
+        await _cancel_inside_then_release(bundled, inside, release, events, ["feeding the prompt"])
         assert events == ["feeding the prompt", "closed"]  # closed by the loop, not left to the collector
 
     asyncio.run(main())
