@@ -185,8 +185,10 @@ def flag_names(message: str, cls: type, *, leading: bool = True) -> str:
     """``message`` with the field names of dataclass ``cls`` that it uses as option names written as
     their flags: every ``name=value`` (``top_k=5`` as ``--top-k=5``, ``overwrite=True`` as
     ``--overwrite``, ``tune_cache=False`` as ``--no-tune-cache``, ``out='m.onnx'`` as ``--out m.onnx``),
-    every name in backticks (`` `epochs` `` as ``--epochs``) and, with ``leading``, the name the message
-    starts with. Prose that merely holds a field name stays; a name two flags share stays."""
+    every name in backticks (`` `epochs` `` as ``--epochs``) and the name the message starts with: any
+    such name with ``leading``, else only one followed by a colon (``init_from: ...``, the library's
+    label of the setting at fault). Prose that merely holds a field name stays; a name two flags share
+    stays."""
     by_name: dict[str, set[str]] = {}
     for path, flag in config_flags(cls).items():
         if flag.startswith("--"):
@@ -198,7 +200,7 @@ def flag_names(message: str, cls: type, *, leading: bool = True) -> str:
             message = re.sub(start + r"=True\b", flag, message)
             message = re.sub(start + r"=False\b", "--no-" + flag[2:], message)
             message = re.sub(start + rf"=({_STRING})", functools.partial(_flag_value, flag), message)
-            first = rf"|^{re.escape(name)}(?= )" if leading else ""
+            first = rf"|^{re.escape(name)}(?= )" if leading else rf"|^{re.escape(name)}(?=: )"
             message = re.sub(rf"`{re.escape(name)}`|{start}(?==){first}", flag, message)
     return message
 

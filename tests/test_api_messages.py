@@ -38,6 +38,9 @@ def test_cli_terms_rewrites_api_calls_and_options():
     )
     prose = "out of memory: epochs ran out, the overwrite failed"  # words that are also option names
     assert cli_terms(prose, train) == prose
+    # the library's label of the setting at fault, first and before a colon: the flag
+    said = "init_from: m.onnx does not exist; give the run folder or the model file to start from"
+    assert cli_terms(said, train) == said.replace("init_from:", "--init-from:", 1)
 
 
 def test_training_into_a_run_folder(run_dir, tiny_config, capsys, tmp_path):
