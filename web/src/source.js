@@ -53,8 +53,12 @@ async function readFile(path, cap) {
   let info;
   try {
     info = await fs.stat(name);
-  } catch {
-    throw new ModelFileError(`model file ${name} does not exist (or cannot be read)`);
+  } catch (error) {
+    if (!['ELOOP', 'ENAMETOOLONG', 'EACCES'].includes(error.code))
+      throw new ModelFileError(`model file ${name} does not exist (or cannot be read)`);
+    // as Python's: why it cannot be read ("ELOOP: too many symbolic links encountered, stat '...'")
+    const why = error.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/s, '');
+    throw new ModelFileError(`model file ${name} cannot be read: ${why}`);
   }
   if (info.isDirectory() && (await fs.stat(`${name}/.nextword-run`).catch(() => null))?.isFile())
     throw new ModelFileError(

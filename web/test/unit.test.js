@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
@@ -199,6 +199,11 @@ describe('load()', () => {
     assert.match(folder.message, /is not a regular file; pass the path of a \.onnx file/);
     const run = await mkdtemp(join(tmpdir(), 'nextword-run-'));
     try {
+      await symlink(join(run, 'loop.onnx'), join(run, 'loop.onnx')); // a link that points to itself
+      assert.match(
+        (await refusal(load(join(run, 'loop.onnx')))).message,
+        /^model file .*loop\.onnx cannot be read: too many symbolic links encountered$/,
+      );
       await mkdir(join(run, '.nextword-run'));
       assert.match((await refusal(load(run))).message, /is not a regular file/); // a folder is no marker
       await rm(join(run, '.nextword-run'), { recursive: true });
