@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -188,12 +188,15 @@ def evaluate_command(args: argparse.Namespace) -> int:
             f"{args.split_of or args.model} does not record its training split; use --split all"
         )
     else:
-        _check_its_corpus(args, provenance, count_documents(config.paths, config))  # before the split's pass
+        recorded = provenance.data.documents if provenance.data else None
+        counted = count_documents(config.paths, config)  # before the split's deduplication pass
+        if recorded is not None and counted != recorded:
+            _not_its_corpus(args, provenance, f"{counted:,} documents, the model's corpus {recorded:,}")
         made = rebuild_split(provenance, config)
         if provenance.data is not None:  # the counts of the split, then its validation words
-            _check_its_corpus(
-                args, provenance, split_differs(made, provenance.data, "the model's", split_model.tokenizer)
-            )
+            differs = split_differs(made, provenance.data, "the model's", split_model.tokenizer)
+            if differs:
+                _not_its_corpus(args, provenance, differs)
         documents = functools.partial(_split_documents, made, provenance, args.split)
     left_out = None
     if args.trained_on:
@@ -358,19 +361,12 @@ def _of_corpus(provenance: Any, base: Any) -> bool:
     return ", ".join(provenance.corpus_files) == base.corpus and provenance.data.documents == base.documents
 
 
-def _check_its_corpus(args: argparse.Namespace, provenance: Any, found: int | str | None) -> None:
-    """Refuse files that are not the model's corpus as it was, where ``found`` says so: their number of
+def _not_its_corpus(args: argparse.Namespace, provenance: Any, found: str) -> NoReturn:
+    """Refuse files that are not the model's corpus as it was, ``found`` saying how: their number of
     documents, or how the split made again from them differs from the model's record
     (:func:`~nextword.corpus.overlap.split_differs`). The split depends on every document and its
     place, so another corpus, or the same rows in another order, holds out other documents, which the
-    model may have trained on. Nothing to check where the model file records no counts."""
-    recorded = provenance.data.documents if provenance.data else None
-    if isinstance(found, int):
-        if recorded is None or found == recorded:
-            return
-        found = f"{found:,} documents, the model's corpus {recorded:,}"
-    if found is None:
-        return
+    model may have trained on."""
     files = ", ".join(provenance.corpus_files) or "nextword info names them"
     raise ValueError(
         f"--split {args.split}: these files hold {found}, so the split made again is not the one "
