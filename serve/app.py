@@ -24,7 +24,7 @@ from nextword.runtime.model import default_session_options
 from . import completions, routes, web_assets
 from .auth import ApiKeys, document_keys
 from .config import ServeConfig
-from .errors import install_error_handlers
+from .errors import UnexpectedErrors, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit, PublishGuard
 from .logs import FORCED_QUIT, use_server_format
@@ -131,6 +131,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     app.include_router(routes.router)
     app.include_router(web_assets.router)  # before /static: it answers for the compressed .wasm
     app.mount("/static", web_assets.RangedStaticFiles(directory=str(routes.STATIC)), name="static")
+    # innermost: a route's unexpected error becomes a 500 that the middleware below add their headers to
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes, timeout=config.request_timeout)
     if keys:  # outside the body cap: a request without a key is refused before its body is read
         app.add_middleware(ApiKeys, keys=keys)

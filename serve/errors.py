@@ -22,10 +22,21 @@ from starlette.exceptions import HTTPException
 
 from nextword.runtime.errors import ModelRunError, shorten
 
+from .access import request_line
 from .bodies import BodyUnreadable
+from .headers import COMMON_HEADERS
 from .schemas import CompletionRequest, ScoreRequest, SuggestRequest, error_body
 
-__all__ = ["CODES", "APIError", "install_error_handlers", "model_not_found", "refusal", "send_error"]
+__all__ = [
+    "CODES",
+    "APIError",
+    "UnexpectedErrors",
+    "install_error_handlers",
+    "model_not_found",
+    "refusal",
+    "send_error",
+    "server_error",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +124,41 @@ def model_not_found(asked: str, served: Sequence[str]) -> APIError:
     )
 
 
+def server_error(exc: BaseException) -> APIError:
+    """The 500 of an error no handler expected: its type, none of its text (which may hold a path or
+    a value of this machine); the details are in the server's log."""
+    return APIError(500, f"the server failed on this request ({type(exc).__name__}); see the server's log")
+
+
+class UnexpectedErrors:
+    """ASGI middleware, the innermost: an error of a route that no handler expected becomes the 500 of
+    :func:`server_error` here, inside the other middleware, so that it carries their headers (CORS, the
+    security headers) and is counted like any answer; logged with its traceback. One raised after the
+    answer began (a stream's) is raised on: the ASGI server closes the connection."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = False
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal began
+            began = began or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if began:
+                raise
+            logger.exception("%s failed", request_line(scope))
+            await server_error(exc).response()(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error with :func:`error_body` JSON instead of the framework's own shapes."""
 
@@ -152,10 +198,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Logged with its traceback by the ASGI server; the client gets the same JSON shape as any error.
+        # An error in a middleware itself (a route's reaches UnexpectedErrors first): Starlette answers
+        # it outside every middleware, so the common headers are written here. Logged with its
+        # traceback by the ASGI server, to which Starlette raises it again.
         logger.error("%s %s failed: %r", request.method, request.url.path, exc)
-        message = f"the server failed on this request ({type(exc).__name__}); see the server's log"
-        return APIError(500, message).response()
+        response = server_error(exc).response()
+        response.headers.update({name.decode(): value.decode() for name, value in COMMON_HEADERS})
+        return response
 
 
 def _schema_without_framework_errors(app: FastAPI) -> None:

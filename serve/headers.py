@@ -22,9 +22,10 @@ a server that may be answering on a test port with ``--ssl-certfile``.
 
 The middleware sits outside the CORS middleware and the caps, so that CORS preflights and the refusals
 (401, 413, 429) carry the headers too. The HTTP protocol's guards (408, 431; serve/http_guard.py)
-write :data:`COMMON_HEADERS` into their own answers. Two kinds of answer carry none: uvicorn's own (a
-malformed request) and a 500 of an error no handler expected (Starlette answers it outside every
-middleware); both are a short JSON or text body.
+write :data:`COMMON_HEADERS` into their own answers, as does the 500 of an error raised by a middleware
+(Starlette answers it outside every middleware; a route's error is answered inside them, by
+``errors.UnexpectedErrors``). One kind of answer carries none: uvicorn's own to a malformed request, a
+short text body.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import re
 
 import pytest
 
@@ -480,14 +482,46 @@ def test_the_api_reference_works_behind_a_path_prefix(model):
             assert c.get(url).status_code == 200, url
 
 
-def test_unexpected_failures_answer_500_in_json(model, monkeypatch):
-    with TestClient(create_app(ServeConfig(), model), raise_server_exceptions=False) as c:
+def test_unexpected_failures_answer_500_in_json(model, monkeypatch, caplog):
+    origin = "http://app.example"
+    with TestClient(create_app(ServeConfig(cors_origins=(origin,)), model)) as c:
         monkeypatch.setattr(model, "score", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
-        response = c.post("/v1/score", json={"text": "the network"})
+        with caplog.at_level(logging.ERROR, logger="nextword.serve.errors"):
+            response = c.post("/v1/score", json={"text": "the network"}, headers={"Origin": origin})
         assert c.app.state.nextword.slots.used == 0  # the failed call gave its slot back
+        counted = c.get("/metrics").text
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "server_error"
     assert "RuntimeError" in response.json()["error"]["message"] and "boom" not in response.text
+    # answered inside the middleware: a browser app on the allowed origin can read it (CORS), and it
+    # carries the security headers of every answer
+    assert response.headers["access-control-allow-origin"] == origin
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert re.search(
+        r'nextword_http_requests_total\{[^}]*route="/v1/score"[^}]*status="500"[^}]*\} 1\.0', counted
+    )
+    [record] = [r for r in caplog.records if 'POST /v1/score HTTP/1.1" failed' in r.getMessage()]
+    assert record.exc_info and "boom" in str(record.exc_info[1])  # the details: in the log, traceback too
+
+
+def test_a_failing_middleware_still_answers_with_the_common_headers(model):
+    class Broken:  # outside every middleware of the app: Starlette's own error handler answers
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http":
+                raise RuntimeError("boom")
+            await self.app(scope, receive, send)
+
+    app = create_app(ServeConfig(), model)
+    app.add_middleware(Broken)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        response = c.get("/health")
+    assert response.status_code == 500 and "RuntimeError" in response.json()["error"]["message"]
+    assert (
+        response.headers["x-frame-options"] == "DENY" and response.headers["referrer-policy"] == "no-referrer"
+    )
 
 
 def test_suggestions_and_scores_count_against_the_cap(model):
