@@ -41,7 +41,7 @@ demo: setup
 # folders under their nextword.* names in build/typecheck (mypy finds them there, not through the
 # editable install), then runs mypy with pyproject's [tool.mypy]. JavaScript: prettier (web/'s pinned devDependency, with
 # web/.prettierrc.json) on nextword-web (web/src, test, types, bench, example) and the page's own scripts
-# (serve/static/*.js, not serve/static/web: a copy of web/src), `npm run format:check` in web/.
+# (serve/static/*.js, index.html and style.css; not serve/static/web: a copy of web/src), `npm run format:check` in web/.
 # `make format` rewrites both.
 # Without npm the prettier check is skipped, unless NEXTWORD_REQUIRE_WEB=1 (.ci/run): then it fails.
 lint: setup web-maybe-setup
@@ -53,7 +53,7 @@ lint: setup web-maybe-setup
 	elif [ "$${NEXTWORD_REQUIRE_WEB:-}" = 1 ]; then \
 		echo "prettier is missing: install Node and npm, then make web-setup"; \
 		echo "(NEXTWORD_REQUIRE_WEB=1 asks for the JavaScript checks)"; exit 1; \
-	else echo "npm not found: prettier's check of the JavaScript (web/, serve/static/*.js) is skipped"; fi
+	else echo "npm not found: prettier's check of the JavaScript (web/, serve/static/) is skipped"; fi
 
 format: setup web-setup
 	$(BIN)/ruff format .
