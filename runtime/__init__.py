@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .aio import agenerate, astream
     from .beam import BeamSearch
     from .default import BUNDLED_MODEL, default_model, generate
-    from .errors import ModelFileError, ModelLimitError, ModelRunError
+    from .errors import ModelFileError, ModelLimitError, ModelRunError, WrongTypeError
     from .evaluation import Evaluation, evaluate, evaluate_ids
     from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig, OptionConflict
     from .generator import FINISH_REASONS, Generator, Update
@@ -45,6 +45,7 @@ _EXPORTS = {
     "ModelFileError": "errors",
     "ModelLimitError": "errors",
     "ModelRunError": "errors",
+    "WrongTypeError": "errors",
     "Evaluation": "evaluation",
     "evaluate": "evaluation",
     "evaluate_ids": "evaluation",
@@ -89,6 +90,7 @@ __all__ = [
     "TokenizerConfig",
     "Update",
     "WordScore",
+    "WrongTypeError",
     "__version__",
     "agenerate",
     "astream",

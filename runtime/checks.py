@@ -1,5 +1,6 @@
 """Checks of configuration values, shared by every stage's config: a wrong value is a ``ValueError``
-that names the field and what it takes, raised when the config is made, before any work."""
+that names the field and what it takes, raised when the config is made, before any work; a value of
+the wrong type is a :class:`~.errors.WrongTypeError` (a ``TypeError`` that is a ``ValueError`` too)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from typing import Any, SupportsFloat
 
 import numpy as np
 
-__all__ = ["as_path", "check_bool", "check_int", "check_real", "finite", "plain_numbers", "shown"]
+from .errors import WrongTypeError
+
+__all__ = [
+    "as_path",
+    "check_bool",
+    "check_int",
+    "check_real",
+    "finite",
+    "plain_numbers",
+    "shown",
+    "wrong_type",
+]
 
 
 def plain_numbers(config: Any) -> None:
@@ -36,7 +48,7 @@ def check_bool(name: str, value: Any) -> None:
     """``value`` must be ``True`` or ``False``: a string such as ``"no"`` is truthy, and taken as True
     it would turn the setting on."""
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {shown(value)}")
+        raise wrong_type(name, "True or False", value)
 
 
 def as_path(name: str, value: Any, *, empty: bool = True) -> str:
@@ -45,7 +57,7 @@ def as_path(name: str, value: Any, *, empty: bool = True) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be a file path (str or pathlib.Path), got {shown(value)}")
+        raise wrong_type(name, "a file path (str or pathlib.Path)", value)
     if not empty and not value:
         raise ValueError(f"{name} is an empty string, which names no file: give the file's path")
     return value
@@ -54,7 +66,7 @@ def as_path(name: str, value: Any, *, empty: bool = True) -> str:
 def check_int(name: str, value: Any, low: int, high: int | None) -> None:
     """``value`` must be an integer (not a bool) in ``low..high`` (``high`` None: no upper bound)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {shown(value)}")
+        raise wrong_type(name, "an integer", value)
     if int(value) < low or (high is not None and int(value) > high):
         allowed = f"in {low}..{high}" if high is not None else f"an integer >= {low}"
         raise ValueError(f"{name} must be {allowed}, got {shown(int(value))}")
@@ -71,16 +83,18 @@ def check_real(
 ) -> None:
     """``value`` must be a finite real number (not a bool) above ``low`` (or at it, unless
     ``low_open``) and at most ``high``; ``note`` is added to the refusal."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and finite(value)
-    ok = ok and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
-        upper = "" if high == math.inf else f"<= {high:g}"
-        bounds = " and ".join(b for b in (lower, upper) if b)
-        detail = f" ({note})" if note else ""
-        raise ValueError(
-            f"{name} must be a finite number{' ' + bounds if bounds else ''}{detail}, got {shown(value)}"
-        )
+    lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
+    upper = "" if high == math.inf else f"<= {high:g}"
+    bounds = " and ".join(b for b in (lower, upper) if b)
+    wanted = f"a finite number{' ' + bounds if bounds else ''}{f' ({note})' if note else ''}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise wrong_type(name, wanted, value)
+    if (
+        not finite(value)
+        or not (float(value) > low if low_open else float(value) >= low)
+        or float(value) > high
+    ):
+        raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
 
 
 def finite(value: SupportsFloat) -> bool:
@@ -99,3 +113,9 @@ def shown(value: Any) -> str:
     except ValueError:  # an integer over Python's 4,300-digit conversion limit
         return "an integer of more than 4,300 digits"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def wrong_type(name: str, wanted: str, value: Any) -> WrongTypeError:
+    """The error to raise for ``value`` given as ``name``, which takes ``wanted`` (``"an integer"``):
+    ``"NAME must be WANTED, got VALUE"``, VALUE as :func:`shown` quotes it."""
+    return WrongTypeError(f"{name} must be {wanted}, got {shown(value)}")

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelFileError", "ModelLimitError", "ModelRunError", "noted", "shorten"]
+__all__ = ["ModelFileError", "ModelLimitError", "ModelRunError", "WrongTypeError", "noted", "shorten"]
+
+
+class WrongTypeError(TypeError, ValueError):
+    """A value of the wrong type for a parameter or a config field (a string for a number, a dict for a
+    config); the message names the parameter, what it takes and what it got.
+
+    A ``TypeError``, as Python raises for a wrong type, and also a ``ValueError``, as nextword 0.2.0
+    raised for most of these: code that catches either keeps working (numpy's ``AxisError`` is a
+    ``ValueError`` and an ``IndexError`` alike). A value of the right type out of its range stays a
+    plain ``ValueError``.
+    """
 
 
 class ModelFileError(ValueError):

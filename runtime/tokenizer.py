@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 from .checks import plain_numbers
+from .errors import WrongTypeError
 from .spacing import glued, starts_after
 from .splitting import TOKENIZER_FORMAT_VERSION, tokenize
 
@@ -237,6 +238,8 @@ class Tokenizer:
                 )
         try:
             config = TokenizerConfig(**raw_config)
+        except WrongTypeError:
+            raise
         except TypeError as exc:
             raise ValueError(f"tokenizer config is invalid: {exc}") from None
         return cls(tokens, config, readable)

@@ -16,6 +16,7 @@ from typing import Any
 
 from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
 from nextword.runtime.checks import as_path, check_bool, plain_numbers
+from nextword.runtime.errors import WrongTypeError
 from nextword.runtime.tokenizer import TokenizerConfig
 
 from .keywords import nested_keywords, unknown_keys
@@ -379,5 +380,7 @@ class TrainConfig:
                 model=ModelConfig(**{"tie_embeddings": False, **data.pop("model", {})}),  # untied before
                 **data,
             )
+        except WrongTypeError:  # a field's value of the wrong type: its own message says which
+            raise
         except TypeError as exc:
             raise ValueError(f"config does not match this nextword version: {exc}") from None

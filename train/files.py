@@ -411,10 +411,10 @@ class RunDir:
             raise ValueError(f"{damaged} (a JSON object with its model and corpus settings)")
         try:
             config = TrainConfig.from_dict({k: v for k, v in stored.items() if k not in RUN_ONLY_KEYS})
+        except ValueError as exc:  # a WrongTypeError (a TypeError too) included: a field's value
+            raise ValueError(f"{self.config}: {exc}") from None
         except (AttributeError, KeyError, TypeError) as exc:  # JSON of the wrong shape inside
             raise ValueError(f"{damaged} ({exc})") from None
-        except ValueError as exc:
-            raise ValueError(f"{self.config}: {exc}") from None
         return config, stored
 
 
