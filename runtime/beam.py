@@ -24,11 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cache import ContinuousCache, prefill_with_cache, required_cache
+from .checks import check_iterable
+from .errors import WrongTypeError
 from .generation import MAX_BATCH, GenerationConfig
 from .logits import log_softmax
 from .rules import Rules, ngram_bans
 from .sampling import largest
-from .step import StepModel, prefill, prompt_ids_array
+from .step import PROMPTS_AS_IDS, StepModel, check_model, prefill, prompt_ids_array
 from .stepper import stepper_for
 from .text import PromptEnd, TextBuilder
 
@@ -63,8 +65,10 @@ class BeamSearch:
         *,
         ends: Sequence[PromptEnd] | None = None,
     ) -> None:
+        check_model(model)
+        check_iterable("prompts", prompts, PROMPTS_AS_IDS)
         if not isinstance(config, GenerationConfig):
-            raise ValueError(f"config must be a GenerationConfig, got {type(config).__name__}")
+            raise WrongTypeError(f"config must be a GenerationConfig, got {type(config).__name__}")
         self._model, self._config = model, config
         self._stepper = stepper_for(model)  # one token per beam at every step
         self._busy = threading.Lock()  # held by step(): a second thread is refused

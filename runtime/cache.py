@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .checks import finite
+from .checks import finite, wrong_type
+from .errors import WrongTypeError
 from .step import State, StepModel, prefill_round
 
 __all__ = [
@@ -79,19 +80,18 @@ class CacheConfig:
                 raise ValueError(f"cache mix must be between 0 and 1 (exclusive), got {self.mix}")
         if self.gate is not None:
             if isinstance(self.gate, str | bytes | dict) or not isinstance(self.gate, Sequence | np.ndarray):
-                raise ValueError(f"cache gate must be two numbers [a, b], got {self.gate!r}")
+                raise WrongTypeError(f"cache gate must be two numbers [a, b], got {self.gate!r}")
             if len(self.gate) != 2:
                 raise ValueError(f"cache gate must be two numbers [a, b], got {len(self.gate)}")
             for value in self.gate:
-                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not finite(value):
-                    raise ValueError(f"cache gate must be two finite numbers [a, b], got {value!r}")
+                _check_finite("gate", value, "two finite numbers [a, b]")
             object.__setattr__(self, "gate", (float(self.gate[0]), float(self.gate[1])))
         if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral):
-            raise ValueError(f"cache window must be an integer, got {self.window!r}")
+            raise WrongTypeError(f"cache window must be an integer, got {self.window!r}")
         if not 1 <= self.window <= MAX_WINDOW:
             raise ValueError(f"cache window must be in 1..{MAX_WINDOW}, got {self.window}")
         if not isinstance(self.tuning, dict):
-            raise ValueError(f"cache tuning must be a JSON object, got {type(self.tuning).__name__}")
+            raise WrongTypeError(f"cache tuning must be a JSON object, got {type(self.tuning).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as the model file stores them: ``similarity`` only when not "dot", ``gate`` or
@@ -129,9 +129,12 @@ class CacheConfig:
         return cls(**{"mix": None, **data})
 
 
-def _check_finite(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not finite(value):
-        raise ValueError(f"cache {name} must be a finite number, got {value!r}")
+def _check_finite(name: str, value: Any, wanted: str = "a finite number") -> None:
+    """``value``, the cache's ``name``, must be a finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise WrongTypeError(f"cache {name} must be {wanted}, got {value!r}")
+    if not finite(value):
+        raise ValueError(f"cache {name} must be {wanted}, got {value!r}")
 
 
 def resolve_cache(model: Any, cache: bool | CacheConfig | None) -> CacheConfig | None:
@@ -142,7 +145,7 @@ def resolve_cache(model: Any, cache: bool | CacheConfig | None) -> CacheConfig |
     if isinstance(cache, np.bool_):  # a numpy comparison's result
         cache = bool(cache)
     if cache is not None and not isinstance(cache, bool):
-        raise ValueError(f"cache must be True, False, None or a CacheConfig, got {cache!r}")
+        raise wrong_type("cache", "True, False, None or a CacheConfig", cache)
     if cache is False:
         return None
     return required_cache(model) if cache else getattr(model, "cache_settings", None)

@@ -8,6 +8,7 @@ import dataclasses
 import math
 import numbers
 import os
+from collections.abc import Iterable
 from typing import Any, SupportsFloat
 
 import numpy as np
@@ -18,6 +19,7 @@ __all__ = [
     "as_path",
     "check_bool",
     "check_int",
+    "check_iterable",
     "check_real",
     "finite",
     "plain_numbers",
@@ -70,6 +72,18 @@ def check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if int(value) < low or (high is not None and int(value) > high):
         allowed = f"in {low}..{high}" if high is not None else f"an integer >= {low}"
         raise ValueError(f"{name} must be {allowed}, got {shown(int(value))}")
+
+
+def check_iterable(name: str, value: Any, wanted: str, one: str = "") -> None:
+    """``value`` must be an iterable of several items (a list, a tuple, a generator), ``wanted``
+    saying of what: not a ``str`` or ``bytes`` (iterated, each character would be an item), and not
+    ``None`` or a number (``"'int' object is not iterable"`` would name no parameter). ``one``: the
+    advice added for a single ``str`` or ``bytes`` (``"pass [text] to evaluate one document"``)."""
+    text = isinstance(value, str | bytes | bytearray)
+    if text and one:
+        raise WrongTypeError(f"{name} must be {wanted}, got one {type(value).__name__}; {one}")
+    if text or not isinstance(value, Iterable):
+        raise wrong_type(name, wanted, value)
 
 
 def check_real(

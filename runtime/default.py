@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelFileError, noted
+from .errors import ModelFileError, WrongTypeError, noted
 from .limits import LoadLimits
 from .model import NextWordModel, load
 
@@ -45,7 +45,7 @@ def default_model(
     if isinstance(model, bytes | bytearray | memoryview):  # a file's contents: loaded, not kept
         return load(bytes(model), device=device, limits=limits)
     if model is not None and not isinstance(model, str | os.PathLike):
-        raise ValueError(
+        raise WrongTypeError(
             "model must be a path to a .onnx file, a file's bytes or a loaded model "
             f"(nextword.runtime.load), got {type(model).__name__}"
         )

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from .cache import CacheConfig, resolve_cache
+from .checks import check_iterable
+from .errors import WrongTypeError
 from .scoring import cached_document_scores, perplexity, token_logprobs
 from .step import StepModel, prompt_ids_array
 
@@ -41,11 +43,10 @@ def evaluate(
     default the model file's when it has one, ``False`` for the model alone.
     """
     _check_model(model)
-    if isinstance(documents, str | bytes):  # iterating it would make each character a document
-        raise ValueError(
-            f"documents must be a list (or any iterable) of strings, got one {type(documents).__name__}; "
-            "pass [text] to evaluate one document"
-        )
+    # a string iterated would make each character a document
+    check_iterable(
+        "documents", documents, "a list (or any iterable) of strings", "pass [text] to evaluate one document"
+    )
     tok = model.tokenizer
     encoded = (
         [tok.eod_id, *tok.encode(_text(document, i)), tok.eod_id] for i, document in enumerate(documents)
@@ -55,7 +56,7 @@ def evaluate(
 
 def _check_model(model: Any) -> None:
     if not hasattr(model, "tokenizer") or not hasattr(model, "forward"):
-        raise ValueError(
+        raise WrongTypeError(
             f"model must be a loaded model (nextword.runtime.load(path)), got {type(model).__name__}"
         )
 
@@ -73,7 +74,9 @@ def _document_ids(document: Any, index: int, vocab: int) -> np.ndarray:
 
 def _text(document: Any, index: int) -> str:
     if not isinstance(document, str):
-        raise ValueError(f"documents must be strings; document {index} is of type {type(document).__name__}")
+        raise WrongTypeError(
+            f"documents must be strings; document {index} is of type {type(document).__name__}"
+        )
     return document
 
 
@@ -84,6 +87,7 @@ def evaluate_ids(
 ) -> Evaluation:
     """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``)."""
     _check_model(model)
+    check_iterable("documents", documents, "a list (or any iterable) of token-id lists")
     tok = model.tokenizer
     n_docs = n_words = n_correct = n_top5 = n_unknown = 0
     total_nll = 0.0

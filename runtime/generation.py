@@ -7,7 +7,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .checks import check_int, check_real, plain_numbers, shown
+from .checks import check_bool, check_int, check_real, plain_numbers, shown
+from .errors import WrongTypeError
 from .tokenizer import MAX_VOCAB_SIZE
 
 __all__ = [
@@ -187,8 +188,10 @@ class GenerationConfig:
         if isinstance(stop, (tuple, list)) and len(stop) > MAX_STOP_STRINGS:  # before looking at each
             raise ValueError(f"stop holds {len(stop):,} strings; at most {MAX_STOP_STRINGS} are allowed")
         if not isinstance(stop, (tuple, list)) or not all(isinstance(s, str) and s for s in stop):
-            listed = _listed(self.stop)
-            raise ValueError(f"stop must be a string or a list of non-empty strings, got {listed}")
+            refusal = f"stop must be a string or a list of non-empty strings, got {_listed(self.stop)}"
+            if isinstance(stop, (tuple, list)) and all(isinstance(s, str) for s in stop):
+                raise ValueError(refusal)  # strings, one of them empty
+            raise WrongTypeError(refusal)
         long = next((s for s in stop if len(s) > MAX_STOP_CHARS), None)
         if long is not None:
             raise ValueError(
@@ -197,8 +200,7 @@ class GenerationConfig:
             )
         object.__setattr__(self, "stop", tuple(stop))
         for name in ("stop_at_end", "allow_unknown", "cache"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name))
         check_int("num_return_sequences", self.num_return_sequences, 1, MAX_BATCH)
         check_int("num_beams", self.num_beams, 1, MAX_BATCH)
         check_real(
@@ -252,7 +254,7 @@ class GenerationConfig:
         if unknown:
             raise ValueError(f"unknown generation option(s) {unknown}; valid options are {sorted(known)}")
         if config is not None and not isinstance(config, GenerationConfig):
-            raise ValueError(
+            raise WrongTypeError(
                 f"config must be a GenerationConfig, got {type(config).__name__}; pass options by name "
                 "(generate(prompt, max_words=30)) or a GenerationConfig(...)"
             )
@@ -308,8 +310,9 @@ def call_config(
 ) -> GenerationConfig:
     """The settings of a model's call (``generate``, ``stream``, ``generator``): ``options`` over
     ``config``, or over the model file's decoding ``defaults`` when no ``config`` is given, whose
-    values a refusal then names as the file's (:meth:`GenerationConfig.from_options`'s ``origin``)."""
-    if config:
+    values a refusal then names as the file's (:meth:`GenerationConfig.from_options`'s ``origin``).
+    A ``config`` that is no :class:`GenerationConfig` (an empty dict too) is refused, not taken as None."""
+    if config is not None:
         return GenerationConfig.from_options(config, **options)
     return GenerationConfig.from_options(defaults, origin=FILE_DEFAULTS, **options)
 
@@ -320,7 +323,7 @@ def stream_config(
     """:func:`call_config` for ``stream()``: one prompt string, one text (no beam search)."""
     resolved = call_config(defaults, config, options)
     if not isinstance(prompt, str):
-        raise ValueError(f"stream() takes one prompt string, got {type(prompt).__name__}")
+        raise WrongTypeError(f"stream() takes one prompt string, got {type(prompt).__name__}")
     if resolved.num_return_sequences != 1 or resolved.num_beams != 1:
         names = ("num_return_sequences", "num_beams")
         note = "" if config else defaults_note(defaults, names, options, FILE_DEFAULTS)

@@ -24,11 +24,12 @@ import numpy as np
 
 from .batch import FINISH_REASONS, Batch, Update, finish
 from .cache import ContinuousCache, required_cache
-from .checks import check_int
+from .checks import check_int, check_iterable, wrong_type
+from .errors import WrongTypeError
 from .generation import GenerationConfig
 from .rows import Group, Row
 from .rules import Rules
-from .step import PROMPT_CHUNK, StepModel, prefill_round, prompt_ids_array
+from .step import PROMPT_CHUNK, PROMPTS_AS_IDS, StepModel, check_model, prefill_round, prompt_ids_array
 from .stepper import TokenStepper, stepper_for
 from .text import PromptEnd
 
@@ -64,8 +65,9 @@ class Generator:
         chunk: int = PROMPT_CHUNK,
         stepper: TokenStepper | None = None,
     ):
-        if not hasattr(model, "tokenizer") or not callable(getattr(model, "forward", None)):
-            raise ValueError(f"model must be a loaded model (nextword.runtime.load(path)), got {model!r:.80}")
+        check_model(model)
+        if defaults is not None and not isinstance(defaults, GenerationConfig):
+            raise wrong_type("defaults", "a GenerationConfig", defaults)
         check_int("chunk", chunk, 1, None)
         self._model = model
         self._tokenizer = model.tokenizer
@@ -102,12 +104,14 @@ class Generator:
             isinstance(prompts, bytes | bytearray | dict | set | frozenset)
             or not isinstance(prompts, Iterable)
         ):
-            raise ValueError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
+            raise WrongTypeError(
+                f"prompts must be a string or a list of strings, got {type(prompts).__name__}"
+            )
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         for i, prompt in enumerate(prompts):
             if not isinstance(prompt, str):
                 kind = type(prompt).__name__
-                raise ValueError(f"prompt must be a string or a list of strings; item {i} is a {kind}")
+                raise WrongTypeError(f"prompt must be a string or a list of strings; item {i} is a {kind}")
         tok = self._tokenizer
         tokens = [tok.tokenize(p) for p in prompts]  # as Tokenizer.encode reads them, once
         ids = [[tok.eod_id, *map(tok.id_of, t)] for t in tokens]
@@ -125,6 +129,7 @@ class Generator:
     ) -> list[int]:
         """:meth:`add` for prompts given as token ids, each starting with the end-of-document id when it
         starts a document. ``lstrip[i]``: prompt ``i`` ends in a space, so its text starts without one."""
+        check_iterable("prompts", prompts, PROMPTS_AS_IDS)
         return self._add_checked(prompts, config, logprobs, lstrip=lstrip)
 
     def _add_checked(
@@ -137,9 +142,10 @@ class Generator:
     ) -> list[int]:
         """:meth:`add_ids`, each prompt's text written after ``ends[i]`` (``None``: read from its ids)."""
         given = config is not None
-        config = config or self._defaults or GenerationConfig()
+        if not given:
+            config = self._defaults or GenerationConfig()
         if not isinstance(config, GenerationConfig):
-            raise ValueError(
+            raise WrongTypeError(
                 f"config must be a GenerationConfig, got {type(config).__name__}; options by name go to "
                 "GenerationConfig(...) or GenerationConfig.from_options(model.info.generation, ...)"
             )
@@ -155,11 +161,9 @@ class Generator:
             )
             raise ValueError(f"a Generator samples; num_beams must be 1, got {config.num_beams}{where}")
         if logprobs is not None:
-            if (
-                isinstance(logprobs, bool)
-                or not isinstance(logprobs, numbers.Integral)
-                or not 0 <= logprobs <= 20
-            ):
+            if isinstance(logprobs, bool) or not isinstance(logprobs, numbers.Integral):
+                raise wrong_type("logprobs", "an integer in 0..20", logprobs)
+            if not 0 <= logprobs <= 20:
                 raise ValueError(f"logprobs must be an integer in 0..20, got {logprobs!r}")
             logprobs = int(logprobs)
         arrays = [prompt_ids_array(p, i, self._model.vocab_size) for i, p in enumerate(prompts)]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .checks import plain_numbers
-from .errors import ModelFileError, ModelLimitError
+from .checks import check_bool, plain_numbers, wrong_type
+from .errors import ModelFileError, ModelLimitError, WrongTypeError
 
 __all__ = [
     "DEFAULT_ALLOWED_OPS",
@@ -189,30 +189,33 @@ class LoadLimits:
         plain_numbers(self)
         for name in _POSITIVE_INTS:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise wrong_type(f"LoadLimits.{name}", "a positive integer", value)
+            if value < 1:
                 raise ValueError(f"LoadLimits.{name} must be a positive integer, got {value!r}")
         for name in ("ir_versions", "opset_versions"):
             value = getattr(self, name)
+            refusal = (
+                f"LoadLimits.{name} must be an inclusive range (low, high) with 1 <= low <= high, "
+                f"got {value!r}"
+            )
             if (
                 not isinstance(value, tuple)
                 or len(value) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-                or not 1 <= value[0] <= value[1]
             ):
-                raise ValueError(
-                    f"LoadLimits.{name} must be an inclusive range (low, high) with 1 <= low <= high, "
-                    f"got {value!r}"
-                )
+                raise WrongTypeError(refusal)  # not a pair of integers
+            if not 1 <= value[0] <= value[1]:
+                raise ValueError(refusal)
         if not isinstance(self.allowed_ops, frozenset) or not all(
             isinstance(op, tuple) and len(op) == 2 and all(isinstance(s, str) for s in op)
             for op in self.allowed_ops
         ):
-            raise ValueError(
+            raise WrongTypeError(
                 "LoadLimits.allowed_ops must be a frozenset of (domain, op_type) string pairs, "
                 f"got {self.allowed_ops!r:.200}"
             )
-        if not isinstance(self.bound_graph, bool):
-            raise ValueError(f"LoadLimits.bound_graph must be True or False, got {self.bound_graph!r}")
+        check_bool("LoadLimits.bound_graph", self.bound_graph)
 
     def without_size_caps(self) -> LoadLimits:
         """These limits with every size cap (:data:`SIZE_LIMITS`: file, tokenizer, tensors, graph, work

@@ -14,7 +14,8 @@ import onnxruntime as ort
 
 from .beam import beam_search
 from .cache import CacheConfig
-from .checks import check_int
+from .checks import check_int, wrong_type
+from .errors import WrongTypeError
 from .generation import MAX_BATCH, GenerationConfig, call_config, stream_config
 from .generator import Generator
 from .limits import LoadLimits
@@ -329,6 +330,10 @@ class NextWordModel(HoldsSessions):
 
     def generate_ids(self, prompt_ids: Sequence[int], config: GenerationConfig) -> list[int]:
         """Continue ``prompt_ids`` by sampling (or greedily) and return the new token ids."""
+        if not isinstance(config, GenerationConfig):
+            raise wrong_type(
+                "config", "a GenerationConfig, such as model.info.generation (the file's defaults)", config
+            )
         stepper = self._borrow_stepper()
         try:
             gen = Generator(self, stepper=stepper)
@@ -434,8 +439,8 @@ def _as_prompt_list(prompt: Any) -> tuple[list[str], bool]:
     if isinstance(prompt, (list, tuple)):
         for i, p in enumerate(prompt):
             if not isinstance(p, str):
-                raise ValueError(
+                raise WrongTypeError(
                     f"prompt must be a string or a list of strings; item {i} is {type(p).__name__}"
                 )
         return list(prompt), False
-    raise ValueError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
+    raise WrongTypeError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")

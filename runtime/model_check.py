@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError, ModelLimitError, shorten
+from .errors import ModelFileError, ModelLimitError, WrongTypeError, shorten
 from .graph_bounds import GraphBounds, bound_graph
 from .limits import DEFAULT_ALLOWED_OPS, LoadLimits, MiB
 from .model_file import Metadata, parse_metadata
@@ -82,9 +82,9 @@ def inspect_model_file(
     source: str | os.PathLike[str] | bytes, limits: LoadLimits | None = None
 ) -> CheckedModel:
     """:func:`check_model_file`, returning what the checks read as well as the bytes."""
-    limits = limits or LoadLimits()
+    limits = LoadLimits() if limits is None else limits  # an empty dict is refused, not the default
     if not isinstance(limits, LoadLimits):
-        raise TypeError(f"limits must be a LoadLimits, got {type(limits).__name__}")
+        raise WrongTypeError(f"limits must be a LoadLimits, got {type(limits).__name__}")
     name, data = _read(source, limits)
     if not data:
         raise ModelFileError(f"{name} is empty (0 bytes); re-download or re-export the model")
@@ -139,7 +139,7 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
             raise _too_big(name, len(data), limits)
         return name, data
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"model must be a path or bytes, got {type(source).__name__}")
+        raise WrongTypeError(f"model must be a path or bytes, got {type(source).__name__}")
     path = Path(source)
     name = str(path)
     try:

@@ -16,8 +16,8 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .checks import finite, shown
-from .errors import ModelFileError
+from .checks import finite, shown, wrong_type
+from .errors import ModelFileError, WrongTypeError
 from .provenance_base import describe_base
 
 __all__ = [
@@ -76,12 +76,14 @@ class DedupSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
-            raise ValueError(f"the near-duplicate threshold must be a number, got {self.threshold!r}")
+            raise WrongTypeError(f"the near-duplicate threshold must be a number, got {self.threshold!r}")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"the near-duplicate threshold must be in (0, 1], got {self.threshold!r}")
         for name in ("shingle_words", "num_perm", "band_rows", "value_bits"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise wrong_type(name, "a positive integer", value)
+            if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_perm % self.band_rows:
             raise ValueError(f"num_perm ({self.num_perm}) must be a multiple of band_rows ({self.band_rows})")
@@ -97,13 +99,17 @@ class SplitRecord:
     dedup: DedupSettings | None = None  # set for the DEDUP_SCHEMES only
 
     def __post_init__(self) -> None:
-        if not isinstance(self.scheme, str) or not self.scheme:
+        if not isinstance(self.scheme, str):
+            raise wrong_type("the split scheme", "a non-empty string", self.scheme)
+        if not self.scheme:
             raise ValueError(f"the split scheme must be a non-empty string, got {self.scheme!r}")
         fraction = self.val_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise wrong_type("val_fraction", "between 0 and 1 (exclusive)", fraction)
+        if not 0.0 < fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {fraction!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"the split seed must be an integer, got {self.seed!r}")
+            raise WrongTypeError(f"the split seed must be an integer, got {self.seed!r}")
         if self.known and (self.dedup is not None) != (self.scheme in DEDUP_SCHEMES):
             raise ValueError(
                 f"split scheme {self.scheme!r} takes dedup settings if and only if it is one of "

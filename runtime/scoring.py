@@ -12,6 +12,8 @@ from typing import cast
 import numpy as np
 
 from .cache import CacheConfig, ContinuousCache, resolve_cache
+from .checks import wrong_type
+from .errors import WrongTypeError
 from .logits import log_softmax, softmax
 from .step import PROMPT_CHUNK, StepModel, feed_chunks
 from .stepper import stepper_for
@@ -69,7 +71,7 @@ def prompt_ids(model: StepModel, text: str, name: str = "prompt") -> list[int]:
 def _check_text(text: str, name: str) -> None:
     """Refuse a ``text`` that is not a string, calling it ``name``."""
     if not isinstance(text, str):
-        raise ValueError(f"{name} must be a string, got {type(text).__name__}")
+        raise WrongTypeError(f"{name} must be a string, got {type(text).__name__}")
 
 
 def token_logprobs(
@@ -199,7 +201,9 @@ def next_words(
 ) -> list[tuple[str, float]]:
     """The ``k`` most likely next words after ``prompt`` with their probabilities, most likely first;
     the special tokens are never listed (see :meth:`NextWordModel.next_words`)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= model.vocab_size:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise wrong_type("k", f"an integer in 1..{model.vocab_size}", k)
+    if not 1 <= k <= model.vocab_size:
         raise ValueError(f"k must be an integer in 1..{model.vocab_size}, got {k!r}")
     ids = np.asarray([prompt_ids(model, prompt)])
     settings = resolve_cache(model, cache)

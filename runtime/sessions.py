@@ -10,8 +10,8 @@ from typing import Any, TypeAlias
 
 import onnxruntime as ort
 
-from .checks import check_int
-from .errors import ModelFileError
+from .checks import check_int, shown, wrong_type
+from .errors import ModelFileError, WrongTypeError
 
 __all__ = [
     "DEFAULT_PROVIDERS",
@@ -73,7 +73,7 @@ def make_session(
     ``ValueError`` for ``device``, else a warning and the CPU session. A provider that onnxruntime
     replaced by the CPU itself: :func:`check_device`."""
     if not isinstance(options, ort.SessionOptions):
-        raise ValueError(
+        raise WrongTypeError(
             f"session_options must be an onnxruntime.SessionOptions, got {type(options).__name__} "
             "(or give threads=n)"
         )
@@ -151,8 +151,14 @@ def choose_providers(providers: Sequence[Provider] | None, device: str | None = 
         return device_providers(device)
     if providers is None:
         return list(DEFAULT_PROVIDERS)
+    if isinstance(providers, Mapping):
+        raise WrongTypeError(
+            f"providers must be a list, not a {type(providers).__name__} (its keys would be taken and their "
+            f"options dropped), got {shown(providers)}: give a list of names or (name, options) pairs, such "
+            "as [('CUDAExecutionProvider', {'device_id': 1}), 'CPUExecutionProvider']"
+        )
     if isinstance(providers, str | bytes) or not isinstance(providers, Iterable):
-        raise ValueError(f"providers must be a list of provider names, got {providers!r}")
+        raise wrong_type("providers", "a list of provider names", providers)
     providers = list(providers)  # read twice below: a generator too
     if not providers:
         raise ValueError("providers is empty: leave it out (or device='cpu') for the CPU")
@@ -189,7 +195,7 @@ def _provider_name(provider: Any) -> str:
         and isinstance(provider[1], Mapping)
     ):
         return provider[0]
-    raise ValueError(
+    raise WrongTypeError(
         f"each provider must be a name or a (name, options dict) pair, such as "
         f"('CUDAExecutionProvider', {{'device_id': 1}}); got {provider!r}"
     )
@@ -197,11 +203,14 @@ def _provider_name(provider: Any) -> str:
 
 def gpu_number(device: str) -> int | None:
     """``device`` checked: None for ``"cpu"``, N for ``"cuda:N"`` (0 for ``"cuda"``), else ``ValueError``."""
-    match = re.fullmatch(r"cuda(?::([0-9]{1,3}))?", device) if isinstance(device, str) else None
+    wanted = "'cpu', 'cuda' or 'cuda:N' (GPU number N)"
+    if not isinstance(device, str):
+        raise wrong_type("device", wanted, device)
+    match = re.fullmatch(r"cuda(?::([0-9]{1,3}))?", device)
     if device == "cpu":
         return None
     if match is None:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (GPU number N), got {device!r}")
+        raise ValueError(f"device must be {wanted}, got {device!r}")
     return int(match.group(1) or 0)
 
 

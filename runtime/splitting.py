@@ -28,6 +28,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
+from .errors import WrongTypeError
 from .unicode_marks import ASTRAL_MARKS, BMP_MARKS
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT
     """Split ``text`` into tokens according to ``config`` and the rules of tokenizer format ``version``
     (see the module docstring)."""
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+        raise WrongTypeError(f"text must be a str, got {type(text).__name__}")
     text = normalize(text, config)
     if version == 1:
         return _TOKEN.findall(text)

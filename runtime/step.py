@@ -14,12 +14,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .checks import wrong_type
+from .errors import WrongTypeError
 from .tokenizer import Tokenizer
 
 __all__ = [
+    "PROMPTS_AS_IDS",
     "PROMPT_CHUNK",
     "State",
     "StepModel",
+    "check_model",
     "check_state",
     "checked_ids",
     "feed_chunks",
@@ -31,6 +35,8 @@ __all__ = [
 State = list[np.ndarray]  # [h_0, c_0, h_1, c_1, ...], each float32 (batch, units)
 
 PROMPT_CHUNK = 256  # tokens per session call when text is fed: bounds memory for any length
+# What a decoding loop takes as its prompts (Generator.add_ids, BeamSearch), said in a refusal.
+PROMPTS_AS_IDS = "a list of token-id lists, one per prompt (model.prompt_ids(text) gives one)"
 
 
 class StepModel(Protocol):
@@ -109,14 +115,23 @@ def prefill(
     return last, state
 
 
+def check_model(model: Any) -> None:
+    """Refuse a ``model`` that has no tokenizer and step function (a path where ``load(path)``'s
+    model belongs), before an ``AttributeError`` far in."""
+    if not hasattr(model, "tokenizer") or not callable(getattr(model, "forward", None)):
+        raise WrongTypeError(f"model must be a loaded model (nextword.runtime.load(path)), got {model!r:.80}")
+
+
 def checked_ids(input_ids: Any, vocab: int) -> np.ndarray:
     """``input_ids`` as (batch, time) int64, or ``ValueError`` saying what is wrong: a caller's mistake
     must not reach onnxruntime, which would blame the model file (and wraps negative ids round)."""
     ids = np.asarray(input_ids)
+    if not ids.ndim:  # None or a number: no array at all
+        raise wrong_type("input_ids", "token ids of shape (batch, time)", input_ids)
     if ids.ndim != 2 or not ids.size:
         raise ValueError(f"input_ids must be token ids of shape (batch, time), got shape {ids.shape}")
     if ids.dtype.kind not in "iu":
-        raise ValueError(f"input_ids must be integer token ids, got {ids.dtype.name}")
+        raise WrongTypeError(f"input_ids must be integer token ids, got {ids.dtype.name}")
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= vocab:
         raise ValueError(
@@ -130,7 +145,7 @@ def checked_logits_from(logits_from: Any, positions: int) -> int:
     ``positions``, or ``ValueError`` (left unchecked, a float reached the graph, blamed on the file)."""
     if type(logits_from) is not int:
         if isinstance(logits_from, bool) or not isinstance(logits_from, numbers.Integral):
-            raise ValueError(f"logits_from must be an integer position (-1: the last), got {logits_from!r}")
+            raise wrong_type("logits_from", "an integer position (-1: the last)", logits_from)
         logits_from = int(logits_from)
     if not -positions <= logits_from < positions:
         raise ValueError(
@@ -146,13 +161,16 @@ def check_state(state: Any, batch: int, sizes: Sequence[int]) -> None:
     got = [getattr(s, "shape", None) for s in state] if isinstance(state, list | tuple) else None
     where = f"(model.initial_state({batch}) or a state forward returned)"
     if got != wanted:
-        raise ValueError(
+        refusal = (
             f"state must be {len(wanted)} float32 arrays of shapes {wanted} for {batch} row(s) {where}, "
             f"got {got}"
         )
+        if got is None or None in got:  # not a list of arrays
+            raise WrongTypeError(refusal)
+        raise ValueError(refusal)
     kinds = [s.dtype.name for s in state]
     if any(kind != "float32" for kind in kinds):  # onnxruntime would blame the model file
-        raise ValueError(f"state must be float32 arrays {where}, got {kinds}")
+        raise WrongTypeError(f"state must be float32 arrays {where}, got {kinds}")
 
 
 def prompt_ids_array(prompt: Any, index: int, vocab: int, name: str = "prompt") -> np.ndarray:
@@ -161,15 +179,15 @@ def prompt_ids_array(prompt: Any, index: int, vocab: int, name: str = "prompt") 
     ``0..vocab - 1`` are refused. ``name``: what the caller calls it ("prompt", "document")."""
     what = f"{name} {index}"
     if isinstance(prompt, str | bytes):
-        raise ValueError(f"{what} is text, where token ids belong: model.prompt_ids(text) gives them")
+        raise WrongTypeError(f"{what} is text, where token ids belong: model.prompt_ids(text) gives them")
     if isinstance(prompt, list | tuple) and any(isinstance(i, bool | np.bool_) for i in prompt):
-        raise ValueError(f"{what} holds True or False, where token ids (integers) belong")
+        raise WrongTypeError(f"{what} holds True or False, where token ids (integers) belong")
     ids = np.asarray(prompt)
     if ids.ndim == 1 and not len(ids):
         raise ValueError(f"{what} is empty: it starts with the end-of-document id (model.prompt_ids(text))")
     if ids.ndim != 1 or ids.dtype.kind not in "iu":
         shape = f" of shape {ids.shape}" if ids.ndim != 1 else ""
-        raise ValueError(f"{what} must be a list of token ids (integers), got {ids.dtype.name}{shape}")
+        raise WrongTypeError(f"{what} must be a list of token ids (integers), got {ids.dtype.name}{shape}")
     if ids.min() < 0 or ids.max() >= vocab:
         raise ValueError(f"{what} holds ids outside 0..{vocab - 1}")
     return ids.astype(np.int64)

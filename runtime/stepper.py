@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .errors import WrongTypeError
 from .session import run_bound
 from .step import State, StepModel
 
@@ -128,11 +129,15 @@ class BoundStepper:
             self._bind(rows)
         turn = self._turns[self._next]
         if not isinstance(state, list | tuple) or len(state) != len(turn.inputs):
-            got = f"{len(state)} arrays" if isinstance(state, list | tuple) else type(state).__name__
-            raise ValueError(
+            listed = isinstance(state, list | tuple)
+            got = f"{len(state)} arrays" if listed else type(state).__name__
+            refusal = (
                 f"state must be the model's {len(turn.inputs)} arrays (model.initial_state(rows) or a "
                 f"state step returned), got {got}"
             )
+            if listed:  # arrays, too many or too few
+                raise ValueError(refusal)
+            raise WrongTypeError(refusal)
         for given, mine in zip(state, turn.inputs, strict=True):
             if given is not mine:  # not the state this stepper returned last: copied in
                 if given.shape != mine.shape:
@@ -206,14 +211,12 @@ def _checked_tokens(tokens: Any, vocab: int) -> int:
     Once per step of every decoding loop, so a few rows are checked in Python, without numpy's
     reductions."""
     if not isinstance(tokens, np.ndarray) or tokens.ndim != 1 or tokens.dtype.kind not in "iu":
-        kind = (
-            f"an array of {tokens.dtype.name}, shape {tokens.shape}"
-            if isinstance(tokens, np.ndarray)
-            else None
-        )
-        raise ValueError(
-            f"tokens must be a numpy array of token ids, shape (rows,), got {kind or type(tokens).__name__}"
-        )
+        array = isinstance(tokens, np.ndarray)
+        kind = f"an array of {tokens.dtype.name}, shape {tokens.shape}" if array else type(tokens).__name__
+        refusal = f"tokens must be a numpy array of token ids, shape (rows,), got {kind}"
+        if array and tokens.dtype.kind in "iu":  # integer ids of another shape
+            raise ValueError(refusal)
+        raise WrongTypeError(refusal)
     rows = len(tokens)
     if not rows:
         return 0

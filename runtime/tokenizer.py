@@ -14,8 +14,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
-from .checks import plain_numbers
+from .checks import check_bool, check_iterable, plain_numbers, wrong_type
 from .errors import WrongTypeError
 from .spacing import glued, starts_after
 from .splitting import TOKENIZER_FORMAT_VERSION, tokenize
@@ -75,17 +76,27 @@ class TokenizerConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
-        if isinstance(self.min_count, bool) or not isinstance(self.min_count, int) or self.min_count < 1:
+        check_bool("lowercase", self.lowercase)
+        check_bool("drop_figure_refs", self.drop_figure_refs)
+        if isinstance(self.min_count, bool) or not isinstance(self.min_count, int):
+            raise wrong_type("min_count", "an integer >= 1", self.min_count)
+        if self.min_count < 1:
             raise ValueError(f"min_count must be an integer >= 1, got {self.min_count!r}")
-        if (
-            isinstance(self.max_vocab, bool)
-            or not isinstance(self.max_vocab, int)
-            or self.max_vocab <= len(SPECIAL_TOKENS)
-        ):
-            raise ValueError(
-                f"max_vocab must be an integer > {len(SPECIAL_TOKENS)} (it counts the special tokens), "
-                f"got {self.max_vocab!r}"
-            )
+        wanted = f"an integer > {len(SPECIAL_TOKENS)} (it counts the special tokens)"
+        if isinstance(self.max_vocab, bool) or not isinstance(self.max_vocab, int):
+            raise wrong_type("max_vocab", wanted, self.max_vocab)
+        if self.max_vocab <= len(SPECIAL_TOKENS):
+            raise ValueError(f"max_vocab must be {wanted}, got {self.max_vocab!r}")
+
+
+def _config(config: Any) -> TokenizerConfig:
+    """``config``, or the defaults for None; anything but a :class:`TokenizerConfig` is refused (a dict
+    would fail later, in ``encode``, and an empty one would silently be the defaults)."""
+    if config is None:
+        return TokenizerConfig()
+    if not isinstance(config, TokenizerConfig):
+        raise wrong_type("config", "a TokenizerConfig (or None for the defaults)", config)
+    return config
 
 
 class Tokenizer:
@@ -111,12 +122,15 @@ class Tokenizer:
         control characters and lone surrogates: tokenizing never produces those (normalization removes
         control characters and splits at whitespace), and a generated control character could rewrite
         the terminal that prints it, a surrogate could not be printed at all. At most
-        :data:`MAX_VOCAB_SIZE` tokens. Raises ``ValueError`` naming the offending entry.
+        :data:`MAX_VOCAB_SIZE` tokens. Raises ``ValueError`` naming the offending entry, and
+        :class:`~.errors.WrongTypeError` for a ``tokens`` or a ``config`` of the wrong type.
         """
         if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise ValueError(
                 f"tokenizer format version must be one of {list(READABLE_VERSIONS)}, got {version!r}"
             )
+        config = _config(config)
+        check_iterable("tokens", tokens, "a list of token strings in id order")
         tokens = list(tokens)
         if len(tokens) > MAX_VOCAB_SIZE:
             raise ValueError(
@@ -131,7 +145,8 @@ class Tokenizer:
         index: dict[str, int] = {}
         for i, token in enumerate(tokens):
             if not isinstance(token, str) or not token:
-                raise ValueError(f"vocabulary entry {i} must be a non-empty string, got {_shorten(token)}")
+                refusal = f"vocabulary entry {i} must be a non-empty string, got {_shorten(token)}"
+                raise (ValueError if isinstance(token, str) else WrongTypeError)(refusal)
             if len(token) > MAX_TOKEN_CHARS:
                 raise ValueError(
                     f"vocabulary entry {i} is {len(token):,} characters long, more than the "
@@ -149,7 +164,7 @@ class Tokenizer:
                     f"vocabulary token {_shorten(token)} appears twice (ids {index[token]} and {i})"
                 )
             index[token] = i
-        self.config = config or TokenizerConfig()
+        self.config = config
         self.version = int(version)
         self._tokens = tuple(tokens)  # never changes: shared by :attr:`table`
         self._index = index
@@ -163,7 +178,13 @@ class Tokenizer:
         Words seen fewer than ``config.min_count`` times, or beyond ``config.max_vocab``, map to the
         unknown token. Ties in frequency are broken alphabetically, so the result is deterministic.
         """
-        config = config or TokenizerConfig()
+        config = _config(config)
+        check_iterable(
+            "documents",
+            documents,
+            "a list (or any iterable) of strings",
+            "pass [text] to build from one document",
+        )
         counts: Counter[str] = Counter()
         for document in documents:
             counts.update(tokenize(document, config))
@@ -182,7 +203,7 @@ class Tokenizer:
         a corpus too large to hold, with :func:`tokenize` and the same ``config`` and ``version``).
         Special tokens in ``counts`` are ignored; ``counts`` is not modified.
         """
-        config = config or TokenizerConfig()
+        config = _config(config)
         kept = sorted(
             (w for w, n in counts.items() if n >= config.min_count and w not in SPECIAL_TOKENS),
             key=lambda w: (-counts[w], w),
@@ -204,7 +225,10 @@ class Tokenizer:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Tokenizer:
-        """Restore a tokenizer from :meth:`to_json` output; raises ``ValueError`` naming what is wrong."""
+        """Restore a tokenizer from :meth:`to_json` output; raises ``ValueError`` naming what is wrong
+        (:class:`~.errors.WrongTypeError`, one too, for a ``text`` that is no string)."""
+        if not isinstance(text, str | bytes | bytearray):
+            raise wrong_type("text", "a JSON string (str or bytes), as to_json() writes", text)
         try:
             data = json.loads(text)
         except RecursionError:
@@ -260,10 +284,11 @@ class Tokenizer:
         An id outside the vocabulary (negative, too large, not an integer) is a ``ValueError``, as is a
         string in place of the ids (its characters would be read as ids one by one)."""
         if isinstance(ids, str | bytes):
-            raise ValueError(
+            raise WrongTypeError(
                 f"decode takes token ids (a list of ints), got {type(ids).__name__}: encode() turns text "
                 "into ids"
             )
+        check_iterable("ids", ids, "token ids (a list of ints)")
         return "".join(self.pieces(self.token_of(i) for i in ids))
 
     def pieces(self, tokens: Iterable[str], previous: str | None = None) -> Iterator[str]:
@@ -332,19 +357,17 @@ class Tokenizer:
         return self._tokens
 
     def id_of(self, token: str) -> int:
-        """The id of ``token``, or the unknown id."""
+        """The id of ``token``, or the unknown id (a ``token`` that is no string is refused)."""
+        if not isinstance(token, str):
+            raise wrong_type("token", "a str", token)
         return self._index.get(token, self.unk_id)
 
     def token_of(self, token_id: int) -> str:
         """The token with id ``token_id`` (``ValueError`` outside ``0..len(self) - 1``)."""
-        if (
-            isinstance(token_id, bool)
-            or not isinstance(token_id, numbers.Integral)
-            or not 0 <= token_id < len(self._tokens)
-        ):
-            raise ValueError(
-                f"token id {token_id!r} is not in this vocabulary of ids 0..{len(self._tokens) - 1}"
-            )
+        integer = isinstance(token_id, numbers.Integral) and not isinstance(token_id, bool)
+        if not integer or not 0 <= token_id < len(self._tokens):
+            refusal = f"token id {token_id!r} is not in this vocabulary of ids 0..{len(self._tokens) - 1}"
+            raise (ValueError if integer else WrongTypeError)(refusal)
         return self._tokens[token_id]
 
     @property
