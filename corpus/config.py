@@ -8,14 +8,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from nextword.runtime.checks import as_path, check_bool, check_int, plain_numbers, shown
+from nextword.runtime.checks import as_path, check_bool, check_int, plain_numbers, wrong_type
 from nextword.runtime.provenance import SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED, DedupSettings, SplitRecord
 
-__all__ = ["AUTO_COLUMN", "CORPUS_FORMATS", "TEXT_COLUMNS", "CorpusConfig"]
+__all__ = ["AUTO_COLUMN", "CORPUS_FORMATS", "TEXT_COLUMNS", "CorpusConfig", "corpus_config", "corpus_paths"]
 
 CORPUS_FORMATS = ("auto", "csv", "jsonl", "text", "lines")
 AUTO_COLUMN = "auto"  # text_column: the CSV's only column, else the first of TEXT_COLUMNS it has
 TEXT_COLUMNS = ("text", "patent_abstract")  # patent_abstract: the reference corpus, `nextword corpus`
+# The options that name where a file's text is, and what each takes.
+_NAMES = (
+    ("text_column", f"the name of a CSV column (a str), or {AUTO_COLUMN!r}"),
+    ("json_field", "the name of a JSON Lines field (a str)"),
+)
 
 
 @dataclass(frozen=True)
@@ -69,19 +74,20 @@ class CorpusConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
-        paths: object = self.paths  # anything a caller passed: checked here
-        if isinstance(paths, (str, os.PathLike)):  # one file: not a sequence of its characters
-            paths = (paths,)
-        if not isinstance(paths, (tuple, list)):
-            raise ValueError(f"paths must be a list of file paths, got {shown(paths)}")
-        object.__setattr__(
-            self, "paths", tuple(as_path(f"paths[{i}]", p, empty=False) for i, p in enumerate(paths))
-        )
+        object.__setattr__(self, "paths", corpus_paths(self.paths))  # anything a caller passed
+        if not isinstance(self.format, str):
+            raise wrong_type("corpus format", f"one of {CORPUS_FORMATS}", self.format)
         if self.format not in CORPUS_FORMATS:
             raise ValueError(f"corpus format must be one of {CORPUS_FORMATS}, got {self.format!r}")
+        for name, wanted in _NAMES:  # read only when a file is: checked now, not at the first CSV
+            if not isinstance(getattr(self, name), str):
+                raise wrong_type(name, wanted, getattr(self, name))
+        wanted = "a number between 0 and 1 (exclusive)"
         value = self.val_fraction
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-            raise ValueError(f"val_fraction must be a number between 0 and 1 (exclusive), got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong_type("val_fraction", wanted, value)
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"val_fraction must be {wanted}, got {value!r}")
         check_int("split_seed", self.split_seed, 0, 2**32 - 1)
         check_bool("keep_duplicates", self.keep_duplicates)
         self.split_record()  # validates the dedup settings
@@ -92,3 +98,22 @@ class CorpusConfig:
             return SplitRecord(SPLIT_BY_DOCUMENT, self.val_fraction, self.split_seed)
         dedup = DedupSettings(threshold=self.near_duplicate_threshold)
         return SplitRecord(SPLIT_DEDUPLICATED, self.val_fraction, self.split_seed, dedup)
+
+
+def corpus_config(name: str, value: object) -> CorpusConfig:
+    """``value``, given as the parameter ``name`` of a corpus function, when it is a
+    :class:`CorpusConfig`; else a :class:`~nextword.runtime.errors.WrongTypeError` saying how to make
+    one (a dict of settings or None would fail later, on an attribute)."""
+    if not isinstance(value, CorpusConfig):
+        raise wrong_type(name, "a CorpusConfig (build one: CorpusConfig(paths=..., ...))", value)
+    return value
+
+
+def corpus_paths(value: object) -> tuple[str, ...]:
+    """Corpus files given as a list or tuple of paths (``str`` or ``os.PathLike``), or as one path (a
+    ``str`` is one file, not a sequence of its characters), as the ``str`` paths a config stores."""
+    if isinstance(value, (str, os.PathLike)):
+        value = (value,)
+    if not isinstance(value, (tuple, list)):
+        raise wrong_type("paths", "a list of file paths", value)
+    return tuple(as_path(f"paths[{i}]", path, empty=False) for i, path in enumerate(value))

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from nextword.runtime.checks import check_iterable, wrong_type
 from nextword.runtime.provenance import DataCounts, SplitRecord
 from nextword.runtime.tokenizer import (
     SPECIAL_TOKENS,
@@ -54,6 +55,11 @@ STREAM_DTYPE = np.dtype("<i4")  # train.ids / val.ids: little-endian int32 ids, 
 
 def encode_stream(documents: Sequence[str], tokenizer: Tokenizer) -> np.ndarray:
     """Encode ``documents`` into one int32 stream: ``<eod> doc1 <eod> doc2 ... <eod>``."""
+    check_iterable(
+        "documents", documents, "a list (or any iterable) of strings", "pass [text] to encode one document"
+    )
+    if not isinstance(tokenizer, Tokenizer):
+        raise wrong_type("tokenizer", "a Tokenizer (Tokenizer.build(documents, config) makes one)", tokenizer)
     eod = tokenizer.eod_id
     stream = [eod]
     for document in documents:

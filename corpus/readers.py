@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .config import CorpusConfig
+from nextword.runtime.checks import as_path
+
+from .config import CorpusConfig, corpus_config, corpus_paths
 from .csv_files import TSV_SUFFIXES, read_csv
 from .errors import CorpusError, os_error
 
@@ -87,11 +90,12 @@ _FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "text": "plain text", "lin
 _OPTIONS = (("text_column", "csv", "column"), ("json_field", "jsonl", "field"))
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: str | os.PathLike[str]) -> str:
     """``csv`` for .csv and .tsv/.tab (read with tabs between fields), ``jsonl`` for .jsonl/.ndjson,
     ``text`` for anything else but .json, which raises :class:`CorpusError`: a JSON document (an array
     of records, say) read as plain text would train a model on its brackets and quotes, and read whole
-    it would not stream."""
+    it would not stream. ``path``: a ``str`` or ``os.PathLike`` (:class:`~pathlib.Path`)."""
+    path = Path(as_path("path", path))
     suffix = path.suffix.lower()
     if suffix == ".csv" or suffix in TSV_SUFFIXES:
         return "csv"
@@ -118,7 +122,7 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
     byte-order mark is skipped): compressed, UTF-16 and other binary files are refused saying what they
     are, and so is a document holding a NUL character.
     """
-    path = Path(path)
+    path, config = Path(as_path("path", path, empty=False)), corpus_config("config", config)
     fmt = check_file(path, config)
     try:
         if fmt == "csv":
@@ -151,7 +155,7 @@ def check_file(path: str | Path, config: CorpusConfig) -> str:
     """The format ``path`` is read in, once the checks that read none of its documents pass: it is a
     regular file (not a folder, device or pipe), and its first bytes are not those of a compressed,
     UTF-16 or binary file (:class:`CorpusError` naming the problem)."""
-    path = Path(path)
+    path, config = Path(as_path("path", path, empty=False)), corpus_config("config", config)
     if path.is_dir():
         raise CorpusError(f"corpus file {path} is a folder; pass the files in it ({path / '*.txt'}, say)")
     if path.exists() and not path.is_file():  # /dev/zero, a FIFO, <(zcat ...): read once, or never ends
@@ -173,6 +177,7 @@ def read_corpus(config: CorpusConfig, log: bool = True) -> Iterator[str]:
     """Every document of ``config.paths``, in order, one at a time; with ``log``, the number of
     documents of each file is logged once it is read. Every file is checked (:func:`check_file`)
     before the first is read: a missing last file is not found after the others' work."""
+    config = corpus_config("config", config)
     for path in config.paths:
         check_file(path, config)
     for path in config.paths:
@@ -187,6 +192,7 @@ def read_corpus(config: CorpusConfig, log: bool = True) -> Iterator[str]:
 def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[str]:
     """All documents of all ``paths``, in order. Raises :class:`CorpusError` when there are none, and
     for an option of ``config`` that applies to none of them (:func:`check_options`)."""
+    paths, config = corpus_paths(paths), corpus_config("config", config)
     if not paths:
         raise CorpusError("no corpus files given")
     check_options(paths, config)
@@ -208,6 +214,7 @@ def count_documents(paths: Sequence[str | Path], config: CorpusConfig) -> int:
     Any problem with a file (missing, wrong column, bad JSON or bytes) surfaces here. Raises
     :class:`CorpusError` when there are no files or no documents.
     """
+    paths, config = corpus_paths(paths), corpus_config("config", config)
     if not paths:
         raise CorpusError("no corpus files given")
     for path in paths:
@@ -253,6 +260,7 @@ def check_options(paths: Sequence[str | Path], config: CorpusConfig) -> None:
     be ignored without a word, and each file read from its default column or field. With files of
     several formats each option applies to its own files. Paths that are not files, or not a format
     nextword reads, are left to :func:`read_documents`, which names their problem."""
+    paths, config = corpus_paths(paths), corpus_config("config", config)
     formats: dict[str, str] = {}
     for path in map(Path, paths):
         if not path.is_file():

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from nextword.runtime.checks import check_int, check_real, wrong_type
 from nextword.runtime.provenance import (
     SPLIT_BY_DOCUMENT,
     SPLIT_DEDUPLICATED_V1,
@@ -50,7 +51,7 @@ from nextword.runtime.provenance import (
     SplitRecord,
 )
 
-from .config import CorpusConfig
+from .config import CorpusConfig, corpus_config
 from .dedup import Duplicates, find_duplicates
 from .errors import CorpusError
 from .readers import check_options, count_documents, no_documents, read_corpus
@@ -136,6 +137,9 @@ def split_corpus(
     also for a ``text_column`` or ``json_field`` that applies to none of the files
     (:func:`~nextword.corpus.readers.check_options`).
     """
+    corpus = corpus_config("corpus", corpus)
+    if record is not None and not isinstance(record, SplitRecord):
+        raise wrong_type("record", "a SplitRecord, or None for the split `corpus` says", record)
     fresh = record is None
     record = record or corpus.split_record()
     try:
@@ -242,6 +246,9 @@ def validation_indices(n_documents: int, val_fraction: float, seed: int) -> np.n
     A seeded permutation of the document indices; its first ``val_fraction`` (at least one document,
     never all) are held out. Memory is 8 bytes per document. Raises :class:`CorpusError` under 2 documents.
     """
+    check_int("n_documents", n_documents, 0, None)
+    check_real("val_fraction", val_fraction, low=0, low_open=True, high=1)
+    check_int("seed", seed, 0, None)  # what numpy's generator takes
     if n_documents < 2:
         raise _too_few(n_documents)
     order = np.random.default_rng(seed).permutation(n_documents)
@@ -251,6 +258,8 @@ def validation_indices(n_documents: int, val_fraction: float, seed: int) -> np.n
 def split_documents(documents: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """The document-index split (``documents-v1``) of documents held in memory: the held-out documents
     are those at :func:`validation_indices`, both sides kept in corpus order."""
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Collection):
+        raise wrong_type("documents", "a list of documents (strings)", documents)
     val_idx = set(validation_indices(len(documents), val_fraction, seed).tolist())
     train = [d for i, d in enumerate(documents) if i not in val_idx]
     val = [d for i, d in enumerate(documents) if i in val_idx]

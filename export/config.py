@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nextword.runtime.checks import as_path, check_bool, check_int, check_real, plain_numbers
+from nextword.runtime.errors import WrongTypeError
 from nextword.runtime.generation import MAX_WORDS, GenerationConfig
 from nextword.runtime.limits import OPSET_VERSIONS
 from nextword.train.keywords import nested_keywords
@@ -79,17 +80,14 @@ class ExportConfig:
         for name in ("overwrite", "int8", "tune_cache", "evaluate"):
             check_bool(name, getattr(self, name))
         if not isinstance(self.generation, GenerationConfig):
-            raise ValueError(
+            raise WrongTypeError(
                 f"generation must be a GenerationConfig, got {type(self.generation).__name__} "
                 "(GenerationConfig.from_options(**options) builds one)"
             )
         low, high = OPSET_VERSIONS  # the runtime's default LoadLimits accept these, and tf2onnx writes them
         check_int("opset", self.opset, low, high)  # '17' is said to be no integer, not out of range
         check_real("tolerance", self.tolerance, low=0, low_open=True, high=1)
-        if isinstance(self.parity_seed, bool) or not isinstance(self.parity_seed, int):
-            raise ValueError(f"parity_seed must be an integer, got {self.parity_seed!r}")
-        if not 0 <= self.parity_seed < 2**32:
-            raise ValueError(f"parity_seed must be in 0..{2**32 - 1}, got {self.parity_seed}")
+        check_int("parity_seed", self.parity_seed, 0, 2**32 - 1)
         check_int("greedy_words", self.greedy_words, 1, MAX_WORDS)
         if self.generation.cache and not self.tune_cache:
             raise ValueError("the decoding default cache=True needs a tuned cache: drop tune_cache=False")

@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass, field
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
-from nextword.runtime.checks import plain_numbers
+from nextword.runtime.checks import check_bool, finite, plain_numbers, shown, wrong_type
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
-from nextword.runtime.errors import noted
+from nextword.runtime.errors import WrongTypeError, noted
 from nextword.runtime.limits import SIZE_LIMITS_HELP, LoadLimits, advise_the_flag
 from nextword.runtime.sessions import gpu_number
 from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
@@ -232,16 +232,17 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
-        if not isinstance(self.host, str) or not self.host:
+        if not isinstance(self.host, str):
+            raise wrong_type("host", "a host name or an IP address", self.host)
+        if not self.host:
             raise ValueError(f"host must be a host name or an IP address, got {self.host!r}")
         if self.model is not None and (not isinstance(self.model, str) or not self.model.strip()):
-            raise ValueError(
+            raise (ValueError if isinstance(self.model, str) else WrongTypeError)(
                 f"model must be the path of a .onnx file, got {self.model!r}; leave it out to serve "
                 f"${ENV_VAR}, else the bundled model"
             )
         for name in ("batching", "size_limits"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name))
         for name, low, high in (
             ("port", 0, 65535),
             ("workers", 1, 64),
@@ -255,19 +256,12 @@ class ServeConfig:
             ("max_suggestions", 1, MAX_VOCAB_SIZE),
             ("threads", 0, 256),
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+            _check_number(name, getattr(self, name), low, high, f"an integer in {low}..{high}", integer=True)
         gpu_number(self.device)
-        interval = self.stream_interval
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval <= 1:
-            raise ValueError(f"stream_interval must be a number of seconds in 0..1, got {interval!r}")
-        if not isinstance(self.shutdown_timeout, (int, float)) or not 0 <= self.shutdown_timeout <= 3600:
-            raise ValueError(f"shutdown_timeout must be in 0..3600 seconds, got {self.shutdown_timeout!r}")
+        _check_number("stream_interval", self.stream_interval, 0, 1, "a number of seconds in 0..1")
+        _check_number("shutdown_timeout", self.shutdown_timeout, 0, 3600, "in 0..3600 seconds")
         for name in ("request_timeout", "send_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 86_400:
-                raise ValueError(f"{name} must be a number of seconds in 0.1..86400, got {value!r}")
+            _check_number(name, getattr(self, name), 0.1, 86_400, "a number of seconds in 0.1..86400")
         object.__setattr__(self, "served_model_name", _model_names(self.served_model_name))
         object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
         object.__setattr__(self, "root_path", _root_path(self.root_path))
@@ -275,7 +269,9 @@ class ServeConfig:
         object.__setattr__(self, "api_keys", check_keys(self.api_keys))
         for name in ("ssl_certfile", "ssl_keyfile"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
+            if value is not None and not isinstance(value, str):
+                raise wrong_type(name, "the path of a PEM file", value)
+            if value is not None and not value.strip():
                 raise ValueError(f"{name} must be the path of a PEM file, got {value!r}")
         if self.ssl_keyfile is not None and self.ssl_certfile is None:
             raise ValueError(
@@ -336,15 +332,26 @@ class ServeConfig:
             return False
 
 
+def _check_number(
+    name: str, value: object, low: float, high: float, wanted: str, integer: bool = False
+) -> None:
+    """``value`` must be a number (an integer where ``integer``; not a bool) in ``low..high``;
+    ``wanted`` says so in the refusal."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise wrong_type(name, wanted, value)
+    if not finite(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
+
+
 def _model_names(value: object) -> tuple[str, ...]:
     """``served_model_name`` checked: a name, or a list or tuple of names (the first is reported), each
     once; ``()`` for the model file's own name."""
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, (list, tuple)):
-        raise ValueError(f"served_model_name must be a model name or a list of them, got {value!r}")
+        raise wrong_type("served_model_name", "a model name or a list of them", value)
     for name in names:
         if not (isinstance(name, str) and _MODEL_NAME.fullmatch(name)):
-            raise ValueError(
+            raise (ValueError if isinstance(name, str) else WrongTypeError)(
                 f"served_model_name {name!r} is not a model name: give 1 to 128 letters, digits and "
                 ". _ - : starting with a letter or digit (gpt-3.5-turbo-instruct), no slash or space"
             )
@@ -355,7 +362,7 @@ def _root_path(value: object) -> str:
     """``root_path`` checked, without its trailing slash: ``""`` or ``/a/b``."""
     if isinstance(value, str) and _ROOT_PATH.fullmatch(value.rstrip("/")):
         return value.rstrip("/")
-    raise ValueError(
+    raise (ValueError if isinstance(value, str) else WrongTypeError)(
         f"root_path must be a path prefix such as /nextword (letters, digits, . _ ~ - between slashes), "
         f"or empty, got {value!r}"
     )
@@ -369,7 +376,7 @@ def _proxies(value: object) -> tuple[str, ...] | None:
         return None
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
-        raise ValueError(
+        raise WrongTypeError(
             f"forwarded_allow_ips must be a list of IP addresses or networks, or *, got {value!r}"
         )
     entries = tuple(part.strip() for item in items for part in item.split(",") if part.strip())
@@ -392,10 +399,12 @@ def _proxies(value: object) -> tuple[str, ...] | None:
 def _origins(value: object) -> tuple[str, ...]:
     """``cors_origins`` checked: a list or tuple of origins as browsers send them, or ``*``."""
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ValueError(f"cors_origins must be a list of origins (http://example.com:8080), got {value!r}")
+        raise WrongTypeError(
+            f"cors_origins must be a list of origins (http://example.com:8080), got {value!r}"
+        )
     for origin in value:
         if origin != "*" and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
-            raise ValueError(
+            raise (ValueError if isinstance(origin, str) else WrongTypeError)(
                 f"cors_origins has {origin!r}, which is not an origin: give scheme://host[:port] with no "
                 "path or trailing slash (http://localhost:5173), or * for any"
             )

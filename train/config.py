@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
-from nextword.runtime.checks import as_path, check_bool, plain_numbers
+from nextword.runtime.checks import as_path, check_bool, finite, plain_numbers, shown, wrong_type
 from nextword.runtime.errors import WrongTypeError
 from nextword.runtime.tokenizer import TokenizerConfig
 
@@ -46,6 +47,7 @@ LEARNING_RATE = 2e-3  # learning_rate when not set...
 # of its kind did worse than the base alone, at a quarter of it better (python -m benchmarks.fine_tune)
 FINE_TUNING_RATE = 0.25
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (keras.utils.set_random_seed) takes 0..2**32 - 1
+_SECTIONS = ("corpus", "tokenizer", "model")  # the nested configs: a mapping each in TrainConfig.from_dict
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         plain_numbers(self)
         for name in ("embedding_dim", "lstm_units", "num_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            _check_count(name, getattr(self, name), 1, "a positive integer")
         for name in ("dropout", "word_dropout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+            _check_share(name, getattr(self, name))
         check_bool("locked_dropout", self.locked_dropout)
         check_bool("tie_embeddings", self.tie_embeddings)
 
@@ -239,7 +237,7 @@ class TrainConfig:
         plain_numbers(self)
         for name, kind in (("corpus", CorpusConfig), ("tokenizer", TokenizerConfig), ("model", ModelConfig)):
             if not isinstance(getattr(self, name), kind):
-                raise ValueError(
+                raise WrongTypeError(
                     f"{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__} "
                     f"(build one: {name}={kind.__name__}(...))"
                 )
@@ -251,7 +249,7 @@ class TrainConfig:
                 object.__setattr__(self, name, as_path(name, getattr(self, name), empty=False))
         files = (self.base_corpus,) if isinstance(self.base_corpus, (str, os.PathLike)) else self.base_corpus
         if not isinstance(files, (tuple, list)):
-            raise ValueError(f"base_corpus must be a list of file paths, got {type(files).__name__}")
+            raise WrongTypeError(f"base_corpus must be a list of file paths, got {type(files).__name__}")
         files = tuple(as_path("`base_corpus`", f, empty=False) for f in files)
         object.__setattr__(self, "base_corpus", files)
         if files and self.init_from is None:
@@ -267,51 +265,26 @@ class TrainConfig:
         for name in ("freeze_embeddings", "overwrite", "mixed_precision", "extend_vocabulary"):
             check_bool(name, getattr(self, name))
         for name in ("seq_len", "batch_size", "epochs"):
-            value = getattr(self, name)
-            if name == "epochs" and value is None:  # chosen from the corpus's size (planned_epochs)
+            if name == "epochs" and self.epochs is None:  # chosen from the corpus's size (planned_epochs)
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"seed must be in 0..{MAX_SEED}, got {self.seed!r}")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
-        if (
-            isinstance(self.verbose, bool)
-            or not isinstance(self.verbose, int)
-            or self.verbose not in (0, 1, 2)
-        ):
-            raise ValueError(
-                f"verbose must be 0 (silent), 1 (progress bar) or 2 (one line), got {self.verbose!r}"
-            )
+            _check_count(name, getattr(self, name), 1, "a positive integer")
+        _check_count("seed", self.seed, 0, f"in 0..{MAX_SEED}", high=MAX_SEED)
+        _check_count("patience", self.patience, 0, "an integer >= 0")
+        _check_count("verbose", self.verbose, 0, "0 (silent), 1 (progress bar) or 2 (one line)", high=2)
         for name in ("learning_rate", "clipnorm", "peer_timeout"):
-            value = getattr(self, name)
-            if name == "learning_rate" and value is None:  # LEARNING_RATE, or its share when fine-tuning
+            if name == "learning_rate" and self.learning_rate is None:  # LEARNING_RATE, or its share
                 continue
-            if isinstance(value, bool) or not (
-                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
-            ):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if isinstance(self.dev_fraction, bool) or not (
-            isinstance(self.dev_fraction, (int, float)) and 0 <= self.dev_fraction < 1
+            _check_positive(name, getattr(self, name), "a positive number")
+        _check_share("dev_fraction", self.dev_fraction)
+        for name, choices in (
+            ("lr_schedule", LR_SCHEDULES),
+            ("lr_scaling", LR_SCALINGS),
+            ("distribute", DISTRIBUTE_MODES),
         ):
-            raise ValueError(f"dev_fraction must be in [0, 1), got {self.dev_fraction!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.lr_scaling not in LR_SCALINGS:
-            raise ValueError(f"lr_scaling must be one of {LR_SCALINGS}, got {self.lr_scaling!r}")
-        if self.distribute not in DISTRIBUTE_MODES:
-            raise ValueError(f"distribute must be one of {DISTRIBUTE_MODES}, got {self.distribute!r}")
-        steps = self.checkpoint_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"checkpoint_steps must be an integer >= 0, got {steps!r}")
-        if self.max_minutes is not None and not (
-            isinstance(self.max_minutes, (int, float))
-            and not isinstance(self.max_minutes, bool)
-            and math.isfinite(self.max_minutes)
-            and self.max_minutes > 0
-        ):
-            raise ValueError(f"max_minutes must be a positive number of minutes, got {self.max_minutes!r}")
+            _check_choice(name, getattr(self, name), choices)
+        _check_count("checkpoint_steps", self.checkpoint_steps, 0, "an integer >= 0")
+        if self.max_minutes is not None:
+            _check_positive("max_minutes", self.max_minutes, "a positive number of minutes")
         if self.init_from is not None and self.distribute == "multi-worker":
             raise ValueError(
                 "init_from fine-tunes on one machine: distribute='multi-worker' does not take it; use "
@@ -362,25 +335,71 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config written by :meth:`to_dict`; raises ``ValueError`` naming unknown fields."""
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild a config written by :meth:`to_dict`; raises ``ValueError`` naming unknown fields, and
+        :class:`~nextword.runtime.errors.WrongTypeError` for ``data``, or a section of it (``corpus``,
+        ``tokenizer``, ``model``), that is not a mapping."""
+        data = _settings("data", data)
+        for name in _SECTIONS:
+            if name in data:
+                data[name] = _settings(name, data[name])
         unknown = unknown_keys(data, cls)
         if unknown:
             raise ValueError(
                 f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: a misspelt key, "
                 "or the file comes from another nextword version"
             )
-        data = dict(data)
+        sections = {name: data.pop(name, {}) for name in _SECTIONS}
         try:
-            corpus = dict(data.pop("corpus", {}))
-            corpus["paths"] = tuple(corpus.get("paths", ()))
             return cls(
-                corpus=CorpusConfig(**corpus),
-                tokenizer=TokenizerConfig(**data.pop("tokenizer", {})),
-                model=ModelConfig(**{"tie_embeddings": False, **data.pop("model", {})}),  # untied before
+                corpus=CorpusConfig(**sections["corpus"]),  # its paths: a list, or one path as a str
+                tokenizer=TokenizerConfig(**sections["tokenizer"]),
+                model=ModelConfig(**{"tie_embeddings": False, **sections["model"]}),  # untied before
                 **data,
             )
         except WrongTypeError:  # a field's value of the wrong type: its own message says which
             raise
         except TypeError as exc:
             raise ValueError(f"config does not match this nextword version: {exc}") from None
+
+
+def _settings(name: str, value: Any) -> dict[str, Any]:
+    """A copy of ``value``, the mapping of settings that :meth:`TrainConfig.from_dict` reads as
+    ``name`` (the whole config, or one of its sections)."""
+    if not isinstance(value, Mapping):
+        raise wrong_type(name, "a mapping of settings (a JSON object, as to_dict() writes)", value)
+    return dict(value)
+
+
+def _check_count(name: str, value: Any, low: int, wanted: str, high: int | None = None) -> None:
+    """``value`` must be an integer (not a bool) in ``low..high`` (``high`` None: no upper bound);
+    ``wanted`` says what the field takes (``"a positive integer"``) in the refusal."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise wrong_type(name, wanted, value)
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
+
+
+def _check_positive(name: str, value: Any, wanted: str) -> None:
+    """``value`` must be a finite number (not a bool) above 0; ``wanted`` says so in the refusal."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise wrong_type(name, wanted, value)
+    if not finite(value) or value <= 0:
+        raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
+
+
+def _check_share(name: str, value: Any) -> None:
+    """``value`` must be a number (not a bool) in [0, 1): a share of units or of documents."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise wrong_type(name, "in [0, 1)", value)
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """``value`` must be one of the strings ``choices``: another type is a wrong type, another string a
+    wrong value."""
+    if not isinstance(value, str):
+        raise wrong_type(name, f"one of {choices}", value)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
