@@ -19,7 +19,8 @@ BUNDLED_MODEL = Path(__file__).resolve().parent / "data" / "nextword-patents.onn
 MAX_MODELS = 8  # models kept loaded by path; the least recently used one is dropped beyond this
 
 _lock = threading.Lock()
-_models: dict[tuple[str, str, LoadLimits], NextWordModel] = {}  # (path, device, limits) -> model, LRU first
+# (path, device, limits) -> (the file's stamp when loaded, model), least recently used first
+_models: dict[tuple[str, str, LoadLimits], tuple[tuple[int, ...] | None, NextWordModel]] = {}
 
 
 def default_model(
@@ -34,7 +35,8 @@ def default_model(
     without it, the ``NEXTWORD_MODEL`` environment variable names the file, else the model bundled
     with the package is used. ``device`` and ``limits`` are :func:`~.model.load`'s. Loading is
     guarded by a lock, so many threads asking at once load the file once. At most
-    :data:`MAX_MODELS` models stay loaded: asking for more paths drops the least recently used one.
+    :data:`MAX_MODELS` models stay loaded: asking for more paths drops the least recently used one. A
+    file replaced since it was loaded (a new export to the same path) is loaded again.
     """
     if isinstance(model, NextWordModel):
         if device is not None or limits is not None:
@@ -68,8 +70,9 @@ def default_model(
         where = os.path.abspath(model)  # load() names what is wrong with it
     key = (where, device or "cpu", limits or LoadLimits())
     with _lock:
-        cached = _models.pop(key, None)
-        if cached is None:
+        stamp, cached = _models.pop(key, (None, None))
+        if cached is None or stamp != _stamp(where):  # not loaded yet, or the file was replaced since
+            stamp = _stamp(where)
             try:
                 # a missing or bad file raises ModelFileError naming it
                 cached = load(key[0], device=device, limits=limits)
@@ -78,10 +81,21 @@ def default_model(
                     raise
                 # the user typed no path: say where this one came from
                 raise noted(exc, f"(the path comes from ${ENV_VAR}; fix or unset it)") from None
-        _models[key] = cached  # now the most recently used
+        _models[key] = (stamp, cached)  # now the most recently used
         while len(_models) > MAX_MODELS:
             del _models[next(iter(_models))]
     return cached
+
+
+def _stamp(path: str) -> tuple[int, ...] | None:
+    """What tells a file at ``path`` from the one loaded from it before: a new file written and renamed
+    over it (as ``nextword export`` does) has another inode, one rewritten in place another size or
+    modification time. None when it cannot be read (load() names why)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def generate(

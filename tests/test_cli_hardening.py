@@ -408,3 +408,20 @@ def test_module_level_generate_keeps_a_bounded_number_of_models(model_path, tmp_
     assert len(cached) == default_module.MAX_MODELS
     assert str(paths[0].resolve()) in cached and str(paths[1].resolve()) not in cached
     assert cached[-1] == str(paths[0].resolve())  # most recently used last
+
+
+def test_the_default_model_cache_loads_a_file_replaced_since(model_path, tmp_path, monkeypatch):
+    """A long-running app that calls generate(..., model=path) gets the new model once the file at
+    that path is replaced (a new export renamed over it), not the one loaded before; an unchanged file
+    is not loaded again."""
+    monkeypatch.setattr(default_module, "_models", {})
+    path = tmp_path / "live.onnx"
+    shutil.copyfile(model_path, path)
+    first = default_module.default_model(path)
+    assert default_module.default_model(path) is first  # unchanged: the same model
+    fresh = tmp_path / "fresh.onnx"
+    shutil.copyfile(model_path, fresh)
+    os.replace(fresh, path)  # as an export writes: a new file renamed over the old one
+    second = default_module.default_model(path)
+    assert second is not first and default_module.default_model(path) is second
+    assert len(default_module._models) == 1  # the old one is dropped, not kept beside it
