@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nextword.runtime.checks import wrong_type
 from nextword.train import EXPORT_STACK, require
 
 from .config import ExportConfig
@@ -21,6 +22,8 @@ __all__ = ["ExportConfig", "ExportError", "ModelTooLargeError", "ParityError", "
 
 def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     """Export a run; see :func:`nextword.export.exporter.export`."""
+    if not isinstance(config, ExportConfig):  # before TensorFlow loads
+        raise wrong_type("config", "an ExportConfig (ExportConfig(run_dir=..., out=...))", config)
     require("export", EXPORT_STACK)
     from .exporter import export as _export
 

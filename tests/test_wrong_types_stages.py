@@ -342,3 +342,14 @@ def test_the_document_split_is_unchanged_for_arguments_of_the_right_type() -> No
     with pytest.raises(ValueError, match=r"^val_fraction must be a finite number > 0 and <= 1, got nan$"):
         split_documents(["a", "b"], float("nan"), 0)
     assert split_documents(("a", "b", "c", "d"), 0.25, 1) == split_documents(["a", "b", "c", "d"], 0.25, 1)
+
+
+@pytest.mark.parametrize("config", [{"out": "run"}, None, "run"])
+def test_train_and_export_refuse_a_config_that_is_not_theirs_before_tensorflow_loads(config) -> None:
+    from nextword.export import export
+    from nextword.train import train
+
+    with pytest.raises(WrongTypeError, match=r"^config must be a TrainConfig \(TrainConfig\(corpus="):
+        train(config)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match=r"^config must be an ExportConfig \(ExportConfig\(run_dir="):
+        export(config)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
+from nextword.runtime.checks import wrong_type
 
 from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
 from .config import ModelConfig, TrainConfig
@@ -57,6 +58,10 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     before the first checkpoint an interrupt, like any failure, removes what the run wrote, and the
     note says to start it again. The whole story:
     :func:`nextword.train.trainer.train`."""
+    if not isinstance(config, TrainConfig):  # before TensorFlow loads
+        raise wrong_type(
+            "config", "a TrainConfig (TrainConfig(corpus=CorpusConfig(paths=...), out=...))", config
+        )
     if config.distribute == "multi-worker":  # a bad TF_CONFIG fails at once, before TensorFlow loads
         parse_tf_config(os.environ.get("TF_CONFIG"))
     require("training", TRAINING_STACK)
