@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from nextword.runtime.checks import as_path, check_bool, check_int, plain_numbers, wrong_type
+from nextword.runtime.field_help import with_field_help
 from nextword.runtime.provenance import SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED, DedupSettings, SplitRecord
 
 __all__ = ["AUTO_COLUMN", "CORPUS_FORMATS", "TEXT_COLUMNS", "CorpusConfig", "corpus_config", "corpus_paths"]
@@ -23,6 +24,7 @@ _NAMES = (
 )
 
 
+@with_field_help  # help(CorpusConfig) lists the fields with their --help
 @dataclass(frozen=True)
 class CorpusConfig:
     """Where the documents come from and how they are split."""
@@ -30,7 +32,7 @@ class CorpusConfig:
     paths: tuple[str, ...] = field(
         default=(),
         metadata={
-            "help": "corpus files: .csv, .jsonl or plain text",
+            "help": "corpus files: .csv (.tsv, .tab), .jsonl (.ndjson) or plain text",
             "positional": True,
             "metavar": "CORPUS",
         },
@@ -38,8 +40,9 @@ class CorpusConfig:
     format: str = field(
         default="auto",
         metadata={
-            "help": "file format; auto picks by extension (.csv and .tsv, .jsonl/.ndjson, anything else is "
-            "text: documents separated by blank lines); lines: one document per line",
+            "help": "file format; auto picks by extension (.csv, .tsv and .tab; .jsonl and .ndjson; .json is "
+            "refused; anything else is text: documents separated by blank lines); lines: one document per "
+            "line",
             "choices": CORPUS_FORMATS,
             "flag": "--corpus-format",
         },
@@ -53,9 +56,12 @@ class CorpusConfig:
     )
     json_field: str = field(default="text", metadata={"help": "JSON Lines field holding the text"})
     val_fraction: float = field(
-        default=0.1, metadata={"help": "share of documents held out for validation (split by document)"}
+        default=0.1,
+        metadata={"help": "share of documents held out for validation (split by document), between 0 and 1"},
     )
-    split_seed: int = field(default=0, metadata={"help": "seed of the document-level train/validation split"})
+    split_seed: int = field(
+        default=0, metadata={"help": "seed of the document-level train/validation split, 0..4294967295"}
+    )
     keep_duplicates: bool = field(
         default=False,
         metadata={
@@ -67,7 +73,7 @@ class CorpusConfig:
         default=DedupSettings().threshold,
         metadata={
             "help": "estimated Jaccard similarity of their 5-word shingles from which two documents are "
-            "near-duplicates (docs/dedup.md)",
+            "near-duplicates, above 0 and at most 1 (docs/dedup.md)",
             "metavar": "SIMILARITY",
         },
     )
@@ -90,7 +96,9 @@ class CorpusConfig:
             raise ValueError(f"val_fraction must be {wanted}, got {value!r}")
         check_int("split_seed", self.split_seed, 0, 2**32 - 1)
         check_bool("keep_duplicates", self.keep_duplicates)
-        self.split_record()  # validates the dedup settings
+        # the dedup settings are checked whether or not they are used (split_record() skips them with
+        # keep_duplicates): a bad threshold is refused before a run records it, not when dedup is next on
+        DedupSettings(threshold=self.near_duplicate_threshold)
 
     def split_record(self) -> SplitRecord:
         """How these settings split a corpus, as a model file records it."""

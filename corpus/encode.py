@@ -82,6 +82,10 @@ def build_vocabulary(
     part, never trained on, whose own words would otherwise enter the vocabulary untrained.
     ``version``: the tokenizer format whose rules split the words (a run's own, when it is made again).
     """
+    if not isinstance(split, DocumentSplit):
+        raise wrong_type("split", "a DocumentSplit (split_corpus(config) or rebuild_split(...))", split)
+    if not isinstance(config, TokenizerConfig):
+        raise wrong_type("config", "a TokenizerConfig (TokenizerConfig(max_vocab=..., ...))", config)
     started = time.perf_counter()
     counts: Counter[str] = Counter()
     index = 0

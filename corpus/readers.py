@@ -190,8 +190,8 @@ def read_corpus(config: CorpusConfig, log: bool = True) -> Iterator[str]:
 
 
 def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[str]:
-    """All documents of all ``paths``, in order. Raises :class:`CorpusError` when there are none, and
-    for an option of ``config`` that applies to none of them (:func:`check_options`)."""
+    """All documents of all ``paths``, in order (``config.paths`` is ignored). Raises :class:`CorpusError`
+    when there are none, and for an option of ``config`` that applies to none (:func:`check_options`)."""
     paths, config = corpus_paths(paths), corpus_config("config", config)
     if not paths:
         raise CorpusError("no corpus files given")

@@ -197,7 +197,15 @@ def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit
     model never saw in training, files exported before deduplication existed included. ``corpus``
     names the files and how to read them. A warning is logged when the files hold another number of
     documents than the model's corpus did: the split made then is not the one it was trained with.
+    A ``provenance`` of None (a file that records none) or without a split is a :class:`CorpusError`.
     """
+    if provenance is None:  # model.info.provenance of a file exported before provenance was recorded
+        raise CorpusError(
+            "the model file records no provenance (it was exported before nextword recorded one), so not "
+            "how its corpus was split: that split cannot be made again; split_corpus(corpus) makes a new one"
+        )
+    if not isinstance(provenance, Provenance):
+        raise wrong_type("provenance", "a Provenance, as load(path).info.provenance gives it", provenance)
     if provenance.split is None:
         raise CorpusError("the model file does not record how its corpus was split")
     split = split_corpus(corpus, provenance.split)
@@ -257,7 +265,8 @@ def validation_indices(n_documents: int, val_fraction: float, seed: int) -> np.n
 
 def split_documents(documents: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """The document-index split (``documents-v1``) of documents held in memory: the held-out documents
-    are those at :func:`validation_indices`, both sides kept in corpus order."""
+    are those at :func:`validation_indices`, both sides kept in corpus order. Under 2 documents:
+    :class:`CorpusError`."""
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Collection):
         raise wrong_type("documents", "a list of documents (strings)", documents)
     val_idx = set(validation_indices(len(documents), val_fraction, seed).tolist())

@@ -21,7 +21,20 @@ __all__ = ["ExportConfig", "ExportError", "ModelTooLargeError", "ParityError", "
 
 
 def export(config: ExportConfig, command: str | None = None) -> ExportReport:
-    """Export a run; see :func:`nextword.export.exporter.export`."""
+    """Convert the best model of the run folder ``config.run_dir`` into one self-contained ONNX file,
+    ``config.out``: the step graph, with the tokenizer, configs, metrics, parity figures and package
+    versions in its metadata (optionally int8 weights and a tuned cache), written only once Keras and
+    ONNX agree. Returns an :class:`ExportReport` of what was written and measured. ``command``, the
+    command line, is recorded in the file. TensorFlow loads on the first call.
+
+    Raises :class:`~nextword.runtime.errors.WrongTypeError` for a ``config`` that is not an
+    :class:`ExportConfig`; :class:`~nextword.train.MissingExtraError` without the ``train`` extra;
+    ``ValueError`` for an unset ``out``, one that is a folder or one of the run's files, or an existing
+    file that is not a nextword model (unless ``config.overwrite``); ``FileNotFoundError`` for a run not
+    trained (no finished model in it); :class:`ModelTooLargeError` (a ``ValueError`` too) for a model
+    too big for one file, before any work; :class:`ParityError` when ONNX and Keras disagree, and
+    :class:`ExportError` when the graph cannot be made valid: nothing is written then. The whole story:
+    :func:`nextword.export.exporter.export`."""
     if not isinstance(config, ExportConfig):  # before TensorFlow loads
         raise wrong_type("config", "an ExportConfig (ExportConfig(run_dir=..., out=...))", config)
     require("export", EXPORT_STACK)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from nextword.runtime.checks import as_path, check_bool, check_int, check_real, plain_numbers
 from nextword.runtime.errors import WrongTypeError
+from nextword.runtime.field_help import with_field_help
 from nextword.runtime.generation import MAX_WORDS, GenerationConfig
 from nextword.runtime.limits import OPSET_VERSIONS
 from nextword.train.keywords import nested_keywords
@@ -13,6 +14,7 @@ from nextword.train.keywords import nested_keywords
 __all__ = ["ExportConfig"]
 
 
+@with_field_help  # help(ExportConfig) lists the fields with their --help
 @nested_keywords  # ExportConfig(max_words=20) says that max_words goes in generation=GenerationConfig(...)
 @dataclass(frozen=True)
 class ExportConfig:
@@ -31,11 +33,17 @@ class ExportConfig:
         },
     )
     tolerance: float = field(
-        default=1e-4, metadata={"help": "largest absolute difference allowed between Keras and ONNX logits"}
+        default=1e-4,
+        metadata={
+            "help": "largest absolute difference allowed between Keras and ONNX logits, above 0 and at most 1"
+        },
     )
     greedy_words: int = field(
         default=50,
-        metadata={"help": "length of the greedy generations that must match between Keras and ONNX"},
+        metadata={
+            "help": "length of the greedy generations that must match between Keras and ONNX "
+            f"(1..{MAX_WORDS})"
+        },
     )
     parity_seed: int = field(default=0, metadata={"help": "seed of the random parity prompts (0..2**32-1)"})
     overwrite: bool = field(

@@ -50,10 +50,12 @@ async def astream(
     """:meth:`~.model.NextWordModel.stream` for ``async for``: the same pieces, each made in a worker
     thread while the event loop goes on.
 
-    ``model`` as in :func:`agenerate`. Invalid options raise at the first ``__anext__``. Leaving the
-    loop early (``break``, an exception, ``aclose()``) or cancelling the task that iterates ends the
-    stream: the step under way, if any, finishes in its thread and the model's stream is closed then,
-    so nothing is left running and the model is ready for its next call.
+    ``model`` as in :func:`agenerate`; ``config``: a :class:`~.generation.GenerationConfig` used in place of
+    the model file's decoding defaults, ``options`` by name over it (as :meth:`~.model.NextWordModel.stream`
+    takes them). Invalid options raise at the first ``__anext__``. Leaving the loop early (``break``, an
+    exception, ``aclose()``) or cancelling the task that iterates ends the stream: the step under way, if any,
+    finishes in its thread and the model's stream is closed then, so nothing is left running and the model is
+    ready for its next call.
     """
     loop = asyncio.get_running_loop()
     stream: Iterator[str] | None = None

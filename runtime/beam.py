@@ -54,6 +54,10 @@ class BeamSearch:
     Call :meth:`step` until it returns False (or :attr:`done`), then read :meth:`texts`. Each step
     expands every running beam by one token with one batched session call. Not thread-safe: one thread
     steps a search (a second thread's :meth:`step` meanwhile is a ``RuntimeError``).
+
+    ``lstrip[i]``: prompt ``i`` ends in a space, so its texts start without one; ``ends[i]``: how
+    prompt ``i`` ends (:class:`~.text.PromptEnd`, read from its text), which shapes the start of its
+    texts, in place of ``lstrip`` (``None``: each read from the prompt's ids); one per prompt.
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class BeamSearch:
 
     @property
     def done(self) -> bool:
+        """True once every prompt's search is finished or ``max_words`` steps have run."""
         return bool(self._done.all()) or self.steps >= self._config.max_words
 
     def _normalized(self, score: float, ids: list[int]) -> float:

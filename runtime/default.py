@@ -37,6 +37,11 @@ def default_model(
     guarded by a lock, so many threads asking at once load the file once. At most
     :data:`MAX_MODELS` models stay loaded: asking for more paths drops the least recently used one. A
     file replaced since it was loaded (a new export to the same path) is loaded again.
+
+    Raises ``ValueError`` for ``device`` or ``limits`` with a loaded model, an empty path, or no model
+    given where the bundled one is missing; :class:`WrongTypeError` for a ``model`` of another type; and
+    what :func:`~.model.load` raises (:class:`ModelFileError` naming ``$NEXTWORD_MODEL`` where the path
+    came from it).
     """
     if isinstance(model, NextWordModel):
         if device is not None or limits is not None:

@@ -29,6 +29,7 @@ class Evaluation:
     unknown_rate: float  # share of tokens outside the vocabulary
 
     def to_dict(self) -> dict[str, Any]:
+        """The scores as a dict of plain values, by field name (for JSON)."""
         return asdict(self)
 
 
@@ -40,7 +41,8 @@ def evaluate(
     Each document is read as the model sees text during training, ``<eod> words... <eod>``: the state
     starts at zero, is carried through the whole document, and every token after the first is
     predicted from all the tokens before it. ``cache``: the continuous cache (:mod:`.cache`); by
-    default the model file's when it has one, ``False`` for the model alone.
+    default the model file's when it has one, ``False`` for the model alone, ``True`` for the file's (a
+    ``ValueError`` when it has none), or a :class:`~.cache.CacheConfig`. No documents: ``ValueError``.
     """
     _check_model(model)
     # a string iterated would make each character a document
@@ -85,7 +87,9 @@ def evaluate_ids(
     documents: Iterable[Sequence[int] | np.ndarray],
     cache: bool | CacheConfig | None = None,
 ) -> Evaluation:
-    """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``)."""
+    """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``);
+    ``cache`` as there. No documents, or one of fewer than 2 ids or of ids outside the vocabulary, is a
+    ``ValueError``."""
     _check_model(model)
     check_iterable("documents", documents, "a list (or any iterable) of token-id lists")
     tok = model.tokenizer

@@ -9,6 +9,7 @@ from typing import Any
 
 from .checks import check_bool, check_int, check_real, plain_numbers, shown
 from .errors import WrongTypeError
+from .field_help import with_field_help
 from .tokenizer import MAX_VOCAB_SIZE
 
 __all__ = [
@@ -70,6 +71,7 @@ class OptionConflict(ValueError):
         return OptionConflict(self.message, self.names, f"{self.aside}; {note}" if self.aside else note)
 
 
+@with_field_help  # help(GenerationConfig) lists the fields with their --help
 @dataclass(frozen=True)
 class GenerationConfig:
     """How :meth:`NextWordModel.generate` continues a prompt.
@@ -81,10 +83,17 @@ class GenerationConfig:
 
     max_words: int = field(default=50, metadata={"help": f"words to generate at most (0..{MAX_WORDS})"})
     min_words: int = field(
-        default=0, metadata={"help": "words to generate at least before the model may end the document"}
+        default=0,
+        metadata={
+            "help": "words to generate at least before the model may end the document (at most max_words)"
+        },
     )
     temperature: float = field(
-        default=1.0, metadata={"help": "softmax temperature; 0 is greedy (always the most likely word)"}
+        default=1.0,
+        metadata={
+            "help": f"softmax temperature, 0 or {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}; 0 is greedy "
+            "(always the most likely word)"
+        },
     )
     top_k: int | None = field(
         default=None,
@@ -104,15 +113,20 @@ class GenerationConfig:
     )
     repetition_penalty: float = field(
         default=1.0,
-        metadata={"help": "> 1 makes words already in the prompt or the text less likely (1 = off)"},
+        metadata={
+            "help": "> 1 makes words already in the prompt or the text less likely, < 1 likelier (1 = off; "
+            f"{1 / MAX_PENALTY:g}..{MAX_PENALTY:g})"
+        },
     )
     no_repeat_ngram_size: int = field(
-        default=0, metadata={"help": "never repeat a word sequence of this length (0 = off)"}
+        default=0,
+        metadata={"help": f"never repeat a word sequence of this length (0 = off; at most {MAX_NGRAM})"},
     )
     stop: tuple[str, ...] = field(
         default=(),
         metadata={
-            "help": "strings that end the text; the text is cut before them",
+            "help": "strings that end the text; the text is cut before them (at most "
+            f"{MAX_STOP_STRINGS}, of {MAX_STOP_CHARS} characters each)",
             "clear": "no stop strings",  # --no-stop where a model file's defaults apply (cli/args.py)
         },
     )
@@ -124,19 +138,26 @@ class GenerationConfig:
         default=False, metadata={"help": "allow the unknown-word token <unk> in the output"}
     )
     num_return_sequences: int = field(
-        default=1, metadata={"help": "texts to generate per prompt (sampling), or best beams to return"}
+        default=1,
+        metadata={
+            "help": f"texts to generate per prompt (sampling), or best beams to return (1..{MAX_BATCH}; with "
+            "beam search, at most num_beams)"
+        },
     )
     num_beams: int = field(
-        default=1, metadata={"help": "beam search with this many beams (1 = sampling or greedy)"}
+        default=1,
+        metadata={"help": f"beam search with this many beams (1 = sampling or greedy; at most {MAX_BATCH})"},
     )
     length_penalty: float = field(
         default=1.0,
         metadata={
-            "help": "beam search: scores are divided by length**length_penalty (> 0 favours long texts)"
+            "help": "beam search: scores are divided by length**length_penalty (> 0 favours long texts; "
+            f"{-MAX_LENGTH_PENALTY:g}..{MAX_LENGTH_PENALTY:g})"
         },
     )
     seed: int | None = field(
-        default=None, metadata={"help": "random seed; the same seed and settings give the same text"}
+        default=None,
+        metadata={"help": "random seed, an integer >= 0; the same seed and settings give the same text"},
     )
     cache: bool = field(
         default=False,
@@ -231,6 +252,7 @@ class GenerationConfig:
 
     @property
     def greedy(self) -> bool:
+        """Whether decoding is greedy: ``temperature`` 0, the most likely word at every step."""
         return self.temperature == 0
 
     @classmethod

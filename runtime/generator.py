@@ -56,6 +56,10 @@ class Generator:
     :meth:`pieces` while another thread is in one of them is a ``RuntimeError``; :meth:`cancel`,
     :meth:`release` and the readers are not checked, so call them from the driving thread too (or hold
     your own lock around every call).
+
+    ``chunk``: prompt tokens fed per session call (a prompt longer than that is fed over several steps);
+    ``stepper``: the :class:`~.stepper.TokenStepper` that steps the rows (one no other loop uses while
+    this generator steps), else a new one of the model's.
     """
 
     def __init__(
@@ -232,15 +236,16 @@ class Generator:
         return len(self._batch.rows) + sum(len(g.rows) for g in self._feeding)
 
     def text(self, row: int) -> str:
-        """The row's text so far (stop strings already cut)."""
+        """The row's text so far (stop strings cut); an unknown or released row is a ``ValueError``."""
         return self._row(row).text.text
 
     def tokens(self, row: int) -> list[int]:
-        """The ids the row generated so far."""
+        """The ids the row generated so far; an unknown or released row is a ``ValueError``."""
         return list(self._row(row).generated)
 
     def finish_reason(self, row: int) -> str | None:
-        """Why the row finished (see :data:`FINISH_REASONS`), or None while it runs."""
+        """Why the row finished (see :data:`FINISH_REASONS`), or None while it runs; an unknown or released
+        row is a ``ValueError``."""
         return self._row(row).reason
 
     def _row(self, row: int) -> Row:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .checks import check_bool, plain_numbers, wrong_type
 from .errors import ModelFileError, ModelLimitError, WrongTypeError
+from .field_help import with_field_help
 
 __all__ = [
     "DEFAULT_ALLOWED_OPS",
@@ -131,6 +132,7 @@ _POSITIVE_INTS = (
 )
 
 
+@with_field_help  # help(LoadLimits) lists the fields with their --help
 @dataclass(frozen=True)
 class LoadLimits:
     """What :func:`~nextword.runtime.load` accepts. The defaults fit every model nextword exports.
@@ -138,8 +140,11 @@ class LoadLimits:
     The graph limits (``max_tensor_bytes``, ``max_graph_bytes``, ``max_macs_per_token``) are worked
     out from the graph before onnxruntime sees it, for one batch row at one position: a call on
     ``batch`` rows of ``time`` positions may use up to ``batch * time`` times as much, and a graph whose
-    tensors grow faster than that is refused. Widen a limit only for files you trust, e.g.
-    ``load(path, limits=LoadLimits(max_file_bytes=256 * MiB, max_tensor_bytes=256 * MiB))``.
+    tensors grow faster than that is refused. Widen a limit only for files you trust, e.g.::
+
+        from nextword.runtime.limits import MiB
+
+        load(path, limits=LoadLimits(max_file_bytes=256 * MiB, max_tensor_bytes=256 * MiB))
     """
 
     max_file_bytes: int = field(default=64 * MiB, metadata={"help": "largest model file read, in bytes"})

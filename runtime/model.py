@@ -74,28 +74,28 @@ def load(
     ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, where a GPU that cannot be used is an error.
 
     Threads: by default (neither ``threads`` nor ``session_options``) a step on the CPU runs on one
-    onnxruntime thread, except a step that runs alone (no other step of this process in progress, or
-    just ended on another thread) on a machine with two cores or more: that one runs on two threads
-    from a pool that spins between steps (a second session of the same file), a quarter faster for the
-    bundled model at one row (docs/benchmarks.md, "Session threads"). A call must give the same text
-    whatever else runs, so both sessions step the same random rows (:class:`~.probe.WideCheck`): one
-    row at load, which decides whether the second session is kept, and each larger batch size when a
-    step first has that many rows. An int8 model's numbers depend on the thread count from a few rows
-    on (onnxruntime quantizes each thread's rows on its own; the bundled model's from 5 rows): such a
-    batch of 5 rows or more runs on two threads whatever else runs (alone on the second session, else
-    on a third whose pool does not spin, made at the first such step, on any number of cores), and a
-    smaller one on one thread; an fp32 model's numbers match at any batch. The steps and their
-    sessions: :mod:`~nextword.runtime.session_plan`.
-    ``threads=n`` runs every step on ``n`` threads (:func:`default_session_options`);
-    ``session_options`` replaces all of that.
+    onnxruntime thread, except a step that runs alone (no other step of this process in progress, or just
+    ended on another thread) on a machine with two cores or more: that one runs on two threads from a pool
+    that spins between steps (a second session of the same file), a quarter faster for the bundled model at
+    one row (docs/benchmarks.md, "Session threads"). A call must give the same text whatever else runs, so
+    both sessions step the same random rows (:class:`~.probe.WideCheck`): one row at load, which decides
+    whether the second session is kept, and each larger batch size when a step first has that many rows. An
+    int8 model's numbers depend on the thread count from a few rows on (onnxruntime quantizes each thread's
+    rows on its own; the bundled model's from 5 rows): such a batch of 5 rows or more runs on two threads
+    whatever else runs (alone on the second session, else on a third whose pool does not spin, made at the
+    first such step, on any number of cores), and a smaller one on one thread; an fp32 model's numbers match
+    at any batch. The steps and their sessions: :mod:`~nextword.runtime.session_plan`. ``threads=n`` runs
+    every step on ``n`` threads (:func:`default_session_options`); ``session_options`` replaces all of that.
 
     The file is checked before onnxruntime sees it (size, structure, versions, operators, no external
     data, bounded memory and work per step; see :func:`~nextword.runtime.model_check.check_model_file`
     and ``docs/security.md``); ``limits`` widens or tightens those checks. Then one probe step on a
     batch of 2 proves the graph makes outputs of the shapes and types its metadata declares.
 
-    Raises :class:`ModelFileError` when the file is missing, is not ONNX, is not a nextword model, or
-    its graph does not do what its metadata says.
+    Raises :class:`ModelFileError` when the file is missing, is not ONNX, is not a nextword model, or its
+    graph does not do what its metadata says (:class:`ModelLimitError`, one, past ``limits``); ``ValueError``
+    for ``threads`` outside 1..256 or with ``session_options``, ``device`` with ``providers``, or a
+    ``device`` not ``cpu``/``cuda``/``cuda:N`` or one this onnxruntime cannot use.
     """
     if threads is not None and session_options is not None:
         raise ValueError("give threads or session_options, not both (session_options sets the threads too)")
@@ -145,6 +145,7 @@ class NextWordModel(HoldsSessions):
     """A loaded model: a stateful onnxruntime session plus the tokenizer from the same file.
 
     Create one with :func:`load`. A model holds no state between calls: one instance serves many threads.
+    ``info``: the file's :class:`~.model_file.ModelInfo`; ``source``: its path, or ``"<model bytes>"``.
     """
 
     session = _PlanSession(ONE, "The one-thread session (or the only one): the steps no other one takes.")
@@ -169,10 +170,12 @@ class NextWordModel(HoldsSessions):
 
     @property
     def tokenizer(self) -> Tokenizer:
+        """The file's tokenizer (``info.tokenizer``): text to ids and back."""
         return self.info.tokenizer
 
     @property
     def vocab_size(self) -> int:
+        """Tokens in the vocabulary, the 3 special ones included: the width of the logits."""
         return self.info.vocab_size
 
     @property
@@ -329,7 +332,8 @@ class NextWordModel(HoldsSessions):
         return Generator(self, call_config(self.info.generation, config, options))
 
     def generate_ids(self, prompt_ids: Sequence[int], config: GenerationConfig) -> list[int]:
-        """Continue ``prompt_ids`` by sampling (or greedily) and return the new token ids."""
+        """Continue ``prompt_ids`` by sampling (or greedily) and return the new token ids: ``config`` as
+        given (the file's defaults not merged in), ``num_beams`` and ``num_return_sequences`` set to 1."""
         if not isinstance(config, GenerationConfig):
             raise wrong_type(
                 "config", "a GenerationConfig, such as model.info.generation (the file's defaults)", config
@@ -348,14 +352,13 @@ class NextWordModel(HoldsSessions):
     ) -> str | list[str]:
         """Continue ``prompt`` and return the new text (the prompt itself is not repeated).
 
-        ``prompt`` is a string or a list of strings. Options are the fields of
-        :class:`GenerationConfig` (``max_words``, ``min_words``, ``temperature`` (0 is greedy),
-        ``top_k``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``, ``stop``,
-        ``stop_at_end``, ``allow_unknown``, ``num_return_sequences``, ``num_beams``, ``length_penalty``,
-        ``seed``), passed one by one or as ``config``. Options not given take the model's decoding
-        defaults (``model.info.generation``, stored at export), which start from
-        :class:`GenerationConfig`'s. The result is a list (prompt-major: every
-        sequence of the first prompt, then of the second...) when ``prompt`` is a list or
+        ``prompt`` is a string or a list of strings. Options are the fields of :class:`GenerationConfig`
+        (``max_words``, ``min_words``, ``temperature`` (0 is greedy), ``top_k``, ``top_p``,
+        ``repetition_penalty``, ``no_repeat_ngram_size``, ``stop``, ``stop_at_end``, ``allow_unknown``,
+        ``num_return_sequences``, ``num_beams``, ``length_penalty``, ``seed``, ``cache``), passed one by
+        one or as ``config``. Options not given take the model's decoding defaults (``model.info.generation``,
+        stored at export), which start from :class:`GenerationConfig`'s. The result is a list (prompt-major:
+        every sequence of the first prompt, then of the second...) when ``prompt`` is a list or
         ``num_return_sequences > 1``, else a string. All prompts and sequences run as one batch.
 
         Each text is shaped to be appended to its prompt: it starts with a space where one belongs and
@@ -415,10 +418,10 @@ class NextWordModel(HoldsSessions):
     ) -> list[tuple[str, float]]:
         """The ``k`` most likely next words after ``prompt`` with their probabilities, most likely first.
 
-        Probabilities are the model's softmax over the whole vocabulary, mixed with the continuous
-        cache when the file has one (``cache=False``: the model alone); the special tokens are left
-        out of the list, so the probabilities sum to at most 1 and a ``k`` past the vocabulary's words
-        gives them all.
+        Probabilities are the model's softmax over the vocabulary, mixed with the continuous cache when the
+        file has one (``cache=False``: the model alone; ``True``: the file's, a ``ValueError`` without one;
+        or a :class:`~.cache.CacheConfig`). ``k``: 1..``vocab_size``; the 3 special tokens are never
+        listed, so the probabilities sum to at most 1 and ``k >= vocab_size - 3`` lists every word.
         """
         return next_words(self, prompt, k, cache)
 
@@ -428,7 +431,7 @@ class NextWordModel(HoldsSessions):
         Returns the total log-probability (natural log), the per-word perplexity and every word's
         :class:`WordScore`: ``word`` the vocabulary token (``<unk>`` when unknown), ``token`` the word
         as read, its log-probability and whether it was outside the vocabulary; the continuous cache
-        is used when the file has one (``cache=False``: the model alone).
+        is used when the file has one (``cache`` as in :meth:`next_words`). No words: ``ValueError``.
         """
         return score_text(self, text, cache)
 

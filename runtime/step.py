@@ -43,10 +43,14 @@ class StepModel(Protocol):
     """What the decoding loops need from a model: its tokenizer and its stateful step function."""
 
     @property
-    def tokenizer(self) -> Tokenizer: ...
+    def tokenizer(self) -> Tokenizer:
+        """The model's tokenizer."""
+        ...
 
     @property
-    def vocab_size(self) -> int: ...
+    def vocab_size(self) -> int:
+        """Tokens in the vocabulary, special ones included: the width of the logits."""
+        ...
 
     def initial_state(self, batch_size: int = 1) -> State:
         """Zero state for ``batch_size`` sequences."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from .checks import check_bool, check_iterable, plain_numbers, wrong_type
 from .errors import WrongTypeError
+from .field_help import with_field_help
 from .spacing import glued, starts_after
 from .splitting import TOKENIZER_FORMAT_VERSION, tokenize
 
@@ -58,6 +59,7 @@ PUNCTUATION = frozenset(".,;:()?!")
 _UNUSABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+@with_field_help  # help(TokenizerConfig) lists the fields with their --help
 @dataclass(frozen=True)
 class TokenizerConfig:
     """How text is normalized and which words enter the vocabulary."""
@@ -372,14 +374,17 @@ class Tokenizer:
 
     @property
     def pad_id(self) -> int:
+        """The id of ``<pad>`` (0), which fills the tail of the last training window; never generated."""
         return PAD_ID
 
     @property
     def unk_id(self) -> int:
+        """The id of ``<unk>`` (1), which stands for every word outside the vocabulary."""
         return UNK_ID
 
     @property
     def eod_id(self) -> int:
+        """The id of ``<eod>`` (2): the end of one document and the start of the next."""
         return EOD_ID
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .config import ServeConfig
+from .config import ServeConfig, served
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -25,15 +25,28 @@ INSTALL_HINT = 'install the server extra: pip install "nextword[serve]"'
 
 
 def require_framework() -> None:
-    """Raise :class:`~nextword.train.MissingExtraError` naming the server extra when FastAPI or uvicorn
-    does not import (a runtime-only install): a clear message instead of ``ModuleNotFoundError``."""
+    """Raise :class:`~nextword.train.MissingExtraError` naming the server extra when FastAPI, uvicorn or
+    prometheus_client does not import (a runtime-only install): a clear message instead of
+    ``ModuleNotFoundError``."""
     from nextword.train import require
 
     require("serving", ("fastapi", "uvicorn", "prometheus_client"), INSTALL_HINT)
 
 
 def create_app(config: ServeConfig | None = None, model: NextWordModel | None = None) -> FastAPI:
-    """The server as an ASGI app (see :func:`nextword.serve.app.create_app`)."""
+    """The server as an ASGI app (FastAPI), to run with any ASGI server; ``nextword serve`` runs it
+    with uvicorn (:func:`serve`).
+
+    ``config`` None is ``ServeConfig()``. Without ``model``, ``config.model_path`` (``config.model``,
+    else ``$NEXTWORD_MODEL``, else the bundled model) is loaded here, on ``config.device``, so that a bad
+    file fails before a port is bound; a ``model`` given is served as it is (its own device and session
+    options). Raises :class:`~nextword.runtime.errors.WrongTypeError` for a ``config`` that is not a
+    :class:`ServeConfig` or a ``model`` that is not a loaded model (a path goes in
+    ``ServeConfig(model=path)``); ``ValueError`` for a ``device`` other than ``cpu`` with a ``model``;
+    :class:`~nextword.runtime.ModelFileError` (:class:`~nextword.runtime.ModelLimitError` among them)
+    for a file that cannot be served; :class:`~nextword.train.MissingExtraError` without the ``serve``
+    extra. More: :func:`nextword.serve.app.create_app`."""
+    served(config, model)  # a wrong type is said before the framework is imported
     require_framework()
     from .app import create_app as _create_app
 
@@ -41,7 +54,15 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
 
 
 def serve(config: ServeConfig | None = None, model: NextWordModel | None = None) -> None:
-    """Serve until Ctrl-C or SIGTERM (see :func:`nextword.serve.server.serve`)."""
+    """Serve until Ctrl-C or SIGTERM on ``config.host`` and ``config.port`` with uvicorn; then new
+    generations are refused and running ones get ``config.shutdown_timeout`` seconds to finish.
+
+    ``config`` and ``model`` as in :func:`create_app`; with ``config.workers > 1`` each worker process
+    loads ``config.model_path`` itself. Raises what :func:`create_app` raises, and ``ValueError`` for a
+    ``model`` with ``workers > 1`` or TLS files that cannot be used;
+    :class:`~nextword.serve.server.AddressUnavailableError` (an ``OSError``) for an address that cannot
+    be bound. More: :func:`nextword.serve.server.serve`."""
+    served(config, model)
     require_framework()
     from .server import serve as _serve
 

@@ -23,7 +23,7 @@ from nextword.runtime.model import default_session_options
 
 from . import completions, routes, web_assets
 from .auth import ApiKeys, document_keys
-from .config import ServeConfig
+from .config import ServeConfig, served
 from .errors import UnexpectedErrors, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit, PublishGuard
@@ -47,7 +47,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     here with ``config.session_threads`` threads per step (so a bad file fails before the server binds
     its port); a ``model`` given is served with its own session options.
     """
-    config = config or ServeConfig()
+    config = served(config, model)  # None: ServeConfig(); a dict or a path: WrongTypeError
     if model is not None and config.device != "cpu":
         raise ValueError(
             f"device {config.device!r} is for the model the server loads: a model given runs where load() "

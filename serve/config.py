@@ -12,7 +12,9 @@ from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
 from nextword.runtime.checks import check_bool, finite, plain_numbers, shown, wrong_type
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 from nextword.runtime.errors import WrongTypeError, noted
+from nextword.runtime.field_help import with_field_help
 from nextword.runtime.limits import SIZE_LIMITS_HELP, LoadLimits, advise_the_flag
+from nextword.runtime.model import NextWordModel
 from nextword.runtime.sessions import gpu_number
 from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
 
@@ -27,6 +29,7 @@ _ROOT_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)*", re.ASCII)
 # A served model's name: one segment of GET /v1/models/{id}, as OpenAI's names are (gpt-3.5-turbo-instruct,
 # ft:davinci-002:org::id); no slash (it would end the path segment), no space, nothing to escape in a log.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
+LOG_LEVELS = ("debug", "info", "warning", "error")  # log_level: what --log-level takes, lowercase
 
 
 # Where create_app's lifespan puts the settings of the HTTP protocol's guards (serve/http_guard.py), in
@@ -43,6 +46,7 @@ class GuardSettings:
     send_timeout: float = 60.0
 
 
+@with_field_help  # help(ServeConfig) lists the fields with their --help
 @dataclass(frozen=True)
 class ServeConfig:
     """What to serve, where, and the caps that keep one client from taking the server down.
@@ -75,7 +79,7 @@ class ServeConfig:
     port: int = field(default=8000, metadata={"help": "TCP port to listen on (0: any free port)"})
     workers: int = field(
         default=1,
-        metadata={"help": "server processes sharing the port, each with its own copy of the model"},
+        metadata={"help": "server processes sharing the port, each with its own copy of the model (1..64)"},
     )
     batching: bool = field(
         default=True,
@@ -93,7 +97,7 @@ class ServeConfig:
         metadata={
             "help": "seconds between two writes to one stream, at least: words that come sooner are sent "
             "together, one event each, in one write (0: a write per model step); a stream's first words "
-            "and its last go at once",
+            "and its last go at once; 0..1",
             "metavar": "SECONDS",
         },
     )
@@ -120,32 +124,37 @@ class ServeConfig:
         default=256,
         metadata={
             "help": "requests that run the model (completions, streamed or not, suggestions, scores) in "
-            "flight at once; more get 429"
+            "flight at once (1..100,000); more get 429"
         },
     )
     max_body_bytes: int = field(
-        default=1_000_000, metadata={"help": "largest request body accepted; larger get 413"}
+        default=1_000_000,
+        metadata={"help": "largest request body accepted, in bytes (at most 1 GiB); larger get 413"},
     )
     max_header_bytes: int = field(
         default=GuardSettings.max_header_bytes,
-        metadata={"help": "largest request line and headers together; larger get 431 and are not read"},
+        metadata={
+            "help": "largest request line and headers together, in bytes (1024..16 MiB); larger get 431 and "
+            "are not read"
+        },
     )
     request_timeout: float = field(
         default=GuardSettings.request_timeout,
         metadata={
             "help": "seconds a client has to send a request's line and headers, and then its body; slower "
-            "get 408 (a connection that sends nothing is closed after them)"
+            "get 408 (a connection that sends nothing is closed after them); 0.1..86,400"
         },
     )
     send_timeout: float = field(
         default=GuardSettings.send_timeout,
         metadata={
             "help": "seconds an answer may wait on a client that reads nothing; then the connection is "
-            "closed and its generation cancelled"
+            "closed and its generation cancelled; 0.1..86,400"
         },
     )
     max_prompt_chars: int = field(
-        default=100_000, metadata={"help": "longest prompt (or text to score) in characters"}
+        default=100_000,
+        metadata={"help": "longest prompt (or text to score) in characters (at most 100,000,000)"},
     )
     max_words: int = field(
         default=1000,
@@ -169,7 +178,7 @@ class ServeConfig:
         default=10.0,
         metadata={
             "help": "seconds that in-flight generations may take to finish after Ctrl-C or SIGTERM; "
-            "then they are cancelled"
+            "then they are cancelled; 0..3,600"
         },
     )
     cors_origins: tuple[str, ...] = field(
@@ -226,7 +235,7 @@ class ServeConfig:
         default="info",
         metadata={
             "help": "log level of the server: uvicorn's messages and nextword's own (which -q quiets too)",
-            "choices": ("debug", "info", "warning", "error"),
+            "choices": LOG_LEVELS,
         },
     )
 
@@ -236,6 +245,8 @@ class ServeConfig:
             raise wrong_type("host", "a host name or an IP address", self.host)
         if not self.host:
             raise ValueError(f"host must be a host name or an IP address, got {self.host!r}")
+        if isinstance(self.model, os.PathLike):  # a pathlib.Path, stored as the str it names
+            object.__setattr__(self, "model", os.fspath(self.model))
         if self.model is not None and (not isinstance(self.model, str) or not self.model.strip()):
             raise (ValueError if isinstance(self.model, str) else WrongTypeError)(
                 f"model must be the path of a .onnx file, got {self.model!r}; leave it out to serve "
@@ -258,6 +269,13 @@ class ServeConfig:
         ):
             _check_number(name, getattr(self, name), low, high, f"an integer in {low}..{high}", integer=True)
         gpu_number(self.device)
+        if not isinstance(self.log_level, str):
+            raise wrong_type("log_level", f"one of {', '.join(LOG_LEVELS)}", self.log_level)
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)} (lowercase, as --log-level takes them), "
+                f"got {self.log_level!r}"
+            )
         _check_number("stream_interval", self.stream_interval, 0, 1, "a number of seconds in 0..1")
         _check_number("shutdown_timeout", self.shutdown_timeout, 0, 3600, "in 0..3600 seconds")
         for name in ("request_timeout", "send_timeout"):
@@ -303,8 +321,8 @@ class ServeConfig:
 
     @property
     def load_limits(self) -> LoadLimits | None:
-        """What :func:`~nextword.runtime.load` is given: its defaults, or with ``size_limits`` off, its
-        defaults without the size caps."""
+        """What :func:`~nextword.runtime.load` is given: ``None`` (its defaults), or with ``size_limits``
+        off, ``LoadLimits().without_size_caps()``."""
         return None if self.size_limits else LoadLimits().without_size_caps()
 
     @property
@@ -330,6 +348,24 @@ class ServeConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+def served(config: object, model: object) -> ServeConfig:
+    """The settings :func:`~nextword.serve.create_app` and :func:`~nextword.serve.serve` run with:
+    ``config``, or ``ServeConfig()`` for None. A ``config`` that is not a :class:`ServeConfig` (a dict)
+    or a ``model`` that is not a loaded model (a path) is a :class:`WrongTypeError` saying what to pass."""
+    if config is None:
+        config = ServeConfig()
+    if not isinstance(config, ServeConfig):
+        raise wrong_type("config", "a ServeConfig (ServeConfig(model=..., port=...)), or None", config)
+    if isinstance(model, str | os.PathLike):
+        raise WrongTypeError(
+            f"model must be a loaded NextWordModel, got the path {shown(os.fspath(model))}: to serve a file, "
+            "pass ServeConfig(model=path) and leave model out"
+        )
+    if model is not None and not isinstance(model, NextWordModel):
+        raise wrong_type("model", "a loaded NextWordModel (nextword.runtime.load(path)), or None", model)
+    return config
 
 
 def _check_number(

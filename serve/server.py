@@ -19,7 +19,7 @@ from nextword.runtime import LoadLimits, ModelFileError, NextWordModel
 from nextword.runtime.model_check import check_model_file
 
 from .app import CONFIG_ENV, create_app
-from .config import ServeConfig
+from .config import ServeConfig, served
 from .logs import uvicorn_log_config
 from .metrics import MULTIPROCESS_ENV
 
@@ -119,7 +119,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     """
     import uvicorn
 
-    config = config or ServeConfig()
+    config = served(config, model)  # None: ServeConfig(); a dict or a path: WrongTypeError
     # nextword's own serving messages follow --log-level too (never louder than the command asked: -q)
     ours = logging.getLogger("nextword")
     ours.setLevel(max(ours.getEffectiveLevel(), logging.getLevelName(config.log_level.upper())))

@@ -49,15 +49,16 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     """Train a model as ``config`` says and fill the run folder ``config.out`` (the model, its tokenizer,
     config, metrics and checkpoints); returns where the run ended. TensorFlow loads on the first call.
 
-    The corpus is deduplicated and split by document, the vocabulary built from the training side, and
-    the best epoch (by the development part's loss) kept as ``model.keras``, which
-    :func:`nextword.export.export` converts. Bad corpora or settings raise ``ValueError`` subclasses
-    before training starts; a folder that holds a run raises :class:`RunExistsError` unless
-    ``config.overwrite``. An interrupt (Ctrl-C, a notebook's stop button) leaves the folder resumable
-    with :func:`resume` once it has a checkpoint, and says so in a note on the ``KeyboardInterrupt``;
-    before the first checkpoint an interrupt, like any failure, removes what the run wrote, and the
-    note says to start it again. The whole story:
-    :func:`nextword.train.trainer.train`."""
+    The corpus is deduplicated and split by document, the vocabulary built from the training side, and the
+    best epoch (by the development part's loss; the validation loss when ``dev_fraction=0``) kept as
+    ``model.keras``, which :func:`nextword.export.export` converts. Bad corpora or settings raise
+    ``ValueError`` subclasses before training starts (a ``config`` that is not a :class:`TrainConfig`, a
+    :class:`~nextword.runtime.errors.WrongTypeError`); a folder that holds a run raises
+    :class:`RunExistsError` unless ``config.overwrite``, one another process trains in :class:`RunBusyError`;
+    without the ``train`` extra, :class:`MissingExtraError`. An interrupt (Ctrl-C, a notebook's stop button)
+    leaves the folder resumable with :func:`resume` once it has a checkpoint, and says so in a note on the
+    ``KeyboardInterrupt``; before the first checkpoint an interrupt, like any failure, removes what the run
+    wrote, and the note says to start it again. The whole story: :func:`nextword.train.trainer.train`."""
     if not isinstance(config, TrainConfig):  # before TensorFlow loads
         raise wrong_type(
             "config", "a TrainConfig (TrainConfig(corpus=CorpusConfig(paths=...), out=...))", config
@@ -72,9 +73,19 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
 
 
 def resume(run_dir: str, **changes: Any) -> TrainResult:
-    """Continue an interrupted run; ``changes`` are ``epochs``, ``patience``, ``verbose``,
-    ``max_minutes``, ``distribute``, ``peer_timeout`` and ``checkpoint_steps``. See
-    :func:`nextword.train.trainer.resume`."""
+    """Continue the run in ``run_dir`` from its last checkpoint, with the corpus encoding, tokenizer,
+    weights and optimizer state it holds, and return a :class:`TrainResult`. A finished run continues
+    too: with ``epochs`` raised it trains on (unless early stopping ended it: raise ``patience`` too),
+    else it returns its result at once. ``changes``: ``epochs`` (the new total), ``patience``,
+    ``verbose``, ``max_minutes`` (this session's budget), ``distribute``, ``peer_timeout`` and
+    ``checkpoint_steps``; every other setting stays as stored, and another name is a ``TypeError``.
+
+    Raises :class:`MissingExtraError` without the ``train`` extra; ``FileNotFoundError`` for a folder that
+    does not exist or has no checkpoint, ``NotADirectoryError`` for a file, :class:`NotARunError` for a folder
+    that is no run; ``ValueError`` for a change out of range, a damaged checkpoint or id file, and
+    (:class:`DistributeError`) a multi-worker run without ``TF_CONFIG``; :class:`RunBusyError` while another
+    process trains in it. An interrupt leaves it resumable again (a note on the ``KeyboardInterrupt`` says
+    how). The whole story: :func:`nextword.train.trainer.resume`."""
     require("training", TRAINING_STACK)
     from .trainer import resume as _resume
 

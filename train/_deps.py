@@ -1,4 +1,4 @@
-"""A clear message instead of a traceback when the training extra is not installed."""
+"""A clear message instead of a traceback when an optional extra (``train``, ``serve``) is not installed."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ INSTALL_HINT = (
 
 
 class MissingExtraError(ImportError):
-    """A feature needs packages of the ``train`` extra that are missing or do not import."""
+    """A feature needs packages of an optional extra that are missing or do not import: ``train`` for
+    training and export (TensorFlow, Keras, tf2onnx, onnx), ``serve`` for the server (FastAPI, uvicorn,
+    prometheus_client); the message names the packages and the ``pip install`` that brings them."""
 
 
 def require(feature: str, modules: tuple[str, ...], hint: str = INSTALL_HINT) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
 from nextword.runtime.checks import as_path, check_bool, finite, plain_numbers, shown, wrong_type
 from nextword.runtime.errors import WrongTypeError
+from nextword.runtime.field_help import with_field_help
 from nextword.runtime.tokenizer import TokenizerConfig
 
 from .keywords import nested_keywords, unknown_keys
@@ -50,6 +51,7 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seeding (keras.utils.set_random_seed) tak
 _SECTIONS = ("corpus", "tokenizer", "model")  # the nested configs: a mapping each in TrainConfig.from_dict
 
 
+@with_field_help  # help(ModelConfig) lists the fields with their --help
 @dataclass(frozen=True)
 class ModelConfig:
     """The network: Embedding -> LSTM x num_layers -> Dense over the vocabulary (logits)."""
@@ -87,6 +89,7 @@ class ModelConfig:
         check_bool("tie_embeddings", self.tie_embeddings)
 
 
+@with_field_help  # help(TrainConfig) lists the fields with their --help
 @nested_keywords  # TrainConfig(lstm_units=64) says that lstm_units goes in model=ModelConfig(...)
 @dataclass(frozen=True)
 class TrainConfig:
@@ -338,7 +341,9 @@ class TrainConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Rebuild a config written by :meth:`to_dict`; raises ``ValueError`` naming unknown fields, and
         :class:`~nextword.runtime.errors.WrongTypeError` for ``data``, or a section of it (``corpus``,
-        ``tokenizer``, ``model``), that is not a mapping."""
+        ``tokenizer``, ``model``), that is not a mapping. A ``model`` section without ``tie_embeddings``
+        (or no ``model`` section) reads as ``tie_embeddings=False``, not :class:`ModelConfig`'s default
+        ``True``: configs written before tying existed trained untied models."""
         data = _settings("data", data)
         for name in _SECTIONS:
             if name in data:
