@@ -71,7 +71,7 @@ def default_model(
             )
     try:
         where = str(Path(model).resolve())
-    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop, before Python 3.13
+    except (OSError, RuntimeError, ValueError):  # a symbolic link loop before Python 3.13; a NUL character
         where = os.path.abspath(model)  # load() names what is wrong with it
     key = (where, device or "cpu", limits or LoadLimits())
     with _lock:

@@ -144,7 +144,11 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
     name = str(path)
     try:
         info = path.stat()
-    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the path
+    except ValueError:  # a NUL character: no file name holds one
+        raise ModelFileError(
+            f"model file name {shorten(name)} holds a NUL character, which no file name can"
+        ) from None
+    except (FileNotFoundError, NotADirectoryError):
         raise ModelFileError(f"model file {name} does not exist (or cannot be read)") from None
     except OSError as exc:  # a symbolic link loop, a name too long, no permission...
         raise ModelFileError(f"model file {name} cannot be read: {exc.strerror}") from None

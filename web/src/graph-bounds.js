@@ -14,17 +14,12 @@
 import { Dim, product, Refused, shapeText, Value } from './dims.js';
 import { ModelFileError } from './errors.js';
 import { FLOAT, INT64, ITEM_BYTES } from './onnx-graph.js';
-import { commas, pyHead, pyLen, pyRepr, strRepr } from './pyrepr.js';
+import { commas, pyRepr, shorten } from './pyrepr.js';
 import { constantValue, RULES } from './shape-rules.js';
 
 const STATE = /^[hc]_\p{Nd}+$/u; // Python's \d: any decimal digit
 const DEFAULT_DOMAINS = ['', 'ai.onnx'];
 const UNBOUNDED_HINT = 'if you trust the file, load it with { limits: { boundGraph: false } }';
-
-/** Python's shorten: the repr of a text cut to 80 characters. */
-function shorten(text) {
-  return strRepr(pyLen(text) <= 80 ? text : `${pyHead(text, 80)}...`);
-}
 
 /** The sentence that tells a user how to raise limit `name` for a file they trust. */
 function widenHint(name) {

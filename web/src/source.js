@@ -3,6 +3,7 @@
 
 import { ModelFileError, NextwordError, oneLine } from './errors.js';
 import { tooBig } from './model-check.js';
+import { shorten } from './pyrepr.js';
 
 const BYTES_NAME = '<model bytes>';
 
@@ -50,6 +51,11 @@ async function readFile(path, cap) {
   const fs = await import(/* webpackIgnore: true */ /* @vite-ignore */ fsName);
   const { fileURLToPath } = await import(/* webpackIgnore: true */ /* @vite-ignore */ urlName);
   const name = path.startsWith('file:') ? fileURLToPath(path) : path;
+  if (name.includes('\0'))
+    // Node refuses it as an argument; as Python's: the file name can be no file's
+    throw new ModelFileError(
+      `model file name ${shorten(name)} holds a NUL character, which no file name can`,
+    );
   let info;
   try {
     info = await fs.stat(name);

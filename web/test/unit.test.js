@@ -195,6 +195,11 @@ describe('load()', () => {
   test('missing files, folders and bad limits are refused with the fix', async () => {
     const missing = await refusal(load('/no/such/model.onnx'));
     assert.equal(missing.message, 'model file /no/such/model.onnx does not exist (or cannot be read)');
+    const nul = await refusal(load('bad\0name.onnx')); // as Python's load() says it
+    assert.equal(
+      nul.message,
+      "model file name 'bad\\x00name.onnx' holds a NUL character, which no file name can",
+    );
     const folder = await refusal(load(fileURLToPath(new URL('.', import.meta.url))));
     assert.match(folder.message, /is not a regular file; pass the path of a \.onnx file/);
     const run = await mkdtemp(join(tmpdir(), 'nextword-run-'));

@@ -120,3 +120,8 @@ export function compareCodePoints(a, b) {
 export function pySorted(strings) {
   return [...strings].sort(compareCodePoints);
 }
+
+/** Python's shorten (runtime/errors.py): the repr of a text cut to 80 characters, for a message. */
+export function shorten(text) {
+  return strRepr(pyLen(text) <= 80 ? text : `${pyHead(text, 80)}...`);
+}
