@@ -8,6 +8,10 @@ and writes this one, under its own logger (``nextword.serve.access``: standard o
 
     203.0.113.9 - "POST /v1/completions HTTP/1.1" 200 1234.5 ms cmpl-0c5e...
 
+The last field is the answer's id, also sent to the client as ``X-Request-ID`` (as OpenAI's API does;
+its clients show it as ``request_id``): a completion's own id, else ``req-`` and 32 hex digits made
+for the request (:func:`new_request_id`), so a client's report of a failure finds its line.
+
 Nothing a client sends reaches the line unchecked: a client address that is not an IP address
 (``X-Forwarded-For`` from a trusted proxy can say anything) is percent-encoded, so it holds no quote or
 space to forge the rest of a line, and a query string (which no endpoint takes) is written ``?...``,
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -27,14 +32,22 @@ __all__ = [
     "REQUEST_ID",
     "STREAM_END",
     "access_line",
+    "new_request_id",
     "refused_line",
     "request_line",
 ]
 
 ACCESS = logging.getLogger("nextword.serve.access")
-REQUEST_ID = "nextword_request_id"  # the key of scope["state"] a route sets to name its answer (cmpl-...)
+REQUEST_ID = (
+    "nextword_request_id"  # the key of scope["state"] naming the answer (req-..., or a route's cmpl-...)
+)
 STREAM_END = "nextword_stream_end"  # and to say how a stream that did not run to its end stopped
 CLIENT_LEFT = "nextword_client_left"  # set by the HTTP protocol (serve/http_guard.py) once the client left
+
+
+def new_request_id() -> str:
+    """A request's id until its route names the answer otherwise: ``req-`` and 32 hex digits."""
+    return f"req-{uuid.uuid4().hex}"
 
 
 def request_line(scope: dict[str, Any]) -> str:
@@ -49,8 +62,8 @@ def request_line(scope: dict[str, Any]) -> str:
 
 def access_line(request: str, scope: dict[str, Any], status: int, seconds: float) -> str:
     """The line of a request (:func:`request_line`) whose answer ended with ``status`` after ``seconds``;
-    the answer's id when its route set one, and how a stream that did not run to its end stopped (its
-    status is the 200 sent when it began)."""
+    the answer's id, and how a stream that did not run to its end stopped (its status is the 200 sent
+    when it began)."""
     parts = [f"{request} {status} {seconds * 1000:.1f} ms"]
     state = scope.get("state")
     said = state if isinstance(state, dict) else {}

@@ -143,7 +143,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "HEAD", "POST"],
             allow_headers=["*"],  # Content-Type, and the Authorization that OpenAI's clients send
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", "X-Request-ID"],  # X-Request-ID: the access line's id (access.py)
         )
     # added last, so outermost: every request is counted and has its access line, the refusals of the
     # caps and the key check (413, 401) under the route asked for, and the preflights CORS answers itself;

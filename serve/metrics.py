@@ -31,7 +31,7 @@ from starlette.routing import Match
 
 from nextword.runtime import __version__
 
-from .access import ACCESS, CLIENT_LEFT, access_line, request_line
+from .access import ACCESS, CLIENT_LEFT, REQUEST_ID, access_line, new_request_id, request_line
 from .keys import route_path
 
 if TYPE_CHECKING:
@@ -209,7 +209,8 @@ class _SharedLoad:
 
 class RequestMetrics:
     """ASGI middleware: counts each HTTP request by route, method and status, times it to the end of
-    its answer, and writes its access line then (:func:`~.access.access_line`). A request whose client
+    its answer, and writes its access line then (:func:`~.access.access_line`); the answer carries the
+    request's id as ``X-Request-ID``, the last field of that line. A request whose client
     went away before an answer began counts with status 499, as does one whose route answered after
     the HTTP protocol heard the client leave (serve/http_guard.py). ``routes``: the app's routes, to
     label a request refused before routing (a 401, a 413) with the route it asked for."""
@@ -225,12 +226,15 @@ class RequestMetrics:
         route = self._route(scope)  # before routing, which rewrites the scope's path and root path
         request = request_line(scope)
         said = scope.setdefault("state", {})  # shared with the routes' scopes: where they name answers
+        said[REQUEST_ID] = new_request_id()  # a completion's route puts its own id in its place
         status = 499
 
         async def sending(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = 499 if said.get(CLIENT_LEFT) else message["status"]
+                named = (b"x-request-id", str(said[REQUEST_ID]).encode("ascii"))
+                message["headers"] = [*(message.get("headers") or []), named]
             await send(message)
 
         try:

@@ -124,6 +124,30 @@ def test_cors_preflights_and_refusals_have_their_access_line(model, caplog):
     assert 'method="OPTIONS",route="/v1/completions",status="400"' in scraped
 
 
+def test_every_answer_names_its_request_as_its_access_line_does(model, caplog):
+    """X-Request-ID, as OpenAI's API sends it (its clients' request_id): a completion's own id, else one
+    made for the request; the access line ends with the same, so a client's report finds its line. A
+    page on an allowed origin may read it (CORS)."""
+    origin = "https://a.example"
+    app = create_app(ServeConfig(cors_origins=(origin,)), model)
+    with TestClient(app) as client, caplog.at_level("INFO", "nextword.serve.access"):
+        whole = client.post("/v1/completions", json={"prompt": "the", "max_tokens": 2})
+        streamed = client.post("/v1/completions", json={"prompt": "the", "max_tokens": 2, "stream": True})
+        refused = client.post("/v1/completions", json={"prompt": "the", "max_tokens": "2"})
+        health = client.get("/health", headers={"origin": origin})
+        again = client.get("/health")
+    assert whole.headers["x-request-id"] == whole.json()["id"]
+    assert streamed.headers["x-request-id"].startswith("cmpl-")
+    assert streamed.headers["x-request-id"] in streamed.text  # the id of every event
+    for answer in (refused, health, again):
+        assert re.fullmatch(r"req-[0-9a-f]{32}", answer.headers["x-request-id"]), answer.headers
+    assert health.headers["x-request-id"] != again.headers["x-request-id"]  # one per request
+    assert "x-request-id" in health.headers["access-control-expose-headers"].lower()
+    lines = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"]
+    for answer, line in zip((whole, streamed, refused, health, again), lines, strict=True):
+        assert line.endswith(f" {answer.headers['x-request-id']}"), (line, answer.headers)
+
+
 def test_cancelled_tasks_are_dropped_from_the_log_only_once_a_forced_quit_began():
     cancelled = logging.LogRecord(
         "uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", None,
