@@ -11,6 +11,7 @@ import difflib
 import functools
 import json
 import logging
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -265,19 +266,32 @@ _BODIES: dict[str, type[BaseModel]] = {
 
 @functools.cache
 def _parameters(route: str) -> tuple[str, ...]:
-    """The parameters the endpoint at path ``route`` (the route's own, not under ``--root-path``) takes;
-    none for another path."""
+    """The parameters the endpoint at path ``route`` (the route's own, not under ``--root-path``) takes,
+    those of an object parameter written ``stream_options.include_usage``; none for another path."""
     body = _BODIES.get(route)
-    return tuple(body.model_fields) if body else ()
+    return tuple(_fields(body)) if body else ()
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """The fields of ``model``, and of the models a field may hold (``StreamOptions | None``), dotted."""
+    names = []
+    for name, info in model.model_fields.items():
+        names.append(prefix + name)
+        for inner in typing.get_args(info.annotation) or (info.annotation,):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                names.extend(_fields(inner, f"{prefix}{name}."))
+    return names
 
 
 def _meant(error: dict[str, Any], taken: Sequence[str]) -> str | None:
     """The parameter of ``taken`` an unknown one most likely misspells (``promt``: ``prompt``), if one is
-    close."""
+    close; one inside an object parameter (``stream_options.include_usages``) among that object's."""
     param = _param(error)
-    close = (
-        difflib.get_close_matches(param, [t for t in taken if t != param], n=1, cutoff=0.8) if param else []
-    )
+    if not param:
+        return None
+    parent = param.rpartition(".")[0]
+    siblings = [t for t in taken if t != param and t.rpartition(".")[0] == parent]
+    close = difflib.get_close_matches(param, siblings, n=1, cutoff=0.8)
     return close[0] if close else None
 
 

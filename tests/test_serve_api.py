@@ -166,6 +166,19 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
         ({"prompt": "x", "temp": 0.5}, 400, "temp", ["unknown parameter 'temp'; see /docs"]),
         # another endpoint's parameter: said so, not "did you mean 'k'?"
         ({"prompt": "x", "k": 5}, 400, "k", ["'k' (a parameter of /v1/suggest, not of this endpoint)"]),
+        # inside an object parameter: among that object's own, not its name ("did you mean 'stream_options'?")
+        (
+            {"prompt": "x", "stream": True, "stream_options": {"include_usages": True}},
+            400,
+            "stream_options.include_usages",
+            ["(did you mean 'stream_options.include_usage'?)"],
+        ),
+        (
+            {"prompt": "x", "stream": True, "stream_options": {"usage": True}},
+            400,
+            "stream_options.usage",
+            ["(did you mean 'stream_options.include_usage'?)"],
+        ),
     ],
 )
 def test_bad_requests_name_the_parameter_the_value_and_the_range(client, body, status, param, words):
