@@ -10,6 +10,7 @@ a scrape, whichever worker the kernel hands it to, adds up every worker's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -31,7 +32,7 @@ from starlette.routing import Match
 
 from nextword.runtime import __version__
 
-from .access import ACCESS, CLIENT_LEFT, REQUEST_ID, access_line, new_request_id, request_line
+from .access import ACCESS, CLIENT_LEFT, REQUEST_ID, STREAM_END, access_line, new_request_id, request_line
 from .keys import route_path
 
 if TYPE_CHECKING:
@@ -241,6 +242,9 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         except Exception:
             status = 500
+            raise
+        except asyncio.CancelledError:  # the server quit under it (Ctrl-C twice, or uvicorn's backstop)
+            said.setdefault(STREAM_END, "answer cut: the server quit")
             raise
         finally:
             method = scope.get("method", "")

@@ -22,6 +22,7 @@ from .app import CONFIG_ENV, create_app
 from .config import ServeConfig, served
 from .logs import uvicorn_log_config
 from .metrics import MULTIPROCESS_ENV
+from .state import BACKSTOP_SECONDS
 
 __all__ = ["AddressUnavailableError", "check_address", "check_device_in_child", "check_tls", "serve"]
 
@@ -127,7 +128,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         "host": config.host,
         "port": config.port,
         "log_level": config.log_level,
-        "timeout_graceful_shutdown": int(config.shutdown_timeout) + 5,  # backstop after the drain
+        "timeout_graceful_shutdown": int(config.shutdown_timeout) + BACKSTOP_SECONDS,  # after the drain
         # behind a proxy that strips a path prefix: each request's path and root_path carry it again
         "root_path": config.root_path,
         "log_config": uvicorn_log_config(config.log_level),  # time-stamped lines, in each worker too

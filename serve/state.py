@@ -17,7 +17,12 @@ from .beams import BeamJob, beam_threads
 from .config import ServeConfig
 from .errors import APIError, model_not_found
 from .limits import Slots
+from .logs import FORCED_QUIT
 from .scheduler import Job, Scheduler
+
+# uvicorn's backstop (its timeout_graceful_shutdown, set by serve/server.py): seconds past
+# shutdown_timeout after which it cancels the answers still being sent, to clients that read slowly
+BACKSTOP_SECONDS = 5
 
 __all__ = ["ServerState", "model_summary"]
 
@@ -102,12 +107,22 @@ class ServerState:
             self.config.shutdown_timeout,
         )
         loop.call_soon_threadsafe(loop.call_later, self.config.shutdown_timeout, self.cancel_all)
+        # just before uvicorn's backstop: its cancellations are not failures (no traceback each)
+        backstop = int(self.config.shutdown_timeout) + BACKSTOP_SECONDS - 0.5
+        loop.call_soon_threadsafe(loop.call_later, backstop, _backstop)
 
     def cancel_all(self) -> None:
         if self.jobs:
             logger.warning("cancelling %d generation(s) still in flight", len(self.jobs))
         for job in list(self.jobs):
             job.cancel()
+
+
+def _backstop() -> None:
+    """What the server says as uvicorn's backstop cuts what it still sends; the tasks it cancels then are
+    logged without their tracebacks (:class:`~.logs.ForcedQuit`)."""
+    FORCED_QUIT.set()
+    logger.warning("answers still being sent to clients that read slowly are cut now")
 
 
 def model_summary(model: NextWordModel) -> dict[str, Any]:

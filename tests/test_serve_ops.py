@@ -163,6 +163,58 @@ def test_cancelled_tasks_are_dropped_from_the_log_only_once_a_forced_quit_began(
         FORCED_QUIT.clear()
 
 
+def test_uvicorns_backstop_is_announced_and_its_cancellations_logged_without_tracebacks(model, caplog):
+    """A client that reads slowly holds a stream past the drain (shutdown_timeout): uvicorn's backstop
+    then cancels it, which logged an ERROR with a CancelledError traceback per answer. The server now
+    says what it cuts, just before, and the cancellations are no failures."""
+    from nextword.serve.state import BACKSTOP_SECONDS, ServerState
+
+    class Loop:  # the calls begin_shutdown schedules, run by hand
+        def __init__(self):
+            self.later = []
+
+        def call_soon_threadsafe(self, call, *args):
+            call(*args)
+
+        def call_later(self, delay, call):
+            self.later.append((delay, call))
+
+    state = ServerState(ServeConfig(shutdown_timeout=3), model, "m")
+    loop = Loop()
+    try:
+        with caplog.at_level(logging.INFO, "nextword.serve"):
+            state.begin_shutdown(loop)
+            (drain, cancel), (backstop, cut) = sorted(loop.later, key=lambda pair: pair[0])
+            assert drain == 3 and 3 < backstop < 3 + BACKSTOP_SECONDS  # just before uvicorn's
+            cancel()
+            assert not FORCED_QUIT.is_set()
+            cut()
+        assert FORCED_QUIT.is_set()
+        assert "answers still being sent to clients that read slowly are cut now" in caplog.text
+    finally:
+        FORCED_QUIT.clear()
+
+
+def test_an_answer_the_server_cancels_says_so_in_its_access_line(model, caplog):
+    from nextword.serve.metrics import Metrics, RequestMetrics
+    from nextword.serve.state import ServerState
+
+    async def cut_while_sending(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise asyncio.CancelledError  # uvicorn's backstop, or Ctrl-C twice
+
+    metrics = Metrics(ServerState(ServeConfig(), model, "m"))
+    scope = {"type": "http", "method": "POST", "path": "/v1/completions", "raw_path": b"/v1/completions"}
+
+    async def send(message):
+        pass
+
+    with caplog.at_level("INFO", "nextword.serve.access"), pytest.raises(asyncio.CancelledError):
+        asyncio.run(RequestMetrics(cut_while_sending, metrics)(scope, None, send))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"]
+    assert " 200 " in line and line.endswith("(answer cut: the server quit)"), line
+
+
 def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():
     config = uvicorn_log_config()
     assert config["formatters"]["server"]["()"] is ServerFormatter
