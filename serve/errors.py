@@ -96,7 +96,9 @@ async def send_error(
 ) -> None:
     """Answer with an ``invalid_request_error`` straight through ASGI's ``send``: for middleware, which
     answers before any route (or FastAPI's handlers) is reached."""
-    body = json.dumps(error_body(message, "invalid_request_error", None, code)).encode()
+    body = json.dumps(
+        error_body(message, "invalid_request_error", None, code), separators=(",", ":")
+    ).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})

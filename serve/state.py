@@ -102,7 +102,7 @@ class ServerState:
             return
         self.draining = True
         logger.info(
-            "shutting down: %d generation(s) in flight get %.0f s to finish",
+            "shutting down: %d generation(s) in flight get %g s to finish",
             len(self.jobs),
             self.config.shutdown_timeout,
         )

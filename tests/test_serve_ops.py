@@ -179,18 +179,19 @@ def test_uvicorns_backstop_is_announced_and_its_cancellations_logged_without_tra
         def call_later(self, delay, call):
             self.later.append((delay, call))
 
-    state = ServerState(ServeConfig(shutdown_timeout=3), model, "m")
+    state = ServerState(ServeConfig(shutdown_timeout=0.5), model, "m")
     loop = Loop()
     try:
         with caplog.at_level(logging.INFO, "nextword.serve"):
             state.begin_shutdown(loop)
             (drain, cancel), (backstop, cut) = sorted(loop.later, key=lambda pair: pair[0])
-            assert drain == 3 and 3 < backstop < 3 + BACKSTOP_SECONDS  # just before uvicorn's
+            assert drain == 0.5 and 0.5 < backstop < int(0.5) + BACKSTOP_SECONDS  # just before uvicorn's
             cancel()
             assert not FORCED_QUIT.is_set()
             cut()
         assert FORCED_QUIT.is_set()
         assert "answers still being sent to clients that read slowly are cut now" in caplog.text
+        assert "in flight get 0.5 s to finish" in caplog.text  # not "0 s"
     finally:
         FORCED_QUIT.clear()
 
