@@ -161,7 +161,7 @@ class ServeConfig:
         metadata={"help": f"most words one completion may ask for with max_tokens (1..{MAX_WORDS})"},
     )
     max_rows: int = field(
-        default=16,
+        default=32,  # over LangChain's batch of 20 prompts a request
         metadata={
             "help": "most sequences one request may ask for: prompts x n (prompts x num_beams for beam "
             "search)"

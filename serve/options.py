@@ -132,13 +132,15 @@ def completion_from_request(
     # n left out is the file's num_return_sequences (up to 256): it counts against the cap too
     n = model.info.generation.num_return_sequences if request.n is None else request.n
     if len(prompts) * n > limits.max_rows and n >= 1:
-        origin = " (this model file's decoding default: send n)" if request.n is None else ""
+        origin = " (this model file's decoding default: send n)" if request.n is None and n > 1 else ""
+        # one sequence a prompt: the prompts are too many (a client's batch: LangChain's batch_size)
+        fewer = "; send fewer prompts per request" if n == 1 else ""
         raise APIError(
             400,
             f"{len(prompts)} prompt(s) x n={shown(n)}{origin} = {shown(len(prompts) * n)} sequences; "
             "this server takes at most "
-            f"{limits.max_rows} per request (nextword serve --max-rows)",
-            "n",
+            f"{limits.max_rows} per request (nextword serve --max-rows){fewer}",
+            "prompt" if n == 1 else "n",
         )
     beams = request.num_beams  # over the cap: this server's refusal, never the runtime's 1..256
     if beams is not None and beams > 1 and len(prompts) * beams > limits.max_rows:

@@ -135,6 +135,7 @@ def _model_entry(state: ServerState) -> dict[str, Any]:
             "max_words": state.config.max_words,
             "max_prompt_chars": state.config.max_prompt_chars,
             "max_suggestions": state.config.max_suggestions,
+            "max_rows": state.config.max_rows,
             "size_limits": state.config.size_limits,
         },
     }

@@ -143,11 +143,18 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
         ),
         ({"prompt": "x", "top_p": 1.5}, 400, "top_p", ["top_p", "<= 1", "1.5"]),
         ({"prompt": "x", "max_tokens": -2}, 400, "max_tokens", ["max_tokens", "0..", "-2"]),
-        ({"prompt": "x", "n": 0}, 400, "n", ["n must be in 1..16", "--max-rows", "got 0"]),
-        ({"prompt": "x", "num_beams": -1}, 400, "num_beams", ["num_beams must be in 1..16", "got -1"]),
+        ({"prompt": "x", "n": 0}, 400, "n", ["n must be in 1..32", "--max-rows", "got 0"]),
+        ({"prompt": "x", "num_beams": -1}, 400, "num_beams", ["num_beams must be in 1..32", "got -1"]),
         ({"prompt": "x", "top_k": -1}, 400, "top_k", ["top_k", "0..1000000", "-1"]),
         ({"prompt": "x", "max_tokens": 5000}, 400, "max_tokens", ["5000", "1000", "--max-words"]),
-        ({"prompt": ["a"] * 5, "n": 4}, 400, "n", ["20 sequences", "16", "--max-rows"]),
+        ({"prompt": ["a"] * 5, "n": 8}, 400, "n", ["40 sequences", "32", "--max-rows"]),
+        # one sequence a prompt: the prompts are too many (LangChain sends its batch of prompts at once)
+        (
+            {"prompt": ["a"] * 33},
+            400,
+            "prompt",
+            ["33 prompt(s) x n=1 = 33 sequences", "at most 32", "send fewer prompts per request"],
+        ),
         ({"prompt": "x", "logprobs": 50}, 400, "logprobs", ["logprobs", "0..20", "50"]),
         ({"prompt": "x", "presence_penalty": 0.5}, 400, "presence_penalty", ["repetition_penalty"]),
         ({"prompt": "x", "temperature": "hot"}, 400, "temperature", ["temperature", "'hot'"]),
@@ -228,6 +235,7 @@ def test_caps_on_body_and_prompt_size(model):
             "max_words": 20,
             "max_prompt_chars": 100,
             "max_suggestions": 100,
+            "max_rows": 32,  # prompts x n a request may ask for: a client's batch size follows it
             "size_limits": True,
         }
         not_json = c.post("/v1/completions", content=b"{nope", headers={"content-type": "application/json"})

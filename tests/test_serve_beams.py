@@ -87,7 +87,7 @@ def test_num_beams_asked_for_and_the_finish_reasons(client_for, model):
             ["temperature=0.5", "num_beams=3 is this model file's decoding default", '"num_beams": 1'],
         ),
         ({"n": 4}, "n", ["n=4 must be <= num_beams=3", "num_beams=3 is this model file's decoding default"]),
-        ({"prompt": ["a"] * 6}, "num_beams", ["6 prompt(s) x num_beams=3 = 18 beams", "--max-rows"]),
+        ({"prompt": ["a"] * 11}, "num_beams", ["11 prompt(s) x num_beams=3 = 33 beams", "--max-rows"]),
         ({"num_beams": 2, "stream": True}, "stream", ["beam search (num_beams=2) returns whole texts"]),
     ],
 )

@@ -95,7 +95,7 @@ def test_cache_true_without_settings_gets_one_message_on_every_endpoint(client):
     assert answers[1] == answers[0] and answers[2] == answers[0]
 
 
-@pytest.mark.parametrize("beams", [0, -1, 17, 20, 256, 257, 300, 10**6])
+@pytest.mark.parametrize("beams", [0, -1, 33, 40, 256, 257, 300, 10**6])
 def test_every_num_beams_out_of_range_names_the_servers_cap(client, beams):
     refused = error(client.post("/v1/completions", json={"prompt": "x", "num_beams": beams}))
     assert refused["param"] == "num_beams"

@@ -209,7 +209,7 @@ def test_a_strangers_file_is_refused_by_every_entry(name, hostile_files, capsys,
 
 def test_a_files_default_n_counts_against_the_servers_row_cap(model_path):
     """A file whose decoding defaults ask for 200 sequences: a request that left n out got 200 (the
-    cap check took a missing n as 1), past `--max-rows` (16); now it is refused, saying why."""
+    cap check took a missing n as 1), past `--max-rows` (32); now it is refused, saying why."""
     pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
     from fastapi.testclient import TestClient
 
@@ -222,7 +222,7 @@ def test_a_files_default_n_counts_against_the_servers_row_cap(model_path):
         assert answer.status_code == 400
         assert answer.json()["error"]["message"] == (
             "1 prompt(s) x n=200 (this model file's decoding default: send n) = 200 sequences; this server "
-            "takes at most 16 per request (nextword serve --max-rows)"
+            "takes at most 32 per request (nextword serve --max-rows)"
         )
         answer = client.post("/v1/completions", json={"prompt": "the", "n": 2})
         assert answer.status_code == 200 and len(answer.json()["choices"]) == 2
