@@ -141,3 +141,11 @@ def test_the_server_offers_its_model_file(client, model_path, model):
         missing = other.get("/model.onnx")
     assert missing.status_code == 404
     assert "was not loaded from a file" in missing.json()["error"]["message"]
+
+
+def test_the_output_boxes_hold_no_whitespace_before_their_placeholder():
+    """.output keeps white space (pre-wrap): a line break a formatter put before the placeholder showed
+    it a line down and indented until the first words replaced it."""
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    for box in ("output", "scored"):
+        assert re.search(rf'<div id="{box}"[^>]*><span class="placeholder">[^<]*</span></div>', html), box
