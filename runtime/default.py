@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .checks import wrong_type
 from .errors import ModelFileError, WrongTypeError, noted
 from .limits import LoadLimits
 from .model import NextWordModel, load
@@ -36,7 +37,8 @@ def default_model(
     with the package is used. ``device`` and ``limits`` are :func:`~.model.load`'s. Loading is
     guarded by a lock, so many threads asking at once load the file once. At most
     :data:`MAX_MODELS` models stay loaded: asking for more paths drops the least recently used one. A
-    file replaced since it was loaded (a new export to the same path) is loaded again.
+    file replaced since it was loaded (a new export to the same path) is loaded again; while the file
+    cannot be read (deleted, or being replaced), the model loaded before is used.
 
     Raises ``ValueError`` for ``device`` or ``limits`` with a loaded model, an empty path, or no model
     given where the bundled one is missing; :class:`WrongTypeError` for a ``model`` of another type; and
@@ -73,19 +75,25 @@ def default_model(
         where = str(Path(model).resolve())
     except (OSError, RuntimeError, ValueError):  # a symbolic link loop before Python 3.13; a NUL character
         where = os.path.abspath(model)  # load() names what is wrong with it
-    key = (where, device or "cpu", limits or LoadLimits())
+    if limits is not None and not isinstance(limits, LoadLimits):  # before it is part of a key
+        raise wrong_type("limits", "a LoadLimits, or None for the defaults", limits)
+    if device is not None and not isinstance(device, str):
+        raise wrong_type("device", "cpu, cuda or cuda:N", device)
+    key = (where, device or "cpu", limits if limits is not None else LoadLimits())
     with _lock:
-        stamp, cached = _models.pop(key, (None, None))
-        if cached is None or stamp != _stamp(where):  # not loaded yet, or the file was replaced since
-            stamp = _stamp(where)
+        stamp, cached = _models.get(key, (None, None))
+        now = _stamp(where)
+        # not loaded yet, or the file was replaced since (one that cannot be read now keeps the model)
+        if cached is None or (now is not None and now != stamp):
             try:
-                # a missing or bad file raises ModelFileError naming it
-                cached = load(key[0], device=device, limits=limits)
+                # a missing or bad file raises ModelFileError naming it; a model loaded before stays
+                cached, stamp = load(key[0], device=device, limits=limits), now
             except ModelFileError as exc:
                 if not from_env:
                     raise
                 # the user typed no path: say where this one came from
                 raise noted(exc, f"(the path comes from ${ENV_VAR}; fix or unset it)") from None
+        _models.pop(key, None)
         _models[key] = (stamp, cached)  # now the most recently used
         while len(_models) > MAX_MODELS:
             del _models[next(iter(_models))]

@@ -17,6 +17,7 @@ import pytest
 
 from nextword.cli.display import SafeFormatter, figure, json_text, safe
 from nextword.cli.main import main
+from nextword.runtime import ModelFileError, WrongTypeError
 from nextword.runtime import default as default_module
 from nextword.runtime.limits import LoadLimits
 
@@ -425,3 +426,33 @@ def test_the_default_model_cache_loads_a_file_replaced_since(model_path, tmp_pat
     second = default_module.default_model(path)
     assert second is not first and default_module.default_model(path) is second
     assert len(default_module._models) == 1  # the old one is dropped, not kept beside it
+
+
+def test_the_default_model_cache_keeps_its_model_while_the_file_cannot_be_read(
+    model_path, tmp_path, monkeypatch
+):
+    """A file deleted (or mid-replacement) since it was loaded: the model loaded before goes on serving;
+    a replacement that fails to load raises, and the model stays for the next call."""
+    monkeypatch.setattr(default_module, "_models", {})
+    path = tmp_path / "live.onnx"
+    shutil.copyfile(model_path, path)
+    first = default_module.default_model(path)
+    path.unlink()
+    assert default_module.default_model(path) is first
+    path.write_bytes(b"half a file")  # a copy under way
+    with pytest.raises(ModelFileError):
+        default_module.default_model(path)
+    path.unlink()
+    assert default_module.default_model(path) is first
+
+
+@pytest.mark.parametrize(("keyword", "value"), [("limits", [1]), ("limits", {}), ("device", ["cuda"])])
+def test_the_default_model_cache_refuses_settings_of_the_wrong_type_even_when_it_holds_models(
+    model_path, monkeypatch, keyword, value
+):
+    """A list for limits or device made the cache key unhashable (a bare TypeError) once the cache held
+    a model, and limits={} was taken as the defaults: both named, whatever the cache holds."""
+    monkeypatch.setattr(default_module, "_models", {})
+    default_module.default_model(model_path)
+    with pytest.raises(WrongTypeError, match=f"^{keyword} must be"):
+        default_module.default_model(model_path, **{keyword: value})
