@@ -72,6 +72,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.scheduler = make_scheduler(model, config.batching, config.max_batch, config.max_streams)
         restore = _drain_on_signals(state, asyncio.get_running_loop())
+        FORCED_QUIT.clear()  # an earlier app's quit in this process (a notebook, tests) is not this one's
         logger.info(
             "serving %s (%s) with %s on %s, %d onnxruntime thread(s) per step",
             model.source,
@@ -170,7 +171,10 @@ def app_from_environment() -> FastAPI:
     # a worker is a fresh process: nextword's lines in it look like uvicorn's (logs.py), at the level
     # of the command that started it
     use_server_format(settings.pop("_log_level", logging.INFO))
-    return create_app(ServeConfig(**settings))
+    backstop = bool(settings.pop("_backstop", False))  # uvicorn's, set by serve() (serve/state.py)
+    app = create_app(ServeConfig(**settings))
+    app.state.nextword.backstop = backstop
+    return app
 
 
 def _said_again(signum: int, first: int, in_flight: int, worker: bool) -> None:

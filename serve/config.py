@@ -20,7 +20,7 @@ from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
 
 from .keys import ENV_KEY, check_keys
 
-__all__ = ["ServeConfig"]
+__all__ = ["LOG_LEVELS", "ServeConfig", "served"]
 
 # What a browser sends as Origin: scheme, host and an optional port, nothing after.
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
@@ -29,7 +29,7 @@ _ROOT_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)*", re.ASCII)
 # A served model's name: one segment of GET /v1/models/{id}, as OpenAI's names are (gpt-3.5-turbo-instruct,
 # ft:davinci-002:org::id); no slash (it would end the path segment), no space, nothing to escape in a log.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
-LOG_LEVELS = ("debug", "info", "warning", "error")  # log_level: what --log-level takes, lowercase
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # what --log-level takes, lowercase
 
 
 # Where create_app's lifespan puts the settings of the HTTP protocol's guards (serve/http_guard.py), in

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 
 from nextword.runtime.errors import ModelRunError, shorten
 
-from .access import request_line
+from .access import REQUEST_ID, request_line
 from .bodies import BodyUnreadable
 from .headers import COMMON_HEADERS
 from .schemas import CompletionRequest, ScoreRequest, SuggestRequest, error_body
@@ -207,6 +207,9 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.error("%s %s failed: %r", request.method, request.url.path, exc)
         response = server_error(exc).response()
         response.headers.update({name.decode(): value.decode() for name, value in COMMON_HEADERS})
+        named = request.scope.get("state", {}).get(REQUEST_ID)  # given by RequestMetrics, if it ran
+        if isinstance(named, str):
+            response.headers["x-request-id"] = named
         return response
 
 

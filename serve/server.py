@@ -144,6 +144,7 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         common["forwarded_allow_ips"] = list(config.forwarded_allow_ips)
     if config.workers == 1:
         app = create_app(config, model)  # a bad model file is reported first, whatever the port
+        app.state.nextword.backstop = True  # uvicorn's timeout_graceful_shutdown, below
         check_tls(config)
         check_address(config.host, config.port)  # one line naming --port, not uvicorn's shutdown log
         _warn_if_public(config)
@@ -165,7 +166,9 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     check_address(config.host, config.port)
     _warn_if_public(config)
     level = logging.getLogger("nextword").getEffectiveLevel()
-    os.environ[CONFIG_ENV] = json.dumps({**dataclasses.asdict(config), "_log_level": level})
+    os.environ[CONFIG_ENV] = json.dumps(
+        {**dataclasses.asdict(config), "_log_level": level, "_backstop": True}
+    )
     with _shared_metrics_folder():
         uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
 

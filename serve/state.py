@@ -21,7 +21,7 @@ from .logs import FORCED_QUIT
 from .scheduler import Job, Scheduler
 
 # uvicorn's backstop (its timeout_graceful_shutdown, set by serve/server.py): seconds past
-# shutdown_timeout after which it cancels the answers still being sent, to clients that read slowly
+# int(shutdown_timeout) after which it cancels the answers still being sent, to clients that read slowly
 BACKSTOP_SECONDS = 5
 
 __all__ = ["ServerState", "model_summary"]
@@ -43,6 +43,7 @@ class ServerState:
     jobs: set[Job | BeamJob] = field(default_factory=set)
     draining: bool = False
     stopped_by: int | None = None  # the signal that began the shutdown
+    backstop: bool = False  # run by serve(): uvicorn cuts what still sends BACKSTOP_SECONDS past the drain
     started: float = field(default_factory=time.time)
     served: int = 0
     words: int = 0  # words generated, over every sequence of every completion answered
@@ -107,9 +108,9 @@ class ServerState:
             self.config.shutdown_timeout,
         )
         loop.call_soon_threadsafe(loop.call_later, self.config.shutdown_timeout, self.cancel_all)
-        # just before uvicorn's backstop: its cancellations are not failures (no traceback each)
-        backstop = int(self.config.shutdown_timeout) + BACKSTOP_SECONDS - 0.5
-        loop.call_soon_threadsafe(loop.call_later, backstop, _backstop)
+        if self.backstop:  # just before uvicorn's: its cancellations are no failures (no traceback each)
+            backstop = int(self.config.shutdown_timeout) + BACKSTOP_SECONDS - 0.5
+            loop.call_soon_threadsafe(loop.call_later, backstop, _backstop)
 
     def cancel_all(self) -> None:
         if self.jobs:

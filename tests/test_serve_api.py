@@ -545,6 +545,23 @@ def test_a_failing_middleware_still_answers_with_the_common_headers(model):
     )
 
 
+def test_a_middleware_failing_inside_the_access_log_still_names_the_request(model, monkeypatch):
+    """The 500 Starlette answers outside every middleware carries the id of the request's access line."""
+
+    works = BodySizeLimit.__call__
+
+    async def broken(self, scope, receive, send):
+        if scope["type"] == "http":
+            raise RuntimeError("boom")
+        await works(self, scope, receive, send)  # the lifespan
+
+    monkeypatch.setattr(BodySizeLimit, "__call__", broken)
+    with TestClient(create_app(ServeConfig(), model), raise_server_exceptions=False) as c:
+        response = c.post("/v1/score", json={"text": "the network"})
+    assert response.status_code == 500 and response.headers["x-content-type-options"] == "nosniff"
+    assert re.fullmatch(r"req-[0-9a-f]{32}", response.headers["x-request-id"]), response.headers
+
+
 def test_suggestions_and_scores_count_against_the_cap(model):
     with TestClient(create_app(ServeConfig(max_streams=1), model)) as c:
         slots = c.app.state.nextword.slots

@@ -181,6 +181,10 @@ def test_uvicorns_backstop_is_announced_and_its_cancellations_logged_without_tra
 
     state = ServerState(ServeConfig(shutdown_timeout=0.5), model, "m")
     loop = Loop()
+    state.begin_shutdown(loop)
+    assert len(loop.later) == 1  # not under serve(): no uvicorn backstop to announce
+    state = ServerState(ServeConfig(shutdown_timeout=0.5), model, "m", backstop=True)
+    loop = Loop()
     try:
         with caplog.at_level(logging.INFO, "nextword.serve"):
             state.begin_shutdown(loop)
