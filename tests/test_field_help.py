@@ -23,6 +23,7 @@ CONFIGS = [
     ("nextword.train.config", "TrainConfig"),
     ("nextword.export.config", "ExportConfig"),
     ("nextword.serve.config", "ServeConfig"),
+    ("nextword.corpus.patentsview.config", "PatentsViewConfig"),
 ]
 
 

@@ -353,3 +353,23 @@ def test_train_and_export_refuse_a_config_that_is_not_theirs_before_tensorflow_l
         train(config)  # type: ignore[arg-type]
     with pytest.raises(WrongTypeError, match=r"^config must be an ExportConfig \(ExportConfig\(run_dir="):
         export(config)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"overwrite": "no"}, "^overwrite must be True or False, got 'no'$"),  # truthy: it replaced --out
+        ({"progress": None}, "^progress must be True or False, got None$"),
+        ({"query": 5}, "^query must be a phrase or a list of phrases, got 5$"),
+        ({"limit": "5"}, "^limit must be a positive integer, got '5'$"),
+        ({"max_record_bytes": 2.0}, "^max_record_bytes must be a positive integer, got 2.0$"),
+    ],
+)
+def test_the_patentsview_config_refuses_wrong_types(settings, message) -> None:
+    from nextword.corpus.patentsview.config import PatentsViewConfig
+
+    with pytest.raises(WrongTypeError, match=message):
+        PatentsViewConfig(**settings)
+    with pytest.raises(ValueError, match=r"^limit must be a positive integer, got 0$") as caught:
+        PatentsViewConfig(limit=0)
+    assert not isinstance(caught.value, TypeError)

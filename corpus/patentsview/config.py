@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from nextword.runtime.checks import plain_numbers
+from nextword.runtime.checks import check_bool, check_iterable, plain_numbers, wrong_type
+from nextword.runtime.field_help import with_field_help
 
 __all__ = ["MAX_LISTED", "CollectSummary", "PatentsViewConfig", "SkippedRow"]
 
@@ -17,6 +18,7 @@ logger = logging.getLogger(__name__)
 MAX_LISTED = 20  # malformed rows listed one by one in the summary; the rest are only counted
 
 
+@with_field_help  # help(PatentsViewConfig) lists the fields with their --help
 @dataclass(frozen=True)
 class PatentsViewConfig:
     """What to collect from the PatentsView bulk files, and where to write it."""
@@ -81,6 +83,10 @@ class PatentsViewConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
+        for name in ("overwrite", "progress"):  # overwrite="no" is truthy: it would replace --out
+            check_bool(name, getattr(self, name))
+        if not isinstance(self.query, str):
+            check_iterable("query", self.query, "a phrase or a list of phrases")
         query = (self.query,) if isinstance(self.query, str) else tuple(self.query)
         object.__setattr__(self, "query", query)
         for phrase in query:
@@ -103,7 +109,9 @@ class PatentsViewConfig:
                 )
         for name in ("limit", "max_record_bytes"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise wrong_type(name, "a positive integer", value)
+            if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
     def require_inputs(self) -> None:
