@@ -8,8 +8,11 @@ import random
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 if TYPE_CHECKING:
     from nextword.runtime.provenance import Provenance
@@ -166,3 +169,20 @@ def legacy_bundled_record() -> Provenance:
     record = read_provenance(json.loads(LEGACY_BUNDLED.read_text(encoding="utf-8")), "old.onnx")
     assert record is not None
     return record
+
+
+def refused(call: Callable[[], Any], message: str) -> Exception:
+    """``call()`` raises WrongTypeError, a TypeError and a ValueError both, matching ``message``."""
+    from nextword.runtime.errors import WrongTypeError
+
+    with pytest.raises(WrongTypeError, match=message) as caught:
+        call()
+    assert isinstance(caught.value, TypeError) and isinstance(caught.value, ValueError)
+    return caught.value
+
+
+def out_of_range(call: Callable[[], Any], message: str) -> None:
+    """``call()`` raises a plain ValueError (no TypeError) matching ``message``."""
+    with pytest.raises(ValueError, match=message) as caught:
+        call()
+    assert not isinstance(caught.value, TypeError), caught.value

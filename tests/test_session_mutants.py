@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from helpers import out_of_range, refused
 from nextword.corpus import CorpusConfig
 from nextword.export import ExportConfig
 from nextword.runtime import (
@@ -28,7 +29,6 @@ from nextword.runtime import (
     ModelFileError,
     NextWordModel,
     Tokenizer,
-    WrongTypeError,
     load,
 )
 from nextword.runtime import default as default_module
@@ -44,21 +44,6 @@ from nextword.train.files import RunDir
 @pytest.fixture(scope="module")
 def model() -> NextWordModel:
     return load(BUNDLED_MODEL)
-
-
-def refused(call: Callable[[], Any], message: str) -> WrongTypeError:
-    """``call()`` raises WrongTypeError, a TypeError and a ValueError both, matching ``message``."""
-    with pytest.raises(WrongTypeError, match=message) as caught:
-        call()
-    assert isinstance(caught.value, TypeError) and isinstance(caught.value, ValueError)
-    return caught.value
-
-
-def out_of_range(call: Callable[[], Any], message: str) -> None:
-    """``call()`` raises a plain ValueError (no TypeError) matching ``message``."""
-    with pytest.raises(ValueError, match=message) as caught:
-        call()
-    assert not isinstance(caught.value, TypeError), caught.value
 
 
 # --------------------------------------------------------------------------- the shared checks

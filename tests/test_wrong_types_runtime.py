@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from helpers import out_of_range, refused
 from nextword.runtime import (
     BeamSearch,
     GenerationConfig,
@@ -20,7 +21,6 @@ from nextword.runtime import (
     NextWordModel,
     Tokenizer,
     TokenizerConfig,
-    WrongTypeError,
     default_model,
     evaluate,
     evaluate_ids,
@@ -39,21 +39,6 @@ TOKENS = [*SPECIALS, "the", "network"]
 @pytest.fixture(scope="module")
 def model() -> NextWordModel:
     return load(BUNDLED_MODEL)
-
-
-def refused(call: Callable[[], Any], message: str) -> WrongTypeError:
-    """``call()`` raises WrongTypeError, a TypeError and a ValueError both, matching ``message``."""
-    with pytest.raises(WrongTypeError, match=message) as caught:
-        call()
-    assert isinstance(caught.value, TypeError) and isinstance(caught.value, ValueError)
-    return caught.value
-
-
-def out_of_range(call: Callable[[], Any], message: str) -> None:
-    """``call()`` raises a plain ValueError (no TypeError) matching ``message``."""
-    with pytest.raises(ValueError, match=message) as caught:
-        call()
-    assert not isinstance(caught.value, TypeError), caught.value
 
 
 def ids(model: NextWordModel) -> list[int]:
