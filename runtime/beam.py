@@ -70,7 +70,7 @@ class BeamSearch:
         ends: Sequence[PromptEnd] | None = None,
     ) -> None:
         check_model(model)
-        check_iterable("prompts", prompts, PROMPTS_AS_IDS)
+        check_iterable("prompts", prompts, PROMPTS_AS_IDS, ordered=True)
         if not isinstance(config, GenerationConfig):
             raise WrongTypeError(f"config must be a GenerationConfig, got {type(config).__name__}")
         self._model, self._config = model, config

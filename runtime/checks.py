@@ -8,7 +8,7 @@ import dataclasses
 import math
 import numbers
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 from typing import Any, SupportsFloat
 
 import numpy as np
@@ -74,15 +74,16 @@ def check_int(name: str, value: Any, low: int, high: int | None) -> None:
         raise ValueError(f"{name} must be {allowed}, got {shown(int(value))}")
 
 
-def check_iterable(name: str, value: Any, wanted: str, one: str = "") -> None:
+def check_iterable(name: str, value: Any, wanted: str, one: str = "", ordered: bool = False) -> None:
     """``value`` must be an iterable of several items (a list, a tuple, a generator), ``wanted``
     saying of what: not a ``str`` or ``bytes`` (iterated, each character would be an item), and not
     ``None`` or a number (``"'int' object is not iterable"`` would name no parameter). ``one``: the
-    advice added for a single ``str`` or ``bytes`` (``"pass [text] to evaluate one document"``)."""
+    advice added for a single ``str`` or ``bytes`` (``"pass [text] to evaluate one document"``).
+    ``ordered``: the items' order means something (ids, prompts), so not a set or a dict either."""
     text = isinstance(value, str | bytes | bytearray)
     if text and one:
         raise WrongTypeError(f"{name} must be {wanted}, got one {type(value).__name__}; {one}")
-    if text or not isinstance(value, Iterable):
+    if text or not isinstance(value, Iterable) or (ordered and isinstance(value, Set | Mapping)):
         raise wrong_type(name, wanted, value)
 
 

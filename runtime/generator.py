@@ -133,7 +133,7 @@ class Generator:
     ) -> list[int]:
         """:meth:`add` for prompts given as token ids, each starting with the end-of-document id when it
         starts a document. ``lstrip[i]``: prompt ``i`` ends in a space, so its text starts without one."""
-        check_iterable("prompts", prompts, PROMPTS_AS_IDS)
+        check_iterable("prompts", prompts, PROMPTS_AS_IDS, ordered=True)
         return self._add_checked(prompts, config, logprobs, lstrip=lstrip)
 
     def _add_checked(

@@ -132,7 +132,7 @@ class Tokenizer:
                 f"tokenizer format version must be one of {list(READABLE_VERSIONS)}, got {version!r}"
             )
         config = _config(config)
-        check_iterable("tokens", tokens, "a list of token strings in id order")
+        check_iterable("tokens", tokens, "a list of token strings in id order", ordered=True)
         tokens = list(tokens)
         if len(tokens) > MAX_VOCAB_SIZE:
             raise ValueError(
@@ -290,7 +290,7 @@ class Tokenizer:
                 f"decode takes token ids (a list of ints), got {type(ids).__name__}: encode() turns text "
                 "into ids"
             )
-        check_iterable("ids", ids, "token ids (a list of ints)")
+        check_iterable("ids", ids, "token ids (a list of ints)", ordered=True)
         return "".join(self.pieces(self.token_of(i) for i in ids))
 
     def pieces(self, tokens: Iterable[str], previous: str | None = None) -> Iterator[str]:

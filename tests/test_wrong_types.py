@@ -71,3 +71,15 @@ def test_a_run_config_field_of_the_wrong_type_is_named_not_blamed_on_the_version
     data["overwrite"] = "yes"
     with pytest.raises(WrongTypeError, match=r"^overwrite must be True or False, got 'yes'$"):
         TrainConfig.from_dict(json.loads(json.dumps(data)))
+
+
+def test_where_order_means_something_a_set_or_a_dict_is_refused() -> None:
+    """A set's order is no order: taken as a vocabulary's ids, tokens would get arbitrary ids."""
+    from nextword.runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
+
+    with pytest.raises(WrongTypeError, match=r"^tokens must be a list of token strings in id order, got"):
+        Tokenizer({*SPECIAL_TOKENS, "the", "network"})
+    tokenizer = Tokenizer([*SPECIAL_TOKENS, "the", "network"])
+    with pytest.raises(WrongTypeError, match=r"^ids must be token ids \(a list of ints\), got \{"):
+        tokenizer.decode({3, 4})
+    assert tokenizer.decode([3, 4]) == tokenizer.decode(i for i in (3, 4))  # any ordered iterable
