@@ -65,12 +65,13 @@ def as_path(name: str, value: Any, *, empty: bool = True) -> str:
     return value
 
 
-def check_int(name: str, value: Any, low: int, high: int | None) -> None:
-    """``value`` must be an integer (not a bool) in ``low..high`` (``high`` None: no upper bound)."""
+def check_int(name: str, value: Any, low: int, high: int | None, wanted: str = "") -> None:
+    """``value`` must be an integer (not a bool) in ``low..high`` (``high`` None: no upper bound);
+    ``wanted``, if given, says what the field takes in both refusals (``"a positive integer"``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise wrong_type(name, "an integer", value)
+        raise wrong_type(name, wanted or "an integer", value)
     if int(value) < low or (high is not None and int(value) > high):
-        allowed = f"in {low}..{high}" if high is not None else f"an integer >= {low}"
+        allowed = wanted or (f"in {low}..{high}" if high is not None else f"an integer >= {low}")
         raise ValueError(f"{name} must be {allowed}, got {shown(int(value))}")
 
 
@@ -94,20 +95,23 @@ def check_real(
     low: float,
     low_open: bool,
     high: float = math.inf,
+    high_open: bool = False,
     note: str = "",
+    wanted: str = "",
 ) -> None:
     """``value`` must be a finite real number (not a bool) above ``low`` (or at it, unless
-    ``low_open``) and at most ``high``; ``note`` is added to the refusal."""
-    lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
-    upper = "" if high == math.inf else f"<= {high:g}"
-    bounds = " and ".join(b for b in (lower, upper) if b)
-    wanted = f"a finite number{' ' + bounds if bounds else ''}{f' ({note})' if note else ''}"
+    ``low_open``) and at most ``high`` (below it with ``high_open``); ``note`` is added to the refusal,
+    and ``wanted``, if given, says what the field takes in its place (``"a positive number"``)."""
+    if not wanted:
+        lower = "" if low == -math.inf else f"{'>' if low_open else '>='} {low:g}"
+        upper = "" if high == math.inf else f"{'<' if high_open else '<='} {high:g}"
+        bounds = " and ".join(b for b in (lower, upper) if b)
+        wanted = f"a finite number{' ' + bounds if bounds else ''}{f' ({note})' if note else ''}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise wrong_type(name, wanted, value)
-    if (
-        not finite(value)
-        or not (float(value) > low if low_open else float(value) >= low)
-        or float(value) > high
+    number = float(value) if finite(value) else math.nan
+    if not (number > low if low_open else number >= low) or not (
+        number < high if high_open else number <= high
     ):
         raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
 

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
-from nextword.runtime.checks import check_bool, finite, plain_numbers, shown, wrong_type
+from nextword.runtime.checks import check_bool, check_int, check_real, plain_numbers, shown, wrong_type
 from nextword.runtime.default import BUNDLED_MODEL, ENV_VAR
 from nextword.runtime.errors import WrongTypeError, noted
 from nextword.runtime.field_help import with_field_help
@@ -267,7 +267,7 @@ class ServeConfig:
             ("max_suggestions", 1, MAX_VOCAB_SIZE),
             ("threads", 0, 256),
         ):
-            _check_number(name, getattr(self, name), low, high, f"an integer in {low}..{high}", integer=True)
+            check_int(name, getattr(self, name), low, high, wanted=f"an integer in {low}..{high}")
         gpu_number(self.device)
         if not isinstance(self.log_level, str):
             raise wrong_type("log_level", f"one of {', '.join(LOG_LEVELS)}", self.log_level)
@@ -276,10 +276,13 @@ class ServeConfig:
                 f"log_level must be one of {', '.join(LOG_LEVELS)} (lowercase, as --log-level takes them), "
                 f"got {self.log_level!r}"
             )
-        _check_number("stream_interval", self.stream_interval, 0, 1, "a number of seconds in 0..1")
-        _check_number("shutdown_timeout", self.shutdown_timeout, 0, 3600, "in 0..3600 seconds")
-        for name in ("request_timeout", "send_timeout"):
-            _check_number(name, getattr(self, name), 0.1, 86_400, "a number of seconds in 0.1..86400")
+        for name, least, most, wanted in (
+            ("stream_interval", 0.0, 1.0, "a number of seconds in 0..1"),
+            ("shutdown_timeout", 0.0, 3600.0, "in 0..3600 seconds"),
+            ("request_timeout", 0.1, 86_400.0, "a number of seconds in 0.1..86400"),
+            ("send_timeout", 0.1, 86_400.0, "a number of seconds in 0.1..86400"),
+        ):
+            check_real(name, getattr(self, name), low=least, low_open=False, high=most, wanted=wanted)
         object.__setattr__(self, "served_model_name", _model_names(self.served_model_name))
         object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
         object.__setattr__(self, "root_path", _root_path(self.root_path))
@@ -366,17 +369,6 @@ def served(config: object, model: object) -> ServeConfig:
     if model is not None and not isinstance(model, NextWordModel):
         raise wrong_type("model", "a loaded NextWordModel (nextword.runtime.load(path)), or None", model)
     return config
-
-
-def _check_number(
-    name: str, value: object, low: float, high: float, wanted: str, integer: bool = False
-) -> None:
-    """``value`` must be a number (an integer where ``integer``; not a bool) in ``low..high``;
-    ``wanted`` says so in the refusal."""
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise wrong_type(name, wanted, value)
-    if not finite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
 
 
 def _model_names(value: object) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nextword.corpus.config import CORPUS_FORMATS, CorpusConfig
-from nextword.runtime.checks import as_path, check_bool, finite, plain_numbers, shown, wrong_type
+from nextword.runtime.checks import as_path, check_bool, check_int, check_real, plain_numbers, wrong_type
 from nextword.runtime.errors import WrongTypeError
 from nextword.runtime.field_help import with_field_help
 from nextword.runtime.tokenizer import TokenizerConfig
@@ -49,6 +49,8 @@ LEARNING_RATE = 2e-3  # learning_rate when not set...
 FINE_TUNING_RATE = 0.25
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (keras.utils.set_random_seed) takes 0..2**32 - 1
 _SECTIONS = ("corpus", "tokenizer", "model")  # the nested configs: a mapping each in TrainConfig.from_dict
+# a share of units (dropout) or of documents (dev_fraction), for check_real
+_SHARE: dict[str, Any] = {"low": 0, "low_open": False, "high": 1, "high_open": True, "wanted": "in [0, 1)"}
 
 
 @with_field_help  # help(ModelConfig) lists the fields with their --help
@@ -82,9 +84,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         plain_numbers(self)
         for name in ("embedding_dim", "lstm_units", "num_layers"):
-            _check_count(name, getattr(self, name), 1, "a positive integer")
+            check_int(name, getattr(self, name), 1, None, wanted="a positive integer")
         for name in ("dropout", "word_dropout"):
-            _check_share(name, getattr(self, name))
+            check_real(
+                name, getattr(self, name), low=0, low_open=False, high=1, high_open=True, wanted="in [0, 1)"
+            )
         check_bool("locked_dropout", self.locked_dropout)
         check_bool("tie_embeddings", self.tie_embeddings)
 
@@ -270,24 +274,34 @@ class TrainConfig:
         for name in ("seq_len", "batch_size", "epochs"):
             if name == "epochs" and self.epochs is None:  # chosen from the corpus's size (planned_epochs)
                 continue
-            _check_count(name, getattr(self, name), 1, "a positive integer")
-        _check_count("seed", self.seed, 0, f"in 0..{MAX_SEED}", high=MAX_SEED)
-        _check_count("patience", self.patience, 0, "an integer >= 0")
-        _check_count("verbose", self.verbose, 0, "0 (silent), 1 (progress bar) or 2 (one line)", high=2)
+            check_int(name, getattr(self, name), 1, None, wanted="a positive integer")
+        check_int("seed", self.seed, 0, MAX_SEED, wanted=f"in 0..{MAX_SEED}")
+        check_int("patience", self.patience, 0, None, wanted="an integer >= 0")
+        check_int("verbose", self.verbose, 0, 2, wanted="0 (silent), 1 (progress bar) or 2 (one line)")
         for name in ("learning_rate", "clipnorm", "peer_timeout"):
             if name == "learning_rate" and self.learning_rate is None:  # LEARNING_RATE, or its share
                 continue
-            _check_positive(name, getattr(self, name), "a positive number")
-        _check_share("dev_fraction", self.dev_fraction)
+            check_real(name, getattr(self, name), low=0, low_open=True, wanted="a positive number")
+        check_real(
+            "dev_fraction",
+            self.dev_fraction,
+            low=0,
+            low_open=False,
+            high=1,
+            high_open=True,
+            wanted="in [0, 1)",
+        )
         for name, choices in (
             ("lr_schedule", LR_SCHEDULES),
             ("lr_scaling", LR_SCALINGS),
             ("distribute", DISTRIBUTE_MODES),
         ):
             _check_choice(name, getattr(self, name), choices)
-        _check_count("checkpoint_steps", self.checkpoint_steps, 0, "an integer >= 0")
+        check_int("checkpoint_steps", self.checkpoint_steps, 0, None, wanted="an integer >= 0")
         if self.max_minutes is not None:
-            _check_positive("max_minutes", self.max_minutes, "a positive number of minutes")
+            check_real(
+                "max_minutes", self.max_minutes, low=0, low_open=True, wanted="a positive number of minutes"
+            )
         if self.init_from is not None and self.distribute == "multi-worker":
             raise ValueError(
                 "init_from fine-tunes on one machine: distribute='multi-worker' does not take it; use "
@@ -374,31 +388,6 @@ def _settings(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise wrong_type(name, "a mapping of settings (a JSON object, as to_dict() writes)", value)
     return dict(value)
-
-
-def _check_count(name: str, value: Any, low: int, wanted: str, high: int | None = None) -> None:
-    """``value`` must be an integer (not a bool) in ``low..high`` (``high`` None: no upper bound);
-    ``wanted`` says what the field takes (``"a positive integer"``) in the refusal."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise wrong_type(name, wanted, value)
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
-
-
-def _check_positive(name: str, value: Any, wanted: str) -> None:
-    """``value`` must be a finite number (not a bool) above 0; ``wanted`` says so in the refusal."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise wrong_type(name, wanted, value)
-    if not finite(value) or value <= 0:
-        raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
-
-
-def _check_share(name: str, value: Any) -> None:
-    """``value`` must be a number (not a bool) in [0, 1): a share of units or of documents."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise wrong_type(name, "in [0, 1)", value)
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
