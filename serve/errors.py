@@ -57,6 +57,10 @@ CODES = {
     "serve --api-key); send Authorization: Bearer KEY",
     "model_not_found": "the request names a model this server does not serve",
     "rate_limit_exceeded": "every --max-streams slot is taken; retry after Retry-After seconds",
+    "body_too_large": "413: the body is over the server's cap (nextword serve --max-body-bytes)",
+    "request_timeout": "408: the request's head or body did not arrive in time (--request-timeout)",
+    "headers_too_large": "431: the request line and headers are over the cap (--max-header-bytes)",
+    "invalid_http": "400: the bytes sent are not HTTP/1.1 or 1.0",
 }
 """The ``error.code`` of each answer that has one, and what it means (``null`` for the rest)."""
 _STATUS_CODES = {400: "invalid_value", 429: "rate_limit_exceeded"}

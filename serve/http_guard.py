@@ -42,10 +42,10 @@ from .schemas import error_body
 __all__ = ["GuardedHttpToolsProtocol"]
 
 
-def _reply(status: str, message: str) -> bytes:
+def _reply(status: str, message: str, code: str) -> bytes:
     """A whole answer, in the shape of the app's errors (OpenAI's), that closes the connection; with the
     security headers every answer of the app carries (serve/headers.py)."""
-    body = json.dumps(error_body(message, "invalid_request_error")).encode()
+    body = json.dumps(error_body(message, "invalid_request_error", None, code)).encode()
     common = "".join(f"{name.decode()}: {value.decode()}\r\n" for name, value in COMMON_HEADERS)
     head = (
         f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
@@ -144,6 +144,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 "400 Bad Request",
                 "the request is not valid HTTP/1.1 or 1.0: its request line, a header or its chunked "
                 "body is malformed",
+                "invalid_http",
             )
 
     def on_headers_complete(self) -> None:
@@ -188,6 +189,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             "431 Request Header Fields Too Large",
             f"the request line and headers are over {self.guard.max_header_bytes:,} bytes, this server's "
             "cap (nextword serve --max-header-bytes)",
+            "headers_too_large",
         )
 
     def _arm_head_timer(self) -> None:
@@ -209,16 +211,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             "408 Request Timeout",
             f"the request line and headers did not arrive within {self.guard.request_timeout:g} s "
             "(nextword serve --request-timeout)",
+            "request_timeout",
         )
 
-    def _answer_and_close(self, status: str, message: str) -> None:
+    def _answer_and_close(self, status: str, message: str, code: str) -> None:
         self._in_head = False
         ACCESS.info(refused_line(self.client, int(status[:3]), message))  # no request reached the app
         if self.cycle is not None and not self.cycle.response_complete:
             # a response is still being written on this connection: the head cannot be answered
             self._drop_client()
             return
-        self.transport.write(_reply(status, message))
+        self.transport.write(_reply(status, message, code))
         self.transport.close()
 
     # ----------------------------------------------------------------- writes the client does not take

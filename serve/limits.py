@@ -46,6 +46,7 @@ class BodySizeLimit:
                     408,
                     f"the request body did not arrive within {self.timeout:g} s (nextword serve "
                     "--request-timeout)",
+                    code="request_timeout",
                     headers=[(b"connection", b"close")],  # the rest of a slow body is not waited for
                 )
                 return
@@ -69,7 +70,7 @@ class BodySizeLimit:
             f"the request body has {size} bytes or more; this server takes at most {self.max_bytes} "
             "(nextword serve --max-body-bytes)"
         )
-        await send_error(send, 413, message)
+        await send_error(send, 413, message, "body_too_large")
 
 
 class PublishGuard:

@@ -5,6 +5,9 @@ the client takes from the body."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
@@ -184,3 +187,12 @@ def test_the_api_reference_lists_400_and_404_not_422(client, live_server):
     assert "model_not_found" in retrieve["404"]["description"]
     model = schema["components"]["schemas"]["CompletionRequest"]["properties"]["model"]
     assert "404" in model["description"] and "ignored" not in model["description"]
+
+
+def test_the_docs_table_of_codes_lists_every_code_the_server_sends():
+    """docs/serving.md's table of ``error.code`` values is the one :data:`CODES` holds: a code added to
+    the server without a row (or a row left for a code gone) fails here."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text(encoding="utf-8")
+    table = text.split("| `code` | the request's mistake |", 1)[1].split("\n\n", 1)[0]
+    documented = re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M)
+    assert sorted(documented) == sorted(CODES)

@@ -217,7 +217,7 @@ def test_caps_on_body_and_prompt_size(model):
     config = ServeConfig(max_body_bytes=2000, max_prompt_chars=100, max_words=20)
     with TestClient(create_app(config, model)) as c:
         too_big = c.post("/v1/completions", json={"prompt": "the " * 1000})
-        assert too_big.status_code == 413
+        assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "body_too_large"
         assert "2000" in too_big.json()["error"]["message"]
         assert "--max-body-bytes" in too_big.json()["error"]["message"]
         pieces = (b'{"prompt": "' if i == 0 else b"the " * 100 for i in range(10))  # chunked: no length

@@ -57,13 +57,18 @@ def health(server) -> dict:
         return json.load(answer)
 
 
+GUARD_CODES = {400: "invalid_http", 408: "request_timeout", 413: "body_too_large", 431: "headers_too_large"}
+
+
 def error_of(answer: bytes) -> tuple[int, str]:
     """The status and error message of a guard's raw answer, which carries the security headers every
     answer of the app carries (serve/headers.py)."""
     head, _, body = answer.partition(b"\r\n\r\n")
     for header in (b"x-content-type-options: nosniff", b"referrer-policy: no-referrer"):
         assert header in head, head
-    return int(head.split()[1]), json.loads(body)["error"]["message"]
+    status, error = int(head.split()[1]), json.loads(body)["error"]
+    assert error["code"] == GUARD_CODES[status], error  # a program tells the refusals apart by it
+    return status, error["message"]
 
 
 def test_a_head_over_the_cap_is_refused_before_it_is_read_whole(server, caplog):
