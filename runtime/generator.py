@@ -213,11 +213,13 @@ class Generator:
     def cancel(self, row: int) -> None:
         """Finish ``row`` at the next step (finish reason ``"cancelled"``); unknown or finished rows are
         ignored."""
+        _check_row(row)
         if row in self._rows and not self._rows[row].finished:
             self._cancelled.add(row)
 
     def release(self, row: int) -> None:
         """Forget a finished row (its text and tokens); raises ``ValueError`` while it is running."""
+        _check_row(row)
         found = self._rows.get(row)
         if found is not None and not found.finished:
             raise ValueError(f"row {row} is still running; cancel it first")
@@ -249,6 +251,7 @@ class Generator:
         return self._row(row).reason
 
     def _row(self, row: int) -> Row:
+        _check_row(row)
         try:
             return self._rows[row]
         except KeyError:
@@ -388,3 +391,10 @@ class Generator:
                     self._feeding.remove(g)
                     self._join(g, updates)
         self._batch.cancel(cancelled, updates)
+
+
+def _check_row(row: object) -> None:
+    """A row id is an ``int`` that :meth:`Generator.add` returned: another type is a ``WrongTypeError``
+    (a list would fail as unhashable, and ``"3"`` would pass as a row never added)."""
+    if isinstance(row, bool) or not isinstance(row, numbers.Integral):
+        raise wrong_type("row", "a row id (an int that add() returned)", row)

@@ -213,6 +213,7 @@ def test_a_wrong_type_is_a_wrong_type_error_with_its_message(call: Callable[[], 
     refused(call, message)
 
 
+ROW_ID = r"^row must be a row id \(an int that add\(\) returned\), got "
 WITH_A_MODEL = [
     pytest.param(
         lambda m: m.generate(5), "^prompt must be a string or a list of strings, got int$", id="generate"
@@ -306,6 +307,10 @@ WITH_A_MODEL = [
         r"^logprobs must be an integer in 0\.\.20, got '3'$",
         id="logprobs",
     ),
+    pytest.param(lambda m: m.generator().text([0]), ROW_ID + "\\[0\\]$", id="row-list"),
+    pytest.param(lambda m: m.generator().cancel("0"), ROW_ID + "'0'$", id="cancel-str"),
+    pytest.param(lambda m: m.generator().release(0.0), ROW_ID + "0.0$", id="release-float"),
+    pytest.param(lambda m: m.generator().tokens(True), ROW_ID + "True$", id="row-bool"),
     pytest.param(
         lambda m: BeamSearch(m, [ids(m)], {"num_beams": 2}),
         "^config must be a GenerationConfig, got dict$",
