@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import socket
 import subprocess
 import sys
 import textwrap
@@ -186,3 +187,16 @@ def out_of_range(call: Callable[[], Any], message: str) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         call()
     assert not isinstance(caught.value, TypeError), caught.value
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free a moment ago (each bound to port 0, read, then closed), for
+    processes a test starts that must know each other's ports before they bind them."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

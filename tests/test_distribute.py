@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from helpers import free_ports
 from nextword.train.distribute import Cluster, DistributeError, PeerUnreachableError, parse_tf_config
 
 
@@ -73,20 +74,10 @@ def test_tf_config_puts_the_chief_first():
     assert parse_tf_config(with_chief.replace('"worker", "index": 0', '"chief", "index": 0')).is_chief
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_an_unreachable_peer_is_an_error_within_the_timeout():
     from nextword.train.distribute import wait_for_peers
 
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = Cluster(tuple(f"127.0.0.1:{p}" for p in ports), 0)
     started = time.monotonic()
     with pytest.raises(
@@ -99,7 +90,7 @@ def test_an_unreachable_peer_is_an_error_within_the_timeout():
 def test_peers_that_start_at_different_times_find_each_other():
     from nextword.train.distribute import wait_for_peers
 
-    ports = _free_ports(3)
+    ports = free_ports(3)
     addresses = tuple(f"127.0.0.1:{p}" for p in ports)
     errors, done, reached = [], threading.Event(), [threading.Event() for _ in ports]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import synthetic_documents, write_corpus
+from helpers import free_ports, synthetic_documents, write_corpus
 
 pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
 pytestmark = pytest.mark.slow
@@ -85,16 +85,6 @@ def _wait_for_checkpoint(run, workers):
         time.sleep(0.02)
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _start(index, ports, argv, tmp_path, session):
     """Worker ``index`` of a loopback cluster, running `nextword train ARGV`."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -154,7 +144,7 @@ def _assert_matches(epochs, reference):
 def test_two_workers_train_what_one_process_trains(corpus, reference, tmp_path):
     run = tmp_path / "run"
     argv = _cluster_argv(corpus, run)
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "a") for i in range(2)]
     results = [_finish(w) for w in workers]
     for code, out, err in results:
@@ -210,7 +200,7 @@ def test_a_worker_killed_mid_epoch_is_restarted_and_training_resumes(corpus, ref
     had read all the windows before it, and the result equals an uninterrupted run's."""
     run = tmp_path / "run"
     argv = [*_cluster_argv(corpus, run), "--checkpoint-steps", "10"]
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "a") for i in range(2)]
     _wait_for_checkpoint(run, workers)
     assert json.loads((run / "metrics.json").read_text())["epochs"] == [], "killed after epoch 1 ended"
@@ -223,7 +213,7 @@ def test_a_worker_killed_mid_epoch_is_restarted_and_training_resumes(corpus, ref
     assert "restart every worker with the same command" in message
     workers[1].wait(timeout=10)
 
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "b") for i in range(2)]  # the same command again
     for code, _, err in (_finish(w) for w in workers):
         assert code == 0, err[-3000:]
@@ -299,7 +289,7 @@ def test_bad_tf_config_and_an_absent_peer_fail_in_one_line_without_waiting(corpu
             {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 5}}
         ): "task index 5 is out of range",
     }
-    ports = _free_ports(2)  # worker 1 never starts
+    ports = free_ports(2)  # worker 1 never starts
     absent = {
         "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
         "task": {"type": "worker", "index": 0},
@@ -326,7 +316,7 @@ def test_a_port_that_answers_but_is_no_worker_ends_the_worker_after_the_peer_tim
     TensorFlow then waits for that peer inside its C++ code, ignoring SIGTERM: the watchdog ends it."""
     run = tmp_path / "run"
     with socket.create_server(("127.0.0.1", 0)) as foreign:  # accepts, never speaks
-        ports = [_free_ports(1)[0], foreign.getsockname()[1]]
+        ports = [free_ports(1)[0], foreign.getsockname()[1]]
         tf_config = {
             "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
             "task": {"type": "worker", "index": 0},
@@ -362,7 +352,7 @@ def test_workers_that_disagree_lose_no_run_and_sigterm_stops_a_worker(corpus, tm
     train(TrainConfig(out=str(run), corpus=corpus_config, model=model, epochs=1, seq_len=8, verbose=0))
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     argv = [*base, "--overwrite"]
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [
         _start(0, ports, argv, tmp_path, "a"),
         _start(1, ports, [*argv, "--learning-rate", "0.004"], tmp_path, "a"),
@@ -374,7 +364,7 @@ def test_workers_that_disagree_lose_no_run_and_sigterm_stops_a_worker(corpus, tm
 
     fresh = tmp_path / "fresh"  # its first checkpoint says training is under way
     argv = [*_cluster_argv(corpus, fresh), "--epochs", "50", "--checkpoint-steps", "5"]
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "b") for i in range(2)]
     _wait_for_checkpoint(fresh, workers)
     workers[1].send_signal(signal.SIGTERM)
@@ -395,7 +385,7 @@ def test_the_same_command_continues_a_run_but_starts_over_on_an_edited_corpus(tm
     run = tmp_path / "run"
     argv = [*_cluster_argv(corpus, run), "--overwrite", "--epochs", "1"]
     for session in ("a", "b"):
-        ports = _free_ports(2)
+        ports = free_ports(2)
         workers = [_start(i, ports, argv, tmp_path, session) for i in range(2)]
         results = [_finish(w) for w in workers]
         for code, _, err in results:
@@ -404,7 +394,7 @@ def test_the_same_command_continues_a_run_but_starts_over_on_an_edited_corpus(tm
         assert ("holds a run of these settings and corpus files: continuing it" in chief) == (session == "b")
     started = json.loads((run / "config.json").read_text())["corpus_files"]
     corpus.write_text(corpus.read_text() + "\n\nan added document about a new engine entirely\n")
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [_start(i, ports, argv, tmp_path, "c") for i in range(2)]
     for code, _, err in (_finish(w) for w in workers):
         assert code == 0, err[-3000:]
@@ -421,7 +411,7 @@ def test_a_run_an_earlier_nextword_started_goes_on_on_every_worker(tmp_path):
     corpus = write_corpus(tmp_path, synthetic_documents(200, seed=1))["text"]
     run = tmp_path / "run"
     argv = [*_cluster_argv(corpus, run), "--epochs", "1"]
-    ports = _free_ports(2)
+    ports = free_ports(2)
     for code, _, err in [_finish(w) for w in [_start(i, ports, argv, tmp_path, "a") for i in range(2)]]:
         assert code == 0, err[-3000:]
     # What the earlier nextword wrote: on this English corpus, the same words and documents.
@@ -435,7 +425,7 @@ def test_a_run_an_earlier_nextword_started_goes_on_on_every_worker(tmp_path):
         ("b", [*argv[:-1], "2"]),
         ("c", ["train", "--resume", str(run), "--epochs", "3"]),
     ):
-        ports = _free_ports(2)
+        ports = free_ports(2)
         results = [_finish(w) for w in [_start(i, ports, command, tmp_path, session) for i in range(2)]]
         for code, _, err in results:
             assert code == 0, err[-3000:]
