@@ -51,7 +51,16 @@ TRICKY_TEXTS = [
     "(12a') (102, 104) (10-12) ( 7 ) (7b'') (a) (ii) (12)(13) x(1)y",
     "\uffff \ue000 \U0010fffd \U000e0041 \u0378 \u0530",
 ]
-LONE_SURROGATE_TEXTS = ["\ud800", "a\udc00b", "\udbff x \udfff \ud83d"]
+# The last four lose a figure reference between a lone high and a lone low surrogate: still two tokens.
+LONE_SURROGATE_TEXTS = [
+    "\ud800",
+    "a\udc00b",
+    "\udbff x \udfff \ud83d",
+    "\ud83d(1)\ude00",
+    "x \ud83d (1)(2) \ude00y",
+    "\ud83d(1)\ude00(2)\ude01 (3) ",
+    "\u03a3\udbff (3a)\udfff\u03a3 \u0130",
+]
 
 
 def f32_b64(array: np.ndarray) -> str:

@@ -1403,6 +1403,31 @@ describe('decoding rules at their boundaries', () => {
     assert.throws(() => model.tokenizer.decode('12'), /^TypeError: decode takes token ids .*got a string/);
   });
 
+  test('decode, tokenOf and idOf refuse what is not an id or a token, as Python does', () => {
+    const t = model.tokenizer;
+    const last = `0\\.\\.${t.size - 1}`;
+    // '5' read as a property name was token 5, 'at' the function Array.prototype.at, 5 as ids gave ''
+    for (const [call, message] of [
+      [() => t.decode(['5']), `^TypeError: token ids must be integers in ${last}, got '5'$`],
+      [() => t.decode([[5]]), `^TypeError: token ids must be integers in ${last}, got array$`],
+      [() => t.tokenOf('at'), `^TypeError: token ids must be integers in ${last}, got 'at'$`],
+      [() => t.tokenOf(1.5), `^TypeError: token ids must be integers in ${last}, got 1.5$`],
+      [() => t.decode(5), '^TypeError: decode takes token ids \\(an array of integers\\), got number$'],
+      [() => t.decode(null), '^TypeError: decode takes token ids \\(an array of integers\\), got null$'],
+      [() => t.decode([-1]), `^RangeError: token id -1 is not in this vocabulary of ids ${last}$`],
+      [() => t.tokenOf(t.size), `^RangeError: token id ${t.size} is not in this vocabulary of ids ${last}$`],
+      [() => t.idOf(5), '^TypeError: token must be a string, got number$'],
+      [
+        () => new Tokenizer(['<pad>', '<unk>', '<eod>'], undefined, 4),
+        'must be one of \\[1, 2, 3\\], got 4$',
+      ],
+    ])
+      assert.throws(call, (error) => new RegExp(message).test(`${error.name}: ${error.message}`));
+    const [a, b] = t.encode('a network');
+    assert.equal(t.decode([BigInt(a), b]), t.decode([a, b])); // ids of an int64 tensor's BigInt64Array
+    assert.equal(t.decode(new Set([a, b])), 'A network'); // any iterable, in its order
+  });
+
   test('temperature: 0.01 and 100 are allowed, just past them is not', () => {
     for (const temperature of [0.01, 100])
       assert.equal(resolveOptions(DEFAULTS, { temperature }).temperature, temperature);

@@ -217,7 +217,7 @@ export class Tokenizer {
   readonly eodId: number;
   tokenize(text: string): string[];
   encode(text: string): number[];
-  decode(ids: Iterable<number>): string;
+  decode(ids: Iterable<number | bigint>): string;
   pieces(tokens: Iterable<string>, previous?: string | null): Generator<string>;
   /** `starts`: whether `token` begins a sentence (left out: from `previous` alone). */
   piece(token: string, previous: string | null, starts?: boolean): string;
@@ -226,7 +226,7 @@ export class Tokenizer {
   /** Whether the token after a text begins a sentence, from its tokens before it, the latest first. */
   static beginsSentence(before: Iterable<string>): boolean;
   idOf(token: string): number;
-  tokenOf(id: number): string;
+  tokenOf(id: number | bigint): string;
 }
 
 export const PAD: '<pad>';

@@ -3,6 +3,7 @@
 // Python), so the result does not depend on this engine's Unicode version.
 
 import { NextwordError } from './errors.js';
+import { typeName } from './generation.js';
 import { PyJsonError, parsePyJson } from './pyjson.js';
 import { commas, pyHead, pyLen, pyRepr, pySorted } from './pyrepr.js';
 import { CLASS, isSpace, pyLower, pyNfkc, pyUpper } from './unicode.js';
@@ -79,8 +80,10 @@ export class Tokenizer {
    */
   constructor(tokens, config = new TokenizerConfig(), version = TOKENIZER_FORMAT_VERSION) {
     if (!READABLE_VERSIONS.includes(version)) {
+      // a version given from JavaScript (fromJson checks the file's own first): integers shown as such
+      const shown = Number.isInteger(version) ? String(version) : pyRepr(version);
       throw new NextwordError(
-        `tokenizer format version must be one of ${pyRepr([...READABLE_VERSIONS])}, got ${pyRepr(version)}`,
+        `tokenizer format version must be one of [${READABLE_VERSIONS.join(', ')}], got ${shown}`,
       );
     }
     if (tokens.length > MAX_VOCAB_SIZE) {
@@ -207,6 +210,9 @@ export class Tokenizer {
       throw new TypeError(
         'decode takes token ids (an array of integers), got a string: encode() turns text into ids',
       );
+    if (typeof ids?.[Symbol.iterator] !== 'function')
+      // Array.from(5) is [], so decode(5) gave ''
+      throw new TypeError(`decode takes token ids (an array of integers), got ${typeName(ids)}`);
     return Array.from(this.pieces(Array.from(ids, (id) => this.tokenOf(id)))).join('');
   }
 
@@ -284,15 +290,21 @@ export class Tokenizer {
     return [...this._tokens];
   }
 
+  /** The id of `token`, or the unknown id; a `token` that is not a string is a TypeError. */
   idOf(token) {
+    if (typeof token !== 'string') throw new TypeError(`token must be a string, got ${typeName(token)}`);
     return this._index.get(token) ?? this.unkId;
   }
 
+  /** The token of id `id`, an integer (or bigint) in 0..size - 1: RangeError outside it, TypeError if no integer. */
   tokenOf(id) {
-    const token = this._tokens[id];
-    if (token === undefined)
-      throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.size - 1})`);
-    return token;
+    if (typeof id === 'bigint') id = Number(id); // an id read from an int64 tensor's BigInt64Array
+    const token = Number.isInteger(id) ? this._tokens[id] : undefined;
+    if (token !== undefined) return token;
+    const ids = `0..${this.size - 1}`;
+    if (Number.isInteger(id)) throw new RangeError(`token id ${id} is not in this vocabulary of ids ${ids}`);
+    const shown = typeof id === 'string' ? shorten(id) : typeof id === 'number' ? String(id) : typeName(id);
+    throw new TypeError(`token ids must be integers in ${ids}, got ${shown}`);
   }
 
   get padId() {
@@ -321,22 +333,51 @@ export function shorten(value, limit = 60) {
 
 /** Steps 1-3 of the Python module docstring: Unicode, quotes, figure references, case, whitespace. */
 export function normalize(text, config) {
-  text = pyNfkc(text);
-  text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
-  if (config.dropFigureRefs) text = text.replace(FIGURE_REF, '');
-  if (config.lowercase) text = pyLower(text);
-  text = text.replace(WHITESPACE, ' ');
-  let start = 0;
-  let end = text.length;
-  while (start < end && text[start] === ' ') start++;
-  while (end > start && text[end - 1] === ' ') end--;
-  return text.slice(start, end);
+  return normalizedParts(text, config).join('');
 }
 
 /** Split `text` into tokens according to `config` and the rules of tokenizer format `version`. */
 export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
   if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
-  return normalize(text, config).match(TOKEN_BY_VERSION.get(version)) ?? [];
+  const pattern = TOKEN_BY_VERSION.get(version);
+  return normalizedParts(text, config).flatMap((part) => part.match(pattern) ?? []);
+}
+
+/**
+ * The normalized text, in parts read apart: one, unless dropping a figure reference left a lone high
+ * surrogate just before a lone low one. Python keeps those two characters (each a token of its own);
+ * side by side in a JavaScript string they would read as one, so the text is cut between them.
+ */
+function normalizedParts(text, config) {
+  text = pyNfkc(text);
+  text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
+  let parts = config.dropFigureRefs ? withoutFigureRefs(text) : [text];
+  if (config.lowercase) parts = parts.map(pyLower); // a surrogate stops final sigma's context in Python too
+  parts = parts.map((part) => part.replace(WHITESPACE, ' '));
+  // Only the ends of the whole text are stripped: a cut lies between two surrogates, never at a space.
+  const last = parts.length - 1;
+  parts[0] = parts[0].replace(/^ +/u, '');
+  parts[last] = parts[last].replace(/ +$/u, '');
+  return parts;
+}
+
+/** `text` without its figure references, cut where a removal would join two lone surrogates. */
+function withoutFigureRefs(text) {
+  const parts = [];
+  let part = '';
+  let from = 0;
+  for (const match of text.matchAll(FIGURE_REF)) {
+    part += text.slice(from, match.index);
+    from = match.index + match[0].length;
+    const before = part.charCodeAt(part.length - 1);
+    const after = text.charCodeAt(from);
+    if (before >= 0xd800 && before < 0xdc00 && after >= 0xdc00 && after < 0xe000) {
+      parts.push(part);
+      part = '';
+    }
+  }
+  parts.push(part + text.slice(from));
+  return parts;
 }
 
 /** Python's str.isspace() for the last character of `text` (false for an empty string). */
