@@ -363,7 +363,8 @@ def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = (), taken
     if kind == "json_invalid":  # loc is ("body", character offset)
         offset = next((part for part in error.get("loc", ()) if isinstance(part, int)), None)
         where = f" at character {offset}" if offset is not None else ""
-        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        # Python's json leaves some reasons ending in " at" ("Invalid control character at")
+        reason = str((error.get("ctx") or {}).get("error", "invalid JSON")).removesuffix(" at")
         return f"the request body is not valid JSON: {reason}{where}"
     if kind == "missing" and param is None:
         return "the request body is empty; send a JSON object of parameters (see /docs)"
@@ -377,7 +378,7 @@ def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = (), taken
     if param is None:
         return f"the request body must be a JSON object ({error.get('msg', 'invalid')})"
     value = error.get("input")
-    shown = _cut(_JSON_WORDS.get(value, repr(value)) if isinstance(value, bool | None) else repr(value))
+    shown = _cut(_shown(value))
     if kind in ("model_attributes_type", "dict_type"):  # logit_bias, stream_options: "x", [1]
         return f'{param} must be a JSON object ({{"name": value, ...}}) or null, got {shown}'
     wants = [str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in alike or [error]]
@@ -388,3 +389,12 @@ def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = (), taken
 
 
 _JSON_WORDS = {True: "true", False: "false", None: "null"}
+
+
+def _shown(value: Any) -> str:
+    """A value of the body as a message shows it: a list or an object as JSON, as the client wrote it
+    (``{"x": true}``, ``[NaN]``; a lone surrogate escaped), ``true``/``false``/``null`` so, and a string
+    or a number as the runtime's messages show them (``'x'``, ``1.5``)."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+    return _JSON_WORDS[value] if isinstance(value, bool | None) else repr(value)

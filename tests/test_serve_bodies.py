@@ -54,6 +54,31 @@ def test_a_parameter_that_must_be_an_object_is_named_when_it_is_not(client, body
     assert refused(whole, "invalid_json").startswith("the request body must be a JSON object")
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ('{"x": true, "y": null}', 'got {"x": true, "y": null}'),  # was Python's {'x': True, 'y': None}
+        ("[NaN, 1e999, -Infinity]", "got [NaN, Infinity, -Infinity]"),
+        ('["\\ud800", "é"]', 'got ["\\ud800", "é"]'),  # a lone surrogate escaped: it answered 500
+        ("true", "got true"),
+        ('"x"', "got 'x'"),
+    ],
+    ids=["object", "not-numbers", "surrogate", "bool", "string"],
+)
+def test_a_list_or_an_object_of_the_wrong_type_is_shown_as_json(client, value, shown):
+    body = '{"prompt": "the", "temperature": ' + value + "}"
+    answer = client.post("/v1/completions", content=body.encode(), headers=JSON)
+    message = refused(answer, "invalid_type", "temperature")
+    assert message.endswith(shown), message
+
+
+@pytest.mark.parametrize("body", [b'{"prompt":"a\nb"}', b'{"prompt":"a\x01b"}'], ids=["newline", "x01"])
+def test_a_control_character_in_a_string_is_named_once(client, body):
+    """Python's json says "Invalid control character at": the answer said "at at character 12"."""
+    message = refused(client.post("/v1/completions", content=body, headers=JSON), "invalid_json")
+    assert message == "the request body is not valid JSON: Invalid control character at character 12"
+
+
 @pytest.mark.parametrize("where", ['"max_tokens": {}', '"seed": {}', '"logit_bias": {{"1": {}}}'])
 def test_an_integer_longer_than_the_server_reads_is_named_with_the_limit(client, where):
     """Valid JSON, but past Python's limit on converting digits to an int: it was "could not be read
