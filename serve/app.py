@@ -19,7 +19,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from nextword.runtime import ModelFileError, NextWordModel, __version__, load
-from nextword.runtime.model import default_session_options
 
 from . import completions, routes, web_assets
 from .auth import ApiKeys, document_keys
@@ -44,7 +43,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     """The server as an ASGI app; run it with any ASGI server (``nextword serve`` uses uvicorn).
 
     ``model`` defaults to ``config.model``, else ``$NEXTWORD_MODEL``, else the bundled model, loaded
-    here with ``config.session_threads`` threads per step (so a bad file fails before the server binds
+    here as ``config.session_settings`` says (so a bad file fails before the server binds
     its port); a ``model`` given is served with its own session options.
     """
     config = served(config, model)  # None: ServeConfig(); a dict or a path: WrongTypeError
@@ -54,10 +53,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             "put it (load(path, device=...))"
         )
     if model is None:
-        options = default_session_options(config.session_threads)
         try:
             model = load(
-                config.model_path, session_options=options, device=config.device, limits=config.load_limits
+                config.model_path, **config.session_settings, device=config.device, limits=config.load_limits
             )
         except ModelFileError as exc:
             raise config.explained(exc) from None

@@ -7,6 +7,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from nextword.runtime import MAX_BATCH, MAX_WORDS, ModelFileError
 from nextword.runtime.checks import check_bool, check_int, check_real, plain_numbers, shown, wrong_type
@@ -15,7 +16,7 @@ from nextword.runtime.errors import WrongTypeError, noted
 from nextword.runtime.field_help import with_field_help
 from nextword.runtime.limits import SIZE_LIMITS_HELP, LoadLimits, advise_the_flag
 from nextword.runtime.model import NextWordModel
-from nextword.runtime.sessions import gpu_number
+from nextword.runtime.sessions import default_session_options, gpu_number
 from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
 
 from .keys import ENV_KEY, check_keys
@@ -117,7 +118,8 @@ class ServeConfig:
         default=0,
         metadata={
             "help": "onnxruntime threads per model step (0: 2 when the machine has 2 cores per worker "
-            "or more, else 1); they do not spin between steps",
+            "or more, else 1; with batching off, load()'s own choice per step, so that texts are "
+            "model.generate's); they do not spin between steps",
         },
     )
     max_streams: int = field(
@@ -334,6 +336,15 @@ class ServeConfig:
         if self.api_keys:
             return self.api_keys
         return check_keys([os.environ[ENV_KEY]] if os.environ.get(ENV_KEY) else [], f"${ENV_KEY}")
+
+    @property
+    def session_settings(self) -> dict[str, Any]:
+        """What :func:`~nextword.runtime.load` is given: for ``threads`` 0 with ``batching`` off on the CPU,
+        nothing (its own sessions: texts are ``model.generate``'s to the byte, an int8 file's too); else
+        session options of :attr:`session_threads` threads for every step."""
+        if not self.threads and not self.batching and self.device == "cpu":
+            return {}
+        return {"session_options": default_session_options(self.session_threads)}
 
     @property
     def session_threads(self) -> int:
