@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from nextword.runtime import ModelFileError, NextWordModel, __version__, load
@@ -23,6 +22,7 @@ from nextword.runtime import ModelFileError, NextWordModel, __version__, load
 from . import completions, routes, web_assets
 from .auth import ApiKeys, document_keys
 from .config import ServeConfig, served
+from .cors import Cors
 from .errors import UnexpectedErrors, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit, PublishGuard
@@ -137,13 +137,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
         app.add_middleware(ApiKeys, keys=keys)
         document_keys(app)
     if config.cors_origins:  # outside the caps and the key check: refusals (413, 429) carry its headers too
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "HEAD", "POST"],
-            allow_headers=["*"],  # Content-Type, and the Authorization that OpenAI's clients send
-            expose_headers=["Retry-After", "X-Request-ID"],  # X-Request-ID: the access line's id (access.py)
-        )
+        app.add_middleware(Cors, origins=list(config.cors_origins))
     # added last, so outermost: every request is counted and has its access line, the refusals of the
     # caps and the key check (413, 401) under the route asked for, and the preflights CORS answers itself;
     # labelled by the routers' routes and the app's own (/openapi.json)

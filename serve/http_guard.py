@@ -137,6 +137,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             super().on_message_complete()
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn warns of every Upgrade header it does not act on, and advises installing a websocket
+        # library: nextword serves no websocket (ws="none"), so the request is answered as plain HTTP
+        # (RFC 9110 lets a server ignore Upgrade) with its access line, and nothing is wrong to warn of
+        pass
+
     def send_400_response(self, msg: str) -> None:
         # bytes httptools cannot parse as HTTP: uvicorn warns without saying whose; the access line does
         if not self.transport.is_closing():

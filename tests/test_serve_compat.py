@@ -299,6 +299,29 @@ def test_an_allowed_origin_may_call_the_api_and_read_its_refusals(model):
             headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
         )
         assert other.headers.get("access-control-allow-origin") != "http://evil.example"
+        # refused in the shape of every error (it was Starlette's plain "Disallowed CORS origin")
+        error = other.json()["error"]
+        assert other.status_code == 400 and error["code"] == "cors_refused", other.text
+        assert error["message"] == (
+            "CORS preflight refused: origin 'http://evil.example' is not one this server allows "
+            "(nextword serve --cors-origin)"
+        )
+        both = c.options(
+            "/v1/completions",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "DELETE"},
+        )
+        message = both.json()["error"]["message"]
+        assert (
+            "origin 'http://evil.example'" in message
+            and "method 'DELETE' is not one it takes (GET, HEAD, POST)" in message
+        )
+        method = c.options(
+            "/v1/completions",
+            headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "PUT"},
+        )
+        assert method.status_code == 400 and "origin" not in method.json()["error"]["message"]
+        assert method.headers["access-control-allow-origin"] == "http://localhost:5173"  # still readable
+        assert method.headers["x-request-id"] and method.headers["x-content-type-options"] == "nosniff"
 
 
 @pytest.mark.parametrize("origin", ["http://localhost:5173/", "localhost:5173", "http://a.com/page", ""])

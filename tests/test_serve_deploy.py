@@ -410,6 +410,8 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
                    "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
         # uvicorn's websocket line logged the path with its query (a key there too): no websockets now
         assert httpx.get(f"{url}/ws?api_key={key}", headers=upgrade, timeout=30).status_code == 404
+        # an upgrade is ignored, as RFC 9110 allows: the path answers as it would without one
+        assert httpx.get(f"{url}/v1/models", headers={**upgrade, **auth}, timeout=30).status_code == 200
         answer = httpx.post(url + "/v1/completions", json={"prompt": "the", "max_tokens": 3}, headers=auth)
         assert answer.status_code == 200
         body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False}  # seconds of work
@@ -430,6 +432,7 @@ def test_the_access_line_is_written_when_the_answer_ends_and_holds_nothing_a_cli
         line.split(" nextword.serve.access: ", 1)[1] for line in log.splitlines() if ".serve.access: " in line
     ]
     assert key not in log and " uvicorn.access: " not in log, log  # one access line per request, ours
+    assert "Unsupported upgrade" not in log and "WebSocket library" not in log, log  # uvicorn's advice
     assert "127.0.0.1:" in access[0] and '"GET /v1/models?... HTTP/1.1" 200 ' in log, access
     (health,) = [line for line in access if '"GET /health HTTP/1.1"' in line and "not an address" in line]
     assert health.startswith(f"(not an address: {quote(forged, safe='')}) - "), health  # no quote, no space
