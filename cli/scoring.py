@@ -194,7 +194,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
             _not_its_corpus(args, provenance, f"{counted:,} documents, the model's corpus {recorded:,}")
         made = rebuild_split(provenance, config)
         if provenance.data is not None:  # the counts of the split, then its validation words
-            differs = split_differs(made, provenance.data, "the model's", split_model.tokenizer)
+            differs = split_differs(
+                made, provenance.data, "the model's", split_model.tokenizer, provenance.corpus_sha256
+            )
             if differs:
                 _not_its_corpus(args, provenance, differs)
         documents = functools.partial(_split_documents, made, provenance, args.split)
@@ -272,7 +274,7 @@ def _copies_of_trained(
         raise ValueError("--trained-on takes a corpus file; an empty path was given")
     files = recorded_corpus(recorded, args.trained_on)
     split = split_corpus(files, recorded.split, log=False)
-    differs = split_differs(split, recorded.data, tokenizer=model.tokenizer)
+    differs = split_differs(split, recorded.data, tokenizer=model.tokenizer, digest=recorded.corpus_sha256)
     if differs:
         raise ValueError(
             f"--trained-on: {list(files.paths)} hold {differs}: they are not the files {args.model} was "

@@ -57,13 +57,16 @@ def split_differs(
     recorded: DataCounts,
     whose: str = "the model's",
     tokenizer: Tokenizer | None = None,
+    digest: str | None = None,
 ) -> str | None:
     """How ``split``, made again from a model's corpus files, differs from the split the model recorded
     (``recorded``: its documents read, validation documents, and with ``tokenizer``, the model's, the
     words of its validation documents; a count not recorded is not compared): ``"N documents, the
     model's corpus M"`` (``whose`` names the model), or None where they agree. Files that differ are
     not the ones it trained on (other files, rows or files in another order, an edit), and the
-    documents taken for its training documents would not be."""
+    documents taken for its training documents would not be. ``digest``: the SHA-256 of the documents
+    the model's corpus held (``Provenance.corpus_sha256``), compared last: the counts may agree where
+    a word was changed."""
     for count, made, what in (
         (recorded.documents, split.counts.documents, "documents"),
         (recorded.val_documents, split.counts.val_documents, "validation documents"),
@@ -78,4 +81,9 @@ def split_differs(
                 f"validation documents of {words} words, {whose} {recorded.val_words} (other documents: rows "
                 "or files in another order, or edited)"
             )
+    if digest is not None and split.digest is not None and split.digest != digest:
+        return (
+            f"documents whose text differs from {whose} corpus (its SHA-256 {digest[:12]}..., theirs "
+            f"{split.digest[:12]}...: an edit, or rows in another order, that keeps the counts)"
+        )
     return None

@@ -33,6 +33,7 @@ over the files (:func:`split_corpus`) and applied in later passes by reading the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from nextword.runtime.provenance import (
 from .config import CorpusConfig, corpus_config
 from .dedup import Duplicates, find_duplicates
 from .errors import CorpusError
-from .readers import check_options, count_documents, no_documents, read_corpus
+from .readers import check_options, no_documents, read_corpus
 
 __all__ = [
     "DROPPED",
@@ -89,6 +90,7 @@ class DocumentSplit:
     # (documents,) each document's near-duplicate group (the index of its first document), kept for a
     # scheme whose development part follows the groups (SplitRecord.dev_by_group); else None
     groups: np.ndarray | None = None
+    digest: str | None = None  # the documents read, in order: their corpus_digest() (None: not taken)
 
     def training_groups(self) -> np.ndarray | None:
         """The near-duplicate group of each training document, in corpus order, for
@@ -151,15 +153,17 @@ def split_corpus(
     if fresh:  # the options are the caller's; a recorded split reads files as a model's were read
         check_options(corpus.paths, corpus)
     groups = None
+    digest = hashlib.sha256()
     if record.dedup is None:
-        n = count_documents(corpus.paths, corpus)
+        n = sum(1 for _ in _digested(read_corpus(corpus, log=log), digest))
+        if not n:
+            raise no_documents(corpus.paths, corpus)
         labels = np.full(n, TRAIN, dtype=np.uint8)
         labels[validation_indices(n, record.val_fraction, record.seed)] = VAL
         counts = DataCounts(documents=n)
     else:
-        duplicates = find_duplicates(
-            read_corpus(corpus, log=log), record.dedup, marks=words_take_marks(record.scheme)
-        )
+        documents = _digested(read_corpus(corpus, log=log), digest)
+        duplicates = find_duplicates(documents, record.dedup, marks=words_take_marks(record.scheme))
         if not len(duplicates.dropped):
             raise no_documents(corpus.paths, corpus)
         if len(duplicates.dropped) == 1:  # not a matter of near-duplicates: there is one document
@@ -180,7 +184,19 @@ def split_corpus(
     )
     if log:
         _log(counts, record)
-    return DocumentSplit(corpus=corpus, record=record, labels=labels, counts=counts, groups=groups)
+    return DocumentSplit(
+        corpus=corpus, record=record, labels=labels, counts=counts, groups=groups, digest=digest.hexdigest()
+    )
+
+
+def _digested(documents: Iterator[str], digest: Any) -> Iterator[str]:
+    """``documents``, each added to ``digest`` (a ``hashlib`` hash) as it passes: its UTF-8 length (8
+    bytes, little-endian), then its UTF-8 bytes, so that no two lists of documents hash alike."""
+    for document in documents:
+        data = document.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+        yield document
 
 
 def words_take_marks(scheme: str) -> bool:

@@ -86,7 +86,13 @@ def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_comman
         train_command=travelling_command(command),
         export_command=travelling_command(export_command),
         base=_base_run(stored.get("base")),
+        corpus_sha256=_digest(data.get("corpus_sha256")),
     )
+
+
+def _digest(value: Any) -> str | None:
+    """A run's recorded corpus digest: 64 lowercase hex digits, else (older runs, a damaged record) None."""
+    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None
 
 
 def _base_run(facts: Any) -> BaseRun | None:

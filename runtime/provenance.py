@@ -239,6 +239,9 @@ class Provenance:
     train_command: str | None = None
     export_command: str | None = None
     base: BaseRun | None = None  # the run a fine-tuned model started from; None: trained from scratch
+    # SHA-256 (hex) of the documents read from the corpus files, in order (nextword.corpus.split);
+    # None: not recorded (a file exported before 2026-12-05)
+    corpus_sha256: str | None = None
 
     def describe(self) -> list[tuple[str, str]]:
         """What ``nextword info`` shows: ``(label, text)`` for the corpus, the split and the commands."""
@@ -252,6 +255,8 @@ class Provenance:
                 f"({_number(d.near_duplicate_documents)} documents) each kept on one side"
             )
         lines.append(("corpus", corpus))
+        if self.corpus_sha256 is not None:
+            lines.append(("corpus SHA-256", f"{self.corpus_sha256} (of its documents, in order)"))
         if self.split is not None:
             lines.append(
                 (
@@ -303,6 +308,7 @@ class Provenance:
             base=None
             if data.get("base") is None
             else BaseRun(**_typed_fields(BaseRun, data["base"], "base")),
+            corpus_sha256=_expect(data.get("corpus_sha256"), str, "corpus_sha256", optional=True),
         )
 
     @classmethod

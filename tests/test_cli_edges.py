@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.abc
 import json
+import re
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -305,6 +306,33 @@ def test_a_split_made_again_from_reordered_files_is_refused(model_path, document
         assert "(other documents: rows or files in another order, or edited)" in captured.err
         assert "other Unicode tables" in captured.err  # the other cause, rare, said
         assert ("may include some it trained on" in captured.err) == (part == "val")
+
+
+def test_an_edit_that_keeps_every_count_is_refused_by_the_corpus_digest(
+    model_path, documents, tmp_path, capsys
+):
+    """One letter changed in one document: the same documents, split and words, so only the digest of
+    the documents' text, which the model file records, tells these files from its own."""
+    from nextword.corpus import CorpusConfig, split_corpus
+    from nextword.runtime import load
+
+    provenance = load(model_path).info.provenance
+    recorded = provenance.corpus_sha256
+    own = split_corpus(
+        CorpusConfig(paths=(str(write_corpus(tmp_path / "own", documents)["csv"]),)), log=False
+    )
+    assert recorded is not None and re.fullmatch("[0-9a-f]{64}", recorded) and own.digest == recorded
+    edited = [documents[0].replace("e", "a", 1), *documents[1:]]
+    assert edited[0] != documents[0]
+    files = write_corpus(tmp_path / "edited", edited)["csv"]
+    assert main(["evaluate", str(model_path), str(files), "--split", "val", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--split val: these files hold documents whose text differs from the " in (
+        captured.err
+    )
+    assert f"its SHA-256 {recorded[:12]}..." in captured.err and "keeps the counts" in captured.err
+    assert main(["info", str(model_path)]) == 0
+    assert f"  corpus SHA-256 {recorded} (of its documents, in order)\n" in capsys.readouterr().out
 
 
 def test_evaluate_refuses_a_typed_option_that_applies_to_none_of_its_files(

@@ -331,8 +331,9 @@ def test_the_file_records_the_runs_provenance(model, model_path, run_dir):
     record = model.info.provenance
     assert asdict(record.split) == stored["data"]["split"] and record.split.scheme == "dedup-v4"
     assert {k: v for k, v in asdict(record.data).items() if v is not None} == {
-        k: v for k, v in stored["data"].items() if k != "split"
+        k: v for k, v in stored["data"].items() if k not in ("split", "corpus_sha256")
     }
+    assert record.corpus_sha256 == stored["data"]["corpus_sha256"] and len(record.corpus_sha256) == 64
     assert record.data.exact_duplicates == 0 and record.data.near_duplicate_groups > 0
     assert record.corpus_files == ("corpus.csv",) and record.vocab_size == model.vocab_size
     assert asdict(record.architecture) == stored["model"]

@@ -125,6 +125,27 @@ def test_resuming_a_run_whose_patience_ran_out_warns_it_stops_again(caplog: pyte
     assert not caplog.records
 
 
+def test_resume_refuses_to_encode_again_a_corpus_whose_text_changed_with_its_counts(
+    run_copy: Path, tmp_path: Path
+) -> None:
+    """The same size, the same documents, one letter changed: only the digest of the documents' text,
+    which config.json records, tells it from the corpus the run started with."""
+    from nextword.train import resume
+
+    stored = json.loads((run_copy / "config.json").read_text(encoding="utf-8"))
+    text = Path(stored["corpus"]["paths"][0]).read_bytes()
+    at = text.index(b"e", text.index(b"\n") + 1)  # a letter of the first document
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_bytes(text[:at] + b"a" + text[at + 1 :])
+    stored["corpus"]["paths"] = [str(corpus)]
+    (run_copy / "config.json").write_text(json.dumps(stored), encoding="utf-8")
+    (run_copy / "train.ids").unlink()
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match=r"holds as many documents as when .* but their text differs"):
+        resume(str(run_copy), epochs=13)
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before
+
+
 def test_resume_refuses_to_encode_again_a_corpus_that_now_holds_other_documents(
     run_copy: Path, tmp_path: Path
 ) -> None:

@@ -174,6 +174,7 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
             for key in ("documents", "val_documents", "val_words", "dev_documents")
         }
         data["split"] = dataclasses.asdict(provenance.split) if provenance.split is not None else None
+        data["corpus_sha256"] = provenance.corpus_sha256
     base_config = TrainConfig(corpus=corpus, tokenizer=model.tokenizer.config, model=network)
     stored = {"data": data, "command": provenance.train_command if provenance else None}
     best = model.info.metrics.get("best")

@@ -70,7 +70,10 @@ def base_overlap(
                 f"its corpus could not be split again ({exc})",
                 "its corpus could not be split again",
             )
-    differs = base_split and split_differs(base_split, _counts(base), "the base's", base.tokenizer)
+    digest = _data(base).get("corpus_sha256")
+    differs = base_split and split_differs(
+        base_split, _counts(base), "the base's", base.tokenizer, digest if isinstance(digest, str) else None
+    )
     if differs:
         reason, short = f"{list(corpus.paths)} hold {differs}", "its corpus files changed since it trained"
         if base_corpus:

@@ -61,6 +61,12 @@ def encode_again(
             "split; restore the corpus files the run started with (the run needs them to encode its "
             "missing train.ids/val.ids), or start a new run on the changed corpus"
         )
+    if isinstance(data.get("corpus_sha256"), str) and split.digest != data["corpus_sha256"]:
+        raise ValueError(
+            f"the corpus {list(corpus.paths)} holds as many documents as when {run.root} started, but "
+            "their text differs (its SHA-256 is not the one recorded in config.json): resuming would "
+            "encode other words; restore the corpus files the run started with, or start a new run"
+        )
     counts = encode_corpus(split, tokenizer, run.train_ids, run.val_ids).facts()
     if (dev := dev_part(split, config)) is not None:
         counts |= hold_out_dev(run, dev, tokenizer.eod_id, by_group=split.record.dev_by_group)

@@ -189,7 +189,7 @@ def _prepare(
     run.mark()
     atomic_write_text(run.tokenizer, tokenizer_json)
     encoded = encode_corpus(split, tokenizer, run.train_ids, run.val_ids, N_SAMPLE_PROMPTS)  # pass 3
-    data = encoded.facts()
+    data = {**encoded.facts(), "corpus_sha256": split.digest}  # what encode_again and evaluate check
     if dev is not None:  # before anything reads train.ids: these documents are never trained on
         data |= hold_out_dev(run, dev, tokenizer.eod_id, by_group=split.record.dev_by_group)
     facts = {
