@@ -8,13 +8,14 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import os
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from nextword.runtime.terminal import OTHER_UNSAFE, SafeFormatter, safe
 
-__all__ = ["SafeFormatter", "figure", "json_text", "safe"]
+__all__ = ["SafeFormatter", "Uncoloured", "figure", "json_text", "progress_stream", "safe"]
 
 # json.dumps escapes C0 controls itself; with ensure_ascii=False it leaves C1 controls, the line
 # separators and the bidirectional controls as they are. Written as \uXXXX they stay valid JSON. So
@@ -56,3 +57,27 @@ def figure(value: float, spec: str) -> str:
     if spec.endswith("f") and abs(value) >= 1e9:
         return format(value, ".3g")
     return format(value, spec)
+
+
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # SGR: colour and bold; the cursor moves stay
+
+
+class Uncoloured:
+    """A text stream that writes to ``stream`` without colour codes: Keras's progress bar colours
+    itself on a terminal, which ``NO_COLOR`` (no-color.org) asks a program not to do."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(_COLOUR.sub("", text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...: the stream's own
+        return getattr(self._stream, name)
+
+
+def progress_stream() -> TextIO | Uncoloured:
+    """Where the command line writes progress: standard error, without colour under ``NO_COLOR``
+    (set and not empty)."""
+    return Uncoloured(sys.stderr) if os.environ.get("NO_COLOR") else sys.stderr

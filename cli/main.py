@@ -137,7 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failed check, 2 bad input)."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    args, unknown = parser.parse_known_args(argv)
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except SystemExit as exc:  # --help or --version printed (status 0), or a usage error said
+        if exc.code == 0:
+            return _printed()
+        raise
+    named = argv.index(args.command) if args.command in argv else 0
+    early = unknown and [a for a in unknown if a in argv[:named]]
+    if early:  # before the command's name: the top level's options (-q, --version) were meant
+        refuse_unknown(parser, "", early)
     if unknown:
         args, unknown = _intermixed(parser, args, argv, unknown)
     if unknown:  # said by the subcommand's parser: its usage, not the top level's
@@ -163,9 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Python logger reports every collective of distributed training at INFO.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    # SIGTERM (what timeout, systemd, docker and batch schedulers send) ends training or export as
-    # Ctrl-C does, with its message, instead of silently.
-    terminable = args.command in ("train", "export") and threading.current_thread() is threading.main_thread()
+    # SIGTERM (what timeout, systemd, docker and batch schedulers send) ends a command as Ctrl-C does,
+    # with its message and its clean-up (a temporary file removed), instead of silently; serve's uvicorn
+    # takes SIGTERM itself, to drain its requests.
+    terminable = args.command != "serve" and threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGTERM, _terminate) if terminable else None
     try:
         return _run(args)
@@ -218,6 +228,20 @@ def _flush_output() -> None:
     except OSError:
         _drop_output()
         raise
+
+
+def _printed() -> int:
+    """The status of printing help or a version: 0 once it reached standard output; 141 for a reader
+    that left (``| head -1``), quietly; else (a full disk) 2, and one line says so: left to the
+    interpreter's exit, it was an "Exception ignored" and status 120."""
+    try:
+        _flush_output()
+    except BrokenPipeError:
+        return 141
+    except OSError as exc:
+        print(f"nextword: error: {safe(_os_error(exc, True))}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _drop_output() -> None:

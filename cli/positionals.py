@@ -91,7 +91,11 @@ def model_and_prompts(
 
 def text_names_a_file(text: str) -> None:
     """Warn where the text to score is the name of a file, whose contents were most likely meant:
-    ``nextword score MODEL notes.txt`` scores the word "notes.txt"; ``--file notes.txt`` reads it."""
+    ``nextword score MODEL notes.txt`` scores the word "notes.txt"; ``--file notes.txt`` reads it.
+    So for ``-``, which names standard input only after ``--file``."""
+    if text == "-":
+        logger.warning("the text to score is '-' itself; --file - reads the text from standard input")
+        return
     if "\n" in text or len(text) > 1024 or not text.strip():
         return
     try:

@@ -53,6 +53,7 @@ def _decoded(data: bytes, name: str) -> str:
 
 def read_prompt_file(path: str) -> str:
     """A prompt from a file or standard input (:func:`read_text_file`), less the line break that ends it
-    (``echo``'s, an editor's), as a shell's ``$(cat FILE)`` drops it: the text continues its last line."""
-    text = read_text_file(path)
+    (``echo``'s, an editor's), as a shell's ``$(cat FILE)`` drops it: the text continues its last line.
+    Windows line breaks (CRLF) are read as line breaks, as Python's text files read them."""
+    text = read_text_file(path).replace("\r\n", "\n")
     return text.removesuffix("\n").removesuffix("\r")

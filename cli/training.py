@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 from pathlib import Path
@@ -14,7 +15,7 @@ from nextword.train import TrainConfig
 from nextword.train.progress import counted, how_to_go_on, run_progress
 
 from .args import RESUMABLE_OPTIONS, check_train_options, cli_terms, config_flags, config_from_args
-from .display import figure, safe
+from .display import figure, progress_stream, safe
 from .info import SELECTED_BY
 from .quiet import import_tensorflow_quietly
 
@@ -69,13 +70,18 @@ def train_command(args: argparse.Namespace) -> int:
     flags = config_flags(TrainConfig)
     options = {k: v for k, v in vars(args).items() if k in flags}
     check_train_options(options, flags, RESUMABLE_OPTIONS if args.resume else None)
-    if args.resume:
-        result = resume(args.resume, **{k: options.get(k) for k in RESUMABLE_OPTIONS})
-    else:
-        config = config_from_args(TrainConfig(), options)
-        if not config.corpus.paths:
-            raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
-        result = train(config, command=args.command_line)
+    if args.quiet and options.get("verbose") is None:  # -q: no progress either, unless --verbose asks
+        options["verbose"] = 0
+    # The progress (Keras's bar, each epoch's line) goes to standard error: standard output holds the
+    # result alone, for a script to read (as in Python, a notebook's progress stays on its stdout).
+    with contextlib.redirect_stdout(progress_stream()):
+        if args.resume:
+            result = resume(args.resume, **{k: options.get(k) for k in RESUMABLE_OPTIONS})
+        else:
+            config = config_from_args(TrainConfig(), options)
+            if not config.corpus.paths:
+                raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
+            result = train(config, command=args.command_line)
     where = f"run {result.run_dir}" if result.chief else "worker done; the chief wrote the run (its --out)"
     print(
         f"{where}: {counted(result.epochs, 'epoch')}, best epoch {result.best_epoch} "

@@ -242,6 +242,56 @@ def test_ctrl_c_during_train_says_how_to_go_on_without_a_traceback(
     assert "--resume" not in err
 
 
+def test_train_s_progress_goes_to_standard_error_and_q_silences_it(
+    capsys, corpus_files, tmp_path, monkeypatch
+):
+    """Keras's bar and each epoch's line were on standard output, among the result a script reads, and
+    ``-q`` left them there. Under NO_COLOR the bar on a terminal has no colour codes."""
+    from nextword.cli.display import Uncoloured
+
+    small = ["--lstm-units", 8, "--embedding-dim", 8, "--seq-len", 8, "--batch-size", 16, "--min-count", 1]
+    argv = ["train", corpus_files["text"], "--epochs", 1, *small]
+    code, out, err = run_cli(capsys, *argv, "--out", tmp_path / "a", "--verbose", 2)
+    assert code == 0 and "Epoch 1/1" in err and "loss" in err, err
+    assert out.splitlines()[0].startswith(f"run {tmp_path / 'a'}: 1 epoch,") and "Epoch" not in out
+    code, out, err = run_cli(capsys, "-q", *argv, "--out", tmp_path / "b")
+    assert code == 0 and "Epoch" not in err + out and "1 epoch," in out
+    code, out, err = run_cli(capsys, "-q", *argv, "--out", tmp_path / "c", "--verbose", 2)  # asked: shown
+    assert code == 0 and "Epoch 1/1" in err
+    written = []
+    stream = Uncoloured(type("S", (), {"write": written.append, "isatty": lambda self: True})())
+    stream.write("\x1b[1m17/17\x1b[0m \x1b[32m━━\x1b[0m\r")
+    assert written == ["17/17 ━━\r"] and stream.isatty()
+    from nextword.cli.display import progress_stream
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert isinstance(progress_stream(), Uncoloured)
+    monkeypatch.setenv("NO_COLOR", "")  # set but empty: colour, as no-color.org says
+    assert progress_stream() is sys.stderr
+
+
+@pytest.mark.parametrize("command", ["score", "info"])
+def test_sigterm_ends_every_command_as_ctrl_c_does(capsys, monkeypatch, model_path, command):
+    """Only train and export took SIGTERM: the others ended without a word, exit status 143, and a
+    command that writes a file left its temporary file behind (test_patentsview)."""
+    import os
+    import signal
+    import time
+
+    import nextword.cli.main as cli
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs first
+        raise AssertionError("SIGTERM did not end the command")
+
+    monkeypatch.setattr(cli, {"score": "score_command", "info": "show_info"}[command], terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    code, out, err = run_cli(capsys, command, model_path, *(["the network"] if command == "score" else []))
+    assert (code, out, err) == (143, "", f"nextword {command}: terminated\n")
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_sigterm_during_train_ends_it_as_ctrl_c_does(capsys, monkeypatch, run_dir, tmp_path):
     """SIGTERM (timeout, systemd, docker) ended training silently, exit status -15."""
     import os

@@ -413,3 +413,35 @@ def test_negative_numbers_in_any_notation_are_values(model_path, capsys):
     for value in ("-inf", "-1E309", "-2.5e3", "-NaN"):
         assert main(["generate", "x", "--model", str(model_path), "--temperature", value]) == 2
         assert "--temperature must be a finite number >= 0" in capsys.readouterr().err, value
+
+
+def test_a_crlf_prompt_file_reads_as_lines(model_path, tmp_path, capsys):
+    """Only the last CRLF was dropped: an inner one printed as "\\x0d" in the text."""
+    crlf, lf = tmp_path / "crlf.txt", tmp_path / "lf.txt"
+    crlf.write_bytes(b"the network\r\nthe neuron\r\n")
+    lf.write_bytes(b"the network\nthe neuron\n")
+    common = ["--max-words", "3", "--seed", "1"]
+    assert main(["generate", str(model_path), "--file", str(crlf), *common]) == 0
+    from_crlf = capsys.readouterr().out
+    assert main(["generate", str(model_path), "--file", str(lf), *common]) == 0
+    assert from_crlf == capsys.readouterr().out and "\\x0d" not in from_crlf
+
+
+def test_score_of_a_dash_says_it_is_the_text_itself(model_path, capsys, caplog):
+    assert main(["score", str(model_path), "-"]) == 0
+    assert "the text to score is '-' itself; --file - reads the text from standard input" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--verison", "generate", "x"], "unrecognized arguments: --verison (did you mean --version?)"),
+        (["--quite", "generate", "x"], "unrecognized arguments: --quite (did you mean --quiet?)"),
+    ],
+)
+def test_a_mistyped_option_before_the_command_is_the_top_level_s(argv, said, capsys):
+    """It was blamed on the command (``nextword generate: error``), with no suggestion."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and f"nextword: error: {said}" in err, err

@@ -7,8 +7,11 @@ TensorFlow, seconds in all.
 
 import csv
 import logging
+import os
 import random
+import signal
 import sys
+import time
 import tracemalloc
 import zipfile
 from dataclasses import replace
@@ -553,6 +556,24 @@ def test_a_compressed_table_that_is_not_the_zip_is_named(tmp_path):
         pass
     with pytest.raises(ValueError, match=r"empty\.zip holds \[\]; expected one \.tsv table$"):
         collect(replace(config, abstracts=str(empty)))
+
+
+def test_sigterm_leaves_no_temporary_file(tables, tmp_path, capsys, monkeypatch):
+    """SIGTERM (timeout, a scheduler) ended the command at once: no message, and its temporary CSV stayed
+    beside --out (removed an hour later by the next write of that file). It ends as Ctrl-C does."""
+    import nextword.corpus.patentsview.passes as passes
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs first
+        raise AssertionError("SIGTERM did not end the command")
+
+    monkeypatch.setattr(passes, "_one_pass", terminated)
+    out = tmp_path / "out" / "c.csv"
+    argv = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"]), "--query", "neural network"]
+    assert main([*argv, "--out", str(out)]) == 143
+    assert capsys.readouterr().err.endswith("nextword corpus: terminated\n")
+    assert list(out.parent.iterdir()) == []  # the folder made for it, and nothing in it
 
 
 def test_collect_runs_without_tensorflow(tables, tmp_path):
