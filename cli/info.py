@@ -51,6 +51,9 @@ def show_info(args: argparse.Namespace) -> int:
     )
     for label, text in info.provenance.describe() if info.provenance else ():
         print(f"  {label:<14} {safe(text)}")
+    seed = _mapping(_mapping(info.config).get("train")).get("seed")
+    if type(seed) is int:  # training's; the split's seed is in the split line
+        print(f"  training seed  {seed}")
     best = _mapping(summary["metrics"])
     if best:
         # Files from before development parts chose by the validation loss and do not say so.

@@ -332,7 +332,9 @@ def test_an_edit_that_keeps_every_count_is_refused_by_the_corpus_digest(
     )
     assert f"its SHA-256 {recorded[:12]}..." in captured.err and "keeps the counts" in captured.err
     assert main(["info", str(model_path)]) == 0
-    assert f"  corpus SHA-256 {recorded} (of its documents, in order)\n" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"  corpus SHA-256 {recorded} (of its documents, in order)\n" in shown
+    assert "  training seed  0\n" in shown  # the seed was shown only inside a recorded command line
 
 
 def test_evaluate_refuses_a_typed_option_that_applies_to_none_of_its_files(
