@@ -13,14 +13,9 @@ import re
 import sys
 from typing import Any, TextIO
 
-from nextword.runtime.terminal import OTHER_UNSAFE, SafeFormatter, safe
+from nextword.runtime.terminal import SafeFormatter, safe, safe_json
 
 __all__ = ["SafeFormatter", "Uncoloured", "figure", "json_text", "progress_stream", "safe"]
-
-# json.dumps escapes C0 controls itself; with ensure_ascii=False it leaves C1 controls, the line
-# separators and the bidirectional controls as they are. Written as \uXXXX they stay valid JSON. So
-# does a lone surrogate (an argument's byte that is not UTF-8), which no encoder could write.
-_UNSAFE_IN_JSON = re.compile(f"[{OTHER_UNSAFE}\ud800-\udfff]")
 
 
 def json_text(data: Any) -> str:
@@ -31,7 +26,7 @@ def json_text(data: Any) -> str:
     would become "?" in the data."""
     plain = not _writes_unicode(getattr(sys.stdout, "encoding", None))
     text = json.dumps(_finite(data), indent=2, ensure_ascii=plain, allow_nan=False)
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return safe_json(text)
 
 
 def _writes_unicode(encoding: str | None) -> bool:

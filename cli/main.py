@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from nextword.corpus.errors import os_advice
 from nextword.export import ExportConfig
@@ -44,6 +45,9 @@ from .scoring import add_evaluate_parser, score_command
 from .serve import add_serve_parser
 from .training import after_interrupt, export_command, train_command
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("nextword")
@@ -57,9 +61,20 @@ MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 MODEL_FIRST = "a first MODEL.onnx names the model, as --model does"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (its subcommands' too), but a help or a version that cannot be written (a full
+    disk) raises, as any other output of the command does; argparse ignores the error, so that
+    ``--help > /dev/full`` said nothing and exited 0 where standard output is unbuffered."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        stream = file or sys.stderr
+        if message and stream is not None:
+            stream.write(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nextword`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nextword", description="Word-level LSTM next-word models: train, export to ONNX, generate."
     )
     parser.add_argument("--version", action="version", version=f"nextword {__version__}")
@@ -140,11 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args, unknown = parser.parse_known_args(argv)
     except SystemExit as exc:  # --help or --version printed (status 0), or a usage error said
-        if exc.code == 0:
-            return _printed()
+        if exc.code == 0 and (status := _printed()):
+            return status
         raise
+    except OSError as exc:  # --help or --version could not be written
+        return _unprinted(exc)
     named = argv.index(args.command) if args.command in argv else 0
-    early = unknown and [a for a in unknown if a in argv[:named]]
+    top = {flag for action in parser._actions for flag in action.option_strings}
+    early = [a for a in argv[:named] if a in unknown and a.split("=", 1)[0] not in top]
     if early:  # before the command's name: the top level's options (-q, --version) were meant
         refuse_unknown(parser, "", early)
     if unknown:
@@ -236,12 +254,20 @@ def _printed() -> int:
     interpreter's exit, it was an "Exception ignored" and status 120."""
     try:
         _flush_output()
-    except BrokenPipeError:
-        return 141
     except OSError as exc:
-        print(f"nextword: error: {safe(_os_error(exc, True))}", file=sys.stderr)
-        return 2
+        return _unprinted(exc)
     return 0
+
+
+def _unprinted(exc: OSError) -> int:
+    """The status of a help or a version that could not be written: 141, quietly, for a reader that
+    left; else 2, with one line that says why."""
+    with contextlib.suppress(OSError):
+        _drop_output()  # what is left in the buffer would fail again at exit
+    if isinstance(exc, BrokenPipeError):
+        return 141
+    print(f"nextword: error: {safe(_os_error(exc, True))}", file=sys.stderr)
+    return 2
 
 
 def _drop_output() -> None:

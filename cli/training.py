@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -70,11 +71,13 @@ def train_command(args: argparse.Namespace) -> int:
     flags = config_flags(TrainConfig)
     options = {k: v for k, v in vars(args).items() if k in flags}
     check_train_options(options, flags, RESUMABLE_OPTIONS if args.resume else None)
-    if args.quiet and options.get("verbose") is None:  # -q: no progress either, unless --verbose asks
-        options["verbose"] = 0
     # The progress (Keras's bar, each epoch's line) goes to standard error: standard output holds the
-    # result alone, for a script to read (as in Python, a notebook's progress stays on its stdout).
-    with contextlib.redirect_stdout(progress_stream()):
+    # result alone, for a script to read (as in Python, a notebook's progress stays on its stdout). -q
+    # drops it, unless --verbose asks, for this session only: verbose=0 would be stored with the run.
+    quiet = args.quiet and options.get("verbose") is None
+    with contextlib.ExitStack() as stack:
+        shown = stack.enter_context(open(os.devnull, "w", encoding="utf-8")) if quiet else progress_stream()
+        stack.enter_context(contextlib.redirect_stdout(shown))
         if args.resume:
             result = resume(args.resume, **{k: options.get(k) for k in RESUMABLE_OPTIONS})
         else:

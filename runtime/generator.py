@@ -295,8 +295,11 @@ class Generator:
         """Step until ``row`` finishes, yielding its new text whenever some is safe to hand out: the
         texts its updates would carry, without building the updates (the other rows step along). Each
         step holds the generator's lock as :meth:`step` does: another thread's ``step()`` meanwhile is a
-        ``RuntimeError``, and so is this one's while another thread steps."""
-        found = self._row(row)
+        ``RuntimeError``, and so is this one's while another thread steps. An unknown row, or a row id
+        that is no ``int``, is refused at the call, not at the first piece."""
+        return self._pieces(self._row(row))
+
+    def _pieces(self, found: Row) -> Iterator[str]:
         while True:
             finished = found.finished  # a row that finished earlier still hands out what is left
             piece = found.text.take(final=finished)

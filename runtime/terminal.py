@@ -12,13 +12,17 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["OTHER_UNSAFE", "SafeFormatter", "safe"]
+__all__ = ["OTHER_UNSAFE", "SafeFormatter", "safe", "safe_json"]
 
 # C0 controls, DEL, C1 controls (ESC and CSI start escape sequences), the Unicode line and paragraph
 # separators, and the bidirectional marks, embeddings, overrides and isolates.
 OTHER_UNSAFE = "\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _UNSAFE = re.compile(f"[\x00-\x1f{OTHER_UNSAFE}]")
 _UNSAFE_KEEP_LINES = re.compile(f"[\x00-\x08\x0b-\x1f{OTHER_UNSAFE}]")  # keeps \t (09) and \n (0a)
+# json.dumps escapes C0 controls itself; with ensure_ascii=False it leaves C1 controls, the line
+# separators and the bidirectional controls as they are. Written as \uXXXX they stay valid JSON. So
+# does a lone surrogate (an argument's byte that is not UTF-8), which no encoder could write.
+_UNSAFE_IN_JSON = re.compile(f"[{OTHER_UNSAFE}\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -35,6 +39,12 @@ def safe(text: object, *, lines: bool = False) -> str:
     text = str(text)
     pattern = _UNSAFE_KEEP_LINES if lines else _UNSAFE
     return pattern.sub(_escape, text) if pattern.search(text) else text
+
+
+def safe_json(text: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``'s) with the characters that could steer a
+    terminal, and lone surrogates, written as ``\\uXXXX`` escapes: the same JSON, safe to print or log."""
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class SafeFormatter(logging.Formatter):

@@ -52,6 +52,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             f"device {config.device!r} is for the model the server loads: a model given runs where load() "
             "put it (load(path, device=...))"
         )
+    planned = model is None and not config.session_settings  # load()'s own sessions (--no-batching)
     if model is None:
         try:
             model = load(
@@ -71,13 +72,17 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
         state.scheduler = make_scheduler(model, config.batching, config.max_batch, config.max_streams)
         restore = _drain_on_signals(state, asyncio.get_running_loop())
         FORCED_QUIT.clear()  # an earlier app's quit in this process (a notebook, tests) is not this one's
+        threads = model.session.get_session_options().intra_op_num_threads
         logger.info(
-            "serving %s (%s) with %s on %s, %d onnxruntime thread(s) per step",
+            "serving %s (%s) with %s on %s, %s",
             model.source,
             state.model_id,
             "continuous batching" if config.batching else "one thread per request",
             " + ".join(model.providers),
-            model.session.get_session_options().intra_op_num_threads,
+            "onnxruntime threads per step as load() chooses them (1, or 2 for a step alone or a large int8 "
+            "batch)"
+            if planned
+            else f"{threads} onnxruntime thread(s) per step",
         )
         logger.info(
             "nextword %s; caps: %d streams, %d sequences a step, %d rows a request, %d words, %d "

@@ -118,8 +118,8 @@ class ServeConfig:
         default=0,
         metadata={
             "help": "onnxruntime threads per model step (0: 2 when the machine has 2 cores per worker "
-            "or more, else 1; with batching off, load()'s own choice per step, so that texts are "
-            "model.generate's); they do not spin between steps",
+            "or more, else 1, which do not spin between steps; with batching off, load()'s own choice "
+            "per step, so that texts are model.generate's)",
         },
     )
     max_streams: int = field(

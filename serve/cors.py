@@ -24,6 +24,7 @@ class Cors(CORSMiddleware):
 
     A preflight it refuses got Starlette's plain text (``Disallowed CORS origin``); it gets a 400
     ``cors_refused`` whose message names the origin or the method and the flag or list that allows them.
+    An allowed origin's page may call from a public address to this server on a private one.
     A browser shows neither to a page; a developer reading the network panel sees the reason.
     """
 
@@ -35,6 +36,10 @@ class Cors(CORSMiddleware):
             allow_headers=["*"],
             expose_headers=["Retry-After", "X-Request-ID"],  # X-Request-ID: the access line's id
         )
+        # A page on a public address calling a server on a private one (loopback, the LAN) asks first
+        # (Private Network Access, Chrome); an origin listed in --cors-origin is one its operator chose,
+        # so it may. Set here, not passed: Starlette's older releases take no such argument.
+        self.allow_private_network = True
 
     def preflight_response(self, request_headers: Headers) -> Response:
         answer = super().preflight_response(request_headers)
@@ -47,8 +52,6 @@ class Cors(CORSMiddleware):
         method = request_headers["access-control-request-method"]
         if method not in self.allow_methods:
             reasons.append(f"method {shorten(method)} is not one it takes ({', '.join(ALLOWED_METHODS)})")
-        if request_headers.get("access-control-request-private-network") is not None:
-            reasons.append("a request from a public page to this private address is not allowed")
         message = "CORS preflight refused: " + "; ".join(reasons or ["the request is not allowed"])
         kept = {k: v for k, v in answer.headers.items() if k not in ("content-type", "content-length")}
         return APIError(400, message, headers=kept, code="cors_refused").response()

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from nextword.runtime.errors import ModelRunError, shorten
+from nextword.runtime.terminal import safe_json
 
 from .access import REQUEST_ID, request_line
 from .bodies import BodyUnreadable
@@ -394,8 +395,9 @@ _JSON_WORDS = {True: "true", False: "false", None: "null"}
 
 def _shown(value: Any) -> str:
     """A value of the body as a message shows it: a list or an object as JSON, as the client wrote it
-    (``{"x": true}``, ``[NaN]``; a lone surrogate escaped), ``true``/``false``/``null`` so, and a string
+    (``{"x": true}``, ``[NaN]``; controls, bidirectional marks and lone surrogates escaped, as
+    ``\\u202e``), ``true``/``false``/``null`` so, and a string
     or a number as the runtime's messages show them (``'x'``, ``1.5``)."""
     if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+        return safe_json(json.dumps(value, ensure_ascii=False))
     return _JSON_WORDS[value] if isinstance(value, bool | None) else repr(value)

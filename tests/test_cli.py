@@ -256,6 +256,10 @@ def test_train_s_progress_goes_to_standard_error_and_q_silences_it(
     assert out.splitlines()[0].startswith(f"run {tmp_path / 'a'}: 1 epoch,") and "Epoch" not in out
     code, out, err = run_cli(capsys, "-q", *argv, "--out", tmp_path / "b")
     assert code == 0 and "Epoch" not in err + out and "1 epoch," in out
+    # for that session only: verbose=0 stored with the run silenced a later --resume
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["verbose"] == 1
+    code, out, err = run_cli(capsys, "train", "--resume", tmp_path / "b", "--epochs", 2)
+    assert code == 0 and "Epoch 2/2" in err, err
     code, out, err = run_cli(capsys, "-q", *argv, "--out", tmp_path / "c", "--verbose", 2)  # asked: shown
     assert code == 0 and "Epoch 1/1" in err
     written = []

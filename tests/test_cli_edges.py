@@ -447,3 +447,7 @@ def test_a_mistyped_option_before_the_command_is_the_top_level_s(argv, said, cap
         main(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and f"nextword: error: {said}" in err, err
+    with pytest.raises(SystemExit):  # a top-level option repeated after the command is the command's
+        main(["-q", "info", "--json", "-q"])
+    refused = "nextword info: error: unrecognized arguments: -q (-q goes before the command: nextword -q info"
+    assert refused in capsys.readouterr().err

@@ -118,3 +118,14 @@ def test_an_empty_development_part_is_named(tiny_config, corpus_files, tmp_path,
         assert main(["evaluate", str(model_file), csv, "--split", "dev", *extra]) != 0
         err = capsys.readouterr().err
         assert "the dev part of the split made again from" in err and "without a development part" in err, err
+
+
+def test_trained_on_files_whose_text_changed_with_every_count_are_not_the_models(
+    model_path, corpus_files, documents, tmp_path, capsys
+):
+    """One letter changed: the same documents and words, so only the corpus digest the file records
+    tells these files from the ones the model trained on."""
+    edited = write_corpus(tmp_path / "edited", [documents[0].replace("e", "a", 1), *documents[1:]])["csv"]
+    assert main(["evaluate", str(model_path), str(corpus_files["csv"]), "--trained-on", str(edited)]) == 2
+    err = capsys.readouterr().err
+    assert "--trained-on" in err and "documents whose text differs from the model's corpus" in err, err

@@ -107,6 +107,25 @@ def test_a_full_standard_output_is_named(capsys):
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full, a device that is always full")
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["generate", "--help"]])
+def test_help_into_a_full_device_fails_in_one_line_unbuffered_too(argv):
+    """argparse ignores an error writing help: with PYTHONUNBUFFERED (set in many containers) it said
+    nothing and exited 0."""
+    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        result = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot write the result to standard output: No space left on device" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full, a device that is always full")
 @pytest.mark.parametrize(
     "argv",
     [

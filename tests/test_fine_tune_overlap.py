@@ -213,6 +213,11 @@ def test_a_model_file_base_is_checked_against_the_corpus_files_given(
     with pytest.raises(ValueError, match=r"`base_corpus`: .*validation documents of \d+ words, the base's"):
         fine_tune(model_path, resplit["corpus"], tmp_path / "shuffled-run", base_corpus=(str(moved),))
     assert not (tmp_path / "shuffled-run").exists()
+    # one letter changed, every count kept: the base's corpus digest (in its model file) tells
+    edited = write_corpus(tmp_path / "edited", [documents[0].replace("e", "a", 1), *documents[1:]])["csv"]
+    with pytest.raises(ValueError, match=r"`base_corpus`: .*documents whose text differs from the base's"):
+        fine_tune(model_path, resplit["corpus"], tmp_path / "edited-run", base_corpus=(str(edited),))
+    assert not (tmp_path / "edited-run").exists()
     with pytest.raises(
         ValueError, match=r"`base_corpus`: .*hold 30 documents, the base's corpus 80.*give those"
     ):

@@ -375,13 +375,14 @@ def test_the_served_session_gets_the_configured_threads(monkeypatch, model_path,
             assert text == model.generate("the network", max_words=9, seed=1)  # same numbers
 
 
-def test_without_batching_texts_are_model_generate_s_an_int8_file_s_too(monkeypatch):
+def test_without_batching_texts_are_model_generate_s_an_int8_file_s_too(monkeypatch, caplog):
     """``--no-batching`` with ``--threads 0`` loads the file as ``load()`` does, whose numbers depend on
     a step's rows alone. It ran every step on one thread where a worker had one core: an int8 batch of 5
     rows or more, which ``load()`` runs on two threads, gave other texts (and on two threads, a file whose
     numbers part from 2 rows on)."""
     from nextword.runtime import BUNDLED_MODEL, load
 
+    caplog.set_level(logging.INFO, logger="nextword.serve")
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     config = ServeConfig(batching=False, workers=2)  # one core each: the rule gave one thread
     assert config.session_settings == {} and "session_options" in ServeConfig(workers=2).session_settings
@@ -392,6 +393,7 @@ def test_without_batching_texts_are_model_generate_s_an_int8_file_s_too(monkeypa
             body = {"prompt": prompts, "max_tokens": 30, "seed": seed, "n": 2}
             texts = [choice["text"] for choice in c.post("/v1/completions", json=body).json()["choices"]]
             assert texts == reference.generate(prompts, max_words=30, seed=seed, num_return_sequences=2)
+    assert "onnxruntime threads per step as load() chooses them" in caplog.text  # not "1 thread(s)"
 
 
 # --------------------------------------------------------------------------- bodies and types

@@ -60,10 +60,11 @@ def test_a_parameter_that_must_be_an_object_is_named_when_it_is_not(client, body
         ('{"x": true, "y": null}', 'got {"x": true, "y": null}'),  # was Python's {'x': True, 'y': None}
         ("[NaN, 1e999, -Infinity]", "got [NaN, Infinity, -Infinity]"),
         ('["\\ud800", "é"]', 'got ["\\ud800", "é"]'),  # a lone surrogate escaped: it answered 500
+        ('{"a\\u202eb": true, "c\\u0085": null}', 'got {"a\\u202eb": true, "c\\u0085": null}'),  # not raw
         ("true", "got true"),
         ('"x"', "got 'x'"),
     ],
-    ids=["object", "not-numbers", "surrogate", "bool", "string"],
+    ids=["object", "not-numbers", "surrogate", "bidi-and-c1", "bool", "string"],
 )
 def test_a_list_or_an_object_of_the_wrong_type_is_shown_as_json(client, value, shown):
     body = '{"prompt": "the", "temperature": ' + value + "}"

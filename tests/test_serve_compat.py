@@ -322,6 +322,13 @@ def test_an_allowed_origin_may_call_the_api_and_read_its_refusals(model):
         assert method.status_code == 400 and "origin" not in method.json()["error"]["message"]
         assert method.headers["access-control-allow-origin"] == "http://localhost:5173"  # still readable
         assert method.headers["x-request-id"] and method.headers["x-content-type-options"] == "nosniff"
+        private = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Private-Network": "true"}
+        # a public page calling this server on loopback (Chrome's Private Network Access): allowed for an
+        # origin the operator listed (refused with Starlette's default), still refused for another
+        pna = c.options("/v1/completions", headers={"Origin": "http://localhost:5173", **private})
+        assert pna.status_code == 200 and pna.headers["access-control-allow-private-network"] == "true"
+        pna = c.options("/v1/completions", headers={"Origin": "http://evil.example", **private})
+        assert pna.status_code == 400 and pna.json()["error"]["code"] == "cors_refused"
 
 
 @pytest.mark.parametrize("origin", ["http://localhost:5173/", "localhost:5173", "http://a.com/page", ""])

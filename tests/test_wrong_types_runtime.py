@@ -311,6 +311,8 @@ WITH_A_MODEL = [
     pytest.param(lambda m: m.generator().cancel("0"), ROW_ID + "'0'$", id="cancel-str"),
     pytest.param(lambda m: m.generator().release(0.0), ROW_ID + "0.0$", id="release-float"),
     pytest.param(lambda m: m.generator().tokens(True), ROW_ID + "True$", id="row-bool"),
+    pytest.param(lambda m: m.generator().finish_reason(None), ROW_ID + "None$", id="finish-reason"),
+    pytest.param(lambda m: m.generator().pieces([0]), ROW_ID + "\\[0\\]$", id="pieces-at-the-call"),
     pytest.param(
         lambda m: BeamSearch(m, [ids(m)], {"num_beams": 2}),
         "^config must be a GenerationConfig, got dict$",
