@@ -106,50 +106,44 @@ def test_a_full_standard_output_is_named(capsys):
     )
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full, a device that is always full")
-@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["generate", "--help"]])
-def test_help_into_a_full_device_fails_in_one_line_unbuffered_too(argv):
-    """argparse ignores an error writing help: with PYTHONUNBUFFERED (set in many containers) it said
-    nothing and exited 0."""
-    code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    with open("/dev/full", "w", encoding="utf-8") as full:
-        result = subprocess.run(
-            [sys.executable, "-c", code, *argv],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "cannot write the result to standard output: No space left on device" in result.stderr
+FULL = pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full, a device that is always full")
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full, a device that is always full")
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["info"],
-        ["suggest", "the network", "-k", "300"],
-        ["generate", "x", "--max-words", "300", "--seed", "1"],
-        ["--version"],  # argparse prints these before the command runs: status 120, then 0
-        ["generate", "--help"],
-    ],
-)
-def test_a_command_printing_into_a_full_device_fails_in_one_line(argv):
-    """Buffered output (no PYTHONUNBUFFERED) is written at exit, after the command's own checks: a short
-    result was lost with status 0, a longer one said "Exception ignored" with status 120."""
+def _into_full_device(argv: list[str], unbuffered: bool) -> subprocess.CompletedProcess[str]:
+    """``nextword ARGV > /dev/full`` in a child process, with standard output unbuffered or not."""
     code = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     with open("/dev/full", "w", encoding="utf-8") as full:
-        result = subprocess.run(
+        return subprocess.run(
             [sys.executable, "-c", code, *argv],
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
             timeout=60,
-            env=env,
+            env={**env, "PYTHONUNBUFFERED": "1"} if unbuffered else env,
         )
+
+
+@FULL
+@pytest.mark.parametrize(
+    ("argv", "unbuffered"),
+    [
+        (["info"], False),
+        (["suggest", "the network", "-k", "300"], False),
+        (["generate", "x", "--max-words", "300", "--seed", "1"], False),
+        (["--version"], False),  # argparse prints these before the command runs: status 120, then 0
+        (["generate", "--help"], False),
+        # argparse ignores an error writing help: with PYTHONUNBUFFERED (set in many containers) it said
+        # nothing and exited 0
+        (["--version"], True),
+        (["--help"], True),
+        (["generate", "--help"], True),
+    ],
+)
+def test_a_command_printing_into_a_full_device_fails_in_one_line(argv, unbuffered):
+    """Buffered output (no PYTHONUNBUFFERED) is written at exit, after the command's own checks: a short
+    result was lost with status 0, a longer one said "Exception ignored" with status 120."""
+    result = _into_full_device(argv, unbuffered)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "Exception" not in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
     assert "cannot write the result to standard output: No space left on device" in result.stderr
