@@ -90,7 +90,7 @@ class DocumentSplit:
     # (documents,) each document's near-duplicate group (the index of its first document), kept for a
     # scheme whose development part follows the groups (SplitRecord.dev_by_group); else None
     groups: np.ndarray | None = None
-    digest: str | None = None  # the documents read, in order: their corpus_digest() (None: not taken)
+    digest: str | None = None  # SHA-256 (hex) of the documents read, in order (_digested); None: not taken
 
     def training_groups(self) -> np.ndarray | None:
         """The near-duplicate group of each training document, in corpus order, for

@@ -240,7 +240,7 @@ class Provenance:
     export_command: str | None = None
     base: BaseRun | None = None  # the run a fine-tuned model started from; None: trained from scratch
     # SHA-256 (hex) of the documents read from the corpus files, in order (nextword.corpus.split);
-    # None: not recorded (a file exported before 2026-12-05)
+    # None: not recorded (a run trained before 2026-12-05)
     corpus_sha256: str | None = None
 
     def describe(self) -> list[tuple[str, str]]:

@@ -23,9 +23,9 @@ class Cors(CORSMiddleware):
     header (the ``Authorization`` OpenAI's clients send), exposing ``Retry-After`` and ``X-Request-ID``.
 
     A preflight it refuses got Starlette's plain text (``Disallowed CORS origin``); it gets a 400
-    ``cors_refused`` whose message names the origin or the method and the flag or list that allows them.
+    ``cors_refused`` whose message names the origin or the method and the flag or list that allows them
+    (a browser does not show it to the page; a developer reading the network panel sees the reason).
     An allowed origin's page may call from a public address to this server on a private one.
-    A browser shows neither to a page; a developer reading the network panel sees the reason.
     """
 
     def __init__(self, app: Any, origins: list[str]) -> None:

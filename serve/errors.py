@@ -396,8 +396,8 @@ _JSON_WORDS = {True: "true", False: "false", None: "null"}
 def _shown(value: Any) -> str:
     """A value of the body as a message shows it: a list or an object as JSON, as the client wrote it
     (``{"x": true}``, ``[NaN]``; controls, bidirectional marks and lone surrogates escaped, as
-    ``\\u202e``), ``true``/``false``/``null`` so, and a string
-    or a number as the runtime's messages show them (``'x'``, ``1.5``)."""
+    ``\\u202e``), ``true``/``false``/``null`` so, and a string or a number as the runtime's messages
+    show them (``'x'``, ``1.5``)."""
     if isinstance(value, list | dict):
         return safe_json(json.dumps(value, ensure_ascii=False))
     return _JSON_WORDS[value] if isinstance(value, bool | None) else repr(value)
