@@ -43,6 +43,9 @@ const WHITESPACE = new RegExp(`[${S}]+`, 'gu');
 const UNUSABLE = new RegExp(`[${S}\\u{0}-\\u{1f}\\u{7f}-\\u{9f}\\u{d800}-\\u{dfff}]`, 'u');
 // Starts only where a run of whitespace starts, as in Python: tried from every space of a run, the leading
 // whitespace would scan the rest of the run each time (quadratic in its length).
+// A high surrogate that no low one follows (code units: no u flag); only then can dropping a figure
+// reference join two surrogates into one character.
+const LONE_HIGH = /[\ud800-\udbff](?![\udc00-\udfff])/;
 const FIGURE_REF = new RegExp(
   `(?<![${S}])[${S}]*\\([${S}]*[${D}]+[${L}]?'*(?:[${S}]*[,\\-][${S}]*[${D}]+[${L}]?'*)*[${S}]*\\)`,
   'gu',
@@ -340,7 +343,10 @@ export function normalize(text, config) {
 export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
   if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
   const pattern = TOKEN_BY_VERSION.get(version);
-  return normalizedParts(text, config).flatMap((part) => part.match(pattern) ?? []);
+  const parts = normalizedParts(text, config);
+  return parts.length === 1
+    ? (parts[0].match(pattern) ?? [])
+    : parts.flatMap((part) => part.match(pattern) ?? []);
 }
 
 /**
@@ -351,14 +357,29 @@ export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
 function normalizedParts(text, config) {
   text = pyNfkc(text);
   text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
-  let parts = config.dropFigureRefs ? withoutFigureRefs(text) : [text];
-  if (config.lowercase) parts = parts.map(pyLower); // a surrogate stops final sigma's context in Python too
-  parts = parts.map((part) => part.replace(WHITESPACE, ' '));
-  // Only the ends of the whole text are stripped: a cut lies between two surrogates, never at a space.
-  const last = parts.length - 1;
-  parts[0] = parts[0].replace(/^ +/u, '');
-  parts[last] = parts[last].replace(/ +$/u, '');
-  return parts;
+  if (config.dropFigureRefs && LONE_HIGH.test(text)) {
+    const parts = withoutFigureRefs(text).map((part) => finished(part, config));
+    // Only the ends of the whole text are stripped: a cut lies between two surrogates, never at a space.
+    parts[0] = stripped(parts[0], true, false);
+    parts[parts.length - 1] = stripped(parts[parts.length - 1], false, true);
+    return parts;
+  }
+  if (config.dropFigureRefs) text = text.replace(FIGURE_REF, '');
+  return [stripped(finished(text, config), true, true)];
+}
+
+/** Case (a surrogate stops final sigma's context in Python too) and runs of whitespace. */
+function finished(text, config) {
+  return (config.lowercase ? pyLower(text) : text).replace(WHITESPACE, ' ');
+}
+
+/** `text` without the spaces at its `start` and its `end`. */
+function stripped(text, start, end) {
+  let from = 0;
+  let to = text.length;
+  while (start && from < to && text[from] === ' ') from++;
+  while (end && to > from && text[to - 1] === ' ') to--;
+  return text.slice(from, to);
 }
 
 /** `text` without its figure references, cut where a removal would join two lone surrogates. */
