@@ -152,6 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failed check, 2 bad input)."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    top = {flag for action in parser._actions for flag in action.option_strings}
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    named = next((i for i, a in enumerate(argv) if a in commands or a == "--"), len(argv))  # "--": no more
+    early = [a for a in argv[:named] if a.startswith("-") and a.split("=", 1)[0] not in top]
+    if early:  # before the command's name, or with none: the top level's options (-q, --version) meant
+        refuse_unknown(parser, "", early)
     try:
         args, unknown = parser.parse_known_args(argv)
     except SystemExit as exc:  # --help or --version printed (status 0), or a usage error said
@@ -160,11 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except OSError as exc:  # --help or --version could not be written
         return _unprinted(exc)
-    named = argv.index(args.command) if args.command in argv else 0
-    top = {flag for action in parser._actions for flag in action.option_strings}
-    early = [a for a in argv[:named] if a in unknown and a.split("=", 1)[0] not in top]
-    if early:  # before the command's name: the top level's options (-q, --version) were meant
-        refuse_unknown(parser, "", early)
     if unknown:
         args, unknown = _intermixed(parser, args, argv, unknown)
     if unknown:  # said by the subcommand's parser: its usage, not the top level's

@@ -439,6 +439,7 @@ def test_score_of_a_dash_says_it_is_the_text_itself(model_path, capsys, caplog):
     [
         (["--verison", "generate", "x"], "unrecognized arguments: --verison (did you mean --version?)"),
         (["--quite", "generate", "x"], "unrecognized arguments: --quite (did you mean --quiet?)"),
+        (["--verison"], "unrecognized arguments: --verison (did you mean --version?)"),  # was: COMMAND
     ],
 )
 def test_a_mistyped_option_before_the_command_is_the_top_level_s(argv, said, capsys):
