@@ -41,11 +41,11 @@ const APOSTROPHES = /[\u2018\u2019\u201b\u2032]/gu;
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/gu; // eslint-disable-line no-control-regex
 const WHITESPACE = new RegExp(`[${S}]+`, 'gu');
 const UNUSABLE = new RegExp(`[${S}\\u{0}-\\u{1f}\\u{7f}-\\u{9f}\\u{d800}-\\u{dfff}]`, 'u');
-// Starts only where a run of whitespace starts, as in Python: tried from every space of a run, the leading
-// whitespace would scan the rest of the run each time (quadratic in its length).
 // A high surrogate that no low one follows (code units: no u flag); only then can dropping a figure
 // reference join two surrogates into one character.
 const LONE_HIGH = /[\ud800-\udbff](?![\udc00-\udfff])/;
+// Starts only where a run of whitespace starts, as in Python: tried from every space of a run, the leading
+// whitespace would scan the rest of the run each time (quadratic in its length).
 const FIGURE_REF = new RegExp(
   `(?<![${S}])[${S}]*\\([${S}]*[${D}]+[${L}]?'*(?:[${S}]*[,\\-][${S}]*[${D}]+[${L}]?'*)*[${S}]*\\)`,
   'gu',
