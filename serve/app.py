@@ -52,12 +52,11 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
             f"device {config.device!r} is for the model the server loads: a model given runs where load() "
             "put it (load(path, device=...))"
         )
-    planned = model is None and not config.session_settings  # load()'s own sessions (--no-batching)
+    settings = config.session_settings if model is None else {}  # made once: it builds session options
+    planned = model is None and not settings  # load()'s own sessions (--no-batching)
     if model is None:
         try:
-            model = load(
-                config.model_path, **config.session_settings, device=config.device, limits=config.load_limits
-            )
+            model = load(config.model_path, **settings, device=config.device, limits=config.load_limits)
         except ModelFileError as exc:
             raise config.explained(exc) from None
     # the id clients see and send: --served-model-name (the first), else the file's name without .onnx
