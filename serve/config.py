@@ -436,15 +436,15 @@ def _proxies(value: object) -> tuple[str, ...] | None:
 
 
 def _origins(value: object) -> tuple[str, ...]:
-    """``cors_origins`` checked: a list or tuple of origins as browsers send them, or ``*``."""
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise WrongTypeError(
-            f"cors_origins must be a list of origins (http://example.com:8080), got {value!r}"
-        )
-    for origin in value:
-        if origin != "*" and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
-            raise (ValueError if isinstance(origin, str) else WrongTypeError)(
+    """``cors_origins`` checked: an origin (or ``*``), a list or tuple of them, or a comma-separated string."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise wrong_type("cors_origins", "an origin (http://example.com:8080) or a list of them", value)
+    origins = [part.strip() for item in items for part in item.split(",")]
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ValueError(
                 f"cors_origins has {origin!r}, which is not an origin: give scheme://host[:port] with no "
                 "path or trailing slash (http://localhost:5173), or * for any"
             )
-    return tuple(value)
+    return tuple(dict.fromkeys(origins))

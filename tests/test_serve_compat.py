@@ -337,6 +337,18 @@ def test_a_cors_origin_that_is_not_an_origin_is_refused(origin):
         ServeConfig(cors_origins=(origin,))
 
 
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("http://a.example", ("http://a.example",)),  # one origin, as served_model_name and api_keys take one
+        ("http://a.example, https://b.example:8443", ("http://a.example", "https://b.example:8443")),
+        (["*", "http://a.example,http://a.example"], ("*", "http://a.example")),  # each once
+    ],
+)
+def test_cors_origins_take_one_origin_a_list_or_a_comma_separated_string(given, kept):
+    assert ServeConfig(cors_origins=given).cors_origins == kept
+
+
 def test_the_cors_flag_repeats_and_reaches_worker_processes():
     from nextword.cli.args import config_from_args
     from nextword.cli.main import build_parser

@@ -29,8 +29,12 @@ def bundled() -> NextWordModel:
     ("settings", "message"),
     [
         (
-            {"cors_origins": "http://example.com"},
-            r"cors_origins must be a list of origins .*got 'http://example\.com'",
+            {"cors_origins": "http://example.com/"},
+            r"cors_origins has 'http://example\.com/', which is not an origin",
+        ),
+        (
+            {"cors_origins": 5},
+            r"cors_origins must be an origin \(http://example\.com:8080\) or a list of them, got 5",
         ),
         ({"host": ""}, r"host must be a host name or an IP address, got ''"),
         ({"host": None}, r"host must be a host name or an IP address, got None"),
