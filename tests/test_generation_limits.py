@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from nextword.runtime import GenerationConfig, ModelFileError, load
+from nextword.runtime import GenerationConfig, Generator, ModelFileError, load
 from nextword.runtime.generation import (
     MAX_LENGTH_PENALTY,
     MAX_NGRAM,
@@ -92,6 +92,13 @@ def test_no_repeat_unigrams_never_emit_padding(model):
     assert not any(token in text for token in NEVER), text
     tokens = model.tokenizer.encode(text)
     assert len(tokens) == len(set(tokens))  # no word twice
+    # the README: such a text ends as at the end of a document, stop_at_end off or not
+    gen = Generator(model)
+    config = GenerationConfig(no_repeat_ngram_size=1, stop_at_end=False, max_words=words + 20, seed=3)
+    rows = gen.add(["the", "a"], config)
+    gen.run()
+    assert [gen.finish_reason(r) for r in rows] == ["end", "end"]
+    assert all(len(gen.tokens(r)) < words for r in rows)  # fewer than the vocabulary: pad, unk, eod never
 
 
 # --------------------------------------------------------------------------- stored defaults
