@@ -55,7 +55,8 @@ def integer_product(weight: np.ndarray, zero: np.ndarray, activations: np.ndarra
             numpy_helper.from_array(zero, "zb"),
         ],
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # IR version 8, as the exporter writes: onnx 1.23's default (14) is newer than onnxruntime < 1.32 reads
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {"A": activations})[0]
 

@@ -436,7 +436,7 @@ def _proxies(value: object) -> tuple[str, ...] | None:
 
 
 def _origins(value: object) -> tuple[str, ...]:
-    """``cors_origins`` checked: an origin (or ``*``), a list or tuple of them, or a comma-separated string."""
+    """``cors_origins`` checked: an origin (or ``*``), a list or tuple of them, or a comma-separated list."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
         raise wrong_type("cors_origins", "an origin (http://example.com:8080) or a list of them", value)

@@ -25,7 +25,7 @@ from nextword.runtime.errors import ModelRunError, shorten
 from nextword.runtime.terminal import safe_json
 
 from .access import REQUEST_ID, request_line
-from .bodies import BodyUnreadable
+from .bodies import BodyUnreadable, json_content, not_json_content
 from .headers import COMMON_HEADERS
 from .schemas import CompletionRequest, ScoreRequest, SuggestRequest, error_body
 
@@ -181,10 +181,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         taken = _parameters(getattr(request.scope.get("route"), "path", ""))
         first = _first(exc.errors(), taken)
-        if _body_error(first) and not _json_content(request):
-            given = request.headers.get("content-type") or "none"
-            message = f"send the request body as JSON with content-type: application/json (got {given})"
-            return APIError(400, message, code="unsupported_content_type").response()
+        if _body_error(first) and not json_content(request):
+            refused = not_json_content(request)
+            return APIError(400, str(refused), code=refused.code).response()
         message = _describe(first, [e for e in exc.errors() if _param(e) == _param(first)], taken)
         return APIError(400, message, _param(first), code=_code(first)).response()
 
@@ -349,11 +348,6 @@ def _code(error: dict[str, Any]) -> str:
 def _body_error(error: dict[str, Any]) -> bool:
     """Whether pydantic's ``error`` is about the body as a whole (empty, or not an object)."""
     return _param(error) is None and error.get("type") in ("model_attributes_type", "dict_type")
-
-
-def _json_content(request: Request) -> bool:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return kind == "application/json" or kind.endswith("+json")
 
 
 def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = (), taken: Sequence[str] = ()) -> str:

@@ -118,7 +118,7 @@ def ranged_file(headers: Mapping[str, str], path: Path, stat: os.stat_result, **
         )
     ):
         try:
-            byte_ranges(asked, stat.st_size, _RangedFile.max_ranges)
+            response.ignore_range = not byte_ranges(asked, stat.st_size, MAX_RANGES)
         except RangeNotSatisfiable:
             raise APIError(
                 416,
@@ -147,12 +147,23 @@ class _RangedFile(FileResponse):
     answers a malformed range with a plain-text 400, refuses a unit it does not know rather than ignoring
     it, and refuses a list of ranges when one of them is past the end)."""
 
+    ignore_range = False  # a Range in another unit, or of too many ranges: 200, the whole file
+
     @classmethod
     def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
-        return byte_ranges(http_range, file_size, cls.max_ranges)
+        return byte_ranges(http_range, file_size, MAX_RANGES)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            self.ignore_range
+        ):  # Starlette before 1.5.1 answers no ranges with an empty 206: it is not shown one
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]}
+        await super().__call__(scope, receive, send)
 
 
 _RANGE = re.compile(r"(\d*)\s*-\s*(\d*)", re.ASCII)
+# A Range of more ranges is ignored (the whole file), as Starlette's own cap (max_ranges, 1.5.1) does
+MAX_RANGES = 100
 _BEYOND = 10**19  # a byte position past any file
 
 
@@ -163,7 +174,7 @@ def _position(digits: str) -> int:
     return int(digits) if len(digits) <= 19 else _BEYOND
 
 
-def byte_ranges(header: str, size: int, most: int = 100) -> list[tuple[int, int]]:
+def byte_ranges(header: str, size: int, most: int = MAX_RANGES) -> list[tuple[int, int]]:
     """The ``[start, end)`` byte ranges a ``Range`` header asks of a file of ``size`` bytes, sorted and
     merged, as RFC 9110 (14.1.2, 14.2) reads it: ``[]`` (the whole file) for a unit other than bytes or
     more than ``most`` ranges; the ranges that overlap the file, the others dropped. Raises

@@ -25,9 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test marked ``corpus`` reads the reference corpus: skipped, saying where it was looked for, on a
-    machine without it."""
+    machine without it. One marked ``train`` trains or checks the training stack's own messages: skipped
+    on a runtime-only install, as the tests that use the trained fixtures are."""
     if item.get_closest_marker("corpus") is not None and not REFERENCE_CORPUS.is_file():
         pytest.skip(f"the reference corpus is absent: {REFERENCE_CORPUS} (../shared beside the repository)")
+    if item.get_closest_marker("train") is not None:
+        _need_training_stack()
 
 
 # AF_UNIX socket paths are at most 107 bytes: chromium keeps one under $TMPDIR (a folder of ~30

@@ -111,6 +111,7 @@ def test_resuming_a_finished_run_with_no_more_epochs(run_dir, tmp_path, caplog):
     assert "nothing to train; resume with --epochs above" in caplog.text
 
 
+@pytest.mark.train
 def test_a_corpus_too_small_to_split(tiny_config, tmp_path, capsys):
     from nextword.train import CorpusError, train
 

@@ -335,6 +335,7 @@ def test_export_to_a_folder_or_a_full_disk(capsys, run_dir, tmp_path, monkeypatc
     assert f"{out}: No space left on device; free some space" in line
 
 
+@pytest.mark.train
 def test_train_on_a_read_only_filesystem(capsys, corpus_files, tmp_path, monkeypatch):
     target = tmp_path / "run"
     real_mkdir = pathlib.Path.mkdir
@@ -361,6 +362,7 @@ def test_train_with_a_seed_out_of_range_names_the_flag_and_writes_nothing(
     assert not out.exists()
 
 
+@pytest.mark.train
 def test_train_resume_of_what_is_not_a_run_says_what_it_is(capsys, tmp_path):
     (tmp_path / "afile").write_text("notes")
     (tmp_path / "unrelated").mkdir()

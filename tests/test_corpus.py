@@ -273,6 +273,7 @@ def test_a_vocabulary_without_a_single_word_is_refused_before_training(corpus_fi
         build_vocabulary(split, TokenizerConfig(min_count=100_000))
 
 
+@pytest.mark.train
 def test_a_corpus_with_no_word_once_tokenized_is_refused_before_training(tmp_path, capsys):
     """Documents of figure references alone ("(12) (13a)"), dropped by the tokenizer, trained a model of
     document ends and exited 0; its export then failed with numpy's "low >= high"."""

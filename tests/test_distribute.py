@@ -169,6 +169,7 @@ def test_replicas_split_each_global_batch_and_read_every_window_once(tmp_path, r
     assert later[0].min() == 2 and np.array_equal(later[2], parts[0][2][parts[0][0] >= 2])
 
 
+@pytest.mark.train
 def test_the_dataset_of_each_replica_reads_its_part_and_pads_an_empty_one(tmp_path):
     import tensorflow as tf
 

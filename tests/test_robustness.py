@@ -116,6 +116,7 @@ def test_export_killed_mid_write_leaves_the_previous_file(run_dir, model_path, t
 # ----------------------------------------------------------------------------- a training run killed
 
 
+@pytest.mark.train
 @pytest.mark.slow
 def test_training_killed_with_sigkill_resumes_to_the_end(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", synthetic_documents(300, seed=3))["text"]
@@ -150,6 +151,7 @@ def test_training_killed_with_sigkill_resumes_to_the_end(tmp_path):
     assert not list(run.glob(".*.tmp*"))  # no half-written file left behind
 
 
+@pytest.mark.train
 @pytest.mark.slow
 def test_resume_mends_a_checkpoint_that_lags_the_metrics(tmp_path, tiny_config):
     from dataclasses import replace

@@ -75,6 +75,7 @@ def test_fine_tuning_from_a_run_cut_off_while_saving_is_refused(
     assert not out.exists()
 
 
+@pytest.mark.train
 def test_a_run_into_a_file_is_refused(tmp_path: Path, tiny_config) -> None:
     """out naming an existing file (not a folder) is a RunExistsError; the file is left as it was."""
     from nextword.train import RunExistsError, train
@@ -101,6 +102,7 @@ def test_a_new_run_into_a_run_that_stopped_early_says_it_finished(run_copy: Path
     assert f"epochs={done + 1}" in message and "overwrite=True" in message
 
 
+@pytest.mark.train
 def test_resuming_a_run_whose_patience_ran_out_warns_it_stops_again(caplog: pytest.LogCaptureFixture) -> None:
     """A resumed run whose development loss has not improved for `patience` epochs is warned that it
     stops after the next epoch unless that one improves."""

@@ -156,3 +156,24 @@ def test_names_and_ids_a_client_sent_are_echoed_cut_to_80_characters(client):
     nowhere = client.get("/" + "p" * 10_000)
     assert nowhere.status_code == 404 and len(nowhere.content) < 600
     assert nowhere.json()["error"]["message"].startswith(f"no /{'p' * 79}... on this server")
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_of_another_type_is_not_read_as_json_whatever_fastapi_would_do(content_type):
+    """FastAPI before 0.132 read a body sent without a JSON content type as JSON: a page on any site can
+    POST text/plain without a CORS preflight. The routes' own reader refuses it, on any FastAPI."""
+    import asyncio
+
+    from nextword.serve.bodies import BodyUnreadable, _UTF8Request
+
+    headers = [] if content_type is None else [(b"content-type", content_type.encode())]
+    scope = {"type": "http", "method": "POST", "path": "/v1/completions", "headers": headers}
+
+    async def receive():
+        return {"type": "http.request", "body": REQUEST.encode(), "more_body": False}
+
+    with pytest.raises(BodyUnreadable, match=r"content-type: application/json \(got ") as refused:
+        asyncio.run(_UTF8Request(scope, receive).json())
+    assert refused.value.code == "unsupported_content_type"
+    scope["headers"] = [(b"content-type", b"application/json; charset=utf-8")]
+    assert asyncio.run(_UTF8Request(scope, receive).json()) == {"prompt": "the network", "max_tokens": 2}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 
-import crafted
 import numpy as np
 import pytest
 
@@ -89,11 +88,18 @@ def test_texts_are_those_of_forward_steps(model_path, options):
     assert bound.generate(prompts, config) == plain.generate(prompts, config)
 
 
+def _capped_to_two_rows(model_path) -> bytes:
+    """The test model with its logits cut to the first two rows (the onnx package, the train extra's)."""
+    import crafted
+
+    return crafted.cap_logits(crafted.proto(model_path), axis=0, end=2).SerializeToString()
+
+
 def test_a_step_that_fails_in_onnxruntime_raises_model_run_error(model_path, tmp_path):
     """A graph that passes the probe but cuts larger batches: the bound output no longer fits, and
     onnxruntime's refusal becomes a ModelRunError naming the file, not stale logits."""
     path = tmp_path / "rows.onnx"
-    path.write_bytes(crafted.cap_logits(crafted.proto(model_path), axis=0, end=2).SerializeToString())
+    path.write_bytes(_capped_to_two_rows(model_path))
     model = load(path)
     stepper = model.stepper()
     stepper.step(np.array([1, 2]), model.initial_state(2))  # two rows work
@@ -204,7 +210,7 @@ def test_a_step_that_fails_on_a_gpu_names_the_device_as_a_likely_cause(model_pat
     """On a GPU a failed step may be the device's (out of memory): the message says so, and how to tell
     it from a damaged file, rather than blaming the file alone."""
     path = tmp_path / "rows.onnx"
-    path.write_bytes(crafted.cap_logits(crafted.proto(model_path), axis=0, end=2).SerializeToString())
+    path.write_bytes(_capped_to_two_rows(model_path))
     model = load(path, threads=1)
     model.session = _DeviceSession(model.session)
     with pytest.raises(ModelRunError, match="on CUDAExecutionProvider that may be the device") as info:
