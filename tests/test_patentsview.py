@@ -15,6 +15,7 @@ import time
 import tracemalloc
 import zipfile
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from helpers import REFERENCE_CORPUS, run_python
 from nextword.cli.main import main
-from nextword.corpus import CorpusError
+from nextword.corpus import CorpusConfig, CorpusError, read_documents
 from nextword.corpus.patentsview import (
     CORPUS_COLUMNS,
     MAX_LISTED,
@@ -292,6 +293,12 @@ def test_missing_file_and_since_without_patents_are_refused(tables, tmp_path):
         PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, since="2015-01-01", out=str(out))
     with pytest.raises(ValueError, match=r"YYYY-MM-DD, got '2015-13-01' \(month must be in 1\.\.12\)"):
         PatentsViewConfig(patents="p", since="2015-13-01")
+    for other_shape in ("20150101", "2015-W01-1", "2015-1-1", "2015-01-01T00:00"):  # whatever Python reads
+        with pytest.raises(
+            ValueError, match=rf"^since must be a date written YYYY-MM-DD, got '{other_shape}'$"
+        ):
+            PatentsViewConfig(patents="p", since=other_shape)
+    assert PatentsViewConfig(patents="p", since=date(2015, 1, 1)).since == "2015-01-01"
     with pytest.raises(ValueError, match="limit must be a positive integer, got 0"):
         PatentsViewConfig(limit=0)
     with pytest.raises(ValueError, match="each query phrase needs at least one word, got '  '"):
@@ -456,7 +463,7 @@ FIELD_TEXT = st.text(
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(FIELD_TEXT, FIELD_TEXT), min_size=1, max_size=8), st.sampled_from([23, 1 << 20]))
-def test_any_field_text_comes_back_unchanged(tmp_path_factory, documents, chunk):
+def test_any_field_text_comes_back_unchanged_but_one_holding_a_nul(tmp_path_factory, documents, chunk):
     folder = tmp_path_factory.mktemp("roundtrip")
     abstracts = [f"{before} zq marker {after}" for before, after in documents]
     lines = [ABSTRACT_HEADER] + [
@@ -469,8 +476,28 @@ def test_any_field_text_comes_back_unchanged(tmp_path_factory, documents, chunk)
         summary = collect(PatentsViewConfig(abstracts=str(path), query=("zq marker",), out=str(out)))
     finally:
         stream.CHUNK = original
-    assert summary.skipped == 0
-    assert [row[0] for row in read_csv(out)[1:]] == abstracts
+    clean = [text for text in abstracts if "\x00" not in text]  # a corpus reader refuses a NUL
+    assert [row.reason for row in summary.skipped_rows] == [tsv.HOLDS_NUL] * (len(abstracts) - len(clean))
+    assert [row[0] for row in read_csv(out)[1:]] == clean
+
+
+def test_a_row_holding_a_nul_is_skipped_so_the_corpus_written_can_be_read(tmp_path):
+    """A NUL in an abstract is a corrupt row: written, it would make the whole corpus unreadable to
+    nextword's readers (and Python 3.10's csv cannot write it). It is skipped and listed, as a row that
+    is not UTF-8 is; a NUL in a column nextword does not take is no matter."""
+    lines = [
+        b"patent_id\tpatent_abstract\textra",
+        b'"1"\t"A neural network."\t"x"',
+        b'"2"\t"A neural network\x00."\t"x"',
+        b'"3"\t"Another neural network."\t"\x00"',
+    ]
+    path = write_table(tmp_path / "g_patent_abstract.tsv.zip", lines)
+    out = tmp_path / "c.csv"
+    summary = collect(PatentsViewConfig(abstracts=str(path), query=QUERY, out=str(out)))
+    assert [(r.line, r.reason) for r in summary.skipped_rows] == [(3, tsv.HOLDS_NUL)]
+    assert [row[2] for row in read_csv(out)[1:]] == ["1", "3"]
+    documents = list(read_documents(out, CorpusConfig()))
+    assert documents == ["A neural network.", "Another neural network."]
 
 
 # Junk lines: quotes, tabs, bytes that are not UTF-8, but never a line break nor the query.
@@ -489,7 +516,8 @@ def test_junk_lines_never_cost_a_good_row(tmp_path_factory, rows, chunk):
         abstract = f"zq marker {text}"
         lines.append(f'"{i}"\t"{abstract.replace(chr(34), 2 * chr(34))}"'.encode())
         lines += junk
-        expected.append([abstract, "", str(i), ""])
+        if "\x00" not in abstract:  # skipped, as corpus readers refuse it
+            expected.append([abstract, "", str(i), ""])
     path = write_table(folder / "g_patent_abstract.tsv.zip", lines)
     out = folder / "corpus.csv"
     original, stream.CHUNK = stream.CHUNK, chunk

@@ -93,11 +93,12 @@ class PatentsViewConfig:
             if not isinstance(phrase, str) or not phrase.split():
                 raise ValueError(f"each query phrase needs at least one word, got {phrase!r}")
         if self.since is not None:
-            try:
+            try:  # the shape checked first: Python 3.11's fromisoformat also reads 20240101 and 2024-W01
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(self.since), re.ASCII):
+                    raise ValueError
                 since = date.fromisoformat(str(self.since))
             except ValueError as exc:
-                shape = re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(self.since))
-                why = f" ({exc})" if shape else ""  # the shape is right: month 13, February 30...
+                why = f" ({exc})" if str(exc) else ""  # the shape is right: month 13, February 30...
                 raise ValueError(
                     f"since must be a date written YYYY-MM-DD, got {self.since!r}{why}"
                 ) from None

@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BAD_QUOTING", "SURROGATE", "UNCLOSED", "not_utf8", "parse_record", "split_fields", "too_long"]
+__all__ = [
+    "BAD_QUOTING",
+    "HOLDS_NUL",
+    "SURROGATE",
+    "UNCLOSED",
+    "not_utf8",
+    "parse_record",
+    "split_fields",
+    "too_long",
+]
 
 # One field of a record: quoted (doubled quotes inside) or bare (no quote, no tab), then a tab or the end.
 _FIELD = re.compile(r'"([^"]*(?:""[^"]*)*)"(?=\t|\Z)|([^\t"]*)(?=\t|\Z)')
 SURROGATE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as decoded by surrogateescape
 BAD_QUOTING = "bad quoting: a quote inside a bare field, or text after a closing quote"
 UNCLOSED = "a quoted field that is never closed"
+# A corpus file with a NUL is refused by the corpus readers (and csv before Python 3.11 cannot write one).
+HOLDS_NUL = "a NUL character (a zero byte) in a field it needs, which text does not hold"
 
 
 def too_long(max_record_bytes: int) -> str:
@@ -24,6 +35,13 @@ def too_long(max_record_bytes: int) -> str:
 
 def parse_record(record: str, ncols: int, idx: tuple[int, ...]) -> tuple[str, ...] | str:
     """The wanted values of one record, or the reason it is malformed."""
+    values = _wanted_values(record, ncols, idx)
+    if isinstance(values, tuple) and any("\x00" in value for value in values):
+        return HOLDS_NUL
+    return values
+
+
+def _wanted_values(record: str, ncols: int, idx: tuple[int, ...]) -> tuple[str, ...] | str:
     if record[-1:] == "\r":
         record = record[:-1]
     if not record.isascii() and SURROGATE.search(record):
