@@ -72,10 +72,10 @@ def find_duplicates(documents: Iterable[str], settings: DedupSettings, *, marks:
     ``marks``: combining marks are letters of the words compared, as split scheme ``dedup-v4`` has it
     (:func:`nextword.corpus.split.words_take_marks`); without, they separate words, as in the older
     schemes (the default, for callers that rebuild those)."""
-    builder = SignatureBuilder(settings, marks=marks)
-    for document in documents:
-        builder.add(document)
-    keys, has_words, signatures = builder.finish()
+    with SignatureBuilder(settings, marks=marks) as builder:
+        for document in documents:
+            builder.add(document)
+        keys, has_words, signatures = builder.finish()
     del builder
     with signatures:
         dropped = later_repeats(keys)
@@ -91,14 +91,14 @@ def shared_documents(
     ``reference`` documents, as :func:`find_duplicates` judges them over the reference documents followed
     by these (a near-duplicate group holding a reference document). Both are read once; memory as
     :func:`find_duplicates` holds for all of them."""
-    builder = SignatureBuilder(settings, marks=marks)
     n_reference = 0
-    for document in reference:
-        builder.add(document)
-        n_reference += 1
-    for document in documents:
-        builder.add(document)
-    keys, has_words, signatures = builder.finish()
+    with SignatureBuilder(settings, marks=marks) as builder:
+        for document in reference:
+            builder.add(document)
+            n_reference += 1
+        for document in documents:
+            builder.add(document)
+        keys, has_words, signatures = builder.finish()
     del builder
     with signatures:
         first = first_of_key(keys)  # an exact copy stands for the first document with its words

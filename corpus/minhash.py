@@ -216,6 +216,7 @@ class SignatureBuilder:
         except OSError as exc:
             self._key_spill.close()
             raise _spill_error(exc, self.settings.num_perm) from None
+        self._handed_over = False  # finish() gave the signatures' file to a SignatureFile
         self._batch_keys = array("Q")
         self._batch: list[str] = []
         self._batch_rows: list[int] = []  # the row of each batched text among the batch's documents
@@ -271,7 +272,21 @@ class SignatureBuilder:
         except OSError as exc:
             raise _spill_error(exc, self.settings.num_perm) from None
         has_words = np.frombuffer(self._has_words, dtype=bool)
+        self._handed_over = True
         return keys, has_words, SignatureFile(self._spill, len(keys), self.settings.num_perm)
+
+    def close(self) -> None:
+        """Delete the temporary files (a corpus that failed halfway leaves none open); the signatures'
+        file, once :meth:`finish` handed it over, is its :class:`SignatureFile`'s to close."""
+        self._key_spill.close()
+        if not self._handed_over:
+            self._spill.close()
+
+    def __enter__(self) -> SignatureBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _spill_error(exc: OSError, num_perm: int) -> CorpusError:

@@ -474,3 +474,33 @@ def test_a_long_document_is_hashed_in_chunks_to_the_same_signature():
         tracemalloc.stop()
         builder.finish()[2].close()
     assert peak < 60e6, f"{peak / 1e6:.0f} MB to hash one 400,000-word document"  # whole: over 100 MB
+
+
+@pytest.mark.parametrize("call", ["find_duplicates", "shared_documents"])
+def test_a_corpus_that_fails_halfway_leaves_no_temporary_file_open(monkeypatch, call):
+    """The keys' and the signatures' temporary files are closed (deleted) when reading the documents
+    fails, not kept open, with their disk space, by a traceback a notebook holds on to."""
+    from nextword.corpus import dedup, minhash
+
+    opened = []
+    real = minhash.tempfile.TemporaryFile
+
+    def recorded(*args, **kwargs):
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(minhash.tempfile, "TemporaryFile", recorded)
+
+    def documents():
+        yield "a first document of several words"
+        raise OSError("the corpus file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        if call == "find_duplicates":
+            dedup.find_duplicates(documents(), DEFAULT)
+        else:
+            dedup.shared_documents(["a reference document"], documents(), DEFAULT)
+    assert len(opened) == 2 and all(f.closed for f in opened)
+    opened.clear()
+    dedup.find_duplicates(iter(["one document", "another one"]), DEFAULT)  # and when it works
+    assert len(opened) == 2 and all(f.closed for f in opened)
