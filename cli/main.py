@@ -188,9 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     # TensorFlow's C++ start-up chatter drowns the progress bar; the user's own setting wins. Its
-    # Python logger reports every collective of distributed training at INFO.
+    # Python logger reports every collective of distributed training at INFO, tf2onnx's each pass of
+    # its converter and optimizer.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    for chatty in ("tensorflow", "tf2onnx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     # SIGTERM (what timeout, systemd, docker and batch schedulers send) ends a command as Ctrl-C does,
     # with its message and its clean-up (a temporary file removed), instead of silently; serve's uvicorn
     # takes SIGTERM itself, to drain its requests.

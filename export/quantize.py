@@ -28,7 +28,7 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
         onnx.save(proto, str(source))
         root = logging.getLogger()
         handlers = list(root.handlers)
-        root.addFilter(_drop_preprocessing_advice)
+        root.addFilter(_drop_quantizer_chatter)
         try:
             quantize_dynamic(
                 str(source),
@@ -37,7 +37,7 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
                 op_types_to_quantize=list(QUANTIZED_OPS),
             )
         finally:
-            root.removeFilter(_drop_preprocessing_advice)
+            root.removeFilter(_drop_quantizer_chatter)
             # It logs through the logging module's functions, which give a root logger without handlers
             # one of their own (logging.basicConfig): the host application's logging would keep it.
             for handler in [h for h in root.handlers if h not in handlers]:
@@ -96,7 +96,11 @@ def product_weights(proto: onnx.ModelProto) -> list[tuple[str, str]]:
     return list(dict.fromkeys(pairs))
 
 
-def _drop_preprocessing_advice(record: logging.LogRecord) -> bool:
+def _drop_quantizer_chatter(record: logging.LogRecord) -> bool:
     """quantize_dynamic logs advice to run shape-inference pre-processing, meant for vision models with
-    static shapes; our graph has dynamic batch and time axes, so the advice does not apply."""
-    return "pre-processing before quantization" not in record.getMessage()
+    static shapes (our graph has dynamic batch and time axes, so it does not apply), and that a tensor
+    has no quantization parameters, which dynamic quantization computes as it runs: neither is news."""
+    message = record.getMessage()
+    return (
+        "pre-processing before quantization" not in message and "Quantization parameters for" not in message
+    )

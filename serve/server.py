@@ -118,12 +118,21 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     uvicorn's lines (its access log too) are written with a time stamp (:mod:`nextword.serve.logs`);
     nextword's own go through the caller's logging configuration, as ``nextword serve`` sets it up.
     """
+    config = served(config, model)  # None: ServeConfig(); a dict or a path: WrongTypeError
+    # nextword's own serving messages follow --log-level too (never louder than the command asked: -q),
+    # while it serves: a program that called serve() gets its logging back as it was
+    ours = logging.getLogger("nextword")
+    before = ours.level
+    ours.setLevel(max(ours.getEffectiveLevel(), logging.getLevelName(config.log_level.upper())))
+    try:
+        _serve(config, model)
+    finally:
+        ours.setLevel(before)
+
+
+def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
     import uvicorn
 
-    config = served(config, model)  # None: ServeConfig(); a dict or a path: WrongTypeError
-    # nextword's own serving messages follow --log-level too (never louder than the command asked: -q)
-    ours = logging.getLogger("nextword")
-    ours.setLevel(max(ours.getEffectiveLevel(), logging.getLevelName(config.log_level.upper())))
     common: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
@@ -169,8 +178,13 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     os.environ[CONFIG_ENV] = json.dumps(
         {**dataclasses.asdict(config), "_log_level": level, "_backstop": True}
     )
-    with _shared_metrics_folder():
-        uvicorn.run("nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common)
+    try:
+        with _shared_metrics_folder():
+            uvicorn.run(
+                "nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common
+            )
+    finally:
+        os.environ.pop(CONFIG_ENV, None)  # the workers' settings, not the caller's environment's
 
 
 def _http_protocol(config: ServeConfig) -> dict[str, Any]:

@@ -5,6 +5,7 @@ lowered here (tiny models trip them), and the size estimate is held to real expo
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 import re
@@ -233,16 +234,20 @@ def test_the_commands_load_a_file_over_the_size_caps_with_no_size_limits(
     assert "LoadLimits(max_nodes=...)" in str(refused.value)
 
 
-def test_the_server_loads_a_file_over_the_size_caps_with_no_size_limits(model_path, monkeypatch):
+def test_the_server_loads_a_file_over_the_size_caps_with_no_size_limits(model_path, monkeypatch, request):
     pytest.importorskip("fastapi", reason="fastapi missing: install nextword[serve]")
     from nextword.serve import ServeConfig, create_app, serve
 
     _lowered_defaults(monkeypatch, max_file_bytes=20_000)
+    ours = logging.getLogger("nextword")
+    request.addfinalizer(functools.partial(ours.setLevel, ours.level))  # setLevel: it clears the cache
+    ours.setLevel(logging.NOTSET)  # the caller's level, put back by serve()...
     for workers in (1, 2):  # one process loads in create_app; more check the file before starting them
-        config = ServeConfig(model=str(model_path), workers=workers, port=1)
+        config = ServeConfig(model=str(model_path), workers=workers, port=1, log_level="error")
         with pytest.raises(ModelFileError, match="add --no-size-limits") as refused:
             serve(config)
         assert "LoadLimits" not in str(refused.value)
+        assert ours.level == logging.NOTSET  # ...which raised it to ERROR while it served
     monkeypatch.setenv("NEXTWORD_MODEL", str(model_path))  # the path's origin is still said
     with pytest.raises(
         ModelLimitError, match=r"limit for model files \(the path comes from \$NEXTWORD_MODEL"

@@ -362,18 +362,19 @@ def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
 
     from nextword.serve import serve
 
-    ran = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append(kwargs["log_level"]))
     ours = logging.getLogger("nextword")
+    ran = []  # uvicorn's level, and ours while it serves
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append((kwargs["log_level"], ours.level)))
     before = ours.level
     try:
-        for start, asked, after in (
+        for start, asked, serving in (
             (logging.INFO, "warning", logging.WARNING),
             (logging.INFO, "info", logging.INFO),
             (logging.WARNING, "debug", logging.WARNING),  # never louder than -q asked
         ):
             ours.setLevel(start)
             serve(ServeConfig(port=0, log_level=asked), model)
-            assert ours.level == after and ran[-1] == asked
+            assert ran[-1] == (asked, serving)
+            assert ours.level == start  # as the caller had it, once serve() returns
     finally:
         ours.setLevel(before)
