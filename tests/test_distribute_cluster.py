@@ -233,7 +233,9 @@ def test_a_worker_killed_mid_epoch_is_restarted_and_training_resumes(corpus, ref
     assert not list((tmp_path / "tmp").glob("nextword*"))
 
 
-def test_one_process_killed_mid_epoch_resumes_at_its_checkpoint_step(corpus, reference, tmp_path):
+def test_one_process_killed_mid_epoch_resumes_at_its_checkpoint_step(
+    corpus, reference, tmp_path, monkeypatch
+):
     """The mid-epoch checkpoints serve a single process too: --resume continues the epoch at the
     checkpoint's step, and the run ends where an uninterrupted one does."""
     from nextword.train import resume
@@ -266,11 +268,9 @@ def test_one_process_killed_mid_epoch_resumes_at_its_checkpoint_step(corpus, ref
     child.communicate(timeout=30)
     assert json.loads((run / "metrics.json").read_text())["epochs"] == [], "killed after epoch 1 ended"
 
-    os.environ["NEXTWORD_RECORD_WINDOWS"] = str(tmp_path / "windows.b.0")
-    try:
+    with monkeypatch.context() as patch:  # a value set before the test is back after it
+        patch.setenv("NEXTWORD_RECORD_WINDOWS", str(tmp_path / "windows.b.0"))
         assert resume(run).epochs == 2
-    finally:
-        del os.environ["NEXTWORD_RECORD_WINDOWS"]
     epochs = json.loads((run / "metrics.json").read_text())["epochs"]
     assert epochs[0]["resumed_at_step"] % 20 == 0 and epochs[0]["resumed_at_step"] >= 20
     _assert_matches(epochs, reference)

@@ -26,9 +26,13 @@ def wait(driver, condition, message: str, timeout: float = IN_BROWSER_TIMEOUT):
     return page_wait(driver, condition, message, timeout)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser_mode(browser, live_server):
-    """The page switched to run the model in the browser, once the model is loaded there."""
+    """The page switched to run the model in the browser, once the model is loaded there. Loaded once
+    for the module, and again only where a test before left another page or the server's mode."""
+    here = browser.current_url.startswith(live_server.url + "/")
+    if here and browser.execute_script("return document.body.dataset.backend") == "browser":
+        return browser
     browser.get(live_server.url + "/")
     wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the model line never loaded")
     run_in_browser(browser)

@@ -115,6 +115,12 @@ def server(app: Path) -> Iterator[tuple[str, list[str]]]:
         def log_message(self, format: str, *args: Any) -> None:
             asked.append(self.path)
 
+        def end_headers(self) -> None:
+            # the tests count the fetches of the model: none may come from chromium's cache, which keeps a
+            # file with a Last-Modified and no Cache-Control for a while that grows with the file's age
+            self.send_header("Cache-Control", "no-store")
+            super().end_headers()
+
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=app))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

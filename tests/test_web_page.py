@@ -30,6 +30,9 @@ def _example_server():
     return module
 
 
+LOADED: dict[str, str] = {}  # the page's status line once the model loaded (the page fixture's)
+
+
 @pytest.fixture(scope="module")
 def page(browser) -> Iterator[Any]:
     """The example page in headless Chromium, once the model is loaded in the page's worker."""
@@ -43,6 +46,7 @@ def page(browser) -> Iterator[Any]:
         browser.get(f"{server.url}/example/")
         _wait(browser, "return document.body.dataset.ready", 120)
         assert browser.execute_script("return document.body.dataset.ready") == "true", _status(browser)
+        LOADED["status"] = _status(browser)  # what loading said, before a generation writes over it
         yield browser
     finally:
         server.stop()
@@ -77,7 +81,7 @@ def _generate(browser, prompt: str, **fields: str) -> str:
 def test_the_page_loads_the_model_in_a_worker(page):
     from nextword.runtime import load
 
-    assert f"{load(BUNDLED).vocab_size} words" in _status(page)
+    assert f"{load(BUNDLED).vocab_size} words" in LOADED["status"]
     assert page.execute_script("return typeof Worker") == "function"
     # the page itself never loaded onnxruntime: the worker did
     fetched = page.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
