@@ -12,7 +12,7 @@ from .cache import CacheConfig, resolve_cache
 from .checks import check_iterable
 from .errors import WrongTypeError
 from .scoring import cached_document_scores, perplexity, token_logprobs
-from .step import StepModel, prompt_ids_array
+from .step import StepModel, check_model, prompt_ids_array
 
 __all__ = ["Evaluation", "evaluate", "evaluate_ids"]
 
@@ -44,7 +44,7 @@ def evaluate(
     default the model file's when it has one, ``False`` for the model alone, ``True`` for the file's (a
     ``ValueError`` when it has none), or a :class:`~.cache.CacheConfig`. No documents: ``ValueError``.
     """
-    _check_model(model)
+    check_model(model)
     # a string iterated would make each character a document
     check_iterable(
         "documents", documents, "a list (or any iterable) of strings", "pass [text] to evaluate one document"
@@ -54,13 +54,6 @@ def evaluate(
         [tok.eod_id, *tok.encode(_text(document, i)), tok.eod_id] for i, document in enumerate(documents)
     )
     return evaluate_ids(model, encoded, cache)
-
-
-def _check_model(model: Any) -> None:
-    if not hasattr(model, "tokenizer") or not hasattr(model, "forward"):
-        raise WrongTypeError(
-            f"model must be a loaded model (nextword.runtime.load(path)), got {type(model).__name__}"
-        )
 
 
 def _document_ids(document: Any, index: int, vocab: int) -> np.ndarray:
@@ -90,7 +83,7 @@ def evaluate_ids(
     """:func:`evaluate` on documents already encoded, each ``<eod> ids... <eod>`` (as in ``val.ids``);
     ``cache`` as there. No documents, or one of fewer than 2 ids or of ids outside the vocabulary, is a
     ``ValueError``."""
-    _check_model(model)
+    check_model(model)
     check_iterable("documents", documents, "a list (or any iterable) of token-id lists")
     tok = model.tokenizer
     n_docs = n_words = n_correct = n_top5 = n_unknown = 0

@@ -123,7 +123,7 @@ def check_model(model: Any) -> None:
     """Refuse a ``model`` that has no tokenizer and step function (a path where ``load(path)``'s
     model belongs), before an ``AttributeError`` far in."""
     if not hasattr(model, "tokenizer") or not callable(getattr(model, "forward", None)):
-        raise WrongTypeError(f"model must be a loaded model (nextword.runtime.load(path)), got {model!r:.80}")
+        raise wrong_type("model", "a loaded model (nextword.runtime.load(path))", model)
 
 
 def checked_ids(input_ids: Any, vocab: int) -> np.ndarray:

@@ -51,9 +51,10 @@ def test_out_of_range_options_name_their_limit(model, options, message):
 
 
 def test_two_million_stop_strings_are_refused_at_once():
+    stop = tuple(f"s{i}" for i in range(2_000_000))  # made before the clock starts: only the check is timed
     start = time.perf_counter()
     with pytest.raises(ValueError, match="stop holds 2,000,000 strings"):
-        GenerationConfig(stop=tuple(f"s{i}" for i in range(2_000_000)))
+        GenerationConfig(stop=stop)
     assert time.perf_counter() - start < 5  # no per-string work before the count is checked
 
 

@@ -584,7 +584,7 @@ def test_evaluate_ids_checks_every_document_with_the_cache_or_without(model):
                 evaluate_ids(model, documents, cache=cache)
             assert words in str(caught.value), (cache, caught.value)
     with pytest.raises(
-        ValueError, match=r"model must be a loaded model \(nextword.runtime.load\(path\)\), got str"
+        ValueError, match=r"model must be a loaded model \(nextword.runtime.load\(path\)\), got 'model.onnx'$"
     ):
         evaluate("model.onnx", ["the network"])
 

@@ -202,7 +202,7 @@ WITHOUT_A_MODEL = [
     ),
     pytest.param(
         lambda: evaluate("model.onnx", ["the network"]),
-        r"^model must be a loaded model \(nextword.runtime.load\(path\)\), got str$",
+        r"^model must be a loaded model \(nextword.runtime.load\(path\)\), got 'model.onnx'$",
         id="evaluate-model",
     ),
 ]
