@@ -142,6 +142,12 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
         "serve/static/docs/NOTICE",
         "serve/static/docs/swagger-ui-bundle.js.LICENSE.txt",
     }
+    # the Python versions the index shows: from requires-python's floor, each one the runtime was run on
+    python = "Programming Language :: Python :: "
+    pythons = [c.removeprefix(python) for c in message.get_all("Classifier") if c.startswith(python + "3.")]
+    assert message["Requires-Python"] == f">={pythons[0]}"
+    compatibility = (ROOT / "docs" / "compatibility.md").read_text()
+    assert all(f"| {version}." in compatibility for version in pythons), pythons
 
 
 def test_the_wheel_holds_the_modules_of_the_tree_it_was_built_from(wheel, source):
