@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import re
@@ -19,12 +18,11 @@ from nextword.runtime.model import NextWordModel
 from nextword.runtime.sessions import default_session_options, gpu_number
 from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
 
+from .allowed import origins_checked, proxies_checked
 from .keys import ENV_KEY, check_keys
 
 __all__ = ["LOG_LEVELS", "ServeConfig", "served"]
 
-# What a browser sends as Origin: scheme, host and an optional port, nothing after.
-_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
 # A path prefix: segments of URL-safe characters (it is written into /docs' HTML and JavaScript as is).
 _ROOT_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)*", re.ASCII)
 # A served model's name: one segment of GET /v1/models/{id}, as OpenAI's names are (gpt-3.5-turbo-instruct,
@@ -186,8 +184,9 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = field(
         default=(),
         metadata={
-            "help": "a web origin (scheme://host[:port], or * for any) whose pages may call the API from "
-            "the browser (CORS); none by default: only pages this server serves can",
+            "help": "a web origin (scheme://host[:port], or * for any; several: repeat the flag or separate "
+            "them with commas) whose pages may call the API from the browser (CORS); none by default: only "
+            "pages this server serves can",
             "metavar": "ORIGIN",
             "flag": "--cors-origin",
         },
@@ -286,9 +285,9 @@ class ServeConfig:
         ):
             check_real(name, getattr(self, name), low=least, low_open=False, high=most, wanted=wanted)
         object.__setattr__(self, "served_model_name", _model_names(self.served_model_name))
-        object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
+        object.__setattr__(self, "cors_origins", origins_checked(self.cors_origins))
         object.__setattr__(self, "root_path", _root_path(self.root_path))
-        object.__setattr__(self, "forwarded_allow_ips", _proxies(self.forwarded_allow_ips))
+        object.__setattr__(self, "forwarded_allow_ips", proxies_checked(self.forwarded_allow_ips))
         object.__setattr__(self, "api_keys", check_keys(self.api_keys))
         for name in ("ssl_certfile", "ssl_keyfile"):
             value = getattr(self, name)
@@ -405,46 +404,3 @@ def _root_path(value: object) -> str:
         f"root_path must be a path prefix such as /nextword (letters, digits, . _ ~ - between slashes), "
         f"or empty, got {value!r}"
     )
-
-
-def _proxies(value: object) -> tuple[str, ...] | None:
-    """``forwarded_allow_ips`` checked: ``None`` (uvicorn's default), else the IP addresses and networks
-    in a list, tuple or comma-separated string (``()``: no proxy is believed), or ``("*",)`` for any.
-    uvicorn would take a mistyped entry as a name that no client ever has, and trust nothing."""
-    if value is None:
-        return None
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
-        raise WrongTypeError(
-            f"forwarded_allow_ips must be a list of IP addresses or networks, or *, got {value!r}"
-        )
-    entries = tuple(part.strip() for item in items for part in item.split(",") if part.strip())
-    if "*" in entries:
-        return ("*",)
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
-        except ValueError:
-            problem = "is not an IP address or network"
-            with contextlib.suppress(ValueError):  # 10.0.0.1/8: an address with its network's length
-                problem = f"has host bits set (the network is {ipaddress.ip_network(entry, strict=False)})"
-            raise ValueError(
-                f"forwarded_allow_ips has {entry!r}, which {problem}: give the proxy's address (10.0.0.5; "
-                "host names are not looked up), a network (10.0.0.0/8), or * for any"
-            ) from None
-    return entries
-
-
-def _origins(value: object) -> tuple[str, ...]:
-    """``cors_origins`` checked: an origin (or ``*``), a list or tuple of them, or a comma-separated list."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
-        raise wrong_type("cors_origins", "an origin (http://example.com:8080) or a list of them", value)
-    origins = [part.strip() for item in items for part in item.split(",")]
-    for origin in origins:
-        if origin != "*" and not _ORIGIN.fullmatch(origin):
-            raise ValueError(
-                f"cors_origins has {origin!r}, which is not an origin: give scheme://host[:port] with no "
-                "path or trailing slash (http://localhost:5173), or * for any"
-            )
-    return tuple(dict.fromkeys(origins))

@@ -107,6 +107,13 @@ def test_good_ranges_and_other_units_are_served(client, model_path):
     assert huge.status_code == 206 and huge.content == data[2:]  # a last byte past the file: up to its end
     merged = client.get("/model.onnx", headers={"range": "bytes=0-1,2-5"})
     assert merged.status_code == 206 and merged.content == data[:6]
+    two = client.get("/model.onnx", headers={"range": "bytes=0-1,10-11"})  # apart: a multipart answer
+    assert two.status_code == 206 and two.headers["content-type"].startswith(
+        "multipart/byteranges; boundary="
+    )
+    assert len(two.content) == int(two.headers["content-length"])
+    parts = two.content.split(b"--" + two.headers["content-type"].split("boundary=")[1].encode())
+    assert [p.rsplit(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n") for p in parts[1:-1]] == [data[:2], data[10:12]]
     other_unit = client.get("/model.onnx", headers={"range": "items=0-1"})  # ignored (RFC 9110 14.2)
     assert other_unit.status_code == 200 and other_unit.content == data
     etag = part.headers["etag"]
@@ -331,7 +338,7 @@ def test_an_allowed_origin_may_call_the_api_and_read_its_refusals(model):
         assert pna.status_code == 400 and pna.json()["error"]["code"] == "cors_refused"
 
 
-@pytest.mark.parametrize("origin", ["http://localhost:5173/", "localhost:5173", "http://a.com/page", ""])
+@pytest.mark.parametrize("origin", ["http://localhost:5173/", "localhost:5173", "http://a.com/page", "a,,b"])
 def test_a_cors_origin_that_is_not_an_origin_is_refused(origin):
     with pytest.raises(ValueError, match="is not an origin: give scheme://host"):
         ServeConfig(cors_origins=(origin,))
@@ -343,6 +350,11 @@ def test_a_cors_origin_that_is_not_an_origin_is_refused(origin):
         ("http://a.example", ("http://a.example",)),  # one origin, as served_model_name and api_keys take one
         ("http://a.example, https://b.example:8443", ("http://a.example", "https://b.example:8443")),
         (["*", "http://a.example,http://a.example"], ("*", "http://a.example")),  # each once
+        (
+            "http://a.example, ",
+            ("http://a.example",),
+        ),  # empty parts dropped, as forwarded_allow_ips drops them
+        ("", ()),
     ],
 )
 def test_cors_origins_take_one_origin_a_list_or_a_comma_separated_string(given, kept):

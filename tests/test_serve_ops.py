@@ -267,7 +267,7 @@ def test_forwarded_allow_ips_is_checked():
         ValueError, match=r"'proxy\.local', which is not an IP address.*host names are not looked"
     ):
         ServeConfig(forwarded_allow_ips="proxy.local")
-    with pytest.raises(ValueError, match="must be a list of IP addresses"):
+    with pytest.raises(ValueError, match="has 10, which is not a string: give a list of IP addresses"):
         ServeConfig(forwarded_allow_ips=[10])
 
 

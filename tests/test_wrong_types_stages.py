@@ -103,7 +103,14 @@ def corpus_file(tmp_path: Path) -> Path:
         (lambda: ServeConfig(model=5), r"^model must be the path of a \.onnx file, got 5; leave it out"),
         (lambda: ServeConfig(ssl_certfile=5), r"^ssl_certfile must be the path of a PEM file, got 5$"),
         (lambda: ServeConfig(cors_origins=5), r"^cors_origins must be an origin \(http"),
-        (lambda: ServeConfig(cors_origins=[5]), r"^cors_origins must be an origin .* got \[5\]$"),
+        (
+            lambda: ServeConfig(cors_origins=["http://a.example", 5]),
+            r"^cors_origins has 5, which is not a string",
+        ),
+        (
+            lambda: ServeConfig(forwarded_allow_ips=[None]),
+            r"^forwarded_allow_ips has None, which is not a string",
+        ),
         (lambda: ServeConfig(root_path=5), r"^root_path must be a path prefix"),
         (lambda: ServeConfig(served_model_name=5), r"^served_model_name must be a model name or a list"),
         (lambda: ServeConfig(served_model_name=[5]), r"^served_model_name 5 is not a model name"),

@@ -1,0 +1,64 @@
+"""The server's settings that list others: the proxies whose forwarded headers it believes and the web
+origins whose pages may call it (:class:`~nextword.serve.config.ServeConfig`'s ``forwarded_allow_ips``
+and ``cors_origins``)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+
+from nextword.runtime.checks import shown, wrong_type
+from nextword.runtime.errors import WrongTypeError
+
+__all__ = ["origins_checked", "proxies_checked"]
+
+# What a browser sends as Origin: scheme, host and an optional port, nothing after.
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
+
+
+def proxies_checked(value: object) -> tuple[str, ...] | None:
+    """``forwarded_allow_ips`` checked: ``None`` (uvicorn's default), else the IP addresses and networks
+    in a list, tuple or comma-separated string (``()``: no proxy is believed), or ``("*",)`` for any.
+    uvicorn would take a mistyped entry as a name that no client ever has, and trust nothing."""
+    if value is None:
+        return None
+    entries = tuple(_comma_list("forwarded_allow_ips", value, "a list of IP addresses or networks, or *"))
+    if "*" in entries:
+        return ("*",)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
+        except ValueError:
+            problem = "is not an IP address or network"
+            with contextlib.suppress(ValueError):  # 10.0.0.1/8: an address with its network's length
+                problem = f"has host bits set (the network is {ipaddress.ip_network(entry, strict=False)})"
+            raise ValueError(
+                f"forwarded_allow_ips has {entry!r}, which {problem}: give the proxy's address (10.0.0.5; "
+                "host names are not looked up), a network (10.0.0.0/8), or * for any"
+            ) from None
+    return entries
+
+
+def origins_checked(value: object) -> tuple[str, ...]:
+    """``cors_origins`` checked: origins as :func:`_comma_list` takes them, each once."""
+    origins = _comma_list("cors_origins", value, "an origin (http://example.com:8080) or a list of them")
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"cors_origins has {origin!r}, which is not an origin: give scheme://host[:port] with no "
+                "path or trailing slash (http://localhost:5173), or * for any"
+            )
+    return tuple(dict.fromkeys(origins))
+
+
+def _comma_list(name: str, value: object, wanted: str) -> list[str]:
+    """The entries of a setting that takes a string or a list or tuple of them, each string split at its
+    commas (as a flag or an environment variable writes several), empty parts dropped."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise wrong_type(name, wanted, value)
+    for item in items:
+        if not isinstance(item, str):
+            raise WrongTypeError(f"{name} has {shown(item)}, which is not a string: give {wanted}")
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
