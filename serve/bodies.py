@@ -78,14 +78,16 @@ def read_json(body: bytes) -> Any:
 
 
 def json_content(request: Request) -> bool:
-    """Whether ``request`` says its body is JSON (``application/json``, or a ``+json`` type)."""
+    """Whether ``request`` says its body is JSON (``application/json``, or an ``application/...+json``
+    type), as FastAPI reads it."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return kind == "application/json" or kind.endswith("+json")
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def not_json_content(request: Request) -> BodyUnreadable:
     """The refusal of a body sent as something other than JSON."""
     given = request.headers.get("content-type") or "none"
+    given = given if len(given) <= 80 else given[:80] + "..."  # as other values a client sent are cut
     return BodyUnreadable(
         f"send the request body as JSON with content-type: application/json (got {given})",
         "unsupported_content_type",
@@ -94,8 +96,8 @@ def not_json_content(request: Request) -> BodyUnreadable:
 
 class _UTF8Request(Request):
     async def json(self) -> Any:
-        # FastAPI from 0.132 reads no body of another type as JSON; the check is also made here, so that
-        # no version does: a page on any site may POST text/plain without asking CORS first
+        # FastAPI before 0.132 read a body sent without a content type as JSON, which a page on any site
+        # may send without asking CORS first (a fetch of a Blob or an ArrayBuffer): refused here too
         if not json_content(self):
             raise not_json_content(self)
         if not hasattr(self, "_json"):

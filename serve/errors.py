@@ -190,7 +190,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _PARSE_FAILED:  # FastAPI could not decode the body
-            if isinstance(exc.__cause__, BodyUnreadable):  # what bodies.read_json found wrong
+            if isinstance(exc.__cause__, BodyUnreadable):  # what the routes' body reader (bodies.py) refused
                 return APIError(400, str(exc.__cause__), code=exc.__cause__.code).response()
             message = "the request body could not be read as JSON; send UTF-8 JSON (an object of parameters)"
             return APIError(400, message, code="invalid_json").response()

@@ -154,9 +154,8 @@ class _RangedFile(FileResponse):
         return byte_ranges(http_range, file_size, MAX_RANGES)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (
-            self.ignore_range
-        ):  # Starlette before 1.5.1 answers no ranges with an empty 206: it is not shown one
+        # older Starlettes answer a list of no ranges with an empty 206: they are shown no Range at all
+        if self.ignore_range:
             scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]}
         await super().__call__(scope, receive, send)
 

@@ -158,10 +158,13 @@ def test_names_and_ids_a_client_sent_are_echoed_cut_to_80_characters(client):
     assert nowhere.json()["error"]["message"].startswith(f"no /{'p' * 79}... on this server")
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "text/x+json", "text/json"]
+)
 def test_a_body_of_another_type_is_not_read_as_json_whatever_fastapi_would_do(content_type):
-    """FastAPI before 0.132 read a body sent without a JSON content type as JSON: a page on any site can
-    POST text/plain without a CORS preflight. The routes' own reader refuses it, on any FastAPI."""
+    """FastAPI before 0.132 read a body sent without a content type as JSON, which a page on any site may
+    send without a CORS preflight. The routes' own reader refuses it, on any FastAPI; it takes the JSON
+    types FastAPI takes: application/json and application/...+json."""
     import asyncio
 
     from nextword.serve.bodies import BodyUnreadable, _UTF8Request
@@ -175,5 +178,6 @@ def test_a_body_of_another_type_is_not_read_as_json_whatever_fastapi_would_do(co
     with pytest.raises(BodyUnreadable, match=r"content-type: application/json \(got ") as refused:
         asyncio.run(_UTF8Request(scope, receive).json())
     assert refused.value.code == "unsupported_content_type"
-    scope["headers"] = [(b"content-type", b"application/json; charset=utf-8")]
-    assert asyncio.run(_UTF8Request(scope, receive).json()) == {"prompt": "the network", "max_tokens": 2}
+    for taken in (b"application/json; charset=utf-8", b"Application/JSON", b"application/vnd.api+json"):
+        scope["headers"] = [(b"content-type", taken)]
+        assert asyncio.run(_UTF8Request(scope, receive).json()) == {"prompt": "the network", "max_tokens": 2}
