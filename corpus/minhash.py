@@ -278,9 +278,11 @@ class SignatureBuilder:
     def close(self) -> None:
         """Delete the temporary files (a corpus that failed halfway leaves none open); the signatures'
         file, once :meth:`finish` handed it over, is its :class:`SignatureFile`'s to close."""
-        self._key_spill.close()
-        if not self._handed_over:
-            self._spill.close()
+        try:
+            self._key_spill.close()
+        finally:
+            if not self._handed_over:
+                self._spill.close()
 
     def __enter__(self) -> SignatureBuilder:
         return self

@@ -175,6 +175,7 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
     check_address(config.host, config.port)
     _warn_if_public(config)
     level = logging.getLogger("nextword").getEffectiveLevel()
+    earlier = os.environ.get(CONFIG_ENV)  # the workers' settings, for their time: the caller's come back
     os.environ[CONFIG_ENV] = json.dumps(
         {**dataclasses.asdict(config), "_log_level": level, "_backstop": True}
     )
@@ -184,7 +185,10 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
                 "nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common
             )
     finally:
-        os.environ.pop(CONFIG_ENV, None)  # the workers' settings, not the caller's environment's
+        if earlier is None:
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = earlier
 
 
 def _http_protocol(config: ServeConfig) -> dict[str, Any]:

@@ -354,6 +354,27 @@ def test_the_address_check_names_the_option_to_change():
         check_address("192.0.2.1", port)  # TEST-NET-1: never a local address
 
 
+def test_serve_with_workers_hands_them_its_settings_and_gives_the_environment_back(model_path, monkeypatch):
+    """The workers read their settings from an environment variable, set while uvicorn runs them: a
+    value the calling program had is there again afterwards, and none is left where it had none."""
+    import uvicorn
+
+    from nextword.serve import serve
+    from nextword.serve.app import CONFIG_ENV
+
+    seen = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.append(json.loads(os.environ[CONFIG_ENV])))
+    config = ServeConfig(model=str(model_path), workers=2, port=0, served_model_name="alias")
+    for earlier in (None, "the caller's own"):
+        if earlier is None:
+            monkeypatch.delenv(CONFIG_ENV, raising=False)
+        else:
+            monkeypatch.setenv(CONFIG_ENV, earlier)
+        serve(config)
+        assert seen[-1]["served_model_name"] == ["alias"] and seen[-1]["workers"] == 2
+        assert os.environ.get(CONFIG_ENV) == earlier
+
+
 def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
     """--log-level reached uvicorn alone: 'serving ...' and 'shutting down ...' stayed at info."""
     import logging

@@ -18,6 +18,18 @@ logger = logging.getLogger(__name__)
 MAX_LISTED = 20  # malformed rows listed one by one in the summary; the rest are only counted
 
 
+def _since(value: object) -> str:
+    """``since`` as YYYY-MM-DD, or the ValueError that says what is wrong. The shape is checked before
+    ``date.fromisoformat``, which on Python 3.11 also reads 20240101 and 2024-W01 (3.10 does not)."""
+    wrong = f"since must be a date written YYYY-MM-DD, got {value!r}"
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value), re.ASCII):
+        raise ValueError(wrong)
+    try:
+        return date.fromisoformat(str(value)).isoformat()
+    except ValueError as exc:  # the shape is right: month 13, February 30...
+        raise ValueError(f"{wrong} ({exc})") from None
+
+
 @with_field_help  # help(PatentsViewConfig) lists the fields with their --help
 @dataclass(frozen=True)
 class PatentsViewConfig:
@@ -93,16 +105,7 @@ class PatentsViewConfig:
             if not isinstance(phrase, str) or not phrase.split():
                 raise ValueError(f"each query phrase needs at least one word, got {phrase!r}")
         if self.since is not None:
-            try:  # the shape checked first: Python 3.11's fromisoformat also reads 20240101 and 2024-W01
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(self.since), re.ASCII):
-                    raise ValueError
-                since = date.fromisoformat(str(self.since))
-            except ValueError as exc:
-                why = f" ({exc})" if str(exc) else ""  # the shape is right: month 13, February 30...
-                raise ValueError(
-                    f"since must be a date written YYYY-MM-DD, got {self.since!r}{why}"
-                ) from None
-            object.__setattr__(self, "since", since.isoformat())
+            object.__setattr__(self, "since", _since(self.since))
             if not self.patents:
                 raise ValueError(
                     "since filters on grant dates, which are in g_patent.tsv.zip: pass patents='FILE' "

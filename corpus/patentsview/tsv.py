@@ -25,7 +25,9 @@ SURROGATE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as decod
 BAD_QUOTING = "bad quoting: a quote inside a bare field, or text after a closing quote"
 UNCLOSED = "a quoted field that is never closed"
 # A corpus file with a NUL is refused by the corpus readers (and csv before Python 3.11 cannot write one).
-HOLDS_NUL = "a NUL character (a zero byte) in a field it needs, which text does not hold"
+HOLDS_NUL = (
+    "a NUL character (a zero byte) in a field nextword takes; corpus readers refuse a file holding one"
+)
 
 
 def too_long(max_record_bytes: int) -> str:
@@ -36,8 +38,10 @@ def too_long(max_record_bytes: int) -> str:
 def parse_record(record: str, ncols: int, idx: tuple[int, ...]) -> tuple[str, ...] | str:
     """The wanted values of one record, or the reason it is malformed."""
     values = _wanted_values(record, ncols, idx)
-    if isinstance(values, tuple) and any("\x00" in value for value in values):
-        return HOLDS_NUL
+    if "\x00" in record and isinstance(values, tuple) and any("\x00" in value for value in values):
+        return (
+            HOLDS_NUL  # the record's own check first: a few ns, where the fields' cost a quarter of a parse
+        )
     return values
 
 
