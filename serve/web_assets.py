@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import json
 import os
 import re
 import sys
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,7 @@ __all__ = [
     "WASM",
     "RangedStaticFiles",
     "byte_ranges",
+    "not_modified",
     "page_html",
     "ranged_file",
     "router",
@@ -48,7 +51,10 @@ __all__ = [
 router = APIRouter()
 WASM = "ort-wasm-simd-threaded.wasm"
 SWAGGER_BUNDLE = "swagger-ui-bundle.js"
-CACHE = "public, max-age=86400"  # the files change only with the package
+# Every file may be cached, and is asked after again before each use: a 304 costs a few hundred bytes,
+# and a page never runs a model file an operator replaced, nor a WebAssembly build of an older package
+# beside the newer one's modules (the URLs carry no version).
+REVALIDATE = "no-cache"
 
 
 @router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
@@ -92,7 +98,7 @@ def _index_html() -> str:
 
 
 @router.api_route("/model.onnx", methods=["GET", "HEAD"], include_in_schema=False)
-async def model_file(request: Request) -> FileResponse:
+async def model_file(request: Request) -> Response:
     """The served model's .onnx file, for a page that runs it in the browser."""
     state: ServerState = request.app.state.nextword
     path = Path(state.model.source)
@@ -103,10 +109,15 @@ async def model_file(request: Request) -> FileResponse:
     )
 
 
-def ranged_file(headers: Mapping[str, str], path: Path, stat: os.stat_result, **options: Any) -> FileResponse:
-    """A file's response, its ``Range`` checked first: a range that selects none of its bytes is a 416
-    with ``Content-Range: bytes */SIZE`` and the server's JSON error (:class:`APIError`)."""
+def ranged_file(headers: Mapping[str, str], path: Path, stat: os.stat_result, **options: Any) -> Response:
+    """A file's response, to be revalidated before each use (:data:`REVALIDATE`): a 304 where the
+    request's ``If-None-Match`` or ``If-Modified-Since`` says the client has it, else its ``Range``
+    checked: a range that selects none of its bytes is a 416 with ``Content-Range: bytes */SIZE`` and the
+    server's JSON error (:class:`APIError`)."""
     response = _RangedFile(path, stat_result=stat, **options)
+    response.headers["cache-control"] = REVALIDATE
+    if response.status_code == 200 and not_modified(headers, response.headers):
+        return _not_modified_response(response.headers)
     asked, if_range = headers.get("range"), headers.get("if-range")
     # a Range is used only while If-Range (if any) still names this file (RFC 9110, 13.1.5)
     if (
@@ -138,6 +149,7 @@ class RangedStaticFiles(StaticFiles):
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         if type(response) is not FileResponse:  # 304 Not Modified
+            response.headers["cache-control"] = REVALIDATE
             return response
         return ranged_file(Headers(scope=scope), Path(full_path), stat_result, status_code=status_code)
 
@@ -238,14 +250,58 @@ async def api_reference(request: Request) -> HTMLResponse:
 
 def _compressed(request: Request, stored: Traversable, media_type: str) -> Response:
     """A file stored gzip-compressed: its bytes as stored to a client that accepts gzip (every browser),
-    else decompressed."""
+    else decompressed; each with its own ETag, and a 304 to a client that has it."""
+    gzipped = _accepts_gzip(request.headers.get("accept-encoding", ""))
+    tag = _stored_tag(stored)
+    headers = {
+        "cache-control": REVALIDATE,
+        "vary": "accept-encoding",
+        "etag": f'"{tag}-gz"' if gzipped else f'"{tag}"',
+    }
+    if not_modified(request.headers, headers):
+        return _not_modified_response(headers)
     data = stored.read_bytes()
-    headers = {"cache-control": CACHE, "vary": "accept-encoding"}
-    if _accepts_gzip(request.headers.get("accept-encoding", "")):
+    if gzipped:
         headers["content-encoding"] = "gzip"
     else:
         data = gzip.decompress(data)
     return Response(data, media_type=media_type, headers=headers)
+
+
+_TAGS: dict[str, str] = {}  # a packaged file's name -> a tag of its bytes
+
+
+def _stored_tag(stored: Traversable) -> str:
+    """A tag of a packaged file's bytes, read once: they change only with the package."""
+    name = str(stored)
+    if name not in _TAGS:
+        _TAGS[name] = hashlib.sha256(stored.read_bytes()).hexdigest()[:32]
+    return _TAGS[name]
+
+
+def not_modified(request: Mapping[str, str], response: Mapping[str, str]) -> bool:
+    """Whether a GET or HEAD whose headers are ``request`` is answered 304 Not Modified for a response
+    with ``response``'s validators (RFC 9110, 13.1.2 and 13.1.3): an ``If-None-Match`` that lists its
+    ETag (weakly compared) or ``*``; else, without one, an ``If-Modified-Since`` no earlier than its
+    ``Last-Modified``."""
+    etag = response.get("etag")
+    if_none_match = request.get("if-none-match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return etag is not None and ("*" in tags or etag.removeprefix("W/") in tags)
+    since, modified = request.get("if-modified-since"), response.get("last-modified")
+    if since is None or modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):  # a date that is not an HTTP date: the condition is ignored
+        return False
+
+
+def _not_modified_response(headers: Mapping[str, str]) -> Response:
+    """A 304 with the validators and caching headers the full answer would carry (RFC 9110, 15.4.5)."""
+    kept = ("cache-control", "etag", "last-modified", "vary")
+    return Response(status_code=304, headers={name: headers[name] for name in kept if name in headers})
 
 
 def _accepts_gzip(header: str) -> bool:

@@ -143,6 +143,58 @@ def test_the_server_offers_its_model_file(client, model_path, model):
     assert "was not loaded from a file" in missing.json()["error"]["message"]
 
 
+def test_the_model_file_is_revalidated_and_a_replaced_one_fetched_again(model_path, model, tmp_path):
+    """/model.onnx may be cached but is asked after before each use: a client that has it gets a 304
+    (by ETag or by date), so a page in "run in this browser" mode never runs a file the operator has
+    replaced, nor downloads the same one again."""
+    import os
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from nextword.runtime import load
+    from nextword.serve import ServeConfig, create_app
+
+    path = tmp_path / "served.onnx"
+    shutil.copyfile(model_path, path)
+    with TestClient(create_app(ServeConfig(), load(path))) as client:
+        first = client.get("/model.onnx")
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        etag, modified = first.headers["etag"], first.headers["last-modified"]
+        for asked in (
+            {"if-none-match": etag},
+            {"if-none-match": f'"other", W/{etag}'},
+            {"if-modified-since": modified},
+        ):
+            again = client.get("/model.onnx", headers=asked)
+            assert again.status_code == 304 and again.content == b"", asked
+            assert again.headers["etag"] == etag and again.headers["cache-control"] == "no-cache"
+        stale = {"if-none-match": '"other"', "if-modified-since": modified}  # the ETag decides
+        assert client.get("/model.onnx", headers=stale).status_code == 200
+        assert client.get("/model.onnx", headers={"if-modified-since": "not a date"}).status_code == 200
+        os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 60))  # the operator replaced it
+        replaced = client.get("/model.onnx", headers={"if-none-match": etag, "if-modified-since": modified})
+        assert replaced.status_code == 200 and replaced.headers["etag"] != etag
+
+
+def test_the_webassembly_and_the_pages_files_are_revalidated(client):
+    wasm = "/static/ort/ort-wasm-simd-threaded.wasm"
+    gzipped = client.get(wasm, headers={"accept-encoding": "gzip"})
+    plain = client.get(wasm, headers={"accept-encoding": "identity"})
+    assert gzipped.headers["cache-control"] == plain.headers["cache-control"] == "no-cache"
+    assert gzipped.headers["etag"] != plain.headers["etag"]  # two representations, two tags
+    again = client.get(wasm, headers={"accept-encoding": "gzip", "if-none-match": gzipped.headers["etag"]})
+    assert again.status_code == 304 and again.content == b"" and again.headers["vary"] == "accept-encoding"
+    other = client.get(
+        wasm, headers={"accept-encoding": "identity", "if-none-match": gzipped.headers["etag"]}
+    )
+    assert other.status_code == 200 and other.content[:4] == b"\0asm"
+    script = client.get("/static/app.js")
+    assert script.headers["cache-control"] == "no-cache"
+    cached = client.get("/static/app.js", headers={"if-none-match": script.headers["etag"]})
+    assert cached.status_code == 304 and cached.headers["cache-control"] == "no-cache"
+
+
 def test_the_output_boxes_hold_no_whitespace_before_their_placeholder():
     """.output keeps white space (pre-wrap): a line break a formatter put before the placeholder showed
     it a line down and indented until the first words replaced it."""
