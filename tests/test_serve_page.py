@@ -46,6 +46,13 @@ def page(browser, live_server):
     return browser
 
 
+def test_a_page_that_stays_with_the_server_loads_no_browser_runtime(page):
+    """nextword-web's modules are imported when "Run in this browser" is turned on, not before."""
+    loaded = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(url.endswith("/static/browser.js") for url in loaded), loaded
+    assert not [url for url in loaded if "/static/web/" in url or "/static/ort/" in url], loaded
+
+
 def test_type_a_prompt_pick_a_suggestion_and_generate_word_by_word(page, model):
     prompt = page.find_element(By.ID, "prompt")
     prompt.clear()

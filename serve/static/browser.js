@@ -2,9 +2,10 @@
 // nextword-web in a Web Worker. The model file is fetched once from this server (model.onnx), with
 // onnxruntime-web's WebAssembly (static/ort/); from then on no word is asked of the server. Every URL is
 // relative to the page (or to this file), so the page works behind a proxy that serves it under a path.
+// nextword-web's modules (75 kB the page itself imports) are loaded when the mode is turned on: a page
+// that stays with the server never fetches them.
 
 import { keyHeaders } from './key.js';
-import { WorkerModel, withoutSizeCaps } from './web/client.js';
 
 const abort = () => new DOMException('stopped', 'AbortError');
 
@@ -13,6 +14,7 @@ const abort = () => new DOMException('stopped', 'AbortError');
 // itself, with the key, and hands the worker its bytes. `sizeLimits`: false loads a model file of any size,
 // as a server started with --no-size-limits does (nextword-web's load() holds it to the same caps otherwise).
 export async function createBrowserBackend(base = '', key = null, sizeLimits = true) {
+  const { WorkerModel, withoutSizeCaps } = await import('./web/client.js');
   const url = `${base}model.onnx`;
   const source = key === null ? url : await fetchModel(url, key);
   const model = await WorkerModel.load(source, {
