@@ -72,6 +72,7 @@ def test_graph_sampling_benchmark_runs_end_to_end(model_path, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def bundled():
     """The bundled model (a vocabulary of 8,270: many blocks of 128, more than 40 candidates)."""
+    pytest.importorskip("onnx", reason="onnx missing: install nextword[train] to append the sampling heads")
     from nextword.runtime import load
 
     path = bundled_path()
