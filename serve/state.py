@@ -24,9 +24,19 @@ from .scheduler import Job, Scheduler
 # int(shutdown_timeout) after which it cancels the answers still being sent, to clients that read slowly
 BACKSTOP_SECONDS = 5
 
-__all__ = ["ServerState", "model_summary"]
+__all__ = ["ServerState", "file_identity", "model_summary"]
 
 logger = logging.getLogger(__name__)
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file from one written in its place: its inode, size and modification time (None: no
+    such file)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns) if path.is_file() else None
 
 
 @dataclass
@@ -48,10 +58,14 @@ class ServerState:
     served: int = 0
     words: int = 0  # words generated, over every sequence of every completion answered
     metrics: Any = None  # the app's Metrics (nextword.serve.metrics), where it keeps them
+    # the model file as the app found it at start (None: not loaded from a file): GET /model.onnx offers
+    # the file only while it is still the one the server runs
+    model_file: tuple[int, int, int] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.config.max_streams)
         self.beam_threads = anyio.CapacityLimiter(beam_threads(self.config.workers))
+        self.model_file = file_identity(Path(self.model.source))
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -29,7 +29,7 @@ from starlette.responses import RangeNotSatisfiable
 from .errors import APIError
 from .headers import docs_policy, page_policy
 from .routes import STATIC
-from .state import ServerState
+from .state import ServerState, file_identity
 
 if TYPE_CHECKING:  # what importlib.resources.files gives (STATIC)
     if sys.version_info >= (3, 11):
@@ -102,8 +102,15 @@ async def model_file(request: Request) -> Response:
     """The served model's .onnx file, for a page that runs it in the browser."""
     state: ServerState = request.app.state.nextword
     path = Path(state.model.source)
-    if not path.is_file():
+    if state.model_file is None or not path.is_file():
         raise APIError(404, "this server's model was not loaded from a file, so it cannot be downloaded")
+    if file_identity(path) != state.model_file:  # a page would run another model than the server's
+        raise APIError(
+            409,
+            f"{path.name} has changed on disk since this server loaded it, so the file there is not the "
+            "model it runs: restart the server to serve the new file (with --workers, SIGHUP reloads them)",
+            code="model_file_changed",
+        )
     return ranged_file(
         request.headers, path, path.stat(), media_type="application/octet-stream", filename=path.name
     )

@@ -143,10 +143,11 @@ def test_the_server_offers_its_model_file(client, model_path, model):
     assert "was not loaded from a file" in missing.json()["error"]["message"]
 
 
-def test_the_model_file_is_revalidated_and_a_replaced_one_fetched_again(model_path, model, tmp_path):
+def test_the_model_file_is_revalidated_and_a_replaced_one_not_offered(model_path, model, tmp_path):
     """/model.onnx may be cached but is asked after before each use: a client that has it gets a 304
-    (by ETag or by date), so a page in "run in this browser" mode never runs a file the operator has
-    replaced, nor downloads the same one again."""
+    (by ETag or by date), and does not download the same file again. A file replaced on disk is not the
+    model the server runs: it is refused (409) until the server is restarted, so a page in "run in this
+    browser" mode never runs another model than the server's, from its cache or from the disk."""
     import os
     import shutil
 
@@ -174,7 +175,11 @@ def test_the_model_file_is_revalidated_and_a_replaced_one_fetched_again(model_pa
         assert client.get("/model.onnx", headers={"if-modified-since": "not a date"}).status_code == 200
         os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 60))  # the operator replaced it
         replaced = client.get("/model.onnx", headers={"if-none-match": etag, "if-modified-since": modified})
-        assert replaced.status_code == 200 and replaced.headers["etag"] != etag
+        assert replaced.status_code == 409 and replaced.json()["error"]["code"] == "model_file_changed"
+        assert "restart the server" in replaced.json()["error"]["message"]
+    with TestClient(create_app(ServeConfig(), load(path))) as restarted:
+        fresh = restarted.get("/model.onnx", headers={"if-none-match": etag, "if-modified-since": modified})
+        assert fresh.status_code == 200 and fresh.headers["etag"] != etag
 
 
 def test_the_webassembly_and_the_pages_files_are_revalidated(client):
