@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +26,48 @@ from .scheduler import Job, Scheduler
 # int(shutdown_timeout) after which it cancels the answers still being sent, to clients that read slowly
 BACKSTOP_SECONDS = 5
 
-__all__ = ["ServerState", "file_identity", "model_summary"]
+__all__ = ["ModelFile", "ServerState", "model_summary"]
 
 logger = logging.getLogger(__name__)
 
 
-def file_identity(path: Path) -> tuple[int, int, int] | None:
-    """What tells a file from one written in its place: its inode, size and modification time (None: no
-    such file)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns) if path.is_file() else None
+@dataclass
+class ModelFile:
+    """The file the served model was loaded from, as the app found it at start: what ``GET /model.onnx``
+    offers while the file is still that one."""
+
+    path: Path
+    identity: tuple[int, int, int]  # inode, size and modification time: unchanged, the same file
+    digest: str  # SHA-256 of its bytes: a file touched or copied over with the same bytes is the same
+
+    @classmethod
+    def of(cls, path: Path) -> ModelFile | None:
+        """The file at ``path`` as it is now; None where there is none."""
+        try:
+            stat = path.stat()
+            return cls(path, identity(stat), hashlib.sha256(path.read_bytes()).hexdigest())
+        except OSError:
+            return None
+
+    def unchanged(self, stat: os.stat_result) -> bool:
+        """Whether the file, now ``stat``, still holds the bytes the server loaded (read again only
+        where its inode, size or time differ; the same bytes then count as the file from there on)."""
+        if identity(stat) == self.identity:
+            return True
+        if stat.st_size != self.identity[1]:
+            return False
+        try:
+            same = hashlib.sha256(self.path.read_bytes()).hexdigest() == self.digest
+        except OSError:
+            return False
+        if same:
+            self.identity = identity(stat)
+        return same
+
+
+def identity(stat: os.stat_result) -> tuple[int, int, int]:
+    """What tells a file from one written in its place: its inode, size and modification time."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass
@@ -58,14 +89,12 @@ class ServerState:
     served: int = 0
     words: int = 0  # words generated, over every sequence of every completion answered
     metrics: Any = None  # the app's Metrics (nextword.serve.metrics), where it keeps them
-    # the model file as the app found it at start (None: not loaded from a file): GET /model.onnx offers
-    # the file only while it is still the one the server runs
-    model_file: tuple[int, int, int] | None = field(init=False)
+    model_file: ModelFile | None = field(init=False)  # None: the model was not loaded from a file
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.config.max_streams)
         self.beam_threads = anyio.CapacityLimiter(beam_threads(self.config.workers))
-        self.model_file = file_identity(Path(self.model.source))
+        self.model_file = ModelFile.of(Path(self.model.source))
 
     @property
     def names(self) -> tuple[str, ...]:

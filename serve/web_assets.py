@@ -11,12 +11,14 @@ import functools
 import gzip
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -29,7 +31,7 @@ from starlette.responses import RangeNotSatisfiable
 from .errors import APIError
 from .headers import docs_policy, page_policy
 from .routes import STATIC
-from .state import ServerState, file_identity
+from .state import ServerState
 
 if TYPE_CHECKING:  # what importlib.resources.files gives (STATIC)
     if sys.version_info >= (3, 11):
@@ -48,6 +50,7 @@ __all__ = [
     "router",
 ]
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
 WASM = "ort-wasm-simd-threaded.wasm"
 SWAGGER_BUNDLE = "swagger-ui-bundle.js"
@@ -101,19 +104,25 @@ def _index_html() -> str:
 async def model_file(request: Request) -> Response:
     """The served model's .onnx file, for a page that runs it in the browser."""
     state: ServerState = request.app.state.nextword
-    path = Path(state.model.source)
-    if state.model_file is None or not path.is_file():
+    loaded = state.model_file
+    if loaded is None:
         raise APIError(404, "this server's model was not loaded from a file, so it cannot be downloaded")
-    if file_identity(path) != state.model_file:  # a page would run another model than the server's
+    path = loaded.path
+    try:
+        stat = path.stat()  # once: what is checked is what is sent
+    except OSError:
+        stat = None
+    if stat is None or not S_ISREG(stat.st_mode) or not loaded.unchanged(stat):
+        # a page would run another model than the server's
+        what = "is no longer on disk" if stat is None else "has changed on disk"
+        logger.warning("GET /model.onnx refused: %s %s since the server loaded it", path, what)
         raise APIError(
             409,
-            f"{path.name} has changed on disk since this server loaded it, so the file there is not the "
-            "model it runs: restart the server to serve the new file (with --workers, SIGHUP reloads them)",
+            f"{path.name} {what} since this server loaded it, so it is not the model the server runs: "
+            "restart the server to serve the file there (with --workers, SIGHUP reloads them)",
             code="model_file_changed",
         )
-    return ranged_file(
-        request.headers, path, path.stat(), media_type="application/octet-stream", filename=path.name
-    )
+    return ranged_file(request.headers, path, stat, media_type="application/octet-stream", filename=path.name)
 
 
 def ranged_file(headers: Mapping[str, str], path: Path, stat: os.stat_result, **options: Any) -> Response:

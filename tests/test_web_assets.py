@@ -173,13 +173,32 @@ def test_the_model_file_is_revalidated_and_a_replaced_one_not_offered(model_path
         stale = {"if-none-match": '"other"', "if-modified-since": modified}  # the ETag decides
         assert client.get("/model.onnx", headers=stale).status_code == 200
         assert client.get("/model.onnx", headers={"if-modified-since": "not a date"}).status_code == 200
-        os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 60))  # the operator replaced it
+        os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 60))  # touched: the same bytes
+        touched = client.get("/model.onnx", headers={"if-none-match": etag})
+        assert touched.status_code == 200 and touched.headers["etag"] != etag  # a new time: a new tag
+        copy = tmp_path / "copy.onnx"
+        shutil.copyfile(model_path, copy)
+        os.replace(copy, path)  # copied over with the same bytes (a redeploy): still the model it runs
+        assert client.get("/model.onnx").content == model_path.read_bytes()
+        data = bytearray(model_path.read_bytes())
+        data[-1] ^= 1  # other bytes, of the same size
+        path.write_bytes(bytes(data))
         replaced = client.get("/model.onnx", headers={"if-none-match": etag, "if-modified-since": modified})
         assert replaced.status_code == 409 and replaced.json()["error"]["code"] == "model_file_changed"
-        assert "restart the server" in replaced.json()["error"]["message"]
+        message = replaced.json()["error"]["message"]
+        assert message.startswith("served.onnx has changed on disk since") and "restart the server" in message
+        path.unlink()
+        gone = client.get("/model.onnx")
+        assert (
+            gone.status_code == 409
+            and "served.onnx is no longer on disk since" in gone.json()["error"]["message"]
+        )
+        assert client.head("/model.onnx").status_code == 409
+    other = (STATIC.parents[1] / "runtime" / "data" / "nextword-patents.onnx").read_bytes()  # another model
+    path.write_bytes(other)
     with TestClient(create_app(ServeConfig(), load(path))) as restarted:
         fresh = restarted.get("/model.onnx", headers={"if-none-match": etag, "if-modified-since": modified})
-        assert fresh.status_code == 200 and fresh.headers["etag"] != etag
+        assert fresh.status_code == 200 and fresh.content == other
 
 
 def test_the_webassembly_and_the_pages_files_are_revalidated(client):

@@ -90,7 +90,15 @@ export async function createBrowserBackend(base = '', key = null, sizeLimits = t
 
 async function fetchModel(url, key) {
   const response = await fetch(url, { headers: keyHeaders(key) });
-  if (!response.ok) throw new Error(`model file ${url} could not be fetched (HTTP ${response.status})`);
+  if (!response.ok) {
+    // the server's reason (a file changed on disk since it loaded it, say) says what to do
+    const reason = await response.json().then(
+      (body) => body?.error?.message,
+      () => undefined,
+    );
+    const said = typeof reason === 'string' ? `: ${reason}` : '';
+    throw new Error(`model file ${url} could not be fetched (HTTP ${response.status})${said}`);
+  }
   return new Uint8Array(await response.arrayBuffer());
 }
 

@@ -130,8 +130,9 @@ async function fetchBytes(url, cap, fetcher, name) {
     );
   }
   if (!response.ok) {
+    const status = [response.status, response.statusText].filter(Boolean).join(' '); // HTTP/2: no text
     throw new ModelFileError(
-      `model file ${name} could not be fetched (HTTP ${response.status} ${response.statusText})`,
+      `model file ${name} could not be fetched (HTTP ${status})${await said(response)}`,
     );
   }
   const type = response.headers.get('content-type');
@@ -160,6 +161,20 @@ async function fetchBytes(url, cap, fetcher, name) {
     offset += chunk.length;
   }
   return notHtml({ name, bytes });
+}
+
+/** What a refusal in JSON says (OpenAI's shape, `{error: {message}}`, as `nextword serve` answers), as
+ * ": MESSAGE" cut to 300 characters on one line; "" for any other body. */
+async function said(response) {
+  if (!/json/i.test(response.headers.get('content-type') ?? '') || typeof response.json !== 'function')
+    return '';
+  try {
+    const body = await response.json();
+    const message = body?.error?.message ?? body?.message;
+    return typeof message === 'string' && message ? `: ${oneLine(message).slice(0, 300)}` : '';
+  } catch {
+    return ''; // not JSON after all
+  }
 }
 
 /** What fetch() rejected with, and why: Node's "fetch failed" keeps the reason (ECONNREFUSED...) in its cause. */

@@ -92,6 +92,11 @@ describe('load()', () => {
         // a development server or a single-page app's host: its index.html for any path
         response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
         response.end('<!doctype html><html><body>app</body></html>');
+      } else if (request.url === '/changed.onnx') {
+        // nextword serve's refusal, in OpenAI's error shape: the page shows what it says
+        const message = 'changed.onnx has changed on disk since this server loaded it: restart the server';
+        response.writeHead(409, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ error: { message, code: 'model_file_changed' } }));
       } else if (request.url === '/untyped/model.onnx') {
         response.writeHead(200, { 'content-type': 'application/octet-stream' });
         response.end('\r\n  <HTML><body>not found</body></HTML>');
@@ -114,6 +119,12 @@ describe('load()', () => {
       assert.equal(
         missing.message,
         `model file ${base}/nothing.onnx could not be fetched (HTTP 404 Not Found)`,
+      );
+      const changed = await refusal(load(`${base}/changed.onnx`));
+      assert.equal(
+        changed.message,
+        `model file ${base}/changed.onnx could not be fetched (HTTP 409 Conflict): changed.onnx has ` +
+          'changed on disk since this server loaded it: restart the server',
       );
       const big = await refusal(load(`${base}/model.onnx`, { limits: { maxFileBytes: 1000 } }));
       const size = bytes.length.toLocaleString('en-US');
