@@ -24,12 +24,13 @@ Text goes through these steps, in order:
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import TYPE_CHECKING
 
 from .errors import WrongTypeError
-from .unicode_marks import ASTRAL_MARKS, BMP_MARKS
+from .unicode_marks import ASTRAL_MARKS, ASTRAL_UNASSIGNED, BMP_MARKS, BMP_UNASSIGNED, UNICODE_VERSION
 
 if TYPE_CHECKING:
     from .tokenizer import TokenizerConfig
@@ -69,6 +70,39 @@ _TOKEN_V3 = _pattern_v3(BMP_MARKS)
 _TOKEN_V3_ASTRAL = _pattern_v3(BMP_MARKS + ASTRAL_MARKS)
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
+# A Python newer than the tables' Unicode (3.12: 15.0) reads the characters assigned since by its own data
+# (NFKC, letters, digits, case), where Python 3.11 and nextword-web see unassigned code points: symbols of
+# one character that nothing changes. Such characters stand in for themselves as private-use characters,
+# which every version treats so, until the tokens are made: one model file splits a text alike on any.
+_NEWER_UNICODE = unicodedata.unidata_version != UNICODE_VERSION
+_PRIVATE_USE = (range(0xF0000, 0xFFFFE), range(0x100000, 0x10FFFE))  # the Supplementary Private Use Areas
+
+
+@functools.cache
+def _unassigned() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Patterns of the code points the tables' Unicode leaves unassigned, in and past the BMP (compiled
+    on a newer Python only)."""
+    return re.compile(f"[{BMP_UNASSIGNED}]"), re.compile(f"[{ASTRAL_UNASSIGNED}]")
+
+
+def _stand_ins(text: str) -> tuple[str, dict[int, str] | None]:
+    """``text`` with each character the tables' Unicode leaves unassigned replaced by a private-use
+    character it does not hold, and the map back (None where there is nothing to replace)."""
+    if not _NEWER_UNICODE or text.isascii():
+        return text, None
+    bmp, astral = _unassigned()
+    found = set(bmp.findall(text))
+    if _ASTRAL.search(text):
+        found.update(astral.findall(text))
+    if not found:
+        return text, None
+    free = (chr(c) for area in _PRIVATE_USE for c in area if chr(c) not in text)
+    try:
+        forward = {ord(ch): next(free) for ch in sorted(found)}
+    except StopIteration:  # a text holding nearly every private-use character: read by this Python's data
+        return text, None
+    return text.translate(forward), {ord(stand_in): chr(c) for c, stand_in in forward.items()}
+
 
 def normalize(text: str, config: TokenizerConfig) -> str:
     """Apply steps 1-3 of the module docstring: Unicode, quotes, figure references, case, whitespace."""
@@ -86,9 +120,12 @@ def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT
     (see the module docstring)."""
     if not isinstance(text, str):
         raise WrongTypeError(f"text must be a str, got {type(text).__name__}")
+    text, back = _stand_ins(text)
     text = normalize(text, config)
     if version == 1:
-        return _TOKEN.findall(text)
-    if version == 2:
-        return _TOKEN_V2.findall(text)
-    return (_TOKEN_V3 if text.isascii() or not _ASTRAL.search(text) else _TOKEN_V3_ASTRAL).findall(text)
+        tokens = _TOKEN.findall(text)
+    elif version == 2:
+        tokens = _TOKEN_V2.findall(text)
+    else:
+        tokens = (_TOKEN_V3 if text.isascii() or not _ASTRAL.search(text) else _TOKEN_V3_ASTRAL).findall(text)
+    return tokens if back is None else [token.translate(back) for token in tokens]

@@ -303,3 +303,27 @@ def test_generated_text_after_a_prompt_ending_in_an_opening_mark_starts_with_a_c
     alone = TextBuilder(tok, "¿", (), False)  # from the previous token alone: no sentence start known
     alone.add("por")
     assert alone.text == "por"
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_a_newer_pythons_unicode_splits_as_the_tables_unicode_does(monkeypatch, version):
+    """On a Python whose Unicode is newer than the tables' (3.12: 15.0), characters assigned since stand
+    in as private-use characters while the text is split, then come back: the tokens are those of the
+    tables' Unicode, where they are unassigned. Here (the tables' own Unicode) both paths must agree,
+    private-use characters the text itself holds included; a 3.12 or 3.13 run of tests/test_web.py
+    checks the newer side against nextword-web."""
+    from nextword.runtime import splitting
+
+    texts = [
+        "new \U0001e030 \U0001fae8 \U00011f04\U00011f05 \U0001e4d0 \U00031350 end",  # assigned after 14.0
+        "Σ\U0001e030 a\U000f0000b \U000f0001 (12) x\U0001e030(3)",  # stand-ins the text already holds
+        "\u0378 \u0378\u0301 A\u0378B",  # unassigned in every version, a mark after one
+        "plain ascii text",
+    ]
+    config = TokenizerConfig()
+    plain = [splitting.tokenize(text, config, version) for text in texts]
+    monkeypatch.setattr(splitting, "_NEWER_UNICODE", True)
+    assert [splitting.tokenize(text, config, version) for text in texts] == plain
+    stood_in, back = splitting._stand_ins(texts[1])
+    assert back is not None and "\U0001e030" not in stood_in and stood_in.translate(back) == texts[1]
+    assert not set(back) & {ord(ch) for ch in texts[1]}  # no stand-in is a character of the text
