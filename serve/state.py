@@ -45,7 +45,7 @@ class ModelFile:
         """The file at ``path`` as it is now; None where there is none."""
         try:
             stat = path.stat()
-            return cls(path, identity(stat), hashlib.sha256(path.read_bytes()).hexdigest())
+            return cls(path, identity(stat), _digest(path))
         except OSError:
             return None
 
@@ -57,12 +57,21 @@ class ModelFile:
         if stat.st_size != self.identity[1]:
             return False
         try:
-            same = hashlib.sha256(self.path.read_bytes()).hexdigest() == self.digest
+            same = _digest(self.path) == self.digest
         except OSError:
             return False
         if same:
             self.identity = identity(stat)
         return same
+
+
+def _digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read a megabyte at a time (a model file may be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def identity(stat: os.stat_result) -> tuple[int, int, int]:
