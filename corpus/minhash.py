@@ -29,6 +29,7 @@ from typing import BinaryIO
 import numpy as np
 
 from nextword.runtime.provenance import DedupSettings
+from nextword.runtime.splitting import newer_characters
 from nextword.runtime.unicode_marks import ASTRAL_MARKS, BMP_MARKS
 
 from .errors import CorpusError
@@ -67,6 +68,9 @@ def document_words(text: str, *, marks: bool = False) -> list[str]:
     ``dedup-v3``)."""
     if text.isascii():  # NFKC leaves ASCII alone, and case folding is lowercasing there
         return text.translate(_ASCII_WORDS).split()
+    newer = newer_characters(text)  # on Python 3.12+: what Unicode 14.0 leaves unassigned separates words
+    if newer:  # there, as on 3.11 (where the split was made), so that a split rebuilt there is the same
+        text = text.translate(dict.fromkeys(map(ord, newer), " "))
     folded = unicodedata.normalize("NFKC", text).casefold()
     if not marks:
         return _WORD.findall(folded)

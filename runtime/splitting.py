@@ -35,7 +35,7 @@ from .unicode_marks import ASTRAL_MARKS, ASTRAL_UNASSIGNED, BMP_MARKS, BMP_UNASS
 if TYPE_CHECKING:
     from .tokenizer import TokenizerConfig
 
-__all__ = ["TOKENIZER_FORMAT_VERSION", "normalize", "tokenize"]
+__all__ = ["TOKENIZER_FORMAT_VERSION", "newer_characters", "normalize", "tokenize"]
 
 TOKENIZER_FORMAT_VERSION = 3  # what new tokenizers are; 3 keeps combining marks inside words
 
@@ -72,10 +72,15 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 # A Python newer than the tables' Unicode (3.12: 15.0) reads the characters assigned since by its own data
 # (NFKC, letters, digits, case), where Python 3.11 and nextword-web see unassigned code points: symbols of
-# one character that nothing changes. Such characters stand in for themselves as private-use characters,
-# which every version treats so, until the tokens are made: one model file splits a text alike on any.
-_NEWER_UNICODE = unicodedata.unidata_version != UNICODE_VERSION
-_PRIVATE_USE = (range(0xF0000, 0xFFFFE), range(0x100000, 0x10FFFE))  # the Supplementary Private Use Areas
+# one character that nothing changes. Such characters stand in for themselves as code points that every
+# version treats so (private use, or unassigned in both) until the tokens are made: one model file splits
+# a text alike on any of them. (Python 3.10's Unicode is older, 13.0: it cannot read 14.0's additions.)
+_NEWER_UNICODE = tuple(map(int, unicodedata.unidata_version.split("."))) > tuple(
+    map(int, UNICODE_VERSION.split("."))
+)
+# the Supplementary Private Use Areas, then planes 4 to 13, unassigned in every Unicode so far
+_STAND_INS = (range(0xF0000, 0xFFFFE), range(0x100000, 0x10FFFE), range(0x40000, 0xE0000))
+_PRIVATE_USE = re.compile("[\U000f0000-\U0010ffff\U00040000-\U000dffff]")
 
 
 @functools.cache
@@ -85,23 +90,39 @@ def _unassigned() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(f"[{BMP_UNASSIGNED}]"), re.compile(f"[{ASTRAL_UNASSIGNED}]")
 
 
-def _stand_ins(text: str) -> tuple[str, dict[int, str] | None]:
-    """``text`` with each character the tables' Unicode leaves unassigned replaced by a private-use
-    character it does not hold, and the map back (None where there is nothing to replace)."""
+def newer_characters(text: str) -> set[str]:
+    """The characters of ``text`` that the tables' Unicode (:data:`UNICODE_VERSION`) leaves unassigned,
+    on a Python whose Unicode is newer (none on one of that Unicode or older): what must be read as
+    that version reads them, one-character symbols, for the same result on every Python."""
     if not _NEWER_UNICODE or text.isascii():
-        return text, None
+        return set()
     bmp, astral = _unassigned()
     found = set(bmp.findall(text))
-    if _ASTRAL.search(text):
-        found.update(astral.findall(text))
+    # the past-the-BMP class is long (re tries its ranges one by one): asked of each such character once
+    found.update(c for c in set(_ASTRAL.findall(text)) if astral.match(c))
+    return found
+
+
+def _stand_ins(text: str) -> tuple[str, dict[str, str] | None]:
+    """``text`` with each of its :func:`newer_characters` replaced by a code point it does not hold that
+    every Unicode leaves alone, and the map back (None where there is nothing to replace). A stand-in is
+    a token of its own (no word takes it in), so the map is from token to token."""
+    found = newer_characters(text)
     if not found:
         return text, None
-    free = (chr(c) for area in _PRIVATE_USE for c in area if chr(c) not in text)
-    try:
-        forward = {ord(ch): next(free) for ch in sorted(found)}
-    except StopIteration:  # a text holding nearly every private-use character: read by this Python's data
-        return text, None
-    return text.translate(forward), {ord(stand_in): chr(c) for c, stand_in in forward.items()}
+    held = set(_PRIVATE_USE.findall(text))
+    free = (chr(c) for area in _STAND_INS for c in area if chr(c) not in held)
+    back = {}
+    for ch in sorted(found):
+        stand_in = next(free, None)
+        if stand_in is None:  # a text of nearly 800,000 distinct such code points: read by this Python
+            return text, None
+        back[stand_in] = ch
+    if len(back) > 16:  # a text in a script added since (thousands of CJK characters): one pass
+        return text.translate({ord(ch): stand_in for stand_in, ch in back.items()}), back
+    for stand_in, ch in back.items():  # a few distinct characters: str.replace beats a translate table
+        text = text.replace(ch, stand_in)
+    return text, back
 
 
 def normalize(text: str, config: TokenizerConfig) -> str:
@@ -128,4 +149,4 @@ def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT
         tokens = _TOKEN_V2.findall(text)
     else:
         tokens = (_TOKEN_V3 if text.isascii() or not _ASTRAL.search(text) else _TOKEN_V3_ASTRAL).findall(text)
-    return tokens if back is None else [token.translate(back) for token in tokens]
+    return tokens if back is None else [back.get(token, token) for token in tokens]

@@ -198,3 +198,18 @@ def test_info_describes_a_dedup_v4_split():
     line = dict(Provenance(split=split, data=counts).describe())["split"]
     assert "the development part, whole groups of near-duplicates" in line
     assert line.endswith("similarity >= 0.3; scheme dedup-v4))")
+
+
+@pytest.mark.parametrize("marks", [False, True])
+def test_a_newer_pythons_unicode_gives_the_words_the_tables_unicode_gives(monkeypatch, marks):
+    """Deduplication's words on Python 3.12+ are those of Unicode 14.0 (where the split was made on
+    3.11): a character assigned since separates words, as an unassigned one does. Here both paths must
+    agree; the splitting test checks the stand-ins' side against 3.12 and 3.13."""
+    from nextword.corpus import minhash
+    from nextword.runtime import splitting
+
+    texts = ["Item \U00011f04\U00011f05 one", "ab\U0001e030cd e\U0001e030\u0301 x\u0378y", "naïve café"]
+    plain = [minhash.document_words(text, marks=marks) for text in texts]
+    monkeypatch.setattr(splitting, "_NEWER_UNICODE", True)
+    assert [minhash.document_words(text, marks=marks) for text in texts] == plain
+    assert splitting.newer_characters(texts[0]) == {"\U00011f04", "\U00011f05"}

@@ -325,5 +325,13 @@ def test_a_newer_pythons_unicode_splits_as_the_tables_unicode_does(monkeypatch, 
     monkeypatch.setattr(splitting, "_NEWER_UNICODE", True)
     assert [splitting.tokenize(text, config, version) for text in texts] == plain
     stood_in, back = splitting._stand_ins(texts[1])
-    assert back is not None and "\U0001e030" not in stood_in and stood_in.translate(back) == texts[1]
-    assert not set(back) & {ord(ch) for ch in texts[1]}  # no stand-in is a character of the text
+    assert back is not None and "\U0001e030" not in stood_in
+    assert "".join(back.get(ch, ch) for ch in stood_in) == texts[1]
+    assert not set(back) & set(texts[1])  # no stand-in is a character of the text
+    many = "".join(chr(c) for c in range(0x31350, 0x31350 + 40))  # Unicode 15.0's CJK Extension H
+    stood_in, back = splitting._stand_ins(many + " " + texts[1])  # more than 16: the one-pass path
+    assert (
+        back is not None
+        and len(back) == 41
+        and "".join(back.get(ch, ch) for ch in stood_in) == many + " " + texts[1]
+    )
