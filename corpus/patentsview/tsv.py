@@ -38,10 +38,9 @@ def too_long(max_record_bytes: int) -> str:
 def parse_record(record: str, ncols: int, idx: tuple[int, ...]) -> tuple[str, ...] | str:
     """The wanted values of one record, or the reason it is malformed."""
     values = _wanted_values(record, ncols, idx)
+    # the record's own check first: a few ns, where the fields' cost a quarter of a parse
     if "\x00" in record and isinstance(values, tuple) and any("\x00" in value for value in values):
-        return (
-            HOLDS_NUL  # the record's own check first: a few ns, where the fields' cost a quarter of a parse
-        )
+        return HOLDS_NUL
     return values
 
 
