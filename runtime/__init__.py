@@ -113,4 +113,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})  # a name already looked up is in both
+    # the public names and the module's dunders; not this file's own imports (importlib, Any), which
+    # would show up in a notebook's completion list as if they were part of the API
+    return sorted({*_EXPORTS, *(name for name in globals() if name.startswith("__"))})

@@ -32,8 +32,10 @@ def plain_numbers(config: Any) -> None:
     """Replace numbers of other types in the fields of dataclass ``config`` (a numpy ``int64`` from
     ``np.arange``, a ``float32``) by Python's ``int`` and ``float`` of the same value, before its checks:
     a config then checks, compares and writes to JSON (a run's config.json, a model file's metadata) as
-    one made of plain values does; a numpy ``bool_`` becomes ``bool``. Python's bools, and values that
-    are not numbers, stay as given."""
+    one made of plain values does; a numpy ``bool_`` becomes ``bool``. A float narrower than Python's
+    becomes the float its shortest decimal form reads (``np.float32(0.01)`` is 0.01, as typed, not
+    0.009999999776..., which a range from 0.01 would refuse). Python's bools, and values that are not
+    numbers, stay as given."""
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
         if type(value) in (int, float, bool):
@@ -42,6 +44,8 @@ def plain_numbers(config: Any) -> None:
             object.__setattr__(config, item.name, bool(value))
         elif isinstance(value, numbers.Integral):
             object.__setattr__(config, item.name, int(value))
+        elif isinstance(value, np.floating) and np.finfo(value.dtype).bits < 64:
+            object.__setattr__(config, item.name, float(str(value)))  # numpy's shortest round-trip form
         elif isinstance(value, numbers.Real):
             object.__setattr__(config, item.name, float(value))
 

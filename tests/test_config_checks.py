@@ -147,6 +147,25 @@ def test_numpy_numbers_are_taken_as_the_plain_numbers_they_hold(make, values):
         json.dumps(config.to_dict())
 
 
+@pytest.mark.parametrize(
+    ("make", "name", "value"),
+    [
+        (GenerationConfig, "temperature", 0.01),  # float32(0.01) is 0.00999999977..., below the range
+        (GenerationConfig, "top_p", 0.9),
+        (TrainConfig, "learning_rate", 0.001),
+        (ModelConfig, "dropout", 0.1),
+    ],
+)
+def test_a_float32_is_taken_as_the_decimal_it_was_typed_as(make, name, value):
+    """np.float32(0.01) widened bit for bit is 0.009999999776482582: temperature refused it as below
+    0.01, and a run's config.json stored learning_rate 0.0010000000474974513."""
+    for narrow in (np.float32(value), np.float16(value)):
+        config = make(**{name: narrow})
+        assert getattr(config, name) == float(str(narrow))
+        assert type(getattr(config, name)) is float
+    assert getattr(make(**{name: np.float32(value)}), name) == value
+
+
 def test_a_run_config_of_numpy_numbers_writes_its_json():
     config = TrainConfig(
         corpus=CorpusConfig(split_seed=np.int64(3)), model=ModelConfig(lstm_units=np.int64(8))

@@ -60,6 +60,8 @@ assert not missing, missing
 assert "onnxruntime" in sys.modules
 names = dir(rt)  # each name once, looked up or not
 assert len(names) == len(set(names)) and set(rt.__all__) <= set(names), names
+# and nothing else public: not the file's own imports (importlib, Any), nor a submodule once loaded
+assert {n for n in names if not n.startswith("_")} == {n for n in rt.__all__ if not n.startswith("_")}, names
 print("ok")
 """
     result = run_python(code, block_training_stack=True)
