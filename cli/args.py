@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from nextword.corpus import CorpusConfig
 from nextword.corpus.patentsview import PatentsViewConfig
 from nextword.export import ExportConfig
+from nextword.runtime.terminal import utf8_text
 from nextword.train import TrainConfig
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class _AppendNonEmpty(argparse._AppendAction):
         if values == "":
             clear = "--no-" + self.option_strings[0][2:]
             raise argparse.ArgumentError(self, f"an empty value is not allowed; {clear} gives none")
-        super().__call__(parser, namespace, values, option)
+        super().__call__(parser, namespace, utf8_text(values), option)  # text, as typed (positionals.py)
 
 
 def config_flags(cls: type, prefix: str = "") -> dict[str, str]:

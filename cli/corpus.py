@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from nextword.corpus.patentsview import PatentsViewConfig
+from nextword.runtime.terminal import utf8_text
 
 from .args import add_config_arguments, config_from_args
 
@@ -38,6 +39,7 @@ def add_corpus_parser(commands: Any) -> None:
         "--query",
         dest="query",
         action="append",
+        type=utf8_text,  # text, as typed (positionals.py)
         default=argparse.SUPPRESS,
         metavar=query.metadata["metavar"],
         help=query.metadata["help"],

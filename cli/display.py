@@ -15,7 +15,44 @@ from typing import Any, TextIO
 
 from nextword.runtime.terminal import SafeFormatter, safe, safe_json
 
-__all__ = ["SafeFormatter", "Uncoloured", "figure", "json_text", "progress_stream", "safe"]
+__all__ = [
+    "SafeFormatter",
+    "Uncoloured",
+    "figure",
+    "json_text",
+    "progress_stream",
+    "safe",
+    "writes_what_it_can",
+]
+
+_BYTES_ELSE_REPLACE = "nextword.bytes-else-replace"
+
+
+def writes_what_it_can(stream: Any) -> None:
+    """Let ``stream`` (standard output or error) write any text: a character its encoding lacks (a
+    prompt's, a generated word's) as ``?``, rather than failing. A byte of a file name that Python read
+    as a lone surrogate (PEP 383) goes out as that byte where the stream is not UTF-8 (a locale that is
+    not UTF-8 read it so), as Python itself writes it there, so that a path in a message (``nextword
+    export 'runs/rün'``) can be copied and run; on a UTF-8 stream, whose output must stay UTF-8, as
+    ``\\xff``, the escape the model file records."""
+    try:
+        codecs.lookup_error(_BYTES_ELSE_REPLACE)
+    except LookupError:
+        codecs.register_error(_BYTES_ELSE_REPLACE, _bytes_else_replace)
+    if hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors=_BYTES_ELSE_REPLACE)
+
+
+def _bytes_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    char = error.object[error.start]
+    if "\udc80" <= char <= "\udcff":  # the byte it stands for
+        byte = ord(char) - 0xDC00
+        if _writes_unicode(error.encoding):
+            return f"\\x{byte:02x}", error.start + 1
+        return bytes([byte]), error.start + 1
+    return "?", error.start + 1
 
 
 def json_text(data: Any) -> str:

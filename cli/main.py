@@ -37,7 +37,7 @@ from .args import (
     refuse_unknown,
 )
 from .corpus import add_corpus_parser
-from .display import SafeFormatter, json_text, safe
+from .display import SafeFormatter, json_text, safe, writes_what_it_can
 from .info import show_info
 from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, cached_model
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
@@ -185,8 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))  # messages may quote files
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[handler])
     for stream in (sys.stdout, sys.stderr):  # a prompt may hold what the terminal cannot encode
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="replace")
+        writes_what_it_can(stream)
     # TensorFlow's C++ start-up chatter drowns the progress bar; the user's own setting wins. Its
     # Python logger reports every collective of distributed training at INFO, tf2onnx's each pass of
     # its converter and optimizer.

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from nextword.runtime.terminal import utf8_text
 from nextword.train.files import RUN_MARKER
 
 from .text_files import read_prompt_file
 
-__all__ = ["PROMPT_FILE_HELP", "model_and_prompts", "names_model", "text_names_a_file"]
+__all__ = ["PROMPT_FILE_HELP", "model_and_prompts", "names_model", "text_names_a_file", "typed_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,15 @@ def model_and_prompts(
         raise ValueError(f'suggest takes one prompt: quote it, nextword suggest "{" ".join(positionals)}"')
     if "-" in positionals:
         logger.warning("the prompt is the text '-' itself; --file - reads the prompt from standard input")
-    return model_option, positionals
+    return model_option, [typed_text(p) for p in positionals]
+
+
+def typed_text(text: str) -> str:
+    """A prompt or text given as an argument, as the text typed: UTF-8 that a locale which is not UTF-8
+    read as undecodable bytes decoded (:func:`~nextword.runtime.terminal.utf8_text`), and, as ``--file``
+    reads a file, Windows line breaks as line breaks and the one that ends it dropped (``"$(cat F)"``
+    keeps a CRLF file's last ``\r``, which was printed as ``\x0d`` before the first new word)."""
+    return utf8_text(text).replace("\r\n", "\n").removesuffix("\r")
 
 
 def text_names_a_file(text: str) -> None:

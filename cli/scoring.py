@@ -34,7 +34,7 @@ from .args import add_config_arguments, config_from_args
 from .display import figure, json_text
 from .info import cache_text
 from .models import CACHE_HELP, add_device_argument, cached_model, open_model
-from .positionals import names_model, text_names_a_file
+from .positionals import names_model, text_names_a_file, typed_text
 from .text_files import read_text_file
 
 __all__ = ["add_evaluate_parser", "evaluate_command", "score_command"]
@@ -53,7 +53,7 @@ def score_command(args: argparse.Namespace) -> int:
     if text is None:
         text_read = read_text_file(args.file)
     else:
-        text_names_a_file(text_read := text)
+        text_names_a_file(text_read := typed_text(text))
     try:
         result = model_file.score(text_read, cache=args.cache)
     except ValueError as exc:

@@ -11,11 +11,11 @@ from typing import Any
 
 from nextword.corpus import recorded_split
 from nextword.runtime.provenance import Architecture, BaseRun, DataCounts, Provenance
+from nextword.runtime.terminal import escape_surrogates
 from nextword.train.config import TrainConfig
 
 __all__ = ["escape_undecodable", "file_name", "provenance_of_run", "travelling_command"]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # C:\ or C:/
 # The options of `nextword train` and `export` whose values are text, never a path: kept as typed.
 _TEXT_OPTIONS = frozenset({"--stop", "--text-column", "--json-field"})
@@ -127,25 +127,21 @@ def _base_run(facts: Any) -> BaseRun | None:
 
 
 def escape_undecodable(value: Any) -> Any:
-    """``value`` (a str, or dicts and lists of them, walked) with each lone surrogate written as a
-    backslash escape, so that it encodes as UTF-8: the model file's metadata is UTF-8 text.
+    """``value`` (a str, or dicts and lists of them, walked) as text that encodes as UTF-8: the model
+    file's metadata is UTF-8 text.
 
     A file name with bytes that are not UTF-8 comes to Python with each such byte as a surrogate
-    escape (``os.fsdecode(b"corpus-\\xff.csv")`` is ``"corpus-\\udcff.csv"``). The run's own files
-    record such names exactly (JSON escapes); the model file, which travels to readers in other
-    languages, records the byte as Python's ``backslashreplace`` shows it: ``corpus-\\xff.csv``.
-    Any other lone surrogate becomes ``\\udXXX``. Other values are returned as they are.
+    escape (``os.fsdecode(b"corpus-\\xff.csv")`` is ``"corpus-\\udcff.csv"``), and so does every non-ASCII
+    name under a locale that is not UTF-8 (``PYTHONUTF8=0`` in the C locale). Bytes that make UTF-8
+    are decoded (``corpüs.csv`` stays readable); the run's own files record other names exactly (JSON
+    escapes), and the model file, which travels to readers in other languages, records such a byte as
+    Python's ``backslashreplace`` shows it: ``corpus-\\xff.csv``
+    (:func:`~nextword.runtime.terminal.escape_surrogates`). Other values are returned as they are.
     """
     if isinstance(value, str):
-        return _SURROGATE.sub(_escape, value) if not value.isascii() else value
+        return escape_surrogates(value)
     if isinstance(value, dict):
         return {escape_undecodable(k): escape_undecodable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [escape_undecodable(v) for v in value]
     return value
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    # 0xDC80..0xDCFF stand for the bytes 0x80..0xFF (PEP 383)
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"

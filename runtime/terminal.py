@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["OTHER_UNSAFE", "SafeFormatter", "safe", "safe_json"]
+__all__ = ["OTHER_UNSAFE", "SafeFormatter", "escape_surrogates", "safe", "safe_json", "utf8_text"]
 
 # C0 controls, DEL, C1 controls (ESC and CSI start escape sequences), the Unicode line and paragraph
 # separators, and the bidirectional marks, embeddings, overrides and isolates.
@@ -28,6 +28,36 @@ _UNSAFE_IN_JSON = re.compile(f"[{OTHER_UNSAFE}\ud800-\udfff]")
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_text(text: str) -> str:
+    """``text`` (an argument, a file's name) as the UTF-8 it holds where Python read it in an encoding
+    that is not UTF-8: ``PYTHONUTF8=0`` in the C locale reads the argument ``café`` as ``caf\\udcc3\\udca9``,
+    each byte it cannot decode a lone surrogate (PEP 383). Such bytes that make UTF-8 are decoded; other
+    text is returned as it is (a name whose bytes are Latin-1 keeps its surrogates)."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` as :func:`utf8_text` reads it, with each lone surrogate left written as a backslash
+    escape (``\\xff`` for a byte that is not UTF-8, as Python's ``backslashreplace`` shows it, else
+    ``\\udXXX``): text that encodes as UTF-8, for a model file's metadata or a JSON answer."""
+    text = utf8_text(text)
+    return _SURROGATE.sub(_escape_surrogate, text) if not text.isascii() else text
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # 0xDC80..0xDCFF stand for the bytes 0x80..0xFF (PEP 383)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def safe(text: object, *, lines: bool = False) -> str:

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from nextword.runtime import ModelFileError, NextWordModel, __version__, load
+from nextword.runtime.terminal import escape_surrogates
 
 from . import completions, routes, web_assets
 from .auth import ApiKeys, document_keys
@@ -60,7 +61,9 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
         except ModelFileError as exc:
             raise config.explained(exc) from None
     # the id clients see and send: --served-model-name (the first), else the file's name without .onnx
-    model_id = next(iter(config.served_model_name), None) or Path(model.source).stem or "nextword"
+    # (a name whose bytes are not UTF-8 escaped, \xe9: an id is text that JSON answers can carry)
+    model_id = next(iter(config.served_model_name), None) or escape_surrogates(Path(model.source).stem)
+    model_id = model_id or "nextword"
     state = ServerState(config=config, model=model, model_id=model_id)
     # one of --workers' processes, with the directory where they keep their metrics (serve() makes it)
     state.metrics = Metrics(state, shared=config.workers > 1 and bool(os.environ.get(MULTIPROCESS_ENV)))

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from nextword.runtime import NextWordModel
+from nextword.runtime.terminal import escape_surrogates
 
 from .beams import BeamJob, beam_threads
 from .config import ServeConfig
@@ -181,4 +182,4 @@ def _backstop() -> None:
 def model_summary(model: NextWordModel) -> dict[str, Any]:
     """What ``nextword info --json`` shows of the served model, with the file's name rather than its
     path on the server."""
-    return {**model.summary(), "file": Path(model.source).name}
+    return {**model.summary(), "file": escape_surrogates(Path(model.source).name)}

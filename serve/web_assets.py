@@ -28,6 +28,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.responses import RangeNotSatisfiable
 
+from nextword.runtime.terminal import escape_surrogates
+
 from .errors import APIError
 from .headers import docs_policy, page_policy
 from .routes import STATIC
@@ -108,6 +110,7 @@ async def model_file(request: Request) -> Response:
     if loaded is None:
         raise APIError(404, "this server's model was not loaded from a file, so it cannot be downloaded")
     path = loaded.path
+    name = escape_surrogates(path.name)  # a name whose bytes are not UTF-8: \xe9 in headers and JSON
     try:
         stat = path.stat()  # once: what is checked is what is sent
     except OSError:
@@ -118,11 +121,11 @@ async def model_file(request: Request) -> Response:
         logger.warning("GET /model.onnx refused: %s %s since the server loaded it", path, what)
         raise APIError(
             409,
-            f"{path.name} {what} since this server loaded it, so it is not the model the server runs: "
+            f"{name} {what} since this server loaded it, so it is not the model the server runs: "
             "restart the server to serve the file there (with --workers, SIGHUP reloads them)",
             code="model_file_changed",
         )
-    return ranged_file(request.headers, path, stat, media_type="application/octet-stream", filename=path.name)
+    return ranged_file(request.headers, path, stat, media_type="application/octet-stream", filename=name)
 
 
 def ranged_file(headers: Mapping[str, str], path: Path, stat: os.stat_result, **options: Any) -> Response:
@@ -149,7 +152,8 @@ def ranged_file(headers: Mapping[str, str], path: Path, stat: os.stat_result, **
         except RangeNotSatisfiable:
             raise APIError(
                 416,
-                f"Range {asked[:80]!r} selects no bytes of {path.name} ({stat.st_size} bytes); ask for "
+                f"Range {asked[:80]!r} selects no bytes of {escape_surrogates(path.name)} ({stat.st_size} "
+                "bytes); ask for "
                 f"bytes=START-END within 0..{stat.st_size - 1}, or leave Range out for the whole file",
                 "range",
                 headers={"Content-Range": f"bytes */{stat.st_size}"},

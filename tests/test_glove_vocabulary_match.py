@@ -61,3 +61,13 @@ def test_blank_and_one_field_lines_are_skipped(tmp_path: Path, tokenizer: Tokeni
     assert missing == 1  # "weights"
     np.testing.assert_array_equal(matrix[tokenizer.tokens.index("the")], [1, 2, 3])
     np.testing.assert_array_equal(matrix[tokenizer.tokens.index("network")], [4, 5, 6])
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path: Path, tokenizer: Tokenizer) -> None:
+    """A file saved with a UTF-8 BOM (Notepad) read its first word as "\\ufeffthe": that word's vector
+    was silently left out, and only the count of words found said so."""
+    glove = tmp_path / "glove.txt"
+    glove.write_bytes("the 1 2 3\nnetwork 4 5 6\n".encode("utf-8-sig"))
+    matrix, missing = load_glove(glove, tokenizer, 3)
+    assert missing == 1  # "weights" only
+    np.testing.assert_array_equal(matrix[tokenizer.tokens.index("the")], np.float32([1, 2, 3]))

@@ -48,7 +48,7 @@ def load_glove(path: str | Path, tokenizer: Tokenizer, dim: int, seed: int = 0) 
     matrix = np.zeros((len(tokenizer), dim), dtype=np.float32)
     found = np.zeros(len(tokenizer), dtype=bool)
     first: tuple[int, int] | None = None  # (line number, values) of the first vector line
-    with path.open(encoding="utf-8", errors="replace") as f:
+    with path.open(encoding="utf-8-sig", errors="replace") as f:  # a BOM is not part of the first word
         for line_no, line in enumerate(f, 1):
             parts = line.rstrip().split(" ")
             if len(parts) < 2:

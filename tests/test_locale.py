@@ -1,0 +1,108 @@
+"""Under a locale that is not UTF-8, and with names that are not UTF-8: arguments are read as the text
+typed, file names print as their bytes, and the server answers for a model file whose name it cannot
+decode. ``PYTHONUTF8=0`` in the C locale makes Python read every non-ASCII byte of an argument or a file
+name as a lone surrogate (PEP 383), as on a system whose locale is not set up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nextword.export.provenance import escape_undecodable
+from nextword.runtime.default import BUNDLED_MODEL
+from nextword.runtime.terminal import escape_surrogates, utf8_text
+
+NEXTWORD = [sys.executable, "-c", "import sys; from nextword.cli.entry import main; sys.exit(main())"]
+OPTIONS = ["--seed", "3", "--max-words", "6", "--json", "--stop", "é"]
+
+
+def _nextword(*argv: str, utf8: bool, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "LC_ALL": "C.UTF-8" if utf8 else "C", "PYTHONUTF8": "1" if utf8 else "0"}
+    env.pop("PYTHONIOENCODING", None)
+    return subprocess.run([*NEXTWORD, *argv], capture_output=True, env=env, cwd=cwd, timeout=120)
+
+
+def test_utf8_held_as_surrogates_is_read_back():
+    typed = os.fsencode("the café network, 中文").decode("ascii", "surrogateescape")
+    assert typed != "the café network, 中文"  # what PYTHONUTF8=0 in the C locale makes of the argument
+    assert utf8_text(typed) == "the café network, 中文"
+    latin1 = b"caf\xe9".decode("ascii", "surrogateescape")  # not UTF-8: kept
+    assert utf8_text(latin1) == latin1 and escape_surrogates(latin1) == "caf\\xe9"
+    assert escape_surrogates(typed) == "the café network, 中文"
+    # a model file's record of a corpus named under such a locale keeps its name readable
+    assert escape_undecodable({"paths": [typed]}) == {"paths": ["the café network, 中文"]}
+
+
+def test_a_prompt_typed_under_a_non_utf8_locale_is_the_text_typed():
+    """`LC_ALL=C PYTHONUTF8=0 nextword generate "the café network"` continued "the caf\\udcc3\\udca9
+    network", two unknown symbols; a --stop string was read so too."""
+    prompt = "the café network"
+    utf8 = _nextword("generate", str(BUNDLED_MODEL), prompt, *OPTIONS, utf8=True)
+    plain = _nextword("generate", str(BUNDLED_MODEL), prompt, *OPTIONS, utf8=False)
+    assert utf8.returncode == plain.returncode == 0, plain.stderr
+    said, said_plain = json.loads(utf8.stdout), json.loads(plain.stdout)
+    assert said_plain == said and said[0]["prompt"] == prompt
+
+
+def test_a_file_name_in_a_message_prints_as_its_bytes(tmp_path):
+    """Messages wrote each byte of such a name as "?" (`nextword export 'runs/r??n-???'`), so a command
+    they suggest could not be copied and run."""
+    folder = tmp_path / "rün-中"
+    folder.mkdir()
+    result = _nextword("info", "rün-中", utf8=False, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "rün-中".encode() in result.stderr and b"?" not in result.stderr, result.stderr
+    # a byte that is not UTF-8, on a UTF-8 terminal: escaped as the model file records it, the output
+    # still UTF-8 (a raw byte would break whatever reads it as such)
+    try:
+        (tmp_path / os.fsdecode(b"r\xfen")).mkdir()
+    except (OSError, UnicodeEncodeError) as exc:  # APFS (EILSEQ), Windows
+        pytest.skip(f"this file system refuses file names that are not UTF-8 ({exc})")
+    result = _nextword("info", os.fsdecode(b"r\xfen"), utf8=True, cwd=tmp_path)
+    assert result.returncode == 2 and b"r\\xfen" in result.stderr, result.stderr
+    result.stderr.decode("utf-8")
+
+
+def test_a_prompt_that_ends_a_crlf_line_is_continued_as_one_without_it(capsys):
+    """`nextword generate "$(cat prompt.txt)"` of a Windows file kept its last \\r: the text printed
+    with a "\\x0d" glued to the first new word, as --file of the same file did not."""
+    from nextword.cli.main import main
+
+    texts = []
+    for prompt in ("a neural network", "a neural network\r", "a neural\r\nnetwork\r"):
+        assert main(["generate", str(BUNDLED_MODEL), prompt, "--seed", "1", "--max-words", "6"]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] and "\\x0d" not in texts[1], texts
+    assert texts[2] == texts[0].replace("neural network", "neural\nnetwork", 1), texts
+
+
+def test_the_server_answers_for_a_model_whose_file_name_is_not_utf8(tmp_path):
+    """Every request, /health included, was a 500: the model's id, made of its file name, held a
+    surrogate that JSON answers could not encode."""
+    pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+    from fastapi.testclient import TestClient
+
+    from nextword.runtime import load
+    from nextword.serve import ServeConfig, create_app
+
+    path = tmp_path / os.fsdecode(b"mod\xe9le.onnx")
+    try:
+        shutil.copyfile(BUNDLED_MODEL, path)
+    except (OSError, UnicodeEncodeError) as exc:  # APFS (EILSEQ), Windows
+        pytest.skip(f"this file system refuses file names that are not UTF-8 ({exc})")
+    with TestClient(create_app(ServeConfig(), load(path))) as client:
+        assert client.get("/health").json()["model"] == "mod\\xe9le"
+        listed = client.get("/v1/models").json()["data"][0]
+        assert listed["id"] == "mod\\xe9le" and listed["nextword"]["file"] == "mod\\xe9le.onnx"
+        answer = client.post("/v1/completions", json={"model": "mod\\xe9le", "prompt": "a", "max_tokens": 2})
+        assert answer.status_code == 200 and answer.json()["model"] == "mod\\xe9le"
+        download = client.get("/model.onnx")
+        assert download.status_code == 200 and download.content == BUNDLED_MODEL.read_bytes()
+        assert "mod%5Cxe9le.onnx" in download.headers["content-disposition"]
+        assert client.get("/metrics").status_code == 200
