@@ -24,6 +24,18 @@ _lock = threading.Lock()
 _models: dict[tuple[str, str, LoadLimits], tuple[tuple[int, ...] | None, NextWordModel]] = {}
 
 
+def _unlock_in_child() -> None:
+    """After a fork: a fresh lock. One copied while another thread loaded a model stays locked in the
+    child, where that thread does not exist, and its first generate() would wait forever. The child has
+    one thread, so nothing else can hold the new lock; a model being loaded then was never stored."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_unlock_in_child)
+
+
 def default_model(
     model: str | os.PathLike[str] | bytes | NextWordModel | None = None,
     *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,19 @@ _OTHER = 0.0  # when a thread other than _LAST's last ended a run: the latest en
 # Another thread's run that ended this recently means it is stepping too: a Python thread may hold the
 # GIL for 5 ms (sys.getswitchinterval()) before the others get theirs, so a gap of a few ms is normal.
 QUIET_SECONDS = 0.02
+
+
+def _forget_runs_in_child() -> None:
+    """After a fork: no run in flight and none ended on another thread. Runs in flight on the parent's
+    other threads do not exist in the child, which has one thread, and would never leave the count:
+    the child would never step alone, and never on the faster two-thread session."""
+    global _LAST, _OTHER
+    _FLIGHT.clear()
+    _LAST, _OTHER = (0, 0.0), 0.0
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_runs_in_child)
 
 
 def runs_in_flight() -> int:

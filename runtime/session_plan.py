@@ -26,13 +26,16 @@ smaller batches that differ keep one thread.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .model_file import ModelInfo
 from .probe import MAX_ROWS, WideCheck
 from .session import alone
+from .sessions import HoldsSessions
 
 __all__ = ["ONE", "PAIR", "PAIR_ROWS", "WIDE", "SessionPlan"]
 
@@ -40,10 +43,11 @@ ONE, WIDE, PAIR = 0, 1, 2  # indexes of SessionPlan.sessions
 PAIR_ROWS = 5  # the fewest rows that run on the pair when their numbers differ on two threads
 
 
-class SessionPlan:
+class SessionPlan(HoldsSessions):
     """A model's sessions (:data:`ONE`, :data:`WIDE`, :data:`PAIR`; None where there is none yet)
     and :meth:`choose`, the rule above. Thread-safe: the pair and a one-core machine's check are made
-    once, under a lock; a step that reads while another thread makes them waits for them.
+    once, under a lock; a step that reads while another thread makes them waits for them. A forked
+    child gets fresh locks (:func:`_unlock_plans`). Not picklable, as the model is not.
 
     ``make_pair`` makes the two-thread session without spinning (None: steps never need one, as with
     ``load(threads=n)``, custom session options or a GPU); it is dropped, with the file's bytes it
@@ -67,6 +71,7 @@ class SessionPlan:
         self._pair_wide: WideCheck | None = None  # the pair against the wide session, once both exist
         self._make_pair = make_pair
         self._lock = threading.Lock()
+        _PLANS.add(self)
 
     @classmethod
     def single(cls, session: Any, info: ModelInfo, source: str) -> SessionPlan:
@@ -126,3 +131,26 @@ class SessionPlan:
             if self._check is None:
                 self._check = WideCheck(self.sessions[ONE], pair, self._info, self._source)
             return self._check
+
+    def _unlock(self) -> None:
+        """Fresh locks for the plan and its checks: in a forked child, one copied while another thread
+        made the pair or ran a check stays locked, and that thread does not exist there."""
+        self._lock = threading.Lock()
+        for check in (self._check, self._pair_wide):
+            if check is not None:  # the check's own lock, which it holds while it steps both sessions
+                check._lock = threading.Lock()
+
+
+# Every plan alive in this process, for _unlock_plans (weak: a model dropped is not kept for this).
+_PLANS: weakref.WeakSet[SessionPlan] = weakref.WeakSet()
+
+
+def _unlock_plans() -> None:
+    """After a fork: every plan gets fresh locks. The child has one thread, so none is held there; a pair
+    or a check that another thread was making is made again at the child's first step that needs it."""
+    for plan in _PLANS:
+        plan._unlock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_unlock_plans)

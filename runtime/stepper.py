@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import WrongTypeError
 from .session import run_bound
+from .sessions import HoldsSessions
 from .step import State, StepModel
 
 if TYPE_CHECKING:
@@ -82,12 +83,13 @@ class _Turn:
         self.logits = logits  # (rows, vocab) view of the bound logits
 
 
-class BoundStepper:
+class BoundStepper(HoldsSessions):
     """Single-token steps of an onnxruntime session through I/O bindings made once per batch size.
 
     Made by ``NextWordModel.stepper()``; not thread-safe (one per decoding loop; the sessions are
     shared). The logits and states are bit for bit those of ``forward``: each step runs on the session
     ``plan`` chooses for its batch size, as in ``forward`` (see :mod:`~nextword.runtime.session_plan`).
+    Not picklable, as the model is not: another process makes its own from the model it loads.
     """
 
     def __init__(
