@@ -325,7 +325,7 @@ def _os_error(exc: OSError, prints_result: bool = False) -> str:
         return f"cannot write the result to standard output: {reason}; redirect it where there is room"
     else:
         where = ""
-    advice = os_advice(exc.errno)
+    advice = None if getattr(exc, "advised", False) else os_advice(exc.errno)  # an address's own advice
     return (f"{where}: {reason}" if where else reason) + (f"; {advice}" if advice else "")
 
 

@@ -334,6 +334,13 @@ class ServeConfig:
         """The API keys requests must carry: ``api_keys``, else ``$NEXTWORD_API_KEY``, else none."""
         if self.api_keys:
             return self.api_keys
+        if ENV_KEY in os.environ and not os.environ[ENV_KEY].strip():
+            # a secret that did not arrive (an empty Kubernetes secret, a typo in an env file) must not
+            # open the server to everyone
+            raise ValueError(
+                f"${ENV_KEY} is set but empty: set it to the key requests must carry, or unset it to "
+                "serve without a key"
+            )
         return check_keys([os.environ[ENV_KEY]] if os.environ.get(ENV_KEY) else [], f"${ENV_KEY}")
 
     @property

@@ -9,8 +9,12 @@ logger, whose handler ``nextword serve`` (and each worker) formats with :class:`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
+import errno
 import logging
+import os
+import sys
 import threading
 from typing import Any
 
@@ -18,7 +22,7 @@ from nextword.runtime.terminal import SafeFormatter, safe
 
 from .access import ACCESS
 
-__all__ = ["FORMAT", "ServerFormatter", "use_server_format", "uvicorn_log_config"]
+__all__ = ["FORMAT", "OutputHandler", "ServerFormatter", "use_server_format", "uvicorn_log_config"]
 
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
@@ -79,6 +83,35 @@ class ForcedQuit(logging.Filter):
         return not (cancelled or "CancelledError" in record.getMessage())
 
 
+class OutputHandler(logging.StreamHandler):
+    """The access log's handler, on standard output: once that output's reader has gone (``nextword
+    serve | tee log`` with tee killed, a log shipper that died), it says so once on standard error and
+    drops the lines that follow, rather than a 50-line "--- Logging error ---" traceback for each
+    request; standard output then points at the null device, so the exit's flush cannot fail either."""
+
+    gone = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.gone:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failure = sys.exc_info()[1]
+        if not (isinstance(failure, OSError) and failure.errno in (errno.EPIPE, errno.EIO, errno.ECONNRESET)):
+            super().handleError(record)
+            return
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a stream without a descriptor
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+        logging.getLogger(__name__).warning(
+            "the access log's output was closed (%s: its reader went away); access lines are dropped "
+            "from now on",
+            failure.strerror or failure,
+        )
+
+
 def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
     """uvicorn's ``log_config``: its default (messages to standard error, the access log to standard
     output, levels from its ``log_level``) written with :class:`ServerFormatter`, and the app's own
@@ -93,7 +126,12 @@ def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
         "filters": {"forced_quit": {"()": ForcedQuit}},
         "handlers": {
             "default": {**handler, "stream": "ext://sys.stderr"},
-            "access": {**handler, "stream": "ext://sys.stdout"},
+            "access": {
+                "()": OutputHandler,
+                "formatter": "server",
+                "filters": ["forced_quit"],
+                "stream": "ext://sys.stdout",
+            },
         },
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},

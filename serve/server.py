@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 class AddressUnavailableError(OSError):
     """The server's host and port cannot be bound; the message names the cause and the option to change."""
 
+    advised = True  # the message says what to do: the command line adds no advice on files to it
+
     def __str__(self) -> str:
         return self.strerror or super().__str__()
 
@@ -232,9 +234,16 @@ def _shared_metrics_folder() -> Iterator[None]:
     """``$PROMETHEUS_MULTIPROC_DIR`` for the workers (each writes its metrics there, a scrape reads them
     all): a fresh folder, removed when the server stops. A folder the caller set is used as it is."""
     if os.environ.get(MULTIPROCESS_ENV):
-        logger.info(
-            "the workers' metrics are kept in $%s: %s", MULTIPROCESS_ENV, os.environ[MULTIPROCESS_ENV]
-        )
+        given = os.environ[MULTIPROCESS_ENV]
+        # each worker writes there as it starts: a folder it cannot write made every worker fail, and
+        # uvicorn start it again, forever, with a traceback each time
+        if not os.path.isdir(given) or not os.access(given, os.W_OK | os.X_OK):
+            why = "is not a folder" if not os.path.isdir(given) else "is a folder this user cannot write"
+            raise ValueError(
+                f"${MULTIPROCESS_ENV} {given} {why}, and --workers keep their metrics there: create it, "
+                "point it at a writable folder, or unset it (the server then makes its own)"
+            )
+        logger.info("the workers' metrics are kept in $%s: %s", MULTIPROCESS_ENV, given)
         yield
         return
     folder = tempfile.mkdtemp(prefix="nextword-metrics-")

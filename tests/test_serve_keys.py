@@ -111,6 +111,11 @@ def test_the_key_may_come_from_the_environment_and_a_bad_one_is_named(model, mon
     monkeypatch.setenv("NEXTWORD_API_KEY", "two words")
     with pytest.raises(ValueError, match=r"\$NEXTWORD_API_KEY has a key that is not 1 to 1024 visible"):
         create_app(ServeConfig(), model)
+    # set but empty (a secret that did not arrive): refused, not a server open to everyone
+    for empty in ("", "  "):
+        monkeypatch.setenv("NEXTWORD_API_KEY", empty)
+        with pytest.raises(ValueError, match=r"^\$NEXTWORD_API_KEY is set but empty: set it to the key"):
+            create_app(ServeConfig(), model)
     # keys given in the config win over the environment's
     with TestClient(create_app(ServeConfig(api_keys=OTHER), model)) as client:
         assert client.get("/v1/models", headers={"Authorization": f"Bearer {OTHER}"}).status_code == 200

@@ -354,6 +354,37 @@ def test_the_address_check_names_the_option_to_change():
         check_address("192.0.2.1", port)  # TEST-NET-1: never a local address
 
 
+def test_workers_refuse_a_metrics_folder_they_cannot_write_before_they_start(
+    model_path, monkeypatch, tmp_path
+):
+    """$PROMETHEUS_MULTIPROC_DIR naming no folder made every worker fail as it started, and uvicorn
+    start it again, forever, a traceback each time: refused at once, before the port is bound."""
+    import uvicorn
+
+    from nextword.serve import serve
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: pytest.fail("uvicorn started"))
+    a_file = tmp_path / "metrics"
+    a_file.write_text("")
+    for given, why in ((tmp_path / "missing", "is not a folder"), (a_file, "is not a folder")):
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(given))
+        with pytest.raises(ValueError, match=rf"^\$PROMETHEUS_MULTIPROC_DIR {given} {why}, and --workers"):
+            serve(ServeConfig(model=str(model_path), workers=2, port=0))
+
+
+def test_an_address_refused_is_said_without_advice_on_files():
+    """ "binding 127.0.0.1:80 is not permitted (...): raise --port; check the permissions, or choose
+    another place": the command line added its advice for a file that cannot be written."""
+    import errno
+
+    from nextword.cli.main import _os_error
+    from nextword.serve.server import AddressUnavailableError
+
+    why = "binding 127.0.0.1:80 is not permitted (ports below 1024 need privileges): raise --port"
+    assert _os_error(AddressUnavailableError(errno.EACCES, why)) == why
+    assert "permissions" in _os_error(PermissionError(errno.EACCES, "Permission denied", "out.onnx"))
+
+
 def test_serve_with_workers_hands_them_its_settings_and_gives_the_environment_back(model_path, monkeypatch):
     """The workers read their settings from an environment variable, set while uvicorn runs them: a
     value the calling program had is there again afterwards, and none is left where it had none."""

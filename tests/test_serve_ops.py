@@ -26,6 +26,7 @@ from nextword.serve.access import REQUEST_ID, STREAM_END, access_line, request_l
 from nextword.serve.logs import (
     FORCED_QUIT,
     ForcedQuit,
+    OutputHandler,
     ServerFormatter,
     use_server_format,
     uvicorn_log_config,
@@ -227,6 +228,47 @@ def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():
     assert config["handlers"]["access"]["stream"] == "ext://sys.stdout"  # the access log, as before
     assert config["disable_existing_loggers"] is False
     assert uvicorn_log_config() is not config  # uvicorn may change the dict it is given
+
+
+def test_an_access_log_whose_reader_went_away_says_so_once(caplog):
+    """`nextword serve | tee log` with tee gone: every access line became a 50-line "--- Logging
+    error ---" traceback on standard error."""
+
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    handler = OutputHandler(Gone())
+    handler.setFormatter(ServerFormatter())
+    log = logging.getLogger("test.access.gone")
+    log.addHandler(handler)
+    log.propagate = False
+    errors = io.StringIO()
+    try:
+        with caplog.at_level(logging.WARNING, logger="nextword.serve.logs"):
+            old, sys.stderr = sys.stderr, errors  # where logging writes its "--- Logging error ---"
+            try:
+                for _ in range(3):
+                    log.warning('"GET /health HTTP/1.1" 200')
+            finally:
+                sys.stderr = old
+    finally:
+        log.removeHandler(handler)
+    said = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.logs"]
+    assert len(said) == 1 and "the access log's output was closed (Broken pipe" in said[0], said
+    assert "Logging error" not in errors.getvalue()
+    assert handler.gone
+    # any other failure is still logging's to report, and the handler goes on
+    closed = io.StringIO()
+    closed.close()  # writing: ValueError
+    other = OutputHandler(closed)
+    reported = io.StringIO()
+    old, sys.stderr = sys.stderr, reported
+    try:
+        other.handle(logging.LogRecord("x", logging.INFO, "", 0, "line", None, None))
+    finally:
+        sys.stderr = old
+    assert "Logging error" in reported.getvalue() and not other.gone
 
 
 def test_only_the_command_lines_handler_gets_the_server_format():
