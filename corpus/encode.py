@@ -27,6 +27,7 @@ import numpy as np
 
 from nextword.runtime.checks import check_iterable, wrong_type
 from nextword.runtime.provenance import DataCounts, SplitRecord
+from nextword.runtime.splitting import holds_invisible, oldest_version
 from nextword.runtime.tokenizer import (
     SPECIAL_TOKENS,
     TOKENIZER_FORMAT_VERSION,
@@ -72,7 +73,7 @@ def build_vocabulary(
     split: DocumentSplit,
     config: TokenizerConfig,
     leave_out: np.ndarray | None = None,
-    version: int = TOKENIZER_FORMAT_VERSION,
+    version: int | None = None,
 ) -> Tokenizer:
     """Pass 2: count the words of the training documents in one pass and keep the most frequent.
 
@@ -80,7 +81,10 @@ def build_vocabulary(
     memory: only the ``Counter`` of distinct words is held. ``leave_out`` (bool, one per training
     document in corpus order) names training documents whose words are not counted: the development
     part, never trained on, whose own words would otherwise enter the vocabulary untrained.
-    ``version``: the tokenizer format whose rules split the words (a run's own, when it is made again).
+    ``version``: the tokenizer format whose rules split the words (a run's own, when it is made again);
+    None, for a new vocabulary, the oldest that splits every document of the corpus alike
+    (:func:`~nextword.runtime.splitting.oldest_version`: 4 where one holds a character that only
+    formats text, else 3, which older readers open).
     """
     if not isinstance(split, DocumentSplit):
         raise wrong_type("split", "a DocumentSplit (split_corpus(config) or rebuild_split(...))", split)
@@ -89,10 +93,13 @@ def build_vocabulary(
     started = time.perf_counter()
     counts: Counter[str] = Counter()
     index = 0
+    invisible = False  # in any document, validation ones too: they are encoded with this tokenizer
     for is_val, document in split.read():
+        if version is None:
+            invisible = invisible or holds_invisible(document)
         if not is_val:
             if leave_out is None or not leave_out[index]:
-                counts.update(tokenize(document, config, version))
+                counts.update(tokenize(document, config, version or TOKENIZER_FORMAT_VERSION))
             index += 1
     words, seconds = sum(counts.values()), time.perf_counter() - started
     logger.info(
@@ -102,7 +109,7 @@ def build_vocabulary(
         seconds,
         words / max(seconds, 1e-9),
     )
-    tokenizer = Tokenizer.from_counts(counts, config, version)
+    tokenizer = Tokenizer.from_counts(counts, config, version or oldest_version(invisible))
     _check_coverage(counts, tokenizer)
     return tokenizer
 

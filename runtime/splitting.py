@@ -20,6 +20,16 @@ Text goes through these steps, in order:
    dot (Catalan ``col·lecció``), the Hebrew maqaf, geresh and gershayim, and the zero-width non-joiner
    and joiner (Persian ``می‌خواهم``), and a number across the Arabic decimal and thousands separators
    (``٣٫٥``). Version 2 tokenizers split all of these.
+
+From version 4, step 1 also drops the characters that only format text and show nothing, which
+earlier versions made one-character symbols, invisible words of their own: the soft hyphen
+(``infor\u00admation`` is ``information``), the word joiner, a byte-order mark inside a text (files
+joined with ``cat``), the bidirectional marks, embeddings, overrides and isolates, the Arabic letter
+mark, the Mongolian vowel separator, the invisible mathematical operators and the shorthand and musical
+format controls; a zero-width space is a space (a break between words). The zero-width non-joiner and
+joiner stay (inside words, as above), and so do variation selectors and tag characters (emoji). A
+corpus that holds none of these characters makes the same tokens under versions 3 and 4, so training
+records version 3 for it (:func:`oldest_version`), a model file that readers before version 4 open.
 """
 
 from __future__ import annotations
@@ -35,9 +45,24 @@ from .unicode_marks import ASTRAL_MARKS, ASTRAL_UNASSIGNED, BMP_MARKS, BMP_UNASS
 if TYPE_CHECKING:
     from .tokenizer import TokenizerConfig
 
-__all__ = ["TOKENIZER_FORMAT_VERSION", "newer_characters", "normalize", "tokenize"]
+__all__ = [
+    "TOKENIZER_FORMAT_VERSION",
+    "holds_invisible",
+    "newer_characters",
+    "normalize",
+    "oldest_version",
+    "tokenize",
+]
 
-TOKENIZER_FORMAT_VERSION = 3  # what new tokenizers are; 3 keeps combining marks inside words
+TOKENIZER_FORMAT_VERSION = 4  # the newest: 3 keeps combining marks inside words, 4 drops invisible ones
+
+# Version 4: the characters dropped (the default-ignorable format controls but the joiners of words and
+# emoji), and the zero-width space, read as a space
+_INVISIBLE = re.compile(
+    "[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a]"
+)
+_ZERO_WIDTH_SPACE = "\u200b"
 
 _QUOTES = re.compile(r"[\"“”„‟«»`´]")
 _APOSTROPHES = re.compile(r"[‘’‛′]")
@@ -125,8 +150,30 @@ def _stand_ins(text: str) -> tuple[str, dict[str, str] | None]:
     return text, back
 
 
-def normalize(text: str, config: TokenizerConfig) -> str:
-    """Apply steps 1-3 of the module docstring: Unicode, quotes, figure references, case, whitespace."""
+def holds_invisible(text: str) -> bool:
+    """Whether ``text`` holds a character that tokenizer format 4 drops (or, a zero-width space, reads
+    as a space): where versions 3 and 4 split it differently."""
+    return not text.isascii() and _INVISIBLE.search(text) is not None
+
+
+def oldest_version(invisible: bool) -> int:
+    """The tokenizer format a new vocabulary records: 4 where its corpus held a character that only
+    formats text (:func:`holds_invisible`), else 3, which splits that corpus alike and which readers
+    from before version 4 (nextword 0.2.0) open."""
+    return 4 if invisible else 3
+
+
+def _drop_invisible(text: str) -> str:
+    if not holds_invisible(text):
+        return text
+    return _INVISIBLE.sub(lambda found: " " if found.group() == _ZERO_WIDTH_SPACE else "", text)
+
+
+def normalize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT_VERSION) -> str:
+    """Apply steps 1-3 of the module docstring: Unicode, quotes, figure references, case, whitespace
+    (from ``version`` 4, characters that only format text dropped first)."""
+    if version >= 4:
+        text = _drop_invisible(text)
     text = unicodedata.normalize("NFKC", text)
     text = _APOSTROPHES.sub("'", _QUOTES.sub(" ", _CONTROL.sub(" ", text)))
     if config.drop_figure_refs:
@@ -142,7 +189,7 @@ def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT
     if not isinstance(text, str):
         raise WrongTypeError(f"text must be a str, got {type(text).__name__}")
     text, back = _stand_ins(text)
-    text = normalize(text, config)
+    text = normalize(text, config, version)
     if version == 1:
         tokens = _TOKEN.findall(text)
     elif version == 2:

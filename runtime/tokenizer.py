@@ -20,7 +20,7 @@ from .checks import check_bool, check_iterable, plain_numbers, wrong_type
 from .errors import WrongTypeError
 from .field_help import with_field_help
 from .spacing import glued, starts_after
-from .splitting import TOKENIZER_FORMAT_VERSION, tokenize
+from .splitting import TOKENIZER_FORMAT_VERSION, holds_invisible, oldest_version, tokenize
 
 __all__ = [
     "EOD",
@@ -39,7 +39,7 @@ __all__ = [
     "TokenizerConfig",
 ]
 
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 _TOKENIZER_FORMAT_NAME = "nextword.tokenizer"
 
 # Caps on a vocabulary read from a file. A corpus word longer than MAX_TOKEN_CHARS is not a word, and
@@ -179,6 +179,8 @@ class Tokenizer:
 
         Words seen fewer than ``config.min_count`` times, or beyond ``config.max_vocab``, map to the
         unknown token. Ties in frequency are broken alphabetically, so the result is deterministic.
+        Its format version is the oldest that splits ``documents`` alike (:func:`.splitting.oldest_version`):
+        3, or 4 where one holds a character that only formats text (a soft hyphen, a zero-width space).
         """
         config = _config(config)
         check_iterable(
@@ -188,9 +190,11 @@ class Tokenizer:
             "pass [text] to build from one document",
         )
         counts: Counter[str] = Counter()
+        invisible = False  # the format recorded is the oldest that splits these documents alike
         for document in documents:
             counts.update(tokenize(document, config))
-        return cls.from_counts(counts, config)
+            invisible = invisible or holds_invisible(document)
+        return cls.from_counts(counts, config, oldest_version(invisible))
 
     @classmethod
     def from_counts(

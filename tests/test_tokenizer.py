@@ -3,6 +3,7 @@ import json
 import pytest
 from tokenizer_cases import TOKENIZE_CASES
 
+from helpers import synthetic_documents
 from nextword.runtime.tokenizer import EOD, PAD, SPECIAL_TOKENS, UNK, Tokenizer, TokenizerConfig, tokenize
 
 DEFAULT = TokenizerConfig()
@@ -107,11 +108,11 @@ def test_version_1_tokenizers_keep_their_rules():
     assert tokenize("the <unk> layer", DEFAULT, version=1) == old.tokenize("the <unk> layer")
     assert json.loads(old.to_json())["version"] == 1 and Tokenizer.from_json(old.to_json()) == old
     with pytest.raises(
-        ValueError, match=r"version 4 is not supported \(this nextword reads versions 1, 2 and 3\)"
+        ValueError, match=r"version 5 is not supported \(this nextword reads versions 1, 2, 3 and 4\)"
     ):
-        Tokenizer.from_json(new.to_json().replace('"version":3', '"version":4'))
+        Tokenizer.from_json(new.to_json().replace('"version":3', '"version":5'))
     with pytest.raises(ValueError, match="format version must be one of"):
-        Tokenizer(new.tokens, version=4)
+        Tokenizer(new.tokens, version=5)
 
 
 def test_special_token_text_in_documents_does_not_enter_the_vocabulary():
@@ -127,7 +128,7 @@ def test_json_round_trip_keeps_vocabulary_and_config():
     assert again == tok
     assert again.config.lowercase is False
     data = json.loads(tok.to_json())
-    assert data["format"] == "nextword.tokenizer" and data["version"] == 3
+    assert data["format"] == "nextword.tokenizer" and data["version"] == 3  # no invisible character
 
 
 @pytest.mark.parametrize(
@@ -335,3 +336,47 @@ def test_a_newer_pythons_unicode_splits_as_the_tables_unicode_does(monkeypatch, 
         and len(back) == 41
         and "".join(back.get(ch, ch) for ch in stood_in) == many + " " + texts[1]
     )
+
+
+INVISIBLE_TEXT = (
+    "infor\u00admation net\u200bwork \ufeffthe a\u200e b \u202eevil\u202c w\u2060j x\u2069 "
+    "\u061c\u0639 \U0001d173 \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 "
+    "\U0001f468\u200d\U0001f469 x\ufe0f"
+)
+
+
+def test_version_4_drops_the_characters_that_only_format_text():
+    """A soft hyphen, a zero-width space, a byte-order mark inside a text and the bidirectional marks
+    were words of their own, invisible ones: in a vocabulary trained on web text, in generated text, and
+    as unknown words in a prompt pasted from a web page ("infor\u00admation" was three words)."""
+    v3, v4 = tokenize(INVISIBLE_TEXT, DEFAULT, version=3), tokenize(INVISIBLE_TEXT, DEFAULT, version=4)
+    assert {"\u00ad", "\u200b", "\ufeff", "\u200e", "\u202e", "\u2060", "\u061c"} <= set(v3)
+    assert v4[:9] == ["information", "net", "work", "the", "a", "b", "evil", "wj", "x"]
+    assert not any(c in "".join(v4) for c in "\u00ad\u200b\ufeff\u200e\u202e\u202c\u2060\u2069\u061c")
+    # the joiners of words and of emoji, and variation selectors, stay as in version 3
+    assert (
+        v4[9] == "\u0639" and v4[10:] == v3[-5:] and "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645" in v4
+    )
+    # a text without such characters splits alike: hence version 3 for a corpus without them
+    for text in ("the <unk> layer", "हिन्दी भाषा है।", "a (12) b\u200dc 👨\u200d👩 x\ufe0f"):
+        assert tokenize(text, DEFAULT, version=3) == tokenize(text, DEFAULT, version=4), text
+
+
+def test_a_vocabulary_records_the_oldest_format_that_splits_its_corpus_alike(tmp_path):
+    """Version 3 where no document holds a character that only formats text: the model file opens in
+    readers from before version 4 (nextword 0.2.0); version 4 where one does, validation text included."""
+    from nextword.corpus import CorpusConfig, split_corpus
+    from nextword.corpus.encode import build_vocabulary
+
+    plain = ["the network learns the weights"] * 3
+    assert Tokenizer.build(plain, TokenizerConfig(min_count=1)).version == 3
+    built = Tokenizer.build([*plain, "a soft\u00adhyphen"], TokenizerConfig(min_count=1))
+    assert built.version == 4 and "softhyphen" in built.tokens
+    documents = synthetic_documents(20)
+    for extra, version in (("", 3), ("x\u200by", 4)):
+        corpus = tmp_path / f"v{version}.txt"
+        corpus.write_text("\n".join([*documents, extra] if extra else documents), encoding="utf-8")
+        split = split_corpus(CorpusConfig(paths=(str(corpus),), format="lines", val_fraction=0.25))
+        assert build_vocabulary(split, TokenizerConfig(min_count=1)).version == version
+        # a run made again keeps its own
+        assert build_vocabulary(split, TokenizerConfig(min_count=1), version=2).version == 2

@@ -51,6 +51,9 @@ TRICKY_TEXTS = [
     "1,000,000 1,2 a,1 1,a 3.5.6 e.g. U.S.A. and/or/not x--y 'tis rock'n'roll -5 5- a- --",
     "(12a') (102, 104) (10-12) ( 7 ) (7b'') (a) (ii) (12)(13) x(1)y",
     "\uffff \ue000 \U0010fffd \U000e0041 \u0378 \u0530",
+    # what version 4 drops (a zero-width space: a space), and the joiners and emoji parts it keeps
+    "infor\u00admation net\u200bwork\u200b \ufeffThe a\u200e b\u200f \u202eevil\u202c \u2066x\u2069 "
+    "w\u2060j f\u2061(x) 2\u20623 \u061cع \u180e \U0001bca0 \U0001d173 \u00ad(12)\u00ad x\u00ad\u0301",
 ]
 # The last four lose a figure reference between a lone high and a lone low surrogate: still two tokens.
 LONE_SURROGATE_TEXTS = [
@@ -86,9 +89,10 @@ def python_tokenizer_texts() -> list[str]:
 
 
 def tokenizer_reference(bundled_json: str) -> dict[str, Any]:
-    """Tokens, ids, decoded text and pieces for every test string, under four tokenizers built here, the
-    bundled model's, and the first of them as a version-1 tokenizer (a literal ``<unk>`` split into
-    ``<``, ``unk``, ``>``: files exported before version 2 keep that rule)."""
+    """Tokens, ids, decoded text and pieces for every test string, under four tokenizers built here (of
+    version 4), the bundled model's, and the first of them as a version-1 tokenizer (a literal ``<unk>``
+    split into ``<``, ``unk``, ``>``: files exported before version 2 keep that rule) and as a version-3
+    one (characters that only format text are symbols of their own)."""
     from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
 
     texts = python_tokenizer_texts()
@@ -100,8 +104,11 @@ def tokenizer_reference(bundled_json: str) -> dict[str, Any]:
     ]
     tokenizers = [Tokenizer.build(texts, config) for config in configs] + [Tokenizer.from_json(bundled_json)]
     first = tokenizers[0]
+    assert first.version == 4  # its texts hold characters that only format text
     tokenizers.append(Tokenizer(first.tokens, first.config, version=1))
     assert tokenizers[-1].tokenize("a <unk> b") != first.tokenize("a <unk> b")  # the rules differ
+    tokenizers.append(Tokenizer(first.tokens, first.config, version=3))
+    assert tokenizers[-1].tokenize("a\u00adb") != first.tokenize("a\u00adb")
     cases = []
     for tokenizer in tokenizers:
         rows = []

@@ -15,7 +15,6 @@ import numpy as np
 from nextword.corpus import CorpusError, build_vocabulary, encode_corpus, recorded_split, split_corpus
 from nextword.runtime import __version__
 from nextword.runtime.provenance import SplitRecord
-from nextword.runtime.tokenizer import TOKENIZER_FORMAT_VERSION
 
 from .base import (
     Base,
@@ -147,13 +146,14 @@ def _prepare(
     command: str | None,
     replacing: bool,
     record: SplitRecord | None = None,
-    tokenizer_version: int = TOKENIZER_FORMAT_VERSION,
+    tokenizer_version: int | None = None,
     base: Base | None = None,
 ) -> TrainResult:
     """The three passes over the corpus, the run folder's files, then training (see :func:`train`);
-    ``record`` is the split to make and ``tokenizer_version`` the tokenizer format (by default, what
-    ``config.corpus`` says and the newest: a run's own, when a worker makes its data again); ``base``:
-    the run whose vocabulary and weights a fine-tuning run starts from (no vocabulary pass then)."""
+    ``record`` is the split to make and ``tokenizer_version`` the tokenizer format (a run's own, when a
+    worker makes its data again; None: the oldest that splits the corpus alike, ``build_vocabulary``'s);
+    ``base``: the run whose vocabulary and weights a fine-tuning run starts from (no vocabulary pass
+    then)."""
     split = split_corpus(config.corpus, record)  # pass 1: read, deduplicate, split
     dev = dev_part(split, config)  # held out of training: its words do not make the vocabulary
     overlap = base_overlap(base, split, dev, config.base_corpus) if base is not None else {}

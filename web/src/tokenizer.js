@@ -14,8 +14,8 @@ export const EOD = '<eod>'; // id 2: end of one document and start of the next
 export const SPECIAL_TOKENS = Object.freeze([PAD, UNK, EOD]);
 export const MAX_TOKEN_CHARS = 1000;
 export const MAX_VOCAB_SIZE = 1_000_000;
-export const TOKENIZER_FORMAT_VERSION = 3; // what new tokenizers are; 3 keeps combining marks inside words
-export const READABLE_VERSIONS = Object.freeze([1, 2, 3]);
+export const TOKENIZER_FORMAT_VERSION = 4; // the newest: 3 keeps combining marks inside words, 4 drops invisible ones
+export const READABLE_VERSIONS = Object.freeze([1, 2, 3, 4]);
 const FORMAT_NAME = 'nextword.tokenizer';
 const CONFIG_FIELDS = ['lowercase', 'drop_figure_refs', 'min_count', 'max_vocab'];
 
@@ -62,7 +62,12 @@ const TOKEN_BY_VERSION = new Map([
   [1, TOKEN],
   [2, TOKEN_V2],
   [3, TOKEN_V3],
+  [4, TOKEN_V3],
 ]);
+// Version 4 drops the characters that only format text (the default-ignorable format controls but the
+// joiners of words and emoji) before anything else, and reads a zero-width space as a space.
+const INVISIBLE =
+  /[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}]/gu;
 
 /** How text is normalized (the fields a model file's tokenizer carries). */
 export class TokenizerConfig {
@@ -335,15 +340,15 @@ export function shorten(value, limit = 60) {
 }
 
 /** Steps 1-3 of the Python module docstring: Unicode, quotes, figure references, case, whitespace. */
-export function normalize(text, config) {
-  return normalizedParts(text, config).join('');
+export function normalize(text, config, version = TOKENIZER_FORMAT_VERSION) {
+  return normalizedParts(text, config, version).join('');
 }
 
 /** Split `text` into tokens according to `config` and the rules of tokenizer format `version`. */
 export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
   if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
   const pattern = TOKEN_BY_VERSION.get(version);
-  const parts = normalizedParts(text, config);
+  const parts = normalizedParts(text, config, version);
   return parts.length === 1
     ? (parts[0].match(pattern) ?? [])
     : parts.flatMap((part) => part.match(pattern) ?? []);
@@ -354,7 +359,8 @@ export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
  * surrogate just before a lone low one. Python keeps those two characters (each a token of its own);
  * side by side in a JavaScript string they would read as one, so the text is cut between them.
  */
-function normalizedParts(text, config) {
+function normalizedParts(text, config, version) {
+  if (version >= 4) text = text.replace(INVISIBLE, (found) => (found === '\u200b' ? ' ' : ''));
   text = pyNfkc(text);
   text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
   if (config.dropFigureRefs && LONE_HIGH.test(text)) {
