@@ -161,7 +161,7 @@ async def health(request: Request) -> dict[str, Any]:
         "batching": state.config.batching,
         "generations_in_flight": len(state.jobs),
         "generations_served": state.served,
-        "uptime_s": round(time.time() - state.started, 1),
+        "uptime_s": round(time.monotonic() - state.started_monotonic, 1),
         **(state.scheduler.stats() if state.scheduler else {}),
     }
     if state.draining:

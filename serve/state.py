@@ -95,7 +95,9 @@ class ServerState:
     draining: bool = False
     stopped_by: int | None = None  # the signal that began the shutdown
     backstop: bool = False  # run by serve(): uvicorn cuts what still sends BACKSTOP_SECONDS past the drain
-    started: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.time)  # /v1/models' "created"
+    # /health's uptime: a monotonic clock, which a time-of-day correction (NTP, a VM resumed) leaves alone
+    started_monotonic: float = field(default_factory=time.monotonic)
     served: int = 0
     words: int = 0  # words generated, over every sequence of every completion answered
     metrics: Any = None  # the app's Metrics (nextword.serve.metrics), where it keeps them

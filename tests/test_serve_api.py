@@ -277,6 +277,13 @@ def test_models_health_and_the_openapi_page(client, model):
     assert about["config"] == {k: v for k, v in model.info.config.items() if k != "provenance"}
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["batching"] is True
+    # the uptime is the monotonic clock's: a clock set back (NTP, a VM resumed) made it negative
+    state = client.app.state.nextword
+    was, state.started = state.started, state.started + 3600
+    try:
+        assert 0 <= client.get("/health").json()["uptime_s"] < 3600
+    finally:
+        state.started = was
     schema = client.get("/openapi.json").json()
     assert {"/v1/completions", "/v1/suggest", "/v1/score", "/v1/models", "/health"} <= set(schema["paths"])
     assert "max_tokens" in json.dumps(schema["components"]["schemas"]["CompletionRequest"])
