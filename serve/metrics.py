@@ -229,10 +229,12 @@ class RequestMetrics:
         said = scope.setdefault("state", {})  # shared with the routes' scopes: where they name answers
         said[REQUEST_ID] = new_request_id()  # a completion's route puts its own id in its place
         status = 499
+        answered = False  # whether the answer has begun
 
         async def sending(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
+                answered = True
                 status = 499 if said.get(CLIENT_LEFT) else message["status"]
                 named = (b"x-request-id", str(said[REQUEST_ID]).encode("ascii"))
                 message["headers"] = [*(message.get("headers") or []), named]
@@ -245,6 +247,8 @@ class RequestMetrics:
             raise
         except asyncio.CancelledError:  # the server quit under it (Ctrl-C twice, or uvicorn's backstop)
             said.setdefault(STREAM_END, "answer cut: the server quit")
+            if not answered and not said.get(CLIENT_LEFT):
+                status = 500  # what uvicorn answers for a task cancelled before its answer began
             raise
         finally:
             method = scope.get("method", "")

@@ -178,7 +178,9 @@ def _backstop() -> None:
     """What the server says as uvicorn's backstop cuts what it still sends; the tasks it cancels then are
     logged without their tracebacks (:class:`~.logs.ForcedQuit`)."""
     FORCED_QUIT.set()
-    logger.warning("answers still being sent to clients that read slowly are cut now")
+    logger.warning(
+        "answers not yet ended (sent to a client that reads slowly, or still being made) are cut now"
+    )
 
 
 def model_summary(model: NextWordModel) -> dict[str, Any]:

@@ -195,7 +195,10 @@ def test_uvicorns_backstop_is_announced_and_its_cancellations_logged_without_tra
             assert not FORCED_QUIT.is_set()
             cut()
         assert FORCED_QUIT.is_set()
-        assert "answers still being sent to clients that read slowly are cut now" in caplog.text
+        assert (
+            "answers not yet ended (sent to a client that reads slowly, or still being made) are cut now"
+            in caplog.text
+        )
         assert "in flight get 0.5 s to finish" in caplog.text  # not "0 s"
     finally:
         FORCED_QUIT.clear()
@@ -219,6 +222,17 @@ def test_an_answer_the_server_cancels_says_so_in_its_access_line(model, caplog):
         asyncio.run(RequestMetrics(cut_while_sending, metrics)(scope, None, send))
     [line] = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"]
     assert " 200 " in line and line.endswith("(answer cut: the server quit)"), line
+
+    # cut before its answer began (a long /v1/score, a body still arriving): uvicorn answers 500, and
+    # the line said 499, as if the client had left
+    async def cut_while_working(scope, receive, send):
+        raise asyncio.CancelledError
+
+    caplog.clear()
+    with caplog.at_level("INFO", "nextword.serve.access"), pytest.raises(asyncio.CancelledError):
+        asyncio.run(RequestMetrics(cut_while_working, metrics)(scope, None, send))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"]
+    assert " 500 " in line and line.endswith("(answer cut: the server quit)"), line
 
 
 def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():
