@@ -17,13 +17,14 @@ __all__ = ["origins_checked", "proxies_checked"]
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
 
 
-def proxies_checked(value: object) -> tuple[str, ...] | None:
+def proxies_checked(value: object, name: str = "forwarded_allow_ips") -> tuple[str, ...] | None:
     """``forwarded_allow_ips`` checked: ``None`` (uvicorn's default), else the IP addresses and networks
     in a list, tuple or comma-separated string (``()``: no proxy is believed), or ``("*",)`` for any.
-    uvicorn would take a mistyped entry as a name that no client ever has, and trust nothing."""
+    uvicorn would take a mistyped entry as a name that no client ever has, and trust nothing. ``name``:
+    where the value came from, in the message (``$FORWARDED_ALLOW_IPS``)."""
     if value is None:
         return None
-    entries = tuple(_comma_list("forwarded_allow_ips", value, "a list of IP addresses or networks, or *"))
+    entries = tuple(_comma_list(name, value, "a list of IP addresses or networks, or *"))
     if "*" in entries:
         return ("*",)
     for entry in entries:
@@ -34,7 +35,7 @@ def proxies_checked(value: object) -> tuple[str, ...] | None:
             with contextlib.suppress(ValueError):  # 10.0.0.1/8: an address with its network's length
                 problem = f"has host bits set (the network is {ipaddress.ip_network(entry, strict=False)})"
             raise ValueError(
-                f"forwarded_allow_ips has {entry!r}, which {problem}: give the proxy's address (10.0.0.5; "
+                f"{name} has {entry!r}, which {problem}: give the proxy's address (10.0.0.5; "
                 "host names are not looked up), a network (10.0.0.0/8), or * for any"
             ) from None
     return entries

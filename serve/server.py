@@ -18,6 +18,7 @@ from typing import Any
 from nextword.runtime import LoadLimits, ModelFileError, NextWordModel
 from nextword.runtime.model_check import check_model_file
 
+from .allowed import proxies_checked
 from .app import CONFIG_ENV, create_app
 from .config import ServeConfig, served
 from .logs import uvicorn_log_config
@@ -27,6 +28,9 @@ from .state import BACKSTOP_SECONDS
 __all__ = ["AddressUnavailableError", "check_address", "check_device_in_child", "check_tls", "serve"]
 
 logger = logging.getLogger(__name__)
+
+
+PROXIES_ENV = "FORWARDED_ALLOW_IPS"  # uvicorn's, read where forwarded_allow_ips is not set
 
 
 class AddressUnavailableError(OSError):
@@ -153,6 +157,8 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         common["ssl_certfile"], common["ssl_keyfile"] = config.ssl_certfile, config.ssl_keyfile
     if config.forwarded_allow_ips is not None:  # else uvicorn's: $FORWARDED_ALLOW_IPS, else loopback
         common["forwarded_allow_ips"] = list(config.forwarded_allow_ips)
+    elif os.environ.get(PROXIES_ENV, "").strip():  # checked as the flag is: uvicorn takes any text
+        proxies_checked(os.environ[PROXIES_ENV], f"${PROXIES_ENV}")
     if config.workers == 1:
         app = create_app(config, model)  # a bad model file is reported first, whatever the port
         app.state.nextword.backstop = True  # uvicorn's timeout_graceful_shutdown, below

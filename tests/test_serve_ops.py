@@ -327,6 +327,23 @@ def test_forwarded_allow_ips_is_checked():
         ServeConfig(forwarded_allow_ips=[10])
 
 
+def test_forwarded_allow_ips_from_the_environment_is_checked_as_the_flag_is(model_path, monkeypatch):
+    """uvicorn's $FORWARDED_ALLOW_IPS was taken as it was: a mistyped entry trusted no proxy, silently."""
+    import uvicorn
+
+    from nextword.serve import serve
+
+    ran = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append(kwargs))
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "not-an-ip")
+    with pytest.raises(ValueError, match=r"^\$FORWARDED_ALLOW_IPS has 'not-an-ip', which is not an IP"):
+        serve(ServeConfig(model=str(model_path), port=0))
+    assert not ran
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5,10.1.0.0/16")
+    serve(ServeConfig(model=str(model_path), port=0))
+    assert ran and "forwarded_allow_ips" not in ran[0]  # uvicorn reads the variable itself
+
+
 def test_the_flag_reaches_uvicorn(model_path, monkeypatch, capsys, request):
     import uvicorn
 
