@@ -21,6 +21,7 @@ __all__ = [
     "figure",
     "json_text",
     "progress_stream",
+    "replaced_note",
     "safe",
     "writes_what_it_can",
 ]
@@ -43,6 +44,21 @@ def writes_what_it_can(stream: Any) -> None:
         stream.reconfigure(errors=_BYTES_ELSE_REPLACE)
 
 
+REPLACED: set[str] = set()  # the encodings that wrote a character as "?" (said once, at the end)
+
+
+def replaced_note() -> str | None:
+    """What to say once a command is done where some of its text went out as ``?``: which encoding
+    lacked the characters and how to see them (None where nothing was replaced)."""
+    if not REPLACED:
+        return None
+    encodings = ", ".join(sorted(REPLACED))
+    return (
+        f"some characters could not be written in this terminal's encoding ({encodings}) and were written "
+        "as ?: run with PYTHONIOENCODING=utf-8, or in a UTF-8 locale (LANG=C.UTF-8), to see them"
+    )
+
+
 def _bytes_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
     if not isinstance(error, UnicodeEncodeError):
         raise error
@@ -52,6 +68,7 @@ def _bytes_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
         if _writes_unicode(error.encoding):
             return f"\\x{byte:02x}", error.start + 1
         return bytes([byte]), error.start + 1
+    REPLACED.add(error.encoding)
     return "?", error.start + 1
 
 

@@ -37,7 +37,7 @@ from .args import (
     refuse_unknown,
 )
 from .corpus import add_corpus_parser
-from .display import SafeFormatter, json_text, safe, writes_what_it_can
+from .display import REPLACED, SafeFormatter, json_text, replaced_note, safe, writes_what_it_can
 from .info import show_info
 from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, cached_model
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
@@ -202,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if terminable:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+        if (note := replaced_note()) is not None and sys.stderr is not None:
+            with contextlib.suppress(OSError, ValueError):
+                print(f"nextword {args.command}: note: {note}", file=sys.stderr)
+            REPLACED.clear()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -106,3 +106,20 @@ def test_the_server_answers_for_a_model_whose_file_name_is_not_utf8(tmp_path):
         assert download.status_code == 200 and download.content == BUNDLED_MODEL.read_bytes()
         assert "mod%5Cxe9le.onnx" in download.headers["content-disposition"]
         assert client.get("/metrics").status_code == 200
+
+
+def test_characters_the_terminal_cannot_show_are_said_once():
+    """Written as "?" with exit status 0 and no word: a user took "caf?" for the model's text."""
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for prompt, noted in (("the café network", True), ("the network", False)):
+        result = subprocess.run(
+            [*NEXTWORD, "generate", str(BUNDLED_MODEL), prompt, "--seed", "3", "--max-words", "4"],
+            capture_output=True,
+            env=env,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert (b"caf?" in result.stdout) == noted
+        said = result.stderr.count(b"note: some characters could not be written in this terminal's encoding")
+        assert said == int(noted), result.stderr
+        assert not noted or b"PYTHONIOENCODING=utf-8" in result.stderr
