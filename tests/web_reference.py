@@ -55,7 +55,7 @@ TRICKY_TEXTS = [
     "infor\u00admation net\u200bwork\u200b \ufeffThe a\u200e b\u200f \u202eevil\u202c \u2066x\u2069 "
     "w\u2060j f\u2061(x) 2\u20623 \u061cع \u180e \U0001bca0 \U0001d173 \u00ad(12)\u00ad x\u00ad\u0301",
 ]
-# The last four lose a figure reference between a lone high and a lone low surrogate: still two tokens.
+# The last six lose a figure reference between a lone high and a lone low surrogate: still two tokens.
 LONE_SURROGATE_TEXTS = [
     "\ud800",
     "a\udc00b",
@@ -64,6 +64,9 @@ LONE_SURROGATE_TEXTS = [
     "x \ud83d (1)(2) \ude00y",
     "\ud83d(1)\ude00(2)\ude01 (3) ",
     "\u03a3\udbff (3a)\udfff\u03a3 \u0130",
+    # ... or lose a character that only formats text (tokenizer format 4) between them
+    "\ud800\u00ad\udc00",
+    "a\ud83d\u00ad\u2060\ude00b \ud83d\u200b\ude00 (1)\ufeff\udc00 \udbff\ufeff(2)\udfff",
 ]
 
 

@@ -360,7 +360,13 @@ export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
  * side by side in a JavaScript string they would read as one, so the text is cut between them.
  */
 function normalizedParts(text, config, version) {
-  if (version >= 4) text = text.replace(INVISIBLE, (found) => (found === '\u200b' ? ' ' : ''));
+  if (version >= 4) {
+    const pieces = withoutInvisible(text);
+    // cut where a removal joined a lone high surrogate to a lone low one (no space can lie at a cut,
+    // so each piece's ends are stripped as the whole text's would be)
+    if (pieces.length > 1) return pieces.flatMap((piece) => normalizedParts(piece, config, 3));
+    text = pieces[0];
+  }
   text = pyNfkc(text);
   text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
   if (config.dropFigureRefs && LONE_HIGH.test(text)) {
@@ -395,6 +401,29 @@ function withoutFigureRefs(text) {
   let from = 0;
   for (const match of text.matchAll(FIGURE_REF)) {
     part += text.slice(from, match.index);
+    from = match.index + match[0].length;
+    const before = part.charCodeAt(part.length - 1);
+    const after = text.charCodeAt(from);
+    if (before >= 0xd800 && before < 0xdc00 && after >= 0xdc00 && after < 0xe000) {
+      parts.push(part);
+      part = '';
+    }
+  }
+  parts.push(part + text.slice(from));
+  return parts;
+}
+
+/**
+ * `text` without the characters version 4 drops (a zero-width space becomes a space), cut where a
+ * removal would put a lone high surrogate just before a lone low one: Python keeps those two characters
+ * (each a token of its own); side by side in a JavaScript string they would read as one.
+ */
+function withoutInvisible(text) {
+  const parts = [];
+  let part = '';
+  let from = 0;
+  for (const match of text.matchAll(INVISIBLE)) {
+    part += text.slice(from, match.index) + (match[0] === '\u200b' ? ' ' : '');
     from = match.index + match[0].length;
     const before = part.charCodeAt(part.length - 1);
     const after = text.charCodeAt(from);
