@@ -6,6 +6,7 @@ characters as JSON escapes (:func:`json_text`), and figures.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import math
 import os
@@ -66,6 +67,10 @@ def _bytes_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
     if "\udc80" <= char <= "\udcff":  # the byte it stands for
         byte = ord(char) - 0xDC00
         if _writes_unicode(error.encoding):
+            # bytes that make UTF-8 (a name made under a locale that is not UTF-8) as the text they are
+            run = error.object[error.start : error.end]
+            with contextlib.suppress(ValueError):  # not all surrogate escapes, or not UTF-8
+                return bytes(ord(c) - 0xDC00 for c in run).decode("utf-8"), error.end
             return f"\\x{byte:02x}", error.start + 1
         return bytes([byte]), error.start + 1
     REPLACED.add(error.encoding)

@@ -43,7 +43,8 @@ def show_info(args: argparse.Namespace) -> int:
     reads = {
         1: "a literal <unk> is read as <, unk, >",
         2: "a literal <unk> is one unknown word; combining marks split words",
-    }.get(version, "combining marks stay inside words")
+        3: "combining marks stay inside words; invisible formatting characters are words of their own",
+    }.get(version, "combining marks stay inside words; invisible formatting characters are dropped")
     print(f"  vocabulary     {info.vocab_size} words (tokenizer format {version}: {reads})")
     print(
         f"  network        embedding {_text(embedding)}, "

@@ -93,8 +93,9 @@ def model_and_prompts(
 def typed_text(text: str) -> str:
     """A prompt or text given as an argument, as the text typed: UTF-8 that a locale which is not UTF-8
     read as undecodable bytes decoded (:func:`~nextword.runtime.terminal.utf8_text`), and, as ``--file``
-    reads a file, Windows line breaks as line breaks and the one that ends it dropped (``"$(cat F)"``
-    keeps a CRLF file's last ``\r``, which was printed as ``\x0d`` before the first new word)."""
+    reads a file, Windows line breaks as line breaks and a last lone ``\r`` dropped (``"$(cat F)"``
+    keeps a CRLF file's last ``\r``, which was printed as ``\x0d`` before the first new word; a
+    ``\n`` typed at the end is kept, as the shell gave it)."""
     return utf8_text(text).replace("\r\n", "\n").removesuffix("\r")
 
 

@@ -92,6 +92,7 @@ def build_vocabulary(
         raise wrong_type("config", "a TokenizerConfig (TokenizerConfig(max_vocab=..., ...))", config)
     started = time.perf_counter()
     counts: Counter[str] = Counter()
+    splitting = TOKENIZER_FORMAT_VERSION if version is None else version  # the newest: 3 splits alike
     index = 0
     invisible = False  # in any document, validation ones too: they are encoded with this tokenizer
     for is_val, document in split.read():
@@ -99,7 +100,7 @@ def build_vocabulary(
             invisible = invisible or holds_invisible(document)
         if not is_val:
             if leave_out is None or not leave_out[index]:
-                counts.update(tokenize(document, config, version or TOKENIZER_FORMAT_VERSION))
+                counts.update(tokenize(document, config, splitting))
             index += 1
     words, seconds = sum(counts.values()), time.perf_counter() - started
     logger.info(
@@ -109,7 +110,9 @@ def build_vocabulary(
         seconds,
         words / max(seconds, 1e-9),
     )
-    tokenizer = Tokenizer.from_counts(counts, config, version or oldest_version(invisible))
+    tokenizer = Tokenizer.from_counts(
+        counts, config, oldest_version(invisible) if version is None else version
+    )
     _check_coverage(counts, tokenizer)
     return tokenizer
 

@@ -207,7 +207,10 @@ class Tokenizer:
 
         The selection of :meth:`build`, for counts gathered elsewhere (e.g. in one streaming pass over
         a corpus too large to hold, with :func:`tokenize` and the same ``config`` and ``version``).
-        Special tokens in ``counts`` are ignored; ``counts`` is not modified.
+        Special tokens in ``counts`` are ignored; ``counts`` is not modified. ``version`` is the newest
+        format by default, which readers before it (nextword 0.2.0 for format 4) refuse: where the
+        corpus holds no character that only formats text, pass
+        ``splitting.oldest_version(False)`` (3), as :meth:`build` chooses.
         """
         config = _config(config)
         kept = sorted(

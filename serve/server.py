@@ -179,6 +179,7 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         raise config.explained(exc) from None
     if config.device != "cpu":
         check_device_in_child(config.model_path, config.device, config.load_limits)
+    config.keys  # noqa: B018 ($NEXTWORD_API_KEY checked here: every worker would fail on it, forever)
     check_tls(config)
     check_address(config.host, config.port)
     _warn_if_public(config)

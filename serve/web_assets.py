@@ -165,17 +165,17 @@ class RangedStaticFiles(StaticFiles):
     """Static files whose ``Range`` requests are answered as :func:`ranged_file` answers them, and whose
     text (the page's scripts and stylesheets) goes gzip-compressed to a client that takes it."""
 
+    def is_not_modified(self, response_headers: Any, request_headers: Any) -> bool:
+        # Starlette asks before the representation is chosen, with the plain file's validators: a gzip
+        # client then got a 304 bearing the plain ETag. Each representation is asked below instead.
+        return False
+
     def file_response(
         self, full_path: Any, stat_result: os.stat_result, scope: Any, status_code: int = 200
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         path, headers = Path(full_path), Headers(scope=scope)
         compressible = path.suffix in COMPRESSIBLE and stat_result.st_size >= MIN_COMPRESSED
-        if compressible:
-            response.headers["vary"] = "accept-encoding"
-        if type(response) is not FileResponse:  # 304 Not Modified
-            response.headers["cache-control"] = REVALIDATE
-            return response
         if compressible and "range" not in headers and _accepts_gzip(headers.get("accept-encoding", "")):
             return _gzipped_file(headers, path, stat_result, response)
         answer = ranged_file(headers, path, stat_result, status_code=status_code)
@@ -194,9 +194,9 @@ MIN_COMPRESSED = 1024
 def _gzipped_file(headers: Headers, path: Path, stat: os.stat_result, plain: Response) -> Response:
     """A static text file's gzip-compressed response: the plain file's validators, its ETag marked as
     another representation's, and a 304 where the client has that one."""
-    kept = ("content-type", "last-modified", "vary")
+    kept = ("content-type", "last-modified")
     answer = {name: plain.headers[name] for name in kept if name in plain.headers}
-    answer["cache-control"] = REVALIDATE
+    answer["cache-control"], answer["vary"] = REVALIDATE, "accept-encoding"
     answer["etag"] = plain.headers["etag"].removesuffix('"') + '-gz"'
     if not_modified(headers, answer):
         return _not_modified_response(answer)

@@ -104,8 +104,8 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
     code, out, _ = run_cli(capsys, "info", model_path)
     assert code == 0
     assert (
-        f"vocabulary     {model.vocab_size} words (tokenizer format 3: combining marks stay inside words)"
-        in out
+        f"vocabulary     {model.vocab_size} words (tokenizer format 3: combining marks stay inside words; "
+        "invisible formatting characters are words of their own)" in out
     )
     assert "2 LSTM layer(s) of 32, 32 units" in out
     assert "best epoch" in out and "(by the development loss)" in out and "perplexity" in out

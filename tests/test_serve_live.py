@@ -357,8 +357,9 @@ def test_the_address_check_names_the_option_to_change():
 def test_workers_refuse_a_metrics_folder_they_cannot_write_before_they_start(
     model_path, monkeypatch, tmp_path
 ):
-    """$PROMETHEUS_MULTIPROC_DIR naming no folder made every worker fail as it started, and uvicorn
-    start it again, forever, a traceback each time: refused at once, before the port is bound."""
+    """$PROMETHEUS_MULTIPROC_DIR naming no folder, or a bad $NEXTWORD_API_KEY, made every worker fail as
+    it started, and uvicorn start it again, forever, a traceback each time: refused at once, before the
+    port is bound."""
     import uvicorn
 
     from nextword.serve import serve
@@ -369,6 +370,12 @@ def test_workers_refuse_a_metrics_folder_they_cannot_write_before_they_start(
     for given, why in ((tmp_path / "missing", "is not a folder"), (a_file, "is not a folder")):
         monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(given))
         with pytest.raises(ValueError, match=rf"^\$PROMETHEUS_MULTIPROC_DIR {given} {why}, and --workers"):
+            serve(ServeConfig(model=str(model_path), workers=2, port=0))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    # so is $NEXTWORD_API_KEY, which the supervising process read nowhere: each worker failed on it
+    for key, said in (("", "is set but empty"), ("two words", "has a key that is not 1 to 1024")):
+        monkeypatch.setenv("NEXTWORD_API_KEY", key)
+        with pytest.raises(ValueError, match=rf"^\$NEXTWORD_API_KEY {said}"):
             serve(ServeConfig(model=str(model_path), workers=2, port=0))
 
 

@@ -373,10 +373,20 @@ def test_a_vocabulary_records_the_oldest_format_that_splits_its_corpus_alike(tmp
     built = Tokenizer.build([*plain, "a soft\u00adhyphen"], TokenizerConfig(min_count=1))
     assert built.version == 4 and "softhyphen" in built.tokens
     documents = synthetic_documents(20)
-    for extra, version in (("", 3), ("x\u200by", 4)):
-        corpus = tmp_path / f"v{version}.txt"
-        corpus.write_text("\n".join([*documents, extra] if extra else documents), encoding="utf-8")
-        split = split_corpus(CorpusConfig(paths=(str(corpus),), format="lines", val_fraction=0.25))
-        assert build_vocabulary(split, TokenizerConfig(min_count=1)).version == version
-        # a run made again keeps its own
-        assert build_vocabulary(split, TokenizerConfig(min_count=1), version=2).version == 2
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(documents), encoding="utf-8")
+    config = CorpusConfig(paths=(str(corpus),), format="lines", val_fraction=0.25)
+    assert build_vocabulary(split_corpus(config), TokenizerConfig(min_count=1)).version == 3
+    # a zero-width space in one validation document only: its words would be split apart under 3
+    for i in range(len(documents)):
+        marked = [d.replace(" ", "\u200b", 1) if j == i else d for j, d in enumerate(documents)]
+        corpus.write_text("\n".join(marked), encoding="utf-8")
+        split = split_corpus(config)
+        where = [is_val for is_val, document in split.read() if "\u200b" in document]
+        if where == [True]:
+            break
+    else:
+        pytest.fail("no document with a zero-width space landed in the validation part")
+    assert build_vocabulary(split, TokenizerConfig(min_count=1)).version == 4
+    # a run made again keeps its own
+    assert build_vocabulary(split, TokenizerConfig(min_count=1), version=2).version == 2

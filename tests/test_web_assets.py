@@ -242,6 +242,16 @@ def test_the_pages_text_files_go_compressed_to_a_client_that_takes_gzip(client):
     assert again.status_code == 304 and again.headers["etag"] == gzipped.headers["etag"]
     plain = client.get(url, headers={"accept-encoding": "identity", "if-none-match": gzipped.headers["etag"]})
     assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    # a 304 bears the ETag of the representation the client would get: the gzip one took the plain
+    # file's where Starlette answered first (If-Modified-Since, If-None-Match: *, the plain tag)
+    modified = gzipped.headers["last-modified"]
+    for condition in ({"if-modified-since": modified}, {"if-none-match": "*"}):
+        for encoding, tag in (("gzip", gzipped.headers["etag"]), ("identity", plain.headers["etag"])):
+            answer = client.get(url, headers={"accept-encoding": encoding, **condition})
+            assert answer.status_code == 304 and answer.headers["etag"] == tag, (condition, encoding)
+            assert answer.headers["vary"] == "accept-encoding"
+    other = client.get(url, headers={"accept-encoding": "gzip", "if-none-match": plain.headers["etag"]})
+    assert other.status_code == 200 and other.headers["content-encoding"] == "gzip"
     head = client.head(url, headers={"accept-encoding": "gzip"})
     assert head.headers["content-length"] == gzipped.headers["content-length"]
     # a Range asks for the file's own bytes
