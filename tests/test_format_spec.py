@@ -38,9 +38,18 @@ def _pattern(version: int) -> re.Pattern[str]:
 
 
 PATTERNS = {v: _pattern(v) for v in (1, 2, 3)}
+PATTERNS[4] = PATTERNS[3]
+# Version 4's characters that only format text, as the document lists them, dropped before NFKC; the
+# zero-width space (U+200B) becomes a space.
+DROPPED = re.compile(
+    "[\u00ad\u061c\u180e\u200e\u200f\u202a-\u202e\u2066-\u2069\u2060-\u2064\u206a-\u206f\ufeff"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a]"
+)
 
 
 def tokenize(text: str, config: dict, version: int) -> list[str]:
+    if version >= 4:
+        text = DROPPED.sub("", text.replace("\u200b", " "))
     text = APOSTROPHES.sub("'", QUOTES.sub(" ", CONTROL.sub(" ", unicodedata.normalize("NFKC", text))))
     text = FIGURE.sub("", text) if config["drop_figure_refs"] else text
     return PATTERNS[version].findall(text.lower() if config["lowercase"] else text)
@@ -190,6 +199,8 @@ PROBES = (
     " | 👍🏽 👨‍👩‍👧 🇫🇷 #️⃣ 🏴󠁧󠁢󠁳󠁣󠁴󠁿 | <unk> <UNK> <pad> <eod> a<unk>b <<unk>>"
     " | x\ty\nz a\u2028b \ufeffbom \u0301x | 10:30 https://example.com rock'n'roll 'quoted'"
     " | 1,2,3 1, 000 a- -a"
+    " | infor\u00admation net\u200bwork a\u200eb \u202eevil\u202c w\u2060j"
+    " \u2066x\u2069 \u061c\u0639 \U0001d173 "
 ).split(SEP)  # the first is ""
 PROMPTS = (
     " | the present invention | A neural network (12) is | The method of claim 1, wherein"
@@ -220,7 +231,7 @@ def same_scores(path, texts: list[str]):
     return reader, model
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_tokenizer(version, lowercase):
     from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig
