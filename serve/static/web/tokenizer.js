@@ -361,7 +361,7 @@ export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
  */
 function normalizedParts(text, config, version) {
   if (version >= 4) {
-    const pieces = withoutInvisible(text);
+    const pieces = removedApart(text, INVISIBLE, (found) => (found === '\u200b' ? ' ' : ''));
     // cut where a removal joined a lone high surrogate to a lone low one (no space can lie at a cut,
     // so each piece's ends are stripped as the whole text's would be)
     if (pieces.length > 1) return pieces.flatMap((piece) => normalizedParts(piece, config, 3));
@@ -370,7 +370,7 @@ function normalizedParts(text, config, version) {
   text = pyNfkc(text);
   text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
   if (config.dropFigureRefs && LONE_HIGH.test(text)) {
-    const parts = withoutFigureRefs(text).map((part) => finished(part, config));
+    const parts = removedApart(text, FIGURE_REF).map((part) => finished(part, config));
     // Only the ends of the whole text are stripped: a cut lies between two surrogates, never at a space.
     parts[0] = stripped(parts[0], true, false);
     parts[parts.length - 1] = stripped(parts[parts.length - 1], false, true);
@@ -394,36 +394,18 @@ function stripped(text, start, end) {
   return text.slice(from, to);
 }
 
-/** `text` without its figure references, cut where a removal would join two lone surrogates. */
-function withoutFigureRefs(text) {
-  const parts = [];
-  let part = '';
-  let from = 0;
-  for (const match of text.matchAll(FIGURE_REF)) {
-    part += text.slice(from, match.index);
-    from = match.index + match[0].length;
-    const before = part.charCodeAt(part.length - 1);
-    const after = text.charCodeAt(from);
-    if (before >= 0xd800 && before < 0xdc00 && after >= 0xdc00 && after < 0xe000) {
-      parts.push(part);
-      part = '';
-    }
-  }
-  parts.push(part + text.slice(from));
-  return parts;
-}
-
 /**
- * `text` without the characters version 4 drops (a zero-width space becomes a space), cut where a
- * removal would put a lone high surrogate just before a lone low one: Python keeps those two characters
- * (each a token of its own); side by side in a JavaScript string they would read as one.
+ * `text` with each match of `pattern` replaced by `replace(match)`, in parts cut where a removal would
+ * put a lone high surrogate just before a lone low one: Python keeps those two characters (each a token
+ * of its own); side by side in a JavaScript string they would read as one. Figure references (dropped)
+ * and, from version 4, the characters that only format text (a zero-width space becomes a space).
  */
-function withoutInvisible(text) {
+function removedApart(text, pattern, replace = () => '') {
   const parts = [];
   let part = '';
   let from = 0;
-  for (const match of text.matchAll(INVISIBLE)) {
-    part += text.slice(from, match.index) + (match[0] === '\u200b' ? ' ' : '');
+  for (const match of text.matchAll(pattern)) {
+    part += text.slice(from, match.index) + replace(match[0]);
     from = match.index + match[0].length;
     const before = part.charCodeAt(part.length - 1);
     const after = text.charCodeAt(from);
