@@ -67,10 +67,13 @@ def _bytes_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
     if "\udc80" <= char <= "\udcff":  # the byte it stands for
         byte = ord(char) - 0xDC00
         if _writes_unicode(error.encoding):
-            # bytes that make UTF-8 (a name made under a locale that is not UTF-8) as the text they are
+            # bytes that make UTF-8 (a name made under a locale that is not UTF-8) as the text they
+            # are, on a UTF-8 stream: as those bytes (a handler's text must be ASCII there)
             run = error.object[error.start : error.end]
             with contextlib.suppress(ValueError):  # not all surrogate escapes, or not UTF-8
-                return bytes(ord(c) - 0xDC00 for c in run).decode("utf-8"), error.end
+                raw = bytes(ord(c) - 0xDC00 for c in run)
+                if codecs.lookup(error.encoding).name == "utf-8" and raw.decode("utf-8"):
+                    return raw, error.end
             return f"\\x{byte:02x}", error.start + 1
         return bytes([byte]), error.start + 1
     REPLACED.add(error.encoding)

@@ -144,6 +144,27 @@ def test_a_fork_while_a_model_makes_a_session_or_checks_leaves_the_child_able_to
     assert said == repr((expected, True, True))
 
 
+@forks
+def test_every_check_of_a_plan_gets_a_fresh_lock_in_the_child():
+    """The check of the pair against the wide session too, not only the first one."""
+    from nextword.runtime import session_plan
+
+    plan = load(BUNDLED_MODEL)._plan
+    held = threading.Lock()
+    held.acquire()
+
+    class Check:  # stands for a WideCheck caught mid-comparison by the fork
+        _lock = held
+
+    plan._check, plan._pair_wide = Check(), Check()
+    try:
+        session_plan._unlock_plans()  # what the hook runs in a child
+        assert plan._check._lock is not held and plan._pair_wide._lock is not held
+        assert plan._pair_wide._lock.acquire(blocking=False)
+    finally:
+        plan._check = plan._pair_wide = None
+
+
 def test_a_stepper_cannot_be_pickled_and_says_what_to_do():
     """onnxruntime's own TypeError named its session type, deep in a multiprocessing traceback."""
     model = load(BUNDLED_MODEL)

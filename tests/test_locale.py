@@ -5,6 +5,7 @@ name as a lone surrogate (PEP 383), as on a system whose locale is not set up.""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -22,9 +23,13 @@ NEXTWORD = [sys.executable, "-c", "import sys; from nextword.cli.entry import ma
 OPTIONS = ["--seed", "3", "--max-words", "6", "--json", "--stop", "é"]
 
 
-def _nextword(*argv: str, utf8: bool, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+def _nextword(
+    *argv: str, utf8: bool, cwd: Path | None = None, encoding: str | None = None
+) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "LC_ALL": "C.UTF-8" if utf8 else "C", "PYTHONUTF8": "1" if utf8 else "0"}
     env.pop("PYTHONIOENCODING", None)
+    if encoding is not None:
+        env["PYTHONIOENCODING"] = encoding
     return subprocess.run([*NEXTWORD, *argv], capture_output=True, env=env, cwd=cwd, timeout=120)
 
 
@@ -34,6 +39,8 @@ def test_utf8_held_as_surrogates_is_read_back():
     assert utf8_text(typed) == "the café network, 中文"
     latin1 = b"caf\xe9".decode("ascii", "surrogateescape")  # not UTF-8: kept
     assert utf8_text(latin1) == latin1 and escape_surrogates(latin1) == "caf\\xe9"
+    assert escape_surrogates(b"r\x80n\xff".decode("ascii", "surrogateescape")) == "r\\x80n\\xff"
+    assert escape_surrogates("a\ud800b") == "a\\ud800b"  # a lone surrogate that stands for no byte
     assert escape_surrogates(typed) == "the café network, 中文"
     # a model file's record of a corpus named under such a locale keeps its name readable
     assert escape_undecodable({"paths": [typed]}) == {"paths": ["the café network, 中文"]}
@@ -58,6 +65,10 @@ def test_a_file_name_in_a_message_prints_as_its_bytes(tmp_path):
     result = _nextword("info", "rün-中", utf8=False, cwd=tmp_path)
     assert result.returncode == 2
     assert "rün-中".encode() in result.stderr and b"?" not in result.stderr, result.stderr
+    # the same on a UTF-8 stream (PYTHONIOENCODING=utf-8): the bytes are UTF-8, written as they are (a
+    # handler's text there must be ASCII: this failed with "lost sys.stderr", status 1)
+    result = _nextword("info", "rün-中", utf8=False, cwd=tmp_path, encoding="utf-8")
+    assert result.returncode == 2 and "rün-中".encode() in result.stderr, result.stderr
     # a byte that is not UTF-8, on a UTF-8 terminal: escaped as the model file records it, the output
     # still UTF-8 (a raw byte would break whatever reads it as such)
     try:
@@ -123,3 +134,48 @@ def test_characters_the_terminal_cannot_show_are_said_once():
         said = result.stderr.count(b"note: some characters could not be written in this terminal's encoding")
         assert said == int(noted), result.stderr
         assert not noted or b"PYTHONIOENCODING=utf-8" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("encoding", "written"),
+    [
+        # a byte of a name read under a locale that is not UTF-8 as itself; another character as "?"
+        ("ascii", b"r\xc3\xbcn r\xfen r\x80n a ?? b"),
+        ("latin-1", b"r\xc3\xbcn r\xfen r\x80n a ?? b"),
+        # UTF-8 bytes as themselves, other bytes escaped: the output stays UTF-8
+        ("utf-8", "rün r\\xfen r\\x80n a 中文 b".encode()),
+        ("utf-16-le", "r\\xc3\\xbcn r\\xfen r\\x80n a 中文 b".encode("utf-16-le")),
+    ],
+)
+def test_a_stream_writes_what_it_can(encoding, written):
+    from nextword.cli.display import REPLACED, writes_what_it_can
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding=encoding)
+    writes_what_it_can(stream)
+    stream.write(b"r\xc3\xbcn r\xfen r\x80n".decode("ascii", "surrogateescape") + " a 中文 b")
+    stream.flush()
+    assert raw.getvalue() == written
+    assert (encoding in REPLACED) == (b"?" in written)
+    REPLACED.clear()
+
+
+def test_the_note_on_replaced_characters_is_said_once_per_command(capsys):
+    from nextword.cli.display import REPLACED
+    from nextword.cli.main import main
+
+    REPLACED.add("ascii")  # as if the command's output had met a character ascii lacks
+    assert main(["info", str(BUNDLED_MODEL)]) == 0
+    assert "note: some characters could not be written in this terminal's encoding (ascii)" in (
+        capsys.readouterr().err
+    )
+    assert main(["info", str(BUNDLED_MODEL)]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_an_argument_is_read_as_typed():
+    from nextword.cli.positionals import typed_text
+
+    assert typed_text("a b\r\n") == "a b\n" and typed_text("a b\r") == "a b"
+    assert typed_text("a b\n") == "a b\n"  # a line break typed at the end is the user's
+    assert typed_text("a\r\nb\rc") == "a\nb\rc"

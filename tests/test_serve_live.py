@@ -367,10 +367,20 @@ def test_workers_refuse_a_metrics_folder_they_cannot_write_before_they_start(
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: pytest.fail("uvicorn started"))
     a_file = tmp_path / "metrics"
     a_file.write_text("")
+    a_file.chmod(0o755)  # writable and executable, still no folder
     for given, why in ((tmp_path / "missing", "is not a folder"), (a_file, "is not a folder")):
         monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(given))
         with pytest.raises(ValueError, match=rf"^\$PROMETHEUS_MULTIPROC_DIR {given} {why}, and --workers"):
             serve(ServeConfig(model=str(model_path), workers=2, port=0))
+    # a folder this user cannot write (root writes anywhere: os.access is asked, as for another user)
+    import nextword.serve.server as server_module
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    real_access = os.access
+    monkeypatch.setattr(server_module.os, "access", lambda path, mode: not mode & os.W_OK)
+    with pytest.raises(ValueError, match=r"is a folder this user cannot write, and --workers"):
+        serve(ServeConfig(model=str(model_path), workers=2, port=0))
+    monkeypatch.setattr(server_module.os, "access", real_access)
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     # so is $NEXTWORD_API_KEY, which the supervising process read nowhere: each worker failed on it
     for key, said in (("", "is set but empty"), ("two words", "has a key that is not 1 to 1024")):

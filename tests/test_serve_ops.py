@@ -234,6 +234,19 @@ def test_an_answer_the_server_cancels_says_so_in_its_access_line(model, caplog):
     [line] = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"]
     assert " 500 " in line and line.endswith("(answer cut: the server quit)"), line
 
+    # a client that had left first stays a 499: no answer reaches it
+    from nextword.serve.access import CLIENT_LEFT
+
+    async def cut_after_the_client_left(scope, receive, send):
+        scope["state"][CLIENT_LEFT] = True
+        raise asyncio.CancelledError
+
+    caplog.clear()
+    with caplog.at_level("INFO", "nextword.serve.access"), pytest.raises(asyncio.CancelledError):
+        asyncio.run(RequestMetrics(cut_after_the_client_left, metrics)(scope, None, send))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.access"]
+    assert " 499 " in line, line
+
 
 def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():
     config = uvicorn_log_config()
@@ -272,6 +285,18 @@ def test_an_access_log_whose_reader_went_away_says_so_once(caplog):
     assert len(said) == 1 and "the access log's output was closed (Broken pipe" in said[0], said
     assert "Logging error" not in errors.getvalue()
     assert handler.gone
+    # a real descriptor whose reader is gone: pointed at the null device, so the exit's flush succeeds
+    read, write = os.pipe()
+    os.close(read)
+    piped = OutputHandler(open(write, "w", encoding="utf-8"))  # noqa: SIM115 (closed below)
+    try:
+        with caplog.at_level(logging.WARNING, logger="nextword.serve.logs"):
+            piped.handle(logging.LogRecord("x", logging.INFO, "", 0, "line", None, None))
+        assert piped.gone and os.write(write, b"x") == 1  # no EPIPE: the null device takes it
+    finally:
+        piped.stream.close()
+    # and it is the access log's handler
+    assert uvicorn_log_config()["handlers"]["access"]["()"] is OutputHandler
     # any other failure is still logging's to report, and the handler goes on
     closed = io.StringIO()
     closed.close()  # writing: ValueError

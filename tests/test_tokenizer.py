@@ -362,6 +362,41 @@ def test_version_4_drops_the_characters_that_only_format_text():
         assert tokenize(text, DEFAULT, version=3) == tokenize(text, DEFAULT, version=4), text
 
 
+# Every character docs/model-format.md lists as dropped from version 4 (the zero-width space is a space)
+DROPPED = [
+    0x00AD,
+    0x061C,
+    0x180E,
+    0x200E,
+    0x200F,
+    *range(0x202A, 0x202F),
+    *range(0x2060, 0x2065),
+    *range(0x2066, 0x2070),
+    0xFEFF,
+    *range(0x1BCA0, 0x1BCA4),
+    *range(0x1D173, 0x1D17B),
+]
+
+
+@pytest.mark.parametrize("code", DROPPED, ids=lambda code: f"U+{code:04X}")
+def test_each_character_version_4_drops(code):
+    text = f"a{chr(code)}b c"
+    assert tokenize(text, DEFAULT, version=4) == ["ab", "c"]
+    assert chr(code) in tokenize(text, DEFAULT, version=3)  # a symbol of its own before
+
+
+@pytest.mark.parametrize("code", [0x200C, 0x200D, 0x2065, 0xFE0F, 0xE0001, 0xE0067, 0x034F, 0x2028])
+def test_the_characters_next_to_those_version_4_drops_are_read_as_before(code):
+    text = f"a{chr(code)}b c"
+    assert tokenize(text, DEFAULT, version=4) == tokenize(text, DEFAULT, version=3)
+
+
+def test_version_4_drops_before_nfkc_so_marks_compose():
+    """A soft hyphen between a letter and its combining accent: dropped first, they compose."""
+    assert tokenize("cafe\u00ad\u0301 x", DEFAULT, version=4) == ["café", "x"]
+    assert tokenize("a\u200bb", DEFAULT, version=4) == ["a", "b"]  # a zero-width space: a space
+
+
 def test_a_vocabulary_records_the_oldest_format_that_splits_its_corpus_alike(tmp_path):
     """Version 3 where no document holds a character that only formats text: the model file opens in
     readers from before version 4 (nextword 0.2.0); version 4 where one does, validation text included."""
@@ -370,13 +405,18 @@ def test_a_vocabulary_records_the_oldest_format_that_splits_its_corpus_alike(tmp
 
     plain = ["the network learns the weights"] * 3
     assert Tokenizer.build(plain, TokenizerConfig(min_count=1)).version == 3
-    built = Tokenizer.build([*plain, "a soft\u00adhyphen"], TokenizerConfig(min_count=1))
-    assert built.version == 4 and "softhyphen" in built.tokens
+    for documents in ([*plain, "a soft\u00adhyphen"], ["a soft\u00adhyphen", *plain]):  # anywhere
+        built = Tokenizer.build(documents, TokenizerConfig(min_count=1))
+        assert built.version == 4 and "softhyphen" in built.tokens
     documents = synthetic_documents(20)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(documents), encoding="utf-8")
     config = CorpusConfig(paths=(str(corpus),), format="lines", val_fraction=0.25)
     assert build_vocabulary(split_corpus(config), TokenizerConfig(min_count=1)).version == 3
+    # in a training document: counted under version 4's rules, one word
+    corpus.write_text("\n".join(d + " soft\u00adhyphen" for d in documents), encoding="utf-8")
+    counted = build_vocabulary(split_corpus(config), TokenizerConfig(min_count=1))
+    assert counted.version == 4 and "softhyphen" in counted.tokens and "\u00ad" not in counted.tokens
     # a zero-width space in one validation document only: its words would be split apart under 3
     for i in range(len(documents)):
         marked = [d.replace(" ", "\u200b", 1) if j == i else d for j, d in enumerate(documents)]

@@ -262,6 +262,28 @@ def test_the_pages_text_files_go_compressed_to_a_client_that_takes_gzip(client):
     assert small.status_code == 200 and "content-encoding" not in small.headers
 
 
+def test_a_compressed_file_is_the_same_bytes_each_time_and_follows_the_file(tmp_path):
+    """No time in the gzip header (the same bytes, so caches and checksums agree), and a file rewritten
+    under the server is compressed again, not served from the copy made of its old bytes."""
+    pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from nextword.serve.web_assets import RangedStaticFiles
+
+    script = tmp_path / "app.js"
+    script.write_text("const a = 1;\n" * 200, encoding="utf-8")
+    app = FastAPI()
+    app.mount("/static", RangedStaticFiles(directory=str(tmp_path)))
+    with TestClient(app) as client:
+        with client.stream("GET", "/static/app.js", headers={"accept-encoding": "gzip"}) as first:
+            raw = b"".join(first.iter_raw())
+        assert raw[4:8] == b"\0\0\0\0" and gzip.decompress(raw) == script.read_bytes()
+        script.write_text("const b = 2;\n" * 300, encoding="utf-8")
+        again = client.get("/static/app.js", headers={"accept-encoding": "gzip"})
+        assert again.content == script.read_bytes() and again.headers["etag"] != first.headers["etag"]
+
+
 def test_the_output_boxes_hold_no_whitespace_before_their_placeholder():
     """.output keeps white space (pre-wrap): a line break a formatter put before the placeholder showed
     it a line down and indented until the first words replaced it."""

@@ -54,8 +54,15 @@ TRICKY_TEXTS = [
     # what version 4 drops (a zero-width space: a space), and the joiners and emoji parts it keeps
     "infor\u00admation net\u200bwork\u200b \ufeffThe a\u200e b\u200f \u202eevil\u202c \u2066x\u2069 "
     "w\u2060j f\u2061(x) 2\u20623 \u061cع \u180e \U0001bca0 \U0001d173 \u00ad(12)\u00ad x\u00ad\u0301",
+    # each of them between two letters, and the characters beside their ranges, which stay
+    " ".join(f"a{chr(c)}b" for c in [0xAD, 0x61C, 0x180E, *range(0x200B, 0x2010), *range(0x2028, 0x2030)])
+    + " "
+    + " ".join(f"a{chr(c)}b" for c in [*range(0x205F, 0x2071), 0xFEFF, 0xFEFE, 0xFF00])
+    + " "
+    + " ".join(f"a{chr(c)}b" for c in [*range(0x1BC9F, 0x1BCA5), *range(0x1D172, 0x1D17C)]),
 ]
-# The last six lose a figure reference between a lone high and a lone low surrogate: still two tokens.
+# From the fourth on, they lose a figure reference between a lone high and a lone low surrogate: still
+# two tokens.
 LONE_SURROGATE_TEXTS = [
     "\ud800",
     "a\udc00b",
@@ -66,6 +73,7 @@ LONE_SURROGATE_TEXTS = [
     "\u03a3\udbff (3a)\udfff\u03a3 \u0130",
     # ... or lose a character that only formats text (tokenizer format 4) between them
     "\ud800\u00ad\udc00",
+    "\udbff\u00ad\udc00 \ud800\u00ad\udfff \udbff\ufeff\udfff \udc00\u00ad\ud800",
     "a\ud83d\u00ad\u2060\ude00b \ud83d\u200b\ude00 (1)\ufeff\udc00 \udbff\ufeff(2)\udfff",
 ]
 
