@@ -86,7 +86,10 @@ def document_keys(app: Any) -> None:
                 for operation in operations.values():
                     operation["security"] = [{"apiKey": []}]
                     operation.setdefault("responses", {})["401"] = {
-                        "description": "no API key, or not one this server takes (code invalid_api_key)"
+                        "description": "no API key, or not one this server takes (code invalid_api_key)",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                        },
                     }
         return app.openapi_schema
 

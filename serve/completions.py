@@ -34,8 +34,19 @@ __all__ = ["router"]
 router = APIRouter(route_class=JSONRoute)  # bodies read as UTF-8 JSON only
 FINISH = {"length": "length", "stop": "stop", "end": "stop", "cancelled": "stop"}  # nextword -> OpenAI
 # The error answers of the routes that take a JSON body, as /docs lists them (error.code: errors.CODES).
-# a 401's, a 404's and a 429's; the rest are a 400's
-_OTHER_CODES = ("invalid_api_key", "model_not_found", "rate_limit_exceeded")
+# the codes a 400 of these routes carries: not another status's (401, 404, 429, 413, 408, 431, 409),
+# nor those answered before a route is reached (malformed HTTP, a refused CORS preflight)
+_OTHER_CODES = (
+    "invalid_api_key",
+    "model_not_found",
+    "rate_limit_exceeded",
+    "body_too_large",
+    "request_timeout",
+    "headers_too_large",
+    "invalid_http",
+    "cors_refused",
+    "model_file_changed",
+)
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorBody,
@@ -50,6 +61,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "Retry-After seconds",
     },
     503: {"model": ErrorBody, "description": "The server is shutting down; retry on another replica"},
+    # what no route answers itself: the protocol's 408 and 431, a 405, an unexpected failure's 500
+    "default": {"model": ErrorBody, "description": "Another error, in the same shape"},
 }
 MODEL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {
@@ -63,7 +76,16 @@ MODEL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/v1/completions",
     response_model=CompletionResponse,
-    responses={**ERRORS, **MODEL_NOT_FOUND, 200: {"content": {"text/event-stream": {}}}},
+    responses={
+        **ERRORS,
+        **MODEL_NOT_FOUND,
+        200: {
+            "description": "The completion; with `stream`, server-sent events instead: each `data:` "
+            "line a CompletionResponse chunk (or, for a failure after the stream began, an ErrorBody), "
+            "then `data: [DONE]`",
+            "content": {"text/event-stream": {}},
+        },
+    },
     summary="Continue one or more prompts (OpenAI-compatible)",
 )
 async def completions(body: CompletionRequest, request: Request) -> Any:

@@ -153,10 +153,13 @@ async def chat() -> None:
 
 @router.get("/health", responses={503: ERRORS[503]}, summary="Liveness and load")
 async def health(request: Request) -> dict[str, Any]:
-    """``status`` is ``ok``, or ``draining`` once the server is shutting down (then it answers 503)."""
+    """``status`` is ``ok``; once the server is shutting down it answers 503, with the error body
+    (``type`` server_error), as every route does then."""
     state: ServerState = request.app.state.nextword
-    body = {
-        "status": "draining" if state.draining else "ok",
+    if state.draining:
+        raise APIError(503, "the server is shutting down", kind="server_error")
+    return {
+        "status": "ok",
         "model": state.model_id,
         "batching": state.config.batching,
         "generations_in_flight": len(state.jobs),
@@ -164,9 +167,6 @@ async def health(request: Request) -> dict[str, Any]:
         "uptime_s": round(time.monotonic() - state.started_monotonic, 1),
         **(state.scheduler.stats() if state.scheduler else {}),
     }
-    if state.draining:
-        raise APIError(503, "the server is shutting down", kind="server_error")
-    return body
 
 
 @router.get(

@@ -91,7 +91,8 @@ def test_the_api_reference_says_which_routes_need_the_key(client):
     }
     paths = schema["paths"]
     assert paths["/v1/completions"]["post"]["security"] == [{"apiKey": []}]
-    assert "401" in paths["/v1/score"]["post"]["responses"]
+    refused = paths["/v1/score"]["post"]["responses"]["401"]  # with the body it carries
+    assert refused["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
     assert "security" not in paths["/health"]["get"]
     assert "invalid_api_key" not in paths["/v1/completions"]["post"]["responses"]["400"]["description"]
 
