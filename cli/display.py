@@ -72,8 +72,12 @@ def _bytes_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
             run = error.object[error.start : error.end]
             with contextlib.suppress(ValueError):  # not all surrogate escapes, or not UTF-8
                 raw = bytes(ord(c) - 0xDC00 for c in run)
-                if codecs.lookup(error.encoding).name == "utf-8" and raw.decode("utf-8"):
+                text = raw.decode("utf-8")
+                # text that steers a terminal (a C1 control, a bidirectional override) stays escaped
+                if codecs.lookup(error.encoding).name == "utf-8" and safe(text) == text:
                     return raw, error.end
+            return f"\\x{byte:02x}", error.start + 1
+        if byte < 0xA0:  # a C1 control in an 8-bit terminal's encoding (0x9b: CSI): written escaped
             return f"\\x{byte:02x}", error.start + 1
         return bytes([byte]), error.start + 1
     REPLACED.add(error.encoding)

@@ -140,8 +140,9 @@ def test_characters_the_terminal_cannot_show_are_said_once():
     ("encoding", "written"),
     [
         # a byte of a name read under a locale that is not UTF-8 as itself; another character as "?"
-        ("ascii", b"r\xc3\xbcn r\xfen r\x80n a ?? b"),
-        ("latin-1", b"r\xc3\xbcn r\xfen r\x80n a ?? b"),
+        # (0x80 to 0x9f, C1 controls in an 8-bit terminal's encoding, escaped)
+        ("ascii", b"r\xc3\xbcn r\xfen r\\x80n a ?? b"),
+        ("latin-1", b"r\xc3\xbcn r\xfen r\\x80n a ?? b"),
         # UTF-8 bytes as themselves, other bytes escaped: the output stays UTF-8
         ("utf-8", "rün r\\xfen r\\x80n a 中文 b".encode()),
         ("utf-16-le", "r\\xc3\\xbcn r\\xfen r\\x80n a 中文 b".encode("utf-16-le")),
@@ -179,3 +180,20 @@ def test_an_argument_is_read_as_typed():
     assert typed_text("a b\r\n") == "a b\n" and typed_text("a b\r") == "a b"
     assert typed_text("a b\n") == "a b\n"  # a line break typed at the end is the user's
     assert typed_text("a\r\nb\rc") == "a\nb\rc"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii", "latin-1"])
+def test_a_name_cannot_steer_the_terminal_through_its_bytes(encoding):
+    """A file name's bytes go out as they are where they are plain text; one that holds a bidirectional
+    override (UTF-8 e2 80 ae) or a C1 CSI (0x9b; c2 9b) would reorder or colour what follows: escaped."""
+    from nextword.cli.display import writes_what_it_can
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding=encoding)
+    writes_what_it_can(stream)
+    stream.write(b"\xe2\x80\xaeevil \xc2\x9b[31m x\x9by".decode("ascii", "surrogateescape"))
+    stream.flush()
+    written = raw.getvalue()
+    assert b"\xe2\x80\xae" not in written and b"\xc2\x9b" not in written
+    assert not any(0x80 <= byte < 0xA0 for byte in written), written
+    assert b"\\x9b" in written
