@@ -157,8 +157,10 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         common["ssl_certfile"], common["ssl_keyfile"] = config.ssl_certfile, config.ssl_keyfile
     if config.forwarded_allow_ips is not None:  # else uvicorn's: $FORWARDED_ALLOW_IPS, else loopback
         common["forwarded_allow_ips"] = list(config.forwarded_allow_ips)
-    elif os.environ.get(PROXIES_ENV, "").strip():  # checked as the flag is: uvicorn takes any text
-        proxies_checked(os.environ[PROXIES_ENV], f"${PROXIES_ENV}")
+    elif os.environ.get(PROXIES_ENV, "").strip():  # checked, and read, as the flag is: uvicorn takes any
+        # text, and reads "*" only alone ("10.0.0.1, *" trusted only 10.0.0.1 there)
+        checked = proxies_checked(os.environ[PROXIES_ENV], f"${PROXIES_ENV}")
+        common["forwarded_allow_ips"] = list(checked or ())
     if config.workers == 1:
         app = create_app(config, model)  # a bad model file is reported first, whatever the port
         app.state.nextword.backstop = True  # uvicorn's timeout_graceful_shutdown, below

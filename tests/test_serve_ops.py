@@ -366,7 +366,11 @@ def test_forwarded_allow_ips_from_the_environment_is_checked_as_the_flag_is(mode
     assert not ran
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5,10.1.0.0/16")
     serve(ServeConfig(model=str(model_path), port=0))
-    assert ran and "forwarded_allow_ips" not in ran[0]  # uvicorn reads the variable itself
+    assert ran[-1]["forwarded_allow_ips"] == ["10.0.0.5", "10.1.0.0/16"]
+    # read as the flag reads it: uvicorn took "*" only alone, and trusted no proxy for "10.0.0.1, *"
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.1, *\n")
+    serve(ServeConfig(model=str(model_path), port=0))
+    assert ran[-1]["forwarded_allow_ips"] == ["*"]
 
 
 def test_the_flag_reaches_uvicorn(model_path, monkeypatch, capsys, request):
