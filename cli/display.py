@@ -32,11 +32,13 @@ _BYTES_ELSE_REPLACE = "nextword.bytes-else-replace"
 
 def writes_what_it_can(stream: Any) -> None:
     """Let ``stream`` (standard output or error) write any text: a character its encoding lacks (a
-    prompt's, a generated word's) as ``?``, rather than failing. A byte of a file name that Python read
-    as a lone surrogate (PEP 383) goes out as that byte where the stream is not UTF-8 (a locale that is
-    not UTF-8 read it so), as Python itself writes it there, so that a path in a message (``nextword
-    export 'runs/rün'``) can be copied and run; on a UTF-8 stream, whose output must stay UTF-8, as
-    ``\\xff``, the escape the model file records."""
+    prompt's, a generated word's) as ``?`` (:data:`REPLACED` notes it), rather than failing. A byte of a
+    file name that Python read as a lone surrogate (PEP 383) goes out as that byte where the stream is
+    not UTF-8 (a locale that is not UTF-8 read it so), as Python itself writes it there, so that a path
+    in a message (``nextword export 'runs/rün'``) can be copied and run; on a UTF-8 stream, whose output
+    must stay UTF-8, bytes that make UTF-8 as they are and another as ``\\xff``, the escape the model
+    file records. Bytes that would steer a terminal (a C1 control, a bidirectional override) are
+    written escaped either way."""
     try:
         codecs.lookup_error(_BYTES_ELSE_REPLACE)
     except LookupError:
