@@ -59,7 +59,7 @@ from benchmarks.notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
 from benchmarks.paths import DEFAULT_CORPUS, DOCS_DIR, REPO, require_files
 from benchmarks.quality_report import render, render_card
 from benchmarks.results import benchmark_parser
-from nextword.corpus import CorpusConfig, rebuild_split
+from nextword.corpus import rebuild_split, recorded_corpus
 from nextword.corpus.dev import split_dev_mask
 from nextword.runtime import evaluate, load
 from nextword.runtime.default import BUNDLED_MODEL
@@ -164,12 +164,7 @@ def model_splits(model: Any, corpus: str) -> Splits:
             f"{model.source} does not record its training split, which this report scores on: export "
             "it from its run with this nextword (`nextword export RUN --out MODEL.onnx`)"
         )
-    reading = CorpusConfig(
-        paths=(corpus,),
-        format=provenance.corpus_format,
-        text_column=provenance.text_column,
-        json_field=provenance.json_field,
-    )  # the files read as the model's were
+    reading = recorded_corpus(provenance, (corpus,))  # the files read as the model's were
     split = rebuild_split(provenance, reading)
     train, val = split.documents()
     dev_mask = split_dev_mask(split, provenance.data.dev_documents or 0)

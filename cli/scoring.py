@@ -8,7 +8,7 @@ import functools
 import logging
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 # Corpus settings that `evaluate` takes from the model file, never from its options.
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
 # How `evaluate` reads the corpus files: as the model file records its own were read, unless told.
-READ_AS_RECORDED = ("format", "text_column", "json_field")
+READ_AS_RECORDED = ("format", "text_column", "json_field", "decode_html")
 
 
 def score_command(args: argparse.Namespace) -> int:
@@ -370,10 +370,23 @@ def _not_its_corpus(args: argparse.Namespace, provenance: Any, found: str) -> No
     place, so another corpus, or the same rows in another order, holds out other documents, which the
     model may have trained on."""
     files = ", ".join(provenance.corpus_files) or "nextword info names them"
+    recorded = recorded_corpus(provenance)
+    flags = {f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in fields(CorpusConfig)}
+    otherwise = [
+        flags[name]
+        for name in READ_AS_RECORDED
+        if vars(args).get(name, getattr(recorded, name)) != getattr(recorded, name)
+    ]
     raise ValueError(
         f"--split {args.split}: these files hold {found}, so the split made again is not the one "
         f"{args.split_of or args.model} was trained with and its {args.split} documents are not its own"
         + (" (they may include some it trained on)" if args.split != "train" else "")
+        + (
+            f"; they were read otherwise than the model's corpus ({', '.join(otherwise)}): leave that "
+            "out to read them as its file records"
+            if otherwise
+            else ""
+        )
         + f"; give the corpus files it was trained on as they were ({files}), or score every document "
         "with --split all (--trained-on FILE leaves out those that copy one it trained on). A Python "
         "with other Unicode tables than the one that trained the model can also split some words "

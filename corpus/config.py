@@ -55,6 +55,13 @@ class CorpusConfig:
         },
     )
     json_field: str = field(default="text", metadata={"help": "JSON Lines field holding the text"})
+    decode_html: bool = field(
+        default=False,
+        metadata={
+            "help": "read HTML character references (&#8220;, &amp;, &eacute;) as the characters they stand "
+            "for rather than as words of their own; text from web pages and PatentsView abstracts holds them"
+        },
+    )
     val_fraction: float = field(
         default=0.1,
         metadata={"help": "share of documents held out for validation (split by document), between 0 and 1"},
@@ -96,6 +103,7 @@ class CorpusConfig:
             raise ValueError(f"val_fraction must be {wanted}, got {value!r}")
         check_int("split_seed", self.split_seed, 0, 2**32 - 1)
         check_bool("keep_duplicates", self.keep_duplicates)
+        check_bool("decode_html", self.decode_html)
         # the dedup settings are checked whether or not they are used (split_record() skips them with
         # keep_duplicates): a bad threshold is refused before a run records it, not when dedup is next on
         DedupSettings(threshold=self.near_duplicate_threshold)

@@ -20,6 +20,7 @@ from nextword.runtime.checks import as_path
 from .config import CorpusConfig, corpus_config, corpus_paths
 from .csv_files import TSV_SUFFIXES, read_csv
 from .errors import CorpusError, os_error
+from .html_references import decode_references
 
 __all__ = [
     "CORPUS_SUFFIXES",
@@ -120,7 +121,8 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
     locales). JSON Lines: one object per line, its text in ``config.json_field``. Plain text:
     paragraphs separated by blank lines. Lines: each line a document. Files must be UTF-8 (a
     byte-order mark is skipped): compressed, UTF-16 and other binary files are refused saying what they
-    are, and so is a document holding a NUL character.
+    are, and so is a document holding a NUL character. With ``config.decode_html``, HTML character
+    references are read as their characters (:mod:`~nextword.corpus.html_references`).
     """
     path, config = Path(as_path("path", path, empty=False)), corpus_config("config", config)
     fmt = check_file(path, config)
@@ -134,7 +136,7 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
         else:
             documents = _read_lines(path, config)
         for n, document in enumerate(documents, 1):
-            document = document.strip()
+            document = (decode_references(document) if config.decode_html else document).strip()
             if "\x00" in document:
                 raise CorpusError(
                     f"{path}: document {n:,} holds a NUL character (a zero byte), which text does not; the "

@@ -55,6 +55,7 @@ from nextword.runtime.provenance import (
 from .config import CorpusConfig, corpus_config
 from .dedup import Duplicates, find_duplicates
 from .errors import CorpusError
+from .html_references import ReferenceCount
 from .readers import check_options, no_documents, read_corpus
 
 __all__ = [
@@ -154,15 +155,19 @@ def split_corpus(
         check_options(corpus.paths, corpus)
     groups = None
     digest = hashlib.sha256()
+    read = read_corpus(corpus, log=log)
+    references = ReferenceCount() if fresh and log and not corpus.decode_html else None
+    if references is not None:  # a new split of text that may come from HTML: say so once it is read
+        read = references.passing(read)
     if record.dedup is None:
-        n = sum(1 for _ in _digested(read_corpus(corpus, log=log), digest))
+        n = sum(1 for _ in _digested(read, digest))
         if not n:
             raise no_documents(corpus.paths, corpus)
         labels = np.full(n, TRAIN, dtype=np.uint8)
         labels[validation_indices(n, record.val_fraction, record.seed)] = VAL
         counts = DataCounts(documents=n)
     else:
-        documents = _digested(read_corpus(corpus, log=log), digest)
+        documents = _digested(read, digest)
         duplicates = find_duplicates(documents, record.dedup, marks=words_take_marks(record.scheme))
         if not len(duplicates.dropped):
             raise no_documents(corpus.paths, corpus)
@@ -184,6 +189,8 @@ def split_corpus(
     )
     if log:
         _log(counts, record)
+    if references is not None and references.documents:
+        logger.warning("%s", references.advice(len(labels)))
     return DocumentSplit(
         corpus=corpus, record=record, labels=labels, counts=counts, groups=groups, digest=digest.hexdigest()
     )
@@ -237,8 +244,9 @@ def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit
 
 
 def recorded_corpus(provenance: Provenance | None, paths: Sequence[str] = ()) -> CorpusConfig:
-    """``paths`` read as a model file records its corpus was read (format, CSV column, JSON field), or
-    with the defaults where it records none, or an option this version does not read."""
+    """``paths`` read as a model file records its corpus was read (format, CSV column, JSON field, HTML
+    character references decoded or not), or with the defaults where it records none, or an option
+    this version does not read."""
     if provenance is not None:
         try:
             return CorpusConfig(
@@ -246,6 +254,7 @@ def recorded_corpus(provenance: Provenance | None, paths: Sequence[str] = ()) ->
                 format=provenance.corpus_format,
                 text_column=provenance.text_column,
                 json_field=provenance.json_field,
+                decode_html=provenance.decode_html,
             )
         except ValueError:
             pass

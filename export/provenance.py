@@ -79,6 +79,7 @@ def provenance_of_run(config: TrainConfig, stored: dict[str, Any], export_comman
         corpus_format=corpus.format,
         text_column=corpus.text_column,
         json_field=corpus.json_field,
+        decode_html=corpus.decode_html,
         split=recorded_split(data, corpus),
         data=DataCounts(**counts),
         vocab_size=vocab_size if type(vocab_size) is int else None,

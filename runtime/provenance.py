@@ -232,6 +232,7 @@ class Provenance:
     corpus_format: str = "auto"  # how the files were read: CorpusConfig.format, text_column, json_field
     text_column: str = "patent_abstract"
     json_field: str = "text"
+    decode_html: bool = False  # CorpusConfig.decode_html: HTML character references read as characters
     split: SplitRecord | None = None  # None if the file does not record how its corpus was split
     data: DataCounts = field(default_factory=DataCounts)
     vocab_size: int | None = None
@@ -247,6 +248,8 @@ class Provenance:
         """What ``nextword info`` shows: ``(label, text)`` for the corpus, the split and the commands."""
         d, lines = self.data, []
         corpus = f"{', '.join(self.corpus_files) or '?'}: {_number(d.documents)} documents"
+        if self.decode_html:
+            corpus += " (HTML character references read as characters)"
         if d.exact_duplicates is not None:
             corpus += f", {d.exact_duplicates} exact duplicates dropped"
         if d.near_duplicate_groups is not None:
@@ -297,6 +300,7 @@ class Provenance:
             corpus_format=_expect(data.get("corpus_format", "auto"), str, "corpus_format"),
             text_column=_expect(data.get("text_column", "patent_abstract"), str, "text_column"),
             json_field=_expect(data.get("json_field", "text"), str, "json_field"),
+            decode_html=_expect(data.get("decode_html", False), bool, "decode_html"),
             split=record,
             data=DataCounts(**_typed_fields(DataCounts, data.get("data", {}), "data")),
             vocab_size=_expect(data.get("vocab_size"), int, "vocab_size", optional=True),

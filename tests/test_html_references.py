@@ -1,0 +1,165 @@
+"""HTML character references in a corpus (``&#8220;``, ``&amp;``): read as written by default, with a
+warning at training; decoded with ``decode_html``, which the model file records so that its split is
+made again from the same documents."""
+
+from __future__ import annotations
+
+import json
+import logging
+import unicodedata
+from dataclasses import replace
+
+import pytest
+
+from helpers import synthetic_documents, write_corpus
+from nextword.cli.main import main
+from nextword.corpus import CorpusConfig, read_documents, recorded_corpus, split_corpus
+from nextword.corpus.html_references import ReferenceCount, decode_references, first_reference
+from nextword.runtime.errors import WrongTypeError
+from nextword.runtime.provenance import Provenance
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("a &#8220;deep&#8221; net", "a \u201cdeep\u201d net"),
+        ("&#x2014; and &#X2014;", "\u2014 and \u2014"),
+        ("&amp; &lt;b&gt; &eacute;t&eacute;", "& <b> \u00e9t\u00e9"),
+        ("x &lE; y &gE; z", "x \u2266 y \u2267 z"),  # HTML's names of the patent office's relations
+        ("&Sgr; of &lgr;", "\u03a3 of \u03bb"),  # ISO Greek, not HTML's
+        ("&amp;amp;", "&amp;"),  # decoded once
+        ("&#150;", "\u2013"),  # 128-159: Windows-1252, as HTML reads them
+        ("&#0;, &#xD800;, &#x110000;", "\ufffd, \ufffd, \ufffd"),  # no character: U+FFFD
+    ],
+)
+def test_complete_references_are_read_as_their_characters(written, read):
+    assert decode_references(written) == read
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AT&T and R&D",
+        "&copy 2024, &amp without its semicolon",
+        "&notit;",  # html.unescape would read the old "&not" and leave "it;"
+        "&zzz; &Sgrx; &;",
+        "&#" + "9" * 5000 + ";",  # Python refuses to convert a number this long: left as it is
+        "&#x" + "f" * 40 + ";",
+        "plain text",
+    ],
+)
+def test_what_is_not_a_complete_known_reference_stays_as_written(text):
+    assert decode_references(text) == text
+    assert first_reference(text) is None
+
+
+def test_every_iso_greek_name_is_a_greek_letter_its_capital_the_capital():
+    from nextword.corpus.html_references import _ISO_GREEK
+
+    assert len(_ISO_GREEK) == 49 and len(set(_ISO_GREEK.values())) == 49
+    for name, letter in _ISO_GREEK.items():
+        assert unicodedata.name(letter).startswith("GREEK "), name
+        if name[0].isupper():
+            assert letter == _ISO_GREEK[name.lower()].upper()
+    assert _ISO_GREEK["sfgr"] == "\u03c2" and "SFgr" not in _ISO_GREEK
+
+
+def test_reference_count_counts_documents_and_keeps_the_first():
+    count = ReferenceCount()
+    documents = ["no reference", "one &#8220;", "AT&T", "two &eacute; &amp;", "&zzz;"]
+    assert list(count.passing(iter(documents))) == documents
+    assert (count.documents, count.example) == (2, "&#8220;")
+    advice = count.advice(5)
+    assert advice.startswith("2 of the 5 documents hold HTML character references (the first: &#8220;)")
+    assert "(&, #, 8220, ;)" in advice and "decode_html=True" in advice
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "text", "lines"])
+def test_each_format_is_read_decoded_or_as_written(tmp_path, kind):
+    documents = ["The &#8220;network&#8221; learns.", "Plain text, no reference."]
+    path = write_corpus(tmp_path, documents)["text" if kind == "lines" else kind]
+    fmt = "lines" if kind == "lines" else "auto"
+    if kind == "lines":
+        path.write_text("\n".join(documents) + "\n", encoding="utf-8")
+    as_written = list(read_documents(path, CorpusConfig(format=fmt)))
+    decoded = list(read_documents(path, CorpusConfig(format=fmt, decode_html=True)))
+    assert as_written == documents
+    assert decoded == ["The \u201cnetwork\u201d learns.", documents[1]]
+
+
+def test_a_reference_that_is_all_of_a_document_but_spaces_leaves_no_empty_document(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("&#32;&#10;\n\nA document.\n", encoding="utf-8")
+    assert list(read_documents(path, CorpusConfig(decode_html=True))) == ["A document."]
+
+
+def test_decode_html_must_be_a_bool():
+    with pytest.raises(WrongTypeError, match="decode_html"):
+        CorpusConfig(decode_html="yes")
+
+
+def test_a_new_split_warns_of_references_once_and_not_when_decoding_or_remaking(tmp_path, caplog):
+    documents = synthetic_documents(30, seed=3)
+    documents[4] += " A &#8220;quoted&#8221; word."
+    documents[9] += " Caf&eacute;."
+    path = write_corpus(tmp_path, documents)["csv"]
+    corpus = CorpusConfig(paths=(str(path),))
+    with caplog.at_level(logging.WARNING, logger="nextword"):
+        split = split_corpus(corpus)
+    warned = [r.getMessage() for r in caplog.records if "character references" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("2 of the 30 documents hold")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nextword"):
+        split_corpus(replace(corpus, decode_html=True))
+        split_corpus(corpus, split.record)  # a split made again: the record's reading, not advice
+        split_corpus(corpus, log=False)
+    assert not [r for r in caplog.records if "character references" in r.getMessage()]
+
+
+def test_the_provenance_records_the_choice_and_reads_files_without_it_as_written():
+    record = Provenance(corpus_files=("c.csv",), decode_html=True)
+    data = record.to_dict()
+    assert data["decode_html"] is True
+    assert Provenance.from_dict(data).decode_html is True
+    del data["decode_html"]
+    assert Provenance.from_dict(data).decode_html is False  # a file from before the option
+    with pytest.raises(ValueError, match="decode_html must be bool"):
+        Provenance.from_dict({**data, "decode_html": "true"})
+    assert "HTML character references read as characters" in dict(record.describe())["corpus"]
+    assert "HTML" not in dict(Provenance(corpus_files=("c.csv",)).describe())["corpus"]
+    assert recorded_corpus(record, ["c.csv"]).decode_html is True
+    assert recorded_corpus(Provenance(), ["c.csv"]).decode_html is False
+
+
+def test_a_model_trained_decoding_is_evaluated_on_its_own_split(tiny_config, tmp_path, capsys):
+    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+    from nextword.export import ExportConfig, export
+    from nextword.runtime import load
+    from nextword.train import ModelConfig, train
+
+    documents = synthetic_documents(40, seed=5)
+    for i in range(0, 40, 4):
+        documents[i] += " Its &#8220;output&#8221; &#8212; the &Sgr; of &lgr; values."
+    corpus = write_corpus(tmp_path / "corpus", documents)["csv"]
+    config = replace(
+        tiny_config,
+        out=str(tmp_path / "run"),
+        corpus=CorpusConfig(paths=(str(corpus),), decode_html=True),
+        model=ModelConfig(embedding_dim=8, lstm_units=8, num_layers=1, dropout=0.0),
+        epochs=1,
+    )
+    train(config)
+    out = tmp_path / "m.onnx"
+    export(ExportConfig(run_dir=config.out, out=str(out)))
+    model = load(out)
+    assert model.info.provenance.decode_html is True
+    words = set(model.tokenizer.tokens)
+    assert {"\u03c3", "\u03bb"} <= words and not {"#", "8220", "sgr"} & words  # lowercased, decoded
+
+    assert main(["evaluate", str(out), str(corpus), "--split", "val", "--json", "--no-cache"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] > 0
+    assert main(["evaluate", str(out), str(corpus), "--split", "val", "--no-decode-html"]) == 2
+    error = capsys.readouterr().err
+    assert "they were read otherwise than the model's corpus (--decode-html)" in error
+    assert main(["info", str(out)]) == 0
+    assert "(HTML character references read as characters)" in capsys.readouterr().out
