@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from nextword.serve import ServeConfig, require_framework, serve
+from nextword.serve.config import LOG_LEVELS
 from nextword.serve.logs import use_server_format
 
 from .args import add_config_arguments, config_from_args, flag_names
@@ -41,6 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.model_file} and --model {args.model}: give the model once")
         args.model = args.model_file
     config = config_from_args(ServeConfig(), vars(args))
+    if args.quiet:  # warnings and errors only: uvicorn's start-up and shutdown lines too
+        config = replace(config, log_level=max(config.log_level, "warning", key=LOG_LEVELS.index))
     # a long-running process: its lines carry a time stamp, nextword's own as uvicorn's do (the other
     # commands' lines, read as they are written, do not)
     use_server_format()

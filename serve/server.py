@@ -125,11 +125,13 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     nextword's own go through the caller's logging configuration, as ``nextword serve`` sets it up.
     """
     config = served(config, model)  # None: ServeConfig(); a dict or a path: WrongTypeError
-    # nextword's own serving messages follow --log-level too (never louder than the command asked: -q),
-    # while it serves: a program that called serve() gets its logging back as it was
+    # nextword's own serving messages follow --log-level too, debug included, while it serves (a
+    # program that called serve() gets its logging back as it was); never louder than a caller that
+    # asked for warnings only (-q)
     ours = logging.getLogger("nextword")
-    before = ours.level
-    ours.setLevel(max(ours.getEffectiveLevel(), logging.getLevelName(config.log_level.upper())))
+    before, asked = ours.level, logging.getLevelName(config.log_level.upper())
+    quieted = ours.getEffectiveLevel() > logging.INFO
+    ours.setLevel(max(ours.getEffectiveLevel(), asked) if quieted else asked)
     try:
         _serve(config, model)
     finally:

@@ -424,7 +424,8 @@ def test_serve_with_workers_hands_them_its_settings_and_gives_the_environment_ba
 
 
 def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
-    """--log-level reached uvicorn alone: 'serving ...' and 'shutting down ...' stayed at info."""
+    """--log-level reached uvicorn alone: 'serving ...' and 'shutting down ...' stayed at info, and
+    debug did not lower them."""
     import logging
 
     import uvicorn
@@ -439,6 +440,7 @@ def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
         for start, asked, serving in (
             (logging.INFO, "warning", logging.WARNING),
             (logging.INFO, "info", logging.INFO),
+            (logging.INFO, "debug", logging.DEBUG),  # nextword's debug lines too
             (logging.WARNING, "debug", logging.WARNING),  # never louder than -q asked
         ):
             ours.setLevel(start)
@@ -447,3 +449,24 @@ def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
             assert ours.level == start  # as the caller had it, once serve() returns
     finally:
         ours.setLevel(before)
+
+
+@pytest.mark.parametrize(
+    ("quiet", "level", "uvicorn_level"),
+    [
+        ([], [], "info"),
+        (["-q"], [], "warning"),
+        (["-q"], ["--log-level", "debug"], "warning"),
+        (["-q"], ["--log-level", "error"], "error"),
+    ],
+)
+def test_quiet_quiets_uvicorn_too(model_path, monkeypatch, quiet, level, uvicorn_level):
+    """`nextword -q serve` printed uvicorn's 'Started server process' and 'Uvicorn running on' lines."""
+    import uvicorn
+
+    from nextword.cli.main import main
+
+    ran = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append(kwargs["log_level"]))
+    assert main([*quiet, "serve", str(model_path), "--port", "0", *level]) == 0
+    assert ran == [uvicorn_level]
