@@ -235,7 +235,7 @@ class ServeConfig:
     log_level: str = field(
         default="info",
         metadata={
-            "help": "log level of the server: uvicorn's messages and nextword's own (-q: warnings and errors only)",
+            "help": "log level of the server: uvicorn's messages and nextword's own (-q: warning or above)",
             "choices": LOG_LEVELS,
         },
     )
