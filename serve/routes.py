@@ -20,7 +20,15 @@ from .completions import ERRORS, MODEL_NOT_FOUND
 from .errors import APIError, model_not_found, refusal
 from .metrics import CONTENT_TYPE
 from .options import check_cache, check_prompt
-from .schemas import ScoreRequest, ScoreResponse, SuggestRequest, SuggestResponse
+from .schemas import (
+    Health,
+    ModelEntry,
+    ModelList,
+    ScoreRequest,
+    ScoreResponse,
+    SuggestRequest,
+    SuggestResponse,
+)
 from .state import ServerState, model_summary
 
 __all__ = ["STATIC", "router"]
@@ -105,13 +113,18 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models", summary="The served model: provenance and metrics")
+@router.get("/v1/models", response_model=ModelList, summary="The served model: provenance and metrics")
 async def models(request: Request) -> dict[str, Any]:
     """OpenAI's model list (one model), with what ``nextword info --json`` shows about it."""
     return {"object": "list", "data": [_model_entry(request.app.state.nextword)]}
 
 
-@router.get("/v1/models/{model_id}", responses=MODEL_NOT_FOUND, summary="The served model, by its id")
+@router.get(
+    "/v1/models/{model_id}",
+    response_model=ModelEntry,
+    responses=MODEL_NOT_FOUND,
+    summary="The served model, by its id",
+)
 async def model(model_id: str, request: Request) -> dict[str, Any]:
     """OpenAI's model retrieval: the entry of ``/v1/models`` for the served model's id (or another of
     its ``--served-model-name`` names: the entry then carries that id), else 404."""
@@ -151,7 +164,13 @@ async def chat() -> None:
     )
 
 
-@router.get("/health", responses={503: ERRORS[503]}, summary="Liveness and load")
+@router.get(
+    "/health",
+    response_model=Health,
+    response_model_exclude_none=True,  # the scheduler's figures it has, no nulls for the others
+    responses={503: ERRORS[503]},
+    summary="Liveness and load",
+)
 async def health(request: Request) -> dict[str, Any]:
     """``status`` is ``ok``; once the server is shutting down it answers 503, with the error body
     (``type`` server_error), as every route does then."""

@@ -18,7 +18,11 @@ __all__ = [
     "CompletionRequest",
     "CompletionResponse",
     "ErrorBody",
+    "Health",
     "Logprobs",
+    "ModelEntry",
+    "ModelLimits",
+    "ModelList",
     "ScoreRequest",
     "ScoreResponse",
     "SuggestRequest",
@@ -251,6 +255,55 @@ class ScoreResponse(BaseModel):
     total_logprob: float
     perplexity: float
     words: list[ScoredWord]
+
+
+class ModelLimits(BaseModel):
+    """This server's caps, so that a client asks for no more than it takes."""
+
+    max_words: int = Field(..., description="the most words a completion may ask for (max_tokens)")
+    max_prompt_chars: int = Field(..., description="the longest prompt or text, in characters")
+    max_suggestions: int = Field(..., description="the largest k of /v1/suggest")
+    max_rows: int = Field(
+        ..., description="the most sequences one completion request may ask for: prompts x n (x num_beams)"
+    )
+    size_limits: bool = Field(..., description="whether model files are held to load()'s size caps")
+
+
+class ModelEntry(BaseModel):
+    """OpenAI's model object, with nextword's record of the model file."""
+
+    id: str = Field(..., description="the served id (or, from /v1/models/{model_id}, the name asked for)")
+    object: Literal["model"]
+    created: int = Field(..., description="when this server started, in Unix seconds")
+    owned_by: str = Field(..., description="nextword")
+    nextword: dict[str, Any] = Field(
+        ...,
+        description="what `nextword info --json` shows of the model file: vocabulary size, layers, "
+        "provenance (corpus, split, commands), metrics, parity, cache settings",
+    )
+    limits: ModelLimits
+
+
+class ModelList(BaseModel):
+    """OpenAI's model list: the one served model."""
+
+    object: Literal["list"]
+    data: list[ModelEntry]
+
+
+class Health(BaseModel):
+    """``GET /health`` while the server serves (a 503 with the error body once it shuts down)."""
+
+    status: Literal["ok"]
+    model: str = Field(..., description="the served model's id")
+    batching: bool = Field(..., description="whether generations share batched steps (--batching)")
+    generations_in_flight: int = Field(..., description="completion requests being answered now")
+    generations_served: int = Field(..., description="completion requests answered since the start")
+    uptime_s: float = Field(..., description="seconds since the server started")
+    sequences: int | None = Field(None, description="texts being generated now")
+    waiting: int | None = Field(None, description="with batching: texts waiting for a row of the batch")
+    ticks: int | None = Field(None, description="with batching: batched steps run since the start")
+    failed_steps: int | None = Field(None, description="with batching: batched steps that failed")
 
 
 class ErrorDetail(BaseModel):
