@@ -3,18 +3,38 @@ Ctrl-C while they load (most of a second) ends the command with one line, as it 
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
-__all__ = ["main"]
+__all__ = ["Terminated", "main", "terminate"]
+
+# Whether a SIGTERM reached terminate(): `nextword serve` as process 1 ends with 143 after a drain that
+# uvicorn began on it (uvicorn hands the signal back to terminate(), then swallows what it raises).
+SIGNALLED: list[int] = []
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python next runs code, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def terminate(signum: int, frame: object) -> None:
+    """The command line's SIGTERM handler: raises :class:`Terminated`."""
+    SIGNALLED.append(signum)
+    raise Terminated
 
 
 def main() -> int:
-    """Run ``nextword`` with ``sys.argv``; returns its exit status (130 when interrupted)."""
+    """Run ``nextword`` with ``sys.argv``; returns its exit status (130 when interrupted, 143 when
+    terminated)."""
+    if os.getpid() == 1:  # a container's first process: the kernel drops a signal it does not handle,
+        signal.signal(signal.SIGTERM, terminate)  # so a stop while the modules load would be lost
     try:
         from .main import main as run
 
         return run()
-    except KeyboardInterrupt:  # before a command's own handler took over: importing, parsing
+    except KeyboardInterrupt as exc:  # before a command's own handler took over: importing, parsing
+        ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
         if sys.stderr is not None:
-            print("nextword: interrupted", file=sys.stderr)
-        return 130
+            print(f"nextword: {ended}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130

@@ -38,6 +38,7 @@ from .args import (
 )
 from .corpus import add_corpus_parser
 from .display import REPLACED, SafeFormatter, json_text, replaced_note, safe, writes_what_it_can
+from .entry import SIGNALLED, Terminated, terminate
 from .info import show_info
 from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, cached_model
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
@@ -194,11 +195,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # SIGTERM (what timeout, systemd, docker and batch schedulers send) ends a command as Ctrl-C does,
     # with its message and its clean-up (a temporary file removed), instead of silently; serve's uvicorn
-    # takes SIGTERM itself, to drain its requests.
-    terminable = args.command != "serve" and threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGTERM, _terminate) if terminable else None
+    # takes SIGTERM itself, to drain its requests, and the process then ends by the signal. As a
+    # container's process 1 (no --init), where the kernel drops a signal nobody handles, serve takes
+    # it too until uvicorn does: a stop while the model loads is not lost, and one that drained ends
+    # with 143, not 0.
+    process_one = os.getpid() == 1
+    terminable = (
+        args.command != "serve" or process_one
+    ) and threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, terminate) if terminable else None
+    SIGNALLED.clear()
     try:
-        return _run(args)
+        code = _run(args)
+        return 143 if code == 0 and terminable and args.command == "serve" and SIGNALLED else code
     finally:
         if terminable:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
@@ -237,9 +246,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nextword {args.command}: failed: {safe(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
-        ended = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"nextword {args.command}: {ended}{after_interrupt(args)}", file=sys.stderr)
-        return 143 if isinstance(exc, _Terminated) else 130  # 128 + the signal, as a shell reports it
+        return 143 if isinstance(exc, Terminated) else 130  # 128 + the signal, as a shell reports it
 
 
 def _flush_output() -> None:
@@ -281,14 +290,6 @@ def _drop_output() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Python next runs code, as Ctrl-C raises KeyboardInterrupt."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
 
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
