@@ -7,21 +7,9 @@ import os
 import signal
 import sys
 
-__all__ = ["Terminated", "main", "terminate"]
+from .signals import Terminated, terminate
 
-# Whether a SIGTERM reached terminate(): `nextword serve` as process 1 ends with 143 after a drain that
-# uvicorn began on it (uvicorn hands the signal back to terminate(), then swallows what it raises).
-SIGNALLED: list[int] = []
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Python next runs code, as Ctrl-C raises KeyboardInterrupt."""
-
-
-def terminate(signum: int, frame: object) -> None:
-    """The command line's SIGTERM handler: raises :class:`Terminated`."""
-    SIGNALLED.append(signum)
-    raise Terminated
+__all__ = ["main"]
 
 
 def main() -> int:

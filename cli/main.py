@@ -38,12 +38,12 @@ from .args import (
 )
 from .corpus import add_corpus_parser
 from .display import REPLACED, SafeFormatter, json_text, replaced_note, safe, writes_what_it_can
-from .entry import SIGNALLED, Terminated, terminate
 from .info import show_info
 from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, cached_model
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
 from .scoring import add_evaluate_parser, score_command
 from .serve import add_serve_parser
+from .signals import SIGNALLED, Terminated, terminate
 from .training import after_interrupt, export_command, train_command
 
 if TYPE_CHECKING:
