@@ -345,7 +345,7 @@ def score_stream(model, stream: np.ndarray) -> dict[str, float]:
     for probs, target in zip(model.distributions(stream), stream[1:].tolist(), strict=True):
         p = probs[target]
         nll -= math.log(p)
-        rank = int((probs > p).sum())
+        rank = int((probs > p).sum() + (probs[:target] == p).sum())  # ties: the lower id first, as the LSTM's
         correct += rank == 0
         top5 += rank < 5
     return {"perplexity": math.exp(nll / n), "accuracy": correct / n, "top5_accuracy": top5 / n, "words": n}

@@ -24,7 +24,7 @@ class Evaluation:
     documents: int
     words: int  # predicted tokens
     perplexity: float  # exp(mean negative log-likelihood per token)
-    accuracy: float  # share of tokens that were the most likely prediction
+    accuracy: float  # share of tokens that were the most likely prediction (a tie: the lower id first)
     top5_accuracy: float  # share of tokens among the 5 most likely predictions
     unknown_rate: float  # share of tokens outside the vocabulary
 

@@ -24,6 +24,7 @@ __all__ = [
     "WordScore",
     "cached_document_scores",
     "next_words",
+    "ranks_of",
     "score_text",
     "token_logprobs",
 ]
@@ -90,10 +91,19 @@ def token_logprobs(
     for start, (logits, _) in zip(range(0, len(targets), chunk), chunks, strict=True):
         wanted = targets[start : start + chunk]  # (C,)
         scores = log_softmax(logits[0])  # (C, V)
-        target_scores = scores[np.arange(len(wanted)), wanted]
-        logprobs.append(target_scores)
-        ranks.append((scores > target_scores[:, None]).sum(axis=-1))  # how many beat the target
+        logprobs.append(scores[np.arange(len(wanted)), wanted])
+        ranks.append(ranks_of(scores, wanted))
     return np.concatenate(logprobs), np.concatenate(ranks)
+
+
+def ranks_of(scores: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The rank (0: the most likely) of each row's ``wanted`` id among that row of ``scores`` (N, V):
+    the ids scored higher, and those scored the same with a lower id, as ``argmax`` and greedy
+    decoding break ties. Counting only the higher ones put a tied word first: a model whose scores are
+    all equal had every word right."""
+    target = scores[np.arange(len(wanted)), wanted][:, None]
+    tied_before = (scores == target) & (np.arange(scores.shape[-1]) < wanted[:, None])
+    return cast(np.ndarray, (scores > target).sum(axis=-1) + tied_before.sum(axis=-1))
 
 
 def cached_document_scores(
@@ -146,7 +156,7 @@ def cached_document_scores(
         logp = log_softmax(logits)  # (A, V) float64
         rows.mix_logprobs(logp)
         target = logp[np.arange(len(active)), wanted]
-        ranks = (logp > target[:, None]).sum(axis=1)
+        ranks = ranks_of(logp, wanted)
         for j, p in enumerate(pos.tolist()):
             scores[j][0][p], scores[j][1][p] = target[j], ranks[j]
         pos += 1
