@@ -38,12 +38,14 @@ from benchmarks.results import benchmark_parser, save_result
 from nextword.corpus import CorpusConfig, load_documents, split_corpus
 from nextword.corpus.dedup import find_duplicates
 from nextword.corpus.minhash import document_words
-from nextword.runtime.provenance import DedupSettings
+from nextword.corpus.split import dedup_options
+from nextword.runtime.provenance import SPLIT_DEDUPLICATED, DedupSettings
 
 NAME = "dedup"
 BANDS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0001]
 THRESHOLDS = [0.1, 0.15, 0.2, 0.3, 0.5]
 LEAK_LEVELS = [0.2, 0.5, 0.8]
+NEW_RUNS = dedup_options(SPLIT_DEDUPLICATED)  # deduplicate as a new run does (words with marks, mixed values)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -137,7 +139,7 @@ def by_threshold(documents: list[str], similar: dict[tuple[int, int], float]) ->
     """What ``nextword.corpus.dedup`` groups at each of :data:`THRESHOLDS`."""
     out = {}
     for threshold in THRESHOLDS:
-        groups = find_duplicates(documents, DedupSettings(threshold=threshold), marks=True)
+        groups = find_duplicates(documents, DedupSettings(threshold=threshold), **NEW_RUNS)
         out[threshold] = {
             "exact_duplicates": groups.exact_duplicates,
             "groups": groups.near_duplicate_groups,
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     results["exact"] = exact_counts(documents)
 
     started = time.perf_counter()
-    found = find_duplicates(documents, default, marks=True)
+    found = find_duplicates(documents, default, **NEW_RUNS)
     results["seconds"] = time.perf_counter() - started
     kept = np.flatnonzero(~found.dropped)
     first_of: dict[str, int] = {}

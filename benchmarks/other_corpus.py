@@ -166,12 +166,12 @@ def dedup_figures(splits: Splits, corpus: Path, model: Any) -> dict[str, Any]:
     """What deduplication did to the corpus: the run's counts, and its largest near-duplicate groups."""
     from nextword.corpus import CorpusConfig, load_documents
     from nextword.corpus.dedup import find_duplicates
-    from nextword.corpus.split import words_take_marks
+    from nextword.corpus.split import dedup_options
 
     provenance = model.info.provenance
     documents = load_documents([str(corpus)], CorpusConfig(text_column=provenance.text_column))
     settings = provenance.split.dedup
-    found = find_duplicates(documents, settings, marks=words_take_marks(provenance.split.scheme))
+    found = find_duplicates(documents, settings, **dedup_options(provenance.split.scheme))
     members = Counter(found.group[~found.dropped].tolist())
     groups = sorted((g for g, n in members.items() if n > 1), key=lambda g: -members[g])
     with corpus.open(encoding="utf-8", newline="") as rows:

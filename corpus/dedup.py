@@ -67,12 +67,17 @@ class Duplicates:
         return int(sizes[sizes > 1].sum())
 
 
-def find_duplicates(documents: Iterable[str], settings: DedupSettings, *, marks: bool = False) -> Duplicates:
+def find_duplicates(
+    documents: Iterable[str], settings: DedupSettings, *, marks: bool = False, mixed: bool = False
+) -> Duplicates:
     """Read ``documents`` once; find the exact duplicates and the near-duplicate groups among the rest.
-    ``marks``: combining marks are letters of the words compared, as split scheme ``dedup-v4`` has it
-    (:func:`nextword.corpus.split.words_take_marks`); without, they separate words, as in the older
-    schemes (the default, for callers that rebuild those)."""
-    with SignatureBuilder(settings, marks=marks) as builder:
+    ``marks``: combining marks are letters of the words compared, as split scheme ``dedup-v4`` and later
+    have it (:func:`nextword.corpus.split.words_take_marks`); without, they separate words, as in the
+    older schemes. ``mixed``: signature values as ``dedup-v5`` keeps them
+    (:func:`nextword.corpus.split.values_mixed`); without, as the older schemes did, which made
+    unrelated documents of five words or fewer near-duplicates (:mod:`.minhash`). Both default to the
+    older schemes, for callers that rebuild those; a new split passes both."""
+    with SignatureBuilder(settings, marks=marks, mixed=mixed) as builder:
         for document in documents:
             builder.add(document)
         keys, has_words, signatures = builder.finish()
@@ -85,14 +90,19 @@ def find_duplicates(documents: Iterable[str], settings: DedupSettings, *, marks:
 
 
 def shared_documents(
-    reference: Iterable[str], documents: Iterable[str], settings: DedupSettings, *, marks: bool = False
+    reference: Iterable[str],
+    documents: Iterable[str],
+    settings: DedupSettings,
+    *,
+    marks: bool = False,
+    mixed: bool = False,
 ) -> np.ndarray:
     """(N,) bool for the N ``documents``: whether each is an exact or a near-duplicate of one of the
     ``reference`` documents, as :func:`find_duplicates` judges them over the reference documents followed
     by these (a near-duplicate group holding a reference document). Both are read once; memory as
     :func:`find_duplicates` holds for all of them."""
     n_reference = 0
-    with SignatureBuilder(settings, marks=marks) as builder:
+    with SignatureBuilder(settings, marks=marks, mixed=mixed) as builder:
         for document in reference:
             builder.add(document)
             n_reference += 1

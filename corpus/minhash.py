@@ -7,8 +7,12 @@
   older schemes) they separate words, so ``दिन`` and ``दीन`` were both ``द``, ``न``. Its *exact key* is
   an 8-byte hash of them (:func:`exact_key`).
 - Its *signature* is ``num_perm`` MinHash values of its shingles (runs of ``shingle_words`` words),
-  the low 16 bits of each: two documents agree on a value with a probability equal to the Jaccard
-  similarity of their shingle sets (plus 1/65,536 by chance).
+  16 bits of each: two documents agree on a value with a probability equal to the Jaccard similarity
+  of their shingle sets (plus 1/65,536 by chance). From split scheme ``dedup-v5`` on (``mixed``) the
+  16 bits are taken from a scramble of the whole 32-bit minimum. The older schemes kept its low 16
+  bits, which with these permutations ((a x + b) mod 2**32) depend on the low 16 bits of the shingle's
+  hash alone: a document of one shingle (five words or fewer) had one of 65,536 signatures, so
+  unrelated short documents were near-duplicates by the thousand, whatever the threshold.
 
 :class:`SignatureBuilder` hashes a batch of about 64 KiB of text at a time with numpy (a longer document
 alone, in chunks of :data:`_CHUNK_WORDS` words whose minima it keeps) and keeps 1 byte a document in
@@ -114,16 +118,25 @@ def _word_hashes(joined: bytes) -> np.ndarray:
     return _mix(np.add.reduceat(per_byte, starts))  # (W,)
 
 
-def _signatures(texts: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray) -> np.ndarray:
+def _signatures(
+    texts: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray, mixed: bool
+) -> np.ndarray:
     """MinHash signatures (len(texts), len(mults)) uint16 of texts that are words joined by single spaces."""
-    return _low_bits(_minima(texts, shingle_words, mults, adds))
+    return _kept_bits(_minima(texts, shingle_words, mults, adds), mixed)
 
 
-def _low_bits(minima: np.ndarray) -> np.ndarray:
-    return (minima & np.uint32(0xFFFF)).astype(np.uint16)  # the low bits of each minimum are uniform
+def _kept_bits(minima: np.ndarray, mixed: bool) -> np.ndarray:
+    """The 16 bits kept of each uint32 minimum: with ``mixed`` (``dedup-v5``), the top bits of its
+    scramble, which depend on all 32; else (the older schemes) its low bits, which depend on the low
+    bits of the minimizing shingle's hash only (the module's docstring)."""
+    if mixed:
+        return (_mix(minima.astype(np.uint64)) >> _U64(48)).astype(np.uint16)
+    return (minima & np.uint32(0xFFFF)).astype(np.uint16)
 
 
-def _long_signature(words: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray) -> np.ndarray:
+def _long_signature(
+    words: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray, mixed: bool
+) -> np.ndarray:
     """:func:`_signatures` of one document of many ``words``, (len(mults),) uint16, hashed in chunks of
     :data:`_CHUNK_WORDS` words that overlap by ``shingle_words - 1``: together their shingles are the
     document's, each once, so the minima over the chunks are the document's minima."""
@@ -134,7 +147,7 @@ def _long_signature(words: list[str], shingle_words: int, mults: np.ndarray, add
         part = _minima([chunk], shingle_words, mults, adds)[0]
         minima = part if minima is None else np.minimum(minima, part)
     assert minima is not None  # words is not empty
-    return _low_bits(minima)
+    return _kept_bits(minima, mixed)
 
 
 def _minima(texts: list[str], shingle_words: int, mults: np.ndarray, adds: np.ndarray) -> np.ndarray:
@@ -194,14 +207,15 @@ class SignatureFile:
 
 class SignatureBuilder:
     """Collects each document's exact key and MinHash signature, one document at a time (module doc).
-    ``marks``: the words of :func:`document_words` take in combining marks (``dedup-v4``)."""
+    ``marks``: the words of :func:`document_words` take in combining marks (``dedup-v4`` on);
+    ``mixed``: the values keep bits of the whole minimum (``dedup-v5`` on)."""
 
-    def __init__(self, settings: DedupSettings, *, marks: bool = False) -> None:
+    def __init__(self, settings: DedupSettings, *, marks: bool = False, mixed: bool = False) -> None:
         if settings.value_bits != 16 or settings.band_rows != 2:
             raise ValueError("this nextword computes 16-bit MinHash values in bands of two")
         if settings.shingle_words > len(_SHINGLE_MULTS):
             raise ValueError(f"shingles of at most {len(_SHINGLE_MULTS)} words are supported")
-        self.settings, self.marks = settings, marks
+        self.settings, self.marks, self.mixed = settings, marks, mixed
         rng = np.random.default_rng(_PERM_SEED)
         # (a * x + b) mod 2**32 with odd a: one permutation of the 32-bit shingle hashes per value
         self._mults = rng.integers(0, 2**31, size=settings.num_perm, dtype=np.uint32) * np.uint32(2) + 1
@@ -235,7 +249,7 @@ class SignatureBuilder:
         self._has_words.append(bool(words))
         if len(words) > _CHUNK_WORDS:  # hashed alone, a chunk at a time
             settings = self.settings
-            signature = _long_signature(words, settings.shingle_words, self._mults, self._adds)
+            signature = _long_signature(words, settings.shingle_words, self._mults, self._adds, self.mixed)
             self._long[self._batch_docs] = signature
             self._batch_bytes += 2 * settings.num_perm
         elif words:
@@ -243,6 +257,8 @@ class SignatureBuilder:
             self._batch.append(joined)
             self._batch_rows.append(self._batch_docs)
             self._batch_bytes += len(joined)
+        else:  # no text to hash, but a row of the batch's signatures: millions of them filled no batch
+            self._batch_bytes += 2 * self.settings.num_perm
         self._batch_docs += 1
         if self._batch_bytes >= _BATCH_BYTES:
             self._flush()
@@ -251,7 +267,7 @@ class SignatureBuilder:
         num_perm = self.settings.num_perm
         signatures = np.zeros((self._batch_docs, num_perm), dtype=np.uint16)  # no words: never compared
         if self._batch:
-            rows = _signatures(self._batch, self.settings.shingle_words, self._mults, self._adds)
+            rows = _signatures(self._batch, self.settings.shingle_words, self._mults, self._adds, self.mixed)
             signatures[self._batch_rows] = rows
         for row, signature in self._long.items():
             signatures[row] = signature

@@ -17,7 +17,7 @@ from nextword.runtime.provenance import DataCounts, DedupSettings, SplitRecord
 
 from .dedup import shared_documents
 from .dev import split_dev_mask
-from .split import DocumentSplit, words_take_marks
+from .split import DocumentSplit, dedup_options
 
 if TYPE_CHECKING:
     from nextword.runtime.tokenizer import Tokenizer
@@ -47,9 +47,9 @@ def trained_documents(split: DocumentSplit, dev_documents: int | None) -> Iterat
 def copies_of(trained: Iterable[str], documents: Iterable[str], record: SplitRecord) -> np.ndarray:
     """(N,) bool for the N ``documents``: whether each copies or nearly copies one of ``trained``, as
     the deduplication of split ``record`` judges them (its settings, or the defaults for a split that
-    kept duplicates; combining marks as its scheme takes them)."""
+    kept duplicates; words and values as its scheme takes them)."""
     settings = record.dedup or DedupSettings()
-    return shared_documents(trained, documents, settings, marks=words_take_marks(record.scheme))
+    return shared_documents(trained, documents, settings, **dedup_options(record.scheme))
 
 
 def split_differs(

@@ -9,7 +9,13 @@ over the files (:func:`split_corpus`) and applied in later passes by reading the
 - ``documents-v1`` (:data:`SPLIT_BY_DOCUMENT`; ``--keep-duplicates``, and every model exported before
   deduplication): a seeded permutation of the document indices, whose first ``val_fraction`` are held
   out (:func:`validation_indices`).
-- ``dedup-v4`` (:data:`~nextword.runtime.provenance.SPLIT_DEDUPLICATED_V4`, the default): ``dedup-v3``'s
+- ``dedup-v5`` (:data:`~nextword.runtime.provenance.SPLIT_DEDUPLICATED_V5`, the default): ``dedup-v4``'s
+  split, with MinHash values that keep bits of the whole minimum (:func:`values_mixed`). The older
+  schemes kept its low bits, which depend on the low bits of a shingle's hash alone: unrelated
+  documents of five words or fewer (one shingle) were near-duplicates with a chance of 1 in 65,536 a
+  pair, whatever the threshold (a corpus of 100,000 such lines put most of them in groups), and those
+  of six to nine words joined into chains of false groups.
+- ``dedup-v4`` (:data:`~nextword.runtime.provenance.SPLIT_DEDUPLICATED_V4`): ``dedup-v3``'s
   split, with combining marks (Unicode Mn, Mc, Me) part of the words deduplication compares
   (:func:`words_take_marks`). Under the older schemes they separate words, so Hindi, Arabic or Hebrew
   documents that differ only in vowel signs (``यह दिन है``, ``यह दीन है``) are exact duplicates there.
@@ -47,6 +53,7 @@ from nextword.runtime.provenance import (
     SPLIT_DEDUPLICATED_V1,
     SPLIT_DEDUPLICATED_V2,
     SPLIT_DEDUPLICATED_V3,
+    SPLIT_DEDUPLICATED_V4,
     DataCounts,
     Provenance,
     SplitRecord,
@@ -63,6 +70,7 @@ __all__ = [
     "TRAIN",
     "VAL",
     "DocumentSplit",
+    "dedup_options",
     "fitting_groups",
     "rebuild_split",
     "recorded_corpus",
@@ -70,6 +78,7 @@ __all__ = [
     "split_corpus",
     "split_documents",
     "validation_indices",
+    "values_mixed",
     "words_take_marks",
 ]
 
@@ -78,6 +87,7 @@ logger = logging.getLogger(__name__)
 TRAIN, VAL, DROPPED = 0, 1, 2  # the label of a document in DocumentSplit.labels
 # The deduplicated schemes whose words leave combining marks out; any later one takes them in.
 _WORDS_WITHOUT_MARKS = (SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED_V2, SPLIT_DEDUPLICATED_V3)
+_LOW_BIT_VALUES = (*_WORDS_WITHOUT_MARKS, SPLIT_DEDUPLICATED_V4)
 
 
 @dataclass(frozen=True)
@@ -168,7 +178,7 @@ def split_corpus(
         counts = DataCounts(documents=n)
     else:
         documents = _digested(read, digest)
-        duplicates = find_duplicates(documents, record.dedup, marks=words_take_marks(record.scheme))
+        duplicates = find_duplicates(documents, record.dedup, **dedup_options(record.scheme))
         if not len(duplicates.dropped):
             raise no_documents(corpus.paths, corpus)
         if len(duplicates.dropped) == 1:  # not a matter of near-duplicates: there is one document
@@ -210,6 +220,18 @@ def words_take_marks(scheme: str) -> bool:
     """Whether deduplication under split scheme ``scheme`` counts combining marks as letters of words
     (``dedup-v4`` and later), rather than as separators (``dedup-v1`` to ``dedup-v3``)."""
     return scheme not in _WORDS_WITHOUT_MARKS
+
+
+def values_mixed(scheme: str) -> bool:
+    """Whether deduplication under split scheme ``scheme`` keeps bits of each whole MinHash minimum
+    (``dedup-v5`` and later), rather than its low bits (``dedup-v1`` to ``dedup-v4``)."""
+    return scheme not in _LOW_BIT_VALUES
+
+
+def dedup_options(scheme: str) -> dict[str, bool]:
+    """The keyword arguments of :func:`~nextword.corpus.dedup.find_duplicates` (and
+    ``shared_documents``) that deduplicate as split scheme ``scheme`` does."""
+    return {"marks": words_take_marks(scheme), "mixed": values_mixed(scheme)}
 
 
 def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit:

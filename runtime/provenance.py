@@ -28,6 +28,7 @@ __all__ = [
     "SPLIT_DEDUPLICATED_V2",
     "SPLIT_DEDUPLICATED_V3",
     "SPLIT_DEDUPLICATED_V4",
+    "SPLIT_DEDUPLICATED_V5",
     "SPLIT_SCHEMES",
     "Architecture",
     "DataCounts",
@@ -44,15 +45,24 @@ SPLIT_BY_DOCUMENT = "documents-v1"  # a seeded permutation of the document indic
 # still fit in it (v2, since v1 could hold out one huge group of templated documents). v3 makes v2's
 # split and also carves the development part (training documents held out of training) out of whole
 # groups; v1 and v2 drew it document by document, so a development document could have a
-# near-duplicate among the documents trained on. v4, the default, is v3 with combining marks (Unicode
-# Mn, Mc, Me) inside the words compared; under v1 to v3 they separated words, so Hindi, Arabic or
-# Hebrew documents that differ only in vowel signs were duplicates.
+# near-duplicate among the documents trained on. v4 is v3 with combining marks (Unicode Mn, Mc, Me)
+# inside the words compared; under v1 to v3 they separated words, so Hindi, Arabic or Hebrew documents
+# that differ only in vowel signs were duplicates. v5, the default, is v4 with MinHash values that
+# keep bits of the whole minimum; v1 to v4 kept its low bits, which made unrelated documents of five
+# words or fewer near-duplicates (nextword.corpus.minhash).
 SPLIT_DEDUPLICATED_V1 = "dedup-v1"
 SPLIT_DEDUPLICATED_V2 = "dedup-v2"
 SPLIT_DEDUPLICATED_V3 = "dedup-v3"
 SPLIT_DEDUPLICATED_V4 = "dedup-v4"
-SPLIT_DEDUPLICATED = SPLIT_DEDUPLICATED_V4  # what new runs record
-DEDUP_SCHEMES = (SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED_V2, SPLIT_DEDUPLICATED_V3, SPLIT_DEDUPLICATED_V4)
+SPLIT_DEDUPLICATED_V5 = "dedup-v5"
+SPLIT_DEDUPLICATED = SPLIT_DEDUPLICATED_V5  # what new runs record
+DEDUP_SCHEMES = (
+    SPLIT_DEDUPLICATED_V1,
+    SPLIT_DEDUPLICATED_V2,
+    SPLIT_DEDUPLICATED_V3,
+    SPLIT_DEDUPLICATED_V4,
+    SPLIT_DEDUPLICATED_V5,
+)
 _DEV_BY_DOCUMENT = (SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED_V2)
 SPLIT_SCHEMES = (SPLIT_BY_DOCUMENT, *DEDUP_SCHEMES)
 
@@ -63,7 +73,8 @@ class DedupSettings:
 
     Each document's words (NFKC, case-folded, runs of letters and digits, combining marks too from
     ``dedup-v4`` on) are cut into shingles of ``shingle_words`` words; ``num_perm`` MinHash values of
-    the shingles, the low ``value_bits`` bits of each, are its signature. Documents whose signatures
+    the shingles, ``value_bits`` bits of each (from ``dedup-v5`` on, of a scramble of the whole value;
+    before, its low bits), are its signature. Documents whose signatures
     agree on a band of ``band_rows`` values are compared, and those agreeing on at least ``threshold``
     of the values (an estimate of the Jaccard similarity of their shingle sets) are near-duplicates.
     """

@@ -96,7 +96,7 @@ def test_development_documents_are_held_out_of_training(topic_run):
 def test_the_development_part_holds_out_whole_groups_of_near_duplicates(topic_run):
     stored = json.loads((topic_run / "config.json").read_text(encoding="utf-8"))
     data = stored["data"]
-    assert data["split"]["scheme"] == "dedup-v4"
+    assert data["split"]["scheme"] == "dedup-v5"
     split = split_corpus(CorpusConfig(paths=tuple(stored["corpus"]["paths"])))
     groups = split.training_groups()
     assert (np.unique(groups, return_counts=True)[1] > 1).any()  # near-duplicates to keep together

@@ -131,7 +131,7 @@ def test_info_shows_vocabulary_layers_metrics_parity_versions(capsys, model_path
         )
         assert code == 0 and f"words (tokenizer format {version}: {says})" in out
     assert data["provenance"] == model.info.provenance.to_dict()
-    assert data["provenance"]["split"]["scheme"] == "dedup-v4"
+    assert data["provenance"]["split"]["scheme"] == "dedup-v5"
 
 
 def test_evaluate_table_json_and_splits(capsys, model_path, model, corpus_files):

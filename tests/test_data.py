@@ -151,7 +151,7 @@ def test_vocabulary_and_id_files_equal_the_in_memory_path(tmp_path, corpus_files
         assert (counts.train_documents, counts.val_documents) == (len(train_docs), len(val_docs))
         assert (counts.train_words, counts.val_words) == (len(train_ids) - 1, len(val_ids) - 1)
         assert encoded.first_val_documents == tuple(val_docs[:3])
-        assert encoded.facts()["split"]["scheme"] == ("documents-v1" if keep_duplicates else "dedup-v4")
+        assert encoded.facts()["split"]["scheme"] == ("documents-v1" if keep_duplicates else "dedup-v5")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["train.ids", "val.ids"]  # no temporaries left
     counts = Counter({"<eod>": 5, "a": 2, "b": 2, "c": 1})
     assert Tokenizer.from_counts(counts, config).tokens == ["<pad>", "<unk>", "<eod>", "a", "b"]

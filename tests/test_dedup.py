@@ -40,6 +40,7 @@ from nextword.runtime.provenance import (
     SPLIT_DEDUPLICATED_V2,
     SPLIT_DEDUPLICATED_V3,
     SPLIT_DEDUPLICATED_V4,
+    SPLIT_DEDUPLICATED_V5,
     DataCounts,
     DedupSettings,
     Provenance,
@@ -228,7 +229,7 @@ def test_a_group_larger_than_the_validation_share_stays_in_training(tmp_path, ca
         config = CorpusConfig(paths=(str(path),), split_seed=seed)
         with caplog.at_level("WARNING", logger="nextword.corpus"):
             split = split_corpus(config)
-        assert split.record.scheme == SPLIT_DEDUPLICATED_V4
+        assert split.record.scheme == SPLIT_DEDUPLICATED_V5
         assert split.counts.near_duplicate_documents == len(form)  # the form's documents: one group
         assert all(split.labels[i] == TRAIN for i in form)
         assert 0 < split.counts.val_documents <= target  # the unrelated documents fill what they can
@@ -366,10 +367,15 @@ def test_the_bundled_model_rebuilds_its_deduplicated_split_on_the_reference_corp
     assert dev.sum() == provenance.data.dev_documents  # the part export tuned the cache on, made again
     groups = split.training_groups()
     assert not set(groups[dev].tolist()) & set(groups[~dev].tolist())  # no near-duplicate trained on
-    # Nor does any abstract hold a combining mark: dedup-v4 (the default since) makes the same split,
-    # groups and development part, so the bundled model's recorded figures stand for it too.
+    # Nor does any abstract hold a combining mark, or fall in a false group of the low-bit values:
+    # dedup-v4 and dedup-v5 (the default since) make the same split, groups and development part, so the
+    # bundled model's recorded figures stand for them too.
     newer = split_corpus(CorpusConfig(paths=(str(REFERENCE_CORPUS),)))
-    assert newer.record == replace(split.record, scheme=SPLIT_DEDUPLICATED_V4)
+    assert newer.record == replace(split.record, scheme=SPLIT_DEDUPLICATED_V5)
+    v4 = split_corpus(
+        CorpusConfig(paths=(str(REFERENCE_CORPUS),)), replace(split.record, scheme=SPLIT_DEDUPLICATED_V4)
+    )
+    assert np.array_equal(v4.labels, split.labels) and np.array_equal(v4.groups, split.groups)
     assert np.array_equal(newer.labels, split.labels) and np.array_equal(newer.groups, split.groups)
     assert np.array_equal(split_dev_mask(newer, provenance.data.dev_documents), dev)
 
@@ -402,7 +408,7 @@ def test_only_dedup_v3_and_later_keep_the_groups_for_the_development_part(tmp_pa
     files = write_corpus(tmp_path, documents)
     config = CorpusConfig(paths=(str(files["csv"]),), val_fraction=0.2)
     split = split_corpus(config)
-    assert split.record.scheme == SPLIT_DEDUPLICATED_V4 == "dedup-v4" and split.record.dev_by_group
+    assert split.record.scheme == SPLIT_DEDUPLICATED_V5 == "dedup-v5" and split.record.dev_by_group
     groups = split.training_groups()
     assert groups is not None and len(groups) == split.counts.train_documents
     v3 = split_corpus(config, replace(split.record, scheme=SPLIT_DEDUPLICATED_V3))
@@ -438,7 +444,8 @@ def test_training_warns_when_only_groups_too_large_for_the_development_part_are_
     assert "a larger `dev_fraction`" not in caplog.text
 
 
-def test_a_long_document_is_hashed_in_chunks_to_the_same_signature():
+@pytest.mark.parametrize("mixed", [False, True])  # the values of dedup-v1 to v4, and of dedup-v5
+def test_a_long_document_is_hashed_in_chunks_to_the_same_signature(mixed):
     """A one-line text file is one document: hashed whole, its (shingles, num_perm) array grew with it
     (a 15 MB line took 1.8 GB before the corpus was refused for holding one document)."""
     from nextword.corpus import minhash
@@ -447,13 +454,15 @@ def test_a_long_document_is_hashed_in_chunks_to_the_same_signature():
     vocab = np.array([f"w{i}" for i in range(3000)])
     for n in (minhash._CHUNK_WORDS + 1, 3 * minhash._CHUNK_WORDS + 17):
         words = vocab[rng.integers(0, len(vocab), n)].tolist()
-        builder = minhash.SignatureBuilder(DEFAULT)
+        builder = minhash.SignatureBuilder(DEFAULT, mixed=mixed)
         for text in ("a short document of a few words here", " ".join(words), "another one"):
             builder.add(text)
         _, has_words, signatures = builder.finish()
         with signatures:
             stored = signatures.take(np.arange(3))
-        whole = minhash._signatures([" ".join(words)], DEFAULT.shingle_words, builder._mults, builder._adds)
+        whole = minhash._signatures(
+            [" ".join(words)], DEFAULT.shingle_words, builder._mults, builder._adds, mixed
+        )
         assert has_words.all() and np.array_equal(stored[1], whole[0]), n
         assert np.array_equal(
             stored[[0, 2]],
@@ -462,6 +471,7 @@ def test_a_long_document_is_hashed_in_chunks_to_the_same_signature():
                 DEFAULT.shingle_words,
                 builder._mults,
                 builder._adds,
+                mixed,
             ),
         )
     text = " ".join(vocab[rng.integers(0, len(vocab), 400_000)].tolist())  # 2.4 MB, one document
@@ -504,3 +514,22 @@ def test_a_corpus_that_fails_halfway_leaves_no_temporary_file_open(monkeypatch, 
     opened.clear()
     dedup.find_duplicates(iter(["one document", "another one"]), DEFAULT)  # and when it works
     assert len(opened) == 2 and all(f.closed for f in opened)
+
+
+def test_documents_without_words_fill_batches_too():
+    """Punctuation-only or emoji-only documents added no bytes to the batch, so all of them were hashed
+    in one batch at the end: 265 bytes a document at its peak, not the ~30 docs/dedup.md says."""
+    from nextword.corpus import minhash
+
+    tracemalloc.start()
+    try:
+        with minhash.SignatureBuilder(DEFAULT) as builder:
+            for _ in range(100_000):
+                builder.add("... !!! ???")
+            _, has_words, signatures = builder.finish()
+            signatures.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not has_words.any()
+    assert peak / 100_000 < 30, peak

@@ -29,6 +29,7 @@ from nextword.runtime.provenance import (
     SPLIT_DEDUPLICATED_V2,
     SPLIT_DEDUPLICATED_V3,
     SPLIT_DEDUPLICATED_V4,
+    SPLIT_DEDUPLICATED_V5,
     DataCounts,
     DedupSettings,
     Provenance,
@@ -82,12 +83,13 @@ def marked_corpus(pairs: int = 15, seed: int = 0) -> list[str]:
     return documents
 
 
-def test_only_dedup_v4_counts_combining_marks_as_letters():
+def test_only_dedup_v4_and_later_count_combining_marks_as_letters():
     assert SPLIT_DEDUPLICATED_V4 in DEDUP_SCHEMES and SPLIT_DEDUPLICATED_V3 in DEDUP_SCHEMES
     assert words_take_marks(SPLIT_DEDUPLICATED_V4)
     for older in (SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED_V2, SPLIT_DEDUPLICATED_V3):
         assert not words_take_marks(older), older
-    assert CorpusConfig().split_record().scheme == SPLIT_DEDUPLICATED_V4  # the default of new runs
+    assert words_take_marks(SPLIT_DEDUPLICATED_V5)  # and every later scheme
+    assert CorpusConfig().split_record().scheme == SPLIT_DEDUPLICATED_V5  # the default of new runs
 
 
 @pytest.mark.parametrize(("first", "second"), PAIRS)
@@ -164,7 +166,7 @@ def test_a_corpus_of_distinct_hindi_and_arabic_documents_keeps_every_document(tm
     assert len(set(documents)) == len(documents) == 60
     path = write_corpus(tmp_path, documents)["jsonl"]
     split = split_corpus(CorpusConfig(paths=(str(path),)))
-    assert split.record.scheme == SPLIT_DEDUPLICATED_V4
+    assert split.record.scheme == SPLIT_DEDUPLICATED_V5
     assert split.counts.exact_duplicates == 0 and not (split.labels == DROPPED).any()
     assert split.counts.train_documents + split.counts.val_documents == 60
     # The two documents of a pair share most shingles: near-duplicates, kept on one side together.

@@ -329,7 +329,7 @@ def test_the_file_records_the_runs_provenance(model, model_path, run_dir):
 
     stored = json.loads((run_dir / "config.json").read_text())
     record = model.info.provenance
-    assert asdict(record.split) == stored["data"]["split"] and record.split.scheme == "dedup-v4"
+    assert asdict(record.split) == stored["data"]["split"] and record.split.scheme == "dedup-v5"
     assert {k: v for k, v in asdict(record.data).items() if v is not None} == {
         k: v for k, v in stored["data"].items() if k not in ("split", "corpus_sha256")
     }

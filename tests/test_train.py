@@ -494,7 +494,7 @@ def test_training_streams_the_corpus_into_id_files(tmp_path, tiny_config, monkey
         np.testing.assert_array_equal(stored, encode_stream(docs, tokenizer))
     data = json.loads((out / "config.json").read_text())["data"]
     assert data["train_words"] == len(encode_stream(train_docs, tokenizer)) - 1
-    assert data["split"]["scheme"] == "dedup-v4" and data["split"]["dedup"]["shingle_words"] == 5
+    assert data["split"]["scheme"] == "dedup-v5" and data["split"]["dedup"]["shingle_words"] == 5
     assert data["documents"] == split.counts.documents and data["near_duplicate_groups"] > 0
     held = data["train_documents"] + data["dev_documents"] + data["val_documents"] + data["exact_duplicates"]
     assert held == data["documents"]
