@@ -90,7 +90,7 @@ def train_command(args: argparse.Namespace) -> int:
         f"{where}: {counted(result.epochs, 'epoch')}, best epoch {result.best_epoch} "
         f"by {SELECTED_BY.get(result.selected_by, result.selected_by)} "
         f"(validation loss {result.best_val_loss:.4f}, "
-        f"perplexity {figure(result.best_val_perplexity, '.1f')})"
+        f"perplexity {figure(result.best_val_perplexity, '.1f')} in training's windows)"
         + (", stopped early" if result.stopped_early else "")
     )
     if not result.chief:

@@ -113,17 +113,18 @@ def build_vocabulary(
     tokenizer = Tokenizer.from_counts(
         counts, config, oldest_version(invisible) if version is None else version
     )
-    _check_coverage(counts, tokenizer)
+    _check_coverage(counts, tokenizer, split.counts.exact_duplicates or 0)
     return tokenizer
 
 
 UNKNOWN_WARNING = 0.2  # share of the training words outside the vocabulary that earns a warning
 
 
-def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
+def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, dropped: int = 0) -> None:
     """Log the share of the training words the vocabulary leaves out (they become ``<unk>``), and warn
     when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``. A vocabulary with
-    no word at all is a ``ValueError``."""
+    no word at all is a ``ValueError``; ``dropped``: the exact duplicates the split dropped, which its
+    message names (a corpus of one word a line loses every repeat)."""
     words = sum(counts.values())
     if not words:  # trained on nothing but document ends, then export's checks failed in numpy
         config = tokenizer.config
@@ -139,10 +140,16 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
     known = set(tokenizer.tokens) - set(SPECIAL_TOKENS)  # a corpus's own "<unk>" marks are unknown words
     if not known:  # every word would be <unk>: nothing to learn, and nothing export could check
         ((word, count),) = counts.most_common(1)
+        copies = (
+            f" (the split dropped {dropped:,} documents as exact duplicates of others, with their words: "
+            "keep_duplicates=True keeps them)"
+            if dropped
+            else ""
+        )
         raise ValueError(
             f"no word of the training documents occurs min_count={tokenizer.config.min_count} times or "
-            f"more (the most frequent, {word!r}, occurs {count} times): the vocabulary would hold only "
-            "the special tokens; lower `min_count`"
+            f"more (the most frequent, {word!r}, occurs {count} times){copies}: the vocabulary would hold "
+            "only the special tokens; lower `min_count`"
         )
     unknown = sum(n for word, n in counts.items() if word not in known)
     share = unknown / words
@@ -151,7 +158,7 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
         config = tokenizer.config
         logger.warning(
             "%.0f%% of the training words (%d of %d) fall outside the vocabulary of %d tokens "
-            "(min_count=%d, max_vocab=%d) and become <unk>: lower `min_count` or raise `max_vocab`. "
+            "(min_count=%d, max_vocab=%d) and become <unk>: %s. "
             "Words are runs of letters and digits between spaces and punctuation, so text that does not "
             "separate its words with spaces (Chinese, Japanese, Thai) makes each clause one rare word: a "
             "word-level model cannot learn it",
@@ -161,6 +168,7 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer) -> None:
             len(tokenizer),
             config.min_count,
             config.max_vocab,
+            "lower `min_count` or raise `max_vocab`" if config.min_count > 1 else "raise `max_vocab`",
         )
 
 

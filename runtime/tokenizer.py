@@ -9,6 +9,7 @@ into readable text. How text is split into words, for each tokenizer format vers
 from __future__ import annotations
 
 import json
+import logging
 import numbers
 import re
 from collections import Counter
@@ -41,6 +42,7 @@ __all__ = [
 
 READABLE_VERSIONS = (1, 2, 3, 4)
 _TOKENIZER_FORMAT_NAME = "nextword.tokenizer"
+logger = logging.getLogger(__name__)
 
 # Caps on a vocabulary read from a file. A corpus word longer than MAX_TOKEN_CHARS is not a word, and
 # MAX_VOCAB_SIZE is far above any vocabulary a model file under the loader's size cap can use.
@@ -207,16 +209,23 @@ class Tokenizer:
 
         The selection of :meth:`build`, for counts gathered elsewhere (e.g. in one streaming pass over
         a corpus too large to hold, with :func:`tokenize` and the same ``config`` and ``version``).
-        Special tokens in ``counts`` are ignored; ``counts`` is not modified. ``version`` is the newest
-        format by default, which readers before it (nextword 0.2.0 for format 4) refuse: where the
-        corpus holds no character that only formats text, pass
+        Special tokens in ``counts`` are ignored, and so are words longer than :data:`MAX_TOKEN_CHARS`
+        (a warning says how many: no model file may hold them); ``counts`` is not modified. ``version``
+        is the newest format by default, which readers before it (nextword 0.2.0 for format 4) refuse:
+        where the corpus holds no character that only formats text, pass
         ``splitting.oldest_version(False)`` (3), as :meth:`build` chooses.
         """
         config = _config(config)
-        kept = sorted(
-            (w for w, n in counts.items() if n >= config.min_count and w not in SPECIAL_TOKENS),
-            key=lambda w: (-counts[w], w),
-        )
+        frequent = [w for w, n in counts.items() if n >= config.min_count and w not in SPECIAL_TOKENS]
+        kept = sorted((w for w in frequent if len(w) <= MAX_TOKEN_CHARS), key=lambda w: (-counts[w], w))
+        if len(kept) < len(frequent):  # a repeated blob (base64, a long URL): not a word a file may hold
+            logger.warning(
+                "%d frequent 'words' longer than %d characters left out of the vocabulary (read as <unk>): "
+                "%s",
+                len(frequent) - len(kept),
+                MAX_TOKEN_CHARS,
+                _shorten(next(w for w in frequent if len(w) > MAX_TOKEN_CHARS)),
+            )
         return cls(list(SPECIAL_TOKENS) + kept[: config.max_vocab - len(SPECIAL_TOKENS)], config, version)
 
     def to_json(self) -> str:

@@ -490,3 +490,26 @@ def test_every_file_is_checked_before_the_first_is_read(corpus_files, model_path
     capsys.readouterr()
     assert main(["evaluate", str(model_path), str(good), str(tmp_path / "nope.csv"), "--split", "all"]) == 2
     assert "nope.csv does not exist" in capsys.readouterr().err
+
+
+def test_the_vocabulary_messages_name_only_what_would_help(tmp_path, caplog):
+    """A coverage warning at min_count=1 said to lower min_count; a corpus of one word a line, whose
+    repeats deduplication drops, was told to lower min_count without a word about the duplicates."""
+    import random
+
+    from nextword.corpus import build_vocabulary, split_corpus
+    from nextword.runtime import TokenizerConfig
+
+    rng = random.Random(1)
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(f"w{rng.randrange(300)}" for _ in range(2000)) + "\n", encoding="utf-8")
+    split = split_corpus(CorpusConfig(paths=(str(path),), format="lines"))
+    assert split.counts.exact_duplicates > 1000  # every repeat of a word is a copy of a document
+    with pytest.raises(
+        ValueError, match=r"exact duplicates of others, with their words: keep_duplicates=True"
+    ):
+        build_vocabulary(split, TokenizerConfig(min_count=2))
+    with caplog.at_level("WARNING", logger="nextword.corpus"):
+        build_vocabulary(split, TokenizerConfig(min_count=1, max_vocab=50))
+    assert "fall outside the vocabulary" in caplog.text and "raise `max_vocab`" in caplog.text
+    assert "lower `min_count`" not in caplog.text  # it is 1 already

@@ -430,3 +430,27 @@ def test_a_vocabulary_records_the_oldest_format_that_splits_its_corpus_alike(tmp
     assert build_vocabulary(split, TokenizerConfig(min_count=1)).version == 4
     # a run made again keeps its own
     assert build_vocabulary(split, TokenizerConfig(min_count=1), version=2).version == 2
+
+
+def test_words_longer_than_a_file_may_hold_are_left_out_of_a_vocabulary_with_a_warning(caplog):
+    """A repeated blob (base64, a long URL) was kept by from_counts, and the Tokenizer it made then
+    refused it: training stopped after its vocabulary pass ('vocabulary entry 483 is 1,000,000
+    characters long')."""
+    from nextword.runtime.tokenizer import MAX_TOKEN_CHARS
+
+    blob, edge = "q" * (MAX_TOKEN_CHARS + 1), "e" * MAX_TOKEN_CHARS
+    with caplog.at_level("WARNING", logger="nextword.runtime.tokenizer"):
+        tokenizer = Tokenizer.from_counts(
+            {"the": 9, blob: 7, edge: 5, "net": 3}, TokenizerConfig(min_count=1)
+        )
+    assert tokenizer.tokens[3:] == ["the", edge, "net"]  # the longest a file may hold stays
+    assert tokenizer.encode(f"the {blob} net") == [
+        tokenizer.id_of("the"),
+        tokenizer.unk_id,
+        tokenizer.id_of("net"),
+    ]
+    (record,) = caplog.records
+    assert record.getMessage().startswith("1 frequent 'words' longer than 1000 characters left out")
+    caplog.clear()
+    Tokenizer.build(["the net " + blob] * 3, TokenizerConfig(min_count=2))
+    assert len(caplog.records) == 1
