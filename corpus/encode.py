@@ -120,10 +120,10 @@ def build_vocabulary(
 UNKNOWN_WARNING = 0.2  # share of the training words outside the vocabulary that earns a warning
 
 
-def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, dropped: int = 0) -> None:
+def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int = 0) -> None:
     """Log the share of the training words the vocabulary leaves out (they become ``<unk>``), and warn
     when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``. A vocabulary with
-    no word at all is a ``ValueError``; ``dropped``: the exact duplicates the split dropped, which its
+    no word at all is a ``ValueError``; ``duplicates``: the exact duplicates the split dropped, which its
     message names (a corpus of one word a line loses every repeat)."""
     words = sum(counts.values())
     if not words:  # trained on nothing but document ends, then export's checks failed in numpy
@@ -141,9 +141,9 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, dropped: int = 0
     if not known:  # every word would be <unk>: nothing to learn, and nothing export could check
         ((word, count),) = counts.most_common(1)
         copies = (
-            f" (the split dropped {dropped:,} documents as exact duplicates of others, with their words: "
+            f" (the split dropped {duplicates:,} documents as exact duplicates of others, with their words: "
             "keep_duplicates=True keeps them)"
-            if dropped
+            if duplicates
             else ""
         )
         raise ValueError(
