@@ -7,7 +7,7 @@ import stat
 import sys
 from pathlib import Path
 
-from nextword.corpus.readers import BINARY, HEAD_BYTES, not_text
+from nextword.corpus.sniffing import BINARY, HEAD_BYTES, not_text
 
 __all__ = ["read_prompt_file", "read_text_file"]
 

@@ -21,10 +21,13 @@ from .config import CorpusConfig, corpus_config, corpus_paths
 from .csv_files import TSV_SUFFIXES, read_csv
 from .errors import CorpusError, os_error
 from .html_references import decode_references
+from .sniffing import BINARY, HEAD_BYTES, check_is_utf8_text, not_text
 
 __all__ = [
+    "BINARY",
     "CORPUS_SUFFIXES",
     "HEAD_BYTES",
+    "MAX_DOCUMENT_CHARS",
     "check_file",
     "check_options",
     "count_documents",
@@ -42,49 +45,13 @@ _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 # Names that say "a corpus": what detect_format reads as CSV or JSON Lines, JSON it refuses, plain text.
 CORPUS_SUFFIXES = frozenset({".csv", *TSV_SUFFIXES, *_JSONL_SUFFIXES, ".json", ".txt"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# The first bytes of files that are not UTF-8 text, what they are, and how to make text of them. None of
-# them starts a UTF-8 text file (the UTF-32 BE mark and "PK\x03\x04" only in theory); a UTF-8
-# byte-order mark (EF BB BF) is skipped by the readers.
-_NOT_UTF8 = (
-    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip) and pass the decompressed file"),
-    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first (unxz) and pass the decompressed file"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first (unzstd) and pass the decompressed file"),
-    (
-        b"PK\x03\x04",
-        "a ZIP archive (as .xlsx workbooks are)",
-        "extract the text file from it (unzip), or save a spreadsheet as CSV UTF-8",
-    ),
-    (
-        b"\xff\xfe\x00\x00",
-        "UTF-32 text (it starts with a UTF-32 byte-order mark)",
-        "re-save the file as UTF-8",
-    ),
-    (
-        b"\x00\x00\xfe\xff",
-        "UTF-32 text (it starts with a UTF-32 byte-order mark)",
-        "re-save the file as UTF-8",
-    ),
-    (b"\xff\xfe", "UTF-16 text (it starts with a UTF-16 byte-order mark)", "re-save the file as UTF-8"),
-    (b"\xfe\xff", "UTF-16 text (it starts with a UTF-16 byte-order mark)", "re-save the file as UTF-8"),
-    *(
-        (
-            b"BZh%d1AY&SY" % level,
-            "bzip2-compressed",
-            "decompress it first (bunzip2) and pass the decompressed file",
-        )
-        for level in range(1, 10)
-    ),
-    (
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-        "an Excel 97-2003 workbook or another OLE2 document (.xls, .doc)",
-        "open it and save it as CSV UTF-8 (or as plain text)",
-    ),
-    (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract the text file from it (7z x) and pass that"),
-)
-HEAD_BYTES = 4096  # read to recognise a file that is not UTF-8 text (magic numbers, NUL bytes)
 # More lines than this per paragraph on average: the file looks like one document per line, with a few
 # stray blank lines, rather than paragraphs (a page of prose wraps a paragraph in a few lines).
 _LINES_PER_PARAGRAPH = 50
+# The longest document read, in characters: 16 Mi, more than any book (War and Peace: 3.2 million). A
+# document costs 20 to 70 bytes a character to deduplicate and tokenize, so a text file without blank
+# lines (one document) of a gigabyte took tens of gigabytes before it was refused as one document.
+MAX_DOCUMENT_CHARS = 1 << 24
 _DEFAULTS = CorpusConfig()
 _FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "text": "plain text", "lines": "lines of text"}
 # The options that say where a format's text is: (option, the format it applies to, what it chooses).
@@ -121,8 +88,9 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
     locales). JSON Lines: one object per line, its text in ``config.json_field``. Plain text:
     paragraphs separated by blank lines. Lines: each line a document. Files must be UTF-8 (a
     byte-order mark is skipped): compressed, UTF-16 and other binary files are refused saying what they
-    are, and so is a document holding a NUL character. With ``config.decode_html``, HTML character
-    references are read as their characters (:mod:`~nextword.corpus.html_references`).
+    are, and so is a document holding a NUL character or more than :data:`MAX_DOCUMENT_CHARS`
+    characters. With ``config.decode_html``, HTML character references are read as their characters
+    (:mod:`~nextword.corpus.html_references`).
     """
     path, config = Path(as_path("path", path, empty=False)), corpus_config("config", config)
     fmt = check_file(path, config)
@@ -137,6 +105,8 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
             documents = _read_lines(path, config)
         for n, document in enumerate(documents, 1):
             document = (decode_references(document) if config.decode_html else document).strip()
+            if len(document) > MAX_DOCUMENT_CHARS:
+                raise _too_long(path, f"document {n:,}", len(document), fmt)
             if "\x00" in document:
                 raise CorpusError(
                     f"{path}: document {n:,} holds a NUL character (a zero byte), which text does not; the "
@@ -169,7 +139,7 @@ def check_file(path: str | Path, config: CorpusConfig) -> str:
         raise CorpusError(f"corpus file {path} does not exist (or is not a file)")
     fmt = detect_format(path) if config.format == "auto" else config.format
     try:
-        _check_is_utf8_text(path)
+        check_is_utf8_text(path)
     except OSError as exc:
         raise os_error(exc, "read", path) from None
     return fmt
@@ -305,38 +275,6 @@ def _files_are(fmt: str, files: list[str], chosen: str) -> str:
     return f"{said}, which has no columns or fields"
 
 
-# what a file with zero bytes is said to be, and the fix: text never holds one
-BINARY = "binary data (it holds zero bytes, which text does not)", "pass a UTF-8 text file"
-
-
-def not_text(head: bytes) -> tuple[str, str] | None:
-    """``(what the file is, how to make UTF-8 text of it)`` when a file's first bytes ``head`` (up to
-    :data:`HEAD_BYTES`) say it is compressed, an archive, a workbook, or UTF-16/32 text (with or
-    without a byte-order mark); None otherwise. Corpora, word-vector and scored files use it."""
-    found = next(((what, fix) for magic, what, fix in _NOT_UTF8 if head.startswith(magic)), None)
-    if found is not None or b"\x00" not in head:
-        return found
-    # UTF-16 without a byte-order mark decodes as "valid" UTF-8 with a zero byte beside every ASCII
-    # character: read on, it would train a model of single letters.
-    pairs = len(head) // 2
-    zeros = sorted((head[0 : 2 * pairs : 2].count(0), head[1 : 2 * pairs : 2].count(0)))
-    if zeros[1] > pairs // 2 and zeros[0] < pairs // 8:  # zeros on one side of the pairs only
-        return "UTF-16 text without a byte-order mark", "re-save the file as UTF-8"
-    return None
-
-
-def _check_is_utf8_text(path: Path) -> None:
-    """Refuse ``path`` if its first bytes say it is compressed, an archive, UTF-16/32 text or binary:
-    read as UTF-8 it would fail on line 1 with nothing said about what the file is, or be read as text."""
-    with path.open("rb") as f:
-        head = f.read(HEAD_BYTES)
-    found = not_text(head)
-    if found is None and b"\x00" in head:
-        found = BINARY
-    if found is not None:
-        raise CorpusError(f"{path}: the file is {found[0]}, and nextword reads UTF-8 text; {found[1]}")
-
-
 def _read_jsonl(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
     """The text of each record of ``path`` ('' for a record whose field is null or empty). A record
     without text is no document: with ``log``, how many there were is logged; a field empty in every
@@ -410,16 +348,20 @@ def _long_integer(path: Path, line_no: int, exc: ValueError, field: str) -> str:
 
 def _read_text(path: Path, log: bool) -> Iterator[str]:
     paragraph: list[str] = []
-    documents = lines = 0
+    documents = lines = size = 0
     with path.open(encoding="utf-8-sig") as f:
-        for line in f:
+        for line_no, line in enumerate(f, 1):
             if line.strip():
+                size += len(line.strip()) + bool(paragraph)  # the document's length once joined
                 paragraph.append(line.strip())
                 lines += 1
+                if size > MAX_DOCUMENT_CHARS:  # refused as it grows, not once a gigabyte is held
+                    where = f"document {documents + 1:,} (lines {line_no - len(paragraph) + 1:,} on)"
+                    raise _too_long(path, where, size, "text")
             elif paragraph:
                 documents += 1
                 yield " ".join(paragraph)
-                paragraph = []
+                paragraph, size = [], 0
     if paragraph:
         documents += 1
         yield " ".join(paragraph)
@@ -431,6 +373,20 @@ def _read_text(path: Path, log: bool) -> Iterator[str]:
             f"{documents:,}",
             f"{lines / documents:,.0f}",
         )
+
+
+def _too_long(path: Path, where: str, chars: int, fmt: str) -> CorpusError:
+    """The error for a document of more than :data:`MAX_DOCUMENT_CHARS` characters."""
+    if fmt == "text":
+        return CorpusError(
+            f"{path}: {where} holds more than {MAX_DOCUMENT_CHARS:,} characters, the most a document may "
+            "hold. In plain text a blank line ends a document, so a file without blank lines is one "
+            "document: put a blank line between documents, or pass format='lines' if each line is one"
+        )
+    return CorpusError(
+        f"{path}: {where} holds {chars:,} characters, more than the {MAX_DOCUMENT_CHARS:,} a document "
+        "may hold; cut it into documents"
+    )
 
 
 def _read_lines(path: Path, config: CorpusConfig) -> Iterator[str]:

@@ -513,3 +513,35 @@ def test_the_vocabulary_messages_name_only_what_would_help(tmp_path, caplog):
         build_vocabulary(split, TokenizerConfig(min_count=1, max_vocab=50))
     assert "fall outside the vocabulary" in caplog.text and "raise `max_vocab`" in caplog.text
     assert "lower `min_count`" not in caplog.text  # it is 1 already
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "text", "lines"])
+def test_a_document_over_the_size_cap_is_refused_naming_it(tmp_path, monkeypatch, kind):
+    """A text file without blank lines is one document: one of a gigabyte took tens of gigabytes to
+    deduplicate and tokenize before it was refused for being the only document. Past
+    MAX_DOCUMENT_CHARS (16 Mi characters; 300 here) a document is refused as it is read."""
+    from helpers import write_corpus
+    from nextword.corpus import readers
+
+    monkeypatch.setattr(readers, "MAX_DOCUMENT_CHARS", 300)
+    fits, over = "word " * 60, "word " * 61  # 299 and 304 characters once stripped
+    documents = ["a first document", fits.strip() + "x", over.strip()]
+    path = write_corpus(tmp_path, documents)["text" if kind == "lines" else kind]
+    if kind == "lines":
+        path.write_text("\n".join(documents) + "\n", encoding="utf-8")
+    elif kind == "text":  # the long ones wrapped over lines, as prose is
+        path.write_text(
+            "a first document\n\n" + fits.strip() + "x\n\n" + "\n".join([over[:150], over[150:]]) + "\n"
+        )
+    config = CorpusConfig(format="lines" if kind == "lines" else "auto")
+    read = readers.read_documents(path, config)
+    assert next(read) == "a first document" and len(next(read)) == 300  # at the cap: read
+    with pytest.raises(CorpusError) as refused:
+        next(read)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: document 3")
+    if kind == "text":
+        assert "more than 300 characters, the most a document may hold" in message
+        assert "a file without blank lines is one document" in message and "format='lines'" in message
+    else:
+        assert "holds 304 characters, more than the 300 a document may hold; cut it into documents" in message

@@ -9,7 +9,7 @@ from typing import TextIO
 
 import numpy as np
 
-from nextword.corpus.readers import not_text
+from nextword.corpus.sniffing import not_text
 from nextword.runtime.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 __all__ = ["EmbeddingsError", "load_glove"]

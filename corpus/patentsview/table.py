@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..readers import HEAD_BYTES, not_text
+from ..sniffing import HEAD_BYTES, not_text
 from .config import CollectSummary
 from .lines import Lines
 from .scratch import Scratch
