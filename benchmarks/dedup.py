@@ -38,7 +38,7 @@ from benchmarks.results import benchmark_parser, save_result
 from nextword.corpus import CorpusConfig, load_documents, split_corpus
 from nextword.corpus.dedup import find_duplicates
 from nextword.corpus.minhash import document_words
-from nextword.corpus.split import dedup_options
+from nextword.corpus.schemes import dedup_options
 from nextword.runtime.provenance import SPLIT_DEDUPLICATED, DedupSettings
 
 NAME = "dedup"

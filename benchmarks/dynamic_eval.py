@@ -106,6 +106,7 @@ def adapted_scores(
     :class:`~nextword.runtime.cache.CacheConfig`), the file's cache mixed in after the adaptation."""
     from nextword.runtime.cache import ContinuousCache
     from nextword.runtime.logits import log_softmax
+    from nextword.runtime.scoring import ranks_of
 
     steps, units = states.shape
     targets = ids[1:]
@@ -126,7 +127,7 @@ def adapted_scores(
             rows.observe(ids[t : t + 1], states[t : t + 1])
             rows.mix_logprobs(mixed)
         target = mixed[0, targets[t]]
-        logprobs[t], top5[t] = target, (mixed[0] > target).sum() < 5
+        logprobs[t], top5[t] = target, ranks_of(mixed, targets[t : t + 1])[0] < 5  # ties as evaluate()
         if shift_w is not None or shift_b is not None:
             step = -np.exp(adapted[0]).astype(np.float32)  # e_y - p_t
             step[targets[t]] += 1.0

@@ -94,14 +94,14 @@ def nextword(*argv: str, timeout: float) -> float:
 def held_out_documents(base: Path, corpus: str) -> list[str]:
     """The validation documents of ``base``'s split (a run folder's, or a model file's as it records
     it), made again from its corpus files (a model file's: ``corpus``)."""
-    from nextword.corpus import CorpusConfig, rebuild_split, recorded_split, split_corpus
+    from nextword.corpus import rebuild_split, recorded_corpus, recorded_split, split_corpus
     from nextword.runtime import load
     from nextword.train.files import RunDir
 
     if base.is_file():
         provenance = load(base).info.provenance
         assert provenance is not None, f"{base} records no split"
-        split = rebuild_split(provenance, CorpusConfig(paths=(corpus,)))
+        split = rebuild_split(provenance, recorded_corpus(provenance, (corpus,)))
     else:
         config, stored = RunDir(base).read_config()
         split = split_corpus(config.corpus, recorded_split(stored["data"], config.corpus))

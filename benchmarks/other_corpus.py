@@ -164,12 +164,12 @@ def nextword(*argv: str, log: Path) -> None:
 
 def dedup_figures(splits: Splits, corpus: Path, model: Any) -> dict[str, Any]:
     """What deduplication did to the corpus: the run's counts, and its largest near-duplicate groups."""
-    from nextword.corpus import CorpusConfig, load_documents
+    from nextword.corpus import load_documents, recorded_corpus
     from nextword.corpus.dedup import find_duplicates
-    from nextword.corpus.split import dedup_options
+    from nextword.corpus.schemes import dedup_options
 
     provenance = model.info.provenance
-    documents = load_documents([str(corpus)], CorpusConfig(text_column=provenance.text_column))
+    documents = load_documents([str(corpus)], recorded_corpus(provenance))  # read as the model's were
     settings = provenance.split.dedup
     found = find_duplicates(documents, settings, **dedup_options(provenance.split.scheme))
     members = Counter(found.group[~found.dropped].tolist())

@@ -7,7 +7,9 @@ from __future__ import annotations
 __all__ = ["SIGNALLED", "Terminated", "terminate"]
 
 # Whether a SIGTERM reached terminate(): `nextword serve` as process 1 ends with 143 after a drain that
-# uvicorn began on it (uvicorn hands the signal back to terminate(), then swallows what it raises).
+# uvicorn began on it. uvicorn hands the signal back to terminate() once it has drained; 0.30.3 and
+# later swallow what that raises (serve() returns, and this list says why), older ones let it through
+# (`nextword serve: terminated`, 143 as well).
 SIGNALLED: list[int] = []
 
 

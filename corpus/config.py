@@ -12,10 +12,22 @@ from nextword.runtime.checks import as_path, check_bool, check_int, plain_number
 from nextword.runtime.field_help import with_field_help
 from nextword.runtime.provenance import SPLIT_BY_DOCUMENT, SPLIT_DEDUPLICATED, DedupSettings, SplitRecord
 
-__all__ = ["AUTO_COLUMN", "CORPUS_FORMATS", "TEXT_COLUMNS", "CorpusConfig", "corpus_config", "corpus_paths"]
+__all__ = [
+    "AUTO_COLUMN",
+    "CORPUS_FORMATS",
+    "MAX_DOCUMENT_CHARS",
+    "TEXT_COLUMNS",
+    "CorpusConfig",
+    "corpus_config",
+    "corpus_paths",
+]
 
 CORPUS_FORMATS = ("auto", "csv", "jsonl", "text", "lines")
 AUTO_COLUMN = "auto"  # text_column: the CSV's only column, else the first of TEXT_COLUMNS it has
+# The longest document read, in characters: 16 Mi, more than any book (War and Peace: 3.2 million). A
+# document costs 20 to 70 bytes a character to deduplicate and tokenize, so a text file without blank
+# lines (one document) of a gigabyte took tens of gigabytes before it was refused as one document.
+MAX_DOCUMENT_CHARS = 1 << 24
 TEXT_COLUMNS = ("text", "patent_abstract")  # patent_abstract: the reference corpus, `nextword corpus`
 # The options that name where a file's text is, and what each takes.
 _NAMES = (

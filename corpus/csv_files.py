@@ -8,12 +8,11 @@ from __future__ import annotations
 import csv
 import logging
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .config import AUTO_COLUMN, TEXT_COLUMNS, CorpusConfig
+from .config import AUTO_COLUMN, MAX_DOCUMENT_CHARS, TEXT_COLUMNS, CorpusConfig
 from .errors import CorpusError
 
 __all__ = ["TSV_SUFFIXES", "read_csv"]
@@ -56,7 +55,8 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
     many rows had no text, once the file is read: a row without text is no document. Raises
     :class:`CorpusError` naming the line of an open quote, of a row with more fields than the header
     names, or of bytes csv cannot read, and for a text column empty in every row."""
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # abstracts can exceed the 128 KiB default
+    # abstracts can exceed the 128 KiB default; a field past a document's cap is refused as it is read
+    csv.field_size_limit(MAX_DOCUMENT_CHARS)
     with path.open(newline="", encoding="utf-8-sig") as f:
         delimiter = _delimiter(path, f.readline(), log)
         f.seek(0)  # the decoder starts again, and skips a byte-order mark again
@@ -97,6 +97,11 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
                     column,
                 )
         except csv.Error as exc:  # a NUL byte before Python 3.11, a field over the size limit
+            if "field larger than field limit" in str(exc):
+                raise CorpusError(
+                    f"{path}, line {reader.line_num}: a field of more than {csv.field_size_limit():,} "
+                    "characters, more than a document may hold; cut it into documents"
+                ) from None
             raise CorpusError(
                 f"{path}, line {reader.line_num}: not valid CSV ({exc}); fix that line or re-save the file "
                 "as CSV"

@@ -68,15 +68,15 @@ class Duplicates:
 
 
 def find_duplicates(
-    documents: Iterable[str], settings: DedupSettings, *, marks: bool = False, mixed: bool = False
+    documents: Iterable[str], settings: DedupSettings, *, marks: bool = True, mixed: bool = True
 ) -> Duplicates:
-    """Read ``documents`` once; find the exact duplicates and the near-duplicate groups among the rest.
-    ``marks``: combining marks are letters of the words compared, as split scheme ``dedup-v4`` and later
-    have it (:func:`nextword.corpus.split.words_take_marks`); without, they separate words, as in the
-    older schemes. ``mixed``: signature values as ``dedup-v5`` keeps them
-    (:func:`nextword.corpus.split.values_mixed`); without, as the older schemes did, which made
-    unrelated documents of five words or fewer near-duplicates (:mod:`.minhash`). Both default to the
-    older schemes, for callers that rebuild those; a new split passes both."""
+    """Read ``documents`` once; find the exact duplicates and the near-duplicate groups among the rest,
+    by default as a new split does (``dedup-v5``). ``marks``: combining marks are letters of the words
+    compared, as split scheme ``dedup-v4`` and later have it; False: they separate words, as in the
+    older schemes. ``mixed``: signature values as ``dedup-v5`` keeps them; False: as the older schemes
+    did, which made unrelated documents of five words or fewer near-duplicates (:mod:`.minhash`). A
+    caller that makes an older scheme's split again passes
+    ``**nextword.corpus.schemes.dedup_options(scheme)``."""
     with SignatureBuilder(settings, marks=marks, mixed=mixed) as builder:
         for document in documents:
             builder.add(document)
@@ -94,8 +94,8 @@ def shared_documents(
     documents: Iterable[str],
     settings: DedupSettings,
     *,
-    marks: bool = False,
-    mixed: bool = False,
+    marks: bool = True,
+    mixed: bool = True,
 ) -> np.ndarray:
     """(N,) bool for the N ``documents``: whether each is an exact or a near-duplicate of one of the
     ``reference`` documents, as :func:`find_duplicates` judges them over the reference documents followed

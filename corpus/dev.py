@@ -5,7 +5,7 @@
 continuous cache on them. Which ones is a function of the number of training documents, the number
 held out and the split seed alone, so the part can be rebuilt from a model file's provenance (its
 ``dev_documents`` count and split seed) with the training documents of the rebuilt split, in corpus
-order (and, for a ``dedup-v3`` or ``dedup-v4`` split, the near-duplicate groups of those documents:
+order (and, for a ``dedup-v3`` or later split, the near-duplicate groups of those documents:
 the part then holds out whole groups). Numpy only: ``nextword evaluate --split dev`` runs without
 TensorFlow.
 """

@@ -29,6 +29,7 @@ from nextword.runtime.checks import check_iterable, wrong_type
 from nextword.runtime.provenance import DataCounts, SplitRecord
 from nextword.runtime.splitting import holds_invisible, oldest_version
 from nextword.runtime.tokenizer import (
+    MAX_TOKEN_CHARS,
     SPECIAL_TOKENS,
     TOKENIZER_FORMAT_VERSION,
     Tokenizer,
@@ -120,6 +121,11 @@ def build_vocabulary(
 UNKNOWN_WARNING = 0.2  # share of the training words outside the vocabulary that earns a warning
 
 
+def _shown(word: str) -> str:
+    """``word`` quoted for a message, its first 60 characters at most."""
+    return repr(word) if len(word) <= 60 else repr(word[:60]) + "..."
+
+
 def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int = 0) -> None:
     """Log the share of the training words the vocabulary leaves out (they become ``<unk>``), and warn
     when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``. A vocabulary with
@@ -139,7 +145,14 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int 
         )
     known = set(tokenizer.tokens) - set(SPECIAL_TOKENS)  # a corpus's own "<unk>" marks are unknown words
     if not known:  # every word would be <unk>: nothing to learn, and nothing export could check
-        ((word, count),) = counts.most_common(1)
+        words_only = Counter({w: n for w, n in counts.items() if len(w) <= MAX_TOKEN_CHARS})
+        if not words_only:
+            raise ValueError(
+                f"every word of the training documents is longer than {MAX_TOKEN_CHARS:,} characters (the "
+                f"first: {_shown(next(iter(counts)))}), the most a vocabulary entry may hold: give text "
+                "whose words are separated by spaces or punctuation"
+            )
+        ((word, count),) = words_only.most_common(1)
         copies = (
             f" (the split dropped {duplicates:,} documents as exact duplicates of others, with their words: "
             "keep_duplicates=True keeps them)"
@@ -148,7 +161,8 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int 
         )
         raise ValueError(
             f"no word of the training documents occurs min_count={tokenizer.config.min_count} times or "
-            f"more (the most frequent, {word!r}, occurs {count} times){copies}: the vocabulary would hold "
+            f"more (the most frequent, {_shown(word)}, occurs {count} times){copies}: the vocabulary would "
+            "hold "
             "only the special tokens; lower `min_count`"
         )
     unknown = sum(n for word, n in counts.items() if word not in known)

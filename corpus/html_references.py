@@ -7,10 +7,12 @@ them into the characters they stand for; ``CorpusConfig(decode_html=True)`` (``-
 corpus so.
 
 Only complete references are decoded, those ending in a semicolon: ``AT&T``, ``R&D``, ``&copy 2024``
-and a number too long to be a character stay as they are. Names are HTML's (``&eacute;``, ``&lE;``)
-and the ISO 8879 Greek letters patent offices write (``&agr;`` for α, ``&Sgr;`` for Σ); a name that is
-neither stays as written. Numbers follow HTML: one that is no character (``&#0;``, a surrogate) is
-U+FFFD, and 128 to 159 are the Windows-1252 characters (``&#150;`` is an en dash).
+and a number of more than 8 digits stay as they are. Names are HTML's (``&eacute;``, ``&lE;``) and the
+ISO 8879 Greek letters patent offices write (``&agr;`` for α, ``&Sgr;`` for Σ); a name that is neither
+stays as written. Numbers follow HTML: one that is no character (``&#0;``, a surrogate, one past
+U+10FFFF) is U+FFFD, and 128 to 159 are the Windows-1252 characters (``&#150;`` is an en dash). A
+control character or a noncharacter (``&#1;``, ``&#xFFFE;``), which HTML drops, is read as a space, so
+that the words on either side stay apart.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def first_reference(text: str) -> str | None:
 
 def _character(match: re.Match[str]) -> str:
     name = match.group(1)
-    if name is None:  # a number
-        return html.unescape(match.group())
+    if name is None:  # a number; one HTML drops (a control character) keeps words apart
+        return html.unescape(match.group()) or " "
     # The whole name, never a prefix: html.unescape reads "&notit;" as "¬it;" (the old "&not")
     return html.entities.html5.get(name + ";") or _ISO_GREEK.get(name) or match.group()
 

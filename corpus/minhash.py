@@ -208,9 +208,10 @@ class SignatureFile:
 class SignatureBuilder:
     """Collects each document's exact key and MinHash signature, one document at a time (module doc).
     ``marks``: the words of :func:`document_words` take in combining marks (``dedup-v4`` on);
-    ``mixed``: the values keep bits of the whole minimum (``dedup-v5`` on)."""
+    ``mixed``: the values keep bits of the whole minimum (``dedup-v5`` on). Both default to what a
+    new split does; False makes an older scheme's signatures."""
 
-    def __init__(self, settings: DedupSettings, *, marks: bool = False, mixed: bool = False) -> None:
+    def __init__(self, settings: DedupSettings, *, marks: bool = True, mixed: bool = True) -> None:
         if settings.value_bits != 16 or settings.band_rows != 2:
             raise ValueError("this nextword computes 16-bit MinHash values in bands of two")
         if settings.shingle_words > len(_SHINGLE_MULTS):

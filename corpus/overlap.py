@@ -17,7 +17,8 @@ from nextword.runtime.provenance import DataCounts, DedupSettings, SplitRecord
 
 from .dedup import shared_documents
 from .dev import split_dev_mask
-from .split import DocumentSplit, dedup_options
+from .schemes import words_take_marks
+from .split import DocumentSplit
 
 if TYPE_CHECKING:
     from nextword.runtime.tokenizer import Tokenizer
@@ -47,9 +48,11 @@ def trained_documents(split: DocumentSplit, dev_documents: int | None) -> Iterat
 def copies_of(trained: Iterable[str], documents: Iterable[str], record: SplitRecord) -> np.ndarray:
     """(N,) bool for the N ``documents``: whether each copies or nearly copies one of ``trained``, as
     the deduplication of split ``record`` judges them (its settings, or the defaults for a split that
-    kept duplicates; words and values as its scheme takes them)."""
+    kept duplicates; words as its scheme takes them). The MinHash values are always ``dedup-v5``'s:
+    this check makes no split again, and the low bits of the older schemes called unrelated short
+    documents copies (:mod:`.minhash`)."""
     settings = record.dedup or DedupSettings()
-    return shared_documents(trained, documents, settings, **dedup_options(record.scheme))
+    return shared_documents(trained, documents, settings, marks=words_take_marks(record.scheme), mixed=True)
 
 
 def split_differs(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nextword.runtime.checks import as_path
 
-from .config import CorpusConfig, corpus_config, corpus_paths
+from .config import MAX_DOCUMENT_CHARS, CorpusConfig, corpus_config, corpus_paths
 from .csv_files import TSV_SUFFIXES, read_csv
 from .errors import CorpusError, os_error
 from .html_references import decode_references
@@ -48,10 +48,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # More lines than this per paragraph on average: the file looks like one document per line, with a few
 # stray blank lines, rather than paragraphs (a page of prose wraps a paragraph in a few lines).
 _LINES_PER_PARAGRAPH = 50
-# The longest document read, in characters: 16 Mi, more than any book (War and Peace: 3.2 million). A
-# document costs 20 to 70 bytes a character to deduplicate and tokenize, so a text file without blank
-# lines (one document) of a gigabyte took tens of gigabytes before it was refused as one document.
-MAX_DOCUMENT_CHARS = 1 << 24
 _DEFAULTS = CorpusConfig()
 _FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "text": "plain text", "lines": "lines of text"}
 # The options that say where a format's text is: (option, the format it applies to, what it chooses).

@@ -51,9 +51,6 @@ from nextword.runtime.checks import check_int, check_real, wrong_type
 from nextword.runtime.provenance import (
     SPLIT_BY_DOCUMENT,
     SPLIT_DEDUPLICATED_V1,
-    SPLIT_DEDUPLICATED_V2,
-    SPLIT_DEDUPLICATED_V3,
-    SPLIT_DEDUPLICATED_V4,
     DataCounts,
     Provenance,
     SplitRecord,
@@ -64,6 +61,7 @@ from .dedup import Duplicates, find_duplicates
 from .errors import CorpusError
 from .html_references import ReferenceCount
 from .readers import check_options, no_documents, read_corpus
+from .schemes import dedup_options, values_mixed, words_take_marks
 
 __all__ = [
     "DROPPED",
@@ -86,8 +84,6 @@ logger = logging.getLogger(__name__)
 
 TRAIN, VAL, DROPPED = 0, 1, 2  # the label of a document in DocumentSplit.labels
 # The deduplicated schemes whose words leave combining marks out; any later one takes them in.
-_WORDS_WITHOUT_MARKS = (SPLIT_DEDUPLICATED_V1, SPLIT_DEDUPLICATED_V2, SPLIT_DEDUPLICATED_V3)
-_LOW_BIT_VALUES = (*_WORDS_WITHOUT_MARKS, SPLIT_DEDUPLICATED_V4)
 
 
 @dataclass(frozen=True)
@@ -216,33 +212,17 @@ def _digested(documents: Iterator[str], digest: Any) -> Iterator[str]:
         yield document
 
 
-def words_take_marks(scheme: str) -> bool:
-    """Whether deduplication under split scheme ``scheme`` counts combining marks as letters of words
-    (``dedup-v4`` and later), rather than as separators (``dedup-v1`` to ``dedup-v3``)."""
-    return scheme not in _WORDS_WITHOUT_MARKS
-
-
-def values_mixed(scheme: str) -> bool:
-    """Whether deduplication under split scheme ``scheme`` keeps bits of each whole MinHash minimum
-    (``dedup-v5`` and later), rather than its low bits (``dedup-v1`` to ``dedup-v4``)."""
-    return scheme not in _LOW_BIT_VALUES
-
-
-def dedup_options(scheme: str) -> dict[str, bool]:
-    """The keyword arguments of :func:`~nextword.corpus.dedup.find_duplicates` (and
-    ``shared_documents``) that deduplicate as split scheme ``scheme`` does."""
-    return {"marks": words_take_marks(scheme), "mixed": values_mixed(scheme)}
-
-
 def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit:
     """The split a model was trained with, made again from the corpus files ``corpus.paths``.
 
     ``provenance`` is what the model file records (``load(path).info.provenance``): the split's scheme,
     fraction, seed and deduplication settings come from it, so the held-out documents are those the
     model never saw in training, files exported before deduplication existed included. ``corpus``
-    names the files and how to read them. A warning is logged when the files hold another number of
-    documents than the model's corpus did: the split made then is not the one it was trained with.
-    A ``provenance`` of None (a file that records none) or without a split is a :class:`CorpusError`.
+    names the files and how to read them (:func:`recorded_corpus` reads them as the model's were). A
+    warning is logged when the files hold another number of documents than the model's corpus did,
+    or other documents read otherwise than it records (format, column, field, ``decode_html``): the
+    split made then is not the one it was trained with. A ``provenance`` of None (a file that records
+    none) or without a split is a :class:`CorpusError`.
     """
     if provenance is None:  # model.info.provenance of a file exported before provenance was recorded
         raise CorpusError(
@@ -262,7 +242,27 @@ def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit
             split.counts.documents,
             recorded,
         )
+    elif provenance.corpus_sha256 not in (None, split.digest) and _read_otherwise(provenance, corpus):
+        logger.warning(
+            "%s were read otherwise than the model's corpus (%s), and their documents differ from its: "
+            "this is not the split it was trained with; recorded_corpus(provenance, paths) reads them as "
+            "the model's were",
+            list(corpus.paths),
+            _read_otherwise(provenance, corpus),
+        )
     return split
+
+
+def _read_otherwise(provenance: Provenance, corpus: CorpusConfig) -> str:
+    """The reading options of ``corpus`` that differ from those ``provenance`` records, as
+    ``name=value (the model's: value)``; empty when none does."""
+    recorded = recorded_corpus(provenance)
+    names = ("format", "text_column", "json_field", "decode_html")
+    return ", ".join(
+        f"{name}={getattr(corpus, name)!r} (the model's: {getattr(recorded, name)!r})"
+        for name in names
+        if getattr(corpus, name) != getattr(recorded, name)
+    )
 
 
 def recorded_corpus(provenance: Provenance | None, paths: Sequence[str] = ()) -> CorpusConfig:

@@ -101,6 +101,7 @@ def ranks_of(scores: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     the ids scored higher, and those scored the same with a lower id, as ``argmax`` and greedy
     decoding break ties. Counting only the higher ones put a tied word first: a model whose scores are
     all equal had every word right."""
+    wanted = np.asarray(wanted)
     target = scores[np.arange(len(wanted)), wanted][:, None]
     tied_before = (scores == target) & (np.arange(scores.shape[-1]) < wanted[:, None])
     return cast(np.ndarray, (scores > target).sum(axis=-1) + tied_before.sum(axis=-1))

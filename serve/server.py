@@ -169,7 +169,9 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         check_tls(config)
         check_address(config.host, config.port)  # one line naming --port, not uvicorn's shutdown log
         _warn_if_public(config)
-        uvicorn.run(app, **common)  # returns after Ctrl-C too (uvicorn swallows the KeyboardInterrupt)
+        # returns after Ctrl-C too (uvicorn 0.30.3 and later swallow the KeyboardInterrupt it re-raises;
+        # from older ones it propagates: `nextword serve: interrupted` all the same)
+        uvicorn.run(app, **common)
         if app.state.nextword.stopped_by == signal.SIGINT:
             raise KeyboardInterrupt  # `nextword serve: interrupted`, status 130, as the other commands
         return

@@ -378,7 +378,7 @@ def test_malformed_csv_is_a_corpus_error_with_the_line(tmp_path, monkeypatch):
     monkeypatch.setattr(csv, "field_size_limit", lambda *limit: real(10))
     path = tmp_path / "long.csv"
     path.write_text("text\nshort\nthis field is too long\n")
-    with pytest.raises(CorpusError, match=r"long\.csv, line 3: not valid CSV \(field larger than"):
+    with pytest.raises(CorpusError, match=r"long\.csv, line 3: a field of more than 10 characters"):
         load_documents([path], DEFAULT)
 
 
@@ -545,3 +545,38 @@ def test_a_document_over_the_size_cap_is_refused_naming_it(tmp_path, monkeypatch
         assert "a file without blank lines is one document" in message and "format='lines'" in message
     else:
         assert "holds 304 characters, more than the 300 a document may hold; cut it into documents" in message
+
+
+def test_a_corpus_whose_only_frequent_words_are_too_long_is_told_so(tmp_path):
+    """The vocabulary error blamed min_count for a word that occurs often enough but is over 1,000
+    characters long (and quoted it whole)."""
+    from nextword.corpus import build_vocabulary, split_corpus
+    from nextword.runtime import TokenizerConfig
+
+    path = tmp_path / "blobs.txt"
+    path.write_text("\n".join(f"{'q' * 1500} {i}" for i in range(30)) + "\n", encoding="utf-8")
+    split = split_corpus(CorpusConfig(paths=(str(path),), format="lines", keep_duplicates=True))
+    with pytest.raises(ValueError) as refused:
+        build_vocabulary(split, TokenizerConfig(min_count=2))
+    message = str(refused.value)
+    assert "no word of the training documents occurs min_count=2" in message  # the numbers: once each
+    assert "q" * 61 not in message  # quoted short
+    only_long = tmp_path / "long.txt"
+    only_long.write_text("\n".join("q" * 1500 for _ in range(30)) + "\n", encoding="utf-8")
+    split = split_corpus(CorpusConfig(paths=(str(only_long),), format="lines", keep_duplicates=True))
+    with pytest.raises(
+        ValueError, match=r"every word of the training documents is longer than 1,000 characters"
+    ):
+        build_vocabulary(split, TokenizerConfig(min_count=2))
+
+
+def test_a_csv_field_over_the_cap_is_refused_before_it_is_read_whole(tmp_path, monkeypatch):
+    """csv's field limit was 2 GiB: such a field was read whole before any check."""
+    from nextword.corpus import csv_files, readers
+
+    monkeypatch.setattr(csv_files, "MAX_DOCUMENT_CHARS", 300)
+    path = tmp_path / "c.csv"
+    path.write_text('text\n"a first document"\n"' + "word " * 100 + '"\n', encoding="utf-8")
+    field = r"c\.csv, line 3: a field of more than 300 characters, more than a document may hold"
+    with pytest.raises(CorpusError, match=field):
+        list(readers.read_documents(path, CorpusConfig()))

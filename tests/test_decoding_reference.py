@@ -504,14 +504,16 @@ def test_beam_search_with_a_cache_gives_each_beam_its_own_cache():
     assert reordered >= 10  # the cache changed the search's answer in enough cases to mean something
 
 
-def test_ranks_count_only_the_tokens_that_strictly_beat_the_target():
+def test_ranks_count_the_tokens_that_beat_the_target_and_those_tied_with_a_lower_id():
+    """Ties rank as greedy decoding picks (argmax: the lower id first); counting only the tokens that
+    strictly beat the target put every tied one first."""
     words = ["a", "b", "c"]  # ids 3, 4, 5
     table = np.zeros((6, 6, 6))  # every token equally likely...
     table[:, :, 5] = -1.0  # ...but "c", below all five others
     model = TableModel(table, words)
     ids = np.array([EOD, 3, 4, 5, EOD])
     logprobs, ranks = token_logprobs(model, ids)
-    assert ranks.tolist() == [0, 0, 5, 0]
+    assert ranks.tolist() == [3, 4, 5, EOD]  # a and b after ids 0-2 (and a); c below all; <eod> after 0, 1
     assert logprobs[0] == pytest.approx(-np.log(5 + np.exp(-1.0)))
     scores = evaluate_ids(model, [ids.tolist()], cache=False)
-    assert scores.accuracy == 0.75 and scores.top5_accuracy == 0.75
+    assert scores.accuracy == 0.0 and scores.top5_accuracy == 0.75

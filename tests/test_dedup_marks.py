@@ -158,7 +158,8 @@ def test_near_duplicate_shingles_see_the_marks():
     assert first != second
     with_marks = find_duplicates([first, second], DEFAULT, marks=True)
     assert with_marks.exact_duplicates == 0 and with_marks.group.tolist() == [0, 1]
-    assert find_duplicates([first, second], DEFAULT).dropped.tolist() == [False, True]
+    assert find_duplicates([first, second], DEFAULT, marks=False).dropped.tolist() == [False, True]
+    assert find_duplicates([first, second], DEFAULT).group.tolist() == [0, 1]  # the default: a new split's
 
 
 def test_a_corpus_of_distinct_hindi_and_arabic_documents_keeps_every_document(tmp_path):

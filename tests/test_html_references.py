@@ -13,7 +13,7 @@ import pytest
 
 from helpers import synthetic_documents, write_corpus
 from nextword.cli.main import main
-from nextword.corpus import CorpusConfig, read_documents, recorded_corpus, split_corpus
+from nextword.corpus import CorpusConfig, read_documents, rebuild_split, recorded_corpus, split_corpus
 from nextword.corpus.html_references import ReferenceCount, decode_references, first_reference
 from nextword.runtime.errors import WrongTypeError
 from nextword.runtime.provenance import Provenance
@@ -29,7 +29,8 @@ from nextword.runtime.provenance import Provenance
         ("&Sgr; of &lgr;", "\u03a3 of \u03bb"),  # ISO Greek, not HTML's
         ("&amp;amp;", "&amp;"),  # decoded once
         ("&#150;", "\u2013"),  # 128-159: Windows-1252, as HTML reads them
-        ("&#0;, &#xD800;, &#x110000;", "\ufffd, \ufffd, \ufffd"),  # no character: U+FFFD
+        ("&#0;, &#xD800;, &#x110000;, &#99999999;", "\ufffd, \ufffd, \ufffd, \ufffd"),  # no character
+        ("foo&#1;bar&#xFFFE;baz&#x7f;", "foo bar baz "),  # what HTML drops keeps words apart
     ],
 )
 def test_complete_references_are_read_as_their_characters(written, read):
@@ -131,7 +132,7 @@ def test_the_provenance_records_the_choice_and_reads_files_without_it_as_written
     assert recorded_corpus(Provenance(), ["c.csv"]).decode_html is False
 
 
-def test_a_model_trained_decoding_is_evaluated_on_its_own_split(tiny_config, tmp_path, capsys):
+def test_a_model_trained_decoding_is_evaluated_on_its_own_split(tiny_config, tmp_path, capsys, caplog):
     pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
     from nextword.export import ExportConfig, export
     from nextword.runtime import load
@@ -163,3 +164,40 @@ def test_a_model_trained_decoding_is_evaluated_on_its_own_split(tiny_config, tmp
     assert "they were read otherwise than the model's corpus (--decode-html)" in error
     assert main(["info", str(out)]) == 0
     assert "(HTML character references read as characters)" in capsys.readouterr().out
+
+    # rebuild_split with files read otherwise than recorded: same count, other documents, a warning
+    provenance = model.info.provenance
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nextword.corpus"):
+        own = rebuild_split(provenance, recorded_corpus(provenance, [str(corpus)]))
+        assert not caplog.records and own.digest == provenance.corpus_sha256
+        other = rebuild_split(provenance, CorpusConfig(paths=(str(corpus),)))
+    assert other.counts.documents == own.counts.documents and other.digest != own.digest
+    (warned,) = caplog.records
+    assert "decode_html=False (the model's: True)" in warned.getMessage()
+    assert "recorded_corpus(provenance, paths)" in warned.getMessage()
+
+
+def test_fine_tuning_a_base_that_decoded_warns_a_run_that_does_not(caplog):
+    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
+    from pathlib import Path
+
+    from nextword.runtime import Tokenizer, TokenizerConfig
+    from nextword.train import TrainConfig
+    from nextword.train.base import Base, fine_tuning_config
+
+    tokenizer = Tokenizer.from_counts({"the": 3}, TokenizerConfig(min_count=1))
+    for base_decoded, run_decodes, warned in (
+        (True, False, True),
+        (True, True, False),
+        (False, False, False),
+    ):
+        base = Base(
+            Path("base"), TrainConfig(corpus=CorpusConfig(decode_html=base_decoded)), {}, tokenizer, 1
+        )
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nextword.train"):
+            tuned = fine_tuning_config(TrainConfig(corpus=CorpusConfig(decode_html=run_decodes)), base)
+        assert tuned.corpus.decode_html is run_decodes
+        said = [r.getMessage() for r in caplog.records if "decode_html" in r.getMessage()]
+        assert bool(said) is warned, (base_decoded, run_decodes)
