@@ -20,12 +20,16 @@ import pytest
 pytest.importorskip("uvicorn", reason="install nextword[serve] to test the server")
 
 
+# --kill-child: process 1 of the namespace goes with unshare, so a failed test leaves no server behind
+UNSHARE = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]
+
+
 def _namespaces() -> str | None:
     """Why this machine cannot run a process as process 1 of a new PID namespace; None when it can."""
     if sys.platform != "linux" or not shutil.which("unshare") or not shutil.which("pgrep"):
         return "needs Linux with unshare and pgrep"
     probe = subprocess.run(
-        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", "import os; print(os.getpid())"],
+        [*UNSHARE, sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -75,7 +79,7 @@ sys.exit(main())
 def _start(tmp_path: Path, stage: str, *serve_args: str) -> tuple[subprocess.Popen, Path, int]:
     """The wrapper as process 1: (the ``unshare`` process, the marker file, process 1's PID here)."""
     marker = tmp_path / "reached"
-    command = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", WRAPPER]
+    command = [*UNSHARE, sys.executable, "-c", WRAPPER]
     with open(tmp_path / "stderr", "w", encoding="utf-8") as err:  # the child holds its own copy
         process = subprocess.Popen(
             [*command, stage, str(marker), *serve_args],
