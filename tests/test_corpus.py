@@ -580,3 +580,27 @@ def test_a_csv_field_over_the_cap_is_refused_before_it_is_read_whole(tmp_path, m
     field = r"c\.csv, line 3: a field of more than 300 characters, more than a document may hold"
     with pytest.raises(CorpusError, match=field):
         list(readers.read_documents(path, CorpusConfig()))
+
+
+def test_a_long_paragraph_is_refused_while_it_is_read_and_its_length_counts_its_joins(tmp_path, monkeypatch):
+    """Plain text is checked line by line (a file without blank lines is never held whole); the count
+    is the joined document's, spaces between lines included, and the message names where it starts."""
+    from nextword.corpus import readers
+
+    monkeypatch.setattr(readers, "MAX_DOCUMENT_CHARS", 300)
+    path = tmp_path / "c.txt"
+    # 3 lines of 99 characters: 299 once joined, read; 4 of 75: 303, refused; its lines 5 on
+    path.write_text("\n".join(["x" * 99] * 3) + "\n\n" + "\n".join(["y" * 75] * 4) + "\n", encoding="utf-8")
+    read = readers._read_text(path, log=False)  # the reader itself, before any document is joined
+    assert len(next(read)) == 299
+    with pytest.raises(CorpusError, match=r"c\.txt: document 2 \(lines 5 on\) holds more than 300"):
+        next(read)
+
+
+def test_the_readme_states_the_document_cap_the_code_has():
+    from pathlib import Path
+
+    from nextword.corpus.config import MAX_DOCUMENT_CHARS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"A document may hold up to {MAX_DOCUMENT_CHARS:,}" in " ".join(readme.split())

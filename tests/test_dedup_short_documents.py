@@ -125,3 +125,13 @@ def test_copies_of_trained_documents_use_the_new_values_whatever_the_records_sch
         record = SplitRecord(scheme, 0.1, 0, DEFAULT)
         assert not copies_of(trained, unseen, record).any(), scheme
         assert copies_of(trained, trained[:50], record).all(), scheme
+
+
+def test_dedup_v5_values_are_the_ones_released():
+    """Every model that records dedup-v5 makes its split again from these exact values: another well
+    mixed choice would pass every statistical test and rebuild other splits."""
+    from nextword.corpus.minhash import _kept_bits
+
+    minima = np.array([[0, 1, 0xFFFF, 0x10000, 0xDEADBEEF, 0xFFFFFFFF]], dtype=np.uint32)
+    assert _kept_bits(minima, True).tolist() == [[0, 22162, 45668, 52917, 19974, 35634]]
+    assert _kept_bits(minima, False).tolist() == [[0, 1, 0xFFFF, 0, 0xBEEF, 0xFFFF]]  # dedup-v1 to v4

@@ -54,15 +54,31 @@ def test_what_is_not_a_complete_known_reference_stays_as_written(text):
     assert first_reference(text) is None
 
 
-def test_every_iso_greek_name_is_a_greek_letter_its_capital_the_capital():
+# ISOgrk1's stems and the letters they name (the capital's name upper-cases the stem: THgr, EEgr)
+ISOGRK1 = {
+    "a": "ALPHA", "b": "BETA", "g": "GAMMA", "d": "DELTA", "e": "EPSILON", "z": "ZETA", "ee": "ETA",
+    "th": "THETA", "i": "IOTA", "k": "KAPPA", "l": "LAMDA", "m": "MU", "n": "NU", "x": "XI",
+    "o": "OMICRON", "p": "PI", "r": "RHO", "s": "SIGMA", "t": "TAU", "u": "UPSILON", "ph": "PHI",
+    "kh": "CHI", "ps": "PSI", "oh": "OMEGA",
+}  # fmt: skip
+
+
+def test_every_iso_greek_name_is_the_letter_isogrk1_names():
     from nextword.corpus.html_references import _ISO_GREEK
 
-    assert len(_ISO_GREEK) == 49 and len(set(_ISO_GREEK.values())) == 49
-    for name, letter in _ISO_GREEK.items():
-        assert unicodedata.name(letter).startswith("GREEK "), name
-        if name[0].isupper():
-            assert letter == _ISO_GREEK[name.lower()].upper()
+    assert len(_ISO_GREEK) == 49
+    for stem, name in ISOGRK1.items():
+        assert unicodedata.name(_ISO_GREEK[stem + "gr"]) == f"GREEK SMALL LETTER {name}", stem
+        assert unicodedata.name(_ISO_GREEK[stem.upper() + "gr"]) == f"GREEK CAPITAL LETTER {name}", stem
     assert _ISO_GREEK["sfgr"] == "\u03c2" and "SFgr" not in _ISO_GREEK
+
+
+def test_the_bounds_of_a_reference():
+    assert decode_references("&#00008220;&#x0001F600;") == "\u201c\U0001f600"  # 8 digits, leading zeros
+    assert decode_references("&#000008220; &#x00001F600;") == "&#000008220; &#x00001F600;"  # 9: as written
+    assert decode_references("&CounterClockwiseContourIntegral;") == "\u2233"  # HTML's longest name
+    assert decode_references("&" + "a" * 40 + ";") == "&" + "a" * 40 + ";"
+    assert first_reference("&zzz; then &#8220;") == "&#8220;"  # past a name it does not know
 
 
 def test_reference_count_counts_documents_and_keeps_the_first():
@@ -97,6 +113,17 @@ def test_a_reference_that_is_all_of_a_document_but_spaces_leaves_no_empty_docume
 def test_decode_html_must_be_a_bool():
     with pytest.raises(WrongTypeError, match="decode_html"):
         CorpusConfig(decode_html="yes")
+
+
+def test_no_advice_without_references_nor_when_decoding_already(tmp_path, caplog):
+    documents = synthetic_documents(30, seed=3)
+    path = write_corpus(tmp_path / "plain", documents)["csv"]
+    documents[4] += " AT&amp;amp;T"  # decoded once, "&amp;" is left: decoding again would be wrong
+    encoded_twice = write_corpus(tmp_path / "twice", documents)["csv"]
+    with caplog.at_level(logging.WARNING, logger="nextword"):
+        split_corpus(CorpusConfig(paths=(str(path),)))
+        split_corpus(CorpusConfig(paths=(str(encoded_twice),), decode_html=True))
+    assert "character references" not in caplog.text
 
 
 def test_a_new_split_warns_of_references_once_and_not_when_decoding_or_remaking(tmp_path, caplog):
@@ -201,3 +228,16 @@ def test_fine_tuning_a_base_that_decoded_warns_a_run_that_does_not(caplog):
         assert tuned.corpus.decode_html is run_decodes
         said = [r.getMessage() for r in caplog.records if "decode_html" in r.getMessage()]
         assert bool(said) is warned, (base_decoded, run_decodes)
+
+
+def test_evaluate_names_only_the_reading_options_given_that_differ(model_path, tmp_path, capsys):
+    """--split on other files: the error names an option that read them otherwise than recorded (by
+    its flag), and none that was given as recorded."""
+    other = tmp_path / "other.txt"
+    other.write_text("\n\n".join(synthetic_documents(12, seed=9)) + "\n", encoding="utf-8")
+    args = ["evaluate", str(model_path), str(other), "--split", "val"]
+    assert main([*args, "--corpus-format", "text"]) == 2
+    assert "read otherwise than the model's corpus (--corpus-format)" in capsys.readouterr().err
+    assert main([*args, "--corpus-format", "auto", "--no-decode-html"]) == 2  # both as recorded
+    err = capsys.readouterr().err
+    assert "these files hold" in err and "read otherwise" not in err

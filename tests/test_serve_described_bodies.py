@@ -98,3 +98,25 @@ def test_the_declared_bodies_name_their_fields_and_what_they_mean(model):
         "size_limits",
     }
     assert "nextword info --json" in entry["properties"]["nextword"]["description"]
+
+
+def test_the_declared_types_keep_the_values_and_each_route_names_its_body(model):
+    with TestClient(create_app(ServeConfig(), model)) as client:
+        state = client.app.state.nextword
+        state.started_monotonic -= 12.34  # up a while: not a whole number of seconds
+        health = client.get("/health")
+        entry = client.get("/v1/models").json()["data"][0]
+        schema = client.get("/openapi.json").json()
+    assert health.status_code == 200 and isinstance(health.json()["uptime_s"], float)
+    assert health.json()["uptime_s"] >= 12.3
+    assert type(entry["created"]) is int and entry["limits"]["size_limits"] is state.config.size_limits
+    for path, name in (
+        ("/health", "Health"),
+        ("/v1/models", "ModelList"),
+        ("/v1/models/{model_id}", "ModelEntry"),
+    ):
+        assert answer_schema(schema, path) == {"$ref": f"#/components/schemas/{name}"}, path
+    components = schema["components"]["schemas"]
+    assert components["Health"]["properties"]["status"]["const"] == "ok"
+    assert components["ModelEntry"]["properties"]["object"]["const"] == "model"
+    assert components["ModelList"]["properties"]["object"]["const"] == "list"

@@ -451,6 +451,29 @@ def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
         ours.setLevel(before)
 
 
+def test_a_caller_quiet_through_the_root_logger_is_not_made_louder(model, monkeypatch):
+    """A program whose logging.basicConfig(level=WARNING) left the nextword logger unset asked for
+    warnings only: log_level="debug" must not open nextword's debug lines to it."""
+    import logging
+
+    import uvicorn
+
+    from nextword.serve import serve
+
+    ours, root = logging.getLogger("nextword"), logging.getLogger()
+    seen = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.append(ours.getEffectiveLevel()))
+    before = ours.level, root.level
+    try:
+        ours.setLevel(logging.NOTSET)
+        root.setLevel(logging.WARNING)
+        serve(ServeConfig(port=0, log_level="debug"), model)
+    finally:
+        ours.setLevel(before[0])
+        root.setLevel(before[1])
+    assert seen == [logging.WARNING]
+
+
 @pytest.mark.parametrize(
     ("quiet", "level", "uvicorn_level"),
     [

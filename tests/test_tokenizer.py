@@ -451,6 +451,7 @@ def test_words_longer_than_a_file_may_hold_are_left_out_of_a_vocabulary_with_a_w
     ]
     (record,) = caplog.records
     assert record.getMessage().startswith("1 frequent 'words' longer than 1000 characters left out")
+    assert record.getMessage().endswith(": 'qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq...")
     caplog.clear()
     Tokenizer.build(["the net " + blob] * 3, TokenizerConfig(min_count=2))
     assert len(caplog.records) == 1
