@@ -142,7 +142,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes, timeout=config.request_timeout)
     if keys:  # outside the body cap: a request without a key is refused before its body is read
         app.add_middleware(ApiKeys, keys=keys)
-        document_keys(app)
+    document_keys(app, required=bool(keys))  # the schema names the key either way (optional without)
     if config.cors_origins:  # outside the caps and the key check: refusals (413, 429) carry its headers too
         app.add_middleware(Cors, origins=list(config.cors_origins))
     # added last, so outermost: every request is counted and has its access line, the refusals of the

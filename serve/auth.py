@@ -66,9 +66,11 @@ class ApiKeys:
         await self.app(scope, receive, send)
 
 
-def document_keys(app: Any) -> None:
-    """Say in the app's OpenAPI schema that the guarded paths need a key (a bearer token) and answer 401
-    without one: /docs then has an Authorize button, and its "Try it out" sends the key."""
+def document_keys(app: Any, required: bool = True) -> None:
+    """Say in the app's OpenAPI schema that the guarded paths take a key (a bearer token) and answer 401
+    without one: /docs then has an Authorize button, and its "Try it out" sends the key. Without
+    ``required`` (a server started with no key) the key is optional there: a client generated from
+    either server's schema has the same functions, and knows the 401 a keyed server gives."""
     make = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -84,9 +86,10 @@ def document_keys(app: Any) -> None:
                 if not guarded(path):
                     continue
                 for operation in operations.values():
-                    operation["security"] = [{"apiKey": []}]
+                    operation["security"] = [{"apiKey": []}] if required else [{}, {"apiKey": []}]
                     operation.setdefault("responses", {})["401"] = {
-                        "description": "no API key, or not one this server takes (code invalid_api_key)",
+                        "description": "no API key, or not one this server takes (code invalid_api_key)"
+                        + ("" if required else "; only from a server started with a key"),
                         "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
                         },

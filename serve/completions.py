@@ -83,7 +83,8 @@ MODEL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
             "description": "The completion; with `stream`, server-sent events instead: each `data:` "
             "line a CompletionResponse chunk (or, for a failure after the stream began, an ErrorBody), "
             "then `data: [DONE]`",
-            "content": {"text/event-stream": {}},
+            # a string to generated clients: the events are read as text, each data line parsed apart
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
     },
     summary="Continue one or more prompts (OpenAI-compatible)",

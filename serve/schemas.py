@@ -97,9 +97,13 @@ class _Request(BaseModel):
 
 
 class StreamOptions(_Request):
-    include_usage: bool = Field(False, description="send a last chunk with the token counts")
-    include_obfuscation: bool = Field(
-        True,
+    # None, not a default value: a generated client then leaves them out (openapi-typescript made a field
+    # with a default a required one), and a JSON null means "not sent", as for every option
+    include_usage: bool | None = Field(
+        None, description="send a last chunk with the token counts (null: false)"
+    )
+    include_obfuscation: bool | None = Field(
+        None,
         description="OpenAI's padding of each chunk against length side channels; accepted (its client "
         "sends it) and without effect: the chunks carry no padding",
     )
@@ -139,13 +143,13 @@ class CompletionRequest(_Request):
     stop: str | list[str] | None = Field(None, description="strings that end the text (cut before them)")
     seed: int | None = Field(None, description="the same seed and options give the same text")
     stream: bool | None = Field(
-        False, description="send the text as server-sent events while it is generated (null: false)"
+        None, description="send the text as server-sent events while it is generated (null: false)"
     )
     stream_options: StreamOptions | None = None
     logprobs: int | None = Field(
         None, description="log-probability of each chosen word and of this many alternatives (0..20)"
     )
-    echo: bool | None = Field(False, description="put the prompt in front of the completion (null: false)")
+    echo: bool | None = Field(None, description="put the prompt in front of the completion (null: false)")
     # nextword's own options
     top_k: int | None = Field(None, description="sample among the k most likely words (0: every word)")
     min_tokens: int | None = Field(None, description="words at least before the model may end the text")
@@ -182,6 +186,10 @@ class Logprobs(BaseModel):
 
 
 class Choice(BaseModel):
+    # every answer carries each field (null where it has no value): required in the schema, so that
+    # generated clients need not handle a field that is never left out
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     index: int
     text: str
     logprobs: Logprobs | None = None
@@ -199,7 +207,7 @@ class Usage(BaseModel):
 
 class CompletionResponse(BaseModel):
     id: str
-    object: Literal["text_completion"] = "text_completion"
+    object: Literal["text_completion"]
     created: int
     model: str
     choices: list[Choice]
@@ -211,9 +219,9 @@ class SuggestRequest(_Request):
 
     prompt: str = Field(..., description="text so far (may be empty: the start of a document)")
     k: int | None = Field(
-        5,
+        None,
         description="how many words: 1 to this server's cap (nextword serve --max-suggestions, 100 by "
-        "default); null: 5",
+        "default); left out or null: 5",
     )
     model: str | None = Field(None, description=MODEL_FIELD)
     cache: bool | None = Field(

@@ -125,11 +125,12 @@ def test_good_ranges_and_other_units_are_served(client, model_path):
 
 # What each documented route can answer, besides 405 for a method it does not take and 500 for a bug.
 ANSWERS = {  # "default": any other error (a 405, the protocol's 408 and 431, a 500), in the same shape
-    ("/v1/completions", "post"): {200, 400, 404, 413, 429, 503, "default"},
-    ("/v1/suggest", "post"): {200, 400, 404, 413, 429, 503, "default"},
-    ("/v1/score", "post"): {200, 400, 404, 413, 429, 503, "default"},
-    ("/v1/models", "get"): {200},
-    ("/v1/models/{model_id}", "get"): {200, 404},
+    # 401: from a server started with a key; the schema says so either way (optional without one)
+    ("/v1/completions", "post"): {200, 400, 401, 404, 413, 429, 503, "default"},
+    ("/v1/suggest", "post"): {200, 400, 401, 404, 413, 429, 503, "default"},
+    ("/v1/score", "post"): {200, 400, 401, 404, 413, 429, 503, "default"},
+    ("/v1/models", "get"): {200, 401},
+    ("/v1/models/{model_id}", "get"): {200, 401, 404},
     ("/health", "get"): {200, 503},
     ("/metrics", "get"): {200},
 }

@@ -120,3 +120,41 @@ def test_the_declared_types_keep_the_values_and_each_route_names_its_body(model)
     assert components["Health"]["properties"]["status"]["const"] == "ok"
     assert components["ModelEntry"]["properties"]["object"]["const"] == "model"
     assert components["ModelList"]["properties"]["object"]["const"] == "list"
+
+
+def test_what_generated_clients_read_from_the_completion_schema(model):
+    """openapi-typescript made a request field with a default a required one (a plain {prompt} did not
+    compile), typed every answer of the route unknown for a stream media type without a schema, and
+    left Choice's always-sent fields optional."""
+    with TestClient(create_app(ServeConfig(), model)) as client:
+        schema = client.get("/openapi.json").json()
+        streamed = client.post(
+            "/v1/completions",
+            json={
+                "prompt": "the",
+                "max_tokens": 2,
+                "stream": True,
+                "stream_options": {"include_usage": None},
+            },
+        )
+    components = schema["components"]["schemas"]
+    requests = {
+        "CompletionRequest": ("stream", "echo"),
+        "SuggestRequest": ("k",),
+        "StreamOptions": ("include_usage", "include_obfuscation"),
+    }
+    for name, fields in requests.items():
+        for field in fields:
+            assert "default" not in components[name]["properties"][field], (name, field)
+        assert "stream" not in components[name].get("required", [])
+    answers = schema["paths"]["/v1/completions"]["post"]["responses"]["200"]["content"]
+    assert answers["text/event-stream"] == {"schema": {"type": "string"}}
+    assert set(components["Choice"]["required"]) == {
+        "index",
+        "text",
+        "logprobs",
+        "finish_reason",
+        "end_reason",
+    }
+    assert "object" in components["CompletionResponse"]["required"]
+    assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")  # null: not sent

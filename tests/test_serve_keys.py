@@ -97,11 +97,19 @@ def test_the_api_reference_says_which_routes_need_the_key(client):
     assert "invalid_api_key" not in paths["/v1/completions"]["post"]["responses"]["400"]["description"]
 
 
-def test_without_keys_nothing_asks_for_one(model, monkeypatch):
+def test_without_keys_none_is_asked_for_and_the_reference_makes_it_optional(model, monkeypatch):
+    """A client generated from a keyless server's schema knew nothing of keys: pointed at a keyed one,
+    its calls could not send one, and the 401 was an undeclared answer."""
     monkeypatch.delenv("NEXTWORD_API_KEY", raising=False)
     with TestClient(create_app(ServeConfig(), model)) as client:
         assert client.get("/v1/models").status_code == 200
-        assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
+        schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    for path, method in (("/v1/completions", "post"), ("/v1/models", "get"), ("/v1/score", "post")):
+        operation = schema["paths"][path][method]
+        assert operation["security"] == [{}, {"apiKey": []}], path  # none, or the key
+        assert "only from a server started with a key" in operation["responses"]["401"]["description"]
+    assert "security" not in schema["paths"]["/health"]["get"]
 
 
 def test_the_key_may_come_from_the_environment_and_a_bad_one_is_named(model, monkeypatch):
