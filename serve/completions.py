@@ -75,6 +75,7 @@ MODEL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/v1/completions",
+    operation_id="createCompletion",  # OpenAI's name for it
     response_model=CompletionResponse,
     responses={
         **ERRORS,

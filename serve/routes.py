@@ -39,6 +39,7 @@ STATIC = resources.files("nextword.serve") / "static"
 
 @router.post(
     "/v1/suggest",
+    operation_id="suggestWords",
     response_model=SuggestResponse,
     responses={**ERRORS, **MODEL_NOT_FOUND},
     summary="Next-word suggestions",
@@ -80,6 +81,7 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
 
 @router.post(
     "/v1/score",
+    operation_id="scoreText",
     response_model=ScoreResponse,
     responses={**ERRORS, **MODEL_NOT_FOUND},
     summary="Score a text word by word",
@@ -113,7 +115,12 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models", response_model=ModelList, summary="The served model: provenance and metrics")
+@router.get(
+    "/v1/models",
+    operation_id="listModels",
+    response_model=ModelList,
+    summary="The served model: provenance and metrics",
+)
 async def models(request: Request) -> dict[str, Any]:
     """OpenAI's model list (one model), with what ``nextword info --json`` shows about it."""
     return {"object": "list", "data": [_model_entry(request.app.state.nextword)]}
@@ -121,6 +128,7 @@ async def models(request: Request) -> dict[str, Any]:
 
 @router.get(
     "/v1/models/{model_id}",
+    operation_id="retrieveModel",
     response_model=ModelEntry,
     responses=MODEL_NOT_FOUND,
     summary="The served model, by its id",
@@ -166,6 +174,7 @@ async def chat() -> None:
 
 @router.get(
     "/health",
+    operation_id="getHealth",
     response_model=Health,
     response_model_exclude_none=True,  # the scheduler's figures it has, no nulls for the others
     responses={503: ERRORS[503]},
@@ -190,8 +199,14 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get(
     "/metrics",
+    operation_id="getMetrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus' text format"}},
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus' text format",
+        }
+    },
     summary="Prometheus metrics",
 )
 async def metrics(request: Request) -> Response:

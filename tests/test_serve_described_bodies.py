@@ -158,3 +158,23 @@ def test_what_generated_clients_read_from_the_completion_schema(model):
     }
     assert "object" in components["CompletionResponse"]["required"]
     assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")  # null: not sent
+
+
+def test_operations_have_names_a_generated_client_can_use(model):
+    """FastAPI's own ids (completions_v1_completions_post, model_v1_models__model_id__get) became the
+    names of generated functions."""
+    with TestClient(create_app(ServeConfig(), model)) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    named = {path: {method: op["operationId"] for method, op in ops.items()} for path, ops in paths.items()}
+    assert named == {
+        "/v1/completions": {"post": "createCompletion"},
+        "/v1/suggest": {"post": "suggestWords"},
+        "/v1/score": {"post": "scoreText"},
+        "/v1/models": {"get": "listModels"},
+        "/v1/models/{model_id}": {"get": "retrieveModel"},
+        "/health": {"get": "getHealth"},
+        "/metrics": {"get": "getMetrics"},
+    }
+    assert paths["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"] == {
+        "schema": {"type": "string"}
+    }

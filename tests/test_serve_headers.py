@@ -273,7 +273,7 @@ def test_the_api_reference_works_under_its_policy(browser, live_server):
 
     _watch(browser)
     browser.get(live_server.url + "/docs")
-    operation = "#operations-default-models_v1_models_get .opblock-summary"  # GET /v1/models
+    operation = "#operations-default-listModels .opblock-summary"  # GET /v1/models
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, operation), "no operations").pop().click()
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".try-out__btn"), "no Try it out").pop().click()
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".execute"), "no Execute").pop().click()
