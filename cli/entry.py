@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 from .signals import Terminated, terminate
 
@@ -15,8 +16,10 @@ __all__ = ["main"]
 def main() -> int:
     """Run ``nextword`` with ``sys.argv``; returns its exit status (130 when interrupted, 143 when
     terminated)."""
-    if os.getpid() == 1:  # a container's first process: the kernel drops a signal it does not handle,
-        signal.signal(signal.SIGTERM, terminate)  # so a stop while the modules load would be lost
+    # a container's first process: the kernel drops a signal it does not handle, so a stop while the
+    # modules load would be lost (signals are taken on the main thread only)
+    if os.getpid() == 1 and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate)
     try:
         from .main import main as run
 

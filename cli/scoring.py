@@ -372,10 +372,11 @@ def _not_its_corpus(args: argparse.Namespace, provenance: Any, found: str) -> No
     files = ", ".join(provenance.corpus_files) or "nextword info names them"
     recorded = recorded_corpus(provenance)
     flags = {f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in fields(CorpusConfig)}
-    otherwise = [
-        flags[name]
+    given = {name: vars(args).get(name, getattr(recorded, name)) for name in READ_AS_RECORDED}
+    otherwise = [  # as typed: --no-decode-html for a False
+        f"--no-{flags[name][2:]}" if given[name] is False else flags[name]
         for name in READ_AS_RECORDED
-        if vars(args).get(name, getattr(recorded, name)) != getattr(recorded, name)
+        if given[name] != getattr(recorded, name)
     ]
     raise ValueError(
         f"--split {args.split}: these files hold {found}, so the split made again is not the one "

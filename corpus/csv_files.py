@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -55,8 +56,10 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
     many rows had no text, once the file is read: a row without text is no document. Raises
     :class:`CorpusError` naming the line of an open quote, of a row with more fields than the header
     names, or of bytes csv cannot read, and for a text column empty in every row."""
-    # abstracts can exceed the 128 KiB default; a field past a document's cap is refused as it is read
-    csv.field_size_limit(MAX_DOCUMENT_CHARS)
+    # abstracts can exceed the 128 KiB default. csv's limit is the process's: it stays high (another
+    # column, or the caller's own CSV, may hold more than a document), and read_documents holds the
+    # text to MAX_DOCUMENT_CHARS
+    csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
     with path.open(newline="", encoding="utf-8-sig") as f:
         delimiter = _delimiter(path, f.readline(), log)
         f.seek(0)  # the decoder starts again, and skips a byte-order mark again
@@ -100,7 +103,7 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
             if "field larger than field limit" in str(exc):
                 raise CorpusError(
                     f"{path}, line {reader.line_num}: a field of more than {csv.field_size_limit():,} "
-                    "characters, more than a document may hold; cut it into documents"
+                    f"characters, and a document may hold {MAX_DOCUMENT_CHARS:,}; cut it into documents"
                 ) from None
             raise CorpusError(
                 f"{path}, line {reader.line_num}: not valid CSV ({exc}); fix that line or re-save the file "

@@ -82,10 +82,17 @@ class ReferenceCount:
                 self.example = self.example or found
             yield document
 
-    def advice(self, total: int) -> str:
-        """What a user reading these references as written should know, of ``total`` documents."""
+    def advice(self, total: int, decoded: bool = False) -> str:
+        """What a user should know of the references counted among ``total`` documents: read as
+        written; or, ``decoded``, left once the documents were decoded (text encoded twice)."""
         example = self.example or "&#8220;"
         pieces = ", ".join(re.findall(r"[A-Za-z0-9]+|[^A-Za-z0-9]", example))
+        if decoded:
+            return (
+                f"{self.documents:,} of the {total:,} documents still hold HTML character references once "
+                f"decoded (the first: {example}): text encoded twice (&amp;amp;, read as &amp;), whose "
+                f"references are words to the model ({pieces}); decode the text once more before training"
+            )
         return (
             f"{self.documents:,} of the {total:,} documents hold HTML character references (the first: "
             f"{example}), read as written: each is several words to the model ({pieces}). If the text "

@@ -85,8 +85,8 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
     paragraphs separated by blank lines. Lines: each line a document. Files must be UTF-8 (a
     byte-order mark is skipped): compressed, UTF-16 and other binary files are refused saying what they
     are, and so is a document holding a NUL character or more than :data:`MAX_DOCUMENT_CHARS`
-    characters. With ``config.decode_html``, HTML character references are read as their characters
-    (:mod:`~nextword.corpus.html_references`).
+    characters (as written, before any decoding). With ``config.decode_html``, HTML character
+    references are read as their characters (:mod:`~nextword.corpus.html_references`).
     """
     path, config = Path(as_path("path", path, empty=False)), corpus_config("config", config)
     fmt = check_file(path, config)
@@ -100,9 +100,10 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
         else:
             documents = _read_lines(path, config)
         for n, document in enumerate(documents, 1):
+            # counted as written: decoding only shortens a document
+            if len(document) > MAX_DOCUMENT_CHARS and len(document.strip()) > MAX_DOCUMENT_CHARS:
+                raise _too_long(path, f"document {n:,}", len(document.strip()), fmt)
             document = (decode_references(document) if config.decode_html else document).strip()
-            if len(document) > MAX_DOCUMENT_CHARS:
-                raise _too_long(path, f"document {n:,}", len(document), fmt)
             if "\x00" in document:
                 raise CorpusError(
                     f"{path}: document {n:,} holds a NUL character (a zero byte), which text does not; the "

@@ -162,7 +162,7 @@ def split_corpus(
     groups = None
     digest = hashlib.sha256()
     read = read_corpus(corpus, log=log)
-    references = ReferenceCount() if fresh and log and not corpus.decode_html else None
+    references = ReferenceCount() if fresh and log else None
     if references is not None:  # a new split of text that may come from HTML: say so once it is read
         read = references.passing(read)
     if record.dedup is None:
@@ -196,7 +196,7 @@ def split_corpus(
     if log:
         _log(counts, record)
     if references is not None and references.documents:
-        logger.warning("%s", references.advice(len(labels)))
+        logger.warning("%s", references.advice(len(labels), decoded=corpus.decode_html))
     return DocumentSplit(
         corpus=corpus, record=record, labels=labels, counts=counts, groups=groups, digest=digest.hexdigest()
     )

@@ -570,18 +570,6 @@ def test_a_corpus_whose_only_frequent_words_are_too_long_is_told_so(tmp_path):
         build_vocabulary(split, TokenizerConfig(min_count=2))
 
 
-def test_a_csv_field_over_the_cap_is_refused_before_it_is_read_whole(tmp_path, monkeypatch):
-    """csv's field limit was 2 GiB: such a field was read whole before any check."""
-    from nextword.corpus import csv_files, readers
-
-    monkeypatch.setattr(csv_files, "MAX_DOCUMENT_CHARS", 300)
-    path = tmp_path / "c.csv"
-    path.write_text('text\n"a first document"\n"' + "word " * 100 + '"\n', encoding="utf-8")
-    field = r"c\.csv, line 3: a field of more than 300 characters, more than a document may hold"
-    with pytest.raises(CorpusError, match=field):
-        list(readers.read_documents(path, CorpusConfig()))
-
-
 def test_a_long_paragraph_is_refused_while_it_is_read_and_its_length_counts_its_joins(tmp_path, monkeypatch):
     """Plain text is checked line by line (a file without blank lines is never held whole); the count
     is the joined document's, spaces between lines included, and the message names where it starts."""

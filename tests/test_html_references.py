@@ -115,15 +115,19 @@ def test_decode_html_must_be_a_bool():
         CorpusConfig(decode_html="yes")
 
 
-def test_no_advice_without_references_nor_when_decoding_already(tmp_path, caplog):
+def test_no_advice_without_references_and_a_note_of_what_decoding_left(tmp_path, caplog):
     documents = synthetic_documents(30, seed=3)
     path = write_corpus(tmp_path / "plain", documents)["csv"]
-    documents[4] += " AT&amp;amp;T"  # decoded once, "&amp;" is left: decoding again would be wrong
+    documents[4] += " AT&amp;amp;T"  # decoded once, "&amp;" is left
     encoded_twice = write_corpus(tmp_path / "twice", documents)["csv"]
     with caplog.at_level(logging.WARNING, logger="nextword"):
         split_corpus(CorpusConfig(paths=(str(path),)))
-        split_corpus(CorpusConfig(paths=(str(encoded_twice),), decode_html=True))
     assert "character references" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="nextword"):
+        split_corpus(CorpusConfig(paths=(str(encoded_twice),), decode_html=True))
+    (said,) = [r.getMessage() for r in caplog.records if "character references" in r.getMessage()]
+    assert said.startswith("1 of the 30 documents still hold HTML character references once decoded")
+    assert "(the first: &amp;): text encoded twice" in said and "decode_html=True" not in said
 
 
 def test_a_new_split_warns_of_references_once_and_not_when_decoding_or_remaking(tmp_path, caplog):
@@ -188,7 +192,7 @@ def test_a_model_trained_decoding_is_evaluated_on_its_own_split(tiny_config, tmp
     assert json.loads(capsys.readouterr().out)["documents"] > 0
     assert main(["evaluate", str(out), str(corpus), "--split", "val", "--no-decode-html"]) == 2
     error = capsys.readouterr().err
-    assert "they were read otherwise than the model's corpus (--decode-html)" in error
+    assert "they were read otherwise than the model's corpus (--no-decode-html)" in error
     assert main(["info", str(out)]) == 0
     assert "(HTML character references read as characters)" in capsys.readouterr().out
 
@@ -203,31 +207,6 @@ def test_a_model_trained_decoding_is_evaluated_on_its_own_split(tiny_config, tmp
     (warned,) = caplog.records
     assert "decode_html=False (the model's: True)" in warned.getMessage()
     assert "recorded_corpus(provenance, paths)" in warned.getMessage()
-
-
-def test_fine_tuning_a_base_that_decoded_warns_a_run_that_does_not(caplog):
-    pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
-    from pathlib import Path
-
-    from nextword.runtime import Tokenizer, TokenizerConfig
-    from nextword.train import TrainConfig
-    from nextword.train.base import Base, fine_tuning_config
-
-    tokenizer = Tokenizer.from_counts({"the": 3}, TokenizerConfig(min_count=1))
-    for base_decoded, run_decodes, warned in (
-        (True, False, True),
-        (True, True, False),
-        (False, False, False),
-    ):
-        base = Base(
-            Path("base"), TrainConfig(corpus=CorpusConfig(decode_html=base_decoded)), {}, tokenizer, 1
-        )
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="nextword.train"):
-            tuned = fine_tuning_config(TrainConfig(corpus=CorpusConfig(decode_html=run_decodes)), base)
-        assert tuned.corpus.decode_html is run_decodes
-        said = [r.getMessage() for r in caplog.records if "decode_html" in r.getMessage()]
-        assert bool(said) is warned, (base_decoded, run_decodes)
 
 
 def test_evaluate_names_only_the_reading_options_given_that_differ(model_path, tmp_path, capsys):

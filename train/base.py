@@ -230,12 +230,6 @@ def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
             f"a run fine-tuned from {base.source} keeps its vocabulary and network, but this config "
             f"asks for {', '.join(conflicts)}; leave these settings out (they come from the base {base.kind})"
         )
-    if base.config.corpus.decode_html and not config.corpus.decode_html:
-        logger.warning(
-            "the base read its corpus with decode_html=True and this run reads its own as written: an HTML "
-            "character reference (&#8220;) is words (&, #, 8220, ;) its vocabulary was not trained on; "
-            "pass decode_html=True to read them as the base did"
-        )
     return replace(config, tokenizer=tokenizer, model=replace(config.model, **model))
 
 
