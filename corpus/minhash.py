@@ -2,7 +2,7 @@
 
 - A document's *words* are the runs of letters and digits of its text after Unicode NFKC and case
   folding (:func:`document_words`): case, whitespace and punctuation do not count. With ``marks``
-  (split scheme ``dedup-v4``), combining marks (Unicode categories Mn, Mc and Me: the vowel signs of
+  (split scheme ``dedup-v4`` on), combining marks (Unicode categories Mn, Mc and Me: the vowel signs of
   Hindi and the other Indic scripts, Arabic harakat, Hebrew points) are letters too; without (the
   older schemes) they separate words, so ``दिन`` and ``दीन`` were both ``द``, ``न``. Its *exact key* is
   an 8-byte hash of them (:func:`exact_key`).

@@ -2,9 +2,9 @@
 
 Under dedup-v1 to dedup-v3 a word was a run of Python's ``\\w``, which no combining mark (Unicode Mn,
 Mc, Me) matches: Hindi, Arabic or Hebrew documents that differ only in vowel signs had the same words,
-so one was dropped as an exact duplicate. dedup-v4, the default, keeps the marks in the words; the
-older schemes keep their words, so the splits model files record are made again as they were. No
-TensorFlow.
+so one was dropped as an exact duplicate. dedup-v4 and later (dedup-v5, the default) keep the marks in
+the words; the older schemes keep their words, so the splits model files record are made again as they
+were. No TensorFlow.
 """
 
 import random
