@@ -162,8 +162,7 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int 
         raise ValueError(
             f"no word of the training documents occurs min_count={tokenizer.config.min_count} times or "
             f"more (the most frequent, {_shown(word)}, occurs {count} times){copies}: the vocabulary would "
-            "hold "
-            "only the special tokens; lower `min_count`"
+            "hold only the special tokens; lower `min_count`"
         )
     unknown = sum(n for word, n in counts.items() if word not in known)
     share = unknown / words

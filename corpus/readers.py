@@ -348,9 +348,9 @@ def _read_text(path: Path, log: bool) -> Iterator[str]:
     documents = lines = size = 0
     with path.open(encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, 1):
-            if line.strip():
-                size += len(line.strip()) + bool(paragraph)  # the document's length once joined
-                paragraph.append(line.strip())
+            if stripped := line.strip():
+                size += len(stripped) + bool(paragraph)  # the document's length once joined
+                paragraph.append(stripped)
                 lines += 1
                 if size > MAX_DOCUMENT_CHARS:  # refused as it grows, not once a gigabyte is held
                     where = f"document {documents + 1:,} (lines {line_no - len(paragraph) + 1:,} on)"

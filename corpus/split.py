@@ -10,11 +10,8 @@ over the files (:func:`split_corpus`) and applied in later passes by reading the
   deduplication): a seeded permutation of the document indices, whose first ``val_fraction`` are held
   out (:func:`validation_indices`).
 - ``dedup-v5`` (:data:`~nextword.runtime.provenance.SPLIT_DEDUPLICATED_V5`, the default): ``dedup-v4``'s
-  split, with MinHash values that keep bits of the whole minimum (:func:`values_mixed`). The older
-  schemes kept its low bits, which depend on the low bits of a shingle's hash alone: unrelated
-  documents of five words or fewer (one shingle) were near-duplicates with a chance of 1 in 65,536 a
-  pair, whatever the threshold (a corpus of 100,000 such lines put most of them in groups), and those
-  of six to nine words joined into chains of false groups.
+  split, with MinHash values that keep bits of the whole minimum (:func:`values_mixed`); the low bits
+  the older schemes kept made unrelated documents of a few words near-duplicates (:mod:`.minhash`).
 - ``dedup-v4`` (:data:`~nextword.runtime.provenance.SPLIT_DEDUPLICATED_V4`): ``dedup-v3``'s
   split, with combining marks (Unicode Mn, Mc, Me) part of the words deduplication compares
   (:func:`words_take_marks`). Under the older schemes they separate words, so Hindi, Arabic or Hebrew
@@ -83,7 +80,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TRAIN, VAL, DROPPED = 0, 1, 2  # the label of a document in DocumentSplit.labels
-# The deduplicated schemes whose words leave combining marks out; any later one takes them in.
 
 
 @dataclass(frozen=True)
@@ -242,20 +238,23 @@ def rebuild_split(provenance: Provenance, corpus: CorpusConfig) -> DocumentSplit
             split.counts.documents,
             recorded,
         )
-    elif provenance.corpus_sha256 not in (None, split.digest) and _read_otherwise(provenance, corpus):
+    elif otherwise := _read_otherwise(provenance, corpus, split.digest):
         logger.warning(
             "%s were read otherwise than the model's corpus (%s), and their documents differ from its: "
             "this is not the split it was trained with; recorded_corpus(provenance, paths) reads them as "
             "the model's were",
             list(corpus.paths),
-            _read_otherwise(provenance, corpus),
+            otherwise,
         )
     return split
 
 
-def _read_otherwise(provenance: Provenance, corpus: CorpusConfig) -> str:
+def _read_otherwise(provenance: Provenance, corpus: CorpusConfig, digest: str | None) -> str:
     """The reading options of ``corpus`` that differ from those ``provenance`` records, as
-    ``name=value (the model's: value)``; empty when none does."""
+    ``name=value (the model's: value)``, when the documents they gave (their ``digest``) differ from
+    the recorded ones; empty when none does, or the documents are the same or not recorded."""
+    if provenance.corpus_sha256 in (None, digest):
+        return ""
     recorded = recorded_corpus(provenance)
     names = ("format", "text_column", "json_field", "decode_html")
     return ", ".join(
