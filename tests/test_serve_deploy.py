@@ -456,7 +456,10 @@ def test_ctrl_c_twice_quits_at_once_with_one_line_not_a_traceback_per_stream(mod
     readers = []
     try:
         url = _wait_up(server, tmp_path)
-        body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
+        # the longest generation the server takes (10,000 words), slowed by its alternatives' log-
+        # probabilities: a tiny model's plain 10,000 words took about a second, and one of the two
+        # ended before the Ctrl-C a second after the first SIGTERM (1 in flight, not 2)
+        body = {"prompt": "the", "max_tokens": 10_000, "stop_at_end": False, "stream": True, "logprobs": 20}
         for _ in range(2):
             started = threading.Event()
             reader = threading.Thread(target=_stream, args=(url, body, started))
@@ -464,9 +467,9 @@ def test_ctrl_c_twice_quits_at_once_with_one_line_not_a_traceback_per_stream(mod
             assert started.wait(30)
             readers.append(reader)
         server.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        time.sleep(0.25)
         server.send_signal(signal.SIGTERM)  # waits on: said
-        time.sleep(0.5)
+        time.sleep(0.25)
         server.send_signal(signal.SIGINT)  # quits at once
         assert server.wait(timeout=30) != 0
         for reader in readers:
