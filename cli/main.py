@@ -199,10 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # container's process 1 (no --init), where the kernel drops a signal nobody handles, serve takes
     # it too until uvicorn does: a stop while the model loads is not lost, and one that drained ends
     # with 143, not 0.
-    process_one = os.getpid() == 1
-    terminable = (
-        args.command != "serve" or process_one
-    ) and threading.current_thread() is threading.main_thread()
+    main_thread = threading.current_thread() is threading.main_thread()
+    terminable = main_thread and (args.command != "serve" or os.getpid() == 1)
     before = signal.signal(signal.SIGTERM, terminate) if terminable else None
     SIGNALLED.clear()
     try:
