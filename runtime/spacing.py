@@ -7,7 +7,7 @@ import re
 
 from .unicode_marks import ASTRAL_MARKS, BMP_MARKS
 
-__all__ = ["glued", "starts_after"]
+__all__ = ["ends_sentence", "glued", "starts_after"]
 
 # Decoding's spacing. Glued to the token before: closing punctuation (Arabic's comma, semicolon and
 # question mark, the Urdu full stop and the Devanagari dandas too), and what continues an emoji or a
@@ -23,6 +23,9 @@ _REGIONAL_INDICATORS = frozenset(map(chr, range(0x1F1E6, 0x1F200)))  # two make 
 # there are neither).
 _CONTINUES = re.compile(f"[{BMP_MARKS}{ASTRAL_MARKS}\U000e0020-\U000e007f]")
 _SENTENCE_END = frozenset(".?!")
+_PERCENT = "%"  # glued to a number before it: "90%"
+# Initials: single letters (word characters but digits and "_") joined by dots, "e.g", "u.s.a"
+_INITIALS = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")
 # Marks that pass a sentence start on to the token after them: opening marks before a sentence's first
 # word ("(It works.)", "¿Por qué?") and a parenthesis closed after a sentence end ("(Done.) Then").
 _CARRY_START = frozenset("()\u00bf\u00a1")
@@ -35,11 +38,22 @@ def glued(token: str, previous: str | None) -> bool:
         or previous in _NO_SPACE_AFTER
         or token in _NO_SPACE_BEFORE
         or (token in _REGIONAL_INDICATORS and previous in _REGIONAL_INDICATORS)
+        or (token == _PERCENT and previous[-1:].isdecimal())
         or (token[:1] > "\u02ff" and _CONTINUES.match(token) is not None)
     )
 
 
-def starts_after(token: str, starts: bool) -> bool:
-    """Whether the token after ``token`` begins a sentence, ``starts`` saying whether ``token`` did:
-    after a sentence end, or after a parenthesis, ``¿`` or ``¡`` where a sentence began."""
-    return token in _SENTENCE_END or (starts and token in _CARRY_START)
+def ends_sentence(token: str, previous: str | None = None) -> bool:
+    """Whether ``token`` ends a sentence: ``.``, ``?`` or ``!``, but not the dot that closes initials,
+    ``previous`` being single letters joined by dots (``e.g.``, ``i.e.``, ``U.S.``: the tokenizer keeps
+    their last dot apart)."""
+    return token in _SENTENCE_END and not (
+        token == "." and previous is not None and _INITIALS.fullmatch(previous) is not None
+    )
+
+
+def starts_after(token: str, starts: bool, previous: str | None = None) -> bool:
+    """Whether the token after ``token`` begins a sentence, ``starts`` saying whether ``token`` did and
+    ``previous`` being the token before it: after a sentence end (:func:`ends_sentence`), or after a
+    parenthesis, ``¿`` or ``¡`` where a sentence began."""
+    return ends_sentence(token, previous) or (starts and token in _CARRY_START)

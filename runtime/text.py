@@ -84,7 +84,10 @@ class TextBuilder:
     def add(self, token: str) -> None:
         """Append one token's piece; sets :attr:`stopped` and cuts the text when a stop string appears."""
         piece = self._tokenizer.piece(token, self._previous, self._starts)
-        self._previous, self._starts = token, self._tokenizer.starts_after(token, self._starts)
+        self._previous, self._starts = (
+            token,
+            self._tokenizer.starts_after(token, self._starts, self._previous),
+        )
         if self._lstrip and not self.text:
             piece = piece.lstrip(" ")
         self.start = len(self.text)

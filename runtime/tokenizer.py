@@ -20,7 +20,7 @@ from typing import Any
 from .checks import check_bool, check_iterable, plain_numbers, wrong_type
 from .errors import WrongTypeError
 from .field_help import with_field_help
-from .spacing import glued, starts_after
+from .spacing import ends_sentence, glued, starts_after
 from .splitting import TOKENIZER_FORMAT_VERSION, holds_invisible, oldest_version, tokenize
 
 __all__ = [
@@ -328,7 +328,7 @@ class Tokenizer:
             if new_paragraph:
                 piece, new_paragraph = "\n\n" + piece, False
             yield piece
-            previous, starts = token, self.starts_after(token, starts)
+            previous, starts = token, self.starts_after(token, starts, previous)
 
     def piece(self, token: str, previous: str | None, starts: bool | None = None) -> str:
         """The text that appends ``token`` after ``previous`` (``None`` at the start of a text): a space
@@ -350,11 +350,14 @@ class Tokenizer:
     def begins_sentence(before: Iterable[str]) -> bool:
         """Whether the token after a text begins a sentence, from the text's tokens ``before`` it, the
         latest first (``reversed(tokens)``; it reads only as far back as it needs): at a document start
-        or an end of document, after a sentence end, or after parentheses, ``¿`` or ``¡`` that follow one
-        of those."""
-        for token in before:
-            if token == EOD or starts_after(token, False):
+        or an end of document, after a sentence end (not the dot after initials, ``e.g.``), or after
+        parentheses, ``¿`` or ``¡`` that follow one of those."""
+        tokens = iter(before)
+        for token in tokens:
+            if token == EOD:
                 return True
+            if ends_sentence(token):  # a sentence end, unless a dot that closes initials
+                return ends_sentence(token, next(tokens, None))
             if not starts_after(token, True):
                 return False
         return True

@@ -58,8 +58,14 @@ def tokenize(text: str, config: dict, version: int) -> list[str]:
 NO_SPACE_BEFORE = set(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3")
 NO_SPACE_BEFORE |= set(map(chr, [*range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)]))
 NO_SPACE_AFTER = set("(¿¡\u200c\u200d")
+INITIALS = re.compile(r"[^\W\d_](\.[^\W\d_])+")
 FLAGS = set(map(chr, range(0x1F1E6, 0x1F200)))
 CONTINUES = re.compile(f"[{MARKS}\U000e0020-\U000e007f]")
+
+
+def ends_sentence(token: str, before: str | None) -> bool:
+    """``.``, ``?`` or ``!``, but a ``.`` after initials (``before``: the token before it)."""
+    return token in (".", "?", "!") and not (token == "." and before and INITIALS.fullmatch(before))
 
 
 def write(tokens, lowercase, previous=None, starts=True, lstrip=False) -> str:
@@ -71,10 +77,11 @@ def write(tokens, lowercase, previous=None, starts=True, lstrip=False) -> str:
                 paragraph, previous, starts = paragraph or previous is not None, None, True
             continue
         joined = previous in NO_SPACE_AFTER or t in NO_SPACE_BEFORE or CONTINUES.match(t) is not None
+        joined = joined or (t == "%" and re.search(r"\d$", previous or "") is not None)
         space = "" if previous is None or joined or (t in FLAGS and previous in FLAGS) else " "
         piece = ("\n\n" if paragraph else "") + space + (t[:1].upper() + t[1:] if lowercase and starts else t)
         text, paragraph = text + (piece.lstrip(" ") if lstrip and not text else piece), False
-        previous, starts = t, t in ".?!" or (starts and t in "()¿¡")
+        previous, starts = t, ends_sentence(t, previous) or (starts and t in "()¿¡")
     return text
 
 
@@ -128,8 +135,8 @@ class Reader:
             cache = cache and cache.observe(token, state[self.last_h][0])
         words = tokenize(prompt, self.config, self.version)  # as written: a word the vocabulary lacks too
         starts = True  # whether the continuation begins a sentence
-        for t in words:
-            starts = t in ".?!" or (starts and t in "()¿¡")
+        for before, t in zip([None, *words], words, strict=False):
+            starts = ends_sentence(t, before) or (starts and t in "()¿¡")
         previous = words[-1] if words else None
         tokens = [self.tokens[i] for i in out]
         return out, write(tokens, self.config["lowercase"], previous, starts, prompt[-1:].isspace())
@@ -198,14 +205,14 @@ PROBES = (
     " | שָׁלוֹם תל־אביב צה״ל | col·lecció می‌خواهم | ¿Qué tal? ¡Hola!"
     " | 👍🏽 👨‍👩‍👧 🇫🇷 #️⃣ 🏴󠁧󠁢󠁳󠁣󠁴󠁿 | <unk> <UNK> <pad> <eod> a<unk>b <<unk>>"
     " | x\ty\nz a\u2028b \ufeffbom \u0301x | 10:30 https://example.com rock'n'roll 'quoted'"
-    " | 1,2,3 1, 000 a- -a"
+    " | 1,2,3 1, 000 a- -a | 90% 9 % a % e.g. this i.e. that. 1.2. w.sub.ij. next"
     " | infor\u00admation net\u200bwork a\u200eb \u202eevil\u202c w\u2060j"
     " \u2066x\u2069 \u061c\u0639 \U0001d173 "
 ).split(SEP)  # the first is ""
 PROMPTS = (
     " | the present invention | A neural network (12) is | The method of claim 1, wherein"
     " | zzqx blorf | the ¿ | Done. ¿¿ | What is it? | the ( | Ends with a space  | (the"
-    " | नमस्ते"
+    " | नमस्ते | the input, e.g. | an accuracy of greater than 90"
 ).split(SEP)  # the first is ""
 
 
@@ -239,7 +246,9 @@ def test_tokenizer(version, lowercase):
     config = {"lowercase": lowercase, "drop_figure_refs": lowercase}
     runtime = Tokenizer(["<pad>", "<unk>", "<eod>"], TokenizerConfig(**config), version)
     for text in PROBES:
-        assert tokenize(text, config, version) == runtime.tokenize(text), (version, text)
+        tokens = tokenize(text, config, version)
+        assert tokens == runtime.tokenize(text), (version, text)
+        assert write(tokens, lowercase) == "".join(runtime.pieces(tokens)), (version, text)  # as written
 
 
 def test_bundled():

@@ -306,6 +306,36 @@ def test_generated_text_after_a_prompt_ending_in_an_opening_mark_starts_with_a_c
     assert alone.text == "por"
 
 
+@pytest.mark.parametrize(
+    ("text", "decoded"),
+    [
+        ("the input, e.g. an image, i.e. pixels. then", "The input, e.g. an image, i.e. pixels. Then"),
+        ("the u.s.a. law. a.k.a. this. 1.2. next", "The u.s.a. law. A.k.a. this. 1.2. Next"),
+        ("w.sub.ij. the end. α.β. so (e.g. it)", "W.sub.ij. The end. Α.β. so (e.g. it)"),
+        ("90 % of 12 %. 1.5 %, a % b, ٣ %", "90% of 12%. 1.5%, a % b, ٣%"),
+    ],
+)
+def test_no_capital_after_initials_and_a_percent_sign_glued_to_its_number(text, decoded):
+    """ "e.g." ended a sentence ("e.g. And ...": the corpus writes "e.g. and" 43 times to 5), and "90%"
+    came out as "90 %"; a dot after a number or after patent notation (w.sub.ij) still ends one."""
+    tok = Tokenizer.build([text], TokenizerConfig(min_count=1))
+    assert tok.decode(tok.encode(text)) == decoded
+
+
+def test_a_prompt_that_ends_in_initials_continues_without_a_capital():
+    from nextword.runtime.text import PromptEnd
+
+    tok = Tokenizer.build(["see e.g. the net. and u.s. law"], TokenizerConfig(min_count=1))
+    assert not PromptEnd.of_text(tok, "see e.g.").starts
+    assert PromptEnd.of_text(tok, "see the net.").starts and PromptEnd.of_text(tok, ".").starts
+    assert not PromptEnd.of_ids(tok, tok.encode("law u.s.")).starts
+    builder = PromptEnd.of_text(tok, "see e.g.").builder(tok, ())
+    for token in ("the", "net", ".", "and", "u.s", ".", "law"):
+        builder.add(token)
+    assert builder.text == " the net. And u.s. law"
+    assert "".join(tok.pieces(["u.s", ".", "law"], previous="see")) == " u.s. law"
+
+
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_a_newer_pythons_unicode_splits_as_the_tables_unicode_does(monkeypatch, version):
     """On a Python whose Unicode is newer than the tables' (3.12: 15.0), characters assigned since stand

@@ -50,6 +50,9 @@ TRICKY_TEXTS = [
     '«quoted» „this“ `tick´ it‘s ‛odd′ ‟x” "plain"',
     "1,000,000 1,2 a,1 1,a 3.5.6 e.g. U.S.A. and/or/not x--y 'tis rock'n'roll -5 5- a- --",
     "(12a') (102, 104) (10-12) ( 7 ) (7b'') (a) (ii) (12)(13) x(1)y",
+    # the dot after initials ends no sentence; a percent sign is glued to a number
+    "as e.g. this, i.e. that, a.k.a. x. the u.s. law. 1.2. w.sub.ij. x_.y. ab.c. α.β. (e.g. it) e.g.. so",
+    "90% 9 % a % ٣% 1.5%. %% x2% (10%) 10%, 20 %",
     "\uffff \ue000 \U0010fffd \U000e0041 \u0378 \u0530",
     # what version 4 drops (a zero-width space: a space), and the joiners and emoji parts it keeps
     "infor\u00admation net\u200bwork\u200b \ufeffThe a\u200e b\u200f \u202eevil\u202c \u2066x\u2069 "
@@ -380,8 +383,9 @@ GREEDY_PROMPTS = [
     "speech",
 ]
 # Prompts that end in a mark an English vocabulary lacks: the next word is glued to it, and capitalized
-# where a sentence began (greedy alone, in beams and in suggestions).
-MARK_PROMPTS = ["the network ¿", "it works. ¡"]
+# where a sentence began (greedy alone, in beams and in suggestions); after initials, no capital, and
+# after a number, a percent sign glued to it.
+MARK_PROMPTS = ["the network ¿", "it works. ¡", "the input, e.g.", "an accuracy of greater than 90"]
 
 VARIANTS = [
     {},

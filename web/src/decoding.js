@@ -105,7 +105,7 @@ export class TextBuilder {
 
   add(token) {
     let piece = this.tokenizer.piece(token, this.previous, this.starts);
-    this.starts = Tokenizer.startsAfter(token, this.starts);
+    this.starts = Tokenizer.startsAfter(token, this.starts, this.previous);
     this.previous = token;
     if (this.lstrip && !this.text) piece = piece.replace(/^ +/, '');
     const start = Math.max(0, this.text.length - this.longest + 1); // a new match must end in the new piece

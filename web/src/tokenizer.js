@@ -32,6 +32,11 @@ const NO_SPACE_AFTER = new Set([...'(\u00bf\u00a1\u200c\u200d']);
 // keycap's "\ufe0f\u20e3" after "#", the tags of a subdivision flag after the black flag).
 const CONTINUES = new RegExp(`^[${CLASS.mark}\\u{e0020}-\\u{e007f}]`, 'u');
 const SENTENCE_END = new Set(['.', '?', '!']);
+// Initials: single letters (word characters but digits and "_") joined by dots, "e.g", "u.s.a"; the dot
+// after them ends no sentence. A percent sign is glued to a number before it ("90%").
+const LETTER = `(?:(?![${CLASS.digit}_])[${CLASS.word}])`;
+const INITIALS = new RegExp(`^${LETTER}(?:\\.${LETTER})+$`, 'u');
+const ENDS_IN_DIGIT = new RegExp(`[${CLASS.digit}]$`, 'u');
 // Marks that pass a sentence start on to the token after them ("(It works.)", "¿Por qué?", "(Done.) Then").
 const CARRY_START = new Set(['(', ')', '\u00bf', '\u00a1']);
 
@@ -232,7 +237,7 @@ export class Tokenizer {
    */
   *pieces(tokens, previous = null) {
     let newParagraph = false;
-    let starts = previous === null || SENTENCE_END.has(previous);
+    let starts = previous === null || Tokenizer.endsSentence(previous);
     for (const token of tokens) {
       if (token === PAD) continue;
       if (token === EOD) {
@@ -247,24 +252,37 @@ export class Tokenizer {
         newParagraph = false;
       }
       yield piece;
-      starts = Tokenizer.startsAfter(token, starts);
+      starts = Tokenizer.startsAfter(token, starts, previous);
       previous = token;
     }
   }
 
-  /** Whether the token after `token` begins a sentence, `starts` saying whether `token` did: after a
-   * sentence end, or after a parenthesis, ¿ or ¡ where a sentence began. */
-  static startsAfter(token, starts) {
-    return SENTENCE_END.has(token) || (starts && CARRY_START.has(token));
+  /** Whether `token` ends a sentence: `.`, `?` or `!`, but not the dot that closes initials, `previous`
+   * being single letters joined by dots (e.g., i.e., U.S.: the tokenizer keeps their last dot apart). */
+  static endsSentence(token, previous = null) {
+    return SENTENCE_END.has(token) && !(token === '.' && previous !== null && INITIALS.test(previous));
+  }
+
+  /** Whether the token after `token` begins a sentence, `starts` saying whether `token` did and
+   * `previous` being the token before it: after a sentence end (endsSentence), or after a parenthesis,
+   * ¿ or ¡ where a sentence began. */
+  static startsAfter(token, starts, previous = null) {
+    return Tokenizer.endsSentence(token, previous) || (starts && CARRY_START.has(token));
   }
 
   /** Whether the token after a text begins a sentence, from the text's tokens `before` it, the latest
-   * first (it reads only as far back as it needs): at a document start or end, after a sentence end, or
-   * after parentheses, ¿ or ¡ that follow one of those.
+   * first (it reads only as far back as it needs): at a document start or end, after a sentence end (not
+   * the dot after initials, e.g.), or after parentheses, ¿ or ¡ that follow one of those.
    * @param {Iterable<string>} before */
   static beginsSentence(before) {
-    for (const token of before) {
-      if (token === EOD || SENTENCE_END.has(token)) return true;
+    const tokens = before[Symbol.iterator]();
+    for (let step = tokens.next(); !step.done; step = tokens.next()) {
+      const token = step.value;
+      if (token === EOD) return true;
+      if (SENTENCE_END.has(token)) {
+        const older = tokens.next(); // a sentence end, unless a dot that closes initials
+        return Tokenizer.endsSentence(token, older.done ? null : older.value);
+      }
       if (!CARRY_START.has(token)) return false;
     }
     return true;
@@ -279,9 +297,10 @@ export class Tokenizer {
       NO_SPACE_AFTER.has(previous) ||
       NO_SPACE_BEFORE.has(token) ||
       (isRegionalIndicator(token) && isRegionalIndicator(previous)) ||
+      (token === '%' && ENDS_IN_DIGIT.test(previous)) ||
       CONTINUES.test(token);
     const space = glued ? '' : ' ';
-    const start = starts ?? (previous === null || SENTENCE_END.has(previous));
+    const start = starts ?? (previous === null || Tokenizer.endsSentence(previous));
     if (this.config.lowercase && start) {
       const first = pyHead(token, 1);
       return space + pyUpper(first) + token.slice(first.length);

@@ -221,8 +221,12 @@ export class Tokenizer {
   pieces(tokens: Iterable<string>, previous?: string | null): Generator<string>;
   /** `starts`: whether `token` begins a sentence (left out: from `previous` alone). */
   piece(token: string, previous: string | null, starts?: boolean): string;
-  /** Whether the token after `token` begins a sentence, `starts` saying whether `token` did. */
-  static startsAfter(token: string, starts: boolean): boolean;
+  /** Whether `token` ends a sentence (`.`, `?`, `!`; not a `.` after initials such as `e.g`, the token
+   * `previous` before it). */
+  static endsSentence(token: string, previous?: string | null): boolean;
+  /** Whether the token after `token` begins a sentence, `starts` saying whether `token` did and
+   * `previous` being the token before it. */
+  static startsAfter(token: string, starts: boolean, previous?: string | null): boolean;
   /** Whether the token after a text begins a sentence, from its tokens before it, the latest first. */
   static beginsSentence(before: Iterable<string>): boolean;
   idOf(token: string): number;
