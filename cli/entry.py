@@ -3,6 +3,7 @@ Ctrl-C while they load (most of a second) ends the command with one line, as it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -27,5 +28,6 @@ def main() -> int:
     except KeyboardInterrupt as exc:  # before a command's own handler took over: importing, parsing
         ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
         if sys.stderr is not None:
-            print(f"nextword: {ended}", file=sys.stderr)
+            with contextlib.suppress(OSError, ValueError):  # its reader gone: the status says it all
+                print(f"nextword: {ended}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130

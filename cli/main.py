@@ -42,7 +42,7 @@ from .info import show_info
 from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, cached_model
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
 from .scoring import add_evaluate_parser, score_command
-from .serve import add_serve_parser
+from .serve import add_serve_parser, end_now_if_forced
 from .signals import SIGNALLED, Terminated, terminate
 from .training import after_interrupt, export_command, train_command
 
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGNALLED.clear()
     try:
         code = _run(args)
-        return 143 if code == 0 and terminable and args.command == "serve" and SIGNALLED else code
+        code = 143 if code == 0 and terminable and args.command == "serve" and SIGNALLED else code
     finally:
         if terminable:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
@@ -213,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(OSError, ValueError):
                 print(f"nextword {args.command}: note: {note}", file=sys.stderr)
             REPLACED.clear()
+    if args.command == "serve":
+        end_now_if_forced(args, code)
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -224,10 +227,10 @@ def _run(args: argparse.Namespace) -> int:
             _flush_output()  # a full disk or a closed pipe fails the command, not the interpreter's exit
             return code
     except MissingExtraError as exc:
-        print(f"nextword {args.command}: {safe(exc)}", file=sys.stderr)
+        _say(f"nextword {args.command}: {safe(exc)}")
         return 2
     except ValueError as exc:  # bad input: config, corpus, model file (ModelFileError is a ValueError)
-        print(f"nextword {args.command}: error: {safe(exc)}", file=sys.stderr)
+        _say(f"nextword {args.command}: error: {safe(exc)}")
         return 2
     except BrokenPipeError:  # the reader went away (`nextword ... | head`): stop quietly, as cat does
         _drop_output()
@@ -238,15 +241,22 @@ def _run(args: argparse.Namespace) -> int:
         message = _os_error(exc, args.command in PRINTS_RESULT)
         if args.command == "train" and exc.errno in OUT_OF_ROOM:
             message += after_interrupt(args)  # the run stopped: how to go on with it once there is room
-        print(f"nextword {args.command}: error: {safe(message)}", file=sys.stderr)
+        _say(f"nextword {args.command}: error: {safe(message)}")
         return 2
     except RuntimeError as exc:  # a failed check, such as export parity
-        print(f"nextword {args.command}: failed: {safe(exc)}", file=sys.stderr)
+        _say(f"nextword {args.command}: failed: {safe(exc)}")
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
         ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"nextword {args.command}: {ended}{after_interrupt(args)}", file=sys.stderr)
+        _say(f"nextword {args.command}: {ended}{after_interrupt(args)}")
         return 143 if isinstance(exc, Terminated) else 130  # 128 + the signal, as a shell reports it
+
+
+def _say(line: str) -> None:
+    """One line on standard error, unless it cannot be written (its reader gone: `2>&1 | head -1`):
+    the exit status still says how the command ended."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr)
 
 
 def _flush_output() -> None:

@@ -229,9 +229,13 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
 
         previous[sig] = signal.signal(sig, chained)
 
+    installed = {sig: signal.getsignal(sig) for sig in previous}
+
     def restore() -> None:
+        # only where ours is still in place: after a forced quit uvicorn has put back the handlers it
+        # found before this lifespan ran, and its own, written back here, would outlive the server
         for sig, handler in previous.items():
-            if signal.getsignal(sig) is not handler:
+            if signal.getsignal(sig) is installed[sig]:
                 with contextlib.suppress(ValueError):
                     signal.signal(sig, handler)
 

@@ -24,6 +24,7 @@ from .config import ServeConfig, served
 from .logs import uvicorn_log_config
 from .metrics import MULTIPROCESS_ENV
 from .state import BACKSTOP_SECONDS
+from .stop_signals import watch_signals
 
 __all__ = ["AddressUnavailableError", "check_address", "check_device_in_child", "check_tls", "serve"]
 
@@ -171,9 +172,16 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         _warn_if_public(config)
         # returns after Ctrl-C too (uvicorn 0.30.3 and later swallow the KeyboardInterrupt it re-raises;
         # from older ones it propagates: `nextword serve: interrupted` all the same)
-        uvicorn.run(app, **common)
-        if app.state.nextword.stopped_by == signal.SIGINT:
+        with watch_signals(supervisor=False) as watch:
+            uvicorn.run(app, **common)
+        # the app's handler says which signal began the stop; one that came before it, the watch
+        stopped_by = app.state.nextword.stopped_by or next(iter(watch.seen), None)
+        if stopped_by == signal.SIGINT:
             raise KeyboardInterrupt  # `nextword serve: interrupted`, status 130, as the other commands
+        if stopped_by == signal.SIGTERM and watch.saw(signal.SIGINT):
+            # uvicorn hands back the signals it took, the last first: a Ctrl-C's KeyboardInterrupt
+            # cut the SIGTERM's turn short, and the process ends by it here instead
+            signal.raise_signal(signal.SIGTERM)
         return
     if model is not None:
         raise ValueError("workers > 1 load the model in each process: pass config.model, not model")
@@ -195,9 +203,13 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         {**dataclasses.asdict(config), "_log_level": level, "_backstop": True}
     )
     try:
-        with _shared_metrics_folder():
+        with watch_signals(supervisor=True) as watch, _shared_metrics_folder():
             uvicorn.run(
                 "nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common
+            )
+        if watch.watched and not watch.seen:  # uvicorn's supervisor stopped by itself
+            raise RuntimeError(
+                "a worker failed to start, and uvicorn stopped the server: the log above says why"
             )
     finally:
         if earlier is None:

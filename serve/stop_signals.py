@@ -1,0 +1,98 @@
+"""What stopped uvicorn: the signals that reached the process while ``uvicorn.run`` ran, and its signal
+handlers put back afterwards. uvicorn takes SIGINT and SIGTERM itself, and hides what it took: a Ctrl-C
+before the app's lifespan chained its own handler (serve/app.py) was swallowed, and the supervisor of
+``--workers`` returns alike after a signal and after a worker that failed to start."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["SUPERVISOR_SIGNALS", "SignalWatch", "watch_signals"]
+
+# The signals uvicorn's supervisor of --workers takes (those this platform has); it never gives them back.
+SUPERVISOR_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP", "SIGTTIN", "SIGTTOU")
+    if hasattr(signal, name)
+)
+
+
+class SignalWatch:
+    """The stop signals (SIGINT, SIGTERM) seen while the block ran, in order of arrival, where they
+    could be seen: ``watched`` is False off the main thread, where no signal is taken."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.watched = False
+
+    def saw(self, signum: int) -> bool:
+        """Whether ``signum`` reached the process while the block ran."""
+        return signum in self.seen
+
+
+@contextlib.contextmanager
+def watch_signals(*, supervisor: bool) -> Iterator[SignalWatch]:
+    """Run the block (``uvicorn.run``) watching for SIGINT and SIGTERM, on the main thread only.
+
+    One process (``supervisor=False``): a SIGINT handler that notes the signal, then does what the one it
+    replaces did, is in place until uvicorn installs its own; uvicorn puts it back when it stops and
+    hands it the Ctrl-C it took, so one that came before the app's handler is noted too. The
+    supervisor of ``--workers`` (``supervisor=True``) runs no event loop, so a wakeup file descriptor
+    sees every signal whatever handler uvicorn installs; its handlers (:data:`SUPERVISOR_SIGNALS`) are
+    put back afterwards, and a SIGTERM before uvicorn takes it ends the process by ``SystemExit(143)``
+    (the block's clean-up runs) where it would have killed it outright."""
+    watch = SignalWatch()
+    if threading.current_thread() is not threading.main_thread():
+        yield watch
+        return
+    watch.watched = True
+    if not supervisor:
+        with _noting_sigint(watch):
+            yield watch
+        return
+    handlers = {sig: signal.getsignal(sig) for sig in SUPERVISOR_SIGNALS}
+    if handlers[signal.SIGTERM] is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_by_signal)
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    earlier = signal.set_wakeup_fd(write)
+    try:
+        yield watch
+    finally:
+        signal.set_wakeup_fd(earlier)
+        with contextlib.suppress(BlockingIOError):
+            watch.seen += [n for n in os.read(read, 4096) if n in (signal.SIGINT, signal.SIGTERM)]
+        os.close(read)
+        os.close(write)
+        for sig, handler in handlers.items():
+            if handler is not None:  # None: a handler not set from Python, left as it is
+                signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _noting_sigint(watch: SignalWatch) -> Iterator[None]:
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # ignored (a background job): nothing to note
+        yield
+        return
+
+    def noting(signum: int, frame: Any) -> None:
+        watch.seen.append(signum)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, noting)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is noting:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _exit_by_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # 143 for SIGTERM, as a shell reports a process it killed

@@ -1,0 +1,243 @@
+"""How ``nextword serve`` ends when a signal comes at an awkward moment, and what it leaves behind: a
+Ctrl-C while uvicorn starts (it exited 0, silently), a worker of ``--workers`` that fails to start (0,
+as if stopped on purpose), a SIGTERM before uvicorn's supervisor took the signal (the metrics folder
+stayed), ``serve()`` from Python with ``--workers`` (uvicorn's handlers stayed installed), Ctrl-C twice
+while a score runs on a thread (the process waited for it), and a standard error whose reader has gone
+(a BrokenPipeError, status 1). Each runs the command through its entry point in a process of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="install nextword[serve] to test the server")
+
+# `python wrapper.py STAGE MARKER ARGS...`: runs `nextword ARGS...` (or, for "api-workers", serve() from
+# Python), with STAGE's pause or fault in place. A pause writes the marker file, then waits there, so
+# that the test's signal reaches the process at that stage. uvicorn's workers are spawned: they import
+# this file again (as __mp_main__), which puts a worker's fault in place.
+WRAPPER = """
+import os, signal, sys, threading, time
+stage, marker = (sys.argv[1], sys.argv[2]) if __name__ == "__main__" else (os.environ["STAGE"], "")
+
+def pause(seconds=120):
+    open(marker, "w").close()
+    time.sleep(seconds)
+
+if stage == "uvicorn-config":  # uvicorn has taken the signals, the app's handler is not yet chained
+    import uvicorn.config
+    real_load = uvicorn.config.Config.load
+    def slow_load(self):
+        pause(3)  # uvicorn's handler notes the signal; start-up goes on after the pause
+        return real_load(self)
+    uvicorn.config.Config.load = slow_load
+elif stage == "bind" and __name__ == "__main__":  # the metrics folder is made, the supervisor not yet
+    import uvicorn.config
+    real_bind = uvicorn.config.Config.bind_socket
+    def slow_bind(self):
+        pause()
+        return real_bind(self)
+    uvicorn.config.Config.bind_socket = slow_bind
+elif stage == "worker-fails" and __name__ != "__main__":
+    import nextword.serve.app
+    def fails(*args, **kwargs):
+        raise RuntimeError("a worker's start-up fails here")
+    nextword.serve.app.make_scheduler = fails
+elif stage == "score-blocks":
+    from nextword.runtime.model import NextWordModel
+    def blocks(self, *args, **kwargs):
+        open(marker, "w").close()
+        threading.Event().wait()  # a score that never ends, on one of the server's threads
+    NextWordModel.score = blocks
+
+if __name__ == "__main__":
+    os.environ["STAGE"] = stage
+    if stage == "api-workers":
+        from nextword.serve import ServeConfig, serve
+        names = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+        before = [signal.getsignal(s) for s in names]
+        open(marker, "w").close()
+        serve(ServeConfig(port=int(sys.argv[3]), workers=2))
+        print("handlers put back" if [signal.getsignal(s) for s in names] == before else "handlers left")
+        sys.exit(0)
+    from nextword.cli.entry import main
+    sys.argv = ["nextword", *sys.argv[3:]]
+    sys.exit(main())
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start(tmp_path: Path, stage: str, *args: str, stderr=None) -> subprocess.Popen:
+    script = tmp_path / "wrapper.py"
+    script.write_text(WRAPPER, encoding="utf-8")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), stage, str(tmp_path / "reached"), *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr if stderr is not None else subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _wait_for(what: str, condition, process: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            _, err = process.communicate()
+            pytest.fail(f"{what} did not happen (exit status {process.returncode}): {(err or '')[-2000:]}")
+        time.sleep(0.05)
+
+
+def _serving(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ends(process: subprocess.Popen, seconds: float = 60) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"the server had not ended {seconds} s after the signal: {(err or '')[-2000:]}")
+    return process.returncode, out, err
+
+
+def test_ctrl_c_while_uvicorn_starts_is_an_interrupt(tmp_path):
+    """uvicorn took the Ctrl-C before the app chained its handler, stopped, and the command exited 0."""
+    process = _start(tmp_path, "uvicorn-config", "serve", "--port", str(_free_port()))
+    _wait_for("uvicorn's start-up", (tmp_path / "reached").exists, process)
+    process.send_signal(signal.SIGINT)
+    code, _, err = _ends(process)
+    assert code == 130, err
+    assert err.rstrip().endswith("nextword serve: interrupted"), err
+
+
+def _uvicorn_version() -> tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(part) for part in version("uvicorn").split(".")[:2] if part.isdigit())
+
+
+@pytest.mark.skipif(
+    _uvicorn_version() < (0, 50),
+    reason="uvicorn before 0.50 starts a worker that failed to start again (0.29: waits): its supervisor "
+    "never stops by itself",
+)
+def test_a_worker_that_fails_to_start_fails_the_command(tmp_path):
+    """uvicorn's supervisor stopped itself, and `nextword serve` exited 0, as after Ctrl-C."""
+    process = _start(tmp_path, "worker-fails", "serve", "--port", str(_free_port()), "--workers", "2")
+    code, _, err = _ends(process, 120)
+    assert code == 1, err
+    assert "a worker's start-up fails here" in err
+    assert err.rstrip().endswith(
+        "a worker failed to start, and uvicorn stopped the server: the log above says why"
+    )
+
+
+def test_sigterm_before_the_supervisor_takes_it_removes_the_metrics_folder(tmp_path):
+    """The default SIGTERM killed the process between making the workers' metrics folder and uvicorn's
+    supervisor installing its handlers: the folder stayed in the temporary directory."""
+    process = _start(tmp_path, "bind", "serve", "--port", str(_free_port()), "--workers", "2")
+    _wait_for("the supervisor's start-up", (tmp_path / "reached").exists, process)
+    folders = lambda: [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("nextword-metrics-")]  # noqa: E731
+    assert len(folders()) == 1
+    process.send_signal(signal.SIGTERM)
+    code, _, err = _ends(process)
+    assert code == 143, err
+    assert folders() == []
+
+
+def test_serve_from_python_with_workers_puts_back_the_signal_handlers(tmp_path):
+    """uvicorn's supervisor left its handlers installed: the calling program no longer stopped on a
+    SIGTERM or a Ctrl-C once serve() had returned."""
+    port = _free_port()
+    process = _start(tmp_path, "api-workers", str(port))
+    _wait_for("the workers to listen", lambda: _serving(port), process)
+    time.sleep(0.5)  # both workers serving: none starts while the supervisor stops
+    process.send_signal(signal.SIGINT)
+    code, out, err = _ends(process)
+    assert (code, out.strip()) == (0, "handlers put back"), err
+
+
+def test_ctrl_c_twice_ends_the_process_while_a_score_still_runs(tmp_path):
+    """The interpreter waited at exit for the thread still scoring (seconds for a long text; here it
+    never ends), and a third Ctrl-C printed a traceback from threading's shutdown."""
+    port = _free_port()
+    process = _start(tmp_path, "score-blocks", "serve", "--port", str(port), "--shutdown-timeout", "1")
+    _wait_for("the server to listen", lambda: _serving(port), process)
+    client = socket.create_connection(("127.0.0.1", port))
+    body = b'{"text": "the network learns"}'
+    client.sendall(
+        b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    try:
+        _wait_for("the score to start", (tmp_path / "reached").exists, process)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        code, _, err = _ends(process, 30)
+    finally:
+        client.close()
+    assert code == 130, err
+    assert err.rstrip().endswith("nextword serve: interrupted"), err
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_with_standard_error_gone_still_exits_130(tmp_path):
+    """`nextword serve 2>&1 | head -1`: the "interrupted" line met a closed pipe, and the BrokenPipeError
+    made the status 1."""
+    port = _free_port()
+    read, write = os.pipe()
+    process = _start(tmp_path, "none", "serve", "--port", str(port), stderr=write)
+    os.close(write)
+    try:
+        _wait_for("the server to listen", lambda: _serving(port), process)
+    finally:
+        os.close(read)  # its reader gone: every later line on standard error fails
+    process.send_signal(signal.SIGINT)
+    code, _, _ = _ends(process)
+    assert code == 130
+
+
+def test_the_lifespan_puts_back_only_the_handlers_it_installed():
+    """After a forced quit uvicorn put back the handlers it had found, and then the lifespan's clean-up
+    wrote uvicorn's own back over them: a Python caller of serve() could no longer be stopped."""
+    import asyncio
+
+    from nextword.serve.app import _drain_on_signals
+
+    original, loop = signal.getsignal(signal.SIGINT), asyncio.new_event_loop()
+
+    def uvicorns(signum, frame):  # stands for uvicorn's handler, in place while it serves
+        pass
+
+    try:
+        signal.signal(signal.SIGINT, uvicorns)
+        restore = _drain_on_signals(object(), loop)  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGINT) is not uvicorns  # the drain step chained before it
+        restore()
+        assert signal.getsignal(signal.SIGINT) is uvicorns  # a normal stop: uvicorn's again
+        restore = _drain_on_signals(object(), loop)  # type: ignore[arg-type]
+        signal.signal(signal.SIGINT, original)  # a forced quit: uvicorn has put back what it found
+        restore()
+        assert signal.getsignal(signal.SIGINT) is original
+    finally:
+        signal.signal(signal.SIGINT, original)
+        loop.close()
