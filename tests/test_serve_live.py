@@ -411,16 +411,24 @@ def test_serve_with_workers_hands_them_its_settings_and_gives_the_environment_ba
     from nextword.serve.app import CONFIG_ENV
 
     seen = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.append(json.loads(os.environ[CONFIG_ENV])))
+
+    def supervisor(app, **kwargs):  # stands for uvicorn's supervisor, stopped by a Ctrl-C
+        seen.append(json.loads(os.environ[CONFIG_ENV]))
+        signal.signal(signal.SIGINT, lambda signum, frame: None)  # it takes the signal...
+        signal.raise_signal(signal.SIGINT)  # ... and stops on it (serve() puts the handler back)
+
+    monkeypatch.setattr(uvicorn, "run", supervisor)
     config = ServeConfig(model=str(model_path), workers=2, port=0, served_model_name="alias")
     for earlier in (None, "the caller's own"):
         if earlier is None:
             monkeypatch.delenv(CONFIG_ENV, raising=False)
         else:
             monkeypatch.setenv(CONFIG_ENV, earlier)
+        handler = signal.getsignal(signal.SIGINT)
         serve(config)
         assert seen[-1]["served_model_name"] == ["alias"] and seen[-1]["workers"] == 2
         assert os.environ.get(CONFIG_ENV) == earlier
+        assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
