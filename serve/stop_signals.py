@@ -6,8 +6,8 @@ before the app's lifespan chained its own handler (serve/app.py) was swallowed, 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -22,9 +22,16 @@ SUPERVISOR_SIGNALS = tuple(
 )
 
 
+# The signals that stop uvicorn's supervisor: Ctrl-C, SIGTERM and, on Windows, Ctrl-Break.
+_STOPS = frozenset(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
+)
+
+
 class SignalWatch:
-    """The stop signals (SIGINT, SIGTERM) seen while the block ran, in order of arrival, where they
-    could be seen: ``watched`` is False off the main thread, where no signal is taken."""
+    """The stop signals (SIGINT, SIGTERM; Windows' SIGBREAK) seen while the block ran, in order of
+    arrival, where they could be seen: ``watched`` is False off the main thread, where no signal is
+    taken."""
 
     def __init__(self) -> None:
         self.seen: list[int] = []
@@ -58,18 +65,18 @@ def watch_signals(*, supervisor: bool) -> Iterator[SignalWatch]:
     handlers = {sig: signal.getsignal(sig) for sig in SUPERVISOR_SIGNALS}
     if handlers[signal.SIGTERM] is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit_by_signal)
-    read, write = os.pipe()
-    os.set_blocking(read, False)
-    os.set_blocking(write, False)
-    earlier = signal.set_wakeup_fd(write)
+    read, write = socket.socketpair()  # a socket: what Windows takes as a wakeup descriptor
+    read.setblocking(False)
+    write.setblocking(False)
+    earlier = signal.set_wakeup_fd(write.fileno())
     try:
         yield watch
     finally:
         signal.set_wakeup_fd(earlier)
         with contextlib.suppress(BlockingIOError):
-            watch.seen += [n for n in os.read(read, 4096) if n in (signal.SIGINT, signal.SIGTERM)]
-        os.close(read)
-        os.close(write)
+            watch.seen += [n for n in read.recv(4096) if n in _STOPS]
+        read.close()
+        write.close()
         for sig, handler in handlers.items():
             if handler is not None:  # None: a handler not set from Python, left as it is
                 signal.signal(sig, handler)
