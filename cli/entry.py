@@ -3,13 +3,12 @@ Ctrl-C while they load (most of a second) ends the command with one line, as it 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
 import threading
 
-from .signals import Terminated, terminate
+from .signals import Terminated, say, terminate
 
 __all__ = ["main"]
 
@@ -24,10 +23,10 @@ def main() -> int:
     try:
         from .main import main as run
 
-        return run()
+        code = run()
     except KeyboardInterrupt as exc:  # before a command's own handler took over: importing, parsing
-        ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        if sys.stderr is not None:
-            with contextlib.suppress(OSError, ValueError):  # its reader gone: the status says it all
-                print(f"nextword: {ended}", file=sys.stderr)
+        say(f"nextword: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}")
         return 143 if isinstance(exc, Terminated) else 130
+    if (serve := sys.modules.get("nextword.cli.serve")) is not None:
+        serve.end_now_if_forced(code)  # the process is the command's alone: no caller to return to
+    return code

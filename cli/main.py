@@ -42,8 +42,8 @@ from .info import show_info
 from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, cached_model
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
 from .scoring import add_evaluate_parser, score_command
-from .serve import add_serve_parser, end_now_if_forced
-from .signals import SIGNALLED, Terminated, terminate
+from .serve import add_serve_parser
+from .signals import SIGNALLED, Terminated, drop_stream, say, terminate
 from .training import after_interrupt, export_command, train_command
 
 if TYPE_CHECKING:
@@ -209,12 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if terminable:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
-        if (note := replaced_note()) is not None and sys.stderr is not None:
-            with contextlib.suppress(OSError, ValueError):
-                print(f"nextword {args.command}: note: {note}", file=sys.stderr)
+        if (note := replaced_note()) is not None:
+            say(f"nextword {args.command}: note: {note}")
             REPLACED.clear()
-    if args.command == "serve":
-        end_now_if_forced(args, code)
     return code
 
 
@@ -227,10 +224,10 @@ def _run(args: argparse.Namespace) -> int:
             _flush_output()  # a full disk or a closed pipe fails the command, not the interpreter's exit
             return code
     except MissingExtraError as exc:
-        _say(f"nextword {args.command}: {safe(exc)}")
+        say(f"nextword {args.command}: {safe(exc)}")
         return 2
     except ValueError as exc:  # bad input: config, corpus, model file (ModelFileError is a ValueError)
-        _say(f"nextword {args.command}: error: {safe(exc)}")
+        say(f"nextword {args.command}: error: {safe(exc)}")
         return 2
     except BrokenPipeError:  # the reader went away (`nextword ... | head`): stop quietly, as cat does
         _drop_output()
@@ -241,22 +238,15 @@ def _run(args: argparse.Namespace) -> int:
         message = _os_error(exc, args.command in PRINTS_RESULT)
         if args.command == "train" and exc.errno in OUT_OF_ROOM:
             message += after_interrupt(args)  # the run stopped: how to go on with it once there is room
-        _say(f"nextword {args.command}: error: {safe(message)}")
+        say(f"nextword {args.command}: error: {safe(message)}")
         return 2
     except RuntimeError as exc:  # a failed check, such as export parity
-        _say(f"nextword {args.command}: failed: {safe(exc)}")
+        say(f"nextword {args.command}: failed: {safe(exc)}")
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
         ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        _say(f"nextword {args.command}: {ended}{after_interrupt(args)}")
+        say(f"nextword {args.command}: {ended}{after_interrupt(args)}")
         return 143 if isinstance(exc, Terminated) else 130  # 128 + the signal, as a shell reports it
-
-
-def _say(line: str) -> None:
-    """One line on standard error, unless it cannot be written (its reader gone: `2>&1 | head -1`):
-    the exit status still says how the command ended."""
-    with contextlib.suppress(OSError, ValueError):
-        print(line, file=sys.stderr)
 
 
 def _flush_output() -> None:
@@ -295,9 +285,7 @@ def _unprinted(exc: OSError) -> int:
 
 def _drop_output() -> None:
     """Point standard output at /dev/null, so that the interpreter's final flush does not fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    drop_stream(sys.stdout)
 
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:

@@ -352,7 +352,7 @@ class Tokenizer:
         latest first (``reversed(tokens)``; it reads only as far back as it needs): at a document start
         or an end of document, after a sentence end (not the dot after initials, ``e.g.``), or after
         parentheses, ``¿`` or ``¡`` that follow one of those."""
-        tokens = iter(before)
+        tokens = (token for token in before if token != PAD)  # padding writes nothing (pieces)
         for token in tokens:
             if token == EOD:
                 return True

@@ -12,15 +12,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["SUPERVISOR_SIGNALS", "SignalWatch", "watch_signals"]
-
-# The signals uvicorn's supervisor of --workers takes (those this platform has); it never gives them back.
-SUPERVISOR_SIGNALS = tuple(
-    getattr(signal, name)
-    for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP", "SIGTTIN", "SIGTTOU")
-    if hasattr(signal, name)
-)
-
+__all__ = ["SignalWatch", "watch_signals"]
 
 # The signals that stop uvicorn's supervisor: Ctrl-C, SIGTERM and, on Windows, Ctrl-Break.
 _STOPS = frozenset(
@@ -50,9 +42,9 @@ def watch_signals(*, supervisor: bool) -> Iterator[SignalWatch]:
     replaces did, is in place until uvicorn installs its own; uvicorn puts it back when it stops and
     hands it the Ctrl-C it took, so one that came before the app's handler is noted too. The
     supervisor of ``--workers`` (``supervisor=True``) runs no event loop, so a wakeup file descriptor
-    sees every signal whatever handler uvicorn installs; its handlers (:data:`SUPERVISOR_SIGNALS`) are
-    put back afterwards, and a SIGTERM before uvicorn takes it ends the process by ``SystemExit(143)``
-    (the block's clean-up runs) where it would have killed it outright."""
+    sees every signal whatever handler uvicorn installs; the handlers it took (any signal's that
+    changed) are put back afterwards, and a SIGTERM before uvicorn takes it ends the process by
+    ``SystemExit(143)`` (the block's clean-up runs) where it would have killed it outright."""
     watch = SignalWatch()
     if threading.current_thread() is not threading.main_thread():
         yield watch
@@ -62,24 +54,33 @@ def watch_signals(*, supervisor: bool) -> Iterator[SignalWatch]:
         with _noting_sigint(watch):
             yield watch
         return
-    handlers = {sig: signal.getsignal(sig) for sig in SUPERVISOR_SIGNALS}
+    handlers = {sig: signal.getsignal(sig) for sig in signal.valid_signals()}
     if handlers[signal.SIGTERM] is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit_by_signal)
     read, write = socket.socketpair()  # a socket: what Windows takes as a wakeup descriptor
-    read.setblocking(False)
     write.setblocking(False)
+    reader = threading.Thread(target=_note_stops, args=(read, watch), name="nextword-signals", daemon=True)
+    reader.start()
     earlier = signal.set_wakeup_fd(write.fileno())
     try:
         yield watch
     finally:
         signal.set_wakeup_fd(earlier)
-        with contextlib.suppress(BlockingIOError):
-            watch.seen += [n for n in read.recv(4096) if n in _STOPS]
+        write.close()  # the reader reads to the end, then stops
+        reader.join(5)
         read.close()
-        write.close()
-        for sig, handler in handlers.items():
-            if handler is not None:  # None: a handler not set from Python, left as it is
-                signal.signal(sig, handler)
+        for sig, handler in handlers.items():  # uvicorn's supervisor never puts back the ones it took
+            if handler is not None and signal.getsignal(sig) is not handler:
+                with contextlib.suppress(OSError, ValueError):
+                    signal.signal(sig, handler)
+
+
+def _note_stops(read: socket.socket, watch: SignalWatch) -> None:
+    """Read the wakeup descriptor as signals arrive (one byte each, whatever the signal: a terminal's
+    resizes too, which would fill it), noting the stop signals, until its other end is closed."""
+    with contextlib.suppress(OSError):
+        while data := read.recv(4096):
+            watch.seen += [n for n in data if n in _STOPS]
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ while a score runs on a thread (the process waited for it), and a standard error
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -50,7 +51,7 @@ elif stage == "worker-fails" and __name__ != "__main__":
     def fails(*args, **kwargs):
         raise RuntimeError("a worker's start-up fails here")
     nextword.serve.app.make_scheduler = fails
-elif stage == "score-blocks":
+elif stage.startswith("score-blocks"):
     from nextword.runtime.model import NextWordModel
     def blocks(self, *args, **kwargs):
         open(marker, "w").close()
@@ -61,12 +62,17 @@ if __name__ == "__main__":
     os.environ["STAGE"] = stage
     if stage == "api-workers":
         from nextword.serve import ServeConfig, serve
-        names = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+        names = sorted(signal.valid_signals())
         before = [signal.getsignal(s) for s in names]
         open(marker, "w").close()
         serve(ServeConfig(port=int(sys.argv[3]), workers=2))
         print("handlers put back" if [signal.getsignal(s) for s in names] == before else "handlers left")
         sys.exit(0)
+    if stage == "score-blocks-in-process":  # a program that calls the command line's main() itself
+        from nextword.cli.main import main as command
+        code = command(sys.argv[3:])
+        print(f"main() returned {code}", flush=True)
+        os._exit(0)  # its own choice: the score thread never ends
     from nextword.cli.entry import main
     sys.argv = ["nextword", *sys.argv[3:]]
     sys.exit(main())
@@ -79,10 +85,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start(tmp_path: Path, stage: str, *args: str, stderr=None) -> subprocess.Popen:
+def _start(tmp_path: Path, stage: str, *args: str, stderr=None, unbuffered: bool = True) -> subprocess.Popen:
+    """The wrapper in a session of its own (a failed test kills its workers too: :func:`_kill`)."""
     script = tmp_path / "wrapper.py"
     script.write_text(WRAPPER, encoding="utf-8")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path / "tmp")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env |= {"TMPDIR": str(tmp_path / "tmp"), **({"PYTHONUNBUFFERED": "1"} if unbuffered else {})}
     (tmp_path / "tmp").mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, str(script), stage, str(tmp_path / "reached"), *args],
@@ -90,16 +98,24 @@ def _start(tmp_path: Path, stage: str, *args: str, stderr=None) -> subprocess.Po
         stderr=stderr if stderr is not None else subprocess.PIPE,
         text=True,
         env=env,
+        start_new_session=True,
     )
+
+
+def _kill(process: subprocess.Popen) -> str:
+    """Kill the wrapper's whole process group (uvicorn's workers too); its standard error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    _, err = process.communicate()
+    return err or ""
 
 
 def _wait_for(what: str, condition, process: subprocess.Popen, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            _, err = process.communicate()
-            pytest.fail(f"{what} did not happen (exit status {process.returncode}): {(err or '')[-2000:]}")
+            err = _kill(process)
+            pytest.fail(f"{what} did not happen (exit status {process.returncode}): {err[-2000:]}")
         time.sleep(0.05)
 
 
@@ -112,9 +128,8 @@ def _ends(process: subprocess.Popen, seconds: float = 60) -> tuple[int, str, str
     try:
         out, err = process.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"the server had not ended {seconds} s after the signal: {(err or '')[-2000:]}")
+        err = _kill(process)
+        pytest.fail(f"the server had not ended {seconds} s after the signal: {err[-2000:]}")
     return process.returncode, out, err
 
 
@@ -175,11 +190,14 @@ def test_serve_from_python_with_workers_puts_back_the_signal_handlers(tmp_path):
     assert (code, out.strip()) == (0, "handlers put back"), err
 
 
-def test_ctrl_c_twice_ends_the_process_while_a_score_still_runs(tmp_path):
+@pytest.mark.parametrize("caller", ["the command", "a program calling main()"])
+def test_ctrl_c_twice_ends_the_process_while_a_score_still_runs(tmp_path, caller):
     """The interpreter waited at exit for the thread still scoring (seconds for a long text; here it
-    never ends), and a third Ctrl-C printed a traceback from threading's shutdown."""
+    never ends), and a third Ctrl-C printed a traceback from threading's shutdown. The command's process
+    now ends at once; a program that calls ``nextword.cli.main.main`` itself gets the status back."""
     port = _free_port()
-    process = _start(tmp_path, "score-blocks", "serve", "--port", str(port), "--shutdown-timeout", "1")
+    stage = "score-blocks" if caller == "the command" else "score-blocks-in-process"
+    process = _start(tmp_path, stage, "serve", "--port", str(port), "--shutdown-timeout", "1")
     _wait_for("the server to listen", lambda: _serving(port), process)
     client = socket.create_connection(("127.0.0.1", port))
     body = b'{"text": "the network learns"}'
@@ -192,20 +210,25 @@ def test_ctrl_c_twice_ends_the_process_while_a_score_still_runs(tmp_path):
         process.send_signal(signal.SIGINT)
         time.sleep(0.3)
         process.send_signal(signal.SIGINT)
-        code, _, err = _ends(process, 30)
+        code, out, err = _ends(process, 30)
     finally:
         client.close()
-    assert code == 130, err
-    assert err.rstrip().endswith("nextword serve: interrupted"), err
     assert "Traceback" not in err
+    assert err.rstrip().endswith("nextword serve: interrupted"), err
+    if caller == "the command":
+        assert code == 130, err
+    else:
+        assert (code, out.strip().splitlines()[-1]) == (0, "main() returned 130"), out + err
 
 
-def test_ctrl_c_with_standard_error_gone_still_exits_130(tmp_path):
+@pytest.mark.parametrize("buffered", [False, True])
+def test_ctrl_c_with_standard_error_gone_still_exits_130(tmp_path, buffered):
     """`nextword serve 2>&1 | head -1`: the "interrupted" line met a closed pipe, and the BrokenPipeError
-    made the status 1."""
+    made the status 1; once caught, the line left in a buffered standard error failed the interpreter's
+    final flush (status 120)."""
     port = _free_port()
     read, write = os.pipe()
-    process = _start(tmp_path, "none", "serve", "--port", str(port), stderr=write)
+    process = _start(tmp_path, "none", "serve", "--port", str(port), stderr=write, unbuffered=not buffered)
     os.close(write)
     try:
         _wait_for("the server to listen", lambda: _serving(port), process)
@@ -214,6 +237,25 @@ def test_ctrl_c_with_standard_error_gone_still_exits_130(tmp_path):
     process.send_signal(signal.SIGINT)
     code, _, _ = _ends(process)
     assert code == 130
+
+
+def test_many_other_signals_do_not_hide_the_ctrl_c_that_stops_the_workers():
+    """Every signal with a handler writes a byte to the supervisor's wakeup descriptor (uvicorn takes a
+    terminal's resizes, SIGWINCH): a Ctrl-C past the first 4,096 bytes was not seen, and the stop was
+    said to be a worker that failed to start. The descriptor is read to its end as bytes come."""
+    import threading
+
+    from nextword.serve.stop_signals import SignalWatch, _note_stops
+
+    read, write = socket.socketpair()
+    watch = SignalWatch()
+    reader = threading.Thread(target=_note_stops, args=(read, watch))
+    reader.start()
+    write.sendall(bytes([getattr(signal, "SIGWINCH", 28)]) * 10_000 + bytes([signal.SIGINT]))
+    write.close()
+    reader.join(10)
+    read.close()
+    assert watch.seen == [signal.SIGINT]
 
 
 def test_the_lifespan_puts_back_only_the_handlers_it_installed():

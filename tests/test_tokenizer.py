@@ -329,6 +329,7 @@ def test_a_prompt_that_ends_in_initials_continues_without_a_capital():
     assert not PromptEnd.of_text(tok, "see e.g.").starts
     assert PromptEnd.of_text(tok, "see the net.").starts and PromptEnd.of_text(tok, ".").starts
     assert not PromptEnd.of_ids(tok, tok.encode("law u.s.")).starts
+    assert not PromptEnd.of_ids(tok, [*tok.encode("law u.s"), 0, *tok.encode(".")]).starts  # padding: nothing
     builder = PromptEnd.of_text(tok, "see e.g.").builder(tok, ())
     for token in ("the", "net", ".", "and", "u.s", ".", "law"):
         builder.add(token)

@@ -138,6 +138,11 @@ def tokenizer_reference(bundled_json: str) -> dict[str, Any]:
                     "decoded_with_ends": tokenizer.decode([2, *ids, 2, *ids[:3], 0]),
                     "pieces_after_open": list(tokenizer.pieces(tokens, previous="(")),
                     "pieces_after_period": list(tokenizer.pieces(tokens, previous=".")),
+                    # after each prefix, padding between the tokens (a prompt given as ids may hold it)
+                    "begins_sentence": [
+                        tokenizer.begins_sentence(reversed([t for u in tokens[:k] for t in ("<pad>", u)]))
+                        for k in range(len(tokens) + 1)
+                    ],
                 }
             )
         cases.append({"json": tokenizer.to_json(), "rows": rows})

@@ -275,7 +275,7 @@ export class Tokenizer {
    * the dot after initials, e.g.), or after parentheses, ¿ or ¡ that follow one of those.
    * @param {Iterable<string>} before */
   static beginsSentence(before) {
-    const tokens = before[Symbol.iterator]();
+    const tokens = withoutPadding(before); // padding writes nothing (pieces)
     for (let step = tokens.next(); !step.done; step = tokens.next()) {
       const token = step.value;
       if (token === EOD) return true;
@@ -449,6 +449,10 @@ function codePoints(first, end) {
 }
 
 /** Whether `token` is one regional indicator letter (half of a flag: two make one). */
+function* withoutPadding(tokens) {
+  for (const token of tokens) if (token !== PAD) yield token;
+}
+
 function isRegionalIndicator(token) {
   const code = token.codePointAt(0);
   return code >= 0x1f1e6 && code < 0x1f200 && token.length === 2;

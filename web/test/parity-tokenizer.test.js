@@ -24,6 +24,17 @@ describe('tokenizer parity with Python', { skip: !ref && NO_REFERENCE }, () => {
           decoded_with_ends: tok.decode([2, ...ids, 2, ...ids.slice(0, 3), 0]),
           pieces_after_open: [...tok.pieces(tokens, '(')],
           pieces_after_period: [...tok.pieces(tokens, '.')],
+          begins_sentence: tokens
+            .map((_, k) => k)
+            .concat(tokens.length)
+            .map((k) =>
+              Tokenizer.beginsSentence(
+                tokens
+                  .slice(0, k)
+                  .flatMap((t) => ['<pad>', t])
+                  .reverse(),
+              ),
+            ),
         };
         const want = { ...row };
         delete want.text;
