@@ -15,6 +15,7 @@ from typing import TextIO
 
 from .config import AUTO_COLUMN, MAX_DOCUMENT_CHARS, TEXT_COLUMNS, CorpusConfig
 from .errors import CorpusError
+from .lines import MAX_RECORD_LINE_CHARS, bounded_lines
 
 __all__ = ["TSV_SUFFIXES", "read_csv"]
 
@@ -32,20 +33,29 @@ class _Lines:
     returns after that ended inside a quoted field: the reader returns it all the same) and keeping
     those read since :meth:`take` (csv reads no further than the end of the row it returns)."""
 
-    def __init__(self, f: TextIO) -> None:
-        self._f = f
+    def __init__(self, f: TextIO, path: Path) -> None:
+        self._f, self._path = f, path
         self.ended = False
         self._read: list[str] = []
+        self._chars = 0  # in the lines read since take()
 
     def __iter__(self) -> Iterator[str]:
-        for line in self._f:
+        for line_no, line in enumerate(bounded_lines(self._f, self._path, MAX_RECORD_LINE_CHARS, "a row"), 1):
             self._read.append(line)
+            self._chars += len(line.rstrip("\r\n"))  # its text: a line at the bound is read
+            if self._chars > MAX_RECORD_LINE_CHARS:  # a quoted field that runs on over many lines
+                raise CorpusError(
+                    f"{self._path}, lines {line_no - len(self._read) + 1:,} to {line_no:,}: one row of more "
+                    f"than {MAX_RECORD_LINE_CHARS:,} characters, and a document may hold "
+                    f"{MAX_DOCUMENT_CHARS:,}; a quote that opens a field and never closes makes the rest of "
+                    "the file one field: close it, or cut the text into documents"
+                )
             yield line
         self.ended = True
 
     def take(self) -> list[str]:
         """The lines read since the last call: those of the row the reader returned last."""
-        read, self._read = self._read, []
+        read, self._read, self._chars = self._read, [], 0
         return read
 
 
@@ -61,9 +71,9 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
     # text to MAX_DOCUMENT_CHARS
     csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
     with path.open(newline="", encoding="utf-8-sig") as f:
-        delimiter = _delimiter(path, f.readline(), log)
+        delimiter = _delimiter(path, f.readline(MAX_RECORD_LINE_CHARS), log)
         f.seek(0)  # the decoder starts again, and skips a byte-order mark again
-        lines = _Lines(f)
+        lines = _Lines(f, path)
         reader = csv.reader(lines, delimiter=delimiter)
         try:
             header = next(reader, None)

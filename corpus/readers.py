@@ -21,6 +21,7 @@ from .config import MAX_DOCUMENT_CHARS, CorpusConfig, corpus_config, corpus_path
 from .csv_files import TSV_SUFFIXES, read_csv
 from .errors import CorpusError, os_error
 from .html_references import decode_references
+from .lines import MAX_RECORD_LINE_CHARS, MAX_TEXT_LINE_CHARS, bounded_lines
 from .sniffing import BINARY, HEAD_BYTES, check_is_utf8_text, not_text
 
 __all__ = [
@@ -279,7 +280,7 @@ def _read_jsonl(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
     records = empty = 0
     others: set[str] = set()
     with path.open(encoding="utf-8-sig") as f:
-        for line_no, line in enumerate(f, 1):
+        for line_no, line in enumerate(bounded_lines(f, path, MAX_RECORD_LINE_CHARS, "a record"), 1):
             if not line.strip():
                 continue
             try:
@@ -347,7 +348,7 @@ def _read_text(path: Path, log: bool) -> Iterator[str]:
     paragraph: list[str] = []
     documents = lines = size = 0
     with path.open(encoding="utf-8-sig") as f:
-        for line_no, line in enumerate(f, 1):
+        for line_no, line in enumerate(bounded_lines(f, path, MAX_TEXT_LINE_CHARS, "a line of text"), 1):
             if stripped := line.strip():
                 size += len(stripped) + bool(paragraph)  # the document's length once joined
                 paragraph.append(stripped)
@@ -387,8 +388,8 @@ def _too_long(path: Path, where: str, chars: int, fmt: str) -> CorpusError:
 
 
 def _read_lines(path: Path, config: CorpusConfig) -> Iterator[str]:
-    with path.open(encoding="utf-8-sig") as f:
-        yield from f  # read_documents strips each and skips the empty ones
+    with path.open(encoding="utf-8-sig") as f:  # read_documents strips each and skips the empty ones
+        yield from bounded_lines(f, path, MAX_TEXT_LINE_CHARS, "a line of text")
 
 
 def _line_of_bad_bytes(path: Path) -> int | str:

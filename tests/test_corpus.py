@@ -547,6 +547,51 @@ def test_a_document_over_the_size_cap_is_refused_naming_it(tmp_path, monkeypatch
         assert "holds 304 characters, more than the 300 a document may hold; cut it into documents" in message
 
 
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "text", "lines"])
+def test_a_line_without_a_break_is_refused_before_it_is_read_whole(tmp_path, monkeypatch, kind):
+    """A file with no line breaks (a dump of one huge record) was read into memory whole, gigabytes of
+    it, before its document was refused for its length. Each line is now read up to a bound (2 and 8
+    times MAX_DOCUMENT_CHARS for text and for records; 1,000 here), and one past it is refused."""
+    from nextword.corpus import csv_files, readers
+
+    for module in (readers, csv_files):
+        for name in ("MAX_TEXT_LINE_CHARS", "MAX_RECORD_LINE_CHARS"):
+            monkeypatch.setattr(module, name, 1000, raising=False)
+    long = "word " * 1000  # 5,000 characters
+    at_limit = "x" * 1000  # a line of exactly the bound, its break after it: read
+    lines = {
+        "csv": ["text", at_limit, long],
+        "jsonl": [json.dumps({"text": "y" * 988}), json.dumps({"text": long})],
+        "text": [at_limit, "", long],
+        "lines": [at_limit, long],
+    }[kind]
+    path = tmp_path / {"csv": "c.csv", "jsonl": "c.jsonl"}.get(kind, "c.txt")
+    path.write_text("\n".join(lines), encoding="utf-8")  # the last line without a break
+    config = CorpusConfig(format="lines" if kind == "lines" else "auto")
+    read = readers.read_documents(path, config)
+    assert len(next(read)) == (988 if kind == "jsonl" else 1000)
+    with pytest.raises(CorpusError) as refused:
+        next(read)
+    message = str(refused.value)
+    line = len(lines)
+    assert message.startswith(f"{path}, line {line}: more than 1,000 characters without a line break")
+    assert "Cut the text into lines" in message
+
+
+def test_a_csv_quote_that_never_closes_is_refused_once_its_row_passes_the_bound(tmp_path, monkeypatch):
+    """A quote that opens a field and never closes makes the rest of the file one field, which csv
+    gathered up to its own limit (2 Gi characters) before the document was refused."""
+    from nextword.corpus import csv_files, readers
+
+    monkeypatch.setattr(csv_files, "MAX_RECORD_LINE_CHARS", 1000)
+    path = tmp_path / "c.csv"
+    path.write_text('text\nfirst\n"opens and never closes\n' + "more words\n" * 500, encoding="utf-8")
+    read = readers.read_documents(path, CorpusConfig())
+    assert next(read) == "first"
+    with pytest.raises(CorpusError, match=r"c\.csv, lines 3 to 101: one row of more than 1,000 characters"):
+        next(read)
+
+
 def test_a_corpus_whose_only_frequent_words_are_too_long_is_told_so(tmp_path):
     """The vocabulary error blamed min_count for a word that occurs often enough but is over 1,000
     characters long (and quoted it whole)."""
