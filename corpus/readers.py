@@ -7,6 +7,7 @@ and the line where there is one.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -114,8 +115,9 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
                 yield document
     except UnicodeDecodeError as exc:
         line = _line_of_bad_bytes(path)
+        where = line if isinstance(line, str) else f"{line:,}"
         raise CorpusError(
-            f"{path}, line {line}: bytes that are not UTF-8 ({exc.reason}); re-save the file as UTF-8"
+            f"{path}, line {where}: bytes that are not UTF-8 ({exc.reason}); re-save the file as UTF-8"
         ) from None
     except OSError as exc:
         raise os_error(exc, "read", path) from None
@@ -393,11 +395,18 @@ def _read_lines(path: Path, config: CorpusConfig) -> Iterator[str]:
 
 
 def _line_of_bad_bytes(path: Path) -> int | str:
-    """Line number of the first line of ``path`` that is not UTF-8 (the decoder reports a buffer offset)."""
+    """Line number of the first line of ``path`` that is not UTF-8 (the decoder reports a buffer
+    offset), read a MiB at a time: a file without line breaks is not held whole to find it."""
+    decoder, line_no = codecs.getincrementaldecoder("utf-8")(), 1
     with path.open("rb") as f:
-        for line_no, raw in enumerate(f, 1):
+        while chunk := f.read(1 << 20):
             try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return line_no
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:  # its offset counts the bytes kept from the chunk before
+                return line_no + chunk.count(b"\n", 0, max(exc.start, 0))
+            line_no += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:  # a character cut short at the end
+        return line_no
     return "?"

@@ -140,6 +140,14 @@ def test_undecodable_bytes_name_the_file_and_line(tmp_path):
     path.write_bytes(b"fine line\n\nanother fine line\ncaf\xe9 au lait\n")
     with pytest.raises(CorpusError, match=r"latin1.txt, line 4: bytes that are not UTF-8"):
         load_documents([path], DEFAULT)
+    # found a MiB at a time (a line is not read whole): past the first MiB, and a character cut short
+    # at the very end
+    path.write_bytes(b"a fine line\n" * 100_000 + b"caf\xe9\n")
+    with pytest.raises(CorpusError, match=r"latin1.txt, line 100,001: bytes that are not UTF-8"):
+        load_documents([path], DEFAULT)
+    path.write_bytes(b"fine\n" * 3 + b"x" * (1 << 20) + b" \xe2\x82")
+    with pytest.raises(CorpusError, match=r"latin1.txt, line 4: bytes that are not UTF-8"):
+        load_documents([path], DEFAULT)
 
 
 def test_split_is_by_document_seeded_and_disjoint():
