@@ -23,7 +23,7 @@
 // options: {maxWords, temperature, topK (0 = off), topP (1 = off), seed (null = random; a BigInt or a
 // number)}.
 
-import { keyHeaders } from './key.js';
+import { keyHeaders, keyRefused } from './key.js';
 
 export class ApiError extends Error {}
 
@@ -65,6 +65,7 @@ const STATUS = {
 };
 
 async function apiError(response) {
+  if (response.status === 401) return new ApiError(keyRefused()); // the key was checked as the page started
   const fallback = `${STATUS[response.status] ?? 'the server refused the request'} (HTTP ${response.status})`;
   try {
     const body = await response.json();
@@ -171,7 +172,7 @@ export function createServerBackend(base = '', key = null) {
       );
       let finishReason = null;
       for await (const data of events(response)) {
-        if (data === '[DONE]') break;
+        if (data === '[DONE]') return { finishReason };
         const chunk = JSON.parse(data);
         if (chunk.error) throw new ApiError(chunk.error.message);
         for (const choice of chunk.choices ?? []) {
@@ -179,7 +180,8 @@ export function createServerBackend(base = '', key = null) {
           if (choice.end_reason) finishReason = choice.end_reason;
         }
       }
-      return { finishReason };
+      // the server ends every stream with [DONE]: a body that ends before it was cut (a proxy, the network)
+      throw new ApiError('the connection to the server was lost');
     },
 
     async suggest(prompt, k, signal) {

@@ -133,6 +133,7 @@ export function start(backend, doc = document) {
     const prompt = ui.prompt.value;
     generatedFrom = prompt;
     generated = '';
+    ui.keep.disabled = true; // until the text is done: kept midway, its first words and its rest would part
     ui.output.setAttribute('aria-busy', 'true'); // a screen reader reads the text once, not word by word
     ui.output.replaceChildren(span('prompt-echo', prompt));
     const words = span('generated', '');
@@ -152,6 +153,10 @@ export function start(backend, doc = document) {
         },
         running.signal,
       );
+      // a server shutting down ends its streams (end_reason "cancelled"): the text stops short, not done
+      if (finishReason === 'cancelled') {
+        throw new Error('the server stopped the generation (it is shutting down)');
+      }
       const seconds = (performance.now() - started) / 1000;
       const why = { end: 'the model ended the text', stop: 'stop string', length: 'word limit' }[
         finishReason
@@ -210,12 +215,15 @@ export function start(backend, doc = document) {
     suggestRequest?.abort();
     const controller = (suggestRequest = new AbortController());
     const prompt = ui.prompt.value;
+    // an answer about another prompt than the box holds now (changed by a script, without an input event)
+    // is dropped: its chips would append to the wrong text
+    const stale = () => controller.signal.aborted || ui.prompt.value !== prompt;
     try {
       const suggestions = await backendNow.suggest(prompt, SUGGESTIONS, controller.signal);
-      if (controller.signal.aborted) return;
-      showChips(suggestions.map((s) => chip(s)));
+      if (stale()) return;
+      showChips(suggestions.map((s) => chip(s, prompt)));
     } catch (error) {
-      if (error.name === 'AbortError') return;
+      if (error.name === 'AbortError' || stale()) return;
       // said once (role "alert"), not again at every key while the same error stands
       if (ui.suggestions.querySelector('.error')?.textContent === error.message) return;
       const said = span('hint error', error.message);
@@ -242,7 +250,9 @@ export function start(backend, doc = document) {
     next.focus();
   });
 
-  function chip(suggestion) {
+  // A chip follows `prompt`, the text it was suggested after: a click once the box holds another text
+  // appends nothing, and shows the chips for that text instead.
+  function chip(suggestion, prompt) {
     const button = doc.createElement('button');
     button.className = 'chip';
     button.type = 'button';
@@ -251,6 +261,10 @@ export function start(backend, doc = document) {
     button.title = `probability ${(suggestion.probability * 100).toFixed(1)}%`;
     button.append(span('chip-word', suggestion.word), span('chip-p', percent(suggestion.probability)));
     button.addEventListener('click', () => {
+      if (ui.prompt.value !== prompt) {
+        refreshSuggestions();
+        return;
+      }
       ui.prompt.value += suggestion.text;
       ui.prompt.focus();
       refreshSuggestions();
@@ -259,6 +273,7 @@ export function start(backend, doc = document) {
   }
 
   ui.prompt.addEventListener('input', () => {
+    suggestRequest?.abort(); // its answer is about a prompt the user has since changed
     clearTimeout(suggestTimer);
     suggestTimer = setTimeout(refreshSuggestions, SUGGEST_DELAY_MS);
   });

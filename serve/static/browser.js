@@ -111,6 +111,9 @@ export function browserMode(page, serverBackend, doc = document, key = null) {
     status.textContent = text;
     status.classList.toggle('error', failed);
   };
+  // the page starts with the server: a switch the browser restored as it was (back, forward, a reload) is
+  // turned off, rather than shown on while the server answers (and the model's download waits for a click)
+  toggle.checked = false;
   toggle.addEventListener('change', async () => {
     if (!toggle.checked) {
       page.setBackend(serverBackend);

@@ -3,6 +3,8 @@
 // A server that asks for no key is never asked about one.
 
 const STORED = 'nextword-api-key';
+// what a server takes as a key (serve/keys.py): visible ASCII, as an HTTP header carries it
+const KEY_CHARS = /^[\x21-\x7e]+$/;
 
 // Resolves to the key to send (null where the server wants none) once GET v1/models answers with
 // something other than 401: the stored key first, then each key typed into the page's key form.
@@ -21,10 +23,17 @@ export async function askForKey(base = '', doc = document) {
     status.classList.toggle('error', failed);
   };
   say(key === null ? '' : 'The key this tab kept is no longer accepted.', key !== null);
+  // never a native submission: an Enter while a key is being checked would reload the page
+  form.addEventListener('submit', (event) => event.preventDefault());
   form.hidden = false;
   input.focus();
   for (;;) {
     key = await submitted(form, input);
+    if (!KEY_CHARS.test(key)) {
+      say('An API key is letters, digits and punctuation (ASCII), without spaces.', true);
+      input.select();
+      continue;
+    }
     say('Checking the key…');
     if (!(await refused(base, key))) break;
     say('The server did not accept this key.', true);
@@ -42,9 +51,22 @@ export function keyHeaders(key) {
   return key === null || key === undefined ? {} : { authorization: `Bearer ${key}` };
 }
 
+// The tab's key, forgotten once the server refuses it after the page started (restarted with other keys):
+// the backends keep the key they were made with, so a reload asks for the new one. What to tell the user.
+export function keyRefused() {
+  sessionStorage()?.removeItem(STORED);
+  return 'the server asks for another API key now (it may have restarted): reload the page to enter it';
+}
+
 async function refused(base, key) {
+  let headers;
   try {
-    const response = await fetch(`${base}v1/models`, { headers: keyHeaders(key) });
+    headers = new Headers(keyHeaders(key));
+  } catch {
+    return true; // a key no header can carry (a character past Latin-1, a line break): fetch throws at it
+  }
+  try {
+    const response = await fetch(`${base}v1/models`, { headers });
     await response.arrayBuffer(); // read to its end: the request is done, not left open until collected
     return response.status === 401;
   } catch {
@@ -54,8 +76,7 @@ async function refused(base, key) {
 
 function submitted(form, input) {
   return new Promise((resolve) => {
-    const take = (event) => {
-      event.preventDefault();
+    const take = () => {
       const key = input.value.trim();
       if (!key) return;
       form.removeEventListener('submit', take);
