@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["STALE_AFTER_S", "atomic_path"]
+__all__ = ["STALE_AFTER_S", "atomic_path", "temporary_names"]
 
 _NAME_MAX = 255  # bytes in one file name, where the file system does not say (ext4, xfs, btrfs, APFS, NTFS)
 _RANDOM = 8  # characters mkstemp puts between the prefix and the suffix
@@ -65,12 +65,17 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def temporary_names(target: Path) -> re.Pattern[str]:
+    """The names :func:`atomic_path` gives ``target``'s temporary files (mkstemp's: the prefix,
+    :data:`_RANDOM` of its characters, the suffix), to find those a killed writer left, and nothing
+    else beside it."""
+    prefix, suffix = _temporary_prefix(target), f".tmp{target.suffix}"
+    return re.compile(f"{re.escape(prefix)}[a-z0-9_]{{{_RANDOM}}}{re.escape(suffix)}")
+
+
 def _remove_stale(target: Path) -> None:
-    """Remove the temporary files of ``target`` that killed writers left (mkstemp's names: the prefix,
-    :data:`_RANDOM` of its characters, the suffix)."""
-    form = re.compile(
-        f"{re.escape(_temporary_prefix(target))}[a-z0-9_]{{{_RANDOM}}}{re.escape(f'.tmp{target.suffix}')}"
-    )
+    """Remove the temporary files of ``target`` that killed writers left (:func:`temporary_names`)."""
+    form = temporary_names(target)
     now = time.time()
     with contextlib.suppress(OSError):  # a folder that cannot be listed: nothing to tidy
         for left in target.parent.iterdir():

@@ -164,12 +164,14 @@ def test_resume_mends_a_checkpoint_that_lags_the_metrics(tmp_path, tiny_config):
     ghost = dict(metrics["epochs"][-1], epoch=3, steps=metrics["epochs"][-1]["steps"] + 10**6)
     metrics["epochs"].append(ghost)  # as if killed after writing metrics, before the checkpoint
     (out / "metrics.json").write_text(json.dumps(metrics))
-    (out / ".checkpoint.abc.tmp.keras").write_bytes(b"half")
+    (out / ".checkpoint.k1ll3d_0.tmp.keras").write_bytes(b"half")  # atomic_path's name, as mkstemp makes it
+    (out / ".notes.tmpl").write_text("precious")  # a file of the user's whose name merely holds .tmp
     result = resume(out, epochs=3)
     epochs = json.loads((out / "metrics.json").read_text())["epochs"]
     assert result.epochs == 3 and [e["epoch"] for e in epochs] == [1, 2, 3]
     assert epochs[2]["steps"] > epochs[1]["steps"] and epochs[2] != ghost
-    assert not (out / ".checkpoint.abc.tmp.keras").exists()
+    assert not (out / ".checkpoint.k1ll3d_0.tmp.keras").exists()
+    assert (out / ".notes.tmpl").read_text() == "precious"  # resume removed every ".*.tmp*"
 
 
 # ----------------------------------------------------------------------------- under load

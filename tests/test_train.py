@@ -114,11 +114,13 @@ def test_existing_run_folder_is_refused_then_overwritten(run_dir, tiny_config, t
         train(tiny_config)
     out = tmp_path / "again"
     shutil.copytree(run_dir, out)
-    (out / ".model.tmp123.keras").write_bytes(b"left by a killed session")
+    (out / ".model.tmp12345.tmp.keras").write_bytes(b"left by a killed session")
     old_model = (out / "model.keras").read_bytes()
     result = train(replace(tiny_config, out=str(out), epochs=1, overwrite=True))
     assert result.epochs == 1 and (out / ".nextword-run").is_file()
-    assert (out / "model.keras").read_bytes() != old_model and not (out / ".model.tmp123.keras").exists()
+    assert (out / "model.keras").read_bytes() != old_model and not (
+        out / ".model.tmp12345.tmp.keras"
+    ).exists()
 
 
 @pytest.mark.parametrize("intruder", ["notes.txt", "corpus.csv", "subfolder", "model.keras-link"])
@@ -709,7 +711,9 @@ def test_a_run_without_epochs_plans_them_from_its_steps_and_keeps_the_plan_when_
     assert f"{planned} epochs planned" in caplog.text
 
 
-@pytest.mark.parametrize("intruder", ["notes.tmp", "model.tmp.keras", "draft.tmp.txt"])
+@pytest.mark.parametrize(
+    "intruder", ["notes.tmp", "model.tmp.keras", "draft.tmp.txt", ".notes.tmpl", ".model.keras.tmp", ".x.tmp"]
+)
 def test_overwrite_never_deletes_a_users_file_named_like_a_temporary(
     run_dir, tiny_config, tmp_path, intruder
 ):

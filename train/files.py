@@ -27,20 +27,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
-import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from nextword.corpus.encode import STREAM_DTYPE
-from nextword.corpus.files import atomic_path
+from nextword.corpus.files import atomic_path, temporary_names
 from nextword.runtime.model_check import RUN_MARKER  # load() names a run folder given as a model
 from nextword.runtime.tokenizer import Tokenizer
 
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .config import TrainConfig
 from .paths import GIVE_FOLDER, not_a_run_folder
+from .replacing import Replacing, RunExistsError
 
 __all__ = [
     "ID_FILE_COUNTS",
@@ -99,7 +98,6 @@ _LOST_VOCABULARY = (
     "the run's vocabulary, which its weights are indexed by, is lost with it; restore tokenizer.json from "
     "a copy of the folder, or train the run again"
 )
-_TEMPORARY = re.compile(r"\..+\.tmp.*")  # what atomic_path leaves behind when a process is killed
 
 
 logger = logging.getLogger(__name__)
@@ -110,16 +108,12 @@ class NotARunError(FileExistsError):
     it."""
 
 
-class RunExistsError(FileExistsError):
-    """The run folder already holds a run; the message says how to resume or replace it."""
-
-
 class RunBusyError(FileExistsError):
     """Another process is training in the run folder (see :meth:`RunDir.in_use`)."""
 
 
-class RunDir:
-    """Paths inside one run folder."""
+class RunDir(Replacing):
+    """Paths inside one run folder; replacing the run it holds (:class:`~.replacing.Replacing`)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -174,93 +168,6 @@ class RunDir:
             self._marked_here = True
 
     @contextlib.contextmanager
-    def discarded_before_checkpoint(self) -> Iterator[None]:
-        """Remove the run's files again when the block fails (any exception, Ctrl-C too) after
-        :meth:`mark` made this folder a run and before its first checkpoint: nothing in it could be
-        resumed, and a folder of its leftovers (a marker and a tokenizer, after a full disk) would only
-        be refused by the next run. A folder :meth:`in_use` made goes with them, and the run that
-        :meth:`set_aside` kept comes back; at a checkpoint, or at the block's end, it is deleted."""
-        try:
-            yield
-        except BaseException:
-            if not self.checkpoint.is_file():
-                try:
-                    if self._marked_here:
-                        self.clear()  # only what a run writes; a file of the user's keeps everything
-                        logger.info(
-                            "%s: stopped before its first checkpoint; its files are removed", self.root
-                        )
-                    self._put_back()
-                except OSError as exc:
-                    back = f"; the run it replaced is in {self._aside}" if self._aside else ""
-                    logger.warning(
-                        "%s stopped before its first checkpoint and its files could not be removed (%s): "
-                        "remove what nextword did not write from it and start the run again with "
-                        "overwrite=True, or choose another `out`%s",
-                        self.root,
-                        exc,
-                        back,
-                    )
-            else:
-                self.drop_aside()
-            raise
-        self.drop_aside()
-
-    @property
-    def aside(self) -> Path:
-        """The folder beside this one where :meth:`set_aside` keeps the run that a new one replaces."""
-        return self.root.parent / f".{self.root.name}.replaced"
-
-    def set_aside(self) -> None:
-        """Move the previous run's files (see :meth:`check_replaceable`) out of the folder, into
-        :attr:`aside`, for a new run to replace it: they stay there until the new run writes its first
-        checkpoint (:meth:`drop_aside`), and come back if it stops before that
-        (:meth:`discarded_before_checkpoint`), so an interrupted ``overwrite`` loses neither run. Where
-        they cannot be moved (a file system that refuses), they are deleted, as :meth:`clear` does."""
-        self.check_replaceable()
-        aside = self.aside
-        if aside.exists() or aside.is_symlink():
-            raise RunExistsError(
-                f"{aside} holds the run that an interrupted overwrite of {self.root} set aside; to keep "
-                f"that run, move its files back into {self.root} (replacing those there), else delete "
-                f"{aside}; then start again"
-            )
-        moved: list[str] = []
-        try:
-            aside.mkdir()
-            # the marker last: a folder that lost it part way is no run to replace
-            for entry in sorted(os.scandir(self.root), key=lambda e: e.name == RUN_MARKER):
-                os.rename(entry.path, aside / entry.name)
-                moved.append(entry.name)
-        except OSError as exc:
-            for name in moved:
-                os.rename(aside / name, self.root / name)
-            with contextlib.suppress(OSError):
-                aside.rmdir()
-            logger.warning("the run in %s could not be set aside (%s): it is deleted instead", self.root, exc)
-            self.clear()
-            return
-        self._aside = aside
-        logger.info("the run in %s is kept in %s until this run's first checkpoint", self.root, aside)
-
-    def drop_aside(self) -> None:
-        """Delete the run :meth:`set_aside` kept, now that the new one has a checkpoint (or has ended)."""
-        if self._aside is not None:
-            shutil.rmtree(self._aside, ignore_errors=True)
-            logger.info("the replaced run in %s is deleted", self._aside)
-            self._aside = None
-
-    def _put_back(self) -> None:
-        """Move the run :meth:`set_aside` kept back into the folder (which the new run left empty)."""
-        if self._aside is None:
-            return
-        for entry in os.scandir(self._aside):
-            os.rename(entry.path, self.root / entry.name)
-        self._aside.rmdir()
-        logger.info("%s holds the run it held before again", self.root)
-        self._aside = None
-
-    @contextlib.contextmanager
     def in_use(self) -> Iterator[None]:
         """Hold the folder for this process while it trains: a second training process (a run, a
         ``--resume``, an ``--overwrite`` of it) is refused with :class:`RunBusyError` before it reads or
@@ -303,12 +210,20 @@ class RunDir:
     def foreign_entries(self) -> list[str]:
         """Names in the folder that a run never writes (sorted): anything but plain run files and
         leftover temporaries. Links and folders always count as foreign, whatever their name."""
-        foreign = []
+        foreign, leftovers = [], {path.name for path in self.temporaries()}
         for entry in os.scandir(self.root):
-            known = entry.name in RUN_FILES or entry.name == RUN_MARKER or _TEMPORARY.fullmatch(entry.name)
+            known = entry.name in RUN_FILES or entry.name == RUN_MARKER or entry.name in leftovers
             if not known or not entry.is_file(follow_symlinks=False):
                 foreign.append(entry.name)
         return sorted(foreign)
+
+    def temporaries(self) -> list[Path]:
+        """The temporary files that a killed process left while it wrote one of the run's files
+        (:func:`~nextword.corpus.files.temporary_names`): those names only, not any name with ".tmp"."""
+        forms = [temporary_names(self.root / name) for name in (*RUN_FILES, RUN_MARKER)]
+        with contextlib.suppress(OSError):
+            return sorted(p for p in self.root.iterdir() if any(f.fullmatch(p.name) for f in forms))
+        return []
 
     def check_replaceable(self) -> None:
         """Raise :class:`NotARunError` unless :meth:`clear` would remove everything in the folder.

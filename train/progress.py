@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import RunDir
+from .files import SAVING, RunDir
 
 __all__ = [
     "RunProgress",
+    "aside_note",
     "counted",
     "existing_run_advice",
     "how_to_go_on",
@@ -36,14 +37,18 @@ class RunProgress:
     epochs_planned: int | None  # None: not recorded (a run whose planned epochs came from its corpus)
     stopped_early: bool
     epochs_configured: int | None = None  # config.json's epochs: what resume() trains to unless told
+    saving: bool = False  # metrics.json's SAVING mark: an epoch's models were still being written
 
     @property
     def finished(self) -> bool:
         """Whether the run has trained every epoch it planned, or stopped early: ``resume`` would train
-        nothing more unless given more ``epochs``."""
+        nothing more unless given more ``epochs``. Not while an epoch's models were still being written
+        when it stopped (export refuses it then; ``resume`` mends it)."""
         planned = self.epochs_planned
-        return self.has_checkpoint and (
-            self.stopped_early or (planned is not None and self.epochs_done >= planned)
+        return (
+            self.has_checkpoint
+            and not self.saving
+            and (self.stopped_early or (planned is not None and self.epochs_done >= planned))
         )
 
 
@@ -70,6 +75,7 @@ def run_progress(run_dir: str | Path) -> RunProgress:
         epochs_planned=planned_epochs(metrics, stored),
         stopped_early=isinstance(metrics, dict) and metrics.get("stopped_early") is True,
         epochs_configured=planned_epochs(None, stored),
+        saving=isinstance(metrics, dict) and metrics.get(SAVING) is not None,
     )
 
 
@@ -103,32 +109,53 @@ def how_to_go_on(run_dir: str, epochs: int | None = None) -> str:
     ``epochs``: the epoch total the session was given, which the folder does not keep."""
     progress = run_progress(run_dir)
     if progress.finished and (epochs is None or progress.epochs_done >= epochs):
-        return f"the run has finished ({_epochs(progress)}): {_finished_advice(run_dir, progress)}"
-    if progress.has_checkpoint:
+        said = f"the run has finished ({_epochs(progress)}): {_finished_advice(run_dir, progress)}"
+    elif progress.has_checkpoint:
         planned = epochs if epochs is not None else progress.epochs_planned
         configured = None if epochs is not None else progress.epochs_configured  # a total given: say it
-        call = resume_call(run_dir, planned, configured)
-        return f"the run keeps its last checkpoint: continue it with {call}"
-    if progress.has_files:
-        return f"{run_dir} {_NO_CHECKPOINT}: start the run again with overwrite=True"
-    return "nothing was kept: start the run again"
+        said = (
+            f"the run keeps its last checkpoint: continue it with {resume_call(run_dir, planned, configured)}"
+        )
+    elif progress.has_files:
+        said = f"{run_dir} {_NO_CHECKPOINT}: start the run again with overwrite=True"
+    else:
+        said = "nothing was kept: start the run again"
+    return said + aside_note(run_dir)
+
+
+def aside_note(run_dir: str) -> str:
+    """Where a killed ``overwrite`` left the run it replaces (``.RUN.replaced`` beside the folder,
+    :meth:`~.files.RunDir.set_aside`), and what to do with it; "" where there is none."""
+    run = RunDir(run_dir)
+    if not run.aside.is_dir():
+        return ""
+    if run.checkpoint.is_file():
+        return (
+            f"; the run it replaced is still kept in {run.aside}, which this one no longer needs: delete it"
+        )
+    return (
+        f"; the run it replaced is kept in {run.aside}: to keep that one, move its files back into "
+        f"{run_dir} (replacing those there), else delete {run.aside}"
+    )
 
 
 def existing_run_advice(run_dir: str) -> str:
     """Why a new run will not start in ``run_dir``, which holds a run, and what to do instead."""
     progress = run_progress(run_dir)
     if progress.finished:
-        return (
+        said = (
             f"run folder {run_dir} holds a finished run ({_epochs(progress)}): "
             f"{_finished_advice(run_dir, progress)}; or replace it with overwrite=True"
         )
-    if progress.has_checkpoint:
+    elif progress.has_checkpoint:
         call = resume_call(run_dir, progress.epochs_planned, progress.epochs_configured)
-        return (
+        said = (
             f"run folder {run_dir} holds an unfinished run; continue it with `{call}` or replace it "
             "with overwrite=True"
         )
-    return f"run folder {run_dir} {_NO_CHECKPOINT}; replace it with overwrite=True"
+    else:
+        said = f"run folder {run_dir} {_NO_CHECKPOINT}; replace it with overwrite=True"
+    return said + aside_note(run_dir)
 
 
 _NO_CHECKPOINT = "holds no checkpoint (its run stopped before the first one), so there is nothing to resume"

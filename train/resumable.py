@@ -13,7 +13,7 @@ import keras
 from .config import TrainConfig
 from .files import RUN_MARKER, SAVING, NotARunError, RunDir, atomic_write_json, read_json
 from .paths import GIVE_RUN, not_a_run_folder
-from .progress import counted
+from .progress import aside_note, counted
 from .recorder import RunRecorder, best_index, metrics_document, patience_reached
 
 __all__ = [
@@ -54,7 +54,7 @@ def no_checkpoint(run: RunDir) -> str:
         )
     return (
         f"{run.root} has no checkpoint.keras to resume from (the run stopped before its first "
-        "checkpoint); start it again with overwrite=True"
+        f"checkpoint); start it again with overwrite=True{aside_note(str(run.root))}"
     )
 
 
@@ -83,7 +83,7 @@ def load_checkpoint(run: RunDir) -> keras.Model:
 
 def remove_stale_temporaries(run: RunDir) -> None:
     """Delete temporary files that a killed session left behind (see ``files.atomic_path``)."""
-    for stale in run.root.glob(".*.tmp*"):
+    for stale in run.temporaries():
         logger.info("removing %s, left by an interrupted session", stale.name)
         stale.unlink(missing_ok=True)
 

@@ -1,0 +1,135 @@
+"""``overwrite=True`` when the files of the run it replaces cannot move, or when Ctrl-C comes while they
+move: the old run used to be deleted outright where it could not be set aside (a run folder given as
+``.``, a mount point, a parent folder the user cannot write), and a Ctrl-C in the middle of moving it
+aside or back left it split between the run folder and ``.RUN.replaced``, with advice to start again."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+from dataclasses import replace
+
+import pytest
+
+pytest.importorskip("tensorflow", reason="install nextword[train] to train")
+
+from nextword.train import RunExistsError, train
+
+pytestmark = pytest.mark.slow
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.fixture
+def old_run(run_dir, tmp_path):
+    """A copy of a finished run, to be replaced."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    return run
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT as Python's default (KeyboardInterrupt), whatever the test runner set."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_run_that_cannot_be_set_aside_is_kept_not_deleted(old_run, tiny_config, monkeypatch):
+    """A move the file system refuses (EXDEV: the folder is a mount point) deleted the old run, before
+    the new one had read its corpus."""
+    before = _files(old_run)
+    real = os.rename
+
+    def refuse(src, dst):
+        if ".replaced" in str(dst):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(RunExistsError, match=r"cannot be moved there \(Invalid cross-device link\); nothing"):
+        train(replace(tiny_config, out=str(old_run), overwrite=True, epochs=1))
+    assert _files(old_run) == before
+    assert not (old_run.parent / ".run.replaced").exists()
+
+
+def test_a_run_folder_given_as_dot_is_set_aside_beside_it(old_run, tiny_config, monkeypatch):
+    """``--out .`` put the aside inside the run folder itself (``./..replaced``): the move failed, and
+    the old run was deleted."""
+    from nextword.train import trainer
+
+    before = _files(old_run)
+    monkeypatch.chdir(old_run)
+    monkeypatch.setattr(trainer, "encode_corpus", _interrupt)  # after the old run is set aside
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(tiny_config, out=".", overwrite=True, epochs=1))
+    assert _files(old_run) == before  # put back
+    assert not (old_run.parent / ".run.replaced").exists() and not (old_run / "..replaced").exists()
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("moving", ["aside", "back"])
+def test_ctrl_c_while_the_old_run_moves_leaves_it_whole(
+    old_run, tiny_config, monkeypatch, ctrl_c_raises, moving
+):
+    """The Ctrl-C comes after the first file moved (aside: the new run starts; back: a first Ctrl-C
+    stopped it). It waits until the run's files have all moved, and then the old run is back whole."""
+    from nextword.train import trainer
+
+    before = _files(old_run)
+    real, moved = os.rename, []
+
+    def rename(src, dst):
+        real(src, dst)
+        moved.append(".replaced" in str(src))  # whether it moved back
+        if (moved == [False]) if moving == "aside" else (moved[-1] and moved.count(True) == 1):
+            os.kill(os.getpid(), signal.SIGINT)  # one file of the move has moved, the others have not
+
+    monkeypatch.setattr(os, "rename", rename)
+    if moving == "back":
+        monkeypatch.setattr(trainer, "encode_corpus", _interrupt)  # the first Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(tiny_config, out=str(old_run), overwrite=True, epochs=1))
+    assert _files(old_run) == before
+    assert not (old_run.parent / ".run.replaced").exists()
+
+
+def test_a_run_stopped_while_its_last_epoch_was_saved_is_not_called_finished(run_dir, tmp_path):
+    """A full disk (or Ctrl-C) while the last epoch's models were written left metrics.json's
+    saving_epoch mark, and the message said "the run has finished: export it", which export refused."""
+    from nextword.train.progress import existing_run_advice, how_to_go_on
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    assert how_to_go_on(str(run)).startswith("the run has finished")
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "saving_epoch": metrics["epochs"][-1]["epoch"]}))
+    assert how_to_go_on(str(run)).startswith("the run keeps its last checkpoint: continue it with")
+    assert "holds an unfinished run; continue it with" in existing_run_advice(str(run))
+
+
+def test_the_advice_names_the_run_a_killed_overwrite_left_aside(run_dir, tmp_path):
+    """After a kill -9 during an overwrite, the messages said to resume or start again, and none said
+    that the old run was kept in .RUN.replaced: only the next overwrite told."""
+    from nextword.train.progress import existing_run_advice, how_to_go_on
+
+    run, aside = tmp_path / "run", tmp_path / ".run.replaced"
+    shutil.copytree(run_dir, run)
+    shutil.copytree(run_dir, aside)
+    assert how_to_go_on(str(run)).endswith(
+        f"the run it replaced is still kept in {aside}, which this one no longer needs: delete it"
+    )
+    (run / "checkpoint.keras").unlink()  # killed before the new run's first checkpoint
+    assert existing_run_advice(str(run)).endswith(
+        f"the run it replaced is kept in {aside}: to keep that one, move its files back into {run} "
+        f"(replacing those there), else delete {aside}"
+    )

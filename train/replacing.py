@@ -1,0 +1,174 @@
+"""Replacing a run (``overwrite``) without losing either: the previous run's files are set aside beside
+the folder until the new run's first checkpoint, and come back if it stops before that. Files move with
+Ctrl-C and SIGTERM held until they have all moved, so that no signal leaves a run split between the two
+folders."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from nextword.runtime.model_check import RUN_MARKER
+
+__all__ = ["Replacing", "RunExistsError", "signals_held"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Run(Protocol):  # what Replacing needs of the RunDir it is part of
+    root: Path
+    _marked_here: bool
+    _aside: Path | None
+
+    @property
+    def checkpoint(self) -> Path: ...
+
+    @property
+    def aside(self) -> Path: ...
+
+    def check_replaceable(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def drop_aside(self) -> None: ...
+
+    def _put_back(self) -> None: ...
+
+
+class RunExistsError(FileExistsError):
+    """The run folder already holds a run; the message says how to resume or replace it."""
+
+
+class Replacing:
+    """The part of :class:`~.files.RunDir` that replaces a run: :meth:`set_aside`, then
+    :meth:`drop_aside` at the new run's first checkpoint, or the old run put back by
+    :meth:`discarded_before_checkpoint` when the new one stops before it."""
+
+    root: Path
+    _marked_here: bool  # set by RunDir.mark(): this process made the run
+    _aside: Path | None  # where set_aside() keeps the run this one replaces
+
+    @contextlib.contextmanager
+    def discarded_before_checkpoint(self: _Run) -> Iterator[None]:
+        """Remove the run's files again when the block fails (any exception, Ctrl-C too) after
+        :meth:`mark` made this folder a run and before its first checkpoint: nothing in it could be
+        resumed, and a folder of its leftovers (a marker and a tokenizer, after a full disk) would only
+        be refused by the next run. A folder :meth:`in_use` made goes with them, and the run that
+        :meth:`set_aside` kept comes back; at a checkpoint, or at the block's end, it is deleted."""
+        try:
+            yield
+        except BaseException:
+            if not self.checkpoint.is_file():
+                try:
+                    with signals_held():  # a second Ctrl-C must not leave half of the old run aside
+                        if self._marked_here:
+                            self.clear()  # only what a run writes; a file of the user's keeps everything
+                            logger.info(
+                                "%s: stopped before its first checkpoint; its files are removed", self.root
+                            )
+                        self._put_back()
+                except OSError as exc:
+                    back = f"; the run it replaced is in {self._aside}" if self._aside else ""
+                    logger.warning(
+                        "%s stopped before its first checkpoint and its files could not be removed (%s): "
+                        "remove what nextword did not write from it and start the run again with "
+                        "overwrite=True, or choose another `out`%s",
+                        self.root,
+                        exc,
+                        back,
+                    )
+            else:
+                self.drop_aside()
+            raise
+        self.drop_aside()
+
+    @property
+    def aside(self: _Run) -> Path:
+        """The folder beside this one where :meth:`set_aside` keeps the run that a new one replaces (a
+        run folder given as ``.`` too: beside the current folder, not inside it)."""
+        root = self.root.absolute()
+        return root.parent / f".{root.name}.replaced"
+
+    def set_aside(self: _Run) -> None:
+        """Move the previous run's files (see :meth:`check_replaceable`) out of the folder, into
+        :attr:`aside`, for a new run to replace it: they stay there until the new run writes its first
+        checkpoint (:meth:`drop_aside`), and come back if it stops before that
+        (:meth:`discarded_before_checkpoint`), so an interrupted ``overwrite`` loses neither run. Where
+        they cannot be moved (the folder is a mount point, its parent is read-only), nothing is
+        deleted: :class:`RunExistsError` says so, and what to do."""
+        self.check_replaceable()
+        aside = self.aside
+        if aside.exists() or aside.is_symlink():
+            raise RunExistsError(
+                f"{aside} holds the run that an interrupted overwrite of {self.root} set aside; to keep "
+                f"that run, move its files back into {self.root} (replacing those there), else delete "
+                f"{aside}; then start again"
+            )
+        moved: list[str] = []
+        with signals_held():  # all of its files move, or none
+            try:
+                aside.mkdir()
+                # the marker last: a folder that lost it part way is no run to replace
+                for entry in sorted(os.scandir(self.root), key=lambda e: e.name == RUN_MARKER):
+                    os.rename(entry.path, aside / entry.name)
+                    moved.append(entry.name)
+            except OSError as exc:
+                for name in moved:
+                    os.rename(aside / name, self.root / name)
+                with contextlib.suppress(OSError):
+                    aside.rmdir()
+                raise RunExistsError(
+                    f"overwrite=True keeps the run in {self.root} beside it, in {aside}, until the new "
+                    f"run's first checkpoint, and it cannot be moved there ({exc.strerror or exc}); "
+                    f"nothing was deleted. Delete the old run yourself (its files in {self.root}) to "
+                    "replace it, or choose another `out`"
+                ) from None
+            self._aside = aside
+        logger.info("the run in %s is kept in %s until this run's first checkpoint", self.root, aside)
+
+    def drop_aside(self: _Run) -> None:
+        """Delete the run :meth:`set_aside` kept, now that the new one has a checkpoint (or has ended)."""
+        if self._aside is not None:
+            shutil.rmtree(self._aside, ignore_errors=True)
+            logger.info("the replaced run in %s is deleted", self._aside)
+            self._aside = None
+
+    def _put_back(self: _Run) -> None:
+        """Move the run :meth:`set_aside` kept back into the folder (which the new run left empty)."""
+        if self._aside is None:
+            return
+        for entry in os.scandir(self._aside):
+            os.rename(entry.path, self.root / entry.name)
+        self._aside.rmdir()
+        logger.info("%s holds the run it held before again", self.root)
+        self._aside = None
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then act on the first that came (raise
+    ``KeyboardInterrupt``, or whatever the handler before does): a block that moves files is never cut
+    half way. On the main thread only, where signals are taken; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        held.append(signum)
+
+    before = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if held:
+            signal.raise_signal(held[0])
