@@ -22,13 +22,12 @@ import math
 import statistics
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.paths import require_files
-from benchmarks.results import benchmark_parser
+from benchmarks.results import benchmark_parser, write_text
 from nextword.runtime import GenerationConfig, load
 from nextword.runtime.cache import CacheConfig
 from nextword.runtime.model import NextWordModel
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         references = load_documents([args.corpus], CorpusConfig())[:200]
     results = measure(model, args.seeds, args.words, references)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        write_text(args.json, json.dumps(results, indent=2))
     print(render(results))
     return 0
 

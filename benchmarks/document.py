@@ -23,6 +23,7 @@ from benchmarks import (
 from benchmarks.environment import features_text, machine_info, machine_markdown
 from benchmarks.paths import IMG_DIR
 from benchmarks.report import fmt_bytes, markdown_table
+from benchmarks.results import write_text
 
 __all__ = ["SECTIONS", "write_doc"]
 
@@ -65,9 +66,7 @@ def write_doc(
             lines += [TRAINING_NOTE, ""]
     lines += ["## Machine and versions", "", machine_markdown(machine_info()), "", *_rerunning(meta)]
     doc.parent.mkdir(parents=True, exist_ok=True)
-    tmp = doc.with_name(doc.name + ".tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    tmp.replace(doc)
+    write_text(doc, "\n".join(lines))
     return doc
 
 

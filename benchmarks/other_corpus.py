@@ -47,7 +47,7 @@ from benchmarks.paths import CACHE_DIR, DOCS_DIR, REPO, require_files, shown
 from benchmarks.quality import Splits, model_splits, neural_rows, ngram_rows
 from benchmarks.quality_report import cache_search, cache_words
 from benchmarks.report import markdown_table
-from benchmarks.results import benchmark_parser, save_result
+from benchmarks.results import benchmark_parser, save_result, write_text
 
 NAME = "other_corpus"
 SOURCE_URL = "https://deb.debian.org/debian/dists/bookworm/main/i18n/Translation-en.xz"
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         figures = measure(args)
         save_result(NAME, figures, args.result_json)
-    Path(args.out).write_text(render(figures), encoding="utf-8")
+    write_text(args.out, render(figures))
     print(f"wrote {shown(args.out)}")
     return 0
 

@@ -58,7 +58,7 @@ from benchmarks.ngram import (
 from benchmarks.notebook_recipe import BATCH_SIZE, SEQ_LEN, build_notebook_model
 from benchmarks.paths import DEFAULT_CORPUS, DOCS_DIR, REPO, require_files
 from benchmarks.quality_report import render, render_card
-from benchmarks.results import benchmark_parser
+from benchmarks.results import benchmark_parser, write_text
 from nextword.corpus import rebuild_split, recorded_corpus
 from nextword.corpus.dev import split_dev_mask
 from nextword.runtime import evaluate, load
@@ -278,7 +278,7 @@ def save_notebook_figures(path: Path, figures: dict[str, Any], data: dict[str, A
     """Keep (e)'s figures, dated and with the data they were measured on (:func:`notebook_data`),
     for later runs with ``--skip-notebook``."""
     record = {"measured": time.strftime("%Y-%m-%d"), "command": "python -m benchmarks.quality", "data": data}
-    path.write_text(json.dumps(record | figures, indent=2) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(record | figures, indent=2) + "\n")
 
 
 def carried_notebook_figures(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -378,10 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     report = render(results, int8, our_seconds, budget_s)
-    Path(args.out).write_text(report, encoding="utf-8")
-    Path(args.card).write_text(render_card(results, int8), encoding="utf-8")
+    write_text(args.out, report)
+    write_text(args.card, render_card(results, int8))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+        write_text(args.json, json.dumps(results, indent=2, default=str))
     print(report)
     return 0
 

@@ -21,6 +21,7 @@ __all__ = [
     "recorded_date",
     "result_path",
     "save_result",
+    "write_text",
 ]
 
 
@@ -75,10 +76,17 @@ def save_result(name: str, data: dict[str, Any], path: str | Path | None = None)
     out.parent.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     stamped = {**data, "recorded": {"date": now, "argv": sys.argv[1:]}}
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(stamped, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)  # a reader never sees half a file
+    write_text(out, json.dumps(stamped, indent=2) + "\n")
     return out
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` (UTF-8) as nextword writes its own files: a temporary file beside it,
+    renamed into place, so that a run stopped midway leaves the old file whole and no temporary."""
+    from nextword.corpus.files import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def load_result(name: str, path: str | Path | None = None) -> dict[str, Any]:

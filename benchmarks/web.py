@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchmarks.paths import DEFAULT_CORPUS
-from benchmarks.results import at_least, benchmark_parser
+from benchmarks.results import at_least, benchmark_parser, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
@@ -346,7 +346,7 @@ def run(args: argparse.Namespace) -> None:
             doc = args.write.read_text(encoding="utf-8")
             head, _, rest = doc.partition(start)
             _, _, tail = rest.partition(end)
-            args.write.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
+            write_text(args.write, f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def speed_report(args: argparse.Namespace) -> list[str]:

@@ -668,6 +668,28 @@ def test_every_result_file_says_when_and_how_it_was_made(monkeypatch, tmp_path):
     assert results.recorded_date({"rounds": 2}) is None  # a file from before the stamps
 
 
+def test_a_benchmark_stopped_while_it_writes_keeps_the_old_file_and_no_temporary(monkeypatch, tmp_path):
+    """Results and documents went to a fixed-name ``.tmp`` (left behind by a failure) or straight onto
+    the file (a notebook's figures truncated by a full disk: the next run read broken JSON)."""
+    from benchmarks import results
+
+    path = tmp_path / "speed.json"
+    path.write_text('{"old": 1}')
+    real = Path.write_text
+
+    def half_then_full(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        results.save_result("speed", {"rounds": 2}, path)
+    with pytest.raises(OSError, match="No space left"):
+        results.write_text(path, "a document")
+    monkeypatch.undo()
+    assert path.read_text() == '{"old": 1}' and [p.name for p in tmp_path.iterdir()] == ["speed.json"]
+
+
 def test_a_kept_section_is_dated_by_its_own_result_not_the_previous_run_all(monkeypatch, tmp_path):
     from benchmarks import results, run_all
 
