@@ -28,6 +28,9 @@ _QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"')  # a quoted field, its quotes doubl
 _HEADER_MAX_WORDS, _HEADER_MAX_CHARS = 5, 60
 
 
+_LINE_COST = 64  # characters a line counts for at least, in a row's bound: about what a str costs
+
+
 class _Lines:
     """The lines of a text file for :func:`csv.reader`, noting when they run out (a row the reader
     returns after that ended inside a quoted field: the reader returns it all the same) and keeping
@@ -42,7 +45,9 @@ class _Lines:
     def __iter__(self) -> Iterator[str]:
         for line_no, line in enumerate(bounded_lines(self._f, self._path, MAX_RECORD_LINE_CHARS, "a row"), 1):
             self._read.append(line)
-            self._chars += len(line.rstrip("\r\n"))  # its text: a line at the bound is read
+            # a line costs its text, and at least what holding it costs (a quote left open before
+            # millions of short or blank lines)
+            self._chars += max(len(line.rstrip("\r\n")), _LINE_COST)
             if self._chars > MAX_RECORD_LINE_CHARS:  # a quoted field that runs on over many lines
                 raise CorpusError(
                     f"{self._path}, lines {line_no - len(self._read) + 1:,} to {line_no:,}: one row of more "

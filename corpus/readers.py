@@ -400,10 +400,11 @@ def _line_of_bad_bytes(path: Path) -> int | str:
     decoder, line_no = codecs.getincrementaldecoder("utf-8")(), 1
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
+            kept = len(decoder.getstate()[0])  # bytes of a character the chunk before cut short
             try:
                 decoder.decode(chunk)
-            except UnicodeDecodeError as exc:  # its offset counts the bytes kept from the chunk before
-                return line_no + chunk.count(b"\n", 0, max(exc.start, 0))
+            except UnicodeDecodeError as exc:  # its offset counts those kept bytes too
+                return line_no + chunk.count(b"\n", 0, max(exc.start - kept, 0))
             line_no += chunk.count(b"\n")
     try:
         decoder.decode(b"", final=True)

@@ -148,6 +148,10 @@ def test_undecodable_bytes_name_the_file_and_line(tmp_path):
     path.write_bytes(b"fine\n" * 3 + b"x" * (1 << 20) + b" \xe2\x82")
     with pytest.raises(CorpusError, match=r"latin1.txt, line 4: bytes that are not UTF-8"):
         load_documents([path], DEFAULT)
+    # a character cut by the first MiB's end, then bad bytes on the same line
+    path.write_bytes(b"a\n" + b"y" * ((1 << 20) - 4) + "\u20ac".encode() + b"\xff\nmore\n")
+    with pytest.raises(CorpusError, match=r"latin1.txt, line 2: bytes that are not UTF-8"):
+        load_documents([path], DEFAULT)
 
 
 def test_split_is_by_document_seeded_and_disjoint():
@@ -558,7 +562,7 @@ def test_a_document_over_the_size_cap_is_refused_naming_it(tmp_path, monkeypatch
 @pytest.mark.parametrize("kind", ["csv", "jsonl", "text", "lines"])
 def test_a_line_without_a_break_is_refused_before_it_is_read_whole(tmp_path, monkeypatch, kind):
     """A file with no line breaks (a dump of one huge record) was read into memory whole, gigabytes of
-    it, before its document was refused for its length. Each line is now read up to a bound (2 and 8
+    it, before its document was refused for its length. Each line is now read up to a bound (2 and 12
     times MAX_DOCUMENT_CHARS for text and for records; 1,000 here), and one past it is refused."""
     from nextword.corpus import csv_files, readers
 
@@ -596,8 +600,39 @@ def test_a_csv_quote_that_never_closes_is_refused_once_its_row_passes_the_bound(
     path.write_text('text\nfirst\n"opens and never closes\n' + "more words\n" * 500, encoding="utf-8")
     read = readers.read_documents(path, CorpusConfig())
     assert next(read) == "first"
-    with pytest.raises(CorpusError, match=r"c\.csv, lines 3 to 101: one row of more than 1,000 characters"):
+    with pytest.raises(CorpusError, match=r"c\.csv, lines 3 to 18: one row of more than 1,000 characters"):
         next(read)
+
+
+def test_an_open_quote_before_blank_lines_is_refused_too(tmp_path, monkeypatch):
+    """Blank and short lines counted (nearly) nothing towards a row's bound, while each cost a string
+    held in memory: an open quote before 20 million blank lines took 3 GB. A line counts for 64
+    characters at least."""
+    from nextword.corpus import csv_files, readers
+
+    monkeypatch.setattr(csv_files, "MAX_RECORD_LINE_CHARS", 1000)
+    path = tmp_path / "c.csv"
+    path.write_bytes(b'text\r\nfirst\r\n"opens\r\n' + b"\r\n" * 100)
+    read = readers.read_documents(path, CorpusConfig())
+    assert next(read) == "first"
+    with pytest.raises(CorpusError, match=r"c\.csv, lines 3 to 18: one row of more than 1,000 characters"):
+        next(read)
+
+
+def test_a_line_at_the_bound_is_read_whatever_ends_it():
+    """A CSV file is read with its line ends as written: a line of exactly the bound ending in "\\r\\n"
+    was refused (its "\\r" counted), one ending in "\\n" read."""
+    import io
+    from pathlib import Path
+
+    from nextword.corpus.lines import bounded_lines
+
+    for end in ("\n", "\r\n", "\r", ""):  # "": the last line, without an end
+        text = "x" * 10 + end + ("y" * 3 if end else "")
+        lines = list(bounded_lines(io.StringIO(text, newline=""), Path("c.csv"), 10, "a row"))
+        assert "".join(lines) == text, repr(end)
+        with pytest.raises(CorpusError, match="line 1: more than 10 characters without a line break"):
+            list(bounded_lines(io.StringIO("x" * 11 + end, newline=""), Path("c.csv"), 10, "a row"))
 
 
 def test_a_corpus_whose_only_frequent_words_are_too_long_is_told_so(tmp_path):

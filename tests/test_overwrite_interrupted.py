@@ -133,3 +133,86 @@ def test_the_advice_names_the_run_a_killed_overwrite_left_aside(run_dir, tmp_pat
         f"the run it replaced is kept in {aside}: to keep that one, move its files back into {run} "
         f"(replacing those there), else delete {aside}"
     )
+
+
+def test_a_linked_run_folder_is_set_aside_beside_the_folder_it_links_to(old_run, tmp_path):
+    """The aside went beside the link: across disks (a `runs` link onto a larger one) the move failed."""
+    from nextword.train.files import RunDir
+
+    link = tmp_path / "elsewhere" / "link"
+    link.parent.mkdir()
+    link.symlink_to(old_run)
+    assert RunDir(link).aside == tmp_path / ".run.replaced"
+
+
+def test_keras_own_temporary_counts_as_the_runs_and_a_users_look_alike_does_not(old_run):
+    """Keras saves a model whose weights it thinks too large for memory through tempfile's ``tmpXXXXXXXX``
+    in the model's folder: a kill left it, and the folder was no longer replaceable."""
+    from nextword.train.files import RunDir
+
+    (old_run / "tmpk1ll3d_0").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    (old_run / "tmp_notes01").write_text("precious")  # the same form of name, not an HDF5 file
+    run = RunDir(old_run)
+    assert [p.name for p in run.temporaries()] == ["tmpk1ll3d_0"]
+    assert run.foreign_entries() == ["tmp_notes01"]
+
+
+@pytest.fixture
+def handlers():
+    """SIGINT's and SIGTERM's handlers put back after the test."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+
+
+def test_signals_held_leaves_an_ignored_ctrl_c_ignored_and_delivers_sigterm(handlers):
+    """With Ctrl-C ignored (a script's background job), a SIGTERM that came while files moved was lost:
+    only the first signal held was raised, and that was the ignored Ctrl-C."""
+    from nextword.train.replacing import signals_held
+
+    got = []
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    with signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert got == []  # held
+    assert got == [signal.SIGTERM] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_signals_held_delivers_each_signal_that_came(handlers):
+    from nextword.train.replacing import signals_held
+
+    got = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: got.append(signum))
+    with signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+    assert got == [signal.SIGINT, signal.SIGTERM]  # once each, in order
+
+
+def test_signals_held_puts_every_handler_back_when_a_signal_comes_as_it_does(handlers, monkeypatch):
+    """A Ctrl-C just after SIGINT's handler was put back raised in the middle of putting them back, and
+    SIGTERM was held, ignored, for the rest of the process."""
+    from nextword.train.replacing import signals_held
+
+    def term(signum, frame):
+        pass
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, term)
+    real = signal.signal
+
+    def then_ctrl_c(sig, handler):
+        before = real(sig, handler)
+        if sig == signal.SIGINT and handler is signal.default_int_handler:
+            os.kill(os.getpid(), signal.SIGINT)  # as a signal between the two handlers put back
+        return before
+
+    with pytest.raises(KeyboardInterrupt), signals_held():
+        monkeypatch.setattr(signal, "signal", then_ctrl_c)
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGTERM) is term

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,11 @@ _LOST_VOCABULARY = (
     "a copy of the folder, or train the run again"
 )
 
+
+# Keras's saving_lib writes a large model's weights to tempfile.NamedTemporaryFile(dir=the model's
+# folder) first: mkstemp's "tmp" and 8 characters
+_KERAS_SPILL = re.compile(r"tmp[a-z0-9_]{8}")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 logger = logging.getLogger(__name__)
 
@@ -219,10 +225,16 @@ class RunDir(Replacing):
 
     def temporaries(self) -> list[Path]:
         """The temporary files that a killed process left while it wrote one of the run's files
-        (:func:`~nextword.corpus.files.temporary_names`): those names only, not any name with ".tmp"."""
+        (:func:`~nextword.corpus.files.temporary_names`), and Keras's own while it saved a model whose
+        weights it thought too large for memory (``tmpXXXXXXXX``, an HDF5 file or an empty one): those
+        names only, not any name with ".tmp"."""
         forms = [temporary_names(self.root / name) for name in (*RUN_FILES, RUN_MARKER)]
         with contextlib.suppress(OSError):
-            return sorted(p for p in self.root.iterdir() if any(f.fullmatch(p.name) for f in forms))
+            return sorted(
+                p
+                for p in self.root.iterdir()
+                if any(f.fullmatch(p.name) for f in forms) or (_KERAS_SPILL.fullmatch(p.name) and _hdf5(p))
+            )
         return []
 
     def check_replaceable(self) -> None:
@@ -362,3 +374,14 @@ def _folder_lock(root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(handle)  # releases the lock
+
+
+def _hdf5(path: Path) -> bool:
+    """Whether ``path`` is a plain file that is empty or starts as an HDF5 file does."""
+    try:
+        if not path.is_file() or path.is_symlink():
+            return False
+        with path.open("rb") as f:
+            return f.read(len(_HDF5_SIGNATURE)) in (b"", _HDF5_SIGNATURE)
+    except OSError:
+        return False

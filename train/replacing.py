@@ -35,6 +35,8 @@ class _Run(Protocol):  # what Replacing needs of the RunDir it is part of
 
     def check_replaceable(self) -> None: ...
 
+    def check_aside_free(self) -> None: ...
+
     def clear(self) -> None: ...
 
     def drop_aside(self) -> None: ...
@@ -92,9 +94,22 @@ class Replacing:
     @property
     def aside(self: _Run) -> Path:
         """The folder beside this one where :meth:`set_aside` keeps the run that a new one replaces (a
-        run folder given as ``.`` too: beside the current folder, not inside it)."""
-        root = self.root.absolute()
+        run folder given as ``.`` too: beside the current folder, not inside it; one given as a link:
+        beside the folder it links to, on the same disk)."""
+        root = self.root.resolve()  # a link to a run folder elsewhere: beside the folder, on its disk
         return root.parent / f".{root.name}.replaced"
+
+    def check_aside_free(self: _Run) -> None:
+        """Raise :class:`RunExistsError` where :attr:`aside` holds a run already (an overwrite killed
+        before its first checkpoint left it): it is never deleted unasked. Checked before the corpus is
+        read, and again when the run is set aside."""
+        aside = self.aside
+        if aside.exists() or aside.is_symlink():
+            raise RunExistsError(
+                f"{aside} holds the run that an interrupted overwrite of {self.root} set aside; to keep "
+                f"that run, move its files back into {self.root} (replacing those there), else delete "
+                f"{aside}; then start again"
+            )
 
     def set_aside(self: _Run) -> None:
         """Move the previous run's files (see :meth:`check_replaceable`) out of the folder, into
@@ -104,14 +119,8 @@ class Replacing:
         they cannot be moved (the folder is a mount point, its parent is read-only), nothing is
         deleted: :class:`RunExistsError` says so, and what to do."""
         self.check_replaceable()
-        aside = self.aside
-        if aside.exists() or aside.is_symlink():
-            raise RunExistsError(
-                f"{aside} holds the run that an interrupted overwrite of {self.root} set aside; to keep "
-                f"that run, move its files back into {self.root} (replacing those there), else delete "
-                f"{aside}; then start again"
-            )
-        moved: list[str] = []
+        self.check_aside_free()
+        aside, moved = self.aside, []
         with signals_held():  # all of its files move, or none
             try:
                 aside.mkdir()
@@ -153,9 +162,10 @@ class Replacing:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block ends, then act on the first that came (raise
+    """Hold Ctrl-C and SIGTERM until the block ends, then act on each that came, in order (raise
     ``KeyboardInterrupt``, or whatever the handler before does): a block that moves files is never cut
-    half way. On the main thread only, where signals are taken; elsewhere the block runs as it is."""
+    half way. On the main thread only, where signals are taken; a signal ignored, or handled by code
+    outside Python, is left as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -164,11 +174,28 @@ def signals_held() -> Iterator[None]:
     def hold(signum: int, frame: Any) -> None:
         held.append(signum)
 
-    before = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {
+        sig: handler
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if (handler := signal.getsignal(sig)) is not None and handler is not signal.SIG_IGN
+    }
+    for sig in before:
+        signal.signal(sig, hold)
     try:
         yield
     finally:
+        first: BaseException | None = None
         for sig, handler in before.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        if held:
-            signal.raise_signal(held[0])
+            # a signal that comes meanwhile runs its handler as signal.signal() begins: go on
+            while signal.getsignal(sig) is not handler:
+                try:
+                    signal.signal(sig, handler)
+                except BaseException as exc:  # raised below, once every handler is back
+                    first = first or exc
+        for came in dict.fromkeys(held):  # each that came, once
+            try:
+                signal.raise_signal(came)
+            except BaseException as exc:  # the first is raised below
+                first = first or exc
+        if first is not None:
+            raise first

@@ -422,5 +422,6 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
         if not config.overwrite:
             raise RunExistsError(existing_run_advice(str(run.root)))
         run.check_replaceable()
+        run.check_aside_free()  # before the corpus passes, not after them
         return True
     return False
