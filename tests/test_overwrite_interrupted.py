@@ -216,3 +216,33 @@ def test_signals_held_puts_every_handler_back_when_a_signal_comes_as_it_does(han
         monkeypatch.setattr(signal, "signal", then_ctrl_c)
     monkeypatch.undo()
     assert signal.getsignal(signal.SIGTERM) is term
+
+
+def test_a_signal_as_signals_held_begins_stops_it_and_puts_every_handler_back(handlers, monkeypatch):
+    """A SIGTERM whose handler raises, coming after Ctrl-C was held and before SIGTERM was: the block
+    did not run, and Ctrl-C stayed held, dropped, for the rest of the process."""
+    from nextword.train.replacing import signals_held
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
+    real, ran = signal.signal, []
+
+    def then_sigterm(sig, handler):
+        before = real(sig, handler)
+        if sig == signal.SIGINT and handler is not signal.default_int_handler:  # Ctrl-C now held
+            os.kill(os.getpid(), signal.SIGTERM)
+        return before
+
+    monkeypatch.setattr(signal, "signal", then_sigterm)
+    with pytest.raises(Stop), signals_held():
+        ran.append(True)
+    monkeypatch.undo()
+    assert ran == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is stop

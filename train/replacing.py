@@ -179,19 +179,17 @@ def signals_held() -> Iterator[None]:
         for sig in (signal.SIGINT, signal.SIGTERM)
         if (handler := signal.getsignal(sig)) is not None and handler is not signal.SIG_IGN
     }
+    first: BaseException | None = None  # what a handler raised while handlers changed: raised at the end
     for sig in before:
-        signal.signal(sig, hold)
+        raised = _put(sig, hold)  # always put: `first or _put()` would skip it
+        first = first or raised
     try:
-        yield
+        if first is None:  # else the signal came before the block: it does not run
+            yield
     finally:
-        first: BaseException | None = None
         for sig, handler in before.items():
-            # a signal that comes meanwhile runs its handler as signal.signal() begins: go on
-            while signal.getsignal(sig) is not handler:
-                try:
-                    signal.signal(sig, handler)
-                except BaseException as exc:  # raised below, once every handler is back
-                    first = first or exc
+            raised = _put(sig, handler)
+            first = first or raised
         for came in dict.fromkeys(held):  # each that came, once
             try:
                 signal.raise_signal(came)
@@ -199,3 +197,18 @@ def signals_held() -> Iterator[None]:
                 first = first or exc
         if first is not None:
             raise first
+
+
+def _put(sig: int, handler: Any) -> BaseException | None:
+    """Install ``handler`` for ``sig``. A signal that comes meanwhile runs its handler as
+    signal.signal() begins, before the change: try again (a few times at most), and return the first
+    exception such a handler raised."""
+    first = None
+    for _ in range(10):
+        if signal.getsignal(sig) is handler:
+            break
+        try:
+            signal.signal(sig, handler)
+        except BaseException as exc:
+            first = first or exc
+    return first
