@@ -1,5 +1,5 @@
 """Decoding's spacing and sentence capitals: which tokens are written without a space between them,
-and which token begins a sentence (both runtimes follow these rules; web/src/tokenizer.js has them)."""
+and which token begins a sentence (both runtimes follow these rules; web/src/spacing.js has them)."""
 
 from __future__ import annotations
 

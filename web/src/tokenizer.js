@@ -6,6 +6,7 @@ import { NextwordError } from './errors.js';
 import { typeName } from './generation.js';
 import { PyJsonError, parsePyJson } from './pyjson.js';
 import { commas, pyHead, pyLen, pyRepr, pySorted } from './pyrepr.js';
+import { carriesStart, endsSentence, glued, startsAfter } from './spacing.js';
 import { CLASS, isSpace, pyLower, pyNfkc, pyUpper } from './unicode.js';
 
 export const PAD = '<pad>'; // id 0: never generated
@@ -18,27 +19,6 @@ export const TOKENIZER_FORMAT_VERSION = 4; // the newest: 3 keeps combining mark
 export const READABLE_VERSIONS = Object.freeze([1, 2, 3, 4]);
 const FORMAT_NAME = 'nextword.tokenizer';
 const CONFIG_FIELDS = ['lowercase', 'drop_figure_refs', 'min_count', 'max_vocab'];
-
-// Decoding's spacing, as runtime/tokenizer.py's: glued to the token before, closing punctuation (Arabic,
-// Urdu and Devanagari marks too) and what continues an emoji or a word (skin tones, variation selectors,
-// joiners, the keycap mark); glued to the token after, an opening parenthesis, ¿, ¡ and the joiners.
-const NO_SPACE_BEFORE = new Set([
-  ...'.,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3',
-  ...codePoints(0xfe00, 0xfe10),
-  ...codePoints(0x1f3fb, 0x1f400),
-]);
-const NO_SPACE_AFTER = new Set([...'(\u00bf\u00a1\u200c\u200d']);
-// A token that begins with a combining mark or a tag character continues the character before it (a
-// keycap's "\ufe0f\u20e3" after "#", the tags of a subdivision flag after the black flag).
-const CONTINUES = new RegExp(`^[${CLASS.mark}\\u{e0020}-\\u{e007f}]`, 'u');
-const SENTENCE_END = new Set(['.', '?', '!']);
-// Initials: single letters (word characters but digits and "_") joined by dots, "e.g", "u.s.a"; the dot
-// after them ends no sentence. A percent sign is glued to a number before it ("90%").
-const LETTER = `(?:(?![${CLASS.digit}_])[${CLASS.word}])`;
-const INITIALS = new RegExp(`^${LETTER}(?:\\.${LETTER})+$`, 'u');
-const ENDS_IN_DIGIT = new RegExp(`[${CLASS.digit}]$`, 'u');
-// Marks that pass a sentence start on to the token after them ("(It works.)", "¿Por qué?", "(Done.) Then").
-const CARRY_START = new Set(['(', ')', '\u00bf', '\u00a1']);
 
 const { word: W, space: S, digit: D, figLetter: L, mark: M } = CLASS;
 const QUOTES = /["\u201c\u201d\u201e\u201f\u00ab\u00bb`\u00b4]/gu;
@@ -237,7 +217,7 @@ export class Tokenizer {
    */
   *pieces(tokens, previous = null) {
     let newParagraph = false;
-    let starts = previous === null || Tokenizer.endsSentence(previous);
+    let starts = previous === null || endsSentence(previous);
     for (const token of tokens) {
       if (token === PAD) continue;
       if (token === EOD) {
@@ -252,22 +232,20 @@ export class Tokenizer {
         newParagraph = false;
       }
       yield piece;
-      starts = Tokenizer.startsAfter(token, starts, previous);
+      starts = startsAfter(token, starts, previous);
       previous = token;
     }
   }
 
-  /** Whether `token` ends a sentence: `.`, `?` or `!`, but not the dot that closes initials, `previous`
-   * being single letters joined by dots (e.g., i.e., U.S.: the tokenizer keeps their last dot apart). */
+  /** Whether `token` ends a sentence (spacing.js: not the dot after initials, `previous`). */
   static endsSentence(token, previous = null) {
-    return SENTENCE_END.has(token) && !(token === '.' && previous !== null && INITIALS.test(previous));
+    return endsSentence(token, previous);
   }
 
   /** Whether the token after `token` begins a sentence, `starts` saying whether `token` did and
-   * `previous` being the token before it: after a sentence end (endsSentence), or after a parenthesis,
-   * ¿ or ¡ where a sentence began. */
+   * `previous` being the token before it (spacing.js). */
   static startsAfter(token, starts, previous = null) {
-    return Tokenizer.endsSentence(token, previous) || (starts && CARRY_START.has(token));
+    return startsAfter(token, starts, previous);
   }
 
   /** Whether the token after a text begins a sentence, from the text's tokens `before` it, the latest
@@ -279,11 +257,11 @@ export class Tokenizer {
     for (let step = tokens.next(); !step.done; step = tokens.next()) {
       const token = step.value;
       if (token === EOD) return true;
-      if (SENTENCE_END.has(token)) {
+      if (endsSentence(token)) {
         const older = tokens.next(); // a sentence end, unless a dot that closes initials
-        return Tokenizer.endsSentence(token, older.done ? null : older.value);
+        return endsSentence(token, older.done ? null : older.value);
       }
-      if (!CARRY_START.has(token)) return false;
+      if (!carriesStart(token)) return false;
     }
     return true;
   }
@@ -292,15 +270,8 @@ export class Tokenizer {
    * capital at a sentence start when the tokenizer lowercases. `starts`: whether `token` begins a
    * sentence (undefined: from `previous` alone, a text start or a sentence end). */
   piece(token, previous, starts = undefined) {
-    const glued =
-      previous === null ||
-      NO_SPACE_AFTER.has(previous) ||
-      NO_SPACE_BEFORE.has(token) ||
-      (isRegionalIndicator(token) && isRegionalIndicator(previous)) ||
-      (token === '%' && ENDS_IN_DIGIT.test(previous)) ||
-      CONTINUES.test(token);
-    const space = glued ? '' : ' ';
-    const start = starts ?? (previous === null || Tokenizer.endsSentence(previous));
+    const space = glued(token, previous) ? '' : ' ';
+    const start = starts ?? (previous === null || endsSentence(previous));
     if (this.config.lowercase && start) {
       const first = pyHead(token, 1);
       return space + pyUpper(first) + token.slice(first.length);
@@ -443,17 +414,6 @@ export function endsWithSpace(text) {
   return last !== undefined && isSpace(last.codePointAt(0));
 }
 
-/** The characters from `first` up to (not including) `end`, as strings. */
-function codePoints(first, end) {
-  return Array.from({ length: end - first }, (_, i) => String.fromCodePoint(first + i));
-}
-
-/** Whether `token` is one regional indicator letter (half of a flag: two make one). */
 function* withoutPadding(tokens) {
   for (const token of tokens) if (token !== PAD) yield token;
-}
-
-function isRegionalIndicator(token) {
-  const code = token.codePointAt(0);
-  return code >= 0x1f1e6 && code < 0x1f200 && token.length === 2;
 }
