@@ -20,8 +20,6 @@ from .args import add_config_arguments, config_from_args, flag_names
 
 __all__ = ["add_serve_parser", "end_now_if_forced"]
 
-_FORCED = threading.Event()  # the last `nextword serve` of this process ended by a forced quit
-
 
 def add_serve_parser(commands: Any) -> None:
     """Register ``nextword serve`` on ``commands`` (the object ``add_subparsers`` returned)."""
@@ -55,15 +53,11 @@ def _serve(args: argparse.Namespace) -> int:
     # a long-running process: its lines carry a time stamp, nextword's own as uvicorn's do (the other
     # commands' lines, read as they are written, do not)
     use_server_format()
-    FORCED_QUIT.clear()  # set by this server's forced quit only
-    _FORCED.clear()
+    FORCED_QUIT.clear()  # set by this server's forced quit only (end_now_if_forced reads it)
     try:
         serve(config)
     except ValueError as exc:  # a setting refused once the files it names are read (ssl_certfile=...)
         raise ValueError(flag_names(str(exc), ServeConfig)) from None
-    finally:
-        if FORCED_QUIT.is_set():
-            _FORCED.set()
     return 0
 
 
@@ -73,7 +67,7 @@ def end_now_if_forced(code: int) -> None:
     answer nobody reads (a ``/v1/score`` of a long text runs on one for seconds), and a third Ctrl-C
     there printed a traceback. For the console script alone (nextword.cli.entry), which has no caller
     to return to; only on the main thread, and only while such a thread is alive."""
-    if not _FORCED.is_set() or threading.current_thread() is not threading.main_thread():
+    if not FORCED_QUIT.is_set() or threading.current_thread() is not threading.main_thread():
         return
     me = threading.current_thread()
     if not any(t is not me and t.is_alive() and not t.daemon for t in threading.enumerate()):
