@@ -277,6 +277,30 @@ def test_a_key_refused_after_the_page_started_asks_for_a_reload(page):
     page.execute_script("window.sessionStorage.clear()")
 
 
+def test_a_model_file_refused_for_the_key_asks_for_a_reload(browser, keyed_server):
+    """The "Run in this browser" switch, on a server started with --api-key, fetches model.onnx with the
+    tab's key: a 401 there (the server restarted with other keys between its model line and the download)
+    is said as every other refusal of the key is, and the key forgotten, rather than as a bare status."""
+    key_form(browser, keyed_server)
+    browser.find_element(By.ID, "api-key").send_keys(KEY, Keys.ENTER)
+    wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the model line never loaded")
+    browser.execute_script(
+        "const fetch = window.fetch;"
+        "window.fetch = (url, init) => /model[.]onnx$/.test(String(url))"
+        "  ? Promise.resolve(new Response('{}', {status: 401}))"
+        "  : fetch(url, init);"
+        "document.getElementById('in-browser').click();"
+    )
+    status = browser.find_element(By.ID, "where-status")
+    wait(browser, lambda d: status.text.startswith("Cannot run"), "the download's refusal was not said")
+    assert status.text == (
+        "Cannot run in this browser: the server asks for another API key now (it may have restarted): "
+        "reload the page to enter it"
+    )
+    assert not browser.find_element(By.ID, "in-browser").is_selected()
+    assert stored_key(browser) is None
+
+
 # ----------------------------------------------------------------------------- run in this browser
 
 # The switch checked as soon as it is parsed, as a browser restoring a form's state does (back, forward,

@@ -5,7 +5,7 @@
 // nextword-web's modules (75 kB the page itself imports) are loaded when the mode is turned on: a page
 // that stays with the server never fetches them.
 
-import { keyHeaders } from './key.js';
+import { keyHeaders, keyRefused } from './key.js';
 
 const abort = () => new DOMException('stopped', 'AbortError');
 
@@ -90,6 +90,8 @@ export async function createBrowserBackend(base = '', key = null, sizeLimits = t
 
 async function fetchModel(url, key) {
   const response = await fetch(url, { headers: keyHeaders(key) });
+  // the key was taken a moment ago (the server's model line): the server restarted with other keys since
+  if (response.status === 401) throw new Error(keyRefused());
   if (!response.ok) {
     // the server's reason (a file changed on disk since it loaded it, say) says what to do
     const reason = await response.json().then(
