@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import re
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -55,13 +54,6 @@ def bound_port(log: IO[str], timeout: float = 60) -> tuple[int, str]:
         state = "is still starting" if reader.is_alive() else "ended"
         raise AssertionError(f"the server {state} without listening: {''.join(lines)}")
     return int(found[0].group(1)), "".join(lines)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import free_ports
+
 pytest.importorskip("uvicorn", reason="install nextword[serve] to test the server")
 
 # `python wrapper.py STAGE MARKER ARGS...`: runs `nextword ARGS...` (or, for "api-workers", serve() from
@@ -79,12 +81,6 @@ if __name__ == "__main__":
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start(tmp_path: Path, stage: str, *args: str, stderr=None, unbuffered: bool = True) -> subprocess.Popen:
     """The wrapper in a session of its own (a failed test kills its workers too: :func:`_kill`)."""
     script = tmp_path / "wrapper.py"
@@ -135,7 +131,7 @@ def _ends(process: subprocess.Popen, seconds: float = 60) -> tuple[int, str, str
 
 def test_ctrl_c_while_uvicorn_starts_is_an_interrupt(tmp_path):
     """uvicorn took the Ctrl-C before the app chained its handler, stopped, and the command exited 0."""
-    process = _start(tmp_path, "uvicorn-config", "serve", "--port", str(_free_port()))
+    process = _start(tmp_path, "uvicorn-config", "serve", "--port", str(free_ports(1)[0]))
     _wait_for("uvicorn's start-up", (tmp_path / "reached").exists, process)
     process.send_signal(signal.SIGINT)
     code, _, err = _ends(process)
@@ -156,7 +152,7 @@ def _uvicorn_version() -> tuple[int, ...]:
 )
 def test_a_worker_that_fails_to_start_fails_the_command(tmp_path):
     """uvicorn's supervisor stopped itself, and `nextword serve` exited 0, as after Ctrl-C."""
-    process = _start(tmp_path, "worker-fails", "serve", "--port", str(_free_port()), "--workers", "2")
+    process = _start(tmp_path, "worker-fails", "serve", "--port", str(free_ports(1)[0]), "--workers", "2")
     code, _, err = _ends(process, 120)
     assert code == 1, err
     assert "a worker's start-up fails here" in err
@@ -168,7 +164,7 @@ def test_a_worker_that_fails_to_start_fails_the_command(tmp_path):
 def test_sigterm_before_the_supervisor_takes_it_removes_the_metrics_folder(tmp_path):
     """The default SIGTERM killed the process between making the workers' metrics folder and uvicorn's
     supervisor installing its handlers: the folder stayed in the temporary directory."""
-    process = _start(tmp_path, "bind", "serve", "--port", str(_free_port()), "--workers", "2")
+    process = _start(tmp_path, "bind", "serve", "--port", str(free_ports(1)[0]), "--workers", "2")
     _wait_for("the supervisor's start-up", (tmp_path / "reached").exists, process)
     folders = lambda: [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("nextword-metrics-")]  # noqa: E731
     assert len(folders()) == 1
@@ -181,7 +177,7 @@ def test_sigterm_before_the_supervisor_takes_it_removes_the_metrics_folder(tmp_p
 def test_serve_from_python_with_workers_puts_back_the_signal_handlers(tmp_path):
     """uvicorn's supervisor left its handlers installed: the calling program no longer stopped on a
     SIGTERM or a Ctrl-C once serve() had returned."""
-    port = _free_port()
+    port = free_ports(1)[0]
     process = _start(tmp_path, "api-workers", str(port))
     _wait_for("the workers to listen", lambda: _serving(port), process)
     time.sleep(0.5)  # both workers serving: none starts while the supervisor stops
@@ -195,7 +191,7 @@ def test_ctrl_c_twice_ends_the_process_while_a_score_still_runs(tmp_path, caller
     """The interpreter waited at exit for the thread still scoring (seconds for a long text; here it
     never ends), and a third Ctrl-C printed a traceback from threading's shutdown. The command's process
     now ends at once; a program that calls ``nextword.cli.main.main`` itself gets the status back."""
-    port = _free_port()
+    port = free_ports(1)[0]
     stage = "score-blocks" if caller == "the command" else "score-blocks-in-process"
     process = _start(tmp_path, stage, "serve", "--port", str(port), "--shutdown-timeout", "1")
     _wait_for("the server to listen", lambda: _serving(port), process)
@@ -226,7 +222,7 @@ def test_ctrl_c_with_standard_error_gone_still_exits_130(tmp_path, buffered):
     """`nextword serve 2>&1 | head -1`: the "interrupted" line met a closed pipe, and the BrokenPipeError
     made the status 1; once caught, the line left in a buffered standard error failed the interpreter's
     final flush (status 120)."""
-    port = _free_port()
+    port = free_ports(1)[0]
     read, write = os.pipe()
     process = _start(tmp_path, "none", "serve", "--port", str(port), stderr=write, unbuffered=not buffered)
     os.close(write)
