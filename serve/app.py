@@ -159,8 +159,18 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
 
 
 async def _publish_every_second(metrics: Metrics) -> None:
+    failing = False  # said once a failure streak, not each second
     while True:
-        metrics.publish()
+        try:
+            metrics.publish()
+        except Exception as error:  # a full disk under the metrics folder, say: tried again each second
+            if not failing:
+                logger.warning("this worker's load could not be written for /metrics: %s", error)
+            failing = True
+        else:
+            if failing:
+                logger.info("this worker's load is written for /metrics again")
+            failing = False
         await asyncio.sleep(1.0)
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -146,7 +147,7 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         "host": config.host,
         "port": config.port,
         "log_level": config.log_level,
-        "timeout_graceful_shutdown": int(config.shutdown_timeout) + BACKSTOP_SECONDS,  # after the drain
+        "timeout_graceful_shutdown": math.ceil(config.shutdown_timeout) + BACKSTOP_SECONDS,  # past the drain
         # behind a proxy that strips a path prefix: each request's path and root_path carry it again
         "root_path": config.root_path,
         "log_config": uvicorn_log_config(config.log_level),  # time-stamped lines, in each worker too

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ from .limits import Slots
 from .logs import FORCED_QUIT
 from .scheduler import Job, Scheduler
 
-# uvicorn's backstop (its timeout_graceful_shutdown, set by serve/server.py): seconds past
-# int(shutdown_timeout) after which it cancels the answers still being sent, to clients that read slowly
+# uvicorn's backstop (its timeout_graceful_shutdown, set by serve/server.py): seconds past shutdown_timeout
+# (rounded up) after which it cancels the answers still being sent, to clients that read slowly
 BACKSTOP_SECONDS = 5
 
 __all__ = ["ModelFile", "ServerState", "model_summary"]
@@ -40,6 +41,8 @@ class ModelFile:
     path: Path
     identity: tuple[int, int, int]  # inode, size and modification time: unchanged, the same file
     digest: str  # SHA-256 of its bytes: a file touched or copied over with the same bytes is the same
+    # the file last found to hold other bytes: refused again without reading it again
+    other: tuple[int, int, int] | None = None
 
     @classmethod
     def of(cls, path: Path) -> ModelFile | None:
@@ -52,17 +55,22 @@ class ModelFile:
 
     def unchanged(self, stat: os.stat_result) -> bool:
         """Whether the file, now ``stat``, still holds the bytes the server loaded (read again only
-        where its inode, size or time differ; the same bytes then count as the file from there on)."""
-        if identity(stat) == self.identity:
+        where its inode, size or time differ; the same bytes then count as the file from there on, other
+        bytes are not read again while the file stays as it is). May read the whole file: call it off the
+        event loop."""
+        now = identity(stat)
+        if now == self.identity:
             return True
-        if stat.st_size != self.identity[1]:
+        if stat.st_size != self.identity[1] or now == self.other:
             return False
         try:
             same = _digest(self.path) == self.digest
         except OSError:
             return False
         if same:
-            self.identity = identity(stat)
+            self.identity = now
+        else:
+            self.other = now
         return same
 
 
@@ -164,7 +172,7 @@ class ServerState:
         )
         loop.call_soon_threadsafe(loop.call_later, self.config.shutdown_timeout, self.cancel_all)
         if self.backstop:  # just before uvicorn's: its cancellations are no failures (no traceback each)
-            backstop = int(self.config.shutdown_timeout) + BACKSTOP_SECONDS - 0.5
+            backstop = math.ceil(self.config.shutdown_timeout) + BACKSTOP_SECONDS - 0.5
             loop.call_soon_threadsafe(loop.call_later, backstop, _backstop)
 
     def cancel_all(self) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -115,7 +116,10 @@ async def model_file(request: Request) -> Response:
         stat = path.stat()  # once: what is checked is what is sent
     except OSError:
         stat = None
-    if stat is None or not S_ISREG(stat.st_mode) or not loaded.unchanged(stat):
+    # a file of the same size but another time is read whole to compare: on a thread, as the event loop
+    # goes on sending the words of other requests
+    ours = stat is not None and S_ISREG(stat.st_mode)
+    if not (ours and await anyio.to_thread.run_sync(loaded.unchanged, stat)):
         # a page would run another model than the server's
         what = "is no longer on disk" if stat is None else "has changed on disk"
         logger.warning("GET /model.onnx refused: %s %s since the server loaded it", path, what)

@@ -190,7 +190,8 @@ def test_uvicorns_backstop_is_announced_and_its_cancellations_logged_without_tra
         with caplog.at_level(logging.INFO, "nextword.serve"):
             state.begin_shutdown(loop)
             (drain, cancel), (backstop, cut) = sorted(loop.later, key=lambda pair: pair[0])
-            assert drain == 0.5 and 0.5 < backstop < int(0.5) + BACKSTOP_SECONDS  # just before uvicorn's
+            # just before uvicorn's (the drain rounded up, and BACKSTOP_SECONDS)
+            assert drain == 0.5 and backstop == 1 + BACKSTOP_SECONDS - 0.5
             cancel()
             assert not FORCED_QUIT.is_set()
             cut()
@@ -202,6 +203,62 @@ def test_uvicorns_backstop_is_announced_and_its_cancellations_logged_without_tra
         assert "in flight get 0.5 s to finish" in caplog.text  # not "0 s"
     finally:
         FORCED_QUIT.clear()
+
+
+def test_a_fractional_drain_keeps_the_whole_backstop(model, monkeypatch):
+    """--shutdown-timeout 10.9: uvicorn's backstop comes BACKSTOP_SECONDS after the drain rounded up, and
+    the server's word of it just before; the drain was rounded down, which left 4.1 s, not 5, to the
+    answers cancelled at 10.9 s."""
+    import uvicorn
+
+    from nextword.serve import serve
+    from nextword.serve.state import BACKSTOP_SECONDS, ServerState
+
+    options = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: options.append(kwargs))
+    serve(ServeConfig(port=0, shutdown_timeout=10.9), model)
+    assert options[0]["timeout_graceful_shutdown"] == 11 + BACKSTOP_SECONDS
+
+    later = []
+
+    class Loop:
+        def call_soon_threadsafe(self, call, *args):
+            call(*args)
+
+        def call_later(self, delay, call):
+            later.append(delay)
+
+    ServerState(ServeConfig(shutdown_timeout=10.9), model, "m", backstop=True).begin_shutdown(Loop())
+    assert sorted(later) == [10.9, 11 + BACKSTOP_SECONDS - 0.5]
+
+
+def test_a_worker_whose_load_cannot_be_written_says_so_once_and_tries_again(monkeypatch, caplog):
+    """The task that writes a worker's load for /metrics each second went on after a failure (a full disk
+    under the metrics folder), rather than ending unseen with the worker's figures frozen; it says so once,
+    and once more when the writes work again."""
+    from nextword.serve import app
+
+    outcomes = iter([OSError(28, "disk full"), OSError(28, "again"), None, "stop"])
+
+    class Metrics:
+        def publish(self):
+            outcome = next(outcomes)
+            if outcome == "stop":
+                raise asyncio.CancelledError
+            if outcome is not None:
+                raise outcome
+
+    async def no_wait(seconds):
+        assert seconds == 1.0
+
+    monkeypatch.setattr(app.asyncio, "sleep", no_wait)
+    with caplog.at_level(logging.INFO, "nextword.serve"), pytest.raises(asyncio.CancelledError):
+        asyncio.run(app._publish_every_second(Metrics()))
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "nextword.serve.app"]
+    assert said == [
+        ("WARNING", "this worker's load could not be written for /metrics: [Errno 28] disk full"),
+        ("INFO", "this worker's load is written for /metrics again"),
+    ]
 
 
 def test_an_answer_the_server_cancels_says_so_in_its_access_line(model, caplog):

@@ -143,7 +143,7 @@ def test_the_server_offers_its_model_file(client, model_path, model):
     assert "was not loaded from a file" in missing.json()["error"]["message"]
 
 
-def test_the_model_file_is_revalidated_and_a_replaced_one_not_offered(model_path, model, tmp_path):
+def test_the_model_file_is_revalidated_and_a_replaced_one_not_offered(model_path, tmp_path, monkeypatch):
     """/model.onnx may be cached but is asked after before each use: a client that has it gets a 304
     (by ETag or by date), and does not download the same file again. A file replaced on disk is not the
     model the server runs: it is refused (409) until the server is restarted, so a page in "run in this
@@ -154,8 +154,9 @@ def test_the_model_file_is_revalidated_and_a_replaced_one_not_offered(model_path
     from fastapi.testclient import TestClient
 
     from nextword.runtime import load
-    from nextword.serve import ServeConfig, create_app
+    from nextword.serve import ServeConfig, create_app, state
 
+    digest = state._digest
     path = tmp_path / "served.onnx"
     shutil.copyfile(model_path, path)
     with TestClient(create_app(ServeConfig(), load(path))) as client:
@@ -183,8 +184,11 @@ def test_the_model_file_is_revalidated_and_a_replaced_one_not_offered(model_path
         data = bytearray(model_path.read_bytes())
         data[-1] ^= 1  # other bytes, of the same size
         path.write_bytes(bytes(data))
+        read = []  # each whole read of the file to compare its bytes
+        monkeypatch.setattr(state, "_digest", lambda file: read.append(file) or digest(file))
         replaced = client.get("/model.onnx", headers={"if-none-match": etag, "if-modified-since": modified})
         assert replaced.status_code == 409 and replaced.json()["error"]["code"] == "model_file_changed"
+        assert client.get("/model.onnx").status_code == 409 and read == [path]  # not read again
         message = replaced.json()["error"]["message"]
         assert message.startswith("served.onnx has changed on disk since") and "restart the server" in message
         path.unlink()
