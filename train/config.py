@@ -163,8 +163,9 @@ class TrainConfig:
     max_minutes: float | None = field(
         default=None,
         metadata={
-            "help": "wall-clock budget of this training session: the epoch in progress is cut short, "
-            "validated and saved when it runs out"
+            "help": "wall-clock budget of this session's training steps: the epoch in progress is cut "
+            "short, validated and saved when it runs out (reading the corpus before, validating and saving "
+            "after, come on top)"
         },
     )
     init_from: str | None = field(
