@@ -161,15 +161,69 @@ def test_in_the_browser_too_the_pages_controls_override_the_files_defaults(
         server.stop()
 
 
+LOADING = "return document.body.dataset.loading ?? null"
+
+
+def loaded(browser) -> None:
+    """Wait until the page's load of the model in the browser has ended, done or failed."""
+    ended = lambda d: d.execute_script(LOADING) is None  # noqa: E731
+    wait(browser, ended, "the load never ended", IN_BROWSER_LOAD_TIMEOUT)
+
+
 def switch_on_and_wait(browser, url: str) -> str:
-    """Open the page at ``url``, tick "Run in this browser", and return what the switch says once it is
-    released (the load done or failed)."""
+    """Open the page at ``url``, tick "Run in this browser", and return what the switch says once the load
+    is done or has failed."""
     browser.get(url)
     wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the page never loaded")
-    toggle = browser.find_element(By.ID, "in-browser")
-    toggle.click()
-    wait(browser, lambda d: toggle.is_enabled(), "the switch was never released", IN_BROWSER_LOAD_TIMEOUT)
+    browser.find_element(By.ID, "in-browser").click()
+    loaded(browser)
     return browser.find_element(By.ID, "where-status").text
+
+
+def test_the_switch_turned_off_while_the_model_downloads_gives_the_server_back(browser, model):
+    """A download that stalls (a proxy, a network gone quiet) held the switch disabled and the page with
+    it: the switch now stays free, turned off the server answers at once, and the download's end (here a
+    failure) says nothing over the server's line."""
+    import threading
+
+    import anyio
+    from browser import start_server
+
+    from nextword.serve import ServeConfig, create_app
+
+    app, release = create_app(ServeConfig(), model), threading.Event()
+
+    async def stalling(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/model.onnx":
+            while not release.is_set():
+                await anyio.sleep(0.05)
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    server = start_server(stalling)
+    try:
+        browser.get(server.url + "/")
+        wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "the page never loaded")
+        toggle = browser.find_element(By.ID, "in-browser")
+        status = browser.find_element(By.ID, "where-status")
+        toggle.click()
+        wait(browser, lambda d: status.text.startswith("Downloading the model"), "the download never began")
+        assert toggle.is_enabled() and browser.execute_script(LOADING) == "browser"
+        toggle.click()  # off while model.onnx is held
+        assert status.text == "Words are generated on the server (the model goes on downloading)."
+        assert browser.execute_script("return document.body.dataset.backend") == "server"
+        want = model.generate("the network", max_words=8, temperature=0, top_k=None, top_p=None)
+        assert generate(browser, "the network", 8, 0, "") == want  # the server's answer, at once
+        release.set()
+        loaded(browser)
+        assert status.text == "Words are generated on the server."
+        assert "error" not in status.get_attribute("class")
+        assert not toggle.is_selected()
+    finally:
+        release.set()
+        server.stop()
 
 
 @pytest.mark.parametrize(

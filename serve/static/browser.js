@@ -105,47 +105,63 @@ async function fetchModel(url, key) {
 }
 
 // Wire the switch: on, load the model here once and hand the page the browser backend; off, the server's.
+// The switch stays free while the model downloads: turned off then, the server answers at once (a download
+// that stalls, behind a proxy or on a network gone quiet, never holds the page), and the model, if it comes,
+// is kept for the next time it is turned on. document.body.dataset.loading is "browser" while it loads.
 export function browserMode(page, serverBackend, doc = document, key = null) {
   const toggle = doc.getElementById('in-browser');
   const status = doc.getElementById('where-status');
   let local = null; // the browser backend, once loaded
+  let loading = null; // its download, while it is under way
+  let turns = 0; // the switch's changes: the last one decides what a finished download does
   const say = (text, failed = false) => {
     status.textContent = text;
     status.classList.toggle('error', failed);
+  };
+  const onServer = 'Words are generated on the server.';
+  const load = async () => {
+    const started = performance.now();
+    try {
+      // the server's own caps on the model file's size, which its operator chose (--no-size-limits)
+      const { limits } = await serverBackend.info();
+      local = await createBrowserBackend('', key, limits?.sizeLimits !== false);
+      doc.defaultView.nextwordInBrowser = local; // for diagnostics: what the worker fetched (model.resources())
+      return `Loaded in ${((performance.now() - started) / 1000).toFixed(1)} s. `;
+    } finally {
+      loading = null;
+      delete doc.body.dataset.loading;
+      if (!toggle.checked) say(onServer); // turned off meanwhile: no word of the download any more
+    }
   };
   // the page starts with the server: a switch the browser restored as it was (back, forward, a reload) is
   // turned off, rather than shown on while the server answers (and the model's download waits for a click)
   toggle.checked = false;
   toggle.addEventListener('change', async () => {
+    const turn = ++turns;
     if (!toggle.checked) {
       page.setBackend(serverBackend);
-      say('Words are generated on the server.');
+      say(loading ? 'Words are generated on the server (the model goes on downloading).' : onServer);
       doc.body.dataset.backend = 'server';
       return;
     }
-    const focused = doc.activeElement === toggle; // disabled, it loses the focus: it gets it back
-    toggle.disabled = true;
+    let loaded = '';
     try {
       if (!local) {
         say('Downloading the model and onnxruntime-web (once)…');
-        const started = performance.now();
-        // the server's own caps on the model file's size, which its operator chose (--no-size-limits)
-        const { limits } = await serverBackend.info();
-        local = await createBrowserBackend('', key, limits?.sizeLimits !== false);
-        doc.defaultView.nextwordInBrowser = local; // for diagnostics: what the worker fetched (model.resources())
-        say(`Loaded in ${((performance.now() - started) / 1000).toFixed(1)} s. `);
+        doc.body.dataset.loading = 'browser';
+        loading ??= load();
+        loaded = await loading;
       }
-      page.setBackend(local);
-      say(
-        `${status.textContent.startsWith('Loaded') ? status.textContent : ''}Words are generated in this browser.`,
-      );
-      doc.body.dataset.backend = 'browser';
     } catch (error) {
-      toggle.checked = false;
-      say(`Cannot run in this browser: ${error.message}`, true);
-    } finally {
-      toggle.disabled = false;
-      if (focused) toggle.focus();
+      if (turn === turns) {
+        toggle.checked = false;
+        say(`Cannot run in this browser: ${error.message}`, true);
+      }
+      return;
     }
+    if (turn !== turns) return; // turned off (and maybe on again) while the model downloaded
+    page.setBackend(local);
+    say(`${loaded}Words are generated in this browser.`);
+    doc.body.dataset.backend = 'browser';
   });
 }
