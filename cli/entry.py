@@ -10,7 +10,11 @@ import threading
 
 from .signals import Terminated, say, terminate
 
-__all__ = ["main"]
+__all__ = ["ONNXRUNTIME_TELEMETRY", "main"]
+
+# onnxruntime 1.29 and later, on Linux and macOS, record usage and errors with a device id under
+# ~/.cache and upload them, unless this is set before onnxruntime is imported (it is read then, once)
+ONNXRUNTIME_TELEMETRY = "ORT_DISABLE_TELEMETRY"
 
 
 def main() -> int:
@@ -20,6 +24,10 @@ def main() -> int:
     # modules load would be lost (signals are taken on the main thread only)
     if os.getpid() == 1 and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, terminate)
+    # the command, its server's workers and what it starts run onnxruntime without telemetry, unless the
+    # user chose otherwise (ORT_DISABLE_TELEMETRY=0); a library does not touch its caller's environment:
+    # a program of your own sets it (docs/security.md)
+    os.environ.setdefault(ONNXRUNTIME_TELEMETRY, "1")
     try:
         from .main import main as run
 
