@@ -83,11 +83,17 @@ class ForcedQuit(logging.Filter):
         return not (cancelled or "CancelledError" in record.getMessage())
 
 
+# errors writing the access log that stop it: its reader gone, or its file's disk (or quota) full
+GONE = (errno.EPIPE, errno.EIO, errno.ECONNRESET)
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 class OutputHandler(logging.StreamHandler):
     """The access log's handler, on standard output: once that output's reader has gone (``nextword
-    serve | tee log`` with tee killed, a log shipper that died), it says so once on standard error and
-    drops the lines that follow, rather than a 50-line "--- Logging error ---" traceback for each
-    request; standard output then points at the null device, so the exit's flush cannot fail either."""
+    serve | tee log`` with tee killed, a log shipper that died) or its file's disk is full, it says so
+    once on standard error and drops the lines that follow, rather than a 50-line "--- Logging error
+    ---" traceback for each request; standard output then points at the null device, so the exit's
+    flush cannot fail either."""
 
     gone = False
 
@@ -97,7 +103,7 @@ class OutputHandler(logging.StreamHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         failure = sys.exc_info()[1]
-        if not (isinstance(failure, OSError) and failure.errno in (errno.EPIPE, errno.EIO, errno.ECONNRESET)):
+        if not (isinstance(failure, OSError) and failure.errno in (*GONE, *FULL)):
             super().handleError(record)
             return
         self.gone = True
@@ -105,10 +111,12 @@ class OutputHandler(logging.StreamHandler):
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, self.stream.fileno())
             os.close(null)
+        why = "its reader went away" if failure.errno in GONE else "its file's disk is full"
         logging.getLogger(__name__).warning(
-            "the access log's output was closed (%s: its reader went away); access lines are dropped "
-            "from now on",
+            "the access log's output cannot be written (%s: %s); access lines are dropped from now on "
+            "(the server goes on; restart it to log them again)",
             failure.strerror or failure,
+            why,
         )
 
 

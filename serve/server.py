@@ -204,7 +204,7 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         {**dataclasses.asdict(config), "_log_level": level, "_backstop": True}
     )
     try:
-        with watch_signals(supervisor=True) as watch, _shared_metrics_folder():
+        with watch_signals(supervisor=True) as watch, _shared_metrics_folder(config.workers):
             uvicorn.run(
                 "nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common
             )
@@ -255,8 +255,29 @@ def _load_on_device(path: str, device: str, limits: LoadLimits | None) -> None:
     load(path, device=device, limits=limits)
 
 
+# the room a worker's metrics take in the shared folder, with a margin: prometheus_client maps four files
+# of 64 KiB a worker and doubles one when its series outgrow it
+METRICS_ROOM_PER_WORKER = 1 << 20
+
+
+def _check_room(folder: str, workers: int, where: str) -> None:
+    """Refuse a metrics folder without room for ``workers``: prometheus_client maps its files, and a
+    worker that writes a page the disk has no room for dies of SIGBUS, unseen, started again by uvicorn,
+    forever."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # not measurable here: the workers' own errors say what is wrong
+    if free < workers * METRICS_ROOM_PER_WORKER:
+        raise ValueError(
+            f"{where} {folder} has {free:,} bytes free, and --workers {workers} keep their metrics there "
+            f"({workers * METRICS_ROOM_PER_WORKER:,} bytes at most): free some space, or point "
+            f"${MULTIPROCESS_ENV} (or TMPDIR, where the server makes its own) at a disk with room"
+        )
+
+
 @contextlib.contextmanager
-def _shared_metrics_folder() -> Iterator[None]:
+def _shared_metrics_folder(workers: int) -> Iterator[None]:
     """``$PROMETHEUS_MULTIPROC_DIR`` for the workers (each writes its metrics there, a scrape reads them
     all): a fresh folder, removed when the server stops. A folder the caller set is used as it is."""
     if os.environ.get(MULTIPROCESS_ENV):
@@ -269,6 +290,7 @@ def _shared_metrics_folder() -> Iterator[None]:
                 f"${MULTIPROCESS_ENV} {given} {why}, and --workers keep their metrics there: create it, "
                 "point it at a writable folder, or unset it (the server then makes its own)"
             )
+        _check_room(given, workers, f"${MULTIPROCESS_ENV}")
         logger.info("the workers' metrics are kept in $%s: %s", MULTIPROCESS_ENV, given)
         yield
         return
@@ -276,6 +298,7 @@ def _shared_metrics_folder() -> Iterator[None]:
     os.environ[MULTIPROCESS_ENV] = folder
     logger.info("the workers' metrics are kept in %s until the server stops", folder)
     try:
+        _check_room(folder, workers, "the metrics folder")
         yield
     finally:
         os.environ.pop(MULTIPROCESS_ENV, None)

@@ -381,7 +381,26 @@ def test_workers_refuse_a_metrics_folder_they_cannot_write_before_they_start(
     with pytest.raises(ValueError, match=r"is a folder this user cannot write, and --workers"):
         serve(ServeConfig(model=str(model_path), workers=2, port=0))
     monkeypatch.setattr(server_module.os, "access", real_access)
+    # a disk without room: each worker died of SIGBUS writing its mapped metrics, and uvicorn started it
+    # again, forever, saying nothing but "Child process died"; the server's own folder is removed again
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(server_module.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(
+        ValueError, match=r"^\$PROMETHEUS_MULTIPROC_DIR .* has 4,096 bytes free, and --workers 2"
+    ):
+        serve(ServeConfig(model=str(model_path), workers=2, port=0))
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "own"))  # where the server makes its folder
+    (tmp_path / "own").mkdir()
+    with pytest.raises(ValueError, match=r"^the metrics folder .* has 4,096 bytes free.*or TMPDIR"):
+        serve(ServeConfig(model=str(model_path), workers=3, port=0))
+    assert list((tmp_path / "own").iterdir()) == [] and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    monkeypatch.undo()
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: pytest.fail("uvicorn started"))
     # so is $NEXTWORD_API_KEY, which the supervising process read nowhere: each worker failed on it
     for key, said in (("", "is set but empty"), ("two words", "has a key that is not 1 to 1024")):
         monkeypatch.setenv("NEXTWORD_API_KEY", key)

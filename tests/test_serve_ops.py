@@ -314,13 +314,20 @@ def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():
     assert uvicorn_log_config() is not config  # uvicorn may change the dict it is given
 
 
-def test_an_access_log_whose_reader_went_away_says_so_once(caplog):
-    """`nextword serve | tee log` with tee gone: every access line became a 50-line "--- Logging
-    error ---" traceback on standard error."""
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (BrokenPipeError(32, "Broken pipe"), "cannot be written (Broken pipe: its reader went away)"),
+        (OSError(28, "No space left on device"), "(No space left on device: its file's disk is full)"),
+    ],
+)
+def test_an_access_log_whose_reader_went_away_says_so_once(caplog, failure, said):
+    """`nextword serve | tee log` with tee gone, or `nextword serve > log` on a full disk: every access
+    line became a 50-line "--- Logging error ---" traceback on standard error."""
 
     class Gone(io.StringIO):
         def write(self, text: str) -> int:
-            raise BrokenPipeError(32, "Broken pipe")
+            raise failure
 
     handler = OutputHandler(Gone())
     handler.setFormatter(ServerFormatter())
@@ -338,8 +345,8 @@ def test_an_access_log_whose_reader_went_away_says_so_once(caplog):
                 sys.stderr = old
     finally:
         log.removeHandler(handler)
-    said = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.logs"]
-    assert len(said) == 1 and "the access log's output was closed (Broken pipe" in said[0], said
+    lines = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.logs"]
+    assert len(lines) == 1 and said in lines[0], lines
     assert "Logging error" not in errors.getvalue()
     assert handler.gone
     # a real descriptor whose reader is gone: pointed at the null device, so the exit's flush succeeds
