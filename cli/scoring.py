@@ -66,7 +66,7 @@ def score_command(args: argparse.Namespace) -> int:
         print(json_text(_score_json(model_file, result)))
         return 0
     print(f"words              {len(result.words)}")
-    print(f"total log-prob     {result.total_logprob:.3f}")
+    print(f"total log-prob     {figure(result.total_logprob, '.3f')}")
     print(f"perplexity         {figure(result.perplexity, '.2f')}")
     print(f"unknown words      {sum(w.unknown for w in result.words)}")
     return 0

@@ -202,9 +202,9 @@ def score_text(model: StepModel, text: str, cache: bool | CacheConfig | None = N
 
 def perplexity(nll: float, words: int) -> float:
     """``exp(nll / words)``; ``inf`` where that overflows a float (a model that finds the text all but
-    impossible)."""
+    impossible); NaN where the log-likelihood is NaN (once shown as an overflow)."""
     mean = nll / words
-    return math.exp(mean) if mean < 709.0 else math.inf
+    return math.exp(mean) if mean < 709.0 or math.isnan(mean) else math.inf
 
 
 def next_words(

@@ -427,6 +427,17 @@ def test_json_output_holds_null_where_a_figure_is_not_finite():
     }
 
 
+def test_a_nan_log_likelihood_is_no_overflow_and_a_huge_total_is_written_short():
+    """A NaN log-likelihood (a model that makes NaN scores) was reported as perplexity inf, as an
+    overflow is; the score's total, printed in full, ran to 300 digits."""
+    from nextword.cli.display import figure
+    from nextword.runtime.scoring import perplexity
+
+    assert math.isnan(perplexity(math.nan, 3))
+    assert perplexity(710.0 * 3, 3) == math.inf and perplexity(3.0, 3) == math.e
+    assert figure(-8e300, ".3f") == "-8e+300" and figure(-12.3456, ".3f") == "-12.346"
+
+
 def test_ctrl_c_during_a_stream_ends_the_streamed_line_first(capsys, model_path, monkeypatch):
     from nextword.runtime import NextWordModel
 

@@ -125,12 +125,21 @@ def test_mutated_int8_scales_zero_points_and_shapes(int8_path, tmp_path, lstm_in
     _refused(_save(proto, tmp_path, "q.onnx"), match)
 
 
-def test_nan_logits_fail_the_probe(model_path, tmp_path):
+def test_logits_that_are_not_finite_fail_the_probe(model_path, tmp_path):
     proto = crafted.proto(model_path)
     crafted.rename_output(proto, "logits", "real_logits")
-    nan = crafted.add_initializer(proto, "nan", np.float32([np.nan]))
-    proto.graph.node.append(helper.make_node("Mul", ["real_logits", nan], ["logits"]))
+    # infinite logits the graph makes (a NaN or an infinity stored in the file is refused before the probe)
+    huge = crafted.add_initializer(proto, "huge", np.float32([3e38]))
+    proto.graph.node.append(helper.make_node("Mul", ["real_logits", huge], ["large_logits"]))
+    proto.graph.node.append(helper.make_node("Mul", ["large_logits", huge], ["logits"]))
     _refused(_save(proto, tmp_path, "nan.onnx"), "output 'logits' holds NaN or infinite values")
+
+
+@pytest.mark.parametrize(("at", "value"), [(0, np.nan), (-1, -np.inf)])
+def test_a_nan_or_infinite_float_weight_is_refused(model_path, tmp_path, at, value):
+    """Only quantization scales were checked: a NaN in an LSTM's float bias loaded, and made text."""
+    proto = crafted.lstm_bias(crafted.proto(model_path), at, value)
+    _refused(_save(proto, tmp_path, "b.onnx"), "the weights '.*' holds NaN or infinite values; the file is")
 
 
 def test_state_output_of_the_wrong_type_fails_the_probe(model_path, tmp_path):

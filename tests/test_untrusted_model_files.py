@@ -159,6 +159,15 @@ HOSTILE = {
         lambda p: crafted.set_meta(p, "nextword.cache", '{"theta": 1e400, "mix": 0.1, "window": 8}'),
         "invalid cache settings",
     ),
+    # finite, but theta * similarity, or a + b * L_t, overflows: NaN scores, <pad> written, perplexity "inf"
+    "a cache theta of 1.7e308": (
+        lambda p: crafted.set_meta(p, "nextword.cache", '{"theta": 1.7e308, "mix": 0.1, "window": 8}'),
+        "cache theta must be at most 1000, got 1.7e+308",
+    ),
+    "a cache gate of 1e308": (
+        lambda p: crafted.set_meta(p, "nextword.cache", '{"theta": 1, "gate": [0, 1e308], "window": 8}'),
+        "cache gate must be two numbers [a, b] within ±1000, got 1e+308",
+    ),
     "a cache window of 10 million": (
         lambda p: crafted.set_meta(p, "nextword.cache", '{"theta": 1, "mix": 0.1, "window": 10000000}'),
         "cache window must be in 1..4096",

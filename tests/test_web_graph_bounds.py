@@ -127,6 +127,8 @@ CASES = {
         {},
         False,
     ),
+    "a NaN in the LSTM's bias": (lambda p: crafted.lstm_bias(p, 0, float("nan")), {}, False),
+    "an infinite last bias": (lambda p: crafted.lstm_bias(p, -1, float("-inf")), {}, False),
     "a finite scale": (lambda p: crafted.dequantize(p, [0.5]), {}, True),
 }
 
@@ -213,7 +215,7 @@ REFUSED_TENSORS = _NAMES[_NAMES.index("4 elements declared, 1 held") : _NAMES.in
 def test_tensor_sparse_and_scale_refusals_are_pythons(name, verdicts):
     """Before, nextword-web left these to onnxruntime-web: it loaded them, or refused in its own words."""
     (python, _), js = verdicts[name]
-    assert python is not None and re.search(r"tensor|quantization scale", python)
+    assert python is not None and re.search(r"tensor|quantization scale|the weights", python)
     assert js["checked"] == js["loaded"] == in_javascript(python) and not js["loads"]
 
 

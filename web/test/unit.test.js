@@ -884,6 +884,7 @@ describe('the continuous cache', () => {
       ['"gate": [1, 2, 3]', 'cache gate must be two numbers [a, b], got 3'],
       ['"gate": [NaN, 1]', 'cache gate must be two finite numbers [a, b], got nan'],
       ['"gate": [1, true]', 'cache gate must be two finite numbers [a, b], got True'],
+      ['"gate": [1, -1500.5]', 'cache gate must be two numbers [a, b] within ±1000, got -1500.5'],
     ];
     for (const [settings, message] of cases) {
       assert.throws(
@@ -892,6 +893,10 @@ describe('the continuous cache', () => {
         `${settings}: ${message}`,
       );
     }
+    assert.throws(
+      () => read('{"theta": 5000.5, "mix": 0.1, "window": 8}'),
+      (error) => error.message === 'cache theta must be at most 1000, got 5000.5',
+    );
   });
 
   test('options: checked, with the fix', async () => {

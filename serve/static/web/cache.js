@@ -14,6 +14,8 @@ import { NextwordError } from './errors.js';
 import { pyRepr, pySorted, pyStr } from './pyrepr.js';
 
 export const MAX_WINDOW = 4096; // positions kept at most (Python's MAX_WINDOW)
+// theta and the gate's a and b at most, in size (Python's MAX_CACHE_NUMBER): past it the scores overflow
+const MAX_CACHE_NUMBER = 1000;
 const FIRST_CAPACITY = 64; // slots allocated per row at first; doubled as a row's cache fills
 const REQUIRED = ['theta', 'window'];
 const KNOWN = [...REQUIRED, 'mix', 'tuning', 'similarity', 'gate'];
@@ -101,6 +103,9 @@ function validate(data, style) {
   };
   finite('theta', theta);
   if (Number(theta) < 0) fail(`cache theta must be >= 0, got ${style.plain(theta)}`);
+  if (Number(theta) > MAX_CACHE_NUMBER) {
+    fail(`cache theta must be at most ${MAX_CACHE_NUMBER}, got ${style.plain(theta)}`);
+  }
   if (mix !== null) {
     finite('mix', mix);
     if (!(Number(mix) > 0 && Number(mix) < 1)) {
@@ -110,7 +115,12 @@ function validate(data, style) {
   if (gate !== null) {
     if (!style.isList(gate)) fail(`cache gate must be two numbers [a, b], got ${style.show(gate)}`);
     if (gate.length !== 2) fail(`cache gate must be two numbers [a, b], got ${gate.length}`);
-    for (const value of gate) finite('gate', value, 'two finite numbers [a, b]');
+    for (const value of gate) {
+      finite('gate', value, 'two finite numbers [a, b]');
+      if (Math.abs(Number(value)) > MAX_CACHE_NUMBER) {
+        fail(`cache gate must be two numbers [a, b] within ±${MAX_CACHE_NUMBER}, got ${style.plain(value)}`);
+      }
+    }
   }
   if (!style.isInt(window)) fail(`cache window must be an integer, got ${style.show(window)}`);
   if (!(window >= 1 && window <= MAX_WINDOW)) {

@@ -294,7 +294,11 @@ export class NextWordModel {
     });
     const total = words.reduce((sum, w) => sum + w.logprob, 0);
     const mean = -total / words.length;
-    return { totalLogprob: total, perplexity: mean < 709 ? Math.exp(mean) : Infinity, words };
+    return {
+      totalLogprob: total,
+      perplexity: mean < 709 || Number.isNaN(mean) ? Math.exp(mean) : Infinity,
+      words,
+    };
   }
 
   /**
