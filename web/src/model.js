@@ -18,7 +18,7 @@ import {
 } from './model-file.js';
 import { importOrt } from './ort.js';
 import { WireError } from './protobuf.js';
-import { callCache, lastLogprobs, tokenLogprobs } from './scoring.js';
+import { callCache, lastLogprobs, perplexity, tokenLogprobs } from './scoring.js';
 import { readSource } from './source.js';
 import { SPECIAL_TOKENS } from './tokenizer.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
@@ -293,12 +293,7 @@ export class NextWordModel {
       return { word, token: read[i], text: pieces[i], logprob, unknown: id === this.tokenizer.unkId };
     });
     const total = words.reduce((sum, w) => sum + w.logprob, 0);
-    const mean = -total / words.length;
-    return {
-      totalLogprob: total,
-      perplexity: mean < 709 || Number.isNaN(mean) ? Math.exp(mean) : Infinity,
-      words,
-    };
+    return { totalLogprob: total, perplexity: perplexity(-total, words.length), words };
   }
 
   /**

@@ -75,6 +75,13 @@ function newCache(model, settings) {
   return new ContinuousCache(settings, 1, model.stateWidths[model.stateWidths.length - 2]);
 }
 
+// exp(nll / words), as Python's scoring.perplexity: Infinity where that overflows (a text the model finds
+// all but impossible), NaN where the log-likelihood is NaN (never shown as an overflow)
+export function perplexity(nll, words) {
+  const mean = nll / words;
+  return mean < 709 || Number.isNaN(mean) ? Math.exp(mean) : Infinity;
+}
+
 /** Log-probabilities of one row of logits, in float64 (as the Python runtime's log_softmax). */
 export function logSoftmax(logits) {
   let peak = -Infinity;

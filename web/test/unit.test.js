@@ -25,6 +25,7 @@ import {
   withoutSizeCaps,
 } from '../src/index.js';
 import { parsePyJson } from '../src/pyjson.js';
+import { perplexity } from '../src/scoring.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
 import { normalize, READABLE_VERSIONS, Tokenizer } from '../src/tokenizer.js';
 import { serve } from '../src/worker-core.js';
@@ -725,6 +726,14 @@ describe('options given in JavaScript', () => {
     );
     assert.match((await refusal(model.score(' " '))).message, /give a text with at least one word$/);
     assert.deepEqual(await model.nextWords('a', 3n), await model.nextWords('a', 3));
+  });
+});
+
+describe('perplexity', () => {
+  test("NaN stays NaN (it once read as an overflow's Infinity), as in Python", () => {
+    assert.ok(Number.isNaN(perplexity(NaN, 3)));
+    assert.equal(perplexity(710 * 3, 3), Infinity);
+    assert.equal(perplexity(3, 3), Math.E);
   });
 });
 
