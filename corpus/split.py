@@ -103,10 +103,9 @@ class DocumentSplit:
     def read(self) -> Iterator[tuple[bool, str]]:
         """Yield ``(is_validation, document)`` for every document kept, in corpus order, reading the
         files again (one document in memory at a time). Raises :class:`CorpusError` if the files no
-        longer hold the documents they held when the split was made."""
-        labels, n = self.labels, len(self.labels)
-        index = 0
-        for document in read_corpus(self.corpus, log=False):
+        longer hold the documents they held when the split was made (other text: once all are read)."""
+        labels, n, index, digest = self.labels, len(self.labels), 0, hashlib.sha256()
+        for document in _digested(read_corpus(self.corpus, log=False), digest):
             if index == n:
                 raise _changed(self.corpus.paths, n, "more")
             label = labels[index]
@@ -115,6 +114,8 @@ class DocumentSplit:
                 yield bool(label == VAL), document
         if index != n:
             raise _changed(self.corpus.paths, n, str(index))
+        if self.digest is not None and digest.hexdigest() != self.digest:  # a file replaced meanwhile
+            raise _changed(self.corpus.paths, n, f"{n} with other text")
 
     def documents(self) -> tuple[list[str], list[str]]:
         """The training and the validation documents, in corpus order (for corpora that fit in memory)."""

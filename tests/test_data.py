@@ -113,6 +113,16 @@ def test_a_split_streams_the_split_of_split_documents(tmp_path, corpus_files, do
         list(replace(split, labels=split.labels[:-1]).read())
     with pytest.raises(CorpusError, match="changed while it was read"):
         list(replace(split, labels=np.append(split.labels, 0)).read())
+    # as many documents, other text: a file replaced between the passes of a training (the vocabulary
+    # came from one file and the training words from the other, nearly all <unk>, and nothing said so)
+    own = tmp_path / "own.txt"
+    own.write_text("the first document\n\nthe second one\n\na third\n", encoding="utf-8")
+    split = split_corpus(CorpusConfig(paths=(str(own),), keep_duplicates=True, val_fraction=0.4))
+    own.write_text("the first document\n\nthe second one\n\na fourth\n", encoding="utf-8")
+    with pytest.raises(
+        CorpusError, match=r"changed while it was read: it held 3 documents, then 3 with other"
+    ):
+        list(split.read())
 
 
 def test_vocabulary_and_id_files_equal_the_in_memory_path(tmp_path, corpus_files, documents):
