@@ -343,7 +343,7 @@ def test_without_flock_the_run_folder_is_used_unguarded(tmp_path, monkeypatch):
     assert not folder.exists()  # made for the lock, left empty: removed
 
 
-def test_the_run_folders_lock_ends_with_the_process_that_held_it(tmp_path):
+def test_the_run_folders_lock_ends_with_the_process_that_held_it(tmp_path, monkeypatch):
     import subprocess
     import sys
 
@@ -361,6 +361,14 @@ def test_the_run_folders_lock_ends_with_the_process_that_held_it(tmp_path):
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
         with pytest.raises(RunBusyError), RunDir(folder).in_use():
             pass
+        # Both started as the folder did not exist yet: the one refused removed the (still empty) folder
+        # the other had locked, whose files then went to a new, unlocked folder of the same name.
+        exists = Path.exists
+        with monkeypatch.context() as patched:
+            patched.setattr(Path, "exists", lambda path: path != folder and exists(path))
+            with pytest.raises(RunBusyError), RunDir(folder).in_use():
+                pass
+        assert folder.is_dir() and RunDir(folder).busy()  # still the folder the other process holds
         child.kill()  # killed mid-run: nothing is left to unlock by hand
         child.wait(timeout=30)
         with RunDir(folder).in_use():

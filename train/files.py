@@ -188,11 +188,13 @@ class RunDir(Replacing):
         """
         made = [f for f in (self.root, *self.root.parents) if not f.exists()]  # deepest first
         self.root.mkdir(parents=True, exist_ok=True)
+        held = False  # refused, this process leaves the folders alone: another may have just locked them
         try:
             with _folder_lock(self.root):
+                held = True
                 yield
         finally:
-            for folder in made:
+            for folder in made if held else ():
                 try:
                     folder.rmdir()
                 except OSError:  # not empty (the run began) or already gone: it stays, and those above
