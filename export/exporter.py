@@ -88,18 +88,25 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     run = RunDir(config.run_dir)
     run.require_trained()  # a file or a looping link named as such, before any path in it is resolved
     _check_not_the_runs(Path(config.out), run)
-    train_config, stored, tokenizer, metrics, prompts = _read_run(run)
-    data = stored.get("data")
-    run.check_id_files(data if isinstance(data, dict) else {})  # dev.ids and val.ids are read after parity
-    _check_dev_ids(run, data if isinstance(data, dict) else {}, config.tune_cache)
-    tokenizer_json = tokenizer.to_json()
-    try:  # before any work, and tf2onnx, which fails obscurely on a graph of 2 GiB or more
-        check_exportable(
-            train_config.model, len(tokenizer), len(tokenizer_json.encode()), warn=False, during="export"
-        )
-    except ValueError as exc:
-        raise ModelTooLargeError(str(exc)) from None
-    trained = load_keras_model(run.model)
+    for _ in range(SNAPSHOT_TRIES):  # a training that saves meanwhile: its files are read again
+        saved = _identity(run.model)
+        train_config, stored, tokenizer, metrics, prompts = _read_run(run)
+        data = stored.get("data")
+        run.check_id_files(data if isinstance(data, dict) else {})  # dev.ids and val.ids: after parity
+        _check_dev_ids(run, data if isinstance(data, dict) else {}, config.tune_cache)
+        tokenizer_json = tokenizer.to_json()
+        try:  # before any work, and tf2onnx, which fails obscurely on a graph of 2 GiB or more
+            check_exportable(
+                train_config.model, len(tokenizer), len(tokenizer_json.encode()), warn=False, during="export"
+            )
+        except ValueError as exc:
+            raise ModelTooLargeError(str(exc)) from None
+        trained = load_keras_model(run.model)
+        if _identity(run.model) == saved:  # the model is the one the metrics read describe
+            break
+        logger.info("%s was saved again while it was read: reading the run again", run.model)
+    else:
+        raise ExportError(f"{run.model} was saved again each time it was read: export once the training ends")
 
     proto = convert(trained, train_config.model, len(tokenizer), config.opset)
     ops = check_graph(proto, train_config.model.num_layers)
@@ -300,6 +307,18 @@ def _model_kind(path: Path) -> str | None:
     if not proto.graph.node:
         return None
     return "nextword" if any(p.key.startswith("nextword.") for p in proto.metadata_props) else "onnx"
+
+
+SNAPSHOT_TRIES = 3
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file from the one saved in its place (inode, size, time); None where there is none."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict[str, Any], list[str]]:

@@ -146,6 +146,34 @@ def test_a_run_that_stopped_short_is_exported_with_a_warning_and_shown_with_its_
     assert code == 0 and "best epoch     1 of 3 (stopped after 1) (by" in shown
 
 
+def test_a_model_saved_while_the_export_reads_it_is_read_again(run_dir, tmp_path, monkeypatch, caplog):
+    """A training that saves its best model between the export's read of metrics.json and its load of
+    model.keras: the file paired one epoch's figures with another's weights. The run is read again;
+    one that saves at every read is refused."""
+    from nextword.export import ExportError, exporter
+
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    real, loads = exporter.load_keras_model, []
+
+    def saved_meanwhile(path, times: int):
+        loads.append(path)
+        if len(loads) <= times:  # the training saves it again, as atomic_path does: a new file
+            copy = run / "model.keras.new"
+            shutil.copyfile(path, copy)
+            copy.replace(path)
+        return real(path)
+
+    monkeypatch.setattr(exporter, "load_keras_model", lambda path: saved_meanwhile(path, 1))
+    with caplog.at_level(logging.INFO, logger="nextword.export"):
+        export(ExportConfig(run_dir=str(run), out=str(tmp_path / "m.onnx")))
+    assert len(loads) == 2 and "model.keras was saved again while it was read" in caplog.text
+    loads.clear()
+    monkeypatch.setattr(exporter, "load_keras_model", lambda path: saved_meanwhile(path, 99))
+    with pytest.raises(ExportError, match="saved again each time it was read: export once the training ends"):
+        export(ExportConfig(run_dir=str(run), out=str(tmp_path / "n.onnx")))
+    assert len(loads) == exporter.SNAPSHOT_TRIES and not (tmp_path / "n.onnx").exists()
+
+
 def test_export_without_real_prompts_says_they_were_not_checked(run_dir, tmp_path, capsys):
     run = shutil.copytree(run_dir, tmp_path / "run")
     (run / "samples.json").unlink()
