@@ -6,6 +6,7 @@ Training and export write their files the same way (``nextword.train.files`` bui
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -25,8 +26,10 @@ logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is fsynced and renamed onto ``target``.
+    With ``replace`` false it only becomes ``target`` where no file is there by then (another process
+    may have written one since the caller checked): a ``FileExistsError`` otherwise, nothing replaced.
 
     On an exception the temporary file is removed and ``target`` is left as it was. An ``OSError``
     names ``target`` (the file the user asked for), never the temporary name: also one raised while the
@@ -53,7 +56,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode(target))  # mkstemp creates 0600; keep the mode a plain open() would give
-        os.replace(tmp, target)
+        if replace:
+            os.replace(tmp, target)
+        else:
+            _publish_new(tmp, target)
         _remove_stale(target)
     except OSError as exc:
         if exc.errno is not None and (exc.filename is None or tmp_name in (exc.filename, exc.filename2)):
@@ -63,6 +69,21 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _publish_new(tmp: Path, target: Path) -> None:
+    """``tmp`` as ``target`` where no file is there: a hard link, which fails where one is, atomically;
+    on a file system without hard links, a check then a rename (a race left open there)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV):
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(tmp, target)
 
 
 def temporary_names(target: Path) -> re.Pattern[str]:

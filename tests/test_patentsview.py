@@ -6,6 +6,7 @@ TensorFlow, seconds in all.
 """
 
 import csv
+import errno
 import logging
 import os
 import random
@@ -329,6 +330,35 @@ def test_an_existing_out_is_kept_unless_overwrite(tables, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err and out.read_text() == "my own corpus\n"
     assert main([*command, "--out", str(out), "--no-progress", "--overwrite"]) == 0
     assert read_csv(out)[0][0] == "patent_abstract"
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_an_out_written_meanwhile_by_another_process_is_kept(tables, tmp_path, monkeypatch, links):
+    """Two collections into one new CSV at once: both checked that it did not exist, and the second
+    replaced the first's corpus, each saying it wrote it. Without overwrite the CSV becomes the file only
+    where none is there by then (a hard link; on a file system without them, a check just before)."""
+    from nextword.corpus import files
+    from nextword.corpus.patentsview import passes
+
+    out = tmp_path / "corpus.csv"
+    one_pass = passes._one_pass
+
+    def another_writes_it(*args, **kwargs):
+        out.write_text("the other process's corpus\n")
+        return one_pass(*args, **kwargs)
+
+    monkeypatch.setattr(passes, "_one_pass", another_writes_it)
+
+    def no_links(source, link):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    if not links:
+        monkeypatch.setattr(files.os, "link", no_links)
+    with pytest.raises(
+        CorpusError, match=r"corpus\.csv' was written by another process .* nothing was replaced"
+    ):
+        collect(PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, out=str(out)))
+    assert out.read_text() == "the other process's corpus\n" and list(tmp_path.glob("*.tmp*")) == []
 
 
 def test_a_query_that_matches_nothing_is_warned_about(tables, tmp_path, caplog):
@@ -714,8 +744,6 @@ def test_max_record_bytes_is_an_option(tables, tmp_path, capsys):
 
 
 def test_file_system_errors_are_one_line_and_exit_2(tables, tmp_path, capsys, monkeypatch):
-    import errno
-
     from nextword.corpus.patentsview import passes
 
     command = ["corpus", "patentsview", "--abstracts", str(tables["abstracts"]), "--query", "neural network"]
@@ -725,7 +753,7 @@ def test_file_system_errors_are_one_line_and_exit_2(tables, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "is a folder; give the path of the CSV file" in err and len(err.strip().splitlines()) == 1
 
-    def read_only(target):
+    def read_only(target, replace=True):
         raise OSError(errno.EROFS, "Read-only file system", str(target))
 
     with monkeypatch.context() as patch:

@@ -52,6 +52,11 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
         raise CorpusError(f"out={str(out)!r} exists; pass overwrite=True to replace it, or give another path")
     try:
         summary = _collect(config, out)
+    except FileExistsError:  # written by another process while this one read the downloads
+        raise CorpusError(
+            f"out={str(out)!r} was written by another process while this one read the downloads; nothing "
+            "was replaced: pass overwrite=True to replace it, or give another path"
+        ) from None
     except FileNotFoundError:  # a missing input: its message names it and where to download it
         raise
     except OSError as exc:  # one line for the user: which file, what went wrong, what to do
@@ -82,7 +87,7 @@ def _collect(config: PatentsViewConfig, out: Path) -> CollectSummary:
     show_progress = config.progress and sys.stderr.isatty()
     phrases = " or ".join(map(repr, config.query))
     logger.info("collecting patents matching %s from %s", phrases, abstracts.path)
-    with atomic_path(out) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(out, replace=config.overwrite) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(CORPUS_COLUMNS)
         if patents is None:
