@@ -14,6 +14,7 @@ from nextword.corpus.patentsview import PatentsViewConfig
 from nextword.runtime.terminal import utf8_text
 
 from .args import add_config_arguments, config_from_args
+from .display import printing_result
 
 __all__ = ["add_corpus_parser"]
 
@@ -52,5 +53,6 @@ def _patentsview(args: argparse.Namespace) -> int:
 
     config = config_from_args(PatentsViewConfig(), vars(args))
     summary = collect(config)
-    print(summary.describe())
+    with printing_result(f"{summary.out} was written"):
+        print(summary.describe())
     return 0

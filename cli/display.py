@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import json
 import math
 import os
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from nextword.runtime.terminal import SafeFormatter, safe, safe_json
 
 __all__ = [
+    "ProgressStream",
     "SafeFormatter",
-    "Uncoloured",
     "figure",
     "json_text",
+    "printing_result",
     "progress_stream",
     "replaced_note",
     "safe",
@@ -125,22 +128,59 @@ def figure(value: float, spec: str) -> str:
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # SGR: colour and bold; the cursor moves stay
 
 
-class Uncoloured:
-    """A text stream that writes to ``stream`` without colour codes: Keras's progress bar colours
-    itself on a terminal, which ``NO_COLOR`` (no-color.org) asks a program not to do."""
+# errors writing the progress display that end it, not the work: no room (a full disk or quota, a
+# file-size limit), an output gone (a reader that quit, a terminal closed)
+_GONE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPIPE, errno.EIO)
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+
+class ProgressStream:
+    """The progress display's stream: ``stream`` (standard error), without colour codes when
+    ``uncoloured`` (Keras's progress bar colours itself on a terminal, which ``NO_COLOR``, no-color.org,
+    asks a program not to do). A display that cannot be written (standard error on a full disk, its
+    reader gone) stops, and the training goes on: a failed write of progress ended a run, or one not yet
+    at its first checkpoint was removed."""
+
+    def __init__(self, stream: TextIO, uncoloured: bool = True) -> None:
+        self._stream, self._uncoloured = stream, uncoloured
+        self.stopped = False
 
     def write(self, text: str) -> int:
-        self._stream.write(_COLOUR.sub("", text))
+        if not self.stopped:
+            self._guarded(self._stream.write, _COLOUR.sub("", text) if self._uncoloured else text)
         return len(text)
 
-    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...: the stream's own
+    def flush(self) -> None:
+        if not self.stopped:
+            self._guarded(self._stream.flush)
+
+    def _guarded(self, call: Any, *args: Any) -> None:
+        try:
+            call(*args)
+        except OSError as exc:
+            if exc.errno not in _GONE:
+                raise
+            self.stopped = True
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's own
         return getattr(self._stream, name)
 
 
-def progress_stream() -> TextIO | Uncoloured:
-    """Where the command line writes progress: standard error, without colour under ``NO_COLOR``
-    (set and not empty)."""
-    return Uncoloured(sys.stderr) if os.environ.get("NO_COLOR") else sys.stderr
+def progress_stream() -> ProgressStream:
+    """Where the command line writes progress: standard error, without colour under ``NO_COLOR`` (set
+    and not empty); the progress stops, not the work, where it cannot be written."""
+    return ProgressStream(sys.stderr, uncoloured=bool(os.environ.get("NO_COLOR")))
+
+
+@contextlib.contextmanager
+def printing_result(done: str) -> Iterator[None]:
+    """Around the lines a command prints once its work is done (``done``: what it did, "model.onnx
+    was written"): a failure to write them (standard output on a full disk) is said as standard output's,
+    with what was done, rather than as a bare "No space left on device" that read as the work's."""
+    try:
+        yield
+        sys.stdout.flush()  # a file's buffer is written at exit otherwise, where nothing can say so
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        reason = f"{exc.strerror or exc}, so the result was not shown ({done})"
+        raise OSError(exc.errno, reason, "standard output") from None

@@ -10,13 +10,14 @@ import json
 import os
 import shlex
 from pathlib import Path
+from typing import Any
 
 from nextword.export import ExportConfig
 from nextword.train import TrainConfig
 from nextword.train.progress import counted, how_to_go_on, run_progress
 
 from .args import RESUMABLE_OPTIONS, check_train_options, cli_terms, config_flags, config_from_args
-from .display import figure, progress_stream, safe
+from .display import figure, printing_result, progress_stream, safe
 from .info import SELECTED_BY
 from .quiet import import_tensorflow_quietly
 
@@ -85,6 +86,11 @@ def train_command(args: argparse.Namespace) -> int:
             if not config.corpus.paths:
                 raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
             result = train(config, command=args.command_line)
+    with printing_result(f"the run is in {result.run_dir}" if result.chief else "the worker's part is done"):
+        return _print_trained(args, result)
+
+
+def _print_trained(args: argparse.Namespace, result: Any) -> int:
     where = f"run {result.run_dir}" if result.chief else "worker done; the chief wrote the run (its --out)"
     print(
         f"{where}: {counted(result.epochs, 'epoch')}, best epoch {result.best_epoch} "
@@ -120,6 +126,12 @@ def export_command(args: argparse.Namespace) -> int:
 
     import_tensorflow_quietly()
     report = export(config, command=args.command_line)
+    with printing_result(f"{report.path} was written"):
+        _print_exported(report)
+    return 0
+
+
+def _print_exported(report: Any) -> None:
     p = report.parity
     # Without the run's samples.json there are no real prompts: that comparison did not happen.
     real = "real prompts not checked (the run has no samples.json)"
@@ -145,4 +157,3 @@ def export_command(args: argparse.Namespace) -> int:
                 f"accuracy {figures['accuracy']:.2%}, top-5 {figures['top5_accuracy']:.2%} "
                 f"over {figures['words']} words"
             )
-    return 0

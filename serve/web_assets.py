@@ -118,8 +118,9 @@ async def model_file(request: Request) -> Response:
         stat = None
     # a file of the same size but another time is read whole to compare: on a thread, as the event loop
     # goes on sending the words of other requests
-    ours = stat is not None and S_ISREG(stat.st_mode)
-    if not (ours and await anyio.to_thread.run_sync(loaded.unchanged, stat)):
+    compare = loaded.unchanged
+    ours = stat is not None and S_ISREG(stat.st_mode) and await anyio.to_thread.run_sync(compare, stat)
+    if stat is None or not ours:
         # a page would run another model than the server's
         what = "is no longer on disk" if stat is None else "has changed on disk"
         logger.warning("GET /model.onnx refused: %s %s since the server loaded it", path, what)

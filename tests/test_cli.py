@@ -250,7 +250,7 @@ def test_train_s_progress_goes_to_standard_error_and_q_silences_it(
 ):
     """Keras's bar and each epoch's line were on standard output, among the result a script reads, and
     ``-q`` left them there. Under NO_COLOR the bar on a terminal has no colour codes."""
-    from nextword.cli.display import Uncoloured
+    from nextword.cli.display import ProgressStream
 
     small = ["--lstm-units", 8, "--embedding-dim", 8, "--seq-len", 8, "--batch-size", 16, "--min-count", 1]
     argv = ["train", corpus_files["text"], "--epochs", 1, *small]
@@ -266,15 +266,76 @@ def test_train_s_progress_goes_to_standard_error_and_q_silences_it(
     code, out, err = run_cli(capsys, "-q", *argv, "--out", tmp_path / "c", "--verbose", 2)  # asked: shown
     assert code == 0 and "Epoch 1/1" in err
     written = []
-    stream = Uncoloured(type("S", (), {"write": written.append, "isatty": lambda self: True})())
+    stream = ProgressStream(type("S", (), {"write": written.append, "isatty": lambda self: True})())
     stream.write("\x1b[1m17/17\x1b[0m \x1b[32m━━\x1b[0m\r")
     assert written == ["17/17 ━━\r"] and stream.isatty()
     from nextword.cli.display import progress_stream
 
     monkeypatch.setenv("NO_COLOR", "1")
-    assert isinstance(progress_stream(), Uncoloured)
+    written.clear()
+    monkeypatch.setattr(sys, "stderr", type("S", (), {"write": written.append})())
+    progress_stream().write("\x1b[32m━\x1b[0m")
     monkeypatch.setenv("NO_COLOR", "")  # set but empty: colour, as no-color.org says
-    assert progress_stream() is sys.stderr
+    progress_stream().write("\x1b[32m━\x1b[0m")
+    assert written == ["━", "\x1b[32m━\x1b[0m"]
+
+
+@pytest.mark.train
+def test_progress_that_cannot_be_written_stops_and_the_training_goes_on(capsys, corpus_files, tmp_path):
+    """Standard error on a full disk: the first line of progress that failed to be written ended the
+    run ("No space left on device"), and a run not yet at its first checkpoint was removed."""
+    import errno
+
+    from nextword.cli.display import ProgressStream
+
+    class Full:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        flush = write
+
+    stream = ProgressStream(Full(), uncoloured=False)
+    assert stream.write("Epoch 1/1\n") == 10 and stream.stopped
+    stream.flush()  # nothing more is tried
+    with pytest.raises(OSError, match="Bad file descriptor"):  # other failures are not the display's
+        ProgressStream(type("S", (), {"write": lambda s, t: os.write(-1, b"")})()).write("x")
+    small = ["--lstm-units", 8, "--embedding-dim", 8, "--seq-len", 8, "--batch-size", 16, "--min-count", 1]
+    run = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stderr", Full())  # the progress, and every log line, fail to be written
+        argv = ("train", corpus_files["text"], "--epochs", 1, *small, "--out", run, "--verbose", 2)
+        code = main([str(a) for a in argv])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith(f"run {run}: 1 epoch,") and (run / "model.keras").is_file()
+
+
+def test_a_result_that_cannot_be_printed_is_said_as_standard_outputs_with_what_was_done(tmp_path, capsys):
+    """`nextword export ... > /dev/full` (or corpus, or train) said only "No space left on device" after
+    the file was written, as if the work had failed."""
+    import errno
+
+    from nextword.cli.display import printing_result
+
+    class Full:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(OSError) as caught:
+        patch.setattr(sys, "stdout", Full())
+        with printing_result("m.onnx was written"):
+            print("wrote m.onnx")
+    assert caught.value.filename == "standard output" and caught.value.errno == errno.ENOSPC
+    assert (
+        caught.value.strerror == "No space left on device, so the result was not shown (m.onnx was written)"
+    )
+    with pytest.raises(OSError, match="elsewhere"), printing_result("done"):  # a file's own error passes
+        raise OSError(errno.ENOSPC, "No space left on device", "elsewhere")
+    from nextword.cli.main import _os_error
+
+    assert _os_error(caught.value).startswith("standard output: No space left on device, so the result was")
 
 
 @pytest.mark.parametrize("command", ["score", "info"])
