@@ -23,26 +23,35 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
     DynamicQuantizeLSTM, the projection MatMulInteger, the embedding an int8 table dequantized at load.
     The weights are quantized as signed int8 and stored as uint8 (:func:`store_weights_unsigned`), so
     the integer products are exact on every CPU."""
-    with tempfile.TemporaryDirectory(prefix="nextword-int8-") as folder:
-        source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
-        onnx.save(proto, str(source))
-        root = logging.getLogger()
-        handlers = list(root.handlers)
-        root.addFilter(_drop_quantizer_chatter)
-        try:
-            quantize_dynamic(
-                str(source),
-                str(target),
-                weight_type=QuantType.QInt8,
-                op_types_to_quantize=list(QUANTIZED_OPS),
-            )
-        finally:
-            root.removeFilter(_drop_quantizer_chatter)
-            # It logs through the logging module's functions, which give a root logger without handlers
-            # one of their own (logging.basicConfig): the host application's logging would keep it.
-            for handler in [h for h in root.handlers if h not in handlers]:
-                root.removeHandler(handler)
-        quantized = onnx.load(str(target))
+    try:
+        with tempfile.TemporaryDirectory(prefix="nextword-int8-") as folder:
+            source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+            onnx.save(proto, str(source))
+            root = logging.getLogger()
+            handlers = list(root.handlers)
+            root.addFilter(_drop_quantizer_chatter)
+            try:
+                quantize_dynamic(
+                    str(source),
+                    str(target),
+                    weight_type=QuantType.QInt8,
+                    op_types_to_quantize=list(QUANTIZED_OPS),
+                )
+            finally:
+                root.removeFilter(_drop_quantizer_chatter)
+                # It logs through the logging module's functions, which give a root logger without
+                # handlers one of their own (logging.basicConfig): the host application's logging would
+                # keep it.
+                for handler in [h for h in root.handlers if h not in handlers]:
+                    root.removeHandler(handler)
+            quantized = onnx.load(str(target))
+    except OSError as exc:  # no file named: the temporary folder's disk, which the user never chose
+        if exc.filename is not None or exc.errno is None:
+            raise
+        why = (
+            f"{exc.strerror or exc} (int8 quantization's temporary files; TMPDIR=/path chooses their folder)"
+        )
+        raise OSError(exc.errno, why, tempfile.gettempdir()) from None
     del quantized.metadata_props[:]  # the exporter writes the metadata afresh
     store_weights_unsigned(quantized)
     # The graph quantized is canonical (export.graph.convert), and the quantizer names what it adds

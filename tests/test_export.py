@@ -439,6 +439,28 @@ def test_loading_a_file_with_signed_int8_weights_warns_and_names_the_fix(int8_fi
     assert unsigned.info.parity == signed.info.parity  # nothing else changed
 
 
+def test_int8_quantization_on_a_full_temporary_folder_names_it(model_path, monkeypatch):
+    """`TMPDIR` nearly full: export --int8 said only "No space left on device; free some space or choose
+    another place", naming no folder, after every parity check had run."""
+    import errno
+    import tempfile
+
+    from nextword.cli.main import _os_error
+    from nextword.export import quantize
+
+    def full(proto, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(quantize.onnx, "save", full)
+    with pytest.raises(OSError) as caught:
+        quantize.quantize_int8(onnx.load(str(model_path)))
+    assert caught.value.filename == tempfile.gettempdir()
+    assert _os_error(caught.value) == (
+        f"{tempfile.gettempdir()}: No space left on device (int8 quantization's temporary files; "
+        "TMPDIR=/path chooses their folder); free some space or choose another place"
+    )
+
+
 def test_int8_quantization_leaves_the_hosts_root_logger_as_it_was(model_path):
     """onnxruntime's quantizer logs through logging.info(), which gave a root logger without handlers
     a stderr handler of its own: an application's every log record then printed twice or unasked."""
