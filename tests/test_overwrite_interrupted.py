@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
@@ -101,6 +102,28 @@ def test_ctrl_c_while_the_old_run_moves_leaves_it_whole(
         train(replace(tiny_config, out=str(old_run), overwrite=True, epochs=1))
     assert _files(old_run) == before
     assert not (old_run.parent / ".run.replaced").exists()
+
+
+def test_an_old_run_that_cannot_be_moved_back_is_said_so(old_run, tiny_config, monkeypatch, caplog):
+    """The disk turned read-only as the new run stopped: the warning said the new run's files "could not
+    be removed", when it was the old run that could not come back from beside the folder."""
+    from nextword.train import trainer
+
+    before = _files(old_run)
+    real = os.rename
+
+    def read_only_back(src, dst):
+        if ".replaced" in str(src):
+            raise OSError(errno.EROFS, "Read-only file system", str(src), str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", read_only_back)
+    monkeypatch.setattr(trainer, "encode_corpus", _interrupt)  # stopped before its first checkpoint
+    with caplog.at_level(logging.WARNING, logger="nextword.train"), pytest.raises(KeyboardInterrupt):
+        train(replace(tiny_config, out=str(old_run), overwrite=True, epochs=1))
+    aside = old_run.parent / ".run.replaced"
+    assert f"the run it replaced could not be moved back from {aside} ([Errno 30]" in caplog.text
+    assert "could not be removed" not in caplog.text and _files(aside) == before  # kept whole, aside
 
 
 def test_a_run_stopped_while_its_last_epoch_was_saved_is_not_called_finished(run_dir, tmp_path):

@@ -139,3 +139,10 @@ def test_a_run_an_interrupted_overwrite_left_aside_is_never_deleted_unasked(run_
     with pytest.raises(RunExistsError, match=r"\.run\.replaced holds the run that an interrupted overwrite"):
         train(replace(tiny_config, out=str(run), overwrite=True, epochs=1))
     assert _files(aside) == kept and _files(run) == _files(run_dir)
+    # the folder emptied (its run could not be put back: a disk turned read-only, then mended): a new run
+    # there finished without a word, and the old run stayed aside for good
+    shutil.rmtree(run)
+    for overwrite in (False, True):
+        with pytest.raises(RunExistsError, match=r"\.run\.replaced holds the run that an interrupted"):
+            train(replace(tiny_config, out=str(run), overwrite=overwrite, epochs=1))
+    assert _files(aside) == kept and not run.exists()

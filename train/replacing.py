@@ -68,6 +68,7 @@ class Replacing:
             yield
         except BaseException:
             if not self.checkpoint.is_file():
+                cleared = False
                 try:
                     with signals_held():  # a second Ctrl-C must not leave half of the old run aside
                         if self._marked_here:
@@ -75,17 +76,29 @@ class Replacing:
                             logger.info(
                                 "%s: stopped before its first checkpoint; its files are removed", self.root
                             )
+                        cleared = True
                         self._put_back()
                 except OSError as exc:
-                    back = f"; the run it replaced is in {self._aside}" if self._aside else ""
-                    logger.warning(
-                        "%s stopped before its first checkpoint and its files could not be removed (%s): "
-                        "remove what nextword did not write from it and start the run again with "
-                        "overwrite=True, or choose another `out`%s",
-                        self.root,
-                        exc,
-                        back,
-                    )
+                    if cleared:  # the run's own files are gone; the one it replaced could not come back
+                        logger.warning(
+                            "%s stopped before its first checkpoint, and the run it replaced could not be "
+                            "moved back from %s (%s): move its files back into the folder once it can be "
+                            "written, or delete %s",
+                            self.root,
+                            self._aside,
+                            exc,
+                            self._aside,
+                        )
+                    else:
+                        back = f"; the run it replaced is in {self._aside}" if self._aside else ""
+                        logger.warning(
+                            "%s stopped before its first checkpoint and its files could not be removed "
+                            "(%s): remove what nextword did not write from it and start the run again with "
+                            "overwrite=True, or choose another `out`%s",
+                            self.root,
+                            exc,
+                            back,
+                        )
             else:
                 self.drop_aside()
             raise

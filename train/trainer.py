@@ -413,6 +413,7 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
             f"the corpus file {inside[0]} is inside the run folder {run.root}; keep corpora outside `out` "
             "(a run folder holds only what training writes)"
         )
+    run.check_aside_free()  # an overwrite that could not put the run back left it there: said, never lost
     if run.root.is_dir() and any(run.root.iterdir()):
         if not config.overwrite and not run.is_run():  # neither resume nor overwrite would take it
             raise RunExistsError(
@@ -422,6 +423,5 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
         if not config.overwrite:
             raise RunExistsError(existing_run_advice(str(run.root)))
         run.check_replaceable()
-        run.check_aside_free()  # before the corpus passes, not after them
         return True
     return False
