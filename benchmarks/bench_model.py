@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.paths import CACHE_DIR, DEFAULT_CORPUS
-from benchmarks.results import benchmark_parser
+from benchmarks.results import benchmark_parser, write_text
 
 __all__ = [
     "DEFAULT_MODEL_SETTINGS",
@@ -152,7 +152,7 @@ def _default_model(corpus: str) -> tuple[str, str, bool]:
     same_training = old is not None and {**old, "format_version": FORMAT_VERSION} == stamp
     if same_training and (run_dir / "model.keras").is_file():
         _export(str(run_dir), str(model_path))  # same training, older model format
-        stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+        write_text(stamp_path, json.dumps(stamp, indent=2) + "\n")
         return str(run_dir), str(model_path), False
     from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
 
@@ -171,7 +171,7 @@ def _default_model(corpus: str) -> tuple[str, str, bool]:
     )
     train(config)
     _export(str(run_dir), str(model_path))
-    stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+    write_text(stamp_path, json.dumps(stamp, indent=2) + "\n")
     return str(run_dir), str(model_path), True
 
 

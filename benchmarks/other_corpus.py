@@ -48,6 +48,7 @@ from benchmarks.quality import Splits, model_splits, neural_rows, ngram_rows
 from benchmarks.quality_report import cache_search, cache_words
 from benchmarks.report import markdown_table
 from benchmarks.results import benchmark_parser, save_result, write_text
+from nextword.corpus.files import atomic_path
 
 NAME = "other_corpus"
 SOURCE_URL = "https://deb.debian.org/debian/dists/bookworm/main/i18n/Translation-en.xz"
@@ -128,12 +129,10 @@ def draw(packages: list[Package], words: int, seed: int, run: int = RUN) -> list
 def write_corpus(path: Path, packages: list[Package]) -> None:
     """A CSV with columns ``package`` and ``description`` (written to a temporary file, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8", newline="") as out:
+    with atomic_path(path) as partial, partial.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["package", "description"])
         writer.writerows([p.name, p.text()] for p in packages)
-    partial.replace(path)
 
 
 def fetch(url: str, path: Path) -> Path:
@@ -141,14 +140,16 @@ def fetch(url: str, path: Path) -> Path:
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
     print(f"downloading {url}", flush=True)
     try:
-        with urllib.request.urlopen(url, timeout=120) as answer, partial.open("wb") as out:
+        with (
+            atomic_path(path) as partial,
+            urllib.request.urlopen(url, timeout=120) as answer,
+            partial.open("wb") as out,
+        ):
             shutil.copyfileobj(answer, out)
     except OSError as error:
         raise SystemExit(f"could not download {url} ({error}): give a copy with --source FILE") from error
-    partial.replace(path)
     return path
 
 

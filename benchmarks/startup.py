@@ -30,7 +30,7 @@ from benchmarks.decoding import PROMPT
 from benchmarks.environment import machine_info
 from benchmarks.paths import CACHE_DIR, REPO
 from benchmarks.report import fmt_bytes, fmt_stat, markdown_table
-from benchmarks.results import benchmark_parser, finish
+from benchmarks.results import benchmark_parser, finish, write_text
 from benchmarks.timing import summarize
 
 NAME = "startup"
@@ -216,7 +216,7 @@ def venv_sizes(mode: str) -> dict[str, Any] | None:
             }
     result = {"key": key, "measured": time.strftime("%Y-%m-%d"), "venvs": sizes}
     VENV_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    VENV_CACHE.write_text(json.dumps(result, indent=2) + "\n")
+    write_text(VENV_CACHE, json.dumps(result, indent=2) + "\n")
     return {**result, "cached": False}
 
 

@@ -8,13 +8,15 @@ comma. Generated a million words at a time, so memory stays small whatever the s
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.results import write_text
+from nextword.corpus.files import atomic_path
 
 __all__ = ["corpus_for", "generate_corpus", "make_vocabulary"]
 
@@ -47,8 +49,7 @@ def generate_corpus(path: Path, words: int, vocab: int, seed: int = 0) -> dict[s
     with_stop = np.array([w + "." for w in vocabulary], dtype=object)
     documents = written = sentences_left = 0
     started = time.perf_counter()
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:  # a stop leaves no part behind
         while written < words:
             n = min(CHUNK_WORDS, words - written)
             ids = rng.choice(vocab, size=n, p=probabilities)
@@ -70,7 +71,6 @@ def generate_corpus(path: Path, words: int, vocab: int, seed: int = 0) -> dict[s
             f.write("".join(pieces))
             written += n
     documents += sentences_left > 0  # the last document, unfinished: it ends with the file
-    os.replace(tmp, path)
     seconds = time.perf_counter() - started
     return {"words": words, "documents": documents, "bytes": path.stat().st_size, "seconds": seconds}
 
@@ -87,5 +87,5 @@ def corpus_for(workdir: Path, words: int, vocab: int) -> tuple[Path, dict[str, A
     print(f"generating {words:,} words into {path}", file=sys.stderr)
     facts = {**generate_corpus(path, words, vocab), **wanted}
     print(f"  {facts['seconds']:.0f} s, {facts['bytes'] / 1e6:.0f} MB", file=sys.stderr)
-    stamp.write_text(json.dumps(facts, indent=2) + "\n")
+    write_text(stamp, json.dumps(facts, indent=2) + "\n")
     return path, facts
