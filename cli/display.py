@@ -178,7 +178,8 @@ def printing_result(done: str) -> Iterator[None]:
     with what was done, rather than as a bare "No space left on device" that read as the work's."""
     try:
         yield
-        sys.stdout.flush()  # a file's buffer is written at exit otherwise, where nothing can say so
+        if sys.stdout is not None:  # started with `>&-`: print() dropped it all, as before
+            sys.stdout.flush()  # a file's buffer is written at exit otherwise, where nothing can say so
     except OSError as exc:
         if exc.filename is not None or exc.errno is None:
             raise

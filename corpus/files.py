@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["STALE_AFTER_S", "atomic_path", "temporary_names"]
+__all__ = ["STALE_AFTER_S", "TargetExistsError", "atomic_path", "temporary_names"]
 
 _NAME_MAX = 255  # bytes in one file name, where the file system does not say (ext4, xfs, btrfs, APFS, NTFS)
 _RANDOM = 8  # characters mkstemp puts between the prefix and the suffix
@@ -71,18 +71,31 @@ def atomic_path(target: str | Path, replace: bool = True) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+class TargetExistsError(FileExistsError):
+    """:func:`atomic_path` with ``replace`` false found a file at its target by the time it was to
+    become it (another process wrote one since the caller checked)."""
+
+
 def _publish_new(tmp: Path, target: Path) -> None:
     """``tmp`` as ``target`` where no file is there: a hard link, which fails where one is, atomically;
     on a file system without hard links, a check then a rename (a race left open there)."""
+    taken = TargetExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise
+        raise taken from None
     except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV):
+        if exc.errno not in (
+            errno.EPERM,
+            errno.EOPNOTSUPP,
+            errno.ENOTSUP,
+            errno.EMLINK,
+            errno.EXDEV,
+            errno.ENOSYS,
+        ):
             raise
         if os.path.lexists(target):
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+            raise taken from None
         os.replace(tmp, target)
 
 

@@ -109,7 +109,7 @@ def inspect_model_file(
         )
     for graph in model.graphs:
         _check_graph(graph, name, limits.allowed_ops)
-        _check_scales(graph, data, name)
+        _check_floats(graph, data, name)
     signed = [weight for graph in model.graphs for weight in signed_weights(graph)]
     if signed:
         logger.warning(
@@ -303,7 +303,18 @@ def signed_weights(graph: Graph) -> list[str]:
 _SCALE_INPUTS = {("", "DequantizeLinear"): (1,), ("com.microsoft", "DynamicQuantizeLSTM"): (8, 10)}
 
 
-def _check_scales(graph: Graph, data: bytes, name: str) -> None:
+def _finite(data: bytes, a: int, b: int) -> bool:
+    """Whether the little-endian float32 values in ``data[a:b]`` are all finite, a million at a time
+    (no second copy of a large weight)."""
+    count = (b - a) // 4
+    for start in range(0, count, 1 << 20):
+        chunk = np.frombuffer(data, dtype="<f4", count=min(1 << 20, count - start), offset=a + 4 * start)
+        if not np.isfinite(chunk).all():
+            return False
+    return True
+
+
+def _check_floats(graph: Graph, data: bytes, name: str) -> None:
     """Float initializers stored in the file must be finite. A NaN or infinite quantization scale or
     weight does not make onnxruntime fail: the LSTM's clamped activations turn it into finite nonsense
     (a NaN in the LSTM's bias moved the bundled model's perplexity by less than 1%), so it is refused
@@ -316,13 +327,9 @@ def _check_scales(graph: Graph, data: bytes, name: str) -> None:
             if i < len(node.inputs) and node.inputs[i] in floats:
                 scales.setdefault(node.inputs[i], node.op_type)
     for tensor in sorted(floats.values(), key=lambda t: t.name not in scales):  # the scales first
-        if tensor.values is not None:
-            values = np.asarray(tensor.values, dtype=np.float32)
-        elif tensor.raw is not None:
-            values = np.frombuffer(data, dtype="<f4", count=tensor.numel, offset=tensor.raw[0])
-        else:
-            continue
-        if np.isfinite(values).all():
+        # raw_data, else float_data's packed runs and single values (checked: each holds its elements)
+        ranges = [tensor.raw] if tensor.raw is not None else tensor.float_data
+        if all(_finite(data, a, b) for a, b in ranges):
             continue
         what = (
             f"the quantization scale {shorten(tensor.name)} of a {scales[tensor.name]} node"

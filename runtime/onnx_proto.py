@@ -90,6 +90,7 @@ class Tensor:
     segmented: bool = False
     values: list[int] | list[float] | None = None  # decoded when the tensor has <= VALUE_ELEMENTS
     raw: tuple[int, int] | None = None  # where raw_data lies in the file, if the tensor has any
+    float_data: list[tuple[int, int]] = field(default_factory=list)  # where float_data's values lie
 
     @property
     def numel(self) -> int:
@@ -335,6 +336,8 @@ class _Reader:
             return
         number = _TYPED_FIELD.get(dtype, 0)
         parts = typed.get(number, [])
+        if number == 4:
+            tensor.float_data = [(x, y) for _, x, y in parts]
         count, values = 0, []
         for wire, x, y in parts:
             if wire == LEN and number != 6:  # a packed run

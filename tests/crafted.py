@@ -221,13 +221,18 @@ def dequantize(proto: onnx.ModelProto, scale: np.ndarray, raw: bool = True) -> o
     return proto
 
 
-def lstm_bias(proto: onnx.ModelProto, at: int, value: float) -> onnx.ModelProto:
-    """The first LSTM's bias (its input 3, a float initializer) with element ``at`` set to ``value``: a
-    NaN there loads and runs, its output finite nonsense, where the file is not refused."""
+def lstm_bias(proto: onnx.ModelProto, at: int, value: float, raw: bool = True) -> onnx.ModelProto:
+    """The first LSTM's bias (its input 3, a float initializer) with element ``at`` set to ``value``,
+    stored as raw_data or, ``raw`` false, in float_data: a NaN there loads and runs, its output finite
+    nonsense, where the file is not refused."""
     name = next(n for n in proto.graph.node if n.op_type == "LSTM").input[3]
     bias = numpy_helper.to_array(initializer(proto, name)).copy()
     bias.flat[at] = value
-    return replace_initializer(proto, name, bias)
+    if raw:
+        return replace_initializer(proto, name, bias)
+    tensor = helper.make_tensor(name, TensorProto.FLOAT, bias.shape, bias.ravel().tolist())
+    initializer(proto, name).CopyFrom(tensor)
+    return proto
 
 
 def sparse_initializer(proto: onnx.ModelProto) -> onnx.ModelProto:

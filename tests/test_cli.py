@@ -333,6 +333,10 @@ def test_a_result_that_cannot_be_printed_is_said_as_standard_outputs_with_what_w
     )
     with pytest.raises(OSError, match="elsewhere"), printing_result("done"):  # a file's own error passes
         raise OSError(errno.ENOSPC, "No space left on device", "elsewhere")
+    with pytest.MonkeyPatch.context() as patch:  # started with `>&-`: nothing to write, nothing to say
+        patch.setattr(sys, "stdout", None)
+        with printing_result("done"):
+            print("wrote m.onnx")
     from nextword.cli.main import _os_error
 
     assert _os_error(caught.value).startswith("standard output: No space left on device, so the result was")

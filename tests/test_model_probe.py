@@ -135,10 +135,11 @@ def test_logits_that_are_not_finite_fail_the_probe(model_path, tmp_path):
     _refused(_save(proto, tmp_path, "nan.onnx"), "output 'logits' holds NaN or infinite values")
 
 
-@pytest.mark.parametrize(("at", "value"), [(0, np.nan), (-1, -np.inf)])
-def test_a_nan_or_infinite_float_weight_is_refused(model_path, tmp_path, at, value):
-    """Only quantization scales were checked: a NaN in an LSTM's float bias loaded, and made text."""
-    proto = crafted.lstm_bias(crafted.proto(model_path), at, value)
+@pytest.mark.parametrize(("at", "value", "raw"), [(0, np.nan, True), (-1, -np.inf, True), (5, np.nan, False)])
+def test_a_nan_or_infinite_float_weight_is_refused(model_path, tmp_path, at, value, raw):
+    """Only quantization scales were checked: a NaN in an LSTM's float bias loaded, and made text; one in
+    float_data (more than 64 values, whose values the reader does not decode) too."""
+    proto = crafted.lstm_bias(crafted.proto(model_path), at, value, raw)
     _refused(_save(proto, tmp_path, "b.onnx"), "the weights '.*' holds NaN or infinite values; the file is")
 
 

@@ -359,6 +359,23 @@ def test_an_out_written_meanwhile_by_another_process_is_kept(tables, tmp_path, m
     ):
         collect(PatentsViewConfig(abstracts=str(tables["abstracts"]), query=QUERY, out=str(out)))
     assert out.read_text() == "the other process's corpus\n" and list(tmp_path.glob("*.tmp*")) == []
+    # any other "file exists" is said as such: a parent of out that is a file; a link to nothing at out
+    monkeypatch.setattr(passes, "_one_pass", one_pass)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(CorpusError) as caught:
+        collect(
+            PatentsViewConfig(
+                abstracts=str(tables["abstracts"]), query=QUERY, out=str(tmp_path / "afile/c.csv")
+            )
+        )
+    assert "another process" not in str(caught.value)
+    (tmp_path / "dangling.csv").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(CorpusError, match=r"dangling\.csv' exists; pass overwrite=True"):
+        collect(
+            PatentsViewConfig(
+                abstracts=str(tables["abstracts"]), query=QUERY, out=str(tmp_path / "dangling.csv")
+            )
+        )
 
 
 def test_a_query_that_matches_nothing_is_warned_about(tables, tmp_path, caplog):

@@ -112,7 +112,7 @@ CASES = {
     "a vocabulary of ten at most": (lambda p: p, {"max_vocab_size": 10}, False),
     "a thousand MACs a step at most": (lambda p: p, {"max_macs_per_token": 1000}, False),
     "a constant sequence_lens": (lambda p: crafted.sequence_lens(p, 1), {}, False),
-    # The tensor checks (model_check.py's _check_tensor, _check_sparse, _check_scales), in src/tensor-check.js
+    # The tensor checks (model_check.py's _check_tensor, _check_sparse, _check_floats), in src/tensor-check.js
     "4 elements declared, 1 held": (lambda p: crafted.missing_data(p, [4]), {}, False),
     "2**40 elements declared, 1 held": (lambda p: crafted.missing_data(p, [1 << 40]), {}, False),
     "int64 bytes read as float": (lambda p: crafted.retyped(p, onnx.TensorProto.FLOAT), {}, False),
@@ -129,6 +129,7 @@ CASES = {
     ),
     "a NaN in the LSTM's bias": (lambda p: crafted.lstm_bias(p, 0, float("nan")), {}, False),
     "an infinite last bias": (lambda p: crafted.lstm_bias(p, -1, float("-inf")), {}, False),
+    "a NaN bias in float_data": (lambda p: crafted.lstm_bias(p, 5, float("nan"), raw=False), {}, False),
     "a finite scale": (lambda p: crafted.dequantize(p, [0.5]), {}, True),
 }
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import CorpusError, os_error
-from ..files import atomic_path
+from ..files import TargetExistsError, atomic_path
 from .config import CollectSummary, PatentsViewConfig
 from .matching import PhraseMatcher
 from .progress import Progress
@@ -48,11 +49,11 @@ def collect(config: PatentsViewConfig) -> CollectSummary:
                 f"out={str(out)!r} is the input file {source}; writing the corpus there would replace the "
                 "download: give the CSV another name"
             )
-    if out.exists() and not config.overwrite:
+    if os.path.lexists(out) and not config.overwrite:  # a link to nothing too: the CSV would not go there
         raise CorpusError(f"out={str(out)!r} exists; pass overwrite=True to replace it, or give another path")
     try:
         summary = _collect(config, out)
-    except FileExistsError:  # written by another process while this one read the downloads
+    except TargetExistsError:  # written by another process while this one read the downloads
         raise CorpusError(
             f"out={str(out)!r} was written by another process while this one read the downloads; nothing "
             "was replaced: pass overwrite=True to replace it, or give another path"

@@ -8,7 +8,7 @@ import { mergeGraphs, readGraph, readTensor } from './onnx-graph.js';
 import { parsePyJson, PyJsonError } from './pyjson.js';
 import { Budget, fields, LEN, MAX_DEPTH, strictUtf8, text, VARINT, WireError } from './protobuf.js';
 import { commas, pyLen, pyHead, strRepr } from './pyrepr.js';
-import { checkScales, checkTensor, refuseSparse } from './tensor-check.js';
+import { checkFloats, checkTensor, refuseSparse } from './tensor-check.js';
 
 export const MiB = 1024 * 1024;
 export const KEY_FORMAT_VERSION = 'nextword.format_version';
@@ -166,7 +166,7 @@ export function checkModelFile(name, data, limits) {
   try {
     summary.graphs.forEach(([start, end], i) => {
       walker.graph(start, end, 1);
-      checkScales(summary.decoded[i], data, name); // each graph's nodes read its own initializers
+      checkFloats(summary.decoded[i], data, name); // each graph's nodes read its own initializers
     });
   } catch (error) {
     if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));

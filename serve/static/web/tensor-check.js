@@ -8,7 +8,6 @@ import { FLOAT, ITEM_BYTES } from './onnx-graph.js';
 import { commas, pyHead, pyLen, strRepr } from './pyrepr.js';
 
 const DEFAULT_DOMAINS = ['', 'ai.onnx'];
-const VALUE_ELEMENTS = 64n; // Python decodes the values of a typed-field tensor this small, no larger
 // Inputs that hold quantization scales: 'domain op type' -> input positions (Python's _SCALE_INPUTS).
 const SCALE_INPUTS = new Map([
   [' DequantizeLinear', [1]],
@@ -75,14 +74,13 @@ export function refuseSparse(name, values, indices, where) {
 }
 
 /**
- * Python's _check_scales: the float initializers (quantization scales and weights) must be finite. A NaN
+ * Python's _check_floats: the float initializers (quantization scales and weights) must be finite. A NaN
  * or infinite scale or weight does not make onnxruntime fail: the LSTM's clamped activations turn it into
- * finite nonsense. Scales are named as such, and checked first. Run after checkTensor passed every
- * initializer (each holds its elements).
+ * finite nonsense. Scales are named as such, and checked first; of initializers sharing a name, the last
+ * (the one onnxruntime takes). Run after checkTensor passed every initializer (each holds its elements).
  */
-export function checkScales(graph, data, name) {
-  const floats = graph.initializers.filter((t) => t.dataType === FLOAT);
-  const byName = new Map(floats.map((t) => [t.name, t]));
+export function checkFloats(graph, data, name) {
+  const byName = new Map(graph.initializers.filter((t) => t.dataType === FLOAT).map((t) => [t.name, t]));
   const scales = new Map(); // initializer name -> the op type of a node that reads it as a scale
   for (const node of graph.nodes) {
     const domain = DEFAULT_DOMAINS.includes(node.domain) ? '' : node.domain;
@@ -91,12 +89,13 @@ export function checkScales(graph, data, name) {
       if (i < node.inputs.length && byName.has(input) && !scales.has(input)) scales.set(input, node.opType);
     }
   }
+  const floats = [...byName.values()];
   const ordered = [...floats.filter((t) => scales.has(t.name)), ...floats.filter((t) => !scales.has(t.name))];
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   for (const tensor of ordered) {
-    // Python reads raw_data whatever its size, and float_data only when it decoded its values
-    if (tensor.raw === null && tensor.stored > VALUE_ELEMENTS) continue;
+    // raw_data, else float_data's packed runs and single values
     const ranges = tensor.raw === null ? tensor.floatData : [tensor.raw];
-    if (ranges.every(([a, b]) => allFinite(data, a, b))) continue;
+    if (ranges.every(([a, b]) => allFinite(view, a, b))) continue;
     const what = scales.has(tensor.name)
       ? `the quantization scale ${shorten(tensor.name)} of a ${scales.get(tensor.name)} node`
       : `the weights ${shorten(tensor.name)}`;
@@ -106,15 +105,9 @@ export function checkScales(graph, data, name) {
   }
 }
 
-// Whether the little-endian float32 values in data[a, b) are all finite: read as a Float32Array (a copy
-// where the bytes are not 4-aligned), millions of weights in milliseconds.
-function allFinite(data, a, b) {
-  const start = data.byteOffset + a;
-  const count = Math.floor((b - a) / 4);
-  const values =
-    start % 4 === 0
-      ? new Float32Array(data.buffer, start, count)
-      : new Float32Array(data.buffer.slice(start, start + count * 4));
-  for (let i = 0; i < count; i++) if (!Number.isFinite(values[i])) return false;
+// Whether the little-endian float32 values in [a, b) of `view` are all finite: read in place, whatever
+// their alignment (no copy of a large weight).
+function allFinite(view, a, b) {
+  for (let at = a; at + 4 <= b; at += 4) if (!Number.isFinite(view.getFloat32(at, true))) return false;
   return true;
 }
