@@ -136,9 +136,16 @@ def test_a_run_an_interrupted_overwrite_left_aside_is_never_deleted_unasked(run_
     aside = tmp_path / ".run.replaced"  # what a kill -9 during an overwrite's first epoch leaves
     shutil.copytree(run_dir, aside)
     kept = _files(aside)
+    # killed once the new run had its checkpoint, as it deleted the old: the advice is to delete it (to
+    # move it back would replace the newer run)
+    with pytest.raises(RunExistsError, match=r"which the run there \(it has a checkpoint\) no longer needs"):
+        train(replace(tiny_config, out=str(run), overwrite=True, epochs=1))
+    (run / "checkpoint.keras").unlink()  # killed before the new run's first checkpoint
     with pytest.raises(RunExistsError, match=r"\.run\.replaced holds the run that an interrupted overwrite"):
         train(replace(tiny_config, out=str(run), overwrite=True, epochs=1))
-    assert _files(aside) == kept and _files(run) == _files(run_dir)
+    assert _files(aside) == kept and _files(run) == {
+        k: v for k, v in _files(run_dir).items() if k != "checkpoint.keras"
+    }
     # the folder emptied (its run could not be put back: a disk turned read-only, then mended): a new run
     # there finished without a word, and the old run stayed aside for good
     shutil.rmtree(run)

@@ -117,6 +117,11 @@ class Replacing:
         before its first checkpoint left it): it is never deleted unasked. Checked before the corpus is
         read, and again when the run is set aside."""
         aside = self.aside
+        if self.checkpoint.is_file() and aside.is_dir():  # killed as the new run dropped it: done with
+            raise RunExistsError(
+                f"{aside} holds the run that an overwrite of {self.root} replaced, which the run there (it "
+                f"has a checkpoint) no longer needs: delete {aside}, then start again"
+            )
         if aside.exists() or aside.is_symlink():
             raise RunExistsError(
                 f"{aside} holds the run that an interrupted overwrite of {self.root} set aside; to keep "
