@@ -12,8 +12,8 @@ from .signals import Terminated, say, terminate
 
 __all__ = ["ONNXRUNTIME_TELEMETRY", "main"]
 
-# onnxruntime 1.29 and later, on Linux and macOS, record usage and errors with a device id under
-# ~/.cache and upload them, unless this is set before onnxruntime is imported (it is read then, once)
+# onnxruntime 1.29 and later (Linux, macOS and Windows releases) record usage and errors with a device id
+# under ~/.cache and upload them, unless this is set before onnxruntime is imported (read then, once)
 ONNXRUNTIME_TELEMETRY = "ORT_DISABLE_TELEMETRY"
 
 

@@ -3,6 +3,7 @@
 # generate from MODEL there. Used to establish the lower bounds in docs/compatibility.md.
 #   scripts/check_runtime_compat.sh MODEL.onnx "python3.10 numpy==1.24.* onnxruntime==1.17.*" ...
 set -euo pipefail
+export ORT_DISABLE_TELEMETRY="${ORT_DISABLE_TELEMETRY:-1}"  # onnxruntime 1.29+'s telemetry, as nextword's command
 model=$(realpath "$1"); shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)

@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
-SERVE = "import sys; from nextword.cli.main import main; sys.exit(main(sys.argv[1:]))"
+SERVE = "import sys; from nextword.cli.entry import main; sys.argv[0] = 'nextword'; sys.exit(main())"
 SCORED = (
     "A neural network includes an input layer, a hidden layer and an output layer. The weights are "
     "updated by backpropagation of an error value. Bananas sing the network on Tuesdays."
