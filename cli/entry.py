@@ -9,12 +9,9 @@ import sys
 import threading
 
 from .signals import Terminated, say, terminate
+from .telemetry import telemetry_off
 
-__all__ = ["ONNXRUNTIME_TELEMETRY", "main"]
-
-# onnxruntime 1.29 and later (Linux, macOS and Windows releases) record usage and errors with a device id
-# under ~/.cache and upload them, unless this is set before onnxruntime is imported (read then, once)
-ONNXRUNTIME_TELEMETRY = "ORT_DISABLE_TELEMETRY"
+__all__ = ["main"]
 
 
 def main() -> int:
@@ -24,10 +21,7 @@ def main() -> int:
     # modules load would be lost (signals are taken on the main thread only)
     if os.getpid() == 1 and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, terminate)
-    # the command, its server's workers and what it starts run onnxruntime without telemetry, unless the
-    # user chose otherwise (ORT_DISABLE_TELEMETRY=0); a library does not touch its caller's environment:
-    # a program of your own sets it (docs/security.md)
-    os.environ.setdefault(ONNXRUNTIME_TELEMETRY, "1")
+    telemetry_off()  # the command, its server's workers and what it starts (cli/telemetry.py)
     try:
         from .main import main as run
 

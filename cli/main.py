@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if __name__ == "__main__":  # run as a program (python -m nextword.cli.main), as entry.main does
-    from nextword.cli.entry import ONNXRUNTIME_TELEMETRY
+    from nextword.cli.telemetry import telemetry_off
 
-    os.environ.setdefault(ONNXRUNTIME_TELEMETRY, "1")  # before the imports below load onnxruntime
+    telemetry_off()  # before the imports below load onnxruntime
 
 from nextword.corpus.errors import os_advice
 from nextword.export import ExportConfig
