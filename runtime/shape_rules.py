@@ -21,6 +21,7 @@ from .dims import (
     plus,
     product,
     saturated,
+    shape_text,
     upper,
 )
 from .onnx_proto import BOOL, FLOAT, INT32, INT64, UINT8, Node, Tensor
@@ -335,6 +336,7 @@ def _lstm(ctx: Context, node: Node) -> list[Value]:
     ctx.state_width(width.c, f"the hidden size of an {node.op_type} node")
     direction = node.attributes.get("direction")
     directions = Dim(2 if direction is not None and direction.s == "bidirectional" else 1)
+    _lstm_weights(ctx, node, width.c, directions.c, quantized)
     layout = node.attributes.get("layout")
     batch_first = bool(layout is not None and layout.i)
     steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
@@ -344,6 +346,41 @@ def _lstm(ctx: Context, node: Node) -> list[Value]:
     else:
         y, state = (steps, directions, batch, width), (directions, batch, width)
     return [Value(y, x.dtype), Value(state, x.dtype), Value(state, x.dtype)]
+
+
+# An LSTM's inputs that hold weights, by position (8 to 11: DynamicQuantizeLSTM's scales and zero points)
+_WEIGHTS = {1: "input weights", 2: "recurrent weights", 3: "bias", 8: "input weights' scale"}
+_WEIGHTS |= {9: "input weights' zero point", 10: "recurrent weights' scale", 11: "recurrent zero point"}
+
+
+def _lstm_weights(ctx: Context, node: Node, hidden: int, directions: int, quantized: bool) -> None:
+    """Its weights must have the shapes its hidden size gives them (stored transposed when quantized):
+    onnxruntime before 1.29 did not check, and read past weights smaller than the hidden size said
+    (microsoft/onnxruntime#29595), or past a recurrent scale checked against the input's shape."""
+    gates = 4 * hidden
+    wanted: dict[int, tuple[tuple[int | None, ...], ...]] = {
+        1: ((directions, None, gates) if quantized else (directions, gates, None),),
+        2: ((directions, hidden, gates) if quantized else (directions, gates, hidden),),
+        3: ((directions, 2 * gates),),
+    }
+    if quantized:  # a scale (and a zero point) per direction, or per direction and gate
+        wanted |= dict.fromkeys((8, 9, 10, 11), ((directions,), (directions, gates)))
+    for index, shapes in wanted.items():
+        value = ctx.get(node, index) if index < len(node.inputs) else None
+        if value is None or any(_fits(value.shape, shape) for shape in shapes):
+            continue
+        expected = " or ".join("(" + ", ".join("*" if n is None else str(n) for n in s) + ")" for s in shapes)
+        raise Refused(
+            f"an {node.op_type} node of hidden size {hidden} has {_WEIGHTS[index]} of shape "
+            f"{shape_text(value.shape)}, not {expected}; the file is crafted or damaged: re-export the model"
+        )
+
+
+def _fits(shape: tuple[Dim, ...], wanted: tuple[int | None, ...]) -> bool:
+    """Whether ``shape`` may be ``wanted`` (None: any size; a size not known exactly is not refused)."""
+    return len(shape) == len(wanted) and all(
+        n is None or not (d.const and d.exact) or d.c == n for d, n in zip(shape, wanted, strict=True)
+    )
 
 
 RULES = {

@@ -183,6 +183,14 @@ def wide_lstm(proto: onnx.ModelProto, hidden: int) -> onnx.ModelProto:
     return proto
 
 
+def lstm_outgrows_its_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The first LSTM claims twice its hidden units, as do the state its graph declares, while its
+    weights stay as they are: onnxruntime before 1.29 read past them."""
+    lstm = next(n for n in proto.graph.node if n.op_type in ("LSTM", "DynamicQuantizeLSTM"))
+    hidden = next(a.i for a in lstm.attribute if a.name == "hidden_size")
+    return declare_width(wide_lstm(proto, 2 * hidden), ("h_0", "c_0", "h_0_out", "c_0_out"), 2 * hidden)
+
+
 def missing_data(proto: onnx.ModelProto, dims: list[int]) -> onnx.ModelProto:
     """An initializer that declares ``dims`` but holds one float."""
     tensor = helper.make_tensor("hollow", TensorProto.FLOAT, [1], [0.0])
