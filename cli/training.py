@@ -10,7 +10,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nextword.export import ExportConfig
 from nextword.train import TrainConfig
@@ -20,6 +20,10 @@ from .args import RESUMABLE_OPTIONS, check_train_options, cli_terms, config_flag
 from .display import figure, printing_result, progress_stream, safe
 from .info import SELECTED_BY
 from .quiet import import_tensorflow_quietly
+
+if TYPE_CHECKING:
+    from nextword.export.exporter import ExportReport
+    from nextword.train.result import TrainResult
 
 __all__ = ["after_interrupt", "export_command", "train_command"]
 
@@ -90,7 +94,7 @@ def train_command(args: argparse.Namespace) -> int:
         return _print_trained(args, result)
 
 
-def _print_trained(args: argparse.Namespace, result: Any) -> int:
+def _print_trained(args: argparse.Namespace, result: TrainResult) -> int:
     where = f"run {result.run_dir}" if result.chief else "worker done; the chief wrote the run (its --out)"
     print(
         f"{where}: {counted(result.epochs, 'epoch')}, best epoch {result.best_epoch} "
@@ -131,7 +135,7 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_exported(report: Any) -> None:
+def _print_exported(report: ExportReport) -> None:
     p = report.parity
     # Without the run's samples.json there are no real prompts: that comparison did not happen.
     real = "real prompts not checked (the run has no samples.json)"

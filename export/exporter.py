@@ -57,6 +57,8 @@ __all__ = ["ExportReport", "export"]
 
 logger = logging.getLogger(__name__)
 
+SNAPSHOT_TRIES = 3  # reads of a run whose model a training saves meanwhile, before export gives up
+
 
 @dataclass(frozen=True)
 class ExportReport:
@@ -307,9 +309,6 @@ def _model_kind(path: Path) -> str | None:
     if not proto.graph.node:
         return None
     return "nextword" if any(p.key.startswith("nextword.") for p in proto.metadata_props) else "onnx"
-
-
-SNAPSHOT_TRIES = 3
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import tempfile
 from pathlib import Path
@@ -46,7 +47,7 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
                     root.removeHandler(handler)
             quantized = onnx.load(str(target))
     except OSError as exc:  # no file named: the temporary folder's disk, which the user never chose
-        if exc.filename is not None or exc.errno is None:
+        if exc.filename is not None or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
         why = (
             f"{exc.strerror or exc} (int8 quantization's temporary files; TMPDIR=/path chooses their folder)"

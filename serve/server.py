@@ -260,19 +260,22 @@ def _load_on_device(path: str, device: str, limits: LoadLimits | None) -> None:
 METRICS_ROOM_PER_WORKER = 1 << 20
 
 
-def _check_room(folder: str, workers: int, where: str) -> None:
-    """Refuse a metrics folder without room for ``workers``: prometheus_client maps its files, and a
-    worker that writes a page the disk has no room for dies of SIGBUS, unseen, started again by uvicorn,
-    forever."""
+def _check_room(folder: str, workers: int, given: bool) -> None:
+    """Refuse a metrics folder without room for ``workers`` at the start (``given``: the caller's
+    ``$PROMETHEUS_MULTIPROC_DIR``, else one the server made in the temporary folder): prometheus_client
+    maps its files, and a worker that writes a page the disk has no room for dies of SIGBUS, unseen,
+    started again by uvicorn, forever."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         return  # not measurable here: the workers' own errors say what is wrong
     if free < workers * METRICS_ROOM_PER_WORKER:
+        where = f"${MULTIPROCESS_ENV} {folder}" if given else f"the temporary folder {tempfile.gettempdir()}"
+        elsewhere = f"${MULTIPROCESS_ENV}" if given else "TMPDIR"
         raise ValueError(
-            f"{where} {folder} has {free:,} bytes free, and --workers {workers} keep their metrics there "
-            f"({workers * METRICS_ROOM_PER_WORKER:,} bytes at most): free some space, or point "
-            f"${MULTIPROCESS_ENV} (or TMPDIR, where the server makes its own) at a disk with room"
+            f"{where} has {free:,} bytes free, and --workers {workers} keep their metrics there (they "
+            f"need {workers * METRICS_ROOM_PER_WORKER:,} to start, more as they run): free some space, "
+            f"or point {elsewhere} at a disk with room"
         )
 
 
@@ -290,7 +293,7 @@ def _shared_metrics_folder(workers: int) -> Iterator[None]:
                 f"${MULTIPROCESS_ENV} {given} {why}, and --workers keep their metrics there: create it, "
                 "point it at a writable folder, or unset it (the server then makes its own)"
             )
-        _check_room(given, workers, f"${MULTIPROCESS_ENV}")
+        _check_room(given, workers, given=True)
         logger.info("the workers' metrics are kept in $%s: %s", MULTIPROCESS_ENV, given)
         yield
         return
@@ -298,7 +301,7 @@ def _shared_metrics_folder(workers: int) -> Iterator[None]:
     os.environ[MULTIPROCESS_ENV] = folder
     logger.info("the workers' metrics are kept in %s until the server stops", folder)
     try:
-        _check_room(folder, workers, "the metrics folder")
+        _check_room(folder, workers, given=False)
         yield
     finally:
         os.environ.pop(MULTIPROCESS_ENV, None)

@@ -396,7 +396,9 @@ def test_workers_refuse_a_metrics_folder_they_cannot_write_before_they_start(
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "own"))  # where the server makes its folder
     (tmp_path / "own").mkdir()
-    with pytest.raises(ValueError, match=r"^the metrics folder .* has 4,096 bytes free.*or TMPDIR"):
+    with pytest.raises(
+        ValueError, match=r"^the temporary folder .*own has 4,096 bytes free.*or point TMPDIR at"
+    ):
         serve(ServeConfig(model=str(model_path), workers=3, port=0))
     assert list((tmp_path / "own").iterdir()) == [] and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     monkeypatch.undo()
