@@ -332,3 +332,26 @@ def test_resuming_a_multi_worker_run_without_tf_config_says_how(run_dir, tmp_pat
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(DistributeError, match=r"TF_CONFIG is not set here.*alone with distribute='none'"):
         resume(copy, epochs=1)
+
+
+def test_a_workers_scratch_folder_is_its_users_alone(tmp_path, monkeypatch):
+    """A non-chief worker's copy of the encoded corpus went to a folder of a predictable name in the
+    temporary directory, with the umask's mode (others could read the corpus's ids); a folder or link
+    someone else put there made its mkdir fail with a bare FileExistsError."""
+    import stat
+    import tempfile
+
+    from nextword.train.distribute import Workers, worker_scratch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    workers = Workers(strategy=None, mode="multi-worker", index=1, count=2)
+    with worker_scratch(workers, str(tmp_path / "run")) as root:
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700 and root.parent == tmp_path
+        name = root.name
+    assert not root.exists()
+    (tmp_path / name).symlink_to(tmp_path / "elsewhere")  # not a folder rmtree clears
+    with (
+        pytest.raises(FileExistsError, match="not this user's to clear: remove it or set TMPDIR"),
+        worker_scratch(workers, str(tmp_path / "run")),
+    ):
+        pass

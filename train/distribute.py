@@ -31,6 +31,7 @@ a lone run. A worker that dies later is noticed by TensorFlow's coordination ser
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -319,14 +320,17 @@ def _give_sigterm_back() -> None:
 
 @contextlib.contextmanager
 def worker_scratch(workers: Workers, out: str) -> Iterator[Path]:
-    """The temporary folder where a non-chief worker keeps its copy of the encoded corpus: emptied at
-    the start (a killed session's leftovers), removed at the end. Named by the run folder and the
-    worker's index, so a restarted worker finds and clears its predecessor's (a worker killed and
-    never restarted leaves it in the temporary directory, ``$TMPDIR``)."""
+    """The temporary folder (``$TMPDIR``) where a non-chief worker keeps its copy of the encoded corpus,
+    this user's alone: emptied at the start (a killed session's leftovers), removed at the end. Named by
+    the run folder and the worker's index, so a restarted worker finds and clears its predecessor's."""
     digest = hashlib.sha1(str(Path(out).resolve()).encode()).hexdigest()[:12]
     root = Path(tempfile.gettempdir()) / f"nextword-worker{workers.index}-{digest}"
     shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    try:
+        root.mkdir(mode=0o700)  # the corpus's ids: on a shared /tmp, no other user's to read
+    except FileExistsError:  # another user's, or a link: what rmtree leaves
+        why = "not this user's to clear: remove it or set TMPDIR"
+        raise FileExistsError(errno.EEXIST, why, str(root)) from None
     try:
         yield root
     finally:
