@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import inspect
 import json
 import logging
 import math
@@ -204,6 +205,10 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         {**dataclasses.asdict(config), "_log_level": level, "_backstop": True}
     )
     try:
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn 0.51+
+            # a worker loads and probes the model before it is ready: a large one takes longer than
+            # uvicorn's 5 s, and a SIGHUP reload then kept the old model ("was not ready in time")
+            common["timeout_worker_healthcheck"] = WORKER_READY_SECONDS
         with watch_signals(supervisor=True) as watch, _shared_metrics_folder(config.workers):
             uvicorn.run(
                 "nextword.serve.app:app_from_environment", factory=True, workers=config.workers, **common
@@ -254,6 +259,8 @@ def _load_on_device(path: str, device: str, limits: LoadLimits | None) -> None:
 
     load(path, device=device, limits=limits)
 
+
+WORKER_READY_SECONDS = 120  # a --workers worker's start (the model loaded and probed), and its pings
 
 # the room a worker's metrics take in the shared folder, with a margin: prometheus_client maps four files
 # of 64 KiB a worker and doubles one when its series outgrow it

@@ -431,10 +431,11 @@ def test_serve_with_workers_hands_them_its_settings_and_gives_the_environment_ba
     from nextword.serve import serve
     from nextword.serve.app import CONFIG_ENV
 
-    seen = []
+    seen, options = [], []
 
     def supervisor(app, **kwargs):  # stands for uvicorn's supervisor, stopped by a Ctrl-C
         seen.append(json.loads(os.environ[CONFIG_ENV]))
+        options.append(kwargs)
         signal.signal(signal.SIGINT, lambda signum, frame: None)  # it takes the signal...
         signal.raise_signal(signal.SIGINT)  # ... and stops on it (serve() puts the handler back)
 
@@ -450,6 +451,16 @@ def test_serve_with_workers_hands_them_its_settings_and_gives_the_environment_ba
         assert seen[-1]["served_model_name"] == ["alias"] and seen[-1]["workers"] == 2
         assert os.environ.get(CONFIG_ENV) == earlier
         assert signal.getsignal(signal.SIGINT) is handler
+    # a worker's start (the model loaded and probed) may take longer than uvicorn's 5 s: a SIGHUP reload
+    # kept the old model then; uvicorn before 0.51 has no such timeout, and is given none
+    import inspect
+
+    from nextword.serve.server import WORKER_READY_SECONDS
+
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        assert options[-1]["timeout_worker_healthcheck"] == WORKER_READY_SECONDS
+    else:
+        assert "timeout_worker_healthcheck" not in options[-1]
 
 
 def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
