@@ -330,6 +330,16 @@ def test_a_run_folder_another_process_trains_in_is_refused_and_left_as_it_is(run
             train(replace(tiny_config, out=str(old), overwrite=True))  # would clear the folder
         with pytest.raises(RunBusyError, match="wait for it to end"):
             resume(str(old), epochs=5)
+        # an overwrite under way has moved the run's files aside: a resume then said the folder was no
+        # run folder at all
+        aside = tmp_path / "aside"
+        aside.mkdir()
+        for path in list(old.iterdir()):
+            path.rename(aside / path.name)
+        with pytest.raises(RunBusyError, match="wait for it to end"):
+            resume(str(old), epochs=5)
+        for path in list(aside.iterdir()):
+            path.rename(old / path.name)
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
 
 

@@ -200,6 +200,12 @@ class RunDir(Replacing):
                 except OSError:  # not empty (the run began) or already gone: it stays, and those above
                     break
 
+    def check_free(self) -> None:
+        """Raise :class:`RunBusyError` where a training process holds the folder now (see :meth:`in_use`)."""
+        if self.root.is_dir():
+            with _folder_lock(self.root):
+                pass
+
     def busy(self) -> bool:
         """Whether a training process holds the folder now (see :meth:`in_use`)."""
         try:

@@ -253,6 +253,7 @@ def resume(
     :class:`~nextword.train.files.RunBusyError`, a folder another process trains in.
     """
     run = RunDir(run_dir)
+    run.check_free()  # an overwrite under way has set the marker aside: "in use" says why, not "not a run"
     check_resumable(run)
     config, stored = run.read_config()
     config = replace(config, out=str(run.root))
