@@ -29,7 +29,7 @@ from .schemas import (
     SuggestRequest,
     SuggestResponse,
 )
-from .state import ServerState, model_summary
+from .state import ServerState
 
 __all__ = ["STATIC", "router"]
 
@@ -148,7 +148,7 @@ def _model_entry(state: ServerState) -> dict[str, Any]:
         "object": "model",
         "created": int(state.started),
         "owned_by": "nextword",
-        "nextword": model_summary(state.model),
+        "nextword": state.summary,
         # this server's caps, so that a client (the page's Words slider) asks for no more than it takes;
         # size_limits: whether model files are held to load()'s size caps (the page's browser mode holds
         # model.onnx to the same)

@@ -110,11 +110,15 @@ class ServerState:
     words: int = 0  # words generated, over every sequence of every completion answered
     metrics: Any = None  # the app's Metrics (nextword.serve.metrics), where it keeps them
     model_file: ModelFile | None = field(init=False)  # None: the model was not loaded from a file
+    # /v1/models' "nextword": the model as loaded, taken once (a file replaced since on disk, by a new
+    # export, is not the model served: its size was read at each request, beside the loaded model's figures)
+    summary: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.config.max_streams)
         self.beam_threads = anyio.CapacityLimiter(beam_threads(self.config.workers))
         self.model_file = ModelFile.of(Path(self.model.source))
+        self.summary = model_summary(self.model)
 
     @property
     def names(self) -> tuple[str, ...]:

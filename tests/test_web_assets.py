@@ -143,6 +143,25 @@ def test_the_server_offers_its_model_file(client, model_path, model):
     assert "was not loaded from a file" in missing.json()["error"]["message"]
 
 
+def test_the_models_figures_are_those_of_the_model_loaded(model_path, tmp_path):
+    """/v1/models read the file's size at each request: once a new export replaced the file, it showed
+    that file's size beside the loaded model's vocabulary and config."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from nextword.runtime import load
+    from nextword.serve import ServeConfig, create_app
+
+    path = tmp_path / "served.onnx"
+    shutil.copyfile(model_path, path)
+    with TestClient(create_app(ServeConfig(), load(path))) as client:
+        before = client.get("/v1/models").json()["data"][0]["nextword"]
+        assert before["bytes"] == model_path.stat().st_size
+        path.write_bytes((STATIC.parents[1] / "runtime" / "data" / "nextword-patents.onnx").read_bytes())
+        assert client.get("/v1/models").json()["data"][0]["nextword"] == before
+
+
 def test_the_model_file_is_revalidated_and_a_replaced_one_not_offered(model_path, tmp_path, monkeypatch):
     """/model.onnx may be cached but is asked after before each use: a client that has it gets a 304
     (by ETag or by date), and does not download the same file again. A file replaced on disk is not the
