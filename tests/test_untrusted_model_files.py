@@ -145,7 +145,7 @@ HOSTILE = {
     "doubling Concats": (crafted.doubling_concats, "over the 67,108,864-byte limit"),
     "hidden width 100,000": (lambda p: crafted.wide_lstm(p, 100_000), "over the limit of 4,096"),
     # weights smaller than the hidden size says: onnxruntime before 1.29 read past them
-    "an LSTM wider than its weights": (crafted.lstm_outgrows_its_weights, "of hidden size 64 has input weights of"),
+    "an LSTM wider than its weights": (crafted.lstm_outgrows_its_weights, "hidden size 64 has input weights"),
     "graph vocabulary above the tokenizer's": (lambda p: _tokenizer_words(p, -3), "tokenizer has"),
     "tokenizer vocabulary above the graph's": (lambda p: _tokenizer_words(p, 5000), "tokenizer has"),
     "nested metadata": (lambda p: crafted.set_meta(p, "nextword.metrics", nested(200)), "nested more than"),
