@@ -3,8 +3,8 @@
 #   make test   set up .venv and run the linter and the test suite (what CI runs)
 
 PYTHON ?= python3
-# onnxruntime's telemetry (1.29 and later, Linux and macOS) off for everything make runs, benchmarks included,
-# as the nextword command turns it off; ORT_DISABLE_TELEMETRY=0 make ... keeps it on
+# onnxruntime's telemetry (1.29 and later: Linux, macOS, Windows) off for everything make runs, the
+# benchmarks included, as the nextword command turns it off; ORT_DISABLE_TELEMETRY=0 make ... keeps it on
 export ORT_DISABLE_TELEMETRY ?= 1
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -336,7 +336,7 @@ def _lstm(ctx: Context, node: Node) -> list[Value]:
     ctx.state_width(width.c, f"the hidden size of an {node.op_type} node")
     direction = node.attributes.get("direction")
     directions = Dim(2 if direction is not None and direction.s == "bidirectional" else 1)
-    _lstm_weights(ctx, node, width.c, directions.c, quantized)
+    _lstm_weights(ctx, node, width.c, directions.c, x.shape[2], quantized)
     layout = node.attributes.get("layout")
     batch_first = bool(layout is not None and layout.i)
     steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
@@ -350,36 +350,58 @@ def _lstm(ctx: Context, node: Node) -> list[Value]:
 
 # An LSTM's inputs that hold weights, by position (8 to 11: DynamicQuantizeLSTM's scales and zero points)
 _WEIGHTS = {1: "input weights", 2: "recurrent weights", 3: "bias", 8: "input weights' scale"}
-_WEIGHTS |= {9: "input weights' zero point", 10: "recurrent weights' scale", 11: "recurrent zero point"}
+_WEIGHTS |= {
+    9: "input weights' zero point",
+    10: "recurrent weights' scale",
+    11: "recurrent weights' zero point",
+}
+_SAME_SHAPE = ((8, 9), (10, 11), (8, 10))  # a zero point has its scale's shape; R's pair has W's
 
 
-def _lstm_weights(ctx: Context, node: Node, hidden: int, directions: int, quantized: bool) -> None:
-    """Its weights must have the shapes its hidden size gives them (stored transposed when quantized):
-    onnxruntime before 1.29 did not check, and read past weights smaller than the hidden size said
-    (microsoft/onnxruntime#29595), or past a recurrent scale checked against the input's shape."""
-    gates = 4 * hidden
+def _lstm_weights(
+    ctx: Context, node: Node, hidden: int, directions: int, width: Dim, quantized: bool
+) -> None:
+    """Its weights must have, exactly, the shapes its hidden size and its input's ``width`` give them
+    (stored transposed when quantized): onnxruntime before 1.29 did not check, and read past weights
+    smaller than the hidden size said (microsoft/onnxruntime#29595), or past a recurrent zero point
+    checked against the input's (#29462). A size known only when the graph runs is refused too: the
+    exporter writes these as initializers."""
+    gates, size = 4 * hidden, width.c if width.const and width.exact else None
     wanted: dict[int, tuple[tuple[int | None, ...], ...]] = {
-        1: ((directions, None, gates) if quantized else (directions, gates, None),),
+        1: ((directions, size, gates) if quantized else (directions, gates, size),),
         2: ((directions, hidden, gates) if quantized else (directions, gates, hidden),),
         3: ((directions, 2 * gates),),
     }
     if quantized:  # a scale (and a zero point) per direction, or per direction and gate
         wanted |= dict.fromkeys((8, 9, 10, 11), ((directions,), (directions, gates)))
-    for index, shapes in wanted.items():
+    shapes: dict[int, tuple[Dim, ...]] = {}
+    for index, allowed in wanted.items():
         value = ctx.get(node, index) if index < len(node.inputs) else None
-        if value is None or any(_fits(value.shape, shape) for shape in shapes):
+        if value is None:
             continue
-        expected = " or ".join("(" + ", ".join("*" if n is None else str(n) for n in s) + ")" for s in shapes)
+        shapes[index] = value.shape
+        if any(_fits(value.shape, shape) for shape in allowed):
+            continue
+        expected = " or ".join(
+            "(" + ", ".join("*" if n is None else str(n) for n in s) + ")" for s in allowed
+        )
         raise Refused(
             f"an {node.op_type} node of hidden size {hidden} has {_WEIGHTS[index]} of shape "
             f"{shape_text(value.shape)}, not {expected}; the file is crafted or damaged: re-export the model"
         )
+    for a, b in _SAME_SHAPE:
+        if a in shapes and b in shapes and [d.c for d in shapes[a]] != [d.c for d in shapes[b]]:
+            raise Refused(
+                f"an {node.op_type} node has {_WEIGHTS[a]} of shape {shape_text(shapes[a])} and "
+                f"{_WEIGHTS[b]} of shape {shape_text(shapes[b])}, which must be alike; the file is crafted "
+                "or damaged: re-export the model"
+            )
 
 
 def _fits(shape: tuple[Dim, ...], wanted: tuple[int | None, ...]) -> bool:
-    """Whether ``shape`` may be ``wanted`` (None: any size; a size not known exactly is not refused)."""
+    """Whether ``shape`` is ``wanted`` (None: any size), every size known exactly."""
     return len(shape) == len(wanted) and all(
-        n is None or not (d.const and d.exact) or d.c == n for d, n in zip(shape, wanted, strict=True)
+        d.const and d.exact and (n is None or d.c == n) for d, n in zip(shape, wanted, strict=True)
     )
 
 

@@ -205,9 +205,9 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         {**dataclasses.asdict(config), "_log_level": level, "_backstop": True}
     )
     try:
-        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn 0.51+
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn 0.37+
             # a worker loads and probes the model before it is ready: a large one takes longer than
-            # uvicorn's 5 s, and a SIGHUP reload then kept the old model ("was not ready in time")
+            # uvicorn's 5 s, and a SIGHUP reload (0.51+) then kept the old model ("was not ready in time")
             common["timeout_worker_healthcheck"] = WORKER_READY_SECONDS
         with watch_signals(supervisor=True) as watch, _shared_metrics_folder(config.workers):
             uvicorn.run(
@@ -260,7 +260,9 @@ def _load_on_device(path: str, device: str, limits: LoadLimits | None) -> None:
     load(path, device=device, limits=limits)
 
 
-WORKER_READY_SECONDS = 120  # a --workers worker's start (the model loaded and probed), and its pings
+# a --workers worker's start (its model loaded and probed) before uvicorn gives up on it, and how long a
+# worker may not answer uvicorn's ping before it is killed as hung (a stop waits that long for one)
+WORKER_READY_SECONDS = 60
 
 # the room a worker's metrics take in the shared folder, with a margin: prometheus_client maps four files
 # of 64 KiB a worker and doubles one when its series outgrow it

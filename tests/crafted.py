@@ -191,6 +191,24 @@ def lstm_outgrows_its_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
     return declare_width(wide_lstm(proto, 2 * hidden), ("h_0", "c_0", "h_0_out", "c_0_out"), 2 * hidden)
 
 
+def bias_sized_at_run_time(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The first LSTM's bias read through a Slice whose end comes from the batch size: its size is known
+    only when the graph runs (a bound, not a size), which shape checks cannot hold to the hidden size."""
+    lstm = next(n for n in proto.graph.node if n.op_type == "LSTM")
+    for name, value in (("c_idx", [0]), ("c_thousand", [1000]), ("c_zero", [0]), ("c_axis", [1])):
+        add_initializer(proto, name, np.asarray(value, dtype=np.int64))
+    proto.graph.node.extend(
+        [
+            helper.make_node("Shape", ["h_0"], ["c_shape"]),
+            helper.make_node("Gather", ["c_shape", "c_idx"], ["c_batch"]),
+            helper.make_node("Mul", ["c_batch", "c_thousand"], ["c_end"]),
+            helper.make_node("Slice", [lstm.input[3], "c_zero", "c_end", "c_axis"], ["c_bias"]),
+        ]
+    )
+    lstm.input[3] = "c_bias"
+    return proto
+
+
 def missing_data(proto: onnx.ModelProto, dims: list[int]) -> onnx.ModelProto:
     """An initializer that declares ``dims`` but holds one float."""
     tensor = helper.make_tensor("hollow", TensorProto.FLOAT, [1], [0.0])

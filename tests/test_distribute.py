@@ -351,7 +351,7 @@ def test_a_workers_scratch_folder_is_its_users_alone(tmp_path, monkeypatch):
     assert not root.exists()
     (tmp_path / name).symlink_to(tmp_path / "elsewhere")  # not a folder rmtree clears
     with (
-        pytest.raises(FileExistsError, match="not this user's to clear: remove it or set TMPDIR"),
+        pytest.raises(FileExistsError, match="not a folder this run can clear: remove it or set TMPDIR"),
         worker_scratch(workers, str(tmp_path / "run")),
     ):
         pass

@@ -115,6 +115,13 @@ def test_constant_sequence_lens(model_path, tmp_path, value):
         ),
         (9, [0, 0], r"has input weights' zero point of shape \(2\), not"),
         (2, "transposed", r"has recurrent weights of shape \(1, 128, 32\), not \(1, 32, 128\); the file is"),
+        (1, "input 100 wide", r"has input weights of shape \(1, 100, 128\), not \(1, 16, 128\)"),
+        # each alike: before 1.29 onnxruntime read R's zero point as long as W's
+        (
+            9,
+            np.zeros((1, 128)),
+            r"input weights' scale of shape \(1\) and input weights' zero point of shape",
+        ),
     ],
 )
 def test_mutated_int8_scales_zero_points_and_shapes(int8_path, tmp_path, lstm_input, value, match):
@@ -124,8 +131,10 @@ def test_mutated_int8_scales_zero_points_and_shapes(int8_path, tmp_path, lstm_in
     else:
         name = next(n for n in proto.graph.node if n.op_type == "DynamicQuantizeLSTM").input[lstm_input]
     current = numpy_helper.to_array(crafted.initializer(proto, name))
-    if isinstance(value, str):  # the same weights with their last two axes swapped
+    if isinstance(value, str) and value == "transposed":  # the same weights with their last two axes swapped
         value = np.swapaxes(current, 1, 2)
+    elif isinstance(value, str):  # weights for an input 100 wide
+        value = np.resize(current, (1, 100, current.shape[2]))
     crafted.replace_initializer(proto, name, np.asarray(value, dtype=current.dtype))
     _refused(_save(proto, tmp_path, "q.onnx"), match)
 

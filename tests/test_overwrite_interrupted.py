@@ -104,6 +104,26 @@ def test_ctrl_c_while_the_old_run_moves_leaves_it_whole(
     assert not (old_run.parent / ".run.replaced").exists()
 
 
+def test_the_checkpoint_moves_aside_first_and_back_last(old_run, tiny_config, monkeypatch):
+    """A kill part way through either move leaves the run folder without the old run's checkpoint, so
+    the advice for what the kill left (check_aside_free) is to move the old run back, never to delete it
+    as one a newer run no longer needs (the files moved in the order the folder listed them)."""
+    from nextword.train import trainer
+
+    real, aside, back = os.rename, [], []
+
+    def rename(src, dst):
+        (aside if ".replaced" in str(dst) else back).append(os.path.basename(src))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(trainer, "encode_corpus", _interrupt)  # stopped before its first checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(tiny_config, out=str(old_run), overwrite=True, epochs=1))
+    assert aside[0] == "checkpoint.keras" and aside[-1] == ".nextword-run" and len(aside) > 3
+    assert back[-1] == "checkpoint.keras" and sorted(back) == sorted(aside)
+
+
 def test_an_old_run_that_cannot_be_moved_back_is_said_so(old_run, tiny_config, monkeypatch, caplog):
     """The disk turned read-only as the new run stopped: the warning said the new run's files "could not
     be removed", when it was the old run that could not come back from beside the folder."""

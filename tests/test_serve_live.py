@@ -452,7 +452,7 @@ def test_serve_with_workers_hands_them_its_settings_and_gives_the_environment_ba
         assert os.environ.get(CONFIG_ENV) == earlier
         assert signal.getsignal(signal.SIGINT) is handler
     # a worker's start (the model loaded and probed) may take longer than uvicorn's 5 s: a SIGHUP reload
-    # kept the old model then; uvicorn before 0.51 has no such timeout, and is given none
+    # kept the old model then; uvicorn before 0.37 has no such timeout, and is given none
     import inspect
 
     from nextword.serve.server import WORKER_READY_SECONDS

@@ -113,6 +113,7 @@ CASES = {
     "a thousand MACs a step at most": (lambda p: p, {"max_macs_per_token": 1000}, False),
     "a constant sequence_lens": (lambda p: crafted.sequence_lens(p, 1), {}, False),
     "an LSTM wider than its weights": (crafted.lstm_outgrows_its_weights, {}, False),
+    "a bias sized at run time": (crafted.bias_sized_at_run_time, {}, False),
     # The tensor checks (model_check.py's _check_tensor, _check_sparse, _check_floats), in src/tensor-check.js
     "4 elements declared, 1 held": (lambda p: crafted.missing_data(p, [4]), {}, False),
     "2**40 elements declared, 1 held": (lambda p: crafted.missing_data(p, [1 << 40]), {}, False),

@@ -329,7 +329,7 @@ def worker_scratch(workers: Workers, out: str) -> Iterator[Path]:
     try:
         root.mkdir(mode=0o700)  # the corpus's ids: on a shared /tmp, no other user's to read
     except FileExistsError:  # another user's, or a link: what rmtree leaves
-        why = "not this user's to clear: remove it or set TMPDIR"
+        why = "there already, and not a folder this run can clear: remove it or set TMPDIR"
         raise FileExistsError(errno.EEXIST, why, str(root)) from None
     try:
         yield root

@@ -142,8 +142,10 @@ class Replacing:
         with signals_held():  # all of its files move, or none
             try:
                 aside.mkdir()
-                # the marker last: a folder that lost it part way is no run to replace
-                for entry in sorted(os.scandir(self.root), key=lambda e: e.name == RUN_MARKER):
+                # the checkpoint first and the marker last: a folder cut part way holds no checkpoint
+                # (check_aside_free then says to move the run back) and is no run to replace
+                first, last = self.checkpoint.name, RUN_MARKER
+                for entry in sorted(os.scandir(self.root), key=lambda e: (e.name != first, e.name == last)):
                     os.rename(entry.path, aside / entry.name)
                     moved.append(entry.name)
             except OSError as exc:
@@ -171,7 +173,8 @@ class Replacing:
         """Move the run :meth:`set_aside` kept back into the folder (which the new run left empty)."""
         if self._aside is None:
             return
-        for entry in os.scandir(self._aside):
+        # the checkpoint last: a folder cut part way holds none, and the advice is to move the rest back
+        for entry in sorted(os.scandir(self._aside), key=lambda e: e.name == self.checkpoint.name):
             os.rename(entry.path, self.root / entry.name)
         self._aside.rmdir()
         logger.info("%s holds the run it held before again", self.root)

@@ -14,10 +14,10 @@ import {
   product,
   Refused,
   saturated,
-  shapeText,
   upper,
   Value,
 } from './dims.js';
+import { lstmWeights } from './lstm-shapes.js';
 import { BOOL, FLOAT, INT32, INT64, STRING, UINT8 } from './onnx-graph.js';
 
 const BIG_END = 1n << 31n; // a Slice end at least this large means "to the end"
@@ -371,55 +371,13 @@ function lstm(ctx, node) {
   }
   ctx.stateWidth(width.c, `the hidden size of an ${op} node`);
   const directions = new Dim(attr(node, 'direction')?.s === 'bidirectional' ? 2n : 1n);
-  lstmWeights(ctx, node, width.c, directions.c, quantized);
+  lstmWeights(ctx, node, width.c, directions.c, x.shape[2], quantized);
   const batchFirst = Boolean(attrInt(node, 'layout', 0n));
   const [steps, batch] = batchFirst ? [x.shape[1], x.shape[0]] : [x.shape[0], x.shape[1]];
   ctx.cost(product([steps, batch, directions, new Dim(4n), width, plus(x.shape[2], width)]), node);
   const y = batchFirst ? [batch, steps, directions, width] : [steps, directions, batch, width];
   const state = batchFirst ? [batch, directions, width] : [directions, batch, width];
   return [new Value(y, x.dtype), new Value(state, x.dtype), new Value(state, x.dtype)];
-}
-
-// An LSTM's inputs that hold weights, by position (8 to 11: DynamicQuantizeLSTM's scales and zero points)
-const WEIGHTS = new Map([
-  [1, 'input weights'],
-  [2, 'recurrent weights'],
-  [3, 'bias'],
-  [8, "input weights' scale"],
-  [9, "input weights' zero point"],
-  [10, "recurrent weights' scale"],
-  [11, 'recurrent zero point'],
-]);
-
-/**
- * Python's _lstm_weights: the weights must have the shapes the hidden size gives them (stored transposed
- * when quantized); onnxruntime before 1.29 read past smaller ones. Sizes are bigints; null: any size.
- */
-function lstmWeights(ctx, node, hidden, directions, quantized) {
-  const gates = 4n * hidden;
-  const wanted = new Map([
-    [1, [quantized ? [directions, null, gates] : [directions, gates, null]]],
-    [2, [quantized ? [directions, hidden, gates] : [directions, gates, hidden]]],
-    [3, [[directions, 2n * gates]]],
-  ]);
-  if (quantized) for (const i of [8, 9, 10, 11]) wanted.set(i, [[directions], [directions, gates]]);
-  for (const [index, shapes] of wanted) {
-    const value = index < node.inputs.length ? ctx.get(node, index) : null;
-    if (value === null || shapes.some((shape) => fits(value.shape, shape))) continue;
-    const expected = shapes.map((shape) => `(${shape.map((n) => (n === null ? '*' : n)).join(', ')})`);
-    throw new Refused(
-      `an ${node.opType} node of hidden size ${hidden} has ${WEIGHTS.get(index)} of shape ` +
-        `${shapeText(value.shape)}, not ${expected.join(' or ')}; the file is crafted or damaged: re-export the model`,
-    );
-  }
-}
-
-// Whether `shape` may be `wanted` (null: any size; a size not known exactly is not refused).
-function fits(shape, wanted) {
-  return (
-    shape.length === wanted.length &&
-    shape.every((d, i) => wanted[i] === null || !(d.const && d.exact) || d.c === wanted[i])
-  );
 }
 
 /** The rule of each operator, by op type (domain-qualified outside the default domain). */

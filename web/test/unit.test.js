@@ -24,6 +24,8 @@ import {
   SIZE_CAPS,
   withoutSizeCaps,
 } from '../src/index.js';
+import { Dim, Value } from '../src/dims.js';
+import { lstmWeights } from '../src/lstm-shapes.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { perplexity } from '../src/scoring.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
@@ -726,6 +728,48 @@ describe('options given in JavaScript', () => {
     );
     assert.match((await refusal(model.score(' " '))).message, /give a text with at least one word$/);
     assert.deepEqual(await model.nextWords('a', 3n), await model.nextWords('a', 3));
+  });
+});
+
+describe("an LSTM's weights against its hidden size", () => {
+  // a DynamicQuantizeLSTM of 32 units on a 16-wide input, one direction: shapes by input position
+  const check = (shapes) => {
+    const values = new Map(
+      Object.entries(shapes).map(([i, s]) => [
+        Number(i),
+        new Value(
+          s.map((n) => new Dim(BigInt(n))),
+          1,
+        ),
+      ]),
+    );
+    const node = { opType: 'DynamicQuantizeLSTM', inputs: Array.from({ length: 12 }, (_, i) => String(i)) };
+    lstmWeights({ get: (_, i) => values.get(i) ?? null }, node, 32n, 1n, new Dim(16n), true);
+  };
+  const good = { 1: [1, 16, 128], 2: [1, 32, 128], 3: [1, 256], 8: [1], 9: [1], 10: [1], 11: [1] };
+  test("the exporter's shapes pass; each weight of another shape is refused as Python refuses it", () => {
+    check(good);
+    assert.throws(
+      () => check({ ...good, 1: [1, 100, 128] }),
+      (e) =>
+        e.message.startsWith(
+          'an DynamicQuantizeLSTM node of hidden size 32 has input weights of shape (1, 100, 128), not (1, 16, 128);',
+        ),
+    );
+    assert.throws(() => check({ ...good, 3: [1, 128] }), /has bias of shape \(1, 128\), not \(1, 256\)/);
+  });
+  test("a zero point of its own shape, or R's pair unlike W's, is refused (onnxruntime before 1.29 read past it)", () => {
+    check({ ...good, 8: [1, 128], 9: [1, 128], 10: [1, 128], 11: [1, 128] });
+    assert.throws(
+      () => check({ ...good, 9: [1, 128] }),
+      (e) =>
+        e.message ===
+        "an DynamicQuantizeLSTM node has input weights' scale of shape (1) and input weights' zero point of shape (1, 128), which must be alike; the file is crafted or damaged: re-export the model",
+    );
+    assert.throws(
+      () => check({ ...good, 10: [1, 128], 11: [1, 128] }),
+      /input weights' scale of shape \(1\) and recurrent weights' scale/,
+    );
   });
 });
 
