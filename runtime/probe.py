@@ -21,6 +21,9 @@ from .session import run_session
 __all__ = ["MAX_ROWS", "WideCheck", "probe_model", "wide_rows"]
 
 PROBE_LOGITS_FROM = -2  # with 3 positions, the last 2: tells "all positions" and "last only" apart
+# Scores larger than this (a trained model's stay within a few tens) are a damaged file: scaled by a
+# temperature's 1/T they overflow float32 into NaN probabilities, and a log-sum-exp loses every digit
+MAX_LOGIT = 1_000_000
 
 
 def probe_model(session, info: ModelInfo, source: str) -> None:
@@ -59,6 +62,8 @@ def probe_model(session, info: ModelInfo, source: str) -> None:
             problem = f"has shape {value.shape}, not {shape}"
         elif not np.isfinite(value).all():
             problem = "holds NaN or infinite values"
+        elif name == LOGITS and np.abs(value).max(initial=0) > MAX_LOGIT:  # sampling's 1/T would overflow
+            problem = f"holds scores beyond ±{MAX_LOGIT:,}, which no trained model makes"
         if problem:
             raise ModelFileError(
                 f"{source}: on a probe step of 2 rows the graph's output {name!r} {problem} (the metadata "

@@ -191,6 +191,15 @@ def lstm_outgrows_its_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
     return declare_width(wide_lstm(proto, 2 * hidden), ("h_0", "c_0", "h_0_out", "c_0_out"), 2 * hidden)
 
 
+def huge_scores(proto: onnx.ModelProto, factor: float = 1e30) -> onnx.ModelProto:
+    """The logits times ``factor``: finite, but far past any trained model's (scaled by a temperature's
+    1/T they overflowed float32 into NaN probabilities)."""
+    rename_output(proto, "logits", "real_logits")
+    scale = add_initializer(proto, "crafted_factor", np.float32([factor]))
+    proto.graph.node.append(helper.make_node("Mul", ["real_logits", scale], ["logits"]))
+    return proto
+
+
 def bias_sized_at_run_time(proto: onnx.ModelProto) -> onnx.ModelProto:
     """The first LSTM's bias read through a Slice whose end comes from the batch size: its size is known
     only when the graph runs (a bound, not a size), which shape checks cannot hold to the hidden size."""

@@ -146,6 +146,8 @@ HOSTILE = {
     "hidden width 100,000": (lambda p: crafted.wide_lstm(p, 100_000), "over the limit of 4,096"),
     # weights smaller than the hidden size says: onnxruntime before 1.29 read past them
     "an LSTM wider than its weights": (crafted.lstm_outgrows_its_weights, "hidden size 64 has input weights"),
+    # finite scores a temperature's 1/T overflows: NaN probabilities, a crash or <pad> written
+    "scores of 1e30": (crafted.huge_scores, "holds scores beyond ±1,000,000, which no trained model makes"),
     "a bias sized at run time": (crafted.bias_sized_at_run_time, "hidden size 32 has bias of shape (1, <="),
     "graph vocabulary above the tokenizer's": (lambda p: _tokenizer_words(p, -3), "tokenizer has"),
     "tokenizer vocabulary above the graph's": (lambda p: _tokenizer_words(p, 5000), "tokenizer has"),

@@ -280,6 +280,7 @@ def _crafted(proto: Callable, model_path: Path) -> list[tuple[str, bytes, dict[s
         ("crafted: embedding shorter than the vocabulary", crafted.short_embedding(proto(), vocab - 5)),
         ("crafted: fails below a batch of two", crafted.fails_below_batch_two(proto())),
         ("crafted: declared widths disagree", crafted.declare_width(proto(), ("c_0",), 24)),
+        ("crafted: scores no trained model makes", crafted.huge_scores(proto())),
     ]
     return [(name, p.SerializeToString(), unbounded) for name, p in cases]
 

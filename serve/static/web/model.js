@@ -416,6 +416,8 @@ async function probe(model) {
     else if (!sameDims(value.dims, expected[i]))
       problem = `has shape ${pyShape(value.dims)}, not ${pyShape(expected[i])}`;
     else if (!value.data.every(Number.isFinite)) problem = 'holds NaN or infinite values';
+    else if (name === LOGITS && value.data.some((v) => Math.abs(v) > MAX_LOGIT))
+      problem = `holds scores beyond ±${MAX_LOGIT.toLocaleString('en-US')}, which no trained model makes`;
     if (problem) {
       throw new ModelFileError(
         `${model.source}: on a probe step of 2 rows the graph's output '${name}' ${problem} (the metadata ` +
@@ -425,6 +427,8 @@ async function probe(model) {
     }
   });
 }
+
+const MAX_LOGIT = 1_000_000; // Python's probe.MAX_LOGIT: scaled by 1/T, larger ones overflow into NaN
 
 function sameDims(dims, expected) {
   return dims.length === expected.length && dims.every((d, i) => Number(d) === expected[i]);
