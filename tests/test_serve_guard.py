@@ -260,6 +260,16 @@ def test_bytes_that_are_not_http_get_a_json_400_and_an_access_line_naming_the_cl
     assert any(f'127.0.0.1:{port} - "(request not read)" 400' in r.getMessage() for r in caplog.records)
 
 
+def test_a_folded_header_is_refused_not_read_as_one(server):
+    """A header continued on an indented line (obs-fold) can hide a Content-Length from a proxy in front
+    that reads it otherwise (request smuggling, CVE-2024-27982): refused as invalid HTTP, as httptools
+    0.8 and later (the lowest nextword[serve] allows) refuse it; 0.6 read it."""
+    sock = connect(server)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Note: a\r\n folded\r\nConnection: close\r\n\r\n")
+    status, message = error_of(read_to_end(sock))
+    assert status == 400 and "not valid HTTP/1.1 or 1.0" in message
+
+
 @pytest.mark.parametrize("path", ["/v1/score", "/v1/suggest"])
 def test_an_answer_made_after_its_client_left_is_logged_499(server, caplog, path):
     # the route finished after the client had gone and was logged 200, as if it had been answered
