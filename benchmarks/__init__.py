@@ -22,9 +22,9 @@ The shared helpers, one job each:
 The benchmarks use the library's public API only, never a name that starts with an underscore.
 """
 
-import os
+from nextword.cli.telemetry import telemetry_off
 
 # These are programs, not a library: they run onnxruntime as the nextword command does, without its
 # telemetry (docs/security.md), unless ORT_DISABLE_TELEMETRY is set already; set here, before any of
 # them imports onnxruntime (it reads the variable then).
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+telemetry_off()

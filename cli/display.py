@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from nextword.corpus.errors import OUT_OF_ROOM
 from nextword.runtime.terminal import SafeFormatter, safe, safe_json
 
 __all__ = [
@@ -130,7 +131,7 @@ _COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # SGR: colour and bold; the cursor move
 
 # errors writing the progress display that end it, not the work: no room (a full disk or quota, a
 # file-size limit), an output gone (a reader that quit, a terminal closed)
-_GONE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPIPE, errno.EIO)
+_GONE = (*OUT_OF_ROOM, errno.EPIPE, errno.EIO)
 
 
 class ProgressStream:
@@ -184,4 +185,9 @@ def printing_result(done: str) -> Iterator[None]:
         if exc.filename is not None or exc.errno is None:
             raise
         reason = f"{exc.strerror or exc}, so the result was not shown ({done})"
-        raise OSError(exc.errno, reason, "standard output") from None
+        full = exc.errno in OUT_OF_ROOM
+        error = OSError(
+            exc.errno, reason + ("; redirect it where there is room" if full else ""), "standard output"
+        )
+        error.advised = full  # type: ignore[attr-defined]  # then no advice on files (cli/main.py)
+        raise error from None

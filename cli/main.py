@@ -24,7 +24,7 @@ if __name__ == "__main__":  # run as a program (python -m nextword.cli.main), as
 
     telemetry_off()  # before the imports below load onnxruntime
 
-from nextword.corpus.errors import os_advice
+from nextword.corpus.errors import OUT_OF_ROOM, os_advice
 from nextword.export import ExportConfig
 from nextword.runtime import (
     GenerationConfig,
@@ -60,8 +60,6 @@ logger = logging.getLogger("nextword")
 
 # Commands whose printed result is the point: with standard output closed they refuse to run.
 PRINTS_RESULT = ("generate", "suggest", "score", "evaluate", "info")
-# A write that found no room: a full disk or quota, or a file-size limit (ulimit -f).
-OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DEFAULT_MODEL = "$NEXTWORD_MODEL, else the bundled model"
 MODEL_HELP = f"the .onnx model file (default: {DEFAULT_MODEL})"
 MODEL_FIRST = "a first MODEL.onnx names the model, as --model does"

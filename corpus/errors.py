@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-__all__ = ["CorpusError", "os_advice", "os_error"]
+__all__ = ["OUT_OF_ROOM", "CorpusError", "os_advice", "os_error"]
+
+# A write that found no room: a full disk or quota, or a file-size limit (ulimit -f).
+OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class CorpusError(ValueError):

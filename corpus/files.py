@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["STALE_AFTER_S", "TargetExistsError", "atomic_path", "temporary_names"]
+__all__ = ["STALE_AFTER_S", "TargetExistsError", "atomic_path", "file_identity", "temporary_names"]
 
 _NAME_MAX = 255  # bytes in one file name, where the file system does not say (ext4, xfs, btrfs, APFS, NTFS)
 _RANDOM = 8  # characters mkstemp puts between the prefix and the suffix
@@ -69,6 +69,12 @@ def atomic_path(target: str | Path, replace: bool = True) -> Iterator[Path]:
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_identity(stat: os.stat_result) -> tuple[int, int, int]:
+    """What tells a file from one written in its place (``stat`` of it): its inode, size and
+    modification time."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 class TargetExistsError(FileExistsError):

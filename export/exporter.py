@@ -17,6 +17,7 @@ import onnx
 import onnxruntime
 import tf2onnx
 
+from nextword.corpus.files import file_identity
 from nextword.runtime import load
 from nextword.runtime.cache import CacheConfig
 from nextword.runtime.evaluation import evaluate_ids
@@ -314,10 +315,9 @@ def _model_kind(path: Path) -> str | None:
 def _identity(path: Path) -> tuple[int, int, int] | None:
     """What tells a file from the one saved in its place (inode, size, time); None where there is none."""
     try:
-        stat = path.stat()
+        return file_identity(path.stat())
     except OSError:
         return None
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict[str, Any], list[str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import tempfile
 from pathlib import Path
@@ -11,6 +10,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
+
+from nextword.corpus.errors import OUT_OF_ROOM
 
 __all__ = ["QUANTIZED_OPS", "product_weights", "quantize_int8", "store_weights_unsigned"]
 
@@ -47,7 +48,7 @@ def quantize_int8(proto: onnx.ModelProto) -> onnx.ModelProto:
                     root.removeHandler(handler)
             quantized = onnx.load(str(target))
     except OSError as exc:  # no file named: the temporary folder's disk, which the user never chose
-        if exc.filename is not None or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if exc.filename is not None or exc.errno not in OUT_OF_ROOM:
             raise
         why = (
             f"{exc.strerror or exc} (int8 quantization's temporary files; TMPDIR=/path chooses their folder)"

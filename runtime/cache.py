@@ -43,9 +43,10 @@ __all__ = [
 
 SIMILARITIES = ("dot", "cosine")
 MAX_WINDOW = 4096  # positions kept at most: bounds memory (rows x window x units floats) and time per word
-# theta and the gate's a and b at most (in size): the tuner's largest theta is 50 and its gates stay near
-# (-8, 1); past this, theta * similarity and a + b * L_t overflow float64 into NaN scores
-MAX_CACHE_NUMBER = 1000
+# theta and the gate's a and b at most (in size): far past what the tuner fits (its largest theta is 50; a
+# gate that barely helps can reach hundreds), far below where theta * similarity and a + b * L_t
+# overflow float64 into NaN scores (1.7e308 did)
+MAX_CACHE_NUMBER = 1_000_000
 _FIRST_CAPACITY = 64  # slots allocated per row at first; doubled as a row's cache fills, up to the window
 
 
@@ -78,7 +79,7 @@ class CacheConfig:
         if self.theta < 0:
             raise ValueError(f"cache theta must be >= 0, got {self.theta}")
         if self.theta > MAX_CACHE_NUMBER:
-            raise ValueError(f"cache theta must be at most {MAX_CACHE_NUMBER}, got {self.theta}")
+            raise ValueError(f"cache theta must be at most {MAX_CACHE_NUMBER:,}, got {self.theta}")
         if self.mix is not None:
             _check_finite("mix", self.mix)
             if not 0 < self.mix < 1:
@@ -92,7 +93,7 @@ class CacheConfig:
                 _check_finite("gate", value, "two finite numbers [a, b]")
                 if abs(value) > MAX_CACHE_NUMBER:
                     raise ValueError(
-                        f"cache gate must be two numbers [a, b] within ±{MAX_CACHE_NUMBER}, got {value}"
+                        f"cache gate must be two numbers [a, b] within ±{MAX_CACHE_NUMBER:,}, got {value}"
                     )
             object.__setattr__(self, "gate", (float(self.gate[0]), float(self.gate[1])))
         if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral):

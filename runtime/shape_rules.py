@@ -349,8 +349,11 @@ def _lstm(ctx: Context, node: Node) -> list[Value]:
 
 
 # An LSTM's inputs that hold weights, by position (8 to 11: DynamicQuantizeLSTM's scales and zero points)
-_WEIGHTS = {1: "input weights", 2: "recurrent weights", 3: "bias", 8: "input weights' scale"}
-_WEIGHTS |= {
+_WEIGHTS = {
+    1: "input weights",
+    2: "recurrent weights",
+    3: "bias",
+    8: "input weights' scale",
     9: "input weights' zero point",
     10: "recurrent weights' scale",
     11: "recurrent weights' zero point",
@@ -375,6 +378,7 @@ def _lstm_weights(
     if quantized:  # a scale (and a zero point) per direction, or per direction and gate
         wanted |= dict.fromkeys((8, 9, 10, 11), ((directions,), (directions, gates)))
     shapes: dict[int, tuple[Dim, ...]] = {}
+    node_a = f"{'a' if quantized else 'an'} {node.op_type} node"  # a DynamicQuantizeLSTM, an LSTM
     for index, allowed in wanted.items():
         value = ctx.get(node, index) if index < len(node.inputs) else None
         if value is None:
@@ -386,13 +390,13 @@ def _lstm_weights(
             "(" + ", ".join("*" if n is None else str(n) for n in s) + ")" for s in allowed
         )
         raise Refused(
-            f"an {node.op_type} node of hidden size {hidden} has {_WEIGHTS[index]} of shape "
+            f"{node_a} of hidden size {hidden} has {_WEIGHTS[index]} of shape "
             f"{shape_text(value.shape)}, not {expected}; the file is crafted or damaged: re-export the model"
         )
     for a, b in _SAME_SHAPE:
         if a in shapes and b in shapes and [d.c for d in shapes[a]] != [d.c for d in shapes[b]]:
             raise Refused(
-                f"an {node.op_type} node has {_WEIGHTS[a]} of shape {shape_text(shapes[a])} and "
+                f"{node_a} has {_WEIGHTS[a]} of shape {shape_text(shapes[a])} and "
                 f"{_WEIGHTS[b]} of shape {shape_text(shapes[b])}, which must be alike; the file is crafted "
                 "or damaged: re-export the model"
             )

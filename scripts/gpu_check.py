@@ -25,10 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-# a program: onnxruntime 1.29+'s telemetry off, as the nextword command has it
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
 import numpy as np
+
+from nextword.cli.telemetry import telemetry_off
+
+telemetry_off()  # a program: onnxruntime 1.29+'s telemetry off (it is imported below, in functions)
 
 PROMPTS = ["a neural network", "the present invention relates to", "", "each neuron of the hidden layer"]
 
@@ -136,7 +137,6 @@ def time_generate(model, batch: int, words: int = 100) -> float:
 
 def gpu_memory() -> str:
     """What nvidia-smi says this process holds on the GPU, or why it could not say."""
-    import os
     import subprocess
 
     query = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"]

@@ -18,6 +18,7 @@ import sys
 import threading
 from typing import Any
 
+from nextword.corpus.errors import OUT_OF_ROOM
 from nextword.runtime.terminal import SafeFormatter, safe
 
 from .access import ACCESS
@@ -83,9 +84,8 @@ class ForcedQuit(logging.Filter):
         return not (cancelled or "CancelledError" in record.getMessage())
 
 
-# errors writing the access log that stop it: its reader gone, or its file's disk (or quota) full
-GONE = (errno.EPIPE, errno.EIO, errno.ECONNRESET)
-FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# errors writing the access log that stop it: its reader gone, or no room (OUT_OF_ROOM)
+_GONE = (errno.EPIPE, errno.EIO, errno.ECONNRESET)
 
 
 class OutputHandler(logging.StreamHandler):
@@ -103,7 +103,7 @@ class OutputHandler(logging.StreamHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         failure = sys.exc_info()[1]
-        if not (isinstance(failure, OSError) and failure.errno in (*GONE, *FULL)):
+        if not (isinstance(failure, OSError) and failure.errno in (*_GONE, *OUT_OF_ROOM)):
             super().handleError(record)
             return
         self.gone = True
@@ -111,7 +111,7 @@ class OutputHandler(logging.StreamHandler):
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, self.stream.fileno())
             os.close(null)
-        why = "its reader went away" if failure.errno in GONE else "its file's disk is full"
+        why = "its reader went away" if failure.errno in _GONE else "its file's disk is full"
         logging.getLogger(__name__).warning(
             "the access log's output cannot be written (%s: %s); access lines are dropped from now on "
             "(the server goes on; restart it to log them again)",

@@ -308,9 +308,9 @@ def _shared_metrics_folder(workers: int) -> Iterator[None]:
         return
     folder = tempfile.mkdtemp(prefix="nextword-metrics-")
     os.environ[MULTIPROCESS_ENV] = folder
-    logger.info("the workers' metrics are kept in %s until the server stops", folder)
     try:
         _check_room(folder, workers, given=False)
+        logger.info("the workers' metrics are kept in %s until the server stops", folder)
         yield
     finally:
         os.environ.pop(MULTIPROCESS_ENV, None)

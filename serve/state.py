@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from nextword.corpus.files import file_identity
 from nextword.runtime import NextWordModel
 from nextword.runtime.terminal import escape_surrogates
 
@@ -49,7 +50,7 @@ class ModelFile:
         """The file at ``path`` as it is now; None where there is none."""
         try:
             stat = path.stat()
-            return cls(path, identity(stat), _digest(path))
+            return cls(path, file_identity(stat), _digest(path))
         except OSError:
             return None
 
@@ -58,7 +59,7 @@ class ModelFile:
         where its inode, size or time differ; the same bytes then count as the file from there on, other
         bytes are not read again while the file stays as it is). May read the whole file: call it off the
         event loop."""
-        now = identity(stat)
+        now = file_identity(stat)
         if now == self.identity:
             return True
         if stat.st_size != self.identity[1] or now == self.other:
@@ -81,11 +82,6 @@ def _digest(path: Path) -> str:
         while block := file.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def identity(stat: os.stat_result) -> tuple[int, int, int]:
-    """What tells a file from one written in its place: its inode, size and modification time."""
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass

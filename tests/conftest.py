@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-# The tests run onnxruntime as the nextword command does: without its telemetry (cli/entry.py), and
+from nextword.cli.telemetry import telemetry_off
+
+# The tests run onnxruntime as the nextword command does: without its telemetry (cli/telemetry.py), set
 # before any module imports it (it reads the variable then)
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+telemetry_off()
 
 # The shared helpers' asserts report what failed, as a test module's do.
 pytest.register_assert_rewrite("browser", "helpers")

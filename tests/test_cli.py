@@ -1,5 +1,6 @@
 """Every ``nextword`` subcommand, called in-process through ``main(argv)`` and once as a console script."""
 
+import errno
 import json
 import math
 import os
@@ -280,19 +281,22 @@ def test_train_s_progress_goes_to_standard_error_and_q_silences_it(
     assert written == ["━", "\x1b[32m━\x1b[0m"]
 
 
+class Full:
+    """A stream on a full disk: every write and flush fails with ENOSPC."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
 @pytest.mark.train
 def test_progress_that_cannot_be_written_stops_and_the_training_goes_on(capsys, corpus_files, tmp_path):
     """Standard error on a full disk: the first line of progress that failed to be written ended the
     run ("No space left on device"), and a run not yet at its first checkpoint was removed."""
-    import errno
 
     from nextword.cli.display import ProgressStream
-
-    class Full:
-        def write(self, text):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        flush = write
 
     stream = ProgressStream(Full(), uncoloured=False)
     assert stream.write("Epoch 1/1\n") == 10 and stream.stopped
@@ -312,24 +316,16 @@ def test_progress_that_cannot_be_written_stops_and_the_training_goes_on(capsys, 
 def test_a_result_that_cannot_be_printed_is_said_as_standard_outputs_with_what_was_done(tmp_path, capsys):
     """`nextword export ... > /dev/full` (or corpus, or train) said only "No space left on device" after
     the file was written, as if the work had failed."""
-    import errno
-
     from nextword.cli.display import printing_result
-
-    class Full:
-        def write(self, text):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def flush(self):
-            pass
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(OSError) as caught:
         patch.setattr(sys, "stdout", Full())
         with printing_result("m.onnx was written"):
             print("wrote m.onnx")
     assert caught.value.filename == "standard output" and caught.value.errno == errno.ENOSPC
-    assert (
-        caught.value.strerror == "No space left on device, so the result was not shown (m.onnx was written)"
+    assert caught.value.strerror == (
+        "No space left on device, so the result was not shown (m.onnx was written); redirect it where there "
+        "is room"
     )
     with pytest.raises(OSError, match="elsewhere"), printing_result("done"):  # a file's own error passes
         raise OSError(errno.ENOSPC, "No space left on device", "elsewhere")
@@ -339,7 +335,9 @@ def test_a_result_that_cannot_be_printed_is_said_as_standard_outputs_with_what_w
             print("wrote m.onnx")
     from nextword.cli.main import _os_error
 
-    assert _os_error(caught.value).startswith("standard output: No space left on device, so the result was")
+    said = _os_error(caught.value)
+    assert said.startswith("standard output: No space left on device, so the result was not shown (m.onnx")
+    assert said.endswith("was written); redirect it where there is room")  # not the advice on files
 
 
 @pytest.mark.parametrize("command", ["score", "info"])

@@ -146,7 +146,7 @@ def test_logits_that_are_not_finite_fail_the_probe(model_path, tmp_path):
     huge = crafted.add_initializer(proto, "huge", np.float32([3e38]))
     proto.graph.node.append(helper.make_node("Mul", ["real_logits", huge], ["large_logits"]))
     proto.graph.node.append(helper.make_node("Mul", ["large_logits", huge], ["logits"]))
-    _refused(_save(proto, tmp_path, "nan.onnx"), "output 'logits' holds NaN or infinite values")
+    _refused(_save(proto, tmp_path, "infinite.onnx"), "output 'logits' holds NaN or infinite values")
 
 
 @pytest.mark.parametrize(("at", "value", "raw"), [(0, np.nan, True), (-1, -np.inf, True), (5, np.nan, False)])

@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-VARIABLE = "ORT_DISABLE_TELEMETRY"
+from nextword.cli.telemetry import ONNXRUNTIME_TELEMETRY as VARIABLE
+
 # the variables under which onnxruntime turns its telemetry off by itself (named in its library)
 CI_VARIABLES = (
     "CI",

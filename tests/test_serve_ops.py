@@ -6,6 +6,7 @@ trailing slash. tests/test_serve_deploy.py runs the same things end to end, behi
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
 import os
@@ -238,7 +239,7 @@ def test_a_worker_whose_load_cannot_be_written_says_so_once_and_tries_again(monk
     and once more when the writes work again."""
     from nextword.serve import app
 
-    outcomes = iter([OSError(28, "disk full"), OSError(28, "again"), None, "stop"])
+    outcomes = iter([OSError(errno.ENOSPC, "disk full"), OSError(errno.ENOSPC, "again"), None, "stop"])
 
     class Metrics:
         def publish(self):
@@ -321,7 +322,7 @@ def test_uvicorn_writes_its_lines_and_its_access_log_in_the_server_format():
         (OSError(28, "No space left on device"), "(No space left on device: its file's disk is full)"),
     ],
 )
-def test_an_access_log_whose_reader_went_away_says_so_once(caplog, failure, said):
+def test_an_access_log_that_cannot_be_written_says_so_once(caplog, failure, said):
     """`nextword serve | tee log` with tee gone, or `nextword serve > log` on a full disk: every access
     line became a 50-line "--- Logging error ---" traceback on standard error."""
 

@@ -167,11 +167,11 @@ HOSTILE = {
     # finite, but theta * similarity, or a + b * L_t, overflows: NaN scores, <pad> written, perplexity "inf"
     "a cache theta of 1.7e308": (
         lambda p: crafted.set_meta(p, "nextword.cache", '{"theta": 1.7e308, "mix": 0.1, "window": 8}'),
-        "cache theta must be at most 1000, got 1.7e+308",
+        "cache theta must be at most 1,000,000, got 1.7e+308",
     ),
     "a cache gate of 1e308": (
         lambda p: crafted.set_meta(p, "nextword.cache", '{"theta": 1, "gate": [0, 1e308], "window": 8}'),
-        "cache gate must be two numbers [a, b] within ±1000, got 1e+308",
+        "cache gate must be two numbers [a, b] within ±1,000,000, got 1e+308",
     ),
     "a cache window of 10 million": (
         lambda p: crafted.set_meta(p, "nextword.cache", '{"theta": 1, "mix": 0.1, "window": 10000000}'),

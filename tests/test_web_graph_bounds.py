@@ -215,7 +215,7 @@ REFUSED_TENSORS = _NAMES[_NAMES.index("4 elements declared, 1 held") : _NAMES.in
 
 
 @pytest.mark.parametrize("name", REFUSED_TENSORS)
-def test_tensor_sparse_and_scale_refusals_are_pythons(name, verdicts):
+def test_tensor_sparse_scale_and_weight_refusals_are_pythons(name, verdicts):
     """Before, nextword-web left these to onnxruntime-web: it loaded them, or refused in its own words."""
     (python, _), js = verdicts[name]
     assert python is not None and re.search(r"tensor|quantization scale|the weights", python)

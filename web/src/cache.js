@@ -15,7 +15,7 @@ import { pyRepr, pySorted, pyStr } from './pyrepr.js';
 
 export const MAX_WINDOW = 4096; // positions kept at most (Python's MAX_WINDOW)
 // theta and the gate's a and b at most, in size (Python's MAX_CACHE_NUMBER): past it the scores overflow
-const MAX_CACHE_NUMBER = 1000;
+const MAX_CACHE_NUMBER = 1_000_000;
 const FIRST_CAPACITY = 64; // slots allocated per row at first; doubled as a row's cache fills
 const REQUIRED = ['theta', 'window'];
 const KNOWN = [...REQUIRED, 'mix', 'tuning', 'similarity', 'gate'];
@@ -104,7 +104,9 @@ function validate(data, style) {
   finite('theta', theta);
   if (Number(theta) < 0) fail(`cache theta must be >= 0, got ${style.plain(theta)}`);
   if (Number(theta) > MAX_CACHE_NUMBER) {
-    fail(`cache theta must be at most ${MAX_CACHE_NUMBER}, got ${style.plain(theta)}`);
+    fail(
+      `cache theta must be at most ${MAX_CACHE_NUMBER.toLocaleString('en-US')}, got ${style.plain(theta)}`,
+    );
   }
   if (mix !== null) {
     finite('mix', mix);
@@ -118,7 +120,9 @@ function validate(data, style) {
     for (const value of gate) {
       finite('gate', value, 'two finite numbers [a, b]');
       if (Math.abs(Number(value)) > MAX_CACHE_NUMBER) {
-        fail(`cache gate must be two numbers [a, b] within ±${MAX_CACHE_NUMBER}, got ${style.plain(value)}`);
+        fail(
+          `cache gate must be two numbers [a, b] within ±${MAX_CACHE_NUMBER.toLocaleString('en-US')}, got ${style.plain(value)}`,
+        );
       }
     }
   }

@@ -37,6 +37,7 @@ export function lstmWeights(ctx, node, hidden, directions, width, quantized) {
   ]);
   if (quantized) for (const i of [8, 9, 10, 11]) wanted.set(i, [[directions], [directions, gates]]);
   const shapes = new Map();
+  const nodeA = `${quantized ? 'a' : 'an'} ${node.opType} node`; // a DynamicQuantizeLSTM, an LSTM
   for (const [index, allowed] of wanted) {
     const value = index < node.inputs.length ? ctx.get(node, index) : null;
     if (value === null) continue;
@@ -44,7 +45,7 @@ export function lstmWeights(ctx, node, hidden, directions, width, quantized) {
     if (allowed.some((shape) => fits(value.shape, shape))) continue;
     const expected = allowed.map((shape) => `(${shape.map((n) => (n === null ? '*' : n)).join(', ')})`);
     throw new Refused(
-      `an ${node.opType} node of hidden size ${hidden} has ${WEIGHTS.get(index)} of shape ` +
+      `${nodeA} of hidden size ${hidden} has ${WEIGHTS.get(index)} of shape ` +
         `${shapeText(value.shape)}, not ${expected.join(' or ')}; the file is crafted or damaged: re-export the model`,
     );
   }
@@ -53,7 +54,7 @@ export function lstmWeights(ctx, node, hidden, directions, width, quantized) {
     const [first, second] = [shapes.get(a), shapes.get(b)];
     if (first.length === second.length && first.every((d, i) => d.c === second[i].c)) continue;
     throw new Refused(
-      `an ${node.opType} node has ${WEIGHTS.get(a)} of shape ${shapeText(first)} and ` +
+      `${nodeA} has ${WEIGHTS.get(a)} of shape ${shapeText(first)} and ` +
         `${WEIGHTS.get(b)} of shape ${shapeText(second)}, which must be alike; the file is crafted ` +
         'or damaged: re-export the model',
     );

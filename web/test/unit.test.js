@@ -753,7 +753,7 @@ describe("an LSTM's weights against its hidden size", () => {
       () => check({ ...good, 1: [1, 100, 128] }),
       (e) =>
         e.message.startsWith(
-          'an DynamicQuantizeLSTM node of hidden size 32 has input weights of shape (1, 100, 128), not (1, 16, 128);',
+          'a DynamicQuantizeLSTM node of hidden size 32 has input weights of shape (1, 100, 128), not (1, 16, 128);',
         ),
     );
     assert.throws(() => check({ ...good, 3: [1, 128] }), /has bias of shape \(1, 128\), not \(1, 256\)/);
@@ -764,7 +764,7 @@ describe("an LSTM's weights against its hidden size", () => {
       () => check({ ...good, 9: [1, 128] }),
       (e) =>
         e.message ===
-        "an DynamicQuantizeLSTM node has input weights' scale of shape (1) and input weights' zero point of shape (1, 128), which must be alike; the file is crafted or damaged: re-export the model",
+        "a DynamicQuantizeLSTM node has input weights' scale of shape (1) and input weights' zero point of shape (1, 128), which must be alike; the file is crafted or damaged: re-export the model",
     );
     assert.throws(
       () => check({ ...good, 10: [1, 128], 11: [1, 128] }),
@@ -937,7 +937,7 @@ describe('the continuous cache', () => {
       ['"gate": [1, 2, 3]', 'cache gate must be two numbers [a, b], got 3'],
       ['"gate": [NaN, 1]', 'cache gate must be two finite numbers [a, b], got nan'],
       ['"gate": [1, true]', 'cache gate must be two finite numbers [a, b], got True'],
-      ['"gate": [1, -1500.5]', 'cache gate must be two numbers [a, b] within ±1000, got -1500.5'],
+      ['"gate": [1, -1500000.5]', 'cache gate must be two numbers [a, b] within ±1,000,000, got -1500000.5'],
     ];
     for (const [settings, message] of cases) {
       assert.throws(
@@ -947,8 +947,8 @@ describe('the continuous cache', () => {
       );
     }
     assert.throws(
-      () => read('{"theta": 5000.5, "mix": 0.1, "window": 8}'),
-      (error) => error.message === 'cache theta must be at most 1000, got 5000.5',
+      () => read('{"theta": 5000000.5, "mix": 0.1, "window": 8}'),
+      (error) => error.message === 'cache theta must be at most 1,000,000, got 5000000.5',
     );
   });
 

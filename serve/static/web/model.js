@@ -26,6 +26,7 @@ import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
 let warnedUnicode = false;
 let startedThreads = null; // the thread count onnxruntime-web's backend started with (load())
 const LOAD_OPTIONS = ['ort', 'sessionOptions', 'limits', 'numThreads', 'fetch'];
+const MAX_LOGIT = 1_000_000; // Python's probe.MAX_LOGIT: scaled by 1/T, larger ones overflow into NaN
 
 /** load()'s options as they can be used, or NextwordError naming the one that cannot. */
 function checkLoadOptions(options) {
@@ -427,8 +428,6 @@ async function probe(model) {
     }
   });
 }
-
-const MAX_LOGIT = 1_000_000; // Python's probe.MAX_LOGIT: scaled by 1/T, larger ones overflow into NaN
 
 function sameDims(dims, expected) {
   return dims.length === expected.length && dims.every((d, i) => Number(d) === expected[i]);

@@ -1,7 +1,8 @@
 // The tensor checks of nextword/runtime/model_check.py, with its messages: no data outside the file, no
 // segmented or sparse tensors, a known element type, dims that are not negative, exactly as many
-// elements as the dims declare, and quantization scales that are finite. The tensors come decoded by
-// src/onnx-graph.js; src/model-check.js walks the graphs and calls these where Python does.
+// elements as the dims declare, and float weights and quantization scales that are finite. The tensors
+// come decoded by src/onnx-graph.js; src/model-check.js walks the graphs and calls these where Python
+// does.
 
 import { ModelFileError } from './errors.js';
 import { FLOAT, ITEM_BYTES } from './onnx-graph.js';
