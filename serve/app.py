@@ -181,8 +181,12 @@ def app_from_environment() -> FastAPI:
     # of the command that started it
     use_server_format(settings.pop("_log_level", logging.INFO))
     backstop = bool(settings.pop("_backstop", False))  # uvicorn's, set by serve() (serve/state.py)
+    started = settings.pop("_started", None), settings.pop("_started_monotonic", None)  # serve()'s
     app = create_app(ServeConfig(**settings))
-    app.state.nextword.backstop = backstop
+    state = app.state.nextword
+    state.backstop = backstop
+    if None not in started:
+        state.started, state.started_monotonic = started
     return app
 
 

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -202,7 +203,15 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
     level = logging.getLogger("nextword").getEffectiveLevel()
     earlier = os.environ.get(CONFIG_ENV)  # the workers' settings, for their time: the caller's come back
     os.environ[CONFIG_ENV] = json.dumps(
-        {**dataclasses.asdict(config), "_log_level": level, "_backstop": True}
+        {
+            **dataclasses.asdict(config),
+            "_log_level": level,
+            "_backstop": True,
+            # the server's start, one for every worker (/v1/models' "created", /health's uptime): a
+            # worker's own start differed from worker to worker, and moved when uvicorn replaced one
+            "_started": time.time(),
+            "_started_monotonic": time.monotonic(),  # one clock for every process of the machine
+        }
     )
     try:
         if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn 0.37+

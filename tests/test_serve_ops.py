@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import io
+import json
 import logging
 import os
 import re
@@ -478,3 +479,38 @@ def test_the_page_adds_its_slash_under_a_prefix(model):
         assert client.head("/").status_code == 200
     with TestClient(app) as client:
         assert client.get("/").text == file
+
+
+def test_every_worker_reports_the_servers_start_not_its_own(model_path, monkeypatch):
+    """With --workers each process reported its own start: /v1/models' "created" and /health's uptime
+    changed with the worker a request reached, and again when uvicorn replaced one. serve() now gives
+    its workers its own start, which each reports."""
+    import time
+
+    import uvicorn
+
+    from nextword.serve import server
+    from nextword.serve.app import CONFIG_ENV, app_from_environment
+
+    given: list[str] = []
+
+    class Ran(Exception):
+        pass
+
+    def run(*args, **kwargs):
+        given.append(os.environ[CONFIG_ENV])
+        raise Ran  # uvicorn's run, which serve() expects to end by a signal
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    before = time.time()
+    with pytest.raises(Ran):
+        server.serve(ServeConfig(model=str(model_path), workers=2, port=0))
+    assert len(given) == 1
+    monkeypatch.setenv(CONFIG_ENV, given[0])
+    first = TestClient(app_from_environment())
+    time.sleep(1.1)  # a worker started a second later
+    second = TestClient(app_from_environment())
+    created = {client.get("/v1/models").json()["data"][0]["created"] for client in (first, second)}
+    assert created == {int(json.loads(given[0])["_started"])} and int(before) in created | {int(before) - 1}
+    uptimes = [client.get("/health").json()["uptime_s"] for client in (first, second)]
+    assert min(uptimes) >= 1.0 and abs(uptimes[0] - uptimes[1]) < 0.5
