@@ -1,6 +1,6 @@
-"""The server's settings that list others: the proxies whose forwarded headers it believes and the web
-origins whose pages may call it (:class:`~nextword.serve.config.ServeConfig`'s ``forwarded_allow_ips``
-and ``cors_origins``)."""
+"""The server's settings that list others: the proxies whose forwarded headers it believes, the web
+origins whose pages may call it and the host names requests may give (:class:`~nextword.serve.config.
+ServeConfig`'s ``forwarded_allow_ips``, ``cors_origins`` and ``allowed_hosts``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 from nextword.runtime.checks import shown, wrong_type
 from nextword.runtime.errors import WrongTypeError
 
-__all__ = ["origins_checked", "proxies_checked"]
+__all__ = ["hosts_checked", "origins_checked", "proxies_checked"]
 
 # What a browser sends as Origin: scheme, host and an optional port, nothing after.
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
@@ -51,6 +51,32 @@ def origins_checked(value: object) -> tuple[str, ...]:
                 "path or trailing slash (http://localhost:5173), or * for any"
             )
     return tuple(dict.fromkeys(origins))
+
+
+# A host name as a Host header gives it (letters, digits, hyphens, dots), or *. before one for its subdomains.
+_HOST_NAME = re.compile(r"(?:\*\.)?[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?", re.ASCII)
+
+
+def hosts_checked(value: object) -> tuple[str, ...]:
+    """``allowed_hosts`` checked: host names (lowercase, without a final dot), ``*.example.com`` for the
+    subdomains of one, or ``("*",)`` for any; each once."""
+    names = [
+        name.lower().rstrip(".")
+        for name in _comma_list("allowed_hosts", value, "a host name or a list of them")
+    ]
+    if "*" in names:
+        return ("*",)
+    for name in names:
+        if not _HOST_NAME.fullmatch(name):
+            port = re.fullmatch(r"(.+):\d+", name)
+            hint = (
+                f"give it without its port ({port.group(1)})" if port else "give a name such as example.com"
+            )
+            raise ValueError(
+                f"allowed_hosts has {name!r}, which is not a host name: {hint}; *.example.com for its "
+                "subdomains, or * for any (addresses and localhost are always answered)"
+            )
+    return tuple(dict.fromkeys(names))
 
 
 def _comma_list(name: str, value: object, wanted: str) -> list[str]:

@@ -26,6 +26,7 @@ from .config import ServeConfig, served
 from .cors import Cors
 from .errors import UnexpectedErrors, install_error_handlers
 from .headers import SecurityHeaders
+from .hosts import HostCheck
 from .limits import BodySizeLimit, PublishGuard
 from .logs import FORCED_QUIT, use_server_format
 from .metrics import MULTIPROCESS_ENV, Metrics, RequestMetrics
@@ -145,6 +146,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     document_keys(app, required=bool(keys))  # the schema names the key either way (optional without)
     if config.cors_origins:  # outside the caps and the key check: refusals (413, 429) carry its headers too
         app.add_middleware(Cors, origins=list(config.cors_origins))
+    if config.host_names is not None:  # outside CORS: a rebound page's preflight is refused too
+        app.add_middleware(HostCheck, names=config.host_names)
     # added last, so outermost: every request is counted and has its access line, the refusals of the
     # caps and the key check (413, 401) under the route asked for, and the preflights CORS answers itself;
     # labelled by the routers' routes and the app's own (/openapi.json)

@@ -45,6 +45,7 @@ _OTHER_CODES = (
     "headers_too_large",
     "invalid_http",
     "cors_refused",
+    "host_not_allowed",
     "model_file_changed",
 )
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -18,7 +18,7 @@ from nextword.runtime.model import NextWordModel
 from nextword.runtime.sessions import default_session_options, gpu_number
 from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
 
-from .allowed import origins_checked, proxies_checked
+from .allowed import hosts_checked, origins_checked, proxies_checked
 from .keys import ENV_KEY, check_keys
 
 __all__ = ["LOG_LEVELS", "ServeConfig", "served"]
@@ -191,6 +191,17 @@ class ServeConfig:
             "flag": "--cors-origin",
         },
     )
+    allowed_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "a host name requests may give in their Host header (the name a reverse proxy passes "
+            "on, example.com; *.example.com for its subdomains; several: repeat the flag or separate them "
+            "with commas; * for any): others get 400, against DNS rebinding; by default a server on "
+            "loopback answers localhost and addresses only, one on another address any name",
+            "metavar": "NAME",
+            "flag": "--allowed-host",
+        },
+    )
     root_path: str = field(
         default="",
         metadata={
@@ -286,6 +297,7 @@ class ServeConfig:
             check_real(name, getattr(self, name), low=least, low_open=False, high=most, wanted=wanted)
         object.__setattr__(self, "served_model_name", _model_names(self.served_model_name))
         object.__setattr__(self, "cors_origins", origins_checked(self.cors_origins))
+        object.__setattr__(self, "allowed_hosts", hosts_checked(self.allowed_hosts))
         object.__setattr__(self, "root_path", _root_path(self.root_path))
         object.__setattr__(self, "forwarded_allow_ips", proxies_checked(self.forwarded_allow_ips))
         object.__setattr__(self, "api_keys", check_keys(self.api_keys))
@@ -358,6 +370,14 @@ class ServeConfig:
         if self.threads:
             return self.threads
         return 2 if (os.cpu_count() or 1) >= 2 * self.workers else 1
+
+    @property
+    def host_names(self) -> tuple[str, ...] | None:
+        """The names requests may give besides localhost and addresses (serve/hosts.py), or ``None`` for
+        no check: ``allowed_hosts`` ``*``, or none given to a server on another address than loopback."""
+        if self.allowed_hosts == ("*",) or not (self.allowed_hosts or self.loopback):
+            return None
+        return self.allowed_hosts
 
     @property
     def loopback(self) -> bool:

@@ -63,6 +63,8 @@ CODES = {
     "headers_too_large": "431: the request line and headers are over the cap (--max-header-bytes)",
     "invalid_http": "400: the bytes sent are not HTTP/1.1 or 1.0",
     "cors_refused": "400: a CORS preflight from an origin (or for a method) the server does not allow",
+    "host_not_allowed": "400: the request's Host is not a name this server answers for (nextword serve "
+    "--allowed-host; against DNS rebinding)",
     "model_file_changed": "409: GET /model.onnx, when the file on disk no longer holds the bytes the "
     "server loaded (restart the server to serve it)",
 }

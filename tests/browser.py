@@ -129,9 +129,17 @@ def chromium_paths() -> tuple[str, str]:
     return binary, driver
 
 
-def new_browser(width: int = 1280, height: int = 900, dark: bool = False, *, test_ca: bool = False) -> Any:
+def new_browser(
+    width: int = 1280,
+    height: int = 900,
+    dark: bool = False,
+    *,
+    test_ca: bool = False,
+    loopback_names: tuple[str, ...] = (),
+) -> Any:
     """A headless chromium WebDriver of the given window size (``test_ca``: it takes the certificates of
-    a test CA, which it does not know)."""
+    a test CA, which it does not know; ``loopback_names``: host names it resolves to 127.0.0.1, as a
+    DNS rebinding attacker's would)."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="install nextword[serve-test] (selenium)")
     binary, driver = chromium_paths()
     options = webdriver.ChromeOptions()
@@ -150,6 +158,9 @@ def new_browser(width: int = 1280, height: int = 900, dark: bool = False, *, tes
     if dark:
         options.add_argument("--force-dark-mode")
         options.add_argument("--blink-settings=preferredColorScheme=0")  # 0: dark
+    if loopback_names:
+        rules = ", ".join(f"MAP {name} 127.0.0.1" for name in loopback_names)
+        options.add_argument(f"--host-resolver-rules={rules}")
     options.accept_insecure_certs = test_ca
     service = webdriver.ChromeService(executable_path=driver)
     browser = webdriver.Chrome(options=options, service=service)

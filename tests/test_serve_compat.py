@@ -160,6 +160,7 @@ def test_the_openapi_schema_lists_the_status_codes_the_routes_answer(client, app
         "headers_too_large",
         "model_file_changed",
         "cors_refused",
+        "host_not_allowed",
     ):
         assert other not in described, other
     streamed = schema["paths"]["/v1/completions"]["post"]["responses"]["200"]["description"]

@@ -231,6 +231,7 @@ def test_log_lines_are_time_stamped_and_only_the_named_proxies_are_believed(mode
     Each line names the process that wrote it (the worker's, uvicorn's supervisor's), and
     --served-model-name reaches every worker with the rest of the settings."""
     flags = ("--workers", str(workers), "--forwarded-allow-ips", "127.0.0.2", "--served-model-name", ALIAS)
+    flags += ("--allowed-host", "example.org")  # the proxy's name, passed on in Host
     server = _serve(model_path, tmp_path, *flags)
     forwarded = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9", "host": "example.org"}
     locations = {}
