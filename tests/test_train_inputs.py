@@ -2,6 +2,7 @@
 folders whose id files or checkpoint are damaged, and --resume of a path that is not a run."""
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -356,6 +357,23 @@ def test_resume_says_when_it_trains_nothing_or_past_the_learning_rate_schedule(t
         "decays over the run's first plan, 1 epoch: epochs past them train at its final rate" in caplog.text
     )
     assert "nothing to train" not in caplog.text
+
+
+def test_a_resume_that_trains_nothing_leaves_the_best_model_as_it_was(tmp_path, tiny_config):
+    """It wrote model.keras again, in this release's layout: a run that 0.2.0 trained could then no
+    longer be exported by 0.2.0 ("expected 0 variables, but received 1 ... Re-run training"). It is
+    written again only where it may hold an earlier epoch than the checkpoint: here, a run from before
+    the saving mark, killed between its checkpoint and its best model (written after it)."""
+    out = tmp_path / "run"
+    train(replace(tiny_config, out=str(out), epochs=1, patience=0))
+    best, checkpoint = out / "model.keras", out / "checkpoint.keras"
+    before = best.stat().st_mtime_ns, best.read_bytes()
+    assert resume(out).epochs == 1
+    assert (best.stat().st_mtime_ns, best.read_bytes()) == before
+    older = checkpoint.stat().st_mtime_ns - 10**9
+    os.utime(best, ns=(older, older))
+    assert resume(out).epochs == 1
+    assert best.stat().st_mtime_ns > checkpoint.stat().st_mtime_ns
 
 
 def test_resume_of_a_run_whose_epochs_were_planned_says_the_same(tmp_path, tiny_config, caplog, monkeypatch):

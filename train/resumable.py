@@ -124,10 +124,10 @@ def reconcile(
     """Make the metrics history and the best model agree with the checkpoint after a kill.
 
     Entries newer than the checkpoint (metrics written, checkpoint not) are dropped: that epoch is
-    trained again. If the checkpoint's epoch is the best one, the best model is saved from it again,
-    in case the kill came before the best model was written. ``saving`` is the metrics' mark of an
-    epoch whose saving a kill may have cut short (:data:`~.files.SAVING`); the metrics are written
-    again without it.
+    trained again. If the checkpoint's epoch is the best one and the kill may have come before the best
+    model was written (:func:`_best_may_be_older`), the best model is saved from it again. ``saving`` is
+    the metrics' mark of an epoch whose saving a kill may have cut short (:data:`~.files.SAVING`); the
+    metrics are written again without it.
     """
     steps = int(model.optimizer.iterations.numpy())
     kept = [e for e in history if e.get("steps", 0) <= steps]
@@ -136,11 +136,23 @@ def reconcile(
             "dropping metrics of epoch(s) %s: their checkpoint was never written",
             [e["epoch"] for e in history[len(kept) :]],
         )
-    if kept and kept[-1].get("steps") == steps and best_index(kept) == len(kept) - 1:
+    at_best = bool(kept) and kept[-1].get("steps") == steps and best_index(kept) == len(kept) - 1
+    if at_best and _best_may_be_older(run, saving):
         recorder.save_best(model)
     if len(kept) < len(history) or saving is not None:  # the files agree again: say so
         atomic_write_json(run.metrics, metrics_document(kept, False, recorder.config.epochs))
     return kept
+
+
+def _best_may_be_older(run: RunDir, saving: Any) -> bool:
+    """Whether ``model.keras`` may hold an earlier epoch than the checkpoint, itself of the best epoch:
+    an epoch's saving cut short (``saving``), no ``model.keras``, or, in a run from a release that wrote
+    no such mark, a ``model.keras`` written before the checkpoint (an epoch's end writes it after). A
+    resume that trains nothing wrote it again each time, in this release's layout, which the release
+    that trained the run then could not read."""
+    if saving is not None or not run.model.is_file():
+        return True
+    return run.model.stat().st_mtime_ns < run.checkpoint.stat().st_mtime_ns
 
 
 def say_what_resuming_does(config: TrainConfig, first_plan: int, history: list[dict[str, Any]]) -> None:
