@@ -14,7 +14,7 @@ from nextword.runtime.errors import WrongTypeError
 __all__ = ["hosts_checked", "origins_checked", "proxies_checked"]
 
 # What a browser sends as Origin: scheme, host and an optional port, nothing after.
-_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII)
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII | re.IGNORECASE)
 
 
 def proxies_checked(value: object, name: str = "forwarded_allow_ips") -> tuple[str, ...] | None:
@@ -42,7 +42,9 @@ def proxies_checked(value: object, name: str = "forwarded_allow_ips") -> tuple[s
 
 
 def origins_checked(value: object) -> tuple[str, ...]:
-    """``cors_origins`` checked: origins as :func:`_comma_list` takes them, each once."""
+    """``cors_origins`` checked: origins as :func:`_comma_list` takes them, each once, each written as
+    a browser sends it in ``Origin`` (which is compared as a string): scheme and host in lowercase, no
+    default port (``:80`` for http, ``:443`` for https), an IPv6 address in its shortest form."""
     origins = _comma_list("cors_origins", value, "an origin (http://example.com:8080) or a list of them")
     for origin in origins:
         if origin != "*" and not _ORIGIN.fullmatch(origin):
@@ -50,7 +52,23 @@ def origins_checked(value: object) -> tuple[str, ...]:
                 f"cors_origins has {origin!r}, which is not an origin: give scheme://host[:port] with no "
                 "path or trailing slash (http://localhost:5173), or * for any"
             )
-    return tuple(dict.fromkeys(origins))
+    return tuple(dict.fromkeys(_as_sent(origin) for origin in origins))
+
+
+def _as_sent(origin: str) -> str:
+    """``origin`` (matching :data:`_ORIGIN`, or ``*``) as a browser writes it."""
+    if origin == "*":
+        return origin
+    scheme, rest = origin.lower().split("://", 1)
+    host, _, port = rest.rpartition(":") if not rest.endswith("]") else (rest, "", "")
+    if not host or not port.isdigit():  # no port (a colon only inside an IPv6 address's brackets)
+        host, port = rest, ""
+    if host.startswith("["):
+        with contextlib.suppress(ValueError):
+            host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+    if port and int(port) == {"http": 80, "https": 443}[scheme]:
+        port = ""
+    return f"{scheme}://{host}" + (f":{int(port)}" if port else "")
 
 
 # A host name as a Host header gives it (letters, digits, hyphens, dots), or *. before one for its subdomains.

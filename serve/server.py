@@ -58,6 +58,11 @@ def check_address(host: str, port: int) -> None:
             probe.bind((host, port))
         except socket.gaierror as exc:  # a name that does not resolve (an OSError too: caught first)
             why = f"host {host!r} cannot be resolved ({exc.strerror}): check --host"
+            if host.startswith("[") and host.endswith("]"):  # copied from a URL
+                why = (
+                    f"host {host!r} is an IPv6 address in a URL's brackets: give it without them, "
+                    f"--host {host[1:-1]}"
+                )
             raise AddressUnavailableError(errno.EINVAL, why) from None
         except OSError as exc:
             where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
@@ -329,19 +334,20 @@ def _shared_metrics_folder(workers: int) -> Iterator[None]:
 def _warn_if_public(config: ServeConfig) -> None:
     if config.loopback:
         return
+    where = f"[{config.host}]" if ":" in config.host else config.host  # [::], as a URL writes it
     if config.keys and config.ssl_certfile is not None:
-        logger.warning("listening on %s: the server is reachable from the network", config.host)
+        logger.warning("listening on %s: the server is reachable from the network", where)
     elif config.keys:
         logger.warning(
             "listening on %s: the server is reachable from the network, over plain HTTP, where its API "
             "key travels in clear text; serve HTTPS (--ssl-certfile, --ssl-keyfile) or behind a proxy "
             "that does",
-            config.host,
+            where,
         )
     else:
         logger.warning(
             "listening on %s: the server is reachable from the network, and anyone who reaches it can "
             "use the model; ask for a key with --api-key (or $NEXTWORD_API_KEY), or put the server "
             "behind a proxy that authenticates",
-            config.host,
+            where,
         )

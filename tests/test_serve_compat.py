@@ -376,6 +376,27 @@ def test_cors_origins_take_one_origin_a_list_or_a_comma_separated_string(given, 
     assert ServeConfig(cors_origins=given).cors_origins == kept
 
 
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("http://[FD00::2]:5173", "http://[fd00::2]:5173"),
+        ("http://[0:0:0:0:0:0:0:1]:5173", "http://[::1]:5173"),
+        ("http://localhost:80", "http://localhost"),
+        ("https://example.com:443", "https://example.com"),
+        ("HTTP://Example.COM:8080", "http://example.com:8080"),
+        ("https://example.com:80", "https://example.com:80"),
+    ],
+)
+def test_a_cors_origin_is_kept_as_browsers_send_it(model, given, sent):
+    """Origins are compared as strings: one written otherwise than a browser writes it (a default port,
+    capitals, a long IPv6 address) was accepted at start and then refused every preflight."""
+    assert ServeConfig(cors_origins=given).cors_origins == (sent,)
+    client = TestClient(create_app(ServeConfig(cors_origins=given), model))
+    preflight = {"origin": sent, "access-control-request-method": "POST"}
+    answer = client.options("/v1/completions", headers=preflight)
+    assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == sent
+
+
 def test_the_cors_flag_repeats_and_reaches_worker_processes():
     from nextword.cli.args import config_from_args
     from nextword.cli.main import build_parser

@@ -71,6 +71,12 @@ def test_listening_on_a_host_name_warns_that_anyone_can_use_the_model(
     assert any("anyone who reaches it can use the model" in m for m in messages) is warned
 
 
+def test_the_warning_writes_an_ipv6_address_as_a_url_does(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="nextword.serve.server"):
+        _warn_if_public(ServeConfig(host="::"))
+    assert caplog.records[0].getMessage().startswith("listening on [::]: the server is reachable")
+
+
 def test_several_workers_refuse_a_model_loaded_here(bundled: NextWordModel) -> None:
     """serve(config, model) with workers > 1 cannot share the loaded model: refused before listening."""
     ours = logging.getLogger("nextword")

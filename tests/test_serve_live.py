@@ -339,6 +339,10 @@ def test_the_address_check_names_the_option_to_change():
     check_address("127.0.0.1", 0)  # any free port: only the host is checked
     with pytest.raises(AddressUnavailableError, match=r"host '999\.1\.1\.1' cannot be resolved.*--host"):
         check_address("999.1.1.1", 0)
+    with pytest.raises(
+        AddressUnavailableError, match=r"'\[::1\]' is an IPv6 address in a URL's brackets: .*--host ::1$"
+    ):
+        check_address("[::1]", 0)
     with pytest.raises(AddressUnavailableError, match=r"192\.0\.2\.1 is not an address of this.*--host"):
         check_address("192.0.2.1", 0)
     with socket.socket() as busy:  # a port this test holds: no other process can take it meanwhile
@@ -350,6 +354,10 @@ def test_the_address_check_names_the_option_to_change():
         busy.listen()
         with pytest.raises(AddressUnavailableError, match=f"port {port} is already in use.*--port"):
             check_address("127.0.0.1", port)
+    with pytest.raises(
+        AddressUnavailableError, match=r"'\[::1\]' is an IPv6 address in a URL's brackets: .*--host ::1$"
+    ):
+        check_address("[::1]", 0)
     with pytest.raises(AddressUnavailableError, match=r"192\.0\.2\.1 is not an address of this.*--host"):
         check_address("192.0.2.1", port)  # TEST-NET-1: never a local address
 
