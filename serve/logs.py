@@ -14,6 +14,7 @@ import datetime
 import errno
 import logging
 import os
+import re
 import sys
 import threading
 from typing import Any
@@ -120,6 +121,27 @@ class OutputHandler(logging.StreamHandler):
         )
 
 
+_WORKER_DIED = re.compile(r"Child process \[(\d+)\] died")
+
+
+class WorkerDied(logging.Filter):
+    """uvicorn's line for a ``--workers`` worker that died and was started again (``Child process [N]
+    died``, at INFO, with no cause) becomes a warning that names the usual cause; the worker's gauges
+    leave /metrics' sums at the next scrape (serve/metrics.py's ``forget_dead_workers``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _WORKER_DIED.fullmatch(record.getMessage())
+        if match is not None:
+            record.msg = (
+                "worker process %s died and was started again; a worker that dies again and again is "
+                "most often out of memory (each holds its own copy of the model: the kernel's log, "
+                "dmesg, says what killed it), and its requests in flight were cut off"
+            )
+            record.args = (match.group(1),)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
     """uvicorn's ``log_config``: its default (messages to standard error, the access log to standard
     output, levels from its ``log_level``) written with :class:`ServerFormatter`, and the app's own
@@ -131,7 +153,7 @@ def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,  # nextword's loggers, created at import, keep working
         "formatters": {"server": {"()": ServerFormatter}},
-        "filters": {"forced_quit": {"()": ForcedQuit}},
+        "filters": {"forced_quit": {"()": ForcedQuit}, "worker_died": {"()": WorkerDied}},
         "handlers": {
             "default": {**handler, "stream": "ext://sys.stderr"},
             "access": {
@@ -143,7 +165,7 @@ def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
         },
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.error": {"level": "INFO", "filters": ["worker_died"]},
             "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
             ACCESS.name: {"handlers": ["access"], "level": access_level, "propagate": False},
         },

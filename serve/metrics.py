@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -93,6 +94,7 @@ class Metrics:
         if self._load is None:
             return generate_latest(self.registry)
         self._load.publish()  # this worker's load as it is now; the others' from their last second
+        forget_dead_workers()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         registry.register(_Info(self._state))
@@ -108,6 +110,37 @@ class Metrics:
         if self._load is not None:
             self._load.publish()
             multiprocess.mark_process_dead(os.getpid())
+
+
+def forget_dead_workers(folder: str | None = None) -> None:
+    """Take the gauges of workers that are gone out of the shared sums: a worker killed (by the
+    out-of-memory killer, say) never ran its own exit (:meth:`Metrics.retire`), and its last load, the
+    streams it held among them, was counted in every scrape after it. ``folder``: the shared metrics
+    folder, by default ``$PROMETHEUS_MULTIPROC_DIR``."""
+    folder = folder or os.environ.get(MULTIPROCESS_ENV)
+    if not folder:
+        return
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    pids = {int(m.group(1)) for name in names if (m := _LIVE_GAUGE.fullmatch(name))}
+    for pid in pids - {os.getpid()}:
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, folder)
+
+
+_LIVE_GAUGE = re.compile(r"gauge_live\w+_(\d+)\.db")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (a pid taken again): not ours to judge
+        return True
+    return True
 
 
 # How the workers' values of a gauge combine (prometheus_client's multiprocess modes used here)

@@ -7,6 +7,7 @@ serves /nextword (no slash) as / (Traefik's StripPrefix, an ingress's rewrite)."
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -494,3 +495,31 @@ def test_ctrl_c_ends_the_command_as_interrupted_with_status_130(model_path, tmp_
     finally:
         _stop(server)
     assert "nextword serve: interrupted" in _log(tmp_path) and "Traceback" not in _log(tmp_path)
+
+
+def test_a_worker_that_is_killed_is_a_warning_that_names_the_usual_cause(model_path, tmp_path):
+    """uvicorn (0.30 and later) starts a dead worker again with one INFO line and no cause: a worker
+    killed by the out-of-memory killer forty times over left no warning in the log."""
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    if not hasattr(Multiprocess, "keep_subprocess_alive"):
+        pytest.skip("this uvicorn does not start a dead worker again (0.30 and later do)")
+    server = _serve(model_path, tmp_path, "--workers", "2")
+    try:
+        _wait_up(server, tmp_path)
+        deadline = time.monotonic() + 60
+        while (
+            len(serving := [ln for ln in _log(tmp_path).splitlines() if "nextword.serve.app: serving" in ln])
+            < 2
+        ):
+            assert time.monotonic() < deadline, _log(tmp_path)
+            time.sleep(0.1)
+        victim = int(_pid(serving[0]))
+        os.kill(victim, signal.SIGKILL)
+        said = f"WARNING [{server.pid}] uvicorn: worker process {victim} died and was started again"
+        while said not in _log(tmp_path):
+            assert time.monotonic() < deadline + 30, _log(tmp_path)
+            time.sleep(0.1)
+        assert "most often out of memory" in _log(tmp_path)
+    finally:
+        _stop(server)

@@ -152,3 +152,33 @@ def _version() -> str:
     from nextword.runtime import __version__
 
     return __version__
+
+
+def test_a_killed_workers_gauges_leave_the_sums_at_the_next_scrape(tmp_path):
+    """A --workers worker killed (the out-of-memory killer) never ran its exit, which takes its gauges
+    out: /metrics went on counting the streams it held, with nothing in flight, for good."""
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from nextword.serve.metrics import MULTIPROCESS_ENV, forget_dead_workers
+
+    write = (
+        "from prometheus_client import Gauge; "
+        "Gauge('nextword_slots_used', 'x', multiprocess_mode='livesum').set(3)"
+    )
+    env = {**os.environ, MULTIPROCESS_ENV: str(tmp_path)}
+    subprocess.run([sys.executable, "-c", write], env=env, check=True)  # a worker that is gone
+
+    def used() -> float:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))
+        samples = [s for family in registry.collect() for s in family.samples]
+        return sum(s.value for s in samples if s.name == "nextword_slots_used")
+
+    assert used() == 3
+    forget_dead_workers(str(tmp_path))
+    assert used() == 0 and not list(tmp_path.glob("gauge_live*"))
