@@ -47,6 +47,16 @@ export function sessionError(ort, error, name) {
         'and pass it as ort',
     );
   }
+  if (/Dynamic require of/.test(message)) {
+    // onnxruntime-web's ES module build under Node, asked to work a setting out with require() (the
+    // thread count, with require('node:os'), when ort.env.wasm.numThreads is unset): not the .wasm's
+    return new NextwordError(
+      `onnxruntime-web could not start its WebAssembly backend: ${oneLine(error)}; its ES module build ` +
+        "cannot require() Node's modules: set ort.env.wasm.numThreads to 1 before its first session " +
+        '(load() does so when it is unset), in a new process: onnxruntime-web fails every later session ' +
+        'with the same error',
+    );
+  }
   // the .wasm this context asked for, where the browser recorded it (a 404 is recorded too), else the
   // folder it was asked from
   const fetched = globalThis.performance?.getEntriesByType?.('resource') ?? [];

@@ -21,10 +21,10 @@ import { WireError } from './protobuf.js';
 import { callCache, lastLogprobs, perplexity, tokenLogprobs } from './scoring.js';
 import { readSource } from './source.js';
 import { SPECIAL_TOKENS } from './tokenizer.js';
+import { checkThreads, threadOptions, threadsStarted } from './threads.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
 
 let warnedUnicode = false;
-let startedThreads = null; // the thread count onnxruntime-web's backend started with (load())
 const LOAD_OPTIONS = ['ort', 'sessionOptions', 'limits', 'numThreads', 'fetch'];
 const MAX_LOGIT = 1_000_000; // Python's probe.MAX_LOGIT: scaled by 1/T, larger ones overflow into NaN
 
@@ -51,20 +51,13 @@ function checkLoadOptions(options) {
       `numThreads must be an integer in 1..256, got ${typeof numThreads === 'string' ? JSON.stringify(numThreads) : String(numThreads)}`,
     );
   }
-  if (numThreads > 1 && ort === undefined && globalThis.process?.release?.name === 'node') {
-    // onnxruntime-web's threads are Web Workers fetched by URL: under Node its backend failed to start,
-    // blamed on the .wasm, and every later load() in the process failed with it
-    throw new NextwordError(
-      'numThreads above 1 needs a browser (a cross-origin-isolated page, docs/web.md): under Node ' +
-        "onnxruntime-web's WebAssembly threads do not start; leave numThreads at 1",
-    );
-  }
   if (ort !== undefined && typeof ort?.InferenceSession?.create !== 'function') {
     throw new NextwordError(
       "ort must be an onnxruntime module (await import('onnxruntime-web/wasm')), with " +
         'InferenceSession.create',
     );
   }
+  checkThreads(numThreads, ort);
 }
 
 /**
@@ -72,28 +65,19 @@ function checkLoadOptions(options) {
  * @param {string | URL | ArrayBuffer | ArrayBufferView | Blob} source a URL (fetched), a path under
  *   Node, or the file's bytes
  * @param {{ort?: object, sessionOptions?: object, limits?: object, numThreads?: number, fetch?: typeof fetch}} [options]
- *   ort: an onnxruntime module (default: import('onnxruntime-web/wasm'), src/ort.js); numThreads: WASM
- *   threads (default 1, as the Python runtime runs one thread per call); limits: the model-file checks' caps
+ *   ort: an onnxruntime module (default: import('onnxruntime-web/wasm'), src/ort.js); numThreads: threads
+ *   (default 1, as the Python runtime runs one thread per call; src/threads.js); limits: the file checks' caps
  * @returns {Promise<NextWordModel>}
  */
 export async function load(source, options = {}) {
   checkLoadOptions(options);
-  const { ort: given, sessionOptions = {}, limits, numThreads = 1, fetch } = options;
+  const { ort: given, sessionOptions = {}, limits, numThreads, fetch } = options;
   const checked = resolveLimits(limits ?? undefined);
   const { name, bytes } = await readSource(source, checked.maxFileBytes, fetch);
   const meta = checkModelFile(name, bytes, checked);
   const ort = given ?? (await importOrt());
-  if (ort.env?.wasm && !given) {
-    // onnxruntime-web starts its backend once, with the thread count set before the first session
-    if (startedThreads === null) ort.env.wasm.numThreads = numThreads;
-    else if (options.numThreads !== undefined && options.numThreads !== startedThreads) {
-      throw new NextwordError(
-        `numThreads: onnxruntime-web started with ${startedThreads} thread(s) at this page's first ` +
-          'load(), and its thread count cannot change after: give every load() the same numThreads, or ' +
-          'load in a Worker of its own',
-      );
-    }
-  }
+  // numThreads, as the module reads it: onnxruntime-web's env.wasm, a native binding's session options
+  const created = threadOptions(ort, given !== undefined, numThreads, sessionOptions);
   if (!warnedUnicode && !engineNormalizesThisVersion()) {
     warnedUnicode = true;
     console.warn(
@@ -103,11 +87,11 @@ export async function load(source, options = {}) {
   }
   let session;
   try {
-    session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', ...sessionOptions });
+    session = await ort.InferenceSession.create(bytes, created);
   } catch (error) {
     throw sessionError(ort, error, name);
   }
-  if (ort.env?.wasm && !given && startedThreads === null) startedThreads = ort.env.wasm.numThreads;
+  threadsStarted(ort);
   const model = new NextWordModel(
     ort,
     session,

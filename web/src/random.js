@@ -2,6 +2,8 @@
 // generator behind np.random.default_rng, with Generator.random() (53-bit doubles). The Python runtime
 // seeds one stream per row with SeedSequence(seed).spawn(rows); so does this package.
 
+import { NextwordError } from './errors.js';
+
 const MASK32 = 0xffffffff;
 const INIT_A = 0x43b0d7e5;
 const MULT_A = 0x931e8875;
@@ -39,6 +41,18 @@ function uint32Words(n) {
   return words;
 }
 
+/** `n` random 32-bit words from the platform's crypto (globalThis.crypto: browsers, Node 20 and later). */
+function randomWords(n) {
+  const source = globalThis.crypto;
+  if (typeof source?.getRandomValues !== 'function') {
+    throw new NextwordError(
+      'a generation without a seed draws one from crypto.getRandomValues, which this JavaScript ' +
+        'environment lacks (Node 18 and older have no global crypto): use Node 20 or later, or give a seed',
+    );
+  }
+  return source.getRandomValues(new Uint32Array(n));
+}
+
 /** np.random.SeedSequence: turns a seed (any non-negative integer) into well-mixed state. */
 export class SeedSequence {
   /**
@@ -47,7 +61,7 @@ export class SeedSequence {
    */
   constructor(entropy = null, spawnKey = []) {
     if (entropy === null) {
-      const words = crypto.getRandomValues(new Uint32Array(4));
+      const words = randomWords(4);
       entropy = words.reduce((acc, w, i) => acc | (BigInt(w) << BigInt(32 * i)), 0n);
     }
     this.entropy = BigInt(entropy);

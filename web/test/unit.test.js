@@ -31,6 +31,7 @@ import { perplexity } from '../src/scoring.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
 import { normalize, READABLE_VERSIONS, Tokenizer } from '../src/tokenizer.js';
 import { serve } from '../src/worker-core.js';
+import { environmentTests } from './environments.js';
 
 const BUNDLED = fileURLToPath(new URL('../../runtime/data/nextword-patents.onnx', import.meta.url));
 let model;
@@ -344,7 +345,10 @@ describe('load()', () => {
     // under Node the threaded backend failed to start (blamed on the .wasm) and every later load() with
     // it; in a page a later load()'s numThreads was set and silently not used
     const node = await refusal(load(bytes, { numThreads: 2 }));
-    assert.match(node.message, /^numThreads above 1 needs a browser .*leave numThreads at 1$/);
+    assert.match(
+      node.message,
+      /^numThreads above 1 needs a browser .*leave numThreads at 1, or pass onnxruntime-node/,
+    );
     assert.match((await refusal(load(bytes, { numThreads: '2' }))).message, /got "2"$/);
     const provider = await refusal(load(bytes, { sessionOptions: { executionProviders: ['cuda'] } }));
     assert.ok(provider instanceof NextwordError && !(provider instanceof ModelFileError));
@@ -1581,3 +1585,5 @@ describe('the Web Worker client, on a port of our own', () => {
     }
   });
 });
+
+environmentTests(); // test/environments.js: other onnxruntime modules, runtimes and TypeScript settings

@@ -111,7 +111,11 @@ export interface LoadOptions {
   /** passed to InferenceSession.create */
   sessionOptions?: Record<string, unknown>;
   limits?: LoadLimits;
-  /** WASM threads when ort is not given (default 1, as the Python runtime's one thread per call) */
+  /**
+   * threads (default 1, as the Python runtime's one thread per call): onnxruntime-web's
+   * env.wasm.numThreads (unless an ort given has its own), a native binding's intraOpNumThreads
+   * (unless sessionOptions sets it)
+   */
   numThreads?: number;
   /** fetches a URL source in place of globalThis.fetch (e.g. with headers); must return a Response */
   fetch?: typeof fetch;

@@ -60,11 +60,7 @@ async function readFile(path, cap) {
   try {
     info = await fs.stat(name);
   } catch (error) {
-    if (!['ELOOP', 'ENAMETOOLONG', 'EACCES'].includes(error.code))
-      throw new ModelFileError(`model file ${name} does not exist (or cannot be read)`);
-    // as Python's: why it cannot be read ("ELOOP: too many symbolic links encountered, stat '...'")
-    const why = error.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/s, '');
-    throw new ModelFileError(`model file ${name} cannot be read: ${why}`);
+    throw new ModelFileError(unreadable(name, error));
   }
   if (info.isDirectory() && (await fs.stat(`${name}/.nextword-run`).catch(() => null))?.isFile())
     throw new ModelFileError(
@@ -78,9 +74,29 @@ async function readFile(path, cap) {
   try {
     bytes = new Uint8Array(await fs.readFile(name));
   } catch (error) {
-    throw new ModelFileError(`model file ${name} cannot be read: ${error.message}`);
+    throw new ModelFileError(unreadable(name, error));
   }
   return capped(name, bytes, cap); // the file may have grown since stat()
+}
+
+/**
+ * Why the model file `name` cannot be read, from what stat() or readFile() threw, as Python says it:
+ * "does not exist" only for a name that names no file (ENOENT, ENOTDIR), else the reason ("ELOOP: too
+ * many symbolic links encountered, stat '...'" reads "too many symbolic links encountered"), with the fix
+ * for a permission the runtime withholds (Node's permission model, Deno's NotCapable, which has no code).
+ */
+export function unreadable(name, error) {
+  const code = typeof error?.code === 'string' ? error.code : '';
+  if (code === 'ENOENT' || code === 'ENOTDIR') return `model file ${name} does not exist (or cannot be read)`;
+  let why = oneLine(error)
+    .replace(/^[A-Z]+: /, '')
+    .replace(/, \w+ '.*'$/s, '');
+  if (code === 'ERR_ACCESS_DENIED') {
+    why += ` (${code}): this Node runs with its permission model; grant read access to the file (--allow-fs-read)`;
+  } else if (error?.name === 'NotCapable' && !/--allow-read/.test(why)) {
+    why += ' (NotCapable): grant read permission for the file (deno run --allow-read)';
+  }
+  return `model file ${name} cannot be read: ${why || code || 'no reason given'}`;
 }
 
 /** How messages and model.source name a URL: a data: URL holds the whole file, so its length names it. */
