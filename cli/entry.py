@@ -23,8 +23,11 @@ def main() -> int:
         signal.signal(signal.SIGTERM, terminate)
     telemetry_off()  # the command, its server's workers and what it starts (cli/telemetry.py)
     try:
-        from .main import main as run
-
+        try:
+            from .main import main as run
+        except ImportError as exc:  # a broken install (onnxruntime's, say): its message names the fix
+            say(f"nextword: error: {exc}")
+            return 2
         code = run()
     except KeyboardInterrupt as exc:  # before a command's own handler took over: importing, parsing
         say(f"nextword: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}")

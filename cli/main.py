@@ -31,6 +31,7 @@ from nextword.runtime import (
     __version__,
 )
 from nextword.runtime.generation import FILE_DEFAULTS, defaults_note
+from nextword.runtime.onnxruntime_build import describe_onnxruntime
 from nextword.train import MissingExtraError, TrainConfig
 
 from .args import (
@@ -76,12 +77,28 @@ class _Parser(argparse.ArgumentParser):
             stream.write(message)
 
 
+class _Version(argparse.Action):
+    """``--version``: nextword's version and the onnxruntime it runs on (version, the distributions that
+    installed it, its providers) in one line, read only when asked."""
+
+    def __init__(
+        self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object
+    ) -> None:
+        help_text = "show nextword's version and onnxruntime's (distribution, providers) and exit"
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help_text)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        if sys.stdout is not None:  # closed (`>&-`): nothing to print to, as argparse's own action
+            sys.stdout.write(f"nextword {__version__} ({describe_onnxruntime()})\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nextword`` command."""
     parser = _Parser(
         prog="nextword", description="Word-level LSTM next-word models: train, export to ONNX, generate."
     )
-    parser.add_argument("--version", action="version", version=f"nextword {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

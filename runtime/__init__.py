@@ -107,9 +107,22 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    try:
+        imported = importlib.import_module(f".{module}", __name__)
+    except (AttributeError, ImportError) as exc:
+        # an AttributeError escaping would read as "cannot import name {name!r} from 'nextword.runtime'"
+        raise ImportError(
+            f"cannot import {name} from {__name__}: importing {__name__}.{module} failed with "
+            f"{type(exc).__name__}: {exc}" + ("" if "pip install" in str(exc) else _REINSTALL)
+        ) from exc
+    value = getattr(imported, name)
     globals()[name] = value  # the next lookup is a plain attribute
     return value
+
+
+# the fix for an import failure whose message has none: a package it names is missing, broken or of
+# another version
+_REINSTALL = " (install the package it names, or reinstall it: `pip install --force-reinstall PACKAGE`)"
 
 
 def __dir__() -> list[str]:

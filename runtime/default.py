@@ -11,6 +11,7 @@ from .checks import wrong_type
 from .errors import ModelFileError, WrongTypeError, noted
 from .limits import LoadLimits
 from .model import NextWordModel, load
+from .sessions import gpu_number
 
 __all__ = ["BUNDLED_MODEL", "ENV_VAR", "MAX_MODELS", "default_model", "generate"]
 
@@ -91,7 +92,9 @@ def default_model(
         raise wrong_type("limits", "a LoadLimits, or None for the defaults", limits)
     if device is not None and not isinstance(device, str):
         raise wrong_type("device", "cpu, cuda or cuda:N", device)
-    key = (where, device or "cpu", limits if limits is not None else LoadLimits())
+    gpu = None if device is None else gpu_number(device)  # "cuda" and "cuda:0": one GPU, one model
+    place = "cpu" if gpu is None else f"cuda:{gpu}"
+    key = (where, place, limits if limits is not None else LoadLimits())
     with _lock:
         stamp, cached = _models.get(key, (None, None))
         now = _stamp(where)

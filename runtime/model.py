@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,12 @@ from .sessions import (
     HoldsSessions,
     Provider,
     choose_providers,
+    cpu_providers,
     default_session_options,
     make_session,
     quiet_options,
     usable_cores,
-    warn_if_int8_on_gpu,
+    warn_about_int8,
 )
 from .step import PROMPT_CHUNK, State, check_state, checked_ids, checked_logits_from, feed_chunks
 from .stepper import BoundStepper
@@ -102,27 +104,24 @@ def load(
     chosen = choose_providers(providers, device)  # a wrong device before the file is read
     checked = inspect_model_file(model, limits)  # the bytes onnxruntime gets; nothing is read twice
     source = checked.name
-    default = session_options is None and threads is None and chosen == ["CPUExecutionProvider"]
+    default = session_options is None and threads is None
     if session_options is None:
         session_options = quiet_options(1 if threads is None else threads, spinning=False)
     session = make_session(checked.data, session_options, chosen, source, device)
     info = read_model_info(session, source, checked.metadata)
-    warn_if_int8_on_gpu(session, info.config, source)
+    warn_about_int8(session, info.config, source, quantized=checked.quantized)
     probe_model(session, info, source)
-    if not default:
+    cpu = cpu_providers(session, chosen) if default else None  # where it runs: a GPU may have fallen back
+    if cpu is None:
         return NextWordModel(session, info, source)
     wide, check = None, None
     if usable_cores() >= 2:
-        wide = make_session(checked.data, quiet_options(2, spinning=True), chosen, source)
+        wide = make_session(checked.data, quiet_options(2, spinning=True), cpu, source)
         probe_model(wide, info, source)
         check = WideCheck(session, wide, info, source)
         if not check.allows(1):  # a single row's numbers differ: the second session would never run
             wide, check = None, None
-    data = checked.data
-
-    def make_pair() -> Any:
-        return make_session(data, quiet_options(2, spinning=False), chosen, source)
-
+    make_pair = partial(make_session, checked.data, quiet_options(2, spinning=False), cpu, source)
     plan = SessionPlan(session, info, source, wide=wide, check=check, make_pair=make_pair)
     return NextWordModel(session, info, source, plan=plan)
 

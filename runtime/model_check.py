@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import ModelFileError, ModelLimitError, WrongTypeError, shorten
 from .graph_bounds import GraphBounds, bound_graph
-from .limits import DEFAULT_ALLOWED_OPS, LoadLimits, MiB
+from .limits import DEFAULT_ALLOWED_OPS, QUANTIZED_OPS, LoadLimits, MiB
 from .model_file import Metadata, parse_metadata
 from .onnx_proto import FLOAT, INT8, ITEM_BYTES, Graph, ModelSummary, Tensor, parse_model
 from .wire import WireError
@@ -65,6 +65,7 @@ class CheckedModel:
     data: bytes
     metadata: Metadata
     bounds: GraphBounds | None  # None when LoadLimits.bound_graph is off
+    quantized: bool = False  # the graph holds integer products (an int8 file: `nextword export --int8`)
 
 
 def check_model_file(source: str | os.PathLike[str] | bytes, limits: LoadLimits | None = None) -> bytes:
@@ -124,7 +125,8 @@ def inspect_model_file(
     if limits.bound_graph:
         bounds = bound_graph(_merged(model.graphs), name, limits)
     logger.debug("%s passed the model-file checks (%d bytes): %s", name, len(data), bounds)
-    return CheckedModel(name=name, data=data, metadata=metadata, bounds=bounds)
+    quantized = any((n.domain, n.op_type) in QUANTIZED_OPS for graph in model.graphs for n in graph.nodes)
+    return CheckedModel(name=name, data=data, metadata=metadata, bounds=bounds, quantized=quantized)
 
 
 def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[str, bytes]:

@@ -12,31 +12,39 @@ import onnxruntime as ort
 
 from .checks import check_int, shown, wrong_type
 from .errors import ModelFileError, WrongTypeError
+from .onnxruntime_build import (
+    PROVIDER_DISTRIBUTIONS,
+    check_onnxruntime,
+    needs_cuda,
+    preload_cuda_libraries,
+    provider_library_error,
+    several_builds_note,
+    warn_if_int8_scores_wrong,
+)
+
+check_onnxruntime()  # an install two distributions broke: ImportError naming the fix, not AttributeError
 
 __all__ = [
     "DEFAULT_PROVIDERS",
     "HoldsSessions",
     "Provider",
     "choose_providers",
+    "cpu_providers",
     "default_session_options",
     "device_providers",
     "gpu_number",
     "make_session",
     "quiet_options",
     "usable_cores",
-    "warn_if_int8_on_gpu",
+    "warn_about_int8",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
-#: onnxruntime's providers that run on a GPU (:func:`warn_if_int8_on_gpu`)
-GPU_PROVIDERS = (
-    "CUDAExecutionProvider",
-    "TensorrtExecutionProvider",
-    "ROCMExecutionProvider",
-    "DmlExecutionProvider",
-)
+#: onnxruntime's providers that run nothing of a model's themselves (the Azure one, which the CPU build
+#: lists first, runs remote models only): a session with them runs where its other providers do
+NOT_RUNNING = ("AzureExecutionProvider",)
 
 #: An execution provider as onnxruntime takes it: its name, or its name and its options
 #: (``("CUDAExecutionProvider", {"device_id": 1})``).
@@ -77,6 +85,8 @@ def make_session(
             f"session_options must be an onnxruntime.SessionOptions, got {type(options).__name__} "
             "(or give threads=n)"
         )
+    if needs_cuda([_provider_name(p) for p in providers]):
+        preload_cuda_libraries()  # CUDA libraries from pip, which onnxruntime does not look for itself
     try:
         session = ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
@@ -86,7 +96,7 @@ def make_session(
             names = [_provider_name(p) for p in providers if _provider_name(p) not in DEFAULT_PROVIDERS]
             why = (
                 f"onnxruntime could not start {', '.join(names)} for {source}, which loads on the CPU: "
-                f"{reason}; check the device number and its libraries (docs/gpu.md)"
+                f"{reason}{_library_errors(names)}; check the device number and its libraries (docs/gpu.md)"
             )
             if device is not None:
                 raise ValueError(f"{why}, or use the CPU") from None
@@ -172,15 +182,34 @@ def choose_providers(providers: Sequence[Provider] | None, device: str | None = 
     missing = [name for name in names if name not in available]
     if missing:
         logger.warning(
-            "execution provider(s) %s not available in this onnxruntime build (available: %s); "
-            "install onnxruntime-gpu for CUDA",
+            "execution provider(s) %s not available in this onnxruntime build (available: %s)%s",
             missing,
             sorted(available),
+            _install_advice(missing),
         )
     if not chosen:
         logger.warning("none of the requested providers is available; using the CPU")
         chosen = list(DEFAULT_PROVIDERS)
     return chosen
+
+
+def _install_advice(missing: Sequence[str]) -> str:
+    """What to install for the ``missing`` providers, for :func:`choose_providers`'s warning: their
+    distributions (``onnxruntime-gpu`` for CUDA and TensorRT), and where two builds are installed, that."""
+    wanted = sorted({PROVIDER_DISTRIBUTIONS[name] for name in missing if name in PROVIDER_DISTRIBUTIONS})
+    several = several_builds_note()
+    if several:
+        return f"; {several}"
+    if not wanted:
+        return "; install an onnxruntime build that has them, in place of this one (docs/gpu.md)"
+    return f"; install {' or '.join(wanted)} in place of this build (docs/gpu.md)"
+
+
+def _library_errors(names: Sequence[str]) -> str:
+    """Why the libraries of the providers ``names`` could not be loaded, as the system's loader says it
+    (a missing CUDA library, by name), or ``""``: onnxruntime logs it only to standard error."""
+    found = [(name, provider_library_error(name)) for name in names]
+    return "".join(f"; loading {name}'s library failed: {why}" for name, why in found if why)
 
 
 def _provider_name(provider: Any) -> str:
@@ -223,11 +252,14 @@ def device_providers(device: str) -> list[Provider]:
         return list(DEFAULT_PROVIDERS)
     available = ort.get_available_providers()
     if "CUDAExecutionProvider" not in available:
-        raise ValueError(
+        lacks = (
             f"device {device!r} needs onnxruntime's CUDAExecutionProvider, which this onnxruntime build "
-            f"lacks (it has {', '.join(available)}): install onnxruntime-gpu as docs/gpu.md says, or use "
-            "the CPU"
+            f"lacks (it has {', '.join(available)})"
         )
+        several = several_builds_note()
+        if several:
+            raise ValueError(f"{lacks}: {several}; or use the CPU")
+        raise ValueError(f"{lacks}: install onnxruntime-gpu as docs/gpu.md says, or use the CPU")
     return [("CUDAExecutionProvider", {"device_id": number}), "CPUExecutionProvider"]
 
 
@@ -239,31 +271,45 @@ def check_device(session: Any, chosen: Sequence[Provider], device: str | None, s
     lost = [name for name in map(_provider_name, chosen) if name not in using]
     if not lost:
         return
+    reason = _library_errors(lost) or "; onnxruntime may have logged its reason to standard error"
     why = (
         f"onnxruntime could not start {', '.join(lost)} for {source} and fell back to {', '.join(using)}: "
         "the libraries it needs are missing or of other versions (for CUDA: the CUDA and cuDNN major "
-        "versions of this onnxruntime-gpu release, docs/gpu.md), or the GPU asked for does not exist "
-        "(onnxruntime may have printed its reason above)"
+        "versions of this onnxruntime-gpu release, docs/gpu.md), or the GPU asked for does not exist"
+        f"{reason}"
     )
     if device is not None:
         raise ValueError(f"{why}; fix them, or use the CPU")
     logger.warning("%s", why)
 
 
-def warn_if_int8_on_gpu(session: Any, config: Mapping[str, Any], source: str) -> None:
-    """An int8 file (``nextword export --int8``) on a GPU provider: its quantized LSTM has no GPU kernel,
-    so onnxruntime runs it on the CPU with copies of the state to and from the GPU around it, slower than
-    the CPU alone (docs/gpu.md); a warning naming the fix."""
+def cpu_providers(session: Any, chosen: Sequence[Provider]) -> list[Provider] | None:
+    """The providers of the second CPU sessions :func:`~.model.load` makes for ``session``, from what
+    it really runs on (a GPU asked for by name that fell back, or the Azure provider that
+    ``get_available_providers()`` lists, leave the CPU alone), or None: it runs on another provider, or
+    the CPU's was given options, which those sessions would not carry."""
+    using = [name for name in session.get_providers() if name not in NOT_RUNNING]
+    cpu_options = any(not isinstance(p, str) and p[0] in DEFAULT_PROVIDERS for p in chosen)
+    return list(DEFAULT_PROVIDERS) if using == list(DEFAULT_PROVIDERS) and not cpu_options else None
+
+
+def warn_about_int8(session: Any, config: Mapping[str, Any], source: str, *, quantized: bool = False) -> None:
+    """Warnings for an int8 file (``nextword export --int8``, or a graph of integer products:
+    ``quantized``) where it is known to run badly: an onnxruntime release that computes it wrongly
+    (:func:`~.onnxruntime_build.warn_if_int8_scores_wrong`); a provider other than the CPU's, where its
+    quantized LSTM has no kernel (onnxruntime runs it on the CPU, with copies of the state to and from
+    the device around it) or a slow one, slower than the CPU alone (docs/gpu.md)."""
     export = config.get("export")
-    if (
-        isinstance(export, Mapping)
-        and export.get("int8") is True
-        and session.get_providers()[0] in GPU_PROVIDERS
-    ):
+    if not quantized and not (isinstance(export, Mapping) and export.get("int8") is True):
+        return
+    warn_if_int8_scores_wrong(source)
+    first = next((name for name in session.get_providers() if name not in NOT_RUNNING), None)
+    if first is not None and first not in DEFAULT_PROVIDERS:
         logger.warning(
-            "%s has int8 weights: its quantized LSTM runs on the CPU even on %s, with copies to and from "
-            "the device at every step, slower than the CPU alone; export without --int8 for a GPU "
-            "(docs/gpu.md)",
+            "%s has int8 weights, which run slower on %s than on the CPU alone: a GPU has no kernel for "
+            "its quantized LSTM (onnxruntime runs it on the CPU, with copies to and from the device at "
+            "every step), and OpenVINO ran the bundled model 4.5 times slower than the CPU. Load it on the "
+            "CPU, or export without --int8 for a GPU or any device but the CPU (docs/gpu.md)",
             source,
-            session.get_providers()[0],
+            first,
         )
