@@ -164,8 +164,12 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         with os.fdopen(os.open(path, flags), "rb") as f:
-            _check_stat(name, os.fstat(f.fileno()), limits)
-            data = f.read(cap + 1)  # the file may have grown since fstat()
+            opened = os.fstat(f.fileno())
+            _check_stat(name, opened, limits)
+            # the file's size, not the cap, is what a read sets aside first (2 GB with size_limits off)
+            data = f.read(min(cap, opened.st_size) + 1)
+            if len(data) > opened.st_size:  # it grew since fstat(): the rest, up to the cap
+                data += f.read(cap + 1 - len(data))
     except OSError as exc:
         raise ModelFileError(f"model file {name} cannot be read: {exc.strerror}") from None
     if len(data) > cap:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,6 +11,7 @@ from typing import Any, TypeAlias
 
 import onnxruntime as ort
 
+from .cgroups import cpu_quota
 from .checks import check_int, shown, wrong_type
 from .errors import ModelFileError, WrongTypeError
 from .onnxruntime_build import (
@@ -108,11 +110,14 @@ def make_session(
 
 
 def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    """The CPU cores this process may run on (its affinity where the OS tells it), at most as many as
+    a cgroup's CPU quota gives it, rounded up (``docker run --cpus 1``: 1 on any machine)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
 
 
 def default_session_options(threads: int = 1, *, spinning: bool = False) -> ort.SessionOptions:

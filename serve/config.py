@@ -15,7 +15,7 @@ from nextword.runtime.errors import WrongTypeError, noted
 from nextword.runtime.field_help import with_field_help
 from nextword.runtime.limits import SIZE_LIMITS_HELP, LoadLimits, advise_the_flag
 from nextword.runtime.model import NextWordModel
-from nextword.runtime.sessions import default_session_options, gpu_number
+from nextword.runtime.sessions import default_session_options, gpu_number, usable_cores
 from nextword.runtime.tokenizer import MAX_VOCAB_SIZE
 
 from .allowed import hosts_checked, origins_checked, proxies_checked
@@ -115,8 +115,9 @@ class ServeConfig:
     threads: int = field(
         default=0,
         metadata={
-            "help": "onnxruntime threads per model step (0: 2 when the machine has 2 cores per worker "
-            "or more, else 1, which do not spin between steps; with batching off, load()'s own choice "
+            "help": "onnxruntime threads per model step (0: 2 when the server may use 2 cores per worker "
+            "or more, its CPU affinity and a container's CPU quota counted, else 1, which do not spin "
+            "between steps; with batching off, load()'s own choice "
             "per step, so that texts are model.generate's)",
         },
     )
@@ -369,7 +370,7 @@ class ServeConfig:
         """onnxruntime threads per step: ``threads``, or for 0 what suits this machine."""
         if self.threads:
             return self.threads
-        return 2 if (os.cpu_count() or 1) >= 2 * self.workers else 1
+        return 2 if usable_cores() >= 2 * self.workers else 1
 
     @property
     def host_names(self) -> tuple[str, ...] | None:

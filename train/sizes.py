@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 
+from nextword.runtime.cgroups import memory_room
 from nextword.runtime.limits import MiB
 from nextword.runtime.sizes import PROTOBUF_LIMIT, ModelShape, limits_call, limits_note
 
@@ -24,7 +25,6 @@ __all__ = [
     "LOGITS_COPIES",
     "MARGIN",
     "available_memory",
-    "cgroup_room",
     "check_exportable",
     "check_step_memory",
     "model_shape",
@@ -128,50 +128,8 @@ def available_memory() -> int | None:
     if free is None:
         with contextlib.suppress(OSError, ValueError, AttributeError):  # no sysconf (Windows) or name
             free = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    room = cgroup_room()
+    room = memory_room()
     return room if room is not None and (free is None or room < free) else free
-
-
-def cgroup_room(proc: str = "/proc/self/cgroup", mount: str = "/sys/fs/cgroup") -> int | None:
-    """Bytes this process's memory cgroup and those above it still allow (each one's limit less its
-    usage; the least of them), or None without a limit: cgroup v2's ``memory.max`` and
-    ``memory.current``, else v1's ``memory.limit_in_bytes`` and ``memory.usage_in_bytes``. A container's
-    memory limit is one; the machine's free memory (MemAvailable) does not show it."""
-    try:
-        with open(proc, encoding="utf-8") as f:
-            lines = [line.rstrip("\n").split(":", 2) for line in f]
-    except OSError:
-        return None
-    found = []
-    for parts in lines:
-        if len(parts) != 3:
-            continue
-        if parts[0] == "0" and parts[1] == "":  # v2: one hierarchy
-            found.append((os.path.join(mount), parts[2], "memory.max", "memory.current"))
-        elif "memory" in parts[1].split(","):
-            found.append(
-                (os.path.join(mount, "memory"), parts[2], "memory.limit_in_bytes", "memory.usage_in_bytes")
-            )
-    rooms = []
-    for root, path, limit_name, usage_name in found:
-        folder = os.path.normpath(os.path.join(root, path.lstrip("/")))
-        while folder.startswith(root):  # the process's cgroup, then each one above it
-            limit, usage = _read_number(folder, limit_name), _read_number(folder, usage_name)
-            if limit is not None and limit < 1 << 60 and usage is not None:  # v1: "no limit" is ~2**63
-                rooms.append(max(limit - usage, 0))
-            if folder == root:
-                break
-            folder = os.path.dirname(folder)
-    return min(rooms) if rooms else None
-
-
-def _read_number(folder: str, name: str) -> int | None:
-    """The integer in ``folder``/``name``, or None (no such file, or "max": no limit)."""
-    try:
-        with open(os.path.join(folder, name), encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def check_step_memory(config: TrainConfig, vocab_size: int, rows: int, *, on_gpu: bool) -> int:

@@ -1,0 +1,128 @@
+"""nextword under a container's limits: the memory a cgroup's limit leaves (training's memory warning)
+and the CPUs its quota gives (the thread counts of load(), serve and beam search), read from made-up
+cgroup trees of both versions (runtime/cgroups.py); a model read under an address-space limit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nextword.runtime import cgroups, sessions
+
+
+def _tree(tmp_path, files: dict[str, str], membership: str) -> tuple[str, str]:
+    for name, text in files.items():
+        path = tmp_path / "cgroup" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    proc = tmp_path / "proc-cgroup"
+    proc.write_text(membership)
+    return str(proc), str(tmp_path / "cgroup")
+
+
+def test_the_memory_left_under_the_tightest_limit_cgroup_v2(tmp_path):
+    proc, mount = _tree(
+        tmp_path,
+        {
+            "memory.max": "max\n",
+            "memory.current": "5000000000\n",
+            "app/memory.max": "1200000000\n",
+            "app/memory.current": "200000000\n",
+            "app/job/memory.max": "max\n",
+            "app/job/memory.current": "100000000\n",
+        },
+        "0::/app/job\n",
+    )
+    assert cgroups.memory_room(proc, mount) == 1_000_000_000  # app's limit less app's usage
+
+
+def test_the_memory_left_cgroup_v1_and_a_container_that_sees_its_group_as_the_root(tmp_path):
+    files = {
+        "memory/memory.limit_in_bytes": "9223372036854771712\n",  # v1's "no limit"
+        "memory/memory.usage_in_bytes": "7000000000\n",
+        "memory/docker/abc/memory.limit_in_bytes": "600000000\n",
+        "memory/docker/abc/memory.usage_in_bytes": "150000000\n",
+    }
+    proc, mount = _tree(tmp_path, files, "12:pids:/docker/abc\n4:cpu,memory:/docker/abc\n1:name=systemd:/\n")
+    assert cgroups.memory_room(proc, mount) == 450_000_000
+    inside = tmp_path / "inside"  # the container's own group mounted as the root: /docker/abc is not there
+    proc, mount = _tree(
+        inside,
+        {"memory/memory.limit_in_bytes": "600000000\n", "memory/memory.usage_in_bytes": "100000000\n"},
+        "4:memory:/docker/abc\n",
+    )
+    assert cgroups.memory_room(proc, mount) == 500_000_000
+
+
+def test_no_limit_or_no_cgroups_is_none(tmp_path):
+    proc, mount = _tree(
+        tmp_path, {"memory.max": "max\n", "memory.current": "1\n", "cpu.max": "max 100000\n"}, "0::/\n"
+    )
+    assert cgroups.memory_room(proc, mount) is None and cgroups.cpu_quota(proc, mount) is None
+    assert cgroups.memory_room(str(tmp_path / "none"), mount) is None  # not Linux
+    assert cgroups.cpu_quota(str(tmp_path / "none"), mount) is None
+
+
+@pytest.mark.parametrize(
+    ("files", "membership", "quota"),
+    [
+        ({"cpu.max": "max 100000\n", "pod/cpu.max": "50000 100000\n"}, "0::/pod\n", 0.5),
+        ({"cpu.max": "150000 100000\n", "pod/cpu.max": "400000 100000\n"}, "0::/pod\n", 1.5),
+        (
+            {
+                "cpu/cpu.cfs_quota_us": "-1\n",
+                "cpu/cpu.cfs_period_us": "100000\n",
+                "cpu/k/cpu.cfs_quota_us": "200000\n",
+                "cpu/k/cpu.cfs_period_us": "100000\n",
+            },
+            "3:cpu,cpuacct:/k\n",
+            2.0,
+        ),
+    ],
+)
+def test_the_cpus_a_quota_gives(tmp_path, files, membership, quota):
+    proc, mount = _tree(tmp_path, files, membership)
+    assert cgroups.cpu_quota(proc, mount) == quota
+
+
+def test_usable_cores_are_the_affinitys_within_the_quota(monkeypatch):
+    """`docker run --cpus 1` on a many-core machine: load() made its second session of 2 spinning
+    threads and serve 2 threads a step, measured 11% slower than one thread under a 0.5-CPU quota."""
+    monkeypatch.setattr(sessions.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    for quota, cores in ((None, 64), (0.5, 1), (1.0, 1), (1.5, 2), (8.0, 8), (100.0, 64)):
+        monkeypatch.setattr(sessions, "cpu_quota", lambda quota=quota: quota)
+        assert sessions.usable_cores() == cores, quota
+
+
+def test_a_model_is_read_into_its_own_size_not_the_caps(tmp_path):
+    """With the size caps lifted (2 GB), reading the 3.6 MB bundled model first set aside 2 GB: under
+    `ulimit -v 1500000` that was a MemoryError traceback."""
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))\n"
+        "from nextword.runtime import LoadLimits, load\n"
+        "from nextword.runtime.default import BUNDLED_MODEL\n"
+        "model = load(BUNDLED_MODEL, limits=LoadLimits().without_size_caps())\n"
+        "print(model.generate('a neural network', max_words=3, temperature=0))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr[-2000:]
+
+
+def test_a_file_that_grew_after_its_size_was_read_is_read_whole(tmp_path, monkeypatch):
+    from nextword.runtime import model_check
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    path = tmp_path / "grown.onnx"
+    path.write_bytes(Path(BUNDLED_MODEL).read_bytes())
+    real = model_check.os.fstat
+
+    def smaller(fd):  # the size an fstat() saw before the file grew
+        seen = real(fd)
+        return type(seen)((*seen[:6], 1000, *seen[7:]))
+
+    monkeypatch.setattr(model_check.os, "fstat", smaller)
+    assert model_check.check_model_file(path) == path.read_bytes()
