@@ -263,6 +263,13 @@ def _run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # a failed check, such as export parity
         say(f"nextword {args.command}: failed: {safe(exc)}")
         return 1
+    except MemoryError:  # a process memory limit (ulimit -v, a container's) or a machine out of it
+        lower = ", or lower --batch-size, --seq-len or the vocabulary" if args.command == "train" else ""
+        say(
+            f"nextword {args.command}: failed: out of memory: free memory, or raise this process's limit "
+            f"(ulimit -v; a container's memory limit){lower}{after_interrupt(args)}"
+        )
+        return 1
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
         ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
         say(f"nextword {args.command}: {ended}{after_interrupt(args)}")

@@ -41,6 +41,7 @@ from .sessions import (
     cpu_providers,
     default_session_options,
     make_session,
+    optional_session,
     quiet_options,
     usable_cores,
     warn_about_int8,
@@ -116,7 +117,8 @@ def load(
         return NextWordModel(session, info, source)
     wide, check = None, None
     if usable_cores() >= 2:
-        wide = make_session(checked.data, quiet_options(2, spinning=True), cpu, source)
+        wide = optional_session(checked.data, quiet_options(2, spinning=True), cpu, source)
+    if wide is not None:
         probe_model(wide, info, source)
         check = WideCheck(session, wide, info, source)
         if not check.allows(1):  # a single row's numbers differ: the second session would never run

@@ -30,12 +30,14 @@ __all__ = [
     "DEFAULT_PROVIDERS",
     "HoldsSessions",
     "Provider",
+    "ThreadsUnavailable",
     "choose_providers",
     "cpu_providers",
     "default_session_options",
     "device_providers",
     "gpu_number",
     "make_session",
+    "optional_session",
     "quiet_options",
     "usable_cores",
     "warn_about_int8",
@@ -93,6 +95,12 @@ def make_session(
         session = ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         reason = " ".join(str(exc).split())[:500]
+        if _NO_THREAD.search(reason):  # not the file's fault: the process may start no more threads
+            raise ThreadsUnavailable(
+                f"onnxruntime could not start the threads of a session of {source} ({reason}): this "
+                "process has reached a limit on threads or processes (ulimit -u, a container's pids "
+                "limit); raise it, or load the model on one thread, load(path, threads=1)"
+            ) from None
         if providers != list(DEFAULT_PROVIDERS):  # the file, or the provider? The CPU alone tells
             cpu = make_session(data, options, list(DEFAULT_PROVIDERS), source)  # the file's error if not
             names = [_provider_name(p) for p in providers if _provider_name(p) not in DEFAULT_PROVIDERS]
@@ -107,6 +115,26 @@ def make_session(
         raise ModelFileError(f"{source} could not be loaded as an ONNX model: {reason}") from None
     check_device(session, providers, device, source)
     return session
+
+
+# How onnxruntime says it could not start a thread (Linux's pthread_create, Windows' CreateThread: EAGAIN)
+_NO_THREAD = re.compile(r"pthread_create|CreateThread|Resource temporarily unavailable", re.IGNORECASE)
+
+
+class ThreadsUnavailable(RuntimeError):
+    """onnxruntime could not start a session's threads: the process is at a limit on threads or
+    processes, not holding a bad file."""
+
+
+def optional_session(data: bytes, options: ort.SessionOptions, providers: list[Provider], source: str) -> Any:
+    """A session that only makes steps faster (:func:`~nextword.runtime.load`'s second, two-thread one),
+    or None, with a warning, where the process may start no more threads: the model then runs on the
+    session it has, with the same numbers."""
+    try:
+        return make_session(data, options, providers, source)
+    except ThreadsUnavailable as exc:
+        logger.warning("%s; going on with the one session made", exc)
+        return None
 
 
 def usable_cores() -> int:

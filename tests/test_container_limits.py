@@ -126,3 +126,88 @@ def test_a_file_that_grew_after_its_size_was_read_is_read_whole(tmp_path, monkey
 
     monkeypatch.setattr(model_check.os, "fstat", smaller)
     assert model_check.check_model_file(path) == path.read_bytes()
+
+
+def test_running_out_of_memory_is_one_line_naming_the_limit(monkeypatch, capsys):
+    """Under `ulimit -v` or a container's limit, the commands ended in a MemoryError traceback of 20 to
+    50 lines."""
+    from nextword.cli import main as cli_main
+
+    def out_of_memory(args):
+        raise MemoryError
+
+    monkeypatch.setattr(cli_main, "show_info", out_of_memory)
+    assert cli_main.main(["info"]) == 1
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [
+        "nextword info: failed: out of memory: free memory, or raise this process's limit (ulimit -v; "
+        "a container's memory limit)"
+    ]
+
+
+def _threads_fail_at(monkeypatch, threads: int) -> None:
+    """onnxruntime, as under a container's pids limit: a session of ``threads`` threads cannot start."""
+    import onnxruntime as ort
+
+    real = ort.InferenceSession
+
+    def session(data, sess_options=None, providers=None):
+        if sess_options is not None and sess_options.intra_op_num_threads == threads:
+            raise RuntimeError("pthread_create failed: Resource temporarily unavailable")
+        return real(data, sess_options=sess_options, providers=providers)
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+
+
+def test_a_thread_limit_is_not_called_a_bad_model_file(monkeypatch, caplog):
+    """Under pids.max 2 load() failed with "could not be loaded as an ONNX model" (exit 2): its one-thread
+    session had loaded; the optional two-thread one could not start its threads."""
+    from nextword.runtime import load
+    from nextword.runtime.default import BUNDLED_MODEL
+    from nextword.runtime.sessions import ThreadsUnavailable
+
+    monkeypatch.setattr(sessions, "usable_cores", lambda: 2)
+    monkeypatch.setattr("nextword.runtime.model.usable_cores", lambda: 2)
+    _threads_fail_at(monkeypatch, 2)
+    model = load(BUNDLED_MODEL)  # on the one session it has, with a warning
+    assert model.generate("a neural network", max_words=3, temperature=0)
+    assert "reached a limit on threads or processes" in caplog.text and "going on with the one" in caplog.text
+    _threads_fail_at(monkeypatch, 1)
+    with pytest.raises(ThreadsUnavailable, match=r"limit on threads or processes \(ulimit -u.*threads=1\)"):
+        load(BUNDLED_MODEL)
+
+
+@pytest.mark.parametrize(
+    ("limits", "raised", "warned"),
+    [
+        ((64, 64), None, True),
+        ((64, 4096), 4096, False),
+        ((1024, 1024), None, False),
+        ((300, 300), None, True),
+    ],
+)
+def test_the_server_raises_its_open_file_limit_and_warns_when_too_low(
+    monkeypatch, caplog, limits, raised, warned
+):
+    """Under `ulimit -n 64`, 101 of 150 clients had their connection reset and the log said nothing."""
+    pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+    resource = pytest.importorskip("resource", reason="no open-file limit on this system")
+    from nextword.serve.server import raise_open_files
+
+    now = list(limits)
+    set_to = []
+
+    def setrlimit(which, value):
+        set_to.append(value[0])
+        now[0] = value[0]
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: tuple(now))
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    raise_open_files(256)
+    assert set_to == ([] if raised is None else [raised])
+    said = [r.getMessage() for r in caplog.records if "files open (ulimit -n)" in r.getMessage()]
+    assert bool(said) is warned
+    if warned:
+        assert (
+            said[0].startswith(f"this process may hold {limits[0]} files open") and "ulimit -n 320" in said[0]
+        )
