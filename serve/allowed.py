@@ -77,24 +77,55 @@ _HOST_NAME = re.compile(r"(?:\*\.)?[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?", re.ASCI
 
 def hosts_checked(value: object) -> tuple[str, ...]:
     """``allowed_hosts`` checked: host names (lowercase, without a final dot), ``*.example.com`` for the
-    subdomains of one, or ``("*",)`` for any; each once."""
+    subdomains of a domain of two labels or more, IP addresses (answered anyway), or ``("*",)`` for any;
+    each once."""
     names = [
         name.lower().rstrip(".")
         for name in _comma_list("allowed_hosts", value, "a host name or a list of them")
     ]
     if "*" in names:
         return ("*",)
+    kept = []
     for name in names:
-        if not _HOST_NAME.fullmatch(name):
-            port = re.fullmatch(r"(.+):\d+", name)
-            hint = (
-                f"give it without its port ({port.group(1)})" if port else "give a name such as example.com"
-            )
-            raise ValueError(
-                f"allowed_hosts has {name!r}, which is not a host name: {hint}; *.example.com for its "
-                "subdomains, or * for any (addresses and localhost are always answered)"
-            )
-    return tuple(dict.fromkeys(names))
+        address = _address(name)
+        if address is not None:
+            kept.append(address)
+            continue
+        if _HOST_NAME.fullmatch(name) and not (name.startswith("*.") and "." not in name[2:]):
+            kept.append(name)
+            continue
+        port = re.fullmatch(r"(.+):\d+", name)
+        if port:
+            hint = f"give it without its port ({port.group(1)})"
+        elif name.startswith("*.") and _HOST_NAME.fullmatch(name):
+            hint = f"a wildcard covers the subdomains of a domain, not of all {name[1:]} names"
+        elif not name.isascii():
+            hint = f"write it as a Host header does, in ASCII ({_punycode(name)})"
+        else:
+            hint = "give a name such as example.com"
+        raise ValueError(
+            f"allowed_hosts has {name!r}, which is not a host name: {hint}; *.example.com for the "
+            "subdomains of one, or * for any (addresses and localhost are always answered)"
+        )
+    return tuple(dict.fromkeys(kept))
+
+
+def _address(name: str) -> str | None:
+    """``name`` as an IP address (``::1``, ``[::1]``, ``[::1]:8000``, ``10.0.0.5:80``), else None."""
+    text = name[1 : name.index("]")] if name.startswith("[") and "]" in name else name
+    if text.count(":") == 1:  # IPv4 with a port
+        text = text.split(":")[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _punycode(name: str) -> str:
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "its punycode, xn--..."
 
 
 def _comma_list(name: str, value: object, wanted: str) -> list[str]:

@@ -146,8 +146,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     document_keys(app, required=bool(keys))  # the schema names the key either way (optional without)
     if config.cors_origins:  # outside the caps and the key check: refusals (413, 429) carry its headers too
         app.add_middleware(Cors, origins=list(config.cors_origins))
-    if config.host_names is not None:  # outside CORS: a rebound page's preflight is refused too
-        app.add_middleware(HostCheck, names=config.host_names)
+    if config.allowed_hosts != ("*",):  # outside CORS: a rebound page's preflight is refused too
+        app.add_middleware(HostCheck, names=config.allowed_hosts, always=bool(config.allowed_hosts))
     # added last, so outermost: every request is counted and has its access line, the refusals of the
     # caps and the key check (413, 401) under the route asked for, and the preflights CORS answers itself;
     # labelled by the routers' routes and the app's own (/openapi.json)

@@ -197,8 +197,9 @@ class ServeConfig:
         metadata={
             "help": "a host name requests may give in their Host header (the name a reverse proxy passes "
             "on, example.com; *.example.com for its subdomains; several: repeat the flag or separate them "
-            "with commas; * for any): others get 400, against DNS rebinding; by default a server on "
-            "loopback answers localhost and addresses only, one on another address any name",
+            "with commas; * for any): others get 400, against DNS rebinding; by default a request "
+            "that came in on a loopback address is answered for localhost, this machine's name and "
+            "addresses only, one from another machine for any name",
             "metavar": "NAME",
             "flag": "--allowed-host",
         },
@@ -371,14 +372,6 @@ class ServeConfig:
         if self.threads:
             return self.threads
         return 2 if usable_cores() >= 2 * self.workers else 1
-
-    @property
-    def host_names(self) -> tuple[str, ...] | None:
-        """The names requests may give besides localhost and addresses (serve/hosts.py), or ``None`` for
-        no check: ``allowed_hosts`` ``*``, or none given to a server on another address than loopback."""
-        if self.allowed_hosts == ("*",) or not (self.allowed_hosts or self.loopback):
-            return None
-        return self.allowed_hosts
 
     @property
     def loopback(self) -> bool:

@@ -1,21 +1,23 @@
 """The Host check (``--allowed-host``): the names a request may give in its ``Host`` header.
 
-A server on the loopback address is out of other machines' reach, but not out of a web page's: a page
-on a site the user visits can have its own name resolve to 127.0.0.1 a moment after it loaded (DNS
-rebinding), and its scripts then call the server as their own origin, CORS or not, with the user's
+A server reached on the loopback address is out of other machines' reach, but not out of a web page's:
+a page on a site the user visits can have its own name resolve to 127.0.0.1 a moment after it loaded
+(DNS rebinding), and its scripts then call the server as their own origin, CORS or not, with the user's
 browser as the client. What gives such a request away is its ``Host`` header, a name in a domain of the
-attacker's. So a server listening on loopback answers only requests for a name of one label
-(``localhost``, a machine's own name from its hosts file, which no outside DNS server answers for),
-``*.localhost``, an IP address (a page reached by address cannot be rebound), or a name given with
-``--allowed-host`` (the name a reverse proxy passes on); others get 400 ``host_not_allowed``. A server
-given ``--allowed-host`` checks every request against them, on any address; one on another address
-without it checks nothing (it is reachable by any name its network gives it, and an API key is what
-guards it).
+attacker's. So a request that came in on a loopback address (whatever address the server listens on:
+127.0.0.1, or 0.0.0.0 reached from this machine) is answered only for ``localhost``, ``*.localhost``,
+this machine's own name, an IP address (a page reached by address cannot be rebound), or a name given
+with ``--allowed-host`` (the name a reverse proxy passes on); others get 400 ``host_not_allowed``. A
+server given ``--allowed-host`` checks every request, whatever address it came in on; without it,
+requests from other machines are not checked (they reach the server by whatever names its network
+gives it, and an API key is what guards it). The connection's own address is what ASGI servers give
+as ``scope["server"]``: the check holds under any of them, not only ``nextword serve``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +25,7 @@ from nextword.runtime.errors import shorten
 
 from .errors import send_error
 
-__all__ = ["HostCheck", "host_allowed", "host_of"]
+__all__ = ["HostCheck", "host_allowed", "host_of", "loopback_address"]
 
 
 def host_of(header: bytes) -> str:
@@ -37,11 +39,11 @@ def host_of(header: bytes) -> str:
     return text.rstrip(".")
 
 
-def host_allowed(host: str, names: Sequence[str]) -> bool:
-    """Whether a request for ``host`` (as :func:`host_of` gives it) is answered: a name of one label
-    (``localhost``), a subdomain of ``localhost``, an IP address, one of ``names``, or a subdomain of a
-    ``*.example.com`` among them."""
-    if "." not in host or host.endswith(".localhost") or host in names:
+def host_allowed(host: str, names: Sequence[str], own: Sequence[str] = ()) -> bool:
+    """Whether a request for ``host`` (as :func:`host_of` gives it) is answered: ``localhost`` and its
+    subdomains, an IP address, this machine's names ``own``, one of ``names``, or a subdomain of a
+    ``*.example.com`` among them. An empty ``host`` (no header: HTTP/1.0, which no browser sends) is."""
+    if host in ("", "localhost") or host.endswith(".localhost") or host in names or host in own:
         return True
     try:
         ipaddress.ip_address(host)
@@ -51,27 +53,46 @@ def host_allowed(host: str, names: Sequence[str]) -> bool:
     return any(name.startswith("*.") and host.endswith(name[1:]) for name in names)
 
 
+def loopback_address(address: object) -> bool:
+    """Whether ``address`` (a connection's local address, as ASGI's ``scope["server"]`` gives it) is a
+    loopback one (``::ffff:127.0.0.1`` too); not for a name or a Unix socket's path."""
+    try:
+        ip = ipaddress.ip_address(str(address))
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def machine_names() -> tuple[str, ...]:
+    """This machine's own name, and its first label (``build-01.corp.example``, ``build-01``)."""
+    name = socket.gethostname().lower().rstrip(".")
+    return tuple(dict.fromkeys(filter(None, (name, name.split(".")[0]))))
+
+
 class HostCheck:
     """ASGI middleware: a request whose ``Host`` is not :func:`host_allowed` gets 400
-    ``host_not_allowed`` naming the flag that allows it, before anything else reads it. A request
-    without a ``Host`` (HTTP/1.0, which no browser sends) is answered."""
+    ``host_not_allowed`` naming the setting that allows it, before anything else reads it. With
+    ``always``, every request is checked; else those that came in on a loopback address."""
 
-    def __init__(self, app: Any, names: Sequence[str]) -> None:
+    def __init__(self, app: Any, names: Sequence[str], always: bool) -> None:
         self.app = app
         self.names = tuple(names)
+        self.always = always
+        self.own = machine_names()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and (self.always or loopback_address((scope.get("server") or ("",))[0])):
             header = next((value for name, value in scope.get("headers") or () if name == b"host"), b"")
             host = host_of(header)
-            if not host_allowed(host, self.names):
+            if not host_allowed(host, self.names, self.own):
                 await send_error(
                     send,
                     400,
                     f"this server does not answer for the host {shorten(host)}: open it as localhost or "
-                    f"by its address, or start it with --allowed-host {shorten(host)} where that name is "
-                    "yours (a reverse proxy's); a page that reached it by another name may be a DNS "
-                    "rebinding attack",
+                    f"by its address, or, where that name is yours (a reverse proxy's), start it with "
+                    f"--allowed-host {shorten(host)} (ServeConfig(allowed_hosts=...)); a page that "
+                    "reached it by another name may be a DNS rebinding attack",
                     "host_not_allowed",
                 )
                 return

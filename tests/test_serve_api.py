@@ -364,10 +364,10 @@ def test_the_hand_built_event_is_the_json_of_the_choice(text):
 
 
 def test_the_served_session_gets_the_configured_threads(monkeypatch, model_path, model):
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("nextword.serve.config.usable_cores", lambda: 2)  # affinity, within a quota
     assert ServeConfig().session_threads == 2  # two cores for one worker
     assert ServeConfig(workers=2).session_threads == 1  # one core each
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    monkeypatch.setattr("nextword.serve.config.usable_cores", lambda: 1)
     assert ServeConfig().session_threads == 1
     assert ServeConfig(threads=3).session_threads == 3  # asked for: taken as is
     with pytest.raises(ValueError, match=r"threads must be an integer in 0\.\.256"):
@@ -390,7 +390,7 @@ def test_without_batching_texts_are_model_generate_s_an_int8_file_s_too(monkeypa
     from nextword.runtime import BUNDLED_MODEL, load
 
     caplog.set_level(logging.INFO, logger="nextword.serve")
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("nextword.serve.config.usable_cores", lambda: 2)
     config = ServeConfig(batching=False, workers=2)  # one core each: the rule gave one thread
     assert config.session_settings == {} and "session_options" in ServeConfig(workers=2).session_settings
     prompts = ["the network", "a method", "neural", "the system comprises", "training data", "an input"]

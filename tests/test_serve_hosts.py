@@ -1,11 +1,12 @@
-"""The Host check against DNS rebinding (serve/hosts.py, --allowed-host): a server on loopback answers
-requests for localhost, one-label names and addresses, and names it was given; a web page whose own
-name was made to resolve to 127.0.0.1 reached everything before (the model file, completions), as its
-own origin, CORS or not."""
+"""The Host check against DNS rebinding (serve/hosts.py, --allowed-host): a request that came in on a
+loopback address is answered for localhost, this machine's name, addresses and the names given; a web
+page whose own name was made to resolve to 127.0.0.1 reached everything before (the model file,
+completions), as its own origin, CORS or not."""
 
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from nextword.cli.main import main
 from nextword.serve import ServeConfig, create_app
-from nextword.serve.hosts import host_allowed, host_of
+from nextword.serve.hosts import host_allowed, host_of, loopback_address
 
 REBOUND = "rebind.attacker.example"
 
@@ -29,16 +30,18 @@ def test_the_host_is_read_without_port_brackets_case_or_final_dot():
     assert host_of(b"") == "" and host_of(b"localhost") == "localhost"
 
 
+@pytest.mark.parametrize("host", ["localhost", "a.localhost", "127.0.0.1", "10.1.2.3", "::1", "build-01", ""])
+def test_what_a_loopback_request_is_answered_for(host):
+    assert host_allowed(host, (), own=("build-01.corp.example", "build-01"))
+
+
 @pytest.mark.parametrize(
-    "host", ["localhost", "testserver", "my-laptop", "a.localhost", "127.0.0.1", "10.1.2.3", "::1", ""]
+    "host", [REBOUND, "example.com", "127.1", "localhost.example", "my-laptop.lan", "wpad", "testserver"]
 )
-def test_what_a_loopback_server_answers_by_default(host):
-    assert host_allowed(host, ())
-
-
-@pytest.mark.parametrize("host", [REBOUND, "example.com", "127.1", "localhost.example", "my-laptop.lan"])
-def test_what_it_refuses_by_default(host):
-    assert not host_allowed(host, ())
+def test_what_it_is_refused_for(host):
+    """One-label names other than this machine's too: an attacker on the same network can answer for
+    one (LLMNR, NetBIOS) and rebind it."""
+    assert not host_allowed(host, (), own=("build-01",))
 
 
 def test_names_given_and_their_subdomains():
@@ -49,23 +52,58 @@ def test_names_given_and_their_subdomains():
     assert not host_allowed("evilcorp.example", names)
 
 
-def test_a_loopback_server_refuses_a_foreign_host_on_every_route(model):
-    client = TestClient(create_app(ServeConfig(), model))
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.1.1", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("10.0.0.5", False),
+        ("::", False),
+        ("testserver", False),
+        ("/run/nextword.sock", False),
+        ("", False),
+    ],
+)
+def test_which_connections_came_in_on_loopback(address, loopback):
+    assert loopback_address(address) is loopback
+
+
+def _on(app, address: str = "127.0.0.1") -> TestClient:
+    """A test client whose requests arrive on ``address`` (ASGI's scope["server"])."""
+    return TestClient(app, base_url=f"http://{address}:8000")
+
+
+def test_a_request_on_loopback_for_a_foreign_host_is_refused_on_every_route(model):
+    client = _on(create_app(ServeConfig(), model))
     attacked = {"host": f"{REBOUND}:8000"}
     for method, path in (("GET", "/"), ("GET", "/model.onnx"), ("GET", "/health"), ("GET", "/v1/models")):
         answer = client.request(method, path, headers=attacked)
         assert answer.status_code == 400, path
         error = answer.json()["error"]
         assert error["code"] == "host_not_allowed"
-        assert f"--allowed-host '{REBOUND}'" in error["message"] and "DNS rebinding" in error["message"]
+        message = error["message"]
+        assert f"--allowed-host '{REBOUND}' (ServeConfig(allowed_hosts=...))" in message
+        assert "DNS rebinding" in message
     answer = client.post("/v1/completions", json={"prompt": "the", "max_tokens": 2}, headers=attacked)
     assert answer.status_code == 400 and "choices" not in answer.json()
-    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000"):
+    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", socket.gethostname()):
         assert client.get("/v1/models", headers={"host": host}).status_code == 200, host
 
 
+def test_a_server_on_every_address_checks_what_comes_in_on_loopback(model):
+    """`nextword serve --host 0.0.0.0` (or any ASGI server of create_app()) reached from this machine's
+    browser through 127.0.0.1 is as open to a rebound page as one on 127.0.0.1; from another machine it
+    is reached by whatever names its network gives it."""
+    app = create_app(ServeConfig(host="0.0.0.0"), model)
+    assert _on(app).get("/health", headers={"host": REBOUND}).status_code == 400
+    assert _on(app, "10.0.0.5").get("/health", headers={"host": "myserver.lan"}).status_code == 200
+    assert TestClient(app).get("/health", headers={"host": "myserver.lan"}).status_code == 200  # testserver
+
+
 def test_a_cors_preflight_from_a_rebound_page_is_refused_too(model):
-    client = TestClient(create_app(ServeConfig(cors_origins="*"), model))
+    client = _on(create_app(ServeConfig(cors_origins="*"), model))
     preflight = {
         "host": REBOUND,
         "origin": f"http://{REBOUND}",
@@ -75,19 +113,20 @@ def test_a_cors_preflight_from_a_rebound_page_is_refused_too(model):
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "host_not_allowed"
 
 
-def test_names_given_are_answered_on_any_address_and_others_refused(model):
-    for host in ("127.0.0.1", "0.0.0.0"):
-        client = TestClient(create_app(ServeConfig(host=host, allowed_hosts="nextword.example.org"), model))
+def test_names_given_are_checked_on_every_connection(model):
+    for address in ("127.0.0.1", "10.0.0.5"):
+        client = _on(
+            create_app(ServeConfig(host="0.0.0.0", allowed_hosts="nextword.example.org"), model), address
+        )
         assert client.get("/health", headers={"host": "nextword.example.org"}).status_code == 200
         assert client.get("/health", headers={"host": "NEXTWORD.example.org."}).status_code == 200
         assert client.get("/health", headers={"host": REBOUND}).status_code == 400
+        assert client.get("/health", headers={"host": "localhost"}).status_code == 200
 
 
-def test_a_server_on_another_address_without_names_and_star_check_nothing(model):
-    for config in (ServeConfig(host="0.0.0.0"), ServeConfig(allowed_hosts="*")):
-        assert config.host_names is None
-        client = TestClient(create_app(config, model))
-        assert client.get("/health", headers={"host": REBOUND}).status_code == 200
+def test_star_checks_nothing(model):
+    client = _on(create_app(ServeConfig(allowed_hosts="*"), model))
+    assert client.get("/health", headers={"host": REBOUND}).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -96,6 +135,8 @@ def test_a_server_on_another_address_without_names_and_star_check_nothing(model)
         ("example.com:8080", "give it without its port (example.com)"),
         ("exa mple.com", "give a name such as example.com"),
         ("http://example.com", "give a name such as example.com"),
+        ("*.com", "a wildcard covers the subdomains of a domain, not of all .com names"),
+        ("b\u00fccher.de", "write it as a Host header does, in ASCII (xn--bcher-kva.de)"),
     ],
 )
 def test_a_name_that_is_none_is_refused_at_start(given, said):
@@ -109,6 +150,7 @@ def test_the_flag_takes_names_repeated_or_with_commas(capsys):
         "a.example",
         "b.example",
     )
+    assert ServeConfig(allowed_hosts="::1,[::1]:8000,10.0.0.5:80").allowed_hosts == ("::1", "10.0.0.5")
     assert main(["serve", "--allowed-host", "x.example:1"]) == 2
     assert "--allowed-host" in capsys.readouterr().err
 
