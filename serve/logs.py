@@ -133,9 +133,10 @@ class WorkerDied(logging.Filter):
         match = _WORKER_DIED.fullmatch(record.getMessage())
         if match is not None:
             record.msg = (
-                "worker process %s died and was started again; a worker that dies again and again is "
-                "most often out of memory (each holds its own copy of the model: the kernel's log, "
-                "dmesg, says what killed it), and its requests in flight were cut off"
+                "worker process %s died and was started again, its requests in flight cut off; a worker "
+                "that dies again and again is most often out of memory (each holds its own copy of the "
+                "model: the kernel's log, dmesg, says what killed it), or one that answered no ping for "
+                "60 s was stopped as hung"
             )
             record.args = (match.group(1),)
             record.levelno, record.levelname = logging.WARNING, "WARNING"
@@ -144,10 +145,14 @@ class WorkerDied(logging.Filter):
 
 def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
     """uvicorn's ``log_config``: its default (messages to standard error, the access log to standard
-    output, levels from its ``log_level``) written with :class:`ServerFormatter`, and the app's own
-    access log (:mod:`.access`) to standard output, on at ``level`` info or below. A new dict each call:
-    uvicorn may change the one it is given."""
+    output) written with :class:`ServerFormatter`, at ``level``, and the app's own access log
+    (:mod:`.access`) to standard output, on at ``level`` info or below. uvicorn is given no
+    ``log_level`` of its own (``serve`` passes None): its loggers stay at info and the messages handler
+    holds ``level``, so that a record :class:`WorkerDied` raises to a warning is written at ``warning``
+    too (uvicorn's own level would have dropped its info line before any filter saw it). A new dict
+    each call: uvicorn may change the one it is given."""
     access_level = "INFO" if level.lower() in ("trace", "debug", "info") else level.upper()
+    lowest = "DEBUG" if level.lower() in ("trace", "debug") else "INFO"
     handler = {"class": "logging.StreamHandler", "formatter": "server", "filters": ["forced_quit"]}
     return {
         "version": 1,
@@ -155,7 +160,7 @@ def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
         "formatters": {"server": {"()": ServerFormatter}},
         "filters": {"forced_quit": {"()": ForcedQuit}, "worker_died": {"()": WorkerDied}},
         "handlers": {
-            "default": {**handler, "stream": "ext://sys.stderr"},
+            "default": {**handler, "stream": "ext://sys.stderr", "level": level.upper()},
             "access": {
                 "()": OutputHandler,
                 "formatter": "server",
@@ -164,8 +169,8 @@ def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
             },
         },
         "loggers": {
-            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-            "uvicorn.error": {"level": "INFO", "filters": ["worker_died"]},
+            "uvicorn": {"handlers": ["default"], "level": lowest, "propagate": False},
+            "uvicorn.error": {"level": lowest, "filters": ["worker_died"]},
             "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
             ACCESS.name: {"handlers": ["access"], "level": access_level, "propagate": False},
         },

@@ -11,6 +11,7 @@ a scrape, whichever worker the kernel hands it to, adds up every worker's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -127,13 +128,18 @@ def forget_dead_workers(folder: str | None = None) -> None:
     pids = {int(m.group(1)) for name in names if (m := _LIVE_GAUGE.fullmatch(name))}
     for pid in pids - {os.getpid()}:
         if not _alive(pid):
-            multiprocess.mark_process_dead(pid, folder)
+            with contextlib.suppress(FileNotFoundError):  # another worker's scrape removed them first
+                multiprocess.mark_process_dead(pid, folder)
 
 
 _LIVE_GAUGE = re.compile(r"gauge_live\w+_(\d+)\.db")
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on Windows, taken as yes: ``os.kill(pid, 0)`` there sends a
+    Ctrl-C to the console's processes, ``CTRL_C_EVENT`` being 0)."""
+    if os.name == "nt":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -188,7 +188,7 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
     common: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
-        "log_level": config.log_level,
+        "log_level": None,  # levels set by log_config alone (serve/logs.py: a worker's death at warning)
         "timeout_graceful_shutdown": math.ceil(config.shutdown_timeout) + BACKSTOP_SECONDS,  # past the drain
         # behind a proxy that strips a path prefix: each request's path and root_path carry it again
         "root_path": config.root_path,

@@ -30,7 +30,8 @@ def test_the_memory_left_under_the_tightest_limit_cgroup_v2(tmp_path):
             "memory.max": "max\n",
             "memory.current": "5000000000\n",
             "app/memory.max": "1200000000\n",
-            "app/memory.current": "200000000\n",
+            "app/memory.current": "700000000\n",  # 500 MB of it file cache that can be dropped
+            "app/memory.stat": "anon 150000000\ninactive_file 500000000\nactive_file 50000000\n",
             "app/job/memory.max": "max\n",
             "app/job/memory.current": "100000000\n",
         },
@@ -44,7 +45,8 @@ def test_the_memory_left_cgroup_v1_and_a_container_that_sees_its_group_as_the_ro
         "memory/memory.limit_in_bytes": "9223372036854771712\n",  # v1's "no limit"
         "memory/memory.usage_in_bytes": "7000000000\n",
         "memory/docker/abc/memory.limit_in_bytes": "600000000\n",
-        "memory/docker/abc/memory.usage_in_bytes": "150000000\n",
+        "memory/docker/abc/memory.usage_in_bytes": "350000000\n",
+        "memory/docker/abc/memory.stat": "cache 220000000\ntotal_inactive_file 200000000\n",
     }
     proc, mount = _tree(tmp_path, files, "12:pids:/docker/abc\n4:cpu,memory:/docker/abc\n1:name=systemd:/\n")
     assert cgroups.memory_room(proc, mount) == 450_000_000

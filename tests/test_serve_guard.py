@@ -23,11 +23,15 @@ from nextword.serve import ServeConfig, create_app
 from nextword.serve.http_guard import GuardedHttpToolsProtocol
 
 TIMEOUT = 1.0  # --request-timeout and --send-timeout of the server under test
+HOST = "x"  # the Host of the raw requests: one byte, as the sizes below count them
 
 
 @pytest.fixture(scope="module")
 def server(model):
-    config = ServeConfig(max_header_bytes=4096, request_timeout=TIMEOUT, send_timeout=TIMEOUT)
+    # the raw requests below name the host x, answered on loopback once named (serve/hosts.py)
+    config = ServeConfig(
+        max_header_bytes=4096, request_timeout=TIMEOUT, send_timeout=TIMEOUT, allowed_hosts=HOST
+    )
     live = start_server(create_app(config, model))  # with GuardedHttpToolsProtocol
     yield live
     live.stop()
@@ -169,7 +173,7 @@ def test_the_settings_are_checked_and_reach_the_protocol(monkeypatch):
             ServeConfig(**{name: bad})
     from nextword.serve import server as server_module
 
-    config = ServeConfig(max_header_bytes=8192)
+    config = ServeConfig(max_header_bytes=8192, allowed_hosts=HOST)
     assert server_module._http_protocol(config) == {"http": GuardedHttpToolsProtocol}
     # without httptools: uvicorn's h11, which caps the head itself
     monkeypatch.setitem(__import__("sys").modules, "nextword.serve.http_guard", None)
@@ -296,7 +300,9 @@ def test_an_answer_made_after_its_client_left_is_logged_499(server, caplog, path
 def two_timeouts(model):
     """A server whose --request-timeout (1 s) and --send-timeout (30 s) differ, so that a guard timed by
     the wrong one shows."""
-    live = start_server(create_app(ServeConfig(request_timeout=1.0, send_timeout=30.0), model))
+    live = start_server(
+        create_app(ServeConfig(request_timeout=1.0, send_timeout=30.0, allowed_hosts=HOST), model)
+    )
     yield live
     live.stop()
 

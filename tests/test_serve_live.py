@@ -354,10 +354,6 @@ def test_the_address_check_names_the_option_to_change():
         busy.listen()
         with pytest.raises(AddressUnavailableError, match=f"port {port} is already in use.*--port"):
             check_address("127.0.0.1", port)
-    with pytest.raises(
-        AddressUnavailableError, match=r"'\[::1\]' is an IPv6 address in a URL's brackets: .*--host ::1$"
-    ):
-        check_address("[::1]", 0)
     with pytest.raises(AddressUnavailableError, match=r"192\.0\.2\.1 is not an address of this.*--host"):
         check_address("192.0.2.1", port)  # TEST-NET-1: never a local address
 
@@ -471,6 +467,13 @@ def test_serve_with_workers_hands_them_its_settings_and_gives_the_environment_ba
         assert "timeout_worker_healthcheck" not in options[-1]
 
 
+def _level(uvicorn_settings: dict) -> str:
+    """The level uvicorn's messages are written at: its messages handler's (uvicorn is given no
+    log_level of its own, which would drop an info line a filter raises to a warning)."""
+    assert uvicorn_settings["log_level"] is None
+    return uvicorn_settings["log_config"]["handlers"]["default"]["level"].lower()
+
+
 def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
     """--log-level reached uvicorn alone: 'serving ...' and 'shutting down ...' stayed at info, and
     debug did not lower them."""
@@ -482,7 +485,7 @@ def test_log_level_quiets_nextwords_own_serving_messages(model, monkeypatch):
 
     ours = logging.getLogger("nextword")
     ran = []  # uvicorn's level, and ours while it serves
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append((kwargs["log_level"], ours.level)))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append((_level(kwargs), ours.level)))
     before = ours.level
     try:
         for start, asked, serving in (
@@ -538,6 +541,6 @@ def test_quiet_quiets_uvicorn_too(model_path, monkeypatch, quiet, level, uvicorn
     from nextword.cli.main import main
 
     ran = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append(kwargs["log_level"]))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append(_level(kwargs)))
     assert main([*quiet, "serve", str(model_path), "--port", "0", *level]) == 0
     assert ran == [uvicorn_level]

@@ -182,3 +182,41 @@ def test_a_killed_workers_gauges_leave_the_sums_at_the_next_scrape(tmp_path):
     assert used() == 3
     forget_dead_workers(str(tmp_path))
     assert used() == 0 and not list(tmp_path.glob("gauge_live*"))
+    forget_dead_workers(str(tmp_path))  # again (another worker's scrape): nothing left, nothing raised
+
+
+def test_a_scrape_of_a_worker_leaves_out_the_dead_ones(tmp_path, model_path):
+    """The same through a --workers worker's /metrics, as it answers a scrape (in a process of its own:
+    prometheus_client takes its multiprocess mode from the environment when it is imported)."""
+    import os
+    import subprocess
+    import sys
+
+    from nextword.serve.metrics import MULTIPROCESS_ENV
+
+    env = {**os.environ, MULTIPROCESS_ENV: str(tmp_path)}
+    dead = (
+        "from prometheus_client import Gauge; "
+        "Gauge('nextword_sequences', 'x', multiprocess_mode='livesum').set(96)"
+    )
+    subprocess.run([sys.executable, "-c", dead], env=env, check=True)
+    worker = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from nextword.serve import ServeConfig, create_app\n"
+        "app = create_app(ServeConfig(model=sys.argv[1], workers=2))\n"
+        "assert app.state.nextword.metrics.shared\n"
+        "with TestClient(app) as client:\n"
+        "    print(client.get('/metrics').text)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", worker, str(model_path)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    sequences = [
+        sample.value
+        for family in text_string_to_metric_families(result.stdout)
+        for sample in family.samples
+        if sample.name == "nextword_sequences"
+    ]
+    assert sequences == [0], result.stdout  # this worker's own, none in flight; not the dead one's 96

@@ -193,7 +193,9 @@ def test_ctrl_c_twice_ends_the_process_while_a_score_still_runs(tmp_path, caller
     now ends at once; a program that calls ``nextword.cli.main.main`` itself gets the status back."""
     port = free_ports(1)[0]
     stage = "score-blocks" if caller == "the command" else "score-blocks-in-process"
-    process = _start(tmp_path, stage, "serve", "--port", str(port), "--shutdown-timeout", "1")
+    process = _start(
+        tmp_path, stage, "serve", "--port", str(port), "--shutdown-timeout", "1", "--allowed-host", "x"
+    )
     _wait_for("the server to listen", lambda: _serving(port), process)
     client = socket.create_connection(("127.0.0.1", port))
     body = b'{"text": "the network learns"}'

@@ -362,8 +362,9 @@ def test_resume_says_when_it_trains_nothing_or_past_the_learning_rate_schedule(t
 def test_a_resume_that_trains_nothing_leaves_the_best_model_as_it_was(tmp_path, tiny_config):
     """It wrote model.keras again, in this release's layout: a run that 0.2.0 trained could then no
     longer be exported by 0.2.0 ("expected 0 variables, but received 1 ... Re-run training"). It is
-    written again only where it may hold an earlier epoch than the checkpoint: here, a run from before
-    the saving mark, killed between its checkpoint and its best model (written after it)."""
+    written again only where it may hold an earlier epoch than the checkpoint: a save cut short (the
+    saving mark, 0.2.0 on), or in a run from before the mark, a best model older than the checkpoint
+    (written after it)."""
     out = tmp_path / "run"
     train(replace(tiny_config, out=str(out), epochs=1, patience=0))
     best, checkpoint = out / "model.keras", out / "checkpoint.keras"
@@ -371,7 +372,12 @@ def test_a_resume_that_trains_nothing_leaves_the_best_model_as_it_was(tmp_path, 
     assert resume(out).epochs == 1
     assert (best.stat().st_mtime_ns, best.read_bytes()) == before
     older = checkpoint.stat().st_mtime_ns - 10**9
-    os.utime(best, ns=(older, older))
+    os.utime(best, ns=(older, older))  # as a copy that kept no times may leave it (cp -r, scp -r)
+    assert resume(out).epochs == 1
+    assert best.stat().st_mtime_ns == older  # this release marks a save cut short: no mark, no rewrite
+    stored = json.loads((out / "config.json").read_text())
+    stored["versions"]["nextword"] = "0.1.0"  # some of whose commits wrote no mark
+    (out / "config.json").write_text(json.dumps(stored))
     assert resume(out).epochs == 1
     assert best.stat().st_mtime_ns > checkpoint.stat().st_mtime_ns
 

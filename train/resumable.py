@@ -4,6 +4,7 @@ metrics history, and the files a kill left disagreeing."""
 from __future__ import annotations
 
 import logging
+import re
 import zipfile
 import zlib
 from typing import Any
@@ -120,6 +121,8 @@ def reconcile(
     history: list[dict[str, Any]],
     recorder: RunRecorder,
     saving: Any = None,
+    *,
+    marked: bool = True,
 ) -> list[dict[str, Any]]:
     """Make the metrics history and the best model agree with the checkpoint after a kill.
 
@@ -127,7 +130,8 @@ def reconcile(
     trained again. If the checkpoint's epoch is the best one and the kill may have come before the best
     model was written (:func:`_best_may_be_older`), the best model is saved from it again. ``saving`` is
     the metrics' mark of an epoch whose saving a kill may have cut short (:data:`~.files.SAVING`); the
-    metrics are written again without it.
+    metrics are written again without it. ``marked``: the run comes from a release that writes that
+    mark (:func:`marks_saving`).
     """
     steps = int(model.optimizer.iterations.numpy())
     kept = [e for e in history if e.get("steps", 0) <= steps]
@@ -137,22 +141,32 @@ def reconcile(
             [e["epoch"] for e in history[len(kept) :]],
         )
     at_best = bool(kept) and kept[-1].get("steps") == steps and best_index(kept) == len(kept) - 1
-    if at_best and _best_may_be_older(run, saving):
+    if at_best and _best_may_be_older(run, saving, marked):
         recorder.save_best(model)
     if len(kept) < len(history) or saving is not None:  # the files agree again: say so
         atomic_write_json(run.metrics, metrics_document(kept, False, recorder.config.epochs))
     return kept
 
 
-def _best_may_be_older(run: RunDir, saving: Any) -> bool:
+def marks_saving(stored: dict[str, Any]) -> bool:
+    """Whether the run whose config.json is ``stored`` comes from a release that marks an epoch being
+    saved (:data:`~.files.SAVING`): 0.2.0 and later. Trees that called themselves 0.1.0 wrote it only
+    from some commit on, so a 0.1.0 run, or one that records no version, may lack it."""
+    version = str((stored.get("versions") or {}).get("nextword", "0"))
+    numbers = [int(part) for part in re.findall(r"\d+", version)[:2]]
+    return (*numbers, 0, 0)[:2] >= (0, 2)
+
+
+def _best_may_be_older(run: RunDir, saving: Any, marked: bool) -> bool:
     """Whether ``model.keras`` may hold an earlier epoch than the checkpoint, itself of the best epoch:
     an epoch's saving cut short (``saving``), no ``model.keras``, or, in a run from a release that wrote
-    no such mark, a ``model.keras`` written before the checkpoint (an epoch's end writes it after). A
+    no such mark (``marked`` false), a ``model.keras`` written before the checkpoint (an epoch's end
+    writes it after; a copy of the run that kept no times may say otherwise, and costs a rewrite). A
     resume that trains nothing wrote it again each time, in this release's layout, which the release
     that trained the run then could not read."""
     if saving is not None or not run.model.is_file():
         return True
-    return run.model.stat().st_mtime_ns < run.checkpoint.stat().st_mtime_ns
+    return not marked and run.model.stat().st_mtime_ns < run.checkpoint.stat().st_mtime_ns
 
 
 def say_what_resuming_does(config: TrainConfig, first_plan: int, history: list[dict[str, Any]]) -> None:

@@ -54,6 +54,7 @@ from .result import TrainResult
 from .resumable import (
     check_resumable,
     load_checkpoint,
+    marks_saving,
     no_checkpoint,
     read_history,
     reconcile,
@@ -301,7 +302,7 @@ def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: W
     vocab_size = len(run.read_tokenizer())
     recorder = RunRecorder(run, config, [], vocab_size, writes=True)
     history, saving = read_history(run)
-    history = reconcile(run, saved, history, recorder, saving)
+    history = reconcile(run, saved, history, recorder, saving, marked=marks_saving(stored))
     planned = f" of {config.epochs}" if config.epochs is not None else ""  # else: fit_session plans them
     logger.info("resuming %s after epoch %d%s", run.root, len(history), planned)
     return _fit(run, config, workers, vocab_size, history, Start(saved=saved), stored)

@@ -77,6 +77,9 @@ export function environmentTests() {
       await refusal(load(bytes, { ort: unset.ort }));
       assert.equal(unset.seen[0].numThreads, 1);
       assert.equal(unset.seen[0].options.intraOpNumThreads, undefined);
+      const auto = recordingOrt({ common: '1.30.0', web: '1.30.0' }, { numThreads: 0 }); // "work it out"
+      await refusal(load(bytes, { ort: auto.ort }));
+      assert.equal(auto.seen[0].numThreads, 1); // under Node, where working it out fails
       const own = recordingOrt({ common: '1.30.0', web: '1.30.0' }, { numThreads: 3 });
       await refusal(load(bytes, { ort: own.ort }));
       assert.equal(own.seen[0].numThreads, 3);

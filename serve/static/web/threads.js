@@ -52,7 +52,11 @@ export function threadOptions(ort, given, asked, sessionOptions) {
   if (startedWith === undefined) {
     // left unset, onnxruntime-web works a count out at its start, with require('node:os') under Node,
     // which its ES module build cannot call ("Dynamic require of "node:os" is not supported")
-    if (!given || asked !== undefined || wasm.numThreads === undefined) wasm.numThreads = asked ?? 1;
+    // 0 (onnxruntime-web's "work it out") fails there the same way
+    const unset =
+      wasm.numThreads === undefined ||
+      (wasm.numThreads === 0 && globalThis.process?.release?.name === 'node');
+    if (!given || asked !== undefined || unset) wasm.numThreads = asked ?? 1;
   } else if (asked !== undefined && asked !== startedWith) {
     throw new NextwordError(
       `numThreads: onnxruntime-web started with ${startedWith} thread(s) at this page's first ` +
