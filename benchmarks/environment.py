@@ -40,7 +40,9 @@ def machine_info() -> dict[str, Any]:
     for name in PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from nextword.runtime.sessions import usable_cores
+
+    usable = usable_cores()  # affinity within a cgroup's CPU quota: the cores load() and serve go by
     cpuinfo = _read_cpuinfo()  # read once: the model name and the features
     return {
         "cpu": _cpu_model(cpuinfo),

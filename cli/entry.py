@@ -26,6 +26,8 @@ def main() -> int:
         try:
             from .main import main as run
         except ImportError as exc:  # a broken install (onnxruntime's, say): its message names the fix
+            if (exc.name or "").startswith("nextword"):
+                raise  # nextword's own module: a bug, with its traceback
             say(f"nextword: error: {exc}")
             return 2
         code = run()

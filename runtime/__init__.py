@@ -110,6 +110,8 @@ def __getattr__(name: str) -> Any:
     try:
         imported = importlib.import_module(f".{module}", __name__)
     except (AttributeError, ImportError) as exc:
+        if isinstance(exc, ImportError) and (exc.name or "").startswith("nextword"):
+            raise  # nextword's own module: a bug to see whole, not an install to mend
         # an AttributeError escaping would read as "cannot import name {name!r} from 'nextword.runtime'"
         raise ImportError(
             f"cannot import {name} from {__name__}: importing {__name__}.{module} failed with "

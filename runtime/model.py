@@ -123,7 +123,7 @@ def load(
         check = WideCheck(session, wide, info, source)
         if not check.allows(1):  # a single row's numbers differ: the second session would never run
             wide, check = None, None
-    make_pair = partial(make_session, checked.data, quiet_options(2, spinning=False), cpu, source)
+    make_pair = partial(optional_session, checked.data, quiet_options(2, spinning=False), cpu, source)
     plan = SessionPlan(session, info, source, wide=wide, check=check, make_pair=make_pair)
     return NextWordModel(session, info, source, plan=plan)
 

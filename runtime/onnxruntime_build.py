@@ -9,10 +9,12 @@ messages here name what is installed and the fix (docs/gpu.md).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import importlib.metadata
 import importlib.util
+import io
 import logging
 import re
 import sys
@@ -148,19 +150,18 @@ def describe_onnxruntime() -> str:
     )
 
 
+_WARNED_INT8: set[str] = set()  # the onnxruntime versions warned of (one: the process's)
+
+
 def warn_if_int8_scores_wrong(source: str) -> None:
     """For an int8 file: a warning, once a process, where this onnxruntime release is one of
-    :data:`INT8_WRONG`'s, naming the version, the effect and the fix."""
-    _warn_int8_version(getattr(ort, "__version__", "0"), source)
-
-
-@functools.cache
-def _warn_int8_version(version: str, source: str) -> None:
-    """The warning of :func:`warn_if_int8_scores_wrong`, once per version (cached; ``source`` is the
-    first int8 file's)."""
+    :data:`INT8_WRONG`'s, naming the version, the effect and the fix (``source``: the first such
+    file)."""
+    version = getattr(ort, "__version__", "0")
     first, after = INT8_WRONG
-    if not first <= version_tuple(version) < after:
+    if version in _WARNED_INT8 or not first <= version_tuple(version) < after:
         return
+    _WARNED_INT8.add(version)
     # the releases after INT8_WRONG's have no Python 3.10 wheels: there the fix is the one before them
     fix = (
         "Upgrade onnxruntime to 1.25 or later"
@@ -189,10 +190,14 @@ def preload_cuda_libraries() -> None:
     preload = getattr(ort, "preload_dlls", None)
     if preload is None or importlib.util.find_spec("nvidia") is None:
         return
+    said = io.StringIO()  # it prints what it could not load: not on the command's standard output
     try:
-        preload()
+        with contextlib.redirect_stdout(said):
+            preload()
     except Exception:  # never fatal: the session's own error names the library it could not load
         logger.debug("onnxruntime.preload_dlls() failed", exc_info=True)
+    if said.getvalue().strip():
+        logger.debug("onnxruntime.preload_dlls(): %s", " ".join(said.getvalue().split()))
 
 
 def needs_cuda(names: Sequence[str]) -> bool:

@@ -93,21 +93,26 @@ class SessionPlan(HoldsSessions):
                 return ONE
             return WIDE if self._check.allows(rows) and alone() else ONE  # type: ignore[union-attr]
         check = self._check or self._pair_check()
+        if check is None:  # the pair could not start its threads: one thread, as without a pair
+            return self.choose(rows)
         if check.allows(rows):  # the numbers of one thread: as a smaller batch
             if check.agreed >= MAX_ROWS:  # any batch agrees (fp32): no step will need the pair
                 self._forget_pair()
             return WIDE if wide is not None and alone() else ONE
-        if self.sessions[PAIR] is None:
-            self._pair()
+        if self._pair() is None:
+            return self.choose(rows)
         if wide is not None and alone() and (self._pair_wide or self._wide_as_pair()).allows(rows):
             return WIDE  # two threads as well, spinning: the pair's numbers
         return PAIR
 
     def _pair(self) -> Any:
-        """The pair session, made now if it is not yet."""
+        """The pair session, made now if it is not yet; None where it could not start its threads (a
+        limit on them, said once by ``make_pair``): steps then run as on a machine that never needs it."""
         with self._lock:
-            if self.sessions[PAIR] is None:
-                self.sessions[PAIR] = self._make_pair()  # type: ignore[misc]
+            if self.sessions[PAIR] is None and self._make_pair is not None:
+                self.sessions[PAIR] = self._make_pair()
+                if self.sessions[PAIR] is None:
+                    self._make_pair = None
             return self.sessions[PAIR]
 
     def _wide_as_pair(self) -> WideCheck:
@@ -124,9 +129,12 @@ class SessionPlan(HoldsSessions):
             self._make_pair = None
             self.sessions[PAIR] = None
 
-    def _pair_check(self) -> WideCheck:
-        """Without a wide session (one usable core): the check of one thread against the pair."""
+    def _pair_check(self) -> WideCheck | None:
+        """Without a wide session (one usable core): the check of one thread against the pair (None
+        without a pair)."""
         pair = self._pair()
+        if pair is None:
+            return None
         with self._lock:
             if self._check is None:
                 self._check = WideCheck(self.sessions[ONE], pair, self._info, self._source)

@@ -95,11 +95,18 @@ def make_session(
         session = ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         reason = " ".join(str(exc).split())[:500]
+        if _NO_MEMORY.search(reason):  # not the file's fault either: a limit on the process's memory
+            raise MemoryError(
+                f"onnxruntime ran out of memory making a session of {source} ({reason})"
+            ) from None
         if _NO_THREAD.search(reason):  # not the file's fault: the process may start no more threads
+            fewer = (
+                "" if options.intra_op_num_threads <= 1 else ", or load the model on one thread (threads=1)"
+            )
             raise ThreadsUnavailable(
                 f"onnxruntime could not start the threads of a session of {source} ({reason}): this "
-                "process has reached a limit on threads or processes (ulimit -u, a container's pids "
-                "limit); raise it, or load the model on one thread, load(path, threads=1)"
+                f"process has reached a limit on threads or processes (ulimit -u, a container's pids "
+                f"limit); raise it{fewer}"
             ) from None
         if providers != list(DEFAULT_PROVIDERS):  # the file, or the provider? The CPU alone tells
             cpu = make_session(data, options, list(DEFAULT_PROVIDERS), source)  # the file's error if not
@@ -117,8 +124,10 @@ def make_session(
     return session
 
 
-# How onnxruntime says it could not start a thread (Linux's pthread_create, Windows' CreateThread: EAGAIN)
-_NO_THREAD = re.compile(r"pthread_create|CreateThread|Resource temporarily unavailable", re.IGNORECASE)
+# How onnxruntime says it could not start a thread (Linux's pthread_create, Windows' CreateThread), and
+# that it could not allocate (C++'s std::bad_alloc, its allocators' own words)
+_NO_THREAD = re.compile(r"pthread_create|CreateThread", re.IGNORECASE)
+_NO_MEMORY = re.compile(r"bad_alloc|bad allocation|Failed to allocate memory", re.IGNORECASE)
 
 
 class ThreadsUnavailable(RuntimeError):

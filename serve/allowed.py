@@ -11,7 +11,7 @@ import re
 from nextword.runtime.checks import shown, wrong_type
 from nextword.runtime.errors import WrongTypeError
 
-__all__ = ["hosts_checked", "origins_checked", "proxies_checked"]
+__all__ = ["host_of", "hosts_checked", "origins_checked", "proxies_checked"]
 
 # What a browser sends as Origin: scheme, host and an optional port, nothing after.
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?", re.ASCII | re.IGNORECASE)
@@ -112,13 +112,21 @@ def hosts_checked(value: object) -> tuple[str, ...]:
 
 def _address(name: str) -> str | None:
     """``name`` as an IP address (``::1``, ``[::1]``, ``[::1]:8000``, ``10.0.0.5:80``), else None."""
-    text = name[1 : name.index("]")] if name.startswith("[") and "]" in name else name
-    if text.count(":") == 1:  # IPv4 with a port
-        text = text.split(":")[0]
     try:
-        return str(ipaddress.ip_address(text))
+        return str(ipaddress.ip_address(host_of(name.encode("utf-8"))))
     except ValueError:
         return None
+
+
+def host_of(header: bytes) -> str:
+    """The host name or address of a ``Host`` header, without its port, brackets or a final dot,
+    lowercase: ``b"[::1]:8000"`` is ``"::1"``, ``b"Example.COM.:80"`` is ``"example.com"``."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):  # [IPv6]:port
+        return text[1 : text.find("]")] if "]" in text else text
+    if text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return text.rstrip(".")
 
 
 def _punycode(name: str) -> str:

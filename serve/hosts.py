@@ -11,7 +11,8 @@ with ``--allowed-host`` (the name a reverse proxy passes on); others get 400 ``h
 server given ``--allowed-host`` checks every request, whatever address it came in on; without it,
 requests from other machines are not checked (they reach the server by whatever names its network
 gives it, and an API key is what guards it). The connection's own address is what ASGI servers give
-as ``scope["server"]``: the check holds under any of them, not only ``nextword serve``.
+as ``scope["server"]``: the check holds under any of them, not only ``nextword serve``; a connection
+on a Unix socket (a proxy on this machine forwards to it) is checked as a loopback one.
 """
 
 from __future__ import annotations
@@ -23,20 +24,10 @@ from typing import Any
 
 from nextword.runtime.errors import shorten
 
+from .allowed import host_of
 from .errors import send_error
 
-__all__ = ["HostCheck", "host_allowed", "host_of", "loopback_address"]
-
-
-def host_of(header: bytes) -> str:
-    """The host name or address of a ``Host`` header, without its port, brackets or a final dot,
-    lowercase: ``b"[::1]:8000"`` is ``"::1"``, ``b"Example.COM.:80"`` is ``"example.com"``."""
-    text = header.decode("latin-1").strip().lower()
-    if text.startswith("["):  # [IPv6]:port
-        return text[1 : text.find("]")] if "]" in text else text
-    if text.count(":") == 1:
-        text = text.split(":", 1)[0]
-    return text.rstrip(".")
+__all__ = ["HostCheck", "host_allowed", "host_of", "local_connection", "loopback_address"]
 
 
 def host_allowed(host: str, names: Sequence[str], own: Sequence[str] = ()) -> bool:
@@ -64,6 +55,18 @@ def loopback_address(address: object) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+def local_connection(server: object) -> bool:
+    """Whether a connection whose ASGI ``scope["server"]`` is ``server`` may come from this machine's
+    browser: one on a loopback address, or on a Unix socket (``None``, or a path without a port: a
+    proxy on this machine forwards to it). Not a name with a port that is no address (Starlette's test
+    client, ``("testserver", 80)``), nor another machine's connection."""
+    if server is None:
+        return True
+    if not isinstance(server, (tuple, list)) or not server:
+        return False
+    return loopback_address(server[0]) or (len(server) > 1 and server[1] is None)
+
+
 def machine_names() -> tuple[str, ...]:
     """This machine's own name, and its first label (``build-01.corp.example``, ``build-01``)."""
     name = socket.gethostname().lower().rstrip(".")
@@ -82,7 +85,7 @@ class HostCheck:
         self.own = machine_names()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and (self.always or loopback_address((scope.get("server") or ("",))[0])):
+        if scope["type"] == "http" and (self.always or local_connection(scope.get("server"))):
             header = next((value for name, value in scope.get("headers") or () if name == b"host"), b"")
             host = host_of(header)
             if not host_allowed(host, self.names, self.own):

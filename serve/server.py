@@ -84,23 +84,30 @@ def check_address(host: str, port: int) -> None:
 OTHER_FILES = 64
 
 
-def raise_open_files(streams: int) -> None:
-    """Raise this process's soft limit on open files to its hard limit (which the workers inherit), as
-    servers do; warn where that is still below ``streams`` connections and :data:`OTHER_FILES`: the
-    event loop resets a connection past the limit without a log line (``ulimit -n 64`` answered 49 of
-    150 requests, and the rest saw their connection reset). Not on Windows, which has no such limit."""
+def raise_open_files(streams: int) -> int | None:
+    """Raise this process's soft limit on open files towards its hard limit (which the workers
+    inherit), as servers do; warn where that is still below ``streams`` connections and
+    :data:`OTHER_FILES`: the event loop resets a connection past the limit without a log line
+    (``ulimit -n 64`` answered 49 of 150 requests, and the rest saw their connection reset). Returns
+    the soft limit it replaced, for :func:`serve` to put back, or None. Not on Windows, which has no
+    such limit."""
     try:
         import resource
     except ImportError:
-        return
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    infinite = resource.RLIM_INFINITY
+    infinite, before = resource.RLIM_INFINITY, None
     wanted = streams + OTHER_FILES
-    if soft != infinite and (hard == infinite or soft < hard):
-        target = min(hard, 1 << 20) if hard != infinite else 1 << 20  # macOS refuses an infinite soft
-        with contextlib.suppress(ValueError, OSError):
+    # macOS refuses a soft limit above kern.maxfilesperproc (10,240 by default), an infinite one too
+    for target in (hard, 1 << 20, 10_240):
+        if soft == infinite or (hard != infinite and target > hard) or target == infinite or target <= soft:
+            continue
+        try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
+        except (ValueError, OSError):
+            continue
+        before, soft = soft, target
+        break
     if soft != infinite and soft < wanted:
         logger.warning(
             "this process may hold %d files open (ulimit -n), fewer than --max-streams %d connections "
@@ -111,6 +118,7 @@ def raise_open_files(streams: int) -> None:
             OTHER_FILES,
             wanted,
         )
+    return before
 
 
 def check_tls(config: ServeConfig) -> None:
@@ -165,6 +173,8 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
 
     uvicorn's lines (its access log too) are written with a time stamp (:mod:`nextword.serve.logs`);
     nextword's own go through the caller's logging configuration, as ``nextword serve`` sets it up.
+    While it serves, the process's soft limit on open files is raised towards its hard limit (each
+    connection holds a file), and put back when it returns.
     """
     config = served(config, model)  # None: ServeConfig(); a dict or a path: WrongTypeError
     # nextword's own serving messages follow --log-level too, debug included, while it serves (a
@@ -174,16 +184,22 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     before, asked = ours.level, logging.getLevelName(config.log_level.upper())
     quieted = ours.getEffectiveLevel() > logging.INFO
     ours.setLevel(max(ours.getEffectiveLevel(), asked) if quieted else asked)
+    files = raise_open_files(config.max_streams)  # put back after, as the logging is
     try:
         _serve(config, model)
     finally:
         ours.setLevel(before)
+        if files is not None:
+            import resource
+
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(
+                    resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+                )
 
 
 def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
     import uvicorn
-
-    raise_open_files(config.max_streams)
 
     common: dict[str, Any] = {
         "host": config.host,

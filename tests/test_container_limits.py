@@ -175,21 +175,59 @@ def test_a_thread_limit_is_not_called_a_bad_model_file(monkeypatch, caplog):
     assert model.generate("a neural network", max_words=3, temperature=0)
     assert "reached a limit on threads or processes" in caplog.text and "going on with the one" in caplog.text
     _threads_fail_at(monkeypatch, 1)
-    with pytest.raises(ThreadsUnavailable, match=r"limit on threads or processes \(ulimit -u.*threads=1\)"):
+    with pytest.raises(ThreadsUnavailable, match=r"limit on threads or processes \(ulimit -u.*\); raise it$"):
+        load(BUNDLED_MODEL)  # one thread already: no fewer to ask for
+
+
+def test_a_batch_whose_two_thread_session_cannot_start_runs_on_one(monkeypatch, caplog):
+    """The pair session (two threads, made at the first batch of 5 rows or more) failed the batch, in
+    the server a whole tick of generations, where the process could start no more threads."""
+    from nextword.runtime import load
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    monkeypatch.setattr("nextword.runtime.model.usable_cores", lambda: 1)  # no wide session: the pair
+    model = load(BUNDLED_MODEL)
+    _threads_fail_at(monkeypatch, 2)
+    prompts = ["a network", "the method", "a system", "the input", "a layer", "the output"]
+    texts = model.generate(prompts, max_words=4, temperature=0)
+    assert len(texts) == 6 and all(texts)
+    assert "going on with the one session made" in caplog.text
+    assert model.generate(prompts, max_words=4, temperature=0) == texts  # and stays on one thread
+
+
+def test_onnxruntime_out_of_memory_is_a_memory_error_not_a_bad_file(monkeypatch):
+    """A container's memory limit reached while onnxruntime builds a session: "could not be loaded as
+    an ONNX model: ... std::bad_alloc", exit 2 as for a damaged file."""
+    import onnxruntime as ort
+
+    from nextword.runtime import load
+    from nextword.runtime.default import BUNDLED_MODEL
+
+    def session(data, sess_options=None, providers=None):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Exception during loading: std::bad_alloc")
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    with pytest.raises(MemoryError, match=r"onnxruntime ran out of memory making a session of .*bad_alloc"):
         load(BUNDLED_MODEL)
 
 
+INFINITE = -1  # resource.RLIM_INFINITY on Linux and macOS
+
+
 @pytest.mark.parametrize(
-    ("limits", "raised", "warned"),
+    ("limits", "refused_above", "raised", "warned"),
     [
-        ((64, 64), None, True),
-        ((64, 4096), 4096, False),
-        ((1024, 1024), None, False),
-        ((300, 300), None, True),
+        ((64, 64), None, None, True),
+        ((64, 4096), None, 4096, False),
+        ((1024, 1024), None, None, False),
+        ((300, 300), None, None, True),
+        ((256, INFINITE), None, 1 << 20, False),
+        ((256, INFINITE), 10_240, 10_240, False),  # macOS: no more than kern.maxfilesperproc
+        ((2_000_000, INFINITE), None, None, False),  # above what would be asked: never lowered
     ],
 )
 def test_the_server_raises_its_open_file_limit_and_warns_when_too_low(
-    monkeypatch, caplog, limits, raised, warned
+    monkeypatch, caplog, limits, refused_above, raised, warned
 ):
     """Under `ulimit -n 64`, 101 of 150 clients had their connection reset and the log said nothing."""
     pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
@@ -200,16 +238,43 @@ def test_the_server_raises_its_open_file_limit_and_warns_when_too_low(
     set_to = []
 
     def setrlimit(which, value):
+        if value[0] == INFINITE or (refused_above is not None and value[0] > refused_above):
+            raise ValueError("not allowed to raise maximum limit")
         set_to.append(value[0])
         now[0] = value[0]
 
+    monkeypatch.setattr(resource, "RLIM_INFINITY", INFINITE)
     monkeypatch.setattr(resource, "getrlimit", lambda which: tuple(now))
     monkeypatch.setattr(resource, "setrlimit", setrlimit)
-    raise_open_files(256)
+    before = raise_open_files(256)
     assert set_to == ([] if raised is None else [raised])
+    assert before == (None if raised is None else limits[0])  # what serve() puts back
     said = [r.getMessage() for r in caplog.records if "files open (ulimit -n)" in r.getMessage()]
     assert bool(said) is warned
     if warned:
         assert (
             said[0].startswith(f"this process may hold {limits[0]} files open") and "ulimit -n 320" in said[0]
         )
+
+
+def test_serve_puts_the_open_file_limit_back(monkeypatch, model):
+    pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+    resource = pytest.importorskip("resource", reason="no open-file limit on this system")
+    import uvicorn
+
+    from nextword.serve import ServeConfig, serve
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard // 2, 320), hard))  # room to raise
+    lowered = resource.getrlimit(resource.RLIMIT_NOFILE)
+    during = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, **kwargs: during.append(resource.getrlimit(resource.RLIMIT_NOFILE))
+    )
+    try:
+        serve(ServeConfig(port=0), model)
+        assert during and during[0][0] > lowered[0]
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == lowered
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

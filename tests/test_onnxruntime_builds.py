@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import onnxruntime as ort
 import pytest
@@ -28,12 +29,12 @@ REAL_SESSION = ort.InferenceSession
 def fresh(monkeypatch):
     """Every test starts with no warning given and no library preloaded yet in this process, and with
     the distributions the test says are installed (none patched: the onnxruntime wheel alone)."""
-    build._warn_int8_version.cache_clear()
+    build._WARNED_INT8.clear()
     build.preload_cuda_libraries.cache_clear()
     installed(monkeypatch, "onnxruntime")
     monkeypatch.setattr(model_module, "usable_cores", lambda: 2)
     yield
-    build._warn_int8_version.cache_clear()
+    build._WARNED_INT8.clear()
     build.preload_cuda_libraries.cache_clear()
 
 
@@ -80,12 +81,15 @@ def session_on(providers_used: list[str]):
     ],
 )
 def test_an_int8_file_under_a_release_that_scores_it_wrongly_is_warned_of_once(
-    version, warned, monkeypatch, caplog
+    version, warned, monkeypatch, caplog, tmp_path
 ):
     monkeypatch.setattr(build.ort, "__version__", version)
+    other = tmp_path / "another-int8.onnx"  # another file: still once a process
+    other.write_bytes(Path(BUNDLED_MODEL).read_bytes())
     with caplog.at_level(logging.WARNING):
         load(BUNDLED_MODEL)
         load(BUNDLED_MODEL)
+        load(other)
     said = [r.getMessage() for r in caplog.records if "computes wrongly" in r.getMessage()]
     if not warned:
         assert said == []
@@ -237,6 +241,21 @@ def test_a_failing_preload_is_never_fatal(monkeypatch, caplog):
     with caplog.at_level(logging.DEBUG, logger="nextword.runtime.onnxruntime_build"):
         build.preload_cuda_libraries()
     assert "preload_dlls() failed" in caplog.text and caplog.records[-1].levelno == logging.DEBUG
+
+
+def test_what_the_preload_prints_goes_to_the_log_not_the_commands_output(monkeypatch, caplog, capsys):
+    """onnxruntime.preload_dlls() prints what it could not load (PyTorch's CUDA 12 libraries beside a
+    CUDA 13 onnxruntime-gpu), on the standard output that carries a command's text."""
+
+    def prints():
+        print("Failed to load libcublasLt.so.12")
+
+    monkeypatch.setattr(build.ort, "preload_dlls", prints, raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    with caplog.at_level(logging.DEBUG, logger="nextword.runtime.onnxruntime_build"):
+        build.preload_cuda_libraries()
+    assert capsys.readouterr().out == ""
+    assert "preload_dlls(): Failed to load libcublasLt.so.12" in caplog.text
 
 
 # ----------------------------------------------------------------- 5. why the CUDA provider did not start

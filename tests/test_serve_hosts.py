@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from nextword.cli.main import main
 from nextword.serve import ServeConfig, create_app
-from nextword.serve.hosts import host_allowed, host_of, loopback_address
+from nextword.serve.hosts import host_allowed, host_of, local_connection, loopback_address
 
 REBOUND = "rebind.attacker.example"
 
@@ -68,6 +68,46 @@ def test_names_given_and_their_subdomains():
 )
 def test_which_connections_came_in_on_loopback(address, loopback):
     assert loopback_address(address) is loopback
+
+
+@pytest.mark.parametrize(
+    ("server", "local"),
+    [
+        (("127.0.0.1", 8000), True),
+        (("10.0.0.5", 8000), False),
+        (None, True),
+        (("/run/nw.sock", None), True),
+        (("testserver", 80), False),
+        ((), False),
+    ],
+)
+def test_which_connections_may_come_from_this_machines_browser(server, local):
+    assert local_connection(server) is local
+
+
+def test_a_unix_socket_behind_a_local_proxy_is_checked(model, tmp_path):
+    """uvicorn --uds gives no address (scope["server"] None): the check was skipped, and a proxy on
+    127.0.0.1 in front passed a rebound page's requests on."""
+    import asyncio
+
+    import uvicorn
+
+    sock = str(tmp_path / "nw.sock")
+    server = uvicorn.Server(uvicorn.Config(create_app(ServeConfig(), model), uds=sock, log_level="warning"))
+    answers = {}
+
+    async def ask() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=sock)) as client:
+            for host in (REBOUND, "localhost"):
+                answers[host] = (await client.get("http://x/health", headers={"host": host})).status_code
+        server.should_exit = True
+        await task
+
+    asyncio.run(ask())
+    assert answers == {REBOUND: 400, "localhost": 200}
 
 
 def _on(app, address: str = "127.0.0.1") -> TestClient:

@@ -36,7 +36,8 @@ def test_the_changelogs_newest_release_is_the_version_or_it_is_the_next_ones_dev
     if development is None:
         assert releases[0] == version, releases[:3]
         return
-    newest = tuple(int(part) for part in releases[0].split("."))
+    newest = tuple(int(part) for part in re.findall(r"\d+", releases[0])[:3])  # 0.3.0rc1: (0, 3, 0)
     assert tuple(map(int, development.groups())) > newest, (version, releases[0])
     unreleased = re.search(r"^## Unreleased$", changelog, flags=re.MULTILINE)
     assert unreleased, "a development version goes with CHANGELOG.md's ## Unreleased"
+    assert unreleased.start() < changelog.index(f"## {releases[0]}"), "## Unreleased above the releases"
