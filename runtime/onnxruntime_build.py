@@ -40,9 +40,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: onnxruntime releases that score int8 models wrongly: [first, first after) as (major, minor, patch).
-#: Measured with the test suite's tiny int8 model (docs/compatibility.md): 1.21.0 to 1.24.4 gave a
-#: perplexity of inf or of 1e+15 to 1e+295, a different one each run; 1.20 and 1.25 the same every time.
+#: onnxruntime releases that score some int8 models wrongly: [first, first after) as (major, minor,
+#: patch). Measured with the test suite's tiny int8 model (docs/compatibility.md): each release of
+#: 1.21.0 to 1.24.4 (1.23.1 not tried) gave perplexities of inf or as high as 1e+295, different each
+#: run and only now and then near the right one; 1.20 and 1.25 the same every time.
 INT8_WRONG = ((1, 21, 0), (1, 25, 0))
 
 #: the distributions on PyPI that install the ``onnxruntime`` package, each a build of its own

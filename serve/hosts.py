@@ -18,6 +18,7 @@ on a Unix socket (a proxy on this machine forwards to it) is checked as a loopba
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +28,11 @@ from nextword.runtime.errors import shorten
 from .allowed import host_of
 from .errors import send_error
 
-__all__ = ["HostCheck", "host_allowed", "host_of", "local_connection", "loopback_address"]
+__all__ = ["MAX_SAID", "HostCheck", "host_allowed", "host_of", "local_connection", "loopback_address"]
+
+logger = logging.getLogger(__name__)
+
+MAX_SAID = 20  # host names whose refusal is logged, each once: more are a client's noise, not a setup
 
 
 def host_allowed(host: str, names: Sequence[str], own: Sequence[str] = ()) -> bool:
@@ -55,16 +60,20 @@ def loopback_address(address: object) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def local_connection(server: object) -> bool:
-    """Whether a connection whose ASGI ``scope["server"]`` is ``server`` may come from this machine's
-    browser: one on a loopback address, or on a Unix socket (``None``, or a path without a port: a
-    proxy on this machine forwards to it). Not a name with a port that is no address (Starlette's test
-    client, ``("testserver", 80)``), nor another machine's connection."""
+def local_connection(server: object, client: object = None) -> bool:
+    """Whether a connection whose ASGI ``scope["server"]`` is ``server`` (and ``scope["client"]``,
+    ``client``) may come from this machine's browser: one on a loopback address, one from this
+    machine to its own network address (the client's address is the server's: a name rebound to the
+    machine's LAN address, on a server on 0.0.0.0), or one on a Unix socket (``None``, or a path
+    without a port: a proxy on this machine forwards to it). Not a name with a port that is no address
+    (Starlette's test client, ``("testserver", 80)``), nor another machine's connection."""
     if server is None:
         return True
     if not isinstance(server, (tuple, list)) or not server:
         return False
-    return loopback_address(server[0]) or (len(server) > 1 and server[1] is None)
+    if loopback_address(server[0]) or (len(server) > 1 and server[1] is None):
+        return True
+    return isinstance(client, (tuple, list)) and bool(client) and client[0] == server[0] and bool(server[0])
 
 
 def machine_names() -> tuple[str, ...]:
@@ -83,20 +92,24 @@ class HostCheck:
         self.names = tuple(names)
         self.always = always
         self.own = machine_names()
+        self.said: set[str] = set()  # the names refused in the log so far (a few: an operator's clue)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and (self.always or local_connection(scope.get("server"))):
+        if scope["type"] == "http" and (
+            self.always or local_connection(scope.get("server"), scope.get("client"))
+        ):
             header = next((value for name, value in scope.get("headers") or () if name == b"host"), b"")
             host = host_of(header)
             if not host_allowed(host, self.names, self.own):
-                await send_error(
-                    send,
-                    400,
+                message = (
                     f"this server does not answer for the host {shorten(host)}: open it as localhost or "
                     f"by its address, or, where that name is yours (a reverse proxy's), start it with "
                     f"--allowed-host {shorten(host)} (ServeConfig(allowed_hosts=...)); a page that "
-                    "reached it by another name may be a DNS rebinding attack",
-                    "host_not_allowed",
+                    "reached it by another name may be a DNS rebinding attack"
                 )
+                if host not in self.said and len(self.said) < MAX_SAID:  # the access line says only 400
+                    self.said.add(host)
+                    logger.warning("refused a request: %s", message)
+                await send_error(send, 400, message, "host_not_allowed")
                 return
         await self.app(scope, receive, send)

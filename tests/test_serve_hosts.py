@@ -5,6 +5,7 @@ completions), as its own origin, CORS or not."""
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 
@@ -83,6 +84,23 @@ def test_which_connections_came_in_on_loopback(address, loopback):
 )
 def test_which_connections_may_come_from_this_machines_browser(server, local):
     assert local_connection(server) is local
+    assert local_connection(server, ("203.0.113.9", 5000)) is local  # another machine's client
+
+
+def test_a_connection_from_this_machine_to_its_own_network_address_is_checked(model, caplog):
+    """A server on 0.0.0.0: a page whose name was rebound to the machine's LAN address, not to
+    127.0.0.1, came in from this machine's browser on 192.0.2.2 and was not checked."""
+    assert local_connection(("192.0.2.2", 8000), ("192.0.2.2", 55492))
+    app = create_app(ServeConfig(host="0.0.0.0"), model)
+    own = TestClient(app, base_url="http://192.0.2.2:8000", client=("192.0.2.2", 55492))
+    other = TestClient(app, base_url="http://192.0.2.2:8000", client=("192.0.2.7", 41000))
+    with caplog.at_level(logging.WARNING, logger="nextword.serve.hosts"):
+        assert own.get("/health", headers={"host": "lan.attacker.example"}).status_code == 400
+        assert own.get("/health", headers={"host": "lan.attacker.example"}).status_code == 400
+    assert other.get("/health", headers={"host": "myserver.lan"}).status_code == 200
+    refusals = [r.getMessage() for r in caplog.records if r.name == "nextword.serve.hosts"]
+    assert len(refusals) == 1  # the access line says only 400: the reason once a name, in the log
+    assert refusals[0].startswith("refused a request: this server does not answer for the host")
 
 
 def test_a_unix_socket_behind_a_local_proxy_is_checked(model, tmp_path):
