@@ -28,8 +28,16 @@ def main() -> int:
         except ImportError as exc:  # a broken install (onnxruntime's, say): its message names the fix
             if (exc.name or "").startswith("nextword"):
                 raise  # nextword's own module: a bug, with its traceback
-            say(f"nextword: error: {exc}")
+            mapped = "failed to map segment" in str(exc)  # a library loaded past a memory limit
+            limit = " (this process's memory limit, ulimit -v or a container's, is likely too low)"
+            say(f"nextword: error: {exc}{limit if mapped else ''}")
             return 2
+        except MemoryError:  # the libraries themselves did not fit (ulimit -v)
+            say(
+                "nextword: failed: out of memory: free memory, or raise this process's limit (ulimit -v; "
+                "a container's memory limit)"
+            )
+            return 1
         code = run()
     except KeyboardInterrupt as exc:  # before a command's own handler took over: importing, parsing
         say(f"nextword: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}")

@@ -20,14 +20,17 @@ _V1_NO_LIMIT = 1 << 60  # v1 writes "no memory limit" as a number near 2**63
 
 def memory_room(proc: str = PROC, mount: str = MOUNT) -> int | None:
     """Bytes the memory limits of this process's groups still leave (each limit less its group's
-    usage, the file cache it could drop not counted, as the kubelet's "working set" does; the least
-    of them), or None without a limit."""
+    usage, not counting the file cache, active or not, which the kernel drops before it kills anything
+    for the limit: a corpus read twice moves to the active list; the least of them), or None without a
+    limit."""
     rooms = []
     for folder, v2 in _groups("memory", proc, mount):
         names = ("memory.max", "memory.current") if v2 else ("memory.limit_in_bytes", "memory.usage_in_bytes")
         limit, usage = (_number(_read(folder, name)) for name in names)
         if limit is not None and limit < _V1_NO_LIMIT and usage is not None:
-            cache = _stat(folder, "inactive_file" if v2 else "total_inactive_file")
+            cache = sum(
+                _stat(folder, ("" if v2 else "total_") + key) for key in ("inactive_file", "active_file")
+            )
             rooms.append(max(limit - max(usage - cache, 0), 0))
     return min(rooms) if rooms else None
 

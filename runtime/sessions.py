@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 import os
@@ -91,8 +93,10 @@ def make_session(
         )
     if needs_cuda([_provider_name(p) for p in providers]):
         preload_cuda_libraries()  # CUDA libraries from pip, which onnxruntime does not look for itself
-    try:
-        session = ort.InferenceSession(data, sess_options=options, providers=providers)
+    said = io.StringIO()  # onnxruntime prints a failed provider's "EP Error" banner: not on stdout,
+    try:  # which carries a command's text (generate --json)
+        with contextlib.redirect_stdout(said):
+            session = ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         reason = " ".join(str(exc).split())[:500]
         if _NO_MEMORY.search(reason):  # not the file's fault either: a limit on the process's memory
@@ -120,6 +124,11 @@ def make_session(
             logger.warning("%s; running on the CPU", why)
             return cpu
         raise ModelFileError(f"{source} could not be loaded as an ONNX model: {reason}") from None
+    finally:
+        if said.getvalue().strip():
+            logger.debug(
+                "onnxruntime said, making a session of %s: %s", source, " ".join(said.getvalue().split())
+            )
     check_device(session, providers, device, source)
     return session
 

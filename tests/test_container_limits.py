@@ -31,7 +31,8 @@ def test_the_memory_left_under_the_tightest_limit_cgroup_v2(tmp_path):
             "memory.current": "5000000000\n",
             "app/memory.max": "1200000000\n",
             "app/memory.current": "700000000\n",  # 500 MB of it file cache that can be dropped
-            "app/memory.stat": "anon 150000000\ninactive_file 500000000\nactive_file 50000000\n",
+            # a corpus read twice: on the active list, dropped before anything is killed all the same
+            "app/memory.stat": "anon 150000000\ninactive_file 200000000\nactive_file 300000000\n",
             "app/job/memory.max": "max\n",
             "app/job/memory.current": "100000000\n",
         },
@@ -46,7 +47,9 @@ def test_the_memory_left_cgroup_v1_and_a_container_that_sees_its_group_as_the_ro
         "memory/memory.usage_in_bytes": "7000000000\n",
         "memory/docker/abc/memory.limit_in_bytes": "600000000\n",
         "memory/docker/abc/memory.usage_in_bytes": "350000000\n",
-        "memory/docker/abc/memory.stat": "cache 220000000\ntotal_inactive_file 200000000\n",
+        "memory/docker/abc/memory.stat": (
+            "cache 220000000\ntotal_inactive_file 120000000\ntotal_active_file 80000000\n"
+        ),
     }
     proc, mount = _tree(tmp_path, files, "12:pids:/docker/abc\n4:cpu,memory:/docker/abc\n1:name=systemd:/\n")
     assert cgroups.memory_room(proc, mount) == 450_000_000
@@ -155,13 +158,14 @@ def _threads_fail_at(monkeypatch, threads: int) -> None:
 
     def session(data, sess_options=None, providers=None):
         if sess_options is not None and sess_options.intra_op_num_threads == threads:
+            print("*************** EP Error ***************")  # as onnxruntime prints it, on stdout
             raise RuntimeError("pthread_create failed: Resource temporarily unavailable")
         return real(data, sess_options=sess_options, providers=providers)
 
     monkeypatch.setattr(ort, "InferenceSession", session)
 
 
-def test_a_thread_limit_is_not_called_a_bad_model_file(monkeypatch, caplog):
+def test_a_thread_limit_is_not_called_a_bad_model_file(monkeypatch, caplog, capsys):
     """Under pids.max 2 load() failed with "could not be loaded as an ONNX model" (exit 2): its one-thread
     session had loaded; the optional two-thread one could not start its threads."""
     from nextword.runtime import load
@@ -174,6 +178,7 @@ def test_a_thread_limit_is_not_called_a_bad_model_file(monkeypatch, caplog):
     model = load(BUNDLED_MODEL)  # on the one session it has, with a warning
     assert model.generate("a neural network", max_words=3, temperature=0)
     assert "reached a limit on threads or processes" in caplog.text and "going on with the one" in caplog.text
+    assert capsys.readouterr().out == ""  # onnxruntime's banner broke `generate --json`'s output
     _threads_fail_at(monkeypatch, 1)
     with pytest.raises(ThreadsUnavailable, match=r"limit on threads or processes \(ulimit -u.*\); raise it$"):
         load(BUNDLED_MODEL)  # one thread already: no fewer to ask for
@@ -278,3 +283,34 @@ def test_serve_puts_the_open_file_limit_back(monkeypatch, model):
         assert resource.getrlimit(resource.RLIMIT_NOFILE) == lowered
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize(
+    ("raised", "said", "code"),
+    [
+        ("MemoryError()", "nextword: failed: out of memory: free memory, or raise this process's limit", 1),
+        (
+            "ImportError('libfoo.so: failed to map segment from shared object')",
+            "nextword: error: libfoo.so: failed to map segment from shared object (this process's memory "
+            "limit, ulimit -v or a container's, is likely too low)",
+            2,
+        ),
+    ],
+)
+def test_a_limit_met_while_the_command_loads_is_one_line(raised, said, code):
+    """Under `ulimit -v 200000` numpy's or onnxruntime's import failed with a MemoryError traceback, or
+    with "failed to map segment" and no word of memory."""
+    script = (
+        "import sys\n"
+        "class Fails:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'nextword.cli.main':\n"
+        f"            raise {raised}\n"
+        "sys.meta_path.insert(0, Fails())\n"
+        "sys.argv = ['nextword', 'info']\n"
+        "from nextword.cli.entry import main\n"
+        "sys.exit(main())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == code and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().startswith(said), result.stderr

@@ -179,6 +179,12 @@ def test_the_step_memory_estimate_warns_only_on_the_cpu_and_past_the_free_memory
     caplog.clear()
     assert train_sizes.check_step_memory(config, 20_000, 64, on_gpu=False) == need / 10  # 0.64 GB fits
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    monkeypatch.setattr(train_sizes, "memory_room", lambda: 10**9)  # the free memory is a cgroup's room
+    with caplog.at_level(logging.INFO, logger="nextword.train.sizes"):
+        train_sizes.check_step_memory(config, 200_000, 64, on_gpu=False)
+    limited = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1.0 GB of memory this process's memory limit leaves (its cgroup's: a container's)" in limited[-1]
+    assert limited[-1].endswith(", or raise the limit")
 
 
 def test_available_memory_is_a_positive_byte_count_here():

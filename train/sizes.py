@@ -140,14 +140,17 @@ def check_step_memory(config: TrainConfig, vocab_size: int, rows: int, *, on_gpu
     figures = f"{rows} windows x {config.seq_len} words x {vocab_size:,} words x 4 bytes x {LOGITS_COPIES}"
     free = None if on_gpu else available_memory()
     if free is not None and need > free:
+        limited = free == memory_room()  # a cgroup's limit leaves less than the machine has free
         logger.warning(
             "one training step's output layer needs about %.1f GB (%s), more than the %.1f GB of memory "
-            "free here: training will likely run out of memory at its first step (the system may kill "
+            "%s: training will likely run out of memory at its first step (the system may kill "
             "it without a message). Lower `batch_size` or `seq_len` (the need follows each), or "
-            "`max_vocab`",
+            "`max_vocab`%s",
             need / GB,
             figures,
             free / GB,
+            "this process's memory limit leaves (its cgroup's: a container's)" if limited else "free here",
+            ", or raise the limit" if limited else "",
         )
     elif need > 256 * MiB:
         logger.info(
