@@ -125,16 +125,20 @@ def test_an_onnxruntime_without_inference_session_is_a_broken_install_with_its_f
     assert "`pip install --force-reinstall --no-deps onnxruntime-gpu` (or onnxruntime" in str(caught.value)
 
 
+# A process's start where `import onnxruntime` finds the folder two distributions left (argv[1]): an
+# empty namespace package
+EMPTY_ONNXRUNTIME = (
+    "import sys, types\n"
+    "empty = types.ModuleType('onnxruntime'); empty.__path__ = [sys.argv[1]]\n"
+    "sys.modules['onnxruntime'] = empty\n"
+)
+
+
 def test_importing_the_runtime_over_a_broken_onnxruntime_names_the_install_not_generate(tmp_path):
     """Uninstalling one of onnxruntime and onnxruntime-gpu, installed over each other, leaves a folder that
     Python imports as an empty namespace package: `from nextword.runtime import generate` said "cannot
     import name 'generate'", hiding an AttributeError (onnxruntime has no RunOptions)."""
-    code = (
-        "import sys, types\n"
-        "empty = types.ModuleType('onnxruntime'); empty.__path__ = [sys.argv[1]]\n"
-        "sys.modules['onnxruntime'] = empty\n"
-        "from nextword.runtime import generate\n"
-    )
+    code = EMPTY_ONNXRUNTIME + "from nextword.runtime import generate\n"
     result = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
     )
@@ -146,10 +150,7 @@ def test_importing_the_runtime_over_a_broken_onnxruntime_names_the_install_not_g
 
 def test_the_command_over_a_broken_onnxruntime_says_so_in_one_line(tmp_path):
     """The `nextword` command printed a traceback whose last line held the fix."""
-    code = (
-        "import sys, types\n"
-        "empty = types.ModuleType('onnxruntime'); empty.__path__ = [sys.argv[1]]\n"
-        "sys.modules['onnxruntime'] = empty\n"
+    code = EMPTY_ONNXRUNTIME + (
         "sys.argv = ['nextword', 'generate', 'a network']\n"
         "from nextword.cli.entry import main\n"
         "sys.exit(main())\n"

@@ -19,7 +19,8 @@ const BUNDLED = fileURLToPath(new URL('../../runtime/data/nextword-patents.onnx'
 const WEB = fileURLToPath(new URL('..', import.meta.url));
 const INDEX = new URL('../src/index.js', import.meta.url).href;
 
-async function refusal(promise) {
+/** The error `promise` rejects with (the test fails where it resolves). */
+export async function refusal(promise) {
   try {
     await promise;
   } catch (error) {

@@ -31,7 +31,7 @@ import { perplexity } from '../src/scoring.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
 import { normalize, READABLE_VERSIONS, Tokenizer } from '../src/tokenizer.js';
 import { serve } from '../src/worker-core.js';
-import { environmentTests } from './environments.js';
+import { environmentTests, refusal } from './environments.js';
 
 const BUNDLED = fileURLToPath(new URL('../../runtime/data/nextword-patents.onnx', import.meta.url));
 let model;
@@ -42,15 +42,6 @@ before(async () => {
   model = await load(BUNDLED);
 });
 after(() => model?.release());
-
-async function refusal(promise) {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected an error');
-}
 
 /** `data`, a model file, with metadata `key` set to `value` (the old entry renamed, a new one appended). */
 function withMetadata(data, key, value) {
