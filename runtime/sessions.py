@@ -145,9 +145,10 @@ class ThreadsUnavailable(RuntimeError):
 
 
 def optional_session(data: bytes, options: ort.SessionOptions, providers: list[Provider], source: str) -> Any:
-    """A session that only makes steps faster (:func:`~nextword.runtime.load`'s second, two-thread one),
-    or None, with a warning, where the process may start no more threads: the model then runs on the
-    session it has, with the same numbers."""
+    """A session :func:`~nextword.runtime.load` makes beside its first (its two-thread ones), or None,
+    with a warning, where the process may start no more threads: the model then runs on the session it
+    has. The spinning one only makes steps faster; without the other, an int8 file's batches of 5 rows
+    or more get one thread's numbers, as on a one-core machine, where two threads' differ."""
     try:
         return make_session(data, options, providers, source)
     except ThreadsUnavailable as exc:

@@ -84,8 +84,9 @@ def machine_names() -> tuple[str, ...]:
 
 class HostCheck:
     """ASGI middleware: a request whose ``Host`` is not :func:`host_allowed` gets 400
-    ``host_not_allowed`` naming the setting that allows it, before anything else reads it. With
-    ``always``, every request is checked; else those that came in on a loopback address."""
+    ``host_not_allowed`` naming the setting that allows it, before anything else reads it (and the
+    reason in the log, once a name). With ``always``, every request is checked; else those that may come
+    from this machine's browser (:func:`local_connection`)."""
 
     def __init__(self, app: Any, names: Sequence[str], always: bool) -> None:
         self.app = app
