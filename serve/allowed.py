@@ -65,10 +65,22 @@ def _as_sent(origin: str) -> str:
         host, port = rest, ""
     if host.startswith("["):
         with contextlib.suppress(ValueError):
-            host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+            host = f"[{_as_browsers_write(ipaddress.IPv6Address(host[1:-1]))}]"
+    if port and int(port) > 65535:
+        raise ValueError(f"cors_origins has {origin!r}, whose port is past 65535: give the page's own port")
     if port and int(port) == {"http": 80, "https": 443}[scheme]:
         port = ""
     return f"{scheme}://{host}" + (f":{int(port)}" if port else "")
+
+
+def _as_browsers_write(address: ipaddress.IPv6Address) -> str:
+    """An IPv6 address as a URL writes it: hexadecimal groups only (Python 3.13 writes an IPv4-mapped
+    one ``::ffff:1.2.3.4``, browsers ``::ffff:102:304``)."""
+    mapped = address.ipv4_mapped
+    if mapped is None:
+        return address.compressed
+    a, b, c, d = mapped.packed
+    return f"::ffff:{a << 8 | b:x}:{c << 8 | d:x}"
 
 
 # A host name as a Host header gives it (letters, digits, hyphens, dots), or *. before one for its subdomains.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,13 +376,19 @@ class ServeConfig:
 
     @property
     def loopback(self) -> bool:
-        """Whether the server listens on this machine only."""
+        """Whether the server listens on this machine only: ``localhost``, a loopback address, or a name
+        every address of which is one (``--host vm`` where the hosts file maps vm to 127.0.0.1)."""
         if self.host == "localhost":
             return True
         try:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
+            pass
+        try:
+            found = {info[4][0] for info in socket.getaddrinfo(self.host, None, proto=socket.IPPROTO_TCP)}
+        except (OSError, UnicodeError):  # a name that does not resolve: the bind says so
             return False
+        return bool(found) and all(ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in found)
 
 
 def served(config: object, model: object) -> ServeConfig:

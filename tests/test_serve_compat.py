@@ -353,6 +353,13 @@ def test_an_allowed_origin_may_call_the_api_and_read_its_refusals(model):
         assert pna.status_code == 400 and pna.json()["error"]["code"] == "cors_refused"
 
 
+def test_a_cors_origin_past_the_last_port_is_refused():
+    with pytest.raises(
+        ValueError, match=r"cors_origins has 'http://a\.example:99999', whose port is past 65535"
+    ):
+        ServeConfig(cors_origins="http://a.example:99999")
+
+
 @pytest.mark.parametrize("origin", ["http://localhost:5173/", "localhost:5173", "http://a.com/page", "a,,b"])
 def test_a_cors_origin_that_is_not_an_origin_is_refused(origin):
     with pytest.raises(ValueError, match="is not an origin: give scheme://host"):
@@ -385,6 +392,7 @@ def test_cors_origins_take_one_origin_a_list_or_a_comma_separated_string(given, 
         ("https://example.com:443", "https://example.com"),
         ("HTTP://Example.COM:8080", "http://example.com:8080"),
         ("https://example.com:80", "https://example.com:80"),
+        ("http://[::ffff:1.2.3.4]:8080", "http://[::ffff:102:304]:8080"),  # 3.13 wrote it dotted
     ],
 )
 def test_a_cors_origin_is_kept_as_browsers_send_it(model, given, sent):

@@ -59,6 +59,27 @@ def test_which_hosts_count_as_this_machine_only(host: str, loopback: bool) -> No
     assert ServeConfig(host=host).loopback is loopback
 
 
+def test_a_name_of_loopback_addresses_only_is_this_machine_only(monkeypatch) -> None:
+    """`--host vm`, which the hosts file maps to 127.0.0.1, drew the warning that anyone on the network
+    could use the model."""
+    import socket
+
+    addresses = {"vm": ["127.0.0.1", "::1"], "both": ["127.0.0.1", "192.0.2.2"], "lan": ["192.0.2.2"]}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in addresses[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert [ServeConfig(host=h).loopback for h in ("vm", "both", "lan", "nowhere")] == [
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
 @pytest.mark.parametrize(("host", "warned"), [("localhost", False), ("myserver.internal", True)])
 def test_listening_on_a_host_name_warns_that_anyone_can_use_the_model(
     host: str, warned: bool, caplog: pytest.LogCaptureFixture
