@@ -232,6 +232,41 @@ def test_a_key_no_header_can_carry_is_refused_in_the_form(browser, keyed_server)
     assert stored_key(browser) == KEY
 
 
+def test_two_servers_under_prefixes_of_one_origin_keep_their_own_keys(browser, model):
+    """The tab kept one key under one name for the whole origin: a second server behind the same proxy
+    (/b/ beside /a/) found the first one's key refused, and once given its own, the first asked again."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from nextword.serve import ServeConfig, create_app
+
+    apps = {name: create_app(ServeConfig(api_keys=(f"{KEY}-{name}",)), model) for name in ("a", "b")}
+    server = start_server(Starlette(routes=[Mount(f"/{name}", app=app) for name, app in apps.items()]))
+    try:
+        browser.get(server.url + "/a/")
+        browser.execute_script("sessionStorage.clear()")
+        for name in ("a", "b"):
+            browser.get(f"{server.url}/{name}/")
+            asking = lambda d: d.find_element(By.ID, "key-form").is_displayed()  # noqa: E731
+            wait(browser, asking, f"/{name}/ never asked for its key")
+            assert browser.find_element(By.ID, "key-status").text == ""  # nothing kept was refused
+            browser.find_element(By.ID, "api-key").send_keys(f"{KEY}-{name}", Keys.ENTER)
+            wait(
+                browser,
+                lambda d: "tiny" in d.find_element(By.ID, "model-line").text,
+                f"/{name}/ never loaded",
+            )
+        browser.get(server.url + "/a/")  # its key still kept
+        wait(browser, lambda d: "tiny" in d.find_element(By.ID, "model-line").text, "/a/ asked again")
+        assert not browser.find_element(By.ID, "key-form").is_displayed()
+        kept = browser.execute_script(
+            "return ['/a/', '/b/'].map((path) => sessionStorage.getItem('nextword-api-key ' + path))"
+        )
+        assert kept == [f"{KEY}-a", f"{KEY}-b"]
+    finally:
+        server.stop()
+
+
 def test_a_second_enter_while_the_key_is_checked_keeps_the_page(browser, keyed_server):
     """Enter pressed again while the key is being checked submits nothing natively (that reloaded the
     page): every submission of the key form is the page's own."""

@@ -2,7 +2,15 @@
 // keeps it for this tab only (sessionStorage: gone when the tab closes, never sent to another site).
 // A server that asks for no key is never asked about one.
 
-const STORED = 'nextword-api-key';
+// The name the tab keeps the key under: one per page address, so that two servers under prefixes of
+// one origin (/a/ and /b/ behind one proxy) each keep their own key; the root's is the plain name.
+const STORED = storageName(globalThis.location?.pathname ?? '/');
+
+export function storageName(path) {
+  const folder = path.replace(/[^/]*$/, '') || '/';
+  return folder === '/' ? 'nextword-api-key' : `nextword-api-key ${folder}`;
+}
+
 // what a server takes as a key (serve/keys.py): visible ASCII, as an HTTP header carries it
 const KEY_CHARS = /^[\x21-\x7e]+$/;
 
