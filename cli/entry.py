@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from .signals import Terminated, say, terminate
+from .signals import OUT_OF_MEMORY, Terminated, say, terminate
 from .telemetry import telemetry_off
 
 __all__ = ["main"]
@@ -33,10 +33,7 @@ def main() -> int:
             say(f"nextword: error: {exc}{limit if mapped else ''}")
             return 2
         except MemoryError:  # the libraries themselves did not fit (ulimit -v)
-            say(
-                "nextword: failed: out of memory: free memory, or raise this process's limit (ulimit -v; "
-                "a container's memory limit)"
-            )
+            say(f"nextword: failed: {OUT_OF_MEMORY}")
             return 1
         code = run()
     except KeyboardInterrupt as exc:  # before a command's own handler took over: importing, parsing

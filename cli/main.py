@@ -49,7 +49,7 @@ from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, c
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
 from .scoring import add_evaluate_parser, score_command
 from .serve import add_serve_parser
-from .signals import SIGNALLED, Terminated, drop_stream, say, terminate
+from .signals import OUT_OF_MEMORY, SIGNALLED, Terminated, drop_stream, say, terminate
 from .training import after_interrupt, export_command, train_command
 
 if TYPE_CHECKING:
@@ -265,10 +265,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     except MemoryError:  # a process memory limit (ulimit -v, a container's) or a machine out of it
         lower = ", or lower --batch-size, --seq-len or the vocabulary" if args.command == "train" else ""
-        say(
-            f"nextword {args.command}: failed: out of memory: free memory, or raise this process's limit "
-            f"(ulimit -v; a container's memory limit){lower}{after_interrupt(args)}"
-        )
+        say(f"nextword {args.command}: failed: {OUT_OF_MEMORY}{lower}{after_interrupt(args)}")
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
         ended = "terminated" if isinstance(exc, Terminated) else "interrupted"

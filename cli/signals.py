@@ -9,7 +9,13 @@ import os
 import sys
 from typing import TextIO
 
-__all__ = ["SIGNALLED", "Terminated", "drop_stream", "say", "terminate"]
+__all__ = ["OUT_OF_MEMORY", "SIGNALLED", "Terminated", "drop_stream", "say", "terminate"]
+
+# What a command that ran out of memory says, after "failed: " (a MemoryError: while it loads its
+# libraries, cli/entry.py; while it runs, cli/main.py)
+OUT_OF_MEMORY = (
+    "out of memory: free memory, or raise this process's limit (ulimit -v; a container's memory limit)"
+)
 
 # Whether a SIGTERM reached terminate(): `nextword serve` as process 1 ends with 143 after a drain that
 # uvicorn began on it. uvicorn hands the signal back to terminate() once it has drained; 0.30.3 and

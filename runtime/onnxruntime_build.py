@@ -142,8 +142,6 @@ def describe_onnxruntime() -> str:
     """onnxruntime's version, its distributions and providers, for ``nextword --version``:
     ``"onnxruntime 1.32.0 from onnxruntime; providers: CPUExecutionProvider, AzureExecutionProvider"``."""
     names = installed_distributions()
-    if not hasattr(ort, "InferenceSession"):
-        return f"onnxruntime broken: no InferenceSession, from {', '.join(names) or 'no distribution'}"
     version = getattr(ort, "__version__", "?")
     return (
         f"onnxruntime {version} from {' + '.join(names) or 'an unregistered install'}; "
@@ -223,3 +221,8 @@ def provider_library_error(name: str) -> str | None:
     except OSError as exc:
         return " ".join(str(exc).split())[:300]
     return None
+
+
+# Checked once, here, where every module that runs onnxruntime imports it from: an install two
+# distributions broke is an ImportError naming the fix, not an AttributeError from deep inside.
+check_onnxruntime()

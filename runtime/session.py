@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from . import onnxruntime_build  # noqa: F401  (its import checks the install, before RunOptions below)
 from .errors import ModelRunError
-from .onnxruntime_build import check_onnxruntime
 
 __all__ = ["alone", "run_bound", "run_session", "runs_in_flight", "wrong_shapes"]
 
-check_onnxruntime()  # an install two distributions broke: ImportError naming the fix, not AttributeError
 # onnxruntime also logs a failing node to stderr; the exception below already says it all, once.
 _QUIET = ort.RunOptions()
 _QUIET.log_severity_level = 4  # fatal only; read-only during a run, so threads can share it

@@ -18,15 +18,12 @@ from .checks import check_int, shown, wrong_type
 from .errors import ModelFileError, WrongTypeError
 from .onnxruntime_build import (
     PROVIDER_DISTRIBUTIONS,
-    check_onnxruntime,
     needs_cuda,
     preload_cuda_libraries,
     provider_library_error,
     several_builds_note,
     warn_if_int8_scores_wrong,
 )
-
-check_onnxruntime()  # an install two distributions broke: ImportError naming the fix, not AttributeError
 
 __all__ = [
     "DEFAULT_PROVIDERS",

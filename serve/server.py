@@ -121,6 +121,22 @@ def raise_open_files(streams: int) -> int | None:
     return before
 
 
+@contextlib.contextmanager
+def _open_files_raised(streams: int) -> Iterator[None]:
+    """:func:`raise_open_files` for the time of the block; the soft limit it replaced put back after."""
+    before = raise_open_files(streams)
+    try:
+        yield
+    finally:
+        if before is not None:
+            import resource
+
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(
+                    resource.RLIMIT_NOFILE, (before, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+                )
+
+
 def check_tls(config: ServeConfig) -> None:
     """Load ``ssl_certfile`` and ``ssl_keyfile`` as uvicorn will, so that a file that is missing, is no
     PEM, holds an encrypted key (OpenSSL would stop to ask for its password) or a key of another
@@ -184,18 +200,11 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     before, asked = ours.level, logging.getLevelName(config.log_level.upper())
     quieted = ours.getEffectiveLevel() > logging.INFO
     ours.setLevel(max(ours.getEffectiveLevel(), asked) if quieted else asked)
-    files = raise_open_files(config.max_streams)  # put back after, as the logging is
     try:
-        _serve(config, model)
+        with _open_files_raised(config.max_streams):  # put back after, as the logging is
+            _serve(config, model)
     finally:
         ours.setLevel(before)
-        if files is not None:
-            import resource
-
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(
-                    resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-                )
 
 
 def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
