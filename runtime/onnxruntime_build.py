@@ -16,12 +16,13 @@ import importlib.metadata
 import importlib.util
 import io
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import onnxruntime as ort
+
+from ._version import version_tuple
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -81,12 +82,6 @@ _PROVIDER_LIBRARIES = {
     "OpenVINOExecutionProvider": "onnxruntime_providers_openvino",
 }
 _CUDA_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")  # need the CUDA libraries
-
-
-def version_tuple(version: str) -> tuple[int, int, int]:
-    """``"1.24.1"`` (or ``"1.25.0.dev2026..."``) as ``(1, 24, 1)``; missing or unreadable parts are 0."""
-    numbers = [int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3]]
-    return (*numbers, 0, 0, 0)[:3]  # type: ignore[return-value]
 
 
 def installed_distributions() -> list[str]:

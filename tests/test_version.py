@@ -9,6 +9,10 @@ import re
 import runpy
 from pathlib import Path
 
+import pytest
+
+from nextword.runtime._version import version_tuple
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,3 +45,20 @@ def test_the_changelogs_newest_release_is_the_version_or_it_is_the_next_ones_dev
     unreleased = re.search(r"^## Unreleased$", changelog, flags=re.MULTILINE)
     assert unreleased, "a development version goes with CHANGELOG.md's ## Unreleased"
     assert unreleased.start() < changelog.index(f"## {releases[0]}"), "## Unreleased above the releases"
+
+
+@pytest.mark.parametrize(
+    ("version", "numbers"),
+    [
+        ("1.24.1", (1, 24, 1)),
+        ("1.25.0.dev20261201", (1, 25, 0)),
+        ("0.3.0.dev0", (0, 3, 0)),
+        ("0.2", (0, 2, 0)),
+        ("0.3.0+local.7", (0, 3, 0)),
+        ("2.0.0rc1", (2, 0, 0)),
+        ("", (0, 0, 0)),
+    ],
+)
+def test_version_tuple_reads_the_release_numbers_only(version, numbers):
+    """The one reader of version strings (onnxruntime's known faults, a run's saving mark)."""
+    assert version_tuple(version) == numbers

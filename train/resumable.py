@@ -4,12 +4,13 @@ metrics history, and the files a kill left disagreeing."""
 from __future__ import annotations
 
 import logging
-import re
 import zipfile
 import zlib
 from typing import Any
 
 import keras
+
+from nextword.runtime._version import version_tuple
 
 from .config import TrainConfig
 from .files import RUN_MARKER, SAVING, NotARunError, RunDir, atomic_write_json, read_json
@@ -152,9 +153,7 @@ def marks_saving(stored: dict[str, Any]) -> bool:
     """Whether the run whose config.json is ``stored`` comes from a release that marks an epoch being
     saved (:data:`~.files.SAVING`): 0.2.0 and later. Trees that called themselves 0.1.0 wrote it only
     from some commit on, so a 0.1.0 run, or one that records no version, may lack it."""
-    version = str((stored.get("versions") or {}).get("nextword", "0"))
-    numbers = [int(part) for part in re.findall(r"\d+", version)[:2]]
-    return (*numbers, 0, 0)[:2] >= (0, 2)
+    return version_tuple(str((stored.get("versions") or {}).get("nextword", "0")))[:2] >= (0, 2)
 
 
 def _best_may_be_older(run: RunDir, saving: Any, marked: bool) -> bool:
