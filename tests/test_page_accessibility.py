@@ -99,10 +99,13 @@ def test_the_suggestions_are_one_tab_stop_among_which_the_arrows_move(page):
     assert chips[-1] in focused(page)  # back to the chip last moved to
     toolbar = ax_node(page, "suggestions")
     assert (toolbar["role"]["value"], toolbar["name"]["value"]) == ("toolbar", "Next word")
-    # Ctrl+Enter (generate, score) is told to a screen reader with the button it presses
-    shortcuts = {p["name"]: p["value"]["value"] for p in ax_node(page, "generate")["properties"]}
+    # Ctrl+Enter (generate, score) is told to a screen reader where it works: in the text boxes, not on
+    # the buttons it stands for (pressed on a slider it does nothing)
+    shortcuts = {p["name"]: p["value"].get("value") for p in ax_node(page, "prompt")["properties"]}
     assert "Control+Enter" in shortcuts.get("keyshortcuts", "")
-    assert "Control+Enter" in page.find_element(By.ID, "score-button").get_attribute("aria-keyshortcuts")
+    assert "Control+Enter" in page.find_element(By.ID, "score-text").get_attribute("aria-keyshortcuts")
+    claimed = "return [...document.querySelectorAll('[aria-keyshortcuts]')].map((e) => e.id).sort()"
+    assert page.execute_script(claimed) == ["prompt", "score-text"]
 
 
 def test_the_sliders_say_what_they_show_and_only_once(page):
@@ -122,6 +125,9 @@ def test_the_sliders_say_what_they_show_and_only_once(page):
         assert page.find_element(By.ID, element_id).get_attribute("aria-valuetext") == shown
         # an <output> is a live region: it would say every step of a drag over the slider's own value
         assert ax_node(page, f"{element_id}-value").get("ignored"), element_id
+        # the hint below the slider is its description, read with it (not text a reader meets elsewhere)
+        hint = page.find_element(By.ID, f"{element_id}-hint").text
+        assert hint and ax_node(page, element_id)["description"]["value"] == hint, element_id
 
 
 def test_placeholders_text_boxes_and_the_selected_tab_stand_out(live_server):
@@ -165,6 +171,32 @@ def test_reduced_motion_stills_the_caret_and_the_arriving_words(page):
     try:
         assert page.execute_script(animation, ".caret") == "none"
         assert page.execute_script(animation, ".word.fresh") == "none"
+    finally:
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_a_high_contrast_theme_keeps_the_selected_tab_and_the_shading(page):
+    """Windows' high-contrast themes (forced colours) drop backgrounds, shadows and border colours: the
+    two tabs looked the same, and the score view's shading and its ramp were gone."""
+    page.find_element(By.ID, "tab-score").click()
+    page.execute_script("document.getElementById('score-text').value = 'the network zzzz stores'")
+    page.find_element(By.ID, "score-button").click()
+    wait(page, lambda d: d.find_elements(By.CLASS_NAME, "scored-word"), "the text was never scored")
+    style = "return getComputedStyle(document.querySelector(arguments[0]))[arguments[1]]"
+    shades = (
+        "return [...document.querySelectorAll('.scored-word')]"
+        ".map((e) => getComputedStyle(e).backgroundColor)"
+    )
+    features = [{"name": "forced-colors", "value": "active"}]
+    page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": features})
+    try:
+        assert page.execute_script("return matchMedia('(forced-colors: active)').matches")
+        on, off = '[aria-selected="true"]', '[aria-selected="false"]'
+        assert page.execute_script(style, on, "fontWeight") != page.execute_script(style, off, "fontWeight")
+        assert "underline" in page.execute_script(style, on, "textDecorationLine")
+        assert "underline" not in page.execute_script(style, off, "textDecorationLine")
+        assert len(set(page.execute_script(shades))) > 1  # shades that differ, the unknown word's darkest
+        assert page.execute_script(style, ".ramp", "backgroundImage").startswith("linear-gradient")
     finally:
         page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 

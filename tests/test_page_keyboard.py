@@ -143,6 +143,36 @@ def test_a_tap_on_a_word_shows_its_probability(page, model):
     assert focused_word(page) == ("weights", 4) and word_line(page) == lines[4]
 
 
+def test_the_focused_words_probability_stays_in_sight_when_zoomed_in(page, model):
+    """At 400% zoom (a 320 by 225 CSS px window) the line with the focused word's probability sat below
+    the scored text, out of sight while the word was in it: the legend now stays at the window's foot."""
+    text = " ".join([TEXT] * 12)
+    score(page, text)
+    size = page.get_window_size()
+    page.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 320, "height": 225, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        word = page.find_elements(By.CLASS_NAME, "scored-word")[2]
+        page.execute_script("arguments[0].scrollIntoView({block: 'center'})", word)
+        word.click()
+        assert focused_word(page) == ("stores", 2)
+        boxes = page.execute_script(
+            "const box = (e) => { const r = e.getBoundingClientRect(); return [r.top, r.bottom]; };"
+            "return [box(document.activeElement), box(document.getElementById('scored-word-p')),"
+            " box(document.getElementById('scored')), window.innerHeight];"
+        )
+        word, line, scored, height = boxes
+        assert scored[1] > height  # the scored text runs past the window...
+        assert word[0] >= 0 and word[1] <= height  # ...the focused word is in sight...
+        assert line[0] >= 0 and line[1] <= height, boxes  # ...and so is its probability
+        assert word_line(page) == expected_lines(model, TEXT)[2]
+    finally:
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        page.set_window_size(size["width"], size["height"])
+
+
 def headings(driver) -> list[tuple[int, str]]:
     """The headings a screen reader can move among (level, name), in the page's order; lower case, as
     chromium names a heading in capitals when style.css shows it so (text-transform)."""

@@ -218,17 +218,24 @@ def test_the_page_asks_for_the_key_keeps_it_for_the_tab_and_runs_in_the_browser_
         assert "asks for an API key" in model_line()
         assert not browser.find_element(By.ID, "model-card").is_displayed()
         assert browser.switch_to.active_element == browser.find_element(By.ID, "api-key")
+        # what needs the key is out of reach meanwhile: clicks, Tab and a screen reader pass it by
+        inert = "return ['main', 'nav.tabs'].map((s) => document.querySelector(s).inert)"
+        assert browser.execute_script(inert) == [True, True]
         field = browser.find_element(By.ID, "api-key")
         field.send_keys("wrong-key")
         browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
         status = browser.find_element(By.ID, "key-status")
         wait(lambda d: "did not accept" in status.text, "a refused key was not said so")
         assert "error" in status.get_attribute("class").split()
+        assert field.get_attribute("aria-invalid") == "true"
         field.clear()
         field.send_keys(KEY)
-        browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+        field.submit()  # Enter in the field
         wait(lambda d: "tiny" in model_line(), "the model line never loaded with the key")
         assert not form.is_displayed()
+        assert browser.execute_script(inert) == [False, False]
+        # the keyboard goes on to the prompt, not back to the page's start with the form that held it
+        assert browser.execute_script("return document.activeElement.id") == "prompt"
         prompt = browser.find_element(By.ID, "prompt")
         prompt.clear()
         prompt.send_keys("the system")

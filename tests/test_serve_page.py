@@ -80,13 +80,14 @@ def test_type_a_prompt_pick_a_suggestion_and_generate_word_by_word(page, model):
     assert page.find_element(By.ID, "temperature-value").text == "0.70"
     page.find_element(By.ID, "seed").send_keys("7")
     # Record how many words were on screen each time the output changed (words arrive one by one), and
-    # whether the output told screen readers it was busy (so they read it once done, not word by word).
+    # what the screen readers' live region said meanwhile (the text once, when done; not word by word).
     page.execute_script(
-        "window.seen = []; window.busy = []; new MutationObserver(() => {"
+        "window.seen = []; window.said = []; new MutationObserver(() => {"
         "const output = document.getElementById('output');"
         "window.seen.push(output.querySelectorAll('.word').length);"
-        "if (output.querySelector('.word')) window.busy.push(output.getAttribute('aria-busy'));"
         "}).observe(document.getElementById('output'), {childList: true, subtree: true});"
+        "new MutationObserver(() => window.said.push(document.getElementById('output-said').textContent))"
+        ".observe(document.getElementById('output-said'), {childList: true, subtree: true});"
     )
     page.find_element(By.ID, "generate").click()
     wait(page, lambda d: "words in" in d.find_element(By.ID, "status").text, "generation did not finish")
@@ -98,9 +99,9 @@ def test_type_a_prompt_pick_a_suggestion_and_generate_word_by_word(page, model):
     words = len(output.find_elements(By.CLASS_NAME, "word"))
     assert words > 1 and sorted(set(seen))[-1] == words
     assert len({n for n in seen if 0 < n < words}) > 0  # the page showed part of the text before the end
-    busy = page.execute_script("return window.busy")
-    assert busy[:-1] and set(busy[:-1]) == {"true"}  # busy while the words came in...
-    assert output.get_attribute("aria-busy") is None  # ...and no longer
+    said = [text for text in page.execute_script("return window.said") if text]
+    assert said == [generated]  # the generated words, said once
+    assert output.get_attribute("aria-live") is None  # the streaming output is no live region
 
     # Keep text keeps what the output shows, the prompt it continues, even once the box says another
     prompt.send_keys(" and then")
@@ -219,10 +220,10 @@ def test_the_keyboard_scores_and_keeps_its_focus(page):
     assert page.find_element(By.ID, "status").text.startswith("1 word in ")
     assert page.execute_script("return window.focused") == ["generate", "stop", "generate"]
     assert page.execute_script("return document.activeElement.id") == "generate"
-    # what changes by itself is announced: the output (once done), the result lines, the switch's and
+    # what changes by itself is announced: the generated text (once done), the result lines, the switch's and
     # the API key form's; not the chips, replaced at every key
     live = "return [...document.querySelectorAll('[aria-live]')].map((e) => e.id)"
-    want = ["key-status", "output", "score-summary", "status", "where-status"]
+    want = ["key-status", "output-said", "score-summary", "status", "where-status"]
     assert sorted(page.execute_script(live)) == want
 
 
@@ -235,6 +236,11 @@ def test_a_seed_the_box_cannot_read_is_refused(page, live_server):
     status = page.find_element(By.ID, "status")
     assert status.text == "error: seed must be a whole number"
     assert page.execute_script(sent) == before  # nothing asked of the server
+    # the field at fault is marked, and has the keyboard, until it is mended
+    assert seed.get_attribute("aria-invalid") == "true"
+    assert page.execute_script("return document.activeElement.id") == "seed"
+    seed.send_keys(Keys.BACKSPACE * 5, "7")
+    assert seed.get_attribute("aria-invalid") is None
     # error text is legible: WCAG AA's 4.5:1 on the card
     assert contrast(status.value_of_css_property("color"), card(page)) >= 4.5
 

@@ -12,6 +12,7 @@ export function start(backend, doc = document) {
   const ui = {
     prompt: $('prompt'),
     output: $('output'),
+    said: $('output-said'),
     status: $('status'),
     generate: $('generate'),
     stop: $('stop'),
@@ -127,6 +128,8 @@ export function start(backend, doc = document) {
     // a seed the number box cannot read ("abc", "1e400") leaves it empty, which would mean a random seed
     if (ui.seed.validity.badInput) {
       say('error: seed must be a whole number', true);
+      ui.seed.setAttribute('aria-invalid', 'true'); // the field at fault, where the keyboard goes to mend it
+      ui.seed.focus();
       return;
     }
     running = new AbortController();
@@ -134,7 +137,7 @@ export function start(backend, doc = document) {
     generatedFrom = prompt;
     generated = '';
     ui.keep.disabled = true; // until the text is done: kept midway, its first words and its rest would part
-    ui.output.setAttribute('aria-busy', 'true'); // a screen reader reads the text once, not word by word
+    ui.said.textContent = ''; // the same words twice (a seed) are still said: a change from nothing
     ui.output.replaceChildren(span('prompt-echo', prompt));
     const words = span('generated', '');
     ui.output.append(words, span('caret', ''));
@@ -170,7 +173,7 @@ export function start(backend, doc = document) {
       );
     } finally {
       ui.output.querySelector('.caret')?.remove();
-      ui.output.removeAttribute('aria-busy');
+      ui.said.textContent = generated; // said once, after the status line, however many words streamed
       ui.keep.disabled = generated === '';
       running = null;
     }
@@ -192,6 +195,7 @@ export function start(backend, doc = document) {
   }
 
   ui.generate.addEventListener('click', generate);
+  ui.seed.addEventListener('input', () => ui.seed.removeAttribute('aria-invalid'));
   ui.stop.addEventListener('click', () => running?.abort());
   ui.keep.addEventListener('click', () => {
     ui.prompt.value = generatedFrom + generated; // the text the output shows

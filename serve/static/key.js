@@ -29,7 +29,12 @@ export async function askForKey(base = '', doc = document) {
   const say = (text, failed = false) => {
     status.textContent = text;
     status.classList.toggle('error', failed);
+    if (failed) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
   };
+  // the rest of the page waits for the key: out of reach (clicks, Tab, a screen reader) until it is in
+  const waiting = [doc.querySelector('main'), doc.querySelector('nav.tabs')].filter(Boolean);
+  for (const part of waiting) part.inert = true;
   say(key === null ? '' : 'The key this tab kept is no longer accepted.', key !== null);
   // never a native submission: an Enter while a key is being checked would reload the page
   form.addEventListener('submit', (event) => event.preventDefault());
@@ -48,7 +53,10 @@ export async function askForKey(base = '', doc = document) {
     input.select();
   }
   storage?.setItem(STORED, key);
+  for (const part of waiting) part.inert = false;
+  const typing = form.contains(doc.activeElement);
   form.hidden = true;
+  if (typing) $('prompt')?.focus(); // not lost to the page's start with the form that held it
   say('');
   $('model-line').textContent = 'loading the model…';
   return key;
