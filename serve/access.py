@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 __all__ = [
     "ACCESS",
+    "ANSWERED",
     "CLIENT_LEFT",
     "REQUEST_ID",
     "STREAM_END",
@@ -43,6 +44,9 @@ REQUEST_ID = (
 )
 STREAM_END = "nextword_stream_end"  # and to say how a stream that did not run to its end stopped
 CLIENT_LEFT = "nextword_client_left"  # set by the HTTP protocol (serve/http_guard.py) once the client left
+# set by the HTTP protocol when it answered a request the app was running itself (a malformed chunked
+# body: 400), as (status, why): the status the client got, and the app's own answer went nowhere
+ANSWERED = "nextword_answered"
 
 
 def new_request_id() -> str:

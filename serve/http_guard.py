@@ -34,7 +34,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .access import ACCESS, CLIENT_LEFT, STREAM_END, refused_line
+from .access import ACCESS, ANSWERED, CLIENT_LEFT, STREAM_END, refused_line
 from .config import GUARD_STATE_KEY, GuardSettings
 from .headers import COMMON_HEADERS
 from .schemas import error_body
@@ -222,11 +222,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _answer_and_close(self, status: str, message: str, code: str) -> None:
         self._in_head = False
-        ACCESS.info(refused_line(self.client, int(status[:3]), message))  # no request reached the app
-        if self.cycle is not None and not self.cycle.response_complete:
-            # a response is still being written on this connection: the head cannot be answered
+        pending = [c for c in (self._running, self.cycle) if c is not None and not c.response_complete]
+        if any(cycle.response_started for cycle in pending):
+            # a response is still being written on this connection: the refusal cannot be answered
+            ACCESS.info(refused_line(self.client, int(status[:3]), message))
             self._drop_client()
             return
+        state = self.cycle.scope.get("state") if self.cycle in pending else None
+        if isinstance(state, dict):
+            # the request the app is reading (its chunked body is malformed) gets this answer, and its
+            # access line says so; the app's own answer, if it makes one, goes nowhere
+            state[ANSWERED] = (int(status[:3]), message)
+        else:  # no request reached the app
+            ACCESS.info(refused_line(self.client, int(status[:3]), message))
+        self._gone()
         self.transport.write(_reply(status, message, code))
         self.transport.close()
 

@@ -34,7 +34,16 @@ from starlette.routing import Match
 
 from nextword.runtime import __version__
 
-from .access import ACCESS, CLIENT_LEFT, REQUEST_ID, STREAM_END, access_line, new_request_id, request_line
+from .access import (
+    ACCESS,
+    ANSWERED,
+    CLIENT_LEFT,
+    REQUEST_ID,
+    STREAM_END,
+    access_line,
+    new_request_id,
+    request_line,
+)
 from .keys import route_path
 
 if TYPE_CHECKING:
@@ -290,6 +299,9 @@ class RequestMetrics:
                 status = 500  # what uvicorn answers for a task cancelled before its answer began
             raise
         finally:
+            if isinstance(said.get(ANSWERED), tuple):  # the HTTP protocol answered it (serve/http_guard.py)
+                status, why = said[ANSWERED]
+                said.setdefault(STREAM_END, why)
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"  # a client's made-up verbs: one label
             took = time.perf_counter() - started

@@ -51,7 +51,10 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.nextword
     state.check_model(body.model)
     check_prompt(body.prompt, "prompt", state.config)
-    cap, k = state.config.max_suggestions, 5 if body.k is None else body.k  # null: left out
+    # left out (or null): 5, or fewer where this server's cap or the vocabulary is lower
+    model = state.model
+    cap = state.config.max_suggestions
+    k = min(5, cap, model.vocab_size) if body.k is None else body.k
     if k < 1:
         raise APIError(
             400,
@@ -64,7 +67,6 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
             f"k={shown(k)} is over this server's cap of {cap} words (nextword serve --max-suggestions)",
             "k",
         )
-    model = state.model
     if k > model.vocab_size:  # the runtime's refusal, with its parameter (not the prompt's)
         raise APIError(400, f"k must be an integer in 1..{model.vocab_size}, got {k}", "k")
     check_cache(body.cache, model)

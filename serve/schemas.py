@@ -221,7 +221,7 @@ class SuggestRequest(_Request):
     k: int | None = Field(
         None,
         description="how many words: 1 to this server's cap (nextword serve --max-suggestions, 100 by "
-        "default); left out or null: 5",
+        "default); left out or null: 5, or the cap where it is lower",
     )
     model: str | None = Field(None, description=MODEL_FIELD)
     cache: bool | None = Field(

@@ -264,6 +264,30 @@ def test_bytes_that_are_not_http_get_a_json_400_and_an_access_line_naming_the_cl
     assert any(f'127.0.0.1:{port} - "(request not read)" 400' in r.getMessage() for r in caplog.records)
 
 
+def test_a_malformed_chunked_body_gets_its_400_and_one_access_line(server, caplog):
+    """A chunk size that is no hex number, in a request the app was already reading: the connection was
+    reset, with nothing sent, while the log said 400 and then 499 for the same request."""
+    head = b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    with caplog.at_level(logging.INFO, logger="nextword.serve.access"):
+        sock = connect(server)
+        sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+        time.sleep(0.3)  # the app has the request and waits for its body
+        sock.sendall(b"zz\r\n{}\r\n0\r\n\r\n")
+        status, message = error_of(read_to_end(sock))
+        port = sock.getsockname()[1]
+        deadline = time.monotonic() + 30
+        lines: list[str] = []
+        while time.monotonic() < deadline and not lines:
+            lines = [r.getMessage() for r in caplog.records if f":{port} - " in r.getMessage()]
+            time.sleep(0.05)
+        time.sleep(0.3)  # a second line, were there one, has come by now
+        lines = [r.getMessage() for r in caplog.records if f":{port} - " in r.getMessage()]
+    assert status == 400 and "chunked body is malformed" in message
+    assert len(lines) == 1 and '"POST /v1/score HTTP/1.1" 400 ' in lines[0], lines
+    assert "chunked body is malformed" in lines[0]
+    assert health(server)["status"] == "ok"
+
+
 def test_a_folded_header_is_refused_not_read_as_one(server):
     """A header continued on an indented line (obs-fold) can hide a Content-Length from a proxy in front
     that reads it otherwise (request smuggling, CVE-2024-27982): refused as invalid HTTP, as httptools

@@ -328,6 +328,26 @@ def test_the_words_slider_stays_within_the_servers_cap(browser, model):
         server.stop()
 
 
+def test_the_suggestions_stay_within_the_servers_cap(browser, model):
+    """nextword serve --max-suggestions 3: the page asks for 3 words, not its usual 8 (which the server
+    refused, so the chips' row showed the refusal instead), from the first request on."""
+    from browser import start_server
+
+    from nextword.serve import ServeConfig, create_app
+
+    server = start_server(create_app(ServeConfig(max_suggestions=3), model))
+    try:
+        browser.get(server.url + "/")
+        expected = [word for word, _ in model.next_words("a neural network", k=3)]
+        wait(browser, lambda d: chip_words(d) == expected, "the capped suggestions never showed")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#suggestions .error")
+        browser.find_element(By.ID, "prompt").send_keys(" for")
+        expected = [word for word, _ in model.next_words("a neural network for", k=3)]
+        wait(browser, lambda d: chip_words(d) == expected, "the suggestions did not follow the prompt")
+    finally:
+        server.stop()
+
+
 def test_the_page_works_behind_a_path_prefix(browser, model):
     """A reverse proxy serving the app at /nextword/: the page's files, the API and the model file
     (run in this browser) are all fetched under that path."""

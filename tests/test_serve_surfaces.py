@@ -60,6 +60,10 @@ def test_k_is_held_to_a_cap_that_names_its_flag(client, model):
         assert listed == model.next_words("the", k=model.vocab_size, cache=False)
         past = error(c.post("/v1/suggest", json={"prompt": "the", "k": model.vocab_size + 1}))
         assert past["param"] == "k" and f"k must be an integer in 1..{model.vocab_size}" in past["message"]
+    # a cap under 5: left out, k is the cap (it was 5, refused by the server's own cap)
+    with TestClient(create_app(ServeConfig(max_suggestions=3), model)) as c:
+        capped = c.post("/v1/suggest", json={"prompt": "the"})
+        assert capped.status_code == 200 and len(capped.json()["suggestions"]) == 3, capped.text
     with pytest.raises(ValueError, match=r"max_suggestions must be an integer in 1\.\.1000000, got 0"):
         ServeConfig(max_suggestions=0)
 

@@ -150,6 +150,7 @@ export function createServerBackend(base = '', key = null) {
       const limits = {};
       if (model.limits?.max_words) limits.maxWords = model.limits.max_words;
       if (model.limits?.max_prompt_chars) limits.maxPromptChars = model.limits.max_prompt_chars;
+      if (model.limits?.max_suggestions) limits.maxSuggestions = model.limits.max_suggestions;
       if (model.limits?.size_limits === false) limits.sizeLimits = false;
       return {
         id: model.id,

@@ -75,7 +75,8 @@ export function start(backend, doc = document) {
   }
 
   // ------------------------------------------------------------------ model line
-  backendNow
+  let suggestionCount = SUGGESTIONS; // fewer where the server caps them (nextword serve --max-suggestions)
+  const described = backendNow
     .info()
     .then((info) => {
       // every figure comes from the model file: shown as text (never parsed as HTML), and only where it
@@ -115,6 +116,8 @@ export function start(backend, doc = document) {
         if (Number(words.value) > cap) words.value = String(cap);
         show(words, $('words-value'));
       }
+      const most = info.limits?.maxSuggestions;
+      if (Number.isSafeInteger(most) && most >= 1) suggestionCount = Math.min(SUGGESTIONS, most);
     })
     .catch((error) => ($('model-line').textContent = `model unavailable: ${error.message}`));
 
@@ -222,8 +225,10 @@ export function start(backend, doc = document) {
     // an answer about another prompt than the box holds now (changed by a script, without an input event)
     // is dropped: its chips would append to the wrong text
     const stale = () => controller.signal.aborted || ui.prompt.value !== prompt;
+    await described; // the server's cap first: a request past it is refused
+    if (stale()) return;
     try {
-      const suggestions = await backendNow.suggest(prompt, SUGGESTIONS, controller.signal);
+      const suggestions = await backendNow.suggest(prompt, suggestionCount, controller.signal);
       if (stale()) return;
       showChips(suggestions.map((s) => chip(s, prompt)));
     } catch (error) {
