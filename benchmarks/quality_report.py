@@ -350,8 +350,9 @@ def render_card(results: dict[str, Any], model: Any) -> str:
         "## Data",
         "",
         f"The reference corpus: {split['documents']:,} US patent abstracts returned by a PatentsView query "
-        f'for "neural network" ({granted_text(split.get("granted"))}), a public record (see '
-        f"../shared/data/README.md). {split['val']} abstracts are "
+        f'for "neural network" ({granted_text(split.get("granted"))}), a public record '
+        "(the file of WillKoehrsen/recurrent-neural-networks; runtime/data/NOTICE). "
+        f"{split['val']} abstracts are "
         f"held out by document for validation ({split['scheme']}), {split['dev']} more as the development "
         f"part; the model trained on {split['train']}. The vocabulary (words seen at least "
         f"{train['tokenizer']['min_count']} times in the training abstracts) comes from the training side. "

@@ -3,6 +3,7 @@ Ctrl-C while they load (most of a second) ends the command with one line, as it 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -17,6 +18,11 @@ __all__ = ["main"]
 def main() -> int:
     """Run ``nextword`` with ``sys.argv``; returns its exit status (130 when interrupted, 143 when
     terminated)."""
+    # In an app frozen with PyInstaller, `serve --workers N` starts each worker (and multiprocessing's
+    # resource tracker) by running the app's executable again with multiprocessing's own arguments:
+    # this runs that process's part and exits, where the command would refuse the arguments. Elsewhere
+    # it does nothing.
+    multiprocessing.freeze_support()
     # a container's first process: the kernel drops a signal it does not handle, so a stop while the
     # modules load would be lost (signals are taken on the main thread only)
     if os.getpid() == 1 and threading.current_thread() is threading.main_thread():

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from ._version import version_tuple
+from .versions import version_tuple
 
 __all__ = [
     "DISTRIBUTIONS",

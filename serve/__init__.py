@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["INSTALL_HINT", "ServeConfig", "create_app", "require_framework", "serve"]
 
+# pip's form; require_framework() names the installer of the environment it runs in (pipx, uv)
 INSTALL_HINT = 'install the server extra: pip install "nextword[serve]"'
 
 
@@ -28,9 +29,10 @@ def require_framework() -> None:
     """Raise :class:`~nextword.train.MissingExtraError` naming the server extra when FastAPI, uvicorn or
     prometheus_client does not import (a runtime-only install): a clear message instead of
     ``ModuleNotFoundError``."""
-    from nextword.train import require
+    from nextword.train import install_command, require
 
-    require("serving", ("fastapi", "uvicorn", "prometheus_client"), INSTALL_HINT)
+    hint = f"install the server extra: {install_command('nextword[serve]')}"
+    require("serving", ("fastapi", "uvicorn", "prometheus_client"), hint)
 
 
 def create_app(config: ServeConfig | None = None, model: NextWordModel | None = None) -> FastAPI:

@@ -130,16 +130,21 @@ def test_wheel_requires_only_numpy_and_onnxruntime(wheel):
         "nextword/serve/static/web/client.js",  # run in the browser: nextword-web...
         "nextword/serve/static/ort/ort-wasm-simd-threaded.wasm.gz",  # ...and onnxruntime-web
         "nextword/serve/static/docs/swagger-ui-bundle.js.gz",  # the API reference at /docs, offline
+        "nextword/runtime/_pyinstaller/hook-nextword.runtime.py",  # PyInstaller's hooks (a frozen app)
+        "nextword/runtime/_pyinstaller/hook-nextword.serve.py",
     ):
         assert module in names
     assert "nextword = nextword.cli.entry:main" in entry_points
+    assert "[pyinstaller40]\nhook-dirs = nextword.runtime._pyinstaller:get_hook_dirs" in entry_points
     assert "nextword/runtime/data/nextword-patents.onnx" in names  # the bundled model is package data
     # the licences of what the wheel carries: nextword's, and the browser code's the page serves
     assert message["License-Expression"] == "MIT AND Apache-2.0 AND BSD-3-Clause AND MPL-2.0"
     licences = {name.split(".dist-info/licenses/")[1] for name in names if ".dist-info/licenses/" in name}
     assert licences == {
         "LICENSE",
+        "runtime/data/NOTICE",
         "serve/static/ort/LICENSE",
+        "serve/static/ort/ThirdPartyNotices.txt",
         "serve/static/docs/LICENSE",
         "serve/static/docs/NOTICE",
         "serve/static/docs/swagger-ui-bundle.js.LICENSE.txt",
@@ -221,3 +226,20 @@ def test_clean_venv_with_the_runtime_alone_generates(wheel, model_path, corpus_f
     )
     assert serve.returncode == 2 and 'pip install "nextword[serve]"' in serve.stderr, serve.stderr
     assert "Traceback" not in serve.stderr
+    # installed as a tool (pipx and uv leave their mark in the environment, which has no pip): the fix
+    # named is that tool's, not a pip that would install into another environment
+    for mark, command in (
+        ("pipx_metadata.json", 'pipx install --force "nextword[serve]"'),
+        ("uv-receipt.toml", 'uv tool install "nextword[serve]"'),
+    ):
+        (env_dir / mark).write_text("{}\n" if mark.endswith(".json") else "[tool]\n")
+        try:
+            tool = subprocess.run(
+                [env_dir / "bin" / "nextword", "serve", "--port", "0"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            (env_dir / mark).unlink()
+        assert tool.returncode == 2 and command in tool.stderr, tool.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nextword.runtime._version import version_tuple
+from nextword.runtime.versions import version_tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,6 +32,11 @@ def test_the_page_has_the_locked_onnxruntime_web():
     locked = lock["packages"]["node_modules/onnxruntime-web"]["version"]
     assert (STATIC / "ort" / "VERSION").read_text().strip() == locked, FIX
     assert "MIT License" in (STATIC / "ort" / "LICENSE").read_text()
+    # the libraries its WebAssembly compiles in, whose licences ask for their notices to travel with it
+    notices = (STATIC / "ort" / "ThirdPartyNotices.txt").read_text(encoding="utf-8")
+    assert notices.startswith("THIRD PARTY SOFTWARE NOTICES AND INFORMATION")
+    for library in ("protocolbuffers/protobuf", "Eigen", "abseil-cpp", "google/re2", "google/flatbuffers"):
+        assert f"\n{library}\n" in notices, library
     for path in (STATIC / "ort").iterdir():
         assert path.stat().st_size < MAX_TRACKED, f"{path} is over 8 MB: tracked files must stay under it"
     if not ORT_DIST.is_dir():

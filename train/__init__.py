@@ -15,7 +15,7 @@ from typing import Any
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
 from nextword.runtime.checks import wrong_type
 
-from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, require
+from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, install_command, require
 from .config import ModelConfig, TrainConfig
 from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
 from .files import NotARunError, RunBusyError, RunExistsError
@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "WorkerLostError",
+    "install_command",
     "load_documents",
     "require",
     "resume",

@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 
-__all__ = ["EXPORT_STACK", "TRAINING_STACK", "MissingExtraError", "require"]
+__all__ = [
+    "EXPORT_STACK",
+    "TRAINING_STACK",
+    "MissingExtraError",
+    "install_command",
+    "require",
+    "training_hint",
+]
 
 TRAINING_STACK = ("tensorflow", "keras")
 EXPORT_STACK = ("tensorflow", "keras", "tf2onnx", "onnx")
-INSTALL_HINT = (
-    'install the training extra: pip install "nextword[train]" '
-    '(or "nextword[train-gpu]" on a machine with an NVIDIA GPU)'
-)
+GPU_NOTE = '(or "nextword[train-gpu]" on a machine with an NVIDIA GPU)'
+
+
+def install_command(requirement: str) -> str:
+    """The command that installs ``requirement`` (``nextword[serve]``) where this Python runs: pip's, or,
+    for a ``nextword`` command installed as a tool, pipx's or uv's. A tool's environment has no pip of its
+    own, and the ``pip`` on PATH installs into another environment."""
+    prefix = Path(sys.prefix)
+    if (prefix / "pipx_metadata.json").is_file():  # a venv pipx made
+        return f'pipx install --force "{requirement}"'
+    if (prefix / "uv-receipt.toml").is_file():  # a venv `uv tool install` made
+        return f'uv tool install "{requirement}"'
+    return f'pip install "{requirement}"'
+
+
+def training_hint() -> str:
+    """What to install for training and export, in this environment's installer's words."""
+    return f"install the training extra: {install_command('nextword[train]')} {GPU_NOTE}"
 
 
 class MissingExtraError(ImportError):
@@ -20,9 +43,9 @@ class MissingExtraError(ImportError):
     prometheus_client); the message names the packages and the ``pip install`` that brings them."""
 
 
-def require(feature: str, modules: tuple[str, ...], hint: str = INSTALL_HINT) -> None:
+def require(feature: str, modules: tuple[str, ...], hint: str | None = None) -> None:
     """Import ``modules``; raise :class:`MissingExtraError` naming ``feature``, the culprits and the fix
-    (``hint``: by default, installing the training extra).
+    (``hint``: by default, installing the training extra, :func:`training_hint`).
 
     Importing (rather than looking the modules up) also catches installs that are present but broken,
     such as a TensorFlow built against another numpy.
@@ -34,4 +57,4 @@ def require(feature: str, modules: tuple[str, ...], hint: str = INSTALL_HINT) ->
         except ImportError as exc:
             problems.append(f"{name} ({exc})")
     if problems:
-        raise MissingExtraError(f"{feature} needs {', '.join(problems)}; {hint}")
+        raise MissingExtraError(f"{feature} needs {', '.join(problems)}; {hint or training_hint()}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from nextword.runtime._version import version_tuple
+from nextword.runtime.versions import version_tuple
 
 from .config import TrainConfig
 from .files import RUN_MARKER, SAVING, NotARunError, RunDir, atomic_write_json, read_json

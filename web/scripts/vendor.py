@@ -6,7 +6,10 @@
 - serve/static/ort/: onnxruntime-web's WASM build as package-lock.json pins it: ``ort.wasm.min.mjs``,
   ``ort-wasm-simd-threaded.mjs`` and ``ort-wasm-simd-threaded.wasm`` stored gzip-compressed (14 MB raw,
   3.7 MB compressed: tracked files stay under 8 MB; the server sends it with ``Content-Encoding: gzip``),
-  its version, and its MIT license;
+  its version, its MIT license, and the notices of the libraries its WebAssembly compiles in (protobuf,
+  abseil, Eigen, re2...): onnxruntime's ThirdPartyNotices.txt, which the npm package lacks, so it is
+  taken from onnxruntime's Python wheel of the same version (``--notices FILE``; kept from the last run
+  while the version stays the same);
 - serve/static/docs/: Swagger UI (swagger-ui-dist, a development dependency of web/package.json) for the
   server's API reference at /docs: ``swagger-ui-bundle.js`` stored gzip-compressed, ``swagger-ui.css``, a
   favicon, its version, its Apache-2.0 license and notice, and the licenses of what its bundle contains.
@@ -17,6 +20,7 @@ tests/test_web_assets.py fails when these copies and their sources differ.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import shutil
@@ -76,9 +80,41 @@ def gzipped(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=9, mtime=0)
 
 
+NOTICES = "ThirdPartyNotices.txt"
+
+
+def third_party_notices(given: str | None, version: str) -> bytes:
+    """onnxruntime's ThirdPartyNotices.txt for onnxruntime-web ``version``: the file given, else the copy
+    serve/static/ort holds while its version is the same; SystemExit saying how to get it otherwise."""
+    if given is not None:
+        text = Path(given).read_bytes()
+        if b"THIRD PARTY SOFTWARE NOTICES" not in text[:200]:
+            raise SystemExit(f"{given} is not onnxruntime's {NOTICES}")
+        return text
+    ort = STATIC / "ort"
+    kept = ort / NOTICES
+    if kept.is_file() and (ort / "VERSION").is_file() and (ort / "VERSION").read_text().strip() == version:
+        return kept.read_bytes()
+    raise SystemExit(
+        f"onnxruntime-web {version}'s npm package has no {NOTICES}: take onnxruntime's, of the same "
+        f"version, from its Python wheel:\n  pip download --no-deps onnxruntime=={version} -d /tmp/ort\n"
+        f"  unzip -p /tmp/ort/onnxruntime-{version}-*.whl onnxruntime/{NOTICES} > /tmp/{NOTICES}\n"
+        f"  python web/scripts/vendor.py --notices /tmp/{NOTICES}"
+    )
+
+
 def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument(
+        "--notices",
+        metavar="FILE",
+        help=f"onnxruntime's {NOTICES} of onnxruntime-web's version (from onnxruntime's Python wheel)",
+    )
+    args = parser.parse_args()
     installed = installed_version(ORT_DIST.parent)
     swagger = installed_version(SWAGGER_DIST)
+    notices = third_party_notices(args.notices, installed)
     web, ort, docs = STATIC / "web", STATIC / "ort", STATIC / "docs"
     for folder in (web, ort, docs):
         shutil.rmtree(folder, ignore_errors=True)
@@ -90,6 +126,7 @@ def main() -> None:
     (ort / f"{WASM}.gz").write_bytes(gzipped((ORT_DIST / WASM).read_bytes()))
     (ort / "VERSION").write_text(f"{installed}\n", encoding="utf-8")
     (ort / "LICENSE").write_text(MIT, encoding="utf-8")
+    (ort / NOTICES).write_bytes(notices)
     for name in SWAGGER_FILES:
         shutil.copyfile(SWAGGER_DIST / name, docs / name)
     (docs / f"{SWAGGER_BUNDLE}.gz").write_bytes(gzipped((SWAGGER_DIST / SWAGGER_BUNDLE).read_bytes()))
