@@ -92,14 +92,21 @@ export async function load(source, options = {}) {
     throw sessionError(ort, error, name);
   }
   threadsStarted(ort);
-  const model = new NextWordModel(
-    ort,
-    session,
-    readModelInfo(meta, session, name, graphOf(name, bytes)),
-    name,
-  );
-  await probe(model);
-  return model;
+  try {
+    const model = new NextWordModel(
+      ort,
+      session,
+      readModelInfo(meta, session, name, graphOf(name, bytes)),
+      name,
+    );
+    await probe(model);
+    return model;
+  } catch (error) {
+    // a file refused once its session exists: the session's memory (WASM or native) is freed, or every
+    // refused load would keep a model's worth of it
+    await session.release().catch(() => {});
+    throw error;
+  }
 }
 
 /**

@@ -66,7 +66,11 @@ export function serve(port) {
         if (wasmPaths) ort.env.wasm.wasmPaths = wasmPaths;
         ort.env.wasm.numThreads = rest.numThreads ?? 1;
       }
-      await model?.release();
+      // the model before goes first (never two in memory); a load that then fails leaves no model, which
+      // later requests are told of, rather than the released one
+      const before = model;
+      model = null;
+      await before?.release();
       model = await load(source, { ...rest, ort });
       const { tokenizer, ...info } = model.info;
       return { ...info, vocabulary: tokenizer.size, source: model.source };

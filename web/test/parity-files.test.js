@@ -103,6 +103,42 @@ describe('model files: the same refusals as Python', { skip: !ref?.files && NO_R
     assert.ok(ref.files.some((c) => c.read?.cache?.gate && c.read.format_version === 3));
   });
 
+  test('a file refused once its session exists leaves no session behind', async () => {
+    // onnxruntime-web's module with its sessions counted: every session a load made is released, by
+    // load() itself where the file is refused after the session began (a probe that fails)
+    const ort = await import('onnxruntime-web/wasm');
+    let created = 0;
+    let released = 0;
+    const counted = {
+      ...ort,
+      InferenceSession: {
+        async create(...args) {
+          const session = await ort.InferenceSession.create(...args);
+          created += 1;
+          const release = session.release.bind(session);
+          session.release = () => {
+            released += 1;
+            return release();
+          };
+          return session;
+        },
+      },
+    };
+    let late = 0; // refusals after a session was made
+    for (const c of ref.files.filter((file) => file.name.startsWith('crafted: '))) {
+      const before = created;
+      try {
+        const model = await load(Buffer.from(c.data, 'base64'), { ort: counted, limits: jsLimits(c.limits) });
+        await model.release();
+      } catch (error) {
+        assert.ok(error instanceof ModelFileError, `${c.name}: ${error}`);
+        late += created > before ? 1 : 0;
+      }
+    }
+    assert.ok(late > 0, 'no crafted file was refused after its session began');
+    assert.equal(released, created);
+  });
+
   test('truncated and bit-flipped files: refused exactly when Python refuses them', async () => {
     // A damaged file can hold several defects, and the two runtimes may still differ in the order of a
     // few checks (see docs/web.md): so the verdict must agree, and the message where both runtimes stop

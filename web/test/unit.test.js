@@ -1298,6 +1298,52 @@ describe('the Web Worker client', () => {
     port1.close();
   });
 
+  test("a worker started for a model that fails to load is ended; a caller's own worker is not", async () => {
+    // a Web Worker (which Node lacks) that answers every request with a refusal
+    const started = [];
+    class Refusing extends EventTarget {
+      constructor() {
+        super();
+        this.terminated = false;
+        started.push(this);
+      }
+      postMessage({ id }) {
+        const error = { name: 'ModelFileError', message: 'refused' };
+        setTimeout(() => this.dispatchEvent(new MessageEvent('message', { data: { id, error } })));
+      }
+      terminate() {
+        this.terminated = true;
+      }
+    }
+    const had = Object.getOwnPropertyDescriptor(globalThis, 'Worker');
+    globalThis.Worker = Refusing;
+    try {
+      assert.ok((await refusal(WorkerModel.load(bytes))) instanceof ModelFileError);
+      const own = new Refusing();
+      assert.ok((await refusal(WorkerModel.load(bytes, { worker: own }))) instanceof ModelFileError);
+      assert.deepEqual(
+        started.map((worker) => worker.terminated),
+        [true, false],
+      );
+    } finally {
+      if (had) Object.defineProperty(globalThis, 'Worker', had);
+      else delete globalThis.Worker;
+    }
+  });
+
+  test('a model the worker fails to load in place of another leaves no model, not the released one', async () => {
+    const { port1, port2 } = new MessageChannel();
+    serve(port1);
+    const worker = await WorkerModel.load(bytes, { worker: port2 });
+    const bad = new Uint8Array([1, 2, 3]);
+    assert.ok(
+      (await refusal(worker._request({ type: 'load', source: bad.buffer }))) instanceof ModelFileError,
+    );
+    const after = await refusal(worker.generate('a', { maxWords: 2 }));
+    assert.match(after.message, /^no model loaded/);
+    worker.terminate();
+  });
+
   test('errors keep their type and message', async () => {
     const option = await refusal(client.generate('x', { topK: -1 }));
     assert.ok(option instanceof NextwordError);

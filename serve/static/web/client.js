@@ -73,7 +73,14 @@ export class WorkerModel {
       transfer.push(payload);
     }
     const loadOptions = { ...rest, ortUrl: absolute(rest.ortUrl), wasmPaths };
-    client.info = await client._request({ type: 'load', source: payload, options: loadOptions }, transfer);
+    try {
+      client.info = await client._request({ type: 'load', source: payload, options: loadOptions }, transfer);
+    } catch (error) {
+      // a worker started here for a model that failed to load is of no use: ended, not left running
+      // with its memory (a worker given by the caller stays theirs)
+      if (!worker) client.terminate();
+      throw error;
+    }
     return client;
   }
 
