@@ -32,6 +32,7 @@ from .logs import FORCED_QUIT, use_server_format
 from .metrics import MULTIPROCESS_ENV, Metrics, RequestMetrics
 from .options import defaults_over_caps
 from .scheduler import make_scheduler
+from .schema_limits import document_caps
 from .state import ServerState
 
 __all__ = ["CONFIG_ENV", "app_from_environment", "create_app"]
@@ -144,6 +145,7 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     if keys:  # outside the body cap: a request without a key is refused before its body is read
         app.add_middleware(ApiKeys, keys=keys)
     document_keys(app, required=bool(keys))  # the schema names the key either way (optional without)
+    document_caps(app, config, model.vocab_size)  # this server's caps, as the schema's maximum values
     if config.cors_origins:  # outside the caps and the key check: refusals (413, 429) carry its headers too
         app.add_middleware(Cors, origins=list(config.cors_origins))
     if config.allowed_hosts != ("*",):  # outside CORS: a rebound page's preflight is refused too

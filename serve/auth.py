@@ -21,6 +21,12 @@ from .keys import guarded, route_path
 __all__ = ["ApiKeys", "document_keys"]
 
 _BEARER = re.compile(rb"bearer[ \t]+(\S+)[ \t]*", re.IGNORECASE)
+_CHALLENGE = 'Bearer realm="nextword"'  # a 401's WWW-Authenticate: the scheme its clients send
+_CHALLENGE_HEADER = {
+    "description": f"the scheme to send the key with: {_CHALLENGE}",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 
 class ApiKeys:
@@ -93,6 +99,7 @@ def document_keys(app: Any, required: bool = True) -> None:
                         "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
                         },
+                        "headers": {"WWW-Authenticate": dict(_CHALLENGE_HEADER)},
                     }
         return app.openapi_schema
 
@@ -100,5 +107,4 @@ def document_keys(app: Any, required: bool = True) -> None:
 
 
 async def _refuse(send: Any, message: str) -> None:
-    challenge = (b"www-authenticate", b'Bearer realm="nextword"')
-    await send_error(send, 401, message, "invalid_api_key", [challenge])
+    await send_error(send, 401, message, "invalid_api_key", [(b"www-authenticate", _CHALLENGE.encode())])

@@ -35,7 +35,9 @@ router = APIRouter(route_class=JSONRoute)  # bodies read as UTF-8 JSON only
 FINISH = {"length": "length", "stop": "stop", "end": "stop", "cancelled": "stop"}  # nextword -> OpenAI
 # The error answers of the routes that take a JSON body, as /docs lists them (error.code: errors.CODES).
 # the codes a 400 of these routes carries: not another status's (401, 404, 429, 413, 408, 431, 409),
-# nor those answered before a route is reached (malformed HTTP, a refused CORS preflight)
+# nor those answered before a request is read as one (bytes that are not HTTP, a refused CORS
+# preflight: an OPTIONS request, which is no operation of the schema); host_not_allowed is a 400 of any
+# route, so it is listed (OpenAPI's `default` covers only the statuses an operation does not list)
 _OTHER_CODES = (
     "invalid_api_key",
     "model_not_found",
@@ -45,25 +47,50 @@ _OTHER_CODES = (
     "headers_too_large",
     "invalid_http",
     "cors_refused",
-    "host_not_allowed",
     "model_file_changed",
 )
+# Every route's other errors: the protocol's 408 and 431, an unexpected failure's 500, a 405 (with
+# Allow) for a method the path does not take, and what a route that lists no 400 answers with one.
+DEFAULT_ERROR: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "Another error, in the same shape: a 400 host_not_allowed where the operation lists no "
+    "400 (the Host header is not a name this server answers for: nextword serve --allowed-host), 408 "
+    "request_timeout, 431 headers_too_large, 405 (a method the path does not take; Allow lists those it "
+    "does), 500 server_error",
+    "headers": {
+        "Allow": {
+            "description": "with a 405: the methods the path takes (HEAD wherever GET is)",
+            "schema": {"type": "string"},
+        }
+    },
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorBody,
-        "description": "A parameter's value, type or name is wrong, or the body is not a JSON object "
-        "sent as application/json; `param` names the parameter and `code` the kind of mistake: "
-        + "; ".join(f"{code}: {meaning}" for code, meaning in CODES.items() if code not in _OTHER_CODES),
+        "description": "A parameter's value, type or name is wrong, the body is not a JSON object "
+        "sent as application/json, or the Host header is not a name this server answers for; `param` "
+        "names the parameter and `code` the kind of mistake: "
+        + "; ".join(
+            f"{code}: {meaning.removeprefix('400: ')}"
+            for code, meaning in CODES.items()
+            if code not in _OTHER_CODES
+        ),
     },
     413: {"model": ErrorBody, "description": "The body is over the server's cap (--max-body-bytes)"},
     429: {
         "model": ErrorBody,
         "description": "Every --max-streams slot is taken (code rate_limit_exceeded); retry after "
         "Retry-After seconds",
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait before retrying",
+                "required": True,
+                "schema": {"type": "integer"},
+            }
+        },
     },
     503: {"model": ErrorBody, "description": "The server is shutting down; retry on another replica"},
-    # what no route answers itself: the protocol's 408 and 431, a 405, an unexpected failure's 500
-    "default": {"model": ErrorBody, "description": "Another error, in the same shape"},
+    "default": DEFAULT_ERROR,
 }
 MODEL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {

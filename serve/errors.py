@@ -202,10 +202,12 @@ def install_error_handlers(app: FastAPI) -> None:
         path = _cut(request.url.path)  # a client's path, echoed: at most 80 characters of it
         if exc.status_code == 404 and message == "Not Found":  # no route: say which ones there are
             message = f"no {path} on this server; {ENDPOINTS}"
-        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
-            message = f"{_cut(request.method)} is not allowed on {path}; use {exc.headers['Allow']}"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and "Allow" in headers:
+            headers["Allow"] = _allowed(headers["Allow"])
+            message = f"{_cut(request.method)} is not allowed on {path}; use {headers['Allow']}"
         response = APIError(exc.status_code, message).response()
-        response.headers.update(exc.headers or {})  # a 405's Allow, for one
+        response.headers.update(headers)  # a 405's Allow, for one
         return response
 
     @app.exception_handler(Exception)
@@ -220,6 +222,17 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(named, str):
             response.headers["x-request-id"] = named
         return response
+
+
+def _allowed(said: str) -> str:
+    """A 405's ``Allow`` with HEAD beside GET: Starlette's (``said``) names the methods of the first
+    route at the path, and the HEAD of a GET route of routes.py is a route of its own, so ``PUT
+    /health`` was told ``GET`` alone. Every GET route here answers HEAD (routes.py's, web_assets' and
+    Starlette's own), and RFC 9110's Allow lists every method the path takes."""
+    methods = [method.strip() for method in said.split(",") if method.strip()]
+    if "GET" in methods and "HEAD" not in methods:
+        methods.insert(methods.index("GET") + 1, "HEAD")
+    return ", ".join(methods)
 
 
 def _schema_without_framework_errors(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from nextword.runtime.generation import FILE_DEFAULTS, OptionConflict
 
 from .config import ServeConfig
 from .errors import APIError
-from .schemas import API_TO_RUNTIME, CompletionRequest
+from .schemas import API_TO_RUNTIME, MAX_LOGPROBS, CompletionRequest
 
 __all__ = [
     "MAX_LOGPROBS",
@@ -27,7 +27,6 @@ __all__ = [
     "defaults_over_caps",
 ]
 
-MAX_LOGPROBS = 20  # alternatives per word in a logprobs answer
 RUNTIME_TO_API = {runtime: api for api, runtime in API_TO_RUNTIME.items()}
 # The request fields that set a GenerationConfig field, by the API's names, in GenerationConfig's order:
 # derived, so that an option added to the runtime and to CompletionRequest reaches generate() with no

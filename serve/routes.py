@@ -16,7 +16,7 @@ from nextword.runtime.checks import shown
 from nextword.runtime.text import PromptEnd
 
 from .bodies import JSONRoute
-from .completions import ERRORS, MODEL_NOT_FOUND
+from .completions import DEFAULT_ERROR, ERRORS, MODEL_NOT_FOUND
 from .errors import APIError, model_not_found, refusal
 from .metrics import CONTENT_TYPE
 from .options import check_cache, check_prompt
@@ -34,6 +34,9 @@ from .state import ServerState
 __all__ = ["STATIC", "router"]
 
 router = APIRouter(route_class=JSONRoute)  # bodies read as UTF-8 JSON only
+# what a GET route answers besides its own: a 400 host_not_allowed, a 408, a 431, a 500 (a 401 where the
+# key is needed is auth.py's to list)
+_GET_ERRORS: dict[int | str, dict[str, Any]] = {"default": DEFAULT_ERROR}
 STATIC = resources.files("nextword.serve") / "static"
 
 
@@ -121,6 +124,7 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     "/v1/models",
     operation_id="listModels",
     response_model=ModelList,
+    responses=_GET_ERRORS,
     summary="The served model: provenance and metrics",
 )
 async def models(request: Request) -> dict[str, Any]:
@@ -132,7 +136,7 @@ async def models(request: Request) -> dict[str, Any]:
     "/v1/models/{model_id}",
     operation_id="retrieveModel",
     response_model=ModelEntry,
-    responses=MODEL_NOT_FOUND,
+    responses={**MODEL_NOT_FOUND, **_GET_ERRORS},
     summary="The served model, by its id",
 )
 async def model(model_id: str, request: Request) -> dict[str, Any]:
@@ -179,12 +183,14 @@ async def chat() -> None:
     operation_id="getHealth",
     response_model=Health,
     response_model_exclude_none=True,  # the scheduler's figures it has, no nulls for the others
-    responses={503: ERRORS[503]},
+    responses={503: ERRORS[503], **_GET_ERRORS},
     summary="Liveness and load",
 )
 async def health(request: Request) -> dict[str, Any]:
     """``status`` is ``ok``; once the server is shutting down it answers 503, with the error body
-    (``type`` server_error), as every route does then."""
+    (``type`` server_error), as the routes that run the model (completions, suggestions, scores) do
+    then, so that a load balancer sends it no more. ``/v1/models`` and ``/metrics`` go on answering
+    while it drains: a client, or Prometheus, may still ask."""
     state: ServerState = request.app.state.nextword
     if state.draining:
         raise APIError(503, "the server is shutting down", kind="server_error")
@@ -207,7 +213,8 @@ async def health(request: Request) -> dict[str, Any]:
         200: {
             "content": {"text/plain": {"schema": {"type": "string"}}},
             "description": "Prometheus' text format",
-        }
+        },
+        **_GET_ERRORS,
     },
     summary="Prometheus metrics",
 )

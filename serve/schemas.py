@@ -1,7 +1,9 @@
 """Request and response bodies of the HTTP API (pydantic models: validation and the OpenAPI page).
 
 Types are checked here; value ranges are checked by :class:`nextword.runtime.GenerationConfig`, so the
-API and ``generate()`` accept the same values and refuse the rest with the same messages.
+API and ``generate()`` accept the same values and refuse the rest with the same messages. The schema
+states those ranges all the same (:func:`~nextword.serve.schema_limits.bounds`: stated, not checked by
+pydantic), and each server adds its own caps to it (``schema_limits.document_caps``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from nextword.runtime.generation import (
+    MAX_LENGTH_PENALTY,
+    MAX_NGRAM,
+    MAX_PENALTY,
+    MAX_STOP_CHARS,
+    MAX_STOP_STRINGS,
+    MAX_TEMPERATURE,
+    MAX_TOP_K,
+    MIN_TEMPERATURE,
+)
+
+from .schema_limits import bounds
+
 __all__ = [
     "API_TO_RUNTIME",
+    "MAX_LOGPROBS",
     "Choice",
     "CompletionRequest",
     "CompletionResponse",
@@ -34,6 +50,10 @@ __all__ = [
 API_TO_RUNTIME = {"max_tokens": "max_words", "min_tokens": "min_words", "n": "num_return_sequences"}
 
 
+MAX_LOGPROBS = 20  # alternatives per word in a logprobs answer (serve/options.py checks it)
+# temperature is 0 or a range: two branches, so that the schema refuses what the server does (0.001)
+_TEMPERATURE = {"anyOf": [{"const": 0}, {"minimum": MIN_TEMPERATURE, "maximum": MAX_TEMPERATURE}]}
+_STOP = {"type": "string", "minLength": 1, "maxLength": MAX_STOP_CHARS}  # a stop string, alone or listed
 MODEL_FIELD = (
     "the served model's id (GET /v1/models; nextword serve --served-model-name sets it), or left out; "
     "another id gets 404"
@@ -115,7 +135,10 @@ class CompletionRequest(_Request):
     ``model.generate``."""
 
     prompt: str | list[str] = Field(
-        ..., description="text to continue, or a list of texts (one result per text and n)"
+        ...,
+        description="text to continue, or a non-empty list of texts (one result per text and n); each "
+        "text at most nextword serve --max-prompt-chars characters, and prompts x n at most --max-rows",
+        json_schema_extra=bounds(array={"minItems": 1}),
     )
     model: str | None = Field(None, description=MODEL_FIELD)
 
@@ -136,25 +159,72 @@ class CompletionRequest(_Request):
             )
         return value
 
-    max_tokens: int | None = Field(None, description="new words at most (a word is one token)")
-    temperature: float | None = Field(None, description="softmax temperature; 0 is greedy")
-    top_p: float | None = Field(None, description="nucleus sampling: 0 < top_p <= 1")
-    n: int | None = Field(None, description="completions per prompt")
-    stop: str | list[str] | None = Field(None, description="strings that end the text (cut before them)")
-    seed: int | None = Field(None, description="the same seed and options give the same text")
+    max_tokens: int | None = Field(
+        None,
+        description="new words at most (a word is one token): 0 to this server's cap (nextword serve "
+        "--max-words)",
+        json_schema_extra=bounds(integer={"minimum": 0}),
+    )
+    temperature: float | None = Field(
+        None,
+        description=f"softmax temperature: 0 (greedy) or {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}",
+        json_schema_extra=bounds(number=_TEMPERATURE),
+    )
+    top_p: float | None = Field(
+        None,
+        description="nucleus sampling: 0 < top_p <= 1",
+        json_schema_extra=bounds(number={"exclusiveMinimum": 0, "maximum": 1}),
+    )
+    n: int | None = Field(
+        None,
+        description="completions per prompt: prompts x n at most this server's cap (nextword serve "
+        "--max-rows); with beam search, at most num_beams",
+        json_schema_extra=bounds(integer={"minimum": 1}),
+    )
+    stop: str | list[str] | None = Field(
+        None,
+        description=f"strings that end the text (cut before them): at most {MAX_STOP_STRINGS}, each of 1 "
+        f"to {MAX_STOP_CHARS} characters; [] for none (not even the model file's)",
+        json_schema_extra=bounds(string=_STOP, array={"maxItems": MAX_STOP_STRINGS, "items": _STOP}),
+    )
+    seed: int | None = Field(
+        None,
+        description="the same seed and options give the same text",
+        json_schema_extra=bounds(integer={"minimum": 0}),
+    )
     stream: bool | None = Field(
         None, description="send the text as server-sent events while it is generated (null: false)"
     )
-    stream_options: StreamOptions | None = None
+    stream_options: StreamOptions | None = Field(None, description="only with stream=true")
     logprobs: int | None = Field(
-        None, description="log-probability of each chosen word and of this many alternatives (0..20)"
+        None,
+        description="log-probability of each chosen word and of this many alternatives "
+        f"(0..{MAX_LOGPROBS}); not with beam search",
+        json_schema_extra=bounds(integer={"minimum": 0, "maximum": MAX_LOGPROBS}),
     )
     echo: bool | None = Field(None, description="put the prompt in front of the completion (null: false)")
     # nextword's own options
-    top_k: int | None = Field(None, description="sample among the k most likely words (0: every word)")
-    min_tokens: int | None = Field(None, description="words at least before the model may end the text")
-    repetition_penalty: float | None = Field(None, description="> 1 makes repeated words less likely")
-    no_repeat_ngram_size: int | None = Field(None, description="never repeat a word sequence this long")
+    top_k: int | None = Field(
+        None,
+        description="sample among the k most likely words (0: every word)",
+        json_schema_extra=bounds(integer={"minimum": 0, "maximum": MAX_TOP_K}),
+    )
+    min_tokens: int | None = Field(
+        None,
+        description="words at least before the model may end the text; at most max_tokens (left out: "
+        "the model file's max_words, lowered to --max-words)",
+        json_schema_extra=bounds(integer={"minimum": 0}),
+    )
+    repetition_penalty: float | None = Field(
+        None,
+        description=f"> 1 makes repeated words less likely ({1 / MAX_PENALTY:g}..{MAX_PENALTY:g}; 1 is off)",
+        json_schema_extra=bounds(number={"minimum": 1 / MAX_PENALTY, "maximum": MAX_PENALTY}),
+    )
+    no_repeat_ngram_size: int | None = Field(
+        None,
+        description=f"never repeat a word sequence this long (0 = off; at most {MAX_NGRAM})",
+        json_schema_extra=bounds(integer={"minimum": 0, "maximum": MAX_NGRAM}),
+    )
     stop_at_end: bool | None = Field(None, description="end where the model ends the document")
     allow_unknown: bool | None = Field(None, description="allow the unknown-word token <unk>")
     cache: bool | None = Field(
@@ -162,17 +232,36 @@ class CompletionRequest(_Request):
         description="mix in the model file's continuous cache (default: the file's decoding default, off)",
     )
     num_beams: int | None = Field(
-        None, description="> 1: deterministic beam search with this many beams (whole answers only)"
+        None,
+        description="> 1: deterministic beam search with this many beams (whole answers only: not with "
+        "stream or logprobs, nor with top_k, top_p or a temperature other than 0 or 1); prompts x "
+        "num_beams at most this server's cap (nextword serve --max-rows)",
+        json_schema_extra=bounds(integer={"minimum": 1}),
     )
     length_penalty: float | None = Field(
-        None, description="beam search: a text's log-probability is divided by its length ** length_penalty"
+        None,
+        description="beam search: a text's log-probability is divided by its length ** length_penalty "
+        f"({-MAX_LENGTH_PENALTY:g}..{MAX_LENGTH_PENALTY:g})",
+        json_schema_extra=bounds(number={"minimum": -MAX_LENGTH_PENALTY, "maximum": MAX_LENGTH_PENALTY}),
     )
     # OpenAI options nextword does not implement: accepted at their neutral value only
-    best_of: int | None = Field(None, description="only 1 (or equal to n)")
-    presence_penalty: float | None = Field(None, description="only 0; use repetition_penalty")
-    frequency_penalty: float | None = Field(None, description="only 0; use repetition_penalty")
-    logit_bias: dict[str, float] | None = Field(None, description="only empty")
-    suffix: str | None = Field(None, description="not supported (a left-to-right model)")
+    best_of: int | None = Field(
+        None, description="only 1 (or equal to n)", json_schema_extra=bounds(integer={"minimum": 1})
+    )
+    presence_penalty: float | None = Field(
+        None, description="only 0; use repetition_penalty", json_schema_extra=bounds(number={"const": 0})
+    )
+    frequency_penalty: float | None = Field(
+        None, description="only 0; use repetition_penalty", json_schema_extra=bounds(number={"const": 0})
+    )
+    logit_bias: dict[str, float] | None = Field(
+        None, description="only empty", json_schema_extra=bounds(object={"maxProperties": 0})
+    )
+    suffix: str | None = Field(
+        None,
+        description="not supported (a left-to-right model): only empty",
+        json_schema_extra=bounds(string={"maxLength": 0}),
+    )
     user: str | None = Field(None, description="accepted and ignored")
 
 
@@ -217,11 +306,16 @@ class CompletionResponse(BaseModel):
 class SuggestRequest(_Request):
     """``POST /v1/suggest``: the most likely next words after a text."""
 
-    prompt: str = Field(..., description="text so far (may be empty: the start of a document)")
+    prompt: str = Field(
+        ...,
+        description="text so far (may be empty: the start of a document); at most nextword serve "
+        "--max-prompt-chars characters",
+    )
     k: int | None = Field(
         None,
         description="how many words: 1 to this server's cap (nextword serve --max-suggestions, 100 by "
-        "default); left out or null: 5, or the cap where it is lower",
+        "default) and the model's vocabulary size; left out or null: 5, or the cap where it is lower",
+        json_schema_extra=bounds(integer={"minimum": 1}),
     )
     model: str | None = Field(None, description=MODEL_FIELD)
     cache: bool | None = Field(
@@ -243,7 +337,12 @@ class SuggestResponse(BaseModel):
 class ScoreRequest(_Request):
     """``POST /v1/score``: how likely the model finds a text, word by word."""
 
-    text: str
+    text: str = Field(
+        ...,
+        description="at least one word (a text of only spaces, or of marks the tokenizer drops, gets 400); "
+        "at most nextword serve --max-prompt-chars characters",
+        json_schema_extra=bounds(string={"minLength": 1}),
+    )
     model: str | None = Field(None, description=MODEL_FIELD)
     cache: bool | None = Field(
         None, description="mix in the model file's continuous cache (default: on when the file has one)"
