@@ -97,9 +97,21 @@ def page_html(root_path: str = "") -> str:
     return html[:at] + script + html[at:]
 
 
-@functools.cache
 def _index_html() -> str:
-    """index.html, read once: it changes only with the package."""
+    """index.html as it is on disk: read again once its modification time changes (nextword upgraded,
+    or an editable checkout moved on, under a running server), as the scripts it loads are (they are
+    read at each request): an index.html kept from before broke the page, its scripts expecting
+    elements it lacked."""
+    try:
+        stamp = os.stat(STATIC / "index.html").st_mtime_ns  # type: ignore[arg-type]
+    except (OSError, TypeError):  # not a file of its own (a package in a zip): read once
+        stamp = 0
+    return _read_index_html(stamp)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_index_html(stamp: int) -> str:
+    """index.html, read for its modification time ``stamp``."""
     return (STATIC / "index.html").read_text(encoding="utf-8")
 
 

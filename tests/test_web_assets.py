@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 from pathlib import Path
 
@@ -318,3 +319,27 @@ def test_the_output_boxes_hold_no_whitespace_before_their_placeholder():
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     for box in ("output", "scored"):
         assert re.search(rf'<div id="{box}"[^>]*><span class="placeholder">[^<]*</span></div>', html), box
+
+
+def test_the_page_is_served_as_it_is_on_disk_with_its_scripts(client, tmp_path, monkeypatch):
+    """The page's scripts were read at each request, index.html once: a server running while nextword
+    was upgraded (or an editable checkout moved on) sent a new app.js with the old index.html, whose
+    missing elements broke Generate. index.html is now read again once it changes."""
+    from nextword.serve import web_assets
+    from nextword.serve.headers import script_hash
+
+    static = tmp_path / "static"
+    static.mkdir()
+    page = static / "index.html"
+    page.write_text("<!doctype html><title>one</title><script>var a = 1;</script>", encoding="utf-8")
+    monkeypatch.setattr(web_assets, "STATIC", static)
+    first = client.get("/")
+    assert "<title>one</title>" in first.text
+    page.write_text("<!doctype html><title>two</title><script>var b = 2;</script>", encoding="utf-8")
+    stat = page.stat()
+    os.utime(page, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later time, whatever the clock
+    second = client.get("/")
+    assert "<title>two</title>" in second.text
+    # the page's policy allows the inline script it now holds, not the one before
+    policy = second.headers["content-security-policy"]
+    assert script_hash("var b = 2;") in policy and script_hash("var a = 1;") not in policy
