@@ -30,6 +30,7 @@ __all__ = [
     "ACCESS",
     "ANSWERED",
     "CLIENT_LEFT",
+    "REFUSALS_STATE_KEY",
     "REQUEST_ID",
     "STREAM_END",
     "access_line",
@@ -47,6 +48,10 @@ CLIENT_LEFT = "nextword_client_left"  # set by the HTTP protocol (serve/http_gua
 # set by the HTTP protocol when it answered a request the app was running itself (a malformed chunked
 # body: 400), as (status, why): the status the client got, and the app's own answer went nowhere
 ANSWERED = "nextword_answered"
+# Where create_app's lifespan puts the function that counts the requests the HTTP protocol refuses before
+# they reach the app (serve/http_guard.py; its argument: the status), in the state uvicorn hands to every
+# connection: those requests pass no middleware, yet have their access line (refused_line) and their count
+REFUSALS_STATE_KEY = "nextword.refusals"
 
 
 def new_request_id() -> str:

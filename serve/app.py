@@ -156,7 +156,8 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     own = [route for route in app.router.routes if isinstance(route, Route)]
     every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes, *own]
     app.add_middleware(RequestMetrics, metrics=state.metrics, routes=every)
-    app.add_middleware(PublishGuard, settings=config.guard)  # for the HTTP protocol (http_guard.py)
+    # for the HTTP protocol (http_guard.py): its settings, and the count of the requests it refuses itself
+    app.add_middleware(PublishGuard, settings=config.guard, refused=state.metrics.refused)
     # outermost: nosniff, Referrer-Policy, X-Frame-Options on every answer, CORS preflights and refusals
     # too; the pages' own Content-Security-Policy comes from their routes (headers.py)
     app.add_middleware(SecurityHeaders)

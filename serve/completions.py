@@ -24,6 +24,7 @@ from .access import REQUEST_ID, STREAM_END
 from .beams import BeamJob
 from .bodies import JSONRoute
 from .errors import CODES, APIError, refusal
+from .logs import FORCED_QUIT
 from .options import Completion, completion_from_request
 from .scheduler import Job, RowUpdate
 from .schemas import CompletionRequest, CompletionResponse, ErrorBody, error_body
@@ -222,12 +223,13 @@ async def _events(
 ) -> AsyncIterator[str]:
     """The stream of one request; cancels the job if the stream stops early (client gone). How a stream
     that did not run to its end stopped goes in ``said`` (the request's state), for its access line,
-    whose status is the 200 sent when the stream began."""
+    whose status is the 200 sent when the stream began, and in the metrics' count of stream ends."""
     per_prompt = completion.config.num_return_sequences
     # text_offset counts an echoed prompt
     prefixes = [len(completion.prompts[i // per_prompt]) if completion.echo else 0 for i in range(job.rows)]
     head = _sse({**meta, "object": "text_completion", "choices": []})[: -len("]}\n\n")]  # ...,"choices":[
-
+    ended = "client_left"  # unless it gets further: its task cancelled, as a client that left cancels it
+    drained = False  # the shutdown's drain cancelled its generation
     try:
         if completion.echo:
             yield "".join(choice_event(head, i, completion.prompts[i // per_prompt]) for i in range(job.rows))
@@ -242,6 +244,7 @@ async def _events(
                     continue
                 if u.finished and u.finish_reason == "cancelled":  # by the drain: a client that left is gone
                     said[STREAM_END] = "stream cancelled: the server is shutting down"
+                    drained = True
                 reason = FINISH.get(u.finish_reason or "") if u.finished else None
                 end = u.finish_reason if u.finished else None
                 events.append(choice_event(head, u.index, u.text, reason, end, lp))
@@ -250,16 +253,23 @@ async def _events(
         if completion.include_usage:
             usage = _usage(state, completion, job.words)
             yield _sse({**meta, "object": "text_completion", "choices": [], "usage": usage})
+        ended = "cancelled" if drained else "done"
     except ValueError as exc:  # refused by the runtime after the stream began, or a model that failed
+        ended = "error"
         error = refusal(exc)
         said[STREAM_END] = f"stream ended by an error event ({error.kind})"
         yield _sse(error_body(error.message, error.kind, code=error.code))
     except RuntimeError as exc:
+        ended = "error"
         said[STREAM_END] = "stream ended by an error event (server_error)"
         yield _sse(error_body(str(exc), "server_error"))
     finally:
         state.end_job(job)
         said.setdefault(STREAM_END, "stream cut before its end")  # the client left, or a forced quit
+        if ended == "client_left" and FORCED_QUIT.is_set():
+            ended = "server_quit"
+        if state.metrics is not None:
+            state.metrics.stream_ended(ended)
     yield "data: [DONE]\n\n"
     if said[STREAM_END].startswith("stream cut"):
         del said[STREAM_END]  # it ran to its end

@@ -21,8 +21,9 @@ connection:
 The body's deadline is the app's (:class:`nextword.serve.limits.BodySizeLimit`), which can answer 408.
 The settings are the app's: ``create_app`` puts its :class:`~nextword.serve.config.GuardSettings` in
 the lifespan state uvicorn hands to every connection (without them, ``GuardSettings()``'s defaults
-hold). ``nextword serve`` runs this protocol; for an app of ``create_app()`` under a uvicorn of one's
-own, pass ``http=GuardedHttpToolsProtocol``.
+hold), with the function that counts the refusals made here in the app's metrics. ``nextword serve``
+runs this protocol; for an app of ``create_app()`` under a uvicorn of one's own, pass
+``http=GuardedHttpToolsProtocol``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .access import ACCESS, ANSWERED, CLIENT_LEFT, STREAM_END, refused_line
+from .access import ACCESS, ANSWERED, CLIENT_LEFT, REFUSALS_STATE_KEY, STREAM_END, refused_line
 from .config import GUARD_STATE_KEY, GuardSettings
 from .headers import COMMON_HEADERS
 from .schemas import error_body
@@ -83,6 +84,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         found = self.app_state.get(GUARD_STATE_KEY)
         self.guard = found if isinstance(found, GuardSettings) else GuardSettings()
+        counter = self.app_state.get(REFUSALS_STATE_KEY)  # the app's metrics, where it has them
+        self._count_refusal: Callable[[int], None] = counter if callable(counter) else lambda status: None
         self._in_head = True  # from a request's first byte (or the connection's start) to its headers' end
         self._head_bytes = 0  # bytes read since, at least the head's (a read may hold some body too)
         self._read = 0  # the size of the read being parsed
@@ -225,19 +228,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         pending = [c for c in (self._running, self.cycle) if c is not None and not c.response_complete]
         if any(cycle.response_started for cycle in pending):
             # a response is still being written on this connection: the refusal cannot be answered
-            ACCESS.info(refused_line(self.client, int(status[:3]), message))
+            self._refused(int(status[:3]), message)
             self._drop_client()
             return
         state = self.cycle.scope.get("state") if self.cycle in pending else None
         if isinstance(state, dict):
             # the request the app is reading (its chunked body is malformed) gets this answer, and its
-            # access line says so; the app's own answer, if it makes one, goes nowhere
+            # access line (and count, serve/metrics.py) says so; the app's own answer goes nowhere
             state[ANSWERED] = (int(status[:3]), message)
         else:  # no request reached the app
-            ACCESS.info(refused_line(self.client, int(status[:3]), message))
+            self._refused(int(status[:3]), message)
         self._gone()
         self.transport.write(_reply(status, message, code))
         self.transport.close()
+
+    def _refused(self, status: int, why: str) -> None:
+        """The access line and the count of a request refused before it reached the app: no middleware
+        of the app sees it."""
+        ACCESS.info(refused_line(self.client, status, why))
+        self._count_refusal(status)
 
     # ----------------------------------------------------------------- writes the client does not take
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from .access import REFUSALS_STATE_KEY
 from .config import GUARD_STATE_KEY, GuardSettings
 from .errors import APIError, send_error
 
@@ -75,15 +77,20 @@ class BodySizeLimit:
 
 class PublishGuard:
     """ASGI middleware: at start-up, puts the HTTP protocol's guard settings (``ServeConfig.guard``) in
-    the lifespan state, which uvicorn hands to every connection (serve/http_guard.py); everything else
-    passes through."""
+    the lifespan state, which uvicorn hands to every connection (serve/http_guard.py), with ``refused``,
+    what counts the requests the protocol refuses (``Metrics.refused``); everything else passes
+    through."""
 
-    def __init__(self, app: Any, settings: GuardSettings) -> None:
-        self.app, self.settings = app, settings
+    def __init__(
+        self, app: Any, settings: GuardSettings, refused: Callable[[int], None] | None = None
+    ) -> None:
+        self.app, self.settings, self.refused = app, settings, refused
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan" and isinstance(scope.get("state"), dict):
             scope["state"][GUARD_STATE_KEY] = self.settings
+            if self.refused is not None:
+                scope["state"][REFUSALS_STATE_KEY] = self.refused
         await self.app(scope, receive, send)
 
 

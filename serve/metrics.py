@@ -1,11 +1,16 @@
 """Prometheus metrics at ``GET /metrics``: requests by route and status, their durations, the time to a
-completion's first word, words generated, and the server's load as ``/health`` reports it.
+completion's first word, how streams ended, words generated, and the server's load as ``/health``
+reports it.
 
 Each app has a registry of its own (two apps in one process, as tests make them, count apart). With
 ``--workers N`` the workers share their metrics through prometheus_client's multiprocess mode: ``nextword
 serve`` gives them a fresh ``$PROMETHEUS_MULTIPROC_DIR``, each worker's counters and histograms live in
 files there, each worker writes its load there too (at every scrape it answers and once a second), and
 a scrape, whichever worker the kernel hands it to, adds up every worker's.
+
+A scrape's text is made at most once a second in each process and answered again until then
+(:data:`SCRAPE_MAX_AGE`): a flood of scrapes, each made on the event loop (and with ``--workers``
+reading every worker's files), held up every other request.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from .keys import route_path
 if TYPE_CHECKING:
     from .state import ServerState
 
-__all__ = ["CONTENT_TYPE", "MULTIPROCESS_ENV", "Metrics", "RequestMetrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROCESS_ENV", "SCRAPE_MAX_AGE", "STREAM_ENDS", "Metrics", "RequestMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # prometheus_client's: the directory where the processes of a multiprocess server keep their metrics,
@@ -61,6 +66,14 @@ _DURATIONS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 1
 # so that no client can grow the registry without bound
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _FIRST_WORD = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# How a stream ends (serve/completions.py): ran to its end; an error event after the 200 (a failed model
+# step, a refusal by the runtime); the client went away (or was dropped for reading nothing for
+# --send-timeout); the shutdown's drain cancelled it past --shutdown-timeout (its choices end "cancelled");
+# a forced quit (Ctrl-C twice, uvicorn's backstop) cut it
+STREAM_ENDS = ("done", "error", "client_left", "cancelled", "server_quit")
+# seconds a scrape's text is answered again before it is made anew: the load it shows is about as old
+# (a worker writes its own once a second), and Prometheus scrapes every few seconds at most
+SCRAPE_MAX_AGE = 1.0
 
 
 class Metrics:
@@ -77,14 +90,15 @@ class Metrics:
         self.requests = Counter(
             "nextword_http_requests",
             "HTTP requests answered, by route (the path template, /static for the page's files, "
-            "unmatched for a path the server does not have), method and status",
+            "unmatched for a path the server does not have or a request refused unread), method and status",
             ["route", "method", "status"],
             registry=self.registry,
         )
         self.durations = Histogram(
             "nextword_http_request_duration_seconds",
-            "from a request's arrival to the end of its answer (a stream's last event), by route",
-            ["route"],
+            "from a request's arrival to the end of its answer (a stream's last event), by route and "
+            "status class (2xx, 4xx...: the answers' quantiles without the fast refusals, 429s among them)",
+            ["route", "status_class"],
             buckets=_DURATIONS,
             registry=self.registry,
         )
@@ -95,12 +109,33 @@ class Metrics:
             buckets=_FIRST_WORD,
             registry=self.registry,
         )
+        self.stream_ends = Counter(
+            "nextword_stream_ends",
+            "completion streams ended, by how: done, error (an error event after the 200 sent), "
+            "client_left, cancelled (by the shutdown's drain), server_quit (cut by a forced quit)",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in STREAM_ENDS:  # each at 0 from the start: a rate of errors needs no first error
+            self.stream_ends.labels(reason)
+        self.max_age = SCRAPE_MAX_AGE  # seconds a scrape's text is answered again (0: made each time)
+        self.clock = time.monotonic  # what that age is measured with
+        self._scraped: tuple[float, bytes] | None = None  # when the last text was made, and the text
+        self._scraping = threading.Lock()  # scrape() may be called from several threads
         self._load = _SharedLoad(state, self.registry) if shared else None
         if self._load is None:
             self.registry.register(_Load(state))
 
     def scrape(self) -> bytes:
-        """The text exposition format of every metric (every worker's, when shared)."""
+        """The text exposition format of every metric (every worker's, when shared), as made at most
+        :attr:`max_age` seconds before in this process."""
+        with self._scraping:  # a scrape that comes while another makes the text waits for that text
+            now = self.clock()
+            if self._scraped is None or now - self._scraped[0] >= self.max_age:
+                self._scraped = (now, self._render())
+            return self._scraped[1]
+
+    def _render(self) -> bytes:
         if self._load is None:
             return generate_latest(self.registry)
         self._load.publish()  # this worker's load as it is now; the others' from their last second
@@ -109,6 +144,16 @@ class Metrics:
         multiprocess.MultiProcessCollector(registry)
         registry.register(_Info(self._state))
         return generate_latest(registry)
+
+    def stream_ended(self, reason: str) -> None:
+        """Count a completion stream that ended, ``reason`` being one of :data:`STREAM_ENDS`."""
+        assert reason in STREAM_ENDS, reason  # a label of a few values, never one a client chose
+        self.stream_ends.labels(reason).inc()
+
+    def refused(self, status: int) -> None:
+        """Count a request the HTTP protocol refused before it reached the app (serve/http_guard.py: bytes
+        that are not HTTP, a head too slow or too large), whose path and method were never read."""
+        self.requests.labels("unmatched", "other", str(status)).inc()
 
     def publish(self) -> None:
         """Write this worker's load where the other workers' scrapes read it (shared only)."""
@@ -164,7 +209,7 @@ _Combine = Literal["livesum", "livemax"]
 
 def _load_values(
     state: ServerState,
-) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int, _Combine]]]:
+) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, float, _Combine]]]:
     """The server's state as (name, documentation, value) counters and (name, documentation, value,
     how the workers' values combine) gauges: what ``/health`` shows."""
     stats: dict[str, Any] = state.scheduler.stats() if state.scheduler else {}
@@ -174,25 +219,36 @@ def _load_values(
     ]
     if "ticks" in stats:
         counters.append(("nextword_batch_steps", "batched model steps run", stats["ticks"]))
-    gauges: list[tuple[str, str, int | None, _Combine]] = [
+    if "failed_steps" in stats:
+        failed = "batched model steps that failed (their sequences ended with an error)"
+        counters.append(("nextword_failed_steps", failed, stats["failed_steps"]))
+    slots = state.slots
+    gauges: list[tuple[str, str, float | None, _Combine]] = [
         ("nextword_generations_in_flight", "completions being generated now", len(state.jobs), "livesum"),
         (
             "nextword_slots_used",
             "requests running the model now (completions, suggestions, scores)",
-            state.slots.used,
+            slots.used,
             "livesum",
         ),
         (
             "nextword_slots_limit",
             "the cap on those requests (--max-streams, in each of --workers); more get 429",
-            state.slots.limit,
+            slots.limit,
             "livesum",
+        ),
+        (
+            "nextword_slots_used_ratio",
+            "slots used over the cap (1: more get 429); with --workers, the fullest worker's",
+            slots.used / max(slots.limit, 1),
+            "livemax",  # the sums above hide one worker that is full while the others idle
         ),
         ("nextword_draining", "1 once the server is shutting down", int(state.draining), "livemax"),
         ("nextword_sequences", "sequences in the batch being stepped now", stats.get("sequences"), "livesum"),
         (
             "nextword_sequences_waiting",
-            "sequences waiting for room in the batch",
+            "sequences waiting to join the batch: every row (n per prompt) of each request waiting, "
+            "which waits for the step under way to end at least",
             stats.get("waiting"),
             "livesum",
         ),
@@ -224,14 +280,14 @@ class _Load(_Info):
         counters, gauges = _load_values(self.state)
         for name, documentation, value in counters:
             yield CounterMetricFamily(name, documentation, value)
-        for name, documentation, value, _ in gauges:
-            yield GaugeMetricFamily(name, documentation, value=value)
+        for name, documentation, level, _ in gauges:
+            yield GaugeMetricFamily(name, documentation, value=level)
 
 
 class _SharedLoad:
     """A worker's load written to prometheus_client's multiprocess files: its counters grow by what this
     worker counted since it last wrote, its gauges take their values now (summed over the live workers;
-    ``nextword_draining``: the largest)."""
+    ``nextword_draining`` and ``nextword_slots_used_ratio``: the largest)."""
 
     def __init__(self, state: ServerState, registry: CollectorRegistry) -> None:
         self.state, self.registry = state, registry
@@ -248,12 +304,12 @@ class _SharedLoad:
                     self.counters[name] = Counter(name, documentation, registry=self.registry)
                 self.counters[name].inc(value - self.written.get(name, 0))
                 self.written[name] = value
-            for name, documentation, value, mode in gauges:
+            for name, documentation, level, mode in gauges:
                 if name not in self.gauges:
                     self.gauges[name] = Gauge(
                         name, documentation, multiprocess_mode=mode, registry=self.registry
                     )
-                self.gauges[name].set(value)
+                self.gauges[name].set(level)
 
 
 class RequestMetrics:
@@ -306,7 +362,7 @@ class RequestMetrics:
             method = method if method in _METHODS else "other"  # a client's made-up verbs: one label
             took = time.perf_counter() - started
             self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.durations.labels(route).observe(took)
+            self.metrics.durations.labels(route, status_class(status)).observe(took)
             if ACCESS.isEnabledFor(logging.INFO):
                 ACCESS.info("%s", access_line(request, scope, status, took))
 
@@ -323,3 +379,9 @@ class RequestMetrics:
         if partial is None and route_path(scope).startswith("/static/"):
             return "/static"
         return partial or "unmatched"
+
+
+def status_class(status: int) -> str:
+    """A status's class as a label of five values (``2xx``; 499, a client that left, is ``4xx``)."""
+    # a status outside HTTP's range (no route sends one) counts with the server's errors: still 5 values
+    return f"{status // 100}xx" if 100 <= status <= 599 else "5xx"

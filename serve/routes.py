@@ -219,9 +219,9 @@ async def health(request: Request) -> dict[str, Any]:
     summary="Prometheus metrics",
 )
 async def metrics(request: Request) -> Response:
-    """Requests by route and status, their durations, the time to a completion's first word, words
-    generated, and the load ``/health`` shows, in Prometheus' text format (with ``--workers``: every
-    worker's, added up, whichever worker answers)."""
+    """Requests by route and status, their durations, the time to a completion's first word, how streams
+    ended, words generated, and the load ``/health`` shows, in Prometheus' text format (with
+    ``--workers``: every worker's, added up, whichever worker answers; made at most once a second)."""
     state: ServerState = request.app.state.nextword
     return Response(state.metrics.scrape(), media_type=CONTENT_TYPE)
 

@@ -62,6 +62,9 @@ class Job:
         self.words = 0  # words generated so far, over all sequences
         self.created = time.monotonic()
         self.first_word: float | None = None  # seconds from creation to the first word read, once read
+        # told those seconds as the first word is read (the server's metrics), not when the job ends: a
+        # stream's end comes long after, and a job that ends without a word has no first word to time
+        self.on_first_word: Callable[[float], None] | None = None
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[list[RowUpdate] | BaseException] = asyncio.Queue()
         self._on_cancel: Callable[[Job], None] = lambda job: None
@@ -95,6 +98,8 @@ class Job:
             self.words += sum(u.token is not None for u in batch)
             if self.first_word is None and self.words:
                 self.first_word = time.monotonic() - self.created
+                if self.on_first_word is not None:
+                    self.on_first_word(self.first_word)
             self.finished = not left
             yield batch
 
@@ -192,9 +197,14 @@ class BatchScheduler:
         self._thread.join(timeout=30)
 
     def stats(self) -> dict[str, Any]:
+        """The load as ``/health`` and ``/metrics`` show it. ``waiting`` counts sequences (each waiting
+        request's rows, ``n`` per prompt), not requests: a request submitted waits at least until the
+        next tick begins, even with room in the batch, and longer while its rows do not fit."""
+        with self._lock:  # the batching thread takes jobs out of the deque
+            waiting = sum(job.rows for job in self._waiting)
         return {
             "sequences": len(self._rows),
-            "waiting": len(self._waiting),
+            "waiting": waiting,
             "ticks": self.ticks,
             "failed_steps": self.failed_steps,
         }

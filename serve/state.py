@@ -139,6 +139,8 @@ class ServerState:
             raise APIError(503, "the server is shutting down; retry on another replica", kind="server_error")
         self.slots.acquire()
         if isinstance(job, Job):
+            if self.metrics is not None:  # timed as its first word is read, once (scheduler.Job.updates)
+                job.on_first_word = self.metrics.first_word.observe
             try:
                 self.scheduler.submit(job)
             except RuntimeError as exc:
@@ -154,8 +156,6 @@ class ServerState:
             self.slots.release()
             self.served += 1
             self.words += job.words
-            if self.metrics is not None and job.first_word is not None:
-                self.metrics.first_word.observe(job.first_word)
 
     def begin_shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
         """Refuse new generations; cancel those still running after ``shutdown_timeout`` seconds.

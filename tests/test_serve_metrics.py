@@ -18,6 +18,7 @@ from nextword.serve import ServeConfig, create_app
 
 def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of ``/metrics``, parsed by prometheus_client's own parser: (name, labels) -> value."""
+    client.app.state.nextword.metrics.max_age = 0  # made anew each time: these count what came just before
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     samples = {}
@@ -73,8 +74,10 @@ def test_requests_are_counted_by_route_method_and_status_and_words_by_what_was_g
     assert samples[("nextword_generated_words_total", ())] == words + 4
     # the two sampled completions had a first word; the beam search, answered whole, is not timed
     assert samples[("nextword_time_to_first_word_seconds_count", ())] == 2
-    durations = samples[("nextword_http_request_duration_seconds_count", (("route", "/v1/completions"),))]
-    assert durations == 3 + 3  # every request to the route, the made-up methods' 405s too
+    count = "nextword_http_request_duration_seconds_count"
+    route = ("route", "/v1/completions")
+    durations = {c: samples[(count, (route, ("status_class", c)))] for c in ("2xx", "4xx")}
+    assert durations == {"2xx": 3, "4xx": 3}  # every request to the route, the made-up methods' 405s too
     assert samples[("nextword_server_info", (("model", "tiny"), ("version", _version())))] == 1
     assert samples[("nextword_slots_limit", ())] == 256 and samples[("nextword_draining", ())] == 0
 
