@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from nextword.runtime.checks import shown
+
 from .config import AUTO_COLUMN, MAX_DOCUMENT_CHARS, TEXT_COLUMNS, CorpusConfig
 from .errors import CorpusError
 from .lines import MAX_RECORD_LINE_CHARS, bounded_lines
@@ -104,7 +106,7 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
                 others = [c for c in columns if c != column]
                 raise CorpusError(
                     f"{path}: column {column!r} is empty in all {rows:,} rows; the other columns are "
-                    f"{others}. Choose the column that holds the text with `text_column`"
+                    f"{_named(others)}. Choose the column that holds the text with `text_column`"
                 )
             if log and rows > texts:  # as JSON Lines records without text are (readers._read_jsonl)
                 logger.warning(
@@ -157,9 +159,9 @@ def _refuse_extra_fields(
     shown_delimiter = {"\t": "a tab", ",": "a comma", ";": "a semicolon"}.get(delimiter, repr(delimiter))
     raise CorpusError(
         f"{path}, line {last_line - lines}: {len(row)} fields where the header names {len(columns)} "
-        f"({columns}), so this row's text would be cut at {shown_delimiter}. Put quotes around a field "
-        f'that holds {shown_delimiter} (and write a quote inside it twice: ""); for a file of one document '
-        "per line without columns, pass format='lines'"
+        f"({_named(columns)}), so this row's text would be cut at {shown_delimiter}. Put quotes around a "
+        f'field that holds {shown_delimiter} (and write a quote inside it twice: ""); for a file of one '
+        "document per line without columns, pass format='lines'"
     )
 
 
@@ -215,6 +217,14 @@ def _check_quotes_close(path: Path, last_line: int, text: str, delimiter: str) -
         at = found.end()
 
 
+def _named(columns: list[str], most: int = 10) -> str:
+    """A header's column names for a message, as a list: at most ``most`` of them, each cut to 60
+    characters, then how many more (a header of 200,000 names made a message of two million characters)."""
+    listed = ", ".join(shown(column) for column in columns[:most])
+    more = f", and {len(columns) - most:,} more" if len(columns) > most else ""
+    return f"[{listed}{more}]"
+
+
 def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:
     """The column of ``path`` that holds the text: ``wanted``, or for ``auto`` the only column, else the
     first of :data:`TEXT_COLUMNS` the file has; with ``log``, an ``auto`` choice is logged, as a warning
@@ -224,7 +234,8 @@ def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:
     if wanted != AUTO_COLUMN:
         if wanted not in columns:
             raise CorpusError(
-                f"{path} has no column {wanted!r}; its columns are {columns}. Choose one with `text_column`"
+                f"{path} has no column {shown(wanted)}; its columns are {_named(columns)}. Choose one with "
+                "`text_column`"
             )
         column = wanted
     elif len(columns) == 1:
@@ -239,7 +250,7 @@ def _text_column(path: Path, columns: list[str], wanted: str, log: bool) -> str:
                 else ""
             )
             raise CorpusError(
-                f"{path}: which column holds the text? Its columns are {columns}, none of them named "
+                f"{path}: which column holds the text? Its columns are {_named(columns)}, none of them named "
                 f"{' or '.join(map(repr, TEXT_COLUMNS))}. Choose one with `text_column`.{headerless}"
             )
         column = found

@@ -27,6 +27,7 @@ __all__ = [
     "GenerationConfig",
     "OptionConflict",
     "call_config",
+    "check_option_names",
     "defaults_note",
     "stream_config",
 ]
@@ -271,10 +272,7 @@ class GenerationConfig:
         :class:`OptionConflict` that involves a value of ``config`` that ``options`` leave out then says
         so, ``(num_beams=4 is this model file's decoding default)``, rather than blame an option the
         caller never set."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"unknown generation option(s) {unknown}; valid options are {sorted(known)}")
+        check_option_names(options)
         if config is not None and not isinstance(config, GenerationConfig):
             raise WrongTypeError(
                 f"config must be a GenerationConfig, got {type(config).__name__}; pass options by name "
@@ -356,7 +354,20 @@ def stream_config(
     return resolved
 
 
+def check_option_names(names: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming the ``names`` that are no :class:`GenerationConfig` field, and the
+    fields there are (a model file's defaults may hold no other key either: ``origin`` and ``config``,
+    :meth:`GenerationConfig.from_options`' own parameters, were taken as them)."""
+    known = {f.name for f in fields(GenerationConfig)}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"unknown generation option(s) {unknown}; valid options are {sorted(known)}")
+
+
 def _listed(value: Any) -> str:
     """``value`` as the user wrote it: a tuple (what a list becomes here) shown as a list, cut to 200."""
-    text = repr(list(value)) if isinstance(value, tuple) else repr(value)
+    try:
+        text = repr(list(value)) if isinstance(value, tuple) else repr(value)
+    except ValueError:  # an integer past Python's 4,300-digit conversion limit, in it
+        return "a value holding an integer of more than 4,300 digits"
     return text if len(text) <= 200 else text[:197] + "..."

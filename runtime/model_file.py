@@ -23,7 +23,7 @@ from typing import Any
 
 from .cache import CacheConfig
 from .errors import ModelFileError, shorten
-from .generation import GenerationConfig
+from .generation import GenerationConfig, check_option_names
 from .limits import MAX_JSON_DEPTH, LoadLimits
 from .provenance import Provenance, read_provenance
 from .tokenizer import Tokenizer
@@ -288,6 +288,7 @@ def _generation_defaults(data: dict[str, Any], source: str) -> GenerationConfig:
     if isinstance(stop, list):
         data = {**data, "stop": tuple(stop)}
     try:
+        check_option_names(data)
         defaults = GenerationConfig.from_options(**data)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(

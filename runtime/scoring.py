@@ -12,7 +12,7 @@ from typing import cast
 import numpy as np
 
 from .cache import CacheConfig, ContinuousCache, resolve_cache
-from .checks import wrong_type
+from .checks import shown, wrong_type
 from .errors import WrongTypeError
 from .logits import log_softmax, softmax
 from .step import PROMPT_CHUNK, StepModel, feed_chunks
@@ -215,7 +215,7 @@ def next_words(
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise wrong_type("k", f"an integer in 1..{model.vocab_size}", k)
     if not 1 <= k <= model.vocab_size:
-        raise ValueError(f"k must be an integer in 1..{model.vocab_size}, got {k!r}")
+        raise ValueError(f"k must be an integer in 1..{model.vocab_size}, got {shown(k)}")
     ids = np.asarray([prompt_ids(model, prompt)])
     settings = resolve_cache(model, cache)
     if settings is not None:

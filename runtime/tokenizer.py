@@ -210,22 +210,34 @@ class Tokenizer:
         The selection of :meth:`build`, for counts gathered elsewhere (e.g. in one streaming pass over
         a corpus too large to hold, with :func:`tokenize` and the same ``config`` and ``version``).
         Special tokens in ``counts`` are ignored, and so are words longer than :data:`MAX_TOKEN_CHARS`
-        (a warning says how many: no model file may hold them); ``counts`` is not modified. ``version``
-        is the newest format by default, which readers before it (nextword 0.2.0 for format 4) refuse:
-        where the corpus holds no character that only formats text, pass
+        or holding lone surrogates (a warning says how many: no model file may hold them); ``counts``
+        is not modified. ``version`` is the newest format by default, which readers before it (nextword
+        0.2.0 for format 4) refuse: where the corpus holds no character that only formats text, pass
         ``splitting.oldest_version(False)`` (3), as :meth:`build` chooses.
         """
         config = _config(config)
         frequent = [w for w, n in counts.items() if n >= config.min_count and w not in SPECIAL_TOKENS]
-        kept = sorted((w for w in frequent if len(w) <= MAX_TOKEN_CHARS), key=lambda w: (-counts[w], w))
-        if len(kept) < len(frequent):  # a repeated blob (base64, a long URL): not a word a file may hold
+        long = [w for w in frequent if len(w) > MAX_TOKEN_CHARS]
+        if long:  # a repeated blob (base64, a long URL): not a word a file may hold
             logger.warning(
                 "%d frequent 'words' longer than %d characters left out of the vocabulary (read as <unk>): "
                 "%s",
-                len(frequent) - len(kept),
+                len(long),
                 MAX_TOKEN_CHARS,
-                _shorten(next(w for w in frequent if len(w) > MAX_TOKEN_CHARS)),
+                _shorten(long[0]),
             )
+        # lone surrogates: text read with errors="surrogateescape" (bytes that were not UTF-8), which no
+        # model file may hold either
+        broken = [w for w in frequent if len(w) <= MAX_TOKEN_CHARS and _UNUSABLE.search(w)]
+        if broken:
+            logger.warning(
+                "%d frequent words holding lone surrogates (bytes that were not UTF-8, read with "
+                "errors='surrogateescape') left out of the vocabulary (read as <unk>): %s",
+                len(broken),
+                _shorten(broken[0]),
+            )
+        usable = set(frequent) - set(long) - set(broken)
+        kept = sorted(usable, key=lambda w: (-counts[w], w))
         return cls(list(SPECIAL_TOKENS) + kept[: config.max_vocab - len(SPECIAL_TOKENS)], config, version)
 
     def to_json(self) -> str:
@@ -387,7 +399,8 @@ class Tokenizer:
         """The token with id ``token_id`` (``ValueError`` outside ``0..len(self) - 1``)."""
         integer = isinstance(token_id, numbers.Integral) and not isinstance(token_id, bool)
         if not integer or not 0 <= token_id < len(self._tokens):
-            refusal = f"token id {token_id!r} is not in this vocabulary of ids 0..{len(self._tokens) - 1}"
+            last = len(self._tokens) - 1
+            refusal = f"token id {_shorten(token_id)} is not in this vocabulary of ids 0..{last}"
             raise (ValueError if integer else WrongTypeError)(refusal)
         return self._tokens[token_id]
 
@@ -425,5 +438,8 @@ class Tokenizer:
 
 def _shorten(value: object, limit: int = 60) -> str:
     """``repr`` of a value for an error message, cut to about ``limit`` characters."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's 4,300-digit conversion limit
+        return "an integer of more than 4,300 digits"
     return text if len(text) <= limit else text[:limit] + "..."

@@ -131,3 +131,19 @@ def test_plain_text_of_one_document_a_line_with_a_stray_blank_line_is_warned_abo
     with caplog.at_level(logging.WARNING, logger="nextword.corpus"):
         load_documents([path], DEFAULT)
     assert not caplog.records
+
+
+def test_a_header_of_many_columns_is_named_in_a_message_of_bounded_length(tmp_path):
+    """A header of thousands of names, none holding the text: the refusal listed every one (200,000
+    names made a two-million-character message); it names ten, each cut to 60 characters, and the count."""
+    path = tmp_path / "wide.csv"
+    names = [f"c{i}" for i in range(5000)] + ["x" * 500]
+    path.write_text(",".join(names) + "\n" + ",".join("v" for _ in names) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError) as refusal:
+        load_documents([path], DEFAULT)
+    message = str(refusal.value)
+    assert "Its columns are ['c0', 'c1'," in message and "'c9', and 4,991 more]" in message
+    assert len(message) < 600, len(message)
+    with pytest.raises(CorpusError) as named:
+        load_documents([path], CorpusConfig(text_column="y" * 500))
+    assert "has no column 'yyy" in str(named.value) and len(str(named.value)) < 600

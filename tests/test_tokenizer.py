@@ -486,3 +486,19 @@ def test_words_longer_than_a_file_may_hold_are_left_out_of_a_vocabulary_with_a_w
     caplog.clear()
     Tokenizer.build(["the net " + blob] * 3, TokenizerConfig(min_count=2))
     assert len(caplog.records) == 1
+
+
+def test_a_vocabulary_leaves_out_words_holding_lone_surrogates(caplog):
+    """Text read with errors="surrogateescape" (a file or stdin that is not UTF-8) tokenizes to words
+    holding lone surrogates, which no tokenizer may hold: build() refused with "the tokenizer was not
+    written by nextword: re-export the model" (found by fuzzing with atheris). It now leaves them out."""
+    with caplog.at_level("WARNING", logger="nextword.runtime.tokenizer"):
+        tokenizer = Tokenizer.build(["caf\udce9 latte"] * 2, TokenizerConfig(min_count=1))
+    assert tokenizer.tokens[3:] == ["caf", "latte"]
+    assert tokenizer.encode("caf\udce9 latte") == [
+        tokenizer.id_of("caf"),
+        tokenizer.unk_id,
+        tokenizer.id_of("latte"),
+    ]
+    (record,) = caplog.records
+    assert record.getMessage().startswith("1 frequent words holding lone surrogates")

@@ -185,6 +185,11 @@ HOSTILE = {
         lambda p: crafted.set_meta(p, "nextword.generation", '{"max_words": 1000000000}'),
         "max_words",
     ),
+    # the names of from_options' own parameters were taken, not refused as the options they are not
+    "decoding defaults naming origin and config": (
+        lambda p: crafted.set_meta(p, "nextword.generation", '{"origin": "x", "config": null, "top_k": 4}'),
+        "unknown generation option(s) ['config', 'origin']",
+    ),
 }
 
 

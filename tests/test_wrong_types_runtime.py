@@ -28,6 +28,7 @@ from nextword.runtime import (
 )
 from nextword.runtime.cache import CacheConfig
 from nextword.runtime.default import BUNDLED_MODEL
+from nextword.runtime.errors import WrongTypeError
 from nextword.runtime.provenance import DedupSettings, SplitRecord
 from nextword.runtime.splitting import tokenize
 from nextword.runtime.tokenizer import SPECIAL_TOKENS
@@ -645,3 +646,26 @@ def test_an_empty_dict_is_no_longer_taken_for_the_default(model: NextWordModel) 
     refused(lambda: Generator(model, defaults={}), r"^defaults must be a GenerationConfig, got \{\}$")
     refused(lambda: load(BUNDLED_MODEL, limits={}), "^limits must be a LoadLimits, got dict$")
     assert model.generate("a", config=None, max_words=2, seed=0) == model.generate("a", max_words=2, seed=0)
+
+
+BIG = 10**5000  # past Python's 4,300-digit limit for writing an integer as text
+
+
+@pytest.mark.parametrize(
+    ("call", "kind", "message"),
+    [
+        (lambda m: m.generate("x", stop=[BIG]), WrongTypeError, "stop must be a string or a list"),
+        (lambda m: GenerationConfig(stop=(BIG,)), WrongTypeError, "stop must be a string or a list"),
+        (lambda m: Tokenizer([*SPECIALS, BIG]), WrongTypeError, "vocabulary entry 3 must be"),
+        (lambda m: m.tokenizer.decode([BIG]), ValueError, "token id an integer of more than 4,300"),
+        (lambda m: m.tokenizer.token_of(BIG), ValueError, "token id an integer of more than 4,300"),
+        (lambda m: m.next_words("x", k=BIG), ValueError, "k must be an integer in 1.."),
+    ],
+    ids=["generate-stop", "config-stop", "tokenizer", "decode", "token_of", "next_words-k"],
+)
+def test_an_integer_too_long_to_write_is_named_not_a_python_error(model, call, kind, message) -> None:
+    """Writing the value into the message raised Python's own "Exceeds the limit (4300 digits) for
+    integer string conversion" in place of nextword's refusal (found by fuzzing with atheris)."""
+    with pytest.raises(kind) as refusal:
+        call(model)
+    assert str(refusal.value).startswith(message) and "4,300 digits" in str(refusal.value)
