@@ -89,19 +89,24 @@ class Job:
             items = [await self._queue.get()]
             while not self._queue.empty():  # ticks that came while the reader was busy: one batch
                 items.append(self._queue.get_nowait())
-            batch = []
+            batch: list[RowUpdate] = []
+            failed: BaseException | None = None
             for item in items:
-                if isinstance(item, BaseException):
-                    raise item
+                if isinstance(item, BaseException):  # the words handed over before it are read first
+                    failed = item
+                    break
                 batch.extend(item)
-            left -= sum(u.finished for u in batch)
-            self.words += sum(u.token is not None for u in batch)
-            if self.first_word is None and self.words:
-                self.first_word = time.monotonic() - self.created
-                if self.on_first_word is not None:
-                    self.on_first_word(self.first_word)
-            self.finished = not left
-            yield batch
+            if batch or failed is None:
+                left -= sum(u.finished for u in batch)
+                self.words += sum(u.token is not None for u in batch)
+                if self.first_word is None and self.words:
+                    self.first_word = time.monotonic() - self.created
+                    if self.on_first_word is not None:
+                        self.on_first_word(self.first_word)
+                self.finished = not left
+                yield batch
+            if failed is not None:
+                raise failed
 
     def hold(self, batch: list[RowUpdate], now: float) -> list[RowUpdate] | None:
         """Called from the scheduler's thread with one tick's updates: what to hand over now (the
@@ -116,6 +121,14 @@ class Job:
             return None
         self._held, self._handed = [], now
         return batch
+
+    def fail(self, error: BaseException) -> None:
+        """Called from the scheduler's thread: end the job with ``error``, after the words held for its
+        interval (generated before the failure, they are the client's still)."""
+        if self._held:
+            self.deliver(self._held)
+            self._held = []
+        self.deliver(error)
 
     def deliver(self, batch: list[RowUpdate] | BaseException) -> None:
         """Called from the scheduler's thread."""
@@ -248,7 +261,7 @@ class BatchScheduler:
         self._rows.clear()
         self._failing = []
         for job in jobs:
-            job.deliver(error)
+            job.fail(error)
 
     def _tick(self) -> bool:
         """Admit, cancel, step once; False when closed and nothing is left in flight."""
@@ -349,7 +362,7 @@ class ThreadScheduler:
                     job.deliver(ready)
         except Exception as exc:
             logger.exception("generation failed")
-            job.deliver(failure(exc))
+            job.fail(failure(exc))
         finally:
             with self._lock:
                 self._running -= len(rows)

@@ -166,6 +166,60 @@ def test_a_job_holds_words_for_its_interval_but_never_its_first_or_last():
     assert ["".join(u.text for u in batch) for batch in eager] == [" x", " y"]
 
 
+def test_a_failing_tick_hands_over_the_words_it_held_before_its_error(model, monkeypatch):
+    """With --stream-interval, words of earlier ticks are held; a tick that then failed dropped them:
+    the client got the error without words the model had generated for it."""
+    from nextword.serve import scheduler as module
+
+    real = module._row_update
+    calls = {"n": 0}
+
+    def failing_fourth(index, update, tokens, eod):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise IndexError("a failure while the tick hands words over")
+        return real(index, update, tokens, eod)
+
+    monkeypatch.setattr(module, "_row_update", failing_fourth)
+    scheduler = BatchScheduler(model, max_batch=256)
+
+    async def main():
+        job = Job(["the network"], GenerationConfig(max_words=10, seed=1), None, interval=60.0)
+        scheduler.submit(job)
+        words = []
+        with pytest.raises(RuntimeError, match="generation failed"):
+            async for batch in job.updates():
+                words += [u.token for u in batch if u.token is not None]
+        return words
+
+    try:
+        words = _run(main())
+    finally:
+        scheduler.close()
+    assert len(words) == 3, words  # the first at once, the next two held, then the failing fourth
+
+
+def test_a_failure_after_words_already_handed_over_reaches_the_route_after_them():
+    """A failed step's error came in the same read as the words of the ticks before it (or was handed
+    over while words were held for the stream interval): the route got the error alone, and the client
+    never saw words the model had generated for it."""
+
+    async def main():
+        job = Job(["the network"], GenerationConfig(), None, interval=0.5)
+        job.deliver(job.hold([_word(0, " a")], now=10.0))  # handed over at once
+        assert job.hold([_word(0, " b")], now=10.1) is None  # held for the interval
+        job.fail(RuntimeError("generation failed (IndexError); see the server's log"))  # held, then it
+        await asyncio.sleep(0)  # the deliveries land in the queue before the first read
+        read = []
+        with pytest.raises(RuntimeError, match="generation failed"):
+            async for batch in job.updates():
+                read.append("".join(u.text for u in batch))
+        return read, job.words
+
+    read, words = _run(main())
+    assert read == [" a b"] and words == 2
+
+
 @pytest.mark.parametrize("batching", [True, False])
 def test_with_a_long_interval_a_stream_gets_its_first_word_then_the_rest_at_once(model, batching):
     scheduler = BatchScheduler(model, max_batch=8) if batching else ThreadScheduler(model, max_threads=2)
