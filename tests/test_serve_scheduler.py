@@ -23,6 +23,22 @@ async def _texts(job: Job) -> tuple[list[str], list[str | None], list[list[str]]
     return texts, reasons, words
 
 
+def _fail_at_update(n: int, monkeypatch) -> None:
+    """Make the ``n``-th word the scheduler hands over (its ``_row_update``) fail, as a failed step."""
+    from nextword.serve import scheduler as module
+
+    real = module._row_update
+    calls = {"n": 0}
+
+    def failing(index, update, tokens, eod):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise IndexError("a failure while the tick hands words over")
+        return real(index, update, tokens, eod)
+
+    monkeypatch.setattr(module, "_row_update", failing)
+
+
 def _run(coroutine, timeout: float = 120):
     """Run a test's coroutine, failing it after ``timeout`` seconds: a job waiting for rows that never
     come (a scheduler that mixes up its rows) fails the test instead of hanging the suite."""
@@ -169,18 +185,7 @@ def test_a_job_holds_words_for_its_interval_but_never_its_first_or_last():
 def test_a_failing_tick_hands_over_the_words_it_held_before_its_error(model, monkeypatch):
     """With --stream-interval, words of earlier ticks are held; a tick that then failed dropped them:
     the client got the error without words the model had generated for it."""
-    from nextword.serve import scheduler as module
-
-    real = module._row_update
-    calls = {"n": 0}
-
-    def failing_fourth(index, update, tokens, eod):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise IndexError("a failure while the tick hands words over")
-        return real(index, update, tokens, eod)
-
-    monkeypatch.setattr(module, "_row_update", failing_fourth)
+    _fail_at_update(4, monkeypatch)
     scheduler = BatchScheduler(model, max_batch=256)
 
     async def main():
@@ -256,18 +261,7 @@ def test_a_job_that_finished_in_a_failing_tick_hears_of_the_failure_and_the_next
     # The tick converted job A's last word (its row released), then failed on job B's: A was in no row
     # any more, so the failure reached only B and A waited for good. Both now end with the error, and the
     # scheduler, with a new generator, serves the next job.
-    from nextword.serve import scheduler as module
-
-    real = module._row_update
-    calls = {"n": 0}
-
-    def failing_second(index, update, tokens, eod):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise IndexError("a failure while the tick hands words over")
-        return real(index, update, tokens, eod)
-
-    monkeypatch.setattr(module, "_row_update", failing_second)
+    _fail_at_update(2, monkeypatch)
     scheduler = BatchScheduler(model, max_batch=256)
 
     async def main():
