@@ -142,6 +142,8 @@ def _read(source: str | os.PathLike[str] | bytes, limits: LoadLimits) -> tuple[s
         return name, data
     if not isinstance(source, (str, os.PathLike)):
         raise WrongTypeError(f"model must be a path or bytes, got {type(source).__name__}")
+    if not os.fspath(source):  # Path("") is the current folder: name the real mistake
+        raise ModelFileError("the model file's path is empty; pass the path of a .onnx file")
     path = Path(source)
     name = str(path)
     try:

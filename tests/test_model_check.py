@@ -131,6 +131,12 @@ def test_empty_file(tmp_path, no_onnxruntime):
         load(empty)
 
 
+def test_an_empty_path_is_named_as_such(no_onnxruntime):
+    """Path("") is ".", a folder: the message named "model file ." rather than the empty string given."""
+    with pytest.raises(ModelFileError, match=r"^the model file's path is empty; pass the path of a \.onnx"):
+        load("")
+
+
 def test_missing_file_and_folder(tmp_path, no_onnxruntime):
     with pytest.raises(ModelFileError, match=r"missing\.onnx does not exist"):
         load(tmp_path / "missing.onnx")
