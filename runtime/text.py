@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -11,7 +12,16 @@ from .tokenizer import EOD, Tokenizer
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["PromptEnd", "TextBuilder"]
+__all__ = ["PromptEnd", "TextBuilder", "as_in_text"]
+
+_APOSTROPHES = str.maketrans(dict.fromkeys(map(ord, "\u2018\u2019\u201b\u2032"), "'"))
+
+
+def as_in_text(stop: str) -> str:
+    """``stop`` as generated text would hold it: in Unicode NFKC, curly apostrophes as ``'``, as every
+    tokenizer normalizes text (a full-width ``！`` typed as a stop string is the ``!`` the text holds).
+    Quotation marks, which tokenizers remove, stay: a stop string holding one never matches."""
+    return stop if stop.isascii() else unicodedata.normalize("NFKC", stop).translate(_APOSTROPHES)
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class TextBuilder:
         lstrip: bool,
         starts: bool | None = None,
     ):
+        stops = tuple(map(as_in_text, stops))
         self._tokenizer, self._previous, self._stops, self._lstrip = tokenizer, previous, stops, lstrip
         if starts is None:  # from previous alone: a text start or a sentence end
             starts = previous is None or tokenizer.starts_after(previous, False)

@@ -1,6 +1,7 @@
 """generate() controls, batches, streaming, beam search, suggestions, scoring, concurrency."""
 
 import threading
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -167,6 +168,21 @@ def test_stop_strings_end_the_text_and_are_not_included(model):
     first_word = free.split()[0]
     stopped = model.generate("the network", max_words=40, temperature=0, stop=[first_word, "zzz"])
     assert stopped == free[: free.index(first_word)] == " "
+
+
+def test_stop_strings_are_matched_as_the_text_is_normalized(model):
+    """A full-width "！" or "．" (what a Chinese or Japanese keyboard types) never matched: NFKC makes
+    every "！" of the text "!". Stop strings are read as the text is, curly apostrophes as "'" too."""
+    free = model.generate("the network", max_words=40, temperature=0)
+    assert "." in free and " input" in free
+    for typed in ("\uff0e", "\uff49\uff4e\uff50\uff55\uff54"):  # ．, ｉｎｐｕｔ
+        plain = unicodedata.normalize("NFKC", typed)
+        cut = model.generate("the network", max_words=40, temperature=0, stop=typed)
+        assert cut == model.generate("the network", max_words=40, temperature=0, stop=plain) != free
+    from nextword.runtime.text import as_in_text
+
+    assert as_in_text("it\u2019s") == "it's" and as_in_text("\uff01") == "!"
+    assert as_in_text("\u00ab") == "\u00ab"  # a quotation mark, which no text holds, left as given
 
 
 def test_unknown_token_only_when_allowed(model):

@@ -395,7 +395,7 @@ MARK_PROMPTS = ["the network ¿", "it works. ¡", "the input, e.g.", "an accurac
 VARIANTS = [
     {},
     {"stop": ["."]},
-    {"stop": [", ", "network"], "min_words": 3},
+    {"stop": ["\uff0c", "\uff4e\uff45\uff54\uff57\uff4f\uff52\uff4b"], "min_words": 3},  # full-width: NFKC
     {"min_words": 30},
     {"no_repeat_ngram_size": 2},
     {"no_repeat_ngram_size": 1, "max_words": 60},
@@ -428,7 +428,7 @@ BEAMS = [
     {"num_beams": 5, "num_return_sequences": 3, "max_words": 25, "no_repeat_ngram_size": 3},
     {"num_beams": 3, "max_words": 25, "repetition_penalty": 1.4, "min_words": 10},
     {"num_beams": 8, "num_return_sequences": 8, "max_words": 30, "length_penalty": 0.0},
-    {"num_beams": 4, "num_return_sequences": 2, "max_words": 30, "length_penalty": 2.0, "stop": ["."]},
+    {"num_beams": 4, "num_return_sequences": 2, "max_words": 30, "length_penalty": 2.0, "stop": ["\uff0e"]},
     {"num_beams": 3, "max_words": 40, "no_repeat_ngram_size": 1, "stop_at_end": False},
     {"num_beams": 2, "max_words": 15, "allow_unknown": True, "prompts": 3},
     {"num_beams": 4, "max_words": 0},

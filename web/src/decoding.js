@@ -84,6 +84,14 @@ export class Rules {
   }
 }
 
+/** A stop string as generated text would hold it: NFKC, curly apostrophes as ', as every tokenizer
+ * normalizes text (a full-width '！' typed as a stop string is the '!' the text holds). */
+export function asInText(stop) {
+  return /^[\x00-\x7f]*$/.test(stop)
+    ? stop
+    : stop.normalize('NFKC').replace(/[\u2018\u2019\u201b\u2032]/g, "'");
+}
+
 /** Renders one row's new tokens as text, cuts it at the first stop string, and hands out what no later
  * stop string can cut. */
 export class TextBuilder {
@@ -95,9 +103,9 @@ export class TextBuilder {
   }
 
   constructor(tokenizer, previous, stops, lstrip, starts = undefined) {
-    Object.assign(this, { tokenizer, previous, stops, lstrip });
+    Object.assign(this, { tokenizer, previous, stops: stops.map(asInText), lstrip });
     this.starts = starts ?? (previous === null || Tokenizer.startsAfter(previous, false));
-    this.longest = Math.max(0, ...stops.map((s) => s.length));
+    this.longest = Math.max(0, ...this.stops.map((s) => s.length));
     this.text = '';
     this.stopped = false;
     this.emitted = 0;
