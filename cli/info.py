@@ -44,7 +44,8 @@ def show_info(args: argparse.Namespace) -> int:
         1: "a literal <unk> is read as <, unk, >",
         2: "a literal <unk> is one unknown word; combining marks split words",
         3: "combining marks stay inside words; invisible formatting characters are words of their own",
-    }.get(version, "combining marks stay inside words; invisible formatting characters are dropped")
+        4: "combining marks stay inside words; invisible formatting characters are dropped",
+    }.get(version, "as 4, and each Han ideograph is a word of its own")
     print(f"  vocabulary     {info.vocab_size} words (tokenizer format {version}: {reads})")
     print(
         f"  network        embedding {_text(embedding)}, "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from array import array
 from collections import Counter
@@ -27,7 +28,7 @@ import numpy as np
 
 from nextword.runtime.checks import check_iterable, wrong_type
 from nextword.runtime.provenance import DataCounts, SplitRecord
-from nextword.runtime.splitting import holds_invisible, oldest_version
+from nextword.runtime.splitting import version_needed
 from nextword.runtime.tokenizer import (
     MAX_TOKEN_CHARS,
     SPECIAL_TOKENS,
@@ -84,8 +85,9 @@ def build_vocabulary(
     part, never trained on, whose own words would otherwise enter the vocabulary untrained.
     ``version``: the tokenizer format whose rules split the words (a run's own, when it is made again);
     None, for a new vocabulary, the oldest that splits every document of the corpus alike
-    (:func:`~nextword.runtime.splitting.oldest_version`: 4 where one holds a character that only
-    formats text, else 3, which older readers open).
+    (:func:`~nextword.runtime.splitting.oldest_version`: 5 where one holds a Han ideograph, the Arabic
+    tatweel or a Hebrew gershayim typed as ``"``, 4 where one holds a character that only formats text,
+    else 3, which older readers open).
     """
     if not isinstance(split, DocumentSplit):
         raise wrong_type("split", "a DocumentSplit (split_corpus(config) or rebuild_split(...))", split)
@@ -95,10 +97,10 @@ def build_vocabulary(
     counts: Counter[str] = Counter()
     splitting = TOKENIZER_FORMAT_VERSION if version is None else version  # the newest: 3 splits alike
     index = 0
-    invisible = False  # in any document, validation ones too: they are encoded with this tokenizer
+    needed = 3  # by any document, validation ones too: they are encoded with this tokenizer
     for is_val, document in split.read():
-        if version is None:
-            invisible = invisible or holds_invisible(document)
+        if version is None and needed < TOKENIZER_FORMAT_VERSION:
+            needed = max(needed, version_needed(document))
         if not is_val:
             if leave_out is None or not leave_out[index]:
                 counts.update(tokenize(document, config, splitting))
@@ -111,14 +113,19 @@ def build_vocabulary(
         seconds,
         words / max(seconds, 1e-9),
     )
-    tokenizer = Tokenizer.from_counts(
-        counts, config, oldest_version(invisible) if version is None else version
-    )
+    tokenizer = Tokenizer.from_counts(counts, config, needed if version is None else version)
     _check_coverage(counts, tokenizer, split.counts.exact_duplicates or 0)
     return tokenizer
 
 
 UNKNOWN_WARNING = 0.2  # share of the training words outside the vocabulary that earns a warning
+# Text in Thai, Lao, Khmer or Myanmar whose words are not separated by spaces: each phrase is one
+# "word". Measured share of the training words holding a run of UNSEGMENTED_RUN letters of these
+# scripts: 40-100% of unsegmented text (real Thai, Lao, Khmer and Myanmar prose, a generated Thai
+# corpus), at most 1.6% of the same text segmented into words, 0% of English, Chinese or Japanese.
+UNSEGMENTED_RUN = 12  # characters
+UNSEGMENTED_WARNING = 0.1  # share of the training words that earns the warning
+_UNSEGMENTED = re.compile(f"[\u0e01-\u0e5b\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]{{{UNSEGMENTED_RUN},}}")
 
 
 def _shown(word: str) -> str:
@@ -126,11 +133,30 @@ def _shown(word: str) -> str:
     return repr(word) if len(word) <= 60 else repr(word[:60]) + "..."
 
 
+def _unsegmented(counts: Counter[str], words: int) -> str | None:
+    """What to say of a corpus whose training words are mostly phrases of a script written without
+    spaces that the tokenizer does not split (:data:`UNSEGMENTED_WARNING`), or None."""
+    long = Counter({w: n for w, n in counts.items() if not w.isascii() and _UNSEGMENTED.search(w)})
+    share = sum(long.values()) / words
+    if share < UNSEGMENTED_WARNING:
+        return None
+    ((example, _),) = long.most_common(1)
+    return (
+        f"{100 * share:.0f}% of the training words are runs of {UNSEGMENTED_RUN} or more Thai, Lao, Khmer "
+        f"or Myanmar letters ({len(long):,} distinct, such as {_shown(example)}): the text has no spaces "
+        "between words, so each phrase became one word, which a word-level model cannot learn. Segment "
+        "the text into words separated by spaces before training (for Thai, PyThaiNLP's word_tokenize; "
+        "for Lao, Khmer and Myanmar, a word segmenter such as ICU's word break iterator)"
+    )
+
+
 def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int = 0) -> None:
     """Log the share of the training words the vocabulary leaves out (they become ``<unk>``), and warn
-    when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``. A vocabulary with
-    no word at all is a ``ValueError``; ``duplicates``: the exact duplicates the split dropped, which its
-    message names (a corpus of one word a line loses every repeat)."""
+    when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``. Warn, whatever that
+    share, when the words are mostly phrases of Thai, Lao, Khmer or Myanmar (:data:`UNSEGMENTED_WARNING`),
+    with the fix: segmenting the text, not a lower ``min_count``. A vocabulary with no word at all is a
+    ``ValueError``; ``duplicates``: the exact duplicates the split dropped, which its message names (a
+    corpus of one word a line loses every repeat)."""
     words = sum(counts.values())
     if not words:  # trained on nothing but document ends, then export's checks failed in numpy
         config = tokenizer.config
@@ -153,6 +179,12 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int 
                 "whose words are separated by spaces or punctuation"
             )
         ((word, count),) = words_only.most_common(1)
+        unsegmented = _unsegmented(counts, words)
+        if unsegmented:
+            raise ValueError(
+                f"no word of the training documents occurs min_count={tokenizer.config.min_count} times or "
+                f"more: {unsegmented}"
+            )
         copies = (
             f" (the split dropped {duplicates:,} documents as exact duplicates of others, with their words: "
             "keep_duplicates=True keeps them)"
@@ -167,14 +199,20 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int 
     unknown = sum(n for word, n in counts.items() if word not in known)
     share = unknown / words
     logger.info("%.1f%% of the training words are outside the vocabulary (<unk>)", 100 * share)
-    if share >= UNKNOWN_WARNING:
+    unsegmented = _unsegmented(counts, words)
+    if unsegmented:  # a lower min_count would only keep more phrases
+        become = (
+            f". {100 * share:.0f}% of the training words become <unk>" if share >= UNKNOWN_WARNING else ""
+        )
+        logger.warning("%s%s", unsegmented, become)
+    elif share >= UNKNOWN_WARNING:
         config = tokenizer.config
         logger.warning(
             "%.0f%% of the training words (%d of %d) fall outside the vocabulary of %d tokens "
             "(min_count=%d, max_vocab=%d) and become <unk>: %s. "
-            "Words are runs of letters and digits between spaces and punctuation, so text that does not "
-            "separate its words with spaces (Chinese, Japanese, Thai) makes each clause one rare word: a "
-            "word-level model cannot learn it",
+            "Words are runs of letters and digits between spaces and punctuation (each Chinese or Japanese "
+            "ideograph a word of its own), so text that does not separate its words with spaces makes each "
+            "clause one rare word: a word-level model cannot learn it",
             100 * share,
             unknown,
             words,

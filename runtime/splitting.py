@@ -30,6 +30,18 @@ format controls; a zero-width space is a space (a break between words). The zero
 joiner stay (inside words, as above), and so do variation selectors and tag characters (emoji). A
 corpus that holds none of these characters makes the same tokens under versions 3 and 4, so training
 records version 3 for it (:func:`oldest_version`), a model file that readers before version 4 open.
+
+Version 5 is for scripts written without spaces between words, and two characters that split words in
+right-to-left scripts. In step 1, after NFKC, the Arabic tatweel (U+0640, a stretching glyph: ``كبـــير``
+is ``كبير``) is dropped (and the text composed again, so marks around it order as typed without it),
+and an ASCII ``"`` between two Hebrew letters (U+05D0-U+05EA) is the gershayim (U+05F4), as Hebrew
+keyboards type it: ``צה"ל`` stays one word instead of losing its quote and falling apart. In step 4
+every Han ideograph is a token of its own (:data:`HAN`: U+3005-U+3007 ``々 〆 〇``, U+3400-U+4DBF,
+U+4E00-U+9FFF, U+F900-U+FAFF, U+20000-U+3FFFF), as Chinese and Japanese separate no words with
+spaces: a word-level vocabulary otherwise holds whole clauses. Kana runs stay whole, as BERT's basic
+tokenizer keeps them (``食べます`` is ``食``, ``べます``). Thai, Lao, Khmer and Myanmar are still split
+only at spaces and punctuation. A corpus with none of these (:func:`holds_version_5`) records the
+version it recorded before, 3 or 4.
 """
 
 from __future__ import annotations
@@ -46,15 +58,18 @@ if TYPE_CHECKING:
     from .tokenizer import TokenizerConfig
 
 __all__ = [
+    "HAN",
     "TOKENIZER_FORMAT_VERSION",
     "holds_invisible",
+    "holds_version_5",
     "newer_characters",
     "normalize",
     "oldest_version",
     "tokenize",
+    "version_needed",
 ]
 
-TOKENIZER_FORMAT_VERSION = 4  # the newest: 3 keeps combining marks inside words, 4 drops invisible ones
+TOKENIZER_FORMAT_VERSION = 5  # the newest: 3 keeps marks in words, 4 drops invisible ones, 5 splits Han
 
 # Version 4: the characters dropped (the default-ignorable format controls but the joiners of words and
 # emoji), and the zero-width space, read as a space
@@ -63,6 +78,15 @@ _INVISIBLE = re.compile(
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a]"
 )
 _ZERO_WIDTH_SPACE = "\u200b"
+
+# Version 5: the Han ideographs, each a token of its own (a regex class body; web/src/tokenizer.js has
+# the same ranges), the Arabic tatweel, dropped, and an ASCII quote between two Hebrew letters, the
+# gershayim
+HAN = "\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+_HAN = re.compile(f"[{HAN}]")
+_TATWEEL = "\u0640"
+_GERSHAYIM = re.compile('(?<=[\u05d0-\u05ea])"(?=[\u05d0-\u05ea])')
+_VERSION_5 = re.compile(f"[{HAN}{_TATWEEL}]|{_GERSHAYIM.pattern}")
 
 _QUOTES = re.compile(r"[\"“”„‟«»`´]")
 _APOSTROPHES = re.compile(r"[‘’‛′]")
@@ -156,11 +180,28 @@ def holds_invisible(text: str) -> bool:
     return not text.isascii() and _INVISIBLE.search(text) is not None
 
 
-def oldest_version(invisible: bool) -> int:
-    """The tokenizer format a new vocabulary records: 4 where its corpus held a character that only
-    formats text (:func:`holds_invisible`), else 3, which splits that corpus alike and which readers
-    from before version 4 (nextword 0.2.0) open."""
-    return 4 if invisible else 3
+def holds_version_5(text: str) -> bool:
+    """Whether ``text`` holds what tokenizer format 5 splits differently from 4 (where 4 would split it
+    alike, looked for after what version 4 drops and NFKC, which make some of them): a Han ideograph,
+    the Arabic tatweel, or an ASCII ``"`` between two Hebrew letters."""
+    if text.isascii():
+        return False
+    return _VERSION_5.search(unicodedata.normalize("NFKC", _drop_invisible(text))) is not None
+
+
+def oldest_version(invisible: bool, version_5: bool = False) -> int:
+    """The tokenizer format a new vocabulary records: 5 where its corpus held what only version 5 splits
+    apart or joins (:func:`holds_version_5`: Han, the tatweel, a Hebrew gershayim typed as ``"``), 4
+    where it held a character that only formats text (:func:`holds_invisible`), else 3. Each splits
+    that corpus as the newest does, and readers from before it open it (nextword 0.2.0 reads 3)."""
+    return 5 if version_5 else 4 if invisible else 3
+
+
+def version_needed(text: str) -> int:
+    """:func:`oldest_version` for one text: the oldest format that splits ``text`` as the newest does."""
+    if text.isascii():
+        return 3
+    return oldest_version(holds_invisible(text), holds_version_5(text))
 
 
 def _drop_invisible(text: str) -> str:
@@ -171,10 +212,16 @@ def _drop_invisible(text: str) -> str:
 
 def normalize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT_VERSION) -> str:
     """Apply steps 1-3 of the module docstring: Unicode, quotes, figure references, case, whitespace
-    (from ``version`` 4, characters that only format text dropped first)."""
+    (from ``version`` 4, characters that only format text dropped first; from 5, the tatweel dropped
+    and a ``"`` between Hebrew letters read as the gershayim)."""
     if version >= 4:
         text = _drop_invisible(text)
     text = unicodedata.normalize("NFKC", text)
+    if version >= 5 and not text.isascii():
+        if _TATWEEL in text:  # composed again: marks on either side of it take their canonical order
+            text = unicodedata.normalize("NFKC", text.replace(_TATWEEL, ""))
+        if '"' in text:
+            text = _GERSHAYIM.sub("\u05f4", text)
     text = _APOSTROPHES.sub("'", _QUOTES.sub(" ", _CONTROL.sub(" ", text)))
     if config.drop_figure_refs:
         text = _FIGURE_REF.sub("", text)
@@ -190,6 +237,8 @@ def tokenize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMAT
         raise WrongTypeError(f"text must be a str, got {type(text).__name__}")
     text, back = _stand_ins(text)
     text = normalize(text, config, version)
+    if version >= 5 and not text.isascii():
+        text = _HAN.sub(r" \g<0> ", text)  # each ideograph a word of its own
     if version == 1:
         tokens = _TOKEN.findall(text)
     elif version == 2:

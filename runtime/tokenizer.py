@@ -20,8 +20,8 @@ from typing import Any
 from .checks import check_bool, check_iterable, plain_numbers, wrong_type
 from .errors import WrongTypeError
 from .field_help import with_field_help
-from .spacing import ends_sentence, glued, starts_after
-from .splitting import TOKENIZER_FORMAT_VERSION, holds_invisible, oldest_version, tokenize
+from .spacing import capitalized, ends_sentence, glued, may_end_sentence, starts_after
+from .splitting import TOKENIZER_FORMAT_VERSION, tokenize, version_needed
 
 __all__ = [
     "EOD",
@@ -40,7 +40,7 @@ __all__ = [
     "TokenizerConfig",
 ]
 
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 _TOKENIZER_FORMAT_NAME = "nextword.tokenizer"
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,8 @@ class Tokenizer:
         Words seen fewer than ``config.min_count`` times, or beyond ``config.max_vocab``, map to the
         unknown token. Ties in frequency are broken alphabetically, so the result is deterministic.
         Its format version is the oldest that splits ``documents`` alike (:func:`.splitting.oldest_version`):
-        3, or 4 where one holds a character that only formats text (a soft hyphen, a zero-width space).
+        3; 4 where one holds a character that only formats text (a soft hyphen, a zero-width space); 5
+        where one holds a Han ideograph, the Arabic tatweel or a Hebrew gershayim typed as ``"``.
         """
         config = _config(config)
         check_iterable(
@@ -192,11 +193,12 @@ class Tokenizer:
             "pass [text] to build from one document",
         )
         counts: Counter[str] = Counter()
-        invisible = False  # the format recorded is the oldest that splits these documents alike
+        needed = 3  # the format recorded is the oldest that splits these documents alike
         for document in documents:
             counts.update(tokenize(document, config))
-            invisible = invisible or holds_invisible(document)
-        return cls.from_counts(counts, config, oldest_version(invisible))
+            if needed < TOKENIZER_FORMAT_VERSION:
+                needed = max(needed, version_needed(document))
+        return cls.from_counts(counts, config, needed)
 
     @classmethod
     def from_counts(
@@ -212,8 +214,8 @@ class Tokenizer:
         Special tokens in ``counts`` are ignored, and so are words longer than :data:`MAX_TOKEN_CHARS`
         or holding lone surrogates (a warning says how many: no model file may hold them); ``counts``
         is not modified. ``version`` is the newest format by default, which readers before it (nextword
-        0.2.0 for format 4) refuse: where the corpus holds no character that only formats text, pass
-        ``splitting.oldest_version(False)`` (3), as :meth:`build` chooses.
+        0.2.0 for format 4) refuse: pass the largest :func:`.splitting.version_needed` of the corpus's
+        documents (3 for most), as :meth:`build` chooses.
         """
         config = _config(config)
         frequent = [w for w, n in counts.items() if n >= config.min_count and w not in SPECIAL_TOKENS]
@@ -352,9 +354,7 @@ class Tokenizer:
         space = "" if glued(token, previous) else " "
         if starts is None:
             starts = previous is None or starts_after(previous, False)
-        if self.config.lowercase and starts:
-            return space + token[:1].upper() + token[1:]
-        return space + token
+        return space + (capitalized(token) if self.config.lowercase and starts else token)
 
     starts_after = staticmethod(starts_after)
 
@@ -368,7 +368,7 @@ class Tokenizer:
         for token in tokens:
             if token == EOD:
                 return True
-            if ends_sentence(token):  # a sentence end, unless a dot that closes initials
+            if may_end_sentence(token):  # a sentence end, unless a dot after initials, a ";" not Greek's
                 return ends_sentence(token, next(tokens, None))
             if not starts_after(token, True):
                 return False

@@ -250,23 +250,30 @@ def test_a_lone_surrogate_in_a_training_corpus_is_exit_2_about_the_file(tmp_path
 
 
 def test_a_vocabulary_that_leaves_most_words_out_is_warned_about(tmp_path, caplog, corpus_files):
-    """Text without spaces between words (Chinese here) tokenizes into whole clauses, nearly all of
-    them rare: the vocabulary pass says so and names what to change."""
+    """Words nearly all rare (clauses written without spaces, here letters drawn at random): the
+    vocabulary pass says so and names what to change. Chinese clauses were such words before tokenizer
+    format 5; each ideograph is a word now."""
     import random
 
     from nextword.corpus import build_vocabulary, split_corpus
     from nextword.runtime import TokenizerConfig
 
     rng = random.Random(0)
-    chars = "神经网络是一种计算模型它由许多元组成用于识别图像和语音的系统方法装置"
-    clauses = ["".join(rng.choice(chars) for _ in range(rng.randint(4, 9))) for _ in range(400)]
-    documents = ["。".join(rng.sample(clauses, 6)) + "。" for _ in range(60)]
-    path = tmp_path / "zh.jsonl"
-    path.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in documents))
-    with caplog.at_level("INFO", logger="nextword.corpus"):
-        build_vocabulary(split_corpus(CorpusConfig(paths=(str(path),))), TokenizerConfig(min_count=2))
-    assert "fall outside the vocabulary" in caplog.text and "lower `min_count`" in caplog.text
-    assert "Chinese, Japanese, Thai" in caplog.text
+    for chars, join, warned in [
+        ("abcdefghijklmnopqrstuvwxyzäöü", " ", True),
+        ("神经网络是一种计算模型它由许多元组成用于识别图像和语音的系统方法装置", "。", False),
+    ]:
+        clauses = ["".join(rng.choice(chars) for _ in range(rng.randint(4, 9))) for _ in range(400)]
+        documents = [join.join(rng.sample(clauses, 6)) + "。" for _ in range(60)]
+        path = tmp_path / "rare.jsonl"
+        path.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in documents))
+        caplog.clear()
+        with caplog.at_level("INFO", logger="nextword.corpus"):
+            split = split_corpus(CorpusConfig(paths=(str(path),)))
+            tokenizer = build_vocabulary(split, TokenizerConfig(min_count=2))
+        assert ("fall outside the vocabulary" in caplog.text) is warned, chars
+        assert ("lower `min_count`" in caplog.text) is warned and ("one rare word" in caplog.text) is warned
+        assert tokenizer.version == (3 if warned else 5)
     caplog.clear()
     with caplog.at_level("INFO", logger="nextword.corpus"):
         build_vocabulary(split_corpus(CorpusConfig(paths=(str(corpus_files["csv"]),))), TokenizerConfig())

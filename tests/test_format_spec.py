@@ -38,7 +38,7 @@ def _pattern(version: int) -> re.Pattern[str]:
 
 
 PATTERNS = {v: _pattern(v) for v in (1, 2, 3)}
-PATTERNS[4] = PATTERNS[3]
+PATTERNS[4] = PATTERNS[5] = PATTERNS[3]
 # Version 4's characters that only format text, as the document lists them, dropped before NFKC; the
 # zero-width space (U+200B) becomes a space.
 DROPPED = re.compile(
@@ -47,25 +47,47 @@ DROPPED = re.compile(
 )
 
 
+# Version 5: the Han ideographs, each a token; the tatweel; a '"' between two Hebrew letters
+HAN = "\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+GERSHAYIM = re.compile('(?<=[\u05d0-\u05ea])"(?=[\u05d0-\u05ea])')
+
+
 def tokenize(text: str, config: dict, version: int) -> list[str]:
     if version >= 4:
         text = DROPPED.sub("", text.replace("\u200b", " "))
-    text = APOSTROPHES.sub("'", QUOTES.sub(" ", CONTROL.sub(" ", unicodedata.normalize("NFKC", text))))
+    text = unicodedata.normalize("NFKC", text)
+    if version >= 5:
+        text = unicodedata.normalize("NFKC", text.replace("\u0640", "")) if "\u0640" in text else text
+        text = GERSHAYIM.sub("\u05f4", text)
+    text = APOSTROPHES.sub("'", QUOTES.sub(" ", CONTROL.sub(" ", text)))
     text = FIGURE.sub("", text) if config["drop_figure_refs"] else text
-    return PATTERNS[version].findall(text.lower() if config["lowercase"] else text)
+    text = text.lower() if config["lowercase"] else text
+    text = re.sub(f"[{HAN}]", r" \g<0> ", text) if version >= 5 else text
+    return PATTERNS[version].findall(text)
 
 
-NO_SPACE_BEFORE = set(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3")
-NO_SPACE_BEFORE |= set(map(chr, [*range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)]))
-NO_SPACE_AFTER = set("(¿¡\u200c\u200d")
+NO_SPACE_BEFORE = set(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3\u0589\u055d\u055c\u055e")
+NO_SPACE_BEFORE |= set(map(chr, [*range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400), *range(0x1361, 0x1369)]))
+NO_SPACE_BEFORE |= set("、。〉》」』】〕〗〙〛〞〟")
+NO_SPACE_AFTER = set("(¿¡\u200c\u200d〈《「『【〔〖〘〚〝")
+UNSPACED = re.compile(
+    f"[{HAN}\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\u3001-\u303f"
+    "\u0e01-\u0e5b\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]"
+)
 INITIALS = re.compile(r"[^\W\d_](\.[^\W\d_])+")
 FLAGS = set(map(chr, range(0x1F1E6, 0x1F200)))
 CONTINUES = re.compile(f"[{MARKS}\U000e0020-\U000e007f]")
+GREEK_LETTER = re.compile(r"(?=[\u0370-\u03ff\u1f00-\u1fff])[^\W\d_]")
 
 
 def ends_sentence(token: str, before: str | None) -> bool:
-    """``.``, ``?`` or ``!``, but a ``.`` after initials (``before``: the token before it)."""
-    return token in (".", "?", "!") and not (token == "." and before and INITIALS.fullmatch(before))
+    """``.``, ``?``, ``!``, ``。`` or ``։``, but a ``.`` after initials (``before``: the token before it),
+    and ``;`` after a Greek letter."""
+    if token == ";":
+        return before is not None and GREEK_LETTER.fullmatch(before[-1:]) is not None
+    return token in (".", "?", "!", "。", "։") and not (
+        token == "." and before and INITIALS.fullmatch(before)
+    )
 
 
 def write(tokens, lowercase, previous=None, starts=True, lstrip=False) -> str:
@@ -77,9 +99,11 @@ def write(tokens, lowercase, previous=None, starts=True, lstrip=False) -> str:
                 paragraph, previous, starts = paragraph or previous is not None, None, True
             continue
         joined = previous in NO_SPACE_AFTER or t in NO_SPACE_BEFORE or CONTINUES.match(t) is not None
-        joined = joined or (t == "%" and re.search(r"\d$", previous or "") is not None)
+        joined = joined or (t in "%٪" and re.search(r"\d$", previous or "") is not None)
+        joined = joined or bool(UNSPACED.match(t) and UNSPACED.match((previous or " ")[-1]))
         space = "" if previous is None or joined or (t in FLAGS and previous in FLAGS) else " "
-        piece = ("\n\n" if paragraph else "") + space + (t[:1].upper() + t[1:] if lowercase and starts else t)
+        capital = unicodedata.normalize("NFC", t[:1].upper() + t[1:])
+        piece = ("\n\n" if paragraph else "") + space + (capital if lowercase and starts else t)
         text, paragraph = text + (piece.lstrip(" ") if lstrip and not text else piece), False
         previous, starts = t, ends_sentence(t, previous) or (starts and t in "()¿¡")
     return text
@@ -208,6 +232,9 @@ PROBES = (
     " | 1,2,3 1, 000 a- -a | 90% 9 % a % e.g. this i.e. that. 1.2. w.sub.ij. next"
     " | infor\u00admation net\u200bwork a\u200eb \u202eevil\u202c w\u2060j"
     " \u2066x\u2069 \u061c\u0639 \U0001d173 "
+    " | 我想喝茶。学生「你好」《书》、人々 〇 ⼀ 𠀋x | 私は毎日りんごを食べます テスト ｶﾀｶﾅ"
+    ' | לארה"ב צה"ל "שלום" כ\uff02ב | كبـــير ا\u0640\u0654 \ufe71 | ΤΙ ΛΕΣ\u037e πού; a; 12;'
+    " | ԻՆՉ Է։ լավ ՝ ሰላም። ጤና፣ 90٪ ٩٠ ٪ | ฉัน ชอบ กินข้าว ລາວ ខ្មែរ မြန်မာ | İstanbul. ΐ. ΐδε"
 ).split(SEP)  # the first is ""
 PROMPTS = (
     " | the present invention | A neural network (12) is | The method of claim 1, wherein"
@@ -238,7 +265,7 @@ def same_scores(path, texts: list[str]):
     return reader, model
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_tokenizer(version, lowercase):
     from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig

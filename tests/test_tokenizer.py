@@ -108,11 +108,12 @@ def test_version_1_tokenizers_keep_their_rules():
     assert tokenize("the <unk> layer", DEFAULT, version=1) == old.tokenize("the <unk> layer")
     assert json.loads(old.to_json())["version"] == 1 and Tokenizer.from_json(old.to_json()) == old
     with pytest.raises(
-        ValueError, match=r"version 5 is not supported \(this nextword reads versions 1, 2, 3 and 4\)"
+        ValueError,
+        match=r"version 6 is not supported \(this nextword reads versions 1, 2, 3, 4 and 5\); upgrade",
     ):
-        Tokenizer.from_json(new.to_json().replace('"version":3', '"version":5'))
+        Tokenizer.from_json(new.to_json().replace('"version":3', '"version":6'))
     with pytest.raises(ValueError, match="format version must be one of"):
-        Tokenizer(new.tokens, version=5)
+        Tokenizer(new.tokens, version=6)
 
 
 def test_special_token_text_in_documents_does_not_enter_the_vocabulary():
@@ -337,7 +338,7 @@ def test_a_prompt_that_ends_in_initials_continues_without_a_capital():
     assert "".join(tok.pieces(["u.s", ".", "law"], previous="see")) == " u.s. law"
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_a_newer_pythons_unicode_splits_as_the_tables_unicode_does(monkeypatch, version):
     """On a Python whose Unicode is newer than the tables' (3.12: 15.0), characters assigned since stand
     in as private-use characters while the text is split, then come back: the tokens are those of the

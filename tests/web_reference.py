@@ -64,6 +64,20 @@ TRICKY_TEXTS = [
     + " "
     + " ".join(f"a{chr(c)}b" for c in [*range(0x1BC9F, 0x1BCA5), *range(0x1D172, 0x1D17C)]),
 ]
+# Tokenizer format 5's rules at their edges: what NFKC makes Han (Kangxi radicals, circled, squared and
+# compatibility ideographs), the ranges' neighbours (Yi, CJK strokes, hexagrams), the tatweel in
+# presentation forms and between marks, quotes beside Hebrew letters (full-width, pointed, presentation
+# forms, at a word's edge); decoding's unspaced scripts, CJK marks, Greek and Armenian sentence ends
+TRICKY_TEXTS += [
+    "⼀⼆ ㊀㈠ ㍻ 🈐 豈 \ufa0e\ufa0f \U0002f800 \U0003134a \u3004\u3005\u3006\u3007\u3008 \u4dbf\u4dc0 "
+    "\u9fff\ua000ꀁ \u31c0 \u3400x 中-文 3.5中 中's <unk>中 〡〸中",
+    '\ufe71 \ufe77ب بـَـّ ـ \u0640\u0654 ا\u0640\u0654 כ\uff02ב ה\u05b8"ב "א" א"" ""ב '
+    '\ufb2e"\ufb21 א"b a"ב א""ב א\u00ad"ב',
+    "ΤΙ ΛΕΣ\u037e ΚΑΛΆ; ok; Ἀθῆναι; 12; ԻՆՉ ԷՍ։ ԼԱՎ ՝ ՜ ՞ 「引用」『二重』【注】"
+    "〔注〕〈a〉《b》〖c〗〘d〙〚e〛〝f〞〟 、。",
+    "テスト。テスト! ｶﾀｶﾅ。ㇰㇱ ひらがな、漢字 한국어. ไทย ลาว ລາວ ខ្មែរ မြန်မာ 50٪ ٥٠ ٪ x٪",
+]
+
 # From the fourth on, they lose a figure reference between a lone high and a lone low surrogate: still
 # two tokens.
 LONE_SURROGATE_TEXTS = [
@@ -78,6 +92,8 @@ LONE_SURROGATE_TEXTS = [
     "\ud800\u00ad\udc00",
     "\udbff\u00ad\udc00 \ud800\u00ad\udfff \udbff\ufeff\udfff \udc00\u00ad\ud800",
     "a\ud83d\u00ad\u2060\ude00b \ud83d\u200b\ude00 (1)\ufeff\udc00 \udbff\ufeff(2)\udfff",
+    # ... or lose a tatweel (format 5) between them, or hold Han ideographs
+    "\ud800\u0640\udc00 \udbff\u00ad\u0640\u0640\udfff \ud83d\u0640\ude00\u4e2d\ud840 \U00020000\udc00",
 ]
 
 
@@ -87,9 +103,9 @@ def f32_b64(array: np.ndarray) -> str:
 
 def python_tokenizer_texts() -> list[str]:
     """The Python tests' own tokenizer strings, plus the tricky ones above."""
-    from tokenizer_cases import TOKENIZE_CASES
+    from tokenizer_cases import DECODE_CASES, TOKENIZE_CASES
 
-    texts = [text for text, _ in TOKENIZE_CASES]
+    texts = [text for text, _ in TOKENIZE_CASES] + [text for text, _ in DECODE_CASES]
     texts += [
         "The CPU (12) runs",
         "steps (a) and (ii)",
@@ -104,9 +120,10 @@ def python_tokenizer_texts() -> list[str]:
 
 def tokenizer_reference(bundled_json: str) -> dict[str, Any]:
     """Tokens, ids, decoded text and pieces for every test string, under four tokenizers built here (of
-    version 4), the bundled model's, and the first of them as a version-1 tokenizer (a literal ``<unk>``
-    split into ``<``, ``unk``, ``>``: files exported before version 2 keep that rule) and as a version-3
-    one (characters that only format text are symbols of their own)."""
+    version 5), the bundled model's, and the first of them as a version-1 tokenizer (a literal ``<unk>``
+    split into ``<``, ``unk``, ``>``: files exported before version 2 keep that rule), as a version-3
+    one (characters that only format text are symbols of their own) and as a version-4 one (Han runs
+    are words, the tatweel stays, a Hebrew ``"`` is a quotation mark)."""
     from nextword.runtime.tokenizer import Tokenizer, TokenizerConfig, tokenize
 
     texts = python_tokenizer_texts()
@@ -118,11 +135,13 @@ def tokenizer_reference(bundled_json: str) -> dict[str, Any]:
     ]
     tokenizers = [Tokenizer.build(texts, config) for config in configs] + [Tokenizer.from_json(bundled_json)]
     first = tokenizers[0]
-    assert first.version == 4  # its texts hold characters that only format text
+    assert first.version == 5  # its texts hold Han ideographs
     tokenizers.append(Tokenizer(first.tokens, first.config, version=1))
     assert tokenizers[-1].tokenize("a <unk> b") != first.tokenize("a <unk> b")  # the rules differ
     tokenizers.append(Tokenizer(first.tokens, first.config, version=3))
     assert tokenizers[-1].tokenize("a\u00adb") != first.tokenize("a\u00adb")
+    tokenizers.append(Tokenizer(first.tokens, first.config, version=4))
+    assert tokenizers[-1].tokenize("中文") != first.tokenize("中文")
     cases = []
     for tokenizer in tokenizers:
         rows = []

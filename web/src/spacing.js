@@ -1,26 +1,45 @@
 // Decoding's spacing and sentence capitals, as runtime/spacing.py's: which tokens are written without a
 // space between them, and which token begins a sentence.
 
-import { CLASS } from './unicode.js';
+import { pyHead } from './pyrepr.js';
+import { CLASS, pyNfc, pyUpper } from './unicode.js';
 
-// Glued to the token before: closing punctuation (Arabic, Urdu and Devanagari marks too) and what
-// continues an emoji or a word (skin tones, variation selectors, joiners, the keycap mark); glued to the
-// token after: an opening parenthesis, ¿, ¡ and the joiners.
+// The Han ideographs (runtime/splitting.py's HAN): tokenizer format 5 makes each a token of its own.
+export const HAN = '\\u3005-\\u3007\\u3400-\\u4dbf\\u4e00-\\u9fff\\uf900-\\ufaff\\u{20000}-\\u{3ffff}';
+
+// Glued to the token before: closing punctuation (Arabic, Urdu, Devanagari, Armenian, Ethiopic and CJK
+// marks too) and what continues an emoji or a word (skin tones, variation selectors, joiners, the keycap
+// mark); glued to the token after: an opening parenthesis, ¿, ¡, the CJK opening marks and the joiners.
 const NO_SPACE_BEFORE = new Set([
-  ...'.,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3',
+  ...'.,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u0589\u055c\u055d\u055e\u200c\u200d\u20e3',
+  ...'\u3001\u3002\u3009\u300b\u300d\u300f\u3011\u3015\u3017\u3019\u301b\u301e\u301f',
+  ...codePoints(0x1361, 0x1369),
   ...codePoints(0xfe00, 0xfe10),
   ...codePoints(0x1f3fb, 0x1f400),
 ]);
-const NO_SPACE_AFTER = new Set([...'(\u00bf\u00a1\u200c\u200d']);
+const NO_SPACE_AFTER = new Set([
+  ...'(\u00bf\u00a1\u200c\u200d\u3008\u300a\u300c\u300e\u3010\u3014\u3016\u3018\u301a\u301d',
+]);
 // A token that begins with a combining mark or a tag character continues the character before it (a
 // keycap's "\ufe0f\u20e3" after "#", the tags of a subdivision flag after the black flag).
 const CONTINUES = new RegExp(`^[${CLASS.mark}\\u{e0020}-\\u{e007f}]`, 'u');
-const SENTENCE_END = new Set(['.', '?', '!']);
+// Scripts written without spaces between words: Han, Hiragana, Katakana and its phonetic extensions,
+// CJK symbols and punctuation, Thai, Lao, Khmer and Myanmar; two tokens meeting on them touch.
+const UNSPACED = `${HAN}\\u3001-\\u303f\\u3041-\\u309f\\u30a0-\\u30ff\\u31f0-\\u31ff\\u0e01-\\u0e5b\\u0e80-\\u0eff\\u1780-\\u17ff\\u1000-\\u109f`;
+const STARTS_UNSPACED = new RegExp(`^[${UNSPACED}]`, 'u');
+const ENDS_UNSPACED = new RegExp(`[${UNSPACED}]$`, 'u');
+// The ideographic and Armenian full stops end sentences too.
+const SENTENCE_END = new Set(['.', '?', '!', '\u3002', '\u0589']);
 // Initials: single letters (word characters but digits and "_") joined by dots, "e.g", "u.s.a"; the dot
-// after them ends no sentence. A percent sign is glued to a number before it ("90%").
+// after them ends no sentence. A percent sign (or the Arabic one) is glued to a number before it ("90%").
 const LETTER = `(?:(?![${CLASS.digit}_])[${CLASS.word}])`;
 const INITIALS = new RegExp(`^${LETTER}(?:\\.${LETTER})+$`, 'u');
 const ENDS_IN_DIGIT = new RegExp(`[${CLASS.digit}]$`, 'u');
+const PERCENT = new Set(['%', '\u066a']);
+// A token whose last character is a Greek letter: a ";" after it is the Greek question mark (U+037E,
+// which NFKC makes ";").
+const ENDS_GREEK = new RegExp(`(?=[\\u0370-\\u03ff\\u1f00-\\u1fff])${LETTER}$`, 'u');
+const NOT_ASCII = /[^\x00-\x7f]/; // eslint-disable-line no-control-regex
 // Marks that pass a sentence start on to the token after them ("(It works.)", "¿Por qué?", "(Done.) Then").
 const CARRY_START = new Set(['(', ')', '\u00bf', '\u00a1']);
 
@@ -31,14 +50,22 @@ export function glued(token, previous) {
     NO_SPACE_AFTER.has(previous) ||
     NO_SPACE_BEFORE.has(token) ||
     (isRegionalIndicator(token) && isRegionalIndicator(previous)) ||
-    (token === '%' && ENDS_IN_DIGIT.test(previous)) ||
-    CONTINUES.test(token)
+    (PERCENT.has(token) && ENDS_IN_DIGIT.test(previous)) ||
+    CONTINUES.test(token) ||
+    (STARTS_UNSPACED.test(token) && ENDS_UNSPACED.test(previous))
   );
 }
 
-/** Whether `token` ends a sentence: `.`, `?` or `!`, but not the dot that closes initials, `previous`
- * being single letters joined by dots (e.g., i.e., U.S.: the tokenizer keeps their last dot apart). */
+/** Whether `token` ends a sentence after some token (endsSentence says after which). */
+export function mayEndSentence(token) {
+  return SENTENCE_END.has(token) || token === ';';
+}
+
+/** Whether `token` ends a sentence: `.`, `?`, `!`, `。` or Armenian `։`, but not the dot that closes
+ * initials, `previous` being single letters joined by dots (e.g., i.e., U.S.: the tokenizer keeps their
+ * last dot apart); and `;` after a token ending in a Greek letter, the Greek question mark. */
 export function endsSentence(token, previous = null) {
+  if (token === ';') return previous !== null && ENDS_GREEK.test(previous);
   return SENTENCE_END.has(token) && !(token === '.' && previous !== null && INITIALS.test(previous));
 }
 
@@ -52,6 +79,14 @@ export function startsAfter(token, starts, previous = null) {
 /** Whether `token` passes a sentence start on to the token after it: (, ), ¿, ¡. */
 export function carriesStart(token) {
   return CARRY_START.has(token);
+}
+
+/** `token` with a capital: its first character uppercased as Python's str.upper does, then composed
+ * (NFC): Turkish "i\u0307" (İ lowercased) is İ again, not I and a dot. */
+export function capitalized(token) {
+  const first = pyHead(token, 1);
+  const capital = pyUpper(first) + token.slice(first.length);
+  return NOT_ASCII.test(capital) ? pyNfc(capital) : capital;
 }
 
 /** Whether `token` is one regional indicator letter (half of a flag: two make one). */

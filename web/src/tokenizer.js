@@ -6,8 +6,16 @@ import { NextwordError } from './errors.js';
 import { typeName } from './generation.js';
 import { PyJsonError, parsePyJson } from './pyjson.js';
 import { commas, pyHead, pyLen, pyRepr, pySorted } from './pyrepr.js';
-import { carriesStart, endsSentence, glued, startsAfter } from './spacing.js';
-import { CLASS, isSpace, pyLower, pyNfkc, pyUpper } from './unicode.js';
+import {
+  HAN,
+  capitalized,
+  carriesStart,
+  endsSentence,
+  glued,
+  mayEndSentence,
+  startsAfter,
+} from './spacing.js';
+import { CLASS, isSpace, pyLower, pyNfkc } from './unicode.js';
 
 export const PAD = '<pad>'; // id 0: never generated
 export const UNK = '<unk>'; // id 1: any word outside the vocabulary
@@ -15,8 +23,8 @@ export const EOD = '<eod>'; // id 2: end of one document and start of the next
 export const SPECIAL_TOKENS = Object.freeze([PAD, UNK, EOD]);
 export const MAX_TOKEN_CHARS = 1000;
 export const MAX_VOCAB_SIZE = 1_000_000;
-export const TOKENIZER_FORMAT_VERSION = 4; // the newest: 3 keeps combining marks inside words, 4 drops invisible ones
-export const READABLE_VERSIONS = Object.freeze([1, 2, 3, 4]);
+export const TOKENIZER_FORMAT_VERSION = 5; // the newest: 3 keeps marks in words, 4 drops invisible ones, 5 splits Han
+export const READABLE_VERSIONS = Object.freeze([1, 2, 3, 4, 5]);
 const FORMAT_NAME = 'nextword.tokenizer';
 const CONFIG_FIELDS = ['lowercase', 'drop_figure_refs', 'min_count', 'max_vocab'];
 
@@ -48,11 +56,18 @@ const TOKEN_BY_VERSION = new Map([
   [2, TOKEN_V2],
   [3, TOKEN_V3],
   [4, TOKEN_V3],
+  [5, TOKEN_V3],
 ]);
 // Version 4 drops the characters that only format text (the default-ignorable format controls but the
 // joiners of words and emoji) before anything else, and reads a zero-width space as a space.
 const INVISIBLE =
   /[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}]/gu;
+// Version 5 drops the Arabic tatweel after NFKC (composing the text again), reads an ASCII quote between
+// two Hebrew letters as the gershayim, and makes each Han ideograph a token of its own.
+const TATWEEL = /\u0640/g;
+const GERSHAYIM = /(?<=[\u05d0-\u05ea])"(?=[\u05d0-\u05ea])/g;
+const HAN_CHAR = new RegExp(`[${HAN}]`, 'gu');
+const NOT_ASCII = /[^\x00-\x7f]/; // eslint-disable-line no-control-regex
 
 /** How text is normalized (the fields a model file's tokenizer carries). */
 export class TokenizerConfig {
@@ -257,8 +272,8 @@ export class Tokenizer {
     for (let step = tokens.next(); !step.done; step = tokens.next()) {
       const token = step.value;
       if (token === EOD) return true;
-      if (endsSentence(token)) {
-        const older = tokens.next(); // a sentence end, unless a dot that closes initials
+      if (mayEndSentence(token)) {
+        const older = tokens.next(); // a sentence end, unless a dot after initials, a ";" not Greek's
         return endsSentence(token, older.done ? null : older.value);
       }
       if (!carriesStart(token)) return false;
@@ -272,11 +287,7 @@ export class Tokenizer {
   piece(token, previous, starts = undefined) {
     const space = glued(token, previous) ? '' : ' ';
     const start = starts ?? (previous === null || endsSentence(previous));
-    if (this.config.lowercase && start) {
-      const first = pyHead(token, 1);
-      return space + pyUpper(first) + token.slice(first.length);
-    }
-    return space + token;
+    return space + (this.config.lowercase && start ? capitalized(token) : token);
   }
 
   get size() {
@@ -338,7 +349,9 @@ export function normalize(text, config, version = TOKENIZER_FORMAT_VERSION) {
 export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
   if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
   const pattern = TOKEN_BY_VERSION.get(version);
-  const parts = normalizedParts(text, config, version);
+  let parts = normalizedParts(text, config, version);
+  if (version >= 5)
+    parts = parts.map((part) => (NOT_ASCII.test(part) ? part.replace(HAN_CHAR, ' $& ') : part));
   return parts.length === 1
     ? (parts[0].match(pattern) ?? [])
     : parts.flatMap((part) => part.match(pattern) ?? []);
@@ -349,15 +362,22 @@ export function tokenize(text, config, version = TOKENIZER_FORMAT_VERSION) {
  * surrogate just before a lone low one. Python keeps those two characters (each a token of its own);
  * side by side in a JavaScript string they would read as one, so the text is cut between them.
  */
-function normalizedParts(text, config, version) {
-  if (version >= 4) {
+function normalizedParts(text, config, version, dropped = false) {
+  if (version >= 4 && !dropped) {
     const pieces = removedApart(text, INVISIBLE, (found) => (found === '\u200b' ? ' ' : ''));
     // cut where a removal joined a lone high surrogate to a lone low one (no space can lie at a cut,
     // so each piece's ends are stripped as the whole text's would be)
-    if (pieces.length > 1) return pieces.flatMap((piece) => normalizedParts(piece, config, 3));
+    if (pieces.length > 1) return pieces.flatMap((piece) => normalizedParts(piece, config, version, true));
     text = pieces[0];
   }
   text = pyNfkc(text);
+  if (version >= 5 && text.includes('\u0640')) {
+    // the tatweel dropped, then composed again (its pieces, where dropping it joined two surrogates)
+    const pieces = removedApart(text, TATWEEL);
+    if (pieces.length > 1) return pieces.flatMap((piece) => normalizedParts(piece, config, version, true));
+    text = pyNfkc(pieces[0]);
+  }
+  if (version >= 5 && text.includes('"')) text = text.replace(GERSHAYIM, '\u05f4');
   text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
   if (config.dropFigureRefs && LONE_HIGH.test(text)) {
     const parts = removedApart(text, FIGURE_REF).map((part) => finished(part, config));

@@ -119,18 +119,27 @@ function finalSigma(cps, i) {
  * engine's own `normalize` gives Python's result for it.
  */
 export function pyNfkc(text) {
+  return pyNormalize(text, 'NFKC');
+}
+
+/** Python's `unicodedata.normalize("NFC", text)`, read as pyNfkc reads NFKC. */
+export function pyNfc(text) {
+  return pyNormalize(text, 'NFC');
+}
+
+function pyNormalize(text, form) {
   let out = '';
   let run = '';
   for (const ch of text) {
     const cp = ch.codePointAt(0);
     if ((cp >= 0xd800 && cp <= 0xdfff) || UNASSIGNED(cp)) {
-      out += run.normalize('NFKC') + ch;
+      out += run.normalize(form) + ch;
       run = '';
     } else {
       run += ch;
     }
   }
-  return out + run.normalize('NFKC');
+  return out + run.normalize(form);
 }
 
 /** Whether this engine's normalization knows every character the tables' Unicode version assigns. */

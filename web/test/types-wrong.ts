@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   await model.score('a b', { cache: { theta: 1, gate: [1, 2], similarity: 'euclid', window: 8 } });
   withoutSizeCaps({ maxFileBytes: '1 MiB' });
   new NextWordModel(); // load() makes one
-  new Tokenizer(['a'], undefined, 5); // no such tokenizer format
+  new Tokenizer(['a'], undefined, 6); // no such tokenizer format
   console.log(word);
 }
 main();

@@ -1528,8 +1528,8 @@ describe('decoding rules at their boundaries', () => {
       [() => t.tokenOf(t.size), `^RangeError: token id ${t.size} is not in this vocabulary of ids ${last}$`],
       [() => t.idOf(5), '^TypeError: token must be a string, got number$'],
       [
-        () => new Tokenizer(['<pad>', '<unk>', '<eod>'], undefined, 5),
-        'must be one of \\[1, 2, 3, 4\\], got 5$',
+        () => new Tokenizer(['<pad>', '<unk>', '<eod>'], undefined, 6),
+        'must be one of \\[1, 2, 3, 4, 5\\], got 6$',
       ],
     ])
       assert.throws(call, (error) => new RegExp(message).test(`${error.name}: ${error.message}`));

@@ -204,12 +204,14 @@ export class TokenizerConfig {
 
 /** The tokenizer format versions this package reads (test/unit.test.js keeps it in step with
  * src/tokenizer.js). */
-export type TokenizerVersion = 1 | 2 | 3 | 4;
+export type TokenizerVersion = 1 | 2 | 3 | 4 | 5;
 
 export class Tokenizer {
   /** `version`: the tokenizer format version whose rules it follows (1; 2, which reads the literal
-   * "<unk>" as one token; 3, which also keeps combining marks inside words; or 4, the newest and the
-   * default, which also drops the characters that only format text, such as a soft hyphen). */
+   * "<unk>" as one token; 3, which also keeps combining marks inside words; 4, which also drops the
+   * characters that only format text, such as a soft hyphen; or 5, the newest and the default, which
+   * also makes each Han ideograph a token, drops the Arabic tatweel and reads a `"` between Hebrew
+   * letters as the gershayim). */
   constructor(tokens: string[], config?: TokenizerConfig, version?: TokenizerVersion);
   static fromJson(text: string): Tokenizer;
   readonly config: TokenizerConfig;
