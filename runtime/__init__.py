@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .aio import agenerate, astream
     from .beam import BeamSearch
     from .default import BUNDLED_MODEL, default_model, generate
-    from .errors import ModelFileError, ModelLimitError, ModelRunError, WrongTypeError
+    from .errors import InterruptedStepError, ModelFileError, ModelLimitError, ModelRunError, WrongTypeError
     from .evaluation import Evaluation, evaluate, evaluate_ids
     from .generation import MAX_BATCH, MAX_WORDS, GenerationConfig, OptionConflict
     from .generator import FINISH_REASONS, Generator, Update
@@ -42,6 +42,7 @@ _EXPORTS = {
     "BUNDLED_MODEL": "default",
     "default_model": "default",
     "generate": "default",
+    "InterruptedStepError": "errors",
     "ModelFileError": "errors",
     "ModelLimitError": "errors",
     "ModelRunError": "errors",
@@ -77,6 +78,7 @@ __all__ = [
     "Evaluation",
     "GenerationConfig",
     "Generator",
+    "InterruptedStepError",
     "LoadLimits",
     "ModelFileError",
     "ModelLimitError",

@@ -25,7 +25,7 @@ import numpy as np
 
 from .cache import ContinuousCache, prefill_with_cache, required_cache
 from .checks import check_iterable
-from .errors import WrongTypeError
+from .errors import InterruptedStepError, WrongTypeError
 from .generation import MAX_BATCH, GenerationConfig
 from .logits import log_softmax
 from .rules import Rules, ngram_bans
@@ -76,6 +76,7 @@ class BeamSearch:
         self._model, self._config = model, config
         self._stepper = stepper_for(model)  # one token per beam at every step
         self._busy = threading.Lock()  # held by step(): a second thread is refused
+        self._broken: str | None = None  # the exception that cut a step part way: beams then unknown
         self._tokenizer = model.tokenizer
         self._rules = Rules(config, self._tokenizer)
         self._prompts = [prompt_ids_array(p, i, model.vocab_size) for i, p in enumerate(prompts)]
@@ -122,8 +123,9 @@ class BeamSearch:
 
     @property
     def done(self) -> bool:
-        """True once every prompt's search is finished or ``max_words`` steps have run."""
-        return bool(self._done.all()) or self.steps >= self._config.max_words
+        """True once every prompt's search is finished or ``max_words`` steps have run (False after an
+        interrupted step: the next :meth:`step` says so)."""
+        return self._broken is None and (bool(self._done.all()) or self.steps >= self._config.max_words)
 
     def _normalized(self, score: float, ids: list[int]) -> float:
         return score / max(len(ids), 1) ** self._config.length_penalty
@@ -139,9 +141,18 @@ class BeamSearch:
                 "driven by one thread (use one BeamSearch per thread, or a lock around its calls)"
             )
         try:
+            self._check_whole()
             return self._step()
+        except BaseException as exc:
+            if self._broken is None and not isinstance(exc, InterruptedStepError):
+                self._broken = type(exc).__name__  # the beams, scores and states may now disagree
+            raise
         finally:
             self._busy.release()
+
+    def _check_whole(self) -> None:
+        if self._broken is not None:
+            raise InterruptedStepError("BeamSearch", self._broken, "start a new search")
 
     def _step(self) -> bool:
         """:meth:`step`'s work, under the search's lock."""
@@ -268,6 +279,7 @@ class BeamSearch:
     def results(self) -> list[Hypothesis]:
         """:meth:`texts` with why each text ended and its word count, prompt-major (an empty text with
         reason "end" where a prompt has fewer hypotheses)."""
+        self._check_whole()
         config, tok = self._config, self._tokenizer
         results = []
         for p in range(len(self._prompts)):

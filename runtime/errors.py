@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelFileError", "ModelLimitError", "ModelRunError", "WrongTypeError", "noted", "shorten"]
+__all__ = [
+    "InterruptedStepError",
+    "ModelFileError",
+    "ModelLimitError",
+    "ModelRunError",
+    "WrongTypeError",
+    "noted",
+    "shorten",
+]
 
 
 class WrongTypeError(TypeError, ValueError):
@@ -62,3 +70,15 @@ def shorten(text: str, limit: int = 80) -> str:
     """``text`` quoted for an error message: ``repr`` (which escapes control and format characters),
     cut to ``limit`` characters."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+class InterruptedStepError(RuntimeError):
+    """A step-level object (a ``Generator``, a ``BeamSearch``) whose earlier step failed or was
+    interrupted (Ctrl-C, a notebook's stop button) part way: its sequences' states are unknown, so it
+    steps no further."""
+
+    def __init__(self, what: str, cause: str, advice: str) -> None:
+        super().__init__(
+            f"a step of this {what} was interrupted or failed part way ({cause}), so its sequences' "
+            f"states are unknown and it cannot go on: {advice}"
+        )

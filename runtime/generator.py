@@ -25,7 +25,7 @@ import numpy as np
 from .batch import FINISH_REASONS, Batch, Update, finish
 from .cache import ContinuousCache, required_cache
 from .checks import check_int, check_iterable, wrong_type
-from .errors import WrongTypeError
+from .errors import InterruptedStepError, WrongTypeError
 from .generation import GenerationConfig
 from .rows import Group, Row
 from .rules import Rules
@@ -86,6 +86,9 @@ class Generator:
         # this generator steps), else by the model's own new one.
         self._batch = Batch(model, stepper or stepper_for(model))
         self._busy = threading.Lock()  # held by step() and add_ids(): a second thread is refused
+        # what interrupted a step part way (Ctrl-C between choosing the tokens and feeding them): the
+        # rows' states are then unknown, so the generator steps and adds no more
+        self._broken: str | None = None  # the exception's type
 
     # ----------------------------------------------------------------- adding and removing rows
 
@@ -229,8 +232,9 @@ class Generator:
 
     @property
     def done(self) -> bool:
-        """True when no row is being fed or generated."""
-        return not self._batch.rows and not self._feeding
+        """True when no row is being fed or generated (False after an interrupted step: the next
+        :meth:`step` says so)."""
+        return self._broken is None and not self._batch.rows and not self._feeding
 
     @property
     def active(self) -> int:
@@ -281,6 +285,14 @@ class Generator:
                 f"{call} was called while another thread was stepping or adding to this Generator; a "
                 "Generator is driven by one thread (use one per thread, or a lock around its calls)"
             )
+        if self._broken is not None:
+            self._busy.release()
+            raise InterruptedStepError(
+                "Generator",
+                self._broken,
+                "read what its rows wrote so far (text(), tokens()) and start a new one (model.generator()) "
+                "for what is left",
+            )
 
     def run(self) -> None:
         """Step until every row is finished."""
@@ -318,12 +330,16 @@ class Generator:
             yield self.step()
 
     def _advance(self, updates: list[Update] | None) -> None:
-        if self._cancelled:
-            self._cancel_rows(updates)
-        if self._feeding:
-            self._feed_prompts(updates)
-        if self._batch.rows:
-            self._batch.decode(updates)
+        try:
+            if self._cancelled:
+                self._cancel_rows(updates)
+            if self._feeding:
+                self._feed_prompts(updates)
+            if self._batch.rows:
+                self._batch.decode(updates)
+        except BaseException as exc:  # the rows' tokens, states and prompts may now disagree
+            self._broken = type(exc).__name__
+            raise
 
     def _feed_prompts(self, updates: list[Update] | None) -> None:
         """One prefill round for every group still being fed; groups whose rows are all fed join the batch.
