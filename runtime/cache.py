@@ -60,7 +60,8 @@ class CacheConfig:
     theta: float  # scale of the similarities: larger trusts the closest state more
     mix: float | None  # lambda, the cache distribution's constant share (0 < mix < 1); None with a gate
     window: int  # earlier positions of the document kept (the newest)
-    tuning: dict[str, Any] = field(default_factory=dict, compare=False)  # how the values were chosen
+    # how the values were chosen (tables of every value tried: left out of the repr)
+    tuning: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     similarity: str = "dot"  # "dot": h_t . h_i; "cosine": the same of unit-length states
     gate: tuple[float, float] | None = None  # (a, b): share sigmoid(a + b * L_t); None: the constant mix
 

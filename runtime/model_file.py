@@ -90,6 +90,9 @@ def state_output_names(num_layers: int) -> list[str]:
     return [f"{name}_out" for name in state_input_names(num_layers)]
 
 
+_DICT_FIELDS = ("config", "metrics", "parity", "versions", "quality")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model file says about itself, validated against its graph."""
@@ -106,6 +109,22 @@ class ModelInfo:
     generation: GenerationConfig = field(default_factory=GenerationConfig)  # this model's decoding defaults
     provenance: Provenance | None = None  # corpus, split, counts, commands; None if the file records none
     cache: CacheConfig | None = None  # continuous-cache settings; None: the file has none
+
+    def __repr__(self) -> str:
+        """Short, as a notebook shows it: the dictionaries by their keys, the provenance by its corpus
+        (the fields hold all of it; the whole repr ran to 12,000 characters)."""
+
+        def keys(d: dict[str, Any]) -> str:
+            return "{" + ", ".join(f"{k!r}: \u2026" for k in d) + "}"
+
+        corpus = "None" if self.provenance is None else f"<corpus {list(self.provenance.corpus_files)}>"
+        return (
+            f"ModelInfo(format_version={self.format_version}, vocab_size={self.vocab_size}, "
+            f"state_sizes={self.state_sizes}, tokenizer={self.tokenizer!r}, generation={self.generation!r}, "
+            f"cache={self.cache!r}, provenance={corpus}, "
+            + ", ".join(f"{name}={keys(getattr(self, name))}" for name in _DICT_FIELDS)
+            + ")"
+        )
 
     @property
     def has_logits_from(self) -> bool:

@@ -61,6 +61,18 @@ class TextScore:
     perplexity: float  # exp(-total_logprob / words): per-word perplexity
     words: list[WordScore]
 
+    def __repr__(self) -> str:
+        """Short, as a notebook shows it: the first words' scores and how many more (:attr:`words` holds
+        them all; a 2,000-word text's whole repr ran to 177,000 characters)."""
+        shown = self.words if len(self.words) <= _SHOWN_WORDS else self.words[:3]
+        words = ", ".join(map(repr, shown))
+        if len(shown) < len(self.words):
+            words += f", \u2026 {len(self.words) - len(shown):,} more"
+        return f"TextScore(total_logprob={self.total_logprob!r}, perplexity={self.perplexity!r}, words=[{words}])"
+
+
+_SHOWN_WORDS = 8  # a TextScore's repr shows every word up to this many, else the first three
+
 
 def prompt_ids(model: StepModel, text: str, name: str = "prompt") -> list[int]:
     """Token ids a model reads for ``text``: start of a document, then the text's tokens. ``name``: the
