@@ -68,7 +68,8 @@ class TextScore:
         words = ", ".join(map(repr, shown))
         if len(shown) < len(self.words):
             words += f", \u2026 {len(self.words) - len(shown):,} more"
-        return f"TextScore(total_logprob={self.total_logprob!r}, perplexity={self.perplexity!r}, words=[{words}])"
+        scores = f"total_logprob={self.total_logprob!r}, perplexity={self.perplexity!r}"
+        return f"TextScore({scores}, words=[{words}])"
 
 
 _SHOWN_WORDS = 8  # a TextScore's repr shows every word up to this many, else the first three
