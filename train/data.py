@@ -334,7 +334,8 @@ class DiskWindows:
             return tf.data.Dataset.from_tensor_slices((epochs, step, replica, rows))
 
         if self.shuffle:
-            parts = tf.data.Dataset.counter(first_epoch).flat_map(
+            # range, not counter: counter is a scan, whose function the default graph keeps for good
+            parts = tf.data.Dataset.range(first_epoch, 2**62).flat_map(
                 lambda epoch: epoch_parts(epoch, tf.where(epoch == first_epoch, first_step, 0))
             )
         else:

@@ -118,8 +118,11 @@ class TrainingLoop:
                 # the loss keeps the scale of a mean (float16 gradients must not overflow)...
                 scaled = optimizer.scale_loss(local[0] / positions)
             grads = tape.gradient(scaled, variables)
-            # ... one all-reduce sums the gradients with the step's metric sums and stop flags ...
-            *grads, totals = ctx.all_reduce(total, [*grads, tf.concat([local, [stop]], 0)])
+            # ... one all-reduce sums the gradients with the step's metric sums and stop flags (one
+            # replica has nothing to sum: TensorFlow's gradient registry would keep every traced
+            # all-reduce, each train() in a notebook's process 6 MB more) ...
+            summed = [*grads, tf.concat([local, [stop]], 0)]
+            *grads, totals = ctx.all_reduce(total, summed) if ctx.num_replicas_in_sync > 1 else summed
             # ... and the sum becomes the mean over the real words of the global batch.
             factor = positions / tf.maximum(totals[1], 1.0)
             grads = [_scaled(g, factor) for g in grads]
