@@ -16,7 +16,6 @@ import difflib
 import functools
 import logging
 import re
-import shlex
 import types
 import typing
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,8 @@ from nextword.corpus.patentsview import PatentsViewConfig
 from nextword.export import ExportConfig
 from nextword.runtime.terminal import utf8_text
 from nextword.train import TrainConfig
+
+from .display import shown_command
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -292,7 +293,7 @@ def _flag_value(flag: str, match: re.Match[str]) -> str:
         value = str(ast.literal_eval(match[1]))
     except (SyntaxError, ValueError):
         value = match[1]
-    return f"{flag} {shlex.quote(value)}"
+    return shown_command([flag, value])
 
 
 def _command_line(match: re.Match[str], words: list[str], cls: type) -> str:
@@ -315,7 +316,7 @@ def _command_line(match: re.Match[str], words: list[str], cls: type) -> str:
             line += [part for item in value for part in (flag, str(item))]
         else:
             line += [flag, str(value)]
-    return shlex.join(line)
+    return shown_command(line)
 
 
 def _apply(base: C, options: dict[str, Any], prefix: str, origin: str | None = None) -> C:

@@ -1,6 +1,6 @@
 """What the command line prints: text from files made safe for a terminal (:func:`safe`, from
 :mod:`nextword.runtime.terminal`, which the server's logs use too), ``--json`` output with the same
-characters as JSON escapes (:func:`json_text`), and figures.
+characters as JSON escapes (:func:`json_text`), commands to copy (:func:`shown_command`), and figures.
 """
 
 from __future__ import annotations
@@ -8,12 +8,15 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
 import re
+import shlex
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from nextword.corpus.errors import OUT_OF_ROOM
@@ -28,10 +31,20 @@ __all__ = [
     "progress_stream",
     "replaced_note",
     "safe",
+    "shown_command",
     "writes_what_it_can",
 ]
 
 _BYTES_ELSE_REPLACE = "nextword.bytes-else-replace"
+
+
+def shown_command(words: Sequence[str]) -> str:
+    """A command line shown to the user, to copy and run: quoted for cmd.exe on Windows
+    (``subprocess.list2cmdline``: ``nextword export "runs\\my run"``, which PowerShell reads the same),
+    for a POSIX shell elsewhere (``shlex.join``: ``'runs/my run'``; cmd.exe passes single quotes on as
+    part of the word). The ``command_line`` recorded with a run stays POSIX-quoted on every platform:
+    provenance splits it again with shlex."""
+    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
 
 
 def writes_what_it_can(stream: Any) -> None:
@@ -43,12 +56,16 @@ def writes_what_it_can(stream: Any) -> None:
     must stay UTF-8, bytes that make UTF-8 as they are and another as ``\\xff``, the escape the model
     file records. Bytes that would steer a terminal (a C1 control, a bidirectional override) are
     written escaped either way."""
+    # one handler for each stream encoding, which :data:`REPLACED` names: the encoder's own name is
+    # "charmap" for cp1252 and the other 8-bit code pages
+    encoding = str(getattr(stream, "encoding", None) or "")
+    handler = f"{_BYTES_ELSE_REPLACE}.{encoding}"
     try:
-        codecs.lookup_error(_BYTES_ELSE_REPLACE)
+        codecs.lookup_error(handler)
     except LookupError:
-        codecs.register_error(_BYTES_ELSE_REPLACE, _bytes_else_replace)
+        codecs.register_error(handler, functools.partial(_bytes_else_replace, stream_encoding=encoding))
     if hasattr(stream, "reconfigure"):
-        stream.reconfigure(errors=_BYTES_ELSE_REPLACE)
+        stream.reconfigure(errors=handler)
 
 
 REPLACED: set[str] = set()  # the encodings that wrote a character as "?" (said once, at the end)
@@ -60,13 +77,18 @@ def replaced_note() -> str | None:
     if not REPLACED:
         return None
     encodings = ", ".join(sorted(REPLACED))
+    how = (
+        "run `set PYTHONUTF8=1` in cmd (in PowerShell: `$env:PYTHONUTF8=1`) before the command"
+        if os.name == "nt"
+        else "run with PYTHONIOENCODING=utf-8, or in a UTF-8 locale (LANG=C.UTF-8)"
+    )
     return (
         f"some characters could not be written in this terminal's encoding ({encodings}) and were written "
-        "as ?: run with PYTHONIOENCODING=utf-8, or in a UTF-8 locale (LANG=C.UTF-8), to see them"
+        f"as ?: {how}, to see them"
     )
 
 
-def _bytes_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
+def _bytes_else_replace(error: UnicodeError, stream_encoding: str = "") -> tuple[str | bytes, int]:
     if not isinstance(error, UnicodeEncodeError):
         raise error
     char = error.object[error.start]
@@ -86,7 +108,7 @@ def _bytes_else_replace(error: UnicodeError) -> tuple[str | bytes, int]:
         if byte < 0xA0:  # a C1 control in an 8-bit terminal's encoding (0x9b: CSI): written escaped
             return f"\\x{byte:02x}", error.start + 1
         return bytes([byte]), error.start + 1
-    REPLACED.add(error.encoding)
+    REPLACED.add(stream_encoding or error.encoding)
     return "?", error.start + 1
 
 

@@ -8,7 +8,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ from nextword.train import TrainConfig
 from nextword.train.progress import counted, how_to_go_on, run_progress
 
 from .args import RESUMABLE_OPTIONS, check_train_options, cli_terms, config_flags, config_from_args
-from .display import figure, printing_result, progress_stream, safe
+from .display import figure, printing_result, progress_stream, safe, shown_command
 from .info import SELECTED_BY
 from .quiet import import_tensorflow_quietly
 
@@ -54,7 +53,7 @@ def _resume_command(args: argparse.Namespace, run_dir: str) -> str:
     """The command that continues ``run_dir`` after this session: ``--resume`` with the epoch total
     this session was given (a run folder keeps the total it started with)."""
     epochs = getattr(args, "epochs", None) if getattr(args, "resume", None) else None
-    return shlex.join(
+    return shown_command(
         ["nextword", "train", "--resume", run_dir, *(["--epochs", str(epochs)] if epochs else [])]
     )
 
@@ -105,7 +104,7 @@ def _print_trained(args: argparse.Namespace, result: TrainResult) -> int:
     )
     if not result.chief:
         return 0
-    export = shlex.join(["nextword", "export", result.run_dir, "--out", "MODEL.onnx"])
+    export = shown_command(["nextword", "export", result.run_dir, "--out", "MODEL.onnx"])
     if result.out_of_time:
         command = _resume_command(args, result.run_dir)
         print(

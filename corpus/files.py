@@ -68,7 +68,24 @@ def atomic_path(target: str | Path, replace: bool = True) -> Iterator[Path]:
             raise OSError(exc.errno, exc.strerror, str(target)) from None
         raise
     finally:
+        _discard(tmp)  # never raises: an error that brought it here is the one the caller sees
+
+
+def _discard(tmp: Path) -> None:
+    """Remove the temporary file, as far as it can be: made writable first where it cannot be removed
+    (it took a read-only target's mode, and Windows removes no read-only file), and left, with a
+    warning, where it still cannot; an error here never masks the one that made the write fail."""
+    try:
         tmp.unlink(missing_ok=True)
+        return
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, 0o600)
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning("could not remove the temporary file %s (%s): delete it yourself", tmp, exc)
 
 
 def file_identity(stat: os.stat_result) -> tuple[int, int, int]:
@@ -91,14 +108,9 @@ def _publish_new(tmp: Path, target: Path) -> None:
     except FileExistsError:
         raise taken from None
     except OSError as exc:
-        if exc.errno not in (
-            errno.EPERM,
-            errno.EOPNOTSUPP,
-            errno.ENOTSUP,
-            errno.EMLINK,
-            errno.EXDEV,
-            errno.ENOSYS,
-        ):
+        unsupported = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS)
+        # Windows says EINVAL for a file system without hard links (FAT, some SMB shares)
+        if exc.errno not in unsupported and not (os.name == "nt" and exc.errno == errno.EINVAL):
             raise
         if os.path.lexists(target):
             raise taken from None

@@ -129,7 +129,12 @@ def check_file(path: str | Path, config: CorpusConfig) -> str:
     UTF-16 or binary file (:class:`CorpusError` naming the problem)."""
     path, config = Path(as_path("path", path, empty=False)), corpus_config("config", config)
     if path.is_dir():
-        raise CorpusError(f"corpus file {path} is a folder; pass the files in it ({path / '*.txt'}, say)")
+        pattern = path / "*.txt"  # a POSIX shell expands it; cmd and PowerShell pass it on as it is
+        raise CorpusError(
+            f"corpus file {path} is a folder; pass the files in it, each by name (several may be given): "
+            f"{pattern} in a POSIX shell; cmd and PowerShell do not expand `*`, so list them there, or in "
+            f"PowerShell pass (Get-ChildItem {pattern}).FullName"
+        )
     if path.exists() and not path.is_file():  # /dev/zero, a FIFO, <(zcat ...): read once, or never ends
         raise CorpusError(
             f"corpus file {path} is a device or pipe, not a regular file, and a corpus is read more than "

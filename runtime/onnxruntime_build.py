@@ -16,6 +16,7 @@ import importlib.metadata
 import importlib.util
 import io
 import logging
+import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "check_onnxruntime",
     "describe_onnxruntime",
     "installed_distributions",
+    "intel_mac",
     "needs_cuda",
     "preload_cuda_libraries",
     "provider_library_error",
@@ -144,6 +146,12 @@ def describe_onnxruntime() -> str:
     )
 
 
+def intel_mac() -> bool:
+    """Whether this is macOS on an x86-64 processor (or Python under Rosetta), for which onnxruntime
+    publishes no wheels after 1.23.2: ``pip install nextword`` takes 1.20 there (pyproject.toml)."""
+    return sys.platform == "darwin" and platform.machine() == "x86_64"
+
+
 _WARNED_INT8: set[str] = set()  # the onnxruntime versions warned of (one: the process's)
 
 
@@ -156,12 +164,14 @@ def warn_if_int8_scores_wrong(source: str) -> None:
     if version in _WARNED_INT8 or not first <= version_tuple(version) < after:
         return
     _WARNED_INT8.add(version)
-    # the releases after INT8_WRONG's have no Python 3.10 wheels: there the fix is the one before them
+    # the releases after INT8_WRONG's have no Python 3.10 wheels, nor any for Intel Macs (none after
+    # 1.23.2): there the fix is the one before them
+    before = "Python 3.10" if sys.version_info < (3, 11) else "Intel Macs" if intel_mac() else None
     fix = (
-        "Upgrade onnxruntime to 1.25 or later"
-        if sys.version_info >= (3, 11)
-        else "Install onnxruntime 1.20.1 (`pip install onnxruntime==1.20.1`: the releases after it for "
-        "Python 3.10 have the fault)"
+        f"Install onnxruntime 1.20.1 (`pip install onnxruntime==1.20.1`: the releases after it for {before} "
+        "have the fault)"
+        if before
+        else "Upgrade onnxruntime to 1.25 or later"
     )
     logger.warning(
         "%s has int8 weights, which onnxruntime %s (as every release from %s to before %s) computes "

@@ -25,6 +25,7 @@ from .allowed import proxies_checked
 from .app import CONFIG_ENV, create_app
 from .config import ServeConfig, served
 from .logs import uvicorn_log_config
+from .main_guard import exit_if_bootstrapping, said_by_workers
 from .metrics import MULTIPROCESS_ENV
 from .state import BACKSTOP_SECONDS
 from .stop_signals import watch_signals
@@ -185,7 +186,9 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     ``config.shutdown_timeout`` seconds to finish and are cancelled after that.
 
     With ``config.workers > 1`` uvicorn starts that many processes on one port, each loading its own
-    copy of the model (the model is then always read from ``config.model``).
+    copy of the model (the model is then always read from ``config.model``). Each worker runs the main
+    script again as it starts: a script must call this under ``if __name__ == "__main__":``, else it
+    ends with :class:`~.main_guard.UnguardedScriptError` (a ``RuntimeError``).
 
     uvicorn's lines (its access log too) are written with a time stamp (:mod:`nextword.serve.logs`);
     nextword's own go through the caller's logging configuration, as ``nextword serve`` sets it up.
@@ -253,6 +256,15 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         return
     if model is not None:
         raise ValueError("workers > 1 load the model in each process: pass config.model, not model")
+    exit_if_bootstrapping()  # a worker re-running a script that lacks `if __name__ == "__main__":`
+    with said_by_workers():  # ...stops there, and the error it left is raised here
+        _serve_workers(config, common)
+
+
+def _serve_workers(config: ServeConfig, common: dict[str, Any]) -> None:
+    """``workers > 1``: check what every worker would fail on, once, then run uvicorn's supervisor."""
+    import uvicorn
+
     # A bad file fails once, here, rather than in every worker; the check runs no session, so this
     # supervising process does not keep a copy of the model.
     try:

@@ -105,6 +105,11 @@ _LOST_VOCABULARY = (
 # folder) first: mkstemp's "tmp" and 8 characters
 _KERAS_SPILL = re.compile(r"tmp[a-z0-9_]{8}")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# What file browsers leave in any folder they show (compared ignoring case): macOS Finder's .DS_Store,
+# Windows Explorer's Thumbs.db and desktop.ini, and "._NAME" AppleDouble files (macOS on a drive
+# without extended attributes). A folder holding only these is empty for a run, and --overwrite
+# removes them with the run's files.
+_OS_METADATA = frozenset({".ds_store", "thumbs.db", "ehthumbs.db", "desktop.ini"})
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +226,19 @@ class RunDir(Replacing):
             return True
         return self.config.is_file() and self.tokenizer.is_file() and not self.foreign_entries()
 
+    def entries(self) -> list[str]:
+        """The names in the folder (sorted), but the file browsers' metadata files (``.DS_Store``,
+        ``._NAME``, ``Thumbs.db``, ``desktop.ini``): a folder with none holds nothing of anyone's."""
+        return sorted(entry.name for entry in os.scandir(self.root) if not _os_metadata(entry))
+
     def foreign_entries(self) -> list[str]:
-        """Names in the folder that a run never writes (sorted): anything but plain run files and
-        leftover temporaries. Links and folders always count as foreign, whatever their name."""
+        """Names in the folder that a run never writes (sorted): anything but plain run files, leftover
+        temporaries and the file browsers' metadata files (see :meth:`entries`). Links and folders
+        always count as foreign, whatever their name."""
         foreign, leftovers = [], {path.name for path in self.temporaries()}
         for entry in os.scandir(self.root):
+            if _os_metadata(entry):
+                continue
             known = entry.name in RUN_FILES or entry.name == RUN_MARKER or entry.name in leftovers
             if not known or not entry.is_file(follow_symlinks=False):
                 foreign.append(entry.name)
@@ -258,15 +271,15 @@ class RunDir(Replacing):
             )
         foreign = self.foreign_entries()
         if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise NotARunError(
-                f"{self.root} holds files that nextword did not write ({shown}), so overwrite=True will "
-                "not replace it; move them out of the folder or choose another `out`"
+                f"{self.root} holds files that nextword did not write ({listed(foreign)}), so "
+                "overwrite=True will not replace it; move them out of the folder or choose another `out`"
             )
 
     def clear(self) -> None:
-        """Remove the files a run wrote (see :meth:`check_replaceable`), the marker last; the folder
-        itself stays. Files of any other name are never touched."""
+        """Remove the files a run wrote (see :meth:`check_replaceable`) and the file browsers' metadata
+        files (:meth:`entries`), the marker last; the folder itself stays. Files of any other name are
+        never touched."""
         self.check_replaceable()
         for entry in os.scandir(self.root):
             if entry.name != RUN_MARKER:
@@ -382,6 +395,17 @@ def _folder_lock(root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(handle)  # releases the lock
+
+
+def listed(names: list[str], most: int = 5) -> str:
+    """The first ``most`` of ``names`` for a message: ``"a, b, c and 4 more"``."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _os_metadata(entry: os.DirEntry[str]) -> bool:
+    """Whether ``entry`` is a plain file that a file browser leaves in folders (``_OS_METADATA``)."""
+    name = entry.name.lower()
+    return (name in _OS_METADATA or name.startswith("._")) and entry.is_file(follow_symlinks=False)
 
 
 def _hdf5(path: Path) -> bool:

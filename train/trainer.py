@@ -45,6 +45,7 @@ from .files import (
     RunExistsError,
     atomic_write_json,
     atomic_write_text,
+    listed,
 )
 from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
 from .paths import resolved
@@ -416,11 +417,12 @@ def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
             "(a run folder holds only what training writes)"
         )
     run.check_aside_free()  # an overwrite that could not put the run back left it there: said, never lost
-    if run.root.is_dir() and any(run.root.iterdir()):
+    found = run.entries() if run.root.is_dir() else []  # a file browser's .DS_Store counts as nothing
+    if found:
         if not config.overwrite and not run.is_run():  # neither resume nor overwrite would take it
             raise RunExistsError(
-                f"{run.root} holds files and is not a nextword run folder (it has no {RUN_MARKER} marker): "
-                "choose an empty or new folder for `out`"
+                f"{run.root} holds files ({listed(found, 3)}) and is not a nextword run folder (it has no "
+                f"{RUN_MARKER} marker): choose an empty or new folder for `out`"
             )
         if not config.overwrite:
             raise RunExistsError(existing_run_advice(str(run.root)))
