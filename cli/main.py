@@ -269,7 +269,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
         ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        say(f"nextword {args.command}: {ended}{after_interrupt(args)}")
+        say(f"nextword {args.command}: {ended}{after_interrupt(args, exc)}")
         return 143 if isinstance(exc, Terminated) else 130  # 128 + the signal, as a shell reports it
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from nextword.export import ExportConfig
 from nextword.train import TrainConfig
-from nextword.train.progress import counted, how_to_go_on, run_progress
+from nextword.train.progress import counted, how_to_go_on, restored_by, run_progress
 
 from .args import RESUMABLE_OPTIONS, check_train_options, cli_terms, config_flags, config_from_args
 from .display import figure, printing_result, progress_stream, safe, shown_command
@@ -27,14 +27,23 @@ if TYPE_CHECKING:
 __all__ = ["after_interrupt", "export_command", "train_command"]
 
 
-def after_interrupt(args: argparse.Namespace) -> str:
+def after_interrupt(args: argparse.Namespace, ended: BaseException | None = None) -> str:
     """What an interrupted command left to the user: for ``train``, how to go on with its run --
-    ``--resume`` only where there is something to resume."""
+    ``--resume`` only where there is something to resume (``ended``: what ended it; an ``--overwrite``
+    stopped before its first checkpoint leaves the run it replaced, which is what is said then)."""
     if args.command != "train":
         return ""
     run_dir = str(getattr(args, "resume", None) or getattr(args, "out", None) or "")
     if not run_dir:
         return ""
+    if restored_by(ended, run_dir):
+        return safe("; " + cli_terms(how_to_go_on(run_dir, None, ended), (TrainConfig,)))
+    if getattr(args, "distribute", None) == "multi-worker" and not getattr(args, "resume", None):
+        # on separate machines only the chief's folder holds the run: this worker's says nothing of it
+        return (
+            "; restart every worker with the same command: the chief (worker 0) goes on from the last "
+            "checkpoint its run folder holds, or starts the run again where there is none"
+        )
     folder = Path(run_dir)
     progress = run_progress(folder)
     epochs = getattr(args, "epochs", None) if getattr(args, "resume", None) else None
@@ -42,8 +51,9 @@ def after_interrupt(args: argparse.Namespace) -> str:
         command = _resume_command(args, run_dir)
         if _distribution(folder) == "multi-worker":
             return safe(
-                f"; the run keeps its last checkpoint: continue it with `{command}` on every worker, each "
-                "with its TF_CONFIG (or here alone, adding --distribute none)"
+                f"; the run keeps its last checkpoint: continue it with `{command}` on the chief (worker 0) "
+                "and on the other workers with it or the command that started the run, each with its "
+                "TF_CONFIG (or here alone, adding --distribute none)"
             )
         return safe(f"; the run keeps its last checkpoint: continue it with `{command}`")
     return safe("; " + cli_terms(how_to_go_on(run_dir, epochs), (TrainConfig,)))

@@ -393,7 +393,18 @@ def test_sigterm_during_train_ends_it_as_ctrl_c_does(capsys, monkeypatch, run_di
     code, _, err = run_cli(capsys, "train", "--resume", run)
     assert (
         code == 143
-        and "on every worker, each with its TF_CONFIG (or here alone, adding --distribute none)" in err
+        and "on the chief (worker 0) and on the other workers with it or the command that started the run, "
+        "each with its TF_CONFIG (or here alone, adding --distribute none)"
+        in err
+    )
+    # a multi-worker run's worker, its own folder on its own machine: no verdict on the run from it
+    import argparse
+
+    from nextword.cli.training import after_interrupt
+
+    assert after_interrupt(argparse.Namespace(command="train", out=str(run), distribute="multi-worker")) == (
+        "; restart every worker with the same command: the chief (worker 0) goes on from the last checkpoint "
+        "its run folder holds, or starts the run again where there is none"
     )
 
 

@@ -384,14 +384,22 @@ def test_the_same_command_continues_a_run_but_starts_over_on_an_edited_corpus(tm
     corpus = write_corpus(tmp_path, synthetic_documents(200, seed=1))["text"]
     run = tmp_path / "run"
     argv = [*_cluster_argv(corpus, run), "--overwrite", "--epochs", "1"]
+    # session b reads a copy elsewhere, with a new time (a job's own scratch folder): the same corpus
+    moved = tmp_path / "scratch" / corpus.name
+    moved.parent.mkdir()
     for session in ("a", "b"):
         ports = free_ports(2)
+        if session == "b":
+            moved.write_bytes(corpus.read_bytes())
+            argv = [*_cluster_argv(moved, run), "--overwrite", "--epochs", "1"]
         workers = [_start(i, ports, argv, tmp_path, session) for i in range(2)]
         results = [_finish(w) for w in workers]
         for code, _, err in results:
             assert code == 0, err[-3000:]
         chief = results[0][2]
         assert ("holds a run of these settings and corpus files: continuing it" in chief) == (session == "b")
+    assert "replaces it" not in chief  # before: "not this run", its epochs deleted, training from epoch 1
+    argv = [*_cluster_argv(corpus, run), "--overwrite", "--epochs", "1"]
     started = json.loads((run / "config.json").read_text())["corpus_files"]
     corpus.write_text(corpus.read_text() + "\n\nan added document about a new engine entirely\n")
     ports = free_ports(2)
@@ -401,6 +409,25 @@ def test_the_same_command_continues_a_run_but_starts_over_on_an_edited_corpus(tm
     stored = json.loads((run / "config.json").read_text())
     assert stored["corpus_files"] != started and stored["data"]["documents"] == 201  # a new run
     assert len(json.loads((run / "metrics.json").read_text())["epochs"]) == 1
+
+
+def test_a_folder_the_chief_refuses_is_named_by_every_worker(tmp_path):
+    """The chief refused a finished run without --overwrite (exit 2, the reason); the other worker said
+    it lost contact and advised a restart with the same command, which failed the same way."""
+    corpus = write_corpus(tmp_path, synthetic_documents(120, seed=1))["text"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    ports = free_ports(2)
+    workers = [
+        _start(i, ports, [*_cluster_argv(corpus, run), "--epochs", "1"], tmp_path, "a") for i in range(2)
+    ]
+    (chief, _, chief_err), (other, _, other_err) = (_finish(w) for w in workers)
+    assert chief == other == 2, (chief_err[-2000:], other_err[-2000:])
+    assert "holds files (notes.txt) and is not a nextword run folder" in chief_err
+    assert "worker 0, the chief, refused the run folder:" in other_err and "notes.txt" in other_err
+    assert "lost contact" not in other_err
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
 
 
 def test_a_run_an_earlier_nextword_started_goes_on_on_every_worker(tmp_path):

@@ -289,3 +289,30 @@ def test_a_signal_as_signals_held_begins_stops_it_and_puts_every_handler_back(ha
     assert ran == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.getsignal(signal.SIGTERM) is stop
+
+
+def test_an_overwrite_stopped_before_its_first_checkpoint_speaks_of_the_run_back_in_the_folder(
+    old_run, tiny_config, monkeypatch, capsys
+):
+    """The note on the interrupt, and the command's last line, spoke of the restored old run as if it
+    were the one just started ("the run has finished (12 of 12 epochs): export it"): a user who had
+    asked for other settings exported or resumed the old model."""
+    from nextword.cli.main import main
+    from nextword.train import trainer
+
+    before = _files(old_run)
+    monkeypatch.setattr(trainer, "encode_corpus", _interrupt)  # stopped before its first checkpoint
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        train(replace(tiny_config, out=str(old_run), overwrite=True, epochs=1, seed=9))
+    assert _files(old_run) == before  # the old run, as it was
+    (note,) = interrupted.value.__notes__
+    assert note.startswith(
+        f"nextword: training interrupted; this run stopped before its first checkpoint, so its files were "
+        f"removed and {old_run} holds the run it replaced again, as it was. That run: the run has finished"
+    ), note
+    assert note.endswith("; to replace it, start this run again with overwrite=True"), note
+    corpus = tiny_config.corpus.paths[0]
+    assert main(["-q", "train", corpus, "--out", str(old_run), "--overwrite", "--epochs", "1"]) == 130
+    err = capsys.readouterr().err
+    assert "holds the run it replaced again, as it was. That run: the run has finished" in err, err
+    assert err.rstrip().endswith("to replace it, start this run again with --overwrite"), err

@@ -107,12 +107,12 @@ def _check_run_dir(folder: Path, tmp_path: Path, overwrite: bool = False) -> boo
     pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
     from nextword.train import CorpusConfig, TrainConfig
     from nextword.train.files import RunDir
-    from nextword.train.trainer import _check_run_dir
+    from nextword.train.restart import check_run_dir
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("a document\n")
     config = TrainConfig(out=str(folder), corpus=CorpusConfig(paths=(str(corpus),)), overwrite=overwrite)
-    return _check_run_dir(RunDir(folder), config)
+    return check_run_dir(RunDir(folder), config)
 
 
 def test_a_folder_holding_only_file_browser_files_is_an_empty_one_to_train_in(tmp_path):

@@ -103,5 +103,5 @@ def _interruptible(run_dir: str, epochs: int | None = None) -> Iterator[None]:
         yield
     except KeyboardInterrupt as exc:
         if hasattr(exc, "add_note"):  # Python 3.11 and later
-            exc.add_note(f"nextword: training interrupted; {how_to_go_on(run_dir, epochs)}")
+            exc.add_note(f"nextword: training interrupted; {how_to_go_on(run_dir, epochs, exc)}")
         raise

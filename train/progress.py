@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import SAVING, RunDir
+from .replacing import RESTORED
 
 __all__ = [
     "RunProgress",
@@ -17,6 +18,7 @@ __all__ = [
     "existing_run_advice",
     "how_to_go_on",
     "planned_epochs",
+    "restored_by",
     "resume_call",
     "run_progress",
 ]
@@ -103,10 +105,25 @@ def stopped_short(run_dir: str, metrics: Any, stored: Any) -> str | None:
     )
 
 
-def how_to_go_on(run_dir: str, epochs: int | None = None) -> str:
+def restored_by(ended: BaseException | None, run_dir: str) -> bool:
+    """Whether ``ended`` stopped an ``overwrite`` of ``run_dir`` before its first checkpoint, so that the
+    folder holds the run it replaced again (:meth:`~.replacing.Replacing.discarded_before_checkpoint`)."""
+    restored = getattr(ended, RESTORED, None)
+    return isinstance(restored, str) and Path(restored) == Path(run_dir)
+
+
+def how_to_go_on(run_dir: str, epochs: int | None = None, ended: BaseException | None = None) -> str:
     """What to do with the run in ``run_dir`` after a session ended, in the Python API's terms (the
     command line says them as flags): resume only a run that has a checkpoint and epochs left to train.
-    ``epochs``: the epoch total the session was given, which the folder does not keep."""
+    ``epochs``: the epoch total the session was given, which the folder does not keep. ``ended``: what
+    ended the session; where it stopped an ``overwrite`` before its first checkpoint, the folder holds
+    the run it replaced again, and that is said first."""
+    if restored_by(ended, run_dir):
+        return (
+            f"this run stopped before its first checkpoint, so its files were removed and {run_dir} holds "
+            f"the run it replaced again, as it was. That run: {how_to_go_on(run_dir)}; to replace it, start "
+            "this run again with overwrite=True"
+        )
     progress = run_progress(run_dir)
     if progress.finished and (epochs is None or progress.epochs_done >= epochs):
         said = f"the run has finished ({_epochs(progress)}): {_finished_advice(run_dir, progress)}"

@@ -41,7 +41,12 @@ class _Run(Protocol):  # what Replacing needs of the RunDir it is part of
 
     def drop_aside(self) -> None: ...
 
-    def _put_back(self) -> None: ...
+    def _put_back(self) -> bool: ...
+
+
+# The attribute that an exception which stopped a replacing run before its first checkpoint carries once
+# the run it replaced is back in the folder (the folder's path): what to do next is about that run.
+RESTORED = "nextword_replaced_run_restored"
 
 
 class RunExistsError(FileExistsError):
@@ -66,7 +71,7 @@ class Replacing:
         :meth:`set_aside` kept comes back; at a checkpoint, or at the block's end, it is deleted."""
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             if not self.checkpoint.is_file():
                 cleared = False
                 try:
@@ -77,7 +82,9 @@ class Replacing:
                                 "%s: stopped before its first checkpoint; its files are removed", self.root
                             )
                         cleared = True
-                        self._put_back()
+                        if self._put_back():  # the advice on the exception is then about that run
+                            with contextlib.suppress(AttributeError, TypeError):
+                                setattr(exc, RESTORED, str(self.root))
                 except OSError as exc:
                     if cleared:  # the run's own files are gone; the one it replaced could not come back
                         logger.warning(
@@ -169,16 +176,18 @@ class Replacing:
             logger.info("the replaced run in %s is deleted", self._aside)
             self._aside = None
 
-    def _put_back(self: _Run) -> None:
-        """Move the run :meth:`set_aside` kept back into the folder (which the new run left empty)."""
+    def _put_back(self: _Run) -> bool:
+        """Move the run :meth:`set_aside` kept back into the folder (which the new run left empty); True
+        if there was one."""
         if self._aside is None:
-            return
+            return False
         # the checkpoint last: a folder cut part way holds none, and the advice is to move the rest back
         for entry in sorted(os.scandir(self._aside), key=lambda e: e.name == self.checkpoint.name):
             os.rename(entry.path, self.root / entry.name)
         self._aside.rmdir()
         logger.info("%s holds the run it held before again", self.root)
         self._aside = None
+        return True
 
 
 @contextlib.contextmanager

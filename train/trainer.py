@@ -39,18 +39,11 @@ from .distribute import (
     worker_scratch,
 )
 from .embeddings import load_glove
-from .files import (
-    RUN_MARKER,
-    RunDir,
-    RunExistsError,
-    atomic_write_json,
-    atomic_write_text,
-    listed,
-)
+from .files import RunDir, RunExistsError, atomic_write_json, atomic_write_text
 from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
 from .paths import resolved
-from .progress import existing_run_advice
 from .recorder import RunRecorder, metrics_document
+from .restart import check_run_dir, chief_refusal, run_differs
 from .result import TrainResult
 from .resumable import (
     check_resumable,
@@ -113,17 +106,19 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
         config = replace(config, learning_rate=config.learning_rate_for(1))
     workers = start_workers(config.distribute, config.peer_timeout)  # before any other TensorFlow work
     confirm_workers(workers, settings_fingerprint(config))  # before anything is read, or removed
-    made_as = _made_as(workers, RunDir(config.out), config)
+    run = RunDir(config.out)
+    # a cluster restarted with the same command goes on with the run (the chief decides: restart.py)
+    differs = run_differs(run, config) if workers.count > 1 and workers.is_chief else "one process"
+    made_as = _made_as(workers, run, config, restarted=differs is None)
     if not workers.is_chief:
         with worker_scratch(workers, config.out) as scratch:
             return _prepare(RunDir(scratch), config, workers, command, replacing=False, **made_as)
-    run = RunDir(config.out)
     if run.root.exists() and not run.root.is_dir():
         raise RunExistsError(f"{run.root} exists and is not a folder; choose another `out`")
     # nothing in the folder is read or removed while another process trains there; what this process
     # writes goes again if it fails before its first checkpoint
     with run.in_use(), run.discarded_before_checkpoint():
-        if workers.count > 1 and _same_run(run, config):  # a restarted worker: the same command goes on
+        if differs is None:  # a restarted cluster: the same command goes on
             stored_config, stored = run.read_config()
             if config.overwrite:
                 logger.warning(
@@ -132,13 +127,23 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
                     "over, remove the folder or choose another `out`",
                     run.root,
                 )
-            config = replace(stored_config, **{f: getattr(config, f) for f in SESSION_FIELDS})
+            session = {f: getattr(config, f) for f in SESSION_FIELDS}  # and the corpus where it is now
+            config = replace(
+                stored_config, corpus=replace(stored_config.corpus, paths=config.corpus.paths), **session
+            )
             if run.checkpoint.is_file():
                 logger.info("%s holds this run: continuing it", run.root)
                 return _resume(run, config, stored, workers)
             logger.info("%s holds this run, stopped before its first checkpoint: starting it again", run.root)
             return _prepare(run, config, workers, stored.get("command"), replacing=True)
-        return _prepare(run, config, workers, command, replacing=_check_run_dir(run, config), base=base)
+        if workers.count > 1 and config.overwrite and run.checkpoint.is_file():
+            logger.warning(
+                "%s holds a run that is not this command's (%s): overwrite=True replaces it, and its "
+                "epochs are deleted at this run's first checkpoint",
+                run.root,
+                differs,
+            )
+        return _prepare(run, config, workers, command, replacing=check_run_dir(run, config), base=base)
 
 
 def _prepare(
@@ -316,7 +321,11 @@ def _recorded_data(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def _made_as(
-    workers: Workers, run: RunDir, config: TrainConfig, stored: dict[str, Any] | None = None
+    workers: Workers,
+    run: RunDir,
+    config: TrainConfig,
+    stored: dict[str, Any] | None = None,
+    restarted: bool = False,
 ) -> dict[str, Any]:
     """How the workers other than the chief make their copy of the data: the split and tokenizer format
     of the run the chief continues (``stored``, its config.json facts, on ``--resume``; a cluster
@@ -326,33 +335,26 @@ def _made_as(
     if workers.count == 1:
         return {}
     chosen: dict[str, Any] = {}
-    if workers.is_chief and (stored is not None or (_same_run(run, config) and run.checkpoint.is_file())):
+    refused = None  # a new run the chief refuses its folder for: every worker says why, and stops
+    if workers.is_chief and stored is None:
+        refused = chief_refusal(run, config, check_folder=not restarted)
+    if refused is not None:
+        chosen = {"refused": str(refused)}
+    elif workers.is_chief and (stored is not None or (restarted and run.checkpoint.is_file())):
         facts = stored if stored is not None else run.read_config()[1]
         chosen = {"data": facts.get("data", {}), "tokenizer_version": run.read_tokenizer().version}
     with lost_workers(workers):
         chosen = broadcast_json(workers, chosen)
+    if refused is not None:
+        raise refused
+    if "refused" in chosen:
+        raise RunExistsError(f"worker 0, the chief, refused the run folder: {chosen['refused']}")
     if not chosen:
         return {}
     return {
         "record": recorded_split(chosen["data"], config.corpus),
         "tokenizer_version": chosen["tokenizer_version"],
     }
-
-
-def _same_run(run: RunDir, config: TrainConfig) -> bool:
-    """Whether ``run`` holds a run of ``config``'s settings (session fields aside)."""
-    if not (run.root.is_dir() and run.is_run() and run.config.is_file()):
-        return False
-    try:
-        stored, facts = run.read_config()
-        files = corpus_files(config)  # a corpus file that is gone: not this run (reading it names it)
-    except (ValueError, FileNotFoundError):
-        return False
-    if facts.get("corpus_files", files) != files:
-        logger.info("%s: the corpus files changed since its run started: it is not this run", run.root)
-        return False
-    mine, theirs = config.to_dict(), stored.to_dict()
-    return all(mine[k] == theirs[k] for k in mine if k not in SESSION_FIELDS)
 
 
 def _fit(
@@ -403,29 +405,3 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-
-
-def _check_run_dir(run: RunDir, config: TrainConfig) -> bool:
-    """Refuse a run folder that holds something, unless ``config.overwrite`` and it holds a previous run
-    and nothing else (:meth:`RunDir.check_replaceable`); True if it is to be replaced. A corpus file
-    inside the folder is refused either way: the run's files would be written beside it."""
-    root = run.root.resolve()
-    inside = [p for p in config.corpus.paths if root in Path(p).resolve().parents]
-    if inside:
-        raise RunExistsError(
-            f"the corpus file {inside[0]} is inside the run folder {run.root}; keep corpora outside `out` "
-            "(a run folder holds only what training writes)"
-        )
-    run.check_aside_free()  # an overwrite that could not put the run back left it there: said, never lost
-    found = run.entries() if run.root.is_dir() else []  # a file browser's .DS_Store counts as nothing
-    if found:
-        if not config.overwrite and not run.is_run():  # neither resume nor overwrite would take it
-            raise RunExistsError(
-                f"{run.root} holds files ({listed(found, 3)}) and is not a nextword run folder (it has no "
-                f"{RUN_MARKER} marker): choose an empty or new folder for `out`"
-            )
-        if not config.overwrite:
-            raise RunExistsError(existing_run_advice(str(run.root)))
-        run.check_replaceable()
-        return True
-    return False
