@@ -4,13 +4,19 @@ suggestions, scoring, and a web page to try the model (``pip install "nextword[s
     >>> from nextword.serve import ServeConfig, serve
     >>> serve(ServeConfig(model="small.onnx", port=8000))   # what `nextword serve` runs
 
-or mount :func:`create_app` in any ASGI server. The framework (FastAPI, uvicorn) is imported only when
-an app is created or served.
+or mount :func:`create_app` in any ASGI server. From a notebook, or any program that goes on running while
+it serves, :func:`start` serves on a thread of its own until ``stop()``:
+
+    >>> with start(ServeConfig(model="small.onnx", port=0)) as server:
+    ...     print(server.url)   # http://127.0.0.1:PORT; stopped as the block ends
+
+and ``await serve_async(config)`` serves in a running event loop until it is cancelled. The framework
+(FastAPI, uvicorn) is imported only when an app is created or served.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import ServeConfig, served
 
@@ -19,7 +25,18 @@ if TYPE_CHECKING:
 
     from nextword.runtime import NextWordModel
 
-__all__ = ["INSTALL_HINT", "ServeConfig", "create_app", "require_framework", "serve"]
+    from .background import RunningServer
+
+__all__ = [
+    "INSTALL_HINT",
+    "RunningServer",
+    "ServeConfig",
+    "create_app",
+    "require_framework",
+    "serve",
+    "serve_async",
+    "start",
+]
 
 # pip's form; require_framework() names the installer of the environment it runs in (pipx, uv)
 INSTALL_HINT = 'install the server extra: pip install "nextword[serve]"'
@@ -63,9 +80,45 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     loads ``config.model_path`` itself. Raises what :func:`create_app` raises, and ``ValueError`` for a
     ``model`` with ``workers > 1`` or TLS files that cannot be used;
     :class:`~nextword.serve.server.AddressUnavailableError` (an ``OSError``) for an address that cannot
-    be bound. More: :func:`nextword.serve.server.serve`."""
+    be bound; ``RuntimeError`` inside a running event loop (a notebook: use :func:`start` there). More:
+    :func:`nextword.serve.server.serve`."""
     served(config, model)
     require_framework()
     from .server import serve as _serve
 
     _serve(config, model)
+
+
+def start(config: ServeConfig | None = None, model: NextWordModel | None = None) -> RunningServer:
+    """Serve on a thread of this process and return once the server listens: a
+    :class:`~nextword.serve.background.RunningServer` with the ``url`` it answers on, until its
+    ``stop()`` or the end of a ``with`` block. For a notebook, or any program that goes on running.
+
+    ``config`` and ``model`` as in :func:`create_app`; one process: ``ValueError`` for ``workers`` other
+    than 1. Raises what :func:`serve` raises for a bad setting, a model file or a port in use, here, before
+    it returns. More: :func:`nextword.serve.background.start`."""
+    served(config, model)
+    require_framework()
+    from .background import start as _start
+
+    return _start(config, model)
+
+
+async def serve_async(config: ServeConfig | None = None, model: NextWordModel | None = None) -> None:
+    """Serve in the running event loop until cancelled (async code); the cancellation stops the server
+    and is raised again once its port is free. ``config`` and ``model`` as in :func:`start`, which raises
+    the same errors. More: :func:`nextword.serve.background.serve_async`."""
+    served(config, model)
+    require_framework()
+    from .background import serve_async as _serve_async
+
+    await _serve_async(config, model)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RunningServer":  # its module imports uvicorn
+        require_framework()
+        from .background import RunningServer
+
+        return RunningServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
-import errno
 import inspect
 import json
 import logging
@@ -12,15 +12,15 @@ import math
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nextword.runtime import LoadLimits, ModelFileError, NextWordModel
 from nextword.runtime.model_check import check_model_file
 
+from .address import AddressUnavailableError, check_address
 from .allowed import proxies_checked
 from .app import CONFIG_ENV, create_app
 from .config import ServeConfig, served
@@ -30,55 +30,23 @@ from .metrics import MULTIPROCESS_ENV
 from .state import BACKSTOP_SECONDS
 from .stop_signals import watch_signals
 
-__all__ = ["AddressUnavailableError", "check_address", "check_device_in_child", "check_tls", "serve"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = [
+    "AddressUnavailableError",
+    "check_address",
+    "check_device_in_child",
+    "check_tls",
+    "checked_app",
+    "serve",
+    "uvicorn_settings",
+]
 
 logger = logging.getLogger(__name__)
 
 
 PROXIES_ENV = "FORWARDED_ALLOW_IPS"  # uvicorn's, read where forwarded_allow_ips is not set
-
-
-class AddressUnavailableError(OSError):
-    """The server's host and port cannot be bound; the message names the cause and the option to change."""
-
-    advised = True  # the message says what to do: the command line adds no advice on files to it
-
-    def __str__(self) -> str:
-        return self.strerror or super().__str__()
-
-
-def check_address(host: str, port: int) -> None:
-    """Bind ``host``:``port`` as uvicorn will (``SO_REUSEADDR``), then let go: a port another server
-    holds, a host that is not this machine's, is reported in one line with the option to change, before
-    uvicorn starts. Port 0 (any free one) checks the host alone. Raises :class:`AddressUnavailableError`.
-    (Another process may still take the port in between; uvicorn then reports it itself.)"""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except socket.gaierror as exc:  # a name that does not resolve (an OSError too: caught first)
-            why = f"host {host!r} cannot be resolved ({exc.strerror}): check --host"
-            if host.startswith("[") and host.endswith("]"):  # copied from a URL
-                why = (
-                    f"host {host!r} is an IPv6 address in a URL's brackets: give it without them, "
-                    f"--host {host[1:-1]}"
-                )
-            raise AddressUnavailableError(errno.EINVAL, why) from None
-        except OSError as exc:
-            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-            if exc.errno == errno.EADDRINUSE:
-                why = (
-                    f"port {port} is already in use on {host} (another server, or an earlier `nextword "
-                    "serve` still running): stop it, or choose another port with --port (0: any free one)"
-                )
-            elif exc.errno == errno.EACCES:
-                why = f"binding {where} is not permitted (ports below 1024 need privileges): raise --port"
-            elif exc.errno == errno.EADDRNOTAVAIL:
-                why = f"{host} is not an address of this machine: check --host (127.0.0.1 by default)"
-            else:
-                why = f"cannot listen on {where}: {exc.strerror or exc}; check --host and --port"
-            raise AddressUnavailableError(exc.errno, why) from None
 
 
 # Files a server process holds open besides its connections: the model, logs, sockets, the metrics files
@@ -193,8 +161,10 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
     uvicorn's lines (its access log too) are written with a time stamp (:mod:`nextword.serve.logs`);
     nextword's own go through the caller's logging configuration, as ``nextword serve`` sets it up.
     While it serves, the process's soft limit on open files is raised towards its hard limit (each
-    connection holds a file), and put back when it returns.
+    connection holds a file), and put back when it returns. Inside a running event loop (a notebook) it
+    raises ``RuntimeError`` before it starts anything: :func:`~.background.start` serves there.
     """
+    _refuse_running_loop()
     config = served(config, model)  # None: ServeConfig(); a dict or a path: WrongTypeError
     # nextword's own serving messages follow --log-level too, debug included, while it serves (a
     # program that called serve() gets its logging back as it was); never louder than a caller that
@@ -210,9 +180,50 @@ def serve(config: ServeConfig | None = None, model: NextWordModel | None = None)
         ours.setLevel(before)
 
 
+def _refuse_running_loop() -> None:
+    """uvicorn runs an event loop of its own: in a thread that runs one already (a Jupyter notebook's,
+    an async program's) it failed deep inside, "Cannot run the event loop while another loop is
+    running", and left coroutines never awaited."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return  # none running: serve
+    raise RuntimeError(
+        "serve() runs until the server stops, and cannot run inside an event loop that is already running "
+        "(a Jupyter notebook, async code): there, use `server = nextword.serve.start(config)`, which "
+        "serves on a thread of its own until `server.stop()`, or `await nextword.serve.serve_async(config)`"
+    )
+
+
 def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
     import uvicorn
 
+    common = uvicorn_settings(config)
+    if config.workers == 1:
+        app = checked_app(config, model)
+        # returns after Ctrl-C too (uvicorn 0.30.3 and later swallow the KeyboardInterrupt it re-raises;
+        # from older ones it propagates: `nextword serve: interrupted` all the same)
+        with watch_signals(supervisor=False) as watch:
+            uvicorn.run(app, **common)
+        # the app's handler says which signal began the stop; one that came before it, the watch
+        stopped_by = app.state.nextword.stopped_by or next(iter(watch.seen), None)
+        if stopped_by == signal.SIGINT:
+            raise KeyboardInterrupt  # `nextword serve: interrupted`, status 130, as the other commands
+        if stopped_by == signal.SIGTERM and watch.saw(signal.SIGINT):
+            # uvicorn hands back the signals it took, the last first: a Ctrl-C's KeyboardInterrupt
+            # cut the SIGTERM's turn short, and the process ends by it here instead
+            signal.raise_signal(signal.SIGTERM)
+        return
+    if model is not None:
+        raise ValueError("workers > 1 load the model in each process: pass config.model, not model")
+    exit_if_bootstrapping()  # a worker re-running a script that lacks `if __name__ == "__main__":`
+    with said_by_workers():  # ...stops there, and the error it left is raised here
+        _serve_workers(config, common)
+
+
+def uvicorn_settings(config: ServeConfig) -> dict[str, Any]:
+    """uvicorn's settings for ``config`` (``host`` and ``port`` among them), as :func:`serve` runs it:
+    its lines written with a time stamp (``log_config``: :func:`~.logs.uvicorn_log_config`)."""
     common: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
@@ -235,30 +246,18 @@ def _serve(config: ServeConfig, model: NextWordModel | None) -> None:
         # text, and reads "*" only alone ("10.0.0.1, *" trusted only 10.0.0.1 there)
         checked = proxies_checked(os.environ[PROXIES_ENV], f"${PROXIES_ENV}")
         common["forwarded_allow_ips"] = list(checked or ())
-    if config.workers == 1:
-        app = create_app(config, model)  # a bad model file is reported first, whatever the port
-        app.state.nextword.backstop = True  # uvicorn's timeout_graceful_shutdown, below
-        check_tls(config)
-        check_address(config.host, config.port)  # one line naming --port, not uvicorn's shutdown log
-        _warn_if_public(config)
-        # returns after Ctrl-C too (uvicorn 0.30.3 and later swallow the KeyboardInterrupt it re-raises;
-        # from older ones it propagates: `nextword serve: interrupted` all the same)
-        with watch_signals(supervisor=False) as watch:
-            uvicorn.run(app, **common)
-        # the app's handler says which signal began the stop; one that came before it, the watch
-        stopped_by = app.state.nextword.stopped_by or next(iter(watch.seen), None)
-        if stopped_by == signal.SIGINT:
-            raise KeyboardInterrupt  # `nextword serve: interrupted`, status 130, as the other commands
-        if stopped_by == signal.SIGTERM and watch.saw(signal.SIGINT):
-            # uvicorn hands back the signals it took, the last first: a Ctrl-C's KeyboardInterrupt
-            # cut the SIGTERM's turn short, and the process ends by it here instead
-            signal.raise_signal(signal.SIGTERM)
-        return
-    if model is not None:
-        raise ValueError("workers > 1 load the model in each process: pass config.model, not model")
-    exit_if_bootstrapping()  # a worker re-running a script that lacks `if __name__ == "__main__":`
-    with said_by_workers():  # ...stops there, and the error it left is raised here
-        _serve_workers(config, common)
+    return common
+
+
+def checked_app(config: ServeConfig, model: NextWordModel | None) -> FastAPI:
+    """The app of one server process, checked as :func:`serve` checks it before uvicorn starts: a bad
+    model file first (loaded here), whatever the port, then the TLS files and the address."""
+    app = create_app(config, model)
+    app.state.nextword.backstop = True  # uvicorn's timeout_graceful_shutdown (uvicorn_settings)
+    check_tls(config)
+    check_address(config.host, config.port, in_python=True)  # one line, not uvicorn's shutdown log
+    _warn_if_public(config)
+    return app
 
 
 def _serve_workers(config: ServeConfig, common: dict[str, Any]) -> None:
@@ -275,7 +274,7 @@ def _serve_workers(config: ServeConfig, common: dict[str, Any]) -> None:
         check_device_in_child(config.model_path, config.device, config.load_limits)
     config.keys  # noqa: B018 ($NEXTWORD_API_KEY checked here: every worker would fail on it, forever)
     check_tls(config)
-    check_address(config.host, config.port)
+    check_address(config.host, config.port, in_python=True)
     _warn_if_public(config)
     level = logging.getLogger("nextword").getEffectiveLevel()
     earlier = os.environ.get(CONFIG_ENV)  # the workers' settings, for their time: the caller's come back
