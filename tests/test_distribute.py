@@ -42,7 +42,7 @@ _FIRST_WORKER = {"type": "worker", "index": 0}
             r"task index 2 is out of range: cluster.worker has 2 ",
         ),
         (_config(task={"type": "worker", "index": -1}), r"task index -1 is out of range"),
-        (_config(task={"type": "worker", "index": "0"}), r"task index '0' is out of range"),
+        (_config(task={"type": "worker", "index": "0"}), r"task index '0' must be an integer"),
         (_config(task={"type": "ps", "index": 0}), r"task type 'ps' is not a job of its cluster"),
         (_config(workers=["127.0.0.1"]), r"cluster.worker\[0\] = '127.0.0.1' is not HOST:PORT"),
         (_config(workers=["127.0.0.1:99999"]), r"is not HOST:PORT"),

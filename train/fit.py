@@ -318,10 +318,12 @@ def _set_start(model: keras.Model, start: Start) -> None:
 def settings_fingerprint(config: TrainConfig) -> dict[str, int]:
     """A fingerprint of each training setting every worker must share (the session's own fields and
     the corpus paths, which may differ between machines, aside), by name: ``learning_rate``,
-    ``corpus.val_fraction``, ``model``..."""
+    ``corpus.val_fraction``, ``model.lstm_units``..."""
     settings = {k: v for k, v in config.to_dict().items() if k not in SESSION_FIELDS}
-    corpus = settings.pop("corpus")
-    settings |= {f"corpus.{k}": v for k, v in corpus.items() if k != "paths"}
+    for part in [k for k, v in settings.items() if isinstance(v, dict)]:  # corpus, tokenizer, model
+        settings |= {
+            f"{part}.{k}": v for k, v in settings.pop(part).items() if (part, k) != ("corpus", "paths")
+        }
     return {name: _digest(repr(value).encode()) for name, value in settings.items()}
 
 
