@@ -57,7 +57,13 @@ def glued(token: str, previous: str | None) -> bool:
         or (token in _REGIONAL_INDICATORS and previous in _REGIONAL_INDICATORS)
         or (token in _PERCENT and previous[-1:].isdecimal())
         or (token[:1] > "\u02ff" and _CONTINUES.match(token) is not None)
-        or (_UNSPACED.match(token) is not None and _UNSPACED.match(previous[-1:]) is not None)
+        # (every such script lies past U+0E00: a string comparison spares most words the patterns)
+        or (
+            token[:1] > "\u0e00"
+            and previous[-1:] > "\u0e00"
+            and _UNSPACED.match(token) is not None
+            and _UNSPACED.match(previous[-1:]) is not None
+        )
     )
 
 

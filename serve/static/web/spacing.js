@@ -52,7 +52,11 @@ export function glued(token, previous) {
     (isRegionalIndicator(token) && isRegionalIndicator(previous)) ||
     (PERCENT.has(token) && ENDS_IN_DIGIT.test(previous)) ||
     CONTINUES.test(token) ||
-    (STARTS_UNSPACED.test(token) && ENDS_UNSPACED.test(previous))
+    // every such script lies past U+0E00: a comparison spares most words the patterns
+    (token > '\u0e00' &&
+      previous.slice(-1) > '\u0e00' &&
+      STARTS_UNSPACED.test(token) &&
+      ENDS_UNSPACED.test(previous))
   );
 }
 
