@@ -20,6 +20,7 @@ __all__ = ["capitalized", "ends_sentence", "glued", "may_end_sentence", "starts_
 _NO_SPACE_BEFORE = frozenset(
     ".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u0589\u055c\u055d\u055e\u200c\u200d\u20e3"
     "\u3001\u3002\u3009\u300b\u300d\u300f\u3011\u3015\u3017\u3019\u301b\u301e\u301f"
+    "\uff01\uff0c\uff1a\uff1b\uff1f"
 ) | frozenset(map(chr, [*range(0x1361, 0x1369), *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)]))
 _NO_SPACE_AFTER = frozenset(
     "(\u00bf\u00a1\u200c\u200d\u3008\u300a\u300c\u300e\u3010\u3014\u3016\u3018\u301a\u301d"
@@ -30,13 +31,14 @@ _REGIONAL_INDICATORS = frozenset(map(chr, range(0x1F1E6, 0x1F200)))  # two make 
 # there are neither).
 _CONTINUES = re.compile(f"[{BMP_MARKS}{ASTRAL_MARKS}\U000e0020-\U000e007f]")
 # Scripts written without spaces between words: Han (splitting.HAN), Hiragana, Katakana and its phonetic
-# extensions, CJK symbols and punctuation, Thai, Lao, Khmer and Myanmar. Two tokens meeting on
+# extensions, CJK symbols and punctuation, Thai, Lao, Khmer and Myanmar, and the full-width marks that
+# tokenizer format 5 keeps after ideographs (，！？：；). Two tokens meeting on
 # characters of these, the last of the one before and the first of the next, are written together.
 _UNSPACED = re.compile(
     f"[{HAN}\u3001-\u303f\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff"
-    "\u0e01-\u0e5b\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]"
+    "\u0e01-\u0e5b\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f\uff01\uff0c\uff1a\uff1b\uff1f]"
 )
-_SENTENCE_END = frozenset(".?!\u3002\u0589")  # and the ideographic and Armenian full stops
+_SENTENCE_END = frozenset(".?!\u3002\u0589\uff01\uff1f")  # the ideographic and Armenian full stops too
 _PERCENT = frozenset("%\u066a")  # glued to a number before it: "90%", "٩٠٪"
 # Initials: single letters (word characters but digits and "_") joined by dots, "e.g", "u.s.a"
 _INITIALS = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,9 +12,10 @@ from .tokenizer import EOD, Tokenizer
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["PromptEnd", "TextBuilder", "as_in_text"]
+__all__ = ["PromptEnd", "TextBuilder", "as_in_text", "stop_forms"]
 
 _APOSTROPHES = str.maketrans(dict.fromkeys(map(ord, "\u2018\u2019\u201b\u2032"), "'"))
+_FULL_WIDTH = str.maketrans(",!?:;", "\uff0c\uff01\uff1f\uff1a\uff1b")
 
 
 def as_in_text(stop: str) -> str:
@@ -22,6 +23,14 @@ def as_in_text(stop: str) -> str:
     tokenizer normalizes text (a full-width ``！`` typed as a stop string is the ``!`` the text holds).
     Quotation marks, which tokenizers remove, stay: a stop string holding one never matches."""
     return stop if stop.isascii() else unicodedata.normalize("NFKC", stop).translate(_APOSTROPHES)
+
+
+def stop_forms(stops: Iterable[str]) -> tuple[str, ...]:
+    """The strings a text is cut at for ``stops``: each as the text would hold it (:func:`as_in_text`),
+    and, where it holds ``, ! ? : ;``, also with them full-width, as tokenizer format 5 writes them after
+    Chinese and Japanese words (``！`` or ``!`` typed: either form in the text)."""
+    forms = (form for stop in stops for form in (as_in_text(stop), as_in_text(stop).translate(_FULL_WIDTH)))
+    return tuple(dict.fromkeys(forms))
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,7 @@ class TextBuilder:
         lstrip: bool,
         starts: bool | None = None,
     ):
-        stops = tuple(map(as_in_text, stops))
+        stops = stop_forms(stops)
         self._tokenizer, self._previous, self._stops, self._lstrip = tokenizer, previous, stops, lstrip
         if starts is None:  # from previous alone: a text start or a sentence end
             starts = previous is None or tokenizer.starts_after(previous, False)

@@ -61,6 +61,14 @@ def test_a_model_trained_on_chinese_splits_and_writes_ideographs(tmp_path, capsy
     assert len(re.findall(f"[{HAN}]", joined)) > 20, texts
     assert not re.search(f"[{HAN}] +[{HAN}]", joined), texts  # ideographs written together
     assert not re.search(f"[{HAN}] +[。，]", joined), texts
+    # the corpus's full-width marks come back full-width (NFKC made them ASCII: "喝茶, 学生" was written)
+    assert "\uff0c" in joined and not re.search("[,!?] ", joined), texts
+    marked = next(t for t in texts if "\uff0c" in t)
+    seed = texts.index(marked) // 2
+    prompt = ["", "我想"][texts.index(marked) % 2]
+    cut = marked[: marked.index("\uff0c")]
+    for typed in ("\uff0c", ","):  # a stop string typed either way cuts where the text has the mark
+        assert model.generate(prompt, max_words=30, seed=seed, stop=typed) == cut
     text = "我想喝茶。学生喜欢看书。"
     assert tokenizer.decode(tokenizer.encode(text)) == text  # written back as it was typed
     assert model.generate("我想", max_words=1, temperature=0)[:1] in HAN_CHARACTERS  # no space after 想

@@ -183,6 +183,10 @@ def test_stop_strings_are_matched_as_the_text_is_normalized(model):
 
     assert as_in_text("it\u2019s") == "it's" and as_in_text("\uff01") == "!"
     assert as_in_text("\u00ab") == "\u00ab"  # a quotation mark, which no text holds, left as given
+    from nextword.runtime.text import stop_forms
+
+    # the marks tokenizer format 5 writes full-width after Chinese and Japanese words: either form cuts
+    assert stop_forms(["\uff01", "!", "a,b", "x"]) == ("!", "\uff01", "a,b", "a\uff0cb", "x")
 
 
 def test_unknown_token_only_when_allowed(model):

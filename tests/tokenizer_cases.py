@@ -30,6 +30,37 @@ TOKENIZE_CASES: list[tuple[str, list[str]]] = [
     # tokenizer format 5: each Han ideograph a token, kana runs whole; a Hebrew gershayim typed as '"';
     # the Arabic tatweel dropped (marks around it composed as typed without it)
     ("学生喜欢学习中文。", ["学", "生", "喜", "欢", "学", "习", "中", "文", "。"]),
+    # the marks NFKC makes ASCII, full-width again right after an ideograph or kana (not after a space,
+    # a Latin letter, a digit, or an ideograph past the Basic Multilingual Plane)
+    (
+        "我想喝茶，你呢? 好: 是;的! 中 , a, 3! ですか? 𠀋,",
+        [
+            "我",
+            "想",
+            "喝",
+            "茶",
+            "\uff0c",
+            "你",
+            "呢",
+            "\uff1f",
+            "好",
+            "\uff1a",
+            "是",
+            "\uff1b",
+            "的",
+            "\uff01",
+            "中",
+            ",",
+            "a",
+            ",",
+            "3",
+            "!",
+            "ですか",
+            "\uff1f",
+            "𠀋",
+            ",",
+        ],
+    ),
     (
         "私は毎日りんごを食べます。人々 〆切 〇 𠀋x ｶﾀｶﾅ",
         [
@@ -73,4 +104,9 @@ DECODE_CASES: list[tuple[str, str]] = [
     ("ինչ է սա ։ լավ ՝ շատ ՞ ሰላም ። ጤና ፣ ይስጥልኝ ፧", "Ինչ է սա։ Լավ՝ շատ՞ ሰላም። ጤና፣ ይስጥልኝ፧"),
     # the Arabic percent sign after a number, as "%"; the ideographic full stop ends a sentence
     ("٩٠ ٪ 90 ٪ a ٪ 中文 。 english", "٩٠٪ 90٪ a ٪ 中文。 English"),
+    # Chinese and Japanese punctuation written full-width and without spaces: "我想喝茶, 学生" was written
+    (
+        "我想喝茶, 学生喜欢看书! 你呢? 好: 是; 的. hello, world!",
+        "我想喝茶，学生喜欢看书！你呢？好：是；的. Hello, world!",
+    ),
 ]

@@ -13,6 +13,7 @@ export const HAN = '\\u3005-\\u3007\\u3400-\\u4dbf\\u4e00-\\u9fff\\uf900-\\ufaff
 const NO_SPACE_BEFORE = new Set([
   ...'.,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u0589\u055c\u055d\u055e\u200c\u200d\u20e3',
   ...'\u3001\u3002\u3009\u300b\u300d\u300f\u3011\u3015\u3017\u3019\u301b\u301e\u301f',
+  ...'\uff01\uff0c\uff1a\uff1b\uff1f',
   ...codePoints(0x1361, 0x1369),
   ...codePoints(0xfe00, 0xfe10),
   ...codePoints(0x1f3fb, 0x1f400),
@@ -24,12 +25,13 @@ const NO_SPACE_AFTER = new Set([
 // keycap's "\ufe0f\u20e3" after "#", the tags of a subdivision flag after the black flag).
 const CONTINUES = new RegExp(`^[${CLASS.mark}\\u{e0020}-\\u{e007f}]`, 'u');
 // Scripts written without spaces between words: Han, Hiragana, Katakana and its phonetic extensions,
-// CJK symbols and punctuation, Thai, Lao, Khmer and Myanmar; two tokens meeting on them touch.
-const UNSPACED = `${HAN}\\u3001-\\u303f\\u3041-\\u309f\\u30a0-\\u30ff\\u31f0-\\u31ff\\u0e01-\\u0e5b\\u0e80-\\u0eff\\u1780-\\u17ff\\u1000-\\u109f`;
+// CJK symbols and punctuation, Thai, Lao, Khmer and Myanmar, and the full-width marks tokenizer format 5
+// keeps after ideographs; two tokens meeting on them touch.
+const UNSPACED = `${HAN}\\u3001-\\u303f\\u3041-\\u309f\\u30a0-\\u30ff\\u31f0-\\u31ff\\u0e01-\\u0e5b\\u0e80-\\u0eff\\u1780-\\u17ff\\u1000-\\u109f\\uff01\\uff0c\\uff1a\\uff1b\\uff1f`;
 const STARTS_UNSPACED = new RegExp(`^[${UNSPACED}]`, 'u');
 const ENDS_UNSPACED = new RegExp(`[${UNSPACED}]$`, 'u');
 // The ideographic and Armenian full stops end sentences too.
-const SENTENCE_END = new Set(['.', '?', '!', '\u3002', '\u0589']);
+const SENTENCE_END = new Set(['.', '?', '!', '\u3002', '\u0589', '\uff01', '\uff1f']);
 // Initials: single letters (word characters but digits and "_") joined by dots, "e.g", "u.s.a"; the dot
 // after them ends no sentence. A percent sign (or the Arabic one) is glued to a number before it ("90%").
 const LETTER = `(?:(?![${CLASS.digit}_])[${CLASS.word}])`;

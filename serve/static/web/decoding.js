@@ -92,6 +92,19 @@ export function asInText(stop) {
     : stop.normalize('NFKC').replace(/[\u2018\u2019\u201b\u2032]/g, "'");
 }
 
+/** The strings a text is cut at for `stops`: each as the text would hold it (asInText), and, where it
+ * holds , ! ? : ;, also with them full-width, as tokenizer format 5 writes them after Chinese and Japanese
+ * words ('！' or '!' typed: either form in the text). runtime/text.py's stop_forms. */
+export function stopForms(stops) {
+  const forms = stops.flatMap((stop) => {
+    const form = asInText(stop);
+    return [form, form.replace(/[,!?:;]/g, (mark) => FULL_WIDTH_MARKS[mark])];
+  });
+  return [...new Set(forms)];
+}
+
+const FULL_WIDTH_MARKS = { ',': '\uff0c', '!': '\uff01', '?': '\uff1f', ':': '\uff1a', ';': '\uff1b' };
+
 /** Renders one row's new tokens as text, cuts it at the first stop string, and hands out what no later
  * stop string can cut. */
 export class TextBuilder {
@@ -103,7 +116,7 @@ export class TextBuilder {
   }
 
   constructor(tokenizer, previous, stops, lstrip, starts = undefined) {
-    Object.assign(this, { tokenizer, previous, stops: stops.map(asInText), lstrip });
+    Object.assign(this, { tokenizer, previous, stops: stopForms(stops), lstrip });
     this.starts = starts ?? (previous === null || Tokenizer.startsAfter(previous, false));
     this.longest = Math.max(0, ...this.stops.map((s) => s.length));
     this.text = '';

@@ -66,6 +66,11 @@ const INVISIBLE =
 // two Hebrew letters as the gershayim, and makes each Han ideograph a token of its own.
 const TATWEEL = /\u0640/g;
 const GERSHAYIM = /(?<=[\u05d0-\u05ea])"(?=[\u05d0-\u05ea])/g;
+// ... and the marks NFKC makes ASCII, full-width again right after an ideograph (of the Basic Multilingual
+// Plane: past it, Python may read one as a stand-in) or kana (runtime/splitting.py's _CJK_MARK)
+const CJK_MARK =
+  /(?<=[\u3005-\u3007\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])[,!?:;]/g;
+const FULL_WIDTH = { ',': '\uff0c', '!': '\uff01', '?': '\uff1f', ':': '\uff1a', ';': '\uff1b' };
 const HAN_CHAR = new RegExp(`[${HAN}]`, 'gu');
 const NOT_ASCII = /[^\x00-\x7f]/; // eslint-disable-line no-control-regex
 
@@ -378,6 +383,7 @@ function normalizedParts(text, config, version, dropped = false) {
     text = pyNfkc(pieces[0]);
   }
   if (version >= 5 && text.includes('"')) text = text.replace(GERSHAYIM, '\u05f4');
+  if (version >= 5) text = text.replace(CJK_MARK, (mark) => FULL_WIDTH[mark]);
   text = text.replace(CONTROL, ' ').replace(QUOTES, ' ').replace(APOSTROPHES, "'");
   if (config.dropFigureRefs && LONE_HIGH.test(text)) {
     const parts = removedApart(text, FIGURE_REF).map((part) => finished(part, config));
