@@ -42,9 +42,8 @@ spaces: a word-level vocabulary otherwise holds whole clauses. Kana runs stay wh
 tokenizer keeps them (``食べます`` is ``食``, ``べます``), and the comma, exclamation and question marks,
 colon and semicolon that NFKC made ASCII are full-width again right after an ideograph (of the Basic
 Multilingual Plane) or kana, as Chinese and Japanese write them (``我想喝茶，你呢？``). Thai, Lao,
-Khmer and Myanmar are still split
-only at spaces and punctuation. A corpus with none of these (:func:`holds_version_5`) records the
-version it recorded before, 3 or 4.
+Khmer and Myanmar are still split only at spaces and punctuation. A corpus with none of these
+(:func:`holds_version_5`) records the version it recorded before, 3 or 4.
 """
 
 from __future__ import annotations
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
     from .tokenizer import TokenizerConfig
 
 __all__ = [
+    "FULL_WIDTH",
     "HAN",
     "TOKENIZER_FORMAT_VERSION",
     "holds_invisible",
@@ -94,7 +94,7 @@ _VERSION_5 = re.compile(f"[{HAN}{_TATWEEL}]|{_GERSHAYIM.pattern}")
 # semicolon) written back full-width right after an ideograph or kana: Chinese and Japanese text keeps
 # them, and writes no space after them. Ideographs of the Basic Multilingual Plane only: those past it
 # that Python's Unicode has and nextword-web's may not (read as stand-ins) must not change a mark.
-_FULL_WIDTH = str.maketrans(",!?:;", "\uff0c\uff01\uff1f\uff1a\uff1b")
+FULL_WIDTH = str.maketrans(",!?:;", "\uff0c\uff01\uff1f\uff1a\uff1b")  # a str.translate table
 _CJK_MARK = re.compile(
     "(?<=[\u3005-\u3007\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])[,!?:;]"
 )
@@ -233,7 +233,7 @@ def normalize(text: str, config: TokenizerConfig, version: int = TOKENIZER_FORMA
             text = unicodedata.normalize("NFKC", text.replace(_TATWEEL, ""))
         if '"' in text:
             text = _GERSHAYIM.sub("\u05f4", text)
-        text = _CJK_MARK.sub(lambda mark: mark.group().translate(_FULL_WIDTH), text)
+        text = _CJK_MARK.sub(lambda mark: mark.group().translate(FULL_WIDTH), text)
     text = _APOSTROPHES.sub("'", _QUOTES.sub(" ", _CONTROL.sub(" ", text)))
     if config.drop_figure_refs:
         text = _FIGURE_REF.sub("", text)

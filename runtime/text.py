@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .splitting import FULL_WIDTH
 from .tokenizer import EOD, Tokenizer
 
 if TYPE_CHECKING:
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
 __all__ = ["PromptEnd", "TextBuilder", "as_in_text", "stop_forms"]
 
 _APOSTROPHES = str.maketrans(dict.fromkeys(map(ord, "\u2018\u2019\u201b\u2032"), "'"))
-_FULL_WIDTH = str.maketrans(",!?:;", "\uff0c\uff01\uff1f\uff1a\uff1b")
 
 
 def as_in_text(stop: str) -> str:
@@ -29,7 +29,7 @@ def stop_forms(stops: Iterable[str]) -> tuple[str, ...]:
     """The strings a text is cut at for ``stops``: each as the text would hold it (:func:`as_in_text`),
     and, where it holds ``, ! ? : ;``, also with them full-width, as tokenizer format 5 writes them after
     Chinese and Japanese words (``！`` or ``!`` typed: either form in the text)."""
-    forms = (form for stop in stops for form in (as_in_text(stop), as_in_text(stop).translate(_FULL_WIDTH)))
+    forms = (form for stop in stops for form in (as_in_text(stop), as_in_text(stop).translate(FULL_WIDTH)))
     return tuple(dict.fromkeys(forms))
 
 
