@@ -158,6 +158,16 @@ def _temporary_prefix(target: Path) -> str:
 def _file_mode(target: Path) -> int:
     if target.exists():
         return target.stat().st_mode & 0o777
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask. Linux shows it in ``/proc/self/status``; elsewhere it can only be read by
+    setting it, which leaves a moment in which another thread's new files take mode 0666 (a notebook's
+    or a trainer's threads write files too), so that is the fallback."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace").splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask

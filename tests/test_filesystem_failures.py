@@ -55,6 +55,28 @@ def test_a_read_only_file_is_replaced_and_stays_read_only(tmp_path):
     assert target.read_bytes() == b'{"epochs": []}' and target.stat().st_mode & 0o777 == 0o444
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the umask from Linux's /proc")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], ids=["022", "077", "002"])
+def test_a_new_file_takes_the_umask_without_setting_it(tmp_path, monkeypatch, umask):
+    """Reading the umask by setting it to 0 and back leaves a moment in which files other threads create
+    are world-writable; on Linux it is read from /proc instead, and the mode is the one open() gives."""
+    old = os.umask(umask)
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_bytes(b"")
+
+        def no_umask(mask):
+            raise AssertionError(f"os.umask({mask:o}) called while another thread may create files")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        with atomic_path(tmp_path / "model.onnx") as tmp:
+            tmp.write_bytes(b"model")
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert (tmp_path / "model.onnx").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 class _FullFile:
     """A temporary file on a full disk."""
 
