@@ -100,6 +100,14 @@ class _UTF8Request(Request):
         # may send without asking CORS first (a fetch of a Blob or an ArrayBuffer): refused here too
         if not json_content(self):
             raise not_json_content(self)
+        encoding = self.headers.get("content-encoding", "").strip()
+        if encoding.lower() not in ("", "identity"):  # never inflated: a small body may inflate to gigabytes
+            shown_as = encoding if len(encoding) <= 40 else encoding[:40] + "..."
+            raise BodyUnreadable(
+                f"the request body is compressed (content-encoding: {shown_as}), which this server does "
+                "not read: send it uncompressed",
+                "unsupported_content_encoding",
+            )
         if not hasattr(self, "_json"):
             self._json = read_json(await self.body())
         return self._json

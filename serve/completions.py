@@ -33,7 +33,14 @@ from .state import ServerState
 __all__ = ["router"]
 
 router = APIRouter(route_class=JSONRoute)  # bodies read as UTF-8 JSON only
-FINISH = {"length": "length", "stop": "stop", "end": "stop", "cancelled": "stop"}  # nextword -> OpenAI
+# nextword's end reasons -> OpenAI's finish_reason; "cancelled" (by the shutdown's drain) is no finish: a
+# whole answer is a 503 instead, and a stream ends with an error event
+FINISH = {"length": "length", "stop": "stop", "end": "stop", "cancelled": None}
+# what a client whose completion the shutdown cut short is told (OpenAI's clients raise it, and retry a 503)
+CUT_SHORT = (
+    "the server is shutting down and cut this completion short (--shutdown-timeout): send it again, to "
+    "another replica"
+)
 # The error answers of the routes that take a JSON body, as /docs lists them (error.code: errors.CODES).
 # the codes a 400 of these routes carries: not another status's (401, 404, 429, 413, 408, 431, 409),
 # nor those answered before a request is read as one (bytes that are not HTTP, a refused CORS
@@ -49,6 +56,7 @@ _OTHER_CODES = (
     "invalid_http",
     "cors_refused",
     "model_file_changed",
+    "model_download_off",
 )
 # Every route's other errors: the protocol's 408 and 431, an unexpected failure's 500, a 405 (with
 # Allow) for a method the path does not take, and what a route that lists no 400 answers with one.
@@ -147,7 +155,16 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
         state.end_job(job)
     if texts is None:  # the client went away; nobody reads this
         return JSONResponse(error_body("client disconnected", "client_error"), status_code=499)
-    return {**meta, "object": "text_completion", **texts}
+    return _unless_cut_short({**meta, "object": "text_completion", **texts})
+
+
+def _unless_cut_short(answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer``, or a 503 where the shutdown's drain cut one of its choices short: a client would take
+    its text for a finished one (OpenAI's clients read finish_reason, not nextword's end_reason), and
+    retries a 503."""
+    if any(choice["end_reason"] == "cancelled" for choice in answer["choices"]):
+        raise APIError(503, CUT_SHORT, kind="server_error")
+    return answer
 
 
 async def _beam_answer(
@@ -179,7 +196,7 @@ async def _beam_answer(
         for i, h in enumerate(results)
     ]
     usage = _usage(state, completion, sum(h.words for h in results))
-    return {**meta, "object": "text_completion", "choices": choices, "usage": usage}
+    return _unless_cut_short({**meta, "object": "text_completion", "choices": choices, "usage": usage})
 
 
 async def _collect(state: ServerState, job: Job, completion: Completion) -> dict[str, Any]:
@@ -250,7 +267,9 @@ async def _events(
                 events.append(choice_event(head, u.index, u.text, reason, end, lp))
             if events:
                 yield "".join(events)  # one write for every event that is ready
-        if completion.include_usage:
+        if drained:  # an error event: OpenAI's clients raise it, where a last chunk would pass for an end
+            yield _sse(error_body(CUT_SHORT, "server_error"))
+        elif completion.include_usage:
             usage = _usage(state, completion, job.words)
             yield _sse({**meta, "object": "text_completion", "choices": [], "usage": usage})
         ended = "cancelled" if drained else "done"

@@ -113,6 +113,14 @@ class ServeConfig:
         default=True,
         metadata={"help": SIZE_LIMITS_HELP},
     )
+    model_download: bool = field(
+        default=True,
+        metadata={
+            "help": 'offer the model file at /model.onnx, for the page\'s "Run in this browser" (off: '
+            "--no-model-download keeps the weights and the vocabulary on the server, whose API answers "
+            "as before)",
+        },
+    )
     threads: int = field(
         default=0,
         metadata={
@@ -267,7 +275,7 @@ class ServeConfig:
                 f"model must be the path of a .onnx file, got {self.model!r}; leave it out to serve "
                 f"${ENV_VAR}, else the bundled model"
             )
-        for name in ("batching", "size_limits"):
+        for name in ("batching", "size_limits", "model_download"):
             check_bool(name, getattr(self, name))
         for name, low, high in (
             ("port", 0, 65535),

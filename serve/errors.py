@@ -54,6 +54,8 @@ CODES = {
     "invalid_json": "the body is empty, is not UTF-8 JSON (a UTF-16 or UTF-32 body included), or is not a "
     "JSON object",
     "unsupported_content_type": "the body was not sent as content-type: application/json",
+    "unsupported_content_encoding": "the body was sent compressed (a content-encoding such as gzip), "
+    "which the server does not read",
     "invalid_api_key": "401: the request carries no API key, or not one this server takes (nextword "
     "serve --api-key); send Authorization: Bearer KEY",
     "model_not_found": "the request names a model this server does not serve",
@@ -67,6 +69,7 @@ CODES = {
     "--allowed-host; against DNS rebinding)",
     "model_file_changed": "409: GET /model.onnx, when the file on disk no longer holds the bytes the "
     "server loaded (restart the server to serve it)",
+    "model_download_off": "404: GET /model.onnx of a server started with --no-model-download",
 }
 """The ``error.code`` of each answer that has one, and what it means (``null`` for the rest)."""
 _STATUS_CODES = {400: "invalid_value", 429: "rate_limit_exceeded"}
@@ -261,7 +264,7 @@ def _schema_without_framework_errors(app: FastAPI) -> None:
 _PARSE_FAILED = "There was an error parsing the body"  # FastAPI's HTTPException detail
 ENDPOINTS = (
     "it answers POST /v1/completions, /v1/suggest and /v1/score, and GET /v1/models, /health, /metrics, "
-    "/ (a page) and /docs (the API reference)"
+    "/ (a page), /docs (the API reference) and /model.onnx (the model file)"
 )
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "function-after", "function-before"}
 

@@ -133,7 +133,9 @@ def completion_from_request(
     if len(prompts) * n > limits.max_rows and n >= 1:
         origin = " (this model file's decoding default: send n)" if request.n is None and n > 1 else ""
         # one sequence a prompt: the prompts are too many (a client's batch: LangChain's batch_size)
-        fewer = "; send fewer prompts per request" if n == 1 else ""
+        fewer = "; send fewer prompts per request" if n == 1 or len(prompts) > 1 else ""
+        if len(prompts) > 1 and n > 1:
+            fewer += f" (at most {limits.max_rows // n} with n={shown(n)}), or a smaller n"
         raise APIError(
             400,
             f"{len(prompts)} prompt(s) x n={shown(n)}{origin} = {shown(len(prompts) * n)} sequences; "

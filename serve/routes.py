@@ -157,13 +157,14 @@ def _model_entry(state: ServerState) -> dict[str, Any]:
         "nextword": state.summary,
         # this server's caps, so that a client (the page's Words slider) asks for no more than it takes;
         # size_limits: whether model files are held to load()'s size caps (the page's browser mode holds
-        # model.onnx to the same)
+        # model.onnx to the same); model_download: whether GET /model.onnx offers the file (the browser mode)
         "limits": {
             "max_words": state.config.max_words,
             "max_prompt_chars": state.config.max_prompt_chars,
             "max_suggestions": state.config.max_suggestions,
             "max_rows": state.config.max_rows,
             "size_limits": state.config.size_limits,
+            "model_download": state.config.model_download,
         },
     }
 

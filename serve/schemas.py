@@ -374,6 +374,9 @@ class ModelLimits(BaseModel):
         ..., description="the most sequences one completion request may ask for: prompts x n (x num_beams)"
     )
     size_limits: bool = Field(..., description="whether model files are held to load()'s size caps")
+    model_download: bool = Field(
+        ..., description="whether GET /model.onnx offers the model file (false: --no-model-download)"
+    )
 
 
 class ModelEntry(BaseModel):

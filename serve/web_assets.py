@@ -120,6 +120,13 @@ async def model_file(request: Request) -> Response:
     """The served model's .onnx file, for a page that runs it in the browser."""
     state: ServerState = request.app.state.nextword
     loaded = state.model_file
+    if not state.config.model_download:  # its operator keeps the weights and the vocabulary on the server
+        raise APIError(
+            404,
+            "this server keeps its model file to itself (started with --no-model-download, "
+            "ServeConfig(model_download=False)): its API generates, suggests and scores on the server",
+            code="model_download_off",
+        )
     if loaded is None:
         raise APIError(404, "this server's model was not loaded from a file, so it cannot be downloaded")
     path = loaded.path

@@ -5,7 +5,10 @@ the client takes from the body."""
 
 from __future__ import annotations
 
+import gzip
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -119,6 +122,13 @@ FIELD = {"/v1/completions": "prompt", "/v1/suggest": "prompt", "/v1/score": "tex
         (b"[1, 2]", JSON, "invalid_json", None),
         (b'{"FIELD": "\xe9"}', {"content-type": "application/json; charset=latin-1"}, "invalid_json", None),
         (b'{"FIELD": "a"}', {}, "unsupported_content_type", None),
+        # a compressed body was refused as "not UTF-8: byte 0x8b ... Latin-1?"; no body is inflated
+        (
+            gzip.compress(b'{"FIELD": "a"}'),
+            {**JSON, "content-encoding": "gzip"},
+            "unsupported_content_encoding",
+            None,
+        ),
         (b'{"FIELD": "a", "bogus": 1}', JSON, "unknown_parameter", "bogus"),
         (b'{"FIELD": "a", "cache": "yes"}', JSON, "invalid_type", "cache"),
         (b'{"cache": true}', JSON, "missing_required_parameter", "FIELD"),
@@ -129,6 +139,8 @@ def test_bodies_the_client_cannot_send_get_400_with_their_code(
 ):
     """What OpenAI's client never sends (it writes the JSON itself), from any other HTTP client, on
     every route that takes a body: the same 400, which OpenAI's clients map to BadRequestError."""
+    if headers.get("content-encoding") == "gzip":
+        template = gzip.compress(gzip.decompress(template).replace(b"FIELD", FIELD[path].encode()))
     content = template.replace(b"FIELD", FIELD[path].encode())
     answer = httpx.post(live_server.url + path, content=content, headers=headers, timeout=30)
     assert answer.status_code == 400, answer.text
@@ -196,3 +208,49 @@ def test_the_docs_table_of_codes_lists_every_code_the_server_sends():
     table = text.split("| `code` | the request's mistake |", 1)[1].split("\n\n", 1)[0]
     documented = re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M)
     assert sorted(documented) == sorted(CODES)
+
+
+@pytest.fixture
+def draining_server(model, monkeypatch):
+    """A server whose sampled words come every 5 ms, and whose shutdown's drain (what it does
+    --shutdown-timeout after its signal) is started by the test."""
+    from browser import start_server
+
+    from nextword.serve import ServeConfig, create_app
+    from nextword.serve import scheduler as module
+
+    real = module._row_update
+
+    def slow(*args):
+        time.sleep(0.005)
+        return real(*args)
+
+    monkeypatch.setattr(module, "_row_update", slow)
+    app = create_app(ServeConfig(), model)
+    server = start_server(app)
+    yield server, app.state.nextword
+    server.stop()
+
+
+LONG = {"prompt": "the", "max_tokens": 1000, "extra_body": {"min_tokens": 1000}}
+
+
+def test_a_completion_the_shutdown_cuts_short_is_an_error_the_client_raises(draining_server):
+    """A completion the drain cancelled was answered 200 with finish_reason "stop": OpenAI's clients (and
+    LangChain, LiteLLM, llm over them) took a cut text for a finished one, since only nextword's
+    end_reason said otherwise. A whole answer is now a 503 (which the clients retry), and a stream ends
+    with an error event (which they raise)."""
+    server, state = draining_server
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    threading.Timer(0.5, state.cancel_all).start()
+    with pytest.raises(openai.InternalServerError) as whole:
+        client.completions.create(model="", **LONG)
+    assert whole.value.status_code == 503 and "cut this completion short" in whole.value.message
+    assert whole.value.body["type"] == "server_error"
+    threading.Timer(0.5, state.cancel_all).start()
+    texts = []
+    with pytest.raises(openai.APIError) as streamed:
+        for chunk in client.completions.create(model="", stream=True, **LONG):
+            texts.extend(choice.text for choice in chunk.choices)
+            assert all(choice.finish_reason in (None, "length") for choice in chunk.choices)
+    assert texts and "cut this completion short" in streamed.value.message

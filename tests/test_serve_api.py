@@ -147,7 +147,8 @@ def test_model_defaults_apply_where_the_request_leaves_an_option_out(model):
         ({"prompt": "x", "num_beams": -1}, 400, "num_beams", ["num_beams must be in 1..32", "got -1"]),
         ({"prompt": "x", "top_k": -1}, 400, "top_k", ["top_k", "0..1000000", "-1"]),
         ({"prompt": "x", "max_tokens": 5000}, 400, "max_tokens", ["5000", "1000", "--max-words"]),
-        ({"prompt": ["a"] * 5, "n": 8}, 400, "n", ["40 sequences", "32", "--max-rows"]),
+        # LangChain's batch with n > 1: how many prompts fit is said
+        ({"prompt": ["a"] * 5, "n": 8}, 400, "n", ["40 sequences", "32", "--max-rows", "at most 4 with n=8"]),
         # one sequence a prompt: the prompts are too many (LangChain sends its batch of prompts at once)
         (
             {"prompt": ["a"] * 33},
@@ -237,6 +238,7 @@ def test_caps_on_body_and_prompt_size(model):
             "max_suggestions": 100,
             "max_rows": 32,  # prompts x n a request may ask for: a client's batch size follows it
             "size_limits": True,
+            "model_download": True,
         }
         not_json = c.post("/v1/completions", content=b"{nope", headers={"content-type": "application/json"})
         assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]["message"]

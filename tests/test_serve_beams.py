@@ -219,3 +219,25 @@ def test_scores_and_suggestions_answer_while_more_beam_searches_run_than_their_t
         release.set()
         server.stop()
     assert state.slots.used == 0
+
+
+def test_a_search_the_shutdown_cuts_short_is_a_503(client_for, model, monkeypatch):
+    """A beam search the drain cancelled answered its best texts so far, 200 with finish_reason "stop":
+    a client took them for finished ones. It is now a 503 server_error, which OpenAI's clients retry."""
+    import threading
+    import time
+
+    run = BeamJob.run
+
+    def held(job: BeamJob) -> list:  # a long search: runs once cancelled
+        while not job.cancelled.is_set():
+            time.sleep(0.005)
+        return run(job)
+
+    monkeypatch.setattr(BeamJob, "run", held)
+    client = client_for(model)
+    threading.Timer(0.3, client.app.state.nextword.cancel_all).start()
+    answer = client.post("/v1/completions", json={"prompt": "the network", "max_tokens": 5, "num_beams": 2})
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["type"] == "server_error"
+    assert "cut this completion short" in answer.json()["error"]["message"]

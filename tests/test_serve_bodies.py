@@ -181,3 +181,6 @@ def test_a_body_of_another_type_is_not_read_as_json_whatever_fastapi_would_do(co
     for taken in (b"application/json; charset=utf-8", b"Application/JSON", b"application/vnd.api+json"):
         scope["headers"] = [(b"content-type", taken)]
         assert asyncio.run(_UTF8Request(scope, receive).json()) == {"prompt": "the network", "max_tokens": 2}
+    for encoding in (b"identity", b" Identity ", b""):  # an uncompressed body, said so
+        scope["headers"] = [(b"content-type", b"application/json"), (b"content-encoding", encoding)]
+        assert asyncio.run(_UTF8Request(scope, receive).json()) == {"prompt": "the network", "max_tokens": 2}

@@ -278,3 +278,28 @@ def test_a_server_without_size_limits_lets_the_browser_load_a_file_over_the_caps
         assert browser.execute_script("return document.body.dataset.backend") == "browser"
     finally:
         server.stop()
+
+
+def test_a_server_that_keeps_its_model_file_offers_no_browser_mode(browser, model_path):
+    """nextword serve --no-model-download: GET /model.onnx is a 404 that says why, /v1/models says so,
+    and the page's switch is off for good with the reason beside it; the server still answers."""
+    import httpx
+    from browser import start_server
+
+    from nextword.serve import ServeConfig, create_app
+
+    server = start_server(create_app(ServeConfig(model=str(model_path), model_download=False)))
+    try:
+        answer = httpx.get(server.url + "/model.onnx")
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "model_download_off"
+        assert "--no-model-download" in answer.json()["error"]["message"]
+        assert httpx.get(server.url + "/v1/models").json()["data"][0]["limits"]["model_download"] is False
+        browser.get(server.url + "/")
+        toggle = browser.find_element(By.ID, "in-browser")
+        wait(browser, lambda d: not toggle.is_enabled(), "the switch stayed free")
+        status = browser.find_element(By.ID, "where-status").text
+        assert "keeps its model file to itself (--no-model-download)" in status, status
+        assert not toggle.is_selected() and requests_to(browser, "/model.onnx") == 0
+        assert generate(browser, "the network", 5, 0, "1")  # the server answers as before
+    finally:
+        server.stop()

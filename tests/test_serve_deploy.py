@@ -218,7 +218,8 @@ def test_sighup_drains_like_sigterm(model_path, tmp_path):
         _stop(server)
     log = _log(tmp_path)
     assert events[-1] == "[DONE]", events[-2:]
-    assert json.loads(events[-2])["choices"][0]["end_reason"] == "cancelled"
+    assert json.loads(events[-3])["choices"][0]["end_reason"] == "cancelled"
+    assert "shutting down" in json.loads(events[-2])["error"]["message"]
     assert "SIGHUP" in log and "Traceback" not in log, log
 
 

@@ -96,6 +96,7 @@ def test_the_declared_bodies_name_their_fields_and_what_they_mean(model):
         "max_suggestions",
         "max_rows",
         "size_limits",
+        "model_download",
     }
     assert "nextword info --json" in entry["properties"]["nextword"]["description"]
 

@@ -213,8 +213,11 @@ def test_sigterm_cancels_running_streams_cleanly_and_exits(model_path, workers):
         if process.poll() is None:
             process.kill()
     assert events[-1] == "[DONE]"
-    last = json.loads(events[-2])["choices"][0]
-    assert last["end_reason"] == "cancelled" and last["finish_reason"] == "stop"
+    # the choice ends "cancelled", no finish of OpenAI's, then an error event OpenAI's clients raise
+    last = json.loads(events[-3])["choices"][0]
+    assert last["end_reason"] == "cancelled" and last["finish_reason"] is None
+    error = json.loads(events[-2])["error"]
+    assert error["type"] == "server_error" and "cut this completion short" in error["message"]
 
 
 def test_cli_serve_refuses_bad_settings_with_exit_2(model_path, tmp_path):

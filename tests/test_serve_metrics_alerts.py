@@ -94,7 +94,8 @@ def test_a_stream_the_drain_cancels_counts_as_cancelled(model, monkeypatch):
         threading.Timer(0.5, app.state.nextword.cancel_all).start()
         with client.stream("POST", "/v1/completions", json=body) as stream:
             events = [line for line in stream.iter_lines() if line.startswith("data: ")]
-        assert '"finish_reason":"stop","end_reason":"cancelled"' in events[-2], events[-2:]
+        assert '"finish_reason":null,"end_reason":"cancelled"' in events[-3], events[-3:]
+        assert '"type":"server_error"' in events[-2], events[-2:]
         assert ends(scrape(client)) == {**dict.fromkeys(STREAM_ENDS, 0), "cancelled": 1}
 
 

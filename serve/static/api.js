@@ -11,7 +11,9 @@
 //                                              the backend takes at most ({maxWords, maxPromptChars},
 //                                              absent where nothing caps them); sizeLimits: false
 //                                              where the server loads model files of any size
-//                                              (--no-size-limits), which the browser mode then does too
+//                                              (--no-size-limits), which the browser mode then does too;
+//                                              modelDownload: false where the server keeps its model
+//                                              file to itself (--no-model-download): no browser mode
 //   generate(prompt, options, onText, signal) -> resolves to {finishReason} once done; onText(piece)
 //                                              is called with each new piece of text as it arrives
 //   suggest(prompt, k, signal)                -> [{word, text, probability}]  (text: what to append)
@@ -152,6 +154,7 @@ export function createServerBackend(base = '', key = null) {
       if (model.limits?.max_prompt_chars) limits.maxPromptChars = model.limits.max_prompt_chars;
       if (model.limits?.max_suggestions) limits.maxSuggestions = model.limits.max_suggestions;
       if (model.limits?.size_limits === false) limits.sizeLimits = false;
+      if (model.limits?.model_download === false) limits.modelDownload = false;
       return {
         id: model.id,
         vocabSize: about.vocab_size,

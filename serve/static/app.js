@@ -118,8 +118,12 @@ export function start(backend, doc = document) {
       }
       const most = info.limits?.maxSuggestions;
       if (Number.isSafeInteger(most) && most >= 1) suggestionCount = Math.min(SUGGESTIONS, most);
+      return info;
     })
-    .catch((error) => ($('model-line').textContent = `model unavailable: ${error.message}`));
+    .catch((error) => {
+      $('model-line').textContent = `model unavailable: ${error.message}`;
+      return null;
+    });
 
   // ------------------------------------------------------------------ generation
   let running = null; // AbortController of the generation in flight
@@ -384,6 +388,7 @@ export function start(backend, doc = document) {
     generate,
     score,
     refreshSuggestions,
+    described, // resolves to the first backend's info(), or null where it failed
     // Swap the backend (e.g. to a model running in this browser); the page keeps its state.
     setBackend(next) {
       backendNow = next;

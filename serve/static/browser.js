@@ -124,6 +124,7 @@ export function browserMode(page, serverBackend, doc = document, key = null) {
     try {
       // the server's own caps on the model file's size, which its operator chose (--no-size-limits)
       const { limits } = await serverBackend.info();
+      if (limits?.modelDownload === false) throw new Error('this server keeps its model file to itself');
       local = await createBrowserBackend('', key, limits?.sizeLimits !== false);
       doc.defaultView.nextwordInBrowser = local; // for diagnostics: what the worker fetched (model.resources())
       return `Loaded in ${((performance.now() - started) / 1000).toFixed(1)} s. `;
@@ -136,6 +137,13 @@ export function browserMode(page, serverBackend, doc = document, key = null) {
   // the page starts with the server: a switch the browser restored as it was (back, forward, a reload) is
   // turned off, rather than shown on while the server answers (and the model's download waits for a click)
   toggle.checked = false;
+  // a server started with --no-model-download offers no model file to run here: the switch is off for good
+  page.described?.then((info) => {
+    if (info?.limits?.modelDownload !== false) return;
+    toggle.checked = false;
+    toggle.disabled = true;
+    say('Words are generated on the server, which keeps its model file to itself (--no-model-download).');
+  });
   toggle.addEventListener('change', async () => {
     const turn = ++turns;
     if (!toggle.checked) {
