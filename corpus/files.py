@@ -35,7 +35,8 @@ def atomic_path(target: str | Path, replace: bool = True) -> Iterator[Path]:
     names ``target`` (the file the user asked for), never the temporary name: also one raised while the
     temporary file was written without a file name of its own (a full disk, a file-size limit). The
     temporary file stays writable until it is complete; it takes the target's mode (a read-only
-    target stays read-only) just before the rename.
+    target stays read-only) and, where the process may give it, the target's group just before the
+    rename.
 
     A process killed outright (SIGKILL, the kernel's out-of-memory killer) cannot remove its temporary
     file; after a successful rename, those of the same target untouched for :data:`STALE_AFTER_S` are
@@ -56,6 +57,7 @@ def atomic_path(target: str | Path, replace: bool = True) -> Iterator[Path]:
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode(target))  # mkstemp creates 0600; keep the mode a plain open() would give
+        _keep_group(tmp, target)
         if replace:
             os.replace(tmp, target)
         else:
@@ -153,6 +155,17 @@ def _temporary_prefix(target: Path) -> str:
     while stem and len(os.fsencode(stem)) > room:
         stem = stem[:-1]
     return f".{stem}."
+
+
+def _keep_group(tmp: Path, target: Path) -> None:
+    """Give ``tmp`` the group of the file it replaces, where it differs and the process may (a member
+    of that group): a model file published to a service's group (0640, group ``svc``) stays readable by
+    the service once replaced, where the new file would take the writer's own group."""
+    chown = getattr(os, "chown", None)  # not on Windows
+    with contextlib.suppress(OSError):  # no target, or a group this process cannot give
+        group = target.stat().st_gid
+        if chown is not None and tmp.stat().st_gid != group:
+            chown(tmp, -1, group)
 
 
 def _file_mode(target: Path) -> int:

@@ -55,6 +55,31 @@ def test_a_read_only_file_is_replaced_and_stays_read_only(tmp_path):
     assert target.read_bytes() == b'{"epochs": []}' and target.stat().st_mode & 0o777 == 0o444
 
 
+def _another_group() -> int | None:
+    """A group this process may give a file other than its own: any for root, else one it is in."""
+    if not hasattr(os, "chown"):
+        return None
+    if os.geteuid() == 0:
+        return 4242
+    return next((g for g in os.getgroups() if g != os.getegid()), None)
+
+
+def test_a_replaced_file_keeps_its_group(tmp_path):
+    """A model file published to a service's group (0640): replacing it gave the new file the writer's
+    group, and the service could no longer read it at its next start."""
+    group = _another_group()
+    if group is None:
+        pytest.skip("this process is in no group other than its own, and is not root")
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"old")
+    os.chown(target, -1, group)
+    target.chmod(0o640)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert (target.stat().st_gid, target.stat().st_mode & 0o777) == (group, 0o640)
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the umask from Linux's /proc")
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], ids=["022", "077", "002"])
 def test_a_new_file_takes_the_umask_without_setting_it(tmp_path, monkeypatch, umask):
