@@ -188,8 +188,28 @@ def app_from_environment() -> FastAPI:
     use_server_format(settings.pop("_log_level", logging.INFO))
     backstop = bool(settings.pop("_backstop", False))  # uvicorn's, set by serve() (serve/state.py)
     started = settings.pop("_started", None), settings.pop("_started_monotonic", None)  # serve()'s
-    app = create_app(ServeConfig(**settings))
+    approved = settings.pop("_model_digest", None)  # the file's bytes at start, or at the last SIGHUP
+    config = ServeConfig(**settings)
+    try:
+        app = create_app(config)
+    except ModelFileError as exc:
+        # a worker started again (after one died) finds the file replaced by one that does not load:
+        # one line, not multiprocessing's traceback, and the way out (uvicorn tries again and again)
+        logger.error(
+            "this worker cannot start: %s; the other workers serve on. Put back a model file that loads "
+            "(nextword info %s says why this one does not), then send SIGHUP to reload every worker",
+            config.explained(exc),
+            config.model_path,
+        )
+        raise SystemExit(1) from None
     state = app.state.nextword
+    if approved is not None and state.model_file is not None and state.model_file.digest != approved:
+        logger.warning(
+            "%s holds other bytes than the file the other workers loaded (it changed on disk since the "
+            "server started, or since its last SIGHUP): this worker, started again after one died, "
+            "serves the new file and they the old one until SIGHUP reloads every worker",
+            state.model_file.path,
+        )
     state.backstop = backstop
     if None not in started:
         state.started, state.started_monotonic = started

@@ -136,7 +136,7 @@ class WorkerDied(logging.Filter):
                 "worker process %s died and was started again, its requests in flight cut off; a worker "
                 "that dies again and again is most often out of memory (each holds its own copy of the "
                 "model: the kernel's log, dmesg, says what killed it), or one that answered no ping for "
-                "60 s was stopped as hung"
+                "60 s was stopped as hung, or one that could not load the model file (a line above says so)"
             )
             record.args = (match.group(1),)
             record.levelno, record.levelname = logging.WARNING, "WARNING"

@@ -6,10 +6,11 @@ before the app's lifespan chained its own handler (serve/app.py) was swallowed, 
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["SignalWatch", "watch_signals"]
@@ -20,14 +21,18 @@ _STOPS = frozenset(
 )
 
 
+_HANGUP = getattr(signal, "SIGHUP", None)  # not on Windows
+
+
 class SignalWatch:
     """The stop signals (SIGINT, SIGTERM; Windows' SIGBREAK) seen while the block ran, in order of
     arrival, where they could be seen: ``watched`` is False off the main thread, where no signal is
     taken."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_hangup: Callable[[], None] | None = None) -> None:
         self.seen: list[int] = []
         self.watched = False
+        self.on_hangup = on_hangup  # called (on the watching thread) as a SIGHUP arrives
 
     def saw(self, signum: int) -> bool:
         """Whether ``signum`` reached the process while the block ran."""
@@ -35,7 +40,7 @@ class SignalWatch:
 
 
 @contextlib.contextmanager
-def watch_signals(*, supervisor: bool) -> Iterator[SignalWatch]:
+def watch_signals(*, supervisor: bool, on_hangup: Callable[[], None] | None = None) -> Iterator[SignalWatch]:
     """Run the block (``uvicorn.run``) watching for SIGINT and SIGTERM, on the main thread only.
 
     One process (``supervisor=False``): a SIGINT handler that notes the signal, then does what the one it
@@ -44,8 +49,10 @@ def watch_signals(*, supervisor: bool) -> Iterator[SignalWatch]:
     supervisor of ``--workers`` (``supervisor=True``) runs no event loop, so a wakeup file descriptor
     sees every signal whatever handler uvicorn installs; the handlers it took (any signal's that
     changed) are put back afterwards, and a SIGTERM before uvicorn takes it ends the process by
-    ``SystemExit(143)`` (the block's clean-up runs) where it would have killed it outright."""
-    watch = SignalWatch()
+    ``SystemExit(143)`` (the block's clean-up runs) where it would have killed it outright. The
+    supervisor calls ``on_hangup`` as a SIGHUP arrives, on the thread that reads the descriptor: before
+    uvicorn, which looks at the signals it took every half second, starts its workers again."""
+    watch = SignalWatch(on_hangup)
     if threading.current_thread() is not threading.main_thread():
         yield watch
         return
@@ -81,6 +88,11 @@ def _note_stops(read: socket.socket, watch: SignalWatch) -> None:
     with contextlib.suppress(OSError):
         while data := read.recv(4096):
             watch.seen += [n for n in data if n in _STOPS]
+            if _HANGUP is not None and _HANGUP in data and watch.on_hangup is not None:
+                try:
+                    watch.on_hangup()
+                except Exception:  # the reader must go on: the stops are noted here
+                    logging.getLogger(__name__).exception("SIGHUP: could not note the model file")
 
 
 @contextlib.contextmanager

@@ -524,3 +524,61 @@ def test_a_worker_that_is_killed_is_a_warning_that_names_the_usual_cause(model_p
         assert "most often out of memory" in _log(tmp_path)
     finally:
         _stop(server)
+
+
+def _wait_for(logs: Path, text: str, count: int = 1, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while _log(logs).count(text) < count:
+        assert time.monotonic() < deadline, f"never logged {count} x {text!r}: {_log(logs)}"
+        time.sleep(0.2)
+
+
+def _workers(logs: Path) -> list[int]:
+    """The ids of the worker processes started so far, in order."""
+    return [int(m) for m in re.findall(r"uvicorn: Started server process \[(\d+)\]", _log(logs))]
+
+
+def test_a_worker_started_again_says_the_model_file_changed_or_cannot_load(model_path, tmp_path):
+    """With --workers, uvicorn starts a worker that died again, and it loads the file on disk now: after
+    the nightly job replaced the file without a SIGHUP, the server answered from two models unsaid, and a
+    file that no longer loads made each restart print multiprocessing's 45-line traceback, with a
+    warning that blamed memory. The worker now says the file holds other bytes than the others loaded,
+    or, where it cannot load it, one line naming the file and the way out; a SIGHUP makes the file on
+    disk the one every worker should find."""
+    import onnx
+
+    served = tmp_path / "m.onnx"
+    served.write_bytes(model_path.read_bytes())
+    other = onnx.load(str(model_path))
+    other.graph.doc_string = "another export"  # other bytes, the same model
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    server = _serve(served, logs, "--workers", "2")
+    changed = "holds other bytes than the file the other workers loaded"
+    try:
+        url = _wait_up(server, logs)
+        _wait_for(logs, "nextword.serve.app: serving", 2)
+        onnx.save(other, str(tmp_path / "new.onnx"))
+        os.replace(tmp_path / "new.onnx", served)  # replaced, no SIGHUP
+        os.kill(_workers(logs)[0], signal.SIGKILL)
+        _wait_for(logs, changed)
+        (tmp_path / "bad.onnx").write_bytes(b"garbage")
+        os.replace(tmp_path / "bad.onnx", served)
+        os.kill(_workers(logs)[1], signal.SIGKILL)
+        _wait_for(logs, "this worker cannot start")
+        assert httpx.get(url + "/health", timeout=30).status_code == 200  # the other worker serves on
+        onnx.save(other, str(tmp_path / "new.onnx"))
+        os.replace(tmp_path / "new.onnx", served)
+        server.send_signal(signal.SIGHUP)  # every worker loads the file on disk: it is the one now
+        started = len(_workers(logs))
+        deadline = time.monotonic() + 90
+        while len(_workers(logs)) < started + 2:
+            assert time.monotonic() < deadline, _log(logs)
+            time.sleep(0.2)
+        _wait_for(logs, "nextword.serve.app: serving", 5)
+        assert httpx.get(url + "/health", timeout=30).status_code == 200
+    finally:
+        _stop(server)
+    log = _log(logs)
+    assert log.count(changed) == 1, log  # not again for the workers of the SIGHUP
+    assert "Traceback" not in log and "nextword info" in log, log
