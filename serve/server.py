@@ -287,6 +287,7 @@ def _serve_workers(config: ServeConfig, common: dict[str, Any]) -> None:
         # worker's own start differed from worker to worker, and moved when uvicorn replaced one
         "_started": time.time(),
         "_started_monotonic": time.monotonic(),  # one clock for every process of the machine
+        "_supervisor": os.getpid(),  # a worker ends when this process does (serve/app.py)
     }
 
     def approve_the_file() -> None:

@@ -6,6 +6,7 @@ serves /nextword (no slash) as / (Traefik's StripPrefix, an ingress's rewrite)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -582,3 +583,36 @@ def test_a_worker_started_again_says_the_model_file_changed_or_cannot_load(model
     log = _log(logs)
     assert log.count(changed) == 1, log  # not again for the workers of the SIGHUP
     assert "Traceback" not in log and "nextword info" in log, log
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a worker asks Linux's prctl for its signal")
+def test_workers_end_when_their_supervisor_is_killed(model_path, tmp_path):
+    """A supervisor killed outright (SIGKILL; supervisord without killasgroup signals it alone) left its
+    workers serving and holding the port for good, so the next `nextword serve` could not bind it. Each
+    worker now drains and ends as the supervisor dies."""
+    server = _serve(model_path, tmp_path, "--workers", "2", "--shutdown-timeout", "0")
+    workers: list[int] = []
+    try:
+        url = _wait_up(server, tmp_path)
+        _wait_for(tmp_path, "nextword.serve.app: serving", 2)
+        workers = _workers(tmp_path)
+        server.kill()
+        server.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"workers still running: {_log(tmp_path)}"
+            time.sleep(0.2)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url + "/health", timeout=5)
+    finally:
+        _stop(server)
+        for pid in workers:  # none is left behind where the test fails
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
