@@ -95,7 +95,10 @@ def render(results: dict[str, Any], model: Any, our_seconds: float, budget_s: fl
         f"{split['dev']} more, held out of training, are its development part (its cache is tuned there, and "
         "so is the n-gram cache of (d)). Every model uses the bundled model's vocabulary "
         f"({model.vocab_size:,} tokens; words outside it are `<unk>`, {results['f']['unknown_rate']:.1%} of "
-        "the validation words).",
+        "the validation words). Every predicted token counts, as `nextword evaluate` counts it: the words, "
+        "`<unk>` for a word outside the vocabulary (a cache copies it as it copies words), and the `<eod>` "
+        f"that ends each document ({split['val']} of the {results['f']['words']:,}); "
+        "`python -m benchmarks.top5_misses` breaks top-5 accuracy down by kind of word.",
         "",
         "| model | perplexity | accuracy | top-5 accuracy |",
         "| --- | ---: | ---: | ---: |",
