@@ -8,6 +8,7 @@ behind them are in ``docs/security.md``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -99,6 +100,11 @@ SIZE_LIMITS_HELP = (
 )
 
 
+_TWO_LIMITS = re.compile(
+    r"load\(\.\.\., limits=LoadLimits\(allowed_ops=.*, bound_graph=False\)\) \(DEFAULT_ALLOWED_OPS: .*?\)"
+)
+
+
 def advise_the_flag(
     exc: ModelFileError, also: str = "", *, lifted: bool = False, then: str = ""
 ) -> ModelFileError:
@@ -110,9 +116,12 @@ def advise_the_flag(
     if not isinstance(exc, ModelLimitError):
         return exc
     if exc.limit not in SIZE_LIMITS:
+        # an operator outside the default allowlist: the call the refusal names widens two limits
+        call = _TWO_LIMITS.search(exc.hint) if exc.limit == "allowed_ops" else None
         return exc.advising(
             "no command-line option lifts this check; if you trust the file, load it in Python with "
-            f"load(..., limits=LoadLimits({exc.limit}=...)){then}"
+            + (call.group(0) if call else f"load(..., limits=LoadLimits({exc.limit}=...))")
+            + then
         )
     if lifted:
         return exc

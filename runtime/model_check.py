@@ -34,7 +34,7 @@ import numpy as np
 from .errors import ModelFileError, ModelLimitError, WrongTypeError, shorten
 from .graph_bounds import GraphBounds, bound_graph
 from .limits import DEFAULT_ALLOWED_OPS, QUANTIZED_OPS, LoadLimits, MiB
-from .model_file import Metadata, parse_metadata
+from .model_file import Metadata, is_step_graph, parse_metadata
 from .onnx_proto import FLOAT, INT8, ITEM_BYTES, Graph, ModelSummary, Tensor, parse_model
 from .wire import WireError
 
@@ -98,7 +98,7 @@ def inspect_model_file(
                 "nextword reads the .onnx file it was converted from"
             ) from None
         raise ModelFileError(_corrupt(name, exc)) from None
-    metadata = parse_metadata(model.metadata, name, limits)
+    metadata = parse_metadata(model.metadata, name, limits, step_graph=_step_graph(model.graphs))
     _check_versions(model, name, limits)
     if not model.graphs:
         raise ModelFileError(f"{name} has no graph; re-export the model with `nextword export`")
@@ -109,15 +109,17 @@ def inspect_model_file(
             "re-export the model with `nextword export`"
         )
     for graph in model.graphs:
-        _check_graph(graph, name, limits.allowed_ops)
+        _check_graph(graph, name, limits.allowed_ops, model.graphs)
         _check_floats(graph, data, name)
     signed = [weight for graph in model.graphs for weight in signed_weights(graph)]
     if signed:
         logger.warning(
             "%s stores the int8 weights of its integer products as signed int8 (%s): on x86-64 CPUs "
             "without VNNI onnxruntime computes those products with saturating 16-bit sums, so its logits "
-            "differ there from other CPUs' and the browser's. Export the run again (`nextword export "
-            "--int8`) to store them as uint8, which every CPU computes exactly",
+            "differ there from other CPUs' and the browser's. Store them as uint8, which every CPU "
+            "computes exactly: export the run again (`nextword export --int8`), or convert a file you "
+            "quantized yourself in place, proto = onnx.load(PATH); "
+            "nextword.export.quantize.store_weights_unsigned(proto); onnx.save(proto, OUT)",
             name,
             ", ".join(shorten(w) for w in signed[:3]) + (", ..." if len(signed) > 3 else ""),
         )
@@ -200,12 +202,26 @@ def _too_big(name: str, size: int, limits: LoadLimits) -> ModelLimitError:
     )
 
 
+def _step_graph(graphs: list[Graph]) -> bool:
+    """Whether the (merged) graph's inputs, initializers left out, and outputs are nextword's."""
+    graph = _merged(graphs)
+    stored = {tensor.name for tensor in graph.initializers}
+    inputs = [value.name for value in graph.inputs if value.name not in stored]
+    return is_step_graph(inputs, [value.name for value in graph.outputs])
+
+
 def _check_versions(model: ModelSummary, name: str, limits: LoadLimits) -> None:
     low, high = limits.ir_versions
     if not low <= model.ir_version <= high:
+        fix = (
+            "the tool that saved it wrote a newer one (onnx.helper.make_model writes the newest); where "
+            f"the file uses nothing newer, set `model.ir_version = {high}` before saving it"
+            if model.ir_version > high
+            else f"set `model.ir_version = {low}` before saving it (newer IR versions read older files)"
+        )
         raise ModelLimitError(
             f"{name} has ONNX IR version {model.ir_version}; this nextword accepts IR versions "
-            f"{low}-{high} (what its exporter writes): re-export the model with `nextword export`",
+            f"{low}-{high} (what its exporter writes): {fix}",
             "ir_versions",
             _WIDEN.format("ir_versions"),
         )
@@ -225,19 +241,13 @@ def _check_versions(model: ModelSummary, name: str, limits: LoadLimits) -> None:
         )
 
 
-def _check_graph(graph: Graph, name: str, allowed: frozenset[tuple[str, str]]) -> None:
-    """Operators against the allowlist, then every tensor of the graph and its subgraphs."""
+def _check_graph(graph: Graph, name: str, allowed: frozenset[tuple[str, str]], top: list[Graph]) -> None:
+    """Operators against the allowlist, then every tensor of the graph and its subgraphs (``top``: the
+    model's graphs, whose other operators a refusal names)."""
     for node in graph.nodes:
         key = ("" if node.domain in _DEFAULT_DOMAINS else node.domain, node.op_type)
         if key not in allowed:
-            shown = node.op_type if not key[0] else f"{key[0]}:{node.op_type}"
-            raise ModelLimitError(
-                f"{name} uses the operator {shorten(shown)}, which nextword models never contain "
-                "(allowed: the ops `nextword export` and onnxruntime's quantize_dynamic emit): re-export "
-                "the model with `nextword export`",
-                "allowed_ops",
-                _WIDEN.format("allowed_ops"),
-            )
+            raise _operator_refused(name, key, top)
         where = f"an attribute of a {node.op_type} node"
         for attribute in node.attributes.values():
             for tensor in attribute.tensors:
@@ -245,11 +255,44 @@ def _check_graph(graph: Graph, name: str, allowed: frozenset[tuple[str, str]]) -
             for values, indices in attribute.sparse:
                 _check_sparse(values, indices, name, where)
             for subgraph in attribute.graphs:
-                _check_graph(subgraph, name, allowed)
+                _check_graph(subgraph, name, allowed, top)
     for tensor in graph.initializers:
         _check_tensor(tensor, name, "initializer")
     for values, indices in graph.sparse_initializers:
         _check_sparse(values, indices, name, "sparse initializer")
+
+
+_LISTED_OPS = 8  # operators a refusal lists in the allowed_ops it suggests, at most
+
+
+def _operator_refused(name: str, key: tuple[str, str], top: list[Graph]) -> ModelLimitError:
+    """The refusal of operator ``key``. One that nextword export and quantize_dynamic never write comes
+    from a tool that rewrote the graph: the fix is the exported file, or, for a file one trusts, the
+    allowlist widened with every such operator of the graph, and the graph bounds turned off, as they
+    model only the default allowlist (a test holds shape_rules.RULES to it)."""
+    shown = shorten(key[1] if not key[0] else f"{key[0]}:{key[1]}")
+    if key in DEFAULT_ALLOWED_OPS:  # left out of a narrower allowlist given
+        problem = f"{name} uses the operator {shown}, which the limits given do not allow"
+        return ModelLimitError(problem, "allowed_ops", _WIDEN.format("allowed_ops"))
+    found = {key: None}
+    for graph in top:
+        for node in graph.nodes:
+            other = ("" if node.domain in _DEFAULT_DOMAINS else node.domain, node.op_type)
+            if other not in DEFAULT_ALLOWED_OPS:
+                found.setdefault(other)
+    pairs = [f"({shorten(domain)}, {shorten(op)})" for domain, op in found]
+    listed = ", ".join(pairs[:_LISTED_OPS]) + (", ..." if len(pairs) > _LISTED_OPS else "")
+    return ModelLimitError(
+        f"{name} uses the operator {shown}, which neither `nextword export` nor onnxruntime's "
+        "quantize_dynamic writes: if a tool rewrote the graph (onnxruntime's optimized_model_filepath, "
+        "static or QDQ quantization, 4-bit quantization...), load the file `nextword export` wrote, "
+        "which onnxruntime optimizes as it loads",
+        "allowed_ops",
+        "if you trust the file, widen two limits at once: load(..., limits=LoadLimits(allowed_ops="
+        f"DEFAULT_ALLOWED_OPS | {{{listed}}}, bound_graph=False)) (DEFAULT_ALLOWED_OPS: from "
+        "nextword.runtime.limits); with allowed_ops alone the graph bounds refuse it next, as they do "
+        "not model those operators' sizes",
+    )
 
 
 def _check_sparse(values: Tensor, indices: Tensor, name: str, where: str) -> None:
@@ -268,8 +311,9 @@ def _check_external(tensor: Tensor, name: str, where: str) -> None:
         raise ModelFileError(
             f"{name}: tensor {shorten(tensor.name)} ({where}) keeps its data outside the file"
             + (f" (location {shorten(target)})" if target else "")
-            + "; nextword models are one self-contained file and never read other files. "
-            "Re-export the model with `nextword export`"
+            + "; nextword models are one self-contained file and never read other files. If you "
+            "trust the file, bring its data in with onnx, onnx.save(onnx.load(PATH), OUT) (onnx.load "
+            "reads the external data), or re-export the model with `nextword export`"
         )
 
 

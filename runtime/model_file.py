@@ -45,6 +45,7 @@ __all__ = [
     "Metadata",
     "ModelInfo",
     "format_version_for",
+    "is_step_graph",
     "parse_metadata",
     "read_model_info",
     "state_input_names",
@@ -88,6 +89,18 @@ def state_input_names(num_layers: int) -> list[str]:
 def state_output_names(num_layers: int) -> list[str]:
     """Graph output names of the new LSTM state, matching :func:`state_input_names`."""
     return [f"{name}_out" for name in state_input_names(num_layers)]
+
+
+def is_step_graph(inputs: Iterable[str], outputs: Iterable[str]) -> bool:
+    """Whether a graph whose inputs (initializers left out) and outputs have these names is a nextword
+    step function, of any format: a file that has one and no metadata was re-saved by a tool."""
+    names_in, names_out = set(inputs), set(outputs)
+    layers = len({name for name in names_in if name.isascii() and _STATE_INPUT.fullmatch(name)}) // 2
+    return (
+        layers > 0
+        and names_in - {LOGITS_FROM} == {INPUT_IDS, *state_input_names(layers)}
+        and names_out == {LOGITS, *state_output_names(layers)}
+    )
 
 
 _DICT_FIELDS = ("config", "metrics", "parity", "versions", "quality")
@@ -142,7 +155,11 @@ class Metadata:
 
 
 def parse_metadata(
-    entries: Iterable[tuple[bytes, bytes]], source: str, limits: LoadLimits | None = None
+    entries: Iterable[tuple[bytes, bytes]],
+    source: str,
+    limits: LoadLimits | None = None,
+    *,
+    step_graph: bool = False,
 ) -> Metadata:
     """Check a model file's raw metadata entries (key, value as UTF-8 bytes) and parse them.
 
@@ -151,6 +168,8 @@ def parse_metadata(
     naming ``source`` for invalid UTF-8, a key given twice, a missing or unsupported format version, a
     missing tokenizer, an entry over its size cap (``limits``), and JSON entries that are not a JSON
     object Python can read or that nest more than :data:`~.limits.MAX_JSON_DEPTH` levels deep.
+    ``step_graph``: the file's graph is a nextword step function (:func:`is_step_graph`), so a missing
+    format version means a tool dropped the metadata, and the message says how to copy it back.
     """
     limits = limits or LoadLimits()
     values: dict[str, str] = {}
@@ -176,7 +195,7 @@ def parse_metadata(
                 "on its value; re-export the model with `nextword export`"
             )
         values[key] = value
-    version = _format_version(values, source)
+    version = _format_version(values, source, step_graph)
     if KEY_TOKENIZER not in values:
         raise ModelFileError(f"{source} has no tokenizer ({KEY_TOKENIZER!r} metadata); re-export the model")
     _check_size(source, "the embedded tokenizer", values[KEY_TOKENIZER], limits, "max_tokenizer_bytes")
@@ -222,7 +241,15 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-def _format_version(values: dict[str, str], source: str) -> int:
+def _format_version(values: dict[str, str], source: str, step_graph: bool) -> int:
+    if KEY_FORMAT_VERSION not in values and step_graph:
+        raise ModelFileError(
+            f"{source} has a nextword graph but no nextword metadata (no {KEY_FORMAT_VERSION!r}): a tool "
+            "that re-saved it dropped its metadata_props, which hold the tokenizer and settings "
+            "(onnx-graphsurgeon, onnx.utils.Extractor and onnx.helper.make_model(graph) do); copy them "
+            'back from the original file before saving: new.metadata_props.extend(onnx.load("ORIGINAL.onnx")'
+            ".metadata_props)"
+        )
     if KEY_FORMAT_VERSION not in values:
         raise ModelFileError(
             f"{source} is not a nextword model (no {KEY_FORMAT_VERSION!r} metadata); "
@@ -349,6 +376,7 @@ def _signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...]
             f"{source}: graph inputs {sorted(inputs)} / outputs {sorted(outputs)} do not match the nextword "
             f"step signature {sorted(expected_inputs)} / {sorted(expected_outputs)}"
         )
+    _check_types(session, source, num_layers)
     state_sizes = tuple(inputs[f"h_{layer}"].shape[-1] for layer in range(num_layers))
     vocab_size = outputs[LOGITS].shape[-1]
     if not all(isinstance(n, int) and n > 0 for n in (*state_sizes, vocab_size)):
@@ -369,3 +397,37 @@ def _signature(session: Any, source: str, version: int) -> tuple[tuple[int, ...]
     if has_logits_from and (inputs[LOGITS_FROM].type != "tensor(int64)" or inputs[LOGITS_FROM].shape):
         raise ModelFileError(f"{source}: the graph input {LOGITS_FROM!r} must be an int64 scalar")
     return state_sizes, vocab_size
+
+
+def _element_type(declared: str) -> str | None:
+    """numpy's name for the elements of onnxruntime's ``tensor(float)``...; None for a type that is not
+    a tensor's."""
+    if not (declared.startswith("tensor(") and declared.endswith(")")):
+        return None
+    inner = declared[len("tensor(") : -1]
+    return {"float": "float32", "double": "float64"}.get(inner, inner)
+
+
+def _check_types(session: Any, source: str, num_layers: int) -> None:
+    """The element types the graph declares for what nextword feeds it and reads back: input_ids int64,
+    the state float32 in and out, logits float32 (logits_from: checked with its shape)."""
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    outputs = {o.name: o.type for o in session.get_outputs()}
+    expected = [(INPUT_IDS, "int64", True), *((n, "float32", True) for n in state_input_names(num_layers))]
+    expected += [(n, "float32", False) for n in (LOGITS, *state_output_names(num_layers))]
+    for name, want, is_input in expected:
+        got = _element_type((inputs if is_input else outputs)[name])
+        if got == want:
+            continue
+        fix = (
+            "the file was converted to float16 with its inputs and outputs; convert it with "
+            "keep_io_types=True (onnxconverter-common's float16.convert_float_to_float16), which keeps "
+            "them float32"
+            if got == "float16"
+            else "a tool changed the types the graph declares; load the file `nextword export` wrote"
+        )
+        raise ModelFileError(
+            f"{source}: the graph's {'input' if is_input else 'output'} {name!r} is "
+            f"{got or 'a non-tensor value'}, not {want} (nextword feeds input_ids as int64 and the state "
+            f"h_i, c_i as float32, and reads every output as float32): {fix}"
+        )

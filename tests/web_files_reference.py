@@ -139,6 +139,7 @@ def model_file_reference(model_path: Path, examples: int = 300) -> dict[str, Any
         ("random", bytes(np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8)), {}),
     ]
     files += _crafted(proto, model_path)
+    files += tool_files(model_path)
     files += _not_utf8_names(proto)
     for name, value in [
         ("missing key", '{"theta": 1.0, "mix": 0.2}'),
@@ -337,3 +338,143 @@ def _externalize(p) -> None:
     tensor = max(p.graph.initializer, key=lambda t: len(t.raw_data))
     set_external_data(tensor, location="weights.bin")
     tensor.data_location = 1  # EXTERNAL
+
+
+def retyped_io(p, names: list[str] | None = None, elem_type: int = 10) -> None:
+    """Declare the graph inputs and outputs ``names`` (default: every float one) as ``elem_type``
+    (float16), with a Cast to or from the graph's own type beside each: the signature
+    onnxconverter-common's convert_float_to_float16(keep_io_types=False) writes, by hand."""
+    from onnx import helper
+
+    declared = [*p.graph.input, *p.graph.output]
+    if names is None:
+        names = [v.name for v in declared if v.type.tensor_type.elem_type == 1]
+    inputs = {v.name for v in p.graph.input}
+    before, after = [], []
+    for value in [v for v in declared if v.name in names]:
+        inner, own = f"{value.name}__inner", value.type.tensor_type.elem_type
+        for node in p.graph.node:
+            node.input[:] = [inner if n == value.name else n for n in node.input]
+            node.output[:] = [inner if n == value.name else n for n in node.output]
+        if value.name in inputs:
+            before.append(helper.make_node("Cast", [value.name], [inner], to=own))
+        else:
+            after.append(helper.make_node("Cast", [inner], [value.name], to=elem_type))
+        value.type.tensor_type.elem_type = elem_type
+    nodes = before + list(p.graph.node) + after
+    del p.graph.node[:]
+    p.graph.node.extend(nodes)
+
+
+def tool_outputs(model_path: Path, folder: Path) -> dict[str, Path]:
+    """The tiny model through onnxruntime's tools, as users run them: quantize_dynamic (signed int8
+    weights, as it writes them), `nextword export --int8`'s quantization re-saved by onnxruntime's graph
+    optimizer (optimized_model_filepath, basic and extended levels), static quantization (QDQ and
+    QOperator formats), and 4-bit MatMulNBits
+    where onnxruntime's quantizer for it can be imported (it needs onnx_ir)."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    from nextword.export.quantize import quantize_int8
+
+    names = ("int8", "nextword int8", "ort basic", "ort extended", "qdq", "qoperator", "4bit")
+    out = {name: folder / f"{name}.onnx" for name in names}
+    quantize_dynamic(str(model_path), str(out["int8"]), weight_type=QuantType.QInt8)
+    exported = quantize_int8(onnx_load(model_path))  # what `nextword export --int8` writes
+    exported.metadata_props.extend(onnx_load(model_path).metadata_props)
+    onnx.save(exported, str(out["nextword int8"]))
+    for level in ("basic", "extended"):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{level.upper()}")
+        options.optimized_model_filepath = str(out[f"ort {level}"])
+        ort.InferenceSession(str(out["nextword int8"]), options, providers=["CPUExecutionProvider"])
+    for name, form in (("qdq", QuantFormat.QDQ), ("qoperator", QuantFormat.QOperator)):
+        quantize_static(str(model_path), str(out[name]), _Calibration(model_path), quant_format=form)
+    try:  # needs onnx_ir, which onnxruntime does not require
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError:
+        del out["4bit"]
+        return out
+    quantizer = MatMulNBitsQuantizer(onnx_load(model_path), block_size=16, is_symmetric=True)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(out["4bit"]), False)
+    return out
+
+
+def onnx_load(path: Path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+class _Calibration:
+    """Calibration steps for quantize_static: a few token ids, zero state, every position's logits."""
+
+    def __init__(self, model_path: Path) -> None:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        feeds = []
+        for _ in range(4):
+            feed = {}
+            for item in session.get_inputs():
+                if item.name == "input_ids":
+                    feed[item.name] = rng.integers(0, 20, (1, 6)).astype(np.int64)
+                elif item.name == "logits_from":
+                    feed[item.name] = np.array(0, np.int64)
+                else:
+                    feed[item.name] = np.zeros((1, item.shape[-1]), np.float32)
+            feeds.append(feed)
+        self.feeds = iter(feeds)
+
+    def get_next(self):
+        return next(self.feeds, None)
+
+
+def tool_files(model_path: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
+    """Files common ONNX tools make of the tiny model, with their refusals (or not) in both runtimes."""
+    import tempfile
+
+    import onnx
+
+    from nextword.runtime.limits import DEFAULT_ALLOWED_OPS
+
+    original = onnx_load(model_path)
+
+    def edited(change: Callable) -> bytes:
+        p = onnx_load(model_path)
+        change(p)
+        return p.SerializeToString()
+
+    def rebuilt(p) -> None:  # onnx.helper.make_model(graph): no metadata, the newest IR version
+        p.CopyFrom(onnx.helper.make_model(p.graph, opset_imports=list(p.opset_import)))
+
+    def logits_renamed(p) -> None:
+        del p.metadata_props[:]
+        next(v for v in p.graph.output if v.name == "logits").name = "scores"
+
+    def with_metadata(p) -> None:
+        rebuilt(p)
+        p.metadata_props.extend(original.metadata_props)
+
+    files: list[tuple[str, bytes, dict[str, Any]]] = [
+        ("tool: metadata dropped", edited(lambda p: p.ClearField("metadata_props")), {}),
+        ("tool: rebuilt with make_model", edited(rebuilt), {}),
+        ("tool: metadata dropped, not a step graph", edited(logits_renamed), {}),
+        ("tool: make_model, metadata copied back", edited(with_metadata), {}),
+        ("tool: IR 6", edited(lambda p: setattr(p, "ir_version", 6)), {}),
+        ("tool: float16 inputs and outputs", edited(retyped_io), {}),
+        ("tool: float16 c_0_out", edited(lambda p: retyped_io(p, ["c_0_out"])), {}),
+        ("tool: int32 input_ids", edited(lambda p: retyped_io(p, ["input_ids"], 6)), {}),
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        out = tool_outputs(model_path, Path(folder))
+        for name, path in out.items():
+            files.append((f"tool: {name}", path.read_bytes(), {}))
+        widened = {"allowed_ops": DEFAULT_ALLOWED_OPS | {("", "QuantizeLinear")}}
+        files.append(("tool: ort basic, allowed_ops widened", out["ort basic"].read_bytes(), widened))
+        widened["bound_graph"] = False
+        files.append(("tool: ort basic, both limits widened", out["ort basic"].read_bytes(), widened))
+    return files

@@ -30,8 +30,9 @@ export function checkExternal(name, tensor, where) {
   throw new ModelFileError(
     `${name}: tensor ${shorten(tensor.name)} (${where}) keeps its data outside the file` +
       (target ? ` (location ${shorten(target)})` : '') +
-      '; nextword models are one self-contained file and never read other files. Re-export the model ' +
-      'with `nextword export`',
+      '; nextword models are one self-contained file and never read other files. If you trust the file, ' +
+      'bring its data in with onnx, onnx.save(onnx.load(PATH), OUT) (onnx.load reads the external data), or ' +
+      're-export the model with `nextword export`',
   );
 }
 

@@ -47,8 +47,23 @@ const HINTS = [
   ]),
 ];
 
+// The refusal of an operator nextword export never writes: the call that widens two limits at once,
+// with the operators it lists, (domain, op) in Python and [domain, op] here.
+const TWO_LIMITS =
+  /load\(\.\.\., limits=LoadLimits\(allowed_ops=DEFAULT_ALLOWED_OPS \| \{(.*)\}, bound_graph=False\)\) \(DEFAULT_ALLOWED_OPS: from nextword\.runtime\.limits\); with allowed_ops alone/;
+
+function twoLimits(text) {
+  return text.replace(TWO_LIMITS, (_, pairs) => {
+    const listed = pairs.replace(/\(('[^']*'), ('[^']*')\)/g, '[$1, $2]');
+    return (
+      `load(..., { limits: { allowedOps: [...DEFAULT_LIMITS.allowedOps, ${listed}], boundGraph: false } }) ` +
+      '(DEFAULT_LIMITS: from nextword-web); with allowedOps alone'
+    );
+  });
+}
+
 function inJavaScript(message) {
-  return message === null ? null : HINTS.reduce((text, [py, js]) => text.replace(py, js), message);
+  return message === null ? null : HINTS.reduce((text, [py, js]) => text.replace(py, js), twoLimits(message));
 }
 
 /** A message up to the words onnxruntime wrote itself (onnxruntime-web words them its own way). */

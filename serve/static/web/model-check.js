@@ -2,15 +2,17 @@
 // the same messages (the fixes they suggest name this package's options). Returns the file's metadata,
 // which onnxruntime-web does not expose.
 
-import { ModelFileError, NextwordError } from './errors.js';
+import { ModelFileError } from './errors.js';
 import { boundGraph } from './graph-bounds.js';
+import { DEFAULT_ALLOWED_OPS, resolveLimits } from './limits.js';
 import { mergeGraphs, readGraph, readTensor } from './onnx-graph.js';
 import { parsePyJson, PyJsonError } from './pyjson.js';
 import { Budget, fields, LEN, MAX_DEPTH, strictUtf8, text, VARINT, WireError } from './protobuf.js';
 import { commas, pyLen, pyHead, strRepr } from './pyrepr.js';
 import { checkFloats, checkTensor, refuseSparse } from './tensor-check.js';
 
-export const MiB = 1024 * 1024;
+export { DEFAULT_ALLOWED_OPS, DEFAULT_LIMITS, MiB, resolveLimits } from './limits.js';
+
 export const KEY_FORMAT_VERSION = 'nextword.format_version';
 export const KEY_TOKENIZER = 'nextword.tokenizer';
 export const KEY_GENERATION = 'nextword.generation';
@@ -31,37 +33,6 @@ const FORMAT_VERSION = /^[0-9]{1,9}$/;
 export const MAX_JSON_DEPTH = 32;
 const DEFAULT_DOMAINS = ['', 'ai.onnx'];
 
-const EXPORTED =
-  'Add And Cast Concat Gather LSTM Less MatMul Mul Not Reshape Shape Slice Squeeze Transpose Unsqueeze Where';
-const PLAUSIBLE = 'Identity Constant';
-const QUANTIZED = 'DequantizeLinear DynamicQuantizeLinear MatMulInteger';
-/** (domain, op type) pairs a nextword graph may use, as Python's DEFAULT_ALLOWED_OPS. */
-export const DEFAULT_ALLOWED_OPS = Object.freeze(
-  [
-    ...`${EXPORTED} ${PLAUSIBLE} ${QUANTIZED}`.split(' ').map((op) => ['', op]),
-    ['com.microsoft', 'DynamicQuantizeLSTM'],
-  ].map((pair) => Object.freeze(pair)),
-);
-
-/** What checkModelFile accepts; the defaults fit every model nextword exports. */
-export const DEFAULT_LIMITS = Object.freeze({
-  maxFileBytes: 64 * MiB,
-  maxTokenizerBytes: 4 * MiB,
-  maxMetadataBytes: 1 * MiB,
-  irVersions: Object.freeze([7, 8]), // frozen: read by every load() and exported
-  opsetVersions: Object.freeze([13, 18]),
-  allowedOps: DEFAULT_ALLOWED_OPS,
-  // The graph bounds (src/graph-bounds.js), per batch row and position, as Python's LoadLimits.
-  maxVocabSize: 1_000_000,
-  maxStateWidth: 4096,
-  maxTensorBytes: 64 * MiB,
-  maxGraphBytes: 256 * MiB,
-  maxMacsPerToken: 128 * MiB,
-  maxNodes: 10_000,
-  boundGraph: true, // false: trust the file's graph (onnxruntime-web sizes it alone)
-});
-const POSITIVE = Object.keys(DEFAULT_LIMITS).filter((k) => /^max/.test(k)); // positive integers
-
 // Field numbers from onnx.proto, and the wire type each field we read must have.
 const MODEL = { irVersion: 1, graph: 7, opsetImport: 8, metadata: 14, trainingInfo: 20, functions: 25 };
 const WIRES = {
@@ -77,48 +48,6 @@ const WIRES = {
 /** Python's `_short`: repr of a text cut to `limit` characters. */
 export function short(value, limit = 80) {
   return strRepr(pyLen(value) <= limit ? value : `${pyHead(value, limit)}...`);
-}
-
-/** Validate and complete `limits` (Python's LoadLimits.__post_init__): a wrong one is the caller's
- * NextwordError, not a ModelFileError, which says the file is unusable. */
-export function resolveLimits(limits = {}) {
-  const known = Object.keys(DEFAULT_LIMITS);
-  const unknown = Object.keys(limits).filter((k) => !known.includes(k));
-  if (unknown.length) {
-    throw new NextwordError(
-      `unknown limits ${JSON.stringify(unknown)}; known limits are ${JSON.stringify(known)}`,
-    );
-  }
-  const out = { ...DEFAULT_LIMITS, ...limits };
-  for (const name of POSITIVE) {
-    if (!Number.isSafeInteger(out[name]) || out[name] < 1) {
-      throw new NextwordError(`limits.${name} must be a positive integer, got ${JSON.stringify(out[name])}`);
-    }
-  }
-  for (const name of ['irVersions', 'opsetVersions']) {
-    const v = out[name];
-    if (
-      !Array.isArray(v) ||
-      v.length !== 2 ||
-      !v.every(Number.isSafeInteger) ||
-      !(1 <= v[0] && v[0] <= v[1])
-    ) {
-      throw new NextwordError(
-        `limits.${name} must be an inclusive range [low, high] with 1 <= low <= high, got ${JSON.stringify(v)}`,
-      );
-    }
-  }
-  const ops = out.allowedOps;
-  if (
-    !Array.isArray(ops) ||
-    !ops.every((p) => Array.isArray(p) && p.length === 2 && p.every((s) => typeof s === 'string'))
-  ) {
-    throw new NextwordError('limits.allowedOps must be a list of [domain, opType] string pairs');
-  }
-  if (typeof out.boundGraph !== 'boolean') {
-    throw new NextwordError(`limits.boundGraph must be true or false, got ${JSON.stringify(out.boundGraph)}`);
-  }
-  return out;
 }
 
 /**
@@ -151,7 +80,7 @@ export function checkModelFile(name, data, limits) {
     if (error instanceof WireError) throw new ModelFileError(corrupt(name, error));
     throw error;
   }
-  const meta = checkMetadata(name, summary.metadata, limits);
+  const meta = checkMetadata(name, summary.metadata, limits, isStepGraph(mergeGraphs(summary.decoded)));
   checkVersions(name, summary, limits);
   if (!summary.graphs.length)
     throw new ModelFileError(`${name} has no graph; re-export the model with \`nextword export\``);
@@ -162,7 +91,8 @@ export function checkModelFile(name, data, limits) {
     );
   }
   const allowed = new Set(limits.allowedOps.map(([domain, op]) => `${domain}\u0000${op}`));
-  const walker = new GraphWalker(name, data, allowed, new Budget()); // re-reads what the parse counted
+  // re-reads what the parse counted; a refused operator names the others of the top-level graphs
+  const walker = new GraphWalker(name, data, allowed, new Budget(), summary.decoded);
   try {
     summary.graphs.forEach(([start, end], i) => {
       walker.graph(start, end, 1);
@@ -223,7 +153,24 @@ function parseModel(data, budget) {
   return summary;
 }
 
-function checkMetadata(name, entries, limits) {
+/** Whether the graph's inputs (initializers left out) and outputs are a nextword step function's, of
+ * any format (Python's is_step_graph): a file that has one and no metadata was re-saved by a tool. */
+function isStepGraph(graph) {
+  const stored = new Set(graph.initializers.map((tensor) => tensor.name));
+  const inputs = new Set(graph.inputs.map((value) => value.name).filter((n) => !stored.has(n)));
+  const outputs = new Set(graph.outputs.map((value) => value.name));
+  const layers = Math.floor([...inputs].filter((n) => /^[hc]_\d+$/.test(n)).length / 2);
+  const states = Array.from({ length: layers }, (_, l) => [`h_${l}`, `c_${l}`]).flat();
+  const same = (names, expected) => names.size === expected.length && expected.every((n) => names.has(n));
+  inputs.delete('logits_from');
+  return (
+    layers > 0 &&
+    same(inputs, ['input_ids', ...states]) &&
+    same(outputs, ['logits', ...states.map((n) => `${n}_out`)])
+  );
+}
+
+function checkMetadata(name, entries, limits, stepGraph) {
   const meta = new Map();
   const rawTokenizer = [];
   const rawJson = new Map(); // key -> raw UTF-8 bytes, for the size caps
@@ -251,6 +198,14 @@ function checkMetadata(name, entries, limits) {
     meta.set(key, value);
     if (key === KEY_TOKENIZER) rawTokenizer.push(rawValue);
     if (JSON_KEYS.includes(key)) rawJson.set(key, rawValue);
+  }
+  if (!meta.has(KEY_FORMAT_VERSION) && stepGraph) {
+    throw new ModelFileError(
+      `${name} has a nextword graph but no nextword metadata (no '${KEY_FORMAT_VERSION}'): a tool that ` +
+        're-saved it dropped its metadata_props, which hold the tokenizer and settings (onnx-graphsurgeon, ' +
+        'onnx.utils.Extractor and onnx.helper.make_model(graph) do); copy them back from the original file ' +
+        'before saving: new.metadata_props.extend(onnx.load("ORIGINAL.onnx").metadata_props)',
+    );
   }
   if (!meta.has(KEY_FORMAT_VERSION)) {
     throw new ModelFileError(
@@ -330,10 +285,14 @@ function checkVersions(name, summary, limits) {
   let [low, high] = limits.irVersions;
   const ir = summary.irVersion;
   if (!(low <= ir && ir <= high)) {
+    const fix =
+      ir > high
+        ? 'the tool that saved it wrote a newer one (onnx.helper.make_model writes the newest); where the ' +
+          `file uses nothing newer, set \`model.ir_version = ${high}\` before saving it`
+        : `set \`model.ir_version = ${low}\` before saving it (newer IR versions read older files)`;
     throw new ModelFileError(
       `${name} has ONNX IR version ${ir}; this nextword accepts IR versions ${low}-${high} (what its exporter ` +
-        'writes): re-export the model with `nextword export`; if you trust the file, widen them with ' +
-        'load(..., { limits: { irVersions: ... } })',
+        `writes): ${fix}; if you trust the file, widen them with load(..., { limits: { irVersions: ... } })`,
     );
   }
   const versions = summary.opsets.filter(([domain]) => DEFAULT_DOMAINS.includes(domain)).map(([, v]) => v);
@@ -353,10 +312,46 @@ function checkVersions(name, summary, limits) {
   }
 }
 
+const LISTED_OPS = 8; // operators a refusal lists in the allowedOps it suggests, at most
+const DEFAULT_OPS = new Set(DEFAULT_ALLOWED_OPS.map(([domain, op]) => `${domain}\u0000${op}`));
+
+/**
+ * Python's _operator_refused: the refusal of operator [domain, opType]. One that nextword export and
+ * quantize_dynamic never write comes from a tool that rewrote the graph: the fix is the exported file,
+ * or, for a file one trusts, the allowlist widened with every such operator of the top-level graphs
+ * (`top`, decoded) and the graph bounds turned off, as they model only the default allowlist.
+ */
+function operatorRefused(name, domain, opType, top) {
+  const shown = short(domain ? `${domain}:${opType}` : opType);
+  if (DEFAULT_OPS.has(`${domain}\u0000${opType}`)) {
+    return new ModelFileError(
+      `${name} uses the operator ${shown}, which the limits given do not allow; if you trust the file, ` +
+        'widen them with load(..., { limits: { allowedOps: ... } })',
+    );
+  }
+  const found = new Map([[`${domain}\u0000${opType}`, [domain, opType]]]);
+  for (const node of top.flatMap((graph) => graph.nodes)) {
+    const pair = [DEFAULT_DOMAINS.includes(node.domain) ? '' : node.domain, node.opType];
+    const key = pair.join('\u0000');
+    if (!DEFAULT_OPS.has(key) && !found.has(key)) found.set(key, pair);
+  }
+  const pairs = [...found.values()].map(([d, op]) => `[${short(d)}, ${short(op)}]`);
+  const listed = pairs.slice(0, LISTED_OPS).join(', ') + (pairs.length > LISTED_OPS ? ', ...' : '');
+  return new ModelFileError(
+    `${name} uses the operator ${shown}, which neither \`nextword export\` nor onnxruntime's quantize_dynamic ` +
+      "writes: if a tool rewrote the graph (onnxruntime's optimized_model_filepath, static or QDQ " +
+      'quantization, 4-bit quantization...), load the file `nextword export` wrote, which onnxruntime ' +
+      'optimizes as it loads; if you trust the file, widen two limits at once: load(..., { limits: { ' +
+      `allowedOps: [...DEFAULT_LIMITS.allowedOps, ${listed}], boundGraph: false } }) (DEFAULT_LIMITS: from ` +
+      'nextword-web); with allowedOps alone the graph bounds refuse it next, as they do not model those ' +
+      "operators' sizes",
+  );
+}
+
 /** Walks graphs, nodes, attributes and tensors; throws ModelFileError on the first refusal. */
 class GraphWalker {
-  constructor(name, data, allowed, budget) {
-    Object.assign(this, { name, data, allowed, budget });
+  constructor(name, data, allowed, budget, top) {
+    Object.assign(this, { name, data, allowed, budget, top });
   }
 
   fields(start, end, kind) {
@@ -387,14 +382,8 @@ class GraphWalker {
       else if (number === 5) attributes.push([a, b]);
     }
     const keyDomain = DEFAULT_DOMAINS.includes(domain) ? '' : domain;
-    if (!this.allowed.has(`${keyDomain}\u0000${opType}`)) {
-      const shown = keyDomain ? `${keyDomain}:${opType}` : opType;
-      throw new ModelFileError(
-        `${this.name} uses the operator ${short(shown)}, which nextword models never contain (allowed: the ` +
-          "ops `nextword export` and onnxruntime's quantize_dynamic emit): re-export the model with " +
-          '`nextword export`; if you trust the file, widen them with load(..., { limits: { allowedOps: ... } })',
-      );
-    }
+    if (!this.allowed.has(`${keyDomain}\u0000${opType}`))
+      throw operatorRefused(this.name, keyDomain, opType, this.top);
     for (const [a, b] of attributes) this.attribute(a, b, depth + 1, opType);
   }
 

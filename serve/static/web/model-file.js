@@ -142,6 +142,7 @@ function checkSignature(session, source, version, graph) {
         `${pyRepr(pySorted(expectedOutputs))}`,
     );
   }
+  checkTypes(inputs, outputs, layers.length, source);
   // The shapes Python reads here: each h_<layer> input and logits (below: every h_/c_ input and output).
   requireUtf8(graph, source, (name, input) => (input ? /^h_\d+$/.test(name) : name === LOGITS));
   const last = (meta) => (meta.isTensor && meta.shape.length ? meta.shape[meta.shape.length - 1] : undefined);
@@ -176,4 +177,29 @@ function checkSignature(session, source, version, graph) {
     }
   }
   return { stateSizes, vocabSize };
+}
+
+/** Python's _check_types: the element types the graph declares for what nextword feeds it and reads
+ * back (input_ids int64, the state float32 in and out, logits float32; logits_from: with its shape). */
+function checkTypes(inputs, outputs, layers, source) {
+  const expected = [
+    [INPUT_IDS, 'int64', true],
+    ...stateInputNames(layers).map((name) => [name, 'float32', true]),
+    ...[LOGITS, ...stateOutputNames(layers)].map((name) => [name, 'float32', false]),
+  ];
+  for (const [name, want, isInput] of expected) {
+    const meta = (isInput ? inputs : outputs).get(name);
+    const got = meta.isTensor ? meta.type : null;
+    if (got === want) continue;
+    const fix =
+      got === 'float16'
+        ? 'the file was converted to float16 with its inputs and outputs; convert it with keep_io_types=True ' +
+          "(onnxconverter-common's float16.convert_float_to_float16), which keeps them float32"
+        : 'a tool changed the types the graph declares; load the file `nextword export` wrote';
+    throw new ModelFileError(
+      `${source}: the graph's ${isInput ? 'input' : 'output'} '${name}' is ${got ?? 'a non-tensor value'}, ` +
+        `not ${want} (nextword feeds input_ids as int64 and the state h_i, c_i as float32, and reads every ` +
+        `output as float32): ${fix}`,
+    );
+  }
 }
