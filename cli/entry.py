@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from .signals import OUT_OF_MEMORY, Terminated, say, terminate
+from .signals import OUT_OF_MEMORY, how_ended, say, terminate
 from .telemetry import telemetry_off
 
 __all__ = ["main"]
@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 def main() -> int:
     """Run ``nextword`` with ``sys.argv``; returns its exit status (130 when interrupted, 143 when
-    terminated)."""
+    terminated, 129 when hung up)."""
     # In an app frozen with PyInstaller, `serve --workers N` starts each worker (and multiprocessing's
     # resource tracker) by running the app's executable again with multiprocessing's own arguments:
     # this runs that process's part and exits, where the command would refuse the arguments. Elsewhere
@@ -43,8 +43,9 @@ def main() -> int:
             return 1
         code = run()
     except KeyboardInterrupt as exc:  # before a command's own handler took over: importing, parsing
-        say(f"nextword: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}")
-        return 143 if isinstance(exc, Terminated) else 130
+        ended, status = how_ended(exc)
+        say(f"nextword: {ended}")
+        return status
     if (serve := sys.modules.get("nextword.cli.serve")) is not None:
         serve.end_now_if_forced(code)  # the process is the command's alone: no caller to return to
     return code

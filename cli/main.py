@@ -49,7 +49,7 @@ from .models import CACHE_HELP, add_device_argument, add_size_limits_argument, c
 from .positionals import PROMPT_FILE_HELP, model_and_prompts
 from .scoring import add_evaluate_parser, score_command
 from .serve import add_serve_parser
-from .signals import OUT_OF_MEMORY, SIGNALLED, Terminated, drop_stream, say, terminate
+from .signals import OUT_OF_MEMORY, SIGNALLED, drop_stream, hangup_handled, how_ended, say, terminate
 from .training import after_interrupt, export_command, train_command
 
 if TYPE_CHECKING:
@@ -218,13 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # takes SIGTERM itself, to drain its requests, and the process then ends by the signal. As a
     # container's process 1 (no --init), where the kernel drops a signal nobody handles, serve takes
     # it too until uvicorn does: a stop while the model loads is not lost, and one that drained ends
-    # with 143, not 0.
+    # with 143, not 0. SIGHUP (a terminal closed, an ssh session dropped) ends the other commands as
+    # SIGTERM does, with 129 (cli/signals.py); serve takes it itself.
     main_thread = threading.current_thread() is threading.main_thread()
     terminable = main_thread and (args.command != "serve" or os.getpid() == 1)
     before = signal.signal(signal.SIGTERM, terminate) if terminable else None
     SIGNALLED.clear()
     try:
-        code = _run(args)
+        with contextlib.nullcontext() if args.command == "serve" else hangup_handled():
+            code = _run(args)
         code = 143 if code == 0 and terminable and args.command == "serve" and SIGNALLED else code
     finally:
         if terminable:
@@ -268,9 +270,9 @@ def _run(args: argparse.Namespace) -> int:
         say(f"nextword {args.command}: failed: {OUT_OF_MEMORY}{lower}{after_interrupt(args)}")
         return 1
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, not a traceback from deep inside TensorFlow
-        ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        ended, status = how_ended(exc)  # status: 128 + the signal, as a shell reports it
         say(f"nextword {args.command}: {ended}{after_interrupt(args, exc)}")
-        return 143 if isinstance(exc, Terminated) else 130  # 128 + the signal, as a shell reports it
+        return status
 
 
 def _flush_output() -> None:

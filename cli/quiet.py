@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
+from nextword.train.backend import use_tensorflow_backend
+
 __all__ = ["import_tensorflow_quietly"]
 
 
@@ -34,11 +36,13 @@ def _native_stderr_captured() -> Iterator[IO[bytes]]:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow (and Keras) with its native start-up lines captured; a failed import re-raises
-    after printing them. Does nothing when TensorFlow is already imported or not installed (the caller's
-    own check then names the missing extra)."""
+    """Import TensorFlow (and Keras, on TensorFlow: :func:`~nextword.train.backend.use_tensorflow_backend`)
+    with its native start-up lines captured; a failed import re-raises after printing them. Does nothing
+    when TensorFlow is already imported or not installed (the caller's own check then names the missing
+    extra)."""
     if "tensorflow" in sys.modules:
         return
+    use_tensorflow_backend()  # before Keras reads its keras.json: a JAX backend named there fails
     with _native_stderr_captured() as captured:
         try:
             for name in ("tensorflow", "keras"):

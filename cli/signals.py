@@ -1,15 +1,29 @@
-"""SIGTERM as the command line takes it: raised as :class:`Terminated` where Python next runs code, as
-Ctrl-C raises ``KeyboardInterrupt``; and the last line that says how a command ended. Imports nothing
-but the standard library, so the entry point installs it before the command line's modules load."""
+"""SIGTERM and SIGHUP as the command line takes them: raised as :class:`Terminated` (:class:`HungUp`)
+where Python next runs code, as Ctrl-C raises ``KeyboardInterrupt``; and the last line that says how a
+command ended. Imports nothing but the standard library, so the entry point installs it before the
+command line's modules load."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["OUT_OF_MEMORY", "SIGNALLED", "Terminated", "drop_stream", "say", "terminate"]
+__all__ = [
+    "OUT_OF_MEMORY",
+    "SIGNALLED",
+    "HungUp",
+    "Terminated",
+    "drop_stream",
+    "hangup_handled",
+    "how_ended",
+    "say",
+    "terminate",
+]
 
 # What a command that ran out of memory says, after "failed: " (a MemoryError: while it loads its
 # libraries, cli/entry.py; while it runs, cli/main.py)
@@ -28,10 +42,46 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Python next runs code, as Ctrl-C raises KeyboardInterrupt."""
 
 
+class HungUp(Terminated):
+    """SIGHUP (a terminal closed, an ssh session dropped), raised as :class:`Terminated` is."""
+
+
+# SIGHUP, where the platform has it (Windows has not)
+_HANGUP = getattr(signal, "SIGHUP", None)
+_OUTLIVES = "nohup, tmux or screen keep a command running past that"
+
+
 def terminate(signum: int, frame: object) -> None:
-    """The command line's SIGTERM handler: raises :class:`Terminated`."""
+    """The command line's SIGTERM and SIGHUP handler: raises :class:`Terminated` (:class:`HungUp`)."""
     SIGNALLED.append(signum)
-    raise Terminated
+    raise HungUp if _HANGUP is not None and signum == _HANGUP else Terminated
+
+
+def how_ended(stop: KeyboardInterrupt) -> tuple[str, int]:
+    """What a command that ``stop`` ended says of it, and its exit status: 128 + the signal, as a shell
+    reports a command the signal killed (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    if isinstance(stop, HungUp):  # said where it can still be read: a log that standard error goes to
+        return f"hung up (SIGHUP: its terminal or session closed; {_OUTLIVES})", 129
+    if isinstance(stop, Terminated):
+        return "terminated", 143
+    return "interrupted", 130
+
+
+@contextlib.contextmanager
+def hangup_handled() -> Iterator[None]:
+    """SIGHUP ends the command while the block runs as SIGTERM does (:func:`terminate`), with its
+    message and its clean-up, rather than killing it on the spot without a word (status 129). A SIGHUP
+    that is ignored (``nohup``) stays ignored; off the main thread, which takes no signals, and on a
+    platform without SIGHUP (Windows), nothing changes."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if _HANGUP is None or not main_thread or signal.getsignal(_HANGUP) is signal.SIG_IGN:
+        yield
+        return
+    before = signal.signal(_HANGUP, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(_HANGUP, signal.SIG_DFL if before is None else before)
 
 
 def say(line: str) -> None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,6 +80,24 @@ def _distribution(folder: Path) -> object:
     return stored.get("distribute") if isinstance(stored, dict) else None
 
 
+def _writing_no_bytecode(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``command`` with Python's bytecode writes off while it runs. TensorFlow's autograph writes each
+    function it converts as a module to $TMPDIR, and imports it: Python then wrote the module's bytecode
+    to $TMPDIR/__pycache__, which stayed after autograph removed the module at exit (some ten files a
+    training, six an export; thousands from a nightly job)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+        try:
+            return command(args)
+        finally:
+            sys.dont_write_bytecode = before
+
+    return run
+
+
+@_writing_no_bytecode
 def train_command(args: argparse.Namespace) -> int:
     """``nextword train``: a new run, or ``--resume`` of one; prints where it ended and what is next."""
     from nextword.train import resume, train
@@ -128,6 +149,7 @@ def _print_trained(args: argparse.Namespace, result: TrainResult) -> int:
     return 0
 
 
+@_writing_no_bytecode
 def export_command(args: argparse.Namespace) -> int:
     """``nextword export``: prints the file written, its parity figures and validation quality."""
     config = config_from_args(ExportConfig(), vars(args))

@@ -33,8 +33,8 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     file that is not a nextword model (unless ``config.overwrite``); ``FileNotFoundError`` for a run not
     trained (no finished model in it); :class:`ModelTooLargeError` (a ``ValueError`` too) for a model
     too big for one file, before any work; :class:`ParityError` when ONNX and Keras disagree, and
-    :class:`ExportError` when the graph cannot be made valid: nothing is written then. The whole story:
-    :func:`nextword.export.exporter.export`."""
+    :class:`ExportError` when the graph cannot be made valid, or when the run was replaced while it was
+    read: nothing is written then. The whole story: :func:`nextword.export.exporter.export`."""
     if not isinstance(config, ExportConfig):  # before TensorFlow loads
         raise wrong_type("config", "an ExportConfig (ExportConfig(run_dir=..., out=...))", config)
     require("export", EXPORT_STACK)

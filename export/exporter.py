@@ -17,7 +17,6 @@ import onnx
 import onnxruntime
 import tf2onnx
 
-from nextword.corpus.files import file_identity
 from nextword.runtime import load
 from nextword.runtime.cache import CacheConfig
 from nextword.runtime.evaluation import evaluate_ids
@@ -53,6 +52,7 @@ from .graph import check_graph, convert
 from .parity import ParityReport, check_parity, compare_models
 from .provenance import escape_undecodable, file_name, provenance_of_run, travelling_command
 from .quantize import quantize_int8
+from .reading import RunRead, identity, reading
 
 __all__ = ["ExportReport", "export"]
 
@@ -82,8 +82,9 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     :mod:`nextword.export.parity`) and ``onnx.checker`` must pass; the file is then written
     atomically. With ``config.int8`` the weights are quantized after the fp32 graph passed parity, and
     the int8 file's distance from the fp32 one is measured and stored. Raises :class:`ParityError` or
-    :class:`~nextword.export.ExportError` and writes nothing when a check fails. ``command``,
-    the command line of the export, is recorded in the file.
+    :class:`~nextword.export.ExportError` and writes nothing when a check fails, or when the run was
+    replaced while it was read (a training is refused meanwhile: :mod:`.reading`). ``command``, the
+    command line of the export, is recorded in the file.
     """
     if not config.out:
         raise ValueError("the output file is not set: pass out='MODEL.onnx'")
@@ -91,8 +92,14 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     run = RunDir(config.run_dir)
     run.require_trained()  # a file or a looping link named as such, before any path in it is resolved
     _check_not_the_runs(Path(config.out), run)
+    with reading(run) as read:  # held: a training that would replace the run meanwhile is refused
+        return _export_read(config, command, run, read)
+
+
+def _export_read(config: ExportConfig, command: str | None, run: RunDir, read: RunRead) -> ExportReport:
+    """:func:`export` of the run folder ``run``, held for it (``read``)."""
     for _ in range(SNAPSHOT_TRIES):  # a training that saves meanwhile: its files are read again
-        saved = _identity(run.model)
+        saved = identity(run.model)
         train_config, stored, tokenizer, metrics, prompts = _read_run(run)
         data = stored.get("data")
         run.check_id_files(data if isinstance(data, dict) else {})  # dev.ids and val.ids: after parity
@@ -105,7 +112,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
         except ValueError as exc:
             raise ModelTooLargeError(str(exc)) from None
         trained = load_keras_model(run.model)
-        if _identity(run.model) == saved:  # the model is the one the metrics read describe
+        if identity(run.model) == saved:  # the model is the one the metrics read describe
             break
         logger.info("%s was saved again while it was read: reading the run again", run.model)
     else:
@@ -185,6 +192,7 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     _set_metadata(final, {KEY_PARITY: json.dumps(parity_record), KEY_QUALITY: json.dumps(quality)})
     onnx.checker.check_model(final, full_check=True)
     payload = _serialized(final)
+    read.check_unchanged()  # what was read is one run's
     atomic_write_bytes(config.out, payload)
     logger.info("wrote %s (%d bytes)", config.out, len(payload))
     _warn_over_default_limits(
@@ -312,14 +320,6 @@ def _model_kind(path: Path) -> str | None:
     return "nextword" if any(p.key.startswith("nextword.") for p in proto.metadata_props) else "onnx"
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    """What tells a file from the one saved in its place (inode, size, time); None where there is none."""
-    try:
-        return file_identity(path.stat())
-    except OSError:
-        return None
-
-
 def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict[str, Any], list[str]]:
     """The run folder's files, each checked for the type it must have: a run folder may come from
     elsewhere, and a crafted one must give a message naming the file, never a traceback."""
@@ -336,7 +336,7 @@ def _read_run(run: RunDir) -> tuple[TrainConfig, dict[str, Any], Tokenizer, dict
             f"than its metrics say; `nextword.train.resume({str(run.root)!r})` mends the files (or, if it is "
             "training now, wait a moment and export again)"
         )
-    busy = run.busy()
+    busy = run.busy()  # a training holds it (not this export's own hold)
     short = None if busy else stopped_short(str(run.root), metrics, stored)  # a run in training is short
     if short is not None:
         logger.warning("%s", short)

@@ -55,11 +55,12 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     ``model.keras``, which :func:`nextword.export.export` converts. Bad corpora or settings raise
     ``ValueError`` subclasses before training starts (a ``config`` that is not a :class:`TrainConfig`, a
     :class:`~nextword.runtime.errors.WrongTypeError`); a folder that holds a run raises
-    :class:`RunExistsError` unless ``config.overwrite``, one another process trains in :class:`RunBusyError`;
-    without the ``train`` extra, :class:`MissingExtraError`. An interrupt (Ctrl-C, a notebook's stop button)
-    leaves the folder resumable with :func:`resume` once it has a checkpoint, and says so in a note on the
-    ``KeyboardInterrupt``; before the first checkpoint an interrupt, like any failure, removes what the run
-    wrote, and the note says to start it again. The whole story: :func:`nextword.train.trainer.train`."""
+    :class:`RunExistsError` unless ``config.overwrite``, one another process trains in (or an export reads)
+    :class:`RunBusyError`; without the ``train`` extra, :class:`MissingExtraError`. An interrupt (Ctrl-C, a
+    notebook's stop button) leaves the folder resumable with :func:`resume` once it has a checkpoint, and
+    says so in a note on the ``KeyboardInterrupt``; before the first checkpoint an interrupt, like any
+    failure, removes what the run wrote, and the note says to start it again. The whole story:
+    :func:`nextword.train.trainer.train`."""
     if not isinstance(config, TrainConfig):  # before TensorFlow loads
         raise wrong_type(
             "config", "a TrainConfig (TrainConfig(corpus=CorpusConfig(paths=...), out=...))", config
@@ -85,8 +86,8 @@ def resume(run_dir: str, **changes: Any) -> TrainResult:
     does not exist or has no checkpoint, ``NotADirectoryError`` for a file, :class:`NotARunError` for a folder
     that is no run; ``ValueError`` for a change out of range, a damaged checkpoint or id file, and
     (:class:`DistributeError`) a multi-worker run without ``TF_CONFIG``; :class:`RunBusyError` while another
-    process trains in it. An interrupt leaves it resumable again (a note on the ``KeyboardInterrupt`` says
-    how). The whole story: :func:`nextword.train.trainer.resume`."""
+    process trains in it or an export reads it. An interrupt leaves it resumable again (a note on the
+    ``KeyboardInterrupt`` says how). The whole story: :func:`nextword.train.trainer.resume`."""
     require("training", TRAINING_STACK)
     from .trainer import resume as _resume
 

@@ -6,6 +6,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from .backend import KerasBackendError, use_tensorflow_backend
+
 __all__ = [
     "EXPORT_STACK",
     "TRAINING_STACK",
@@ -48,8 +50,14 @@ def require(feature: str, modules: tuple[str, ...], hint: str | None = None) -> 
     (``hint``: by default, installing the training extra, :func:`training_hint`).
 
     Importing (rather than looking the modules up) also catches installs that are present but broken,
-    such as a TensorFlow built against another numpy.
+    such as a TensorFlow built against another numpy. Keras is imported on TensorFlow, whatever backend
+    ``KERAS_BACKEND`` or ``keras.json`` names (:func:`~.backend.use_tensorflow_backend`).
     """
+    if "keras" in modules:
+        try:
+            use_tensorflow_backend()
+        except KerasBackendError as exc:
+            raise MissingExtraError(f"{feature} needs Keras on its TensorFlow backend: {exc}") from None
     problems = []
     for name in modules:
         try:

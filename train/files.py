@@ -39,6 +39,7 @@ from nextword.runtime.tokenizer import Tokenizer
 
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .config import TrainConfig
+from .folder_lock import RunBusyError, folder_lock
 from .paths import GIVE_FOLDER, not_a_run_folder
 from .replacing import Replacing, RunExistsError
 
@@ -119,10 +120,6 @@ class NotARunError(FileExistsError):
     it."""
 
 
-class RunBusyError(FileExistsError):
-    """Another process is training in the run folder (see :meth:`RunDir.in_use`)."""
-
-
 class RunDir(Replacing):
     """Paths inside one run folder; replacing the run it holds (:class:`~.replacing.Replacing`)."""
 
@@ -182,20 +179,21 @@ class RunDir(Replacing):
     def in_use(self) -> Iterator[None]:
         """Hold the folder for this process while it trains: a second training process (a run, a
         ``--resume``, an ``--overwrite`` of it) is refused with :class:`RunBusyError` before it reads or
-        deletes anything, instead of writing the same files.
+        deletes anything, instead of writing the same files, and so is a training while an export reads
+        the run (:meth:`reading`).
 
-        An exclusive advisory lock (``flock``) on the folder itself: no file is added to it, and the
-        lock ends with the process however that ends, so a killed run never leaves the folder locked.
-        The folders made here for the lock (the run folder, and any missing above it) are removed again
-        if they are still empty when the block ends. Where the file system or the platform has no such
-        locks (Windows; some network file systems), runs are not guarded, and a message at debug level
-        says so.
+        An exclusive advisory lock (``flock``) on the folder itself (:mod:`~.folder_lock`): no file is
+        added to it, and the lock ends with the process however that ends, so a killed run never leaves
+        the folder locked. The folders made here for the lock (the run folder, and any missing above it)
+        are removed again if they are still empty when the block ends. Where the file system or the
+        platform has no such locks (Windows; some network file systems), runs are not guarded, and a
+        message at debug level says so.
         """
         made = [f for f in (self.root, *self.root.parents) if not f.exists()]  # deepest first
         self.root.mkdir(parents=True, exist_ok=True)
         held = False  # refused, this process leaves the folders alone: another may have just locked them
         try:
-            with _folder_lock(self.root):
+            with folder_lock(self.root):
                 held = True
                 yield
         finally:
@@ -205,16 +203,32 @@ class RunDir(Replacing):
                 except OSError:  # not empty (the run began) or already gone: it stays, and those above
                     break
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[bool]:
+        """Hold the folder shared while this process reads the run (an export): a training that would
+        start meanwhile, and replace what is read, is refused (:meth:`in_use`); other readers are not.
+        Yields False; True where a training process holds the folder now (nothing is held then: an
+        export reads its best model so far)."""
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(folder_lock(self.root, shared=True))
+                training = False
+            except RunBusyError:
+                training = True
+            yield training
+
     def check_free(self) -> None:
-        """Raise :class:`RunBusyError` where a training process holds the folder now (see :meth:`in_use`)."""
+        """Raise :class:`RunBusyError` where another process holds the folder now: a training, or an
+        export that reads it (see :meth:`in_use`)."""
         if self.root.is_dir():
-            with _folder_lock(self.root):
+            with folder_lock(self.root):
                 pass
 
     def busy(self) -> bool:
-        """Whether a training process holds the folder now (see :meth:`in_use`)."""
+        """Whether a training process holds the folder now (see :meth:`in_use`); an export that reads
+        it does not count."""
         try:
-            with _folder_lock(self.root):
+            with folder_lock(self.root, shared=True):
                 return False
         except RunBusyError:
             return True
@@ -364,37 +378,6 @@ class RunDir(Replacing):
         except (AttributeError, KeyError, TypeError) as exc:  # JSON of the wrong shape inside
             raise ValueError(f"{damaged} ({exc})") from None
         return config, stored
-
-
-@contextlib.contextmanager
-def _folder_lock(root: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the folder ``root`` (or raise :class:`RunBusyError`), where the
-    platform and the file system have one; elsewhere, hold nothing."""
-    try:
-        import fcntl
-    except ImportError:  # Windows, where a folder cannot even be opened like this
-        logger.debug("no flock on this platform: %s is not guarded against a second training", root)
-        yield
-        return
-    try:
-        handle = os.open(root, os.O_RDONLY)
-    except OSError as exc:
-        logger.debug("cannot open %s to lock it (%s): it is not guarded against a second training", root, exc)
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusyError(
-                f"run folder {root} is in use by another nextword training process (a run or a resume "
-                "that has not ended); wait for it to end, or stop it, and try again"
-            ) from None
-        except OSError as exc:  # a file system without flock
-            logger.debug("cannot lock %s (%s): it is not guarded against a second training", root, exc)
-        yield
-    finally:
-        os.close(handle)  # releases the lock
 
 
 def listed(names: list[str], most: int = 5) -> str:

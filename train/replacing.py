@@ -1,7 +1,7 @@
 """Replacing a run (``overwrite``) without losing either: the previous run's files are set aside beside
 the folder until the new run's first checkpoint, and come back if it stops before that. Files move with
-Ctrl-C and SIGTERM held until they have all moved, so that no signal leaves a run split between the two
-folders."""
+Ctrl-C, SIGTERM and SIGHUP held until they have all moved, so that no signal leaves a run split between
+the two folders."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from nextword.runtime.model_check import RUN_MARKER
 __all__ = ["Replacing", "RunExistsError", "signals_held"]
 
 logger = logging.getLogger(__name__)
+
+_HANGUP = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()  # a closed terminal's; Windows has none
 
 
 class _Run(Protocol):  # what Replacing needs of the RunDir it is part of
@@ -192,10 +194,10 @@ class Replacing:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block ends, then act on each that came, in order (raise
-    ``KeyboardInterrupt``, or whatever the handler before does): a block that moves files is never cut
-    half way. On the main thread only, where signals are taken; a signal ignored, or handled by code
-    outside Python, is left as it is."""
+    """Hold Ctrl-C, SIGTERM and SIGHUP (where there is one) until the block ends, then act on each that
+    came, in order (raise ``KeyboardInterrupt``, or whatever the handler before does): a block that moves
+    files is never cut half way. On the main thread only, where signals are taken; a signal ignored, or
+    handled by code outside Python, is left as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -206,7 +208,7 @@ def signals_held() -> Iterator[None]:
 
     before = {
         sig: handler
-        for sig in (signal.SIGINT, signal.SIGTERM)
+        for sig in (signal.SIGINT, signal.SIGTERM, *_HANGUP)
         if (handler := signal.getsignal(sig)) is not None and handler is not signal.SIG_IGN
     }
     first: BaseException | None = None  # what a handler raised while handlers changed: raised at the end

@@ -92,16 +92,13 @@ def check_run_dir(run: RunDir, config: TrainConfig) -> bool:
 
 def chief_refusal(run: RunDir, config: TrainConfig, check_folder: bool) -> FileExistsError | None:
     """What the chief of a cluster would refuse its run folder for (a file in its place, another process
-    training there, with ``check_folder`` what :func:`check_run_dir` refuses), or None: said before the
-    other workers wait on it, so that every worker names the reason rather than a lost chief."""
+    training there or an export reading it, with ``check_folder`` what :func:`check_run_dir` refuses),
+    or None: said before the other workers wait on it, so that every worker names the reason rather than
+    a lost chief."""
     try:
         if run.root.exists() and not run.root.is_dir():
             raise RunExistsError(f"{run.root} exists and is not a folder; choose another `out`")
-        if run.root.is_dir() and run.busy():
-            raise RunBusyError(
-                f"run folder {run.root} is in use by another nextword training process (a run or a resume "
-                "that has not ended); wait for it to end, or stop it, and try again"
-            )
+        run.check_free()  # another process training there, or an export reading the run
         if check_folder:
             check_run_dir(run, config)
     except (RunExistsError, NotARunError, RunBusyError) as exc:

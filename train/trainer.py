@@ -82,8 +82,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     full disk, Ctrl-C) has nothing to resume, and what it wrote is removed. Raises ``ValueError``
     subclasses for bad corpora, embeddings or settings before any training starts,
     :class:`RunExistsError` if the folder holds a run and ``overwrite`` is off, and
-    :class:`~nextword.train.files.RunBusyError` while another process trains in it. ``command``, the
-    command line that started the run, is recorded in ``config.json``.
+    :class:`~nextword.train.files.RunBusyError` while another process trains in it or an export reads
+    it. ``command``, the command line that started the run, is recorded in ``config.json``.
 
     With ``init_from`` (fine-tuning) the run starts from the best model of another run folder, the
     base (:mod:`nextword.train.base`): its tokenizer is this run's (no vocabulary pass; words outside
@@ -257,7 +257,7 @@ def resume(
     (:class:`~nextword.train.files.NotARunError`); a run without a checkpoint (``FileNotFoundError``);
     a damaged checkpoint, or an id file whose length differs from what the run recorded
     (``ValueError``, naming the file and the fix); and, with
-    :class:`~nextword.train.files.RunBusyError`, a folder another process trains in.
+    :class:`~nextword.train.files.RunBusyError`, a folder another process trains in or an export reads.
     """
     run = RunDir(run_dir)
     run.check_free()  # an overwrite under way has set the marker aside: "in use" says why, not "not a run"
