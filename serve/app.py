@@ -222,8 +222,8 @@ def _end_with(supervisor: int | None) -> None:
     """Have the kernel send this worker SIGTERM (a drain) when ``supervisor``, the process that started
     it, ends: a supervisor killed outright (SIGKILL, a process manager that signals it alone) left its
     workers serving, and holding the port, for good. Linux only (``prctl``); elsewhere nothing."""
-    if supervisor is None or not sys.platform.startswith("linux"):
-        return
+    if supervisor is None or supervisor == os.getpid() or not sys.platform.startswith("linux"):
+        return  # not a worker: the supervising process itself (a test, a program of its own) made this app
     import ctypes
 
     try:
