@@ -189,6 +189,33 @@ def test_stop_strings_are_matched_as_the_text_is_normalized(model):
     assert stop_forms(["\uff01", "!", "a,b", "x"]) == ("!", "\uff01", "a,b", "a\uff0cb", "x")
 
 
+# Stop strings and the forms a text is cut at (web/test/unit.test.js asserts nextword-web's the same)
+STOPS = ["\uff01", "!", "a,b", "x", "it\u2019s", "?:;", "\u2026", "a\uff1ab\uff1bc"]
+STOP_FORMS = (
+    *("!", "\uff01", "a,b", "a\uff0cb", "x", "it's"),
+    *("?:;", "\uff1f\uff1a\uff1b", "...", "a:b;c", "a\uff1ab\uff1bc"),
+)
+
+
+def test_stop_strings_are_read_as_the_tokenizers_write_text():
+    """Each apostrophe the tokenizers make "'" is "'" in a stop string too (text.py's table and
+    splitting's), each of , ! ? : ; also full-width, and a stop string longer once normalized ("…" is
+    "...") is found across the pieces that bring it."""
+    from nextword.runtime import splitting
+    from nextword.runtime.text import TextBuilder, as_in_text, stop_forms
+    from nextword.runtime.tokenizer import Tokenizer
+
+    apostrophes = splitting._APOSTROPHES.pattern.strip("[]")
+    assert len(apostrophes) == 4 and [as_in_text(f"it{c}s") for c in apostrophes] == ["it's"] * 4
+    assert stop_forms(STOPS) == STOP_FORMS
+    tok = Tokenizer(["<pad>", "<unk>", "<eod>", "a", "."])
+    builder, taken = TextBuilder(tok, None, ("\u2026",), False), []
+    for token in ("a", ".", ".", "."):
+        builder.add(token)
+        taken.append(builder.take())
+    assert builder.stopped and builder.text == "A" and taken == ["A", "", "", ""]
+
+
 def test_unknown_token_only_when_allowed(model):
     tok = model.tokenizer
     allowed = GenerationConfig(max_words=60, allow_unknown=True, temperature=0, repetition_penalty=5.0)

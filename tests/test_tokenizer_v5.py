@@ -74,6 +74,7 @@ def test_an_ascii_quote_between_hebrew_letters_is_the_gershayim():
     """Hebrew keyboards type the gershayim of acronyms as '"': the quote was removed, and לארה"ב (USA)
     fell apart into לארה and ב."""
     assert tokenize('לארה"ב, צה"ל ו-ד"ר', DEFAULT) == ["לארה״ב", ",", "צה״ל", "ו-ד״ר"]
+    assert tokenize('ת"א א"ת', DEFAULT) == ["ת״א", "א״ת"]  # the letters' range, alef to tav, both ends
     assert tokenize('לארה"ב', DEFAULT, version=4) == ["לארה", "ב"]
     assert tokenize('לארה"ב', DEFAULT) == tokenize("לארה״ב", DEFAULT)  # as if typed with U+05F4
     assert tokenize("כ\uff02ב", DEFAULT) == ["כ״ב"]  # a full-width quote, '"' once normalized
@@ -101,9 +102,12 @@ def test_a_vocabulary_records_version_5_only_for_what_version_5_splits_different
     plain = ["the network learns", 'hebrew "שלום" and ״', "arabic كبير", "thai ฉันชอบ", "かなだけ"]
     assert Tokenizer.build(plain, config).version == 3
     assert Tokenizer.build([*plain, "a soft\u00adhyphen"], config).version == 4
-    for text in ["中文", 'צה"ל', "كبـير", "⼀", "a\u00ad中"]:
+    # (the last: a gershayim typed as '"' that only dropping the right-to-left mark before it makes one)
+    for text in ["中文", 'צה"ל', "كبـير", "⼀", "a\u00ad中", 'צה\u200f"ל']:
         assert Tokenizer.build([*plain, text], config).version == 5, text
         assert Tokenizer.build([text, "a soft\u00adhyphen"], config).version == 5, text
+        # a document of version 4 first: the documents after it are still looked at
+        assert Tokenizer.build(["a soft\u00adhyphen", text], config).version == 5, text
         assert splitting.version_needed(text) == 5
     assert [splitting.version_needed(t) for t in ["ascii", "a\u00adb", "ש״ל"]] == [3, 4, 3]
     assert splitting.oldest_version(False) == 3 and splitting.oldest_version(True, True) == 5
@@ -137,12 +141,17 @@ def test_spacing_rules():
     assert glued("x", "「") and glued("」", "x") and not glued("「", "x") and not glued("x", "」")
     assert glued("\u066a", "90") and glued("\u066a", "٩٠") and not glued("\u066a", "a")
     assert all(glued(chr(c), "ሰላም") for c in range(0x1361, 0x1369))
+    # a word of two scripts: its last character meets the next token, its first the one before
+    assert glued("を", "tシャツ") and not glued("한シャツ", "中") and not glued("tシャツ", "中")
+    # the full-width marks glued to any word before them (not only to an ideograph or kana)
+    assert all(glued(mark, "a") for mark in "\uff0c\uff01\uff1f\uff1a\uff1b")
     assert all(glued(mark, "սա") for mark in "\u0589\u055d\u055c\u055e")
 
 
 def test_sentence_ends():
     """NFKC makes the Greek question mark ';', so 'Πού είναι; Εδώ.' lost its capital."""
     assert ends_sentence(";", "είναι") and ends_sentence(";", "ΕΊΝΑΙ") and ends_sentence(";", "Ἀθῆναι")
+    assert ends_sentence(";", "εἶ") and ends_sentence(";", "ἐδῶ")  # ending in polytonic Greek (U+1F00-)
     assert not ends_sentence(";", "is") and not ends_sentence(";", "12") and not ends_sentence(";")
     assert ends_sentence("\u3002") and ends_sentence("\u0589") and not ends_sentence("\u3001")
     tok = Tokenizer.build(["πού είναι; εδώ. ok; no"], TokenizerConfig(min_count=1))

@@ -96,12 +96,19 @@ DECODE_CASES: list[tuple[str, str]] = [
         "ฉันชอบกินข้าว 2567, ປະເທດລາວ, ភាសាខ្មែរ, မြန်မာစာ",
     ),
     ("한국어 문장 입니다 .", "한국어 문장 입니다."),
+    # words of two scripts: joined where their last character (kana) meets kana or an ideograph, apart
+    # where their first (a Latin or Hangul letter) meets an ideograph
+    ("tシャツ を 着 た 。 中 한シャツ 中 tシャツ", "Tシャツを着た。中 한シャツ中 tシャツ"),
     # Greek's question mark (NFKC makes it ";") ends a sentence; a ";" elsewhere does not
     ("πού είναι; εδώ. a; b", "Πού είναι; Εδώ. A; b"),
+    ("ποῦ εἶ; ἐδῶ", "Ποῦ εἶ; Ἐδῶ"),  # polytonic Greek (U+1F00-U+1FFF) before it
     # a capital is composed: Turkish İ lowercased comes back as U+0130; Greek ΐ as one letter and a mark
     ("i̇stanbul güzel. i̇yi ΐ. ΐδε", "İstanbul güzel. İyi ΐ. Ϊ́δε"),
     # Armenian and Ethiopic punctuation after its word, the Armenian full stop ends a sentence
-    ("ինչ է սա ։ լավ ՝ շատ ՞ ሰላም ። ጤና ፣ ይስጥልኝ ፧", "Ինչ է սա։ Լավ՝ շատ՞ ሰላም። ጤና፣ ይስጥልኝ፧"),
+    (
+        "ինչ է սա ։ լավ ՝ շատ ՞ ሰላም ። ጤና ፣ ይስጥልኝ ፧ ሰላም ፨",
+        "Ինչ է սա։ Լավ՝ շատ՞ ሰላም። ጤና፣ ይስጥልኝ፧ ሰላም፨",
+    ),
     # the Arabic percent sign after a number, as "%"; the ideographic full stop ends a sentence
     ("٩٠ ٪ 90 ٪ a ٪ 中文 。 english", "٩٠٪ 90٪ a ٪ 中文。 English"),
     # Chinese and Japanese punctuation written full-width and without spaces: "我想喝茶, 学生" was written

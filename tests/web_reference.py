@@ -76,6 +76,20 @@ TRICKY_TEXTS += [
     "ΤΙ ΛΕΣ\u037e ΚΑΛΆ; ok; Ἀθῆναι; 12; ԻՆՉ ԷՍ։ ԼԱՎ ՝ ՜ ՞ 「引用」『二重』【注】"
     "〔注〕〈a〉《b》〖c〗〘d〙〚e〛〝f〞〟 、。",
     "テスト。テスト! ｶﾀｶﾅ。ㇰㇱ ひらがな、漢字 한국어. ไทย ลาว ລາວ ខ្មែរ မြန်မာ 50٪ ٥٠ ٪ x٪",
+    # each end of each Han range between two letters, and the code point just outside it
+    " ".join(
+        f"a{chr(c)}b"
+        for first, last in [
+            (0x3005, 0x3007),
+            (0x3400, 0x4DBF),
+            (0x4E00, 0x9FFF),
+            (0xF900, 0xFAFF),
+            (0x20000, 0x3FFFF),
+        ]
+        for c in (first - 1, first, last, last + 1)
+    ),
+    # the Hebrew letters' range at both ends of a gershayim typed as '"', and one a dropped mark hides
+    'ת"א א"ת \u05cf"א א"\u05eb צה\u200f"ל',
 ]
 
 # From the fourth on, they lose a figure reference between a lone high and a lone low surrogate: still
@@ -94,6 +108,8 @@ LONE_SURROGATE_TEXTS = [
     "a\ud83d\u00ad\u2060\ude00b \ud83d\u200b\ude00 (1)\ufeff\udc00 \udbff\ufeff(2)\udfff",
     # ... or lose a tatweel (format 5) between them, or hold Han ideographs
     "\ud800\u0640\udc00 \udbff\u00ad\u0640\u0640\udfff \ud83d\u0640\ude00\u4e2d\ud840 \U00020000\udc00",
+    # ... format 5's rules in the pieces of a text cut where a dropped soft hyphen joined two of them
+    '\ud800\u00ad\udc00 צה"ל 中, كبـير',
 ]
 
 

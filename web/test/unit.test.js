@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { BeamSearch } from '../src/beam.js';
 import { cacheFromMetadata, ContinuousCache, logaddexp, unitLength } from '../src/cache.js';
 import { WorkerModel, withoutSizeCaps as clientUncapped } from '../src/client.js';
-import { Generation } from '../src/decoding.js';
+import { asInText, Generation, stopForms, TextBuilder } from '../src/decoding.js';
 import { changes, DEFAULTS, FILE_DEFAULTS, optionsFromMetadata, resolveOptions } from '../src/generation.js';
 import {
   DEFAULT_LIMITS,
@@ -28,6 +28,7 @@ import { Dim, Value } from '../src/dims.js';
 import { lstmWeights } from '../src/lstm-shapes.js';
 import { parsePyJson } from '../src/pyjson.js';
 import { perplexity } from '../src/scoring.js';
+import { glued } from '../src/spacing.js';
 import { engineNormalizesThisVersion } from '../src/unicode.js';
 import { normalize, READABLE_VERSIONS, Tokenizer } from '../src/tokenizer.js';
 import { serve } from '../src/worker-core.js';
@@ -1448,6 +1449,40 @@ describe('the tokenizer', () => {
     const text = `a${' '.repeat(1_000_000)}(${'\t'.repeat(1_000_000)}`;
     assert.equal(normalize(text, { dropFigureRefs: true, lowercase: true }), 'a (');
     assert.equal(normalize('see (12a) and (1, 2)', { dropFigureRefs: true }), 'see and');
+  });
+});
+
+describe('stop strings', () => {
+  // tests/test_generation.py's STOPS and STOP_FORMS: runtime/text.py's stop_forms gives the same
+  const STOPS = ['\uff01', '!', 'a,b', 'x', 'it\u2019s', '?:;', '\u2026', 'a\uff1ab\uff1bc'];
+  const STOP_FORMS = [
+    ...['!', '\uff01', 'a,b', 'a\uff0cb', 'x', "it's"],
+    ...['?:;', '\uff1f\uff1a\uff1b', '...', 'a:b;c', 'a\uff1ab\uff1bc'],
+  ];
+
+  test("are read as the tokenizers write text: apostrophes as ', each of , ! ? : ; also full-width", () => {
+    for (const apostrophe of '\u2018\u2019\u201b\u2032') assert.equal(asInText(`it${apostrophe}s`), "it's");
+    assert.deepEqual(stopForms(STOPS), STOP_FORMS);
+  });
+
+  test('one longer once normalized ("\u2026" is "...") is found across the pieces that bring it', () => {
+    const builder = new TextBuilder(
+      new Tokenizer(['<pad>', '<unk>', '<eod>', 'a', '.']),
+      null,
+      ['\u2026'],
+      false,
+    );
+    const taken = ['a', '.', '.', '.'].map((token) => {
+      builder.add(token);
+      return builder.take();
+    });
+    assert.deepEqual([builder.stopped, builder.text, taken], [true, 'A', ['A', '', '', '']]);
+  });
+});
+
+describe('spacing', () => {
+  test('the full-width marks of Chinese and Japanese are glued to any word before them', () => {
+    for (const mark of '\uff0c\uff01\uff1f\uff1a\uff1b') assert.ok(glued(mark, 'a'), mark);
   });
 });
 
