@@ -31,7 +31,7 @@ from nextword.runtime import ModelFileError, NextWordModel, TextScore, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
 
 from .args import add_config_arguments, config_from_args
-from .display import figure, json_text
+from .display import figure, json_text, shown_command
 from .info import cache_text
 from .models import CACHE_HELP, add_device_argument, cached_model, open_model
 from .positionals import names_model, text_names_a_file, typed_text
@@ -389,10 +389,26 @@ def _not_its_corpus(args: argparse.Namespace, provenance: Any, found: str) -> No
             else ""
         )
         + f"; give the corpus files it was trained on as they were ({files}), or score every document "
-        "with --split all (--trained-on FILE leaves out those that copy one it trained on). A Python "
+        "with --split all (--trained-on FILE leaves out those that copy one it trained on)"
+        + _base_split_hint(args, provenance)
+        + ". A Python "
         "with other Unicode tables than the one that trained the model can also split some words "
         "otherwise (this one's: Unicode " + unicodedata.unidata_version + ")"
     )
+
+
+def _base_split_hint(args: argparse.Namespace, provenance: Any) -> str:
+    """Where the refused model was fine-tuned (``provenance.base``): the files may be its base's corpus,
+    whose split ``--split-of`` and the base's model file make again (the bundled model's by its path)."""
+    base = provenance.base
+    if base is None or not base.run:
+        return ""
+    named = str(BUNDLED_MODEL) if base.run == BUNDLED_MODEL.name else base.run
+    model = f"--split-of {shown_command([named])}"
+    if base.kind == "run":  # --split-of reads a model file
+        model = f"--split-of and the model file exported from the run {base.run}"
+    scored = f"to score {args.model} on the base's {args.split} documents"
+    return f"; if they are the corpus of its base, {base.run}, add {model} {scored}"
 
 
 def _check_recorded_format(config: CorpusConfig) -> None:

@@ -119,7 +119,8 @@ def train_command(args: argparse.Namespace) -> int:
             config = config_from_args(TrainConfig(), options)
             if not config.corpus.paths:
                 raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
-            result = train(config, command=args.command_line)
+            # the options typed keep their value over a base's, even where it is the default
+            result = train(config, command=args.command_line, given=tuple(options))
     with printing_result(f"the run is in {result.run_dir}" if result.chief else "the worker's part is done"):
         return _print_trained(args, result)
 

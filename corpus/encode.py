@@ -76,6 +76,8 @@ def build_vocabulary(
     config: TokenizerConfig,
     leave_out: np.ndarray | None = None,
     version: int | None = None,
+    *,
+    log_coverage: bool = True,
 ) -> Tokenizer:
     """Pass 2: count the words of the training documents in one pass and keep the most frequent.
 
@@ -87,7 +89,8 @@ def build_vocabulary(
     None, for a new vocabulary, the oldest that splits every document of the corpus alike
     (:func:`~nextword.runtime.splitting.oldest_version`: 5 where one holds a Han ideograph, the Arabic
     tatweel or a Hebrew gershayim typed as ``"``, 4 where one holds a character that only formats text,
-    else 3, which older readers open).
+    else 3, which older readers open). ``log_coverage`` false leaves out the line on the share of words
+    the vocabulary leaves out, for a caller that uses another vocabulary (its warnings stay).
     """
     if not isinstance(split, DocumentSplit):
         raise wrong_type("split", "a DocumentSplit (split_corpus(config) or rebuild_split(...))", split)
@@ -114,7 +117,7 @@ def build_vocabulary(
         words / max(seconds, 1e-9),
     )
     tokenizer = Tokenizer.from_counts(counts, config, needed if version is None else version)
-    _check_coverage(counts, tokenizer, split.counts.exact_duplicates or 0)
+    _check_coverage(counts, tokenizer, split.counts.exact_duplicates or 0, log_coverage)
     return tokenizer
 
 
@@ -150,7 +153,9 @@ def _unsegmented(counts: Counter[str], words: int) -> str | None:
     )
 
 
-def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int = 0) -> None:
+def _check_coverage(
+    counts: Counter[str], tokenizer: Tokenizer, duplicates: int = 0, log: bool = True
+) -> None:
     """Log the share of the training words the vocabulary leaves out (they become ``<unk>``), and warn
     when it reaches :data:`UNKNOWN_WARNING`: a model then learns little but ``<unk>``. Warn, whatever that
     share, when the words are mostly phrases of Thai, Lao, Khmer or Myanmar (:data:`UNSEGMENTED_WARNING`),
@@ -198,7 +203,8 @@ def _check_coverage(counts: Counter[str], tokenizer: Tokenizer, duplicates: int 
         )
     unknown = sum(n for word, n in counts.items() if word not in known)
     share = unknown / words
-    logger.info("%.1f%% of the training words are outside the vocabulary (<unk>)", 100 * share)
+    if log:
+        logger.info("%.1f%% of the training words are outside the vocabulary (<unk>)", 100 * share)
     unsegmented = _unsegmented(counts, words)
     if unsegmented:  # a lower min_count would only keep more phrases
         become = (

@@ -50,7 +50,7 @@ from .config import ExportConfig
 from .errors import ExportError, ModelTooLargeError, ParityError
 from .graph import check_graph, convert
 from .parity import ParityReport, check_parity, compare_models
-from .provenance import escape_undecodable, file_name, provenance_of_run, travelling_command
+from .provenance import escape_undecodable, file_name, provenance_of_run, travelling_command, warn_base_lost
 from .quantize import quantize_int8
 from .reading import RunRead, identity, reading
 
@@ -117,6 +117,7 @@ def _export_read(config: ExportConfig, command: str | None, run: RunDir, read: R
         logger.info("%s was saved again while it was read: reading the run again", run.model)
     else:
         raise ExportError(f"{run.model} was saved again each time it was read: export once the training ends")
+    warn_base_lost(config, stored)  # a base model file's int8 and decoding defaults this export drops
 
     proto = convert(trained, train_config.model, len(tokenizer), config.opset)
     ops = check_graph(proto, train_config.model.num_layers)

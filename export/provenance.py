@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import posixpath
 import re
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nextword.corpus import recorded_split
+from nextword.runtime.generation import GenerationConfig
 from nextword.runtime.provenance import Architecture, BaseRun, DataCounts, Provenance
 from nextword.runtime.terminal import escape_surrogates
 from nextword.train.config import TrainConfig
 
-__all__ = ["escape_undecodable", "file_name", "provenance_of_run", "travelling_command"]
+if TYPE_CHECKING:
+    from .config import ExportConfig
+
+__all__ = [
+    "escape_undecodable",
+    "file_name",
+    "provenance_of_run",
+    "travelling_command",
+    "warn_base_lost",
+]
+
+logger = logging.getLogger(__name__)
 
 _DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # C:\ or C:/
 # The options of `nextword train` and `export` whose values are text, never a path: kept as typed.
@@ -124,6 +137,43 @@ def _base_run(facts: Any) -> BaseRun | None:
         val_trained=typed("val_trained", int),
         val_documents=typed("val_documents", int),
         train_command=travelling_command(facts.get("command")),
+    )
+
+
+def warn_base_lost(config: ExportConfig, stored: dict[str, Any]) -> None:
+    """Log one warning where the run was fine-tuned from a model file exported with int8 weights or
+    decoding defaults (as its ``config.json`` records the base: ``base.quantized``,
+    ``base.decoding_defaults``) and this export leaves them out: it is not ``int8``, or it sets no
+    decoding default of its own (``config.generation`` is :class:`GenerationConfig`'s defaults). A
+    fine-tuned run does not take them from its base: each export says its own, and a model whose file
+    drops the base's ``no_repeat_ngram_size`` may loop. The warning names them, to pass again."""
+    base = stored.get("base")
+    if not isinstance(base, dict):
+        return
+    int8 = base.get("quantized") is True and not config.int8
+    recorded = base.get("decoding_defaults")
+    decoding: dict[str, Any] = {}
+    if isinstance(recorded, dict) and recorded and not config.generation.changes():
+        try:  # a hand-edited config.json: values this version refuses are not named
+            decoding = GenerationConfig.from_options(**recorded).changes()
+        except (TypeError, ValueError):
+            decoding = {}
+    settings = ["int8=True"] if int8 else []
+    for name, value in decoding.items():  # as the API takes them, which `nextword export` says as flags
+        items = value if isinstance(value, tuple) else (value,)  # stop strings: the option once for each
+        settings += [f"{name}={item!r}" for item in items]
+    if not settings:
+        return
+    lost = (["is not int8"] if int8 else []) + (["sets no decoding defaults"] if decoding else [])
+    them = "them" if len(settings) > 1 else "it"
+    logger.warning(
+        "the base %s was exported with %s, and this export %s: a fine-tuned run does not take its base "
+        "file's export settings; pass %s again to keep %s",
+        file_name(str(base.get("run"))),
+        " ".join(settings),
+        " and ".join(lost),
+        them,
+        them,
     )
 
 

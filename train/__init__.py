@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-def train(config: TrainConfig, command: str | None = None) -> TrainResult:
+def train(config: TrainConfig, command: str | None = None, *, given: Collection[str] = ()) -> TrainResult:
     """Train a model as ``config`` says and fill the run folder ``config.out`` (the model, its tokenizer,
     config, metrics and checkpoints); returns where the run ended. TensorFlow loads on the first call.
 
@@ -59,7 +59,9 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     :class:`RunBusyError`; without the ``train`` extra, :class:`MissingExtraError`. An interrupt (Ctrl-C, a
     notebook's stop button) leaves the folder resumable with :func:`resume` once it has a checkpoint, and
     says so in a note on the ``KeyboardInterrupt``; before the first checkpoint an interrupt, like any
-    failure, removes what the run wrote, and the note says to start it again. The whole story:
+    failure, removes what the run wrote, and the note says to start it again. ``given``: with
+    ``init_from``, the settings given (``"model.dropout"``...), which keep their value over the base's
+    even where it is the default (else a default value counts as not given). The whole story:
     :func:`nextword.train.trainer.train`."""
     if not isinstance(config, TrainConfig):  # before TensorFlow loads
         raise wrong_type(
@@ -71,7 +73,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     from .trainer import train as _train
 
     with _interruptible(config.out):
-        return _train(config, command=command)
+        return _train(config, command=command, given=given)
 
 
 def resume(run_dir: str, **changes: Any) -> TrainResult:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,9 @@ class Base:
     run: RunDir | None = None  # None: the base is a model file
     file_weights: FileWeights | None = None  # a model file's weights, read from its graph
     file_model: NextWordModel | None = None  # the model file loaded by the runtime, to check them against
+    # a model file's decoding defaults (the GenerationConfig fields its export changed, JSON-ready):
+    # a fine-tuned run does not take them, and its export says so (nextword.export.provenance)
+    decoding_defaults: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -185,6 +189,7 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
             "same run, or the run folder, starts from the exact ones)",
             path,
         )
+    decoding = {k: list(v) if isinstance(v, tuple) else v for k, v in model.info.generation.changes().items()}
     return Base(
         path,
         base_config,
@@ -193,20 +198,30 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
         epoch if isinstance(epoch, int) else None,
         file_weights=weights,
         file_model=model,
+        decoding_defaults=decoding,
     )
 
 
-def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
+def fine_tuning_config(config: TrainConfig, base: Base, given: Collection[str] = ()) -> TrainConfig:
     """``config`` with the base run's tokenizer settings and network. The weights fix the network
     (:data:`ARCHITECTURE`) and the vocabulary fixes the tokenizer: a value there that differs from
-    both the default and the base's is refused (``ValueError``), but ``max_vocab`` with
-    ``extend_vocabulary``, where it bounds the extended vocabulary. The other network fields
-    (dropout) take the base's where ``config`` leaves them at their defaults."""
+    the base's is refused (``ValueError``) where it is not the default or is named in ``given``, but
+    ``max_vocab`` with ``extend_vocabulary``, where it bounds the extended vocabulary. The other network
+    fields (dropout) and the corpus's ``decode_html`` take the base's where ``config`` leaves them at
+    their defaults and ``given`` does not name them.
+
+    ``given``: the settings the caller gave, by their dotted names (``"model.dropout"``,
+    ``"corpus.decode_html"``; as ``nextword train`` names its options): a value named there is the
+    caller's even where it equals the default."""
     defaults, conflicts = TrainConfig(), []
+
+    def left_out(section: str, name: str, mine: Any) -> bool:  # at its default, and not given
+        return mine == getattr(getattr(defaults, section), name) and f"{section}.{name}" not in given
+
     tokenizer = base.config.tokenizer
     for field in dataclasses.fields(config.tokenizer):
         mine, theirs = getattr(config.tokenizer, field.name), getattr(base.config.tokenizer, field.name)
-        if mine == getattr(defaults.tokenizer, field.name) or mine == theirs:
+        if left_out("tokenizer", field.name, mine) or mine == theirs:
             continue
         if field.name == "max_vocab" and config.extend_vocabulary:  # the bound of the extended vocabulary
             if mine < len(base.tokenizer):
@@ -221,7 +236,7 @@ def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
     model: dict[str, Any] = {}
     for field in dataclasses.fields(ModelConfig):
         mine, theirs = getattr(config.model, field.name), getattr(base.config.model, field.name)
-        if mine == getattr(defaults.model, field.name):
+        if left_out("model", field.name, mine):
             model[field.name] = theirs
         elif field.name in ARCHITECTURE and mine != theirs:
             conflicts.append(f"{field.name}={mine!r} (the base's: {theirs!r})")
@@ -230,13 +245,22 @@ def fine_tuning_config(config: TrainConfig, base: Base) -> TrainConfig:
             f"a run fine-tuned from {base.source} keeps its vocabulary and network, but this config "
             f"asks for {', '.join(conflicts)}; leave these settings out (they come from the base {base.kind})"
         )
-    return replace(config, tokenizer=tokenizer, model=replace(config.model, **model))
+    corpus = config.corpus
+    if base.config.corpus.decode_html and left_out("corpus", "decode_html", corpus.decode_html):
+        logger.info(
+            "decode_html=True, as the base's corpus was read: HTML character references (&amp;) in this "
+            "corpus are read as the characters they stand for (decode_html=False reads them as written)"
+        )
+        corpus = replace(corpus, decode_html=True)
+    return replace(config, corpus=corpus, tokenizer=tokenizer, model=replace(config.model, **model))
 
 
 def base_facts(base: Base) -> dict[str, Any]:
     """What the fine-tuned run records of its base in config.json (``base``), and its model file in
     turn: the folder or model file (``kind``; ``quantized``: a file's int8 weights), the epoch its
-    weights come from, its corpus files (names) and documents, and the command that trained it."""
+    weights come from, its corpus files (names) and documents, the command that trained it, and a
+    file's decoding defaults (``decoding_defaults``; None for a run folder), which the export of the
+    fine-tuned run names where it sets none of its own."""
     data = base.stored.get("data")
     documents = data.get("documents") if isinstance(data, dict) else None
     command = base.stored.get("command")
@@ -248,6 +272,7 @@ def base_facts(base: Base) -> dict[str, Any]:
         "corpus_files": [Path(p).name for p in base.config.corpus.paths],
         "documents": documents if isinstance(documents, int) else None,
         "command": command if isinstance(command, str) else None,
+        "decoding_defaults": base.decoding_defaults,
     }
 
 
@@ -265,7 +290,9 @@ def extended_vocabulary(
     own = base.tokenizer
     config = replace(own.config, max_vocab=max_vocab)
     every = replace(config, max_vocab=MAX_VOCAB_SIZE)  # counted without the bound, which applies below
-    counted = build_vocabulary(split, every, leave_out=leave_out, version=own.version)
+    # its own coverage, of no vocabulary the run uses, is left out: unknown_share says what the base's
+    # vocabulary and the words added cover
+    counted = build_vocabulary(split, every, leave_out=leave_out, version=own.version, log_coverage=False)
     known = set(own.table)
     new = [word for word in counted.table if word not in known]
     room = max(max_vocab - len(own), 0)

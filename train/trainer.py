@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ N_SAMPLE_PROMPTS = 5  # validation document beginnings kept as real prompts for 
 SAMPLE_PROMPT_WORDS = 20
 
 
-def train(config: TrainConfig, command: str | None = None) -> TrainResult:
+def train(config: TrainConfig, command: str | None = None, *, given: Collection[str] = ()) -> TrainResult:
     """Train a model as ``config`` says and fill the run folder ``config.out``. As Keras training seeded
     for reproducibility does, it seeds the process's global random states (Python's ``random``,
     numpy's and TensorFlow's) with ``config.seed``.
@@ -89,7 +90,11 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
     base (:mod:`nextword.train.base`): its tokenizer is this run's (no vocabulary pass; words outside
     it read as ``<unk>``, and their share is logged and recorded), its network settings are this
     run's (a conflicting value is a ``ValueError``), and its weights, with a new optimizer, are where
-    training starts. The base is read and checked before anything is written.
+    training starts. The base is read and checked before anything is written. Its dropout settings and
+    the corpus's ``decode_html`` are the base's where ``config`` leaves them at their defaults: a value
+    equal to the default counts as not given unless ``given`` names it, by its dotted name
+    (``given=("model.dropout",)`` keeps ``ModelConfig(dropout=0.2)``, the default, over the base's;
+    ``nextword train`` names each option typed). See :func:`~nextword.train.base.fine_tuning_config`.
     """
     if not config.out:
         raise ValueError("the run folder is not set: pass out='RUN_DIR'")
@@ -101,7 +106,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainResult:
         files = tuple(str(resolved(p, "`base_corpus` file", CorpusError)) for p in config.base_corpus)
         config = replace(config, init_from=str(resolved(config.init_from, "`init_from`")), base_corpus=files)
         base = read_base(config)
-        config = fine_tuning_config(config, base)
+        config = fine_tuning_config(config, base, given)
     if config.learning_rate is None:  # the default, written out in config.json: training's or fine-tuning's
         config = replace(config, learning_rate=config.learning_rate_for(1))
     workers = start_workers(config.distribute, config.peer_timeout)  # before any other TensorFlow work
