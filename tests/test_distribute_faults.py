@@ -58,6 +58,25 @@ def _gone(pid, within=10.0):
 # ------------------------------------------------------------------------- start-up checks of TF_CONFIG
 
 
+@pytest.mark.parametrize(
+    ("task", "port", "message"),
+    [
+        ({"type": "worker", "index": True}, 2002, r"task index True must be an integer"),  # JSON's true
+        ({"type": "worker", "index": 1}, 65536, r"cluster.worker\[1\] = '127.0.0.1:65536' is not HOST:PORT"),
+        ({"type": "worker", "index": 1}, 0, r"cluster.worker\[1\] = '127.0.0.1:0' is not HOST:PORT"),
+    ],
+)
+def test_a_tf_config_index_of_true_or_a_port_out_of_range_is_refused(task, port, message):
+    """``"index": true`` (a bool, which Python counts as 1) and ports 0 and 65536 are written mistakes,
+    refused before any worker waits, not a worker 1 or a port no socket takes."""
+    from nextword.train.distribute import parse_tf_config
+
+    text = json.dumps({"cluster": {"worker": ["127.0.0.1:2001", f"127.0.0.1:{port}"]}, "task": task})
+    with pytest.raises(DistributeError, match=message):
+        parse_tf_config(text)
+    assert parse_tf_config(text.replace(f":{port}", ":65535").replace("true", "1")).index == 1
+
+
 def test_a_host_that_does_not_resolve_fails_at_once():
     """It waited the whole --peer-timeout, then said the worker "did not answer"."""
     port = free_ports(1)[0]
@@ -181,6 +200,35 @@ def test_a_watchdog_whose_worker_was_killed_leaves_quietly():
     process.kill()  # the worker alone: its watchdog sees it gone
     _, err = _end(process)
     assert _gone(watchdog, within=5) and err == ""
+
+
+@POSIX
+def test_the_watchdog_gives_sigint_back_and_leaves_an_ignored_one_ignored():
+    """While the cluster forms, SIGINT is at its default action (Ctrl-C ends the worker at once), and
+    the program's handler is back once it has formed; a SIGINT ignored (a background job's) stays
+    ignored throughout. In this process: a watchdog and its child, cancelled at once."""
+    from nextword.train.watchdog import Watchdog
+
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN under a harness that ignores it
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        watchdog = Watchdog(0, ["127.0.0.1:1"], 60)
+        try:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+        finally:
+            watchdog.cancel()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        watchdog = Watchdog(0, ["127.0.0.1:1"], 60)
+        try:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        finally:
+            watchdog.cancel()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
 
 
 # The stand-in worker where the signal module has no SIGKILL (as on Windows), ending by SIGTERM.

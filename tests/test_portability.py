@@ -252,6 +252,28 @@ def test_the_guard_check_leaves_a_process_that_is_not_starting_alone():
     exit_if_bootstrapping()  # the test process: no SystemExit
 
 
+def test_the_workers_report_file_is_named_only_while_the_workers_run(monkeypatch):
+    """NEXTWORD_SERVE_UNGUARDED names the supervisor's report file for its workers alone: left set after
+    serve() returned, it named a removed file to whatever the program started next."""
+    from nextword.serve.main_guard import REPORT_ENV, UnguardedScriptError, said_by_workers
+
+    monkeypatch.delenv(REPORT_ENV, raising=False)
+    with said_by_workers():
+        report = Path(os.environ[REPORT_ENV])
+        assert report.is_file() and report.read_text(encoding="utf-8") == ""
+    assert REPORT_ENV not in os.environ and not report.exists()
+
+    with pytest.raises(UnguardedScriptError, match=r"^what a worker said$"), said_by_workers():
+        Path(os.environ[REPORT_ENV]).write_text("what a worker said\n", encoding="utf-8")
+        raise RuntimeError("a worker failed to start")  # what serve() raises as uvicorn stops
+    assert REPORT_ENV not in os.environ
+
+    monkeypatch.setenv(REPORT_ENV, "the program's own")
+    with said_by_workers():
+        assert os.environ[REPORT_ENV] != "the program's own"
+    assert os.environ[REPORT_ENV] == "the program's own"
+
+
 # -------------------------------------------------- 5. a temporary file that cannot be removed at once
 
 

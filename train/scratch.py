@@ -115,12 +115,18 @@ def _fcntl() -> ModuleType | None:
 def _make(root: Path) -> None:
     """Make ``root`` (mode 700: the corpus's ids, on a shared /tmp, are no other user's to read) unless
     it is there; refuse one that is not this user's own folder."""
-    try:
-        root.mkdir(mode=0o700)
-    except FileExistsError:
-        if not _own_folder(root):  # another user's, a link, a file
+    for _ in range(_TRIES):
+        try:
+            root.mkdir(mode=0o700)
+            return
+        except FileExistsError:
+            if _own_folder(root):
+                return
+        if os.path.lexists(root):  # another user's, a link, a file
             why = "there already, and not a folder this run can clear: remove it or set TMPDIR"
-            raise FileExistsError(errno.EEXIST, why, str(root)) from None
+            raise FileExistsError(errno.EEXIST, why, str(root))
+        # gone since mkdir found it (its last user, ending, removed it): made again
+    raise RunBusyError(f"{root} was removed each time this worker made it: is another worker clearing it?")
 
 
 def _own_folder(path: Path) -> bool:

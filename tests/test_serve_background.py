@@ -1,0 +1,227 @@
+"""start() and serve_async() (serve/background.py) past their happy path: the URL start() answers on, a
+stop() or a second cancellation that cuts the generations still running, an interrupt while start() waits
+for the server; and the address check that both make first (serve/address.py). Real servers on loopback
+ports, each stopped within the test. (The common uses: tests/test_serve_notebook.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
+
+from nextword.runtime import BUNDLED_MODEL, NextWordModel, load  # noqa: E402
+from nextword.serve import RunningServer, ServeConfig, serve_async, start  # noqa: E402
+from nextword.serve.address import AddressUnavailableError, check_address  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)  # every server here stops within seconds
+
+# a generation that runs for many seconds (about 1.3 s per 1,000 words on one core), streamed
+LONG = {"prompt": "the network", "max_tokens": 10_000, "stop_at_end": False, "stream": True}
+
+
+@pytest.fixture(scope="module")
+def bundled() -> NextWordModel:
+    return load(BUNDLED_MODEL)
+
+
+def _server_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "nextword-serve"]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port this test holds, bound but not listening: a server may bind it too (both SO_REUSEADDR),
+    and no other process can take it meanwhile."""
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+def _cut_short(events: list[str]) -> None:
+    """Whether a stream's events (``data:`` payloads) are those of a generation the stop cancelled: its
+    last words, a chunk whose end_reason is "cancelled", the error that says why, then [DONE]."""
+    assert events[-1] == "[DONE]", events[-3:]
+    error = json.loads(events[-2])
+    assert error["error"]["type"] == "server_error" and "shutting down" in error["error"]["message"]
+    (last,) = json.loads(events[-3])["choices"]
+    assert last["end_reason"] == "cancelled", events[-3:]
+    assert len(events) < LONG["max_tokens"]  # cut short, far from its 10,000 words
+
+
+def _events(text: str) -> list[str]:
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
+
+
+# --------------------------------------------------------------------------------- start()'s url
+
+
+@pytest.mark.parametrize(
+    ("host", "certificate", "url"),
+    [
+        ("127.0.0.1", None, "http://127.0.0.1:8123"),
+        ("0.0.0.0", None, "http://127.0.0.1:8123"),  # every address: reached on the loopback one
+        ("::", None, "http://[::1]:8123"),
+        ("::1", None, "http://[::1]:8123"),  # an IPv6 address in a URL: in brackets
+        ("localhost", "cert.pem", "https://localhost:8123"),
+        ("::1", "cert.pem", "https://[::1]:8123"),
+    ],
+)
+def test_the_url_start_gives_is_one_this_machine_reaches(host, certificate, url):
+    from nextword.serve.background import _url
+
+    assert _url(ServeConfig(host=host, port=8123, ssl_certfile=certificate), 8123) == url
+
+
+# ------------------------------------------------------------------------------ the address check
+
+
+def test_an_ipv6_host_is_checked_as_an_ipv6_address():
+    if not _ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback")
+    check_address("::1", 0)  # bound as uvicorn binds it: an IPv6 socket
+
+
+def test_a_privileged_port_says_that_ports_below_1024_need_privileges(monkeypatch):
+    ipv6 = _ipv6_loopback()
+
+    def refused(self, address):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", refused)  # as for anyone but root on port 80
+    with pytest.raises(AddressUnavailableError) as said:
+        check_address("127.0.0.1", 80, in_python=True)
+    assert said.value.errno == errno.EACCES
+    assert said.value.strerror == (
+        "binding 127.0.0.1:80 is not permitted (ports below 1024 need privileges): raise --port"
+    )
+    assert str(said.value).endswith("(ports below 1024 need privileges): raise ServeConfig(port=...)")
+    if ipv6:
+        with pytest.raises(AddressUnavailableError, match=r"^binding \[::1\]:80 is not permitted"):
+            check_address("::1", 80)
+
+
+# ----------------------------------------------------------------- cutting generations still running
+
+
+def test_stop_with_a_timeout_shorter_than_the_servers_cuts_a_generation_then(bundled):
+    """stop(timeout=0.2) on a server with shutdown_timeout=60: the generation in flight is cancelled
+    after 0.2 s, not 60, and its stream ends saying so."""
+    server = start(ServeConfig(port=0, max_words=10_000, shutdown_timeout=60), bundled)
+    ended: list[str] = []
+
+    def stream() -> None:
+        with (
+            httpx.Client(base_url=server.url, timeout=60) as http,
+            http.stream("POST", "/v1/completions", json=LONG) as answer,
+        ):
+            ended.append(answer.read().decode())
+
+    client = threading.Thread(target=stream)
+    try:
+        client.start()
+        deadline = time.monotonic() + 30
+        while httpx.get(server.url + "/health", timeout=30).json()["generations_in_flight"] == 0:
+            assert time.monotonic() < deadline, "the generation never started"
+            time.sleep(0.02)
+    finally:
+        began = time.monotonic()
+        server.stop(timeout=0.2)
+        stopped = time.monotonic() - began
+        client.join(60)
+    assert stopped < 3 and not server.running and not _server_threads()
+    assert ended, "the stream did not end"
+    _cut_short(_events(ended[0]))
+
+
+def test_serve_async_cancelled_twice_cuts_the_generations_in_flight(bundled, held_port):
+    """The first cancellation lets the generation in flight finish (shutdown_timeout, 60 s here); a
+    second one cancels it, and the server stops at once."""
+    url = f"http://127.0.0.1:{held_port}"
+
+    async def program() -> float:
+        config = ServeConfig(port=held_port, max_words=10_000, shutdown_timeout=60)
+        server = asyncio.create_task(serve_async(config, bundled))
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            for _ in range(1500):
+                try:
+                    await http.get("/health")
+                    break
+                except httpx.ConnectError:
+                    assert not server.done(), server
+                    await asyncio.sleep(0.02)
+
+            async def stream() -> str:
+                async with http.stream("POST", "/v1/completions", json=LONG) as answer:
+                    return (await answer.aread()).decode()
+
+            client = asyncio.create_task(stream())
+            while (await http.get("/health")).json()["generations_in_flight"] == 0:
+                assert not client.done(), client
+                await asyncio.sleep(0.02)
+            server.cancel()
+            await asyncio.sleep(0.3)
+            assert not server.done()  # the generation may finish: shutdown_timeout
+            began = time.monotonic()
+            server.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(server, 30)
+            took = time.monotonic() - began
+            _cut_short(_events(await asyncio.wait_for(client, 30)))
+        return took
+
+    assert asyncio.run(program()) < 2
+    assert not _listening(held_port)
+
+
+# ---------------------------------------------------------------------- an interrupt during start()
+
+
+@pytest.mark.parametrize("when", ["starting", "listening"])
+def test_an_interrupt_while_start_waits_leaves_no_server_behind(bundled, held_port, monkeypatch, when):
+    """Ctrl-C in a notebook while start() waits for the server (a model being loaded, say): the
+    KeyboardInterrupt reaches the cell, and no server goes on without a handle to stop it."""
+
+    class Interrupted(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            if when == "listening":
+                assert super().wait(timeout), "the server never listened"
+            raise KeyboardInterrupt
+
+    made = RunningServer.__init__
+
+    def interrupted_init(self, *args, **kwargs) -> None:
+        made(self, *args, **kwargs)
+        self._ready = Interrupted()
+
+    monkeypatch.setattr(RunningServer, "__init__", interrupted_init)
+    with pytest.raises(KeyboardInterrupt):
+        start(ServeConfig(port=held_port), bundled)
+    assert not _server_threads()
+    assert not _listening(held_port)
