@@ -56,8 +56,8 @@ def atomic_path(target: str | Path, replace: bool = True) -> Iterator[Path]:
         yield tmp
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
+        _keep_group(tmp, target)  # first: the mode then opens the file to the target's group, no other
         os.chmod(tmp, _file_mode(target))  # mkstemp creates 0600; keep the mode a plain open() would give
-        _keep_group(tmp, target)
         if replace:
             os.replace(tmp, target)
         else:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
-import json
 import logging
 import math
 import os
@@ -15,7 +14,6 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nextword.runtime import LoadLimits, ModelFileError, NextWordModel
@@ -28,8 +26,9 @@ from .config import ServeConfig, served
 from .logs import uvicorn_log_config
 from .main_guard import exit_if_bootstrapping, said_by_workers
 from .metrics import MULTIPROCESS_ENV
-from .state import BACKSTOP_SECONDS, ModelFile
+from .state import BACKSTOP_SECONDS
 from .stop_signals import watch_signals
+from .worker_settings import WorkerSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -278,33 +277,28 @@ def _serve_workers(config: ServeConfig, common: dict[str, Any]) -> None:
     check_address(config.host, config.port, in_python=True)
     _warn_if_public(config)
     level = logging.getLogger("nextword").getEffectiveLevel()
-    earlier = os.environ.get(CONFIG_ENV)  # the workers' settings, for their time: the caller's come back
-    settings = {
-        **dataclasses.asdict(config),
-        "_log_level": level,
-        "_backstop": True,
-        # the server's start, one for every worker (/v1/models' "created", /health's uptime): a
-        # worker's own start differed from worker to worker, and moved when uvicorn replaced one
-        "_started": time.time(),
-        "_started_monotonic": time.monotonic(),  # one clock for every process of the machine
-        "_supervisor": os.getpid(),  # a worker ends when this process does (serve/app.py)
-    }
-
-    def approve_the_file() -> None:
-        """What a worker started from now on should find in the model file: its bytes now (at start, and
-        at each SIGHUP, which reloads every worker); a worker that uvicorn starts again after one died
-        says so where the file holds others since (serve/app.py)."""
-        found = ModelFile.of(Path(config.model_path))
-        os.environ[CONFIG_ENV] = json.dumps({**settings, "_model_digest": found and found.digest})
-
-    approve_the_file()
+    workers = WorkerSettings(
+        CONFIG_ENV,
+        {
+            **dataclasses.asdict(config),
+            "_log_level": level,
+            "_backstop": True,
+            # the server's start, one for every worker (/v1/models' "created", /health's uptime): a
+            # worker's own start differed from worker to worker, and moved when uvicorn replaced one
+            "_started": time.time(),
+            "_started_monotonic": time.monotonic(),  # one clock for every process of the machine
+            "_supervisor": os.getpid(),  # a worker ends when this process does (serve/app.py)
+        },
+        config.model_path,
+    )
+    workers.start()  # the workers' settings, for their time: the caller's come back
     try:
         if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn 0.37+
             # a worker loads and probes the model before it is ready: a large one takes longer than
             # uvicorn's 5 s, and a SIGHUP reload (0.51+) then kept the old model ("was not ready in time")
             common["timeout_worker_healthcheck"] = WORKER_READY_SECONDS
         with (
-            watch_signals(supervisor=True, on_hangup=approve_the_file) as watch,
+            watch_signals(supervisor=True, on_hangup=workers.approve_the_file) as watch,
             _shared_metrics_folder(config.workers),
         ):
             uvicorn.run(
@@ -315,10 +309,7 @@ def _serve_workers(config: ServeConfig, common: dict[str, Any]) -> None:
                 "a worker failed to start, and uvicorn stopped the server: the log above says why"
             )
     finally:
-        if earlier is None:
-            os.environ.pop(CONFIG_ENV, None)
-        else:
-            os.environ[CONFIG_ENV] = earlier
+        workers.end()
 
 
 def _http_protocol(config: ServeConfig) -> dict[str, Any]:
