@@ -367,6 +367,9 @@ class ScoreResponse(BaseModel):
 class ModelLimits(BaseModel):
     """This server's caps, so that a client asks for no more than it takes."""
 
+    # model_download is a field of ours, not pydantic's "model_" namespace (older pydantic 2 releases warn)
+    model_config = ConfigDict(protected_namespaces=())
+
     max_words: int = Field(..., description="the most words a completion may ask for (max_tokens)")
     max_prompt_chars: int = Field(..., description="the longest prompt or text, in characters")
     max_suggestions: int = Field(..., description="the largest k of /v1/suggest")
