@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -312,3 +313,15 @@ def check_the_typed_text_is_shown(driver: Any, model: Any) -> None:
     assert [p for *_, p in spans] == pytest.approx(wanted, rel=1e-4)  # nextword-web: float32 rounding
     summary = driver.find_element(By.ID, "score-summary").text
     assert summary.startswith(f"{len(tokens)} words · perplexity {expected.perplexity:.1f}")
+
+
+def server_threads() -> list[threading.Thread]:
+    """The threads of servers that nextword.serve.start() runs in this process."""
+    return [thread for thread in threading.enumerate() if thread.name == "nextword-serve"]
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        probe.settimeout(5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0

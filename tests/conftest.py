@@ -125,3 +125,15 @@ def model(model_path: Path):
     from nextword.runtime import load
 
     return load(model_path)
+
+
+@pytest.fixture
+def temporary(tmp_path, monkeypatch):
+    """The temporary directory of the workers a test runs, in this process and the ones it starts."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder

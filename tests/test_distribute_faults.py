@@ -254,18 +254,6 @@ def test_without_sigkill_the_watchdog_ends_the_worker_with_sigterm():
 # ------------------------------------------------------------------------------ the scratch folders
 
 
-@pytest.fixture
-def temporary(tmp_path, monkeypatch):
-    """The temporary directory of the workers a test runs, in this process and the ones it starts."""
-    import tempfile
-
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    monkeypatch.setenv("TMPDIR", str(folder))
-    return folder
-
-
 def _workers(index):
     from nextword.train.distribute import Workers
 

@@ -18,6 +18,8 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
 
+from browser import listening, server_threads  # noqa: E402
+
 from nextword.runtime import BUNDLED_MODEL, NextWordModel, load  # noqa: E402
 from nextword.serve import RunningServer, ServeConfig, serve_async, start  # noqa: E402
 from nextword.serve.address import AddressUnavailableError, check_address  # noqa: E402
@@ -31,16 +33,6 @@ LONG = {"prompt": "the network", "max_tokens": 10_000, "stop_at_end": False, "st
 @pytest.fixture(scope="module")
 def bundled() -> NextWordModel:
     return load(BUNDLED_MODEL)
-
-
-def _server_threads() -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name == "nextword-serve"]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _ipv6_loopback() -> bool:
@@ -155,7 +147,9 @@ def test_stop_with_a_timeout_shorter_than_the_servers_cuts_a_generation_then(bun
         server.stop(timeout=0.2)
         stopped = time.monotonic() - began
         client.join(60)
-    assert stopped < 3 and not server.running and not _server_threads()
+    assert stopped < 3 and not server.running and not server_threads()
+    with pytest.raises(ValueError, match="timeout must be"):
+        server.stop(timeout=-1)
     assert ended, "the stream did not end"
     _cut_short(_events(ended[0]))
 
@@ -197,7 +191,7 @@ def test_serve_async_cancelled_twice_cuts_the_generations_in_flight(bundled, hel
         return took
 
     assert asyncio.run(program()) < 2
-    assert not _listening(held_port)
+    assert not listening(held_port)
 
 
 # ---------------------------------------------------------------------- an interrupt during start()
@@ -223,5 +217,5 @@ def test_an_interrupt_while_start_waits_leaves_no_server_behind(bundled, held_po
     monkeypatch.setattr(RunningServer, "__init__", interrupted_init)
     with pytest.raises(KeyboardInterrupt):
         start(ServeConfig(port=held_port), bundled)
-    assert not _server_threads()
-    assert not _listening(held_port)
+    assert not server_threads()
+    assert not listening(held_port)

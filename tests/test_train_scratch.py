@@ -21,18 +21,6 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="the folders are guar
 WORKER = SimpleNamespace(index=1)  # worker 1 (all that worker_scratch reads of the workers)
 
 
-@pytest.fixture
-def temporary(tmp_path, monkeypatch):
-    """The temporary directory where the workers of a test keep their scratch folders."""
-    import tempfile
-
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    monkeypatch.setenv("TMPDIR", str(folder))
-    return folder
-
-
 def _root_of(out):
     """The scratch folder of worker 1 of the run in ``out`` (taken and let go: removed again)."""
     with worker_scratch(WORKER, out) as root:
