@@ -539,6 +539,19 @@ def _workers(logs: Path) -> list[int]:
     return [int(m) for m in re.findall(r"uvicorn: Started server process \[(\d+)\]", _log(logs))]
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie its supervisor has not reaped yet has ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="latin-1").rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return not sys.platform.startswith("linux")  # no /proc to ask: os.kill found it
+    return state != "Z"
+
+
 def _uvicorn_version() -> tuple[int, ...]:
     from importlib.metadata import version
 
@@ -582,11 +595,13 @@ def test_a_worker_started_again_says_the_model_file_changed_or_cannot_load(model
         _wait_for(logs, changed, 2, timeout=150)  # uvicorn waits up to a minute between its tries
         _wait_for(logs, "nextword.serve.app: serving", 4)
         started = len(_workers(logs))
+        serving = [pid for pid in _workers(logs) if _running(pid)]
         server.send_signal(signal.SIGHUP)  # every worker loads the file on disk: it is the one now
         deadline = time.monotonic() + 90
-        while len(_workers(logs)) < started + 2:
+        while len(_workers(logs)) < started + 2 or any(_running(pid) for pid in serving):
             assert time.monotonic() < deadline, _log(logs)
             time.sleep(0.2)
+        # the old workers have ended: one still draining answers 503 (the request came as one did once)
         _wait_for(logs, "nextword.serve.app: serving", 6)
         assert httpx.get(url + "/health", timeout=30).status_code == 200
     finally:
