@@ -147,8 +147,10 @@ export function start(backend, doc = document) {
     ui.said.textContent = ''; // the same words twice (a seed) are still said: a change from nothing
     ui.output.replaceChildren(span('prompt-echo', prompt));
     const words = span('generated', '');
-    ui.output.append(words, span('caret', ''));
+    const caret = span('caret', '');
+    ui.output.append(words, caret);
     setBusy(true, 'generating…');
+    caret.scrollIntoView({ block: 'nearest' }); // in sight as it starts (on a phone it is below the fold)
     const started = performance.now();
     let pieces = 0;
     try {
@@ -156,10 +158,12 @@ export function start(backend, doc = document) {
         prompt,
         options(),
         (piece) => {
+          // a reader at the newest word is kept there as the text grows, and left alone once they scroll away
+          const following = inSight(caret);
           generated += piece;
           pieces += 1;
-          const word = span('word fresh', piece);
-          words.append(word);
+          words.append(span('word fresh', piece));
+          if (following) caret.scrollIntoView({ block: 'nearest' });
         },
         running.signal,
       );
@@ -188,13 +192,25 @@ export function start(backend, doc = document) {
 
   function setBusy(busy, message, failed = false) {
     // the button that disables or hides itself hands the keyboard focus to the one that takes over
-    // (else it falls to the page's start)
+    // (else it falls to the page's start), without scrolling there: a phone's reader stays at the text
     const focused = doc.activeElement === (busy ? ui.generate : ui.stop);
     ui.generate.disabled = busy;
     ui.stop.hidden = !busy;
-    if (focused) (busy ? ui.stop : ui.generate).focus();
+    if (focused) (busy ? ui.stop : ui.generate).focus({ preventScroll: true });
+    doc.body.toggleAttribute('data-generating', busy); // Stop stays in sight above the text (style.css)
     say(message, failed);
   }
+
+  const inSight = (node) => {
+    const { top, bottom } = node.getBoundingClientRect();
+    return top >= 0 && bottom <= doc.documentElement.clientHeight + 1;
+  };
+
+  // A tap on a chip or on Keep text leaves the focus where it is: the prompt's would raise a phone's
+  // keyboard over the next suggestions. A click or a key puts it in the prompt, to type on.
+  let pointer = 'mouse';
+  doc.addEventListener('pointerdown', (event) => (pointer = event.pointerType), true);
+  const typeOn = (event) => (event.detail === 0 || pointer !== 'touch') && ui.prompt.focus();
 
   function say(message, failed = false) {
     ui.status.textContent = message;
@@ -204,11 +220,11 @@ export function start(backend, doc = document) {
   ui.generate.addEventListener('click', generate);
   ui.seed.addEventListener('input', () => ui.seed.removeAttribute('aria-invalid'));
   ui.stop.addEventListener('click', () => running?.abort());
-  ui.keep.addEventListener('click', () => {
+  ui.keep.addEventListener('click', (event) => {
     ui.prompt.value = generatedFrom + generated; // the text the output shows
     generated = '';
     ui.keep.disabled = true;
-    ui.prompt.focus();
+    typeOn(event);
     refreshSuggestions();
   });
   ui.prompt.addEventListener('keydown', (event) => {
@@ -273,13 +289,13 @@ export function start(backend, doc = document) {
     button.dataset.text = suggestion.text;
     button.title = `probability ${(suggestion.probability * 100).toFixed(1)}%`;
     button.append(span('chip-word', suggestion.word), span('chip-p', percent(suggestion.probability)));
-    button.addEventListener('click', () => {
+    button.addEventListener('click', (event) => {
       if (ui.prompt.value !== prompt) {
         refreshSuggestions();
         return;
       }
       ui.prompt.value += suggestion.text;
-      ui.prompt.focus();
+      typeOn(event);
       refreshSuggestions();
     });
     return button;
