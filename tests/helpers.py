@@ -200,3 +200,21 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def drain_once_generating(state: Any, after: float = 0.5, bound: float = 60.0) -> None:
+    """Cancel ``state``'s generations as the shutdown's drain does (``cancel_all``), ``after`` seconds once
+    one is in flight, on a thread: a timer started before the request cancelled nothing where the request
+    reached the server after the timer fired (the completion then ran to its end, a held search for ever).
+    Past ``bound`` seconds with none in flight it cancels anyway, so that nothing waits for ever."""
+    import threading
+    import time
+
+    def drain() -> None:
+        deadline = time.monotonic() + bound
+        while not state.jobs and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(after)
+        state.cancel_all()
+
+    threading.Thread(target=drain, name="drain", daemon=True).start()

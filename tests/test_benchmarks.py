@@ -11,7 +11,6 @@ import math
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +89,17 @@ def test_the_machine_table_names_the_cpu_features_that_change_int8_results():
     assert "CPU features" not in environment.machine_markdown(old)
 
 
-def test_interleaved_rounds_take_turns_and_stop_at_the_time_limit():
+def test_interleaved_rounds_take_turns_and_stop_at_the_time_limit(monkeypatch):
     calls: list[str] = []
+    # the rounds' clock is one the timers advance: a loaded machine's sleep(0.03) that overslept by 20 ms
+    # (1 run in 100 with both cores busy) ended the rounds after the first
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
 
     def timer(name: str, seconds: float) -> timing.Timer:
         def run(seed: int) -> tuple[float, int]:
             calls.append(f"{name}{seed}")
-            time.sleep(seconds)
+            clock[0] += seconds
             return seconds, 2
 
         return run

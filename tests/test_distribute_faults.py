@@ -148,8 +148,26 @@ def _stuck_worker(timeout, script=STUCK_WORKER):
         start_new_session=True,
     )
     watchdog = int(process.stdout.readline())
-    time.sleep(0.5)  # the watchdog has set its handlers
+    _wait_for_handlers(watchdog)  # a signal before them kills the watchdog (a traceback, or a worker left)
     return process, watchdog
+
+
+def _wait_for_handlers(pid, signals=(signal.SIGINT, signal.SIGTERM), within=WAIT):
+    """Until process ``pid`` catches ``signals`` (its handlers are set: SigCgt in /proc), at most
+    ``within`` seconds; where there is no /proc to read, half a second."""
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        time.sleep(0.5)
+        return
+    wanted = sum(1 << (s - 1) for s in signals)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        lines = status.read_text(encoding="utf-8").splitlines()
+        caught = next(int(line.split()[1], 16) for line in lines if line.startswith("SigCgt:"))
+        if caught & wanted == wanted:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"the watchdog {pid} set no handlers within {within} s")
 
 
 @POSIX

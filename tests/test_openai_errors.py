@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ pytest.importorskip("fastapi", reason="install nextword[serve] to test the serve
 httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to test the server")
 openai = pytest.importorskip("openai", reason="install nextword[serve-test] (the openai client)")
 
+from helpers import drain_once_generating  # noqa: E402
 from nextword.serve.errors import CODES  # noqa: E402
 
 JSON = {"content-type": "application/json"}
@@ -124,7 +124,8 @@ FIELD = {"/v1/completions": "prompt", "/v1/suggest": "prompt", "/v1/score": "tex
         (b'{"FIELD": "a"}', {}, "unsupported_content_type", None),
         # a compressed body was refused as "not UTF-8: byte 0x8b ... Latin-1?"; no body is inflated
         (
-            gzip.compress(b'{"FIELD": "a"}'),
+            # no time in it (mtime=0): the id is the same for each pytest-xdist worker that collects it
+            gzip.compress(b'{"FIELD": "a"}', mtime=0),
             {**JSON, "content-encoding": "gzip"},
             "unsupported_content_encoding",
             None,
@@ -242,12 +243,12 @@ def test_a_completion_the_shutdown_cuts_short_is_an_error_the_client_raises(drai
     with an error event (which they raise)."""
     server, state = draining_server
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
-    threading.Timer(0.5, state.cancel_all).start()
+    drain_once_generating(state)
     with pytest.raises(openai.InternalServerError) as whole:
         client.completions.create(model="", **LONG)
     assert whole.value.status_code == 503 and "cut this completion short" in whole.value.message
     assert whole.value.body["type"] == "server_error"
-    threading.Timer(0.5, state.cancel_all).start()
+    drain_once_generating(state)
     texts = []
     with pytest.raises(openai.APIError) as streamed:
         for chunk in client.completions.create(model="", stream=True, **LONG):

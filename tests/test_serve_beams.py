@@ -12,6 +12,7 @@ pytest.importorskip("httpx", reason="install nextword[serve-test] to test the se
 
 from fastapi.testclient import TestClient
 
+from helpers import drain_once_generating
 from nextword.runtime import GenerationConfig, NextWordModel
 from nextword.runtime.beam import BeamSearch
 from nextword.serve import ServeConfig, create_app
@@ -224,7 +225,6 @@ def test_scores_and_suggestions_answer_while_more_beam_searches_run_than_their_t
 def test_a_search_the_shutdown_cuts_short_is_a_503(client_for, model, monkeypatch):
     """A beam search the drain cancelled answered its best texts so far, 200 with finish_reason "stop":
     a client took them for finished ones. It is now a 503 server_error, which OpenAI's clients retry."""
-    import threading
     import time
 
     run = BeamJob.run
@@ -236,7 +236,7 @@ def test_a_search_the_shutdown_cuts_short_is_a_503(client_for, model, monkeypatc
 
     monkeypatch.setattr(BeamJob, "run", held)
     client = client_for(model)
-    threading.Timer(0.3, client.app.state.nextword.cancel_all).start()
+    drain_once_generating(client.app.state.nextword, after=0.3)
     answer = client.post("/v1/completions", json={"prompt": "the network", "max_tokens": 5, "num_beams": 2})
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["type"] == "server_error"

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from test_serve_metrics import requests, scrape
 
+from helpers import drain_once_generating
 from nextword.runtime import GenerationConfig
 from nextword.serve import ServeConfig, create_app
 from nextword.serve.metrics import MULTIPROCESS_ENV
@@ -91,7 +92,7 @@ def test_a_stream_the_drain_cancels_counts_as_cancelled(model, monkeypatch):
     body = {"prompt": "the", "max_tokens": 1000, "min_tokens": 1000, "stream": True}
     with TestClient(app) as client:
         # what the shutdown does --shutdown-timeout after its signal (ServerState.begin_shutdown)
-        threading.Timer(0.5, app.state.nextword.cancel_all).start()
+        drain_once_generating(app.state.nextword)
         with client.stream("POST", "/v1/completions", json=body) as stream:
             events = [line for line in stream.iter_lines() if line.startswith("data: ")]
         assert '"finish_reason":null,"end_reason":"cancelled"' in events[-3], events[-3:]
