@@ -353,18 +353,29 @@ def test_every_worker_answers_a_scrape_with_the_whole_servers_counts(model_path,
             if sent >= 6 and len(_access_pids(tmp_path, "POST /v1/completions")) == 2:
                 break
         assert len(_access_pids(tmp_path, "POST /v1/completions")) == 2, _log(tmp_path)
-        time.sleep(1.5)  # each worker writes its load once a second
-        for _ in range(40):  # until both workers have answered a scrape
-            text = httpx.get(url + "/metrics", timeout=30).text
-            scrapes.append(
-                {
-                    sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
-                    for family in text_string_to_metric_families(text)
-                    for sample in family.samples
-                }
-            )
-            if len(scrapes) >= 4 and len(_access_pids(tmp_path, "GET /metrics")) == 2:
-                break
+        deadline = time.monotonic() + 20
+        settled = False
+        while not settled and time.monotonic() < deadline:
+            # each worker writes its load once a second: scraped again until every scrape has it (a
+            # worker's write a moment late on a busy machine is not what is tested)
+            time.sleep(1.1)
+            scrapes = []
+            for _ in range(40):  # until both workers have answered a scrape
+                text = httpx.get(url + "/metrics", timeout=30).text
+                scrapes.append(
+                    {
+                        sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
+                        for family in text_string_to_metric_families(text)
+                        for sample in family.samples
+                    }
+                )
+                if len(scrapes) >= 4 and len(_access_pids(tmp_path, "GET /metrics")) == 2:
+                    break
+            totals = [
+                (s.get("nextword_generations_total{}"), s.get("nextword_generated_words_total{}"))
+                for s in scrapes
+            ]
+            settled = set(totals) == {(sent, words)}
         assert len(_access_pids(tmp_path, "GET /metrics")) == 2, _log(tmp_path)
     finally:
         _stop(server)
