@@ -9,6 +9,10 @@ export { SIZE_CAPS, withoutSizeCaps } from './size-caps.js';
 // Errors rebuilt with their own class on this side of the worker (a worker can only post plain data).
 const ERRORS = { ModelFileError, ModelRunError, NextwordError, TypeError, RangeError };
 
+// Request ids, one sequence for every client of this page: a worker (or port) the caller gave may be
+// given again after a load was aborted, and the late answer to that load must settle no other request.
+let nextId = 1;
+
 /** A model loaded in a Web Worker. Create one with WorkerModel.load(). */
 export class WorkerModel {
   /**
@@ -17,14 +21,23 @@ export class WorkerModel {
    *   the page), its bytes (a copy transferred to the worker) or a Blob (sent to it)
    * @param {{worker?: Worker | MessagePort, workerUrl?: string | URL, ortUrl?: string | URL,
    *   wasmPaths?: string | URL | {wasm?: string | URL, mjs?: string | URL}, numThreads?: number,
-   *   limits?: object}} [options]
+   *   limits?: object, signal?: AbortSignal}} [options]
    *   workerUrl: nextword-web/worker's URL (default: beside this module, which Vite and webpack
    *   bundle); ortUrl: onnxruntime-web's ES module (e.g. ".../ort.wasm.min.mjs"), needed where the worker
    *   cannot resolve "onnxruntime-web/wasm" (no bundler); wasmPaths: the folder of its .wasm and .mjs, or
-   *   onnxruntime-web's {wasm, mjs} with the URL of each
+   *   onnxruntime-web's {wasm, mjs} with the URL of each; signal: aborted before the load is done, the
+   *   load rejects with the signal's reason, as fetch does (an AbortError DOMException for
+   *   controller.abort()), and the worker it started is terminated, which stops what it was fetching (the
+   *   model, onnxruntime-web's WebAssembly); already aborted, it rejects at once and starts no worker. A
+   *   worker given as `worker` stays the caller's: not terminated, but no longer listened to (a load it
+   *   had begun goes on there)
    */
   static async load(source, options = {}) {
-    const { worker, workerUrl, ...rest } = options;
+    const { worker, workerUrl, signal, ...rest } = options;
+    if (signal !== undefined && signal !== null && typeof signal.throwIfAborted !== 'function') {
+      throw new TypeError(`signal must be an AbortSignal, got ${Object.prototype.toString.call(signal)}`);
+    }
+    signal?.throwIfAborted(); // before any worker is started
     // Node has no Web Worker; onnxruntime-web, once loaded there, sets globalThis.Worker to
     // worker_threads' Worker, which has neither addEventListener nor module scripts by URL
     if (!worker && typeof globalThis.Worker?.prototype?.addEventListener !== 'function') {
@@ -73,13 +86,21 @@ export class WorkerModel {
       transfer.push(payload);
     }
     const loadOptions = { ...rest, ortUrl: absolute(rest.ortUrl), wasmPaths };
+    // aborted: the load fails now, and a worker started here ends at once, with the fetches it made
+    // (one the caller gave stays theirs, and this client stops listening to it)
+    const abort = () => client._fail(signal.reason, !worker);
+    signal?.addEventListener('abort', abort);
     try {
       client.info = await client._request({ type: 'load', source: payload, options: loadOptions }, transfer);
+      signal?.throwIfAborted(); // aborted as the answer came in
     } catch (error) {
       // a worker started here for a model that failed to load is of no use: ended, not left running
       // with its memory (a worker given by the caller stays theirs)
       if (!worker) client.terminate();
+      else if (signal?.aborted) client._fail(error, false); // aborted as the answer came in
       throw error;
+    } finally {
+      signal?.removeEventListener('abort', abort);
     }
     return client;
   }
@@ -92,20 +113,19 @@ export class WorkerModel {
   constructor(port, name = 'the worker', hint = '') {
     this.port = port;
     this._terminated = false;
-    this._next = 1;
     this._pending = new Map();
-    port.addEventListener('message', (event) => this._receive(event.data));
     // A worker whose script cannot load (a 404, a server gone) or that throws outside a request fires
     // "error", and a reply that cannot be read "messageerror": no answer will come, so every request
     // waiting for one fails now rather than never settling.
-    port.addEventListener('error', (event) =>
-      this._fail(
-        new NextwordError(`${name} failed: ${event?.message || `its script could not be loaded${hint}`}`),
-      ),
-    );
-    port.addEventListener('messageerror', () =>
-      this._fail(new NextwordError(`${name} sent a reply that could not be read`)),
-    );
+    this._listeners = {
+      message: (event) => this._receive(event.data),
+      error: (event) =>
+        this._fail(
+          new NextwordError(`${name} failed: ${event?.message || `its script could not be loaded${hint}`}`),
+        ),
+      messageerror: () => this._fail(new NextwordError(`${name} sent a reply that could not be read`)),
+    };
+    for (const [type, listener] of Object.entries(this._listeners)) port.addEventListener(type, listener);
     port.start?.();
   }
 
@@ -136,7 +156,7 @@ export class WorkerModel {
     // against the file's defaults, as the worker's model checks them (a WorkerModel made with `new`, not
     // load(), has none: its worker checks them alone)
     if (this.info?.generation) streamOptions(this.info.generation, prompt, options);
-    const id = this._next++;
+    const id = nextId++;
     const queue = [];
     let wake = null;
     let finished = false;
@@ -195,10 +215,17 @@ export class WorkerModel {
     this._fail(terminated());
   }
 
-  /** Stop the worker and fail every request waiting for it with `error`; later calls fail at once. */
-  _fail(error) {
+  /** Stop the worker (`end`; else only stop listening to it, a worker the caller gave) and fail every
+   * request waiting for it with `error`; later calls fail at once. */
+  _fail(error, end = true) {
     this._terminated = true;
-    (this.port.terminate ?? this.port.close)?.call(this.port);
+    if (end) {
+      (this.port.terminate ?? this.port.close)?.call(this.port);
+    } else {
+      for (const [type, listener] of Object.entries(this._listeners)) {
+        this.port.removeEventListener(type, listener);
+      }
+    }
     for (const { reject } of this._pending.values()) reject(error);
     this._pending.clear();
   }
@@ -210,7 +237,7 @@ export class WorkerModel {
 
   _request(message, transfer = []) {
     if (this._terminated) return Promise.reject(terminated());
-    const id = this._next++;
+    const id = nextId++;
     return new Promise((resolve, reject) => {
       this._pending.set(id, { resolve, reject });
       this.port.postMessage({ id, ...message }, transfer);

@@ -1419,6 +1419,141 @@ describe('the Web Worker client', () => {
     }
     assert.match((await refusal(client.generate('x'))).message, /^the worker was terminated/);
   });
+
+  describe('WorkerModel.load({ signal })', () => {
+    /** globalThis.Worker replaced by `Stand`, for `run()`; the Workers it made, in order. */
+    async function withWorker(Stand, run) {
+      const had = Object.getOwnPropertyDescriptor(globalThis, 'Worker');
+      globalThis.Worker = Stand;
+      try {
+        return await run();
+      } finally {
+        if (had) Object.defineProperty(globalThis, 'Worker', had);
+        else delete globalThis.Worker;
+      }
+    }
+    const isAbortError = (error) => error instanceof DOMException && error.name === 'AbortError';
+
+    test('a signal already aborted rejects at once, with no worker started and nothing sent', async () => {
+      const started = [];
+      class Counted extends EventTarget {
+        constructor() {
+          super();
+          started.push(this);
+        }
+        postMessage() {
+          assert.fail('a message was sent');
+        }
+        terminate() {}
+      }
+      await withWorker(Counted, async () => {
+        const error = await refusal(WorkerModel.load(bytes, { signal: AbortSignal.abort() }));
+        assert.ok(isAbortError(error), String(error));
+        const given = new Counted(); // a worker of the caller's: nothing is posted to it
+        assert.ok(
+          isAbortError(
+            await refusal(WorkerModel.load(bytes, { worker: given, signal: AbortSignal.abort() })),
+          ),
+        );
+        // the signal's own reason, as fetch rejects with it
+        const reason = new Error('left the page');
+        assert.equal(await refusal(WorkerModel.load(bytes, { signal: AbortSignal.abort(reason) })), reason);
+      });
+      assert.equal(started.length, 1); // the caller's own
+      // as fetch, which takes null (and undefined) for no signal, anything else is refused
+      for (const signal of [{}, 'abort', { aborted: true }]) {
+        const error = await refusal(WorkerModel.load(bytes, { signal }));
+        assert.ok(
+          error instanceof TypeError && /^signal must be an AbortSignal/.test(error.message),
+          String(error),
+        );
+      }
+    });
+
+    test('aborted while the worker loads: an AbortError at once, and the worker it started is terminated', async () => {
+      // a Web Worker (which Node lacks) running nextword-web/worker's code on a channel: the load is real
+      const started = [];
+      const events = [];
+      class Served extends EventTarget {
+        constructor() {
+          super();
+          started.push(this);
+          const { port1, port2 } = new MessageChannel();
+          serve(port1);
+          this.inside = port1;
+          this.outside = port2;
+          port2.onmessage = ({ data }) => {
+            events.push(data.error ? 'failed' : 'loaded');
+            this.dispatchEvent(new MessageEvent('message', { data }));
+          };
+          this.terminated = false;
+        }
+        postMessage(message, transfer) {
+          events.push(message.type);
+          this.outside.postMessage(message, transfer);
+        }
+        terminate() {
+          this.terminated = true;
+          this.outside.close();
+          this.inside.close();
+        }
+      }
+      const controller = new AbortController();
+      const error = await withWorker(Served, () => {
+        const loading = WorkerModel.load(bytes, { signal: controller.signal });
+        assert.deepEqual(events, ['load']); // under way in the worker
+        controller.abort();
+        return refusal(loading);
+      });
+      assert.ok(isAbortError(error), String(error));
+      assert.equal(started.length, 1);
+      assert.ok(started[0].terminated, 'the worker it started was left running');
+      assert.deepEqual(events, ['load']); // rejected before the worker answered, which it never will now
+
+      // aborted after the load: nothing happens to the model
+      const later = new AbortController();
+      const loaded = await withWorker(Served, () => WorkerModel.load(bytes, { signal: later.signal }));
+      later.abort();
+      assert.ok(!started[1].terminated);
+      assert.equal(
+        await loaded.generate('a neural network', { maxWords: 5, temperature: 0 }),
+        await model.generate('a neural network', { maxWords: 5, temperature: 0 }),
+      );
+      loaded.terminate();
+    });
+
+    test("a caller's own worker, aborted while it loads, stays theirs: not closed, and free to load again", async () => {
+      const { port1, port2 } = new MessageChannel();
+      const answered = [];
+      const send = port1.postMessage.bind(port1);
+      let answer;
+      const firstAnswer = new Promise((resolve) => (answer = resolve));
+      port1.postMessage = (message) => {
+        answered.push(message.id);
+        answer();
+        send(message);
+      };
+      serve(port1);
+      const closed = [];
+      port2.close = () => closed.push('closed');
+      const controller = new AbortController();
+      const loading = WorkerModel.load(bytes, { worker: port2, signal: controller.signal });
+      controller.abort();
+      const error = await refusal(loading);
+      assert.ok(isAbortError(error), String(error));
+      assert.equal(answered.length, 0); // rejected before the worker's answer
+      await firstAnswer; // the worker finishes the load it had begun, and answers no one
+      const again = await WorkerModel.load(bytes, { worker: port2, signal: null });
+      assert.equal(
+        await again.generate('the present', { maxWords: 6, temperature: 0 }),
+        await model.generate('the present', { maxWords: 6, temperature: 0 }),
+      );
+      assert.deepEqual(closed, []); // neither the abort nor the load after it closed the caller's port
+      delete port2.close;
+      again.terminate();
+      port1.close();
+    });
+  });
 });
 
 describe('package.json', () => {
