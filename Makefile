@@ -79,7 +79,6 @@ web-maybe-setup:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web-setup; \
 	else echo "npm not found: nextword-web's tests (tests/test_web.py) will be skipped"; fi
 web-test: setup web-setup
-	cd web && node --test --test-timeout=300000 test/unit.test.js
 	$(BIN)/python -m pytest tests/test_web.py
 # The tokenizers' Unicode tables (runtime/unicode_marks.py, web/src/unicode-data.js). The script refuses
 # a Python whose Unicode is not the committed tables' (Python 3.11: 14.0.0): UNICODE_PYTHON=python3.11

@@ -8,6 +8,8 @@ packages of web/ (``make web-setup``); without them they are skipped with that r
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,29 @@ def test_readme_javascript_example_runs():
         script.unlink()
     assert result.returncode == 0, result.stderr
     assert "probability" in result.stdout and len(result.stdout.split()) > 40
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for node")
+@pytest.mark.parametrize(
+    ("version", "too_old"),
+    [
+        ("v18.19.0", True),
+        ("v20.18.3", True),
+        ("v20.19.1", False),
+        ("v21.7.3", True),
+        ("v22.11.0", True),
+        ("v22.12.0", False),
+        ("v24.1.0", False),
+    ],
+)
+def test_a_node_too_old_for_the_tests_is_named(tmp_path, monkeypatch, version, too_old):
+    """Debian 12's Node 18 failed every JavaScript test with "node: bad option: --test-timeout": the
+    tests now skip (or fail under NEXTWORD_REQUIRE_WEB=1) naming the version found and the one needed,
+    as .ci/run's check does (^20.19 or >=22.12)."""
+    from web_reference import _node_version
+
+    node = tmp_path / "node"
+    node.write_text(f"#!/bin/sh\necho {version}\n")
+    node.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert _node_version.__wrapped__() == (version if too_old else None)

@@ -8,6 +8,7 @@ their little-endian bytes, integers that may not fit a double as strings.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
@@ -677,12 +678,24 @@ def generation_reference(
     }
 
 
+@functools.cache
+def _node_version() -> str | None:
+    """``node --version`` where it is too old for the tests (Debian 12's Node 18 knows no --test-timeout:
+    every test failed with "bad option"), else None."""
+    found = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    parts = found.lstrip("v").split(".")
+    major, minor = (int(p) if p.isdigit() else -1 for p in [*parts, "", ""][:2])
+    return None if (major == 20 and minor >= 19) or (major == 22 and minor >= 12) or major > 22 else found
+
+
 def need_node() -> None:
     """Skip the calling test where Node or web/node_modules is missing; fail it instead under
     ``NEXTWORD_REQUIRE_WEB=1`` (CI's setting where both are installed)."""
     missing = None
     if shutil.which("node") is None:
         missing = "node is not installed (Node 20+ runs nextword-web's tests)"
+    elif (found := _node_version()) is not None:
+        missing = f"Node ^20.19 or >=22.12 runs nextword-web's tests (its --test options), found {found}"
     elif not (WEB / "node_modules" / "onnxruntime-web").is_dir():
         missing = "web/node_modules is missing: run `make web-setup` (npm ci in web/)"
     if missing and os.environ.get("NEXTWORD_REQUIRE_WEB") == "1":

@@ -161,7 +161,7 @@ export function environmentTests() {
       );
       assert.match(
         out,
-        /^ModelFileError model file \S+ cannot be read: .*\(ERR_ACCESS_DENIED\).*--allow-fs-read/m,
+        /^ModelFileError model file .+ cannot be read: .*\(ERR_ACCESS_DENIED\).*--allow-fs-read/m,
         out,
       );
       assert.doesNotMatch(out, /does not exist/);
