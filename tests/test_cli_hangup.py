@@ -125,3 +125,39 @@ def test_signals_held_holds_sighup_while_files_move(hangup_handler):
         os.kill(os.getpid(), signal.SIGHUP)
         assert got == []  # held
     assert got == [signal.SIGHUP]
+
+
+@pytest.mark.parametrize(
+    "stop, status, said", [("HungUp", 129, "hung up (SIGHUP: "), ("Terminated", 143, "terminated")]
+)
+def test_a_stop_before_the_command_took_over_ends_with_its_own_status(
+    monkeypatch, capsys, stop, status, said
+):
+    """A signal while the modules load or the arguments are read (a container's process 1 takes SIGTERM
+    from its start) is raised past the command's own handler: the entry point still says which signal
+    and ends 128 + it, not 130 as for a Ctrl-C."""
+    from nextword.cli import entry, main, signals
+
+    def stopped():
+        raise getattr(signals, stop)()
+
+    monkeypatch.setattr(main, "main", stopped)
+    monkeypatch.setattr(entry, "telemetry_off", lambda: None)  # no variable left set for other tests
+    assert entry.main() == status
+    assert capsys.readouterr().err.startswith(f"nextword: {said}")
+
+
+def test_terminate_notes_the_signal_it_raises_for():
+    """serve as a container's process 1 ends 143 after a SIGTERM's drain because terminate() noted it
+    (cli/main.py reads SIGNALLED): a signal raised but not noted ended the container 0."""
+    import signal
+
+    from nextword.cli.signals import SIGNALLED, HungUp, Terminated, terminate
+
+    SIGNALLED.clear()
+    with pytest.raises(Terminated):
+        terminate(signal.SIGTERM, None)
+    with pytest.raises(HungUp):
+        terminate(signal.SIGHUP, None)
+    assert SIGNALLED == [signal.SIGTERM, signal.SIGHUP]
+    SIGNALLED.clear()

@@ -255,3 +255,48 @@ def test_training_on_a_full_disk_stops_in_one_line_and_leaves_no_temporary(small
     assert run.is_dir() == (f"--resume {run}" in line)
     assert "Traceback" not in result.stderr
     assert not list(run.glob(".*.tmp*"))  # no half-written file left behind
+
+
+def test_the_group_is_given_before_the_mode_opens_the_file_to_it(tmp_path, monkeypatch):
+    """The new file gets the target's group while it is still 0600: a mode given first (0640) opened it,
+    for a moment, to the writer's own group."""
+    group = _another_group()
+    if group is None:
+        pytest.skip("this process is in no group other than its own, and is not root")
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"old")
+    os.chown(target, -1, group)
+    target.chmod(0o640)
+    real, seen = os.chmod, []
+
+    def chmod(path, mode, *args, **kwargs):
+        seen.append((os.stat(path).st_gid, mode & 0o777))
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    monkeypatch.undo()
+    assert seen and all(gid == group for gid, mode in seen if mode & 0o070), seen
+
+
+def test_without_proc_the_umask_is_read_and_put_back(tmp_path, monkeypatch):
+    """Where /proc cannot be read (macOS, a sandbox), the umask is read by setting it: it must be set back,
+    or every file the process makes afterwards is world-writable."""
+    real = Path.read_text
+
+    def no_proc(self, *args, **kwargs):
+        if str(self) == "/proc/self/status":
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", no_proc)
+    old = os.umask(0o027)
+    try:
+        with atomic_path(tmp_path / "model.onnx") as tmp:
+            tmp.write_bytes(b"model")
+        now = os.umask(0o027)
+    finally:
+        os.umask(old)
+    assert now == 0o027
+    assert (tmp_path / "model.onnx").stat().st_mode & 0o777 == 0o640

@@ -321,3 +321,57 @@ def test_external_data_names_onnx_load_and_save_as_the_fix(model_path, text, tmp
     fixed = tmp_path / "fixed.onnx"
     onnx.save(onnx.load(str(path)), str(fixed))  # the fix it names
     assert greedy(fixed) == text
+
+
+FEEDS = (
+    "(nextword feeds input_ids as int64 and the state h_i, c_i as float32, and reads every output as float32)"
+)
+OTHER_TOOL = "a tool changed the types the graph declares; load the file `nextword export` wrote"
+
+
+@pytest.mark.parametrize(
+    ("names", "elem_type", "said"),
+    [
+        (["h_0_out"], 10, "output 'h_0_out' is float16, not float32"),  # the state read back, too
+        (
+            ["c_0"],
+            11,
+            f"input 'c_0' is float64, not float32 {FEEDS}: {OTHER_TOOL}",
+        ),  # numpy's name for double
+    ],
+)
+def test_every_declared_type_is_checked_and_named_as_numpy_names_it(model_path, names, elem_type, said):
+    proto = onnx.load(str(model_path))
+    retyped_io(proto, names, elem_type)
+    assert refusal(proto.SerializeToString()).startswith(f"<model bytes>: the graph's {said}")
+
+
+def test_initializers_listed_as_inputs_still_make_a_nextword_graph(model_path, tmp_path):
+    """keep_initializers_as_inputs (older exporters, IR 3) lists every weight among the graph's inputs:
+    a file that also lost its metadata is still told how to copy it back."""
+    proto = onnx.load(str(model_path))
+    proto.ClearField("metadata_props")
+    listed = {i.name for i in proto.graph.input}
+    for tensor in proto.graph.initializer:
+        if tensor.name not in listed:
+            proto.graph.input.append(
+                onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
+            )
+    assert "has a nextword graph but no nextword metadata" in refusal(proto.SerializeToString())
+
+
+def test_a_graph_of_input_ids_to_logits_alone_is_not_called_a_nextword_graph():
+    """A language model of another toolkit (input_ids in, logits out, no LSTM state) without nextword's
+    metadata is not told to copy metadata back from an "original" nextword file it never had."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["input_ids"], ["logits"], to=TensorProto.FLOAT)],
+        "other",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, 1])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    message = refusal(model.SerializeToString())
+    assert "is not a nextword model (no 'nextword.format_version' metadata)" in message, message

@@ -6,6 +6,7 @@ the client takes from the body."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ httpx = pytest.importorskip("httpx", reason="install nextword[serve-test] to tes
 openai = pytest.importorskip("openai", reason="install nextword[serve-test] (the openai client)")
 
 from helpers import drain_once_generating  # noqa: E402
-from nextword.serve.errors import CODES  # noqa: E402
+from nextword.serve.errors import CODES, APIError  # noqa: E402
 
 JSON = {"content-type": "application/json"}
 NOT_SERVED = "gpt-3.5-turbo-instruct"
@@ -255,3 +256,38 @@ def test_a_completion_the_shutdown_cuts_short_is_an_error_the_client_raises(drai
             texts.extend(choice.text for choice in chunk.choices)
             assert all(choice.finish_reason in (None, "length") for choice in chunk.choices)
     assert texts and "cut this completion short" in streamed.value.message
+
+
+def test_a_stream_the_shutdown_cuts_short_ends_with_a_server_error_and_no_usage(draining_server):
+    """The stream's last event is the error (type server_error: the client may send it again), with no
+    usage chunk after it, which a reader of the raw stream would take for a stream that ended well."""
+    server, state = draining_server
+    body = {
+        "prompt": LONG["prompt"],
+        "model": "",
+        "max_tokens": 1000,
+        "min_tokens": 1000,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    drain_once_generating(state)
+    with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=60) as response:
+        payloads = [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
+    events = [json.loads(p) for p in payloads if p != "[DONE]"]
+    assert "error" in events[-1], events[-3:]
+    error = events[-1]["error"]
+    assert error["type"] == "server_error" and "cut this completion short" in error["message"]
+    assert not any("usage" in e for e in events), events[-3:]
+
+
+def test_one_choice_cut_short_makes_the_whole_answer_a_503():
+    """n > 1, or several prompts: a choice that ended (its stop string, its length) before the drain
+    cancelled the others does not make the answer whole."""
+    from nextword.serve.completions import _unless_cut_short
+
+    answer = {"choices": [{"end_reason": "stop"}, {"end_reason": "cancelled"}]}
+    with pytest.raises(APIError) as cut:
+        _unless_cut_short(answer)
+    assert cut.value.status == 503 and cut.value.kind == "server_error"
+    whole = {"choices": [{"end_reason": "stop"}, {"end_reason": "length"}]}
+    assert _unless_cut_short(whole) is whole

@@ -151,3 +151,12 @@ def test_a_limit_no_flag_lifts_names_how_to_serve_a_model_loaded_past_it() -> No
         "load(..., limits=LoadLimits(opset_versions=...)) and serve that model: serve(config, model) or "
         "create_app(config, model)"
     )
+
+
+@pytest.mark.parametrize("value", ["no", "False", 0, None])
+def test_model_download_takes_true_or_false_only(value):
+    """ServeConfig(model_download="no") (a value read from a settings file) was truthy: the model file
+    its operator meant to keep on the server was offered at /model.onnx."""
+    with pytest.raises(ValueError, match=r"^model_download must be True or False, got "):
+        ServeConfig(model_download=value)
+    assert ServeConfig(model_download=False).model_download is False

@@ -459,8 +459,33 @@ def tool_files(model_path: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
         rebuilt(p)
         p.metadata_props.extend(original.metadata_props)
 
+    def initializers_as_inputs(p) -> None:  # keep_initializers_as_inputs (IR 3 exporters), metadata lost
+        del p.metadata_props[:]
+        listed = {v.name for v in p.graph.input}
+        for tensor in p.graph.initializer:
+            if tensor.name not in listed:
+                p.graph.input.append(
+                    onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
+                )
+
+    def ids_to_logits() -> bytes:  # another toolkit's language model: input_ids in, logits out, no state
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            [helper.make_node("Cast", ["input_ids"], ["logits"], to=TensorProto.FLOAT)],
+            "other",
+            [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, 1])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1])],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        return model.SerializeToString()
+
     files: list[tuple[str, bytes, dict[str, Any]]] = [
         ("tool: metadata dropped", edited(lambda p: p.ClearField("metadata_props")), {}),
+        ("tool: initializers listed as inputs, metadata dropped", edited(initializers_as_inputs), {}),
+        ("tool: input_ids to logits alone, no metadata", ids_to_logits(), {}),
+        ("tool: float64 c_0", edited(lambda p: retyped_io(p, ["c_0"], 11)), {}),
         ("tool: rebuilt with make_model", edited(rebuilt), {}),
         ("tool: metadata dropped, not a step graph", edited(logits_renamed), {}),
         ("tool: make_model, metadata copied back", edited(with_metadata), {}),
