@@ -64,9 +64,10 @@ def _another_group() -> int | None:
     return next((g for g in os.getgroups() if g != os.getegid()), None)
 
 
-def test_a_replaced_file_keeps_its_group(tmp_path):
+def test_a_replaced_file_keeps_its_group(tmp_path, monkeypatch):
     """A model file published to a service's group (0640): replacing it gave the new file the writer's
-    group, and the service could no longer read it at its next start."""
+    group, and the service could no longer read it at its next start. The group is given while the new
+    file is still 0600: a mode given first would open it, for a moment, to the writer's own group."""
     group = _another_group()
     if group is None:
         pytest.skip("this process is in no group other than its own, and is not root")
@@ -74,8 +75,17 @@ def test_a_replaced_file_keeps_its_group(tmp_path):
     target.write_bytes(b"old")
     os.chown(target, -1, group)
     target.chmod(0o640)
+    real, seen = os.chmod, []
+
+    def chmod(path, mode, *args, **kwargs):
+        seen.append((os.stat(path).st_gid, mode & 0o777))
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", chmod)
     with atomic_path(target) as tmp:
         tmp.write_bytes(b"new")
+    monkeypatch.undo()
+    assert seen and all(gid == group for gid, mode in seen if mode & 0o070), seen
     assert target.read_bytes() == b"new"
     assert (target.stat().st_gid, target.stat().st_mode & 0o777) == (group, 0o640)
 
@@ -255,29 +265,6 @@ def test_training_on_a_full_disk_stops_in_one_line_and_leaves_no_temporary(small
     assert run.is_dir() == (f"--resume {run}" in line)
     assert "Traceback" not in result.stderr
     assert not list(run.glob(".*.tmp*"))  # no half-written file left behind
-
-
-def test_the_group_is_given_before_the_mode_opens_the_file_to_it(tmp_path, monkeypatch):
-    """The new file gets the target's group while it is still 0600: a mode given first (0640) opened it,
-    for a moment, to the writer's own group."""
-    group = _another_group()
-    if group is None:
-        pytest.skip("this process is in no group other than its own, and is not root")
-    target = tmp_path / "model.onnx"
-    target.write_bytes(b"old")
-    os.chown(target, -1, group)
-    target.chmod(0o640)
-    real, seen = os.chmod, []
-
-    def chmod(path, mode, *args, **kwargs):
-        seen.append((os.stat(path).st_gid, mode & 0o777))
-        return real(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(os, "chmod", chmod)
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(b"new")
-    monkeypatch.undo()
-    assert seen and all(gid == group for gid, mode in seen if mode & 0o070), seen
 
 
 def test_without_proc_the_umask_is_read_and_put_back(tmp_path, monkeypatch):

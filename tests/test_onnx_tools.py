@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from web_files_reference import retyped_io, tool_outputs
+from web_files_reference import ids_to_logits, retyped_io, tool_outputs
 
 from nextword.runtime import LoadLimits, ModelFileError, ModelLimitError, load
 from nextword.runtime.limits import DEFAULT_ALLOWED_OPS
@@ -363,15 +363,5 @@ def test_initializers_listed_as_inputs_still_make_a_nextword_graph(model_path, t
 def test_a_graph_of_input_ids_to_logits_alone_is_not_called_a_nextword_graph():
     """A language model of another toolkit (input_ids in, logits out, no LSTM state) without nextword's
     metadata is not told to copy metadata back from an "original" nextword file it never had."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Cast", ["input_ids"], ["logits"], to=TensorProto.FLOAT)],
-        "other",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, 1])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    message = refusal(model.SerializeToString())
+    message = refusal(ids_to_logits())
     assert "is not a nextword model (no 'nextword.format_version' metadata)" in message, message

@@ -433,6 +433,21 @@ class _Calibration:
         return next(self.feeds, None)
 
 
+def ids_to_logits() -> bytes:
+    """Another toolkit's language model: input_ids in, logits out, no LSTM state, no nextword metadata."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["input_ids"], ["logits"], to=TensorProto.FLOAT)],
+        "other",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, 1])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
 def tool_files(model_path: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
     """Files common ONNX tools make of the tiny model, with their refusals (or not) in both runtimes."""
     import tempfile
@@ -467,19 +482,6 @@ def tool_files(model_path: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
                 p.graph.input.append(
                     onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
                 )
-
-    def ids_to_logits() -> bytes:  # another toolkit's language model: input_ids in, logits out, no state
-        from onnx import TensorProto, helper
-
-        graph = helper.make_graph(
-            [helper.make_node("Cast", ["input_ids"], ["logits"], to=TensorProto.FLOAT)],
-            "other",
-            [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, 1])],
-            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1])],
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        return model.SerializeToString()
 
     files: list[tuple[str, bytes, dict[str, Any]]] = [
         ("tool: metadata dropped", edited(lambda p: p.ClearField("metadata_props")), {}),
