@@ -96,6 +96,9 @@ def _start(index, ports, argv, tmp_path, session):
         "NEXTWORD_RECORD_WINDOWS": str(tmp_path / f"windows.{session}.{index}"),
         "TMPDIR": str(scratch),
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # a worker that crashes prints its threads' Python stacks (TensorFlow segfaulted once, 1 CI run in
+        # about 40, as a SIGTERM unwound a worker's training: exit -11, nothing said)
+        "PYTHONFAULTHANDLER": "1",
     }
     return subprocess.Popen(
         [sys.executable, "-c", RUN_CLI, *argv],
