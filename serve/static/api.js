@@ -161,6 +161,7 @@ export function createServerBackend(base = '', key = null) {
         layers: about.layers,
         units: about.units,
         perplexity: quality.perplexity ?? about.metrics?.val_perplexity ?? null,
+        bytes: about.bytes ?? null, // the model file's size: what "run in this browser" downloads
         defaults,
         limits,
       };

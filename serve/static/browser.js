@@ -171,21 +171,11 @@ export async function fetchModel(url, key, { signal, size = null, onProgress = (
   }
 }
 
-// What the download costs, where the server says it (null where it does not): the model file's bytes
-// (/v1/models' nextword.bytes) and onnxruntime-web's WebAssembly as it is sent (a HEAD's Content-Length).
-async function downloadSizes(key, signal) {
-  const count = (value) => (Number.isFinite(value) && value > 0 ? value : null);
-  const [model, wasm] = await Promise.all(
-    [
-      fetch('v1/models', { headers: keyHeaders(key), signal })
-        .then((response) => (response.ok ? response.json() : null))
-        .then((body) => count(body?.data?.[0]?.nextword?.bytes)),
-      fetch(WASM, { method: 'HEAD', signal }).then((response) =>
-        response.ok ? count(Number(response.headers.get('content-length'))) : null,
-      ),
-    ].map((asked) => asked.catch(() => null)),
-  );
-  return { model, wasm };
+// What onnxruntime-web's WebAssembly costs as it is sent (a HEAD's Content-Length), null where unsaid.
+async function wasmSize(signal) {
+  const response = await fetch(WASM, { method: 'HEAD', signal }).catch(() => null);
+  const size = response?.ok ? Number(response.headers.get('content-length')) : NaN;
+  return Number.isFinite(size) && size > 0 ? size : null;
 }
 
 // "1.2 of 3.6 MB" (kB below a megabyte), or "3.6 MB" without a total: `received` in the total's unit.
@@ -219,7 +209,8 @@ export function browserMode(page, serverBackend, doc = document, key = null) {
     const tell = (text) => signal.aborted || say(text); // nothing more once switched off
     // the server's own caps on the model file's size, which its operator chose (--no-size-limits), and the
     // download's size, said before it begins
-    const [{ limits }, size] = await Promise.all([serverBackend.info(), downloadSizes(key, signal)]);
+    const [{ limits, bytes }, wasm] = await Promise.all([serverBackend.info(), wasmSize(signal)]);
+    const size = { model: Number.isFinite(bytes) && bytes > 0 ? bytes : null, wasm };
     if (limits?.modelDownload === false) throw new Error('this server keeps its model file to itself');
     signal.throwIfAborted();
     const ort = size.wasm ? `onnxruntime-web (${amounts(size.wasm)})` : 'onnxruntime-web';
