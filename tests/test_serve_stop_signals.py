@@ -281,3 +281,49 @@ def test_the_lifespan_puts_back_only_the_handlers_it_installed():
     finally:
         signal.signal(signal.SIGINT, original)
         loop.close()
+
+
+def test_a_sigterm_stops_the_listener_at_once_and_leaves_other_handlers_alone():
+    """uvicorn stops accepting at its next tick, up to 0.1 s after the signal; with --workers a worker it
+    retires (a SIGHUP's restart) accepted connections meanwhile and answered them 503, where the other
+    workers, on the same socket, would have served them. The drain step closes the listener at once."""
+    import asyncio
+
+    import uvicorn
+
+    from nextword.serve.app import _drain_on_signals
+
+    class Draining:  # what the drain step reads and calls of the server's state
+        draining, stopped_by, jobs = False, None, ()
+
+        def begin_shutdown(self, loop):
+            self.draining = True
+
+    original = signal.getsignal(signal.SIGTERM)
+    loop = asyncio.new_event_loop()
+    server = uvicorn.Server(uvicorn.Config(app=None))
+    listener = loop.run_until_complete(loop.create_server(asyncio.Protocol, "127.0.0.1", 0))
+    other = loop.run_until_complete(loop.create_server(asyncio.Protocol, "127.0.0.1", 0))
+    server.servers = [listener]
+    try:
+        signal.signal(signal.SIGTERM, server.handle_exit)  # as uvicorn's capture_signals puts it
+        restore = _drain_on_signals(Draining(), loop)  # type: ignore[arg-type]
+        assert listener.is_serving()
+        signal.raise_signal(signal.SIGTERM)
+        loop.run_until_complete(asyncio.sleep(0))  # one turn of the loop, not uvicorn's tick
+        assert server.should_exit and not listener.is_serving()
+        assert other.is_serving()  # a listener that is not the signalled server's stays
+        restore()
+        # a handler that is not a uvicorn server's: called, nothing closed
+        seen = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+        restore = _drain_on_signals(Draining(), loop)  # type: ignore[arg-type]
+        signal.raise_signal(signal.SIGTERM)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert seen == [signal.SIGTERM] and other.is_serving()
+        restore()
+    finally:
+        signal.signal(signal.SIGTERM, original)
+        for each in (listener, other):
+            each.close()
+        loop.close()
