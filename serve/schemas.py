@@ -212,7 +212,7 @@ class CompletionRequest(_Request):
     min_tokens: int | None = Field(
         None,
         description="words at least before the model may end the text; at most max_tokens (left out: "
-        "the model file's max_words, lowered to --max-words)",
+        "the model file's min_words, lowered to --max-words)",
         json_schema_extra=bounds(integer={"minimum": 0}),
     )
     repetition_penalty: float | None = Field(

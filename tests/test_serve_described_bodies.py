@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ pytest.importorskip("httpx", reason="install nextword[serve-test] to test the se
 from fastapi.testclient import TestClient
 
 from nextword.serve import ServeConfig, create_app
+from nextword.serve.schemas import API_TO_RUNTIME, CompletionRequest
 from nextword.serve.state import model_summary
 
 SERVED = {"status", "model", "batching", "generations_in_flight", "generations_served", "uptime_s"}
@@ -179,3 +181,16 @@ def test_operations_have_names_a_generated_client_can_use(model):
     assert paths["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"] == {
         "schema": {"type": "string"}
     }
+
+
+def test_a_parameter_left_out_names_the_file_default_it_takes():
+    """A request parameter whose description says which of the model file's defaults it takes when left
+    out names its own runtime field (min_tokens once said the file's max_words)."""
+    properties = CompletionRequest.model_json_schema()["properties"]
+    named = {
+        name: re.findall(r"left out: the model file's (\w+)", field.get("description", ""))
+        for name, field in properties.items()
+    }
+    assert named["min_tokens"] == ["min_words"]
+    for name, fields in named.items():
+        assert all(field == API_TO_RUNTIME.get(name, name) for field in fields), (name, fields)
