@@ -158,7 +158,12 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
     every = [*completions.router.routes, *routes.router.routes, *web_assets.router.routes, *own]
     app.add_middleware(RequestMetrics, metrics=state.metrics, routes=every)
     # for the HTTP protocol (http_guard.py): its settings, and the count of the requests it refuses itself
-    app.add_middleware(PublishGuard, settings=config.guard, refused=state.metrics.refused)
+    app.add_middleware(
+        PublishGuard,
+        settings=config.guard,
+        refused=state.metrics.refused,
+        accepting=lambda: state.accepting,
+    )
     # outermost: nosniff, Referrer-Policy, X-Frame-Options on every answer, CORS preflights and refusals
     # too; the pages' own Content-Security-Policy comes from their routes (headers.py)
     app.add_middleware(SecurityHeaders)
@@ -274,7 +279,7 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
             logger.info("SIGHUP: shutting down as for SIGTERM (a new model file needs a restart)")
             state.begin_shutdown(loop)
             terminate(signal.SIGTERM, frame)
-            _stop_accepting(terminate, loop)
+            _stop_accepting(terminate, loop, state)
 
         previous[hangup] = signal.signal(hangup, hung_up)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -289,7 +294,7 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
                 state.stopped_by = signum
             state.begin_shutdown(loop)
             handler(signum, frame)
-            _stop_accepting(handler, loop)
+            _stop_accepting(handler, loop, state)
 
         previous[sig] = signal.signal(sig, chained)
 
@@ -306,14 +311,13 @@ def _drain_on_signals(state: ServerState, loop: asyncio.AbstractEventLoop) -> An
     return restore
 
 
-def _stop_accepting(handler: Any, loop: asyncio.AbstractEventLoop) -> None:
+def _stop_accepting(handler: Any, loop: asyncio.AbstractEventLoop, state: ServerState) -> None:
     """Close the listening sockets of the uvicorn server whose signal ``handler`` this is, now rather than
     at its next tick (up to 0.1 s on): with --workers, a worker that uvicorn retires (a SIGHUP's restart)
     went on accepting connections meanwhile and answered them 503, where the other workers, sharing the
-    socket, would have served them. Its own connections drain as before. Nothing for another handler."""
+    socket, would have served them. Those it accepted before are answered (:meth:`ServerState.
+    refuse_if_draining`). For another server's handler, no listener is closed."""
     owner = getattr(handler, "__self__", None)
-    if not type(owner).__module__.startswith("uvicorn."):
-        return
-    for listener in list(getattr(owner, "servers", None) or ()):
-        if callable(close := getattr(listener, "close", None)):
-            loop.call_soon_threadsafe(close)  # a signal handler: the loop's thread closes it
+    servers = getattr(owner, "servers", None) if type(owner).__module__.startswith("uvicorn.") else None
+    listeners = [each for each in servers or () if callable(getattr(each, "close", None))]
+    loop.call_soon_threadsafe(state.stop_listening, listeners)  # a signal handler: the loop's thread closes

@@ -87,8 +87,9 @@ class RunningServer:
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop serving, and return once the server has stopped: its port is free and its thread has
-        ended. New generations are refused at once (503); those in flight get ``timeout`` seconds to
-        finish (None: ``config.shutdown_timeout``, at most that in any case), then they are cancelled.
+        ended. New connections are refused at once (a request on one accepted before is answered:
+        :mod:`nextword.serve.http_guard`); generations in flight get ``timeout`` seconds to finish
+        (None: ``config.shutdown_timeout``, at most that in any case), then they are cancelled.
         Stopping a server that has stopped does nothing. Raises ``TimeoutError`` if it still runs
         ``shutdown_timeout`` + 15 s later (an answer sent to a client that reads nothing holds it until
         uvicorn cuts it, ``shutdown_timeout`` + 5 s after the stop)."""
@@ -240,6 +241,7 @@ def _begin_stop(server: uvicorn.Server, state: ServerState, drain: float) -> Non
     seconds, and let uvicorn stop (as a SIGTERM does to ``nextword serve``)."""
     loop = asyncio.get_running_loop()
     state.begin_shutdown(loop)  # cancels them after shutdown_timeout
+    state.stop_listening(getattr(server, "servers", ()))  # now, not at uvicorn's tick (none before start)
     if drain < state.config.shutdown_timeout:
         loop.call_later(drain, state.cancel_all)
     server.should_exit = True

@@ -144,7 +144,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     # a whole answer is read once, at the end: its words wait in the scheduler until then
     interval = state.config.stream_interval if completion.stream else math.inf
     job = Job(completion.prompts, completion.config, completion.logprobs, interval)
-    state.start_job(job)
+    state.start_job(job, request.scope)
     if completion.stream:
         return _EventStream(
             _events(state, job, completion, meta, said), media_type="text/event-stream", headers=EVENT_HEADERS
@@ -174,7 +174,7 @@ async def _beam_answer(
     runs on the beam searches' own threads (beams.py), waiting for one with its slot taken; a client
     that leaves while it waits takes it out of the queue."""
     job = BeamJob(state.model, completion)
-    state.start_job(job)
+    state.start_job(job, request.scope)
     try:
         running = anyio.to_thread.run_sync(job.run, limiter=state.beam_threads)
         results = await _until_done_or_gone(running, request)

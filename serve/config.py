@@ -35,6 +35,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # what --log-lev
 # Where create_app's lifespan puts the settings of the HTTP protocol's guards (serve/http_guard.py), in
 # the state uvicorn hands to every connection.
 GUARD_STATE_KEY = "nextword.http_guard"
+# Where it puts the callable that says whether the server still takes connections in (False once a drain
+# closed its listener), and the key of a request's scope that marks one come on a connection taken in
+# before: a draining server answers that request rather than refuse it (ServerState.refuse_if_draining).
+ACCEPTING_STATE_KEY = "nextword.accepting"
+TAKEN_IN = "nextword.taken_in"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ connection:
   that left (a stream's generation is cancelled, its slot freed);
 - a client that closes its side is gone at once: what the app still sends is dropped rather than
   written to a closing socket (which uvloop refuses with a RuntimeError, logged as a server error);
+- at a drain, a connection accepted before the listener closed (a moment after the signal) is taken in:
+  its requests are marked so (``scope[TAKEN_IN]``), and the draining app answers them rather than
+  refuse them 503; one that has not sent its first request yet gets ``FIRST_REQUEST_GRACE`` seconds to
+  begin it, where uvicorn closed it unanswered, and is closed after its answer;
 - an HTTP/1.0 client, which cannot read chunked transfer coding, gets an answer of unknown length (a
   stream) delimited by the connection's close, as HTTP/1.1 requires (RFC 9112, 6.3), where uvicorn's
   protocol sent it chunked.
@@ -36,11 +40,14 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .access import ACCESS, ANSWERED, CLIENT_LEFT, REFUSALS_STATE_KEY, STREAM_END, refused_line
-from .config import GUARD_STATE_KEY, GuardSettings
+from .config import ACCEPTING_STATE_KEY, GUARD_STATE_KEY, TAKEN_IN, GuardSettings
 from .headers import COMMON_HEADERS
 from .schemas import error_body
 
 __all__ = ["GuardedHttpToolsProtocol"]
+
+# At a drain, the seconds a connection taken in before it has to begin its first request (see shutdown)
+FIRST_REQUEST_GRACE = 1.0
 
 
 def _reply(status: str, message: str, code: str) -> bytes:
@@ -94,11 +101,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._send_timer: asyncio.TimerHandle | None = None
         # the request whose app runs now: self.cycle is the newest parsed, which may wait behind it
         self._running: Any = None
+        # whether the server takes this connection in: its requests are answered though they come after a
+        # drain began (ServerState.refuse_if_draining); a connection accepted after the drain closed the
+        # listener (a moment's race at most) is not
+        self._taken_in = False
+        self._last_request = False  # the drain began before its first request: answer it, then close
 
     # ----------------------------------------------------------------- the head: size and deadline
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        accepting = self.app_state.get(ACCEPTING_STATE_KEY)
+        self._taken_in = callable(accepting) and bool(accepting())
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -170,6 +184,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is newest:  # no request was made of this head (uvicorn answered it or dropped it)
             return
+        if self._taken_in:
+            self.cycle.scope[TAKEN_IN] = True  # type: ignore[literal-required]
+        if self._last_request:
+            self.cycle.keep_alive = False
         if self.cycle.scope.get("http_version") == "1.0":
             # read by run_asgi, which has not started: the method replaced on this one cycle (uvicorn's
             # types have no say in that)
@@ -192,6 +210,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # beginning a message) must not hold the connection past the deadline either
             self._in_head, self._head_bytes = True, 0
             self._arm_head_timer()
+
+    # ----------------------------------------------------------------- a drain
+
+    def shutdown(self) -> None:
+        # uvicorn's drain closes a connection without a request running at once: one taken in that had
+        # not sent its first request yet (accepted just before the drain closed the listener, its request
+        # on the way) was closed unanswered. It gets FIRST_REQUEST_GRACE seconds to begin its head, as
+        # long as any to end it (request_timeout), is answered, and then closed.
+        if self.cycle is None and self._taken_in and not self.transport.is_closing():
+            self._last_request = True
+            self.loop.call_later(FIRST_REQUEST_GRACE, self._close_unless_asked)
+            return
+        super().shutdown()
+
+    def _close_unless_asked(self) -> None:
+        if self.cycle is None and self._head_bytes == 0 and not self.transport.is_closing():
+            self.transport.close()
 
     def _refuse_head(self) -> None:
         self._answer_and_close(

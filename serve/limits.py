@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .access import REFUSALS_STATE_KEY
-from .config import GUARD_STATE_KEY, GuardSettings
+from .config import ACCEPTING_STATE_KEY, GUARD_STATE_KEY, GuardSettings
 from .errors import APIError, send_error
 
 __all__ = ["BodySizeLimit", "PublishGuard", "Slots"]
@@ -82,15 +82,21 @@ class PublishGuard:
     through."""
 
     def __init__(
-        self, app: Any, settings: GuardSettings, refused: Callable[[int], None] | None = None
+        self,
+        app: Any,
+        settings: GuardSettings,
+        refused: Callable[[int], None] | None = None,
+        accepting: Callable[[], bool] | None = None,
     ) -> None:
-        self.app, self.settings, self.refused = app, settings, refused
+        self.app, self.settings, self.refused, self.accepting = app, settings, refused, accepting
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan" and isinstance(scope.get("state"), dict):
             scope["state"][GUARD_STATE_KEY] = self.settings
             if self.refused is not None:
                 scope["state"][REFUSALS_STATE_KEY] = self.refused
+            if self.accepting is not None:
+                scope["state"][ACCEPTING_STATE_KEY] = self.accepting
         await self.app(scope, receive, send)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -73,7 +73,7 @@ async def suggest(body: SuggestRequest, request: Request) -> dict[str, Any]:
     if k > model.vocab_size:  # the runtime's refusal, with its parameter (not the prompt's)
         raise APIError(400, f"k must be an integer in 1..{model.vocab_size}, got {k}", "k")
     check_cache(body.cache, model)
-    words = await _counted(state, "prompt", model.next_words, body.prompt, k, body.cache)
+    words = await _counted(state, request.scope, "prompt", model.next_words, body.prompt, k, body.cache)
     end = PromptEnd.of_text(model.tokenizer, body.prompt)  # "La niña come. ¿" -> "Por"
     suggestions = []
     for word, probability in words:
@@ -99,7 +99,7 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     check_prompt(body.text, "text", state.config)
     check_cache(body.cache, state.model)
     model = state.model
-    result = await _counted(state, "text", model.score, body.text, body.cache)
+    result = await _counted(state, request.scope, "text", model.score, body.text, body.cache)
     tokens = model.tokenizer.tokenize(body.text)  # the words as read, one per scored word
     pieces = list(model.tokenizer.pieces(tokens))
     words = [
@@ -193,8 +193,7 @@ async def health(request: Request) -> dict[str, Any]:
     then, so that a load balancer sends it no more. ``/v1/models`` and ``/metrics`` go on answering
     while it drains: a client, or Prometheus, may still ask."""
     state: ServerState = request.app.state.nextword
-    if state.draining:
-        raise APIError(503, "the server is shutting down", kind="server_error")
+    state.refuse_if_draining(request.scope, "the server is shutting down")
     return {
         "status": "ok",
         "model": state.model_id,
@@ -238,12 +237,13 @@ for _path, _endpoint in _HEADS.items():
     router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)
 
 
-async def _counted(state: ServerState, param: str, function: Any, *args: Any) -> Any:
+async def _counted(
+    state: ServerState, scope: Mapping[str, Any], param: str, function: Any, *args: Any
+) -> Any:
     """Run a model call on a worker thread, holding one of the ``--max-streams`` slots until the call
     ends (a long text with the cache takes seconds, and goes on if its client leaves; the slot is held
     as long); its ValueError (a bad ``param``) becomes a 400 naming the problem."""
-    if state.draining:
-        raise APIError(503, "the server is shutting down; retry on another replica", kind="server_error")
+    state.refuse_if_draining(scope)
     state.slots.acquire()
     started = False
 

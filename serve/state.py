@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from nextword.runtime import NextWordModel
 from nextword.runtime.terminal import escape_surrogates
 
 from .beams import BeamJob, beam_threads
-from .config import ServeConfig
+from .config import TAKEN_IN, ServeConfig
 from .errors import APIError, model_not_found
 from .limits import Slots
 from .logs import FORCED_QUIT
@@ -32,6 +33,9 @@ BACKSTOP_SECONDS = 5
 __all__ = ["ModelFile", "ServerState", "model_summary"]
 
 logger = logging.getLogger(__name__)
+
+
+SHUTTING_DOWN = "the server is shutting down; retry on another replica"
 
 
 @dataclass
@@ -97,6 +101,9 @@ class ServerState:
     beam_threads: anyio.CapacityLimiter = field(init=False)
     jobs: set[Job | BeamJob] = field(default_factory=set)
     draining: bool = False
+    # whether a connection accepted now is taken in: False once the drain closed the listener (those
+    # accepted before are answered, though they send their request after the drain began)
+    accepting: bool = True
     stopped_by: int | None = None  # the signal that began the shutdown
     backstop: bool = False  # run by serve(): uvicorn cuts what still sends BACKSTOP_SECONDS past the drain
     started: float = field(default_factory=time.time)  # /v1/models' "created"
@@ -132,11 +139,28 @@ class ServerState:
         if name and not self.serves(name):
             raise model_not_found(name, self.names)
 
-    def start_job(self, job: Job | BeamJob) -> None:
+    def refuse_if_draining(self, scope: Mapping[str, Any], message: str = SHUTTING_DOWN) -> None:
+        """503 ``message`` while shutting down, unless the request came on a connection accepted before
+        the drain closed the listener (:data:`~.config.TAKEN_IN`): that one the server took in, and
+        answers. With --workers, a worker that uvicorn retires (a SIGHUP's restart) answered such
+        requests 503 where its successors would have served them."""
+        if self.draining and not scope.get(TAKEN_IN):
+            raise APIError(503, message, kind="server_error")
+
+    def stop_listening(self, listeners: Iterable[Any]) -> None:
+        """On the event loop's thread, at a drain: close ``listeners`` (uvicorn's servers) now rather than
+        at uvicorn's next tick, and take no connection in from now on (:meth:`refuse_if_draining`)."""
+        for listener in listeners:
+            listener.close()
+        self.accepting = False
+
+    def start_job(self, job: Job | BeamJob, scope: Mapping[str, Any]) -> None:
         """Take a slot and hand ``job`` to the scheduler (a beam search runs on a thread of its route's);
-        503 while shutting down, 429 when full."""
-        if self.draining or self.scheduler is None:
-            raise APIError(503, "the server is shutting down; retry on another replica", kind="server_error")
+        503 while shutting down (for a request ``scope`` the server did not take in before), 429 when
+        full."""
+        self.refuse_if_draining(scope)
+        if self.scheduler is None:
+            raise APIError(503, SHUTTING_DOWN, kind="server_error")
         self.slots.acquire()
         if isinstance(job, Job):
             if self.metrics is not None:  # timed as its first word is read, once (scheduler.Job.updates)

@@ -219,3 +219,42 @@ def test_an_interrupt_while_start_waits_leaves_no_server_behind(bundled, held_po
         start(ServeConfig(port=held_port), bundled)
     assert not server_threads()
     assert not listening(held_port)
+
+
+def test_a_drain_answers_connections_taken_in_before_it_and_takes_no_other(bundled):
+    """uvicorn's drain closed a connection that had not sent its first request yet (accepted just before
+    the stop, its request on the way): the client got no answer, and a request on a connection taken in
+    before the drain got 503. The listener now closes as the stop comes; a connection taken in before
+    is given a second to begin its request, answered, then closed."""
+    with start(ServeConfig(port=0), bundled) as server:
+        early, silent = (socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(2))
+        connections = server._server.server_state.connections  # uvicorn's own set
+        deadline = time.monotonic() + 30
+        while len(connections) < 2:
+            assert time.monotonic() < deadline, "the server never accepted the connections"
+            time.sleep(0.01)
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        state = server.app.state.nextword
+        # past uvicorn's own shutdown step, which closed idle connections
+        while state.accepting or not all(each._last_request for each in connections):
+            assert time.monotonic() < deadline, "the drain never began"
+            time.sleep(0.01)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        body = b'{"prompt": "a neural"}'
+        early.sendall(
+            b"POST /v1/suggest HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        reply = b""
+        while chunk := early.recv(65536):  # the server closes it after the answer
+            reply += chunk
+        head, _, answer = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), reply  # and closed: recv() would have timed out
+        assert json.loads(answer)["suggestions"]
+        assert silent.recv(1) == b""  # sent nothing within the second: closed
+        stopping.join(30)
+        assert not stopping.is_alive()
+    early.close()
+    silent.close()

@@ -116,7 +116,7 @@ def test_a_cancelled_search_answers_its_best_texts_so_far_as_cancelled(client_fo
     config = GenerationConfig(num_beams=3, max_words=20, num_return_sequences=2)
     job = BeamJob(model, Completion(["the network"], config, None, False, False, False))
     state = client_for(model).app.state.nextword
-    state.start_job(job)  # a search in flight holds a slot, and a shutdown cancels it with the others
+    state.start_job(job, {})  # a search in flight holds a slot, and a shutdown cancels it with the others
     assert len(state.jobs) == 1 and not job.cancelled.is_set()
     state.cancel_all()  # before the first step: the search ends where it stands
     state.end_job(job)

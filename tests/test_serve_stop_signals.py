@@ -292,9 +292,11 @@ def test_a_sigterm_stops_the_listener_at_once_and_leaves_other_handlers_alone():
     import uvicorn
 
     from nextword.serve.app import _drain_on_signals
+    from nextword.serve.state import ServerState
 
     class Draining:  # what the drain step reads and calls of the server's state
-        draining, stopped_by, jobs = False, None, ()
+        draining, accepting, stopped_by, jobs = False, True, None, ()
+        stop_listening = ServerState.stop_listening
 
         def begin_shutdown(self, loop):
             self.draining = True
@@ -307,20 +309,23 @@ def test_a_sigterm_stops_the_listener_at_once_and_leaves_other_handlers_alone():
     server.servers = [listener]
     try:
         signal.signal(signal.SIGTERM, server.handle_exit)  # as uvicorn's capture_signals puts it
-        restore = _drain_on_signals(Draining(), loop)  # type: ignore[arg-type]
+        state = Draining()
+        restore = _drain_on_signals(state, loop)  # type: ignore[arg-type]
         assert listener.is_serving()
         signal.raise_signal(signal.SIGTERM)
+        assert state.draining and state.accepting  # connections accepted until the listener closes
         loop.run_until_complete(asyncio.sleep(0))  # one turn of the loop, not uvicorn's tick
-        assert server.should_exit and not listener.is_serving()
+        assert server.should_exit and not listener.is_serving() and not state.accepting
         assert other.is_serving()  # a listener that is not the signalled server's stays
         restore()
         # a handler that is not a uvicorn server's: called, nothing closed
         seen = []
         signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
-        restore = _drain_on_signals(Draining(), loop)  # type: ignore[arg-type]
+        state = Draining()
+        restore = _drain_on_signals(state, loop)  # type: ignore[arg-type]
         signal.raise_signal(signal.SIGTERM)
         loop.run_until_complete(asyncio.sleep(0))
-        assert seen == [signal.SIGTERM] and other.is_serving()
+        assert seen == [signal.SIGTERM] and other.is_serving() and not state.accepting
         restore()
     finally:
         signal.signal(signal.SIGTERM, original)
