@@ -15,6 +15,7 @@ pytest.importorskip("selenium", reason="install nextword[serve-test] (selenium) 
 
 from browser import load, wait
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 PHONE = {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True}
 
@@ -169,6 +170,31 @@ def test_a_tapped_suggestion_leaves_the_keyboard_down(phone):
     assert phone.execute_script("return document.activeElement.id") != "prompt"
     wait(phone, lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions .chip"), "no new suggestions")
     phone.find_element(By.CSS_SELECTOR, "#suggestions .chip").click()  # a mouse
+    assert phone.execute_script("return document.activeElement.id") == "prompt"
+
+
+def test_a_tapped_keep_text_leaves_the_keyboard_down_and_a_key_or_a_click_types_on(phone):
+    """Keep text, tapped, puts the text in the prompt and leaves the focus off it, as a tapped chip does;
+    after a tap, a key on a chip (a click of no pointer) and a mouse's click on Keep text still put the
+    focus in the prompt."""
+    prompt = phone.find_element(By.ID, "prompt")
+    keep = phone.find_element(By.ID, "use-output")
+    start(phone, 3)
+    finish(phone)
+    shown = phone.find_element(By.ID, "output").text
+    tap(phone, keep)
+    wait(phone, lambda d: not keep.is_enabled(), "the tapped Keep text did nothing")
+    assert prompt.get_attribute("value") == shown
+    assert phone.execute_script("return document.activeElement.id") != "prompt"
+    wait(phone, lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions .chip"), "no new suggestions")
+    chip = phone.find_element(By.CSS_SELECTOR, "#suggestions .chip")
+    phone.execute_script("arguments[0].focus()", chip)
+    chip.send_keys(Keys.ENTER)  # the last pointer was a finger; a key is not
+    wait(phone, lambda d: prompt.get_attribute("value") != shown, "the chip's word was not added")
+    assert phone.execute_script("return document.activeElement.id") == "prompt"
+    phone.find_element(By.ID, "generate").click()  # the streams let through now: it runs to its end
+    wait(phone, lambda d: keep.is_enabled(), "the second text never ended")
+    keep.click()  # a mouse
     assert phone.execute_script("return document.activeElement.id") == "prompt"
 
 

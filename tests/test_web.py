@@ -186,3 +186,110 @@ def test_a_node_too_old_for_the_tests_is_named(tmp_path, monkeypatch, version, t
     node.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     assert _node_version.__wrapped__() == (version if too_old else None)
+
+
+CI_RUN = Path(__file__).resolve().parents[1] / ".ci" / "run"
+
+
+def _ci_node_check(tmp_path: Path, call: str, **tools: str) -> tuple[int, str, str]:
+    """Run .ci/run's Node check (NODE_NEEDED, node_version_ok and need_node, cut from the script) with
+    ``call``, on a PATH that holds only ``tools`` (name: a shell script's body) and awk and id."""
+    import shutil
+    import subprocess
+
+    script = CI_RUN.read_text()
+    check = script[script.index("NODE_NEEDED=") : script.index("\nneed_node\n")]
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name in ("awk", "id"):
+        (bin_ / name).symlink_to(shutil.which(name))
+    for name, body in {"sudo": 'exec "$@"', **tools}.items():
+        (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_ / name).chmod(0o755)
+    result = subprocess.run(
+        [shutil.which("bash"), "-c", f"{check}\n{call}"],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_), "HOME": str(tmp_path)},
+        check=False,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason=".ci/run is a bash script")
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [
+        ("v18.19.0", False),
+        ("18.19.0+dfsg-6~deb12u2", False),  # Debian 12's apt candidate
+        ("v20.18.3", False),
+        ("v20.19.0", True),
+        ("20.19.1-1nodesource1", True),
+        ("v21.7.3", False),
+        ("v22.11.0", False),
+        ("v22.12.0", True),
+        ("1:22.12.0-1nodesource1", True),  # an apt candidate with an epoch
+        ("v23.0.0", True),
+        ("v24.1.0", True),
+        ("(none)", False),
+        ("", False),
+    ],
+)
+def test_ci_run_takes_the_node_versions_the_tests_need(tmp_path, version, ok):
+    """.ci/run's node_version_ok, which decides both whether apt's nodejs is installed and whether the
+    Node found will do, holds the same line as the tests' own check (^20.19 or >=22.12)."""
+    rc, _, err = _ci_node_check(tmp_path, f'node_version_ok "{version}"')
+    assert (rc == 0) == ok, (version, rc, err)
+
+
+NODE_22 = "echo v22.12.0"
+NPM = "echo 10.9.0"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason=".ci/run is a bash script")
+@pytest.mark.parametrize(
+    ("tools", "passes", "said"),
+    [
+        ({"node": NODE_22, "npm": NPM}, True, "node v22.12.0, npm 10.9.0"),
+        ({"node": "echo v18.19.0", "npm": NPM}, False, "found node v18.19.0 ({bin}/node), npm 10.9.0."),
+        ({"node": NODE_22}, False, "found node v22.12.0 ({bin}/node), no npm."),
+    ],
+)
+def test_ci_run_stops_where_the_node_found_will_not_do(tmp_path, tools, passes, said):
+    """With node on PATH, .ci/run goes on only where it is new enough and npm is there; else it stops,
+    naming what it found and what to install."""
+    rc, out, err = _ci_node_check(tmp_path, "need_node", **tools)
+    said = said.format(bin=tmp_path / "bin")
+    if passes:
+        assert rc == 0 and out.strip() == said, (rc, out, err)
+    else:
+        assert rc == 1 and said in err and "Install Node 22 LTS" in err, (rc, out, err)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason=".ci/run is a bash script")
+@pytest.mark.parametrize(
+    ("candidate", "installed"), [("18.19.0+dfsg-6~deb12u2", False), ("1:22.12.0-1nodesource1", True)]
+)
+def test_ci_run_installs_apts_nodejs_only_where_it_is_new_enough(tmp_path, candidate, installed):
+    """No node: apt's nodejs is installed where its candidate will do (NodeSource's, with an epoch), and
+    Debian 12's 18.x is not (a Node that fails every JavaScript test), which .ci/run says."""
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    for name, body in {"node": NODE_22, "npm": NPM}.items():
+        (staged / name).write_text(f"#!/bin/sh\n{body}\n")
+        (staged / name).chmod(0o755)
+    log = tmp_path / "apt.log"
+    apt_get = (
+        f'echo "$@" >> {log}\n'
+        f'case "$*" in *install*nodejs*) /bin/cp {staged}/node {staged}/npm {tmp_path}/bin/ ;; esac'
+    )
+    apt_cache = f"echo 'nodejs:'; echo '  Installed: (none)'; echo '  Candidate: {candidate}'"
+    rc, out, err = _ci_node_check(tmp_path, "need_node", **{"apt-get": apt_get, "apt-cache": apt_cache})
+    calls = log.read_text().splitlines()
+    if installed:
+        assert calls == ["update -qq", "install -y -qq nodejs"], calls
+        assert rc == 0 and out.strip() == "node v22.12.0, npm 10.9.0", (rc, out, err)
+    else:
+        assert calls == ["update -qq"], calls
+        assert f"apt offers nodejs {candidate}, not ^20.19.0 || >=22.12.0: not installing it" in err
+        assert rc == 1 and "found no node, no npm." in err, (rc, out, err)

@@ -305,3 +305,30 @@ def test_switched_off_while_onnxruntime_web_loads_the_worker_stops_its_download(
     finally:
         throttle.release()
         server.stop()
+
+
+def test_a_slow_download_that_keeps_coming_is_not_taken_for_stalled(browser, model):
+    """A download longer than STALL seconds (shortened here) whose bytes keep coming runs to its end: the
+    stall is of a gap between two pieces, not of the whole download. Once it has come, no figure of the
+    download is said over the load that follows; and onnxruntime-web's size was asked with a HEAD: the
+    page itself never GETs the WebAssembly (3.7 MB), only the worker does."""
+    from nextword.serve import ServeConfig, create_app
+
+    size = Path(model.source).stat().st_size
+    pieces = -(-size // 4096)
+    pace = min(0.3, 3.0 / pieces)  # about 3 s in all, twice the shortened stall; no gap near it
+    wasm = Throttle(create_app(ServeConfig(), model), WASM)
+    throttle = Throttle(wasm, MODEL, pace=pace, piece=4096)
+    server = start_server(throttle)
+    try:
+        open_page(browser, server.url, SHORT_STALLS, RECORD_STATUS)
+        browser.find_element(By.ID, "in-browser").click()
+        wait(browser, lambda d: backend(d) == "browser", "never ran in the browser: " + status(browser), 60)
+        assert len(throttle.transfers) == 1 and throttle.transfers[0].complete
+        texts = browser.execute_script("return window.said.map(([text]) => text)")
+        loading = texts.index("Loading onnxruntime-web (3.7 MB)…")
+        assert not [text for text in texts[loading:] if text.startswith("Downloading")], texts
+        assert len(wasm.transfers) == 1  # the worker's GET; the page's was a HEAD
+    finally:
+        throttle.release()
+        server.stop()

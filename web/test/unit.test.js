@@ -1553,6 +1553,54 @@ describe('the Web Worker client', () => {
       again.terminate();
       port1.close();
     });
+
+    test('aborted as the answer comes in: the load still rejects, and the worker is ended or let go', async () => {
+      // a worker the test answers by hand; it counts the listeners it holds
+      const started = [];
+      class Answered extends EventTarget {
+        constructor() {
+          super();
+          started.push(this);
+          this.posted = [];
+          this.listening = new Set();
+          this.terminated = false;
+        }
+        addEventListener(type, listener) {
+          this.listening.add(listener);
+          super.addEventListener(type, listener);
+        }
+        removeEventListener(type, listener) {
+          this.listening.delete(listener);
+          super.removeEventListener(type, listener);
+        }
+        postMessage(message) {
+          this.posted.push(message);
+        }
+        terminate() {
+          this.terminated = true;
+        }
+        answer() {
+          const { id } = this.posted[0];
+          this.dispatchEvent(new MessageEvent('message', { data: { id, result: { vocabSize: 1 } } }));
+        }
+      }
+      const loadAndAbort = (options) => {
+        const controller = new AbortController();
+        const loading = WorkerModel.load(bytes, { ...options, signal: controller.signal });
+        (options.worker ?? started.at(-1)).answer(); // the load's answer settles its request...
+        controller.abort(); // ...and the abort comes in the same task, before the load resumes
+        return refusal(loading);
+      };
+      const error = await withWorker(Answered, () => loadAndAbort({}));
+      assert.ok(isAbortError(error), String(error));
+      assert.equal(started.length, 1);
+      assert.ok(started[0].terminated, 'the worker it started was left running');
+
+      const given = new Answered();
+      assert.ok(isAbortError(await loadAndAbort({ worker: given })));
+      assert.ok(!given.terminated); // the caller's, not ended...
+      assert.equal(given.listening.size, 0); // ...and no longer listened to
+    });
   });
 });
 
