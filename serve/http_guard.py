@@ -16,8 +16,8 @@ connection:
   written to a closing socket (which uvloop refuses with a RuntimeError, logged as a server error);
 - at a drain, a connection accepted before the listener closed (a moment after the signal) is taken in:
   its requests are marked so (``scope[TAKEN_IN]``), and the draining app answers them rather than
-  refuse them 503; one that has not sent its first request yet gets ``FIRST_REQUEST_GRACE`` seconds to
-  begin it, where uvicorn closed it unanswered, and is closed after its answer;
+  refuse them 503; one that has not sent its first request yet gets ``FIRST_REQUEST_GRACE`` seconds for
+  its line and headers, where uvicorn closed it unanswered, and is closed after its answer;
 - an HTTP/1.0 client, which cannot read chunked transfer coding, gets an answer of unknown length (a
   stream) delimited by the connection's close, as HTTP/1.1 requires (RFC 9112, 6.3), where uvicorn's
   protocol sent it chunked.
@@ -216,8 +216,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def shutdown(self) -> None:
         # uvicorn's drain closes a connection without a request running at once: one taken in that had
         # not sent its first request yet (accepted just before the drain closed the listener, its request
-        # on the way) was closed unanswered. It gets FIRST_REQUEST_GRACE seconds to begin its head, as
-        # long as any to end it (request_timeout), is answered, and then closed.
+        # on the way) was closed unanswered. It gets FIRST_REQUEST_GRACE seconds for the request's line
+        # and headers (a client that sends them slowly does not hold the drain longer), is answered, and
+        # then closed.
         if self.cycle is None and self._taken_in and not self.transport.is_closing():
             self._last_request = True
             self.loop.call_later(FIRST_REQUEST_GRACE, self._close_unless_asked)
@@ -225,7 +226,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def _close_unless_asked(self) -> None:
-        if self.cycle is None and self._head_bytes == 0 and not self.transport.is_closing():
+        if self.cycle is None and not self.transport.is_closing():  # no request's head came whole
             self.transport.close()
 
     def _refuse_head(self) -> None:

@@ -225,14 +225,20 @@ def test_a_drain_answers_connections_taken_in_before_it_and_takes_no_other(bundl
     """uvicorn's drain closed a connection that had not sent its first request yet (accepted just before
     the stop, its request on the way): the client got no answer, and a request on a connection taken in
     before the drain got 503. The listener now closes as the stop comes; a connection taken in before
-    is given a second to begin its request, answered, then closed."""
-    with start(ServeConfig(port=0), bundled) as server:
-        early, silent = (socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(2))
+    is given a second for its request's head, answered, then closed; a head sent slowly holds it no
+    longer (request_timeout, 30 s, would have held the drain)."""
+    # a slow head's deadline and the drain's far past the 20 s a client here waits for an answer
+    config = ServeConfig(port=0, request_timeout=120, shutdown_timeout=120)
+    with start(config, bundled) as server:
+        early, silent, slow = (
+            socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(3)
+        )
         connections = server._server.server_state.connections  # uvicorn's own set
         deadline = time.monotonic() + 30
-        while len(connections) < 2:
+        while len(connections) < 3:
             assert time.monotonic() < deadline, "the server never accepted the connections"
             time.sleep(0.01)
+        slow.sendall(b"GET /health HTTP/1.1\r\n")  # and the rest of its head never
         stopping = threading.Thread(target=server.stop)
         stopping.start()
         state = server.app.state.nextword
@@ -254,7 +260,8 @@ def test_a_drain_answers_connections_taken_in_before_it_and_takes_no_other(bundl
         assert head.startswith(b"HTTP/1.1 200 "), reply  # and closed: recv() would have timed out
         assert json.loads(answer)["suggestions"]
         assert silent.recv(1) == b""  # sent nothing within the second: closed
+        assert slow.recv(1) == b""  # closed too, not answered 408 at its head's deadline
         stopping.join(30)
         assert not stopping.is_alive()
-    early.close()
-    silent.close()
+    for each in (early, silent, slow):
+        each.close()
