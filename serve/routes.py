@@ -190,7 +190,8 @@ async def chat() -> None:
 async def health(request: Request) -> dict[str, Any]:
     """``status`` is ``ok``; once the server is shutting down it answers 503, with the error body
     (``type`` server_error), as the routes that run the model (completions, suggestions, scores) do
-    then, so that a load balancer sends it no more. ``/v1/models`` and ``/metrics`` go on answering
+    then, so that a load balancer sends it no more (``nextword serve`` stops listening then, and answers
+    what comes on a connection it accepted before). ``/v1/models`` and ``/metrics`` go on answering
     while it drains: a client, or Prometheus, may still ask."""
     state: ServerState = request.app.state.nextword
     state.refuse_if_draining(request.scope, "the server is shutting down")
