@@ -105,9 +105,12 @@ def words_shown(driver: Any) -> int:
 
 
 def start(driver: Any, words: int) -> None:
-    """Tap Generate for ``words`` words (the screen at the page's top, as a phone's user finds it)."""
+    """Tap Generate for ``words`` words (the screen at the page's top, as a phone's user finds it, or on
+    a short screen scrolled down just far enough to show Generate at its bottom)."""
     driver.execute_script(
-        "document.getElementById('words').value = arguments[0]; window.scrollTo(0, 0)", str(words)
+        "document.getElementById('words').value = arguments[0]; window.scrollTo(0, 0);"
+        "document.getElementById('generate').scrollIntoView({block: 'nearest'})",
+        str(words),
     )
     tap(driver, driver.find_element(By.ID, "generate"))
     wait(driver, lambda d: d.find_element(By.ID, "stop").is_displayed(), "the generation never started")
@@ -139,6 +142,29 @@ def test_the_text_and_stop_stay_in_sight_while_it_streams(phone):
     wait(phone, lambda d: words_shown(d) >= 100, "the rest of the text never came")
     assert phone.execute_script("return window.scrollY") == 0  # not pulled back to the text
     finish(phone)
+
+
+def test_on_a_short_screen_the_text_comes_into_sight_and_stop_stays_above_it(phone):
+    """On a short screen (420 px: a landscape phone, or the keyboard up) the output starts below Generate,
+    out of sight: the caret is scrolled into sight as the text starts. While it streams the page's body
+    carries data-generating, which pins the buttons' bar (Stop) to the screen's top: a reader far down the
+    text still has Stop in sight. Once the text ends the bar scrolls with the page again."""
+    short = 420
+    phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**PHONE, "height": short})
+    generating = "return document.body.hasAttribute('data-generating')"
+    page_top = "return document.querySelector(arguments[0]).getBoundingClientRect().top + window.scrollY"
+    assert not phone.execute_script(generating)
+    start(phone, 150)
+    assert in_sight(phone, "#output .caret")  # before any word: scrolled there as it started
+    assert phone.execute_script(generating)
+    stop_top = phone.execute_script(page_top, "#stop")
+    phone.execute_script("window.allow(1e9)")  # every word but the end
+    wait(phone, lambda d: words_shown(d) >= 150, "the text never came")
+    phone.execute_script("document.getElementById('output').scrollIntoView({block: 'end'})")
+    assert phone.execute_script("return window.scrollY") > stop_top + short  # a screen past Stop's place
+    assert in_sight(phone, "#stop")
+    finish(phone)
+    assert not phone.execute_script(generating)
 
 
 def test_the_end_of_a_text_leaves_the_reader_where_they_are(phone):
@@ -181,7 +207,8 @@ def test_a_tapped_keep_text_leaves_the_keyboard_down_and_a_key_or_a_click_types_
     keep = phone.find_element(By.ID, "use-output")
     start(phone, 3)
     finish(phone)
-    shown = phone.find_element(By.ID, "output").text
+    # its text, not what WebDriver sees as shown: a word still fading in (opacity 0 at first) is not
+    shown = phone.execute_script("return document.getElementById('output').textContent")
     tap(phone, keep)
     wait(phone, lambda d: not keep.is_enabled(), "the tapped Keep text did nothing")
     assert prompt.get_attribute("value") == shown

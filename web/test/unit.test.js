@@ -1420,7 +1420,9 @@ describe('the Web Worker client', () => {
     assert.match((await refusal(client.generate('x'))).message, /^the worker was terminated/);
   });
 
-  describe('WorkerModel.load({ signal })', () => {
+  // each test bounded: an abort that goes unheard leaves a load waiting on its worker, which fails here in
+  // seconds, not at the runner's 300 s --test-timeout
+  describe('WorkerModel.load({ signal })', { timeout: 10_000 }, () => {
     /** globalThis.Worker replaced by `Stand`, for `run()`; the Workers it made, in order. */
     async function withWorker(Stand, run) {
       const had = Object.getOwnPropertyDescriptor(globalThis, 'Worker');
@@ -1470,9 +1472,11 @@ describe('the Web Worker client', () => {
       }
     });
 
-    test('aborted while the worker loads: an AbortError at once, and the worker it started is terminated', async () => {
+    test('aborted while the worker loads: an AbortError at once, and the worker it started is terminated', async (t) => {
       // a Web Worker (which Node lacks) running nextword-web/worker's code on a channel: the load is real
       const started = [];
+      // its ports closed when the test ends, failed or not: an open one keeps the file's process alive
+      t.after(() => started.forEach((worker) => worker.terminate()));
       const events = [];
       class Served extends EventTarget {
         constructor() {
@@ -1522,7 +1526,7 @@ describe('the Web Worker client', () => {
       loaded.terminate();
     });
 
-    test("a caller's own worker, aborted while it loads, stays theirs: not closed, and free to load again", async () => {
+    test("a caller's own worker, aborted while it loads, stays theirs: not closed, and free to load again", async (t) => {
       const { port1, port2 } = new MessageChannel();
       const answered = [];
       const send = port1.postMessage.bind(port1);
@@ -1534,6 +1538,7 @@ describe('the Web Worker client', () => {
         send(message);
       };
       serve(port1);
+      t.after(() => port1.close()); // the channel closed when the test ends, failed or not (as above)
       const closed = [];
       port2.close = () => closed.push('closed');
       const controller = new AbortController();
@@ -1551,7 +1556,6 @@ describe('the Web Worker client', () => {
       assert.deepEqual(closed, []); // neither the abort nor the load after it closed the caller's port
       delete port2.close;
       again.terminate();
-      port1.close();
     });
 
     test('aborted as the answer comes in: the load still rejects, and the worker is ended or let go', async () => {
