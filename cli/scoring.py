@@ -408,7 +408,14 @@ def _base_split_hint(args: argparse.Namespace, provenance: Any) -> str:
     if base.kind == "run":  # --split-of reads a model file
         model = f"--split-of and the model file exported from the run {base.run}"
     scored = f"to score {args.model} on the base's {args.split} documents"
-    return f"; if they are the corpus of its base, {base.run}, add {model} {scored}"
+    if args.split_of is None:
+        return f"; if they are the corpus of its base, {base.run}, add {model} {scored}"
+    if Path(args.model).name == base.run:  # the scored model is that base: its own split is the one
+        return (
+            f"; if they are the corpus of its base, {base.run}, leave --split-of out to score {args.model} "
+            f"on its own {args.split} documents"
+        )
+    return f"; if they are the corpus of its base, {base.run}, give {model} in place of this one {scored}"
 
 
 def _check_recorded_format(config: CorpusConfig) -> None:

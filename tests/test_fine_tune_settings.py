@@ -273,6 +273,23 @@ def test_evaluate_names_the_base_to_give_split_of_and_scores_the_bases_documents
     assert "nextword evaluate TUNED.onnx BASE_CORPUS.csv --split val --split-of BASE.onnx" in doc
 
 
+def test_a_split_of_the_fine_tuned_model_on_the_bases_corpus_is_told_what_to_give_instead(
+    tuned_file, base_file, corpus_files, capsys
+):
+    """--split-of already given, naming the fine-tuned model, on its base's corpus: the advice was to
+    "add" --split-of with the base, which the command had (and, scoring the base itself, needs none)."""
+    base_corpus = str(corpus_files["csv"])
+    split = ["--split", "val", "--split-of", str(tuned_file)]
+    assert main(["evaluate", str(base_file), base_corpus, *split]) != 0
+    err = capsys.readouterr().err
+    said = f"base-int8.onnx, leave --split-of out to score {base_file} on its own val documents"
+    assert said in err and "add --split-of" not in err, err
+    assert main(["evaluate", str(tuned_file), base_corpus, *split]) != 0
+    err = capsys.readouterr().err
+    said = f"give --split-of base-int8.onnx in place of this one to score {tuned_file} on the base's val"
+    assert said in err and "add --split-of" not in err, err
+
+
 @pytest.mark.parametrize(
     "base, said",
     [
@@ -290,7 +307,9 @@ def test_evaluate_names_the_base_to_give_split_of_and_scores_the_bases_documents
     ids=["scratch", "run", "file", "bundled"],
 )
 def test_the_split_of_hint(base, said):
-    hint = _base_split_hint(SimpleNamespace(model="t.onnx", split="val"), SimpleNamespace(base=base))
+    hint = _base_split_hint(
+        SimpleNamespace(model="t.onnx", split="val", split_of=None), SimpleNamespace(base=base)
+    )
     assert said in hint and (hint == "") == (base is None), hint
 
 
