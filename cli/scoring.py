@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
@@ -31,10 +30,11 @@ from nextword.runtime import ModelFileError, NextWordModel, TextScore, evaluate
 from nextword.runtime.default import BUNDLED_MODEL
 
 from .args import add_config_arguments, config_from_args
-from .display import figure, json_text, shown_command
+from .display import figure, json_text
 from .info import cache_text
 from .models import CACHE_HELP, add_device_argument, cached_model, open_model
 from .positionals import names_model, text_names_a_file, typed_text
+from .split_refusal import READ_AS_RECORDED, not_its_corpus
 from .text_files import read_text_file
 
 __all__ = ["add_evaluate_parser", "evaluate_command", "score_command"]
@@ -43,8 +43,6 @@ logger = logging.getLogger(__name__)
 
 # Corpus settings that `evaluate` takes from the model file, never from its options.
 SPLIT_OPTIONS = ("val_fraction", "split_seed", "keep_duplicates", "near_duplicate_threshold")
-# How `evaluate` reads the corpus files: as the model file records its own were read, unless told.
-READ_AS_RECORDED = ("format", "text_column", "json_field", "decode_html")
 
 
 def score_command(args: argparse.Namespace) -> int:
@@ -191,14 +189,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
         recorded = provenance.data.documents if provenance.data else None
         counted = count_documents(config.paths, config)  # before the split's deduplication pass
         if recorded is not None and counted != recorded:
-            _not_its_corpus(args, provenance, f"{counted:,} documents, the model's corpus {recorded:,}")
+            not_its_corpus(args, provenance, f"{counted:,} documents, the model's corpus {recorded:,}")
         made = rebuild_split(provenance, config)
         if provenance.data is not None:  # the counts of the split, then its validation words
             differs = split_differs(
                 made, provenance.data, "the model's", split_model.tokenizer, provenance.corpus_sha256
             )
             if differs:
-                _not_its_corpus(args, provenance, differs)
+                not_its_corpus(args, provenance, differs)
         documents = functools.partial(_split_documents, made, provenance, args.split)
     left_out = None
     if args.trained_on:
@@ -361,61 +359,6 @@ def _of_corpus(provenance: Any, base: Any) -> bool:
     """Whether ``provenance`` (a model's) names the corpus ``base`` (a fine-tuned model's record of its
     base) was trained on: the same file names and number of documents."""
     return ", ".join(provenance.corpus_files) == base.corpus and provenance.data.documents == base.documents
-
-
-def _not_its_corpus(args: argparse.Namespace, provenance: Any, found: str) -> NoReturn:
-    """Refuse files that are not the model's corpus as it was, ``found`` saying how: their number of
-    documents, or how the split made again from them differs from the model's record
-    (:func:`~nextword.corpus.overlap.split_differs`). The split depends on every document and its
-    place, so another corpus, or the same rows in another order, holds out other documents, which the
-    model may have trained on."""
-    files = ", ".join(provenance.corpus_files) or "nextword info names them"
-    recorded = recorded_corpus(provenance)
-    flags = {f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in fields(CorpusConfig)}
-    given = {name: vars(args).get(name, getattr(recorded, name)) for name in READ_AS_RECORDED}
-    otherwise = [  # as typed: --no-decode-html for a False
-        f"--no-{flags[name][2:]}" if given[name] is False else flags[name]
-        for name in READ_AS_RECORDED
-        if given[name] != getattr(recorded, name)
-    ]
-    raise ValueError(
-        f"--split {args.split}: these files hold {found}, so the split made again is not the one "
-        f"{args.split_of or args.model} was trained with and its {args.split} documents are not its own"
-        + (" (they may include some it trained on)" if args.split != "train" else "")
-        + (
-            f"; they were read otherwise than the model's corpus ({', '.join(otherwise)}): leave that "
-            "out to read them as its file records"
-            if otherwise
-            else ""
-        )
-        + f"; give the corpus files it was trained on as they were ({files}), or score every document "
-        "with --split all (--trained-on FILE leaves out those that copy one it trained on)"
-        + _base_split_hint(args, provenance)
-        + ". A Python "
-        "with other Unicode tables than the one that trained the model can also split some words "
-        "otherwise (this one's: Unicode " + unicodedata.unidata_version + ")"
-    )
-
-
-def _base_split_hint(args: argparse.Namespace, provenance: Any) -> str:
-    """Where the refused model was fine-tuned (``provenance.base``): the files may be its base's corpus,
-    whose split ``--split-of`` and the base's model file make again (the bundled model's by its path)."""
-    base = provenance.base
-    if base is None or not base.run:
-        return ""
-    named = str(BUNDLED_MODEL) if base.run == BUNDLED_MODEL.name else base.run
-    model = f"--split-of {shown_command([named])}"
-    if base.kind == "run":  # --split-of reads a model file
-        model = f"--split-of and the model file exported from the run {base.run}"
-    scored = f"to score {args.model} on the base's {args.split} documents"
-    if args.split_of is None:
-        return f"; if they are the corpus of its base, {base.run}, add {model} {scored}"
-    if Path(args.model).name == base.run:  # the scored model is that base: its own split is the one
-        return (
-            f"; if they are the corpus of its base, {base.run}, leave --split-of out to score {args.model} "
-            f"on its own {args.split} documents"
-        )
-    return f"; if they are the corpus of its base, {base.run}, give {model} in place of this one {scored}"
 
 
 def _check_recorded_format(config: CorpusConfig) -> None:

@@ -17,7 +17,7 @@ pytest.importorskip("tf2onnx", reason="tf2onnx missing: install nextword[train]"
 
 from helpers import machine_documents, tuning_config, write_corpus
 from nextword.cli.main import main
-from nextword.cli.scoring import _base_split_hint
+from nextword.cli.split_refusal import _base_split_hint
 from nextword.export import ExportConfig, export
 from nextword.export.provenance import warn_base_lost
 from nextword.runtime import BUNDLED_MODEL, load
