@@ -270,6 +270,39 @@ def test_a_stalled_download_fails_naming_the_file_and_turns_the_switch_off(brows
         server.stop()
 
 
+def test_a_server_that_never_says_what_the_download_costs_is_given_up(browser, model):
+    """The switch asks the server for the model file's size (GET /v1/models) before the download begins:
+    a server that never answered left the switch on, and the status unchanged, for good. The page now
+    says it is waiting after PROGRESS seconds, gives up after STALL seconds (4 s here) naming what to
+    do, stops the request and turns the switch off; nothing is downloaded."""
+    from nextword.serve import ServeConfig, create_app
+
+    throttle = Throttle(create_app(ServeConfig(), model), "/v1/models")
+    server = start_server(throttle)
+    later_stalls = SHORT_STALLS.replace("1500", "4000")  # PROGRESS seconds pass before the stall's end
+    try:
+        open_page(browser, server.url, later_stalls, RECORD_STATUS)
+        throttle.limit = 0  # from now on the server says nothing of its model
+        asked = len(throttle.transfers)
+        toggle = browser.find_element(By.ID, "in-browser")
+        toggle.click()
+        wait(browser, lambda d: status(d).startswith("Cannot run"), "never given up: " + status(browser), 60)
+        failed = (
+            "Cannot run in this browser: the server did not say what the download costs within 30 s; "
+            "check the connection, then turn the switch on again"
+        )
+        texts = browser.execute_script("return window.said.map(([text]) => text)")
+        assert texts[-2:] == ["Asking the server what the download costs…", failed], texts
+        assert status(browser) == failed
+        assert not toggle.is_selected() and backend(browser) is None
+        assert browser.execute_script("return document.body.dataset.loading ?? null") is None
+        assert requests_to(browser, MODEL) == 0
+        wait(browser, lambda _: throttle.transfers[asked].hung_up.is_set(), "the request was left open")
+    finally:
+        throttle.release()
+        server.stop()
+
+
 def test_switched_off_while_onnxruntime_web_loads_the_worker_stops_its_download(browser, model):
     """The worker's own download (onnxruntime-web's WebAssembly) stalled: past STALL seconds the page
     says what to do; off, the worker is ended (WorkerModel.load's signal) and its download with it; on

@@ -3,7 +3,7 @@
 // The page (app.js) talks only to an object with these four methods, so another backend (for instance
 // one that runs the model in this browser) can be dropped in with the same shape:
 //
-//   info()                                   -> {id, vocabSize, layers, units, perplexity, defaults,
+//   info(signal)                             -> {id, vocabSize, layers, units, perplexity, defaults,
 //                                              limits}
 //                                              defaults: the file's decoding defaults the sliders
 //                                              start at ({temperature, maxWords, topK, topP}, each
@@ -133,8 +133,8 @@ export function createServerBackend(base = '', key = null) {
   return {
     name: 'server',
 
-    async info() {
-      const response = await request(base + 'v1/models', { headers: keyHeaders(key) });
+    async info(signal) {
+      const response = await request(base + 'v1/models', { headers: keyHeaders(key), signal });
       if (!response.ok) throw await apiError(response);
       const model = (await response.json()).data[0];
       const about = model.nextword ?? {};

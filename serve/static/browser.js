@@ -178,6 +178,31 @@ async function wasmSize(signal) {
   return Number.isFinite(size) && size > 0 ? size : null;
 }
 
+// What ask(signal) resolves to: the server's word on the download, before it begins. A server that keeps
+// it waiting is said after PROGRESS_MS, and given up after STALL_MS with an error that says so (its
+// requests stopped): the switch stayed on in silence, for good, where the server never answered.
+// `signal` stops it as it stops the rest of the load.
+async function askServer(signal, ask, tell) {
+  const controller = new AbortController();
+  const stop = () => controller.abort(signal.reason);
+  signal.addEventListener('abort', stop);
+  const waiting = setTimeout(() => tell('Asking the server what the download costs…'), PROGRESS_MS);
+  const late = setTimeout(() => controller.abort(), STALL_MS);
+  try {
+    return await ask(controller.signal);
+  } catch (error) {
+    if (!controller.signal.aborted || signal.aborted) throw error;
+    throw new Error(
+      `the server did not say what the download costs within ${STALL_MS / 1000} s; ` +
+        'check the connection, then turn the switch on again',
+    );
+  } finally {
+    clearTimeout(waiting);
+    clearTimeout(late);
+    signal.removeEventListener('abort', stop);
+  }
+}
+
 // "1.2 of 3.6 MB" (kB below a megabyte), or "3.6 MB" without a total: `received` in the total's unit.
 function amounts(received, total = null) {
   const mega = (total ?? received) >= 1e6;
@@ -209,7 +234,11 @@ export function browserMode(page, serverBackend, doc = document, key = null) {
     const tell = (text) => signal.aborted || say(text); // nothing more once switched off
     // the server's own caps on the model file's size, which its operator chose (--no-size-limits), and the
     // download's size, said before it begins
-    const [{ limits, bytes }, wasm] = await Promise.all([serverBackend.info(), wasmSize(signal)]);
+    const [{ limits, bytes }, wasm] = await askServer(
+      signal,
+      (asking) => Promise.all([serverBackend.info(asking), wasmSize(asking)]),
+      tell,
+    );
     const size = { model: Number.isFinite(bytes) && bytes > 0 ? bytes : null, wasm };
     if (limits?.modelDownload === false) throw new Error('this server keeps its model file to itself');
     signal.throwIfAborted();
