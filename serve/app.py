@@ -30,11 +30,13 @@ from .headers import SecurityHeaders
 from .hosts import HostCheck
 from .limits import BodySizeLimit, PublishGuard
 from .logs import FORCED_QUIT, use_server_format
+from .main_guard import STARTUP_FAILURE
 from .metrics import MULTIPROCESS_ENV, Metrics, RequestMetrics
 from .options import defaults_over_caps
 from .scheduler import make_scheduler
 from .schema_limits import document_caps
 from .state import ServerState
+from .worker_exit import end_worker, retry_later
 
 __all__ = ["CONFIG_ENV", "app_from_environment", "create_app"]
 
@@ -74,7 +76,14 @@ def create_app(config: ServeConfig | None = None, model: NextWordModel | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.scheduler = make_scheduler(model, config.batching, config.max_batch, config.max_streams)
+        try:
+            state.scheduler = make_scheduler(model, config.batching, config.max_batch, config.max_streams)
+        except Exception:
+            if state.supervisor is None:
+                raise  # uvicorn says the start-up failed, and why
+            # a worker: uvicorn's exit for it would leave its supervisor waiting (serve/worker_exit.py)
+            logger.exception("this worker cannot start; uvicorn stops the server")
+            end_worker(STARTUP_FAILURE, state.supervisor)
         restore = _drain_on_signals(state, asyncio.get_running_loop())
         FORCED_QUIT.clear()  # an earlier app's quit in this process (a notebook, tests) is not this one's
         threads = model.session.get_session_options().intra_op_num_threads
@@ -195,21 +204,24 @@ def app_from_environment() -> FastAPI:
     backstop = bool(settings.pop("_backstop", False))  # uvicorn's, set by serve() (serve/state.py)
     started = settings.pop("_started", None), settings.pop("_started_monotonic", None)  # serve()'s
     approved = settings.pop("_model_digest", None)  # the file's bytes at start, or at the last SIGHUP
-    _end_with(settings.pop("_supervisor", None))
+    supervisor = settings.pop("_supervisor", None)
+    _end_with(supervisor)
     config = ServeConfig(**settings)
     try:
         app = create_app(config)
     except ModelFileError as exc:
         # a worker started again (after one died) finds the file replaced by one that does not load:
-        # one line, not multiprocessing's traceback, and the way out (uvicorn tries again and again)
+        # one line, not multiprocessing's traceback, and the way out (uvicorn starts it again: it
+        # waits for the file to change first, a few seconds at most, serve/worker_exit.py)
         logger.error(
             "this worker cannot start: %s; the other workers serve on. Put back a model file that loads "
             "(nextword info %s says why this one does not), then send SIGHUP to reload every worker",
             config.explained(exc),
             config.model_path,
         )
-        raise SystemExit(1) from None
+        retry_later(config.model_path, supervisor)
     state = app.state.nextword
+    state.supervisor = supervisor
     if approved is not None and state.model_file is not None and state.model_file.digest != approved:
         logger.warning(
             "%s holds other bytes than the file the other workers loaded (it changed on disk since the "

@@ -106,6 +106,7 @@ class ServerState:
     accepting: bool = True
     stopped_by: int | None = None  # the signal that began the shutdown
     backstop: bool = False  # run by serve(): uvicorn cuts what still sends BACKSTOP_SECONDS past the drain
+    supervisor: int | None = None  # a --workers worker's: serve()'s process, which started it
     started: float = field(default_factory=time.time)  # /v1/models' "created"
     # /health's uptime: a monotonic clock, which a time-of-day correction (NTP, a VM resumed) leaves alone
     started_monotonic: float = field(default_factory=time.monotonic)
