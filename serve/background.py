@@ -203,6 +203,7 @@ class _EmbeddedServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, listening: Callable[[int], None]) -> None:
         super().__init__(config)
         self._listening = listening
+        self.shut_down = False  # whether uvicorn's shutdown ran (see _serve_until_stopped)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # uvicorn's own: none here
@@ -219,12 +220,20 @@ class _EmbeddedServer(uvicorn.Server):
                 signal.signal(sig, handler)
         self._listening(self.servers[0].sockets[0].getsockname()[1])
 
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.shut_down = True
+        await super().shutdown(sockets=sockets)
+
 
 async def _serve_until_stopped(server: _EmbeddedServer) -> None:
     """``server.serve()``; uvicorn's ``sys.exit`` where it cannot start (its log line says why) becomes
     an exception: a ``SystemExit`` out of a task stops the whole event loop, the program's own."""
     try:
         await server.serve()
+        if server.started and not server.shut_down:
+            # uvicorn 0.29 returns without its shutdown where a stop came while it started: the port
+            # stayed bound, with nothing left to close it, and the app's lifespan never ended
+            await server.shutdown()
     except SystemExit:
         if server.started:
             raise RuntimeError("the server stopped itself: uvicorn's log says why") from None
