@@ -283,6 +283,20 @@ def test_the_lifespan_puts_back_only_the_handlers_it_installed():
         loop.close()
 
 
+class _Draining:
+    """What the drain step reads and calls of the server's state (nextword.serve.state.ServerState)."""
+
+    draining, accepting, stopped_by, jobs = False, True, None, ()
+
+    def begin_shutdown(self, loop):
+        self.draining = True
+
+    def stop_listening(self, listeners):
+        from nextword.serve.state import ServerState
+
+        ServerState.stop_listening(self, listeners)  # type: ignore[arg-type]
+
+
 def test_a_sigterm_stops_the_listener_at_once_and_leaves_other_handlers_alone():
     """uvicorn stops accepting at its next tick, up to 0.1 s after the signal; with --workers a worker it
     retires (a SIGHUP's restart) accepted connections meanwhile and answered them 503, where the other
@@ -292,14 +306,6 @@ def test_a_sigterm_stops_the_listener_at_once_and_leaves_other_handlers_alone():
     import uvicorn
 
     from nextword.serve.app import _drain_on_signals
-    from nextword.serve.state import ServerState
-
-    class Draining:  # what the drain step reads and calls of the server's state
-        draining, accepting, stopped_by, jobs = False, True, None, ()
-        stop_listening = ServerState.stop_listening
-
-        def begin_shutdown(self, loop):
-            self.draining = True
 
     original = signal.getsignal(signal.SIGTERM)
     loop = asyncio.new_event_loop()
@@ -309,7 +315,7 @@ def test_a_sigterm_stops_the_listener_at_once_and_leaves_other_handlers_alone():
     server.servers = [listener]
     try:
         signal.signal(signal.SIGTERM, server.handle_exit)  # as uvicorn's capture_signals puts it
-        state = Draining()
+        state = _Draining()
         restore = _drain_on_signals(state, loop)  # type: ignore[arg-type]
         assert listener.is_serving()
         signal.raise_signal(signal.SIGTERM)
@@ -321,7 +327,7 @@ def test_a_sigterm_stops_the_listener_at_once_and_leaves_other_handlers_alone():
         # a handler that is not a uvicorn server's: called, nothing closed
         seen = []
         signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
-        state = Draining()
+        state = _Draining()
         restore = _drain_on_signals(state, loop)  # type: ignore[arg-type]
         signal.raise_signal(signal.SIGTERM)
         loop.run_until_complete(asyncio.sleep(0))
@@ -330,5 +336,57 @@ def test_a_sigterm_stops_the_listener_at_once_and_leaves_other_handlers_alone():
     finally:
         signal.signal(signal.SIGTERM, original)
         for each in (listener, other):
+            each.close()
+        loop.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_sighup_stops_every_listener_of_the_server_and_none_of_another_objects():
+    """A SIGHUP that nothing handles drains as a SIGTERM does: its drain step closes the listeners at
+    once too, every one of the server's; a handler bound to an object that is not a uvicorn server
+    closes none of that object's ``servers``, though it has some."""
+    import asyncio
+
+    import uvicorn
+
+    from nextword.serve.app import _drain_on_signals
+
+    class Foreign:  # another program's server, stopped by a method of its own
+        def __init__(self, servers):
+            self.servers, self.seen = servers, []
+
+        def stop(self, signum, frame):
+            self.seen.append(signum)
+
+    originals = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    loop = asyncio.new_event_loop()
+    server = uvicorn.Server(uvicorn.Config(app=None))
+    first, second, other = (
+        loop.run_until_complete(loop.create_server(asyncio.Protocol, "127.0.0.1", 0)) for _ in range(3)
+    )
+    server.servers = [first, second]
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # nobody handles it: the drain step takes it
+        signal.signal(signal.SIGTERM, server.handle_exit)
+        state = _Draining()
+        restore = _drain_on_signals(state, loop)  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL  # or the signal would end pytest
+        signal.raise_signal(signal.SIGHUP)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert server.should_exit and state.draining and not state.accepting
+        assert not first.is_serving() and not second.is_serving() and other.is_serving()
+        restore()
+        foreign = Foreign([other])
+        signal.signal(signal.SIGTERM, foreign.stop)
+        state = _Draining()
+        restore = _drain_on_signals(state, loop)  # type: ignore[arg-type]
+        signal.raise_signal(signal.SIGTERM)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert foreign.seen == [signal.SIGTERM] and other.is_serving() and not state.accepting
+        restore()
+    finally:
+        for sig, handler in originals.items():
+            signal.signal(sig, handler)
+        for each in (first, second, other):
             each.close()
         loop.close()
