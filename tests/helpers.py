@@ -218,3 +218,15 @@ def drain_once_generating(state: Any, after: float = 0.5, bound: float = 60.0) -
         state.cancel_all()
 
     threading.Thread(target=drain, name="drain", daemon=True).start()
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    """What a server sends on ``sock`` until it closes the connection (a reset counts as the close; the
+    socket's timeout fails a test whose server never closes it)."""
+    out = b""
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except ConnectionResetError:
+        pass
+    return out

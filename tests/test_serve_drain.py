@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
 pytest.importorskip("httptools", reason="install nextword[serve] (httptools) to test its protocol")
 
+from helpers import read_to_end
 from nextword.runtime import BUNDLED_MODEL, NextWordModel, load
 from nextword.serve import RunningServer, ServeConfig, http_guard, start
 
@@ -92,17 +93,6 @@ def _answer(sock: socket.socket) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
-def _read_to_end(sock: socket.socket) -> bytes:
-    """What the server sends until it closes the connection (a socket timeout if it never does)."""
-    out = b""
-    try:
-        while chunk := sock.recv(65536):
-            out += chunk
-    except ConnectionResetError:
-        pass
-    return out
-
-
 def test_a_draining_server_answers_the_connections_it_took_in_and_refuses_the_others(bundled):
     """A request on a connection accepted before the drain closed the listener is answered, whichever
     route it asks (a suggestion, a score, a completion, a beam search, /health): a route that passed the
@@ -151,7 +141,7 @@ def test_the_drain_closes_idle_connections_at_once_and_answers_a_head_that_came(
             for each in (used, late):  # closed: a request sent now is not read, let alone answered
                 with contextlib.suppress(OSError):
                     each.sendall(_head("GET", "/health", b""))
-                assert _read_to_end(each) == b""
+                assert read_to_end(each) == b""
             body = json.dumps({"text": "a neural network"}).encode()
             taken.sendall(_head("POST", "/v1/score", body))
             _until(lambda: protocol.cycle is not None, "the head's parsing")
@@ -163,7 +153,7 @@ def test_the_drain_closes_idle_connections_at_once_and_answers_a_head_that_came(
             assert status == 200 and json.loads(answer)["words"], answer
             with contextlib.suppress(OSError):  # its last request: the connection closed after it
                 taken.sendall(_head("GET", "/health", b""))
-            assert _read_to_end(taken) == b""
+            assert read_to_end(taken) == b""
             stopping.join(30)
             assert not stopping.is_alive()
         finally:

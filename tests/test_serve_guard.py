@@ -19,6 +19,7 @@ pytest.importorskip("httptools", reason="install nextword[serve] (httptools) to 
 from browser import start_server
 from fastapi.testclient import TestClient
 
+from helpers import read_to_end
 from nextword.serve import ServeConfig, create_app
 from nextword.serve.http_guard import GuardedHttpToolsProtocol
 
@@ -44,16 +45,6 @@ def connect(server, receive_buffer: int | None = None) -> socket.socket:
     sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
     sock.settimeout(15)
     return sock
-
-
-def read_to_end(sock: socket.socket) -> bytes:
-    out = b""
-    try:
-        while chunk := sock.recv(65536):
-            out += chunk
-    except ConnectionResetError:
-        pass
-    return out
 
 
 def health(server) -> dict:
