@@ -100,12 +100,23 @@ def _writing_no_bytecode(command: Callable[[argparse.Namespace], int]) -> Callab
 @_writing_no_bytecode
 def train_command(args: argparse.Namespace) -> int:
     """``nextword train``: a new run, or ``--resume`` of one; prints where it ended and what is next."""
-    from nextword.train import resume, train
+    from nextword.train import TRAINING_STACK, require_installed, resume, train
+    from nextword.train.prechecks import check_resume, check_train
 
-    import_tensorflow_quietly()
+    require_installed("training", TRAINING_STACK)
     flags = config_flags(TrainConfig)
     options = {k: v for k, v in vars(args).items() if k in flags}
     check_train_options(options, flags, RESUMABLE_OPTIONS if args.resume else None)
+    changes = {k: options.get(k) for k in RESUMABLE_OPTIONS}
+    config = TrainConfig()
+    if args.resume:
+        check_resume(args.resume, **changes)
+    else:
+        config = config_from_args(config, options)
+        if not config.corpus.paths:
+            raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
+        check_train(config)
+    import_tensorflow_quietly()  # after the mistakes a command can hold are said: seconds saved on each
     # The progress (Keras's bar, each epoch's line) goes to standard error: standard output holds the
     # result alone, for a script to read (as in Python, a notebook's progress stays on its stdout). -q
     # drops it, unless --verbose asks, for this session only: verbose=0 would be stored with the run.
@@ -114,12 +125,8 @@ def train_command(args: argparse.Namespace) -> int:
         shown = stack.enter_context(open(os.devnull, "w", encoding="utf-8")) if quiet else progress_stream()
         stack.enter_context(contextlib.redirect_stdout(shown))
         if args.resume:
-            result = resume(args.resume, **{k: options.get(k) for k in RESUMABLE_OPTIONS})
-        else:
-            config = config_from_args(TrainConfig(), options)
-            if not config.corpus.paths:
-                raise ValueError("no corpus files given: nextword train CORPUS... --out RUN_DIR")
-            # the options typed keep their value over a base's, even where it is the default
+            result = resume(args.resume, **changes)
+        else:  # the options typed keep their value over a base's, even where it is the default
             result = train(config, command=args.command_line, given=tuple(options))
     with printing_result(f"the run is in {result.run_dir}" if result.chief else "the worker's part is done"):
         return _print_trained(args, result)
@@ -159,7 +166,11 @@ def export_command(args: argparse.Namespace) -> int:
     if missing:  # before TensorFlow is imported: seconds, for a mistake in the command line
         raise ValueError(f"{' and '.join(missing)} not given: nextword export RUN_DIR --out MODEL.onnx")
     from nextword.export import export
+    from nextword.export.prechecks import check_export
+    from nextword.train import EXPORT_STACK, require_installed
 
+    require_installed("export", EXPORT_STACK)
+    check_export(config)
     import_tensorflow_quietly()
     report = export(config, command=args.command_line)
     with printing_result(f"{report.path} was written"):

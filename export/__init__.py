@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nextword.runtime.checks import wrong_type
-from nextword.train import EXPORT_STACK, require
+from nextword.train import EXPORT_STACK, require, require_installed
 
 from .config import ExportConfig
 from .errors import ExportError, ModelTooLargeError, ParityError
+from .prechecks import check_export
 
 if TYPE_CHECKING:
     from .exporter import ExportReport
@@ -37,6 +38,8 @@ def export(config: ExportConfig, command: str | None = None) -> ExportReport:
     read: nothing is written then. The whole story: :func:`nextword.export.exporter.export`."""
     if not isinstance(config, ExportConfig):  # before TensorFlow loads
         raise wrong_type("config", "an ExportConfig (ExportConfig(run_dir=..., out=...))", config)
+    require_installed("export", EXPORT_STACK)
+    check_export(config)  # an unwritable `out`, a run not trained...: said before TensorFlow loads
     require("export", EXPORT_STACK)
     from .exporter import export as _export
 

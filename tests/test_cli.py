@@ -214,12 +214,15 @@ def test_ctrl_c_during_train_says_how_to_go_on_without_a_traceback(
     capsys, monkeypatch, run_dir, corpus_files, tmp_path
 ):
     import nextword.train
+    import nextword.train.prechecks
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(nextword.train, "train", interrupted)
     monkeypatch.setattr(nextword.train, "resume", interrupted)
+    for check in ("check_train", "check_resume"):  # the interrupt comes in training, after its checks
+        monkeypatch.setattr(nextword.train.prechecks, check, lambda *args, **kwargs: None)
     code, _, err = run_cli(capsys, "train", "--resume", run_dir)  # finished: --resume would train nothing
     assert code == 130 and "Traceback" not in err
     assert "interrupted; the run has finished (" in err and f"`nextword export {run_dir} --out" in err
@@ -369,6 +372,7 @@ def test_sigterm_during_train_ends_it_as_ctrl_c_does(capsys, monkeypatch, run_di
     import time
 
     import nextword.train
+    import nextword.train.prechecks
 
     def terminated(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -376,6 +380,7 @@ def test_sigterm_during_train_ends_it_as_ctrl_c_does(capsys, monkeypatch, run_di
         raise AssertionError("SIGTERM did not end the command")
 
     monkeypatch.setattr(nextword.train, "resume", terminated)
+    monkeypatch.setattr(nextword.train.prechecks, "check_resume", lambda *args, **kwargs: None)  # in training
     before = signal.getsignal(signal.SIGTERM)
     run = shutil.copytree(run_dir, tmp_path / "workers")
     metrics = json.loads((run / "metrics.json").read_text())  # epochs left to train

@@ -107,7 +107,7 @@ def _check_run_dir(folder: Path, tmp_path: Path, overwrite: bool = False) -> boo
     pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
     from nextword.train import CorpusConfig, TrainConfig
     from nextword.train.files import RunDir
-    from nextword.train.restart import check_run_dir
+    from nextword.train.prechecks import check_run_dir
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("a document\n")

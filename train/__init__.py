@@ -8,17 +8,24 @@ TensorFlow loads only when :func:`train` or :func:`resume` is first called.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Collection, Iterator
 from typing import Any
 
 from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_documents
 from nextword.runtime.checks import wrong_type
 
-from ._deps import EXPORT_STACK, TRAINING_STACK, MissingExtraError, install_command, require
+from ._deps import (
+    EXPORT_STACK,
+    TRAINING_STACK,
+    MissingExtraError,
+    install_command,
+    require,
+    require_installed,
+)
 from .config import ModelConfig, TrainConfig
-from .distribute import DistributeError, PeerUnreachableError, WorkerLostError, parse_tf_config
+from .distribute import DistributeError, PeerUnreachableError, WorkerLostError
 from .files import NotARunError, RunBusyError, RunExistsError
+from .prechecks import check_resume, check_train
 from .progress import how_to_go_on
 from .result import TrainResult
 
@@ -40,6 +47,7 @@ __all__ = [
     "install_command",
     "load_documents",
     "require",
+    "require_installed",
     "resume",
     "split_documents",
     "train",
@@ -67,8 +75,8 @@ def train(config: TrainConfig, command: str | None = None, *, given: Collection[
         raise wrong_type(
             "config", "a TrainConfig (TrainConfig(corpus=CorpusConfig(paths=...), out=...))", config
         )
-    if config.distribute == "multi-worker":  # a bad TF_CONFIG fails at once, before TensorFlow loads
-        parse_tf_config(os.environ.get("TF_CONFIG"))
+    require_installed("training", TRAINING_STACK)
+    check_train(config)  # a missing corpus file, a bad TF_CONFIG...: said before TensorFlow loads
     require("training", TRAINING_STACK)
     from .trainer import train as _train
 
@@ -90,6 +98,8 @@ def resume(run_dir: str, **changes: Any) -> TrainResult:
     (:class:`DistributeError`) a multi-worker run without ``TF_CONFIG``; :class:`RunBusyError` while another
     process trains in it or an export reads it. An interrupt leaves it resumable again (a note on the
     ``KeyboardInterrupt`` says how). The whole story: :func:`nextword.train.trainer.resume`."""
+    require_installed("training", TRAINING_STACK)
+    check_resume(run_dir, **changes)  # the same refusals, before TensorFlow loads
     require("training", TRAINING_STACK)
     from .trainer import resume as _resume
 

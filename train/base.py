@@ -78,30 +78,51 @@ class Base:
         return model
 
 
-def read_base(config: TrainConfig) -> Base:
-    """Read and check ``config.init_from``: a run folder (a finished training run, not the folder this
-    run writes, ``out``, and not cut off while it saved an epoch) or a nextword model file (one that
-    :func:`nextword.runtime.load` accepts, with a graph as ``nextword export`` writes it). Raises
-    ``FileNotFoundError`` (nothing there, or not a finished run), ``ValueError`` (damaged files, a file
-    whose weights cannot be read back, the same folder as ``out``) with the fix in the message."""
+def base_source(config: TrainConfig) -> Path:
+    """``config.init_from``, where it is there, and is neither in ``out`` (a model file, or a run folder's
+    own file named in place of the folder) nor ``out`` or above it (a run folder); ``FileNotFoundError``
+    or ``ValueError`` with the fix. What :func:`read_base` checks first, reading no file."""
     source = Path(str(config.init_from))
     if not source.exists():
         raise FileNotFoundError(
             f"init_from: {source} does not exist; give the run folder or the model file to start from"
         )
     if source.is_file():
-        return _read_model_file(source, config)
-    run = RunDir(str(source))
-    if config.out and Path(config.out).resolve() == run.root.resolve():
+        if config.out and source.resolve().parent == Path(config.out).resolve():
+            raise ValueError(
+                f"init_from: {source} lies in the run folder out={config.out!r}, which the new run writes; "
+                "move the model file elsewhere or give the fine-tuned run a folder of its own"
+            )
+        folder = RunDir(str(source.parent))
+        if source.suffix.lower() != ".onnx" and folder.config.is_file() and folder.model.is_file():
+            raise ValueError(
+                f"init_from: {source} is one of the files of the run folder {folder.root}; give the folder "
+                f"itself ({folder.root}), or a model file that `nextword export` wrote"
+            )
+        return source
+    if config.out and Path(config.out).resolve() == source.resolve():
         raise ValueError(
-            f"`init_from` and `out` are the same folder ({run.root}): the new run would replace the model it "
+            f"`init_from` and `out` are the same folder ({source}): the new run would replace the model it "
             "starts from; give the fine-tuned run a folder of its own"
         )
-    if config.out and Path(config.out).resolve().is_relative_to(run.root.resolve()):
+    if config.out and Path(config.out).resolve().is_relative_to(source.resolve()):
         raise ValueError(
-            f"out={config.out!r} lies inside the run folder init_from={str(run.root)!r}, which holds one "
+            f"out={config.out!r} lies inside the run folder init_from={str(source)!r}, which holds one "
             "run; give the fine-tuned run a folder of its own, outside it"
         )
+    return source
+
+
+def read_base(config: TrainConfig) -> Base:
+    """Read and check ``config.init_from``: a run folder (a finished training run, not the folder this
+    run writes, ``out``, and not cut off while it saved an epoch) or a nextword model file (one that
+    :func:`nextword.runtime.load` accepts, with a graph as ``nextword export`` writes it). Raises
+    ``FileNotFoundError`` (nothing there, or not a finished run), ``ValueError`` (damaged files, a file
+    whose weights cannot be read back, the same folder as ``out``) with the fix in the message."""
+    source = base_source(config)
+    if source.is_file():
+        return _read_model_file(source, config)
+    run = RunDir(str(source))
     try:
         run.require_trained()
     except FileNotFoundError as exc:
@@ -139,17 +160,6 @@ def _read_model_file(path: Path, config: TrainConfig) -> Base:
     from nextword.runtime import LoadLimits, ModelFileError, load
     from nextword.runtime.model_check import inspect_model_file
 
-    if config.out and path.resolve().parent == Path(config.out).resolve():
-        raise ValueError(
-            f"init_from: {path} lies in the run folder out={config.out!r}, which the new run writes; move "
-            "the model file elsewhere or give the fine-tuned run a folder of its own"
-        )
-    folder = RunDir(str(path.parent))
-    if path.suffix.lower() != ".onnx" and folder.config.is_file() and folder.model.is_file():
-        raise ValueError(
-            f"init_from: {path} is one of the files of the run folder {folder.root}; give the folder "
-            f"itself ({folder.root}), or a model file that `nextword export` wrote"
-        )
     # The file the user chose to fine-tune from, as export's own file: any size loads (its weights are
     # read whole either way), every other check of the file holds.
     limits = LoadLimits().without_size_caps()

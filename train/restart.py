@@ -11,17 +11,16 @@ do not, by the documents they hold, so finished epochs are never thrown away for
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from nextword.corpus import CorpusError, recorded_split, split_corpus
 
 from .config import TrainConfig
-from .files import RUN_MARKER, NotARunError, RunBusyError, RunDir, RunExistsError, listed
+from .files import NotARunError, RunBusyError, RunDir, RunExistsError
 from .fit import SESSION_FIELDS
-from .progress import existing_run_advice
+from .prechecks import check_run_dir
 from .run_corpus import corpus_files
 
-__all__ = ["check_run_dir", "chief_refusal", "run_differs"]
+__all__ = ["chief_refusal", "run_differs"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,32 +61,6 @@ def run_differs(run: RunDir, config: TrainConfig) -> str | None:
         return "its corpus files hold other documents"
     logger.info("%s: the same documents: the run goes on", run.root)
     return None
-
-
-def check_run_dir(run: RunDir, config: TrainConfig) -> bool:
-    """Refuse a run folder that holds something, unless ``config.overwrite`` and it holds a previous run
-    and nothing else (:meth:`RunDir.check_replaceable`); True if it is to be replaced. A corpus file
-    inside the folder is refused either way: the run's files would be written beside it."""
-    root = run.root.resolve()
-    inside = [p for p in config.corpus.paths if root in Path(p).resolve().parents]
-    if inside:
-        raise RunExistsError(
-            f"the corpus file {inside[0]} is inside the run folder {run.root}; keep corpora outside `out` "
-            "(a run folder holds only what training writes)"
-        )
-    run.check_aside_free()  # an overwrite that could not put the run back left it there: said, never lost
-    found = run.entries() if run.root.is_dir() else []  # a file browser's .DS_Store counts as nothing
-    if found:
-        if not config.overwrite and not run.is_run():  # neither resume nor overwrite would take it
-            raise RunExistsError(
-                f"{run.root} holds files ({listed(found, 3)}) and is not a nextword run folder (it has no "
-                f"{RUN_MARKER} marker): choose an empty or new folder for `out`"
-            )
-        if not config.overwrite:
-            raise RunExistsError(existing_run_advice(str(run.root)))
-        run.check_replaceable()
-        return True
-    return False
 
 
 def chief_refusal(run: RunDir, config: TrainConfig, check_folder: bool) -> FileExistsError | None:

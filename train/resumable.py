@@ -13,15 +13,12 @@ import keras
 from nextword.runtime.versions import version_tuple
 
 from .config import TrainConfig
-from .files import RUN_MARKER, SAVING, NotARunError, RunDir, atomic_write_json, read_json
-from .paths import GIVE_RUN, not_a_run_folder
-from .progress import aside_note, counted
+from .files import SAVING, RunDir, atomic_write_json, read_json
+from .progress import counted
 from .recorder import RunRecorder, best_index, metrics_document, patience_reached
 
 __all__ = [
-    "check_resumable",
     "load_checkpoint",
-    "no_checkpoint",
     "read_history",
     "reconcile",
     "remove_stale_temporaries",
@@ -29,35 +26,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def check_resumable(run: RunDir) -> None:
-    """Refuse a ``--resume`` path that is not a run folder, each case with its own message.
-
-    A folder counts as a run when it carries the marker, or holds a ``config.json`` (a run from before
-    markers existed; or, on a worker of a multi-worker run, a copy of the chief's, all it reads)."""
-    if (wrong := not_a_run_folder(run.root)) is not None:  # a file, or a link that loops
-        raise wrong
-    if not run.root.exists():
-        raise FileNotFoundError(f"{run.root} does not exist; {GIVE_RUN}")
-    if not run.marker.is_file() and not run.config.is_file():
-        raise NotARunError(f"{run.root} is not a nextword run folder (no {RUN_MARKER} marker); {GIVE_RUN}")
-    if not run.checkpoint.is_file() and not run.config.is_file():
-        raise FileNotFoundError(no_checkpoint(run))
-
-
-def no_checkpoint(run: RunDir) -> str:
-    """Why ``run`` cannot resume without a checkpoint, and what to do instead."""
-    if run.model.is_file():  # a run that trained, whose checkpoint is gone: --overwrite would lose it
-        return (
-            f"{run.root} has no checkpoint.keras to resume from, only its best model (model.keras): "
-            f"export that with `nextword.export.export(ExportConfig({str(run.root)!r}, out='MODEL.onnx'))`; "
-            "to train more, start a run in another folder (overwrite=True here would delete model.keras)"
-        )
-    return (
-        f"{run.root} has no checkpoint.keras to resume from (the run stopped before its first "
-        f"checkpoint); start it again with overwrite=True{aside_note(str(run.root))}"
-    )
 
 
 def load_checkpoint(run: RunDir) -> keras.Model:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import platform
 from collections.abc import Collection
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from nextword.corpus import CorpusError, build_vocabulary, encode_corpus, recorded_split, split_corpus
+from nextword.corpus import build_vocabulary, encode_corpus, recorded_split, split_corpus
 from nextword.runtime import __version__
 from nextword.runtime.provenance import SplitRecord
 
@@ -31,7 +30,6 @@ from .config import TrainConfig
 from .data import token_counts
 from .dev import dev_part, hold_out_dev
 from .distribute import (
-    DistributeError,
     Workers,
     broadcast_json,
     confirm_workers,
@@ -42,15 +40,13 @@ from .distribute import (
 from .embeddings import load_glove
 from .files import RunDir, RunExistsError, atomic_write_json, atomic_write_text
 from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
-from .paths import resolved
+from .prechecks import check_run_dir, no_checkpoint, resolved_paths, resumed_config
 from .recorder import RunRecorder, metrics_document
-from .restart import check_run_dir, chief_refusal, run_differs
+from .restart import chief_refusal, run_differs
 from .result import TrainResult
 from .resumable import (
-    check_resumable,
     load_checkpoint,
     marks_saving,
-    no_checkpoint,
     read_history,
     reconcile,
     remove_stale_temporaries,
@@ -96,15 +92,9 @@ def train(config: TrainConfig, command: str | None = None, *, given: Collection[
     (``given=("model.dropout",)`` keeps ``ModelConfig(dropout=0.2)``, the default, over the base's;
     ``nextword train`` names each option typed). See :func:`~nextword.train.base.fine_tuning_config`.
     """
-    if not config.out:
-        raise ValueError("the run folder is not set: pass out='RUN_DIR'")
-    resolved(config.out, "the run folder `out`", other="choose another `out`")  # not a looping link
-    paths = tuple(str(resolved(p, "corpus file", CorpusError)) for p in config.corpus.paths)
-    config = replace(config, corpus=replace(config.corpus, paths=paths))
+    config = resolved_paths(config)
     base = None
     if config.init_from is not None:  # fine-tuning: the base run's vocabulary, network and weights
-        files = tuple(str(resolved(p, "`base_corpus` file", CorpusError)) for p in config.base_corpus)
-        config = replace(config, init_from=str(resolved(config.init_from, "`init_from`")), base_corpus=files)
         base = read_base(config)
         config = fine_tuning_config(config, base, given)
     if config.learning_rate is None:  # the default, written out in config.json: training's or fine-tuning's
@@ -264,27 +254,16 @@ def resume(
     (``ValueError``, naming the file and the fix); and, with
     :class:`~nextword.train.files.RunBusyError`, a folder another process trains in or an export reads.
     """
-    run = RunDir(run_dir)
-    run.check_free()  # an overwrite under way has set the marker aside: "in use" says why, not "not a run"
-    check_resumable(run)
-    config, stored = run.read_config()
-    config = replace(config, out=str(run.root))
-    if "dev_fraction" not in stored:  # a run from before development parts trained on all its documents
-        config = replace(config, dev_fraction=0.0)
     changes: dict[str, Any] = {
         "epochs": epochs,
         "patience": patience,
         "verbose": verbose,
+        "max_minutes": max_minutes,
         "distribute": distribute,
         "peer_timeout": peer_timeout,
         "checkpoint_steps": checkpoint_steps,
     }
-    config = replace(config, max_minutes=max_minutes, **{k: v for k, v in changes.items() if v is not None})
-    if distribute is None and config.distribute == "multi-worker" and not os.environ.get("TF_CONFIG"):
-        raise DistributeError(
-            f"{run.root} trained with distribute='multi-worker', and TF_CONFIG is not set here: continue "
-            "it on every worker, each with its TF_CONFIG, or here alone with distribute='none'"
-        )
+    run, config, stored = resumed_config(run_dir, changes)
     workers = start_workers(config.distribute, config.peer_timeout)
     confirm_workers(workers, settings_fingerprint(config))
     made_as = _made_as(workers, run, config, stored)
