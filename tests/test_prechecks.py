@@ -84,6 +84,10 @@ def test_train_command_mistakes_are_said_before_tensorflow_loads(run_dir: Path, 
     (taken / "mine.txt").write_text("mine")
     unresumable = shutil.copytree(run_dir, tmp_path / "no-checkpoint")
     (unresumable / "checkpoint.keras").unlink()
+    cluster = shutil.copytree(run_dir, tmp_path / "cluster")  # a run of a cluster, resumed here alone
+    stored = json.loads((cluster / "config.json").read_text())
+    (cluster / "config.json").write_text(json.dumps({**stored, "distribute": "multi-worker"}))
+    busy = tmp_path / "busy"  # a folder this process trains in (holds), as another training would
     lone = ["train", str(corpus), "--out", str(tmp_path / "new"), "--min-count", "1"]
     pair = json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}})
     folder, resume, export = tmp_path / "corpus", ["train", "--resume"], ["export", str(run_dir), "--out"]
@@ -97,11 +101,16 @@ def test_train_command_mistakes_are_said_before_tensorflow_loads(run_dir: Path, 
         ("TF_CONFIG is not valid JSON", [*lone, "--distribute", "multi-worker"], "{'cluster': 1}"),
         ("nowhere does not exist; give the run folder that training wrote", [*resume, "nowhere"], None),
         (f"{unresumable} has no checkpoint.keras to resume from", [*resume, str(unresumable)], None),
+        ("TF_CONFIG is not set here: continue it on every worker", [*resume, str(cluster)], None),
+        (f"{busy} is in use by another nextword training", [*lone[:2], "--out", str(busy)], None),
         ("run folder nowhere does not exist", ["export", "nowhere", "--out", "m.onnx"], None),
         (f"--out {tmp_path} is a folder", [*export, str(tmp_path)], None),
         (f"--out {corpus} exists and is not an ONNX model", [*export, str(corpus)], None),
     ]
-    reported = _run(COMMANDS, [case[1:] for case in cases], tmp_path)
+    from nextword.train.files import RunDir
+
+    with RunDir(busy).in_use():
+        reported = _run(COMMANDS, [case[1:] for case in cases], tmp_path)
     for (expected, *_), (code, err, tensorflow) in zip(cases, reported, strict=True):
         lines = err.splitlines()
         assert code == 2 and len(lines) == 1 and expected in lines[0], (expected, err)
