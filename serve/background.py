@@ -218,7 +218,9 @@ class _EmbeddedServer(uvicorn.Server):
         for sig, handler in before.items():
             if handler is not None and signal.getsignal(sig) is not handler:
                 signal.signal(sig, handler)
-        self._listening(self.servers[0].sockets[0].getsockname()[1])
+        servers = getattr(self, "servers", None)  # uvicorn 0.29 has none where the app's lifespan failed
+        if servers:
+            self._listening(servers[0].sockets[0].getsockname()[1])
 
     async def shutdown(self, sockets: Any = None) -> None:
         self.shut_down = True
@@ -230,6 +232,8 @@ async def _serve_until_stopped(server: _EmbeddedServer) -> None:
     an exception: a ``SystemExit`` out of a task stops the whole event loop, the program's own."""
     try:
         await server.serve()
+        if not server.started and getattr(getattr(server, "lifespan", None), "should_exit", False):
+            raise SystemExit(3)  # the app's lifespan failed: uvicorn 0.29 returns, later ones exit so
         if server.started and not server.shut_down:
             # uvicorn 0.29 returns without its shutdown where a stop came while it started: the port
             # stayed bound, with nothing left to close it, and the app's lifespan never ended

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import socket
 import threading
 import time
@@ -197,10 +198,19 @@ def test_serve_async_cancelled_twice_cuts_the_generations_in_flight(bundled, hel
 # ---------------------------------------------------------------------- an interrupt during start()
 
 
+def _uvicorn_said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What uvicorn's servers logged in this test ("Shutting down", "Application shutdown complete.")."""
+    return [record.getMessage() for record in caplog.records if record.name == "uvicorn.error"]
+
+
 @pytest.mark.parametrize("when", ["starting", "listening"])
-def test_an_interrupt_while_start_waits_leaves_no_server_behind(bundled, held_port, monkeypatch, when):
+def test_an_interrupt_while_start_waits_leaves_no_server_behind(
+    bundled, held_port, monkeypatch, caplog, when
+):
     """Ctrl-C in a notebook while start() waits for the server (a model being loaded, say): the
-    KeyboardInterrupt reaches the cell, and no server goes on without a handle to stop it."""
+    KeyboardInterrupt reaches the cell, and no server goes on without a handle to stop it; the app's
+    lifespan has ended (uvicorn 0.29 returned without its shutdown where the stop came as it started)."""
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
 
     class Interrupted(threading.Event):
         def wait(self, timeout: float | None = None) -> bool:
@@ -216,6 +226,33 @@ def test_an_interrupt_while_start_waits_leaves_no_server_behind(bundled, held_po
 
     monkeypatch.setattr(RunningServer, "__init__", interrupted_init)
     with pytest.raises(KeyboardInterrupt):
+        start(ServeConfig(port=held_port), bundled)
+    assert not server_threads()
+    assert not listening(held_port)
+    assert _uvicorn_said(caplog).count("Application shutdown complete.") == 1, _uvicorn_said(caplog)
+
+
+def test_a_stop_runs_uvicorns_shutdown_once(bundled, caplog):
+    """A server stopped runs uvicorn's shutdown once: start() runs it itself only where uvicorn returned
+    without it (uvicorn 0.29, a stop that came as it started), never again after uvicorn's own."""
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    with start(ServeConfig(port=0), bundled):
+        pass
+    said = _uvicorn_said(caplog)
+    assert said.count("Shutting down") == said.count("Application shutdown complete.") == 1, said
+
+
+def test_an_app_that_cannot_start_is_an_error_that_says_where_to_look(bundled, held_port, monkeypatch):
+    """The app's start-up fails (here: its scheduler cannot be made): start() raises, naming uvicorn's
+    log, and leaves nothing behind. Under uvicorn 0.29 it raised AttributeError ('servers'), as uvicorn
+    returned there without listening, where later versions exit."""
+    import nextword.serve.app
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("no scheduler")
+
+    monkeypatch.setattr(nextword.serve.app, "make_scheduler", fails)
+    with pytest.raises(RuntimeError, match=r"^the server could not start on 127\.0\.0\.1:\d+: uvicorn's log"):
         start(ServeConfig(port=held_port), bundled)
     assert not server_threads()
     assert not listening(held_port)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,26 +18,56 @@ import pytest
 
 from nextword.serve.worker_exit import end_worker, retry_later
 
-# `python -c WORKER MODE FILE SUPERVISOR SECONDS`: a stand-in worker whose model file does not load.
+# `python -c WORKER MODE FILE SUPERVISOR SECONDS`: a stand-in worker whose model file does not load. All it
+# says stays in a buffer until it ends: its log line in a handler that buffers (logging.shutdown flushes it
+# into FILE.log), a text without a newline in standard output's and standard error's. The interpreter's
+# teardown, which os._exit skips, would print "torn down". Its wait is SECONDS, never RETRY_SECONDS; it
+# writes FILE.waiting as it sleeps there (how long each sleep lasts), the file's signature taken first (a
+# change before then would go unseen).
 WORKER = """
-import logging, sys
+import atexit, logging, logging.handlers, os, sys, time
+from nextword.serve import worker_exit
 from nextword.serve.worker_exit import end_worker, retry_later
 mode, path, supervisor, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-logging.basicConfig(stream=sys.stdout, format="%(message)s")
+worker_exit.RETRY_SECONDS = 600.0
+atexit.register(print, "torn down")
+log = logging.handlers.MemoryHandler(100, logging.CRITICAL + 1, logging.FileHandler(path + ".log"))
+logging.getLogger("worker").addHandler(log)
 logging.getLogger("worker").error("this worker cannot start")
 print("no newline, held in the buffer", end="")
+print("nor this one", end="", file=sys.stderr)
 if mode == "retry":
-    open(path + ".waiting", "w").close()
+    sleep = time.sleep
+    def waiting(seconds):
+        with open(path + ".sleep", "w") as marker:
+            marker.write(str(seconds))
+        os.replace(path + ".sleep", path + ".waiting")  # whole as the test reads it
+        sleep(seconds)
+    time.sleep = waiting
     retry_later(path, supervisor, seconds)
 end_worker(3, supervisor)
 """
+SAID = ("this worker cannot start\n", "no newline, held in the buffer", "nor this one")  # log, out, err
+
+
+def _said(model: Path, out: str, err: str) -> tuple[str, str, str]:
+    """What the worker said, in its log file, standard output and standard error."""
+    log = Path(str(model) + ".log")
+    return log.read_text(encoding="utf-8") if log.exists() else "", out, err
 
 
 def _worker(tmp_path: Path, mode: str, seconds: float) -> tuple[subprocess.Popen, Path]:
     model = tmp_path / "m.onnx"
     model.write_bytes(b"garbage")
     argv = [sys.executable, "-c", WORKER, mode, str(model), str(os.getpid()), str(seconds)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), model
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    return process, model
+
+
+def _env(**more: str) -> dict[str, str]:
+    """This environment without PYTHONUNBUFFERED (a worker's streams hold what it writes until a flush),
+    with ``more``."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | more
 
 
 def _waiting(process: subprocess.Popen, model: Path) -> None:
@@ -48,35 +79,40 @@ def _waiting(process: subprocess.Popen, model: Path) -> None:
 
 
 def test_a_worker_ends_at_once_with_what_it_said_flushed(tmp_path):
-    process, _ = _worker(tmp_path, "end", 0)
+    process, model = _worker(tmp_path, "end", 0)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 3, err
-    assert out == "this worker cannot start\nno newline, held in the buffer", err
+    assert _said(model, out, err) == SAID
 
 
 def test_a_worker_whose_file_does_not_load_waits_then_ends_with_1(tmp_path):
-    process, _ = _worker(tmp_path, "retry", 0.5)
+    process, model = _worker(tmp_path, "retry", 0.5)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1, err
-    assert out.endswith("no newline, held in the buffer"), err
+    assert _said(model, out, err) == SAID
 
 
-@pytest.mark.parametrize("change", ["replaced", "removed"])
+@pytest.mark.parametrize("change", ["replaced", "removed", "rewritten"])
 def test_the_wait_ends_as_the_model_file_changes(tmp_path, change):
-    """The wait would last 10 minutes: the file put back (or taken away) ends it, so that uvicorn starts
-    the worker again on the new file at once."""
+    """The wait would last 10 minutes: the file put back (or taken away, or written over in place with as
+    many bytes) ends it, so that uvicorn starts the worker again on the new file at once."""
     process, model = _worker(tmp_path, "retry", 600)
     try:
         _waiting(process, model)
+        slept = float(Path(f"{model}.waiting").read_text(encoding="utf-8"))
+        assert slept <= 1, slept  # it looks at the file every second at least
         if change == "replaced":
             (tmp_path / "new.onnx").write_bytes(b"another file")
             os.replace(tmp_path / "new.onnx", model)
-        else:
+        elif change == "removed":
             model.unlink()
-        _, err = process.communicate(timeout=60)
+        else:
+            model.write_bytes(b"rubbish")  # the same inode and size: only its time tells
+        out, err = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 1, err
+    assert _said(model, out, err) == SAID
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -91,7 +127,7 @@ def test_a_stop_ends_the_wait_at_once(tmp_path, signum):
     finally:
         process.kill()
     assert process.returncode == 128 + signum, err
-    assert "Traceback" not in err and out.endswith("held in the buffer"), err
+    assert _said(model, out, err) == SAID  # no traceback
 
 
 @pytest.mark.parametrize("supervisor", [None, "self"])
@@ -108,7 +144,8 @@ def test_outside_a_worker_the_caller_gets_system_exit(tmp_path, supervisor):
 
 def test_a_worker_whose_model_file_does_not_load_waits_for_another(tmp_path):
     """What serve()'s worker runs (app_from_environment) on a model file that does not load: its line,
-    then the wait, which the file put back ends (status 1: uvicorn starts the worker again)."""
+    then the wait, which the file put back ends (status 1: uvicorn starts the worker again). The wait is
+    made 10 minutes here, so that only the file it watches ends it."""
     pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
     import dataclasses
     import json
@@ -119,22 +156,76 @@ def test_a_worker_whose_model_file_does_not_load_waits_for_another(tmp_path):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"garbage")
     settings = {**dataclasses.asdict(ServeConfig(model=str(model))), "_supervisor": os.getpid()}
-    code = "from nextword.serve.app import app_from_environment; app_from_environment()"
+    code = (
+        "from nextword.serve import worker_exit; worker_exit.retry_later.__defaults__ = (600.0,)\n"
+        "from nextword.serve.app import app_from_environment; app_from_environment()"
+    )
     process = subprocess.Popen(
         [sys.executable, "-c", code],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, CONFIG_ENV: json.dumps(settings)},
     )
+    silent = threading.Timer(60, process.kill)  # a worker that says nothing: its pipe closed, no hang
+    silent.start()
     try:
         said = process.stderr.readline()
         assert "this worker cannot start" in said and "m.onnx" in said, said
-        time.sleep(1)  # a fifth of the wait (RETRY_SECONDS)
+        silent.cancel()
+        time.sleep(1)  # a worker that did not wait would have ended by now
         assert process.poll() is None, "the worker ended without waiting for another file"
         (tmp_path / "new.onnx").write_bytes(b"another file")
         os.replace(tmp_path / "new.onnx", model)
         process.wait(timeout=60)
     finally:
+        silent.cancel()
         process.kill()
         process.stderr.close()
     assert process.returncode == 1
+
+
+# `python -c LIFESPAN`: a worker of `serve --workers` whose start-up fails in its app's lifespan (its
+# scheduler cannot be made), with the test's process as its supervisor.
+LIFESPAN = """
+import asyncio, atexit
+import nextword.serve.app
+from nextword.serve.app import app_from_environment
+
+def fails(*args, **kwargs):
+    raise RuntimeError("no scheduler here")
+
+nextword.serve.app.make_scheduler = fails
+atexit.register(print, "torn down")
+app = app_from_environment()
+
+async def start_up():
+    async with app.router.lifespan_context(app):
+        print("started")
+
+asyncio.run(start_up())
+"""
+
+
+def test_a_worker_whose_lifespan_fails_ends_with_uvicorns_startup_failure(tmp_path):
+    """The worker's lifespan (serve/app.py) fails to start: the worker says why and ends at once with
+    uvicorn's status for a start-up failure (3, which stops the supervisor, where 1 would have it started
+    again), without the interpreter's teardown (no "torn down"), rather than raising to uvicorn."""
+    pytest.importorskip("fastapi", reason="install nextword[serve] to test the server")
+    import dataclasses
+    import json
+
+    from nextword.serve import ServeConfig
+    from nextword.serve.app import CONFIG_ENV
+    from nextword.serve.main_guard import STARTUP_FAILURE
+
+    settings = {**dataclasses.asdict(ServeConfig()), "_supervisor": os.getpid()}  # the bundled model
+    ended = subprocess.run(
+        [sys.executable, "-c", LIFESPAN],
+        capture_output=True,
+        text=True,
+        env=_env(**{CONFIG_ENV: json.dumps(settings)}),
+        timeout=120,
+    )
+    assert (ended.returncode, ended.stdout) == (STARTUP_FAILURE, ""), ended.stderr
+    assert "this worker cannot start; uvicorn stops the server" in ended.stderr, ended.stderr
+    assert ended.stderr.rstrip().endswith("RuntimeError: no scheduler here"), ended.stderr

@@ -3,7 +3,9 @@ headless Chromium against the real app, whose slow link is a throttle in front o
 says what the download costs before it begins and how far it has come while it runs (at a pace a screen
 reader can follow); switched off, the transfer stops (the server sees the connection closed, well short
 of the file) and the server answers; switched on again, the download starts anew and the page generates;
-a download that stalls fails, naming the file and what to do, and turns the switch off.
+a download that stalls fails, naming the file and what to do, and turns the switch off; and so does a
+server that keeps the page waiting for the download's size (said after PROGRESS seconds), or refuses it
+(the server's reason quoted), whose request stops as the switch goes off.
 
 A phone user on 150 kB/s saw "Downloading the model and onnxruntime-web (once)…" for minutes, with no
 size and no progress, and switching off let the download go on spending their data."""
@@ -51,6 +53,16 @@ new MutationObserver((_, observer) => {
 SHORT_STALLS = f"""
 const setTimeoutAsGiven = window.setTimeout;
 window.setTimeout = (run, ms, ...rest) => setTimeoutAsGiven(run, ms === {STALL * 1000} ? 1500 : ms, ...rest);
+"""
+
+
+# The page's timers of STALL seconds held rather than run: each waits in window.stalls until the test runs
+# it, so that what comes before a stall (the waiting said after PROGRESS seconds) is seen before it.
+HELD_STALLS = f"""
+window.stalls = [];
+const setTimeoutAsGiven = window.setTimeout;
+window.setTimeout = (run, ms, ...rest) =>
+  ms === {STALL * 1000} ? (stalls.push(() => run(...rest)), -1) : setTimeoutAsGiven(run, ms, ...rest);
 """
 
 
@@ -116,6 +128,27 @@ class Throttle:
             group.start_soon(watch)
             await self.app(scope, receive, slowly)
             group.cancel_scope.cancel()
+
+
+class Unanswered:
+    """``app``, but a ``method`` request for ``path`` gets no answer at all, not even its head, while
+    ``silent`` is set: it waits until the client leaves, which sets ``hung_up``. ``asked`` counts them."""
+
+    def __init__(self, app: Any, method: str, path: str) -> None:
+        self.app, self.method, self.path = app, method, path
+        self.silent = False
+        self.asked = 0
+        self.hung_up = threading.Event()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        asked = scope["type"] == "http" and (scope["method"], scope["path"]) == (self.method, self.path)
+        if not (self.silent and asked):
+            await self.app(scope, receive, send)
+            return
+        self.asked += 1
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.hung_up.set()
 
 
 def status(driver) -> str:
@@ -273,33 +306,120 @@ def test_a_stalled_download_fails_naming_the_file_and_turns_the_switch_off(brows
 def test_a_server_that_never_says_what_the_download_costs_is_given_up(browser, model):
     """The switch asks the server for the model file's size (GET /v1/models) before the download begins:
     a server that never answered left the switch on, and the status unchanged, for good. The page now
-    says it is waiting after PROGRESS seconds, gives up after STALL seconds (4 s here) naming what to
-    do, stops the request and turns the switch off; nothing is downloaded."""
+    says it is waiting after PROGRESS seconds, gives up after STALL seconds (when the test runs the
+    page's timer) naming what to do, stops the request and turns the switch off; nothing is downloaded."""
     from nextword.serve import ServeConfig, create_app
 
-    throttle = Throttle(create_app(ServeConfig(), model), "/v1/models")
-    server = start_server(throttle)
-    later_stalls = SHORT_STALLS.replace("1500", "4000")  # PROGRESS seconds pass before the stall's end
+    unanswered = Unanswered(create_app(ServeConfig(), model), "GET", "/v1/models")
+    server = start_server(unanswered)
     try:
-        open_page(browser, server.url, later_stalls, RECORD_STATUS)
-        throttle.limit = 0  # from now on the server says nothing of its model
-        asked = len(throttle.transfers)
+        open_page(browser, server.url, HELD_STALLS, RECORD_STATUS)
+        unanswered.silent = True  # from now on the server says nothing of its model (the page asked)
         toggle = browser.find_element(By.ID, "in-browser")
         toggle.click()
-        wait(browser, lambda d: status(d).startswith("Cannot run"), "never given up: " + status(browser), 60)
+        waiting = "Asking the server what the download costs…"
+        wait(browser, lambda d: status(d) == waiting, "the waiting was not said: " + status(browser))
+        assert unanswered.asked == 1 and not unanswered.hung_up.is_set()
+        assert browser.execute_script("return stalls.length") == 1  # the give-up, to come
+        browser.execute_script("stalls.splice(0).forEach((run) => run())")
+        wait(browser, lambda d: status(d).startswith("Cannot run"), "never given up: " + status(browser))
         failed = (
             "Cannot run in this browser: the server did not say what the download costs within 30 s; "
             "check the connection, then turn the switch on again"
         )
         texts = browser.execute_script("return window.said.map(([text]) => text)")
-        assert texts[-2:] == ["Asking the server what the download costs…", failed], texts
+        assert texts[-2:] == [waiting, failed], texts
         assert status(browser) == failed
         assert not toggle.is_selected() and backend(browser) is None
         assert browser.execute_script("return document.body.dataset.loading ?? null") is None
         assert requests_to(browser, MODEL) == 0
-        wait(browser, lambda _: throttle.transfers[asked].hung_up.is_set(), "the request was left open")
+        wait(browser, lambda _: unanswered.hung_up.is_set(), "the request was left open")
     finally:
-        throttle.release()
+        unanswered.silent = False
+        server.stop()
+
+
+def test_a_webassembly_size_never_said_is_done_without(browser, model):
+    """The size of onnxruntime-web's WebAssembly (a HEAD, asked beside /v1/models) never comes: at the
+    stall its request is stopped, and the download goes on, saying the model file's size alone."""
+    from nextword.serve import ServeConfig, create_app
+
+    size = Path(model.source).stat().st_size
+    unanswered = Unanswered(create_app(ServeConfig(), model), "HEAD", WASM)
+    server = start_server(unanswered)
+    try:
+        open_page(browser, server.url, HELD_STALLS, RECORD_STATUS)
+        unanswered.silent = True
+        described = requests_to(browser, "/v1/models")  # as the page loaded
+        toggle = browser.find_element(By.ID, "in-browser")
+        toggle.click()
+        wait(browser, lambda _: unanswered.asked, "the size was never asked")
+        # the model file's size has come (the switch's own /v1/models): only the HEAD is left unanswered
+        wait(browser, lambda d: requests_to(d, "/v1/models") > described, "the server's answer never came")
+        browser.execute_script("stalls.splice(0).forEach((run) => run())")
+        wait(browser, lambda _: unanswered.hung_up.is_set(), "the request was left open")
+        going_on = f"Downloading the model ({amounts(size)}) and onnxruntime-web, once…"
+        so_far = "return window.said.map(([text]) => text)"
+        wait(browser, lambda d: going_on in d.execute_script(so_far), "the download did not go on")
+        toggle.click()  # off: no load left running
+    finally:
+        unanswered.silent = False
+        server.stop()
+
+
+def test_switched_off_while_the_server_is_asked_the_request_stops(browser, model):
+    """Off while the page waits for the server to say what the download costs: the request is stopped
+    (the server sees its connection closed), the page says the download stopped, and the server
+    answers."""
+    from nextword.serve import ServeConfig, create_app
+
+    unanswered = Unanswered(create_app(ServeConfig(), model), "GET", "/v1/models")
+    server = start_server(unanswered)
+    try:
+        open_page(browser, server.url)
+        unanswered.silent = True
+        toggle = browser.find_element(By.ID, "in-browser")
+        toggle.click()
+        wait(browser, lambda _: unanswered.asked, "the switch never asked the server")
+        toggle.click()
+        assert status(browser) == "Download stopped; words are generated on the server."
+        wait(browser, lambda _: unanswered.hung_up.is_set(), "the request went on after the switch was off")
+        assert backend(browser) == "server" and not toggle.is_selected()
+        assert "error" not in browser.find_element(By.ID, "where-status").get_attribute("class")
+        assert requests_to(browser, MODEL) == 0
+    finally:
+        unanswered.silent = False
+        server.stop()
+
+
+def test_a_server_that_refuses_to_say_what_the_download_costs_is_quoted(browser, model):
+    """/v1/models answers an error as the switch asks: the page says the server's reason, not that the
+    server kept it waiting, and turns the switch off."""
+    from nextword.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(), model)
+    refusing = False
+
+    async def refuses(scope: dict, receive: Any, send: Any) -> None:
+        if not refusing or scope["type"] != "http" or scope["path"] != "/v1/models":
+            await app(scope, receive, send)
+            return
+        body = b'{"error": {"message": "the model is being replaced", "type": "server_error"}}'
+        head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 503, "headers": head})
+        await send({"type": "http.response.body", "body": body})
+
+    server = start_server(refuses)
+    try:
+        open_page(browser, server.url)
+        refusing = True
+        toggle = browser.find_element(By.ID, "in-browser")
+        toggle.click()
+        wait(browser, lambda d: status(d).startswith("Cannot run"), "never refused: " + status(browser))
+        assert status(browser) == "Cannot run in this browser: the model is being replaced"
+        assert not toggle.is_selected() and backend(browser) is None
+        assert requests_to(browser, MODEL) == 0
+    finally:
         server.stop()
 
 
