@@ -26,6 +26,7 @@ from nextword.corpus.patentsview import PatentsViewConfig
 from nextword.export import ExportConfig
 from nextword.runtime.terminal import utf8_text
 from nextword.train import TrainConfig
+from nextword.train.prechecks import RESUME_CHANGES
 
 from .display import shown_command
 
@@ -46,15 +47,7 @@ __all__ = [
 
 C = TypeVar("C", bound="DataclassInstance")
 
-RESUMABLE_OPTIONS = {  # settings that `nextword train --resume` may change
-    "epochs",
-    "patience",
-    "verbose",
-    "max_minutes",
-    "distribute",
-    "peer_timeout",
-    "checkpoint_steps",
-}
+RESUMABLE_OPTIONS = set(RESUME_CHANGES)  # settings that `nextword train --resume` may change
 
 
 def add_config_arguments(

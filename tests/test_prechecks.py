@@ -155,3 +155,11 @@ def test_a_command_the_checks_pass_still_trains_and_resumes(corpus: Path, tmp_pa
     assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 2
     capsys.readouterr()
+
+
+def test_resume_names_what_it_can_change(run_dir: Path):
+    """A misspelt change is refused before the folder is looked at, naming those resume() takes."""
+    from nextword.train import resume
+
+    with pytest.raises(TypeError, match=r"argument 'epoch'; it can change epochs, patience, verbose,"):
+        resume(run_dir, epoch=3)

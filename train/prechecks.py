@@ -28,6 +28,7 @@ from .paths import GIVE_RUN, not_a_run_folder, resolved
 from .progress import aside_note, existing_run_advice
 
 __all__ = [
+    "RESUME_CHANGES",
     "check_resumable",
     "check_resume",
     "check_run_dir",
@@ -36,6 +37,18 @@ __all__ = [
     "resolved_paths",
     "resumed_config",
 ]
+
+
+# What a resumed run may change (nextword.train.resume's keyword arguments): the rest stays as stored.
+RESUME_CHANGES = (
+    "epochs",
+    "patience",
+    "verbose",
+    "max_minutes",
+    "distribute",
+    "peer_timeout",
+    "checkpoint_steps",
+)
 
 
 def resolved_paths(config: TrainConfig) -> TrainConfig:
@@ -156,29 +169,17 @@ def resumed_config(
     return run, config, stored
 
 
-def check_resume(
-    run_dir: str | Path,
-    epochs: int | None = None,
-    patience: int | None = None,
-    verbose: int | None = None,
-    max_minutes: float | None = None,
-    distribute: str | None = None,
-    peer_timeout: float | None = None,
-    checkpoint_steps: int | None = None,
-) -> None:
-    """Raise what :func:`nextword.train.resume` would raise for these arguments (the same) before it
-    trains, where that needs no TensorFlow: the folder and the changes (:func:`resumed_config`),
-    ``TF_CONFIG`` in a multi-worker session and, in one process, a run without a checkpoint. Writes
-    nothing."""
-    changes = {
-        "epochs": epochs,
-        "patience": patience,
-        "verbose": verbose,
-        "max_minutes": max_minutes,
-        "distribute": distribute,
-        "peer_timeout": peer_timeout,
-        "checkpoint_steps": checkpoint_steps,
-    }
+def check_resume(run_dir: str | Path, **changes: Any) -> None:
+    """Raise what :func:`nextword.train.resume` would raise for these arguments (the same: the
+    ``changes`` of :data:`RESUME_CHANGES`) before it trains, where that needs no TensorFlow: the folder
+    and the changes (:func:`resumed_config`), ``TF_CONFIG`` in a multi-worker session and, in one
+    process, a run without a checkpoint. Writes nothing."""
+    unknown = sorted(set(changes) - set(RESUME_CHANGES))
+    if unknown:
+        raise TypeError(
+            f"resume() got an unexpected keyword argument {unknown[0]!r}; it can change "
+            f"{', '.join(RESUME_CHANGES)}"
+        )
     run, config, _ = resumed_config(run_dir, changes)
     if config.distribute == "multi-worker":  # the other workers hold the chief's config.json alone
         parse_tf_config(os.environ.get("TF_CONFIG"))
