@@ -233,7 +233,7 @@ async def _serve_until_stopped(server: _EmbeddedServer) -> None:
     try:
         await server.serve()
         if not server.started and getattr(getattr(server, "lifespan", None), "should_exit", False):
-            raise SystemExit(3)  # the app's lifespan failed: uvicorn 0.29 returns, later ones exit so
+            raise SystemExit(3)  # the app's lifespan failed: uvicorn 0.29 returns where later ones exit
         if server.started and not server.shut_down:
             # uvicorn 0.29 returns without its shutdown where a stop came while it started: the port
             # stayed bound, with nothing left to close it, and the app's lifespan never ended

@@ -20,7 +20,6 @@ from typing import Any
 from nextword.corpus import CorpusError, check_options
 from nextword.corpus.readers import check_file
 
-from .base import base_source
 from .config import TrainConfig
 from .distribute import DistributeError, parse_tf_config
 from .files import RUN_MARKER, NotARunError, RunDir, RunExistsError, listed
@@ -78,6 +77,8 @@ def check_train(config: TrainConfig) -> None:
         check_file(path, config.corpus)
     check_options(config.corpus.paths, config.corpus)
     if config.init_from is not None:  # its files are read once, by the trainer, which logs what it finds
+        from .base import base_source  # numpy's weights reader: not at import, which every command pays
+
         base_source(config)
     if config.distribute == "multi-worker":
         parse_tf_config(os.environ.get("TF_CONFIG"))
