@@ -103,16 +103,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._running: Any = None
         # whether the server takes this connection in: its requests are answered though they come after a
         # drain began (ServerState.refuse_if_draining); a connection accepted after the drain closed the
-        # listener (a moment's race at most) is not
-        self._taken_in = False
+        # listener (a moment's race at most) is not. Decided here, as the connection is accepted (uvloop
+        # makes the protocol in the accept's own callback, asyncio a step later), not in connection_made,
+        # a step or two on: a connection accepted just before the listener closed was taken for one
+        # accepted after it, and its request answered 503 (1 in 400 over a SIGHUP restart's 2 workers)
+        accepting = self.app_state.get(ACCEPTING_STATE_KEY)
+        self._taken_in = callable(accepting) and bool(accepting())
         self._last_request = False  # the drain began before its first request: answer it, then close
 
     # ----------------------------------------------------------------- the head: size and deadline
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        accepting = self.app_state.get(ACCEPTING_STATE_KEY)
-        self._taken_in = callable(accepting) and bool(accepting())
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -116,6 +116,32 @@ def test_a_draining_server_answers_the_connections_it_took_in_and_refuses_the_ot
     assert answers == [(path, 200, 503) for _, path, _ in WORK]
 
 
+def test_a_connection_accepted_before_the_listener_closed_is_taken_in_though_it_starts_after(
+    bundled, monkeypatch
+):
+    """The drain's listener close can run between a connection's accept and its protocol's
+    connection_made, a loop callback or two later: the connection was accepted before the close, and its
+    request is answered. Decided in connection_made, it was refused 503 (1 request in 400 over a SIGHUP
+    restart of two workers)."""
+    with start(ServeConfig(port=0), bundled) as server:
+        state = server.app.state.nextword
+        made = http_guard.GuardedHttpToolsProtocol.connection_made
+
+        def closed_meanwhile(self: Any, transport: Any) -> None:
+            state.accepting = False  # the drain's stop_listening, run after the accept and before this
+            made(self, transport)
+
+        monkeypatch.setattr(http_guard.GuardedHttpToolsProtocol, "connection_made", closed_meanwhile)
+        sock, _ = _connect(server)
+        state.draining = True
+        try:
+            answers = [_ask(sock, method, path, body) for method, path, body in WORK[:2]]
+        finally:
+            state.draining, state.accepting = False, True
+            sock.close()
+    assert answers == [200, 200]
+
+
 def test_the_drain_closes_idle_connections_at_once_and_answers_a_head_that_came(bundled, monkeypatch):
     """At the stop the listener closes as the drain begins (not at uvicorn's next tick); a connection
     idle after its answer, and one accepted after the listener closed, are closed at once (the grace is
