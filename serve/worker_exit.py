@@ -9,6 +9,13 @@ worker's own error line asks for) and started no worker. A worker that cannot st
 ``os._exit``, its log flushed, so that no teardown leaves a ping unanswered; one whose model file does
 not load first waits (answering pings) until the file changes or :data:`RETRY_SECONDS` pass, so that
 uvicorn's restarts of it come every few seconds rather than in a loop that fills the log.
+
+A ping can also be on its way as the worker ends: the supervisor sees the worker alive, pings it, and the
+worker ends before its thread answers. The supervisor's own copy of the worker's end of the pipe keeps
+the pipe open, so that ping too waited its minute (seen once in CI, in the deploy tests). A worker
+that ends now does so just after its thread answers a ping (the next comes half a second later at the
+soonest), within :data:`ANSWER_SECONDS`; one ended by the supervisor's SIGTERM, which pings it no more,
+ends at once.
 """
 
 from __future__ import annotations
@@ -20,14 +27,16 @@ import signal
 import sys
 import threading
 import time
-from typing import NoReturn
+from typing import Any, NoReturn
 
-__all__ = ["RETRY_SECONDS", "end_worker", "retry_later"]
+__all__ = ["ANSWER_SECONDS", "RETRY_SECONDS", "end_worker", "retry_later"]
 
 #: how long a worker whose model file does not load waits for the file to change before it ends (and
 #: uvicorn starts it again)
 RETRY_SECONDS = 5.0
 _POLL_SECONDS = 0.2  # how often the wait looks at the file
+#: how long a worker that ends waits for a ping to answer first (the supervisor pings every half second)
+ANSWER_SECONDS = 2.0
 
 
 def _is_worker(supervisor: int | None) -> bool:
@@ -36,16 +45,56 @@ def _is_worker(supervisor: int | None) -> bool:
     return supervisor is not None and supervisor != os.getpid()
 
 
-def end_worker(code: int, supervisor: int | None) -> NoReturn:
-    """End this worker now with exit status ``code``, its log and standard streams flushed, without the
-    interpreter's teardown (see the module's docstring). Outside a worker (``supervisor`` None or this
-    process) raise ``SystemExit(code)``: a caller's process is not ended under it."""
+class _Answering:
+    """The worker's end of uvicorn's ping pipe, which notes each answer sent through it."""
+
+    def __init__(self, conn: Any, answered: threading.Event) -> None:
+        self._conn, self._answered = conn, answered
+
+    def send(self, answer: object) -> None:
+        self._conn.send(answer)
+        self._answered.set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _pinged() -> Any:
+    """uvicorn's record of this worker (``Process``, uvicorn 0.30 on) whose thread answers the
+    supervisor's pings, or None where no such thread runs (uvicorn 0.29, a stand-in worker)."""
+    for thread in threading.enumerate():
+        target: Any = getattr(thread, "_target", None)
+        process = getattr(target, "__self__", None)
+        if getattr(target, "__name__", None) == "always_pong" and hasattr(process, "child_conn"):
+            return process
+    return None
+
+
+def _after_an_answer(seconds: float) -> None:
+    """Return just after this worker's thread answers the supervisor's next ping, or after ``seconds``
+    where none comes (or no such thread runs: at once)."""
+    process = _pinged()
+    if process is None:
+        return
+    answered = threading.Event()
+    # the thread looks the pipe up again to answer: one it holds already is answered through this too
+    process.child_conn = _Answering(process.child_conn, answered)
+    answered.wait(seconds)
+
+
+def end_worker(code: int, supervisor: int | None, *, pinged: bool = True) -> NoReturn:
+    """End this worker with exit status ``code``, its log and standard streams flushed, without the
+    interpreter's teardown, just after it answers a ping where its supervisor still ``pinged`` it (see
+    the module's docstring). Outside a worker (``supervisor`` None or this process) raise
+    ``SystemExit(code)``: a caller's process is not ended under it."""
     if not _is_worker(supervisor):
         raise SystemExit(code)
     logging.shutdown()  # every handler flushed and closed: the line that says why is not lost
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a stream closed or gone: nothing more to say there
             stream.flush()
+    if pinged:
+        _after_an_answer(ANSWER_SECONDS)
     os._exit(code)
 
 
@@ -67,7 +116,8 @@ def retry_later(path: str, supervisor: int | None, seconds: float = RETRY_SECOND
         raise SystemExit(1)
 
     def stop(signum: int, _frame: object) -> None:
-        end_worker(128 + signum, supervisor)
+        # the supervisor's SIGTERM closed its end of the pipe: no ping comes; after a Ctrl-C one may
+        end_worker(128 + signum, supervisor, pinged=signum != signal.SIGTERM)
 
     if threading.current_thread() is threading.main_thread():  # where uvicorn loads the app
         for taken in (signal.SIGTERM, signal.SIGINT):

@@ -229,3 +229,93 @@ def test_a_worker_whose_lifespan_fails_ends_with_uvicorns_startup_failure(tmp_pa
     assert (ended.returncode, ended.stdout) == (STARTUP_FAILURE, ""), ended.stderr
     assert "this worker cannot start; uvicorn stops the server" in ended.stderr, ended.stderr
     assert ended.stderr.rstrip().endswith("RuntimeError: no scheduler here"), ended.stderr
+
+
+# `python -c PINGED MODE FILE WAIT`: uvicorn's record of a worker (its Process, with the pipe its pings travel
+# through), then a fork: the child is the worker, with uvicorn's thread that answers pings, and ends
+# (MODE "end": end_worker at once; "retry": retry_later on FILE, ended by the parent's SIGTERM); the parent
+# is its supervisor, holding both ends of the pipe as uvicorn's does. It pings the worker once, half a
+# second after the fork (when "ping" is in MODE), and prints whether an answer came, the worker's exit
+# status and the seconds from the fork to its end. A worker waits WAIT seconds for a ping (ANSWER_SECONDS),
+# never more than 10 for the file.
+PINGED = """
+import json, os, signal, sys, threading, time
+from uvicorn import Config
+from uvicorn.supervisors.multiprocess import Process
+from nextword.serve import worker_exit
+mode, path = sys.argv[1], sys.argv[2]
+worker_exit.ANSWER_SECONDS = float(sys.argv[3])
+process = Process(Config(app="nowhere:app"), [])
+started = time.monotonic()
+child = os.fork()
+if child == 0:
+    threading.Thread(target=process.always_pong, daemon=True).start()
+    if mode.startswith("retry"):
+        worker_exit.retry_later(path, os.getppid(), 10)
+    worker_exit.end_worker(3, os.getppid())
+time.sleep(0.5)
+answered = None
+if "ping" in mode:
+    process.parent_conn.send(b"ping")
+    answered = process.parent_conn.recv() if process.parent_conn.poll(20) else "no answer"
+if mode.startswith("retry"):
+    os.kill(child, signal.SIGTERM)
+_, status = os.waitpid(child, 0)
+print(json.dumps([answered, os.waitstatus_to_exitcode(status), time.monotonic() - started]))
+"""
+
+
+def _pinged(tmp_path: Path, mode: str, wait: float = 30) -> tuple[object, int, float]:
+    """What PINGED says: the answer to its ping (None where it sent none), the worker's status, its end."""
+    import json
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"garbage")
+    ran = subprocess.run(
+        [sys.executable, "-c", PINGED, mode, str(model), str(wait)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    return tuple(json.loads(ran.stdout))
+
+
+@pytest.fixture
+def pinging_uvicorn():
+    """uvicorn's worker record with the thread that answers its supervisor's pings (0.30 on), and fork."""
+    from uvicorn.supervisors import multiprocess
+
+    if not hasattr(getattr(multiprocess, "Process", None), "always_pong"):
+        pytest.skip("this uvicorn's supervisor does not ping its workers (0.30 on does)")
+    if not hasattr(os, "fork"):
+        pytest.skip("the stand-in supervisor forks its worker")
+
+
+@pytest.mark.usefixtures("pinging_uvicorn")
+def test_a_ping_on_its_way_as_the_worker_ends_is_answered_first(tmp_path):
+    """The worker has decided to end when its supervisor pings it (the supervisor saw it alive just
+    before): it ended unanswering, and the supervisor, which keeps the pipe open, waited a minute on it
+    (deaf to signals, starting no worker; once in CI). It now ends just after its answer, long before
+    its 30 s wait for one is up."""
+    answered, status, seconds = _pinged(tmp_path, "end ping")
+    assert (answered, status) == (False, 3)  # False: its server has not started
+    assert seconds < 15, seconds
+
+
+@pytest.mark.usefixtures("pinging_uvicorn")
+def test_a_worker_that_no_ping_reaches_ends_after_its_wait(tmp_path):
+    """No ping comes (its supervisor is busy with another worker): it ends after ANSWER_SECONDS (3 s)."""
+    answered, status, seconds = _pinged(tmp_path, "end", wait=3)
+    assert (answered, status) == (None, 3)
+    assert 2.5 < seconds < 30, seconds
+
+
+@pytest.mark.usefixtures("pinging_uvicorn")
+@pytest.mark.parametrize("mode", ["retry", "retry ping"])
+def test_the_supervisors_sigterm_ends_a_waiting_worker_without_waiting_for_a_ping(tmp_path, mode):
+    """The supervisor's SIGTERM (a stop, a reload) comes with its end of the pipe closed: no ping will
+    come, and the worker ends at once, not after ANSWER_SECONDS (30 s here), pings answered until then."""
+    answered, status, seconds = _pinged(tmp_path, mode)
+    assert (answered, status) == (False if "ping" in mode else None, 128 + signal.SIGTERM)
+    assert seconds < 15, seconds
