@@ -9,6 +9,37 @@ export { SIZE_CAPS, withoutSizeCaps } from './size-caps.js';
 // Errors rebuilt with their own class on this side of the worker (a worker can only post plain data).
 const ERRORS = { ModelFileError, ModelRunError, NextwordError, TypeError, RangeError };
 
+// WorkerModel.load's options: load()'s that can reach a worker (plain data), and the worker's own.
+const LOAD_OPTIONS = [
+  'worker',
+  'workerUrl',
+  'ortUrl',
+  'wasmPaths',
+  'numThreads',
+  'limits',
+  'sessionOptions',
+  'signal',
+];
+
+/** WorkerModel.load's options as given, or a NextwordError naming the one it does not take (before any
+ * worker starts: the worker's load() named its own list, or a function failed to be posted to it). */
+function checkLoadOptions(options) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options;
+    throw new NextwordError(`WorkerModel.load options must be an object, got ${got}`);
+  }
+  const unknown = Object.keys(options).filter((k) => !LOAD_OPTIONS.includes(k));
+  if (unknown.length) {
+    const hint = unknown.some((k) => k === 'fetch' || k === 'ort')
+      ? " (fetch and ort are load()'s: a function cannot reach the worker; fetch the model yourself and " +
+        "pass its bytes, and give onnxruntime-web's module as ortUrl)"
+      : '';
+    throw new NextwordError(
+      `unknown WorkerModel.load option(s) ${JSON.stringify(unknown)}; it takes ${JSON.stringify(LOAD_OPTIONS)}${hint}`,
+    );
+  }
+}
+
 // Request ids, one sequence for every client of this page: a worker (or port) the caller gave may be
 // given again after a load was aborted, and the late answer to that load must settle no other request.
 let nextId = 1;
@@ -33,6 +64,7 @@ export class WorkerModel {
    *   had begun goes on there)
    */
   static async load(source, options = {}) {
+    checkLoadOptions(options);
     const { worker, workerUrl, signal, ...rest } = options;
     if (signal !== undefined && signal !== null && typeof signal.throwIfAborted !== 'function') {
       throw new TypeError(`signal must be an AbortSignal, got ${Object.prototype.toString.call(signal)}`);
@@ -111,6 +143,11 @@ export class WorkerModel {
    * @param {string} [hint] what a worker whose script could not be loaded tells next
    */
   constructor(port, name = 'the worker', hint = '') {
+    if (typeof port?.addEventListener !== 'function') {
+      throw new NextwordError(
+        'WorkerModel has no public constructor: create one with await WorkerModel.load(source, options)',
+      );
+    }
     this.port = port;
     this._terminated = false;
     this._pending = new Map();

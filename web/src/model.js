@@ -115,6 +115,11 @@ export async function load(source, options = {}) {
  */
 export class NextWordModel {
   constructor(ort, session, info, source) {
+    if (!Array.isArray(info?.stateSizes)) {
+      throw new NextwordError(
+        "NextWordModel has no public constructor: create one with await load(source, options) from 'nextword-web'",
+      );
+    }
     Object.assign(this, { ort, session, info, source });
     this._turn = Promise.resolve(); // the last session call queued (runSession)
     this._released = false;

@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     ortUrl: '/ort/ort.wasm.min.mjs',
     wasmPaths: '/ort/',
     limits: uncapped(),
+    sessionOptions: { graphOptimizationLevel: 'all' },
   });
   const trusted: LoadLimits = withoutSizeCaps({ maxNodes: 100 });
   console.log(

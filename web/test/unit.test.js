@@ -93,6 +93,10 @@ describe('load()', () => {
         const message = 'changed.onnx has changed on disk since this server loaded it: restart the server';
         response.writeHead(409, { 'content-type': 'application/json' });
         response.end(JSON.stringify({ error: { message, code: 'model_file_changed' } }));
+      } else if (request.url === '/keyed.onnx') {
+        // a server that wants a key (nextword serve --api-key answers in OpenAI's shape; this one says nothing)
+        if (request.headers.authorization === 'Bearer k') response.writeHead(200).end(bytes);
+        else response.writeHead(401, 'Unauthorized').end();
       } else if (request.url === '/untyped/model.onnx') {
         response.writeHead(200, { 'content-type': 'application/octet-stream' });
         response.end('\r\n  <HTML><body>not found</body></HTML>');
@@ -122,6 +126,21 @@ describe('load()', () => {
         `model file ${base}/changed.onnx could not be fetched (HTTP 409 Conflict): changed.onnx has ` +
           'changed on disk since this server loaded it: restart the server',
       );
+      // the status alone named no fix: load()'s fetch option, or bytes fetched by the caller
+      const keyless = await refusal(load(`${base}/keyed.onnx`));
+      assert.ok(keyless instanceof ModelFileError);
+      assert.equal(
+        keyless.message,
+        `model file ${base}/keyed.onnx could not be fetched (HTTP 401 Unauthorized); the server wants ` +
+          "credentials: give load() a fetch that sends them, e.g. { fetch: (url) => fetch(url, { headers: { authorization: 'Bearer ' + key } }) }, " +
+          'or fetch the file yourself and pass its bytes',
+      );
+      const key = 'k';
+      const keyed = await load(`${base}/keyed.onnx`, {
+        fetch: (url) => fetch(url, { headers: { authorization: 'Bearer ' + key } }),
+      });
+      assert.equal(keyed.vocabSize, model.vocabSize);
+      await keyed.release();
       const big = await refusal(load(`${base}/model.onnx`, { limits: { maxFileBytes: 1000 } }));
       const size = bytes.length.toLocaleString('en-US');
       assert.ok(
@@ -520,6 +539,25 @@ describe('options given in JavaScript', () => {
       assert.ok(error.message.startsWith(message), error.message);
     });
   }
+
+  test("Python's names and a signal are named with what to write instead", () => {
+    // the list of valid names alone left the user to find maxWords for max_words, and how to stop
+    const known = '; valid options are [' + '"allowUnknown",';
+    for (const [options, end] of [
+      [{ max_words: 5, top_k: 2 }, ' (options are camelCase: maxWords for max_words, topK for top_k)'],
+      [
+        { signal: null },
+        ' (a generation takes no signal: to stop one early, use stream() and leave its loop)',
+      ],
+      [{ maxWord: 5 }, '"topP"]'],
+    ]) {
+      assert.throws(
+        () => resolveOptions(DEFAULTS, options),
+        (error) =>
+          error instanceof NextwordError && error.message.includes(known) && error.message.endsWith(end),
+      );
+    }
+  });
 
   test("a maxWords asked for lowers a default minWords above it (as Python's from_options)", () => {
     const fileDefaults = optionsFromMetadata(new Map([['min_words', 20n]]));
@@ -1343,6 +1381,58 @@ describe('the Web Worker client', () => {
     const after = await refusal(worker.generate('a', { maxWords: 2 }));
     assert.match(after.message, /^no model loaded/);
     worker.terminate();
+  });
+
+  test(
+    'load options it does not take are named, with its own list, before the worker is asked',
+    { timeout: 10_000 },
+    async () => {
+      // they reached the worker's load(), whose message listed load()'s options (ort, fetch...), and a
+      // function given as fetch failed as a DataCloneError of postMessage
+      const { port1, port2 } = new MessageChannel();
+      const asked = [];
+      port1.onmessage = (event) => asked.push(event.data);
+      for (const [options, message] of [
+        [
+          { wasmPath: '/ort/' },
+          /^unknown WorkerModel\.load option\(s\) \["wasmPath"\]; it takes \[.*"wasmPaths"/,
+        ],
+        [
+          { fetch: (url) => fetch(url) },
+          /\["fetch"\].*a function cannot reach the worker; fetch the model yourself/,
+        ],
+        [{ ort: {} }, /\["ort"\].*give onnxruntime-web's module as ortUrl\)$/],
+      ]) {
+        const error = await refusal(WorkerModel.load(bytes, { worker: port2, ...options }));
+        assert.ok(error instanceof NextwordError && !(error instanceof ModelFileError), String(error));
+        assert.match(error.message, message);
+      }
+      for (const [options, got] of [
+        [null, 'null'],
+        ['x', 'string'],
+        [[], 'an array'],
+      ]) {
+        const error = await refusal(WorkerModel.load(bytes, options));
+        assert.ok(error instanceof NextwordError, String(error));
+        assert.equal(error.message, `WorkerModel.load options must be an object, got ${got}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20)); // a request posted would have arrived
+      assert.deepEqual(asked, []);
+      port1.close();
+    },
+  );
+
+  test('a model made with new, not load(), is refused with the way to make one', async () => {
+    // they threw "Cannot read properties of undefined (reading 'stateSizes')" / ('addEventListener')
+    const { NextWordModel } = await import('../src/index.js');
+    assert.throws(() => new NextWordModel(), {
+      name: 'NextwordError',
+      message: /^NextWordModel has no public constructor: create one with await load\(source, options\)/,
+    });
+    assert.throws(() => new WorkerModel(), {
+      name: 'NextwordError',
+      message: /^WorkerModel has no public constructor: create one with await WorkerModel\.load\(/,
+    });
   });
 
   test('errors keep their type and message', async () => {

@@ -25,6 +25,8 @@ export interface WorkerLoadOptions {
   wasmPaths?: string | URL | { wasm?: string | URL; mjs?: string | URL };
   numThreads?: number;
   limits?: LoadLimits;
+  /** passed to the worker's InferenceSession.create (plain data only) */
+  sessionOptions?: Record<string, unknown>;
   /** aborted before the load is done: it rejects with the signal's reason and terminates the worker it
    * started (a worker given as `worker` stays the caller's); already aborted, it starts none */
   signal?: AbortSignal;

@@ -91,6 +91,20 @@ const PY_STYLE = {
   bools: 'True or False',
 };
 
+/** What to write for the unknown option names a user is likely to try: Python's names, a signal. */
+function unknownHint(unknown) {
+  const hints = [];
+  const python = unknown.filter((k) => JS_NAMES.some((js) => PY_NAME[js] === k && js !== k));
+  if (python.length) {
+    const named = python.map((k) => `${JS_NAMES.find((js) => PY_NAME[js] === k)} for ${k}`);
+    hints.push(`options are camelCase: ${named.join(', ')}`);
+  }
+  if (unknown.includes('signal')) {
+    hints.push('a generation takes no signal: to stop one early, use stream() and leave its loop');
+  }
+  return hints.length ? ` (${hints.join('; ')})` : '';
+}
+
 /**
  * `base` (a validated config) with the JavaScript `options` replacing its fields; unknown names and
  * invalid values throw NextwordError. Options left undefined keep the base value. `origin` says whose
@@ -113,7 +127,7 @@ export function resolveOptions(base, options = {}, origin = null) {
     .sort();
   if (unknown.length) {
     throw new NextwordError(
-      `unknown generation option(s) ${JSON.stringify(unknown)}; valid options are ${JSON.stringify([...JS_NAMES].sort())}`,
+      `unknown generation option(s) ${JSON.stringify(unknown)}; valid options are ${JSON.stringify([...JS_NAMES].sort())}${unknownHint(unknown)}`,
     );
   }
   const merged = { ...base };

@@ -147,8 +147,14 @@ async function fetchBytes(url, cap, fetcher, name) {
   }
   if (!response.ok) {
     const status = [response.status, response.statusText].filter(Boolean).join(' '); // HTTP/2: no text
+    const fix =
+      response.status === 401 || response.status === 403
+        ? '; the server wants credentials: give load() a fetch that sends them, e.g. { fetch: (url) => ' +
+          "fetch(url, { headers: { authorization: 'Bearer ' + key } }) }, or fetch the file yourself and " +
+          'pass its bytes'
+        : '';
     throw new ModelFileError(
-      `model file ${name} could not be fetched (HTTP ${status})${await said(response)}`,
+      `model file ${name} could not be fetched (HTTP ${status})${await said(response)}${fix}`,
     );
   }
   const type = response.headers.get('content-type');
