@@ -411,7 +411,13 @@ def check_train_options(options: dict[str, Any], flags: dict[str, str], resumabl
         if options.get("extend_vocabulary"):  # --max-vocab bounds the extended vocabulary
             fixed = [k for k in fixed if k != "tokenizer.max_vocab"]
         if fixed:
+            grow = (
+                ", or add --extend-vocabulary, which --max-vocab bounds"
+                if "tokenizer.max_vocab" in fixed
+                else ""
+            )
             raise ValueError(
                 "--init-from keeps the base's vocabulary and network: leave out "
                 f"{', '.join(sorted(typed(k) for k in fixed))} (they come from the base run or model file)"
+                f"{grow}"
             )

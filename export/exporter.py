@@ -49,7 +49,7 @@ from .graph import check_graph, convert
 from .parity import ParityReport, check_parity, compare_models
 from .prechecks import check_export
 from .provenance import escape_undecodable, file_name, provenance_of_run, travelling_command, warn_base_lost
-from .quantize import quantize_int8
+from .quantize import int8_loss, quantize_int8
 from .reading import RunRead, identity, reading
 
 __all__ = ["ExportReport", "export"]
@@ -184,6 +184,8 @@ def _export_read(config: ExportConfig, command: str | None, run: RunDir, read: R
     if quality:
         quality = {"split": "validation", "precision": "int8" if config.int8 else "fp32", **quality}
         logger.info("validation quality: %s", quality)
+        if (lost := int8_loss(quality)) is not None:
+            logger.warning(lost)
     _set_metadata(final, {KEY_PARITY: json.dumps(parity_record), KEY_QUALITY: json.dumps(quality)})
     onnx.checker.check_model(final, full_check=True)
     payload = _serialized(final)

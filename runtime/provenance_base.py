@@ -24,7 +24,8 @@ def describe_base(base: BaseRun, data: DataCounts) -> str:
         share = (
             "" if base.added_share is None else f" ({100 * base.added_share:.1f}% of the fine-tuning words)"
         )
-        text += f"; {base.added_words} words were added to it{share}"
+        added = f"{base.added_words} word was" if base.added_words == 1 else f"{base.added_words} words were"
+        text += f"; {added} added to it{share}"
     if base.val_overlap is not None or base.dev_overlap is not None:
         text += "; " + _overlap(base, data)
     elif base.overlap_unchecked:

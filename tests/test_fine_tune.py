@@ -146,7 +146,12 @@ def test_the_command_line_takes_the_network_from_the_base(run_dir, new_corpus, t
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert "--init-from keeps the base's vocabulary and network" in err and "--lstm-units" in err, err
+    assert "--extend-vocabulary" not in err, err  # it changes nothing about the network
     assert not out.exists()
+    # --max-vocab is taken with --extend-vocabulary, which bounds the words it adds: the refusal says so
+    assert main([*argv[:-2], "--max-vocab", "500"]) != 0
+    err = capsys.readouterr().err
+    assert "leave out --max-vocab (" in err and "or add --extend-vocabulary" in err, err
     # the flags as typed, a negative one too; a setting both give, in flags
     assert main([*argv[:-2], "--no-tie-embeddings"]) != 0
     assert "leave out --no-tie-embeddings (" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +21,7 @@ from nextword.cli.main import main
 from nextword.cli.split_refusal import _base_split_hint
 from nextword.export import ExportConfig, export
 from nextword.export.provenance import warn_base_lost
-from nextword.runtime import BUNDLED_MODEL, load
+from nextword.runtime import BUNDLED_MODEL, TokenizerConfig, load
 from nextword.runtime.generation import GenerationConfig
 from nextword.train import ModelConfig, train
 from nextword.train.base import fine_tuning_config, read_base
@@ -200,8 +201,12 @@ def test_a_network_or_tokenizer_setting_given_at_its_default_is_a_conflict(run_d
     with pytest.raises(ValueError, match=r"lstm_units=256 \(the base's: 32\)"):
         fine_tuning_config(config, base, given=("model.lstm_units",))
     assert base.config.tokenizer.min_count != config.tokenizer.min_count
-    with pytest.raises(ValueError, match=r"tokenizer min_count="):
+    with pytest.raises(ValueError, match=r"tokenizer min_count=") as refused:
         fine_tuning_config(config, base, given=("tokenizer.min_count",))
+    assert "extend_vocabulary" not in str(refused.value)  # it changes nothing about min_count
+    # max_vocab is taken with extend_vocabulary (the bound of the words it adds), which the refusal says
+    with pytest.raises(ValueError, match=r"tokenizer max_vocab=.*add extend_vocabulary=True, where it"):
+        fine_tuning_config(replace(config, tokenizer=TokenizerConfig(max_vocab=5_000)), base)
 
 
 def test_the_command_line_keeps_typed_defaults_and_takes_decode_html_from_the_base(

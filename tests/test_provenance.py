@@ -142,3 +142,15 @@ def test_a_split_scheme_of_a_later_version_loads_but_is_not_rebuilt(tmp_path):
 def test_fields_a_later_version_records_are_ignored_not_refused():
     data = {**RECORD.to_dict(), "colour": "red", "data": {**RECORD.to_dict()["data"], "new_count": 3}}
     assert read_provenance({"provenance": data}, "m.onnx") == RECORD
+
+
+@pytest.mark.parametrize(
+    ("added", "said"), [(1, "; 1 word was added to it (0.5%"), (3, "; 3 words were added to it (")]
+)
+def test_info_counts_the_words_added_to_a_base_vocabulary(added, said):
+    from nextword.runtime.provenance import BaseRun
+    from nextword.runtime.provenance_base import describe_base
+
+    base = BaseRun(run="base", kind="run", corpus="a.csv", documents=40, added_words=added, added_share=0.005)
+    line = describe_base(base, DataCounts(documents=10))
+    assert said in line, line

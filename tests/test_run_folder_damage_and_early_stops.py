@@ -1,6 +1,7 @@
 """Run folders as users meet them after a crash or an early stop: export names a truncated JSON file
 or malformed sample prompts, fine-tuning refuses a base cut off mid-save, a new run into a file or into
-a run that stopped early says what to do, and resuming such a run warns that it will stop again."""
+a run that stopped early says what to do, and resuming such a run warns that it trains nothing unless
+its patience is raised."""
 
 from __future__ import annotations
 
@@ -104,8 +105,9 @@ def test_a_new_run_into_a_run_that_stopped_early_says_it_finished(run_copy: Path
 
 @pytest.mark.train
 def test_resuming_a_run_whose_patience_ran_out_warns_it_stops_again(caplog: pytest.LogCaptureFixture) -> None:
-    """A resumed run whose development loss has not improved for `patience` epochs is warned that it
-    stops after the next epoch unless that one improves."""
+    """A resumed run whose development loss has not improved for `patience` epochs trains nothing (more
+    epochs or not): the warning says so, and what patience trains on. It said the run would stop after
+    the next epoch unless that improved, and the run trained none."""
     from nextword.train import TrainConfig
     from nextword.train.resumable import say_what_resuming_does
 
@@ -118,7 +120,8 @@ def test_resuming_a_run_whose_patience_ran_out_warns_it_stops_again(caplog: pyte
         say_what_resuming_does(TrainConfig(patience=2, epochs=10), 10, history)
     messages = [r.getMessage() for r in caplog.records]
     assert any(
-        m.startswith("the run stopped early (no better development loss for 2 epochs)") and "patience=0" in m
+        m.startswith("the run stopped early (no better development loss for 2 epochs): nothing to train")
+        and "(above 2), or patience=0" in m
         for m in messages
     ), messages
     caplog.clear()

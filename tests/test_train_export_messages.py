@@ -231,6 +231,8 @@ def test_fine_tuning_into_its_own_base_names_the_options_as_flags(training_stack
 
     base = tmp_path / "base"
     base.mkdir()
+    for name in ("config.json", "tokenizer.json", "model.keras"):  # a run folder, as far as its names go
+        (base / name).write_text("{}", encoding="utf-8")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("some text\n", encoding="utf-8")
     config = TrainConfig(out=str(base), corpus=CorpusConfig(paths=(str(corpus),)), init_from=str(base))
@@ -242,6 +244,13 @@ def test_fine_tuning_into_its_own_base_names_the_options_as_flags(training_stack
         train(replace(config, out=str(base / "sub")))
     said = cli_terms(str(refused.value), flags)
     assert said.startswith(f"--out {base / 'sub'} lies inside the run folder --init-from {base}, "), said
+    runs = tmp_path / "runs"  # a folder of runs, named in place of the one to start from: it holds none
+    runs.mkdir()
+    with pytest.raises(FileNotFoundError) as refused:
+        train(replace(config, init_from=str(runs), out=str(runs / "fine-tuned")))
+    said = cli_terms(str(refused.value), flags)
+    assert "it is not a finished nextword training run" in said and "holds one run" not in said, said
+    assert not (runs / "fine-tuned").exists()
 
 
 # 7. A corpus without documents: the files by name, and the fix

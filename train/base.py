@@ -80,8 +80,9 @@ class Base:
 
 def base_source(config: TrainConfig) -> Path:
     """``config.init_from``, where it is there, and is neither in ``out`` (a model file, or a run folder's
-    own file named in place of the folder) nor ``out`` or above it (a run folder); ``FileNotFoundError``
-    or ``ValueError`` with the fix. What :func:`read_base` checks first, reading no file."""
+    own file named in place of the folder) nor a folder that is not a finished run's, nor ``out`` or
+    above it (a run folder); ``FileNotFoundError`` or ``ValueError`` with the fix. What
+    :func:`read_base` checks first, reading no file."""
     source = Path(str(config.init_from))
     if not source.exists():
         raise FileNotFoundError(
@@ -100,6 +101,13 @@ def base_source(config: TrainConfig) -> Path:
                 f"itself ({folder.root}), or a model file that `nextword export` wrote"
             )
         return source
+    try:  # named first: a folder that holds runs, named in place of one of them, holds no run itself
+        RunDir(str(source)).require_trained()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"init_from: {exc}; give a run folder that `nextword train` finished, or a model file that "
+            "`nextword export` wrote"
+        ) from None
     if config.out and Path(config.out).resolve() == source.resolve():
         raise ValueError(
             f"`init_from` and `out` are the same folder ({source}): the new run would replace the model it "
@@ -122,14 +130,7 @@ def read_base(config: TrainConfig) -> Base:
     source = base_source(config)
     if source.is_file():
         return _read_model_file(source, config)
-    run = RunDir(str(source))
-    try:
-        run.require_trained()
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"init_from: {exc}; give a run folder that `nextword train` finished, or a model file that "
-            "`nextword export` wrote"
-        ) from None
+    run = RunDir(str(source))  # a finished run's folder: base_source() says so
     stored_config, stored = run.read_config()
     tokenizer = run.read_tokenizer()
     metrics = read_json(run.metrics) if run.metrics.is_file() else {}
@@ -251,9 +252,16 @@ def fine_tuning_config(config: TrainConfig, base: Base, given: Collection[str] =
         elif field.name in ARCHITECTURE and mine != theirs:
             conflicts.append(f"{field.name}={mine!r} (the base's: {theirs!r})")
     if conflicts:
+        vocabulary = any(c.startswith("tokenizer max_vocab=") for c in conflicts)
+        grow = (
+            "; or, for max_vocab, add extend_vocabulary=True, where it bounds the words added"
+            if vocabulary
+            else ""
+        )
         raise ValueError(
             f"a run fine-tuned from {base.source} keeps its vocabulary and network, but this config "
             f"asks for {', '.join(conflicts)}; leave these settings out (they come from the base {base.kind})"
+            f"{grow}"
         )
     corpus = config.corpus
     if base.config.corpus.decode_html and left_out("corpus", "decode_html", corpus.decode_html):

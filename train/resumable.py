@@ -15,7 +15,7 @@ from nextword.runtime.versions import version_tuple
 from .config import TrainConfig
 from .files import SAVING, RunDir, atomic_write_json, read_json
 from .progress import counted
-from .recorder import RunRecorder, best_index, metrics_document, patience_reached
+from .recorder import RunRecorder, best_index, epochs_since_best, metrics_document, patience_reached
 
 __all__ = [
     "load_checkpoint",
@@ -149,9 +149,10 @@ def say_what_resuming_does(config: TrainConfig, first_plan: int, history: list[d
         )
     elif history and patience_reached(history, config.patience):
         logger.warning(
-            "the run stopped early (no better development loss for %s): it stops again after "
-            "the next one unless that improves; pass patience=0 to train on regardless",
+            "the run stopped early (no better development loss for %s): nothing to train; resume with "
+            "a larger `patience` (above %d), or patience=0 to train on regardless",
             counted(config.patience, "epoch"),
+            epochs_since_best(history),
         )
     if config.lr_schedule == "cosine" and config.epochs and config.epochs > first_plan:
         logger.warning(
