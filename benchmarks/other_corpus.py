@@ -353,6 +353,13 @@ def render(figures: dict[str, Any]) -> str:
         "tied embeddings, the cache tuned at export, the training plan) carry over from the patent abstracts "
         "(docs/quality.md) to documents of another kind.",
         "",
+        "To train the recipe on a corpus of your own, give the training command below (under *Quality on "
+        "the validation documents*) your file in place of the Debian one, with `--text-column` naming the "
+        "column that holds the text when it is neither the file's only column nor one named `text` "
+        "(README's *Corpora* lists the formats read). The recipe keeps training's patent defaults on, "
+        "`--lowercase` and `--drop-figure-refs` (which also removes `(2)` or `(1999)` from prose): README's "
+        "*Text other than English patents* says when to turn them off.",
+        "",
         "## The corpus",
         "",
         f'The English package descriptions of Debian 12 "bookworm" (main, `Translation-en`): one document '
