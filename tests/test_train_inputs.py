@@ -2,6 +2,7 @@
 folders whose id files or checkpoint are damaged, and --resume of a path that is not a run."""
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import replace
@@ -357,6 +358,11 @@ def test_resume_says_when_it_trains_nothing_or_past_the_learning_rate_schedule(t
         "decays over the run's first plan, 1 epoch: epochs past them train at its final rate" in caplog.text
     )
     assert "nothing to train" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nextword.train"):
+        assert resume(out, epochs=1).epochs == 2  # fewer than it has: not "after epoch 2 of 1"
+    assert "the run has finished its 2 epochs: nothing to train" in caplog.text
+    assert "after epoch 2\n" in caplog.text and "of 1" not in caplog.text, caplog.text
 
 
 def test_a_resume_that_trains_nothing_leaves_the_best_model_as_it_was(tmp_path, tiny_config):

@@ -293,7 +293,8 @@ def _resume(run: RunDir, config: TrainConfig, stored: dict[str, Any], workers: W
     recorder = RunRecorder(run, config, [], vocab_size, writes=True)
     history, saving = read_history(run)
     history = reconcile(run, saved, history, recorder, saving, marked=marks_saving(stored))
-    planned = f" of {config.epochs}" if config.epochs is not None else ""  # else: fit_session plans them
+    # "after epoch 300 of 8" where fewer epochs than done are asked for: that warning says it trains none
+    planned = f" of {config.epochs}" if config.epochs is not None and config.epochs >= len(history) else ""
     logger.info("resuming %s after epoch %d%s", run.root, len(history), planned)
     return _fit(run, config, workers, vocab_size, history, Start(saved=saved), stored)
 
