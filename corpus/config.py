@@ -117,8 +117,18 @@ class CorpusConfig:
         check_bool("keep_duplicates", self.keep_duplicates)
         check_bool("decode_html", self.decode_html)
         # the dedup settings are checked whether or not they are used (split_record() skips them with
-        # keep_duplicates): a bad threshold is refused before a run records it, not when dedup is next on
-        DedupSettings(threshold=self.near_duplicate_threshold)
+        # keep_duplicates): a bad threshold is refused before a run records it, not when dedup is next on.
+        # Checked here first so that the message names the option (the command line says its flag), where
+        # DedupSettings, which a model file's record builds too, says "the near-duplicate threshold"
+        value = self.near_duplicate_threshold
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong_type("near_duplicate_threshold", "a number in (0, 1]", value)
+        if not 0.0 < value <= 1.0:  # NaN too
+            raise ValueError(
+                f"near_duplicate_threshold must be in (0, 1], got {value!r}: it is the similarity from "
+                "which two documents are near-duplicates, above 0 and at most 1"
+            )
+        DedupSettings(threshold=value)
 
     def split_record(self) -> SplitRecord:
         """How these settings split a corpus, as a model file records it."""

@@ -16,6 +16,7 @@ from typing import TextIO
 from nextword.runtime.checks import shown
 
 from .config import AUTO_COLUMN, MAX_DOCUMENT_CHARS, TEXT_COLUMNS, CorpusConfig
+from .csv_merged_rows import MergedRows, merged_rows
 from .errors import CorpusError
 from .lines import MAX_RECORD_LINE_CHARS, bounded_lines
 
@@ -90,12 +91,16 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
             columns = header or []
             column = _text_column(path, columns, config.text_column, log)
             index, width = columns.index(column), len(columns)
-            rows = texts = 0
+            rows = texts = merged = 0
             for row in reader:
                 if lines.ended:
                     _refuse_open_quote(path, reader.line_num, row)
                 if len(read := lines.take()) > 1:  # a quoted field holds a line break
                     _check_quotes_close(path, reader.line_num, "".join(read), delimiter)
+                    if log and (found := merged_rows(read, row, reader.line_num, delimiter)) is not None:
+                        merged += 1
+                        if merged == 1:
+                            _warn_merged(path, found)
                 if len(row) > width and any(field.strip() for field in row[width:]):
                     _refuse_extra_fields(path, reader.line_num, row, columns, delimiter)
                 text = row[index] if index < len(row) else ""  # a short row has no text
@@ -108,7 +113,13 @@ def read_csv(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
                     f"{path}: column {column!r} is empty in all {rows:,} rows; the other columns are "
                     f"{_named(others)}. Choose the column that holds the text with `text_column`"
                 )
-            if log and rows > texts:  # as JSON Lines records without text are (readers._read_jsonl)
+            if merged > 1:
+                logger.warning(
+                    "%s: %s rows in all look like rows joined by a quote (the first is warned about above)",
+                    path,
+                    f"{merged:,}",
+                )
+            if log and rows > texts:  # as JSON Lines records without text are (json_lines.read_jsonl)
                 logger.warning(
                     "%s: %s of %s rows have no text (their column %r is empty or blank) and are left out",
                     path,
@@ -162,6 +173,25 @@ def _refuse_extra_fields(
         f"({_named(columns)}), so this row's text would be cut at {shown_delimiter}. Put quotes around a "
         f'field that holds {shown_delimiter} (and write a quote inside it twice: ""); for a file of one '
         "document per line without columns, pass format='lines'"
+    )
+
+
+def _warn_merged(path: Path, found: MergedRows) -> None:
+    """Warn of a row that looks like several rows a quote joined (:func:`merged_rows`); csv reads it as
+    one, and a field may span lines, so it is read as it is."""
+    logger.warning(
+        "%s, lines %s-%s: one row, whose quoted field runs over %s lines, %s of them looking like rows "
+        "of their own (line %s: %s); a quote that opens a field on line %s and is not closed there "
+        "joins them into one document. If so, close that quote (a quote inside a quoted field is written "
+        'twice: ""); the row is read as it is',
+        path,
+        f"{found.first_line:,}",
+        f"{found.last_line:,}",
+        f"{found.last_line - found.first_line + 1:,}",
+        f"{found.row_lines:,}",
+        f"{found.example_line:,}",
+        shown(found.example),
+        f"{found.first_line:,}",
     )
 
 

@@ -8,11 +8,8 @@ and the line where there is one.
 from __future__ import annotations
 
 import codecs
-import json
 import logging
 import os
-import re
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,7 +19,8 @@ from .config import MAX_DOCUMENT_CHARS, CorpusConfig, corpus_config, corpus_path
 from .csv_files import TSV_SUFFIXES, read_csv
 from .errors import CorpusError, os_error
 from .html_references import decode_references
-from .lines import MAX_RECORD_LINE_CHARS, MAX_TEXT_LINE_CHARS, bounded_lines
+from .json_lines import JSONL_SUFFIXES, json_document_error, read_jsonl
+from .lines import MAX_TEXT_LINE_CHARS, bounded_lines
 from .sniffing import BINARY, HEAD_BYTES, check_is_utf8_text, not_text
 
 __all__ = [
@@ -43,10 +41,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 # Names that say "a corpus": what detect_format reads as CSV or JSON Lines, JSON it refuses, plain text.
-CORPUS_SUFFIXES = frozenset({".csv", *TSV_SUFFIXES, *_JSONL_SUFFIXES, ".json", ".txt"})
-_SURROGATE = re.compile("[\ud800-\udfff]")
+CORPUS_SUFFIXES = frozenset({".csv", *TSV_SUFFIXES, *JSONL_SUFFIXES, ".json", ".txt"})
 # More lines than this per paragraph on average: the file looks like one document per line, with a few
 # stray blank lines, rather than paragraphs (a page of prose wraps a paragraph in a few lines).
 _LINES_PER_PARAGRAPH = 50
@@ -60,19 +56,17 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     """``csv`` for .csv and .tsv/.tab (read with tabs between fields), ``jsonl`` for .jsonl/.ndjson,
     ``text`` for anything else but .json, which raises :class:`CorpusError`: a JSON document (an array
     of records, say) read as plain text would train a model on its brackets and quotes, and read whole
-    it would not stream. ``path``: a ``str`` or ``os.PathLike`` (:class:`~pathlib.Path`)."""
+    it would not stream; the error offers ``format='jsonl'`` for a .json file that holds JSON Lines
+    (:func:`~nextword.corpus.json_lines.json_document_error`). ``path``: a ``str`` or ``os.PathLike``
+    (:class:`~pathlib.Path`)."""
     path = Path(as_path("path", path))
     suffix = path.suffix.lower()
     if suffix == ".csv" or suffix in TSV_SUFFIXES:
         return "csv"
-    if suffix in _JSONL_SUFFIXES:
+    if suffix in JSONL_SUFFIXES:
         return "jsonl"
     if suffix == ".json":
-        raise CorpusError(
-            f"{path}: nextword reads JSON Lines, one object per line with its text in `json_field`, not a "
-            "single JSON document; write the records one per line to a .jsonl file, or pass "
-            "format='text' to read the file as plain text"
-        )
+        raise json_document_error(path)
     return "text"
 
 
@@ -92,13 +86,15 @@ def read_documents(path: str | Path, config: CorpusConfig, log: bool = True) -> 
     """
     path, config = Path(as_path("path", path, empty=False)), corpus_config("config", config)
     fmt = check_file(path, config)
+    if log and config.format != "auto":
+        _note_forced_format(path, fmt)
     try:
         if fmt == "csv":
             documents = read_csv(path, config, log)
         elif fmt == "text":
             documents = _read_text(path, log)
         elif fmt == "jsonl":
-            documents = _read_jsonl(path, config, log)
+            documents = read_jsonl(path, config, log)
         else:
             documents = _read_lines(path, config)
         for n, document in enumerate(documents, 1):
@@ -142,12 +138,40 @@ def check_file(path: str | Path, config: CorpusConfig) -> str:
         )
     if not path.is_file():
         raise CorpusError(f"corpus file {path} does not exist (or is not a file)")
-    fmt = detect_format(path) if config.format == "auto" else config.format
-    try:
+    try:  # first: a compressed .json is refused as compressed, not for its name
         check_is_utf8_text(path)
     except OSError as exc:
         raise os_error(exc, "read", path) from None
-    return fmt
+    return detect_format(path) if config.format == "auto" else config.format
+
+
+def _note_forced_format(path: Path, fmt: str) -> None:
+    """Warn that ``path`` is read as ``fmt``, a format chosen, where its name says CSV, JSON Lines or
+    JSON: a CSV header line read as lines of text is a document, JSON's braces become words. A name
+    that says plain text (or nothing) is read as whatever format is chosen without a word."""
+    named = "json" if path.suffix.lower() == ".json" else detect_format(path)
+    if named in ("text", fmt) or (named, fmt) == ("json", "jsonl"):
+        return
+    said = {"csv": "CSV", "jsonl": "JSON Lines", "json": "JSON"}[named]
+    effect = ""
+    if fmt in ("text", "lines"):
+        effect = (
+            ": its header line and the separators between its fields are read as text"
+            if named == "csv"
+            else ": its braces, quotes and field names are read as text"
+        )
+    fix = "to read it by its name, pass format='auto'"
+    if named == "json":
+        fix = "if it holds one JSON object per line, pass format='jsonl'"
+    logger.warning(
+        "%s: read as %s (format=%r), though its name says %s%s; %s",
+        path,
+        _FORMAT_NAMES[fmt],
+        fmt,
+        said,
+        effect,
+        fix,
+    )
 
 
 def read_corpus(config: CorpusConfig, log: bool = True) -> Iterator[str]:
@@ -278,77 +302,6 @@ def _files_are(fmt: str, files: list[str], chosen: str) -> str:
     if other is not None:
         return f"{said}, where `{other[0]}` chooses the {other[1]} that holds the text"
     return f"{said}, which has no columns or fields"
-
-
-def _read_jsonl(path: Path, config: CorpusConfig, log: bool) -> Iterator[str]:
-    """The text of each record of ``path`` ('' for a record whose field is null or empty). A record
-    without text is no document: with ``log``, how many there were is logged; a field empty in every
-    record of a file whose records have other fields raises :class:`CorpusError` naming them."""
-    records = empty = 0
-    others: set[str] = set()
-    with path.open(encoding="utf-8-sig") as f:
-        for line_no, line in enumerate(bounded_lines(f, path, MAX_RECORD_LINE_CHARS, "a record"), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path}, line {line_no}: not valid JSON ({exc.msg})") from None
-            except ValueError as exc:  # an integer longer than Python converts
-                raise CorpusError(_long_integer(path, line_no, exc, config.json_field)) from None
-            except RecursionError:
-                raise CorpusError(
-                    f"{path}, line {line_no}: JSON nested too deeply to read; a document is one object "
-                    f"with its text in a string field ({config.json_field!r})"
-                ) from None
-            if not isinstance(record, dict) or config.json_field not in record:
-                keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-                raise CorpusError(
-                    f"{path}, line {line_no}: no field {config.json_field!r} (found {keys}); "
-                    "choose the field with `json_field`"
-                )
-            text = record[config.json_field]
-            if text is not None and not isinstance(text, str):
-                raise CorpusError(f"{path}, line {line_no}: field {config.json_field!r} is not a string")
-            if text and not text.isascii() and (bad := _SURROGATE.search(text)):
-                # Only a JSON escape can make one ("\ud800"): the UTF-8 decoder refuses them in the bytes.
-                raise CorpusError(
-                    f"{path}, line {line_no}: field {config.json_field!r} holds {bad.group()!r}, half of a "
-                    "UTF-16 surrogate pair escaped on its own, which is not text; fix the \\u escape in "
-                    "the file (a character above U+FFFF needs both halves)"
-                )
-            records += 1
-            if not text or text.isspace():
-                empty += 1
-                others.update(
-                    key for key, value in record.items() if isinstance(value, str) and value.strip()
-                )
-            yield text or ""
-    if records and empty == records and others:
-        raise CorpusError(
-            f"{path}: field {config.json_field!r} is null or empty in all {records:,} records; fields that "
-            f"hold text are {sorted(others)[:10]}. Choose the field that holds the text with `json_field`"
-        )
-    if log and empty:
-        logger.warning(
-            "%s: %s of %s records have no text (their field %r is null or empty) and are left out",
-            path,
-            f"{empty:,}",
-            f"{records:,}",
-            config.json_field,
-        )
-
-
-def _long_integer(path: Path, line_no: int, exc: ValueError, field: str) -> str:
-    """The message for a JSON line whose integer ``json`` refused to convert (``exc``): Python reads
-    integers of at most ``sys.get_int_max_str_digits()`` digits."""
-    if "digits" not in str(exc):
-        return f"{path}, line {line_no}: not valid JSON ({exc})"
-    limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
-    return (
-        f"{path}, line {line_no}: an integer of more than {limit} digits, more than can be read; nextword "
-        f"reads only the {field!r} field: write the number in quotes (as a string) or leave it out"
-    )
 
 
 def _read_text(path: Path, log: bool) -> Iterator[str]:

@@ -77,7 +77,7 @@ def test_jsonl_field_choice_and_errors(tmp_path):
     with pytest.raises(CorpusError, match=r"line 1: no field 'text' \(found \['abstract'\]\)"):
         load_documents([path], DEFAULT)
     path.write_text('{"text": "ok"}\n{broken\n')
-    with pytest.raises(CorpusError, match="line 2: not valid JSON"):
+    with pytest.raises(CorpusError, match="line 2, column 2: not valid JSON"):
         load_documents([path], DEFAULT)
 
 
@@ -571,9 +571,9 @@ def test_a_line_without_a_break_is_refused_before_it_is_read_whole(tmp_path, mon
     """A file with no line breaks (a dump of one huge record) was read into memory whole, gigabytes of
     it, before its document was refused for its length. Each line is now read up to a bound (2 and 12
     times MAX_DOCUMENT_CHARS for text and for records; 1,000 here), and one past it is refused."""
-    from nextword.corpus import csv_files, readers
+    from nextword.corpus import csv_files, json_lines, readers
 
-    for module in (readers, csv_files):
+    for module in (readers, csv_files, json_lines):
         for name in ("MAX_TEXT_LINE_CHARS", "MAX_RECORD_LINE_CHARS"):
             monkeypatch.setattr(module, name, 1000, raising=False)
     long = "word " * 1000  # 5,000 characters

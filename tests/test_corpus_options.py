@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REFERENCE_CORPUS
-from nextword.corpus import CorpusConfig, CorpusError, load_documents, split_corpus
+from nextword.corpus import CorpusConfig, CorpusError, load_documents, read_documents, split_corpus
 
 
 def tickets(path: Path, n: int = 20) -> Path:
@@ -199,3 +199,106 @@ def test_the_reference_corpus_reads_without_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="nextword.corpus"):
         assert len(load_documents([REFERENCE_CORPUS], CorpusConfig())) == 3522
     assert not caplog.records
+
+
+def merged_warnings(path: Path, caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
+    """The documents of ``path`` and the warnings about rows a quote joined."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nextword.corpus"):
+        documents = load_documents([path], CorpusConfig())
+    return documents, [r.getMessage() for r in caplog.records if "a quote" in r.getMessage()]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_rows_a_quote_joined_are_warned_about_and_read_as_csv_reads_them(tmp_path, caplog, newline):
+    """A quote opened on row 2 and closed (as CSV allows: a space follows it) on row 5 made rows 2-5 one
+    document without a word."""
+    rows = [
+        "id,text",
+        "1,A first document",
+        '2,"A second document whose quote never closes',
+        "3,A third document about a filter",
+        "4,A fourth document",
+        '5,A fifth document about a 12" pipe',
+        "6,A sixth document",
+    ]
+    path = tmp_path / "joined.csv"
+    path.write_bytes((newline.join(rows) + newline).encode())
+    documents, warned = merged_warnings(path, caplog)
+    assert len(documents) == 3 and documents[1].startswith("A second document") and "12 pipe" in documents[1]
+    assert warned == [
+        f"{path}, lines 3-6: one row, whose quoted field runs over 4 lines, 3 of them looking like rows of "
+        "their own (line 4: '3,A third document about a filter'); a quote that opens a field on line 3 and "
+        "is not closed there joins them into one document. If so, close that quote (a quote inside a quoted "
+        'field is written twice: ""); the row is read as it is'
+    ]
+    assert list(read_documents(path, CorpusConfig(), log=False)) == documents  # later passes say nothing
+
+
+def test_joined_rows_are_found_by_the_fields_after_the_text_too(tmp_path, caplog):
+    """The reference corpus's layout: the text first, then a date, a number and a title; the rows after
+    the open quote are counted, and the file says how many rows in all looked joined."""
+    header = "patent_abstract,patent_date,patent_number,patent_title\n"
+    rows = [f"Abstract {i} about a pump,2001-01-{i:02},{100 + i},Title {i}\n" for i in range(1, 13)]
+    rows[1] = '"' + rows[1]  # opened on line 3
+    rows[4] = rows[4].replace("a pump", 'a 3" gap')  # closed on line 6
+    rows[7] = '"' + rows[7]  # opened on line 9
+    rows[10] = rows[10].replace("a pump", 'a 9" gap')  # closed on line 12
+    path = tmp_path / "patents.csv"
+    path.write_text(header + "".join(rows), encoding="utf-8")
+    documents, warned = merged_warnings(path, caplog)
+    assert len(documents) == 6
+    assert warned[0].startswith(
+        f"{path}, lines 3-6: one row, whose quoted field runs over 4 lines, 3 of them looking like rows of "
+        """their own (line 3: '"Abstract 2 about a pump,2001-01-02,102,Title 2')"""
+    ), warned[0]
+    assert warned[1:] == [
+        f"{path}: 2 rows in all look like rows joined by a quote (the first is warned about above)"
+    ]
+
+
+def test_fields_that_span_lines_as_written_are_not_taken_for_joined_rows(tmp_path, caplog):
+    """Abstracts with paragraphs, lists, commas, numbers (1,000 and 0,5 too) and dates in their lines, in
+    the layouts a corpus has (text after an id, text before a date and a number, between an id and a
+    date, after a title that spans lines too, alone): none of them is warned about."""
+    paragraphs = [
+        "A method for training a network, comprising:",
+        "1, a first layer of 12 units, and",
+        "2) a second layer; wherein the rate is 0.5,",
+        "filed 2001-01-01, 42 claims, US1234567",
+        "",
+        "3, a third part.",
+        "0,5 mm wide, for a load of 1,000",
+        "7,500 units",
+        "A closing line with a comma, and more",
+    ]
+    text = "\n".join(paragraphs).replace('"', '""')
+    layouts = {
+        "id,text\n": lambda i: f'{i},"{text}"\n',
+        "patent_abstract,patent_date,patent_number,patent_title\n": lambda i: (
+            f'"{text}",2001-01-0{i},{i},T{i}\n'
+        ),
+        "id,text,date\n": lambda i: f'US{i},"{text}",2001-02-0{i}\n',
+        "text\n": lambda i: f'"{text}"\n',
+        "id,title,text,n\n": lambda i: f'{i},"{text}","{text}",{i}\n',
+        "id,text,n\n": lambda i: f'{i},"{text}\n{i + 1},",{i}\n',  # the last line a row by its fields
+    }
+    for n, (header, row) in enumerate(layouts.items()):
+        path = tmp_path / f"abstracts{n}.csv"
+        path.write_text(header + "".join(row(i) for i in range(1, 6)), encoding="utf-8")
+        documents, warned = merged_warnings(path, caplog)
+        assert len(documents) == 5 and not warned, (header, warned)
+        assert documents[0].startswith(paragraphs[0])
+
+
+def test_prose_with_numbers_before_a_comma_is_no_row():
+    """A row's fields follow its delimiter without a space, and a digit on both sides of a comma is one
+    number (1,000 or 0,5): lines of prose like that are no rows, even when they are all there is."""
+    from nextword.corpus.csv_merged_rows import merged_rows
+
+    lines = ['1,"Intro\n', "12, a first part\n", "0,5 mm wide\n", "3, a third part\n", '2,000 of them"\n']
+    row = ["1", "".join(lines)[3:-2]]
+    assert merged_rows(lines, row, 9, ",") is None
+    joined = ['1,"Intro\n', "12,a first part\n", "0,mm wide\n", "3,a third part\n", '2,x of them"\n']
+    found = merged_rows(joined, ["1", "".join(joined)[3:-2]], 9, ",")
+    assert found is not None and (found.first_line, found.row_lines, found.example_line) == (5, 4, 6)

@@ -145,9 +145,9 @@ def test_create_app_and_serve_refuse_arguments_of_the_wrong_type(no_server, star
     [(5, ValueError), (0, ValueError), ("0.5", WrongTypeError), (True, WrongTypeError)],
 )
 def test_the_near_duplicate_threshold_is_checked_with_keep_duplicates_too(threshold, error):
-    with pytest.raises(error, match="near-duplicate threshold must be"):
+    with pytest.raises(error, match="near_duplicate_threshold must be"):
         CorpusConfig(keep_duplicates=True, near_duplicate_threshold=threshold)
-    with pytest.raises(error, match="near-duplicate threshold must be"):
+    with pytest.raises(error, match="near_duplicate_threshold must be"):
         CorpusConfig(keep_duplicates=False, near_duplicate_threshold=threshold)
 
 
