@@ -1,10 +1,12 @@
 // A loaded model: an onnxruntime-web session plus the tokenizer and decoding defaults from the same file.
 // The API mirrors nextword.runtime.NextWordModel: generate, stream, nextWords, score.
 
+import { untilAborted } from './abort.js';
 import { BeamSearch } from './beam.js';
 import { Generation, promptEnd } from './decoding.js';
 import { ModelFileError, ModelRunError, NextwordError, oneLine, sessionError } from './errors.js';
 import { readGraphInterface } from './graph-io.js';
+import { checkLoadOptions } from './load-options.js';
 import { PCG64, SeedSequence } from './random.js';
 import { FILE_DEFAULTS, MAX_BATCH, resolveOptions, streamOptions, typeName } from './generation.js';
 import { checkModelFile, corrupt, resolveLimits } from './model-check.js';
@@ -21,61 +23,36 @@ import { WireError } from './protobuf.js';
 import { callCache, lastLogprobs, perplexity, tokenLogprobs } from './scoring.js';
 import { readSource } from './source.js';
 import { SPECIAL_TOKENS } from './tokenizer.js';
-import { checkThreads, threadOptions, threadsStarted } from './threads.js';
+import { threadOptions, threadsStarted } from './threads.js';
 import { engineNormalizesThisVersion, UNICODE_VERSION } from './unicode.js';
 
 let warnedUnicode = false;
-const LOAD_OPTIONS = ['ort', 'sessionOptions', 'limits', 'numThreads', 'fetch'];
 const MAX_LOGIT = 1_000_000; // Python's probe.MAX_LOGIT: scaled by 1/T, larger ones overflow into NaN
-
-/** load()'s options as they can be used, or NextwordError naming the one that cannot. */
-function checkLoadOptions(options) {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new NextwordError(
-      `load options must be an object, got ${options === null ? 'null' : typeof options}`,
-    );
-  }
-  const unknown = Object.keys(options).filter((k) => !LOAD_OPTIONS.includes(k));
-  if (unknown.length) {
-    const hint = unknown.includes('threads') ? ' (the number of threads is numThreads)' : '';
-    throw new NextwordError(
-      `unknown load option(s) ${JSON.stringify(unknown)}; load takes ${JSON.stringify(LOAD_OPTIONS)}${hint}`,
-    );
-  }
-  const { numThreads, ort } = options;
-  if (
-    numThreads !== undefined &&
-    !(Number.isSafeInteger(numThreads) && numThreads >= 1 && numThreads <= 256)
-  ) {
-    throw new NextwordError(
-      `numThreads must be an integer in 1..256, got ${typeof numThreads === 'string' ? JSON.stringify(numThreads) : String(numThreads)}`,
-    );
-  }
-  if (ort !== undefined && typeof ort?.InferenceSession?.create !== 'function') {
-    throw new NextwordError(
-      "ort must be an onnxruntime module (await import('onnxruntime-web/wasm')), with " +
-        'InferenceSession.create',
-    );
-  }
-  checkThreads(numThreads, ort);
-}
 
 /**
  * Load a nextword .onnx file for generation.
  * @param {string | URL | ArrayBuffer | ArrayBufferView | Blob} source a URL (fetched), a path under
  *   Node, or the file's bytes
- * @param {{ort?: object, sessionOptions?: object, limits?: object, numThreads?: number, fetch?: typeof fetch}} [options]
+ * @param {{ort?: object, sessionOptions?: object, limits?: object, numThreads?: number, fetch?: typeof fetch,
+ *   signal?: AbortSignal}} [options]
  *   ort: an onnxruntime module (default: import('onnxruntime-web/wasm'), src/ort.js); numThreads: threads
- *   (default 1, as the Python runtime runs one thread per call; src/threads.js); limits: the file checks' caps
+ *   (default 1, as the Python runtime runs one thread per call; src/threads.js); limits: the file checks'
+ *   caps; fetch: called as fetch(url, { signal }) (as fetch(url) without a signal); signal: aborted before
+ *   the load is done, the load rejects with the signal's reason, as fetch does (an AbortError DOMException
+ *   for controller.abort(), a TimeoutError for AbortSignal.timeout(ms)), and its download stops; already
+ *   aborted, nothing is read or fetched
  * @returns {Promise<NextWordModel>}
  */
 export async function load(source, options = {}) {
   checkLoadOptions(options);
-  const { ort: given, sessionOptions = {}, limits, numThreads, fetch } = options;
+  const { ort: given, sessionOptions = {}, limits, numThreads, fetch, signal } = options;
   const checked = resolveLimits(limits ?? undefined);
-  const { name, bytes } = await readSource(source, checked.maxFileBytes, fetch);
+  signal?.throwIfAborted(); // before anything is read or fetched
+  // the fetch is given the signal; a step that cannot be (a Blob, a fetch that ignores it) is cut short
+  const { name, bytes } = await untilAborted(readSource(source, checked.maxFileBytes, fetch, signal), signal);
   const meta = checkModelFile(name, bytes, checked);
-  const ort = given ?? (await importOrt());
+  signal?.throwIfAborted();
+  const ort = given ?? (await untilAborted(importOrt(), signal));
   // numThreads, as the module reads it: onnxruntime-web's env.wasm, a native binding's session options
   const created = threadOptions(ort, given !== undefined, numThreads, sessionOptions);
   if (!warnedUnicode && !engineNormalizesThisVersion()) {
@@ -85,14 +62,25 @@ export async function load(source, options = {}) {
         'added since may be tokenized differently from the Python runtime',
     );
   }
+  let creating;
   let session;
   try {
-    session = await ort.InferenceSession.create(bytes, created);
+    creating = Promise.resolve(ort.InferenceSession.create(bytes, created));
+    session = await untilAborted(creating, signal); // the first one may fetch onnxruntime-web's .wasm
   } catch (error) {
-    throw sessionError(ort, error, name);
+    if (!signal?.aborted) throw sessionError(ort, error, name);
+    // aborted while onnxruntime built it: a session that still comes is released, not left in memory
+    creating
+      ?.then(
+        (late) => (threadsStarted(ort), late.release()),
+        () => {},
+      )
+      .catch(() => {});
+    throw signal.reason;
   }
   threadsStarted(ort);
   try {
+    signal?.throwIfAborted(); // aborted as the session came: released below
     const model = new NextWordModel(
       ort,
       session,
@@ -100,10 +88,11 @@ export async function load(source, options = {}) {
       name,
     );
     await probe(model);
+    signal?.throwIfAborted();
     return model;
   } catch (error) {
-    // a file refused once its session exists: the session's memory (WASM or native) is freed, or every
-    // refused load would keep a model's worth of it
+    // a file refused (or a load aborted) once its session exists: the session's memory (WASM or native)
+    // is freed, or every refused load would keep a model's worth of it
     await session.release().catch(() => {});
     throw error;
   }

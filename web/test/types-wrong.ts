@@ -14,6 +14,7 @@ async function main(): Promise<void> {
   withoutSizeCaps({ maxFileBytes: '1 MiB' });
   new NextWordModel(); // load() makes one
   new Tokenizer(['a'], undefined, 6); // no such tokenizer format
+  await load('model.onnx', { signal: 'stop' }); // an AbortSignal
   console.log(word);
 }
 main();

@@ -61,6 +61,14 @@ async function main(): Promise<void> {
     limits: uncapped(),
     sessionOptions: { graphOptimizationLevel: 'all' },
   });
+  // a download that stalls ends: the signal reaches the fetch given to load() as its second argument
+  const stopped = new AbortController();
+  const keyed = await load('/model.onnx', {
+    signal: AbortSignal.any([stopped.signal, AbortSignal.timeout(60_000)]),
+    fetch: (url, init) => fetch(url, { ...init, headers: { authorization: 'Bearer k' } }),
+  });
+  await load('/model.onnx', { signal: stopped.signal, fetch: (url) => fetch(url) });
+  await keyed.release();
   const trusted: LoadLimits = withoutSizeCaps({ maxNodes: 100 });
   console.log(
     trusted.maxFileBytes,

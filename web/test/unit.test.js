@@ -503,7 +503,7 @@ describe('types/index.d.ts and types/client.d.ts', () => {
       'test/types-wrong.ts',
     );
     assert.notEqual(result.status, 0);
-    for (const line of [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])
+    for (const line of [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17])
       assert.match(result.stdout, new RegExp(`types-wrong\\.ts\\(${line},`), result.stdout);
   });
 });

@@ -117,8 +117,13 @@ export interface LoadOptions {
    * (unless sessionOptions sets it)
    */
   numThreads?: number;
-  /** fetches a URL source in place of globalThis.fetch (e.g. with headers); must return a Response */
+  /** fetches a URL source in place of globalThis.fetch (e.g. with headers); must return a Response.
+   * Called as fetch(url, { signal }) when load() has a signal: pass it on to reach the download */
   fetch?: typeof fetch;
+  /** aborted before the load is done, the load rejects with the signal's reason, as fetch does (an
+   * AbortError DOMException for controller.abort(), a TimeoutError for AbortSignal.timeout(ms)), and its
+   * download stops; already aborted, nothing is read or fetched */
+  signal?: AbortSignal;
 }
 
 export interface ModelInfo {

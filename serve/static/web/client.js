@@ -1,6 +1,7 @@
 // The page side of nextword-web's Web Worker: the model API, answered by a worker (src/worker.js), so
 // generation never blocks the page. Every method returns a promise; stream() an async iterator.
 
+import { checkSignal } from './abort.js';
 import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
 import { streamOptions } from './generation.js';
 
@@ -66,9 +67,7 @@ export class WorkerModel {
   static async load(source, options = {}) {
     checkLoadOptions(options);
     const { worker, workerUrl, signal, ...rest } = options;
-    if (signal !== undefined && signal !== null && typeof signal.throwIfAborted !== 'function') {
-      throw new TypeError(`signal must be an AbortSignal, got ${Object.prototype.toString.call(signal)}`);
-    }
+    checkSignal(signal); // as load() checks it
     signal?.throwIfAborted(); // before any worker is started
     // Node has no Web Worker; onnxruntime-web, once loaded there, sets globalThis.Worker to
     // worker_threads' Worker, which has neither addEventListener nor module scripts by URL

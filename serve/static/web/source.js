@@ -15,9 +15,11 @@ function isNode() {
  * @param {string | URL | ArrayBuffer | ArrayBufferView | Blob} source
  * @param {number} cap largest file accepted, in bytes
  * @param {typeof fetch} [fetcher] load()'s `fetch` option (default: globalThis.fetch)
+ * @param {AbortSignal} [signal] load()'s `signal`: given to the fetch (fetcher(url, { signal })) and to
+ *   the read of a file; aborted, the read rejects with its reason
  * @returns {Promise<{name: string, bytes: Uint8Array}>}
  */
-export async function readSource(source, cap, fetcher) {
+export async function readSource(source, cap, fetcher, signal) {
   if (fetcher !== undefined && typeof fetcher !== 'function') {
     throw new NextwordError(
       `fetch must be a function such as (url) => fetch(url, { headers }), got ${described(fetcher)}`,
@@ -33,8 +35,8 @@ export async function readSource(source, cap, fetcher) {
   }
   if (typeof source === 'string' || source instanceof URL) {
     const text = String(source);
-    if (isNode() && !/^(https?|data|blob):/i.test(text)) return readFile(text, cap);
-    return fetchBytes(text, cap, fetcher, urlName(text));
+    if (isNode() && !/^(https?|data|blob):/i.test(text)) return readFile(text, cap, signal);
+    return fetchBytes(text, cap, fetcher, urlName(text), signal);
   }
   throw new TypeError(
     `model must be a URL, a path, bytes or a Blob, got ${source === null ? 'null' : typeof source}`,
@@ -46,7 +48,7 @@ function capped(name, bytes, cap) {
   return { name, bytes };
 }
 
-async function readFile(path, cap) {
+async function readFile(path, cap, signal) {
   const [fsName, urlName] = ['node:fs/promises', 'node:url']; // not literals: browser bundlers leave them alone
   const fs = await import(/* webpackIgnore: true */ /* @vite-ignore */ fsName);
   const { fileURLToPath } = await import(/* webpackIgnore: true */ /* @vite-ignore */ urlName);
@@ -70,10 +72,12 @@ async function readFile(path, cap) {
   if (!info.isFile())
     throw new ModelFileError(`model file ${name} is not a regular file; pass the path of a .onnx file`);
   if (info.size > cap) throw new ModelFileError(tooBig(name, info.size, cap));
+  signal?.throwIfAborted();
   let bytes;
   try {
-    bytes = new Uint8Array(await fs.readFile(name));
+    bytes = new Uint8Array(await fs.readFile(name, { signal }));
   } catch (error) {
+    if (signal?.aborted) throw signal.reason; // Node's own AbortError, which holds the reason as its cause
     throw new ModelFileError(unreadable(name, error));
   }
   return capped(name, bytes, cap); // the file may have grown since stat()
@@ -122,7 +126,7 @@ function isResponse(value) {
   );
 }
 
-async function fetchBytes(url, cap, fetcher, name) {
+async function fetchBytes(url, cap, fetcher, name, signal) {
   const fetching = fetcher ?? globalThis.fetch;
   const by = fetcher ? ' by the fetch given to load()' : '';
   if (typeof fetching !== 'function') {
@@ -133,10 +137,17 @@ async function fetchBytes(url, cap, fetcher, name) {
   }
   let response;
   try {
-    response = await fetching(url);
+    // without a signal as before: a fetch given to load() as (url, init = { headers }) keeps its default
+    response = await (signal ? fetching(url, { signal }) : fetching(url));
   } catch (error) {
+    if (signal?.aborted) throw signal.reason; // as fetch rejects: not the file's fault
     // a rejection need not be an Error: undefined, a string...
     throw new ModelFileError(`model file ${name} could not be fetched${by}: ${fetchFailure(error)}`);
+  }
+  if (signal?.aborted) {
+    // a fetch given to load() that ignored the signal: its download is let go
+    response?.body?.cancel?.(signal.reason)?.catch?.(() => {});
+    throw signal.reason;
   }
   if (!isResponse(response)) {
     throw new NextwordError(
@@ -166,16 +177,26 @@ async function fetchBytes(url, cap, fetcher, name) {
   const chunks = [];
   let size = 0;
   const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > cap) {
-      await reader.cancel();
-      throw new ModelFileError(tooBig(name, size, cap, true));
+  const stop = () => reader.cancel(signal.reason).catch(() => {}); // a body the signal does not reach
+  signal?.addEventListener('abort', stop);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > cap) {
+        await reader.cancel();
+        throw new ModelFileError(tooBig(name, size, cap, true));
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    throw error;
+  } finally {
+    signal?.removeEventListener('abort', stop);
   }
+  signal?.throwIfAborted(); // a body cancelled above ends as if it were whole
   const bytes = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
