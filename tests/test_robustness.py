@@ -129,10 +129,16 @@ def test_training_killed_with_sigkill_resumes_to_the_end(tmp_path):
     child = subprocess.Popen(
         [sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    from nextword.train.files import SAVING
+
+    # the first epoch saved: its metrics, then its checkpoint and best model (until then the metrics
+    # carry SAVING; killed before its checkpoint, the run is one that stopped before its first, which
+    # resume rightly refuses: a loaded CI machine took longer than the 0.3 s this once waited)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and child.poll() is None:
         metrics = run / "metrics.json"
-        if metrics.is_file() and json.loads(metrics.read_text() or "{}").get("epochs"):
+        document = json.loads(metrics.read_text() or "{}") if metrics.is_file() else {}
+        if document.get("epochs") and SAVING not in document and (run / "checkpoint.keras").is_file():
             break
         time.sleep(0.05)
     time.sleep(0.3)  # into the second epoch
