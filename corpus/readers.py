@@ -187,7 +187,7 @@ def read_corpus(config: CorpusConfig, log: bool = True) -> Iterator[str]:
             n += 1
             yield document
         if log:
-            logger.info("%s: %d documents", path, n)
+            logger.info("%s: %d document%s", path, n, "" if n == 1 else "s")
 
 
 def load_documents(paths: Sequence[str | Path], config: CorpusConfig) -> list[str]:

@@ -225,3 +225,14 @@ def test_the_command_line_names_the_threshold_flag(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert err.startswith("nextword train: error: --near-duplicate-threshold must be in (0, 1], got 2.0"), err
+
+
+@pytest.mark.parametrize(("count", "said"), [(1, ": 1 document"), (2, ": 2 documents")])
+def test_each_files_count_of_documents_is_said_in_words(tmp_path, caplog, count, said):
+    from nextword.corpus import read_corpus
+
+    path = tmp_path / "c.txt"
+    path.write_text("\n\n".join(f"document number {i}" for i in range(count)) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="nextword.corpus"):
+        assert len(list(read_corpus(CorpusConfig(paths=(str(path),))))) == count
+    assert f"{path}{said}\n" in caplog.text, caplog.text
