@@ -88,20 +88,52 @@ def test_train_command_mistakes_are_said_before_tensorflow_loads(run_dir: Path, 
     stored = json.loads((cluster / "config.json").read_text())
     (cluster / "config.json").write_text(json.dumps({**stored, "distribute": "multi-worker"}))
     busy = tmp_path / "busy"  # a folder this process trains in (holds), as another training would
+    held = shutil.copytree(run_dir, tmp_path / "held")  # a run this process trains on, to be resumed
+    hidden = tmp_path / "hidden"  # a folder that holds a hidden file alone (.git, .keep): still not empty
+    hidden.mkdir()
+    (hidden / ".keep").write_text("")
+    holder = tmp_path / "holder"  # a run folder whose corpus is kept in it, one folder down
+    (holder / "data").mkdir(parents=True)
+    kept = Path(shutil.copy(corpus, holder / "data"))
+    left = shutil.copytree(run_dir, tmp_path / "left")  # an overwrite of it was killed: its run set aside
+    aside = tmp_path / ".left.replaced"
+    aside.mkdir()
+    marker, no_checkpoint = ".nextword-run", "has no checkpoint.keras to resume from"
+    started = tmp_path / "started"  # a run stopped before it wrote its config.json: the marker alone
+    started.mkdir()
+    (started / marker).write_text("")
+    loop = tmp_path / "loop.csv"  # a link that points to itself
+    loop.symlink_to(loop)
     lone = ["train", str(corpus), "--out", str(tmp_path / "new"), "--min-count", "1"]
+    tune = [*lone[:4], "--init-from", str(run_dir)]
     pair = json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}})
     folder, resume, export = tmp_path / "corpus", ["train", "--resume"], ["export", str(run_dir), "--out"]
+
+    def overwrite(out: Path) -> list[str]:
+        return [*lone[:2], "--out", str(out), "--overwrite"]
+
     cases = [  # (what the one line says, the command, TF_CONFIG)
         (f"file {tmp_path / 'missing.txt'} does not exist", ["train", "missing.txt", "--out", "x"], None),
         (f"corpus file {folder} is a folder", ["train", str(folder), "--out", "new"], None),
         (f"{taken} holds files (mine.txt) and is not a nextword run", [*lone[:2], "--out", str(taken)], None),
         (f"{run_dir} holds a finished run", [*lone[:2], "--out", str(run_dir)], None),
         (f"--init-from: {tmp_path / 'nowhere'} does not exist", [*lone[:4], "--init-from", "nowhere"], None),
+        (f"--base-corpus file {loop} is a symbolic link", [*tune, "--base-corpus", str(loop)], None),
         ("TF_CONFIG has no task", [*lone, "--distribute", "multi-worker"], pair),
         ("TF_CONFIG is not valid JSON", [*lone, "--distribute", "multi-worker"], "{'cluster': 1}"),
+        ("--text-column abstract chooses the column of a CSV", [*lone, "--text-column", "abstract"], None),
+        (f"{corpus} exists and is not a folder", [*lone[:2], "--out", str(corpus)], None),
+        (f"{hidden} holds files (.keep) and is not a nextword run", [*lone[:2], "--out", str(hidden)], None),
+        (f"{kept} is inside the run folder {holder}", ["train", str(kept), "--out", str(holder)], None),
+        (f"{taken} is not a nextword run folder (it has no {marker} marker)", overwrite(taken), None),
+        (f"{aside} holds the run that an", overwrite(left), None),
         ("nowhere does not exist; give the run folder that training wrote", [*resume, "nowhere"], None),
-        (f"{unresumable} has no checkpoint.keras to resume from", [*resume, str(unresumable)], None),
+        (f"{corpus} is a file, not a run folder", [*resume, str(corpus)], None),
+        (f"{unresumable} {no_checkpoint}, only its best model", [*resume, str(unresumable)], None),
+        (f"{started} {no_checkpoint} (the run stopped before", [*resume, str(started)], None),
+        (f"{held} is in use by another nextword training", [*resume, str(held)], None),
         ("TF_CONFIG is not set here: continue it on every worker", [*resume, str(cluster)], None),
+        ("TF_CONFIG is not valid JSON", [*resume, str(cluster)], "{'cluster': 1}"),
         (f"{busy} is in use by another nextword training", [*lone[:2], "--out", str(busy)], None),
         ("run folder nowhere does not exist", ["export", "nowhere", "--out", "m.onnx"], None),
         (f"--out {tmp_path} is a folder", [*export, str(tmp_path)], None),
@@ -109,7 +141,7 @@ def test_train_command_mistakes_are_said_before_tensorflow_loads(run_dir: Path, 
     ]
     from nextword.train.files import RunDir
 
-    with RunDir(busy).in_use():
+    with RunDir(busy).in_use(), RunDir(held).in_use():
         reported = _run(COMMANDS, [case[1:] for case in cases], tmp_path)
     for (expected, *_), (code, err, tensorflow) in zip(cases, reported, strict=True):
         lines = err.splitlines()
@@ -126,6 +158,8 @@ def test_the_python_api_refuses_before_tensorflow_loads_too(run_dir: Path, corpu
         ["resume", "nowhere"],
         ["export", ["nowhere", "m.onnx"]],
         ["export", [str(run_dir), str(run_dir / "model.keras")]],
+        ["train", [str(corpus), ""]],  # no run folder given: not the current folder
+        ["export", [str(run_dir), ""]],  # no file given: not the current folder
     ]
     reported = _run(CALLS, cases, tmp_path)
     raised = reported["raised"]
@@ -135,9 +169,13 @@ def test_the_python_api_refuses_before_tensorflow_loads_too(run_dir: Path, corpu
         "FileNotFoundError",
         "FileNotFoundError",
         "ValueError",
+        "ValueError",
+        "ValueError",
     ], raised
     assert "missing.txt does not exist" in raised[0][1] and "holds a finished run" in raised[1][1]
     assert "model.keras' exists and is not an ONNX model" in raised[4][1]
+    assert raised[5][1] == "the run folder is not set: pass out='RUN_DIR'"
+    assert raised[6][1] == "the output file is not set: pass out='MODEL.onnx'"
     assert reported["tensorflow"] is False
     assert not (tmp_path / "new").exists()
 
@@ -161,5 +199,98 @@ def test_resume_names_what_it_can_change(run_dir: Path):
     """A misspelt change is refused before the folder is looked at, naming those resume() takes."""
     from nextword.train import resume
 
-    with pytest.raises(TypeError, match=r"argument 'epoch'; it can change epochs, patience, verbose,"):
+    changes = "epochs, patience, verbose, max_minutes, distribute, peer_timeout, checkpoint_steps"
+    with pytest.raises(TypeError, match=rf"argument 'epoch'; it can change {changes}$"):
         resume(run_dir, epoch=3)
+
+
+def test_the_checks_take_what_training_takes(run_dir: Path, corpus: Path, tmp_path: Path, monkeypatch):
+    """What the checks must not refuse: a run from before markers, every change resume() takes, a
+    cluster restarted with its command (its chief goes on with the run in its folder), a worker's folder
+    that holds the chief's config.json alone, a cluster's run resumed here alone with distribute='none',
+    and an export file name as long as the file system allows."""
+    from nextword.export import ExportConfig
+    from nextword.export.prechecks import check_export
+    from nextword.train import CorpusConfig, TrainConfig
+    from nextword.train.prechecks import check_resume, check_train
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    older = shutil.copytree(run_dir, tmp_path / "older")
+    (older / ".nextword-run").unlink()
+    check_resume(older)
+    changes = {"epochs": 3, "patience": 2, "verbose": 0, "max_minutes": 5.0, "distribute": "none"}
+    check_resume(run_dir, **changes, peer_timeout=30.0, checkpoint_steps=10)
+
+    cluster = shutil.copytree(run_dir, tmp_path / "cluster")
+    stored = json.loads((cluster / "config.json").read_text())
+    (cluster / "config.json").write_text(json.dumps({**stored, "distribute": "multi-worker"}))
+    check_resume(cluster, distribute="none")
+    worker = tmp_path / "worker"
+    worker.mkdir()
+    shutil.copy(cluster / "config.json", worker)
+    pair = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(pair))
+    check_resume(worker)
+    paths = CorpusConfig(paths=(str(corpus),))
+    check_train(TrainConfig(out=str(cluster), corpus=paths, distribute="multi-worker"))
+
+    longest = tmp_path / ("m" * 250 + ".onnx")  # 255 bytes, the most a name may have here
+    check_export(ExportConfig(run_dir=str(run_dir), out=str(longest)))
+    assert not longest.exists() and sorted(p.name for p in worker.iterdir()) == ["config.json"]
+
+
+def test_a_missing_extra_is_looked_up_not_imported(tmp_path: Path, monkeypatch):
+    """require_installed names every module of the extra that is not there, with the fix; one that is
+    there is not imported (that costs TensorFlow's seconds), and a module half there (no __spec__, as
+    some tools leave one in sys.modules) is left to the import that follows."""
+    import types
+
+    from nextword.train import MissingExtraError, require_installed
+
+    (tmp_path / "nextword_probe_here.py").write_text("raise RuntimeError('imported by the lookup')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    require_installed("probing", ("json", "nextword_probe_here"))
+    assert "nextword_probe_here" not in sys.modules
+    half = types.ModuleType("nextword_probe_half")
+    half.__spec__ = None
+    monkeypatch.setitem(sys.modules, "nextword_probe_half", half)
+    require_installed("probing", ("json", "nextword_probe_half"))
+    for missing in ("nextword_probe_gone", "nextword_probe_gone.sub"):  # a lookup of .sub imports its parent
+        with pytest.raises(
+            MissingExtraError, match=rf"^probing needs {missing} \(No module named .*\); fix$"
+        ):
+            require_installed("probing", ("json", missing), "fix")
+    with pytest.raises(
+        MissingExtraError, match=r"needs nextword_probe_gone \(.*\), nextword_probe_x \(.*\); fix$"
+    ):
+        require_installed("probing", ("nextword_probe_gone", "json", "nextword_probe_x"), "fix")
+
+
+def test_the_base_of_a_fine_tuning_is_checked_by_its_place(
+    run_dir: Path, corpus: Path, tmp_path, monkeypatch
+):
+    """Before TensorFlow, without reading it: a model file that an export wrote into its run's folder (as
+    export suggests), whatever the case of its suffix, or one beside another tool's config.json, is a
+    base; a run folder that holds the new run's `out`, however deep, and a model file in `out` given
+    by a relative path, are not."""
+    from nextword.train import CorpusConfig, TrainConfig
+    from nextword.train.prechecks import check_train
+
+    def tune(out: Path | str, base: Path) -> TrainConfig:
+        return TrainConfig(out=str(out), corpus=CorpusConfig(paths=(str(corpus),)), init_from=str(base))
+
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    other = tmp_path / "models"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    for base in (run / "model.onnx", run / "MODEL.ONNX", other / "tiny.model"):
+        base.write_bytes(b"\x08")  # read by the trainer, not here
+        check_train(tune(tmp_path / "new", base))
+    with pytest.raises(ValueError, match=r"out='.*/run/a/b' lies inside the run folder init_from="):
+        check_train(tune(run / "a" / "b", run))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "base.onnx").write_bytes(b"\x08")
+    with pytest.raises(ValueError, match=r"base\.onnx lies in the run folder out='fresh', which the new run"):
+        check_train(tune("fresh", tmp_path / "fresh" / "base.onnx"))
+    assert not (tmp_path / "new").exists() and not (run / "a").exists()
