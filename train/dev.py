@@ -23,6 +23,7 @@ from nextword.corpus.files import atomic_path
 from .config import TrainConfig
 from .data import stream_documents
 from .files import RunDir
+from .progress import counted
 
 __all__ = ["dev_part", "hold_out_dev"]
 
@@ -84,14 +85,19 @@ def hold_out_dev(run: RunDir, chosen: np.ndarray, eod_id: int, by_group: bool = 
         for is_dev, document in zip(chosen.tolist(), stream_documents(train_ids, eod_id), strict=True):
             files[is_dev].write(np.asarray(document[1:], dtype=STREAM_DTYPE).tobytes())  # ids... <eod>
             tokens[is_dev] += len(document) - 1
-    logger.info(
-        "development part: %d of %d training documents (%d words%s) held out of training: they choose "
-        "the best epoch, and export tunes the cache on them",
-        n_dev,
-        n_train,
-        tokens[True] - 1,
-        ", whole groups of near-duplicates" if by_group else "",
-    )
+    if n_dev:
+        logger.info(
+            "development part: %d of %d training documents (%d words%s) held out of training: they choose "
+            "the best epoch, and export tunes the cache on them",
+            n_dev,
+            n_train,
+            tokens[True] - 1,
+            ", whole groups of near-duplicates" if by_group else "",
+        )
+    else:  # one training document (training keeps it), or groups too large: fit_session warns what follows
+        logger.info(
+            "development part: none of the %s held out of training", counted(n_train, "training document")
+        )
     return {
         "train_documents": n_train - n_dev,
         "train_words": tokens[False] - 1,

@@ -120,12 +120,16 @@ def fit_session(
             batch,
             batch // workers.replicas,
         )
-        _warn_padding(config.seq_len, [w for w in (windows, val_windows, dev_windows) if w is not None])
+        parts = [w for w in (windows, val_windows, dev_windows) if w is not None]
+        _warn_padding(config.seq_len, parts)
+        _warn_short_windows(config.seq_len, parts)
         if dev_windows is None:
             logger.warning(
-                "no development part (dev_fraction %g): the best epoch and early stopping go by the "
-                "validation loss, so the validation figures of this run are not quite held out",
-                config.dev_fraction,
+                "no development part (%s): the best epoch and early stopping go by the validation loss, "
+                "so the validation figures of this run are not quite held out",
+                f"dev_fraction {config.dev_fraction:g} held out no training document"
+                if config.dev_fraction
+                else "dev_fraction 0",
             )
         first_plan = stored.get("epochs")  # a run's first plan, or None: planned from the corpus's size
         if not isinstance(first_plan, int) or isinstance(first_plan, bool):
@@ -244,6 +248,33 @@ def _warn_padding(seq_len: int, parts: list[DiskWindows]) -> None:
         longest,
         100 * (1 - sum(part.words for part in parts) / slots),
         longest,
+    )
+
+
+#: ``seq_len`` below which training is warned that its windows are far shorter than the context the
+#: model is run on (generation, ``evaluate``)
+SHORT_WINDOWS = 10
+
+
+def _warn_short_windows(seq_len: int, parts: list[DiskWindows]) -> None:
+    """Warn when ``seq_len`` is below :data:`SHORT_WINDOWS` and some document is longer: each window
+    starts from a zero state, so the model learns from at most ``seq_len`` words before each one, while
+    generation and ``evaluate`` carry the state across a whole text, states it never saw in training
+    (and training's own validation figures, from the same short windows, look better than evaluate's)."""
+    longest = max(part.longest for part in parts)
+    if seq_len >= SHORT_WINDOWS or seq_len >= longest:
+        return
+    logger.warning(
+        "`seq_len` %d is short: each training window starts from a zero state, so the model learns from "
+        "at most %d word(s) of context, while generation and `nextword evaluate` carry the state across "
+        "whole texts (the longest document has %d inputs); the validation figures of training come from "
+        "the same short windows and will look better than evaluate's. A `seq_len` of %d or more (the "
+        "default is %d) trains on the context the model is used with",
+        seq_len,
+        seq_len,
+        longest,
+        SHORT_WINDOWS,
+        TrainConfig.seq_len,
     )
 
 
