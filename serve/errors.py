@@ -191,7 +191,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if _body_error(first) and not json_content(request):
             refused = not_json_content(request)
             return APIError(400, str(refused), code=refused.code).response()
-        message = _describe(first, [e for e in exc.errors() if _param(e) == _param(first)], taken)
+        alike = [e for e in exc.errors() if _param(e) == _param(first)]
+        unknown = [_param(e) or "" for e in exc.errors() if e.get("type") == "extra_forbidden"]
+        message = _describe(first, alike, taken, unknown)
         return APIError(400, message, _param(first), code=_code(first)).response()
 
     @app.exception_handler(HTTPException)
@@ -286,6 +288,9 @@ def _first(errors: Sequence[Any], taken: Sequence[str] = ()) -> dict[str, Any]:
     return deeper[0] if deeper else first
 
 
+# OpenAI's chat parameters that a client sends to /v1/completions, and what this server takes in their place
+_CHAT_NAMES = {"messages": "prompt", "max_completion_tokens": "max_tokens"}
+
 # the body each endpoint takes, for what an unknown parameter most likely meant
 _BODIES: dict[str, type[BaseModel]] = {
     "/v1/completions": CompletionRequest,
@@ -332,8 +337,25 @@ def _unknown(error: dict[str, Any], taken: Sequence[str]) -> str:
     elsewhere = [route for route, body in _BODIES.items() if param in body.model_fields]
     if elsewhere:
         return f" (a parameter of {' and '.join(elsewhere)}, not of this endpoint)"
+    if (ours := _CHAT_NAMES.get(param or "")) in taken:  # max_completion_tokens: max_tokens
+        return f" (a parameter of chat completions, which this server does not serve; send {ours!r})"
     meant = _meant(error, taken)
     return f" (did you mean {meant!r}?)" if meant else ""
+
+
+def _sent_instead(missing: str, unknown: Sequence[str]) -> str:
+    """What follows "``missing`` is required" where the body holds, in its place, chat's ``messages`` or
+    the text another endpoint requires (``text`` sent to /v1/suggest): what it is, and what to send."""
+    for name in unknown:
+        routes = [route for route, body in _BODIES.items() if name in body.model_fields]
+        if _CHAT_NAMES.get(name) == missing:
+            said = "a parameter of chat completions, which this server does not serve (it continues text)"
+        elif routes and all(_BODIES[route].model_fields[name].is_required() for route in routes):
+            said = f"the text of {' and '.join(routes)}, not of this endpoint"
+        else:
+            continue
+        return f"; {name!r} is {said}: send the text as {missing}"
+    return ""
 
 
 def _param(error: dict[str, Any]) -> str | None:
@@ -370,10 +392,16 @@ def _body_error(error: dict[str, Any]) -> bool:
     return _param(error) is None and error.get("type") in ("model_attributes_type", "dict_type")
 
 
-def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = (), taken: Sequence[str] = ()) -> str:
+def _describe(
+    error: dict[str, Any],
+    alike: Sequence[dict[str, Any]] = (),
+    taken: Sequence[str] = (),
+    unknown: Sequence[str] = (),
+) -> str:
     """One sentence from a pydantic error: the parameter, what it must be, and what it got. ``alike``:
     the errors about the same parameter (a union's members: each says what it would have taken);
-    ``taken``: the parameters of the endpoint asked."""
+    ``taken``: the parameters of the endpoint asked; ``unknown``: those the body holds that it does
+    not take (chat's ``messages`` in place of a missing ``prompt`` is named)."""
     param = _param(error)
     kind = error.get("type", "")
     if kind == "json_invalid":  # loc is ("body", character offset)
@@ -388,7 +416,7 @@ def _describe(error: dict[str, Any], alike: Sequence[dict[str, Any]] = (), taken
         guess = _unknown(error, taken)
         return f"unknown parameter {param!r}{guess}; see /docs for the parameters this endpoint takes"
     if kind == "missing":
-        return f"{param} is required"
+        return f"{param} is required{_sent_instead(param or '', unknown)}"
     if kind == "value_error" and param is None:  # a check of the body as a whole (its keys)
         return "the request body's " + str(error.get("msg", "is invalid")).removeprefix("Value error, ")
     if param is None:

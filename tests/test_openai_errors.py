@@ -57,6 +57,19 @@ def served(client) -> str:
         ({"extra_body": {"stream": 1}}, "stream", "invalid_type", ["got 1"]),
         ({"extra_body": {"tempreature": 1}}, "tempreature", "unknown_parameter", ["unknown parameter"]),
         ({"prompt": openai.NOT_GIVEN}, "prompt", "missing_required_parameter", ["prompt is required"]),
+        # a chat request's body sent here: said so, not "prompt is required" alone
+        (
+            {"prompt": openai.NOT_GIVEN, "extra_body": {"messages": [{"role": "user", "content": "hi"}]}},
+            "prompt",
+            "missing_required_parameter",
+            ["prompt is required; 'messages' is a parameter of chat completions", "send the text as prompt"],
+        ),
+        (
+            {"extra_body": {"max_completion_tokens": 5}},
+            "max_completion_tokens",
+            "unknown_parameter",
+            ["parameter of chat completions", "send 'max_tokens'"],
+        ),
         (
             {"extra_headers": {"content-type": "text/plain"}},
             None,
@@ -149,6 +162,32 @@ def test_bodies_the_client_cannot_send_get_400_with_their_code(
     error = answer.json()["error"]
     assert (error["type"], error["code"]) == ("invalid_request_error", code) and code in CODES
     assert error["param"] == (FIELD[path] if param == "FIELD" else param)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "words"),
+    [
+        ("/v1/suggest", {"text": "a"}, ["prompt is required; 'text' is the text of /v1/score", "as prompt"]),
+        ("/v1/score", {"prompt": "a"}, ["text is required; 'prompt' is the text of /v1/completions and"]),
+        ("/v1/completions", {"text": "a"}, ["prompt is required; 'text' is the text of /v1/score"]),
+        # another endpoint's option is no text: "prompt is required" alone
+        ("/v1/completions", {"k": 5}, ["prompt is required"]),
+    ],
+)
+def test_the_text_sent_under_another_endpoints_name_is_named(live_server, path, body, words):
+    """A client that sends /v1/score's text to /v1/suggest (or a prompt to /v1/score) is told which name
+    this endpoint takes, not only that its own is missing."""
+    answer = httpx.post(live_server.url + path, json=body, timeout=30)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["param"]) == (
+        "missing_required_parameter",
+        "text" if path == "/v1/score" else "prompt",
+    )
+    for word in words:
+        assert word in error["message"], error["message"]
+    if "k" in body:
+        assert error["message"] == "prompt is required"
 
 
 def test_a_refusal_by_the_runtime_carries_invalid_value_whole_or_streamed(
