@@ -244,7 +244,11 @@ async def _events(
     per_prompt = completion.config.num_return_sequences
     # text_offset counts an echoed prompt
     prefixes = [len(completion.prompts[i // per_prompt]) if completion.echo else 0 for i in range(job.rows)]
-    head = _sse({**meta, "object": "text_completion", "choices": []})[: -len("]}\n\n")]  # ...,"choices":[
+    # every chunk but the usage's carries "usage": null where usage was asked for, as OpenAI's API does
+    usage = {"usage": None} if completion.include_usage else {}
+    head = _sse({**meta, "object": "text_completion", **usage, "choices": []})[
+        : -len("]}\n\n")
+    ]  # "choices":[
     ended = "client_left"  # unless it gets further: its task cancelled, as a client that left cancels it
     drained = False  # the shutdown's drain cancelled its generation
     try:

@@ -95,6 +95,7 @@ def test_stream_sends_the_same_text_then_done(client, model):
     assert text == model.generate("the processor", max_words=30, seed=5, stop=[" the"])
     assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
     assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+    assert not any("usage" in c for c in chunks)  # none asked for
 
 
 def test_stream_usage_and_echo(client, model):
@@ -114,6 +115,8 @@ def test_stream_usage_and_echo(client, model):
         events = sse(response)
     assert events[0]["choices"][0]["text"] == "the system"
     assert events[-2]["usage"]["completion_tokens"] == 6 and events[-2]["choices"] == []
+    # the chunks before it carry "usage": null, as OpenAI's API sends them (a client may read the key)
+    assert all("usage" in e and e["usage"] is None for e in events[:-2])
     text = "".join(c["choices"][0]["text"] for c in events[1:-2])
     assert text == model.generate("the system", max_words=6, stop_at_end=False, seed=1)
 
