@@ -245,8 +245,8 @@ async def _events(
     # text_offset counts an echoed prompt
     prefixes = [len(completion.prompts[i // per_prompt]) if completion.echo else 0 for i in range(job.rows)]
     # every chunk but the usage's carries "usage": null where usage was asked for, as OpenAI's API does
-    usage = {"usage": None} if completion.include_usage else {}
-    head = _sse({**meta, "object": "text_completion", **usage, "choices": []})[
+    no_usage_yet = {"usage": None} if completion.include_usage else {}
+    head = _sse({**meta, "object": "text_completion", **no_usage_yet, "choices": []})[
         : -len("]}\n\n")
     ]  # "choices":[
     ended = "client_left"  # unless it gets further: its task cancelled, as a client that left cancels it
