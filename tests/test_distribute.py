@@ -355,3 +355,20 @@ def test_a_workers_scratch_folder_is_its_users_alone(tmp_path, monkeypatch):
         worker_scratch(workers, str(tmp_path / "run")),
     ):
         pass
+
+
+@pytest.mark.parametrize("mode", ["none", "mirrored"])
+def test_tf_config_without_multi_worker_is_said_to_train_alone(mode, monkeypatch, caplog):
+    """A worker started without --distribute multi-worker trained on alone, silently, while the chief
+    waited for it; it now says so."""
+    from nextword.train.distribute import start_workers
+
+    monkeypatch.setenv("TF_CONFIG", _config())
+    with caplog.at_level("WARNING", logger="nextword.train.distribute"):
+        workers = start_workers(mode, peer_timeout=1.0)
+    assert workers.count == 1
+    assert f"TF_CONFIG is set, but distribute={mode!r}: this process trains alone" in caplog.text
+    monkeypatch.delenv("TF_CONFIG")
+    caplog.clear()
+    start_workers(mode, peer_timeout=1.0)
+    assert "TF_CONFIG" not in caplog.text

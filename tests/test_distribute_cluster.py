@@ -194,6 +194,50 @@ def test_two_workers_train_what_one_process_trains(corpus, reference, tmp_path):
     assert report.parity.passed and report.ops.get("LSTM") == 1
 
 
+def test_a_run_of_one_process_continued_by_two_workers_keeps_its_global_batch_on_both(corpus, tmp_path):
+    """One process trained an epoch with a batch of 8; two workers continued it. The chief kept the
+    run's global batch of 8 (4 windows a replica), the other worker took batch_size x replicas, 16: they
+    read other windows and both failed on a collective whose shapes did not match (a traceback)."""
+    from nextword.runtime import TokenizerConfig
+    from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
+
+    run = tmp_path / "run"
+    config = TrainConfig(
+        out=str(run),
+        corpus=CorpusConfig(paths=(str(corpus),)),
+        tokenizer=TokenizerConfig(min_count=1),
+        model=ModelConfig(embedding_dim=8, lstm_units=16, num_layers=1, dropout=0.0),
+        seq_len=8,
+        batch_size=8,
+        epochs=1,
+        seed=5,
+        verbose=0,
+    )
+    train(config)
+    argv = [
+        "train",
+        "--resume",
+        str(run),
+        "--epochs",
+        "2",
+        "--distribute",
+        "multi-worker",
+        "--peer-timeout",
+        "60",
+    ]
+    ports = free_ports(2)
+    for code, _, err in [_finish(w) for w in [_start(i, ports, argv, tmp_path, "b") for i in range(2)]]:
+        assert code == 0, err[-3000:]
+    windows = _windows(run)  # a global batch of 8
+    parts = [p for i in range(2) for p in _records(tmp_path, "b", i) if p[0] == 1]
+    assert sorted((step, replica) for _, step, replica, _ in parts) == [
+        (s, r) for s in range(len(windows)) for r in range(2)
+    ]
+    counts = Counter(i for *_, rows in parts for i in rows)
+    assert sorted(counts) == list(range(windows.n_windows)) and set(counts.values()) == {1}
+    assert len(json.loads((run / "metrics.json").read_text())["epochs"]) == 2
+
+
 def test_a_worker_killed_mid_epoch_is_restarted_and_training_resumes(corpus, reference, tmp_path):
     """Worker 1 is killed with SIGKILL within epoch 1, after the chief saved a checkpoint at step 10
     (``--checkpoint-steps 10``); the chief then fails with a one-line error instead of waiting, and

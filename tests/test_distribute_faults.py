@@ -469,3 +469,26 @@ def test_a_stop_while_a_real_cluster_forms_ends_both_workers(sent, said, tmp_pat
                     os.killpg(worker.pid, signal.SIGKILL)  # its watchdog too
                 worker.wait(timeout=WAIT)
     assert not (tmp_path / "run0").exists() and not (tmp_path / "run1").exists()
+
+
+def test_a_restart_that_starts_again_names_the_run_an_overwrite_set_aside(tmp_path):
+    """The chief of an --overwrite was killed before its first checkpoint, leaving the old run in
+    .run.replaced; the same command on every worker then failed on the chief alone, after the other
+    worker had made its data: that one said it lost contact and to restart with the same command,
+    which failed again. The chief now says why before the others wait on it, as for other refusals."""
+    from nextword.train import CorpusConfig, RunExistsError, TrainConfig
+    from nextword.train.files import RunDir
+    from nextword.train.restart import chief_refusal
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.mark()  # the restarted run, stopped before its first checkpoint: it starts again
+    config = TrainConfig(out=str(run.root), corpus=CorpusConfig(paths=(str(tmp_path / "corpus.txt"),)))
+    assert chief_refusal(run, config, check_folder=False) is None
+    run.aside.mkdir()
+    (run.aside / "checkpoint.keras").write_bytes(b"the run the overwrite replaces")
+    refused = chief_refusal(run, config, check_folder=False)
+    assert isinstance(refused, RunExistsError)
+    assert f"{run.aside} holds the run that an interrupted overwrite" in str(refused)
+    run.checkpoint.write_bytes(b"the restarted run's")  # it goes on from there: nothing is set aside
+    assert chief_refusal(run, config, check_folder=False) is None

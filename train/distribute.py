@@ -104,6 +104,12 @@ def start_workers(mode: str, peer_timeout: float) -> Workers:
         cluster = parse_tf_config(os.environ.get("TF_CONFIG"))
         if len(cluster.addresses) > 1:
             wait_for_peers(cluster, peer_timeout)
+    elif (os.environ.get("TF_CONFIG") or "").strip():  # a worker started without --distribute multi-worker
+        logger.warning(
+            "TF_CONFIG is set, but distribute=%r: this process trains alone, not with the workers TF_CONFIG "
+            "lists (for that, start every worker with distribute='multi-worker')",
+            mode,
+        )
     import tensorflow as tf
 
     if mode == "none":

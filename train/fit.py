@@ -35,6 +35,7 @@ __all__ = [
     "SessionResult",
     "Start",
     "build_optimizer",
+    "chiefs_batch",
     "compile_model",
     "fit_session",
     "global_batch",
@@ -90,6 +91,21 @@ def global_batch(config: TrainConfig, stored: dict[str, Any], replicas: int) -> 
             "evenly; continue it with a number of replicas that divides it"
         )
     return batch
+
+
+def chiefs_batch(workers: Workers, config: TrainConfig, stored: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with the chief's global batch on every worker (see :func:`global_batch`). The other
+    workers made their data again and know only ``batch_size x replicas``, which is not the run's where it
+    goes on with other replicas than it started with (a run of one process continued by two workers):
+    they read other windows than the chief, and the cluster failed on mismatched collectives."""
+    if workers.count == 1:
+        return stored
+    training = stored.get("training")
+    training = training if isinstance(training, dict) else {}
+    batch = int(training.get("global_batch", 0)) or config.batch_size * workers.replicas
+    with lost_workers(workers):
+        batch = int(broadcast_json(workers, batch))
+    return {**stored, "training": {**training, "global_batch": batch}}
 
 
 def fit_session(

@@ -65,7 +65,8 @@ def run_differs(run: RunDir, config: TrainConfig) -> str | None:
 
 def chief_refusal(run: RunDir, config: TrainConfig, check_folder: bool) -> FileExistsError | None:
     """What the chief of a cluster would refuse its run folder for (a file in its place, another process
-    training there or an export reading it, with ``check_folder`` what :func:`check_run_dir` refuses),
+    training there or an export reading it; with ``check_folder`` what :func:`check_run_dir` refuses, and
+    without it, where a restarted run starts again, a run that an interrupted overwrite set aside),
     or None: said before the other workers wait on it, so that every worker names the reason rather than
     a lost chief."""
     try:
@@ -74,6 +75,8 @@ def chief_refusal(run: RunDir, config: TrainConfig, check_folder: bool) -> FileE
         run.check_free()  # another process training there, or an export reading the run
         if check_folder:
             check_run_dir(run, config)
+        elif not run.checkpoint.is_file():  # starting again sets the run aside: its place must be free
+            run.check_aside_free()
     except (RunExistsError, NotARunError, RunBusyError) as exc:
         return exc
     return None

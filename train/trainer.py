@@ -39,7 +39,14 @@ from .distribute import (
 )
 from .embeddings import load_glove
 from .files import RunDir, RunExistsError, atomic_write_json, atomic_write_text
-from .fit import SESSION_FIELDS, Start, fit_session, global_batch, settings_fingerprint
+from .fit import (
+    SESSION_FIELDS,
+    Start,
+    chiefs_batch,
+    fit_session,
+    global_batch,
+    settings_fingerprint,
+)
 from .prechecks import check_run_dir, no_checkpoint, resolved_paths, resumed_config
 from .recorder import RunRecorder, metrics_document
 from .restart import chief_refusal, run_differs
@@ -351,6 +358,7 @@ def _fit(
     start: Start,
     stored: dict[str, Any],
 ) -> TrainResult:
+    stored = chiefs_batch(workers, config, stored)  # every worker steps through the chief's batches
     rows = global_batch(config, stored, workers.replicas) // workers.replicas  # windows per replica
     if workers.is_chief:
         check_step_memory(config, vocab_size, rows, on_gpu=_on_gpu())
