@@ -131,7 +131,7 @@ def test_workers_that_disagree_on_a_model_setting_are_told_which():
 STUCK_WORKER = """
 import signal, sys, time
 from nextword.train.watchdog import Watchdog
-watchdog = Watchdog(0, ["127.0.0.1:1"], float(sys.argv[1]))
+watchdog = Watchdog("worker 0", ["127.0.0.1:1"], float(sys.argv[1]))
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print(watchdog._child.pid, flush=True)
 time.sleep(120)
@@ -230,7 +230,7 @@ def test_the_watchdog_gives_sigint_back_and_leaves_an_ignored_one_ignored():
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN under a harness that ignores it
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        watchdog = Watchdog(0, ["127.0.0.1:1"], 60)
+        watchdog = Watchdog("worker 0", ["127.0.0.1:1"], 60)
         try:
             assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
         finally:
@@ -238,7 +238,7 @@ def test_the_watchdog_gives_sigint_back_and_leaves_an_ignored_one_ignored():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        watchdog = Watchdog(0, ["127.0.0.1:1"], 60)
+        watchdog = Watchdog("worker 0", ["127.0.0.1:1"], 60)
         try:
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         finally:
@@ -254,7 +254,7 @@ NO_SIGKILL_WORKER = """
 import signal, sys, time
 from nextword.train import watchdog
 watchdog._SCRIPT = "import signal\\ndel signal.SIGKILL\\n" + watchdog._SCRIPT
-print(watchdog.Watchdog(0, ["127.0.0.1:1"], float(sys.argv[1]))._child.pid, flush=True)
+print(watchdog.Watchdog("worker 0", ["127.0.0.1:1"], float(sys.argv[1]))._child.pid, flush=True)
 time.sleep(120)
 """
 

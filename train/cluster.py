@@ -20,6 +20,7 @@ __all__ = [
     "DistributeError",
     "PeerUnreachableError",
     "parse_tf_config",
+    "task_name",
     "wait_for_peers",
 ]
 
@@ -44,10 +45,21 @@ class Cluster:
 
     addresses: tuple[str, ...]
     index: int
+    chiefs: int = 0  # 1 where TF_CONFIG lists a chief task (then first), else 0: worker 0 is the chief
 
     @property
     def is_chief(self) -> bool:
         return self.index == 0
+
+    def name(self, index: int | None = None) -> str:
+        """How messages name worker ``index`` (this one by default): as TF_CONFIG lists it."""
+        return task_name(self.index if index is None else index, self.chiefs)
+
+
+def task_name(index: int, chiefs: int = 0) -> str:
+    """The task at ``index`` of a cluster (chief first) as TF_CONFIG names it: ``the chief`` where it
+    lists a chief task (``chiefs`` 1), else ``worker N``, N its place in ``cluster.worker``."""
+    return "the chief" if index < chiefs else f"worker {index - chiefs}"
 
 
 def parse_tf_config(text: str | None) -> Cluster:
@@ -112,7 +124,7 @@ def parse_tf_config(text: str | None) -> Cluster:
             f"entries (indices 0 to {len(jobs[kind]) - 1})"
         )
     position = index if kind == "chief" else len(jobs["chief"]) + index
-    return Cluster(addresses=tuple(everyone), index=position)
+    return Cluster(addresses=tuple(everyone), index=position, chiefs=len(jobs["chief"]))
 
 
 def wait_for_peers(cluster: Cluster, timeout: float) -> None:
@@ -130,7 +142,7 @@ def wait_for_peers(cluster: Cluster, timeout: float) -> None:
         listener = socket.create_server(("", port), reuse_port=False)
     except OSError as exc:
         raise DistributeError(
-            f"worker {cluster.index} cannot listen on port {port} of TF_CONFIG "
+            f"{cluster.name()} cannot listen on port {port} of TF_CONFIG "
             f"({os.strerror(exc.errno) if exc.errno else exc}): "
             "is another process using it? Two workers given the same task index do this (each worker "
             "needs its own), and so does a worker of an earlier cluster that still runs"
@@ -149,7 +161,7 @@ def wait_for_peers(cluster: Cluster, timeout: float) -> None:
                 ):
                     del pending[i]
             if pending and time.monotonic() > deadline:
-                shown = ", ".join(f"worker {i} at {a}" for i, a in pending.items())
+                shown = ", ".join(f"{cluster.name(i)} at {a}" for i, a in pending.items())
                 raise PeerUnreachableError(
                     f"{shown} did not answer within {timeout:g} s: start the same training on every "
                     "worker of TF_CONFIG, or check the addresses (`peer_timeout`: the wait)"
@@ -173,7 +185,7 @@ def _check_hosts(cluster: Cluster) -> None:
             if exc.errno == getattr(socket, "EAI_AGAIN", None):
                 continue
             raise DistributeError(
-                f"worker {i} at {address}: its host {host} does not resolve ({exc.strerror}); correct "
+                f"{cluster.name(i)} at {address}: its host {host} does not resolve ({exc.strerror}); correct "
                 "the address in TF_CONFIG on every worker"
             ) from None
         for place in {(str(info[4][0]), int(info[4][1])) for info in found}:

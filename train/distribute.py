@@ -43,7 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from .cluster import Cluster, DistributeError, PeerUnreachableError, parse_tf_config, wait_for_peers
+from .cluster import (
+    Cluster,
+    DistributeError,
+    PeerUnreachableError,
+    parse_tf_config,
+    task_name,
+    wait_for_peers,
+)
 from .scratch import worker_scratch
 from .watchdog import Watchdog, give_sigterm_back
 
@@ -78,12 +85,18 @@ class Workers:
     mode: str  # TrainConfig.distribute
     index: int = 0  # this worker; 0 is the chief
     count: int = 1  # worker processes
+    chiefs: int = 0  # 1 where TF_CONFIG lists a chief task (see Cluster)
     reducers: dict[tuple[bool, str], Any] = field(default_factory=dict, compare=False, repr=False)
     watchdog: Watchdog | None = field(default=None, compare=False, repr=False)  # see confirm_workers
 
     @property
     def is_chief(self) -> bool:
         return self.index == 0
+
+    @property
+    def name(self) -> str:
+        """This worker as TF_CONFIG names it (``worker 1``, ``the chief``), for messages."""
+        return task_name(self.index, self.chiefs)
 
     @property
     def replicas(self) -> int:
@@ -124,7 +137,7 @@ def start_workers(mode: str, peer_timeout: float) -> Workers:
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO
     )
     others = [a for i, a in enumerate(cluster.addresses) if i != cluster.index]
-    watchdog = Watchdog(cluster.index, others, peer_timeout) if others else None
+    watchdog = Watchdog(cluster.name(), others, peer_timeout) if others else None
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     except BaseException:
@@ -133,13 +146,20 @@ def start_workers(mode: str, peer_timeout: float) -> Workers:
         raise
     give_sigterm_back()
     logger.info(
-        "worker %d of %d (%s), %s in sync",
-        cluster.index,
+        "%s of a cluster of %d (%s), %s in sync",
+        cluster.name(),
         len(cluster.addresses),
-        "chief" if cluster.is_chief else "not chief",
+        "the chief" if cluster.is_chief else "not the chief",
         f"{strategy.num_replicas_in_sync} replica{'' if strategy.num_replicas_in_sync == 1 else 's'}",
     )
-    return Workers(strategy, mode, index=cluster.index, count=len(cluster.addresses), watchdog=watchdog)
+    return Workers(
+        strategy,
+        mode,
+        index=cluster.index,
+        count=len(cluster.addresses),
+        chiefs=cluster.chiefs,
+        watchdog=watchdog,
+    )
 
 
 def confirm_workers(workers: Workers, settings: dict[str, int]) -> None:
@@ -181,15 +201,15 @@ def lost_workers(workers: Workers) -> Iterator[None]:
         yield
     except lost as exc:
         raise WorkerLostError(
-            f"worker {workers.index} lost contact with the other workers ({_reason(exc)}); {restart}"
+            f"{workers.name} lost contact with the other workers ({_reason(exc)}); {restart}"
         ) from None
     except (tf.errors.NotFoundError, tf.errors.UnknownError) as exc:
         missing = _file_error(exc)
         if missing is None:  # not about a file: a fault of its own, with its traceback
             raise
-        logger.debug("worker %d: reading its data failed", workers.index, exc_info=True)
+        logger.debug("%s: reading its data failed", workers.name, exc_info=True)
         raise WorkerLostError(
-            f"worker {workers.index} could not read its data ({missing}): another process removed or "
+            f"{workers.name} could not read its data ({missing}): another process removed or "
             f"replaced the files it trains on; {restart}"
         ) from None
 

@@ -340,7 +340,8 @@ def _made_as(
     if refused is not None:
         raise refused
     if "refused" in chosen:
-        raise RunExistsError(f"worker 0, the chief, refused the run folder: {chosen['refused']}")
+        chief = "the chief" if workers.chiefs else "worker 0, the chief,"
+        raise RunExistsError(f"{chief} refused the run folder: {chosen['refused']}")
     if not chosen:
         return {}
     return {

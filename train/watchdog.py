@@ -105,12 +105,13 @@ os._exit(0)
 
 
 class Watchdog:
-    """The child process of the module docstring, for worker ``index`` of a cluster whose other
-    workers are at ``others``; :meth:`cancel` once the cluster has formed (or failed otherwise)."""
+    """The child process of the module docstring, for the worker messages call ``name`` (``worker 1``)
+    in a cluster whose other workers are at ``others``; :meth:`cancel` once the cluster has formed (or
+    failed otherwise)."""
 
-    def __init__(self, index: int, others: list[str], timeout: float) -> None:
+    def __init__(self, name: str, others: list[str], timeout: float) -> None:
         late = (
-            f"nextword train: error: worker {index} could not form the cluster within {timeout:g} s although "
+            f"nextword train: error: {name} could not form the cluster within {timeout:g} s although "
             f"every address answered ({', '.join(others)}): another service may be listening at one of "
             "them, or the workers' TF_CONFIG differ (every worker needs the same cluster list, in the same "
             "order, and its own index), or another worker stopped while the cluster formed; restart every "
