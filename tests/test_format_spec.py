@@ -1,10 +1,12 @@
 """docs/model-format.md is enough to read a model file: a reader written from that document alone
 (onnxruntime, numpy, the standard library; nothing of nextword) gives the runtime's tokens, greedy
-words, text and cached scores, on the bundled file (tokenizer version 2, int8, cosine gated cache)
-and on a tiny model trained here on several scripts (tokenizer version 3, fp32)."""
+words and text under the file's decoding rules, and scores with and without the cache, on the bundled
+file (tokenizer version 2, int8, cosine gated cache) and on a tiny model trained here on several
+scripts (tokenizer version 3, fp32)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -47,9 +49,14 @@ DROPPED = re.compile(
 )
 
 
-# Version 5: the Han ideographs, each a token; the tatweel; a '"' between two Hebrew letters
+# Version 5: the Han ideographs, each a token; the tatweel; a '"' between two Hebrew letters; an ASCII
+# , ! ? : ; after a Basic Multilingual Plane ideograph or kana back in its full-width form
 HAN = "\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
 GERSHAYIM = re.compile('(?<=[\u05d0-\u05ea])"(?=[\u05d0-\u05ea])')
+FULL_WIDTH = dict(zip(",!?:;", "\uff0c\uff01\uff1f\uff1a\uff1b", strict=True))
+AFTER_IDEOGRAPH = re.compile(
+    "(?<=[\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff])[,!?:;]"
+)
 
 
 def tokenize(text: str, config: dict, version: int) -> list[str]:
@@ -59,6 +66,7 @@ def tokenize(text: str, config: dict, version: int) -> list[str]:
     if version >= 5:
         text = unicodedata.normalize("NFKC", text.replace("\u0640", "")) if "\u0640" in text else text
         text = GERSHAYIM.sub("\u05f4", text)
+        text = AFTER_IDEOGRAPH.sub(lambda m: FULL_WIDTH[m[0]], text)
     text = APOSTROPHES.sub("'", QUOTES.sub(" ", CONTROL.sub(" ", text)))
     text = FIGURE.sub("", text) if config["drop_figure_refs"] else text
     text = text.lower() if config["lowercase"] else text
@@ -68,11 +76,11 @@ def tokenize(text: str, config: dict, version: int) -> list[str]:
 
 NO_SPACE_BEFORE = set(".,;:)?!\u060c\u061b\u061f\u06d4\u0964\u0965\u200c\u200d\u20e3\u0589\u055d\u055c\u055e")
 NO_SPACE_BEFORE |= set(map(chr, [*range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400), *range(0x1361, 0x1369)]))
-NO_SPACE_BEFORE |= set("、。〉》」』】〕〗〙〛〞〟")
+NO_SPACE_BEFORE |= set("、。〉》」』】〕〗〙〛〞〟") | set(FULL_WIDTH.values())
 NO_SPACE_AFTER = set("(¿¡\u200c\u200d〈《「『【〔〖〘〚〝")
 UNSPACED = re.compile(
     f"[{HAN}\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\u3001-\u303f"
-    "\u0e01-\u0e5b\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]"
+    "\uff0c\uff01\uff1f\uff1a\uff1b\u0e01-\u0e5b\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]"
 )
 INITIALS = re.compile(r"[^\W\d_](\.[^\W\d_])+")
 FLAGS = set(map(chr, range(0x1F1E6, 0x1F200)))
@@ -109,6 +117,15 @@ def write(tokens, lowercase, previous=None, starts=True, lstrip=False) -> str:
     return text
 
 
+def ngram_bans(text: list[int], k: int) -> list[int]:
+    """The ids that would complete a ``k``-gram already in ``text``: those that followed the last
+    ``k - 1`` ids wherever they occurred before (every id of ``text`` for ``k = 1``; none for 0)."""
+    if not k or len(text) < k - 1:
+        return []
+    tail = text[len(text) - k + 1 :]
+    return [text[i + k - 1] for i in range(len(text) - k + 1) if text[i : i + k - 1] == tail]
+
+
 def lse(x: np.ndarray) -> float:
     """log(sum(exp(x))) in float64."""
     x = np.asarray(x, np.float64)
@@ -127,6 +144,7 @@ class Reader:
         self.tokens, self.config, self.version = tok["tokens"], tok["config"], tok["version"]
         self.index = {t: i for i, t in enumerate(self.tokens)}
         self.cache = json.loads(meta["nextword.cache"]) if "nextword.cache" in meta else None
+        self.defaults = json.loads(meta.get("nextword.generation", "{}"))  # the decoding defaults
         self.widths = {
             i.name: i.shape[1] for i in self.session.get_inputs() if re.fullmatch(r"[hc]_\d+", i.name)
         }
@@ -135,26 +153,38 @@ class Reader:
     def encode(self, text: str) -> list[int]:
         return [self.index.get(t, 1) for t in tokenize(text, self.config, self.version)]
 
-    def run(self, ids, state):
-        """Feed ``ids`` after ``state`` (None: zeros); the last position's logits and the new state."""
+    def run(self, ids, state, logits_from: int = -1):
+        """Feed ``ids`` after ``state`` (None: zeros); the logits from ``logits_from`` on and the new
+        state."""
         state = state or {n: np.zeros((1, w), np.float32) for n, w in self.widths.items()}
-        feed = {"input_ids": np.array([ids], np.int64), "logits_from": np.array(-1, np.int64)}
+        feed = {"input_ids": np.array([ids], np.int64), "logits_from": np.array(logits_from, np.int64)}
         names = [o.name for o in self.session.get_outputs()]  # found by name: the order is not fixed
         out = dict(zip(names, self.session.run(None, {**state, **feed}), strict=True))
-        return out["logits"][0, -1], {n: out[n + "_out"] for n in self.widths}
+        logits = out["logits"][0]
+        return logits[-1] if logits_from == -1 else logits, {n: out[n + "_out"] for n in self.widths}
 
-    def greedy(self, prompt: str, n: int, cached: bool = False) -> tuple[list[int], str]:
-        """Greedy ids after ``prompt`` and the text they continue it with."""
+    def greedy(self, prompt: str, n: int, cached: bool = False, **options) -> tuple[list[int], str]:
+        """Greedy ids after ``prompt`` and the text they continue it with, under "Decoding rules":
+        the file's decoding defaults, ``options`` overriding them."""
+        rules = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "min_words": 0}
+        rules.update({k: v for k, v in self.defaults.items() if k in rules}, **options)
         ids, cache, state, out = [2, *self.encode(prompt)], Cache(self.cache) if cached else None, None, []
         for token in [ids] if cache is None else [[i] for i in ids]:  # with a cache: a token per call
             logits, state = self.run(token, state)
             cache = cache and cache.observe(token[0], state[self.last_h][0])
+        text, k = ids[1:], rules["no_repeat_ngram_size"]  # what the rules read: no opening <eod>
         while len(out) < n:
             scores = cache.mix_logits(logits) if cache else logits.copy()
             scores[[0, 1]] = -np.inf  # <pad> and <unk> are never generated
+            scores[2] = -np.inf if len(out) < rules["min_words"] else scores[2]
+            if (penalty := rules["repetition_penalty"]) != 1:
+                seen = sorted(set(text))
+                scores[seen] = np.where(scores[seen] > 0, scores[seen] / penalty, scores[seen] * penalty)
+            scores[ngram_bans(text, k)] = -np.inf
             if (token := int(scores.argmax())) == 2:
                 break
             out.append(token)
+            text.append(token)
             logits, state = self.run([token], state)
             cache = cache and cache.observe(token, state[self.last_h][0])
         words = tokenize(prompt, self.config, self.version)  # as written: a word the vocabulary lacks too
@@ -165,9 +195,16 @@ class Reader:
         tokens = [self.tokens[i] for i in out]
         return out, write(tokens, self.config["lowercase"], previous, starts, prompt[-1:].isspace())
 
-    def score(self, text: str) -> tuple[float, float]:
-        """Total log-probability of ``text`` after <eod>, with the file's cache, and its perplexity."""
+    def score(self, text: str, cached: bool = True) -> tuple[float, float]:
+        """Total log-probability of ``text`` after <eod>, with the file's cache or the model alone
+        (calls of 256 tokens, logits at every position), and its perplexity."""
         ids, cache, state, total = [2, *self.encode(text)], Cache(self.cache), None, 0.0
+        if not cached:
+            for start in range(0, len(ids) - 1, 256):
+                logits, state = self.run(ids[start : min(start + 256, len(ids) - 1)], state, 0)
+                for row, after in zip(logits, ids[start + 1 : start + 257], strict=True):
+                    total += float(row.astype(np.float64)[after] - lse(row))
+            return total, math.exp(-total / (len(ids) - 1))
         for token, after in itertools.pairwise(ids):
             logits, state = self.run([token], state)
             cache.observe(token, state[self.last_h][0])
@@ -233,6 +270,7 @@ PROBES = (
     " | infor\u00admation net\u200bwork a\u200eb \u202eevil\u202c w\u2060j"
     " \u2066x\u2069 \u061c\u0639 \U0001d173 "
     " | 我想喝茶。学生「你好」《书》、人々 〇 ⼀ 𠀋x | 私は毎日りんごを食べます テスト ｶﾀｶﾅ"
+    " | 我想喝茶,你呢? 好:是;对! テスト, x,y 3,5 〇! 𠀋, 茶 , ！"
     ' | לארה"ב צה"ל "שלום" כ\uff02ב | كبـــير ا\u0640\u0654 \ufe71 | ΤΙ ΛΕΣ\u037e πού; a; 12;'
     " | ԻՆՉ Է։ լավ ՝ ሰላም። ጤና፣ 90٪ ٩٠ ٪ | ฉัน ชอบ กินข้าว ລາວ ខ្មែរ မြန်မာ | İstanbul. ΐ. ΐδε"
 ).split(SEP)  # the first is ""
@@ -243,25 +281,26 @@ PROMPTS = (
 ).split(SEP)  # the first is ""
 
 
-def runtime_greedy(model, prompt: str, n: int, cache: bool = False):
-    from nextword.runtime import GenerationConfig
-
+def runtime_greedy(model, prompt: str, n: int, cache: bool = False, **options):
+    """The runtime's greedy ids and text: the file's decoding defaults, ``options`` overriding them."""
     gen = model.generator()
-    (row,) = gen.add(
-        prompt, GenerationConfig(temperature=0, no_repeat_ngram_size=0, max_words=n, cache=cache)
-    )
+    config = dataclasses.replace(model.info.generation, temperature=0, max_words=n, cache=cache, **options)
+    (row,) = gen.add(prompt, config)
     gen.run()
     return gen.tokens(row), gen.text(row)
 
 
 def same_scores(path, texts: list[str]):
-    """A reader and the runtime's model of ``path``, after checking their cached scores of ``texts``."""
+    """A reader and the runtime's model of ``path``, after checking their scores of ``texts``, with the
+    file's cache (as `nextword score`) and without."""
     from nextword.runtime import load
 
     reader, model = Reader(path), load(path)
-    for text in texts:
-        expected = model.score(text)  # the file's cache, as `nextword score`
-        assert reader.score(text) == pytest.approx((expected.total_logprob, expected.perplexity), rel=1e-6)
+    for text, cached in itertools.product(texts, [True, False]):
+        expected = model.score(text, cache=cached)
+        assert reader.score(text, cached) == pytest.approx(
+            (expected.total_logprob, expected.perplexity), rel=1e-6
+        ), (text, cached)
     return reader, model
 
 
@@ -280,8 +319,9 @@ def test_tokenizer(version, lowercase):
 
 def test_bundled():
     text = "the present invention relates to a neural network. the neural network has a plurality of layers."
-    reader, model = same_scores(BUNDLED, [text * 2, "A zzqx (3) x."])
+    reader, model = same_scores(BUNDLED, [" ".join([text] * 16), "A zzqx (3) x."])  # 288 words: two calls
     assert reader.version == 2 and reader.cache["similarity"] == "cosine"
+    assert reader.defaults == {"no_repeat_ngram_size": 4}  # greedy text reads the decoding rules
     for prompt in PROMPTS:
         assert reader.encode(prompt) == model.tokenizer.encode(prompt)
         assert reader.greedy(prompt, 30) == runtime_greedy(model, prompt, 30), prompt
@@ -290,6 +330,8 @@ def test_bundled():
 
 
 TINY_PROMPTS = " | नमस्ते | مَرْحَبًا | ¿Qué | Hola. ¿Qué tal | The zorax works 👍🏽 | x ¿ | ¡ | (".split(SEP)
+RULES = [{"no_repeat_ngram_size": 1}, {"no_repeat_ngram_size": 2, "repetition_penalty": 1.5}]
+RULES += [{"repetition_penalty": 0.5, "min_words": 8}]
 TINY_TEXTS = ["¿Qué tal el zorax? ¡Muy bien! ¿Qué tal el zorax?", "नमस्ते दुनिया , यह tavum है । " * 3]
 TRAIN = {"seq_len": 16, "batch_size": 8, "learning_rate": 1e-2, "epochs": 3, "verbose": 0}
 NAMES = ["zorax", "quelin", "brinode", "tavum"]
@@ -336,9 +378,15 @@ def tiny(tmp_path_factory):
 def test_tiny_version_3(tiny):
     reader, model = same_scores(tiny[0], [])
     assert reader.version == 3 and "नमस्ते" in reader.index and "مَرْحَبًا" in reader.index
+    ended = 0  # greedy texts that <eod> ends though the rules forbid every id already in the text
     for prompt in TINY_PROMPTS:
         assert reader.encode(prompt) == model.tokenizer.encode(prompt)
         assert reader.greedy(prompt, 25) == runtime_greedy(model, prompt, 25), prompt
+        for options in RULES:
+            ids, text = reader.greedy(prompt, 25, **options)
+            assert (ids, text) == runtime_greedy(model, prompt, 25, **options), (prompt, options)
+            ended += options == RULES[0] and len(ids) < 25
+    assert ended  # the <eod> opening the document is no word of the text
     rng = random.Random(1)  # detokenizing any ids, documents and padding included
     for _ in range(500):
         ids = [rng.randrange(len(reader.tokens)) for _ in range(rng.randint(1, 10))]
