@@ -179,16 +179,20 @@ def _refuse_extra_fields(
 def _warn_merged(path: Path, found: MergedRows) -> None:
     """Warn of a row that looks like several rows a quote joined (:func:`merged_rows`); csv reads it as
     one, and a field may span lines, so it is read as it is."""
+    alike = (
+        "1 of them looking like a row of its own"
+        if found.row_lines == 1
+        else f"{found.row_lines:,} of them looking like rows of their own"
+    )
     logger.warning(
-        "%s, lines %s-%s: one row, whose quoted field runs over %s lines, %s of them looking like rows "
-        "of their own (line %s: %s); a quote that opens a field on line %s and is not closed there "
-        "joins them into one document. If so, close that quote (a quote inside a quoted field is written "
-        'twice: ""); the row is read as it is',
+        "%s, lines %s-%s: one row, whose quoted field runs over %s lines, %s (line %s: %s); a quote that "
+        "opens a field on line %s and is not closed there joins them into one document. If so, close that "
+        'quote (a quote inside a quoted field is written twice: ""); the row is read as it is',
         path,
         f"{found.first_line:,}",
         f"{found.last_line:,}",
         f"{found.last_line - found.first_line + 1:,}",
-        f"{found.row_lines:,}",
+        alike,
         f"{found.example_line:,}",
         shown(found.example),
         f"{found.first_line:,}",

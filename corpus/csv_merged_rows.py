@@ -5,6 +5,12 @@ csv reads that without complaint, and a field may span lines (an abstract with p
 row whose lines mostly look like rows of the file is suspected: each such line holds the delimiter, and
 the fields beside the one that spans lines (an id, a date, a number) have the same form in it as in the
 row itself, as the rows it swallowed do and the lines of a paragraph do not.
+
+Two rows joined have one line to compare where the row's own fields are on one side of its text only
+(``id,text``; ``text,date,number``), and that line alone is taken as evidence. A line of prose rarely
+starts as a row of ``id,text`` does (``3,A``: digits, the delimiter, no space) or ends as one of
+``text,date,number`` does: in a million lines of documentation read as two-line fields, only a few of
+machine data did, which the rule for longer rows warns of too.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ _FORMS = (
     ("date", re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}/\d{1,2}/\d{2,4}")),
     ("identifier", re.compile(r"(?=[^\s]*\d)[\w./-]+")),
 )
-# A field spanning lines is suspected when at least this many of its later lines look like rows, and
-# they are at least half of them: a paragraph that starts with "12, " once is not a row.
+# A field spanning lines is suspected when at least this many of its lines compared look like rows, and
+# they are at least half of them: a paragraph that starts with "12, " once is not a row. A row of two
+# lines with its own fields on one side only has one line to compare: that one must look like a row.
 MIN_ROW_LINES = 2
 
 
@@ -45,11 +52,12 @@ class MergedRows:
 
 def merged_rows(lines: list[str], row: list[str], last_line: int, delimiter: str) -> MergedRows | None:
     """A :class:`MergedRows` when ``row``, which csv read from the raw ``lines`` (ending on line
-    ``last_line`` of the file), has a field that spans lines of which at least :data:`MIN_ROW_LINES`,
-    and half or more, look like rows of the file (:func:`_looks_like_row`); None otherwise, and for a
-    row of a single field, which has nothing to compare."""
+    ``last_line`` of the file), has a field that spans lines of which at least :data:`MIN_ROW_LINES`
+    (or every one compared, where fewer are), and half or more, look like rows of the file
+    (:func:`_looks_like_row`); None otherwise, and for a row of a single field, which has nothing to
+    compare."""
     spanning = [i for i, field in enumerate(row) if _LINE_BREAK.search(field)]
-    if len(lines) < MIN_ROW_LINES + 1 or len(row) < 2 or not spanning:
+    if len(lines) < 2 or len(row) < 2 or not spanning:
         return None
     # The fields before the first field that spans lines come from the row's first line, those after the
     # last one from its last line: both are the row's own, to compare the lines in between with.
@@ -71,7 +79,8 @@ def merged_rows(lines: list[str], row: list[str], last_line: int, delimiter: str
         compared += bool(heads or tails)
         if (heads or tails) and _looks_like_row(line, delimiter, len(row), heads, tails):
             rowlike.append((first + i, line))
-    if len(rowlike) < MIN_ROW_LINES or 2 * len(rowlike) < compared:
+    # min(): two rows joined, with the row's own fields on one side of its text, leave one line to compare
+    if len(rowlike) < min(MIN_ROW_LINES, compared) or 2 * len(rowlike) < compared:
         return None
     return MergedRows(first, last_line, len(rowlike), *rowlike[0])
 

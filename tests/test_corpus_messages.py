@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,10 @@ def test_a_json_file_of_json_lines_is_offered_the_jsonl_format(tmp_path, capsys)
         (json.dumps({"records": RECORDS}, indent=2), "not a single JSON document"),
         ('"just a string"\n', "not a single JSON document"),
         ("not JSON at all\n", "not a single JSON document"),
+        ("\n  " + json.dumps(RECORDS), "is one JSON array"),  # after blank lines
+        ('{"text": "a"} {"text": "b"}\n{"text": "c"}\n', "not a single JSON document"),  # two on line 1
+        ('{"text": "a"}\n[1, 2]\n', "not a single JSON document"),  # line 2 no object
+        ('{"a": ' * 100_000, "not a single JSON document"),  # too deep for json to read
     ],
 )
 def test_a_json_document_is_never_offered_plain_text(tmp_path, text, said):
@@ -75,6 +80,37 @@ def test_a_json_document_is_never_offered_plain_text(tmp_path, text, said):
         assert "format='jsonl'" not in message
     else:
         assert "if this file holds one object per line already, pass format='jsonl'" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(RECORDS[0]) + "\n",  # one record
+        json.dumps(RECORDS[0]) + "\n\n" + json.dumps(RECORDS[1]) + "\n",  # a blank line between records
+        "\ufeff" + json.dumps(RECORDS[0]) + "\n" + json.dumps(RECORDS[1]) + "\n",  # a byte-order mark
+        "\n" + json.dumps(RECORDS[0]) + "\n" + json.dumps(RECORDS[1]),  # a blank first line, no last break
+        json.dumps({"text": "word " * 1000}) + "\n" + json.dumps(RECORDS[1]) + "\n",  # a long first record
+    ],
+)
+def test_json_lines_in_a_json_file_is_recognised_in_each_layout(tmp_path, text):
+    path = tmp_path / "records.json"
+    path.write_text(text, encoding="utf-8")
+    assert refusal(path).startswith(f"{path} holds JSON Lines (one object per line)")
+
+
+def test_the_jq_line_quotes_a_name_with_a_space(tmp_path):
+    path = tmp_path / "my records.json"
+    path.write_text(json.dumps(RECORDS), encoding="utf-8")
+    out = tmp_path / "my records.jsonl"
+    assert f"(jq -c '.[]' '{path}' > '{out}', say)" in refusal(path)
+
+
+def test_a_json_file_that_is_not_utf8_past_its_first_bytes_is_told_what_nextword_reads(tmp_path):
+    """The bytes read to tell its layout are more than those checked to be text: a byte of Latin-1
+    there made detect_format raise UnicodeDecodeError."""
+    path = tmp_path / "records.json"
+    path.write_bytes(json.dumps({"text": "a" * 5000 + "\u00e9"}).encode().replace(b"\\u00e9", b"\xe9"))
+    assert refusal(path).startswith(f"{path}: nextword reads JSON Lines")
 
 
 def test_a_compressed_json_file_is_refused_as_compressed(tmp_path):
@@ -94,6 +130,8 @@ def test_a_compressed_json_file_is_refused_as_compressed(tmp_path):
         ("42", "a number (42)"),
         ("null", "null (None)"),
         ("true", "true or false (True)"),
+        ("[]", "an array ([])"),  # no objects in it to write one a line
+        ('[{"body": "A text."}, 1]', "an array ([{'body': 'A text.'}, 1])"),  # not only objects
     ],
 )
 def test_a_line_that_is_no_object_says_what_each_line_must_be(tmp_path, line, kind):
@@ -163,6 +201,43 @@ def test_a_text_field_of_another_type_names_line_field_and_what_it_must_hold(tmp
         assert evaluate_error(capsys, str(path)).endswith("choose the field that holds it with --json-field")
 
 
+def test_records_whose_other_fields_are_blank_are_not_told_to_choose_one(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "", "title": "  "}\n{"text": null, "title": ""}\n', encoding="utf-8")
+    message = refusal(path)
+    assert "holds no non-empty documents" in message and "json_field" not in message, message
+
+
+def test_records_without_text_beside_records_with_it_are_left_out(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"text": "", "title": "A title"}\n{"text": "A document.", "title": "B"}\n', encoding="utf-8"
+    )
+    assert load_documents([path], CorpusConfig()) == ["A document."]
+
+
+def test_the_fields_offered_for_the_text_are_ten_at_most(tmp_path):
+    path = tmp_path / "c.jsonl"
+    record = {"text": "", **{f"f{i:02}": "some text" for i in range(12)}}
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert f"fields that hold text are {[f'f{i:02}' for i in range(10)]}. Choose" in refusal(path)
+
+
+def test_a_long_integer_names_the_limit_in_force(tmp_path):
+    """The limit is the process's (PYTHONINTMAXSTRDIGITS, sys.set_int_max_str_digits), not 4300."""
+    path = tmp_path / "c.jsonl"
+    if not hasattr(sys, "set_int_max_str_digits"):  # Python 3.10 before 3.10.7 has no limit
+        pytest.skip("this Python has no limit on the digits of an integer")
+    path.write_text('{"text": "A document.", "n": 1' + "0" * 800 + "}\n", encoding="utf-8")
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(700)
+    try:
+        message = refusal(path)
+    finally:
+        sys.set_int_max_str_digits(before)
+    assert message.startswith(f"{path}, line 1: an integer of more than 700 digits"), message
+
+
 # ----------------------------------------------------------------- a format forced onto a file
 
 
@@ -207,6 +282,17 @@ def test_only_a_format_the_name_contradicts_is_warned_about(tmp_path, caplog, na
     else:
         assert len(warned) == 1 and said in warned[0], warned
         assert warned[0].startswith(f"{path}: read as ")
+
+
+def test_a_json_file_read_as_lines_is_offered_json_lines_whatever_the_case_of_its_name(tmp_path, caplog):
+    path = tmp_path / "C.JSON"
+    path.write_text('{"text": "a document"}\n', encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="nextword.corpus"):
+        assert load_documents([path], CorpusConfig(format="lines")) == ['{"text": "a document"}']
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: read as lines of text (format='lines'), though its name says JSON: its braces, quotes and "
+        "field names are read as text; if it holds one JSON object per line, pass format='jsonl'"
+    ]
 
 
 # ----------------------------------------------------------------- the near-duplicate threshold
