@@ -126,7 +126,7 @@ def _drop_quantizer_chatter(record: logging.LogRecord) -> bool:
     )
 
 
-#: int8 validation perplexity over fp32's above which export warns (int8 usually costs a few percent)
+#: int8 validation perplexity over fp32's above which export warns (int8 usually costs under a percent)
 INT8_LOSS_WARNING = 1.2
 
 

@@ -32,6 +32,18 @@ def test_a_large_loss_is_said_with_both_figures_and_the_way_out():
 @pytest.mark.parametrize(
     ("fp32", "int8"),
     [
+        (100.0, 125.0),  # a quarter more: far from the usual cost, under a percent
+        (100, 300),  # figures given as integers (a report read back from JSON)
+    ],
+)
+def test_a_loss_well_over_the_usual_is_said(fp32, int8):
+    said = int8_loss(_quality(fp32, int8))
+    assert said is not None and f"{int8:.2f} against {fp32:.2f} in fp32" in said, said
+
+
+@pytest.mark.parametrize(
+    ("fp32", "int8"),
+    [
         (68.96, 68.97),  # the bundled model's own figures: 0.02%
         (50.0, 50.0 * INT8_LOSS_WARNING),  # at the threshold: not over it
         (50.0, 40.0),  # int8 better (noise)
@@ -48,6 +60,7 @@ def test_no_warning_without_both_figures():
     assert int8_loss({}) is None
     assert int8_loss({"fp32": {"perplexity": 50.0}}) is None  # an fp32 export
     assert int8_loss({"fp32": {"perplexity": 50.0}, "int8": {"perplexity": None}}) is None
+    assert int8_loss({"int8": {"perplexity": 50.0}}) is None  # no fp32 figure to compare with
 
 
 def test_export_says_it_after_measuring_both(run_dir, tmp_path, caplog, monkeypatch):

@@ -21,16 +21,17 @@ from nextword.serve.worker_exit import end_worker, retry_later
 # `python -c WORKER MODE FILE SUPERVISOR SECONDS`: a stand-in worker whose model file does not load. All it
 # says stays in a buffer until it ends: its log line in a handler that buffers (logging.shutdown flushes it
 # into FILE.log), a text without a newline in standard output's and standard error's. The interpreter's
-# teardown, which os._exit skips, would print "torn down". Its wait is SECONDS, never RETRY_SECONDS; it
-# writes FILE.waiting as it sleeps there (how long each sleep lasts), the file's signature taken first (a
-# change before then would go unseen).
+# teardown, which os._exit skips, would print "torn down". Its wait is SECONDS ("default": retry_later's
+# own, RETRY_SECONDS as the module was loaded); it writes FILE.waiting as it sleeps there (how long each
+# sleep lasts), the file's signature taken first (a change before then would go unseen).
 WORKER = """
 import atexit, logging, logging.handlers, os, sys, time
 from nextword.serve import worker_exit
 from nextword.serve.worker_exit import end_worker, retry_later
-mode, path, supervisor, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-worker_exit.RETRY_SECONDS = 600.0
+mode, path, supervisor, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+worker_exit.RETRY_SECONDS = 600.0  # not retry_later's default (bound as it loaded): a wait reading it hangs
 atexit.register(print, "torn down")
+sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # buffered (CPython's own writes through)
 log = logging.handlers.MemoryHandler(100, logging.CRITICAL + 1, logging.FileHandler(path + ".log"))
 logging.getLogger("worker").addHandler(log)
 logging.getLogger("worker").error("this worker cannot start")
@@ -44,7 +45,10 @@ if mode == "retry":
         os.replace(path + ".sleep", path + ".waiting")  # whole as the test reads it
         sleep(seconds)
     time.sleep = waiting
-    retry_later(path, supervisor, seconds)
+    if seconds == "default":
+        retry_later(path, supervisor)
+    else:
+        retry_later(path, supervisor, float(seconds))
 end_worker(3, supervisor)
 """
 SAID = ("this worker cannot start\n", "no newline, held in the buffer", "nor this one")  # log, out, err
@@ -56,7 +60,7 @@ def _said(model: Path, out: str, err: str) -> tuple[str, str, str]:
     return log.read_text(encoding="utf-8") if log.exists() else "", out, err
 
 
-def _worker(tmp_path: Path, mode: str, seconds: float) -> tuple[subprocess.Popen, Path]:
+def _worker(tmp_path: Path, mode: str, seconds: float | str) -> tuple[subprocess.Popen, Path]:
     model = tmp_path / "m.onnx"
     model.write_bytes(b"garbage")
     argv = [sys.executable, "-c", WORKER, mode, str(model), str(os.getpid()), str(seconds)]
@@ -85,29 +89,50 @@ def test_a_worker_ends_at_once_with_what_it_said_flushed(tmp_path):
     assert _said(model, out, err) == SAID
 
 
-def test_a_worker_whose_file_does_not_load_waits_then_ends_with_1(tmp_path):
-    process, model = _worker(tmp_path, "retry", 0.5)
+@pytest.mark.parametrize("seconds", [0.5, "default"])
+def test_a_worker_whose_file_does_not_load_waits_then_ends_with_1(tmp_path, seconds):
+    """The wait given, or the default one (RETRY_SECONDS: 5 s), which lasts more than a moment: a worker
+    that ended at once would be started again by uvicorn in a loop that fills the log."""
+    started = time.monotonic()
+    process, model = _worker(tmp_path, "retry", seconds)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1, err
     assert _said(model, out, err) == SAID
+    if seconds == "default":
+        assert time.monotonic() - started > 1  # a bound below: its wait alone lasts 5 s
 
 
-@pytest.mark.parametrize("change", ["replaced", "removed", "rewritten"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "replaced",
+        "replaced, its size and time kept",  # only its inode tells (a copy made with cp -p, tar x)
+        "removed",
+        "rewritten",  # the same inode and size: only its time tells
+        "rewritten, its time put back",  # only its size tells (a clock coarser than the two writes)
+    ],
+)
 def test_the_wait_ends_as_the_model_file_changes(tmp_path, change):
-    """The wait would last 10 minutes: the file put back (or taken away, or written over in place with as
-    many bytes) ends it, so that uvicorn starts the worker again on the new file at once."""
+    """The wait would last 10 minutes: the file put back (or taken away, or written over in place) ends
+    it, so that uvicorn starts the worker again on the new file at once."""
     process, model = _worker(tmp_path, "retry", 600)
     try:
         _waiting(process, model)
         slept = float(Path(f"{model}.waiting").read_text(encoding="utf-8"))
-        assert slept <= 1, slept  # it looks at the file every second at least
-        if change == "replaced":
-            (tmp_path / "new.onnx").write_bytes(b"another file")
-            os.replace(tmp_path / "new.onnx", model)
+        assert 0 < slept <= 1, slept  # it looks at the file every second at least, without spinning
+        before = model.stat().st_mtime_ns
+        if change.startswith("replaced"):
+            new = tmp_path / "new.onnx"
+            new.write_bytes(b"garbage" if "kept" in change else b"another file")
+            if "kept" in change:
+                os.utime(new, ns=(before, before))
+            os.replace(new, model)
         elif change == "removed":
             model.unlink()
         else:
-            model.write_bytes(b"rubbish")  # the same inode and size: only its time tells
+            model.write_bytes(b"rubbish" if change == "rewritten" else b"more rubbish")
+            if "put back" in change:
+                os.utime(model, ns=(before, before))
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
@@ -233,44 +258,72 @@ def test_a_worker_whose_lifespan_fails_ends_with_uvicorns_startup_failure(tmp_pa
 
 # `python -c PINGED MODE FILE WAIT`: uvicorn's record of a worker (its Process, with the pipe its pings travel
 # through), then a fork: the child is the worker, with uvicorn's thread that answers pings, and ends
-# (MODE "end": end_worker at once; "retry": retry_later on FILE, ended by the parent's SIGTERM); the parent
-# is its supervisor, holding both ends of the pipe as uvicorn's does. It pings the worker once, half a
-# second after the fork (when "ping" is in MODE), and prints whether an answer came, the worker's exit
-# status and the seconds from the fork to its end. A worker waits WAIT seconds for a ping (ANSWER_SECONDS),
-# never more than 10 for the file.
+# (MODE "end": end_worker at once; "retry": retry_later on FILE, ended, once it waits, by the parent's
+# SIGTERM, or its SIGINT with "int" in MODE, or FILE replaced with "changed"); the parent is its
+# supervisor, holding both ends of the pipe as uvicorn's does. It pings the worker half a second after the
+# fork (when "ping" is in MODE; the worker's answer takes half a second with "slow") and again half a
+# second after a SIGINT or the file's change, and prints the last ping's answer, the worker's exit status
+# and the seconds from the fork to its end. A worker waits WAIT seconds for a ping (ANSWER_SECONDS;
+# "default": the module's), never more than 10 for the file.
 PINGED = """
 import json, os, signal, sys, threading, time
 from uvicorn import Config
 from uvicorn.supervisors.multiprocess import Process
 from nextword.serve import worker_exit
 mode, path = sys.argv[1], sys.argv[2]
-worker_exit.ANSWER_SECONDS = float(sys.argv[3])
+if sys.argv[3] != "default":
+    worker_exit.ANSWER_SECONDS = float(sys.argv[3])
+worker_exit.RETRY_SECONDS = 600.0  # a wait for a ping that read it in place of ANSWER_SECONDS would hang
 process = Process(Config(app="nowhere:app"), [])
 started = time.monotonic()
 child = os.fork()
 if child == 0:
+    if "slow" in mode:  # an answer that takes its time (a loaded machine): sent before the worker ends
+        class Slow:
+            def __init__(self, conn):
+                self.conn, self.recv = conn, conn.recv
+            def send(self, answer):
+                time.sleep(0.5)
+                self.conn.send(answer)
+        process.child_conn = Slow(process.child_conn)
     threading.Thread(target=process.always_pong, daemon=True).start()
     if mode.startswith("retry"):
+        sleep = time.sleep
+        def waiting(seconds):  # its signal handlers set, the file's signature taken
+            open(path + ".waiting", "w").close()
+            sleep(seconds)
+        time.sleep = waiting
         worker_exit.retry_later(path, os.getppid(), 10)
     worker_exit.end_worker(3, os.getppid())
-time.sleep(0.5)
-answered = None
-if "ping" in mode:
+def ping():
     process.parent_conn.send(b"ping")
-    answered = process.parent_conn.recv() if process.parent_conn.poll(20) else "no answer"
+    return process.parent_conn.recv() if process.parent_conn.poll(20) else "no answer"
+time.sleep(0.5)
+answered = ping() if "ping" in mode else None
 if mode.startswith("retry"):
-    os.kill(child, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path + ".waiting"):
+        assert time.monotonic() < deadline, "the worker never waited"
+        time.sleep(0.05)
+    if "changed" in mode:
+        os.replace(path + ".new", path)
+    else:
+        os.kill(child, signal.SIGINT if "int" in mode else signal.SIGTERM)
+if "changed" in mode or "int" in mode:
+    time.sleep(0.5)  # the worker has seen it (a ping earlier is answered too: it then waits for another)
+    answered = ping()
 _, status = os.waitpid(child, 0)
 print(json.dumps([answered, os.waitstatus_to_exitcode(status), time.monotonic() - started]))
 """
 
 
-def _pinged(tmp_path: Path, mode: str, wait: float = 30) -> tuple[object, int, float]:
+def _pinged(tmp_path: Path, mode: str, wait: float | str = 30) -> tuple[object, int, float]:
     """What PINGED says: the answer to its ping (None where it sent none), the worker's status, its end."""
     import json
 
     model = tmp_path / "m.onnx"
     model.write_bytes(b"garbage")
+    (tmp_path / "m.onnx.new").write_bytes(b"another file")
     ran = subprocess.run(
         [sys.executable, "-c", PINGED, mode, str(model), str(wait)],
         capture_output=True,
@@ -278,6 +331,7 @@ def _pinged(tmp_path: Path, mode: str, wait: float = 30) -> tuple[object, int, f
         timeout=120,
     )
     assert ran.returncode == 0, ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr  # from neither, nor from the worker's thread
     return tuple(json.loads(ran.stdout))
 
 
@@ -293,22 +347,34 @@ def pinging_uvicorn():
 
 
 @pytest.mark.usefixtures("pinging_uvicorn")
-def test_a_ping_on_its_way_as_the_worker_ends_is_answered_first(tmp_path):
+@pytest.mark.parametrize("mode", ["end ping", "end ping slow"])
+def test_a_ping_on_its_way_as_the_worker_ends_is_answered_first(tmp_path, mode):
     """The worker has decided to end when its supervisor pings it (the supervisor saw it alive just
     before): it ended unanswering, and the supervisor, which keeps the pipe open, waited a minute on it
     (deaf to signals, starting no worker; once in CI). It now ends just after its answer, long before
-    its 30 s wait for one is up."""
-    answered, status, seconds = _pinged(tmp_path, "end ping")
+    its 30 s wait for one is up, and only once its answer is sent, however long that takes."""
+    answered, status, seconds = _pinged(tmp_path, mode)
     assert (answered, status) == (False, 3)  # False: its server has not started
     assert seconds < 15, seconds
 
 
 @pytest.mark.usefixtures("pinging_uvicorn")
 def test_a_worker_that_no_ping_reaches_ends_after_its_wait(tmp_path):
-    """No ping comes (its supervisor is busy with another worker): it ends after ANSWER_SECONDS (3 s)."""
-    answered, status, seconds = _pinged(tmp_path, "end", wait=3)
+    """No ping comes (its supervisor is busy with another worker): it ends after ANSWER_SECONDS (2 s),
+    more than the half second between two of the supervisor's pings, so that a ping due is answered."""
+    answered, status, seconds = _pinged(tmp_path, "end", wait="default")
     assert (answered, status) == (None, 3)
-    assert 2.5 < seconds < 30, seconds
+    assert 1 < seconds < 30, seconds
+
+
+@pytest.mark.usefixtures("pinging_uvicorn")
+@pytest.mark.parametrize(("mode", "status"), [("retry changed", 1), ("retry int", 128 + signal.SIGINT)])
+def test_a_waiting_worker_ends_after_answering_a_ping(tmp_path, mode, status):
+    """A worker whose file does not load ends its wait as the file changes (status 1, started again) or
+    at a Ctrl-C, which reaches its supervisor too, still pinging: either way a ping may be on its way,
+    and the worker answers it before it ends (ANSWER_SECONDS: 30 s here). Ending unanswering, it would
+    leave the supervisor waiting on that ping."""
+    assert _pinged(tmp_path, mode)[:2] == (False, status)
 
 
 @pytest.mark.usefixtures("pinging_uvicorn")
