@@ -3,7 +3,8 @@
 // abort is released. Runs without the Python reference (npm test).
 
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
+import { getEventListeners, once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
@@ -98,10 +99,40 @@ describe('load({ signal })', { timeout: 120_000 }, () => {
       assert.ok(isError('AbortError')(error), String(error));
       assert.equal(await refusal(load(source, { signal: AbortSignal.abort(reason) })), reason);
     }
-    const fetching = () => assert.fail('fetch was called');
-    const error = await refusal(load(`${base}/model.onnx`, { signal: AbortSignal.abort(), fetch: fetching }));
-    assert.ok(isError('AbortError')(error), String(error));
+    // a fetch given to load() is not called, a Blob not read (the abort alone would still reject the load)
+    const called = [];
+    const fetching = (url) => (called.push(url), new Promise(() => {}));
+    class Watched extends Blob {
+      arrayBuffer() {
+        called.push('arrayBuffer');
+        return super.arrayBuffer();
+      }
+    }
+    for (const options of [{ fetch: fetching }, {}]) {
+      const source = options.fetch ? `${base}/model.onnx` : new Watched([bytes]);
+      const error = await refusal(load(source, { ...options, signal: AbortSignal.abort() }));
+      assert.ok(isError('AbortError')(error), String(error));
+    }
+    assert.deepEqual(called, []);
     assert.equal(requests.length, asked); // no request reached the server
+  });
+
+  test('a signal that aborts while a step is called (before it returns) ends the load at once', async () => {
+    // the fetch (or the Blob's read) aborts the signal as it starts, and never answers: the signal had
+    // aborted before load() began to wait for it, and the load still rejects with its reason
+    const reason = new Error('cancelled as it started');
+    const controller = new AbortController();
+    const aborting = () => (controller.abort(reason), new Promise(() => {}));
+    const loading = load(`${base}/never.onnx`, { signal: controller.signal, fetch: aborting });
+    assert.equal(await refusal(loading), reason);
+    const blobbed = new AbortController();
+    class Aborting extends Blob {
+      arrayBuffer() {
+        blobbed.abort(reason);
+        return new Promise(() => {});
+      }
+    }
+    assert.equal(await refusal(load(new Aborting([bytes]), { signal: blobbed.signal })), reason);
   });
 
   test('a signal that is no AbortSignal is a TypeError naming it; null is no signal, as in fetch', async () => {
@@ -136,9 +167,42 @@ describe('load({ signal })', { timeout: 120_000 }, () => {
     );
     assert.equal(typeof texts[0], 'string');
     assert.equal(new Set(texts).size, 1);
+    // every step load() waited on let go of the signal: a signal kept for a page's lifetime, given to
+    // each load, gathers no listeners (a fetch, Node's included, holds its own until it is collected)
+    const kept = new AbortController();
+    for (const source of [bytes, new Blob([bytes]), BUNDLED]) {
+      await (await load(source, { signal: kept.signal })).release();
+    }
+    assert.deepEqual(getEventListeners(kept.signal, 'abort'), []);
     controller.abort(); // after the load: the models stay usable
     assert.equal(await models[0].generate('a neural network', { maxWords: 8, seed: 1 }), texts[0]);
     await Promise.all(models.map((m) => m.release()));
+  });
+
+  test("aborted while onnxruntime-web's module is imported (a page's first load fetches it): the load ends", () => {
+    // in a Node of its own, whose import of onnxruntime-web never finishes (a module hook holds it): the
+    // bytes are read and checked at once, so the abort comes while load() waits for the import
+    const hooks = `export async function resolve(specifier, context, next) {
+      return specifier === 'onnxruntime-web/wasm' ? new Promise(() => {}) : next(specifier, context);
+    }`;
+    const register = `import { register } from 'node:module';
+      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    const code = `
+      import { readFileSync } from 'node:fs';
+      import { load } from './src/index.js';
+      const reason = new Error('stopped');
+      const controller = new AbortController();
+      const loading = load(readFileSync(${JSON.stringify(BUNDLED)}), { signal: controller.signal });
+      setTimeout(() => controller.abort(reason), 0);
+      loading.then(() => console.log('loaded'), (e) => console.log(e === reason ? 'the reason' : String(e)));`;
+    const flags = ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module'];
+    const result = spawnSync(process.execPath, [...flags, '-e', code], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    // without the abort heard, the load waited on the import and Node exited with nothing said
+    assert.equal(result.stdout, 'the reason\n', result.stderr);
   });
 
   test('aborted once the session exists, or while it is made: the load rejects, the session is released', async () => {
@@ -181,5 +245,78 @@ describe('load({ signal })', { timeout: 120_000 }, () => {
     assert.equal(released.length, 1);
     finish();
     while (released.length < 2) await new Promise((resolve) => setTimeout(resolve, 10)); // bounded by the test's timeout
+  });
+
+  test('aborted by the call that makes the session, which then throws: the load rejects with the reason', async () => {
+    // a signal that has aborted is what the load rejects with, whatever failed with it (as fetch does)
+    const reason = new Error('left the page');
+    const controller = new AbortController();
+    const create = () => {
+      controller.abort(reason);
+      throw new Error('no backend');
+    };
+    const ort = { InferenceSession: { create } }; // a native binding's shape: no onnxruntime-web env
+    assert.equal(await refusal(load(bytes, { ort, signal: controller.signal })), reason);
+  });
+
+  test('a session that comes after an abort still started onnxruntime-web: later loads keep its threads', async () => {
+    // onnxruntime-web as an app set it up (3 threads); its first session, held until `finish`, comes
+    // after the abort, and its backend has started with 3 threads, which a later load cannot change
+    const real = await importOrt();
+    let entered;
+    let finish;
+    let released;
+    const making = new Promise((resolve) => (entered = resolve));
+    const gone = new Promise((resolve) => (released = resolve));
+    let calls = 0;
+    const web = {
+      env: { versions: { web: '1.30.0' }, wasm: { numThreads: 3 } },
+      Tensor: real.Tensor,
+      InferenceSession: {
+        create: async (data) => {
+          const session = await real.InferenceSession.create(data);
+          if (calls++ > 0) return session;
+          entered();
+          await new Promise((resolve) => (finish = resolve));
+          const release = session.release.bind(session);
+          session.release = () => release().finally(released);
+          return session;
+        },
+      },
+    };
+    const controller = new AbortController();
+    const loading = load(bytes, { ort: web, signal: controller.signal });
+    await making;
+    controller.abort();
+    assert.ok(isError('AbortError')(await refusal(loading)));
+    finish();
+    await gone; // the late session released (bounded by the test's timeout)
+    const changed = await refusal(load(bytes, { ort: web, numThreads: 1 }));
+    assert.match(changed.message, /^numThreads: onnxruntime-web started with 3 thread\(s\)/);
+  });
+  test('a late session whose release fails leaves no unhandled rejection (which ends a Node process)', async () => {
+    const unhandled = [];
+    const record = (reason) => unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    try {
+      let entered;
+      let finish;
+      let asked;
+      const making = new Promise((resolve) => (entered = resolve));
+      const releasing = new Promise((resolve) => (asked = resolve));
+      const late = { release: () => (asked(), Promise.reject(new Error('the backend is gone'))) };
+      const create = async () => (entered(), await new Promise((resolve) => (finish = resolve)), late);
+      const controller = new AbortController();
+      const loading = load(bytes, { ort: { InferenceSession: { create } }, signal: controller.signal });
+      await making;
+      controller.abort();
+      assert.ok(isError('AbortError')(await refusal(loading)));
+      finish();
+      await releasing;
+      await new Promise((resolve) => setTimeout(resolve, 0)); // rejections left unhandled are reported by now
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
   });
 });

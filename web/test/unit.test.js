@@ -340,11 +340,25 @@ describe('load()', () => {
       unknown.message,
       /^unknown load option\(s\) \["threads"\]; .*\(the number of threads is numThreads\)$/,
     );
+    const other = await refusal(load(bytes, { thread: 2 })); // no hint for a name it has none for
+    assert.equal(
+      other.message,
+      'unknown load option(s) ["thread"]; load takes ["ort","sessionOptions","limits","numThreads","fetch","signal"]',
+    );
     for (const bad of ['x', -1, 0, 1.5, 1000]) {
       const threads = await refusal(load(bytes, { numThreads: bad }));
       assert.match(threads.message, /^numThreads must be an integer in 1\.\.256, got /, String(bad));
     }
+    const above = await refusal(load(bytes, { numThreads: 257 }));
+    assert.equal(above.message, 'numThreads must be an integer in 1..256, got 257');
+    // 256 is in range: refused only for want of a browser, as every count above 1 under Node
+    assert.match(
+      (await refusal(load(bytes, { numThreads: 256 }))).message,
+      /^numThreads above 1 needs a browser/,
+    );
     assert.match((await refusal(load(bytes, null))).message, /^load options must be an object, got null$/);
+    // an array named by its typeof (WorkerModel.load says "an array")
+    assert.equal((await refusal(load(bytes, []))).message, 'load options must be an object, got an array');
     const ort = await refusal(load(bytes, { ort: {} }));
     assert.ok(!(ort instanceof ModelFileError) && /^ort must be an onnxruntime module/.test(ort.message));
     const loaded = await load(bytes, { limits: null }); // null: the default limits, as Python's None
@@ -1395,7 +1409,11 @@ describe('the Web Worker client', () => {
       for (const [options, message] of [
         [
           { wasmPath: '/ort/' },
-          /^unknown WorkerModel\.load option\(s\) \["wasmPath"\]; it takes \[.*"wasmPaths"/,
+          /^unknown WorkerModel\.load option\(s\) \["wasmPath"\]; it takes \[.*"wasmPaths".*\]$/,
+        ],
+        [
+          { fetch: (url) => fetch(url), wasmPath: '/ort/' },
+          /\["fetch","wasmPath"\]; it takes .*: a function cannot reach the worker/,
         ],
         [
           { fetch: (url) => fetch(url) },
@@ -1603,12 +1621,22 @@ describe('the Web Worker client', () => {
       assert.equal(started.length, 1);
       assert.ok(started[0].terminated, 'the worker it started was left running');
       assert.deepEqual(events, ['load']); // rejected before the worker answered, which it never will now
+      // aborted with a reason of the caller's: the load rejects with it, as fetch does
+      const reason = new Error('left the page');
+      const given = new AbortController();
+      const aborted = await withWorker(Served, () => {
+        const loading = WorkerModel.load(bytes, { signal: given.signal });
+        given.abort(reason);
+        return refusal(loading);
+      });
+      assert.equal(aborted, reason);
+      assert.ok(started[1].terminated, 'the worker it started was left running');
 
       // aborted after the load: nothing happens to the model
       const later = new AbortController();
       const loaded = await withWorker(Served, () => WorkerModel.load(bytes, { signal: later.signal }));
       later.abort();
-      assert.ok(!started[1].terminated);
+      assert.ok(!started[2].terminated);
       assert.equal(
         await loaded.generate('a neural network', { maxWords: 5, temperature: 0 }),
         await model.generate('a neural network', { maxWords: 5, temperature: 0 }),
@@ -1638,6 +1666,9 @@ describe('the Web Worker client', () => {
       assert.ok(isAbortError(error), String(error));
       assert.equal(answered.length, 0); // rejected before the worker's answer
       await firstAnswer; // the worker finishes the load it had begun, and answers no one
+      // the next load on this worker is not settled by that late answer (a file it refuses stays refused)
+      const refused = await refusal(WorkerModel.load(new Uint8Array([1, 2, 3]), { worker: port2 }));
+      assert.ok(refused instanceof ModelFileError, String(refused));
       const again = await WorkerModel.load(bytes, { worker: port2, signal: null });
       assert.equal(
         await again.generate('the present', { maxWords: 6, temperature: 0 }),

@@ -4,6 +4,7 @@
 import { checkSignal } from './abort.js';
 import { ModelFileError, ModelRunError, NextwordError } from './errors.js';
 import { streamOptions } from './generation.js';
+import { checkOptionNames } from './load-options.js';
 
 export { SIZE_CAPS, withoutSizeCaps } from './size-caps.js';
 
@@ -25,20 +26,15 @@ const LOAD_OPTIONS = [
 /** WorkerModel.load's options as given, or a NextwordError naming the one it does not take (before any
  * worker starts: the worker's load() named its own list, or a function failed to be posted to it). */
 function checkLoadOptions(options) {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options;
-    throw new NextwordError(`WorkerModel.load options must be an object, got ${got}`);
-  }
-  const unknown = Object.keys(options).filter((k) => !LOAD_OPTIONS.includes(k));
-  if (unknown.length) {
-    const hint = unknown.some((k) => k === 'fetch' || k === 'ort')
-      ? " (fetch and ort are load()'s: a function cannot reach the worker; fetch the model yourself and " +
-        "pass its bytes, and give onnxruntime-web's module as ortUrl)"
-      : '';
-    throw new NextwordError(
-      `unknown WorkerModel.load option(s) ${JSON.stringify(unknown)}; it takes ${JSON.stringify(LOAD_OPTIONS)}${hint}`,
-    );
-  }
+  checkOptionNames(options, LOAD_OPTIONS, {
+    call: 'WorkerModel.load',
+    takes: 'it',
+    hint: (unknown) =>
+      unknown.some((k) => k === 'fetch' || k === 'ort')
+        ? " (fetch and ort are load()'s: a function cannot reach the worker; fetch the model yourself and " +
+          "pass its bytes, and give onnxruntime-web's module as ortUrl)"
+        : '',
+  });
 }
 
 // Request ids, one sequence for every client of this page: a worker (or port) the caller gave may be
