@@ -90,7 +90,7 @@ def test_an_unreachable_peer_is_an_error_within_the_timeout():
 def test_with_a_chief_task_messages_name_each_task_as_tf_config_lists_it():
     """With a chief task, TF_CONFIG's worker 0 is the cluster's second process: messages called it
     "worker 1", and the chief "worker 0", which TF_CONFIG lists under neither name."""
-    from nextword.train.distribute import Workers, lost_workers, wait_for_peers
+    from nextword.train.distribute import WorkerLostError, Workers, lost_workers, wait_for_peers
 
     ports = free_ports(3)
     chief, first, second = (f"127.0.0.1:{p}" for p in ports)
@@ -108,9 +108,11 @@ def test_with_a_chief_task_messages_name_each_task_as_tf_config_lists_it():
     assert without.chiefs == 0 and [without.name(i) for i in range(3)] == ["worker 0", "worker 1", "worker 2"]
     tf = pytest.importorskip("tensorflow", reason="tensorflow missing: install nextword[train]")
     workers = Workers(strategy=None, mode="multi-worker", index=cluster.index, count=3, chiefs=cluster.chiefs)
-    with pytest.raises(Exception, match=r"^worker 1 lost contact with the other workers"):
-        with lost_workers(workers):
-            raise tf.errors.UnavailableError(None, None, "peer gone")
+    with (
+        pytest.raises(WorkerLostError, match=r"^worker 1 lost contact with the other workers"),
+        lost_workers(workers),
+    ):
+        raise tf.errors.UnavailableError(None, None, "peer gone")
 
 
 def test_peers_that_start_at_different_times_find_each_other():

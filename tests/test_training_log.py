@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nextword.train import CorpusConfig, TrainConfig
-
 from helpers import synthetic_documents, write_corpus
+from nextword.train import CorpusConfig, TrainConfig
 
 SHORT = "is short: each training window starts from a zero state"
 
