@@ -43,23 +43,30 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(corpus, tmp_path_factory):
     """One process, the default strategy, the global batch of two workers of 4 windows."""
-    from nextword.runtime import TokenizerConfig
-    from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
+    from nextword.train import train
 
     out = tmp_path_factory.mktemp("reference") / "run"
-    config = TrainConfig(
+    train(_one_process(corpus, out, epochs=2))
+    return json.loads((out / "metrics.json").read_text())["epochs"]
+
+
+def _one_process(corpus, out, epochs):
+    """The settings of the cluster's runs, for one process with the default strategy: a global batch
+    of 8 windows (two workers of 4)."""
+    from nextword.runtime import TokenizerConfig
+    from nextword.train import CorpusConfig, ModelConfig, TrainConfig
+
+    return TrainConfig(
         out=str(out),
         corpus=CorpusConfig(paths=(str(corpus),)),
         tokenizer=TokenizerConfig(min_count=1),
         model=ModelConfig(embedding_dim=8, lstm_units=16, num_layers=1, dropout=0.0),
         seq_len=8,
         batch_size=8,
-        epochs=2,
+        epochs=epochs,
         seed=5,
         verbose=0,
     )
-    train(config)
-    return json.loads((out / "metrics.json").read_text())["epochs"]
 
 
 def _cluster_argv(corpus, run):
@@ -198,22 +205,10 @@ def test_a_run_of_one_process_continued_by_two_workers_keeps_its_global_batch_on
     """One process trained an epoch with a batch of 8; two workers continued it. The chief kept the
     run's global batch of 8 (4 windows a replica), the other worker took batch_size x replicas, 16: they
     read other windows and both failed on a collective whose shapes did not match (a traceback)."""
-    from nextword.runtime import TokenizerConfig
-    from nextword.train import CorpusConfig, ModelConfig, TrainConfig, train
+    from nextword.train import train
 
     run = tmp_path / "run"
-    config = TrainConfig(
-        out=str(run),
-        corpus=CorpusConfig(paths=(str(corpus),)),
-        tokenizer=TokenizerConfig(min_count=1),
-        model=ModelConfig(embedding_dim=8, lstm_units=16, num_layers=1, dropout=0.0),
-        seq_len=8,
-        batch_size=8,
-        epochs=1,
-        seed=5,
-        verbose=0,
-    )
-    train(config)
+    train(_one_process(corpus, run, epochs=1))
     argv = [
         "train",
         "--resume",
